@@ -1,0 +1,158 @@
+// The configuration: JSON (with // and /* */ comments) → an immutable Config
+// snapshot. Connections keep the snapshot they started with; SIGHUP swaps in
+// a new one. Every error names the key path (SPEC.md "Config file").
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "smtp/data_decoder.h"
+#include "util/log.h"
+
+namespace tern::config {
+
+// `path` is a dotted key path ("listeners.public.smtp.port", "[i]" for array
+// elements); what() is "<file>: <path>: <message>".
+class ConfigError : public std::runtime_error {
+public:
+	ConfigError(const std::string& file, const std::string& path, const std::string& message);
+	std::string file, path, message;
+};
+
+struct ListenerService {
+	bool enabled = false;
+	int port = 0;
+	bool require_starttls = false;
+	std::vector<std::string> dnsbl_zones;        // smtp only
+	int64_t first_time_sender_delay_ms = 15000;  // smtp only
+};
+
+struct Listener {
+	std::string name;
+	std::vector<std::string> ips;   // default ["0.0.0.0", "::"]
+	std::string hostname;           // resolved: listener's or global hostname
+	int64_t max_message_size = 104857600;
+	smtp::BareNewlines bare_newlines = smtp::BareNewlines::normalize;
+	bool proxy_protocol = false;
+	std::vector<std::string> trusted_proxies;
+	ListenerService smtp;           // default port 25
+	ListenerService submission;     // default port 587, require_starttls default true
+	ListenerService submissions;    // default port 465
+};
+
+struct DkimSelector {
+	std::string private_key_file;   // absolute path after load
+	std::string header_canon = "relaxed", body_canon = "relaxed";
+	std::vector<std::string> headers{"From", "To", "Subject", "Date", "Message-Id"};
+	int64_t expiration_s = 0;
+};
+
+struct Domain {
+	std::string name;               // ASCII, lower case
+	std::string localpart_catchall_separator;  // "" = none
+	bool localpart_case_sensitive = false;
+	std::map<std::string, DkimSelector> dkim_selectors;
+	std::vector<std::string> dkim_sign;
+};
+
+struct Destination {
+	std::string mailbox = "INBOX";
+};
+
+struct Account {
+	std::string name;
+	std::string domain;
+	std::string maildir;            // absolute; default data_dir/accounts/<name>/Maildir
+	// Address (lower-cased unless the domain is case-sensitive; "@domain" for
+	// a catch-all) → destination.
+	std::map<std::string, Destination> destinations;
+	std::string rejects_mailbox = "Rejects";
+	bool keep_rejects = false;
+	int64_t max_outgoing_messages_per_day = 1000;
+	int64_t max_first_time_recipients_per_day = 200;
+};
+
+struct Config {
+	std::string file;               // path it was loaded from ("" for localserve)
+	std::string hostname;           // ASCII
+	std::string data_dir = "/var/lib/tern";
+	std::string user;               // "" = do not change user
+	std::string pid_file;
+	struct {
+		log::Level level = log::Level::info;
+		std::string file;
+		bool syslog = true;
+	} log;
+	struct {
+		std::vector<std::string> servers;   // "ip" or "ip:port" / "[v6]:port"; empty = /etc/resolv.conf
+		int64_t timeout_ms = 5000;
+	} dns;
+	struct {
+		std::string cert_file, key_file;    // absolute; empty = no TLS
+	} tls;
+	struct {
+		int64_t bad_client = 1000, auth_fail = 1000, unknown_recipients = 5000;
+	} delays_ms;
+	struct {
+		int64_t command = 300, data_chunk = 180, data_total = 1800, tls_handshake = 60, shutdown = 60;
+	} timeouts_s;
+	struct {
+		std::vector<int64_t> connection_rate_per_min{300, 900, 2700};
+		std::vector<int64_t> connections{30, 90, 270};
+		std::vector<int64_t> auth_failures_per_min{10, 30, 90};
+		std::vector<int64_t> auth_failures_per_day{50, 150, 450};
+	} limits;
+	std::map<std::string, Listener> listeners;
+	std::map<std::string, Domain> domains;
+	std::map<std::string, Account> accounts;
+	struct {
+		std::string account;
+		std::string mailbox = "INBOX";
+	} postmaster;
+	struct {
+		std::string smarthost;              // "" = MX delivery
+		std::string smarthost_tls = "opportunistic";
+		int64_t retry_base_s = 450, max_attempts = 8, max_concurrent = 10;
+	} queue;
+	struct {
+		std::string listen;                 // "" = no metrics listener
+	} metrics;
+
+	// Localserve: every recipient goes to this account, special localparts apply.
+	bool localserve = false;
+
+	// Loads and validates; throws ConfigError. Relative paths are made
+	// relative to the config file's folder.
+	static std::shared_ptr<const Config> load_file(const std::string& path);
+	static std::shared_ptr<const Config> load_text(const std::string& text, const std::string& file_for_errors,
+	                                               const std::string& base_dir);
+	// The built-in localserve configuration (SPEC.md "localserve").
+	static std::shared_ptr<const Config> localserve_config(const std::string& data_dir);
+
+	// The `-n` / `ternctl check` summary: hostname, listeners and ports,
+	// domains, accounts, then "config ok".
+	std::string summary() const;
+
+	// Recipient resolution (SEED-BEHAVIOUR.md §4 RCPT step 6).
+	enum class RcptKind { local, unknown_user, foreign_domain };
+	struct RcptResult {
+		RcptKind kind = RcptKind::foreign_domain;
+		const Account* account = nullptr;
+		std::string mailbox;        // destination mailbox
+		std::string canonical;      // canonical address that matched
+	};
+	// localpart as parsed (unquoted), domain ASCII lower-case. A bare
+	// postmaster (domain "") or postmaster@hostname resolves to the postmaster
+	// account. Catch-all separator stripped; lower-cased unless case-sensitive;
+	// "@domain" destinations catch all.
+	RcptResult resolve_recipient(const std::string& localpart, const std::string& domain) const;
+	// The account an address belongs to (submission's MAIL FROM / From check).
+	const Account* account_for_address(const std::string& localpart, const std::string& domain) const;
+	bool hosts_domain(const std::string& domain) const;
+};
+
+}  // namespace tern::config

@@ -1,0 +1,73 @@
+// The connection table: owns every connection object of the loop thread and
+// hands out generation-checked handles. Async completions (DNS answers,
+// worker results) carry a ConnHandle, never a pointer; `get` returns nullptr
+// once the connection is gone or its slot was reused (DESIGN.md "one
+// lifetime rule").
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace tern::core {
+
+struct ConnHandle {
+	uint32_t slot = UINT32_MAX;
+	uint32_t generation = 0;
+	bool valid() const { return slot != UINT32_MAX; }
+	bool operator==(const ConnHandle&) const = default;
+};
+
+template <class T>
+class ConnTable {
+public:
+	ConnHandle insert(std::unique_ptr<T> obj) {
+		uint32_t slot;
+		if (!free_.empty()) {
+			slot = free_.back();
+			free_.pop_back();
+		} else {
+			slot = static_cast<uint32_t>(slots_.size());
+			slots_.emplace_back();
+		}
+		Slot& s = slots_[slot];
+		s.obj = std::move(obj);
+		++live_;
+		return ConnHandle{slot, s.generation};
+	}
+	T* get(ConnHandle h) const {
+		if (h.slot >= slots_.size()) return nullptr;
+		const Slot& s = slots_[h.slot];
+		if (s.generation != h.generation || !s.obj) return nullptr;
+		return s.obj.get();
+	}
+	// Destroys the object; every outstanding handle to it becomes stale.
+	void erase(ConnHandle h) {
+		if (!get(h)) return;
+		Slot& s = slots_[h.slot];
+		// Move out first so a destructor that looks itself up sees it gone.
+		std::unique_ptr<T> dying = std::move(s.obj);
+		++s.generation;
+		free_.push_back(h.slot);
+		--live_;
+		dying.reset();
+	}
+	size_t size() const { return live_; }
+	// Calls f(handle, T&) for every live object; f may erase the current one.
+	template <class F>
+	void for_each(F&& f) {
+		for (uint32_t i = 0; i < slots_.size(); ++i) {
+			if (slots_[i].obj) f(ConnHandle{i, slots_[i].generation}, *slots_[i].obj);
+		}
+	}
+
+private:
+	struct Slot {
+		std::unique_ptr<T> obj;
+		uint32_t generation = 0;
+	};
+	std::vector<Slot> slots_;
+	std::vector<uint32_t> free_;
+	size_t live_ = 0;
+};
+
+}  // namespace tern::core

@@ -1,0 +1,101 @@
+// The SMTP command-argument parser: RFC 5321 4.1.2 grammar with the RFC 6531
+// (SMTPUTF8) extensions, as the seed's parser applies it (SEED-BEHAVIOUR.md §3).
+// Pure: takes the argument text of one command line, returns values or throws
+// smtp::SmtpError with the seed's reply (`501 5.5.2 bad syntax: …` etc.).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "smtp/reply.h"
+#include "util/ipaddr.h"
+
+namespace tern::smtp {
+
+// A domain in both forms: `ascii` is the A-label form (lower case, IDNA via
+// libidn2), `unicode` the U-label form (equal to ascii when there is no IDN).
+struct Domain {
+	std::string ascii;
+	std::string unicode;
+	bool empty() const { return ascii.empty(); }
+	bool operator==(const Domain&) const = default;
+};
+
+// A mailbox: localpart (unquoted, escapes removed, may be UTF-8) and either a
+// domain or an address literal.
+struct Address {
+	std::string localpart;
+	Domain domain;                  // empty when `ip` is set
+	std::optional<IpAddr> ip;       // address literal `[1.2.3.4]` / `[IPv6:…]`
+	// `local@domain` with the localpart quoted when needed (RFC 5321 4.1.2)
+	// and the domain in `unicode` form (or the literal).
+	std::string to_string() const;
+	// Same with the ASCII domain form.
+	std::string to_ascii_string() const;
+};
+
+// How the parser behaves for this command on this connection.
+struct ParseMode {
+	bool submission = false;   // submission listener: strict end of command, optional space after "FROM:"/"TO:"
+	bool pedantic = false;     // 64-octet localparts, no optional space
+	bool smtputf8 = false;     // UTF-8 allowed in localparts and domains
+	bool authenticated = false;// append ` (remaining "…")` to syntax errors
+};
+
+// HELO / EHLO argument: a domain (both) or an address literal (EHLO only).
+// Text after the name is ignored (RFC 5321 4.1.1.1 allows it in practice).
+struct HelloArg {
+	Domain domain;
+	std::optional<IpAddr> ip;
+	std::string raw;  // the name as sent, for Received headers
+};
+HelloArg parse_hello(std::string_view args, bool ehlo, const ParseMode&);
+
+// MAIL FROM argument (` FROM:<path> params`).
+struct MailArgs {
+	std::optional<Address> from;   // nullopt = null reverse path `<>`
+	std::optional<int64_t> size;
+	bool body_8bitmime = false;    // BODY=8BITMIME
+	bool smtputf8 = false;         // SMTPUTF8 parameter
+	std::optional<std::string> auth; // AUTH= value, xtext-decoded (decision 3)
+};
+// Throws: 501 5.5.2 syntax, 501 5.5.4 duplicate param, 555 5.3.3 / 5.5.4
+// unrecognized parameter, 550 5.6.7 non-ascii without smtputf8.
+// The SIZE limit is checked by the caller (it knows the listener's maximum).
+MailArgs parse_mail(std::string_view args, const ParseMode&);
+
+// RCPT TO argument (` TO:<path>` or ` TO:<POSTMASTER>`); any parameter is
+// refused with 555 5.3.3 unrecognized parameter.
+struct RcptArgs {
+	bool postmaster = false;       // the bare `<POSTMASTER>` form
+	Address to;                    // set unless `postmaster`
+};
+RcptArgs parse_rcpt(std::string_view args, const ParseMode&);
+
+// Commands without arguments (DATA, RSET, QUIT, STARTTLS): trailing spaces
+// and tabs tolerated on the delivery listener; anything else is
+// `501 5.5.2 bad syntax: trailing data, not white space: " x"`.
+void parse_no_args(std::string_view args, const ParseMode&);
+
+// VRFY / EXPN: required ` <string>` (atom or quoted string), optional
+// ` SMTPUTF8`. NOOP: optional string.
+std::string parse_vrfy(std::string_view args, const ParseMode&);
+void parse_noop(std::string_view args, const ParseMode&);
+
+// AUTH: ` MECH` [` initial-response`]. The mechanism is returned upper-cased
+// (tern decision 4: case-insensitive). `initial` is nullopt when absent, ""
+// for `=`. A space with nothing after it throws
+// `501 5.5.2 missing initial auth base64 parameter after space`.
+struct AuthArgs {
+	std::string mechanism;
+	std::optional<std::string> initial;  // still base64
+};
+AuthArgs parse_auth(std::string_view args, const ParseMode&);
+
+// Domain validation shared with config and message code: parses a domain
+// name (UTF-8 allowed), returns both forms or nullopt.
+std::optional<Domain> parse_domain(std::string_view name);
+
+}  // namespace tern::smtp

@@ -1,0 +1,32 @@
+// Durable Maildir delivery (Maildir++ as Dovecot reads it). Runs on a worker
+// thread: the calls block on disk. A message becomes visible in `new/` (or
+// `cur/`) only after its file is fsync'd, and the 250 waits until the
+// directory rename is fsync'd too.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tern::store {
+
+struct MaildirCopy {
+	std::string maildir;       // account's Maildir root (INBOX)
+	std::string mailbox;       // "INBOX" (any case) = root; "X" = ".X/"; "a/b" = ".a.b/"
+	std::string prefix;        // header lines written before the body (CRLF ends)
+	bool seen = false;         // store in cur/ with ":2,S" (Rejects copies)
+	std::string final_path;    // out: where the message landed
+};
+
+// Writes prefix + the contents of `body_path` into each copy's mailbox:
+// tmp/ file → fsync → rename into new/ (or cur/) → fsync of every touched
+// directory once (group commit across the copies). Creates the Maildir and
+// mailbox folders (with `maildirfolder`) on demand. File names are
+// `<seconds>.<unique>.<host>,S=<size>` (`:2,S` appended for seen copies).
+// Throws std::runtime_error on any failure, after removing its tmp files.
+void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& copies,
+                     const std::string& hostname);
+
+// Maildir++ folder path of a mailbox under a Maildir root.
+std::string mailbox_dir(const std::string& maildir, const std::string& mailbox);
+
+}  // namespace tern::store

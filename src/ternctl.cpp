@@ -1,0 +1,2 @@
+// placeholder until the daemon lands
+int main() { return 0; }

@@ -1,0 +1,14 @@
+// Base64 (RFC 4648): standard with padding, and base64url without padding.
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tern {
+
+std::string base64_encode(std::string_view bytes);
+// Strict: standard alphabet, padding required, no whitespace. nullopt on error.
+std::optional<std::string> base64_decode(std::string_view text);
+std::string base64url_encode_nopad(std::string_view bytes);
+
+}  // namespace tern

@@ -1,0 +1,35 @@
+// IPv4/IPv6 addresses as values: parsing, formatting, masking (for the
+// per-network limiters of SEED-BEHAVIOUR.md §10).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/socket.h>
+
+namespace tern {
+
+struct IpAddr {
+	bool v6 = false;
+	// IPv4 uses bytes[0..3]; IPv6 all 16. IPv4-mapped IPv6 is stored as IPv4.
+	std::array<uint8_t, 16> bytes{};
+
+	static std::optional<IpAddr> parse(std::string_view text);     // "1.2.3.4" or "::1"
+	static std::optional<IpAddr> from_sockaddr(const sockaddr* sa);
+	std::string to_string() const;                                 // canonical text form
+	// `[1.2.3.4]` or `[IPv6:::1]` (RFC 5321 4.1.3 address literal).
+	std::string to_literal() const;
+	IpAddr masked(int prefix_bits) const;
+	bool operator==(const IpAddr&) const = default;
+};
+
+// A CIDR range such as "10.0.0.0/8" or "2001:db8::/32".
+struct IpNet {
+	IpAddr base;
+	int prefix = 0;
+	static std::optional<IpNet> parse(std::string_view text);
+	bool contains(const IpAddr&) const;
+};
+
+}  // namespace tern

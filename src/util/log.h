@@ -1,0 +1,46 @@
+// logfmt event logger: one line per event, `ts=… level=… cid=… msg="…" k=v`.
+// Writes to stderr, a file (reopened on SIGUSR1) or syslog. Thread-safe: the
+// worker pool logs too.
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace tern::log {
+
+// Ordered from least to most verbose (SPEC.md "-l" levels).
+enum class Level { error = 0, info, debug, trace, traceauth, tracedata };
+
+// Parses "error", "info", ... ; returns false for an unknown name.
+bool parse_level(std::string_view name, Level& out);
+std::string_view level_name(Level);
+
+enum class Sink { stderr_sink, file, syslog };
+
+// Global configuration (set by ternd at start and on reload).
+void set_level(Level);
+Level level();
+bool enabled(Level);
+// For Sink::file, `path` names the file (opened in append mode).
+// Returns false (and keeps the previous sink) when the file cannot be opened.
+bool set_sink(Sink, const std::string& path = {});
+// SIGUSR1: reopen the log file (no-op for other sinks).
+void reopen();
+
+using Field = std::pair<std::string_view, std::string>;
+
+// Emits one logfmt line. cid 0 means "no connection" (field omitted).
+// Values are quoted when they hold spaces, quotes, `=` or control bytes.
+void event(Level, uint64_t cid, std::string_view msg, std::initializer_list<Field> fields = {});
+
+inline void error(std::string_view msg, std::initializer_list<Field> f = {}) { event(Level::error, 0, msg, f); }
+inline void info(std::string_view msg, std::initializer_list<Field> f = {}) { event(Level::info, 0, msg, f); }
+inline void debug(std::string_view msg, std::initializer_list<Field> f = {}) { event(Level::debug, 0, msg, f); }
+
+// Formats one logfmt line without the trailing newline (pure; unit-tested).
+std::string format_line(std::string_view ts, Level, uint64_t cid, std::string_view msg,
+                        std::initializer_list<Field> fields);
+
+}  // namespace tern::log

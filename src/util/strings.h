@@ -1,0 +1,18 @@
+// Small ASCII string helpers shared by every layer.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tern {
+
+std::string ascii_lower(std::string_view);
+std::string ascii_upper(std::string_view);
+bool iequals(std::string_view a, std::string_view b);        // ASCII case-insensitive
+bool istarts_with(std::string_view s, std::string_view prefix);
+bool iends_with(std::string_view s, std::string_view suffix);
+std::string_view trim(std::string_view);                      // spaces and tabs
+std::vector<std::string_view> split(std::string_view s, char sep);
+bool is_ascii(std::string_view);
+
+}  // namespace tern
