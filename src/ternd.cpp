@@ -1,2 +1,248 @@
-// placeholder until the daemon lands
-int main() { return 0; }
+// ternd: the tern SMTP daemon. Flags (man/ternd.8), configuration loading,
+// daemonizing, privilege drop, signals, and the event loop.
+#include <ev.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "core/watchers.h"
+#include "net/listener.h"
+#include "server/server.h"
+#include "util/log.h"
+#include "util/recvid.h"
+
+using namespace tern;
+
+namespace {
+
+const char* usage_text =
+    "usage: ternd [-f] [-n] [-c FILE] [-p FILE] [-l LEVEL]\n"
+    "       ternd --localserve [--data DIR] [-l LEVEL]\n"
+    "  -c, --config FILE     config file (default " TERN_SYSCONFDIR "/tern/tern.json)\n"
+    "  -f, --foreground      stay in the foreground, log to stderr\n"
+    "  -n, --check-config    validate the config, print a summary, exit\n"
+    "  -p, --pid-file FILE   write the process id to FILE (overrides pid_file)\n"
+    "  -l, --log-level LEVEL error, info, debug, trace, traceauth, tracedata\n"
+    "      --localserve      development mode on 127.0.0.1/::1 port 1025, no config needed\n"
+    "      --data DIR        data directory for --localserve (default ./tern-localserve)\n"
+    "  -V, --version         print the version\n"
+    "  -h, --help            this help\n";
+
+struct Options {
+	std::string config_path = TERN_SYSCONFDIR "/tern/tern.json";
+	bool foreground = false;
+	bool check_only = false;
+	std::string pid_file;
+	std::string log_level;
+	bool localserve = false;
+	std::string data_dir = "./tern-localserve";
+};
+
+// Parses the command line; exits on -h, -V and usage errors (status 2).
+Options parse_flags(int argc, char** argv) {
+	enum { opt_localserve = 1000, opt_data };
+	static const option longopts[] = {
+	    {"config", required_argument, nullptr, 'c'},   {"foreground", no_argument, nullptr, 'f'},
+	    {"check-config", no_argument, nullptr, 'n'},   {"pid-file", required_argument, nullptr, 'p'},
+	    {"log-level", required_argument, nullptr, 'l'}, {"localserve", no_argument, nullptr, opt_localserve},
+	    {"data", required_argument, nullptr, opt_data}, {"version", no_argument, nullptr, 'V'},
+	    {"help", no_argument, nullptr, 'h'},           {nullptr, 0, nullptr, 0}};
+	Options o;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "c:fnp:l:Vh", longopts, nullptr)) != -1) {
+		switch (ch) {
+		case 'c': o.config_path = optarg; break;
+		case 'f': o.foreground = true; break;
+		case 'n': o.check_only = true; break;
+		case 'p': o.pid_file = optarg; break;
+		case 'l': o.log_level = optarg; break;
+		case opt_localserve: o.localserve = true; break;
+		case opt_data: o.data_dir = optarg; break;
+		case 'V': std::cout << "ternd " TERN_VERSION "\n"; std::exit(0);
+		case 'h': std::cout << usage_text; std::exit(0);
+		default: std::cerr << usage_text; std::exit(2);
+		}
+	}
+	if (optind != argc) {
+		std::cerr << "ternd: unexpected argument: " << argv[optind] << "\n" << usage_text;
+		std::exit(2);
+	}
+	if (!o.log_level.empty()) {
+		log::Level l;
+		if (!log::parse_level(o.log_level, l)) {
+			std::cerr << "ternd: unknown log level: " << o.log_level << "\n";
+			std::exit(2);
+		}
+	}
+	return o;
+}
+
+std::shared_ptr<const config::Config> load_config(const Options& o) {
+	if (o.localserve) return config::Config::localserve_config(std::filesystem::absolute(o.data_dir).lexically_normal());
+	return config::Config::load_file(o.config_path);
+}
+
+void raise_fd_limit() {
+	// SPEC.md: raise the open-file soft limit to the hard limit, so many idle
+	// connections fit.
+	rlimit rl{};
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+void make_dirs(const std::string& path) {
+	std::error_code ec;
+	std::filesystem::create_directories(path, ec);
+	if (ec) throw std::runtime_error("creating " + path + ": " + ec.message());
+}
+
+void daemonize() {
+	pid_t pid = fork();
+	if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+	if (pid > 0) _exit(0);
+	setsid();
+	pid = fork();
+	if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+	if (pid > 0) _exit(0);
+	if (chdir("/") != 0) {
+	}
+	umask(027);
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		if (null > 2) close(null);
+	}
+}
+
+void write_pid_file(const std::string& path) {
+	std::string tmp = path + ".tmp";
+	FILE* f = std::fopen(tmp.c_str(), "w");
+	if (!f) throw std::runtime_error("writing pid file " + path + ": " + std::strerror(errno));
+	std::fprintf(f, "%d\n", static_cast<int>(getpid()));
+	std::fclose(f);
+	if (std::rename(tmp.c_str(), path.c_str()) != 0)
+		throw std::runtime_error("writing pid file " + path + ": " + std::strerror(errno));
+}
+
+void drop_privileges(const std::string& user, const std::string& data_dir) {
+	if (user.empty()) {
+		if (geteuid() == 0) log::info("running as root; set \"user\" in the config to drop privileges");
+		return;
+	}
+	if (geteuid() != 0) return;  // already unprivileged
+	passwd* pw = getpwnam(user.c_str());
+	if (!pw) throw std::runtime_error("user \"" + user + "\" not found");
+	// The data directory must stay writable for the unprivileged daemon.
+	for (const auto& p : {data_dir, data_dir + "/tmp", data_dir + "/recvid.key"})
+		if (chown(p.c_str(), pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT)
+			throw std::runtime_error("chown " + p + ": " + std::strerror(errno));
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+		throw std::runtime_error("dropping privileges to " + user + ": " + std::strerror(errno));
+	log::info("dropped privileges", {{"user", user}});
+}
+
+void apply_log_settings(const config::Config& cfg, const Options& o) {
+	log::Level level = cfg.log.level;
+	if (!o.log_level.empty()) log::parse_level(o.log_level, level);
+	log::set_level(level);
+	// With -f (and in localserve) logs go to stderr; log.file/syslog are ignored.
+	if (o.foreground || o.localserve) return;
+	if (!cfg.log.file.empty()) {
+		if (!log::set_sink(log::Sink::file, cfg.log.file))
+			throw std::runtime_error("opening log file " + cfg.log.file + ": " + std::strerror(errno));
+	} else if (cfg.log.syslog) {
+		log::set_sink(log::Sink::syslog);
+	}
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+	Options opts = parse_flags(argc, argv);
+	std::shared_ptr<const config::Config> cfg;
+	try {
+		cfg = load_config(opts);
+	} catch (const std::exception& e) {
+		std::cerr << "error: " << e.what() << "\n";
+		return 1;
+	}
+	if (opts.check_only) {
+		std::cout << cfg->summary();
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+	std::string pid_file = opts.pid_file.empty() ? cfg->pid_file : opts.pid_file;
+	std::unique_ptr<server::Server> srv;
+	struct ev_loop* loop = nullptr;
+	try {
+		log::set_sink(log::Sink::stderr_sink);
+		apply_log_settings(*cfg, opts);
+		make_dirs(cfg->data_dir);
+		make_dirs(cfg->data_dir + "/tmp");
+		std::vector<std::string> warnings;
+		auto sockets = net::open_listeners(*cfg, cfg->localserve, warnings);
+		for (const auto& w : warnings) log::info(w);
+		std::string key = ReceivedIdGenerator::load_or_create_key(cfg->data_dir + "/recvid.key");
+		if (!opts.foreground && !opts.localserve) daemonize();
+		if (!pid_file.empty()) write_pid_file(pid_file);
+		drop_privileges(cfg->user, cfg->data_dir);
+		if (cfg->localserve) {
+			log::info("localserve: account tern, address tern@localhost, password terntern",
+			          {{"maildir", cfg->accounts.begin()->second.maildir}});
+		}
+		// The loop and the worker threads are made after the fork.
+		loop = ev_default_loop(EVFLAG_AUTO);
+		srv = std::make_unique<server::Server>(loop, cfg, std::move(sockets), key);
+	} catch (const std::exception& e) {
+		log::error("cannot start", {{"error", e.what()}});
+		if (opts.foreground || opts.localserve) std::cerr << "error: " << e.what() << "\n";
+		return 1;
+	}
+
+	core::SignalWatcher sigterm(loop, SIGTERM, [&] { srv->begin_shutdown(); });
+	core::SignalWatcher sigint(loop, SIGINT, [&] { srv->begin_shutdown(); });
+	core::SignalWatcher sigusr1(loop, SIGUSR1, [] { log::reopen(); });
+	core::SignalWatcher sighup(loop, SIGHUP, [&] {
+		if (cfg->localserve) return;
+		try {
+			auto next = config::Config::load_file(opts.config_path);
+			srv->reload(next);
+			apply_log_settings(*next, opts);
+			cfg = next;
+		} catch (const std::exception& e) {
+			// SPEC.md: an invalid new config keeps the old one.
+			log::error("reload failed, keeping the old configuration", {{"error", e.what()}});
+		}
+	});
+	for (auto* w : {&sigterm, &sigint, &sigusr1, &sighup}) w->unref();
+
+	srv->start();
+	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
+	ev_run(loop, 0);
+	// Deliveries whose clients went away still finish before we exit.
+	srv->workers().drain();
+	srv.reset();
+	if (!pid_file.empty()) unlink(pid_file.c_str());
+	log::info("ternd stopped");
+	return 0;
+}

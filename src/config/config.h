@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "smtp/data_decoder.h"
@@ -115,6 +116,8 @@ struct Config {
 	} postmaster;
 	struct {
 		std::string smarthost;              // "" = MX delivery
+		std::string smarthost_host;         // parsed from smarthost: name or IP (no brackets)
+		int smarthost_port = 25;            // parsed from smarthost, 25 when omitted
 		std::string smarthost_tls = "opportunistic";
 		int64_t retry_base_s = 450, max_attempts = 8, max_concurrent = 10;
 	} queue;
@@ -124,6 +127,13 @@ struct Config {
 
 	// Localserve: every recipient goes to this account, special localparts apply.
 	bool localserve = false;
+
+	// Canonical destination address ("alice@example.org", "@example.org") →
+	// the name of the account it belongs to. Names, not pointers, so a
+	// copied Config stays valid. Filled by the loaders; call
+	// build_address_index() after changing accounts by hand.
+	std::map<std::string, std::string> account_of_address;
+	void build_address_index();
 
 	// Loads and validates; throws ConfigError. Relative paths are made
 	// relative to the config file's folder.
@@ -154,5 +164,10 @@ struct Config {
 	const Account* account_for_address(const std::string& localpart, const std::string& domain) const;
 	bool hosts_domain(const std::string& domain) const;
 };
+
+// A localpart in its canonical form for `domain`: the catch-all separator
+// and everything after it removed, ASCII lower-cased unless the domain is
+// case-sensitive. Destination keys are stored in this form.
+std::string canonical_localpart(const Domain& domain, std::string_view localpart);
 
 }  // namespace tern::config

@@ -21,6 +21,8 @@ template <class T>
 class ConnTable {
 public:
 	ConnHandle insert(std::unique_ptr<T> obj) {
+		// An empty slot would count as live yet never be erasable.
+		if (!obj) return ConnHandle{};
 		uint32_t slot;
 		if (!free_.empty()) {
 			slot = free_.back();

@@ -12,6 +12,10 @@ namespace tern::message {
 // (no day-of-week), in local time zone offset `tz_offset_s` (0 = +0000).
 std::string format_date(std::time_t t, int tz_offset_s = 0);
 
+// Offset of the local time zone from UTC at time `t`, in seconds (east
+// positive), for format_date and ReceivedInfo::tz_offset_s.
+int local_utc_offset(std::time_t t);
+
 // Appends header items with single spaces, starting a new folded line
 // (CRLF TAB) when adding would make the line exceed 78 characters.
 // Used for Received and Authentication-Results.
@@ -20,6 +24,7 @@ public:
 	explicit HeaderBuilder(std::string_view name);   // "Received"
 	void add(std::string_view item);                 // separator: one space
 	void add_raw(std::string_view text);             // no separator
+	void newline();                                  // force CRLF TAB
 	std::string finish() const;                      // ends with CRLF
 private:
 	std::string out_;
@@ -37,6 +42,7 @@ struct ReceivedInfo {
 	std::string tls_comment;   // "(TLS1.2 TLS_ECDHE_...)" or empty
 	std::string for_rcpt;      // recipient address, without brackets
 	std::time_t when = 0;
+	int tz_offset_s = 0;       // date's zone offset, e.g. local_utc_offset(when)
 };
 // "Received: from F (c) by B (c) via tcp with W id ID (tls) for <rcpt>; date\r\n"
 std::string build_received(const ReceivedInfo&);

@@ -34,16 +34,28 @@ public:
 	uint64_t size() const { return size_; }
 
 private:
-	// implementation state (see .cpp)
+	// Where we are in the raw input stream (see data_decoder.cpp).
+	enum class State : uint8_t {
+		line_start,         // just after a raw CRLF (also the initial state)
+		line_start_dot,     // CRLF "." seen; the dot is dropped (unstuffed)
+		line_start_dot_cr,  // CRLF "." CR seen; LF now ends the data
+		in_line,            // inside a line, previous byte not CR
+		in_line_cr,         // inside a line, a CR is pending
+	};
+
+	void emit_crlf(std::string& out);
+	void emit_bytes(std::string_view bytes, std::string& out);
+
 	BareNewlines mode_;
-	int state_ = 0;
+	State state_ = State::line_start;
 	bool done_ = false;
 	bool bare_newline_ = false;
 	bool header_separator_ = false;
 	bool eight_bit_ = false;
 	uint64_t size_ = 0;
-	// bytes of the current line start needed to detect the CRLF CRLF separator
-	int blank_state_ = 0;
+	// The decoded output is at the start of an (so far) empty line; a CRLF
+	// emitted now makes an empty line, i.e. the header/body separator.
+	bool output_line_empty_ = true;
 };
 
 }  // namespace tern::smtp

@@ -98,4 +98,17 @@ AuthArgs parse_auth(std::string_view args, const ParseMode&);
 // name (UTF-8 allowed), returns both forms or nullopt.
 std::optional<Domain> parse_domain(std::string_view name);
 
+// Mailbox `local@domain` (or `local@[literal]`) without brackets, UTF-8
+// allowed, for config and message code; nullopt when invalid.
+std::optional<Address> parse_address(std::string_view text);
+
+// The seed's syntax error for callers that detect one themselves (e.g. an
+// initial response given to CRAM-MD5): `501 5.5.2 bad syntax: <what>`, plus
+// ` (remaining "<remaining>")` when mode.authenticated.
+SmtpError syntax_error(std::string_view what, std::string_view remaining, const ParseMode&);
+
+// Quotes like Go's %q verb (the seed's reply texts use it): double quotes,
+// backslash escapes for '"', '\\' and control characters, \xHH for invalid UTF-8.
+std::string quote_go(std::string_view);
+
 }  // namespace tern::smtp

@@ -25,7 +25,9 @@ std::string enhanced_code(int code, std::string_view secode);
 // Formats a reply for the wire, CRLF-terminated lines. Text with '\n' gives a
 // multi-line reply, each line with the same code and enhanced code; lines
 // longer than 510 characters (including code and enhanced code) are wrapped
-// at a space searched backwards from 510 down to 400, else cut at 510.
+// at a space searched backwards in the text from offset 510-minus-prefix
+// down to offset 400, else cut at offset 400 (the seed's loop); the
+// space starts the next piece.
 // RFC 5321 4.2.1 (multi-line), 4.5.3.1.5 (reply line length).
 std::string format_reply(int code, std::string_view secode, std::string_view text);
 

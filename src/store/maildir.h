@@ -4,6 +4,7 @@
 // directory rename is fsync'd too.
 #pragma once
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,21 @@ struct MaildirCopy {
 void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& copies,
                      const std::string& hostname);
 
-// Maildir++ folder path of a mailbox under a Maildir root.
+// The two halves of deliver_maildir, for a caller that commits deliveries
+// of several sessions together: each call writes, fsyncs and renames its
+// copies and adds the directories it touched to `dirs_to_sync`; no copy
+// counts as delivered (no 250) until fsync_dirs over the shared set returned.
+void deliver_maildir_unsynced(const std::string& body_path, std::vector<MaildirCopy>& copies,
+                              const std::string& hostname, std::set<std::string>& dirs_to_sync);
+void fsync_dirs(const std::set<std::string>& dirs);
+
+// Maildir++ folder path of a mailbox under a Maildir root. An empty mailbox
+// means INBOX. Throws std::runtime_error for names that would leave the
+// Maildir (empty, "." or ".." components).
 std::string mailbox_dir(const std::string& maildir, const std::string& mailbox);
+
+// fsync(2) of a directory, making its entries (created or renamed files)
+// durable. Throws std::runtime_error with the errno text and path.
+void fsync_dir(const std::string& dir);
 
 }  // namespace tern::store

@@ -26,13 +26,18 @@ bool enabled(Level);
 // For Sink::file, `path` names the file (opened in append mode).
 // Returns false (and keeps the previous sink) when the file cannot be opened.
 bool set_sink(Sink, const std::string& path = {});
-// SIGUSR1: reopen the log file (no-op for other sinks).
-void reopen();
+// SIGUSR1: reopen the log file (no-op for other sinks). Takes a mutex: call
+// it from the event loop's signal watcher, not from a signal handler.
+// Returns false (and keeps writing to the old file) when it cannot be opened.
+bool reopen();
 
 using Field = std::pair<std::string_view, std::string>;
 
-// Emits one logfmt line. cid 0 means "no connection" (field omitted).
+// Emits one logfmt line. cid 0 means "no connection" (field omitted); the cid
+// is written in lower-case hex (`cid=1a2b`), everywhere the same.
 // Values are quoted when they hold spaces, quotes, `=` or control bytes.
+// stderr and file lines start with `ts=` (UTC, milliseconds); syslog stamps
+// lines itself, so there the `ts=` field is left out.
 void event(Level, uint64_t cid, std::string_view msg, std::initializer_list<Field> fields = {});
 
 inline void error(std::string_view msg, std::initializer_list<Field> f = {}) { event(Level::error, 0, msg, f); }

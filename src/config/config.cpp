@@ -1,0 +1,219 @@
+// Config queries: recipient resolution, the `-n` summary and the built-in
+// localserve configuration. Loading and validation live in load.cpp.
+#include <filesystem>
+#include <sstream>
+
+#include "config/config.h"
+#include "util/strings.h"
+
+namespace tern::config {
+
+std::string canonical_localpart(const Domain& domain, std::string_view localpart)
+{
+	// "alice+tag" delivers to "alice" when the separator is "+".
+	const std::string& sep = domain.localpart_catchall_separator;
+	if (!sep.empty()) {
+		size_t pos = localpart.find(sep);
+		if (pos != std::string_view::npos)
+			localpart = localpart.substr(0, pos);
+	}
+	// Only ASCII letters are folded; UTF-8 localparts (RFC 6531) compare
+	// byte for byte beyond that.
+	return domain.localpart_case_sensitive ? std::string(localpart) : ascii_lower(localpart);
+}
+
+void Config::build_address_index()
+{
+	account_of_address.clear();
+	for (const auto& [name, account] : accounts)
+		for (const auto& [address, destination] : account.destinations)
+			account_of_address.emplace(address, name);
+}
+
+bool Config::hosts_domain(const std::string& domain) const
+{
+	return domains.count(ascii_lower(domain)) > 0;
+}
+
+// Exact address first, then the domain's "@domain" catch-all destination.
+// Fills account, mailbox and canonical; returns false when neither exists.
+static bool find_destination(const Config& cfg, const Domain& domain, std::string_view localpart,
+                             Config::RcptResult& out)
+{
+	std::string candidates[] = {canonical_localpart(domain, localpart) + "@" + domain.name, "@" + domain.name};
+	for (const std::string& address : candidates) {
+		auto owner = cfg.account_of_address.find(address);
+		if (owner == cfg.account_of_address.end())
+			continue;
+		const Account& account = cfg.accounts.at(owner->second);
+		out.account = &account;
+		out.mailbox = account.destinations.at(address).mailbox;
+		out.canonical = address;
+		return true;
+	}
+	return false;
+}
+
+Config::RcptResult Config::resolve_recipient(const std::string& localpart, const std::string& domain_in) const
+{
+	std::string domain = ascii_lower(domain_in);
+	RcptResult result;
+
+	auto to_postmaster = [&](std::string canonical) {
+		auto account = accounts.find(postmaster.account);
+		if (account == accounts.end()) {
+			// No postmaster configured: the address is ours, but nobody reads it.
+			result.kind = RcptKind::unknown_user;
+			return result;
+		}
+		result.kind = RcptKind::local;
+		result.account = &account->second;
+		result.mailbox = postmaster.mailbox;
+		result.canonical = std::move(canonical);
+		return result;
+	};
+
+	// Localserve takes every address, for any domain, into its one account.
+	if (localserve)
+		return to_postmaster(localpart + "@" + (domain.empty() ? hostname : domain));
+
+	// RFC 5321 4.5.1: "postmaster" without a domain (the <POSTMASTER> form)
+	// and at our host name always reaches the postmaster, before any lookup.
+	bool is_postmaster = iequals(localpart, "postmaster");
+	if (is_postmaster && (domain.empty() || domain == hostname))
+		return to_postmaster("postmaster@" + hostname);
+
+	auto hosted = domains.find(domain);
+	if (hosted == domains.end()) {
+		result.kind = RcptKind::foreign_domain;
+		return result;
+	}
+	if (find_destination(*this, hosted->second, localpart, result)) {
+		result.kind = RcptKind::local;
+		return result;
+	}
+	// RFC 5321 4.5.1: every hosted domain must accept postmaster, even
+	// when no destination names it.
+	if (is_postmaster)
+		return to_postmaster("postmaster@" + domain);
+	result.kind = RcptKind::unknown_user;
+	return result;
+}
+
+const Account* Config::account_for_address(const std::string& localpart, const std::string& domain) const
+{
+	if (localserve) {
+		auto account = accounts.find(postmaster.account);
+		return account == accounts.end() ? nullptr : &account->second;
+	}
+	auto hosted = domains.find(ascii_lower(domain));
+	if (hosted == domains.end())
+		return nullptr;
+	RcptResult result;
+	return find_destination(*this, hosted->second, localpart, result) ? result.account : nullptr;
+}
+
+static std::string host_port(const std::string& ip, int port)
+{
+	bool v6 = ip.find(':') != std::string::npos;
+	return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
+}
+
+static std::string join_names(const std::vector<std::string>& names)
+{
+	if (names.empty())
+		return "(none)";
+	std::string out;
+	for (const std::string& n : names)
+		out += (out.empty() ? "" : ", ") + n;
+	return out;
+}
+
+std::string Config::summary() const
+{
+	std::ostringstream out;
+	out << "hostname: " << hostname << "\n";
+	if (listeners.empty())
+		out << "listeners: (none)\n";
+	for (const auto& [name, l] : listeners) {
+		std::vector<std::string> parts;
+		std::pair<const char*, const ListenerService*> services[] = {
+		    {"smtp", &l.smtp}, {"submission", &l.submission}, {"submissions", &l.submissions}};
+		for (auto [service_name, service] : services) {
+			if (!service->enabled)
+				continue;
+			std::string part = service_name;
+			for (const std::string& ip : l.ips)
+				part += " " + host_port(ip, service->port);
+			if (service->require_starttls)
+				part += " (STARTTLS required)";
+			parts.push_back(part);
+		}
+		out << "listener " << name << ": " << (parts.empty() ? "no service enabled" : join_names(parts));
+		if (l.hostname != hostname)
+			out << " (hostname " << l.hostname << ")";
+		out << "\n";
+	}
+	std::vector<std::string> domain_names, account_names;
+	for (const auto& [name, d] : domains)
+		domain_names.push_back(name);
+	for (const auto& [name, a] : accounts)
+		account_names.push_back(name);
+	out << "domains: " << join_names(domain_names) << "\n";
+	out << "accounts: " << join_names(account_names) << "\n";
+	out << "config ok\n";
+	return out.str();
+}
+
+std::shared_ptr<const Config> Config::localserve_config(const std::string& data_dir)
+{
+	namespace fs = std::filesystem;
+	auto cfg = std::make_shared<Config>();
+	cfg->localserve = true;
+	cfg->hostname = "localhost";
+	cfg->data_dir = fs::absolute(data_dir.empty() ? "." : data_dir).lexically_normal().string();
+	while (cfg->data_dir.size() > 1 && cfg->data_dir.back() == '/')
+		cfg->data_dir.pop_back();
+	cfg->log.level = log::Level::info;
+	cfg->log.syslog = false;
+	// ternd makes a self-signed certificate for localhost here on first start.
+	cfg->tls.cert_file = cfg->data_dir + "/tls/cert.pem";
+	cfg->tls.key_file = cfg->data_dir + "/tls/key.pem";
+	// Applications under test should not wait.
+	cfg->delays_ms.bad_client = 0;
+	cfg->delays_ms.auth_fail = 0;
+	cfg->delays_ms.unknown_recipients = 0;
+
+	Listener l;
+	l.name = "localserve";
+	l.ips = {"127.0.0.1", "::1"};
+	l.hostname = cfg->hostname;
+	l.smtp.enabled = true;
+	l.smtp.port = 1025;
+	l.smtp.require_starttls = false;
+	l.smtp.first_time_sender_delay_ms = 0;
+	l.submission.enabled = true;
+	l.submission.port = 1587;
+	l.submission.require_starttls = false;  // offered, not required
+	l.submissions.enabled = true;
+	l.submissions.port = 1465;
+	cfg->listeners.emplace(l.name, l);
+
+	Domain d;
+	d.name = "localhost";
+	d.localpart_catchall_separator = "+";
+	cfg->domains.emplace(d.name, d);
+
+	Account a;
+	a.name = "tern";
+	a.domain = "localhost";
+	a.maildir = cfg->data_dir + "/accounts/tern/Maildir";
+	a.destinations.emplace("tern@localhost", Destination{});
+	cfg->accounts.emplace(a.name, a);
+	cfg->postmaster.account = "tern";
+	cfg->metrics.listen = "127.0.0.1:1080";
+	cfg->build_address_index();
+	return cfg;
+}
+
+}  // namespace tern::config

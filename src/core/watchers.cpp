@@ -1,0 +1,62 @@
+#include "core/watchers.h"
+
+namespace tern::core {
+
+IoWatcher::IoWatcher(struct ev_loop* loop, Callback cb) : loop_(loop), cb_(std::move(cb)) {
+	ev_init(&w_, &IoWatcher::trampoline);
+	w_.data = this;
+}
+
+void IoWatcher::set(int fd, int events) {
+	if (active_ && events == events_ && w_.fd == fd) return;
+	stop();
+	events_ = events;
+	if (events == 0 || fd < 0) return;
+	ev_io_set(&w_, fd, events);
+	ev_io_start(loop_, &w_);
+	active_ = true;
+}
+
+void IoWatcher::stop() {
+	if (!active_) return;
+	ev_io_stop(loop_, &w_);
+	active_ = false;
+}
+
+void IoWatcher::trampoline(struct ev_loop*, ev_io* w, int revents) {
+	static_cast<IoWatcher*>(w->data)->cb_(revents);
+}
+
+TimerWatcher::TimerWatcher(struct ev_loop* loop, Callback cb) : loop_(loop), cb_(std::move(cb)) {
+	ev_init(&w_, &TimerWatcher::trampoline);
+	w_.data = this;
+}
+
+void TimerWatcher::start(double seconds) {
+	ev_timer_stop(loop_, &w_);
+	ev_timer_set(&w_, seconds, 0.);
+	ev_timer_start(loop_, &w_);
+}
+
+void TimerWatcher::stop() { ev_timer_stop(loop_, &w_); }
+
+void TimerWatcher::trampoline(struct ev_loop*, ev_timer* w, int) {
+	static_cast<TimerWatcher*>(w->data)->cb_();
+}
+
+SignalWatcher::SignalWatcher(struct ev_loop* loop, int signum, Callback cb) : loop_(loop), cb_(std::move(cb)) {
+	ev_signal_init(&w_, &SignalWatcher::trampoline, signum);
+	w_.data = this;
+	ev_signal_start(loop_, &w_);
+}
+
+SignalWatcher::~SignalWatcher() {
+	if (unrefed_) ev_ref(loop_);
+	ev_signal_stop(loop_, &w_);
+}
+
+void SignalWatcher::trampoline(struct ev_loop*, ev_signal* w, int) {
+	static_cast<SignalWatcher*>(w->data)->cb_();
+}
+
+}  // namespace tern::core

@@ -1,0 +1,226 @@
+// SMTP command handlers (RFC 5321 4.1.1), in the seed's order of checks and
+// with its replies (SEED-BEHAVIOUR.md §4). Each handler either replies at
+// once or throws smtp::SmtpError, which dispatch turns into one reply.
+#include <ctime>
+
+#include "server/localserve.h"
+#include "server/server.h"
+#include "server/session.h"
+#include "util/log.h"
+#include "util/strings.h"
+
+namespace tern::server {
+
+using smtp::SmtpError;
+namespace se = smtp::se;
+
+namespace {
+SmtpError user_error(int code, std::string_view secode, std::string text) {
+	return SmtpError{code, std::string(secode), std::move(text)};
+}
+constexpr int64_t default_max_message_size = 104857600;  // 100 MiB, the seed's default
+}  // namespace
+
+smtp::ParseMode Connection::parse_mode() const {
+	smtp::ParseMode m;
+	m.submission = submission();
+	m.smtputf8 = tx.smtputf8;
+	m.authenticated = !username.empty();
+	return m;
+}
+
+void Connection::need_hello() const {
+	if (!hello) throw user_error(503, se::proto_bad_cmd_or_seq1, "no ehlo/helo yet");
+}
+
+void Connection::check_auth() const {
+	// RFC 6409 4.3: submission requires authentication.
+	if (submission() && username.empty()) throw user_error(530, se::pol_other0, "authentication required");
+}
+
+void Connection::need_tls_for_delivery() const {
+	const auto& l = listener();
+	bool required = service == net::Service::smtp ? l.smtp.require_starttls
+	                : service == net::Service::submission ? l.submission.require_starttls
+	                                                      : false;
+	// RFC 3207 4: a server may require TLS before mail commands.
+	if (required && !tls) throw user_error(530, se::pol_other0, "STARTTLS required for mail delivery");
+}
+
+void Connection::rset() { tx = Transaction{}; }
+
+std::string Connection::address_text(const smtp::Address& a) const {
+	return tx.smtputf8 ? a.to_string() : a.to_ascii_string();
+}
+
+// RFC 5321 4.1.1.1
+void Connection::cmd_hello(std::string_view args, bool is_ehlo) {
+	smtp::HelloArg h = smtp::parse_hello(args, is_ehlo, parse_mode());
+	// RFC 5321 4.1.4: HELO/EHLO reset the transaction, like RSET.
+	rset();
+	ehlo = is_ehlo;
+	hello = std::move(h);
+	if (!is_ehlo) {
+		// SEED-BEHAVIOUR.md decision 1: HELO gets one line (RFC 5321 4.1.1.1).
+		reply(250, "", hostname());
+		return;
+	}
+	write_raw("250-" + hostname());
+	write_raw("250-PIPELINING");                                                    // RFC 2920
+	write_raw("250-SIZE " + std::to_string(listener().max_message_size));          // RFC 1870
+	write_raw("250-ENHANCEDSTATUSCODES");                                           // RFC 2034
+	write_raw("250-8BITMIME");                                                      // RFC 6152
+	reply(250, "", "SMTPUTF8");                                                     // RFC 6531
+}
+
+void Connection::cmd_starttls(std::string_view args) {
+	need_hello();
+	smtp::parse_no_args(args, parse_mode());
+	// SEED-BEHAVIOUR.md decision 7: without a certificate STARTTLS is not
+	// offered, and not accepted either.
+	throw user_error(502, se::proto_bad_cmd_or_seq1, "starttls not available");
+}
+
+void Connection::cmd_auth(std::string_view args) {
+	need_hello();
+	if (!submission()) throw user_error(503, se::proto_bad_cmd_or_seq1, "authentication only allowed on submission ports");
+	if (!username.empty()) throw user_error(503, se::proto_bad_cmd_or_seq1, "already authenticated");
+	if (tx.has_mail)
+		throw user_error(503, se::proto_bad_cmd_or_seq1, "authentication not allowed during mail transaction");
+	smtp::AuthArgs a = smtp::parse_auth(args, parse_mode());
+	// No mechanism is available yet: none is advertised (decision 6).
+	throw user_error(504, se::proto_param_invalid4, "mechanism " + a.mechanism + " not supported");
+}
+
+// RFC 5321 4.1.1.2
+void Connection::cmd_mail(std::string_view args) {
+	// RFC 5321 7.9: a client guessing addresses gets cut off.
+	if (tx_bad > 10 && tx_good == 0)
+		throw SmtpError{550, std::string(se::addr_other0), "too many failures", false, true};
+	need_hello();
+	check_auth();
+	need_tls_for_delivery();
+	if (tx.has_mail) throw user_error(503, se::proto_bad_cmd_or_seq1, "already have MAIL");
+	smtp::MailArgs m;
+	try {
+		m = smtp::parse_mail(args, parse_mode());
+		if (m.size && *m.size > listener().max_message_size) {
+			// RFC 1870 6.1, RFC 3463 5.3.4 / 5.2.3
+			throw user_error(552, *m.size < default_max_message_size ? se::mailbox_msg_too_large3 : se::sys_msg_limit_exceeded4,
+			                 "message too large");
+		}
+		if (m.from && m.from->ip) {
+			if (submission()) throw user_error(550, se::pol_delivery_not_auth1, "must match authenticated user");
+			throw user_error(550, se::pol_other0, "domain name required");
+		}
+		if (cfg->localserve && m.from && m.from->localpart.starts_with("mailfrom") &&
+		    localserve_command_failure(m.from->localpart)) {
+			rset();
+			return;  // stalled: the reply comes from the timer
+		}
+	} catch (...) {
+		rset();  // RFC 5321 4.1.1.2: a failed MAIL leaves no transaction
+		throw;
+	}
+	tx.has_mail = true;
+	tx.mail_from = std::move(m.from);
+	tx.smtputf8 = m.smtputf8;
+	tx.body_8bitmime = m.body_8bitmime;
+	reply(250, se::addr_other0, "looking good");
+}
+
+// RFC 5321 4.1.1.3
+void Connection::cmd_rcpt(std::string_view args) {
+	need_hello();
+	check_auth();
+	need_tls_for_delivery();
+	if (!tx.has_mail) throw user_error(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM");
+	smtp::RcptArgs r = smtp::parse_rcpt(args, parse_mode());
+	// RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted.
+	if (tx.recipients.size() >= 100) throw user_error(452, se::proto_too_many_rcpts3, "max of 100 recipients reached");
+	// A null reverse path is for notifications, which go to one recipient.
+	if (!submission() && !tx.recipients.empty() && !tx.mail_from)
+		throw user_error(452, se::proto_too_many_rcpts3, "only one recipient allowed with null reverse address");
+
+	Recipient rcpt;
+	rcpt.postmaster = r.postmaster;
+	if (r.postmaster) {
+		rcpt.address.localpart = "postmaster";
+		// SEED-BEHAVIOUR.md decision 9: rendered with the listener's hostname.
+		rcpt.display = "postmaster@" + hostname();
+	} else {
+		rcpt.address = std::move(r.to);
+		rcpt.display = address_text(rcpt.address);
+	}
+
+	if (cfg->localserve) {
+		if (rcpt.address.localpart.starts_with("rcptto") && localserve_command_failure(rcpt.address.localpart))
+			return;  // stalled: the reply comes from the timer
+		// Localserve delivers every recipient to its one account.
+		const auto& acc = cfg->accounts.begin()->second;
+		rcpt.local = true;
+		rcpt.account = acc.name;
+		rcpt.mailbox = "INBOX";
+	} else if (rcpt.address.ip) {
+		if (!submission()) throw user_error(550, se::addr_bad_dest_mailbox1, "not accepting email for ip");
+	} else {
+		auto res = cfg->resolve_recipient(rcpt.address.localpart, r.postmaster ? "" : rcpt.address.domain.ascii);
+		switch (res.kind) {
+		case config::Config::RcptKind::local:
+			rcpt.local = true;
+			rcpt.account = res.account->name;
+			rcpt.mailbox = res.mailbox;
+			break;
+		case config::Config::RcptKind::foreign_domain:
+			if (!submission()) throw user_error(550, se::addr_bad_dest_mailbox1, "not accepting email for domain");
+			break;
+		case config::Config::RcptKind::unknown_user:
+			// RFC 5321 3.5.3 lets a server keep quiet about which users exist:
+			// on port 25 the failure shows only after DATA.
+			if (submission()) throw user_error(550, se::addr_bad_dest_mailbox1, "no such user");
+			break;
+		}
+	}
+	tx.recipients.push_back(std::move(rcpt));
+	reply(250, se::addr_other0, "now on the list");
+}
+
+bool Connection::localserve_command_failure(const std::string& localpart) {
+	LocalserveFailure f = localserve_failure(localpart);
+	if (f.timeout) {
+		log::event(log::Level::info, cid, "timing out due to special localpart");
+		stall_then_reply(3600, SmtpError{451, std::string(se::sys_other0), "timing out command due to special localpart"});
+		return true;
+	}
+	if (f.code != 0)
+		throw SmtpError{f.code, std::string(se::other0),
+		                "failure with code " + std::to_string(f.code) + " due to special localpart"};
+	return false;
+}
+
+void Connection::cmd_rset(std::string_view args) {
+	smtp::parse_no_args(args, parse_mode());
+	rset();
+	reply(250, se::other0, "all clear");
+}
+
+void Connection::cmd_vrfy(std::string_view args, bool expn) {
+	smtp::parse_vrfy(args, parse_mode());
+	// RFC 5321 3.5.3: 252 when we will not say whether the address exists.
+	throw user_error(252, se::pol_other0, expn ? "no expand but will try delivery" : "no verify but will try delivery");
+}
+
+void Connection::cmd_help(std::string_view) { reply(214, se::other0, "see rfc 5321 (smtp)"); }
+
+void Connection::cmd_noop(std::string_view args) {
+	smtp::parse_noop(args, parse_mode());
+	reply(250, se::other0, "alrighty");
+}
+
+void Connection::cmd_quit(std::string_view args) {
+	smtp::parse_no_args(args, parse_mode());
+	reply(221, se::other0, "okay thanks bye");
+	close_after_flush();
+}
+
+}  // namespace tern::server

@@ -1,0 +1,270 @@
+// DATA: streaming the message to a temp file through the decoder, then the
+// local delivery decision and the durable Maildir write on the worker pool.
+// The 250 is sent only from the worker's completion, after every copy and
+// its directory are fsync'd (SPEC.md "Durability and safety promises").
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "message/headers.h"
+#include "server/localserve.h"
+#include "server/server.h"
+#include "server/session.h"
+#include "store/maildir.h"
+#include "util/log.h"
+
+namespace tern::server {
+
+using smtp::SmtpError;
+namespace se = smtp::se;
+
+namespace {
+constexpr int64_t default_max_message_size = 104857600;
+
+struct DeliverError {
+	std::string rcpt;
+	int code;
+	std::string secode;
+	bool user_error;
+	std::string text;
+};
+
+// The combined reply when every recipient failed (SEED-BEHAVIOUR.md §4
+// DATA step 10): one code if all agree, else one line per recipient.
+SmtpError all_failed_reply(const std::vector<DeliverError>& errors) {
+	bool same = true;
+	bool permanent = false;
+	std::string joined;
+	for (const auto& e : errors) {
+		if (e.code != errors[0].code || e.secode != errors[0].secode) same = false;
+		if (e.code >= 500) permanent = true;
+		if (!joined.empty()) joined += "\n";
+		joined += e.text;
+	}
+	if (same) return SmtpError{errors[0].code, errors[0].secode, joined};
+	std::string lines;
+	for (const auto& e : errors)
+		lines += std::to_string(e.code) + " " + smtp::enhanced_code(e.code, e.secode) + " " + e.text + "\n";
+	lines += "multiple errors";
+	return SmtpError{permanent ? 554 : 451, std::string(se::sys_other0), lines};
+}
+}  // namespace
+
+void Connection::abort_data_file() {
+	if (!data) return;
+	if (data->fd >= 0) close(data->fd);
+	if (!data->path.empty()) unlink(data->path.c_str());
+	data.reset();
+}
+
+// RFC 5321 4.1.1.4
+void Connection::cmd_data(std::string_view args) {
+	need_hello();
+	check_auth();
+	need_tls_for_delivery();
+	if (!tx.has_mail) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing MAIL FROM"};
+	if (tx.recipients.empty()) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing RCPT TO"};
+	smtp::parse_no_args(args, parse_mode());
+
+	static std::atomic<uint64_t> counter{0};
+	auto d = std::make_unique<DataInProgress>(listener().bare_newlines);
+	d->path = cfg->data_dir + "/tmp/data-" + std::to_string(cid) + "-" + std::to_string(++counter);
+	d->fd = open(d->path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (d->fd < 0) {
+		int e = errno;
+		d->path.clear();
+		log::event(log::Level::error, cid, "creating temporary file for message", {{"error", std::strerror(e)}});
+		throw SmtpError{451, std::string(se::sys_other0), "creating temporary file for message: " + std::string(std::strerror(e))};
+	}
+	d->started = ev_now(srv.loop());
+	data = std::move(d);
+	write_raw("354 see you at the bare dot");
+	state = SessionState::data;
+	flush();
+	if (!dead) arm_deadline();
+}
+
+void Connection::feed_data() {
+	DataInProgress& d = *data;
+	size_t used = d.decoder.feed(inbuf, d.decoded);
+	inbuf.erase(0, used);
+	int64_t max = listener().max_message_size;
+	if (static_cast<int64_t>(d.decoder.size()) > max) {
+		// SEED-BEHAVIOUR.md decision 12 / RFC 1870 6.3: refuse at once and
+		// close, rather than read the rest of an oversized message.
+		log::event(log::Level::info, cid, "message too large", {{"max", std::to_string(max)}});
+		reply_error(SmtpError{552, std::string(max >= default_max_message_size ? se::sys_msg_limit_exceeded4
+		                                                                       : se::mailbox_msg_too_large3),
+		                      "message too large", true, true});
+		close_after_flush();
+		std::string().swap(inbuf);
+		return;
+	}
+	// Writes land in the page cache; the fsync is the worker's job.
+	size_t off = 0;
+	while (off < d.decoded.size() && d.fd >= 0) {
+		ssize_t n = write(d.fd, d.decoded.data() + off, d.decoded.size() - off);
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) {
+			log::event(log::Level::error, cid, "writing message to temp file", {{"error", std::strerror(errno)}});
+			close(d.fd);
+			d.fd = -2;  // remember the failure; keep reading to the end dot
+			break;
+		}
+		off += static_cast<size_t>(n);
+	}
+	d.decoded.clear();
+	if (d.decoder.done()) finish_data();
+}
+
+void Connection::finish_data() {
+	bool write_failed = data->fd == -2;
+	if (data->fd >= 0) close(data->fd);
+	data->fd = -1;
+	std::string().swap(data->decoded);
+	try {
+		if (write_failed) throw SmtpError{451, std::string(se::sys_other0), "error copying data to file"};
+		if (data->decoder.saw_bare_newline() && listener().bare_newlines == smtp::BareNewlines::reject) {
+			// SEED-BEHAVIOUR.md decision 8.
+			throw SmtpError{500, std::string(se::proto_syntax2),
+			                "invalid bare carriage return or newline, may be smtp smuggling"};
+		}
+		if (submission() && !data->decoder.has_header_separator()) {
+			// RFC 6409 8
+			throw SmtpError{554, std::string(se::msg_content_other0), "message requires both header and body section"};
+		}
+		// Assume failure; a delivery compensates (the seed's counting).
+		++tx_bad;
+		deliver_local();
+	} catch (const SmtpError& e) {
+		reply_error(e);
+		abort_data_file();
+		rset();
+		if (state == SessionState::data) state = SessionState::command;
+	}
+}
+
+void Connection::deliver_local() {
+	std::vector<DeliverError> errors;
+	size_t unknown = 0;
+	for (const auto& r : tx.recipients)
+		if (!r.local) ++unknown;
+	if (unknown == tx.recipients.size()) {
+		// Every address was unknown at RCPT. Slow down address guessers
+		// (delays_ms.unknown_recipients) without blocking the loop.
+		log::event(log::Level::info, cid, "deliver attempt to unknown user(s)");
+		SmtpError e{550, std::string(se::addr_bad_dest_mailbox1), "no such user(s)"};
+		abort_data_file();
+		rset();
+		double delay = static_cast<double>(cfg->delays_ms.unknown_recipients) / 1000.0;
+		if (delay > 0) {
+			stall_then_reply(delay, e);
+			return;
+		}
+		state = SessionState::command;
+		reply_error(e);
+		return;
+	}
+
+	std::time_t now = std::time(nullptr);
+	std::string return_path =
+	    message::build_return_path(tx.mail_from ? address_text(*tx.mail_from) : std::string());
+	message::ReceivedInfo ri;
+	if (hello->ip)
+		ri.from = hello->ip->to_literal();
+	else
+		ri.from = tx.smtputf8 ? hello->domain.unicode : hello->domain.ascii;
+	ri.from_comment = "(" + remote_ip.to_literal() + ")";
+	ri.by = hostname();
+	ri.by_comment = "(" + local_ip.to_literal() + ")";
+	ri.with = message::received_with(ehlo, tx.smtputf8, tls, !username.empty());
+	ri.id = received_id();
+	ri.when = now;
+
+	auto copies = std::make_shared<std::vector<store::MaildirCopy>>();
+	std::vector<std::string> copy_rcpts;
+	for (const auto& r : tx.recipients) {
+		if (!r.local) {
+			errors.push_back({r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"});
+			continue;
+		}
+		if (cfg->localserve) {
+			LocalserveFailure f = localserve_failure(r.address.localpart);
+			if (f.timeout) {
+				log::event(log::Level::info, cid, "timing out due to special localpart");
+				abort_data_file();
+				rset();
+				stall_then_reply(3600, SmtpError{451, std::string(se::other0), "timing out delivery due to special localpart"});
+				return;
+			}
+			if (f.code != 0) {
+				errors.push_back({r.display, f.code, std::string(se::other0), false,
+				                  "failure with code " + std::to_string(f.code) + " due to special localpart"});
+				continue;
+			}
+		}
+		ri.for_rcpt = r.display;
+		store::MaildirCopy copy;
+		copy.maildir = cfg->accounts.at(r.account).maildir;
+		copy.mailbox = r.mailbox;
+		copy.prefix = return_path + message::build_received(ri);
+		copies->push_back(std::move(copy));
+		copy_rcpts.push_back(r.display);
+	}
+
+	auto finish = [](Connection& c, std::vector<DeliverError> errs) {
+		if (errs.size() == c.tx.recipients.size()) {
+			c.reply_error(all_failed_reply(errs));
+		} else {
+			if (!errs.empty())
+				log::event(log::Level::info, c.cid, "partial delivery failure",
+				           {{"failed", std::to_string(errs.size())}});
+			++c.tx_good;
+			--c.tx_bad;
+			log::event(log::Level::info, c.cid, "incoming message delivered",
+			           {{"recipients", std::to_string(c.tx.recipients.size() - errs.size())}});
+			c.reply(250, "2.0", "it is done");
+		}
+		c.rset();
+		c.finish_command();
+	};
+
+	std::string path = data->path;
+	data->path.clear();  // the worker owns the file now
+	data.reset();
+	state = SessionState::waiting;
+	flush();
+	if (copies->empty()) {
+		unlink(path.c_str());
+		finish(*this, std::move(errors));
+		return;
+	}
+	auto failure = std::make_shared<std::string>();
+	std::string host = hostname();
+	core::ConnHandle h = self;
+	Server* server = &srv;
+	srv.workers().submit(
+	    [copies, failure, path, host] {
+		    try {
+			    store::deliver_maildir(path, *copies, host);
+		    } catch (const std::exception& e) {
+			    *failure = e.what();
+		    }
+		    unlink(path.c_str());
+	    },
+	    [server, h, copies, failure, copy_rcpts, errors = std::move(errors), finish]() mutable {
+		    if (!failure->empty()) {
+			    log::error("maildir delivery failed", {{"error", *failure}});
+			    for (const auto& r : copy_rcpts)
+				    errors.push_back({r, 451, std::string(se::sys_other0), false, "error processing"});
+		    }
+		    // The message is on disk whether or not the client is still there.
+		    server->with_conn(h, [&](Connection& c) { finish(c, std::move(errors)); });
+	    });
+}
+
+}  // namespace tern::server

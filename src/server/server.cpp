@@ -1,0 +1,149 @@
+#include "server/server.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "util/log.h"
+
+namespace tern::server {
+
+Server::Server(struct ev_loop* loop, std::shared_ptr<const config::Config> cfg, std::vector<net::ListenSocket> sockets,
+               std::string recvid_key)
+    : loop_(loop),
+      cfg_(std::move(cfg)),
+      workers_(loop),
+      recvid_(recvid_key),
+      scratch_(new char[scratch_size]),
+      accept_resume_(loop, [this] {
+	      for (auto& a : acceptors_) a->watcher->set(a->sock.fd, EV_READ);
+      }),
+      shutdown_timer_(loop, [this] {
+	      log::info("shutdown timeout, closing remaining connections");
+	      std::vector<core::ConnHandle> all;
+	      conns_.for_each([&](core::ConnHandle h, Connection&) { all.push_back(h); });
+	      for (auto h : all) with_conn(h, [](Connection& c) { c.close_now("shutdown timeout"); });
+      }) {
+	// Connection ids start at a random point so ids (and received-ids) of
+	// different runs do not repeat.
+	std::random_device rd;
+	next_cid_ = (static_cast<uint64_t>(rd()) << 20) | 1;
+	for (auto& s : sockets) {
+		auto a = std::make_unique<Acceptor>();
+		a->sock = s;
+		Acceptor* raw = a.get();
+		a->watcher = std::make_unique<core::IoWatcher>(loop_, [this, raw](int) { on_accept(*raw); });
+		acceptors_.push_back(std::move(a));
+	}
+	build_limiters();
+}
+
+Server::~Server() {
+	std::vector<core::ConnHandle> all;
+	conns_.for_each([&](core::ConnHandle h, Connection&) { all.push_back(h); });
+	for (auto h : all) destroy(h);
+	for (auto& a : acceptors_) {
+		a->watcher->stop();
+		close(a->sock.fd);
+	}
+}
+
+void Server::build_limiters() {
+	// SEED-BEHAVIOUR.md §1: connection rate per minute, open connections for
+	// all time; decision 16: both configurable.
+	conn_rate_ = Limiter({limiter_window(60, cfg_->limits.connection_rate_per_min)});
+	// The concurrency limiter keeps its counts across reloads only when the
+	// limits are unchanged; a reload with new limits starts counting afresh
+	// for new connections, and old ones release into the new one harmlessly
+	// (negative adds never fail and counts never go below zero).
+	conn_count_ = Limiter({limiter_window(0, cfg_->limits.connections)});
+}
+
+void Server::start() {
+	for (auto& a : acceptors_) {
+		a->watcher->set(a->sock.fd, EV_READ);
+		log::info("listening", {{"listener", a->sock.listener},
+		                        {"service", net::service_name(a->sock.service)},
+		                        {"address", a->sock.address}});
+	}
+}
+
+void Server::reload(std::shared_ptr<const config::Config> cfg) {
+	bool limits_changed = cfg->limits.connections != cfg_->limits.connections ||
+	                      cfg->limits.connection_rate_per_min != cfg_->limits.connection_rate_per_min;
+	cfg_ = std::move(cfg);
+	if (limits_changed) {
+		conn_rate_ = Limiter({limiter_window(60, cfg_->limits.connection_rate_per_min)});
+		conn_count_ = Limiter({limiter_window(0, cfg_->limits.connections)});
+		// Live connections hold no slot in the new limiter.
+		conns_.for_each([](core::ConnHandle, Connection& c) { c.counted_connection = false; });
+	}
+	log::set_level(cfg_->log.level);
+	log::info("configuration reloaded", {{"accounts", std::to_string(cfg_->accounts.size())}});
+}
+
+void Server::pause_accepting(double seconds) {
+	for (auto& a : acceptors_) a->watcher->stop();
+	accept_resume_.start(seconds);
+}
+
+void Server::on_accept(Acceptor& a) {
+	// Accept a bounded batch per wake-up so one busy listener cannot starve
+	// the rest of the loop.
+	for (int i = 0; i < 64; ++i) {
+		int fd = net::accept_connection(a.sock.fd);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				// Out of descriptors: stop accepting for a moment instead of
+				// spinning on a listener that stays readable.
+				log::error("accept failed, pausing", {{"error", std::strerror(errno)}});
+				pause_accepting(0.1);
+				return;
+			}
+			log::error("accept failed", {{"error", std::strerror(errno)}});
+			return;
+		}
+		uint64_t cid = next_cid_++;
+		auto conn = std::make_unique<Connection>(*this, core::ConnHandle{}, cid, fd, a.sock, cfg_);
+		Connection* raw = conn.get();
+		core::ConnHandle h = conns_.insert(std::move(conn));
+		raw->self = h;
+		with_conn(h, [](Connection& c) { c.start(); });
+	}
+}
+
+void Server::destroy(core::ConnHandle h) {
+	conns_.erase(h);
+	if (shutting_down_) maybe_finish_shutdown();
+}
+
+void Server::begin_shutdown() {
+	if (shutting_down_) return;
+	shutting_down_ = true;
+	log::info("shutting down", {{"connections", std::to_string(conns_.size())}});
+	for (auto& a : acceptors_) {
+		a->watcher->stop();
+		close(a->sock.fd);
+		a->sock.fd = -1;
+	}
+	accept_resume_.stop();
+	std::vector<core::ConnHandle> all;
+	conns_.for_each([&](core::ConnHandle h, Connection&) { all.push_back(h); });
+	for (auto h : all) with_conn(h, [](Connection& c) { c.shutdown_notice(); });
+	shutdown_timer_.start(static_cast<double>(cfg_->timeouts_s.shutdown));
+	maybe_finish_shutdown();
+}
+
+void Server::maybe_finish_shutdown() {
+	if (conns_.size() != 0) return;
+	shutdown_timer_.stop();
+	// Outstanding worker jobs (deliveries whose clients vanished) still
+	// complete: the pool keeps the loop alive until they are done.
+	ev_break(loop_, EVBREAK_ONE);
+}
+
+}  // namespace tern::server

@@ -1,0 +1,86 @@
+// The server: owns the loop-side state — connection table, listeners'
+// accept watchers, config snapshot, limiters, worker pool — and implements
+// reload and graceful shutdown (SPEC.md "Logs, signals, metrics").
+#pragma once
+#include <ev.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/conn_table.h"
+#include "core/watchers.h"
+#include "core/worker_pool.h"
+#include "net/listener.h"
+#include "server/limiter.h"
+#include "server/session.h"
+#include "util/recvid.h"
+
+namespace tern::server {
+
+class Server {
+public:
+	Server(struct ev_loop* loop, std::shared_ptr<const config::Config> cfg, std::vector<net::ListenSocket> sockets,
+	       std::string recvid_key);
+	~Server();
+
+	// Starts accepting. The loop then runs until shutdown completes.
+	void start();
+	// SIGHUP: new connections use the new snapshot; limits and log level follow.
+	void reload(std::shared_ptr<const config::Config> cfg);
+	// SIGTERM/SIGINT: stop accepting, 421 to idle sessions now, to busy ones
+	// after their command; force-close after timeouts_s.shutdown.
+	void begin_shutdown();
+	bool shutting_down() const { return shutting_down_; }
+
+	// Runs f on the connection if the handle is still live, then destroys the
+	// connection if f marked it dead. The only way into a connection from a
+	// completion or watcher callback.
+	template <class F>
+	void with_conn(core::ConnHandle h, F&& f) {
+		Connection* c = conns_.get(h);
+		if (!c) return;
+		f(*c);
+		if (c->dead) destroy(h);
+	}
+	void destroy(core::ConnHandle h);
+
+	struct ev_loop* loop() const { return loop_; }
+	const std::shared_ptr<const config::Config>& config() const { return cfg_; }
+	core::WorkerPool& workers() { return workers_; }
+	const ReceivedIdGenerator& recvid() const { return recvid_; }
+	Limiter& connection_limiter() { return conn_count_; }
+	Limiter& rate_limiter() { return conn_rate_; }
+	// Shared 64 KiB read buffer of the loop thread (connections copy only
+	// what they must keep).
+	char* scratch() { return scratch_.get(); }
+	static constexpr size_t scratch_size = 64 * 1024;
+	size_t open_connections() const { return conns_.size(); }
+
+private:
+	struct Acceptor {
+		net::ListenSocket sock;
+		std::unique_ptr<core::IoWatcher> watcher;
+	};
+	void on_accept(Acceptor& a);
+	void pause_accepting(double seconds);
+	void maybe_finish_shutdown();
+	void build_limiters();
+
+	struct ev_loop* loop_;
+	std::shared_ptr<const config::Config> cfg_;
+	std::vector<std::unique_ptr<Acceptor>> acceptors_;
+	core::ConnTable<Connection> conns_;
+	core::WorkerPool workers_;
+	ReceivedIdGenerator recvid_;
+	Limiter conn_rate_{{}};
+	Limiter conn_count_{{}};
+	std::unique_ptr<char[]> scratch_;
+	core::TimerWatcher accept_resume_;
+	core::TimerWatcher shutdown_timer_;
+	uint64_t next_cid_;
+	bool shutting_down_ = false;
+};
+
+}  // namespace tern::server

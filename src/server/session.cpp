@@ -1,0 +1,384 @@
+// Connection lifecycle and I/O: greeting, reading and splitting command
+// lines, the reply buffer with pipelining-aware flushing, deadlines, and
+// closing. Command handlers live in commands.cpp, DATA in data.cpp.
+#include "server/session.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "server/server.h"
+#include "util/log.h"
+#include "util/strings.h"
+
+namespace tern::server {
+
+namespace {
+// RFC 5321 4.5.3.1.4 allows 512 octets for a command line; the seed reads up
+// to 2048 before giving up (extensions make lines longer in practice).
+constexpr size_t max_line = 2048;
+// Stop taking commands while this much output waits for a slow reader.
+constexpr size_t max_pending_output = 64 * 1024;
+
+std::string peer_text(const IpAddr& ip, uint16_t port) {
+	if (ip.v6) return "[" + ip.to_string() + "]:" + std::to_string(port);
+	return ip.to_string() + ":" + std::to_string(port);
+}
+}  // namespace
+
+Connection::Connection(Server& s, core::ConnHandle h, uint64_t id, int sock, const net::ListenSocket& ls,
+                       std::shared_ptr<const config::Config> c)
+    : srv(s),
+      self(h),
+      cid(id),
+      fd(sock),
+      listener_name(ls.listener),
+      service(ls.service),
+      cfg(std::move(c)),
+      io(s.loop(), [this](int revents) { srv.with_conn(self, [revents](Connection& c) { c.on_io(revents); }); }),
+      deadline(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_deadline(); }); }) {
+	sockaddr_storage ss{};
+	socklen_t len = sizeof(ss);
+	if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+		if (auto ip = IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&ss))) remote_ip = *ip;
+		remote_port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+		                                              : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+	}
+	len = sizeof(ss);
+	if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+		if (auto ip = IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&ss))) local_ip = *ip;
+		local_port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+		                                             : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+	}
+}
+
+Connection::~Connection() {
+	io.stop();
+	deadline.stop();
+	abort_data_file();
+	if (counted_connection) srv.connection_limiter().add(remote_ip, std::time(nullptr), -1);
+	if (fd >= 0) close(fd);
+	log::event(log::Level::info, cid, "connection closed");
+}
+
+const config::Listener& Connection::listener() const { return cfg->listeners.at(listener_name); }
+
+const std::string& Connection::hostname() const { return listener().hostname; }
+
+std::string Connection::received_id() const { return srv.recvid().id(cid); }
+
+void Connection::start() {
+	log::event(log::Level::info, cid, "new connection",
+	           {{"remote", peer_text(remote_ip, remote_port)},
+	            {"local", peer_text(local_ip, local_port)},
+	            {"listener", listener_name},
+	            {"service", net::service_name(service)}});
+	// Order of checks as the seed's accept path (SEED-BEHAVIOUR.md §1).
+	int64_t now = std::time(nullptr);
+	if (srv.shutting_down()) {
+		reply(421, smtp::se::sys_not_accepting2, "shutting down");
+		close_after_flush();
+		return;
+	}
+	if (!srv.rate_limiter().add(remote_ip, now, 1)) {
+		reply(421, smtp::se::pol_other0, "connection rate from your ip or network too high, slow down please");
+		close_after_flush();
+		return;
+	}
+	if (!srv.connection_limiter().add(remote_ip, now, 1)) {
+		reply(421, smtp::se::pol_other0, "too many open connections from your ip or network");
+		close_after_flush();
+		return;
+	}
+	counted_connection = true;
+	// RFC 5321 4.3.1 greeting; SEED-BEHAVIOUR.md decisions: "tern" for "mox".
+	write_raw("220 " + hostname() + " ESMTP tern " TERN_VERSION);
+	flush();
+	if (!dead) {
+		update_watchers();
+		arm_deadline();
+	}
+}
+
+// ---- output ----
+
+void Connection::write_raw(std::string_view line) {
+	if (log::enabled(log::Level::trace)) log::event(log::Level::trace, cid, "LS: " + std::string(line));
+	outbuf.append(line);
+	outbuf.append("\r\n");
+}
+
+void Connection::reply(int code, std::string_view secode, std::string_view text) {
+	std::string formatted = smtp::format_reply(code, secode, text);
+	if (log::enabled(log::Level::trace)) {
+		std::string_view t(formatted);
+		if (t.size() >= 2) t.remove_suffix(2);
+		log::event(log::Level::trace, cid, "LS: " + std::string(t));
+	}
+	if (log::enabled(log::Level::debug) && !cmd.empty()) {
+		log::event(log::Level::debug, cid, "smtp command result",
+		           {{"cmd", cmd}, {"code", std::to_string(code)}, {"ecode", smtp::enhanced_code(code, secode)},
+		            {"duration", std::to_string(ev_now(srv.loop()) - cmd_start)}});
+	}
+	outbuf.append(formatted);
+}
+
+void Connection::reply_error(const smtp::SmtpError& e) {
+	if (e.with_id)
+		reply(e.code, e.secode, e.text + " (" + received_id() + ")");
+	else
+		reply(e.code, e.secode, e.text);
+	if (e.close) close_after_flush();
+}
+
+void Connection::flush() {
+	while (!outbuf.empty()) {
+		ssize_t n = send(fd, outbuf.data(), outbuf.size(), MSG_NOSIGNAL);
+		if (n > 0) {
+			outbuf.erase(0, static_cast<size_t>(n));
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+		if (n < 0 && errno == EINTR) continue;
+		close_now(n < 0 ? std::strerror(errno) : "write failed");
+		return;
+	}
+	if (outbuf.empty()) {
+		std::string().swap(outbuf);  // give the memory back while idle
+		if (state == SessionState::closing) {
+			close_now("");
+			return;
+		}
+	}
+}
+
+void Connection::close_after_flush() {
+	state = SessionState::closing;
+	abort_data_file();
+}
+
+void Connection::close_now(std::string_view why) {
+	if (dead) return;
+	if (!why.empty()) log::event(log::Level::debug, cid, "closing connection", {{"reason", std::string(why)}});
+	dead = true;
+	io.stop();
+	deadline.stop();
+}
+
+void Connection::update_watchers() {
+	if (dead) return;
+	int events = 0;
+	if (!outbuf.empty()) events |= EV_WRITE;
+	bool want_read = (state == SessionState::command || state == SessionState::data) && !eof &&
+	                 outbuf.size() < max_pending_output;
+	if (want_read) events |= EV_READ;
+	io.set(fd, events);
+}
+
+void Connection::arm_deadline() {
+	// A whole-command deadline, not per read: a client that trickles a byte
+	// every few seconds still has to finish its command in time
+	// (SEED-BEHAVIOUR.md decision 13, RFC 5321 4.5.3.2.7).
+	const auto& t = cfg->timeouts_s;
+	switch (state) {
+	case SessionState::command: deadline.start(static_cast<double>(t.command)); break;
+	case SessionState::data: {
+		double total_left = data->started + static_cast<double>(t.data_total) - ev_now(srv.loop());
+		double chunk = static_cast<double>(t.data_chunk);
+		deadline.start(std::max(0.0, std::min(chunk, total_left)));
+		break;
+	}
+	case SessionState::waiting:
+		if (!stalled_reply) deadline.stop();  // a stall keeps its own timer
+		break;
+	case SessionState::closing: deadline.start(10.0); break;  // a peer that never reads our last reply
+	}
+}
+
+void Connection::stall_then_reply(double seconds, smtp::SmtpError r) {
+	state = SessionState::waiting;
+	stalled_reply = std::make_unique<smtp::SmtpError>(std::move(r));
+	flush();
+	deadline.start(seconds);
+}
+
+void Connection::on_deadline() {
+	if (state == SessionState::waiting && stalled_reply) {
+		auto r = std::move(stalled_reply);
+		reply_error(*r);
+		finish_command();
+		return;
+	}
+	if (state == SessionState::closing) {
+		close_now("timeout flushing final reply");
+		return;
+	}
+	log::event(log::Level::info, cid, "timeout", {{"state", state == SessionState::data ? "data" : "command"}});
+	// RFC 5321 4.5.3.2: the server may close after a timeout; tell the
+	// client why, as Postfix and OpenSMTPD do.
+	reply(421, smtp::se::net_other0, "timeout, closing connection");
+	close_after_flush();
+	flush();
+	update_watchers();
+}
+
+// ---- input ----
+
+void Connection::on_io(int revents) {
+	if (revents & EV_WRITE) {
+		flush();
+		if (dead) return;
+		// Output drained: pipelined input may be waiting.
+		if (outbuf.empty() && !inbuf.empty()) process_input();
+	}
+	if (!dead && (revents & EV_READ)) read_available();
+	if (!dead) update_watchers();
+}
+
+void Connection::read_available() {
+	char* buf = srv.scratch();
+	ssize_t n = recv(fd, buf, Server::scratch_size, 0);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+		close_now(std::strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		eof = true;
+	} else {
+		inbuf.append(buf, static_cast<size_t>(n));
+		if (state == SessionState::data) arm_deadline();  // per-chunk deadline
+	}
+	process_input();
+}
+
+void Connection::process_input() {
+	while (!dead) {
+		if (state == SessionState::data) {
+			if (inbuf.empty()) break;
+			feed_data();
+			continue;
+		}
+		if (state != SessionState::command) break;
+		if (outbuf.size() >= max_pending_output) break;  // backpressure
+		size_t nl = inbuf.find('\n');
+		if (nl == std::string::npos ? inbuf.size() >= max_line : nl >= max_line) {
+			reply(500, smtp::se::proto_other0, "line too long, smtp max is 512, we reached 2048");
+			close_after_flush();
+			break;
+		}
+		if (nl == std::string::npos) break;
+		std::string line(inbuf, 0, nl);
+		inbuf.erase(0, nl + 1);
+		if (!line.empty() && line.back() == '\r') line.pop_back();
+		handle_line(line);
+		if (state == SessionState::command) arm_deadline();
+	}
+	if (dead) return;
+	if (eof && state != SessionState::closing) {
+		// The peer closed: whatever it had sent is handled; a DATA without
+		// its end dot is dropped (never delivered).
+		if (state == SessionState::waiting) {
+			// Let the running job finish; its completion sees eof and closes.
+			return;
+		}
+		close_now("connection closed by peer");
+		return;
+	}
+	if (inbuf.empty()) std::string().swap(inbuf);
+	// Replies to a pipelined batch go out together: flush when no further
+	// complete command is buffered (SEED-BEHAVIOUR.md §0).
+	if (state != SessionState::command || inbuf.find('\n') == std::string::npos ||
+	    outbuf.size() >= max_pending_output)
+		flush();
+	if (!dead) update_watchers();
+}
+
+void Connection::handle_line(std::string_view line) {
+	if (log::enabled(log::Level::trace)) log::event(log::Level::trace, cid, "RC: " + std::string(line));
+	size_t sp = line.find(' ');
+	std::string_view verb = line.substr(0, sp);
+	std::string_view args = sp == std::string_view::npos ? std::string_view() : line.substr(sp);
+	if (srv.shutting_down()) {
+		reply(421, smtp::se::sys_not_accepting2, "shutting down");
+		close_after_flush();
+		return;
+	}
+	cmd = ascii_lower(verb);
+	cmd_start = ev_now(srv.loop());
+	try {
+		dispatch(cmd, args);
+	} catch (const smtp::SmtpError& e) {
+		reply_error(e);
+	}
+}
+
+void Connection::dispatch(std::string_view verb, std::string_view args) {
+	using Handler = void (Connection::*)(std::string_view);
+	struct Entry {
+		std::string_view name;
+		Handler handler;
+	};
+	static const Entry table[] = {
+	    {"helo", nullptr}, {"ehlo", nullptr}, {"starttls", &Connection::cmd_starttls},
+	    {"auth", &Connection::cmd_auth}, {"mail", &Connection::cmd_mail}, {"rcpt", &Connection::cmd_rcpt},
+	    {"data", &Connection::cmd_data}, {"rset", &Connection::cmd_rset}, {"vrfy", nullptr},
+	    {"expn", nullptr}, {"help", &Connection::cmd_help}, {"noop", &Connection::cmd_noop},
+	    {"quit", &Connection::cmd_quit},
+	};
+	const Entry* found = nullptr;
+	for (const auto& e : table)
+		if (e.name == verb) found = &e;
+	if (!found) {
+		cmd = "(unknown)";
+		if (ncmds == 0) {
+			// Probably another protocol (HTTP, ...): stop before its next
+			// lines are taken as commands.
+			throw smtp::SmtpError{500, std::string(smtp::se::proto_syntax2), "please try again speaking smtp", false,
+			                      true};
+		}
+		throw smtp::SmtpError{500, std::string(smtp::se::proto_bad_cmd_or_seq1), "unknown command"};
+	}
+	++ncmds;
+	if (verb == "helo" || verb == "ehlo")
+		cmd_hello(args, verb == "ehlo");
+	else if (verb == "vrfy" || verb == "expn")
+		cmd_vrfy(args, verb == "expn");
+	else
+		(this->*(found->handler))(args);
+}
+
+void Connection::shutdown_notice() {
+	shutting_down = true;
+	// Idle: no command and no DATA in progress, so 421 at once. A partial
+	// command line counts as idle (the client has not finished it).
+	if (state == SessionState::command) {
+		reply(421, smtp::se::sys_not_accepting2, "shutting down");
+		close_after_flush();
+		flush();
+		update_watchers();
+	}
+}
+
+void Connection::finish_command() {
+	// A suspended command has replied; continue with buffered input.
+	if (dead) return;
+	if (state == SessionState::waiting) state = SessionState::command;
+	if (shutting_down && state == SessionState::command) {
+		reply(421, smtp::se::sys_not_accepting2, "shutting down");
+		close_after_flush();
+	}
+	if (state == SessionState::command) arm_deadline();
+	else if (state == SessionState::closing) arm_deadline();
+	process_input();
+	if (!dead) {
+		flush();
+		update_watchers();
+	}
+}
+
+}  // namespace tern::server

@@ -1,0 +1,167 @@
+// The SMTP session: one explicit state struct per connection, advanced by
+// callbacks from the loop (DESIGN.md "The connection"). Everything that
+// reaches a Connection from outside its own watchers goes through a
+// ConnHandle looked up in the server's table.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/conn_table.h"
+#include "core/watchers.h"
+#include "net/listener.h"
+#include "smtp/data_decoder.h"
+#include "smtp/parser.h"
+#include "smtp/reply.h"
+#include "util/ipaddr.h"
+
+namespace tern::server {
+
+class Server;
+
+enum class SessionState : uint8_t {
+	command,   // waiting for / reading command lines
+	data,      // inside DATA, decoding message bytes to the temp file
+	waiting,   // a command is suspended on a worker job or timer; reading stops
+	closing,   // flushing the last reply, then close
+};
+
+struct Recipient {
+	smtp::Address address;
+	bool postmaster = false;      // the bare <POSTMASTER> form
+	bool local = false;           // resolves to an account
+	std::string account;          // account name when local
+	std::string mailbox;          // destination mailbox when local
+	// The address as written into headers (Received "for").
+	std::string display;
+};
+
+// The mail transaction (RFC 5321 3.3): reset by RSET, HELO/EHLO, and any
+// final reply to DATA (SEED-BEHAVIOUR.md decision 2).
+struct Transaction {
+	bool has_mail = false;
+	std::optional<smtp::Address> mail_from;  // nullopt with has_mail = null sender
+	bool smtputf8 = false;
+	bool body_8bitmime = false;
+	std::vector<Recipient> recipients;
+};
+
+// State that exists only while DATA is being received; allocated at DATA
+// and freed after, so idle connections do not pay for it.
+struct DataInProgress {
+	explicit DataInProgress(smtp::BareNewlines mode) : decoder(mode) {}
+	smtp::DataDecoder decoder;
+	int fd = -1;
+	std::string path;
+	std::string decoded;          // reused scratch for decoder output
+	double started = 0;           // ev_now at 354
+	bool too_large = false;
+};
+
+struct Connection {
+	Connection(Server& srv, core::ConnHandle self, uint64_t cid, int fd, const net::ListenSocket& ls,
+	           std::shared_ptr<const config::Config> cfg);
+	~Connection();
+
+	// Wire events.
+	void on_io(int revents);
+	void on_deadline();
+	void start();                        // greeting and limiter checks
+
+	// Input.
+	void read_available();
+	void process_input();
+	void handle_line(std::string_view line);
+	void dispatch(std::string_view verb_lower, std::string_view args);
+
+	// Output.
+	void reply(int code, std::string_view secode, std::string_view text);
+	void reply_error(const smtp::SmtpError&);
+	void write_raw(std::string_view line);  // adds CRLF
+	void flush();
+	void close_after_flush();
+	void close_now(std::string_view why);
+	void update_watchers();
+	void arm_deadline();
+
+	// Commands (server/commands.cpp).
+	void cmd_hello(std::string_view args, bool ehlo);
+	void cmd_starttls(std::string_view args);
+	void cmd_auth(std::string_view args);
+	void cmd_mail(std::string_view args);
+	void cmd_rcpt(std::string_view args);
+	void cmd_data(std::string_view args);
+	void cmd_rset(std::string_view args);
+	void cmd_vrfy(std::string_view args, bool expn);
+	void cmd_help(std::string_view args);
+	void cmd_noop(std::string_view args);
+	void cmd_quit(std::string_view args);
+
+	// Localserve special localpart at MAIL/RCPT: throws for a code, returns
+	// true when the command was stalled (timeout), false when nothing applies.
+	bool localserve_command_failure(const std::string& localpart);
+	// Suspends the session and sends `reply` after `seconds` (never a sleep:
+	// the loop keeps serving everyone else).
+	void stall_then_reply(double seconds, smtp::SmtpError reply);
+
+	void need_hello() const;
+	void check_auth() const;
+	void need_tls_for_delivery() const;
+	smtp::ParseMode parse_mode() const;
+	void rset();
+
+	// DATA (server/data.cpp).
+	void feed_data();
+	void finish_data();
+	void deliver_local();
+	void finish_command();               // after an async command completes
+	void abort_data_file();
+
+	// Shutdown: idle sessions get 421 at once, busy ones after their command.
+	void shutdown_notice();
+
+	const config::Listener& listener() const;
+	bool submission() const { return service != net::Service::smtp; }
+	const std::string& hostname() const;
+	std::string received_id() const;
+	std::string address_text(const smtp::Address&) const;
+
+	Server& srv;
+	core::ConnHandle self;
+	uint64_t cid;
+	int fd;
+	std::string listener_name;
+	net::Service service;
+	std::shared_ptr<const config::Config> cfg;
+	IpAddr remote_ip, local_ip;
+	uint16_t remote_port = 0, local_port = 0;
+
+	core::IoWatcher io;
+	core::TimerWatcher deadline;
+	std::string inbuf;                    // taken when bytes arrive, released when empty
+	std::string outbuf;                   // released when drained
+
+	SessionState state = SessionState::command;
+	bool dead = false;                    // destroyed by the server after the current callback
+	bool eof = false;
+	bool shutting_down = false;
+	bool tls = false;
+	bool counted_connection = false;      // holds a slot in the connections limiter
+
+	bool ehlo = false;
+	std::optional<smtp::HelloArg> hello;
+	std::string username;                 // authenticated account ("" = not)
+	Transaction tx;
+	std::unique_ptr<DataInProgress> data;
+	std::unique_ptr<smtp::SmtpError> stalled_reply;  // sent when the stall timer fires
+
+	uint32_t ncmds = 0;                   // recognised commands so far
+	uint32_t tx_bad = 0, tx_good = 0;
+	std::string cmd;                      // current command, lower case, for logs
+	double cmd_start = 0;
+};
+
+}  // namespace tern::server

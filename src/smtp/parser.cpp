@@ -1,0 +1,819 @@
+// SMTP command-argument parser (see parser.h, SEED-BEHAVIOUR.md §3).
+//
+// The parser walks the argument text with one offset into two strings: the
+// original and a copy with only a-z upper-cased. Keywords are matched on the
+// copy, values are cut from the original; because the copy changes no byte
+// outside a-z, UTF-8 offsets line up in both.
+#include "smtp/parser.h"
+
+#include <charconv>
+#include <cstdlib>
+#include <idn2.h>
+#include <set>
+
+#include "util/strings.h"
+
+namespace tern::smtp {
+
+namespace {
+
+// RFC 5321 4.5.3.1: object size limits.
+constexpr size_t max_localpart_pedantic = 64;  // 4.5.3.1.1
+constexpr size_t max_localpart_lenient = 128;  // generated bounce addresses exceed 64 in practice
+constexpr size_t max_domain = 255;             // 4.5.3.1.2
+constexpr size_t max_path = 256;               // 4.5.3.1.3
+constexpr size_t max_sasl_mech = 20;           // RFC 4422 3.1
+
+bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+bool is_upper_alpha(unsigned char c) { return c >= 'A' && c <= 'Z'; }
+bool is_alpha(unsigned char c) { return is_upper_alpha(c) || (c >= 'a' && c <= 'z'); }
+
+// RFC 5322 3.2.3 atext, minus the letters and digits.
+bool is_atext_special(unsigned char c)
+{
+	switch (c) {
+	case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
+	case '+': case '-': case '/': case '=': case '?': case '^': case '_':
+	case '`': case '{': case '|': case '}': case '~':
+		return true;
+	default:
+		return false;
+	}
+}
+
+// Decodes one UTF-8 sequence at s[0..]; invalid input yields U+FFFD with
+// length 1, so a caller always makes progress.
+struct Rune {
+	char32_t cp;
+	size_t len;
+	bool valid;
+};
+
+Rune decode_rune(std::string_view s)
+{
+	const auto b0 = static_cast<unsigned char>(s[0]);
+	if (b0 < 0x80)
+		return {b0, 1, true};
+	size_t len = 0;
+	char32_t cp = 0;
+	char32_t min = 0;
+	if ((b0 & 0xe0) == 0xc0) {
+		len = 2, cp = b0 & 0x1f, min = 0x80;
+	} else if ((b0 & 0xf0) == 0xe0) {
+		len = 3, cp = b0 & 0x0f, min = 0x800;
+	} else if ((b0 & 0xf8) == 0xf0) {
+		len = 4, cp = b0 & 0x07, min = 0x10000;
+	} else {
+		return {0xfffd, 1, false};
+	}
+	if (s.size() < len)
+		return {0xfffd, 1, false};
+	for (size_t i = 1; i < len; i++) {
+		const auto b = static_cast<unsigned char>(s[i]);
+		if ((b & 0xc0) != 0x80)
+			return {0xfffd, 1, false};
+		cp = (cp << 6) | (b & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return {0xfffd, 1, false};
+	return {cp, len, true};
+}
+
+bool valid_utf8(std::string_view s)
+{
+	while (!s.empty()) {
+		Rune r = decode_rune(s);
+		if (!r.valid)
+			return false;
+		s.remove_prefix(r.len);
+	}
+	return true;
+}
+
+void append_utf8(std::string& out, char32_t cp)
+{
+	if (cp < 0x80) {
+		out += static_cast<char>(cp);
+	} else if (cp < 0x800) {
+		out += static_cast<char>(0xc0 | (cp >> 6));
+		out += static_cast<char>(0x80 | (cp & 0x3f));
+	} else if (cp < 0x10000) {
+		out += static_cast<char>(0xe0 | (cp >> 12));
+		out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+		out += static_cast<char>(0x80 | (cp & 0x3f));
+	} else {
+		out += static_cast<char>(0xf0 | (cp >> 18));
+		out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+		out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+		out += static_cast<char>(0x80 | (cp & 0x3f));
+	}
+}
+
+std::string rune_text(char32_t cp)
+{
+	std::string s;
+	append_utf8(s, cp);
+	return s;
+}
+
+// Converts a syntactically checked domain to its A-label and U-label forms
+// (RFC 5890, with UTS #46 mapping as resolvers do), or returns libidn2's
+// complaint.
+std::optional<Domain> idna_convert(const std::string& name, std::string& error)
+{
+	char* ascii = nullptr;
+	int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(name.c_str()),
+				reinterpret_cast<uint8_t**>(&ascii),
+				IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+	if (rc != IDN2_OK) {
+		error = std::string("to ascii: ") + idn2_strerror(rc);
+		return std::nullopt;
+	}
+	Domain d;
+	d.ascii = ascii_lower(ascii);
+	idn2_free(ascii);
+
+	char* unicode = nullptr;
+	rc = idn2_to_unicode_8z8z(d.ascii.c_str(), &unicode, 0);
+	if (rc != IDN2_OK) {
+		error = std::string("to unicode: ") + idn2_strerror(rc);
+		return std::nullopt;
+	}
+	d.unicode = unicode;
+	idn2_free(unicode);
+	return d;
+}
+
+// RFC 5321 4.1.2 Dot-string check, used to decide whether a localpart needs
+// quoting when written out. UTF-8 counts as atext (RFC 6531 3.3).
+bool is_dot_string(std::string_view localpart)
+{
+	for (std::string_view atom : split(localpart, '.')) {
+		if (atom.empty())
+			return false;
+		for (unsigned char c : atom)
+			if (!(is_alpha(c) || is_digit(c) || c > 0x7f || is_atext_special(c)))
+				return false;
+	}
+	return true;
+}
+
+std::string format_localpart(std::string_view localpart)
+{
+	if (is_dot_string(localpart))
+		return std::string(localpart);
+	// RFC 5321 4.1.2 Quoted-string: only '"' and '\' need a backslash.
+	std::string out = "\"";
+	for (char c : localpart) {
+		if (c == '"' || c == '\\')
+			out += '\\';
+		out += c;
+	}
+	out += '"';
+	return out;
+}
+
+// One command's arguments being parsed. Every failure throws SmtpError.
+class Parser {
+public:
+	Parser(std::string_view text, bool smtputf8, const ParseMode& mode)
+		: orig_(text), upper_(ascii_upper(text)), smtputf8_(smtputf8), mode_(mode)
+	{
+	}
+
+	[[noreturn]] void fail(const std::string& what) const
+	{
+		throw syntax_error(what, orig_.substr(pos_), mode_);
+	}
+
+	// RFC 6531 3.3: UTF-8 in an address needs the SMTPUTF8 extension.
+	[[noreturn]] void fail_non_ascii_localpart() const
+	{
+		throw SmtpError{utf8_localpart_code_, std::string(se::msg_8bit_required7),
+				"non-ascii address not permitted without smtputf8"};
+	}
+
+	bool empty() const { return pos_ == orig_.size(); }
+
+	void expect_empty()
+	{
+		if (!empty())
+			fail("expected end of line");
+	}
+
+	// End of a command: the submission listener is strict, the delivery
+	// listener allows trailing blanks (RFC 5321 4.1.1: be liberal).
+	void expect_end()
+	{
+		if (mode_.submission)
+			expect_empty();
+		std::string_view rest = remainder();
+		for (char c : rest)
+			if (c != ' ' && c != '\t')
+				fail("trailing data, not white space: " + quote_go(rest));
+	}
+
+	bool has_prefix(std::string_view keyword) const
+	{
+		return std::string_view(upper_).substr(pos_).starts_with(keyword);
+	}
+
+	// `keyword` must be upper case: it is matched case-insensitively.
+	bool take(std::string_view keyword)
+	{
+		if (!has_prefix(keyword))
+			return false;
+		pos_ += keyword.size();
+		return true;
+	}
+
+	void expect(std::string_view keyword)
+	{
+		if (!take(keyword))
+			fail("expected " + quote_go(keyword));
+	}
+
+	bool space() { return take(" "); }
+	void expect_space() { expect(" "); }
+
+	std::string_view taken(size_t n)
+	{
+		std::string_view r = orig_.substr(pos_, n);
+		pos_ += r.size();
+		return r;
+	}
+
+	std::string_view remainder() { return taken(orig_.size() - pos_); }
+
+	// Upper-cased next byte, or -1 at the end.
+	int peek() const { return empty() ? -1 : static_cast<unsigned char>(upper_[pos_]); }
+
+	size_t offset() const { return pos_; }
+	std::string_view since(size_t start) const { return orig_.substr(start, pos_ - start); }
+
+	// Takes the longest run of bytes (tested on the upper-cased copy, with
+	// their index in the run) accepted by `accept`; at least one is required.
+	template <typename Accept>
+	std::string_view take_while1(std::string_view what, Accept accept)
+	{
+		if (empty())
+			fail("need at least one char for " + std::string(what));
+		size_t n = run_length(accept);
+		if (n == 0)
+			fail("expected at least one char for " + std::string(what));
+		return taken(n);
+	}
+
+	template <typename Accept>
+	std::string_view take_while(Accept accept)
+	{
+		return taken(run_length(accept));
+	}
+
+	// RFC 5321 4.1.2 Domain; U-labels only with SMTPUTF8 (RFC 6531 3.3).
+	Domain domain()
+	{
+		std::string name(subdomain());
+		while (take("."))
+			name += "." + std::string(subdomain());
+		if (name.size() > max_domain)
+			fail("domain longer than 255 octets");
+		std::string error;
+		auto d = idna_convert(name, error);
+		if (!d)
+			fail("parsing domain name " + quote_go(name) + ": " + error);
+		return *d;
+	}
+
+	// RFC 5321 4.1.2 Domain / address-literal, as in a mailbox or EHLO.
+	struct IpDomain {
+		Domain domain;
+		std::optional<IpAddr> ip;
+	};
+
+	IpDomain ip_domain(bool is_ehlo)
+	{
+		if (!take("["))
+			return {domain(), std::nullopt};
+		// RFC 5321 4.1.3: IPv4 literals start with a digit; anything else is
+		// a tagged literal of which we know only "IPv6".
+		bool tagged_ipv6 = false;
+		if (!is_digit(static_cast<unsigned char>(peek()))) {
+			std::string_view tag = ldh_str();
+			expect(":");
+			if (!iequals(tag, "IPv6"))
+				fail("unrecognized address literal " + quote_go(tag));
+			tagged_ipv6 = true;
+		}
+		std::string_view text = take_while1("address literal", [](unsigned char c, size_t) { return c != ']'; });
+		// The seed tolerates a missing "]"; so do we, for parity.
+		take("]");
+		auto ip = IpAddr::parse(text);
+		if (!ip)
+			fail("invalid ip in address: " + quote_go(text));
+		// Mail user agents often forget the IPv6 tag in EHLO; forgive them on
+		// submission, but be strict with other servers.
+		const bool sloppy_ipv6_ok = is_ehlo && mode_.submission && !mode_.pedantic;
+		if (tagged_ipv6 && !ip->v6)
+			fail("ip address is not ipv6");
+		if (!tagged_ipv6 && ip->v6 && !sloppy_ipv6_ok)
+			fail("ip address is ipv6, must use syntax [IPv6:...]");
+		return {Domain{}, ip};
+	}
+
+	// RFC 5321 4.1.2 Local-part.
+	std::string localpart()
+	{
+		std::string s;
+		if (has_prefix("\"")) {
+			s = quoted_string(true);
+		} else {
+			s = std::string(atom(true));
+			while (take("."))
+				s += "." + std::string(atom(true));
+		}
+		if (s.size() > max_localpart_lenient || (mode_.pedantic && s.size() > max_localpart_pedantic))
+			fail("localpart longer than 64 octets");
+		if (!valid_utf8(s))
+			fail("localpart is not valid utf-8");
+		return s;
+	}
+
+	// RFC 5321 4.1.2 Quoted-string (RFC 6531 3.3 adds UTF-8); returns the
+	// content with the quotes and escapes removed.
+	std::string quoted_string(bool is_localpart)
+	{
+		expect("\"");
+		std::string s;
+		bool escaped = false;
+		for (;;) {
+			if (empty())
+				fail("need another character");
+			Rune r = decode_rune(orig_.substr(pos_));
+			std::string_view raw = taken(r.len);
+			const char32_t c = r.cp;
+			if (escaped) {
+				// quoted-pairSMTP: backslash followed by printable ASCII.
+				if (c >= ' ' && c < 0x7f) {
+					s += static_cast<char>(c);
+					escaped = false;
+					continue;
+				}
+				fail("invalid localpart, bad escaped char " + rune_text(c));
+			}
+			if (c == '\\') {
+				escaped = true;
+				continue;
+			}
+			if (c == '"')
+				return s;
+			if (is_localpart && c > 0x7f && !smtputf8_)
+				fail_non_ascii_localpart();
+			if ((c >= ' ' && c < 0x7f) || (c > 0x7f && smtputf8_)) {
+				s += raw;  // raw bytes, so invalid UTF-8 is caught by the caller
+				continue;
+			}
+			fail("invalid localpart, invalid character " + rune_text(c));
+		}
+	}
+
+	// RFC 5321 4.1.2 Atom (RFC 6531 3.3: UTF-8 allowed with SMTPUTF8).
+	std::string_view atom(bool is_localpart)
+	{
+		return take_while1("atom", [&](unsigned char c, size_t) {
+			if (is_atext_special(c))
+				return true;
+			if (is_localpart && c > 0x7f && !smtputf8_)
+				fail_non_ascii_localpart();
+			return is_digit(c) || is_upper_alpha(c) || (c > 0x7f && smtputf8_);
+		});
+	}
+
+	// RFC 5321 4.1.2 String, as for VRFY/EXPN/NOOP.
+	std::string string_arg()
+	{
+		if (peek() == '"')
+			return quoted_string(false);
+		return std::string(atom(false));
+	}
+
+	// RFC 5321 4.1.2 Path: "<" [ A-d-l ":" ] Mailbox ">"; the source route
+	// is parsed and discarded (RFC 5321 3.3, C).
+	Address bare_path()
+	{
+		if (take("@")) {
+			domain();
+			while (take(",")) {
+				expect("@");
+				domain();
+			}
+			expect(":");
+		}
+		return mailbox();
+	}
+
+	// RFC 5321 4.1.2 Mailbox.
+	Address mailbox()
+	{
+		Address a;
+		a.localpart = localpart();
+		expect("@");
+		IpDomain d = ip_domain(false);
+		a.domain = d.domain;
+		a.ip = d.ip;
+		return a;
+	}
+
+	// RFC 5321 4.1.2 Reverse-path without the brackets (see raw_reverse_path).
+	std::optional<Address> bare_reverse_path()
+	{
+		if (empty())
+			return std::nullopt;  // "<>", the null reverse path
+		// RFC 6531 3.7.1: non-ASCII sender without SMTPUTF8 gets 550 5.6.7.
+		utf8_localpart_code_ = 550;
+		return bare_path();
+	}
+
+	// RFC 5321 4.1.2 Forward-path.
+	Address forward_path()
+	{
+		// RFC 6531 3.7.1: non-ASCII recipient without SMTPUTF8 gets 553 5.6.7.
+		utf8_localpart_code_ = 553;
+		size_t start = pos_;
+		expect("<");
+		Address a = bare_path();
+		expect(">");
+		if (pos_ - start > max_path)
+			fail("path longer than 256 octets");
+		return a;
+	}
+
+	// MAIL's path is cut out before its parameters are known: the SMTPUTF8
+	// parameter that follows decides whether UTF-8 is allowed in it.
+	std::string_view raw_reverse_path()
+	{
+		expect("<");
+		std::string_view raw = take_while([](unsigned char c, size_t) { return c != '>'; });
+		expect(">");
+		return raw;
+	}
+
+	// RFC 5321 4.1.2 esmtp-keyword, returned as written.
+	std::string_view param_keyword()
+	{
+		return take_while1("parameter keyword", [](unsigned char c, size_t i) {
+			return is_digit(c) || is_upper_alpha(c) || (i > 0 && c == '-');
+		});
+	}
+
+	// RFC 5321 4.1.2 esmtp-value (RFC 6531 3.3 adds UTF-8).
+	std::string_view param_value()
+	{
+		return take_while1("parameter value", [&](unsigned char c, size_t) {
+			return (c > ' ' && c < 0x7f && c != '=') || (c > 0x7f && smtputf8_);
+		});
+	}
+
+	// Decimal number of at most `max_digits` digits that fits in int64.
+	int64_t number(size_t max_digits)
+	{
+		std::string_view digits = take_while1("number", [&](unsigned char c, size_t i) {
+			return is_digit(c) && i < max_digits;
+		});
+		int64_t v = 0;
+		auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+		if (ec != std::errc() || end != digits.data() + digits.size())
+			fail("bad number " + quote_go(digits) + ": strconv.ParseInt: parsing " + quote_go(digits) +
+			     ": value out of range");
+		return v;
+	}
+
+	// RFC 4422 3.1 sasl-mech; tern decision 4: matched case-insensitively,
+	// returned upper-cased.
+	std::string sasl_mech()
+	{
+		size_t start = pos_;
+		take_while1("sasl-mech", [](unsigned char c, size_t i) {
+			return i < max_sasl_mech && (is_upper_alpha(c) || is_digit(c) || c == '-' || c == '_');
+		});
+		return upper_.substr(start, pos_ - start);
+	}
+
+	// RFC 3461 4 xtext, decoded: printable ASCII except "+" and "=", with
+	// "+HH" (upper-case hex) for anything else. Ends at a space or the end.
+	std::string xtext()
+	{
+		std::string out;
+		while (!empty()) {
+			const auto c = static_cast<unsigned char>(orig_[pos_]);
+			if (c == ' ')
+				break;
+			if (c >= 0x21 && c < 0x7f && c != '+' && c != '=') {
+				out += static_cast<char>(c);
+				pos_++;
+				continue;
+			}
+			if (c != '+')
+				fail("parsing xtext: invalid character " + quote_go(orig_.substr(pos_, 1)));
+			pos_++;
+			std::string_view hex = taken(2);
+			auto hex_value = [](char h) -> int {
+				if (h >= '0' && h <= '9')
+					return h - '0';
+				if (h >= 'A' && h <= 'F')
+					return h - 'A' + 10;
+				return -1;
+			};
+			if (hex.size() != 2 || hex_value(hex[0]) < 0 || hex_value(hex[1]) < 0)
+				fail("parsing xtext: invalid hexadecimal " + quote_go(hex));
+			out += static_cast<char>(hex_value(hex[0]) * 16 + hex_value(hex[1]));
+		}
+		return out;
+	}
+
+private:
+	template <typename Accept>
+	size_t run_length(Accept& accept)
+	{
+		size_t n = 0;
+		while (pos_ + n < upper_.size() && accept(static_cast<unsigned char>(upper_[pos_ + n]), n))
+			n++;
+		return n;
+	}
+
+	// RFC 5321 4.1.3 Standardized-tag. The seed allows "-" only as the first
+	// character; we keep that for identical error texts.
+	std::string_view ldh_str()
+	{
+		return take_while1("ldh-str", [](unsigned char c, size_t i) {
+			return is_upper_alpha(c) || is_digit(c) || (i == 0 && c == '-');
+		});
+	}
+
+	// RFC 5321 4.1.2 sub-domain; "-" not first; UTF-8 with SMTPUTF8.
+	std::string_view subdomain()
+	{
+		return take_while1("subdomain", [&](unsigned char c, size_t i) {
+			return is_digit(c) || is_upper_alpha(c) || (i > 0 && c == '-') || (c > 0x7f && smtputf8_);
+		});
+	}
+
+	std::string_view orig_;
+	std::string upper_;
+	size_t pos_ = 0;
+	bool smtputf8_;
+	const ParseMode& mode_;
+	int utf8_localpart_code_ = 550;
+};
+
+}  // namespace
+
+std::string quote_go(std::string_view s)
+{
+	static const char hex[] = "0123456789abcdef";
+	std::string out = "\"";
+	while (!s.empty()) {
+		Rune r = decode_rune(s);
+		const char32_t c = r.cp;
+		if (!r.valid) {
+			out += "\\x";
+			out += hex[static_cast<unsigned char>(s[0]) >> 4];
+			out += hex[static_cast<unsigned char>(s[0]) & 0xf];
+		} else if (c == '"' || c == '\\') {
+			out += '\\';
+			out += static_cast<char>(c);
+		} else if (c >= 0x20 && c < 0x7f) {
+			out += static_cast<char>(c);
+		} else if (c == '\a') {
+			out += "\\a";
+		} else if (c == '\b') {
+			out += "\\b";
+		} else if (c == '\f') {
+			out += "\\f";
+		} else if (c == '\n') {
+			out += "\\n";
+		} else if (c == '\r') {
+			out += "\\r";
+		} else if (c == '\t') {
+			out += "\\t";
+		} else if (c == '\v') {
+			out += "\\v";
+		} else if (c < 0x20 || c == 0x7f) {
+			out += "\\x";
+			out += hex[c >> 4];
+			out += hex[c & 0xf];
+		} else if (c < 0xa0 || c == 0xad) {
+			// C1 controls and the soft hyphen are not printable.
+			out += "\\u00";
+			out += hex[c >> 4];
+			out += hex[c & 0xf];
+		} else {
+			out += s.substr(0, r.len);
+		}
+		s.remove_prefix(r.len);
+	}
+	out += '"';
+	return out;
+}
+
+SmtpError syntax_error(std::string_view what, std::string_view remaining, const ParseMode& mode)
+{
+	// RFC 5321 4.2.2 501. The unparsed rest helps authenticated users debug
+	// their client; strangers only see it in our log.
+	std::string text = "bad syntax: " + std::string(what);
+	if (mode.authenticated)
+		text += " (remaining " + quote_go(remaining) + ")";
+	return SmtpError{501, std::string(se::proto_syntax2), std::move(text)};
+}
+
+std::string Address::to_string() const
+{
+	std::string out = format_localpart(localpart) + "@";
+	if (ip)
+		out += ip->to_literal();
+	else
+		out += domain.unicode.empty() ? domain.ascii : domain.unicode;
+	return out;
+}
+
+std::string Address::to_ascii_string() const
+{
+	std::string out = format_localpart(localpart) + "@";
+	out += ip ? ip->to_literal() : domain.ascii;
+	return out;
+}
+
+// RFC 5321 4.1.1.1: "EHLO" SP ( Domain / address-literal ), "HELO" SP Domain.
+HelloArg parse_hello(std::string_view args, bool ehlo, const ParseMode& mode)
+{
+	Parser p(args, mode.smtputf8, mode);
+	p.expect_space();
+	size_t start = p.offset();
+	HelloArg hello;
+	if (ehlo) {
+		auto d = p.ip_domain(true);
+		hello.domain = d.domain;
+		hello.ip = d.ip;
+	} else {
+		hello.domain = p.domain();
+	}
+	hello.raw = std::string(p.since(start));
+	// RFC 5321 4.1.1.1 leaves room for text after the name; ignore it.
+	p.remainder();
+	p.expect_end();
+	return hello;
+}
+
+// RFC 5321 4.1.1.2 "MAIL FROM:" Reverse-path [SP Mail-parameters].
+MailArgs parse_mail(std::string_view args, const ParseMode& mode)
+{
+	Parser p(args, mode.smtputf8, mode);
+	p.expect(" FROM:");
+	// No space belongs after the colon (RFC 5321 4.1.2), but Outlook sends
+	// one; tolerated on submission only.
+	if (mode.submission && !mode.pedantic)
+		p.space();
+	std::string_view raw_path = p.raw_reverse_path();
+
+	MailArgs mail;
+	std::set<std::string> seen;
+	while (p.space()) {
+		std::string_view keyword = p.param_keyword();
+		std::string key = ascii_upper(keyword);
+		if (!seen.insert(key).second)
+			throw SmtpError{501, std::string(se::proto_param_invalid4),
+					"duplicate param " + quote_go(keyword)};
+		if (key == "SIZE") {
+			// RFC 1870 6: at most 20 digits.
+			p.expect("=");
+			mail.size = p.number(20);
+		} else if (key == "BODY") {
+			// RFC 6152 2.
+			p.expect("=");
+			std::string value = ascii_upper(p.param_value());
+			if (value == "7BIT")
+				mail.body_8bitmime = false;
+			else if (value == "8BITMIME")
+				mail.body_8bitmime = true;
+			else
+				throw SmtpError{555, std::string(se::proto_param_invalid4),
+						"unrecognized parameter " + quote_go(keyword)};
+		} else if (key == "AUTH") {
+			// RFC 4954 5: AUTH=<mailbox> or AUTH=<> as xtext; tern decision 3.
+			p.expect("=");
+			mail.auth = p.xtext();
+		} else if (key == "SMTPUTF8") {
+			// RFC 6531 3.4.
+			mail.smtputf8 = true;
+		} else {
+			// RFC 5321 4.1.1.11.
+			throw SmtpError{555, std::string(se::proto_unrecognized_param3),
+					"unrecognized parameter " + quote_go(keyword)};
+		}
+	}
+
+	Parser path_parser(raw_path, mode.smtputf8 || mail.smtputf8, mode);
+	mail.from = path_parser.bare_reverse_path();
+	path_parser.expect_empty();
+	p.expect_end();
+	return mail;
+}
+
+// RFC 5321 4.1.1.3 "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" /
+// Forward-path ) [SP Rcpt-parameters].
+RcptArgs parse_rcpt(std::string_view args, const ParseMode& mode)
+{
+	Parser p(args, mode.smtputf8, mode);
+	p.expect(" TO:");
+	if (mode.submission && !mode.pedantic)
+		p.space();
+	RcptArgs rcpt;
+	if (p.take("<POSTMASTER>"))
+		rcpt.postmaster = true;
+	else
+		rcpt.to = p.forward_path();
+	// No RCPT extensions (e.g. DSN's NOTIFY/ORCPT) are supported.
+	if (p.space()) {
+		std::string_view keyword = p.param_keyword();
+		throw SmtpError{555, std::string(se::proto_unrecognized_param3),
+				"unrecognized parameter " + quote_go(keyword)};
+	}
+	p.expect_end();
+	return rcpt;
+}
+
+void parse_no_args(std::string_view args, const ParseMode& mode)
+{
+	Parser p(args, mode.smtputf8, mode);
+	p.expect_end();
+}
+
+// RFC 5321 4.1.1.6/4.1.1.7 with RFC 6531 3.7.4's optional SMTPUTF8.
+std::string parse_vrfy(std::string_view args, const ParseMode& mode)
+{
+	Parser p(args, mode.smtputf8, mode);
+	p.expect_space();
+	std::string s = p.string_arg();
+	if (p.space())
+		p.expect("SMTPUTF8");
+	p.expect_end();
+	return s;
+}
+
+// RFC 5321 4.1.1.9: "NOOP" [ SP String ].
+void parse_noop(std::string_view args, const ParseMode& mode)
+{
+	Parser p(args, mode.smtputf8, mode);
+	if (p.space())
+		p.string_arg();
+	p.expect_end();
+}
+
+// RFC 4954 4: "AUTH" SP sasl-mech [SP initial-response].
+AuthArgs parse_auth(std::string_view args, const ParseMode& mode)
+{
+	Parser p(args, mode.smtputf8, mode);
+	p.expect_space();
+	AuthArgs auth;
+	auth.mechanism = p.sasl_mech();
+	if (p.empty())
+		return auth;
+	p.expect_space();
+	std::string_view initial = p.remainder();
+	if (initial.empty())
+		throw SmtpError{501, std::string(se::proto_syntax2),
+				"missing initial auth base64 parameter after space"};
+	// RFC 4954 4: "=" stands for an empty initial response.
+	auth.initial = initial == "=" ? std::string() : std::string(initial);
+	return auth;
+}
+
+std::optional<Domain> parse_domain(std::string_view name)
+{
+	ParseMode mode;
+	Parser p(name, true, mode);
+	try {
+		Domain d = p.domain();
+		if (!p.empty())
+			return std::nullopt;
+		return d;
+	} catch (const SmtpError&) {
+		return std::nullopt;
+	}
+}
+
+std::optional<Address> parse_address(std::string_view text)
+{
+	ParseMode mode;
+	Parser p(text, true, mode);
+	try {
+		Address a = p.mailbox();
+		if (!p.empty())
+			return std::nullopt;
+		return a;
+	} catch (const SmtpError&) {
+		return std::nullopt;
+	}
+}
+
+}  // namespace tern::smtp

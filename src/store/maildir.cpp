@@ -1,0 +1,277 @@
+// Durable Maildir delivery (SPEC.md "Maildir", "Durability and safety
+// promises"): a message is fsync'd in tmp/, renamed into new/ (or cur/), and
+// the touched directories are fsync'd once per call, so one call for many
+// copies (or many sessions batched by the caller) pays the directory
+// fsyncs once.
+#include "store/maildir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+#include <string_view>
+
+#include "util/strings.h"
+
+namespace tern::store {
+
+namespace {
+
+constexpr size_t copy_buffer_size = 64 * 1024;
+
+// Process-wide: names stay unique across worker threads delivering in the
+// same microsecond.
+std::atomic<uint64_t> delivery_counter{0};
+
+std::runtime_error system_error(std::string_view what, const std::string& path, int err) {
+	return std::runtime_error(std::string(what) + " " + path + ": " + std::strerror(err));
+}
+
+// Owns one file descriptor.
+class FileDescriptor {
+public:
+	explicit FileDescriptor(int fd) : fd_(fd) {}
+	~FileDescriptor() {
+		if (fd_ >= 0) ::close(fd_);
+	}
+	FileDescriptor(const FileDescriptor&) = delete;
+	FileDescriptor& operator=(const FileDescriptor&) = delete;
+	int get() const { return fd_; }
+	// Closes now and reports the error; a failed close can mean lost data.
+	int close() {
+		int rc = ::close(fd_);
+		fd_ = -1;
+		return rc;
+	}
+
+private:
+	int fd_;
+};
+
+std::string parent_dir(const std::string& path) {
+	size_t end = path.find_last_not_of('/');
+	if (end == std::string::npos) return "/";
+	size_t slash = path.find_last_of('/', end);
+	if (slash == std::string::npos) return ".";
+	size_t keep = path.find_last_not_of('/', slash);
+	return keep == std::string::npos ? "/" : path.substr(0, keep + 1);
+}
+
+bool is_directory(const std::string& path) {
+	struct stat st;
+	return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Creates one directory unless it exists. A new directory's entry lives in
+// its parent, so both go into `to_sync` for the commit.
+void make_directory(const std::string& path, std::set<std::string>& to_sync) {
+	if (::mkdir(path.c_str(), 0700) == 0) {
+		to_sync.insert(path);
+		to_sync.insert(parent_dir(path));
+		return;
+	}
+	int err = errno;
+	if (err == EEXIST && is_directory(path)) return;
+	throw system_error("mkdir", path, err == EEXIST ? ENOTDIR : err);
+}
+
+// mkdir -p: the account's Maildir root may sit under directories that do
+// not exist yet (data_dir/accounts/<name>/Maildir).
+void make_directory_tree(const std::string& path, std::set<std::string>& to_sync) {
+	if (path.empty() || is_directory(path)) return;
+	std::string parent = parent_dir(path);
+	if (parent != path) make_directory_tree(parent, to_sync);
+	make_directory(path, to_sync);
+}
+
+// Makes `folder` a usable Maildir(++) folder: tmp, new, cur and, for
+// folders below the root, the `maildirfolder` marker Dovecot looks for.
+void prepare_folder(const std::string& folder, bool is_root, std::set<std::string>& to_sync) {
+	make_directory_tree(folder, to_sync);
+	for (const char* sub : {"/tmp", "/new", "/cur"}) make_directory(folder + sub, to_sync);
+	if (is_root) return;
+	std::string marker = folder + "/maildirfolder";
+	int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		::close(fd);
+		to_sync.insert(folder);
+	} else if (errno != EEXIST) {
+		throw system_error("create", marker, errno);
+	}
+}
+
+// Maildir host part: '/' and ':' cannot appear in a file name's host part
+// (cr.yp.to/proto/maildir.html), so they are written as octal escapes.
+std::string maildir_host(const std::string& hostname) {
+	std::string host = hostname;
+	if (host.empty()) {
+		char buf[256] = {};
+		if (::gethostname(buf, sizeof buf - 1) == 0) host = buf;
+		if (host.empty()) host = "localhost";
+	}
+	std::string out;
+	for (char c : host) {
+		if (c == '/') out += "\\057";
+		else if (c == ':') out += "\\072";
+		else out += c;
+	}
+	return out;
+}
+
+// `<seconds>.M<microseconds>P<pid>Q<counter>.<host>,S=<size>` (the Dovecot
+// form of the unique part).
+std::string unique_name(const std::string& host, uint64_t size) {
+	struct timeval now;
+	::gettimeofday(&now, nullptr);
+	uint64_t counter = ++delivery_counter;
+	return std::to_string(now.tv_sec) + ".M" + std::to_string(now.tv_usec) + "P" +
+	       std::to_string(::getpid()) + "Q" + std::to_string(counter) + "." + host +
+	       ",S=" + std::to_string(size);
+}
+
+void write_all(int fd, const char* data, size_t len, const std::string& path) {
+	while (len > 0) {
+		ssize_t n = ::write(fd, data, len);
+		if (n < 0) {
+			if (errno == EINTR) continue;
+			throw system_error("write", path, errno);
+		}
+		data += n;
+		len -= static_cast<size_t>(n);
+	}
+}
+
+// Streams the whole body file into `out_fd` through a fixed buffer, so a
+// large message never sits in memory. pread keeps the body's offset shared
+// by all copies untouched. Returns the bytes copied.
+uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const std::string& out_path) {
+	std::string buffer(copy_buffer_size, '\0');
+	uint64_t offset = 0;
+	for (;;) {
+		ssize_t n = ::pread(body_fd, buffer.data(), buffer.size(), static_cast<off_t>(offset));
+		if (n < 0) {
+			if (errno == EINTR) continue;
+			throw system_error("read", body_path, errno);
+		}
+		if (n == 0) return offset;
+		write_all(out_fd, buffer.data(), static_cast<size_t>(n), out_path);
+		offset += static_cast<uint64_t>(n);
+	}
+}
+
+bool is_inbox(const std::string& mailbox) { return mailbox.empty() || iequals(mailbox, "INBOX"); }
+
+// One copy between its tmp/ write and its rename.
+struct StagedCopy {
+	std::string tmp_path;
+	std::string final_dir;
+	std::string final_path;
+	bool renamed = false;
+};
+
+void remove_unrenamed(const std::vector<StagedCopy>& staged) {
+	for (const StagedCopy& s : staged) {
+		if (!s.renamed) ::unlink(s.tmp_path.c_str());
+	}
+}
+
+}  // namespace
+
+std::string mailbox_dir(const std::string& maildir, const std::string& mailbox) {
+	if (is_inbox(mailbox)) return maildir;
+	// Maildir++ flattens the hierarchy into one dot-separated directory name
+	// under the root: "a/b" is ".a.b". Empty, "." and ".." parts are refused:
+	// "." alone would become "..", the Maildir's parent.
+	std::string folder = maildir + "/";
+	for (std::string_view part : split(mailbox, '/')) {
+		if (part.empty() || part == "." || part == ".." ||
+		    part.find('\0') != std::string_view::npos)
+			throw std::runtime_error("invalid mailbox name: " + mailbox);
+		folder += '.';
+		folder += part;
+	}
+	return folder;
+}
+
+void fsync_dir(const std::string& dir) {
+	FileDescriptor fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (fd.get() < 0) throw system_error("open", dir, errno);
+	if (::fsync(fd.get()) != 0) throw system_error("fsync", dir, errno);
+}
+
+void fsync_dirs(const std::set<std::string>& dirs) {
+	for (const std::string& dir : dirs) fsync_dir(dir);
+}
+
+void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& copies,
+                     const std::string& hostname) {
+	std::set<std::string> to_sync;
+	deliver_maildir_unsynced(body_path, copies, hostname, to_sync);
+	// The group commit: each touched directory once.
+	fsync_dirs(to_sync);
+}
+
+void deliver_maildir_unsynced(const std::string& body_path, std::vector<MaildirCopy>& copies,
+                              const std::string& hostname, std::set<std::string>& to_sync) {
+	FileDescriptor body(::open(body_path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (body.get() < 0) throw system_error("open", body_path, errno);
+	struct stat body_stat;
+	if (::fstat(body.get(), &body_stat) != 0) throw system_error("stat", body_path, errno);
+	const uint64_t body_size = static_cast<uint64_t>(body_stat.st_size);
+	const std::string host = maildir_host(hostname);
+
+	std::set<std::string> prepared;
+	std::vector<StagedCopy> staged;
+	staged.reserve(copies.size());
+	try {
+		// Phase 1: every copy fully written and fsync'd in tmp/. Nothing is
+		// visible yet, so a failure here delivers nothing.
+		for (MaildirCopy& copy : copies) {
+			std::string folder = mailbox_dir(copy.maildir, copy.mailbox);
+			// A folder lives inside a Maildir whose root must be one too
+			// (Dovecot reads INBOX from it), so the root is prepared first.
+			if (prepared.insert(copy.maildir).second) prepare_folder(copy.maildir, true, to_sync);
+			if (prepared.insert(folder).second) prepare_folder(folder, is_inbox(copy.mailbox), to_sync);
+
+			const uint64_t size = copy.prefix.size() + body_size;
+			const std::string name = unique_name(host, size);
+			StagedCopy s;
+			s.tmp_path = folder + "/tmp/" + name;
+			s.final_dir = folder + (copy.seen ? "/cur" : "/new");
+			s.final_path = s.final_dir + "/" + name + (copy.seen ? ":2,S" : "");
+
+			FileDescriptor out(::open(s.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+			if (out.get() < 0) throw system_error("create", s.tmp_path, errno);
+			staged.push_back(s);
+			write_all(out.get(), copy.prefix.data(), copy.prefix.size(), s.tmp_path);
+			uint64_t copied = copy_body(body.get(), body_path, out.get(), s.tmp_path);
+			// The name already carries S=; a body that changed under us
+			// would make it lie.
+			if (copied != body_size)
+				throw std::runtime_error("body file changed size during delivery: " + body_path);
+			if (::fsync(out.get()) != 0) throw system_error("fsync", s.tmp_path, errno);
+			if (out.close() != 0) throw system_error("close", s.tmp_path, errno);
+		}
+		// Phase 2: the renames make the copies visible.
+		for (size_t i = 0; i < staged.size(); ++i) {
+			StagedCopy& s = staged[i];
+			if (::rename(s.tmp_path.c_str(), s.final_path.c_str()) != 0)
+				throw system_error("rename to", s.final_path, errno);
+			s.renamed = true;
+			copies[i].final_path = s.final_path;
+			to_sync.insert(s.final_dir);
+		}
+	} catch (...) {
+		// Renamed files are delivered messages and stay; only tmp/ leftovers go.
+		remove_unrenamed(staged);
+		throw;
+	}
+}
+
+}  // namespace tern::store

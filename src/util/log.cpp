@@ -1,0 +1,256 @@
+// logfmt event logger, see log.h.
+#include "util/log.h"
+
+#include <fcntl.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+
+namespace tern::log {
+
+namespace {
+
+constexpr std::string_view level_names[] = {"error", "info", "debug", "trace", "traceauth", "tracedata"};
+
+// The level is read on every log call from any thread; an atomic keeps
+// enabled() a single relaxed load.
+std::atomic<int> current_level{static_cast<int>(Level::info)};
+
+// Everything about the output, guarded by output_mutex so that lines from the
+// event loop and the worker pool never interleave and reopen() is safe.
+std::mutex output_mutex;
+Sink current_sink = Sink::stderr_sink;
+int file_fd = -1;
+std::string file_path;
+bool syslog_open = false;
+
+int open_log_file(const std::string& path)
+{
+	// O_APPEND: every write() lands at the end even with several writers
+	// (e.g. logrotate's copytruncate or two processes).
+	return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+void write_all(int fd, std::string_view data)
+{
+	while (!data.empty()) {
+		ssize_t n = ::write(fd, data.data(), data.size());
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return;  // nowhere to report a failing log write
+		}
+		data.remove_prefix(static_cast<size_t>(n));
+	}
+}
+
+int syslog_priority(Level level)
+{
+	switch (level) {
+	case Level::error:
+		return LOG_ERR;
+	case Level::info:
+		return LOG_INFO;
+	default:
+		return LOG_DEBUG;
+	}
+}
+
+// ISO 8601 UTC with milliseconds: 2026-11-25T17:22:09.123Z
+std::string timestamp_now()
+{
+	timespec now{};
+	clock_gettime(CLOCK_REALTIME, &now);
+	std::tm tm{};
+	gmtime_r(&now.tv_sec, &tm);
+	char buf[80];
+	std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(now.tv_nsec / 1000000));
+	return buf;
+}
+
+bool needs_quotes(std::string_view value)
+{
+	if (value.empty())
+		return true;
+	for (unsigned char c : value) {
+		if (c == ' ' || c == '"' || c == '=' || c < 0x20 || c == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+void append_value(std::string& out, std::string_view value)
+{
+	if (!needs_quotes(value)) {
+		out.append(value);
+		return;
+	}
+	out += '"';
+	for (unsigned char c : value) {
+		if (c == '"' || c == '\\') {
+			out += '\\';
+			out += static_cast<char>(c);
+		} else if (c < 0x20 || c == 0x7f) {
+			// Control bytes (CR, LF, ESC...) are escaped so that client
+			// input can never forge a log line or a terminal sequence.
+			char hex[5];
+			std::snprintf(hex, sizeof hex, "\\x%02x", c);
+			out += hex;
+		} else {
+			out += static_cast<char>(c);
+		}
+	}
+	out += '"';
+}
+
+void append_field(std::string& out, std::string_view key, std::string_view value)
+{
+	if (!out.empty())
+		out += ' ';
+	out.append(key);
+	out += '=';
+	append_value(out, value);
+}
+
+}  // namespace
+
+bool parse_level(std::string_view name, Level& out)
+{
+	for (size_t i = 0; i < std::size(level_names); ++i) {
+		if (name == level_names[i]) {
+			out = static_cast<Level>(i);
+			return true;
+		}
+	}
+	return false;
+}
+
+std::string_view level_name(Level level)
+{
+	size_t i = static_cast<size_t>(level);
+	return i < std::size(level_names) ? level_names[i] : "unknown";
+}
+
+void set_level(Level level)
+{
+	current_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
+
+Level level()
+{
+	return static_cast<Level>(current_level.load(std::memory_order_relaxed));
+}
+
+bool enabled(Level level)
+{
+	return static_cast<int>(level) <= current_level.load(std::memory_order_relaxed);
+}
+
+bool set_sink(Sink sink, const std::string& path)
+{
+	int new_fd = -1;
+	if (sink == Sink::file) {
+		new_fd = open_log_file(path);
+		if (new_fd < 0)
+			return false;
+	}
+	std::lock_guard lock(output_mutex);
+	if (file_fd >= 0) {
+		::close(file_fd);
+		file_fd = -1;
+	}
+	if (sink == Sink::file) {
+		file_fd = new_fd;
+		file_path = path;
+	} else {
+		file_path.clear();
+	}
+	if (sink == Sink::syslog && !syslog_open) {
+		openlog("ternd", LOG_PID | LOG_NDELAY, LOG_MAIL);
+		syslog_open = true;
+	} else if (sink != Sink::syslog && syslog_open) {
+		closelog();
+		syslog_open = false;
+	}
+	current_sink = sink;
+	return true;
+}
+
+bool reopen()
+{
+	std::string failed_path;
+	int open_errno = 0;
+	{
+		std::lock_guard lock(output_mutex);
+		if (current_sink != Sink::file)
+			return true;
+		int new_fd = open_log_file(file_path);
+		if (new_fd >= 0) {
+			::close(file_fd);
+			file_fd = new_fd;
+			return true;
+		}
+		open_errno = errno;
+		failed_path = file_path;
+	}
+	// Still writing to the old file: say so there (event() takes the lock).
+	error("cannot reopen log file", {{"path", failed_path}, {"error", std::strerror(open_errno)}});
+	return false;
+}
+
+std::string format_line(std::string_view ts, Level level, uint64_t cid, std::string_view msg,
+                        std::initializer_list<Field> fields)
+{
+	std::string out;
+	out.reserve(96);
+	if (!ts.empty())
+		append_field(out, "ts", ts);
+	append_field(out, "level", level_name(level));
+	if (cid != 0) {
+		char hex[17];
+		std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(cid));
+		append_field(out, "cid", hex);
+	}
+	append_field(out, "msg", msg);
+	for (const auto& [key, value] : fields)
+		append_field(out, key, value);
+	return out;
+}
+
+void event(Level level, uint64_t cid, std::string_view msg, std::initializer_list<Field> fields)
+{
+	if (!enabled(level))
+		return;
+	// Format outside the lock; only the write is serialized. The sink is
+	// read under the lock, so the syslog decision below is rechecked there.
+	std::string ts = timestamp_now();
+	std::string line_with_ts = format_line(ts, level, cid, msg, fields);
+	std::lock_guard lock(output_mutex);
+	switch (current_sink) {
+	case Sink::syslog: {
+		// syslog adds its own timestamp; drop our "ts=... " prefix.
+		std::string_view line = line_with_ts;
+		line.remove_prefix(std::min(line.size(), 3 + ts.size() + 1));
+		::syslog(syslog_priority(level), "%.*s", static_cast<int>(line.size()), line.data());
+		break;
+	}
+	case Sink::file:
+		line_with_ts += '\n';
+		write_all(file_fd, line_with_ts);
+		break;
+	case Sink::stderr_sink:
+		line_with_ts += '\n';
+		write_all(STDERR_FILENO, line_with_ts);
+		break;
+	}
+}
+
+}  // namespace tern::log

@@ -1,0 +1,112 @@
+// Runs a real ternd process for one black-box test: its own temp dir, free
+// loopback ports, a generated config, its own loopback DNS server.
+#pragma once
+#include <memory>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "helpers/dns_server.h"
+
+namespace tern::testing {
+
+struct DaemonOptions {
+	bool smtp = true;           // listener "test": smtp on a free port
+	bool submission = false;
+	bool submissions = false;
+	// A JSON merge patch (RFC 7386) applied to the default config, e.g.
+	// R"({"listeners": {"test": {"max_message_size": 10000}}})". A null
+	// value removes a key.
+	std::string config_patch;
+	// When false the daemon is not started by the constructor (call start()).
+	bool start = true;
+};
+
+// The result of running a command to completion.
+struct RunResult {
+	int exit_code = -1;     // -1 when killed by a signal or timed out
+	bool timed_out = false;
+	std::string output;     // stdout and stderr, interleaved
+};
+
+class TernDaemon {
+public:
+	explicit TernDaemon(DaemonOptions options = {});
+	~TernDaemon();
+	TernDaemon(const TernDaemon&) = delete;
+	TernDaemon& operator=(const TernDaemon&) = delete;
+
+	// Writes the config (if not yet written) and spawns `ternd -f -c FILE`;
+	// waits ≤ 10 s until every enabled port listens. Returns false (and
+	// fills error()) when the daemon exits or does not listen in time.
+	bool start();
+	// SIGTERM, wait ≤ 15 s for the exit; then SIGKILL. Returns the exit
+	// status (0 = clean), or -1 when it had to be killed or died by a signal.
+	int stop();
+	void kill9();                            // SIGKILL and reap
+	bool signal(int sig);                    // kill(pid, sig)
+	// Waits ≤ timeout_ms for the process to exit by itself; exit status as
+	// stop() returns it, or -2 when still running.
+	int wait_exit(int timeout_ms);
+	bool running();
+
+	// The default config with the options' patch, then extra_patch, applied.
+	std::string config_json(const std::string& extra_patch = "") const;
+	// (Re)writes the config file: default + options patch + extra_patch.
+	void write_config(const std::string& extra_patch = "");
+	// Writes text to the config file as is (for broken configs).
+	void write_config_text(const std::string& text);
+
+	pid_t pid() const { return pid_; }
+	int smtp_port() const { return smtp_port_; }
+	int submission_port() const { return submission_port_; }
+	int submissions_port() const { return submissions_port_; }
+	const std::string& dir() const { return dir_; }
+	std::string data_dir() const { return dir_ + "/data"; }
+	std::string config_path() const { return dir_ + "/tern.json"; }
+	std::string log_path() const { return dir_ + "/ternd.log"; }
+	std::string log_text() const;
+	const std::string& error() const { return error_; }
+	// <data_dir>/accounts/<account>/Maildir
+	std::string maildir(const std::string& account = "alice") const;
+	DnsServer& dns() { return *dns_; }
+
+private:
+	DaemonOptions options_;
+	std::unique_ptr<DnsServer> dns_;
+	std::string dir_;
+	int smtp_port_ = 0, submission_port_ = 0, submissions_port_ = 0;
+	pid_t pid_ = -1;
+	bool config_written_ = false;
+	std::string error_;
+};
+
+// The repository root: $TERN_SRCDIR, else the current directory.
+std::string repo_root();
+// <repo>/src/ternd
+std::string ternd_path();
+
+// A free TCP port on 127.0.0.1 (bind port 0, read, close).
+int free_tcp_port();
+// Whether something listens on TCP port (any local address), via /proc/net/tcp{,6}.
+bool tcp_port_listening(int port);
+
+// Runs argv (argv[0] a path) with stdout+stderr captured, ≤ timeout_ms.
+RunResult run_command(const std::vector<std::string>& argv, int timeout_ms = 10000);
+// `ternd -n -c FILE`
+RunResult run_check_config(const std::string& config_file);
+
+// Maildir helpers: sorted full paths of the files in <maildir>/<sub>.
+std::vector<std::string> maildir_files(const std::string& maildir, const std::string& sub = "new");
+// Polls ≤ timeout_ms until <maildir>/new holds at least n files.
+std::vector<std::string> wait_for_maildir(const std::string& maildir, size_t n, int timeout_ms = 5000);
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& content);
+bool file_exists(const std::string& path);
+void remove_tree(const std::string& path);
+// A fresh directory under /tmp (mkdtemp).
+std::string make_temp_dir(const std::string& prefix = "tern-bb-");
+// Replaces CRLF followed by space/tab (header folding) with one space.
+std::string unfold(const std::string& header_text);
+
+}  // namespace tern::testing

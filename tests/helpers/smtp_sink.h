@@ -1,0 +1,59 @@
+// A minimal SMTP server on a random loopback port that records the messages
+// it is given, with configurable replies (for outbound-queue tests).
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tern::testing {
+
+struct SinkMessage {
+	std::string helo;
+	std::string mail_from;              // between < and >
+	std::vector<std::string> rcpt_to;   // between < and >, accepted ones only
+	std::string data;                   // dot-unstuffed, CRLF line ends, without the final ".\r\n"
+};
+
+class SmtpSink {
+public:
+	// Replies, as whole lines without CRLF. Change them before the client
+	// connects (they are read under a lock for each command).
+	struct Replies {
+		std::string greeting = "220 sink.test.example ESMTP sink";
+		std::string mail = "250 2.1.0 ok";
+		std::string rcpt = "250 2.1.5 ok";
+		std::string data = "354 go ahead";
+		std::string data_end = "250 2.0.0 queued";
+	};
+
+	SmtpSink();   // binds 127.0.0.1:0 and starts its thread
+	~SmtpSink();
+	SmtpSink(const SmtpSink&) = delete;
+	SmtpSink& operator=(const SmtpSink&) = delete;
+
+	uint16_t port() const { return port_; }
+	void set_replies(const Replies& replies);
+	std::vector<SinkMessage> messages() const;
+	int connections() const { return connections_; }
+	// Polls until at least n messages were received or timeout_ms passed.
+	bool wait_for_messages(size_t n, int timeout_ms = 10000) const;
+	void stop();
+
+private:
+	void serve();
+	void session(int fd);
+
+	int listen_fd_ = -1;
+	uint16_t port_ = 0;
+	std::atomic<bool> stop_{false};
+	std::atomic<int> connections_{0};
+	std::thread thread_;
+	mutable std::mutex mutex_;
+	Replies replies_;
+	std::vector<SinkMessage> messages_;
+};
+
+}  // namespace tern::testing

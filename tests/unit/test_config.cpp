@@ -1,0 +1,587 @@
+// Config loading, validation errors with key paths, defaults, relative paths
+// and recipient resolution (SPEC.md "Config file").
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "config/config.h"
+
+using tern::config::Config;
+using tern::config::ConfigError;
+using RcptKind = Config::RcptKind;
+
+namespace {
+
+// The SPEC.md example, comments included.
+const char* spec_example = R"({
+  "hostname": "mail.example.org",            // required
+  "data_dir": "/var/lib/tern",
+  "user": "tern",                            // drop privileges after binding
+  "pid_file": "/run/tern/ternd.pid",
+  "log": {"level": "info", "file": null, "syslog": true},
+  "dns": {"servers": ["127.0.0.1:53"], "timeout_ms": 5000},   // default: /etc/resolv.conf
+  "tls": {"cert_file": "tls/cert.pem", "key_file": "tls/key.pem"},
+  "delays_ms": {"bad_client": 1000, "auth_fail": 1000, "unknown_recipients": 5000},
+  "timeouts_s": {"command": 300, "data_chunk": 180, "data_total": 1800, "tls_handshake": 60, "shutdown": 60},
+  "limits": {"connection_rate_per_min": [300, 900, 2700],     // per /32, /26, /21 (IPv6 /64, /48, /32)
+             "connections": [30, 90, 270],
+             "auth_failures_per_min": [10, 30, 90], "auth_failures_per_day": [50, 150, 450]},
+  "listeners": {
+    "public": {
+      "ips": ["0.0.0.0", "::"],
+      "hostname": null,                      // overrides hostname for this listener
+      "max_message_size": 104857600,
+      "bare_newlines": "normalize",          // or "reject" (see SEED-BEHAVIOUR.md)
+      "proxy_protocol": false,               // accept HAProxy PROXY v1/v2 header ...
+      "trusted_proxies": [],                 // ... only from these CIDRs
+      "smtp": {"enabled": true, "port": 25, "require_starttls": false,
+               "dnsbl_zones": [], "first_time_sender_delay_ms": 15000},
+      "submission": {"enabled": true, "port": 587, "require_starttls": true},
+      "submissions": {"enabled": true, "port": 465}
+    }
+  },
+  "domains": {
+    "example.org": {
+      "localpart_catchall_separator": "+",
+      "localpart_case_sensitive": false,
+      "dkim": {
+        "selectors": {"s1": {"private_key_file": "dkim/s1.pem",
+                             "canonicalization": "relaxed/relaxed",
+                             "headers": ["From", "To", "Subject", "Date", "Message-Id"],
+                             "expiration_s": 0}},
+        "sign": ["s1"]
+      }
+    }
+  },
+  "accounts": {
+    "alice": {
+      "domain": "example.org",
+      "maildir": null,                        // default data_dir/accounts/alice/Maildir
+      "destinations": {"alice@example.org": {"mailbox": "INBOX"}},
+      "rejects_mailbox": "Rejects",
+      "keep_rejects": false,
+      "max_outgoing_messages_per_day": 1000,
+      "max_first_time_recipients_per_day": 200
+    }
+  },
+  "postmaster": {"account": "alice", "mailbox": "INBOX"},
+  "queue": {"smarthost": null, "smarthost_tls": "opportunistic",
+            "retry_base_s": 450, "max_attempts": 8, "max_concurrent": 10},
+  "metrics": {"listen": "127.0.0.1:8010"}
+})";
+
+std::shared_ptr<const Config> load(const std::string& text)
+{
+	return Config::load_text(text, "tern.json", "/etc/tern");
+}
+
+// The ConfigError's what() for `text`, or "" when it loads.
+std::string error_of(const std::string& text)
+{
+	try {
+		load(text);
+	} catch (const ConfigError& e) {
+		return e.what();
+	}
+	return "";
+}
+
+// A minimal config with `extra` spliced in after the hostname.
+std::string with(const std::string& extra)
+{
+	return R"({"hostname": "mail.example.org")" + (extra.empty() ? "" : ", " + extra) + "}";
+}
+
+const char* two_domains = R"(
+	"domains": {
+		"example.org": {"localpart_catchall_separator": "+"},
+		"Example.NET": {"localpart_case_sensitive": true, "localpart_catchall_separator": "-"},
+		"mail.example.org": {}
+	},
+	"accounts": {
+		"alice": {"domain": "example.org", "destinations": {
+			"Alice@example.org": {},
+			"info@Example.org": {"mailbox": "Info"}}},
+		"bob": {"destinations": {"Bob@example.net": {"mailbox": "INBOX"}, "@example.net": {"mailbox": "Catch"}}},
+		"pm": {"destinations": {"postmaster@mail.example.org": {}}}
+	},
+	"postmaster": {"account": "pm", "mailbox": "Postmaster"}
+)";
+
+}  // namespace
+
+TEST_CASE("config: the SPEC.md example loads with its values")
+{
+	auto cfg = load(spec_example);
+	CHECK(cfg->file == "tern.json");
+	CHECK(cfg->hostname == "mail.example.org");
+	CHECK(cfg->data_dir == "/var/lib/tern");
+	CHECK(cfg->user == "tern");
+	CHECK(cfg->pid_file == "/run/tern/ternd.pid");
+	CHECK(cfg->log.level == tern::log::Level::info);
+	CHECK(cfg->log.file == "");
+	CHECK(cfg->log.syslog == true);
+	CHECK(cfg->dns.servers == std::vector<std::string>{"127.0.0.1:53"});
+	CHECK(cfg->dns.timeout_ms == 5000);
+	CHECK(cfg->tls.cert_file == "/etc/tern/tls/cert.pem");
+	CHECK(cfg->tls.key_file == "/etc/tern/tls/key.pem");
+	CHECK(cfg->delays_ms.unknown_recipients == 5000);
+	CHECK(cfg->timeouts_s.data_total == 1800);
+	CHECK(cfg->limits.auth_failures_per_day == std::vector<int64_t>{50, 150, 450});
+
+	REQUIRE(cfg->listeners.count("public") == 1);
+	const auto& l = cfg->listeners.at("public");
+	CHECK(l.name == "public");
+	CHECK(l.ips == std::vector<std::string>{"0.0.0.0", "::"});
+	CHECK(l.hostname == "mail.example.org");
+	CHECK(l.max_message_size == 104857600);
+	CHECK(l.bare_newlines == tern::smtp::BareNewlines::normalize);
+	CHECK(l.proxy_protocol == false);
+	CHECK(l.smtp.enabled);
+	CHECK(l.smtp.port == 25);
+	CHECK_FALSE(l.smtp.require_starttls);
+	CHECK(l.smtp.first_time_sender_delay_ms == 15000);
+	CHECK(l.submission.enabled);
+	CHECK(l.submission.port == 587);
+	CHECK(l.submission.require_starttls);
+	CHECK(l.submissions.enabled);
+	CHECK(l.submissions.port == 465);
+
+	REQUIRE(cfg->domains.count("example.org") == 1);
+	const auto& d = cfg->domains.at("example.org");
+	CHECK(d.localpart_catchall_separator == "+");
+	CHECK_FALSE(d.localpart_case_sensitive);
+	REQUIRE(d.dkim_selectors.count("s1") == 1);
+	const auto& s1 = d.dkim_selectors.at("s1");
+	CHECK(s1.private_key_file == "/etc/tern/dkim/s1.pem");
+	CHECK(s1.header_canon == "relaxed");
+	CHECK(s1.body_canon == "relaxed");
+	CHECK(s1.headers.size() == 5);
+	CHECK(s1.expiration_s == 0);
+	CHECK(d.dkim_sign == std::vector<std::string>{"s1"});
+
+	REQUIRE(cfg->accounts.count("alice") == 1);
+	const auto& a = cfg->accounts.at("alice");
+	CHECK(a.domain == "example.org");
+	CHECK(a.maildir == "/var/lib/tern/accounts/alice/Maildir");
+	REQUIRE(a.destinations.count("alice@example.org") == 1);
+	CHECK(a.destinations.at("alice@example.org").mailbox == "INBOX");
+	CHECK(cfg->postmaster.account == "alice");
+	CHECK(cfg->queue.smarthost == "");
+	CHECK(cfg->queue.smarthost_tls == "opportunistic");
+	CHECK(cfg->queue.max_attempts == 8);
+	CHECK(cfg->metrics.listen == "127.0.0.1:8010");
+	CHECK_FALSE(cfg->localserve);
+}
+
+TEST_CASE("config: defaults with only a hostname")
+{
+	auto cfg = load(R"({"hostname": "Mail.Example.ORG"})");
+	CHECK(cfg->hostname == "mail.example.org");
+	CHECK(cfg->data_dir == "/var/lib/tern");
+	CHECK(cfg->user == "");
+	CHECK(cfg->pid_file == "");
+	CHECK(cfg->log.level == tern::log::Level::info);
+	CHECK(cfg->dns.servers.empty());
+	CHECK(cfg->tls.cert_file == "");
+	CHECK(cfg->delays_ms.bad_client == 1000);
+	CHECK(cfg->timeouts_s.command == 300);
+	CHECK(cfg->limits.connections == std::vector<int64_t>{30, 90, 270});
+	CHECK(cfg->listeners.empty());
+	CHECK(cfg->postmaster.account == "");
+	CHECK(cfg->postmaster.mailbox == "INBOX");
+	CHECK(cfg->queue.retry_base_s == 450);
+	CHECK(cfg->metrics.listen == "");
+}
+
+TEST_CASE("config: listener sections default to disabled, present ones to their standard port")
+{
+	auto cfg = load(with(R"("listeners": {"a": {"submission": {}}, "b": {"hostname": "mx.example.org",
+		"smtp": {"port": 2525}, "submissions": {"enabled": false}}})"));
+	const auto& a = cfg->listeners.at("a");
+	CHECK(a.ips == std::vector<std::string>{"0.0.0.0", "::"});
+	CHECK(a.hostname == "mail.example.org");
+	CHECK_FALSE(a.smtp.enabled);
+	CHECK(a.submission.enabled);
+	CHECK(a.submission.port == 587);
+	CHECK(a.submission.require_starttls);
+	CHECK_FALSE(a.submissions.enabled);
+	const auto& b = cfg->listeners.at("b");
+	CHECK(b.hostname == "mx.example.org");
+	CHECK(b.smtp.enabled);
+	CHECK(b.smtp.port == 2525);
+	CHECK_FALSE(b.smtp.require_starttls);
+	CHECK_FALSE(b.submission.enabled);
+	CHECK_FALSE(b.submissions.enabled);
+	CHECK(b.submissions.port == 465);
+}
+
+TEST_CASE("config: comments of both kinds, also around and inside values")
+{
+	auto cfg = load(R"(/* header
+	   comment */ {
+		// line comment
+		"hostname": /* inline */ "mail.example.org", // trailing
+		"user": "a // not a comment /* nor this */"
+	})");
+	CHECK(cfg->hostname == "mail.example.org");
+	CHECK(cfg->user == "a // not a comment /* nor this */");
+}
+
+TEST_CASE("config: relative paths are relative to the config file's folder")
+{
+	auto cfg = Config::load_text(with(R"("data_dir": "data/", "pid_file": "run/../ternd.pid",
+		"log": {"file": "./log/tern.log"}, "tls": {"cert_file": "c.pem", "key_file": "/abs/k.pem"},
+		"domains": {"example.org": {"dkim": {"selectors": {"s": {"private_key_file": "dkim/s.pem"}}}}},
+		"accounts": {"a": {}, "b": {"maildir": "mail/b"}})"),
+	                             "x.json", "/srv/tern");
+	CHECK(cfg->data_dir == "/srv/tern/data");
+	CHECK(cfg->pid_file == "/srv/tern/ternd.pid");
+	CHECK(cfg->log.file == "/srv/tern/log/tern.log");
+	CHECK(cfg->tls.cert_file == "/srv/tern/c.pem");
+	CHECK(cfg->tls.key_file == "/abs/k.pem");
+	CHECK(cfg->domains.at("example.org").dkim_selectors.at("s").private_key_file == "/srv/tern/dkim/s.pem");
+	CHECK(cfg->accounts.at("a").maildir == "/srv/tern/data/accounts/a/Maildir");
+	CHECK(cfg->accounts.at("b").maildir == "/srv/tern/mail/b");
+	// Exactly one... no: two accounts, so no implicit postmaster.
+	CHECK(cfg->postmaster.account == "");
+}
+
+TEST_CASE("config: load_file reads the file and resolves paths against its folder")
+{
+	auto dir = std::filesystem::temp_directory_path() / ("tern-config-test-" + std::to_string(getpid()));
+	std::filesystem::create_directories(dir);
+	auto file = dir / "tern.json";
+	{
+		std::ofstream out(file);
+		out << with(R"("data_dir": "data", "accounts": {"solo": {}})");
+	}
+	auto cfg = Config::load_file(file.string());
+	CHECK(cfg->file == file.string());
+	CHECK(cfg->data_dir == (dir / "data").string());
+	// A single account is the postmaster when none is named.
+	CHECK(cfg->postmaster.account == "solo");
+	std::filesystem::remove_all(dir);
+
+	try {
+		Config::load_file((dir / "missing.json").string());
+		FAIL("no error for a missing file");
+	} catch (const ConfigError& e) {
+		CHECK(std::string(e.what()) == (dir / "missing.json").string() + ": cannot open: No such file or directory");
+	}
+}
+
+TEST_CASE("config: type errors name the key path")
+{
+	CHECK(error_of(with(R"("listeners": {"public": {"smtp": {"port": "25"}}})")) ==
+	      "tern.json: listeners.public.smtp.port: expected an integer");
+	CHECK(error_of(with(R"("listeners": {"public": {"smtp": {"port": 25.0}}})")) ==
+	      "tern.json: listeners.public.smtp.port: expected an integer");
+	CHECK(error_of(with(R"("user": 7)")) == "tern.json: user: expected a string");
+	CHECK(error_of(with(R"("log": {"syslog": "yes"})")) == "tern.json: log.syslog: expected a boolean");
+	CHECK(error_of(with(R"("log": [])")) == "tern.json: log: expected an object");
+	CHECK(error_of(with(R"("dns": {"servers": "1.1.1.1"})")) == "tern.json: dns.servers: expected an array");
+	CHECK(error_of(with(R"("listeners": {"public": {"ips": ["::1", 5]}})")) ==
+	      "tern.json: listeners.public.ips[1]: expected a string");
+	CHECK(error_of(with(R"("log": {"file": 3})")) == "tern.json: log.file: expected a string or null");
+	CHECK(error_of(with(R"("user": null)")) == "tern.json: user: expected a string");
+}
+
+TEST_CASE("config: unknown keys, missing and duplicate keys")
+{
+	CHECK(error_of(with(R"("listeners": {"public": {"bogus": 1}})")) == "tern.json: listeners.public.bogus: unknown key");
+	CHECK(error_of(with(R"("hostnmae": "x")")) == "tern.json: hostnmae: unknown key");
+	// dnsbl_zones belongs to smtp only.
+	CHECK(error_of(with(R"("listeners": {"p": {"submission": {"dnsbl_zones": []}}})")) ==
+	      "tern.json: listeners.p.submission.dnsbl_zones: unknown key");
+	CHECK(error_of(R"({"data_dir": "/x"})") == "tern.json: hostname: required");
+	CHECK(error_of(with(R"("domains": {"example.org": {"dkim": {"selectors": {"s": {}}}}})")) ==
+	      "tern.json: domains.example.org.dkim.selectors.s.private_key_file: required");
+	CHECK(error_of(with(R"("listeners": {"p": {"smtp": {"port": 25, "port": 26}}})")) ==
+	      "tern.json: listeners.p.smtp.port: duplicate key");
+	CHECK(error_of(with(R"("dns": {"servers": []}, "limits": {"connections": [1, 2, {"a": 1, "a": 2}]})")) ==
+	      "tern.json: limits.connections[2].a: duplicate key");
+}
+
+TEST_CASE("config: syntax errors give line and column")
+{
+	CHECK(error_of("{\n  \"hostname\": \"a.example\",\n  oops\n}") ==
+	      "tern.json: parse error at line 3, column 3: syntax error while parsing object key - invalid literal; "
+	      "expected string literal");
+	CHECK(error_of("{\"hostname\": \"a.example\" /* open") ==
+	      "tern.json: parse error at line 1, column 29: syntax error while parsing object - invalid comment; "
+	      "missing closing '*/'");
+	CHECK(error_of("{\"hostname\": \"a.example\",}") ==
+	      "tern.json: parse error at line 1, column 27: syntax error while parsing object key - unexpected '}'; "
+	      "expected string literal");
+	CHECK(error_of("[1]") == "tern.json: expected a JSON object at the top level");
+	std::string empty = error_of("");
+	CHECK(empty.rfind("tern.json: parse error at line 1, column 1:", 0) == 0);
+}
+
+TEST_CASE("config: value errors")
+{
+	CHECK(error_of(with(R"("listeners": {"p": {"smtp": {"port": 0}}})")) ==
+	      "tern.json: listeners.p.smtp.port: port must be between 1 and 65535");
+	CHECK(error_of(with(R"("listeners": {"p": {"submissions": {"port": 65536}}})")) ==
+	      "tern.json: listeners.p.submissions.port: port must be between 1 and 65535");
+	CHECK(error_of(with(R"("listeners": {"public": {"ips": ["127.0.0.1", "localhost"]}})")) ==
+	      "tern.json: listeners.public.ips[1]: not an IP address: \"localhost\"");
+	CHECK(error_of(with(R"("listeners": {"p": {"ips": []}})")) ==
+	      "tern.json: listeners.p.ips: expected at least one IP address");
+	CHECK(error_of(with(R"("listeners": {"p": {"bare_newlines": "strip"}})")) ==
+	      "tern.json: listeners.p.bare_newlines: expected \"normalize\" or \"reject\", got \"strip\"");
+	CHECK(error_of(with(R"("listeners": {"p": {"proxy_protocol": true, "trusted_proxies": ["10.0.0.0/33"]}})")) ==
+	      "tern.json: listeners.p.trusted_proxies[0]: not an IP network (CIDR): \"10.0.0.0/33\"");
+	CHECK(error_of(with(R"("listeners": {"p": {"proxy_protocol": true}})")) ==
+	      "tern.json: listeners.p.trusted_proxies: required when proxy_protocol is true");
+	CHECK(error_of(with(R"("listeners": {"p": {"smtp": {}, "submission": {"port": 25}}})")) ==
+	      "tern.json: listeners.p.submission.port: port 25 on 0.0.0.0 is also used by listeners.p.smtp.port");
+	CHECK(error_of(with(R"("log": {"level": "verbose"})")) ==
+	      "tern.json: log.level: unknown log level \"verbose\" (expected error, info, debug, trace, traceauth or "
+	      "tracedata)");
+	CHECK(error_of(with(R"("queue": {"smarthost_tls": "always"})")) ==
+	      "tern.json: queue.smarthost_tls: expected \"none\", \"opportunistic\" or \"required\", got \"always\"");
+	CHECK(error_of(R"({"hostname": "mail_example.org"})") ==
+	      "tern.json: hostname: not a valid domain name: \"mail_example.org\"");
+	CHECK(error_of(R"({"hostname": "-a.example"})") == "tern.json: hostname: not a valid domain name: \"-a.example\"");
+	CHECK(error_of(with(R"("limits": {"connections": [1, 2]})")) ==
+	      "tern.json: limits.connections: expected an array of 3 positive integers");
+	CHECK(error_of(with(R"("limits": {"connections": [1, 0, 3]})")) ==
+	      "tern.json: limits.connections[1]: must be positive");
+	CHECK(error_of(with(R"("delays_ms": {"auth_fail": -1})")) == "tern.json: delays_ms.auth_fail: must not be negative");
+	CHECK(error_of(with(R"("timeouts_s": {"command": 0})")) == "tern.json: timeouts_s.command: must be positive");
+	CHECK(error_of(with(R"("dns": {"servers": ["1.2.3.4", "::1", "[::1]:5353", "ns.example"]})")) ==
+	      "tern.json: dns.servers[3]: expected \"IP\", \"IP:port\" or \"[IPv6]:port\", got \"ns.example\"");
+	CHECK(error_of(with(R"("metrics": {"listen": "8010"})")) ==
+	      "tern.json: metrics.listen: expected \"IP:port\" or \"[IPv6]:port\", got \"8010\"");
+	CHECK(error_of(with(R"("tls": {"cert_file": "c.pem"})")) == "tern.json: tls.key_file: required when cert_file is set");
+}
+
+TEST_CASE("config: domain, account, DKIM and postmaster cross-checks")
+{
+	CHECK(error_of(with(R"("accounts": {"a": {"domain": "example.org"}})")) ==
+	      "tern.json: accounts.a.domain: domain \"example.org\" is not configured under domains");
+	CHECK(error_of(with(R"("domains": {"example.org": {}},
+		"accounts": {"a": {"destinations": {"a@example.com": {}}}})")) ==
+	      "tern.json: accounts.a.destinations.a@example.com: domain \"example.com\" is not configured under domains");
+	CHECK(error_of(with(R"("domains": {"example.org": {"localpart_catchall_separator": "+"}},
+		"accounts": {"a": {"destinations": {"a+b@example.org": {}}}})")) ==
+	      "tern.json: accounts.a.destinations.a+b@example.org: localpart contains the catch-all separator \"+\", so "
+	      "it never matches");
+	CHECK(error_of(with(R"("domains": {"example.org": {}},
+		"accounts": {"a": {"destinations": {"x@example.org": {}}}, "b": {"destinations": {"X@Example.org": {}}}})")) ==
+	      "tern.json: accounts.b.destinations.X@Example.org: address \"x@example.org\" is already a destination of "
+	      "account \"a\"");
+	CHECK(error_of(with(R"("accounts": {"a": {}}, "postmaster": {"account": "b"})")) ==
+	      "tern.json: postmaster.account: no such account \"b\"");
+	CHECK(error_of(with(R"("domains": {"example.org": {"dkim": {"selectors": {"s1": {"private_key_file": "k"}},
+		"sign": ["s1", "s2"]}}})")) == "tern.json: domains.example.org.dkim.sign[1]: no such selector \"s2\"");
+	CHECK(error_of(with(R"("domains": {"example.org": {"dkim": {"selectors": {"s1": {"private_key_file": "k",
+		"canonicalization": "relaxed"}}}}})")) ==
+	      "tern.json: domains.example.org.dkim.selectors.s1.canonicalization: expected \"header/body\", each "
+	      "\"simple\" or \"relaxed\", got \"relaxed\"");
+	CHECK(error_of(with(R"("domains": {"example.org": {"dkim": {"selectors": {"s1": {"private_key_file": "k",
+		"headers": ["To"]}}}}})")) ==
+	      "tern.json: domains.example.org.dkim.selectors.s1.headers: must include From (RFC 6376 5.4)");
+	CHECK(error_of(with(R"("domains": {"exa mple.org": {}})")) ==
+	      "tern.json: domains.exa mple.org: not a valid domain name: \"exa mple.org\"");
+	CHECK(error_of(with(R"("accounts": {"../x": {}})")) ==
+	      "tern.json: accounts.../x: account name must not be empty, \".\", \"..\" or contain \"/\"");
+	CHECK(error_of(with(R"("queue": {"smarthost": "relay.example:0"})")) ==
+	      "tern.json: queue.smarthost: expected \"host\", \"host:port\" or \"[IPv6]:port\", got \"relay.example:0\"");
+}
+
+TEST_CASE("config: canonicalization and smarthost parsing")
+{
+	auto cfg = load(with(R"("domains": {"example.org": {"dkim": {"selectors": {"s1": {"private_key_file": "k",
+		"canonicalization": "Simple/relaxed"}}}}}, "queue": {"smarthost": "[2001:db8::1]:587"})"));
+	const auto& s1 = cfg->domains.at("example.org").dkim_selectors.at("s1");
+	CHECK(s1.header_canon == "simple");
+	CHECK(s1.body_canon == "relaxed");
+	CHECK(cfg->queue.smarthost_host == "2001:db8::1");
+	CHECK(cfg->queue.smarthost_port == 587);
+	cfg = load(with(R"("queue": {"smarthost": "Relay.Example.NET"})"));
+	CHECK(cfg->queue.smarthost_host == "relay.example.net");
+	CHECK(cfg->queue.smarthost_port == 25);
+}
+
+TEST_CASE("config: destinations are stored canonical")
+{
+	auto cfg = load(with(two_domains));
+	CHECK(cfg->domains.count("example.net") == 1);
+	const auto& alice = cfg->accounts.at("alice");
+	CHECK(alice.destinations.count("alice@example.org") == 1);
+	CHECK(alice.destinations.at("info@example.org").mailbox == "Info");
+	const auto& bob = cfg->accounts.at("bob");
+	CHECK(bob.destinations.count("Bob@example.net") == 1);  // case-sensitive domain
+	CHECK(bob.destinations.count("@example.net") == 1);
+	CHECK(cfg->account_of_address.at("@example.net") == "bob");
+}
+
+TEST_CASE("config: resolve_recipient")
+{
+	auto cfg = load(with(two_domains));
+	auto r = cfg->resolve_recipient("alice", "example.org");
+	CHECK(r.kind == RcptKind::local);
+	REQUIRE(r.account != nullptr);
+	CHECK(r.account->name == "alice");
+	CHECK(r.mailbox == "INBOX");
+	CHECK(r.canonical == "alice@example.org");
+
+	SUBCASE("catch-all separator and case-insensitivity")
+	{
+		r = cfg->resolve_recipient("ALICE+news+more", "Example.ORG");
+		CHECK(r.kind == RcptKind::local);
+		CHECK(r.account->name == "alice");
+		CHECK(r.canonical == "alice@example.org");
+		r = cfg->resolve_recipient("Info", "example.org");
+		CHECK(r.mailbox == "Info");
+		// "-" is example.net's separator, not example.org's.
+		CHECK(cfg->resolve_recipient("alice-x", "example.org").kind == RcptKind::unknown_user);
+	}
+	SUBCASE("case-sensitive domain with a catch-all destination")
+	{
+		r = cfg->resolve_recipient("Bob-tag", "example.net");
+		CHECK(r.kind == RcptKind::local);
+		CHECK(r.account->name == "bob");
+		CHECK(r.mailbox == "INBOX");
+		CHECK(r.canonical == "Bob@example.net");
+		r = cfg->resolve_recipient("bob", "example.net");  // other case: only the catch-all matches
+		CHECK(r.kind == RcptKind::local);
+		CHECK(r.mailbox == "Catch");
+		CHECK(r.canonical == "@example.net");
+		CHECK(cfg->resolve_recipient("anyone", "example.net").canonical == "@example.net");
+	}
+	SUBCASE("postmaster forms")
+	{
+		for (auto [localpart, domain] : {std::pair{"postmaster", ""}, std::pair{"PostMaster", ""},
+		                                 std::pair{"postmaster", "mail.example.org"},
+		                                 std::pair{"POSTMASTER", "MAIL.example.org"}}) {
+			CAPTURE(localpart);
+			CAPTURE(domain);
+			r = cfg->resolve_recipient(localpart, domain);
+			CHECK(r.kind == RcptKind::local);
+			REQUIRE(r.account != nullptr);
+			CHECK(r.account->name == "pm");
+			CHECK(r.mailbox == "Postmaster");
+			CHECK(r.canonical == "postmaster@mail.example.org");
+		}
+		// RFC 5321 4.5.1: postmaster at every hosted domain.
+		r = cfg->resolve_recipient("Postmaster", "example.org");
+		CHECK(r.kind == RcptKind::local);
+		CHECK(r.account->name == "pm");
+		CHECK(r.mailbox == "Postmaster");
+		CHECK(r.canonical == "postmaster@example.org");
+		// A catch-all destination comes first.
+		r = cfg->resolve_recipient("postmaster", "example.net");
+		CHECK(r.account->name == "bob");
+		CHECK(r.mailbox == "Catch");
+		// Not postmaster of a foreign domain.
+		CHECK(cfg->resolve_recipient("postmaster", "example.com").kind == RcptKind::foreign_domain);
+	}
+	SUBCASE("unknown user and foreign domain")
+	{
+		r = cfg->resolve_recipient("carol", "example.org");
+		CHECK(r.kind == RcptKind::unknown_user);
+		CHECK(r.account == nullptr);
+		r = cfg->resolve_recipient("alice", "example.com");
+		CHECK(r.kind == RcptKind::foreign_domain);
+		CHECK(r.account == nullptr);
+		CHECK(cfg->resolve_recipient("alice", "sub.example.org").kind == RcptKind::foreign_domain);
+	}
+	SUBCASE("no postmaster account configured")
+	{
+		auto bare = load(with(R"("domains": {"example.org": {}}, "accounts": {"a": {}, "b": {}})"));
+		CHECK(bare->resolve_recipient("postmaster", "").kind == RcptKind::unknown_user);
+		CHECK(bare->resolve_recipient("postmaster", "example.org").kind == RcptKind::unknown_user);
+	}
+}
+
+TEST_CASE("config: account_for_address and hosts_domain")
+{
+	auto cfg = load(with(two_domains));
+	const auto* a = cfg->account_for_address("Alice+x", "EXAMPLE.org");
+	REQUIRE(a != nullptr);
+	CHECK(a->name == "alice");
+	CHECK(cfg->account_for_address("whoever", "example.net")->name == "bob");
+	// postmaster is no sending identity unless a destination names it.
+	CHECK(cfg->account_for_address("postmaster", "example.org") == nullptr);
+	CHECK(cfg->account_for_address("postmaster", "mail.example.org")->name == "pm");
+	CHECK(cfg->account_for_address("alice", "example.com") == nullptr);
+	CHECK(cfg->hosts_domain("Example.Net"));
+	CHECK_FALSE(cfg->hosts_domain("example.com"));
+}
+
+TEST_CASE("config: summary")
+{
+	auto cfg = load(spec_example);
+	CHECK(cfg->summary() ==
+	      "hostname: mail.example.org\n"
+	      "listener public: smtp 0.0.0.0:25 [::]:25, submission 0.0.0.0:587 [::]:587 (STARTTLS required), "
+	      "submissions 0.0.0.0:465 [::]:465\n"
+	      "domains: example.org\n"
+	      "accounts: alice\n"
+	      "config ok\n");
+	cfg = load(with(R"("listeners": {"off": {"ips": ["127.0.0.1"], "hostname": "mx.example.org"}})"));
+	CHECK(cfg->summary() ==
+	      "hostname: mail.example.org\n"
+	      "listener off: no service enabled (hostname mx.example.org)\n"
+	      "domains: (none)\n"
+	      "accounts: (none)\n"
+	      "config ok\n");
+}
+
+TEST_CASE("config: localserve")
+{
+	auto cfg = Config::localserve_config("/tmp/tern-ls/");
+	CHECK(cfg->localserve);
+	CHECK(cfg->file == "");
+	CHECK(cfg->hostname == "localhost");
+	CHECK(cfg->data_dir == "/tmp/tern-ls");
+	CHECK(cfg->delays_ms.bad_client == 0);
+	CHECK(cfg->delays_ms.auth_fail == 0);
+	CHECK(cfg->delays_ms.unknown_recipients == 0);
+	CHECK(cfg->metrics.listen == "127.0.0.1:1080");
+	CHECK(cfg->tls.cert_file == "/tmp/tern-ls/tls/cert.pem");
+	const auto& l = cfg->listeners.at("localserve");
+	CHECK(l.ips == std::vector<std::string>{"127.0.0.1", "::1"});
+	CHECK(l.smtp.enabled);
+	CHECK(l.smtp.port == 1025);
+	CHECK_FALSE(l.smtp.require_starttls);
+	CHECK(l.smtp.first_time_sender_delay_ms == 0);
+	CHECK(l.submission.port == 1587);
+	CHECK_FALSE(l.submission.require_starttls);
+	CHECK(l.submissions.port == 1465);
+	const auto& a = cfg->accounts.at("tern");
+	CHECK(a.domain == "localhost");
+	CHECK(a.maildir == "/tmp/tern-ls/accounts/tern/Maildir");
+	CHECK(a.destinations.count("tern@localhost") == 1);
+	CHECK(cfg->postmaster.account == "tern");
+	CHECK(cfg->domains.at("localhost").localpart_catchall_separator == "+");
+	// Every recipient lands in the one account.
+	auto r = cfg->resolve_recipient("rcpttopermerror", "example.com");
+	CHECK(r.kind == RcptKind::local);
+	CHECK(r.account->name == "tern");
+	CHECK(r.mailbox == "INBOX");
+	CHECK(cfg->account_for_address("anyone", "example.com")->name == "tern");
+	CHECK(cfg->summary() ==
+	      "hostname: localhost\n"
+	      "listener localserve: smtp 127.0.0.1:1025 [::1]:1025, submission 127.0.0.1:1587 [::1]:1587, "
+	      "submissions 127.0.0.1:1465 [::1]:1465\n"
+	      "domains: localhost\n"
+	      "accounts: tern\n"
+	      "config ok\n");
+}
+
+TEST_CASE("config: ConfigError fields")
+{
+	ConfigError e("f.json", "a.b[2]", "bad");
+	CHECK(std::string(e.what()) == "f.json: a.b[2]: bad");
+	CHECK(e.file == "f.json");
+	CHECK(e.path == "a.b[2]");
+	CHECK(e.message == "bad");
+	CHECK(std::string(ConfigError("f.json", "", "bad").what()) == "f.json: bad");
+}

@@ -1,0 +1,149 @@
+// IpAddr / IpNet: parsing, formatting, masking, containment, plus the ASCII
+// string helpers of util/strings.h.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <cstring>
+#include <netinet/in.h>
+
+#include "util/ipaddr.h"
+#include "util/strings.h"
+
+using tern::IpAddr;
+using tern::IpNet;
+
+TEST_CASE("IPv4 parse and format")
+{
+	auto ip = IpAddr::parse("192.0.2.10");
+	REQUIRE(ip);
+	CHECK_FALSE(ip->v6);
+	CHECK(ip->bytes[0] == 192);
+	CHECK(ip->bytes[3] == 10);
+	CHECK(ip->to_string() == "192.0.2.10");
+	CHECK(ip->to_literal() == "[192.0.2.10]");
+}
+
+TEST_CASE("IPv6 parse and canonical format")
+{
+	auto ip = IpAddr::parse("2001:DB8:0:0:0:0:0:1");
+	REQUIRE(ip);
+	CHECK(ip->v6);
+	CHECK(ip->to_string() == "2001:db8::1");
+	CHECK(ip->to_literal() == "[IPv6:2001:db8::1]");
+	CHECK(IpAddr::parse("::1")->to_string() == "::1");
+}
+
+TEST_CASE("IPv4-mapped IPv6 is stored as IPv4")
+{
+	auto mapped = IpAddr::parse("::ffff:198.51.100.7");
+	REQUIRE(mapped);
+	CHECK_FALSE(mapped->v6);
+	CHECK(mapped->to_string() == "198.51.100.7");
+	CHECK(*mapped == *IpAddr::parse("198.51.100.7"));
+}
+
+TEST_CASE("invalid addresses are refused")
+{
+	CHECK_FALSE(IpAddr::parse(""));
+	CHECK_FALSE(IpAddr::parse("1.2.3"));
+	CHECK_FALSE(IpAddr::parse("1.2.3.256"));
+	CHECK_FALSE(IpAddr::parse("1.2.3.4 "));
+	CHECK_FALSE(IpAddr::parse("example.com"));
+	CHECK_FALSE(IpAddr::parse("1::2::3"));
+	CHECK_FALSE(IpAddr::parse("fe80::1%eth0"));
+}
+
+TEST_CASE("from_sockaddr")
+{
+	sockaddr_in sin{};
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "203.0.113.5", &sin.sin_addr);
+	auto a = IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&sin));
+	REQUIRE(a);
+	CHECK(a->to_string() == "203.0.113.5");
+
+	sockaddr_in6 sin6{};
+	sin6.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "::ffff:203.0.113.5", &sin6.sin6_addr);
+	auto b = IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&sin6));
+	REQUIRE(b);
+	CHECK_FALSE(b->v6);
+	CHECK(*a == *b);
+
+	inet_pton(AF_INET6, "2001:db8::2", &sin6.sin6_addr);
+	auto c = IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&sin6));
+	REQUIRE(c);
+	CHECK(c->v6);
+	CHECK(c->to_string() == "2001:db8::2");
+}
+
+TEST_CASE("masking stays within the address family")
+{
+	auto v4 = *IpAddr::parse("10.20.30.40");
+	CHECK(v4.masked(32).to_string() == "10.20.30.40");
+	CHECK(v4.masked(26).to_string() == "10.20.30.0");
+	CHECK(v4.masked(21).to_string() == "10.20.24.0");
+	CHECK(v4.masked(8).to_string() == "10.0.0.0");
+	CHECK(v4.masked(0).to_string() == "0.0.0.0");
+	CHECK(v4.masked(64).to_string() == "10.20.30.40");  // clamped to 32
+
+	auto v6 = *IpAddr::parse("2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff");
+	CHECK(v6.masked(64).to_string() == "2001:db8:aaaa:bbbb::");
+	CHECK(v6.masked(48).to_string() == "2001:db8:aaaa::");
+	CHECK(v6.masked(32).to_string() == "2001:db8::");
+	CHECK(v6.masked(36).to_string() == "2001:db8:a000::");
+	CHECK(v6.masked(128) == v6);
+}
+
+TEST_CASE("IpNet parse and contains")
+{
+	auto net = IpNet::parse("10.1.2.3/8");
+	REQUIRE(net);
+	CHECK(net->prefix == 8);
+	CHECK(net->base.to_string() == "10.0.0.0");
+	CHECK(net->contains(*IpAddr::parse("10.255.0.1")));
+	CHECK_FALSE(net->contains(*IpAddr::parse("11.0.0.1")));
+	CHECK_FALSE(net->contains(*IpAddr::parse("::a00:1")));
+
+	auto net6 = IpNet::parse("2001:db8::/32");
+	REQUIRE(net6);
+	CHECK(net6->contains(*IpAddr::parse("2001:db8:ffff::1")));
+	CHECK_FALSE(net6->contains(*IpAddr::parse("2001:db9::1")));
+	CHECK_FALSE(net6->contains(*IpAddr::parse("10.0.0.1")));
+
+	auto host = IpNet::parse("192.0.2.1");
+	REQUIRE(host);
+	CHECK(host->prefix == 32);
+	CHECK(host->contains(*IpAddr::parse("192.0.2.1")));
+	CHECK_FALSE(host->contains(*IpAddr::parse("192.0.2.2")));
+
+	CHECK(IpNet::parse("0.0.0.0/0")->contains(*IpAddr::parse("8.8.8.8")));
+	CHECK_FALSE(IpNet::parse("10.0.0.0/33"));
+	CHECK_FALSE(IpNet::parse("10.0.0.0/"));
+	CHECK_FALSE(IpNet::parse("10.0.0.0/-1"));
+	CHECK_FALSE(IpNet::parse("10.0.0.0/8x"));
+	CHECK_FALSE(IpNet::parse("::/129"));
+	CHECK_FALSE(IpNet::parse("nonsense/8"));
+}
+
+TEST_CASE("ASCII string helpers")
+{
+	CHECK(tern::ascii_lower("MiXeD Ü") == "mixed Ü");
+	CHECK(tern::ascii_upper("mixed ü") == "MIXED ü");
+	CHECK(tern::iequals("PostMaster", "postmaster"));
+	CHECK_FALSE(tern::iequals("postmaster", "postmaste"));
+	CHECK(tern::istarts_with("MAIL FROM:", "mail"));
+	CHECK_FALSE(tern::istarts_with("MA", "mail"));
+	CHECK(tern::iends_with("Host.EXAMPLE", ".example"));
+	CHECK_FALSE(tern::iends_with("example", ".example"));
+	CHECK(tern::trim(" \t a b \t") == "a b");
+	CHECK(tern::trim(" \t ") == "");
+	auto parts = tern::split("a,b,,c", ',');
+	REQUIRE(parts.size() == 4);
+	CHECK(parts[0] == "a");
+	CHECK(parts[2] == "");
+	CHECK(parts[3] == "c");
+	CHECK(tern::split("", ',').size() == 1);
+	CHECK(tern::is_ascii("plain text"));
+	CHECK_FALSE(tern::is_ascii("bücher"));
+}

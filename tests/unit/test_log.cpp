@@ -1,0 +1,170 @@
+// logfmt logger: line format, quoting, levels, file sink and reopen.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "util/log.h"
+
+namespace log = tern::log;
+using log::Level;
+
+namespace {
+
+std::string read_file(const std::string& path)
+{
+	std::ifstream in(path, std::ios::binary);
+	std::stringstream ss;
+	ss << in.rdbuf();
+	return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("log: format_line basics")
+{
+	CHECK(log::format_line("2026-11-25T17:22:09.123Z", Level::info, 0x1a2b, "new connection",
+	                       {{"remote", "127.0.0.1:5555"}}) ==
+	      "ts=2026-11-25T17:22:09.123Z level=info cid=1a2b msg=\"new connection\" remote=127.0.0.1:5555");
+	// cid 0: no cid field; no ts: no ts field.
+	CHECK(log::format_line("", Level::error, 0, "boom", {}) == "level=error msg=boom");
+	CHECK(log::format_line("", Level::debug, 255, "x", {{"a", "1"}, {"b", "2"}}) ==
+	      "level=debug cid=ff msg=x a=1 b=2");
+}
+
+TEST_CASE("log: values are quoted and escaped when needed")
+{
+	auto value_of = [](std::string v) {
+		std::string line = log::format_line("", Level::info, 0, "m", {{"k", v}});
+		return line.substr(std::string("level=info msg=m k=").size());
+	};
+	CHECK(value_of("plain") == "plain");
+	CHECK(value_of("") == "\"\"");
+	CHECK(value_of("two words") == "\"two words\"");
+	CHECK(value_of("a=b") == "\"a=b\"");
+	CHECK(value_of("say \"hi\"") == "\"say \\\"hi\\\"\"");
+	CHECK(value_of("back\\slash") == "back\\slash");           // no quoting needed
+	CHECK(value_of("back\\ slash") == "\"back\\\\ slash\"");   // escaped inside quotes
+	CHECK(value_of("RC: MAIL\r\n") == "\"RC: MAIL\\x0d\\x0a\"");
+	CHECK(value_of("esc\x1b[0m") == "\"esc\\x1b[0m\"");
+	CHECK(value_of("del\x7f") == "\"del\\x7f\"");
+	CHECK(value_of("caf\xc3\xa9") == "caf\xc3\xa9");             // UTF-8 stays as-is
+}
+
+TEST_CASE("log: level names and enabled()")
+{
+	Level l = Level::info;
+	CHECK(log::parse_level("tracedata", l));
+	CHECK(l == Level::tracedata);
+	CHECK(log::parse_level("error", l));
+	CHECK(l == Level::error);
+	CHECK(log::parse_level("traceauth", l));
+	CHECK(l == Level::traceauth);
+	CHECK_FALSE(log::parse_level("verbose", l));
+	CHECK_FALSE(log::parse_level("INFO", l));
+	CHECK(l == Level::traceauth);  // unchanged on failure
+	CHECK(log::level_name(Level::debug) == "debug");
+	CHECK(log::level_name(Level::trace) == "trace");
+
+	Level saved = log::level();
+	log::set_level(Level::info);
+	CHECK(log::level() == Level::info);
+	CHECK(log::enabled(Level::error));
+	CHECK(log::enabled(Level::info));
+	CHECK_FALSE(log::enabled(Level::debug));
+	CHECK_FALSE(log::enabled(Level::tracedata));
+	log::set_level(Level::trace);
+	CHECK(log::enabled(Level::trace));
+	CHECK_FALSE(log::enabled(Level::traceauth));
+	log::set_level(saved);
+}
+
+TEST_CASE("log: file sink, level filter and reopen")
+{
+	char dir_template[] = "/tmp/tern-log-test-XXXXXX";
+	REQUIRE(mkdtemp(dir_template) != nullptr);
+	std::string dir = dir_template;
+	std::string path = dir + "/ternd.log";
+	Level saved = log::level();
+	log::set_level(Level::info);
+
+	CHECK_FALSE(log::set_sink(log::Sink::file, dir + "/missing/dir/x.log"));
+	REQUIRE(log::set_sink(log::Sink::file, path));
+	log::event(Level::info, 0x2a, "hello world", {{"n", "1"}});
+	log::event(Level::debug, 0x2a, "filtered out", {});
+	log::error("bad thing", {{"error", "x y"}});
+
+	std::string content = read_file(path);
+	// "ts=YYYY-MM-DDTHH:MM:SS.mmmZ" is 27 chars, then " level=...".
+	auto first_nl = content.find('\n');
+	REQUIRE(first_nl != std::string::npos);
+	std::string first = content.substr(0, first_nl);
+	REQUIRE(first.size() > 27);
+	CHECK(first.substr(0, 3) == "ts=");
+	CHECK(first[13] == 'T');
+	CHECK(first[10] == '-');
+	CHECK(first[22] == '.');
+	CHECK(first[26] == 'Z');
+	CHECK(first.substr(27) == " level=info cid=2a msg=\"hello world\" n=1");
+	std::string second = content.substr(first_nl + 1);
+	CHECK(second.substr(27) == " level=error msg=\"bad thing\" error=\"x y\"\n");
+	CHECK(content.find("filtered out") == std::string::npos);
+
+	// Rotation: rename the file, reopen, new lines go to a fresh file.
+	std::string rotated = path + ".1";
+	REQUIRE(std::rename(path.c_str(), rotated.c_str()) == 0);
+	log::info("before reopen");
+	CHECK(log::reopen());
+	log::info("after reopen");
+	CHECK(read_file(rotated).find("msg=\"before reopen\"") != std::string::npos);
+	std::string fresh = read_file(path);
+	CHECK(fresh.find("msg=\"after reopen\"") != std::string::npos);
+	CHECK(fresh.find("before reopen") == std::string::npos);
+
+	// Lines from several threads never interleave.
+	{
+		std::vector<std::thread> threads;
+		for (int t = 0; t < 4; ++t)
+			threads.emplace_back([t] {
+				for (int i = 0; i < 200; ++i)
+					log::event(Level::info, static_cast<uint64_t>(t + 1), "concurrent line", {{"i", std::to_string(i)}});
+			});
+		for (auto& th : threads)
+			th.join();
+	}
+	std::istringstream lines(read_file(path));
+	std::string line;
+	int count = 0;
+	while (std::getline(lines, line)) {
+		if (line.find("concurrent line") == std::string::npos)
+			continue;
+		++count;
+		CHECK(line.find("level=info cid=") == 28);
+		CHECK(line.find("ts=", 1) == std::string::npos);
+	}
+	CHECK(count == 800);
+
+	// Reopen failure (the directory is gone): keep the old file, say so there.
+	std::string moved_dir = dir + ".moved";
+	REQUIRE(std::rename(dir.c_str(), moved_dir.c_str()) == 0);
+	CHECK_FALSE(log::reopen());
+	log::info("still logging");
+	std::string old_file = read_file(moved_dir + "/ternd.log");
+	CHECK(old_file.find("level=error msg=\"cannot reopen log file\" path=" + path + " error=\"No such file or directory\"\n") !=
+	      std::string::npos);
+	CHECK(old_file.find("msg=\"still logging\"") != std::string::npos);
+	REQUIRE(std::rename(moved_dir.c_str(), dir.c_str()) == 0);
+
+	REQUIRE(log::set_sink(log::Sink::stderr_sink));
+	CHECK(log::reopen());  // no-op for stderr
+	log::set_level(saved);
+	std::remove(path.c_str());
+	std::remove(rotated.c_str());
+	rmdir(dir.c_str());
+}

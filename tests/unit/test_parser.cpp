@@ -1,0 +1,561 @@
+// SMTP argument parser: good and bad productions with the seed's exact
+// replies (SEED-BEHAVIOUR.md §3, §4; MOX-PEER.md §4).
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <string>
+
+#include "smtp/parser.h"
+
+using namespace tern::smtp;
+
+namespace {
+
+ParseMode delivery() { return ParseMode{}; }
+
+ParseMode submission()
+{
+	ParseMode m;
+	m.submission = true;
+	return m;
+}
+
+ParseMode authenticated()
+{
+	ParseMode m = submission();
+	m.authenticated = true;
+	return m;
+}
+
+ParseMode pedantic_submission()
+{
+	ParseMode m = submission();
+	m.pedantic = true;
+	return m;
+}
+
+ParseMode with_smtputf8(ParseMode m)
+{
+	m.smtputf8 = true;
+	return m;
+}
+
+// Runs `fn` and returns the SmtpError it throws; a missing throw fails the test.
+SmtpError error_of(const std::function<void()>& fn)
+{
+	try {
+		fn();
+	} catch (const SmtpError& e) {
+		return e;
+	}
+	FAIL("expected an SmtpError");
+	return {};
+}
+
+std::string reply_of(const SmtpError& e)
+{
+	return std::to_string(e.code) + " " + enhanced_code(e.code, e.secode) + " " + e.text;
+}
+
+std::string mail_error(std::string_view args, const ParseMode& mode)
+{
+	return reply_of(error_of([&] { parse_mail(args, mode); }));
+}
+
+std::string rcpt_error(std::string_view args, const ParseMode& mode)
+{
+	return reply_of(error_of([&] { parse_rcpt(args, mode); }));
+}
+
+std::string hello_error(std::string_view args, bool ehlo, const ParseMode& mode)
+{
+	return reply_of(error_of([&] { parse_hello(args, ehlo, mode); }));
+}
+
+}  // namespace
+
+TEST_CASE("MAIL FROM with a plain address")
+{
+	MailArgs m = parse_mail(" FROM:<Mox@LocalHost>", submission());
+	REQUIRE(m.from);
+	CHECK(m.from->localpart == "Mox");
+	CHECK(m.from->domain.ascii == "localhost");
+	CHECK(m.from->domain.unicode == "localhost");
+	CHECK_FALSE(m.from->ip);
+	CHECK(m.from->to_string() == "Mox@localhost");
+	CHECK_FALSE(m.size);
+	CHECK_FALSE(m.body_8bitmime);
+	CHECK_FALSE(m.smtputf8);
+	CHECK_FALSE(m.auth);
+}
+
+TEST_CASE("MAIL FROM keyword is case-insensitive; null sender")
+{
+	MailArgs m = parse_mail(" from:<>", delivery());
+	CHECK_FALSE(m.from);
+	CHECK_FALSE(parse_mail(" From:<>", submission()).from);
+}
+
+TEST_CASE("MAIL FROM missing pieces")
+{
+	CHECK(mail_error(" FROM<a@b.example>", submission()) == "501 5.5.2 bad syntax: expected \" FROM:\"");
+	CHECK(mail_error(" FROM:a@b.example", submission()) == "501 5.5.2 bad syntax: expected \"<\"");
+	CHECK(mail_error(" FROM:<a@b.example", submission()) == "501 5.5.2 bad syntax: expected \">\"");
+	CHECK(mail_error(" FROM:<a@>", submission()) == "501 5.5.2 bad syntax: need at least one char for subdomain");
+	CHECK(mail_error(" FROM:<a>", submission()) == "501 5.5.2 bad syntax: expected \"@\"");
+	// A leading "@" starts a source route.
+	CHECK(mail_error(" FROM:<@b.example>", submission()) == "501 5.5.2 bad syntax: expected \":\"");
+	CHECK(mail_error(" FROM:<a@.example>", submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for subdomain");
+}
+
+TEST_CASE("optional space after FROM: only on non-pedantic submission")
+{
+	MailArgs m = parse_mail(" FROM: <mox@localhost>", submission());
+	REQUIRE(m.from);
+	CHECK(m.from->to_string() == "mox@localhost");
+	CHECK(mail_error(" FROM: <mox@localhost>", delivery()) == "501 5.5.2 bad syntax: expected \"<\"");
+	// MOX-PEER.md §4, captured from an authenticated pedantic session.
+	ParseMode m2 = pedantic_submission();
+	m2.authenticated = true;
+	CHECK(mail_error(" FROM: <mox@localhost>", m2) ==
+	      "501 5.5.2 bad syntax: expected \"<\" (remaining \" <mox@localhost>\")");
+}
+
+TEST_CASE("remaining suffix only when authenticated")
+{
+	CHECK(mail_error(" FROM:<a@b.example> ", submission()) ==
+	      "501 5.5.2 bad syntax: need at least one char for parameter keyword");
+	CHECK(mail_error(" FROM:<a@b.example> ", authenticated()) ==
+	      "501 5.5.2 bad syntax: need at least one char for parameter keyword (remaining \"\")");
+	CHECK(mail_error(" FROM:<a@b.example> !x", authenticated()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for parameter keyword (remaining \"!x\")");
+}
+
+TEST_CASE("MAIL SIZE parameter")
+{
+	CHECK(*parse_mail(" FROM:<a@b.example> SIZE=1000", submission()).size == 1000);
+	CHECK(*parse_mail(" FROM:<a@b.example> size=0", submission()).size == 0);
+	CHECK(*parse_mail(" FROM:<a@b.example> SIZE=9223372036854775807", submission()).size ==
+	      9223372036854775807LL);
+	CHECK(mail_error(" FROM:<a@b.example> SIZE=9223372036854775808", submission()) ==
+	      "501 5.5.2 bad syntax: bad number \"9223372036854775808\": strconv.ParseInt: parsing "
+	      "\"9223372036854775808\": value out of range");
+	// 21 digits: 20 are taken, the number is out of range, one remains.
+	CHECK(mail_error(" FROM:<a@b.example> SIZE=100000000000000000000", authenticated()) ==
+	      "501 5.5.2 bad syntax: bad number \"10000000000000000000\": strconv.ParseInt: parsing "
+	      "\"10000000000000000000\": value out of range (remaining \"0\")");
+	CHECK(mail_error(" FROM:<a@b.example> SIZE=", submission()) ==
+	      "501 5.5.2 bad syntax: need at least one char for number");
+	CHECK(mail_error(" FROM:<a@b.example> SIZE=x", submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for number");
+	CHECK(mail_error(" FROM:<a@b.example> SIZE", submission()) == "501 5.5.2 bad syntax: expected \"=\"");
+}
+
+TEST_CASE("MAIL BODY parameter")
+{
+	CHECK(parse_mail(" FROM:<a@b.example> BODY=8BITMIME", submission()).body_8bitmime);
+	CHECK(parse_mail(" FROM:<a@b.example> body=8bitmime", submission()).body_8bitmime);
+	CHECK_FALSE(parse_mail(" FROM:<a@b.example> BODY=7bit", submission()).body_8bitmime);
+	CHECK(mail_error(" FROM:<a@b.example> BODY=BINARYMIME", submission()) ==
+	      "555 5.5.4 unrecognized parameter \"BODY\"");
+	// The keyword is reported as written, as the seed does.
+	CHECK(mail_error(" FROM:<a@b.example> Body=BINARYMIME", submission()) ==
+	      "555 5.5.4 unrecognized parameter \"Body\"");
+	CHECK(mail_error(" FROM:<a@b.example> BODY=", submission()) ==
+	      "501 5.5.2 bad syntax: need at least one char for parameter value");
+}
+
+TEST_CASE("MAIL AUTH parameter (tern decision 3)")
+{
+	auto m = parse_mail(" FROM:<a@b.example> AUTH=<>", submission());
+	REQUIRE(m.auth);
+	CHECK(*m.auth == "<>");
+	m = parse_mail(" FROM:<a@b.example> AUTH=<user+40example.com> SIZE=10", submission());
+	REQUIRE(m.auth);
+	CHECK(*m.auth == "<user@example.com>");
+	CHECK(*m.size == 10);
+	m = parse_mail(" FROM:<a@b.example> AUTH=plain+2Bxtext", delivery());
+	CHECK(*m.auth == "plain+xtext");
+	CHECK(mail_error(" FROM:<a@b.example> AUTH=<a+4x>", submission()) ==
+	      "501 5.5.2 bad syntax: parsing xtext: invalid hexadecimal \"4x\"");
+	CHECK(mail_error(" FROM:<a@b.example> AUTH=<a+4a>", submission()) ==
+	      "501 5.5.2 bad syntax: parsing xtext: invalid hexadecimal \"4a\"");
+	CHECK(mail_error(" FROM:<a@b.example> AUTH=a+4", submission()) ==
+	      "501 5.5.2 bad syntax: parsing xtext: invalid hexadecimal \"4\"");
+	CHECK(mail_error(" FROM:<a@b.example> AUTH=a=b", submission()) ==
+	      "501 5.5.2 bad syntax: parsing xtext: invalid character \"=\"");
+}
+
+TEST_CASE("MAIL SMTPUTF8 parameter enables UTF-8 in the path given before it")
+{
+	auto m = parse_mail(" FROM:<jöran@bücher.example> SMTPUTF8", submission());
+	CHECK(m.smtputf8);
+	REQUIRE(m.from);
+	CHECK(m.from->localpart == "jöran");
+	CHECK(m.from->domain.ascii == "xn--bcher-kva.example");
+	CHECK(m.from->domain.unicode == "bücher.example");
+	CHECK(m.from->to_string() == "jöran@bücher.example");
+	CHECK(m.from->to_ascii_string() == "jöran@xn--bcher-kva.example");
+
+	// Without it: reverse path → 550 5.6.7.
+	CHECK(mail_error(" FROM:<jöran@example.com>", submission()) ==
+	      "550 5.6.7 non-ascii address not permitted without smtputf8");
+	// A UTF-8 domain without SMTPUTF8 ends the domain early: a syntax error.
+	CHECK(mail_error(" FROM:<joran@bücher.example>", authenticated()) ==
+	      "501 5.5.2 bad syntax: expected end of line (remaining \"ücher.example\")");
+	// Already enabled on the connection.
+	CHECK(parse_mail(" FROM:<jöran@example.com>", with_smtputf8(submission())).from->localpart == "jöran");
+}
+
+TEST_CASE("MAIL parameter errors")
+{
+	CHECK(mail_error(" FROM:<a@b.example> FOO=bar", submission()) == "555 5.3.3 unrecognized parameter \"FOO\"");
+	CHECK(mail_error(" FROM:<a@b.example> SIZE=1 size=2", submission()) ==
+	      "501 5.5.4 duplicate param \"size\"");
+	CHECK(mail_error(" FROM:<a@b.example> SMTPUTF8 SMTPUTF8", submission()) ==
+	      "501 5.5.4 duplicate param \"SMTPUTF8\"");
+	CHECK(mail_error(" FROM:<a@b.example> -X", submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for parameter keyword");
+	// A parameter error wins over an error in the path: the path is parsed last.
+	CHECK(mail_error(" FROM:<bad> FOO", submission()) == "555 5.3.3 unrecognized parameter \"FOO\"");
+	// Errors in the path report the unparsed rest of the path.
+	CHECK(mail_error(" FROM:<a@b.example!> SIZE=1", authenticated()) ==
+	      "501 5.5.2 bad syntax: expected end of line (remaining \"!\")");
+}
+
+TEST_CASE("end of command: strict on submission, blanks allowed on delivery")
+{
+	CHECK(parse_mail(" FROM:<a@b.example>\t \t", delivery()).from->localpart == "a");
+	// A space starts a parameter, as in the seed, so a trailing space is an error.
+	CHECK(mail_error(" FROM:<a@b.example> \t", delivery()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for parameter keyword");
+	CHECK(mail_error(" FROM:<a@b.example>\t", submission()) == "501 5.5.2 bad syntax: expected end of line");
+	CHECK(mail_error(" FROM:<a@b.example>x", delivery()) ==
+	      "501 5.5.2 bad syntax: trailing data, not white space: \"x\"");
+	CHECK_NOTHROW(parse_no_args("", submission()));
+	CHECK_NOTHROW(parse_no_args("  ", delivery()));
+	CHECK(reply_of(error_of([] { parse_no_args(" x", delivery()); })) ==
+	      "501 5.5.2 bad syntax: trailing data, not white space: \" x\"");
+	ParseMode auth_delivery;
+	auth_delivery.authenticated = true;
+	CHECK(reply_of(error_of([&] { parse_no_args(" x", auth_delivery); })) ==
+	      "501 5.5.2 bad syntax: trailing data, not white space: \" x\" (remaining \"\")");
+	CHECK(reply_of(error_of([] { parse_no_args(" x", submission()); })) ==
+	      "501 5.5.2 bad syntax: expected end of line");
+	CHECK(reply_of(error_of([] { parse_no_args(" ", submission()); })) ==
+	      "501 5.5.2 bad syntax: expected end of line");
+}
+
+TEST_CASE("quoted localparts and escapes")
+{
+	auto m = parse_mail(" FROM:<\"john doe\"@example.com>", submission());
+	CHECK(m.from->localpart == "john doe");
+	CHECK(m.from->to_string() == "\"john doe\"@example.com");
+
+	m = parse_mail(" FROM:<\"a\\\"b\\\\c\"@example.com>", submission());
+	CHECK(m.from->localpart == "a\"b\\c");
+	CHECK(m.from->to_string() == "\"a\\\"b\\\\c\"@example.com");
+
+	// A quoted localpart that is a valid dot-string is written unquoted.
+	m = parse_mail(" FROM:<\"plain.name\"@example.com>", submission());
+	CHECK(m.from->to_string() == "plain.name@example.com");
+	m = parse_mail(" FROM:<\"\"@example.com>", submission());
+	CHECK(m.from->localpart == "");
+	CHECK(m.from->to_string() == "\"\"@example.com");
+	m = parse_mail(" FROM:<\"a..b\"@example.com>", submission());
+	CHECK(m.from->to_string() == "\"a..b\"@example.com");
+
+	CHECK(rcpt_error(" TO:<\"abc@example.com>", submission()) ==
+	      "501 5.5.2 bad syntax: need another character");
+	CHECK(rcpt_error(" TO:<\"a\tb\"@example.com>", submission()) ==
+	      "501 5.5.2 bad syntax: invalid localpart, invalid character \t");
+	CHECK(rcpt_error(" TO:<\"a\\\tb\"@example.com>", submission()) ==
+	      "501 5.5.2 bad syntax: invalid localpart, bad escaped char \t");
+	CHECK(rcpt_error(" TO:<\"jö\"@example.com>", submission()) ==
+	      "553 5.6.7 non-ascii address not permitted without smtputf8");
+	CHECK(parse_rcpt(" TO:<\"jö x\"@example.com>", with_smtputf8(submission())).to.localpart == "jö x");
+	// Invalid UTF-8 is refused even with SMTPUTF8 (RFC 6531 3.3 requires UTF-8).
+	CHECK(reply_of(error_of([] { parse_rcpt(" TO:<a\xff@example.com>", with_smtputf8(submission())); })) ==
+	      "501 5.5.2 bad syntax: localpart is not valid utf-8");
+	CHECK(reply_of(error_of([] { parse_rcpt(" TO:<\"a\xc3\"@example.com>", with_smtputf8(submission())); })) ==
+	      "501 5.5.2 bad syntax: localpart is not valid utf-8");
+}
+
+TEST_CASE("dot-string localparts")
+{
+	auto r = parse_rcpt(" TO:<first.last+tag!#$%&'*/=?^_`{|}~-@example.com>", submission());
+	CHECK(r.to.localpart == "first.last+tag!#$%&'*/=?^_`{|}~-");
+	CHECK(rcpt_error(" TO:<a..b@example.com>", submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for atom");
+	CHECK(rcpt_error(" TO:<.a@example.com>", submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for atom");
+	CHECK(rcpt_error(" TO:<a b@example.com>", submission()) == "501 5.5.2 bad syntax: expected \"@\"");
+}
+
+TEST_CASE("localpart length limits")
+{
+	std::string l64(64, 'a');
+	std::string l65(65, 'a');
+	std::string l128(128, 'a');
+	std::string l129(129, 'a');
+	CHECK(parse_rcpt(" TO:<" + l64 + "@example.com>", pedantic_submission()).to.localpart == l64);
+	CHECK(rcpt_error(" TO:<" + l65 + "@example.com>", pedantic_submission()) ==
+	      "501 5.5.2 bad syntax: localpart longer than 64 octets");
+	CHECK(parse_rcpt(" TO:<" + l128 + "@example.com>", submission()).to.localpart == l128);
+	CHECK(rcpt_error(" TO:<" + l129 + "@example.com>", submission()) ==
+	      "501 5.5.2 bad syntax: localpart longer than 64 octets");
+}
+
+TEST_CASE("domains: case folding, IDNA, label rules, length")
+{
+	auto r = parse_rcpt(" TO:<x@Mail.EXAMPLE.com>", submission());
+	CHECK(r.to.domain.ascii == "mail.example.com");
+	CHECK(r.to.domain.unicode == "mail.example.com");
+
+	// A-labels are accepted without SMTPUTF8 and give the U-label form.
+	r = parse_rcpt(" TO:<x@XN--BCHER-KVA.example>", submission());
+	CHECK(r.to.domain.ascii == "xn--bcher-kva.example");
+	CHECK(r.to.domain.unicode == "bücher.example");
+	CHECK(r.to.to_string() == "x@bücher.example");
+
+	r = parse_rcpt(" TO:<x@Bücher.example>", with_smtputf8(submission()));
+	CHECK(r.to.domain.ascii == "xn--bcher-kva.example");
+
+	CHECK(rcpt_error(" TO:<x@-a.example>", submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for subdomain");
+	CHECK(rcpt_error(" TO:<x@a..example>", submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for subdomain");
+	CHECK(rcpt_error(" TO:<x@a_b.example>", submission()) == "501 5.5.2 bad syntax: expected \">\"");
+	CHECK(rcpt_error(" TO:<x@xn--zz.example>", submission()).starts_with(
+		"501 5.5.2 bad syntax: parsing domain name \"xn--zz.example\": "));
+	CHECK(rcpt_error(" TO:<x@a-.example>", submission()).starts_with(
+		"501 5.5.2 bad syntax: parsing domain name \"a-.example\": "));
+
+	// 256 octets of domain.
+	std::string label(63, 'd');
+	std::string long_domain = label + "." + label + "." + label + "." + std::string(62, 'e') + ".a";
+	REQUIRE(long_domain.size() == 256);
+	CHECK(hello_error(" " + long_domain, true, submission()) ==
+	      "501 5.5.2 bad syntax: domain longer than 255 octets");
+}
+
+TEST_CASE("address literals in paths")
+{
+	auto r = parse_rcpt(" TO:<x@[192.0.2.1]>", submission());
+	REQUIRE(r.to.ip);
+	CHECK_FALSE(r.to.ip->v6);
+	CHECK(r.to.domain.empty());
+	CHECK(r.to.to_string() == "x@[192.0.2.1]");
+
+	r = parse_rcpt(" TO:<x@[ipv6:2001:DB8::1]>", submission());
+	REQUIRE(r.to.ip);
+	CHECK(r.to.ip->v6);
+	CHECK(r.to.to_string() == "x@[IPv6:2001:db8::1]");
+	CHECK(r.to.to_ascii_string() == "x@[IPv6:2001:db8::1]");
+
+	CHECK(rcpt_error(" TO:<x@[IPv6:192.0.2.1]>", submission()) ==
+	      "501 5.5.2 bad syntax: ip address is not ipv6");
+	CHECK(rcpt_error(" TO:<x@[IPv6:::ffff:192.0.2.1]>", submission()) ==
+	      "501 5.5.2 bad syntax: ip address is not ipv6");
+	CHECK(rcpt_error(" TO:<x@[2001:db8::1]>", submission()) ==
+	      "501 5.5.2 bad syntax: ip address is ipv6, must use syntax [IPv6:...]");
+	CHECK(rcpt_error(" TO:<x@[::1]>", submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for ldh-str");
+	CHECK(rcpt_error(" TO:<x@[IPv4:192.0.2.1]>", submission()) ==
+	      "501 5.5.2 bad syntax: unrecognized address literal \"IPv4\"");
+	CHECK(rcpt_error(" TO:<x@[192.0.2.300]>", submission()) ==
+	      "501 5.5.2 bad syntax: invalid ip in address: \"192.0.2.300\"");
+	CHECK(rcpt_error(" TO:<x@[]>", submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for ldh-str");
+}
+
+TEST_CASE("source routes are parsed and discarded")
+{
+	auto r = parse_rcpt(" TO:<@relay1.example,@relay2.example:user@final.example>", submission());
+	CHECK(r.to.localpart == "user");
+	CHECK(r.to.domain.ascii == "final.example");
+	auto m = parse_mail(" FROM:<@relay.example:u@d.example>", delivery());
+	CHECK(m.from->to_string() == "u@d.example");
+	CHECK(rcpt_error(" TO:<@relay.example;user@final.example>", submission()) ==
+	      "501 5.5.2 bad syntax: expected \":\"");
+	CHECK(rcpt_error(" TO:<@relay.example,relay2:user@final.example>", submission()) ==
+	      "501 5.5.2 bad syntax: expected \"@\"");
+}
+
+TEST_CASE("forward path length limit")
+{
+	// "<" + 128 + "@" + domain + ">": make the whole path 257 octets.
+	std::string local(100, 'l');
+	std::string domain = std::string(63, 'd') + "." + std::string(63, 'e') + "." + std::string(24, 'f');
+	std::string path = "<" + local + "@" + domain + ">";
+	REQUIRE(path.size() == 255);
+	CHECK(parse_rcpt(" TO:" + path, submission()).to.localpart == local);
+	std::string longer = "<" + local + "ll@" + domain + ">";
+	REQUIRE(longer.size() == 257);
+	CHECK(rcpt_error(" TO:" + longer, submission()) == "501 5.5.2 bad syntax: path longer than 256 octets");
+	// The reverse path has no such limit.
+	CHECK(parse_mail(" FROM:" + longer, submission()).from->localpart == local + "ll");
+}
+
+TEST_CASE("RCPT TO forms")
+{
+	auto r = parse_rcpt(" TO:<postmaster>", submission());
+	CHECK(r.postmaster);
+	CHECK(parse_rcpt(" to:<PostMaster>", delivery()).postmaster);
+	r = parse_rcpt(" TO:<postmaster@example.com>", delivery());
+	CHECK_FALSE(r.postmaster);
+	CHECK(r.to.localpart == "postmaster");
+	CHECK(rcpt_error(" TO:<x@example.com> NOTIFY=NEVER", submission()) ==
+	      "555 5.3.3 unrecognized parameter \"NOTIFY\"");
+	CHECK(rcpt_error(" TO:<postmaster> ORCPT=rfc822;x@y", submission()) ==
+	      "555 5.3.3 unrecognized parameter \"ORCPT\"");
+	CHECK(rcpt_error(" TO:<jö@example.com>", submission()) ==
+	      "553 5.6.7 non-ascii address not permitted without smtputf8");
+	CHECK(rcpt_error(" TO:<>", submission()) == "501 5.5.2 bad syntax: expected at least one char for atom");
+	CHECK(rcpt_error(" TO: <x@example.com>", delivery()) == "501 5.5.2 bad syntax: expected \"<\"");
+	CHECK(parse_rcpt(" TO: <x@example.com>", submission()).to.localpart == "x");
+	CHECK(rcpt_error(" TO:<x@example.com>  ", submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for parameter keyword");
+	CHECK(parse_rcpt(" TO:<x@example.com>\t", delivery()).to.localpart == "x");
+}
+
+TEST_CASE("HELO and EHLO arguments")
+{
+	auto h = parse_hello(" Client.Example", true, submission());
+	CHECK(h.domain.ascii == "client.example");
+	CHECK_FALSE(h.ip);
+	CHECK(h.raw == "Client.Example");
+
+	// Extra text after the name is ignored (RFC 5321 4.1.1.1).
+	h = parse_hello(" client.example extra words", false, submission());
+	CHECK(h.domain.ascii == "client.example");
+	CHECK(h.raw == "client.example");
+
+	h = parse_hello(" [127.0.0.1]", true, delivery());
+	REQUIRE(h.ip);
+	CHECK(h.ip->to_string() == "127.0.0.1");
+	CHECK(h.raw == "[127.0.0.1]");
+	CHECK(h.domain.empty());
+
+	h = parse_hello(" [IPv6:::1]", true, delivery());
+	REQUIRE(h.ip);
+	CHECK(h.ip->v6);
+
+	// Missing "]" is tolerated, as the seed does.
+	h = parse_hello(" [10.0.0.1", true, delivery());
+	REQUIRE(h.ip);
+	CHECK(h.ip->to_string() == "10.0.0.1");
+
+	// Untagged IPv6 in EHLO: forgiven on non-pedantic submission only.
+	h = parse_hello(" [2001:db8::5]", true, submission());
+	REQUIRE(h.ip);
+	CHECK(h.ip->v6);
+	CHECK(hello_error(" [2001:db8::5]", true, delivery()) ==
+	      "501 5.5.2 bad syntax: ip address is ipv6, must use syntax [IPv6:...]");
+	CHECK(hello_error(" [2001:db8::5]", true, pedantic_submission()) ==
+	      "501 5.5.2 bad syntax: ip address is ipv6, must use syntax [IPv6:...]");
+
+	CHECK(hello_error(" [::1]", true, submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for ldh-str");
+	CHECK(hello_error(" [127.0.0.1]", false, submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for subdomain");
+	CHECK(hello_error("", true, submission()) == "501 5.5.2 bad syntax: expected \" \"");
+	CHECK(hello_error(" ", true, submission()) == "501 5.5.2 bad syntax: need at least one char for subdomain");
+	// Without SMTPUTF8 the name ends at the first non-ASCII byte and the rest
+	// is ignored like any text after the name (seed behaviour).
+	CHECK(parse_hello(" bücher.example", true, submission()).domain.ascii == "b");
+	CHECK(hello_error(" übung.example", true, submission()) ==
+	      "501 5.5.2 bad syntax: expected at least one char for subdomain");
+	h = parse_hello(" bücher.example", true, with_smtputf8(submission()));
+	CHECK(h.domain.ascii == "xn--bcher-kva.example");
+}
+
+TEST_CASE("VRFY, EXPN and NOOP arguments")
+{
+	CHECK(parse_vrfy(" user", submission()) == "user");
+	CHECK(parse_vrfy(" \"some user\"", submission()) == "some user");
+	CHECK(parse_vrfy(" user smtputf8", delivery()) == "user");
+	CHECK(reply_of(error_of([] { parse_vrfy("", submission()); })) == "501 5.5.2 bad syntax: expected \" \"");
+	CHECK(reply_of(error_of([] { parse_vrfy(" user other", submission()); })) ==
+	      "501 5.5.2 bad syntax: expected \"SMTPUTF8\"");
+	CHECK(reply_of(error_of([] { parse_vrfy(" a@b", delivery()); })) ==
+	      "501 5.5.2 bad syntax: trailing data, not white space: \"@b\"");
+
+	CHECK_NOTHROW(parse_noop("", submission()));
+	CHECK_NOTHROW(parse_noop(" \"x\"", submission()));
+	CHECK_NOTHROW(parse_noop(" x", submission()));
+	CHECK(reply_of(error_of([] { parse_noop(" x y", delivery()); })) ==
+	      "501 5.5.2 bad syntax: trailing data, not white space: \" y\"");
+	CHECK(reply_of(error_of([] { parse_noop("x", delivery()); })) ==
+	      "501 5.5.2 bad syntax: trailing data, not white space: \"x\"");
+}
+
+TEST_CASE("AUTH arguments")
+{
+	AuthArgs a = parse_auth(" PLAIN", submission());
+	CHECK(a.mechanism == "PLAIN");
+	CHECK_FALSE(a.initial);
+
+	// Tern decision 4: mechanism names are case-insensitive.
+	a = parse_auth(" plain AG1veEBsb2NhbGhvc3QAbW94bW94bW94", submission());
+	CHECK(a.mechanism == "PLAIN");
+	REQUIRE(a.initial);
+	CHECK(*a.initial == "AG1veEBsb2NhbGhvc3QAbW94bW94bW94");
+
+	a = parse_auth(" scram-sha-256 =", submission());
+	CHECK(a.mechanism == "SCRAM-SHA-256");
+	REQUIRE(a.initial);
+	CHECK(*a.initial == "");
+
+	CHECK(reply_of(error_of([] { parse_auth(" PLAIN ", submission()); })) ==
+	      "501 5.5.2 missing initial auth base64 parameter after space");
+	CHECK(reply_of(error_of([] { parse_auth("", submission()); })) == "501 5.5.2 bad syntax: expected \" \"");
+	CHECK(reply_of(error_of([] { parse_auth(" ", submission()); })) ==
+	      "501 5.5.2 bad syntax: need at least one char for sasl-mech");
+	CHECK(reply_of(error_of([] { parse_auth(" !", submission()); })) ==
+	      "501 5.5.2 bad syntax: expected at least one char for sasl-mech");
+	CHECK(reply_of(error_of([] { parse_auth(" PLAIN\tx", submission()); })) ==
+	      "501 5.5.2 bad syntax: expected \" \"");
+	// At most 20 characters.
+	a = parse_auth(" ABCDEFGHIJKLMNOPQRST", submission());
+	CHECK(a.mechanism == "ABCDEFGHIJKLMNOPQRST");
+	CHECK(reply_of(error_of([] { parse_auth(" ABCDEFGHIJKLMNOPQRSTU", submission()); })) ==
+	      "501 5.5.2 bad syntax: expected \" \"");
+}
+
+TEST_CASE("parse_domain and parse_address helpers")
+{
+	auto d = parse_domain("Bücher.Example");
+	REQUIRE(d);
+	CHECK(d->ascii == "xn--bcher-kva.example");
+	CHECK(d->unicode == "bücher.example");
+	CHECK(parse_domain("localhost")->unicode == "localhost");
+	CHECK_FALSE(parse_domain(""));
+	CHECK_FALSE(parse_domain("a..b"));
+	CHECK_FALSE(parse_domain("example.com."));
+	CHECK_FALSE(parse_domain("exa mple.com"));
+	CHECK_FALSE(parse_domain("a_b.example"));
+
+	auto a = parse_address("Jöran@Bücher.example");
+	REQUIRE(a);
+	CHECK(a->localpart == "Jöran");
+	CHECK(a->to_ascii_string() == "Jöran@xn--bcher-kva.example");
+	CHECK_FALSE(parse_address("no-at-sign"));
+	CHECK_FALSE(parse_address("<a@b.example>"));
+}
+
+TEST_CASE("quote_go and syntax_error")
+{
+	CHECK(quote_go("a\"b\\c") == "\"a\\\"b\\\\c\"");
+	CHECK(quote_go("\t\r\n\x01") == "\"\\t\\r\\n\\x01\"");
+	CHECK(quote_go("ü") == "\"ü\"");
+	CHECK(quote_go("\xff") == "\"\\xff\"");
+	ParseMode m;
+	SmtpError e = syntax_error("expected end of line", "x", m);
+	CHECK(e.code == 501);
+	CHECK(e.secode == "5.2");
+	CHECK(e.text == "bad syntax: expected end of line");
+	m.authenticated = true;
+	CHECK(syntax_error("expected end of line", "x", m).text == "bad syntax: expected end of line (remaining \"x\")");
+}
