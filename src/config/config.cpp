@@ -78,10 +78,15 @@ Config::RcptResult Config::resolve_recipient(const std::string& localpart, const
 		return to_postmaster(localpart + "@" + (domain.empty() ? hostname : domain));
 
 	// RFC 5321 4.5.1: "postmaster" without a domain (the <POSTMASTER> form)
-	// and at our host name always reaches the postmaster, before any lookup.
+	// and at our host name (or a listener's, which its greeting shows)
+	// always reaches the postmaster, before any lookup.
 	bool is_postmaster = iequals(localpart, "postmaster");
 	if (is_postmaster && (domain.empty() || domain == hostname))
 		return to_postmaster("postmaster@" + hostname);
+	if (is_postmaster)
+		for (const auto& [name, l] : listeners)
+			if (domain == l.hostname)
+				return to_postmaster("postmaster@" + domain);
 
 	auto hosted = domains.find(domain);
 	if (hosted == domains.end()) {

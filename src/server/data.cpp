@@ -184,6 +184,7 @@ void Connection::deliver_local() {
 	ri.with = message::received_with(ehlo, tx.smtputf8, tls, !username.empty());
 	ri.id = received_id();
 	ri.when = now;
+	ri.tz_offset_s = message::local_utc_offset(now);
 
 	auto copies = std::make_shared<std::vector<store::MaildirCopy>>();
 	std::vector<std::string> copy_rcpts;

@@ -311,10 +311,10 @@ TEST_CASE("config: syntax errors give line and column")
 	      "tern.json: parse error at line 3, column 3: syntax error while parsing object key - invalid literal; "
 	      "expected string literal");
 	CHECK(error_of("{\"hostname\": \"a.example\" /* open") ==
-	      "tern.json: parse error at line 1, column 29: syntax error while parsing object - invalid comment; "
-	      "missing closing '*/'");
+	      "tern.json: parse error at line 1, column 33: syntax error while parsing object - invalid comment; "
+	      "missing closing '*/'; expected '}'");
 	CHECK(error_of("{\"hostname\": \"a.example\",}") ==
-	      "tern.json: parse error at line 1, column 27: syntax error while parsing object key - unexpected '}'; "
+	      "tern.json: parse error at line 1, column 26: syntax error while parsing object key - unexpected '}'; "
 	      "expected string literal");
 	CHECK(error_of("[1]") == "tern.json: expected a JSON object at the top level");
 	std::string empty = error_of("");
@@ -392,6 +392,37 @@ TEST_CASE("config: domain, account, DKIM and postmaster cross-checks")
 	      "tern.json: accounts.../x: account name must not be empty, \".\", \"..\" or contain \"/\"");
 	CHECK(error_of(with(R"("queue": {"smarthost": "relay.example:0"})")) ==
 	      "tern.json: queue.smarthost: expected \"host\", \"host:port\" or \"[IPv6]:port\", got \"relay.example:0\"");
+}
+
+TEST_CASE("config: etc/tern.json (the installed example) is valid")
+{
+	// Unit tests run from the top of the tree (make unit / make check).
+	auto cfg = Config::load_file("etc/tern.json");
+	CHECK(cfg->hostname == "mail.example.org");
+	CHECK(cfg->listeners.at("public").submission.require_starttls);
+	CHECK(cfg->domains.at("example.org").dkim_sign == std::vector<std::string>{"s1"});
+	CHECK(cfg->accounts.at("alice").destinations.count("alice@example.org") == 1);
+	CHECK(cfg->tls.cert_file == std::filesystem::absolute("etc/tls/cert.pem").lexically_normal().string());
+	std::string summary = cfg->summary();
+	CHECK(summary.substr(summary.size() - 10) == "config ok\n");
+}
+
+TEST_CASE("config: internationalized domain names become A-labels")
+{
+	auto cfg = load(R"({"hostname": "mail.bücher.example", "domains": {"Bücher.example": {}},
+		"accounts": {"a": {"destinations": {"Anna@bücher.example": {}}}}})");
+	CHECK(cfg->hostname == "mail.xn--bcher-kva.example");
+	CHECK(cfg->domains.count("xn--bcher-kva.example") == 1);
+	CHECK(cfg->accounts.at("a").destinations.count("anna@xn--bcher-kva.example") == 1);
+}
+
+TEST_CASE("config: a bare localpart destination is in the account's domain")
+{
+	auto cfg = load(with(R"("domains": {"example.org": {}}, "accounts": {"a": {"domain": "example.org",
+		"destinations": {"Carol": {}}}})"));
+	CHECK(cfg->accounts.at("a").destinations.count("carol@example.org") == 1);
+	CHECK(error_of(with(R"("domains": {"example.org": {}}, "accounts": {"a": {"destinations": {"carol": {}}}})")) ==
+	      "tern.json: accounts.a.destinations.carol: expected an address \"localpart@domain\" or \"@domain\"");
 }
 
 TEST_CASE("config: canonicalization and smarthost parsing")
@@ -481,6 +512,13 @@ TEST_CASE("config: resolve_recipient")
 		CHECK(r.mailbox == "Catch");
 		// Not postmaster of a foreign domain.
 		CHECK(cfg->resolve_recipient("postmaster", "example.com").kind == RcptKind::foreign_domain);
+		// A listener's own hostname counts as ours.
+		auto mx = load(with(std::string(two_domains) + R"(, "listeners": {"p": {"hostname": "mx.example.com"}})"));
+		r = mx->resolve_recipient("postmaster", "mx.example.com");
+		CHECK(r.kind == RcptKind::local);
+		CHECK(r.account->name == "pm");
+		CHECK(r.canonical == "postmaster@mx.example.com");
+		CHECK(mx->resolve_recipient("alice", "mx.example.com").kind == RcptKind::foreign_domain);
 	}
 	SUBCASE("unknown user and foreign domain")
 	{

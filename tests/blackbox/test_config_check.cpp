@@ -1,0 +1,113 @@
+// `ternd -n` (SPEC "ternd flags", "Details that scripts and tests rely on").
+#include "bb.h"
+
+namespace {
+
+struct TempConfig {
+	std::string dir = make_temp_dir("tern-cfg-");
+	std::string path = dir + "/tern.json";
+	explicit TempConfig(const std::string& text) { write_file(path, text); }
+	~TempConfig() { remove_tree(dir); }
+};
+
+DaemonOptions not_started() {
+	DaemonOptions options;
+	options.start = false;
+	return options;
+}
+
+}  // namespace
+
+TEST_CASE("ternd -n: the example config etc/tern.json is valid") {
+	std::string example = repo_root() + "/etc/tern.json";
+	REQUIRE_MESSAGE(file_exists(example), "missing " << example);
+	RunResult r = run_check_config(example);
+	INFO(r.output);
+	CHECK(r.exit_code == 0);
+	CHECK(contains(r.output, "config ok"));
+}
+
+TEST_CASE("ternd -n: a generated test config is valid and summarised") {
+	TernDaemon d(not_started());
+	d.write_config();
+	RunResult r = run_check_config(d.config_path());
+	INFO(r.output);
+	CHECK(r.exit_code == 0);
+	CHECK(contains(r.output, "mx.test.example"));
+	CHECK(contains(r.output, "test.example"));
+	CHECK(contains(r.output, "alice"));
+	CHECK(contains(r.output, std::to_string(d.smtp_port())));
+	// "config ok" is the last line.
+	std::string out = r.output;
+	while (!out.empty() && out.back() == '\n')
+		out.pop_back();
+	CHECK(ends_with(out, "config ok"));
+}
+
+TEST_CASE("ternd -n: a wrong type names the key path, exit 1") {
+	TempConfig cfg(R"({"hostname": "mx.test.example",
+		"listeners": {"public": {"ips": ["127.0.0.1"], "smtp": {"port": "twenty-five"}}}})");
+	RunResult r = run_check_config(cfg.path);
+	INFO(r.output);
+	CHECK(r.exit_code == 1);
+	CHECK(contains(r.output, "error: "));
+	CHECK(contains(r.output, "listeners.public.smtp.port"));
+	CHECK_FALSE(contains(r.output, "config ok"));
+}
+
+TEST_CASE("ternd -n: an unknown key is an error naming it") {
+	TempConfig cfg(R"({"hostname": "mx.test.example", "listeners": {}, "no_such_key": 1})");
+	RunResult r = run_check_config(cfg.path);
+	INFO(r.output);
+	CHECK(r.exit_code == 1);
+	CHECK(contains(r.output, "no_such_key"));
+}
+
+TEST_CASE("ternd -n: a missing hostname is an error naming it") {
+	TempConfig cfg(R"({"listeners": {}})");
+	RunResult r = run_check_config(cfg.path);
+	INFO(r.output);
+	CHECK(r.exit_code == 1);
+	CHECK(contains(r.output, "hostname"));
+}
+
+TEST_CASE("ternd -n: an array element error uses [i]") {
+	TempConfig cfg(R"({"hostname": "mx.test.example",
+		"listeners": {"public": {"ips": ["127.0.0.1", 7], "smtp": {"port": 2525}}}})");
+	RunResult r = run_check_config(cfg.path);
+	INFO(r.output);
+	CHECK(r.exit_code == 1);
+	CHECK(contains(r.output, "listeners.public.ips[1]"));
+}
+
+TEST_CASE("ternd -n: comments are allowed") {
+	TempConfig cfg("// leading comment\n{\n\t\"hostname\": \"mx.test.example\", /* inline */\n"
+	               "\t\"listeners\": {}\n}\n");
+	RunResult r = run_check_config(cfg.path);
+	INFO(r.output);
+	CHECK(r.exit_code == 0);
+	CHECK(contains(r.output, "config ok"));
+}
+
+TEST_CASE("ternd -n: invalid JSON and a missing file exit 1") {
+	TempConfig cfg("{\"hostname\": ");
+	RunResult r = run_check_config(cfg.path);
+	INFO(r.output);
+	CHECK(r.exit_code == 1);
+	RunResult missing = run_check_config(cfg.dir + "/does-not-exist.json");
+	INFO(missing.output);
+	CHECK(missing.exit_code == 1);
+}
+
+TEST_CASE("ternd: an invalid config makes the daemon exit non-zero at start") {
+	TernDaemon d(not_started());
+	d.write_config_text(R"({"hostname": "mx.test.example", "listeners": {"test": {"smtp": {"port": -3}}}})");
+	CHECK_FALSE(d.start());
+}
+
+TEST_CASE("ternd -V prints the version") {
+	RunResult r = run_command({ternd_path(), "-V"});
+	INFO(r.output);
+	CHECK(r.exit_code == 0);
+	CHECK(contains(r.output, "0."));
+}

@@ -1,0 +1,77 @@
+// SPEC "Durability and safety promises": 250 after DATA means on disk; a
+// kill -9 at any moment leaves no partial message visible.
+#include "bb.h"
+
+#include <csignal>
+
+TEST_CASE("durability: SIGKILL right after the 250 to DATA; the message is complete in new/") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	std::string body;
+	for (int i = 0; i < 2000; i++)
+		body += "durable line " + std::to_string(i) + "\r\n";
+	std::vector<std::string> sent;
+	for (int round = 0; round < 3; round++) {
+		CAPTURE(round);
+		if (round > 0)
+			REQUIRE_MESSAGE(d.start(), d.error());
+		SmtpClient c = connect_and_ehlo(d);
+		REQUIRE(c.connected());
+		std::string message = make_message("durable" + std::to_string(round), body);
+		Transaction t = send_mail(c, test_sender, {"alice@test.example"}, message);
+		REQUIRE(t.reply.plain() == "250 2.2.0 it is done");
+		d.kill9();
+		sent.push_back(message);
+
+		auto files = maildir_files(d.maildir());
+		REQUIRE(files.size() == sent.size());
+		for (const std::string& m : sent) {
+			int matches = 0;
+			for (auto& f : files)
+				if (ends_with(read_file(f), m))
+					matches++;
+			CHECK(matches == 1);
+		}
+	}
+}
+
+TEST_CASE("durability: SIGKILL in the middle of DATA leaves nothing in new/, and a restart works") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
+	REQUIRE(c.cmd("DATA").code == 354);
+	std::string message = make_message("partial", std::string(100000, 'p') + "\r\n");
+	REQUIRE(c.send(message.substr(0, message.size() / 2)));
+	usleep(200000);
+	d.kill9();
+	CHECK(maildir_files(d.maildir()).empty());
+
+	REQUIRE_MESSAGE(d.start(), d.error());
+	CHECK(maildir_files(d.maildir()).empty());
+	SmtpClient c2 = connect_and_ehlo(d);
+	REQUIRE(c2.connected());
+	CHECK(send_mail(c2, test_sender, {"alice@test.example"}, make_message("after restart")).reply.plain() ==
+	      "250 2.2.0 it is done");
+	auto files = wait_for_maildir(d.maildir(), 1);
+	REQUIRE(files.size() == 1);
+	CHECK(contains(read_file(files[0]), "Subject: after restart\r\n"));
+	CHECK_FALSE(contains(read_file(files[0]), "Subject: partial"));
+}
+
+TEST_CASE("durability: SIGKILL while the final dot is being processed; new/ holds only complete messages") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	std::string message = make_message("racy", std::string(50000, 'r') + "\r\n");
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
+	REQUIRE(c.cmd("DATA").code == 354);
+	REQUIRE(c.send(message + ".\r\n"));
+	d.kill9();   // no reply awaited: the daemon may be anywhere in the store path
+	for (auto& f : maildir_files(d.maildir()))
+		CHECK(ends_with(read_file(f), message));
+}

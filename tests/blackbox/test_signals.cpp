@@ -1,0 +1,159 @@
+// SIGTERM (graceful shutdown) and SIGHUP (reload) — SPEC "Logs, signals,
+// metrics" and "Shutdown".
+#include "bb.h"
+
+#include <csignal>
+
+TEST_CASE("SIGTERM: an idle client gets 421 4.3.2 and the close, ternd exits 0") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient before_ehlo = connect_smtp(d);
+	REQUIRE(before_ehlo.read_reply().code == 220);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	REQUIRE(d.signal(SIGTERM));
+	for (SmtpClient* client : {&c, &before_ehlo}) {
+		Reply r = client->read_reply();
+		CHECK(r.code == 421);
+		CHECK(starts_with(r.plain(), "421 4.3.2 shutting down"));
+		CHECK(client->expect_closed());
+	}
+	CHECK(d.wait_exit(15000) == 0);
+}
+
+TEST_CASE("SIGTERM: a client inside DATA finishes (250), then gets 421; ternd exits 0") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient sender = connect_and_ehlo(d);
+	SmtpClient idle = connect_and_ehlo(d);
+	REQUIRE(sender.connected());
+	REQUIRE(idle.connected());
+	REQUIRE(sender.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	REQUIRE(sender.cmd("RCPT TO:<alice@test.example>").code == 250);
+	REQUIRE(sender.cmd("DATA").code == 354);
+	std::string message = make_message("during shutdown", "first half\r\nsecond half\r\n");
+	size_t half = message.find("second half");
+	REQUIRE(sender.send(message.substr(0, half)));
+
+	REQUIRE(d.signal(SIGTERM));
+	// The idle client's 421 shows the daemon is shutting down.
+	Reply r = idle.read_reply();
+	CHECK(starts_with(r.plain(), "421 4.3.2 shutting down"));
+	CHECK(idle.expect_closed());
+	// No new connections are greeted.
+	SmtpClient late;
+	late.timeout_ms = 2000;
+	if (late.connect("127.0.0.1", d.smtp_port())) {
+		Reply g = late.read_reply();
+		CHECK(g.code != 220);
+	}
+
+	REQUIRE(sender.send(message.substr(half) + ".\r\n"));
+	CHECK(sender.read_reply().plain() == "250 2.2.0 it is done");
+	Reply bye = sender.read_reply();
+	CHECK(starts_with(bye.plain(), "421 4.3.2 shutting down"));
+	CHECK(sender.expect_closed());
+	CHECK(d.wait_exit(15000) == 0);
+	auto files = maildir_files(d.maildir());
+	REQUIRE(files.size() == 1);
+	CHECK(ends_with(read_file(files[0]), message));
+}
+
+TEST_CASE("SIGTERM: exit 0 with no clients; SIGINT does the same") {
+	SUBCASE("SIGTERM") {
+		TernDaemon d;
+		REQUIRE_RUNNING(d);
+		CHECK(d.stop() == 0);
+	}
+	SUBCASE("SIGINT") {
+		TernDaemon d;
+		REQUIRE_RUNNING(d);
+		REQUIRE(d.signal(SIGINT));
+		CHECK(d.wait_exit(15000) == 0);
+	}
+}
+
+namespace {
+
+const std::string with_bob = R"({"accounts": {"bob": {"domain": "test.example",
+	"destinations": {"bob@test.example": {"mailbox": "INBOX"}}}}})";
+
+// Tries a delivery to bob on fresh connections until it is accepted or
+// timeout_ms passes; returns the last final reply.
+Reply deliver_to_bob_until_accepted(TernDaemon& d, int timeout_ms) {
+	int64_t deadline = now_ms() + timeout_ms;
+	Reply last;
+	for (;;) {
+		SmtpClient c = connect_and_ehlo(d);
+		if (c.connected()) {
+			last = send_mail(c, test_sender, {"bob@test.example"}, make_message("for bob")).reply;
+			if (last.code == 250 || now_ms() > deadline)
+				return last;
+		} else if (now_ms() > deadline) {
+			return last;
+		}
+		usleep(100000);
+	}
+}
+
+}  // namespace
+
+TEST_CASE("SIGHUP: a new account becomes deliverable; an idle connection survives the reload") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient survivor = connect_and_ehlo(d);
+	REQUIRE(survivor.connected());
+	{
+		SmtpClient c = connect_and_ehlo(d);
+		REQUIRE(c.connected());
+		CHECK(send_mail(c, test_sender, {"bob@test.example"}, make_message()).reply.plain() ==
+		      "550 5.1.1 no such user(s)");
+	}
+	d.write_config(with_bob);
+	REQUIRE(d.signal(SIGHUP));
+	Reply r = deliver_to_bob_until_accepted(d, 5000);
+	CHECK(r.plain() == "250 2.2.0 it is done");
+	auto files = wait_for_maildir(d.maildir("bob"), 1);
+	REQUIRE(files.size() == 1);
+	CHECK(contains(unfold(read_file(files[0])), " for <bob@test.example>; "));
+	CHECK(survivor.cmd("NOOP").plain() == "250 2.0.0 alrighty");
+	CHECK(d.running());
+}
+
+TEST_CASE("SIGHUP: a broken config keeps the old one working") {
+	TernDaemon d({.config_patch = with_bob});
+	REQUIRE_RUNNING(d);
+	d.write_config_text("{ \"hostname\": \"mx.test.example\", \"listeners\": 12 ");
+	REQUIRE(d.signal(SIGHUP));
+	usleep(500000);
+	REQUIRE(d.running());
+	Reply r = deliver_to_bob_until_accepted(d, 2000);
+	CHECK(r.plain() == "250 2.2.0 it is done");
+	CHECK(wait_for_maildir(d.maildir("bob"), 1).size() == 1);
+
+	// A valid config without bob after that is taken again.
+	d.write_config(R"({"accounts": {"bob": null}})");
+	REQUIRE(d.signal(SIGHUP));
+	int64_t deadline = now_ms() + 5000;
+	Reply last;
+	while (now_ms() < deadline) {
+		SmtpClient c = connect_and_ehlo(d);
+		REQUIRE(c.connected());
+		last = send_mail(c, test_sender, {"bob@test.example"}, make_message()).reply;
+		if (last.code == 550)
+			break;
+		usleep(100000);
+	}
+	CHECK(last.plain() == "550 5.1.1 no such user(s)");
+	CHECK(d.stop() == 0);
+}
+
+TEST_CASE("SIGUSR1 does not kill the daemon") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	REQUIRE(d.signal(SIGUSR1));
+	usleep(200000);
+	CHECK(d.running());
+	SmtpClient c = connect_and_ehlo(d);
+	CHECK(c.connected());
+}

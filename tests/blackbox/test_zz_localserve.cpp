@@ -1,0 +1,140 @@
+// `ternd --localserve` (SPEC "localserve"). It uses fixed ports (1025 …),
+// so this file runs last (doctest orders by file name) and skips when the
+// ports are taken.
+#include "bb.h"
+
+#include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+// A localserve daemon in its own data dir; stopped and cleaned up at the end.
+class Localserve {
+public:
+	Localserve() {
+		dir_ = make_temp_dir("tern-localserve-");
+		data_ = dir_ + "/data";
+	}
+	~Localserve() {
+		stop();
+		if (getenv("TERN_KEEP_TMP"))
+			fprintf(stderr, "Localserve: kept %s\n", dir_.c_str());
+		else
+			remove_tree(dir_);
+	}
+	// false with a reason when the ports are busy or ternd does not listen.
+	bool start(std::string& why) {
+		for (int port : {1025, 1587, 1465, 1080})
+			if (tcp_port_listening(port)) {
+				why = "port " + std::to_string(port) + " is busy";
+				return false;
+			}
+		std::string log = dir_ + "/ternd.log";
+		pid_ = fork();
+		if (pid_ == 0) {
+			FILE* f = fopen(log.c_str(), "a");
+			if (f) {
+				dup2(fileno(f), 1);
+				dup2(fileno(f), 2);
+			}
+			signal(SIGPIPE, SIG_DFL);
+			std::string bin = ternd_path();
+			execl(bin.c_str(), bin.c_str(), "--localserve", "-f", "--data", data_.c_str(), (char*)nullptr);
+			_exit(127);
+		}
+		int64_t deadline = now_ms() + 15000;   // first start makes a certificate
+		while (now_ms() < deadline) {
+			int status = 0;
+			if (waitpid(pid_, &status, WNOHANG) == pid_) {
+				pid_ = -1;
+				why = "ternd --localserve exited; log:\n" + read_file(log);
+				return false;
+			}
+			if (tcp_port_listening(1025))
+				return true;
+			usleep(50000);
+		}
+		why = "ternd --localserve does not listen on 1025; log:\n" + read_file(log);
+		return false;
+	}
+	void stop() {
+		if (pid_ <= 0)
+			return;
+		kill(pid_, SIGTERM);
+		int64_t deadline = now_ms() + 15000;
+		int status = 0;
+		while (waitpid(pid_, &status, WNOHANG) == 0 && now_ms() < deadline)
+			usleep(20000);
+		if (now_ms() >= deadline) {
+			kill(pid_, SIGKILL);
+			waitpid(pid_, &status, 0);
+		}
+		pid_ = -1;
+	}
+	std::string maildir() const { return data_ + "/accounts/tern/Maildir"; }
+	const std::string& data() const { return data_; }
+
+private:
+	std::string dir_, data_;
+	pid_t pid_ = -1;
+};
+
+}  // namespace
+
+TEST_CASE("localserve: swaks delivers to the tern account; special localparts fail as told") {
+	Localserve ls;
+	std::string why;
+	if (!ls.start(why)) {
+		if (starts_with(why, "port "))
+			MESSAGE("skipped localserve test: " << why);
+		else
+			FAIL(why);
+		return;
+	}
+
+	SUBCASE("swaks") {
+		RunResult r = run_command({"/usr/bin/timeout", "30", "/usr/bin/swaks", "--server", "127.0.0.1:1025", "--to",
+		                           "someone@example.com", "--from", "sender@example.org", "--helo", "client.example"},
+		                          40000);
+		INFO(r.output);
+		CHECK(r.exit_code == 0);
+		auto files = wait_for_maildir(ls.maildir(), 1);
+		REQUIRE(files.size() == 1);
+		std::string stored = unfold(read_file(files[0]));
+		CHECK(contains(stored, "Return-Path: <sender@example.org>\r\n"));
+		CHECK(contains(stored, "Received: from client.example"));
+		CHECK(contains(stored, " for <someone@example.com>; "));
+	}
+
+	SUBCASE("special localparts") {
+		SmtpClient c;
+		REQUIRE(c.connect("127.0.0.1", 1025));
+		REQUIRE(c.greet_and_ehlo("client.example"));
+		CHECK(c.cmd("MAIL FROM:<mailfrompermerror@x.example>").plain() ==
+		      "550 5.0.0 failure with code 550 due to special localpart");
+		CHECK(c.cmd("MAIL FROM:<mailfrom451@x.example>").plain() ==
+		      "451 4.0.0 failure with code 451 due to special localpart");
+		REQUIRE(c.cmd("MAIL FROM:<sender@x.example>").code == 250);
+		Reply r = c.cmd("RCPT TO:<rcptto451@x.example>");
+		CHECK(r.plain() == "451 4.0.0 failure with code 451 due to special localpart");
+		CHECK(r.has_id());
+		CHECK(c.cmd("RCPT TO:<rcpttotemperror@x.example>").code == 451);
+		CHECK(c.cmd("RCPT TO:<x554@x.example>").plain() == "250 2.1.0 now on the list");
+		REQUIRE(c.cmd("DATA").code == 354);
+		REQUIRE(c.send(make_message("special", "hi\r\n", "sender@x.example", "x554@x.example") + ".\r\n"));
+		CHECK(c.read_reply().plain() == "554 5.0.0 failure with code 554 due to special localpart");
+		CHECK(maildir_files(ls.maildir()).empty());
+	}
+
+	SUBCASE("any recipient domain is accepted, also on ::1 when available") {
+		SmtpClient c;
+		if (!c.connect("::1", 1025))
+			REQUIRE(c.connect("127.0.0.1", 1025));
+		REQUIRE(c.greet_and_ehlo("client.example"));
+		Transaction t = send_mail(c, "sender@example.org", {"whoever@anything.example", "tern@localhost"},
+		                          make_message("two rcpts", "hi\r\n", "sender@example.org"));
+		CHECK(t.reply.plain() == "250 2.2.0 it is done");
+		CHECK(wait_for_maildir(ls.maildir(), 2).size() == 2);
+	}
+}
