@@ -155,10 +155,13 @@ struct Config {
 		std::string mailbox;        // destination mailbox
 		std::string canonical;      // canonical address that matched
 	};
-	// localpart as parsed (unquoted), domain ASCII lower-case. A bare
-	// postmaster (domain "") or postmaster@hostname resolves to the postmaster
-	// account. Catch-all separator stripped; lower-cased unless case-sensitive;
-	// "@domain" destinations catch all.
+	// localpart as parsed (unquoted), domain ASCII (any case). A bare
+	// postmaster (domain "") or postmaster@hostname (or a listener's
+	// hostname) resolves to the postmaster account. Catch-all separator
+	// stripped; lower-cased unless case-sensitive; "@domain" destinations
+	// catch all; postmaster@<hosted domain> without a destination goes to
+	// the postmaster too. No postmaster account → unknown_user. In
+	// localserve, every address resolves to the postmaster (tern) account.
 	RcptResult resolve_recipient(const std::string& localpart, const std::string& domain) const;
 	// The account an address belongs to (submission's MAIL FROM / From check).
 	const Account* account_for_address(const std::string& localpart, const std::string& domain) const;

@@ -6,7 +6,24 @@
 #include "helpers/session.h"
 #include "helpers/smtp_client.h"
 
+#include <string>
+#include <vector>
+
 using namespace tern::testing;
+
+// Lets failed CHECKs on reply lines show the lines.
+namespace doctest {
+template <>
+struct StringMaker<std::vector<std::string>> {
+	static String convert(const std::vector<std::string>& lines) {
+		std::string out = "{";
+		for (size_t i = 0; i < lines.size(); i++)
+			out += (i ? ", \"" : "\"") + lines[i] + "\"";
+		out += "}";
+		return String(out.c_str());
+	}
+};
+}  // namespace doctest
 
 // Stops the test early, with the daemon's log, when it is not running.
 #define REQUIRE_RUNNING(daemon) \

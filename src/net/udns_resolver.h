@@ -1,0 +1,83 @@
+// The daemon's asynchronous DNS resolver: udns 0.4 (UDP with EDNS0, no TCP
+// fallback) driven by the libev loop, implementing mailauth::Resolver.
+//
+// Threading: everything runs on the loop thread that owns `loop`.
+// Callbacks always run from the loop, never inside query() (a query that
+// cannot even be submitted, e.g. a name too long, is answered permerror on
+// the next loop iteration), so callers may rely on code after query() running
+// first, although the Resolver interface does not promise it.
+// A callback may call query() or cancel_owner() (also for its own owner);
+// it must not destroy the resolver.
+#pragma once
+#include <ev.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mailauth/resolver.h"
+#include "util/ipaddr.h"
+
+struct dns_ctx;
+struct dns_query;
+
+namespace tern::net {
+
+class UdnsResolver : public mailauth::Resolver {
+public:
+	// servers: "ip", "ip:port", "[v6]:port" or a bare IPv6 address; empty
+	// means the nameservers of /etc/resolv.conf. timeout_ms bounds one query
+	// (approximately: udns counts whole seconds). Throws std::runtime_error
+	// on a bad server address or when the UDP socket cannot be opened.
+	UdnsResolver(struct ev_loop* loop, const std::vector<std::string>& servers, int64_t timeout_ms);
+	~UdnsResolver() override;
+	UdnsResolver(const UdnsResolver&) = delete;
+	UdnsResolver& operator=(const UdnsResolver&) = delete;
+
+	void query(uint64_t owner, const std::string& name, mailauth::RrType type, Callback cb) override;
+	void cancel_owner(uint64_t owner) override;
+
+	// Number of queries whose callback has not run yet (for tests/metrics).
+	size_t pending() const { return pending_.size(); }
+
+	// The reverse-lookup name of an address (RFC 1035 3.5, RFC 3596 2.5),
+	// without trailing dot: "4.3.2.1.in-addr.arpa", "b.a.9.8....ip6.arpa".
+	static std::string reverse_name(const IpAddr& addr);
+
+private:
+	struct Pending {
+		uint64_t owner = 0;
+		mailauth::RrType type = mailauth::RrType::A;
+		dns_query* handle = nullptr;   // null once answered or never submitted
+		Callback cb;
+		// Set while dns_submit_p runs: udns may complete a query inside the
+		// submit call; the answer is then kept here and delivered later.
+		bool submitting = false;
+		bool has_answer = false;
+		mailauth::DnsAnswer answer;
+	};
+
+	static void on_udns_answer(dns_ctx* ctx, void* result, void* data);
+	static void on_udns_timer_request(dns_ctx* ctx, int timeout, void* data);
+	static void on_io(struct ev_loop*, ev_io* w, int revents);
+	static void on_timeout_timer(struct ev_loop*, ev_timer* w, int revents);
+	static void on_deferred_timer(struct ev_loop*, ev_timer* w, int revents);
+
+	// Queues an answer to be delivered on the next loop iteration.
+	void defer(uint64_t id);
+
+	struct ev_loop* loop_;
+	dns_ctx* ctx_ = nullptr;
+	ev_io io_watcher_;
+	ev_timer timeout_timer_;    // udns's single context timer
+	ev_timer deferred_timer_;   // zero-delay timer delivering deferred answers
+	uint64_t next_id_ = 1;
+	// id → query. The id (not a pointer) is udns's `data`, so an answer for a
+	// query that is gone can never reach freed memory.
+	std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_;
+	std::vector<uint64_t> deferred_;
+};
+
+}  // namespace tern::net

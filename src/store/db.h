@@ -1,0 +1,155 @@
+// The Berkeley DB store (DESIGN.md "Storage", SPEC.md "Files on disk"): one
+// transactional environment under `data_dir/db` holding password secrets,
+// the outgoing-recipient history behind the send limits, and queue records.
+//
+// Every method BLOCKS on disk I/O and locks (a commit waits for the log
+// fsync, because a 250 depends on it): call them from worker threads or from
+// ternctl, never from the event-loop thread. One Env is free-threaded
+// (DB_THREAD) and meant to be shared by all worker threads of a process.
+//
+// ternd and ternctl join the same environment at the same time. Both open it
+// with DB_REGISTER | DB_RECOVER, so recovery runs only when a process died
+// inside the environment. DB_REGISTER tracks processes, not handles: open at
+// most ONE Env per directory per process at a time (a second handle in the
+// same process would look like a dead process and trigger recovery under
+// the live one).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tern::store {
+
+// A Berkeley DB failure; what() carries db_strerror's text (and the
+// library's own message when it printed one). code() is the DB return code
+// (e.g. DB_LOCK_DEADLOCK, DB_RUNRECOVERY) or 0 for errors found by tern.
+class DbError : public std::runtime_error {
+public:
+	explicit DbError(const std::string& what, int code = 0) : std::runtime_error(what), code_(code) {}
+	int code() const { return code_; }
+
+private:
+	int code_;
+};
+
+// One queued message copy for one recipient (SEED-BEHAVIOUR.md §12). The
+// message file itself is written, renamed and fsync'd by the caller; only
+// this record lives in the database.
+struct QueueRecord {
+	uint64_t id = 0;                // assigned by queue_add / queue_add_many
+	int64_t queued = 0;             // unix seconds
+	std::string sender_account;     // "" for DSNs
+	std::string from;               // reverse path ("" = null reverse path)
+	std::string to;                 // forward path
+	std::string recipient_domain;   // for filtering and per-domain scheduling
+	int attempts = 0;
+	int64_t next_attempt = 0;       // unix seconds
+	int64_t last_attempt = 0;       // unix seconds, 0 = never
+	std::string last_error;
+	bool has_8bit = false;
+	bool smtputf8 = false;
+	int64_t size = 0;               // prefix + file
+	std::string message_id;
+	std::string prefix;             // header bytes sent before the file
+	std::string message_file;       // relative to data_dir/queue
+	std::string dsn_utf8;           // optional UTF-8 variant of a DSN
+
+	bool operator==(const QueueRecord&) const = default;
+};
+
+// Versioned, self-describing encoding of a queue record: a version byte,
+// then tag/length/value fields. Unknown tags are skipped and missing ones
+// keep their defaults, so fields can be added without a new version.
+// parse returns nullopt on a malformed or unknown-version blob.
+std::string serialize_queue_record(const QueueRecord& record);
+std::optional<QueueRecord> parse_queue_record(std::string_view blob);
+
+// Outgoing messages to remember together with their queue records (one row
+// per recipient, SEED-BEHAVIOUR.md §8 step 7).
+struct OutgoingLog {
+	std::string account;
+	std::vector<std::string> recipients;
+	int64_t time = 0;               // unix seconds
+};
+
+// The answer of check_send_limits (SEED-BEHAVIOUR.md §8 step 5).
+struct SendLimitVerdict {
+	bool messages_reached = false;      // → 451 4.7.1 max number of messages …
+	bool first_time_reached = false;    // → 451 4.7.1 max number of new/first-time recipients …
+	int64_t messages = 0;               // rows logged in the window
+	int64_t first_time = -1;            // -1 when not evaluated
+};
+
+class Env {
+public:
+	// Opens (creating when missing, folder mode 0700) the environment at
+	// `<data_dir>/db` and its tables. Throws DbError.
+	explicit Env(const std::string& data_dir);
+	~Env();
+	Env(const Env&) = delete;
+	Env& operator=(const Env&) = delete;
+
+	// The environment folder (`<data_dir>/db`).
+	const std::string& path() const;
+
+	// ---- passwords: account name → opaque secrets blob
+	// (sasl::StoredSecrets::serialize(); the store does not interpret it).
+	void set_password_secrets(const std::string& account, const std::string& blob);
+	std::optional<std::string> password_secrets(const std::string& account);
+	bool remove_password_secrets(const std::string& account);
+
+	// ---- outgoing history (send limits). One row per recipient; recipient
+	// strings are compared byte for byte, so pass them normalized the same
+	// way every time. Rows older than 30 days are pruned as new ones come in;
+	// the per-recipient first/last-use index is kept, so "never sent to
+	// before" stays true to the whole history.
+	void record_outgoing(const std::string& account, const std::vector<std::string>& recipients,
+	                     int64_t unix_time);
+	// Rows (recipients) logged strictly after `since`.
+	int64_t count_outgoing_since(const std::string& account, int64_t since);
+	// The seed's first-time count: each entry of `recipients` that was
+	// never sent to before, plus each distinct recipient logged after
+	// `since` that had not been sent to before its first row in that window.
+	int64_t count_first_time_recipients(const std::string& account, const std::vector<std::string>& recipients,
+	                                    int64_t since);
+	// Both checks of §8 step 5 over the 24 h before `now` in one read
+	// transaction, with the seed's order: the message limit first
+	// (logged + recipients > max_messages), then the first-time count only
+	// when logged + recipients >= max_first_time, reached when it is
+	// > max_first_time.
+	SendLimitVerdict check_send_limits(const std::string& account, const std::vector<std::string>& recipients,
+	                                   int64_t now, int64_t max_messages, int64_t max_first_time);
+
+	// ---- queue records, keyed and ordered by id. Ids come from a counter
+	// in `meta` incremented in the same transaction: unique, increasing,
+	// never reused.
+	uint64_t queue_add(QueueRecord& record);
+	// All records in ONE transaction (all recipients of a message commit
+	// together, or none); with `outgoing`, its rows commit in it too. Ids
+	// are assigned in order and written back only after the commit.
+	void queue_add_many(std::vector<QueueRecord>& records, const OutgoingLog* outgoing = nullptr);
+	std::optional<QueueRecord> queue_get(uint64_t id);
+	std::vector<QueueRecord> queue_list();
+	// Rewrites an existing record; false when it is gone (e.g. dropped by
+	// `ternctl queue drop` meanwhile), in which case nothing is written.
+	bool queue_update(const QueueRecord& record);
+	bool queue_remove(uint64_t id);
+	// The earliest next_attempt of all records; nullopt when the queue is empty.
+	std::optional<int64_t> queue_next_due();
+
+	// Flushes the cache and writes a checkpoint so that old log files can be
+	// removed (DB_LOG_AUTO_REMOVE). Writes call it cheaply after each commit
+	// (it does nothing until 1 MiB of log accumulated); also run at close.
+	void checkpoint(bool force = false);
+
+	struct Impl;
+
+private:
+	std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tern::store
