@@ -190,6 +190,12 @@ int main(int argc, char** argv) {
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	// Signals that arrive before the loop watches them (say, a SIGTERM right
+	// after the ports are bound) wait, blocked, instead of killing us.
+	sigset_t handled;
+	sigemptyset(&handled);
+	for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&handled, sig);
+	sigprocmask(SIG_BLOCK, &handled, nullptr);
 	raise_fd_limit();
 	std::string pid_file = opts.pid_file.empty() ? cfg->pid_file : opts.pid_file;
 	std::unique_ptr<server::Server> srv;
@@ -235,6 +241,7 @@ int main(int argc, char** argv) {
 		}
 	});
 	for (auto* w : {&sigterm, &sigint, &sigusr1, &sighup}) w->unref();
+	sigprocmask(SIG_UNBLOCK, &handled, nullptr);
 
 	srv->start();
 	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});

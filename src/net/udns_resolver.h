@@ -8,6 +8,12 @@
 // first, although the Resolver interface does not promise it.
 // A callback may call query() or cancel_owner() (also for its own owner);
 // it must not destroy the resolver.
+//
+// Answers: MX hosts and PTR names are lower case without trailing dot (the
+// null MX "." gives host ""); each TXT record's strings are joined. Status:
+// NXDOMAIN → nxdomain, NOERROR without records → nodata, timeout/SERVFAIL/
+// REFUSED/truncated/no memory → temperror, garbled reply or invalid name →
+// permerror.
 #pragma once
 #include <ev.h>
 
@@ -29,7 +35,8 @@ class UdnsResolver : public mailauth::Resolver {
 public:
 	// servers: "ip", "ip:port", "[v6]:port" or a bare IPv6 address; empty
 	// means the nameservers of /etc/resolv.conf. timeout_ms bounds one query
-	// (approximately: udns counts whole seconds). Throws std::runtime_error
+	// (a query unanswered after timeout_ms gets temperror; udns retransmits
+	// once within that time). Throws std::runtime_error
 	// on a bad server address or when the UDP socket cannot be opened.
 	UdnsResolver(struct ev_loop* loop, const std::vector<std::string>& servers, int64_t timeout_ms);
 	~UdnsResolver() override;
@@ -47,16 +54,22 @@ public:
 	static std::string reverse_name(const IpAddr& addr);
 
 private:
+	// One query whose callback has not run. udns's `data` points here; an
+	// entry is freed only after its udns query ended or was cancelled, so
+	// udns never calls back into freed memory.
 	struct Pending {
+		UdnsResolver* self = nullptr;
+		uint64_t id = 0;
 		uint64_t owner = 0;
 		mailauth::RrType type = mailauth::RrType::A;
-		dns_query* handle = nullptr;   // null once answered or never submitted
+		dns_query* handle = nullptr;   // null when never submitted (deferred)
 		Callback cb;
-		// Set while dns_submit_p runs: udns may complete a query inside the
-		// submit call; the answer is then kept here and delivered later.
-		bool submitting = false;
-		bool has_answer = false;
-		mailauth::DnsAnswer answer;
+		mailauth::DnsAnswer answer;    // for deferred answers
+		// Our own per-query deadline: udns counts whole seconds of time(),
+		// too coarse for timeout_ms.
+		ev_timer deadline;
+		Pending();
+		~Pending();
 	};
 
 	static void on_udns_answer(dns_ctx* ctx, void* result, void* data);
@@ -64,18 +77,19 @@ private:
 	static void on_io(struct ev_loop*, ev_io* w, int revents);
 	static void on_timeout_timer(struct ev_loop*, ev_timer* w, int revents);
 	static void on_deferred_timer(struct ev_loop*, ev_timer* w, int revents);
+	static void on_query_deadline(struct ev_loop*, ev_timer* w, int revents);
 
 	// Queues an answer to be delivered on the next loop iteration.
 	void defer(uint64_t id);
 
 	struct ev_loop* loop_;
+	double timeout_seconds_;
 	dns_ctx* ctx_ = nullptr;
 	ev_io io_watcher_;
 	ev_timer timeout_timer_;    // udns's single context timer
 	ev_timer deferred_timer_;   // zero-delay timer delivering deferred answers
 	uint64_t next_id_ = 1;
-	// id → query. The id (not a pointer) is udns's `data`, so an answer for a
-	// query that is gone can never reach freed memory.
+	// id → query; ids let deferred answers skip entries cancelled meanwhile.
 	std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_;
 	std::vector<uint64_t> deferred_;
 };

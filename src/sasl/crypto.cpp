@@ -127,6 +127,13 @@ std::string hex_lower(std::string_view bytes)
 	return out;
 }
 
+std::string md5_digest(std::string_view data)
+{
+	std::string out(16, '\0');
+	check(mbedtls_md5_ret(bytes_of(data), data.size(), bytes_of(out)), "md5");
+	return out;
+}
+
 std::string md5_state_after_block(std::string_view block64)
 {
 	if (block64.size() != 64)

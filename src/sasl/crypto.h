@@ -37,7 +37,8 @@ std::string hex_lower(std::string_view bytes);
 // MD5 split in two for CRAM-MD5 (RFC 2195 section 2, RFC 2104 section 4):
 // the chaining state (16 bytes, the four state words little-endian) after
 // absorbing exactly one 64-byte block, and the digest of that block followed
-// by `data`, resumed from such a state.
+// by `data`, resumed from such a state. md5_digest is plain MD5(data).
+std::string md5_digest(std::string_view data);
 std::string md5_state_after_block(std::string_view block64);
 std::string md5_resume(std::string_view state16, std::string_view data);
 

@@ -82,21 +82,17 @@ void Connection::start() {
 	if (srv.shutting_down()) {
 		reply(421, smtp::se::sys_not_accepting2, "shutting down");
 		close_after_flush();
-		return;
-	}
-	if (!srv.rate_limiter().add(remote_ip, now, 1)) {
+	} else if (!srv.rate_limiter().add(remote_ip, now, 1)) {
 		reply(421, smtp::se::pol_other0, "connection rate from your ip or network too high, slow down please");
 		close_after_flush();
-		return;
-	}
-	if (!srv.connection_limiter().add(remote_ip, now, 1)) {
+	} else if (!srv.connection_limiter().add(remote_ip, now, 1)) {
 		reply(421, smtp::se::pol_other0, "too many open connections from your ip or network");
 		close_after_flush();
-		return;
+	} else {
+		counted_connection = true;
+		// RFC 5321 4.3.1 greeting; SEED-BEHAVIOUR.md decisions: "tern" for "mox".
+		write_raw("220 " + hostname() + " ESMTP tern " TERN_VERSION);
 	}
-	counted_connection = true;
-	// RFC 5321 4.3.1 greeting; SEED-BEHAVIOUR.md decisions: "tern" for "mox".
-	write_raw("220 " + hostname() + " ESMTP tern " TERN_VERSION);
 	flush();
 	if (!dead) {
 		update_watchers();
@@ -220,7 +216,7 @@ void Connection::on_deadline() {
 	log::event(log::Level::info, cid, "timeout", {{"state", state == SessionState::data ? "data" : "command"}});
 	// RFC 5321 4.5.3.2: the server may close after a timeout; tell the
 	// client why, as Postfix and OpenSMTPD do.
-	reply(421, smtp::se::net_other0, "timeout, closing connection");
+	reply(421, smtp::se::net_bad_connection2, "timeout, closing connection");
 	close_after_flush();
 	flush();
 	update_watchers();

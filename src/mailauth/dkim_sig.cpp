@@ -1,0 +1,444 @@
+// Parsing DKIM-Signature fields (RFC 6376 3.5) and key records (3.6.1).
+#include <set>
+
+#include "mailauth/dkim.h"
+#include "mailauth/dkim_internal.h"
+#include "util/base64.h"
+#include "util/strings.h"
+
+namespace tern::mailauth::dkim {
+
+namespace {
+
+bool is_fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+std::string_view trim_fws(std::string_view s)
+{
+	while (!s.empty() && is_fws(s.front()))
+		s.remove_prefix(1);
+	while (!s.empty() && is_fws(s.back()))
+		s.remove_suffix(1);
+	return s;
+}
+
+std::string strip_fws(std::string_view s)
+{
+	std::string out;
+	for (char c : s)
+		if (!is_fws(c))
+			out += c;
+	return out;
+}
+
+std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+// One tag=value of a tag-list (RFC 6376 3.2).
+struct Tag {
+	std::string name;
+	std::string_view value;  // FWS around it trimmed
+	size_t value_begin = 0;  // offsets in the parsed text: just after '='
+	size_t value_end = 0;    // ... up to the ';' or the end
+};
+
+// Splits a tag-list. Values cannot contain ';', so splitting on it is exact.
+bool split_tags(std::string_view text, std::vector<Tag>& tags, std::string& error)
+{
+	size_t pos = 0;
+	while (pos <= text.size()) {
+		size_t semi = text.find(';', pos);
+		size_t end = semi == std::string_view::npos ? text.size() : semi;
+		std::string_view spec = text.substr(pos, end - pos);
+		if (trim_fws(spec).empty()) {
+			// Only the last tag-spec may be empty: "a=b;" (trailing ';').
+			if (semi == std::string_view::npos)
+				break;
+			error = "empty tag-spec";
+			return false;
+		}
+		size_t eq = spec.find('=');
+		if (eq == std::string_view::npos) {
+			error = "missing '=' in tag " + quoted(trim_fws(spec));
+			return false;
+		}
+		std::string_view name = trim_fws(spec.substr(0, eq));
+		// tag-name = ALPHA *ALNUMPUNC
+		bool ok = !name.empty() && is_alpha(name[0]);
+		for (char c : name)
+			ok = ok && (is_alpha(c) || is_digit(c) || c == '_');
+		if (!ok) {
+			error = "bad tag name " + quoted(name);
+			return false;
+		}
+		Tag tag;
+		tag.name = std::string(name);
+		tag.value = trim_fws(spec.substr(eq + 1));
+		for (char c : tag.value) {
+			// VALCHAR is %x21-3A / %x3C-7E; FWS may separate tvals. UTF-8
+			// is tolerated (RFC 6376 does not forbid it in every tag).
+			if (static_cast<unsigned char>(c) < 0x21 && !is_fws(c)) {
+				error = "invalid character in value of tag " + quoted(name);
+				return false;
+			}
+		}
+		tag.value_begin = pos + eq + 1;
+		tag.value_end = end;
+		tags.push_back(std::move(tag));
+		if (semi == std::string_view::npos)
+			break;
+		pos = semi + 1;
+	}
+	return true;
+}
+
+std::optional<int64_t> parse_number(std::string_view s, size_t max_digits)
+{
+	if (s.empty() || s.size() > max_digits)
+		return std::nullopt;
+	int64_t v = 0;
+	for (char c : s) {
+		if (!is_digit(c))
+			return std::nullopt;
+		v = v * 10 + (c - '0');
+	}
+	return v;
+}
+
+// Colon-separated list, FWS allowed around the colons.
+std::vector<std::string> colon_list(std::string_view value)
+{
+	std::vector<std::string> out;
+	for (std::string_view part : split(value, ':'))
+		out.push_back(std::string(trim_fws(part)));
+	return out;
+}
+
+bool valid_domain(std::string_view d)
+{
+	if (d.empty() || d.front() == '.' || d.back() == '.')
+		return false;
+	for (size_t i = 0; i < d.size(); i++) {
+		unsigned char c = d[i];
+		bool ok = is_alpha(c) || is_digit(c) || c == '-' || c == '_' || c >= 0x80 || (c == '.' && d[i - 1] != '.');
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+bool is_hyphenated_word(std::string_view w)
+{
+	// RFC 6376 3.2 hyphenated-word = ALPHA [ *(ALPHA / DIGIT / "-") (ALPHA / DIGIT) ]
+	if (w.empty() || !is_alpha(w.front()) || w.back() == '-')
+		return false;
+	for (char c : w)
+		if (!is_alpha(c) && !is_digit(c) && c != '-')
+			return false;
+	return true;
+}
+
+std::optional<Canon> canon_word(std::string_view w)
+{
+	if (w == "simple")
+		return Canon::simple;
+	if (w == "relaxed")
+		return Canon::relaxed;
+	return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view status_name(Status s)
+{
+	switch (s) {
+	case Status::none: return "none";
+	case Status::pass: return "pass";
+	case Status::fail: return "fail";
+	case Status::policy: return "policy";
+	case Status::neutral: return "neutral";
+	case Status::temperror: return "temperror";
+	case Status::permerror: return "permerror";
+	}
+	return "permerror";
+}
+
+std::optional<Canon> Signature::header_canon() const
+{
+	size_t slash = canonicalization.find('/');
+	return canon_word(std::string_view(canonicalization).substr(0, slash));
+}
+
+std::optional<Canon> Signature::body_canon() const
+{
+	// RFC 6376 3.5 c=: "If only one algorithm is named, that algorithm is
+	// used for the header and "simple" is used for the body."
+	size_t slash = canonicalization.find('/');
+	if (slash == std::string::npos)
+		return Canon::simple;
+	return canon_word(std::string_view(canonicalization).substr(slash + 1));
+}
+
+std::optional<HashAlg> Signature::hash() const
+{
+	if (hash_algorithm == "sha256")
+		return HashAlg::sha256;
+	if (hash_algorithm == "sha1")
+		return HashAlg::sha1;
+	return std::nullopt;
+}
+
+SignatureParse parse_signature(std::string_view field_raw)
+{
+	SignatureParse result;
+	auto fail = [&](SigError code, std::string text) {
+		result.code = code;
+		result.error = std::move(text);
+		result.signature.reset();
+		return result;
+	};
+
+	std::string_view raw = field_raw;
+	if (raw.size() >= 2 && raw.substr(raw.size() - 2) == "\r\n")
+		raw.remove_suffix(2);
+	else if (!raw.empty() && raw.back() == '\n')
+		raw.remove_suffix(1);
+	size_t colon = raw.find(':');
+	if (colon == std::string_view::npos)
+		return fail(SigError::not_dkim_signature, "not DKIM-Signature header");
+	std::string_view name = raw.substr(0, colon);
+	while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
+		name.remove_suffix(1);
+	if (!iequals(name, "DKIM-Signature"))
+		return fail(SigError::not_dkim_signature, "not DKIM-Signature header");
+
+	std::vector<Tag> tags;
+	std::string error;
+	std::string_view text = raw.substr(colon + 1);
+	if (!split_tags(text, tags, error))
+		return fail(SigError::syntax, error);
+
+	Signature sig;
+	std::set<std::string> seen;
+	size_t b_begin = 0, b_end = 0;
+	for (const Tag& tag : tags) {
+		// RFC 6376 3.2: tags are case-sensitive, duplicates are an error.
+		if (!seen.insert(tag.name).second)
+			return fail(SigError::duplicate_tag, "duplicate tag: " + quoted(tag.name));
+		const std::string& k = tag.name;
+		std::string_view v = tag.value;
+		if (k == "v") {
+			auto n = parse_number(v, 9);
+			if (!n)
+				return fail(SigError::syntax, "bad version " + quoted(v));
+			if (*n != 1)
+				return fail(SigError::unknown_version, "unknown version: version " + std::to_string(*n));
+			sig.version = 1;
+		} else if (k == "a") {
+			size_t dash = v.find('-');
+			std::string_view ka = v.substr(0, dash);
+			std::string_view ha = dash == std::string_view::npos ? std::string_view{} : v.substr(dash + 1);
+			auto word = [](std::string_view w) {
+				if (w.empty() || !is_alpha(w[0]))
+					return false;
+				for (char c : w)
+					if (!is_alpha(c) && !is_digit(c))
+						return false;
+				return true;
+			};
+			if (!word(ka) || !word(ha))
+				return fail(SigError::syntax, "bad algorithm " + quoted(v));
+			sig.sign_algorithm = ascii_lower(ka);
+			sig.hash_algorithm = ascii_lower(ha);
+		} else if (k == "b" || k == "bh") {
+			std::string b64 = strip_fws(v);
+			auto decoded = base64_decode(b64);
+			if (!decoded || (k == "b" && decoded->empty()))
+				return fail(SigError::syntax, "bad base64 in " + k + "=");
+			if (k == "b") {
+				sig.signature = std::move(*decoded);
+				sig.signature_base64 = b64;
+				b_begin = tag.value_begin;
+				b_end = tag.value_end;
+			} else {
+				sig.body_hash = std::move(*decoded);
+			}
+		} else if (k == "c") {
+			std::string c = ascii_lower(v);
+			size_t slash = c.find('/');
+			bool ok = is_hyphenated_word(std::string_view(c).substr(0, slash));
+			if (slash != std::string::npos)
+				ok = ok && is_hyphenated_word(std::string_view(c).substr(slash + 1));
+			if (!ok)
+				return fail(SigError::syntax, "bad canonicalization " + quoted(v));
+			sig.canonicalization = c;
+		} else if (k == "d") {
+			if (!valid_domain(v))
+				return fail(SigError::syntax, "bad domain " + quoted(v));
+			sig.domain = ascii_lower(v);
+		} else if (k == "h") {
+			for (std::string& h : colon_list(v)) {
+				if (h.empty())
+					return fail(SigError::syntax, "empty header name in h=");
+				for (unsigned char c : h)
+					if (c <= ' ' || c >= 0x7f)
+						return fail(SigError::syntax, "bad header name in h=");
+				sig.signed_headers.push_back(std::move(h));
+			}
+		} else if (k == "i") {
+			size_t at = v.rfind('@');
+			if (at == std::string_view::npos || !valid_domain(v.substr(at + 1)))
+				return fail(SigError::syntax, "bad identity " + quoted(v));
+			sig.identity = std::string(v);
+		} else if (k == "l") {
+			auto n = parse_number(v, 76);
+			if (!n || v.size() > 18)
+				return fail(SigError::syntax, "bad length " + quoted(v));
+			sig.length = *n;
+		} else if (k == "q") {
+			sig.query_methods = colon_list(v);
+		} else if (k == "s") {
+			if (!valid_domain(v))
+				return fail(SigError::syntax, "bad selector " + quoted(v));
+			sig.selector = ascii_lower(v);
+		} else if (k == "t" || k == "x") {
+			auto n = parse_number(v, 12);
+			if (!n)
+				return fail(SigError::syntax, "bad timestamp in " + k + "=");
+			(k == "t" ? sig.sign_time : sig.expire_time) = *n;
+		} else if (k == "z") {
+			for (std::string_view part : split(strip_fws(v), '|'))
+				sig.copied_headers.push_back(std::string(part));
+		}
+		// RFC 6376 3.2: unknown tags are ignored.
+	}
+
+	// RFC 6376 6.1.1: required tags.
+	for (const char* req : {"v", "a", "b", "bh", "d", "h", "s"}) {
+		if (!seen.count(req))
+			return fail(SigError::missing_tag, "missing required tag: " + quoted(req));
+	}
+	if (sig.hash_algorithm == "sha1" && sig.body_hash.size() != 20)
+		return fail(SigError::bad_body_hash_size, "bad body hash size given algorithm: got " +
+			std::to_string(sig.body_hash.size()) + " bytes, must be 20 for sha1");
+	if (sig.hash_algorithm == "sha256" && sig.body_hash.size() != 32)
+		return fail(SigError::bad_body_hash_size, "bad body hash size given algorithm: got " +
+			std::to_string(sig.body_hash.size()) + " bytes, must be 32 for sha256");
+	// RFC 6376 3.5 x=: "the value of the "x=" tag MUST be greater than the
+	// value of the "t=" tag if both are present".
+	if (sig.sign_time && sig.expire_time && *sig.sign_time >= *sig.expire_time)
+		return fail(SigError::timestamps, "signature timestamp (t=) must be before signature expiration (x=)");
+	if (sig.identity) {
+		std::string idom = ascii_lower(sig.identity->substr(sig.identity->rfind('@') + 1));
+		if (idom != sig.domain && !iends_with(idom, "." + sig.domain))
+			return fail(SigError::identity_domain, "identity domain (i=) not under domain (d=): identity domain " +
+				quoted(idom) + " not under domain " + quoted(sig.domain));
+	}
+
+	// RFC 6376 3.7: the b= value, with the FWS around it, is left out of the
+	// signature field when it is hashed.
+	size_t offset = colon + 1;
+	sig.header_without_b = std::string(raw.substr(0, offset + b_begin)) + std::string(raw.substr(offset + b_end));
+	result.signature = std::move(sig);
+	return result;
+}
+
+bool Key::testing() const
+{
+	for (const std::string& f : flags)
+		if (iequals(f, "y"))
+			return true;
+	return false;
+}
+
+bool Key::strict_identity() const
+{
+	for (const std::string& f : flags)
+		if (iequals(f, "s"))
+			return true;
+	return false;
+}
+
+bool Key::service_allowed(std::string_view service) const
+{
+	if (services.empty())
+		return true;
+	for (const std::string& s : services)
+		if (s == "*" || iequals(s, service))
+			return true;
+	return false;
+}
+
+KeyParse parse_key_record(std::string_view txt)
+{
+	KeyParse result;
+	std::vector<Tag> tags;
+	std::string error;
+	if (!split_tags(txt, tags, error)) {
+		// Still DKIM if it announced itself as such.
+		result.is_dkim = !tags.empty() && tags[0].name == "v" && tags[0].value == "DKIM1";
+		result.error = error;
+		return result;
+	}
+	auto fail = [&](std::string text) {
+		result.error = std::move(text);
+		result.key.reset();
+		return result;
+	};
+	result.is_dkim = true;
+	Key key;
+	std::set<std::string> seen;
+	for (size_t i = 0; i < tags.size(); i++) {
+		const Tag& tag = tags[i];
+		std::string_view v = tag.value;
+		if (!seen.insert(tag.name).second)
+			return fail("duplicate tag: " + quoted(tag.name));
+		if (tag.name == "v") {
+			// RFC 6376 3.6.1: v= is optional, but if present must be first
+			// and exactly "DKIM1".
+			if (v != "DKIM1") {
+				result.is_dkim = false;
+				return fail("bad version " + quoted(v));
+			}
+			if (i != 0)
+				return fail("first field must be version");
+		} else if (tag.name == "h") {
+			key.hashes = colon_list(v);
+		} else if (tag.name == "k") {
+			key.key_type = ascii_lower(v);
+		} else if (tag.name == "n") {
+			key.notes = std::string(v);
+		} else if (tag.name == "p") {
+			std::string b64 = strip_fws(v);
+			if (!b64.empty()) {
+				auto decoded = base64_decode(b64);
+				if (!decoded)
+					return fail("bad public key: invalid base64");
+				key.public_key = std::move(*decoded);
+			}
+		} else if (tag.name == "s") {
+			key.services = colon_list(v);
+		} else if (tag.name == "t") {
+			key.flags = colon_list(v);
+		}
+	}
+	if (!seen.count("p"))
+		return fail("missing field: public key");
+	if (key.key_type == "rsa") {
+		if (!key.public_key.empty()) {
+			key.rsa_bits = detail::rsa_public_key_bits(key.public_key);
+			if (key.rsa_bits == 0)
+				return fail("bad public key: not an RSA public key");
+		}
+	} else if (key.key_type == "ed25519") {
+		// RFC 8463 4: the raw 32-byte public key.
+		if (!key.public_key.empty() && key.public_key.size() != 32)
+			return fail("bad public key: got " + std::to_string(key.public_key.size()) + " bytes, need 32");
+	} else {
+		return fail("unknown algorithm: " + quoted(key.key_type));
+	}
+	result.key = std::move(key);
+	return result;
+}
+
+}  // namespace tern::mailauth::dkim

@@ -1,0 +1,101 @@
+#include "message/header_parse.h"
+
+#include "util/strings.h"
+
+namespace tern::message {
+
+std::string_view HeaderField::value() const
+{
+	std::string_view r = raw;
+	size_t colon = r.find(':');
+	return colon == std::string_view::npos ? std::string_view{} : r.substr(colon + 1);
+}
+
+std::string HeaderField::unfolded_value() const
+{
+	std::string v = unfold(value());
+	while (!v.empty() && (v.back() == '\n' || v.back() == '\r'))
+		v.pop_back();
+	return std::string(trim(v));
+}
+
+std::string unfold(std::string_view folded)
+{
+	std::string out;
+	out.reserve(folded.size());
+	for (size_t i = 0; i < folded.size(); i++) {
+		char c = folded[i];
+		// RFC 5322 2.2.3: "unfolding is accomplished by simply removing any
+		// CRLF that is immediately followed by WSP". A bare LF counts too.
+		if (c == '\r' && i + 2 < folded.size() && folded[i + 1] == '\n' && (folded[i + 2] == ' ' || folded[i + 2] == '\t')) {
+			i++;
+			continue;
+		}
+		if (c == '\n' && i + 1 < folded.size() && (folded[i + 1] == ' ' || folded[i + 1] == '\t'))
+			continue;
+		out += c;
+	}
+	return out;
+}
+
+std::optional<HeaderSection> parse_header_section(std::string_view message, std::string* error)
+{
+	auto fail = [&](const char* why) -> std::optional<HeaderSection> {
+		if (error)
+			*error = why;
+		return std::nullopt;
+	};
+	HeaderSection section;
+	size_t pos = 0;
+	while (pos < message.size()) {
+		size_t nl = message.find('\n', pos);
+		size_t end = nl == std::string_view::npos ? message.size() : nl + 1;
+		std::string_view line = message.substr(pos, end - pos);
+		if (line == "\r\n" || line == "\n") {
+			section.body_offset = end;
+			section.has_separator = true;
+			return section;
+		}
+		if (line[0] == ' ' || line[0] == '\t') {
+			// RFC 5322 2.2.3: a continuation line belongs to the field above.
+			if (section.fields.empty())
+				return fail("malformed message, starts with space/tab");
+			section.fields.back().raw.append(line);
+			pos = end;
+			continue;
+		}
+		size_t colon = line.find(':');
+		if (colon == std::string_view::npos)
+			return fail("malformed message, header without colon");
+		std::string_view name = line.substr(0, colon);
+		while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
+			name.remove_suffix(1);
+		if (name.empty())
+			return fail("empty header key");
+		for (unsigned char c : name) {
+			// RFC 5322 3.6.8: ftext is printable US-ASCII except colon.
+			if (c <= ' ' || c >= 0x7f)
+				return fail("invalid header field name");
+		}
+		HeaderField field;
+		field.name = std::string(name);
+		field.lower_name = ascii_lower(name);
+		field.raw = std::string(line);
+		section.fields.push_back(std::move(field));
+		pos = end;
+	}
+	// Header only, no empty line: the body is empty.
+	section.body_offset = message.size();
+	return section;
+}
+
+std::vector<const HeaderField*> find_fields(const HeaderSection& section, std::string_view name)
+{
+	std::vector<const HeaderField*> out;
+	for (const HeaderField& f : section.fields)
+		if (iequals(f.lower_name, name))
+			out.push_back(&f);
+	return out;
+}
+
+}  // namespace tern::message

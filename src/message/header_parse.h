@@ -1,0 +1,46 @@
+// Reading a message's header section (RFC 5322 2.2, 3.6) without changing a
+// byte: each field keeps its raw text (name, colon, folded value, CRLF) so
+// that DKIM's "simple" canonicalization (RFC 6376 3.4.1) can hash it as
+// received. Pure; unit-tested through the DKIM tests.
+#pragma once
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tern::message {
+
+struct HeaderField {
+	std::string name;        // as written, trailing WSP before the colon removed
+	std::string lower_name;  // ASCII lower case, for case-insensitive lookups
+	std::string raw;         // the whole field as in the message, with its final line end
+	// Everything after the colon, still folded, with the final line end.
+	std::string_view value() const;
+	// The value unfolded (RFC 5322 2.2.3: CRLF before WSP removed), final
+	// line end removed, surrounding WSP trimmed.
+	std::string unfolded_value() const;
+};
+
+struct HeaderSection {
+	std::vector<HeaderField> fields;
+	// Offset of the first body byte: just past the empty line ending the
+	// header section, or the message size when there is no empty line.
+	size_t body_offset = 0;
+	// Whether the empty line separating header and body was present.
+	bool has_separator = false;
+};
+
+// Splits the header section at the start of `message`. A line ends at LF
+// (normally CRLF; a bare LF is tolerated and kept in `raw`). Fails, with a
+// reason in `error`, on a continuation line before any field, a line
+// without a colon, or a field name with bytes outside 33..126.
+std::optional<HeaderSection> parse_header_section(std::string_view message, std::string* error = nullptr);
+
+// Fields named `name` (case-insensitive), in message order.
+std::vector<const HeaderField*> find_fields(const HeaderSection&, std::string_view name);
+
+// RFC 5322 2.2.3 unfolding: removes every CR LF that is followed by WSP.
+std::string unfold(std::string_view folded);
+
+}  // namespace tern::message

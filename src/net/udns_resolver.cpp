@@ -1,0 +1,403 @@
+#include "net/udns_resolver.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <udns.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+
+namespace tern::net {
+
+using mailauth::DnsAnswer;
+using mailauth::DnsStatus;
+using mailauth::RrType;
+
+namespace {
+
+constexpr double kTimerSlack = 0.05;   // seconds
+
+// udns only copies an initialised context (dns_new asserts it), and the
+// library's default context is the only template there is. Reading
+// /etc/resolv.conf into it once is harmless: no socket is opened for it.
+void init_default_context_once() {
+	static std::once_flag once;
+	std::call_once(once, [] { dns_init(nullptr, 0); });
+}
+
+union ServerAddress {
+	sockaddr sa;
+	sockaddr_in sin;
+	sockaddr_in6 sin6;
+};
+
+// "ip", "ip:port", "[v6]:port", "[v6]" or a bare IPv6 address.
+bool parse_server(const std::string& text, ServerAddress& out) {
+	std::string host = text;
+	std::string port_text;
+	if (!text.empty() && text.front() == '[') {
+		size_t close = text.find(']');
+		if (close == std::string::npos)
+			return false;
+		host = text.substr(1, close - 1);
+		std::string rest = text.substr(close + 1);
+		if (!rest.empty()) {
+			if (rest.front() != ':' || rest.size() == 1)
+				return false;
+			port_text = rest.substr(1);
+		}
+	} else if (std::count(text.begin(), text.end(), ':') == 1) {
+		size_t colon = text.find(':');
+		host = text.substr(0, colon);
+		port_text = text.substr(colon + 1);
+		if (port_text.empty())
+			return false;
+	}
+	int port = 53;
+	if (!port_text.empty()) {
+		if (port_text.size() > 5 || !std::all_of(port_text.begin(), port_text.end(),
+		                                          [](char c) { return c >= '0' && c <= '9'; }))
+			return false;
+		port = std::stoi(port_text);
+		if (port < 1 || port > 65535)
+			return false;
+	}
+	std::memset(&out, 0, sizeof(out));
+	if (inet_pton(AF_INET, host.c_str(), &out.sin.sin_addr) == 1) {
+		out.sin.sin_family = AF_INET;
+		out.sin.sin_port = htons(uint16_t(port));
+		return true;
+	}
+	if (inet_pton(AF_INET6, host.c_str(), &out.sin6.sin6_addr) == 1) {
+		out.sin6.sin6_family = AF_INET6;
+		out.sin6.sin6_port = htons(uint16_t(port));
+		return true;
+	}
+	return false;
+}
+
+// A name as udns prints it, made canonical for callers: no trailing dot
+// (the root "." becomes ""), optionally lower case.
+std::string clean_name(const char* name, bool lower) {
+	std::string s = name ? name : "";
+	while (!s.empty() && s.back() == '.')
+		s.pop_back();
+	if (lower)
+		for (char& c : s)
+			c = char(std::tolower(static_cast<unsigned char>(c)));
+	return s;
+}
+
+DnsStatus status_from_udns(int code) {
+	switch (code) {
+	case DNS_E_NXDOMAIN: return DnsStatus::nxdomain;
+	case DNS_E_NODATA: return DnsStatus::nodata;
+	case DNS_E_PROTOCOL:
+	case DNS_E_BADQUERY: return DnsStatus::permerror;
+	case DNS_E_TEMPFAIL:   // timeout, SERVFAIL, REFUSED, truncated reply
+	case DNS_E_NOMEM:
+	default: return DnsStatus::temperror;
+	}
+}
+
+// Converts a parsed udns RRset into a DnsAnswer. An RRset without records
+// (e.g. only a CNAME came back) counts as no data.
+DnsAnswer convert(RrType type, void* result) {
+	DnsAnswer answer;
+	answer.status = DnsStatus::ok;
+	char text[INET6_ADDRSTRLEN];
+	switch (type) {
+	case RrType::A: {
+		auto* rr = static_cast<dns_rr_a4*>(result);
+		for (int i = 0; i < rr->dnsa4_nrr; i++)
+			if (inet_ntop(AF_INET, &rr->dnsa4_addr[i], text, sizeof(text)))
+				answer.records.emplace_back(text);
+		break;
+	}
+	case RrType::AAAA: {
+		auto* rr = static_cast<dns_rr_a6*>(result);
+		for (int i = 0; i < rr->dnsa6_nrr; i++)
+			if (inet_ntop(AF_INET6, &rr->dnsa6_addr[i], text, sizeof(text)))
+				answer.records.emplace_back(text);
+		break;
+	}
+	case RrType::MX: {
+		auto* rr = static_cast<dns_rr_mx*>(result);
+		for (int i = 0; i < rr->dnsmx_nrr; i++)
+			// RFC 7505: the null MX has the root as exchange, reported as "".
+			answer.mx.push_back({rr->dnsmx_mx[i].priority, clean_name(rr->dnsmx_mx[i].name, true)});
+		if (answer.mx.empty())
+			answer.status = DnsStatus::nodata;
+		return answer;
+	}
+	case RrType::TXT: {
+		// udns joins the character-strings of one TXT record into one text,
+		// which is what RFC 7208 3.3 asks for.
+		auto* rr = static_cast<dns_rr_txt*>(result);
+		for (int i = 0; i < rr->dnstxt_nrr; i++)
+			answer.records.emplace_back(reinterpret_cast<const char*>(rr->dnstxt_txt[i].txt),
+			                            size_t(rr->dnstxt_txt[i].len));
+		break;
+	}
+	case RrType::PTR: {
+		auto* rr = static_cast<dns_rr_ptr*>(result);
+		for (int i = 0; i < rr->dnsptr_nrr; i++)
+			answer.records.push_back(clean_name(rr->dnsptr_ptr[i], true));
+		break;
+	}
+	}
+	if (answer.records.empty())
+		answer.status = DnsStatus::nodata;
+	return answer;
+}
+
+}  // namespace
+
+UdnsResolver::UdnsResolver(struct ev_loop* loop, const std::vector<std::string>& servers,
+                           int64_t timeout_ms)
+    : loop_(loop), timeout_seconds_(double(std::max<int64_t>(timeout_ms, 1)) / 1000.0) {
+	init_default_context_once();
+	ctx_ = dns_new(nullptr);
+	if (!ctx_)
+		throw std::runtime_error("dns: cannot allocate resolver context");
+	auto fail = [this](const std::string& why) {
+		dns_free(ctx_);
+		ctx_ = nullptr;
+		throw std::runtime_error("dns: " + why);
+	};
+	if (!servers.empty()) {
+		dns_add_serv(ctx_, nullptr);   // forget the resolv.conf servers
+		for (const std::string& server : servers) {
+			ServerAddress addr;
+			if (!parse_server(server, addr))
+				fail("invalid server address \"" + server + "\"");
+			if (dns_add_serv_s(ctx_, &addr.sa) < 0)
+				fail("cannot add server \"" + server + "\" (at most " + std::to_string(DNS_MAXSERV) + ")");
+		}
+	}
+	// Names are always absolute: never try the search list.
+	dns_add_srch(ctx_, nullptr);
+	dns_set_opt(ctx_, DNS_OPT_FLAGS, DNS_NOSRCH);
+	// EDNS0 (RFC 6891) so large TXT sets (SPF, DKIM keys) fit; udns has no
+	// TCP fallback, a truncated reply is a temperror.
+	dns_set_opt(ctx_, DNS_OPT_UDPSIZE, DNS_EDNS0PACKET);
+	// Our per-query timer enforces timeout_ms exactly; udns must not give
+	// up first, and should retransmit once in between (UDP loses packets).
+	// With one server udns waits T, then 2T seconds, each try possibly up to
+	// a second short (whole seconds of time()): T*3 - 2 >= timeout.
+	double budget = double(std::max<int64_t>(timeout_ms, 1)) / 1000.0;
+	int per_try = int(std::clamp(std::ceil((budget + 2.0) / 3.0), 1.0, 300.0));
+	dns_set_opt(ctx_, DNS_OPT_TIMEOUT, per_try);
+	dns_set_opt(ctx_, DNS_OPT_NTRIES, 2);
+
+	ev_init(&timeout_timer_, on_timeout_timer);
+	timeout_timer_.data = this;
+	ev_init(&deferred_timer_, on_deferred_timer);
+	deferred_timer_.data = this;
+	dns_set_tmcbck(ctx_, on_udns_timer_request, this);
+
+	int fd = dns_open(ctx_);
+	if (fd < 0)
+		fail(std::string("cannot open the UDP socket: ") + std::strerror(errno));
+	ev_io_init(&io_watcher_, on_io, fd, EV_READ);
+	io_watcher_.data = this;
+	ev_io_start(loop_, &io_watcher_);
+	// The socket watcher is always on; it must not keep the loop alive by
+	// itself (a pending query keeps the udns timer, which does).
+	ev_unref(loop_);
+}
+
+UdnsResolver::~UdnsResolver() {
+	for (auto& [id, p] : pending_) {
+		if (p->handle) {
+			dns_cancel(ctx_, p->handle);
+			std::free(p->handle);   // udns 0.4's dns_cancel does not free the query
+		}
+	}
+	pending_.clear();
+	deferred_.clear();
+	ev_ref(loop_);
+	ev_io_stop(loop_, &io_watcher_);
+	dns_free(ctx_);   // calls the timer callback with a null context: stops the timer
+	ev_timer_stop(loop_, &timeout_timer_);
+	ev_timer_stop(loop_, &deferred_timer_);
+}
+
+UdnsResolver::Pending::Pending() {
+	ev_init(&deadline, on_query_deadline);
+	deadline.data = this;
+}
+
+UdnsResolver::Pending::~Pending() {
+	if (self)
+		ev_timer_stop(self->loop_, &deadline);
+}
+
+std::string UdnsResolver::reverse_name(const IpAddr& addr) {
+	static const char hex[] = "0123456789abcdef";
+	std::string name;
+	if (!addr.v6) {
+		// RFC 1035 3.5
+		for (int i = 3; i >= 0; i--)
+			name += std::to_string(addr.bytes[size_t(i)]) + ".";
+		return name + "in-addr.arpa";
+	}
+	// RFC 3596 2.5: one label per nibble, least significant first.
+	for (int i = 15; i >= 0; i--) {
+		uint8_t b = addr.bytes[size_t(i)];
+		name += hex[b & 0xf];
+		name += '.';
+		name += hex[b >> 4];
+		name += '.';
+	}
+	return name + "ip6.arpa";
+}
+
+void UdnsResolver::query(uint64_t owner, const std::string& name, RrType type, Callback cb) {
+	int qtype = DNS_T_A;
+	dns_parse_fn* parse = dns_parse_a4;
+	switch (type) {
+	case RrType::A: qtype = DNS_T_A; parse = dns_parse_a4; break;
+	case RrType::AAAA: qtype = DNS_T_AAAA; parse = dns_parse_a6; break;
+	case RrType::MX: qtype = DNS_T_MX; parse = dns_parse_mx; break;
+	case RrType::TXT: qtype = DNS_T_TXT; parse = dns_parse_txt; break;
+	case RrType::PTR: qtype = DNS_T_PTR; parse = dns_parse_ptr; break;
+	}
+	uint64_t id = next_id_++;
+	auto entry = std::make_unique<Pending>();
+	entry->self = this;
+	entry->id = id;
+	entry->owner = owner;
+	entry->type = type;
+	entry->cb = std::move(cb);
+	Pending* p = entry.get();
+	pending_.emplace(id, std::move(entry));
+	// udns never completes a query inside dns_submit_p (it only queues it
+	// and asks for a zero timer), so `p` stays valid here.
+	p->handle = dns_submit_p(ctx_, name.c_str(), DNS_C_IN, qtype, DNS_NOSRCH, parse, on_udns_answer, p);
+	if (!p->handle) {
+		// A name too long or with an empty label (DNS_E_BADQUERY), or no
+		// memory: answer on the next loop iteration, like a real reply.
+		p->answer.status = status_from_udns(dns_status(ctx_));
+		defer(id);
+		return;
+	}
+	ev_timer_set(&p->deadline, timeout_seconds_, 0.);
+	ev_timer_start(loop_, &p->deadline);
+}
+
+void UdnsResolver::on_query_deadline(struct ev_loop*, ev_timer* w, int) {
+	auto* p = static_cast<Pending*>(w->data);
+	UdnsResolver* self = p->self;
+	if (p->handle) {
+		dns_cancel(self->ctx_, p->handle);
+		std::free(p->handle);   // not freed by udns 0.4's dns_cancel
+		p->handle = nullptr;
+	}
+	auto node = self->pending_.extract(p->id);
+	Callback cb = std::move(node.mapped()->cb);
+	node = {};
+	DnsAnswer answer;
+	answer.status = DnsStatus::temperror;
+	if (cb)
+		cb(answer);
+}
+
+void UdnsResolver::cancel_owner(uint64_t owner) {
+	// Collect first: nothing here calls back, but keep erasure out of the
+	// iteration anyway.
+	std::vector<uint64_t> ids;
+	for (auto& [id, p] : pending_)
+		if (p->owner == owner)
+			ids.push_back(id);
+	for (uint64_t id : ids) {
+		auto it = pending_.find(id);
+		if (it->second->handle) {
+			dns_cancel(ctx_, it->second->handle);
+			std::free(it->second->handle);   // not freed by udns 0.4's dns_cancel
+		}
+		pending_.erase(it);   // a deferred id left in deferred_ is skipped
+	}
+}
+
+void UdnsResolver::defer(uint64_t id) {
+	deferred_.push_back(id);
+	if (!ev_is_active(&deferred_timer_)) {
+		ev_timer_set(&deferred_timer_, 0., 0.);
+		ev_timer_start(loop_, &deferred_timer_);
+	}
+}
+
+void UdnsResolver::on_udns_answer(dns_ctx* ctx, void* result, void* data) {
+	// udns freed its query before calling; `data` is our live entry (an
+	// entry is only freed after its query is cancelled or answered).
+	auto* p = static_cast<Pending*>(data);
+	UdnsResolver* self = p->self;
+	DnsAnswer answer;
+	if (result) {
+		answer = convert(p->type, result);
+		std::free(result);
+	} else {
+		answer.status = status_from_udns(dns_status(ctx));
+	}
+	// Take the entry out before calling, so the callback may query or
+	// cancel freely.
+	auto node = self->pending_.extract(p->id);
+	Callback cb = std::move(node.mapped()->cb);
+	node = {};
+	if (cb)
+		cb(answer);
+}
+
+void UdnsResolver::on_udns_timer_request(dns_ctx* ctx, int timeout, void* data) {
+	auto* self = static_cast<UdnsResolver*>(data);
+	ev_timer_stop(self->loop_, &self->timeout_timer_);
+	if (!ctx || timeout < 0)
+		return;   // context freed, or no active queries
+	// udns counts whole seconds of time(); a little slack makes sure the
+	// second of the deadline has begun when the timer fires, even though
+	// libev measures from its cached loop time.
+	ev_timer_set(&self->timeout_timer_, timeout > 0 ? timeout + kTimerSlack : 0., 0.);
+	ev_timer_start(self->loop_, &self->timeout_timer_);
+}
+
+void UdnsResolver::on_io(struct ev_loop*, ev_io* w, int) {
+	auto* self = static_cast<UdnsResolver*>(w->data);
+	dns_ioevent(self->ctx_, 0);
+}
+
+void UdnsResolver::on_timeout_timer(struct ev_loop*, ev_timer* w, int) {
+	auto* self = static_cast<UdnsResolver*>(w->data);
+	// Sends queued queries, retries or fails expired ones, and re-arms the
+	// timer through on_udns_timer_request. udns skips that call when the
+	// earliest deadline did not change (the timer fired a little early), so
+	// re-arm here in that case or the queries would wait forever.
+	int next = dns_timeouts(self->ctx_, -1, 0);
+	if (next >= 0 && !ev_is_active(&self->timeout_timer_)) {
+		ev_timer_set(&self->timeout_timer_, next + kTimerSlack, 0.);
+		ev_timer_start(self->loop_, &self->timeout_timer_);
+	}
+}
+
+void UdnsResolver::on_deferred_timer(struct ev_loop*, ev_timer* w, int) {
+	auto* self = static_cast<UdnsResolver*>(w->data);
+	std::vector<uint64_t> ids;
+	ids.swap(self->deferred_);
+	for (uint64_t id : ids) {
+		auto node = self->pending_.extract(id);
+		if (node.empty())
+			continue;   // cancelled meanwhile
+		Callback cb = std::move(node.mapped()->cb);
+		DnsAnswer answer = std::move(node.mapped()->answer);
+		node = {};
+		if (cb)
+			cb(answer);
+	}
+}
+
+}  // namespace tern::net

@@ -1,0 +1,722 @@
+// Berkeley DB 5.3 store (C API). See db.h for the threading and process
+// rules. Key layouts (all integers big-endian so that byte order is time or
+// id order, which makes every query a B-tree range scan):
+//   passwords:  account                                  → secrets blob
+//   outgoing:   'h' account 0x00 time(be64) seq(be64)      → recipient
+//               'r' account 0x00 recipient                 → first(be64) last(be64)
+//   queue:      id(be64)                                   → serialize_queue_record
+//   meta:       "schema"                                   → version(be64)
+//               "seq.queue", "seq.outgoing"                → last used value(be64)
+// Signed times are stored with the sign bit flipped so negatives sort first.
+#include "store/db.h"
+
+#include <db.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+namespace tern::store {
+
+namespace {
+
+constexpr int64_t history_retention_s = 30 * 24 * 3600;
+constexpr int64_t send_limit_window_s = 24 * 3600;
+constexpr int max_prune_per_write = 1000;
+constexpr int max_deadlock_retries = 8;
+constexpr uint64_t schema_version = 1;
+
+// The library's own diagnostic for the failing call (set_errcall), kept per
+// thread so that concurrent failures do not mix their texts.
+thread_local std::string last_db_message;
+
+void remember_db_message(const DB_ENV*, const char*, const char* msg) {
+	last_db_message = msg ? msg : "";
+}
+
+[[noreturn]] void throw_db(int rc, const std::string& what) {
+	std::string text = what + ": " + db_strerror(rc);
+	if (!last_db_message.empty()) {
+		text += " (" + last_db_message + ")";
+		last_db_message.clear();
+	}
+	throw DbError(text, rc);
+}
+
+void check(int rc, const char* what) {
+	if (rc != 0) throw_db(rc, what);
+}
+
+bool is_retryable(int rc) {
+	return rc == DB_LOCK_DEADLOCK || rc == DB_LOCK_NOTGRANTED;
+}
+
+// ---- byte encodings
+
+void put_be64(std::string& out, uint64_t v) {
+	for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+uint64_t get_be64(const char* p) {
+	uint64_t v = 0;
+	for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+	return v;
+}
+
+uint64_t order_preserving(int64_t t) {
+	return static_cast<uint64_t>(t) ^ (uint64_t{1} << 63);
+}
+
+int64_t from_order_preserving(uint64_t v) {
+	return static_cast<int64_t>(v ^ (uint64_t{1} << 63));
+}
+
+std::string be64_string(uint64_t v) {
+	std::string s;
+	put_be64(s, v);
+	return s;
+}
+
+// ---- DBT helpers
+
+// A DBT the library fills: DB_DBT_REALLOC is required for free-threaded
+// handles (DB_THREAD), and the buffer is ours to free.
+struct Datum {
+	DBT dbt;
+	Datum() {
+		std::memset(&dbt, 0, sizeof dbt);
+		dbt.flags = DB_DBT_REALLOC;
+	}
+	explicit Datum(std::string_view initial) : Datum() { set(initial); }
+	~Datum() { std::free(dbt.data); }
+	Datum(const Datum&) = delete;
+	Datum& operator=(const Datum&) = delete;
+
+	void set(std::string_view bytes) {
+		void* p = std::realloc(dbt.data, bytes.size() ? bytes.size() : 1);
+		if (!p) throw std::bad_alloc();
+		dbt.data = p;
+		if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
+		dbt.size = static_cast<u_int32_t>(bytes.size());
+	}
+	std::string_view view() const { return {static_cast<const char*>(dbt.data), dbt.size}; }
+	std::string str() const { return std::string(view()); }
+};
+
+// A DBT pointing at caller-owned bytes (for keys and data we pass in).
+DBT input(std::string_view bytes) {
+	DBT d;
+	std::memset(&d, 0, sizeof d);
+	d.data = const_cast<char*>(bytes.data());
+	d.size = static_cast<u_int32_t>(bytes.size());
+	return d;
+}
+
+struct Cursor {
+	DBC* c = nullptr;
+	Cursor(DB* db, DB_TXN* txn) { check(db->cursor(db, txn, &c, 0), "opening a cursor"); }
+	~Cursor() {
+		if (c) c->close(c);
+	}
+	Cursor(const Cursor&) = delete;
+	Cursor& operator=(const Cursor&) = delete;
+	// DB_SET_RANGE / DB_NEXT / …; false at the end.
+	bool get(Datum& key, Datum& data, u_int32_t flags) {
+		int rc = c->get(c, &key.dbt, &data.dbt, flags);
+		if (rc == DB_NOTFOUND) return false;
+		check(rc, "reading with a cursor");
+		return true;
+	}
+	void del() { check(c->del(c, 0), "deleting with a cursor"); }
+};
+
+std::optional<std::string> get(DB* db, DB_TXN* txn, std::string_view key, u_int32_t flags = 0) {
+	DBT k = input(key);
+	Datum data;
+	int rc = db->get(db, txn, &k, &data.dbt, flags);
+	if (rc == DB_NOTFOUND) return std::nullopt;
+	check(rc, "reading a record");
+	return data.str();
+}
+
+void put(DB* db, DB_TXN* txn, std::string_view key, std::string_view value, u_int32_t flags = 0) {
+	DBT k = input(key);
+	DBT v = input(value);
+	check(db->put(db, txn, &k, &v, flags), "writing a record");
+}
+
+bool del(DB* db, DB_TXN* txn, std::string_view key) {
+	DBT k = input(key);
+	int rc = db->del(db, txn, &k, 0);
+	if (rc == DB_NOTFOUND) return false;
+	check(rc, "deleting a record");
+	return true;
+}
+
+// ---- queue record encoding
+
+enum QueueTag : uint8_t {
+	tag_id = 1,
+	tag_queued,
+	tag_sender_account,
+	tag_from,
+	tag_to,
+	tag_recipient_domain,
+	tag_attempts,
+	tag_next_attempt,
+	tag_last_attempt,
+	tag_last_error,
+	tag_has_8bit,
+	tag_smtputf8,
+	tag_size,
+	tag_message_id,
+	tag_prefix,
+	tag_message_file,
+	tag_dsn_utf8,
+};
+
+constexpr uint8_t queue_record_version = 1;
+
+void put_varint(std::string& out, uint64_t v) {
+	while (v >= 0x80) {
+		out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+		v >>= 7;
+	}
+	out.push_back(static_cast<char>(v));
+}
+
+bool get_varint(std::string_view& in, uint64_t& v) {
+	v = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (in.empty()) return false;
+		auto byte = static_cast<unsigned char>(in.front());
+		in.remove_prefix(1);
+		v |= uint64_t{byte & 0x7fu} << shift;
+		if (!(byte & 0x80)) return true;
+	}
+	return false;
+}
+
+void put_field(std::string& out, uint8_t tag, std::string_view value) {
+	out.push_back(static_cast<char>(tag));
+	put_varint(out, value.size());
+	out.append(value);
+}
+
+void put_int_field(std::string& out, uint8_t tag, int64_t value) {
+	put_field(out, tag, be64_string(static_cast<uint64_t>(value)));
+}
+
+// ---- outgoing keys
+
+void check_account_name(const std::string& account) {
+	// The account ends at the 0x00 separator in the outgoing keys.
+	if (account.empty() || account.find('\0') != std::string::npos)
+		throw DbError("invalid account name for the store");
+}
+
+std::string history_prefix(const std::string& account) {
+	std::string k = "h";
+	k += account;
+	k.push_back('\0');
+	return k;
+}
+
+std::string history_key(const std::string& account, int64_t t, uint64_t seq) {
+	std::string k = history_prefix(account);
+	put_be64(k, order_preserving(t));
+	put_be64(k, seq);
+	return k;
+}
+
+std::string recipient_key(const std::string& account, const std::string& recipient) {
+	std::string k = "r";
+	k += account;
+	k.push_back('\0');
+	k += recipient;
+	return k;
+}
+
+struct RecipientUse {
+	int64_t first = 0, last = 0;
+};
+
+std::optional<RecipientUse> parse_recipient_use(const std::string& v) {
+	if (v.size() != 16) return std::nullopt;
+	return RecipientUse{from_order_preserving(get_be64(v.data())), from_order_preserving(get_be64(v.data() + 8))};
+}
+
+}  // namespace
+
+// ---- queue record serialization (public)
+
+std::string serialize_queue_record(const QueueRecord& r) {
+	std::string out;
+	out.push_back(static_cast<char>(queue_record_version));
+	put_int_field(out, tag_id, static_cast<int64_t>(r.id));
+	put_int_field(out, tag_queued, r.queued);
+	put_field(out, tag_sender_account, r.sender_account);
+	put_field(out, tag_from, r.from);
+	put_field(out, tag_to, r.to);
+	put_field(out, tag_recipient_domain, r.recipient_domain);
+	put_int_field(out, tag_attempts, r.attempts);
+	put_int_field(out, tag_next_attempt, r.next_attempt);
+	put_int_field(out, tag_last_attempt, r.last_attempt);
+	put_field(out, tag_last_error, r.last_error);
+	put_field(out, tag_has_8bit, r.has_8bit ? "\1" : std::string_view("\0", 1));
+	put_field(out, tag_smtputf8, r.smtputf8 ? "\1" : std::string_view("\0", 1));
+	put_int_field(out, tag_size, r.size);
+	put_field(out, tag_message_id, r.message_id);
+	put_field(out, tag_prefix, r.prefix);
+	put_field(out, tag_message_file, r.message_file);
+	if (!r.dsn_utf8.empty()) put_field(out, tag_dsn_utf8, r.dsn_utf8);
+	return out;
+}
+
+std::optional<QueueRecord> parse_queue_record(std::string_view in) {
+	if (in.empty() || static_cast<uint8_t>(in.front()) != queue_record_version) return std::nullopt;
+	in.remove_prefix(1);
+	QueueRecord r;
+	while (!in.empty()) {
+		auto tag = static_cast<uint8_t>(in.front());
+		in.remove_prefix(1);
+		uint64_t len = 0;
+		if (!get_varint(in, len) || len > in.size()) return std::nullopt;
+		std::string_view value = in.substr(0, len);
+		in.remove_prefix(len);
+		auto as_int = [&](auto& field) {
+			if (value.size() != 8) return false;
+			field = static_cast<std::remove_reference_t<decltype(field)>>(
+			    static_cast<int64_t>(get_be64(value.data())));
+			return true;
+		};
+		auto as_bool = [&](bool& field) {
+			if (value.size() != 1 || static_cast<uint8_t>(value[0]) > 1) return false;
+			field = value[0] == 1;
+			return true;
+		};
+		bool ok = true;
+		switch (tag) {
+		case tag_id: {
+			int64_t id = 0;
+			ok = as_int(id);
+			r.id = static_cast<uint64_t>(id);
+			break;
+		}
+		case tag_queued: ok = as_int(r.queued); break;
+		case tag_sender_account: r.sender_account = value; break;
+		case tag_from: r.from = value; break;
+		case tag_to: r.to = value; break;
+		case tag_recipient_domain: r.recipient_domain = value; break;
+		case tag_attempts: ok = as_int(r.attempts); break;
+		case tag_next_attempt: ok = as_int(r.next_attempt); break;
+		case tag_last_attempt: ok = as_int(r.last_attempt); break;
+		case tag_last_error: r.last_error = value; break;
+		case tag_has_8bit: ok = as_bool(r.has_8bit); break;
+		case tag_smtputf8: ok = as_bool(r.smtputf8); break;
+		case tag_size: ok = as_int(r.size); break;
+		case tag_message_id: r.message_id = value; break;
+		case tag_prefix: r.prefix = value; break;
+		case tag_message_file: r.message_file = value; break;
+		case tag_dsn_utf8: r.dsn_utf8 = value; break;
+		default: break;   // a field from a newer tern: skip it
+		}
+		if (!ok) return std::nullopt;
+	}
+	return r;
+}
+
+// ---- the environment
+
+struct Env::Impl {
+	std::string path;
+	DB_ENV* env = nullptr;
+	DB* passwords = nullptr;
+	DB* outgoing = nullptr;
+	DB* queue = nullptr;
+	DB* deliveries = nullptr;
+	DB* meta = nullptr;
+
+	~Impl() { close(); }
+
+	void close() {
+		for (DB** db : {&passwords, &outgoing, &queue, &deliveries, &meta}) {
+			if (*db) (*db)->close(*db, 0);
+			*db = nullptr;
+		}
+		if (env) {
+			// A last checkpoint keeps the next open's recovery (if any) short
+			// and lets the log shrink.
+			env->txn_checkpoint(env, 0, 0, 0);
+			env->close(env, 0);
+			env = nullptr;
+		}
+	}
+
+	DB* open_table(const char* file) {
+		DB* db = nullptr;
+		check(db_create(&db, env, 0), "creating a table handle");
+		int rc = db->open(db, nullptr, file, nullptr, DB_BTREE, DB_AUTO_COMMIT | DB_CREATE | DB_THREAD, 0600);
+		if (rc != 0) {
+			db->close(db, 0);
+			throw_db(rc, std::string("opening table ") + file);
+		}
+		return db;
+	}
+
+	// Runs `fn(txn)` in a transaction and commits it (the commit fsyncs the
+	// log). A deadlock victim is aborted and run again, a few times, after a
+	// short growing pause.
+	template <class Fn>
+	void transaction(const char* what, Fn&& fn) {
+		for (int attempt = 0;; ++attempt) {
+			DB_TXN* txn = nullptr;
+			check(env->txn_begin(env, nullptr, &txn, 0), "beginning a transaction");
+			int rc = 0;
+			try {
+				fn(txn);
+			} catch (const DbError& e) {
+				txn->abort(txn);
+				if (is_retryable(e.code()) && attempt < max_deadlock_retries) {
+					std::this_thread::sleep_for(std::chrono::milliseconds(1 << std::min(attempt, 6)));
+					continue;
+				}
+				throw DbError(std::string(what) + ": " + e.what(), e.code());
+			} catch (...) {
+				txn->abort(txn);
+				throw;
+			}
+			rc = txn->commit(txn, 0);
+			if (rc != 0) throw_db(rc, std::string(what) + ": commit");
+			return;
+		}
+	}
+
+	// Reserves `count` consecutive values of the named counter; returns the
+	// first. Holding the write lock on the counter until commit is what
+	// makes ids unique across processes.
+	uint64_t reserve(DB_TXN* txn, const char* counter, uint64_t count) {
+		uint64_t last = 0;
+		if (auto v = get(meta, txn, counter, DB_RMW)) {
+			if (v->size() != 8) throw DbError(std::string("meta counter ") + counter + " is malformed");
+			last = get_be64(v->data());
+		}
+		put(meta, txn, counter, be64_string(last + count));
+		return last + 1;
+	}
+
+	void record_outgoing(DB_TXN* txn, const std::string& account, const std::vector<std::string>& recipients,
+	                     int64_t t) {
+		check_account_name(account);
+		if (recipients.empty()) return;
+		uint64_t seq = reserve(txn, "seq.outgoing", recipients.size());
+		for (const auto& rcpt : recipients) {
+			put(outgoing, txn, history_key(account, t, seq++), rcpt);
+			std::string rkey = recipient_key(account, rcpt);
+			RecipientUse use{t, t};
+			if (auto v = get(outgoing, txn, rkey, DB_RMW)) {
+				if (auto old = parse_recipient_use(*v)) {
+					use.first = std::min(old->first, t);
+					use.last = std::max(old->last, t);
+				}
+			}
+			std::string value;
+			put_be64(value, order_preserving(use.first));
+			put_be64(value, order_preserving(use.last));
+			put(outgoing, txn, rkey, value);
+		}
+		prune_history(txn, account, t - history_retention_s);
+	}
+
+	// Deletes this account's history rows at or before `cutoff`, a bounded
+	// number per call so one write never grows into a long transaction.
+	void prune_history(DB_TXN* txn, const std::string& account, int64_t cutoff) {
+		std::string prefix = history_prefix(account);
+		std::string end = history_key(account, cutoff, UINT64_MAX);
+		Cursor cur(outgoing, txn);
+		Datum key(prefix), data;
+		int pruned = 0;
+		for (bool ok = cur.get(key, data, DB_SET_RANGE | DB_RMW); ok && pruned < max_prune_per_write;
+		     ok = cur.get(key, data, DB_NEXT | DB_RMW)) {
+			if (key.view().substr(0, prefix.size()) != prefix || key.view() > std::string_view(end)) break;
+			cur.del();
+			++pruned;
+		}
+	}
+
+	// Calls fn(time, recipient) for each history row strictly after `since`.
+	template <class Fn>
+	void scan_history(DB_TXN* txn, const std::string& account, int64_t since, Fn&& fn) {
+		check_account_name(account);
+		std::string prefix = history_prefix(account);
+		Cursor cur(outgoing, txn);
+		Datum key(history_key(account, since, UINT64_MAX)), data;
+		for (bool ok = cur.get(key, data, DB_SET_RANGE); ok; ok = cur.get(key, data, DB_NEXT)) {
+			std::string_view k = key.view();
+			if (k.size() != prefix.size() + 16 || k.substr(0, prefix.size()) != prefix) break;
+			int64_t t = from_order_preserving(get_be64(k.data() + prefix.size()));
+			if (t <= since) continue;
+			fn(t, data.view());
+		}
+	}
+
+	int64_t count_since(DB_TXN* txn, const std::string& account, int64_t since) {
+		int64_t n = 0;
+		scan_history(txn, account, since, [&](int64_t, std::string_view) { ++n; });
+		return n;
+	}
+
+	int64_t first_time(DB_TXN* txn, const std::string& account, const std::vector<std::string>& recipients,
+	                   int64_t since) {
+		int64_t n = 0;
+		// Recipients of the new message never sent to at all.
+		for (const auto& rcpt : recipients)
+			if (!get(outgoing, txn, recipient_key(account, rcpt))) ++n;
+		// Recipients in the window with nothing logged before their first row
+		// in it, i.e. whose first use ever lies inside the window.
+		std::set<std::string> in_window;
+		scan_history(txn, account, since, [&](int64_t, std::string_view rcpt) { in_window.emplace(rcpt); });
+		for (const auto& rcpt : in_window) {
+			auto v = get(outgoing, txn, recipient_key(account, rcpt));
+			auto use = v ? parse_recipient_use(*v) : std::nullopt;
+			if (!use || use->first > since) ++n;
+		}
+		return n;
+	}
+
+	QueueRecord decode_queue(std::string_view key, std::string_view value) {
+		auto r = parse_queue_record(value);
+		if (!r || key.size() != 8 || r->id != get_be64(key.data()))
+			throw DbError("queue record " + std::to_string(key.size() == 8 ? get_be64(key.data()) : 0) +
+			              " is malformed");
+		return *r;
+	}
+};
+
+Env::Env(const std::string& data_dir) : impl_(std::make_unique<Impl>()) {
+	namespace fs = std::filesystem;
+	impl_->path = (fs::path(data_dir) / "db").string();
+	std::error_code ec;
+	fs::create_directories(data_dir, ec);
+	if (::mkdir(impl_->path.c_str(), 0700) != 0 && errno != EEXIST)
+		throw DbError("creating " + impl_->path + ": " + std::strerror(errno));
+
+	DB_ENV* env = nullptr;
+	check(db_env_create(&env, 0), "creating the environment handle");
+	impl_->env = env;
+	env->set_errcall(env, remember_db_message);
+	// Durable commits (no DB_TXN_NOSYNC / WRITE_NOSYNC): a 250 depends on them.
+	check(env->set_lk_detect(env, DB_LOCK_DEFAULT), "setting deadlock detection");
+	check(env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1), "enabling log auto-removal");
+	check(env->set_lg_max(env, 1024 * 1024), "setting the log file size");
+	check(env->set_cachesize(env, 0, 4 * 1024 * 1024, 1), "setting the cache size");
+	u_int32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_THREAD |
+	                  DB_REGISTER | DB_RECOVER;
+	int rc = env->open(env, impl_->path.c_str(), flags, 0600);
+	if (rc != 0) {
+		env->close(env, 0);
+		impl_->env = nullptr;
+		throw_db(rc, "opening the database environment " + impl_->path);
+	}
+	try {
+		impl_->passwords = impl_->open_table("passwords.db");
+		impl_->outgoing = impl_->open_table("outgoing.db");
+		impl_->queue = impl_->open_table("queue.db");
+		impl_->deliveries = impl_->open_table("deliveries.db");
+		impl_->meta = impl_->open_table("meta.db");
+		impl_->transaction("checking the schema version", [&](DB_TXN* txn) {
+			auto v = get(impl_->meta, txn, "schema", DB_RMW);
+			if (!v) {
+				put(impl_->meta, txn, "schema", be64_string(schema_version));
+			} else if (v->size() != 8 || get_be64(v->data()) != schema_version) {
+				throw DbError("database schema version is not " + std::to_string(schema_version));
+			}
+		});
+	} catch (...) {
+		impl_->close();
+		throw;
+	}
+}
+
+Env::~Env() = default;
+
+const std::string& Env::path() const {
+	return impl_->path;
+}
+
+void Env::checkpoint(bool force) {
+	// 1 MiB of log since the last checkpoint, unless forced.
+	int rc = impl_->env->txn_checkpoint(impl_->env, force ? 0 : 1024, 0, force ? DB_FORCE : 0);
+	if (rc != 0) throw_db(rc, "checkpoint");
+}
+
+namespace {
+// After a committed write: a failed opportunistic checkpoint must not turn
+// a durable commit into an error; the next one (or close) retries.
+void checkpoint_quietly(Env& env) {
+	try {
+		env.checkpoint();
+	} catch (const DbError&) {
+	}
+}
+}  // namespace
+
+// ---- passwords
+
+void Env::set_password_secrets(const std::string& account, const std::string& blob) {
+	impl_->transaction("storing password secrets",
+	                   [&](DB_TXN* txn) { put(impl_->passwords, txn, account, blob); });
+	checkpoint_quietly(*this);
+}
+
+std::optional<std::string> Env::password_secrets(const std::string& account) {
+	std::optional<std::string> out;
+	impl_->transaction("reading password secrets", [&](DB_TXN* txn) { out = get(impl_->passwords, txn, account); });
+	return out;
+}
+
+bool Env::remove_password_secrets(const std::string& account) {
+	bool removed = false;
+	impl_->transaction("removing password secrets",
+	                   [&](DB_TXN* txn) { removed = del(impl_->passwords, txn, account); });
+	return removed;
+}
+
+// ---- outgoing history
+
+void Env::record_outgoing(const std::string& account, const std::vector<std::string>& recipients,
+                          int64_t unix_time) {
+	impl_->transaction("recording outgoing recipients",
+	                   [&](DB_TXN* txn) { impl_->record_outgoing(txn, account, recipients, unix_time); });
+	checkpoint_quietly(*this);
+}
+
+int64_t Env::count_outgoing_since(const std::string& account, int64_t since) {
+	int64_t n = 0;
+	impl_->transaction("counting outgoing messages",
+	                   [&](DB_TXN* txn) { n = impl_->count_since(txn, account, since); });
+	return n;
+}
+
+int64_t Env::count_first_time_recipients(const std::string& account, const std::vector<std::string>& recipients,
+                                         int64_t since) {
+	check_account_name(account);
+	int64_t n = 0;
+	impl_->transaction("counting first-time recipients",
+	                   [&](DB_TXN* txn) { n = impl_->first_time(txn, account, recipients, since); });
+	return n;
+}
+
+SendLimitVerdict Env::check_send_limits(const std::string& account, const std::vector<std::string>& recipients,
+                                        int64_t now, int64_t max_messages, int64_t max_first_time) {
+	check_account_name(account);
+	SendLimitVerdict verdict;
+	int64_t since = now - send_limit_window_s;
+	auto incoming = static_cast<int64_t>(recipients.size());
+	impl_->transaction("checking send limits", [&](DB_TXN* txn) {
+		verdict = SendLimitVerdict{};
+		verdict.messages = impl_->count_since(txn, account, since);
+		if (verdict.messages + incoming > max_messages) {
+			verdict.messages_reached = true;
+			return;
+		}
+		// The seed evaluates first-time recipients only once enough messages
+		// could reach that limit.
+		if (verdict.messages + incoming < max_first_time) return;
+		verdict.first_time = impl_->first_time(txn, account, recipients, since);
+		verdict.first_time_reached = verdict.first_time > max_first_time;
+	});
+	return verdict;
+}
+
+// ---- queue
+
+uint64_t Env::queue_add(QueueRecord& record) {
+	std::vector<QueueRecord> one{record};
+	queue_add_many(one);
+	record.id = one[0].id;
+	return record.id;
+}
+
+void Env::queue_add_many(std::vector<QueueRecord>& records, const OutgoingLog* outgoing) {
+	if (records.empty() && !outgoing) return;
+	std::vector<uint64_t> ids(records.size());
+	impl_->transaction("adding to the queue", [&](DB_TXN* txn) {
+		uint64_t id = records.empty() ? 0 : impl_->reserve(txn, "seq.queue", records.size());
+		for (size_t i = 0; i < records.size(); ++i) {
+			ids[i] = id++;
+			QueueRecord copy = records[i];
+			copy.id = ids[i];
+			put(impl_->queue, txn, be64_string(ids[i]), serialize_queue_record(copy), DB_NOOVERWRITE);
+		}
+		if (outgoing) impl_->record_outgoing(txn, outgoing->account, outgoing->recipients, outgoing->time);
+	});
+	for (size_t i = 0; i < records.size(); ++i) records[i].id = ids[i];
+	checkpoint_quietly(*this);
+}
+
+std::optional<QueueRecord> Env::queue_get(uint64_t id) {
+	std::optional<QueueRecord> out;
+	impl_->transaction("reading a queue record", [&](DB_TXN* txn) {
+		std::string key = be64_string(id);
+		auto v = get(impl_->queue, txn, key);
+		out = v ? std::optional(impl_->decode_queue(key, *v)) : std::nullopt;
+	});
+	return out;
+}
+
+std::vector<QueueRecord> Env::queue_list() {
+	std::vector<QueueRecord> out;
+	impl_->transaction("listing the queue", [&](DB_TXN* txn) {
+		out.clear();
+		Cursor cur(impl_->queue, txn);
+		Datum key, data;
+		for (bool ok = cur.get(key, data, DB_FIRST); ok; ok = cur.get(key, data, DB_NEXT))
+			out.push_back(impl_->decode_queue(key.view(), data.view()));
+	});
+	return out;
+}
+
+bool Env::queue_update(const QueueRecord& record) {
+	bool found = false;
+	impl_->transaction("updating a queue record", [&](DB_TXN* txn) {
+		std::string key = be64_string(record.id);
+		found = get(impl_->queue, txn, key, DB_RMW).has_value();
+		if (found) put(impl_->queue, txn, key, serialize_queue_record(record));
+	});
+	if (found) checkpoint_quietly(*this);
+	return found;
+}
+
+bool Env::queue_remove(uint64_t id) {
+	bool removed = false;
+	impl_->transaction("removing a queue record",
+	                   [&](DB_TXN* txn) { removed = del(impl_->queue, txn, be64_string(id)); });
+	if (removed) checkpoint_quietly(*this);
+	return removed;
+}
+
+std::optional<int64_t> Env::queue_next_due() {
+	// A full scan: the queue holds few records (messages waiting for retry),
+	// so a secondary time index is not worth its upkeep yet.
+	std::optional<int64_t> due;
+	impl_->transaction("finding the next queue attempt", [&](DB_TXN* txn) {
+		due.reset();
+		Cursor cur(impl_->queue, txn);
+		Datum key, data;
+		for (bool ok = cur.get(key, data, DB_FIRST); ok; ok = cur.get(key, data, DB_NEXT)) {
+			QueueRecord r = impl_->decode_queue(key.view(), data.view());
+			if (!due || r.next_attempt < *due) due = r.next_attempt;
+		}
+	});
+	return due;
+}
+
+}  // namespace tern::store

@@ -1,0 +1,519 @@
+// UdnsResolver against an in-process loopback DNS responder (never the
+// system resolver): answer conversion, status mapping, timeouts,
+// cancellation and re-entrant callbacks.
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/udns_resolver.h"
+
+using tern::IpAddr;
+using tern::mailauth::DnsAnswer;
+using tern::mailauth::DnsStatus;
+using tern::mailauth::RrType;
+using tern::net::UdnsResolver;
+
+namespace {
+
+constexpr uint16_t kTypeA = 1, kTypePtr = 12, kTypeMx = 15, kTypeTxt = 16, kTypeAaaa = 28;
+
+std::string lower(std::string s) {
+	for (char& c : s)
+		if (c >= 'A' && c <= 'Z')
+			c = char(c - 'A' + 'a');
+	return s;
+}
+
+void put16(std::string& out, unsigned v) {
+	out.push_back(char((v >> 8) & 0xff));
+	out.push_back(char(v & 0xff));
+}
+
+// RFC 1035 3.1 wire name; "" and "." are the root.
+std::string wire_name(const std::string& name) {
+	std::string out;
+	size_t start = 0;
+	while (start < name.size()) {
+		size_t dot = name.find('.', start);
+		if (dot == std::string::npos)
+			dot = name.size();
+		out.push_back(char(dot - start));
+		out += name.substr(start, dot - start);
+		start = dot + 1;
+	}
+	out.push_back('\0');
+	return out;
+}
+
+std::string rdata_a(const char* text) {
+	in_addr a{};
+	inet_pton(AF_INET, text, &a);
+	return std::string(reinterpret_cast<const char*>(&a), 4);
+}
+
+std::string rdata_aaaa(const char* text) {
+	in6_addr a{};
+	inet_pton(AF_INET6, text, &a);
+	return std::string(reinterpret_cast<const char*>(&a), 16);
+}
+
+std::string rdata_mx(unsigned preference, const std::string& host) {
+	std::string out;
+	put16(out, preference);
+	return out + wire_name(host);
+}
+
+// One TXT record made of several character-strings (RFC 1035 3.3.14).
+std::string rdata_txt(const std::vector<std::string>& strings) {
+	std::string out;
+	for (const auto& s : strings) {
+		out.push_back(char(s.size()));
+		out += s;
+	}
+	return out;
+}
+
+// A small authoritative responder on 127.0.0.1, answered by its own thread.
+class TestDnsServer {
+public:
+	TestDnsServer() {
+		fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd_ < 0)
+			throw std::runtime_error("socket");
+		sockaddr_in sin{};
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (bind(fd_, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0)
+			throw std::runtime_error("bind");
+		socklen_t len = sizeof(sin);
+		getsockname(fd_, reinterpret_cast<sockaddr*>(&sin), &len);
+		port_ = ntohs(sin.sin_port);
+	}
+	~TestDnsServer() {
+		stop_ = true;
+		if (thread_.joinable())
+			thread_.join();
+		::close(fd_);
+	}
+	// Records first, then start().
+	void add(const std::string& name, uint16_t type, std::string rdata) {
+		zone_[lower(name)].push_back({type, std::move(rdata)});
+	}
+	void silent(const std::string& name) { silent_.insert(lower(name)); }
+	void servfail(const std::string& name) { servfail_.insert(lower(name)); }
+	void garbled(const std::string& name) { garbled_.insert(lower(name)); }
+	// The first query for this name is dropped, later ones answered.
+	void drop_first(const std::string& name) { drop_first_.insert(lower(name)); }
+	void start() { thread_ = std::thread([this] { serve(); }); }
+	std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+	int queries_seen(const std::string& name) {
+		std::lock_guard<std::mutex> lock(mutex_);
+		return int(seen_.count(lower(name)));
+	}
+
+private:
+	void serve() {
+		while (!stop_) {
+			pollfd pfd{fd_, POLLIN, 0};
+			if (poll(&pfd, 1, 20) <= 0)
+				continue;
+			char buf[4096];
+			sockaddr_in from{};
+			socklen_t fromlen = sizeof(from);
+			ssize_t n = recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fromlen);
+			if (n < 12)
+				continue;
+			std::string reply;
+			if (answer(std::string(buf, size_t(n)), reply))
+				sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), fromlen);
+		}
+	}
+
+	bool answer(const std::string& q, std::string& out) {
+		size_t off = 12;
+		std::string name;
+		while (off < q.size() && q[off] != 0) {
+			size_t len = uint8_t(q[off]);
+			if (!name.empty())
+				name += '.';
+			name += q.substr(off + 1, len);
+			off += 1 + len;
+		}
+		off++;
+		if (off + 4 > q.size())
+			return false;
+		uint16_t qtype = uint16_t((uint8_t(q[off]) << 8) | uint8_t(q[off + 1]));
+		std::string question = q.substr(12, off + 4 - 12);
+		name = lower(name);
+		{
+			std::lock_guard<std::mutex> lock(mutex_);
+			seen_.insert(name);
+		}
+		if (silent_.count(name))
+			return false;
+		if (drop_first_.count(name) && drop_first_.count(name) == 1) {
+			drop_first_.insert(name);   // count 2: answer from now on
+			return false;
+		}
+		int rcode = 0;
+		std::vector<std::string> records;
+		if (servfail_.count(name)) {
+			rcode = 2;
+		} else if (garbled_.count(name)) {
+			rcode = 0;
+		} else if (auto it = zone_.find(name); it == zone_.end()) {
+			rcode = 3;
+		} else {
+			for (auto& [type, rdata] : it->second)
+				if (type == qtype)
+					records.push_back(rdata);
+		}
+		out = q.substr(0, 2);
+		out.push_back(char(0x84 | (uint8_t(q[2]) & 0x01)));   // QR AA, RD echoed
+		out.push_back(char(0x80 | rcode));                    // RA
+		put16(out, 1);
+		put16(out, garbled_.count(name) ? 1 : unsigned(records.size()));
+		put16(out, 0);
+		put16(out, 0);
+		out += question;
+		if (garbled_.count(name)) {
+			// An answer RR whose RDLENGTH runs past the end of the packet.
+			out += "\xc0\x0c";
+			put16(out, qtype);
+			put16(out, 1);
+			out += std::string("\0\0\x01\x2c", 4);
+			put16(out, 200);
+			out += "xx";
+			return true;
+		}
+		for (const auto& rdata : records) {
+			out += "\xc0\x0c";   // pointer to the question name
+			put16(out, qtype);
+			put16(out, 1);       // IN
+			out += std::string("\0\0\x01\x2c", 4);   // TTL 300
+			put16(out, unsigned(rdata.size()));
+			out += rdata;
+		}
+		return true;
+	}
+
+	int fd_ = -1;
+	uint16_t port_ = 0;
+	std::atomic<bool> stop_{false};
+	std::thread thread_;
+	std::map<std::string, std::vector<std::pair<uint16_t, std::string>>> zone_;
+	std::set<std::string> silent_, servfail_, garbled_;
+	std::multiset<std::string> drop_first_;
+	std::mutex mutex_;
+	std::multiset<std::string> seen_;
+};
+
+void fill_zone(TestDnsServer& dns) {
+	dns.add("host.test", kTypeA, rdata_a("192.0.2.1"));
+	dns.add("host.test", kTypeA, rdata_a("192.0.2.2"));
+	dns.add("host.test", kTypeAaaa, rdata_aaaa("2001:db8::1"));
+	dns.add("mail.test", kTypeMx, rdata_mx(10, "MX1.Mail.Test"));
+	dns.add("mail.test", kTypeMx, rdata_mx(20, "mx2.mail.test"));
+	dns.add("nullmx.test", kTypeMx, rdata_mx(0, ""));
+	dns.add("txt.test", kTypeTxt, rdata_txt({"v=spf1 ", "ip4:192.0.2.0/24 ", "-all"}));
+	dns.add("txt.test", kTypeTxt, rdata_txt({"second record"}));
+	dns.add("long.test", kTypeTxt, rdata_txt({std::string(255, 'a'), std::string(100, 'b')}));
+	dns.add("1.2.0.192.in-addr.arpa", kTypePtr, wire_name("Client.Host.Test"));
+	dns.add("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa", kTypePtr,
+	        wire_name("ip6.host.test"));
+	dns.silent("silent.test");
+	dns.servfail("broken.test");
+	dns.garbled("garbled.test");
+	dns.add("lossy.test", kTypeA, rdata_a("192.0.2.9"));
+	dns.drop_first("lossy.test");
+}
+
+void tick(struct ev_loop*, ev_timer*, int) {}
+
+// Runs the loop until `done` holds or `seconds` pass; a ticking timer makes
+// sure the deadline is checked even when nothing happens.
+bool run_until(struct ev_loop* loop, const std::function<bool()>& done, double seconds) {
+	ev_timer ticker;
+	ev_timer_init(&ticker, tick, 0.02, 0.02);
+	ev_timer_start(loop, &ticker);
+	auto start = std::chrono::steady_clock::now();
+	while (!done() && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds)
+		ev_run(loop, EVRUN_ONCE);
+	ev_timer_stop(loop, &ticker);
+	return done();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+	return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+struct Outcome {
+	int calls = 0;
+	DnsAnswer answer;
+};
+
+struct Fixture {
+	TestDnsServer dns;
+	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+	std::unique_ptr<UdnsResolver> resolver;
+
+	explicit Fixture(int64_t timeout_ms = 2000) {
+		fill_zone(dns);
+		dns.start();
+		resolver = std::make_unique<UdnsResolver>(loop, std::vector<std::string>{dns.address()}, timeout_ms);
+	}
+	~Fixture() {
+		resolver.reset();
+		ev_loop_destroy(loop);
+	}
+	std::shared_ptr<Outcome> ask(const std::string& name, RrType type, uint64_t owner = 1) {
+		auto out = std::make_shared<Outcome>();
+		resolver->query(owner, name, type, [out](const DnsAnswer& a) {
+			out->calls++;
+			out->answer = a;
+		});
+		return out;
+	}
+	// Asks and waits for the answer.
+	DnsAnswer resolve(const std::string& name, RrType type) {
+		auto out = ask(name, type);
+		REQUIRE(run_until(loop, [&] { return out->calls > 0; }, 5.0));
+		CHECK(out->calls == 1);
+		return out->answer;
+	}
+};
+
+}  // namespace
+
+TEST_CASE("udns resolver: A and AAAA answers as text addresses") {
+	Fixture f;
+	DnsAnswer a = f.resolve("host.test", RrType::A);
+	CHECK(a.status == DnsStatus::ok);
+	CHECK(a.records == std::vector<std::string>{"192.0.2.1", "192.0.2.2"});
+	DnsAnswer aaaa = f.resolve("host.test.", RrType::AAAA);   // trailing dot accepted
+	CHECK(aaaa.status == DnsStatus::ok);
+	CHECK(aaaa.records == std::vector<std::string>{"2001:db8::1"});
+	CHECK(f.resolver->pending() == 0);
+}
+
+TEST_CASE("udns resolver: MX preference and lower-case host, null MX") {
+	Fixture f;
+	DnsAnswer mx = f.resolve("mail.test", RrType::MX);
+	REQUIRE(mx.status == DnsStatus::ok);
+	REQUIRE(mx.mx.size() == 2);
+	CHECK(mx.mx[0].preference == 10);
+	CHECK(mx.mx[0].host == "mx1.mail.test");
+	CHECK(mx.mx[1].preference == 20);
+	CHECK(mx.mx[1].host == "mx2.mail.test");
+	CHECK(mx.records.empty());
+
+	DnsAnswer null_mx = f.resolve("nullmx.test", RrType::MX);   // RFC 7505
+	REQUIRE(null_mx.status == DnsStatus::ok);
+	REQUIRE(null_mx.mx.size() == 1);
+	CHECK(null_mx.mx[0].preference == 0);
+	CHECK(null_mx.mx[0].host == "");
+}
+
+TEST_CASE("udns resolver: TXT strings of one record are joined (RFC 7208 3.3)") {
+	Fixture f;
+	DnsAnswer txt = f.resolve("txt.test", RrType::TXT);
+	REQUIRE(txt.status == DnsStatus::ok);
+	CHECK(txt.records == std::vector<std::string>{"v=spf1 ip4:192.0.2.0/24 -all", "second record"});
+	DnsAnswer long_txt = f.resolve("long.test", RrType::TXT);
+	REQUIRE(long_txt.records.size() == 1);
+	CHECK(long_txt.records[0] == std::string(255, 'a') + std::string(100, 'b'));
+}
+
+TEST_CASE("udns resolver: PTR on reverse names") {
+	Fixture f;
+	std::string v4 = UdnsResolver::reverse_name(*IpAddr::parse("192.0.2.1"));
+	CHECK(v4 == "1.2.0.192.in-addr.arpa");
+	DnsAnswer ptr = f.resolve(v4, RrType::PTR);
+	CHECK(ptr.status == DnsStatus::ok);
+	CHECK(ptr.records == std::vector<std::string>{"client.host.test"});
+
+	std::string v6 = UdnsResolver::reverse_name(*IpAddr::parse("::1"));
+	CHECK(v6 == "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa");
+	DnsAnswer ptr6 = f.resolve(v6, RrType::PTR);
+	CHECK(ptr6.status == DnsStatus::ok);
+	CHECK(ptr6.records == std::vector<std::string>{"ip6.host.test"});
+}
+
+TEST_CASE("udns resolver: reverse_name nibbles for IPv6") {
+	CHECK(UdnsResolver::reverse_name(*IpAddr::parse("2001:db8::abcd")) ==
+	      "d.c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+	CHECK(UdnsResolver::reverse_name(*IpAddr::parse("10.0.0.255")) == "255.0.0.10.in-addr.arpa");
+}
+
+TEST_CASE("udns resolver: status mapping") {
+	Fixture f;
+	DnsAnswer nx = f.resolve("missing.test", RrType::A);
+	CHECK(nx.status == DnsStatus::nxdomain);
+	CHECK(nx.not_found());
+	CHECK(nx.records.empty());
+
+	DnsAnswer nodata = f.resolve("host.test", RrType::MX);
+	CHECK(nodata.status == DnsStatus::nodata);
+	CHECK(nodata.not_found());
+
+	DnsAnswer servfail = f.resolve("broken.test", RrType::TXT);
+	CHECK(servfail.status == DnsStatus::temperror);
+
+	DnsAnswer garbled = f.resolve("garbled.test", RrType::A);
+	CHECK(garbled.status == DnsStatus::permerror);
+}
+
+TEST_CASE("udns resolver: an invalid name is a permerror, delivered from the loop") {
+	Fixture f;
+	std::string long_label(64, 'x');   // RFC 1035 2.3.4: labels are at most 63 octets
+	auto out = f.ask(long_label + ".test", RrType::A);
+	CHECK(out->calls == 0);   // not inside query()
+	REQUIRE(run_until(f.loop, [&] { return out->calls > 0; }, 2.0));
+	CHECK(out->calls == 1);
+	CHECK(out->answer.status == DnsStatus::permerror);
+
+	std::string long_name;
+	for (int i = 0; i < 30; i++)
+		long_name += "abcdefghi.";   // 300 octets > 255
+	auto out2 = f.ask(long_name + "test", RrType::TXT);
+	REQUIRE(run_until(f.loop, [&] { return out2->calls > 0; }, 2.0));
+	CHECK(out2->answer.status == DnsStatus::permerror);
+	CHECK(f.dns.queries_seen(long_label + ".test") == 0);
+}
+
+TEST_CASE("udns resolver: a silent server times out as temperror; other queries go on") {
+	Fixture f(1000);
+	auto start = std::chrono::steady_clock::now();
+	auto silent = f.ask("silent.test", RrType::TXT);
+	auto other = f.ask("host.test", RrType::A);
+	REQUIRE(run_until(f.loop, [&] { return other->calls > 0; }, 2.0));
+	CHECK(seconds_since(start) < 0.9);
+	CHECK(other->answer.status == DnsStatus::ok);
+	CHECK(silent->calls == 0);
+
+	REQUIRE(run_until(f.loop, [&] { return silent->calls > 0; }, 4.0));
+	double took = seconds_since(start);
+	CHECK(took >= 0.95);   // timeout_ms, not whole seconds of udns
+	CHECK(took < 1.5);
+	CHECK(silent->calls == 1);
+	CHECK(silent->answer.status == DnsStatus::temperror);
+	CHECK(f.resolver->pending() == 0);
+}
+
+TEST_CASE("udns resolver: a lost packet is retransmitted within the timeout") {
+	Fixture f(4000);
+	auto start = std::chrono::steady_clock::now();
+	auto out = f.ask("lossy.test", RrType::A);
+	REQUIRE(run_until(f.loop, [&] { return out->calls > 0; }, 5.0));
+	CHECK(out->answer.status == DnsStatus::ok);
+	CHECK(out->answer.records == std::vector<std::string>{"192.0.2.9"});
+	CHECK(seconds_since(start) < 3.5);
+	CHECK(f.dns.queries_seen("lossy.test") == 2);
+}
+
+TEST_CASE("udns resolver: cancel_owner drops only that owner's queries") {
+	Fixture f(1000);
+	auto a1 = f.ask("host.test", RrType::A, 7);
+	auto a2 = f.ask("silent.test", RrType::A, 7);
+	auto a3 = f.ask("x" + std::string(70, 'y') + ".test", RrType::A, 7);   // deferred permerror
+	auto b1 = f.ask("mail.test", RrType::MX, 8);
+	CHECK(f.resolver->pending() == 4);
+	f.resolver->cancel_owner(7);
+	CHECK(f.resolver->pending() == 1);
+	REQUIRE(run_until(f.loop, [&] { return b1->calls > 0; }, 2.0));
+	CHECK(b1->answer.status == DnsStatus::ok);
+	// Beyond the silent query's timeout: still no callback for owner 7.
+	run_until(f.loop, [] { return false; }, 2.2);
+	CHECK(a1->calls == 0);
+	CHECK(a2->calls == 0);
+	CHECK(a3->calls == 0);
+	CHECK(f.resolver->pending() == 0);
+	f.resolver->cancel_owner(7);   // nothing left: harmless
+}
+
+TEST_CASE("udns resolver: callbacks may query and cancel") {
+	Fixture f;
+	int chained_calls = 0;
+	DnsAnswer chained;
+	auto victim = f.ask("silent.test", RrType::A, 3);
+	int first_calls = 0;
+	f.resolver->query(2, "mail.test", RrType::MX, [&](const DnsAnswer& a) {
+		first_calls++;
+		REQUIRE(a.mx.size() == 2);
+		f.resolver->cancel_owner(2);   // its own owner: nothing else pending
+		f.resolver->cancel_owner(3);   // another owner's pending query
+		f.resolver->query(2, a.mx[0].host == "mx1.mail.test" ? "host.test" : "missing.test", RrType::A,
+		                  [&](const DnsAnswer& b) {
+			                  chained_calls++;
+			                  chained = b;
+		                  });
+	});
+	REQUIRE(run_until(f.loop, [&] { return chained_calls > 0; }, 3.0));
+	CHECK(first_calls == 1);
+	CHECK(chained_calls == 1);
+	CHECK(chained.records == std::vector<std::string>{"192.0.2.1", "192.0.2.2"});
+	CHECK(victim->calls == 0);
+	CHECK(f.resolver->pending() == 0);
+}
+
+TEST_CASE("udns resolver: the loop ends once no query is pending") {
+	Fixture f;
+	auto out = f.ask("host.test", RrType::AAAA);
+	// The resolver's socket watcher must not keep ev_run alive on its own;
+	// a pending query does (through the udns timer). The guard breaks a
+	// hanging loop without keeping it alive itself.
+	ev_timer guard;
+	ev_timer_init(&guard, [](struct ev_loop* l, ev_timer*, int) { ev_break(l, EVBREAK_ALL); }, 5.0, 0.);
+	ev_timer_start(f.loop, &guard);
+	ev_unref(f.loop);
+	auto start = std::chrono::steady_clock::now();
+	ev_run(f.loop, 0);
+	CHECK(seconds_since(start) < 4.0);
+	if (ev_is_active(&guard)) {
+		ev_ref(f.loop);
+		ev_timer_stop(f.loop, &guard);
+	}
+	CHECK(out->calls == 1);
+	CHECK(out->answer.records == std::vector<std::string>{"2001:db8::1"});
+}
+
+TEST_CASE("udns resolver: destroying with pending queries runs no callback") {
+	auto out = std::make_shared<Outcome>();
+	{
+		Fixture f;
+		out = f.ask("silent.test", RrType::A);
+		run_until(f.loop, [] { return false; }, 0.1);   // sent
+		auto deferred = f.ask(std::string(70, 'z') + ".test", RrType::A);
+		CHECK(f.resolver->pending() == 2);
+		f.resolver.reset();
+		CHECK(deferred->calls == 0);
+	}
+	CHECK(out->calls == 0);
+}
+
+TEST_CASE("udns resolver: server address forms") {
+	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+	CHECK_NOTHROW(UdnsResolver(loop, {"127.0.0.1"}, 1000));
+	CHECK_NOTHROW(UdnsResolver(loop, {"127.0.0.1:5353", "[::1]:53", "::1"}, 5000));
+	CHECK_THROWS_AS(UdnsResolver(loop, {"not-an-ip"}, 1000), std::runtime_error);
+	CHECK_THROWS_AS(UdnsResolver(loop, {"127.0.0.1:99999"}, 1000), std::runtime_error);
+	CHECK_THROWS_AS(UdnsResolver(loop, {"[::1"}, 1000), std::runtime_error);
+	CHECK_THROWS_AS(UdnsResolver(loop, {"127.0.0.1:"}, 1000), std::runtime_error);
+	ev_loop_destroy(loop);
+}
