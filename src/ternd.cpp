@@ -20,7 +20,9 @@
 
 #include "config/config.h"
 #include "core/watchers.h"
+#include "mailauth/resolver.h"
 #include "net/listener.h"
+#include "net/udns_resolver.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "util/recvid.h"
@@ -218,7 +220,12 @@ int main(int argc, char** argv) {
 		}
 		// The loop and the worker threads are made after the fork.
 		loop = ev_default_loop(EVFLAG_AUTO);
-		srv = std::make_unique<server::Server>(loop, cfg, std::move(sockets), key);
+		std::unique_ptr<mailauth::Resolver> resolver;
+		if (cfg->localserve)
+			resolver = std::make_unique<mailauth::OfflineResolver>();
+		else
+			resolver = std::make_unique<net::UdnsResolver>(loop, cfg->dns.servers, cfg->dns.timeout_ms);
+		srv = std::make_unique<server::Server>(loop, cfg, std::move(sockets), key, std::move(resolver));
 	} catch (const std::exception& e) {
 		log::error("cannot start", {{"error", e.what()}});
 		if (opts.foreground || opts.localserve) std::cerr << "error: " << e.what() << "\n";

@@ -3,6 +3,7 @@
 
 #include <libpsl.h>
 
+#include <algorithm>
 #include <map>
 #include <tuple>
 
@@ -261,6 +262,18 @@ Result finish_verification(const PendingSignature& p, const DnsAnswer& answer,
 	r.testing = key.testing();
 	r.key = std::move(key);
 	return r;
+}
+
+std::vector<std::string> verified_domains(const std::vector<Result>& results)
+{
+	std::vector<std::string> out;
+	for (const Result& r : results) {
+		if (r.status != Status::pass || !r.signature)
+			continue;
+		if (std::find(out.begin(), out.end(), r.signature->domain) == out.end())
+			out.push_back(r.signature->domain);
+	}
+	return out;
 }
 
 void verify_message(Resolver& resolver, uint64_t owner, const std::string& message,

@@ -193,7 +193,7 @@ public:
 	// Ed25519 (RFC 8463 3) over the SHA-256 digest of `data`.
 	std::string sign_data(std::string_view data) const;
 
-	std::shared_ptr<PrivateKeyImpl> impl_;
+	std::shared_ptr<PrivateKeyImpl> impl_;  // internal: set by the loaders
 };
 
 // PEM text: "RSA PRIVATE KEY" (PKCS#1) or "PRIVATE KEY" (PKCS#8, RSA or
@@ -230,8 +230,9 @@ struct SignOptions {
 // The body hash the signature needs (SHA-256 in the given canonicalization).
 // Use a BodyHasher(options.body_canon, HashAlg::sha256) on a worker thread.
 //
-// Returns the complete "DKIM-Signature: ...\r\n" field, folded, with b= last.
-// Fails (nullopt, `error`) when the key is not loaded.
+// Returns the complete "DKIM-Signature: ...\r\n" field, folded at 78
+// columns, with b= last. Fails (nullopt, `error`) when the key is not
+// loaded or the message does not have exactly one From field (RFC 6376 5.4).
 std::optional<std::string> sign(const SignOptions&, const std::vector<message::HeaderField>& headers,
 	std::string_view body_hash, std::string* error = nullptr);
 
@@ -276,7 +277,7 @@ struct Result {
 	std::string error;
 	bool testing = false;                // key has t=y
 
-	// Convenience copies for output (empty when unparsed).
+	// Fields for output lines and Authentication-Results (empty when unparsed).
 	std::string domain() const { return signature ? signature->domain : ""; }
 	std::string selector() const { return signature ? signature->selector : ""; }
 	std::string algorithm() const { return signature ? signature->algorithm() : ""; }
@@ -308,6 +309,10 @@ std::optional<Result> select_key(const PendingSignature&, const DnsAnswer&, Key&
 
 Result finish_verification(const PendingSignature&, const DnsAnswer&,
 	const std::vector<message::HeaderField>& headers, std::string_view body_hash, const VerifyOptions& = {});
+
+// The d= domains of passing signatures, each once, in order (SEED-BEHAVIOUR
+// decision 14: de-duplicated across all results, unlike the seed).
+std::vector<std::string> verified_domains(const std::vector<Result>&);
 
 // Verifies every DKIM-Signature of `message` (CRLF line ends): one Result
 // per signature field, in header order; empty when there is none. A header

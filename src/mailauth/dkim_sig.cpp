@@ -307,7 +307,8 @@ SignatureParse parse_signature(std::string_view field_raw)
 				return fail(SigError::syntax, "bad timestamp in " + k + "=");
 			(k == "t" ? sig.sign_time : sig.expire_time) = *n;
 		} else if (k == "z") {
-			for (std::string_view part : split(strip_fws(v), '|'))
+			std::string copied = strip_fws(v);
+			for (std::string_view part : split(copied, '|'))
 				sig.copied_headers.push_back(std::string(part));
 		}
 		// RFC 6376 3.2: unknown tags are ignored.

@@ -1,5 +1,7 @@
 #include "mailauth/resolver.h"
 
+#include <memory>
+
 #include "util/strings.h"
 
 namespace tern::mailauth {
@@ -45,6 +47,41 @@ void CannedResolver::query(uint64_t, const std::string& name, RrType type, Callb
 		}
 	}
 	cb(DnsAnswer{DnsStatus::nxdomain, {}, {}});
+}
+
+}  // namespace tern::mailauth
+
+namespace tern::mailauth {
+
+void lookup_ip_addr(Resolver& r, uint64_t owner, const std::string& name, std::function<void(const IpLookup&)> done) {
+	struct State {
+		int pending = 2;
+		DnsAnswer a, aaaa;
+		std::function<void(const IpLookup&)> done;
+	};
+	auto st = std::make_shared<State>();
+	st->done = std::move(done);
+	auto finish = [st] {
+		if (--st->pending != 0) return;
+		IpLookup out;
+		for (const auto* ans : {&st->a, &st->aaaa})
+			out.addresses.insert(out.addresses.end(), ans->records.begin(), ans->records.end());
+		if (!out.addresses.empty())
+			out.status = DnsStatus::ok;
+		else if (st->a.not_found() && st->aaaa.not_found())
+			out.status = st->a.status == DnsStatus::nxdomain ? DnsStatus::nxdomain : DnsStatus::nodata;
+		else
+			out.status = st->a.not_found() ? st->aaaa.status : st->a.status;
+		st->done(out);
+	};
+	r.query(owner, name, RrType::A, [st, finish](const DnsAnswer& ans) {
+		st->a = ans;
+		finish();
+	});
+	r.query(owner, name, RrType::AAAA, [st, finish](const DnsAnswer& ans) {
+		st->aaaa = ans;
+		finish();
+	});
 }
 
 }  // namespace tern::mailauth

@@ -71,3 +71,23 @@ private:
 };
 
 }  // namespace tern::mailauth
+
+namespace tern::mailauth {
+
+// For localserve, which makes no DNS lookups at all: every query answers
+// temperror at once.
+class OfflineResolver : public Resolver {
+public:
+	void query(uint64_t, const std::string&, RrType, Callback cb) override { cb(DnsAnswer{}); }
+	void cancel_owner(uint64_t) override {}
+};
+
+// A and AAAA together, as "LookupIPAddr": found when either has records;
+// not found when both are NXDOMAIN/no data; otherwise the first error.
+struct IpLookup {
+	DnsStatus status = DnsStatus::temperror;
+	std::vector<std::string> addresses;
+};
+void lookup_ip_addr(Resolver& r, uint64_t owner, const std::string& name, std::function<void(const IpLookup&)> done);
+
+}  // namespace tern::mailauth

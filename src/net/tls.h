@@ -51,7 +51,7 @@ public:
 	TlsServerContext(const TlsServerContext&) = delete;
 	TlsServerContext& operator=(const TlsServerContext&) = delete;
 
-	struct Impl;
+	struct Impl;  // internal, defined in tls.cpp
 	const Impl& impl() const { return *impl_; }
 
 private:
@@ -70,7 +70,7 @@ public:
 	TlsClientContext(const TlsClientContext&) = delete;
 	TlsClientContext& operator=(const TlsClientContext&) = delete;
 
-	struct Impl;
+	struct Impl;  // internal, defined in tls.cpp
 	const Impl& impl() const { return *impl_; }
 
 private:
@@ -121,9 +121,10 @@ public:
 	// Sends close_notify (RFC 5246 section 7.2.1); ok when it is out.
 	IoStatus close_notify();
 
-	// True when read() can return data without the socket being readable:
-	// decrypted bytes, a complete record or pre-fed leftover bytes are
-	// buffered. The loop must keep reading while this is true.
+	// True when the session has input without the socket being readable:
+	// decrypted bytes, a complete record or pre-fed leftover bytes. The loop
+	// must keep calling read() (or handshake(), right after
+	// feed_plaintext_leftover) while this is true.
 	bool has_buffered_input() const;
 
 	int fd() const;

@@ -208,7 +208,7 @@ UdnsResolver::UdnsResolver(struct ev_loop* loop, const std::vector<std::string>&
 	io_watcher_.data = this;
 	ev_io_start(loop_, &io_watcher_);
 	// The socket watcher is always on; it must not keep the loop alive by
-	// itself (a pending query keeps the udns timer, which does).
+	// itself; a pending query keeps its deadline timer running, which does.
 	ev_unref(loop_);
 }
 

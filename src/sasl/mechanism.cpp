@@ -68,6 +68,13 @@ Entropy system_entropy()
 std::unique_ptr<Mechanism> make_mechanism(std::string_view name_upper, const std::string& hostname,
 					  Entropy entropy)
 {
+	// A test may replace only one of the two sources.
+	Entropy system = system_entropy();
+	if (!entropy.scram_server_nonce)
+		entropy.scram_server_nonce = system.scram_server_nonce;
+	if (!entropy.cram_md5_challenge)
+		entropy.cram_md5_challenge = system.cram_md5_challenge;
+
 	std::string name(name_upper);
 	for (char& c : name)
 		if (c >= 'a' && c <= 'z')

@@ -56,7 +56,8 @@ struct Step {
 };
 
 // The unpredictable parts of challenges. Tests replace these to replay the
-// RFC examples; system_entropy() uses getrandom(2) and the real clock.
+// RFC examples; system_entropy() uses getrandom(2) and the real clock. An
+// empty function given to make_mechanism falls back to the system one.
 struct Entropy {
 	// SCRAM server nonce part, appended to the client's nonce: base64 of 12
 	// random bytes (16 characters) in the system version.

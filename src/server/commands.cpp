@@ -3,9 +3,12 @@
 // once or throws smtp::SmtpError, which dispatch turns into one reply.
 #include <ctime>
 
+#include "mailauth/mx.h"
+#include "mailauth/spf.h"
 #include "server/localserve.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "server/suspend.h"
 #include "util/log.h"
 #include "util/strings.h"
 
@@ -56,6 +59,24 @@ std::string Connection::address_text(const smtp::Address& a) const {
 // RFC 5321 4.1.1.1
 void Connection::cmd_hello(std::string_view args, bool is_ehlo) {
 	smtp::HelloArg h = smtp::parse_hello(args, is_ehlo, parse_mode());
+	if (!is_ehlo && !submission() && !cfg->localserve) {
+		// RFC 5321 2.3.5: the HELO name must be a real host; on port 25 it has
+		// to resolve (A/AAAA). Temporary DNS errors let it pass.
+		std::string name = h.domain.ascii;
+		mailauth::lookup_ip_addr(srv.resolver(), cid, name,
+		                         suspend([h = std::move(h)](Connection& c, const mailauth::IpLookup& l) mutable {
+			                         if (l.status == mailauth::DnsStatus::nxdomain ||
+			                             l.status == mailauth::DnsStatus::nodata)
+				                         throw user_error(550, se::proto_other0,
+				                                          "your ehlo domain does not resolve to an IP address");
+			                         c.hello_accepted(std::move(h), false);
+		                         }));
+		return;
+	}
+	hello_accepted(std::move(h), is_ehlo);
+}
+
+void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	// RFC 5321 4.1.4: HELO/EHLO reset the transaction, like RSET.
 	rset();
 	ehlo = is_ehlo;
@@ -109,19 +130,35 @@ void Connection::cmd_mail(std::string_view args) {
 			throw user_error(552, *m.size < default_max_message_size ? se::mailbox_msg_too_large3 : se::sys_msg_limit_exceeded4,
 			                 "message too large");
 		}
-		if (m.from && m.from->ip) {
-			if (submission()) throw user_error(550, se::pol_delivery_not_auth1, "must match authenticated user");
-			throw user_error(550, se::pol_other0, "domain name required");
-		}
-		if (cfg->localserve && m.from && m.from->localpart.starts_with("mailfrom") &&
-		    localserve_command_failure(m.from->localpart)) {
-			rset();
-			return;  // stalled: the reply comes from the timer
-		}
 	} catch (...) {
 		rset();  // RFC 5321 4.1.1.2: a failed MAIL leaves no transaction
 		throw;
 	}
+	if (!submission() && m.from && !m.from->ip && !cfg->localserve) {
+		// RFC 7505 4.2: refuse senders whose domain cannot take replies
+		// (null MX, or no MX and no address).
+		std::string domain = m.from->domain.ascii;  // copied before m moves into the continuation
+		mailauth::check_mx_records(srv.resolver(), cid, domain,
+		                           suspend([m = std::move(m)](Connection& c, mailauth::MxVerdict v) mutable {
+			                           if (v == mailauth::MxVerdict::temporary_error)
+				                           throw user_error(451, se::net_other0, "cannot verify mx records for mailfrom domain");
+			                           if (v == mailauth::MxVerdict::no_mail)
+				                           throw user_error(550, se::pol_null_mx27, "mailfrom domain not configured for mail");
+			                           c.mail_accepted(std::move(m));
+		                           }));
+		return;
+	}
+	mail_accepted(std::move(m));
+}
+
+void Connection::mail_accepted(smtp::MailArgs m) {
+	if (m.from && m.from->ip) {
+		if (submission()) throw user_error(550, se::pol_delivery_not_auth1, "must match authenticated user");
+		throw user_error(550, se::pol_other0, "domain name required");
+	}
+	if (cfg->localserve && m.from && m.from->localpart.starts_with("mailfrom") &&
+	    localserve_command_failure(m.from->localpart))
+		return;  // stalled: the reply comes from the timer
 	tx.has_mail = true;
 	tx.mail_from = std::move(m.from);
 	tx.smtputf8 = m.smtputf8;
@@ -142,6 +179,35 @@ void Connection::cmd_rcpt(std::string_view args) {
 	if (!submission() && !tx.recipients.empty() && !tx.mail_from)
 		throw user_error(452, se::proto_too_many_rcpts3, "only one recipient allowed with null reverse address");
 
+	// Several recipients only for senders that pass SPF: a DSN for a failed
+	// recipient must not become backscatter to a forged sender (RFC 5321
+	// 3.6.3; SEED-BEHAVIOUR.md §4 RCPT step 5). Asked once, at the second.
+	if (!submission() && tx.recipients.size() == 1 && !cfg->localserve) {
+		mailauth::SpfArgs spf;
+		spf.remote_ip = remote_ip;
+		spf.mailfrom_localpart = tx.mail_from->localpart;
+		spf.mailfrom_domain = tx.mail_from->domain.ascii;
+		if (hello->ip)
+			spf.helo_ip = hello->ip;
+		else
+			spf.helo_domain = hello->domain.ascii;
+		spf.local_ip_text = local_ip.to_string();
+		spf.local_hostname = hostname();
+		mailauth::spf_verify(srv.resolver(), cid, spf,
+		                     suspend([r = std::move(r)](Connection& c, const mailauth::SpfReceived& received,
+		                                                const std::string&, bool) mutable {
+			                     if (received.identity != mailauth::SpfReceived::Identity::mailfrom ||
+			                         received.result != mailauth::SpfStatus::pass)
+				                     throw user_error(452, se::proto_too_many_rcpts3,
+				                                      "only one recipient allowed without spf pass");
+			                     c.rcpt_accepted(std::move(r));
+		                     }));
+		return;
+	}
+	rcpt_accepted(std::move(r));
+}
+
+void Connection::rcpt_accepted(smtp::RcptArgs r) {
 	Recipient rcpt;
 	rcpt.postmaster = r.postmaster;
 	if (r.postmaster) {

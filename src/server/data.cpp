@@ -14,6 +14,7 @@
 #include "server/localserve.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "server/suspend.h"
 #include "store/maildir.h"
 #include "util/log.h"
 

@@ -12,10 +12,11 @@
 namespace tern::server {
 
 Server::Server(struct ev_loop* loop, std::shared_ptr<const config::Config> cfg, std::vector<net::ListenSocket> sockets,
-               std::string recvid_key)
+               std::string recvid_key, std::unique_ptr<mailauth::Resolver> resolver)
     : loop_(loop),
       cfg_(std::move(cfg)),
       workers_(loop),
+      resolver_(std::move(resolver)),
       recvid_(recvid_key),
       scratch_(new char[scratch_size]),
       accept_resume_(loop, [this] {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "mailauth/resolver.h"
 #include "core/conn_table.h"
 #include "core/watchers.h"
 #include "core/worker_pool.h"
@@ -22,7 +23,7 @@ namespace tern::server {
 class Server {
 public:
 	Server(struct ev_loop* loop, std::shared_ptr<const config::Config> cfg, std::vector<net::ListenSocket> sockets,
-	       std::string recvid_key);
+	       std::string recvid_key, std::unique_ptr<mailauth::Resolver> resolver);
 	~Server();
 
 	// Starts accepting. The loop then runs until shutdown completes.
@@ -49,6 +50,7 @@ public:
 	struct ev_loop* loop() const { return loop_; }
 	const std::shared_ptr<const config::Config>& config() const { return cfg_; }
 	core::WorkerPool& workers() { return workers_; }
+	mailauth::Resolver& resolver() { return *resolver_; }
 	const ReceivedIdGenerator& recvid() const { return recvid_; }
 	Limiter& connection_limiter() { return conn_count_; }
 	Limiter& rate_limiter() { return conn_rate_; }
@@ -73,6 +75,7 @@ private:
 	std::vector<std::unique_ptr<Acceptor>> acceptors_;
 	core::ConnTable<Connection> conns_;
 	core::WorkerPool workers_;
+	std::unique_ptr<mailauth::Resolver> resolver_;
 	ReceivedIdGenerator recvid_;
 	Limiter conn_rate_{{}};
 	Limiter conn_count_{{}};

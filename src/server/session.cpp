@@ -57,6 +57,8 @@ Connection::Connection(Server& s, core::ConnHandle h, uint64_t id, int sock, con
 }
 
 Connection::~Connection() {
+	// No DNS answer may arrive for a connection that is gone.
+	srv.resolver().cancel_owner(cid);
 	io.stop();
 	deadline.stop();
 	abort_data_file();
@@ -253,6 +255,15 @@ void Connection::read_available() {
 }
 
 void Connection::process_input() {
+	// A completion that runs synchronously inside a command (canned DNS
+	// answers) must not start a second, nested input loop.
+	if (in_process_input) return;
+	in_process_input = true;
+	process_input_loop();
+	in_process_input = false;
+}
+
+void Connection::process_input_loop() {
 	while (!dead) {
 		if (state == SessionState::data) {
 			if (inbuf.empty()) break;

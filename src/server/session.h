@@ -74,6 +74,7 @@ struct Connection {
 	// Input.
 	void read_available();
 	void process_input();
+	void process_input_loop();
 	void handle_line(std::string_view line);
 	void dispatch(std::string_view verb_lower, std::string_view args);
 
@@ -89,10 +90,13 @@ struct Connection {
 
 	// Commands (server/commands.cpp).
 	void cmd_hello(std::string_view args, bool ehlo);
+	void hello_accepted(smtp::HelloArg h, bool ehlo);
 	void cmd_starttls(std::string_view args);
 	void cmd_auth(std::string_view args);
 	void cmd_mail(std::string_view args);
+	void mail_accepted(smtp::MailArgs m);
 	void cmd_rcpt(std::string_view args);
+	void rcpt_accepted(smtp::RcptArgs r);
 	void cmd_data(std::string_view args);
 	void cmd_rset(std::string_view args);
 	void cmd_vrfy(std::string_view args, bool expn);
@@ -118,6 +122,25 @@ struct Connection {
 	void finish_data();
 	void deliver_local();
 	void finish_command();               // after an async command completes
+
+	// Suspends the current command (state waiting, reading stops) and
+	// returns the completion callback for the async work it starts. The
+	// callback holds only the server and this connection's handle: when it
+	// runs, the connection is looked up, and if it still exists `f(conn,
+	// results...)` runs with SmtpError turned into a reply, then buffered
+	// input continues. Callbacks may run synchronously (canned DNS); the
+	// re-entrancy guard in process_input makes that safe.
+	template <class F>
+	auto suspend(F f);
+	template <class Fn>
+	void resume(Fn&& fn) {
+		try {
+			fn();
+		} catch (const smtp::SmtpError& e) {
+			reply_error(e);
+		}
+		finish_command();
+	}
 	void abort_data_file();
 
 	// Shutdown: idle sessions get 421 at once, busy ones after their command.
@@ -150,6 +173,7 @@ struct Connection {
 	bool shutting_down = false;
 	bool tls = false;
 	bool counted_connection = false;      // holds a slot in the connections limiter
+	bool in_process_input = false;        // re-entrancy guard
 
 	bool ehlo = false;
 	std::optional<smtp::HelloArg> hello;
@@ -165,3 +189,4 @@ struct Connection {
 };
 
 }  // namespace tern::server
+

@@ -38,14 +38,6 @@ Entropy fixed_entropy(std::string scram_nonce, std::string cram_challenge = "<1.
 	return entropy;
 }
 
-std::string unhex(std::string_view hex)
-{
-	std::string out;
-	for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
-		out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-	return out;
-}
-
 std::string b64d(std::string_view text)
 {
 	auto decoded = base64_decode(text);
@@ -496,6 +488,12 @@ TEST_CASE("sasl CRAM-MD5: system challenge format")
 	CHECK(std::regex_match(step.challenge, std::regex("<[0-9]+\\.[0-9]{18,}@mail\\.example>")));
 	auto other = make_mechanism("CRAM-MD5", "mail.example");
 	CHECK(other->start(std::nullopt).challenge != step.challenge);
+	// Replacing only the SCRAM nonce keeps the system challenge.
+	Entropy partial;
+	partial.scram_server_nonce = [] { return std::string("fixed"); };
+	auto defaulted = make_mechanism("CRAM-MD5", "mail.example", partial);
+	CHECK(std::regex_match(defaulted->start(std::nullopt).challenge,
+			       std::regex("<[0-9]+\\.[0-9]{18,}@mail\\.example>")));
 }
 
 TEST_CASE("sasl CRAM-MD5: failures")
@@ -668,7 +666,8 @@ TEST_CASE("sasl SCRAM: client-first errors")
 	check_start_error("n,,n=user,r=12345678,x=", "invalid-encoding: invalid empty value");
 	check_start_error("n,,n=user,r=12345678,", "invalid-encoding: unexpected end");
 	check_start_error("n,,n=user,r=12345678\0"s, "invalid-encoding: leftover data");
-	check_start_error("n,,n=user,r=1234 5678", "invalid-encoding: leftover data");
+	check_start_error("n,,n=user,r=12345678 9", "invalid-encoding: leftover data");
+	check_start_error("n,,n=user,r=1234 5678", "unsafe parameter: client nonce too short");
 
 	// Accepted variants: y flag, extensions, upper-case attribute names (as
 	// the seed's parser).

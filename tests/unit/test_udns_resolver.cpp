@@ -510,7 +510,13 @@ TEST_CASE("udns resolver: destroying with pending queries runs no callback") {
 TEST_CASE("udns resolver: server address forms") {
 	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
 	CHECK_NOTHROW(UdnsResolver(loop, {"127.0.0.1"}, 1000));
-	CHECK_NOTHROW(UdnsResolver(loop, {"127.0.0.1:5353", "[::1]:53", "::1"}, 5000));
+	CHECK_NOTHROW(UdnsResolver(loop, {}, 1000));   // /etc/resolv.conf; nothing is queried
+	CHECK_NOTHROW(UdnsResolver(loop, {"127.0.0.1:5353", "192.0.2.53:53"}, 5000));
+	int v6 = ::socket(AF_INET6, SOCK_DGRAM, 0);
+	if (v6 >= 0) {   // IPv6 servers need an IPv6 socket
+		::close(v6);
+		CHECK_NOTHROW(UdnsResolver(loop, {"127.0.0.1:5353", "[::1]:53", "::1"}, 5000));
+	}
 	CHECK_THROWS_AS(UdnsResolver(loop, {"not-an-ip"}, 1000), std::runtime_error);
 	CHECK_THROWS_AS(UdnsResolver(loop, {"127.0.0.1:99999"}, 1000), std::runtime_error);
 	CHECK_THROWS_AS(UdnsResolver(loop, {"[::1"}, 1000), std::runtime_error);

@@ -1,0 +1,30 @@
+// iprev (RFC 8601 3): the client's address must have a PTR name whose
+// forward lookup contains the address again (SEED-BEHAVIOUR.md §9 step 3).
+// Used in the Received and Authentication-Results headers.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mailauth/resolver.h"
+#include "util/ipaddr.h"
+
+namespace tern::mailauth {
+
+enum class IprevStatus { pass, fail, temperror, permerror };
+const char* iprev_status_name(IprevStatus);
+
+struct IprevResult {
+	IprevStatus status = IprevStatus::temperror;
+	std::string name;                // the verified name (pass), else ""
+	std::vector<std::string> names;  // every PTR name
+};
+
+// The DNS name for a PTR lookup of an address: "4.3.2.1.in-addr.arpa" or
+// the nibble form under ip6.arpa.
+std::string reverse_dns_name(const IpAddr& ip);
+
+void iprev_lookup(Resolver& r, uint64_t owner, const IpAddr& ip, std::function<void(const IprevResult&)> done);
+
+}  // namespace tern::mailauth
