@@ -2,16 +2,40 @@
 // Global options come before the command. Exit status: 0 success, 1 a
 // negative answer (for `check`: an invalid config), 2 a usage error or a
 // config that cannot be loaded for another command.
+#include <ev.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <fstream>
+#include <functional>
 #include <iostream>
+#include <iterator>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#if __has_include("mailauth/dmarc.h")
+#include "mailauth/dmarc.h"
+#define TERNCTL_HAVE_DMARC 1
+#endif
+
 #include "config/config.h"
+#include "mailauth/dkim.h"
+#include "mailauth/spf.h"
+#include "message/header_parse.h"
+#include "net/udns_resolver.h"
 #include "sasl/secrets.h"
+#include "smtp/parser.h"
 #include "store/db.h"
+#include "util/ipaddr.h"
+#include "util/strings.h"
 
 using namespace tern;
 
@@ -22,12 +46,39 @@ const char* usage_text =
     "commands:\n"
     "  check        validate the config (as ternd -n)\n"
     "  passwd ACCOUNT\n"
-    "               set ACCOUNT's password, read as one line from stdin\n";
+    "               set ACCOUNT's password, read as one line from stdin\n"
+    "  spf check IP MAILFROM [HELO]\n"
+    "               evaluate SPF for MAILFROM (or HELO when MAILFROM is <>)\n"
+    "  dkim verify [FILE]\n"
+    "               verify every DKIM-Signature of a message (stdin default)\n"
+    "  dkim sign [FILE]\n"
+    "               sign a message as the domain of its From header\n"
+    "  dkim genkey rsa|ed25519 [--bits N] --out FILE\n"
+    "               write a new private key, print its DNS TXT record\n"
+    "  dmarc lookup DOMAIN\n"
+    "               print the DMARC record that applies to DOMAIN\n";
+
+// Exit statuses (SPEC.md "Details that scripts and tests rely on").
+constexpr int exit_ok = 0;
+constexpr int exit_negative = 1;
+constexpr int exit_usage = 2;
 
 int usage() {
 	std::cerr << usage_text;
-	return 2;
+	return exit_usage;
 }
+
+int usage(const std::string& why) {
+	std::cerr << "ternctl: " << why << "\n";
+	return usage();
+}
+
+// Global options, as given before the command.
+struct Globals {
+	std::string config_path = TERN_SYSCONFDIR "/tern/tern.json";
+	bool config_given = false;   // -c was on the command line
+	std::string dns;             // --dns IP[:PORT], "" when absent
+};
 
 int cmd_check(const std::string& path) {
 	try {
@@ -75,18 +126,480 @@ int cmd_passwd(const std::string& path, const std::string& account) {
 	return 0;
 }
 
+// ------------------------------------------------------------ shared parts
+
+// Thrown by the diagnostic commands; carries the exit status.
+struct CommandError {
+	int status;
+	std::string message;
+};
+
+// The config for a diagnostic command. Diagnostics need no config: with
+// --dns and without -c none is read, and a missing default file is fine.
+// A config that is named or present but does not load is exit 2 (SPEC).
+std::shared_ptr<const config::Config> diagnostic_config(const Globals& g) {
+	if (!g.config_given && (!g.dns.empty() || access(g.config_path.c_str(), F_OK) != 0))
+		return nullptr;
+	try {
+		return config::Config::load_file(g.config_path);
+	} catch (const std::exception& e) {
+		throw CommandError{exit_usage, std::string("error: ") + e.what()};
+	}
+}
+
+std::shared_ptr<const config::Config> required_config(const Globals& g) {
+	try {
+		return config::Config::load_file(g.config_path);
+	} catch (const std::exception& e) {
+		throw CommandError{exit_usage, std::string("error: ") + e.what()};
+	}
+}
+
+// A private libev loop with the daemon's resolver on it, for commands that
+// make one asynchronous check and wait for its answer.
+class LoopResolver {
+public:
+	LoopResolver(const Globals& g, const config::Config* cfg) : loop_(ev_loop_new(0)) {
+		if (!loop_)
+			throw CommandError{exit_negative, "error: cannot create an event loop"};
+		std::vector<std::string> servers;
+		if (!g.dns.empty())
+			servers.push_back(g.dns);
+		else if (cfg)
+			servers = cfg->dns.servers;
+		int64_t timeout_ms = cfg ? cfg->dns.timeout_ms : 5000;
+		try {
+			resolver_ = std::make_unique<net::UdnsResolver>(loop_, servers, timeout_ms);
+		} catch (const std::exception& e) {
+			ev_loop_destroy(loop_);
+			// A bad --dns value is a usage error; anything else a failure.
+			throw CommandError{g.dns.empty() ? exit_negative : exit_usage, std::string("error: dns: ") + e.what()};
+		}
+	}
+	~LoopResolver() {
+		resolver_.reset();
+		ev_loop_destroy(loop_);
+	}
+	LoopResolver(const LoopResolver&) = delete;
+	LoopResolver& operator=(const LoopResolver&) = delete;
+
+	mailauth::Resolver& resolver() { return *resolver_; }
+
+	// Runs the loop until `finished` says so. Every query ends by the
+	// resolver's own deadline, so this terminates.
+	void run_until(const std::function<bool()>& finished) {
+		while (!finished())
+			ev_run(loop_, EVRUN_ONCE);
+	}
+
+private:
+	struct ev_loop* loop_;
+	std::unique_ptr<net::UdnsResolver> resolver_;
+};
+
+// The whole of FILE, or of stdin for "" and "-".
+std::string read_input(const std::string& path) {
+	std::string data;
+	if (path.empty() || path == "-") {
+		data.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+		return data;
+	}
+	std::ifstream in(path, std::ios::binary);
+	if (!in)
+		throw CommandError{exit_usage, "error: cannot read " + path + ": " + std::strerror(errno)};
+	data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+	return data;
+}
+
+// Messages in files usually have bare LF line ends; DKIM hashes the SMTP
+// form, where every line ends in CRLF (RFC 5322 2.1, RFC 6376 3.4).
+std::string to_crlf(const std::string& text) {
+	std::string out;
+	out.reserve(text.size() + text.size() / 32);
+	for (size_t i = 0; i < text.size(); i++) {
+		if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r'))
+			out += '\r';
+		out += text[i];
+	}
+	return out;
+}
+
+std::string local_hostname(const config::Config* cfg) {
+	if (cfg && !cfg->hostname.empty())
+		return cfg->hostname;
+	char name[256] = {};
+	if (gethostname(name, sizeof(name) - 1) != 0 || !name[0])
+		return "unknown";
+	return name;
+}
+
+// ------------------------------------------------------------ spf check
+
+struct MailFrom {
+	std::string localpart;
+	std::string domain;   // ASCII; "" for the null reverse path
+};
+
+// A MAIL FROM argument as given on the command line: "<>" or "" for the
+// null reverse path, else local@domain with or without angle brackets.
+// Domains that are not valid host names (e.g. "a..example.com") are still
+// accepted when they are plain ASCII: SPF itself answers "none" for them
+// (RFC 7208 4.3), which is what the operator wants to see.
+std::optional<MailFrom> parse_mailfrom(std::string text) {
+	if (text.size() >= 2 && text.front() == '<' && text.back() == '>')
+		text = text.substr(1, text.size() - 2);
+	if (text.empty())
+		return MailFrom{};
+	if (auto addr = smtp::parse_address(text); addr && !addr->ip)
+		return MailFrom{addr->localpart, addr->domain.ascii};
+	size_t at = text.rfind('@');
+	if (at == std::string::npos || at + 1 == text.size())
+		return std::nullopt;
+	for (unsigned char c : text)
+		if (c <= ' ' || c >= 0x7f)
+			return std::nullopt;
+	return MailFrom{text.substr(0, at), ascii_lower(text.substr(at + 1))};
+}
+
+struct Helo {
+	std::string domain;           // ASCII, "" for an address literal
+	std::optional<IpAddr> ip;
+};
+
+// A HELO argument: a domain name or an address literal "[1.2.3.4]" /
+// "[IPv6:2001:db8::1]" (RFC 5321 4.1.3).
+std::optional<Helo> parse_helo(const std::string& text) {
+	if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
+		std::string inner = text.substr(1, text.size() - 2);
+		if (istarts_with(inner, "IPv6:"))
+			inner = inner.substr(5);
+		auto ip = IpAddr::parse(inner);
+		if (!ip)
+			return std::nullopt;
+		return Helo{"", ip};
+	}
+	if (auto d = smtp::parse_domain(text))
+		return Helo{d->ascii, std::nullopt};
+	if (text.empty())
+		return std::nullopt;
+	for (unsigned char c : text)
+		if (c <= ' ' || c >= 0x7f || c == '@')
+			return std::nullopt;
+	return Helo{ascii_lower(text), std::nullopt};
+}
+
+int cmd_spf(const Globals& g, const std::vector<std::string>& args) {
+	if (args.empty() || args[0] != "check" || args.size() < 3 || args.size() > 4)
+		return usage();
+	auto ip = IpAddr::parse(args[1]);
+	if (!ip)
+		return usage("spf check: not an IP address: " + args[1]);
+	auto from = parse_mailfrom(args[2]);
+	if (!from)
+		return usage("spf check: not an address: " + args[2]);
+	Helo helo;
+	if (args.size() == 4) {
+		auto parsed = parse_helo(args[3]);
+		if (!parsed)
+			return usage("spf check: not a host name or address literal: " + args[3]);
+		helo = *parsed;
+	} else if (from->domain.empty()) {
+		return usage("spf check: the null reverse path needs a HELO name");
+	}
+
+	auto cfg = diagnostic_config(g);
+	LoopResolver lr(g, cfg.get());
+
+	mailauth::SpfArgs spf_args;
+	spf_args.remote_ip = *ip;
+	spf_args.mailfrom_localpart = from->localpart;
+	spf_args.mailfrom_domain = from->domain;
+	spf_args.helo_domain = helo.domain;
+	spf_args.helo_ip = helo.ip;
+	spf_args.local_hostname = local_hostname(cfg.get());
+
+	bool done = false;
+	mailauth::SpfReceived received;
+	std::string explanation;
+	mailauth::spf_verify(lr.resolver(), 1, spf_args,
+		[&](mailauth::SpfReceived r, std::string expl, bool) {
+			received = std::move(r);
+			explanation = std::move(expl);
+			done = true;
+		});
+	lr.run_until([&] { return done; });
+
+	std::cout << mailauth::spf_status_name(received.result) << "\n";
+	if (!explanation.empty())
+		std::cout << "explanation: " << explanation << "\n";
+	// Why an error is an error goes to stderr, so stdout keeps the format
+	// scripts rely on.
+	if (!received.problem.empty() &&
+	    (received.result == mailauth::SpfStatus::temperror || received.result == mailauth::SpfStatus::permerror))
+		std::cerr << "problem: " << received.problem << "\n";
+	return exit_ok;
+}
+
+// ------------------------------------------------------------ dkim
+
+// error="…" with quotes and backslashes escaped, so the line stays parseable.
+std::string quote(const std::string& text) {
+	std::string out = "\"";
+	for (char c : text) {
+		if (c == '"' || c == '\\')
+			out += '\\';
+		out += (c == '\r' || c == '\n') ? ' ' : c;
+	}
+	return out + "\"";
+}
+
+int cmd_dkim_verify(const Globals& g, const std::vector<std::string>& args) {
+	if (args.size() > 2)
+		return usage();
+	std::string message = to_crlf(read_input(args.size() == 2 ? args[1] : ""));
+	auto cfg = diagnostic_config(g);
+	LoopResolver lr(g, cfg.get());
+
+	bool done = false;
+	std::vector<mailauth::dkim::Result> results;
+	mailauth::dkim::verify_message(lr.resolver(), 1, message, [&](std::vector<mailauth::dkim::Result> r) {
+		results = std::move(r);
+		done = true;
+	});
+	lr.run_until([&] { return done; });
+
+	if (results.empty()) {
+		std::cout << "none\n";
+		return exit_negative;
+	}
+	bool all_pass = true;
+	for (const auto& r : results) {
+		std::cout << mailauth::dkim::status_name(r.status) << " d=" << r.domain() << " s=" << r.selector()
+		          << " a=" << r.algorithm();
+		if (!r.error.empty())
+			std::cout << " error=" << quote(r.error);
+		std::cout << "\n";
+		all_pass = all_pass && r.status == mailauth::dkim::Status::pass;
+	}
+	return all_pass ? exit_ok : exit_negative;
+}
+
+// Removes RFC 5322 3.2.2 comments (nested, with quoted pairs) and keeps
+// quoted strings intact, so "(x@y) a@b" and "\"a@b\" <c@d>" parse right.
+std::string strip_comments(const std::string& text) {
+	std::string out;
+	int depth = 0;
+	bool quoted = false;
+	for (size_t i = 0; i < text.size(); i++) {
+		char c = text[i];
+		if (c == '\\' && i + 1 < text.size()) {
+			if (depth == 0)
+				out += text.substr(i, 2);
+			i++;
+			continue;
+		}
+		if (quoted) {
+			out += c;
+			if (c == '"')
+				quoted = false;
+		} else if (c == '(') {
+			depth++;
+		} else if (c == ')' && depth > 0) {
+			depth--;
+		} else if (depth == 0) {
+			if (c == '"')
+				quoted = true;
+			out += c;
+		}
+	}
+	return out;
+}
+
+// The domain of the (first) mailbox in a From field value (RFC 5322 3.4):
+// the angle-addr when there is one, else the addr-spec. ASCII form.
+std::optional<std::string> from_domain(const std::string& value) {
+	std::string text = strip_comments(value);
+	std::string addr;
+	bool quoted = false;
+	size_t open = std::string::npos;
+	for (size_t i = 0; i < text.size() && open == std::string::npos; i++) {
+		if (text[i] == '\\') {
+			i++;
+		} else if (text[i] == '"') {
+			quoted = !quoted;
+		} else if (!quoted && text[i] == '<') {
+			open = i;
+		}
+	}
+	if (open != std::string::npos) {
+		size_t close = text.find('>', open);
+		if (close == std::string::npos)
+			return std::nullopt;
+		addr = text.substr(open + 1, close - open - 1);
+	} else {
+		addr = text.substr(0, text.find(','));
+	}
+	addr = std::string(trim(addr));
+	size_t at = addr.rfind('@');
+	if (at == std::string::npos)
+		return std::nullopt;
+	auto domain = smtp::parse_domain(trim(std::string_view(addr).substr(at + 1)));
+	if (!domain)
+		return std::nullopt;
+	return domain->ascii;
+}
+
+std::optional<mailauth::dkim::Canon> parse_canon(const std::string& name) {
+	if (name == "simple")
+		return mailauth::dkim::Canon::simple;
+	if (name == "relaxed")
+		return mailauth::dkim::Canon::relaxed;
+	return std::nullopt;
+}
+
+int cmd_dkim_sign(const Globals& g, const std::vector<std::string>& args) {
+	if (args.size() > 2)
+		return usage();
+	auto cfg = required_config(g);
+	std::string message = to_crlf(read_input(args.size() == 2 ? args[1] : ""));
+
+	std::string why;
+	auto section = message::parse_header_section(message, &why);
+	if (!section)
+		throw CommandError{exit_negative, "error: malformed message header: " + why};
+	auto froms = message::find_fields(*section, "From");
+	// RFC 6376 5.4: the From field must be present (and single) to be signed.
+	if (froms.size() != 1)
+		throw CommandError{exit_negative, "error: the message must have exactly one From header, has " +
+		                                      std::to_string(froms.size())};
+	auto domain = from_domain(froms[0]->unfolded_value());
+	if (!domain)
+		throw CommandError{exit_negative, "error: no domain in From header: " + froms[0]->unfolded_value()};
+	auto it = cfg->domains.find(*domain);
+	if (it == cfg->domains.end() || it->second.dkim_sign.empty())
+		throw CommandError{exit_negative, "error: no DKIM signing keys configured for domain " + *domain};
+	const config::Domain& dom = it->second;
+
+	std::string signatures;
+	std::time_t now = std::time(nullptr);
+	for (const std::string& selector_name : dom.dkim_sign) {
+		auto sel = dom.dkim_selectors.find(selector_name);
+		if (sel == dom.dkim_selectors.end())
+			throw CommandError{exit_negative, "error: domain " + *domain + ": unknown selector " + selector_name};
+		const config::DkimSelector& selector = sel->second;
+		std::string key_error;
+		auto key = mailauth::dkim::load_private_key(selector.private_key_file, &key_error);
+		if (!key)
+			throw CommandError{exit_negative, "error: " + selector.private_key_file + ": " + key_error};
+		mailauth::dkim::SignOptions options;
+		options.domain = dom.name.empty() ? *domain : dom.name;
+		options.selector = selector_name;
+		options.key = *key;
+		options.header_canon = parse_canon(selector.header_canon).value_or(mailauth::dkim::Canon::relaxed);
+		options.body_canon = parse_canon(selector.body_canon).value_or(mailauth::dkim::Canon::relaxed);
+		options.headers = selector.headers;
+		options.expiration_s = selector.expiration_s;
+		options.timestamp = now;
+		std::string sign_error;
+		auto field = mailauth::dkim::sign_message(options, message, &sign_error);
+		if (!field)
+			throw CommandError{exit_negative, "error: " + sign_error};
+		signatures += *field;
+	}
+	std::cout << signatures << message;
+	std::cout.flush();
+	return std::cout ? exit_ok : exit_negative;
+}
+
+int cmd_dkim_genkey(const std::vector<std::string>& args) {
+	std::optional<mailauth::dkim::KeyType> type;
+	std::optional<int> bits;
+	std::string out;
+	for (size_t i = 1; i < args.size(); i++) {
+		const std::string& a = args[i];
+		if (a == "--bits" && i + 1 < args.size()) {
+			const std::string& n = args[++i];
+			if (n.empty() || n.size() > 5 || !std::all_of(n.begin(), n.end(), ::isdigit))
+				return usage("dkim genkey: --bits wants a number: " + n);
+			bits = std::stoi(n);
+		} else if (a == "--out" && i + 1 < args.size()) {
+			out = args[++i];
+		} else if (!type && a == "rsa") {
+			type = mailauth::dkim::KeyType::rsa;
+		} else if (!type && a == "ed25519") {
+			type = mailauth::dkim::KeyType::ed25519;
+		} else {
+			return usage("dkim genkey: unexpected argument: " + a);
+		}
+	}
+	if (!type || out.empty())
+		return usage("dkim genkey: needs rsa|ed25519 and --out FILE");
+	if (bits && *type == mailauth::dkim::KeyType::ed25519)
+		return usage("dkim genkey: --bits applies to rsa keys only");
+	if (bits && (*bits < 1024 || *bits > 8192))
+		return usage("dkim genkey: --bits must be between 1024 and 8192");
+
+	std::string error;
+	auto key = mailauth::dkim::generate_key(*type, bits.value_or(2048), &error);
+	if (!key)
+		throw CommandError{exit_negative, "error: " + error};
+	// Never replace an existing key by accident: its public half may be
+	// published. The file is private to the owner from its creation on.
+	int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		throw CommandError{exit_negative, "error: cannot create " + out + ": " + std::strerror(errno)};
+	::fchmod(fd, 0600);   // despite the umask
+	size_t written = 0;
+	while (written < key->pem.size()) {
+		ssize_t n = ::write(fd, key->pem.data() + written, key->pem.size() - written);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int err = errno;
+			::close(fd);
+			::unlink(out.c_str());
+			throw CommandError{exit_negative, "error: writing " + out + ": " + std::strerror(err)};
+		}
+		written += size_t(n);
+	}
+	if (::fsync(fd) != 0 || ::close(fd) != 0)
+		throw CommandError{exit_negative, "error: writing " + out + ": " + std::strerror(errno)};
+	std::cout << key->txt_record << "\n";
+	return exit_ok;
+}
+
+int cmd_dkim(const Globals& g, const std::vector<std::string>& args) {
+	if (args.empty())
+		return usage();
+	if (args[0] == "verify")
+		return cmd_dkim_verify(g, args);
+	if (args[0] == "sign")
+		return cmd_dkim_sign(g, args);
+	if (args[0] == "genkey")
+		return cmd_dkim_genkey(args);
+	return usage("unknown dkim command: " + args[0]);
+}
+
+// ------------------------------------------------------------ dmarc
+
+int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
+	if (args.size() != 2 || args[0] != "lookup")
+		return usage();
+	throw CommandError{exit_negative, "error: dmarc lookup is not available in this build"};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-	std::string config_path = TERN_SYSCONFDIR "/tern/tern.json";
-	std::string dns;
+	Globals g;
 	int i = 1;
 	for (; i < argc; ++i) {
 		std::string a = argv[i];
 		if ((a == "-c" || a == "--config") && i + 1 < argc) {
-			config_path = argv[++i];
+			g.config_path = argv[++i];
+			g.config_given = true;
 		} else if (a == "--dns" && i + 1 < argc) {
-			dns = argv[++i];
+			g.dns = argv[++i];
 		} else if (a == "-h" || a == "--help") {
 			std::cout << usage_text;
 			return 0;
@@ -102,8 +615,19 @@ int main(int argc, char** argv) {
 	if (i >= argc) return usage();
 	std::string command = argv[i++];
 	std::vector<std::string> args(argv + i, argv + argc);
-	if (command == "check" && args.empty()) return cmd_check(config_path);
-	if (command == "passwd") return args.size() == 1 ? cmd_passwd(config_path, args[0]) : usage();
+	if (command == "check" && args.empty()) return cmd_check(g.config_path);
+	if (command == "passwd") return args.size() == 1 ? cmd_passwd(g.config_path, args[0]) : usage();
+	try {
+		if (command == "spf") return cmd_spf(g, args);
+		if (command == "dkim") return cmd_dkim(g, args);
+		if (command == "dmarc") return cmd_dmarc(g, args);
+	} catch (const CommandError& e) {
+		std::cerr << e.message << "\n";
+		return e.status;
+	} catch (const std::exception& e) {
+		std::cerr << "error: " << e.what() << "\n";
+		return exit_negative;
+	}
 	std::cerr << "ternctl: unknown command: " << command << "\n";
 	return usage();
 }

@@ -22,7 +22,10 @@
 #include "core/watchers.h"
 #include "mailauth/resolver.h"
 #include "net/listener.h"
+#include "net/tls.h"
 #include "net/udns_resolver.h"
+#include "sasl/secrets.h"
+#include "store/db.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "util/recvid.h"
@@ -161,6 +164,27 @@ void drop_privileges(const std::string& user, const std::string& data_dir) {
 	log::info("dropped privileges", {{"user", user}});
 }
 
+// The certificate of the config, or nullptr without one. Localserve makes a
+// self-signed one for localhost on first start (SPEC.md "localserve").
+std::shared_ptr<const net::TlsServerContext> load_tls(const config::Config& cfg) {
+	if (cfg.tls.cert_file.empty()) return nullptr;
+	if (cfg.localserve && (!std::filesystem::exists(cfg.tls.cert_file) || !std::filesystem::exists(cfg.tls.key_file))) {
+		net::generate_self_signed(cfg.tls.cert_file, cfg.tls.key_file, "localhost");
+		log::info("created a self-signed certificate for localhost", {{"cert", cfg.tls.cert_file}});
+	}
+	return std::make_shared<net::TlsServerContext>(cfg.tls.cert_file, cfg.tls.key_file);
+}
+
+// The Berkeley DB environment (passwords, limits, queue), opened after the
+// privilege drop so its files belong to the daemon's user. Localserve's
+// account gets its fixed password on first start.
+std::unique_ptr<store::Env> open_store(const config::Config& cfg) {
+	auto env = std::make_unique<store::Env>(cfg.data_dir);
+	if (cfg.localserve && !env->password_secrets("tern"))
+		env->set_password_secrets("tern", sasl::StoredSecrets::derive("terntern").serialize());
+	return env;
+}
+
 void apply_log_settings(const config::Config& cfg, const Options& o) {
 	log::Level level = cfg.log.level;
 	if (!o.log_level.empty()) log::parse_level(o.log_level, level);
@@ -200,6 +224,7 @@ int main(int argc, char** argv) {
 	sigprocmask(SIG_BLOCK, &handled, nullptr);
 	raise_fd_limit();
 	std::string pid_file = opts.pid_file.empty() ? cfg->pid_file : opts.pid_file;
+	std::unique_ptr<store::Env> env;  // outlives the server, which uses it
 	std::unique_ptr<server::Server> srv;
 	struct ev_loop* loop = nullptr;
 	try {
@@ -226,6 +251,9 @@ int main(int argc, char** argv) {
 		else
 			resolver = std::make_unique<net::UdnsResolver>(loop, cfg->dns.servers, cfg->dns.timeout_ms);
 		srv = std::make_unique<server::Server>(loop, cfg, std::move(sockets), key, std::move(resolver));
+		srv->set_tls_context(load_tls(*cfg));
+		env = open_store(*cfg);
+		srv->set_env(env.get());
 	} catch (const std::exception& e) {
 		log::error("cannot start", {{"error", e.what()}});
 		if (opts.foreground || opts.localserve) std::cerr << "error: " << e.what() << "\n";
@@ -237,15 +265,39 @@ int main(int argc, char** argv) {
 	core::SignalWatcher sigusr1(loop, SIGUSR1, [] { log::reopen(); });
 	core::SignalWatcher sighup(loop, SIGHUP, [&] {
 		if (cfg->localserve) return;
-		try {
-			auto next = config::Config::load_file(opts.config_path);
-			srv->reload(next);
-			apply_log_settings(*next, opts);
-			cfg = next;
-		} catch (const std::exception& e) {
-			// SPEC.md: an invalid new config keeps the old one.
-			log::error("reload failed, keeping the old configuration", {{"error", e.what()}});
-		}
+		// Reading the config and certificate files is disk I/O: a worker does
+		// it, the loop only swaps in the result.
+		struct Loaded {
+			std::shared_ptr<const config::Config> cfg;
+			std::shared_ptr<const net::TlsServerContext> tls;
+			std::string error;
+		};
+		auto loaded = std::make_shared<Loaded>();
+		std::string path = opts.config_path;
+		srv->workers().submit(
+		    [loaded, path] {
+			    try {
+				    loaded->cfg = config::Config::load_file(path);
+				    loaded->tls = load_tls(*loaded->cfg);
+			    } catch (const std::exception& e) {
+				    loaded->error = e.what();
+			    }
+		    },
+		    [&, loaded] {
+			    if (!loaded->error.empty()) {
+				    // SPEC.md: an invalid new config keeps the old one.
+				    log::error("reload failed, keeping the old configuration", {{"error", loaded->error}});
+				    return;
+			    }
+			    srv->reload(loaded->cfg);
+			    srv->set_tls_context(loaded->tls);
+			    try {
+				    apply_log_settings(*loaded->cfg, opts);
+			    } catch (const std::exception& e) {
+				    log::error("reopening log", {{"error", e.what()}});
+			    }
+			    cfg = loaded->cfg;
+		    });
 	});
 	for (auto* w : {&sigterm, &sigint, &sigusr1, &sighup}) w->unref();
 	sigprocmask(SIG_UNBLOCK, &handled, nullptr);

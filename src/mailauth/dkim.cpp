@@ -1,13 +1,12 @@
 // DKIM verification and signing (RFC 6376 5, 6; RFC 8463).
 #include "mailauth/dkim.h"
 
-#include <libpsl.h>
-
 #include <algorithm>
 #include <map>
 #include <tuple>
 
 #include "mailauth/dkim_internal.h"
+#include "mailauth/publicsuffix.h"
 #include "util/base64.h"
 #include "util/strings.h"
 
@@ -36,12 +35,6 @@ std::string rfc3339_utc(int64_t t)
 	char buf[32];
 	std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return buf;
-}
-
-bool is_public_suffix(const std::string& domain)
-{
-	static const psl_ctx_t* psl = psl_builtin();
-	return psl && psl_is_public_suffix(psl, domain.c_str());
 }
 
 VerifyResult verdict(Status status, std::string error) { return VerifyResult{status, std::move(error)}; }

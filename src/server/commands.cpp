@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "mailauth/mx.h"
+#include "sasl/mechanism.h"
 #include "mailauth/spf.h"
 #include "server/localserve.h"
 #include "server/server.h"
@@ -89,29 +90,33 @@ void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	write_raw("250-" + hostname());
 	write_raw("250-PIPELINING");                                                    // RFC 2920
 	write_raw("250-SIZE " + std::to_string(listener().max_message_size));          // RFC 1870
+	if (!tls && srv.tls_context()) write_raw("250-STARTTLS");                      // RFC 3207 4
+	// SEED-BEHAVIOUR.md decision 6: AUTH only once it can be used (RFC 4954 4).
+	if (submission() && (tls || !tls_required_for_auth())) write_raw("250-AUTH " + std::string(sasl::advertised_mechanisms));
 	write_raw("250-ENHANCEDSTATUSCODES");                                           // RFC 2034
 	write_raw("250-8BITMIME");                                                      // RFC 6152
 	reply(250, "", "SMTPUTF8");                                                     // RFC 6531
 }
 
+bool Connection::tls_required_for_auth() const {
+	return service == net::Service::submission && listener().submission.require_starttls;
+}
+
+// RFC 3207
 void Connection::cmd_starttls(std::string_view args) {
 	need_hello();
 	smtp::parse_no_args(args, parse_mode());
 	// SEED-BEHAVIOUR.md decision 7: without a certificate STARTTLS is not
 	// offered, and not accepted either.
-	throw user_error(502, se::proto_bad_cmd_or_seq1, "starttls not available");
+	if (!srv.tls_context()) throw user_error(502, se::proto_bad_cmd_or_seq1, "starttls not available");
+	if (tls) throw user_error(503, se::proto_bad_cmd_or_seq1, "already speaking tls");
+	if (!username.empty()) throw user_error(503, se::proto_bad_cmd_or_seq1, "cannot starttls after authentication");
+	reply(220, se::other0, "go!");
+	// The handshake starts once the 220 is on the wire (flush does it).
+	tls_pending_start = true;
+	flush();
 }
 
-void Connection::cmd_auth(std::string_view args) {
-	need_hello();
-	if (!submission()) throw user_error(503, se::proto_bad_cmd_or_seq1, "authentication only allowed on submission ports");
-	if (!username.empty()) throw user_error(503, se::proto_bad_cmd_or_seq1, "already authenticated");
-	if (tx.has_mail)
-		throw user_error(503, se::proto_bad_cmd_or_seq1, "authentication not allowed during mail transaction");
-	smtp::AuthArgs a = smtp::parse_auth(args, parse_mode());
-	// No mechanism is available yet: none is advertised (decision 6).
-	throw user_error(504, se::proto_param_invalid4, "mechanism " + a.mechanism + " not supported");
-}
 
 // RFC 5321 4.1.1.2
 void Connection::cmd_mail(std::string_view args) {

@@ -12,6 +12,8 @@
 
 #include "message/headers.h"
 #include "server/localserve.h"
+#include "server/outbound.h"
+#include "server/submit.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/suspend.h"
@@ -25,14 +27,6 @@ namespace se = smtp::se;
 
 namespace {
 constexpr int64_t default_max_message_size = 104857600;
-
-struct DeliverError {
-	std::string rcpt;
-	int code;
-	std::string secode;
-	bool user_error;
-	std::string text;
-};
 
 // The combined reply when every recipient failed (SEED-BEHAVIOUR.md §4
 // DATA step 10): one code if all agree, else one line per recipient.
@@ -140,7 +134,11 @@ void Connection::finish_data() {
 		}
 		// Assume failure; a delivery compensates (the seed's counting).
 		++tx_bad;
-		deliver_local();
+		if (submission())
+			submit_message();
+		else
+			deliver_local();
+		if (state == SessionState::data) state = SessionState::command;
 	} catch (const SmtpError& e) {
 		reply_error(e);
 		abort_data_file();
@@ -174,18 +172,7 @@ void Connection::deliver_local() {
 	std::time_t now = std::time(nullptr);
 	std::string return_path =
 	    message::build_return_path(tx.mail_from ? address_text(*tx.mail_from) : std::string());
-	message::ReceivedInfo ri;
-	if (hello->ip)
-		ri.from = hello->ip->to_literal();
-	else
-		ri.from = tx.smtputf8 ? hello->domain.unicode : hello->domain.ascii;
-	ri.from_comment = "(" + remote_ip.to_literal() + ")";
-	ri.by = hostname();
-	ri.by_comment = "(" + local_ip.to_literal() + ")";
-	ri.with = message::received_with(ehlo, tx.smtputf8, tls, !username.empty());
-	ri.id = received_id();
-	ri.when = now;
-	ri.tz_offset_s = message::local_utc_offset(now);
+	message::ReceivedInfo ri = received_info(now);
 
 	auto copies = std::make_shared<std::vector<store::MaildirCopy>>();
 	std::vector<std::string> copy_rcpts;
@@ -218,37 +205,150 @@ void Connection::deliver_local() {
 		copy_rcpts.push_back(r.display);
 	}
 
-	auto finish = [](Connection& c, std::vector<DeliverError> errs) {
-		if (errs.size() == c.tx.recipients.size()) {
-			c.reply_error(all_failed_reply(errs));
-		} else {
-			if (!errs.empty())
-				log::event(log::Level::info, c.cid, "partial delivery failure",
-				           {{"failed", std::to_string(errs.size())}});
-			++c.tx_good;
-			--c.tx_bad;
-			log::event(log::Level::info, c.cid, "incoming message delivered",
-			           {{"recipients", std::to_string(c.tx.recipients.size() - errs.size())}});
-			c.reply(250, "2.0", "it is done");
-		}
-		c.rset();
-		c.finish_command();
-	};
-
 	std::string path = data->path;
 	data->path.clear();  // the worker owns the file now
 	data.reset();
-	state = SessionState::waiting;
+	write_copies(std::move(copies), std::move(copy_rcpts), std::move(errors), path);
+}
+
+message::ReceivedInfo Connection::received_info(std::time_t now) const {
+	message::ReceivedInfo ri;
+	if (submission()) {
+		// The submitting client's address stays private (SEED-BEHAVIOUR.md §7).
+		ri.from = hostname();
+	} else {
+		if (hello->ip)
+			ri.from = hello->ip->to_literal();
+		else
+			ri.from = tx.smtputf8 ? hello->domain.unicode : hello->domain.ascii;
+		ri.from_comment = "(" + remote_ip.to_literal() + ")";
+	}
+	ri.by = hostname();
+	ri.by_comment = "(" + local_ip.to_literal() + ")";
+	ri.with = message::received_with(ehlo, tx.smtputf8, tls, !username.empty());
+	ri.id = received_id();
+	if (tlss) ri.tls_comment = tlss->received_comment();
+	ri.when = now;
+	ri.tz_offset_s = message::local_utc_offset(now);
+	return ri;
+}
+
+// Submission (SEED-BEHAVIOUR.md §8): the header checks, limits and DKIM
+// signing run on a worker; then every copy is queued durably (or, in
+// localserve, delivered to the account) before the 250.
+void Connection::submit_message() {
+	std::time_t now = std::time(nullptr);
+	SubmissionInput in;
+	in.cfg = cfg;
+	in.account = username;
+	in.message_path = data->path;
+	in.mail_from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
+	for (const auto& r : tx.recipients) in.recipients.push_back(r.display);
+	in.hostname = hostname();
+	in.smtputf8 = tx.smtputf8;
+	in.now = now;
+	in.env = srv.env();
+	bool has_8bit = data->decoder.saw_8bit();
+	int64_t size = static_cast<int64_t>(data->decoder.size());
+	std::string path = data->path;
+	data->path.clear();  // the continuation owns the file now
+	data.reset();
+	auto result = std::make_shared<SubmissionResult>();
+	srv.workers().submit([in, result] { *result = prepare_submission(in); },
+	                     suspend([result, path, now, has_8bit, size](Connection& c) {
+		                     c.submission_prepared(*result, path, now, has_8bit, size);
+	                     }));
 	flush();
+}
+
+void Connection::submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now,
+                                     bool has_8bit, int64_t size) {
+	if (r.error) {
+		unlink(path.c_str());
+		rset();
+		throw *r.error;
+	}
+	message::ReceivedInfo ri = received_info(now);
+	if (cfg->localserve) {
+		// Localserve: the special localparts fail the whole transaction, then
+		// every copy goes to the one account.
+		for (const auto& rc : tx.recipients) {
+			LocalserveFailure f = localserve_failure(rc.address.localpart);
+			if (f.timeout) {
+				unlink(path.c_str());
+				rset();
+				stall_then_reply(3600, SmtpError{451, std::string(se::other0), "timing out submission due to special localpart"});
+				return;
+			}
+			if (f.code != 0) {
+				unlink(path.c_str());
+				rset();
+				throw SmtpError{f.code, std::string(se::other0),
+				                "failure with code " + std::to_string(f.code) + " due to special localpart"};
+			}
+		}
+		auto copies = std::make_shared<std::vector<store::MaildirCopy>>();
+		std::vector<std::string> rcpts;
+		const config::Account& acc = cfg->accounts.begin()->second;
+		for (const auto& rc : tx.recipients) {
+			ri.for_rcpt = rc.display;
+			store::MaildirCopy copy;
+			copy.maildir = acc.maildir;
+			copy.mailbox = "INBOX";
+			copy.prefix = message::build_received(ri) + r.common_prefix;
+			copies->push_back(std::move(copy));
+			rcpts.push_back(rc.display);
+		}
+		write_copies(std::move(copies), std::move(rcpts), {}, path);
+		return;
+	}
+	OutboundQueue* queue = srv.outbound();
+	if (!queue) {
+		unlink(path.c_str());
+		rset();
+		throw SmtpError{451, std::string(se::sys_other0), "error delivering message: no queue"};
+	}
+	OutboundMessage msg;
+	msg.sender_account = username;
+	msg.from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
+	msg.has_8bit = has_8bit;
+	msg.smtputf8 = tx.smtputf8;
+	msg.message_id = r.message_id;
+	msg.message_path = path;
+	msg.message_size = size;
+	msg.record_outgoing = true;
+	for (const auto& rc : tx.recipients) {
+		ri.for_rcpt = rc.display;
+		OutboundRecipient o;
+		o.to = rc.display;
+		o.domain = rc.address.ip ? rc.address.ip->to_literal() : rc.address.domain.ascii;
+		o.prefix = message::build_received(ri) + r.common_prefix;
+		msg.recipients.push_back(std::move(o));
+	}
+	queue->enqueue(std::move(msg), suspend([](Connection& c, const std::string& error) {
+		c.rset();
+		if (!error.empty()) {
+			log::error("queueing submitted message", {{"error", error}});
+			throw SmtpError{451, std::string(se::sys_other0), "error delivering message: " + error};
+		}
+		++c.tx_good;
+		--c.tx_bad;
+		log::event(log::Level::info, c.cid, "message submitted", {{"recipients", std::to_string(c.tx.recipients.size())}});
+		c.reply(250, "2.0", "it is done");
+	}));
+	flush();
+}
+
+void Connection::write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> copies,
+                              std::vector<std::string> copy_rcpts, std::vector<DeliverError> errors,
+                              const std::string& path) {
 	if (copies->empty()) {
 		unlink(path.c_str());
-		finish(*this, std::move(errors));
+		delivery_done(std::move(errors));
 		return;
 	}
 	auto failure = std::make_shared<std::string>();
 	std::string host = hostname();
-	core::ConnHandle h = self;
-	Server* server = &srv;
 	srv.workers().submit(
 	    [copies, failure, path, host] {
 		    try {
@@ -258,15 +358,28 @@ void Connection::deliver_local() {
 		    }
 		    unlink(path.c_str());
 	    },
-	    [server, h, copies, failure, copy_rcpts, errors = std::move(errors), finish]() mutable {
+	    // The message is on disk whether or not the client is still there.
+	    suspend([failure, copy_rcpts = std::move(copy_rcpts), errors = std::move(errors)](Connection& c) mutable {
 		    if (!failure->empty()) {
 			    log::error("maildir delivery failed", {{"error", *failure}});
 			    for (const auto& r : copy_rcpts)
 				    errors.push_back({r, 451, std::string(se::sys_other0), false, "error processing"});
 		    }
-		    // The message is on disk whether or not the client is still there.
-		    server->with_conn(h, [&](Connection& c) { finish(c, std::move(errors)); });
-	    });
+		    c.delivery_done(std::move(errors));
+	    }));
+	flush();
+}
+
+void Connection::delivery_done(std::vector<DeliverError> errors) {
+	size_t total = tx.recipients.size();
+	rset();
+	if (errors.size() == total) throw all_failed_reply(errors);
+	if (!errors.empty())
+		log::event(log::Level::info, cid, "partial delivery failure", {{"failed", std::to_string(errors.size())}});
+	++tx_good;
+	--tx_bad;
+	log::event(log::Level::info, cid, "message delivered", {{"recipients", std::to_string(total - errors.size())}});
+	reply(250, "2.0", "it is done");
 }
 
 }  // namespace tern::server

@@ -61,6 +61,9 @@ void Server::build_limiters() {
 	// for new connections, and old ones release into the new one harmlessly
 	// (negative adds never fail and counts never go below zero).
 	conn_count_ = Limiter({limiter_window(0, cfg_->limits.connections)});
+	// Failed logins: per minute and per day (SEED-BEHAVIOUR.md §10).
+	auth_failures_ = Limiter({limiter_window(60, cfg_->limits.auth_failures_per_min),
+	                          limiter_window(86400, cfg_->limits.auth_failures_per_day)});
 }
 
 void Server::start() {

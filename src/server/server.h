@@ -14,7 +14,10 @@
 #include "core/watchers.h"
 #include "core/worker_pool.h"
 #include "net/listener.h"
+#include "net/tls.h"
 #include "server/limiter.h"
+#include "server/outbound.h"
+#include "store/db.h"
 #include "server/session.h"
 #include "util/recvid.h"
 
@@ -51,9 +54,20 @@ public:
 	const std::shared_ptr<const config::Config>& config() const { return cfg_; }
 	core::WorkerPool& workers() { return workers_; }
 	mailauth::Resolver& resolver() { return *resolver_; }
+	// The certificate in force (nullptr without one); sessions keep the
+	// context they started with across a reload.
+	std::shared_ptr<const net::TlsServerContext> tls_context() const { return tls_; }
+	void set_tls_context(std::shared_ptr<const net::TlsServerContext> ctx) { tls_ = std::move(ctx); }
 	const ReceivedIdGenerator& recvid() const { return recvid_; }
 	Limiter& connection_limiter() { return conn_count_; }
 	Limiter& rate_limiter() { return conn_rate_; }
+	Limiter& auth_failure_limiter() { return auth_failures_; }
+	// The database; nullptr when it could not be opened (logins then fail).
+	store::Env* env() const { return env_; }
+	// The outbound queue (nullptr until ternd wires it in).
+	OutboundQueue* outbound() const { return outbound_; }
+	void set_outbound(OutboundQueue* q) { outbound_ = q; }
+	void set_env(store::Env* env) { env_ = env; }
 	// Shared 64 KiB read buffer of the loop thread (connections copy only
 	// what they must keep).
 	char* scratch() { return scratch_.get(); }
@@ -76,9 +90,13 @@ private:
 	core::ConnTable<Connection> conns_;
 	core::WorkerPool workers_;
 	std::unique_ptr<mailauth::Resolver> resolver_;
+	std::shared_ptr<const net::TlsServerContext> tls_;
 	ReceivedIdGenerator recvid_;
 	Limiter conn_rate_{{}};
 	Limiter conn_count_{{}};
+	Limiter auth_failures_{{}};
+	store::Env* env_ = nullptr;
+	OutboundQueue* outbound_ = nullptr;
 	std::unique_ptr<char[]> scratch_;
 	core::TimerWatcher accept_resume_;
 	core::TimerWatcher shutdown_timer_;

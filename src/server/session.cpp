@@ -87,11 +87,24 @@ void Connection::start() {
 	} else if (!srv.rate_limiter().add(remote_ip, now, 1)) {
 		reply(421, smtp::se::pol_other0, "connection rate from your ip or network too high, slow down please");
 		close_after_flush();
+	} else if (submission() && !srv.auth_failure_limiter().can_add(remote_ip, now, 1)) {
+		log::event(log::Level::debug, cid, "refusing connection due to many auth failures");
+		reply(421, smtp::se::pol_other0, "too many auth failures");
+		close_after_flush();
 	} else if (!srv.connection_limiter().add(remote_ip, now, 1)) {
 		reply(421, smtp::se::pol_other0, "too many open connections from your ip or network");
 		close_after_flush();
 	} else {
 		counted_connection = true;
+		if (service == net::Service::submissions) {
+			// Implicit TLS (RFC 8314 3.3): the greeting comes after the handshake.
+			if (!srv.tls_context()) {
+				close_now("implicit tls without a certificate");
+				return;
+			}
+			start_tls();
+			return;
+		}
 		// RFC 5321 4.3.1 greeting; SEED-BEHAVIOUR.md decisions: "tern" for "mox".
 		write_raw("220 " + hostname() + " ESMTP tern " TERN_VERSION);
 	}
@@ -134,7 +147,21 @@ void Connection::reply_error(const smtp::SmtpError& e) {
 }
 
 void Connection::flush() {
+	// Nothing goes out while the handshake runs; the TLS session writes itself.
+	if (state == SessionState::tls_handshake) return;
 	while (!outbuf.empty()) {
+		size_t sent = 0;
+		if (tlss) {
+			net::IoStatus st = tlss->write(outbuf.data(), outbuf.size(), sent);
+			outbuf.erase(0, sent);
+			if (st == net::IoStatus::ok) continue;
+			if (st == net::IoStatus::want_write || st == net::IoStatus::want_read) {
+				tls_write_wants_read = st == net::IoStatus::want_read;
+				break;
+			}
+			close_now(st == net::IoStatus::closed ? "connection closed by peer" : tlss->last_error());
+			return;
+		}
 		ssize_t n = send(fd, outbuf.data(), outbuf.size(), MSG_NOSIGNAL);
 		if (n > 0) {
 			outbuf.erase(0, static_cast<size_t>(n));
@@ -146,14 +173,18 @@ void Connection::flush() {
 		return;
 	}
 	if (outbuf.empty()) {
+		tls_write_wants_read = false;
 		std::string().swap(outbuf);  // give the memory back while idle
+		if (tls_pending_start) {
+			start_tls();
+			return;
+		}
 		if (state == SessionState::closing) {
 			close_now("");
 			return;
 		}
 	}
 }
-
 void Connection::close_after_flush() {
 	state = SessionState::closing;
 	abort_data_file();
@@ -170,13 +201,18 @@ void Connection::close_now(std::string_view why) {
 void Connection::update_watchers() {
 	if (dead) return;
 	int events = 0;
-	if (!outbuf.empty()) events |= EV_WRITE;
-	bool want_read = (state == SessionState::command || state == SessionState::data) && !eof &&
-	                 outbuf.size() < max_pending_output;
+	if (state == SessionState::tls_handshake) {
+		events = tls_handshake_wants_write ? EV_WRITE : EV_READ;
+		io.set(fd, events);
+		return;
+	}
+	if (!outbuf.empty()) events |= tls_write_wants_read ? EV_READ : EV_WRITE;
+	bool want_read = (state == SessionState::command || state == SessionState::data ||
+	                  state == SessionState::auth_exchange) &&
+	                 !eof && outbuf.size() < max_pending_output;
 	if (want_read) events |= EV_READ;
 	io.set(fd, events);
 }
-
 void Connection::arm_deadline() {
 	// A whole-command deadline, not per read: a client that trickles a byte
 	// every few seconds still has to finish its command in time
@@ -191,28 +227,37 @@ void Connection::arm_deadline() {
 		break;
 	}
 	case SessionState::waiting:
-		if (!stalled_reply) deadline.stop();  // a stall keeps its own timer
+		if (!stalled) deadline.stop();  // a stall keeps its own timer
 		break;
 	case SessionState::closing: deadline.start(10.0); break;  // a peer that never reads our last reply
+	case SessionState::tls_handshake: deadline.start(static_cast<double>(t.tls_handshake)); break;
+	case SessionState::auth_exchange: deadline.start(static_cast<double>(t.command)); break;
 	}
 }
 
 void Connection::stall_then_reply(double seconds, smtp::SmtpError r) {
+	stall_then(seconds, [r = std::move(r)](Connection& c) { c.reply_error(r); });
+}
+
+void Connection::stall_then(double seconds, std::function<void(Connection&)> cont) {
 	state = SessionState::waiting;
-	stalled_reply = std::make_unique<smtp::SmtpError>(std::move(r));
+	async_pending = true;
+	stalled = std::move(cont);
 	flush();
 	deadline.start(seconds);
 }
 
 void Connection::on_deadline() {
-	if (state == SessionState::waiting && stalled_reply) {
-		auto r = std::move(stalled_reply);
-		reply_error(*r);
-		finish_command();
+	if (state == SessionState::waiting && stalled) {
+		auto cont = std::move(stalled);
+		stalled = nullptr;
+		async_pending = false;
+		state = SessionState::command;
+		resume([&] { cont(*this); });
 		return;
 	}
-	if (state == SessionState::closing) {
-		close_now("timeout flushing final reply");
+	if (state == SessionState::closing || state == SessionState::tls_handshake) {
+		close_now(state == SessionState::closing ? "timeout flushing final reply" : "tls handshake timeout");
 		return;
 	}
 	log::event(log::Level::info, cid, "timeout", {{"state", state == SessionState::data ? "data" : "command"}});
@@ -227,7 +272,12 @@ void Connection::on_deadline() {
 // ---- input ----
 
 void Connection::on_io(int revents) {
-	if (revents & EV_WRITE) {
+	if (state == SessionState::tls_handshake) {
+		continue_handshake();
+		if (!dead) update_watchers();
+		return;
+	}
+	if ((revents & EV_WRITE) || (tls_write_wants_read && (revents & EV_READ))) {
 		flush();
 		if (dead) return;
 		// Output drained: pipelined input may be waiting.
@@ -236,9 +286,29 @@ void Connection::on_io(int revents) {
 	if (!dead && (revents & EV_READ)) read_available();
 	if (!dead) update_watchers();
 }
-
 void Connection::read_available() {
 	char* buf = srv.scratch();
+	if (tlss) {
+		// Drain what TLS has decrypted: records may hold more than one read.
+		for (int round = 0; round < 16; ++round) {
+			size_t n = 0;
+			net::IoStatus st = tlss->read(buf, Server::scratch_size, n);
+			if (st == net::IoStatus::ok) {
+				inbuf.append(buf, n);
+				if (state == SessionState::data) arm_deadline();  // per-chunk deadline
+				if (!tlss->has_buffered_input()) break;
+				continue;
+			}
+			if (st == net::IoStatus::closed) eof = true;
+			if (st == net::IoStatus::error) {
+				close_now(tlss->last_error());
+				return;
+			}
+			break;
+		}
+		process_input();
+		return;
+	}
 	ssize_t n = recv(fd, buf, Server::scratch_size, 0);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
@@ -254,6 +324,53 @@ void Connection::read_available() {
 	process_input();
 }
 
+void Connection::start_tls() {
+	tls_pending_start = false;
+	auto ctx = srv.tls_context();
+	if (!ctx) {
+		close_now("no tls context");
+		return;
+	}
+	tlss = std::make_unique<net::TlsSession>(std::move(ctx), fd);
+	// RFC 3207 5 / SEED-BEHAVIOUR.md §4: bytes the client sent after
+	// STARTTLS belong to the handshake, never to the plaintext session.
+	if (!inbuf.empty()) tlss->feed_plaintext_leftover(inbuf);
+	std::string().swap(inbuf);
+	state = SessionState::tls_handshake;
+	arm_deadline();
+	continue_handshake();
+	if (!dead) update_watchers();
+}
+
+void Connection::continue_handshake() {
+	net::IoStatus st = tlss->handshake();
+	if (st == net::IoStatus::want_read || st == net::IoStatus::want_write) {
+		tls_handshake_wants_write = st == net::IoStatus::want_write;
+		return;
+	}
+	if (st != net::IoStatus::ok) {
+		log::event(log::Level::info, cid, "tls handshake failed",
+		           {{"error", st == net::IoStatus::closed ? std::string("connection closed") : tlss->last_error()}});
+		close_now("tls handshake failed");
+		return;
+	}
+	tls = true;
+	state = SessionState::command;
+	log::event(log::Level::debug, cid, "tls handshake done", {{"tls", tlss->received_comment()}});
+	// RFC 3207 4.2: after the handshake the session starts over.
+	hello.reset();
+	ehlo = false;
+	username.clear();
+	rset();
+	if (service == net::Service::submissions) {
+		write_raw("220 " + hostname() + " ESMTP tern " TERN_VERSION);
+	}
+	arm_deadline();
+	flush();
+	if (dead) return;
+	// Application data may have arrived with the last handshake record.
+	if (tlss->has_buffered_input()) read_available();
+}
 void Connection::process_input() {
 	// A completion that runs synchronously inside a command (canned DNS
 	// answers) must not start a second, nested input loop.
@@ -270,7 +387,7 @@ void Connection::process_input_loop() {
 			feed_data();
 			continue;
 		}
-		if (state != SessionState::command) break;
+		if (state != SessionState::command && state != SessionState::auth_exchange) break;
 		if (outbuf.size() >= max_pending_output) break;  // backpressure
 		size_t nl = inbuf.find('\n');
 		if (nl == std::string::npos ? inbuf.size() >= max_line : nl >= max_line) {
@@ -282,7 +399,18 @@ void Connection::process_input_loop() {
 		std::string line(inbuf, 0, nl);
 		inbuf.erase(0, nl + 1);
 		if (!line.empty() && line.back() == '\r') line.pop_back();
-		handle_line(line);
+		if (state == SessionState::auth_exchange) {
+			if (log::enabled(log::Level::trace))
+				log::event(log::Level::trace, cid, log::enabled(log::Level::traceauth) ? "RC: " + line : "RC: ***");
+			auth_line(line);
+		} else if (slow && cfg->delays_ms.bad_client > 0) {
+			// Slow mode: each command waits before it is handled (the seed
+			// sleeps before every read); the loop serves others meanwhile.
+			stall_then(static_cast<double>(cfg->delays_ms.bad_client) / 1000.0,
+			           [line](Connection& c) { c.handle_line(line); });
+		} else {
+			handle_line(line);
+		}
 		if (state == SessionState::command) arm_deadline();
 	}
 	if (dead) return;
@@ -306,8 +434,12 @@ void Connection::process_input_loop() {
 }
 
 void Connection::handle_line(std::string_view line) {
-	if (log::enabled(log::Level::trace)) log::event(log::Level::trace, cid, "RC: " + std::string(line));
 	size_t sp = line.find(' ');
+	if (log::enabled(log::Level::trace)) {
+		// AUTH data is secret: shown only at traceauth.
+		bool is_auth = sp == 4 && iequals(line.substr(0, 4), "auth") && !log::enabled(log::Level::traceauth);
+		log::event(log::Level::trace, cid, is_auth ? "RC: " + std::string(line.substr(0, 4)) + " ***" : "RC: " + std::string(line));
+	}
 	std::string_view verb = line.substr(0, sp);
 	std::string_view args = sp == std::string_view::npos ? std::string_view() : line.substr(sp);
 	if (srv.shutting_down()) {
@@ -374,7 +506,9 @@ void Connection::shutdown_notice() {
 void Connection::finish_command() {
 	// A suspended command has replied; continue with buffered input.
 	if (dead) return;
-	if (state == SessionState::waiting) state = SessionState::command;
+	// A continuation may itself have suspended again (e.g. AUTH's secret
+	// lookup after a delay): then the session keeps waiting.
+	if (state == SessionState::waiting && !async_pending) state = SessionState::command;
 	if (shutting_down && state == SessionState::command) {
 		reply(421, smtp::se::sys_not_accepting2, "shutting down");
 		close_after_flush();

@@ -4,6 +4,8 @@
 // ConnHandle looked up in the server's table.
 #pragma once
 #include <cstdint>
+#include <ctime>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +15,11 @@
 #include "core/conn_table.h"
 #include "core/watchers.h"
 #include "net/listener.h"
+#include "net/tls.h"
+#include "sasl/mechanism.h"
+#include "store/maildir.h"
+#include "message/headers.h"
+#include "server/submit.h"
 #include "smtp/data_decoder.h"
 #include "smtp/parser.h"
 #include "smtp/reply.h"
@@ -27,6 +34,8 @@ enum class SessionState : uint8_t {
 	data,      // inside DATA, decoding message bytes to the temp file
 	waiting,   // a command is suspended on a worker job or timer; reading stops
 	closing,   // flushing the last reply, then close
+	tls_handshake,  // STARTTLS or implicit TLS handshake in progress
+	auth_exchange,  // AUTH: waiting for the client's next SASL line
 };
 
 struct Recipient {
@@ -47,6 +56,15 @@ struct Transaction {
 	bool smtputf8 = false;
 	bool body_8bitmime = false;
 	std::vector<Recipient> recipients;
+};
+
+// A recipient that could not be delivered (SEED-BEHAVIOUR.md §4 DATA).
+struct DeliverError {
+	std::string rcpt;
+	int code;
+	std::string secode;
+	bool user_error;
+	std::string text;
 };
 
 // State that exists only while DATA is being received; allocated at DATA
@@ -86,6 +104,8 @@ struct Connection {
 	void close_after_flush();
 	void close_now(std::string_view why);
 	void update_watchers();
+	void start_tls();
+	void continue_handshake();
 	void arm_deadline();
 
 	// Commands (server/commands.cpp).
@@ -110,7 +130,17 @@ struct Connection {
 	// Suspends the session and sends `reply` after `seconds` (never a sleep:
 	// the loop keeps serving everyone else).
 	void stall_then_reply(double seconds, smtp::SmtpError reply);
+	// Suspends the session and runs `cont` after `seconds`, then resumes input.
+	void stall_then(double seconds, std::function<void(Connection&)> cont);
 
+	// AUTH (server/auth.cpp).
+	void auth_begin(const std::string& args);
+	void auth_line(std::string_view line);
+	void auth_step(sasl::Step step);
+	void auth_failed(const smtp::SmtpError& e);
+	std::string login_account(const std::string& login) const;
+
+	bool tls_required_for_auth() const;
 	void need_hello() const;
 	void check_auth() const;
 	void need_tls_for_delivery() const;
@@ -121,6 +151,13 @@ struct Connection {
 	void feed_data();
 	void finish_data();
 	void deliver_local();
+	void write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> copies, std::vector<std::string> copy_rcpts,
+	                  std::vector<DeliverError> errors, const std::string& path);
+	void delivery_done(std::vector<DeliverError> errors);
+	void submit_message();
+	void submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now, bool has_8bit,
+	                         int64_t size);
+	message::ReceivedInfo received_info(std::time_t now) const;
 	void finish_command();               // after an async command completes
 
 	// Suspends the current command (state waiting, reading stops) and
@@ -162,6 +199,7 @@ struct Connection {
 	IpAddr remote_ip, local_ip;
 	uint16_t remote_port = 0, local_port = 0;
 
+	std::unique_ptr<net::TlsSession> tlss;  // only while the connection uses TLS
 	core::IoWatcher io;
 	core::TimerWatcher deadline;
 	std::string inbuf;                    // taken when bytes arrive, released when empty
@@ -174,13 +212,25 @@ struct Connection {
 	bool tls = false;
 	bool counted_connection = false;      // holds a slot in the connections limiter
 	bool in_process_input = false;        // re-entrancy guard
+	bool async_pending = false;           // a suspended command waits for a completion or timer
+	bool tls_pending_start = false;       // STARTTLS answered; handshake starts once the 220 is out
+	bool tls_handshake_wants_write = false;
+	bool tls_write_wants_read = false;
 
 	bool ehlo = false;
 	std::optional<smtp::HelloArg> hello;
 	std::string username;                 // authenticated account ("" = not)
 	Transaction tx;
 	std::unique_ptr<DataInProgress> data;
-	std::unique_ptr<smtp::SmtpError> stalled_reply;  // sent when the stall timer fires
+	std::function<void(Connection&)> stalled;  // runs when the stall timer fires
+
+	// AUTH state: the mechanism exists only during an exchange.
+	std::unique_ptr<sasl::Mechanism> mechanism;
+	std::string auth_login;               // account being logged in
+	uint32_t auth_failures = 0;           // on this connection
+	bool auth_in_progress = false;
+	bool auth_raw_next = false;           // next SASL line is not base64 (SCRAM error ack)
+	bool slow = false;                    // slow mode (SEED-BEHAVIOUR.md §1)
 
 	uint32_t ncmds = 0;                   // recognised commands so far
 	uint32_t tx_bad = 0, tx_good = 0;

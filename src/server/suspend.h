@@ -10,9 +10,13 @@ namespace tern::server {
 template <class F>
 auto Connection::suspend(F f) {
 	state = SessionState::waiting;
+	async_pending = true;
 	arm_deadline();
 	return [server = &srv, h = self, f = std::move(f)](auto&&... results) mutable {
-		server->with_conn(h, [&](Connection& c) { c.resume([&] { f(c, results...); }); });
+		server->with_conn(h, [&](Connection& c) {
+			c.async_pending = false;
+			c.resume([&] { f(c, results...); });
+		});
 	};
 }
 

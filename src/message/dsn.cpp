@@ -1,0 +1,436 @@
+// DSN composition and texts, see dsn.h.
+#include "message/dsn.h"
+
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+
+#include "message/headers.h"
+#include "smtp/parser.h"
+#include "util/base64.h"
+
+namespace tern::message {
+
+namespace {
+
+// RFC 5322 2.1.1: lines SHOULD be at most 78 characters, MUST be at most 998.
+constexpr size_t folding_line_len = 78;
+constexpr size_t max_line_len = 998;
+// RFC 2045 6.7 and 6.8: encoded lines at most 76 characters.
+constexpr size_t encoded_line_len = 76;
+
+std::string random_hex(size_t bytes)
+{
+	std::string raw(bytes, '\0');
+	size_t got = 0;
+	while (got < bytes) {
+		ssize_t r = ::getrandom(raw.data() + got, bytes - got, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
+		}
+		got += static_cast<size_t>(r);
+	}
+	static constexpr char digits[] = "0123456789abcdef";
+	std::string out;
+	for (unsigned char c : raw) {
+		out += digits[c >> 4];
+		out += digits[c & 15];
+	}
+	return out;
+}
+
+bool has_non_ascii(std::string_view s)
+{
+	for (unsigned char c : s)
+		if (c >= 0x80)
+			return true;
+	return false;
+}
+
+// Bare LF becomes CRLF; existing CRLF is kept. A message must use CRLF
+// (RFC 5322 2.1), whatever the caller's text used.
+std::string to_crlf(std::string_view text)
+{
+	std::string out;
+	out.reserve(text.size() + text.size() / 16);
+	for (size_t i = 0; i < text.size(); i++) {
+		if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r'))
+			out += '\r';
+		out += text[i];
+	}
+	return out;
+}
+
+bool has_line_longer_than(std::string_view crlf_text, size_t limit)
+{
+	size_t start = 0;
+	while (start <= crlf_text.size()) {
+		size_t end = crlf_text.find("\r\n", start);
+		if (end == std::string_view::npos)
+			end = crlf_text.size();
+		if (end - start > limit)
+			return true;
+		start = end + 2;
+	}
+	return false;
+}
+
+std::string base64_lines(std::string_view data)
+{
+	std::string encoded = base64_encode(data);
+	std::string out;
+	for (size_t i = 0; i < encoded.size(); i += encoded_line_len) {
+		out.append(encoded, i, encoded_line_len);
+		out += "\r\n";
+	}
+	return out;
+}
+
+// RFC 2045 6.7 quoted-printable of CRLF text, for a UTF-8 human-readable
+// part in the ASCII-only variant (7bit transport).
+std::string quoted_printable(std::string_view crlf_text)
+{
+	static constexpr char digits[] = "0123456789ABCDEF";
+	std::string out;
+	size_t start = 0;
+	for (;;) {
+		size_t end = crlf_text.find("\r\n", start);
+		bool last = end == std::string_view::npos;
+		std::string_view line = crlf_text.substr(start, last ? std::string_view::npos : end - start);
+		size_t column = 0;
+		for (size_t i = 0; i < line.size(); i++) {
+			unsigned char c = static_cast<unsigned char>(line[i]);
+			bool at_line_end = i + 1 == line.size();
+			std::string piece;
+			if ((c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_line_end)) {
+				piece = static_cast<char>(c);
+			} else {
+				piece = {'=', digits[c >> 4], digits[c & 15]};
+			}
+			// Soft line break (rule 5): keep room for the "=".
+			if (column + piece.size() > encoded_line_len - 1) {
+				out += "=\r\n";
+				column = 0;
+			}
+			out += piece;
+			column += piece.size();
+		}
+		if (last)
+			break;
+		out += "\r\n";
+		start = end + 2;
+	}
+	return out;
+}
+
+// A field, folded at spaces (RFC 5322 2.2.3) only when it would pass 78
+// characters, so that ordinary fields are written exactly as given.
+void write_field(std::string& out, std::string_view name, std::string_view value)
+{
+	if (name.size() + 2 + value.size() <= folding_line_len) {
+		out.append(name);
+		out += ": ";
+		out.append(value);
+		out += "\r\n";
+		return;
+	}
+	HeaderBuilder builder(name);
+	size_t start = 0;
+	while (start < value.size()) {
+		size_t end = value.find(' ', start);
+		if (end == std::string_view::npos)
+			end = value.size();
+		if (end > start)
+			builder.add(value.substr(start, end - start));
+		start = end + 1;
+	}
+	out += builder.finish();
+}
+
+std::string with_prefix(std::string_view value, std::string_view prefix, std::string_view written_prefix)
+{
+	if (value.size() >= prefix.size()) {
+		std::string head(value.substr(0, prefix.size()));
+		for (char& c : head)
+			if (c >= 'A' && c <= 'Z')
+				c = static_cast<char>(c - 'A' + 'a');
+		if (head == prefix)
+			return std::string(value);
+	}
+	return std::string(written_prefix) + std::string(value);
+}
+
+// Address in a header: Unicode domain in the UTF-8 variant, A-labels
+// otherwise. A string that does not parse is written as given.
+std::string header_address(const std::string& address, bool utf8)
+{
+	std::optional<smtp::Address> parsed = smtp::parse_address(address);
+	if (!parsed)
+		return address;
+	return utf8 ? parsed->to_string() : parsed->to_ascii_string();
+}
+
+// RFC 6533 3: utf-8-addr-xtext, for a UTF-8 localpart in an "rfc822;"
+// address: every code point outside %x21-7E, and "\", "+" and "=", as
+// "\x{HEX}".
+std::string xtext_localpart(std::string_view localpart)
+{
+	std::string out;
+	size_t i = 0;
+	while (i < localpart.size()) {
+		unsigned char c = static_cast<unsigned char>(localpart[i]);
+		if (c > 0x20 && c < 0x7f && c != '\\' && c != '+' && c != '=') {
+			out += static_cast<char>(c);
+			i++;
+			continue;
+		}
+		// Decode one UTF-8 sequence (already validated by the parser; a
+		// stray byte is written as its own value).
+		uint32_t cp = c;
+		size_t len = 1;
+		if (c >= 0xf0 && c < 0xf8)
+			cp = c & 0x07, len = 4;
+		else if (c >= 0xe0)
+			cp = c & 0x0f, len = 3;
+		else if (c >= 0xc0)
+			cp = c & 0x1f, len = 2;
+		if (len > 1 && i + len <= localpart.size()) {
+			for (size_t k = 1; k < len; k++)
+				cp = (cp << 6) | (static_cast<unsigned char>(localpart[i + k]) & 0x3f);
+		} else {
+			cp = c;
+			len = 1;
+		}
+		char buf[16];
+		std::snprintf(buf, sizeof buf, "\\x{%X}", static_cast<unsigned>(cp));
+		out += buf;
+		i += len;
+	}
+	return out;
+}
+
+// RFC 3464 2.3.2 address-type and address. An ASCII address is "rfc822;"
+// with A-labels. A UTF-8 localpart needs RFC 6533 3's "utf-8" type: as is in
+// message/global-delivery-status, as utf-8-addr-xtext in the 7bit
+// message/delivery-status.
+std::string dsn_address(const std::string& address, bool utf8)
+{
+	std::optional<smtp::Address> parsed = smtp::parse_address(address);
+	if (!parsed)
+		return (utf8 ? "utf-8;" : "rfc822;") + address;
+	if (utf8)
+		return "utf-8;" + parsed->to_string();
+	if (!has_non_ascii(parsed->localpart))
+		return "rfc822;" + parsed->to_ascii_string();
+	std::string domain = parsed->ip ? parsed->ip->to_literal() : parsed->domain.ascii;
+	return "utf-8;" + xtext_localpart(parsed->localpart) + "@" + domain;
+}
+
+void begin_part(std::string& out, const std::string& boundary, bool first, std::string_view content_type,
+                std::string_view encoding)
+{
+	if (!first)
+		out += "\r\n";
+	out += "--" + boundary + "\r\n";
+	out += "Content-Type: ";
+	out.append(content_type);
+	out += "\r\nContent-Transfer-Encoding: ";
+	out.append(encoding);
+	out += "\r\n\r\n";
+}
+
+std::string join(const std::vector<std::string>& items, std::string_view sep)
+{
+	std::string out;
+	for (size_t i = 0; i < items.size(); i++) {
+		if (i)
+			out.append(sep);
+		out += items[i];
+	}
+	return out;
+}
+
+std::string full_response_text(const std::vector<std::string>& smtp_lines)
+{
+	if (smtp_lines.empty())
+		return "";
+	return "\nFull SMTP response:\n\n\t" + join(smtp_lines, "\n\t") + "\n";
+}
+
+}  // namespace
+
+std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::string& boundary_for_tests)
+{
+	if (msg.message_id.empty())
+		throw std::invalid_argument("dsn: missing message-id");
+	if (msg.recipients.empty())
+		throw std::invalid_argument("dsn: missing per-recipient fields");  // RFC 3464 2.1
+	// A message that needed no SMTPUTF8 never gets the UTF-8 form.
+	bool utf8 = utf8_variant && msg.smtputf8;
+	std::string boundary = boundary_for_tests.empty() ? random_hex(30) : boundary_for_tests;
+	std::time_t date = msg.date != 0 ? msg.date : std::time(nullptr);
+
+	std::string out;
+	out += "From: <" + header_address(msg.from, utf8) + ">\r\n";
+	out += "To: <" + header_address(msg.to, utf8) + ">\r\n";
+	write_field(out, "Subject", msg.subject);
+	out += "Message-Id: <" + msg.message_id + ">\r\n";
+	if (!msg.references.empty())
+		write_field(out, "References", msg.references);
+	out += "Date: " + format_date(date, msg.tz_offset_s) + "\r\n";
+	out += "MIME-Version: 1.0\r\n";
+	// RFC 3462 2 (multipart/report), RFC 3464 2 (report-type).
+	out += "Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"" + boundary + "\"\r\n";
+	out += "\r\n";
+
+	// Part 1: human-readable explanation (RFC 3464 2, first component).
+	std::string text = to_crlf(msg.text_body);
+	if (utf8) {
+		begin_part(out, boundary, true, "text/plain; charset=utf-8", "8BIT");
+		out += text;
+	} else if (has_non_ascii(text)) {
+		begin_part(out, boundary, true, "text/plain; charset=utf-8", "QUOTED-PRINTABLE");
+		out += quoted_printable(text);
+	} else {
+		begin_part(out, boundary, true, "text/plain", "7BIT");
+		out += text;
+	}
+
+	// Part 2: the machine-readable status (RFC 3464 2.1; RFC 6533 3 for
+	// message/global-delivery-status).
+	if (utf8)
+		begin_part(out, boundary, false, "message/global-delivery-status", "8BIT");
+	else
+		begin_part(out, boundary, false, "message/delivery-status", "7BIT");
+	// Per-message fields (RFC 3464 2.2).
+	write_field(out, "Reporting-MTA", with_prefix(msg.reporting_mta, "dns;", "dns; "));  // 2.2.2
+	if (!msg.received_from_mta.empty())
+		write_field(out, "Received-From-MTA", with_prefix(msg.received_from_mta, "dns;", "dns;"));  // 2.2.4
+	if (msg.arrival != 0)
+		write_field(out, "Arrival-Date", format_date(msg.arrival, msg.tz_offset_s));  // 2.2.5
+	// Per-recipient fields (RFC 3464 2.3), each group after an empty line.
+	for (const DsnRecipient& r : msg.recipients) {
+		out += "\r\n";
+		write_field(out, "Final-Recipient", dsn_address(r.final_recipient, utf8));  // 2.3.2
+		write_field(out, "Action", r.action);                                      // 2.3.3
+		std::string status = r.status;
+		if (status.empty())  // 2.3.4: the field is required
+			status = r.action == "failed" ? "5.0.0" : r.action == "delayed" ? "4.0.0" : "2.0.0";
+		if (!r.status_comment.empty())
+			status += " (" + r.status_comment + ")";
+		write_field(out, "Status", status);
+		if (!r.remote_mta.empty())
+			write_field(out, "Remote-MTA", with_prefix(r.remote_mta, "dns;", "dns;"));  // 2.3.5
+		if (!r.diagnostic.empty())
+			write_field(out, "Diagnostic-Code", with_prefix(r.diagnostic, "smtp;", "smtp; "));  // 2.3.6
+		if (r.last_attempt != 0)
+			write_field(out, "Last-Attempt-Date", format_date(r.last_attempt, msg.tz_offset_s));  // 2.3.7
+		if (r.will_retry_until != 0)
+			write_field(out, "Will-Retry-Until", format_date(r.will_retry_until, msg.tz_offset_s));  // 2.3.9
+	}
+
+	// Part 3: the original header section (RFC 3462 3, RFC 6533 5/6.3).
+	if (!msg.original_headers.empty()) {
+		std::string headers = to_crlf(msg.original_headers);
+		if (!headers.ends_with("\r\n"))
+			headers += "\r\n";
+		bool too_long = has_line_longer_than(headers, max_line_len);
+		if (utf8 && !too_long) {
+			begin_part(out, boundary, false, "message/global-headers", "8BIT");
+			out += headers;
+		} else if (msg.smtputf8 || too_long) {
+			// Headers that may hold UTF-8 cannot travel as 7bit text to an
+			// ASCII receiver, and overlong lines cannot travel at all:
+			// base64 keeps them intact.
+			std::string_view type = utf8 ? "message/global-headers"
+			                        : has_non_ascii(headers) || msg.smtputf8 ? "text/rfc822-headers; charset=utf-8"
+			                                                                 : "text/rfc822-headers";
+			begin_part(out, boundary, false, type, "BASE64");
+			out += base64_lines(headers);
+		} else {
+			begin_part(out, boundary, false, "text/rfc822-headers", "7BIT");
+			out += headers;
+		}
+	}
+	out += "\r\n--" + boundary + "--\r\n";
+	return out;
+}
+
+std::string received_from_mta_value(const std::string& ehlo, const std::string& ip_literal)
+{
+	return "dns;" + ehlo + " (" + ip_literal + ")";
+}
+
+std::string incoming_failure_text(const std::vector<IncomingFailure>& failures)
+{
+	std::string out;
+	if (failures.size() > 1)
+		out += "Multiple delivery failures occurred.\n\n";
+	for (const IncomingFailure& f : failures) {
+		// Decision 10: recipient first, then the error (the seed swaps them).
+		out += f.permanent ? "Permanent" : "Transient";
+		out += " delivery failure to:\n\n\t" + f.recipient + "\n\nError:\n\n\t" + f.error + "\n\n";
+	}
+	return out;
+}
+
+std::string failed_dsn_text(const std::string& recipient, const std::string& error,
+                            const std::vector<std::string>& smtp_lines)
+{
+	return "\nDelivery has failed permanently for your email to:\n\n\t" + recipient +
+	       "\n\nNo further deliveries will be attempted.\n\nError during the last delivery attempt:\n\n\t" + error +
+	       "\n" + full_response_text(smtp_lines);
+}
+
+std::string describe_delay(std::time_t seconds)
+{
+	if (seconds < 0)
+		seconds = 0;
+	if (seconds >= 3600 - 30) {
+		long hours = static_cast<long>((seconds + 1800) / 3600);
+		if (hours < 1)
+			hours = 1;
+		return std::to_string(hours) + (hours == 1 ? " hour" : " hours");
+	}
+	long minutes = static_cast<long>((seconds + 30) / 60);
+	if (minutes < 1)
+		minutes = 1;
+	return std::to_string(minutes) + (minutes == 1 ? " minute" : " minutes");
+}
+
+std::string delayed_dsn_text(const std::string& recipient, const std::string& error,
+                             const std::vector<std::time_t>& next_attempts, std::time_t now,
+                             const std::vector<std::string>& smtp_lines)
+{
+	// Decision 11: the seed announces "in 4 hours, 8 hours and 16 hours"
+	// while its queue retries after 2, 4 and 8 hours; tern states the
+	// queue's real remaining schedule.
+	std::string schedule;
+	if (next_attempts.empty()) {
+		schedule = "No further delivery attempts are scheduled.\n";
+	} else {
+		std::vector<std::string> delays;
+		for (std::time_t t : next_attempts)
+			delays.push_back(describe_delay(t - now));
+		std::string list = delays.back();
+		if (delays.size() > 1) {
+			delays.pop_back();
+			list = join(delays, ", ") + " and " + list;
+		}
+		if (next_attempts.size() == 1)
+			schedule = "Next attempt to deliver: in " + list + ".\nIf this attempt fails, you will receive a notice.\n";
+		else
+			schedule = "Next attempts to deliver: in " + list + ".\nIf these attempts all fail, you will receive a notice.\n";
+	}
+	return "\nDelivery has been delayed of your email to:\n\n\t" + recipient + "\n\n" + schedule +
+	       "\nError during the last delivery attempt:\n\n\t" + error + "\n" + full_response_text(smtp_lines);
+}
+
+}  // namespace tern::message

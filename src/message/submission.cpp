@@ -1,0 +1,382 @@
+// Submission-path message helpers, see submission.h.
+#include "message/submission.h"
+
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "message/headers.h"
+#include "util/base64.h"
+
+namespace tern::message {
+
+namespace {
+
+bool is_wsp(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+// RFC 5322 3.2.3 atext, plus every non-ASCII byte (RFC 6532 3.2: UTF-8 is
+// allowed wherever atext is).
+bool is_atext(char ch)
+{
+	unsigned char c = static_cast<unsigned char>(ch);
+	if (c >= 0x80)
+		return true;
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return std::strchr("!#$%&'*+-/=?^_`{|}~", c) != nullptr && c != 0;
+}
+
+// Thrown inside the parser, turned into FromResult::error.
+struct FromSyntaxError {
+	std::string what;
+};
+
+// One word of a phrase or local-part: an atom, a quoted string (content
+// with quoted-pairs resolved) or a lone dot (obs-phrase, obs-local-part).
+struct Word {
+	enum Kind { atom, quoted, dot } kind;
+	std::string text;
+};
+
+// A recursive-descent reader of an RFC 5322 3.4 address-list restricted to
+// mailboxes (group syntax refused), on the unfolded field value.
+class MailboxListReader {
+public:
+	explicit MailboxListReader(std::string_view text) : text_(text) {}
+
+	struct Mailbox {
+		std::string localpart;  // quotes and quoted-pairs removed
+		std::string domain;     // dot-atom text as written
+	};
+
+	std::vector<Mailbox> read_all()
+	{
+		std::vector<Mailbox> out;
+		for (;;) {
+			skip_cfws();
+			if (at_end())
+				break;
+			// RFC 5322 4.4 obs-mbox-list: empty list elements are allowed.
+			if (peek() == ',') {
+				++pos_;
+				continue;
+			}
+			out.push_back(mailbox());
+			skip_cfws();
+			if (at_end())
+				break;
+			if (peek() != ',')
+				fail("unexpected character " + describe_next() + " after address");
+			++pos_;
+		}
+		return out;
+	}
+
+private:
+	std::string_view text_;
+	size_t pos_ = 0;
+
+	bool at_end() const { return pos_ >= text_.size(); }
+	char peek() const { return at_end() ? '\0' : text_[pos_]; }
+
+	[[noreturn]] void fail(const std::string& what) const { throw FromSyntaxError{what}; }
+
+	std::string describe_next() const
+	{
+		if (at_end())
+			return "end of header";
+		return std::string("\"") + text_[pos_] + "\"";
+	}
+
+	// RFC 5322 3.2.2 CFWS: folding white space and (nested) comments.
+	void skip_cfws()
+	{
+		for (;;) {
+			if (!at_end() && is_wsp(peek())) {
+				++pos_;
+			} else if (peek() == '(') {
+				skip_comment();
+			} else {
+				return;
+			}
+		}
+	}
+
+	void skip_comment()
+	{
+		int depth = 0;
+		do {
+			if (at_end())
+				fail("unterminated comment");
+			char c = text_[pos_++];
+			if (c == '\\') {
+				if (at_end())
+					fail("unterminated comment");
+				++pos_;
+			} else if (c == '(') {
+				++depth;
+			} else if (c == ')') {
+				--depth;
+			}
+		} while (depth > 0);
+	}
+
+	// RFC 5322 3.2.4 quoted-string; returns the content with quoted-pairs
+	// resolved. FWS inside is kept as written (already unfolded).
+	std::string quoted_string()
+	{
+		++pos_;  // opening DQUOTE
+		std::string out;
+		for (;;) {
+			if (at_end())
+				fail("unterminated quoted string");
+			char c = text_[pos_++];
+			if (c == '"')
+				return out;
+			if (c == '\\') {
+				if (at_end())
+					fail("unterminated quoted string");
+				c = text_[pos_++];
+			}
+			out += c;
+		}
+	}
+
+	std::string atom()
+	{
+		size_t start = pos_;
+		while (!at_end() && is_atext(peek()))
+			++pos_;
+		return std::string(text_.substr(start, pos_ - start));
+	}
+
+	// Words up to the next special that is not a dot or a quote.
+	std::vector<Word> words()
+	{
+		std::vector<Word> out;
+		for (;;) {
+			skip_cfws();
+			if (peek() == '"')
+				out.push_back({Word::quoted, quoted_string()});
+			else if (peek() == '.') {
+				++pos_;
+				out.push_back({Word::dot, "."});
+			} else if (!at_end() && is_atext(peek()))
+				out.push_back({Word::atom, atom()});
+			else
+				return out;
+		}
+	}
+
+	// RFC 5322 3.4.1 local-part = dot-atom / quoted-string / obs-local-part
+	// (word *("." word)): words and dots strictly alternating.
+	std::string local_part_from(const std::vector<Word>& ws) const
+	{
+		if (ws.empty())
+			throw FromSyntaxError{"missing localpart"};
+		std::string out;
+		bool want_word = true;
+		for (const Word& w : ws) {
+			if ((w.kind == Word::dot) == want_word)
+				throw FromSyntaxError{"malformed localpart"};
+			out += w.text;
+			want_word = !want_word;
+		}
+		if (want_word)
+			throw FromSyntaxError{"localpart ends with a dot"};
+		return out;
+	}
+
+	// RFC 5322 3.4.1 domain; a domain-literal is read but refused by the
+	// caller (the seed only takes DNS domains in From).
+	std::string domain()
+	{
+		skip_cfws();
+		std::string out;
+		if (peek() == '[') {
+			size_t start = pos_;
+			while (!at_end() && peek() != ']')
+				++pos_;
+			if (at_end())
+				fail("unterminated domain literal");
+			++pos_;
+			return std::string(text_.substr(start, pos_ - start));
+		}
+		for (;;) {
+			skip_cfws();
+			std::string a = atom();
+			if (a.empty())
+				fail("missing domain");
+			out += a;
+			skip_cfws();
+			if (peek() != '.')
+				return out;
+			++pos_;
+			out += '.';
+		}
+	}
+
+	// addr-spec inside angle brackets, with an RFC 5322 4.4 obs-route
+	// ("@a,@b:") skipped.
+	Mailbox angle_addr()
+	{
+		++pos_;  // '<'
+		skip_cfws();
+		if (peek() == '@' || peek() == ',') {
+			while (!at_end() && peek() != ':' && peek() != '>')
+				++pos_;
+			if (peek() != ':')
+				fail("malformed route in angle address");
+			++pos_;
+		}
+		if (peek() == '>')
+			fail("empty angle address");
+		std::vector<Word> ws = words();
+		skip_cfws();
+		if (peek() != '@')
+			fail("expected \"@\" in address, got " + describe_next());
+		++pos_;
+		Mailbox m{local_part_from(ws), domain()};
+		skip_cfws();
+		if (peek() != '>')
+			fail("expected \">\" after address, got " + describe_next());
+		++pos_;
+		return m;
+	}
+
+	Mailbox mailbox()
+	{
+		std::vector<Word> ws = words();
+		skip_cfws();
+		char c = peek();
+		if (c == '<')
+			return angle_addr();  // the words were the display name
+		if (c == '@') {
+			if (ws.empty())
+				fail("missing localpart");
+			++pos_;
+			return Mailbox{local_part_from(ws), domain()};
+		}
+		if (c == ':')
+			fail("group syntax not allowed");
+		if (ws.empty())
+			fail("unexpected character " + describe_next());
+		fail("address without \"@\"");
+	}
+};
+
+std::string random_bytes(size_t n)
+{
+	std::string out(n, '\0');
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = ::getrandom(out.data() + got, n - got, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
+		}
+		got += static_cast<size_t>(r);
+	}
+	return out;
+}
+
+}  // namespace
+
+FromResult parse_single_from(const HeaderSection& section)
+{
+	FromResult r;
+	// RFC 5322 3.6: exactly one From field. The obsolete syntax allowing
+	// several leaves their meaning open, and DKIM signs the last instance
+	// while a reader may use the first, so refuse instead of picking.
+	std::vector<const HeaderField*> from_fields = find_fields(section, "From");
+	if (from_fields.size() != 1) {
+		r.error = "missing or duplicate from header: " + std::to_string(from_fields.size()) + " headers";
+		return r;
+	}
+	std::vector<MailboxListReader::Mailbox> boxes;
+	try {
+		boxes = MailboxListReader(from_fields[0]->unfolded_value()).read_all();
+	} catch (const FromSyntaxError& e) {
+		r.error = "malformed from header: " + e.what;
+		return r;
+	}
+	if (boxes.size() != 1) {
+		r.error = "from header does not have exactly one address: " + std::to_string(boxes.size()) + " addresses";
+		return r;
+	}
+	const MailboxListReader::Mailbox& box = boxes[0];
+	std::optional<smtp::Domain> domain;
+	if (!box.domain.starts_with('['))
+		domain = smtp::parse_domain(box.domain);
+	if (!domain) {
+		r.error = "bad domain in from address: " + box.domain;
+		return r;
+	}
+	// Check the localpart with the SMTP grammar (RFC 5321 4.1.2, RFC 6531
+	// 3.3): the address must be usable as a reverse path and for account
+	// lookup. Address::to_ascii_string quotes it where needed.
+	smtp::Address candidate;
+	candidate.localpart = box.localpart;
+	candidate.domain = *domain;
+	std::optional<smtp::Address> checked = smtp::parse_address(candidate.to_ascii_string());
+	if (!checked || checked->localpart != box.localpart) {
+		r.error = "parsing localpart in from address: " + box.localpart;
+		return r;
+	}
+	r.ok = true;
+	r.address = std::move(candidate);
+	return r;
+}
+
+FromResult parse_single_from(std::string_view message)
+{
+	std::string error;
+	std::optional<HeaderSection> section = parse_header_section(message, &error);
+	if (!section) {
+		FromResult r;
+		r.error = "parsing message header: " + error;
+		return r;
+	}
+	return parse_single_from(*section);
+}
+
+bool has_header(const HeaderSection& section, std::string_view name)
+{
+	return !find_fields(section, name).empty();
+}
+
+std::optional<std::string> header_value(const HeaderSection& section, std::string_view name)
+{
+	std::vector<const HeaderField*> fields = find_fields(section, name);
+	if (fields.empty())
+		return std::nullopt;
+	return fields.front()->unfolded_value();
+}
+
+std::string make_message_id(const std::string& hostname)
+{
+	// 16 random bytes make 22 base64url characters without padding.
+	return base64url_encode_nopad(random_bytes(16)) + "@" + hostname;
+}
+
+std::string message_id_header(std::string_view message_id)
+{
+	std::string out = "Message-Id: <";
+	out += message_id;
+	out += ">\r\n";
+	return out;
+}
+
+std::string date_header(std::time_t t, int tz_offset_s)
+{
+	return "Date: " + format_date(t, tz_offset_s) + "\r\n";
+}
+
+}  // namespace tern::message

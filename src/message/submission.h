@@ -1,0 +1,66 @@
+// Message helpers for the submission path (SEED-BEHAVIOUR.md §8): the single
+// From address a submitted message must carry, header presence and value
+// lookups (Return-Path refusal, Message-Id/Date defaults), and the
+// Message-Id and Date fields tern adds when they are missing. Pure;
+// unit-tested in tests/unit/test_submission_msg.cpp.
+#pragma once
+#include <ctime>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "message/header_parse.h"
+#include "smtp/parser.h"
+
+namespace tern::message {
+
+struct FromResult {
+	bool ok = false;
+	smtp::Address address;  // set when ok
+	// Set when !ok; the caller replies
+	// `550 5.6.0 cannot parse header or From address: <error>`.
+	std::string error;
+};
+
+// The address of the message's From field. RFC 5322 3.6.2 allows a
+// mailbox-list, but the seed (and DMARC, RFC 7489 6.6.1) needs exactly one
+// From field holding exactly one mailbox. Accepted: display names (atoms,
+// quoted strings, obsolete dotted phrases), comments, quoted and obsolete
+// dotted localparts, angle addresses (an obsolete route before the
+// addr-spec is skipped), UTF-8 in atoms and quoted strings (RFC 6532 3.2).
+// Refused: group syntax, address literals as domain, empty lists.
+// Errors (the seed's wording where it has one):
+//   "missing or duplicate from header: N headers"
+//   "from header does not have exactly one address: N addresses"
+//   "malformed from header: <what>"
+//   "bad domain in from address: <domain>"
+//   "parsing localpart in from address: <localpart>"
+FromResult parse_single_from(const HeaderSection&);
+
+// Same, on a whole message (or header section); a header section that
+// cannot be split gives "parsing message header: <reason>".
+FromResult parse_single_from(std::string_view message);
+
+// Whether a field `name` is present (case-insensitive), whatever its value.
+bool has_header(const HeaderSection&, std::string_view name);
+
+// The first field `name`: unfolded (RFC 5322 2.2.3) and trimmed. nullopt
+// when absent. Note the seed treats a present but empty Message-Id or Date
+// as missing (it tests the value), so callers check `value_or("").empty()`.
+std::optional<std::string> header_value(const HeaderSection&, std::string_view name);
+
+// A new message id without angle brackets: 16 random bytes as 22 base64url
+// characters, "@", then `hostname` (the seed's form, SEED-BEHAVIOUR.md §7).
+// Pass the Unicode hostname for SMTPUTF8 transactions, the ASCII one
+// otherwise, as the seed does.
+std::string make_message_id(const std::string& hostname);
+
+// "Message-Id: <id>\r\n" for an id without angle brackets.
+std::string message_id_header(std::string_view message_id);
+
+// "Date: 2 Jan 2006 15:04:05 -0700\r\n": the seed writes its added Date
+// without the optional day-of-week (RFC 5322 3.3 allows that), in the
+// zone offset given (e.g. local_utc_offset(t) from headers.h).
+std::string date_header(std::time_t t, int tz_offset_s = 0);
+
+}  // namespace tern::message

@@ -1,0 +1,146 @@
+// The outbound queue (SEED-BEHAVIOUR.md §12, SPEC.md "Durability",
+// "Smarthost"): durable enqueue, a scheduler on the loop thread, delivery to
+// local Maildirs, to MX hosts or to the smarthost, retries with exponential
+// backoff and DSNs into the sender's INBOX.
+//
+// Threads: every public method runs on the loop thread. Disk and database
+// work runs on the worker pool; those jobs capture only values (config
+// snapshot, paths, records, the Env reference), never the Queue, and their
+// completions find their delivery again by id (DESIGN.md lifetime rule).
+//
+// Files: one queue file per recipient record, data_dir/queue/<base>.<n>,
+// hard links of one message written once; a record and its link are
+// removed together, so the message disappears with its last record. A
+// crash can leave a link whose record was never committed or already
+// removed: start() sweeps such files once they are an hour old.
+//
+// Crash safety: before an attempt, its record is updated (attempts + 1,
+// next attempt after the backoff) and committed; after the remote's 250 the
+// record's removal is committed first, before any other work. A crash thus
+// never loses a record, and never repeats a delivery whose success was
+// recorded (a crash between the 250 and that commit repeats it, as RFC
+// 5321 6.1 prefers over losing it).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/watchers.h"
+#include "core/worker_pool.h"
+#include "mailauth/resolver.h"
+#include "queue/smtp_client.h"
+#include "server/outbound.h"
+#include "store/db.h"
+
+namespace tern::queue {
+
+struct QueueOptions {
+	// TEST HOOK, not a config key: the TCP port used for MX (and address
+	// literal) delivery. Always 25 in ternd; tests point MX hosts at a sink
+	// on a random loopback port.
+	int mx_port = 25;
+	// RFC 5321 4.5.3.2 defaults; tests may shorten them.
+	ClientTimeouts timeouts;
+	// Attempts after which a "delayed" DSN is sent (SEED-BEHAVIOUR.md §12).
+	int delayed_dsn_after = 5;
+	// Sweep unreferenced queue files at start() (older than an hour).
+	bool sweep_orphans = true;
+};
+
+class Queue : public server::OutboundQueue {
+public:
+	Queue(struct ev_loop* loop, core::WorkerPool& pool, mailauth::Resolver& resolver, store::Env& env,
+	      std::shared_ptr<const config::Config> config, QueueOptions options = {});
+	~Queue() override;
+	Queue(const Queue&) = delete;
+	Queue& operator=(const Queue&) = delete;
+
+	// Loads the schedule from the database on a worker (and sweeps orphan
+	// files), then starts delivering. Call once after construction.
+	void start();
+
+	void enqueue(server::OutboundMessage msg, std::function<void(std::string error)> done) override;
+
+	// SIGHUP: later deliveries use the new snapshot; running ones keep theirs.
+	void reload(std::shared_ptr<const config::Config> config);
+	// Next attempt now for one record (id) or all (id 0).
+	void kick(uint64_t id = 0);
+	// SIGUSR2 (after ternctl queue kick/drop): re-reads the schedule from the
+	// database on a worker.
+	void resync();
+	// Stops starting deliveries and aborts running SMTP sessions; records
+	// stay for the next start. Pending worker jobs still complete harmlessly.
+	void shutdown();
+
+	// Records (recipients) in the queue: the tern_queue_messages gauge.
+	size_t size() const { return entries_.size(); }
+	// Deliveries running now.
+	size_t active() const { return deliveries_.size(); }
+	// Counters for tern_queue_deliveries_total{result}.
+	struct Counters {
+		uint64_t delivered = 0, local = 0, failed = 0, retried = 0;
+	};
+	const Counters& counters() const { return counters_; }
+
+	// Per-recipient result of an attempt (internal, public for the worker jobs).
+	struct Outcome {
+		uint64_t id = 0;
+		bool delivered = false;
+		bool permanent = false;
+		std::string error;
+		std::string remote_mta;  // host that answered, for the DSN
+	};
+
+private:
+	struct Entry {
+		int64_t next_attempt = 0;
+		std::string domain;
+		std::string group;      // message_base + from + prefix: recipients that share a transaction
+		bool in_flight = false;
+	};
+	struct Delivery;
+
+	void load(bool sweep);
+	void schedule();
+	void arm_timer();
+	void begin(uint64_t delivery_id, std::vector<uint64_t> ids);
+	void route(Delivery& d);
+	void next_host(Delivery& d);
+	void connect_next_address(Delivery& d);
+	void on_client_done(uint64_t delivery_id, ClientResult result);
+	void read_chunk(uint64_t delivery_id, const std::string& path, int64_t offset);
+	void finish(Delivery& d, std::vector<Outcome> outcomes);
+	void finish_all(Delivery& d, const std::string& error, bool permanent);
+	void release(uint64_t delivery_id, const std::vector<uint64_t>& removed,
+	             const std::map<uint64_t, int64_t>& rescheduled);
+	void log_gauge();
+	uint64_t dns_owner(uint64_t delivery_id) const;
+
+	struct ev_loop* loop_;
+	core::WorkerPool& pool_;
+	mailauth::Resolver& resolver_;
+	store::Env& env_;
+	std::shared_ptr<const config::Config> config_;
+	QueueOptions options_;
+	std::shared_ptr<const net::TlsClientContext> tls_context_;
+	core::TimerWatcher timer_;
+	core::TimerWatcher reaper_;
+	std::map<uint64_t, Entry> entries_;
+	std::set<std::string> busy_domains_;
+	std::map<uint64_t, std::unique_ptr<Delivery>> deliveries_;
+	std::vector<std::unique_ptr<SmtpClient>> finished_clients_;  // destroyed by reaper_
+	uint64_t next_delivery_id_ = 1;
+	bool loaded_ = false;
+	bool stopping_ = false;
+	size_t last_logged_size_ = SIZE_MAX;
+	Counters counters_;
+	// Completions capture a weak_ptr to this: a Queue destroyed before the
+	// pool drained is never called back.
+	std::shared_ptr<char> alive_ = std::make_shared<char>(0);
+};
+
+}  // namespace tern::queue

@@ -1,0 +1,617 @@
+#include "queue/smtp_client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "util/log.h"
+#include "util/strings.h"
+
+namespace tern::queue {
+
+namespace {
+
+// A reply line longer than this is a broken peer (RFC 5321 4.5.3.1.5 allows
+// 512 octets); the input buffer never grows past it.
+constexpr size_t max_input_without_newline = 64 * 1024;
+// Stop asking for body chunks while this much output is still unsent.
+constexpr size_t body_output_high_water = 256 * 1024;
+
+bool positive(int code) { return code >= 200 && code < 300; }
+
+}  // namespace
+
+SmtpClient::SmtpClient(struct ev_loop* loop, ClientOptions options, ChunkRequest request_chunk, Done done)
+    : loop_(loop), options_(std::move(options)), request_chunk_(std::move(request_chunk)), done_(std::move(done)),
+      io_(loop, [this](int revents) { on_io(revents); }), timer_(loop, [this] { on_timeout(); })
+{
+	result_.recipients.resize(options_.recipients.size());
+}
+
+SmtpClient::~SmtpClient()
+{
+	io_.stop();
+	timer_.stop();
+	tls_.reset();
+	if (fd_ >= 0)
+		::close(fd_);
+}
+
+void SmtpClient::start()
+{
+	sockaddr_storage ss{};
+	socklen_t len = 0;
+	auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+	auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+	if (inet_pton(AF_INET, options_.ip.c_str(), &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons(static_cast<uint16_t>(options_.port));
+		len = sizeof *v4;
+	} else if (inet_pton(AF_INET6, options_.ip.c_str(), &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons(static_cast<uint16_t>(options_.port));
+		len = sizeof *v6;
+	} else {
+		fail_host("bad address " + options_.ip);
+		return;
+	}
+	fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd_ < 0) {
+		fail_host(std::string("socket: ") + std::strerror(errno));
+		return;
+	}
+	state_ = State::connecting;
+	if (::connect(fd_, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
+		on_connected();
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		fail_host("connect to " + options_.ip + ": " + std::strerror(errno));
+		return;
+	}
+	io_.set(fd_, EV_WRITE);
+	timer_.start(options_.timeouts.connect);
+}
+
+void SmtpClient::abort()
+{
+	completed_ = true;
+	state_ = State::finished;
+	io_.stop();
+	timer_.stop();
+	tls_.reset();
+	if (fd_ >= 0) {
+		::close(fd_);
+		fd_ = -1;
+	}
+}
+
+void SmtpClient::on_connected()
+{
+	state_ = State::greeting;
+	timer_.start(options_.timeouts.greeting);
+	update_watch();
+}
+
+void SmtpClient::on_io(int revents)
+{
+	if (state_ == State::finished)
+		return;
+	if (state_ == State::connecting) {
+		int err = 0;
+		socklen_t len = sizeof err;
+		getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err) {
+			fail_host("connect to " + options_.ip + ": " + std::strerror(err));
+			return;
+		}
+		on_connected();
+		return;
+	}
+	if (state_ == State::tls_handshake) {
+		continue_handshake();
+		return;
+	}
+	if (revents & EV_WRITE)
+		flush_output();
+	if (state_ != State::finished && (revents & EV_READ))
+		read_input();
+}
+
+void SmtpClient::on_timeout()
+{
+	if (state_ == State::finished) {
+		// Deferred completion (see complete()): done runs from the loop, never
+		// from inside start() or supply_chunk().
+		if (done_) {
+			auto done = std::move(done_);
+			done_ = nullptr;
+			done(std::move(result_));
+		}
+		return;
+	}
+	std::string what = "timeout in state " + std::to_string(static_cast<int>(state_)) + " talking to " +
+	                   options_.server_name + " [" + options_.ip + "]";
+	switch (state_) {
+	case State::quit:
+		complete();
+		return;
+	case State::rcpt:
+	case State::data:
+	case State::body:
+	case State::data_end:
+		// RFC 5321 4.5.3.2: a timeout is a temporary failure; after the
+		// final dot we cannot know whether the message was taken, and
+		// retrying (possible duplicate) is the RFC's choice (6.1).
+		fail_transaction(what, false);
+		complete();
+		return;
+	default:
+		fail_host(what);
+		return;
+	}
+}
+
+void SmtpClient::read_input()
+{
+	char buf[8192];
+	for (;;) {
+		size_t n = 0;
+		if (tls_) {
+			net::IoStatus st = tls_->read(buf, sizeof buf, n);
+			if (st == net::IoStatus::want_read || st == net::IoStatus::want_write)
+				break;
+			if (st != net::IoStatus::ok) {
+				std::string why = st == net::IoStatus::closed ? "connection closed" : tls_->last_error();
+				if (state_ == State::quit) {
+					complete();
+					return;
+				}
+				if (state_ <= State::mail)
+					fail_host(why + " (" + options_.server_name + ")");
+				else {
+					fail_transaction(why + " (" + options_.server_name + ")", false);
+					complete();
+				}
+				return;
+			}
+		} else {
+			ssize_t r = ::recv(fd_, buf, sizeof buf, 0);
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				std::string why = r == 0 ? "connection closed" : std::string(std::strerror(errno));
+				if (state_ == State::quit) {
+					complete();
+					return;
+				}
+				if (state_ <= State::mail)
+					fail_host(why + " (" + options_.server_name + ")");
+				else {
+					fail_transaction(why + " (" + options_.server_name + ")", false);
+					complete();
+				}
+				return;
+			}
+			n = static_cast<size_t>(r);
+		}
+		input_.append(buf, n);
+		if (!tls_ || !tls_->has_buffered_input())
+			if (n < sizeof buf)
+				break;
+	}
+	process_input();
+}
+
+void SmtpClient::process_input()
+{
+	for (;;) {
+		if (state_ == State::finished || state_ == State::tls_handshake)
+			return;
+		size_t nl = input_.find('\n');
+		if (nl == std::string::npos) {
+			if (input_.size() > max_input_without_newline) {
+				if (state_ <= State::mail)
+					fail_host("reply line too long");
+				else {
+					fail_transaction("reply line too long", false);
+					complete();
+				}
+			}
+			return;
+		}
+		std::string line = input_.substr(0, nl);
+		input_.erase(0, nl + 1);
+		if (!line.empty() && line.back() == '\r')
+			line.pop_back();
+		log::event(log::Level::trace, options_.log_id, "RC: " + line);
+		if (!parser_.feed_line(line))
+			continue;
+		if (!parser_.error().empty()) {
+			std::string err = parser_.error() + ": " + line;
+			if (state_ <= State::mail)
+				fail_host(err);
+			else {
+				fail_transaction(err, false);
+				complete();
+			}
+			return;
+		}
+		handle_reply(parser_.take());
+	}
+}
+
+void SmtpClient::send_command(const std::string& line, State next, double timeout)
+{
+	log::event(log::Level::trace, options_.log_id, "LS: " + line);
+	output_ += line;
+	output_ += "\r\n";
+	state_ = next;
+	timer_.start(timeout);
+	flush_output();
+}
+
+void SmtpClient::flush_output()
+{
+	while (!output_.empty() && state_ != State::finished) {
+		size_t n = 0;
+		if (tls_) {
+			net::IoStatus st = tls_->write(output_.data(), output_.size(), n);
+			output_.erase(0, n);
+			if (st == net::IoStatus::want_write || st == net::IoStatus::want_read)
+				break;
+			if (st != net::IoStatus::ok) {
+				std::string why = tls_->last_error();
+				if (state_ <= State::mail)
+					fail_host("write: " + why);
+				else {
+					fail_transaction("write: " + why, false);
+					complete();
+				}
+				return;
+			}
+		} else {
+			ssize_t w = ::send(fd_, output_.data(), output_.size(), MSG_NOSIGNAL);
+			if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				std::string why = std::strerror(errno);
+				if (state_ <= State::mail)
+					fail_host("write: " + why);
+				else {
+					fail_transaction("write: " + why, false);
+					complete();
+				}
+				return;
+			}
+			n = static_cast<size_t>(w);
+			output_.erase(0, n);
+		}
+		if (n > 0 && state_ == State::body)
+			timer_.start(options_.timeouts.data_block);  // RFC 5321 4.5.3.2.5: per block
+	}
+	if (state_ == State::finished)
+		return;
+	update_watch();
+	if (state_ == State::body)
+		pump_body();
+}
+
+void SmtpClient::update_watch()
+{
+	if (fd_ < 0 || state_ == State::finished)
+		return;
+	io_.set(fd_, EV_READ | (output_.empty() ? 0 : EV_WRITE));
+}
+
+void SmtpClient::handle_reply(Reply reply)
+{
+	const int code = reply.code;
+	switch (state_) {
+	case State::greeting:
+		if (code != 220) {
+			fail_host("greeting from " + options_.server_name + ": " + reply.summary());
+			return;
+		}
+		send_ehlo(false);
+		return;
+	case State::ehlo:
+		if (code != 250) {
+			// RFC 5321 3.2: fall back to HELO when EHLO is not understood.
+			send_command("HELO " + options_.ehlo_name, State::helo, options_.timeouts.command);
+			return;
+		}
+		esmtp_ = true;
+		offers_starttls_ = offers_8bitmime_ = offers_smtputf8_ = false;
+		offered_size_ = -1;
+		for (size_t i = 1; i < reply.lines.size(); i++) {
+			std::string_view ext = trim(reply.lines[i]);
+			std::string_view keyword = ext.substr(0, ext.find(' '));
+			if (iequals(keyword, "STARTTLS"))
+				offers_starttls_ = true;
+			else if (iequals(keyword, "8BITMIME"))
+				offers_8bitmime_ = true;
+			else if (iequals(keyword, "SMTPUTF8"))
+				offers_smtputf8_ = true;
+			else if (iequals(keyword, "SIZE")) {
+				offered_size_ = 0;
+				if (keyword.size() < ext.size()) {
+					std::string_view num = trim(ext.substr(keyword.size()));
+					int64_t v = 0;
+					bool ok = !num.empty();
+					for (char c : num) {
+						if (c < '0' || c > '9') {
+							ok = false;
+							break;
+						}
+						v = v * 10 + (c - '0');
+						if (v > (int64_t(1) << 50))
+							break;
+					}
+					if (ok)
+						offered_size_ = v;
+				}
+			}
+		}
+		if (!tls_active_ && options_.tls != TlsMode::none && offers_starttls_) {
+			send_command("STARTTLS", State::starttls, options_.timeouts.command);
+			return;
+		}
+		if (!tls_active_ && options_.tls == TlsMode::required) {
+			fail_host(options_.server_name + " does not offer STARTTLS, which is required");
+			return;
+		}
+		send_mail();
+		return;
+	case State::helo:
+		if (code != 250) {
+			fail_host("HELO refused by " + options_.server_name + ": " + reply.summary());
+			return;
+		}
+		esmtp_ = false;
+		if (!tls_active_ && options_.tls == TlsMode::required) {
+			fail_host(options_.server_name + " does not offer STARTTLS, which is required");
+			return;
+		}
+		send_mail();
+		return;
+	case State::starttls:
+		if (code == 220) {
+			start_tls();
+			return;
+		}
+		if (options_.tls == TlsMode::required) {
+			fail_host("STARTTLS refused by " + options_.server_name + ": " + reply.summary(), true);
+			return;
+		}
+		send_mail();  // opportunistic: go on in plain text (RFC 3207 4.1)
+		return;
+	case State::mail:
+		if (!positive(code)) {
+			fail_transaction(reply.summary(), code >= 500);
+			finish_with_quit();
+			return;
+		}
+		send_next_rcpt_or_data();
+		return;
+	case State::rcpt: {
+		RecipientResult& r = result_.recipients[next_rcpt_ - 1];
+		if (positive(code))
+			accepted_++;
+		else {
+			r.error = reply.summary();
+			r.permanent = code >= 500;
+		}
+		send_next_rcpt_or_data();
+		return;
+	}
+	case State::data:
+		if (code != 354) {
+			fail_transaction(reply.summary(), code >= 500);
+			finish_with_quit();
+			return;
+		}
+		state_ = State::body;
+		timer_.start(options_.timeouts.data_block);
+		stuffer_.feed(options_.prefix, output_);
+		flush_output();
+		return;
+	case State::data_end:
+		if (positive(code)) {
+			for (auto& r : result_.recipients)
+				if (r.error.empty())
+					r.delivered = true;
+		} else {
+			fail_transaction(reply.summary(), code >= 500);
+		}
+		finish_with_quit();
+		return;
+	case State::quit:
+		complete();
+		return;
+	default:
+		return;  // unexpected reply (e.g. while writing the body): ignore
+	}
+}
+
+void SmtpClient::send_ehlo(bool after_tls)
+{
+	(void)after_tls;
+	send_command("EHLO " + options_.ehlo_name, State::ehlo, options_.timeouts.command);
+}
+
+void SmtpClient::send_mail()
+{
+	std::string cmd = "MAIL FROM:<" + options_.from + ">";
+	if (esmtp_) {
+		if (offered_size_ > 0 && options_.size > offered_size_) {
+			// RFC 1870 6.1: do not send what the server said it will refuse.
+			fail_transaction("5.3.4 message too large for " + options_.server_name + " (limit " +
+			                     std::to_string(offered_size_) + ")",
+			                 true);
+			finish_with_quit();
+			return;
+		}
+		if (offered_size_ >= 0)
+			cmd += " SIZE=" + std::to_string(options_.size);
+		if (options_.has_8bit && offers_8bitmime_)
+			cmd += " BODY=8BITMIME";  // RFC 6152
+	}
+	if (options_.smtputf8) {
+		if (!esmtp_ || !offers_smtputf8_) {
+			// RFC 6531 3.4: an SMTPUTF8 message cannot go to a server without it.
+			fail_transaction("5.6.7 " + options_.server_name + " does not support SMTPUTF8", true);
+			finish_with_quit();
+			return;
+		}
+		cmd += " SMTPUTF8";
+	}
+	send_command(cmd, State::mail, options_.timeouts.mail);
+}
+
+void SmtpClient::send_next_rcpt_or_data()
+{
+	if (next_rcpt_ < options_.recipients.size()) {
+		std::string cmd = "RCPT TO:<" + options_.recipients[next_rcpt_] + ">";
+		next_rcpt_++;
+		send_command(cmd, State::rcpt, options_.timeouts.rcpt);
+		return;
+	}
+	if (accepted_ == 0) {
+		finish_with_quit();
+		return;
+	}
+	send_command("DATA", State::data, options_.timeouts.data_init);
+}
+
+void SmtpClient::start_tls()
+{
+	if (!options_.tls_context) {
+		fail_host("no TLS client context", true);
+		return;
+	}
+	try {
+		tls_ = std::make_unique<net::TlsSession>(options_.tls_context, fd_, options_.server_name);
+	} catch (const std::exception& e) {
+		fail_host(std::string("TLS: ") + e.what(), true);
+		return;
+	}
+	if (!input_.empty()) {
+		// RFC 3207 4.2: nothing may follow the 220; treat it as handshake input.
+		tls_->feed_plaintext_leftover(input_);
+		input_.clear();
+	}
+	state_ = State::tls_handshake;
+	timer_.start(options_.timeouts.tls_handshake);
+	continue_handshake();
+}
+
+void SmtpClient::continue_handshake()
+{
+	net::IoStatus st = tls_->handshake();
+	if (st == net::IoStatus::want_read) {
+		io_.set(fd_, EV_READ);
+		return;
+	}
+	if (st == net::IoStatus::want_write) {
+		io_.set(fd_, EV_WRITE);
+		return;
+	}
+	if (st != net::IoStatus::ok) {
+		fail_host("TLS handshake with " + options_.server_name + ": " + tls_->last_error(), true);
+		return;
+	}
+	tls_active_ = true;
+	result_.tls_comment = tls_->received_comment();
+	// RFC 3207 4.2: forget everything learned before TLS and say EHLO again.
+	send_ehlo(true);
+	if (state_ != State::finished && tls_->has_buffered_input())
+		read_input();
+}
+
+void SmtpClient::pump_body()
+{
+	if (state_ != State::body || chunk_pending_ || body_eof_ || output_.size() >= body_output_high_water)
+		return;
+	chunk_pending_ = true;
+	request_chunk_(body_offset_);
+}
+
+void SmtpClient::supply_chunk(std::string data, bool eof, const std::string& error)
+{
+	chunk_pending_ = false;
+	if (state_ != State::body)
+		return;
+	if (!error.empty()) {
+		// Closing without the final dot makes the server discard the message.
+		fail_transaction("reading queued message: " + error, false);
+		complete();
+		return;
+	}
+	stuffer_.feed(data, output_);
+	body_offset_ += static_cast<int64_t>(data.size());
+	if (eof) {
+		body_eof_ = true;
+		stuffer_.finish(output_);
+		state_ = State::data_end;
+		timer_.start(options_.timeouts.data_end);  // RFC 5321 4.5.3.2.6
+	}
+	flush_output();
+}
+
+void SmtpClient::fail_host(const std::string& error, bool tls_failed)
+{
+	result_.host_failure = true;
+	result_.tls_failed = result_.tls_failed || tls_failed;
+	result_.error = error;
+	for (auto& r : result_.recipients) {
+		r.delivered = false;
+		r.permanent = false;
+		r.error = error;
+	}
+	complete();
+}
+
+void SmtpClient::fail_transaction(const std::string& error, bool permanent)
+{
+	if (result_.error.empty())
+		result_.error = error;
+	for (auto& r : result_.recipients)
+		if (r.error.empty() && !r.delivered) {
+			r.error = error;
+			r.permanent = permanent;
+		}
+}
+
+void SmtpClient::finish_with_quit()
+{
+	send_command("QUIT", State::quit, options_.timeouts.command);
+}
+
+void SmtpClient::complete()
+{
+	if (completed_)
+		return;
+	completed_ = true;
+	state_ = State::finished;
+	io_.stop();
+	tls_.reset();
+	if (fd_ >= 0) {
+		::close(fd_);
+		fd_ = -1;
+	}
+	// `done` runs from a zero timer so the owner may destroy us safely after
+	// it returns (we are not inside any of our own frames then).
+	timer_.start(0);
+}
+
+}  // namespace tern::queue

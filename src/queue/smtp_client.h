@@ -1,0 +1,149 @@
+// A non-blocking SMTP client on the libev loop: one connection to one
+// address, one mail transaction (one message to one or more recipients of
+// the same destination), then QUIT. Used by the queue for MX and smarthost
+// delivery (RFC 5321 client side).
+//
+// The body is never held in memory whole: the client asks its owner for the
+// next chunk (`request_chunk(offset)`); the owner reads it on a worker thread
+// (DESIGN.md: the loop never blocks on disk) and hands it back with
+// supply_chunk(). The owner must keep the client alive until `done` ran, and
+// must not destroy it from inside `done` (defer the destruction).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/watchers.h"
+#include "net/tls.h"
+#include "queue/outbound_util.h"
+
+namespace tern::queue {
+
+enum class TlsMode { none, opportunistic, required };
+
+// RFC 5321 4.5.3.2 client timeouts, in seconds.
+struct ClientTimeouts {
+	double connect = 30;        // not in the RFC; a dead address should not cost minutes
+	double greeting = 300;      // 4.5.3.2.1
+	double command = 300;       // EHLO/STARTTLS/RSET/QUIT: like MAIL
+	double mail = 300;          // 4.5.3.2.2
+	double rcpt = 300;          // 4.5.3.2.3
+	double data_init = 120;     // 4.5.3.2.4
+	double data_block = 180;    // 4.5.3.2.5
+	double data_end = 600;      // 4.5.3.2.6
+	double tls_handshake = 60;
+};
+
+struct ClientOptions {
+	std::string ip;                 // address to connect to (IPv4 or IPv6 text)
+	int port = 25;
+	std::string server_name;        // host name, for SNI and logs
+	std::string ehlo_name;          // our hostname
+	TlsMode tls = TlsMode::opportunistic;
+	std::shared_ptr<const net::TlsClientContext> tls_context;  // required unless tls == none
+	std::string from;               // reverse path without <>
+	std::vector<std::string> recipients;
+	bool has_8bit = false;
+	bool smtputf8 = false;
+	int64_t size = 0;               // prefix + body, for SIZE=
+	std::string prefix;             // bytes sent before the body
+	ClientTimeouts timeouts;
+	uint64_t log_id = 0;            // shows as cid in log lines
+};
+
+struct RecipientResult {
+	bool delivered = false;
+	bool permanent = false;         // 5xx: do not retry
+	std::string error;              // reply summary or local reason; "" when delivered
+};
+
+struct ClientResult {
+	// The transaction never started on this host (connect failure, bad
+	// greeting, EHLO/STARTTLS trouble, I/O error or timeout before MAIL):
+	// the caller tries the next address/host. `recipients` then all carry
+	// `error` as a temporary failure.
+	bool host_failure = false;
+	// The failure happened in or because of TLS (handshake error); the seed
+	// retries such a host once without TLS.
+	bool tls_failed = false;
+	std::string error;
+	std::vector<RecipientResult> recipients;   // same order as options.recipients
+	std::string tls_comment;                   // "(TLS1.2 <suite>)" when TLS was used
+};
+
+class SmtpClient {
+public:
+	using ChunkRequest = std::function<void(int64_t offset)>;
+	using Done = std::function<void(ClientResult)>;
+	SmtpClient(struct ev_loop* loop, ClientOptions options, ChunkRequest request_chunk, Done done);
+	~SmtpClient();
+	SmtpClient(const SmtpClient&) = delete;
+	SmtpClient& operator=(const SmtpClient&) = delete;
+
+	// Starts connecting. `done` runs exactly once, later, on the loop.
+	void start();
+	// The answer to a request_chunk: bytes at the requested offset (empty
+	// with eof at the end), or a read error.
+	void supply_chunk(std::string data, bool eof, const std::string& error = {});
+	// Aborts without calling `done` (queue shutdown).
+	void abort();
+
+	enum class State {
+		idle, connecting, greeting, ehlo, helo, starttls, tls_handshake, mail, rcpt, data, body, data_end,
+		quit, finished,
+	};
+	State state() const { return state_; }
+
+private:
+	void on_io(int revents);
+	void on_timeout();
+	void on_connected();
+	void read_input();
+	void process_input();
+	void handle_reply(Reply reply);
+	void send_command(const std::string& line, State next, double timeout);
+	void flush_output();
+	void update_watch();
+	void send_ehlo(bool after_tls);
+	void send_mail();
+	void send_next_rcpt_or_data();
+	void start_tls();
+	void continue_handshake();
+	void pump_body();
+	void fail_host(const std::string& error, bool tls_failed = false);
+	void fail_transaction(const std::string& error, bool permanent);
+	void finish_with_quit();
+	void complete();
+
+	struct ev_loop* loop_;
+	ClientOptions options_;
+	ChunkRequest request_chunk_;
+	Done done_;
+	core::IoWatcher io_;
+	core::TimerWatcher timer_;
+	int fd_ = -1;
+	std::unique_ptr<net::TlsSession> tls_;
+	State state_ = State::idle;
+	std::string input_;
+	std::string output_;
+	ReplyParser parser_;
+	DotStuffer stuffer_;
+	ClientResult result_;
+
+	// What the server's EHLO reply offered.
+	bool esmtp_ = false;
+	bool offers_starttls_ = false, offers_8bitmime_ = false, offers_smtputf8_ = false;
+	int64_t offered_size_ = -1;     // -1: SIZE not offered; 0: no fixed limit
+	bool tls_active_ = false;
+
+	size_t next_rcpt_ = 0;
+	size_t accepted_ = 0;
+	int64_t body_offset_ = 0;
+	bool chunk_pending_ = false;
+	bool body_eof_ = false;
+	bool completed_ = false;
+};
+
+}  // namespace tern::queue

@@ -1,0 +1,179 @@
+// AUTH (RFC 4954) on submission listeners: mechanism selection, the SASL
+// exchange driven by the pure state machines of src/sasl, secret lookups on
+// the worker pool, and the seed's failed-login handling (SEED-BEHAVIOUR.md
+// §4 AUTH, §10).
+#include <ctime>
+
+#include "sasl/mechanism.h"
+#include "server/server.h"
+#include "server/session.h"
+#include "server/suspend.h"
+#include "store/db.h"
+#include "util/base64.h"
+#include "util/log.h"
+
+namespace tern::server {
+
+using smtp::SmtpError;
+namespace se = smtp::se;
+
+void Connection::cmd_auth(std::string_view args) {
+	need_hello();
+	if (!submission())
+		throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "authentication only allowed on submission ports"};
+	if (!username.empty()) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "already authenticated"};
+	if (tx.has_mail)
+		throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "authentication not allowed during mail transaction"};
+
+	// RFC 4954 4: slow down repeated failures on one connection: the 4th and
+	// later attempts wait (failures - 3) × delays_ms.auth_fail first.
+	double delay = auth_failures > 3 ? static_cast<double>(auth_failures - 3) *
+	                                        static_cast<double>(cfg->delays_ms.auth_fail) / 1000.0
+	                                  : 0.0;
+	++auth_failures;  // compensated on success
+	auth_in_progress = true;
+	std::string a(args);
+	if (delay > 0) {
+		stall_then(delay, [a](Connection& c) { c.auth_begin(a); });
+		return;
+	}
+	auth_begin(a);
+}
+
+void Connection::auth_begin(const std::string& args) {
+	smtp::AuthArgs a;
+	try {
+		a = smtp::parse_auth(args, parse_mode());
+	} catch (const SmtpError& e) {
+		auth_failed(e);
+		return;
+	}
+	auto mech = sasl::make_mechanism(a.mechanism, hostname());
+	if (!mech) {
+		auth_failed(SmtpError{504, std::string(se::proto_param_invalid4), "mechanism " + a.mechanism + " not supported"});
+		return;
+	}
+	// SEED-BEHAVIOUR.md decision 5: with TLS required, no mechanism runs in
+	// the clear (RFC 4954 4: credentials must not cross an open channel).
+	if (tls_required_for_auth() && !tls) {
+		auth_failed(SmtpError{538, std::string(se::pol_tls_required11), "authentication requires tls"});
+		return;
+	}
+	mechanism = std::move(mech);
+	std::optional<std::string> initial;
+	if (a.initial) {
+		auto decoded = base64_decode(*a.initial);  // "" stands for "=" (RFC 4954 4)
+		if (!decoded) {
+			auth_failed(SmtpError{501, std::string(se::proto_syntax2), "invalid base64: illegal base64 data"});
+			return;
+		}
+		initial = std::move(*decoded);
+	}
+	auth_step(mechanism->start(std::move(initial)));
+}
+
+void Connection::auth_line(std::string_view line) {
+	std::string data;
+	if (!auth_raw_next && line == "*") {
+		auth_failed(SmtpError{501, std::string(se::proto_other0), "authentication aborted"});
+		return;
+	}
+	if (auth_raw_next) {
+		data.assign(line);
+	} else {
+		auto decoded = base64_decode(line);
+		if (!decoded) {
+			auth_failed(SmtpError{501, std::string(se::proto_syntax2), "invalid base64: illegal base64 data"});
+			return;
+		}
+		data = std::move(*decoded);
+	}
+	state = SessionState::command;
+	auth_step(mechanism->next(std::move(data)));
+}
+
+void Connection::auth_step(sasl::Step step) {
+	switch (step.kind) {
+	case sasl::Step::Kind::challenge:
+		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
+		write_raw("334 " + base64_encode(step.challenge));
+		auth_raw_next = step.next_line_raw;
+		state = SessionState::auth_exchange;
+		arm_deadline();
+		flush();
+		return;
+	case sasl::Step::Kind::lookup: {
+		// The login name is an email address; its account's secrets come from
+		// the database on a worker, never on the loop.
+		std::string account = login_account(step.username);
+		if (account.empty()) {
+			auth_step(mechanism->provide_secrets(std::nullopt));
+			return;
+		}
+		auth_login = account;
+		auto secrets = std::make_shared<std::optional<sasl::StoredSecrets>>();
+		store::Env* env = srv.env();
+		srv.workers().submit(
+		    [env, account, secrets] {
+			    if (!env) return;
+			    try {
+				    if (auto blob = env->password_secrets(account)) *secrets = sasl::StoredSecrets::parse(*blob);
+			    } catch (const std::exception& e) {
+				    log::error("reading password secrets", {{"account", account}, {"error", e.what()}});
+			    }
+		    },
+		    suspend([secrets](Connection& c) {
+			    c.state = SessionState::command;
+			    c.auth_step(c.mechanism->provide_secrets(std::move(*secrets)));
+		    }));
+		return;
+	}
+	case sasl::Step::Kind::success: {
+		std::string account = auth_login.empty() ? login_account(step.username) : auth_login;
+		mechanism.reset();
+		auth_in_progress = false;
+		auth_login.clear();
+		if (account.empty()) {
+			auth_failed(SmtpError{535, std::string(se::pol_bad_credentials8), "bad user/pass"});
+			return;
+		}
+		username = account;
+		auth_failures = 0;
+		slow = false;
+		srv.auth_failure_limiter().reset(remote_ip, std::time(nullptr));
+		log::event(log::Level::info, cid, "authenticated", {{"account", account}});
+		reply(235, se::pol_other0, "nice");
+		return;
+	}
+	case sasl::Step::Kind::failure:
+		auth_failed(SmtpError{step.code, step.secode, step.text});
+		return;
+	}
+}
+
+void Connection::auth_failed(const SmtpError& e) {
+	mechanism.reset();
+	auth_login.clear();
+	auth_raw_next = false;
+	if (state == SessionState::auth_exchange) state = SessionState::command;
+	if (auth_in_progress) {
+		auth_in_progress = false;
+		// §10: every failed login counts against the client's address.
+		srv.auth_failure_limiter().add(remote_ip, std::time(nullptr), 1);
+		// The 3rd failure on a connection turns on slow responses.
+		if (auth_failures >= 3) slow = true;
+	}
+	log::event(log::Level::info, cid, "authentication failed", {{"code", std::to_string(e.code)}});
+	reply_error(e);
+}
+
+std::string Connection::login_account(const std::string& login) const {
+	size_t at = login.rfind('@');
+	if (at == std::string::npos) return {};
+	auto addr = smtp::parse_address(login);
+	if (!addr || addr->ip) return {};
+	const config::Account* acc = cfg->account_for_address(addr->localpart, addr->domain.ascii);
+	return acc ? acc->name : std::string();
+}
+
+}  // namespace tern::server

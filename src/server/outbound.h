@@ -1,0 +1,44 @@
+// The session's view of the outbound queue. The queue layer sits above the
+// server layer (DESIGN.md), so the session talks to it through this
+// interface, which src/queue implements and ternd wires in.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tern::server {
+
+struct OutboundRecipient {
+	std::string to;            // forward path, "local@domain"
+	std::string domain;        // ASCII domain of `to` (or the IP literal)
+	std::string prefix;        // header lines written before the message for this copy
+};
+
+struct OutboundMessage {
+	std::string sender_account;         // "" for DSNs
+	std::string from;                   // reverse path, "" = null
+	bool has_8bit = false;
+	bool smtputf8 = false;
+	std::string message_id;             // without <>
+	std::string message_path;           // temp file with the message (after the prefix); the queue takes it over
+	int64_t message_size = 0;           // bytes in message_path
+	std::vector<OutboundRecipient> recipients;
+	// Also record these recipients in the account's outgoing history (the
+	// daily limits, SEED-BEHAVIOUR.md §8), in the same transaction.
+	bool record_outgoing = false;
+	std::string dsn_utf8;               // optional UTF-8 variant (DSNs only)
+};
+
+class OutboundQueue {
+public:
+	virtual ~OutboundQueue() = default;
+	// Makes the message durable: one queue record per recipient plus the
+	// message file, fsync'd and committed, on a worker thread. `done` runs on
+	// the loop thread with "" on success or an error text; only then may the
+	// session answer 250. The queue then delivers (local recipients straight
+	// into their Maildir, others by MX or smarthost).
+	virtual void enqueue(OutboundMessage msg, std::function<void(std::string error)> done) = 0;
+};
+
+}  // namespace tern::server

@@ -1,0 +1,220 @@
+#include "server/submit.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "mailauth/dkim.h"
+#include "message/auth_results.h"
+#include "message/header_parse.h"
+#include "message/headers.h"
+#include "message/submission.h"
+#include "store/db.h"
+#include "util/log.h"
+
+namespace tern::server {
+
+using smtp::SmtpError;
+namespace se = smtp::se;
+
+namespace {
+
+// The header section is read whole (it is what the checks need); the body is
+// only streamed through the DKIM body hasher. A header section past this
+// size is refused rather than held in memory.
+constexpr size_t max_header_bytes = 1024 * 1024;
+
+struct FileReader {
+	int fd = -1;
+	explicit FileReader(const std::string& path) : fd(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+	~FileReader() {
+		if (fd >= 0) close(fd);
+	}
+};
+
+// Reads the message up to and including the empty line after the header.
+std::optional<std::string> read_header(int fd) {
+	std::string head;
+	char buf[16384];
+	for (;;) {
+		ssize_t n = pread(fd, buf, sizeof buf, static_cast<off_t>(head.size()));
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) return std::nullopt;
+		if (n == 0) return head;
+		size_t old = head.size();
+		head.append(buf, static_cast<size_t>(n));
+		size_t from = old >= 3 ? old - 3 : 0;
+		size_t end = head.find("\r\n\r\n", from);
+		if (end != std::string::npos) {
+			head.resize(end + 4);
+			return head;
+		}
+		if (head.size() > max_header_bytes) return std::nullopt;
+	}
+}
+
+// Streams the body (from `offset`) through one hasher per canonicalization.
+std::optional<std::string> body_hash(int fd, size_t offset, mailauth::dkim::Canon canon) {
+	mailauth::dkim::BodyHasher hasher(canon, mailauth::dkim::HashAlg::sha256);
+	char buf[65536];
+	off_t pos = static_cast<off_t>(offset);
+	for (;;) {
+		ssize_t n = pread(fd, buf, sizeof buf, pos);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) return std::nullopt;
+		if (n == 0) break;
+		hasher.update(std::string_view(buf, static_cast<size_t>(n)));
+		pos += n;
+	}
+	return hasher.finish();
+}
+
+mailauth::dkim::Canon canon_of(const std::string& name) {
+	return name == "simple" ? mailauth::dkim::Canon::simple : mailauth::dkim::Canon::relaxed;
+}
+
+// DKIM-Signature fields for the From domain's selectors in `sign` order
+// (RFC 6376 5). Failures are logged, never fatal: the message still goes
+// out, as the seed does.
+std::string dkim_signatures(const config::Domain& dom, const std::string& added_headers, const std::string& header,
+                            int fd, size_t body_offset, std::time_t now) {
+	std::string out;
+	std::string error;
+	auto parsed = message::parse_header_section(added_headers + header, &error);
+	if (!parsed) {
+		log::error("dkim sign: parsing header", {{"error", error}});
+		return out;
+	}
+	for (const auto& name : dom.dkim_sign) {
+		auto it = dom.dkim_selectors.find(name);
+		if (it == dom.dkim_selectors.end()) continue;
+		const config::DkimSelector& sel = it->second;
+		auto key = mailauth::dkim::load_private_key(sel.private_key_file, &error);
+		if (!key) {
+			log::error("dkim sign: loading key", {{"file", sel.private_key_file}, {"error", error}});
+			continue;
+		}
+		mailauth::dkim::SignOptions opts;
+		opts.domain = dom.name;
+		opts.selector = name;
+		opts.key = std::move(*key);
+		opts.header_canon = canon_of(sel.header_canon);
+		opts.body_canon = canon_of(sel.body_canon);
+		opts.headers = sel.headers;
+		opts.expiration_s = sel.expiration_s;
+		opts.timestamp = now;
+		auto hash = body_hash(fd, body_offset, opts.body_canon);
+		if (!hash) {
+			log::error("dkim sign: reading message", {{"error", std::strerror(errno)}});
+			continue;
+		}
+		auto sig = mailauth::dkim::sign(opts, parsed->fields, *hash, &error);
+		if (!sig) {
+			log::error("dkim sign", {{"domain", dom.name}, {"selector", name}, {"error", error}});
+			continue;
+		}
+		out += *sig;
+	}
+	return out;
+}
+
+}  // namespace
+
+SubmissionResult prepare_submission(const SubmissionInput& in) {
+	SubmissionResult res;
+	const config::Config& cfg = *in.cfg;
+	FileReader file(in.message_path);
+	if (file.fd < 0) {
+		res.error = SmtpError{451, std::string(se::sys_other0), "error reading message: " + std::string(std::strerror(errno))};
+		return res;
+	}
+	auto header = read_header(file.fd);
+	if (!header) {
+		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: header too large"};
+		return res;
+	}
+	std::string parse_error;
+	auto section = message::parse_header_section(*header, &parse_error);
+	if (!section) {
+		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: " + parse_error};
+		return res;
+	}
+	// RFC 6409 8.1: the sender may only use its own identities.
+	message::FromResult from = message::parse_single_from(*section);
+	if (!from.ok) {
+		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: " + from.error};
+		return res;
+	}
+	res.from_domain = from.address.domain.ascii;
+	if (!cfg.localserve) {
+		const config::Account* acc = cfg.account_for_address(from.address.localpart, from.address.domain.ascii);
+		if (!acc || acc->name != in.account) {
+			res.error = SmtpError{550, std::string(se::pol_delivery_not_auth1), "must match authenticated user"};
+			return res;
+		}
+	}
+	// RFC 5321 4.4: Return-Path is added by the final delivery, never by the sender.
+	if (message::has_header(*section, "Return-Path")) {
+		res.error = SmtpError{550, std::string(se::msg_content_other0), "message must not have Return-Path header"};
+		return res;
+	}
+
+	std::string added;
+	// RFC 6409 8.3 / 8.2: Message-Id and Date when missing.
+	std::string message_id = message::header_value(*section, "Message-Id").value_or("");
+	if (message_id.empty()) {
+		res.message_id = message::make_message_id(in.hostname);
+		added += message::message_id_header(res.message_id);
+	} else {
+		res.message_id = message_id;
+		if (res.message_id.size() >= 2 && res.message_id.front() == '<' && res.message_id.back() == '>')
+			res.message_id = res.message_id.substr(1, res.message_id.size() - 2);
+	}
+	if (message::header_value(*section, "Date").value_or("").empty())
+		added += message::date_header(in.now, message::local_utc_offset(in.now));
+
+	// SEED-BEHAVIOUR.md §8 step 5: daily limits from the outgoing history.
+	if (!cfg.localserve && in.env) {
+		auto acc_it = cfg.accounts.find(in.account);
+		if (acc_it != cfg.accounts.end()) {
+			try {
+				store::SendLimitVerdict v =
+				    in.env->check_send_limits(in.account, in.recipients, in.now, acc_it->second.max_outgoing_messages_per_day,
+				                              acc_it->second.max_first_time_recipients_per_day);
+				if (v.messages_reached) {
+					res.error = SmtpError{451, std::string(se::pol_delivery_not_auth1),
+					                      "max number of messages (" + std::to_string(v.messages) +
+					                          ") over past 24h reached, try increasing per-account setting "
+					                          "MaxOutgoingMessagesPerDay"};
+					return res;
+				}
+				if (v.first_time_reached) {
+					res.error = SmtpError{451, std::string(se::pol_delivery_not_auth1),
+					                      "max number of new/first-time recipients (" + std::to_string(v.first_time) +
+					                          ") over past 24h reached, try increasing per-account setting "
+					                          "MaxFirstTimeRecipientsPerDay"};
+					return res;
+				}
+			} catch (const std::exception& e) {
+				log::error("checking send limits", {{"account", in.account}, {"error", e.what()}});
+				res.error = SmtpError{451, std::string(se::sys_other0), "error processing"};
+				return res;
+			}
+		}
+	}
+
+	// DKIM (RFC 6376) for the From domain, when it has keys.
+	auto dom = cfg.domains.find(res.from_domain);
+	if (!cfg.localserve && dom != cfg.domains.end() && !dom->second.dkim_sign.empty())
+		added += dkim_signatures(dom->second, added, *header, file.fd, section->body_offset, in.now);
+
+	// RFC 8601 with RFC 4954's "auth" method: the sender authenticated.
+	message::AuthMethod auth{"auth", "pass", "", "", {{"smtp", "mailfrom", in.mail_from, true, ""}}};
+	added += message::build_authentication_results(in.hostname, "", {auth});
+	res.common_prefix = std::move(added);
+	return res;
+}
+
+}  // namespace tern::server

@@ -1,0 +1,48 @@
+// The submission decision (SEED-BEHAVIOUR.md §8), the blocking part of it:
+// runs on a worker thread after DATA, reading the message's header from the
+// temp file, so the loop never touches the disk. Separate from the session
+// so it can be tested without sockets.
+#pragma once
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "smtp/reply.h"
+
+namespace tern::store {
+class Env;
+}
+
+namespace tern::server {
+
+struct SubmissionInput {
+	std::shared_ptr<const config::Config> cfg;
+	std::string account;                 // authenticated account
+	std::string message_path;            // the received message (temp file)
+	std::string mail_from;               // as written into headers ("" = null)
+	std::vector<std::string> recipients; // forward paths, for the send limits
+	std::string hostname;                // listener hostname (Message-Id, Auth-Results)
+	bool smtputf8 = false;
+	std::time_t now = 0;
+	store::Env* env = nullptr;           // send limits (nullptr: not checked)
+};
+
+struct SubmissionResult {
+	std::optional<smtp::SmtpError> error;
+	// Header lines common to every recipient's copy, after the per-recipient
+	// Received: [Message-Id] [Date] [DKIM-Signature...] Authentication-Results.
+	std::string common_prefix;
+	std::string message_id;              // without <>
+	std::string from_domain;
+};
+
+// Checks the From header against the account, refuses a Return-Path,
+// adds Message-Id and Date when missing, applies the daily send limits,
+// DKIM-signs for the From domain's configured selectors, and builds the
+// Authentication-Results line. Blocking: worker threads only.
+SubmissionResult prepare_submission(const SubmissionInput& in);
+
+}  // namespace tern::server

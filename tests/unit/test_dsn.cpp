@@ -1,0 +1,495 @@
+// DSN composition (RFC 3464, RFC 6533) and the DSN texts
+// (SEED-BEHAVIOUR.md §12, §13, decisions 10 and 11).
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "message/dsn.h"
+#include "util/base64.h"
+
+using namespace tern::message;
+
+namespace {
+
+// Go's reference time: Mon Jan 2 15:04:05 -0700 2006 = 22:04:05 UTC.
+constexpr std::time_t t0 = 1136239445;
+const std::string boundary = "BOUNDARY";
+
+const std::string original =
+	"From: alice@example.org\r\n"
+	"To: bob@remote.example\r\n"
+	"Subject: hi\r\n"
+	"Message-Id: <orig@example.org>\r\n"
+	"\r\n";
+
+DsnMessage failed_message()
+{
+	DsnMessage m;
+	m.from = "postmaster@mail.example";
+	m.to = "alice@example.org";
+	m.subject = subject_failed;
+	m.message_id = "dsn1@mail.example";
+	m.references = "<orig@example.org>";
+	m.reporting_mta = "mail.example";
+	m.arrival = t0;
+	m.date = t0 + 3600;
+	m.text_body = failed_dsn_text("bob@remote.example", "remote said no");
+	DsnRecipient r;
+	r.final_recipient = "bob@remote.example";
+	r.action = "failed";
+	r.status = "5.1.1";
+	r.remote_mta = "mx.remote.example ([192.0.2.1])";
+	r.diagnostic = "smtp; 550 5.1.1 no such user";
+	r.last_attempt = t0 + 60;
+	m.recipients.push_back(r);
+	m.original_headers = original;
+	return m;
+}
+
+// Every line ends in CRLF, none longer than 998 octets (RFC 5322 2.1.1).
+void check_lines(const std::string& msg)
+{
+	REQUIRE(msg.ends_with("\r\n"));
+	size_t start = 0;
+	while (start < msg.size()) {
+		size_t lf = msg.find('\n', start);
+		REQUIRE(lf != std::string::npos);
+		CHECK(lf > start);
+		CHECK(msg[lf - 1] == '\r');
+		CHECK(lf - 1 - start <= 998);
+		CHECK(msg.substr(start, lf - 1 - start).find('\r') == std::string::npos);
+		start = lf + 1;
+	}
+}
+
+std::vector<std::string> header_names(const std::string& section)
+{
+	std::vector<std::string> out;
+	size_t start = 0;
+	while (start < section.size()) {
+		size_t end = section.find("\r\n", start);
+		std::string line = section.substr(start, end - start);
+		if (!line.empty() && line[0] != ' ' && line[0] != '\t')
+			out.push_back(line.substr(0, line.find(':')));
+		start = end + 2;
+	}
+	return out;
+}
+
+}  // namespace
+
+TEST_CASE("dsn: failed DSN with one recipient, exact bytes")
+{
+	std::string got = compose_dsn(failed_message(), false, boundary);
+	std::string want =
+		"From: <postmaster@mail.example>\r\n"
+		"To: <alice@example.org>\r\n"
+		"Subject: mail delivery failed\r\n"
+		"Message-Id: <dsn1@mail.example>\r\n"
+		"References: <orig@example.org>\r\n"
+		"Date: 2 Jan 2006 23:04:05 +0000\r\n"
+		"MIME-Version: 1.0\r\n"
+		"Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
+		"\r\n"
+		"--BOUNDARY\r\n"
+		"Content-Type: text/plain\r\n"
+		"Content-Transfer-Encoding: 7BIT\r\n"
+		"\r\n"
+		"\r\n"
+		"Delivery has failed permanently for your email to:\r\n"
+		"\r\n"
+		"\tbob@remote.example\r\n"
+		"\r\n"
+		"No further deliveries will be attempted.\r\n"
+		"\r\n"
+		"Error during the last delivery attempt:\r\n"
+		"\r\n"
+		"\tremote said no\r\n"
+		"\r\n"
+		"--BOUNDARY\r\n"
+		"Content-Type: message/delivery-status\r\n"
+		"Content-Transfer-Encoding: 7BIT\r\n"
+		"\r\n"
+		"Reporting-MTA: dns; mail.example\r\n"
+		"Arrival-Date: 2 Jan 2006 22:04:05 +0000\r\n"
+		"\r\n"
+		"Final-Recipient: rfc822;bob@remote.example\r\n"
+		"Action: failed\r\n"
+		"Status: 5.1.1\r\n"
+		"Remote-MTA: dns;mx.remote.example ([192.0.2.1])\r\n"
+		"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
+		"Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
+		"\r\n"
+		"--BOUNDARY\r\n"
+		"Content-Type: text/rfc822-headers\r\n"
+		"Content-Transfer-Encoding: 7BIT\r\n"
+		"\r\n"
+		"From: alice@example.org\r\n"
+		"To: bob@remote.example\r\n"
+		"Subject: hi\r\n"
+		"Message-Id: <orig@example.org>\r\n"
+		"\r\n"
+		"\r\n"
+		"--BOUNDARY--\r\n";
+	CHECK(got == want);
+	check_lines(got);
+	// The UTF-8 variant is never used for a message that did not need SMTPUTF8.
+	CHECK(compose_dsn(failed_message(), true, boundary) == want);
+}
+
+TEST_CASE("dsn: incoming failure DSN with two recipients, exact bytes")
+{
+	DsnMessage m;
+	m.from = "postmaster@example.org";
+	m.to = "sender@remote.example";
+	m.subject = subject_incoming_failure;
+	m.message_id = "dsn2@mail.example";
+	m.reporting_mta = "mail.example";
+	m.received_from_mta = received_from_mta_value("client.remote.example", "[192.0.2.7]");
+	m.arrival = t0;
+	m.date = t0;
+	m.tz_offset_s = -7 * 3600;
+	m.text_body = incoming_failure_text({
+		{"nouser@example.org", "no such user", true},
+		{"full@example.org", "mailbox full, try later", false},
+	});
+	m.recipients.push_back({"nouser@example.org", "failed", "5.1.1", "", "", "", t0, 0});
+	m.recipients.push_back({"full@example.org", "failed", "4.2.2", "", "", "", t0, 0});
+	m.original_headers = "Subject: x\r\n";  // no empty line: one is not added
+	std::string got = compose_dsn(m, false, boundary);
+	std::string want =
+		"From: <postmaster@example.org>\r\n"
+		"To: <sender@remote.example>\r\n"
+		"Subject: mail delivery failure\r\n"
+		"Message-Id: <dsn2@mail.example>\r\n"
+		"Date: 2 Jan 2006 15:04:05 -0700\r\n"
+		"MIME-Version: 1.0\r\n"
+		"Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
+		"\r\n"
+		"--BOUNDARY\r\n"
+		"Content-Type: text/plain\r\n"
+		"Content-Transfer-Encoding: 7BIT\r\n"
+		"\r\n"
+		"Multiple delivery failures occurred.\r\n"
+		"\r\n"
+		"Permanent delivery failure to:\r\n"
+		"\r\n"
+		"\tnouser@example.org\r\n"
+		"\r\n"
+		"Error:\r\n"
+		"\r\n"
+		"\tno such user\r\n"
+		"\r\n"
+		"Transient delivery failure to:\r\n"
+		"\r\n"
+		"\tfull@example.org\r\n"
+		"\r\n"
+		"Error:\r\n"
+		"\r\n"
+		"\tmailbox full, try later\r\n"
+		"\r\n"
+		"\r\n"
+		"--BOUNDARY\r\n"
+		"Content-Type: message/delivery-status\r\n"
+		"Content-Transfer-Encoding: 7BIT\r\n"
+		"\r\n"
+		"Reporting-MTA: dns; mail.example\r\n"
+		"Received-From-MTA: dns;client.remote.example ([192.0.2.7])\r\n"
+		"Arrival-Date: 2 Jan 2006 15:04:05 -0700\r\n"
+		"\r\n"
+		"Final-Recipient: rfc822;nouser@example.org\r\n"
+		"Action: failed\r\n"
+		"Status: 5.1.1\r\n"
+		"Last-Attempt-Date: 2 Jan 2006 15:04:05 -0700\r\n"
+		"\r\n"
+		"Final-Recipient: rfc822;full@example.org\r\n"
+		"Action: failed\r\n"
+		"Status: 4.2.2\r\n"
+		"Last-Attempt-Date: 2 Jan 2006 15:04:05 -0700\r\n"
+		"\r\n"
+		"--BOUNDARY\r\n"
+		"Content-Type: text/rfc822-headers\r\n"
+		"Content-Transfer-Encoding: 7BIT\r\n"
+		"\r\n"
+		"Subject: x\r\n"
+		"\r\n"
+		"--BOUNDARY--\r\n";
+	CHECK(got == want);
+	check_lines(got);
+}
+
+TEST_CASE("dsn: incoming failure text puts the recipient first (decision 10)")
+{
+	CHECK(incoming_failure_text({{"a@example.org", "no such user", true}}) ==
+	      "Permanent delivery failure to:\n\n\ta@example.org\n\nError:\n\n\tno such user\n\n");
+	CHECK(incoming_failure_text({{"a@example.org", "later", false}}) ==
+	      "Transient delivery failure to:\n\n\ta@example.org\n\nError:\n\n\tlater\n\n");
+	CHECK(incoming_failure_text({}) == "");
+	CHECK(std::string(subject_failed) == "mail delivery failed");
+	CHECK(std::string(subject_delayed) == "mail delivery delayed");
+	CHECK(std::string(subject_incoming_failure) == "mail delivery failure");
+}
+
+TEST_CASE("dsn: failed and delayed texts")
+{
+	CHECK(failed_dsn_text("bob@remote.example", "connection refused") ==
+	      "\nDelivery has failed permanently for your email to:\n\n\tbob@remote.example\n\n"
+	      "No further deliveries will be attempted.\n\n"
+	      "Error during the last delivery attempt:\n\n\tconnection refused\n");
+	CHECK(failed_dsn_text("bob@remote.example", "remote error", {"550-5.1.1 first", "550 5.1.1 second"}) ==
+	      "\nDelivery has failed permanently for your email to:\n\n\tbob@remote.example\n\n"
+	      "No further deliveries will be attempted.\n\n"
+	      "Error during the last delivery attempt:\n\n\tremote error\n"
+	      "\nFull SMTP response:\n\n\t550-5.1.1 first\n\t550 5.1.1 second\n");
+
+	// The queue's real schedule after the 5th attempt: 2 h, then 4 h, then
+	// 8 h later, with a few seconds of jitter (decision 11).
+	std::time_t now = t0;
+	std::vector<std::time_t> next = {now + 2 * 3600 + 4, now + 6 * 3600 - 9, now + 14 * 3600 + 20};
+	CHECK(delayed_dsn_text("bob@remote.example", "451 try later", next, now) ==
+	      "\nDelivery has been delayed of your email to:\n\n\tbob@remote.example\n\n"
+	      "Next attempts to deliver: in 2 hours, 6 hours and 14 hours.\n"
+	      "If these attempts all fail, you will receive a notice.\n\n"
+	      "Error during the last delivery attempt:\n\n\t451 try later\n");
+	CHECK(delayed_dsn_text("b@r.example", "e", {now + 3600, now + 3 * 3600}, now, {"451 4.2.0 later"}) ==
+	      "\nDelivery has been delayed of your email to:\n\n\tb@r.example\n\n"
+	      "Next attempts to deliver: in 1 hour and 3 hours.\n"
+	      "If these attempts all fail, you will receive a notice.\n\n"
+	      "Error during the last delivery attempt:\n\n\te\n"
+	      "\nFull SMTP response:\n\n\t451 4.2.0 later\n");
+	CHECK(delayed_dsn_text("b@r.example", "e", {now + 450}, now) ==
+	      "\nDelivery has been delayed of your email to:\n\n\tb@r.example\n\n"
+	      "Next attempt to deliver: in 8 minutes.\n"
+	      "If this attempt fails, you will receive a notice.\n\n"
+	      "Error during the last delivery attempt:\n\n\te\n");
+	CHECK(delayed_dsn_text("b@r.example", "e", {}, now) ==
+	      "\nDelivery has been delayed of your email to:\n\n\tb@r.example\n\n"
+	      "No further delivery attempts are scheduled.\n\n"
+	      "Error during the last delivery attempt:\n\n\te\n");
+
+	CHECK(describe_delay(0) == "1 minute");
+	CHECK(describe_delay(60) == "1 minute");
+	CHECK(describe_delay(89) == "1 minute");
+	CHECK(describe_delay(90) == "2 minutes");
+	CHECK(describe_delay(59 * 60) == "59 minutes");
+	CHECK(describe_delay(3600 - 20) == "1 hour");
+	CHECK(describe_delay(3600 + 29 * 60) == "1 hour");
+	CHECK(describe_delay(3600 + 30 * 60) == "2 hours");
+	CHECK(describe_delay(16 * 3600) == "16 hours");
+}
+
+TEST_CASE("dsn: delayed DSN status fields")
+{
+	DsnMessage m = failed_message();
+	m.subject = subject_delayed;
+	m.recipients[0].action = "delayed";
+	m.recipients[0].status = "";  // defaulted: 4.0.0
+	m.recipients[0].status_comment = "451 try later";
+	m.recipients[0].diagnostic = "451 4.3.0 try later";  // "smtp; " added
+	m.recipients[0].remote_mta = "dns;mx.remote.example";  // prefix not doubled
+	m.recipients[0].will_retry_until = t0 + 28 * 3600;
+	std::string got = compose_dsn(m, false, boundary);
+	CHECK(got.find("Subject: mail delivery delayed\r\n") != std::string::npos);
+	CHECK(got.find("\r\n\r\nFinal-Recipient: rfc822;bob@remote.example\r\n"
+	               "Action: delayed\r\n"
+	               "Status: 4.0.0 (451 try later)\r\n"
+	               "Remote-MTA: dns;mx.remote.example\r\n"
+	               "Diagnostic-Code: smtp; 451 4.3.0 try later\r\n"
+	               "Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
+	               "Will-Retry-Until: 4 Jan 2006 02:04:05 +0000\r\n"
+	               "\r\n--BOUNDARY\r\n") != std::string::npos);
+	check_lines(got);
+
+	m.recipients[0].action = "failed";
+	m.recipients[0].status = "";
+	CHECK(compose_dsn(m, false, boundary).find("Status: 5.0.0 (451 try later)\r\n") != std::string::npos);
+}
+
+TEST_CASE("dsn: UTF-8 variant (RFC 6533)")
+{
+	DsnMessage m = failed_message();
+	m.smtputf8 = true;
+	m.to = "jöhn@bücher.example";
+	m.recipients[0].final_recipient = "bøb@bücher.example";
+	m.text_body = failed_dsn_text("bøb@bücher.example", "no");
+	m.original_headers = "From: jöhn@bücher.example\r\nSubject: ünïcode\r\n\r\n";
+	std::string got = compose_dsn(m, true, boundary);
+	std::string want =
+		"From: <postmaster@mail.example>\r\n"
+		"To: <jöhn@bücher.example>\r\n"
+		"Subject: mail delivery failed\r\n"
+		"Message-Id: <dsn1@mail.example>\r\n"
+		"References: <orig@example.org>\r\n"
+		"Date: 2 Jan 2006 23:04:05 +0000\r\n"
+		"MIME-Version: 1.0\r\n"
+		"Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
+		"\r\n"
+		"--BOUNDARY\r\n"
+		"Content-Type: text/plain; charset=utf-8\r\n"
+		"Content-Transfer-Encoding: 8BIT\r\n"
+		"\r\n"
+		"\r\n"
+		"Delivery has failed permanently for your email to:\r\n"
+		"\r\n"
+		"\tbøb@bücher.example\r\n"
+		"\r\n"
+		"No further deliveries will be attempted.\r\n"
+		"\r\n"
+		"Error during the last delivery attempt:\r\n"
+		"\r\n"
+		"\tno\r\n"
+		"\r\n"
+		"--BOUNDARY\r\n"
+		"Content-Type: message/global-delivery-status\r\n"
+		"Content-Transfer-Encoding: 8BIT\r\n"
+		"\r\n"
+		"Reporting-MTA: dns; mail.example\r\n"
+		"Arrival-Date: 2 Jan 2006 22:04:05 +0000\r\n"
+		"\r\n"
+		"Final-Recipient: utf-8;bøb@bücher.example\r\n"
+		"Action: failed\r\n"
+		"Status: 5.1.1\r\n"
+		"Remote-MTA: dns;mx.remote.example ([192.0.2.1])\r\n"
+		"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
+		"Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
+		"\r\n"
+		"--BOUNDARY\r\n"
+		"Content-Type: message/global-headers\r\n"
+		"Content-Transfer-Encoding: 8BIT\r\n"
+		"\r\n"
+		"From: jöhn@bücher.example\r\n"
+		"Subject: ünïcode\r\n"
+		"\r\n"
+		"\r\n"
+		"--BOUNDARY--\r\n";
+	CHECK(got == want);
+	check_lines(got);
+}
+
+TEST_CASE("dsn: SMTPUTF8 original for an ASCII receiver")
+{
+	DsnMessage m = failed_message();
+	m.smtputf8 = true;
+	m.to = "jöhn@bücher.example";
+	m.recipients[0].final_recipient = "bøb+x@bücher.example";
+	m.text_body = "to bøb\n";
+	std::string headers = "From: jöhn@bücher.example\r\nSubject: " + std::string(60, 'x') + "\r\n\r\n";
+	m.original_headers = headers;
+	std::string got = compose_dsn(m, false, boundary);
+	check_lines(got);
+	// Addresses with A-labels; the UTF-8 localpart stays (nothing else can
+	// name the mailbox).
+	CHECK(got.find("To: <jöhn@xn--bcher-kva.example>\r\n") != std::string::npos);
+	// The text is quoted-printable UTF-8.
+	CHECK(got.find("--BOUNDARY\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	               "Content-Transfer-Encoding: QUOTED-PRINTABLE\r\n\r\n"
+	               "to b=C3=B8b\r\n\r\n--BOUNDARY\r\n") != std::string::npos);
+	// RFC 6533 3: utf-8-addr-xtext, "+" encoded too.
+	CHECK(got.find("\r\nFinal-Recipient: utf-8;b\\x{F8}b\\x{2B}x@xn--bcher-kva.example\r\n") != std::string::npos);
+	CHECK(got.find("message/delivery-status\r\nContent-Transfer-Encoding: 7BIT\r\n") != std::string::npos);
+	// The header section in base64, 76-character lines.
+	std::string b64 = tern::base64_encode(headers);
+	REQUIRE(b64.size() > 76);
+	std::string want_part = "--BOUNDARY\r\nContent-Type: text/rfc822-headers; charset=utf-8\r\n"
+	                        "Content-Transfer-Encoding: BASE64\r\n\r\n" +
+	                        b64.substr(0, 76) + "\r\n" + b64.substr(76) + "\r\n\r\n--BOUNDARY--\r\n";
+	CHECK(got.ends_with(want_part));
+	// Everything outside the header fields is 7-bit.
+	std::string body = got.substr(got.find("\r\n\r\n"));
+	for (unsigned char c : body.substr(0, body.find("Final-Recipient")))
+		CHECK(c < 0x80);
+}
+
+TEST_CASE("dsn: RFC 3464 field syntax and line limits")
+{
+	DsnMessage m = failed_message();
+	m.received_from_mta = "dns;client.example ([192.0.2.9])";
+	m.recipients[0].will_retry_until = t0 + 100;
+	// A long folded original header is copied raw (it is already folded).
+	std::string folded = "X-Long: " + std::string(70, 'a');
+	for (int i = 0; i < 30; i++)
+		folded += "\r\n\t" + std::string(70, 'b');
+	folded += "\r\n";
+	m.original_headers = "Subject: x\nX-Bare-LF: y\n" + folded + "\r\n";
+	// A long diagnostic is folded at spaces.
+	std::string diag = "smtp; 550 5.7.1";
+	for (int i = 0; i < 20; i++)
+		diag += " word" + std::to_string(i);
+	m.recipients[0].diagnostic = diag;
+	std::string got = compose_dsn(m, false, boundary);
+	check_lines(got);
+
+	size_t head_end = got.find("\r\n\r\n");
+	CHECK(header_names(got.substr(0, head_end + 2)) ==
+	      std::vector<std::string>{"From", "To", "Subject", "Message-Id", "References", "Date", "MIME-Version",
+	                               "Content-Type"});
+	size_t status_start = got.find("Reporting-MTA:");
+	size_t status_end = got.find("\r\n--BOUNDARY", status_start);
+	std::string status = got.substr(status_start, status_end - status_start);
+	size_t per_rcpt = status.find("\r\n\r\n");
+	REQUIRE(per_rcpt != std::string::npos);
+	CHECK(header_names(status.substr(0, per_rcpt + 2)) ==
+	      std::vector<std::string>{"Reporting-MTA", "Received-From-MTA", "Arrival-Date"});
+	CHECK(header_names(status.substr(per_rcpt + 4)) ==
+	      std::vector<std::string>{"Final-Recipient", "Action", "Status", "Remote-MTA", "Diagnostic-Code",
+	                               "Last-Attempt-Date", "Will-Retry-Until"});
+	CHECK(status.find("Received-From-MTA: dns;client.example ([192.0.2.9])\r\n") != std::string::npos);
+	// Folded: each continuation line starts with a TAB; unfolded it is the
+	// value with single spaces.
+	size_t d = status.find("Diagnostic-Code: ");
+	std::string diag_field = status.substr(d, status.find("\r\nLast-Attempt-Date") - d);
+	CHECK(diag_field.find("\r\n\t") != std::string::npos);
+	std::string unfolded;
+	for (size_t i = 0; i < diag_field.size(); i++) {
+		if (diag_field.compare(i, 3, "\r\n\t") == 0) {
+			unfolded += ' ';
+			i += 2;
+		} else {
+			unfolded += diag_field[i];
+		}
+	}
+	CHECK(unfolded == "Diagnostic-Code: " + diag);
+
+	// Bare LF in the original header section written as CRLF, the rest raw.
+	CHECK(got.find("Content-Transfer-Encoding: 7BIT\r\n\r\nSubject: x\r\nX-Bare-LF: y\r\n" + folded +
+	               "\r\n\r\n--BOUNDARY--\r\n") != std::string::npos);
+
+	// An original line over 998 octets cannot be copied: base64 instead.
+	m.original_headers = "X-Huge: " + std::string(1200, 'z') + "\r\n\r\n";
+	got = compose_dsn(m, false, boundary);
+	check_lines(got);
+	CHECK(got.find("Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: BASE64\r\n") != std::string::npos);
+
+	// Without original headers: two parts.
+	m.original_headers = "";
+	got = compose_dsn(m, false, boundary);
+	CHECK(got.find("rfc822-headers") == std::string::npos);
+	CHECK(got.ends_with("Will-Retry-Until: 2 Jan 2006 22:05:45 +0000\r\n\r\n--BOUNDARY--\r\n"));
+}
+
+TEST_CASE("dsn: random boundary and required parts")
+{
+	DsnMessage m = failed_message();
+	std::string a = compose_dsn(m, false);
+	std::string b = compose_dsn(m, false);
+	CHECK(a != b);
+	size_t p = a.find("boundary=\"");
+	REQUIRE(p != std::string::npos);
+	std::string bd = a.substr(p + 10, a.find('"', p + 10) - p - 10);
+	CHECK(bd.size() == 60);
+	CHECK(a.find("\r\n--" + bd + "\r\nContent-Type: message/delivery-status") != std::string::npos);
+	CHECK(a.ends_with("\r\n--" + bd + "--\r\n"));
+	check_lines(a);
+
+	m.date = 0;  // now
+	CHECK(compose_dsn(m, false, boundary).find("\r\nDate: ") != std::string::npos);
+
+	DsnMessage no_id = failed_message();
+	no_id.message_id = "";
+	CHECK_THROWS_AS(compose_dsn(no_id, false, boundary), std::invalid_argument);
+	DsnMessage no_rcpt = failed_message();
+	no_rcpt.recipients.clear();
+	CHECK_THROWS_AS(compose_dsn(no_rcpt, false, boundary), std::invalid_argument);
+}
