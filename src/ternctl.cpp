@@ -21,13 +21,9 @@
 #include <string>
 #include <vector>
 
-#if __has_include("mailauth/dmarc.h")
-#include "mailauth/dmarc.h"
-#define TERNCTL_HAVE_DMARC 1
-#endif
-
 #include "config/config.h"
 #include "mailauth/dkim.h"
+#include "mailauth/dmarc.h"
 #include "mailauth/spf.h"
 #include "message/header_parse.h"
 #include "net/udns_resolver.h"
@@ -585,7 +581,34 @@ int cmd_dkim(const Globals& g, const std::vector<std::string>& args) {
 int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
 	if (args.size() != 2 || args[0] != "lookup")
 		return usage();
-	throw CommandError{exit_negative, "error: dmarc lookup is not available in this build"};
+	std::string name = args[1];
+	if (!name.empty() && name.back() == '.')
+		name.pop_back();
+	auto domain = smtp::parse_domain(name);
+	if (!domain)
+		return usage("dmarc lookup: not a domain name: " + args[1]);
+
+	auto cfg = diagnostic_config(g);
+	LoopResolver lr(g, cfg.get());
+	bool done = false;
+	mailauth::DmarcLookup lookup;
+	mailauth::dmarc_lookup(lr.resolver(), 1, domain->ascii, [&](mailauth::DmarcLookup l) {
+		lookup = std::move(l);
+		done = true;
+	});
+	lr.run_until([&] { return done; });
+
+	if (lookup.record) {
+		std::cout << "_dmarc." << lookup.domain << ": " << lookup.txt << "\n";
+		return exit_ok;
+	}
+	// No policy applies. "none" when there is no record; the status word
+	// when the lookup failed or the record is invalid, with the reason on
+	// stderr (RFC 7489 6.6.3: either way no policy is applied).
+	std::cout << mailauth::dmarc_status_name(lookup.status) << "\n";
+	if (!lookup.error.empty())
+		std::cerr << "problem: " << lookup.error << "\n";
+	return exit_negative;
 }
 
 }  // namespace

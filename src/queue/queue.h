@@ -101,6 +101,7 @@ private:
 		std::string domain;
 		std::string group;      // message_base + from + prefix: recipients that share a transaction
 		bool in_flight = false;
+		uint64_t added_seq = 0;  // enqueue_seq_ when enqueue added it (resync keeps newer ones)
 	};
 	struct Delivery;
 
@@ -134,6 +135,7 @@ private:
 	std::map<uint64_t, std::unique_ptr<Delivery>> deliveries_;
 	std::vector<std::unique_ptr<SmtpClient>> finished_clients_;  // destroyed by reaper_
 	uint64_t next_delivery_id_ = 1;
+	uint64_t enqueue_seq_ = 0;
 	bool loaded_ = false;
 	bool stopping_ = false;
 	size_t last_logged_size_ = SIZE_MAX;

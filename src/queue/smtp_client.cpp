@@ -422,6 +422,16 @@ void SmtpClient::handle_reply(Reply reply)
 		}
 		state_ = State::body;
 		timer_.start(options_.timeouts.data_block);
+		if (use_utf8_variant_) {
+			// Small and in memory already: no chunk reads.
+			stuffer_.feed(options_.utf8_variant, output_);
+			body_eof_ = true;
+			stuffer_.finish(output_);
+			state_ = State::data_end;
+			timer_.start(options_.timeouts.data_end);
+			flush_output();
+			return;
+		}
 		stuffer_.feed(options_.prefix, output_);
 		flush_output();
 		return;
@@ -452,6 +462,16 @@ void SmtpClient::send_ehlo(bool after_tls)
 void SmtpClient::send_mail()
 {
 	std::string cmd = "MAIL FROM:<" + options_.from + ">";
+	use_utf8_variant_ = !options_.utf8_variant.empty() && esmtp_ && offers_smtputf8_;
+	if (use_utf8_variant_) {
+		if (offered_size_ >= 0)
+			cmd += " SIZE=" + std::to_string(options_.utf8_variant.size());
+		if (offers_8bitmime_)
+			cmd += " BODY=8BITMIME";
+		cmd += " SMTPUTF8";
+		send_command(cmd, State::mail, options_.timeouts.mail);
+		return;
+	}
 	if (esmtp_) {
 		if (offered_size_ > 0 && options_.size > offered_size_) {
 			// RFC 1870 6.1: do not send what the server said it will refuse.

@@ -49,6 +49,10 @@ struct ClientOptions {
 	bool smtputf8 = false;
 	int64_t size = 0;               // prefix + body, for SIZE=
 	std::string prefix;             // bytes sent before the body
+	// Optional whole message (prefix included) sent instead of prefix + body
+	// when the server offers SMTPUTF8, with the SMTPUTF8 parameter: the
+	// UTF-8 variant of a DSN (RFC 6533).
+	std::string utf8_variant;
 	ClientTimeouts timeouts;
 	uint64_t log_id = 0;            // shows as cid in log lines
 };
@@ -144,6 +148,7 @@ private:
 	bool chunk_pending_ = false;
 	bool body_eof_ = false;
 	bool completed_ = false;
+	bool use_utf8_variant_ = false;
 };
 
 }  // namespace tern::queue

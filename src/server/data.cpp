@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "message/headers.h"
+#include "server/inbound.h"
 #include "server/localserve.h"
 #include "server/outbound.h"
 #include "server/submit.h"
@@ -50,6 +51,10 @@ SmtpError all_failed_reply(const std::vector<DeliverError>& errors) {
 }  // namespace
 
 void Connection::abort_data_file() {
+	if (!message_path.empty()) {
+		unlink(message_path.c_str());
+		message_path.clear();
+	}
 	if (!data) return;
 	if (data->fd >= 0) close(data->fd);
 	if (!data->path.empty()) unlink(data->path.c_str());
@@ -169,23 +174,47 @@ void Connection::deliver_local() {
 		return;
 	}
 
+	std::string path = data->path;
+	data->path.clear();
+	data.reset();
+	message_path = path;  // owned by the connection until the copies are written
+	if (cfg->localserve) {
+		// Localserve makes no DNS lookups at all.
+		deliver_copies(nullptr);
+		return;
+	}
+	analyze_inbound();
+}
+
+void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {
 	std::time_t now = std::time(nullptr);
-	std::string return_path =
-	    message::build_return_path(tx.mail_from ? address_text(*tx.mail_from) : std::string());
+	// SEED-BEHAVIOUR.md §7: Return-Path, Authentication-Results,
+	// Received-SPF, then Received, in that order on each copy.
+	std::string common = message::build_return_path(tx.mail_from ? address_text(*tx.mail_from) : std::string());
 	message::ReceivedInfo ri = received_info(now);
+	if (an) {
+		common += authentication_results(*an);
+		common += an->spf.header();
+		// The verified reverse name, when it differs from the EHLO name.
+		std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0] : an->iprev.name;
+		if (!name.empty() && (!hello || hello->ip || name != hello->domain.ascii))
+			ri.from_comment = "(" + name + " " + remote_ip.to_literal() + ")";
+	}
 
 	auto copies = std::make_shared<std::vector<store::MaildirCopy>>();
 	std::vector<std::string> copy_rcpts;
+	bool rejected = !errors.empty();
 	for (const auto& r : tx.recipients) {
 		if (!r.local) {
-			errors.push_back({r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"});
+			if (!rejected)
+				errors.push_back({r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"});
 			continue;
 		}
+		if (rejected) continue;
 		if (cfg->localserve) {
 			LocalserveFailure f = localserve_failure(r.address.localpart);
 			if (f.timeout) {
 				log::event(log::Level::info, cid, "timing out due to special localpart");
-				abort_data_file();
 				rset();
 				stall_then_reply(3600, SmtpError{451, std::string(se::other0), "timing out delivery due to special localpart"});
 				return;
@@ -200,14 +229,12 @@ void Connection::deliver_local() {
 		store::MaildirCopy copy;
 		copy.maildir = cfg->accounts.at(r.account).maildir;
 		copy.mailbox = r.mailbox;
-		copy.prefix = return_path + message::build_received(ri);
+		copy.prefix = common + message::build_received(ri);
 		copies->push_back(std::move(copy));
 		copy_rcpts.push_back(r.display);
 	}
-
-	std::string path = data->path;
-	data->path.clear();  // the worker owns the file now
-	data.reset();
+	std::string path = std::move(message_path);
+	message_path.clear();  // the worker owns the file now
 	write_copies(std::move(copies), std::move(copy_rcpts), std::move(errors), path);
 }
 

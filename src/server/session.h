@@ -19,6 +19,7 @@
 #include "sasl/mechanism.h"
 #include "store/maildir.h"
 #include "message/headers.h"
+#include "server/inbound.h"
 #include "server/submit.h"
 #include "smtp/data_decoder.h"
 #include "smtp/parser.h"
@@ -154,6 +155,15 @@ struct Connection {
 	void write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> copies, std::vector<std::string> copy_rcpts,
 	                  std::vector<DeliverError> errors, const std::string& path);
 	void delivery_done(std::vector<DeliverError> errors);
+	// Port 25 (server/deliver.cpp): iprev, SPF, DKIM, DMARC, DNSBL, then the
+	// decision, then the copies.
+	void analyze_inbound();
+	void analysis_lookups(std::shared_ptr<InboundAnalysis> an);
+	void analysis_verify(std::shared_ptr<InboundAnalysis> an);
+	void analysis_decide(std::shared_ptr<InboundAnalysis> an);
+	void analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone);
+	void deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors = {});
+	std::string authentication_results(const InboundAnalysis& an) const;
 	void submit_message();
 	void submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now, bool has_8bit,
 	                         int64_t size);
@@ -222,6 +232,7 @@ struct Connection {
 	std::string username;                 // authenticated account ("" = not)
 	Transaction tx;
 	std::unique_ptr<DataInProgress> data;
+	std::string message_path;             // a received message awaiting its decision; removed if we close
 	std::function<void(Connection&)> stalled;  // runs when the stall timer fires
 
 	// AUTH state: the mechanism exists only during an exchange.

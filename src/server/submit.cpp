@@ -1,7 +1,6 @@
 #include "server/submit.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include "server/message_file.h"
 
 #include <cerrno>
 #include <cstring>
@@ -21,56 +20,6 @@ namespace se = smtp::se;
 
 namespace {
 
-// The header section is read whole (it is what the checks need); the body is
-// only streamed through the DKIM body hasher. A header section past this
-// size is refused rather than held in memory.
-constexpr size_t max_header_bytes = 1024 * 1024;
-
-struct FileReader {
-	int fd = -1;
-	explicit FileReader(const std::string& path) : fd(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
-	~FileReader() {
-		if (fd >= 0) close(fd);
-	}
-};
-
-// Reads the message up to and including the empty line after the header.
-std::optional<std::string> read_header(int fd) {
-	std::string head;
-	char buf[16384];
-	for (;;) {
-		ssize_t n = pread(fd, buf, sizeof buf, static_cast<off_t>(head.size()));
-		if (n < 0 && errno == EINTR) continue;
-		if (n < 0) return std::nullopt;
-		if (n == 0) return head;
-		size_t old = head.size();
-		head.append(buf, static_cast<size_t>(n));
-		size_t from = old >= 3 ? old - 3 : 0;
-		size_t end = head.find("\r\n\r\n", from);
-		if (end != std::string::npos) {
-			head.resize(end + 4);
-			return head;
-		}
-		if (head.size() > max_header_bytes) return std::nullopt;
-	}
-}
-
-// Streams the body (from `offset`) through one hasher per canonicalization.
-std::optional<std::string> body_hash(int fd, size_t offset, mailauth::dkim::Canon canon) {
-	mailauth::dkim::BodyHasher hasher(canon, mailauth::dkim::HashAlg::sha256);
-	char buf[65536];
-	off_t pos = static_cast<off_t>(offset);
-	for (;;) {
-		ssize_t n = pread(fd, buf, sizeof buf, pos);
-		if (n < 0 && errno == EINTR) continue;
-		if (n < 0) return std::nullopt;
-		if (n == 0) break;
-		hasher.update(std::string_view(buf, static_cast<size_t>(n)));
-		pos += n;
-	}
-	return hasher.finish();
-}
-
 mailauth::dkim::Canon canon_of(const std::string& name) {
 	return name == "simple" ? mailauth::dkim::Canon::simple : mailauth::dkim::Canon::relaxed;
 }
@@ -79,7 +28,7 @@ mailauth::dkim::Canon canon_of(const std::string& name) {
 // (RFC 6376 5). Failures are logged, never fatal: the message still goes
 // out, as the seed does.
 std::string dkim_signatures(const config::Domain& dom, const std::string& added_headers, const std::string& header,
-                            int fd, size_t body_offset, std::time_t now) {
+                            const MessageFile& file, size_t body_offset, std::time_t now) {
 	std::string out;
 	std::string error;
 	auto parsed = message::parse_header_section(added_headers + header, &error);
@@ -105,7 +54,7 @@ std::string dkim_signatures(const config::Domain& dom, const std::string& added_
 		opts.headers = sel.headers;
 		opts.expiration_s = sel.expiration_s;
 		opts.timestamp = now;
-		auto hash = body_hash(fd, body_offset, opts.body_canon);
+		auto hash = file.body_hash(body_offset, opts.body_canon, mailauth::dkim::HashAlg::sha256);
 		if (!hash) {
 			log::error("dkim sign: reading message", {{"error", std::strerror(errno)}});
 			continue;
@@ -125,12 +74,12 @@ std::string dkim_signatures(const config::Domain& dom, const std::string& added_
 SubmissionResult prepare_submission(const SubmissionInput& in) {
 	SubmissionResult res;
 	const config::Config& cfg = *in.cfg;
-	FileReader file(in.message_path);
-	if (file.fd < 0) {
+	MessageFile file(in.message_path);
+	if (!file.ok()) {
 		res.error = SmtpError{451, std::string(se::sys_other0), "error reading message: " + std::string(std::strerror(errno))};
 		return res;
 	}
-	auto header = read_header(file.fd);
+	auto header = file.read_header();
 	if (!header) {
 		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: header too large"};
 		return res;
@@ -208,7 +157,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	// DKIM (RFC 6376) for the From domain, when it has keys.
 	auto dom = cfg.domains.find(res.from_domain);
 	if (!cfg.localserve && dom != cfg.domains.end() && !dom->second.dkim_sign.empty())
-		added += dkim_signatures(dom->second, added, *header, file.fd, section->body_offset, in.now);
+		added += dkim_signatures(dom->second, added, *header, file, section->body_offset, in.now);
 
 	// RFC 8601 with RFC 4954's "auth" method: the sender authenticated.
 	message::AuthMethod auth{"auth", "pass", "", "", {{"smtp", "mailfrom", in.mail_from, true, ""}}};

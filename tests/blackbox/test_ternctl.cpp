@@ -370,6 +370,51 @@ TEST_CASE("ternctl dkim sign: a From domain without keys is an error, exit 1") {
 	CHECK(starts_with(r.out, "DKIM-Signature: "));
 }
 
+// ------------------------------------------------------------ dmarc lookup
+
+TEST_CASE("ternctl dmarc lookup: the domain's record, else the organizational domain's") {
+	DnsServer dns;
+	dns.add("_dmarc.example.com", "TXT", "v=DMARC1; p=reject; rua=mailto:dmarc@example.com");
+	dns.add("_dmarc.own.example.com", "TXT", "v=DMARC1; p=none");
+	dns.add("_dmarc.own.example.com", "TXT", "some other text");
+
+	ProgramResult r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "example.com"});
+	CHECK(r.exit_code == 0);
+	CHECK(r.out == "_dmarc.example.com: v=DMARC1; p=reject; rua=mailto:dmarc@example.com\n");
+
+	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "own.example.com"});
+	CHECK(r.exit_code == 0);
+	CHECK(r.out == "_dmarc.own.example.com: v=DMARC1; p=none\n");
+
+	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "Deep.Mail.Example.COM"});
+	CHECK(r.exit_code == 0);
+	CHECK(r.out == "_dmarc.example.com: v=DMARC1; p=reject; rua=mailto:dmarc@example.com\n");
+}
+
+TEST_CASE("ternctl dmarc lookup: none, invalid and unreachable records exit 1") {
+	DnsServer dns;
+	dns.add("_dmarc.example.org", "TXT", "not dmarc");
+	dns.add("_dmarc.bad.example", "TXT", "v=DMARC1; p=sometimes");
+	dns.add_servfail_name("_dmarc.down.example");
+
+	ProgramResult r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "example.org"});
+	CHECK(r.exit_code == 1);
+	CHECK(r.out == "none\n");
+	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "mail.nothing.example.net"});
+	CHECK(r.exit_code == 1);
+	CHECK(r.out == "none\n");
+	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "bad.example"});
+	CHECK(r.exit_code == 1);
+	CHECK(r.out == "permerror\n");
+	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "down.example"});
+	CHECK(r.exit_code == 1);
+	CHECK(r.out == "temperror\n");
+
+	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "not a domain"});
+	CHECK(r.exit_code == 2);
+	CHECK(r.out == "");
+}
+
 // ------------------------------------------------------------ check, passwd, usage
 
 TEST_CASE("ternctl check: a valid config exit 0, a broken one exit 1") {

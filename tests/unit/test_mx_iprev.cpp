@@ -99,3 +99,21 @@ TEST_CASE("iprev: pass, fail, temperror, permerror") {
 	r.set("14.2.0.192.in-addr.arpa", RrType::PTR, status_only(DnsStatus::temperror));
 	CHECK(iprev(r, "192.0.2.14").status == IprevStatus::temperror);
 }
+
+#include "mailauth/dnsbl.h"
+
+TEST_CASE("dnsbl: names and listing (RFC 5782)") {
+	CHECK(dnsbl_name(*IpAddr::parse("192.0.2.99"), "bl.example") == "99.2.0.192.bl.example");
+	CHECK(dnsbl_name(*IpAddr::parse("2001:db8::1"), "bl.example").starts_with("1.0.0.0.0.0.0.0"));
+	CHECK(dnsbl_name(*IpAddr::parse("2001:db8::1"), "bl.example").ends_with(".8.b.d.0.1.0.0.2.bl.example"));
+	CannedResolver r;
+	r.set_records("99.2.0.192.bl.example", RrType::A, {"127.0.0.2"});
+	DnsblStatus got = DnsblStatus::temperror;
+	dnsbl_lookup(r, 1, *IpAddr::parse("192.0.2.99"), "bl.example", [&](DnsblStatus s) { got = s; });
+	CHECK(got == DnsblStatus::fail);
+	dnsbl_lookup(r, 1, *IpAddr::parse("192.0.2.98"), "bl.example", [&](DnsblStatus s) { got = s; });
+	CHECK(got == DnsblStatus::pass);
+	r.set("97.2.0.192.bl.example", RrType::A, DnsAnswer{DnsStatus::temperror, {}, {}});
+	dnsbl_lookup(r, 1, *IpAddr::parse("192.0.2.97"), "bl.example", [&](DnsblStatus s) { got = s; });
+	CHECK(got == DnsblStatus::temperror);
+}

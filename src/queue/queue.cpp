@@ -1,0 +1,1069 @@
+#include "queue/queue.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <random>
+#include <stdexcept>
+
+#include "mailauth/resolver.h"
+#include "message/dsn.h"
+#include "message/headers.h"
+#include "store/maildir.h"
+#include "util/log.h"
+#include "util/strings.h"
+
+namespace tern::queue {
+
+namespace {
+
+// Body chunks read on a worker for the SMTP client (DESIGN.md: the loop
+// never reads files).
+constexpr size_t chunk_size = 64 * 1024;
+// RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
+constexpr size_t max_recipients_per_transaction = 100;
+// Unreferenced queue files younger than this may belong to an enqueue in
+// progress (file linked, record not yet committed).
+constexpr int64_t orphan_age_s = 3600;
+// DNS query owners of the queue live in their own id space, apart from
+// the connection ids the SMTP sessions use.
+constexpr uint64_t dns_owner_base = uint64_t(1) << 62;
+
+int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
+
+std::string queue_dir(const config::Config& cfg) { return cfg.data_dir + "/queue"; }
+
+std::string random_hex(size_t bytes)
+{
+	thread_local std::mt19937_64 rng{std::random_device{}()};
+	static const char digits[] = "0123456789abcdef";
+	std::string s;
+	for (size_t i = 0; i < bytes; i++) {
+		unsigned v = static_cast<unsigned>(rng() & 0xff);
+		s += digits[v >> 4];
+		s += digits[v & 15];
+	}
+	return s;
+}
+
+int64_t jitter(int64_t base_s)
+{
+	// The seed's ±5 s on 450 s, scaled to the configured base.
+	int64_t span = base_s / 90;
+	if (span <= 0)
+		return 0;
+	thread_local std::mt19937_64 rng{std::random_device{}()};
+	return std::uniform_int_distribution<int64_t>(-span, span)(rng);
+}
+
+bool is_ip(const std::string& s)
+{
+	unsigned char buf[16];
+	return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+TlsMode tls_mode(const std::string& name)
+{
+	if (name == "none")
+		return TlsMode::none;
+	if (name == "required")
+		return TlsMode::required;
+	return TlsMode::opportunistic;
+}
+
+struct Policy {
+	int64_t retry_base_s = 450;
+	int max_attempts = 8;
+	int delayed_after = 5;
+};
+
+// Before an attempt (SEED-BEHAVIOUR.md §12): the next attempt is set now,
+// so a crash during the attempt leads to a later retry, never a hot loop.
+void mark_attempt(store::QueueRecord& rec, int64_t now, const Policy& p)
+{
+	rec.next_attempt = now + retry_delay_seconds(p.retry_base_s, rec.attempts, jitter(p.retry_base_s));
+	rec.attempts++;
+	rec.last_attempt = now;
+}
+
+// Removes the record, then its file link: the record goes first, so a crash
+// in between leaves an orphan file (swept later), never a record without
+// its message.
+void remove_record(store::Env& env, const config::Config& cfg, const store::QueueRecord& rec)
+{
+	env.queue_remove(rec.id);
+	if (!rec.message_file.empty())
+		::unlink((queue_dir(cfg) + "/" + rec.message_file).c_str());
+}
+
+// The original header section for the DSN's third part: prefix + the
+// file's bytes up to the empty line (at most 256 KiB).
+std::string original_headers(const config::Config& cfg, const store::QueueRecord& rec)
+{
+	std::string text = rec.prefix;
+	int fd = ::open((queue_dir(cfg) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		char buf[8192];
+		while (text.size() < 256 * 1024) {
+			ssize_t n = ::read(fd, buf, sizeof buf);
+			if (n <= 0)
+				break;
+			text.append(buf, static_cast<size_t>(n));
+			if (text.find("\r\n\r\n") != std::string::npos)
+				break;
+		}
+		::close(fd);
+	}
+	size_t end = text.find("\r\n\r\n");
+	if (end != std::string::npos)
+		text.resize(end + 2);
+	return text;
+}
+
+// The enhanced status code of an error text ("550 5.1.1 …" or "5.6.7 …").
+std::string status_of(const std::string& error)
+{
+	ReplyParser parser;
+	if (parser.feed_line(error) && parser.error().empty())
+		return parser.take().enhanced;
+	if (error.size() >= 5 && (error[0] == '4' || error[0] == '5') && error[1] == '.') {
+		size_t sp = error.find(' ');
+		return error.substr(0, sp);
+	}
+	return "";
+}
+
+bool is_smtp_reply(const std::string& error)
+{
+	return error.size() >= 3 && std::isdigit(static_cast<unsigned char>(error[0])) &&
+	       std::isdigit(static_cast<unsigned char>(error[1])) && std::isdigit(static_cast<unsigned char>(error[2])) &&
+	       (error.size() == 3 || error[3] == ' ' || error[3] == '-');
+}
+
+// Outgoing-failure DSNs are not sent over SMTP (SEED-BEHAVIOUR.md §12): they
+// go straight into the sender account's INBOX, or the postmaster's mailbox
+// when the account is gone. Runs on a worker. Never throws: a DSN that cannot
+// be written is logged, the queue record is dealt with anyway.
+void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, bool failed, const std::string& error,
+                 const std::string& remote_mta, const std::vector<std::time_t>& next_attempts, int64_t now,
+                 const std::string& headers)
+{
+	if (rec.from.empty()) {
+		// RFC 5321 4.5.5 / RFC 3461 6.2: never a DSN about a DSN.
+		log::info("no dsn for null reverse path", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
+		return;
+	}
+	try {
+		const config::Account* account = nullptr;
+		std::string mailbox = "INBOX";
+		if (auto it = cfg.accounts.find(rec.sender_account); it != cfg.accounts.end())
+			account = &it->second;
+		if (!account) {
+			std::string lp, dom;
+			split_address(rec.from, lp, dom);
+			account = cfg.account_for_address(lp, dom);
+		}
+		if (!account) {
+			if (auto it = cfg.accounts.find(cfg.postmaster.account); it != cfg.accounts.end()) {
+				account = &it->second;
+				mailbox = cfg.postmaster.mailbox;
+			}
+		}
+		if (!account) {
+			log::error("dsn: no account for sender and no postmaster account", {{"from", rec.from}, {"to", rec.to}});
+			return;
+		}
+		message::DsnMessage m;
+		m.smtputf8 = rec.smtputf8;
+		m.from = "postmaster@" + cfg.hostname;
+		m.to = rec.from;
+		m.subject = failed ? message::subject_failed : message::subject_delayed;
+		m.message_id = random_hex(16) + "@" + cfg.hostname;
+		if (!rec.message_id.empty())
+			m.references = "<" + rec.message_id + ">";
+		m.reporting_mta = cfg.hostname;
+		m.arrival = static_cast<std::time_t>(rec.queued);
+		m.date = static_cast<std::time_t>(now);
+		m.tz_offset_s = message::local_utc_offset(m.date);
+		m.text_body = failed ? message::failed_dsn_text(rec.to, error)
+		                     : message::delayed_dsn_text(rec.to, error, next_attempts, static_cast<std::time_t>(now));
+		message::DsnRecipient r;
+		r.final_recipient = rec.to;
+		r.action = failed ? "failed" : "delayed";
+		r.status = status_of(error);
+		if (!r.status.empty() && r.status[0] != (failed ? '5' : '4'))
+			r.status.clear();  // e.g. a 4.x.x that became final after the last attempt
+		r.remote_mta = remote_mta;
+		if (is_smtp_reply(error))
+			r.diagnostic = "smtp; " + error;
+		r.last_attempt = static_cast<std::time_t>(rec.last_attempt ? rec.last_attempt : now);
+		if (!failed && !next_attempts.empty())
+			r.will_retry_until = next_attempts.back();
+		m.recipients.push_back(r);
+		m.original_headers = headers;
+		std::string text = message::compose_dsn(m, false);
+
+		std::string tmp_dir = cfg.data_dir + "/tmp";
+		::mkdir(tmp_dir.c_str(), 0700);
+		std::string path = tmp_dir + "/dsn-" + random_hex(12);
+		int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			throw std::runtime_error("create " + path + ": " + std::strerror(errno));
+		size_t off = 0;
+		while (off < text.size()) {
+			ssize_t w = ::write(fd, text.data() + off, text.size() - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				int e = errno;
+				::close(fd);
+				::unlink(path.c_str());
+				throw std::runtime_error("write " + path + ": " + std::strerror(e));
+			}
+			off += static_cast<size_t>(w);
+		}
+		::close(fd);
+		std::vector<store::MaildirCopy> copies(1);
+		copies[0].maildir = account->maildir;
+		copies[0].mailbox = mailbox;
+		copies[0].prefix = "Return-Path: <postmaster@" + cfg.hostname + ">\r\n";
+		try {
+			store::deliver_maildir(path, copies, cfg.hostname);
+		} catch (...) {
+			::unlink(path.c_str());
+			throw;
+		}
+		::unlink(path.c_str());
+		log::info(failed ? "failed dsn delivered" : "delayed dsn delivered",
+		          {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"account", account->name}});
+	} catch (const std::exception& e) {
+		log::error("dsn delivery failed", {{"id", std::to_string(rec.id)}, {"err", e.what()}});
+	}
+}
+
+// The times of the attempts still to come after `rec`'s attempt, as the
+// scheduler will make them (decision 11: the delayed DSN tells the truth).
+std::vector<std::time_t> remaining_attempts(const store::QueueRecord& rec, const Policy& p)
+{
+	std::vector<std::time_t> times;
+	int64_t t = rec.next_attempt;
+	for (int a = rec.attempts; a < p.max_attempts; a++) {
+		times.push_back(static_cast<std::time_t>(t));
+		t += retry_delay_seconds(p.retry_base_s, a);
+	}
+	return times;
+}
+
+struct Settled {
+	std::vector<uint64_t> removed;
+	std::map<uint64_t, int64_t> rescheduled;
+};
+
+// A failed attempt of `rec` (attempts already counted by mark_attempt).
+void settle_failure(store::Env& env, const config::Config& cfg, store::QueueRecord rec, const std::string& error,
+                    bool permanent, const std::string& remote_mta, const Policy& p, int64_t now, Settled& out)
+{
+	rec.last_error = error;
+	if (permanent || rec.attempts >= p.max_attempts) {
+		log::info("delivery failed permanently",
+		          {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"attempts", std::to_string(rec.attempts)},
+		           {"err", error}});
+		// The record goes first: a crash after it loses at most the DSN,
+		// never sends the message again. The header section for the DSN is
+		// read before the file goes with the record.
+		std::string headers = rec.from.empty() ? std::string() : original_headers(cfg, rec);
+		remove_record(env, cfg, rec);
+		out.removed.push_back(rec.id);
+		deliver_dsn(cfg, rec, true, error, remote_mta, {}, now, headers);
+		return;
+	}
+	if (!env.queue_update(rec)) {
+		out.removed.push_back(rec.id);  // dropped by ternctl meanwhile
+		return;
+	}
+	out.rescheduled[rec.id] = rec.next_attempt;
+	log::info("delivery deferred", {{"id", std::to_string(rec.id)}, {"to", rec.to},
+	                                {"attempts", std::to_string(rec.attempts)},
+	                                {"next_attempt", iso8601_utc(rec.next_attempt)}, {"err", error}});
+	if (rec.attempts == p.delayed_after)
+		deliver_dsn(cfg, rec, false, error, remote_mta, remaining_attempts(rec, p), now, original_headers(cfg, rec));
+}
+
+Policy policy_of(const config::Config& cfg, const QueueOptions& o)
+{
+	Policy p;
+	p.retry_base_s = std::max<int64_t>(cfg.queue.retry_base_s, 1);
+	p.max_attempts = static_cast<int>(std::max<int64_t>(cfg.queue.max_attempts, 1));
+	p.delayed_after = o.delayed_dsn_after;
+	return p;
+}
+
+}  // namespace
+
+struct Queue::Delivery {
+	uint64_t id = 0;
+	std::string domain;
+	std::vector<uint64_t> ids;                  // records this delivery holds in flight
+	std::vector<store::QueueRecord> remote;     // records to send over SMTP
+	std::shared_ptr<const config::Config> config;
+	std::vector<std::string> hosts;
+	size_t host_index = 0;
+	std::vector<std::string> addresses;
+	size_t address_index = 0;
+	int port = 25;
+	TlsMode tls = TlsMode::opportunistic;
+	bool tls_off = false;                       // this address is being retried without TLS
+	std::string last_error;
+	std::unique_ptr<SmtpClient> client;
+};
+
+Queue::Queue(struct ev_loop* loop, core::WorkerPool& pool, mailauth::Resolver& resolver, store::Env& env,
+             std::shared_ptr<const config::Config> config, QueueOptions options)
+    : loop_(loop), pool_(pool), resolver_(resolver), env_(env), config_(std::move(config)),
+      options_(std::move(options)), timer_(loop, [this] { schedule(); }),
+      reaper_(loop, [this] { finished_clients_.clear(); })
+{
+	try {
+		tls_context_ = std::make_shared<net::TlsClientContext>();
+	} catch (const std::exception& e) {
+		log::error("queue: no TLS client context, delivering without STARTTLS", {{"err", e.what()}});
+	}
+}
+
+Queue::~Queue()
+{
+	shutdown();
+}
+
+uint64_t Queue::dns_owner(uint64_t delivery_id) const { return dns_owner_base | delivery_id; }
+
+void Queue::shutdown()
+{
+	stopping_ = true;
+	timer_.stop();
+	for (auto& [id, d] : deliveries_) {
+		resolver_.cancel_owner(dns_owner(id));
+		if (d->client)
+			d->client->abort();
+	}
+}
+
+void Queue::start()
+{
+	load(options_.sweep_orphans);
+}
+
+void Queue::resync()
+{
+	load(false);
+}
+
+void Queue::load(bool sweep)
+{
+	struct Loaded {
+		std::vector<store::QueueRecord> records;
+		std::string error;
+	};
+	auto st = std::make_shared<Loaded>();
+	auto cfg = config_;
+	const uint64_t seq_at_start = enqueue_seq_;
+	store::Env& env = env_;
+	pool_.submit(
+	    [st, cfg, &env, sweep] {
+		    try {
+			    st->records = env.queue_list();
+			    if (!sweep)
+				    return;
+			    std::set<std::string> referenced;
+			    for (auto& r : st->records)
+				    referenced.insert(r.message_file);
+			    std::string dir = queue_dir(*cfg);
+			    DIR* d = ::opendir(dir.c_str());
+			    if (!d)
+				    return;
+			    int64_t cutoff = now_s() - orphan_age_s;
+			    while (dirent* e = ::readdir(d)) {
+				    std::string name = e->d_name;
+				    if (name == "." || name == ".." || referenced.count(name))
+					    continue;
+				    struct stat sb;
+				    std::string path = dir + "/" + name;
+				    if (::stat(path.c_str(), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_mtime < cutoff) {
+					    ::unlink(path.c_str());
+					    log::info("queue: removed unreferenced file", {{"file", name}});
+				    }
+			    }
+			    ::closedir(d);
+		    } catch (const std::exception& e) {
+			    st->error = e.what();
+		    }
+	    },
+	    [this, alive = std::weak_ptr<char>(alive_), st, seq_at_start] {
+		    if (alive.expired())
+			    return;
+		    if (!st->error.empty()) {
+			    log::error("queue: loading records failed", {{"err", st->error}});
+			    return;
+		    }
+		    std::map<uint64_t, Entry> fresh;
+		    for (auto& r : st->records) {
+			    auto it = entries_.find(r.id);
+			    if (it != entries_.end() && it->second.in_flight) {
+				    fresh[r.id] = it->second;
+				    continue;
+			    }
+			    Entry e;
+			    e.next_attempt = r.next_attempt;
+			    e.domain = r.recipient_domain;
+			    e.group = message_base(r.message_file) + "\n" + r.from + "\n" + r.prefix;
+			    fresh[r.id] = std::move(e);
+		    }
+		    // Records in flight that are gone from the database stay until
+		    // their delivery ends (its update then finds nothing).
+		    // So do records enqueued while the list was read: their commit
+		    // may have come after it.
+		    for (auto& [id, e] : entries_)
+			    if ((e.in_flight || e.added_seq > seq_at_start) && !fresh.count(id))
+				    fresh[id] = e;
+		    entries_ = std::move(fresh);
+		    loaded_ = true;
+		    log_gauge();
+		    schedule();
+	    });
+}
+
+void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string error)> done)
+{
+	if (msg.recipients.empty()) {
+		done("no recipients");
+		return;
+	}
+	struct Enqueued {
+		std::vector<store::QueueRecord> records;
+		std::string error;
+	};
+	auto st = std::make_shared<Enqueued>();
+	auto cfg = config_;
+	store::Env& env = env_;
+	pool_.submit(
+	    [st, cfg, &env, msg = std::move(msg)] {
+		    std::string dir = queue_dir(*cfg);
+		    std::vector<std::string> created;
+		    try {
+			    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+				    throw std::runtime_error("mkdir " + dir + ": " + std::strerror(errno));
+			    int64_t now = now_s();
+			    std::string base = std::to_string(now) + "-" + random_hex(8);
+			    std::string first = dir + "/" + base + ".0";
+			    // The queue takes the session's temp file over: a rename in
+			    // the same file system (data_dir/tmp → data_dir/queue).
+			    if (::rename(msg.message_path.c_str(), first.c_str()) != 0)
+				    throw std::runtime_error("rename " + msg.message_path + ": " + std::strerror(errno));
+			    created.push_back(first);
+			    int fd = ::open(first.c_str(), O_RDONLY | O_CLOEXEC);
+			    if (fd < 0 || ::fsync(fd) != 0) {
+				    int e = errno;
+				    if (fd >= 0)
+					    ::close(fd);
+				    throw std::runtime_error("fsync " + first + ": " + std::strerror(e));
+			    }
+			    ::close(fd);
+			    // One hard link per further recipient: each record owns its
+			    // link, so the message goes with its last record.
+			    for (size_t i = 1; i < msg.recipients.size(); i++) {
+				    std::string link = dir + "/" + base + "." + std::to_string(i);
+				    if (::link(first.c_str(), link.c_str()) != 0)
+					    throw std::runtime_error("link " + link + ": " + std::strerror(errno));
+				    created.push_back(link);
+			    }
+			    store::fsync_dir(dir);
+			    for (size_t i = 0; i < msg.recipients.size(); i++) {
+				    const auto& rcpt = msg.recipients[i];
+				    store::QueueRecord r;
+				    r.queued = now;
+				    r.sender_account = msg.sender_account;
+				    r.from = msg.from;
+				    r.to = rcpt.to;
+				    r.recipient_domain = rcpt.domain;
+				    if (r.recipient_domain.empty()) {
+					    std::string lp;
+					    split_address(rcpt.to, lp, r.recipient_domain);
+				    }
+				    r.recipient_domain = ascii_lower(r.recipient_domain);
+				    r.next_attempt = now;
+				    r.has_8bit = msg.has_8bit;
+				    r.smtputf8 = msg.smtputf8;
+				    r.size = static_cast<int64_t>(rcpt.prefix.size()) + msg.message_size;
+				    r.message_id = msg.message_id;
+				    r.prefix = rcpt.prefix;
+				    r.message_file = base + "." + std::to_string(i);
+				    r.dsn_utf8 = msg.dsn_utf8;
+				    st->records.push_back(std::move(r));
+			    }
+			    store::OutgoingLog outgoing;
+			    if (msg.record_outgoing) {
+				    outgoing.account = msg.sender_account;
+				    outgoing.time = now;
+				    for (auto& rcpt : msg.recipients)
+					    outgoing.recipients.push_back(rcpt.to);
+			    }
+			    env.queue_add_many(st->records, msg.record_outgoing ? &outgoing : nullptr);
+		    } catch (const std::exception& e) {
+			    st->error = e.what();
+			    st->records.clear();
+			    for (auto& path : created)
+				    ::unlink(path.c_str());
+		    }
+	    },
+	    [this, alive = std::weak_ptr<char>(alive_), st, done = std::move(done)] {
+		    if (!st->error.empty()) {
+			    log::error("queue: enqueue failed", {{"err", st->error}});
+			    done(st->error);
+			    return;
+		    }
+		    if (!alive.expired()) {
+			    enqueue_seq_++;
+			    for (auto& r : st->records) {
+				    Entry e;
+				    e.added_seq = enqueue_seq_;
+				    e.next_attempt = r.next_attempt;
+				    e.domain = r.recipient_domain;
+				    e.group = message_base(r.message_file) + "\n" + r.from + "\n" + r.prefix;
+				    entries_[r.id] = std::move(e);
+				    log::info("queued", {{"id", std::to_string(r.id)}, {"from", r.from}, {"to", r.to},
+				                         {"size", std::to_string(r.size)}});
+			    }
+			    log_gauge();
+		    }
+		    done("");
+		    if (!alive.expired())
+			    schedule();
+	    });
+}
+
+void Queue::reload(std::shared_ptr<const config::Config> config)
+{
+	config_ = std::move(config);
+	schedule();
+}
+
+void Queue::kick(uint64_t id)
+{
+	int64_t now = now_s();
+	for (auto& [eid, e] : entries_)
+		if ((id == 0 || eid == id) && !e.in_flight)
+			e.next_attempt = now;
+	schedule();
+}
+
+void Queue::log_gauge()
+{
+	if (entries_.size() == last_logged_size_)
+		return;
+	last_logged_size_ = entries_.size();
+	log::debug("queue gauge", {{"messages", std::to_string(entries_.size())},
+	                           {"deliveries", std::to_string(deliveries_.size())}});
+}
+
+void Queue::schedule()
+{
+	if (!loaded_ || stopping_)
+		return;
+	const int64_t now = now_s();
+	const size_t max_concurrent = static_cast<size_t>(std::max<int64_t>(config_->queue.max_concurrent, 1));
+	std::vector<std::pair<int64_t, uint64_t>> due;
+	for (auto& [id, e] : entries_)
+		if (!e.in_flight && e.next_attempt <= now)
+			due.emplace_back(e.next_attempt, id);
+	std::sort(due.begin(), due.end());
+	for (auto& [when, id] : due) {
+		if (deliveries_.size() >= max_concurrent)
+			break;
+		Entry& first = entries_[id];
+		// At most one delivery per destination domain at a time (seed).
+		if (first.in_flight || busy_domains_.count(first.domain))
+			continue;
+		std::vector<uint64_t> ids;
+		for (auto& [other_id, other] : entries_) {
+			if (ids.size() >= max_recipients_per_transaction)
+				break;
+			if (!other.in_flight && other.next_attempt <= now && other.domain == first.domain &&
+			    other.group == first.group)
+				ids.push_back(other_id);
+		}
+		for (uint64_t i : ids)
+			entries_[i].in_flight = true;
+		busy_domains_.insert(first.domain);
+		uint64_t did = next_delivery_id_++;
+		auto d = std::make_unique<Delivery>();
+		d->id = did;
+		d->domain = first.domain;
+		d->ids = ids;
+		d->config = config_;
+		deliveries_[did] = std::move(d);
+		begin(did, std::move(ids));
+	}
+	arm_timer();
+}
+
+void Queue::arm_timer()
+{
+	const int64_t now = now_s();
+	int64_t earliest = INT64_MAX;
+	for (auto& [id, e] : entries_)
+		if (!e.in_flight && e.next_attempt > now)
+			earliest = std::min(earliest, e.next_attempt);
+	if (earliest == INT64_MAX) {
+		timer_.stop();
+		return;
+	}
+	// Due records that wait for a free slot or domain are picked up when a
+	// delivery ends; the timer is for the first one not due yet.
+	timer_.start(static_cast<double>(std::min<int64_t>(earliest - now, 24 * 3600)));
+}
+
+void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
+{
+	struct Begun {
+		std::vector<store::QueueRecord> remote;
+		Settled settled;
+		uint64_t local_delivered = 0;
+		std::string error;
+	};
+	auto st = std::make_shared<Begun>();
+	auto cfg = config_;
+	store::Env& env = env_;
+	Policy policy = policy_of(*cfg, options_);
+	pool_.submit(
+	    [st, cfg, &env, ids = std::move(ids), policy] {
+		    const int64_t now = now_s();
+		    try {
+			    std::vector<store::QueueRecord> local;
+			    std::set<std::string> dirs;
+			    for (uint64_t id : ids) {
+				    auto rec = env.queue_get(id);
+				    if (!rec) {
+					    st->settled.removed.push_back(id);  // dropped meanwhile
+					    continue;
+				    }
+				    std::string localpart, domain;
+				    split_address(rec->to, localpart, domain);
+				    auto rcpt = cfg->resolve_recipient(localpart, domain);
+				    if (rcpt.kind == config::Config::RcptKind::local && rcpt.account) {
+					    // SPEC "Smarthost": local recipients go straight into
+					    // their Maildir, never through the smarthost.
+					    std::vector<store::MaildirCopy> copies(1);
+					    copies[0].maildir = rcpt.account->maildir;
+					    copies[0].mailbox = rcpt.mailbox.empty() ? "INBOX" : rcpt.mailbox;
+					    copies[0].prefix = rec->prefix;
+					    try {
+						    store::deliver_maildir_unsynced(queue_dir(*cfg) + "/" + rec->message_file, copies,
+						                                    cfg->hostname, dirs);
+						    local.push_back(*rec);
+					    } catch (const std::exception& e) {
+						    mark_attempt(*rec, now, policy);
+						    settle_failure(env, *cfg, *rec, std::string("local delivery: ") + e.what(), false, "",
+						                   policy, now, st->settled);
+					    }
+					    continue;
+				    }
+				    if (rcpt.kind == config::Config::RcptKind::unknown_user) {
+					    mark_attempt(*rec, now, policy);
+					    settle_failure(env, *cfg, *rec, "550 5.1.1 no such user", true, "", policy, now, st->settled);
+					    continue;
+				    }
+				    mark_attempt(*rec, now, policy);
+				    if (!env.queue_update(*rec)) {
+					    st->settled.removed.push_back(id);
+					    continue;
+				    }
+				    st->remote.push_back(std::move(*rec));
+			    }
+			    if (!local.empty()) {
+				    // One fsync per directory for all local copies (group commit);
+				    // only then does a copy count as delivered.
+				    store::fsync_dirs(dirs);
+				    for (auto& rec : local) {
+					    remove_record(env, *cfg, rec);
+					    st->settled.removed.push_back(rec.id);
+					    st->local_delivered++;
+					    log::info("delivered locally", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
+				    }
+			    }
+		    } catch (const std::exception& e) {
+			    st->error = e.what();
+		    }
+	    },
+	    [this, alive = std::weak_ptr<char>(alive_), st, delivery_id] {
+		    if (alive.expired())
+			    return;
+		    auto it = deliveries_.find(delivery_id);
+		    if (it == deliveries_.end())
+			    return;
+		    Delivery& d = *it->second;
+		    counters_.local += st->local_delivered;
+		    if (!st->error.empty()) {
+			    log::error("queue: starting delivery failed", {{"err", st->error}});
+			    // Nothing known: retry all of them after one base interval.
+			    int64_t later = now_s() + std::max<int64_t>(config_->queue.retry_base_s, 1);
+			    std::map<uint64_t, int64_t> resched;
+			    for (uint64_t id : d.ids)
+				    resched[id] = later;
+			    release(delivery_id, st->settled.removed, resched);
+			    return;
+		    }
+		    if (st->remote.empty()) {
+			    release(delivery_id, st->settled.removed, st->settled.rescheduled);
+			    return;
+		    }
+		    // Records settled here are done; the rest travel on.
+		    for (uint64_t id : st->settled.removed)
+			    entries_.erase(id);
+		    for (auto& [id, when] : st->settled.rescheduled) {
+			    auto e = entries_.find(id);
+			    if (e != entries_.end()) {
+				    e->second.next_attempt = when;
+				    e->second.in_flight = false;
+			    }
+		    }
+		    d.ids.clear();
+		    for (auto& r : st->remote) {
+			    d.ids.push_back(r.id);
+			    auto e = entries_.find(r.id);
+			    if (e != entries_.end())
+				    e->second.next_attempt = r.next_attempt;
+		    }
+		    d.remote = std::move(st->remote);
+		    log_gauge();
+		    route(d);
+	    });
+}
+
+void Queue::route(Delivery& d)
+{
+	if (stopping_)
+		return;
+	const config::Config& cfg = *d.config;
+	if (!cfg.queue.smarthost_host.empty()) {
+		d.hosts = {cfg.queue.smarthost_host};
+		d.port = cfg.queue.smarthost_port;
+		d.tls = tls_mode(cfg.queue.smarthost_tls);
+		next_host(d);
+		return;
+	}
+	d.port = options_.mx_port;
+	d.tls = TlsMode::opportunistic;
+	if (auto literal = address_literal(d.domain)) {
+		d.hosts = {*literal};
+		next_host(d);
+		return;
+	}
+	uint64_t did = d.id;
+	resolver_.query(dns_owner(did), d.domain, mailauth::RrType::MX,
+	                [this, alive = std::weak_ptr<char>(alive_), did](const mailauth::DnsAnswer& answer) {
+		                if (alive.expired())
+			                return;
+		                auto it = deliveries_.find(did);
+		                if (it == deliveries_.end())
+			                return;
+		                Delivery& d = *it->second;
+		                switch (answer.status) {
+		                case mailauth::DnsStatus::ok: {
+			                auto hosts = mx_hosts_in_order(answer.mx);
+			                if (!hosts) {
+				                finish_all(d, "5.1.10 domain " + d.domain + " does not accept mail (null MX, RFC 7505)",
+				                           true);
+				                return;
+			                }
+			                d.hosts = std::move(*hosts);
+			                if (d.hosts.empty())
+				                d.hosts = {d.domain};
+			                break;
+		                }
+		                case mailauth::DnsStatus::nodata:
+			                d.hosts = {d.domain};  // RFC 5321 5.1: the implicit MX
+			                break;
+		                case mailauth::DnsStatus::nxdomain:
+			                finish_all(d, "5.1.2 domain " + d.domain + " does not exist", true);
+			                return;
+		                default:
+			                finish_all(d, "4.4.3 temporary DNS error looking up MX of " + d.domain, false);
+			                return;
+		                }
+		                next_host(d);
+	                });
+}
+
+void Queue::next_host(Delivery& d)
+{
+	if (d.host_index >= d.hosts.size()) {
+		finish_all(d, d.last_error.empty() ? "no host to deliver to" : d.last_error, false);
+		return;
+	}
+	const std::string host = d.hosts[d.host_index];
+	d.address_index = 0;
+	d.tls_off = false;
+	if (is_ip(host)) {
+		d.addresses = {host};
+		connect_next_address(d);
+		return;
+	}
+	uint64_t did = d.id;
+	mailauth::lookup_ip_addr(resolver_, dns_owner(did), host,
+	                         [this, alive = std::weak_ptr<char>(alive_), did, host](const mailauth::IpLookup& r) {
+		                         if (alive.expired())
+			                         return;
+		                         auto it = deliveries_.find(did);
+		                         if (it == deliveries_.end())
+			                         return;
+		                         Delivery& d = *it->second;
+		                         if (r.status != mailauth::DnsStatus::ok || r.addresses.empty()) {
+			                         d.last_error = "4.4.4 no address for host " + host;
+			                         d.host_index++;
+			                         next_host(d);
+			                         return;
+		                         }
+		                         d.addresses = r.addresses;
+		                         d.address_index = 0;
+		                         connect_next_address(d);
+	                         });
+}
+
+void Queue::connect_next_address(Delivery& d)
+{
+	if (stopping_)
+		return;
+	if (d.address_index >= d.addresses.size()) {
+		d.host_index++;
+		next_host(d);
+		return;
+	}
+	ClientOptions o;
+	o.ip = d.addresses[d.address_index];
+	o.port = d.port;
+	o.server_name = d.hosts[d.host_index];
+	o.ehlo_name = d.config->hostname;
+	o.tls = d.tls_off ? TlsMode::none : d.tls;
+	if (!tls_context_ && o.tls == TlsMode::opportunistic)
+		o.tls = TlsMode::none;
+	o.tls_context = tls_context_;
+	const store::QueueRecord& first = d.remote.front();
+	o.from = first.from;
+	for (auto& r : d.remote)
+		o.recipients.push_back(r.to);
+	o.has_8bit = first.has_8bit;
+	o.smtputf8 = first.smtputf8;
+	o.size = first.size;
+	o.prefix = first.prefix;
+	// A DSN queued with a UTF-8 variant (SEED-BEHAVIOUR.md §13) sends that
+	// variant to servers that offer SMTPUTF8.
+	if (d.remote.size() == 1)
+		o.utf8_variant = first.dsn_utf8;
+	o.timeouts = options_.timeouts;
+	o.log_id = d.id;
+	std::string path = queue_dir(*d.config) + "/" + first.message_file;
+	uint64_t did = d.id;
+	log::debug("queue: connecting", {{"host", o.server_name}, {"ip", o.ip}, {"port", std::to_string(o.port)},
+	                                 {"recipients", std::to_string(o.recipients.size())}});
+	d.client = std::make_unique<SmtpClient>(
+	    loop_, std::move(o), [this, did, path](int64_t offset) { read_chunk(did, path, offset); },
+	    [this, did](ClientResult result) { on_client_done(did, std::move(result)); });
+	d.client->start();
+}
+
+void Queue::read_chunk(uint64_t delivery_id, const std::string& path, int64_t offset)
+{
+	struct Chunk {
+		std::string data;
+		bool eof = false;
+		std::string error;
+	};
+	auto st = std::make_shared<Chunk>();
+	pool_.submit(
+	    [st, path, offset] {
+		    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+		    if (fd < 0) {
+			    st->error = path + ": " + std::strerror(errno);
+			    return;
+		    }
+		    st->data.resize(chunk_size);
+		    size_t got = 0;
+		    while (got < chunk_size) {
+			    ssize_t n = ::pread(fd, st->data.data() + got, chunk_size - got, offset + static_cast<int64_t>(got));
+			    if (n < 0 && errno == EINTR)
+				    continue;
+			    if (n < 0) {
+				    st->error = path + ": " + std::strerror(errno);
+				    break;
+			    }
+			    if (n == 0) {
+				    st->eof = true;
+				    break;
+			    }
+			    got += static_cast<size_t>(n);
+		    }
+		    ::close(fd);
+		    st->data.resize(got);
+	    },
+	    [this, alive = std::weak_ptr<char>(alive_), st, delivery_id] {
+		    if (alive.expired())
+			    return;
+		    auto it = deliveries_.find(delivery_id);
+		    if (it == deliveries_.end() || !it->second->client)
+			    return;
+		    it->second->client->supply_chunk(std::move(st->data), st->eof, st->error);
+	    });
+}
+
+void Queue::on_client_done(uint64_t delivery_id, ClientResult result)
+{
+	auto it = deliveries_.find(delivery_id);
+	if (it == deliveries_.end())
+		return;
+	Delivery& d = *it->second;
+	// The client is inside its own callback: destroy it from the reaper.
+	finished_clients_.push_back(std::move(d.client));
+	reaper_.start(0);
+	const std::string host = d.hosts[d.host_index];
+	const std::string ip = d.addresses[d.address_index];
+	if (result.host_failure) {
+		log::info("queue: host failed", {{"host", host}, {"ip", ip}, {"err", result.error}});
+		d.last_error = result.error;
+		if (result.tls_failed && d.tls == TlsMode::opportunistic && !d.tls_off) {
+			// The seed retries a host whose TLS failed once in plain text.
+			d.tls_off = true;
+			connect_next_address(d);
+			return;
+		}
+		d.tls_off = false;
+		d.address_index++;
+		connect_next_address(d);
+		return;
+	}
+	std::vector<Outcome> outcomes;
+	for (size_t i = 0; i < d.remote.size(); i++) {
+		Outcome o;
+		o.id = d.remote[i].id;
+		const RecipientResult& r = result.recipients[i];
+		o.delivered = r.delivered;
+		o.permanent = r.permanent;
+		o.error = r.error;
+		o.remote_mta = host + " ([" + ip + "])";
+		if (r.delivered)
+			log::info("delivered", {{"id", std::to_string(o.id)}, {"to", d.remote[i].to}, {"host", host},
+			                        {"ip", ip}, {"tls", result.tls_comment}});
+		outcomes.push_back(std::move(o));
+	}
+	finish(d, std::move(outcomes));
+}
+
+void Queue::finish_all(Delivery& d, const std::string& error, bool permanent)
+{
+	std::vector<Outcome> outcomes;
+	for (auto& r : d.remote) {
+		Outcome o;
+		o.id = r.id;
+		o.permanent = permanent;
+		o.error = error;
+		outcomes.push_back(std::move(o));
+	}
+	finish(d, std::move(outcomes));
+}
+
+void Queue::finish(Delivery& d, std::vector<Outcome> outcomes)
+{
+	auto settled = std::make_shared<Settled>();
+	auto cfg = d.config;
+	store::Env& env = env_;
+	Policy policy = policy_of(*cfg, options_);
+	std::vector<store::QueueRecord> records = d.remote;
+	uint64_t delivered = 0, failed = 0, retried = 0;
+	for (size_t i = 0; i < outcomes.size(); i++) {
+		if (outcomes[i].delivered)
+			delivered++;
+		else if (outcomes[i].permanent || records[i].attempts >= policy.max_attempts)
+			failed++;
+		else
+			retried++;
+	}
+	counters_.delivered += delivered;
+	counters_.failed += failed;
+	counters_.retried += retried;
+	uint64_t did = d.id;
+	pool_.submit(
+	    [settled, cfg, &env, records = std::move(records), outcomes = std::move(outcomes), policy] {
+		    const int64_t now = now_s();
+		    // Successes first, each committed at once: after the remote's 250
+		    // nothing else may happen before its record is gone.
+		    for (size_t i = 0; i < records.size(); i++) {
+			    if (!outcomes[i].delivered)
+				    continue;
+			    try {
+				    remove_record(env, *cfg, records[i]);
+			    } catch (const std::exception& e) {
+				    log::error("queue: removing delivered record failed",
+				               {{"id", std::to_string(records[i].id)}, {"err", e.what()}});
+			    }
+			    settled->removed.push_back(records[i].id);
+		    }
+		    for (size_t i = 0; i < records.size(); i++) {
+			    if (outcomes[i].delivered)
+				    continue;
+			    try {
+				    settle_failure(env, *cfg, records[i], outcomes[i].error, outcomes[i].permanent,
+				                   outcomes[i].remote_mta, policy, now, *settled);
+			    } catch (const std::exception& e) {
+				    log::error("queue: recording failed attempt failed",
+				               {{"id", std::to_string(records[i].id)}, {"err", e.what()}});
+				    settled->rescheduled[records[i].id] = records[i].next_attempt;
+			    }
+		    }
+	    },
+	    [this, alive = std::weak_ptr<char>(alive_), settled, did] {
+		    if (alive.expired())
+			    return;
+		    release(did, settled->removed, settled->rescheduled);
+	    });
+}
+
+void Queue::release(uint64_t delivery_id, const std::vector<uint64_t>& removed,
+                    const std::map<uint64_t, int64_t>& rescheduled)
+{
+	auto it = deliveries_.find(delivery_id);
+	if (it == deliveries_.end())
+		return;
+	Delivery& d = *it->second;
+	for (uint64_t id : removed)
+		entries_.erase(id);
+	for (auto& [id, when] : rescheduled) {
+		auto e = entries_.find(id);
+		if (e != entries_.end()) {
+			e->second.next_attempt = when;
+			e->second.in_flight = false;
+		}
+	}
+	// Anything the delivery still held goes back to the schedule unchanged.
+	for (uint64_t id : d.ids) {
+		auto e = entries_.find(id);
+		if (e != entries_.end())
+			e->second.in_flight = false;
+	}
+	resolver_.cancel_owner(dns_owner(delivery_id));
+	busy_domains_.erase(d.domain);
+	if (d.client) {
+		finished_clients_.push_back(std::move(d.client));
+		reaper_.start(0);
+	}
+	deliveries_.erase(it);
+	log_gauge();
+	schedule();
+}
+
+}  // namespace tern::queue

@@ -1,0 +1,177 @@
+// The port-25 decision (SEED-BEHAVIOUR.md §9), as a chain of asynchronous
+// steps: the header is read and DKIM bodies hashed on a worker; iprev, SPF
+// and the DKIM key lookups run in parallel on the loop; signatures are
+// verified on a worker; then DMARC, the analysis, DNS blocklists and the
+// first-time-sender delay (a timer), and finally the durable copies.
+#include <ctime>
+
+#include "mailauth/auth_methods.h"
+#include "mailauth/dnsbl.h"
+#include "message/auth_results.h"
+#include "server/server.h"
+#include "server/session.h"
+#include "server/suspend.h"
+#include "util/log.h"
+
+namespace tern::server {
+
+using smtp::SmtpError;
+namespace se = smtp::se;
+
+void Connection::analyze_inbound() {
+	auto an = std::make_shared<InboundAnalysis>();
+	an->path = message_path;
+	mailauth::SpfArgs& spf = an->spf_args;
+	spf.remote_ip = remote_ip;
+	if (tx.mail_from) {
+		spf.mailfrom_localpart = tx.mail_from->localpart;
+		spf.mailfrom_domain = tx.mail_from->domain.ascii;
+	}
+	if (hello->ip)
+		spf.helo_ip = hello->ip;
+	else
+		spf.helo_domain = hello->domain.ascii;
+	spf.local_ip_text = local_ip.to_string();
+	spf.local_hostname = hostname();
+	srv.workers().submit([an] { read_inbound_message(*an); },
+	                     suspend([an](Connection& c) { c.analysis_lookups(an); }));
+	flush();
+}
+
+void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
+	// RFC 5321 6.3: a message that went round more than 100 hops loops.
+	if (an->received_headers > 100) {
+		abort_data_file();
+		rset();
+		throw SmtpError{550, std::string(se::net_routing_loop6), "loop detected, more than 100 Received headers"};
+	}
+	an->key_answers.resize(an->pending.size());
+	std::vector<size_t> key_lookups;
+	for (size_t i = 0; i < an->pending.size(); ++i)
+		if (!an->pending[i].early) key_lookups.push_back(i);
+	// Every lookup decrements the count; the last one moves on. Each
+	// callback reaches the connection only through its handle.
+	an->outstanding = 2 + static_cast<int>(key_lookups.size());
+	state = SessionState::waiting;
+	async_pending = true;
+	arm_deadline();
+	auto join = [server = &srv, h = self, an] {
+		if (--an->outstanding != 0) return;
+		server->with_conn(h, [&](Connection& c) {
+			c.async_pending = false;
+			c.resume([&] { c.analysis_verify(an); });
+		});
+	};
+	mailauth::iprev_lookup(srv.resolver(), cid, remote_ip, [an, join](const mailauth::IprevResult& r) {
+		an->iprev = r;
+		join();
+	});
+	mailauth::spf_verify(srv.resolver(), cid, an->spf_args,
+	                     [an, join](mailauth::SpfReceived received, std::string explanation, bool) {
+		                     an->spf = std::move(received);
+		                     an->spf_explanation = std::move(explanation);
+		                     join();
+	                     });
+	for (size_t i : key_lookups) {
+		srv.resolver().query(cid, an->pending[i].dns_name, mailauth::RrType::TXT,
+		                     [an, join, i](const mailauth::DnsAnswer& a) {
+			                     an->key_answers[i] = a;
+			                     join();
+		                     });
+	}
+}
+
+void Connection::analysis_verify(std::shared_ptr<InboundAnalysis> an) {
+	// Signature checks are public-key crypto: a worker does them.
+	srv.workers().submit([an] { finish_dkim(*an); }, suspend([an](Connection& c) {
+		                     if (an->from_domain.empty()) {  // no From: DMARC says none
+			                     c.analysis_decide(an);
+			                     return;
+		                     }
+		                     // RFC 7489 6.6.2: the SPF domain is the one SPF checked.
+		                     std::string spf_domain = an->spf.identity == mailauth::SpfReceived::Identity::mailfrom
+		                                                  ? an->spf_args.mailfrom_domain
+		                                                  : an->spf.identity == mailauth::SpfReceived::Identity::helo
+		                                                        ? an->spf_args.helo_domain
+		                                                        : std::string();
+		                     mailauth::dmarc_verify(c.srv.resolver(), c.cid, an->from_domain, an->dkim, an->spf.result,
+		                                            spf_domain, c.suspend([an](Connection& c2, mailauth::DmarcResult r) {
+			                                            an->dmarc = std::move(r);
+			                                            c2.analysis_decide(an);
+		                                            }));
+	                     }));
+	flush();
+}
+
+std::string Connection::authentication_results(const InboundAnalysis& an) const {
+	std::vector<message::AuthMethod> methods;
+	methods.push_back(mailauth::iprev_auth_method(an.iprev.status, remote_ip));
+	for (auto& m : mailauth::dkim_auth_methods(an.dkim)) methods.push_back(std::move(m));
+	std::string spf_domain = an.spf.identity == mailauth::SpfReceived::Identity::mailfrom ? an.spf_args.mailfrom_domain
+	                         : an.spf.identity == mailauth::SpfReceived::Identity::helo  ? an.spf_args.helo_domain
+	                                                                                      : std::string();
+	methods.push_back(mailauth::spf_auth_method(an.spf.result, an.spf.identity, spf_domain));
+	methods.push_back(mailauth::dmarc_auth_method(an.dmarc));
+	return message::build_authentication_results(hostname(), "", methods);
+}
+
+// SEED-BEHAVIOUR.md §9 "analyze()": without reputation data or a junk
+// filter, the decisive signals are DMARC reject, an SPF fail/softfail for
+// the MAIL FROM domain, and DNS blocklists. Rejections are deliberately
+// vague and temporary (451 error processing), except DMARC's.
+void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
+	log::event(log::Level::debug, cid, "message analysis",
+	           {{"iprev", mailauth::iprev_status_name(an->iprev.status)},
+	            {"spf", mailauth::spf_status_name(an->spf.result)},
+	            {"dkim_signatures", std::to_string(an->dkim.size())},
+	            {"dmarc_reject", an->dmarc.use && an->dmarc.reject ? "yes" : "no"}});
+	auto reject = [&](int code, std::string_view secode, const std::string& text, const char* reason) {
+		log::event(log::Level::info, cid, "incoming message rejected", {{"reason", reason}});
+		std::vector<DeliverError> errors;
+		for (const auto& r : tx.recipients)
+			errors.push_back({r.display, code, std::string(secode), code >= 500, r.local ? text : "no such user"});
+		deliver_copies(an, std::move(errors));
+	};
+	if (an->dmarc.use && an->dmarc.reject) {
+		reject(550, se::pol_dmarc26, "rejecting per dmarc policy", "dmarc-policy");
+		return;
+	}
+	if (an->spf.identity == mailauth::SpfReceived::Identity::mailfrom &&
+	    (an->spf.result == mailauth::SpfStatus::fail || an->spf.result == mailauth::SpfStatus::softfail)) {
+		reject(451, se::sys_other0, "error processing", "spf-policy");
+		return;
+	}
+	analysis_dnsbl(an, 0);
+}
+
+void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone) {
+	const auto& zones = listener().smtp.dnsbl_zones;
+	if (zone < zones.size()) {
+		mailauth::dnsbl_lookup(srv.resolver(), cid, remote_ip, zones[zone],
+		                       suspend([an, zone](Connection& c, mailauth::DnsblStatus s) {
+			                       if (s == mailauth::DnsblStatus::fail) {
+				                       log::event(log::Level::info, c.cid, "incoming message rejected",
+				                                  {{"reason", "dns-blocklisted"}, {"zone", c.listener().smtp.dnsbl_zones[zone]}});
+				                       std::vector<DeliverError> errors;
+				                       for (const auto& r : c.tx.recipients)
+					                       errors.push_back({r.display, 451, std::string(se::sys_other0), false,
+					                                         r.local ? "error processing" : "no such user"});
+				                       c.deliver_copies(an, std::move(errors));
+				                       return;
+			                       }
+			                       c.analysis_dnsbl(an, zone + 1);
+		                       }));
+		flush();
+		return;
+	}
+	// Accepted with no bad signals. The seed holds a first-time sender for a
+	// while before storing (a timer here, never a sleep).
+	double delay = static_cast<double>(listener().smtp.first_time_sender_delay_ms) / 1000.0;
+	if (delay > 0) {
+		stall_then(delay, [an](Connection& c) { c.deliver_copies(an); });
+		return;
+	}
+	deliver_copies(an);
+}
+
+}  // namespace tern::server

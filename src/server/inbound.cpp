@@ -1,0 +1,59 @@
+#include "server/inbound.h"
+
+#include <map>
+#include <tuple>
+
+#include "message/submission.h"
+#include "server/message_file.h"
+
+namespace tern::server {
+
+void read_inbound_message(InboundAnalysis& an) {
+	MessageFile file(an.path);
+	if (!file.ok()) return;
+	auto header = file.read_header();
+	if (!header) return;
+	auto section = message::parse_header_section(*header);
+	if (!section) return;
+	an.header_ok = true;
+	an.received_headers = message::find_fields(*section, "Received").size();
+	message::FromResult from = message::parse_single_from(*section);
+	if (from.ok) an.from_domain = from.address.domain.ascii;
+	an.pending = mailauth::dkim::prepare_verification(section->fields);
+	an.body_hashes.resize(an.pending.size());
+	// Signatures with the same body canonicalization, hash and length share
+	// one pass over the body.
+	std::map<std::tuple<int, int, int64_t>, std::optional<std::string>> done;
+	for (size_t i = 0; i < an.pending.size(); ++i) {
+		const auto& p = an.pending[i];
+		if (p.early) continue;
+		auto key = std::make_tuple(static_cast<int>(p.body_canon), static_cast<int>(p.hash), p.length.value_or(-1));
+		auto it = done.find(key);
+		if (it == done.end())
+			it = done.emplace(key, file.body_hash(section->body_offset, p.body_canon, p.hash, p.length)).first;
+		an.body_hashes[i] = it->second;
+	}
+	an.fields = std::move(section->fields);
+}
+
+void finish_dkim(InboundAnalysis& an) {
+	an.dkim.clear();
+	for (size_t i = 0; i < an.pending.size(); ++i) {
+		const auto& p = an.pending[i];
+		if (p.early) {
+			an.dkim.push_back(*p.early);
+			continue;
+		}
+		if (!an.body_hashes[i]) {
+			mailauth::dkim::Result r;
+			r.status = mailauth::dkim::Status::temperror;
+			r.signature = p.signature;
+			r.error = "reading message";
+			an.dkim.push_back(std::move(r));
+			continue;
+		}
+		an.dkim.push_back(mailauth::dkim::finish_verification(p, an.key_answers[i], an.fields, *an.body_hashes[i]));
+	}
+}
+
+}  // namespace tern::server

@@ -1,0 +1,57 @@
+#include "server/message_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace tern::server {
+
+namespace {
+constexpr size_t max_header_bytes = 1024 * 1024;
+}
+
+MessageFile::MessageFile(const std::string& path) : fd(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+
+MessageFile::~MessageFile() {
+	if (fd >= 0) close(fd);
+}
+
+std::optional<std::string> MessageFile::read_header() const {
+	std::string head;
+	char buf[16384];
+	for (;;) {
+		ssize_t n = pread(fd, buf, sizeof buf, static_cast<off_t>(head.size()));
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) return std::nullopt;
+		if (n == 0) return head;
+		size_t old = head.size();
+		head.append(buf, static_cast<size_t>(n));
+		// A message that starts with the empty line has an empty header.
+		if (head.starts_with("\r\n")) return std::string("\r\n");
+		size_t end = head.find("\r\n\r\n", old >= 3 ? old - 3 : 0);
+		if (end != std::string::npos) {
+			head.resize(end + 4);
+			return head;
+		}
+		if (head.size() > max_header_bytes) return std::nullopt;
+	}
+}
+
+std::optional<std::string> MessageFile::body_hash(size_t offset, mailauth::dkim::Canon canon,
+                                                  mailauth::dkim::HashAlg hash, std::optional<int64_t> length) const {
+	mailauth::dkim::BodyHasher hasher(canon, hash, length);
+	char buf[65536];
+	off_t pos = static_cast<off_t>(offset);
+	for (;;) {
+		ssize_t n = pread(fd, buf, sizeof buf, pos);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) return std::nullopt;
+		if (n == 0) break;
+		hasher.update(std::string_view(buf, static_cast<size_t>(n)));
+		pos += n;
+	}
+	return hasher.finish();
+}
+
+}  // namespace tern::server

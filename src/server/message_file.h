@@ -1,0 +1,31 @@
+// Reading a received message back from its temp file, on worker threads
+// only: the header section whole (bounded), the body streamed through DKIM
+// body hashers, never whole in memory.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "mailauth/dkim.h"
+
+namespace tern::server {
+
+// Owns a read-only descriptor of a message file.
+struct MessageFile {
+	int fd = -1;
+	explicit MessageFile(const std::string& path);
+	~MessageFile();
+	MessageFile(const MessageFile&) = delete;
+	MessageFile& operator=(const MessageFile&) = delete;
+	bool ok() const { return fd >= 0; }
+
+	// The header section up to and including the empty line after it (or
+	// the whole file when there is none). nullopt on a read error or a
+	// header over 1 MiB.
+	std::optional<std::string> read_header() const;
+	// DKIM body hash of the bytes from `offset` on (RFC 6376 3.7).
+	std::optional<std::string> body_hash(size_t offset, mailauth::dkim::Canon canon, mailauth::dkim::HashAlg hash,
+	                                     std::optional<int64_t> length = std::nullopt) const;
+};
+
+}  // namespace tern::server

@@ -1,0 +1,679 @@
+// The outbound queue in-process (src/queue): a real ev_loop run by the test
+// thread, a WorkerPool, a Berkeley DB environment in a temp data dir, the
+// SMTP sink as the remote server and, for MX delivery, the loopback DNS
+// server with the udns resolver.
+#include <doctest/doctest.h>
+
+#include <dirent.h>
+#include <ev.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/watchers.h"
+#include "core/worker_pool.h"
+#include "helpers/dns_server.h"
+#include "helpers/smtp_sink.h"
+#include "mailauth/resolver.h"
+#include "net/udns_resolver.h"
+#include "queue/ctl.h"
+#include "queue/queue.h"
+#include "store/db.h"
+
+using namespace tern;
+using tern::testing::DnsServer;
+using tern::testing::SmtpSink;
+
+namespace {
+
+std::string make_temp_dir()
+{
+	char tmpl[] = "/tmp/tern-queue-test-XXXXXX";
+	REQUIRE(mkdtemp(tmpl) != nullptr);
+	return tmpl;
+}
+
+void remove_tree(const std::string& path)
+{
+	std::string cmd = "rm -rf '" + path + "'";
+	(void)!system(cmd.c_str());
+}
+
+std::vector<std::string> list_dir(const std::string& dir)
+{
+	std::vector<std::string> names;
+	if (DIR* d = opendir(dir.c_str())) {
+		while (dirent* e = readdir(d)) {
+			std::string n = e->d_name;
+			if (n != "." && n != "..")
+				names.push_back(n);
+		}
+		closedir(d);
+	}
+	return names;
+}
+
+std::string read_file(const std::string& path)
+{
+	std::ifstream f(path, std::ios::binary);
+	std::stringstream ss;
+	ss << f.rdbuf();
+	return ss.str();
+}
+
+std::string config_text(const std::string& data_dir, const std::string& smarthost, int max_attempts = 8)
+{
+	std::string sh = smarthost.empty() ? "null" : "\"" + smarthost + "\"";
+	return R"({
+		"hostname": "mail.test.example",
+		"data_dir": ")" + data_dir + R"(",
+		"domains": {"test.example": {}},
+		"accounts": {
+			"alice": {"domain": "test.example", "destinations": {"alice@test.example": {"mailbox": "INBOX"}}},
+			"bob": {"domain": "test.example", "destinations": {"bob@test.example": {"mailbox": "INBOX"}}}
+		},
+		"postmaster": {"account": "alice"},
+		"queue": {"smarthost": )" + sh + R"(, "smarthost_tls": "opportunistic", "retry_base_s": 1, "max_attempts": )" +
+	       std::to_string(max_attempts) + R"(, "max_concurrent": 10}
+	})";
+}
+
+// One queue with everything it needs, in a fresh data dir.
+struct Fixture {
+	std::string dir;
+	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+	std::shared_ptr<const config::Config> config;
+	std::unique_ptr<core::WorkerPool> pool;
+	std::unique_ptr<store::Env> env;
+	mailauth::CannedResolver canned;
+	std::unique_ptr<net::UdnsResolver> udns;
+	std::unique_ptr<queue::Queue> queue;
+
+	struct Settings {
+		const DnsServer* dns = nullptr;
+		int mx_port = 25;
+		int max_attempts = 8;
+		int delayed_dsn_after = 5;
+		std::string reuse_dir;   // a data dir left by an earlier fixture ("restart")
+	};
+	explicit Fixture(const std::string& smarthost) : Fixture(smarthost, Settings{}) {}
+	Fixture(const std::string& smarthost, const Settings& s)
+	{
+		dir = s.reuse_dir.empty() ? make_temp_dir() : s.reuse_dir;
+		const DnsServer* dns = s.dns;
+		config = config::Config::load_text(config_text(dir, smarthost, s.max_attempts), dir + "/tern.json", dir);
+		pool = std::make_unique<core::WorkerPool>(loop, 2);
+		env = std::make_unique<store::Env>(dir);
+		mkdir((dir + "/tmp").c_str(), 0700);
+		queue::QueueOptions options;
+		options.mx_port = s.mx_port;
+		options.delayed_dsn_after = s.delayed_dsn_after;
+		mailauth::Resolver* resolver = &canned;
+		if (dns) {
+			udns = std::make_unique<net::UdnsResolver>(loop, std::vector<std::string>{dns->address()}, 2000);
+			resolver = udns.get();
+		}
+		queue = std::make_unique<queue::Queue>(loop, *pool, *resolver, *env, config, options);
+		queue->start();
+	}
+	~Fixture()
+	{
+		close();
+		if (!keep_dir)
+			remove_tree(dir);
+	}
+	bool keep_dir = false;
+	void close()
+	{
+		if (!loop)
+			return;
+		queue.reset();
+		pool->drain();
+		pool.reset();
+		udns.reset();
+		env.reset();
+		ev_loop_destroy(loop);
+		loop = nullptr;
+	}
+
+	// Runs the loop until pred() holds or timeout_s passed.
+	bool run_until(const std::function<bool()>& pred, double timeout_s = 10)
+	{
+		core::TimerWatcher tick(loop, [] {});
+		auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int(timeout_s * 1000));
+		while (!pred()) {
+			if (std::chrono::steady_clock::now() > deadline)
+				return false;
+			tick.start(0.02);
+			ev_run(loop, EVRUN_ONCE);
+		}
+		return true;
+	}
+
+	// Writes `body` as a session would (data_dir/tmp) and enqueues it;
+	// returns the done() error.
+	std::string enqueue(const std::string& from, const std::vector<std::string>& to, const std::string& body,
+	                    const std::string& prefix = "", const std::function<void()>& at_done = {})
+	{
+		static int counter = 0;
+		std::string path = dir + "/tmp/msg" + std::to_string(++counter);
+		{
+			std::ofstream f(path, std::ios::binary);
+			f << body;
+		}
+		server::OutboundMessage m;
+		m.sender_account = "alice";
+		m.from = from;
+		m.message_id = "test" + std::to_string(counter) + "@test.example";
+		m.message_path = path;
+		m.message_size = static_cast<int64_t>(body.size());
+		m.record_outgoing = true;
+		for (auto& t : to) {
+			server::OutboundRecipient r;
+			r.to = t;
+			r.domain = t.substr(t.rfind('@') + 1);
+			r.prefix = prefix;
+			m.recipients.push_back(r);
+		}
+		bool finished = false;
+		std::string error = "not done";
+		queue->enqueue(std::move(m), [&](std::string e) {
+			error = e;
+			finished = true;
+			if (at_done)
+				at_done();
+		});
+		REQUIRE(run_until([&] { return finished; }));
+		return error;
+	}
+
+	std::vector<std::string> maildir_new(const std::string& account)
+	{
+		return list_dir(dir + "/accounts/" + account + "/Maildir/new");
+	}
+	std::string maildir_message(const std::string& account, size_t i = 0)
+	{
+		auto names = maildir_new(account);
+		REQUIRE(names.size() > i);
+		return read_file(dir + "/accounts/" + account + "/Maildir/new/" + names[i]);
+	}
+};
+
+const std::string test_body =
+    "From: alice@test.example\r\n"
+    "To: carol@remote.example\r\n"
+    "Subject: queue test\r\n"
+    "Message-Id: <m1@test.example>\r\n"
+    "\r\n"
+    "first line\r\n"
+    ".a line starting with a dot\r\n"
+    "..two dots\r\n"
+    ".\r\n"
+    "last line\r\n";
+
+}  // namespace
+
+TEST_CASE("queue: enqueue is durable before done, then delivery via smarthost")
+{
+	SmtpSink sink;
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	REQUIRE(fx.run_until([&] { return true; }));
+	size_t records_at_done = 0, files_at_done = 0;
+	std::string prefix = "Received: from test by mail.test.example\r\n";
+	std::string err = fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body, prefix, [&] {
+		records_at_done = fx.env->queue_list().size();
+		files_at_done = list_dir(fx.dir + "/queue").size();
+	});
+	CHECK(err == "");
+	CHECK(records_at_done == 1);
+	CHECK(files_at_done == 1);
+	REQUIRE(fx.run_until([&] { return sink.messages().size() == 1 && fx.queue->size() == 0 && fx.queue->active() == 0; }));
+	auto msgs = sink.messages();
+	CHECK(msgs[0].helo == "mail.test.example");
+	CHECK(msgs[0].mail_from == "alice@test.example");
+	CHECK(msgs[0].rcpt_to == std::vector<std::string>{"carol@remote.example"});
+	// Headers intact, dot lines survive the stuffing.
+	CHECK(msgs[0].data == prefix + test_body);
+	CHECK(fx.env->queue_list().empty());
+	CHECK(list_dir(fx.dir + "/queue").empty());
+	CHECK(fx.queue->counters().delivered == 1);
+}
+
+TEST_CASE("queue: several recipients of one domain share one transaction")
+{
+	SmtpSink sink;
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	CHECK(fx.enqueue("alice@test.example", {"c1@remote.example", "c2@remote.example"}, test_body) == "");
+	CHECK(list_dir(fx.dir + "/queue").size() <= 2);
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+	auto msgs = sink.messages();
+	REQUIRE(msgs.size() == 1);
+	CHECK(msgs[0].rcpt_to == std::vector<std::string>{"c1@remote.example", "c2@remote.example"});
+	CHECK(list_dir(fx.dir + "/queue").empty());
+}
+
+TEST_CASE("queue: 4xx is retried after the backoff and then delivered")
+{
+	SmtpSink sink;
+	SmtpSink::Replies replies;
+	replies.rcpt = "451 4.3.0 try again later";
+	sink.set_replies(replies);
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->counters().retried == 1 && fx.queue->active() == 0; }));
+	auto records = fx.env->queue_list();
+	REQUIRE(records.size() == 1);
+	CHECK(records[0].attempts == 1);
+	CHECK(records[0].last_error == "451 4.3.0 try again later");
+	CHECK(sink.messages().empty());
+	sink.set_replies(SmtpSink::Replies{});
+	// retry_base_s = 1: the second attempt comes about a second later.
+	REQUIRE(fx.run_until([&] { return sink.messages().size() == 1 && fx.queue->size() == 0; }, 10));
+	CHECK(fx.queue->counters().delivered == 1);
+	CHECK(fx.env->queue_list().empty());
+	CHECK(fx.maildir_new("alice").empty());  // no DSN for a temporary failure
+}
+
+TEST_CASE("queue: 5xx gives a failed DSN in the sender's INBOX")
+{
+	SmtpSink sink;
+	SmtpSink::Replies replies;
+	replies.rcpt = "550 5.1.1 no such user here";
+	sink.set_replies(replies);
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	CHECK(fx.enqueue("alice@test.example", {"nobody@remote.example"}, test_body) == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
+	CHECK(sink.messages().empty());
+	CHECK(fx.env->queue_list().empty());
+	CHECK(list_dir(fx.dir + "/queue").empty());
+	std::string dsn = fx.maildir_message("alice");
+	CHECK(dsn.rfind("Return-Path: <postmaster@mail.test.example>\r\n", 0) == 0);
+	CHECK(dsn.find("Subject: mail delivery failed") != std::string::npos);
+	CHECK(dsn.find("Final-Recipient: rfc822;nobody@remote.example") != std::string::npos);
+	CHECK(dsn.find("Status: 5.1.1") != std::string::npos);
+	CHECK(dsn.find("550 5.1.1 no such user here") != std::string::npos);
+	CHECK(dsn.find("Subject: queue test") != std::string::npos);  // original headers part
+	CHECK(fx.queue->counters().failed == 1);
+}
+
+TEST_CASE("queue: local recipients go to their Maildir, never to the smarthost")
+{
+	SmtpSink sink;
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	std::string prefix = "Received: local\r\n";
+	CHECK(fx.enqueue("alice@test.example", {"bob@test.example"}, test_body, prefix) == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+	CHECK(sink.connections() == 0);
+	REQUIRE(fx.maildir_new("bob").size() == 1);
+	CHECK(fx.maildir_message("bob") == prefix + test_body);
+	CHECK(list_dir(fx.dir + "/queue").empty());
+	CHECK(fx.queue->counters().local == 1);
+}
+
+TEST_CASE("queue: MX delivery in preference order, implicit MX, null MX")
+{
+	SmtpSink sink;
+	DnsServer dns;
+	// remote.example: the preferred MX (127.0.0.2) refuses connections,
+	// the second one is the sink.
+	dns.add("remote.example", "MX", "10 mx1.remote.example");
+	dns.add("remote.example", "MX", "20 mx2.remote.example");
+	dns.add("mx1.remote.example", "A", "127.0.0.2");
+	dns.add("mx2.remote.example", "A", "127.0.0.1");
+	// good.example: the preferred MX works; the other is never looked up.
+	dns.add("good.example", "MX", "20 mxb.good.example");
+	dns.add("good.example", "MX", "10 mxa.good.example");
+	dns.add("mxa.good.example", "A", "127.0.0.1");
+	dns.add("mxb.good.example", "A", "127.0.0.3");
+	// implicit.example: no MX, an A record (RFC 5321 5.1).
+	dns.add("implicit.example", "A", "127.0.0.1");
+	// nullmx.example: "MX 0 ." (RFC 7505).
+	dns.add("nullmx.example", "MX", "0 .");
+	Fixture::Settings settings;
+	settings.dns = &dns;
+	settings.mx_port = sink.port();
+	Fixture fx("", settings);
+
+	SUBCASE("preference order with a dead first host")
+	{
+		CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+		REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+		REQUIRE(sink.messages().size() == 1);
+		CHECK(sink.messages()[0].rcpt_to == std::vector<std::string>{"carol@remote.example"});
+		auto q = dns.queries();
+		auto pos = [&](const std::string& s) { return std::find(q.begin(), q.end(), s) - q.begin(); };
+		CHECK(pos("remote.example MX") < pos("mx1.remote.example A"));
+		CHECK(pos("mx1.remote.example A") < pos("mx2.remote.example A"));
+		CHECK(pos("mx2.remote.example A") < static_cast<long>(q.size()));
+	}
+	SUBCASE("the preferred host is used and the other never looked up")
+	{
+		CHECK(fx.enqueue("alice@test.example", {"dave@good.example"}, test_body) == "");
+		REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+		REQUIRE(sink.messages().size() == 1);
+		auto q = dns.queries();
+		CHECK(std::find(q.begin(), q.end(), "mxa.good.example A") != q.end());
+		CHECK(std::find(q.begin(), q.end(), "mxb.good.example A") == q.end());
+	}
+	SUBCASE("implicit MX")
+	{
+		CHECK(fx.enqueue("alice@test.example", {"erin@implicit.example"}, test_body) == "");
+		REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+		REQUIRE(sink.messages().size() == 1);
+		CHECK(sink.messages()[0].rcpt_to == std::vector<std::string>{"erin@implicit.example"});
+	}
+	SUBCASE("null MX fails at once with a DSN")
+	{
+		CHECK(fx.enqueue("alice@test.example", {"frank@nullmx.example"}, test_body) == "");
+		REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
+		CHECK(sink.connections() == 0);
+		std::string dsn = fx.maildir_message("alice");
+		CHECK(dsn.find("Final-Recipient: rfc822;frank@nullmx.example") != std::string::npos);
+		CHECK(dsn.find("Status: 5.1.10") != std::string::npos);
+	}
+}
+
+TEST_CASE("queue: ternctl queue list/show/kick/drop")
+{
+	std::string dir;
+	std::shared_ptr<const config::Config> config;
+	{
+		SmtpSink sink;
+		SmtpSink::Replies replies;
+		replies.rcpt = "451 4.3.0 later";
+		sink.set_replies(replies);
+		auto fx = std::make_unique<Fixture>("127.0.0.1:" + std::to_string(sink.port()));
+		CHECK(fx->enqueue("alice@test.example", {"carol@remote.example", "dan@remote.example"}, test_body) == "");
+		REQUIRE(fx->run_until([&] { return fx->queue->counters().retried == 2 && fx->queue->active() == 0; }));
+		fx->close();  // one Env per directory per process: ternctl opens its own
+		dir = fx->dir;
+		config = fx->config;
+		fx->keep_dir = true;
+		fx.reset();
+	}
+	std::ostringstream out, err;
+	REQUIRE(queue::run_queue_command(*config, {"list"}, out, err) == 0);
+	std::istringstream lines(out.str());
+	std::string header, line1, line2, extra;
+	std::getline(lines, header);
+	std::getline(lines, line1);
+	std::getline(lines, line2);
+	CHECK(header == "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR");
+	CHECK(line1.find(" 1 <alice@test.example> <carol@remote.example> 451 4.3.0 later") != std::string::npos);
+	CHECK(line2.find(" 1 <alice@test.example> <dan@remote.example> 451 4.3.0 later") != std::string::npos);
+	CHECK_FALSE(std::getline(lines, extra));
+	uint64_t id1 = std::stoull(line1.substr(0, line1.find(' ')));
+	uint64_t id2 = std::stoull(line2.substr(0, line2.find(' ')));
+
+	out.str("");
+	REQUIRE(queue::run_queue_command(*config, {"show", std::to_string(id1)}, out, err) == 0);
+	CHECK(out.str().find("to: <carol@remote.example>\n") != std::string::npos);
+	CHECK(out.str().find("attempts: 1\n") != std::string::npos);
+
+	out.str("");
+	err.str("");
+	CHECK(queue::run_queue_command(*config, {"show", "999999"}, out, err) == 1);
+	CHECK(err.str() == "no such message\n");
+	err.str("");
+	CHECK(queue::run_queue_command(*config, {"drop", "999999"}, out, err) == 1);
+	CHECK(err.str() == "no such message\n");
+	CHECK(queue::run_queue_command(*config, {"frobnicate"}, out, err) == 2);
+
+	out.str("");
+	REQUIRE(queue::run_queue_command(*config, {"kick", std::to_string(id2)}, out, err) == 0);
+	CHECK(out.str() == "kicked 1\n");
+	{
+		store::Env env(dir);
+		auto r = env.queue_get(id2);
+		REQUIRE(r);
+		CHECK(r->next_attempt <= static_cast<int64_t>(time(nullptr)));
+	}
+
+	CHECK(list_dir(dir + "/queue").size() == 2);
+	out.str("");
+	REQUIRE(queue::run_queue_command(*config, {"drop", std::to_string(id1)}, out, err) == 0);
+	CHECK(out.str() == "dropped " + std::to_string(id1) + "\n");
+	CHECK(list_dir(dir + "/queue").size() == 1);  // the other record's link stays
+	REQUIRE(queue::run_queue_command(*config, {"drop", std::to_string(id2)}, out, err) == 0);
+	CHECK(list_dir(dir + "/queue").empty());
+	out.str("");
+	REQUIRE(queue::run_queue_command(*config, {"list"}, out, err) == 0);
+	CHECK(out.str() == "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n");
+	remove_tree(dir);
+}
+
+TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the last one")
+{
+	SmtpSink sink;
+	SmtpSink::Replies replies;
+	replies.rcpt = "451 4.2.0 mailbox busy";
+	sink.set_replies(replies);
+	Fixture::Settings settings;
+	settings.max_attempts = 2;
+	settings.delayed_dsn_after = 1;
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
+	CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->counters().retried == 1 && fx.maildir_new("alice").size() == 1; }));
+	std::string delayed = fx.maildir_message("alice");
+	CHECK(delayed.find("Subject: mail delivery delayed") != std::string::npos);
+	CHECK(delayed.find("Action: delayed") != std::string::npos);
+	CHECK(delayed.find("Status: 4.2.0") != std::string::npos);
+	CHECK(delayed.find("Will-Retry-Until: ") != std::string::npos);
+	// The second attempt is the last one (max_attempts 2): a failed DSN.
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && fx.maildir_new("alice").size() == 2; }));
+	CHECK(fx.queue->counters().failed == 1);
+	int failed = 0;
+	for (size_t i = 0; i < 2; i++)
+		if (fx.maildir_message("alice", i).find("Action: failed") != std::string::npos)
+			failed++;
+	CHECK(failed == 1);
+	CHECK(list_dir(fx.dir + "/queue").empty());
+}
+
+TEST_CASE("queue: records survive a restart and are delivered by the next start")
+{
+	SmtpSink sink;
+	SmtpSink::Replies replies;
+	replies.rcpt = "421 4.3.2 going down";
+	sink.set_replies(replies);
+	std::string dir;
+	{
+		Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+		CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+		REQUIRE(fx.run_until([&] { return fx.queue->counters().retried == 1 && fx.queue->active() == 0; }));
+		fx.keep_dir = true;
+		dir = fx.dir;
+	}
+	sink.set_replies(SmtpSink::Replies{});
+	Fixture::Settings settings;
+	settings.reuse_dir = dir;
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 1; }, 5));
+	REQUIRE(fx.run_until([&] { return sink.messages().size() == 1 && fx.queue->size() == 0; }, 10));
+	CHECK(sink.messages()[0].data == test_body);
+	CHECK(fx.env->queue_list().empty());
+	CHECK(list_dir(fx.dir + "/queue").empty());
+}
+
+// ---------------------------------------------------------------- STARTTLS
+// The shared SMTP sink speaks no TLS, so this file has its own small
+// responder: one thread, blocking sockets, STARTTLS with a self-signed
+// certificate (or, in `break_tls` mode, a 220 followed by a hang-up).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "net/tls.h"
+
+namespace {
+
+class TlsResponder {
+public:
+	TlsResponder(const std::string& dir, bool break_tls) : break_tls_(break_tls)
+	{
+		net::generate_self_signed(dir + "/cert.pem", dir + "/key.pem", "tls.test.example");
+		context_ = std::make_shared<net::TlsServerContext>(dir + "/cert.pem", dir + "/key.pem");
+		listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		sockaddr_in sin{};
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		REQUIRE(bind(listen_fd_, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
+		REQUIRE(listen(listen_fd_, 8) == 0);
+		socklen_t len = sizeof sin;
+		getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sin), &len);
+		port_ = ntohs(sin.sin_port);
+		thread_ = std::thread([this] { serve(); });
+	}
+	~TlsResponder()
+	{
+		stop_ = true;
+		shutdown(listen_fd_, SHUT_RDWR);
+		close(listen_fd_);
+		thread_.join();
+	}
+	int port() const { return port_; }
+	int connections() const { return connections_; }
+	std::vector<std::pair<bool, std::string>> messages()  // (over TLS, data)
+	{
+		std::lock_guard<std::mutex> lock(mu_);
+		return messages_;
+	}
+
+private:
+	struct Conn {
+		int fd;
+		std::unique_ptr<net::TlsSession> tls;
+		std::string in;
+		bool write(const std::string& s)
+		{
+			size_t n = 0;
+			if (tls)
+				return tls->write(s.data(), s.size(), n) == net::IoStatus::ok;
+			return ::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+		}
+		bool read_line(std::string& line)
+		{
+			for (;;) {
+				size_t nl = in.find("\r\n");
+				if (nl != std::string::npos) {
+					line = in.substr(0, nl);
+					in.erase(0, nl + 2);
+					return true;
+				}
+				char buf[4096];
+				size_t n = 0;
+				if (tls) {
+					if (tls->read(buf, sizeof buf, n) != net::IoStatus::ok)
+						return false;
+				} else {
+					ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+					if (r <= 0)
+						return false;
+					n = static_cast<size_t>(r);
+				}
+				in.append(buf, n);
+			}
+		}
+	};
+
+	void serve()
+	{
+		while (!stop_) {
+			int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+			if (fd < 0)
+				return;
+			connections_++;
+			session(fd);
+			close(fd);
+		}
+	}
+
+	void session(int fd)
+	{
+		Conn c{fd, nullptr, {}};
+		c.write("220 tls.test.example ESMTP\r\n");
+		std::string line;
+		while (c.read_line(line)) {
+			std::string verb = line.substr(0, 4);
+			if (verb == "EHLO") {
+				c.write(c.tls ? "250-tls.test.example\r\n250 8BITMIME\r\n"
+				              : "250-tls.test.example\r\n250-STARTTLS\r\n250 8BITMIME\r\n");
+			} else if (line == "STARTTLS") {
+				c.write("220 2.0.0 go ahead\r\n");
+				if (break_tls_)
+					return;  // hang up instead of a handshake
+				c.tls = std::make_unique<net::TlsSession>(context_, fd);
+				if (c.tls->handshake() != net::IoStatus::ok)
+					return;
+			} else if (line == "DATA") {
+				c.write("354 go\r\n");
+				std::string data;
+				while (c.read_line(line) && line != ".")
+					data += (line.rfind("..", 0) == 0 ? line.substr(1) : line) + "\r\n";
+				{
+					std::lock_guard<std::mutex> lock(mu_);
+					messages_.emplace_back(c.tls != nullptr, data);
+				}
+				c.write("250 2.0.0 ok\r\n");
+			} else if (line == "QUIT") {
+				c.write("221 bye\r\n");
+				return;
+			} else {
+				c.write("250 ok\r\n");
+			}
+		}
+	}
+
+	bool break_tls_;
+	std::shared_ptr<net::TlsServerContext> context_;
+	int listen_fd_ = -1;
+	int port_ = 0;
+	std::atomic<bool> stop_{false};
+	std::atomic<int> connections_{0};
+	std::thread thread_;
+	std::mutex mu_;
+	std::vector<std::pair<bool, std::string>> messages_;
+};
+
+}  // namespace
+
+TEST_CASE("queue: STARTTLS is used when offered")
+{
+	std::string certs = make_temp_dir();
+	TlsResponder responder(certs, false);
+	Fixture fx("127.0.0.1:" + std::to_string(responder.port()));
+	CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+	auto msgs = responder.messages();
+	REQUIRE(msgs.size() == 1);
+	CHECK(msgs[0].first == true);
+	CHECK(msgs[0].second == test_body);
+	CHECK(fx.queue->counters().delivered == 1);
+	remove_tree(certs);
+}
+
+TEST_CASE("queue: a failed TLS handshake is retried once without TLS")
+{
+	std::string certs = make_temp_dir();
+	TlsResponder responder(certs, true);
+	Fixture fx("127.0.0.1:" + std::to_string(responder.port()));
+	CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+	auto msgs = responder.messages();
+	REQUIRE(msgs.size() == 1);
+	CHECK(msgs[0].first == false);
+	CHECK(responder.connections() == 2);
+	remove_tree(certs);
+}

@@ -1,0 +1,131 @@
+// Pure helpers of the outbound queue (src/queue/outbound_util.h).
+#include <doctest/doctest.h>
+
+#include "queue/outbound_util.h"
+
+using namespace tern::queue;
+using tern::mailauth::MxRecord;
+
+TEST_CASE("queue reply parser: single line with enhanced code")
+{
+	ReplyParser p;
+	CHECK(p.feed_line("550 5.1.1 no such user"));
+	CHECK(p.error() == "");
+	Reply r = p.take();
+	CHECK(r.code == 550);
+	CHECK(r.enhanced == "5.1.1");
+	CHECK(r.text() == "no such user");
+	CHECK(r.summary() == "550 5.1.1 no such user");
+}
+
+TEST_CASE("queue reply parser: multi-line EHLO reply")
+{
+	ReplyParser p;
+	CHECK_FALSE(p.feed_line("250-mx.example.org"));
+	CHECK_FALSE(p.feed_line("250-PIPELINING"));
+	CHECK(p.feed_line("250 STARTTLS"));
+	Reply r = p.take();
+	CHECK(r.code == 250);
+	CHECK(r.enhanced == "");
+	REQUIRE(r.lines.size() == 3);
+	CHECK(r.lines[2] == "STARTTLS");
+	// The parser is reset for the next reply.
+	CHECK(p.feed_line("221"));
+	CHECK(p.take().code == 221);
+}
+
+TEST_CASE("queue reply parser: enhanced code class must match the reply class")
+{
+	ReplyParser p;
+	CHECK(p.feed_line("451 5.1.1 odd"));
+	CHECK(p.take().enhanced == "");
+	CHECK(p.feed_line("452 4.3.1 out of space"));
+	CHECK(p.take().enhanced == "4.3.1");
+	CHECK(p.feed_line("250 2.0.0"));
+	CHECK(p.take().enhanced == "2.0.0");
+}
+
+TEST_CASE("queue reply parser: malformed lines")
+{
+	ReplyParser p;
+	CHECK(p.feed_line("hello"));
+	CHECK(p.error() == "malformed reply line");
+	p.take();
+	CHECK_FALSE(p.feed_line("250-a"));
+	CHECK(p.feed_line("251 b"));
+	CHECK(p.error() == "reply lines with different codes");
+}
+
+static std::string stuff(std::vector<std::string> chunks)
+{
+	DotStuffer s;
+	std::string out;
+	for (auto& c : chunks)
+		s.feed(c, out);
+	s.finish(out);
+	return out;
+}
+
+TEST_CASE("dot-stuffing: lines starting with a dot get another one")
+{
+	CHECK(stuff({"Subject: x\r\n\r\n.hidden\r\n..two\r\nend\r\n"}) ==
+	      "Subject: x\r\n\r\n..hidden\r\n...two\r\nend\r\n.\r\n");
+	// A dot in the middle of a line is left alone.
+	CHECK(stuff({"a.b\r\n"}) == "a.b\r\n.\r\n");
+	// The very first byte is a line start too.
+	CHECK(stuff({".\r\n"}) == "..\r\n.\r\n");
+}
+
+TEST_CASE("dot-stuffing: chunk boundaries do not matter")
+{
+	std::string whole = "x\r\n.y\r\n.\r\nz";
+	std::string expected = "x\r\n..y\r\n..\r\nz\r\n.\r\n";
+	CHECK(stuff({whole}) == expected);
+	CHECK(stuff({"x\r", "\n", ".y\r\n", ".", "\r\nz"}) == expected);
+	CHECK(stuff({"x\r\n", "", ".y\r\n.\r", "\nz"}) == expected);
+}
+
+TEST_CASE("dot-stuffing: body end")
+{
+	CHECK(stuff({}) == ".\r\n");
+	CHECK(stuff({"no newline"}) == "no newline\r\n.\r\n");
+	CHECK(stuff({"ends with cr\r"}) == "ends with cr\r\r\n.\r\n");
+}
+
+TEST_CASE("retry delay doubles per attempt")
+{
+	CHECK(retry_delay_seconds(450, 0) == 450);
+	CHECK(retry_delay_seconds(450, 1) == 900);
+	CHECK(retry_delay_seconds(450, 4) == 7200);
+	CHECK(retry_delay_seconds(450, 7) == 57600);
+	CHECK(retry_delay_seconds(450, 1, -5) == 895);
+	CHECK(retry_delay_seconds(1, 0, -3) == 1);  // never zero or negative
+}
+
+TEST_CASE("MX hosts in preference order, null MX")
+{
+	auto hosts = mx_hosts_in_order({{20, "b.example"}, {10, "a.example"}, {20, "c.example"}, {10, "a.example"}});
+	REQUIRE(hosts);
+	CHECK(*hosts == std::vector<std::string>{"a.example", "b.example", "c.example"});
+	CHECK_FALSE(mx_hosts_in_order({{0, ""}}));
+	auto mixed = mx_hosts_in_order({{0, ""}, {5, "x.example"}});
+	REQUIRE(mixed);
+	CHECK(*mixed == std::vector<std::string>{"x.example"});
+}
+
+TEST_CASE("address helpers")
+{
+	std::string lp, dom;
+	split_address("a@b@example.org", lp, dom);
+	CHECK(lp == "a@b");
+	CHECK(dom == "example.org");
+	split_address("postmaster", lp, dom);
+	CHECK(lp == "postmaster");
+	CHECK(dom == "");
+	CHECK(address_literal("[192.0.2.1]") == std::optional<std::string>("192.0.2.1"));
+	CHECK(address_literal("[IPv6:2001:db8::1]") == std::optional<std::string>("2001:db8::1"));
+	CHECK_FALSE(address_literal("example.org"));
+	CHECK(message_base("1700000000-ab12.3") == "1700000000-ab12");
+	CHECK(iso8601_utc(0) == "1970-01-01T00:00:00Z");
+	CHECK(iso8601_utc(1700000000) == "2023-11-14T22:13:20Z");
+}
