@@ -27,6 +27,7 @@
 #include "mailauth/spf.h"
 #include "message/header_parse.h"
 #include "net/udns_resolver.h"
+#include "queue/ctl.h"
 #include "sasl/secrets.h"
 #include "smtp/parser.h"
 #include "store/db.h"
@@ -52,7 +53,9 @@ const char* usage_text =
     "  dkim genkey rsa|ed25519 [--bits N] --out FILE\n"
     "               write a new private key, print its DNS TXT record\n"
     "  dmarc lookup DOMAIN\n"
-    "               print the DMARC record that applies to DOMAIN\n";
+    "               print the DMARC record that applies to DOMAIN\n"
+    "  queue list | show ID | kick [ID] | drop ID\n"
+    "               inspect and steer the outbound queue\n";
 
 // Exit statuses (SPEC.md "Details that scripts and tests rely on").
 constexpr int exit_ok = 0;
@@ -644,6 +647,10 @@ int main(int argc, char** argv) {
 		if (command == "spf") return cmd_spf(g, args);
 		if (command == "dkim") return cmd_dkim(g, args);
 		if (command == "dmarc") return cmd_dmarc(g, args);
+		if (command == "queue") {
+			auto cfg = required_config(g);
+			return queue::run_queue_command(*cfg, args, std::cout, std::cerr);
+		}
 	} catch (const CommandError& e) {
 		std::cerr << e.message << "\n";
 		return e.status;

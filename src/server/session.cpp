@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "net/proxy_protocol.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "util/strings.h"
@@ -79,7 +80,29 @@ void Connection::start() {
 	            {"local", peer_text(local_ip, local_port)},
 	            {"listener", listener_name},
 	            {"service", net::service_name(service)}});
-	// Order of checks as the seed's accept path (SEED-BEHAVIOUR.md §1).
+	if (listener().proxy_protocol) {
+		// SPEC.md "PROXY protocol": mandatory on such a listener, and only
+		// from trusted proxies; anything else is closed without a greeting.
+		std::vector<IpNet> trusted;
+		for (const auto& cidr : listener().trusted_proxies)
+			if (auto net = IpNet::parse(cidr)) trusted.push_back(*net);
+		if (!net::proxy_source_trusted(remote_ip, trusted)) {
+			log::event(log::Level::info, cid, "proxy protocol from an untrusted address, closing");
+			close_now("untrusted proxy");
+			return;
+		}
+		state = SessionState::proxy_header;
+		update_watchers();
+		arm_deadline();
+		return;
+	}
+	begin_session();
+}
+
+// The accept path of the seed (SEED-BEHAVIOUR.md §1), once the client's
+// address is known: shutdown, limiters, then the greeting (or, on port 465,
+// the TLS handshake first).
+void Connection::begin_session() {
 	int64_t now = std::time(nullptr);
 	if (srv.shutting_down()) {
 		reply(421, smtp::se::sys_not_accepting2, "shutting down");
@@ -113,6 +136,36 @@ void Connection::start() {
 		update_watchers();
 		arm_deadline();
 	}
+}
+
+// Reads the PROXY v1/v2 header that precedes everything on a
+// proxy_protocol listener; the claimed client address replaces the peer's
+// for every later decision.
+void Connection::read_proxy_header() {
+	net::ProxyHeader header;
+	size_t consumed = 0;
+	switch (net::parse_proxy_header(inbuf, header, consumed)) {
+	case net::ProxyParse::need_more:
+		if (eof) close_now("connection closed in proxy header");
+		return;
+	case net::ProxyParse::invalid:
+		log::event(log::Level::info, cid, "malformed proxy protocol header, closing");
+		close_now("malformed proxy header");
+		return;
+	case net::ProxyParse::done: break;
+	}
+	inbuf.erase(0, consumed);
+	if (!header.local && header.source) {
+		remote_ip = *header.source;
+		remote_port = header.source_port;
+		if (header.destination) {
+			local_ip = *header.destination;
+			local_port = header.destination_port;
+		}
+	}
+	log::event(log::Level::info, cid, "proxied connection", {{"remote", peer_text(remote_ip, remote_port)}});
+	state = SessionState::command;
+	begin_session();
 }
 
 // ---- output ----
@@ -208,7 +261,7 @@ void Connection::update_watchers() {
 	}
 	if (!outbuf.empty()) events |= tls_write_wants_read ? EV_READ : EV_WRITE;
 	bool want_read = (state == SessionState::command || state == SessionState::data ||
-	                  state == SessionState::auth_exchange) &&
+	                  state == SessionState::auth_exchange || state == SessionState::proxy_header) &&
 	                 !eof && outbuf.size() < max_pending_output;
 	if (want_read) events |= EV_READ;
 	io.set(fd, events);
@@ -231,6 +284,7 @@ void Connection::arm_deadline() {
 		break;
 	case SessionState::closing: deadline.start(10.0); break;  // a peer that never reads our last reply
 	case SessionState::tls_handshake: deadline.start(static_cast<double>(t.tls_handshake)); break;
+	case SessionState::proxy_header: deadline.start(static_cast<double>(t.tls_handshake)); break;
 	case SessionState::auth_exchange: deadline.start(static_cast<double>(t.command)); break;
 	}
 }
@@ -256,7 +310,8 @@ void Connection::on_deadline() {
 		resume([&] { cont(*this); });
 		return;
 	}
-	if (state == SessionState::closing || state == SessionState::tls_handshake) {
+	if (state == SessionState::closing || state == SessionState::tls_handshake ||
+	    state == SessionState::proxy_header) {
 		close_now(state == SessionState::closing ? "timeout flushing final reply" : "tls handshake timeout");
 		return;
 	}
@@ -382,6 +437,11 @@ void Connection::process_input() {
 
 void Connection::process_input_loop() {
 	while (!dead) {
+		if (state == SessionState::proxy_header) {
+			read_proxy_header();
+			if (state == SessionState::proxy_header) break;
+			continue;
+		}
 		if (state == SessionState::data) {
 			if (inbuf.empty()) break;
 			feed_data();

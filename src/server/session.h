@@ -37,6 +37,7 @@ enum class SessionState : uint8_t {
 	closing,   // flushing the last reply, then close
 	tls_handshake,  // STARTTLS or implicit TLS handshake in progress
 	auth_exchange,  // AUTH: waiting for the client's next SASL line
+	proxy_header,   // waiting for the PROXY protocol header (no greeting yet)
 };
 
 struct Recipient {
@@ -88,7 +89,9 @@ struct Connection {
 	// Wire events.
 	void on_io(int revents);
 	void on_deadline();
-	void start();                        // greeting and limiter checks
+	void start();                        // PROXY header or begin_session
+	void begin_session();                // limiter checks and greeting
+	void read_proxy_header();
 
 	// Input.
 	void read_available();

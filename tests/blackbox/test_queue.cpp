@@ -69,7 +69,7 @@ std::string read_file(const std::string& path)
 	return ss.str();
 }
 
-std::string config_text(const std::string& data_dir, const std::string& smarthost, int max_attempts = 8)
+std::string config_text(const std::string& data_dir, const std::string& smarthost, int max_attempts, int retry_base_s)
 {
 	std::string sh = smarthost.empty() ? "null" : "\"" + smarthost + "\"";
 	return R"({
@@ -81,7 +81,7 @@ std::string config_text(const std::string& data_dir, const std::string& smarthos
 			"bob": {"domain": "test.example", "destinations": {"bob@test.example": {"mailbox": "INBOX"}}}
 		},
 		"postmaster": {"account": "alice"},
-		"queue": {"smarthost": )" + sh + R"(, "smarthost_tls": "opportunistic", "retry_base_s": 1, "max_attempts": )" +
+		"queue": {"smarthost": )" + sh + R"(, "smarthost_tls": "opportunistic", "retry_base_s": )" + std::to_string(retry_base_s) + R"(, "max_attempts": )" +
 	       std::to_string(max_attempts) + R"(, "max_concurrent": 10}
 	})";
 }
@@ -102,6 +102,7 @@ struct Fixture {
 		int mx_port = 25;
 		int max_attempts = 8;
 		int delayed_dsn_after = 5;
+		int retry_base_s = 1;
 		std::string reuse_dir;   // a data dir left by an earlier fixture ("restart")
 	};
 	explicit Fixture(const std::string& smarthost) : Fixture(smarthost, Settings{}) {}
@@ -109,7 +110,7 @@ struct Fixture {
 	{
 		dir = s.reuse_dir.empty() ? make_temp_dir() : s.reuse_dir;
 		const DnsServer* dns = s.dns;
-		config = config::Config::load_text(config_text(dir, smarthost, s.max_attempts), dir + "/tern.json", dir);
+		config = config::Config::load_text(config_text(dir, smarthost, s.max_attempts, s.retry_base_s), dir + "/tern.json", dir);
 		pool = std::make_unique<core::WorkerPool>(loop, 2);
 		env = std::make_unique<store::Env>(dir);
 		mkdir((dir + "/tmp").c_str(), 0700);
@@ -161,7 +162,8 @@ struct Fixture {
 	// Writes `body` as a session would (data_dir/tmp) and enqueues it;
 	// returns the done() error.
 	std::string enqueue(const std::string& from, const std::vector<std::string>& to, const std::string& body,
-	                    const std::string& prefix = "", const std::function<void()>& at_done = {})
+	                    const std::string& prefix = "", const std::function<void()>& at_done = {},
+	                    const std::string& dsn_utf8 = "")
 	{
 		static int counter = 0;
 		std::string path = dir + "/tmp/msg" + std::to_string(++counter);
@@ -175,7 +177,10 @@ struct Fixture {
 		m.message_id = "test" + std::to_string(counter) + "@test.example";
 		m.message_path = path;
 		m.message_size = static_cast<int64_t>(body.size());
-		m.record_outgoing = true;
+		m.record_outgoing = !from.empty();
+		m.dsn_utf8 = dsn_utf8;
+		if (from.empty())
+			m.sender_account = "";
 		for (auto& t : to) {
 			server::OutboundRecipient r;
 			r.to = t;
@@ -390,7 +395,9 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop")
 		SmtpSink::Replies replies;
 		replies.rcpt = "451 4.3.0 later";
 		sink.set_replies(replies);
-		auto fx = std::make_unique<Fixture>("127.0.0.1:" + std::to_string(sink.port()));
+		Fixture::Settings settings;
+		settings.retry_base_s = 600;  // no second attempt during the test
+		auto fx = std::make_unique<Fixture>("127.0.0.1:" + std::to_string(sink.port()), settings);
 		CHECK(fx->enqueue("alice@test.example", {"carol@remote.example", "dan@remote.example"}, test_body) == "");
 		REQUIRE(fx->run_until([&] { return fx->queue->counters().retried == 2 && fx->queue->active() == 0; }));
 		fx->close();  // one Env per directory per process: ternctl opens its own
@@ -461,20 +468,26 @@ TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the
 	settings.delayed_dsn_after = 1;
 	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
 	CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
-	REQUIRE(fx.run_until([&] { return fx.queue->counters().retried == 1 && fx.maildir_new("alice").size() == 1; }));
-	std::string delayed = fx.maildir_message("alice");
-	CHECK(delayed.find("Subject: mail delivery delayed") != std::string::npos);
-	CHECK(delayed.find("Action: delayed") != std::string::npos);
-	CHECK(delayed.find("Status: 4.2.0") != std::string::npos);
-	CHECK(delayed.find("Will-Retry-Until: ") != std::string::npos);
 	// The second attempt is the last one (max_attempts 2): a failed DSN.
 	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && fx.maildir_new("alice").size() == 2; }));
+	CHECK(fx.queue->counters().retried == 1);
 	CHECK(fx.queue->counters().failed == 1);
-	int failed = 0;
-	for (size_t i = 0; i < 2; i++)
-		if (fx.maildir_message("alice", i).find("Action: failed") != std::string::npos)
+	int failed = 0, delayed = 0;
+	for (size_t i = 0; i < 2; i++) {
+		std::string dsn = fx.maildir_message("alice", i);
+		if (dsn.find("Action: failed") != std::string::npos) {
 			failed++;
+			CHECK(dsn.find("Subject: mail delivery failed") != std::string::npos);
+		}
+		if (dsn.find("Action: delayed") != std::string::npos) {
+			delayed++;
+			CHECK(dsn.find("Subject: mail delivery delayed") != std::string::npos);
+			CHECK(dsn.find("Status: 4.2.0") != std::string::npos);
+			CHECK(dsn.find("Will-Retry-Until: ") != std::string::npos);
+		}
+	}
 	CHECK(failed == 1);
+	CHECK(delayed == 1);
 	CHECK(list_dir(fx.dir + "/queue").empty());
 }
 
@@ -486,7 +499,9 @@ TEST_CASE("queue: records survive a restart and are delivered by the next start"
 	sink.set_replies(replies);
 	std::string dir;
 	{
-		Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+		Fixture::Settings first;
+		first.retry_base_s = 600;
+		Fixture fx("127.0.0.1:" + std::to_string(sink.port()), first);
 		CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
 		REQUIRE(fx.run_until([&] { return fx.queue->counters().retried == 1 && fx.queue->active() == 0; }));
 		fx.keep_dir = true;
@@ -495,12 +510,39 @@ TEST_CASE("queue: records survive a restart and are delivered by the next start"
 	sink.set_replies(SmtpSink::Replies{});
 	Fixture::Settings settings;
 	settings.reuse_dir = dir;
+	settings.retry_base_s = 600;
 	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
 	REQUIRE(fx.run_until([&] { return fx.queue->size() == 1; }, 5));
+	// The record waits for its next attempt, 10 minutes away...
+	fx.run_until([] { return false; }, 0.3);
+	CHECK(sink.messages().empty());
+	CHECK(fx.queue->active() == 0);
+	// ...unless kicked.
+	fx.queue->kick();
 	REQUIRE(fx.run_until([&] { return sink.messages().size() == 1 && fx.queue->size() == 0; }, 10));
 	CHECK(sink.messages()[0].data == test_body);
 	CHECK(fx.env->queue_list().empty());
 	CHECK(list_dir(fx.dir + "/queue").empty());
+}
+
+TEST_CASE("queue: a DSN's UTF-8 variant goes to SMTPUTF8 servers; no DSN about a DSN")
+{
+	SmtpSink sink;  // offers SMTPUTF8
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	std::string variant = "From: <postmaster@mail.test.example>\r\nSubject: mail delivery failure\r\n\r\nj\xc3\xbcrgen\r\n";
+	CHECK(fx.enqueue("", {"carol@remote.example"}, test_body, "", {}, variant) == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+	REQUIRE(sink.messages().size() == 1);
+	CHECK(sink.messages()[0].mail_from == "");
+	CHECK(sink.messages()[0].data == variant);
+
+	SmtpSink::Replies replies;
+	replies.rcpt = "550 5.1.1 gone";
+	sink.set_replies(replies);
+	CHECK(fx.enqueue("", {"gone@remote.example"}, test_body) == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+	CHECK(fx.queue->counters().failed == 1);
+	CHECK(fx.maildir_new("alice").empty());
 }
 
 // ---------------------------------------------------------------- STARTTLS

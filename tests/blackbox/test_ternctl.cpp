@@ -440,6 +440,21 @@ TEST_CASE("ternctl passwd: an unknown account is exit 1") {
 	CHECK(contains(r.err, "no such account"));
 }
 
+TEST_CASE("ternctl queue: an empty queue lists the header; unknown IDs exit 1") {
+	TernDaemon d(not_started());
+	d.write_config();
+	ProgramResult r = run_ternctl({"-c", d.config_path(), "queue", "list"});
+	CHECK(r.exit_code == 0);
+	CHECK(r.out == "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n");
+	r = run_ternctl({"-c", d.config_path(), "queue", "show", "12345"});
+	CHECK(r.exit_code == 1);
+	CHECK(contains(r.both(), "no such message"));
+	r = run_ternctl({"-c", d.config_path(), "queue", "frobnicate"});
+	CHECK(r.exit_code == 2);
+	r = run_ternctl({"-c", d.dir() + "/missing.json", "queue", "list"});
+	CHECK(r.exit_code == 2);
+}
+
 TEST_CASE("ternctl: usage errors exit 2") {
 	std::vector<std::vector<std::string>> bad = {
 		{},

@@ -53,7 +53,8 @@ TEST_CASE("tls: STARTTLS order errors and the reset after the handshake") {
 	TernDaemon d(daemon_options(
 	    true, true, cert.config_patch(R"({"listeners": {"test": {"submission": {"require_starttls": false}}}})")));
 	REQUIRE_RUNNING(d);
-	REQUIRE(set_password(d, "alice", "tls order secret"));
+	std::string passwd_output;
+	REQUIRE_MESSAGE(set_password(d, "alice", "tls order secret", &passwd_output), passwd_output);
 
 	SUBCASE("STARTTLS before EHLO: 503 5.5.1") {
 		SmtpClient c;

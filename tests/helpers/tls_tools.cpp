@@ -313,8 +313,8 @@ TlsProbe openssl_probe(int port, bool starttls, const std::vector<std::string>& 
 std::string ScriptReply::plain() const { return strip_received_id(last()); }
 
 ScriptReply ScriptResult::reply_to(size_t n) const {
-	if (n + 1 < replies.size())
-		return replies[n + 1];
+	if (n + preamble < replies.size())
+		return replies[n + preamble];
 	return {};
 }
 
@@ -324,6 +324,7 @@ ScriptResult run_smtp_script(TlsMode mode, int port, const std::string& ca_file,
 	                              std::to_string(port), ca_file};
 	args.insert(args.end(), commands.begin(), commands.end());
 	ScriptResult result;
+	result.preamble = mode == TlsMode::starttls ? 3 : 1;
 	result.run = run_python(smtp_script_py, args, timeout_ms);
 	ScriptReply current;
 	for (const std::string& line : split_lines(result.run.output)) {

@@ -71,9 +71,10 @@ struct ScriptReply {
 struct ScriptResult {
 	RunResult run;                     // exit code and the whole output
 	std::vector<ScriptReply> replies;  // in order, the greeting first
+	size_t preamble = 1;               // replies before the first command's: greeting (+ EHLO, STARTTLS)
 	std::string cipher;                // "TLSv1.2 ECDHE-…" once TLS is up, else ""
 	std::string error;                 // the script's "ERROR …" line, if any
-	// The reply to the n-th command (0-based; the greeting is not counted).
+	// The reply to the n-th command (0-based; the preamble is not counted).
 	ScriptReply reply_to(size_t n) const;
 };
 
