@@ -172,7 +172,7 @@ public:
 		} catch (const std::exception& e) {
 			ev_loop_destroy(loop_);
 			// A bad --dns value is a usage error; anything else a failure.
-			throw CommandError{g.dns.empty() ? exit_negative : exit_usage, std::string("error: dns: ") + e.what()};
+			throw CommandError{g.dns.empty() ? exit_negative : exit_usage, std::string("error: ") + e.what()};
 		}
 	}
 	~LoopResolver() {

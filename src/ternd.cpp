@@ -24,6 +24,7 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "net/udns_resolver.h"
+#include "queue/queue.h"
 #include "sasl/secrets.h"
 #include "store/db.h"
 #include "server/server.h"
@@ -220,12 +221,13 @@ int main(int argc, char** argv) {
 	// after the ports are bound) wait, blocked, instead of killing us.
 	sigset_t handled;
 	sigemptyset(&handled);
-	for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&handled, sig);
+	for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&handled, sig);
 	sigprocmask(SIG_BLOCK, &handled, nullptr);
 	raise_fd_limit();
 	std::string pid_file = opts.pid_file.empty() ? cfg->pid_file : opts.pid_file;
 	std::unique_ptr<store::Env> env;  // outlives the server, which uses it
 	std::unique_ptr<server::Server> srv;
+	std::unique_ptr<queue::Queue> outq;  // destroyed before the server (it uses its pool and resolver)
 	struct ev_loop* loop = nullptr;
 	try {
 		log::set_sink(log::Sink::stderr_sink);
@@ -254,6 +256,12 @@ int main(int argc, char** argv) {
 		srv->set_tls_context(load_tls(*cfg));
 		env = open_store(*cfg);
 		srv->set_env(env.get());
+		if (!cfg->localserve) {
+			// Localserve never sends mail out: submissions go straight to its
+			// account's Maildir.
+			outq = std::make_unique<queue::Queue>(loop, srv->workers(), srv->resolver(), *env, cfg);
+			srv->set_outbound(outq.get());
+		}
 	} catch (const std::exception& e) {
 		log::error("cannot start", {{"error", e.what()}});
 		if (opts.foreground || opts.localserve) std::cerr << "error: " << e.what() << "\n";
@@ -263,6 +271,10 @@ int main(int argc, char** argv) {
 	core::SignalWatcher sigterm(loop, SIGTERM, [&] { srv->begin_shutdown(); });
 	core::SignalWatcher sigint(loop, SIGINT, [&] { srv->begin_shutdown(); });
 	core::SignalWatcher sigusr1(loop, SIGUSR1, [] { log::reopen(); });
+	// SIGUSR2: `ternctl queue kick/drop` changed the queue in the database.
+	core::SignalWatcher sigusr2(loop, SIGUSR2, [&] {
+		if (outq) outq->resync();
+	});
 	core::SignalWatcher sighup(loop, SIGHUP, [&] {
 		if (cfg->localserve) return;
 		// Reading the config and certificate files is disk I/O: a worker does
@@ -290,6 +302,7 @@ int main(int argc, char** argv) {
 				    return;
 			    }
 			    srv->reload(loaded->cfg);
+			    if (outq) outq->reload(loaded->cfg);
 			    srv->set_tls_context(loaded->tls);
 			    try {
 				    apply_log_settings(*loaded->cfg, opts);
@@ -299,14 +312,18 @@ int main(int argc, char** argv) {
 			    cfg = loaded->cfg;
 		    });
 	});
-	for (auto* w : {&sigterm, &sigint, &sigusr1, &sighup}) w->unref();
+	for (auto* w : {&sigterm, &sigint, &sigusr1, &sigusr2, &sighup}) w->unref();
 	sigprocmask(SIG_UNBLOCK, &handled, nullptr);
 
 	srv->start();
+	if (outq) outq->start();
 	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
 	ev_run(loop, 0);
-	// Deliveries whose clients went away still finish before we exit.
+	// Outbound sessions stop (their records stay for the next start);
+	// deliveries whose clients went away still finish before we exit.
+	if (outq) outq->shutdown();
 	srv->workers().drain();
+	outq.reset();
 	srv.reset();
 	if (!pid_file.empty()) unlink(pid_file.c_str());
 	log::info("ternd stopped");

@@ -1,4 +1,5 @@
 // DSN composition and texts, see dsn.h.
+#include "util/random.h"
 #include "message/dsn.h"
 
 #include <sys/random.h>
@@ -26,17 +27,7 @@ constexpr size_t encoded_line_len = 76;
 
 std::string random_hex(size_t bytes)
 {
-	std::string raw(bytes, '\0');
-	size_t got = 0;
-	while (got < bytes) {
-		ssize_t r = ::getrandom(raw.data() + got, bytes - got, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
-		}
-		got += static_cast<size_t>(r);
-	}
+	std::string raw = random_bytes(bytes);
 	static constexpr char digits[] = "0123456789abcdef";
 	std::string out;
 	for (unsigned char c : raw) {

@@ -1,4 +1,5 @@
 // Submission-path message helpers, see submission.h.
+#include "util/random.h"
 #include "message/submission.h"
 
 #include <sys/random.h>
@@ -270,22 +271,6 @@ private:
 		fail("address without \"@\"");
 	}
 };
-
-std::string random_bytes(size_t n)
-{
-	std::string out(n, '\0');
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = ::getrandom(out.data() + got, n - got, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
-		}
-		got += static_cast<size_t>(r);
-	}
-	return out;
-}
 
 }  // namespace
 

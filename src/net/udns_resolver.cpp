@@ -1,3 +1,4 @@
+#include "mailauth/iprev.h"
 #include "net/udns_resolver.h"
 
 #include <arpa/inet.h>
@@ -238,25 +239,7 @@ UdnsResolver::Pending::~Pending() {
 		ev_timer_stop(self->loop_, &deadline);
 }
 
-std::string UdnsResolver::reverse_name(const IpAddr& addr) {
-	static const char hex[] = "0123456789abcdef";
-	std::string name;
-	if (!addr.v6) {
-		// RFC 1035 3.5
-		for (int i = 3; i >= 0; i--)
-			name += std::to_string(addr.bytes[size_t(i)]) + ".";
-		return name + "in-addr.arpa";
-	}
-	// RFC 3596 2.5: one label per nibble, least significant first.
-	for (int i = 15; i >= 0; i--) {
-		uint8_t b = addr.bytes[size_t(i)];
-		name += hex[b & 0xf];
-		name += '.';
-		name += hex[b >> 4];
-		name += '.';
-	}
-	return name + "ip6.arpa";
-}
+std::string UdnsResolver::reverse_name(const IpAddr& addr) { return mailauth::reverse_dns_name(addr); }
 
 void UdnsResolver::query(uint64_t owner, const std::string& name, RrType type, Callback cb) {
 	int qtype = DNS_T_A;

@@ -662,7 +662,8 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 					    std::vector<store::MaildirCopy> copies(1);
 					    copies[0].maildir = rcpt.account->maildir;
 					    copies[0].mailbox = rcpt.mailbox.empty() ? "INBOX" : rcpt.mailbox;
-					    copies[0].prefix = rec->prefix;
+					    // RFC 5321 4.4: the final delivery adds Return-Path.
+					    copies[0].prefix = message::build_return_path(rec->from) + rec->prefix;
 					    try {
 						    store::deliver_maildir_unsynced(queue_dir(*cfg) + "/" + rec->message_file, copies,
 						                                    cfg->hostname, dirs);

@@ -1,4 +1,5 @@
 // Thin wrappers over mbedTLS 2.28 message digests, HMAC, PBKDF2 and MD5.
+#include "util/random.h"
 #include "sasl/crypto.h"
 
 #include <mbedtls/md.h>
@@ -89,21 +90,7 @@ std::string pbkdf2(ScramHash hash, std::string_view password, std::string_view s
 	return out;
 }
 
-std::string random_bytes(std::size_t count)
-{
-	std::string out(count, '\0');
-	std::size_t filled = 0;
-	while (filled < count) {
-		ssize_t n = getrandom(out.data() + filled, count - filled, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			throw std::runtime_error("getrandom failed");
-		}
-		filled += static_cast<std::size_t>(n);
-	}
-	return out;
-}
+std::string random_bytes(std::size_t count) { return tern::random_bytes(count); }
 
 bool constant_time_equal(std::string_view a, std::string_view b)
 {

@@ -53,6 +53,22 @@ void Connection::need_tls_for_delivery() const {
 
 void Connection::rset() { tx = Transaction{}; }
 
+mailauth::SpfArgs Connection::spf_args() const {
+	mailauth::SpfArgs spf;
+	spf.remote_ip = remote_ip;
+	if (tx.mail_from) {
+		spf.mailfrom_localpart = tx.mail_from->localpart;
+		spf.mailfrom_domain = tx.mail_from->domain.ascii;
+	}
+	if (hello->ip)
+		spf.helo_ip = hello->ip;
+	else
+		spf.helo_domain = hello->domain.ascii;
+	spf.local_ip_text = local_ip.to_string();
+	spf.local_hostname = hostname();
+	return spf;
+}
+
 std::string Connection::address_text(const smtp::Address& a) const {
 	return tx.smtputf8 ? a.to_string() : a.to_ascii_string();
 }
@@ -188,17 +204,7 @@ void Connection::cmd_rcpt(std::string_view args) {
 	// recipient must not become backscatter to a forged sender (RFC 5321
 	// 3.6.3; SEED-BEHAVIOUR.md §4 RCPT step 5). Asked once, at the second.
 	if (!submission() && tx.recipients.size() == 1 && !cfg->localserve) {
-		mailauth::SpfArgs spf;
-		spf.remote_ip = remote_ip;
-		spf.mailfrom_localpart = tx.mail_from->localpart;
-		spf.mailfrom_domain = tx.mail_from->domain.ascii;
-		if (hello->ip)
-			spf.helo_ip = hello->ip;
-		else
-			spf.helo_domain = hello->domain.ascii;
-		spf.local_ip_text = local_ip.to_string();
-		spf.local_hostname = hostname();
-		mailauth::spf_verify(srv.resolver(), cid, spf,
+		mailauth::spf_verify(srv.resolver(), cid, spf_args(),
 		                     suspend([r = std::move(r)](Connection& c, const mailauth::SpfReceived& received,
 		                                                const std::string&, bool) mutable {
 			                     if (received.identity != mailauth::SpfReceived::Identity::mailfrom ||

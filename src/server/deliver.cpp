@@ -21,18 +21,7 @@ namespace se = smtp::se;
 void Connection::analyze_inbound() {
 	auto an = std::make_shared<InboundAnalysis>();
 	an->path = message_path;
-	mailauth::SpfArgs& spf = an->spf_args;
-	spf.remote_ip = remote_ip;
-	if (tx.mail_from) {
-		spf.mailfrom_localpart = tx.mail_from->localpart;
-		spf.mailfrom_domain = tx.mail_from->domain.ascii;
-	}
-	if (hello->ip)
-		spf.helo_ip = hello->ip;
-	else
-		spf.helo_domain = hello->domain.ascii;
-	spf.local_ip_text = local_ip.to_string();
-	spf.local_hostname = hostname();
+	an->spf_args = spf_args();
 	srv.workers().submit([an] { read_inbound_message(*an); },
 	                     suspend([an](Connection& c) { c.analysis_lookups(an); }));
 	flush();
@@ -88,14 +77,8 @@ void Connection::analysis_verify(std::shared_ptr<InboundAnalysis> an) {
 			                     c.analysis_decide(an);
 			                     return;
 		                     }
-		                     // RFC 7489 6.6.2: the SPF domain is the one SPF checked.
-		                     std::string spf_domain = an->spf.identity == mailauth::SpfReceived::Identity::mailfrom
-		                                                  ? an->spf_args.mailfrom_domain
-		                                                  : an->spf.identity == mailauth::SpfReceived::Identity::helo
-		                                                        ? an->spf_args.helo_domain
-		                                                        : std::string();
 		                     mailauth::dmarc_verify(c.srv.resolver(), c.cid, an->from_domain, an->dkim, an->spf.result,
-		                                            spf_domain, c.suspend([an](Connection& c2, mailauth::DmarcResult r) {
+		                                            an->spf_domain(), c.suspend([an](Connection& c2, mailauth::DmarcResult r) {
 			                                            an->dmarc = std::move(r);
 			                                            c2.analysis_decide(an);
 		                                            }));
@@ -107,10 +90,7 @@ std::string Connection::authentication_results(const InboundAnalysis& an) const 
 	std::vector<message::AuthMethod> methods;
 	methods.push_back(mailauth::iprev_auth_method(an.iprev.status, remote_ip));
 	for (auto& m : mailauth::dkim_auth_methods(an.dkim)) methods.push_back(std::move(m));
-	std::string spf_domain = an.spf.identity == mailauth::SpfReceived::Identity::mailfrom ? an.spf_args.mailfrom_domain
-	                         : an.spf.identity == mailauth::SpfReceived::Identity::helo  ? an.spf_args.helo_domain
-	                                                                                      : std::string();
-	methods.push_back(mailauth::spf_auth_method(an.spf.result, an.spf.identity, spf_domain));
+	methods.push_back(mailauth::spf_auth_method(an.spf.result, an.spf.identity, an.spf_domain()));
 	methods.push_back(mailauth::dmarc_auth_method(an.dmarc));
 	return message::build_authentication_results(hostname(), "", methods);
 }

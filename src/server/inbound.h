@@ -39,6 +39,17 @@ struct InboundAnalysis {
 	// Verified on a worker.
 	std::vector<mailauth::dkim::Result> dkim;
 	mailauth::DmarcResult dmarc;
+
+	// The domain SPF evaluated (RFC 7489 6.6.2): MAIL FROM's, or the HELO
+	// name's for a null sender; "" when SPF checked nothing.
+	std::string spf_domain() const {
+		switch (spf.identity) {
+		case mailauth::SpfReceived::Identity::mailfrom: return spf_args.mailfrom_domain;
+		case mailauth::SpfReceived::Identity::helo: return spf_args.helo_domain;
+		case mailauth::SpfReceived::Identity::none: break;
+		}
+		return {};
+	}
 };
 
 // The worker step: reads the header, counts Received fields, parses From,

@@ -149,6 +149,7 @@ struct Connection {
 	void check_auth() const;
 	void need_tls_for_delivery() const;
 	smtp::ParseMode parse_mode() const;
+	mailauth::SpfArgs spf_args() const;
 	void rset();
 
 	// DATA (server/data.cpp).

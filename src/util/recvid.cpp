@@ -1,4 +1,5 @@
 // Received-id generator, see recvid.h.
+#include "util/random.h"
 #include "util/recvid.h"
 
 #include <fcntl.h>
@@ -73,22 +74,6 @@ std::optional<std::string> read_key_file(const std::string& path)
 	if (data.size() != ReceivedIdGenerator::key_size)
 		throw std::runtime_error("received-id key file " + path + ": must hold exactly 24 bytes");
 	return data;
-}
-
-std::string random_bytes(size_t n)
-{
-	std::string out(n, '\0');
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = ::getrandom(out.data() + got, n - got, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
-		}
-		got += static_cast<size_t>(r);
-	}
-	return out;
 }
 
 void fsync_parent_dir(const std::string& path)

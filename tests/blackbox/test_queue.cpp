@@ -27,6 +27,7 @@
 #include "queue/ctl.h"
 #include "queue/queue.h"
 #include "store/db.h"
+#include "util/log.h"
 
 using namespace tern;
 using tern::testing::DnsServer;
@@ -108,6 +109,9 @@ struct Fixture {
 	explicit Fixture(const std::string& smarthost) : Fixture(smarthost, Settings{}) {}
 	Fixture(const std::string& smarthost, const Settings& s)
 	{
+		// The queue logs each delivery at info; keep the test output readable
+		// (TERN_QUEUE_TEST_LOG=1 shows everything).
+		log::set_level(getenv("TERN_QUEUE_TEST_LOG") ? log::Level::trace : log::Level::error);
 		dir = s.reuse_dir.empty() ? make_temp_dir() : s.reuse_dir;
 		const DnsServer* dns = s.dns;
 		config = config::Config::load_text(config_text(dir, smarthost, s.max_attempts, s.retry_base_s), dir + "/tern.json", dir);
@@ -271,16 +275,21 @@ TEST_CASE("queue: 4xx is retried after the backoff and then delivered")
 	SmtpSink::Replies replies;
 	replies.rcpt = "451 4.3.0 try again later";
 	sink.set_replies(replies);
-	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	Fixture::Settings settings;
+	settings.retry_base_s = 450;
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
 	CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
 	REQUIRE(fx.run_until([&] { return fx.queue->counters().retried == 1 && fx.queue->active() == 0; }));
 	auto records = fx.env->queue_list();
 	REQUIRE(records.size() == 1);
 	CHECK(records[0].attempts == 1);
 	CHECK(records[0].last_error == "451 4.3.0 try again later");
+	// The seed's schedule: 7.5 min ± 5 s after the first attempt.
+	CHECK(records[0].next_attempt - records[0].last_attempt >= 445);
+	CHECK(records[0].next_attempt - records[0].last_attempt <= 455);
 	CHECK(sink.messages().empty());
 	sink.set_replies(SmtpSink::Replies{});
-	// retry_base_s = 1: the second attempt comes about a second later.
+	fx.queue->kick(records[0].id);
 	REQUIRE(fx.run_until([&] { return sink.messages().size() == 1 && fx.queue->size() == 0; }, 10));
 	CHECK(fx.queue->counters().delivered == 1);
 	CHECK(fx.env->queue_list().empty());

@@ -157,6 +157,10 @@ TEST_CASE("ternctl spf check: usage errors exit 2") {
 		CHECK(r.exit_code == 2);
 		CHECK(r.out == "");
 	}
+	// A --dns value that is no address.
+	ProgramResult r = run_ternctl({"--dns", "not-an-address", "spf", "check", "192.0.2.1", "u@example.com"});
+	CHECK(r.exit_code == 2);
+	CHECK(r.out == "");
 	// Nothing reached the DNS server for any of them.
 	CHECK(dns.queries().empty());
 }

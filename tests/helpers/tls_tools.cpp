@@ -25,10 +25,8 @@ const char* const smtp_script_py = R"PY(
 import os, socket, ssl, sys, time
 mode, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 commands = sys.argv[4:]
-ctx = ssl.create_default_context(cafile=cafile)
+ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-if mode == "implicit":
-    sock = ctx.wrap_socket(sock, server_hostname="localhost")
 buf = b""
 def readline():
     global buf
@@ -60,6 +58,8 @@ def starttls():
         c = sock.cipher()
         print("CIPHER %s %s" % (c[1], c[0]), flush=True)
 try:
+    if mode == "implicit":
+        sock = ctx.wrap_socket(sock, server_hostname="localhost")
     reply()
     if mode == "starttls":
         print("C: EHLO client.sender.example", flush=True)
@@ -101,7 +101,7 @@ const char* const smtplib_py = R"PY(
 import os, smtplib, ssl, sys
 mode, port, cafile, user, pw, mech = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 mail_from, rcpt_to, msgfile, checkdir = sys.argv[7:11]
-ctx = ssl.create_default_context(cafile=cafile)
+ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
 if mode == "implicit":
     s = smtplib.SMTP_SSL("localhost", port, context=ctx, timeout=10)
 else:
@@ -137,7 +137,7 @@ s.quit()
 const char* const gsasl_relay_py = R"PY(
 import socket, ssl, subprocess, sys
 port, user, pw, mech, cafile = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-ctx = ssl.create_default_context(cafile=cafile)
+ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
 s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="localhost")
 f = s.makefile("rb")
 def reply():

@@ -86,7 +86,8 @@ enum class TlsMode {
 };
 
 // Runs a Python ssl client against 127.0.0.1:port, trusting ca_file for the
-// name "localhost". Every command is a line sent (CRLF added), whose reply
+// name "localhost" (an empty ca_file turns verification off; so in the other
+// Python clients below). Every command is a line sent (CRLF added), whose reply
 // is read; special commands:
 //   "@STARTTLS"          sends STARTTLS, reads the reply, handshakes when 220
 //   "@HOLD READY GO"     creates file READY, then waits (≤ 30 s) until file GO exists

@@ -1,0 +1,12 @@
+// Cryptographically strong random bytes from the kernel (getrandom(2)), for
+// salts, nonces, keys, Message-Ids and MIME boundaries.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace tern {
+
+// Throws std::runtime_error when the kernel refuses.
+std::string random_bytes(std::size_t n);
+
+}  // namespace tern
