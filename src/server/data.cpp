@@ -235,7 +235,7 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 	}
 	std::string path = std::move(message_path);
 	message_path.clear();  // the worker owns the file now
-	write_copies(std::move(copies), std::move(copy_rcpts), std::move(errors), path);
+	write_copies(std::move(copies), std::move(copy_rcpts), std::move(errors), path, an);
 }
 
 message::ReceivedInfo Connection::received_info(std::time_t now) const {
@@ -368,10 +368,10 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 
 void Connection::write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> copies,
                               std::vector<std::string> copy_rcpts, std::vector<DeliverError> errors,
-                              const std::string& path) {
+                              const std::string& path, std::shared_ptr<InboundAnalysis> an) {
 	if (copies->empty()) {
 		unlink(path.c_str());
-		delivery_done(std::move(errors));
+		delivery_done(std::move(errors), an);
 		return;
 	}
 	auto failure = std::make_shared<std::string>();
@@ -386,23 +386,30 @@ void Connection::write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> c
 		    unlink(path.c_str());
 	    },
 	    // The message is on disk whether or not the client is still there.
-	    suspend([failure, copy_rcpts = std::move(copy_rcpts), errors = std::move(errors)](Connection& c) mutable {
+	    suspend([failure, copy_rcpts = std::move(copy_rcpts), errors = std::move(errors), an](Connection& c) mutable {
 		    if (!failure->empty()) {
 			    log::error("maildir delivery failed", {{"error", *failure}});
 			    for (const auto& r : copy_rcpts)
 				    errors.push_back({r, 451, std::string(se::sys_other0), false, "error processing"});
 		    }
-		    c.delivery_done(std::move(errors));
+		    c.delivery_done(std::move(errors), an);
 	    }));
 	flush();
 }
 
-void Connection::delivery_done(std::vector<DeliverError> errors) {
+void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr<InboundAnalysis> an) {
 	size_t total = tx.recipients.size();
-	rset();
-	if (errors.size() == total) throw all_failed_reply(errors);
-	if (!errors.empty())
+	if (errors.size() == total) {
+		rset();
+		throw all_failed_reply(errors);
+	}
+	if (!errors.empty()) {
 		log::event(log::Level::info, cid, "partial delivery failure", {{"failed", std::to_string(errors.size())}});
+		// SEED-BEHAVIOUR.md §13: one DSN for the failed recipients, to the
+		// sender, since the 250 below covers the others.
+		if (an && tx.mail_from && !cfg->localserve) queue_incoming_dsn(*an, errors);
+	}
+	rset();
 	++tx_good;
 	--tx_bad;
 	log::event(log::Level::info, cid, "message delivered", {{"recipients", std::to_string(total - errors.size())}});

@@ -3,11 +3,20 @@
 // and the DKIM key lookups run in parallel on the loop; signatures are
 // verified on a worker; then DMARC, the analysis, DNS blocklists and the
 // first-time-sender delay (a timer), and finally the durable copies.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <stdexcept>
 
 #include "mailauth/auth_methods.h"
 #include "mailauth/dnsbl.h"
 #include "message/auth_results.h"
+#include "message/dsn.h"
+#include "message/headers.h"
+#include "message/submission.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/suspend.h"
@@ -152,6 +161,87 @@ void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone
 		return;
 	}
 	deliver_copies(an);
+}
+
+// The DSN for recipients that failed while others were delivered (RFC 3464,
+// SEED-BEHAVIOUR.md §13), queued to the MAIL FROM address with the null
+// reverse path. Composing and writing it is disk work for a worker; its
+// fate does not change the reply to the client.
+void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& errors) {
+	OutboundQueue* queue = srv.outbound();
+	if (!queue) return;
+	std::time_t now = std::time(nullptr);
+	message::DsnMessage dsn;
+	dsn.smtputf8 = tx.smtputf8;
+	std::string first = errors[0].rcpt;
+	dsn.from = "postmaster@" + first.substr(first.rfind('@') + 1);
+	dsn.to = address_text(*tx.mail_from);
+	dsn.subject = message::subject_incoming_failure;
+	dsn.message_id = message::make_message_id(hostname());
+	for (const auto& f : an.fields)
+		if (f.lower_name == "message-id") dsn.references = f.unfolded_value();
+	dsn.reporting_mta = hostname();
+	dsn.received_from_mta = message::received_from_mta_value(
+	    hello->ip ? hello->ip->to_literal() : hello->domain.ascii, remote_ip.to_literal());
+	dsn.arrival = now;
+	dsn.date = now;
+	dsn.tz_offset_s = message::local_utc_offset(now);
+	std::vector<message::IncomingFailure> failures;
+	for (const auto& e : errors) {
+		failures.push_back({e.rcpt, e.text, e.code >= 500});
+		message::DsnRecipient r;
+		r.final_recipient = e.rcpt;
+		r.action = "failed";
+		r.status = smtp::enhanced_code(e.code, e.secode);
+		r.last_attempt = now;
+		dsn.recipients.push_back(std::move(r));
+	}
+	dsn.text_body = message::incoming_failure_text(failures);
+	for (const auto& f : an.fields) dsn.original_headers += f.raw;
+
+	std::string domain = dsn.to.substr(dsn.to.rfind('@') + 1);
+	std::string path = cfg->data_dir + "/tmp/dsn-" + std::to_string(cid) + "-" + std::to_string(now);
+	auto error = std::make_shared<std::string>();
+	auto msg = std::make_shared<OutboundMessage>();
+	msg->from = "";
+	msg->message_id = dsn.message_id;
+	msg->recipients.push_back({dsn.to, domain, ""});
+	msg->message_path = path;
+	msg->smtputf8 = false;
+	srv.workers().submit(
+	    [dsn, path, msg, error] {
+		    try {
+			    std::string text = message::compose_dsn(dsn, false);
+			    if (dsn.smtputf8) msg->dsn_utf8 = message::compose_dsn(dsn, true);
+			    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			    if (fd < 0) throw std::runtime_error(std::string("creating ") + path + ": " + std::strerror(errno));
+			    size_t off = 0;
+			    while (off < text.size()) {
+				    ssize_t n = write(fd, text.data() + off, text.size() - off);
+				    if (n < 0 && errno == EINTR) continue;
+				    if (n <= 0) {
+					    close(fd);
+					    throw std::runtime_error(std::string("writing ") + path + ": " + std::strerror(errno));
+				    }
+				    off += static_cast<size_t>(n);
+			    }
+			    close(fd);
+			    msg->message_size = static_cast<int64_t>(text.size());
+		    } catch (const std::exception& e) {
+			    *error = e.what();
+			    unlink(path.c_str());
+		    }
+	    },
+	    [queue, msg, error] {
+		    if (!error->empty()) {
+			    log::error("composing dsn for incoming delivery, no dsn sent", {{"error", *error}});
+			    return;
+		    }
+		    // The queue outlives every connection; no handle is needed here.
+		    queue->enqueue(std::move(*msg), [](const std::string& err) {
+			    if (!err.empty()) log::error("queueing dsn for incoming delivery, no dsn sent", {{"error", err}});
+		    });
+	    });
 }
 
 }  // namespace tern::server

@@ -157,8 +157,10 @@ struct Connection {
 	void finish_data();
 	void deliver_local();
 	void write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> copies, std::vector<std::string> copy_rcpts,
-	                  std::vector<DeliverError> errors, const std::string& path);
-	void delivery_done(std::vector<DeliverError> errors);
+	                  std::vector<DeliverError> errors, const std::string& path,
+	                  std::shared_ptr<InboundAnalysis> an = nullptr);
+	void delivery_done(std::vector<DeliverError> errors, std::shared_ptr<InboundAnalysis> an = nullptr);
+	void queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& errors);
 	// Port 25 (server/deliver.cpp): iprev, SPF, DKIM, DMARC, DNSBL, then the
 	// decision, then the copies.
 	void analyze_inbound();
