@@ -177,6 +177,15 @@ void Connection::mail_accepted(smtp::MailArgs m) {
 		if (submission()) throw user_error(550, se::pol_delivery_not_auth1, "must match authenticated user");
 		throw user_error(550, se::pol_other0, "domain name required");
 	}
+	// RFC 6409 4.1 / 8.1: a submitter sends only as itself (the null sender
+	// is allowed); localserve lets its one account use any address.
+	if (submission() && m.from && !cfg->localserve) {
+		const config::Account* acc = cfg->account_for_address(m.from->localpart, m.from->domain.ascii);
+		if (!acc || acc->name != username) {
+			rset();
+			throw user_error(550, se::pol_delivery_not_auth1, "must match authenticated user");
+		}
+	}
 	if (cfg->localserve && m.from && m.from->localpart.starts_with("mailfrom") &&
 	    localserve_command_failure(m.from->localpart))
 		return;  // stalled: the reply comes from the timer

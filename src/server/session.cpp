@@ -103,6 +103,16 @@ void Connection::start() {
 // address is known: shutdown, limiters, then the greeting (or, on port 465,
 // the TLS handshake first).
 void Connection::begin_session() {
+	if (service == net::Service::submissions && !tlss) {
+		// Implicit TLS (RFC 8314 3.3): the handshake comes first, so even a
+		// refusal below reaches the client inside TLS.
+		if (!srv.tls_context()) {
+			close_now("implicit tls without a certificate");
+			return;
+		}
+		start_tls();
+		return;
+	}
 	int64_t now = std::time(nullptr);
 	if (srv.shutting_down()) {
 		reply(421, smtp::se::sys_not_accepting2, "shutting down");
@@ -119,15 +129,6 @@ void Connection::begin_session() {
 		close_after_flush();
 	} else {
 		counted_connection = true;
-		if (service == net::Service::submissions) {
-			// Implicit TLS (RFC 8314 3.3): the greeting comes after the handshake.
-			if (!srv.tls_context()) {
-				close_now("implicit tls without a certificate");
-				return;
-			}
-			start_tls();
-			return;
-		}
 		// RFC 5321 4.3.1 greeting; SEED-BEHAVIOUR.md decisions: "tern" for "mox".
 		write_raw("220 " + hostname() + " ESMTP tern " TERN_VERSION);
 	}
@@ -417,12 +418,16 @@ void Connection::continue_handshake() {
 	ehlo = false;
 	username.clear();
 	rset();
-	if (service == net::Service::submissions) {
-		write_raw("220 " + hostname() + " ESMTP tern " TERN_VERSION);
+	if (service == net::Service::submissions && !greeted) {
+		// Implicit TLS: now the accept-path checks and the greeting.
+		greeted = true;
+		begin_session();
+		if (dead) return;
+	} else {
+		arm_deadline();
+		flush();
+		if (dead) return;
 	}
-	arm_deadline();
-	flush();
-	if (dead) return;
 	// Application data may have arrived with the last handshake record.
 	if (tlss->has_buffered_input()) read_available();
 }

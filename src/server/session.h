@@ -232,6 +232,7 @@ struct Connection {
 	bool tls_pending_start = false;       // STARTTLS answered; handshake starts once the 220 is out
 	bool tls_handshake_wants_write = false;
 	bool tls_write_wants_read = false;
+	bool greeted = false;                 // implicit TLS: checks and greeting done after the handshake
 
 	bool ehlo = false;
 	std::optional<smtp::HelloArg> hello;

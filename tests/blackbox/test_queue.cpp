@@ -327,7 +327,8 @@ TEST_CASE("queue: local recipients go to their Maildir, never to the smarthost")
 	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
 	CHECK(sink.connections() == 0);
 	REQUIRE(fx.maildir_new("bob").size() == 1);
-	CHECK(fx.maildir_message("bob") == prefix + test_body);
+	// RFC 5321 4.4: the final delivery adds Return-Path before the prefix.
+	CHECK(fx.maildir_message("bob") == "Return-Path: <alice@test.example>\r\n" + prefix + test_body);
 	CHECK(list_dir(fx.dir + "/queue").empty());
 	CHECK(fx.queue->counters().local == 1);
 }

@@ -194,12 +194,29 @@ void SmtpSink::session(int fd) {
 				if (!complete)
 					return;
 				msg.data = data;
-				std::string end = reply(&Replies::data_end);
-				if (!end.empty() && end[0] == '2') {
+				msg.received_ms = now_ms();
+				msg.acked_ms = 0;
+				data_received_++;
+				int delay_ms = 0;
+				{
 					std::lock_guard<std::mutex> lock(mutex_);
+					delay_ms = replies_.data_end_delay_ms;
+				}
+				for (int64_t until = now_ms() + delay_ms; !stop_ && now_ms() < until;)
+					usleep(10000);
+				std::string end = reply(&Replies::data_end);
+				bool accepted = !end.empty() && end[0] == '2';
+				size_t index = 0;
+				if (accepted) {
+					std::lock_guard<std::mutex> lock(mutex_);
+					index = messages_.size();
 					messages_.push_back(msg);
 				}
 				ok = write_line(fd, end);
+				if (ok && accepted) {
+					std::lock_guard<std::mutex> lock(mutex_);
+					messages_[index].acked_ms = now_ms();
+				}
 			}
 		} else if (verb == "RSET") {
 			msg.mail_from.clear();

@@ -15,6 +15,10 @@ struct SinkMessage {
 	std::string mail_from;              // between < and >
 	std::vector<std::string> rcpt_to;   // between < and >, accepted ones only
 	std::string data;                   // dot-unstuffed, CRLF line ends, without the final ".\r\n"
+	int64_t received_ms = 0;            // now_ms() when the final dot arrived
+	// now_ms() when the 2xx reply to the data was written (a write to a
+	// peer that already died can still succeed locally); 0 when not (yet).
+	int64_t acked_ms = 0;
 };
 
 class SmtpSink {
@@ -27,6 +31,9 @@ public:
 		std::string rcpt = "250 2.1.5 ok";
 		std::string data = "354 go ahead";
 		std::string data_end = "250 2.0.0 queued";
+		// Waits this long after the final dot before sending data_end
+		// (a slow remote, for crash tests); the message is recorded after it.
+		int data_end_delay_ms = 0;
 	};
 
 	SmtpSink();   // binds 127.0.0.1:0 and starts its thread
@@ -38,6 +45,9 @@ public:
 	void set_replies(const Replies& replies);
 	std::vector<SinkMessage> messages() const;
 	int connections() const { return connections_; }
+	// Complete DATA sections read so far, whatever their reply (counted when
+	// the final dot arrives, before any data_end_delay_ms).
+	int data_received() const { return data_received_; }
 	// Polls until at least n messages were received or timeout_ms passed.
 	bool wait_for_messages(size_t n, int timeout_ms = 10000) const;
 	void stop();
@@ -50,6 +60,7 @@ private:
 	uint16_t port_ = 0;
 	std::atomic<bool> stop_{false};
 	std::atomic<int> connections_{0};
+	std::atomic<int> data_received_{0};
 	std::thread thread_;
 	mutable std::mutex mutex_;
 	Replies replies_;
