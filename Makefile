@@ -86,11 +86,62 @@ check: deps layers all tests/unit-tests tests/blackbox-tests
 localserve: deps all
 	src/ternd --localserve -f
 
-bench: all
-	@echo "no benchmarks yet"
+# Benchmarks (tests/bench/, README.md "Benchmarks and fuzzing"): a driver
+# that starts ternd on loopback and reports idle memory and durable delivery
+# throughput. It reports, it never fails the build. BENCH_TIME: seconds per
+# concurrency level; BENCH_THREADS: the concurrency levels.
+BENCH_TIME ?= 10
+BENCH_THREADS ?= 1,8,32
+BENCH_SRCS = $(wildcard tests/bench/*.cpp)
+BENCH_OBJS = $(BENCH_SRCS:.cpp=.o)
+BENCH_HELPER_OBJS = tests/helpers/daemon.o tests/helpers/dns_server.o tests/helpers/smtp_client.o
 
-fuzz:
-	@echo "no fuzz targets yet"
+tests/bench/tern-bench: $(BENCH_OBJS) $(BENCH_HELPER_OBJS)
+	$(CXX) $(LDFLAGS_CONF) -o $@ $^ -lpthread
+
+bench: all tests/bench/tern-bench
+	@TERN_SRCDIR="$(CURDIR)" tests/bench/tern-bench --time $(BENCH_TIME) --threads $(BENCH_THREADS)
+
+# Fuzzing (tests/fuzz/): libFuzzer targets for the pure parsers, built with
+# clang++ and ASan/UBSan into tests/fuzz/build/. The library sources of the
+# pure layers are compiled again with the fuzzer instrumentation; each
+# target links only what it uses from that archive.
+FUZZ_TIME ?= 20
+FUZZ_CXX ?= clang++
+FUZZ_SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CXXFLAGS = $(CXXFLAGS_CONF) $(WARN) $(CPPFLAGS_TERN) -MMD -MP $(FUZZ_SANITIZE) -fsanitize=fuzzer-no-link
+FUZZ_LAYERS = util smtp message sasl mailauth config
+FUZZ_LIB_SRCS = $(foreach l,$(FUZZ_LAYERS),$(wildcard src/$(l)/*.cpp)) src/net/proxy_protocol.cpp
+FUZZ_LIB_OBJS = $(patsubst src/%.cpp,tests/fuzz/build/src/%.o,$(FUZZ_LIB_SRCS))
+FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.cpp)
+FUZZ_BINS = $(patsubst tests/fuzz/%.cpp,tests/fuzz/build/%,$(FUZZ_SRCS))
+
+tests/fuzz/build/src/%.o: src/%.cpp config.mk
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c -o $@ $<
+
+tests/fuzz/build/%.o: tests/fuzz/%.cpp config.mk
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c -o $@ $<
+
+tests/fuzz/build/libtern-fuzz.a: $(FUZZ_LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+tests/fuzz/build/fuzz_%: tests/fuzz/build/fuzz_%.o tests/fuzz/build/libtern-fuzz.a
+	$(FUZZ_CXX) $(FUZZ_SANITIZE) -fsanitize=fuzzer $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
+
+.PRECIOUS: tests/fuzz/build/%.o
+.PHONY: fuzz-toolchain fuzz-build
+
+fuzz-toolchain:
+	@sh tests/fuzz/check-toolchain.sh $(FUZZ_CXX)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-toolchain
+	@$(MAKE) --no-print-directory fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_BINS)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/tern
@@ -107,3 +158,4 @@ distclean: clean
 	rm -rf config.mk config.log config.status configure autom4te.cache aclocal.m4
 
 -include $(LIB_SRCS:.cpp=.d) $(UNIT_SRCS:.cpp=.d) $(HELPER_SRCS:.cpp=.d) $(BLACKBOX_SRCS:.cpp=.d) src/ternd.d src/ternctl.d
+-include $(BENCH_SRCS:.cpp=.d) $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_SRCS:tests/fuzz/%.cpp=tests/fuzz/build/%.d)

@@ -20,7 +20,10 @@
 
 #include "config/config.h"
 #include "core/watchers.h"
+#include "core/stats.h"
 #include "mailauth/resolver.h"
+#include "metrics/http.h"
+#include "metrics/metrics.h"
 #include "net/listener.h"
 #include "net/tls.h"
 #include "net/udns_resolver.h"
@@ -229,6 +232,7 @@ int main(int argc, char** argv) {
 	std::unique_ptr<server::Server> srv;
 	std::unique_ptr<queue::Queue> outq;  // destroyed before the server (it uses its pool and resolver)
 	struct ev_loop* loop = nullptr;
+	int metrics_fd = -1;  // metrics: the /metrics socket, bound with the SMTP ports
 	try {
 		log::set_sink(log::Sink::stderr_sink);
 		apply_log_settings(*cfg, opts);
@@ -237,6 +241,13 @@ int main(int argc, char** argv) {
 		std::vector<std::string> warnings;
 		auto sockets = net::open_listeners(*cfg, cfg->localserve, warnings);
 		for (const auto& w : warnings) log::info(w);
+		// metrics: bound before the privilege drop; localserve goes on without it (1080 is often taken).
+		try {
+			if (!cfg->metrics.listen.empty()) metrics_fd = metrics::open_metrics_socket(cfg->metrics.listen);
+		} catch (const std::exception& e) {
+			if (!cfg->localserve) throw;
+			log::info(std::string(e.what()) + "; no metrics");
+		}
 		std::string key = ReceivedIdGenerator::load_or_create_key(cfg->data_dir + "/recvid.key");
 		if (!opts.foreground && !opts.localserve) daemonize();
 		if (!pid_file.empty()) write_pid_file(pid_file);
@@ -317,11 +328,30 @@ int main(int argc, char** argv) {
 
 	srv->start();
 	if (outq) outq->start();
+	// metrics (SPEC.md "Logs, signals, metrics"): gauges and queue counters are
+	// read from the live objects when /metrics is rendered.
+	std::unique_ptr<metrics::HttpResponder> metrics_http;
+	core::stats().set_sampler("tern_connections_open", {}, [&] { return static_cast<double>(srv->open_connections()); });
+	core::stats().set_sampler("tern_worker_jobs_queued", {}, [&] { return static_cast<double>(srv->workers().pending()); });
+	if (outq) {
+		core::stats().set_sampler("tern_queue_messages", {}, [&] { return static_cast<double>(outq->size()); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"delivered"}, [&] { return static_cast<double>(outq->counters().delivered); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"local"}, [&] { return static_cast<double>(outq->counters().local); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"failed"}, [&] { return static_cast<double>(outq->counters().failed); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"retried"}, [&] { return static_cast<double>(outq->counters().retried); });
+	}
+	if (metrics_fd >= 0) {
+		metrics_http = std::make_unique<metrics::HttpResponder>(loop, metrics_fd, [] { return metrics::render(core::stats()); });
+		metrics_http->start();
+		log::info("metrics listening", {{"address", cfg->metrics.listen}});
+	}
 	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
 	ev_run(loop, 0);
 	// Outbound sessions stop (their records stay for the next start);
 	// deliveries whose clients went away still finish before we exit.
 	if (outq) outq->shutdown();
+	metrics_http.reset();  // metrics: no page rendered past this point
+	core::stats().clear_samplers();
 	srv->workers().drain();
 	outq.reset();
 	srv.reset();

@@ -4,6 +4,7 @@
 // §4 AUTH, §10).
 #include <ctime>
 
+#include "core/stats.h"
 #include "sasl/mechanism.h"
 #include "server/server.h"
 #include "server/session.h"
@@ -130,6 +131,7 @@ void Connection::auth_step(sasl::Step step) {
 	}
 	case sasl::Step::Kind::success: {
 		std::string account = auth_login.empty() ? login_account(step.username) : auth_login;
+		if (!account.empty()) core::stats().count_auth("submission", mechanism->name(), "ok");  // tern_authentication_total
 		mechanism.reset();
 		auth_in_progress = false;
 		auth_login.clear();
@@ -152,6 +154,8 @@ void Connection::auth_step(sasl::Step step) {
 }
 
 void Connection::auth_failed(const SmtpError& e) {
+	if (auth_in_progress)  // tern_authentication_total, with the seed's result names
+		core::stats().count_auth("submission", mechanism ? mechanism->name() : "", e.code == 535 ? "badcreds" : e.text == "authentication aborted" ? "aborted" : "error");
 	mechanism.reset();
 	auth_login.clear();
 	auth_raw_next = false;

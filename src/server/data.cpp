@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/stats.h"
 #include "message/headers.h"
 #include "server/inbound.h"
 #include "server/localserve.h"
@@ -206,6 +207,7 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 	bool rejected = !errors.empty();
 	for (const auto& r : tx.recipients) {
 		if (!r.local) {
+			core::stats().count_delivery("unknownuser", "");  // tern_smtpserver_delivery_total
 			if (!rejected)
 				errors.push_back({r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"});
 			continue;
@@ -220,6 +222,7 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 				return;
 			}
 			if (f.code != 0) {
+				core::stats().count_delivery("delivererror", "localserve");  // tern_smtpserver_delivery_total
 				errors.push_back({r.display, f.code, std::string(se::other0), false,
 				                  "failure with code " + std::to_string(f.code) + " due to special localpart"});
 				continue;
@@ -291,6 +294,7 @@ void Connection::submit_message() {
 void Connection::submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now,
                                      bool has_8bit, int64_t size) {
 	if (r.error) {
+		core::stats().count_submission(core::submission_result_for_refusal(r.error->text));  // tern_smtpserver_submission_total
 		unlink(path.c_str());
 		rset();
 		throw *r.error;
@@ -353,6 +357,7 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 		msg.recipients.push_back(std::move(o));
 	}
 	queue->enqueue(std::move(msg), suspend([](Connection& c, const std::string& error) {
+		core::stats().count_submission(error.empty() ? "ok" : "queueerror", c.tx.recipients.size());  // per recipient, as the seed
 		c.rset();
 		if (!error.empty()) {
 			log::error("queueing submitted message", {{"error", error}});
@@ -374,21 +379,16 @@ void Connection::write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> c
 		delivery_done(std::move(errors), an);
 		return;
 	}
-	auto failure = std::make_shared<std::string>();
-	std::string host = hostname();
-	srv.workers().submit(
-	    [copies, failure, path, host] {
-		    try {
-			    store::deliver_maildir(path, *copies, host);
-		    } catch (const std::exception& e) {
-			    *failure = e.what();
-		    }
-		    unlink(path.c_str());
-	    },
-	    // The message is on disk whether or not the client is still there.
-	    suspend([failure, copy_rcpts = std::move(copy_rcpts), errors = std::move(errors), an](Connection& c) mutable {
-		    if (!failure->empty()) {
-			    log::error("maildir delivery failed", {{"error", *failure}});
+	// The group-commit writer puts this message in the next batch; the 250
+	// waits for the batch. The completion reaches the connection through its
+	// handle (the message is on disk whether or not the client is still there).
+	srv.maildir_writer().deliver(
+	    path, std::move(*copies), hostname(),
+	    suspend([copy_rcpts = std::move(copy_rcpts), errors = std::move(errors), an](Connection& c,
+	                                                                                   const std::string& failure) mutable {
+		    if (!failure.empty()) {
+			    log::error("maildir delivery failed", {{"error", failure}});
+			    c.submission() ? core::stats().count_submission("localserveerror", copy_rcpts.size()) : core::stats().count_delivery("delivererror", "no-bad-signals", copy_rcpts.size());
 			    for (const auto& r : copy_rcpts)
 				    errors.push_back({r, 451, std::string(se::sys_other0), false, "error processing"});
 		    }
@@ -399,6 +399,8 @@ void Connection::write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> c
 
 void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr<InboundAnalysis> an) {
 	size_t total = tx.recipients.size();
+	// Metrics per delivered recipient: localserve submissions and port 25 deliveries end here.
+	submission() ? core::stats().count_submission("ok", total - errors.size()) : core::stats().count_delivery("delivered", "no-bad-signals", total - errors.size());
 	if (errors.size() == total) {
 		rset();
 		throw all_failed_reply(errors);

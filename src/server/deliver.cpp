@@ -11,6 +11,7 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "core/stats.h"
 #include "mailauth/auth_methods.h"
 #include "mailauth/dnsbl.h"
 #include "message/auth_results.h"
@@ -116,6 +117,7 @@ void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
 	            {"dmarc_reject", an->dmarc.use && an->dmarc.reject ? "yes" : "no"}});
 	auto reject = [&](int code, std::string_view secode, const std::string& text, const char* reason) {
 		log::event(log::Level::info, cid, "incoming message rejected", {{"reason", reason}});
+		for (const auto& r : tx.recipients) if (r.local) core::stats().count_delivery("reject", reason);  // per recipient, as the seed
 		std::vector<DeliverError> errors;
 		for (const auto& r : tx.recipients)
 			errors.push_back({r.display, code, std::string(secode), code >= 500, r.local ? text : "no such user"});
@@ -141,6 +143,7 @@ void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone
 			                       if (s == mailauth::DnsblStatus::fail) {
 				                       log::event(log::Level::info, c.cid, "incoming message rejected",
 				                                  {{"reason", "dns-blocklisted"}, {"zone", c.listener().smtp.dnsbl_zones[zone]}});
+				                       for (const auto& r : c.tx.recipients) if (r.local) core::stats().count_delivery("reject", "dns-blocklisted");
 				                       std::vector<DeliverError> errors;
 				                       for (const auto& r : c.tx.recipients)
 					                       errors.push_back({r.display, 451, std::string(se::sys_other0), false,
@@ -235,11 +238,13 @@ void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector
 	    [queue, msg, error] {
 		    if (!error->empty()) {
 			    log::error("composing dsn for incoming delivery, no dsn sent", {{"error", *error}});
+			    core::stats().count_error("queuedsn");  // tern_smtpserver_errors_total
 			    return;
 		    }
 		    // The queue outlives every connection; no handle is needed here.
 		    queue->enqueue(std::move(*msg), [](const std::string& err) {
 			    if (!err.empty()) log::error("queueing dsn for incoming delivery, no dsn sent", {{"error", err}});
+			    if (!err.empty()) core::stats().count_error("queuedsn");  // tern_smtpserver_errors_total
 		    });
 	    });
 }

@@ -12,6 +12,7 @@
 #include "mailauth/resolver.h"
 #include "core/conn_table.h"
 #include "core/watchers.h"
+#include "core/maildir_writer.h"
 #include "core/worker_pool.h"
 #include "net/listener.h"
 #include "net/tls.h"
@@ -53,6 +54,7 @@ public:
 	struct ev_loop* loop() const { return loop_; }
 	const std::shared_ptr<const config::Config>& config() const { return cfg_; }
 	core::WorkerPool& workers() { return workers_; }
+	core::MaildirWriter& maildir_writer() { return maildir_writer_; }
 	mailauth::Resolver& resolver() { return *resolver_; }
 	// The certificate in force (nullptr without one); sessions keep the
 	// context they started with across a reload.
@@ -89,6 +91,7 @@ private:
 	std::vector<std::unique_ptr<Acceptor>> acceptors_;
 	core::ConnTable<Connection> conns_;
 	core::WorkerPool workers_;
+	core::MaildirWriter maildir_writer_{workers_};
 	std::unique_ptr<mailauth::Resolver> resolver_;
 	std::shared_ptr<const net::TlsServerContext> tls_;
 	ReceivedIdGenerator recvid_;

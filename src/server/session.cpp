@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/stats.h"
 #include "net/proxy_protocol.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -75,6 +76,7 @@ const std::string& Connection::hostname() const { return listener().hostname; }
 std::string Connection::received_id() const { return srv.recvid().id(cid); }
 
 void Connection::start() {
+	core::stats().count_connection(submission() ? "submission" : "smtp");  // tern_smtpserver_connection_total
 	log::event(log::Level::info, cid, "new connection",
 	           {{"remote", peer_text(remote_ip, remote_port)},
 	            {"local", peer_text(local_ip, local_port)},
@@ -189,6 +191,8 @@ void Connection::reply(int code, std::string_view secode, std::string_view text)
 		           {{"cmd", cmd}, {"code", std::to_string(code)}, {"ecode", smtp::enhanced_code(code, secode)},
 		            {"duration", std::to_string(ev_now(srv.loop()) - cmd_start)}});
 	}
+	if (!cmd.empty())  // tern_smtpserver_command_duration_seconds
+		core::stats().observe_command(submission() ? "submission" : "smtp", cmd, code, smtp::enhanced_code(code, secode), ev_now(srv.loop()) - cmd_start);
 	outbuf.append(formatted);
 }
 

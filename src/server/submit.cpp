@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/stats.h"
 #include "mailauth/dkim.h"
 #include "message/auth_results.h"
 #include "message/header_parse.h"
@@ -43,6 +44,7 @@ std::string dkim_signatures(const config::Domain& dom, const std::string& added_
 		auto key = mailauth::dkim::load_private_key(sel.private_key_file, &error);
 		if (!key) {
 			log::error("dkim sign: loading key", {{"file", sel.private_key_file}, {"error", error}});
+			core::stats().count_error("dkimsign");  // tern_smtpserver_errors_total (thread-safe)
 			continue;
 		}
 		mailauth::dkim::SignOptions opts;
@@ -62,6 +64,7 @@ std::string dkim_signatures(const config::Domain& dom, const std::string& added_
 		auto sig = mailauth::dkim::sign(opts, parsed->fields, *hash, &error);
 		if (!sig) {
 			log::error("dkim sign", {{"domain", dom.name}, {"selector", name}, {"error", error}});
+			core::stats().count_error("dkimsign");  // tern_smtpserver_errors_total (thread-safe)
 			continue;
 		}
 		out += *sig;

@@ -219,59 +219,131 @@ void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& cop
 
 void deliver_maildir_unsynced(const std::string& body_path, std::vector<MaildirCopy>& copies,
                               const std::string& hostname, std::set<std::string>& to_sync) {
-	FileDescriptor body(::open(body_path.c_str(), O_RDONLY | O_CLOEXEC));
-	if (body.get() < 0) throw system_error("open", body_path, errno);
-	struct stat body_stat;
-	if (::fstat(body.get(), &body_stat) != 0) throw system_error("stat", body_path, errno);
-	const uint64_t body_size = static_cast<uint64_t>(body_stat.st_size);
-	const std::string host = maildir_host(hostname);
+	MaildirBatch batch(hostname);
+	batch.stage(body_path, copies);
+	std::vector<std::string> errors = batch.commit_files(to_sync);
+	if (!errors[0].empty()) throw std::runtime_error(errors[0]);
+	copies = batch.delivered(0);
+}
 
-	std::set<std::string> prepared;
+struct MaildirBatch::Message {
+	std::vector<MaildirCopy> copies;
 	std::vector<StagedCopy> staged;
-	staged.reserve(copies.size());
+	std::vector<int> fds;  // open tmp files, fsync'd at commit
+	std::string error;
+};
+
+MaildirBatch::MaildirBatch(std::string hostname) : host_(maildir_host(hostname)) {}
+
+MaildirBatch::~MaildirBatch() {
+	for (auto& m : messages_) {
+		for (int fd : m->fds)
+			if (fd >= 0) ::close(fd);
+		remove_unrenamed(m->staged);
+	}
+}
+
+size_t MaildirBatch::stage(const std::string& body_path, const std::vector<MaildirCopy>& copies) {
+	auto msg = std::make_unique<Message>();
+	msg->copies = copies;
 	try {
-		// Phase 1: every copy fully written and fsync'd in tmp/. Nothing is
-		// visible yet, so a failure here delivers nothing.
-		for (MaildirCopy& copy : copies) {
+		FileDescriptor body(::open(body_path.c_str(), O_RDONLY | O_CLOEXEC));
+		if (body.get() < 0) throw system_error("open", body_path, errno);
+		struct stat body_stat;
+		if (::fstat(body.get(), &body_stat) != 0) throw system_error("stat", body_path, errno);
+		const uint64_t body_size = static_cast<uint64_t>(body_stat.st_size);
+		// Every copy is written into tmp/; nothing is visible yet, so a failure
+		// here delivers nothing. The fsyncs wait for commit_files, where the
+		// first one commits the whole batch on a journaling file system.
+		for (MaildirCopy& copy : msg->copies) {
 			std::string folder = mailbox_dir(copy.maildir, copy.mailbox);
 			// A folder lives inside a Maildir whose root must be one too
 			// (Dovecot reads INBOX from it), so the root is prepared first.
-			if (prepared.insert(copy.maildir).second) prepare_folder(copy.maildir, true, to_sync);
-			if (prepared.insert(folder).second) prepare_folder(folder, is_inbox(copy.mailbox), to_sync);
+			if (prepared_.insert(copy.maildir).second) prepare_folder(copy.maildir, true, dirs_);
+			if (prepared_.insert(folder).second) prepare_folder(folder, is_inbox(copy.mailbox), dirs_);
 
 			const uint64_t size = copy.prefix.size() + body_size;
-			const std::string name = unique_name(host, size);
+			const std::string name = unique_name(host_, size);
 			StagedCopy s;
 			s.tmp_path = folder + "/tmp/" + name;
 			s.final_dir = folder + (copy.seen ? "/cur" : "/new");
 			s.final_path = s.final_dir + "/" + name + (copy.seen ? ":2,S" : "");
 
-			FileDescriptor out(::open(s.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-			if (out.get() < 0) throw system_error("create", s.tmp_path, errno);
-			staged.push_back(s);
-			write_all(out.get(), copy.prefix.data(), copy.prefix.size(), s.tmp_path);
-			uint64_t copied = copy_body(body.get(), body_path, out.get(), s.tmp_path);
+			int fd = ::open(s.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (fd < 0) throw system_error("create", s.tmp_path, errno);
+			msg->staged.push_back(s);
+			msg->fds.push_back(fd);
+			write_all(fd, copy.prefix.data(), copy.prefix.size(), s.tmp_path);
+			uint64_t copied = copy_body(body.get(), body_path, fd, s.tmp_path);
 			// The name already carries S=; a body that changed under us
 			// would make it lie.
-			if (copied != body_size)
-				throw std::runtime_error("body file changed size during delivery: " + body_path);
-			if (::fsync(out.get()) != 0) throw system_error("fsync", s.tmp_path, errno);
-			if (out.close() != 0) throw system_error("close", s.tmp_path, errno);
+			if (copied != body_size) throw std::runtime_error("body file changed size during delivery: " + body_path);
 		}
-		// Phase 2: the renames make the copies visible.
-		for (size_t i = 0; i < staged.size(); ++i) {
-			StagedCopy& s = staged[i];
-			if (::rename(s.tmp_path.c_str(), s.final_path.c_str()) != 0)
-				throw system_error("rename to", s.final_path, errno);
-			s.renamed = true;
-			copies[i].final_path = s.final_path;
-			to_sync.insert(s.final_dir);
+	} catch (const std::exception& e) {
+		msg->error = e.what();
+		for (int& fd : msg->fds) {
+			::close(fd);
+			fd = -1;
 		}
-	} catch (...) {
-		// Renamed files are delivered messages and stay; only tmp/ leftovers go.
-		remove_unrenamed(staged);
-		throw;
+		remove_unrenamed(msg->staged);
+		msg->staged.clear();
 	}
+	messages_.push_back(std::move(msg));
+	return messages_.size() - 1;
 }
+
+std::vector<std::string> MaildirBatch::commit_files(std::set<std::string>& to_sync) {
+	for (auto& m : messages_) {
+		if (!m->error.empty()) continue;
+		try {
+			for (size_t i = 0; i < m->fds.size(); ++i) {
+				if (::fsync(m->fds[i]) != 0) throw system_error("fsync", m->staged[i].tmp_path, errno);
+				int fd = m->fds[i];
+				m->fds[i] = -1;
+				if (::close(fd) != 0) throw system_error("close", m->staged[i].tmp_path, errno);
+			}
+			// The renames make the copies visible.
+			for (size_t i = 0; i < m->staged.size(); ++i) {
+				StagedCopy& s = m->staged[i];
+				if (::rename(s.tmp_path.c_str(), s.final_path.c_str()) != 0)
+					throw system_error("rename to", s.final_path, errno);
+				s.renamed = true;
+				m->copies[i].final_path = s.final_path;
+				to_sync.insert(s.final_dir);
+			}
+		} catch (const std::exception& e) {
+			m->error = e.what();
+			for (int& fd : m->fds) {
+				if (fd >= 0) ::close(fd);
+				fd = -1;
+			}
+			// Renamed files are delivered messages and stay; only tmp/ leftovers go.
+			remove_unrenamed(m->staged);
+		}
+	}
+	to_sync.insert(dirs_.begin(), dirs_.end());
+	std::vector<std::string> errors;
+	for (auto& m : messages_) errors.push_back(m->error);
+	return errors;
+}
+
+std::vector<std::string> MaildirBatch::commit() {
+	std::set<std::string> to_sync;
+	std::vector<std::string> errors = commit_files(to_sync);
+	// Each touched directory once for the whole batch. A directory that
+	// cannot be synced fails every message that has a copy in it.
+	for (const std::string& dir : to_sync) {
+		try {
+			fsync_dir(dir);
+		} catch (const std::exception& e) {
+			for (size_t i = 0; i < messages_.size(); ++i)
+				for (const auto& s : messages_[i]->staged)
+					if (s.final_dir == dir && errors[i].empty()) errors[i] = e.what();
+		}
+	}
+	return errors;
+}
+
+std::vector<MaildirCopy> MaildirBatch::delivered(size_t index) const { return messages_[index]->copies; }
 
 }  // namespace tern::store

@@ -4,6 +4,7 @@
 // directory rename is fsync'd too.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -34,6 +35,39 @@ void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& cop
 void deliver_maildir_unsynced(const std::string& body_path, std::vector<MaildirCopy>& copies,
                               const std::string& hostname, std::set<std::string>& dirs_to_sync);
 void fsync_dirs(const std::set<std::string>& dirs);
+
+// Group commit: the copies of many messages written together. stage()
+// writes each message's copies into tmp/ (no fsync yet); commit() fsyncs
+// every staged file — on a journaling file system the first fsync commits
+// them all — renames them into new/ (or cur/), and fsyncs each touched
+// directory once. A message is delivered only when its entry in commit()'s
+// result is empty. Blocking: worker threads only.
+class MaildirBatch {
+public:
+	explicit MaildirBatch(std::string hostname);
+	~MaildirBatch();  // removes tmp/ files that were never renamed
+	MaildirBatch(const MaildirBatch&) = delete;
+	MaildirBatch& operator=(const MaildirBatch&) = delete;
+
+	// Stages one message (its copies); returns its index. A failure is
+	// recorded for that message only.
+	size_t stage(const std::string& body_path, const std::vector<MaildirCopy>& copies);
+	// Per staged message: "" when delivered and durable, else the error.
+	std::vector<std::string> commit();
+	// The message's copies with final_path filled in.
+	std::vector<MaildirCopy> delivered(size_t index) const;
+
+	// commit() without the directory fsyncs: the directories to sync are
+	// added to `to_sync` for a caller that syncs a larger set itself.
+	std::vector<std::string> commit_files(std::set<std::string>& to_sync);
+
+private:
+	struct Message;
+	std::string host_;
+	std::set<std::string> prepared_;
+	std::set<std::string> dirs_;  // created directories and their parents
+	std::vector<std::unique_ptr<Message>> messages_;
+};
 
 // Maildir++ folder path of a mailbox under a Maildir root. An empty mailbox
 // means INBOX. Throws std::runtime_error for names that would leave the
