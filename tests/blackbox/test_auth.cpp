@@ -267,8 +267,10 @@ TEST_CASE("auth: gsasl logs in with SCRAM-SHA-1 and SCRAM-SHA-256 over STARTTLS 
 			RunResult r = run_gsasl_implicit(d.submissions_port(), alice, alice_password, mech, cert.cert_file());
 			INFO(r.output);
 			CHECK(output_line(r.output, "RESULT ") == "235 2.7.0 nice");
-			// The server-final message carries the server signature ("v=").
-			CHECK(contains(r.output, "S: 334 dj1"));
+			// The server-final message carries the server signature: base64 of
+			// "v=..." starts "dj0" or "dj1" (the third character depends on the
+			// signature's first byte).
+			CHECK((contains(r.output, "S: 334 dj0") || contains(r.output, "S: 334 dj1")));
 			RunResult bad = run_gsasl_implicit(d.submissions_port(), alice, "wrong", mech, cert.cert_file());
 			INFO(bad.output);
 			CHECK(starts_with(output_line(bad.output, "RESULT "), "535 5.7.8 bad credentials ("));
