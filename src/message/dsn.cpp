@@ -25,17 +25,6 @@ constexpr size_t max_line_len = 998;
 // RFC 2045 6.7 and 6.8: encoded lines at most 76 characters.
 constexpr size_t encoded_line_len = 76;
 
-std::string random_hex(size_t bytes)
-{
-	std::string raw = random_bytes(bytes);
-	static constexpr char digits[] = "0123456789abcdef";
-	std::string out;
-	for (unsigned char c : raw) {
-		out += digits[c >> 4];
-		out += digits[c & 15];
-	}
-	return out;
-}
 
 bool has_non_ascii(std::string_view s)
 {

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <stdexcept>
 
@@ -65,12 +66,13 @@ int open_metrics_socket(const std::string& listen) {
 }
 
 HttpResponder::HttpResponder(struct ev_loop* loop, int listen_fd, std::function<std::string()> page)
-    : loop_(loop), listen_fd_(listen_fd), page_(std::move(page)) {
+    : loop_(loop), listen_fd_(listen_fd), page_(std::move(page)), resume_(loop, [this] { start(); }) {
 	ev_io_init(&accept_io_, &HttpResponder::accept_trampoline, listen_fd_, EV_READ);
 	accept_io_.data = this;
 }
 
 HttpResponder::~HttpResponder() {
+	resume_.stop();
 	stop();
 	for (auto& [id, c] : clients_) {
 		c->io->stop();
@@ -104,8 +106,11 @@ void HttpResponder::on_accept() {
 		int fd = net::accept_connection(listen_fd_);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED) continue;
-			// EAGAIN: all taken. EMFILE and the like: try again at the next event.
-			return;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				stop();
+				resume_.start(1.0);
+			}
+			return;  // EAGAIN: all taken
 		}
 		if (clients_.size() >= max_clients) {
 			// Bounded: a scraper retries; holding more would let anyone pin fds.
@@ -160,7 +165,8 @@ void HttpResponder::on_client_io(uint64_t id) {
 		if (n > 0) {
 			c.in.append(buf, static_cast<size_t>(n));
 			// The head ends at an empty line (RFC 9112 2.1); bare LF tolerated.
-			if (c.in.find("\r\n\r\n") != std::string::npos || c.in.find("\n\n") != std::string::npos) {
+			size_t end = std::min(c.in.find("\r\n\r\n"), c.in.find("\n\n"));
+			if (end != std::string::npos && end < max_request_head) {
 				respond(c);
 				write_some(id);
 				return;

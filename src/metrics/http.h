@@ -71,6 +71,9 @@ private:
 	std::function<std::string()> page_;
 	ev_io accept_io_;
 	bool accepting_ = false;
+	// Out of descriptors: accepting pauses a second instead of spinning on
+	// the still-readable listener.
+	core::TimerWatcher resume_;
 	std::map<uint64_t, std::unique_ptr<Client>> clients_;
 	// Closed clients whose watcher callback may still be on the stack; freed
 	// at the next event.

@@ -1,3 +1,7 @@
+#include "message/submission.h"
+#include "server/dkim_sign.h"
+#include "store/files.h"
+#include "util/random.h"
 #include "queue/queue.h"
 
 #include <arpa/inet.h>
@@ -40,18 +44,6 @@ int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
 
 std::string queue_dir(const config::Config& cfg) { return cfg.data_dir + "/queue"; }
 
-std::string random_hex(size_t bytes)
-{
-	thread_local std::mt19937_64 rng{std::random_device{}()};
-	static const char digits[] = "0123456789abcdef";
-	std::string s;
-	for (size_t i = 0; i < bytes; i++) {
-		unsigned v = static_cast<unsigned>(rng() & 0xff);
-		s += digits[v >> 4];
-		s += digits[v & 15];
-	}
-	return s;
-}
 
 int64_t jitter(int64_t base_s)
 {
@@ -185,7 +177,7 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, bool 
 		m.from = "postmaster@" + cfg.hostname;
 		m.to = rec.from;
 		m.subject = failed ? message::subject_failed : message::subject_delayed;
-		m.message_id = random_hex(16) + "@" + cfg.hostname;
+		m.message_id = message::make_message_id(cfg.hostname);
 		if (!rec.message_id.empty())
 			m.references = "<" + rec.message_id + ">";
 		m.reporting_mta = cfg.hostname;
@@ -209,27 +201,14 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, bool 
 		m.recipients.push_back(r);
 		m.original_headers = headers;
 		std::string text = message::compose_dsn(m, false);
+		// RFC 6376: signed like any mail of the postmaster's domain, when it
+		// has keys (SEED-BEHAVIOUR.md §13).
+		text = server::dkim_sign_text(cfg, cfg.hostname, text, static_cast<std::time_t>(now)) + text;
 
 		std::string tmp_dir = cfg.data_dir + "/tmp";
 		::mkdir(tmp_dir.c_str(), 0700);
 		std::string path = tmp_dir + "/dsn-" + random_hex(12);
-		int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0)
-			throw std::runtime_error("create " + path + ": " + std::strerror(errno));
-		size_t off = 0;
-		while (off < text.size()) {
-			ssize_t w = ::write(fd, text.data() + off, text.size() - off);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				int e = errno;
-				::close(fd);
-				::unlink(path.c_str());
-				throw std::runtime_error("write " + path + ": " + std::strerror(e));
-			}
-			off += static_cast<size_t>(w);
-		}
-		::close(fd);
+		store::write_new_file(path, text);
 		std::vector<store::MaildirCopy> copies(1);
 		copies[0].maildir = account->maildir;
 		copies[0].mailbox = mailbox;

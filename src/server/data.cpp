@@ -357,7 +357,8 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 		msg.recipients.push_back(std::move(o));
 	}
 	queue->enqueue(std::move(msg), suspend([](Connection& c, const std::string& error) {
-		core::stats().count_submission(error.empty() ? "ok" : "queueerror", c.tx.recipients.size());  // per recipient, as the seed
+		size_t recipients = c.tx.recipients.size();
+		core::stats().count_submission(error.empty() ? "ok" : "queueerror", recipients);  // per recipient, as the seed
 		c.rset();
 		if (!error.empty()) {
 			log::error("queueing submitted message", {{"error", error}});
@@ -365,7 +366,7 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 		}
 		++c.tx_good;
 		--c.tx_bad;
-		log::event(log::Level::info, c.cid, "message submitted", {{"recipients", std::to_string(c.tx.recipients.size())}});
+		log::event(log::Level::info, c.cid, "message submitted", {{"recipients", std::to_string(recipients)}});
 		c.reply(250, "2.0", "it is done");
 	}));
 	flush();

@@ -3,13 +3,7 @@
 // and the DKIM key lookups run in parallel on the loop; signatures are
 // verified on a worker; then DMARC, the analysis, DNS blocklists and the
 // first-time-sender delay (a timer), and finally the durable copies.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <ctime>
-#include <stdexcept>
 
 #include "core/stats.h"
 #include "mailauth/auth_methods.h"
@@ -18,7 +12,9 @@
 #include "message/dsn.h"
 #include "message/headers.h"
 #include "message/submission.h"
+#include "server/dkim_sign.h"
 #include "server/server.h"
+#include "store/files.h"
 #include "server/session.h"
 #include "server/suspend.h"
 #include "util/log.h"
@@ -211,28 +207,19 @@ void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector
 	msg->recipients.push_back({dsn.to, domain, ""});
 	msg->message_path = path;
 	msg->smtputf8 = false;
+	std::shared_ptr<const config::Config> config = cfg;
+	std::string sign_domain = dsn.from.substr(dsn.from.rfind('@') + 1);
 	srv.workers().submit(
-	    [dsn, path, msg, error] {
+	    [dsn, path, msg, error, config, sign_domain, now] {
 		    try {
 			    std::string text = message::compose_dsn(dsn, false);
+			    // RFC 6376: signed like any mail of that domain, when it has keys.
+			    text = dkim_sign_text(*config, sign_domain, text, now) + text;
 			    if (dsn.smtputf8) msg->dsn_utf8 = message::compose_dsn(dsn, true);
-			    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-			    if (fd < 0) throw std::runtime_error(std::string("creating ") + path + ": " + std::strerror(errno));
-			    size_t off = 0;
-			    while (off < text.size()) {
-				    ssize_t n = write(fd, text.data() + off, text.size() - off);
-				    if (n < 0 && errno == EINTR) continue;
-				    if (n <= 0) {
-					    close(fd);
-					    throw std::runtime_error(std::string("writing ") + path + ": " + std::strerror(errno));
-				    }
-				    off += static_cast<size_t>(n);
-			    }
-			    close(fd);
+			    store::write_new_file(path, text);
 			    msg->message_size = static_cast<int64_t>(text.size());
 		    } catch (const std::exception& e) {
 			    *error = e.what();
-			    unlink(path.c_str());
 		    }
 	    },
 	    [queue, msg, error] {

@@ -1,5 +1,6 @@
 #include "server/submit.h"
 
+#include "server/dkim_sign.h"
 #include "server/message_file.h"
 
 #include <cerrno>
@@ -21,15 +22,11 @@ namespace se = smtp::se;
 
 namespace {
 
-mailauth::dkim::Canon canon_of(const std::string& name) {
-	return name == "simple" ? mailauth::dkim::Canon::simple : mailauth::dkim::Canon::relaxed;
-}
-
 // DKIM-Signature fields for the From domain's selectors in `sign` order
-// (RFC 6376 5). Failures are logged, never fatal: the message still goes
-// out, as the seed does.
-std::string dkim_signatures(const config::Domain& dom, const std::string& added_headers, const std::string& header,
-                            const MessageFile& file, size_t body_offset, std::time_t now) {
+// (RFC 6376 5), over the added and the original header fields and the
+// body streamed from the file.
+std::string dkim_signatures(const config::Config& cfg, const std::string& domain, const std::string& added_headers,
+                            const std::string& header, const MessageFile& file, size_t body_offset, std::time_t now) {
 	std::string out;
 	std::string error;
 	auto parsed = message::parse_header_section(added_headers + header, &error);
@@ -37,25 +34,7 @@ std::string dkim_signatures(const config::Domain& dom, const std::string& added_
 		log::error("dkim sign: parsing header", {{"error", error}});
 		return out;
 	}
-	for (const auto& name : dom.dkim_sign) {
-		auto it = dom.dkim_selectors.find(name);
-		if (it == dom.dkim_selectors.end()) continue;
-		const config::DkimSelector& sel = it->second;
-		auto key = mailauth::dkim::load_private_key(sel.private_key_file, &error);
-		if (!key) {
-			log::error("dkim sign: loading key", {{"file", sel.private_key_file}, {"error", error}});
-			core::stats().count_error("dkimsign");  // tern_smtpserver_errors_total (thread-safe)
-			continue;
-		}
-		mailauth::dkim::SignOptions opts;
-		opts.domain = dom.name;
-		opts.selector = name;
-		opts.key = std::move(*key);
-		opts.header_canon = canon_of(sel.header_canon);
-		opts.body_canon = canon_of(sel.body_canon);
-		opts.headers = sel.headers;
-		opts.expiration_s = sel.expiration_s;
-		opts.timestamp = now;
+	for (const auto& opts : dkim_sign_options(cfg, domain, now)) {
 		auto hash = file.body_hash(body_offset, opts.body_canon, mailauth::dkim::HashAlg::sha256);
 		if (!hash) {
 			log::error("dkim sign: reading message", {{"error", std::strerror(errno)}});
@@ -63,7 +42,7 @@ std::string dkim_signatures(const config::Domain& dom, const std::string& added_
 		}
 		auto sig = mailauth::dkim::sign(opts, parsed->fields, *hash, &error);
 		if (!sig) {
-			log::error("dkim sign", {{"domain", dom.name}, {"selector", name}, {"error", error}});
+			log::error("dkim sign", {{"domain", opts.domain}, {"selector", opts.selector}, {"error", error}});
 			core::stats().count_error("dkimsign");  // tern_smtpserver_errors_total (thread-safe)
 			continue;
 		}
@@ -158,9 +137,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	}
 
 	// DKIM (RFC 6376) for the From domain, when it has keys.
-	auto dom = cfg.domains.find(res.from_domain);
-	if (!cfg.localserve && dom != cfg.domains.end() && !dom->second.dkim_sign.empty())
-		added += dkim_signatures(dom->second, added, *header, file, section->body_offset, in.now);
+	if (!cfg.localserve) added += dkim_signatures(cfg, res.from_domain, added, *header, file, section->body_offset, in.now);
 
 	// RFC 8601 with RFC 4954's "auth" method: the sender authenticated.
 	message::AuthMethod auth{"auth", "pass", "", "", {{"smtp", "mailfrom", in.mail_from, true, ""}}};

@@ -23,3 +23,17 @@ std::string random_bytes(std::size_t n) {
 }
 
 }  // namespace tern
+
+namespace tern {
+
+std::string random_hex(std::size_t n) {
+	static constexpr char digits[] = "0123456789abcdef";
+	std::string out;
+	for (unsigned char c : random_bytes(n)) {
+		out += digits[c >> 4];
+		out += digits[c & 15];
+	}
+	return out;
+}
+
+}  // namespace tern

@@ -10,3 +10,10 @@ namespace tern {
 std::string random_bytes(std::size_t n);
 
 }  // namespace tern
+
+namespace tern {
+
+// `n` random bytes as 2n lower-case hex digits (file names, boundaries).
+std::string random_hex(std::size_t n);
+
+}  // namespace tern

@@ -1,0 +1,56 @@
+#include "server/dkim_sign.h"
+
+#include "util/log.h"
+
+namespace tern::server {
+
+namespace {
+mailauth::dkim::Canon canon_of(const std::string& name) {
+	return name == "simple" ? mailauth::dkim::Canon::simple : mailauth::dkim::Canon::relaxed;
+}
+}  // namespace
+
+std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config& cfg, const std::string& domain,
+                                                           std::time_t now) {
+	std::vector<mailauth::dkim::SignOptions> out;
+	auto dom = cfg.domains.find(domain);
+	if (dom == cfg.domains.end()) return out;
+	for (const auto& name : dom->second.dkim_sign) {
+		auto it = dom->second.dkim_selectors.find(name);
+		if (it == dom->second.dkim_selectors.end()) continue;
+		const config::DkimSelector& sel = it->second;
+		std::string error;
+		auto key = mailauth::dkim::load_private_key(sel.private_key_file, &error);
+		if (!key) {
+			log::error("dkim sign: loading key", {{"file", sel.private_key_file}, {"error", error}});
+			continue;
+		}
+		mailauth::dkim::SignOptions opts;
+		opts.domain = dom->second.name;
+		opts.selector = name;
+		opts.key = std::move(*key);
+		opts.header_canon = canon_of(sel.header_canon);
+		opts.body_canon = canon_of(sel.body_canon);
+		opts.headers = sel.headers;
+		opts.expiration_s = sel.expiration_s;
+		opts.timestamp = now;
+		out.push_back(std::move(opts));
+	}
+	return out;
+}
+
+std::string dkim_sign_text(const config::Config& cfg, const std::string& domain, const std::string& message,
+                           std::time_t now) {
+	std::string out;
+	for (const auto& opts : dkim_sign_options(cfg, domain, now)) {
+		std::string error;
+		auto sig = mailauth::dkim::sign_message(opts, message, &error);
+		if (sig)
+			out += *sig;
+		else
+			log::error("dkim sign", {{"domain", opts.domain}, {"selector", opts.selector}, {"error", error}});
+	}
+	return out;
+}
+
+}  // namespace tern::server

@@ -1,0 +1,24 @@
+// DKIM signing as a domain's configuration asks (its selectors listed in
+// `dkim.sign`, RFC 6376 5): used for submitted mail and for the DSNs tern
+// writes. Loads key files: worker threads only.
+#pragma once
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "mailauth/dkim.h"
+
+namespace tern::server {
+
+// One SignOptions per configured signing selector of `domain` whose key
+// loads; failures are logged and skipped (mail still goes out, unsigned by
+// that selector, as the seed does). Empty when the domain signs nothing.
+std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config& cfg, const std::string& domain,
+                                                           std::time_t now);
+
+// The DKIM-Signature fields for an in-memory message (DSNs are small).
+std::string dkim_sign_text(const config::Config& cfg, const std::string& domain, const std::string& message,
+                           std::time_t now);
+
+}  // namespace tern::server
