@@ -19,6 +19,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "core/memory_trim.h"
 #include "core/watchers.h"
 #include "core/stats.h"
 #include "mailauth/resolver.h"
@@ -346,6 +347,10 @@ int main(int argc, char** argv) {
 		log::info("metrics listening", {{"address", cfg->metrics.listen}});
 	}
 	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
+	// Once the loop has started everything (queue load, listeners), give
+	// back the pages start-up touched.
+	core::TimerWatcher trim(loop, [] { core::trim_startup_memory(); });
+	trim.start(2.0);
 	ev_run(loop, 0);
 	// Outbound sessions stop (their records stay for the next start);
 	// deliveries whose clients went away still finish before we exit.
