@@ -212,16 +212,6 @@ std::string read_input(const std::string& path) {
 
 // Messages in files usually have bare LF line ends; DKIM hashes the SMTP
 // form, where every line ends in CRLF (RFC 5322 2.1, RFC 6376 3.4).
-std::string to_crlf(const std::string& text) {
-	std::string out;
-	out.reserve(text.size() + text.size() / 32);
-	for (size_t i = 0; i < text.size(); i++) {
-		if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r'))
-			out += '\r';
-		out += text[i];
-	}
-	return out;
-}
 
 std::string local_hostname(const config::Config* cfg) {
 	if (cfg && !cfg->hostname.empty())

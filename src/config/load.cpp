@@ -898,6 +898,12 @@ std::shared_ptr<const Config> Config::load_text(const std::string& text, const s
 			message.erase(excerpt, end == std::string::npos ? std::string::npos : end + 1 - excerpt);
 		}
 		loader.fail("", message);
+	} catch (const json::exception& e) {
+		// Not a syntax error but still bad input, e.g. a number too large
+		// for a double (found by fuzzing: 1e400): a ConfigError like the rest.
+		std::string message = e.what();
+		size_t start = message.find("] ");
+		loader.fail("", start == std::string::npos ? message : message.substr(start + 2));
 	}
 	if (!finder->duplicate().empty())
 		loader.fail(finder->duplicate(), "duplicate key");

@@ -1,4 +1,6 @@
 // DKIM verification and signing (RFC 6376 5, 6; RFC 8463).
+#include "util/time.h"
+#include "util/hex.h"
 #include "mailauth/dkim.h"
 
 #include <algorithm>
@@ -16,26 +18,7 @@ namespace {
 
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-std::string hex(std::string_view bytes)
-{
-	static const char digits[] = "0123456789abcdef";
-	std::string out;
-	for (unsigned char c : bytes) {
-		out += digits[c >> 4];
-		out += digits[c & 15];
-	}
-	return out;
-}
 
-std::string rfc3339_utc(int64_t t)
-{
-	std::time_t tt = static_cast<std::time_t>(t);
-	std::tm tm{};
-	gmtime_r(&tt, &tm);
-	char buf[32];
-	std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
-}
 
 VerifyResult verdict(Status status, std::string error) { return VerifyResult{status, std::move(error)}; }
 
@@ -70,7 +53,7 @@ std::optional<VerifyResult> check_signature(const Signature& sig, const VerifyOp
 	// RFC 6376 6.1.1: an expired signature is not valid.
 	std::time_t now = options.now ? options.now : std::time(nullptr);
 	if (sig.expire_time && *sig.expire_time < now)
-		return verdict(Status::permerror, "dkim: signature has expired: expiration time " + quoted(rfc3339_utc(*sig.expire_time)));
+		return verdict(Status::permerror, "dkim: signature has expired: expiration time " + quoted(iso8601_utc(*sig.expire_time)));
 
 	// RFC 6376 6.1.1 / 8.1: refuse signatures by a public suffix (a domain
 	// signing "above" any organizational domain).
@@ -162,8 +145,8 @@ VerifyResult verify_one(const Signature& sig, const Key& key, std::string_view h
 			return verdict(Status::permerror, "dkim: unknown signature algorithm: " + quoted(sig.sign_algorithm));
 		}
 		if (body_hash != sig.body_hash)
-			return verdict(Status::fail, "dkim: body hash does not match: signature bodyhash " + hex(sig.body_hash) +
-				" != calculated bodyhash " + hex(body_hash));
+			return verdict(Status::fail, "dkim: body hash does not match: signature bodyhash " + hex_lower(sig.body_hash) +
+				" != calculated bodyhash " + hex_lower(body_hash));
 		return verdict(Status::pass, "");
 	}();
 	// RFC 6376 3.6.1 t=y: the domain is testing DKIM; failures are not

@@ -94,7 +94,9 @@ bool split_tags(std::string_view text, std::vector<Tag>& tags, std::string& erro
 
 std::optional<int64_t> parse_number(std::string_view s, size_t max_digits)
 {
-	if (s.empty() || s.size() > max_digits)
+	// 18 digits always fit int64_t; longer values are refused before they
+	// can overflow (found by fuzzing: l=99999999999999999999).
+	if (s.empty() || s.size() > max_digits || s.size() > 18)
 		return std::nullopt;
 	int64_t v = 0;
 	for (char c : s) {

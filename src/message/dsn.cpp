@@ -1,4 +1,5 @@
 // DSN composition and texts, see dsn.h.
+#include "util/strings.h"
 #include "util/random.h"
 #include "message/dsn.h"
 
@@ -36,17 +37,6 @@ bool has_non_ascii(std::string_view s)
 
 // Bare LF becomes CRLF; existing CRLF is kept. A message must use CRLF
 // (RFC 5322 2.1), whatever the caller's text used.
-std::string to_crlf(std::string_view text)
-{
-	std::string out;
-	out.reserve(text.size() + text.size() / 16);
-	for (size_t i = 0; i < text.size(); i++) {
-		if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r'))
-			out += '\r';
-		out += text[i];
-	}
-	return out;
-}
 
 bool has_line_longer_than(std::string_view crlf_text, size_t limit)
 {

@@ -161,8 +161,10 @@ bool v1_partial_plausible(std::string_view buffered)
 		std::string_view token = tail;
 		if (!token.empty() && token.back() == '\r')
 			return token.substr(0, token.size() - 1) == "UNKNOWN";
-		return agrees_with_prefix(token, "TCP4") || agrees_with_prefix(token, "TCP6") ||
-		       agrees_with_prefix(token, "UNKNOWN");
+		// Still growing: the token must be the start of a protocol name, not
+		// a name with more after it (found by fuzzing: "TCP6x\ry").
+		auto starts = [&](std::string_view name) { return token.size() <= name.size() && agrees_with_prefix(token, name); };
+		return starts("TCP4") || starts("TCP6") || starts("UNKNOWN");
 	}
 	std::string_view protocol = tail.substr(0, space);
 	if (!is_v1_protocol(protocol))

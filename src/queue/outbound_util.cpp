@@ -140,15 +140,6 @@ std::optional<std::vector<std::string>> mx_hosts_in_order(std::vector<mailauth::
 	return hosts;
 }
 
-std::string iso8601_utc(int64_t unix_seconds)
-{
-	std::time_t t = static_cast<std::time_t>(unix_seconds);
-	std::tm tm{};
-	gmtime_r(&t, &tm);
-	char buf[32];
-	std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
-}
 
 void split_address(std::string_view address, std::string& localpart, std::string& domain)
 {

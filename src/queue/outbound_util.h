@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "util/time.h"
 #include "mailauth/resolver.h"
 
 namespace tern::queue {
@@ -66,8 +67,7 @@ int64_t retry_delay_seconds(int64_t base_s, int attempts_so_far, int64_t jitter_
 // (RFC 7505: the single record "."), which means the domain accepts no mail.
 std::optional<std::vector<std::string>> mx_hosts_in_order(std::vector<mailauth::MxRecord> mx);
 
-// "2026-11-25T17:53:38Z".
-std::string iso8601_utc(int64_t unix_seconds);
+// ISO 8601 times: iso8601_utc() from util/time.h.
 
 // Splits "local@domain" at the last '@'; domain "" when there is none.
 void split_address(std::string_view address, std::string& localpart, std::string& domain);

@@ -3,6 +3,7 @@
 // only the HMAC inner/outer MD5 states, never the password.
 #include <string>
 
+#include "util/hex.h"
 #include "sasl/crypto.h"
 #include "sasl/mechanisms_impl.h"
 #include "smtp/reply.h"
@@ -63,7 +64,7 @@ public:
 		state_ = State::done;
 		if (!secrets || !secrets->cram_md5 || !secrets->cram_md5->usable())
 			return bad_user_pass();
-		std::string expected = crypto::hex_lower(secrets->cram_md5->hmac(challenge_));
+		std::string expected = hex_lower(secrets->cram_md5->hmac(challenge_));
 		if (!crypto::constant_time_equal(expected, response_digest_))
 			return bad_user_pass();
 		return Step::make_success(username_);

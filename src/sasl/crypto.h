@@ -32,7 +32,6 @@ std::string random_bytes(std::size_t count);
 bool constant_time_equal(std::string_view a, std::string_view b);
 
 // Lower-case hexadecimal.
-std::string hex_lower(std::string_view bytes);
 
 // MD5 split in two for CRAM-MD5 (RFC 2195 section 2, RFC 2104 section 4):
 // the chaining state (16 bytes, the four state words little-endian) after

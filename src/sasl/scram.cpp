@@ -13,6 +13,7 @@
 // ASCII names are always normalised; non-ASCII ones are taken as sent.
 #include <string>
 
+#include "smtp/parser.h"
 #include "sasl/crypto.h"
 #include "sasl/mechanisms_impl.h"
 #include "smtp/reply.h"
@@ -39,24 +40,6 @@ char ascii_lower(char c)
 }
 
 // Go's %q for the few bytes we echo in error texts.
-std::string quoted(std::string_view text)
-{
-	static constexpr char digits[] = "0123456789abcdef";
-	std::string out = "\"";
-	for (unsigned char c : text) {
-		if (c == '"' || c == '\\') {
-			out += '\\';
-			out += static_cast<char>(c);
-		} else if (c >= 0x20 && c < 0x7f) {
-			out += static_cast<char>(c);
-		} else {
-			out += "\\x";
-			out += digits[c >> 4];
-			out += digits[c & 0x0f];
-		}
-	}
-	return out + "\"";
-}
 
 // Cursor over one SCRAM message (RFC 5802 7 grammar); throws ScramError.
 class Cursor {
@@ -86,7 +69,7 @@ public:
 	void expect(std::string_view expected)
 	{
 		if (!take(expected))
-			throw invalid_encoding("expected " + quoted(expected));
+			throw invalid_encoding("expected " + smtp::quote_go(expected));
 	}
 
 	char byte()
@@ -124,7 +107,7 @@ public:
 			else if (escape == "3D" || escape == "3d")
 				name += '=';
 			else
-				throw invalid_encoding("bad escape " + quoted(escape) + " in saslname");
+				throw invalid_encoding("bad escape " + smtp::quote_go(escape) + " in saslname");
 			pos_ += 3;
 		}
 		if (pos_ == start)

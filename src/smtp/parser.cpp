@@ -132,6 +132,13 @@ std::optional<Domain> idna_convert(const std::string& name, std::string& error)
 	Domain d;
 	d.ascii = ascii_lower(ascii);
 	idn2_free(ascii);
+	// UTS #46 mapping can delete characters (U+00AD soft hyphen), leaving an
+	// empty name or label (found by fuzzing); such a name is no domain.
+	if (d.ascii.empty() || d.ascii.front() == '.' || d.ascii.back() == '.' ||
+	    d.ascii.find("..") != std::string::npos) {
+		error = "to ascii: empty label after mapping";
+		return std::nullopt;
+	}
 
 	char* unicode = nullptr;
 	rc = idn2_to_unicode_8z8z(d.ascii.c_str(), &unicode, 0);

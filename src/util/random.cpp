@@ -1,3 +1,4 @@
+#include "util/hex.h"
 #include "util/random.h"
 
 #include <sys/random.h>
@@ -26,14 +27,6 @@ std::string random_bytes(std::size_t n) {
 
 namespace tern {
 
-std::string random_hex(std::size_t n) {
-	static constexpr char digits[] = "0123456789abcdef";
-	std::string out;
-	for (unsigned char c : random_bytes(n)) {
-		out += digits[c >> 4];
-		out += digits[c & 15];
-	}
-	return out;
-}
+std::string random_hex(std::size_t n) { return hex_lower(random_bytes(n)); }
 
 }  // namespace tern

@@ -89,4 +89,14 @@ bool is_ascii(std::string_view s)
 	return true;
 }
 
+std::string to_crlf(std::string_view text) {
+	std::string out;
+	out.reserve(text.size() + text.size() / 16);
+	for (size_t i = 0; i < text.size(); i++) {
+		if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) out += '\r';
+		out += text[i];
+	}
+	return out;
+}
+
 }  // namespace tern

@@ -14,5 +14,8 @@ bool iends_with(std::string_view s, std::string_view suffix);
 std::string_view trim(std::string_view);                      // spaces and tabs
 std::vector<std::string_view> split(std::string_view s, char sep);
 bool is_ascii(std::string_view);
+// Every bare LF becomes CRLF (RFC 5322 2.1 line ends), e.g. for messages
+// read from files with Unix line ends.
+std::string to_crlf(std::string_view text);
 
 }  // namespace tern

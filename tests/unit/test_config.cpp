@@ -623,3 +623,12 @@ TEST_CASE("config: ConfigError fields")
 	CHECK(e.message == "bad");
 	CHECK(std::string(ConfigError("f.json", "", "bad").what()) == "f.json: bad");
 }
+
+TEST_CASE("config: a number too large for JSON is a ConfigError (fuzzing regression)") {
+	try {
+		tern::config::Config::load_text(R"({"hostname": "mx.example.org", "timeouts_s": {"command": 1e400}})", "t.json", "/tmp");
+		FAIL("no error");
+	} catch (const tern::config::ConfigError& e) {
+		CHECK(std::string(e.what()).starts_with("t.json: "));
+	}
+}

@@ -724,3 +724,11 @@ TEST_CASE("RSA keys below 1024 bits are refused")
 	CHECK(r[0].status == Status::permerror);
 	CHECK(r[0].error == "dkim: key is too weak, need at least 1024 bits for rsa");
 }
+
+TEST_CASE("parse_signature: an l= too long for 64 bits is a syntax error (fuzzing regression)")
+{
+	auto p = parse_signature("DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=s1; h=From; "
+		"bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==; l=99999999999999999999");
+	CHECK_FALSE(p.signature);
+	CHECK(p.error.find("bad length") != std::string::npos);
+}

@@ -559,3 +559,8 @@ TEST_CASE("quote_go and syntax_error")
 	m.authenticated = true;
 	CHECK(syntax_error("expected end of line", "x", m).text == "bad syntax: expected end of line (remaining \"x\")");
 }
+
+TEST_CASE("parser: a domain that IDNA mapping empties is refused (fuzzing regression)") {
+	CHECK_FALSE(tern::smtp::parse_domain("\xc2\xad").has_value());
+	CHECK_FALSE(tern::smtp::parse_domain("\xc2\xad.example").has_value());
+}

@@ -477,3 +477,11 @@ TEST_CASE("proxy_source_trusted")
 	// Empty list trusts nobody.
 	CHECK_FALSE(proxy_source_trusted(ip("192.0.2.1"), {}));
 }
+
+TEST_CASE("proxy v1: a protocol token longer than its name stays invalid (fuzzing regression)") {
+	tern::net::ProxyHeader h;
+	size_t consumed = 0;
+	CHECK(tern::net::parse_proxy_header("PROXY TCP6x\r", h, consumed) == tern::net::ProxyParse::invalid);
+	CHECK(tern::net::parse_proxy_header("PROXY TCP6x\ry", h, consumed) == tern::net::ProxyParse::invalid);
+	CHECK(tern::net::parse_proxy_header("PROXY TCP", h, consumed) == tern::net::ProxyParse::need_more);
+}

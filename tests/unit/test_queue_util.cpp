@@ -126,6 +126,6 @@ TEST_CASE("address helpers")
 	CHECK(address_literal("[IPv6:2001:db8::1]") == std::optional<std::string>("2001:db8::1"));
 	CHECK_FALSE(address_literal("example.org"));
 	CHECK(message_base("1700000000-ab12.3") == "1700000000-ab12");
-	CHECK(iso8601_utc(0) == "1970-01-01T00:00:00Z");
-	CHECK(iso8601_utc(1700000000) == "2023-11-14T22:13:20Z");
+	CHECK(tern::iso8601_utc(0) == "1970-01-01T00:00:00Z");
+	CHECK(tern::iso8601_utc(1700000000) == "2023-11-14T22:13:20Z");
 }
