@@ -152,7 +152,8 @@ install: all
 
 clean:
 	rm -f src/*.o src/*/*.o src/*.d src/*/*.d tests/*/*.o tests/*/*.d
-	rm -f src/libtern.a src/ternd src/ternctl tests/unit-tests tests/blackbox-tests
+	rm -f src/libtern.a src/ternd src/ternctl tests/unit-tests tests/blackbox-tests tests/bench/tern-bench
+	rm -rf tests/fuzz/build
 
 distclean: clean
 	rm -rf config.mk config.log config.status configure autom4te.cache aclocal.m4
