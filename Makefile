@@ -80,8 +80,7 @@ blackbox: all tests/blackbox-tests
 	tests/blackbox-tests
 
 check: deps layers all tests/unit-tests tests/blackbox-tests
-	tests/unit-tests
-	tests/blackbox-tests
+	sh tests/run-all.sh
 
 localserve: deps all
 	src/ternd --localserve -f

@@ -116,14 +116,15 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 				                              acc_it->second.max_first_time_recipients_per_day);
 				if (v.messages_reached) {
 					res.error = SmtpError{451, std::string(se::pol_delivery_not_auth1),
-					                      "max number of messages (" + std::to_string(v.messages) +
+					                      "max number of messages (" + std::to_string(acc_it->second.max_outgoing_messages_per_day) +
 					                          ") over past 24h reached, try increasing per-account setting "
 					                          "MaxOutgoingMessagesPerDay"};
 					return res;
 				}
 				if (v.first_time_reached) {
 					res.error = SmtpError{451, std::string(se::pol_delivery_not_auth1),
-					                      "max number of new/first-time recipients (" + std::to_string(v.first_time) +
+					                      "max number of new/first-time recipients (" +
+					                          std::to_string(acc_it->second.max_first_time_recipients_per_day) +
 					                          ") over past 24h reached, try increasing per-account setting "
 					                          "MaxFirstTimeRecipientsPerDay"};
 					return res;

@@ -370,3 +370,46 @@ TEST_CASE("submission: localserve has the message on disk with its headers when 
 		check_submission_headers(read_file(files[0]), "localhost", "tern@localhost", "ESMTPA", false, false);
 	}
 }
+
+// SEED-BEHAVIOUR.md §8 step 5: the daily limits from the account's outgoing
+// history, one count per recipient, refused with 451 4.7.1 and the seed's
+// texts.
+TEST_CASE("submission: daily message and first-time-recipient limits give 451 4.7.1") {
+	SUBCASE("messages per day") {
+		TernDaemon d(daemon_options(
+		    true, false,
+		    merge_patches(open_submission, R"({"accounts": {"alice": {"max_outgoing_messages_per_day": 2}}})"), false));
+		start_with_password(d);
+		REQUIRE_RUNNING(d);
+		SmtpClient c = login_alice(d);
+		// Two recipients use up the day's two messages.
+		Transaction t = send_mail(c, alice, {"alice@test.example", "carol@test.example"},
+		                          bare_message(alice, "carol@test.example", "first"));
+		REQUIRE(t.reply.plain() == "250 2.2.0 it is done");
+		t = send_mail(c, alice, {"carol@test.example"}, bare_message(alice, "carol@test.example", "second"));
+		CHECK(t.step == "END");
+		CHECK(t.reply.plain() ==
+		      "451 4.7.1 max number of messages (2) over past 24h reached, try increasing per-account setting "
+		      "MaxOutgoingMessagesPerDay");
+		CHECK(t.reply.has_id());
+	}
+	SUBCASE("first-time recipients per day") {
+		TernDaemon d(daemon_options(
+		    true, false,
+		    merge_patches(open_submission, R"({"accounts": {"alice": {"max_first_time_recipients_per_day": 1}}})"),
+		    false));
+		start_with_password(d);
+		REQUIRE_RUNNING(d);
+		SmtpClient c = login_alice(d);
+		Transaction t = send_mail(c, alice, {"carol@test.example"}, bare_message(alice, "carol@test.example", "one"));
+		REQUIRE(t.reply.plain() == "250 2.2.0 it is done");
+		// carol is known now; a new recipient on top of the one allowed is refused.
+		t = send_mail(c, alice, {"dave@remote.example"}, bare_message(alice, "dave@remote.example", "two"));
+		CHECK(t.reply.plain() ==
+		      "451 4.7.1 max number of new/first-time recipients (1) over past 24h reached, try increasing "
+		      "per-account setting MaxFirstTimeRecipientsPerDay");
+		// Sending again to a known recipient is still fine.
+		t = send_mail(c, alice, {"carol@test.example"}, bare_message(alice, "carol@test.example", "three"));
+		CHECK(t.reply.plain() == "250 2.2.0 it is done");
+	}
+}
