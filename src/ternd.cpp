@@ -350,7 +350,7 @@ int main(int argc, char** argv) {
 	// Once the loop has started everything (queue load, listeners), give
 	// back the pages start-up touched.
 	core::TimerWatcher trim(loop, [] { core::trim_startup_memory(); });
-	trim.start(2.0);
+	trim.start(1.0);
 	ev_run(loop, 0);
 	// Outbound sessions stop (their records stay for the next start);
 	// deliveries whose clients went away still finish before we exit.

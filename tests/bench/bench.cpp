@@ -124,7 +124,9 @@ struct MemoryResult {
 
 MemoryResult measure_memory(TernDaemon& daemon, int count) {
 	MemoryResult r;
-	usleep(500 * 1000);   // let start-up allocations settle
+	// Idle means settled: start-up work done and its pages given back
+	// (ternd trims one second after start).
+	usleep(3000 * 1000);
 	r.idle_kb = rss_kb(daemon.pid());
 
 	// Open the connections from a few threads; each one reads the greeting
