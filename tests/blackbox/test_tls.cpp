@@ -262,3 +262,28 @@ TEST_CASE("tls: a broken certificate file at SIGHUP keeps the old certificate in
 	CHECK(p.handshake_ok);
 	CHECK(p.fingerprint == fp);
 }
+
+// SEED-BEHAVIOUR.md §4 MAIL step 2: a listener that requires STARTTLS for
+// mail refuses MAIL, RCPT and DATA in plaintext with 530 5.7.0; after the
+// handshake the same transaction is accepted.
+TEST_CASE("tls: require_starttls on port 25 gives 530 5.7.0 until TLS is on") {
+	TestCert cert;
+	TernDaemon d(daemon_options(
+	    false, false, merge_patches(cert.config_patch(), R"({"listeners": {"test": {"smtp": {"require_starttls": true}}}})")));
+	REQUIRE_RUNNING(d);
+	SmtpClient c;
+	REQUIRE(c.connect("127.0.0.1", d.smtp_port()));
+	REQUIRE(c.greet_and_ehlo());
+	Reply r = c.cmd("MAIL FROM:<bob@sender.example>");
+	CHECK(r.plain() == "530 5.7.0 STARTTLS required for mail delivery");
+	CHECK(r.has_id());
+	CHECK(c.cmd("RCPT TO:<alice@test.example>").plain() == "530 5.7.0 STARTTLS required for mail delivery");
+	CHECK(c.cmd("DATA").plain() == "530 5.7.0 STARTTLS required for mail delivery");
+	// Over TLS the transaction goes through.
+	ScriptResult s = run_smtp_script(TlsMode::starttls, d.smtp_port(), cert.cert_file(),
+	                                 {"EHLO client.sender.example", "MAIL FROM:<bob@sender.example>",
+	                                  "RCPT TO:<alice@test.example>"});
+	INFO(s.error);
+	CHECK(s.reply_to(1).last() == "250 2.1.0 looking good");
+	CHECK(s.reply_to(2).last() == "250 2.1.0 now on the list");
+}
