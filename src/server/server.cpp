@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "core/stats.h"
 #include "util/log.h"
 
 namespace tern::server {
@@ -111,6 +112,12 @@ void Server::on_accept(Acceptor& a) {
 			log::error("accept failed", {{"error", std::strerror(errno)}});
 			return;
 		}
+		if (!cfg_->listeners.count(a.sock.listener)) {
+			// A reload removed this listener; its sockets stay bound until
+			// restart (listener changes take effect then), serving nobody.
+			close(fd);
+			continue;
+		}
 		uint64_t cid = next_cid_++;
 		auto conn = std::make_unique<Connection>(*this, core::ConnHandle{}, cid, fd, a.sock, cfg_);
 		Connection* raw = conn.get();
@@ -118,6 +125,12 @@ void Server::on_accept(Acceptor& a) {
 		raw->self = h;
 		with_conn(h, [](Connection& c) { c.start(); });
 	}
+}
+
+void Server::internal_error(Connection& c, const char* what) {
+	log::event(log::Level::error, c.cid, "internal error, closing connection", {{"error", what}});
+	core::stats().count_error("internal");
+	c.close_now("internal error");
 }
 
 void Server::destroy(core::ConnHandle h) {

@@ -46,9 +46,16 @@ public:
 	void with_conn(core::ConnHandle h, F&& f) {
 		Connection* c = conns_.get(h);
 		if (!c) return;
-		f(*c);
+		try {
+			f(*c);
+		} catch (const std::exception& e) {
+			// The second error boundary (DESIGN.md "The connection"): an
+			// unexpected failure ends this connection, never the daemon.
+			internal_error(*c, e.what());
+		}
 		if (c->dead) destroy(h);
 	}
+	void internal_error(Connection& c, const char* what);
 	void destroy(core::ConnHandle h);
 
 	struct ev_loop* loop() const { return loop_; }
