@@ -1,6 +1,25 @@
 #include "core/watchers.h"
 
+#include <exception>
+
+#include "util/log.h"
+
 namespace tern::core {
+
+namespace {
+// No exception may unwind through libev's C frames: the last boundary for
+// every callback of the loop. Connections have their own before this one.
+template <class F>
+void guarded(F&& f) {
+	try {
+		f();
+	} catch (const std::exception& e) {
+		log::error("unhandled exception in an event callback", {{"error", e.what()}});
+	} catch (...) {
+		log::error("unhandled exception in an event callback");
+	}
+}
+}  // namespace
 
 IoWatcher::IoWatcher(struct ev_loop* loop, Callback cb) : loop_(loop), cb_(std::move(cb)) {
 	ev_init(&w_, &IoWatcher::trampoline);
@@ -24,7 +43,7 @@ void IoWatcher::stop() {
 }
 
 void IoWatcher::trampoline(struct ev_loop*, ev_io* w, int revents) {
-	static_cast<IoWatcher*>(w->data)->cb_(revents);
+	guarded([&] { static_cast<IoWatcher*>(w->data)->cb_(revents); });
 }
 
 TimerWatcher::TimerWatcher(struct ev_loop* loop, Callback cb) : loop_(loop), cb_(std::move(cb)) {
@@ -41,7 +60,7 @@ void TimerWatcher::start(double seconds) {
 void TimerWatcher::stop() { ev_timer_stop(loop_, &w_); }
 
 void TimerWatcher::trampoline(struct ev_loop*, ev_timer* w, int) {
-	static_cast<TimerWatcher*>(w->data)->cb_();
+	guarded([&] { static_cast<TimerWatcher*>(w->data)->cb_(); });
 }
 
 SignalWatcher::SignalWatcher(struct ev_loop* loop, int signum, Callback cb) : loop_(loop), cb_(std::move(cb)) {
@@ -56,7 +75,7 @@ SignalWatcher::~SignalWatcher() {
 }
 
 void SignalWatcher::trampoline(struct ev_loop*, ev_signal* w, int) {
-	static_cast<SignalWatcher*>(w->data)->cb_();
+	guarded([&] { static_cast<SignalWatcher*>(w->data)->cb_(); });
 }
 
 }  // namespace tern::core
