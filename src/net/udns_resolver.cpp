@@ -1,3 +1,4 @@
+#include "util/log.h"
 #include "mailauth/iprev.h"
 #include "net/udns_resolver.h"
 
@@ -14,6 +15,18 @@
 #include <stdexcept>
 
 namespace tern::net {
+
+namespace {
+// Answers reach the checks through udns's C code (and libev's): no exception
+// may unwind through them.
+void deliver_answer(const mailauth::Resolver::Callback& cb, const mailauth::DnsAnswer& answer) {
+	try {
+		cb(answer);
+	} catch (const std::exception& e) {
+		log::error("unhandled exception in a dns callback", {{"error", e.what()}});
+	}
+}
+}  // namespace
 
 using mailauth::DnsAnswer;
 using mailauth::DnsStatus;
@@ -288,7 +301,7 @@ void UdnsResolver::on_query_deadline(struct ev_loop*, ev_timer* w, int) {
 	DnsAnswer answer;
 	answer.status = DnsStatus::temperror;
 	if (cb)
-		cb(answer);
+		deliver_answer(cb, answer);
 }
 
 void UdnsResolver::cancel_owner(uint64_t owner) {
@@ -334,7 +347,7 @@ void UdnsResolver::on_udns_answer(dns_ctx* ctx, void* result, void* data) {
 	Callback cb = std::move(node.mapped()->cb);
 	node = {};
 	if (cb)
-		cb(answer);
+		deliver_answer(cb, answer);
 }
 
 void UdnsResolver::on_udns_timer_request(dns_ctx* ctx, int timeout, void* data) {
@@ -379,7 +392,7 @@ void UdnsResolver::on_deferred_timer(struct ev_loop*, ev_timer* w, int) {
 		DnsAnswer answer = std::move(node.mapped()->answer);
 		node = {};
 		if (cb)
-			cb(answer);
+			deliver_answer(cb, answer);
 	}
 }
 
