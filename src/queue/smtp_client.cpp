@@ -157,6 +157,22 @@ void SmtpClient::on_timeout()
 	}
 }
 
+// The server went away: after QUIT that is the normal end; before MAIL the
+// host failed (try the next one); later the transaction failed.
+void SmtpClient::connection_lost(const std::string& why)
+{
+	if (state_ == State::quit) {
+		complete();
+		return;
+	}
+	if (state_ <= State::mail)
+		fail_host(why + " (" + options_.server_name + ")");
+	else {
+		fail_transaction(why + " (" + options_.server_name + ")", false);
+		complete();
+	}
+}
+
 void SmtpClient::read_input()
 {
 	char buf[8192];
@@ -167,17 +183,7 @@ void SmtpClient::read_input()
 			if (st == net::IoStatus::want_read || st == net::IoStatus::want_write)
 				break;
 			if (st != net::IoStatus::ok) {
-				std::string why = st == net::IoStatus::closed ? "connection closed" : tls_->last_error();
-				if (state_ == State::quit) {
-					complete();
-					return;
-				}
-				if (state_ <= State::mail)
-					fail_host(why + " (" + options_.server_name + ")");
-				else {
-					fail_transaction(why + " (" + options_.server_name + ")", false);
-					complete();
-				}
+				connection_lost(st == net::IoStatus::closed ? "connection closed" : tls_->last_error());
 				return;
 			}
 		} else {
@@ -187,17 +193,7 @@ void SmtpClient::read_input()
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0) {
-				std::string why = r == 0 ? "connection closed" : std::string(std::strerror(errno));
-				if (state_ == State::quit) {
-					complete();
-					return;
-				}
-				if (state_ <= State::mail)
-					fail_host(why + " (" + options_.server_name + ")");
-				else {
-					fail_transaction(why + " (" + options_.server_name + ")", false);
-					complete();
-				}
+				connection_lost(r == 0 ? "connection closed" : std::string(std::strerror(errno)));
 				return;
 			}
 			n = static_cast<size_t>(r);

@@ -116,6 +116,7 @@ private:
 	void start_tls();
 	void continue_handshake();
 	void pump_body();
+	void connection_lost(const std::string& why);
 	void fail_host(const std::string& error, bool tls_failed = false);
 	void fail_transaction(const std::string& error, bool permanent);
 	void finish_with_quit();
