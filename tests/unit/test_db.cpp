@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "store/db.h"
+#include "unit/files.h"
 
 using tern::store::DbError;
 using tern::store::Env;
@@ -25,19 +26,9 @@ using tern::store::serialize_queue_record;
 
 namespace {
 
-struct TempDir {
-	std::string path;
-	TempDir() {
-		char tmpl[] = "/tmp/tern-db-test-XXXXXX";
-		char* p = mkdtemp(tmpl);
-		REQUIRE(p != nullptr);
-		path = p;
-	}
-	~TempDir() {
-		std::error_code ec;
-		std::filesystem::remove_all(path, ec);
-	}
-};
+using tern::testing::read_file;
+using tern::testing::TempDir;
+using tern::testing::write_file;
 
 QueueRecord sample_record(const std::string& to) {
 	QueueRecord r;

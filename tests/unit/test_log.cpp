@@ -11,19 +11,16 @@
 #include <vector>
 
 #include "util/log.h"
+#include "unit/files.h"
 
 namespace log = tern::log;
 using log::Level;
 
 namespace {
 
-std::string read_file(const std::string& path)
-{
-	std::ifstream in(path, std::ios::binary);
-	std::stringstream ss;
-	ss << in.rdbuf();
-	return ss.str();
-}
+using tern::testing::read_file;
+using tern::testing::TempDir;
+using tern::testing::write_file;
 
 }  // namespace
 

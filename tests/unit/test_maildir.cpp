@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "store/maildir.h"
+#include "unit/files.h"
 
 using tern::store::deliver_maildir;
 using tern::store::fsync_dir;
@@ -25,28 +26,9 @@ using tern::store::MaildirCopy;
 
 namespace {
 
-// A fresh directory under /tmp, removed with everything in it.
-struct TempDir {
-	std::string path;
-	TempDir() {
-		char pattern[] = "/tmp/tern-maildir-test-XXXXXX";
-		REQUIRE(::mkdtemp(pattern) != nullptr);
-		path = pattern;
-	}
-	~TempDir() { std::filesystem::remove_all(path); }
-};
-
-void write_file(const std::string& path, const std::string& content) {
-	std::ofstream out(path, std::ios::binary);
-	out << content;
-}
-
-std::string read_file(const std::string& path) {
-	std::ifstream in(path, std::ios::binary);
-	std::ostringstream ss;
-	ss << in.rdbuf();
-	return ss.str();
-}
+using tern::testing::read_file;
+using tern::testing::TempDir;
+using tern::testing::write_file;
 
 std::vector<std::string> list_dir(const std::string& path) {
 	std::vector<std::string> names;

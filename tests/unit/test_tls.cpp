@@ -23,6 +23,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "net/tls.h"
+#include "unit/files.h"
 
 using tern::net::generate_self_signed;
 using tern::net::IoStatus;
@@ -33,27 +34,9 @@ using tern::net::TlsSession;
 
 namespace {
 
-struct TempDir {
-	std::string path;
-	TempDir() {
-		char pattern[] = "/tmp/tern-tls-test-XXXXXX";
-		REQUIRE(::mkdtemp(pattern) != nullptr);
-		path = pattern;
-	}
-	~TempDir() { std::filesystem::remove_all(path); }
-};
-
-void write_file(const std::string& path, const std::string& content) {
-	std::ofstream out(path, std::ios::binary);
-	out << content;
-}
-
-std::string read_file(const std::string& path) {
-	std::ifstream in(path, std::ios::binary);
-	std::ostringstream ss;
-	ss << in.rdbuf();
-	return ss.str();
-}
+using tern::testing::read_file;
+using tern::testing::TempDir;
+using tern::testing::write_file;
 
 // Both ends non-blocking, like accepted and outbound sockets in the daemon.
 struct SocketPair {
