@@ -92,6 +92,9 @@ void Connection::cmd_data(std::string_view args) {
 void Connection::feed_data() {
 	DataInProgress& d = *data;
 	size_t used = d.decoder.feed(inbuf, d.decoded);
+	// SPEC.md: message data is logged only at tracedata.
+	if (log::enabled(log::Level::tracedata))
+		log::event(log::Level::tracedata, cid, "RC: " + std::string(inbuf, 0, used));
 	inbuf.erase(0, used);
 	int64_t max = listener().max_message_size;
 	if (static_cast<int64_t>(d.decoder.size()) > max) {
