@@ -8,7 +8,9 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SBINDIR = $(PREFIX)/sbin
 MANDIR = $(PREFIX)/share/man
-SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+# The config lives in /etc/tern whatever PREFIX is (SPEC.md: -c defaults to
+# /etc/tern/tern.json).
+SYSCONFDIR ?= /etc
 
 # config.mk comes from configure; it is (re)made on demand, except for the
 # goals that must work on an unconfigured tree.

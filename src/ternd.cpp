@@ -47,7 +47,7 @@ const char* usage_text =
     "  -n, --check-config    validate the config, print a summary, exit\n"
     "  -p, --pid-file FILE   write the process id to FILE (overrides pid_file)\n"
     "  -l, --log-level LEVEL error, info, debug, trace, traceauth, tracedata\n"
-    "      --localserve      development mode on 127.0.0.1/::1 port 1025, no config needed\n"
+    "      --localserve      development mode on 127.0.0.1/::1 ports 1025/1587/1465, no config\n"
     "      --data DIR        data directory for --localserve (default ./tern-localserve)\n"
     "  -V, --version         print the version\n"
     "  -h, --help            this help\n";
