@@ -490,7 +490,11 @@ void Connection::process_input_loop() {
 			// Let the running job finish; its completion sees eof and closes.
 			return;
 		}
-		close_now("connection closed by peer");
+		// A client that half-closes after its last command still gets the
+		// replies to it (e.g. commands piped into nc); then we close.
+		close_after_flush();
+		flush();
+		if (!dead) update_watchers();
 		return;
 	}
 	if (inbuf.empty()) std::string().swap(inbuf);
