@@ -2,6 +2,12 @@
 // one write (SEED-BEHAVIOUR §0 "Output is buffered").
 #include "bb.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 namespace {
 
 // Splits complete replies off the front of bytes.
@@ -90,4 +96,37 @@ TEST_CASE("pipelining: commands split across many small writes") {
 		usleep(1000);
 	}
 	CHECK(c.read_reply().plain() == "250 2.1.0 looking good");
+}
+
+// A client that writes its commands and half-closes (e.g. commands piped
+// into nc) still gets every reply before the server closes.
+TEST_CASE("pipelining: replies still arrive when the client half-closes after its commands") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(fd >= 0);
+	sockaddr_in sa{};
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(static_cast<uint16_t>(d.smtp_port()));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+	std::string cmds = "EHLO client.sender.example\r\nNOOP\r\nRSET\r\n";
+	REQUIRE(::write(fd, cmds.data(), cmds.size()) == static_cast<ssize_t>(cmds.size()));
+	::shutdown(fd, SHUT_WR);
+	std::string got;
+	char buf[4096];
+	timeval tv{5, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	for (;;) {
+		ssize_t n = ::read(fd, buf, sizeof buf);
+		if (n <= 0) break;
+		got.append(buf, static_cast<size_t>(n));
+	}
+	::close(fd);
+	std::vector<std::string> replies = split_replies(got);
+	REQUIRE(replies.size() == 4);
+	CHECK(replies[0].rfind("220 ", 0) == 0);
+	CHECK(replies[1] == "250 SMTPUTF8");
+	CHECK(replies[2] == "250 2.0.0 alrighty");
+	CHECK(replies[3] == "250 2.0.0 all clear");
 }
