@@ -129,6 +129,17 @@ std::string field(const std::string& header, const std::string& name) {
 	return "";
 }
 
+// Delivers message from test_sender to alice, expects the 250 and the one
+// copy in the Maildir, and returns that copy's Authentication-Results value.
+std::string delivered_auth_results(TernDaemon& d, const std::string& message) {
+	Transaction t = deliver(d, test_sender, message);
+	CHECK(t.step == "END");
+	CHECK(t.reply.plain() == "250 2.2.0 it is done");
+	auto files = wait_for_maildir(d.maildir(), 1);
+	REQUIRE(files.size() == 1);
+	return field(delivered_header(files[0]), "Authentication-Results");
+}
+
 // The names of the header fields, in order.
 std::vector<std::string> field_names(const std::string& raw_message) {
 	std::vector<std::string> names;
@@ -160,12 +171,7 @@ TEST_CASE("senderauth: python3-dkim RSA signature passes, a changed body byte fa
 	REQUIRE(b.size() > 8);
 
 	SUBCASE("intact: dkim=pass, spf=pass") {
-		Transaction t = deliver(d, test_sender, s.message);
-		CHECK(t.step == "END");
-		CHECK(t.reply.plain() == "250 2.2.0 it is done");
-		auto files = wait_for_maildir(d.maildir(), 1);
-		REQUIRE(files.size() == 1);
-		std::string ar = field(delivered_header(files[0]), "Authentication-Results");
+		std::string ar = delivered_auth_results(d, s.message);
 		CAPTURE(ar);
 		// RFC 6008 2: header.b is a prefix of the signature's b= value, at
 		// least 8 characters.
@@ -179,18 +185,14 @@ TEST_CASE("senderauth: python3-dkim RSA signature passes, a changed body byte fa
 		            " header.i=@sender.example; spf=pass smtp.mailfrom=sender.example; "
 		            "dmarc=none header.from=sender.example");
 		// The signed message follows the trace headers unchanged.
-		CHECK(ends_with(read_file(files[0]), s.message));
+		CHECK(ends_with(read_file(maildir_files(d.maildir()).at(0)), s.message));
 	}
 	SUBCASE("one body byte changed: dkim=fail, still delivered (spf pass, no dmarc policy)") {
 		std::string tampered = s.message;
 		size_t body = tampered.find("Hello Alice");
 		REQUIRE(body != std::string::npos);
 		tampered[body] = 'J';
-		Transaction t = deliver(d, test_sender, tampered);
-		CHECK(t.reply.plain() == "250 2.2.0 it is done");
-		auto files = wait_for_maildir(d.maildir(), 1);
-		REQUIRE(files.size() == 1);
-		std::string ar = field(delivered_header(files[0]), "Authentication-Results");
+		std::string ar = delivered_auth_results(d, tampered);
 		CAPTURE(ar);
 		CHECK(contains(ar, "; dkim=fail "));
 		CHECK_FALSE(contains(ar, "dkim=pass"));
@@ -212,11 +214,7 @@ TEST_CASE("senderauth: python3-dkim Ed25519 signature passes (RFC 8463)") {
 	REQUIRE(starts_with(s.key_record, "v=DKIM1; k=ed25519; p="));
 	d.dns().add("sel._domainkey.sender.example", "TXT", s.key_record);
 
-	Transaction t = deliver(d, test_sender, s.message);
-	CHECK(t.reply.plain() == "250 2.2.0 it is done");
-	auto files = wait_for_maildir(d.maildir(), 1);
-	REQUIRE(files.size() == 1);
-	std::string ar = field(delivered_header(files[0]), "Authentication-Results");
+	std::string ar = delivered_auth_results(d, s.message);
 	CAPTURE(ar);
 	CHECK(contains(ar, "; dkim=pass "));
 	CHECK(contains(ar, "header.d=sender.example header.s=sel header.a=ed25519-sha256 header.b="));
@@ -279,20 +277,12 @@ TEST_CASE("senderauth: DMARC p=reject without alignment is refused 550 5.7.26; a
 	SUBCASE("pct=0: the policy applies to no message, delivered with dmarc=fail") {
 		d.dns().remove("_dmarc.other.example");
 		d.dns().add("_dmarc.other.example", "TXT", "v=DMARC1; p=reject; pct=0");
-		Transaction t = deliver(d, test_sender, message_from("x@other.example"));
-		CHECK(t.reply.plain() == "250 2.2.0 it is done");
-		auto files = wait_for_maildir(d.maildir(), 1);
-		REQUIRE(files.size() == 1);
-		std::string ar = field(delivered_header(files[0]), "Authentication-Results");
+		std::string ar = delivered_auth_results(d, message_from("x@other.example"));
 		CAPTURE(ar);
 		CHECK(ends_with(ar, "; spf=pass smtp.mailfrom=sender.example; dmarc=fail header.from=other.example"));
 	}
 	SUBCASE("From: sender.example with SPF pass for sender.example: aligned, dmarc=pass") {
-		Transaction t = deliver(d, test_sender, message_from("x@sender.example"));
-		CHECK(t.reply.plain() == "250 2.2.0 it is done");
-		auto files = wait_for_maildir(d.maildir(), 1);
-		REQUIRE(files.size() == 1);
-		std::string ar = field(delivered_header(files[0]), "Authentication-Results");
+		std::string ar = delivered_auth_results(d, message_from("x@sender.example"));
 		CAPTURE(ar);
 		CHECK(ends_with(ar, "; spf=pass smtp.mailfrom=sender.example; dmarc=pass header.from=sender.example"));
 	}
@@ -323,11 +313,7 @@ TEST_CASE("senderauth: DMARC reject is lifted by an aligned DKIM pass") {
 	REQUIRE(nl != std::string::npos);
 	d.dns().add("sel._domainkey.other.example", "TXT", py.out.substr(0, nl));
 
-	Transaction t = deliver(d, test_sender, py.out.substr(nl + 1));
-	CHECK(t.reply.plain() == "250 2.2.0 it is done");
-	auto files = wait_for_maildir(d.maildir(), 1);
-	REQUIRE(files.size() == 1);
-	std::string ar = field(delivered_header(files[0]), "Authentication-Results");
+	std::string ar = delivered_auth_results(d, py.out.substr(nl + 1));
 	CAPTURE(ar);
 	CHECK(contains(ar, "; dkim=pass "));
 	CHECK(contains(ar, "header.d=other.example header.s=sel header.a=rsa-sha256"));
