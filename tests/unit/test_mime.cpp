@@ -1,0 +1,98 @@
+// MIME reading for the junk filter and the report parsers.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "message/mime.h"
+
+using namespace tern::message;
+
+namespace {
+
+std::vector<MimePart> parts_of(std::string_view msg, MimeLimits limits = {}) {
+	std::vector<MimePart> out;
+	walk_mime(msg, [&](const MimePart& p) { out.push_back(p); }, limits);
+	return out;
+}
+
+}  // namespace
+
+TEST_CASE("mime: content type and parameters") {
+	ContentType ct = parse_content_type("Multipart/Mixed; boundary=\"a b\\\"c\"; Charset=UTF-8 ; x=y");
+	CHECK(ct.mime_type() == "multipart/mixed");
+	CHECK(ct.param("boundary") == "a b\"c");
+	CHECK(ct.param("charset") == "UTF-8");
+	CHECK(ct.param("x") == "y");
+	CHECK(ct.param("none") == "");
+	CHECK(parse_content_type("garbage").mime_type() == "text/plain");
+}
+
+TEST_CASE("mime: a plain message is one text part") {
+	auto parts = parts_of("Subject: x\r\n\r\nhello\r\n");
+	REQUIRE(parts.size() == 1);
+	CHECK(parts[0].content_type.mime_type() == "text/plain");
+	CHECK(parts[0].body == "hello\r\n");
+}
+
+TEST_CASE("mime: multipart with transfer encodings, nested parts and a file name") {
+	std::string msg =
+	    "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+	    "preamble\r\n"
+	    "--outer\r\n"
+	    "Content-Type: multipart/alternative; boundary=\"inner\"\r\n\r\n"
+	    "--inner\r\n"
+	    "Content-Type: text/plain; charset=iso-8859-1\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+	    "caf=E9 au=\r\n lait\r\n"
+	    "--inner\r\n"
+	    "Content-Type: text/html\r\n\r\n"
+	    "<p>hi</p>\r\n"
+	    "--inner--\r\n"
+	    "--outer\r\n"
+	    "Content-Type: application/gzip; name=report.xml.gz\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\n"
+	    "aGVs\r\nbG8=\r\n"
+	    "--outer--\r\n"
+	    "epilogue\r\n";
+	auto parts = parts_of(msg);
+	REQUIRE(parts.size() == 3);
+	CHECK(parts[0].content_type.param("charset") == "iso-8859-1");
+	CHECK(parts[0].body == "caf\xe9 au lait");
+	CHECK(to_utf8(parts[0].body, "ISO-8859-1") == "caf\xc3\xa9 au lait");
+	CHECK(parts[1].body == "<p>hi</p>");
+	CHECK(parts[2].content_type.mime_type() == "application/gzip");
+	CHECK(parts[2].filename == "report.xml.gz");
+	CHECK(parts[2].body == "hello");
+}
+
+TEST_CASE("mime: limits and broken input do not stop the walk") {
+	std::string msg;
+	for (int i = 0; i < 20; ++i) msg += "Content-Type: message/rfc822\r\n\r\n";
+	msg += "Subject: deep\r\n\r\nbody\r\n";
+	auto parts = parts_of(msg, MimeLimits{4, 100});
+	CHECK(parts.size() == 1);  // the walk stops descending, the rest is one part
+	std::string many = "Content-Type: multipart/mixed; boundary=z\r\n\r\n";
+	for (int i = 0; i < 50; ++i) many += "--z\r\n\r\npart\r\n";
+	many += "--z--\r\n";
+	CHECK(parts_of(many, MimeLimits{8, 10}).size() == 10);
+	CHECK(parts_of("Content-Type: multipart/mixed\r\n\r\nno boundary\r\n").size() == 1);
+	CHECK(parts_of("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\nunterminated").size() == 1);
+}
+
+TEST_CASE("mime: quoted-printable and base64 are lenient") {
+	CHECK(decode_quoted_printable("a=3Db=\r\nc=ZZd=") == "a=bc=ZZd");
+	CHECK(decode_quoted_printable("soft=  \nbreak") == "softbreak");
+	CHECK(decode_base64_lenient("aGVs bG8h\r\n") == "hello!");
+	CHECK(decode_base64_lenient("a$GVsbG8=junk") == "hello");
+}
+
+TEST_CASE("mime: RFC 2047 encoded words") {
+	CHECK(decode_encoded_words("=?ISO-8859-1?Q?Andr=E9?= Pirard") == "Andr\xc3\xa9 Pirard");
+	CHECK(decode_encoded_words("=?UTF-8?B?w6lsw6k=?=") == "\xc3\xa9l\xc3\xa9");
+	// RFC 2047 8 examples: space between adjacent encoded words is dropped.
+	CHECK(decode_encoded_words("(=?ISO-8859-1?Q?a?= =?ISO-8859-1?Q?b?=)") == "(ab)");
+	CHECK(decode_encoded_words("(=?ISO-8859-1?Q?a?= b)") == "(a b)");
+	CHECK(decode_encoded_words("(=?ISO-8859-1?Q?a_b?=)") == "(a b)");
+	CHECK(decode_encoded_words("plain =?bogus") == "plain =?bogus");
+	CHECK(decode_encoded_words("=?unknown-charset?Q?x?=") == "x");
+}
