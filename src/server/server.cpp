@@ -76,6 +76,7 @@ void Server::build_limiters() {
 }
 
 void Server::start() {
+	disk_space_.start();
 	for (auto& a : acceptors_) {
 		a->watcher->set(a->sock.fd, EV_READ);
 		log::info("listening", {{"listener", a->sock.listener},

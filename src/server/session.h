@@ -79,6 +79,7 @@ struct DataInProgress {
 	std::string decoded;          // reused scratch for decoder output
 	double started = 0;           // ev_now at 354
 	bool too_large = false;
+	int write_errno = 0;          // why writing the temp file failed (fd == -2)
 };
 
 struct Connection {
