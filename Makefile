@@ -81,7 +81,7 @@ unit: tests/unit-tests
 blackbox: all tests/blackbox-tests
 	tests/blackbox-tests
 
-check: deps layers all tests/unit-tests tests/blackbox-tests
+check: deps layers all tests/unit-tests tests/blackbox-tests fuzz-replay-build
 	sh tests/run-all.sh
 
 localserve: deps all
@@ -133,7 +133,23 @@ tests/fuzz/build/fuzz_%: tests/fuzz/build/fuzz_%.o tests/fuzz/build/libtern-fuzz
 	$(FUZZ_CXX) $(FUZZ_SANITIZE) -fsanitize=fuzzer $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
 
 .PRECIOUS: tests/fuzz/build/%.o
-.PHONY: fuzz-toolchain fuzz-build
+.PHONY: fuzz-toolchain fuzz-build fuzz-replay fuzz-replay-build
+
+# Replay without libFuzzer (part of `make check`): each target linked with
+# g++ to tests/fuzz/replay_main.cpp, which runs it on every saved input of
+# tests/fuzz/corpus/<target>/ and tests/fuzz/regressions/<target>/.
+FUZZ_REPLAY_BINS = $(patsubst tests/fuzz/%.cpp,tests/fuzz/replay/%,$(FUZZ_SRCS))
+
+tests/fuzz/replay/fuzz_%: tests/fuzz/fuzz_%.o tests/fuzz/replay_main.o src/libtern.a
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
+
+.SECONDARY: $(FUZZ_SRCS:.cpp=.o) tests/fuzz/replay_main.o
+
+fuzz-replay-build: $(FUZZ_REPLAY_BINS)
+
+fuzz-replay: fuzz-replay-build
+	@sh tests/fuzz/replay.sh $(FUZZ_REPLAY_BINS)
 
 fuzz-toolchain:
 	@sh tests/fuzz/check-toolchain.sh $(FUZZ_CXX)
@@ -154,10 +170,11 @@ install: all
 clean:
 	rm -f src/*.o src/*/*.o src/*.d src/*/*.d tests/*/*.o tests/*/*.d
 	rm -f src/libtern.a src/ternd src/ternctl tests/unit-tests tests/blackbox-tests tests/bench/tern-bench
-	rm -rf tests/fuzz/build
+	rm -rf tests/fuzz/build tests/fuzz/replay
 
 distclean: clean
 	rm -rf config.mk config.log config.status configure autom4te.cache aclocal.m4
 
 -include $(LIB_SRCS:.cpp=.d) $(UNIT_SRCS:.cpp=.d) $(HELPER_SRCS:.cpp=.d) $(BLACKBOX_SRCS:.cpp=.d) src/ternd.d src/ternctl.d
 -include $(BENCH_SRCS:.cpp=.d) $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_SRCS:tests/fuzz/%.cpp=tests/fuzz/build/%.d)
+-include $(FUZZ_SRCS:.cpp=.d) tests/fuzz/replay_main.d

@@ -86,11 +86,24 @@ std::optional<uint16_t> parse_v1_port(std::string_view text)
 	return static_cast<uint16_t>(value);
 }
 
+// Section 2.1: an address field holds only what dotted quads and RFC 4291
+// 2.2 text forms are made of. Checked here, byte by byte, because the C
+// library's inet_pton stops at a NUL and would read "192.0.2.7\0junk" as
+// 192.0.2.7 (found by fuzzing); the partial-line check uses the same set so
+// that split reads and whole reads agree.
+bool is_v1_address_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == '.' ||
+	       c == ':';
+}
+
 // Section 2.1: addresses in the family the protocol token declares. The C
 // library's inet_pton (behind IpAddr::parse) already refuses leading zeros
 // in dotted quads and anything but the RFC 4291 2.2 text forms.
 std::optional<IpAddr> parse_v1_address(std::string_view text, bool tcp6)
 {
+	if (!std::all_of(text.begin(), text.end(), is_v1_address_char))
+		return std::nullopt;
 	bool has_colon = text.find(':') != std::string_view::npos;
 	if (has_colon != tcp6)
 		return std::nullopt;
@@ -179,9 +192,7 @@ bool v1_partial_plausible(std::string_view buffered)
 	if (std::count(fields.begin(), fields.end(), ' ') > 3)
 		return false;
 	for (char c : fields) {
-		bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-		          c == '.' || c == ':' || c == ' ';
-		if (!ok)
+		if (!is_v1_address_char(c) && c != ' ')
 			return false;
 	}
 	return true;

@@ -22,6 +22,7 @@
 #include "message/headers.h"
 #include "store/maildir.h"
 #include "util/log.h"
+#include "util/storage.h"
 #include "util/strings.h"
 
 namespace tern::queue {
@@ -418,6 +419,18 @@ void Queue::load(bool sweep)
 	    });
 }
 
+namespace {
+
+// A failed step of enqueue; a full disk is marked so that the session
+// answers 452 4.3.1 (RFC 3463 X.3.1).
+std::runtime_error enqueue_error(const std::string& what, int err)
+{
+	std::string text = what + ": " + std::strerror(err);
+	return std::runtime_error(is_storage_full(err) ? storage_full_error(text) : text);
+}
+
+}  // namespace
+
 void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string error)> done)
 {
 	if (msg.recipients.empty()) {
@@ -437,21 +450,21 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 		    std::vector<std::string> created;
 		    try {
 			    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-				    throw std::runtime_error("mkdir " + dir + ": " + std::strerror(errno));
+				    throw enqueue_error("mkdir " + dir, errno);
 			    int64_t now = now_s();
 			    std::string base = std::to_string(now) + "-" + random_hex(8);
 			    std::string first = dir + "/" + base + ".0";
 			    // The queue takes the session's temp file over: a rename in
 			    // the same file system (data_dir/tmp → data_dir/queue).
 			    if (::rename(msg.message_path.c_str(), first.c_str()) != 0)
-				    throw std::runtime_error("rename " + msg.message_path + ": " + std::strerror(errno));
+				    throw enqueue_error("rename " + msg.message_path, errno);
 			    created.push_back(first);
 			    int fd = ::open(first.c_str(), O_RDONLY | O_CLOEXEC);
 			    if (fd < 0 || ::fsync(fd) != 0) {
 				    int e = errno;
 				    if (fd >= 0)
 					    ::close(fd);
-				    throw std::runtime_error("fsync " + first + ": " + std::strerror(e));
+				    throw enqueue_error("fsync " + first, e);
 			    }
 			    ::close(fd);
 			    // One hard link per further recipient: each record owns its
@@ -459,7 +472,7 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 			    for (size_t i = 1; i < msg.recipients.size(); i++) {
 				    std::string link = dir + "/" + base + "." + std::to_string(i);
 				    if (::link(first.c_str(), link.c_str()) != 0)
-					    throw std::runtime_error("link " + link + ": " + std::strerror(errno));
+					    throw enqueue_error("link " + link, errno);
 				    created.push_back(link);
 			    }
 			    store::fsync_dir(dir);
@@ -496,6 +509,9 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 			    env.queue_add_many(st->records, msg.record_outgoing ? &outgoing : nullptr);
 		    } catch (const std::exception& e) {
 			    st->error = e.what();
+			    // The database's log could not grow: the disk is full too.
+			    auto* db_error = dynamic_cast<const store::DbError*>(&e);
+			    if (db_error && is_storage_full(db_error->code())) st->error = storage_full_error(e.what());
 			    st->records.clear();
 			    for (auto& path : created)
 				    ::unlink(path.c_str());

@@ -96,6 +96,12 @@ void Connection::auth_line(std::string_view line) {
 void Connection::auth_step(sasl::Step step) {
 	switch (step.kind) {
 	case sasl::Step::Kind::challenge:
+		// A raw-line challenge is the SCRAM server-error message (RFC 5802
+		// 7, e.g. `e=invalid-proof`): the login has failed, whatever the
+		// client does next. It counts now, so that a client hanging up
+		// instead of answering cannot guess without limit (§10).
+		if (step.next_line_raw)
+			record_auth_failure(step.challenge == "e=invalid-proof" ? "badcreds" : "error");
 		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
 		write_raw("334 " + base64_encode(step.challenge));
 		auth_raw_next = step.next_line_raw;
@@ -153,20 +159,27 @@ void Connection::auth_step(sasl::Step step) {
 	}
 }
 
+// Counts the failure of the login in progress, once: in
+// tern_authentication_total (with the seed's result names) and against the
+// client's address.
+void Connection::record_auth_failure(std::string_view result) {
+	if (!auth_in_progress || auth_failure_recorded) return;
+	auth_failure_recorded = true;
+	core::stats().count_auth("submission", mechanism ? mechanism->name() : "", result);
+	// §10: every failed login counts against the client's address.
+	srv.auth_failure_limiter().add(remote_ip, std::time(nullptr), 1);
+	// The 3rd failure on a connection turns on slow responses.
+	if (auth_failures >= 3) slow = true;
+}
+
 void Connection::auth_failed(const SmtpError& e) {
-	if (auth_in_progress)  // tern_authentication_total, with the seed's result names
-		core::stats().count_auth("submission", mechanism ? mechanism->name() : "", e.code == 535 ? "badcreds" : e.text == "authentication aborted" ? "aborted" : "error");
+	record_auth_failure(e.code == 535 ? "badcreds" : e.text == "authentication aborted" ? "aborted" : "error");
+	auth_in_progress = false;
+	auth_failure_recorded = false;
 	mechanism.reset();
 	auth_login.clear();
 	auth_raw_next = false;
 	if (state == SessionState::auth_exchange) state = SessionState::command;
-	if (auth_in_progress) {
-		auth_in_progress = false;
-		// §10: every failed login counts against the client's address.
-		srv.auth_failure_limiter().add(remote_ip, std::time(nullptr), 1);
-		// The 3rd failure on a connection turns on slow responses.
-		if (auth_failures >= 3) slow = true;
-	}
 	log::event(log::Level::info, cid, "authentication failed", {{"code", std::to_string(e.code)}});
 	reply_error(e);
 }

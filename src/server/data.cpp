@@ -21,6 +21,7 @@
 #include "server/suspend.h"
 #include "store/maildir.h"
 #include "util/log.h"
+#include "util/storage.h"
 
 namespace tern::server {
 
@@ -28,6 +29,14 @@ using smtp::SmtpError;
 namespace se = smtp::se;
 
 namespace {
+
+// Message data that could not be stored: a full disk (ENOSPC, EDQUOT) is
+// "mail system full", 452 4.3.1 (RFC 3463 3.4, RFC 5321 4.2.2), anything
+// else the generic 451 4.3.0; the text is the same either way.
+SmtpError storage_failure(bool disk_full, std::string text) {
+	if (disk_full) return SmtpError{452, std::string(se::sys_storage_full1), std::move(text)};
+	return SmtpError{451, std::string(se::sys_other0), std::move(text)};
+}
 constexpr int64_t default_max_message_size = 104857600;
 
 // The combined reply when every recipient failed (SEED-BEHAVIOUR.md §4
@@ -70,6 +79,9 @@ void Connection::cmd_data(std::string_view args) {
 	if (!tx.has_mail) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing MAIL FROM"};
 	if (tx.recipients.empty()) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing RCPT TO"};
 	smtp::parse_no_args(args, parse_mode());
+	// Below the disk reserve no new message data is taken: the space left
+	// is for the database and queue records of messages already accepted.
+	if (srv.disk_space().low()) throw storage_failure(true, "insufficient storage");
 
 	static std::atomic<uint64_t> counter{0};
 	auto d = std::make_unique<DataInProgress>(listener().bare_newlines);
@@ -79,7 +91,8 @@ void Connection::cmd_data(std::string_view args) {
 		int e = errno;
 		d->path.clear();
 		log::event(log::Level::error, cid, "creating temporary file for message", {{"error", std::strerror(e)}});
-		throw SmtpError{451, std::string(se::sys_other0), "creating temporary file for message: " + std::string(std::strerror(e))};
+		if (is_storage_full(e)) srv.disk_space().report_full();
+		throw storage_failure(is_storage_full(e), "creating temporary file for message: " + std::string(std::strerror(e)));
 	}
 	d->started = ev_now(srv.loop());
 	data = std::move(d);
@@ -114,7 +127,9 @@ void Connection::feed_data() {
 		ssize_t n = write(d.fd, d.decoded.data() + off, d.decoded.size() - off);
 		if (n < 0 && errno == EINTR) continue;
 		if (n <= 0) {
-			log::event(log::Level::error, cid, "writing message to temp file", {{"error", std::strerror(errno)}});
+			d.write_errno = n < 0 ? errno : EIO;
+			log::event(log::Level::error, cid, "writing message to temp file", {{"error", std::strerror(d.write_errno)}});
+			if (is_storage_full(d.write_errno)) srv.disk_space().report_full();
 			close(d.fd);
 			d.fd = -2;  // remember the failure; keep reading to the end dot
 			break;
@@ -131,7 +146,7 @@ void Connection::finish_data() {
 	data->fd = -1;
 	std::string().swap(data->decoded);
 	try {
-		if (write_failed) throw SmtpError{451, std::string(se::sys_other0), "error copying data to file"};
+		if (write_failed) throw storage_failure(is_storage_full(data->write_errno), "error copying data to file");
 		if (data->decoder.saw_bare_newline() && listener().bare_newlines == smtp::BareNewlines::reject) {
 			// SEED-BEHAVIOUR.md decision 8.
 			throw SmtpError{500, std::string(se::proto_syntax2),
@@ -365,7 +380,8 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 		c.rset();
 		if (!error.empty()) {
 			log::error("queueing submitted message", {{"error", error}});
-			throw SmtpError{451, std::string(se::sys_other0), "error delivering message: " + error};
+			if (is_storage_full_error(error)) c.srv.disk_space().report_full();
+			throw storage_failure(is_storage_full_error(error), "error delivering message: " + error);
 		}
 		++c.tx_good;
 		--c.tx_bad;
@@ -393,8 +409,10 @@ void Connection::write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> c
 		    if (!failure.empty()) {
 			    log::error("maildir delivery failed", {{"error", failure}});
 			    c.submission() ? core::stats().count_submission("localserveerror", copy_rcpts.size()) : core::stats().count_delivery("delivererror", "no-bad-signals", copy_rcpts.size());
-			    for (const auto& r : copy_rcpts)
-				    errors.push_back({r, 451, std::string(se::sys_other0), false, "error processing"});
+			    bool disk_full = is_storage_full_error(failure);
+			    if (disk_full) c.srv.disk_space().report_full();
+			    SmtpError e = storage_failure(disk_full, "error processing");
+			    for (const auto& r : copy_rcpts) errors.push_back({r, e.code, e.secode, false, e.text});
 		    }
 		    c.delivery_done(std::move(errors), an);
 	    }));

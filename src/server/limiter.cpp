@@ -6,6 +6,17 @@ Limiter::Limiter(std::vector<Window> windows) {
 	for (auto& w : windows) states_.push_back(State{w, -1, {}});
 }
 
+void Limiter::set_windows(const std::vector<Window>& windows) {
+	bool same_lengths = windows.size() == states_.size();
+	for (size_t i = 0; same_lengths && i < windows.size(); ++i)
+		same_lengths = windows[i].seconds == states_[i].window.seconds;
+	if (!same_lengths) {
+		*this = Limiter(windows);
+		return;
+	}
+	for (size_t i = 0; i < windows.size(); ++i) states_[i].window.limits = windows[i].limits;
+}
+
 Limiter::Window limiter_window(int64_t seconds, const std::vector<int64_t>& limits) {
 	Limiter::Window w{seconds, {0, 0, 0}};
 	for (size_t i = 0; i < 3 && i < limits.size(); ++i) w.limits[i] = limits[i];

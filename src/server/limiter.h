@@ -30,6 +30,10 @@ public:
 	// Removes this address's class-1 contribution from all classes, in the
 	// windows whose bucket is current (after a successful login).
 	void reset(const IpAddr& ip, int64_t now_s);
+	// New limits for the same windows (a reload): the counts so far are
+	// kept and judged by the new limits. Windows of another length, or a
+	// different number of windows, start counting afresh.
+	void set_windows(const std::vector<Window>& windows);
 
 private:
 	struct State {

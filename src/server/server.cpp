@@ -53,6 +53,16 @@ Server::~Server() {
 	}
 }
 
+namespace {
+
+// Failed logins: per minute and per day (SEED-BEHAVIOUR.md §10).
+std::vector<Limiter::Window> auth_failure_windows(const config::Config& cfg) {
+	return {limiter_window(60, cfg.limits.auth_failures_per_min),
+	        limiter_window(86400, cfg.limits.auth_failures_per_day)};
+}
+
+}  // namespace
+
 void Server::build_limiters() {
 	// SEED-BEHAVIOUR.md §1: connection rate per minute, open connections for
 	// all time; decision 16: both configurable.
@@ -62,12 +72,11 @@ void Server::build_limiters() {
 	// for new connections, and old ones release into the new one harmlessly
 	// (negative adds never fail and counts never go below zero).
 	conn_count_ = Limiter({limiter_window(0, cfg_->limits.connections)});
-	// Failed logins: per minute and per day (SEED-BEHAVIOUR.md §10).
-	auth_failures_ = Limiter({limiter_window(60, cfg_->limits.auth_failures_per_min),
-	                          limiter_window(86400, cfg_->limits.auth_failures_per_day)});
+	auth_failures_ = Limiter(auth_failure_windows(*cfg_));
 }
 
 void Server::start() {
+	disk_space_.start();
 	for (auto& a : acceptors_) {
 		a->watcher->set(a->sock.fd, EV_READ);
 		log::info("listening", {{"listener", a->sock.listener},
@@ -86,6 +95,9 @@ void Server::reload(std::shared_ptr<const config::Config> cfg) {
 		// Live connections hold no slot in the new limiter.
 		conns_.for_each([](core::ConnHandle, Connection& c) { c.counted_connection = false; });
 	}
+	// Failed logins keep their counts: a lowered limit applies at once to
+	// the failures already seen, as a raised one lets them back in.
+	auth_failures_.set_windows(auth_failure_windows(*cfg_));
 	log::set_level(cfg_->log.level);
 	log::info("configuration reloaded", {{"accounts", std::to_string(cfg_->accounts.size())}});
 }

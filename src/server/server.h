@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "mailauth/resolver.h"
 #include "core/conn_table.h"
+#include "core/disk_space.h"
 #include "core/watchers.h"
 #include "core/maildir_writer.h"
 #include "core/worker_pool.h"
@@ -62,6 +63,8 @@ public:
 	const std::shared_ptr<const config::Config>& config() const { return cfg_; }
 	core::WorkerPool& workers() { return workers_; }
 	core::MaildirWriter& maildir_writer() { return maildir_writer_; }
+	// Free space on data_dir's file system (refuses message data when low).
+	core::DiskSpaceMonitor& disk_space() { return disk_space_; }
 	mailauth::Resolver& resolver() { return *resolver_; }
 	// The certificate in force (nullptr without one); sessions keep the
 	// context they started with across a reload.
@@ -99,6 +102,7 @@ private:
 	core::ConnTable<Connection> conns_;
 	core::WorkerPool workers_;
 	core::MaildirWriter maildir_writer_{workers_};
+	core::DiskSpaceMonitor disk_space_{loop_, workers_, cfg_->data_dir};
 	std::unique_ptr<mailauth::Resolver> resolver_;
 	std::shared_ptr<const net::TlsServerContext> tls_;
 	ReceivedIdGenerator recvid_;

@@ -79,6 +79,7 @@ struct DataInProgress {
 	std::string decoded;          // reused scratch for decoder output
 	double started = 0;           // ev_now at 354
 	bool too_large = false;
+	int write_errno = 0;          // why writing the temp file failed (fd == -2)
 };
 
 struct Connection {
@@ -142,6 +143,7 @@ struct Connection {
 	void auth_line(std::string_view line);
 	void auth_step(sasl::Step step);
 	void auth_failed(const smtp::SmtpError& e);
+	void record_auth_failure(std::string_view result);
 	std::string login_account(const std::string& login) const;
 
 	bool tls_required_for_auth() const;
@@ -247,6 +249,7 @@ struct Connection {
 	std::string auth_login;               // account being logged in
 	uint32_t auth_failures = 0;           // on this connection
 	bool auth_in_progress = false;
+	bool auth_failure_recorded = false;   // this login's failure is already counted
 	bool auth_raw_next = false;           // next SASL line is not base64 (SCRAM error ack)
 	bool slow = false;                    // slow mode (SEED-BEHAVIOUR.md §1)
 

@@ -40,6 +40,7 @@ inline constexpr std::string_view addr_other0 = "1.0";
 inline constexpr std::string_view mailbox_full2 = "2.2";
 inline constexpr std::string_view mailbox_msg_too_large3 = "2.3";
 inline constexpr std::string_view sys_other0 = "3.0";
+inline constexpr std::string_view sys_storage_full1 = "3.1";
 inline constexpr std::string_view sys_not_accepting2 = "3.2";
 inline constexpr std::string_view sys_msg_limit_exceeded4 = "3.4";
 inline constexpr std::string_view net_bad_connection2 = "4.2";

@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "util/storage.h"
 #include "util/strings.h"
 
 namespace tern::store {
@@ -29,8 +30,12 @@ constexpr size_t copy_buffer_size = 64 * 1024;
 // same microsecond.
 std::atomic<uint64_t> delivery_counter{0};
 
+// A full disk (ENOSPC, EDQUOT: at write, or later at fsync/close with
+// delayed allocation) is marked in the text, so the session answers
+// 452 4.3.1 rather than 451 (RFC 3463 X.3.1).
 std::runtime_error system_error(std::string_view what, const std::string& path, int err) {
-	return std::runtime_error(std::string(what) + " " + path + ": " + std::strerror(err));
+	std::string text = std::string(what) + " " + path + ": " + std::strerror(err);
+	return std::runtime_error(is_storage_full(err) ? storage_full_error(text) : text);
 }
 
 // Owns one file descriptor.

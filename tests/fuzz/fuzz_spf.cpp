@@ -10,8 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <fuzzer/FuzzedDataProvider.h>
-
+#include "fuzz/data_provider.h"
 #include "fuzz/fuzz_common.h"
 #include "mailauth/resolver.h"
 #include "mailauth/spf.h"
@@ -22,7 +21,7 @@ using namespace tern::mailauth;
 
 namespace {
 
-IpAddr fuzzed_ip(FuzzedDataProvider& fdp) {
+IpAddr fuzzed_ip(fuzz::DataProvider& fdp) {
 	char text[64];
 	if (fdp.ConsumeBool()) {
 		// Mostly addresses the fixed zone knows, so ip4/a/mx can match.
@@ -46,7 +45,7 @@ IpAddr fuzzed_ip(FuzzedDataProvider& fdp) {
 
 // An SPF record: fuzzed text, usually behind "v=spf1 " so evaluation goes
 // past the version check.
-std::string fuzzed_record(FuzzedDataProvider& fdp) {
+std::string fuzzed_record(fuzz::DataProvider& fdp) {
 	bool prefix = fdp.ConsumeProbability<float>() < 0.9f;
 	std::string body = fdp.ConsumeRandomLengthString(400);
 	return prefix ? "v=spf1 " + body : body;
@@ -55,7 +54,7 @@ std::string fuzzed_record(FuzzedDataProvider& fdp) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-	FuzzedDataProvider fdp(data, size);
+	fuzz::DataProvider fdp(data, size);
 	CannedResolver resolver;
 
 	// Fixed zone.

@@ -485,3 +485,30 @@ TEST_CASE("proxy v1: a protocol token longer than its name stays invalid (fuzzin
 	CHECK(tern::net::parse_proxy_header("PROXY TCP6x\ry", h, consumed) == tern::net::ProxyParse::invalid);
 	CHECK(tern::net::parse_proxy_header("PROXY TCP", h, consumed) == tern::net::ProxyParse::need_more);
 }
+
+TEST_CASE("PROXY v1: a NUL inside an address is refused whole and split across reads (fuzzing regression)")
+{
+	using namespace std::string_literals;
+	const std::string tcp4 = "PROXY TCP4 192.0.2.7\0junk 192.0.2.1 56324 25\r\n"s;
+	const std::string tcp4_destination = "PROXY TCP4 192.0.2.7 192.0.2.1\0 56324 25\r\n"s;
+	const std::string tcp6 = "PROXY TCP6 2001:db8::7\0 2001:db8::1 56324 25\r\n"s;
+	for (const std::string& line : {tcp4, tcp4_destination, tcp6}) {
+		INFO("line of " << line.size() << " bytes");
+		CHECK(parse(line).status == ProxyParse::invalid);
+		// The same bytes delivered in every possible two-read split give the
+		// same answer: the first read either waits for more or refuses, and
+		// once refused the whole stays refused.
+		for (size_t cut = 0; cut < line.size(); cut++) {
+			INFO("first read of " << cut << " bytes");
+			ProxyParse first = parse(line.substr(0, cut)).status;
+			CHECK(first != ProxyParse::done);
+			CHECK(parse(line).status == ProxyParse::invalid);
+		}
+		// Up to the NUL the prefix is plausible; from the NUL on it is not.
+		size_t nul = line.find('\0');
+		CHECK(parse(line.substr(0, nul)).status == ProxyParse::need_more);
+		CHECK(parse(line.substr(0, nul + 1)).status == ProxyParse::invalid);
+	}
+	// UNKNOWN still ignores whatever comes before the CRLF (section 2.1).
+	CHECK(parse("PROXY UNKNOWN \0x\r\n"s).status == ProxyParse::done);
+}
