@@ -179,6 +179,10 @@ void check_five_arrived(const TernDaemon& d, const SmtpSink& sink) {
 		arrivals[id]++;
 		std::string tag = id.substr(1, id.find('@') - 1);
 		CHECK(body_of(m.data) == numbered_body(tag));
+		// The queue file's envelope header stays home.
+		CHECK(m.data.find("tern-queue") == std::string::npos);
+		CHECK(m.data.find("rcpt-state") == std::string::npos);
+		CHECK(starts_with(m.data, "Received: "));
 	}
 	for (auto& [to, tag] : five_messages()) {
 		INFO(tag);
