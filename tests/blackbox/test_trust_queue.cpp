@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -335,4 +336,41 @@ TEST_CASE("trust queue: SIGKILL loop under load loses nothing and duplicates at 
 	CHECK(partial == 0);
 	CHECK(duplicated <= kills);
 	REQUIRE_RUNNING(d);
+}
+
+TEST_CASE("trust queue: ternctl queue rebuild asks a running ternd, which takes a queue file in") {
+	// A queue file from another ternd's queue: the file alone is enough.
+	SmtpSink sink;
+	TernDaemon first(with_submission());
+	configure(first, trust_patch(first, sink, 3600));
+	SmtpSink::Replies later;
+	later.rcpt = "451 4.3.0 try again later";
+	sink.set_replies(later);
+	REQUIRE_MESSAGE(first.start(), first.error());
+	submit_all(first, {five_messages()[0]});
+	REQUIRE_MESSAGE(eventually([&] { return contains(first.log_text(), "delivery deferred"); }, 10000),
+	                log_tail(first));
+	REQUIRE(first.stop() == 0);
+	std::vector<std::string> files = maildir_files(first.data_dir() + "/queue", "");
+	REQUIRE(files.size() == 1);
+
+	TernDaemon second(with_submission());
+	configure(second, trust_patch(second, sink, 3600));
+	REQUIRE_MESSAGE(second.start(), second.error());
+	CHECK(listed_recipients(second).empty());
+	std::string name = files[0].substr(files[0].rfind('/') + 1);
+	::mkdir((second.data_dir() + "/queue").c_str(), 0700);  // made by the first enqueue otherwise
+	write_file(second.data_dir() + "/queue/" + name, read_file(files[0]));
+
+	sink.set_replies(SmtpSink::Replies{});
+	ProgramResult rebuild = ternctl_cmd(second, {"queue", "rebuild"});
+	INFO(rebuild.both());
+	CHECK(rebuild.exit_code == 0);
+	CHECK(contains(rebuild.out, "asked ternd (pid " + std::to_string(second.pid()) + ")"));
+	REQUIRE_MESSAGE(sink.wait_for_messages(1, 10000), log_tail(second));
+	CHECK(contains(second.log_text(), "rebuilt record from its file"));
+	CHECK(message_id_of(sink.messages()[0].data) == "<lost-db-0@test.example>");
+	CHECK(body_of(sink.messages()[0].data) == numbered_body("lost-db-0"));
+	CHECK(eventually([&] { return listed_recipients(second).empty(); }, 5000));
+	REQUIRE_RUNNING(second);
 }
