@@ -54,8 +54,9 @@ const char* usage_text =
     "               write a new private key, print its DNS TXT record\n"
     "  dmarc lookup DOMAIN\n"
     "               print the DMARC record that applies to DOMAIN\n"
-    "  queue list | show ID | kick [ID] | drop ID\n"
-    "               inspect and steer the outbound queue\n";
+    "  queue list | show ID | kick [ID] | drop ID | rebuild\n"
+    "               inspect and steer the outbound queue; rebuild restores\n"
+    "               lost queue records from the queue files\n";
 
 // Exit statuses (SPEC.md "Details that scripts and tests rely on").
 constexpr int exit_ok = 0;

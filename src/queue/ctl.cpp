@@ -4,18 +4,20 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <ctime>
 #include <fstream>
 #include <optional>
 
 #include "queue/outbound_util.h"
+#include "queue/queue_file.h"
 #include "store/db.h"
 
 namespace tern::queue {
 
 namespace {
 
-const char* usage = "usage: ternctl queue list | show ID | kick [ID] | drop ID\n";
+const char* usage = "usage: ternctl queue list | show ID | kick [ID] | drop ID | rebuild\n";
 
 std::optional<uint64_t> parse_id(const std::string& s)
 {
@@ -41,15 +43,39 @@ std::string one_line(std::string s)
 	return s;
 }
 
-void notify_daemon(const config::Config& cfg)
+// The pid of a running ternd from config.pid_file; 0 when there is none.
+pid_t running_daemon(const config::Config& cfg)
 {
 	if (cfg.pid_file.empty())
-		return;
+		return 0;
 	std::ifstream f(cfg.pid_file);
 	long pid = 0;
 	if (!(f >> pid) || pid <= 1)
-		return;
-	::kill(static_cast<pid_t>(pid), SIGUSR2);  // ternd re-reads the queue (Queue::resync)
+		return 0;
+	// EPERM: it runs, as another user.
+	return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM ? static_cast<pid_t>(pid) : 0;
+}
+
+void notify_daemon(const config::Config& cfg)
+{
+	if (pid_t pid = running_daemon(cfg))
+		::kill(pid, SIGUSR2);  // ternd re-reads the queue (Queue::resync)
+}
+
+// `queue rebuild`: a running ternd rebuilds itself (it alone knows which
+// messages it is enqueueing right now); otherwise this process does.
+int rebuild(const config::Config& cfg, std::ostream& out)
+{
+	if (pid_t pid = running_daemon(cfg)) {
+		::kill(pid, SIGUSR2);  // Queue::resync rebuilds, then reloads
+		out << "asked ternd (pid " << pid << ") to rebuild the queue; see its log\n";
+		return 0;
+	}
+	store::Env env(cfg.data_dir);
+	RebuildReport r = rebuild_queue(env, cfg.data_dir + "/queue", static_cast<int64_t>(std::time(nullptr)), {});
+	out << "rebuilt " << r.rebuilt << " records, removed " << r.removed << " finished files, kept "
+	    << r.unreadable << " unreadable files\n";
+	return r.unreadable ? 1 : 0;
 }
 
 void show(const store::QueueRecord& r, std::ostream& out)
@@ -82,7 +108,7 @@ int run_queue_command(const config::Config& cfg, const std::vector<std::string>&
 	}
 	const std::string& cmd = args[0];
 	bool needs_id = cmd == "show" || cmd == "drop";
-	bool ok_shape = (cmd == "list" && args.size() == 1) || (needs_id && args.size() == 2) ||
+	bool ok_shape = ((cmd == "list" || cmd == "rebuild") && args.size() == 1) || (needs_id && args.size() == 2) ||
 	                (cmd == "kick" && args.size() <= 2);
 	if (!ok_shape) {
 		err << usage;
@@ -97,6 +123,8 @@ int run_queue_command(const config::Config& cfg, const std::vector<std::string>&
 		}
 	}
 	try {
+		if (cmd == "rebuild")
+			return rebuild(cfg, out);
 		store::Env env(cfg.data_dir);
 		if (cmd == "list") {
 			out << "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n";
@@ -142,9 +170,16 @@ int run_queue_command(const config::Config& cfg, const std::vector<std::string>&
 				notify_daemon(cfg);
 			return 0;
 		}
-		// drop: the record first, then its file link (each record owns one).
+		// drop: the copy marked dropped in its file (so no rebuild brings it
+		// back), the record, then its file link (each record owns one).
 		auto r = env.queue_get(*id);
-		if (!r || !env.queue_remove(*id)) {
+		if (!r) {
+			err << "no such message\n";
+			return 1;
+		}
+		if (!r->message_file.empty())
+			mark_recipient(cfg.data_dir + "/queue", r->message_file, RecipientState::dropped);
+		if (!env.queue_remove(*id)) {
 			err << "no such message\n";
 			return 1;
 		}

@@ -10,11 +10,13 @@
 namespace tern::queue {
 
 // args: the words after "queue", e.g. {"list"}, {"show", "12"},
-// {"kick"}, {"kick", "12"}, {"drop", "12"}. Opens the store::Env of
+// {"kick"}, {"kick", "12"}, {"drop", "12"}, {"rebuild"}. Opens the store::Env of
 // config.data_dir itself (call it when the process holds no other Env of
 // that directory). After a kick or drop that changed something, sends
 // SIGUSR2 to the pid in config.pid_file, when that file exists, so a
-// running ternd re-reads its schedule (Queue::resync).
+// running ternd re-reads its schedule (Queue::resync). "rebuild" restores
+// records from the queue files (rebuild_queue) itself when no ternd runs,
+// else asks ternd to do it with the same signal.
 // Returns the exit status: 0 success, 1 "no such message" (or a store
 // error), 2 usage error.
 int run_queue_command(const config::Config& config, const std::vector<std::string>& args, std::ostream& out,

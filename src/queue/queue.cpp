@@ -3,9 +3,9 @@
 #include "store/files.h"
 #include "util/random.h"
 #include "queue/queue.h"
+#include "queue/queue_file.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -34,9 +34,6 @@ namespace {
 constexpr size_t chunk_size = 64 * 1024;
 // RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
 constexpr size_t max_recipients_per_transaction = 100;
-// Unreferenced queue files younger than this may belong to an enqueue in
-// progress (file linked, record not yet committed).
-constexpr int64_t orphan_age_s = 3600;
 // DNS query owners of the queue live in their own id space, apart from
 // the connection ids the SMTP sessions use.
 constexpr uint64_t dns_owner_base = uint64_t(1) << 62;
@@ -86,11 +83,16 @@ void mark_attempt(store::QueueRecord& rec, int64_t now, const Policy& p)
 	rec.last_attempt = now;
 }
 
-// Removes the record, then its file link: the record goes first, so a crash
-// in between leaves an orphan file (swept later), never a record without
-// its message.
-void remove_record(store::Env& env, const config::Config& cfg, const store::QueueRecord& rec)
+// Ends one copy: its state in the file first, then the record, then its
+// file link. A crash after the mark leaves a file the next rebuild deletes
+// (never sends again); one before it leaves the record, so the copy is
+// retried. The record goes before the link: never a record without its
+// message.
+void remove_record(store::Env& env, const config::Config& cfg, const store::QueueRecord& rec,
+                   RecipientState state)
 {
+	if (!rec.message_file.empty())
+		mark_recipient(queue_dir(cfg), rec.message_file, state);
 	env.queue_remove(rec.id);
 	if (!rec.message_file.empty())
 		::unlink((queue_dir(cfg) + "/" + rec.message_file).c_str());
@@ -102,6 +104,10 @@ std::string original_headers(const config::Config& cfg, const store::QueueRecord
 {
 	std::string text = rec.prefix;
 	int fd = ::open((queue_dir(cfg) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && ::lseek(fd, rec.data_offset, SEEK_SET) != rec.data_offset) {
+		::close(fd);
+		fd = -1;
+	}
 	if (fd >= 0) {
 		char buf[8192];
 		while (text.size() < 256 * 1024) {
@@ -259,7 +265,7 @@ void settle_failure(store::Env& env, const config::Config& cfg, store::QueueReco
 		// never sends the message again. The header section for the DSN is
 		// read before the file goes with the record.
 		std::string headers = rec.from.empty() ? std::string() : original_headers(cfg, rec);
-		remove_record(env, cfg, rec);
+		remove_record(env, cfg, rec, RecipientState::failed);
 		out.removed.push_back(rec.id);
 		deliver_dsn(cfg, rec, true, error, remote_mta, {}, now, headers);
 		return;
@@ -302,6 +308,11 @@ struct Queue::Delivery {
 	bool tls_off = false;                       // this address is being retried without TLS
 	std::string last_error;
 	std::unique_ptr<SmtpClient> client;
+	// The result after the end of data is being recorded (the client waits
+	// to say QUIT), or was recorded: `settled` then goes to release().
+	bool recording = false;
+	bool recorded = false;
+	Settled settled;
 };
 
 Queue::Queue(struct ev_loop* loop, core::WorkerPool& pool, mailauth::Resolver& resolver, store::Env& env,
@@ -337,15 +348,33 @@ void Queue::shutdown()
 
 void Queue::start()
 {
-	load(options_.sweep_orphans);
+	load(options_.rebuild_at_start);
 }
 
 void Queue::resync()
 {
-	load(false);
+	load(true);
 }
 
-void Queue::load(bool sweep)
+void EnqueuesInProgress::add(const std::string& base)
+{
+	std::lock_guard<std::mutex> lock(mutex_);
+	bases_.insert(base);
+}
+
+void EnqueuesInProgress::remove(const std::string& base)
+{
+	std::lock_guard<std::mutex> lock(mutex_);
+	bases_.erase(base);
+}
+
+bool EnqueuesInProgress::contains(const std::string& base) const
+{
+	std::lock_guard<std::mutex> lock(mutex_);
+	return bases_.count(base) != 0;
+}
+
+void Queue::load(bool rebuild)
 {
 	struct Loaded {
 		std::vector<store::QueueRecord> records;
@@ -356,31 +385,23 @@ void Queue::load(bool sweep)
 	const uint64_t seq_at_start = enqueue_seq_;
 	store::Env& env = env_;
 	pool_.submit(
-	    [st, cfg, &env, sweep] {
+	    [st, cfg, &env, rebuild, in_progress = in_progress_] {
+		    // A failed rebuild is logged; the records that are there still load.
+		    if (rebuild) {
+			    try {
+				    RebuildReport report =
+				        rebuild_queue(env, queue_dir(*cfg), now_s(),
+				                      [&in_progress](const std::string& base) { return in_progress->contains(base); });
+				    if (report.rebuilt || report.removed || report.unreadable)
+					    log::info("queue: rebuild from files", {{"rebuilt", std::to_string(report.rebuilt)},
+					                                            {"removed", std::to_string(report.removed)},
+					                                            {"kept_unreadable", std::to_string(report.unreadable)}});
+			    } catch (const std::exception& e) {
+				    log::error("queue: rebuild from files failed", {{"err", e.what()}});
+			    }
+		    }
 		    try {
 			    st->records = env.queue_list();
-			    if (!sweep)
-				    return;
-			    std::set<std::string> referenced;
-			    for (auto& r : st->records)
-				    referenced.insert(r.message_file);
-			    std::string dir = queue_dir(*cfg);
-			    DIR* d = ::opendir(dir.c_str());
-			    if (!d)
-				    return;
-			    int64_t cutoff = now_s() - orphan_age_s;
-			    while (dirent* e = ::readdir(d)) {
-				    std::string name = e->d_name;
-				    if (name == "." || name == ".." || referenced.count(name))
-					    continue;
-				    struct stat sb;
-				    std::string path = dir + "/" + name;
-				    if (::stat(path.c_str(), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_mtime < cutoff) {
-					    ::unlink(path.c_str());
-					    log::info("queue: removed unreferenced file", {{"file", name}});
-				    }
-			    }
-			    ::closedir(d);
 		    } catch (const std::exception& e) {
 			    st->error = e.what();
 		    }
@@ -445,28 +466,51 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 	auto cfg = config_;
 	store::Env& env = env_;
 	pool_.submit(
-	    [st, cfg, &env, msg = std::move(msg)] {
+	    [st, cfg, &env, msg = std::move(msg), in_progress = in_progress_] {
 		    std::string dir = queue_dir(*cfg);
 		    std::vector<std::string> created;
+		    std::string base_in_progress;
+		    int64_t acknowledged_offset = 0;
 		    try {
 			    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
 				    throw enqueue_error("mkdir " + dir, errno);
 			    int64_t now = now_s();
 			    std::string base = std::to_string(now) + "-" + random_hex(8);
-			    std::string first = dir + "/" + base + ".0";
-			    // The queue takes the session's temp file over: a rename in
-			    // the same file system (data_dir/tmp → data_dir/queue).
-			    if (::rename(msg.message_path.c_str(), first.c_str()) != 0)
-				    throw enqueue_error("rename " + msg.message_path, errno);
-			    created.push_back(first);
-			    int fd = ::open(first.c_str(), O_RDONLY | O_CLOEXEC);
-			    if (fd < 0 || ::fsync(fd) != 0) {
-				    int e = errno;
-				    if (fd >= 0)
-					    ::close(fd);
-				    throw enqueue_error("fsync " + first, e);
+			    in_progress->add(base);
+			    base_in_progress = base;
+			    // The file carries its own envelope (queue_file.h): the
+			    // message is copied behind it into a temp name, fsync'd,
+			    // then renamed, so queue/ only ever holds complete files.
+			    QueueFileEnvelope envelope;
+			    envelope.queued = now;
+			    envelope.sender_account = msg.sender_account;
+			    envelope.from = msg.from;
+			    envelope.message_id = msg.message_id;
+			    envelope.has_8bit = msg.has_8bit;
+			    envelope.smtputf8 = msg.smtputf8;
+			    envelope.dsn_utf8 = msg.dsn_utf8;
+			    envelope.data_size = msg.message_size;
+			    for (const auto& rcpt : msg.recipients) {
+				    QueueFileRecipient r;
+				    r.to = rcpt.to;
+				    r.domain = rcpt.domain;
+				    if (r.domain.empty()) {
+					    std::string lp;
+					    split_address(rcpt.to, lp, r.domain);
+				    }
+				    r.domain = ascii_lower(r.domain);
+				    r.prefix = rcpt.prefix;
+				    envelope.recipients.push_back(std::move(r));
 			    }
-			    ::close(fd);
+			    std::string temp = dir + "/" + queue_temp_name(base);
+			    QueueFileLayout layout = write_queue_file(temp, envelope, msg.message_path);
+			    std::string first = dir + "/" + base + ".0";
+			    if (::rename(temp.c_str(), first.c_str()) != 0) {
+				    int e = errno;
+				    ::unlink(temp.c_str());
+				    throw enqueue_error("rename " + temp, e);
+			    }
+			    created.push_back(first);
 			    // One hard link per further recipient: each record owns its
 			    // link, so the message goes with its last record.
 			    for (size_t i = 1; i < msg.recipients.size(); i++) {
@@ -476,29 +520,10 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 				    created.push_back(link);
 			    }
 			    store::fsync_dir(dir);
-			    for (size_t i = 0; i < msg.recipients.size(); i++) {
-				    const auto& rcpt = msg.recipients[i];
-				    store::QueueRecord r;
-				    r.queued = now;
-				    r.sender_account = msg.sender_account;
-				    r.from = msg.from;
-				    r.to = rcpt.to;
-				    r.recipient_domain = rcpt.domain;
-				    if (r.recipient_domain.empty()) {
-					    std::string lp;
-					    split_address(rcpt.to, lp, r.recipient_domain);
-				    }
-				    r.recipient_domain = ascii_lower(r.recipient_domain);
-				    r.next_attempt = now;
-				    r.has_8bit = msg.has_8bit;
-				    r.smtputf8 = msg.smtputf8;
-				    r.size = static_cast<int64_t>(rcpt.prefix.size()) + msg.message_size;
-				    r.message_id = msg.message_id;
-				    r.prefix = rcpt.prefix;
-				    r.message_file = base + "." + std::to_string(i);
-				    r.dsn_utf8 = msg.dsn_utf8;
-				    st->records.push_back(std::move(r));
-			    }
+			    for (size_t i = 0; i < msg.recipients.size(); i++)
+				    st->records.push_back(
+				        queue_record_for(envelope, i, base + "." + std::to_string(i), layout.data_offset, now));
+			    acknowledged_offset = layout.acknowledged_offset;
 			    store::OutgoingLog outgoing;
 			    if (msg.record_outgoing) {
 				    outgoing.account = msg.sender_account;
@@ -507,6 +532,11 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 					    outgoing.recipients.push_back(rcpt.to);
 			    }
 			    env.queue_add_many(st->records, msg.record_outgoing ? &outgoing : nullptr);
+			    // Committed: from here on the file alone stands for an
+			    // acknowledged message (the 250 follows); a rebuild deletes
+			    // files that never got this mark.
+			    if (!poke_queue_file(created.front(), acknowledged_offset, '1'))
+				    log::error("queue: marking the file acknowledged failed", {{"file", created.front()}});
 		    } catch (const std::exception& e) {
 			    st->error = e.what();
 			    // The database's log could not grow: the disk is full too.
@@ -516,6 +546,11 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 			    for (auto& path : created)
 				    ::unlink(path.c_str());
 		    }
+		    // The queue took the session's file over: its bytes are in the
+		    // queue file now, or the enqueue failed.
+		    ::unlink(msg.message_path.c_str());
+		    if (!base_in_progress.empty())
+			    in_progress->remove(base_in_progress);
 	    },
 	    [this, alive = std::weak_ptr<char>(alive_), st, done = std::move(done)] {
 		    if (!st->error.empty()) {
@@ -661,7 +696,8 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 					    copies[0].prefix = message::build_return_path(rec->from) + rec->prefix;
 					    try {
 						    store::deliver_maildir_unsynced(queue_dir(*cfg) + "/" + rec->message_file, copies,
-						                                    cfg->hostname, dirs);
+						                                    cfg->hostname, dirs,
+						                                    static_cast<uint64_t>(rec->data_offset));
 						    local.push_back(*rec);
 					    } catch (const std::exception& e) {
 						    mark_attempt(*rec, now, policy);
@@ -687,7 +723,7 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 				    // only then does a copy count as delivered.
 				    store::fsync_dirs(dirs);
 				    for (auto& rec : local) {
-					    remove_record(env, *cfg, rec);
+					    remove_record(env, *cfg, rec, RecipientState::delivered);
 					    st->settled.removed.push_back(rec.id);
 					    st->local_delivered++;
 					    log::info("delivered locally", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
@@ -868,9 +904,12 @@ void Queue::connect_next_address(Delivery& d)
 	uint64_t did = d.id;
 	log::debug("queue: connecting", {{"host", o.server_name}, {"ip", o.ip}, {"port", std::to_string(o.port)},
 	                                 {"recipients", std::to_string(o.recipients.size())}});
+	const int64_t data_offset = first.data_offset;
 	d.client = std::make_unique<SmtpClient>(
-	    loop_, std::move(o), [this, did, path](int64_t offset) { read_chunk(did, path, offset); },
+	    loop_, std::move(o),
+	    [this, did, path, data_offset](int64_t offset) { read_chunk(did, path, data_offset + offset); },
 	    [this, did](ClientResult result) { on_client_done(did, std::move(result)); });
+	d.client->on_data_result([this, did](const ClientResult& result) { on_data_result(did, result); });
 	d.client->start();
 }
 
@@ -943,6 +982,31 @@ void Queue::on_client_done(uint64_t delivery_id, ClientResult result)
 		connect_next_address(d);
 		return;
 	}
+	if (d.recorded) {
+		Settled settled = std::move(d.settled);
+		release(delivery_id, settled.removed, settled.rescheduled);
+		return;
+	}
+	finish(d, outcomes_of(d, result));
+}
+
+// The remote answered the end of data: record the result now, before the
+// client says QUIT (it waits for SmtpClient::resume, called from finish's
+// completion), so that a crash from here on repeats nothing.
+void Queue::on_data_result(uint64_t delivery_id, const ClientResult& result)
+{
+	auto it = deliveries_.find(delivery_id);
+	if (it == deliveries_.end())
+		return;
+	Delivery& d = *it->second;
+	d.recording = true;
+	finish(d, outcomes_of(d, result));
+}
+
+std::vector<Queue::Outcome> Queue::outcomes_of(const Delivery& d, const ClientResult& result) const
+{
+	const std::string host = d.hosts[d.host_index];
+	const std::string ip = d.addresses[d.address_index];
 	std::vector<Outcome> outcomes;
 	for (size_t i = 0; i < d.remote.size(); i++) {
 		Outcome o;
@@ -957,7 +1021,7 @@ void Queue::on_client_done(uint64_t delivery_id, ClientResult result)
 			                        {"ip", ip}, {"tls", result.tls_comment}});
 		outcomes.push_back(std::move(o));
 	}
-	finish(d, std::move(outcomes));
+	return outcomes;
 }
 
 void Queue::finish_all(Delivery& d, const std::string& error, bool permanent)
@@ -1002,7 +1066,7 @@ void Queue::finish(Delivery& d, std::vector<Outcome> outcomes)
 			    if (!outcomes[i].delivered)
 				    continue;
 			    try {
-				    remove_record(env, *cfg, records[i]);
+				    remove_record(env, *cfg, records[i], RecipientState::delivered);
 			    } catch (const std::exception& e) {
 				    log::error("queue: removing delivered record failed",
 				               {{"id", std::to_string(records[i].id)}, {"err", e.what()}});
@@ -1025,6 +1089,17 @@ void Queue::finish(Delivery& d, std::vector<Outcome> outcomes)
 	    [this, alive = std::weak_ptr<char>(alive_), settled, did] {
 		    if (alive.expired())
 			    return;
+		    auto it = deliveries_.find(did);
+		    if (it != deliveries_.end() && it->second->recording && it->second->client) {
+			    // Recorded: the client may say QUIT now; release() follows
+			    // when it is done.
+			    Delivery& d = *it->second;
+			    d.recording = false;
+			    d.recorded = true;
+			    d.settled = std::move(*settled);
+			    d.client->resume();
+			    return;
+		    }
 		    release(did, settled->removed, settled->rescheduled);
 	    });
 }

@@ -10,20 +10,25 @@
 //
 // Files: one queue file per recipient record, data_dir/queue/<base>.<n>,
 // hard links of one message written once; a record and its link are
-// removed together, so the message disappears with its last record. A
-// crash can leave a link whose record was never committed or already
-// removed: start() sweeps such files once they are an hour old.
+// removed together, so the message disappears with its last record. Each
+// file starts with the message's envelope and per-recipient state
+// (queue_file.h), so the files alone can stand in for lost records: start()
+// and resync() rebuild the records the database lacks (rebuild_queue) and
+// delete only links of finished copies, of files that never got their 250,
+// and temp files of an interrupted enqueue.
 //
 // Crash safety: before an attempt, its record is updated (attempts + 1,
-// next attempt after the backoff) and committed; after the remote's 250 the
-// record's removal is committed first, before any other work. A crash thus
-// never loses a record, and never repeats a delivery whose success was
-// recorded (a crash between the 250 and that commit repeats it, as RFC
-// 5321 6.1 prefers over losing it).
+// next attempt after the backoff) and committed. The remote's reply to the
+// end of data is recorded at once (the copy marked in its file, the record
+// removed and committed on a worker) while the SMTP client waits; only then
+// does it send QUIT. A crash thus never loses a record, and repeats only a
+// delivery whose 250 arrived but was not yet committed (RFC 5321 6.1
+// prefers that to losing it): at most the transactions in flight.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -47,8 +52,22 @@ struct QueueOptions {
 	ClientTimeouts timeouts;
 	// Attempts after which a "delayed" DSN is sent (SEED-BEHAVIOUR.md §12).
 	int delayed_dsn_after = 5;
-	// Sweep unreferenced queue files at start() (older than an hour).
-	bool sweep_orphans = true;
+	// Rebuild records for queue files without one at start() (rebuild_queue).
+	bool rebuild_at_start = true;
+};
+
+// Messages being enqueued on a worker right now, by file base name: their
+// records may commit at any moment, so a rebuild leaves their files alone.
+// Shared by the enqueue and rebuild jobs (any thread).
+class EnqueuesInProgress {
+public:
+	void add(const std::string& base);
+	void remove(const std::string& base);
+	bool contains(const std::string& base) const;
+
+private:
+	mutable std::mutex mutex_;
+	std::set<std::string> bases_;
 };
 
 class Queue : public server::OutboundQueue {
@@ -69,8 +88,9 @@ public:
 	void reload(std::shared_ptr<const config::Config> config);
 	// Next attempt now for one record (id) or all (id 0).
 	void kick(uint64_t id = 0);
-	// SIGUSR2 (after ternctl queue kick/drop): re-reads the schedule from the
-	// database on a worker.
+	// SIGUSR2 (after ternctl queue kick/drop/rebuild): rebuilds records for
+	// queue files without one, then re-reads the schedule from the
+	// database, on a worker.
 	void resync();
 	// Stops starting deliveries and aborts running SMTP sessions; records
 	// stay for the next start. Pending worker jobs still complete harmlessly.
@@ -105,7 +125,8 @@ private:
 	};
 	struct Delivery;
 
-	void load(bool sweep);
+	void load(bool rebuild);
+	void on_data_result(uint64_t delivery_id, const ClientResult& result);
 	void schedule();
 	void arm_timer();
 	void begin(uint64_t delivery_id, std::vector<uint64_t> ids);
@@ -113,6 +134,7 @@ private:
 	void next_host(Delivery& d);
 	void connect_next_address(Delivery& d);
 	void on_client_done(uint64_t delivery_id, ClientResult result);
+	std::vector<Outcome> outcomes_of(const Delivery& d, const ClientResult& result) const;
 	void read_chunk(uint64_t delivery_id, const std::string& path, int64_t offset);
 	void finish(Delivery& d, std::vector<Outcome> outcomes);
 	void finish_all(Delivery& d, const std::string& error, bool permanent);
@@ -140,6 +162,7 @@ private:
 	bool stopping_ = false;
 	size_t last_logged_size_ = SIZE_MAX;
 	Counters counters_;
+	std::shared_ptr<EnqueuesInProgress> in_progress_ = std::make_shared<EnqueuesInProgress>();
 	// Completions capture a weak_ptr to this: a Queue destroyed before the
 	// pool drained is never called back.
 	std::shared_ptr<char> alive_ = std::make_shared<char>(0);

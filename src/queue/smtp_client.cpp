@@ -161,6 +161,12 @@ void SmtpClient::on_timeout()
 // host failed (try the next one); later the transaction failed.
 void SmtpClient::connection_lost(const std::string& why)
 {
+	if (state_ == State::recording) {
+		// The transaction is over; resume() ends the session.
+		peer_gone_ = true;
+		io_.stop();
+		return;
+	}
 	if (state_ == State::quit) {
 		complete();
 		return;
@@ -439,6 +445,13 @@ void SmtpClient::handle_reply(Reply reply)
 		} else {
 			fail_transaction(reply.summary(), code >= 500);
 		}
+		if (record_result_) {
+			// Nothing more is sent until the owner recorded the result.
+			state_ = State::recording;
+			timer_.stop();
+			record_result_(result_);
+			return;
+		}
 		finish_with_quit();
 		return;
 	case State::quit:
@@ -606,6 +619,17 @@ void SmtpClient::fail_transaction(const std::string& error, bool permanent)
 			r.error = error;
 			r.permanent = permanent;
 		}
+}
+
+void SmtpClient::resume()
+{
+	if (state_ != State::recording)
+		return;
+	if (peer_gone_) {
+		complete();
+		return;
+	}
+	finish_with_quit();
 }
 
 void SmtpClient::finish_with_quit()

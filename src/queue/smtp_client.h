@@ -91,12 +91,19 @@ public:
 	// The answer to a request_chunk: bytes at the requested offset (empty
 	// with eof at the end), or a read error.
 	void supply_chunk(std::string data, bool eof, const std::string& error = {});
+	// Asks to be told the transaction's result as soon as the reply to the
+	// end of data arrived (set before start()). The client then waits,
+	// sending nothing, until resume() — the owner records the result
+	// durably first, so a crash after that never repeats the delivery —
+	// and only then says QUIT and calls `done` as usual.
+	void on_data_result(std::function<void(const ClientResult&)> record) { record_result_ = std::move(record); }
+	void resume();
 	// Aborts without calling `done` (queue shutdown).
 	void abort();
 
 	enum class State {
 		idle, connecting, greeting, ehlo, helo, starttls, tls_handshake, mail, rcpt, data, body, data_end,
-		quit, finished,
+		recording, quit, finished,
 	};
 	State state() const { return state_; }
 
@@ -126,6 +133,7 @@ private:
 	ClientOptions options_;
 	ChunkRequest request_chunk_;
 	Done done_;
+	std::function<void(const ClientResult&)> record_result_;
 	core::IoWatcher io_;
 	core::TimerWatcher timer_;
 	int fd_ = -1;
@@ -150,6 +158,7 @@ private:
 	bool body_eof_ = false;
 	bool completed_ = false;
 	bool use_utf8_variant_ = false;
+	bool peer_gone_ = false;        // the server closed while the result was being recorded
 };
 
 }  // namespace tern::queue

@@ -180,6 +180,7 @@ enum QueueTag : uint8_t {
 	tag_prefix,
 	tag_message_file,
 	tag_dsn_utf8,
+	tag_data_offset,
 };
 
 constexpr uint8_t queue_record_version = 1;
@@ -277,6 +278,7 @@ std::string serialize_queue_record(const QueueRecord& r) {
 	put_field(out, tag_prefix, r.prefix);
 	put_field(out, tag_message_file, r.message_file);
 	if (!r.dsn_utf8.empty()) put_field(out, tag_dsn_utf8, r.dsn_utf8);
+	if (r.data_offset != 0) put_int_field(out, tag_data_offset, r.data_offset);
 	return out;
 }
 
@@ -326,6 +328,7 @@ std::optional<QueueRecord> parse_queue_record(std::string_view in) {
 		case tag_prefix: r.prefix = value; break;
 		case tag_message_file: r.message_file = value; break;
 		case tag_dsn_utf8: r.dsn_utf8 = value; break;
+		case tag_data_offset: ok = as_int(r.data_offset) && r.data_offset >= 0; break;
 		default: break;   // a field from a newer tern: skip it
 		}
 		if (!ok) return std::nullopt;

@@ -38,7 +38,8 @@ private:
 
 // One queued message copy for one recipient (SEED-BEHAVIOUR.md §12). The
 // message file itself is written, renamed and fsync'd by the caller; only
-// this record lives in the database.
+// this record lives in the database. The file starts with its own copy of
+// the envelope (src/queue/queue_file.h), so lost records can be rebuilt.
 struct QueueRecord {
 	uint64_t id = 0;                // assigned by queue_add / queue_add_many
 	int64_t queued = 0;             // unix seconds
@@ -57,6 +58,7 @@ struct QueueRecord {
 	std::string prefix;             // header bytes sent before the file
 	std::string message_file;       // relative to data_dir/queue
 	std::string dsn_utf8;           // optional UTF-8 variant of a DSN
+	int64_t data_offset = 0;        // where the message starts in the file (after its envelope header)
 
 	bool operator==(const QueueRecord&) const = default;
 };

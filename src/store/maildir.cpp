@@ -152,19 +152,20 @@ void write_all(int fd, const char* data, size_t len, const std::string& path) {
 	}
 }
 
-// Streams the whole body file into `out_fd` through a fixed buffer, so a
-// large message never sits in memory. pread keeps the body's offset shared
-// by all copies untouched. Returns the bytes copied.
-uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const std::string& out_path) {
+// Streams the body file from `start` to its end into `out_fd` through a
+// fixed buffer, so a large message never sits in memory. pread keeps the
+// body's offset shared by all copies untouched. Returns the bytes copied.
+uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const std::string& out_path,
+                   uint64_t start) {
 	std::string buffer(copy_buffer_size, '\0');
-	uint64_t offset = 0;
+	uint64_t offset = start;
 	for (;;) {
 		ssize_t n = ::pread(body_fd, buffer.data(), buffer.size(), static_cast<off_t>(offset));
 		if (n < 0) {
 			if (errno == EINTR) continue;
 			throw system_error("read", body_path, errno);
 		}
-		if (n == 0) return offset;
+		if (n == 0) return offset - start;
 		write_all(out_fd, buffer.data(), static_cast<size_t>(n), out_path);
 		offset += static_cast<uint64_t>(n);
 	}
@@ -223,9 +224,9 @@ void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& cop
 }
 
 void deliver_maildir_unsynced(const std::string& body_path, std::vector<MaildirCopy>& copies,
-                              const std::string& hostname, std::set<std::string>& to_sync) {
+                              const std::string& hostname, std::set<std::string>& to_sync, uint64_t body_offset) {
 	MaildirBatch batch(hostname);
-	batch.stage(body_path, copies);
+	batch.stage(body_path, copies, body_offset);
 	std::vector<std::string> errors = batch.commit_files(to_sync);
 	if (!errors[0].empty()) throw std::runtime_error(errors[0]);
 	copies = batch.delivered(0);
@@ -248,7 +249,8 @@ MaildirBatch::~MaildirBatch() {
 	}
 }
 
-size_t MaildirBatch::stage(const std::string& body_path, const std::vector<MaildirCopy>& copies) {
+size_t MaildirBatch::stage(const std::string& body_path, const std::vector<MaildirCopy>& copies,
+                          uint64_t body_offset) {
 	auto msg = std::make_unique<Message>();
 	msg->copies = copies;
 	try {
@@ -256,7 +258,9 @@ size_t MaildirBatch::stage(const std::string& body_path, const std::vector<Maild
 		if (body.get() < 0) throw system_error("open", body_path, errno);
 		struct stat body_stat;
 		if (::fstat(body.get(), &body_stat) != 0) throw system_error("stat", body_path, errno);
-		const uint64_t body_size = static_cast<uint64_t>(body_stat.st_size);
+		if (static_cast<uint64_t>(body_stat.st_size) < body_offset)
+			throw std::runtime_error("body file shorter than its header: " + body_path);
+		const uint64_t body_size = static_cast<uint64_t>(body_stat.st_size) - body_offset;
 		// Every copy is written into tmp/; nothing is visible yet, so a failure
 		// here delivers nothing. The fsyncs wait for commit_files, where the
 		// first one commits the whole batch on a journaling file system.
@@ -279,7 +283,7 @@ size_t MaildirBatch::stage(const std::string& body_path, const std::vector<Maild
 			msg->staged.push_back(s);
 			msg->fds.push_back(fd);
 			write_all(fd, copy.prefix.data(), copy.prefix.size(), s.tmp_path);
-			uint64_t copied = copy_body(body.get(), body_path, fd, s.tmp_path);
+			uint64_t copied = copy_body(body.get(), body_path, fd, s.tmp_path, body_offset);
 			// The name already carries S=; a body that changed under us
 			// would make it lie.
 			if (copied != body_size) throw std::runtime_error("body file changed size during delivery: " + body_path);

@@ -32,8 +32,11 @@ void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& cop
 // of several sessions together: each call writes, fsyncs and renames its
 // copies and adds the directories it touched to `dirs_to_sync`; no copy
 // counts as delivered (no 250) until fsync_dirs over the shared set returned.
+// The body is the file's bytes from `body_offset` on (a queue file's
+// message follows its envelope header).
 void deliver_maildir_unsynced(const std::string& body_path, std::vector<MaildirCopy>& copies,
-                              const std::string& hostname, std::set<std::string>& dirs_to_sync);
+                              const std::string& hostname, std::set<std::string>& dirs_to_sync,
+                              uint64_t body_offset = 0);
 void fsync_dirs(const std::set<std::string>& dirs);
 
 // Group commit: the copies of many messages written together. stage()
@@ -51,7 +54,7 @@ public:
 
 	// Stages one message (its copies); returns its index. A failure is
 	// recorded for that message only.
-	size_t stage(const std::string& body_path, const std::vector<MaildirCopy>& copies);
+	size_t stage(const std::string& body_path, const std::vector<MaildirCopy>& copies, uint64_t body_offset = 0);
 	// Per staged message: "" when delivered and durable, else the error.
 	std::vector<std::string> commit();
 	// The message's copies with final_path filled in.

@@ -134,9 +134,19 @@ void SmtpSink::serve() {
 		if (fd < 0)
 			continue;
 		connections_++;
+		if (concurrent_) {
+			session_threads_.emplace_back([this, fd] {
+				session(fd);
+				::close(fd);
+			});
+			continue;
+		}
 		session(fd);
 		::close(fd);
 	}
+	for (auto& t : session_threads_)
+		t.join();
+	session_threads_.clear();
 }
 
 void SmtpSink::session(int fd) {
@@ -225,6 +235,13 @@ void SmtpSink::session(int fd) {
 		} else if (verb == "NOOP") {
 			ok = write_line(fd, "250 2.0.0 ok");
 		} else if (verb == "QUIT") {
+			int delay_ms = 0;
+			{
+				std::lock_guard<std::mutex> lock(mutex_);
+				delay_ms = replies_.quit_delay_ms;
+			}
+			for (int64_t until = now_ms() + delay_ms; !stop_ && now_ms() < until;)
+				usleep(10000);
 			write_line(fd, "221 2.0.0 bye");
 			return;
 		} else {

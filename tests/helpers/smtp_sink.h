@@ -34,6 +34,9 @@ public:
 		// Waits this long after the final dot before sending data_end
 		// (a slow remote, for crash tests); the message is recorded after it.
 		int data_end_delay_ms = 0;
+		// Waits this long after QUIT before the 221 (a remote slow to say
+		// goodbye: the client must not depend on it).
+		int quit_delay_ms = 0;
 	};
 
 	SmtpSink();   // binds 127.0.0.1:0 and starts its thread
@@ -43,6 +46,9 @@ public:
 
 	uint16_t port() const { return port_; }
 	void set_replies(const Replies& replies);
+	// Serve each connection on its own thread from now on (by default one
+	// session at a time), like a real server taking parallel deliveries.
+	void set_concurrent(bool concurrent) { concurrent_ = concurrent; }
 	std::vector<SinkMessage> messages() const;
 	int connections() const { return connections_; }
 	// Complete DATA sections read so far, whatever their reply (counted when
@@ -61,7 +67,9 @@ private:
 	std::atomic<bool> stop_{false};
 	std::atomic<int> connections_{0};
 	std::atomic<int> data_received_{0};
+	std::atomic<bool> concurrent_{false};
 	std::thread thread_;
+	std::vector<std::thread> session_threads_;   // used by serve() only, joined by stop()
 	mutable std::mutex mutex_;
 	Replies replies_;
 	std::vector<SinkMessage> messages_;

@@ -1,0 +1,555 @@
+#include "queue/queue_file.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+
+#include "util/log.h"
+#include "util/storage.h"
+#include "util/strings.h"
+
+namespace tern::queue {
+
+namespace {
+
+constexpr std::string_view magic = "tern-queue 1 ";
+constexpr size_t size_digits = 10;
+constexpr char masked = '-';
+
+std::string state_name(RecipientState s) { return std::string(1, static_cast<char>(s)); }
+
+std::optional<RecipientState> parse_state(std::string_view v)
+{
+	if (v.size() != 1)
+		return std::nullopt;
+	switch (v[0]) {
+	case 'P': return RecipientState::pending;
+	case 'D': return RecipientState::delivered;
+	case 'F': return RecipientState::failed;
+	case 'X': return RecipientState::dropped;
+	default: return std::nullopt;
+	}
+}
+
+// FNV-1a 64 over `bytes` with the in-place bytes at `skip` replaced by a
+// fixed one: a cheap check against garbled or mixed-up headers, not a
+// defence against anyone who can write the queue directory.
+uint64_t header_sum(std::string_view bytes, const std::vector<int64_t>& skip)
+{
+	std::set<int64_t> masked_at(skip.begin(), skip.end());
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < bytes.size(); i++) {
+		char c = masked_at.count(static_cast<int64_t>(i)) ? masked : bytes[i];
+		h ^= static_cast<unsigned char>(c);
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+std::string hex16(uint64_t v)
+{
+	char buf[17];
+	std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+	return buf;
+}
+
+std::optional<int64_t> parse_decimal(std::string_view v)
+{
+	if (v.empty() || v.size() > 18)
+		return std::nullopt;
+	bool negative = v[0] == '-';
+	if (negative)
+		v.remove_prefix(1);
+	if (v.empty())
+		return std::nullopt;
+	int64_t n = 0;
+	for (char c : v) {
+		if (c < '0' || c > '9')
+			return std::nullopt;
+		n = n * 10 + (c - '0');
+	}
+	return negative ? -n : n;
+}
+
+// Appends one field and returns the offset of its value.
+size_t put(std::string& out, std::string_view name, std::string_view value)
+{
+	out.append(name);
+	out += ' ';
+	out += std::to_string(value.size());
+	out += ':';
+	size_t at = out.size();
+	out.append(value);
+	out += '\n';
+	return at;
+}
+
+// A full disk is marked so that the session answers 452 4.3.1 (RFC 3463
+// X.3.1) for a message it could not queue.
+std::string sys_error(const std::string& what, const std::string& path, int err)
+{
+	std::string text = what + " " + path + ": " + std::strerror(err);
+	return is_storage_full(err) ? storage_full_error(text) : text;
+}
+
+bool write_all(int fd, const char* p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = ::write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= static_cast<size_t>(w);
+	}
+	return true;
+}
+
+bool pread_all(int fd, char* p, size_t n, int64_t offset)
+{
+	while (n > 0) {
+		ssize_t r = ::pread(fd, p, n, offset);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		p += r;
+		n -= static_cast<size_t>(r);
+		offset += r;
+	}
+	return true;
+}
+
+// Copies all of in_fd (from its start) to out_fd; returns the bytes copied.
+int64_t copy_data(int in_fd, int out_fd, const std::string& in_path)
+{
+	int64_t total = 0;
+	// copy_file_range keeps the bytes in the kernel (and may share extents).
+	for (;;) {
+		ssize_t n = ::copy_file_range(in_fd, nullptr, out_fd, nullptr, 1 << 30, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) && total == 0)
+			break;  // plain copy below
+		if (n < 0)
+			throw std::runtime_error(sys_error("copy", in_path, errno));
+		if (n == 0)
+			return total;
+		total += n;
+	}
+	char buf[64 * 1024];
+	for (;;) {
+		ssize_t n = ::read(in_fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			throw std::runtime_error(sys_error("read", in_path, errno));
+		if (n == 0)
+			return total;
+		if (!write_all(out_fd, buf, static_cast<size_t>(n)))
+			throw std::runtime_error(sys_error("write", in_path, errno));
+		total += n;
+	}
+}
+
+}  // namespace
+
+std::string encode_queue_file_header(const QueueFileEnvelope& e, QueueFileLayout* layout)
+{
+	QueueFileLayout l;
+	std::string out(magic);
+	out.append(size_digits, '0');
+	out += '\n';
+	l.acknowledged_offset = static_cast<int64_t>(put(out, "acknowledged", e.acknowledged ? "1" : "0"));
+	put(out, "queued", std::to_string(e.queued));
+	put(out, "account", e.sender_account);
+	put(out, "from", e.from);
+	put(out, "message-id", e.message_id);
+	put(out, "8bit", e.has_8bit ? "1" : "0");
+	put(out, "smtputf8", e.smtputf8 ? "1" : "0");
+	put(out, "size", std::to_string(e.data_size));
+	if (!e.dsn_utf8.empty())
+		put(out, "dsn-utf8", e.dsn_utf8);
+	for (const auto& r : e.recipients) {
+		l.state_offsets.push_back(static_cast<int64_t>(put(out, "rcpt-state", state_name(r.state))));
+		put(out, "rcpt-to", r.to);
+		put(out, "rcpt-domain", r.domain);
+		put(out, "rcpt-prefix", r.prefix);
+	}
+	// The size covers the sum line too: fill it in before summing.
+	const size_t total = out.size() + 4 + 16 + 1;
+	std::string digits = std::to_string(total);
+	out.replace(magic.size() + size_digits - digits.size(), digits.size(), digits);
+	std::vector<int64_t> skip = l.state_offsets;
+	skip.push_back(l.acknowledged_offset);
+	out += "sum " + hex16(header_sum(out, skip)) + "\n";
+	l.data_offset = static_cast<int64_t>(out.size());
+	if (layout)
+		*layout = std::move(l);
+	return out;
+}
+
+std::optional<size_t> queue_file_header_size(std::string_view p, std::string& error)
+{
+	const size_t common = std::min(p.size(), magic.size());
+	const bool starts_like_one = !p.empty() && p.substr(0, common) == magic.substr(0, common);
+	if (p.size() < queue_file_preamble_size) {
+		error = starts_like_one ? "truncated queue file header" : "not a queue file (no envelope header)";
+		return std::nullopt;
+	}
+	if (p.substr(0, magic.size()) != magic || p[queue_file_preamble_size - 1] != '\n') {
+		error = "not a queue file (no envelope header)";
+		return std::nullopt;
+	}
+	auto n = parse_decimal(p.substr(magic.size(), size_digits));
+	if (!n || *n < static_cast<int64_t>(queue_file_preamble_size) ||
+	    *n > static_cast<int64_t>(queue_file_max_header)) {
+		error = "queue file header size is garbled";
+		return std::nullopt;
+	}
+	return static_cast<size_t>(*n);
+}
+
+std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, int64_t file_size,
+                                                      std::string& error)
+{
+	auto announced = queue_file_header_size(header, error);
+	if (!announced)
+		return std::nullopt;
+	if (header.size() < *announced || file_size < static_cast<int64_t>(*announced)) {
+		error = "truncated queue file header";
+		return std::nullopt;
+	}
+	header = header.substr(0, *announced);
+	ParsedQueueFile out;
+	QueueFileEnvelope& e = out.envelope;
+	QueueFileLayout& l = out.layout;
+	bool have_ack = false, have_queued = false, have_from = false, have_size = false, have_sum = false;
+	size_t pos = queue_file_preamble_size;
+	auto fail = [&](const std::string& why) {
+		error = "queue file header: " + why;
+		return std::nullopt;
+	};
+	while (pos < header.size()) {
+		size_t space = header.find(' ', pos);
+		if (space == std::string_view::npos || space - pos > 32)
+			return fail("garbled field name");
+		std::string_view name = header.substr(pos, space - pos);
+		if (name == "sum") {
+			if (header.size() - space - 1 != 17 || header.back() != '\n')
+				return fail("garbled checksum line");
+			std::vector<int64_t> skip = l.state_offsets;
+			skip.push_back(l.acknowledged_offset);
+			if (header.substr(space + 1, 16) != hex16(header_sum(header.substr(0, pos), skip)))
+				return fail("checksum mismatch");
+			have_sum = true;
+			pos = header.size();
+			break;
+		}
+		size_t colon = header.find(':', space + 1);
+		if (colon == std::string_view::npos || colon - space - 1 > 12)
+			return fail("garbled field length");
+		auto len = parse_decimal(header.substr(space + 1, colon - space - 1));
+		if (!len || *len < 0 || static_cast<size_t>(*len) > header.size() - colon - 1 ||
+		    header[colon + 1 + static_cast<size_t>(*len)] != '\n')
+			return fail("field " + std::string(name) + " runs past its end");
+		const size_t at = colon + 1;
+		std::string_view v = header.substr(at, static_cast<size_t>(*len));
+		pos = at + v.size() + 1;
+		auto flag = [&](bool& field) {
+			if (v != "0" && v != "1")
+				return false;
+			field = v == "1";
+			return true;
+		};
+		bool ok = true;
+		if (name == "acknowledged") {
+			ok = flag(e.acknowledged);
+			l.acknowledged_offset = static_cast<int64_t>(at);
+			have_ack = true;
+		} else if (name == "queued") {
+			auto n = parse_decimal(v);
+			ok = n.has_value();
+			e.queued = n.value_or(0);
+			have_queued = true;
+		} else if (name == "account") {
+			e.sender_account = v;
+		} else if (name == "from") {
+			e.from = v;
+			have_from = true;
+		} else if (name == "message-id") {
+			e.message_id = v;
+		} else if (name == "8bit") {
+			ok = flag(e.has_8bit);
+		} else if (name == "smtputf8") {
+			ok = flag(e.smtputf8);
+		} else if (name == "size") {
+			auto n = parse_decimal(v);
+			ok = n && *n >= 0;
+			e.data_size = n.value_or(0);
+			have_size = true;
+		} else if (name == "dsn-utf8") {
+			e.dsn_utf8 = v;
+		} else if (name == "rcpt-state") {
+			auto s = parse_state(v);
+			ok = s.has_value();
+			e.recipients.push_back({});
+			e.recipients.back().state = s.value_or(RecipientState::pending);
+			l.state_offsets.push_back(static_cast<int64_t>(at));
+		} else if (name == "rcpt-to" || name == "rcpt-domain" || name == "rcpt-prefix") {
+			if (e.recipients.empty())
+				return fail(std::string(name) + " before rcpt-state");
+			auto& r = e.recipients.back();
+			(name == "rcpt-to" ? r.to : name == "rcpt-domain" ? r.domain : r.prefix) = v;
+		}
+		// Other names: fields of a newer tern, skipped.
+		if (!ok)
+			return fail("bad value of " + std::string(name));
+	}
+	if (!have_sum)
+		return fail("no checksum");
+	if (!have_ack || !have_queued || !have_from || !have_size || e.recipients.empty())
+		return fail("missing fields");
+	for (const auto& r : e.recipients)
+		if (r.to.empty() || r.domain.empty())
+			return fail("recipient without address");
+	l.data_offset = static_cast<int64_t>(header.size());
+	if (file_size != l.data_offset + e.data_size) {
+		error = file_size < l.data_offset + e.data_size ? "truncated queue file (message data incomplete)"
+		                                                 : "queue file longer than announced";
+		return std::nullopt;
+	}
+	return out;
+}
+
+std::optional<size_t> queue_link_index(const std::string& name)
+{
+	size_t dot = name.rfind('.');
+	if (dot == std::string::npos || dot == 0 || dot + 1 == name.size() || name[0] == '.')
+		return std::nullopt;
+	auto n = parse_decimal(std::string_view(name).substr(dot + 1));
+	if (!n || *n < 0 || name[dot + 1] == '-' || name.size() - dot - 1 > 9)
+		return std::nullopt;
+	return static_cast<size_t>(*n);
+}
+
+std::string queue_link_base(const std::string& name)
+{
+	if (!queue_link_index(name))
+		return "";
+	return name.substr(0, name.rfind('.'));
+}
+
+std::string queue_temp_name(const std::string& base) { return "." + base + ".new"; }
+
+std::string queue_temp_base(const std::string& name)
+{
+	if (name.size() <= 5 || name[0] != '.' || name.compare(name.size() - 4, 4, ".new") != 0)
+		return "";
+	return name.substr(1, name.size() - 5);
+}
+
+QueueFileLayout write_queue_file(const std::string& path, const QueueFileEnvelope& envelope,
+                                 const std::string& data_path)
+{
+	QueueFileLayout layout;
+	std::string header = encode_queue_file_header(envelope, &layout);
+	int in = ::open(data_path.c_str(), O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		throw std::runtime_error(sys_error("open", data_path, errno));
+	int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		int err = errno;
+		::close(in);
+		throw std::runtime_error(sys_error("create", path, err));
+	}
+	try {
+		if (!write_all(out, header.data(), header.size()))
+			throw std::runtime_error(sys_error("write", path, errno));
+		int64_t copied = copy_data(in, out, data_path);
+		// The header announced the size; a file that disagrees would be
+		// refused by every later rebuild.
+		if (copied != envelope.data_size)
+			throw std::runtime_error("message file " + data_path + " has " + std::to_string(copied) +
+			                         " bytes, expected " + std::to_string(envelope.data_size));
+		if (::fsync(out) != 0)
+			throw std::runtime_error(sys_error("fsync", path, errno));
+	} catch (...) {
+		::close(in);
+		::close(out);
+		::unlink(path.c_str());
+		throw;
+	}
+	::close(in);
+	if (::close(out) != 0) {
+		int err = errno;
+		::unlink(path.c_str());
+		throw std::runtime_error(sys_error("close", path, err));
+	}
+	return layout;
+}
+
+std::optional<ParsedQueueFile> read_queue_file(const std::string& path, std::string& error)
+{
+	int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		error = sys_error("open", path, errno);
+		return std::nullopt;
+	}
+	struct stat sb;
+	std::optional<ParsedQueueFile> out;
+	std::string head(queue_file_preamble_size, '\0');
+	if (::fstat(fd, &sb) != 0) {
+		error = sys_error("stat", path, errno);
+	} else {
+		head.resize(std::min<size_t>(head.size(), static_cast<size_t>(sb.st_size)));
+		if (!pread_all(fd, head.data(), head.size(), 0)) {
+			error = sys_error("read", path, errno);
+		} else if (auto size = queue_file_header_size(head, error)) {
+			std::string header(std::min<size_t>(*size, static_cast<size_t>(sb.st_size)), '\0');
+			if (!pread_all(fd, header.data(), header.size(), 0))
+				error = sys_error("read", path, errno);
+			else
+				out = parse_queue_file_header(header, static_cast<int64_t>(sb.st_size), error);
+		}
+	}
+	::close(fd);
+	return out;
+}
+
+bool poke_queue_file(const std::string& path, int64_t offset, char value)
+{
+	int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = ::pwrite(fd, &value, 1, offset) == 1;
+	::close(fd);
+	return ok;
+}
+
+bool mark_recipient(const std::string& queue_dir, const std::string& link_name, RecipientState state)
+{
+	auto index = queue_link_index(link_name);
+	if (!index)
+		return false;
+	std::string path = queue_dir + "/" + link_name;
+	std::string error;
+	auto parsed = read_queue_file(path, error);
+	if (!parsed || *index >= parsed->layout.state_offsets.size())
+		return false;
+	return poke_queue_file(path, parsed->layout.state_offsets[*index], static_cast<char>(state));
+}
+
+store::QueueRecord queue_record_for(const QueueFileEnvelope& e, size_t index, const std::string& link_name,
+                                    int64_t data_offset, int64_t next_attempt)
+{
+	const QueueFileRecipient& rcpt = e.recipients.at(index);
+	store::QueueRecord r;
+	r.queued = e.queued;
+	r.sender_account = e.sender_account;
+	r.from = e.from;
+	r.to = rcpt.to;
+	r.recipient_domain = ascii_lower(rcpt.domain);
+	r.next_attempt = next_attempt;
+	r.has_8bit = e.has_8bit;
+	r.smtputf8 = e.smtputf8;
+	r.size = static_cast<int64_t>(rcpt.prefix.size()) + e.data_size;
+	r.message_id = e.message_id;
+	r.prefix = rcpt.prefix;
+	r.message_file = link_name;
+	r.dsn_utf8 = e.dsn_utf8;
+	r.data_offset = data_offset;
+	return r;
+}
+
+RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64_t now,
+                            const std::function<bool(const std::string& base)>& in_progress)
+{
+	RebuildReport report;
+	// The order matters against a concurrent enqueue: the directory first,
+	// then the in-progress check, then the records. A link seen here whose
+	// enqueue is no longer in progress has its records committed already.
+	std::vector<std::string> names;
+	if (DIR* d = ::opendir(queue_dir.c_str())) {
+		while (dirent* e = ::readdir(d)) {
+			std::string name = e->d_name;
+			if (name != "." && name != "..")
+				names.push_back(name);
+		}
+		::closedir(d);
+	}
+	std::vector<std::string> candidates;
+	for (auto& name : names) {
+		std::string base = queue_link_base(name);
+		if (base.empty())
+			base = queue_temp_base(name);
+		if (!in_progress || base.empty() || !in_progress(base))
+			candidates.push_back(name);
+	}
+	std::set<std::string> referenced;
+	for (auto& r : env.queue_list())
+		referenced.insert(r.message_file);
+
+	for (auto& name : candidates) {
+		if (referenced.count(name))
+			continue;
+		std::string path = queue_dir + "/" + name;
+		struct stat sb;
+		if (::lstat(path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode))
+			continue;
+		if (!queue_temp_base(name).empty()) {
+			// Written by an enqueue that died before the rename: it never
+			// got a record, nor a 250.
+			::unlink(path.c_str());
+			report.removed++;
+			log::info("queue: removed incomplete file", {{"file", name}});
+			continue;
+		}
+		auto index = queue_link_index(name);
+		std::string error;
+		auto parsed = index ? read_queue_file(path, error) : std::nullopt;
+		if (!index)
+			error = "not a queue file name";
+		if (parsed && *index >= parsed->envelope.recipients.size()) {
+			parsed.reset();
+			error = "no recipient " + std::to_string(*index) + " in its header";
+		}
+		if (!parsed) {
+			// Possibly acknowledged mail: never deleted on a guess.
+			report.unreadable++;
+			log::error("queue: file without a record kept, cannot rebuild it", {{"file", name}, {"err", error}});
+			continue;
+		}
+		const QueueFileEnvelope& e = parsed->envelope;
+		const QueueFileRecipient& rcpt = e.recipients[*index];
+		if (!e.acknowledged || rcpt.state != RecipientState::pending) {
+			// Never acknowledged (its enqueue died before the commit, so no
+			// 250 went out), or this copy is finished.
+			::unlink(path.c_str());
+			report.removed++;
+			log::info(e.acknowledged ? "queue: removed finished file" : "queue: removed unacknowledged file",
+			          {{"file", name}, {"state", state_name(rcpt.state)}});
+			continue;
+		}
+		report.records.push_back(queue_record_for(e, *index, name, parsed->layout.data_offset, now));
+	}
+	if (!report.records.empty()) {
+		env.queue_add_many(report.records);
+		for (auto& r : report.records)
+			log::info("queue: rebuilt record from its file",
+			          {{"id", std::to_string(r.id)}, {"file", r.message_file}, {"from", r.from}, {"to", r.to}});
+	}
+	report.rebuilt = report.records.size();
+	return report;
+}
+
+}  // namespace tern::queue
