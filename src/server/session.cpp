@@ -340,8 +340,9 @@ void Connection::on_io(int revents) {
 	if ((revents & EV_WRITE) || (tls_write_wants_read && (revents & EV_READ))) {
 		flush();
 		if (dead) return;
-		// Output drained: pipelined input may be waiting.
-		if (outbuf.empty() && !inbuf.empty()) process_input();
+		// Output drained below the limit: commands buffered while it was
+		// full continue now (nothing may arrive from the client to wake us).
+		if (outbuf.size() < max_pending_output && !inbuf.empty()) process_input();
 	}
 	if (!dead && (revents & EV_READ)) read_available();
 	if (!dead) update_watchers();
@@ -457,7 +458,15 @@ void Connection::process_input_loop() {
 			continue;
 		}
 		if (state != SessionState::command && state != SessionState::auth_exchange) break;
-		if (outbuf.size() >= max_pending_output) break;  // backpressure
+		if (outbuf.size() >= max_pending_output) {
+			// Backpressure: hand the replies to the socket first. When it
+			// takes them, the buffered commands continue right here: a
+			// client that already sent everything sends nothing more to
+			// wake us up.
+			flush();
+			if (dead || outbuf.size() >= max_pending_output) break;
+			continue;
+		}
 		size_t nl = inbuf.find('\n');
 		if (nl == std::string::npos ? inbuf.size() >= max_line : nl >= max_line) {
 			reply(500, smtp::se::proto_other0, "line too long, smtp max is 512, we reached 2048");
