@@ -248,7 +248,7 @@ message::ReceivedInfo Connection::received_info(std::time_t now) const {
 	message::ReceivedInfo ri;
 	if (submission()) {
 		// The submitting client's address stays private (SEED-BEHAVIOUR.md §7).
-		ri.from = hostname();
+		ri.from = global_hostname();
 	} else {
 		if (hello->ip)
 			ri.from = hello->ip->to_literal();
@@ -256,7 +256,7 @@ message::ReceivedInfo Connection::received_info(std::time_t now) const {
 			ri.from = tx.smtputf8 ? hello->domain.unicode : hello->domain.ascii;
 		ri.from_comment = "(" + remote_ip.to_literal() + ")";
 	}
-	ri.by = hostname();
+	ri.by = global_hostname();
 	ri.by_comment = "(" + local_ip.to_literal() + ")";
 	ri.with = message::received_with(ehlo, tx.smtputf8, tls, !username.empty());
 	ri.id = received_id();
@@ -277,7 +277,7 @@ void Connection::submit_message() {
 	in.message_path = data->path;
 	in.mail_from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
 	for (const auto& r : tx.recipients) in.recipients.push_back(r.display);
-	in.hostname = hostname();
+	in.hostname = global_hostname();
 	in.smtputf8 = tx.smtputf8;
 	in.now = now;
 	in.env = srv.env();

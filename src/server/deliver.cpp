@@ -98,7 +98,7 @@ std::string Connection::authentication_results(const InboundAnalysis& an) const 
 	for (auto& m : mailauth::dkim_auth_methods(an.dkim)) methods.push_back(std::move(m));
 	methods.push_back(mailauth::spf_auth_method(an.spf.result, an.spf.identity, an.spf_domain()));
 	methods.push_back(mailauth::dmarc_auth_method(an.dmarc));
-	return message::build_authentication_results(hostname(), "", methods);
+	return message::build_authentication_results(global_hostname(), "", methods);
 }
 
 // SEED-BEHAVIOUR.md §9 "analyze()": without reputation data or a junk
@@ -176,10 +176,10 @@ void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector
 	dsn.from = "postmaster@" + first.substr(first.rfind('@') + 1);
 	dsn.to = address_text(*tx.mail_from);
 	dsn.subject = message::subject_incoming_failure;
-	dsn.message_id = message::make_message_id(hostname());
+	dsn.message_id = message::make_message_id(global_hostname());
 	for (const auto& f : an.fields)
 		if (f.lower_name == "message-id") dsn.references = f.unfolded_value();
-	dsn.reporting_mta = hostname();
+	dsn.reporting_mta = global_hostname();
 	dsn.received_from_mta = message::received_from_mta_value(
 	    hello->ip ? hello->ip->to_literal() : hello->domain.ascii, remote_ip.to_literal());
 	dsn.arrival = now;

@@ -201,7 +201,11 @@ struct Connection {
 
 	const config::Listener& listener() const;
 	bool submission() const { return service != net::Service::smtp; }
+	// The listener's name: the greeting, EHLO and SASL only.
 	const std::string& hostname() const;
+	// The global hostname: what the server writes into messages (Received
+	// "by", Authentication-Results, Message-Id, DSNs), whatever the listener.
+	const std::string& global_hostname() const { return cfg->hostname; }
 	std::string received_id() const;
 	std::string address_text(const smtp::Address&) const;
 

@@ -15,6 +15,16 @@ size_t count_lines(const std::string& bytes, const std::string& wanted) {
 	return n;
 }
 
+// The first header field `name` (unfolded, without CRLF) of a stored message, "" when absent.
+std::string header_field(const std::string& message, const std::string& name) {
+	std::string text = "\r\n" + unfold(message);
+	size_t at = text.find("\r\n" + name + ":");
+	if (at == std::string::npos || at > text.find("\r\n\r\n"))
+		return "";
+	at += 2;
+	return text.substr(at, text.find("\r\n", at) - at);
+}
+
 }  // namespace
 
 TEST_CASE("faults: 5000 NOOPs in one write all get their reply, past the output backpressure") {
@@ -39,4 +49,27 @@ TEST_CASE("faults: 5000 NOOPs in one write all get their reply, past the output 
 	}
 	CHECK(count_lines(received, "250 2.0.0 alrighty") == count);
 	CHECK(c.cmd("QUIT").code == 221);
+}
+
+TEST_CASE("faults: Received by and the Authentication-Results authserv-id use the global hostname") {
+	DaemonOptions o;
+	o.config_patch = R"({"listeners": {"test": {"hostname": "listener.test.example"}}})";
+	TernDaemon d(o);
+	REQUIRE_RUNNING(d);
+	SmtpClient c;
+	REQUIRE(c.connect("127.0.0.1", d.smtp_port()));
+	// The listener's name is for the greeting and EHLO.
+	CHECK(starts_with(c.read_reply().plain(), "220 listener.test.example ESMTP "));
+	Reply ehlo = c.cmd("EHLO " + test_ehlo);
+	REQUIRE(ehlo.code == 250);
+	CHECK(ehlo.lines[0] == "250-listener.test.example");
+	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("hostnames"));
+	REQUIRE(t.reply.code == 250);
+	auto files = wait_for_maildir(d.maildir(), 1);
+	REQUIRE(files.size() == 1);
+	std::string stored = read_file(files[0]);
+	INFO(stored);
+	CHECK(starts_with(header_field(stored, "Authentication-Results"), "Authentication-Results: mx.test.example;"));
+	CHECK(contains(header_field(stored, "Received"), " by mx.test.example ("));
+	CHECK_FALSE(contains(header_field(stored, "Received"), "listener.test.example"));
 }
