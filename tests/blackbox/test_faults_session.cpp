@@ -73,3 +73,19 @@ TEST_CASE("faults: Received by and the Authentication-Results authserv-id use th
 	CHECK(contains(header_field(stored, "Received"), " by mx.test.example ("));
 	CHECK_FALSE(contains(header_field(stored, "Received"), "listener.test.example"));
 }
+
+TEST_CASE("faults: ternd as root without a \"user\" key warns that it keeps root") {
+	if (geteuid() != 0) {
+		MESSAGE("skipped: the tests do not run as root");
+		return;
+	}
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	std::string log = d.log_text();
+	INFO(log);
+	size_t at = log.find("running as root");
+	REQUIRE(at != std::string::npos);
+	size_t line = log.rfind('\n', at);
+	line = line == std::string::npos ? 0 : line + 1;
+	CHECK(contains(log.substr(line, at - line), "level=warn "));
+}
