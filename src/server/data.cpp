@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "core/stats.h"
+#include "message/auth_results.h"
 #include "message/headers.h"
 #include "server/inbound.h"
 #include "server/localserve.h"
@@ -203,6 +204,10 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 		std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0] : an->iprev.name;
 		if (!name.empty() && (!hello || hello->ip || name != hello->domain.ascii))
 			ri.from_comment = "(" + name + " " + remote_ip.to_literal() + ")";
+	} else if (cfg->localserve) {
+		// Localserve looks nothing up, so no method has a result: RFC 8601
+		// 2.2 "none" (the seed's header for a message with no checks).
+		common += message::build_authentication_results(global_hostname(), "", {});
 	}
 
 	auto copies = std::make_shared<std::vector<store::MaildirCopy>>();
