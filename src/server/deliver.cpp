@@ -113,6 +113,7 @@ void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
 	            {"dmarc_reject", an->dmarc.use && an->dmarc.reject ? "yes" : "no"}});
 	auto reject = [&](int code, std::string_view secode, const std::string& text, const char* reason) {
 		log::event(log::Level::info, cid, "incoming message rejected", {{"reason", reason}});
+		slow = true;  // a refused sender is kept busy (slow mode) from now on
 		for (const auto& r : tx.recipients) if (r.local) core::stats().count_delivery("reject", reason);  // per recipient, as the seed
 		std::vector<DeliverError> errors;
 		for (const auto& r : tx.recipients)
@@ -139,6 +140,7 @@ void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone
 			                       if (s == mailauth::DnsblStatus::fail) {
 				                       log::event(log::Level::info, c.cid, "incoming message rejected",
 				                                  {{"reason", "dns-blocklisted"}, {"zone", c.listener().smtp.dnsbl_zones[zone]}});
+				                       c.slow = true;  // as for any refusal by analysis
 				                       for (const auto& r : c.tx.recipients) if (r.local) core::stats().count_delivery("reject", "dns-blocklisted");
 				                       std::vector<DeliverError> errors;
 				                       for (const auto& r : c.tx.recipients)
