@@ -154,7 +154,8 @@ void write_pid_file(const std::string& path) {
 
 void drop_privileges(const std::string& user, const std::string& data_dir) {
 	if (user.empty()) {
-		if (geteuid() == 0) log::info("running as root; set \"user\" in the config to drop privileges");
+		// Keeping root is allowed but rarely wanted: say so loudly.
+		if (geteuid() == 0) log::warn("running as root; set \"user\" in the config to drop privileges");
 		return;
 	}
 	if (geteuid() != 0) return;  // already unprivileged

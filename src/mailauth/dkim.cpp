@@ -62,6 +62,12 @@ std::optional<VerifyResult> check_signature(const Signature& sig, const VerifyOp
 
 	if (!sig.hash())
 		return verdict(Status::permerror, "dkim: unknown hash algorithm: " + quoted(sig.hash_algorithm));
+	// RFC 8301 3.1: verifiers must not consider SHA-1 signatures valid. A
+	// permanent error for this signature (RFC 6376 3.9 PERMFAIL), decided
+	// before any key is looked up.
+	if (*sig.hash() == HashAlg::sha1)
+		return verdict(Status::permerror, "dkim: hash algorithm not allowed: " + quoted(sig.algorithm()) +
+			" uses sha1 (RFC 8301)");
 	if (!sig.header_canon())
 		return verdict(Status::permerror, "dkim: unknown canonicalization: header canonicalization " + quoted(sig.canonicalization));
 	if (!sig.body_canon())

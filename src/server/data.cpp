@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "core/stats.h"
+#include "message/auth_results.h"
 #include "message/headers.h"
 #include "server/inbound.h"
 #include "server/localserve.h"
@@ -218,6 +219,10 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 		std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0] : an->iprev.name;
 		if (!name.empty() && (!hello || hello->ip || name != hello->domain.ascii))
 			ri.from_comment = "(" + name + " " + remote_ip.to_literal() + ")";
+	} else if (cfg->localserve) {
+		// Localserve looks nothing up, so no method has a result: RFC 8601
+		// 2.2 "none" (the seed's header for a message with no checks).
+		common += message::build_authentication_results(global_hostname(), "", {});
 	}
 
 	auto copies = std::make_shared<std::vector<store::MaildirCopy>>();
@@ -263,7 +268,7 @@ message::ReceivedInfo Connection::received_info(std::time_t now) const {
 	message::ReceivedInfo ri;
 	if (submission()) {
 		// The submitting client's address stays private (SEED-BEHAVIOUR.md §7).
-		ri.from = hostname();
+		ri.from = global_hostname();
 	} else {
 		if (hello->ip)
 			ri.from = hello->ip->to_literal();
@@ -271,7 +276,7 @@ message::ReceivedInfo Connection::received_info(std::time_t now) const {
 			ri.from = tx.smtputf8 ? hello->domain.unicode : hello->domain.ascii;
 		ri.from_comment = "(" + remote_ip.to_literal() + ")";
 	}
-	ri.by = hostname();
+	ri.by = global_hostname();
 	ri.by_comment = "(" + local_ip.to_literal() + ")";
 	ri.with = message::received_with(ehlo, tx.smtputf8, tls, !username.empty());
 	ri.id = received_id();
@@ -292,7 +297,7 @@ void Connection::submit_message() {
 	in.message_path = data->path;
 	in.mail_from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
 	for (const auto& r : tx.recipients) in.recipients.push_back(r.display);
-	in.hostname = hostname();
+	in.hostname = global_hostname();
 	in.smtputf8 = tx.smtputf8;
 	in.now = now;
 	in.env = srv.env();

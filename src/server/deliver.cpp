@@ -98,7 +98,7 @@ std::string Connection::authentication_results(const InboundAnalysis& an) const 
 	for (auto& m : mailauth::dkim_auth_methods(an.dkim)) methods.push_back(std::move(m));
 	methods.push_back(mailauth::spf_auth_method(an.spf.result, an.spf.identity, an.spf_domain()));
 	methods.push_back(mailauth::dmarc_auth_method(an.dmarc));
-	return message::build_authentication_results(hostname(), "", methods);
+	return message::build_authentication_results(global_hostname(), "", methods);
 }
 
 // SEED-BEHAVIOUR.md §9 "analyze()": without reputation data or a junk
@@ -113,6 +113,7 @@ void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
 	            {"dmarc_reject", an->dmarc.use && an->dmarc.reject ? "yes" : "no"}});
 	auto reject = [&](int code, std::string_view secode, const std::string& text, const char* reason) {
 		log::event(log::Level::info, cid, "incoming message rejected", {{"reason", reason}});
+		slow = true;  // a refused sender is kept busy (slow mode) from now on
 		for (const auto& r : tx.recipients) if (r.local) core::stats().count_delivery("reject", reason);  // per recipient, as the seed
 		std::vector<DeliverError> errors;
 		for (const auto& r : tx.recipients)
@@ -139,6 +140,7 @@ void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone
 			                       if (s == mailauth::DnsblStatus::fail) {
 				                       log::event(log::Level::info, c.cid, "incoming message rejected",
 				                                  {{"reason", "dns-blocklisted"}, {"zone", c.listener().smtp.dnsbl_zones[zone]}});
+				                       c.slow = true;  // as for any refusal by analysis
 				                       for (const auto& r : c.tx.recipients) if (r.local) core::stats().count_delivery("reject", "dns-blocklisted");
 				                       std::vector<DeliverError> errors;
 				                       for (const auto& r : c.tx.recipients)
@@ -176,10 +178,10 @@ void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector
 	dsn.from = "postmaster@" + first.substr(first.rfind('@') + 1);
 	dsn.to = address_text(*tx.mail_from);
 	dsn.subject = message::subject_incoming_failure;
-	dsn.message_id = message::make_message_id(hostname());
+	dsn.message_id = message::make_message_id(global_hostname());
 	for (const auto& f : an.fields)
 		if (f.lower_name == "message-id") dsn.references = f.unfolded_value();
-	dsn.reporting_mta = hostname();
+	dsn.reporting_mta = global_hostname();
 	dsn.received_from_mta = message::received_from_mta_value(
 	    hello->ip ? hello->ip->to_literal() : hello->domain.ascii, remote_ip.to_literal());
 	dsn.arrival = now;

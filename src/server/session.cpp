@@ -42,7 +42,8 @@ Connection::Connection(Server& s, core::ConnHandle h, uint64_t id, int sock, con
       service(ls.service),
       cfg(std::move(c)),
       io(s.loop(), [this](int revents) { srv.with_conn(self, [revents](Connection& c) { c.on_io(revents); }); }),
-      deadline(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_deadline(); }); }) {
+      deadline(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_deadline(); }); }),
+      slow_timer(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_slow_tick(); }); }) {
 	sockaddr_storage ss{};
 	socklen_t len = sizeof(ss);
 	if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
@@ -207,11 +208,17 @@ void Connection::reply_error(const smtp::SmtpError& e) {
 void Connection::flush() {
 	// Nothing goes out while the handshake runs; the TLS session writes itself.
 	if (state == SessionState::tls_handshake) return;
+	// Slow mode: one byte, then the timer releases the next (a spammer
+	// pays in connection time; the loop never sleeps).
+	bool paced = slow_pace();
 	while (!outbuf.empty()) {
+		if (paced && slow_timer.active()) break;
+		size_t len = paced ? 1 : outbuf.size();
 		size_t sent = 0;
 		if (tlss) {
-			net::IoStatus st = tlss->write(outbuf.data(), outbuf.size(), sent);
+			net::IoStatus st = tlss->write(outbuf.data(), len, sent);
 			outbuf.erase(0, sent);
+			if (paced && sent > 0 && !outbuf.empty()) slow_timer.start(bad_client_delay());
 			if (st == net::IoStatus::ok) continue;
 			if (st == net::IoStatus::want_write || st == net::IoStatus::want_read) {
 				tls_write_wants_read = st == net::IoStatus::want_read;
@@ -220,9 +227,10 @@ void Connection::flush() {
 			close_now(st == net::IoStatus::closed ? "connection closed by peer" : tlss->last_error());
 			return;
 		}
-		ssize_t n = send(fd, outbuf.data(), outbuf.size(), MSG_NOSIGNAL);
+		ssize_t n = send(fd, outbuf.data(), len, MSG_NOSIGNAL);
 		if (n > 0) {
 			outbuf.erase(0, static_cast<size_t>(n));
+			if (paced && !outbuf.empty()) slow_timer.start(bad_client_delay());
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -264,10 +272,13 @@ void Connection::update_watchers() {
 		io.set(fd, events);
 		return;
 	}
-	if (!outbuf.empty()) events |= tls_write_wants_read ? EV_READ : EV_WRITE;
+	// A paced byte waits for its timer, not for the socket.
+	if (!outbuf.empty() && !(slow_pace() && slow_timer.active())) events |= tls_write_wants_read ? EV_READ : EV_WRITE;
+	// In slow mode nothing more is read until the reply is out: the client
+	// cannot pile up input while it is being slowed down.
 	bool want_read = (state == SessionState::command || state == SessionState::data ||
 	                  state == SessionState::auth_exchange || state == SessionState::proxy_header) &&
-	                 !eof && outbuf.size() < max_pending_output;
+	                 !eof && outbuf.size() < max_pending_output && !(slow_pace() && !outbuf.empty());
 	if (want_read) events |= EV_READ;
 	io.set(fd, events);
 }
@@ -306,6 +317,17 @@ void Connection::stall_then(double seconds, std::function<void(Connection&)> con
 	deadline.start(seconds);
 }
 
+void Connection::on_slow_tick() {
+	// A byte went out: the client is reading, so its deadline starts over
+	// (the seed sets its deadline at every write).
+	if (state != SessionState::waiting && state != SessionState::tls_handshake) arm_deadline();
+	flush();
+	if (dead) return;
+	// The whole reply is out: the next buffered line may be taken.
+	if (outbuf.empty() && !inbuf.empty()) process_input();
+	if (!dead) update_watchers();
+}
+
 void Connection::on_deadline() {
 	if (state == SessionState::waiting && stalled) {
 		auto cont = std::move(stalled);
@@ -340,8 +362,9 @@ void Connection::on_io(int revents) {
 	if ((revents & EV_WRITE) || (tls_write_wants_read && (revents & EV_READ))) {
 		flush();
 		if (dead) return;
-		// Output drained: pipelined input may be waiting.
-		if (outbuf.empty() && !inbuf.empty()) process_input();
+		// Output drained below the limit: commands buffered while it was
+		// full continue now (nothing may arrive from the client to wake us).
+		if (outbuf.size() < max_pending_output && !inbuf.empty()) process_input();
 	}
 	if (!dead && (revents & EV_READ)) read_available();
 	if (!dead) update_watchers();
@@ -457,7 +480,17 @@ void Connection::process_input_loop() {
 			continue;
 		}
 		if (state != SessionState::command && state != SessionState::auth_exchange) break;
-		if (outbuf.size() >= max_pending_output) break;  // backpressure
+		// Slow mode: the next line waits until the last reply is out.
+		if (slow_pace() && !outbuf.empty()) break;
+		if (outbuf.size() >= max_pending_output) {
+			// Backpressure: hand the replies to the socket first. When it
+			// takes them, the buffered commands continue right here: a
+			// client that already sent everything sends nothing more to
+			// wake us up.
+			flush();
+			if (dead || outbuf.size() >= max_pending_output) break;
+			continue;
+		}
 		size_t nl = inbuf.find('\n');
 		if (nl == std::string::npos ? inbuf.size() >= max_line : nl >= max_line) {
 			reply(500, smtp::se::proto_other0, "line too long, smtp max is 512, we reached 2048");
@@ -468,15 +501,23 @@ void Connection::process_input_loop() {
 		std::string line(inbuf, 0, nl);
 		inbuf.erase(0, nl + 1);
 		if (!line.empty() && line.back() == '\r') line.pop_back();
-		if (state == SessionState::auth_exchange) {
-			if (log::enabled(log::Level::trace))
-				log::event(log::Level::trace, cid, log::enabled(log::Level::traceauth) ? "RC: " + line : "RC: ***");
+		bool sasl_line = state == SessionState::auth_exchange;
+		if (sasl_line && log::enabled(log::Level::trace))
+			log::event(log::Level::trace, cid, log::enabled(log::Level::traceauth) ? "RC: " + line : "RC: ***");
+		if (slow_pace()) {
+			// Slow mode: each line read waits before it is handled (the
+			// seed sleeps before every read); the loop serves others
+			// meanwhile.
+			stall_then(bad_client_delay(), [line, sasl_line](Connection& c) {
+				if (!sasl_line) {
+					c.handle_line(line);
+					return;
+				}
+				c.state = SessionState::auth_exchange;
+				c.auth_line(line);
+			});
+		} else if (sasl_line) {
 			auth_line(line);
-		} else if (slow && cfg->delays_ms.bad_client > 0) {
-			// Slow mode: each command waits before it is handled (the seed
-			// sleeps before every read); the loop serves others meanwhile.
-			stall_then(static_cast<double>(cfg->delays_ms.bad_client) / 1000.0,
-			           [line](Connection& c) { c.handle_line(line); });
 		} else {
 			handle_line(line);
 		}
@@ -501,7 +542,7 @@ void Connection::process_input_loop() {
 	// Replies to a pipelined batch go out together: flush when no further
 	// complete command is buffered (SEED-BEHAVIOUR.md §0).
 	if (state != SessionState::command || inbuf.find('\n') == std::string::npos ||
-	    outbuf.size() >= max_pending_output)
+	    outbuf.size() >= max_pending_output || slow_pace())
 		flush();
 	if (!dead) update_watchers();
 }
@@ -586,8 +627,9 @@ void Connection::finish_command() {
 		reply(421, smtp::se::sys_not_accepting2, "shutting down");
 		close_after_flush();
 	}
-	if (state == SessionState::command) arm_deadline();
-	else if (state == SessionState::closing) arm_deadline();
+	if (state == SessionState::command || state == SessionState::closing ||
+	    state == SessionState::auth_exchange)
+		arm_deadline();
 	process_input();
 	if (!dead) {
 		flush();

@@ -90,6 +90,7 @@ struct Connection {
 	// Wire events.
 	void on_io(int revents);
 	void on_deadline();
+	void on_slow_tick();                 // slow mode: the next byte of output may go
 	void start();                        // PROXY header or begin_session
 	void begin_session();                // limiter checks and greeting
 	void read_proxy_header();
@@ -109,6 +110,10 @@ struct Connection {
 	void close_after_flush();
 	void close_now(std::string_view why);
 	void update_watchers();
+	// Slow mode with a delay configured: output leaves one byte per
+	// delays_ms.bad_client and every line read waits that long.
+	bool slow_pace() const { return slow && cfg->delays_ms.bad_client > 0; }
+	double bad_client_delay() const { return static_cast<double>(cfg->delays_ms.bad_client) / 1000.0; }
 	void start_tls();
 	void continue_handshake();
 	void arm_deadline();
@@ -203,7 +208,11 @@ struct Connection {
 
 	const config::Listener& listener() const;
 	bool submission() const { return service != net::Service::smtp; }
+	// The listener's name: the greeting, EHLO and SASL only.
 	const std::string& hostname() const;
+	// The global hostname: what the server writes into messages (Received
+	// "by", Authentication-Results, Message-Id, DSNs), whatever the listener.
+	const std::string& global_hostname() const { return cfg->hostname; }
 	std::string received_id() const;
 	std::string address_text(const smtp::Address&) const;
 
@@ -220,6 +229,7 @@ struct Connection {
 	std::unique_ptr<net::TlsSession> tlss;  // only while the connection uses TLS
 	core::IoWatcher io;
 	core::TimerWatcher deadline;
+	core::TimerWatcher slow_timer;        // slow mode: runs between two output bytes
 	std::string inbuf;                    // taken when bytes arrive, released when empty
 	std::string outbuf;                   // released when drained
 
@@ -251,7 +261,9 @@ struct Connection {
 	bool auth_in_progress = false;
 	bool auth_failure_recorded = false;   // this login's failure is already counted
 	bool auth_raw_next = false;           // next SASL line is not base64 (SCRAM error ack)
-	bool slow = false;                    // slow mode (SEED-BEHAVIOUR.md §1)
+	// Slow mode (SEED-BEHAVIOUR.md §1): from the 3rd failed AUTH or a
+	// refusal by analysis until a successful AUTH.
+	bool slow = false;
 
 	uint32_t ncmds = 0;                   // recognised commands so far
 	uint32_t tx_bad = 0, tx_good = 0;

@@ -24,7 +24,7 @@ struct SubmissionInput {
 	std::string message_path;            // the received message (temp file)
 	std::string mail_from;               // as written into headers ("" = null)
 	std::vector<std::string> recipients; // forward paths, for the send limits
-	std::string hostname;                // listener hostname (Message-Id, Auth-Results)
+	std::string hostname;                // global hostname (Message-Id, Auth-Results)
 	bool smtputf8 = false;
 	std::time_t now = 0;
 	store::Env* env = nullptr;           // send limits (nullptr: not checked)

@@ -17,7 +17,7 @@ namespace tern::log {
 
 namespace {
 
-constexpr std::string_view level_names[] = {"error", "info", "debug", "trace", "traceauth", "tracedata"};
+constexpr std::string_view level_names[] = {"error", "warn", "info", "debug", "trace", "traceauth", "tracedata"};
 
 // The level is read on every log call from any thread; an atomic keeps
 // enabled() a single relaxed load.
@@ -56,6 +56,8 @@ int syslog_priority(Level level)
 	switch (level) {
 	case Level::error:
 		return LOG_ERR;
+	case Level::warn:
+		return LOG_WARNING;
 	case Level::info:
 		return LOG_INFO;
 	default:
@@ -125,7 +127,7 @@ void append_field(std::string& out, std::string_view key, std::string_view value
 bool parse_level(std::string_view name, Level& out)
 {
 	for (size_t i = 0; i < std::size(level_names); ++i) {
-		if (name == level_names[i]) {
+		if (name == level_names[i] && static_cast<Level>(i) != Level::warn) {
 			out = static_cast<Level>(i);
 			return true;
 		}

@@ -10,10 +10,12 @@
 
 namespace tern::log {
 
-// Ordered from least to most verbose (SPEC.md "-l" levels).
-enum class Level { error = 0, info, debug, trace, traceauth, tracedata };
+// Ordered from least to most verbose (SPEC.md "-l" levels). warn is not a
+// level to select: its lines show wherever info lines do.
+enum class Level { error = 0, warn, info, debug, trace, traceauth, tracedata };
 
-// Parses "error", "info", ... ; returns false for an unknown name.
+// Parses "error", "info", ... ; returns false for an unknown name (and for
+// "warn", which cannot be selected).
 bool parse_level(std::string_view name, Level& out);
 std::string_view level_name(Level);
 
@@ -41,6 +43,7 @@ using Field = std::pair<std::string_view, std::string>;
 void event(Level, uint64_t cid, std::string_view msg, std::initializer_list<Field> fields = {});
 
 inline void error(std::string_view msg, std::initializer_list<Field> f = {}) { event(Level::error, 0, msg, f); }
+inline void warn(std::string_view msg, std::initializer_list<Field> f = {}) { event(Level::warn, 0, msg, f); }
 inline void info(std::string_view msg, std::initializer_list<Field> f = {}) { event(Level::info, 0, msg, f); }
 inline void debug(std::string_view msg, std::initializer_list<Field> f = {}) { event(Level::debug, 0, msg, f); }
 

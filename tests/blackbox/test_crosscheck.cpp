@@ -318,6 +318,16 @@ TEST_CASE("cross-check: python3-dkim signs, ternctl dkim verify passes it and fa
 			CHECK(starts_with(v.out, "fail d=test.example s=" + key.selector + " a=" + key.algorithm + " error=\""));
 		}
 	}
+
+	// RFC 8301 3.1: a correct rsa-sha1 signature is still never a pass.
+	std::string msg_path = tmp_write(dir, "plain.eml", message_text);
+	ProgramResult py = run_program({debian_python(), "-c", dkimpy_script, "sign", dir + "/pyrsa.pem", "pyrsa",
+	                                "test.example", "rsa-sha1", "relaxed/relaxed", msg_path});
+	REQUIRE_MESSAGE(py.exit_code == 0, py.err);
+	ProgramResult v = run_ternctl({"--dns", dns.address(), "dkim", "verify"}, py.out);
+	CHECK(v.exit_code == 1);
+	CHECK(v.out == "permerror d=test.example s=pyrsa a=rsa-sha1 error=\"dkim: hash algorithm not allowed: \\\"rsa-sha1\\\" "
+	               "uses sha1 (RFC 8301)\"\n");
 }
 
 TEST_CASE("cross-check: ternctl dkim genkey + sign, python3-dkim verifies") {

@@ -103,6 +103,8 @@ TEST_CASE("localserve: swaks delivers to the tern account; special localparts fa
 		REQUIRE(files.size() == 1);
 		std::string stored = unfold(read_file(files[0]));
 		CHECK(contains(stored, "Return-Path: <sender@example.org>\r\n"));
+		// No lookups in localserve, so every method is none (RFC 8601 2.2).
+		CHECK(contains(stored, "\r\nAuthentication-Results: localhost; none\r\n"));
 		CHECK(contains(stored, "Received: from client.example"));
 		CHECK(contains(stored, " for <someone@example.com>; "));
 	}

@@ -65,14 +65,17 @@ TEST_CASE("log: level names and enabled()")
 	CHECK(l == Level::traceauth);
 	CHECK_FALSE(log::parse_level("verbose", l));
 	CHECK_FALSE(log::parse_level("INFO", l));
+	CHECK_FALSE(log::parse_level("warn", l));  // shown with info, not a level to select
 	CHECK(l == Level::traceauth);  // unchanged on failure
 	CHECK(log::level_name(Level::debug) == "debug");
 	CHECK(log::level_name(Level::trace) == "trace");
+	CHECK(log::level_name(Level::warn) == "warn");
 
 	Level saved = log::level();
 	log::set_level(Level::info);
 	CHECK(log::level() == Level::info);
 	CHECK(log::enabled(Level::error));
+	CHECK(log::enabled(Level::warn));
 	CHECK(log::enabled(Level::info));
 	CHECK_FALSE(log::enabled(Level::debug));
 	CHECK_FALSE(log::enabled(Level::tracedata));
