@@ -142,6 +142,7 @@ struct Connection {
 	void auth_line(std::string_view line);
 	void auth_step(sasl::Step step);
 	void auth_failed(const smtp::SmtpError& e);
+	void auth_temporary_failure();
 	std::string login_account(const std::string& login) const;
 
 	bool tls_required_for_auth() const;
