@@ -71,10 +71,9 @@ void show(const store::QueueRecord& r, std::ostream& out)
 	    << "file: " << r.message_file << "\n";
 }
 
-}  // namespace
-
-int run_queue_command(const config::Config& cfg, const std::vector<std::string>& args, std::ostream& out,
-                      std::ostream& err)
+// The usage and id checks, before any database work; the status to exit
+// with when the command is malformed.
+std::optional<int> refuse_malformed(const std::vector<std::string>& args, std::ostream& err)
 {
 	if (args.empty()) {
 		err << usage;
@@ -88,31 +87,40 @@ int run_queue_command(const config::Config& cfg, const std::vector<std::string>&
 		err << usage;
 		return 2;
 	}
-	std::optional<uint64_t> id;
-	if (args.size() == 2) {
-		id = parse_id(args[1]);
-		if (!id) {
-			err << "no such message\n";
-			return 1;
-		}
+	if (args.size() == 2 && !parse_id(args[1])) {
+		err << "no such message\n";
+		return 1;
 	}
+	return std::nullopt;
+}
+
+}  // namespace
+
+QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg, const std::vector<std::string>& args,
+                                     std::ostream& out, std::ostream& err)
+{
+	if (auto status = refuse_malformed(args, err))
+		return {*status, false};
+	const std::string& cmd = args[0];
+	std::optional<uint64_t> id;
+	if (args.size() == 2)
+		id = parse_id(args[1]);
 	try {
-		store::Env env(cfg.data_dir);
 		if (cmd == "list") {
 			out << "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n";
 			for (auto& r : env.queue_list())
 				out << r.id << " " << iso8601_utc(r.next_attempt) << " " << r.attempts << " <" << r.from << "> <"
 				    << r.to << "> " << or_dash(one_line(r.last_error)) << "\n";
-			return 0;
+			return {0, false};
 		}
 		if (cmd == "show") {
 			auto r = env.queue_get(*id);
 			if (!r) {
 				err << "no such message\n";
-				return 1;
+				return {1, false};
 			}
 			show(*r, out);
-			return 0;
+			return {0, false};
 		}
 		if (cmd == "kick") {
 			const int64_t now = static_cast<int64_t>(std::time(nullptr));
@@ -121,7 +129,7 @@ int run_queue_command(const config::Config& cfg, const std::vector<std::string>&
 				auto r = env.queue_get(*id);
 				if (!r) {
 					err << "no such message\n";
-					return 1;
+					return {1, false};
 				}
 				records.push_back(*r);
 			} else {
@@ -135,24 +143,38 @@ int run_queue_command(const config::Config& cfg, const std::vector<std::string>&
 			}
 			if (id && kicked == 0) {
 				err << "no such message\n";
-				return 1;
+				return {1, false};
 			}
 			out << "kicked " << kicked << "\n";
-			if (kicked)
-				notify_daemon(cfg);
-			return 0;
+			return {0, kicked > 0};
 		}
 		// drop: the record first, then its file link (each record owns one).
 		auto r = env.queue_get(*id);
 		if (!r || !env.queue_remove(*id)) {
 			err << "no such message\n";
-			return 1;
+			return {1, false};
 		}
 		if (!r->message_file.empty())
 			::unlink((cfg.data_dir + "/queue/" + r->message_file).c_str());
 		out << "dropped " << *id << "\n";
-		notify_daemon(cfg);
-		return 0;
+		return {0, true};
+	} catch (const std::exception& e) {
+		err << "error: " << e.what() << "\n";
+		return {1, false};
+	}
+}
+
+int run_queue_command(const config::Config& cfg, const std::vector<std::string>& args, std::ostream& out,
+                      std::ostream& err)
+{
+	if (auto status = refuse_malformed(args, err))
+		return *status;
+	try {
+		store::Env env(cfg.data_dir);
+		QueueCommandResult result = run_queue_command(env, cfg, args, out, err);
+		if (result.changed)
+			notify_daemon(cfg);
+		return result.status;
 	} catch (const std::exception& e) {
 		err << "error: " << e.what() << "\n";
 		return 1;
