@@ -359,8 +359,9 @@ constexpr u_int32_t max_threads_in_env = 64;
 // waits this long for the other threads to leave the old handles.
 constexpr auto reopen_wait = std::chrono::seconds(20);
 // Less free space than this on the database's file system at a failed
-// open is reported as a full disk.
-constexpr uint64_t nearly_full_bytes = 256 * 1024;
+// open is reported as a full disk: the region files and one log file
+// alone take about 2 MiB.
+constexpr uint64_t nearly_full_bytes = 4 * 1024 * 1024;
 
 // Whether a process other than us has the environment open: each process
 // that opened it with DB_REGISTER holds an fcntl lock on its slot of
