@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <random>
@@ -139,29 +140,47 @@ TEST_CASE("trust db: ternctl passwd killed at random moments never breaks logins
 	std::string password_file = dir + "/password";
 	write_file(password_file, alice_password + "\n");
 
+	// A client logs in again and again while ternctl is killed at random
+	// moments of its run.
+	std::atomic<bool> done{false};
+	std::atomic<int> refused{0}, temporary{0}, accepted{0}, other{0};
+	std::string last_bad;
+	std::thread client([&] {
+		while (!done) {
+			Reply r = login(d);
+			if (r.code == 235)
+				accepted++;
+			else if (r.code == 454)
+				temporary++;
+			else {
+				(r.code == 535 ? refused : other)++;
+				last_bad = r.plain() + " " + r.error;
+			}
+		}
+	});
 	std::mt19937 rng(12345);
 	std::uniform_int_distribution<int> pause_us(0, 40000);
-	int refused = 0, temporary = 0, accepted = 0;
 	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-	for (int i = 0; i < 30 && std::chrono::steady_clock::now() < deadline; i++) {
+	int kills = 0;
+	for (; kills < 30 && std::chrono::steady_clock::now() < deadline; kills++) {
 		pid_t pid = spawn_passwd(d, password_file);
-		REQUIRE(pid > 0);
+		if (pid <= 0)
+			break;
 		std::this_thread::sleep_for(std::chrono::microseconds(pause_us(rng)));
 		kill(pid, SIGKILL);
 		waitpid(pid, nullptr, 0);
-		Reply r = login(d);
-		if (r.code == 235)
-			accepted++;
-		else if (r.code == 454)
-			temporary++;
-		else if (r.code == 535)
-			refused++;
-		INFO("iteration " << i << ": " << r.plain() << " " << r.error);
-		CHECK((r.code == 235 || r.code == 454));
-		REQUIRE_RUNNING(d);
+		if (!d.running())
+			break;
 	}
+	done = true;
+	client.join();
+	CHECK(kills == 30);
+	REQUIRE_RUNNING(d);
+	INFO("last refused login: " << last_bad);
+	CHECK(other == 0);
 	CHECK(refused == 0);
-	MESSAGE("accepted " << accepted << ", temporary " << temporary);
+	CHECK(accepted > 0);
+	MESSAGE("logins accepted " << accepted.load() << ", temporary " << temporary.load());
 	CHECK(login_until_accepted(d).code == 235);
 	REQUIRE_RUNNING(d);
 	CHECK(d.stop() == 0);
@@ -256,6 +275,16 @@ TEST_CASE("trust db: leftovers of an earlier run are cleaned at start") {
 		REQUIRE(d.start());
 		for (int i = 0; i < 5; i++)
 			CHECK(!file_exists(tmp + "/data-" + std::to_string(i) + "-1"));
+		CHECK(login(d).code == 235);
+	}
+	SUBCASE("the control socket of a killed ternd") {
+		REQUIRE(d.start());
+		d.kill9();
+		REQUIRE(file_exists(d.data_dir() + "/control.sock"));
+		REQUIRE_MESSAGE(d.start(), d.error() << "\n" << log_tail(d));
+		ProgramResult r = run_ternctl({"-c", d.config_path(), "passwd", "alice"}, alice_password + "\n");
+		CHECK(r.exit_code == 0);
+		CHECK(log_tail(d).find("command=passwd") != std::string::npos);
 		CHECK(login(d).code == 235);
 	}
 	SUBCASE("a region file scribbled while ternd was stopped") {
