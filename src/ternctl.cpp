@@ -4,7 +4,10 @@
 // config that cannot be loaded for another command.
 #include <ev.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +34,7 @@
 #include "sasl/secrets.h"
 #include "smtp/parser.h"
 #include "store/db.h"
+#include "util/control_protocol.h"
 #include "util/ipaddr.h"
 #include "util/strings.h"
 
@@ -91,9 +95,78 @@ int cmd_check(const std::string& path) {
 	}
 }
 
+// Thrown by the commands; carries the exit status.
+struct CommandError {
+	int status;
+	std::string message;
+};
+
+// How long ternd may take to answer a control request (a write waits for
+// the log fsync, which a busy disk can delay).
+constexpr int control_answer_timeout_ms = 300 * 1000;
+
+// Sends `words` to the ternd that serves data_dir (its control socket,
+// man/ternd.8) and returns its answer; nullopt when no ternd listens there
+// (no socket file, or a stale one), in which case the caller opens the
+// database itself. A ternd that is there but does not answer is an error:
+// opening the environment under it would be the very risk the socket avoids.
+std::optional<control::Answer> ask_ternd(const std::string& data_dir, const std::vector<std::string>& words) {
+	std::string path = data_dir + "/control.sock";
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	if (path.size() >= sizeof addr.sun_path) return std::nullopt;   // ternd could not have bound it either
+	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+	int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) throw CommandError{exit_negative, std::string("error: socket: ") + std::strerror(errno)};
+	if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+		int err = errno;
+		::close(fd);
+		if (err == ENOENT || err == ECONNREFUSED) return std::nullopt;
+		throw CommandError{exit_negative, "error: cannot reach ternd at " + path + ": " + std::strerror(err)};
+	}
+	std::string request = control::format_request(words);
+	for (size_t sent = 0; sent < request.size();) {
+		ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) {
+			int err = errno;
+			::close(fd);
+			throw CommandError{exit_negative, "error: sending to ternd at " + path + ": " + std::strerror(err)};
+		}
+		sent += static_cast<size_t>(n);
+	}
+	std::string line;
+	char buf[65536];
+	for (;;) {
+		pollfd p{fd, POLLIN, 0};
+		int ready = ::poll(&p, 1, control_answer_timeout_ms);
+		if (ready < 0 && errno == EINTR) continue;
+		if (ready <= 0) {
+			::close(fd);
+			throw CommandError{exit_negative, "error: no answer from ternd at " + path};
+		}
+		ssize_t n = ::read(fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) break;
+		line.append(buf, static_cast<size_t>(n));
+		if (line.back() == '\n') break;
+	}
+	::close(fd);
+	auto answer = control::parse_answer(line);
+	if (!answer) throw CommandError{exit_negative, "error: ternd at " + path + " gave no valid answer"};
+	return answer;
+}
+
+// Prints ternd's answer as if this process had done the work.
+int relay(const control::Answer& answer) {
+	std::cout << answer.out << std::flush;
+	std::cerr << answer.err << std::flush;
+	return answer.status;
+}
+
 // Stores the derived secrets (never the password) of an account from the
-// config; works while ternd runs, which joins the same DB environment and
-// reads the secrets at the next login.
+// config. While ternd runs, ternd stores them (only the secrets cross its
+// control socket); otherwise this process opens the database.
 int cmd_passwd(const std::string& path, const std::string& account) {
 	std::shared_ptr<const config::Config> cfg;
 	try {
@@ -116,8 +189,12 @@ int cmd_passwd(const std::string& path, const std::string& account) {
 	try {
 		std::string blob = sasl::StoredSecrets::derive(password).serialize();
 		std::fill(password.begin(), password.end(), '\0');
+		if (auto answer = ask_ternd(cfg->data_dir, {"passwd", account, blob})) return relay(*answer);
 		store::Env env(cfg->data_dir);
 		env.set_password_secrets(account, blob);
+	} catch (const CommandError& e) {
+		std::cerr << e.message << "\n";
+		return e.status;
 	} catch (const std::exception& e) {
 		std::cerr << "error: " << e.what() << "\n";
 		return 1;
@@ -127,12 +204,6 @@ int cmd_passwd(const std::string& path, const std::string& account) {
 }
 
 // ------------------------------------------------------------ shared parts
-
-// Thrown by the diagnostic commands; carries the exit status.
-struct CommandError {
-	int status;
-	std::string message;
-};
 
 // The config for a diagnostic command. Diagnostics need no config: with
 // --dns and without -c none is read, and a missing default file is fine.
@@ -640,6 +711,10 @@ int main(int argc, char** argv) {
 		if (command == "dmarc") return cmd_dmarc(g, args);
 		if (command == "queue") {
 			auto cfg = required_config(g);
+			// Through ternd while it runs, so ternctl never joins its environment.
+			std::vector<std::string> words{"queue"};
+			words.insert(words.end(), args.begin(), args.end());
+			if (auto answer = ask_ternd(cfg->data_dir, words)) return relay(*answer);
 			return queue::run_queue_command(*cfg, args, std::cout, std::cerr);
 		}
 	} catch (const CommandError& e) {

@@ -14,8 +14,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "config/config.h"
@@ -28,9 +30,11 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "net/udns_resolver.h"
+#include "queue/ctl.h"
 #include "queue/queue.h"
 #include "sasl/secrets.h"
 #include "store/db.h"
+#include "server/control.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "util/recvid.h"
@@ -191,6 +195,53 @@ std::unique_ptr<store::Env> open_store(const config::Config& cfg) {
 	return env;
 }
 
+// data_dir/tmp holds only the files of DATA transfers in progress: at start
+// none is in progress, so every data-* file there is a leftover of a daemon
+// that was killed (a stored message is never in tmp).
+void remove_stale_temp_files(const std::string& tmp_dir) {
+	std::error_code ec;
+	size_t removed = 0;
+	for (std::filesystem::directory_iterator it(tmp_dir, ec), end; !ec && it != end; it.increment(ec)) {
+		if (it->path().filename().string().rfind("data-", 0) != 0) continue;
+		std::error_code rm;
+		if (std::filesystem::remove(it->path(), rm)) ++removed;
+	}
+	if (removed) log::info("removed leftover temporary files", {{"dir", tmp_dir}, {"count", std::to_string(removed)}});
+}
+
+// The control socket's commands (man/ternd.8 "CONTROL SOCKET"); each is the
+// ternctl command of the same name, run on a worker against our Env. `cfg`
+// is read on the loop only (a reload replaces it there).
+void add_control_commands(server::ControlServer& control, const std::shared_ptr<const config::Config>& cfg,
+                          store::Env* env, queue::Queue* outq, const bool& stopping) {
+	// `ternctl passwd ACCOUNT`: ternctl derives the secrets; only they come here.
+	control.add("passwd", [&cfg, env](const std::vector<std::string>& args) -> server::ControlJob {
+		if (args.size() != 2) throw std::runtime_error("usage: passwd ACCOUNT SECRETS");
+		return [current = cfg, env, account = args[0], blob = args[1]]() -> server::ControlOutcome {
+			if (!current->accounts.count(account)) return {{1, "", "error: no such account: " + account + "\n"}, {}};
+			if (!sasl::StoredSecrets::parse(blob)) return {{1, "", "error: malformed password secrets\n"}, {}};
+			env->set_password_secrets(account, blob);
+			return {{0, "password updated for " + account + "\n", ""}, {}};
+		};
+	});
+	// `ternctl queue …`: every subcommand, reads too, so ternctl never joins
+	// the environment while we run.
+	control.add("queue", [&cfg, env, outq, &stopping](const std::vector<std::string>& args) -> server::ControlJob {
+		std::function<bool(const std::string&)> in_progress;
+		if (outq) in_progress = outq->enqueues_in_progress();
+		return [current = cfg, env, outq, &stopping, args, in_progress]() -> server::ControlOutcome {
+			std::ostringstream out, err;
+			auto result = queue::run_queue_command(*env, *current, args, out, err, in_progress);
+			server::ControlOutcome outcome{{result.status, out.str(), err.str()}, {}};
+			if (result.changed && outq)
+				outcome.then_on_loop = [outq, &stopping] {
+					if (!stopping) outq->resync();
+				};
+			return outcome;
+		};
+	});
+}
+
 void apply_log_settings(const config::Config& cfg, const Options& o) {
 	log::Level level = cfg.log.level;
 	if (!o.log_level.empty()) log::parse_level(o.log_level, level);
@@ -233,6 +284,8 @@ int main(int argc, char** argv) {
 	std::unique_ptr<store::Env> env;  // outlives the server, which uses it
 	std::unique_ptr<server::Server> srv;
 	std::unique_ptr<queue::Queue> outq;  // destroyed before the server (it uses its pool and resolver)
+	std::unique_ptr<server::ControlServer> control;  // destroyed after the worker pool drained
+	bool stopping = false;  // the loop ended: completions only finish their work
 	struct ev_loop* loop = nullptr;
 	int metrics_fd = -1;  // metrics: the /metrics socket, bound with the SMTP ports
 	try {
@@ -240,6 +293,7 @@ int main(int argc, char** argv) {
 		apply_log_settings(*cfg, opts);
 		make_dirs(cfg->data_dir);
 		make_dirs(cfg->data_dir + "/tmp");
+		remove_stale_temp_files(cfg->data_dir + "/tmp");
 		std::vector<std::string> warnings;
 		auto sockets = net::open_listeners(*cfg, cfg->localserve, warnings);
 		for (const auto& w : warnings) log::info(w);
@@ -275,6 +329,9 @@ int main(int argc, char** argv) {
 			outq = std::make_unique<queue::Queue>(loop, srv->workers(), srv->resolver(), *env, cfg);
 			srv->set_outbound(outq.get());
 		}
+		// After the privilege drop, so the socket belongs to the daemon's user.
+		control = std::make_unique<server::ControlServer>(loop, srv->workers(), cfg->data_dir + "/control.sock");
+		add_control_commands(*control, cfg, env.get(), outq.get(), stopping);
 	} catch (const std::exception& e) {
 		log::error("cannot start", {{"error", e.what()}});
 		if (opts.foreground || opts.localserve) std::cerr << "error: " << e.what() << "\n";
@@ -330,6 +387,28 @@ int main(int argc, char** argv) {
 
 	srv->start();
 	if (outq) outq->start();
+	control->start();
+	// failchk every few seconds: a process that died inside the environment
+	// (a ternctl run while we were down and still running, a db_* tool)
+	// must not keep its locks. One check at a time, on a worker.
+	bool failchk_running = false;
+	std::function<void()> run_failchk;
+	core::TimerWatcher failchk(loop, [&] { run_failchk(); });
+	run_failchk = [&] {
+		failchk.start(5.0);
+		if (failchk_running) return;
+		failchk_running = true;
+		srv->workers().submit(
+		    [envp = env.get()] {
+			    try {
+				    envp->check_dead_processes();
+			    } catch (const std::exception& e) {
+				    log::error("database check", {{"error", e.what()}});
+			    }
+		    },
+		    [&failchk_running] { failchk_running = false; });
+	};
+	failchk.start(5.0);
 	// metrics (SPEC.md "Logs, signals, metrics"): gauges and queue counters are
 	// read from the live objects when /metrics is rendered.
 	std::unique_ptr<metrics::HttpResponder> metrics_http;
@@ -353,12 +432,15 @@ int main(int argc, char** argv) {
 	core::TimerWatcher trim(loop, [] { core::trim_startup_memory(); });
 	trim.start(1.0);
 	ev_run(loop, 0);
+	stopping = true;
+	failchk.stop();
 	// Outbound sessions stop (their records stay for the next start);
 	// deliveries whose clients went away still finish before we exit.
 	if (outq) outq->shutdown();
 	metrics_http.reset();  // metrics: no page rendered past this point
 	core::stats().clear_samplers();
 	srv->workers().drain();
+	control.reset();  // removes the socket file
 	outq.reset();
 	srv.reset();
 	if (!pid_file.empty()) unlink(pid_file.c_str());

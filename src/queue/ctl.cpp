@@ -62,22 +62,6 @@ void notify_daemon(const config::Config& cfg)
 		::kill(pid, SIGUSR2);  // ternd re-reads the queue (Queue::resync)
 }
 
-// `queue rebuild`: a running ternd rebuilds itself (it alone knows which
-// messages it is enqueueing right now); otherwise this process does.
-int rebuild(const config::Config& cfg, std::ostream& out)
-{
-	if (pid_t pid = running_daemon(cfg)) {
-		::kill(pid, SIGUSR2);  // Queue::resync rebuilds, then reloads
-		out << "asked ternd (pid " << pid << ") to rebuild the queue; see its log\n";
-		return 0;
-	}
-	store::Env env(cfg.data_dir);
-	RebuildReport r = rebuild_queue(env, cfg.data_dir + "/queue", static_cast<int64_t>(std::time(nullptr)), {});
-	out << "rebuilt " << r.rebuilt << " records, removed " << r.removed << " finished files, kept "
-	    << r.unreadable << " unreadable files\n";
-	return r.unreadable ? 1 : 0;
-}
-
 void show(const store::QueueRecord& r, std::ostream& out)
 {
 	out << "id: " << r.id << "\n"
@@ -97,10 +81,9 @@ void show(const store::QueueRecord& r, std::ostream& out)
 	    << "file: " << r.message_file << "\n";
 }
 
-}  // namespace
-
-int run_queue_command(const config::Config& cfg, const std::vector<std::string>& args, std::ostream& out,
-                      std::ostream& err)
+// The usage and id checks, before any database work; the status to exit
+// with when the command is malformed.
+std::optional<int> refuse_malformed(const std::vector<std::string>& args, std::ostream& err)
 {
 	if (args.empty()) {
 		err << usage;
@@ -114,33 +97,48 @@ int run_queue_command(const config::Config& cfg, const std::vector<std::string>&
 		err << usage;
 		return 2;
 	}
-	std::optional<uint64_t> id;
-	if (args.size() == 2) {
-		id = parse_id(args[1]);
-		if (!id) {
-			err << "no such message\n";
-			return 1;
-		}
+	if (args.size() == 2 && !parse_id(args[1])) {
+		err << "no such message\n";
+		return 1;
 	}
+	return std::nullopt;
+}
+
+}  // namespace
+
+QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg, const std::vector<std::string>& args,
+                                     std::ostream& out, std::ostream& err,
+                                     const std::function<bool(const std::string& base)>& in_progress)
+{
+	if (auto status = refuse_malformed(args, err))
+		return {*status, false};
+	const std::string& cmd = args[0];
+	std::optional<uint64_t> id;
+	if (args.size() == 2)
+		id = parse_id(args[1]);
 	try {
-		if (cmd == "rebuild")
-			return rebuild(cfg, out);
-		store::Env env(cfg.data_dir);
+		if (cmd == "rebuild") {
+			RebuildReport r = rebuild_queue(env, cfg.data_dir + "/queue", static_cast<int64_t>(std::time(nullptr)),
+			                                in_progress);
+			out << "rebuilt " << r.rebuilt << " records, removed " << r.removed << " finished files, kept "
+			    << r.unreadable << " unreadable files\n";
+			return {r.unreadable ? 1 : 0, r.rebuilt > 0};
+		}
 		if (cmd == "list") {
 			out << "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n";
 			for (auto& r : env.queue_list())
 				out << r.id << " " << iso8601_utc(r.next_attempt) << " " << r.attempts << " <" << r.from << "> <"
 				    << r.to << "> " << or_dash(one_line(r.last_error)) << "\n";
-			return 0;
+			return {0, false};
 		}
 		if (cmd == "show") {
 			auto r = env.queue_get(*id);
 			if (!r) {
 				err << "no such message\n";
-				return 1;
+				return {1, false};
 			}
 			show(*r, out);
-			return 0;
+			return {0, false};
 		}
 		if (cmd == "kick") {
 			const int64_t now = static_cast<int64_t>(std::time(nullptr));
@@ -149,7 +147,7 @@ int run_queue_command(const config::Config& cfg, const std::vector<std::string>&
 				auto r = env.queue_get(*id);
 				if (!r) {
 					err << "no such message\n";
-					return 1;
+					return {1, false};
 				}
 				records.push_back(*r);
 			} else {
@@ -163,31 +161,45 @@ int run_queue_command(const config::Config& cfg, const std::vector<std::string>&
 			}
 			if (id && kicked == 0) {
 				err << "no such message\n";
-				return 1;
+				return {1, false};
 			}
 			out << "kicked " << kicked << "\n";
-			if (kicked)
-				notify_daemon(cfg);
-			return 0;
+			return {0, kicked > 0};
 		}
 		// drop: the copy marked dropped in its file (so no rebuild brings it
 		// back), the record, then its file link (each record owns one).
 		auto r = env.queue_get(*id);
 		if (!r) {
 			err << "no such message\n";
-			return 1;
+			return {1, false};
 		}
 		if (!r->message_file.empty())
 			mark_recipient(cfg.data_dir + "/queue", r->message_file, RecipientState::dropped);
 		if (!env.queue_remove(*id)) {
 			err << "no such message\n";
-			return 1;
+			return {1, false};
 		}
 		if (!r->message_file.empty())
 			::unlink((cfg.data_dir + "/queue/" + r->message_file).c_str());
 		out << "dropped " << *id << "\n";
-		notify_daemon(cfg);
-		return 0;
+		return {0, true};
+	} catch (const std::exception& e) {
+		err << "error: " << e.what() << "\n";
+		return {1, false};
+	}
+}
+
+int run_queue_command(const config::Config& cfg, const std::vector<std::string>& args, std::ostream& out,
+                      std::ostream& err)
+{
+	if (auto status = refuse_malformed(args, err))
+		return *status;
+	try {
+		store::Env env(cfg.data_dir);
+		QueueCommandResult result = run_queue_command(env, cfg, args, out, err);
+		if (result.changed)
+			notify_daemon(cfg);
+		return result.status;
 	} catch (const std::exception& e) {
 		err << "error: " << e.what() << "\n";
 		return 1;

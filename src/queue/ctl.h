@@ -1,24 +1,39 @@
 // `ternctl queue …` (SPEC.md "ternctl", "Details"): list, show, kick and
-// drop queue records, working on the database while ternd runs.
+// drop queue records, through ternd's control socket while it runs.
 #pragma once
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "store/db.h"
 
 namespace tern::queue {
 
+// What a queue command did: the exit status (0 success, 1 "no such
+// message" or a store error, 2 usage error) and whether it changed queue
+// records (then the running daemon re-reads its schedule).
+struct QueueCommandResult {
+	int status = 0;
+	bool changed = false;
+};
+
 // args: the words after "queue", e.g. {"list"}, {"show", "12"},
-// {"kick"}, {"kick", "12"}, {"drop", "12"}, {"rebuild"}. Opens the store::Env of
-// config.data_dir itself (call it when the process holds no other Env of
-// that directory). After a kick or drop that changed something, sends
-// SIGUSR2 to the pid in config.pid_file, when that file exists, so a
-// running ternd re-reads its schedule (Queue::resync). "rebuild" restores
-// records from the queue files (rebuild_queue) itself when no ternd runs,
-// else asks ternd to do it with the same signal.
-// Returns the exit status: 0 success, 1 "no such message" (or a store
-// error), 2 usage error.
+// {"kick"}, {"kick", "12"}, {"drop", "12"}, {"rebuild"}, run on an open
+// environment (ternd runs it on a worker for a request on its control
+// socket; ternctl when no ternd runs). Writes what ternctl prints to out and
+// err. "rebuild" restores missing records from the queue files
+// (rebuild_queue), leaving alone the files of `in_progress` enqueues (the
+// running daemon's own; none for ternctl).
+QueueCommandResult run_queue_command(store::Env& env, const config::Config& config,
+                                     const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+                                     const std::function<bool(const std::string& base)>& in_progress = {});
+
+// The same with an store::Env of config.data_dir opened for the call (for
+// a process that holds no other Env of that directory). After a change it
+// sends SIGUSR2 to the pid in config.pid_file, when that file exists, so a
+// daemon re-reads its schedule (Queue::resync). Returns the exit status.
 int run_queue_command(const config::Config& config, const std::vector<std::string>& args, std::ostream& out,
                       std::ostream& err);
 

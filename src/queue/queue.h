@@ -92,6 +92,11 @@ public:
 	// queue files without one, then re-reads the schedule from the
 	// database, on a worker.
 	void resync();
+	// Whether the queue file base name belongs to an enqueue not yet
+	// committed: a rebuild on another thread must leave such files alone.
+	std::function<bool(const std::string& base)> enqueues_in_progress() const {
+		return [in_progress = in_progress_](const std::string& base) { return in_progress->contains(base); };
+	}
 	// Stops starting deliveries and aborts running SMTP sessions; records
 	// stay for the next start. Pending worker jobs still complete harmlessly.
 	void shutdown();

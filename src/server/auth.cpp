@@ -119,18 +119,24 @@ void Connection::auth_step(sasl::Step step) {
 		}
 		auth_login = account;
 		auto secrets = std::make_shared<std::optional<sasl::StoredSecrets>>();
+		auto lookup_failed = std::make_shared<bool>(false);
 		store::Env* env = srv.env();
 		srv.workers().submit(
-		    [env, account, secrets] {
+		    [env, account, secrets, lookup_failed] {
 			    if (!env) return;
 			    try {
 				    if (auto blob = env->password_secrets(account)) *secrets = sasl::StoredSecrets::parse(*blob);
 			    } catch (const std::exception& e) {
+				    *lookup_failed = true;
 				    log::error("reading password secrets", {{"account", account}, {"error", e.what()}});
 			    }
 		    },
-		    suspend([secrets](Connection& c) {
+		    suspend([secrets, lookup_failed](Connection& c) {
 			    c.state = SessionState::command;
+			    if (*lookup_failed) {
+				    c.auth_temporary_failure();
+				    return;
+			    }
 			    c.auth_step(c.mechanism->provide_secrets(std::move(*secrets)));
 		    }));
 		return;
@@ -182,6 +188,21 @@ void Connection::auth_failed(const SmtpError& e) {
 	if (state == SessionState::auth_exchange) state = SessionState::command;
 	log::event(log::Level::info, cid, "authentication failed", {{"code", std::to_string(e.code)}});
 	reply_error(e);
+}
+
+// The secrets could not be read (a database failure): the client may try
+// again later. RFC 4954 6: 454 4.7.0 is the temporary authentication
+// failure; it says nothing about the credentials, so it counts neither
+// against the connection nor against the client's address.
+void Connection::auth_temporary_failure() {
+	core::stats().count_auth("submission", mechanism ? mechanism->name() : "", "error");
+	mechanism.reset();
+	auth_login.clear();
+	auth_raw_next = false;
+	auth_in_progress = false;
+	if (auth_failures > 0) --auth_failures;  // cmd_auth counted this attempt
+	log::event(log::Level::info, cid, "authentication temporarily unavailable", {{"code", "454"}});
+	reply_error(SmtpError{454, std::string(se::pol_other0), "temporary server error"});
 }
 
 std::string Connection::login_account(const std::string& login) const {

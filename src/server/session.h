@@ -149,6 +149,7 @@ struct Connection {
 	void auth_step(sasl::Step step);
 	void auth_failed(const smtp::SmtpError& e);
 	void record_auth_failure(std::string_view result);
+	void auth_temporary_failure();
 	std::string login_account(const std::string& login) const;
 
 	bool tls_required_for_auth() const;

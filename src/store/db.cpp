@@ -11,7 +11,11 @@
 #include "store/db.h"
 
 #include <db.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,7 +24,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 
 namespace tern::store {
@@ -338,6 +345,90 @@ std::optional<QueueRecord> parse_queue_record(std::string_view in) {
 
 // ---- the environment
 
+namespace {
+
+// DB_ENV->set_isalive (used by failchk and by threads waiting on a mutex):
+// a process is alive while a signal could reach it. Our own threads live as
+// long as the process (the worker pool never ends a thread mid-call).
+int process_is_alive(DB_ENV*, pid_t pid, db_threadid_t, u_int32_t) {
+	if (pid == ::getpid()) return 1;
+	return ::kill(pid, 0) == 0 || errno == EPERM;
+}
+
+// Room for the thread table failchk needs: every thread of every process
+// that joins at the same time (ternd's workers, a few ternctl).
+constexpr u_int32_t max_threads_in_env = 64;
+// A panicked environment is reopened by the first thread that sees it; it
+// waits this long for the other threads to leave the old handles.
+constexpr auto reopen_wait = std::chrono::seconds(20);
+// Less free space than this on the database's file system at a failed
+// open is reported as a full disk: the region files and one log file
+// alone take about 2 MiB.
+constexpr uint64_t nearly_full_bytes = 4 * 1024 * 1024;
+
+// Whether a process other than us has the environment open: each process
+// that opened it with DB_REGISTER holds an fcntl lock on its slot of
+// __db.register for as long as it stays (F_GETLK never reports our own).
+bool other_process_registered(const std::string& dir) {
+	int fd = ::open((dir + "/__db.register").c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return false;
+	struct flock probe {};
+	probe.l_type = F_WRLCK;
+	probe.l_whence = SEEK_SET;
+	probe.l_start = 0;
+	probe.l_len = 0;
+	bool held = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+	::close(fd);
+	return held;
+}
+
+// The region files (__db.001 … and the registry) hold only shared-memory
+// state; the tables and the log are the data. Removing them when no other
+// process is inside is always safe and gets rid of scribbled ones.
+void remove_region_files(const std::string& dir) {
+	namespace fs = std::filesystem;
+	std::error_code ec;
+	for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+		std::string name = it->path().filename().string();
+		if (name.rfind("__db.", 0) == 0) fs::remove(it->path(), ec);
+	}
+}
+
+// A failed open on a full (or nearly full) file system names that cause:
+// Berkeley DB itself often reports it as a region error or DB_RUNRECOVERY.
+std::string explain_open_failure(const std::string& dir, int rc, const std::string& text) {
+	struct statvfs fs {};
+	bool full = rc == ENOSPC;
+	uint64_t free_bytes = 0;
+	if (::statvfs(dir.c_str(), &fs) == 0) {
+		free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+		full = full || free_bytes < nearly_full_bytes;
+	}
+	if (!full) return text;
+	return "no space left on device (ENOSPC): the file system of " + dir + " has " + std::to_string(free_bytes) +
+	       " bytes free; free some space and start again (" + text + ")";
+}
+
+// Serializes the "am I alone → clean regions → open" sequence between
+// processes that open the environment at the same moment.
+class OpenLock {
+public:
+	explicit OpenLock(const std::string& dir) {
+		fd_ = ::open((dir + "/open.lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (fd_ >= 0) ::flock(fd_, LOCK_EX);
+	}
+	~OpenLock() {
+		if (fd_ >= 0) ::close(fd_);
+	}
+	OpenLock(const OpenLock&) = delete;
+	OpenLock& operator=(const OpenLock&) = delete;
+
+private:
+	int fd_ = -1;
+};
+
+}  // namespace
+
 struct Env::Impl {
 	std::string path;
 	DB_ENV* env = nullptr;
@@ -346,6 +437,10 @@ struct Env::Impl {
 	DB* queue = nullptr;
 	DB* deliveries = nullptr;
 	DB* meta = nullptr;
+	// Every operation holds `gate` shared; a reopen after a panic holds it
+	// exclusively, so no thread uses a handle while it is replaced.
+	std::shared_timed_mutex gate;
+	uint64_t generation = 0;   // reopens so far; guarded by gate
 
 	~Impl() { close(); }
 
@@ -374,11 +469,135 @@ struct Env::Impl {
 		return db;
 	}
 
+	// One environment handle with our settings; `flags` are env->open's.
+	// Returns env->open's code; *out is set only on success.
+	int open_handle(u_int32_t flags, DB_ENV** out) {
+		DB_ENV* handle = nullptr;
+		check(db_env_create(&handle, 0), "creating the environment handle");
+		handle->set_errcall(handle, remember_db_message);
+		// Durable commits (no DB_TXN_NOSYNC / WRITE_NOSYNC): a 250 depends on them.
+		check(handle->set_lk_detect(handle, DB_LOCK_DEFAULT), "setting deadlock detection");
+		check(handle->log_set_config(handle, DB_LOG_AUTO_REMOVE, 1), "enabling log auto-removal");
+		check(handle->set_lg_max(handle, 1024 * 1024), "setting the log file size");
+		check(handle->set_cachesize(handle, 0, 4 * 1024 * 1024, 1), "setting the cache size");
+		// failchk (at open and periodically) frees what a dead process held
+		// and threads waiting on its mutexes stop waiting.
+		check(handle->set_thread_count(handle, max_threads_in_env), "setting the thread count");
+		check(handle->set_isalive(handle, process_is_alive), "setting the liveness check");
+		int rc = handle->open(handle, path.c_str(), flags, 0600);
+		if (rc != 0) {
+			handle->close(handle, 0);
+			return rc;
+		}
+		*out = handle;
+		return 0;
+	}
+
+	// Opens the environment and the tables. When no other process is
+	// inside, the region files are rebuilt from scratch and recovery runs
+	// from the log first (a process that crashed, even one that scribbled a
+	// region, leaves nothing behind); otherwise DB_REGISTER's own check
+	// recovers when a registered process died.
+	void open() {
+		OpenLock serialize(path);
+		if (!other_process_registered(path)) {
+			remove_region_files(path);
+			DB_ENV* alone = nullptr;
+			int rc = open_handle(DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_RECOVER,
+			                     &alone);
+			if (rc != 0) fail_open(rc, "recovering the database environment ");
+			alone->close(alone, 0);
+		}
+		u_int32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_THREAD |
+		                  DB_REGISTER | DB_RECOVER | DB_FAILCHK;
+		int rc = open_handle(flags, &env);
+		if (rc != 0) fail_open(rc, "opening the database environment ");
+		try {
+			passwords = open_table("passwords.db");
+			outgoing = open_table("outgoing.db");
+			queue = open_table("queue.db");
+			deliveries = open_table("deliveries.db");
+			meta = open_table("meta.db");
+			run_transaction("checking the schema version", [&](DB_TXN* txn) {
+				auto v = get(meta, txn, "schema", DB_RMW);
+				if (!v) {
+					put(meta, txn, "schema", be64_string(schema_version));
+				} else if (v->size() != 8 || get_be64(v->data()) != schema_version) {
+					throw DbError("database schema version is not " + std::to_string(schema_version));
+				}
+			});
+		} catch (const DbError& e) {
+			close();
+			throw DbError(explain_open_failure(path, e.code(), e.what()), e.code());
+		} catch (...) {
+			close();
+			throw;
+		}
+	}
+
+	[[noreturn]] void fail_open(int rc, const std::string& what) {
+		try {
+			throw_db(rc, what + path);
+		} catch (const DbError& e) {
+			throw DbError(explain_open_failure(path, rc, e.what()), rc);
+		}
+	}
+
+	// After DB_RUNRECOVERY: closes every handle and opens again with
+	// recovery, unless another thread already did since `seen_generation`.
+	// Connections waiting meanwhile get their temporary error from the
+	// failed call; the next call uses the new handles.
+	void reopen_after_panic(uint64_t seen_generation) {
+		std::unique_lock lock(gate, std::defer_lock);
+		if (!lock.try_lock_for(reopen_wait)) return;   // a later call tries again
+		if (generation != seen_generation) return;
+		close();
+		++generation;
+		open();
+	}
+
+	// Runs `op` with the handles held; a panicked environment is reopened
+	// (by this thread) and the call fails with DB_RUNRECOVERY for the
+	// caller to answer with a temporary error.
+	template <class Op>
+	void guarded(Op&& op) {
+		uint64_t seen;
+		std::optional<DbError> panic;
+		{
+			std::shared_lock lock(gate);
+			seen = generation;
+			if (env) {
+				try {
+					op();
+					return;
+				} catch (const DbError& e) {
+					if (e.code() != DB_RUNRECOVERY) throw;
+					panic = e;
+				}
+			}
+		}
+		try {
+			reopen_after_panic(seen);
+		} catch (const DbError& e) {
+			// Still broken (say, the disk is full): the next call tries again.
+			throw DbError("reopening the database environment after a failure: " + std::string(e.what()),
+			              DB_RUNRECOVERY);
+		}
+		if (panic) throw *panic;
+		throw DbError("the database environment was being reopened", DB_RUNRECOVERY);
+	}
+
+	// transaction() with the panic guard: what every public method uses.
+	template <class Fn>
+	void transaction(const char* what, Fn&& fn) {
+		guarded([&] { run_transaction(what, fn); });
+	}
+
 	// Runs `fn(txn)` in a transaction and commits it (the commit fsyncs the
 	// log). A deadlock victim is aborted and run again, a few times, after a
 	// short growing pause.
 	template <class Fn>
-	void transaction(const char* what, Fn&& fn) {
+	void run_transaction(const char* what, Fn&& fn) {
 		for (int attempt = 0;; ++attempt) {
 			DB_TXN* txn = nullptr;
 			check(env->txn_begin(env, nullptr, &txn, 0), "beginning a transaction");
@@ -509,43 +728,9 @@ Env::Env(const std::string& data_dir) : impl_(std::make_unique<Impl>()) {
 	std::error_code ec;
 	fs::create_directories(data_dir, ec);
 	if (::mkdir(impl_->path.c_str(), 0700) != 0 && errno != EEXIST)
-		throw DbError("creating " + impl_->path + ": " + std::strerror(errno));
-
-	DB_ENV* env = nullptr;
-	check(db_env_create(&env, 0), "creating the environment handle");
-	impl_->env = env;
-	env->set_errcall(env, remember_db_message);
-	// Durable commits (no DB_TXN_NOSYNC / WRITE_NOSYNC): a 250 depends on them.
-	check(env->set_lk_detect(env, DB_LOCK_DEFAULT), "setting deadlock detection");
-	check(env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1), "enabling log auto-removal");
-	check(env->set_lg_max(env, 1024 * 1024), "setting the log file size");
-	check(env->set_cachesize(env, 0, 4 * 1024 * 1024, 1), "setting the cache size");
-	u_int32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_THREAD |
-	                  DB_REGISTER | DB_RECOVER;
-	int rc = env->open(env, impl_->path.c_str(), flags, 0600);
-	if (rc != 0) {
-		env->close(env, 0);
-		impl_->env = nullptr;
-		throw_db(rc, "opening the database environment " + impl_->path);
-	}
-	try {
-		impl_->passwords = impl_->open_table("passwords.db");
-		impl_->outgoing = impl_->open_table("outgoing.db");
-		impl_->queue = impl_->open_table("queue.db");
-		impl_->deliveries = impl_->open_table("deliveries.db");
-		impl_->meta = impl_->open_table("meta.db");
-		impl_->transaction("checking the schema version", [&](DB_TXN* txn) {
-			auto v = get(impl_->meta, txn, "schema", DB_RMW);
-			if (!v) {
-				put(impl_->meta, txn, "schema", be64_string(schema_version));
-			} else if (v->size() != 8 || get_be64(v->data()) != schema_version) {
-				throw DbError("database schema version is not " + std::to_string(schema_version));
-			}
-		});
-	} catch (...) {
-		impl_->close();
-		throw;
-	}
+		throw DbError(explain_open_failure(impl_->path, errno,
+		                                   "creating " + impl_->path + ": " + std::strerror(errno)));
+	impl_->open();
 }
 
 Env::~Env() = default;
@@ -555,9 +740,18 @@ const std::string& Env::path() const {
 }
 
 void Env::checkpoint(bool force) {
-	// 1 MiB of log since the last checkpoint, unless forced.
-	int rc = impl_->env->txn_checkpoint(impl_->env, force ? 0 : 1024, 0, force ? DB_FORCE : 0);
-	if (rc != 0) throw_db(rc, "checkpoint");
+	impl_->guarded([&] {
+		// 1 MiB of log since the last checkpoint, unless forced.
+		int rc = impl_->env->txn_checkpoint(impl_->env, force ? 0 : 1024, 0, force ? DB_FORCE : 0);
+		if (rc != 0) throw_db(rc, "checkpoint");
+	});
+}
+
+void Env::check_dead_processes() {
+	impl_->guarded([&] {
+		int rc = impl_->env->failchk(impl_->env, 0);
+		if (rc != 0) throw_db(rc, "checking for processes that died in the environment");
+	});
 }
 
 namespace {

@@ -7,12 +7,20 @@
 // ternctl, never from the event-loop thread. One Env is free-threaded
 // (DB_THREAD) and meant to be shared by all worker threads of a process.
 //
-// ternd and ternctl join the same environment at the same time. Both open it
-// with DB_REGISTER | DB_RECOVER, so recovery runs only when a process died
-// inside the environment. DB_REGISTER tracks processes, not handles: open at
-// most ONE Env per directory per process at a time (a second handle in the
-// same process would look like a dead process and trigger recovery under
-// the live one).
+// While ternd runs, ternctl changes the database through ternd's control
+// socket, so normally one process is inside. Processes that do join at the
+// same time open with DB_REGISTER | DB_RECOVER | DB_FAILCHK: recovery runs
+// when a registered process died, and failchk frees what a dead process
+// held. A process that finds nobody else inside rebuilds the region files
+// and recovers from the log first, so scribbled or stale regions cannot
+// crash it. DB_REGISTER tracks processes, not handles: open at most ONE Env
+// per directory per process at a time (a second handle in the same process
+// would look like a dead process and trigger recovery under the live one).
+//
+// A panicked environment (DB_RUNRECOVERY from any call) is closed and
+// reopened with recovery by the thread that sees it, while the others wait;
+// the failing call still throws (code() == DB_RUNRECOVERY), so its caller
+// answers with a temporary error, and the next call works again.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -147,6 +155,11 @@ public:
 	// removed (DB_LOG_AUTO_REMOVE). Writes call it cheaply after each commit
 	// (it does nothing until 1 MiB of log accumulated); also run at close.
 	void checkpoint(bool force = false);
+
+	// DB_ENV->failchk: releases the locks and aborts the transactions of
+	// processes that died inside the environment; reopens it when that
+	// finds it panicked. ternd runs it periodically on a worker.
+	void check_dead_processes();
 
 	struct Impl;
 
