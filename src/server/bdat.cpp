@@ -119,6 +119,8 @@ void Connection::end_chunk() {
 		finish_data();
 	}
 	if (state == SessionState::command) arm_deadline();
+	// A chunk in flight at shutdown was finished; now the session is idle.
+	if (shutting_down) shutdown_notice();
 }
 
 }  // namespace tern::server

@@ -6,6 +6,7 @@
 #include "bb.h"
 
 #include <algorithm>
+#include <csignal>
 #include <dirent.h>
 #include <unistd.h>
 
@@ -339,6 +340,27 @@ TEST_CASE("bdat: a chunk that stops arriving hits the data_chunk deadline") {
 	CHECK(now_ms() - start < 5000);
 	CHECK(c.expect_closed());
 	CHECK(maildir_files(d.maildir("alice")).empty());
+}
+
+TEST_CASE("bdat: SIGTERM inside a chunk lets the chunk finish, then 421; nothing is stored") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient c = ready_for_message(d);
+	SmtpClient idle = connect_and_ehlo(d);
+	REQUIRE(idle.connected());
+	// One write: the NOOP's reply goes out once the chunk's first half is read.
+	REQUIRE(c.send("NOOP\r\nBDAT 10\r\n12345"));
+	CHECK(c.read_reply().plain() == "250 2.0.0 alrighty");
+	REQUIRE(d.signal(SIGTERM));
+	// The idle client's 421 shows the daemon is shutting down.
+	CHECK(starts_with(idle.read_reply().plain(), "421 4.3.2 shutting down"));
+	REQUIRE(c.send("67890"));
+	CHECK(c.read_reply().plain() == "250 2.0.0 10 octets received");
+	CHECK(starts_with(c.read_reply().plain(), "421 4.3.2 shutting down"));
+	CHECK(c.expect_closed());
+	CHECK(d.wait_exit(15000) == 0);
+	CHECK(maildir_files(d.maildir("alice")).empty());
+	CHECK(temp_files(d).empty());
 }
 
 TEST_CASE("bdat: STARTTLS required on port 25 refuses BDAT with 530 after reading the chunk") {
