@@ -159,6 +159,29 @@ TEST_CASE("bdat: pipelined chunks in one write with smtplib, CR and LF split ove
 	CHECK(ends_with(stored, "\r\n" + message));
 }
 
+TEST_CASE("bdat: a 2 MB chunk of 8-bit octets (NUL included) arrives over many reads, the next command follows") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient c = ready_for_message(d);
+	std::string message = "Subject: big binary\r\n\r\n";
+	uint32_t x = 12345;
+	while (message.size() < 2 * 1024 * 1024) {
+		std::string line;
+		for (int i = 0; i < 998; ++i) {
+			x = x * 1103515245 + 12345;
+			char octet = static_cast<char>(x >> 24);
+			line += octet == '\r' || octet == '\n' ? '\0' : octet;
+		}
+		message += line + "\r\n";
+	}
+	REQUIRE(c.send(bdat(message, true) + "NOOP\r\n"));
+	CHECK(c.read_reply().plain() == "250 2.2.0 it is done");
+	CHECK(c.read_reply().plain() == "250 2.0.0 alrighty");
+	std::string stored = stored_message(d);
+	CHECK(stored.size() > message.size());
+	CHECK(ends_with(stored, "\r\n" + message));
+}
+
 TEST_CASE("bdat: BDAT 0 LAST ends the message; as the only chunk it is an empty message") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
