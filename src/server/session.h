@@ -80,7 +80,7 @@ struct DataInProgress {
 	int fd = -1;
 	std::string path;
 	std::string decoded;          // reused scratch for decoder output
-	double started = 0;           // ev_now at 354
+	double started = 0;           // ev_now at 354, or at the first BDAT
 	bool too_large = false;
 	// BDAT (server/bdat.cpp): the chunk being read, and the reply that
 	// refuses it once its octets are read and dropped (RFC 3030 2, 4).
