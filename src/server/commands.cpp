@@ -51,7 +51,11 @@ void Connection::need_tls_for_delivery() const {
 	if (required && !tls) throw user_error(530, se::pol_other0, "STARTTLS required for mail delivery");
 }
 
-void Connection::rset() { tx = Transaction{}; }
+void Connection::rset() {
+	tx = Transaction{};
+	// RFC 3030 3: a reset drops the BDAT chunks received so far.
+	if (data && data->chunked) abort_data_file();
+}
 
 mailauth::SpfArgs Connection::spf_args() const {
 	mailauth::SpfArgs spf;
@@ -111,6 +115,7 @@ void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	if (submission() && (tls || !tls_required_for_auth())) write_raw("250-AUTH " + std::string(sasl::advertised_mechanisms));
 	write_raw("250-ENHANCEDSTATUSCODES");                                           // RFC 2034
 	write_raw("250-8BITMIME");                                                      // RFC 6152
+	write_raw("250-CHUNKING");                                                      // RFC 3030 2
 	reply(250, "", "SMTPUTF8");                                                     // RFC 6531
 }
 

@@ -61,6 +61,13 @@ SmtpError all_failed_reply(const std::vector<DeliverError>& errors) {
 }
 }  // namespace
 
+// The refusal of a message over the listener's limit, for DATA and BDAT
+// (SEED-BEHAVIOUR.md decision 12): the code SIZE would get (RFC 1870).
+SmtpError message_too_large(int64_t max) {
+	return SmtpError{552, std::string(max >= default_max_message_size ? se::sys_msg_limit_exceeded4 : se::mailbox_msg_too_large3),
+	                 "message too large"};
+}
+
 void Connection::abort_data_file() {
 	if (!message_path.empty()) {
 		unlink(message_path.c_str());
@@ -79,13 +86,26 @@ void Connection::cmd_data(std::string_view args) {
 	need_tls_for_delivery();
 	if (!tx.has_mail) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing MAIL FROM"};
 	if (tx.recipients.empty()) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing RCPT TO"};
+	// RFC 3030 3: DATA and BDAT do not mix in one transaction; the client
+	// has to RSET.
+	if (data && data->chunked)
+		throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "DATA not allowed after BDAT, send RSET"};
 	smtp::parse_no_args(args, parse_mode());
 	// Below the disk reserve no new message data is taken: the space left
 	// is for the database and queue records of messages already accepted.
 	if (srv.disk_space().low()) throw storage_failure(true, "insufficient storage");
 
+	data = open_data_file(smtp::Framing::dot_stuffed);
+	write_raw("354 see you at the bare dot");
+	state = SessionState::data;
+	flush();
+	if (!dead) arm_deadline();
+}
+
+// The temp file a message is decoded into, for DATA and for BDAT chunks.
+std::unique_ptr<DataInProgress> Connection::open_data_file(smtp::Framing framing) {
 	static std::atomic<uint64_t> counter{0};
-	auto d = std::make_unique<DataInProgress>(listener().bare_newlines);
+	auto d = std::make_unique<DataInProgress>(listener().bare_newlines, framing);
 	d->path = cfg->data_dir + "/tmp/data-" + std::to_string(cid) + "-" + std::to_string(++counter);
 	d->fd = open(d->path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (d->fd < 0) {
@@ -96,11 +116,7 @@ void Connection::cmd_data(std::string_view args) {
 		throw storage_failure(is_storage_full(e), "creating temporary file for message: " + std::string(std::strerror(e)));
 	}
 	d->started = ev_now(srv.loop());
-	data = std::move(d);
-	write_raw("354 see you at the bare dot");
-	state = SessionState::data;
-	flush();
-	if (!dead) arm_deadline();
+	return d;
 }
 
 void Connection::feed_data() {
@@ -115,14 +131,21 @@ void Connection::feed_data() {
 		// SEED-BEHAVIOUR.md decision 12 / RFC 1870 6.3: refuse at once and
 		// close, rather than read the rest of an oversized message.
 		log::event(log::Level::info, cid, "message too large", {{"max", std::to_string(max)}});
-		reply_error(SmtpError{552, std::string(max >= default_max_message_size ? se::sys_msg_limit_exceeded4
-		                                                                       : se::mailbox_msg_too_large3),
-		                      "message too large", true, true});
+		SmtpError e = message_too_large(max);
+		e.close = true;
+		reply_error(e);
 		close_after_flush();
 		std::string().swap(inbuf);
 		return;
 	}
-	// Writes land in the page cache; the fsync is the worker's job.
+	write_decoded();
+	if (d.decoder.done()) finish_data();
+}
+
+// Appends the decoded bytes to the temp file. Writes land in the page cache;
+// the fsync is the worker's job.
+void Connection::write_decoded() {
+	DataInProgress& d = *data;
 	size_t off = 0;
 	while (off < d.decoded.size() && d.fd >= 0) {
 		ssize_t n = write(d.fd, d.decoded.data() + off, d.decoded.size() - off);
@@ -138,7 +161,6 @@ void Connection::feed_data() {
 		off += static_cast<size_t>(n);
 	}
 	d.decoded.clear();
-	if (d.decoder.done()) finish_data();
 }
 
 void Connection::finish_data() {

@@ -476,7 +476,7 @@ void Connection::process_input_loop() {
 		}
 		if (state == SessionState::data) {
 			if (inbuf.empty()) break;
-			feed_data();
+			data->chunked ? feed_chunk() : feed_data();
 			continue;
 		}
 		if (state != SessionState::command && state != SessionState::auth_exchange) break;
@@ -579,7 +579,7 @@ void Connection::dispatch(std::string_view verb, std::string_view args) {
 	static const Entry table[] = {
 	    {"helo", nullptr}, {"ehlo", nullptr}, {"starttls", &Connection::cmd_starttls},
 	    {"auth", &Connection::cmd_auth}, {"mail", &Connection::cmd_mail}, {"rcpt", &Connection::cmd_rcpt},
-	    {"data", &Connection::cmd_data}, {"rset", &Connection::cmd_rset}, {"vrfy", nullptr},
+	    {"data", &Connection::cmd_data}, {"bdat", &Connection::cmd_bdat}, {"rset", &Connection::cmd_rset}, {"vrfy", nullptr},
 	    {"expn", nullptr}, {"help", &Connection::cmd_help}, {"noop", &Connection::cmd_noop},
 	    {"quit", &Connection::cmd_quit},
 	};

@@ -21,6 +21,7 @@
 #include "message/headers.h"
 #include "server/inbound.h"
 #include "server/submit.h"
+#include "smtp/chunk_reader.h"
 #include "smtp/data_decoder.h"
 #include "smtp/parser.h"
 #include "smtp/reply.h"
@@ -32,7 +33,7 @@ class Server;
 
 enum class SessionState : uint8_t {
 	command,   // waiting for / reading command lines
-	data,      // inside DATA, decoding message bytes to the temp file
+	data,      // inside DATA or a BDAT chunk, decoding message bytes to the temp file
 	waiting,   // a command is suspended on a worker job or timer; reading stops
 	closing,   // flushing the last reply, then close
 	tls_handshake,  // STARTTLS or implicit TLS handshake in progress
@@ -70,17 +71,29 @@ struct DeliverError {
 };
 
 // State that exists only while DATA is being received; allocated at DATA
-// and freed after, so idle connections do not pay for it.
+// and freed after, so idle connections do not pay for it. With BDAT it lives
+// from the first chunk to the LAST one (or the end of the transaction).
 struct DataInProgress {
-	explicit DataInProgress(smtp::BareNewlines mode) : decoder(mode) {}
+	explicit DataInProgress(smtp::BareNewlines mode, smtp::Framing framing = smtp::Framing::dot_stuffed)
+	    : decoder(mode, framing) {}
 	smtp::DataDecoder decoder;
 	int fd = -1;
 	std::string path;
 	std::string decoded;          // reused scratch for decoder output
-	double started = 0;           // ev_now at 354
+	double started = 0;           // ev_now at 354, or at the first BDAT
 	bool too_large = false;
 	int write_errno = 0;          // why writing the temp file failed (fd == -2)
+
+	// BDAT (server/bdat.cpp): the chunk being read, and the reply that
+	// refuses it once its octets are read and dropped (RFC 3030 2, 4).
+	bool chunked = false;
+	smtp::ChunkReader chunk;
+	std::optional<smtp::SmtpError> chunk_refusal;
+	bool refusal_ends_transaction = false;
 };
+
+// 552 for a message over the listener's size limit (server/data.cpp).
+smtp::SmtpError message_too_large(int64_t max);
 
 struct Connection {
 	Connection(Server& srv, core::ConnHandle self, uint64_t cid, int fd, const net::ListenSocket& ls,
@@ -128,6 +141,7 @@ struct Connection {
 	void cmd_rcpt(std::string_view args);
 	void rcpt_accepted(smtp::RcptArgs r);
 	void cmd_data(std::string_view args);
+	void cmd_bdat(std::string_view args);
 	void cmd_rset(std::string_view args);
 	void cmd_vrfy(std::string_view args, bool expn);
 	void cmd_help(std::string_view args);
@@ -161,8 +175,14 @@ struct Connection {
 	void rset();
 
 	// DATA (server/data.cpp).
+	std::unique_ptr<DataInProgress> open_data_file(smtp::Framing framing);
+	void write_decoded();
 	void feed_data();
 	void finish_data();
+	// BDAT (server/bdat.cpp).
+	std::optional<smtp::SmtpError> bdat_sequence_error() const;
+	void feed_chunk();
+	void end_chunk();
 	void deliver_local();
 	void write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> copies, std::vector<std::string> copy_rcpts,
 	                  std::vector<DeliverError> errors, const std::string& path,

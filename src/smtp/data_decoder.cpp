@@ -17,7 +17,7 @@
 
 namespace tern::smtp {
 
-DataDecoder::DataDecoder(BareNewlines mode) : mode_(mode) {}
+DataDecoder::DataDecoder(BareNewlines mode, Framing framing) : mode_(mode), framing_(framing) {}
 
 void DataDecoder::emit_crlf(std::string& out)
 {
@@ -49,7 +49,7 @@ size_t DataDecoder::feed(std::string_view in, std::string& out)
 		const char c = in[i];
 		switch (state_) {
 		case State::line_start:
-			if (c == '.') {
+			if (c == '.' && framing_ == Framing::dot_stuffed) {
 				state_ = State::line_start_dot;
 				++i;
 			} else {
@@ -118,6 +118,20 @@ size_t DataDecoder::feed(std::string_view in, std::string& out)
 		}
 	}
 	return i;
+}
+
+void DataDecoder::finish(std::string& out)
+{
+	if (done_)
+		return;
+	if (state_ == State::in_line_cr) {
+		bare_newline_ = true;
+		emit_crlf(out);
+	} else if (!output_line_empty_) {
+		emit_crlf(out);
+	}
+	state_ = State::line_start;
+	done_ = true;
 }
 
 }  // namespace tern::smtp

@@ -10,9 +10,15 @@ namespace tern::smtp {
 
 enum class BareNewlines { normalize, reject };
 
+// How the message is framed on the wire: DATA's dot-stuffing with the
+// CRLF "." CRLF end (RFC 5321 4.1.1.4), or BDAT chunks of announced size
+// (RFC 3030 2), where every octet is message content and the caller says
+// where the message ends.
+enum class Framing { dot_stuffed, chunked };
+
 class DataDecoder {
 public:
-	explicit DataDecoder(BareNewlines mode = BareNewlines::normalize);
+	explicit DataDecoder(BareNewlines mode = BareNewlines::normalize, Framing framing = Framing::dot_stuffed);
 
 	// Decodes as much of `in` as belongs to the message, appending message
 	// bytes to `out` (always CRLF line ends in normalize mode). Returns how
@@ -21,7 +27,13 @@ public:
 	// Only CRLF "." CRLF in the raw stream ends the data; LF.LF, LF.CRLF,
 	// CRLF.LF, CR.CR and the like never do. A dot that starts a line (after
 	// CRLF) is removed.
+	// With Framing::chunked all of `in` is content (no unstuffing, no end
+	// marker), and a CR at the end of `in` waits for the next feed.
 	size_t feed(std::string_view in, std::string& out);
+	// Framing::chunked: the last chunk has been fed. A CR still pending is a
+	// bare CR; a last line without its CRLF gets one (RFC 5322 2.1: lines
+	// end with CRLF), so the stored message is the same as with DATA.
+	void finish(std::string& out);
 
 	bool done() const { return done_; }
 	// A bare CR or LF was seen (with BareNewlines::reject the transaction fails).
@@ -47,6 +59,7 @@ private:
 	void emit_bytes(std::string_view bytes, std::string& out);
 
 	BareNewlines mode_;
+	Framing framing_;
 	State state_ = State::line_start;
 	bool done_ = false;
 	bool bare_newline_ = false;

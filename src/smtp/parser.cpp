@@ -755,6 +755,35 @@ void parse_no_args(std::string_view args, const ParseMode& mode)
 	p.expect_end();
 }
 
+// RFC 3030 2: bdat-cmd ::= "BDAT" SP chunk-size [ SP end-marker ] CR LF,
+// chunk-size ::= 1*DIGIT, end-marker ::= "LAST".
+BdatArgs parse_bdat(std::string_view args)
+{
+	auto invalid = [](std::string text) {
+		return SmtpError{501, std::string(se::proto_param_invalid4), std::move(text)};
+	};
+	while (!args.empty() && (args.back() == ' ' || args.back() == '\t'))
+		args.remove_suffix(1);
+	if (args.empty() || args[0] != ' ')
+		throw invalid("invalid BDAT chunk size: missing");
+	args.remove_prefix(1);
+	size_t digits = 0;
+	while (digits < args.size() && args[digits] >= '0' && args[digits] <= '9')
+		++digits;
+	BdatArgs b;
+	auto [end, ec] = std::from_chars(args.data(), args.data() + digits, b.size);
+	if (digits == 0 || ec != std::errc() || end != args.data() + digits)
+		throw invalid(ec == std::errc::result_out_of_range ? "invalid BDAT chunk size: too large"
+		                                                   : "invalid BDAT chunk size: " + quote_go(args));
+	std::string_view rest = args.substr(digits);
+	if (!rest.empty()) {
+		if (rest[0] != ' ' || !iequals(rest.substr(1), "LAST"))
+			throw invalid("invalid BDAT parameter: " + quote_go(rest));
+		b.last = true;
+	}
+	return b;
+}
+
 // RFC 5321 4.1.1.6/4.1.1.7 with RFC 6531 3.7.4's optional SMTPUTF8.
 std::string parse_vrfy(std::string_view args, const ParseMode& mode)
 {

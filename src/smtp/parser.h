@@ -94,6 +94,16 @@ struct AuthArgs {
 };
 AuthArgs parse_auth(std::string_view args, const ParseMode&);
 
+// BDAT argument (RFC 3030 2): ` <chunk-size> [LAST]`, chunk-size 1*DIGIT
+// (at most 2^64-1), LAST in any case; trailing spaces and tabs are
+// tolerated. Anything else throws `501 5.5.4 invalid BDAT ...`: the caller
+// cannot know how many octets follow such a line.
+struct BdatArgs {
+	uint64_t size = 0;
+	bool last = false;
+};
+BdatArgs parse_bdat(std::string_view args);
+
 // Domain validation shared with config and message code: parses a domain
 // name (UTF-8 allowed), returns both forms or nullopt.
 std::optional<Domain> parse_domain(std::string_view name);

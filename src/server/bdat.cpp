@@ -1,0 +1,126 @@
+// BDAT (RFC 3030 CHUNKING): the message arrives in chunks whose exact size is
+// on the command line. The chunk octets are binary, read past the command
+// parser into the same temp file and decoder as DATA (chunked framing: no
+// dot-stuffing, no end marker), and the LAST chunk ends the message through
+// the same end-of-data path as DATA (finish_data). A chunk that is refused is
+// still read to its end and dropped before the reply, so the command stream
+// stays in step with the client (RFC 3030 2, 4).
+#include "server/session.h"
+#include "server/server.h"
+#include "util/log.h"
+
+namespace tern::server {
+
+using smtp::SmtpError;
+namespace se = smtp::se;
+
+// The refusals DATA would give at this point (RFC 5321 4.1.1.4, RFC 3207,
+// RFC 6409 4.3), as a value: they are sent only after the chunk is read.
+std::optional<SmtpError> Connection::bdat_sequence_error() const {
+	try {
+		need_hello();
+		check_auth();
+		need_tls_for_delivery();
+		if (!tx.has_mail) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing MAIL FROM"};
+		if (tx.recipients.empty()) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing RCPT TO"};
+	} catch (const SmtpError& e) {
+		return e;
+	}
+	return std::nullopt;
+}
+
+// RFC 3030 2
+void Connection::cmd_bdat(std::string_view args) {
+	smtp::BdatArgs b;
+	try {
+		b = smtp::parse_bdat(args);
+	} catch (SmtpError& e) {
+		// Without a valid size nobody knows where the chunk ends, so the
+		// stream cannot be brought back in step: reply, then close.
+		e.close = true;
+		throw;
+	}
+	std::optional<SmtpError> refusal = bdat_sequence_error();
+	bool ends_transaction = false;
+	if (!refusal && !data) {
+		// The first chunk of the message.
+		try {
+			data = open_data_file(smtp::Framing::chunked);
+			data->chunked = true;
+		} catch (const SmtpError& e) {
+			refusal = e;
+			ends_transaction = true;
+		}
+	}
+	if (!data) {
+		// Nothing to store: only the octets to read and drop.
+		data = std::make_unique<DataInProgress>(listener().bare_newlines, smtp::Framing::chunked);
+		data->chunked = true;
+		data->started = ev_now(srv.loop());
+	}
+	int64_t max = listener().max_message_size;
+	uint64_t received = data->decoder.size();
+	uint64_t room = max > 0 && static_cast<uint64_t>(max) > received ? static_cast<uint64_t>(max) - received : 0;
+	if (!refusal && b.size > room) {
+		// Known too large before reading it: the message fails, the chunk
+		// is still read (and dropped), the session goes on.
+		log::event(log::Level::info, cid, "message too large", {{"max", std::to_string(max)}});
+		refusal = message_too_large(max);
+		ends_transaction = true;
+	}
+	data->chunk.start(b.size, b.last);
+	data->chunk_refusal = std::move(refusal);
+	data->refusal_ends_transaction = ends_transaction;
+	state = SessionState::data;
+	arm_deadline();
+	if (data->chunk.complete()) end_chunk();  // BDAT 0: nothing to read
+}
+
+void Connection::feed_chunk() {
+	DataInProgress& d = *data;
+	size_t n = d.chunk.take(inbuf.size());
+	std::string_view octets(inbuf.data(), n);
+	// Message data is logged only at tracedata.
+	if (log::enabled(log::Level::tracedata)) log::event(log::Level::tracedata, cid, "RC: " + std::string(octets));
+	if (!d.chunk_refusal) {
+		d.decoder.feed(octets, d.decoded);
+		if (d.chunk.complete() && d.chunk.last()) d.decoder.finish(d.decoded);
+		int64_t max = listener().max_message_size;
+		if (static_cast<int64_t>(d.decoder.size()) > max) {
+			// Bare newlines stored as CRLF made it grow past the limit.
+			log::event(log::Level::info, cid, "message too large", {{"max", std::to_string(max)}});
+			d.chunk_refusal = message_too_large(max);
+			d.refusal_ends_transaction = true;
+			d.decoded.clear();
+		} else {
+			write_decoded();
+		}
+	}
+	inbuf.erase(0, n);
+	if (d.chunk.complete()) end_chunk();
+}
+
+// All octets of the chunk are read: the reply to its BDAT.
+void Connection::end_chunk() {
+	DataInProgress& d = *data;
+	if (d.chunk_refusal) {
+		// RFC 3030 4: the transaction has failed; BDATs the client already
+		// pipelined behind it are read and refused the same way.
+		SmtpError e = std::move(*d.chunk_refusal);
+		bool ends_transaction = d.refusal_ends_transaction;
+		abort_data_file();
+		if (ends_transaction) rset();
+		state = SessionState::command;
+		reply_error(e);
+	} else if (!d.chunk.last()) {
+		state = SessionState::command;
+		reply(250, se::other0, std::to_string(d.chunk.size()) + " octets received");
+	} else {
+		finish_data();
+	}
+	if (state == SessionState::command) arm_deadline();
+	// A chunk in flight at shutdown was finished; now the session is idle.
+	if (shutting_down) shutdown_notice();
+}
+
+}  // namespace tern::server
