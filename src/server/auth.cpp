@@ -51,13 +51,14 @@ void Connection::auth_begin(const std::string& args) {
 	}
 	auto mech = sasl::make_mechanism(a.mechanism, hostname());
 	if (!mech) {
-		auth_failed(SmtpError{504, std::string(se::proto_param_invalid4), "mechanism " + a.mechanism + " not supported"});
+		auth_failed(SmtpError{504, std::string(se::proto_param_invalid4), "mechanism " + a.mechanism + " not supported"},
+		            a.mechanism);
 		return;
 	}
 	// SEED-BEHAVIOUR.md decision 5: with TLS required, no mechanism runs in
 	// the clear (RFC 4954 4: credentials must not cross an open channel).
 	if (tls_required_for_auth() && !tls) {
-		auth_failed(SmtpError{538, std::string(se::pol_tls_required11), "authentication requires tls"});
+		auth_failed(SmtpError{538, std::string(se::pol_tls_required11), "authentication requires tls"}, mech->name());
 		return;
 	}
 	mechanism = std::move(mech);
@@ -131,14 +132,15 @@ void Connection::auth_step(sasl::Step step) {
 	}
 	case sasl::Step::Kind::success: {
 		std::string account = auth_login.empty() ? login_account(step.username) : auth_login;
-		if (!account.empty()) core::stats().count_auth("submission", mechanism->name(), "ok");  // tern_authentication_total
-		mechanism.reset();
-		auth_in_progress = false;
-		auth_login.clear();
 		if (account.empty()) {
+			// Still in progress, so the failure is counted and logged once.
 			auth_failed(SmtpError{535, std::string(se::pol_bad_credentials8), "bad user/pass"});
 			return;
 		}
+		core::stats().count_auth("submission", mechanism->name(), "ok");  // tern_authentication_total
+		mechanism.reset();
+		auth_in_progress = false;
+		auth_login.clear();
 		username = account;
 		auth_failures = 0;
 		slow = false;
@@ -153,7 +155,15 @@ void Connection::auth_step(sasl::Step step) {
 	}
 }
 
-void Connection::auth_failed(const SmtpError& e) {
+void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name) {
+	// One line per failed attempt, for fail2ban (contrib/fail2ban/): the
+	// address, the mechanism and the login name as sent, never the secret.
+	if (auth_in_progress)
+		log::event(log::Level::info, cid, "authentication failed",
+		           {{"remote", remote_ip.to_string()},
+		            {"mechanism", std::string(mechanism ? mechanism->name() : mechanism_name)},
+		            {"username", mechanism ? mechanism->username_sent() : std::string()},
+		            {"code", std::to_string(e.code)}});
 	if (auth_in_progress)  // tern_authentication_total, with the seed's result names
 		core::stats().count_auth("submission", mechanism ? mechanism->name() : "", e.code == 535 ? "badcreds" : e.text == "authentication aborted" ? "aborted" : "error");
 	mechanism.reset();
@@ -167,7 +177,6 @@ void Connection::auth_failed(const SmtpError& e) {
 		// The 3rd failure on a connection turns on slow responses.
 		if (auth_failures >= 3) slow = true;
 	}
-	log::event(log::Level::info, cid, "authentication failed", {{"code", std::to_string(e.code)}});
 	reply_error(e);
 }
 

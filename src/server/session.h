@@ -141,7 +141,7 @@ struct Connection {
 	void auth_begin(const std::string& args);
 	void auth_line(std::string_view line);
 	void auth_step(sasl::Step step);
-	void auth_failed(const smtp::SmtpError& e);
+	void auth_failed(const smtp::SmtpError& e, std::string_view mechanism_name = {});
 	std::string login_account(const std::string& login) const;
 
 	bool tls_required_for_auth() const;
