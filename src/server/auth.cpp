@@ -156,14 +156,7 @@ void Connection::auth_step(sasl::Step step) {
 }
 
 void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name) {
-	// One line per failed attempt, for fail2ban (contrib/fail2ban/): the
-	// address, the mechanism and the login name as sent, never the secret.
-	if (auth_in_progress)
-		log::event(log::Level::info, cid, "authentication failed",
-		           {{"remote", remote_ip.to_string()},
-		            {"mechanism", std::string(mechanism ? mechanism->name() : mechanism_name)},
-		            {"username", mechanism ? mechanism->username_sent() : std::string()},
-		            {"code", std::to_string(e.code)}});
+	if (auth_in_progress) log_auth_failure(mechanism_name, std::to_string(e.code));
 	if (auth_in_progress)  // tern_authentication_total, with the seed's result names
 		core::stats().count_auth("submission", mechanism ? mechanism->name() : "", e.code == 535 ? "badcreds" : e.text == "authentication aborted" ? "aborted" : "error");
 	mechanism.reset();
@@ -178,6 +171,16 @@ void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name
 		if (auth_failures >= 3) slow = true;
 	}
 	reply_error(e);
+}
+
+// One line per failed attempt, for fail2ban: the address, the mechanism and
+// the login name as sent, never the secret.
+void Connection::log_auth_failure(std::string_view mechanism_name, const std::string& code) const {
+	log::event(log::Level::info, cid, "authentication failed",
+	           {{"remote", remote_ip.to_string()},
+	            {"mechanism", std::string(mechanism ? mechanism->name() : mechanism_name)},
+	            {"username", mechanism ? mechanism->username_sent() : std::string()},
+	            {"code", code}});
 }
 
 std::string Connection::login_account(const std::string& login) const {

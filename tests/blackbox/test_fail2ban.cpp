@@ -1,6 +1,6 @@
 // The failed-AUTH log line and contrib/fail2ban: ternd, logging to a file,
 // sees a few failed logins of every kind (wrong password, unknown user,
-// malformed response, aborted exchange, unknown mechanism) and one good
+// malformed response, aborted exchange, unknown mechanism, hang-up) and one good
 // login; each failure is logged exactly once with remote, mechanism and the
 // username as sent, and `fail2ban-regex` with our filter matches exactly the
 // failures (fail2ban-regex runs on its own; no fail2ban server is needed).
@@ -85,7 +85,12 @@ TEST_CASE("fail2ban: one log line per failed AUTH, and the contrib filter matche
 		SmtpClient c = connected(d);
 		CHECK(c.cmd("AUTH XOAUTH2 " + base64("token")).code == 504);
 	}
-	const size_t failures = 7;
+	{  // hanging up in the middle of LOGIN
+		SmtpClient c = connected(d);
+		CHECK(c.cmd("AUTH LOGIN").code == 334);
+		CHECK(c.cmd(base64("dave@test.example")).code == 334);
+	}
+	const size_t failures = 8;
 	{  // a good login, which must not match
 		SmtpClient c = connected(d);
 		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).code == 235);
@@ -108,6 +113,7 @@ TEST_CASE("fail2ban: one log line per failed AUTH, and the contrib filter matche
 	CHECK(contains(failed[4], "remote=127.0.0.1 mechanism=CRAM-MD5 username=bob@test.example"));
 	CHECK(contains(failed[5], "remote=127.0.0.1 mechanism=SCRAM-SHA-256 username=alice@test.example"));
 	CHECK(contains(failed[6], "remote=127.0.0.1 mechanism=XOAUTH2 username=\"\" "));
+	CHECK(contains(failed[7], "remote=127.0.0.1 mechanism=LOGIN username=dave@test.example code=closed"));
 	// Never the secret.
 	CHECK_FALSE(contains(text, "wrong password"));
 	CHECK_FALSE(contains(text, alice_password));
