@@ -156,9 +156,11 @@ void Connection::auth_step(sasl::Step step) {
 }
 
 void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name) {
-	if (auth_in_progress) log_auth_failure(mechanism_name, std::to_string(e.code));
-	if (auth_in_progress)  // tern_authentication_total, with the seed's result names
+	if (auth_in_progress) {
+		log_auth_failure(mechanism_name, std::to_string(e.code));
+		// tern_authentication_total, with the seed's result names
 		core::stats().count_auth("submission", mechanism ? mechanism->name() : "", e.code == 535 ? "badcreds" : e.text == "authentication aborted" ? "aborted" : "error");
+	}
 	mechanism.reset();
 	auth_login.clear();
 	auth_raw_next = false;

@@ -102,6 +102,16 @@ int queued_records(const TernDaemon& d) {
 	return lines - 1;
 }
 
+// A daemon relaying through `sink` as `s` says delivers one message; returns
+// what the sink received.
+SinkMessage deliver_one(const SmtpSink& sink, const Smarthost& s, const std::string& subject) {
+	TernDaemon d(not_started());
+	start_daemon(d, sink, s);
+	submit_one(d, subject);
+	REQUIRE_MESSAGE(sink.wait_for_messages(1), d.log_text());
+	return sink.messages().at(0);
+}
+
 SmtpSink::Options sink_options(const std::string& cert, const std::string& key, bool implicit,
                                const std::string& mechanisms = "SCRAM-SHA-256 PLAIN LOGIN") {
 	SmtpSink::Options o;
@@ -145,13 +155,10 @@ TEST_CASE("smarthost: STARTTLS under \"required\" verifies against the CA and lo
 	TestCa ca;
 	TestCa::Issued leaf = ca.issue("localhost");
 	SmtpSink sink(sink_options(leaf.cert_file, leaf.key_file, false));
-	TernDaemon d(not_started());
-	start_daemon(d, sink, Smarthost{"required", ca.ca_file()});
-	submit_one(d, "via STARTTLS");
-	REQUIRE_MESSAGE(sink.wait_for_messages(1), d.log_text());
-	CHECK(sink.messages().at(0).tls);
-	CHECK(sink.messages().at(0).auth_user == relay_user);
-	CHECK(sink.messages().at(0).auth_mechanism == "SCRAM-SHA-256");
+	SinkMessage m = deliver_one(sink, Smarthost{"required", ca.ca_file()}, "via STARTTLS");
+	CHECK(m.tls);
+	CHECK(m.auth_user == relay_user);
+	CHECK(m.auth_mechanism == "SCRAM-SHA-256");
 }
 
 TEST_CASE("smarthost: a wrong password delivers nothing and keeps the message queued") {
@@ -234,12 +241,9 @@ TEST_CASE("smarthost: an IP address as smarthost cannot be verified under requir
 TEST_CASE("smarthost: opportunistic still delivers to a server with an untrusted certificate") {
 	TestCert self_signed("localhost");
 	SmtpSink sink(sink_options(self_signed.cert_file(), self_signed.key_file(), false));
-	TernDaemon d(not_started());
-	start_daemon(d, sink, Smarthost{"opportunistic", ""});
-	submit_one(d, "opportunistic");
-	REQUIRE_MESSAGE(sink.wait_for_messages(1), d.log_text());
-	CHECK(sink.messages().at(0).tls);
-	CHECK(sink.messages().at(0).auth_user == relay_user);
+	SinkMessage m = deliver_one(sink, Smarthost{"opportunistic", ""}, "opportunistic");
+	CHECK(m.tls);
+	CHECK(m.auth_user == relay_user);
 }
 
 TEST_CASE("smarthost: credentials never go out in the clear unless smarthost_tls is none") {
@@ -259,12 +263,9 @@ TEST_CASE("smarthost: credentials never go out in the clear unless smarthost_tls
 	}
 	SUBCASE("none: the operator asked for plain text") {
 		SmtpSink sink(plain_sink);
-		TernDaemon d(not_started());
-		start_daemon(d, sink, Smarthost{"none", ""});
-		submit_one(d, "plain on purpose");
-		REQUIRE_MESSAGE(sink.wait_for_messages(1), d.log_text());
-		CHECK_FALSE(sink.messages().at(0).tls);
-		CHECK(sink.messages().at(0).auth_user == relay_user);
+		SinkMessage m = deliver_one(sink, Smarthost{"none", ""}, "plain on purpose");
+		CHECK_FALSE(m.tls);
+		CHECK(m.auth_user == relay_user);
 	}
 }
 
