@@ -5,6 +5,7 @@
 // unencrypted connection, and every failure leaves the message queued.
 #include "bb.h"
 
+#include <csignal>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -182,6 +183,20 @@ TEST_CASE("smarthost: a wrong password delivers nothing and keeps the message qu
 	CHECK(queued_records(d) == 1);  // deferred, as Postfix does; no bounce
 	CHECK_FALSE(contains(d.log_text(), "not the relay password"));
 	CHECK(maildir_files(d.maildir(), "new").empty());  // no DSN to alice
+
+	// Fixing the password file and reloading is enough: the kept message
+	// goes out with the next attempt.
+	write_file(d.dir() + "/relay.pw", relay_password + "\n");
+	REQUIRE(chmod((d.dir() + "/relay.pw").c_str(), 0600) == 0);
+	REQUIRE(d.signal(SIGHUP));
+	for (int64_t deadline = now_ms() + 15000; sink.messages().empty() && now_ms() < deadline;) {
+		run_ternctl({"-c", d.config_path(), "queue", "kick"});
+		sink.wait_for_messages(1, 1000);
+	}
+	REQUIRE_MESSAGE(sink.messages().size() == 1, d.log_text());
+	CHECK(sink.messages().at(0).auth_user == relay_user);
+	CHECK(contains(sink.messages().at(0).data, "Subject: wrong password"));
+	CHECK_FALSE(contains(d.log_text(), relay_password));
 }
 
 TEST_CASE("smarthost: an untrusted (self-signed) certificate gets nothing under required and implicit") {
