@@ -199,6 +199,24 @@ TEST_CASE("smarthost: a wrong password delivers nothing and keeps the message qu
 	CHECK_FALSE(contains(d.log_text(), relay_password));
 }
 
+TEST_CASE("smarthost: a server that cannot prove the SCRAM password gets no message") {
+	TestCa ca;
+	TestCa::Issued leaf = ca.issue("localhost");
+	SmtpSink::Options o = sink_options(leaf.cert_file, leaf.key_file, true, "SCRAM-SHA-256");
+	o.scram_wrong_server_signature = true;
+	SmtpSink sink(o);
+	TernDaemon d(not_started());
+	start_daemon(d, sink, Smarthost{"implicit", ca.ca_file()});
+	submit_one(d, "impostor");
+	std::string line = wait_for_log_line(d, {"msg=\"smarthost authentication failed\"", "mechanism=SCRAM-SHA-256"});
+	CHECK_MESSAGE(contains(line, "wrong SCRAM server signature"), d.log_text());
+	auto attempts = sink.auth_attempts();
+	REQUIRE(attempts.size() == 1);
+	CHECK(attempts[0].reply == "501 5.0.0 authentication aborted");  // we sent "*"
+	CHECK(sink.messages().empty());
+	CHECK(queued_records(d) == 1);
+}
+
 TEST_CASE("smarthost: an untrusted (self-signed) certificate gets nothing under required and implicit") {
 	TestCa ca;        // the configured CA, which did not sign the sink's certificate
 	TestCert self_signed("localhost");

@@ -64,6 +64,9 @@ public:
 		// Set: AUTH is offered (after TLS when there is TLS) and MAIL needs it.
 		std::string auth_username, auth_password;
 		std::string auth_mechanisms = "SCRAM-SHA-256 PLAIN LOGIN";  // EHLO AUTH keyword
+		// A server that does not know the password: the SCRAM server-final
+		// message carries a wrong signature.
+		bool scram_wrong_server_signature = false;
 	};
 
 	SmtpSink();   // binds 127.0.0.1:0 and starts its thread
