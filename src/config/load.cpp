@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <idn2.h>
 #include <nlohmann/json.hpp>
@@ -850,6 +851,11 @@ void Loader::load_queue(const json& v, const std::string& path, Config& cfg) con
 			q.smarthost_password = read_password_file(q.smarthost_password_file, join(auth_path, "password_file"));
 		}
 	}
+	// Verified TLS needs its CAs; a missing file is better refused now than
+	// found by the first delivery. (It is parsed by the queue.)
+	if (!q.smarthost_host.empty() && (q.smarthost_tls == "required" || q.smarthost_tls == "implicit") &&
+	    ::access(q.smarthost_ca_file.c_str(), R_OK) != 0)
+		fail(join(path, "smarthost_ca_file"), q.smarthost_ca_file + ": " + std::strerror(errno));
 	if (auto x = member(v, "retry_base_s"))
 		q.retry_base_s = integer(*x, join(path, "retry_base_s"), Range::positive);
 	if (auto x = member(v, "max_attempts"))

@@ -645,6 +645,10 @@ TEST_CASE("config: smarthost_auth reads the password file, relative to the confi
 	}
 	std::filesystem::permissions(pw, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
 	                             std::filesystem::perm_options::replace);
+	{
+		std::ofstream out(dir / "ca.pem");
+		out << "not parsed by the loader\n";
+	}
 	const std::string auth = R"("queue": {"smarthost": "relay.example:465", "smarthost_tls": "implicit",
 		"smarthost_ca_file": "ca.pem",
 		"smarthost_auth": {"username": "me@example.org", "password_file": "secrets/relay.pw"}})";
@@ -691,6 +695,12 @@ TEST_CASE("config: smarthost_auth reads the password file, relative to the confi
 	CHECK(error_in(R"("queue": {"smarthost_auth": {"username": "u", "password_file": "p", "pass": "x"}})") ==
 	      "x.json: queue.smarthost_auth.pass: unknown key");
 	CHECK(error_in(R"("queue": {"smarthost_auth": null})") == "");
+	// Verified TLS needs a readable CA file; unverified modes do not look.
+	CHECK(error_in(R"("queue": {"smarthost": "relay.example", "smarthost_tls": "required",
+		"smarthost_ca_file": "missing.pem"})") ==
+	      "x.json: queue.smarthost_ca_file: " + (dir / "missing.pem").string() + ": No such file or directory");
+	CHECK(error_in(R"("queue": {"smarthost": "relay.example", "smarthost_tls": "opportunistic",
+		"smarthost_ca_file": "missing.pem"})") == "");
 	std::filesystem::remove_all(dir);
 }
 
