@@ -331,11 +331,13 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker)
 	if (!smarthost_verifies(config))
 		return;
 	struct Loaded {
+		uint64_t generation = 0;
 		std::string ca_file;
 		std::shared_ptr<const net::TlsClientContext> context;
 		std::string error;
 	};
 	auto loaded = std::make_shared<Loaded>();
+	loaded->generation = ++verified_context_loads_;
 	loaded->ca_file = config.queue.smarthost_ca_file;
 	auto load = [loaded] {
 		try {
@@ -345,6 +347,9 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker)
 		}
 	};
 	auto use = [this, loaded] {
+		// Workers may finish out of order after quick successive reloads.
+		if (loaded->generation != verified_context_loads_)
+			return;
 		if (!loaded->context)
 			log::error("queue: cannot load smarthost_ca_file", {{"file", loaded->ca_file}, {"error", loaded->error}});
 		verified_context_ = loaded->context;

@@ -133,6 +133,7 @@ private:
 	// file may have changed); deliveries use the latest one that loaded.
 	std::shared_ptr<const net::TlsClientContext> verified_context_;
 	std::string verified_context_error_;
+	uint64_t verified_context_loads_ = 0;   // only the latest load is used
 	void load_verified_context(const config::Config& config, bool on_worker);
 	core::TimerWatcher timer_;
 	core::TimerWatcher reaper_;
