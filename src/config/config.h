@@ -118,7 +118,15 @@ struct Config {
 		std::string smarthost;              // "" = MX delivery
 		std::string smarthost_host;         // parsed from smarthost: name or IP (no brackets)
 		int smarthost_port = 25;            // parsed from smarthost, 25 when omitted
-		std::string smarthost_tls = "opportunistic";
+		std::string smarthost_tls = "opportunistic";  // none, opportunistic, required, implicit
+		// Chain and host name of the smarthost's certificate are checked
+		// against these CAs under "required" and "implicit".
+		std::string smarthost_ca_file = "/etc/ssl/certs/ca-certificates.crt";
+		// smarthost_auth: "" username = no AUTH. The password is read from
+		// password_file at load time and must never be logged.
+		std::string smarthost_username;
+		std::string smarthost_password_file;
+		std::string smarthost_password;
 		int64_t retry_base_s = 450, max_attempts = 8, max_concurrent = 10;
 	} queue;
 	struct {

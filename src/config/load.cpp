@@ -6,11 +6,15 @@
 // array elements, so `ternd -n` can point at the exact spot.
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <idn2.h>
 #include <nlohmann/json.hpp>
@@ -290,6 +294,33 @@ public:
 	}
 
 	void load(const json& root, Config& cfg) const;
+
+	// The first line of a file that holds a secret. Like ssh with private
+	// keys, a file that group or others may read is refused: the secret has
+	// probably leaked already, and a config that accepted it would hide that.
+	std::string read_password_file(const std::string& file, const std::string& path) const
+	{
+		struct stat st{};
+		if (::stat(file.c_str(), &st) != 0)
+			fail(path, file + ": " + std::strerror(errno));
+		if (!S_ISREG(st.st_mode))
+			fail(path, file + ": not a regular file");
+		if (st.st_mode & (S_IRGRP | S_IROTH)) {
+			char mode[8];
+			std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+			fail(path, file + ": readable by group or others (mode " + mode +
+			               "); make it readable by its owner only (chmod 600)");
+		}
+		std::ifstream in(file, std::ios::binary);
+		std::string line;
+		if (!in || !std::getline(in, line))
+			fail(path, file + ": " + (in.bad() || !in.is_open() ? std::strerror(errno) : "empty file"));
+		if (!line.empty() && line.back() == '\r')
+			line.pop_back();
+		if (line.empty())
+			fail(path, file + ": the first line (the password) is empty");
+		return line;
+	}
 
 private:
 	void load_log(const json& v, const std::string& path, Config& cfg) const;
@@ -771,7 +802,8 @@ void Loader::load_postmaster(const json* v, const std::string& path, Config& cfg
 
 void Loader::load_queue(const json& v, const std::string& path, Config& cfg) const
 {
-	object(v, path, {"smarthost", "smarthost_tls", "retry_base_s", "max_attempts", "max_concurrent"});
+	object(v, path, {"smarthost", "smarthost_tls", "smarthost_ca_file", "smarthost_auth", "retry_base_s",
+	                 "max_attempts", "max_concurrent"});
 	auto& q = cfg.queue;
 	if (auto x = member(v, "smarthost")) {
 		std::string text = nullable_string(*x, join(path, "smarthost"));
@@ -795,10 +827,35 @@ void Loader::load_queue(const json& v, const std::string& path, Config& cfg) con
 	}
 	if (auto x = member(v, "smarthost_tls")) {
 		std::string mode = string(*x, join(path, "smarthost_tls"));
-		if (mode != "none" && mode != "opportunistic" && mode != "required")
-			fail(join(path, "smarthost_tls"), "expected \"none\", \"opportunistic\" or \"required\", got " + in_quotes(mode));
+		if (mode != "none" && mode != "opportunistic" && mode != "required" && mode != "implicit")
+			fail(join(path, "smarthost_tls"),
+			     "expected \"none\", \"opportunistic\", \"required\" or \"implicit\", got " + in_quotes(mode));
 		q.smarthost_tls = mode;
 	}
+	if (auto x = member(v, "smarthost_ca_file"))
+		q.smarthost_ca_file = file_path(*x, join(path, "smarthost_ca_file"));
+	if (auto x = member(v, "smarthost_auth")) {
+		const std::string auth_path = join(path, "smarthost_auth");
+		if (!x->is_null()) {
+			object(*x, auth_path, {"username", "password_file"});
+			auto user = member(*x, "username");
+			auto file = member(*x, "password_file");
+			if (!user)
+				fail(join(auth_path, "username"), "required");
+			if (!file)
+				fail(join(auth_path, "password_file"), "required");
+			q.smarthost_username = string(*user, join(auth_path, "username"));
+			if (q.smarthost_username.empty())
+				fail(join(auth_path, "username"), "must not be empty");
+			q.smarthost_password_file = file_path(*file, join(auth_path, "password_file"));
+			q.smarthost_password = read_password_file(q.smarthost_password_file, join(auth_path, "password_file"));
+		}
+	}
+	// Verified TLS needs its CAs; a missing file is better refused now than
+	// found by the first delivery. (It is parsed by the queue.)
+	if (!q.smarthost_host.empty() && (q.smarthost_tls == "required" || q.smarthost_tls == "implicit") &&
+	    ::access(q.smarthost_ca_file.c_str(), R_OK) != 0)
+		fail(join(path, "smarthost_ca_file"), q.smarthost_ca_file + ": " + std::strerror(errno));
 	if (auto x = member(v, "retry_base_s"))
 		q.retry_base_s = integer(*x, join(path, "retry_base_s"), Range::positive);
 	if (auto x = member(v, "max_attempts"))

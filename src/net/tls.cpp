@@ -229,6 +229,7 @@ struct TlsSession::Impl {
 	int fd = -1;
 	bool is_client = false;
 	bool client_verifies = false;
+	bool peer_is_ip_literal = false;  // no host name for mbedTLS to check
 	bool handshake_complete = false;
 	OwnedSsl ssl;
 	// Bytes read from the socket before TLS started; the recv callback drains
@@ -331,7 +332,8 @@ TlsSession::TlsSession(std::shared_ptr<const TlsClientContext> context, int fd,
 	impl_->attach(context->impl().config.get());
 	// The host name is both the SNI value and, when verifying, the name the
 	// certificate must carry.
-	if (!server_name.empty() && !looks_like_ip_literal(server_name)) {
+	impl_->peer_is_ip_literal = server_name.empty() || looks_like_ip_literal(server_name);
+	if (!impl_->peer_is_ip_literal) {
 		int rc = mbedtls_ssl_set_hostname(impl_->ssl.get(), server_name.c_str());
 		if (rc != 0)
 			throw std::runtime_error("tls: cannot use server name " + server_name + ": " +
@@ -459,6 +461,10 @@ std::string TlsSession::peer_verify_error() const {
 	if (!s.client_verifies) return "not verified";
 	if (!s.handshake_complete) return "handshake not complete";
 	uint32_t flags = mbedtls_ssl_get_verify_result(s.ssl.get());
+	// mbedTLS 2.28 matches only DNS names (RFC 6125 6.4); a chain that
+	// verifies says nothing about whose it is without one.
+	if (flags == 0 && s.peer_is_ip_literal)
+		return "the certificate cannot be matched to an IP address; name the server by its host name";
 	if (flags == 0) return {};
 	char text[512];
 	int len = mbedtls_x509_crt_verify_info(text, sizeof text, "", flags);

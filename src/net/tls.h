@@ -136,8 +136,10 @@ public:
 	// For the Received header (SPEC.md "TLS"):
 	// "(TLS1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)".
 	std::string received_comment() const;
-	// Client side with a CA file: empty when the peer certificate verified,
-	// else why not. Without a CA file: "not verified".
+	// Client side with a CA file: empty when the peer certificate verified
+	// (chain and host name), else why not (mbedTLS's verify flags as text,
+	// joined by ';'). A server named by an IP address never verifies: the
+	// name cannot be matched. Without a CA file: "not verified".
 	std::string peer_verify_error() const;
 	// Why the last call returned error (or closed).
 	std::string last_error() const;

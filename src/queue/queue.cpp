@@ -65,6 +65,8 @@ TlsMode tls_mode(const std::string& name)
 		return TlsMode::none;
 	if (name == "required")
 		return TlsMode::required;
+	if (name == "implicit")
+		return TlsMode::implicit;
 	return TlsMode::opportunistic;
 }
 
@@ -326,6 +328,55 @@ Queue::Queue(struct ev_loop* loop, core::WorkerPool& pool, mailauth::Resolver& r
 	} catch (const std::exception& e) {
 		log::error("queue: no TLS client context, delivering without STARTTLS", {{"err", e.what()}});
 	}
+	load_verified_context(*config_, false);
+}
+
+// Whether the config sends mail through a smarthost whose certificate must verify.
+static bool smarthost_verifies(const config::Config& config)
+{
+	return !config.queue.smarthost_host.empty() &&
+	       (config.queue.smarthost_tls == "required" || config.queue.smarthost_tls == "implicit");
+}
+
+void Queue::load_verified_context(const config::Config& config, bool on_worker)
+{
+	if (!smarthost_verifies(config))
+		return;
+	struct Loaded {
+		uint64_t generation = 0;
+		std::string ca_file;
+		std::shared_ptr<const net::TlsClientContext> context;
+		std::string error;
+	};
+	auto loaded = std::make_shared<Loaded>();
+	loaded->generation = ++verified_context_loads_;
+	loaded->ca_file = config.queue.smarthost_ca_file;
+	auto load = [loaded] {
+		try {
+			loaded->context = std::make_shared<net::TlsClientContext>(loaded->ca_file);
+		} catch (const std::exception& e) {
+			loaded->error = e.what();
+		}
+	};
+	auto use = [this, loaded] {
+		// Workers may finish out of order after quick successive reloads.
+		if (loaded->generation != verified_context_loads_)
+			return;
+		if (!loaded->context)
+			log::error("queue: cannot load smarthost_ca_file", {{"file", loaded->ca_file}, {"error", loaded->error}});
+		verified_context_ = loaded->context;
+		verified_context_error_ = loaded->error;
+	};
+	if (!on_worker) {
+		load();
+		use();
+		return;
+	}
+	// Parsing a CA bundle reads a file: never on the loop (DESIGN.md).
+	pool_.submit(load, [alive = std::weak_ptr<char>(alive_), use] {
+		if (!alive.expired())
+			use();
+	});
 }
 
 Queue::~Queue()
@@ -581,6 +632,7 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 void Queue::reload(std::shared_ptr<const config::Config> config)
 {
 	config_ = std::move(config);
+	load_verified_context(*config_, true);
 	schedule();
 }
 
@@ -886,6 +938,25 @@ void Queue::connect_next_address(Delivery& d)
 	if (!tls_context_ && o.tls == TlsMode::opportunistic)
 		o.tls = TlsMode::none;
 	o.tls_context = tls_context_;
+	const config::Config& cfg = *d.config;
+	if (!cfg.queue.smarthost_host.empty()) {
+		if (d.tls == TlsMode::required || d.tls == TlsMode::implicit) {
+			if (!verified_context_) {
+				finish_all(d, "4.7.5 no trusted CAs for the smarthost (queue.smarthost_ca_file " +
+				                  cfg.queue.smarthost_ca_file + "): " +
+				                  (verified_context_error_.empty() ? "not loaded yet" : verified_context_error_),
+				           false);
+				return;
+			}
+			o.tls_context = verified_context_;
+			o.verify_peer = true;
+		}
+		o.auth_username = cfg.queue.smarthost_username;
+		o.auth_password = cfg.queue.smarthost_password;
+		// Only an explicit "none" lets credentials travel unencrypted; the
+		// plain-text retry of a failed opportunistic TLS does not.
+		o.auth_in_clear_ok = d.tls == TlsMode::none;
+	}
 	const store::QueueRecord& first = d.remote.front();
 	o.from = first.from;
 	for (auto& r : d.remote)

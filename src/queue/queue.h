@@ -155,6 +155,13 @@ private:
 	std::shared_ptr<const config::Config> config_;
 	QueueOptions options_;
 	std::shared_ptr<const net::TlsClientContext> tls_context_;
+	// For smarthost_tls "required"/"implicit": trusts smarthost_ca_file. Built
+	// before the loop runs and again on a worker after each reload (the CA
+	// file may have changed); deliveries use the latest one that loaded.
+	std::shared_ptr<const net::TlsClientContext> verified_context_;
+	std::string verified_context_error_;
+	uint64_t verified_context_loads_ = 0;   // only the latest load is used
+	void load_verified_context(const config::Config& config, bool on_worker);
 	core::TimerWatcher timer_;
 	core::TimerWatcher reaper_;
 	std::map<uint64_t, Entry> entries_;

@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "util/base64.h"
 #include "util/log.h"
 #include "util/strings.h"
 
@@ -93,6 +94,12 @@ void SmtpClient::abort()
 
 void SmtpClient::on_connected()
 {
+	if (options_.tls == TlsMode::implicit) {
+		// RFC 8314 3.3: the handshake comes first, the greeting inside TLS.
+		start_tls();
+		return;
+	}
+	greeted_ = true;
 	state_ = State::greeting;
 	timer_.start(options_.timeouts.greeting);
 	update_watch();
@@ -250,9 +257,9 @@ void SmtpClient::process_input()
 	}
 }
 
-void SmtpClient::send_command(const std::string& line, State next, double timeout)
+void SmtpClient::send_command(const std::string& line, State next, double timeout, const char* logged)
 {
-	log::event(log::Level::trace, options_.log_id, "LS: " + line);
+	log::event(log::Level::trace, options_.log_id, "LS: " + (logged ? std::string(logged) : line));
 	output_ += line;
 	output_ += "\r\n";
 	state_ = next;
@@ -324,6 +331,7 @@ void SmtpClient::handle_reply(Reply reply)
 			fail_host("greeting from " + options_.server_name + ": " + reply.summary());
 			return;
 		}
+		greeted_ = true;
 		send_ehlo(false);
 		return;
 	case State::ehlo:
@@ -335,10 +343,18 @@ void SmtpClient::handle_reply(Reply reply)
 		esmtp_ = true;
 		offers_starttls_ = offers_8bitmime_ = offers_smtputf8_ = false;
 		offered_size_ = -1;
+		offered_auth_.clear();
 		for (size_t i = 1; i < reply.lines.size(); i++) {
 			std::string_view ext = trim(reply.lines[i]);
 			std::string_view keyword = ext.substr(0, ext.find(' '));
-			if (iequals(keyword, "STARTTLS"))
+			if (iequals(keyword, "AUTH") || (ext.size() > 5 && iequals(ext.substr(0, 5), "AUTH="))) {
+				// RFC 4954 3: "AUTH mech mech..."; some old servers say "AUTH=mech".
+				for (std::string_view rest = trim(ext.substr(5)); !rest.empty();) {
+					size_t space = rest.find(' ');
+					offered_auth_.emplace_back(rest.substr(0, space));
+					rest = space == std::string_view::npos ? std::string_view() : trim(rest.substr(space));
+				}
+			} else if (iequals(keyword, "STARTTLS"))
 				offers_starttls_ = true;
 			else if (iequals(keyword, "8BITMIME"))
 				offers_8bitmime_ = true;
@@ -372,7 +388,7 @@ void SmtpClient::handle_reply(Reply reply)
 			fail_host(options_.server_name + " does not offer STARTTLS, which is required");
 			return;
 		}
-		send_mail();
+		after_ehlo();
 		return;
 	case State::helo:
 		if (code != 250) {
@@ -384,7 +400,7 @@ void SmtpClient::handle_reply(Reply reply)
 			fail_host(options_.server_name + " does not offer STARTTLS, which is required");
 			return;
 		}
-		send_mail();
+		after_ehlo();
 		return;
 	case State::starttls:
 		if (code == 220) {
@@ -395,7 +411,10 @@ void SmtpClient::handle_reply(Reply reply)
 			fail_host("STARTTLS refused by " + options_.server_name + ": " + reply.summary(), true);
 			return;
 		}
-		send_mail();  // opportunistic: go on in plain text (RFC 3207 4.1)
+		after_ehlo();  // opportunistic: go on in plain text (RFC 3207 4.1)
+		return;
+	case State::auth:
+		continue_auth(reply);
 		return;
 	case State::mail:
 		if (!positive(code)) {
@@ -466,6 +485,93 @@ void SmtpClient::send_ehlo(bool after_tls)
 {
 	(void)after_tls;
 	send_command("EHLO " + options_.ehlo_name, State::ehlo, options_.timeouts.command);
+}
+
+// EHLO/HELO done (and TLS, when there is TLS): log in when we have
+// credentials, then start the transaction.
+void SmtpClient::after_ehlo()
+{
+	if (options_.auth_username.empty()) {
+		send_mail();
+		return;
+	}
+	start_auth();
+}
+
+void SmtpClient::start_auth()
+{
+	// RFC 4954 14: credentials must not cross an unprotected connection.
+	if (!tls_active_ && !options_.auth_in_clear_ok) {
+		log::event(log::Level::error, options_.log_id, "smarthost offers no TLS, not sending credentials",
+		           {{"host", options_.server_name}, {"ip", options_.ip}});
+		fail_host_with_quit("not sending credentials to " + options_.server_name + " without TLS");
+		return;
+	}
+	std::string name = sasl::choose_client_mechanism(offered_auth_);
+	if (name.empty()) {
+		std::string offered;
+		for (const auto& m : offered_auth_)
+			offered += (offered.empty() ? "" : " ") + m;
+		log::event(log::Level::error, options_.log_id, "smarthost offers no usable AUTH mechanism",
+		           {{"host", options_.server_name}, {"offered", offered}});
+		fail_host_with_quit(options_.server_name + " offers no AUTH mechanism tern can use (offered: " +
+		                    (offered.empty() ? "none" : offered) + ")");
+		return;
+	}
+	auth_ = sasl::make_client_mechanism(name, options_.auth_username, options_.auth_password);
+	auth_aborting_ = false;
+	std::string line = "AUTH " + name;
+	if (auto initial = auth_->initial_response())
+		line += " " + (initial->empty() ? std::string("=") : base64_encode(*initial));  // RFC 4954 4
+	std::string logged = "AUTH " + name + " <credentials>";
+	send_command(line, State::auth, options_.timeouts.command, logged.c_str());
+}
+
+void SmtpClient::continue_auth(const Reply& reply)
+{
+	const std::string mechanism(auth_ ? auth_->name() : "");
+	auto refused = [&](const std::string& why) {
+		// Like Postfix: a failed login defers the mail (it stays queued), so
+		// fixing the password file and reloading is enough.
+		log::event(log::Level::error, options_.log_id, "smarthost authentication failed",
+		           {{"host", options_.server_name}, {"mechanism", mechanism}, {"error", why}});
+		auth_.reset();
+		fail_host_with_quit("authentication with " + options_.server_name + " failed: " + why);
+	};
+	if (auth_aborting_) {
+		refused(auth_error_);
+		return;
+	}
+	if (reply.code == 235) {
+		std::string why = auth_->finished();
+		if (!why.empty()) {
+			refused(why);
+			return;
+		}
+		auth_.reset();
+		log::event(log::Level::debug, options_.log_id, "smarthost authenticated",
+		           {{"host", options_.server_name}, {"mechanism", mechanism}});
+		send_mail();
+		return;
+	}
+	if (reply.code != 334) {
+		refused(reply.summary());
+		return;
+	}
+	auto challenge = base64_decode(reply.lines.empty() ? std::string() : std::string(trim(reply.lines[0])));
+	sasl::ClientStep step;
+	if (!challenge)
+		step.error = "invalid base64 in challenge";
+	else
+		step = auth_->respond(*challenge);
+	if (!step.ok) {
+		// RFC 4954 4: "*" cancels the exchange; the server answers 501.
+		auth_aborting_ = true;
+		auth_error_ = step.error;
+		send_command("*", State::auth, options_.timeouts.command);
+		return;
+	}
+	send_command(base64_encode(step.response), State::auth, options_.timeouts.command, "<credentials>");
 }
 
 void SmtpClient::send_mail()
@@ -561,6 +667,26 @@ void SmtpClient::continue_handshake()
 	}
 	tls_active_ = true;
 	result_.tls_comment = tls_->received_comment();
+	if (options_.verify_peer) {
+		std::string why = tls_->peer_verify_error();
+		if (!why.empty()) {
+			// Temporary: the message stays queued while the operator fixes
+			// the CA file or the smarthost's certificate.
+			log::event(log::Level::error, options_.log_id, "smarthost certificate not trusted",
+			           {{"host", options_.server_name}, {"ip", options_.ip}, {"error", why}});
+			fail_host("certificate of " + options_.server_name + " not trusted: " + why, true);
+			return;
+		}
+	}
+	if (!greeted_) {
+		// Implicit TLS: the greeting comes now, encrypted.
+		state_ = State::greeting;
+		timer_.start(options_.timeouts.greeting);
+		update_watch();
+		if (tls_->has_buffered_input())
+			read_input();
+		return;
+	}
 	// RFC 3207 4.2: forget everything learned before TLS and say EHLO again.
 	send_ehlo(true);
 	if (state_ != State::finished && tls_->has_buffered_input())
@@ -599,6 +725,19 @@ void SmtpClient::supply_chunk(std::string data, bool eof, const std::string& err
 
 void SmtpClient::fail_host(const std::string& error, bool tls_failed)
 {
+	mark_host_failure(error, tls_failed);
+	complete();
+}
+
+// Like fail_host, but says QUIT first (the server is still talking to us).
+void SmtpClient::fail_host_with_quit(const std::string& error)
+{
+	mark_host_failure(error, false);
+	finish_with_quit();
+}
+
+void SmtpClient::mark_host_failure(const std::string& error, bool tls_failed)
+{
 	result_.host_failure = true;
 	result_.tls_failed = result_.tls_failed || tls_failed;
 	result_.error = error;
@@ -607,7 +746,6 @@ void SmtpClient::fail_host(const std::string& error, bool tls_failed)
 		r.permanent = false;
 		r.error = error;
 	}
-	complete();
 }
 
 void SmtpClient::fail_transaction(const std::string& error, bool permanent)

@@ -18,10 +18,12 @@
 #include "core/watchers.h"
 #include "net/tls.h"
 #include "queue/outbound_util.h"
+#include "sasl/client.h"
 
 namespace tern::queue {
 
-enum class TlsMode { none, opportunistic, required };
+// implicit: TLS from the first byte (port 465 style, RFC 8314 3.3).
+enum class TlsMode { none, opportunistic, required, implicit };
 
 // RFC 5321 4.5.3.2 client timeouts, in seconds.
 struct ClientTimeouts {
@@ -43,6 +45,17 @@ struct ClientOptions {
 	std::string ehlo_name;          // our hostname
 	TlsMode tls = TlsMode::opportunistic;
 	std::shared_ptr<const net::TlsClientContext> tls_context;  // required unless tls == none
+	// The peer's certificate chain and host name must verify against the
+	// context's CAs; otherwise the host fails (smarthost "required" and
+	// "implicit"). The context must have been built with a CA file.
+	bool verify_peer = false;
+	// AUTH after EHLO (RFC 4954) when auth_username is set: SCRAM-SHA-256,
+	// PLAIN or LOGIN, whichever the server offers first in that order.
+	std::string auth_username;
+	std::string auth_password;
+	// Credentials may cross an unencrypted connection only when this is set
+	// (smarthost_tls "none"); otherwise a server without TLS is a failure.
+	bool auth_in_clear_ok = false;
 	std::string from;               // reverse path without <>
 	std::vector<std::string> recipients;
 	bool has_8bit = false;
@@ -102,8 +115,8 @@ public:
 	void abort();
 
 	enum class State {
-		idle, connecting, greeting, ehlo, helo, starttls, tls_handshake, mail, rcpt, data, body, data_end,
-		recording, quit, finished,
+		idle, connecting, greeting, ehlo, helo, starttls, tls_handshake, auth, mail, rcpt, data, body,
+		data_end, recording, quit, finished,
 	};
 	State state() const { return state_; }
 
@@ -114,17 +127,23 @@ private:
 	void read_input();
 	void process_input();
 	void handle_reply(Reply reply);
-	void send_command(const std::string& line, State next, double timeout);
+	// `logged` replaces the line in the trace log (credentials).
+	void send_command(const std::string& line, State next, double timeout, const char* logged = nullptr);
 	void flush_output();
 	void update_watch();
 	void send_ehlo(bool after_tls);
 	void send_mail();
+	void after_ehlo();
+	void start_auth();
+	void continue_auth(const Reply& reply);
+	void fail_host_with_quit(const std::string& error);
 	void send_next_rcpt_or_data();
 	void start_tls();
 	void continue_handshake();
 	void pump_body();
 	void connection_lost(const std::string& why);
 	void fail_host(const std::string& error, bool tls_failed = false);
+	void mark_host_failure(const std::string& error, bool tls_failed);
 	void fail_transaction(const std::string& error, bool permanent);
 	void finish_with_quit();
 	void complete();
@@ -150,6 +169,11 @@ private:
 	bool offers_starttls_ = false, offers_8bitmime_ = false, offers_smtputf8_ = false;
 	int64_t offered_size_ = -1;     // -1: SIZE not offered; 0: no fixed limit
 	bool tls_active_ = false;
+	bool greeted_ = false;
+	std::vector<std::string> offered_auth_;     // mechanisms in the EHLO AUTH keyword
+	std::unique_ptr<sasl::ClientMechanism> auth_;
+	bool auth_aborting_ = false;                // sent "*", waiting for the 501
+	std::string auth_error_;
 
 	size_t next_rcpt_ = 0;
 	size_t accepted_ = 0;

@@ -48,6 +48,7 @@ public:
 		state_ = State::done;
 		// RFC 2195 2: response = user SP digest, digest 32 lower-case hex.
 		std::size_t space = client_data.find(' ');
+		username_sent_ = client_data.substr(0, space);
 		if (space == std::string::npos || client_data.find(' ', space + 1) != std::string::npos ||
 		    client_data.size() - space - 1 != md5_hex_length)
 			return Step::make_failure(501, smtp::se::proto_param_invalid4, "malformed cram-md5 response");

@@ -80,6 +80,13 @@ public:
 	virtual Step next(std::string client_data) = 0;
 	// Answer to a `lookup` step.
 	virtual Step provide_secrets(std::optional<StoredSecrets> secrets) = 0;
+	// The login name exactly as the client sent it (PLAIN authcid, LOGIN
+	// username, CRAM-MD5 user, SCRAM n=), "" until one was sent; for the
+	// failed-login log line, which must never show the secret.
+	const std::string& username_sent() const { return username_sent_; }
+
+protected:
+	std::string username_sent_;
 };
 
 // Mechanism names are case-insensitive (decision 4); the session passes the

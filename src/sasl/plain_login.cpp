@@ -90,6 +90,7 @@ private:
 		std::size_t second = message.find('\0', first + 1);
 		std::string authzid = message.substr(0, first);
 		std::string authcid = message.substr(first + 1, second - first - 1);
+		username_sent_ = authcid;
 		std::string password = message.substr(second + 1);
 		crypto::wipe(message);
 		// Acting as another user is not supported (RFC 4616 2 lets the
@@ -122,6 +123,7 @@ public:
 			return Step::make_challenge("Username:");
 		}
 		username_ = std::move(*initial_response);
+		username_sent_ = username_;
 		state_ = State::want_password;
 		return Step::make_challenge("Password:");
 	}
@@ -131,6 +133,7 @@ public:
 		switch (state_) {
 		case State::want_username:
 			username_ = std::move(client_data);
+			username_sent_ = username_;
 			state_ = State::want_password;
 			return Step::make_challenge("Password:");
 		case State::want_password:

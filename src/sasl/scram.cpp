@@ -279,6 +279,7 @@ private:
 				throw ScramError{"unexpected mandatory extension: extensions-not-supported"};
 			cursor.expect("n=");
 			authcid_ = cursor.saslname();
+			username_sent_ = authcid_;
 			cursor.expect(",");
 			client_nonce_ = cursor.nonce();
 			if (client_nonce_.size() < 8)

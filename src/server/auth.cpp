@@ -51,13 +51,14 @@ void Connection::auth_begin(const std::string& args) {
 	}
 	auto mech = sasl::make_mechanism(a.mechanism, hostname());
 	if (!mech) {
-		auth_failed(SmtpError{504, std::string(se::proto_param_invalid4), "mechanism " + a.mechanism + " not supported"});
+		auth_failed(SmtpError{504, std::string(se::proto_param_invalid4), "mechanism " + a.mechanism + " not supported"},
+		            a.mechanism);
 		return;
 	}
 	// SEED-BEHAVIOUR.md decision 5: with TLS required, no mechanism runs in
 	// the clear (RFC 4954 4: credentials must not cross an open channel).
 	if (tls_required_for_auth() && !tls) {
-		auth_failed(SmtpError{538, std::string(se::pol_tls_required11), "authentication requires tls"});
+		auth_failed(SmtpError{538, std::string(se::pol_tls_required11), "authentication requires tls"}, mech->name());
 		return;
 	}
 	mechanism = std::move(mech);
@@ -143,14 +144,15 @@ void Connection::auth_step(sasl::Step step) {
 	}
 	case sasl::Step::Kind::success: {
 		std::string account = auth_login.empty() ? login_account(step.username) : auth_login;
-		if (!account.empty()) core::stats().count_auth("submission", mechanism->name(), "ok");  // tern_authentication_total
-		mechanism.reset();
-		auth_in_progress = false;
-		auth_login.clear();
 		if (account.empty()) {
+			// Still in progress, so the failure is counted and logged once.
 			auth_failed(SmtpError{535, std::string(se::pol_bad_credentials8), "bad user/pass"});
 			return;
 		}
+		core::stats().count_auth("submission", mechanism->name(), "ok");  // tern_authentication_total
+		mechanism.reset();
+		auth_in_progress = false;
+		auth_login.clear();
 		username = account;
 		auth_failures = 0;
 		slow = false;
@@ -178,7 +180,8 @@ void Connection::record_auth_failure(std::string_view result) {
 	if (auth_failures >= 3) slow = true;
 }
 
-void Connection::auth_failed(const SmtpError& e) {
+void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name) {
+	if (auth_in_progress) log_auth_failure(mechanism_name, std::to_string(e.code));
 	record_auth_failure(e.code == 535 ? "badcreds" : e.text == "authentication aborted" ? "aborted" : "error");
 	auth_in_progress = false;
 	auth_failure_recorded = false;
@@ -186,7 +189,6 @@ void Connection::auth_failed(const SmtpError& e) {
 	auth_login.clear();
 	auth_raw_next = false;
 	if (state == SessionState::auth_exchange) state = SessionState::command;
-	log::event(log::Level::info, cid, "authentication failed", {{"code", std::to_string(e.code)}});
 	reply_error(e);
 }
 
@@ -203,6 +205,16 @@ void Connection::auth_temporary_failure() {
 	if (auth_failures > 0) --auth_failures;  // cmd_auth counted this attempt
 	log::event(log::Level::info, cid, "authentication temporarily unavailable", {{"code", "454"}});
 	reply_error(SmtpError{454, std::string(se::pol_other0), "temporary server error"});
+}
+
+// One line per failed attempt, for fail2ban: the address, the mechanism and
+// the login name as sent, never the secret.
+void Connection::log_auth_failure(std::string_view mechanism_name, const std::string& code) const {
+	log::event(log::Level::info, cid, "authentication failed",
+	           {{"remote", remote_ip.to_string()},
+	            {"mechanism", std::string(mechanism ? mechanism->name() : mechanism_name)},
+	            {"username", mechanism ? mechanism->username_sent() : std::string()},
+	            {"code", code}});
 }
 
 std::string Connection::login_account(const std::string& login) const {

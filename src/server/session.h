@@ -161,9 +161,12 @@ struct Connection {
 	void auth_begin(const std::string& args);
 	void auth_line(std::string_view line);
 	void auth_step(sasl::Step step);
-	void auth_failed(const smtp::SmtpError& e);
+	void auth_failed(const smtp::SmtpError& e, std::string_view mechanism_name = {});
 	void record_auth_failure(std::string_view result);
 	void auth_temporary_failure();
+	// The failed-login line fail2ban reads (contrib/fail2ban/); `code` is the
+	// reply code, or "closed" when the client hung up during the exchange.
+	void log_auth_failure(std::string_view mechanism_name, const std::string& code) const;
 	std::string login_account(const std::string& login) const;
 
 	bool tls_required_for_auth() const;

@@ -1,12 +1,23 @@
 // A minimal SMTP server on a random loopback port that records the messages
 // it is given, with configurable replies (for outbound-queue tests).
+// Optionally it speaks TLS (STARTTLS or implicit, with tern's own server TLS
+// code and a given certificate) and requires AUTH (PLAIN, LOGIN or
+// SCRAM-SHA-256 through tern's server-side SASL mechanisms).
 #pragma once
 #include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <memory>
 #include <vector>
+
+namespace tern::net {
+class TlsServerContext;
+}
+namespace tern::sasl {
+struct StoredSecrets;
+}
 
 namespace tern::testing {
 
@@ -19,6 +30,17 @@ struct SinkMessage {
 	// now_ms() when the 2xx reply to the data was written (a write to a
 	// peer that already died can still succeed locally); 0 when not (yet).
 	int64_t acked_ms = 0;
+	bool tls = false;                   // the transaction ran inside TLS
+	std::string auth_user;              // who logged in on that connection, "" when nobody
+	std::string auth_mechanism;
+};
+
+// One AUTH exchange the sink saw.
+struct SinkAuthAttempt {
+	std::string mechanism;
+	std::string username;               // as sent ("" when none was parsed)
+	bool ok = false;
+	std::string reply;                  // the final reply line
 };
 
 class SmtpSink {
@@ -39,7 +61,19 @@ public:
 		int quit_delay_ms = 0;
 	};
 
+	struct Options {
+		std::string cert_file, key_file;   // set: offer STARTTLS (or implicit TLS)
+		bool implicit_tls = false;         // TLS from the first byte
+		// Set: AUTH is offered (after TLS when there is TLS) and MAIL needs it.
+		std::string auth_username, auth_password;
+		std::string auth_mechanisms = "SCRAM-SHA-256 PLAIN LOGIN";  // EHLO AUTH keyword
+		// A server that does not know the password: the SCRAM server-final
+		// message carries a wrong signature.
+		bool scram_wrong_server_signature = false;
+	};
+
 	SmtpSink();   // binds 127.0.0.1:0 and starts its thread
+	explicit SmtpSink(Options options);
 	~SmtpSink();
 	SmtpSink(const SmtpSink&) = delete;
 	SmtpSink& operator=(const SmtpSink&) = delete;
@@ -56,11 +90,15 @@ public:
 	int data_received() const { return data_received_; }
 	// Polls until at least n messages were received or timeout_ms passed.
 	bool wait_for_messages(size_t n, int timeout_ms = 10000) const;
+	std::vector<SinkAuthAttempt> auth_attempts() const;
+	// Connections whose TLS handshake failed (e.g. the client refused the certificate).
+	int tls_failures() const { return tls_failures_; }
 	void stop();
 
 private:
 	void serve();
 	void session(int fd);
+	void start();
 
 	int listen_fd_ = -1;
 	uint16_t port_ = 0;
@@ -68,6 +106,11 @@ private:
 	std::atomic<int> connections_{0};
 	std::atomic<int> data_received_{0};
 	std::atomic<bool> concurrent_{false};
+	std::atomic<int> tls_failures_{0};
+	Options options_;
+	std::shared_ptr<const net::TlsServerContext> tls_context_;
+	std::shared_ptr<const sasl::StoredSecrets> secrets_;
+	std::vector<SinkAuthAttempt> auth_attempts_;
 	std::thread thread_;
 	std::vector<std::thread> session_threads_;   // used by serve() only, joined by stop()
 	mutable std::mutex mutex_;

@@ -252,6 +252,39 @@ void TestCert::regenerate(const std::string& cn) {
 		throw std::runtime_error("renaming the new certificate into place failed");
 }
 
+TestCa::TestCa() {
+	dir_ = make_temp_dir("tern-ca-");
+	RunResult r = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+	                           "-nodes", "-subj", "/CN=tern test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+	                           "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-days", "2", "-keyout",
+	                           dir_ + "/ca.key", "-out", ca_file()},
+	                          15000);
+	if (r.exit_code != 0 || !file_exists(ca_file()))
+		throw std::runtime_error("openssl req (CA) failed: " + r.output);
+}
+
+TestCa::~TestCa() {
+	if (!getenv("TERN_KEEP_TMP"))
+		remove_tree(dir_);
+}
+
+TestCa::Issued TestCa::issue(const std::string& dns_name) const {
+	Issued out{dir_ + "/" + dns_name + ".pem", dir_ + "/" + dns_name + ".key"};
+	const std::string csr = dir_ + "/" + dns_name + ".csr", ext = dir_ + "/" + dns_name + ".ext";
+	write_file(ext, "subjectAltName=DNS:" + dns_name + ",IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+	RunResult r = run_command({"/usr/bin/openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+	                           "-nodes", "-subj", "/CN=" + dns_name, "-keyout", out.key_file, "-out", csr},
+	                          15000);
+	if (r.exit_code != 0)
+		throw std::runtime_error("openssl req (leaf) failed: " + r.output);
+	r = run_command({"/usr/bin/openssl", "x509", "-req", "-in", csr, "-CA", ca_file(), "-CAkey", dir_ + "/ca.key",
+	                 "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", out.cert_file},
+	                15000);
+	if (r.exit_code != 0 || !file_exists(out.cert_file))
+		throw std::runtime_error("openssl x509 (sign) failed: " + r.output);
+	return out;
+}
+
 std::string TestCert::fingerprint() const { return pem_fingerprint(read_file(cert_file())); }
 
 std::string TestCert::config_patch(const std::string& patch) const {

@@ -35,6 +35,27 @@ private:
 	std::string dir_;
 };
 
+// A throw-away certificate authority (P-256, made with openssl) in its own
+// temp dir, removed by the destructor, that issues server certificates.
+class TestCa {
+public:
+	TestCa();   // throws when openssl fails
+	~TestCa();
+	TestCa(const TestCa&) = delete;
+	TestCa& operator=(const TestCa&) = delete;
+
+	std::string ca_file() const { return dir_ + "/ca.pem"; }
+	struct Issued {
+		std::string cert_file, key_file;
+	};
+	// A certificate for dns_name (CN and subjectAltName DNS, plus IP
+	// 127.0.0.1) signed by this CA; files named after dns_name.
+	Issued issue(const std::string& dns_name) const;
+
+private:
+	std::string dir_;
+};
+
 // DaemonOptions with the smtp listener plus the given ones.
 DaemonOptions daemon_options(bool submission, bool submissions, const std::string& patch = "", bool start = true);
 

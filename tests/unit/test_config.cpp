@@ -343,7 +343,8 @@ TEST_CASE("config: value errors")
 	      "tern.json: log.level: unknown log level \"verbose\" (expected error, info, debug, trace, traceauth or "
 	      "tracedata)");
 	CHECK(error_of(with(R"("queue": {"smarthost_tls": "always"})")) ==
-	      "tern.json: queue.smarthost_tls: expected \"none\", \"opportunistic\" or \"required\", got \"always\"");
+	      "tern.json: queue.smarthost_tls: expected \"none\", \"opportunistic\", \"required\" or \"implicit\", got "
+	      "\"always\"");
 	CHECK(error_of(R"({"hostname": "mail_example.org"})") ==
 	      "tern.json: hostname: not a valid domain name: \"mail_example.org\"");
 	CHECK(error_of(R"({"hostname": "-a.example"})") == "tern.json: hostname: not a valid domain name: \"-a.example\"");
@@ -631,4 +632,83 @@ TEST_CASE("config: a number too large for JSON is a ConfigError (fuzzing regress
 	} catch (const tern::config::ConfigError& e) {
 		CHECK(std::string(e.what()).starts_with("t.json: "));
 	}
+}
+
+TEST_CASE("config: smarthost_auth reads the password file, relative to the config's folder, owner-only")
+{
+	auto dir = std::filesystem::temp_directory_path() / ("tern-config-auth-" + std::to_string(getpid()));
+	std::filesystem::create_directories(dir / "secrets");
+	auto pw = dir / "secrets" / "relay.pw";
+	{
+		std::ofstream out(pw);
+		out << "s3cret with space\r\nsecond line ignored\n";
+	}
+	std::filesystem::permissions(pw, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+	                             std::filesystem::perm_options::replace);
+	{
+		std::ofstream out(dir / "ca.pem");
+		out << "not parsed by the loader\n";
+	}
+	const std::string auth = R"("queue": {"smarthost": "relay.example:465", "smarthost_tls": "implicit",
+		"smarthost_ca_file": "ca.pem",
+		"smarthost_auth": {"username": "me@example.org", "password_file": "secrets/relay.pw"}})";
+	auto cfg = Config::load_text(with(auth), "x.json", dir.string());
+	CHECK(cfg->queue.smarthost_tls == "implicit");
+	CHECK(cfg->queue.smarthost_ca_file == (dir / "ca.pem").string());
+	CHECK(cfg->queue.smarthost_username == "me@example.org");
+	CHECK(cfg->queue.smarthost_password_file == (dir / "secrets" / "relay.pw").string());
+	CHECK(cfg->queue.smarthost_password == "s3cret with space");
+
+	auto error_in = [&](const std::string& text) -> std::string {
+		try {
+			Config::load_text(with(text), "x.json", dir.string());
+		} catch (const ConfigError& e) {
+			return e.what();
+		}
+		return "";
+	};
+	// Group- or world-readable: refused, like ssh refuses such a key.
+	std::filesystem::permissions(pw, std::filesystem::perms::group_read, std::filesystem::perm_options::add);
+	CHECK(error_in(auth) == "x.json: queue.smarthost_auth.password_file: " + pw.string() +
+	                            ": readable by group or others (mode 0640); make it readable by its owner only "
+	                            "(chmod 600)");
+	std::filesystem::permissions(pw, std::filesystem::perms::group_read | std::filesystem::perms::others_read,
+	                             std::filesystem::perm_options::remove);
+	std::filesystem::permissions(pw, std::filesystem::perms::others_read, std::filesystem::perm_options::add);
+	CHECK(error_in(auth).find("readable by group or others (mode 0604)") != std::string::npos);
+	std::filesystem::permissions(pw, std::filesystem::perms::others_read, std::filesystem::perm_options::remove);
+	CHECK(error_in(auth) == "");
+	// The secret never appears in an error text.
+	{
+		std::ofstream out(pw);
+		out << "\n";
+	}
+	CHECK(error_in(auth) == "x.json: queue.smarthost_auth.password_file: " + pw.string() +
+	                            ": the first line (the password) is empty");
+	std::filesystem::remove(pw);
+	CHECK(error_in(auth) == "x.json: queue.smarthost_auth.password_file: " + pw.string() +
+	                            ": No such file or directory");
+	CHECK(error_in(R"("queue": {"smarthost_auth": {"password_file": "secrets/relay.pw"}})") ==
+	      "x.json: queue.smarthost_auth.username: required");
+	CHECK(error_in(R"("queue": {"smarthost_auth": {"username": "u"}})") ==
+	      "x.json: queue.smarthost_auth.password_file: required");
+	CHECK(error_in(R"("queue": {"smarthost_auth": {"username": "u", "password_file": "p", "pass": "x"}})") ==
+	      "x.json: queue.smarthost_auth.pass: unknown key");
+	CHECK(error_in(R"("queue": {"smarthost_auth": null})") == "");
+	// Verified TLS needs a readable CA file; unverified modes do not look.
+	CHECK(error_in(R"("queue": {"smarthost": "relay.example", "smarthost_tls": "required",
+		"smarthost_ca_file": "missing.pem"})") ==
+	      "x.json: queue.smarthost_ca_file: " + (dir / "missing.pem").string() + ": No such file or directory");
+	CHECK(error_in(R"("queue": {"smarthost": "relay.example", "smarthost_tls": "opportunistic",
+		"smarthost_ca_file": "missing.pem"})") == "");
+	std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("config: smarthost defaults: no AUTH, system trust store")
+{
+	auto cfg = load(with(""));
+	CHECK(cfg->queue.smarthost_username == "");
+	CHECK(cfg->queue.smarthost_password == "");
+	CHECK(cfg->queue.smarthost_ca_file == "/etc/ssl/certs/ca-certificates.crt");
+	CHECK(load(with(R"("queue": {"smarthost_tls": "implicit"})"))->queue.smarthost_tls == "implicit");
 }

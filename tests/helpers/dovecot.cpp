@@ -1,0 +1,136 @@
+#include "helpers/dovecot.h"
+
+#include <csignal>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace tern::testing {
+
+namespace {
+
+constexpr const char* dovecot_binary = "/usr/sbin/dovecot";
+
+uid_t nobody_uid = 65534;
+gid_t nobody_gid = 65534;
+
+int chown_entry(const char* path, const struct stat*, int, struct FTW*) {
+	if (lchown(path, nobody_uid, nobody_gid) != 0) return 0;  // best effort; the test sees the outcome
+	return 0;
+}
+
+}  // namespace
+
+void chown_tree_to_nobody(const std::string& path) {
+	if (struct passwd* pw = getpwnam("nobody")) {
+		nobody_uid = pw->pw_uid;
+		nobody_gid = pw->pw_gid;
+	}
+	nftw(path.c_str(), chown_entry, 32, FTW_PHYS);
+}
+
+DovecotServer::DovecotServer(std::string maildir, std::string user, std::string password)
+    : maildir_(std::move(maildir)), user_(std::move(user)), password_(std::move(password)) {}
+
+DovecotServer::~DovecotServer() {
+	stop();
+	if (!dir_.empty()) remove_tree(dir_);
+}
+
+bool DovecotServer::available() {
+	return access(dovecot_binary, X_OK) == 0 && access("/usr/lib/dovecot/imap", X_OK) == 0;
+}
+
+bool DovecotServer::start() {
+	dir_ = make_temp_dir("tern-dovecot-");
+	// Dovecot's processes run as its own users and need to reach these.
+	chmod(dir_.c_str(), 0755);
+	imap_port_ = free_tcp_port();
+	lmtp_port_ = free_tcp_port();
+	std::string conf =
+	    "base_dir = " + dir_ + "/run\n"
+	    "state_dir = " + dir_ + "/state\n"
+	    "log_path = " + dir_ + "/dovecot.log\n"
+	    "protocols = imap lmtp\n"
+	    "listen = 127.0.0.1\n"
+	    "ssl = no\n"
+	    "disable_plaintext_auth = no\n"
+	    "auth_mechanisms = plain login\n"
+	    "mail_location = maildir:" + maildir_ + "\n"
+	    "passdb {\n  driver = static\n  args = password=" + password_ + "\n}\n"
+	    "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup home=" + dir_ + "/home allow_all_users=yes\n}\n"
+	    "service imap-login {\n  inet_listener imap {\n    address = 127.0.0.1\n    port = " + std::to_string(imap_port_) +
+	    "\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}\n"
+	    "service lmtp {\n  inet_listener lmtp {\n    address = 127.0.0.1\n    port = " + std::to_string(lmtp_port_) +
+	    "\n  }\n}\n"
+	    "service auth {\n  unix_listener auth-client {\n    mode = 0666\n  }\n}\n"
+	    "lmtp_save_to_detail_mailbox = no\n";
+	write_file(dir_ + "/dovecot.conf", conf);
+	mkdir((dir_ + "/state").c_str(), 0755);
+	mkdir((dir_ + "/home").c_str(), 0755);
+	chown_tree_to_nobody(dir_ + "/home");
+	pid_ = fork();
+	if (pid_ < 0) {
+		error_ = std::string("fork: ") + strerror(errno);
+		return false;
+	}
+	if (pid_ == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		std::string c = dir_ + "/dovecot.conf";
+		execl(dovecot_binary, dovecot_binary, "-F", "-c", c.c_str(), static_cast<char*>(nullptr));
+		_exit(127);
+	}
+	for (int i = 0; i < 100; ++i) {
+		if (tcp_port_listening(imap_port_) && tcp_port_listening(lmtp_port_)) return true;
+		int status = 0;
+		if (waitpid(pid_, &status, WNOHANG) == pid_) {
+			pid_ = -1;
+			error_ = "dovecot exited at start: " + log_text();
+			return false;
+		}
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	}
+	error_ = "dovecot did not listen in time: " + log_text();
+	return false;
+}
+
+void DovecotServer::stop() {
+	if (pid_ <= 0) return;
+	kill(pid_, SIGTERM);
+	for (int i = 0; i < 100; ++i) {
+		if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+			pid_ = -1;
+			return;
+		}
+		std::this_thread::sleep_for(std::chrono::milliseconds(50));
+	}
+	kill(pid_, SIGKILL);
+	waitpid(pid_, nullptr, 0);
+	pid_ = -1;
+}
+
+std::string DovecotServer::log_text() const {
+	return dir_.empty() ? std::string() : read_file(dir_ + "/dovecot.log");
+}
+
+RunResult DovecotServer::imap(const std::string& python_body, int timeout_ms) const {
+	std::string script = "import imaplib, sys\n"
+	                     "imap = imaplib.IMAP4('127.0.0.1', " + std::to_string(imap_port_) + ")\n"
+	                     "imap.login('" + user_ + "', '" + password_ + "')\n" + python_body + "\nimap.logout()\n";
+	return run_command({"/usr/bin/python3", "-c", script}, timeout_ms);
+}
+
+}  // namespace tern::testing
