@@ -28,6 +28,7 @@
 #include "message/header_parse.h"
 #include "net/udns_resolver.h"
 #include "queue/ctl.h"
+#include "sasl/saslprep.h"
 #include "sasl/secrets.h"
 #include "smtp/parser.h"
 #include "store/db.h"
@@ -112,6 +113,16 @@ int cmd_passwd(const std::string& path, const std::string& account) {
 		std::cerr << "error: empty password\n";
 		return 1;
 	}
+	// RFC 5802 2.2 Normalize(): SASLprep as a stored string (RFC 4013,
+	// RFC 3454 7), so every mechanism matches the password in whatever
+	// Unicode form a client sends it.
+	auto prepared = sasl::saslprep(password, sasl::SaslprepUse::stored);
+	std::fill(password.begin(), password.end(), '\0');
+	if (!prepared || prepared->empty()) {
+		std::cerr << "error: the password has characters SASLprep (RFC 4013) does not allow\n";
+		return 1;
+	}
+	password = std::move(*prepared);
 	try {
 		std::string blob = sasl::StoredSecrets::derive(password).serialize();
 		std::fill(password.begin(), password.end(), '\0');
