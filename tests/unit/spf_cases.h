@@ -289,6 +289,8 @@ inline const std::vector<Case>& cases()
 		{"a domain-spec with colon and slash", {txt("example.com", "v=spf1 a:foo:bar/baz.example.com -all"), a("foo:bar/baz.example.com", {"192.0.2.1"})}, ip4, from, helo, "pass", "a:foo:bar/baz.example.com"},
 		{"a colon domain-spec then cidr", {txt("example.com", "v=spf1 a:foo:bar/baz.example.com/24 -all"), a("foo:bar/baz.example.com", {"192.0.2.200"})}, ip4, from, helo, "pass", "a:foo:bar/baz.example.com/24"},
 		{"mx slash domain-spec then dual cidr", {txt("example.com", "v=spf1 mx:m/x.example.com/24//64 -all"), mx("m/x.example.com", {"10 mx1.example.com"}), aaaa("mx1.example.com", {"2001:db8::ff"})}, ip6, from, helo, "pass", "mx:m/x.example.com/24//64"},
+		{"a double slash inside the name", {txt("example.com", "v=spf1 a:x//y.example.com//64 -all"), aaaa("x//y.example.com", {"2001:db8::ff"})}, ip6, from, helo, "pass", "a:x//y.example.com//64"},
+		{"a trailing cidr with a leading zero", {txt("example.com", "v=spf1 a:foo.example.com/024 +all"), a("foo.example.com", {"192.0.2.1"})}, ip4, from, helo, "permerror"},
 		{"a slash without digits stays in the name", {txt("example.com", "v=spf1 a:example.com/abc +all")}, ip4, from, helo, "permerror"},
 		{"macro literals in domain-spec", {txt("example.com", "v=spf1 a:macro%%percent%_%_space%-url-space.example.com -all"), a("macro%percent  space%20url-space.example.com", {"192.0.2.1"})}, ip4, from, helo, "pass"},
 		{"exp expansion is no domain", {txt("example.com", "v=spf1 -all exp=%{l}")}, ip4, from, helo, "fail", "-all", ""},
