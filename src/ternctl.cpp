@@ -31,6 +31,7 @@
 #include "message/header_parse.h"
 #include "net/udns_resolver.h"
 #include "queue/ctl.h"
+#include "sasl/saslprep.h"
 #include "sasl/secrets.h"
 #include "smtp/parser.h"
 #include "store/db.h"
@@ -186,6 +187,16 @@ int cmd_passwd(const std::string& path, const std::string& account) {
 		std::cerr << "error: empty password\n";
 		return 1;
 	}
+	// RFC 5802 2.2 Normalize(): SASLprep as a stored string (RFC 4013,
+	// RFC 3454 7), so every mechanism matches the password in whatever
+	// Unicode form a client sends it.
+	auto prepared = sasl::saslprep(password, sasl::SaslprepUse::stored);
+	std::fill(password.begin(), password.end(), '\0');
+	if (!prepared || prepared->empty()) {
+		std::cerr << "error: the password has characters SASLprep (RFC 4013) does not allow\n";
+		return 1;
+	}
+	password = std::move(*prepared);
 	try {
 		std::string blob = sasl::StoredSecrets::derive(password).serialize();
 		std::fill(password.begin(), password.end(), '\0');
@@ -303,23 +314,29 @@ struct MailFrom {
 
 // A MAIL FROM argument as given on the command line: "<>" or "" for the
 // null reverse path, else local@domain with or without angle brackets.
-// Domains that are not valid host names (e.g. "a..example.com") are still
-// accepted when they are plain ASCII: SPF itself answers "none" for them
-// (RFC 7208 4.3), which is what the operator wants to see.
-std::optional<MailFrom> parse_mailfrom(std::string text) {
+// Whatever else is given is still evaluated, so the operator sees what SPF
+// makes of it: a local part that does not parse (spaces, stray quotes) is
+// taken as is, text without "@" is a domain with the local part
+// "postmaster" (RFC 7208 4.3), and a domain that is no host name (e.g.
+// "a..example.com") gives "none" (RFC 7208 4.3). `domain` is "" only for
+// the null reverse path; `empty_domain` marks "user@".
+struct MailFromArg {
+	MailFrom from;
+	bool empty_domain = false;
+};
+
+MailFromArg parse_mailfrom(std::string text) {
 	if (text.size() >= 2 && text.front() == '<' && text.back() == '>')
 		text = text.substr(1, text.size() - 2);
 	if (text.empty())
-		return MailFrom{};
+		return {};
 	if (auto addr = smtp::parse_address(text); addr && !addr->ip)
-		return MailFrom{addr->localpart, addr->domain.ascii};
+		return {MailFrom{addr->localpart, addr->domain.ascii}};
 	size_t at = text.rfind('@');
-	if (at == std::string::npos || at + 1 == text.size())
-		return std::nullopt;
-	for (unsigned char c : text)
-		if (c <= ' ' || c >= 0x7f)
-			return std::nullopt;
-	return MailFrom{text.substr(0, at), ascii_lower(text.substr(at + 1))};
+	if (at == std::string::npos)
+		return {MailFrom{"", ascii_lower(text)}};
+	std::string domain = ascii_lower(text.substr(at + 1));
+	return {MailFrom{text.substr(0, at), domain}, domain.empty()};
 }
 
 struct Helo {
@@ -327,25 +344,20 @@ struct Helo {
 	std::optional<IpAddr> ip;
 };
 
-// A HELO argument: a domain name or an address literal "[1.2.3.4]" /
-// "[IPv6:2001:db8::1]" (RFC 5321 4.1.3).
-std::optional<Helo> parse_helo(const std::string& text) {
+// A HELO argument: an address literal "[1.2.3.4]" / "[IPv6:2001:db8::1]"
+// (RFC 5321 4.1.3), else a name. A name that is no fully qualified domain
+// (a single label, a space) is kept as given: checking it gives "none" and
+// %{h} expands to it (RFC 7208 4.3, 7.3), as in an SMTP session.
+Helo parse_helo(const std::string& text) {
 	if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
 		std::string inner = text.substr(1, text.size() - 2);
 		if (istarts_with(inner, "IPv6:"))
 			inner = inner.substr(5);
-		auto ip = IpAddr::parse(inner);
-		if (!ip)
-			return std::nullopt;
-		return Helo{"", ip};
+		if (auto ip = IpAddr::parse(inner))
+			return Helo{"", ip};
 	}
 	if (auto d = smtp::parse_domain(text))
 		return Helo{d->ascii, std::nullopt};
-	if (text.empty())
-		return std::nullopt;
-	for (unsigned char c : text)
-		if (c <= ' ' || c >= 0x7f || c == '@')
-			return std::nullopt;
 	return Helo{ascii_lower(text), std::nullopt};
 }
 
@@ -355,26 +367,23 @@ int cmd_spf(const Globals& g, const std::vector<std::string>& args) {
 	auto ip = IpAddr::parse(args[1]);
 	if (!ip)
 		return usage("spf check: not an IP address: " + args[1]);
-	auto from = parse_mailfrom(args[2]);
-	if (!from)
-		return usage("spf check: not an address: " + args[2]);
-	Helo helo;
-	if (args.size() == 4) {
-		auto parsed = parse_helo(args[3]);
-		if (!parsed)
-			return usage("spf check: not a host name or address literal: " + args[3]);
-		helo = *parsed;
-	} else if (from->domain.empty()) {
-		return usage("spf check: the null reverse path needs a HELO name");
+	auto [from, empty_domain] = parse_mailfrom(args[2]);
+	if (empty_domain) {
+		// "user@": no domain to look up (RFC 7208 4.3).
+		std::cout << mailauth::spf_status_name(mailauth::SpfStatus::none) << "\n";
+		return exit_ok;
 	}
+	Helo helo;
+	if (args.size() == 4)
+		helo = parse_helo(args[3]);
 
 	auto cfg = diagnostic_config(g);
 	LoopResolver lr(g, cfg.get());
 
 	mailauth::SpfArgs spf_args;
 	spf_args.remote_ip = *ip;
-	spf_args.mailfrom_localpart = from->localpart;
-	spf_args.mailfrom_domain = from->domain;
+	spf_args.mailfrom_localpart = from.localpart;
+	spf_args.mailfrom_domain = from.domain;
 	spf_args.helo_domain = helo.domain;
 	spf_args.helo_ip = helo.ip;
 	spf_args.local_hostname = local_hostname(cfg.get());

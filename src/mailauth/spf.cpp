@@ -242,8 +242,11 @@ bool valid_domain_spec(std::string_view spec)
 	return has_alpha || top.find('-') != std::string_view::npos;
 }
 
-// RFC 7208 4.3: a usable <domain>: labels of 1..63 characters, at least two
-// labels, at most 253 characters (trailing dot removed first).
+// RFC 7208 4.3: a usable <domain> or target name: labels of 1..63 octets,
+// at least two labels, at most 253 octets (trailing dot removed first). A
+// label may hold any printable octet, spaces included: a domain-spec may
+// contain any visible character and "%_" expands to a space (RFC 7208 7.1),
+// and DNS labels are octet strings (RFC 2181 11).
 bool valid_domain(const std::string& name)
 {
 	std::string s = strip_trailing_dot(name);
@@ -254,11 +257,26 @@ bool valid_domain(const std::string& name)
 		if (label.empty() || label.size() > 63)
 			return false;
 		for (char c : label)
-			if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+			if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
 				return false;
 		labels++;
 	}
 	return labels >= 2;
+}
+
+// RFC 7208 2.3, 4.3: the identity being checked (MAIL FROM domain or HELO
+// name) must be a fully qualified host name: at least two labels of
+// letters, digits, hyphens (and underscores, which real sender domains
+// use). Anything else, e.g. "localhost" or a HELO with a space, gives
+// "none" without a lookup.
+bool valid_identity_domain(const std::string& name)
+{
+	if (!valid_domain(name))
+		return false;
+	for (char c : strip_trailing_dot(name))
+		if (!is_alnum(c) && c != '-' && c != '_' && c != '.')
+			return false;
+	return true;
 }
 
 // RFC 7208 7.3: an expanded name longer than 253 characters loses labels on
@@ -357,25 +375,28 @@ bool parse_dual_cidr(std::string_view s, Directive& d)
 	       parse_cidr_number(s.substr(second + 2), 128, d.cidr6);
 }
 
-// Position of the first "/" that is not inside a "%{...}" macro (the
-// domain-spec of a and mx ends there and the CIDR lengths begin).
-size_t cidr_start(std::string_view s)
+// RFC 7208 5.3, 5.4, 12: a domain-spec may itself contain "/" and ":"
+// (any visible character), so a dual-cidr-length is only recognised at the
+// very end of the term: "/N", "//M" or "/N//M" with N and M digits. Returns
+// where that suffix starts, or npos when the term has none.
+size_t trailing_cidr_start(std::string_view s)
 {
-	bool in_macro = false;
-	for (size_t i = 0; i < s.size(); i++) {
-		if (in_macro) {
-			if (s[i] == '}')
-				in_macro = false;
-		} else if (s[i] == '%' && i + 1 < s.size() && s[i + 1] == '{') {
-			in_macro = true;
-			i++;
-		} else if (s[i] == '%') {
-			i++;  // "%%", "%_", "%-": skip the escaped character
-		} else if (s[i] == '/') {
-			return i;
-		}
-	}
-	return std::string_view::npos;
+	// Start of the run of digits that ends at `end`.
+	auto digits_start = [s](size_t end) {
+		while (end > 0 && is_digit(s[end - 1]))
+			end--;
+		return end;
+	};
+	size_t last = digits_start(s.size());
+	if (last == s.size() || last == 0 || s[last - 1] != '/')
+		return std::string_view::npos;
+	if (last < 2 || s[last - 2] != '/')
+		return last - 1;  // "/N"
+	size_t start = last - 2;  // "//M", perhaps after "/N"
+	size_t first = digits_start(start);
+	if (first < start && first > 0 && s[first - 1] == '/' && (first < 2 || s[first - 2] != '/'))
+		start = first - 1;
+	return start;
 }
 
 std::string cidr_text(const Directive& d)
@@ -434,7 +455,7 @@ bool parse_directive(std::string_view term, Directive& d, std::string& error)
 		std::string_view cidr;
 		if (!rest.empty() && rest[0] == ':') {
 			std::string_view spec = rest.substr(1);
-			size_t slash = d.mechanism == Mechanism::ptr ? std::string_view::npos : cidr_start(spec);
+			size_t slash = d.mechanism == Mechanism::ptr ? std::string_view::npos : trailing_cidr_start(spec);
 			if (slash != std::string_view::npos) {
 				cidr = spec.substr(slash);
 				spec = spec.substr(0, slash);
@@ -900,13 +921,24 @@ private:
 				k("");
 				return;
 			}
-			self->lookup(name, RrType::TXT, [self, ctx, k](const DnsAnswer& answer) {
+			self->lookup(name, RrType::TXT, [self, domain, k](const DnsAnswer& answer) {
 				if (!answer.found() || answer.records.size() != 1) {
 					k("");
 					return;
 				}
-				auto text = spf_expand_macros(answer.records.front(), ctx, true);
-				k(text ? *text : "");
+				// The explanation text may use %{p} even when the exp
+				// domain-spec did not (RFC 7208 6.2, 7.3).
+				std::string text = answer.records.front();
+				auto expand_text = [self, domain, text, k]() {
+					auto ctx = self->macro_context(domain, self->pick_validated_name(domain));
+					auto expanded = spf_expand_macros(text, ctx, true);
+					k(expanded ? *expanded : "");
+				};
+				if (!uses_p_macro(text)) {
+					expand_text();
+					return;
+				}
+				self->ensure_validated_names([expand_text](bool) { expand_text(); });
 			});
 		};
 		if (!uses_p_macro(spec)) {
@@ -1350,6 +1382,15 @@ void spf_verify(Resolver& resolver, uint64_t owner, const SpfArgs& args, SpfVeri
 	// RFC 7208 9.1: envelope-from is the "sender" that was checked.
 	received.envelope_from = q.sender_localpart + "@" + q.sender_domain;
 	received.identity = from_helo ? SpfReceived::Identity::helo : SpfReceived::Identity::mailfrom;
+
+	// RFC 7208 2.3, 4.3: an identity that is no fully qualified domain name
+	// (a bare "localhost", a HELO with a space) has no SPF policy.
+	if (!valid_identity_domain(q.domain)) {
+		received.result = SpfStatus::none;
+		received.problem = "spf: bad domain name " + q.domain;
+		done(std::move(received), "", false);
+		return;
+	}
 
 	spf_check_host(resolver, owner, std::move(q),
 	               [received, done](SpfStatus status, std::string mechanism, std::string explanation,

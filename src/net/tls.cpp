@@ -107,9 +107,22 @@ using OwnedMpi = Owned<mbedtls_mpi, mbedtls_mpi_init, mbedtls_mpi_free>;
 using OwnedCrtWriter =
 	Owned<mbedtls_x509write_cert, mbedtls_x509write_crt_init, mbedtls_x509write_crt_free>;
 
+// ECDHE groups in preference order, for the server's choice and the client's
+// supported_groups (RFC 8422 5.1.1): X25519 (RFC 7748) first, then the NIST
+// curves by cost, as OpenSSL and Postfix order them. mbedTLS's default list
+// puts the largest curve first, so secp521r1 used to win over X25519.
+// secp521r1 stays last so peers that offer nothing else still connect.
+const mbedtls_ecp_group_id preferred_curves[] = {
+	MBEDTLS_ECP_DP_CURVE25519,
+	MBEDTLS_ECP_DP_SECP256R1,
+	MBEDTLS_ECP_DP_SECP384R1,
+	MBEDTLS_ECP_DP_SECP521R1,
+	MBEDTLS_ECP_DP_NONE,
+};
+
 // Settings both sides share: stream transport, TLS 1.2 only (mbedTLS 2.28
-// has no TLS 1.3), the strict suite list, no renegotiation (RFC 5746 issues;
-// nothing in SMTP needs it).
+// has no TLS 1.3), the strict suite list, the curve order above, no
+// renegotiation (RFC 5746 issues; nothing in SMTP needs it).
 void configure_common(mbedtls_ssl_config* config, int endpoint, RandomSource& random) {
 	int rc = mbedtls_ssl_config_defaults(config, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
 	                                     MBEDTLS_SSL_PRESET_DEFAULT);
@@ -118,6 +131,7 @@ void configure_common(mbedtls_ssl_config* config, int endpoint, RandomSource& ra
 	mbedtls_ssl_conf_min_version(config, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
 	mbedtls_ssl_conf_max_version(config, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
 	mbedtls_ssl_conf_ciphersuites(config, allowed_ciphersuites);
+	mbedtls_ssl_conf_curves(config, preferred_curves);
 	mbedtls_ssl_conf_rng(config, mbedtls_ctr_drbg_random, &random.drbg);
 	mbedtls_ssl_conf_renegotiation(config, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 }

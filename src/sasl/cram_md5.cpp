@@ -6,6 +6,7 @@
 #include "util/hex.h"
 #include "sasl/crypto.h"
 #include "sasl/mechanisms_impl.h"
+#include "sasl/saslprep.h"
 #include "smtp/reply.h"
 #include "util/base64.h"
 
@@ -52,7 +53,13 @@ public:
 		if (space == std::string::npos || client_data.find(' ', space + 1) != std::string::npos ||
 		    client_data.size() - space - 1 != md5_hex_length)
 			return Step::make_failure(501, smtp::se::proto_param_invalid4, "malformed cram-md5 response");
-		username_ = client_data.substr(0, space);
+		// The user name is prepared like PLAIN's (RFC 4013); the digest
+		// already covers the password the client prepared, and the stored
+		// states come from the prepared password (ternctl passwd).
+		auto username = saslprep(client_data.substr(0, space), SaslprepUse::query);
+		if (!username)
+			return bad_user_pass();
+		username_ = std::move(*username);
 		response_digest_ = client_data.substr(space + 1);
 		state_ = State::want_secrets;
 		return Step::make_lookup(username_);

@@ -5,6 +5,7 @@
 
 #include "sasl/crypto.h"
 #include "sasl/mechanisms_impl.h"
+#include "sasl/saslprep.h"
 #include "smtp/reply.h"
 
 namespace tern::sasl::detail {
@@ -17,10 +18,23 @@ class PasswordCheck {
 public:
 	~PasswordCheck() { crypto::wipe(password_); }
 
+	// RFC 4616 2 (PLAIN; LOGIN does likewise): the authentication identity
+	// and the password are prepared with SASLprep as query strings
+	// (RFC 4013), so a password set in one Unicode form matches when typed
+	// in another. Text that SASLprep rejects is a failed login (535), as a
+	// wrong password would be.
 	Step request(std::string username, std::string password)
 	{
-		username_ = std::move(username);
-		password_ = std::move(password);
+		auto prepared_user = saslprep(username, SaslprepUse::query);
+		auto prepared_password = saslprep(password, SaslprepUse::query);
+		crypto::wipe(password);
+		if (!prepared_user || !prepared_password) {
+			if (prepared_password)
+				crypto::wipe(*prepared_password);
+			return bad_user_pass();
+		}
+		username_ = std::move(*prepared_user);
+		password_ = std::move(*prepared_password);
 		return Step::make_lookup(username_);
 	}
 
@@ -99,8 +113,14 @@ private:
 			crypto::wipe(password);
 			return Step::make_failure(535, smtp::se::pol_bad_credentials8, "cannot assume other role");
 		}
-		state_ = State::want_secrets;
-		return check_.request(std::move(authcid), std::move(password));
+		return request_secrets(std::move(authcid), std::move(password));
+	}
+
+	Step request_secrets(std::string username, std::string password)
+	{
+		Step step = check_.request(std::move(username), std::move(password));
+		state_ = step.kind == Step::Kind::lookup ? State::want_secrets : State::done;
+		return step;
 	}
 
 	State state_ = State::initial;
@@ -136,9 +156,11 @@ public:
 			username_sent_ = username_;
 			state_ = State::want_password;
 			return Step::make_challenge("Password:");
-		case State::want_password:
-			state_ = State::want_secrets;
-			return check_.request(std::move(username_), std::move(client_data));
+		case State::want_password: {
+			Step step = check_.request(std::move(username_), std::move(client_data));
+			state_ = step.kind == Step::Kind::lookup ? State::want_secrets : State::done;
+			return step;
+		}
 		default:
 			crypto::wipe(client_data);
 			return out_of_sequence();

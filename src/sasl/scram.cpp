@@ -9,13 +9,14 @@
 //   one more line → success, or the failure the `e=` announced.
 //
 // Like the seed, attribute names and the gs2 flag are matched ASCII
-// case-insensitively. Usernames are not checked for NFC (RFC 5802 5.1):
-// ASCII names are always normalised; non-ASCII ones are taken as sent.
+// case-insensitively. User names are prepared with SASLprep (RFC 5802 5.1,
+// RFC 4013).
 #include <string>
 
 #include "smtp/parser.h"
 #include "sasl/crypto.h"
 #include "sasl/mechanisms_impl.h"
+#include "sasl/saslprep.h"
 #include "smtp/reply.h"
 #include "util/base64.h"
 
@@ -248,6 +249,28 @@ private:
 		done,
 	};
 
+	// A user name that SASLprep rejects or prepares to nothing.
+	struct BadUsername {};
+
+	// RFC 5802 5.1: the server prepares the user name with SASLprep as a
+	// query string (RFC 4013); the authorization identity likewise, so the
+	// two compare in the same form. The password side needs nothing here:
+	// the client applies Normalize() (SASLprep) to it and the stored keys
+	// come from the prepared password (ternctl passwd).
+	void prepare_usernames()
+	{
+		auto authcid = saslprep(authcid_, SaslprepUse::query);
+		if (!authcid || authcid->empty())
+			throw BadUsername{};
+		authcid_ = std::move(*authcid);
+		if (!authzid_.empty()) {
+			auto authzid = saslprep(authzid_, SaslprepUse::query);
+			if (!authzid || authzid->empty())
+				throw BadUsername{};
+			authzid_ = std::move(*authzid);
+		}
+	}
+
 	static Step scram_not_possible()
 	{
 		return Step::make_failure(454, smtp::se::sys_other0, "scram not possible");
@@ -280,6 +303,7 @@ private:
 			cursor.expect("n=");
 			authcid_ = cursor.saslname();
 			username_sent_ = authcid_;
+			prepare_usernames();
 			cursor.expect(",");
 			client_nonce_ = cursor.nonce();
 			if (client_nonce_.size() < 8)
@@ -287,6 +311,12 @@ private:
 			while (cursor.take(","))
 				cursor.attribute_value();
 			cursor.expect_end();
+		} catch (const BadUsername&) {
+			// RFC 5802 5.1: the server SHOULD abort; the exchange has not
+			// reached the server-final message that could carry
+			// e=invalid-username-encoding (RFC 5802 7), so the failure is
+			// the reply, as for bad credentials.
+			return Step::make_failure(535, smtp::se::pol_bad_credentials8, "invalid-username-encoding");
 		} catch (const ScramError& error) {
 			// The seed reports these on its server-error path.
 			return Step::make_failure(451, smtp::se::sys_other0, "starting scram: " + error.text);

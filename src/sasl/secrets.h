@@ -2,11 +2,9 @@
 // SCRAM-SHA-1 and SCRAM-SHA-256 salted keys (RFC 5802 3) and the
 // precomputed HMAC-MD5 inner/outer states for CRAM-MD5 (RFC 2195).
 //
-// Passwords are used as the bytes given. RFC 5802 2.2 asks for SASLprep /
-// (with mox) PRECIS OpaqueString, whose effect on an ASCII password is the
-// identity; for non-ASCII passwords no Unicode normalisation is applied yet
-// (no NFC library is linked), so a client that normalises a non-NFC password
-// differently will not match.
+// Passwords are used as the bytes given: callers pass them through
+// SASLprep first (RFC 5802 2.2 Normalize(), sasl/saslprep.h): ternctl
+// passwd before derive(), PLAIN and LOGIN before check_password().
 #pragma once
 #include <optional>
 #include <string>

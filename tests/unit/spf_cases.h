@@ -285,6 +285,30 @@ inline const std::vector<Case>& cases()
 		 ip4, std::string(60, 'x') + "@example.com", helo, "pass"},
 		{"empty localpart is postmaster", {txt("example.com", "v=spf1 exists:%{l}.l.example.com -all"), a("postmaster.l.example.com", {"127.0.0.2"})}, ip4, "@example.com", helo, "pass"},
 
+		// --- domain-spec grammar to the letter (RFC 7208 5, 7.1, 12)
+		{"a domain-spec with colon and slash", {txt("example.com", "v=spf1 a:foo:bar/baz.example.com -all"), a("foo:bar/baz.example.com", {"192.0.2.1"})}, ip4, from, helo, "pass", "a:foo:bar/baz.example.com"},
+		{"a colon domain-spec then cidr", {txt("example.com", "v=spf1 a:foo:bar/baz.example.com/24 -all"), a("foo:bar/baz.example.com", {"192.0.2.200"})}, ip4, from, helo, "pass", "a:foo:bar/baz.example.com/24"},
+		{"mx slash domain-spec then dual cidr", {txt("example.com", "v=spf1 mx:m/x.example.com/24//64 -all"), mx("m/x.example.com", {"10 mx1.example.com"}), aaaa("mx1.example.com", {"2001:db8::ff"})}, ip6, from, helo, "pass", "mx:m/x.example.com/24//64"},
+		{"a double slash inside the name", {txt("example.com", "v=spf1 a:x//y.example.com//64 -all"), aaaa("x//y.example.com", {"2001:db8::ff"})}, ip6, from, helo, "pass", "a:x//y.example.com//64"},
+		{"a trailing cidr with a leading zero", {txt("example.com", "v=spf1 a:foo.example.com/024 +all"), a("foo.example.com", {"192.0.2.1"})}, ip4, from, helo, "permerror"},
+		{"a slash without digits stays in the name", {txt("example.com", "v=spf1 a:example.com/abc +all")}, ip4, from, helo, "permerror"},
+		{"macro literals in domain-spec", {txt("example.com", "v=spf1 a:macro%%percent%_%_space%-url-space.example.com -all"), a("macro%percent  space%20url-space.example.com", {"192.0.2.1"})}, ip4, from, helo, "pass"},
+		{"exp expansion is no domain", {txt("example.com", "v=spf1 -all exp=%{l}")}, ip4, from, helo, "fail", "-all", ""},
+		{"exp expansion with an empty label", {txt("example.com", "v=spf1 -all exp=%{l}.x.example.com")}, ip4, "a..b@example.com", helo, "fail", "-all", ""},
+		{"exp text uses p", {txt("example.com", "v=spf1 -all exp=e.example.com"), txt("e.example.com", "%{i} is %{p}"), ptr(ptr4, {"mail.example.com"}), a("mail.example.com", {"192.0.2.1"})}, ip4, from, helo, "fail", "-all", "192.0.2.1 is mail.example.com"},
+		{"exp text p unvalidated is unknown", {txt("example.com", "v=spf1 -all exp=e.example.com"), txt("e.example.com", "%{i} is %{p}"), ptr(ptr4, {"mail.example.com"}), a("mail.example.com", {"198.51.100.1"})}, ip4, from, helo, "fail", "-all", "192.0.2.1 is unknown"},
+		{"macro p equal to domain first", {txt("example.com", "v=spf1 exists:%{p}.p.example.net -all"), ptr(ptr4, {"mail.example.com", "example.com"}), a("mail.example.com", {"192.0.2.1"}), a("example.com", {"192.0.2.1"}), a("example.com.p.example.net", {"127.0.0.2"})}, ip4, from, helo, "pass"},
+		{"macro p ipv6 validated", {txt("example.com", "v=spf1 exists:%{p}.p.example.net -all"), ptr(ptr6, {"mail.example.com"}), aaaa("mail.example.com", {"2001:db8::1"}), a("mail.example.com.p.example.net", {"127.0.0.2"})}, ip6, from, helo, "pass"},
+		{"macro i ipv6 nibbles", {txt("example.com", "v=spf1 exists:%{i}.x.example.com -all"), a("2.0.0.1.0.d.b.8.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.x.example.com", {"127.0.0.2"})}, ip6, from, helo, "pass"},
+		{"macro v ipv6 in exp", {txt("example.com", "v=spf1 -all exp=e.example.com"), txt("e.example.com", "%{v} %{c}")}, ip6, from, helo, "fail", "-all", "ip6 2001:db8::1"},
+		{"localpart with a space", {txt("example.com", "v=spf1 exists:%{l}.l.example.com -all"), a("john doe.l.example.com", {"127.0.0.2"})}, ip4, "john doe@example.com", helo, "pass"},
+
+		// --- HELO names that are no FQDN (RFC 7208 2.3, 4.3)
+		{"null sender helo single label", {txt("localhost", "v=spf1 +all")}, ip4, "", "localhost", "none", ""},
+		{"null sender helo with a space", {txt("foo bar.example.com", "v=spf1 +all")}, ip4, "", "foo bar.example.com", "none", ""},
+		{"helo with a space in h macro", {txt("example.com", "v=spf1 exists:%{h}.h.example.com -all"), a("foo bar.h.example.com", {"127.0.0.2"})}, ip4, from, "foo bar", "pass"},
+		{"single-label helo in h macro", {txt("example.com", "v=spf1 exists:%{h}.h.example.com -all"), a("localhost.h.example.com", {"127.0.0.2"})}, ip4, from, "localhost", "pass"},
+
 		// --- identities (seed Verify)
 		{"null sender uses helo", {txt("mx.example.org", "v=spf1 ip4:192.0.2.1 -all")}, ip4, "", helo, "pass"},
 		{"null sender helo localpart postmaster", {txt("mx.example.org", "v=spf1 exists:%{l}.%{o}.n.example.net -all"), a("postmaster.mx.example.org.n.example.net", {"127.0.0.2"})}, ip4, "", helo, "pass"},
@@ -303,6 +327,8 @@ inline const std::vector<std::pair<std::string, std::string>>& pyspf_known_diffe
 {
 	static const std::vector<std::pair<std::string, std::string>> list = {
 		{"single-label sender domain", "RFC 7208 4.3: not a multi-label domain gives none"},
+		{"null sender helo single label", "RFC 7208 2.3, 4.3: a HELO that is no FQDN gives none"},
+		{"null sender helo with a space", "RFC 7208 2.3, 4.3: a HELO that is no FQDN gives none"},
 		{"ptr lookup error no match", "RFC 7208 5.5: a PTR lookup error makes ptr not match"},
 		{"redirect modifier case-insensitive", "RFC 7208 12 / RFC 5234: ABNF literals are case-insensitive"},
 		{"zero digit transformer", "RFC 7208 7.3: the DIGIT transformer MUST be nonzero"},

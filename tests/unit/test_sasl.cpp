@@ -11,6 +11,7 @@
 #include "util/hex.h"
 #include "sasl/crypto.h"
 #include "sasl/mechanism.h"
+#include "sasl/saslprep.h"
 #include "sasl/secrets.h"
 #include "util/base64.h"
 
@@ -22,6 +23,8 @@ using tern::sasl::Entropy;
 using tern::sasl::make_mechanism;
 using tern::sasl::Mechanism;
 using tern::sasl::ScramHash;
+using tern::sasl::saslprep;
+using tern::sasl::SaslprepUse;
 using tern::sasl::ScramSecret;
 using tern::sasl::Step;
 using tern::sasl::StoredSecrets;
@@ -786,5 +789,123 @@ TEST_CASE("sasl SCRAM: client-final failures")
 				"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
 		check_success(exchange.mechanism->next(""), "user");
 		check_failure(exchange.mechanism->next(""), 451, "3.0", "sasl exchange out of sequence");
+	}
+}
+
+// ------------------------------------------------------------ SASLprep
+
+TEST_CASE("saslprep: RFC 4013 section 3 examples")
+{
+	struct Example {
+		std::string in;
+		std::optional<std::string> out;  // nullopt: an error
+	};
+	const Example examples[] = {
+		{"I\u00ADX", "IX"},          // SOFT HYPHEN mapped to nothing
+		{"user", "user"},            // no transformation
+		{"USER", "USER"},            // case preserved, will not match #2
+		{"\u00AA", "a"},             // output is NFKC, input in ISO 8859-1
+		{"\u2168", "IX"},            // output is NFKC, will match #1
+		{"\u0007", std::nullopt},    // error - prohibited character
+		{"\u0627\u0031", std::nullopt},  // error - bidirectional check
+	};
+	for (const auto& example : examples) {
+		CAPTURE(example.in);
+		for (SaslprepUse use : {SaslprepUse::query, SaslprepUse::stored}) {
+			auto got = saslprep(example.in, use);
+			CHECK(got.has_value() == example.out.has_value());
+			if (got && example.out)
+				CHECK(*got == *example.out);
+		}
+	}
+}
+
+TEST_CASE("saslprep: spaces, unassigned code points, bad UTF-8 and NUL")
+{
+	// RFC 4013 2.1: non-ASCII spaces become U+0020.
+	CHECK(saslprep("a\u00A0b", SaslprepUse::query) == "a b");
+	CHECK(saslprep("", SaslprepUse::query) == "");
+	// U+0221 is unassigned in Unicode 3.2: allowed in a query, not in a
+	// stored string (RFC 3454 7).
+	CHECK(saslprep("x\u0221", SaslprepUse::query) == "x\u0221");
+	CHECK_FALSE(saslprep("x\u0221", SaslprepUse::stored));
+	CHECK_FALSE(saslprep("\xff\xfe", SaslprepUse::query));
+	CHECK_FALSE(saslprep("a\0b"s, SaslprepUse::query));
+	// Private use (RFC 3454 C.3) is prohibited.
+	CHECK_FALSE(saslprep("\uE000", SaslprepUse::query));
+}
+
+TEST_CASE("saslprep: a composed and a decomposed e-acute give the same secrets")
+{
+	const std::string composed = "caf\u00E9 au lait";
+	const std::string decomposed = "cafe\u0301 au lait";
+	REQUIRE(composed != decomposed);
+	auto prepared_composed = saslprep(composed, SaslprepUse::stored);
+	auto prepared_decomposed = saslprep(decomposed, SaslprepUse::query);
+	REQUIRE(prepared_composed);
+	REQUIRE(prepared_decomposed);
+	CHECK(*prepared_composed == *prepared_decomposed);
+	for (ScramHash hash : {ScramHash::sha1, ScramHash::sha256}) {
+		ScramSecret a = ScramSecret::derive(hash, *prepared_composed, "salt-bytes12", 4096);
+		ScramSecret b = ScramSecret::derive(hash, *prepared_decomposed, "salt-bytes12", 4096);
+		CHECK(a.stored_key == b.stored_key);
+		CHECK(a.server_key == b.server_key);
+	}
+	CHECK(CramMd5Secret::derive(*prepared_composed).inner_state ==
+	      CramMd5Secret::derive(*prepared_decomposed).inner_state);
+
+	// Stored from the composed form (as ternctl passwd does), PLAIN and
+	// LOGIN accept the decomposed one.
+	StoredSecrets secrets = StoredSecrets::derive(*prepared_composed);
+	auto plain = make_mechanism("PLAIN", "mail.example");
+	check_lookup(plain->start("\0u@example.org\0"s + decomposed), "u@example.org");
+	check_success(plain->provide_secrets(secrets), "u@example.org");
+	auto login = make_mechanism("LOGIN", "mail.example");
+	check_challenge(login->start("u@example.org"s), "Password:");
+	check_lookup(login->next(decomposed), "u@example.org");
+	check_success(login->provide_secrets(secrets), "u@example.org");
+}
+
+TEST_CASE("saslprep: every mechanism prepares the user name; rejected text fails")
+{
+	StoredSecrets secrets = StoredSecrets::derive("pencil");
+	SUBCASE("PLAIN")
+	{
+		auto plain = make_mechanism("PLAIN", "mail.example");
+		check_lookup(plain->start("\0I\u00ADX\0pencil"s), "IX");
+		check_success(plain->provide_secrets(secrets), "IX");
+		plain = make_mechanism("PLAIN", "mail.example");
+		check_failure(plain->start("\0user\0pen\u0007cil"s), 535, "7.8", "bad user/pass");
+		plain = make_mechanism("PLAIN", "mail.example");
+		check_failure(plain->start("\0\u0627\u0031\0pencil"s), 535, "7.8", "bad user/pass");
+		// Nothing more is expected after the failure.
+		check_failure(plain->provide_secrets(secrets), 451, "3.0", "sasl exchange out of sequence");
+	}
+	SUBCASE("LOGIN")
+	{
+		auto login = make_mechanism("LOGIN", "mail.example");
+		check_challenge(login->start("\u2168"s), "Password:");
+		check_lookup(login->next("pencil"), "IX");
+		login = make_mechanism("LOGIN", "mail.example");
+		check_challenge(login->start("user"s), "Password:");
+		check_failure(login->next("\u0007"), 535, "7.8", "bad user/pass");
+	}
+	SUBCASE("CRAM-MD5")
+	{
+		auto cram = make_mechanism("CRAM-MD5", "mail.example", fixed_entropy("", "<1.2@test>"));
+		check_challenge(cram->start(std::nullopt), "<1.2@test>");
+		check_lookup(cram->next("I\u00ADX " + std::string(32, 'a')), "IX");
+		cram = make_mechanism("CRAM-MD5", "mail.example", fixed_entropy("", "<1.2@test>"));
+		check_challenge(cram->start(std::nullopt), "<1.2@test>");
+		check_failure(cram->next("\u0627\u0031 " + std::string(32, 'a')), 535, "7.8", "bad user/pass");
+	}
+	SUBCASE("SCRAM-SHA-256")
+	{
+		auto scram = make_mechanism("SCRAM-SHA-256", "mail.example", fixed_entropy("servernonce"));
+		check_lookup(scram->start("n,a=\u2168,n=I\u00ADX,r=clientnonce123"s), "IX");
+		scram = make_mechanism("SCRAM-SHA-256", "mail.example", fixed_entropy("servernonce"));
+		check_failure(scram->start("n,,n=\u0627\u0031,r=clientnonce123"s), 535, "7.8", "invalid-username-encoding");
+		scram = make_mechanism("SCRAM-SHA-256", "mail.example", fixed_entropy("servernonce"));
+		check_failure(scram->start("n,,n=\u00AD,r=clientnonce123"s), 535, "7.8", "invalid-username-encoding");
 	}
 }
