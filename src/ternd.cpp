@@ -28,9 +28,11 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "net/udns_resolver.h"
+#include "queue/ctl.h"
 #include "queue/queue.h"
 #include "sasl/secrets.h"
 #include "store/db.h"
+#include "server/local_submit.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "util/recvid.h"
@@ -232,6 +234,7 @@ int main(int argc, char** argv) {
 	std::unique_ptr<store::Env> env;  // outlives the server, which uses it
 	std::unique_ptr<server::Server> srv;
 	std::unique_ptr<queue::Queue> outq;  // destroyed before the server (it uses its pool and resolver)
+	std::unique_ptr<server::LocalSubmitListener> local_submit;  // sendmail.tern's socket; uses server and queue
 	struct ev_loop* loop = nullptr;
 	int metrics_fd = -1;  // metrics: the /metrics socket, bound with the SMTP ports
 	try {
@@ -273,6 +276,12 @@ int main(int argc, char** argv) {
 			// account's Maildir.
 			outq = std::make_unique<queue::Queue>(loop, srv->workers(), srv->resolver(), *env, cfg);
 			srv->set_outbound(outq.get());
+			// sendmail.tern (man/sendmail.tern.8): mailq reads the queue
+			// through ternd, as local users cannot open the database.
+			store::Env* store_env = env.get();
+			local_submit = std::make_unique<server::LocalSubmitListener>(
+			    *srv, [store_env] { return queue::queue_list_text(store_env->queue_list()); });
+			local_submit->open(cfg->data_dir);
 		}
 	} catch (const std::exception& e) {
 		log::error("cannot start", {{"error", e.what()}});
@@ -280,8 +289,12 @@ int main(int argc, char** argv) {
 		return 1;
 	}
 
-	core::SignalWatcher sigterm(loop, SIGTERM, [&] { srv->begin_shutdown(); });
-	core::SignalWatcher sigint(loop, SIGINT, [&] { srv->begin_shutdown(); });
+	auto shutdown = [&] {
+		if (local_submit) local_submit->stop();
+		srv->begin_shutdown();
+	};
+	core::SignalWatcher sigterm(loop, SIGTERM, shutdown);
+	core::SignalWatcher sigint(loop, SIGINT, shutdown);
 	core::SignalWatcher sigusr1(loop, SIGUSR1, [] { log::reopen(); });
 	// SIGUSR2: `ternctl queue kick/drop` changed the queue in the database.
 	core::SignalWatcher sigusr2(loop, SIGUSR2, [&] {
@@ -329,6 +342,7 @@ int main(int argc, char** argv) {
 
 	srv->start();
 	if (outq) outq->start();
+	if (local_submit) local_submit->start();
 	// metrics (SPEC.md "Logs, signals, metrics"): gauges and queue counters are
 	// read from the live objects when /metrics is rendered.
 	std::unique_ptr<metrics::HttpResponder> metrics_http;
@@ -358,6 +372,7 @@ int main(int argc, char** argv) {
 	metrics_http.reset();  // metrics: no page rendered past this point
 	core::stats().clear_samplers();
 	srv->workers().drain();
+	local_submit.reset();
 	outq.reset();
 	srv.reset();
 	if (!pid_file.empty()) unlink(pid_file.c_str());

@@ -73,6 +73,15 @@ void show(const store::QueueRecord& r, std::ostream& out)
 
 }  // namespace
 
+std::string queue_list_text(const std::vector<store::QueueRecord>& records)
+{
+	std::string out = "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n";
+	for (const auto& r : records)
+		out += std::to_string(r.id) + " " + iso8601_utc(r.next_attempt) + " " + std::to_string(r.attempts) + " <" +
+		       r.from + "> <" + r.to + "> " + or_dash(one_line(r.last_error)) + "\n";
+	return out;
+}
+
 int run_queue_command(const config::Config& cfg, const std::vector<std::string>& args, std::ostream& out,
                       std::ostream& err)
 {
@@ -99,10 +108,7 @@ int run_queue_command(const config::Config& cfg, const std::vector<std::string>&
 	try {
 		store::Env env(cfg.data_dir);
 		if (cmd == "list") {
-			out << "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n";
-			for (auto& r : env.queue_list())
-				out << r.id << " " << iso8601_utc(r.next_attempt) << " " << r.attempts << " <" << r.from << "> <"
-				    << r.to << "> " << or_dash(one_line(r.last_error)) << "\n";
+			out << queue_list_text(env.queue_list());
 			return 0;
 		}
 		if (cmd == "show") {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "store/db.h"
 
 namespace tern::queue {
 
@@ -19,5 +20,9 @@ namespace tern::queue {
 // error), 2 usage error.
 int run_queue_command(const config::Config& config, const std::vector<std::string>& args, std::ostream& out,
                       std::ostream& err);
+
+// The `queue list` output: a header line, then one line per record.
+// Also what mailq (sendmail.tern -bp) prints, through ternd.
+std::string queue_list_text(const std::vector<store::QueueRecord>& records);
 
 }  // namespace tern::queue
