@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -302,8 +303,7 @@ void LocalSubmitListener::read_request(Client& c) {
 			case sm::RequestReader::State::data: break;
 			}
 			in.remove_prefix(used);
-			static uint64_t counter = 0;
-			c.path = srv_.config()->data_dir + "/tmp/sendmail-" + std::to_string(getpid()) + "-" + std::to_string(++counter);
+			c.path = srv_.config()->data_dir + "/tmp/sendmail-" + std::to_string(getpid()) + "-" + std::to_string(++next_id_);
 			c.file_fd = ::open(c.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 			if (c.file_fd < 0) {
 				log::error("local submission: creating temp file", {{"path", c.path}, {"error", std::strerror(errno)}});
