@@ -163,7 +163,7 @@ void drop_privileges(const std::string& user, const std::string& data_dir) {
 	passwd* pw = getpwnam(user.c_str());
 	if (!pw) throw std::runtime_error("user \"" + user + "\" not found");
 	// The data directory must stay writable for the unprivileged daemon.
-	for (const auto& p : {data_dir, data_dir + "/tmp", data_dir + "/recvid.key"})
+	for (const auto& p : {data_dir, data_dir + "/tmp", data_dir + "/recvid.key", data_dir + "/public"})
 		if (chown(p.c_str(), pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT)
 			throw std::runtime_error("chown " + p + ": " + std::strerror(errno));
 	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)

@@ -115,6 +115,12 @@ void start(TernDaemon& d, const std::string& patch) {
 	REQUIRE_MESSAGE(file_exists(d.data_dir() + "/public/sendmail.sock"), log_tail(d));
 }
 
+DaemonOptions not_started() {
+	DaemonOptions o;
+	o.start = false;
+	return o;
+}
+
 std::string header_section(const std::string& message) { return message.substr(0, message.find("\r\n\r\n") + 2); }
 
 bool has_field(const std::string& message, const std::string& name) {
@@ -134,7 +140,7 @@ TEST_CASE("sendmail: -t from a local user delivers to the Maildir and the smarth
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
 	SmtpSink sink;
-	TernDaemon d(DaemonOptions{.start = false});
+	TernDaemon d(not_started());
 	start(d, sendmail_patch(sink));
 
 	std::string message =
@@ -178,7 +184,7 @@ TEST_CASE("sendmail: a lone dot ends the message unless -i") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
 	SmtpSink sink;
-	TernDaemon d(DaemonOptions{.start = false});
+	TernDaemon d(not_started());
 	start(d, sendmail_patch(sink));
 	std::string message = "Subject: dots\n\nfirst\n.\nsecond\n";
 
@@ -214,7 +220,7 @@ TEST_CASE("sendmail: -f and From must belong to a non-root user's account; root 
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
 	SmtpSink sink;
-	TernDaemon d(DaemonOptions{.start = false});
+	TernDaemon d(not_started());
 	start(d, sendmail_patch(sink, true));
 	std::string message = "To: carol@remote.example\nSubject: s\n\nbody\n";
 
@@ -251,7 +257,7 @@ TEST_CASE("sendmail: without a running ternd the message is refused, not lost si
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
 	SmtpSink sink;
-	TernDaemon d(DaemonOptions{.start = false});
+	TernDaemon d(not_started());
 	d.write_config(sendmail_patch(sink));
 	open_up(d);
 	std::string message = "Subject: s\n\nbody\n";
@@ -282,6 +288,27 @@ TEST_CASE("sendmail: without a running ternd the message is refused, not lost si
 	CHECK(usage.err.find("illegal option -- Z") != std::string::npos);
 }
 
+TEST_CASE("sendmail: a message over the size limit is refused as a whole") {
+	LocalUser user = nobody();
+	SKIP_UNLESS_ROOT(user);
+	SmtpSink sink;
+	TernDaemon d(not_started());
+	std::string patch = sendmail_patch(sink);
+	patch.pop_back();
+	start(d, patch + R"(, "listeners": {"test": {"max_message_size": 10000}}})");
+	std::string big = "Subject: big\n\n" + std::string(200, 'x') + "\n";
+	for (int i = 0; i < 7; ++i) big += big;  // about 26 KB
+	ProgramResult r = run_as(user, {sendmail_path(), "-C", d.config_path(), "alice@test.example"}, big);
+	CHECK(r.exit_code == 65);  // EX_DATAERR
+	CHECK(r.err.find("552 5.3.4 message too large") != std::string::npos);
+	ProgramResult small = run_as(user, {sendmail_path(), "-C", d.config_path(), "alice@test.example"}, "Subject: s\n\nok\n");
+	CHECK_MESSAGE(small.exit_code == 0, small.both());
+	auto files = wait_for_maildir(d.maildir("alice"), 1, 10000);
+	CHECK(files.size() == 1);
+	usleep(200000);
+	CHECK(maildir_files(d.maildir("alice")).size() == 1);
+}
+
 TEST_CASE("sendmail: -bp and mailq list the queue as ternctl queue list does") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
@@ -289,7 +316,7 @@ TEST_CASE("sendmail: -bp and mailq list the queue as ternctl queue list does") {
 	SmtpSink::Replies replies;
 	replies.data_end = "451 4.3.0 try again later";
 	sink.set_replies(replies);
-	TernDaemon d(DaemonOptions{.start = false});
+	TernDaemon d(not_started());
 	start(d, sendmail_patch(sink));
 
 	ProgramResult sent =
