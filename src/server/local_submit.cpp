@@ -30,6 +30,11 @@ namespace se = smtp::se;
 
 namespace {
 
+// Local clients served at once; more are closed at accept (sendmail.tern
+// then exits 75 and its caller retries), so one user cannot exhaust
+// ternd's descriptors or its temp space.
+constexpr size_t max_clients = 200;
+
 // A client that sends nothing for this long is dropped (the message, if
 // any, is not queued and sendmail.tern reports the failure).
 constexpr double idle_timeout_s = 300;
@@ -240,6 +245,11 @@ void LocalSubmitListener::on_accept() {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
 				log::error("local submission: accept failed", {{"error", std::strerror(errno)}});
 			return;
+		}
+		if (clients_.size() >= max_clients) {
+			log::error("local submission: too many clients, connection closed", {{"max", std::to_string(max_clients)}});
+			close(fd);
+			continue;
 		}
 		// The kernel's word on who connected (unix(7) SO_PEERCRED).
 		struct ucred cred{};

@@ -288,6 +288,25 @@ TEST_CASE("sendmail: without a running ternd the message is refused, not lost si
 	CHECK(usage.err.find("illegal option -- Z") != std::string::npos);
 }
 
+TEST_CASE("sendmail: the socket works when ternd drops privileges") {
+	LocalUser user = nobody();
+	SKIP_UNLESS_ROOT(user);
+	SmtpSink sink;
+	TernDaemon d(not_started());
+	std::string patch = sendmail_patch(sink);
+	patch.pop_back();
+	start(d, patch + R"(, "user": "nobody"})");
+	struct stat st {};
+	REQUIRE(stat((d.data_dir() + "/public/sendmail.sock").c_str(), &st) == 0);
+	CHECK(st.st_uid == user.uid);  // made after the drop, by the daemon's user
+	CHECK((st.st_mode & 0777) == 0666);
+	REQUIRE(stat((d.data_dir() + "/public").c_str(), &st) == 0);
+	CHECK((st.st_mode & 0777) == 0755);
+	ProgramResult r = run_program({sendmail_path(), "-C", d.config_path(), "alice@test.example"}, "Subject: s\n\nok\n");
+	REQUIRE_MESSAGE(r.exit_code == 0, r.both() << log_tail(d));
+	CHECK(wait_for_maildir(d.maildir("alice"), 1, 10000).size() == 1);
+}
+
 TEST_CASE("sendmail: a message over the size limit is refused as a whole") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
