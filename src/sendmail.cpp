@@ -162,13 +162,13 @@ int main(int argc, char** argv) {
 		std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
 		if (std::cin.bad()) return fail(sm::ex_ioerr, std::string("reading the message: ") + std::strerror(errno));
 		message = sm::ensure_header_section(sm::normalize_message(input, a.ignore_dots));
+		message = sm::qualify_header_addresses(message, cfg->hostname);
 		request.recipients = a.recipients;
-		if (a.recipients_from_headers) {
-			sm::HeaderRecipients h = sm::take_header_recipients(message);
-			if (!h.error.empty()) return fail(sm::ex_dataerr, h.error);
-			message = std::move(h.message);
-			request.recipients.insert(request.recipients.end(), h.recipients.begin(), h.recipients.end());
-		}
+		// Bcc never reaches a recipient, with or without -t.
+		sm::HeaderRecipients h = sm::take_header_recipients(message, a.recipients_from_headers);
+		if (!h.error.empty()) return fail(sm::ex_dataerr, h.error);
+		message = std::move(h.message);
+		request.recipients.insert(request.recipients.end(), h.recipients.begin(), h.recipients.end());
 		if (request.recipients.empty()) return fail(sm::ex_usage, "no recipient addresses found in the message header");
 		if (request.recipients.size() > sm::max_recipients)
 			return fail(sm::ex_usage, "too many recipients (at most " + std::to_string(sm::max_recipients) + ")");

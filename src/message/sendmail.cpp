@@ -1,6 +1,7 @@
 // sendmail.tern's pure parts, see sendmail.h.
 #include "message/sendmail.h"
 
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -135,7 +136,82 @@ std::string ensure_header_section(std::string message) {
 	return message;
 }
 
-HeaderRecipients take_header_recipients(const std::string& message) {
+std::string qualify_address_list(std::string_view value, const std::string& hostname) {
+	// Walks the list (RFC 5322 3.4) outside quoted strings and comments,
+	// one element (between top-level commas) at a time.
+	std::string out;
+	size_t i = 0;
+	while (i <= value.size()) {
+		std::string element;
+		bool quoted = false, angle = false, angle_has_at = false, saw_at = false;
+		int comment = 0, words = 0;
+		size_t angle_close = std::string::npos, word_end = std::string::npos;
+		bool in_word = false;
+		for (; i < value.size(); ++i) {
+			char c = value[i];
+			if (quoted || comment > 0) {
+				element += c;
+				if (c == '\\' && i + 1 < value.size()) element += value[++i];
+				else if (quoted && c == '"') quoted = false;
+				else if (comment > 0 && c == '(') ++comment;
+				else if (comment > 0 && c == ')') --comment;
+				continue;
+			}
+			if (c == ',' && !angle) break;
+			bool atext = std::isalnum(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) >= 0x80 ||
+			             std::strchr("!#$%&'*+-/=?^_`{|}~.", c) != nullptr;
+			if (atext && !in_word) ++words;
+			if (in_word && !atext) word_end = element.size();
+			in_word = atext;
+			if (c == '"') quoted = true;
+			else if (c == '(') comment = 1;
+			else if (c == '<') angle = true;
+			else if (c == '>' && angle) {
+				angle = false;
+				if (angle_close == std::string::npos) angle_close = element.size();
+			} else if (c == '@') {
+				saw_at = true;
+				if (angle) angle_has_at = true;
+			} else if (c == ':') {
+				words = 0;  // the words so far were a group's name
+				in_word = false;
+				word_end = std::string::npos;
+			}
+			element += c;
+		}
+		if (in_word) word_end = element.size();
+		if (angle_close != std::string::npos && !angle_has_at && angle_close > element.find('<') + 1)
+			element.insert(angle_close, "@" + hostname);
+		else if (angle_close == std::string::npos && !saw_at && words == 1 && word_end != std::string::npos)
+			element.insert(word_end, "@" + hostname);
+		out += element;
+		if (i < value.size()) out += ',';
+		++i;
+	}
+	return out;
+}
+
+std::string qualify_header_addresses(const std::string& message, const std::string& hostname) {
+	auto section = parse_header_section(message);
+	if (!section) return message;
+	std::string out;
+	for (const auto& f : section->fields) {
+		const std::string& n = f.lower_name;
+		if (n == "from" || n == "sender" || n == "reply-to" || n == "to" || n == "cc") {
+			std::string value = f.unfolded_value();
+			std::string qualified = qualify_address_list(value, hostname);
+			if (qualified != value) {
+				out += f.name + ": " + qualified + "\r\n";
+				continue;
+			}
+		}
+		out += f.raw;
+	}
+	out.append(message, section->body_offset - (section->has_separator ? 2 : 0), std::string::npos);
+	return out;
+}
+
+HeaderRecipients take_header_recipients(const std::string& message, bool collect) {
 	HeaderRecipients r;
 	std::string error;
 	auto section = parse_header_section(message, &error);
@@ -148,7 +224,7 @@ HeaderRecipients take_header_recipients(const std::string& message) {
 	std::string kept;
 	for (const auto& f : section->fields) {
 		bool bcc = f.lower_name == "bcc";
-		if (bcc || f.lower_name == "to" || f.lower_name == "cc") {
+		if (collect && (bcc || f.lower_name == "to" || f.lower_name == "cc")) {
 			auto list = parse_address_list(f.unfolded_value(), &error);
 			if (!list) {
 				r.error = "parsing " + f.name + " header: " + error;

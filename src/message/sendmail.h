@@ -60,15 +60,27 @@ std::string normalize_message(std::string_view input, bool ignore_dots);
 // Both as other sendmail programs do.
 std::string ensure_header_section(std::string message);
 
+// Completes unqualified addresses in From, Sender, Reply-To, To and Cc
+// with "@hostname", as local mailers do for what cron and old scripts
+// write ("From: root (Cron Daemon)", "To: <www-data>"). Fields that need
+// nothing are left byte for byte; a changed one is written unfolded. A
+// header that does not parse is returned unchanged.
+std::string qualify_header_addresses(const std::string& message, const std::string& hostname);
+
+// One address-list field value with its bare local names qualified
+// (comments, quoted strings and display names kept).
+std::string qualify_address_list(std::string_view value, const std::string& hostname);
+
 struct HeaderRecipients {
 	std::vector<std::string> recipients;  // To, Cc, Bcc in order; bare names unqualified
 	std::string message;                  // the message with every Bcc field removed
 	std::string error;                    // set: unparsable header or address list
 };
 
-// -t (RFC 5322 3.6.3): recipients from To, Cc and Bcc; the Bcc fields are
-// removed so no recipient sees them. The message has CRLF line ends.
-HeaderRecipients take_header_recipients(const std::string& message);
+// -t (RFC 5322 3.6.3): recipients from To, Cc and Bcc. The Bcc fields are
+// removed so no recipient sees them, with or without -t (`collect` false:
+// only that, no address is parsed). The message has CRLF line ends.
+HeaderRecipients take_header_recipients(const std::string& message, bool collect = true);
 
 // ---- the socket protocol (man/sendmail.tern.8 "PROTOCOL") ----
 //

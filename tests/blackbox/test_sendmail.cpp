@@ -180,6 +180,32 @@ TEST_CASE("sendmail: -t from a local user delivers to the Maildir and the smarth
 	CHECK(remote == std::set<std::string>{"carol@remote.example", "dave@remote.example"});
 }
 
+TEST_CASE("sendmail: cron's way of calling it works (unqualified From, ignored options)") {
+	LocalUser user = nobody();
+	SKIP_UNLESS_ROOT(user);
+	SmtpSink sink;
+	TernDaemon d(not_started());
+	start(d, sendmail_patch(sink));
+	// As Debian's cron runs it for a job's output, plus a Bcc that must
+	// not show even without -t.
+	std::string message =
+	    "From: root (Cron Daemon)\nTo: alice@test.example\nBcc: carol@remote.example\n"
+	    "Subject: Cron <root@host> run-parts /etc/cron.daily\n\noutput of the job\n";
+	ProgramResult r = run_program(
+	    {sendmail_path(), "-C", d.config_path(), "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "alice@test.example"}, message);
+	INFO(r.both() << log_tail(d));
+	REQUIRE(r.exit_code == 0);
+	auto files = wait_for_maildir(d.maildir("alice"), 1, 10000);
+	REQUIRE(files.size() == 1);
+	std::string text = read_file(files[0]);
+	CHECK(text.find("\r\nFrom: root@mx.test.example (Cron Daemon)\r\n") != std::string::npos);
+	CHECK(text.find("Return-Path: <root@mx.test.example>") != std::string::npos);
+	CHECK_FALSE(has_field(text, "Bcc"));
+	CHECK(text.find("\r\n\r\noutput of the job\r\n") != std::string::npos);
+	usleep(300000);
+	CHECK(sink.messages().empty());  // Bcc without -t names no recipient
+}
+
 TEST_CASE("sendmail: a lone dot ends the message unless -i") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);

@@ -113,6 +113,30 @@ TEST_CASE("sendmail -t: To, Cc, Bcc; Bcc removed") {
 	CHECK(take_header_recipients("Subject: no recipients\r\n\r\nx\r\n").recipients.empty());
 }
 
+TEST_CASE("sendmail: unqualified header addresses get the hostname") {
+	const std::string host = "mx.example.org";
+	CHECK(qualify_address_list("root (Cron Daemon)", host) == "root@mx.example.org (Cron Daemon)");
+	CHECK(qualify_address_list("\"(Cron Daemon)\" <root>", host) == "\"(Cron Daemon)\" <root@mx.example.org>");
+	CHECK(qualify_address_list("root, Bob <bob@example.net>, www-data", host) ==
+	      "root@mx.example.org, Bob <bob@example.net>, www-data@mx.example.org");
+	CHECK(qualify_address_list("team: root, bob;", host) == "team: root@mx.example.org, bob@mx.example.org;");
+	CHECK(qualify_address_list("undisclosed-recipients:;", host) == "undisclosed-recipients:;");
+	CHECK(qualify_address_list("a@b.example (x, y)", host) == "a@b.example (x, y)");
+	CHECK(qualify_address_list("John Smith", host) == "John Smith");  // not an address: left to the checks
+
+	std::string msg = "From: root (Cron Daemon)\r\nTo: alice@example.org,\r\n  bob@example.org\r\nSubject: root\r\n\r\nroot\r\n";
+	CHECK(qualify_header_addresses(msg, host) ==
+	      "From: root@mx.example.org (Cron Daemon)\r\nTo: alice@example.org,\r\n  bob@example.org\r\nSubject: root\r\n\r\nroot\r\n");
+	CHECK(qualify_header_addresses("To: root\r\n", host) == "To: root@mx.example.org\r\n");
+}
+
+TEST_CASE("sendmail: Bcc is removed without -t too") {
+	HeaderRecipients h = take_header_recipients("To: <broken\r\nBcc: x@y.example\r\n\r\nb\r\n", false);
+	CHECK(h.error == "");
+	CHECK(h.recipients.empty());
+	CHECK(h.message == "To: <broken\r\n\r\nb\r\n");
+}
+
 TEST_CASE("address lists: groups, comments, quoted names") {
 	std::string error;
 	auto l = tern::message::parse_address_list("team: a@x.example, \"Last, First\" <b@x.example>; c@y.example (c)", &error);
