@@ -87,9 +87,11 @@ ProgramResult run_as(const LocalUser& user, const std::vector<std::string>& argv
 // The config patch of these tests: the sink as smarthost (no TLS), slow
 // retries so a failing message stays listed, and an account named like
 // the local user when `nobody_account`.
-std::string sendmail_patch(const SmtpSink& sink, bool nobody_account = false) {
+// `extra`: more members of the top-level object, e.g. R"("user": "nobody")".
+std::string sendmail_patch(const SmtpSink& sink, bool nobody_account = false, const std::string& extra = "") {
 	std::string patch = R"({"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
 	                    R"(", "smarthost_tls": "none", "retry_base_s": 600, "max_attempts": 3})";
+	if (!extra.empty()) patch += ", " + extra;
 	if (nobody_account)
 		patch += R"(, "accounts": {"nobody": {"domain": "test.example",
 		            "destinations": {"nobody@test.example": {"mailbox": "INBOX"}}}})";
@@ -128,6 +130,28 @@ bool has_field(const std::string& message, const std::string& name) {
 	return h.find("\r\n" + name + ":") != std::string::npos;
 }
 
+// sendmail.tern -C <d's config> args...
+std::vector<std::string> sendmail_args(const TernDaemon& d, std::vector<std::string> args) {
+	args.insert(args.begin(), {sendmail_path(), "-C", d.config_path()});
+	return args;
+}
+
+// A sink as smarthost and a ternd with its socket ready.
+struct Running {
+	SmtpSink sink;
+	TernDaemon d{not_started()};
+	explicit Running(bool nobody_account = false, const std::string& extra = "") {
+		start(d, sendmail_patch(sink, nobody_account, extra));
+	}
+};
+
+// The one message in alice's INBOX (waits for it).
+std::string only_message(const TernDaemon& d) {
+	auto files = wait_for_maildir(d.maildir("alice"), 1, 10000);
+	REQUIRE(files.size() == 1);
+	return read_file(files[0]);
+}
+
 #define SKIP_UNLESS_ROOT(user)                                                               \
 	if (geteuid() != 0 || !(user).found) {                                                   \
 		MESSAGE("skipped: needs root and a user \"nobody\" to run sendmail.tern as non-root"); \
@@ -139,22 +163,20 @@ bool has_field(const std::string& message, const std::string& name) {
 TEST_CASE("sendmail: -t from a local user delivers to the Maildir and the smarthost, Bcc hidden") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
-	SmtpSink sink;
-	TernDaemon d(not_started());
-	start(d, sendmail_patch(sink));
+	Running t;
+	TernDaemon& d = t.d;
+	SmtpSink& sink = t.sink;
 
 	std::string message =
 	    "To: Alice <alice@test.example>\nCc: carol@remote.example\nBcc: dave@remote.example\n"
 	    "Subject: nightly report\n\nall is well\n";
-	ProgramResult r = run_as(user, {sendmail_path(), "-C", d.config_path(), "-t", "-FReport Job"}, message);
+	ProgramResult r = run_as(user, sendmail_args(d, {"-t", "-FReport Job"}), message);
 	INFO(r.both() << log_tail(d));
 	REQUIRE(r.exit_code == 0);
 	CHECK(r.err == "");
 
 	// Local: through the queue into alice's INBOX, with the fields tern adds.
-	auto files = wait_for_maildir(d.maildir("alice"), 1, 10000);
-	REQUIRE(files.size() == 1);
-	std::string local = read_file(files[0]);
+	std::string local = only_message(d);
 	CHECK(has_field(local, "Date"));
 	CHECK(has_field(local, "Message-Id"));
 	CHECK(local.find("From: \"Report Job\" <nobody@mx.test.example>\r\n") != std::string::npos);
@@ -183,21 +205,19 @@ TEST_CASE("sendmail: -t from a local user delivers to the Maildir and the smarth
 TEST_CASE("sendmail: cron's way of calling it works (unqualified From, ignored options)") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
-	SmtpSink sink;
-	TernDaemon d(not_started());
-	start(d, sendmail_patch(sink));
+	Running t;
+	TernDaemon& d = t.d;
+	SmtpSink& sink = t.sink;
 	// As Debian's cron runs it for a job's output, plus a Bcc that must
 	// not show even without -t.
 	std::string message =
 	    "From: root (Cron Daemon)\nTo: alice@test.example\nBcc: carol@remote.example\n"
 	    "Subject: Cron <root@host> run-parts /etc/cron.daily\n\noutput of the job\n";
 	ProgramResult r = run_program(
-	    {sendmail_path(), "-C", d.config_path(), "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "alice@test.example"}, message);
+	    sendmail_args(d, {"-FCronDaemon", "-i", "-B8BITMIME", "-oem", "alice@test.example"}), message);
 	INFO(r.both() << log_tail(d));
 	REQUIRE(r.exit_code == 0);
-	auto files = wait_for_maildir(d.maildir("alice"), 1, 10000);
-	REQUIRE(files.size() == 1);
-	std::string text = read_file(files[0]);
+	std::string text = only_message(d);
 	CHECK(text.find("\r\nFrom: root@mx.test.example (Cron Daemon)\r\n") != std::string::npos);
 	CHECK(text.find("Return-Path: <root@mx.test.example>") != std::string::npos);
 	CHECK_FALSE(has_field(text, "Bcc"));
@@ -209,12 +229,11 @@ TEST_CASE("sendmail: cron's way of calling it works (unqualified From, ignored o
 TEST_CASE("sendmail: a lone dot ends the message unless -i") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
-	SmtpSink sink;
-	TernDaemon d(not_started());
-	start(d, sendmail_patch(sink));
+	Running t;
+	TernDaemon& d = t.d;
 	std::string message = "Subject: dots\n\nfirst\n.\nsecond\n";
 
-	ProgramResult r1 = run_as(user, {sendmail_path(), "-C", d.config_path(), "alice@test.example"}, message);
+	ProgramResult r1 = run_as(user, sendmail_args(d, {"alice@test.example"}), message);
 	REQUIRE_MESSAGE(r1.exit_code == 0, r1.both());
 	auto files = wait_for_maildir(d.maildir("alice"), 1, 10000);
 	REQUIRE(files.size() == 1);
@@ -222,7 +241,7 @@ TEST_CASE("sendmail: a lone dot ends the message unless -i") {
 	CHECK(cut.find("\r\n\r\nfirst\r\n") != std::string::npos);
 	CHECK(cut.find("second") == std::string::npos);
 
-	ProgramResult r2 = run_as(user, {sendmail_path(), "-C", d.config_path(), "-oi", "alice@test.example"}, message);
+	ProgramResult r2 = run_as(user, sendmail_args(d, {"-oi", "alice@test.example"}), message);
 	REQUIRE_MESSAGE(r2.exit_code == 0, r2.both());
 	files = wait_for_maildir(d.maildir("alice"), 2, 10000);
 	REQUIRE(files.size() == 2);
@@ -230,7 +249,7 @@ TEST_CASE("sendmail: a lone dot ends the message unless -i") {
 	CHECK(whole.find("\r\n\r\nfirst\r\n.\r\nsecond\r\n") != std::string::npos);
 
 	// A text without a header becomes the body of a message tern completes.
-	ProgramResult r4 = run_as(user, {sendmail_path(), "-C", d.config_path(), "alice@test.example"}, "just text\n");
+	ProgramResult r4 = run_as(user, sendmail_args(d, {"alice@test.example"}), "just text\n");
 	REQUIRE_MESSAGE(r4.exit_code == 0, r4.both());
 	files = wait_for_maildir(d.maildir("alice"), 3, 10000);
 	REQUIRE(files.size() == 3);
@@ -245,28 +264,28 @@ TEST_CASE("sendmail: a lone dot ends the message unless -i") {
 TEST_CASE("sendmail: -f and From must belong to a non-root user's account; root may use any") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
-	SmtpSink sink;
-	TernDaemon d(not_started());
-	start(d, sendmail_patch(sink, true));
+	Running t(true);
+	TernDaemon& d = t.d;
+	SmtpSink& sink = t.sink;
 	std::string message = "To: carol@remote.example\nSubject: s\n\nbody\n";
 
 	ProgramResult foreign =
-	    run_as(user, {sendmail_path(), "-C", d.config_path(), "-f", "alice@test.example", "carol@remote.example"}, message);
+	    run_as(user, sendmail_args(d, {"-f", "alice@test.example", "carol@remote.example"}), message);
 	CHECK(foreign.exit_code == 77);  // EX_NOPERM
 	CHECK(foreign.err.find("does not belong to user nobody") != std::string::npos);
 
-	ProgramResult from_header = run_as(user, {sendmail_path(), "-C", d.config_path(), "carol@remote.example"},
+	ProgramResult from_header = run_as(user, sendmail_args(d, {"carol@remote.example"}),
 	                                   "From: alice@test.example\n" + message);
 	CHECK(from_header.exit_code == 77);
 	CHECK(from_header.err.find("must match authenticated user") != std::string::npos);
 
 	ProgramResult own =
-	    run_as(user, {sendmail_path(), "-C", d.config_path(), "-f", "nobody@test.example", "carol@remote.example"}, message);
+	    run_as(user, sendmail_args(d, {"-f", "nobody@test.example", "carol@remote.example"}), message);
 	REQUIRE_MESSAGE(own.exit_code == 0, own.both());
 	REQUIRE(sink.wait_for_messages(1, 10000));
 
-	ProgramResult root = run_program({sendmail_path(), "-C", d.config_path(), "-f", "boss@elsewhere.example",
-	                                  "carol@remote.example"},
+	ProgramResult root = run_program(sendmail_args(d, {"-f", "boss@elsewhere.example",
+	                                  "carol@remote.example"}),
 	                                 message);
 	REQUIRE_MESSAGE(root.exit_code == 0, root.both());
 	REQUIRE(sink.wait_for_messages(2, 10000));
@@ -287,7 +306,7 @@ TEST_CASE("sendmail: without a running ternd the message is refused, not lost si
 	d.write_config(sendmail_patch(sink));
 	open_up(d);
 	std::string message = "Subject: s\n\nbody\n";
-	ProgramResult r = run_as(user, {sendmail_path(), "-C", d.config_path(), "alice@test.example"}, message);
+	ProgramResult r = run_as(user, sendmail_args(d, {"alice@test.example"}), message);
 	CHECK(r.exit_code == 75);  // EX_TEMPFAIL: the caller keeps the message
 	CHECK(r.err.find("is ternd running?") != std::string::npos);
 	CHECK(r.err.find("not sent") != std::string::npos);
@@ -298,18 +317,18 @@ TEST_CASE("sendmail: without a running ternd the message is refused, not lost si
 	open_up(d);
 	CHECK(d.stop() == 0);
 	CHECK_FALSE(file_exists(d.data_dir() + "/public/sendmail.sock"));
-	ProgramResult after = run_as(user, {sendmail_path(), "-C", d.config_path(), "alice@test.example"}, message);
+	ProgramResult after = run_as(user, sendmail_args(d, {"alice@test.example"}), message);
 	CHECK(after.exit_code == 75);
 	CHECK(maildir_files(d.maildir("alice")).empty());
 
 	// A data_dir other users cannot search: the reason is named.
 	REQUIRE_MESSAGE(d.start(), d.error());
 	chmod(d.data_dir().c_str(), 0700);
-	ProgramResult closed = run_as(user, {sendmail_path(), "-C", d.config_path(), "alice@test.example"}, message);
+	ProgramResult closed = run_as(user, sendmail_args(d, {"alice@test.example"}), message);
 	CHECK(closed.exit_code == 75);
 	CHECK(closed.err.find("0711") != std::string::npos);
 	// Bad usage: EX_USAGE, before anything is read.
-	ProgramResult usage = run_as(user, {sendmail_path(), "-C", d.config_path(), "-Z", "alice@test.example"}, message);
+	ProgramResult usage = run_as(user, sendmail_args(d, {"-Z", "alice@test.example"}), message);
 	CHECK(usage.exit_code == 64);
 	CHECK(usage.err.find("illegal option -- Z") != std::string::npos);
 }
@@ -317,18 +336,15 @@ TEST_CASE("sendmail: without a running ternd the message is refused, not lost si
 TEST_CASE("sendmail: the socket works when ternd drops privileges") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
-	SmtpSink sink;
-	TernDaemon d(not_started());
-	std::string patch = sendmail_patch(sink);
-	patch.pop_back();
-	start(d, patch + R"(, "user": "nobody"})");
+	Running t(false, R"("user": "nobody")");
+	TernDaemon& d = t.d;
 	struct stat st {};
 	REQUIRE(stat((d.data_dir() + "/public/sendmail.sock").c_str(), &st) == 0);
 	CHECK(st.st_uid == user.uid);  // made after the drop, by the daemon's user
 	CHECK((st.st_mode & 0777) == 0666);
 	REQUIRE(stat((d.data_dir() + "/public").c_str(), &st) == 0);
 	CHECK((st.st_mode & 0777) == 0755);
-	ProgramResult r = run_program({sendmail_path(), "-C", d.config_path(), "alice@test.example"}, "Subject: s\n\nok\n");
+	ProgramResult r = run_program(sendmail_args(d, {"alice@test.example"}), "Subject: s\n\nok\n");
 	REQUIRE_MESSAGE(r.exit_code == 0, r.both() << log_tail(d));
 	CHECK(wait_for_maildir(d.maildir("alice"), 1, 10000).size() == 1);
 }
@@ -336,17 +352,14 @@ TEST_CASE("sendmail: the socket works when ternd drops privileges") {
 TEST_CASE("sendmail: a message over the size limit is refused as a whole") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
-	SmtpSink sink;
-	TernDaemon d(not_started());
-	std::string patch = sendmail_patch(sink);
-	patch.pop_back();
-	start(d, patch + R"(, "listeners": {"test": {"max_message_size": 10000}}})");
+	Running t(false, R"("listeners": {"test": {"max_message_size": 10000}})");
+	TernDaemon& d = t.d;
 	std::string big = "Subject: big\n\n" + std::string(200, 'x') + "\n";
 	for (int i = 0; i < 7; ++i) big += big;  // about 26 KB
-	ProgramResult r = run_as(user, {sendmail_path(), "-C", d.config_path(), "alice@test.example"}, big);
+	ProgramResult r = run_as(user, sendmail_args(d, {"alice@test.example"}), big);
 	CHECK(r.exit_code == 65);  // EX_DATAERR
 	CHECK(r.err.find("552 5.3.4 message too large") != std::string::npos);
-	ProgramResult small = run_as(user, {sendmail_path(), "-C", d.config_path(), "alice@test.example"}, "Subject: s\n\nok\n");
+	ProgramResult small = run_as(user, sendmail_args(d, {"alice@test.example"}), "Subject: s\n\nok\n");
 	CHECK_MESSAGE(small.exit_code == 0, small.both());
 	auto files = wait_for_maildir(d.maildir("alice"), 1, 10000);
 	CHECK(files.size() == 1);
@@ -365,13 +378,13 @@ TEST_CASE("sendmail: -bp and mailq list the queue as ternctl queue list does") {
 	start(d, sendmail_patch(sink));
 
 	ProgramResult sent =
-	    run_as(user, {sendmail_path(), "-C", d.config_path(), "carol@remote.example"}, "Subject: stays\n\nqueued\n");
+	    run_as(user, sendmail_args(d, {"carol@remote.example"}), "Subject: stays\n\nqueued\n");
 	REQUIRE_MESSAGE(sent.exit_code == 0, sent.both());
 	// Wait until the first attempt failed, so the listing is stable.
 	for (int i = 0; i < 100 && sink.data_received() < 1; ++i) usleep(100000);
 	usleep(300000);
 
-	ProgramResult listed = run_as(user, {sendmail_path(), "-C", d.config_path(), "-bp"}, "");
+	ProgramResult listed = run_as(user, sendmail_args(d, {"-bp"}), "");
 	INFO(listed.both());
 	REQUIRE(listed.exit_code == 0);
 	CHECK(listed.out.starts_with("ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n"));
