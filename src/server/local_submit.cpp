@@ -124,13 +124,14 @@ LocalSender decide_local_sender(const config::Config& cfg, const std::string& lo
 	for (const auto& r : request.recipients) {
 		auto to = qualified_address(r, cfg.hostname);
 		if (!to) {
-			s.recipient_errors.push_back(status(553, se::addr_bad_dest_mailbox1, "bad recipient address syntax", r));
+			// RFC 3463 3.2: X.1.3 bad destination mailbox address syntax.
+			s.recipient_errors.push_back(status(553, "1.3", "bad recipient address syntax", r));
 			continue;
 		}
 		s.recipients.push_back(to->to_string());
 	}
 	if (!s.recipient_errors.empty())
-		s.error = status(553, se::addr_bad_dest_mailbox1, "bad recipient address(es), message not sent");
+		s.error = status(553, "1.3", "bad recipient address(es), message not sent");
 	return s;
 }
 

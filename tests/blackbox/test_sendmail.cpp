@@ -8,11 +8,14 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
@@ -365,6 +368,58 @@ TEST_CASE("sendmail: a message over the size limit is refused as a whole") {
 	CHECK(files.size() == 1);
 	usleep(200000);
 	CHECK(maildir_files(d.maildir("alice")).size() == 1);
+}
+
+// Connects to ternd's local socket, sends `request`, half-closes when
+// `finish`, and returns what ternd answers until it closes (≤ 10 s).
+std::string raw_exchange(const TernDaemon& d, const std::string& request, bool finish) {
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	REQUIRE(fd >= 0);
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	std::string path = d.data_dir() + "/public/sendmail.sock";
+	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+	REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+	REQUIRE(send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+	std::string answer;
+	if (finish) {
+		timeval tv{10, 0};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		char buf[4096];
+		for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) answer.append(buf, static_cast<size_t>(n));
+	}
+	close(fd);
+	return answer;
+}
+
+// The files in data_dir/tmp.
+std::vector<std::string> temp_files(const TernDaemon& d) { return maildir_files(d.data_dir(), "tmp"); }
+
+TEST_CASE("sendmail socket: bad requests get a status, a vanished client leaves nothing") {
+	if (geteuid() != 0) {
+		MESSAGE("skipped: needs root");
+		return;
+	}
+	Running t;
+	TernDaemon& d = t.d;
+	CHECK(raw_exchange(d, "hello\n", true) == "done 554 5.5.2 bad request: unknown request line\n");
+	CHECK(raw_exchange(d, "rcpt a@b.example\ndata 200000000\n", true) == "done 552 5.3.4 message too large\n");
+	CHECK(raw_exchange(d, "data 1\n", true) == "done 554 5.5.2 bad request: no recipients\n");
+	CHECK(raw_exchange(d, "rcpt a b@\ndata 0\n", true) ==
+	      "rcpt 553 5.1.3 a b@\tbad recipient address syntax\n"
+	      "done 553 5.1.3 bad recipient address(es), message not sent\n");
+	// Half a message, then gone: no temp file stays, nothing is queued.
+	raw_exchange(d, "rcpt alice@test.example\ndata 100\nSubject: cut\r\n", false);
+	usleep(300000);
+	REQUIRE_RUNNING(d);
+	CHECK(temp_files(d).empty());
+	ProgramResult list = run_program(sendmail_args(d, {"-bp"}));
+	CHECK(list.exit_code == 0);
+	CHECK(list.out == "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n");
+	// And the socket still serves.
+	ProgramResult ok = run_program(sendmail_args(d, {"alice@test.example"}), "Subject: s\n\nok\n");
+	CHECK_MESSAGE(ok.exit_code == 0, ok.both());
+	CHECK(only_message(d).find("\r\n\r\nok\r\n") != std::string::npos);
 }
 
 TEST_CASE("sendmail: -bp and mailq list the queue as ternctl queue list does") {
