@@ -7,6 +7,7 @@
 // Invoked as mailq (or with -bp) it prints the queue.
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -28,7 +29,7 @@ namespace sm = tern::message::sendmail;
 namespace {
 
 const char* usage_text =
-    "usage: sendmail.tern [-C FILE] [-t] [-i] [-f SENDER] [-F NAME] [--] [RECIPIENT...]\n"
+    "usage: sendmail.tern [-C FILE|DIR] [-t] [-i] [-f SENDER] [-F NAME] [--] [RECIPIENT...]\n"
     "       sendmail.tern -bp [-C FILE]    (or: mailq) list the queue\n";
 
 int fail(int status, const std::string& text) {
@@ -148,7 +149,13 @@ int main(int argc, char** argv) {
 
 	std::shared_ptr<const config::Config> cfg;
 	try {
-		cfg = config::Config::load_file(a.config_path);
+		// A directory is the data directory of `ternd --localserve --data
+		// DIR`, which has no config file.
+		struct stat st;
+		if (stat(a.config_path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+			cfg = config::Config::localserve_config(a.config_path);
+		else
+			cfg = config::Config::load_file(a.config_path);
 	} catch (const std::exception& e) {
 		return fail(sm::ex_config, "cannot load config " + a.config_path + ": " + e.what());
 	}

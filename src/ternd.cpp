@@ -163,7 +163,8 @@ void drop_privileges(const std::string& user, const std::string& data_dir) {
 	passwd* pw = getpwnam(user.c_str());
 	if (!pw) throw std::runtime_error("user \"" + user + "\" not found");
 	// The data directory must stay writable for the unprivileged daemon.
-	for (const auto& p : {data_dir, data_dir + "/tmp", data_dir + "/recvid.key", data_dir + "/public"})
+	for (const auto& p : {data_dir, data_dir + "/tmp", data_dir + "/recvid.key", data_dir + "/public",
+	                      data_dir + "/public/sendmail.sock"})
 		if (chown(p.c_str(), pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT)
 			throw std::runtime_error("chown " + p + ": " + std::strerror(errno));
 	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
@@ -245,6 +246,8 @@ int main(int argc, char** argv) {
 		std::vector<std::string> warnings;
 		auto sockets = net::open_listeners(*cfg, cfg->localserve, warnings);
 		for (const auto& w : warnings) log::info(w);
+		// sendmail.tern's socket (man/sendmail.tern.8), ready with the ports.
+		server::LocalSubmitSocket local_socket = server::open_local_submit_socket(cfg->data_dir);
 		// metrics: bound before the privilege drop; localserve goes on without it (1080 is often taken).
 		try {
 			if (!cfg->metrics.listen.empty()) metrics_fd = metrics::open_metrics_socket(cfg->metrics.listen);
@@ -276,13 +279,12 @@ int main(int argc, char** argv) {
 			// account's Maildir.
 			outq = std::make_unique<queue::Queue>(loop, srv->workers(), srv->resolver(), *env, cfg);
 			srv->set_outbound(outq.get());
-			// sendmail.tern (man/sendmail.tern.8): mailq reads the queue
-			// through ternd, as local users cannot open the database.
-			store::Env* store_env = env.get();
-			local_submit = std::make_unique<server::LocalSubmitListener>(
-			    *srv, [store_env] { return queue::queue_list_text(store_env->queue_list()); });
-			local_submit->open(cfg->data_dir);
 		}
+		// sendmail.tern (man/sendmail.tern.8): mailq reads the queue
+		// through ternd, as local users cannot open the database.
+		store::Env* store_env = env.get();
+		local_submit = std::make_unique<server::LocalSubmitListener>(
+		    *srv, std::move(local_socket), [store_env] { return queue::queue_list_text(store_env->queue_list()); });
 	} catch (const std::exception& e) {
 		log::error("cannot start", {{"error", e.what()}});
 		if (opts.foreground || opts.localserve) std::cerr << "error: " << e.what() << "\n";

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "core/maildir_writer.h"
 #include "core/stats.h"
 #include "message/header_parse.h"
 #include "message/headers.h"
@@ -170,7 +171,8 @@ struct LocalSubmitListener::Client {
 	bool dead = false;
 };
 
-LocalSubmitListener::LocalSubmitListener(Server& srv, QueueLister lister) : srv_(srv), lister_(std::move(lister)) {}
+LocalSubmitListener::LocalSubmitListener(Server& srv, LocalSubmitSocket sock, QueueLister lister)
+    : srv_(srv), lister_(std::move(lister)), fd_(sock.fd), path_(std::move(sock.path)) {}
 
 LocalSubmitListener::~LocalSubmitListener() {
 	stop();
@@ -179,7 +181,8 @@ LocalSubmitListener::~LocalSubmitListener() {
 	for (auto h : all) clients_.erase(h);
 }
 
-void LocalSubmitListener::open(const std::string& data_dir) {
+LocalSubmitSocket open_local_submit_socket(const std::string& data_dir) {
+	LocalSubmitSocket sock;
 	std::string dir = data_dir + "/public";
 	if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
 		throw std::runtime_error("creating " + dir + ": " + std::strerror(errno));
@@ -189,23 +192,23 @@ void LocalSubmitListener::open(const std::string& data_dir) {
 	if (stat(data_dir.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0)
 		log::error("data_dir is not searchable by other users (needs mode 0711 or more); sendmail.tern will fail for them",
 		           {{"data_dir", data_dir}});
-	path_ = dir + "/sendmail.sock";
+	sock.path = dir + "/sendmail.sock";
 	sockaddr_un addr{};
 	addr.sun_family = AF_UNIX;
-	if (path_.size() >= sizeof(addr.sun_path)) throw std::runtime_error("socket path too long: " + path_);
-	std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+	if (sock.path.size() >= sizeof(addr.sun_path)) throw std::runtime_error("socket path too long: " + sock.path);
+	std::memcpy(addr.sun_path, sock.path.c_str(), sock.path.size() + 1);
 	// A socket left by a daemon that did not stop cleanly; this daemon owns
 	// the data directory now (the SMTP ports are bound).
-	unlink(path_.c_str());
-	fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-	if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || chmod(path_.c_str(), 0666) != 0 ||
-	    listen(fd_, 64) != 0) {
+	unlink(sock.path.c_str());
+	sock.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (sock.fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+	if (bind(sock.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(sock.fd, 64) != 0 ||
+	    chmod(sock.path.c_str(), 0666) != 0) {
 		std::string error = std::strerror(errno);
-		close(fd_);
-		fd_ = -1;
-		throw std::runtime_error("local submission socket " + path_ + ": " + error);
+		close(sock.fd);
+		throw std::runtime_error("local submission socket " + sock.path + ": " + error);
 	}
+	return sock;
 }
 
 void LocalSubmitListener::start() {
@@ -452,9 +455,52 @@ void LocalSubmitListener::begin_submission(Client& c) {
 
 void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const SubmissionResult& prepared,
                                         std::time_t now) {
+	const auto& cfg = srv_.config();
 	OutboundQueue* queue = srv_.outbound();
-	if (!queue) {
+	if (!queue && !cfg->localserve) {
 		finish(c, status(451, se::sys_other0, "error delivering message: no queue"));
+		return;
+	}
+	// RFC 5321 4.4: a trace field for the local hand-over, without the
+	// "from" clause as no host was involved.
+	std::string stamp = "; " + message::format_date(now, message::local_utc_offset(now)) + "\r\n";
+	std::string by = "Received: by " + cfg->hostname + " (tern sendmail, from userid " + std::to_string(c.uid) + ")";
+	auto prefix_for = [&](const std::string& rcpt) { return by + "\r\n\tfor <" + rcpt + ">" + stamp + prepared.common_prefix; };
+	std::string path = c.path;
+	c.path.clear();  // the queue (or the Maildir writer) owns the file now
+	c.phase = Client::Phase::writing;
+	std::vector<std::string> recipients = s.recipients;
+	std::string login = s.login;
+	bool localserve = cfg->localserve;
+	auto handed_over = [this, h = c.self, recipients, login, localserve](const std::string& error) {
+		core::stats().count_submission(error.empty() ? "ok" : localserve ? "localserveerror" : "queueerror",
+		                               recipients.size());
+		if (!error.empty())
+			log::error("storing locally submitted message", {{"error", error}});
+		else
+			log::info("message submitted locally", {{"user", login}, {"recipients", std::to_string(recipients.size())}});
+		with_client(h, [&](Client& c) {
+			if (!error.empty()) {
+				finish(c, status(451, se::sys_other0, "error storing message: " + error));
+				return;
+			}
+			for (const auto& r : recipients) c.out += sm::format_recipient_status(status(250, "1.5", "ok", r));
+			finish(c, status(250, "0.0", localserve ? "delivered" : "queued"));
+		});
+	};
+	if (localserve) {
+		// Localserve sends nothing out: every copy goes to its one account,
+		// as its SMTP submission does.
+		const config::Account& acc = cfg->accounts.begin()->second;
+		std::vector<store::MaildirCopy> copies;
+		for (const auto& r : s.recipients) {
+			store::MaildirCopy copy;
+			copy.maildir = acc.maildir;
+			copy.mailbox = "INBOX";
+			copy.prefix = prefix_for(r);
+			copies.push_back(std::move(copy));
+		}
+		srv_.maildir_writer().deliver(path, std::move(copies), cfg->hostname, handed_over);
 		return;
 	}
 	OutboundMessage msg;
@@ -462,14 +508,10 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 	msg.from = s.mail_from;
 	msg.has_8bit = c.has_8bit;
 	msg.message_id = prepared.message_id;
-	msg.message_path = c.path;
+	msg.message_path = path;
 	msg.message_size = static_cast<int64_t>(c.reader.request().data_size);
 	// Root's mail is not counted against anyone's daily limits.
 	msg.record_outgoing = !s.root;
-	// RFC 5321 4.4: a trace field for the local hand-over, without the
-	// "from" clause as no host was involved.
-	std::string stamp = "; " + message::format_date(now, message::local_utc_offset(now)) + "\r\n";
-	std::string by = "Received: by " + srv_.config()->hostname + " (tern sendmail, from userid " + std::to_string(c.uid) + ")";
 	for (const auto& r : s.recipients) {
 		auto address = smtp::parse_address(r);
 		if (!address) continue;  // decide_local_sender parsed each one
@@ -477,30 +519,11 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 		OutboundRecipient o;
 		o.to = r;
 		o.domain = address->ip ? address->ip->to_literal() : address->domain.ascii;
-		o.prefix = by + "\r\n\tfor <" + r + ">" + stamp + prepared.common_prefix;
+		o.prefix = prefix_for(r);
 		msg.recipients.push_back(std::move(o));
 	}
 	msg.smtputf8 = msg.smtputf8 || has_non_ascii(s.mail_from);
-	c.path.clear();  // the queue owns the file now
-	c.phase = Client::Phase::writing;
-	std::vector<std::string> recipients = s.recipients;
-	std::string login = s.login;
-	queue->enqueue(std::move(msg), [this, h = c.self, recipients, login](std::string error) {
-		core::stats().count_submission(error.empty() ? "ok" : "queueerror", recipients.size());
-		if (!error.empty()) {
-			log::error("queueing locally submitted message", {{"error", error}});
-		} else {
-			log::info("message submitted locally", {{"user", login}, {"recipients", std::to_string(recipients.size())}});
-		}
-		with_client(h, [&](Client& c) {
-			if (!error.empty()) {
-				finish(c, status(451, se::sys_other0, "error queueing message: " + error));
-				return;
-			}
-			for (const auto& r : recipients) c.out += sm::format_recipient_status(status(250, "1.5", "ok", r));
-			finish(c, status(250, "0.0", "queued"));
-		});
-	});
+	queue->enqueue(std::move(msg), handed_over);
 }
 
 void LocalSubmitListener::list_queue(Client& c) {

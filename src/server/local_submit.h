@@ -48,18 +48,26 @@ LocalSender decide_local_sender(const config::Config& cfg, const std::string& lo
 // 3.6.2): "From: Full Name <addr>\r\n", the name quoted as needed.
 std::string generated_from(const std::string& full_name, const std::string& address);
 
+struct LocalSubmitSocket {
+	int fd = -1;
+	std::string path;
+};
+
+// Creates <data_dir>/public (mode 0755) and binds sendmail.sock in it
+// (mode 0666, every local user may connect); throws on failure. Called
+// with the TCP listeners, so clients queue in its backlog from then on.
+LocalSubmitSocket open_local_submit_socket(const std::string& data_dir);
+
 class LocalSubmitListener {
 public:
 	// Runs on a worker: the queue as `ternctl queue list` prints it.
 	using QueueLister = std::function<std::string()>;
-	LocalSubmitListener(Server& srv, QueueLister lister);
+	// Takes over the socket.
+	LocalSubmitListener(Server& srv, LocalSubmitSocket sock, QueueLister lister);
 	~LocalSubmitListener();
 	LocalSubmitListener(const LocalSubmitListener&) = delete;
 	LocalSubmitListener& operator=(const LocalSubmitListener&) = delete;
 
-	// Creates <data_dir>/public (mode 0755) and binds sendmail.sock in it
-	// (mode 0666, every local user may connect); throws on failure.
-	void open(const std::string& data_dir);
 	void start();
 	// Stops accepting and removes the socket; clients in progress finish.
 	void stop();

@@ -109,15 +109,14 @@ void open_up(const TernDaemon& d) {
 	chmod(d.config_path().c_str(), 0644);
 }
 
-// Starts ternd and waits until its local submission socket exists (it is
-// made after the SMTP ports, which start() waits for).
+// Starts ternd and waits (≤ 5 s) until its local submission socket takes
+// connections: it is bound just after the SMTP ports start() waits for.
 void start(TernDaemon& d, const std::string& patch) {
 	d.write_config(patch);
 	open_up(d);
 	REQUIRE_MESSAGE(d.start(), d.error());
 	open_up(d);
-	for (int i = 0; i < 100 && !file_exists(d.data_dir() + "/public/sendmail.sock"); ++i) usleep(50000);
-	REQUIRE_MESSAGE(file_exists(d.data_dir() + "/public/sendmail.sock"), log_tail(d));
+	REQUIRE_MESSAGE(wait_for_unix_socket(d.data_dir() + "/public/sendmail.sock"), log_tail(d));
 }
 
 DaemonOptions not_started() {
