@@ -228,6 +228,37 @@ TEST_CASE("sendmail: cron's way of calling it works (unqualified From, ignored o
 	CHECK(sink.messages().empty());  // Bcc without -t names no recipient
 }
 
+TEST_CASE("sendmail: an account user's mail is DKIM-signed, the From tern adds included") {
+	LocalUser user = nobody();
+	SKIP_UNLESS_ROOT(user);
+	TernDaemon key_dir(not_started());  // never started: a temp dir made before the config, removed at the end
+	std::string key_file = key_dir.dir() + "/s1.pem";
+	ProgramResult key = run_ternctl({"dkim", "genkey", "ed25519", "--out", key_file});
+	REQUIRE_MESSAGE(key.exit_code == 0, key.both());
+	Running t(true, R"("domains": {"test.example": {"dkim": {"selectors": {"s1": {"private_key_file": ")" + key_file +
+	                    R"("}}, "sign": ["s1"]}}})");
+	ProgramResult r = run_as(user, sendmail_args(t.d, {"-t"}), "To: carol@remote.example\nSubject: signed\n\nbody\n");
+	REQUIRE_MESSAGE(r.exit_code == 0, r.both());
+	REQUIRE_MESSAGE(t.sink.wait_for_messages(1, 10000), log_tail(t.d));
+	SinkMessage m = t.sink.messages()[0];
+	CHECK(m.mail_from == "nobody@test.example");  // the account's address, not nobody@hostname
+	CHECK(m.data.find("\r\nFrom: <nobody@test.example>\r\n") != std::string::npos);
+
+	t.d.dns().add("s1._domainkey.test.example", "TXT", key.out.substr(0, key.out.find('\n')));
+	std::string path = key_dir.dir() + "/received.eml";
+	write_file(path, m.data);
+	ProgramResult v = run_ternctl({"--dns", t.d.dns().address(), "dkim", "verify", path});
+	INFO(m.data);
+	CHECK(v.exit_code == 0);
+	CHECK(v.out.starts_with("pass d=test.example s=s1 "));
+	// Changing the From tern added breaks the signature: it was signed.
+	std::string changed = m.data;
+	changed.replace(changed.find("From: <nobody@"), 14, "From: <nobodx@");
+	write_file(path, changed);
+	v = run_ternctl({"--dns", t.d.dns().address(), "dkim", "verify", path});
+	CHECK(v.out.starts_with("fail d=test.example s=s1 "));
+}
+
 TEST_CASE("sendmail: a lone dot ends the message unless -i") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
