@@ -38,7 +38,7 @@ ALL_CXXFLAGS = $(CXXFLAGS_CONF) $(WARN) $(CPPFLAGS_TERN) -MMD -MP $(CXXFLAGS)
 
 .PHONY: all deps check unit blackbox layers localserve install clean distclean bench fuzz
 
-all: src/ternd src/ternctl
+all: src/ternd src/ternctl src/sendmail.tern
 
 deps:
 	@contrib/install-deps.sh
@@ -64,6 +64,9 @@ src/ternd: src/ternd.o src/libtern.a
 	$(CXX) $(LDFLAGS_CONF) -static-libstdc++ -static-libgcc -o $@ $^ $(LIBS_CONF)
 
 src/ternctl: src/ternctl.o src/libtern.a
+	$(CXX) $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
+
+src/sendmail.tern: src/sendmail.o src/libtern.a
 	$(CXX) $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
 
 tests/unit-tests: $(UNIT_OBJS) src/libtern.a
@@ -162,19 +165,20 @@ fuzz: fuzz-toolchain
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/tern
-	install -m 755 src/ternd src/ternctl $(DESTDIR)$(SBINDIR)/
-	install -m 644 man/ternd.8 man/ternctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 755 src/ternd src/ternctl src/sendmail.tern $(DESTDIR)$(SBINDIR)/
+	ln -sf sendmail.tern $(DESTDIR)$(SBINDIR)/mailq
+	install -m 644 man/ternd.8 man/ternctl.8 man/sendmail.tern.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 644 man/tern.json.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 644 etc/tern.json $(DESTDIR)$(SYSCONFDIR)/tern/tern.json.example
 
 clean:
 	rm -f src/*.o src/*/*.o src/*.d src/*/*.d tests/*/*.o tests/*/*.d
-	rm -f src/libtern.a src/ternd src/ternctl tests/unit-tests tests/blackbox-tests tests/bench/tern-bench
+	rm -f src/libtern.a src/ternd src/ternctl src/sendmail.tern tests/unit-tests tests/blackbox-tests tests/bench/tern-bench
 	rm -rf tests/fuzz/build tests/fuzz/replay
 
 distclean: clean
 	rm -rf config.mk config.log config.status configure autom4te.cache aclocal.m4
 
--include $(LIB_SRCS:.cpp=.d) $(UNIT_SRCS:.cpp=.d) $(HELPER_SRCS:.cpp=.d) $(BLACKBOX_SRCS:.cpp=.d) src/ternd.d src/ternctl.d
+-include $(LIB_SRCS:.cpp=.d) $(UNIT_SRCS:.cpp=.d) $(HELPER_SRCS:.cpp=.d) $(BLACKBOX_SRCS:.cpp=.d) src/ternd.d src/ternctl.d src/sendmail.d
 -include $(BENCH_SRCS:.cpp=.d) $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_SRCS:tests/fuzz/%.cpp=tests/fuzz/build/%.d)
 -include $(FUZZ_SRCS:.cpp=.d) tests/fuzz/replay_main.d

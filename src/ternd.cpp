@@ -35,6 +35,7 @@
 #include "sasl/secrets.h"
 #include "store/db.h"
 #include "server/control.h"
+#include "server/local_submit.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "util/recvid.h"
@@ -166,7 +167,8 @@ void drop_privileges(const std::string& user, const std::string& data_dir) {
 	passwd* pw = getpwnam(user.c_str());
 	if (!pw) throw std::runtime_error("user \"" + user + "\" not found");
 	// The data directory must stay writable for the unprivileged daemon.
-	for (const auto& p : {data_dir, data_dir + "/tmp", data_dir + "/recvid.key"})
+	for (const auto& p : {data_dir, data_dir + "/tmp", data_dir + "/recvid.key", data_dir + "/public",
+	                      data_dir + "/public/sendmail.sock"})
 		if (chown(p.c_str(), pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT)
 			throw std::runtime_error("chown " + p + ": " + std::strerror(errno));
 	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
@@ -286,6 +288,7 @@ int main(int argc, char** argv) {
 	std::unique_ptr<queue::Queue> outq;  // destroyed before the server (it uses its pool and resolver)
 	std::unique_ptr<server::ControlServer> control;  // destroyed after the worker pool drained
 	bool stopping = false;  // the loop ended: completions only finish their work
+	std::unique_ptr<server::LocalSubmitListener> local_submit;  // sendmail.tern's socket; uses server and queue
 	struct ev_loop* loop = nullptr;
 	int metrics_fd = -1;  // metrics: the /metrics socket, bound with the SMTP ports
 	try {
@@ -297,6 +300,8 @@ int main(int argc, char** argv) {
 		std::vector<std::string> warnings;
 		auto sockets = net::open_listeners(*cfg, cfg->localserve, warnings);
 		for (const auto& w : warnings) log::info(w);
+		// sendmail.tern's socket (man/sendmail.tern.8), ready with the ports.
+		server::LocalSubmitSocket local_socket = server::open_local_submit_socket(cfg->data_dir);
 		// metrics: bound before the privilege drop; localserve goes on without it (1080 is often taken).
 		try {
 			if (!cfg->metrics.listen.empty()) metrics_fd = metrics::open_metrics_socket(cfg->metrics.listen);
@@ -332,14 +337,23 @@ int main(int argc, char** argv) {
 		// After the privilege drop, so the socket belongs to the daemon's user.
 		control = std::make_unique<server::ControlServer>(loop, srv->workers(), cfg->data_dir + "/control.sock");
 		add_control_commands(*control, cfg, env.get(), outq.get(), stopping);
+		// sendmail.tern (man/sendmail.tern.8): mailq reads the queue
+		// through ternd, as local users cannot open the database.
+		store::Env* store_env = env.get();
+		local_submit = std::make_unique<server::LocalSubmitListener>(
+		    *srv, std::move(local_socket), [store_env] { return queue::queue_list_text(store_env->queue_list()); });
 	} catch (const std::exception& e) {
 		log::error("cannot start", {{"error", e.what()}});
 		if (opts.foreground || opts.localserve) std::cerr << "error: " << e.what() << "\n";
 		return 1;
 	}
 
-	core::SignalWatcher sigterm(loop, SIGTERM, [&] { srv->begin_shutdown(); });
-	core::SignalWatcher sigint(loop, SIGINT, [&] { srv->begin_shutdown(); });
+	auto shutdown = [&] {
+		if (local_submit) local_submit->stop();
+		srv->begin_shutdown();
+	};
+	core::SignalWatcher sigterm(loop, SIGTERM, shutdown);
+	core::SignalWatcher sigint(loop, SIGINT, shutdown);
 	core::SignalWatcher sigusr1(loop, SIGUSR1, [] { log::reopen(); });
 	// SIGUSR2: `ternctl queue kick/drop` changed the queue in the database.
 	core::SignalWatcher sigusr2(loop, SIGUSR2, [&] {
@@ -409,6 +423,7 @@ int main(int argc, char** argv) {
 		    [&failchk_running] { failchk_running = false; });
 	};
 	failchk.start(5.0);
+	if (local_submit) local_submit->start();
 	// metrics (SPEC.md "Logs, signals, metrics"): gauges and queue counters are
 	// read from the live objects when /metrics is rendered.
 	std::unique_ptr<metrics::HttpResponder> metrics_http;
@@ -441,6 +456,7 @@ int main(int argc, char** argv) {
 	core::stats().clear_samplers();
 	srv->workers().drain();
 	control.reset();  // removes the socket file
+	local_submit.reset();
 	outq.reset();
 	srv.reset();
 	if (!pid_file.empty()) unlink(pid_file.c_str());

@@ -332,6 +332,95 @@ FromResult parse_single_from(std::string_view message)
 	return parse_single_from(*section);
 }
 
+std::optional<std::vector<std::string>> parse_address_list(std::string_view value, std::string* error)
+{
+	auto failed = [&](const std::string& why) -> std::optional<std::vector<std::string>> {
+		if (error)
+			*error = why;
+		return std::nullopt;
+	};
+	// Split at the list's own separators (RFC 5322 3.4): "," between
+	// elements, ":" after a group's display name, ";" at a group's end;
+	// never inside quoted strings, comments or angle addresses.
+	std::vector<std::string> elements;
+	std::string current;
+	bool quoted = false;
+	int comment = 0, angle = 0;
+	for (size_t i = 0; i < value.size(); ++i) {
+		char c = value[i];
+		if (quoted) {
+			current += c;
+			if (c == '\\' && i + 1 < value.size())
+				current += value[++i];
+			else if (c == '"')
+				quoted = false;
+			continue;
+		}
+		if (comment > 0) {
+			current += c;
+			if (c == '\\' && i + 1 < value.size())
+				current += value[++i];
+			else if (c == '(')
+				++comment;
+			else if (c == ')')
+				--comment;
+			continue;
+		}
+		if (c == '"')
+			quoted = true;
+		else if (c == '(')
+			++comment;
+		else if (c == '<')
+			++angle;
+		else if (c == '>' && angle > 0)
+			--angle;
+		if (angle == 0 && (c == ',' || c == ';' || c == ':')) {
+			if (c != ':')
+				elements.push_back(std::move(current));
+			current.clear();  // after ':' the text so far was the group's name
+			continue;
+		}
+		current += c;
+	}
+	if (quoted || comment > 0 || angle > 0)
+		return failed("unterminated quoted string, comment or angle address");
+	elements.push_back(std::move(current));
+
+	std::vector<std::string> out;
+	for (const std::string& element : elements) {
+		size_t first = element.find_first_not_of(" \t\r\n");
+		if (first == std::string::npos)
+			continue;  // RFC 5322 4.4: empty list elements are allowed
+		size_t last = element.find_last_not_of(" \t\r\n");
+		std::string text = element.substr(first, last - first + 1);
+		if (text.find('@') == std::string::npos) {
+			bool bare = true;
+			for (char c : text)
+				bare = bare && is_atext(c) && c != '(' && c != '"';
+			if (!bare)
+				return failed("address without \"@\": " + text);
+			out.push_back(text);
+			continue;
+		}
+		std::vector<MailboxListReader::Mailbox> boxes;
+		try {
+			boxes = MailboxListReader(text).read_all();
+		} catch (const FromSyntaxError& e) {
+			return failed(e.what + ": " + text);
+		}
+		for (const auto& box : boxes) {
+			std::optional<smtp::Domain> domain = smtp::parse_domain(box.domain);
+			if (!domain)
+				return failed("bad domain in address: " + box.domain);
+			smtp::Address address;
+			address.localpart = box.localpart;
+			address.domain = *domain;
+			out.push_back(address.to_string());  // quotes the localpart where needed
+		}
+	}
+	return out;
+}
+
 bool has_header(const HeaderSection& section, std::string_view name)
 {
 	return !find_fields(section, name).empty();

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "message/header_parse.h"
 #include "smtp/parser.h"
@@ -40,6 +41,13 @@ FromResult parse_single_from(const HeaderSection&);
 // Same, on a whole message (or header section); a header section that
 // cannot be split gives "parsing message header: <reason>".
 FromResult parse_single_from(std::string_view message);
+
+// The addresses of an address-list field value (RFC 5322 3.4), unfolded:
+// To, Cc and Bcc for sendmail -t. Groups ("name: a@b, c@d;", also the
+// empty "undisclosed-recipients:;") give their members. A bare word
+// without "@" (cron writes "To: root") is returned as is for the caller
+// to qualify with its own domain. nullopt with `error` set on bad syntax.
+std::optional<std::vector<std::string>> parse_address_list(std::string_view value, std::string* error = nullptr);
 
 // Whether a field `name` is present (case-insensitive), whatever its value.
 bool has_header(const HeaderSection&, std::string_view name);

@@ -106,6 +106,15 @@ std::optional<int> refuse_malformed(const std::vector<std::string>& args, std::o
 
 }  // namespace
 
+std::string queue_list_text(const std::vector<store::QueueRecord>& records)
+{
+	std::string out = "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n";
+	for (const auto& r : records)
+		out += std::to_string(r.id) + " " + iso8601_utc(r.next_attempt) + " " + std::to_string(r.attempts) + " <" +
+		       r.from + "> <" + r.to + "> " + or_dash(one_line(r.last_error)) + "\n";
+	return out;
+}
+
 QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg, const std::vector<std::string>& args,
                                      std::ostream& out, std::ostream& err,
                                      const std::function<bool(const std::string& base)>& in_progress)
@@ -125,10 +134,7 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 			return {r.unreadable ? 1 : 0, r.rebuilt > 0};
 		}
 		if (cmd == "list") {
-			out << "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n";
-			for (auto& r : env.queue_list())
-				out << r.id << " " << iso8601_utc(r.next_attempt) << " " << r.attempts << " <" << r.from << "> <"
-				    << r.to << "> " << or_dash(one_line(r.last_error)) << "\n";
+			out << queue_list_text(env.queue_list());
 			return {0, false};
 		}
 		if (cmd == "show") {

@@ -66,6 +66,9 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: header too large"};
 		return res;
 	}
+	// A header tern adds (sendmail's generated From) is read as part of the
+	// message's own; the file's body then starts that much earlier.
+	*header = in.extra_header + *header;
 	std::string parse_error;
 	auto section = message::parse_header_section(*header, &parse_error);
 	if (!section) {
@@ -79,7 +82,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 		return res;
 	}
 	res.from_domain = from.address.domain.ascii;
-	if (!cfg.localserve) {
+	if (!cfg.localserve && in.check_from) {
 		const config::Account* acc = cfg.account_for_address(from.address.localpart, from.address.domain.ascii);
 		if (!acc || acc->name != in.account) {
 			res.error = SmtpError{550, std::string(se::pol_delivery_not_auth1), "must match authenticated user"};
@@ -109,14 +112,17 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	// SEED-BEHAVIOUR.md §8 step 5: daily limits from the outgoing history.
 	if (!cfg.localserve && in.env) {
 		auto acc_it = cfg.accounts.find(in.account);
-		if (acc_it != cfg.accounts.end()) {
+		std::optional<SubmissionInput::Limits> limits = in.default_limits;
+		if (acc_it != cfg.accounts.end())
+			limits = SubmissionInput::Limits{acc_it->second.max_outgoing_messages_per_day,
+			                                 acc_it->second.max_first_time_recipients_per_day};
+		if (limits) {
 			try {
-				store::SendLimitVerdict v =
-				    in.env->check_send_limits(in.account, in.recipients, in.now, acc_it->second.max_outgoing_messages_per_day,
-				                              acc_it->second.max_first_time_recipients_per_day);
+				store::SendLimitVerdict v = in.env->check_send_limits(in.account, in.recipients, in.now, limits->messages_per_day,
+				                                                      limits->first_time_recipients_per_day);
 				if (v.messages_reached) {
 					res.error = SmtpError{451, std::string(se::pol_delivery_not_auth1),
-					                      "max number of messages (" + std::to_string(acc_it->second.max_outgoing_messages_per_day) +
+					                      "max number of messages (" + std::to_string(limits->messages_per_day) +
 					                          ") over past 24h reached, try increasing per-account setting "
 					                          "MaxOutgoingMessagesPerDay"};
 					return res;
@@ -124,7 +130,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 				if (v.first_time_reached) {
 					res.error = SmtpError{451, std::string(se::pol_delivery_not_auth1),
 					                      "max number of new/first-time recipients (" +
-					                          std::to_string(acc_it->second.max_first_time_recipients_per_day) +
+					                          std::to_string(limits->first_time_recipients_per_day) +
 					                          ") over past 24h reached, try increasing per-account setting "
 					                          "MaxFirstTimeRecipientsPerDay"};
 					return res;
@@ -138,11 +144,16 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	}
 
 	// DKIM (RFC 6376) for the From domain, when it has keys.
-	if (!cfg.localserve) added += dkim_signatures(cfg, res.from_domain, added, *header, file, section->body_offset, in.now);
+	if (!cfg.localserve)
+		added += dkim_signatures(cfg, res.from_domain, added, *header, file, section->body_offset - in.extra_header.size(),
+		                         in.now);
+	added += in.extra_header;
 
-	// RFC 8601 with RFC 4954's "auth" method: the sender authenticated.
-	message::AuthMethod auth{"auth", "pass", "", "", {{"smtp", "mailfrom", in.mail_from, true, ""}}};
-	added += message::build_authentication_results(in.hostname, "", {auth});
+	if (in.smtp_auth) {
+		// RFC 8601 with RFC 4954's "auth" method: the sender authenticated.
+		message::AuthMethod auth{"auth", "pass", "", "", {{"smtp", "mailfrom", in.mail_from, true, ""}}};
+		added += message::build_authentication_results(in.hostname, "", {auth});
+	}
 	res.common_prefix = std::move(added);
 	return res;
 }

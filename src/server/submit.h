@@ -3,6 +3,7 @@
 // temp file, so the loop never touches the disk. Separate from the session
 // so it can be tested without sockets.
 #pragma once
+#include <cstdint>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -28,6 +29,19 @@ struct SubmissionInput {
 	bool smtputf8 = false;
 	std::time_t now = 0;
 	store::Env* env = nullptr;           // send limits (nullptr: not checked)
+	// Local submission (sendmail.tern, src/server/local_submit.cpp):
+	// header lines tern adds before the message's own (a generated From),
+	// whether From must belong to `account`, the daily limits when
+	// `account` names no configured account (nullopt: none), and whether
+	// the sender authenticated over SMTP (Authentication-Results).
+	std::string extra_header;
+	bool check_from = true;
+	struct Limits {
+		int64_t messages_per_day;
+		int64_t first_time_recipients_per_day;
+	};
+	std::optional<Limits> default_limits;
+	bool smtp_auth = true;
 };
 
 struct SubmissionResult {

@@ -2,6 +2,7 @@
 // so this file runs last (doctest orders by file name) and skips when the
 // ports are taken.
 #include "bb.h"
+#include "ternctl_run.h"
 
 #include <csignal>
 #include <sys/wait.h>
@@ -107,6 +108,19 @@ TEST_CASE("localserve: swaks delivers to the tern account; special localparts fa
 		CHECK(contains(stored, "\r\nAuthentication-Results: localhost; none\r\n"));
 		CHECK(contains(stored, "Received: from client.example"));
 		CHECK(contains(stored, " for <someone@example.com>; "));
+	}
+
+	SUBCASE("sendmail.tern with the data directory as -C") {
+		REQUIRE(wait_for_unix_socket(ls.data() + "/public/sendmail.sock"));
+		ProgramResult r = run_program({repo_root() + "/src/sendmail.tern", "-C", ls.data(), "-t"},
+		                              "To: someone@example.com\nSubject: from php\n\nhello\n");
+		INFO(r.both());
+		CHECK(r.exit_code == 0);
+		auto files = wait_for_maildir(ls.maildir(), 1);
+		REQUIRE(files.size() == 1);
+		std::string stored = read_file(files[0]);
+		CHECK(contains(stored, "Received: by localhost (tern sendmail, from userid 0)"));
+		CHECK(contains(stored, "\r\n\r\nhello\r\n"));
 	}
 
 	SUBCASE("special localparts") {

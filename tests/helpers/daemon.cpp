@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <algorithm>
@@ -89,6 +90,22 @@ int free_tcp_port() {
 	getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
 	::close(fd);
 	return ntohs(sin.sin_port);
+}
+
+bool wait_for_unix_socket(const std::string& path, int timeout_ms) {
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	if (path.size() >= sizeof(addr.sun_path)) return false;
+	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+	for (int waited = 0;; waited += 20) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) return false;
+		bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+		close(fd);
+		if (ok) return true;
+		if (waited >= timeout_ms) return false;
+		usleep(20000);
+	}
 }
 
 bool tcp_port_listening(int port) {

@@ -90,6 +90,8 @@ std::string ternd_path();
 int free_tcp_port();
 // Whether something listens on TCP port (any local address), via /proc/net/tcp{,6}.
 bool tcp_port_listening(int port);
+// Polls ≤ timeout_ms until a unix stream socket at path accepts a connection.
+bool wait_for_unix_socket(const std::string& path, int timeout_ms = 5000);
 
 // Runs argv (argv[0] a path) with stdout+stderr captured, ≤ timeout_ms.
 RunResult run_command(const std::vector<std::string>& argv, int timeout_ms = 10000);

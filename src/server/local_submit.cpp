@@ -1,0 +1,587 @@
+#include "server/local_submit.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+#include "core/maildir_writer.h"
+#include "core/stats.h"
+#include "message/header_parse.h"
+#include "message/headers.h"
+#include "message/submission.h"
+#include "server/message_file.h"
+#include "server/outbound.h"
+#include "server/server.h"
+#include "smtp/parser.h"
+#include "util/log.h"
+
+namespace tern::server {
+
+namespace sm = message::sendmail;
+namespace se = smtp::se;
+
+namespace {
+
+// Local clients served at once; more are closed at accept (sendmail.tern
+// then exits 75 and its caller retries), so one user cannot exhaust
+// ternd's descriptors or its temp space.
+constexpr size_t max_clients = 200;
+
+// A client that sends nothing for this long is dropped (the message, if
+// any, is not queued and sendmail.tern reports the failure).
+constexpr double idle_timeout_s = 300;
+
+sm::Status status(int code, std::string_view secode, std::string text, std::string recipient = "") {
+	return sm::Status{code, smtp::enhanced_code(code, secode), std::move(text), std::move(recipient)};
+}
+
+// RFC 5321 4.1.2: an address without a domain is completed with ours, as
+// local mailers do for "root" or "www-data".
+std::optional<smtp::Address> qualified_address(std::string text, const std::string& hostname) {
+	if (text.size() >= 2 && text.front() == '<' && text.back() == '>') text = text.substr(1, text.size() - 2);
+	if (text.find('@') == std::string::npos) text += "@" + hostname;
+	return smtp::parse_address(text);
+}
+
+bool has_non_ascii(const std::string& s) {
+	for (char c : s)
+		if (static_cast<unsigned char>(c) >= 0x80) return true;
+	return false;
+}
+
+// The address a local user's mail comes from without -f: its account's
+// address at the account's domain when it has one, else any of its
+// addresses; login@hostname for users without an account.
+std::string default_sender(const config::Config& cfg, const std::string& login, const std::string& account) {
+	auto it = cfg.accounts.find(account);
+	if (it == cfg.accounts.end()) return login + "@" + cfg.hostname;
+	const config::Account& acc = it->second;
+	if (cfg.account_for_address(login, acc.domain) == &acc) return login + "@" + acc.domain;
+	for (const auto& [address, dest] : acc.destinations)
+		if (!address.starts_with('@')) return address;
+	return login + "@" + cfg.hostname;
+}
+
+std::string login_for_uid(uid_t uid, std::string& error) {
+	struct passwd pw;
+	struct passwd* found = nullptr;
+	std::vector<char> buf(16384);
+	int rc = getpwuid_r(uid, &pw, buf.data(), buf.size(), &found);
+	if (rc != 0 || !found) {
+		error = rc != 0 ? std::strerror(rc) : "no such user";
+		return {};
+	}
+	return found->pw_name;
+}
+
+}  // namespace
+
+LocalSender decide_local_sender(const config::Config& cfg, const std::string& login, bool root,
+                                const sm::Request& request) {
+	LocalSender s;
+	s.login = login;
+	s.root = root;
+	if (!root && cfg.accounts.count(login)) s.account = login;
+	std::string fallback = default_sender(cfg, login, s.account);
+	if (request.sender && !request.sender->empty() && *request.sender != "<>") {
+		auto from = qualified_address(*request.sender, cfg.hostname);
+		if (!from) {
+			s.error = status(553, se::addr_bad_sender_sys_syntax7, "bad sender address syntax: " + *request.sender);
+			return s;
+		}
+		std::string text = from->to_string();
+		if (!root) {
+			// RFC 6409 6.1: the submission server may refuse a sender the
+			// user has no right to; the same rule as MAIL FROM on submission.
+			bool allowed;
+			if (!s.account.empty())
+				allowed = cfg.account_for_address(from->localpart, from->domain.ascii) == &cfg.accounts.at(s.account);
+			else
+				allowed = smtp::parse_address(fallback) && from->to_ascii_string() == smtp::parse_address(fallback)->to_ascii_string();
+			if (!allowed) {
+				s.error = status(550, se::pol_delivery_not_auth1, "sender " + text + " does not belong to user " + login);
+				return s;
+			}
+		}
+		s.mail_from = text;
+	} else if (request.sender) {
+		// The null reverse path (RFC 5321 4.5.5) is for bounces: root only.
+		if (!root) {
+			s.error = status(550, se::pol_delivery_not_auth1, "null sender not allowed for user " + login);
+			return s;
+		}
+	} else {
+		s.mail_from = fallback;
+	}
+	for (const auto& r : request.recipients) {
+		auto to = qualified_address(r, cfg.hostname);
+		if (!to) {
+			// RFC 3463 3.2: X.1.3 bad destination mailbox address syntax.
+			s.recipient_errors.push_back(status(553, "1.3", "bad recipient address syntax", r));
+			continue;
+		}
+		s.recipients.push_back(to->to_string());
+	}
+	if (!s.recipient_errors.empty())
+		s.error = status(553, "1.3", "bad recipient address(es), message not sent");
+	return s;
+}
+
+std::string generated_from(const std::string& full_name, const std::string& address) {
+	if (full_name.empty()) return "From: <" + address + ">\r\n";
+	// RFC 5322 3.2.4: a quoted-string, with '"' and '\' escaped.
+	std::string quoted = "\"";
+	for (char c : full_name) {
+		if (c == '"' || c == '\\') quoted += '\\';
+		quoted += c;
+	}
+	return "From: " + quoted + "\" <" + address + ">\r\n";
+}
+
+struct LocalSubmitListener::Client {
+	Client(int fd, uid_t uid, uint64_t max_data) : fd(fd), uid(uid), reader(max_data) {}
+	~Client() {
+		if (fd >= 0) close(fd);
+		if (file_fd >= 0) close(file_fd);
+		if (!path.empty()) unlink(path.c_str());
+	}
+	enum class Phase { head, data, working, writing };
+	int fd;
+	uid_t uid;
+	core::ConnHandle self;
+	std::unique_ptr<core::IoWatcher> io;
+	std::unique_ptr<core::TimerWatcher> timer;
+	sm::RequestReader reader;
+	Phase phase = Phase::head;
+	int file_fd = -1;
+	std::string path;          // the message's temp file while the client owns it
+	uint64_t remaining = 0;
+	bool write_failed = false;
+	bool has_8bit = false;
+	std::string out;
+	bool dead = false;
+};
+
+LocalSubmitListener::LocalSubmitListener(Server& srv, LocalSubmitSocket sock, QueueLister lister)
+    : srv_(srv), lister_(std::move(lister)), fd_(sock.fd), path_(std::move(sock.path)) {}
+
+LocalSubmitListener::~LocalSubmitListener() {
+	stop();
+	std::vector<core::ConnHandle> all;
+	clients_.for_each([&](core::ConnHandle h, Client&) { all.push_back(h); });
+	for (auto h : all) clients_.erase(h);
+}
+
+LocalSubmitSocket open_local_submit_socket(const std::string& data_dir) {
+	LocalSubmitSocket sock;
+	std::string dir = data_dir + "/public";
+	if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+		throw std::runtime_error("creating " + dir + ": " + std::strerror(errno));
+	// The daemon's umask must not narrow it: every local user connects.
+	if (chmod(dir.c_str(), 0755) != 0) throw std::runtime_error("chmod " + dir + ": " + std::strerror(errno));
+	struct stat st;
+	if (stat(data_dir.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0)
+		log::error("data_dir is not searchable by other users (needs mode 0711 or more); sendmail.tern will fail for them",
+		           {{"data_dir", data_dir}});
+	sock.path = dir + "/sendmail.sock";
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	if (sock.path.size() >= sizeof(addr.sun_path)) throw std::runtime_error("socket path too long: " + sock.path);
+	std::memcpy(addr.sun_path, sock.path.c_str(), sock.path.size() + 1);
+	// A socket left by a daemon that did not stop cleanly; this daemon owns
+	// the data directory now (the SMTP ports are bound).
+	unlink(sock.path.c_str());
+	sock.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (sock.fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+	if (bind(sock.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(sock.fd, 64) != 0 ||
+	    chmod(sock.path.c_str(), 0666) != 0) {
+		std::string error = std::strerror(errno);
+		close(sock.fd);
+		throw std::runtime_error("local submission socket " + sock.path + ": " + error);
+	}
+	return sock;
+}
+
+void LocalSubmitListener::start() {
+	if (fd_ < 0) return;
+	accept_watcher_ = std::make_unique<core::IoWatcher>(srv_.loop(), [this](int) { on_accept(); });
+	accept_watcher_->set(fd_, EV_READ);
+	log::info("listening", {{"listener", "sendmail"}, {"address", path_}});
+}
+
+void LocalSubmitListener::stop() {
+	if (accept_watcher_) accept_watcher_->stop();
+	if (fd_ >= 0) {
+		close(fd_);
+		fd_ = -1;
+		unlink(path_.c_str());
+	}
+}
+
+template <class F>
+void LocalSubmitListener::with_client(core::ConnHandle h, F&& f) {
+	Client* c = clients_.get(h);
+	if (!c) return;
+	try {
+		f(*c);
+	} catch (const std::exception& e) {
+		log::error("local submission: internal error", {{"error", e.what()}});
+		c->dead = true;
+	}
+	if (c->dead) destroy(h);
+}
+
+void LocalSubmitListener::destroy(core::ConnHandle h) { clients_.erase(h); }
+
+void LocalSubmitListener::on_accept() {
+	for (int i = 0; i < 64; ++i) {
+		int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+				log::error("local submission: accept failed", {{"error", std::strerror(errno)}});
+			return;
+		}
+		if (clients_.size() >= max_clients) {
+			log::error("local submission: too many clients, connection closed", {{"max", std::to_string(max_clients)}});
+			close(fd);
+			continue;
+		}
+		// The kernel's word on who connected (unix(7) SO_PEERCRED).
+		struct ucred cred{};
+		socklen_t len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+			log::error("local submission: SO_PEERCRED", {{"error", std::strerror(errno)}});
+			close(fd);
+			continue;
+		}
+		uint64_t max_data = 0;
+		for (const auto& [name, l] : srv_.config()->listeners)
+			max_data = std::max<uint64_t>(max_data, static_cast<uint64_t>(l.max_message_size));
+		if (max_data == 0) max_data = static_cast<uint64_t>(config::Listener{}.max_message_size);
+		core::ConnHandle h = clients_.insert(std::make_unique<Client>(fd, cred.uid, max_data));
+		Client* c = clients_.get(h);
+		c->self = h;
+		c->io = std::make_unique<core::IoWatcher>(srv_.loop(), [this, h](int revents) { on_io(h, revents); });
+		c->timer = std::make_unique<core::TimerWatcher>(srv_.loop(), [this, h] {
+			with_client(h, [](Client& c) {
+				log::info("local submission: client idle, dropped");
+				c.dead = true;
+			});
+		});
+		c->io->set(fd, EV_READ);
+		c->timer->start(idle_timeout_s);
+	}
+}
+
+void LocalSubmitListener::on_io(core::ConnHandle h, int revents) {
+	with_client(h, [&](Client& c) {
+		if (revents & EV_WRITE) flush(c);
+		if (!c.dead && (revents & EV_READ)) read_request(c);
+	});
+}
+
+void LocalSubmitListener::read_request(Client& c) {
+	char* buf = srv_.scratch();
+	while (c.phase == Client::Phase::head || c.phase == Client::Phase::data) {
+		ssize_t n = read(c.fd, buf, Server::scratch_size);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+		if (n <= 0) {
+			// The client went away before the whole message arrived: nothing
+			// is queued, sendmail.tern (if alive) reports it.
+			c.dead = true;
+			return;
+		}
+		c.timer->start(idle_timeout_s);
+		std::string_view in(buf, static_cast<size_t>(n));
+		if (c.phase == Client::Phase::head) {
+			size_t used = 0;
+			switch (c.reader.feed(in, used)) {
+			case sm::RequestReader::State::more: continue;
+			case sm::RequestReader::State::error:
+				if (c.reader.too_large())
+					finish(c, status(552, se::sys_msg_limit_exceeded4, "message too large"));
+				else
+					finish(c, status(554, se::proto_syntax2, "bad request: " + c.reader.error()));
+				return;
+			case sm::RequestReader::State::list_queue: list_queue(c); return;
+			case sm::RequestReader::State::data: break;
+			}
+			in.remove_prefix(used);
+			c.path = srv_.config()->data_dir + "/tmp/sendmail-" + std::to_string(getpid()) + "-" + std::to_string(++next_id_);
+			c.file_fd = ::open(c.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+			if (c.file_fd < 0) {
+				log::error("local submission: creating temp file", {{"path", c.path}, {"error", std::strerror(errno)}});
+				c.path.clear();
+				finish(c, status(451, se::sys_other0, "error creating temp file"));
+				return;
+			}
+			c.remaining = c.reader.request().data_size;
+			c.phase = Client::Phase::data;
+		}
+		size_t take = static_cast<size_t>(std::min<uint64_t>(c.remaining, in.size()));
+		for (size_t i = 0; i < take && !c.has_8bit; ++i)
+			if (static_cast<unsigned char>(in[i]) >= 0x80) c.has_8bit = true;
+		// Writes land in the page cache; the queue's worker fsyncs.
+		size_t off = 0;
+		while (off < take && !c.write_failed) {
+			ssize_t w = write(c.file_fd, in.data() + off, take - off);
+			if (w < 0 && errno == EINTR) continue;
+			if (w <= 0) {
+				log::error("local submission: writing temp file", {{"error", std::strerror(errno)}});
+				c.write_failed = true;
+				break;
+			}
+			off += static_cast<size_t>(w);
+		}
+		c.remaining -= take;
+		if (c.remaining == 0) {
+			close(c.file_fd);
+			c.file_fd = -1;
+			if (c.write_failed) {
+				finish(c, status(452, se::sys_other0, "error writing message (disk full?)"));
+				return;
+			}
+			begin_submission(c);
+			return;
+		}
+	}
+}
+
+namespace {
+
+struct SubmissionJob {
+	std::string login;
+	std::string login_error;
+	LocalSender sender;
+	SubmissionResult result;
+	std::string error;  // unexpected failure
+};
+
+}  // namespace
+
+void LocalSubmitListener::begin_submission(Client& c) {
+	c.phase = Client::Phase::working;
+	c.io->set(c.fd, 0);
+	c.timer->stop();
+	core::ConnHandle h = c.self;
+	auto cfg = srv_.config();
+	auto job = std::make_shared<SubmissionJob>();
+	sm::Request request = c.reader.request();
+	uid_t uid = c.uid;
+	std::string path = c.path;
+	store::Env* env = srv_.env();
+	std::time_t now = std::time(nullptr);
+	srv_.workers().submit(
+	    [job, cfg, request, uid, path, env, now] {
+		    try {
+			    // getpwuid may ask NSS (LDAP, sssd): a worker's job.
+			    job->login = login_for_uid(uid, job->login_error);
+			    if (job->login.empty()) return;
+			    job->sender = decide_local_sender(*cfg, job->login, uid == 0, request);
+			    if (job->sender.error) return;
+			    SubmissionInput in;
+			    in.cfg = cfg;
+			    in.account = !job->sender.account.empty() ? job->sender.account
+			                 : job->sender.root         ? std::string()
+			                                            : "local:" + job->login;
+			    in.message_path = path;
+			    in.mail_from = job->sender.mail_from;
+			    in.recipients = job->sender.recipients;
+			    in.hostname = cfg->hostname;
+			    in.now = now;
+			    in.env = env;
+			    in.check_from = !job->sender.account.empty();
+			    in.smtp_auth = false;
+			    if (!job->sender.root) {
+				    config::Account defaults;
+				    in.default_limits = SubmissionInput::Limits{defaults.max_outgoing_messages_per_day,
+				                                                defaults.max_first_time_recipients_per_day};
+			    }
+			    // RFC 5322 3.6: From is required; sendmail(1) makes one from
+			    // the sender (and -F) when the message has none.
+			    MessageFile file(path);
+			    auto header = file.ok() ? file.read_header() : std::nullopt;
+			    auto section = header ? message::parse_header_section(*header) : std::nullopt;
+			    if (section && !message::has_header(*section, "From")) {
+				    std::string from = job->sender.mail_from.empty() ? job->login + "@" + cfg->hostname : job->sender.mail_from;
+				    in.extra_header = generated_from(request.full_name, from);
+			    }
+			    for (const auto& r : in.recipients) in.smtputf8 = in.smtputf8 || has_non_ascii(r);
+			    in.smtputf8 = in.smtputf8 || has_non_ascii(in.mail_from);
+			    job->result = prepare_submission(in);
+		    } catch (const std::exception& e) {
+			    job->error = e.what();
+		    }
+	    },
+	    [this, h, job, now] {
+		    with_client(h, [&](Client& c) {
+			    if (!job->error.empty()) {
+				    log::error("local submission", {{"error", job->error}});
+				    finish(c, status(451, se::sys_other0, "error processing"));
+				    return;
+			    }
+			    if (job->login.empty()) {
+				    finish(c, status(550, se::pol_delivery_not_auth1, "unknown local user id " + std::to_string(c.uid) + ": " + job->login_error));
+				    return;
+			    }
+			    const LocalSender& s = job->sender;
+			    if (s.error) {
+				    for (const auto& e : s.recipient_errors) c.out += sm::format_recipient_status(e);
+				    log::info("local submission refused", {{"user", s.login}, {"reason", s.error->text}});
+				    finish(c, *s.error);
+				    return;
+			    }
+			    if (job->result.error) {
+				    const smtp::SmtpError& e = *job->result.error;
+				    core::stats().count_submission(core::submission_result_for_refusal(e.text));
+				    log::info("local submission refused", {{"user", s.login}, {"reason", e.text}});
+				    finish(c, status(e.code, e.secode, e.text));
+				    return;
+			    }
+			    queue_message(c, s, job->result, now);
+		    });
+	    });
+}
+
+void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const SubmissionResult& prepared,
+                                        std::time_t now) {
+	const auto& cfg = srv_.config();
+	OutboundQueue* queue = srv_.outbound();
+	if (!queue && !cfg->localserve) {
+		finish(c, status(451, se::sys_other0, "error delivering message: no queue"));
+		return;
+	}
+	// RFC 5321 4.4: a trace field for the local hand-over, without the
+	// "from" clause as no host was involved.
+	std::string stamp = "; " + message::format_date(now, message::local_utc_offset(now)) + "\r\n";
+	std::string by = "Received: by " + cfg->hostname + " (tern sendmail, from userid " + std::to_string(c.uid) + ")";
+	auto prefix_for = [&](const std::string& rcpt) { return by + "\r\n\tfor <" + rcpt + ">" + stamp + prepared.common_prefix; };
+	std::string path = c.path;
+	c.path.clear();  // the queue (or the Maildir writer) owns the file now
+	c.phase = Client::Phase::writing;
+	std::vector<std::string> recipients = s.recipients;
+	std::string login = s.login;
+	bool localserve = cfg->localserve;
+	auto handed_over = [this, h = c.self, recipients, login, localserve](const std::string& error) {
+		core::stats().count_submission(error.empty() ? "ok" : localserve ? "localserveerror" : "queueerror",
+		                               recipients.size());
+		if (!error.empty())
+			log::error("storing locally submitted message", {{"error", error}});
+		else
+			log::info("message submitted locally", {{"user", login}, {"recipients", std::to_string(recipients.size())}});
+		with_client(h, [&](Client& c) {
+			if (!error.empty()) {
+				finish(c, status(451, se::sys_other0, "error storing message: " + error));
+				return;
+			}
+			for (const auto& r : recipients) c.out += sm::format_recipient_status(status(250, "1.5", "ok", r));
+			finish(c, status(250, "0.0", localserve ? "delivered" : "queued"));
+		});
+	};
+	if (localserve) {
+		// Localserve sends nothing out: every copy goes to its one account,
+		// as its SMTP submission does.
+		const config::Account& acc = cfg->accounts.begin()->second;
+		std::vector<store::MaildirCopy> copies;
+		for (const auto& r : s.recipients) {
+			store::MaildirCopy copy;
+			copy.maildir = acc.maildir;
+			copy.mailbox = "INBOX";
+			copy.prefix = prefix_for(r);
+			copies.push_back(std::move(copy));
+		}
+		srv_.maildir_writer().deliver(path, std::move(copies), cfg->hostname, handed_over);
+		return;
+	}
+	OutboundMessage msg;
+	msg.sender_account = !s.account.empty() ? s.account : s.root ? std::string() : "local:" + s.login;
+	msg.from = s.mail_from;
+	msg.has_8bit = c.has_8bit;
+	msg.message_id = prepared.message_id;
+	msg.message_path = path;
+	msg.message_size = static_cast<int64_t>(c.reader.request().data_size);
+	// Root's mail is not counted against anyone's daily limits.
+	msg.record_outgoing = !s.root;
+	for (const auto& r : s.recipients) {
+		auto address = smtp::parse_address(r);
+		if (!address) continue;  // decide_local_sender parsed each one
+		msg.smtputf8 = msg.smtputf8 || has_non_ascii(r);
+		OutboundRecipient o;
+		o.to = r;
+		o.domain = address->ip ? address->ip->to_literal() : address->domain.ascii;
+		o.prefix = prefix_for(r);
+		msg.recipients.push_back(std::move(o));
+	}
+	msg.smtputf8 = msg.smtputf8 || has_non_ascii(s.mail_from);
+	queue->enqueue(std::move(msg), handed_over);
+}
+
+void LocalSubmitListener::list_queue(Client& c) {
+	c.phase = Client::Phase::working;
+	c.io->set(c.fd, 0);
+	c.timer->stop();
+	struct Listing {
+		std::string text, error;
+	};
+	auto listing = std::make_shared<Listing>();
+	QueueLister lister = lister_;
+	srv_.workers().submit(
+	    [listing, lister] {
+		    try {
+			    if (!lister) throw std::runtime_error("no queue");
+			    listing->text = lister();
+		    } catch (const std::exception& e) {
+			    listing->error = e.what();
+		    }
+	    },
+	    [this, h = c.self, listing] {
+		    with_client(h, [&](Client& c) {
+			    if (!listing->error.empty()) {
+				    finish(c, status(451, se::sys_other0, "error listing queue: " + listing->error));
+				    return;
+			    }
+			    c.out += sm::format_queue_listing(listing->text);
+			    finish(c, status(250, "0.0", "ok"));
+		    });
+	    });
+}
+
+void LocalSubmitListener::finish(Client& c, const sm::Status& final_status) {
+	c.out += sm::format_final_status(final_status);
+	c.phase = Client::Phase::writing;
+	if (c.file_fd >= 0) {
+		close(c.file_fd);
+		c.file_fd = -1;
+	}
+	c.timer->start(idle_timeout_s);
+	flush(c);
+}
+
+void LocalSubmitListener::flush(Client& c) {
+	while (!c.out.empty()) {
+		ssize_t n = write(c.fd, c.out.data(), c.out.size());
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c.io->set(c.fd, EV_WRITE);
+			return;
+		}
+		if (n <= 0) {
+			c.dead = true;  // the client left; what was queued stays queued
+			return;
+		}
+		c.out.erase(0, static_cast<size_t>(n));
+	}
+	if (c.phase == Client::Phase::writing) c.dead = true;  // all said: close
+}
+
+}  // namespace tern::server
