@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SBINDIR = $(PREFIX)/sbin
 MANDIR = $(PREFIX)/share/man
-# The config lives in /etc/tern whatever PREFIX is (SPEC.md: -c defaults to
+# The config lives in /etc/tern whatever PREFIX is (ternd(8): -c defaults to
 # /etc/tern/tern.json).
 SYSCONFDIR ?= /etc
 
@@ -20,7 +20,7 @@ else
 include config.mk
 endif
 
-# Layers of DESIGN.md, bottom to top. tests/check-layers.sh reads this order.
+# Layers of doc/design.md, bottom to top. tests/check-layers.sh reads this order.
 LAYERS = util smtp message sasl mailauth inbound config store core net server queue metrics
 LIB_SRCS = $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.cpp))
 LIB_OBJS = $(LIB_SRCS:.cpp=.o)

@@ -63,7 +63,7 @@ const char* usage_text =
     "               inspect and steer the outbound queue; rebuild restores\n"
     "               lost queue records from the queue files\n";
 
-// Exit statuses (SPEC.md "Details that scripts and tests rely on").
+// Exit statuses (doc/behaviour.md "Details that scripts and tests rely on").
 constexpr int exit_ok = 0;
 constexpr int exit_negative = 1;
 constexpr int exit_usage = 2;

@@ -112,7 +112,7 @@ std::shared_ptr<const config::Config> load_config(const Options& o) {
 }
 
 void raise_fd_limit() {
-	// SPEC.md: raise the open-file soft limit to the hard limit, so many idle
+	// ternd(8) NOTES: raise the open-file soft limit to the hard limit, so many idle
 	// connections fit.
 	rlimit rl{};
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -177,7 +177,7 @@ void drop_privileges(const std::string& user, const std::string& data_dir) {
 }
 
 // The certificate of the config, or nullptr without one. Localserve makes a
-// self-signed one for localhost on first start (SPEC.md "localserve").
+// self-signed one for localhost on first start (doc/behaviour.md "localserve").
 std::shared_ptr<const net::TlsServerContext> load_tls(const config::Config& cfg) {
 	if (cfg.tls.cert_file.empty()) return nullptr;
 	if (cfg.localserve && (!std::filesystem::exists(cfg.tls.cert_file) || !std::filesystem::exists(cfg.tls.key_file))) {
@@ -381,7 +381,7 @@ int main(int argc, char** argv) {
 		    },
 		    [&, loaded] {
 			    if (!loaded->error.empty()) {
-				    // SPEC.md: an invalid new config keeps the old one.
+				    // doc/behaviour.md "Logs, signals, metrics": an invalid new config keeps the old one.
 				    log::error("reload failed, keeping the old configuration", {{"error", loaded->error}});
 				    return;
 			    }
@@ -424,7 +424,7 @@ int main(int argc, char** argv) {
 	};
 	failchk.start(5.0);
 	if (local_submit) local_submit->start();
-	// metrics (SPEC.md "Logs, signals, metrics"): gauges and queue counters are
+	// metrics (doc/behaviour.md "Logs, signals, metrics"): gauges and queue counters are
 	// read from the live objects when /metrics is rendered.
 	std::unique_ptr<metrics::HttpResponder> metrics_http;
 	core::stats().set_sampler("tern_connections_open", {}, [&] { return static_cast<double>(srv->open_connections()); });

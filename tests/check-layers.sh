@@ -1,5 +1,5 @@
 #!/bin/sh
-# Fails when a file in a lower layer of DESIGN.md includes a header of a
+# Fails when a file in a lower layer of doc/design.md includes a header of a
 # higher layer. Arguments: the layer folders of src/, bottom to top.
 # Usage: sh tests/check-layers.sh util smtp message ...
 status=0

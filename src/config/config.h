@@ -1,6 +1,6 @@
 // The configuration: JSON (with // and /* */ comments) → an immutable Config
 // snapshot. Connections keep the snapshot they started with; SIGHUP swaps in
-// a new one. Every error names the key path (SPEC.md "Config file").
+// a new one. Every error names the key path (doc/behaviour.md "Config file").
 #pragma once
 #include <cstdint>
 #include <map>
@@ -148,14 +148,14 @@ struct Config {
 	static std::shared_ptr<const Config> load_file(const std::string& path);
 	static std::shared_ptr<const Config> load_text(const std::string& text, const std::string& file_for_errors,
 	                                               const std::string& base_dir);
-	// The built-in localserve configuration (SPEC.md "localserve").
+	// The built-in localserve configuration (doc/behaviour.md "localserve").
 	static std::shared_ptr<const Config> localserve_config(const std::string& data_dir);
 
 	// The `-n` / `ternctl check` summary: hostname, listeners and ports,
 	// domains, accounts, then "config ok".
 	std::string summary() const;
 
-	// Recipient resolution (SEED-BEHAVIOUR.md §4 RCPT step 6).
+	// Recipient resolution (doc/behaviour.md §4 RCPT step 6).
 	enum class RcptKind { local, unknown_user, foreign_domain };
 	struct RcptResult {
 		RcptKind kind = RcptKind::foreign_domain;

@@ -1,4 +1,4 @@
-// Loading and validating the config file (SPEC.md "Config file").
+// Loading and validating the config file (doc/behaviour.md "Config file").
 //
 // Every object is checked against the keys it may hold before any value is
 // read, so a typo is reported as an unknown key rather than as a confusing

@@ -1,7 +1,7 @@
 // The connection table: owns every connection object of the loop thread and
 // hands out generation-checked handles. Async completions (DNS answers,
 // worker results) carry a ConnHandle, never a pointer; `get` returns nullptr
-// once the connection is gone or its slot was reused (DESIGN.md "one
+// once the connection is gone or its slot was reused (doc/design.md "one
 // lifetime rule").
 #pragma once
 #include <cstdint>

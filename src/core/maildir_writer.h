@@ -1,4 +1,4 @@
-// Group commit for Maildir deliveries (DESIGN.md "Worker pool"): the
+// Group commit for Maildir deliveries (doc/design.md "Worker pool"): the
 // messages of every session that finish DATA while a batch is on disk wait
 // and go together in the next batch, which shares one journal commit and
 // one fsync per directory. One batch is in flight at a time; a session's

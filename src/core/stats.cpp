@@ -75,7 +75,7 @@ Stats& stats() {
 }
 
 std::string_view submission_result_for_refusal(std::string_view text) {
-	// The texts are the seed's (SEED-BEHAVIOUR.md §8), so they identify the check.
+	// The texts are the seed's (doc/behaviour.md §8), so they identify the check.
 	if (starts_with(text, "cannot parse header or From address")) return "badmessage";
 	if (starts_with(text, "must match authenticated user")) return "badfrom";
 	if (text.find("Return-Path") != std::string_view::npos) return "badheader";

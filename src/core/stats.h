@@ -1,4 +1,4 @@
-// Process-wide counters for the /metrics page (SPEC.md "Logs, signals,
+// Process-wide counters for the /metrics page (doc/behaviour.md "Logs, signals,
 // metrics"). The lower layers (server, queue) count events here through a
 // few plain functions; src/metrics, the top layer, reads them and renders
 // the Prometheus text. Only the loop thread writes or reads, so nothing is

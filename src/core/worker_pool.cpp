@@ -1,5 +1,5 @@
 // Worker pool: blocking jobs on a few threads, completions back on the loop
-// thread through one ev_async (DESIGN.md "Worker pool").
+// thread through one ev_async (doc/design.md "Worker pool").
 #include "core/worker_pool.h"
 
 #include <ev.h>

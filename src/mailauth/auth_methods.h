@@ -1,6 +1,6 @@
 // The Authentication-Results entries (RFC 8601) the seed writes for each
 // check, in its order: iprev, dkim (one per signature), spf, dmarc on
-// delivery; "auth" on submission (SEED-BEHAVIOUR.md §7). The header itself
+// delivery; "auth" on submission (doc/behaviour.md §7). The header itself
 // is built by message/auth_results.
 #pragma once
 #include <string>

@@ -243,7 +243,7 @@ std::optional<std::string> sign_message(const SignOptions&, std::string_view mes
 
 struct VerifyResult {
 	Status status = Status::permerror;
-	std::string error;  // empty on pass; mox-style text, e.g. "dkim: body hash does not match: ..."
+	std::string error;  // empty on pass; the model's error text, e.g. "dkim: body hash does not match: ..."
 };
 
 struct VerifyOptions {
@@ -310,7 +310,7 @@ std::optional<Result> select_key(const PendingSignature&, const DnsAnswer&, Key&
 Result finish_verification(const PendingSignature&, const DnsAnswer&,
 	const std::vector<message::HeaderField>& headers, std::string_view body_hash, const VerifyOptions& = {});
 
-// The d= domains of passing signatures, each once, in order (SEED-BEHAVIOUR
+// The d= domains of passing signatures, each once, in order (doc/behaviour.md
 // decision 14: de-duplicated across all results, unlike the seed).
 std::vector<std::string> verified_domains(const std::vector<Result>&);
 

@@ -1,5 +1,5 @@
 // DMARC (RFC 7489): record parsing, policy discovery, identifier alignment
-// and the verdict as the seed computes it (SEED-BEHAVIOUR.md §9 steps 7-8),
+// and the verdict as the seed computes it (doc/behaviour.md §9 steps 7-8),
 // written against the abstract Resolver.
 #pragma once
 #include <cstdint>

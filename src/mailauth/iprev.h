@@ -1,5 +1,5 @@
 // iprev (RFC 8601 3): the client's address must have a PTR name whose
-// forward lookup contains the address again (SEED-BEHAVIOUR.md §9 step 3).
+// forward lookup contains the address again (doc/behaviour.md §9 step 3).
 // Used in the Received and Authentication-Results headers.
 #pragma once
 #include <cstdint>

@@ -1,5 +1,5 @@
 // The abstract asynchronous DNS resolver every mail-authentication check is
-// written against (DESIGN.md: mailauth "via Resolver"). The daemon's
+// written against (doc/design.md: mailauth "via Resolver"). The daemon's
 // implementation is udns on the libev loop (net/udns_resolver); unit tests
 // use CannedResolver with fixed answers.
 #pragma once

@@ -1,6 +1,6 @@
 // SPF evaluator (RFC 7208), see spf.h.
 //
-// Where this evaluator knowingly differs from the seed (mox spf package), it
+// Where this evaluator knowingly differs from the seed (the model's SPF code), it
 // follows RFC 7208:
 //  * a, mx and ptr domain-specs are macro-expanded (RFC 7208 5, 7.1);
 //  * "redirect" counts toward the 10 DNS-querying terms (RFC 7208 4.6.4);

@@ -4,7 +4,7 @@
 // (CannedResolver) are queued and run by a trampoline, so the stack depth
 // does not grow with the number of lookups.
 //
-// Behaviour follows the seed's spf.Verify (SEED-BEHAVIOUR.md §4 step 5, §9
+// Behaviour follows the seed's spf.Verify (doc/behaviour.md §4 step 5, §9
 // steps 4 and 6) where it is RFC-conformant; where the seed deviates from
 // RFC 7208 this evaluator follows the RFC (see spf.cpp for the list).
 #pragma once

@@ -1,6 +1,6 @@
 // Delivery Status Notifications (RFC 3464, RFC 6533 for UTF-8): composing
 // the multipart/report message, and the human-readable texts the seed puts
-// in it (SEED-BEHAVIOUR.md §12 for the queue, §13 for incoming deliveries,
+// in it (doc/behaviour.md §12 for the queue, §13 for incoming deliveries,
 // decisions 10 and 11). Pure (randomness only for the MIME boundary);
 // unit-tested in tests/unit/test_dsn.cpp.
 #pragma once

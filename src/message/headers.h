@@ -31,7 +31,7 @@ private:
 	size_t line_len_ = 0;
 };
 
-// Inputs for the Received header (RFC 5321 4.4, SEED-BEHAVIOUR.md §7).
+// Inputs for the Received header (RFC 5321 4.4, doc/behaviour.md §7).
 struct ReceivedInfo {
 	std::string from;          // "F": EHLO name (or our hostname on submission)
 	std::string from_comment;  // e.g. "(iprev.example [1.2.3.4])", empty for none

@@ -1,4 +1,4 @@
-// Message helpers for the submission path (SEED-BEHAVIOUR.md §8): the single
+// Message helpers for the submission path (doc/behaviour.md §8): the single
 // From address a submitted message must carry, header presence and value
 // lookups (Return-Path refusal, Message-Id/Date defaults), and the
 // Message-Id and Date fields tern adds when they are missing. Pure;
@@ -58,7 +58,7 @@ bool has_header(const HeaderSection&, std::string_view name);
 std::optional<std::string> header_value(const HeaderSection&, std::string_view name);
 
 // A new message id without angle brackets: 16 random bytes as 22 base64url
-// characters, "@", then `hostname` (the seed's form, SEED-BEHAVIOUR.md §7).
+// characters, "@", then `hostname` (the seed's form, doc/behaviour.md §7).
 // Pass the Unicode hostname for SMTPUTF8 transactions, the ASCII one
 // otherwise, as the seed does.
 std::string make_message_id(const std::string& hostname);

@@ -1,4 +1,4 @@
-// The metrics tern exposes (SPEC.md "Metrics (names exact)") and their
+// The metrics tern exposes (doc/behaviour.md "Metrics (names exact)") and their
 // rendering in the Prometheus text exposition format 0.0.4. The values live
 // in core::Stats (lower layers count there); this layer owns the names'
 // types, help texts and fixed label names.

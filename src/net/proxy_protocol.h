@@ -6,7 +6,7 @@
 // Specification: https://www.haproxy.org/download/2.4/doc/proxy-protocol.txt
 // (section numbers below refer to it).
 //
-// SPEC.md: on a proxy_protocol listener the header is mandatory; a peer
+// doc/behaviour.md "PROXY protocol": on a proxy_protocol listener the header is mandatory; a peer
 // outside `trusted_proxies`, or a malformed header, gets the connection
 // closed without a greeting; every per-IP decision uses the claimed client.
 #pragma once

@@ -30,7 +30,7 @@ namespace tern::net {
 
 namespace {
 
-// SPEC.md "TLS": ECDHE key exchange (forward secrecy) with AEAD ciphers only,
+// doc/behaviour.md "TLS": ECDHE key exchange (forward secrecy) with AEAD ciphers only,
 // in server preference order (Debian builds mbedTLS without
 // MBEDTLS_SSL_SRV_RESPECT_CLIENT_PREFERENCE, so the server's order wins).
 // mbedTLS only picks suites that fit the certificate's key, so one list

@@ -1,4 +1,4 @@
-// TLS over non-blocking sockets with mbedTLS 2.28 (SPEC.md "TLS"; DESIGN.md
+// TLS over non-blocking sockets with mbedTLS 2.28 (doc/behaviour.md "TLS"; doc/design.md
 // net layer). Nothing here blocks: every socket operation returns
 // want_read/want_write and the caller (the libev loop) retries once the fd is
 // ready again.
@@ -95,7 +95,7 @@ public:
 	// a client that pipelined its ClientHello right after STARTTLS. They are
 	// handed to the TLS engine before anything read from the socket, so they
 	// become handshake input and are never executed as plaintext SMTP
-	// (SEED-BEHAVIOUR.md section 4, STARTTLS). Call before handshake().
+	// (doc/behaviour.md §4, STARTTLS). Call before handshake().
 	void feed_plaintext_leftover(std::string_view bytes);
 
 	// Drives the handshake; ok once it is complete. Call again on
@@ -133,7 +133,7 @@ public:
 	// After the handshake: the IANA name of the suite, e.g.
 	// "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".
 	std::string cipher_iana() const;
-	// For the Received header (SPEC.md "TLS"):
+	// For the Received header (doc/behaviour.md "TLS"):
 	// "(TLS1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)".
 	std::string received_comment() const;
 	// Client side with a CA file: empty when the peer certificate verified
@@ -157,7 +157,7 @@ enum class SelfSignedKeyType { ecdsa_p256, rsa_2048 };
 // years, as PEM. The key file gets mode 0600. Each file is written to a
 // temporary name, fsync'd and renamed into place; missing parent directories
 // are created. Throws std::runtime_error naming the file on failure. For
-// localserve's first start (SPEC.md "localserve"); blocking, not for the loop.
+// localserve's first start (doc/behaviour.md "localserve"); blocking, not for the loop.
 void generate_self_signed(const std::string& cert_path, const std::string& key_path,
                           const std::string& common_name,
                           SelfSignedKeyType key_type = SelfSignedKeyType::ecdsa_p256);

@@ -1,4 +1,4 @@
-// `ternctl queue …` (SPEC.md "ternctl", "Details"): list, show, kick and
+// `ternctl queue …` (doc/behaviour.md "ternctl", "Details"): list, show, kick and
 // drop queue records, through ternd's control socket while it runs.
 #pragma once
 #include <functional>

@@ -29,7 +29,7 @@ namespace tern::queue {
 
 namespace {
 
-// Body chunks read on a worker for the SMTP client (DESIGN.md: the loop
+// Body chunks read on a worker for the SMTP client (doc/design.md: the loop
 // never reads files).
 constexpr size_t chunk_size = 64 * 1024;
 // RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
@@ -76,7 +76,7 @@ struct Policy {
 	int delayed_after = 5;
 };
 
-// Before an attempt (SEED-BEHAVIOUR.md §12): the next attempt is set now,
+// Before an attempt (doc/behaviour.md §12): the next attempt is set now,
 // so a crash during the attempt leads to a later retry, never a hot loop.
 void mark_attempt(store::QueueRecord& rec, int64_t now, const Policy& p)
 {
@@ -148,7 +148,7 @@ bool is_smtp_reply(const std::string& error)
 	       (error.size() == 3 || error[3] == ' ' || error[3] == '-');
 }
 
-// Outgoing-failure DSNs are not sent over SMTP (SEED-BEHAVIOUR.md §12): they
+// Outgoing-failure DSNs are not sent over SMTP (doc/behaviour.md §12): they
 // go straight into the sender account's INBOX, or the postmaster's mailbox
 // when the account is gone. Runs on a worker. Never throws: a DSN that cannot
 // be written is logged, the queue record is dealt with anyway.
@@ -211,7 +211,7 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, bool 
 		m.original_headers = headers;
 		std::string text = message::compose_dsn(m, false);
 		// RFC 6376: signed like any mail of the postmaster's domain, when it
-		// has keys (SEED-BEHAVIOUR.md §13).
+		// has keys (doc/behaviour.md §13).
 		text = server::dkim_sign_text(cfg, cfg.hostname, text, static_cast<std::time_t>(now)) + text;
 
 		std::string tmp_dir = cfg.data_dir + "/tmp";
@@ -372,7 +372,7 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker)
 		use();
 		return;
 	}
-	// Parsing a CA bundle reads a file: never on the loop (DESIGN.md).
+	// Parsing a CA bundle reads a file: never on the loop (doc/design.md).
 	pool_.submit(load, [alive = std::weak_ptr<char>(alive_), use] {
 		if (!alive.expired())
 			use();
@@ -965,7 +965,7 @@ void Queue::connect_next_address(Delivery& d)
 	o.smtputf8 = first.smtputf8;
 	o.size = first.size;
 	o.prefix = first.prefix;
-	// A DSN queued with a UTF-8 variant (SEED-BEHAVIOUR.md §13) sends that
+	// A DSN queued with a UTF-8 variant (doc/behaviour.md §13) sends that
 	// variant to servers that offer SMTPUTF8.
 	if (d.remote.size() == 1)
 		o.utf8_variant = first.dsn_utf8;

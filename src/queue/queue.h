@@ -1,4 +1,4 @@
-// The outbound queue (SEED-BEHAVIOUR.md §12, SPEC.md "Durability",
+// The outbound queue (doc/behaviour.md §12, doc/behaviour.md "Durability and safety promises",
 // "Smarthost"): durable enqueue, a scheduler on the loop thread, delivery to
 // local Maildirs, to MX hosts or to the smarthost, retries with exponential
 // backoff and DSNs into the sender's INBOX.
@@ -6,7 +6,7 @@
 // Threads: every public method runs on the loop thread. Disk and database
 // work runs on the worker pool; those jobs capture only values (config
 // snapshot, paths, records, the Env reference), never the Queue, and their
-// completions find their delivery again by id (DESIGN.md lifetime rule).
+// completions find their delivery again by id (doc/design.md lifetime rule).
 //
 // Files: one queue file per recipient record, data_dir/queue/<base>.<n>,
 // hard links of one message written once; a record and its link are
@@ -50,7 +50,7 @@ struct QueueOptions {
 	int mx_port = 25;
 	// RFC 5321 4.5.3.2 defaults; tests may shorten them.
 	ClientTimeouts timeouts;
-	// Attempts after which a "delayed" DSN is sent (SEED-BEHAVIOUR.md §12).
+	// Attempts after which a "delayed" DSN is sent (doc/behaviour.md §12).
 	int delayed_dsn_after = 5;
 	// Rebuild records for queue files without one at start() (rebuild_queue).
 	bool rebuild_at_start = true;

@@ -5,7 +5,7 @@
 //
 // The body is never held in memory whole: the client asks its owner for the
 // next chunk (`request_chunk(offset)`); the owner reads it on a worker thread
-// (DESIGN.md: the loop never blocks on disk) and hands it back with
+// (doc/design.md: the loop never blocks on disk) and hands it back with
 // supply_chunk(). The owner must keep the client alive until `done` ran, and
 // must not destroy it from inside `done` (defer the destruction).
 #pragma once

@@ -1,6 +1,6 @@
 // SCRAM-SHA-1 and SCRAM-SHA-256 server (RFC 5802, RFC 7677), without
 // channel binding (no -PLUS variants), following the seed's steps
-// (SEED-BEHAVIOUR.md §11):
+// (doc/behaviour.md §11):
 //
 //   client-first  → lookup of the authentication identity
 //   secrets       → server-first `r=<client nonce><server nonce>,s=<salt>,i=<n>`

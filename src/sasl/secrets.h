@@ -14,7 +14,7 @@
 
 namespace tern::sasl {
 
-// The seed's parameters (SEED-BEHAVIOUR.md §14).
+// The seed's parameters (doc/behaviour.md §14).
 inline constexpr int scram_sha1_iterations = 8192;
 inline constexpr int scram_sha256_iterations = 4096;
 inline constexpr std::size_t scram_salt_length = 12;

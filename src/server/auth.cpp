@@ -1,6 +1,6 @@
 // AUTH (RFC 4954) on submission listeners: mechanism selection, the SASL
 // exchange driven by the pure state machines of src/sasl, secret lookups on
-// the worker pool, and the seed's failed-login handling (SEED-BEHAVIOUR.md
+// the worker pool, and the seed's failed-login handling (doc/behaviour.md
 // §4 AUTH, §10).
 #include <ctime>
 
@@ -55,7 +55,7 @@ void Connection::auth_begin(const std::string& args) {
 		            a.mechanism);
 		return;
 	}
-	// SEED-BEHAVIOUR.md decision 5: with TLS required, no mechanism runs in
+	// doc/behaviour.md D5: with TLS required, no mechanism runs in
 	// the clear (RFC 4954 4: credentials must not cross an open channel).
 	if (tls_required_for_auth() && !tls) {
 		auth_failed(SmtpError{538, std::string(se::pol_tls_required11), "authentication requires tls"}, mech->name());

@@ -1,5 +1,5 @@
 // SMTP command handlers (RFC 5321 4.1.1), in the seed's order of checks and
-// with its replies (SEED-BEHAVIOUR.md §4). Each handler either replies at
+// with its replies (doc/behaviour.md §4). Each handler either replies at
 // once or throws smtp::SmtpError, which dispatch turns into one reply.
 #include <ctime>
 
@@ -103,7 +103,7 @@ void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	ehlo = is_ehlo;
 	hello = std::move(h);
 	if (!is_ehlo) {
-		// SEED-BEHAVIOUR.md decision 1: HELO gets one line (RFC 5321 4.1.1.1).
+		// doc/behaviour.md D1: HELO gets one line (RFC 5321 4.1.1.1).
 		reply(250, "", hostname());
 		return;
 	}
@@ -111,7 +111,7 @@ void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	write_raw("250-PIPELINING");                                                    // RFC 2920
 	write_raw("250-SIZE " + std::to_string(listener().max_message_size));          // RFC 1870
 	if (!tls && srv.tls_context()) write_raw("250-STARTTLS");                      // RFC 3207 4
-	// SEED-BEHAVIOUR.md decision 6: AUTH only once it can be used (RFC 4954 4).
+	// doc/behaviour.md D6: AUTH only once it can be used (RFC 4954 4).
 	if (submission() && (tls || !tls_required_for_auth())) write_raw("250-AUTH " + std::string(sasl::advertised_mechanisms));
 	write_raw("250-ENHANCEDSTATUSCODES");                                           // RFC 2034
 	write_raw("250-8BITMIME");                                                      // RFC 6152
@@ -127,7 +127,7 @@ bool Connection::tls_required_for_auth() const {
 void Connection::cmd_starttls(std::string_view args) {
 	need_hello();
 	smtp::parse_no_args(args, parse_mode());
-	// SEED-BEHAVIOUR.md decision 7: without a certificate STARTTLS is not
+	// doc/behaviour.md D7: without a certificate STARTTLS is not
 	// offered, and not accepted either.
 	if (!srv.tls_context()) throw user_error(502, se::proto_bad_cmd_or_seq1, "starttls not available");
 	if (tls) throw user_error(503, se::proto_bad_cmd_or_seq1, "already speaking tls");
@@ -216,7 +216,7 @@ void Connection::cmd_rcpt(std::string_view args) {
 
 	// Several recipients only for senders that pass SPF: a DSN for a failed
 	// recipient must not become backscatter to a forged sender (RFC 5321
-	// 3.6.3; SEED-BEHAVIOUR.md §4 RCPT step 5). Asked once, at the second.
+	// 3.6.3; doc/behaviour.md §4 RCPT step 5). Asked once, at the second.
 	if (!submission() && tx.recipients.size() == 1 && !cfg->localserve) {
 		mailauth::spf_verify(srv.resolver(), cid, spf_args(),
 		                     suspend([r = std::move(r)](Connection& c, const mailauth::SpfReceived& received,
@@ -237,7 +237,7 @@ void Connection::rcpt_accepted(smtp::RcptArgs r) {
 	rcpt.postmaster = r.postmaster;
 	if (r.postmaster) {
 		rcpt.address.localpart = "postmaster";
-		// SEED-BEHAVIOUR.md decision 9: rendered with the listener's hostname.
+		// doc/behaviour.md D9: rendered with the listener's hostname.
 		rcpt.display = "postmaster@" + hostname();
 	} else {
 		rcpt.address = std::move(r.to);

@@ -1,7 +1,7 @@
 // DATA: streaming the message to a temp file through the decoder, then the
 // local delivery decision and the durable Maildir write on the worker pool.
 // The 250 is sent only from the worker's completion, after every copy and
-// its directory are fsync'd (SPEC.md "Durability and safety promises").
+// its directory are fsync'd (doc/behaviour.md "Durability and safety promises").
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -40,7 +40,7 @@ SmtpError storage_failure(bool disk_full, std::string text) {
 }
 constexpr int64_t default_max_message_size = 104857600;
 
-// The combined reply when every recipient failed (SEED-BEHAVIOUR.md §4
+// The combined reply when every recipient failed (doc/behaviour.md §4
 // DATA step 10): one code if all agree, else one line per recipient.
 SmtpError all_failed_reply(const std::vector<DeliverError>& errors) {
 	bool same = true;
@@ -62,7 +62,7 @@ SmtpError all_failed_reply(const std::vector<DeliverError>& errors) {
 }  // namespace
 
 // The refusal of a message over the listener's limit, for DATA and BDAT
-// (SEED-BEHAVIOUR.md decision 12): the code SIZE would get (RFC 1870).
+// (doc/behaviour.md D12): the code SIZE would get (RFC 1870).
 SmtpError message_too_large(int64_t max) {
 	return SmtpError{552, std::string(max >= default_max_message_size ? se::sys_msg_limit_exceeded4 : se::mailbox_msg_too_large3),
 	                 "message too large"};
@@ -122,13 +122,13 @@ std::unique_ptr<DataInProgress> Connection::open_data_file(smtp::Framing framing
 void Connection::feed_data() {
 	DataInProgress& d = *data;
 	size_t used = d.decoder.feed(inbuf, d.decoded);
-	// SPEC.md: message data is logged only at tracedata.
+	// doc/behaviour.md "Logs, signals, metrics": message data is logged only at tracedata.
 	if (log::enabled(log::Level::tracedata))
 		log::event(log::Level::tracedata, cid, "RC: " + std::string(inbuf, 0, used));
 	inbuf.erase(0, used);
 	int64_t max = listener().max_message_size;
 	if (static_cast<int64_t>(d.decoder.size()) > max) {
-		// SEED-BEHAVIOUR.md decision 12 / RFC 1870 6.3: refuse at once and
+		// doc/behaviour.md D12 / RFC 1870 6.3: refuse at once and
 		// close, rather than read the rest of an oversized message.
 		log::event(log::Level::info, cid, "message too large", {{"max", std::to_string(max)}});
 		SmtpError e = message_too_large(max);
@@ -171,7 +171,7 @@ void Connection::finish_data() {
 	try {
 		if (write_failed) throw storage_failure(is_storage_full(data->write_errno), "error copying data to file");
 		if (data->decoder.saw_bare_newline() && listener().bare_newlines == smtp::BareNewlines::reject) {
-			// SEED-BEHAVIOUR.md decision 8.
+			// doc/behaviour.md D8.
 			throw SmtpError{500, std::string(se::proto_syntax2),
 			                "invalid bare carriage return or newline, may be smtp smuggling"};
 		}
@@ -230,7 +230,7 @@ void Connection::deliver_local() {
 
 void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {
 	std::time_t now = std::time(nullptr);
-	// SEED-BEHAVIOUR.md §7: Return-Path, Authentication-Results,
+	// doc/behaviour.md §7: Return-Path, Authentication-Results,
 	// Received-SPF, then Received, in that order on each copy.
 	std::string common = message::build_return_path(tx.mail_from ? address_text(*tx.mail_from) : std::string());
 	message::ReceivedInfo ri = received_info(now);
@@ -289,7 +289,7 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 message::ReceivedInfo Connection::received_info(std::time_t now) const {
 	message::ReceivedInfo ri;
 	if (submission()) {
-		// The submitting client's address stays private (SEED-BEHAVIOUR.md §7).
+		// The submitting client's address stays private (doc/behaviour.md §7).
 		ri.from = global_hostname();
 	} else {
 		if (hello->ip)
@@ -308,7 +308,7 @@ message::ReceivedInfo Connection::received_info(std::time_t now) const {
 	return ri;
 }
 
-// Submission (SEED-BEHAVIOUR.md §8): the header checks, limits and DKIM
+// Submission (doc/behaviour.md §8): the header checks, limits and DKIM
 // signing run on a worker; then every copy is queued durably (or, in
 // localserve, delivered to the account) before the 250.
 void Connection::submit_message() {
@@ -456,7 +456,7 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 	}
 	if (!errors.empty()) {
 		log::event(log::Level::info, cid, "partial delivery failure", {{"failed", std::to_string(errors.size())}});
-		// SEED-BEHAVIOUR.md §13: one DSN for the failed recipients, to the
+		// doc/behaviour.md §13: one DSN for the failed recipients, to the
 		// sender, since the 250 below covers the others.
 		if (an && tx.mail_from && !cfg->localserve) queue_incoming_dsn(*an, errors);
 	}

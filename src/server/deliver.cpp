@@ -1,4 +1,4 @@
-// The port-25 decision (SEED-BEHAVIOUR.md §9), as a chain of asynchronous
+// The port-25 decision (doc/behaviour.md §9), as a chain of asynchronous
 // steps: the header is read and DKIM bodies hashed on a worker; iprev, SPF
 // and the DKIM key lookups run in parallel on the loop; signatures are
 // verified on a worker; then DMARC, the analysis, DNS blocklists and the
@@ -101,7 +101,7 @@ std::string Connection::authentication_results(const InboundAnalysis& an) const 
 	return message::build_authentication_results(global_hostname(), "", methods);
 }
 
-// SEED-BEHAVIOUR.md §9 "analyze()": without reputation data or a junk
+// doc/behaviour.md §9 "analyze()": without reputation data or a junk
 // filter, the decisive signals are DMARC reject, an SPF fail/softfail for
 // the MAIL FROM domain, and DNS blocklists. Rejections are deliberately
 // vague and temporary (451 error processing), except DMARC's.
@@ -165,7 +165,7 @@ void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone
 }
 
 // The DSN for recipients that failed while others were delivered (RFC 3464,
-// SEED-BEHAVIOUR.md §13), queued to the MAIL FROM address with the null
+// doc/behaviour.md §13), queued to the MAIL FROM address with the null
 // reverse path. Composing and writing it is disk work for a worker; its
 // fate does not change the reply to the client.
 void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& errors) {

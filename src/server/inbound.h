@@ -1,5 +1,5 @@
 // What the port-25 path learns about a received message before deciding
-// (SEED-BEHAVIOUR.md §9): header facts, iprev, SPF, DKIM, DMARC, DNSBL.
+// (doc/behaviour.md §9): header facts, iprev, SPF, DKIM, DMARC, DNSBL.
 // Shared by the steps of the analysis through a shared_ptr; it holds no
 // connection, so a step that completes after the client left touches
 // nothing but this.

@@ -24,7 +24,7 @@ Limiter::Window limiter_window(int64_t seconds, const std::vector<int64_t>& limi
 }
 
 std::array<std::string, 3> Limiter::class_keys(const IpAddr& ip) {
-	// IPv4: /32, /26, /21. IPv6: /64, /48, /32 (SEED-BEHAVIOUR.md §10).
+	// IPv4: /32, /26, /21. IPv6: /64, /48, /32 (doc/behaviour.md §10).
 	static constexpr int v4[3] = {32, 26, 21};
 	static constexpr int v6[3] = {64, 48, 32};
 	std::array<std::string, 3> keys;

@@ -85,7 +85,7 @@ private:
 	void finish(Client& c, const message::sendmail::Status& final_status);
 	void flush(Client& c);
 	void destroy(core::ConnHandle h);
-	// The only way into a client from a completion (DESIGN.md "one
+	// The only way into a client from a completion (doc/design.md "one
 	// lifetime rule"): nothing happens when it is gone.
 	template <class F>
 	void with_client(core::ConnHandle h, F&& f);

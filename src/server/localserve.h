@@ -1,4 +1,4 @@
-// Localserve's special localparts (SPEC.md "localserve"): applications can
+// Localserve's special localparts (doc/behaviour.md "localserve"): applications can
 // test their error handling by addressing mail to them.
 #pragma once
 #include <string_view>

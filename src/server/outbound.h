@@ -1,5 +1,5 @@
 // The session's view of the outbound queue. The queue layer sits above the
-// server layer (DESIGN.md), so the session talks to it through this
+// server layer (doc/design.md), so the session talks to it through this
 // interface, which src/queue implements and ternd wires in.
 #pragma once
 #include <cstdint>
@@ -25,7 +25,7 @@ struct OutboundMessage {
 	int64_t message_size = 0;           // bytes in message_path
 	std::vector<OutboundRecipient> recipients;
 	// Also record these recipients in the account's outgoing history (the
-	// daily limits, SEED-BEHAVIOUR.md §8), in the same transaction.
+	// daily limits, doc/behaviour.md §8), in the same transaction.
 	bool record_outgoing = false;
 	std::string dsn_utf8;               // optional UTF-8 variant (DSNs only)
 };

@@ -55,7 +55,7 @@ Server::~Server() {
 
 namespace {
 
-// Failed logins: per minute and per day (SEED-BEHAVIOUR.md §10).
+// Failed logins: per minute and per day (doc/behaviour.md §10).
 std::vector<Limiter::Window> auth_failure_windows(const config::Config& cfg) {
 	return {limiter_window(60, cfg.limits.auth_failures_per_min),
 	        limiter_window(86400, cfg.limits.auth_failures_per_day)};
@@ -64,7 +64,7 @@ std::vector<Limiter::Window> auth_failure_windows(const config::Config& cfg) {
 }  // namespace
 
 void Server::build_limiters() {
-	// SEED-BEHAVIOUR.md §1: connection rate per minute, open connections for
+	// doc/behaviour.md §1: connection rate per minute, open connections for
 	// all time; decision 16: both configurable.
 	conn_rate_ = Limiter({limiter_window(60, cfg_->limits.connection_rate_per_min)});
 	// The concurrency limiter keeps its counts across reloads only when the

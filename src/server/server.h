@@ -1,6 +1,6 @@
 // The server: owns the loop-side state — connection table, listeners'
 // accept watchers, config snapshot, limiters, worker pool — and implements
-// reload and graceful shutdown (SPEC.md "Logs, signals, metrics").
+// reload and graceful shutdown (doc/behaviour.md "Logs, signals, metrics").
 #pragma once
 #include <ev.h>
 
@@ -50,7 +50,7 @@ public:
 		try {
 			f(*c);
 		} catch (const std::exception& e) {
-			// The second error boundary (DESIGN.md "The connection"): an
+			// The second error boundary (doc/design.md "The connection"): an
 			// unexpected failure ends this connection, never the daemon.
 			internal_error(*c, e.what());
 		}

@@ -86,7 +86,7 @@ void Connection::start() {
 	            {"listener", listener_name},
 	            {"service", net::service_name(service)}});
 	if (listener().proxy_protocol) {
-		// SPEC.md "PROXY protocol": mandatory on such a listener, and only
+		// doc/behaviour.md "PROXY protocol": mandatory on such a listener, and only
 		// from trusted proxies; anything else is closed without a greeting.
 		std::vector<IpNet> trusted;
 		for (const auto& cidr : listener().trusted_proxies)
@@ -104,7 +104,7 @@ void Connection::start() {
 	begin_session();
 }
 
-// The accept path of the seed (SEED-BEHAVIOUR.md §1), once the client's
+// The accept path of the seed (doc/behaviour.md §1), once the client's
 // address is known: shutdown, limiters, then the greeting (or, on port 465,
 // the TLS handshake first).
 void Connection::begin_session() {
@@ -134,7 +134,7 @@ void Connection::begin_session() {
 		close_after_flush();
 	} else {
 		counted_connection = true;
-		// RFC 5321 4.3.1 greeting; SEED-BEHAVIOUR.md decisions: "tern" for "mox".
+		// RFC 5321 4.3.1 greeting; doc/behaviour.md: the model's texts with "tern" as the product name.
 		write_raw("220 " + hostname() + " ESMTP tern " TERN_VERSION);
 	}
 	flush();
@@ -287,7 +287,7 @@ void Connection::update_watchers() {
 void Connection::arm_deadline() {
 	// A whole-command deadline, not per read: a client that trickles a byte
 	// every few seconds still has to finish its command in time
-	// (SEED-BEHAVIOUR.md decision 13, RFC 5321 4.5.3.2.7).
+	// (doc/behaviour.md D13, RFC 5321 4.5.3.2.7).
 	const auto& t = cfg->timeouts_s;
 	switch (state) {
 	case SessionState::command: deadline.start(static_cast<double>(t.command)); break;
@@ -417,7 +417,7 @@ void Connection::start_tls() {
 		return;
 	}
 	tlss = std::make_unique<net::TlsSession>(std::move(ctx), fd);
-	// RFC 3207 5 / SEED-BEHAVIOUR.md §4: bytes the client sent after
+	// RFC 3207 5 / doc/behaviour.md §4: bytes the client sent after
 	// STARTTLS belong to the handshake, never to the plaintext session.
 	if (!inbuf.empty()) tlss->feed_plaintext_leftover(inbuf);
 	std::string().swap(inbuf);
@@ -542,7 +542,7 @@ void Connection::process_input_loop() {
 	}
 	if (inbuf.empty()) std::string().swap(inbuf);
 	// Replies to a pipelined batch go out together: flush when no further
-	// complete command is buffered (SEED-BEHAVIOUR.md §0).
+	// complete command is buffered (doc/behaviour.md §0).
 	if (state != SessionState::command || inbuf.find('\n') == std::string::npos ||
 	    outbuf.size() >= max_pending_output || slow_pace())
 		flush();

@@ -1,5 +1,5 @@
 // The SMTP session: one explicit state struct per connection, advanced by
-// callbacks from the loop (DESIGN.md "The connection"). Everything that
+// callbacks from the loop (doc/design.md "The connection"). Everything that
 // reaches a Connection from outside its own watchers goes through a
 // ConnHandle looked up in the server's table.
 #pragma once
@@ -52,7 +52,7 @@ struct Recipient {
 };
 
 // The mail transaction (RFC 5321 3.3): reset by RSET, HELO/EHLO, and any
-// final reply to DATA (SEED-BEHAVIOUR.md decision 2).
+// final reply to DATA (doc/behaviour.md D2).
 struct Transaction {
 	bool has_mail = false;
 	std::optional<smtp::Address> mail_from;  // nullopt with has_mail = null sender
@@ -61,7 +61,7 @@ struct Transaction {
 	std::vector<Recipient> recipients;
 };
 
-// A recipient that could not be delivered (SEED-BEHAVIOUR.md §4 DATA).
+// A recipient that could not be delivered (doc/behaviour.md §4 DATA).
 struct DeliverError {
 	std::string rcpt;
 	int code;
@@ -285,7 +285,7 @@ struct Connection {
 	bool auth_in_progress = false;
 	bool auth_failure_recorded = false;   // this login's failure is already counted
 	bool auth_raw_next = false;           // next SASL line is not base64 (SCRAM error ack)
-	// Slow mode (SEED-BEHAVIOUR.md §1): from the 3rd failed AUTH or a
+	// Slow mode (doc/behaviour.md §1): from the 3rd failed AUTH or a
 	// refusal by analysis until a successful AUTH.
 	bool slow = false;
 

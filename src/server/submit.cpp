@@ -109,7 +109,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	if (message::header_value(*section, "Date").value_or("").empty())
 		added += message::date_header(in.now, message::local_utc_offset(in.now));
 
-	// SEED-BEHAVIOUR.md §8 step 5: daily limits from the outgoing history.
+	// doc/behaviour.md §8 step 5: daily limits from the outgoing history.
 	if (!cfg.localserve && in.env) {
 		auto acc_it = cfg.accounts.find(in.account);
 		std::optional<SubmissionInput::Limits> limits = in.default_limits;

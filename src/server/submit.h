@@ -1,4 +1,4 @@
-// The submission decision (SEED-BEHAVIOUR.md §8), the blocking part of it:
+// The submission decision (doc/behaviour.md §8), the blocking part of it:
 // runs on a worker thread after DATA, reading the message's header from the
 // temp file, so the loop never touches the disk. Separate from the session
 // so it can be tested without sockets.

@@ -4,7 +4,7 @@
 // of the input over feed() calls gives the same result. Rules:
 //  - RFC 5321 4.1.1.4: the data ends with CRLF "." CRLF. Only that exact raw
 //    sequence ends it; sequences with a bare CR or LF around the dot never do
-//    (no SMTP smuggling, SEED-BEHAVIOUR.md decision 8). The decoder starts in
+//    (no SMTP smuggling, doc/behaviour.md D8). The decoder starts in
 //    the "just after CRLF" state, so ".\r\n" alone is an empty message.
 //  - RFC 5321 4.5.2: a dot that starts a line (after a raw CRLF) is removed,
 //    whatever ends that line (as the seed and Postfix do).

@@ -1,6 +1,6 @@
 // Incremental DATA decoder (RFC 5321 4.1.1.4, 4.5.2): finds the end of data,
 // removes dot-stuffing and handles bare CR / LF without SMTP smuggling
-// (SEED-BEHAVIOUR.md decision 8). Pure: bytes in, message bytes out.
+// (doc/behaviour.md D8). Pure: bytes in, message bytes out.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,4 +1,4 @@
-// SMTP command-argument parser (see parser.h, SEED-BEHAVIOUR.md §3).
+// SMTP command-argument parser (see parser.h, doc/behaviour.md §3).
 //
 // The parser walks the argument text with one offset into two strings: the
 // original and a copy with only a-z upper-cased. Keywords are matched on the

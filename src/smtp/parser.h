@@ -1,5 +1,5 @@
 // The SMTP command-argument parser: RFC 5321 4.1.2 grammar with the RFC 6531
-// (SMTPUTF8) extensions, as the seed's parser applies it (SEED-BEHAVIOUR.md §3).
+// (SMTPUTF8) extensions, as the seed's parser applies it (doc/behaviour.md §3).
 // Pure: takes the argument text of one command line, returns values or throws
 // smtp::SmtpError with the seed's reply (`501 5.5.2 bad syntax: …` etc.).
 #pragma once

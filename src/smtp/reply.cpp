@@ -1,4 +1,4 @@
-// Reply formatting (see reply.h and SEED-BEHAVIOUR.md §0).
+// Reply formatting (see reply.h and doc/behaviour.md §0).
 #include "smtp/reply.h"
 
 #include <cstddef>

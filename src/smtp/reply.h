@@ -1,5 +1,5 @@
 // SMTP replies: codes, enhanced codes, the typed error raised by parsers and
-// command handlers, and the wire formatting of a reply (SEED-BEHAVIOUR.md §0).
+// command handlers, and the wire formatting of a reply (doc/behaviour.md §0).
 #pragma once
 #include <string>
 #include <string_view>

@@ -1,4 +1,4 @@
-// The Berkeley DB store (DESIGN.md "Storage", SPEC.md "Files on disk"): one
+// The Berkeley DB store (doc/design.md "Storage", doc/behaviour.md "Files on disk"): one
 // transactional environment under `data_dir/db` holding password secrets,
 // the outgoing-recipient history behind the send limits, and queue records.
 //
@@ -44,7 +44,7 @@ private:
 	int code_;
 };
 
-// One queued message copy for one recipient (SEED-BEHAVIOUR.md §12). The
+// One queued message copy for one recipient (doc/behaviour.md §12). The
 // message file itself is written, renamed and fsync'd by the caller; only
 // this record lives in the database. The file starts with its own copy of
 // the envelope (src/queue/queue_file.h), so lost records can be rebuilt.
@@ -79,14 +79,14 @@ std::string serialize_queue_record(const QueueRecord& record);
 std::optional<QueueRecord> parse_queue_record(std::string_view blob);
 
 // Outgoing messages to remember together with their queue records (one row
-// per recipient, SEED-BEHAVIOUR.md §8 step 7).
+// per recipient, doc/behaviour.md §8 step 7).
 struct OutgoingLog {
 	std::string account;
 	std::vector<std::string> recipients;
 	int64_t time = 0;               // unix seconds
 };
 
-// The answer of check_send_limits (SEED-BEHAVIOUR.md §8 step 5).
+// The answer of check_send_limits (doc/behaviour.md §8 step 5).
 struct SendLimitVerdict {
 	bool messages_reached = false;      // → 451 4.7.1 max number of messages …
 	bool first_time_reached = false;    // → 451 4.7.1 max number of new/first-time recipients …

@@ -1,4 +1,4 @@
-// Durable Maildir delivery (SPEC.md "Maildir", "Durability and safety
+// Durable Maildir delivery (doc/behaviour.md "Maildir", "Durability and safety
 // promises"): a message is fsync'd in tmp/, renamed into new/ (or cur/), and
 // the touched directories are fsync'd once per call, so one call for many
 // copies (or many sessions batched by the caller) pays the directory

@@ -1,5 +1,5 @@
 // IPv4/IPv6 addresses as values: parsing, formatting, masking (for the
-// per-network limiters of SEED-BEHAVIOUR.md §10).
+// per-network limiters of doc/behaviour.md §10).
 #pragma once
 #include <array>
 #include <cstdint>

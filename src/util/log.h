@@ -10,7 +10,7 @@
 
 namespace tern::log {
 
-// Ordered from least to most verbose (SPEC.md "-l" levels). warn is not a
+// Ordered from least to most verbose (doc/behaviour.md "-l" levels). warn is not a
 // level to select: its lines show wherever info lines do.
 enum class Level { error = 0, warn, info, debug, trace, traceauth, tracedata };
 

@@ -1,4 +1,4 @@
-// Received-id (SEED-BEHAVIOUR.md §0): the per-connection id in error replies
+// Received-id (doc/behaviour.md §0): the per-connection id in error replies
 // and in the Received header. The connection counter is not shown as-is (it
 // would leak how many connections the server had); it is AES-128 encrypted
 // with a per-install key, base64url without padding: 22 characters. Whoever

@@ -6,7 +6,7 @@
 //     connection);
 //  2. durable delivery throughput: T client threads, each on one reused
 //     connection sending small messages on port 25 for a fixed time. A 250
-//     after DATA means the Maildir copy is fsync'd (SPEC.md), so 250s per
+//     after DATA means the Maildir copy is fsync'd (doc/behaviour.md "Durability and safety promises"), so 250s per
 //     second is the rate of durably delivered messages.
 // It reports and never fails the build (exit status 0 unless the daemon
 // cannot start). With --external HOST:PORT only the throughput part runs,

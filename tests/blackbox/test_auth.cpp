@@ -1,5 +1,5 @@
-// AUTH on the submission listeners (RFC 4954; SEED-BEHAVIOUR §4 AUTH, §10,
-// §11, decisions 4, 5, 6, 15; MOX-PEER.md's error table): every refusal
+// AUTH on the submission listeners (RFC 4954; doc/behaviour.md §4 AUTH, §10,
+// §11, decisions 4, 5, 6, 15; doc/behaviour.md §0): every refusal
 // with its exact code and enhanced code, and real clients logging in with
 // each mechanism: Python's smtplib (PLAIN, LOGIN, CRAM-MD5) and gsasl
 // (SCRAM-SHA-1, SCRAM-SHA-256), over STARTTLS and over implicit TLS.
@@ -109,14 +109,14 @@ TEST_CASE("auth: refusals in the clear when TLS is not required (exact codes)") 
 	}
 	SUBCASE("PLAIN succeeds; a second AUTH is refused; lower-case mechanism works") {
 		REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
-		// SEED-BEHAVIOUR decision 4: mechanism names are case-insensitive.
+		// doc/behaviour.md D4: mechanism names are case-insensitive.
 		Reply r = c.cmd("auth plain " + plain_response(alice, alice_password, alice));
 		CHECK(r.plain() == "235 2.7.0 nice");
 		CHECK_FALSE(r.has_id());
 		r = c.cmd("AUTH PLAIN " + plain_response(alice, alice_password));
 		CHECK(r.plain() == "503 5.5.1 already authenticated");
 		CHECK(r.has_id());
-		// EHLO again does not log out (SEED-BEHAVIOUR §4 EHLO).
+		// EHLO again does not log out (doc/behaviour.md §4 EHLO).
 		REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
 		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).plain() == "503 5.5.1 already authenticated");
 		CHECK(c.cmd("MAIL FROM:<alice@test.example>").plain() == "250 2.1.0 looking good");
@@ -184,7 +184,7 @@ TEST_CASE("auth: with require_starttls (the default) nothing authenticates in th
 	REQUIRE(c.read_reply().code == 220);
 	Reply ehlo = c.cmd("EHLO client.sender.example");
 	REQUIRE(ehlo.code == 250);
-	// SEED-BEHAVIOUR decision 6: no AUTH line until it can be used.
+	// doc/behaviour.md D6: no AUTH line until it can be used.
 	CHECK_FALSE(has_line_starting(ehlo.lines, "250-AUTH"));
 	CHECK(has_line(ehlo.lines, "250-STARTTLS"));
 	// Decision 5: every known mechanism is refused before TLS, even with a
@@ -320,7 +320,7 @@ TEST_CASE("auth: the failed-auth limiter refuses new submission connections with
 		REQUIRE(c.connect("127.0.0.1", d.submission_port()));
 		Reply greeting = c.read_reply();
 		CHECK(starts_with(greeting.plain(), "220 mx.test.example "));
-		// An aborted exchange counts as a failure too (SEED-BEHAVIOUR §4 AUTH).
+		// An aborted exchange counts as a failure too (doc/behaviour.md §4 AUTH).
 		REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
 		REQUIRE(c.cmd("AUTH PLAIN").code == 334);
 		CHECK(c.cmd("*").plain() == "501 5.5.0 authentication aborted");

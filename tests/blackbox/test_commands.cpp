@@ -1,5 +1,5 @@
 // Every command path on the delivery port, with exact codes and enhanced
-// codes (SEED-BEHAVIOUR §2, §4; MOX-PEER.md's error table with mox → tern).
+// codes (doc/behaviour.md §2, §4; doc/behaviour.md §0).
 #include "bb.h"
 
 namespace {

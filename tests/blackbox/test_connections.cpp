@@ -1,5 +1,5 @@
 // SPEC "Bad input … 10k idle connections … never a hang of the loop";
-// per-IP limits from SEED-BEHAVIOUR §1 and §10.
+// per-IP limits from doc/behaviour.md §1 and §10.
 #include "bb.h"
 
 #include <sys/resource.h>

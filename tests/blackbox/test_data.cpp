@@ -1,5 +1,5 @@
 // DATA: storage in Maildir, prefix headers, dot-unstuffing, bare newlines,
-// smuggling, size limit, transaction reset (SEED-BEHAVIOUR §4 DATA, §5, §7;
+// smuggling, size limit, transaction reset (doc/behaviour.md §4 DATA, §5, §7;
 // decisions 2, 8, 12; SPEC "Maildir").
 #include "bb.h"
 
@@ -55,7 +55,7 @@ TEST_CASE("DATA: delivery to alice lands in Maildir/new with Return-Path and Rec
 	CHECK(contains(received_line, " by mx.test.example"));
 	CHECK(contains(received_line, " for <alice@test.example>; "));
 	CHECK(contains(received_line, " with ESMTP id "));
-	// The Received header is the last one tern adds (SEED-BEHAVIOUR §7 delivery prefix order).
+	// The Received header is the last one tern adds (doc/behaviour.md §7 delivery prefix order).
 	CHECK(prefix.find("\r\n", received) + 2 == prefix.size());
 
 	// Maildir file name: <seconds>.<unique>.<host>,S=<size>

@@ -1,4 +1,4 @@
-// Greeting, EHLO and HELO on the delivery port (SEED-BEHAVIOUR §1, §4 HELO/EHLO;
+// Greeting, EHLO and HELO on the delivery port (doc/behaviour.md §1, §4 HELO/EHLO;
 // decision 1 and 7).
 #include "bb.h"
 

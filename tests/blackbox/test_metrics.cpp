@@ -1,4 +1,4 @@
-// Prometheus text at metrics.listen /metrics (SPEC.md "Logs, signals,
+// Prometheus text at metrics.listen /metrics (doc/behaviour.md "Logs, signals,
 // metrics", "Metrics (names exact)").
 #include "bb.h"
 

@@ -1,5 +1,5 @@
 // PIPELINING (RFC 2920): replies in order, and a batch's replies leave in
-// one write (SEED-BEHAVIOUR §0 "Output is buffered").
+// one write (doc/behaviour.md §0 "Output is buffered").
 #include "bb.h"
 
 #include <arpa/inet.h>

@@ -1,4 +1,4 @@
-// PROXY protocol on the delivery port (SPEC.md "PROXY protocol"): a v1 or
+// PROXY protocol on the delivery port (doc/behaviour.md "PROXY protocol"): a v1 or
 // v2 header from a trusted proxy replaces the peer address for every later
 // decision (Received, iprev, SPF); an untrusted peer or a malformed header
 // gets the connection closed without a greeting.

@@ -1,5 +1,5 @@
-// The outbound queue through the running daemon (SPEC.md "Smarthost",
-// "Durability and safety promises", `ternctl queue`; SEED-BEHAVIOUR.md §12):
+// The outbound queue through the running daemon (doc/behaviour.md "Smarthost",
+// "Durability and safety promises", `ternctl queue`; doc/behaviour.md §12):
 // alice submits on the submission port, the queue relays to the SMTP sink
 // configured as smarthost, and the tests look at what the sink received, at
 // alice's INBOX (DSNs) and at `ternctl queue` while ternd runs.
@@ -79,7 +79,7 @@ ProgramResult ternctl(const TernDaemon& d, std::vector<std::string> args) {
 	return run_ternctl(args);
 }
 
-// One line of `ternctl queue list` (SPEC.md: ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR).
+// One line of `ternctl queue list` (doc/behaviour.md "ternctl": ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR).
 struct ListedRecord {
 	std::string id, next_attempt, from, to, last_error;
 	int attempts = -1;

@@ -1,4 +1,4 @@
-// The submission path (RFC 6409; SEED-BEHAVIOUR §7, §8; MOX-PEER.md's
+// The submission path (RFC 6409; doc/behaviour.md §7, §8; doc/behaviour.md's
 // error table): what an authenticated client may send, and the headers an
 // accepted message gets. Delivery of submitted mail to a local recipient
 // goes through the outbound queue; `ternd --localserve` delivers before
@@ -56,7 +56,7 @@ size_t count_of(const std::string& s, const std::string& needle) {
 	return n;
 }
 
-// The submission prefix (SEED-BEHAVIOUR §7): Received first, then the added
+// The submission prefix (doc/behaviour.md §7): Received first, then the added
 // Message-Id and Date, then Authentication-Results, then the message.
 // A copy the queue delivered into a Maildir starts with the Return-Path the
 // final delivery adds (RFC 5321 4.4); localserve's direct copy has none.
@@ -199,7 +199,7 @@ TEST_CASE("submission: refusals with exact codes") {
 		t = send_mail(c, alice, {"alice@test.example"},
 		              bare_message("carol@test.example", "alice@test.example", "other account's from"));
 		CHECK(t.reply.plain() == "550 5.7.1 must match authenticated user");
-		// SEED-BEHAVIOUR decision 2: the failed DATA ended the transaction.
+		// doc/behaviour.md D2: the failed DATA ended the transaction.
 		CHECK(c.cmd("MAIL FROM:<alice@test.example>").plain() == "250 2.1.0 looking good");
 	}
 	SUBCASE("Return-Path header: 550 5.6.0") {
@@ -371,7 +371,7 @@ TEST_CASE("submission: localserve has the message on disk with its headers when 
 	}
 }
 
-// SEED-BEHAVIOUR.md §8 step 5: the daily limits from the account's outgoing
+// doc/behaviour.md §8 step 5: the daily limits from the account's outgoing
 // history, one count per recipient, refused with 451 4.7.1 and the seed's
 // texts.
 TEST_CASE("submission: daily message and first-time-recipient limits give 451 4.7.1") {

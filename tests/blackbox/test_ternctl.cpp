@@ -1,4 +1,4 @@
-// ternctl's commands as scripts see them (SPEC.md "ternctl", "Details that
+// ternctl's commands as scripts see them (doc/behaviour.md "ternctl", "Details that
 // scripts and tests rely on"): output formats and exit codes 0/1/2. DNS
 // always comes from a loopback DnsServer via --dns, never the system
 // resolver.

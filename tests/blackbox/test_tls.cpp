@@ -1,4 +1,4 @@
-// STARTTLS and implicit TLS (RFC 3207, RFC 8314; SEED-BEHAVIOUR §4
+// STARTTLS and implicit TLS (RFC 3207, RFC 8314; doc/behaviour.md §4
 // STARTTLS, decision 7; SPEC "TLS"), seen by real TLS clients: openssl
 // s_client and Python's ssl module.
 #include "bb.h"
@@ -43,7 +43,7 @@ TEST_CASE("tls: without a certificate STARTTLS is not offered and answered 502 5
 		Reply r = c.cmd("STARTTLS");
 		CHECK(starts_with(r.plain(), "502 5.5.1 "));
 		CHECK(r.has_id());
-		// The connection goes on in plaintext (SEED-BEHAVIOUR decision 7).
+		// The connection goes on in plaintext (doc/behaviour.md D7).
 		CHECK(c.cmd("NOOP").plain() == "250 2.0.0 alrighty");
 	}
 }
@@ -263,7 +263,7 @@ TEST_CASE("tls: a broken certificate file at SIGHUP keeps the old certificate in
 	CHECK(p.fingerprint == fp);
 }
 
-// SEED-BEHAVIOUR.md §4 MAIL step 2: a listener that requires STARTTLS for
+// doc/behaviour.md §4 MAIL step 2: a listener that requires STARTTLS for
 // mail refuses MAIL, RCPT and DATA in plaintext with 530 5.7.0; after the
 // handshake the same transaction is accepted.
 TEST_CASE("tls: require_starttls on port 25 gives 530 5.7.0 until TLS is on") {

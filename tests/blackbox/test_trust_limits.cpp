@@ -1,4 +1,4 @@
-// Authentication limits that a client cannot sidestep (SEED-BEHAVIOUR §10,
+// Authentication limits that a client cannot sidestep (doc/behaviour.md §10,
 // RFC 4954 4): a SCRAM login whose proof the server has already rejected
 // counts as a failure even when the client hangs up before the final 535,
 // and SIGHUP applies new limits.auth_failures_* to the running daemon.

@@ -1,5 +1,5 @@
 // Config loading, validation errors with key paths, defaults, relative paths
-// and recipient resolution (SPEC.md "Config file").
+// and recipient resolution (doc/behaviour.md "Config file").
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -14,7 +14,7 @@ using RcptKind = Config::RcptKind;
 
 namespace {
 
-// The SPEC.md example, comments included.
+// The documented example configuration (the shape of etc/tern.json), comments included.
 const char* spec_example = R"({
   "hostname": "mail.example.org",            // required
   "data_dir": "/var/lib/tern",
@@ -33,7 +33,7 @@ const char* spec_example = R"({
       "ips": ["0.0.0.0", "::"],
       "hostname": null,                      // overrides hostname for this listener
       "max_message_size": 104857600,
-      "bare_newlines": "normalize",          // or "reject" (see SEED-BEHAVIOUR.md)
+      "bare_newlines": "normalize",          // or "reject" (see doc/behaviour.md)
       "proxy_protocol": false,               // accept HAProxy PROXY v1/v2 header ...
       "trusted_proxies": [],                 // ... only from these CIDRs
       "smtp": {"enabled": true, "port": 25, "require_starttls": false,
@@ -112,7 +112,7 @@ const char* two_domains = R"(
 
 }  // namespace
 
-TEST_CASE("config: the SPEC.md example loads with its values")
+TEST_CASE("config: the documented example loads with its values")
 {
 	auto cfg = load(spec_example);
 	CHECK(cfg->file == "tern.json");

@@ -1,4 +1,4 @@
-// ConnTable: generation-checked handles (DESIGN.md "one lifetime rule").
+// ConnTable: generation-checked handles (doc/design.md "one lifetime rule").
 #include <doctest/doctest.h>
 
 #include <memory>

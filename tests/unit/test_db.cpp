@@ -1,4 +1,4 @@
-// The Berkeley DB store (DESIGN.md "Storage", SEED-BEHAVIOUR.md §8 and §12).
+// The Berkeley DB store (doc/design.md "Storage", doc/behaviour.md §8 and §12).
 #include <doctest/doctest.h>
 
 #include <db.h>

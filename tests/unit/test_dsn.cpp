@@ -1,5 +1,5 @@
 // DSN composition (RFC 3464, RFC 6533) and the DSN texts
-// (SEED-BEHAVIOUR.md §12, §13, decisions 10 and 11).
+// (doc/behaviour.md §12, §13, decisions 10 and 11).
 #include <doctest/doctest.h>
 
 #include <stdexcept>

@@ -1,4 +1,4 @@
-// Maildir delivery (SPEC.md "Maildir", "Durability and safety promises").
+// Maildir delivery (doc/behaviour.md "Maildir", "Durability and safety promises").
 #include <doctest/doctest.h>
 
 #include <dirent.h>

@@ -1,5 +1,5 @@
 // SMTP argument parser: good and bad productions with the seed's exact
-// replies (SEED-BEHAVIOUR.md §3, §4; MOX-PEER.md §4).
+// replies (doc/behaviour.md §3, §4; doc/behaviour.md §3).
 #include <doctest/doctest.h>
 
 #include <functional>
@@ -115,7 +115,7 @@ TEST_CASE("optional space after FROM: only on non-pedantic submission")
 	REQUIRE(m.from);
 	CHECK(m.from->to_string() == "mox@localhost");
 	CHECK(mail_error(" FROM: <mox@localhost>", delivery()) == "501 5.5.2 bad syntax: expected \"<\"");
-	// MOX-PEER.md §4, captured from an authenticated pedantic session.
+	// doc/behaviour.md §3, captured from an authenticated pedantic session.
 	ParseMode m2 = pedantic_submission();
 	m2.authenticated = true;
 	CHECK(mail_error(" FROM: <mox@localhost>", m2) ==

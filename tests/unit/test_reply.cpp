@@ -1,5 +1,5 @@
 // Reply formatting: enhanced codes, multi-line replies and the seed's
-// 510-column wrapping (SEED-BEHAVIOUR.md §0).
+// 510-column wrapping (doc/behaviour.md §0).
 #include <doctest/doctest.h>
 
 #include <string>

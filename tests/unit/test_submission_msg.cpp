@@ -1,5 +1,5 @@
 // Submission-path message helpers: From extraction, header lookups,
-// Message-Id and Date (SEED-BEHAVIOUR.md §7, §8).
+// Message-Id and Date (doc/behaviour.md §7, §8).
 #include <doctest/doctest.h>
 
 #include <set>

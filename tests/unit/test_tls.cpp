@@ -1,4 +1,4 @@
-// TLS sessions over non-blocking sockets (SPEC.md "TLS"; SEED-BEHAVIOUR.md
+// TLS sessions over non-blocking sockets (doc/behaviour.md "TLS"; doc/behaviour.md
 // section 4, STARTTLS). No network: both ends of a socketpair run in this
 // process, driven alternately as the event loop would.
 #include <doctest/doctest.h>
