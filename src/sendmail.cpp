@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "message/sendmail.h"
+#include "net/unix_socket.h"
 
 using namespace tern;
 namespace sm = tern::message::sendmail;
@@ -44,14 +45,10 @@ public:
 	}
 	// Connects to ternd; on failure returns the reason for stderr.
 	std::optional<std::string> connect_to(const std::string& path) {
-		sockaddr_un addr{};
-		addr.sun_family = AF_UNIX;
-		if (path.size() >= sizeof(addr.sun_path)) return "socket path too long: " + path;
-		std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-		fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd_ < 0) return std::string("socket: ") + std::strerror(errno);
-		if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) return std::nullopt;
-		int e = errno;
+		fd_ = net::connect_unix(path);
+		if (fd_ >= 0) return std::nullopt;
+		int e = -fd_;
+		if (e == ENAMETOOLONG) return "socket path too long: " + path;
 		if (e == ENOENT || e == ECONNREFUSED)
 			return "cannot reach ternd at " + path + ": " + std::strerror(e) + " (is ternd running?)";
 		if (e == EACCES)
@@ -59,15 +56,7 @@ public:
 			       " (the data directory must be searchable by every user, mode 0711 or more)";
 		return "cannot reach ternd at " + path + ": " + std::strerror(e);
 	}
-	bool send_all(std::string_view data) {
-		while (!data.empty()) {
-			ssize_t n = send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-			if (n < 0 && errno == EINTR) continue;
-			if (n <= 0) return false;
-			data.remove_prefix(static_cast<size_t>(n));
-		}
-		return true;
-	}
+	bool send_all(std::string_view data) { return net::send_all(fd_, data); }
 	// The next line without "\n"; nullopt at EOF or on an error.
 	std::optional<std::string> read_line() {
 		for (;;) {

@@ -30,6 +30,7 @@
 #include "mailauth/spf.h"
 #include "message/header_parse.h"
 #include "net/udns_resolver.h"
+#include "net/unix_socket.h"
 #include "queue/ctl.h"
 #include "sasl/saslprep.h"
 #include "sasl/secrets.h"
@@ -113,28 +114,18 @@ constexpr int control_answer_timeout_ms = 300 * 1000;
 // opening the environment under it would be the very risk the socket avoids.
 std::optional<control::Answer> ask_ternd(const std::string& data_dir, const std::vector<std::string>& words) {
 	std::string path = data_dir + "/control.sock";
-	sockaddr_un addr{};
-	addr.sun_family = AF_UNIX;
-	if (path.size() >= sizeof addr.sun_path) return std::nullopt;   // ternd could not have bound it either
-	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-	int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) throw CommandError{exit_negative, std::string("error: socket: ") + std::strerror(errno)};
-	if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-		int err = errno;
-		::close(fd);
-		if (err == ENOENT || err == ECONNREFUSED) return std::nullopt;
+	int fd = net::connect_unix(path);
+	if (fd < 0) {
+		int err = -fd;
+		// No socket file, a stale one, or a path ternd could not have bound.
+		if (err == ENOENT || err == ECONNREFUSED || err == ENAMETOOLONG) return std::nullopt;
 		throw CommandError{exit_negative, "error: cannot reach ternd at " + path + ": " + std::strerror(err)};
 	}
 	std::string request = control::format_request(words);
-	for (size_t sent = 0; sent < request.size();) {
-		ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR) continue;
-		if (n <= 0) {
-			int err = errno;
-			::close(fd);
-			throw CommandError{exit_negative, "error: sending to ternd at " + path + ": " + std::strerror(err)};
-		}
-		sent += static_cast<size_t>(n);
+	if (!net::send_all(fd, request)) {
+		int err = errno;
+		::close(fd);
+		throw CommandError{exit_negative, "error: sending to ternd at " + path + ": " + std::strerror(err)};
 	}
 	std::string line;
 	char buf[65536];

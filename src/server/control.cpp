@@ -1,5 +1,7 @@
 #include "server/control.h"
 
+#include "net/unix_socket.h"
+
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -19,23 +21,12 @@ namespace {
 // this time ends its connection.
 constexpr double client_timeout_s = 60.0;
 
-sockaddr_un socket_address(const std::string& path) {
-	sockaddr_un addr{};
-	addr.sun_family = AF_UNIX;
-	if (path.size() >= sizeof addr.sun_path)
-		throw std::runtime_error("control socket path too long (max " + std::to_string(sizeof addr.sun_path - 1) +
-		                         " bytes): " + path);
-	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-	return addr;
-}
-
-// Whether a process answers on the socket file at `addr`.
-bool socket_is_live(const sockaddr_un& addr) {
-	int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+// Whether a process answers on the socket file at `path`.
+bool socket_is_live(const std::string& path) {
+	int fd = net::connect_unix(path);
 	if (fd < 0) return false;
-	bool live = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
 	::close(fd);
-	return live;
+	return true;
 }
 
 }  // namespace
@@ -58,21 +49,16 @@ struct ControlServer::Client {
 
 ControlServer::ControlServer(struct ev_loop* loop, core::WorkerPool& workers, std::string path)
     : loop_(loop), workers_(workers), path_(std::move(path)), listen_watcher_(loop, [this](int) { on_accept(); }) {
-	sockaddr_un addr = socket_address(path_);
-	if (socket_is_live(addr))
+	if (!net::unix_address(path_))
+		throw std::runtime_error("control socket path too long (max " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+		                         " bytes): " + path_);
+	if (socket_is_live(path_))
 		throw std::runtime_error("another ternd answers on " + path_ + " (same data_dir?)");
-	::unlink(path_.c_str());   // left behind by a ternd that was killed
-	fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd_ < 0) throw std::runtime_error(std::string("control socket: ") + std::strerror(errno));
-	// Only the daemon's user (and root) may connect: the file is 0600 from
-	// its creation on, whatever the umask.
-	mode_t old_mask = ::umask(0177);
-	int rc = ::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-	int bind_errno = errno;
-	::umask(old_mask);
-	if (rc != 0 || ::chmod(path_.c_str(), 0600) != 0 || ::listen(fd_, 16) != 0) {
-		int err = rc != 0 ? bind_errno : errno;
-		::close(fd_);
+	// Only the daemon's user (and root) may connect; a file left behind by a
+	// ternd that was killed is replaced.
+	fd_ = net::listen_unix(path_, 0600, 16);
+	if (fd_ < 0) {
+		int err = -fd_;
 		fd_ = -1;
 		throw std::runtime_error("control socket " + path_ + ": " + std::strerror(err));
 	}

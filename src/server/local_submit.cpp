@@ -18,6 +18,7 @@
 #include "message/header_parse.h"
 #include "message/headers.h"
 #include "message/submission.h"
+#include "net/unix_socket.h"
 #include "server/message_file.h"
 #include "server/outbound.h"
 #include "server/server.h"
@@ -193,20 +194,13 @@ LocalSubmitSocket open_local_submit_socket(const std::string& data_dir) {
 		log::error("data_dir is not searchable by other users (needs mode 0711 or more); sendmail.tern will fail for them",
 		           {{"data_dir", data_dir}});
 	sock.path = dir + "/sendmail.sock";
-	sockaddr_un addr{};
-	addr.sun_family = AF_UNIX;
-	if (sock.path.size() >= sizeof(addr.sun_path)) throw std::runtime_error("socket path too long: " + sock.path);
-	std::memcpy(addr.sun_path, sock.path.c_str(), sock.path.size() + 1);
-	// A socket left by a daemon that did not stop cleanly; this daemon owns
-	// the data directory now (the SMTP ports are bound).
-	unlink(sock.path.c_str());
-	sock.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (sock.fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-	if (bind(sock.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(sock.fd, 64) != 0 ||
-	    chmod(sock.path.c_str(), 0666) != 0) {
-		std::string error = std::strerror(errno);
-		close(sock.fd);
-		throw std::runtime_error("local submission socket " + sock.path + ": " + error);
+	// A socket left by a daemon that did not stop cleanly is replaced: this
+	// daemon owns the data directory now (the SMTP ports are bound).
+	sock.fd = net::listen_unix(sock.path, 0666, 64);
+	if (sock.fd < 0) {
+		int err = -sock.fd;
+		throw std::runtime_error("local submission socket " + sock.path + ": " +
+		                         (err == ENAMETOOLONG ? std::string("path too long") : std::strerror(err)));
 	}
 	return sock;
 }

@@ -1,0 +1,65 @@
+#include "net/unix_socket.h"
+
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace tern::net {
+
+std::optional<sockaddr_un> unix_address(const std::string& path) {
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	if (path.size() >= sizeof addr.sun_path) return std::nullopt;
+	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+	return addr;
+}
+
+int listen_unix(const std::string& path, mode_t mode, int backlog) {
+	auto addr = unix_address(path);
+	if (!addr) return -ENAMETOOLONG;
+	::unlink(path.c_str());
+	int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) return -errno;
+	// The mode holds from bind on: no moment with a wider one.
+	mode_t old_mask = ::umask(static_cast<mode_t>(~mode & 0777));
+	int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
+	int err = errno;
+	::umask(old_mask);
+	if (rc == 0) {
+		rc = ::chmod(path.c_str(), mode) == 0 && ::listen(fd, backlog) == 0 ? 0 : -1;
+		err = errno;
+		if (rc != 0) ::unlink(path.c_str());
+	}
+	if (rc != 0) {
+		::close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+int connect_unix(const std::string& path) {
+	auto addr = unix_address(path);
+	if (!addr) return -ENAMETOOLONG;
+	int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) return -errno;
+	if (::connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) != 0) {
+		int err = errno;
+		::close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+bool send_all(int fd, std::string_view data) {
+	while (!data.empty()) {
+		ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) return false;
+		data.remove_prefix(static_cast<size_t>(n));
+	}
+	return true;
+}
+
+}  // namespace tern::net
