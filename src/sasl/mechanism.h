@@ -46,7 +46,9 @@ struct Step {
 	// neither base64-decoded nor treated as the `*` abort: the SCRAM
 	// server-error message (`e=...`), which the client should answer with
 	// `*`; whatever it sends, the session passes the raw line to next() and
-	// gets the failure (doc/behaviour.md §11 step 5).
+	// gets the failure (doc/behaviour.md §11 step 5). Such a challenge
+	// carries that coming failure's code, secode and text already: the
+	// login has failed whatever the client sends next.
 	bool next_line_raw = false;
 
 	static Step make_challenge(std::string bytes);

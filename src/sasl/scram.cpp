@@ -388,10 +388,14 @@ private:
 	// Sends the server-error message; the failure follows the client's next line.
 	Step announce_failure(std::string server_error, Step failure)
 	{
-		pending_failure_ = std::move(failure);
-		state_ = State::want_error_ack;
 		Step step = Step::make_challenge(std::move(server_error));
 		step.next_line_raw = true;
+		// The login has failed already: the session counts it now.
+		step.code = failure.code;
+		step.secode = failure.secode;
+		step.text = failure.text;
+		pending_failure_ = std::move(failure);
+		state_ = State::want_error_ack;
 		return step;
 	}
 

@@ -18,6 +18,17 @@ namespace tern::server {
 using smtp::SmtpError;
 namespace se = smtp::se;
 
+namespace {
+
+// The result label of tern_authentication_total for a failed login, with
+// the seed's names.
+std::string_view failure_result(int code, std::string_view text) {
+	if (code == 535) return "badcreds";
+	return text == "authentication aborted" ? "aborted" : "error";
+}
+
+}  // namespace
+
 void Connection::cmd_auth(std::string_view args) {
 	need_hello();
 	if (!submission())
@@ -101,8 +112,7 @@ void Connection::auth_step(sasl::Step step) {
 		// 7, e.g. `e=invalid-proof`): the login has failed, whatever the
 		// client does next. It counts now, so that a client hanging up
 		// instead of answering cannot guess without limit (§10).
-		if (step.next_line_raw)
-			record_auth_failure(step.challenge == "e=invalid-proof" ? "badcreds" : "error");
+		if (step.next_line_raw) record_auth_failure(failure_result(step.code, step.text));
 		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
 		write_raw("334 " + base64_encode(step.challenge));
 		auth_raw_next = step.next_line_raw;
@@ -182,7 +192,7 @@ void Connection::record_auth_failure(std::string_view result) {
 
 void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name) {
 	if (auth_in_progress) log_auth_failure(mechanism_name, std::to_string(e.code));
-	record_auth_failure(e.code == 535 ? "badcreds" : e.text == "authentication aborted" ? "aborted" : "error");
+	record_auth_failure(failure_result(e.code, e.text));
 	auth_in_progress = false;
 	auth_failure_recorded = false;
 	mechanism.reset();
