@@ -61,16 +61,6 @@ Decoded decode(std::string_view stream, smtp::BareNewlines mode, const std::vect
 	return d;
 }
 
-bool has_bare_newline(std::string_view s) {
-	for (size_t i = 0; i < s.size(); i++) {
-		if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r'))
-			return true;
-		if (s[i] == '\r' && (i + 1 == s.size() || s[i + 1] != '\n'))
-			return true;
-	}
-	return false;
-}
-
 void check_parser(std::string_view args) {
 	try {
 		smtp::BdatArgs b = smtp::parse_bdat(args);
@@ -106,11 +96,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 		FUZZ_CHECK(other->eight_bit == whole.eight_bit);
 	}
 	FUZZ_CHECK(whole.size == whole.out.size());
-	FUZZ_CHECK(whole.bare == has_bare_newline(stream));
+	FUZZ_CHECK(whole.bare == fuzz::has_bare_newline(stream));
 	if (!whole.bare && (stream.empty() || stream.ends_with("\r\n")))
 		FUZZ_CHECK(whole.out == stream);
 	if (mode == smtp::BareNewlines::normalize)
-		FUZZ_CHECK(!has_bare_newline(whole.out));
+		FUZZ_CHECK(!fuzz::has_bare_newline(whole.out));
 	FUZZ_CHECK(whole.out.empty() || whole.out.ends_with("\r\n"));
 	return 0;
 }

@@ -51,16 +51,6 @@ Decoded decode(std::string_view stream, smtp::BareNewlines mode, const std::vect
 	return d;
 }
 
-bool has_bare_newline(std::string_view s) {
-	for (size_t i = 0; i < s.size(); i++) {
-		if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r'))
-			return true;
-		if (s[i] == '\r' && (i + 1 == s.size() || s[i + 1] != '\n'))
-			return true;
-	}
-	return false;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -100,7 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 	}
 	FUZZ_CHECK(whole.size == whole.out.size());
 	if (mode == smtp::BareNewlines::normalize)
-		FUZZ_CHECK(!has_bare_newline(whole.out));
+		FUZZ_CHECK(!fuzz::has_bare_newline(whole.out));
 	// Output never grows beyond twice the input (a bare CR/LF becomes CRLF).
 	FUZZ_CHECK(whole.out.size() <= 2 * whole.consumed);
 	// A finished message ends with a line end (or is empty).
