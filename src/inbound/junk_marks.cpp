@@ -2,17 +2,9 @@
 
 #include <cctype>
 
+#include "util/strings.h"
+
 namespace tern::inbound {
-
-namespace {
-
-std::string lower(std::string_view s) {
-	std::string out(s);
-	for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-	return out;
-}
-
-}  // namespace
 
 std::map<int, std::string> parse_dovecot_keywords(std::string_view text) {
 	std::map<int, std::string> out;
@@ -51,7 +43,7 @@ JunkMark junk_mark_from_keywords(std::string_view flags, const std::map<int, std
 		if (c < 'a' || c > 'z') continue;  // upper case letters are the standard flags
 		auto it = keywords.find(c - 'a');
 		if (it == keywords.end()) continue;
-		std::string k = lower(it->second);
+		std::string k = ascii_lower(it->second);
 		if (k == "$junk" || k == "junk") junk = true;
 		if (k == "$notjunk" || k == "notjunk" || k == "nonjunk") notjunk = true;
 	}

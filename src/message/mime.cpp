@@ -6,22 +6,11 @@
 #include <cerrno>
 
 #include "message/header_parse.h"
+#include "util/strings.h"
 
 namespace tern::message {
 
 namespace {
-
-std::string lower(std::string_view s) {
-	std::string out(s);
-	for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-	return out;
-}
-
-std::string_view trim(std::string_view s) {
-	while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-	while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-	return s;
-}
 
 int hex_value(char c) {
 	if (c >= '0' && c <= '9') return c - '0';
@@ -39,7 +28,7 @@ std::vector<std::pair<std::string, std::string>> parse_params(std::string_view s
 		++i;
 		size_t eq = s.find('=', i);
 		if (eq == std::string_view::npos) break;
-		std::string name = lower(trim(s.substr(i, eq - i)));
+		std::string name = ascii_lower(trim(s.substr(i, eq - i)));
 		i = eq + 1;
 		while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
 		std::string value;
@@ -93,7 +82,7 @@ struct Walker {
 		for (auto& [k, v] : parse_params(disposition))
 			if (k == "filename") part.filename = v;
 		if (part.filename.empty()) part.filename = part.content_type.param("name");
-		std::string cte = lower(trim(field_value(h, "Content-Transfer-Encoding")));
+		std::string cte = ascii_lower(trim(field_value(h, "Content-Transfer-Encoding")));
 		if (cte == "base64") part.body = decode_base64_lenient(body);
 		else if (cte == "quoted-printable") part.body = decode_quoted_printable(body);
 		else part.body = std::string(body);
@@ -145,8 +134,8 @@ ContentType parse_content_type(std::string_view value) {
 	std::string_view mt = trim(value.substr(0, semi));
 	size_t slash = mt.find('/');
 	if (slash != std::string_view::npos && slash > 0 && slash + 1 < mt.size()) {
-		ct.type = lower(trim(mt.substr(0, slash)));
-		ct.subtype = lower(trim(mt.substr(slash + 1)));
+		ct.type = ascii_lower(trim(mt.substr(0, slash)));
+		ct.subtype = ascii_lower(trim(mt.substr(slash + 1)));
 	}
 	if (semi != std::string_view::npos) ct.params = parse_params(value.substr(semi));
 	return ct;
@@ -201,7 +190,7 @@ std::string decode_base64_lenient(std::string_view text) {
 }
 
 std::string to_utf8(std::string_view text, std::string_view charset) {
-	std::string cs = lower(trim(charset));
+	std::string cs = ascii_lower(trim(charset));
 	if (cs.empty() || cs == "utf-8" || cs == "utf8" || cs == "us-ascii" || cs == "ascii") return std::string(text);
 	iconv_t cd = iconv_open("UTF-8", cs.c_str());
 	if (cd == reinterpret_cast<iconv_t>(-1)) return std::string(text);
