@@ -25,7 +25,25 @@
 
 namespace {
 
-std::string sendmail_path() { return repo_root() + "/src/sendmail.tern"; }
+// The tests run sendmail.tern as an unprivileged user, who may not be able
+// to reach the checkout (a clone under a 0700 temp dir): a copy in a folder
+// every user can enter, removed at exit.
+struct SendmailCopy {
+	std::string dir, path;
+	SendmailCopy() {
+		dir = make_temp_dir("tern-sm-bin-");
+		chmod(dir.c_str(), 0755);
+		path = dir + "/sendmail.tern";
+		write_file(path, read_file(repo_root() + "/src/sendmail.tern"));
+		chmod(path.c_str(), 0755);
+	}
+	~SendmailCopy() { remove_tree(dir); }
+};
+
+std::string sendmail_path() {
+	static const SendmailCopy copy;
+	return copy.path;
+}
 
 struct LocalUser {
 	uid_t uid = 0;
@@ -483,6 +501,7 @@ TEST_CASE("sendmail: -bp and mailq list the queue as ternctl queue list does") {
 	CHECK(listed.out.find(" <nobody@mx.test.example> <carol@remote.example> ") != std::string::npos);
 
 	std::string link_dir = make_temp_dir("tern-mailq-");
+	chmod(link_dir.c_str(), 0755);  // the unprivileged user runs mailq from here
 	chmod(link_dir.c_str(), 0755);
 	REQUIRE(symlink(sendmail_path().c_str(), (link_dir + "/mailq").c_str()) == 0);
 	ProgramResult mailq = run_as(user, {link_dir + "/mailq", "-C", d.config_path()}, "");
