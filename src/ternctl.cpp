@@ -50,6 +50,9 @@ const char* usage_text =
     "  check        validate the config (as ternd -n)\n"
     "  passwd ACCOUNT\n"
     "               set ACCOUNT's password, read as one line from stdin\n"
+    "  checkpassword PROGRAM [ARGS]\n"
+    "               the checkpassword interface (for Dovecot's passdb):\n"
+    "               check user NUL password NUL from fd 3, run PROGRAM\n"
     "  spf check IP MAILFROM [HELO]\n"
     "               evaluate SPF for MAILFROM (or HELO when MAILFROM is <>)\n"
     "  dkim verify [FILE]\n"
@@ -203,6 +206,126 @@ int cmd_passwd(const std::string& path, const std::string& account) {
 	}
 	std::cout << "password updated for " << account << "\n";
 	return 0;
+}
+
+// ------------------------------------------------------------ checkpassword
+
+// The checkpassword interface (qmail's, as Dovecot's passdb and userdb
+// "checkpassword" drivers call it): fd 3 carries user NUL password NUL
+// timestamp NUL (at most 512 bytes); on success the program runs argv with
+// USER and HOME set. Exit 1: wrong password or no such user; 111: could not
+// check now; 2: not called as checkpassword. Dovecot's lookups without a
+// password set AUTHORIZED=1: then 3 means no such user, and AUTHORIZED=2
+// tells its checkpassword-reply that the user was found.
+constexpr int checkpassword_bad = 1;
+constexpr int checkpassword_misuse = 2;
+constexpr int checkpassword_unknown_user = 3;
+constexpr int checkpassword_temporary = 111;
+constexpr size_t checkpassword_max_input = 512;
+
+// Whether tern's database holds `password` for `account`: through ternd
+// while it runs, else from the database directly. nullopt: cannot tell.
+std::optional<bool> check_tern_password(const config::Config& cfg, const std::string& account,
+                                        const std::string& password) {
+	try {
+		if (auto answer = ask_ternd(cfg.data_dir, {"checkpassword", account, password})) {
+			if (answer->status == 0 && answer->out == "yes\n") return true;
+			if (answer->status == 1 && answer->out == "no\n") return false;
+			std::cerr << "ternctl checkpassword: " << answer->err;
+			return std::nullopt;
+		}
+		store::Env env(cfg.data_dir);
+		auto blob = env.password_secrets(account);
+		if (!blob) return false;
+		auto secrets = sasl::StoredSecrets::parse(*blob);
+		return secrets && secrets->check_password(password);
+	} catch (const CommandError& e) {
+		std::cerr << "ternctl checkpassword: " << e.message << "\n";
+	} catch (const std::exception& e) {
+		std::cerr << "ternctl checkpassword: " << e.what() << "\n";
+	}
+	return std::nullopt;
+}
+
+int cmd_checkpassword(const Globals& g, const std::vector<std::string>& program) {
+	std::string input;
+	char buf[checkpassword_max_input + 1];
+	for (;;) {
+		ssize_t n = ::read(3, buf, sizeof buf);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) {
+			std::cerr << "ternctl checkpassword: reading fd 3: " << std::strerror(errno) << "\n";
+			return checkpassword_misuse;
+		}
+		if (n == 0) break;
+		input.append(buf, static_cast<size_t>(n));
+		if (input.size() > checkpassword_max_input) {
+			std::cerr << "ternctl checkpassword: more than 512 bytes on fd 3\n";
+			return checkpassword_misuse;
+		}
+	}
+	size_t user_end = input.find('\0');
+	size_t password_end = user_end == std::string::npos ? user_end : input.find('\0', user_end + 1);
+	if (password_end == std::string::npos) {
+		std::cerr << "ternctl checkpassword: expected user NUL password NUL on fd 3\n";
+		return checkpassword_misuse;
+	}
+	std::string user = input.substr(0, user_end);
+	std::string password = input.substr(user_end + 1, password_end - user_end - 1);
+	std::fill(input.begin(), input.end(), '\0');
+	const char* authorized = getenv("AUTHORIZED");
+	bool lookup_only = authorized && std::string_view(authorized) == "1";
+
+	std::shared_ptr<const config::Config> cfg;
+	try {
+		cfg = config::Config::load_file(g.config_path);
+	} catch (const std::exception& e) {
+		std::cerr << "ternctl checkpassword: " << e.what() << "\n";
+		return checkpassword_temporary;
+	}
+	// The login is an account's name or one of its addresses.
+	const config::Account* account = nullptr;
+	if (auto it = cfg->accounts.find(user); it != cfg->accounts.end()) {
+		account = &it->second;
+	} else if (auto addr = smtp::parse_address(user); addr && !addr->ip) {
+		account = cfg->account_for_address(addr->localpart, addr->domain.ascii);
+	}
+	if (!account) return lookup_only ? checkpassword_unknown_user : checkpassword_bad;
+
+	if (lookup_only) {
+		// A userdb lookup; a passdb credentials lookup wants a stored
+		// password scheme, which tern does not keep.
+		if (getenv("CREDENTIALS_LOOKUP")) {
+			std::cerr << "ternctl checkpassword: tern keeps no password Dovecot could use for a credentials lookup\n";
+			return checkpassword_bad;
+		}
+		setenv("AUTHORIZED", "2", 1);
+	} else {
+		// RFC 4013: the password as a query string, as PLAIN and LOGIN do.
+		auto prepared = sasl::saslprep(password, sasl::SaslprepUse::query);
+		std::fill(password.begin(), password.end(), '\0');
+		if (!prepared || prepared->empty()) return checkpassword_bad;
+		auto good = check_tern_password(*cfg, account->name, *prepared);
+		std::fill(prepared->begin(), prepared->end(), '\0');
+		if (!good) return checkpassword_temporary;
+		if (!*good) return checkpassword_bad;
+	}
+	// Dovecot takes the user name from USER (the account, so each account
+	// is one mailbox) and the home from HOME: the folder that holds the
+	// account's Maildir, so "maildir:~/Maildir" finds tern's layout.
+	setenv("USER", account->name.c_str(), 1);
+	std::string home = account->maildir;
+	while (home.size() > 1 && home.back() == '/') home.pop_back();
+	size_t slash = home.rfind('/');
+	home = slash == 0 || slash == std::string::npos ? "/" : home.substr(0, slash);
+	setenv("HOME", home.c_str(), 1);
+	if (program.empty()) return 0;
+	std::vector<char*> argv;
+	for (const auto& a : program) argv.push_back(const_cast<char*>(a.c_str()));
+	argv.push_back(nullptr);
+	execvp(argv[0], argv.data());
+	std::cerr << "ternctl checkpassword: cannot run " << program[0] << ": " << std::strerror(errno) << "\n";
+	return checkpassword_temporary;
 }
 
 // ------------------------------------------------------------ shared parts
@@ -705,6 +828,7 @@ int main(int argc, char** argv) {
 	std::vector<std::string> args(argv + i, argv + argc);
 	if (command == "check" && args.empty()) return cmd_check(g.config_path);
 	if (command == "passwd") return args.size() == 1 ? cmd_passwd(g.config_path, args[0]) : usage();
+	if (command == "checkpassword") return cmd_checkpassword(g, args);
 	try {
 		if (command == "spf") return cmd_spf(g, args);
 		if (command == "dkim") return cmd_dkim(g, args);

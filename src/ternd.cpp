@@ -226,6 +226,18 @@ void add_control_commands(server::ControlServer& control, const std::shared_ptr<
 			return {{0, "password updated for " + account + "\n", ""}, {}};
 		};
 	});
+	// `ternctl checkpassword`: ternctl sends the account and the SASLprep'ed
+	// password; the answer is only yes or no, never a secret.
+	control.add("checkpassword", [&cfg, env](const std::vector<std::string>& args) -> server::ControlJob {
+		if (args.size() != 2) throw std::runtime_error("usage: checkpassword ACCOUNT PASSWORD");
+		return [current = cfg, env, account = args[0], password = args[1]]() -> server::ControlOutcome {
+			bool good = false;
+			if (current->accounts.count(account))
+				if (auto blob = env->password_secrets(account))
+					if (auto secrets = sasl::StoredSecrets::parse(*blob)) good = secrets->check_password(password);
+			return {{good ? 0 : 1, good ? "yes\n" : "no\n", ""}, {}};
+		};
+	});
 	// `ternctl queue …`: every subcommand, reads too, so ternctl never joins
 	// the environment while we run.
 	control.add("queue", [&cfg, env, outq, &stopping](const std::vector<std::string>& args) -> server::ControlJob {

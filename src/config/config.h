@@ -95,6 +95,14 @@ struct Config {
 	struct {
 		std::string cert_file, key_file;    // absolute; empty = no TLS
 	} tls;
+	// Who checks SMTP AUTH credentials: tern's own database, or Dovecot
+	// through its auth-client socket (the exchange is relayed to it).
+	enum class AuthBackend { tern, dovecot };
+	struct {
+		AuthBackend backend = AuthBackend::tern;
+		std::string dovecot_socket;         // absolute; required with the dovecot backend
+		int64_t dovecot_timeout_ms = 15000; // per answer awaited from Dovecot
+	} auth;
 	struct {
 		int64_t bad_client = 1000, auth_fail = 1000, unknown_recipients = 5000;
 	} delays_ms;

@@ -325,6 +325,7 @@ public:
 private:
 	void load_log(const json& v, const std::string& path, Config& cfg) const;
 	void load_dns(const json& v, const std::string& path, Config& cfg) const;
+	void load_auth(const json& v, const std::string& path, Config& cfg) const;
 	void load_tls(const json& v, const std::string& path, Config& cfg) const;
 	void load_limits(const json& v, const std::string& path, Config& cfg) const;
 	std::vector<int64_t> limit_levels(const json& v, const std::string& path) const;
@@ -349,7 +350,7 @@ void Loader::load(const json& root, Config& cfg) const
 		fail("", "expected a JSON object at the top level");
 	object(root, "",
 	       {"hostname", "data_dir", "user", "pid_file", "log", "dns", "tls", "delays_ms", "timeouts_s", "limits",
-	        "listeners", "domains", "accounts", "postmaster", "queue", "metrics"});
+	        "auth", "listeners", "domains", "accounts", "postmaster", "queue", "metrics"});
 
 	const json* hostname = member(root, "hostname");
 	if (!hostname)
@@ -368,6 +369,8 @@ void Loader::load(const json& root, Config& cfg) const
 		load_dns(*v, "dns", cfg);
 	if (auto v = member(root, "tls"))
 		load_tls(*v, "tls", cfg);
+	if (auto v = member(root, "auth"))
+		load_auth(*v, "auth", cfg);
 
 	if (auto v = member(root, "delays_ms")) {
 		object(*v, "delays_ms", {"bad_client", "auth_fail", "unknown_recipients"});
@@ -474,6 +477,26 @@ void Loader::load_dns(const json& v, const std::string& path, Config& cfg) const
 	}
 	if (auto x = member(v, "timeout_ms"))
 		cfg.dns.timeout_ms = integer(*x, join(path, "timeout_ms"), Range::positive);
+}
+
+void Loader::load_auth(const json& v, const std::string& path, Config& cfg) const
+{
+	object(v, path, {"backend", "dovecot_socket", "dovecot_timeout_ms"});
+	if (auto x = member(v, "backend")) {
+		std::string backend = string(*x, join(path, "backend"));
+		if (backend == "tern")
+			cfg.auth.backend = Config::AuthBackend::tern;
+		else if (backend == "dovecot")
+			cfg.auth.backend = Config::AuthBackend::dovecot;
+		else
+			fail(join(path, "backend"), "expected \"tern\" or \"dovecot\", got " + in_quotes(backend));
+	}
+	if (auto x = member(v, "dovecot_socket"))
+		cfg.auth.dovecot_socket = file_path(*x, join(path, "dovecot_socket"));
+	if (auto x = member(v, "dovecot_timeout_ms"))
+		cfg.auth.dovecot_timeout_ms = integer(*x, join(path, "dovecot_timeout_ms"), Range::positive);
+	if (cfg.auth.backend == Config::AuthBackend::dovecot && cfg.auth.dovecot_socket.empty())
+		fail(join(path, "dovecot_socket"), "required with backend \"dovecot\"");
 }
 
 // The files are not opened here: ternd opens them when it sets up TLS (and

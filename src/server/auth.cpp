@@ -60,6 +60,10 @@ void Connection::auth_begin(const std::string& args) {
 		auth_failed(e);
 		return;
 	}
+	if (cfg->auth.backend == config::Config::AuthBackend::dovecot) {
+		dovecot_auth_begin(a);  // server/auth_dovecot.cpp
+		return;
+	}
 	auto mech = sasl::make_mechanism(a.mechanism, hostname());
 	if (!mech) {
 		auth_failed(SmtpError{504, std::string(se::proto_param_invalid4), "mechanism " + a.mechanism + " not supported"},
@@ -102,6 +106,10 @@ void Connection::auth_line(std::string_view line) {
 		data = std::move(*decoded);
 	}
 	state = SessionState::command;
+	if (dovecot_auth) {
+		dovecot_auth_answer(std::move(data));
+		return;
+	}
 	auth_step(mechanism->next(std::move(data)));
 }
 
@@ -159,16 +167,7 @@ void Connection::auth_step(sasl::Step step) {
 			auth_failed(SmtpError{535, std::string(se::pol_bad_credentials8), "bad user/pass"});
 			return;
 		}
-		core::stats().count_auth("submission", mechanism->name(), "ok");  // tern_authentication_total
-		mechanism.reset();
-		auth_in_progress = false;
-		auth_login.clear();
-		username = account;
-		auth_failures = 0;
-		slow = false;
-		srv.auth_failure_limiter().reset(remote_ip, std::time(nullptr));
-		log::event(log::Level::info, cid, "authenticated", {{"account", account}});
-		reply(235, se::pol_other0, "nice");
+		auth_succeeded(account);
 		return;
 	}
 	case sasl::Step::Kind::failure:
@@ -177,13 +176,33 @@ void Connection::auth_step(sasl::Step step) {
 	}
 }
 
+void Connection::auth_succeeded(const std::string& account) {
+	core::stats().count_auth("submission", auth_mechanism_name(), "ok");  // tern_authentication_total
+	mechanism.reset();
+	end_dovecot_relay();
+	auth_in_progress = false;
+	auth_login.clear();
+	username = account;
+	auth_failures = 0;
+	slow = false;
+	srv.auth_failure_limiter().reset(remote_ip, std::time(nullptr));
+	log::event(log::Level::info, cid, "authenticated", {{"account", account}});
+	reply(235, se::pol_other0, "nice");
+}
+
+// The mechanism of the login in progress: tern's own, or the one relayed
+// to Dovecot; "" when none was chosen yet.
+std::string Connection::auth_mechanism_name() const {
+	return mechanism ? std::string(mechanism->name()) : relay_mechanism;
+}
+
 // Counts the failure of the login in progress, once: in
 // tern_authentication_total (with the seed's result names) and against the
 // client's address.
 void Connection::record_auth_failure(std::string_view result) {
 	if (!auth_in_progress || auth_failure_recorded) return;
 	auth_failure_recorded = true;
-	core::stats().count_auth("submission", mechanism ? mechanism->name() : "", result);
+	core::stats().count_auth("submission", auth_mechanism_name(), result);
 	// §10: every failed login counts against the client's address.
 	srv.auth_failure_limiter().add(remote_ip, std::time(nullptr), 1);
 	// The 3rd failure on a connection turns on slow responses.
@@ -196,6 +215,7 @@ void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name
 	auth_in_progress = false;
 	auth_failure_recorded = false;
 	mechanism.reset();
+	end_dovecot_relay();
 	auth_login.clear();
 	auth_raw_next = false;
 	if (state == SessionState::auth_exchange) state = SessionState::command;
@@ -207,8 +227,9 @@ void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name
 // failure; it says nothing about the credentials, so it counts neither
 // against the connection nor against the client's address.
 void Connection::auth_temporary_failure() {
-	core::stats().count_auth("submission", mechanism ? mechanism->name() : "", "error");
+	core::stats().count_auth("submission", auth_mechanism_name(), "error");
 	mechanism.reset();
+	end_dovecot_relay();
 	auth_login.clear();
 	auth_raw_next = false;
 	auth_in_progress = false;
@@ -222,8 +243,8 @@ void Connection::auth_temporary_failure() {
 void Connection::log_auth_failure(std::string_view mechanism_name, const std::string& code) const {
 	log::event(log::Level::info, cid, "authentication failed",
 	           {{"remote", remote_ip.to_string()},
-	            {"mechanism", std::string(mechanism ? mechanism->name() : mechanism_name)},
-	            {"username", mechanism ? mechanism->username_sent() : std::string()},
+	            {"mechanism", mechanism || !relay_mechanism.empty() ? auth_mechanism_name() : std::string(mechanism_name)},
+	            {"username", mechanism ? mechanism->username_sent() : relay_username_sent},
 	            {"code", code}});
 }
 

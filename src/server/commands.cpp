@@ -112,7 +112,7 @@ void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	write_raw("250-SIZE " + std::to_string(listener().max_message_size));          // RFC 1870
 	if (!tls && srv.tls_context()) write_raw("250-STARTTLS");                      // RFC 3207 4
 	// doc/behaviour.md D6: AUTH only once it can be used (RFC 4954 4).
-	if (submission() && (tls || !tls_required_for_auth())) write_raw("250-AUTH " + std::string(sasl::advertised_mechanisms));
+	if (submission() && (tls || !tls_required_for_auth())) write_raw("250-AUTH " + advertised_auth_mechanisms());
 	write_raw("250-ENHANCEDSTATUSCODES");                                           // RFC 2034
 	write_raw("250-8BITMIME");                                                      // RFC 6152
 	write_raw("250-CHUNKING");                                                      // RFC 3030 2
@@ -184,6 +184,12 @@ void Connection::mail_accepted(smtp::MailArgs m) {
 	}
 	// RFC 6409 4.1 / 8.1: a submitter sends only as itself (the null sender
 	// is allowed); localserve lets its one account use any address.
+	if (submission() && !cfg->localserve && !cfg->accounts.count(username)) {
+		// A login without a tern account (a Dovecot user tern does not
+		// host) sends as nobody, not even with the null sender.
+		rset();
+		throw user_error(550, se::pol_delivery_not_auth1, "must match authenticated user");
+	}
 	if (submission() && m.from && !cfg->localserve) {
 		const config::Account* acc = cfg->account_for_address(m.from->localpart, m.from->domain.ascii);
 		if (!acc || acc->name != username) {

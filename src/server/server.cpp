@@ -83,6 +83,7 @@ void Server::start() {
 		                        {"service", net::service_name(a->sock.service)},
 		                        {"address", a->sock.address}});
 	}
+	refresh_dovecot_mechanisms();
 }
 
 void Server::reload(std::shared_ptr<const config::Config> cfg) {
@@ -98,6 +99,7 @@ void Server::reload(std::shared_ptr<const config::Config> cfg) {
 	// Failed logins keep their counts: a lowered limit applies at once to
 	// the failures already seen, as a raised one lets them back in.
 	auth_failures_.set_windows(auth_failure_windows(*cfg_));
+	refresh_dovecot_mechanisms();
 	log::set_level(cfg_->log.level);
 	log::info("configuration reloaded", {{"accounts", std::to_string(cfg_->accounts.size())}});
 }

@@ -85,6 +85,12 @@ public:
 	char* scratch() { return scratch_.get(); }
 	static constexpr size_t scratch_size = 64 * 1024;
 	size_t open_connections() const { return conns_.size(); }
+	// With the Dovecot auth backend (server/auth_dovecot.cpp): the EHLO AUTH
+	// value from Dovecot's last handshake, "PLAIN" until one was seen; a
+	// value older than a minute is refreshed in the background.
+	std::string dovecot_advertised();
+	void note_dovecot_mechanisms(const std::vector<std::string>& offered);
+	void refresh_dovecot_mechanisms();
 
 private:
 	struct Acceptor {
@@ -116,6 +122,9 @@ private:
 	core::TimerWatcher shutdown_timer_;
 	uint64_t next_cid_;
 	bool shutting_down_ = false;
+	std::string dovecot_advertised_;
+	double dovecot_seen_at_ = 0;                        // ev_now() of the last handshake
+	std::shared_ptr<DovecotAuthClient> dovecot_probe_;  // in flight
 };
 
 }  // namespace tern::server

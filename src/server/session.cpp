@@ -68,7 +68,7 @@ Connection::~Connection() {
 	if (counted_connection) srv.connection_limiter().add(remote_ip, std::time(nullptr), -1);
 	if (fd >= 0) close(fd);
 	// Hanging up in the middle of AUTH fails the login too (fail2ban).
-	if (auth_in_progress && mechanism) log_auth_failure({}, "closed");
+	if (auth_in_progress && (mechanism || dovecot_auth)) log_auth_failure({}, "closed");
 	log::event(log::Level::info, cid, "connection closed");
 }
 

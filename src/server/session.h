@@ -19,6 +19,7 @@
 #include "sasl/mechanism.h"
 #include "store/maildir.h"
 #include "message/headers.h"
+#include "server/dovecot_auth_client.h"
 #include "server/inbound.h"
 #include "server/submit.h"
 #include "smtp/chunk_reader.h"
@@ -168,6 +169,15 @@ struct Connection {
 	// reply code, or "closed" when the client hung up during the exchange.
 	void log_auth_failure(std::string_view mechanism_name, const std::string& code) const;
 	std::string login_account(const std::string& login) const;
+	void auth_succeeded(const std::string& account);
+	std::string auth_mechanism_name() const;
+	// AUTH relayed to Dovecot (server/auth_dovecot.cpp).
+	void dovecot_auth_begin(const smtp::AuthArgs& a);
+	void dovecot_auth_answer(std::string data);
+	void dovecot_auth_outcome(DovecotAuthClient::Outcome o);
+	void end_dovecot_relay();
+	std::string dovecot_account(const std::string& dovecot_user) const;
+	std::string advertised_auth_mechanisms() const;
 
 	bool tls_required_for_auth() const;
 	void need_hello() const;
@@ -285,6 +295,15 @@ struct Connection {
 	bool auth_in_progress = false;
 	bool auth_failure_recorded = false;   // this login's failure is already counted
 	bool auth_raw_next = false;           // next SASL line is not base64 (SCRAM error ack)
+	// With the Dovecot backend: the exchange relayed to Dovecot, its
+	// mechanism, the login name the client sent (for the failed-login log
+	// line), how many client messages went to Dovecot, and the user of an
+	// OK whose final data awaits the client's acknowledgement.
+	std::shared_ptr<DovecotAuthClient> dovecot_auth;
+	std::string relay_mechanism;
+	std::string relay_username_sent;
+	int relay_messages = 0;
+	std::optional<std::string> relay_succeeded_user;
 	// Slow mode (doc/behaviour.md §1): from the 3rd failed AUTH or a
 	// refusal by analysis until a successful AUTH.
 	bool slow = false;

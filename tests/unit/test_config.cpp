@@ -712,3 +712,24 @@ TEST_CASE("config: smarthost defaults: no AUTH, system trust store")
 	CHECK(cfg->queue.smarthost_ca_file == "/etc/ssl/certs/ca-certificates.crt");
 	CHECK(load(with(R"("queue": {"smarthost_tls": "implicit"})"))->queue.smarthost_tls == "implicit");
 }
+
+TEST_CASE("config: the auth backend, tern's own by default or Dovecot's socket")
+{
+	auto plain = load(with(""));
+	CHECK(plain->auth.backend == Config::AuthBackend::tern);
+	auto dovecot = load(with(R"("auth": {"backend": "dovecot", "dovecot_socket": "run/auth", "dovecot_timeout_ms": 500})"));
+	CHECK(dovecot->auth.backend == Config::AuthBackend::dovecot);
+	CHECK(dovecot->auth.dovecot_socket == "/etc/tern/run/auth");
+	CHECK(dovecot->auth.dovecot_timeout_ms == 500);
+	CHECK(load(with(R"("auth": {"backend": "tern"})"))->auth.backend == Config::AuthBackend::tern);
+	CHECK(error_of(with(R"("auth": {"backend": "dovecot"})")) ==
+	      "tern.json: auth.dovecot_socket: required with backend \"dovecot\"");
+	CHECK(error_of(with(R"("auth": {"backend": "ldap"})")) ==
+	      "tern.json: auth.backend: expected \"tern\" or \"dovecot\", got \"ldap\"");
+	CHECK(error_of(with(R"("auth": {"backend": "dovecot", "dovecot_socket": ""})")) ==
+	      "tern.json: auth.dovecot_socket: must not be empty");
+	CHECK(error_of(with(R"("auth": {"backend": "dovecot", "dovecot_socket": "/s", "dovecot_timeout_ms": 0})")) ==
+	      "tern.json: auth.dovecot_timeout_ms: must be positive");
+	CHECK(error_of(with(R"("auth": {"socket": "/s"})")) == "tern.json: auth.socket: unknown key");
+	CHECK(error_of(with(R"("auth": ["dovecot"])")) == "tern.json: auth: expected an object");
+}
