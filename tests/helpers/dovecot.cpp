@@ -64,15 +64,16 @@ bool DovecotServer::start() {
 	    "listen = 127.0.0.1\n"
 	    "ssl = no\n"
 	    "disable_plaintext_auth = no\n"
-	    "auth_mechanisms = plain login\n"
-	    "mail_location = maildir:" + maildir_ + "\n"
-	    "passdb {\n  driver = static\n  args = password=" + password_ + "\n}\n"
+	    "auth_mechanisms = " + auth_mechanisms_ + "\n"
+	    "mail_location = maildir:" + maildir_ + "\n" +
+	    (passdb_.empty() ? "passdb {\n  driver = static\n  args = password=" + password_ + "\n}\n" : passdb_ + "\n") +
 	    "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup home=" + dir_ + "/home allow_all_users=yes\n}\n"
 	    "service imap-login {\n  inet_listener imap {\n    address = 127.0.0.1\n    port = " + std::to_string(imap_port_) +
 	    "\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}\n"
 	    "service lmtp {\n  inet_listener lmtp {\n    address = 127.0.0.1\n    port = " + std::to_string(lmtp_port_) +
 	    "\n  }\n}\n"
-	    "service auth {\n  unix_listener auth-client {\n    mode = 0666\n  }\n}\n"
+	    "service auth {\n" + (auth_user_.empty() ? std::string() : "  user = " + auth_user_ + "\n") +
+	    "  unix_listener auth-client {\n    mode = 0666\n  }\n}\n"
 	    "lmtp_save_to_detail_mailbox = no\n";
 	write_file(dir_ + "/dovecot.conf", conf);
 	mkdir((dir_ + "/state").c_str(), 0755);
@@ -131,6 +132,18 @@ RunResult DovecotServer::imap(const std::string& python_body, int timeout_ms) co
 	                     "imap = imaplib.IMAP4('127.0.0.1', " + std::to_string(imap_port_) + ")\n"
 	                     "imap.login('" + user_ + "', '" + password_ + "')\n" + python_body + "\nimap.logout()\n";
 	return run_command({"/usr/bin/python3", "-c", script}, timeout_ms);
+}
+
+RunResult DovecotServer::imap_login(const std::string& user, const std::string& password, int timeout_ms) const {
+	std::string script = "import imaplib, sys\n"
+	                     "imap = imaplib.IMAP4('127.0.0.1', " + std::to_string(imap_port_) + ")\n"
+	                     "try:\n"
+	                     "    imap.login(sys.argv[1], sys.argv[2])\n"
+	                     "    print('LOGIN OK')\n"
+	                     "    imap.logout()\n"
+	                     "except imaplib.IMAP4.error as e:\n"
+	                     "    print('LOGIN NO', e)\n";
+	return run_command({"/usr/bin/python3", "-c", script, user, password}, timeout_ms);
 }
 
 }  // namespace tern::testing

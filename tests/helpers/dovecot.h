@@ -24,6 +24,13 @@ public:
 	// Whether Dovecot is installed here (`dovecot` in /usr/sbin).
 	static bool available();
 
+	// Before start(): the passdb block to use instead of the static one
+	// (e.g. a checkpassword driver), and Dovecot's auth_mechanisms.
+	void set_passdb(std::string passdb_block) { passdb_ = std::move(passdb_block); }
+	void set_auth_mechanisms(std::string mechanisms) { auth_mechanisms_ = std::move(mechanisms); }
+	// The user Dovecot's auth process runs as (it runs checkpassword programs).
+	void set_auth_user(std::string user) { auth_user_ = std::move(user); }
+
 	// Writes the config and starts `dovecot -F`; waits ≤ 10 s for IMAP.
 	bool start();
 	void stop();
@@ -38,9 +45,14 @@ public:
 	// Runs a Python imaplib script with `imap` logged in as the user (INBOX
 	// not selected); returns its output. The script prints what it checks.
 	RunResult imap(const std::string& python_body, int timeout_ms = 15000) const;
+	// One IMAP LOGIN as `user`; the output is "LOGIN OK" or "LOGIN NO <why>".
+	RunResult imap_login(const std::string& user, const std::string& password, int timeout_ms = 15000) const;
 
 private:
 	std::string maildir_, user_, password_;
+	std::string passdb_;                            // "" = the static passdb
+	std::string auth_mechanisms_ = "plain login";
+	std::string auth_user_;                         // "" = Dovecot's default
 	std::string dir_;
 	int imap_port_ = 0, lmtp_port_ = 0;
 	pid_t pid_ = -1;
