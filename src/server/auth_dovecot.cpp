@@ -192,6 +192,10 @@ void Server::refresh_dovecot_mechanisms() {
 			log::warn("dovecot auth socket unavailable", {{"socket", cfg_->auth.dovecot_socket}, {"error", o.reason}});
 		}
 		dovecot_probe_.reset();
+		// Each waiter goes through its connection's checked handle.
+		auto waiters = std::move(dovecot_waiters_);
+		dovecot_waiters_.clear();
+		for (auto& w : waiters) w();
 	});
 }
 

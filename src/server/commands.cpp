@@ -98,6 +98,13 @@ void Connection::cmd_hello(std::string_view args, bool is_ehlo) {
 }
 
 void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
+	// The Dovecot backend: before Dovecot ever listed its mechanisms (just
+	// after start), EHLO waits for that answer, bounded by its deadline.
+	if (is_ehlo && submission() && cfg->auth.backend == config::Config::AuthBackend::dovecot &&
+	    srv.dovecot_mechanisms_pending()) {
+		srv.after_dovecot_probe(suspend([h = std::move(h)](Connection& c) mutable { c.hello_accepted(std::move(h), true); }));
+		return;
+	}
 	// RFC 5321 4.1.4: HELO/EHLO reset the transaction, like RSET.
 	rset();
 	ehlo = is_ehlo;

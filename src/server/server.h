@@ -91,6 +91,10 @@ public:
 	std::string dovecot_advertised();
 	void note_dovecot_mechanisms(const std::vector<std::string>& offered);
 	void refresh_dovecot_mechanisms();
+	// Whether the first probe since start is still out; then `cb` runs
+	// once it has its answer (or failed).
+	bool dovecot_mechanisms_pending() const { return dovecot_probe_ && dovecot_seen_at_ == 0; }
+	void after_dovecot_probe(std::function<void()> cb) { dovecot_waiters_.push_back(std::move(cb)); }
 
 private:
 	struct Acceptor {
@@ -125,6 +129,7 @@ private:
 	std::string dovecot_advertised_;
 	double dovecot_seen_at_ = 0;                        // ev_now() of the last handshake
 	std::shared_ptr<DovecotAuthClient> dovecot_probe_;  // in flight
+	std::vector<std::function<void()>> dovecot_waiters_;
 };
 
 }  // namespace tern::server
