@@ -62,6 +62,19 @@ std::string wait_for_log(const TernDaemon& d, const std::vector<std::string>& pa
 	return "";
 }
 
+// A file of contrib/dovecot/ with each `from` replaced by its `to`: the
+// snippets the documentation gives, with this test's paths and users.
+std::string contrib_snippet(const std::string& name, const std::vector<std::pair<std::string, std::string>>& edits) {
+	std::string text = read_file(repo_root() + "/contrib/dovecot/" + name);
+	REQUIRE_MESSAGE(!text.empty(), name);
+	for (const auto& [from, to] : edits) {
+		size_t at = text.find(from);
+		REQUIRE_MESSAGE(at != std::string::npos, name << " lacks " << from);
+		for (; at != std::string::npos; at = text.find(from, at + to.size())) text.replace(at, from.size(), to);
+	}
+	return text;
+}
+
 SmtpClient submission_client(TernDaemon& d) {
 	SmtpClient c;
 	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
@@ -77,8 +90,11 @@ TEST_CASE("dovecot auth backend: SMTP AUTH with a Dovecot-only password") {
 	std::string maildir_root = make_temp_dir("tern-dovecot-mail-");
 	DovecotServer dovecot(maildir_root, "alice", dovecot_password);
 	dovecot.set_auth_mechanisms("plain login scram-sha-1 scram-sha-256");
+	// The listener contrib/dovecot/auth-socket.conf adds, for ternd's user
+	// (root here).
+	dovecot.add_config(contrib_snippet("auth-socket.conf", {{"user = tern", "user = root"}, {"group = tern", "group = root"}}));
 	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
-	TernDaemon d(daemon_options(true, false, cert.config_patch(dovecot_backend(dovecot.auth_socket()))));
+	TernDaemon d(daemon_options(true, false, cert.config_patch(dovecot_backend(dovecot.run_dir() + "/tern-auth"))));
 	REQUIRE_RUNNING(d);
 
 	SUBCASE("EHLO offers what Dovecot offers among the relayed mechanisms") {
@@ -208,13 +224,24 @@ TEST_CASE("ternctl checkpassword: Dovecot's checkpassword passdb logs IMAP users
 	std::string out;
 	REQUIRE_MESSAGE(set_password(d, "alice", "tern imap 9 password", &out), out);
 
-	DovecotServer dovecot(maildir, "alice", "unused");
-	// As contrib/dovecot/ says: Dovecot's auth process runs ternctl as the
-	// user ternd runs as, who may read tern.json and reach the control socket.
-	dovecot.set_passdb("passdb {\n  driver = checkpassword\n  args = " + repo_root() + "/src/ternctl -c " +
-	                   d.config_path() + " checkpassword\n}");
-	dovecot.set_auth_user("nobody");
+	// One message delivered by tern, to be read over IMAP.
+	SmtpClient smtp = connect_and_ehlo(d);
+	REQUIRE(send_mail(smtp, test_sender, {alice}, make_message("for imap", "Hello.\r\n")).reply.code == 250);
+	REQUIRE(wait_for_maildir(maildir, 1).size() == 1);
+
+	// contrib/dovecot/checkpassword.conf with this test's paths, and
+	// nobody as the user ternd runs as.
+	DovecotServer dovecot(maildir, "alice", "tern imap 9 password");
+	dovecot.set_passdb(contrib_snippet("checkpassword.conf", {{"/usr/local/sbin/ternctl", repo_root() + "/src/ternctl"},
+	                                                          {"/etc/tern/tern.json", d.config_path()},
+	                                                          {"uid=tern gid=tern", "uid=nobody gid=nogroup"},
+	                                                          {"/var/lib/tern", d.data_dir()},
+	                                                          {"user = tern", "user = nobody"}}));
 	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+	// The snippet's userdb and mail_location find the Maildir tern delivers to.
+	RunResult read = dovecot.imap("typ, data = imap.select('INBOX')\nprint('exists', data[0].decode())\n");
+	INFO(read.output << "\n" << dovecot.log_text());
+	CHECK(contains(read.output, "exists 1"));
 
 	RunResult good = dovecot.imap_login(alice, "tern imap 9 password");
 	INFO(good.output << "\n" << dovecot.log_text());

@@ -72,9 +72,8 @@ bool DovecotServer::start() {
 	    "\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}\n"
 	    "service lmtp {\n  inet_listener lmtp {\n    address = 127.0.0.1\n    port = " + std::to_string(lmtp_port_) +
 	    "\n  }\n}\n"
-	    "service auth {\n" + (auth_user_.empty() ? std::string() : "  user = " + auth_user_ + "\n") +
-	    "  unix_listener auth-client {\n    mode = 0666\n  }\n}\n"
-	    "lmtp_save_to_detail_mailbox = no\n";
+	    "service auth {\n  unix_listener auth-client {\n    mode = 0666\n  }\n}\n"
+	    "lmtp_save_to_detail_mailbox = no\n" + extra_config_;
 	write_file(dir_ + "/dovecot.conf", conf);
 	mkdir((dir_ + "/state").c_str(), 0755);
 	mkdir((dir_ + "/home").c_str(), 0755);

@@ -28,8 +28,8 @@ public:
 	// (e.g. a checkpassword driver), and Dovecot's auth_mechanisms.
 	void set_passdb(std::string passdb_block) { passdb_ = std::move(passdb_block); }
 	void set_auth_mechanisms(std::string mechanisms) { auth_mechanisms_ = std::move(mechanisms); }
-	// The user Dovecot's auth process runs as (it runs checkpassword programs).
-	void set_auth_user(std::string user) { auth_user_ = std::move(user); }
+	// Config text added at the end (e.g. a snippet from contrib/dovecot/).
+	void add_config(std::string text) { extra_config_ += text + "\n"; }
 
 	// Writes the config and starts `dovecot -F`; waits ≤ 10 s for IMAP.
 	bool start();
@@ -39,6 +39,8 @@ public:
 	int lmtp_port() const { return lmtp_port_; }
 	// The auth socket for SASL clients (Dovecot's auth-client protocol).
 	std::string auth_socket() const { return dir_ + "/run/auth-client"; }
+	// Dovecot's base_dir, where relative unix_listener names are created.
+	std::string run_dir() const { return dir_ + "/run"; }
 	const std::string& error() const { return error_; }
 	std::string log_text() const;
 
@@ -52,7 +54,7 @@ private:
 	std::string maildir_, user_, password_;
 	std::string passdb_;                            // "" = the static passdb
 	std::string auth_mechanisms_ = "plain login";
-	std::string auth_user_;                         // "" = Dovecot's default
+	std::string extra_config_;
 	std::string dir_;
 	int imap_port_ = 0, lmtp_port_ = 0;
 	pid_t pid_ = -1;
