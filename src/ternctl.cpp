@@ -27,11 +27,13 @@
 #include "config/config.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
+#include "mailauth/dnsbl.h"
 #include "mailauth/spf.h"
 #include "message/header_parse.h"
 #include "net/udns_resolver.h"
 #include "net/unix_socket.h"
 #include "queue/ctl.h"
+#include "server/dnsbl_health_cache.h"
 #include "sasl/saslprep.h"
 #include "sasl/secrets.h"
 #include "smtp/parser.h"
@@ -60,6 +62,8 @@ const char* usage_text =
     "               write a new private key, print its DNS TXT record\n"
     "  dmarc lookup DOMAIN\n"
     "               print the DMARC record that applies to DOMAIN\n"
+    "  dnsbl check ZONE [IP]\n"
+    "               check a DNS blocklist's health (RFC 5782 5) and whether it lists IP\n"
     "  queue list | show ID | kick [ID] | drop ID | rebuild\n"
     "               inspect and steer the outbound queue; rebuild restores\n"
     "               lost queue records from the queue files\n";
@@ -676,6 +680,50 @@ int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
 	return exit_negative;
 }
 
+// ------------------------------------------------------------ dnsbl
+
+// The health test ternd applies before using a zone, and optionally the
+// lookup of one address in it.
+int cmd_dnsbl(const Globals& g, const std::vector<std::string>& args) {
+	if (args.size() < 2 || args.size() > 3 || args[0] != "check")
+		return usage();
+	std::string zone = args[1];
+	if (!zone.empty() && zone.back() == '.')
+		zone.pop_back();
+	auto domain = smtp::parse_domain(zone);
+	if (!domain)
+		return usage("dnsbl check: not a domain name: " + args[1]);
+	std::optional<IpAddr> ip;
+	if (args.size() == 3) {
+		ip = IpAddr::parse(args[2]);
+		if (!ip)
+			return usage("dnsbl check: not an IP address: " + args[2]);
+	}
+	auto cfg = diagnostic_config(g);
+	LoopResolver lr(g, cfg.get());
+	bool probed = false;
+	server::DnsblZoneHealth health;
+	server::probe_dnsbl_zone(lr.resolver(), 1, domain->ascii, [&](const server::DnsblZoneHealth& h) {
+		health = h;
+		probed = true;
+	});
+	std::optional<mailauth::DnsblStatus> listed;
+	if (ip)
+		mailauth::dnsbl_lookup(lr.resolver(), 1, *ip, domain->ascii, [&](mailauth::DnsblStatus s) { listed = s; });
+	lr.run_until([&] { return probed && (!ip || listed); });
+
+	std::cout << (health.healthy ? std::string("healthy") : "unhealthy: " + health.why()) << "\n";
+	bool clean = health.healthy;
+	if (ip) {
+		const char* word = *listed == mailauth::DnsblStatus::fail ? "listed"
+		                   : *listed == mailauth::DnsblStatus::pass ? "not listed"
+		                                                            : "temperror";
+		std::cout << ip->to_string() << ": " << word << "\n";
+		clean = clean && *listed == mailauth::DnsblStatus::pass;
+	}
+	return clean ? exit_ok : exit_negative;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -709,6 +757,7 @@ int main(int argc, char** argv) {
 		if (command == "spf") return cmd_spf(g, args);
 		if (command == "dkim") return cmd_dkim(g, args);
 		if (command == "dmarc") return cmd_dmarc(g, args);
+		if (command == "dnsbl") return cmd_dnsbl(g, args);
 		if (command == "queue") {
 			auto cfg = required_config(g);
 			// Through ternd while it runs, so ternctl never joins its environment.

@@ -129,17 +129,22 @@ void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
 		reject(451, se::sys_other0, "error processing", "spf-policy");
 		return;
 	}
-	analysis_dnsbl(an, 0);
+	// Zones that fail RFC 5782 5's test addresses are skipped.
+	srv.dnsbl_health().healthy_zones(cid, listener().smtp.dnsbl_zones,
+	                                 suspend([an](Connection& c, const std::vector<std::string>& zones) {
+		                                 an->dnsbl_zones = zones;
+		                                 c.analysis_dnsbl(an, 0);
+	                                 }));
 }
 
 void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone) {
-	const auto& zones = listener().smtp.dnsbl_zones;
+	const auto& zones = an->dnsbl_zones;
 	if (zone < zones.size()) {
 		mailauth::dnsbl_lookup(srv.resolver(), cid, remote_ip, zones[zone],
 		                       suspend([an, zone](Connection& c, mailauth::DnsblStatus s) {
 			                       if (s == mailauth::DnsblStatus::fail) {
 				                       log::event(log::Level::info, c.cid, "incoming message rejected",
-				                                  {{"reason", "dns-blocklisted"}, {"zone", c.listener().smtp.dnsbl_zones[zone]}});
+				                                  {{"reason", "dns-blocklisted"}, {"zone", an->dnsbl_zones[zone]}});
 				                       c.slow = true;  // as for any refusal by analysis
 				                       for (const auto& r : c.tx.recipients) if (r.local) core::stats().count_delivery("reject", "dns-blocklisted");
 				                       std::vector<DeliverError> errors;

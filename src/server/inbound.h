@@ -35,6 +35,7 @@ struct InboundAnalysis {
 	std::string spf_explanation;
 	std::vector<mailauth::DnsAnswer> key_answers;        // per pending signature
 	int outstanding = 0;                                 // lookups still running
+	std::vector<std::string> dnsbl_zones;                // the listener's zones that are healthy
 
 	// Verified on a worker.
 	std::vector<mailauth::dkim::Result> dkim;
