@@ -35,6 +35,7 @@
 #include "sasl/secrets.h"
 #include "store/db.h"
 #include "server/control.h"
+#include "server/inbound_ctl.h"
 #include "server/local_submit.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -226,6 +227,15 @@ void add_control_commands(server::ControlServer& control, const std::shared_ptr<
 			return {{0, "password updated for " + account + "\n", ""}, {}};
 		};
 	});
+	// `ternctl junk …`, `dmarc reports`, `tlsrpt reports`: reads too.
+	for (std::string command : {"junk", "dmarc", "tlsrpt"}) {
+		control.add(command, [&cfg, env, command](const std::vector<std::string>& args) -> server::ControlJob {
+			return [current = cfg, env, command, args]() -> server::ControlOutcome {
+				if (command == "junk") return {server::run_junk_command(*env, *current, args), {}};
+				return {server::run_reports_command(*env, command == "tlsrpt", args), {}};
+			};
+		});
+	}
 	// `ternctl queue …`: every subcommand, reads too, so ternctl never joins
 	// the environment while we run.
 	control.add("queue", [&cfg, env, outq, &stopping](const std::vector<std::string>& args) -> server::ControlJob {
