@@ -13,6 +13,7 @@
 #include "message/headers.h"
 #include "message/submission.h"
 #include "server/dkim_sign.h"
+#include "server/report_step.h"
 #include "server/server.h"
 #include "store/files.h"
 #include "server/session.h"
@@ -160,13 +161,16 @@ void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone
 		return;
 	}
 	// Accepted with no bad signals. The seed holds a first-time sender for a
-	// while before storing (a timer here, never a sleep).
-	double delay = static_cast<double>(listener().smtp.first_time_sender_delay_ms) / 1000.0;
-	if (delay > 0) {
-		stall_then(delay, [an](Connection& c) { c.deliver_copies(an); });
-		return;
-	}
-	deliver_copies(an);
+	// while before storing (a timer here, never a sleep), unless the message
+	// is a report that was kept.
+	keep_reports_then(*this, an, [an](Connection& c, bool report_kept) {
+		double delay = static_cast<double>(c.listener().smtp.first_time_sender_delay_ms) / 1000.0;
+		if (delay > 0 && !report_kept) {
+			c.stall_then(delay, [an](Connection& c2) { c2.deliver_copies(an); });
+			return;
+		}
+		c.deliver_copies(an);
+	});
 }
 
 // The DSN for recipients that failed while others were delivered (RFC 3464,

@@ -5,6 +5,7 @@
 // nothing but this.
 #pragma once
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,7 @@ struct InboundAnalysis {
 	std::vector<mailauth::DnsAnswer> key_answers;        // per pending signature
 	int outstanding = 0;                                 // lookups still running
 	std::vector<std::string> dnsbl_zones;                // the listener's zones that are healthy
+	std::set<std::string> seen_recipients;               // a report was kept: copy stored Seen
 
 	// Verified on a worker.
 	std::vector<mailauth::dkim::Result> dkim;
