@@ -35,6 +35,7 @@
 #include "sasl/secrets.h"
 #include "store/db.h"
 #include "server/control.h"
+#include "server/filter_metrics.h"
 #include "server/inbound_ctl.h"
 #include "server/local_submit.h"
 #include "server/server.h"
@@ -439,6 +440,7 @@ int main(int argc, char** argv) {
 	std::unique_ptr<metrics::HttpResponder> metrics_http;
 	core::stats().set_sampler("tern_connections_open", {}, [&] { return static_cast<double>(srv->open_connections()); });
 	core::stats().set_sampler("tern_worker_jobs_queued", {}, [&] { return static_cast<double>(srv->workers().pending()); });
+	server::register_filter_metrics(*srv);
 	if (outq) {
 		core::stats().set_sampler("tern_queue_messages", {}, [&] { return static_cast<double>(outq->size()); });
 		core::stats().set_sampler("tern_queue_deliveries_total", {"delivered"}, [&] { return static_cast<double>(outq->counters().delivered); });

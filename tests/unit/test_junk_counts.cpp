@@ -105,8 +105,10 @@ TEST_CASE("junk counts: the verdict's input for an account's message file") {
 		counts.train(inbound::message_words(generate_corpus_message(rng, true, 30)), store::JunkMark::junk,
 		             store::Training::add);
 	}
+	uint64_t junk_before = store::junk_verdict_counters().junk;
 	auto answer = store::junk_probability(&env, cfg->accounts.at("alice"), file);
 	REQUIRE(answer);
+	CHECK(store::junk_verdict_counters().junk == junk_before + 1);  // tern_junkfilter_verdicts_total
 	CHECK_FALSE(answer->open_error);
 	CHECK_FALSE(answer->classify_error);
 	CHECK(answer->probability > 0.95);

@@ -115,7 +115,9 @@ TEST_CASE("reports: stored, listed by kind and domain, a resent report counts on
 	std::string file = dir.path + "/msg";
 	write_file(file, testing::message_with("text/xml", "r.xml", testing::dmarc_xml));
 	store::ReportFacts facts{true, "receiver.example", false};
+	uint64_t kept_before = store::report_counters().dmarc;
 	CHECK(store::store_report_if_any(&env, *cfg, dest(*cfg, "dmarc-reports@example.org"), facts, file, now));
+	CHECK(store::report_counters().dmarc == kept_before + 1);  // tern_reports_stored_total
 	CHECK(store::store_report_if_any(&env, *cfg, dest(*cfg, "dmarc-reports@example.org"), facts, file, now));
 	CHECK_FALSE(store::store_report_if_any(&env, *cfg, dest(*cfg, "alice@example.org"), facts, file, now));
 	store::StoredReport other{store::ReportKind::dmarc, "company-y.example", 100, 200, "Other Org", "x1", "o.example",
