@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <random>
 
+#include "store/files.h"
 #include "store/table.h"
 
 namespace tern::store {
@@ -105,13 +105,7 @@ void JunkCountsTable::retrain(const std::set<std::string>& words, JunkMark from,
 }
 
 std::set<std::string> message_file_words(const std::string& message_file) {
-	std::ifstream in(message_file, std::ios::binary);
-	if (!in) throw std::runtime_error("cannot read " + message_file);
-	std::string text(junk_filter_read_limit, '\0');
-	in.read(text.data(), static_cast<std::streamsize>(text.size()));
-	if (in.bad()) throw std::runtime_error("reading " + message_file);
-	text.resize(static_cast<size_t>(in.gcount()));
-	return inbound::message_words(text);
+	return inbound::message_words(read_file_head(message_file, junk_filter_read_limit));
 }
 
 JunkVerdictCounters& junk_verdict_counters() {

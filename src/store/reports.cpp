@@ -4,10 +4,10 @@
 #include "store/reports.h"
 
 #include <algorithm>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "store/files.h"
 #include "store/table.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -76,14 +76,11 @@ std::string report_domain(std::string d) {
 	return d;
 }
 
-std::string read_head(const std::string& path) {
-	std::ifstream in(path, std::ios::binary);
-	if (!in) throw std::runtime_error("cannot read " + path);
-	std::string text(report_read_limit, '\0');
-	in.read(text.data(), static_cast<std::streamsize>(text.size()));
-	if (in.bad()) throw std::runtime_error("reading " + path);
-	text.resize(static_cast<size_t>(in.gcount()));
-	return text;
+// A kept report's row, with what every kind has.
+StoredReport report_row(ReportKind kind, std::string domain, int64_t begin, int64_t end, std::string reporter,
+                        std::string report_id, const ReportFacts& facts, int64_t pass, int64_t fail) {
+	return StoredReport{kind, std::move(domain), begin, end, std::move(reporter), std::move(report_id),
+	                    facts.from_domain, pass, fail};
 }
 
 }  // namespace
@@ -139,22 +136,14 @@ std::vector<StoredReport> keepable_reports(const config::Config& cfg, const conf
 	bool dmarc = destination.dmarc_reports && facts.dmarc_pass;
 	bool tls = destination.tls_reports && facts.tlsrpt_dkim_pass;
 	if (!dmarc && !tls) return out;
-	std::string message = read_head(message_file);
+	std::string message = read_file_head(message_file, report_read_limit);
 	if (dmarc) {
 		if (auto rep = mailauth::find_dmarc_report(message)) {
 			std::string domain = report_domain(rep->domain);
 			if (cfg.hosts_domain(domain) && rep->end <= now + max_future_end_s) {
-				StoredReport r;
-				r.kind = ReportKind::dmarc;
-				r.domain = domain;
-				r.begin = rep->begin;
-				r.end = rep->end;
-				r.reporter = rep->org_name;
-				r.report_id = rep->report_id;
-				r.from_domain = facts.from_domain;
-				r.pass = rep->dmarc_pass();
-				r.fail = rep->messages() - r.pass;
-				out.push_back(std::move(r));
+				int64_t pass = rep->dmarc_pass();
+				out.push_back(report_row(ReportKind::dmarc, domain, rep->begin, rep->end, rep->org_name,
+				                         rep->report_id, facts, pass, rep->messages() - pass));
 			}
 		}
 	}
@@ -162,18 +151,9 @@ std::vector<StoredReport> keepable_reports(const config::Config& cfg, const conf
 		if (auto rep = mailauth::find_tls_report(message)) {
 			for (const auto& p : rep->policies) {
 				std::string domain = report_domain(p.policy_domain);
-				if (!cfg.hosts_domain(domain)) continue;
-				StoredReport r;
-				r.kind = ReportKind::tls;
-				r.domain = domain;
-				r.begin = rep->begin;
-				r.end = rep->end;
-				r.reporter = rep->organization;
-				r.report_id = rep->report_id;
-				r.from_domain = facts.from_domain;
-				r.pass = p.successful;
-				r.fail = p.failed;
-				out.push_back(std::move(r));
+				if (cfg.hosts_domain(domain))
+					out.push_back(report_row(ReportKind::tls, domain, rep->begin, rep->end, rep->organization,
+					                         rep->report_id, facts, p.successful, p.failed));
 			}
 		}
 	}

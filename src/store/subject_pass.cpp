@@ -1,12 +1,12 @@
 // Table "subjectpass.db": account → key.
 #include "store/subject_pass.h"
 
-#include <fstream>
 
 #include "inbound/subjectpass.h"
 #include "message/header_parse.h"
 #include "message/mime.h"
 #include "message/submission.h"
+#include "store/files.h"
 #include "store/table.h"
 #include "util/log.h"
 #include "util/random.h"
@@ -41,10 +41,12 @@ inbound::SubjectPassFacts subject_pass_facts(Env* env, const config::Account& ac
                                              int64_t now) {
 	inbound::SubjectPassFacts facts;
 	if (account.subject_pass_period_s <= 0 || !env) return facts;
-	std::ifstream in(message_file, std::ios::binary);
-	std::string head(header_read_limit, '\0');
-	in.read(head.data(), static_cast<std::streamsize>(head.size()));
-	head.resize(static_cast<size_t>(in.gcount()));
+	std::string head;
+	try {
+		head = read_file_head(message_file, header_read_limit);
+	} catch (const std::exception&) {
+		return facts;
+	}
 	auto section = message::parse_header_section(head);
 	if (!section) return facts;
 	message::FromResult from = message::parse_single_from(*section);

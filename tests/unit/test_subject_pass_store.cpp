@@ -36,7 +36,9 @@ TEST_CASE("subject-pass: the verdict's input from the account's key, period and 
 	CHECK_FALSE(store::subject_pass_facts(&env, cfg->accounts.at("bob"), file, now).configured);
 
 	// The sender resends with the token in the subject (RFC 2047 encoded, even).
-	write_file(file, "From: Someone@sender.example\r\nSubject: =?UTF-8?Q?hello_=28pass:" + first.new_token +
+	std::string q_token = first.new_token;  // RFC 2047 4.2: "_" stands for a space in Q, so it is =5F
+	for (size_t p; (p = q_token.find('_')) != std::string::npos;) q_token.replace(p, 1, "=5F");
+	write_file(file, "From: Someone@sender.example\r\nSubject: =?UTF-8?Q?hello_=28pass:" + q_token +
 	                     "=29?=\r\n\r\nbody\r\n");
 	CHECK(store::subject_pass_facts(&env, alice, file, now + 3600).token_valid);
 	CHECK_FALSE(store::subject_pass_facts(&env, alice, file, now + 43200 + 512).token_valid);  // expired
