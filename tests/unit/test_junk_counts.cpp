@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "server/inbound_ctl.h"
 #include "store/junk_counts.h"
 #include "unit/files.h"
 #include "unit/junk_corpus.h"
@@ -119,4 +120,15 @@ TEST_CASE("junk counts: the verdict's input for an account's message file") {
 	auto no_db = store::junk_probability(nullptr, cfg->accounts.at("alice"), file);
 	REQUIRE(no_db);
 	CHECK(no_db->open_error);
+}
+
+TEST_CASE("junk counts: a message's words cross the control socket as one argument and back") {
+	std::set<std::string> words{"cheap", "cheap pills", "gr\xc3\xbc\xc3\x9f" "e", "pills"};
+	std::string arg = server::junk_words_arg(words);
+	CHECK(arg == "cheap\ncheap pills\ngr\xc3\xbc\xc3\x9f" "e\npills");
+	auto request = control::format_request({"junk", "check", "alice", arg});
+	auto parsed = control::parse_request(request.substr(0, request.size() - 1));
+	REQUIRE(parsed);
+	CHECK(server::junk_words_from_arg((*parsed)[3]) == words);
+	CHECK(server::junk_words_from_arg("").empty());
 }
