@@ -108,6 +108,17 @@ std::set<std::string> message_file_words(const std::string& message_file) {
 	return inbound::message_words(read_file_head(message_file, junk_filter_read_limit));
 }
 
+void train_junk_mark_change(Env& env, const std::string& account, const std::string& message_file,
+                            std::optional<JunkMark> from, std::optional<JunkMark> to) {
+	if (from == to) return;
+	std::set<std::string> words = message_file_words(message_file);
+	check_account(account);
+	env.in_table(table_file, [&](TableTxn& t) {
+		if (from) train_in(t, account, words, *from, -1);
+		if (to) train_in(t, account, words, *to, 1);
+	});
+}
+
 JunkVerdictCounters& junk_verdict_counters() {
 	static JunkVerdictCounters counters;
 	return counters;

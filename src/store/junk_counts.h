@@ -41,6 +41,17 @@ private:
 	std::string account_;
 };
 
+// The scanner's one call when a stored message's junk state changed
+// (doc/behaviour.md §9 "Learning from the mailbox"): `from` and `to` are
+// the old and new marks, nullopt for unknown (no keyword, a neutral
+// folder). Takes the message's words out of the old side and adds them to
+// the new one, in one transaction; nothing when the two are equal. An
+// expunged message keeps its training: its file is gone, and deleting mail
+// says nothing about junk. Throws on a read or database error (the scanner
+// retries on its next pass).
+void train_junk_mark_change(Env& env, const std::string& account, const std::string& message_file,
+                            std::optional<JunkMark> from, std::optional<JunkMark> to);
+
 // The junk filter reads at most this much of a message: enough to judge
 // any mail, and a 100 MiB attachment costs no memory.
 constexpr size_t junk_filter_read_limit = 8 * 1024 * 1024;

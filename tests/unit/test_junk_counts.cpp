@@ -132,3 +132,25 @@ TEST_CASE("junk counts: a message's words cross the control socket as one argume
 	CHECK(server::junk_words_from_arg((*parsed)[3]) == words);
 	CHECK(server::junk_words_from_arg("").empty());
 }
+
+TEST_CASE("junk counts: the scanner's mark changes train, flip and untrain a stored message") {
+	TempDir dir;
+	store::Env env(dir.path);
+	std::string file = dir.path + "/1700000000.abc.host,S=80:2,S";
+	write_file(file, "Subject: cheap pills\r\n\r\nwinner lottery\r\n");
+	store::JunkCountsTable counts(env, "alice");
+	using store::JunkMark;
+	store::train_junk_mark_change(env, "alice", file, std::nullopt, JunkMark::junk);  // marked $Junk
+	CHECK(counts.totals().spam == 1);
+	CHECK(counts.words({"lottery"}).at("lottery").spam == 1);
+	store::train_junk_mark_change(env, "alice", file, JunkMark::junk, JunkMark::junk);  // no change
+	CHECK(counts.totals().spam == 1);
+	store::train_junk_mark_change(env, "alice", file, JunkMark::junk, JunkMark::ham);  // moved out of Junk
+	CHECK(counts.totals().spam == 0);
+	CHECK(counts.totals().ham == 1);
+	CHECK(counts.words({"cheap pills"}).at("cheap pills").ham == 1);
+	store::train_junk_mark_change(env, "alice", file, JunkMark::ham, std::nullopt);  // $NotJunk taken off
+	CHECK(counts.totals().ham == 0);
+	CHECK(counts.words({"cheap", "lottery", "cheap pills"}).empty());
+	CHECK_THROWS(store::train_junk_mark_change(env, "alice", dir.path + "/gone", std::nullopt, JunkMark::ham));
+}
