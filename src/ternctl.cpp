@@ -25,17 +25,22 @@
 #include <vector>
 
 #include "config/config.h"
+#include "inbound/junk_filter.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
+#include "mailauth/dnsbl.h"
 #include "mailauth/spf.h"
 #include "message/header_parse.h"
 #include "net/udns_resolver.h"
 #include "net/unix_socket.h"
 #include "queue/ctl.h"
+#include "server/dnsbl_health_cache.h"
+#include "server/inbound_ctl.h"
 #include "sasl/saslprep.h"
 #include "sasl/secrets.h"
 #include "smtp/parser.h"
 #include "store/db.h"
+#include "store/junk_counts.h"
 #include "util/control_protocol.h"
 #include "util/ipaddr.h"
 #include "util/strings.h"
@@ -63,6 +68,14 @@ const char* usage_text =
     "               write a new private key, print its DNS TXT record\n"
     "  dmarc lookup DOMAIN\n"
     "               print the DMARC record that applies to DOMAIN\n"
+    "  dmarc reports [DOMAIN] | tlsrpt reports [DOMAIN]\n"
+    "               list the DMARC aggregate / TLS reports kept, one line each\n"
+    "  junk check ACCOUNT [FILE]\n"
+    "               junk probability of a message and its most telling words\n"
+    "  junk train ACCOUNT --junk|--ham [--remove] [FILE]\n"
+    "               train ACCOUNT's junk filter with a message (stdin default)\n"
+    "  dnsbl check ZONE [IP]\n"
+    "               check a DNS blocklist's health (RFC 5782 5) and whether it lists IP\n"
     "  queue list | show ID | kick [ID] | drop ID | rebuild\n"
     "               inspect and steer the outbound queue; rebuild restores\n"
     "               lost queue records from the queue files\n";
@@ -766,7 +779,57 @@ int cmd_dkim(const Globals& g, const std::vector<std::string>& args) {
 
 // ------------------------------------------------------------ dmarc
 
+// A command on the database: through ternd while it runs (its control
+// socket), else on an environment opened here. `words` start with the
+// command's name.
+int run_database_command(const Globals& g, const std::vector<std::string>& words) {
+	auto cfg = required_config(g);
+	if (auto answer = ask_ternd(cfg->data_dir, words)) return relay(*answer);
+	store::Env env(cfg->data_dir);
+	std::vector<std::string> args(words.begin() + 1, words.end());
+	if (words[0] == "junk") return relay(server::run_junk_command(env, *cfg, args));
+	return relay(server::run_reports_command(env, words[0] == "tlsrpt", args));
+}
+
+int cmd_reports(const Globals& g, const std::string& kind, const std::vector<std::string>& args) {
+	if (args.empty() || args[0] != "reports" || args.size() > 2)
+		return usage();
+	std::vector<std::string> words{kind};
+	words.insert(words.end(), args.begin(), args.end());
+	return run_database_command(g, words);
+}
+
+// The message's words are taken here; only they cross the control socket.
+int cmd_junk(const Globals& g, const std::vector<std::string>& args) {
+	if (args.size() < 2 || (args[0] != "check" && args[0] != "train"))
+		return usage();
+	bool train = args[0] == "train";
+	std::string mark, training = "add", file;
+	for (size_t i = 2; i < args.size(); ++i) {
+		const std::string& a = args[i];
+		if (train && (a == "--junk" || a == "--ham") && mark.empty())
+			mark = a.substr(2);
+		else if (train && a == "--remove")
+			training = "remove";
+		else if (file.empty() && (a == "-" || a.empty() || a[0] != '-'))
+			file = a;
+		else
+			return usage("junk " + args[0] + ": unexpected argument: " + a);
+	}
+	if (train && mark.empty())
+		return usage("junk train: needs --junk or --ham");
+	std::string message = read_input(file);
+	if (message.size() > store::junk_filter_read_limit)
+		message.resize(store::junk_filter_read_limit);
+	std::string words = server::junk_words_arg(inbound::message_words(to_crlf(message)));
+	if (train)
+		return run_database_command(g, {"junk", "train", args[1], mark, training, words});
+	return run_database_command(g, {"junk", "check", args[1], words});
+}
+
 int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
+	if (!args.empty() && args[0] == "reports")
+		return cmd_reports(g, "dmarc", args);
 	if (args.size() != 2 || args[0] != "lookup")
 		return usage();
 	std::string name = args[1];
@@ -797,6 +860,50 @@ int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
 	if (!lookup.error.empty())
 		std::cerr << "problem: " << lookup.error << "\n";
 	return exit_negative;
+}
+
+// ------------------------------------------------------------ dnsbl
+
+// The health test ternd applies before using a zone, and optionally the
+// lookup of one address in it.
+int cmd_dnsbl(const Globals& g, const std::vector<std::string>& args) {
+	if (args.size() < 2 || args.size() > 3 || args[0] != "check")
+		return usage();
+	std::string zone = args[1];
+	if (!zone.empty() && zone.back() == '.')
+		zone.pop_back();
+	auto domain = smtp::parse_domain(zone);
+	if (!domain)
+		return usage("dnsbl check: not a domain name: " + args[1]);
+	std::optional<IpAddr> ip;
+	if (args.size() == 3) {
+		ip = IpAddr::parse(args[2]);
+		if (!ip)
+			return usage("dnsbl check: not an IP address: " + args[2]);
+	}
+	auto cfg = diagnostic_config(g);
+	LoopResolver lr(g, cfg.get());
+	bool probed = false;
+	server::DnsblZoneHealth health;
+	server::probe_dnsbl_zone(lr.resolver(), 1, domain->ascii, [&](const server::DnsblZoneHealth& h) {
+		health = h;
+		probed = true;
+	});
+	std::optional<mailauth::DnsblStatus> listed;
+	if (ip)
+		mailauth::dnsbl_lookup(lr.resolver(), 1, *ip, domain->ascii, [&](mailauth::DnsblStatus s) { listed = s; });
+	lr.run_until([&] { return probed && (!ip || listed); });
+
+	std::cout << (health.healthy ? std::string("healthy") : "unhealthy: " + health.why()) << "\n";
+	bool clean = health.healthy;
+	if (ip) {
+		const char* word = *listed == mailauth::DnsblStatus::fail ? "listed"
+		                   : *listed == mailauth::DnsblStatus::pass ? "not listed"
+		                                                            : "temperror";
+		std::cout << ip->to_string() << ": " << word << "\n";
+		clean = clean && *listed == mailauth::DnsblStatus::pass;
+	}
+	return clean ? exit_ok : exit_negative;
 }
 
 }  // namespace
@@ -833,6 +940,9 @@ int main(int argc, char** argv) {
 		if (command == "spf") return cmd_spf(g, args);
 		if (command == "dkim") return cmd_dkim(g, args);
 		if (command == "dmarc") return cmd_dmarc(g, args);
+		if (command == "dnsbl") return cmd_dnsbl(g, args);
+		if (command == "junk") return cmd_junk(g, args);
+		if (command == "tlsrpt") return cmd_reports(g, "tlsrpt", args);
 		if (command == "queue") {
 			auto cfg = required_config(g);
 			// Through ternd while it runs, so ternctl never joins its environment.

@@ -35,6 +35,8 @@
 #include "sasl/secrets.h"
 #include "store/db.h"
 #include "server/control.h"
+#include "server/filter_metrics.h"
+#include "server/inbound_ctl.h"
 #include "server/local_submit.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -238,6 +240,15 @@ void add_control_commands(server::ControlServer& control, const std::shared_ptr<
 			return {{good ? 0 : 1, good ? "yes\n" : "no\n", ""}, {}};
 		};
 	});
+	// `ternctl junk …`, `dmarc reports`, `tlsrpt reports`: reads too.
+	for (std::string command : {"junk", "dmarc", "tlsrpt"}) {
+		control.add(command, [&cfg, env, command](const std::vector<std::string>& args) -> server::ControlJob {
+			return [current = cfg, env, command, args]() -> server::ControlOutcome {
+				if (command == "junk") return {server::run_junk_command(*env, *current, args), {}};
+				return {server::run_reports_command(*env, command == "tlsrpt", args), {}};
+			};
+		});
+	}
 	// `ternctl queue …`: every subcommand, reads too, so ternctl never joins
 	// the environment while we run.
 	control.add("queue", [&cfg, env, outq, &stopping](const std::vector<std::string>& args) -> server::ControlJob {
@@ -441,6 +452,7 @@ int main(int argc, char** argv) {
 	std::unique_ptr<metrics::HttpResponder> metrics_http;
 	core::stats().set_sampler("tern_connections_open", {}, [&] { return static_cast<double>(srv->open_connections()); });
 	core::stats().set_sampler("tern_worker_jobs_queued", {}, [&] { return static_cast<double>(srv->workers().pending()); });
+	server::register_filter_metrics(*srv);
 	if (outq) {
 		core::stats().set_sampler("tern_queue_messages", {}, [&] { return static_cast<double>(outq->size()); });
 		core::stats().set_sampler("tern_queue_deliveries_total", {"delivered"}, [&] { return static_cast<double>(outq->counters().delivered); });

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "inbound/junk_filter.h"
 #include "smtp/data_decoder.h"
 #include "util/log.h"
 
@@ -62,6 +63,17 @@ struct Domain {
 
 struct Destination {
 	std::string mailbox = "INBOX";
+	// Report addresses (doc/behaviour.md §9, step 3): DMARC aggregate
+	// reports (RFC 7489 7.2) and SMTP TLS reports (RFC 8460) sent here are
+	// kept in the database and the copy is stored as seen.
+	bool dmarc_reports = false;
+	bool tls_reports = false;
+};
+
+// The account's Bayesian junk filter (doc/behaviour.md §9, step 9).
+struct JunkFilterSettings {
+	double threshold = 0.95;        // above it (plus jitter) a message is junk
+	inbound::JunkFilterParams params;
 };
 
 struct Account {
@@ -75,6 +87,8 @@ struct Account {
 	bool keep_rejects = false;
 	int64_t max_outgoing_messages_per_day = 1000;
 	int64_t max_first_time_recipients_per_day = 200;
+	std::optional<JunkFilterSettings> junk_filter;  // absent: no junk filter
+	int64_t subject_pass_period_s = 0;               // 0: no subject-pass tokens
 };
 
 struct Config {

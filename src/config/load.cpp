@@ -336,6 +336,8 @@ private:
 	void load_dkim(const json& v, const std::string& path, Domain& domain) const;
 	Account load_account(const std::string& name, const json& v, const std::string& path, const Config& cfg,
 	                     std::map<std::string, std::string>& owner_of_address) const;
+	JunkFilterSettings load_junk_filter(const json& v, const std::string& path) const;
+	double fraction(const json& v, const std::string& path) const;
 	void load_postmaster(const json* v, const std::string& path, Config& cfg) const;
 	void load_queue(const json& v, const std::string& path, Config& cfg) const;
 	void check_port_conflicts(const Config& cfg) const;
@@ -729,7 +731,7 @@ Account Loader::load_account(const std::string& name, const json& v, const std::
 		fail(path, "account name must not be empty, \".\", \"..\" or contain \"/\"");
 	object(v, path,
 	       {"domain", "maildir", "destinations", "rejects_mailbox", "keep_rejects", "max_outgoing_messages_per_day",
-	        "max_first_time_recipients_per_day"});
+	        "max_first_time_recipients_per_day", "junk_filter", "subject_pass"});
 	Account a;
 	a.name = name;
 	if (auto x = member(v, "domain")) {
@@ -775,13 +777,17 @@ Account Loader::load_account(const std::string& name, const json& v, const std::
 			if (!inserted)
 				fail(dpath, "address " + in_quotes(canonical) + " is already a destination of account " +
 				                in_quotes(owner->second));
-			const json& dv = object(item.value(), dpath, {"mailbox"});
+			const json& dv = object(item.value(), dpath, {"mailbox", "dmarc_reports", "tls_reports"});
 			Destination dest;
 			if (auto m = member(dv, "mailbox")) {
 				dest.mailbox = string(*m, join(dpath, "mailbox"));
 				if (!valid_mailbox_name(dest.mailbox))
 					fail(join(dpath, "mailbox"), "not a valid mailbox name: " + in_quotes(dest.mailbox));
 			}
+			if (auto m = member(dv, "dmarc_reports"))
+				dest.dmarc_reports = boolean(*m, join(dpath, "dmarc_reports"));
+			if (auto m = member(dv, "tls_reports"))
+				dest.tls_reports = boolean(*m, join(dpath, "tls_reports"));
 			a.destinations.emplace(canonical, dest);
 		}
 	}
@@ -797,7 +803,50 @@ Account Loader::load_account(const std::string& name, const json& v, const std::
 	if (auto x = member(v, "max_first_time_recipients_per_day"))
 		a.max_first_time_recipients_per_day =
 		    integer(*x, join(path, "max_first_time_recipients_per_day"), Range::non_negative);
+	if (auto x = member(v, "junk_filter"); x && !x->is_null())
+		a.junk_filter = load_junk_filter(*x, join(path, "junk_filter"));
+	if (auto x = member(v, "subject_pass"); x && !x->is_null()) {
+		std::string spath = join(path, "subject_pass");
+		object(*x, spath, {"period_s"});
+		if (auto p = member(*x, "period_s"))
+			a.subject_pass_period_s = integer(*p, join(spath, "period_s"), Range::non_negative);
+	}
 	return a;
+}
+
+// A number from 0 to 1 (a probability).
+double Loader::fraction(const json& v, const std::string& path) const
+{
+	if (!v.is_number())
+		fail(path, "expected a number");
+	double d = v.get<double>();
+	if (!(d >= 0 && d <= 1))
+		fail(path, "must be between 0 and 1");
+	return d;
+}
+
+// The seed's junk filter parameters, in snake_case.
+JunkFilterSettings Loader::load_junk_filter(const json& v, const std::string& path) const
+{
+	object(v, path, {"threshold", "top_words", "ignore_words", "rare_words", "max_power"});
+	JunkFilterSettings j;
+	if (auto x = member(v, "threshold"))
+		j.threshold = fraction(*x, join(path, "threshold"));
+	if (auto x = member(v, "top_words"))
+		j.params.top_words = static_cast<size_t>(integer(*x, join(path, "top_words"), Range::positive));
+	if (auto x = member(v, "ignore_words")) {
+		j.params.ignore_band = fraction(*x, join(path, "ignore_words"));
+		if (j.params.ignore_band >= 0.5)
+			fail(join(path, "ignore_words"), "must be below 0.5 (it is a band around 0.5)");
+	}
+	if (auto x = member(v, "rare_words"))
+		j.params.rare_words = integer(*x, join(path, "rare_words"), Range::non_negative);
+	if (auto x = member(v, "max_power")) {
+		j.params.max_power = fraction(*x, join(path, "max_power"));
+		if (j.params.max_power <= 0 || j.params.max_power >= 0.5)
+			fail(join(path, "max_power"), "must be above 0 and below 0.5");
+	}
+	return j;
 }
 
 // Without postmaster.account, a config with exactly one account uses it as

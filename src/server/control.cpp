@@ -114,7 +114,9 @@ void ControlServer::on_readable(core::ConnHandle h) {
 		ssize_t n = ::read(c->fd, buf, sizeof buf);
 		if (n > 0) {
 			c->in.append(buf, static_cast<size_t>(n));
-			size_t lf = c->in.find('\n');
+			// Only the new bytes can hold the LF: a request of megabytes (the
+			// words of a message) must not be rescanned at every read.
+			size_t lf = c->in.find('\n', c->in.size() - static_cast<size_t>(n));
 			if (lf != std::string::npos) {
 				// One request per connection: stop reading, answer, close.
 				c->io.set(c->fd, 0);

@@ -278,6 +278,7 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 		copy.maildir = cfg->accounts.at(r.account).maildir;
 		copy.mailbox = r.mailbox;
 		copy.prefix = common + message::build_received(ri);
+		copy.seen = an && an->seen_recipients.count(r.display);  // a kept DMARC/TLS report
 		copies->push_back(std::move(copy));
 		copy_rcpts.push_back(r.display);
 	}

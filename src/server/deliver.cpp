@@ -13,6 +13,7 @@
 #include "message/headers.h"
 #include "message/submission.h"
 #include "server/dkim_sign.h"
+#include "server/report_step.h"
 #include "server/server.h"
 #include "store/files.h"
 #include "server/session.h"
@@ -129,17 +130,22 @@ void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
 		reject(451, se::sys_other0, "error processing", "spf-policy");
 		return;
 	}
-	analysis_dnsbl(an, 0);
+	// Zones that fail RFC 5782 5's test addresses are skipped.
+	srv.dnsbl_health().healthy_zones(cid, listener().smtp.dnsbl_zones,
+	                                 suspend([an](Connection& c, const std::vector<std::string>& zones) {
+		                                 an->dnsbl_zones = zones;
+		                                 c.analysis_dnsbl(an, 0);
+	                                 }));
 }
 
 void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone) {
-	const auto& zones = listener().smtp.dnsbl_zones;
+	const auto& zones = an->dnsbl_zones;
 	if (zone < zones.size()) {
 		mailauth::dnsbl_lookup(srv.resolver(), cid, remote_ip, zones[zone],
 		                       suspend([an, zone](Connection& c, mailauth::DnsblStatus s) {
 			                       if (s == mailauth::DnsblStatus::fail) {
 				                       log::event(log::Level::info, c.cid, "incoming message rejected",
-				                                  {{"reason", "dns-blocklisted"}, {"zone", c.listener().smtp.dnsbl_zones[zone]}});
+				                                  {{"reason", "dns-blocklisted"}, {"zone", an->dnsbl_zones[zone]}});
 				                       c.slow = true;  // as for any refusal by analysis
 				                       for (const auto& r : c.tx.recipients) if (r.local) core::stats().count_delivery("reject", "dns-blocklisted");
 				                       std::vector<DeliverError> errors;
@@ -155,13 +161,16 @@ void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone
 		return;
 	}
 	// Accepted with no bad signals. The seed holds a first-time sender for a
-	// while before storing (a timer here, never a sleep).
-	double delay = static_cast<double>(listener().smtp.first_time_sender_delay_ms) / 1000.0;
-	if (delay > 0) {
-		stall_then(delay, [an](Connection& c) { c.deliver_copies(an); });
-		return;
-	}
-	deliver_copies(an);
+	// while before storing (a timer here, never a sleep), unless the message
+	// is a report that was kept.
+	keep_reports_then(*this, an, [an](Connection& c, bool report_kept) {
+		double delay = static_cast<double>(c.listener().smtp.first_time_sender_delay_ms) / 1000.0;
+		if (delay > 0 && !report_kept) {
+			c.stall_then(delay, [an](Connection& c2) { c2.deliver_copies(an); });
+			return;
+		}
+		c.deliver_copies(an);
+	});
 }
 
 // The DSN for recipients that failed while others were delivered (RFC 3464,

@@ -5,6 +5,7 @@
 // nothing but this.
 #pragma once
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,8 @@ struct InboundAnalysis {
 	std::string spf_explanation;
 	std::vector<mailauth::DnsAnswer> key_answers;        // per pending signature
 	int outstanding = 0;                                 // lookups still running
+	std::vector<std::string> dnsbl_zones;                // the listener's zones that are healthy
+	std::set<std::string> seen_recipients;               // a report was kept: copy stored Seen
 
 	// Verified on a worker.
 	std::vector<mailauth::dkim::Result> dkim;

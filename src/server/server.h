@@ -17,6 +17,7 @@
 #include "core/worker_pool.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "server/dnsbl_health_cache.h"
 #include "server/limiter.h"
 #include "server/outbound.h"
 #include "store/db.h"
@@ -66,6 +67,7 @@ public:
 	// Free space on data_dir's file system (refuses message data when low).
 	core::DiskSpaceMonitor& disk_space() { return disk_space_; }
 	mailauth::Resolver& resolver() { return *resolver_; }
+	DnsblHealthCache& dnsbl_health() { return dnsbl_health_; }
 	// The certificate in force (nullptr without one); sessions keep the
 	// context they started with across a reload.
 	std::shared_ptr<const net::TlsServerContext> tls_context() const { return tls_; }
@@ -114,6 +116,7 @@ private:
 	core::MaildirWriter maildir_writer_{workers_};
 	core::DiskSpaceMonitor disk_space_{loop_, workers_, cfg_->data_dir};
 	std::unique_ptr<mailauth::Resolver> resolver_;
+	DnsblHealthCache dnsbl_health_{*resolver_};
 	std::shared_ptr<const net::TlsServerContext> tls_;
 	ReceivedIdGenerator recvid_;
 	Limiter conn_rate_{{}};

@@ -9,6 +9,7 @@
 //               "seq.queue", "seq.outgoing"                → last used value(be64)
 // Signed times are stored with the sign bit flipped so negatives sort first.
 #include "store/db.h"
+#include "store/table.h"
 
 #include <db.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -437,6 +439,8 @@ struct Env::Impl {
 	DB* queue = nullptr;
 	DB* deliveries = nullptr;
 	DB* meta = nullptr;
+	std::mutex other_tables_mu;
+	std::map<std::string, DB*> other_tables;  // Env::in_table's, opened on first use
 	// Every operation holds `gate` shared; a reopen after a panic holds it
 	// exclusively, so no thread uses a handle while it is replaced.
 	std::shared_timed_mutex gate;
@@ -449,6 +453,8 @@ struct Env::Impl {
 			if (*db) (*db)->close(*db, 0);
 			*db = nullptr;
 		}
+		for (auto& [file, db] : other_tables) db->close(db, 0);
+		other_tables.clear();
 		if (env) {
 			// A last checkpoint keeps the next open's recovery (if any) short
 			// and lets the log shrink.
@@ -752,6 +758,45 @@ void Env::check_dead_processes() {
 		int rc = impl_->env->failchk(impl_->env, 0);
 		if (rc != 0) throw_db(rc, "checking for processes that died in the environment");
 	});
+}
+
+void Env::in_table(const std::string& file, const std::function<void(TableTxn&)>& fn) {
+	impl_->guarded([&] {
+		DB* table;
+		{
+			std::lock_guard lock(impl_->other_tables_mu);
+			auto it = impl_->other_tables.find(file);
+			if (it == impl_->other_tables.end())
+				it = impl_->other_tables.emplace(file, impl_->open_table(file.c_str())).first;
+			table = it->second;
+		}
+		impl_->run_transaction(file.c_str(), [&](DB_TXN* txn) {
+			TableTxn t(table, txn);
+			fn(t);
+		});
+	});
+}
+
+std::optional<std::string> TableTxn::get(std::string_view key, bool for_update) {
+	return store::get(static_cast<DB*>(table_), static_cast<DB_TXN*>(txn_), key, for_update ? DB_RMW : 0);
+}
+
+void TableTxn::put(std::string_view key, std::string_view value) {
+	store::put(static_cast<DB*>(table_), static_cast<DB_TXN*>(txn_), key, value);
+}
+
+bool TableTxn::del(std::string_view key) {
+	return store::del(static_cast<DB*>(table_), static_cast<DB_TXN*>(txn_), key);
+}
+
+void TableTxn::scan(std::string_view prefix, std::string_view from,
+                    const std::function<bool(std::string_view, std::string_view)>& fn) {
+	Cursor cur(static_cast<DB*>(table_), static_cast<DB_TXN*>(txn_));
+	Datum key(from.empty() ? prefix : from), data;
+	for (bool ok = cur.get(key, data, DB_SET_RANGE); ok; ok = cur.get(key, data, DB_NEXT)) {
+		if (key.view().substr(0, prefix.size()) != prefix) break;
+		if (!fn(key.view(), data.view())) break;
+	}
 }
 
 namespace {

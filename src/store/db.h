@@ -23,6 +23,7 @@
 // answers with a temporary error, and the next call works again.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -94,6 +95,8 @@ struct SendLimitVerdict {
 	int64_t first_time = -1;            // -1 when not evaluated
 };
 
+class TableTxn;  // store/table.h
+
 class Env {
 public:
 	// Opens (creating when missing, folder mode 0700) the environment at
@@ -160,6 +163,11 @@ public:
 	// processes that died inside the environment; reopens it when that
 	// finds it panicked. ternd runs it periodically on a worker.
 	void check_dead_processes();
+
+	// Tables kept by other store files (store/table.h): runs fn in one
+	// transaction over the table file `file`, opened on first use; a
+	// deadlock victim runs fn again, so fn starts its results afresh.
+	void in_table(const std::string& file, const std::function<void(TableTxn&)>& fn);
 
 	struct Impl;
 

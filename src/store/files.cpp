@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 
 namespace tern::store {
@@ -29,6 +30,16 @@ void write_new_file(const std::string& path, std::string_view data) {
 		::unlink(path.c_str());
 		throw std::runtime_error("close " + path + ": " + std::strerror(e));
 	}
+}
+
+std::string read_file_head(const std::string& path, size_t limit) {
+	std::ifstream in(path, std::ios::binary);
+	if (!in) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+	std::string text(limit, '\0');
+	in.read(text.data(), static_cast<std::streamsize>(text.size()));
+	if (in.bad()) throw std::runtime_error("reading " + path);
+	text.resize(static_cast<size_t>(in.gcount()));
+	return text;
 }
 
 }  // namespace tern::store

@@ -18,8 +18,9 @@
 namespace tern::control {
 
 // Requests longer than this (without LF) are refused; a password blob and
-// an account name fit many times over.
-inline constexpr size_t max_request_line = 64 * 1024;
+// an account name fit many times over, and so do the words of a message
+// for `junk check` / `junk train` (at most 256 KiB of text, encoded).
+inline constexpr size_t max_request_line = 4 * 1024 * 1024;
 
 struct Answer {
 	int status = 0;

@@ -163,3 +163,23 @@ TEST_CASE("metrics: AUTH results by mechanism") {
 	CHECK(sample(page, "tern_authentication_total{kind=\"submission\",variant=\"scram-sha-256\",result=\"aborted\"}") == 1);
 	CHECK(sample(page, "tern_smtpserver_command_duration_seconds_count{kind=\"submission\",cmd=\"auth\",code=\"535\",ecode=\"5.7.8\"}") == 2);
 }
+
+TEST_CASE("metrics: unhealthy DNSBL zones, junk filter verdicts and kept reports") {
+	int port = free_tcp_port();
+	TernDaemon d({.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) +
+	                              R"("}, "listeners": {"test": {"smtp": {"dnsbl_zones": ["dead.example", "good.example"]}}}})"});
+	REQUIRE_RUNNING(d);
+	d.dns().add("2.0.0.127.good.example", "A", "127.0.0.2");
+	std::string page = get_metrics(port);
+	CHECK(sample(page, "tern_dnsbl_zones_unhealthy") == 0);  // not tested before the first message
+	CHECK(sample(page, "tern_junkfilter_verdicts_total{verdict=\"junk\"}") == 0);
+	CHECK(sample(page, "tern_reports_stored_total{kind=\"dmarc\"}") == 0);
+	CHECK(sample(page, "tern_reports_stored_total{kind=\"tlsrpt\"}") == 0);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	CHECK(send_mail(c, test_sender, {"alice@test.example"}, make_message()).reply.code == 250);
+	page = get_metrics(port);
+	CHECK(sample(page, "tern_dnsbl_zones_unhealthy") == 1);
+	CHECK(contains(page, "# TYPE tern_junkfilter_verdicts_total counter\n"));
+	CHECK(contains(page, "# TYPE tern_reports_stored_total counter\n"));
+}
