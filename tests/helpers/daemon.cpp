@@ -373,10 +373,13 @@ bool TernDaemon::start() {
 		bool all = true;
 		for (int p : ports)
 			all = all && tcp_port_listening(p);
-		if (all)
+		// ternd binds its control socket after opening the database, a little
+		// after the SMTP ports; a test that runs ternctl right after start()
+		// must find it answering (a stale socket of a killed ternd refuses).
+		if (all && wait_for_unix_socket(data_dir() + "/control.sock", 0))
 			return true;
 		if (now_ms() > deadline) {
-			error_ = "ternd does not listen after 10 s; log:\n" + log_text();
+			error_ = "ternd does not listen (SMTP ports and control socket) after 10 s; log:\n" + log_text();
 			return false;
 		}
 		usleep(20000);
