@@ -1,0 +1,204 @@
+// LMTP delivery (RFC 2033) to a real Dovecot from Debian, started privately
+// on loopback: accounts with delivery.lmtp get their mail through Dovecot's
+// LMTP (unix socket or TCP) instead of tern's Maildir writer; Dovecot's
+// per-recipient answers become tern's per-recipient results; a server that
+// is down or stalls gets the client a 451 4.3.0 in bounded time, and
+// nothing is lost or half-delivered.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "bb.h"
+#include "helpers/dovecot.h"
+#include "helpers/smtp_sink.h"
+
+namespace {
+
+bool dovecot_usable() {
+	if (geteuid() != 0 || !DovecotServer::available() || access("/usr/lib/dovecot/lmtp", X_OK) != 0) {
+		MESSAGE("skipped: needs root and Debian's dovecot-imapd and dovecot-lmtpd (contrib/debian-packages.txt)");
+		return false;
+	}
+	return true;
+}
+
+// alice and carol are tern accounts; only alice exists in Dovecot.
+const char* two_accounts =
+    R"("accounts": {"carol": {"domain": "test.example", "destinations": {"carol@test.example": {}}}})";
+
+// A folder for Dovecot's mail store that only Dovecot writes.
+std::string dovecot_maildir(const std::string& root) {
+	std::string dir = root + "/dovecot-mail";
+	mkdir(dir.c_str(), 0755);
+	chown_tree_to_nobody(dir);
+	return dir + "/Maildir";
+}
+
+// The config patch that sends every account's mail to `target` over LMTP;
+// with Dovecot, mail belongs to nobody, so ternd runs as nobody too.
+std::string lmtp_patch(const std::string& target, int timeout_s = 30, bool as_nobody = false) {
+	return std::string("{") + (as_nobody ? R"("user": "nobody", )" : "") + two_accounts +
+	       R"(, "delivery": {"lmtp": ")" + target + R"(", "lmtp_timeout_s": )" + std::to_string(timeout_s) + "}}";
+}
+
+struct Elapsed {
+	std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+	double seconds() const {
+		return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+	}
+};
+
+}  // namespace
+
+TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, headers and a leading dot intact") {
+	if (!dovecot_usable()) return;
+	std::string root = make_temp_dir("tern-lmtp-");
+	chmod(root.c_str(), 0755);
+	DovecotServer dovecot(dovecot_maildir(root), "alice@test.example", "imap-secret");
+	dovecot.set_known_users({"alice@test.example"});
+	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+
+	std::string target;
+	SUBCASE("unix socket") { target = "unix:" + dovecot.lmtp_socket(); }
+	SUBCASE("TCP") { target = "inet:127.0.0.1:" + std::to_string(dovecot.lmtp_port()); }
+
+	TernDaemon daemon({.config_patch = lmtp_patch(target, 30, true), .start = false});
+	daemon.write_config();
+	chown_tree_to_nobody(daemon.dir());
+	REQUIRE_MESSAGE(daemon.start(), daemon.error());
+
+	SmtpClient c = connect_and_ehlo(daemon);
+	std::string body = "First line.\r\n.leading dot\r\n..two dots\r\nLast line.\r\n";
+	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("over lmtp", body));
+	INFO(log_tail(daemon) << "\n" << dovecot.log_text());
+	REQUIRE(t.step == "END");
+	CHECK(t.reply.code == 250);
+
+	RunResult r = dovecot.imap(
+	    "typ, data = imap.select('INBOX')\n"
+	    "print('exists', data[0].decode())\n"
+	    "typ, data = imap.fetch('1', '(BODY.PEEK[])')\n"
+	    "sys.stdout.write(data[0][1].decode())\n");
+	INFO(r.output);
+	REQUIRE(r.exit_code == 0);
+	CHECK(contains(r.output, "exists 1"));
+	CHECK(contains(r.output, "Return-Path: <bob@sender.example>\r\n"));
+	CHECK(contains(r.output, "Received: from client.sender.example"));
+	CHECK(contains(r.output, "for <alice@test.example>"));  // one recipient: the "for" clause
+	CHECK(contains(r.output, "Authentication-Results: "));
+	CHECK(contains(r.output, "Subject: over lmtp\r\n"));
+	CHECK(contains(r.output, "\r\n\r\n" + body));  // the body exactly, dots as sent
+	// Dovecot adds its own Delivered-To: the message really went through LMTP.
+	CHECK(contains(r.output, "Delivered-To: alice@test.example"));
+	// tern wrote nothing into its own Maildir for alice.
+	CHECK(maildir_files(daemon.maildir("alice")).empty());
+	CHECK(contains(daemon.log_text(), "message delivered"));
+	remove_tree(root);
+}
+
+TEST_CASE("lmtp: a recipient Dovecot refuses gets its own error; when all are refused, the 5xx") {
+	if (!dovecot_usable()) return;
+	std::string root = make_temp_dir("tern-lmtp-");
+	chmod(root.c_str(), 0755);
+	DovecotServer dovecot(dovecot_maildir(root), "alice@test.example", "imap-secret");
+	dovecot.set_known_users({"alice@test.example"});
+	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+	// The DSN for the refused recipient leaves through the queue: a sink
+	// stands in for the sender's server.
+	SmtpSink sink;
+	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(dovecot.lmtp_port()), 30, true);
+	patch.pop_back();
+	patch += R"(, "queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) + R"(", "smarthost_tls": "none"}})";
+	TernDaemon daemon({.config_patch = patch, .start = false});
+	daemon.write_config();
+	chown_tree_to_nobody(daemon.dir());
+	REQUIRE_MESSAGE(daemon.start(), daemon.error());
+
+	SmtpClient c = connect_and_ehlo(daemon);
+	Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},
+	                          make_message("two recipients", "For both.\r\n"));
+	INFO(log_tail(daemon) << "\n" << dovecot.log_text());
+	REQUIRE(t.step == "END");
+	// alice has it, so the message is accepted; carol's failure goes back
+	// to the sender as a DSN, as for any partial failure.
+	CHECK(t.reply.code == 250);
+	RunResult r = dovecot.imap("typ, data = imap.select('INBOX')\nprint('exists', data[0].decode())\n");
+	CHECK(contains(r.output, "exists 1"));
+	REQUIRE(sink.wait_for_messages(1, 15000));
+	SinkMessage dsn = sink.messages()[0];
+	CHECK(dsn.mail_from == "");
+	CHECK(dsn.rcpt_to == std::vector<std::string>{"bob@sender.example"});
+	CHECK(contains(dsn.data, "Final-Recipient: rfc822;carol@test.example"));
+	CHECK(contains(dsn.data, "Status: 5.1.1"));
+	CHECK_FALSE(contains(dsn.data, "Final-Recipient: rfc822;alice@test.example"));
+
+	// Only carol: Dovecot's refusal is the reply.
+	t = send_mail(c, test_sender, {"carol@test.example"}, make_message("only carol", "Nobody home.\r\n"));
+	REQUIRE(t.step == "END");
+	CHECK(t.reply.code == 550);
+	CHECK(t.reply.ecode == "5.1.1");
+	CHECK(contains(t.reply.text, "carol@test.example"));
+	r = dovecot.imap("typ, data = imap.select('INBOX')\nprint('exists', data[0].decode())\n");
+	CHECK(contains(r.output, "exists 1"));
+	CHECK(maildir_files(daemon.maildir("carol")).empty());
+	remove_tree(root);
+}
+
+TEST_CASE("lmtp: a server that is down gets the client 451 4.3.0, and nothing is stored") {
+	std::string target;
+	SUBCASE("TCP port with nothing listening") { target = "inet:127.0.0.1:" + std::to_string(free_tcp_port()); }
+	SUBCASE("unix socket that does not exist") { target = "unix:/nonexistent/tern-test/lmtp"; }
+	TernDaemon daemon({.config_patch = lmtp_patch(target)});
+	REQUIRE_RUNNING(daemon);
+	SmtpClient c = connect_and_ehlo(daemon);
+	Elapsed elapsed;
+	Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},
+	                          make_message("server down", "Try later.\r\n"));
+	INFO(log_tail(daemon));
+	REQUIRE(t.step == "END");
+	CHECK(t.reply.code == 451);
+	CHECK(t.reply.ecode == "4.3.0");
+	CHECK(elapsed.seconds() < 10);
+	CHECK(maildir_files(daemon.maildir("alice")).empty());
+	CHECK(maildir_files(daemon.maildir("carol")).empty());
+	CHECK(contains(daemon.log_text(), "lmtp delivery failed"));
+	// The session goes on: the client may try again.
+	CHECK(c.cmd("NOOP").code == 250);
+}
+
+TEST_CASE("lmtp: a server that accepts and never answers: the deadline gives 451 in bounded time") {
+	// A listening socket that nobody accepts from: connections complete in
+	// the kernel's backlog and then hear nothing.
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(fd >= 0);
+	sockaddr_in addr{};
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+	REQUIRE(listen(fd, 8) == 0);
+	socklen_t len = sizeof addr;
+	REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+	int port = ntohs(addr.sin_port);
+
+	TernDaemon daemon({.config_patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(port), 2)});
+	REQUIRE_RUNNING(daemon);
+	SmtpClient c = connect_and_ehlo(daemon);
+	Elapsed elapsed;
+	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("stalled", "Waiting.\r\n"));
+	double took = elapsed.seconds();
+	INFO(log_tail(daemon));
+	REQUIRE(t.step == "END");
+	CHECK(t.reply.code == 451);
+	CHECK(t.reply.ecode == "4.3.0");
+	CHECK(took >= 1.5);   // the deadline, not a refusal
+	CHECK(took < 10);
+	CHECK(contains(daemon.log_text(), "timeout after 2s"));
+	CHECK(maildir_files(daemon.maildir("alice")).empty());
+	// Another client is served meanwhile and after: the loop never waited.
+	SmtpClient other = connect_and_ehlo(daemon);
+	CHECK(other.cmd("NOOP").code == 250);
+	close(fd);
+}
