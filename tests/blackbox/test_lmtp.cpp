@@ -4,6 +4,7 @@
 // per-recipient answers become tern's per-recipient results; a server that
 // is down or stalls gets the client a 451 4.3.0 in bounded time, and
 // nothing is lost or half-delivered.
+#include <csignal>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include "bb.h"
 #include "helpers/dovecot.h"
 #include "helpers/smtp_sink.h"
+#include "helpers/tls_tools.h"
 
 namespace {
 
@@ -201,4 +203,71 @@ TEST_CASE("lmtp: a server that accepts and never answers: the deadline gives 451
 	SmtpClient other = connect_and_ehlo(daemon);
 	CHECK(other.cmd("NOOP").code == 250);
 	close(fd);
+}
+
+TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LMTP; a server down means a retry") {
+	if (!dovecot_usable()) return;
+	std::string root = make_temp_dir("tern-lmtp-");
+	chmod(root.c_str(), 0755);
+	DovecotServer dovecot(dovecot_maildir(root), "alice@test.example", "imap-secret");
+	dovecot.set_known_users({"alice@test.example"});
+	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+
+	// First the LMTP server is unreachable; retries come every few seconds.
+	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(free_tcp_port()), 30, true);
+	patch.pop_back();
+	patch += R"(, "listeners": {"test": {"submission": {"require_starttls": false}}},
+		"queue": {"retry_base_s": 1, "max_attempts": 20}})";
+	TernDaemon daemon({.submission = true, .config_patch = patch, .start = false});
+	daemon.write_config();
+	std::string out;
+	REQUIRE_MESSAGE(set_password(daemon, "alice", "alice-secret", &out), out);
+	chown_tree_to_nobody(daemon.dir());
+	REQUIRE_MESSAGE(daemon.start(), daemon.error());
+
+	SmtpClient c;
+	REQUIRE(c.connect("127.0.0.1", daemon.submission_port()));
+	REQUIRE(c.greet_and_ehlo());
+	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", "alice-secret")).code == 235);
+	std::string message = "From: <alice@test.example>\r\nTo: <alice@test.example>\r\nSubject: note to self\r\n\r\n"
+	                      ".dot line\r\nremember\r\n";
+	Transaction t = send_mail(c, "alice@test.example", {"alice@test.example"}, message);
+	INFO(log_tail(daemon) << "\n" << dovecot.log_text());
+	REQUIRE(t.step == "END");
+	REQUIRE(t.reply.code == 250);  // queued durably
+
+	// The failed attempt leaves the record queued for a retry.
+	bool deferred = false;
+	for (int i = 0; i < 100 && !deferred; ++i) {
+		deferred = contains(daemon.log_text(), "msg=\"delivery deferred\"");
+		if (!deferred) usleep(100000);
+	}
+	REQUIRE(deferred);
+	CHECK(contains(daemon.log_text(), "451 4.3.0"));
+	RunResult r = dovecot.imap("typ, data = imap.select('INBOX')\nprint('exists', data[0].decode())\n");
+	CHECK(contains(r.output, "exists 0"));
+
+	// The server comes back (here: the config now names the running one);
+	// the next retry delivers.
+	std::string good = lmtp_patch("unix:" + dovecot.lmtp_socket(), 30, true);
+	daemon.write_config(good);
+	REQUIRE(daemon.signal(SIGHUP));
+	bool delivered = false;
+	for (int i = 0; i < 150 && !delivered; ++i) {
+		delivered = contains(daemon.log_text(), "msg=\"delivered locally\"");
+		if (!delivered) usleep(100000);
+	}
+	REQUIRE(delivered);
+	r = dovecot.imap(
+	    "typ, data = imap.select('INBOX')\n"
+	    "print('exists', data[0].decode())\n"
+	    "typ, data = imap.fetch('1', '(BODY.PEEK[])')\n"
+	    "sys.stdout.write(data[0][1].decode())\n");
+	INFO(r.output);
+	CHECK(contains(r.output, "exists 1"));
+	CHECK(contains(r.output, "Return-Path: <alice@test.example>\r\n"));
+	CHECK(contains(r.output, "Subject: note to self\r\n"));
+	CHECK(contains(r.output, "\r\n\r\n.dot line\r\nremember\r\n"));
+	CHECK(maildir_files(daemon.maildir("alice")).empty());
+	remove_tree(root);
 }
