@@ -1,8 +1,6 @@
 #include "net/lmtp_client.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,6 +10,7 @@
 
 #include "core/watchers.h"
 #include "net/unix_socket.h"
+#include "util/ipaddr.h"
 #include "util/log.h"
 
 namespace tern::net {
@@ -74,20 +73,12 @@ private:
 			std::memcpy(&ss, &*addr, sizeof *addr);
 			len = sizeof *addr;
 		} else {
-			auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-			auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-			if (inet_pton(AF_INET, t.ip.c_str(), &v4->sin_addr) == 1) {
-				v4->sin_family = AF_INET;
-				v4->sin_port = htons(static_cast<uint16_t>(t.port));
-				len = sizeof *v4;
-			} else if (inet_pton(AF_INET6, t.ip.c_str(), &v6->sin6_addr) == 1) {
-				v6->sin6_family = AF_INET6;
-				v6->sin6_port = htons(static_cast<uint16_t>(t.port));
-				len = sizeof *v6;
-			} else {
+			auto ip = IpAddr::parse(t.ip);
+			if (!ip) {
 				fail("bad LMTP address " + t.ip);
 				return;
 			}
+			len = ip->to_sockaddr(t.port, ss);
 		}
 		fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd_ < 0) {

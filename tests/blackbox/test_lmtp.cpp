@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 
 #include "bb.h"
 #include "helpers/dovecot.h"
@@ -31,19 +32,60 @@ bool dovecot_usable() {
 const char* two_accounts =
     R"("accounts": {"carol": {"domain": "test.example", "destinations": {"carol@test.example": {}}}})";
 
-// A folder for Dovecot's mail store that only Dovecot writes.
-std::string dovecot_maildir(const std::string& root) {
-	std::string dir = root + "/dovecot-mail";
-	mkdir(dir.c_str(), 0755);
-	chown_tree_to_nobody(dir);
-	return dir + "/Maildir";
+// A started Dovecot that knows only alice@test.example, with a mail store
+// of its own (only Dovecot writes there), removed at the end.
+struct AliceDovecot {
+	std::string root = make_temp_dir("tern-lmtp-");
+	std::unique_ptr<DovecotServer> server;
+	AliceDovecot() {
+		chmod(root.c_str(), 0755);
+		std::string dir = root + "/dovecot-mail";
+		mkdir(dir.c_str(), 0755);
+		chown_tree_to_nobody(dir);
+		server = std::make_unique<DovecotServer>(dir + "/Maildir", "alice@test.example", "imap-secret");
+		server->set_known_users({"alice@test.example"});
+	}
+	~AliceDovecot() {
+		server.reset();
+		}
+	// "exists N" for alice's INBOX, then its first message as IMAP gives it.
+	RunResult inbox_and_first_message() const {
+		return server->imap(
+		    "typ, data = imap.select('INBOX')\n"
+		    "print('exists', data[0].decode())\n"
+		    "typ, data = imap.fetch('1', '(BODY.PEEK[])')\n"
+		    "sys.stdout.write(data[0][1].decode())\n");
+	}
+	// How many messages alice's INBOX holds, as IMAP says ("exists N").
+	std::string inbox_count() const {
+		return server->imap("typ, data = imap.select('INBOX')\nprint('exists', data[0].decode())\n").output;
+	}
+};
+
+// The config patch that sends every account's mail to `target` over LMTP,
+// with `extra` members; with Dovecot, mail belongs to nobody, so ternd runs
+// as nobody too.
+std::string lmtp_patch(const std::string& target, int timeout_s = 30, bool as_nobody = false,
+                       const std::string& extra = "") {
+	return std::string("{") + (as_nobody ? R"("user": "nobody", )" : "") + two_accounts +
+	       R"(, "delivery": {"lmtp": ")" + target + R"(", "lmtp_timeout_s": )" + std::to_string(timeout_s) + "}" +
+	       (extra.empty() ? "" : ", " + extra) + "}";
 }
 
-// The config patch that sends every account's mail to `target` over LMTP;
-// with Dovecot, mail belongs to nobody, so ternd runs as nobody too.
-std::string lmtp_patch(const std::string& target, int timeout_s = 30, bool as_nobody = false) {
-	return std::string("{") + (as_nobody ? R"("user": "nobody", )" : "") + two_accounts +
-	       R"(, "delivery": {"lmtp": ")" + target + R"(", "lmtp_timeout_s": )" + std::to_string(timeout_s) + "}}";
+// Starts ternd as nobody, its folders given to nobody first.
+bool start_as_nobody(TernDaemon& daemon) {
+	daemon.write_config();
+	chown_tree_to_nobody(daemon.dir());
+	return daemon.start();
+}
+
+// Polls ≤ timeout_ms until the daemon's log contains `text`.
+bool wait_for_log(const TernDaemon& daemon, const std::string& text, int timeout_ms) {
+	for (int waited = 0; waited < timeout_ms; waited += 100) {
+		if (contains(daemon.log_text(), text)) return true;
+		usleep(100000);
+	}
+	return contains(daemon.log_text(), text);
 }
 
 struct Elapsed {
@@ -57,10 +99,8 @@ struct Elapsed {
 
 TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, headers and a leading dot intact") {
 	if (!dovecot_usable()) return;
-	std::string root = make_temp_dir("tern-lmtp-");
-	chmod(root.c_str(), 0755);
-	DovecotServer dovecot(dovecot_maildir(root), "alice@test.example", "imap-secret");
-	dovecot.set_known_users({"alice@test.example"});
+	AliceDovecot store;
+	DovecotServer& dovecot = *store.server;
 	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
 
 	std::string target;
@@ -68,9 +108,7 @@ TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, heade
 	SUBCASE("TCP") { target = "inet:127.0.0.1:" + std::to_string(dovecot.lmtp_port()); }
 
 	TernDaemon daemon({.config_patch = lmtp_patch(target, 30, true), .start = false});
-	daemon.write_config();
-	chown_tree_to_nobody(daemon.dir());
-	REQUIRE_MESSAGE(daemon.start(), daemon.error());
+	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
 
 	SmtpClient c = connect_and_ehlo(daemon);
 	std::string body = "First line.\r\n.leading dot\r\n..two dots\r\nLast line.\r\n";
@@ -79,11 +117,7 @@ TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, heade
 	REQUIRE(t.step == "END");
 	CHECK(t.reply.code == 250);
 
-	RunResult r = dovecot.imap(
-	    "typ, data = imap.select('INBOX')\n"
-	    "print('exists', data[0].decode())\n"
-	    "typ, data = imap.fetch('1', '(BODY.PEEK[])')\n"
-	    "sys.stdout.write(data[0][1].decode())\n");
+	RunResult r = store.inbox_and_first_message();
 	INFO(r.output);
 	REQUIRE(r.exit_code == 0);
 	CHECK(contains(r.output, "exists 1"));
@@ -98,26 +132,21 @@ TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, heade
 	// tern wrote nothing into its own Maildir for alice.
 	CHECK(maildir_files(daemon.maildir("alice")).empty());
 	CHECK(contains(daemon.log_text(), "message delivered"));
-	remove_tree(root);
 }
 
 TEST_CASE("lmtp: a recipient Dovecot refuses gets its own error; when all are refused, the 5xx") {
 	if (!dovecot_usable()) return;
-	std::string root = make_temp_dir("tern-lmtp-");
-	chmod(root.c_str(), 0755);
-	DovecotServer dovecot(dovecot_maildir(root), "alice@test.example", "imap-secret");
-	dovecot.set_known_users({"alice@test.example"});
+	AliceDovecot store;
+	DovecotServer& dovecot = *store.server;
 	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
 	// The DSN for the refused recipient leaves through the queue: a sink
 	// stands in for the sender's server.
 	SmtpSink sink;
-	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(dovecot.lmtp_port()), 30, true);
-	patch.pop_back();
-	patch += R"(, "queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) + R"(", "smarthost_tls": "none"}})";
+	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(dovecot.lmtp_port()), 30, true,
+	                               R"("queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+	                                   R"(", "smarthost_tls": "none"})");
 	TernDaemon daemon({.config_patch = patch, .start = false});
-	daemon.write_config();
-	chown_tree_to_nobody(daemon.dir());
-	REQUIRE_MESSAGE(daemon.start(), daemon.error());
+	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
 
 	SmtpClient c = connect_and_ehlo(daemon);
 	Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},
@@ -127,8 +156,7 @@ TEST_CASE("lmtp: a recipient Dovecot refuses gets its own error; when all are re
 	// alice has it, so the message is accepted; carol's failure goes back
 	// to the sender as a DSN, as for any partial failure.
 	CHECK(t.reply.code == 250);
-	RunResult r = dovecot.imap("typ, data = imap.select('INBOX')\nprint('exists', data[0].decode())\n");
-	CHECK(contains(r.output, "exists 1"));
+	CHECK(contains(store.inbox_count(), "exists 1"));
 	REQUIRE(sink.wait_for_messages(1, 15000));
 	SinkMessage dsn = sink.messages()[0];
 	CHECK(dsn.mail_from == "");
@@ -143,10 +171,8 @@ TEST_CASE("lmtp: a recipient Dovecot refuses gets its own error; when all are re
 	CHECK(t.reply.code == 550);
 	CHECK(t.reply.ecode == "5.1.1");
 	CHECK(contains(t.reply.text, "carol@test.example"));
-	r = dovecot.imap("typ, data = imap.select('INBOX')\nprint('exists', data[0].decode())\n");
-	CHECK(contains(r.output, "exists 1"));
+	CHECK(contains(store.inbox_count(), "exists 1"));
 	CHECK(maildir_files(daemon.maildir("carol")).empty());
-	remove_tree(root);
 }
 
 TEST_CASE("lmtp: a server that is down gets the client 451 4.3.0, and nothing is stored") {
@@ -207,23 +233,19 @@ TEST_CASE("lmtp: a server that accepts and never answers: the deadline gives 451
 
 TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LMTP; a server down means a retry") {
 	if (!dovecot_usable()) return;
-	std::string root = make_temp_dir("tern-lmtp-");
-	chmod(root.c_str(), 0755);
-	DovecotServer dovecot(dovecot_maildir(root), "alice@test.example", "imap-secret");
-	dovecot.set_known_users({"alice@test.example"});
+	AliceDovecot store;
+	DovecotServer& dovecot = *store.server;
 	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
 
 	// First the LMTP server is unreachable; retries come every few seconds.
-	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(free_tcp_port()), 30, true);
-	patch.pop_back();
-	patch += R"(, "listeners": {"test": {"submission": {"require_starttls": false}}},
-		"queue": {"retry_base_s": 1, "max_attempts": 20}})";
+	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(free_tcp_port()), 30, true,
+	                               R"("listeners": {"test": {"submission": {"require_starttls": false}}},
+		"queue": {"retry_base_s": 1, "max_attempts": 20})");
 	TernDaemon daemon({.submission = true, .config_patch = patch, .start = false});
 	daemon.write_config();
 	std::string out;
 	REQUIRE_MESSAGE(set_password(daemon, "alice", "alice-secret", &out), out);
-	chown_tree_to_nobody(daemon.dir());
-	REQUIRE_MESSAGE(daemon.start(), daemon.error());
+	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
 
 	SmtpClient c;
 	REQUIRE(c.connect("127.0.0.1", daemon.submission_port()));
@@ -237,37 +259,21 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 	REQUIRE(t.reply.code == 250);  // queued durably
 
 	// The failed attempt leaves the record queued for a retry.
-	bool deferred = false;
-	for (int i = 0; i < 100 && !deferred; ++i) {
-		deferred = contains(daemon.log_text(), "msg=\"delivery deferred\"");
-		if (!deferred) usleep(100000);
-	}
-	REQUIRE(deferred);
+	REQUIRE(wait_for_log(daemon, "msg=\"delivery deferred\"", 10000));
 	CHECK(contains(daemon.log_text(), "451 4.3.0"));
-	RunResult r = dovecot.imap("typ, data = imap.select('INBOX')\nprint('exists', data[0].decode())\n");
-	CHECK(contains(r.output, "exists 0"));
+	CHECK(contains(store.inbox_count(), "exists 0"));
 
 	// The server comes back (here: the config now names the running one);
 	// the next retry delivers.
 	std::string good = lmtp_patch("unix:" + dovecot.lmtp_socket(), 30, true);
 	daemon.write_config(good);
 	REQUIRE(daemon.signal(SIGHUP));
-	bool delivered = false;
-	for (int i = 0; i < 150 && !delivered; ++i) {
-		delivered = contains(daemon.log_text(), "msg=\"delivered locally\"");
-		if (!delivered) usleep(100000);
-	}
-	REQUIRE(delivered);
-	r = dovecot.imap(
-	    "typ, data = imap.select('INBOX')\n"
-	    "print('exists', data[0].decode())\n"
-	    "typ, data = imap.fetch('1', '(BODY.PEEK[])')\n"
-	    "sys.stdout.write(data[0][1].decode())\n");
+	REQUIRE(wait_for_log(daemon, "msg=\"delivered locally\"", 15000));
+	RunResult r = store.inbox_and_first_message();
 	INFO(r.output);
 	CHECK(contains(r.output, "exists 1"));
 	CHECK(contains(r.output, "Return-Path: <alice@test.example>\r\n"));
 	CHECK(contains(r.output, "Subject: note to self\r\n"));
 	CHECK(contains(r.output, "\r\n\r\n.dot line\r\nremember\r\n"));
 	CHECK(maildir_files(daemon.maildir("alice")).empty());
-	remove_tree(root);
 }
