@@ -431,6 +431,7 @@ void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, st
 	envelope.mail_from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
 	envelope.smtputf8 = tx.smtputf8;
 	envelope.body_8bit = tx.body_8bitmime;
+	envelope.lmtp_timeout_s = static_cast<double>(cfg->delivery.lmtp_timeout_s);
 	envelope.log_id = cid;
 	deliver_local_copies(
 	    srv, path, std::move(*copies), envelope,

@@ -69,7 +69,6 @@ void deliver_local_copies(Server& srv, const std::string& body_path, std::vector
 		join->finish_one();
 		return;
 	}
-	const auto& cfg = srv.config();
 	// The LMTP clients open the file first: the Maildir writer may remove
 	// it before they have read it.
 	for (auto& [server, indexes] : by_server) {
@@ -82,7 +81,7 @@ void deliver_local_copies(Server& srv, const std::string& body_path, std::vector
 		for (size_t i : indexes) req.transaction.recipients.push_back(copies[i].lmtp_rcpt);
 		req.prefix = indexes.size() == 1 ? copies[indexes[0]].maildir.prefix : copies[indexes[0]].shared_prefix;
 		req.body_path = body_path;
-		req.timeout_s = static_cast<double>(cfg->delivery.lmtp_timeout_s);
+		req.timeout_s = envelope.lmtp_timeout_s;
 		req.log_id = envelope.log_id;
 		net::lmtp_deliver(srv.loop(), srv.workers(), std::move(req),
 		                  [join, indexes](std::vector<smtp::LmtpRecipientResult> results) {

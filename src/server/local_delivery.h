@@ -47,6 +47,7 @@ struct LocalEnvelope {
 	std::string mail_from;          // without <>
 	bool smtputf8 = false;
 	bool body_8bit = false;
+	double lmtp_timeout_s = 120;    // delivery.lmtp_timeout_s of the session's config
 	uint64_t log_id = 0;
 };
 
