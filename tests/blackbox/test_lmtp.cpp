@@ -111,7 +111,11 @@ TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, heade
 	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
 
 	SmtpClient c = connect_and_ehlo(daemon);
-	std::string body = "First line.\r\n.leading dot\r\n..two dots\r\nLast line.\r\n";
+	// Several of the client's 64 KiB file chunks, with dot lines throughout.
+	std::string body = "First line.\r\n.leading dot\r\n..two dots\r\n";
+	for (int i = 0; i < 5000; ++i)
+		body += (i % 7 == 0 ? "." : "") + std::to_string(i) + std::string(60, 'x') + "\r\n";
+	body += "Last line.\r\n";
 	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("over lmtp", body));
 	INFO(log_tail(daemon) << "\n" << dovecot.log_text());
 	REQUIRE(t.step == "END");
