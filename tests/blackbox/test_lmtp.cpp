@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <memory>
+#include <thread>
 
 #include "bb.h"
 #include "helpers/dovecot.h"
@@ -280,4 +281,109 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 	CHECK(contains(r.output, "Subject: note to self\r\n"));
 	CHECK(contains(r.output, "\r\n\r\n.dot line\r\nremember\r\n"));
 	CHECK(maildir_files(daemon.maildir("alice")).empty());
+}
+
+namespace {
+
+// A scripted LMTP server for one connection: answers the greeting, LHLO,
+// MAIL, each RCPT and DATA with 2xx/354, reads the message to the final
+// dot, then sends `after_dot` (its per-recipient replies) and closes.
+class ScriptedLmtp {
+public:
+	explicit ScriptedLmtp(std::string after_dot) : after_dot_(std::move(after_dot)) {
+		listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		sockaddr_in sin{};
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		bind(listen_fd_, reinterpret_cast<sockaddr*>(&sin), sizeof sin);
+		listen(listen_fd_, 4);
+		socklen_t len = sizeof sin;
+		getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sin), &len);
+		port_ = ntohs(sin.sin_port);
+		thread_ = std::thread([this] { serve(); });
+	}
+	~ScriptedLmtp() {
+		shutdown(listen_fd_, SHUT_RDWR);
+		close(listen_fd_);
+		thread_.join();
+	}
+	int port() const { return port_; }
+
+private:
+	void serve() {
+		int fd = accept(listen_fd_, nullptr, nullptr);
+		if (fd < 0) return;
+		auto say = [fd](const std::string& s) { (void)::send(fd, s.data(), s.size(), MSG_NOSIGNAL); };
+		say("220 scripted LMTP\r\n");
+		std::string in;
+		bool in_data = false;
+		char buf[4096];
+		for (;;) {
+			size_t eol;
+			while ((eol = in.find("\r\n")) != std::string::npos) {
+				std::string line = in.substr(0, eol);
+				in.erase(0, eol + 2);
+				if (in_data) {
+					if (line == ".") {
+						say(after_dot_);
+						close(fd);
+						return;
+					}
+					continue;
+				}
+				if (line.rfind("DATA", 0) == 0) {
+					in_data = true;
+					say("354 go\r\n");
+				} else if (line.rfind("QUIT", 0) == 0) {
+					say("221 bye\r\n");
+					close(fd);
+					return;
+				} else {
+					say("250 ok\r\n");
+				}
+			}
+			ssize_t n = recv(fd, buf, sizeof buf, 0);
+			if (n <= 0) break;
+			in.append(buf, static_cast<size_t>(n));
+		}
+		close(fd);
+	}
+
+	std::string after_dot_;
+	int listen_fd_ = -1;
+	int port_ = 0;
+	std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("lmtp: the replies after the final dot are per recipient; a missing one is that recipient's 4.3.0") {
+	std::string after_dot, carol_status;
+	SUBCASE("the second recipient refused after the dot") {
+		after_dot = "250 2.0.0 <alice@test.example> saved\r\n452 4.2.2 <carol@test.example> over quota\r\n";
+		carol_status = "Status: 4.2.2";
+	}
+	SUBCASE("the server closes after the first reply") {
+		after_dot = "250 2.0.0 <alice@test.example> saved\r\n";
+		carol_status = "Status: 4.3.0";
+	}
+	ScriptedLmtp lmtp(after_dot);
+	SmtpSink sink;
+	TernDaemon daemon({.config_patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(lmtp.port()), 5, false,
+	                                              R"("queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+	                                                  R"(", "smarthost_tls": "none"})")});
+	REQUIRE_RUNNING(daemon);
+	SmtpClient c = connect_and_ehlo(daemon);
+	Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},
+	                          make_message("per recipient", "Hello both.\r\n"));
+	INFO(log_tail(daemon));
+	REQUIRE(t.step == "END");
+	// alice's copy is the LMTP server's now: the message is accepted, and
+	// carol's failure goes back to the sender.
+	CHECK(t.reply.code == 250);
+	REQUIRE(sink.wait_for_messages(1, 15000));
+	SinkMessage dsn = sink.messages()[0];
+	CHECK(contains(dsn.data, "Final-Recipient: rfc822;carol@test.example"));
+	CHECK(contains(dsn.data, carol_status));
+	CHECK_FALSE(contains(dsn.data, "Final-Recipient: rfc822;alice@test.example"));
 }
