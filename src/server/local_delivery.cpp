@@ -30,7 +30,10 @@ CopyOutcome outcome_of(const smtp::LmtpRecipientResult& r) {
 	o.code = r.code;
 	o.secode = r.enhanced.size() > 2 ? r.enhanced.substr(2) : std::string();
 	o.permanent = r.status == smtp::LmtpRecipientResult::Status::permanent;
-	o.text = r.text;
+	// The details of our own setup (the LMTP server's address, a timeout)
+	// are in the log; the SMTP client learns only that it may try again,
+	// as for a Maildir write error.
+	o.text = r.local ? "error processing" : r.text;
 	return o;
 }
 

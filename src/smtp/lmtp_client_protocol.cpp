@@ -11,7 +11,7 @@ namespace {
 constexpr size_t max_reply_line = 4096;
 
 LmtpRecipientResult local_failure(const std::string& reason) {
-	return {LmtpRecipientResult::Status::temporary, 451, "4.3.0", reason};
+	return {LmtpRecipientResult::Status::temporary, 451, "4.3.0", reason, true};
 }
 
 }  // namespace
@@ -80,6 +80,7 @@ void LmtpClientProtocol::handle_reply(const Reply& reply) {
 		if (reply.code / 100 != 2) {
 			LmtpRecipientResult r = lmtp_result_of(reply);
 			r.status = LmtpRecipientResult::Status::temporary;
+			r.local = true;
 			if (r.code / 100 != 4) {
 				r.code = 451;
 				r.enhanced = "4.3.0";

@@ -21,6 +21,9 @@ struct LmtpRecipientResult {
 	int code = 0;              // the server's reply code, or 451 for a local failure
 	std::string enhanced;      // "x.y.z" (RFC 3463); a default for the class when the server sent none
 	std::string text;          // the reply's first line without the enhanced code, or the local reason
+	// No recipient-level answer: the connection, a deadline, garbage, or a
+	// session-level refusal (greeting, LHLO). Its text names our setup.
+	bool local = false;
 };
 
 struct LmtpTransaction {

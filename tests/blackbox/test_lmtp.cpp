@@ -195,6 +195,8 @@ TEST_CASE("lmtp: a server that is down gets the client 451 4.3.0, and nothing is
 	CHECK(t.reply.code == 451);
 	CHECK(t.reply.ecode == "4.3.0");
 	CHECK(elapsed.seconds() < 10);
+	// The reply does not tell the world where the LMTP server is.
+	CHECK_FALSE(contains(t.reply.raw, "LMTP"));
 	CHECK(maildir_files(daemon.maildir("alice")).empty());
 	CHECK(maildir_files(daemon.maildir("carol")).empty());
 	CHECK(contains(daemon.log_text(), "lmtp delivery failed"));

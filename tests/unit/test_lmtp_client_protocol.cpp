@@ -108,6 +108,8 @@ TEST_CASE("lmtp client: a server that answers fewer replies than recipients leav
 	CHECK(p.results()[1].code == 451);
 	CHECK(p.results()[1].enhanced == "4.3.0");
 	CHECK(p.results()[1].text == "LMTP server closed the connection");
+	CHECK(p.results()[1].local);
+	CHECK_FALSE(p.results()[0].local);
 }
 
 TEST_CASE("lmtp client: garbage from the server fails what is pending, temporarily") {
@@ -160,6 +162,7 @@ TEST_CASE("lmtp client: session-level refusals") {
 		CHECK(sent(p) == "QUIT\r\n");
 		CHECK(p.results()[0].status == Status::temporary);
 		CHECK(p.results()[0].code == 451);
+		CHECK(p.results()[0].local);
 	}
 	SUBCASE("MAIL refused with 5xx fails every recipient permanently") {
 		LmtpClientProtocol p(two_recipients());
@@ -168,6 +171,7 @@ TEST_CASE("lmtp client: session-level refusals") {
 		CHECK(p.results()[0].status == Status::permanent);
 		CHECK(p.results()[1].code == 553);
 		CHECK(p.results()[1].enhanced == "5.1.7");
+		CHECK_FALSE(p.results()[1].local);  // the server's own answer
 	}
 	SUBCASE("DATA refused with 4xx fails the accepted recipients temporarily") {
 		LmtpClientProtocol p(two_recipients());
