@@ -118,6 +118,15 @@ const Account* Config::account_for_address(const std::string& localpart, const s
 	return find_destination(*this, hosted->second, localpart, result) ? result.account : nullptr;
 }
 
+std::string LmtpTarget::text() const
+{
+	if (!unix_path.empty())
+		return "unix:" + unix_path;
+	if (ip.empty())
+		return "";
+	return "inet:" + (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
+}
+
 static std::string host_port(const std::string& ip, int port)
 {
 	bool v6 = ip.find(':') != std::string::npos;
@@ -166,6 +175,13 @@ std::string Config::summary() const
 		account_names.push_back(name);
 	out << "domains: " << join_names(domain_names) << "\n";
 	out << "accounts: " << join_names(account_names) << "\n";
+	// Only when some account delivers over LMTP, so Maildir setups read as before.
+	std::map<std::string, std::vector<std::string>> by_lmtp;
+	for (const auto& [name, a] : accounts)
+		if (!a.lmtp.empty())
+			by_lmtp[a.lmtp.text()].push_back(name);
+	for (const auto& [target, names] : by_lmtp)
+		out << "lmtp " << target << ": " << join_names(names) << "\n";
 	out << "config ok\n";
 	return out.str();
 }

@@ -76,6 +76,18 @@ struct JunkFilterSettings {
 	inbound::JunkFilterParams params;
 };
 
+// An LMTP server (RFC 2033) that takes local mail instead of the Maildir:
+// "unix:PATH" or "inet:IP:PORT" in the config.
+struct LmtpTarget {
+	std::string unix_path;          // absolute
+	std::string ip;                 // IPv4 or IPv6 text, no brackets
+	int port = 0;
+	bool empty() const { return unix_path.empty() && ip.empty(); }
+	bool operator==(const LmtpTarget&) const = default;
+	// "unix:/run/dovecot/lmtp", "inet:127.0.0.1:24", "inet:[::1]:24".
+	std::string text() const;
+};
+
 struct Account {
 	std::string name;
 	std::string domain;
@@ -89,6 +101,12 @@ struct Account {
 	int64_t max_first_time_recipients_per_day = 200;
 	std::optional<JunkFilterSettings> junk_filter;  // absent: no junk filter
 	int64_t subject_pass_period_s = 0;               // 0: no subject-pass tokens
+	// delivery.lmtp: the account's own, else the top-level default; empty =
+	// the Maildir above.
+	LmtpTarget lmtp;
+	// delivery.lmtp_recipient: the address given to the LMTP server for all
+	// of this account's mail; "" = each recipient address as received.
+	std::string lmtp_recipient;
 };
 
 struct Config {
@@ -154,6 +172,11 @@ struct Config {
 	struct {
 		std::string listen;                 // "" = no metrics listener
 	} metrics;
+	struct {
+		LmtpTarget lmtp;                    // the default of accounts without their own delivery.lmtp
+		// Deadline of each LMTP step (connect, each reply, each write).
+		int64_t lmtp_timeout_s = 120;
+	} delivery;
 
 	// Localserve: every recipient goes to this account, special localparts apply.
 	bool localserve = false;

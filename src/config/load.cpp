@@ -273,6 +273,30 @@ public:
 		return text.empty() ? text : absolute(text);
 	}
 
+	// "unix:PATH" or "inet:IP:PORT" ("inet:[IPv6]:PORT"); null or "" =
+	// none. An IP address, not a name: the loop resolves no names for this.
+	LmtpTarget lmtp_target(const json& v, const std::string& path) const
+	{
+		LmtpTarget t;
+		std::string text = nullable_string(v, path);
+		if (text.empty())
+			return t;
+		if (text.rfind("unix:", 0) == 0 && text.size() > 5) {
+			t.unix_path = absolute(text.substr(5));
+			return t;
+		}
+		std::string host;
+		int port = -1;
+		bool bracketed = false;
+		if (text.rfind("inet:", 0) == 0 && split_host_port(text.substr(5), host, port, bracketed) && port > 0 &&
+		    IpAddr::parse(host)) {
+			t.ip = host;
+			t.port = port;
+			return t;
+		}
+		fail(path, "expected \"unix:/path/to/socket\" or \"inet:IP:port\" (\"inet:[IPv6]:port\"), got " + in_quotes(text));
+	}
+
 	std::string absolute(const std::string& text) const
 	{
 		fs::path p(text);
@@ -352,7 +376,7 @@ void Loader::load(const json& root, Config& cfg) const
 		fail("", "expected a JSON object at the top level");
 	object(root, "",
 	       {"hostname", "data_dir", "user", "pid_file", "log", "dns", "tls", "delays_ms", "timeouts_s", "limits",
-	        "auth", "listeners", "domains", "accounts", "postmaster", "queue", "metrics"});
+	        "auth", "listeners", "domains", "accounts", "postmaster", "queue", "metrics", "delivery"});
 
 	const json* hostname = member(root, "hostname");
 	if (!hostname)
@@ -398,6 +422,15 @@ void Loader::load(const json& root, Config& cfg) const
 	}
 	if (auto v = member(root, "limits"))
 		load_limits(*v, "limits", cfg);
+
+	// Before accounts: they inherit delivery.lmtp.
+	if (auto v = member(root, "delivery")) {
+		object(*v, "delivery", {"lmtp", "lmtp_timeout_s"});
+		if (auto x = member(*v, "lmtp"))
+			cfg.delivery.lmtp = lmtp_target(*x, "delivery.lmtp");
+		if (auto x = member(*v, "lmtp_timeout_s"))
+			cfg.delivery.lmtp_timeout_s = integer(*x, "delivery.lmtp_timeout_s", Range::positive);
+	}
 
 	// Domains before accounts (an account's domain and addresses must be
 	// hosted), accounts before postmaster (which names one).
@@ -731,9 +764,23 @@ Account Loader::load_account(const std::string& name, const json& v, const std::
 		fail(path, "account name must not be empty, \".\", \"..\" or contain \"/\"");
 	object(v, path,
 	       {"domain", "maildir", "destinations", "rejects_mailbox", "keep_rejects", "max_outgoing_messages_per_day",
-	        "max_first_time_recipients_per_day", "junk_filter", "subject_pass"});
+	        "max_first_time_recipients_per_day", "junk_filter", "subject_pass", "delivery"});
 	Account a;
 	a.name = name;
+	a.lmtp = cfg.delivery.lmtp;
+	if (auto x = member(v, "delivery")) {
+		std::string dpath = join(path, "delivery");
+		object(*x, dpath, {"lmtp", "lmtp_recipient"});
+		// null: this account keeps its Maildir whatever the default.
+		if (auto l = member(*x, "lmtp"))
+			a.lmtp = lmtp_target(*l, join(dpath, "lmtp"));
+		if (auto r = member(*x, "lmtp_recipient")) {
+			a.lmtp_recipient = string(*r, join(dpath, "lmtp_recipient"));
+			if (a.lmtp_recipient.empty() || a.lmtp_recipient.find_first_of("<> \t\r\n") != std::string::npos)
+				fail(join(dpath, "lmtp_recipient"), "expected an address or user name without spaces or angle brackets, got " +
+				                                        in_quotes(a.lmtp_recipient));
+		}
+	}
 	if (auto x = member(v, "domain")) {
 		std::string text = string(*x, join(path, "domain"));
 		std::string domain = normalize_domain(text);

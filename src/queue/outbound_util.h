@@ -1,6 +1,5 @@
-// Pure helpers of the outbound queue: SMTP reply parsing, dot-stuffing of
-// a streamed body, the retry schedule, MX ordering and time formatting.
-// No I/O here, so each piece has doctest unit tests (test_queue_util.cpp).
+// Pure helpers of the outbound queue: the retry schedule, MX ordering and
+// time formatting. No I/O here, so each piece has doctest unit tests (test_queue_util.cpp).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -8,54 +7,17 @@
 #include <string_view>
 #include <vector>
 
+#include "smtp/client_reply.h"
 #include "util/time.h"
 #include "mailauth/resolver.h"
 
 namespace tern::queue {
 
-// One complete (possibly multi-line) SMTP reply (RFC 5321 4.2).
-struct Reply {
-	int code = 0;                // 3 digits
-	std::string enhanced;        // "x.y.z" when the first line carries one (RFC 3463), else ""
-	std::vector<std::string> lines;  // text after "ddd-" / "ddd ", enhanced code included
-	// First line's text without the enhanced code, for error messages.
-	std::string text() const;
-	// "550 5.1.1 no such user" style one-line summary.
-	std::string summary() const;
-};
-
-// Accumulates reply lines. feed_line takes one line without CRLF and returns
-// true once the reply is complete (a "ddd " or bare "ddd" line). A line that
-// is not "ddd[- ]..." or whose code differs from the first line's makes
-// error() non-empty.
-class ReplyParser {
-public:
-	bool feed_line(std::string_view line);
-	const std::string& error() const { return error_; }
-	// Takes the finished reply and resets for the next one.
-	Reply take();
-
-private:
-	Reply current_;
-	std::string error_;
-};
-
-// Dot-stuffing (RFC 5321 4.5.2) of a body delivered in chunks of any size:
-// a "." at the start of a line gets another "." before it. The stored
-// message has CRLF line ends only; a line start is the byte after LF.
-class DotStuffer {
-public:
-	// Appends the stuffed form of `chunk` to `out`.
-	void feed(std::string_view chunk, std::string& out);
-	// Appends the end of data: CRLF first when the body did not end with
-	// one, then ".\r\n".
-	void finish(std::string& out);
-
-private:
-	bool at_line_start_ = true;
-	bool last_was_cr_ = false;
-	bool ended_with_crlf_ = true;  // an empty body needs no extra CRLF
-};
+// Reply reading and dot-stuffing are shared with the LMTP client
+// (smtp/client_reply.h).
+using smtp::DotStuffer;
+using smtp::Reply;
+using smtp::ReplyParser;
 
 // Seconds until the next attempt after `attempts_so_far` attempts:
 // base × 2^attempts_so_far (doc/behaviour.md §12), plus `jitter_seconds`

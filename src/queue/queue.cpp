@@ -20,6 +20,7 @@
 #include "mailauth/resolver.h"
 #include "message/dsn.h"
 #include "message/headers.h"
+#include "net/lmtp_client.h"
 #include "store/maildir.h"
 #include "util/log.h"
 #include "util/storage.h"
@@ -299,7 +300,8 @@ struct Queue::Delivery {
 	uint64_t id = 0;
 	std::string domain;
 	std::vector<uint64_t> ids;                  // records this delivery holds in flight
-	std::vector<store::QueueRecord> remote;     // records to send over SMTP
+	std::vector<store::QueueRecord> remote;     // records to send over SMTP (or LMTP)
+	std::vector<LmtpDestination> lmtp;          // set: `remote` goes to these LMTP servers, one each
 	std::shared_ptr<const config::Config> config;
 	std::vector<std::string> hosts;
 	size_t host_index = 0;
@@ -715,6 +717,8 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 {
 	struct Begun {
 		std::vector<store::QueueRecord> remote;
+		std::vector<store::QueueRecord> lmtp;
+		std::vector<LmtpDestination> lmtp_to;
 		Settled settled;
 		uint64_t local_delivered = 0;
 		std::string error;
@@ -738,6 +742,20 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 				    std::string localpart, domain;
 				    split_address(rec->to, localpart, domain);
 				    auto rcpt = cfg->resolve_recipient(localpart, domain);
+				    if (rcpt.kind == config::Config::RcptKind::local && rcpt.account && !rcpt.account->lmtp.empty()) {
+					    // The account's LMTP server (delivery.lmtp) takes it from
+					    // the loop; the attempt counts first, as for a remote host,
+					    // so a crash leads to a later retry.
+					    const config::Account& account = *rcpt.account;
+					    mark_attempt(*rec, now, policy);
+					    if (!env.queue_update(*rec)) {
+						    st->settled.removed.push_back(id);
+						    continue;
+					    }
+					    st->lmtp_to.push_back({account.lmtp, account.lmtp_recipient.empty() ? rec->to : account.lmtp_recipient});
+					    st->lmtp.push_back(std::move(*rec));
+					    continue;
+				    }
 				    if (rcpt.kind == config::Config::RcptKind::local && rcpt.account) {
 					    // SPEC "Smarthost": local recipients go straight into
 					    // their Maildir, never through the smarthost.
@@ -803,9 +821,18 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 			    release(delivery_id, st->settled.removed, resched);
 			    return;
 		    }
-		    if (st->remote.empty()) {
+		    if (st->remote.empty() && st->lmtp.empty()) {
 			    release(delivery_id, st->settled.removed, st->settled.rescheduled);
 			    return;
+		    }
+		    if (!st->lmtp.empty()) {
+			    // The records of one delivery share their domain, so they are
+			    // all local or all remote; should both ever meet, the remote
+			    // ones wait for their next attempt (already set).
+			    for (auto& r : st->remote)
+				    st->settled.rescheduled[r.id] = r.next_attempt;
+			    st->remote = std::move(st->lmtp);
+			    d.lmtp = std::move(st->lmtp_to);
 		    }
 		    // Records settled here are done; the rest travel on.
 		    for (uint64_t id : st->settled.removed)
@@ -826,8 +853,60 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 		    }
 		    d.remote = std::move(st->remote);
 		    log_gauge();
+		    if (!d.lmtp.empty()) {
+			    deliver_lmtp(d);
+			    return;
+		    }
 		    route(d);
 	    });
+}
+
+// Submitted mail for local accounts with delivery.lmtp: one LMTP
+// transaction per record (each has its own Received "for" prefix). Their
+// results settle like a remote host's: delivered, bounced (5xx) or retried.
+void Queue::deliver_lmtp(Delivery& d)
+{
+	const config::Config& cfg = *d.config;
+	auto outcomes = std::make_shared<std::vector<Outcome>>(d.remote.size());
+	auto left = std::make_shared<size_t>(d.remote.size());
+	uint64_t did = d.id;
+	for (size_t i = 0; i < d.remote.size(); i++) {
+		const store::QueueRecord& rec = d.remote[i];
+		net::LmtpRequest req;
+		req.target = d.lmtp[i].target;
+		req.transaction.lhlo_name = cfg.hostname;
+		req.transaction.mail_from = rec.from;
+		req.transaction.recipients = {d.lmtp[i].rcpt};
+		req.transaction.body_8bit = rec.has_8bit;
+		req.transaction.smtputf8 = rec.smtputf8;
+		// RFC 5321 4.4: the final delivery adds Return-Path.
+		req.prefix = message::build_return_path(rec.from) + rec.prefix;
+		req.body_path = queue_dir(cfg) + "/" + rec.message_file;
+		req.body_offset = static_cast<uint64_t>(rec.data_offset);
+		req.timeout_s = static_cast<double>(cfg.delivery.lmtp_timeout_s);
+		std::string server = req.target.text();
+		net::lmtp_deliver(
+		    loop_, pool_, std::move(req),
+		    [this, alive = std::weak_ptr<char>(alive_), did, i, outcomes, left, id = rec.id, to = rec.to,
+		     server](std::vector<smtp::LmtpRecipientResult> results) {
+			    if (alive.expired())
+				    return;
+			    const smtp::LmtpRecipientResult& r = results.at(0);
+			    Outcome& o = (*outcomes)[i];
+			    o.id = id;
+			    o.delivered = r.status == smtp::LmtpRecipientResult::Status::delivered;
+			    o.permanent = r.status == smtp::LmtpRecipientResult::Status::permanent;
+			    if (o.delivered)
+				    log::info("delivered locally", {{"id", std::to_string(id)}, {"to", to}, {"lmtp", server}});
+			    else
+				    o.error = std::to_string(r.code) + " " + r.enhanced + " " + r.text;
+			    if (--*left != 0)
+				    return;
+			    auto it = deliveries_.find(did);
+			    if (it != deliveries_.end())
+				    finish(*it->second, std::move(*outcomes));
+		    });
+	}
 }
 
 void Queue::route(Delivery& d)

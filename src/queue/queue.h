@@ -136,6 +136,12 @@ private:
 	void arm_timer();
 	void begin(uint64_t delivery_id, std::vector<uint64_t> ids);
 	void route(Delivery& d);
+	void deliver_lmtp(Delivery& d);
+	// A local account's LMTP server and the recipient it is given.
+	struct LmtpDestination {
+		config::LmtpTarget target;
+		std::string rcpt;
+	};
 	void next_host(Delivery& d);
 	void connect_next_address(Delivery& d);
 	void on_client_done(uint64_t delivery_id, ClientResult result);

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "util/base64.h"
+#include "util/ipaddr.h"
 #include "util/log.h"
 #include "util/strings.h"
 
@@ -45,22 +46,13 @@ SmtpClient::~SmtpClient()
 
 void SmtpClient::start()
 {
-	sockaddr_storage ss{};
-	socklen_t len = 0;
-	auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-	auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-	if (inet_pton(AF_INET, options_.ip.c_str(), &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons(static_cast<uint16_t>(options_.port));
-		len = sizeof *v4;
-	} else if (inet_pton(AF_INET6, options_.ip.c_str(), &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons(static_cast<uint16_t>(options_.port));
-		len = sizeof *v6;
-	} else {
+	auto ip = IpAddr::parse(options_.ip);
+	if (!ip) {
 		fail_host("bad address " + options_.ip);
 		return;
 	}
+	sockaddr_storage ss;
+	socklen_t len = ip->to_sockaddr(options_.port, ss);
 	fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd_ < 0) {
 		fail_host(std::string("socket: ") + std::strerror(errno));

@@ -247,9 +247,11 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 		common += message::build_authentication_results(global_hostname(), "", {});
 	}
 
-	auto copies = std::make_shared<std::vector<store::MaildirCopy>>();
+	auto copies = std::make_shared<std::vector<LocalCopy>>();
 	std::vector<std::string> copy_rcpts;
 	bool rejected = !errors.empty();
+	// For one LMTP transaction with several recipients (Received without "for").
+	std::string shared_prefix = common + message::build_received(ri);
 	for (const auto& r : tx.recipients) {
 		if (!r.local) {
 			core::stats().count_delivery("unknownuser", "");  // tern_smtpserver_delivery_total
@@ -274,12 +276,9 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 			}
 		}
 		ri.for_rcpt = r.display;
-		store::MaildirCopy copy;
-		copy.maildir = cfg->accounts.at(r.account).maildir;
-		copy.mailbox = r.mailbox;
-		copy.prefix = common + message::build_received(ri);
-		copy.seen = an && an->seen_recipients.count(r.display);  // a kept DMARC/TLS report
-		copies->push_back(std::move(copy));
+		copies->push_back(local_copy(cfg->accounts.at(r.account), r.mailbox, r.display,
+		                             common + message::build_received(ri), shared_prefix));
+		copies->back().maildir.seen = an && an->seen_recipients.count(r.display);  // a kept DMARC/TLS report
 		copy_rcpts.push_back(r.display);
 	}
 	std::string path = std::move(message_path);
@@ -364,16 +363,12 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 				                "failure with code " + std::to_string(f.code) + " due to special localpart"};
 			}
 		}
-		auto copies = std::make_shared<std::vector<store::MaildirCopy>>();
+		auto copies = std::make_shared<std::vector<LocalCopy>>();
 		std::vector<std::string> rcpts;
 		const config::Account& acc = cfg->accounts.begin()->second;
 		for (const auto& rc : tx.recipients) {
 			ri.for_rcpt = rc.display;
-			store::MaildirCopy copy;
-			copy.maildir = acc.maildir;
-			copy.mailbox = "INBOX";
-			copy.prefix = message::build_received(ri) + r.common_prefix;
-			copies->push_back(std::move(copy));
+			copies->push_back(local_copy(acc, "INBOX", rc.display, message::build_received(ri) + r.common_prefix, {}));
 			rcpts.push_back(rc.display);
 		}
 		write_copies(std::move(copies), std::move(rcpts), {}, path);
@@ -419,28 +414,53 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	flush();
 }
 
-void Connection::write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> copies,
-                              std::vector<std::string> copy_rcpts, std::vector<DeliverError> errors,
-                              const std::string& path, std::shared_ptr<InboundAnalysis> an) {
+void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, std::vector<std::string> copy_rcpts,
+                              std::vector<DeliverError> errors, const std::string& path,
+                              std::shared_ptr<InboundAnalysis> an) {
 	if (copies->empty()) {
 		unlink(path.c_str());
 		delivery_done(std::move(errors), an);
 		return;
 	}
-	// The group-commit writer puts this message in the next batch; the 250
-	// waits for the batch. The completion reaches the connection through its
-	// handle (the message is on disk whether or not the client is still there).
-	srv.maildir_writer().deliver(
-	    path, std::move(*copies), hostname(),
-	    suspend([copy_rcpts = std::move(copy_rcpts), errors = std::move(errors), an](Connection& c,
-	                                                                                   const std::string& failure) mutable {
+	// Each copy goes to its Maildir (the group-commit writer puts this
+	// message in the next batch) or to its account's LMTP server; the 250
+	// waits for all of them. The completion reaches the connection through
+	// its handle (the copies are delivered whether or not the client is
+	// still there).
+	LocalEnvelope envelope;
+	envelope.hostname = hostname();
+	envelope.mail_from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
+	envelope.smtputf8 = tx.smtputf8;
+	envelope.body_8bit = tx.body_8bitmime;
+	envelope.lmtp_timeout_s = static_cast<double>(cfg->delivery.lmtp_timeout_s);
+	envelope.log_id = cid;
+	deliver_local_copies(
+	    srv, path, std::move(*copies), envelope,
+	    suspend([copy_rcpts = std::move(copy_rcpts), errors = std::move(errors), an](
+	                Connection& c, std::vector<CopyOutcome> outcomes) mutable {
+		    std::string failure;
+		    size_t storage_failed = 0;
+		    for (size_t i = 0; i < outcomes.size(); ++i) {
+			    const CopyOutcome& o = outcomes[i];
+			    if (o.delivered) continue;
+			    if (!o.storage_error.empty()) {
+				    failure = o.storage_error;
+				    ++storage_failed;
+				    continue;
+			    }
+			    // The LMTP server's answer for this recipient, or 451 4.3.0
+			    // when it could not be reached in time.
+			    c.submission() ? core::stats().count_submission("localserveerror") : core::stats().count_delivery("delivererror", "lmtp");
+			    errors.push_back({copy_rcpts[i], o.code, o.secode, o.permanent, o.text});
+		    }
 		    if (!failure.empty()) {
 			    log::error("maildir delivery failed", {{"error", failure}});
-			    c.submission() ? core::stats().count_submission("localserveerror", copy_rcpts.size()) : core::stats().count_delivery("delivererror", "no-bad-signals", copy_rcpts.size());
+			    c.submission() ? core::stats().count_submission("localserveerror", storage_failed) : core::stats().count_delivery("delivererror", "no-bad-signals", storage_failed);
 			    bool disk_full = is_storage_full_error(failure);
 			    if (disk_full) c.srv.disk_space().report_full();
 			    SmtpError e = storage_failure(disk_full, "error processing");
-			    for (const auto& r : copy_rcpts) errors.push_back({r, e.code, e.secode, false, e.text});
+			    for (size_t i = 0; i < outcomes.size(); ++i)
+				    if (!outcomes[i].storage_error.empty()) errors.push_back({copy_rcpts[i], e.code, e.secode, false, e.text});
 		    }
 		    c.delivery_done(std::move(errors), an);
 	    }));

@@ -21,6 +21,7 @@
 #include "message/headers.h"
 #include "server/dovecot_auth_client.h"
 #include "server/inbound.h"
+#include "server/local_delivery.h"
 #include "server/submit.h"
 #include "smtp/chunk_reader.h"
 #include "smtp/data_decoder.h"
@@ -197,7 +198,7 @@ struct Connection {
 	void feed_chunk();
 	void end_chunk();
 	void deliver_local();
-	void write_copies(std::shared_ptr<std::vector<store::MaildirCopy>> copies, std::vector<std::string> copy_rcpts,
+	void write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, std::vector<std::string> copy_rcpts,
 	                  std::vector<DeliverError> errors, const std::string& path,
 	                  std::shared_ptr<InboundAnalysis> an = nullptr);
 	void delivery_done(std::vector<DeliverError> errors, std::shared_ptr<InboundAnalysis> an = nullptr);

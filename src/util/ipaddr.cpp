@@ -82,6 +82,23 @@ std::optional<IpAddr> IpAddr::from_sockaddr(const sockaddr* sa)
 	return std::nullopt;
 }
 
+socklen_t IpAddr::to_sockaddr(int port, sockaddr_storage& out) const
+{
+	out = sockaddr_storage{};
+	if (!v6) {
+		auto* sin = reinterpret_cast<sockaddr_in*>(&out);
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(static_cast<uint16_t>(port));
+		std::memcpy(&sin->sin_addr, bytes.data(), 4);
+		return sizeof *sin;
+	}
+	auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out);
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(static_cast<uint16_t>(port));
+	std::memcpy(&sin6->sin6_addr, bytes.data(), 16);
+	return sizeof *sin6;
+}
+
 std::string IpAddr::to_string() const
 {
 	char buf[INET6_ADDRSTRLEN];

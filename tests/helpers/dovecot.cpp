@@ -56,6 +56,15 @@ bool DovecotServer::start() {
 	chmod(dir_.c_str(), 0755);
 	imap_port_ = free_tcp_port();
 	lmtp_port_ = free_tcp_port();
+	std::string userdb =
+	    "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup home=" + dir_ + "/home allow_all_users=yes\n}\n";
+	if (!known_users_.empty()) {
+		std::string users;
+		for (const auto& u : known_users_) users += u + "::::::\n";
+		write_file(dir_ + "/users", users);
+		userdb = "userdb {\n  driver = passwd-file\n  args = " + dir_ + "/users\n  default_fields = uid=nobody gid=nogroup home=" +
+		         dir_ + "/home\n}\n";
+	}
 	std::string conf =
 	    "base_dir = " + dir_ + "/run\n"
 	    "state_dir = " + dir_ + "/state\n"
@@ -67,13 +76,14 @@ bool DovecotServer::start() {
 	    "auth_mechanisms = " + auth_mechanisms_ + "\n"
 	    "mail_location = maildir:" + maildir_ + "\n" +
 	    (passdb_.empty() ? "passdb {\n  driver = static\n  args = password=" + password_ + "\n}\n" : passdb_ + "\n") +
-	    "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup home=" + dir_ + "/home allow_all_users=yes\n}\n"
+	    userdb +
 	    "service imap-login {\n  inet_listener imap {\n    address = 127.0.0.1\n    port = " + std::to_string(imap_port_) +
 	    "\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}\n"
 	    "service lmtp {\n  inet_listener lmtp {\n    address = 127.0.0.1\n    port = " + std::to_string(lmtp_port_) +
-	    "\n  }\n}\n"
+	    "\n  }\n  unix_listener lmtp {\n    mode = 0666\n  }\n}\n"
 	    "service auth {\n  unix_listener auth-client {\n    mode = 0666\n  }\n}\n"
-	    "lmtp_save_to_detail_mailbox = no\n" + extra_config_;
+	    "lmtp_save_to_detail_mailbox = no\n"
+	    "postmaster_address = postmaster@test.example\n" + extra_config_;
 	write_file(dir_ + "/dovecot.conf", conf);
 	mkdir((dir_ + "/state").c_str(), 0755);
 	mkdir((dir_ + "/home").c_str(), 0755);

@@ -7,6 +7,7 @@
 #pragma once
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 #include "helpers/daemon.h"
 
@@ -30,6 +31,11 @@ public:
 	void set_auth_mechanisms(std::string mechanisms) { auth_mechanisms_ = std::move(mechanisms); }
 	// Config text added at the end (e.g. a snippet from contrib/dovecot/).
 	void add_config(std::string text) { extra_config_ += text + "\n"; }
+	// Before start(): Dovecot knows only these users (a passwd-file userdb;
+	// names as RCPT TO gives them, e.g. full addresses), so its LMTP refuses
+	// any other recipient with 550 5.1.1. The IMAP login must be one of them.
+	// Without it, every user exists (a static userdb).
+	void set_known_users(std::vector<std::string> users) { known_users_ = std::move(users); }
 
 	// Writes the config and starts `dovecot -F`; waits ≤ 10 s for IMAP.
 	bool start();
@@ -37,6 +43,8 @@ public:
 
 	int imap_port() const { return imap_port_; }
 	int lmtp_port() const { return lmtp_port_; }
+	// LMTP on a unix socket (mode 0666, so ternd running as nobody reaches it).
+	std::string lmtp_socket() const { return dir_ + "/run/lmtp"; }
 	// The auth socket for SASL clients (Dovecot's auth-client protocol).
 	std::string auth_socket() const { return dir_ + "/run/auth-client"; }
 	// Dovecot's base_dir, where relative unix_listener names are created.
@@ -55,6 +63,7 @@ private:
 	std::string passdb_;                            // "" = the static passdb
 	std::string auth_mechanisms_ = "plain login";
 	std::string extra_config_;
+	std::vector<std::string> known_users_;
 	std::string dir_;
 	int imap_port_ = 0, lmtp_port_ = 0;
 	pid_t pid_ = -1;

@@ -733,3 +733,47 @@ TEST_CASE("config: the auth backend, tern's own by default or Dovecot's socket")
 	CHECK(error_of(with(R"("auth": {"socket": "/s"})")) == "tern.json: auth.socket: unknown key");
 	CHECK(error_of(with(R"("auth": ["dovecot"])")) == "tern.json: auth: expected an object");
 }
+
+TEST_CASE("config: LMTP delivery, globally and per account")
+{
+	auto cfg = load(with(R"("delivery": {"lmtp": "unix:run/lmtp", "lmtp_timeout_s": 30},
+		"domains": {"example.org": {}},
+		"accounts": {
+			"alice": {"domain": "example.org"},
+			"bob": {"domain": "example.org", "delivery": {"lmtp": "inet:[::1]:24", "lmtp_recipient": "bob"}},
+			"carol": {"domain": "example.org", "delivery": {"lmtp": null}}})"));
+	CHECK(cfg->delivery.lmtp.unix_path == "/etc/tern/run/lmtp");  // relative to the config's folder
+	CHECK(cfg->delivery.lmtp_timeout_s == 30);
+	CHECK(cfg->accounts.at("alice").lmtp == cfg->delivery.lmtp);
+	CHECK(cfg->accounts.at("alice").lmtp_recipient == "");
+	CHECK(cfg->accounts.at("bob").lmtp.ip == "::1");
+	CHECK(cfg->accounts.at("bob").lmtp.port == 24);
+	CHECK(cfg->accounts.at("bob").lmtp.text() == "inet:[::1]:24");
+	CHECK(cfg->accounts.at("bob").lmtp_recipient == "bob");
+	CHECK(cfg->accounts.at("carol").lmtp.empty());  // null: the Maildir whatever the default
+	CHECK(cfg->summary().find("lmtp inet:[::1]:24: bob\nlmtp unix:/etc/tern/run/lmtp: alice\nconfig ok\n") !=
+	      std::string::npos);
+
+	// Without the key, every account keeps its Maildir.
+	cfg = load(with(R"("domains": {"example.org": {}}, "accounts": {"alice": {"domain": "example.org"}})"));
+	CHECK(cfg->accounts.at("alice").lmtp.empty());
+	CHECK(cfg->delivery.lmtp_timeout_s == 120);
+	CHECK(cfg->summary().find("lmtp") == std::string::npos);
+
+	CHECK(error_of(with(R"("delivery": {"lmtp": "127.0.0.1:24"})")) ==
+	      "tern.json: delivery.lmtp: expected \"unix:/path/to/socket\" or \"inet:IP:port\" (\"inet:[IPv6]:port\"), got "
+	      "\"127.0.0.1:24\"");
+	CHECK(error_of(with(R"("delivery": {"lmtp": "inet:localhost:24"})")).find("delivery.lmtp: expected") !=
+	      std::string::npos);
+	CHECK(error_of(with(R"("delivery": {"lmtp": "inet:127.0.0.1"})")).find("delivery.lmtp: expected") !=
+	      std::string::npos);
+	CHECK(error_of(with(R"("delivery": {"lmtp": "unix:"})")).find("delivery.lmtp: expected") != std::string::npos);
+	CHECK(error_of(with(R"("delivery": {"lmtp_timeout_s": 0})")) == "tern.json: delivery.lmtp_timeout_s: must be positive");
+	CHECK(error_of(with(R"("delivery": {"maildir": true})")) == "tern.json: delivery.maildir: unknown key");
+	CHECK(error_of(with(R"("domains": {"example.org": {}}, "accounts": {"a": {"domain": "example.org",
+		"delivery": {"lmtp": "inet:127.0.0.1:99999"}}})")).find("accounts.a.delivery.lmtp: expected") != std::string::npos);
+	CHECK(error_of(with(R"("domains": {"example.org": {}}, "accounts": {"a": {"domain": "example.org",
+		"delivery": {"lmtp_recipient": "<a@b>"}}})")) ==
+	      "tern.json: accounts.a.delivery.lmtp_recipient: expected an address or user name without spaces or angle "
+	      "brackets, got \"<a@b>\"");
+}

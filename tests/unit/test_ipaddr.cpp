@@ -147,3 +147,20 @@ TEST_CASE("ASCII string helpers")
 	CHECK(tern::is_ascii("plain text"));
 	CHECK_FALSE(tern::is_ascii("bücher"));
 }
+
+TEST_CASE("to_sockaddr round-trips through from_sockaddr, with the port")
+{
+	sockaddr_storage ss;
+	auto v4 = IpAddr::parse("192.0.2.7");
+	REQUIRE(v4);
+	CHECK(v4->to_sockaddr(24, ss) == sizeof(sockaddr_in));
+	CHECK(ss.ss_family == AF_INET);
+	CHECK(ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port) == 24);
+	CHECK(IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&ss)) == v4);
+	auto v6 = IpAddr::parse("2001:db8::1");
+	REQUIRE(v6);
+	CHECK(v6->to_sockaddr(2525, ss) == sizeof(sockaddr_in6));
+	CHECK(ss.ss_family == AF_INET6);
+	CHECK(ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port) == 2525);
+	CHECK(IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&ss)) == v6);
+}

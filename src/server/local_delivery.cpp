@@ -1,0 +1,110 @@
+#include "server/local_delivery.h"
+
+#include <unistd.h>
+
+#include <map>
+#include <memory>
+
+#include "net/lmtp_client.h"
+#include "server/server.h"
+
+namespace tern::server {
+
+LocalCopy local_copy(const config::Account& account, const std::string& mailbox, const std::string& rcpt,
+                     std::string prefix, std::string shared_prefix) {
+	LocalCopy c;
+	c.maildir.maildir = account.maildir;
+	c.maildir.mailbox = mailbox;
+	c.maildir.prefix = std::move(prefix);
+	c.lmtp = account.lmtp;
+	c.lmtp_rcpt = account.lmtp_recipient.empty() ? rcpt : account.lmtp_recipient;
+	c.shared_prefix = std::move(shared_prefix);
+	return c;
+}
+
+namespace {
+
+CopyOutcome outcome_of(const smtp::LmtpRecipientResult& r) {
+	CopyOutcome o;
+	o.delivered = r.status == smtp::LmtpRecipientResult::Status::delivered;
+	o.code = r.code;
+	o.secode = r.enhanced.size() > 2 ? r.enhanced.substr(2) : std::string();
+	o.permanent = r.status == smtp::LmtpRecipientResult::Status::permanent;
+	// The details of our own setup (the LMTP server's address, a timeout)
+	// are in the log; the SMTP client learns only that it may try again,
+	// as for a Maildir write error.
+	o.text = r.local ? "error processing" : r.text;
+	return o;
+}
+
+}  // namespace
+
+void deliver_local_copies(Server& srv, const std::string& body_path, std::vector<LocalCopy> copies,
+                          const LocalEnvelope& envelope, std::function<void(std::vector<CopyOutcome>)> done) {
+	struct Join {
+		std::vector<CopyOutcome> outcomes;
+		size_t outstanding = 0;
+		std::function<void(std::vector<CopyOutcome>)> done;
+		void finish_one() {
+			if (--outstanding == 0) done(std::move(outcomes));
+		}
+	};
+	auto join = std::make_shared<Join>();
+	join->outcomes.resize(copies.size());
+	join->done = std::move(done);
+
+	// One LMTP transaction per server, its recipients in copy order.
+	std::map<std::string, std::vector<size_t>> by_server;
+	std::vector<store::MaildirCopy> maildir_copies;
+	std::vector<size_t> maildir_index;
+	for (size_t i = 0; i < copies.size(); ++i) {
+		if (copies[i].lmtp.empty()) {
+			maildir_copies.push_back(std::move(copies[i].maildir));
+			maildir_index.push_back(i);
+		} else {
+			by_server[copies[i].lmtp.text()].push_back(i);
+		}
+	}
+	join->outstanding = by_server.size() + (maildir_copies.empty() ? 0 : 1);
+	if (join->outstanding == 0) {
+		::unlink(body_path.c_str());
+		join->outstanding = 1;
+		join->finish_one();
+		return;
+	}
+	// The LMTP clients open the file first: the Maildir writer may remove
+	// it before they have read it.
+	for (auto& [server, indexes] : by_server) {
+		net::LmtpRequest req;
+		req.target = copies[indexes[0]].lmtp;
+		req.transaction.lhlo_name = envelope.hostname;
+		req.transaction.mail_from = envelope.mail_from;
+		req.transaction.smtputf8 = envelope.smtputf8;
+		req.transaction.body_8bit = envelope.body_8bit;
+		for (size_t i : indexes) req.transaction.recipients.push_back(copies[i].lmtp_rcpt);
+		req.prefix = indexes.size() == 1 ? copies[indexes[0]].maildir.prefix : copies[indexes[0]].shared_prefix;
+		req.body_path = body_path;
+		req.timeout_s = envelope.lmtp_timeout_s;
+		req.log_id = envelope.log_id;
+		net::lmtp_deliver(srv.loop(), srv.workers(), std::move(req),
+		                  [join, indexes](std::vector<smtp::LmtpRecipientResult> results) {
+			                  for (size_t k = 0; k < indexes.size() && k < results.size(); ++k)
+				                  join->outcomes[indexes[k]] = outcome_of(results[k]);
+			                  join->finish_one();
+		                  });
+	}
+	if (maildir_copies.empty()) {
+		::unlink(body_path.c_str());  // the clients hold it open
+		return;
+	}
+	srv.maildir_writer().deliver(body_path, std::move(maildir_copies), envelope.hostname,
+	                             [join, maildir_index](const std::string& error) {
+		                             for (size_t i : maildir_index) {
+			                             join->outcomes[i].delivered = error.empty();
+			                             join->outcomes[i].storage_error = error;
+		                             }
+		                             join->finish_one();
+	                             });
+}
+
+}  // namespace tern::server

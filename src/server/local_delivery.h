@@ -1,0 +1,60 @@
+// Local delivery behind one call: each accepted copy goes into its
+// account's Maildir (the group-commit writer) or, for accounts with
+// delivery.lmtp, to their LMTP server (RFC 2033), and the caller gets one
+// outcome per copy. Both paths keep the durability rule: a copy counts as
+// delivered only once it is on disk (Maildir, fsync'd) or the LMTP server
+// answered 250 after the final dot for that recipient.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "store/maildir.h"
+
+namespace tern::server {
+
+class Server;
+
+// One accepted copy of a message for a local account.
+struct LocalCopy {
+	store::MaildirCopy maildir;     // Maildir, mailbox and the header fields to prepend
+	config::LmtpTarget lmtp;        // empty: the Maildir
+	std::string lmtp_rcpt;          // RCPT TO for LMTP
+	// The prefix when one LMTP transaction carries several recipients: the
+	// same fields without the Received "for" clause, which names one
+	// recipient (RFC 5321 4.4).
+	std::string shared_prefix;
+};
+
+// The copy for `account`, to `mailbox`, received for `rcpt`.
+LocalCopy local_copy(const config::Account& account, const std::string& mailbox, const std::string& rcpt,
+                     std::string prefix, std::string shared_prefix);
+
+struct CopyOutcome {
+	bool delivered = false;
+	std::string storage_error;      // writing the Maildir failed (disk trouble)
+	// Otherwise, the LMTP failure: the server's reply or 451 4.3.0.
+	int code = 0;
+	std::string secode;             // "x.y" of the enhanced code
+	bool permanent = false;
+	std::string text;
+};
+
+// What LMTP needs of the envelope.
+struct LocalEnvelope {
+	std::string hostname;           // Maildir file names and LHLO
+	std::string mail_from;          // without <>
+	bool smtputf8 = false;
+	bool body_8bit = false;
+	double lmtp_timeout_s = 120;    // delivery.lmtp_timeout_s of the session's config
+	uint64_t log_id = 0;
+};
+
+// Delivers `copies` of the message in `body_path` (removed when every copy
+// has its outcome); `done` runs later on the loop, outcomes in the order of
+// `copies`.
+void deliver_local_copies(Server& srv, const std::string& body_path, std::vector<LocalCopy> copies,
+                          const LocalEnvelope& envelope, std::function<void(std::vector<CopyOutcome>)> done);
+
+}  // namespace tern::server

@@ -1,0 +1,55 @@
+// The client side of SMTP and LMTP: reading the server's replies and
+// dot-stuffing a body sent in chunks. Pure, no I/O; used by the queue's
+// SMTP client and the LMTP client.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tern::smtp {
+
+// One complete (possibly multi-line) SMTP reply (RFC 5321 4.2).
+struct Reply {
+	int code = 0;                // 3 digits
+	std::string enhanced;        // "x.y.z" when the first line carries one (RFC 3463), else ""
+	std::vector<std::string> lines;  // text after "ddd-" / "ddd ", enhanced code included
+	// First line's text without the enhanced code, for error messages.
+	std::string text() const;
+	// "550 5.1.1 no such user" style one-line summary.
+	std::string summary() const;
+};
+
+// Accumulates reply lines. feed_line takes one line without CRLF and returns
+// true once the reply is complete (a "ddd " or bare "ddd" line). A line that
+// is not "ddd[- ]..." or whose code differs from the first line's makes
+// error() non-empty.
+class ReplyParser {
+public:
+	bool feed_line(std::string_view line);
+	const std::string& error() const { return error_; }
+	// Takes the finished reply and resets for the next one.
+	Reply take();
+
+private:
+	Reply current_;
+	std::string error_;
+};
+
+// Dot-stuffing (RFC 5321 4.5.2) of a body delivered in chunks of any size:
+// a "." at the start of a line gets another "." before it. The stored
+// message has CRLF line ends only; a line start is the byte after LF.
+class DotStuffer {
+public:
+	// Appends the stuffed form of `chunk` to `out`.
+	void feed(std::string_view chunk, std::string& out);
+	// Appends the end of data: CRLF first when the body did not end with
+	// one, then ".\r\n".
+	void finish(std::string& out);
+
+private:
+	bool at_line_start_ = true;
+	bool last_was_cr_ = false;
+	bool ended_with_crlf_ = true;  // an empty body needs no extra CRLF
+};
+
+}  // namespace tern::smtp

@@ -1,0 +1,391 @@
+// LMTP delivery (RFC 2033) to a real Dovecot from Debian, started privately
+// on loopback: accounts with delivery.lmtp get their mail through Dovecot's
+// LMTP (unix socket or TCP) instead of tern's Maildir writer; Dovecot's
+// per-recipient answers become tern's per-recipient results; a server that
+// is down or stalls gets the client a 451 4.3.0 in bounded time, and
+// nothing is lost or half-delivered.
+#include <csignal>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include "bb.h"
+#include "helpers/dovecot.h"
+#include "helpers/smtp_sink.h"
+#include "helpers/tls_tools.h"
+
+namespace {
+
+bool dovecot_usable() {
+	if (geteuid() != 0 || !DovecotServer::available() || access("/usr/lib/dovecot/lmtp", X_OK) != 0) {
+		MESSAGE("skipped: needs root and Debian's dovecot-imapd and dovecot-lmtpd (contrib/debian-packages.txt)");
+		return false;
+	}
+	return true;
+}
+
+// alice and carol are tern accounts; only alice exists in Dovecot.
+const char* two_accounts =
+    R"("accounts": {"carol": {"domain": "test.example", "destinations": {"carol@test.example": {}}}})";
+
+// A started Dovecot that knows only alice@test.example, with a mail store
+// of its own (only Dovecot writes there), removed at the end.
+struct AliceDovecot {
+	std::string root = make_temp_dir("tern-lmtp-");
+	std::unique_ptr<DovecotServer> server;
+	AliceDovecot() {
+		chmod(root.c_str(), 0755);
+		std::string dir = root + "/dovecot-mail";
+		mkdir(dir.c_str(), 0755);
+		chown_tree_to_nobody(dir);
+		server = std::make_unique<DovecotServer>(dir + "/Maildir", "alice@test.example", "imap-secret");
+		server->set_known_users({"alice@test.example"});
+	}
+	~AliceDovecot() {
+		server.reset();
+		}
+	// "exists N" for alice's INBOX, then its first message as IMAP gives it.
+	RunResult inbox_and_first_message() const {
+		return server->imap(
+		    "typ, data = imap.select('INBOX')\n"
+		    "print('exists', data[0].decode())\n"
+		    "typ, data = imap.fetch('1', '(BODY.PEEK[])')\n"
+		    "sys.stdout.write(data[0][1].decode())\n");
+	}
+	// How many messages alice's INBOX holds, as IMAP says ("exists N").
+	std::string inbox_count() const {
+		return server->imap("typ, data = imap.select('INBOX')\nprint('exists', data[0].decode())\n").output;
+	}
+};
+
+// The config patch that sends every account's mail to `target` over LMTP,
+// with `extra` members; with Dovecot, mail belongs to nobody, so ternd runs
+// as nobody too.
+std::string lmtp_patch(const std::string& target, int timeout_s = 30, bool as_nobody = false,
+                       const std::string& extra = "") {
+	return std::string("{") + (as_nobody ? R"("user": "nobody", )" : "") + two_accounts +
+	       R"(, "delivery": {"lmtp": ")" + target + R"(", "lmtp_timeout_s": )" + std::to_string(timeout_s) + "}" +
+	       (extra.empty() ? "" : ", " + extra) + "}";
+}
+
+// Starts ternd as nobody, its folders given to nobody first.
+bool start_as_nobody(TernDaemon& daemon) {
+	daemon.write_config();
+	chown_tree_to_nobody(daemon.dir());
+	return daemon.start();
+}
+
+// Polls ≤ timeout_ms until the daemon's log contains `text`.
+bool wait_for_log(const TernDaemon& daemon, const std::string& text, int timeout_ms) {
+	for (int waited = 0; waited < timeout_ms; waited += 100) {
+		if (contains(daemon.log_text(), text)) return true;
+		usleep(100000);
+	}
+	return contains(daemon.log_text(), text);
+}
+
+struct Elapsed {
+	std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+	double seconds() const {
+		return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+	}
+};
+
+}  // namespace
+
+TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, headers and a leading dot intact") {
+	if (!dovecot_usable()) return;
+	AliceDovecot store;
+	DovecotServer& dovecot = *store.server;
+	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+
+	std::string target;
+	SUBCASE("unix socket") { target = "unix:" + dovecot.lmtp_socket(); }
+	SUBCASE("TCP") { target = "inet:127.0.0.1:" + std::to_string(dovecot.lmtp_port()); }
+
+	TernDaemon daemon({.config_patch = lmtp_patch(target, 30, true), .start = false});
+	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
+
+	SmtpClient c = connect_and_ehlo(daemon);
+	// Several of the client's 64 KiB file chunks, with dot lines throughout.
+	std::string body = "First line.\r\n.leading dot\r\n..two dots\r\n";
+	for (int i = 0; i < 5000; ++i)
+		body += (i % 7 == 0 ? "." : "") + std::to_string(i) + std::string(60, 'x') + "\r\n";
+	body += "Last line.\r\n";
+	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("over lmtp", body));
+	INFO(log_tail(daemon) << "\n" << dovecot.log_text());
+	REQUIRE(t.step == "END");
+	CHECK(t.reply.code == 250);
+
+	RunResult r = store.inbox_and_first_message();
+	INFO(r.output);
+	REQUIRE(r.exit_code == 0);
+	CHECK(contains(r.output, "exists 1"));
+	CHECK(contains(r.output, "Return-Path: <bob@sender.example>\r\n"));
+	CHECK(contains(r.output, "Received: from client.sender.example"));
+	CHECK(contains(r.output, "for <alice@test.example>"));  // one recipient: the "for" clause
+	CHECK(contains(r.output, "Authentication-Results: "));
+	CHECK(contains(r.output, "Subject: over lmtp\r\n"));
+	CHECK(contains(r.output, "\r\n\r\n" + body));  // the body exactly, dots as sent
+	// Dovecot adds its own Delivered-To: the message really went through LMTP.
+	CHECK(contains(r.output, "Delivered-To: alice@test.example"));
+	// tern wrote nothing into its own Maildir for alice.
+	CHECK(maildir_files(daemon.maildir("alice")).empty());
+	CHECK(contains(daemon.log_text(), "message delivered"));
+}
+
+TEST_CASE("lmtp: a recipient Dovecot refuses gets its own error; when all are refused, the 5xx") {
+	if (!dovecot_usable()) return;
+	AliceDovecot store;
+	DovecotServer& dovecot = *store.server;
+	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+	// The DSN for the refused recipient leaves through the queue: a sink
+	// stands in for the sender's server.
+	SmtpSink sink;
+	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(dovecot.lmtp_port()), 30, true,
+	                               R"("queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+	                                   R"(", "smarthost_tls": "none"})");
+	TernDaemon daemon({.config_patch = patch, .start = false});
+	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
+
+	SmtpClient c = connect_and_ehlo(daemon);
+	Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},
+	                          make_message("two recipients", "For both.\r\n"));
+	INFO(log_tail(daemon) << "\n" << dovecot.log_text());
+	REQUIRE(t.step == "END");
+	// alice has it, so the message is accepted; carol's failure goes back
+	// to the sender as a DSN, as for any partial failure.
+	CHECK(t.reply.code == 250);
+	CHECK(contains(store.inbox_count(), "exists 1"));
+	REQUIRE(sink.wait_for_messages(1, 15000));
+	SinkMessage dsn = sink.messages()[0];
+	CHECK(dsn.mail_from == "");
+	CHECK(dsn.rcpt_to == std::vector<std::string>{"bob@sender.example"});
+	CHECK(contains(dsn.data, "Final-Recipient: rfc822;carol@test.example"));
+	CHECK(contains(dsn.data, "Status: 5.1.1"));
+	CHECK_FALSE(contains(dsn.data, "Final-Recipient: rfc822;alice@test.example"));
+
+	// Only carol: Dovecot's refusal is the reply.
+	t = send_mail(c, test_sender, {"carol@test.example"}, make_message("only carol", "Nobody home.\r\n"));
+	REQUIRE(t.step == "END");
+	CHECK(t.reply.code == 550);
+	CHECK(t.reply.ecode == "5.1.1");
+	CHECK(contains(t.reply.text, "carol@test.example"));
+	CHECK(contains(store.inbox_count(), "exists 1"));
+	CHECK(maildir_files(daemon.maildir("carol")).empty());
+}
+
+TEST_CASE("lmtp: a server that is down gets the client 451 4.3.0, and nothing is stored") {
+	std::string target;
+	SUBCASE("TCP port with nothing listening") { target = "inet:127.0.0.1:" + std::to_string(free_tcp_port()); }
+	SUBCASE("unix socket that does not exist") { target = "unix:/nonexistent/tern-test/lmtp"; }
+	TernDaemon daemon({.config_patch = lmtp_patch(target)});
+	REQUIRE_RUNNING(daemon);
+	SmtpClient c = connect_and_ehlo(daemon);
+	Elapsed elapsed;
+	Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},
+	                          make_message("server down", "Try later.\r\n"));
+	INFO(log_tail(daemon));
+	REQUIRE(t.step == "END");
+	CHECK(t.reply.code == 451);
+	CHECK(t.reply.ecode == "4.3.0");
+	CHECK(elapsed.seconds() < 10);
+	// The reply does not tell the world where the LMTP server is.
+	CHECK_FALSE(contains(t.reply.raw, "LMTP"));
+	CHECK(maildir_files(daemon.maildir("alice")).empty());
+	CHECK(maildir_files(daemon.maildir("carol")).empty());
+	CHECK(contains(daemon.log_text(), "lmtp delivery failed"));
+	// The session goes on: the client may try again.
+	CHECK(c.cmd("NOOP").code == 250);
+}
+
+TEST_CASE("lmtp: a server that accepts and never answers: the deadline gives 451 in bounded time") {
+	// A listening socket that nobody accepts from: connections complete in
+	// the kernel's backlog and then hear nothing.
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(fd >= 0);
+	sockaddr_in addr{};
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+	REQUIRE(listen(fd, 8) == 0);
+	socklen_t len = sizeof addr;
+	REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+	int port = ntohs(addr.sin_port);
+
+	TernDaemon daemon({.config_patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(port), 2)});
+	REQUIRE_RUNNING(daemon);
+	SmtpClient c = connect_and_ehlo(daemon);
+	Elapsed elapsed;
+	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("stalled", "Waiting.\r\n"));
+	double took = elapsed.seconds();
+	INFO(log_tail(daemon));
+	REQUIRE(t.step == "END");
+	CHECK(t.reply.code == 451);
+	CHECK(t.reply.ecode == "4.3.0");
+	CHECK(took >= 1.5);   // the deadline, not a refusal
+	CHECK(took < 10);
+	CHECK(contains(daemon.log_text(), "timeout after 2s"));
+	CHECK(maildir_files(daemon.maildir("alice")).empty());
+	// Another client is served meanwhile and after: the loop never waited.
+	SmtpClient other = connect_and_ehlo(daemon);
+	CHECK(other.cmd("NOOP").code == 250);
+	close(fd);
+}
+
+TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LMTP; a server down means a retry") {
+	if (!dovecot_usable()) return;
+	AliceDovecot store;
+	DovecotServer& dovecot = *store.server;
+	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+
+	// First the LMTP server is unreachable; retries come every few seconds.
+	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(free_tcp_port()), 30, true,
+	                               R"("listeners": {"test": {"submission": {"require_starttls": false}}},
+		"queue": {"retry_base_s": 1, "max_attempts": 20})");
+	TernDaemon daemon({.submission = true, .config_patch = patch, .start = false});
+	daemon.write_config();
+	std::string out;
+	REQUIRE_MESSAGE(set_password(daemon, "alice", "alice-secret", &out), out);
+	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
+
+	SmtpClient c;
+	REQUIRE(c.connect("127.0.0.1", daemon.submission_port()));
+	REQUIRE(c.greet_and_ehlo());
+	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", "alice-secret")).code == 235);
+	std::string message = "From: <alice@test.example>\r\nTo: <alice@test.example>\r\nSubject: note to self\r\n\r\n"
+	                      ".dot line\r\nremember\r\n";
+	Transaction t = send_mail(c, "alice@test.example", {"alice@test.example"}, message);
+	INFO(log_tail(daemon) << "\n" << dovecot.log_text());
+	REQUIRE(t.step == "END");
+	REQUIRE(t.reply.code == 250);  // queued durably
+
+	// The failed attempt leaves the record queued for a retry.
+	REQUIRE(wait_for_log(daemon, "msg=\"delivery deferred\"", 10000));
+	CHECK(contains(daemon.log_text(), "451 4.3.0"));
+	CHECK(contains(store.inbox_count(), "exists 0"));
+
+	// The server comes back (here: the config now names the running one);
+	// the next retry delivers.
+	std::string good = lmtp_patch("unix:" + dovecot.lmtp_socket(), 30, true);
+	daemon.write_config(good);
+	REQUIRE(daemon.signal(SIGHUP));
+	REQUIRE(wait_for_log(daemon, "msg=\"delivered locally\"", 15000));
+	RunResult r = store.inbox_and_first_message();
+	INFO(r.output);
+	CHECK(contains(r.output, "exists 1"));
+	CHECK(contains(r.output, "Return-Path: <alice@test.example>\r\n"));
+	CHECK(contains(r.output, "Subject: note to self\r\n"));
+	CHECK(contains(r.output, "\r\n\r\n.dot line\r\nremember\r\n"));
+	CHECK(maildir_files(daemon.maildir("alice")).empty());
+}
+
+namespace {
+
+// A scripted LMTP server for one connection: answers the greeting, LHLO,
+// MAIL, each RCPT and DATA with 2xx/354, reads the message to the final
+// dot, then sends `after_dot` (its per-recipient replies) and closes.
+class ScriptedLmtp {
+public:
+	explicit ScriptedLmtp(std::string after_dot) : after_dot_(std::move(after_dot)) {
+		listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		sockaddr_in sin{};
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		bind(listen_fd_, reinterpret_cast<sockaddr*>(&sin), sizeof sin);
+		listen(listen_fd_, 4);
+		socklen_t len = sizeof sin;
+		getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sin), &len);
+		port_ = ntohs(sin.sin_port);
+		thread_ = std::thread([this] { serve(); });
+	}
+	~ScriptedLmtp() {
+		shutdown(listen_fd_, SHUT_RDWR);
+		close(listen_fd_);
+		thread_.join();
+	}
+	int port() const { return port_; }
+
+private:
+	void serve() {
+		int fd = accept(listen_fd_, nullptr, nullptr);
+		if (fd < 0) return;
+		auto say = [fd](const std::string& s) { (void)::send(fd, s.data(), s.size(), MSG_NOSIGNAL); };
+		say("220 scripted LMTP\r\n");
+		std::string in;
+		bool in_data = false;
+		char buf[4096];
+		for (;;) {
+			size_t eol;
+			while ((eol = in.find("\r\n")) != std::string::npos) {
+				std::string line = in.substr(0, eol);
+				in.erase(0, eol + 2);
+				if (in_data) {
+					if (line == ".") {
+						say(after_dot_);
+						close(fd);
+						return;
+					}
+					continue;
+				}
+				if (line.rfind("DATA", 0) == 0) {
+					in_data = true;
+					say("354 go\r\n");
+				} else if (line.rfind("QUIT", 0) == 0) {
+					say("221 bye\r\n");
+					close(fd);
+					return;
+				} else {
+					say("250 ok\r\n");
+				}
+			}
+			ssize_t n = recv(fd, buf, sizeof buf, 0);
+			if (n <= 0) break;
+			in.append(buf, static_cast<size_t>(n));
+		}
+		close(fd);
+	}
+
+	std::string after_dot_;
+	int listen_fd_ = -1;
+	int port_ = 0;
+	std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("lmtp: the replies after the final dot are per recipient; a missing one is that recipient's 4.3.0") {
+	std::string after_dot, carol_status;
+	SUBCASE("the second recipient refused after the dot") {
+		after_dot = "250 2.0.0 <alice@test.example> saved\r\n452 4.2.2 <carol@test.example> over quota\r\n";
+		carol_status = "Status: 4.2.2";
+	}
+	SUBCASE("the server closes after the first reply") {
+		after_dot = "250 2.0.0 <alice@test.example> saved\r\n";
+		carol_status = "Status: 4.3.0";
+	}
+	ScriptedLmtp lmtp(after_dot);
+	SmtpSink sink;
+	TernDaemon daemon({.config_patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(lmtp.port()), 5, false,
+	                                              R"("queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+	                                                  R"(", "smarthost_tls": "none"})")});
+	REQUIRE_RUNNING(daemon);
+	SmtpClient c = connect_and_ehlo(daemon);
+	Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},
+	                          make_message("per recipient", "Hello both.\r\n"));
+	INFO(log_tail(daemon));
+	REQUIRE(t.step == "END");
+	// alice's copy is the LMTP server's now: the message is accepted, and
+	// carol's failure goes back to the sender.
+	CHECK(t.reply.code == 250);
+	REQUIRE(sink.wait_for_messages(1, 15000));
+	SinkMessage dsn = sink.messages()[0];
+	CHECK(contains(dsn.data, "Final-Recipient: rfc822;carol@test.example"));
+	CHECK(contains(dsn.data, carol_status));
+	CHECK_FALSE(contains(dsn.data, "Final-Recipient: rfc822;alice@test.example"));
+}
