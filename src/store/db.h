@@ -23,12 +23,17 @@
 // answers with a temporary error, and the next call works again.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+// Berkeley DB's handle types (<db.h>), for the store's other files.
+struct __db;
+struct __db_txn;
 
 namespace tern::store {
 
@@ -160,6 +165,19 @@ public:
 	// processes that died inside the environment; reopens it when that
 	// finds it panicked. ternd runs it periodically on a worker.
 	void check_dead_processes();
+
+	// ---- tables of the store's other files (store/history.cpp): one
+	// transaction with their handles, under the same panic guard and
+	// deadlock retries as every method here. `durable` false commits without
+	// waiting for the log flush (for records whose loss in a crash costs
+	// nothing but a little history).
+	struct Tables {
+		struct __db_txn* txn;
+		struct __db* history;
+		struct __db* history_index;
+		struct __db* outgoing;
+	};
+	void with_tables(const char* what, bool durable, const std::function<void(const Tables&)>& fn);
 
 	struct Impl;
 
