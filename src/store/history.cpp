@@ -23,6 +23,7 @@
 
 #include "mailauth/publicsuffix.h"
 #include "util/ipaddr.h"
+#include "util/strings.h"
 
 namespace tern::store {
 
@@ -286,12 +287,6 @@ std::string reversed_labels(std::string_view domain) {
 	return out;
 }
 
-std::string lower(std::string s) {
-	for (char& c : s)
-		if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-	return s;
-}
-
 }  // namespace
 
 // ---- record encoding: a version byte, then the fields in a fixed order,
@@ -383,7 +378,7 @@ std::array<std::string, 3> ip_masks(const std::string& ip) {
 
 std::string sent_domain_key(const std::string& account, const std::string& recipient) {
 	size_t at = recipient.rfind('@');
-	std::string domain = lower(at == std::string::npos ? std::string() : recipient.substr(at + 1));
+	std::string domain = ascii_lower(at == std::string::npos ? std::string() : recipient.substr(at + 1));
 	return account_prefix('d', account) + key_part(reversed_labels(domain));
 }
 
@@ -411,7 +406,7 @@ bool TxnHistory::sent_to_address(const std::string& localpart, const std::string
 	key.push_back('\0');
 	key += localpart + "@" + domain;
 	auto v = read(t_.outgoing, t_.txn, key);
-	if (!v) v = read(t_.outgoing, t_.txn, key.substr(0, key.size() - domain.size()) + lower(domain));
+	if (!v) v = read(t_.outgoing, t_.txn, key.substr(0, key.size() - domain.size()) + ascii_lower(domain));
 	return v && v->size() == 16 && time_from_order(read_be64(*v, 8)) >= since;
 }
 

@@ -1,0 +1,142 @@
+#include "store/junk_scanner.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "store/history.h"
+#include "util/log.h"
+
+namespace tern::store {
+
+namespace fs = std::filesystem;
+
+void on_junk_mark_changed(const std::string& account, const std::string& unique_name, inbound::JunkMark old_mark,
+                          inbound::JunkMark new_mark, const std::string& message_path) {
+	// Nothing yet: the account's junk filter trains here once it exists
+	// (words of the message at message_path counted as junk or not junk,
+	// and the old mark's counts taken back).
+}
+
+namespace {
+
+int64_t mtime_ns(const std::string& dir) {
+	struct stat st {};
+	if (::stat(dir.c_str(), &st) != 0) return -1;
+	return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+std::string read_small_file(const std::string& path) {
+	std::ifstream in(path, std::ios::binary);
+	std::ostringstream out;
+	out << in.rdbuf();
+	return out.str();
+}
+
+// One file of a folder as the scan saw it.
+struct SeenFile {
+	std::string path;
+	inbound::JunkMark from_keywords = inbound::JunkMark::unknown;
+};
+
+// A folder that changed since the last pass, with its files by unique name.
+struct ChangedFolder {
+	std::string name;  // IMAP name: INBOX, Junk, Archive
+	inbound::FolderKind kind = inbound::FolderKind::neutral;
+	std::map<std::string, SeenFile> files;
+};
+
+}  // namespace
+
+ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
+	std::lock_guard lock(mu_);
+	ScanStats stats;
+	MessageHistory history(env);
+	for (const auto& [account_name, account] : cfg.accounts) {
+		std::optional<inbound::FolderClassifier> classifier;
+		try {
+			classifier.emplace(account.junk_folder_rules);
+		} catch (const std::regex_error&) {
+			continue;  // the config loader rejects these; never here
+		}
+		// Maildir++: the root is INBOX, every ".name" directory a folder.
+		std::vector<std::pair<std::string, std::string>> folders;  // dir name, path
+		std::error_code ec;
+		if (!fs::is_directory(account.maildir, ec)) continue;
+		folders.emplace_back("", account.maildir);
+		for (const auto& entry : fs::directory_iterator(account.maildir, ec)) {
+			std::string name = entry.path().filename().string();
+			if (name.size() > 1 && name[0] == '.' && name != ".." && entry.is_directory(ec))
+				folders.emplace_back(name, entry.path().string());
+		}
+
+		std::vector<ChangedFolder> changed;
+		for (const auto& [dir_name, path] : folders) {
+			std::pair<int64_t, int64_t> times{mtime_ns(path + "/cur"), mtime_ns(path + "/new")};
+			auto it = seen_.find(path);
+			if (it != seen_.end() && it->second == times) continue;
+			seen_[path] = times;
+			ChangedFolder folder;
+			folder.name = inbound::folder_name_from_dir(dir_name);
+			folder.kind = classifier->classify(folder.name);
+			auto keywords = inbound::parse_dovecot_keywords(read_small_file(path + "/dovecot-keywords"));
+			for (const char* sub : {"new", "cur"}) {
+				for (const auto& entry : fs::directory_iterator(path + "/" + sub, ec)) {
+					std::string file = entry.path().filename().string();
+					if (file.empty() || file[0] == '.') continue;
+					SeenFile seen{entry.path().string(),
+					              inbound::junk_mark_from_keywords(inbound::maildir_flags(file), keywords)};
+					folder.files.emplace(std::string(inbound::maildir_unique_name(file)), std::move(seen));
+				}
+			}
+			++stats.folders_read;
+			changed.push_back(std::move(folder));
+		}
+
+		// Files in the changed folders: new folder, new mark.
+		std::set<std::string> present;
+		for (const auto& folder : changed) {
+			for (const auto& [unique, file] : folder.files) {
+				present.insert(unique);
+				auto record = history.find_by_unique_name(account_name, unique);
+				if (!record || record->expunged) continue;
+				std::optional<inbound::FolderKind> previous_kind;
+				if (!record->mailbox.empty()) previous_kind = classifier->classify(record->mailbox);
+				inbound::JunkMark mark =
+				    inbound::next_junk_mark(record->junk, previous_kind, folder.kind, file.from_keywords);
+				if (mark == record->junk && record->mailbox == folder.name) continue;
+				inbound::JunkMark old_mark = record->junk;
+				if (record->mailbox != folder.name) ++stats.moved;
+				record->junk = mark;
+				record->mailbox = folder.name;
+				history.update(*record);
+				if (mark != old_mark) {
+					++stats.marks_changed;
+					on_junk_mark_changed(account_name, unique, old_mark, mark, file.path);
+				}
+			}
+		}
+		// Records a changed folder should hold but no changed folder does:
+		// the file is gone from every folder (a move would have changed the
+		// destination folder too).
+		for (const auto& folder : changed) {
+			for (const auto& [unique, id] : history.in_mailbox(account_name, folder.name)) {
+				if (present.count(unique)) continue;
+				auto record = history.get(id);
+				if (!record || record->expunged) continue;
+				record->expunged = true;
+				history.update(*record);
+				++stats.expunged;
+			}
+		}
+	}
+	stats.pruned = history.prune(now - cfg.message_history.max_age_days * 24 * 3600);
+	return stats;
+}
+
+}  // namespace tern::store
