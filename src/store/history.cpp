@@ -293,23 +293,36 @@ std::string reversed_labels(std::string_view domain) {
 // each a length-prefixed string (numbers and flags in text). New fields go
 // at the end; a shorter blob leaves them at their defaults.
 
-std::string serialize_history_record(const HistoryRecord& r) {
+namespace {
+
+constexpr size_t number_fields = 5;  // id, received, size, DKIM domains, flags
+
+// The plain text fields, in their order after the numbers.
+std::vector<std::string*> text_fields(HistoryRecord& r) {
+	auto& m = r.identity;
+	return {&r.account,         &r.mailbox,        &r.unique_name,    &r.remote_ip,  &m.from_localpart,
+	        &m.from_domain,     &m.from_org_domain, &m.mailfrom_localpart, &m.mailfrom_domain, &m.ehlo_domain,
+	        &m.ip1,             &m.ip2,            &m.ip3,            &r.message_id, &r.sha256,
+	        &r.reason};
+}
+
+}  // namespace
+
+std::string serialize_history_record(const HistoryRecord& record) {
+	HistoryRecord r = record;
 	std::string out(1, static_cast<char>(record_version));
-	const auto& m = r.identity;
 	std::string dkim;
-	for (const auto& d : m.dkim_domains) dkim += d + " ";
+	for (const auto& d : r.identity.dkim_domains) dkim += d + " ";
 	std::string flags;
-	flags += m.from_validated ? 'f' : '-';
-	flags += m.mailfrom_validated ? 'm' : '-';
-	flags += m.ehlo_validated ? 'e' : '-';
+	flags += r.identity.from_validated ? 'f' : '-';
+	flags += r.identity.mailfrom_validated ? 'm' : '-';
+	flags += r.identity.ehlo_validated ? 'e' : '-';
 	flags += r.expunged ? 'x' : '-';
 	flags += r.rejected ? 'r' : '-';
 	flags += r.junk == inbound::JunkMark::junk ? 'j' : r.junk == inbound::JunkMark::notjunk ? 'n' : '-';
-	for (const std::string& s :
-	     {std::to_string(r.id), r.account, r.mailbox, r.unique_name, std::to_string(r.received), r.remote_ip,
-	      m.from_localpart, m.from_domain, m.from_org_domain, dkim, m.mailfrom_localpart, m.mailfrom_domain,
-	      m.ehlo_domain, m.ip1, m.ip2, m.ip3, std::to_string(r.size), r.message_id, r.sha256, flags, r.reason})
+	for (const std::string& s : {std::to_string(r.id), std::to_string(r.received), std::to_string(r.size), dkim, flags})
 		append_string(out, s);
+	for (const std::string* field : text_fields(r)) append_string(out, *field);
 	return out;
 }
 
@@ -322,44 +335,29 @@ std::optional<HistoryRecord> parse_history_record(std::string_view in) {
 		if (!read_string(in, s)) return std::nullopt;
 		f.push_back(s);
 	}
-	if (f.size() < 21) return std::nullopt;
 	HistoryRecord r;
-	auto& m = r.identity;
+	auto texts = text_fields(r);
+	if (f.size() < number_fields + texts.size()) return std::nullopt;
 	try {
 		r.id = std::stoull(f[0]);
-		r.received = std::stoll(f[4]);
-		r.size = std::stoll(f[16]);
+		r.received = std::stoll(f[1]);
+		r.size = std::stoll(f[2]);
 	} catch (const std::exception&) {
 		return std::nullopt;
 	}
-	r.account = f[1];
-	r.mailbox = f[2];
-	r.unique_name = f[3];
-	r.remote_ip = f[5];
-	m.from_localpart = f[6];
-	m.from_domain = f[7];
-	m.from_org_domain = f[8];
-	for (size_t at = 0, sp; (sp = f[9].find(' ', at)) != std::string::npos; at = sp + 1)
-		m.dkim_domains.push_back(f[9].substr(at, sp - at));
-	m.mailfrom_localpart = f[10];
-	m.mailfrom_domain = f[11];
-	m.ehlo_domain = f[12];
-	m.ip1 = f[13];
-	m.ip2 = f[14];
-	m.ip3 = f[15];
-	r.message_id = f[17];
-	r.sha256 = f[18];
-	const std::string& flags = f[19];
+	for (size_t at = 0, sp; (sp = f[3].find(' ', at)) != std::string::npos; at = sp + 1)
+		r.identity.dkim_domains.push_back(f[3].substr(at, sp - at));
+	const std::string& flags = f[4];
 	if (flags.size() < 6) return std::nullopt;
-	m.from_validated = flags[0] == 'f';
-	m.mailfrom_validated = flags[1] == 'm';
-	m.ehlo_validated = flags[2] == 'e';
+	r.identity.from_validated = flags[0] == 'f';
+	r.identity.mailfrom_validated = flags[1] == 'm';
+	r.identity.ehlo_validated = flags[2] == 'e';
 	r.expunged = flags[3] == 'x';
 	r.rejected = flags[4] == 'r';
 	r.junk = flags[5] == 'j' ? inbound::JunkMark::junk
 	         : flags[5] == 'n' ? inbound::JunkMark::notjunk
 	                           : inbound::JunkMark::unknown;
-	r.reason = f[20];
+	for (size_t i = 0; i < texts.size(); ++i) *texts[i] = f[number_fields + i];
 	return r;
 }
 

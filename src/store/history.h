@@ -87,9 +87,10 @@ public:
 	// Marks records expunged by unique name (Rejects copies the server removed).
 	void mark_expunged(const std::string& account, const std::vector<std::string>& unique_names);
 
-	// Deletes records received before `cutoff`, at most `max` per call;
+	// Deletes records received before `cutoff`, at most `max` per call (one
+	// transaction's locks stay within the environment's lock table);
 	// returns how many went.
-	size_t prune(int64_t cutoff, size_t max = 10000);
+	size_t prune(int64_t cutoff, size_t max = 200);
 
 	// Records of all accounts (for tests and the benchmark's check).
 	size_t count();

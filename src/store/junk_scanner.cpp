@@ -135,7 +135,13 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 			}
 		}
 	}
-	stats.pruned = history.prune(now - cfg.message_history.max_age_days * 24 * 3600);
+	// A bounded amount of pruning per pass; the rest waits for the next.
+	int64_t cutoff = now - cfg.message_history.max_age_days * 24 * 3600;
+	for (int round = 0; round < 50; ++round) {
+		size_t pruned = history.prune(cutoff);
+		stats.pruned += pruned;
+		if (pruned == 0) break;
+	}
 	return stats;
 }
 

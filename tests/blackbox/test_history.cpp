@@ -3,7 +3,6 @@
 // message into the Rejects mailbox; mail the account sent makes a sender
 // known; an unknown sender waits the first-time delay; delivery-rate limits
 // per client network.
-#include <dirent.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,16 +14,6 @@
 #include "helpers/tls_tools.h"
 
 namespace {
-
-std::vector<std::string> files_in(const std::string& dir) {
-	std::vector<std::string> out;
-	if (DIR* d = opendir(dir.c_str())) {
-		while (dirent* e = readdir(d))
-			if (e->d_name[0] != '.') out.push_back(e->d_name);
-		closedir(d);
-	}
-	return out;
-}
 
 size_t count_of(const std::string& text, const std::string& needle) {
 	size_t n = 0;
@@ -94,7 +83,7 @@ TEST_CASE("history: a sender marked $Junk over IMAP is refused into Rejects; mar
 	CHECK(t.reply.plain() == "451 4.3.0 error processing");
 	CHECK(seconds_since(start) < 1.5);  // a refusal does not wait the first-time delay
 	std::string rejects = maildir + "/.Rejects";
-	auto kept = files_in(rejects + "/cur");
+	auto kept = maildir_names(rejects + "/cur");
 	REQUIRE(kept.size() == 1);
 	CHECK(ends_with(kept[0], ":2,S"));
 	CHECK(file_exists(rejects + "/maildirfolder"));
@@ -106,7 +95,7 @@ TEST_CASE("history: a sender marked $Junk over IMAP is refused into Rejects; mar
 	c = connect_and_ehlo(daemon);
 	t = send_mail(c, test_sender, {"alice@test.example"}, second);
 	CHECK(t.reply.code == 451);
-	CHECK(files_in(rejects + "/cur").size() == 1);
+	CHECK(maildir_names(rejects + "/cur").size() == 1);
 
 	// The user changes their mind: bob is not junk after all. The retried
 	// message is delivered at once and its Rejects copy goes.
@@ -121,9 +110,9 @@ TEST_CASE("history: a sender marked $Junk over IMAP is refused into Rejects; mar
 	t = send_mail(c, test_sender, {"alice@test.example"}, second);
 	CHECK(t.reply.plain() == "250 2.2.0 it is done");
 	CHECK(seconds_since(start) < 1.5);
-	CHECK(files_in(rejects + "/cur").empty());
+	CHECK(maildir_names(rejects + "/cur").empty());
 	auto inbox = wait_for_maildir(maildir, 2);
-	CHECK(files_in(maildir + "/new").size() + files_in(maildir + "/cur").size() == 2);
+	CHECK(maildir_names(maildir + "/new").size() + maildir_names(maildir + "/cur").size() == 2);
 }
 
 TEST_CASE("history: a sender the account wrote to through submission is accepted without the first-time delay") {
