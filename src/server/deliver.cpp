@@ -226,10 +226,10 @@ void Connection::analysis_history(std::shared_ptr<InboundAnalysis> an) {
 				    store::MessageHistory history(*env);
 				    try {
 					    facts.reputation = history.reputation(account, an->identity, now);
+					    const auto& limits = config->accounts.at(account).delivery_rate_limits;
 					    auto counts = history.delivery_counts(
-					        account, {an->identity.ip1, an->identity.ip2, an->identity.ip3}, now);
-					    rate_refusal = inbound::delivery_rate_refusal(
-					        counts, an->size, config->accounts.at(account).delivery_rate_limits);
+					        account, {an->identity.ip1, an->identity.ip2, an->identity.ip3}, now, &limits);
+					    rate_refusal = inbound::delivery_rate_refusal(counts, an->size, limits);
 					    d.rejects = history.rejects(account);
 				    } catch (const std::exception& e) {
 					    log::error("reading message history", {{"account", account}, {"error", e.what()}});

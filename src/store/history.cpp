@@ -506,28 +506,32 @@ inbound::ReputationAnswer MessageHistory::reputation(const std::string& account,
 
 std::array<inbound::NetworkHistoryCount, 3> MessageHistory::delivery_counts(const std::string& account,
                                                                            const std::array<std::string, 3>& masks,
-                                                                           int64_t now) {
+                                                                           int64_t now,
+                                                                           const inbound::DeliveryRateLimits* limits) {
 	std::array<inbound::NetworkHistoryCount, 3> counts{};
 	env_.with_tables("counting message history", false, [&](const Env::Tables& t) {
 		counts = {};
 		for (int i = 0; i < 3; ++i) {
 			if (masks[i].empty()) continue;
 			std::string prefix = value_prefix(static_cast<char>('a' + i), account, masks[i]);
+			auto& c = counts[i];
 			Scan scan(t.history_index, t.txn);
-			// Strictly within the last day and the last minute.
-			scan.forward(prefix, prefix + time_id(now - 24 * 3600 + 1, 0),
-			             [&](std::string_view key, std::string_view value) {
-				             if (key.size() != prefix.size() + 16 || value.size() != 8) return true;
-				             int64_t received = time_from_order(read_be64(key, prefix.size()));
-				             auto size = static_cast<int64_t>(read_be64(value, 0));
-				             counts[i].messages_day++;
-				             counts[i].bytes_day += size;
-				             if (received > now - 60) {
-					             counts[i].messages_minute++;
-					             counts[i].bytes_minute += size;
-				             }
-				             return true;
-			             });
+			// Newest first, strictly within the last day; the minute's come first.
+			scan.backward(prefix, prefix + std::string(16, '\xff'), [&](std::string_view key, std::string_view value) {
+				if (key.size() != prefix.size() + 16 || value.size() != 8) return true;
+				int64_t received = time_from_order(read_be64(key, prefix.size()));
+				if (received <= now - 24 * 3600) return false;
+				auto size = static_cast<int64_t>(read_be64(value, 0));
+				c.messages_day++;
+				c.bytes_day += size;
+				if (received > now - 60) {
+					c.messages_minute++;
+					c.bytes_minute += size;
+				}
+				// Past the day's message limit the refusal is certain and the
+				// message counts decide it before any size: no need to read on.
+				return !limits || c.messages_day <= (*limits)[i].messages_per_day;
+			});
 		}
 	});
 	return counts;

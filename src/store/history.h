@@ -77,10 +77,13 @@ public:
 	                                     int64_t now);
 
 	// Non-expunged messages and bytes from the three networks of `masks`,
-	// within the minute and the day before `now`.
+	// within the minute and the day before `now`. With `limits`, counting a
+	// network stops once its day's message limit is passed (the scan is
+	// bounded; the verdict of delivery_rate_refusal stays the same).
 	std::array<inbound::NetworkHistoryCount, 3> delivery_counts(const std::string& account,
 	                                                           const std::array<std::string, 3>& masks,
-	                                                           int64_t now);
+	                                                           int64_t now,
+	                                                           const inbound::DeliveryRateLimits* limits = nullptr);
 
 	// The copies present in the account's Rejects mailbox (not expunged).
 	std::vector<inbound::RejectCopy> rejects(const std::string& account);

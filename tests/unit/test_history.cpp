@@ -157,6 +157,16 @@ TEST_CASE("history: delivery counts per network over the last minute and day") {
 	CHECK(counts[1].bytes_day == 6000);
 	CHECK(counts[2].messages_minute == 1);
 	CHECK(history.delivery_counts("other", tern::store::ip_masks("192.0.2.1"), now)[0].messages_day == 0);
+	// With limits, a network's count stops just past its day's message limit:
+	// the refusal is the same as with the full count.
+	auto limits = tern::inbound::default_delivery_rate_limits();
+	limits[1].messages_per_day = 0;
+	auto bounded = history.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now, &limits);
+	CHECK(bounded[1].messages_day == 1);
+	CHECK(bounded[1].messages_minute == 1);  // the newest come first
+	CHECK(bounded[2].messages_day == 2);
+	CHECK(tern::inbound::delivery_rate_refusal(bounded, 10, limits) ==
+	      tern::inbound::delivery_rate_refusal(counts, 10, limits));
 }
 
 TEST_CASE("history: Rejects copies are listed until expunged") {
