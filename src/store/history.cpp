@@ -4,7 +4,7 @@
 //   history:        id(be64)                                 → record
 //                   "seq"                                    → last id(be64)
 //   history_index:  'U' account 0 unique                     → id
-//                   'B' account 0 mailbox 0 id               → unique    (not expunged)
+//                   'B' account 0 mailbox 0 id               → mark(1) unique (not expunged)
 //                   'T' time id                              → ""        (every record; pruning)
 //                   'R' account 0 time id                    → ""        (Rejects copies, not expunged)
 //                   'a'/'b'/'c' account 0 ipmask 0 time id   → size      (not expunged; rates)
@@ -239,6 +239,10 @@ std::vector<std::pair<char, std::string>> identity_values(const HistoryRecord& r
 	return out;
 }
 
+std::string mark_char(inbound::JunkMark mark) {
+	return mark == inbound::JunkMark::junk ? "j" : mark == inbound::JunkMark::notjunk ? "n" : "-";
+}
+
 bool marked(const HistoryRecord& r) {
 	return !r.expunged && r.junk != inbound::JunkMark::unknown;
 }
@@ -252,7 +256,7 @@ void index_record(const Env::Tables& t, const HistoryRecord& r, bool add) {
 	apply(account_prefix('U', r.account) + key_part(r.unique_name), id_key(r.id));
 	apply("T" + when, "");
 	if (r.expunged) return;
-	apply(value_prefix('B', r.account, r.mailbox) + id_key(r.id), r.unique_name);
+	apply(value_prefix('B', r.account, r.mailbox) + id_key(r.id), mark_char(r.junk) + r.unique_name);
 	if (r.rejected) apply(account_prefix('R', r.account) + when, "");
 	std::string size;
 	append_be64(size, static_cast<uint64_t>(r.size));
@@ -479,15 +483,18 @@ bool MessageHistory::update(const HistoryRecord& record) {
 	return found;
 }
 
-std::vector<std::pair<std::string, uint64_t>> MessageHistory::in_mailbox(const std::string& account,
-                                                                         const std::string& mailbox) {
-	std::vector<std::pair<std::string, uint64_t>> out;
+std::vector<MessageHistory::MailboxEntry> MessageHistory::in_mailbox(const std::string& account, const std::string& mailbox) {
+	std::vector<MailboxEntry> out;
 	env_.with_tables("reading message history", false, [&](const Env::Tables& t) {
 		out.clear();
 		std::string prefix = value_prefix('B', account, mailbox);
 		Scan scan(t.history_index, t.txn);
 		scan.forward(prefix, prefix, [&](std::string_view key, std::string_view value) {
-			if (key.size() == prefix.size() + 8) out.emplace_back(std::string(value), read_be64(key, prefix.size()));
+			if (key.size() != prefix.size() + 8 || value.empty()) return true;
+			inbound::JunkMark mark = value[0] == 'j'   ? inbound::JunkMark::junk
+			                         : value[0] == 'n' ? inbound::JunkMark::notjunk
+			                                           : inbound::JunkMark::unknown;
+			out.push_back({std::string(value.substr(1)), read_be64(key, prefix.size()), mark});
 			return true;
 		});
 	});

@@ -69,8 +69,13 @@ public:
 	// follow. false when the record is gone.
 	bool update(const HistoryRecord& record);
 
-	// Unique names of the non-expunged records in a mailbox of the account.
-	std::vector<std::pair<std::string, uint64_t>> in_mailbox(const std::string& account, const std::string& mailbox);
+	// The non-expunged records in a mailbox of the account (one range scan).
+	struct MailboxEntry {
+		std::string unique_name;
+		uint64_t id = 0;
+		inbound::JunkMark junk = inbound::JunkMark::unknown;
+	};
+	std::vector<MailboxEntry> in_mailbox(const std::string& account, const std::string& mailbox);
 
 	// reputation() over the account's history, in one read transaction.
 	inbound::ReputationAnswer reputation(const std::string& account, const inbound::MessageIdentity& message,

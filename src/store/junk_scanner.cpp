@@ -98,11 +98,24 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 			changed.push_back(std::move(folder));
 		}
 
+		// What the history says each changed folder holds, in one range scan
+		// per folder: files already there whose mark cannot change are not
+		// looked up one by one.
+		std::vector<std::map<std::string, std::pair<uint64_t, inbound::JunkMark>>> recorded(changed.size());
+		for (size_t i = 0; i < changed.size(); ++i)
+			for (auto& e : history.in_mailbox(account_name, changed[i].name))
+				recorded[i].emplace(std::move(e.unique_name), std::make_pair(e.id, e.junk));
+
 		// Files in the changed folders: new folder, new mark.
 		std::set<std::string> present;
-		for (const auto& folder : changed) {
+		for (size_t i = 0; i < changed.size(); ++i) {
+			const ChangedFolder& folder = changed[i];
 			for (const auto& [unique, file] : folder.files) {
 				present.insert(unique);
+				if (auto known = recorded[i].find(unique); known != recorded[i].end()) {
+					inbound::JunkMark mark = known->second.second;
+					if (inbound::next_junk_mark(mark, folder.kind, folder.kind, file.from_keywords) == mark) continue;
+				}
 				auto record = history.find_by_unique_name(account_name, unique);
 				if (!record || record->expunged) continue;
 				std::optional<inbound::FolderKind> previous_kind;
@@ -124,10 +137,10 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		// Records a changed folder should hold but no changed folder does:
 		// the file is gone from every folder (a move would have changed the
 		// destination folder too).
-		for (const auto& folder : changed) {
-			for (const auto& [unique, id] : history.in_mailbox(account_name, folder.name)) {
+		for (size_t i = 0; i < changed.size(); ++i) {
+			for (const auto& [unique, entry] : recorded[i]) {
 				if (present.count(unique)) continue;
-				auto record = history.get(id);
+				auto record = history.get(entry.first);
 				if (!record || record->expunged) continue;
 				record->expunged = true;
 				history.update(*record);
