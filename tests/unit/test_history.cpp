@@ -39,6 +39,13 @@ HistoryRecord message_from(const std::string& localpart, const std::string& doma
 	return r;
 }
 
+// A fresh environment and its history for one test.
+struct HistoryDb {
+	tern::testing::TempDir dir;
+	Env env{dir.path};
+	MessageHistory history{env};
+};
+
 }  // namespace
 
 TEST_CASE("history: a record survives serialization, and garbage does not parse") {
@@ -72,10 +79,7 @@ TEST_CASE("history: IP masks are the three network widths") {
 	CHECK(tern::store::ip_masks("nonsense")[0].empty());
 }
 
-TEST_CASE("history: a sender the user marked junk is refused by reputation, a kept one accepted") {
-	tern::testing::TempDir dir;
-	Env env(dir.path);
-	MessageHistory history(env);
+TEST_CASE_FIXTURE(HistoryDb, "history: a sender the user marked junk is refused by reputation, a kept one accepted") {
 	std::vector<HistoryRecord> records{message_from("spam", "bad.example", "198.51.100.1", now - 3600, "u1"),
 	                                   message_from("friend", "good.example", "203.0.113.5", now - 3600, "u2")};
 	history.add(records);
@@ -114,10 +118,7 @@ TEST_CASE("history: a sender the user marked junk is refused by reputation, a ke
 	CHECK(history.in_mailbox("mjl", "INBOX").size() == 1);
 }
 
-TEST_CASE("history: the newest marked messages come first and old ones fall out of the window") {
-	tern::testing::TempDir dir;
-	Env env(dir.path);
-	MessageHistory history(env);
+TEST_CASE_FIXTURE(HistoryDb, "history: the newest marked messages come first and old ones fall out of the window") {
 	// An old not-junk message, then a newer junk one from the same address.
 	std::vector<HistoryRecord> records{message_from("x", "mixed.example", "198.51.100.9", now - 86400 * 10, "old"),
 	                                   message_from("x", "mixed.example", "198.51.100.9", now - 60, "new")};
@@ -141,10 +142,7 @@ TEST_CASE("history: the newest marked messages come first and old ones fall out 
 	});
 }
 
-TEST_CASE("history: delivery counts per network over the last minute and day") {
-	tern::testing::TempDir dir;
-	Env env(dir.path);
-	MessageHistory history(env);
+TEST_CASE_FIXTURE(HistoryDb, "history: delivery counts per network over the last minute and day") {
 	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 10, "m1"),
 	                                   message_from("a", "x.example", "192.0.2.2", now - 120, "m2"),
 	                                   message_from("a", "x.example", "192.0.2.1", now - 90000, "m3")};
@@ -169,10 +167,7 @@ TEST_CASE("history: delivery counts per network over the last minute and day") {
 	      tern::inbound::delivery_rate_refusal(counts, 10, limits));
 }
 
-TEST_CASE("history: Rejects copies are listed until expunged") {
-	tern::testing::TempDir dir;
-	Env env(dir.path);
-	MessageHistory history(env);
+TEST_CASE_FIXTURE(HistoryDb, "history: Rejects copies are listed until expunged") {
 	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 10, "r1"),
 	                                   message_from("a", "x.example", "192.0.2.1", now - 5, "i1")};
 	records[0].rejected = true;
@@ -212,10 +207,7 @@ TEST_CASE("history: mail the account sent decides by address, domain and organiz
 	CHECK(history.reputation("mjl", m, now).method == "msgtofull");
 }
 
-TEST_CASE("history: pruning removes records older than the cutoff with their indexes") {
-	tern::testing::TempDir dir;
-	Env env(dir.path);
-	MessageHistory history(env);
+TEST_CASE_FIXTURE(HistoryDb, "history: pruning removes records older than the cutoff with their indexes") {
 	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 1000, "p1"),
 	                                   message_from("a", "x.example", "192.0.2.1", now - 10, "p2")};
 	records[0].junk = JunkMark::junk;
