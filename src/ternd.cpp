@@ -34,6 +34,7 @@
 #include "queue/queue.h"
 #include "sasl/secrets.h"
 #include "store/db.h"
+#include "store/junk_scanner.h"
 #include "server/control.h"
 #include "server/filter_metrics.h"
 #include "server/inbound_ctl.h"
@@ -446,6 +447,33 @@ int main(int argc, char** argv) {
 		    [&failchk_running] { failchk_running = false; });
 	};
 	failchk.start(5.0);
+	// The Maildir scanner (doc/behaviour.md §9 "Learning from the mailbox"):
+	// one pass at a time on a worker, every message_history.scan_interval_s.
+	store::JunkScanner junk_scanner;
+	bool scan_running = false;
+	std::function<void()> run_scan;
+	core::TimerWatcher scan_timer(loop, [&] { run_scan(); });
+	run_scan = [&] {
+		scan_timer.start(static_cast<double>(cfg->message_history.scan_interval_s));
+		if (scan_running || cfg->localserve) return;
+		scan_running = true;
+		srv->workers().submit(
+		    [envp = env.get(), current = cfg, &junk_scanner] {
+			    try {
+				    auto stats = junk_scanner.scan(*current, *envp, std::time(nullptr));
+				    if (stats.folders_read > 0)
+					    log::event(log::Level::debug, 0, "maildir scan",
+					               {{"folders", std::to_string(stats.folders_read)},
+					                {"marks_changed", std::to_string(stats.marks_changed)},
+					                {"expunged", std::to_string(stats.expunged)},
+					                {"pruned", std::to_string(stats.pruned)}});
+			    } catch (const std::exception& e) {
+				    log::error("maildir scan", {{"error", e.what()}});
+			    }
+		    },
+		    [&scan_running] { scan_running = false; });
+	};
+	scan_timer.start(1.0);
 	if (local_submit) local_submit->start();
 	// metrics (doc/behaviour.md "Logs, signals, metrics"): gauges and queue counters are
 	// read from the live objects when /metrics is rendered.

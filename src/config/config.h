@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "inbound/junk_filter.h"
+#include "inbound/delivery_rate.h"
+#include "inbound/junk_marks.h"
 #include "smtp/data_decoder.h"
 #include "util/log.h"
 
@@ -107,9 +109,19 @@ struct Account {
 	// delivery.lmtp_recipient: the address given to the LMTP server for all
 	// of this account's mail; "" = each recipient address as received.
 	std::string lmtp_recipient;
+	// Which folders mean junk, and which say nothing, when no junk keyword is
+	// set (doc/behaviour.md §9 "Learning from the mailbox"); validated regexes.
+	inbound::FolderRules junk_folder_rules;
+	// Per client network width (/32 /26 /21, IPv6 /64 /48 /32).
+	inbound::DeliveryRateLimits delivery_rate_limits = inbound::default_delivery_rate_limits();
 };
 
 struct Config {
+	// The message history behind reputation and the delivery-rate limits.
+	struct {
+		int64_t max_age_days = 3 * 365;  // older records are pruned
+		int64_t scan_interval_s = 60;     // Maildir scanner period
+	} message_history;
 	std::string file;               // path it was loaded from ("" for localserve)
 	std::string hostname;           // ASCII
 	std::string data_dir = "/var/lib/tern";

@@ -10,8 +10,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -376,7 +378,8 @@ void Loader::load(const json& root, Config& cfg) const
 		fail("", "expected a JSON object at the top level");
 	object(root, "",
 	       {"hostname", "data_dir", "user", "pid_file", "log", "dns", "tls", "delays_ms", "timeouts_s", "limits",
-	        "auth", "listeners", "domains", "accounts", "postmaster", "queue", "metrics", "delivery"});
+	        "auth", "listeners", "domains", "accounts", "postmaster", "queue", "metrics", "delivery",
+	        "message_history"});
 
 	const json* hostname = member(root, "hostname");
 	if (!hostname)
@@ -422,6 +425,13 @@ void Loader::load(const json& root, Config& cfg) const
 	}
 	if (auto v = member(root, "limits"))
 		load_limits(*v, "limits", cfg);
+	if (auto v = member(root, "message_history")) {
+		object(*v, "message_history", {"max_age_days", "scan_interval_s"});
+		if (auto x = member(*v, "max_age_days"))
+			cfg.message_history.max_age_days = integer(*x, "message_history.max_age_days", Range::positive);
+		if (auto x = member(*v, "scan_interval_s"))
+			cfg.message_history.scan_interval_s = integer(*x, "message_history.scan_interval_s", Range::positive);
+	}
 
 	// Before accounts: they inherit delivery.lmtp.
 	if (auto v = member(root, "delivery")) {
@@ -764,7 +774,8 @@ Account Loader::load_account(const std::string& name, const json& v, const std::
 		fail(path, "account name must not be empty, \".\", \"..\" or contain \"/\"");
 	object(v, path,
 	       {"domain", "maildir", "destinations", "rejects_mailbox", "keep_rejects", "max_outgoing_messages_per_day",
-	        "max_first_time_recipients_per_day", "junk_filter", "subject_pass", "delivery"});
+	        "max_first_time_recipients_per_day", "junk_filter", "subject_pass", "delivery", "junk_folders",
+	        "neutral_folders", "delivery_rate_limits"});
 	Account a;
 	a.name = name;
 	a.lmtp = cfg.delivery.lmtp;
@@ -857,6 +868,34 @@ Account Loader::load_account(const std::string& name, const json& v, const std::
 		object(*x, spath, {"period_s"});
 		if (auto p = member(*x, "period_s"))
 			a.subject_pass_period_s = integer(*p, join(spath, "period_s"), Range::non_negative);
+	}
+	std::pair<const char*, std::string*> folder_rules[] = {{"junk_folders", &a.junk_folder_rules.junk},
+	                                                       {"neutral_folders", &a.junk_folder_rules.neutral}};
+	for (auto [key, rule] : folder_rules) {
+		auto x = member(v, key);
+		if (!x) continue;
+		*rule = string(*x, join(path, key));
+		try {
+			std::regex check(*rule, std::regex::ECMAScript | std::regex::icase);
+		} catch (const std::regex_error& e) {
+			fail(join(path, key), "invalid regular expression " + in_quotes(*rule) + ": " + e.what());
+		}
+	}
+	if (auto x = member(v, "delivery_rate_limits")) {
+		std::string rpath = join(path, "delivery_rate_limits");
+		object(*x, rpath, {"messages_per_minute", "messages_per_day", "mib_per_minute", "mib_per_day"});
+		using Field = int64_t inbound::NetworkRateLimit::*;
+		std::tuple<const char*, Field, int64_t> fields[] = {
+		    {"messages_per_minute", &inbound::NetworkRateLimit::messages_per_minute, 1},
+		    {"messages_per_day", &inbound::NetworkRateLimit::messages_per_day, 1},
+		    {"mib_per_minute", &inbound::NetworkRateLimit::bytes_per_minute, 1024 * 1024},
+		    {"mib_per_day", &inbound::NetworkRateLimit::bytes_per_day, 1024 * 1024}};
+		for (auto [key, field, unit] : fields) {
+			auto levels = member(*x, key);
+			if (!levels) continue;
+			std::vector<int64_t> values = limit_levels(*levels, join(rpath, key));
+			for (size_t i = 0; i < 3 && i < values.size(); ++i) a.delivery_rate_limits[i].*field = values[i] * unit;
+		}
 	}
 	return a;
 }

@@ -10,6 +10,12 @@ namespace tern::core {
 
 void MaildirWriter::deliver(std::string body_path, std::vector<store::MaildirCopy> copies, std::string hostname,
                             Done done) {
+	deliver_noting_copies(std::move(body_path), std::move(copies), std::move(hostname),
+	                      [done = std::move(done)](const std::string& error, std::vector<store::MaildirCopy>&) { done(error); });
+}
+
+void MaildirWriter::deliver_noting_copies(std::string body_path, std::vector<store::MaildirCopy> copies,
+                                          std::string hostname, DoneWithCopies done) {
 	waiting_.push_back(Item{std::move(body_path), std::move(copies), std::move(hostname), std::move(done), {}});
 	if (!running_) run_batch();
 }
@@ -50,13 +56,14 @@ void MaildirWriter::run_batch() {
 			    Item& item = (*batch)[i];
 			    item.error = errors[index[i].first][index[i].second];
 			    if (item.error.empty()) item.error = dir_error;
+			    if (item.error.empty()) item.copies = index[i].first->delivered(index[i].second);
 			    ::unlink(item.body_path.c_str());
 		    }
 	    },
 	    [this, batch] {
 		    in_flight_ = 0;
 		    // Deliveries started by these callbacks wait for the next batch.
-		    for (Item& item : *batch) item.done(item.error);
+		    for (Item& item : *batch) item.done(item.error, item.copies);
 		    running_ = false;
 		    run_batch();
 	    });

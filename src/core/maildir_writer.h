@@ -25,6 +25,11 @@ public:
 	// Writes prefix + body for each copy; the body file is removed once its
 	// batch is done (delivered or not).
 	void deliver(std::string body_path, std::vector<store::MaildirCopy> copies, std::string hostname, Done done);
+	// The same, for a caller that records where each copy landed (the
+	// message history): `done` also gets the copies with final_path set.
+	using DoneWithCopies = std::function<void(const std::string& error, std::vector<store::MaildirCopy>& copies)>;
+	void deliver_noting_copies(std::string body_path, std::vector<store::MaildirCopy> copies, std::string hostname,
+	                           DoneWithCopies done);
 
 	// Messages waiting for or inside the current batch.
 	size_t pending() const { return waiting_.size() + in_flight_; }
@@ -37,7 +42,7 @@ private:
 		std::string body_path;
 		std::vector<store::MaildirCopy> copies;
 		std::string hostname;
-		Done done;
+		DoneWithCopies done;
 		std::string error;
 	};
 	void run_batch();

@@ -241,6 +241,9 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 		std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0] : an->iprev.name;
 		if (!name.empty() && (!hello || hello->ip || name != hello->domain.ascii))
 			ri.from_comment = "(" + name + " " + remote_ip.to_literal() + ")";
+		// Port 25: each account's verdict decides its copies (server/deliver.cpp).
+		deliver_inbound_copies(an, common, ri);
+		return;
 	} else if (cfg->localserve) {
 		// Localserve looks nothing up, so no method has a result: RFC 8601
 		// 2.2 "none" (the seed's header for a message with no checks).
@@ -470,7 +473,11 @@ void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, st
 void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr<InboundAnalysis> an) {
 	size_t total = tx.recipients.size();
 	// Metrics per delivered recipient: localserve submissions and port 25 deliveries end here.
-	submission() ? core::stats().count_submission("ok", total - errors.size()) : core::stats().count_delivery("delivered", "no-bad-signals", total - errors.size());
+	std::string reasons = an ? count_inbound_deliveries(*an, errors) : std::string();
+	if (submission())
+		core::stats().count_submission("ok", total - errors.size());
+	else if (!an)
+		core::stats().count_delivery("delivered", "no-bad-signals", total - errors.size());
 	if (errors.size() == total) {
 		rset();
 		throw all_failed_reply(errors);
@@ -484,7 +491,11 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 	rset();
 	++tx_good;
 	--tx_bad;
-	log::event(log::Level::info, cid, "message delivered", {{"recipients", std::to_string(total - errors.size())}});
+	if (an)
+		log::event(log::Level::info, cid, "message delivered",
+		           {{"recipients", std::to_string(total - errors.size())}, {"reason", reasons}});
+	else
+		log::event(log::Level::info, cid, "message delivered", {{"recipients", std::to_string(total - errors.size())}});
 	reply(250, "2.0", "it is done");
 }
 

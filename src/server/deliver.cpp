@@ -3,9 +3,18 @@
 // and the DKIM key lookups run in parallel on the loop; signatures are
 // verified on a worker; then DMARC, the analysis, DNS blocklists and the
 // first-time-sender delay (a timer), and finally the durable copies.
+#include <unistd.h>
+
 #include <ctime>
+#include <filesystem>
+#include <map>
+
+#include <set>
 
 #include "core/stats.h"
+#include "inbound/delivery_rate.h"
+#include "mailauth/publicsuffix.h"
+#include "store/history.h"
 #include "mailauth/auth_methods.h"
 #include "mailauth/dnsbl.h"
 #include "message/auth_results.h"
@@ -14,11 +23,16 @@
 #include "message/submission.h"
 #include "server/dkim_sign.h"
 #include "server/report_step.h"
+#include "store/junk_counts.h"
+#include "store/subject_pass.h"
 #include "server/server.h"
 #include "store/files.h"
+#include "store/maildir.h"
+#include "util/storage.h"
 #include "server/session.h"
 #include "server/suspend.h"
 #include "util/log.h"
+#include "util/strings.h"
 
 namespace tern::server {
 
@@ -102,34 +116,75 @@ std::string Connection::authentication_results(const InboundAnalysis& an) const 
 	return message::build_authentication_results(global_hostname(), "", methods);
 }
 
-// doc/behaviour.md §9 "analyze()": without reputation data or a junk
-// filter, the decisive signals are DMARC reject, an SPF fail/softfail for
-// the MAIL FROM domain, and DNS blocklists. Rejections are deliberately
-// vague and temporary (451 error processing), except DMARC's.
+namespace {
+
+inbound::SpfVerdict spf_verdict(mailauth::SpfStatus s) {
+	switch (s) {
+	case mailauth::SpfStatus::none: return inbound::SpfVerdict::none;
+	case mailauth::SpfStatus::neutral: return inbound::SpfVerdict::neutral;
+	case mailauth::SpfStatus::pass: return inbound::SpfVerdict::pass;
+	case mailauth::SpfStatus::fail: return inbound::SpfVerdict::fail;
+	case mailauth::SpfStatus::softfail: return inbound::SpfVerdict::softfail;
+	case mailauth::SpfStatus::temperror: return inbound::SpfVerdict::temperror;
+	case mailauth::SpfStatus::permerror: return inbound::SpfVerdict::permerror;
+	}
+	return inbound::SpfVerdict::none;
+}
+
+}  // namespace
+
+// Everything inbound::analyze() and the history read about this message,
+// in one place. The junk filter (facts.junk_filter), a kept DMARC or TLS
+// report (facts.report_kept) and subject-pass (facts.subject_pass) stay at
+// their "not known" values here; each of those features fills its field
+// with one call before the per-account look-ups.
+void gather_message_facts(InboundAnalysis& an, const IpAddr& remote_ip, const smtp::HelloArg& hello,
+                          const std::optional<smtp::Address>& mail_from) {
+	inbound::MessageFacts& f = an.facts;
+	f.dmarc_used = an.dmarc.use;
+	f.dmarc_reject = an.dmarc.reject;
+	f.dmarc_pass = an.dmarc.status == mailauth::DmarcStatus::pass;
+	// Only a result for the MAIL FROM identity counts (doc/behaviour.md §9).
+	f.spf_mailfrom = an.spf.identity == mailauth::SpfReceived::Identity::mailfrom ? spf_verdict(an.spf.result)
+	                                                                               : inbound::SpfVerdict::none;
+	f.iprev_pass = an.iprev.status == mailauth::IprevStatus::pass;
+
+	inbound::MessageIdentity& m = an.identity;
+	m.from_localpart = an.from_localpart;
+	m.from_domain = ascii_lower(an.from_domain);
+	m.from_org_domain = m.from_domain.empty() ? "" : mailauth::organizational_domain(m.from_domain);
+	// RFC 7489 3.1: a From domain aligned with a passing SPF or DKIM identity.
+	m.from_validated = f.dmarc_pass || an.dmarc.aligned_dkim_pass || an.dmarc.aligned_spf_pass;
+	std::set<std::string> dkim;
+	for (const auto& r : an.dkim)
+		if (r.status == mailauth::dkim::Status::pass && !r.domain().empty()) dkim.insert(ascii_lower(r.domain()));
+	m.dkim_domains.assign(dkim.begin(), dkim.end());
+	if (mail_from) {
+		m.mailfrom_localpart = mail_from->localpart;
+		m.mailfrom_domain = ascii_lower(mail_from->domain.ascii);
+	}
+	m.mailfrom_validated = an.spf.identity == mailauth::SpfReceived::Identity::mailfrom &&
+	                       an.spf.result == mailauth::SpfStatus::pass;
+	if (!hello.ip) m.ehlo_domain = ascii_lower(hello.domain.ascii);
+	// The EHLO name is validated by an SPF pass for the HELO identity, or by
+	// iprev verifying exactly that name (RFC 8601 2.7.3).
+	m.ehlo_validated = !m.ehlo_domain.empty() &&
+	                   ((an.spf.identity == mailauth::SpfReceived::Identity::helo &&
+	                     an.spf.result == mailauth::SpfStatus::pass) ||
+	                    (f.iprev_pass && ascii_lower(an.iprev.name) == m.ehlo_domain));
+	auto masks = store::ip_masks(remote_ip.to_string());
+	m.ip1 = masks[0];
+	m.ip2 = masks[1];
+	m.ip3 = masks[2];
+}
+
 void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
 	log::event(log::Level::debug, cid, "message analysis",
 	           {{"iprev", mailauth::iprev_status_name(an->iprev.status)},
 	            {"spf", mailauth::spf_status_name(an->spf.result)},
 	            {"dkim_signatures", std::to_string(an->dkim.size())},
 	            {"dmarc_reject", an->dmarc.use && an->dmarc.reject ? "yes" : "no"}});
-	auto reject = [&](int code, std::string_view secode, const std::string& text, const char* reason) {
-		log::event(log::Level::info, cid, "incoming message rejected", {{"reason", reason}});
-		slow = true;  // a refused sender is kept busy (slow mode) from now on
-		for (const auto& r : tx.recipients) if (r.local) core::stats().count_delivery("reject", reason);  // per recipient, as the seed
-		std::vector<DeliverError> errors;
-		for (const auto& r : tx.recipients)
-			errors.push_back({r.display, code, std::string(secode), code >= 500, r.local ? text : "no such user"});
-		deliver_copies(an, std::move(errors));
-	};
-	if (an->dmarc.use && an->dmarc.reject) {
-		reject(550, se::pol_dmarc26, "rejecting per dmarc policy", "dmarc-policy");
-		return;
-	}
-	if (an->spf.identity == mailauth::SpfReceived::Identity::mailfrom &&
-	    (an->spf.result == mailauth::SpfStatus::fail || an->spf.result == mailauth::SpfStatus::softfail)) {
-		reject(451, se::sys_other0, "error processing", "spf-policy");
-		return;
-	}
+	gather_message_facts(*an, remote_ip, *hello, tx.mail_from);
 	// Zones that fail RFC 5782 5's test addresses are skipped.
 	srv.dnsbl_health().healthy_zones(cid, listener().smtp.dnsbl_zones,
 	                                 suspend([an](Connection& c, const std::vector<std::string>& zones) {
@@ -138,21 +193,16 @@ void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
 	                                 }));
 }
 
+// DNS blocklists, zone by zone until one lists the client; the analysis
+// decides later whether that matters (doc/behaviour.md §9).
 void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone) {
 	const auto& zones = an->dnsbl_zones;
-	if (zone < zones.size()) {
+	if (zone < zones.size() && !(an->facts.dmarc_used && an->facts.dmarc_reject)) {
 		mailauth::dnsbl_lookup(srv.resolver(), cid, remote_ip, zones[zone],
 		                       suspend([an, zone](Connection& c, mailauth::DnsblStatus s) {
 			                       if (s == mailauth::DnsblStatus::fail) {
-				                       log::event(log::Level::info, c.cid, "incoming message rejected",
-				                                  {{"reason", "dns-blocklisted"}, {"zone", an->dnsbl_zones[zone]}});
-				                       c.slow = true;  // as for any refusal by analysis
-				                       for (const auto& r : c.tx.recipients) if (r.local) core::stats().count_delivery("reject", "dns-blocklisted");
-				                       std::vector<DeliverError> errors;
-				                       for (const auto& r : c.tx.recipients)
-					                       errors.push_back({r.display, 451, std::string(se::sys_other0), false,
-					                                         r.local ? "error processing" : "no such user"});
-				                       c.deliver_copies(an, std::move(errors));
+				                       an->facts.dnsbl_listed_zone = an->dnsbl_zones[zone];
+				                       c.analysis_history(an);
 				                       return;
 			                       }
 			                       c.analysis_dnsbl(an, zone + 1);
@@ -160,17 +210,278 @@ void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone
 		flush();
 		return;
 	}
-	// Accepted with no bad signals. The seed holds a first-time sender for a
-	// while before storing (a timer here, never a sleep), unless the message
-	// is a report that was kept.
-	keep_reports_then(*this, an, [an](Connection& c, bool report_kept) {
-		double delay = static_cast<double>(c.listener().smtp.first_time_sender_delay_ms) / 1000.0;
-		if (delay > 0 && !report_kept) {
-			c.stall_then(delay, [an](Connection& c2) { c2.deliver_copies(an); });
-			return;
+	analysis_history(an);
+}
+
+// Per destination account, on a worker: reputation() over its history, the
+// delivery-rate counts and its Rejects copies; and the message's size and
+// hash for the history records.
+void Connection::analysis_history(std::shared_ptr<InboundAnalysis> an) {
+	// DMARC and TLS reports to report addresses are kept first (doc/behaviour.md
+	// §9, step 3): whether one was kept is a fact of the verdict.
+	keep_reports_then(*this, an, [an](Connection& c, bool) { c.analysis_accounts(an); });
+}
+
+// The rest of the facts, per destination account (reputation, rate counts,
+// junk filter, subject-pass), then inbound::analyze(), on a worker.
+void Connection::analysis_accounts(std::shared_ptr<InboundAnalysis> an) {
+	std::set<std::string> accounts, report_accounts;
+	for (const auto& r : tx.recipients) {
+		if (!r.local) continue;
+		accounts.insert(r.account);
+		if (an->seen_recipients.count(r.display)) report_accounts.insert(r.account);
+	}
+	store::Env* env = srv.env();
+	std::shared_ptr<const config::Config> config = cfg;
+	srv.workers().submit(
+	    [an, accounts, report_accounts, env, config] {
+		    hash_inbound_message(*an);
+		    int64_t now = std::time(nullptr);
+		    for (const auto& account : accounts) {
+			    InboundAnalysis::AccountDecision d;
+			    inbound::MessageFacts facts = an->facts;
+			    const config::Account& settings = config->accounts.at(account);
+			    facts.report_kept = report_accounts.count(account) > 0;
+			    facts.junk_filter = store::junk_probability(env, settings, an->path);
+			    facts.subject_pass = store::subject_pass_facts(env, settings, an->path, now);
+			    std::optional<std::string> rate_refusal;
+			    if (env) {
+				    store::MessageHistory history(*env);
+				    try {
+					    facts.reputation = history.reputation(account, an->identity, now);
+					    const auto& limits = settings.delivery_rate_limits;
+					    auto counts = history.delivery_counts(
+					        account, {an->identity.ip1, an->identity.ip2, an->identity.ip3}, now, &limits);
+					    rate_refusal = inbound::delivery_rate_refusal(counts, an->size, limits);
+					    d.rejects = history.rejects(account);
+				    } catch (const std::exception& e) {
+					    log::error("reading message history", {{"account", account}, {"error", e.what()}});
+					    facts.reputation.error = true;
+					    d.history_error = true;
+				    }
+			    }
+			    if (rate_refusal)
+				    d.verdict = inbound::Verdict{false, 452, std::string(se::mailbox_full2), *rate_refusal,
+				                                 "rate-limited", false};
+			    else
+				    d.verdict = inbound::analyze(facts);
+			    an->decisions[account] = std::move(d);
+		    }
+	    },
+	    suspend([an](Connection& c) { c.analysis_verdicts(an); }));
+	flush();
+}
+
+void Connection::analysis_verdicts(std::shared_ptr<InboundAnalysis> an) {
+	bool refused = false, delay = false;
+	for (const auto& [account, d] : an->decisions) {
+		const inbound::Verdict& v = d.verdict;
+		if (!v.accept) {
+			refused = true;
+			log::event(log::Level::info, cid, "incoming message rejected",
+			           {{"account", account},
+			            {"reason", v.reason},
+			            {"code", std::to_string(v.code)},
+			            {"zone", an->facts.dnsbl_listed_zone}});
 		}
-		c.deliver_copies(an);
-	});
+		if (inbound::first_time_delay_applies(v)) delay = true;
+	}
+	// A refused sender (analysis or rate limit) is kept busy from now on.
+	if (refused) slow = true;
+	// The seed holds a sender nothing is known about for a while before
+	// storing (a timer here, never a sleep); known senders never wait.
+	double seconds = static_cast<double>(listener().smtp.first_time_sender_delay_ms) / 1000.0;
+	if (delay && seconds > 0) {
+		stall_then(seconds, [an](Connection& c) { c.deliver_copies(an); });
+		return;
+	}
+	deliver_copies(an);
+}
+
+// The copies of a port-25 message: one per recipient whose account
+// accepted it, with the reason header first (doc/behaviour.md §7); for an
+// account that refused it, the error and one copy in its Rejects mailbox
+// (doc/behaviour.md §9 "Rejects").
+void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, const std::string& common,
+                                        message::ReceivedInfo ri) {
+	int64_t now = std::time(nullptr);
+	auto copies = std::make_shared<std::vector<store::MaildirCopy>>();
+	std::vector<DeliverError> errors;
+	// When every account refused, unknown recipients share the refusal's code,
+	// so the client gets one reply rather than a list (the seed's way).
+	const inbound::Verdict* refusal_for_all = nullptr;
+	for (const auto& [account, d] : an->decisions) {
+		if (d.verdict.accept) {
+			refusal_for_all = nullptr;
+			break;
+		}
+		if (!refusal_for_all) refusal_for_all = &d.verdict;
+	}
+	std::set<std::string> rejects_done;
+	for (const auto& r : tx.recipients) {
+		if (!r.local) {
+			core::stats().count_delivery("unknownuser", "");  // tern_smtpserver_delivery_total
+			if (refusal_for_all)
+				errors.push_back({r.display, refusal_for_all->code, refusal_for_all->secode,
+				                  refusal_for_all->code >= 500, "no such user"});
+			else
+				errors.push_back({r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"});
+			continue;
+		}
+		const config::Account& account = cfg->accounts.at(r.account);
+		const InboundAnalysis::AccountDecision& d = an->decisions.at(r.account);
+		const inbound::Verdict& v = d.verdict;
+		ri.for_rcpt = r.display;
+		store::MaildirCopy copy;
+		copy.maildir = account.maildir;
+		copy.prefix = "X-Tern-Reason: " + v.reason + "\r\n" + common + message::build_received(ri);
+		if (v.accept) {
+			copy.mailbox = r.mailbox;
+			copies->push_back(std::move(copy));
+			an->copy_notes.push_back({r.account, v.reason, false});
+			auto superseded = inbound::rejects_superseded(d.rejects, an->message_id);
+			auto& remove = an->rejects_to_remove[r.account];
+			remove.insert(remove.end(), superseded.begin(), superseded.end());
+			continue;
+		}
+		core::stats().count_delivery("reject", v.reason);  // per recipient, as the seed
+		errors.push_back({r.display, v.code, v.secode, v.code >= 500, v.text});
+		// One Rejects copy per account, only when its history could be read
+		// (otherwise the Rejects mailbox could not be kept tidy).
+		if (d.history_error || !srv.env() || !rejects_done.insert(r.account).second) continue;
+		inbound::RejectsPlan plan = inbound::plan_reject(d.rejects, an->message_id, an->sha256, account.keep_rejects, now);
+		auto& remove = an->rejects_to_remove[r.account];
+		remove.insert(remove.end(), plan.remove.begin(), plan.remove.end());
+		if (!plan.store) continue;
+		copy.mailbox = account.rejects_mailbox;
+		copy.seen = true;
+		copies->push_back(std::move(copy));
+		an->copy_notes.push_back({r.account, v.reason, true});
+	}
+	std::string path = std::move(message_path);
+	message_path.clear();  // the worker owns the file now
+	if (copies->empty()) {
+		unlink(path.c_str());
+		record_inbound_history(an, {}, std::move(errors));
+		return;
+	}
+	// The group-commit writer puts this message in the next batch; the reply
+	// waits for the batch and the history records.
+	srv.maildir_writer().deliver_noting_copies(
+	    path, std::move(*copies), hostname(),
+	    suspend([an, errors = std::move(errors)](Connection& c, const std::string& failure,
+	                                             std::vector<store::MaildirCopy>& written) mutable {
+		    if (failure.empty()) {
+			    c.record_inbound_history(an, std::move(written), std::move(errors));
+			    return;
+		    }
+		    log::error("maildir delivery failed", {{"error", failure}});
+		    bool disk_full = is_storage_full_error(failure);
+		    if (disk_full) c.srv.disk_space().report_full();
+		    // A full disk is 452 4.3.1 (RFC 3463 3.4), anything else 451 4.3.0.
+		    SmtpError e = disk_full ? SmtpError{452, std::string(se::sys_storage_full1), "error processing"}
+		                            : SmtpError{451, std::string(se::sys_other0), "error processing"};
+		    for (const auto& r : c.tx.recipients) {
+			    if (!r.local) continue;
+			    const auto& v = an->decisions.at(r.account).verdict;
+			    if (!v.accept) continue;
+			    core::stats().count_delivery("delivererror", v.reason);
+			    errors.push_back({r.display, e.code, e.secode, false, e.text});
+		    }
+		    c.delivery_done(std::move(errors), an);
+	    }));
+	flush();
+}
+
+namespace {
+
+// The IMAP name of the folder a delivered file landed in
+// (<maildir>/<.folder>/new/<file>).
+std::string folder_of(const std::string& maildir, const std::string& final_path) {
+	std::filesystem::path dir = std::filesystem::path(final_path).parent_path().parent_path();
+	if (dir == std::filesystem::path(maildir)) return inbound::folder_name_from_dir("");
+	return inbound::folder_name_from_dir(dir.filename().string());
+}
+
+// Removes the Rejects copies (by unique name) of an account's Rejects folder.
+void remove_rejects_copies(const std::string& rejects_dir, const std::vector<std::string>& unique_names) {
+	std::set<std::string> wanted(unique_names.begin(), unique_names.end());
+	for (const char* sub : {"cur", "new"}) {
+		std::error_code ec;
+		for (const auto& entry : std::filesystem::directory_iterator(rejects_dir + "/" + sub, ec)) {
+			std::string name = entry.path().filename().string();
+			if (wanted.count(std::string(inbound::maildir_unique_name(name)))) std::filesystem::remove(entry.path(), ec);
+		}
+	}
+}
+
+}  // namespace
+
+// One history record per written copy, and the Rejects copies this message
+// makes obsolete removed, on a worker; then the reply.
+void Connection::record_inbound_history(std::shared_ptr<InboundAnalysis> an, std::vector<store::MaildirCopy> written,
+                                        std::vector<DeliverError> errors) {
+	store::Env* env = srv.env();
+	if (!env) {
+		delivery_done(std::move(errors), an);
+		return;
+	}
+	std::vector<store::HistoryRecord> records;
+	int64_t now = std::time(nullptr);
+	for (size_t i = 0; i < written.size() && i < an->copy_notes.size(); ++i) {
+		const auto& note = an->copy_notes[i];
+		store::HistoryRecord h;
+		h.account = note.account;
+		h.mailbox = folder_of(written[i].maildir, written[i].final_path);
+		h.unique_name = std::string(
+		    inbound::maildir_unique_name(std::filesystem::path(written[i].final_path).filename().string()));
+		h.received = now;
+		h.remote_ip = remote_ip.to_string();
+		h.identity = an->identity;
+		h.size = an->size;
+		h.message_id = an->message_id;
+		h.sha256 = an->sha256;
+		h.rejected = note.rejects_copy;
+		h.reason = note.reason;
+		records.push_back(std::move(h));
+	}
+	std::map<std::string, std::string> rejects_dirs;
+	for (const auto& [account, names] : an->rejects_to_remove) {
+		const auto& a = cfg->accounts.at(account);
+		if (!names.empty()) rejects_dirs[account] = store::mailbox_dir(a.maildir, a.rejects_mailbox);
+	}
+	srv.workers().submit(
+	    [env, an, records = std::move(records), rejects_dirs]() mutable {
+		    try {
+			    store::MessageHistory history(*env);
+			    for (const auto& [account, dir] : rejects_dirs) {
+				    remove_rejects_copies(dir, an->rejects_to_remove[account]);
+				    history.mark_expunged(account, an->rejects_to_remove[account]);
+			    }
+			    history.add(records);
+		    } catch (const std::exception& e) {
+			    // The copies are durable; only what the history learns is lost.
+			    log::error("recording message history", {{"error", e.what()}});
+		    }
+	    },
+	    suspend([an, errors = std::move(errors)](Connection& c) mutable { c.delivery_done(std::move(errors), an); }));
+	flush();
+}
+
+std::string Connection::count_inbound_deliveries(const InboundAnalysis& an, const std::vector<DeliverError>& errors) const {
+	std::set<std::string> failed;
+	for (const auto& e : errors) failed.insert(e.rcpt);
+	std::set<std::string> reasons;
+	for (const auto& r : tx.recipients) {
+		if (!r.local || failed.count(r.display)) continue;
+		auto it = an.decisions.find(r.account);
+		if (it == an.decisions.end()) continue;
+		core::stats().count_delivery("delivered", it->second.verdict.reason);  // tern_smtpserver_delivery_total
+		reasons.insert(it->second.verdict.reason);
+	}
+	std::string out;
+	for (const auto& reason : reasons) out += (out.empty() ? "" : ",") + reason;
+	return out;
 }
 
 // The DSN for recipients that failed while others were delivered (RFC 3464,

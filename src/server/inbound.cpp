@@ -1,10 +1,14 @@
 #include "server/inbound.h"
 
+#include <mbedtls/sha256.h>
+
+#include <fstream>
 #include <map>
 #include <tuple>
 
 #include "message/submission.h"
 #include "server/message_file.h"
+#include "util/hex.h"
 
 namespace tern::server {
 
@@ -18,7 +22,12 @@ void read_inbound_message(InboundAnalysis& an) {
 	an.header_ok = true;
 	an.received_headers = message::find_fields(*section, "Received").size();
 	message::FromResult from = message::parse_single_from(*section);
-	if (from.ok) an.from_domain = from.address.domain.ascii;
+	if (from.ok) {
+		an.from_domain = from.address.domain.ascii;
+		an.from_localpart = from.address.localpart;
+	}
+	for (const auto& f : section->fields)
+		if (f.lower_name == "message-id") an.message_id = f.unfolded_value();
 	an.pending = mailauth::dkim::prepare_verification(section->fields);
 	an.body_hashes.resize(an.pending.size());
 	// Signatures with the same body canonicalization, hash and length share
@@ -34,6 +43,24 @@ void read_inbound_message(InboundAnalysis& an) {
 		an.body_hashes[i] = it->second;
 	}
 	an.fields = std::move(section->fields);
+}
+
+void hash_inbound_message(InboundAnalysis& an) {
+	std::ifstream in(an.path, std::ios::binary);
+	mbedtls_sha256_context ctx;
+	mbedtls_sha256_init(&ctx);
+	mbedtls_sha256_starts_ret(&ctx, 0);
+	char buf[64 * 1024];
+	int64_t size = 0;
+	while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+		mbedtls_sha256_update_ret(&ctx, reinterpret_cast<const unsigned char*>(buf), static_cast<size_t>(in.gcount()));
+		size += in.gcount();
+	}
+	unsigned char digest[32];
+	mbedtls_sha256_finish_ret(&ctx, digest);
+	mbedtls_sha256_free(&ctx);
+	an.sha256 = hex_lower(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+	an.size = size;
 }
 
 void finish_dkim(InboundAnalysis& an) {

@@ -210,6 +210,15 @@ struct Connection {
 	void analysis_verify(std::shared_ptr<InboundAnalysis> an);
 	void analysis_decide(std::shared_ptr<InboundAnalysis> an);
 	void analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone);
+	void analysis_history(std::shared_ptr<InboundAnalysis> an);
+	void analysis_accounts(std::shared_ptr<InboundAnalysis> an);
+	void analysis_verdicts(std::shared_ptr<InboundAnalysis> an);
+	void deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, const std::string& common,
+	                            message::ReceivedInfo ri);
+	void record_inbound_history(std::shared_ptr<InboundAnalysis> an, std::vector<store::MaildirCopy> written,
+	                            std::vector<DeliverError> errors);
+	// Counts delivered recipients by reason; returns the distinct reasons, comma-separated.
+	std::string count_inbound_deliveries(const InboundAnalysis& an, const std::vector<DeliverError>& errors) const;
 	void deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors = {});
 	std::string authentication_results(const InboundAnalysis& an) const;
 	void submit_message();

@@ -7,9 +7,12 @@
 //   queue:      id(be64)                                   → serialize_queue_record
 //   meta:       "schema"                                   → version(be64)
 //               "seq.queue", "seq.outgoing"                → last used value(be64)
+//   history, history_index: see store/history.cpp; outgoing also holds
+//               'd' rows, store::sent_domain_key → last(be64)
 // Signed times are stored with the sign bit flipped so negatives sort first.
 #include "store/db.h"
 #include "store/table.h"
+#include "store/history.h"
 
 #include <db.h>
 #include <fcntl.h>
@@ -441,6 +444,8 @@ struct Env::Impl {
 	DB* meta = nullptr;
 	std::mutex other_tables_mu;
 	std::map<std::string, DB*> other_tables;  // Env::in_table's, opened on first use
+	DB* history = nullptr;
+	DB* history_index = nullptr;
 	// Every operation holds `gate` shared; a reopen after a panic holds it
 	// exclusively, so no thread uses a handle while it is replaced.
 	std::shared_timed_mutex gate;
@@ -449,7 +454,7 @@ struct Env::Impl {
 	~Impl() { close(); }
 
 	void close() {
-		for (DB** db : {&passwords, &outgoing, &queue, &deliveries, &meta}) {
+		for (DB** db : {&passwords, &outgoing, &queue, &deliveries, &meta, &history, &history_index}) {
 			if (*db) (*db)->close(*db, 0);
 			*db = nullptr;
 		}
@@ -524,6 +529,8 @@ struct Env::Impl {
 			queue = open_table("queue.db");
 			deliveries = open_table("deliveries.db");
 			meta = open_table("meta.db");
+			history = open_table("history.db");
+			history_index = open_table("history_index.db");
 			run_transaction("checking the schema version", [&](DB_TXN* txn) {
 				auto v = get(meta, txn, "schema", DB_RMW);
 				if (!v) {
@@ -603,7 +610,7 @@ struct Env::Impl {
 	// log). A deadlock victim is aborted and run again, a few times, after a
 	// short growing pause.
 	template <class Fn>
-	void run_transaction(const char* what, Fn&& fn) {
+	void run_transaction(const char* what, Fn&& fn, u_int32_t commit_flags = 0) {
 		for (int attempt = 0;; ++attempt) {
 			DB_TXN* txn = nullptr;
 			check(env->txn_begin(env, nullptr, &txn, 0), "beginning a transaction");
@@ -621,7 +628,7 @@ struct Env::Impl {
 				txn->abort(txn);
 				throw;
 			}
-			rc = txn->commit(txn, 0);
+			rc = txn->commit(txn, commit_flags);
 			if (rc != 0) throw_db(rc, std::string(what) + ": commit");
 			return;
 		}
@@ -659,6 +666,7 @@ struct Env::Impl {
 			put_be64(value, order_preserving(use.first));
 			put_be64(value, order_preserving(use.last));
 			put(outgoing, txn, rkey, value);
+			put(outgoing, txn, sent_domain_key(account, rcpt), be64_string(order_preserving(use.last)));
 		}
 		prune_history(txn, account, t - history_retention_s);
 	}
@@ -740,6 +748,14 @@ Env::Env(const std::string& data_dir) : impl_(std::make_unique<Impl>()) {
 }
 
 Env::~Env() = default;
+
+void Env::with_tables(const char* what, bool durable, const std::function<void(const Tables&)>& fn) {
+	impl_->guarded([&] {
+		impl_->run_transaction(
+		    what, [&](DB_TXN* txn) { fn(Tables{txn, impl_->history, impl_->history_index, impl_->outgoing}); },
+		    durable ? 0 : DB_TXN_NOSYNC);
+	});
+}
 
 const std::string& Env::path() const {
 	return impl_->path;

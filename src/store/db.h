@@ -31,6 +31,10 @@
 #include <string_view>
 #include <vector>
 
+// Berkeley DB's handle types (<db.h>), for the store's other files.
+struct __db;
+struct __db_txn;
+
 namespace tern::store {
 
 // A Berkeley DB failure; what() carries db_strerror's text (and the
@@ -168,6 +172,19 @@ public:
 	// transaction over the table file `file`, opened on first use; a
 	// deadlock victim runs fn again, so fn starts its results afresh.
 	void in_table(const std::string& file, const std::function<void(TableTxn&)>& fn);
+
+	// ---- tables of the store's other files (store/history.cpp): one
+	// transaction with their handles, under the same panic guard and
+	// deadlock retries as every method here. `durable` false commits without
+	// waiting for the log flush (for records whose loss in a crash costs
+	// nothing but a little history).
+	struct Tables {
+		struct __db_txn* txn;
+		struct __db* history;
+		struct __db* history_index;
+		struct __db* outgoing;
+	};
+	void with_tables(const char* what, bool durable, const std::function<void(const Tables&)>& fn);
 
 	struct Impl;
 

@@ -48,11 +48,12 @@ struct Options {
 	std::string mail_from = "bench@sender.example";
 	std::string rcpt_to = "alice@test.example";
 	std::string helo = "client.sender.example";
+	long history = 100000;            // records for the large-history run; 0 = skip it
 };
 
 [[noreturn]] void usage() {
 	std::fprintf(stderr,
-	             "usage: tern-bench [--time SECONDS] [--threads 1,8,32] [--idle-conns N]\n"
+	             "usage: tern-bench [--time SECONDS] [--threads 1,8,32] [--idle-conns N] [--history N]\n"
 	             "                  [--external HOST:PORT [--from ADDR] [--rcpt ADDR] [--helo NAME]]\n");
 	std::exit(2);
 }
@@ -79,6 +80,8 @@ Options parse_options(int argc, char** argv) {
 				usage();
 		} else if (arg == "--idle-conns")
 			o.idle_connections = std::max(1, std::atoi(value().c_str()));
+		else if (arg == "--history")
+			o.history = std::max(0L, std::atol(value().c_str()));
 		else if (arg == "--external")
 			o.external = value();
 		else if (arg == "--from")
@@ -362,6 +365,29 @@ bool parse_endpoint(const std::string& text, Endpoint& out) {
 	return out.port > 0;
 }
 
+// Durable delivery with a large message history: every delivery reads the
+// sender's reputation and the delivery-rate counts from it and adds a
+// record. One run right before (the history then holds the bench's own
+// messages), then ternd stops, tern-fill-history adds o.history records of
+// other senders and networks, and the same run repeats.
+void run_history_comparison(const Options& o, TernDaemon& daemon) {
+	int threads = o.thread_counts.size() > 1 ? o.thread_counts[1] : o.thread_counts[0];
+	ThroughputRow before = run_throughput(o, {"127.0.0.1", daemon.smtp_port()}, threads);
+	const char* srcdir = std::getenv("TERN_SRCDIR");
+	std::string filler = std::string(srcdir ? srcdir : ".") + "/tests/bench/tern-fill-history";
+	daemon.stop();
+	std::string command = filler + " '" + daemon.data_dir() + "' alice " + std::to_string(o.history) + " >/dev/null";
+	if (std::system(command.c_str()) != 0 || !daemon.start()) {
+		std::printf("\n  history run skipped: filling the history or restarting ternd failed\n");
+		return;
+	}
+	ThroughputRow after = run_throughput(o, {"127.0.0.1", daemon.smtp_port()}, threads);
+	print_throughput({before, after}, "ternd before and after adding " + std::to_string(o.history) + " history records");
+	double change = before.per_second > 0 ? 100.0 * (after.per_second - before.per_second) / before.per_second : 0.0;
+	std::printf("  large history: %.1f msg/s vs %.1f msg/s before (%+.1f %%), %d threads\n", after.per_second,
+	            before.per_second, change, threads);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -391,7 +417,12 @@ int main(int argc, char** argv) {
 		"limits": {
 			"connection_rate_per_min": [1000000, 1000000, 1000000],
 			"connections": [100000, 100000, 100000]
-		}
+		},
+		"accounts": {"alice": {"delivery_rate_limits": {
+			"messages_per_minute": [1000000000, 1000000000, 1000000000],
+			"messages_per_day": [1000000000, 1000000000, 1000000000],
+			"mib_per_minute": [1000000000, 1000000000, 1000000000],
+			"mib_per_day": [1000000000, 1000000000, 1000000000]}}}
 	})";
 	TernDaemon daemon(options);
 	if (!daemon.running()) {
@@ -421,6 +452,7 @@ int main(int argc, char** argv) {
 	else if (std::string log = daemon.log_text(); !log.empty())
 		std::printf("  ternd logged errors (first 400 bytes):\n%.400s\n", log.c_str());
 
+	if (o.history > 0) run_history_comparison(o, daemon);
 	print_postfix_note(o);
 	daemon.stop();
 	return 0;

@@ -2,26 +2,11 @@
 // Dovecot's IMAP reads what tern delivered, and the junk marks a user sets
 // over IMAP are read back by tern's rules from the files Dovecot rewrites
 // (the keywords in the file names and the folder's dovecot-keywords file).
-#include <dirent.h>
 #include <unistd.h>
 
 #include "bb.h"
 #include "helpers/dovecot.h"
 #include "inbound/junk_marks.h"
-
-namespace {
-
-std::vector<std::string> names_in(const std::string& dir) {
-	std::vector<std::string> out;
-	if (DIR* d = opendir(dir.c_str())) {
-		while (dirent* e = readdir(d))
-			if (e->d_name[0] != '.') out.push_back(e->d_name);
-		closedir(d);
-	}
-	return out;
-}
-
-}  // namespace
 
 TEST_CASE("dovecot: IMAP reads tern's Maildir, and junk marks set over IMAP are read back by tern") {
 	if (geteuid() != 0 || !DovecotServer::available()) {
@@ -59,14 +44,14 @@ TEST_CASE("dovecot: IMAP reads tern's Maildir, and junk marks set over IMAP are 
 	CHECK(contains(r.output, "copy OK"));
 
 	// Dovecot moved the file to cur/ with the keyword's letter among its flags.
-	auto cur = names_in(maildir + "/cur");
+	auto cur = maildir_names(maildir + "/cur");
 	REQUIRE(cur.size() == 1);
 	auto keywords = tern::inbound::parse_dovecot_keywords(read_file(maildir + "/dovecot-keywords"));
 	CHECK(tern::inbound::junk_mark_from_keywords(tern::inbound::maildir_flags(cur[0]), keywords) ==
 	      tern::inbound::JunkMark::junk);
 	// The copy in Archive keeps its unique name up to the flags, and the folder
 	// rules count Archive as not junk.
-	auto archived = names_in(maildir + "/.Archive/cur");
+	auto archived = maildir_names(maildir + "/.Archive/cur");
 	REQUIRE(archived.size() == 1);
 	CHECK(tern::inbound::maildir_unique_name(archived[0]) == tern::inbound::maildir_unique_name(cur[0]));
 	tern::inbound::FolderClassifier folders(tern::inbound::FolderRules{});

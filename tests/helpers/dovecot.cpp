@@ -1,6 +1,7 @@
 #include "helpers/dovecot.h"
 
 #include <csignal>
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pwd.h>
@@ -29,6 +30,16 @@ int chown_entry(const char* path, const struct stat*, int, struct FTW*) {
 }
 
 }  // namespace
+
+std::vector<std::string> maildir_names(const std::string& dir) {
+	std::vector<std::string> out;
+	if (DIR* d = opendir(dir.c_str())) {
+		while (dirent* e = readdir(d))
+			if (e->d_name[0] != '.') out.push_back(e->d_name);
+		closedir(d);
+	}
+	return out;
+}
 
 void chown_tree_to_nobody(const std::string& path) {
 	if (struct passwd* pw = getpwnam("nobody")) {

@@ -6,6 +6,7 @@
 // user (ternd runs with "user": "nobody" in such tests).
 #pragma once
 #include <string>
+#include <vector>
 #include <sys/types.h>
 #include <vector>
 
@@ -72,5 +73,8 @@ private:
 
 // Gives a folder tree to the unprivileged user that tests run mail as.
 void chown_tree_to_nobody(const std::string& path);
+
+// The names in a Maildir folder (cur/, new/), dot files left out.
+std::vector<std::string> maildir_names(const std::string& dir);
 
 }  // namespace tern::testing

@@ -777,3 +777,31 @@ TEST_CASE("config: LMTP delivery, globally and per account")
 	      "tern.json: accounts.a.delivery.lmtp_recipient: expected an address or user name without spaces or angle "
 	      "brackets, got \"<a@b>\"");
 }
+
+TEST_CASE("config: message history, junk folder rules and delivery-rate limits")
+{
+	const std::string account_prefix = R"("domains": {"example.org": {}}, "accounts": {"a": {"domain": "example.org", )";
+	auto cfg = load(with(account_prefix + R"j("junk_folders": "^(junk|spam|quarantine)",
+	    "delivery_rate_limits": {"messages_per_minute": [5, 10, 20], "mib_per_day": [1, 2, 3]}}},
+	    "message_history": {"max_age_days": 30, "scan_interval_s": 5})j"));
+	const auto& a = cfg->accounts.at("a");
+	CHECK(a.junk_folder_rules.junk == "^(junk|spam|quarantine)");
+	CHECK(a.junk_folder_rules.neutral == tern::inbound::FolderRules{}.neutral);
+	CHECK(a.delivery_rate_limits[0].messages_per_minute == 5);
+	CHECK(a.delivery_rate_limits[2].messages_per_minute == 20);
+	CHECK(a.delivery_rate_limits[1].bytes_per_day == 2 * 1024 * 1024);
+	// Unset levels keep the defaults.
+	CHECK(a.delivery_rate_limits[0].messages_per_day == tern::inbound::default_delivery_rate_limits()[0].messages_per_day);
+	CHECK(cfg->message_history.max_age_days == 30);
+	CHECK(cfg->message_history.scan_interval_s == 5);
+	CHECK(load(with(""))->message_history.scan_interval_s == 60);
+
+	CHECK(error_of(with(account_prefix + R"j("neutral_folders": "^(inbox"}})j")).rfind(
+	          "tern.json: accounts.a.neutral_folders: invalid regular expression \"^(inbox\"", 0) == 0);
+	CHECK(error_of(with(account_prefix + R"("delivery_rate_limits": {"messages_per_minute": [1, 2]}}})")) ==
+	      "tern.json: accounts.a.delivery_rate_limits.messages_per_minute: expected an array of 3 positive integers");
+	CHECK(error_of(with(account_prefix + R"("delivery_rate_limits": {"bytes": [1, 2, 3]}}})")) ==
+	      "tern.json: accounts.a.delivery_rate_limits.bytes: unknown key");
+	CHECK(error_of(with(R"("message_history": {"scan_interval_s": 0})")) ==
+	      "tern.json: message_history.scan_interval_s: must be positive");
+}

@@ -1,0 +1,616 @@
+// Message history tables. Layouts (integers big-endian, times with the sign
+// bit flipped, so byte order is time order and every look-up is a B-tree
+// range scan):
+//   history:        id(be64)                                 → record
+//                   "seq"                                    → last id(be64)
+//   history_index:  'U' account 0 unique                     → id
+//                   'B' account 0 mailbox 0 id               → mark(1) unique (not expunged)
+//                   'T' time id                              → ""        (every record; pruning)
+//                   'R' account 0 time id                    → ""        (Rejects copies, not expunged)
+//                   'a'/'b'/'c' account 0 ipmask 0 time id   → size      (not expunged; rates)
+//                   identity kind, account 0 value 0 time id → junk(1) from_validated(1) from_localpart
+//                       only for marked (junk or not junk), non-expunged records: the only ones
+//                       reputation() reads, so its scans never skip unmarked mail.
+//   outgoing:       'd' account 0 reversed domain            → last send time (written by db.cpp)
+#include "store/history.h"
+
+#include <db.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+#include "mailauth/publicsuffix.h"
+#include "util/ipaddr.h"
+#include "util/strings.h"
+
+namespace tern::store {
+
+namespace {
+
+constexpr uint8_t record_version = 1;
+
+// ---- bytes
+
+void append_be64(std::string& out, uint64_t v) {
+	for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+uint64_t read_be64(std::string_view s, size_t at) {
+	uint64_t v = 0;
+	for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+	return v;
+}
+
+uint64_t time_order(int64_t t) { return static_cast<uint64_t>(t) ^ (uint64_t{1} << 63); }
+int64_t time_from_order(uint64_t v) { return static_cast<int64_t>(v ^ (uint64_t{1} << 63)); }
+
+// Key parts end at 0x00, so they may not hold one.
+std::string key_part(std::string_view s) {
+	std::string out(s);
+	std::replace(out.begin(), out.end(), '\0', ' ');
+	return out;
+}
+
+void append_string(std::string& out, std::string_view s) {
+	uint64_t n = s.size();
+	while (n >= 0x80) {
+		out.push_back(static_cast<char>((n & 0x7f) | 0x80));
+		n >>= 7;
+	}
+	out.push_back(static_cast<char>(n));
+	out.append(s);
+}
+
+bool read_string(std::string_view& in, std::string& out) {
+	uint64_t n = 0;
+	for (int shift = 0;; shift += 7) {
+		if (in.empty() || shift > 63) return false;
+		auto b = static_cast<unsigned char>(in[0]);
+		in.remove_prefix(1);
+		n |= uint64_t{b & 0x7fu} << shift;
+		if (!(b & 0x80)) break;
+	}
+	if (n > in.size()) return false;
+	out.assign(in.substr(0, n));
+	in.remove_prefix(n);
+	return true;
+}
+
+// ---- Berkeley DB calls
+
+[[noreturn]] void fail(int rc, const char* what) {
+	throw DbError(std::string("message history: ") + what + ": " + db_strerror(rc), rc);
+}
+
+struct Buffer {
+	DBT dbt{};
+	Buffer() { dbt.flags = DB_DBT_REALLOC; }
+	~Buffer() { std::free(dbt.data); }
+	Buffer(const Buffer&) = delete;
+	Buffer& operator=(const Buffer&) = delete;
+	std::string_view view() const { return {static_cast<const char*>(dbt.data), dbt.size}; }
+	// Points the buffer at a copy of `bytes` (cursor positioning).
+	void assign(std::string_view bytes) {
+		void* p = std::realloc(dbt.data, std::max<size_t>(bytes.size(), 1));
+		if (!p) throw std::bad_alloc();
+		std::memcpy(p, bytes.data(), bytes.size());
+		dbt.data = p;
+		dbt.size = static_cast<u_int32_t>(bytes.size());
+	}
+};
+
+DBT borrowed(std::string_view bytes) {
+	DBT d{};
+	d.data = const_cast<char*>(bytes.data());
+	d.size = static_cast<u_int32_t>(bytes.size());
+	return d;
+}
+
+std::optional<std::string> read(DB* db, DB_TXN* txn, std::string_view key, u_int32_t flags = 0) {
+	DBT k = borrowed(key);
+	Buffer v;
+	int rc = db->get(db, txn, &k, &v.dbt, flags);
+	if (rc == DB_NOTFOUND) return std::nullopt;
+	if (rc != 0) fail(rc, "reading");
+	return std::string(v.view());
+}
+
+void write(DB* db, DB_TXN* txn, std::string_view key, std::string_view value) {
+	DBT k = borrowed(key), v = borrowed(value);
+	if (int rc = db->put(db, txn, &k, &v, 0)) fail(rc, "writing");
+}
+
+void erase(DB* db, DB_TXN* txn, std::string_view key) {
+	DBT k = borrowed(key);
+	int rc = db->del(db, txn, &k, 0);
+	if (rc != 0 && rc != DB_NOTFOUND) fail(rc, "deleting");
+}
+
+class Scan {
+public:
+	Scan(DB* db, DB_TXN* txn) {
+		if (int rc = db->cursor(db, txn, &c_, 0)) fail(rc, "opening a cursor");
+	}
+	~Scan() { c_->close(c_); }
+	Scan(const Scan&) = delete;
+	Scan& operator=(const Scan&) = delete;
+	bool step(u_int32_t flags) {
+		int rc = c_->get(c_, &key.dbt, &value.dbt, flags);
+		if (rc == DB_NOTFOUND) return false;
+		if (rc != 0) fail(rc, "scanning");
+		return true;
+	}
+	// Calls fn(key, value) for keys starting with `prefix`, from `from` on
+	// (ascending) until fn returns false.
+	template <class Fn>
+	void forward(std::string_view prefix, std::string_view from, Fn&& fn) {
+		key.assign(from);
+		for (bool ok = step(DB_SET_RANGE); ok; ok = step(DB_NEXT)) {
+			if (key.view().substr(0, prefix.size()) != prefix) return;
+			if (!fn(key.view(), value.view())) return;
+		}
+	}
+	// Newest first: keys starting with `prefix` at or below `upto`.
+	template <class Fn>
+	void backward(std::string_view prefix, std::string_view upto, Fn&& fn) {
+		key.assign(upto);
+		bool ok = step(DB_SET_RANGE);
+		if (!ok)
+			ok = step(DB_LAST);  // nothing at or after `upto`: start from the end
+		else if (key.view() > upto)
+			ok = step(DB_PREV);
+		for (; ok; ok = step(DB_PREV)) {
+			if (key.view().substr(0, prefix.size()) != prefix) return;
+			if (!fn(key.view(), value.view())) return;
+		}
+	}
+	Buffer key, value;
+
+private:
+	DBC* c_ = nullptr;
+};
+
+// ---- index keys
+
+std::string account_prefix(char kind, const std::string& account) {
+	std::string k(1, kind);
+	k += key_part(account);
+	k.push_back('\0');
+	return k;
+}
+
+std::string value_prefix(char kind, const std::string& account, std::string_view value) {
+	std::string k = account_prefix(kind, account);
+	k += key_part(value);
+	k.push_back('\0');
+	return k;
+}
+
+std::string time_id(int64_t t, uint64_t id) {
+	std::string s;
+	append_be64(s, time_order(t));
+	append_be64(s, id);
+	return s;
+}
+
+std::string id_key(uint64_t id) {
+	std::string s;
+	append_be64(s, id);
+	return s;
+}
+
+char identity_kind(inbound::HistoryKey key) {
+	using K = inbound::HistoryKey;
+	switch (key) {
+	case K::from_address: return 'f';
+	case K::from_domain: return 'd';
+	case K::from_org_domain: return 'o';
+	case K::dkim_domain: return 'k';
+	case K::mailfrom_address: return 'm';
+	case K::mailfrom_domain: return 'n';
+	case K::ehlo_domain: return 'e';
+	case K::ip1: return '1';
+	case K::ip2: return '2';
+	case K::ip3: return '3';
+	}
+	return '?';
+}
+
+// The identity index entries of a record: (kind, value) pairs.
+std::vector<std::pair<char, std::string>> identity_values(const HistoryRecord& r) {
+	using K = inbound::HistoryKey;
+	const auto& m = r.identity;
+	std::vector<std::pair<char, std::string>> out;
+	auto add = [&](K k, std::string v) {
+		if (!v.empty()) out.emplace_back(identity_kind(k), std::move(v));
+	};
+	if (!m.from_domain.empty()) add(K::from_address, m.from_localpart + "@" + m.from_domain);
+	add(K::from_domain, m.from_domain);
+	add(K::from_org_domain, m.from_org_domain);
+	for (const auto& d : m.dkim_domains) add(K::dkim_domain, d);
+	if (!m.mailfrom_domain.empty()) add(K::mailfrom_address, m.mailfrom_localpart + "@" + m.mailfrom_domain);
+	add(K::mailfrom_domain, m.mailfrom_domain);
+	add(K::ehlo_domain, m.ehlo_domain);
+	add(K::ip1, m.ip1);
+	add(K::ip2, m.ip2);
+	add(K::ip3, m.ip3);
+	return out;
+}
+
+std::string mark_char(inbound::JunkMark mark) {
+	return mark == inbound::JunkMark::junk ? "j" : mark == inbound::JunkMark::notjunk ? "n" : "-";
+}
+
+bool marked(const HistoryRecord& r) {
+	return !r.expunged && r.junk != inbound::JunkMark::unknown;
+}
+
+// Writes (add) or deletes (!add) every index entry of a record.
+void index_record(const Env::Tables& t, const HistoryRecord& r, bool add) {
+	auto apply = [&](const std::string& key, std::string_view value) {
+		add ? write(t.history_index, t.txn, key, value) : erase(t.history_index, t.txn, key);
+	};
+	std::string when = time_id(r.received, r.id);
+	apply(account_prefix('U', r.account) + key_part(r.unique_name), id_key(r.id));
+	apply("T" + when, "");
+	if (r.expunged) return;
+	apply(value_prefix('B', r.account, r.mailbox) + id_key(r.id), mark_char(r.junk) + r.unique_name);
+	if (r.rejected) apply(account_prefix('R', r.account) + when, "");
+	std::string size;
+	append_be64(size, static_cast<uint64_t>(r.size));
+	const std::string* masks[3] = {&r.identity.ip1, &r.identity.ip2, &r.identity.ip3};
+	for (int i = 0; i < 3; ++i)
+		if (!masks[i]->empty()) apply(value_prefix(static_cast<char>('a' + i), r.account, *masks[i]) + when, size);
+	if (!marked(r)) return;
+	std::string mark;
+	mark.push_back(r.junk == inbound::JunkMark::junk ? 'j' : 'n');
+	mark.push_back(r.identity.from_validated ? 'v' : '-');
+	mark += r.identity.from_localpart;
+	for (const auto& [kind, value] : identity_values(r)) apply(value_prefix(kind, r.account, value) + when, mark);
+}
+
+std::optional<HistoryRecord> load(const Env::Tables& t, uint64_t id, u_int32_t flags = 0) {
+	auto blob = read(t.history, t.txn, id_key(id), flags);
+	if (!blob) return std::nullopt;
+	auto r = parse_history_record(*blob);
+	if (!r) throw DbError("message history: record " + std::to_string(id) + " is malformed");
+	return r;
+}
+
+std::string reversed_labels(std::string_view domain) {
+	std::string out;
+	while (!domain.empty()) {
+		size_t dot = domain.rfind('.');
+		std::string_view label = dot == std::string_view::npos ? domain : domain.substr(dot + 1);
+		if (!out.empty()) out.push_back('.');
+		out.append(label);
+		domain = dot == std::string_view::npos ? std::string_view() : domain.substr(0, dot);
+	}
+	return out;
+}
+
+}  // namespace
+
+// ---- record encoding: a version byte, then the fields in a fixed order,
+// each a length-prefixed string (numbers and flags in text). New fields go
+// at the end; a shorter blob leaves them at their defaults.
+
+namespace {
+
+constexpr size_t number_fields = 5;  // id, received, size, DKIM domains, flags
+
+// The plain text fields, in their order after the numbers.
+std::vector<std::string*> text_fields(HistoryRecord& r) {
+	auto& m = r.identity;
+	return {&r.account,         &r.mailbox,        &r.unique_name,    &r.remote_ip,  &m.from_localpart,
+	        &m.from_domain,     &m.from_org_domain, &m.mailfrom_localpart, &m.mailfrom_domain, &m.ehlo_domain,
+	        &m.ip1,             &m.ip2,            &m.ip3,            &r.message_id, &r.sha256,
+	        &r.reason};
+}
+
+}  // namespace
+
+std::string serialize_history_record(const HistoryRecord& record) {
+	HistoryRecord r = record;
+	std::string out(1, static_cast<char>(record_version));
+	std::string dkim;
+	for (const auto& d : r.identity.dkim_domains) dkim += d + " ";
+	std::string flags;
+	flags += r.identity.from_validated ? 'f' : '-';
+	flags += r.identity.mailfrom_validated ? 'm' : '-';
+	flags += r.identity.ehlo_validated ? 'e' : '-';
+	flags += r.expunged ? 'x' : '-';
+	flags += r.rejected ? 'r' : '-';
+	flags += r.junk == inbound::JunkMark::junk ? 'j' : r.junk == inbound::JunkMark::notjunk ? 'n' : '-';
+	for (const std::string& s : {std::to_string(r.id), std::to_string(r.received), std::to_string(r.size), dkim, flags})
+		append_string(out, s);
+	for (const std::string* field : text_fields(r)) append_string(out, *field);
+	return out;
+}
+
+std::optional<HistoryRecord> parse_history_record(std::string_view in) {
+	if (in.empty() || static_cast<uint8_t>(in[0]) != record_version) return std::nullopt;
+	in.remove_prefix(1);
+	std::vector<std::string> f;
+	std::string s;
+	while (!in.empty()) {
+		if (!read_string(in, s)) return std::nullopt;
+		f.push_back(s);
+	}
+	HistoryRecord r;
+	auto texts = text_fields(r);
+	if (f.size() < number_fields + texts.size()) return std::nullopt;
+	try {
+		r.id = std::stoull(f[0]);
+		r.received = std::stoll(f[1]);
+		r.size = std::stoll(f[2]);
+	} catch (const std::exception&) {
+		return std::nullopt;
+	}
+	for (size_t at = 0, sp; (sp = f[3].find(' ', at)) != std::string::npos; at = sp + 1)
+		r.identity.dkim_domains.push_back(f[3].substr(at, sp - at));
+	const std::string& flags = f[4];
+	if (flags.size() < 6) return std::nullopt;
+	r.identity.from_validated = flags[0] == 'f';
+	r.identity.mailfrom_validated = flags[1] == 'm';
+	r.identity.ehlo_validated = flags[2] == 'e';
+	r.expunged = flags[3] == 'x';
+	r.rejected = flags[4] == 'r';
+	r.junk = flags[5] == 'j' ? inbound::JunkMark::junk
+	         : flags[5] == 'n' ? inbound::JunkMark::notjunk
+	                           : inbound::JunkMark::unknown;
+	for (size_t i = 0; i < texts.size(); ++i) *texts[i] = f[number_fields + i];
+	return r;
+}
+
+std::array<std::string, 3> ip_masks(const std::string& ip) {
+	auto addr = IpAddr::parse(ip);
+	if (!addr) return {};
+	// doc/behaviour.md §9: /32 /26 /21 for IPv4, /64 /48 /32 for IPv6.
+	static constexpr int v4[3] = {32, 26, 21}, v6[3] = {64, 48, 32};
+	std::array<std::string, 3> out;
+	for (int i = 0; i < 3; ++i) {
+		int bits = addr->v6 ? v6[i] : v4[i];
+		out[i] = addr->masked(bits).to_string() + "/" + std::to_string(bits);
+	}
+	return out;
+}
+
+std::string sent_domain_key(const std::string& account, const std::string& recipient) {
+	size_t at = recipient.rfind('@');
+	std::string domain = ascii_lower(at == std::string::npos ? std::string() : recipient.substr(at + 1));
+	return account_prefix('d', account) + key_part(reversed_labels(domain));
+}
+
+// ---- TxnHistory
+
+std::vector<inbound::MarkedMessage> TxnHistory::marked_messages(const inbound::HistoryQuery& q) {
+	std::vector<inbound::MarkedMessage> out;
+	std::string prefix = value_prefix(identity_kind(q.key), account_, q.value);
+	Scan scan(t_.history_index, t_.txn);
+	scan.backward(prefix, prefix + std::string(16, '\xff'), [&](std::string_view key, std::string_view value) {
+		if (key.size() != prefix.size() + 16 || value.size() < 2) return true;
+		int64_t received = time_from_order(read_be64(key, prefix.size()));
+		if (received < q.since) return false;
+		bool validated = value[1] == 'v';
+		if (q.from_validated && *q.from_validated != validated) return true;
+		out.push_back({received, value[0] == 'j', std::string(value.substr(2))});
+		return q.limit == 0 || out.size() < q.limit;
+	});
+	return out;
+}
+
+bool TxnHistory::sent_to_address(const std::string& localpart, const std::string& domain, int64_t since) {
+	// The outgoing table's per-recipient row (store/db.cpp): first and last use.
+	std::string key = "r" + key_part(account_);
+	key.push_back('\0');
+	key += localpart + "@" + domain;
+	auto v = read(t_.outgoing, t_.txn, key);
+	if (!v) v = read(t_.outgoing, t_.txn, key.substr(0, key.size() - domain.size()) + ascii_lower(domain));
+	return v && v->size() == 16 && time_from_order(read_be64(*v, 8)) >= since;
+}
+
+bool TxnHistory::sent_to_domain(const std::string& domain, int64_t since) {
+	auto v = read(t_.outgoing, t_.txn, sent_domain_key(account_, "@" + domain));
+	return v && v->size() == 8 && time_from_order(read_be64(*v, 0)) >= since;
+}
+
+bool TxnHistory::sent_to_org_domain(const std::string& org_domain, int64_t since) {
+	// Every domain under the organizational domain sorts right after it in
+	// reversed-label order ("org.example", "org.example.mail", ...).
+	std::string base = sent_domain_key(account_, "@" + org_domain);
+	bool found = false;
+	Scan scan(t_.outgoing, t_.txn);
+	scan.forward(base, base, [&](std::string_view key, std::string_view value) {
+		if (key.size() > base.size() && key[base.size()] != '.') return true;
+		if (value.size() == 8 && time_from_order(read_be64(value, 0)) >= since) found = true;
+		return !found;
+	});
+	return found;
+}
+
+// ---- MessageHistory
+
+void MessageHistory::add(std::vector<HistoryRecord>& records) {
+	if (records.empty()) return;
+	std::vector<uint64_t> ids;
+	env_.with_tables("adding message history", false, [&](const Env::Tables& t) {
+		ids.clear();
+		uint64_t last = 0;
+		if (auto v = read(t.history, t.txn, "seq", DB_RMW); v && v->size() == 8) last = read_be64(*v, 0);
+		std::string next;
+		append_be64(next, last + records.size());
+		write(t.history, t.txn, "seq", next);
+		for (auto r : records) {
+			r.id = ++last;
+			ids.push_back(r.id);
+			write(t.history, t.txn, id_key(r.id), serialize_history_record(r));
+			index_record(t, r, true);
+		}
+	});
+	for (size_t i = 0; i < records.size(); ++i) records[i].id = ids[i];
+}
+
+std::optional<HistoryRecord> MessageHistory::get(uint64_t id) {
+	std::optional<HistoryRecord> out;
+	env_.with_tables("reading message history", false, [&](const Env::Tables& t) { out = load(t, id); });
+	return out;
+}
+
+std::optional<HistoryRecord> MessageHistory::find_by_unique_name(const std::string& account,
+                                                                 const std::string& unique_name) {
+	std::optional<HistoryRecord> out;
+	env_.with_tables("reading message history", false, [&](const Env::Tables& t) {
+		out.reset();
+		auto id = read(t.history_index, t.txn, account_prefix('U', account) + key_part(unique_name));
+		if (id && id->size() == 8) out = load(t, read_be64(*id, 0));
+	});
+	return out;
+}
+
+bool MessageHistory::update(const HistoryRecord& record) {
+	bool found = false;
+	env_.with_tables("updating message history", false, [&](const Env::Tables& t) {
+		auto old = load(t, record.id, DB_RMW);
+		found = old.has_value();
+		if (!found) return;
+		index_record(t, *old, false);
+		write(t.history, t.txn, id_key(record.id), serialize_history_record(record));
+		index_record(t, record, true);
+	});
+	return found;
+}
+
+std::vector<MessageHistory::MailboxEntry> MessageHistory::in_mailbox(const std::string& account, const std::string& mailbox) {
+	std::vector<MailboxEntry> out;
+	env_.with_tables("reading message history", false, [&](const Env::Tables& t) {
+		out.clear();
+		std::string prefix = value_prefix('B', account, mailbox);
+		Scan scan(t.history_index, t.txn);
+		scan.forward(prefix, prefix, [&](std::string_view key, std::string_view value) {
+			if (key.size() != prefix.size() + 8 || value.empty()) return true;
+			inbound::JunkMark mark = value[0] == 'j'   ? inbound::JunkMark::junk
+			                         : value[0] == 'n' ? inbound::JunkMark::notjunk
+			                                           : inbound::JunkMark::unknown;
+			out.push_back({std::string(value.substr(1)), read_be64(key, prefix.size()), mark});
+			return true;
+		});
+	});
+	return out;
+}
+
+inbound::ReputationAnswer MessageHistory::reputation(const std::string& account,
+                                                     const inbound::MessageIdentity& message, int64_t now) {
+	inbound::ReputationAnswer answer;
+	env_.with_tables("reading message history", false, [&](const Env::Tables& t) {
+		TxnHistory history(t, account);
+		answer = inbound::reputation(message, history, now);
+	});
+	return answer;
+}
+
+std::array<inbound::NetworkHistoryCount, 3> MessageHistory::delivery_counts(const std::string& account,
+                                                                           const std::array<std::string, 3>& masks,
+                                                                           int64_t now,
+                                                                           const inbound::DeliveryRateLimits* limits) {
+	std::array<inbound::NetworkHistoryCount, 3> counts{};
+	env_.with_tables("counting message history", false, [&](const Env::Tables& t) {
+		counts = {};
+		for (int i = 0; i < 3; ++i) {
+			if (masks[i].empty()) continue;
+			std::string prefix = value_prefix(static_cast<char>('a' + i), account, masks[i]);
+			auto& c = counts[i];
+			Scan scan(t.history_index, t.txn);
+			// Newest first, strictly within the last day; the minute's come first.
+			scan.backward(prefix, prefix + std::string(16, '\xff'), [&](std::string_view key, std::string_view value) {
+				if (key.size() != prefix.size() + 16 || value.size() != 8) return true;
+				int64_t received = time_from_order(read_be64(key, prefix.size()));
+				if (received <= now - 24 * 3600) return false;
+				auto size = static_cast<int64_t>(read_be64(value, 0));
+				c.messages_day++;
+				c.bytes_day += size;
+				if (received > now - 60) {
+					c.messages_minute++;
+					c.bytes_minute += size;
+				}
+				// Past the day's message limit the refusal is certain and the
+				// message counts decide it before any size: no need to read on.
+				return !limits || c.messages_day <= (*limits)[i].messages_per_day;
+			});
+		}
+	});
+	return counts;
+}
+
+std::vector<inbound::RejectCopy> MessageHistory::rejects(const std::string& account) {
+	std::vector<inbound::RejectCopy> out;
+	env_.with_tables("reading message history", false, [&](const Env::Tables& t) {
+		out.clear();
+		std::string prefix = account_prefix('R', account);
+		Scan scan(t.history_index, t.txn);
+		scan.forward(prefix, prefix, [&](std::string_view key, std::string_view) {
+			if (key.size() != prefix.size() + 16) return true;
+			if (auto r = load(t, read_be64(key, prefix.size() + 8)))
+				out.push_back({r->unique_name, r->message_id, r->sha256, r->received});
+			return true;
+		});
+	});
+	return out;
+}
+
+void MessageHistory::mark_expunged(const std::string& account, const std::vector<std::string>& unique_names) {
+	if (unique_names.empty()) return;
+	env_.with_tables("updating message history", false, [&](const Env::Tables& t) {
+		for (const auto& name : unique_names) {
+			auto id = read(t.history_index, t.txn, account_prefix('U', account) + key_part(name));
+			if (!id || id->size() != 8) continue;
+			auto r = load(t, read_be64(*id, 0), DB_RMW);
+			if (!r || r->expunged) continue;
+			index_record(t, *r, false);
+			r->expunged = true;
+			write(t.history, t.txn, id_key(r->id), serialize_history_record(*r));
+			index_record(t, *r, true);
+		}
+	});
+}
+
+size_t MessageHistory::prune(int64_t cutoff, size_t max) {
+	size_t pruned = 0;
+	env_.with_tables("pruning message history", false, [&](const Env::Tables& t) {
+		pruned = 0;
+		std::vector<uint64_t> ids;
+		{
+			Scan scan(t.history_index, t.txn);
+			scan.forward("T", "T", [&](std::string_view key, std::string_view) {
+				if (key.size() != 17 || time_from_order(read_be64(key, 1)) >= cutoff) return false;
+				ids.push_back(read_be64(key, 9));
+				return ids.size() < max;
+			});
+		}
+		for (uint64_t id : ids) {
+			auto r = load(t, id, DB_RMW);
+			if (!r) continue;
+			index_record(t, *r, false);
+			erase(t.history, t.txn, id_key(id));
+			++pruned;
+		}
+	});
+	return pruned;
+}
+
+size_t MessageHistory::count() {
+	size_t n = 0;
+	env_.with_tables("counting message history", false, [&](const Env::Tables& t) {
+		n = 0;
+		Scan scan(t.history_index, t.txn);
+		scan.forward("T", "T", [&](std::string_view, std::string_view) {
+			++n;
+			return true;
+		});
+	});
+	return n;
+}
+
+}  // namespace tern::store

@@ -1,0 +1,125 @@
+// Message history (doc/behaviour.md §9 "Reputation", "Delivery rates",
+// "Rejects", "Learning from the mailbox"): one record per delivered or
+// refused copy in an account's Maildir, in the Berkeley DB environment, with
+// the indexes reputation(), the delivery-rate counts, the Rejects mailbox
+// and the Maildir scanner look up.
+//
+// Like every store call these BLOCK on disk and locks: worker threads and
+// ternctl only, never the event-loop thread.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "inbound/delivery_rate.h"
+#include "inbound/junk_marks.h"
+#include "inbound/rejects.h"
+#include "inbound/reputation.h"
+#include "store/db.h"
+
+namespace tern::store {
+
+constexpr int64_t default_history_max_age_s = 3 * 365 * 24 * 3600;  // the longest reputation window
+
+struct HistoryRecord {
+	uint64_t id = 0;                // assigned by add_history
+	std::string account;
+	std::string mailbox;            // where the copy is now ("INBOX", "Junk", the Rejects mailbox)
+	std::string unique_name;        // Maildir unique name (before ':')
+	int64_t received = 0;           // unix seconds
+	std::string remote_ip;
+	inbound::MessageIdentity identity;  // From, DKIM, MAIL FROM, EHLO, the IP masks
+	int64_t size = 0;
+	std::string message_id;
+	std::string sha256;             // of the received data, hex
+	inbound::JunkMark junk = inbound::JunkMark::unknown;
+	bool expunged = false;
+	bool rejected = false;          // a refused message's copy in the Rejects mailbox
+	std::string reason;             // the analysis's reason token
+};
+
+std::string serialize_history_record(const HistoryRecord& record);
+std::optional<HistoryRecord> parse_history_record(std::string_view blob);
+
+// The client address masked to the three network widths of reputation()
+// and the delivery-rate limits: /32 /26 /21, IPv6 /64 /48 /32.
+std::array<std::string, 3> ip_masks(const std::string& ip);
+
+// The outgoing table's per-domain row of a recipient ("user@example.org" →
+// a key on the account and "org.example"), so that "the account sent mail
+// to this domain or a subdomain of it" is one range scan.
+std::string sent_domain_key(const std::string& account, const std::string& recipient);
+
+// All history operations on one Env.
+class MessageHistory {
+public:
+	explicit MessageHistory(Env& env) : env_(env) {}
+
+	// Adds records (ids assigned and written back), with their indexes, in
+	// one transaction committed without a log flush: losing the last records
+	// in a crash only makes a sender look a little less known.
+	void add(std::vector<HistoryRecord>& records);
+
+	std::optional<HistoryRecord> get(uint64_t id);
+	std::optional<HistoryRecord> find_by_unique_name(const std::string& account, const std::string& unique_name);
+
+	// The scanner's update of one record (mark, folder, expunged); indexes
+	// follow. false when the record is gone.
+	bool update(const HistoryRecord& record);
+
+	// The non-expunged records in a mailbox of the account (one range scan).
+	struct MailboxEntry {
+		std::string unique_name;
+		uint64_t id = 0;
+		inbound::JunkMark junk = inbound::JunkMark::unknown;
+	};
+	std::vector<MailboxEntry> in_mailbox(const std::string& account, const std::string& mailbox);
+
+	// reputation() over the account's history, in one read transaction.
+	inbound::ReputationAnswer reputation(const std::string& account, const inbound::MessageIdentity& message,
+	                                     int64_t now);
+
+	// Non-expunged messages and bytes from the three networks of `masks`,
+	// within the minute and the day before `now`. With `limits`, counting a
+	// network stops once its day's message limit is passed (the scan is
+	// bounded; the verdict of delivery_rate_refusal stays the same).
+	std::array<inbound::NetworkHistoryCount, 3> delivery_counts(const std::string& account,
+	                                                           const std::array<std::string, 3>& masks,
+	                                                           int64_t now,
+	                                                           const inbound::DeliveryRateLimits* limits = nullptr);
+
+	// The copies present in the account's Rejects mailbox (not expunged).
+	std::vector<inbound::RejectCopy> rejects(const std::string& account);
+	// Marks records expunged by unique name (Rejects copies the server removed).
+	void mark_expunged(const std::string& account, const std::vector<std::string>& unique_names);
+
+	// Deletes records received before `cutoff`, at most `max` per call (one
+	// transaction's locks stay within the environment's lock table);
+	// returns how many went.
+	size_t prune(int64_t cutoff, size_t max = 200);
+
+	// Records of all accounts (for tests and the benchmark's check).
+	size_t count();
+
+private:
+	Env& env_;
+};
+
+// inbound::History over one transaction of the tables (used by
+// MessageHistory::reputation; public for tests).
+class TxnHistory : public inbound::History {
+public:
+	TxnHistory(const Env::Tables& tables, std::string account) : t_(tables), account_(std::move(account)) {}
+	std::vector<inbound::MarkedMessage> marked_messages(const inbound::HistoryQuery& query) override;
+	bool sent_to_address(const std::string& localpart, const std::string& domain, int64_t since) override;
+	bool sent_to_domain(const std::string& domain, int64_t since) override;
+	bool sent_to_org_domain(const std::string& org_domain, int64_t since) override;
+
+private:
+	Env::Tables t_;
+	std::string account_;
+};
+
+}  // namespace tern::store

@@ -1,0 +1,47 @@
+// The Maildir scanner (doc/behaviour.md §9 "Learning from the mailbox"):
+// keeps the message history in step with what users do to their mail in
+// Dovecot — junk keywords set, messages moved between folders, messages
+// deleted. Runs periodically on a worker; each pass reads only the folders
+// whose `cur/` or `new/` directory changed since the previous pass.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "config/config.h"
+#include "inbound/junk_marks.h"
+#include "store/db.h"
+
+namespace tern::store {
+
+// Called once for each message whose junk mark the scanner changed, on the
+// scanner's worker thread: an account with a junk filter trains it from the
+// message file at `message_path` (the old mark's counts taken back).
+void on_junk_mark_changed(Env& env, const config::Account& account, const std::string& unique_name,
+                          inbound::JunkMark old_mark, inbound::JunkMark new_mark, const std::string& message_path);
+
+struct ScanStats {
+	size_t folders_read = 0;      // folders that changed and were read
+	size_t marks_changed = 0;
+	size_t moved = 0;             // records whose folder changed
+	size_t expunged = 0;
+	size_t pruned = 0;            // history records past the configured age
+};
+
+class JunkScanner {
+public:
+	// One pass over every account of `cfg`; blocking (a worker's job). Also
+	// prunes history older than message_history.max_age_days. Calls may come
+	// from different worker threads, one at a time.
+	ScanStats scan(const config::Config& cfg, Env& env, int64_t now);
+
+private:
+	std::mutex mu_;
+	// Per folder path: the modification times (ns) of cur/ and new/ seen by
+	// the last pass that read it.
+	std::map<std::string, std::pair<int64_t, int64_t>> seen_;
+};
+
+}  // namespace tern::store

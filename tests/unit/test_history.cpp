@@ -1,0 +1,221 @@
+// Message history in Berkeley DB (store/history.h): records, indexes,
+// reputation() over a real environment, delivery-rate counts, Rejects
+// copies, the outgoing per-domain rows and pruning.
+#include <doctest/doctest.h>
+
+#include "store/db.h"
+#include "store/history.h"
+#include "unit/files.h"
+
+using tern::inbound::JunkMark;
+using tern::store::Env;
+using tern::store::HistoryRecord;
+using tern::store::MessageHistory;
+
+namespace {
+
+constexpr int64_t now = 1800000000;
+
+HistoryRecord message_from(const std::string& localpart, const std::string& domain, const std::string& ip,
+                           int64_t received, const std::string& unique) {
+	HistoryRecord r;
+	r.account = "mjl";
+	r.mailbox = "INBOX";
+	r.unique_name = unique;
+	r.received = received;
+	r.remote_ip = ip;
+	auto masks = tern::store::ip_masks(ip);
+	r.identity.ip1 = masks[0];
+	r.identity.ip2 = masks[1];
+	r.identity.ip3 = masks[2];
+	r.identity.from_localpart = localpart;
+	r.identity.from_domain = domain;
+	r.identity.from_org_domain = domain;
+	r.identity.from_validated = true;
+	r.identity.dkim_domains = {domain};
+	r.size = 1000;
+	r.message_id = "<" + unique + "@" + domain + ">";
+	r.sha256 = "ab" + unique;
+	return r;
+}
+
+// A fresh environment and its history for one test.
+struct HistoryDb {
+	tern::testing::TempDir dir;
+	Env env{dir.path};
+	MessageHistory history{env};
+};
+
+}  // namespace
+
+TEST_CASE("history: a record survives serialization, and garbage does not parse") {
+	HistoryRecord r = message_from("alice", "example.org", "192.0.2.7", now, "1700.M1P2.host");
+	r.id = 42;
+	r.junk = JunkMark::notjunk;
+	r.rejected = true;
+	r.reason = "no-bad-signals";
+	r.identity.dkim_domains = {"example.org", "esp.example"};
+	auto back = tern::store::parse_history_record(tern::store::serialize_history_record(r));
+	REQUIRE(back);
+	CHECK(tern::store::serialize_history_record(*back) == tern::store::serialize_history_record(r));
+	CHECK(back->identity.dkim_domains == r.identity.dkim_domains);
+	CHECK(back->junk == JunkMark::notjunk);
+	CHECK(back->rejected);
+	CHECK(back->identity.ip2 == r.identity.ip2);
+	CHECK_FALSE(tern::store::parse_history_record(""));
+	CHECK_FALSE(tern::store::parse_history_record("\x01\x05" "ab"));
+	CHECK_FALSE(tern::store::parse_history_record("\x09"));
+}
+
+TEST_CASE("history: IP masks are the three network widths") {
+	auto v4 = tern::store::ip_masks("192.0.2.77");
+	CHECK(v4[0] == "192.0.2.77/32");
+	CHECK(v4[1] == "192.0.2.64/26");
+	CHECK(v4[2] == "192.0.0.0/21");
+	auto v6 = tern::store::ip_masks("2001:db8:1:2:3::9");
+	CHECK(v6[0] == "2001:db8:1:2::/64");
+	CHECK(v6[1] == "2001:db8:1::/48");
+	CHECK(v6[2] == "2001:db8::/32");
+	CHECK(tern::store::ip_masks("nonsense")[0].empty());
+}
+
+TEST_CASE_FIXTURE(HistoryDb, "history: a sender the user marked junk is refused by reputation, a kept one accepted") {
+	std::vector<HistoryRecord> records{message_from("spam", "bad.example", "198.51.100.1", now - 3600, "u1"),
+	                                   message_from("friend", "good.example", "203.0.113.5", now - 3600, "u2")};
+	history.add(records);
+	CHECK(records[0].id != 0);
+	CHECK(records[1].id == records[0].id + 1);
+
+	tern::inbound::MessageIdentity spam = records[0].identity;
+	// Unmarked messages say nothing.
+	CHECK(history.reputation("mjl", spam, now).method == "none");
+
+	auto found = history.find_by_unique_name("mjl", "u1");
+	REQUIRE(found);
+	found->junk = JunkMark::junk;
+	found->mailbox = "Junk";
+	CHECK(history.update(*found));
+	auto answer = history.reputation("mjl", spam, now);
+	CHECK(answer.method == "msgfromfull");
+	CHECK(answer.conclusive);
+	CHECK(answer.junk);
+
+	auto kept = history.find_by_unique_name("mjl", "u2");
+	kept->junk = JunkMark::notjunk;
+	history.update(*kept);
+	answer = history.reputation("mjl", records[1].identity, now);
+	CHECK(answer.method == "msgfromfull");
+	CHECK_FALSE(answer.junk);
+
+	// Another account's history is not consulted.
+	CHECK(history.reputation("other", spam, now).method == "none");
+
+	// Once expunged, the marked message no longer counts.
+	found->expunged = true;
+	history.update(*found);
+	CHECK(history.reputation("mjl", spam, now).method == "none");
+	CHECK(history.in_mailbox("mjl", "Junk").empty());
+	CHECK(history.in_mailbox("mjl", "INBOX").size() == 1);
+}
+
+TEST_CASE_FIXTURE(HistoryDb, "history: the newest marked messages come first and old ones fall out of the window") {
+	// An old not-junk message, then a newer junk one from the same address.
+	std::vector<HistoryRecord> records{message_from("x", "mixed.example", "198.51.100.9", now - 86400 * 10, "old"),
+	                                   message_from("x", "mixed.example", "198.51.100.9", now - 60, "new")};
+	records[0].junk = JunkMark::notjunk;
+	records[1].junk = JunkMark::junk;
+	history.add(records);
+	env.with_tables("test", false, [&](const Env::Tables& t) {
+		tern::store::TxnHistory h(t, "mjl");
+		auto msgs = h.marked_messages({tern::inbound::HistoryKey::from_address, "x@mixed.example", std::nullopt,
+		                               now - 86400 * 30, 1});
+		REQUIRE(msgs.size() == 1);
+		CHECK(msgs[0].junk);
+		CHECK(msgs[0].received == now - 60);
+		msgs = h.marked_messages(
+		    {tern::inbound::HistoryKey::ip1, records[0].identity.ip1, std::nullopt, now - 86400 * 30, 0});
+		CHECK(msgs.size() == 2);
+		msgs = h.marked_messages({tern::inbound::HistoryKey::from_domain, "mixed.example", std::nullopt, now - 3600, 0});
+		CHECK(msgs.size() == 1);
+		msgs = h.marked_messages({tern::inbound::HistoryKey::from_domain, "mixed.example", false, now - 86400 * 30, 0});
+		CHECK(msgs.empty());  // both From addresses validated
+	});
+}
+
+TEST_CASE_FIXTURE(HistoryDb, "history: delivery counts per network over the last minute and day") {
+	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 10, "m1"),
+	                                   message_from("a", "x.example", "192.0.2.2", now - 120, "m2"),
+	                                   message_from("a", "x.example", "192.0.2.1", now - 90000, "m3")};
+	records[1].size = 5000;
+	history.add(records);
+	auto counts = history.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now);
+	CHECK(counts[0].messages_minute == 1);
+	CHECK(counts[0].messages_day == 1);
+	CHECK(counts[1].messages_day == 2);
+	CHECK(counts[1].bytes_day == 6000);
+	CHECK(counts[2].messages_minute == 1);
+	CHECK(history.delivery_counts("other", tern::store::ip_masks("192.0.2.1"), now)[0].messages_day == 0);
+	// With limits, a network's count stops just past its day's message limit:
+	// the refusal is the same as with the full count.
+	auto limits = tern::inbound::default_delivery_rate_limits();
+	limits[1].messages_per_day = 0;
+	auto bounded = history.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now, &limits);
+	CHECK(bounded[1].messages_day == 1);
+	CHECK(bounded[1].messages_minute == 1);  // the newest come first
+	CHECK(bounded[2].messages_day == 2);
+	CHECK(tern::inbound::delivery_rate_refusal(bounded, 10, limits) ==
+	      tern::inbound::delivery_rate_refusal(counts, 10, limits));
+}
+
+TEST_CASE_FIXTURE(HistoryDb, "history: Rejects copies are listed until expunged") {
+	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 10, "r1"),
+	                                   message_from("a", "x.example", "192.0.2.1", now - 5, "i1")};
+	records[0].rejected = true;
+	records[0].mailbox = "Rejects";
+	history.add(records);
+	auto rejects = history.rejects("mjl");
+	REQUIRE(rejects.size() == 1);
+	CHECK(rejects[0].unique_name == "r1");
+	CHECK(rejects[0].message_id == "<r1@x.example>");
+	history.mark_expunged("mjl", {"r1"});
+	CHECK(history.rejects("mjl").empty());
+	CHECK(history.find_by_unique_name("mjl", "r1")->expunged);
+}
+
+TEST_CASE("history: mail the account sent decides by address, domain and organizational domain") {
+	tern::testing::TempDir dir;
+	Env env(dir.path);
+	env.record_outgoing("mjl", {"Bob@Mail.Partner.example"}, now - 100);
+	env.with_tables("test", false, [&](const Env::Tables& t) {
+		tern::store::TxnHistory h(t, "mjl");
+		CHECK(h.sent_to_address("Bob", "Mail.Partner.example", now - 1000));
+		CHECK_FALSE(h.sent_to_address("Bob", "Mail.Partner.example", now));
+		CHECK_FALSE(h.sent_to_address("carol", "mail.partner.example", now - 1000));
+		CHECK(h.sent_to_domain("mail.partner.example", now - 1000));
+		CHECK_FALSE(h.sent_to_domain("partner.example", now - 1000));
+		CHECK(h.sent_to_org_domain("partner.example", now - 1000));
+		CHECK_FALSE(h.sent_to_org_domain("artner.example", now - 1000));
+		CHECK_FALSE(h.sent_to_org_domain("partner.example", now));
+		tern::store::TxnHistory other(t, "someone");
+		CHECK_FALSE(other.sent_to_domain("mail.partner.example", now - 1000));
+	});
+	// And reputation() concludes from it.
+	MessageHistory history(env);
+	tern::inbound::MessageIdentity m;
+	m.from_localpart = "Bob";
+	m.from_domain = "Mail.Partner.example";
+	CHECK(history.reputation("mjl", m, now).method == "msgtofull");
+}
+
+TEST_CASE_FIXTURE(HistoryDb, "history: pruning removes records older than the cutoff with their indexes") {
+	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 1000, "p1"),
+	                                   message_from("a", "x.example", "192.0.2.1", now - 10, "p2")};
+	records[0].junk = JunkMark::junk;
+	history.add(records);
+	CHECK(history.count() == 2);
+	CHECK(history.prune(now - 500) == 1);
+	CHECK(history.count() == 1);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "p1"));
+	CHECK(history.reputation("mjl", records[0].identity, now).method == "none");
+	CHECK(history.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now)[0].messages_day == 1);
+}

@@ -1,0 +1,116 @@
+// The Maildir scanner (store/junk_scanner.h) over a real Maildir and
+// environment: keywords, folder moves, deletions, and only changed folders.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "config/config.h"
+#include "store/db.h"
+#include "store/history.h"
+#include "store/junk_scanner.h"
+#include "unit/files.h"
+
+using tern::inbound::JunkMark;
+using tern::store::HistoryRecord;
+using tern::store::MessageHistory;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void make_folder(const std::string& dir) {
+	for (const char* sub : {"cur", "new", "tmp"}) fs::create_directories(dir + "/" + sub);
+}
+
+HistoryRecord delivered(const std::string& unique, const std::string& mailbox) {
+	HistoryRecord r;
+	r.account = "mjl";
+	r.mailbox = mailbox;
+	r.unique_name = unique;
+	r.received = 1800000000;
+	r.identity.from_localpart = "x";
+	r.identity.from_domain = "sender.example";
+	return r;
+}
+
+// Moves a file to a new path and makes sure the directory times differ
+// from the previous pass even on a coarse clock.
+void touch_dirs_later(const std::string& dir) {
+	struct timespec later[2];
+	clock_gettime(CLOCK_REALTIME, &later[0]);
+	later[0].tv_sec += 5;
+	later[1] = later[0];
+	for (const char* sub : {"cur", "new"}) utimensat(AT_FDCWD, (dir + "/" + sub).c_str(), later, 0);
+}
+
+}  // namespace
+
+TEST_CASE("junk scanner: keywords, moves to and from Junk, and deletions update the history") {
+	tern::testing::TempDir dir;
+	std::string maildir = dir.path + "/Maildir";
+	make_folder(maildir);
+	make_folder(maildir + "/.Junk");
+	make_folder(maildir + "/.Archive");
+	tern::config::Config cfg;
+	tern::config::Account account;
+	account.name = "mjl";
+	account.maildir = maildir;
+	cfg.accounts["mjl"] = account;
+
+	tern::store::Env env(dir.path);
+	MessageHistory history(env);
+	std::vector<HistoryRecord> records{delivered("1.a.host,S=10", "INBOX"), delivered("2.b.host,S=10", "INBOX"),
+	                                   delivered("3.c.host,S=10", "INBOX")};
+	history.add(records);
+	tern::testing::write_file(maildir + "/new/1.a.host,S=10", "x");
+	tern::testing::write_file(maildir + "/new/2.b.host,S=10", "x");
+	tern::testing::write_file(maildir + "/new/3.c.host,S=10", "x");
+
+	tern::store::JunkScanner scanner;
+	auto stats = scanner.scan(cfg, env, 1800000100);
+	CHECK(stats.folders_read == 3);
+	CHECK(stats.marks_changed == 0);  // INBOX is neutral: nothing learned yet
+
+	// The user sets $Junk on message 1 (keyword 0 = 'a'), moves message 2
+	// to Archive and deletes message 3.
+	tern::testing::write_file(maildir + "/dovecot-keywords", "0 $Junk\n1 $Forwarded\n");
+	fs::rename(maildir + "/new/1.a.host,S=10", maildir + "/cur/1.a.host,S=10:2,Sa");
+	fs::rename(maildir + "/new/2.b.host,S=10", maildir + "/.Archive/cur/2.b.host,S=10:2,S");
+	fs::remove(maildir + "/new/3.c.host,S=10");
+	touch_dirs_later(maildir);
+	touch_dirs_later(maildir + "/.Archive");
+	stats = scanner.scan(cfg, env, 1800000200);
+	CHECK(stats.folders_read == 2);  // .Junk did not change
+	CHECK(stats.marks_changed == 2);
+	CHECK(stats.moved == 1);
+	CHECK(stats.expunged == 1);
+	CHECK(history.find_by_unique_name("mjl", "1.a.host,S=10")->junk == JunkMark::junk);
+	auto archived = history.find_by_unique_name("mjl", "2.b.host,S=10");
+	CHECK(archived->junk == JunkMark::notjunk);
+	CHECK(archived->mailbox == "Archive");
+	CHECK(history.find_by_unique_name("mjl", "3.c.host,S=10")->expunged);
+
+	// Nothing changed: nothing is read.
+	CHECK(scanner.scan(cfg, env, 1800000300).folders_read == 0);
+
+	// Moved into Junk, then out of it to INBOX: junk, then not junk.
+	fs::rename(maildir + "/.Archive/cur/2.b.host,S=10:2,S", maildir + "/.Junk/cur/2.b.host,S=10:2,S");
+	touch_dirs_later(maildir + "/.Archive");
+	touch_dirs_later(maildir + "/.Junk");
+	scanner.scan(cfg, env, 1800000400);
+	CHECK(history.find_by_unique_name("mjl", "2.b.host,S=10")->junk == JunkMark::junk);
+	CHECK(history.find_by_unique_name("mjl", "2.b.host,S=10")->mailbox == "Junk");
+	fs::rename(maildir + "/.Junk/cur/2.b.host,S=10:2,S", maildir + "/cur/2.b.host,S=10:2,S");
+	struct timespec later[2];
+	clock_gettime(CLOCK_REALTIME, &later[0]);
+	later[0].tv_sec += 10;
+	later[1] = later[0];
+	for (std::string d : {maildir + "/cur", maildir + "/.Junk/cur"}) utimensat(AT_FDCWD, d.c_str(), later, 0);
+	scanner.scan(cfg, env, 1800000500);
+	CHECK(history.find_by_unique_name("mjl", "2.b.host,S=10")->junk == JunkMark::notjunk);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
+}
