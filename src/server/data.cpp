@@ -29,8 +29,6 @@ namespace tern::server {
 using smtp::SmtpError;
 namespace se = smtp::se;
 
-namespace {
-
 // Message data that could not be stored: a full disk (ENOSPC, EDQUOT) is
 // "mail system full", 452 4.3.1 (RFC 3463 3.4, RFC 5321 4.2.2), anything
 // else the generic 451 4.3.0; the text is the same either way.
@@ -38,6 +36,8 @@ SmtpError storage_failure(bool disk_full, std::string text) {
 	if (disk_full) return SmtpError{452, std::string(se::sys_storage_full1), std::move(text)};
 	return SmtpError{451, std::string(se::sys_other0), std::move(text)};
 }
+namespace {
+
 constexpr int64_t default_max_message_size = 104857600;
 
 // The combined reply when every recipient failed (doc/behaviour.md §4

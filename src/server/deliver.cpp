@@ -22,6 +22,7 @@
 #include "message/headers.h"
 #include "message/submission.h"
 #include "server/dkim_sign.h"
+#include "server/local_delivery.h"
 #include "server/report_step.h"
 #include "store/junk_counts.h"
 #include "store/subject_pass.h"
@@ -305,7 +306,8 @@ void Connection::analysis_verdicts(std::shared_ptr<InboundAnalysis> an) {
 void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, const std::string& common,
                                         message::ReceivedInfo ri) {
 	int64_t now = std::time(nullptr);
-	auto copies = std::make_shared<std::vector<store::MaildirCopy>>();
+	auto copies = std::make_shared<std::vector<LocalCopy>>();
+	std::vector<std::string> copy_rcpts;
 	std::vector<DeliverError> errors;
 	// When every account refused, unknown recipients share the refusal's code,
 	// so the client gets one reply rather than a list (the seed's way).
@@ -331,13 +333,15 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 		const config::Account& account = cfg->accounts.at(r.account);
 		const InboundAnalysis::AccountDecision& d = an->decisions.at(r.account);
 		const inbound::Verdict& v = d.verdict;
+		std::string reason_header = "X-Tern-Reason: " + v.reason + "\r\n";
+		message::ReceivedInfo shared = ri;  // one LMTP transaction, several recipients: no "for"
 		ri.for_rcpt = r.display;
-		store::MaildirCopy copy;
-		copy.maildir = account.maildir;
-		copy.prefix = "X-Tern-Reason: " + v.reason + "\r\n" + common + message::build_received(ri);
 		if (v.accept) {
-			copy.mailbox = r.mailbox;
-			copies->push_back(std::move(copy));
+			// To the account's Maildir or its LMTP server (server/local_delivery).
+			copies->push_back(local_copy(account, r.mailbox, r.display, reason_header + common + message::build_received(ri),
+			                             reason_header + common + message::build_received(shared)));
+			copies->back().maildir.seen = an->seen_recipients.count(r.display) > 0;  // a kept DMARC/TLS report
+			copy_rcpts.push_back(r.display);
 			an->copy_notes.push_back({r.account, v.reason, false});
 			auto superseded = inbound::rejects_superseded(d.rejects, an->message_id);
 			auto& remove = an->rejects_to_remove[r.account];
@@ -353,9 +357,15 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 		auto& remove = an->rejects_to_remove[r.account];
 		remove.insert(remove.end(), plan.remove.begin(), plan.remove.end());
 		if (!plan.store) continue;
-		copy.mailbox = account.rejects_mailbox;
-		copy.seen = true;
-		copies->push_back(std::move(copy));
+		// The Rejects mailbox is always tern's own Maildir, also for an
+		// account that takes its mail over LMTP.
+		LocalCopy rejected;
+		rejected.maildir.maildir = account.maildir;
+		rejected.maildir.mailbox = account.rejects_mailbox;
+		rejected.maildir.prefix = reason_header + common + message::build_received(ri);
+		rejected.maildir.seen = true;
+		copies->push_back(std::move(rejected));
+		copy_rcpts.push_back("");  // not a recipient's delivery
 		an->copy_notes.push_back({r.account, v.reason, true});
 	}
 	std::string path = std::move(message_path);
@@ -365,32 +375,69 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 		record_inbound_history(an, {}, std::move(errors));
 		return;
 	}
-	// The group-commit writer puts this message in the next batch; the reply
-	// waits for the batch and the history records.
-	srv.maildir_writer().deliver_noting_copies(
-	    path, std::move(*copies), hostname(),
-	    suspend([an, errors = std::move(errors)](Connection& c, const std::string& failure,
-	                                             std::vector<store::MaildirCopy>& written) mutable {
-		    if (failure.empty()) {
-			    c.record_inbound_history(an, std::move(written), std::move(errors));
-			    return;
-		    }
-		    log::error("maildir delivery failed", {{"error", failure}});
-		    bool disk_full = is_storage_full_error(failure);
-		    if (disk_full) c.srv.disk_space().report_full();
-		    // A full disk is 452 4.3.1 (RFC 3463 3.4), anything else 451 4.3.0.
-		    SmtpError e = disk_full ? SmtpError{452, std::string(se::sys_storage_full1), "error processing"}
-		                            : SmtpError{451, std::string(se::sys_other0), "error processing"};
-		    for (const auto& r : c.tx.recipients) {
-			    if (!r.local) continue;
-			    const auto& v = an->decisions.at(r.account).verdict;
-			    if (!v.accept) continue;
-			    core::stats().count_delivery("delivererror", v.reason);
-			    errors.push_back({r.display, e.code, e.secode, false, e.text});
-		    }
-		    c.delivery_done(std::move(errors), an);
+	LocalEnvelope envelope;
+	envelope.hostname = hostname();
+	envelope.mail_from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
+	envelope.smtputf8 = tx.smtputf8;
+	envelope.body_8bit = tx.body_8bitmime;
+	envelope.lmtp_timeout_s = static_cast<double>(cfg->delivery.lmtp_timeout_s);
+	envelope.log_id = cid;
+	// The reply waits for every copy (the Maildir batch, the LMTP servers)
+	// and then for the history records.
+	deliver_local_copies(
+	    srv, path, std::move(*copies), envelope,
+	    suspend([an, copy_rcpts = std::move(copy_rcpts), errors = std::move(errors)](
+	                Connection& c, std::vector<CopyOutcome> outcomes) mutable {
+		    c.inbound_copies_written(an, copy_rcpts, outcomes, std::move(errors));
 	    }));
 	flush();
+}
+
+// The outcome of each copy of a port-25 message: the failures join the
+// errors, and the Maildir copies that landed get their history records.
+void Connection::inbound_copies_written(std::shared_ptr<InboundAnalysis> an, const std::vector<std::string>& copy_rcpts,
+                                        const std::vector<CopyOutcome>& outcomes, std::vector<DeliverError> errors) {
+	std::vector<store::MaildirCopy> written;
+	std::vector<InboundAnalysis::CopyNote> notes;
+	std::string storage_failure_text;
+	for (size_t i = 0; i < outcomes.size() && i < an->copy_notes.size(); ++i) {
+		const CopyOutcome& o = outcomes[i];
+		const auto& note = an->copy_notes[i];
+		if (o.delivered) {
+			// A copy an LMTP server took has no file of ours: the scanner
+			// cannot follow it, so it gets no history record.
+			if (!o.final_path.empty()) {
+				store::MaildirCopy w;
+				w.maildir = cfg->accounts.at(note.account).maildir;
+				w.final_path = o.final_path;
+				written.push_back(std::move(w));
+				notes.push_back(note);
+			}
+			continue;
+		}
+		if (note.rejects_copy) {
+			log::error("storing a Rejects copy failed", {{"account", note.account}, {"error", o.storage_error}});
+			continue;
+		}
+		if (!o.storage_error.empty()) {
+			storage_failure_text = o.storage_error;
+			bool disk_full = is_storage_full_error(o.storage_error);
+			SmtpError e = storage_failure(disk_full, "error processing");
+			core::stats().count_delivery("delivererror", note.reason);
+			errors.push_back({copy_rcpts[i], e.code, e.secode, false, e.text});
+			continue;
+		}
+		// The LMTP server's answer for this recipient, or 451 4.3.0 when it
+		// could not be reached in time.
+		core::stats().count_delivery("delivererror", "lmtp");
+		errors.push_back({copy_rcpts[i], o.code, o.secode, o.permanent, o.text});
+	}
+	if (!storage_failure_text.empty()) {
+		log::error("maildir delivery failed", {{"error", storage_failure_text}});
+		if (is_storage_full_error(storage_failure_text)) srv.disk_space().report_full();
+	}
+	an->copy_notes = std::move(notes);
+	record_inbound_history(an, std::move(written), std::move(errors));
 }
 
 namespace {

@@ -97,14 +97,17 @@ void deliver_local_copies(Server& srv, const std::string& body_path, std::vector
 		::unlink(body_path.c_str());  // the clients hold it open
 		return;
 	}
-	srv.maildir_writer().deliver(body_path, std::move(maildir_copies), envelope.hostname,
-	                             [join, maildir_index](const std::string& error) {
-		                             for (size_t i : maildir_index) {
-			                             join->outcomes[i].delivered = error.empty();
-			                             join->outcomes[i].storage_error = error;
-		                             }
-		                             join->finish_one();
-	                             });
+	srv.maildir_writer().deliver_noting_copies(
+	    body_path, std::move(maildir_copies), envelope.hostname,
+	    [join, maildir_index](const std::string& error, std::vector<store::MaildirCopy>& written) {
+		    for (size_t k = 0; k < maildir_index.size(); ++k) {
+			    CopyOutcome& o = join->outcomes[maildir_index[k]];
+			    o.delivered = error.empty();
+			    o.storage_error = error;
+			    if (error.empty() && k < written.size()) o.final_path = written[k].final_path;
+		    }
+		    join->finish_one();
+	    });
 }
 
 }  // namespace tern::server

@@ -33,6 +33,7 @@ LocalCopy local_copy(const config::Account& account, const std::string& mailbox,
 
 struct CopyOutcome {
 	bool delivered = false;
+	std::string final_path;         // a Maildir copy: the file it landed in
 	std::string storage_error;      // writing the Maildir failed (disk trouble)
 	// Otherwise, the LMTP failure: the server's reply or 451 4.3.0.
 	int code = 0;

@@ -31,6 +31,10 @@
 
 namespace tern::server {
 
+// Message data that could not be stored: 452 4.3.1 for a full disk, else
+// 451 4.3.0, with `text` (server/data.cpp).
+smtp::SmtpError storage_failure(bool disk_full, std::string text);
+
 class Server;
 
 enum class SessionState : uint8_t {
@@ -215,6 +219,8 @@ struct Connection {
 	void analysis_verdicts(std::shared_ptr<InboundAnalysis> an);
 	void deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, const std::string& common,
 	                            message::ReceivedInfo ri);
+	void inbound_copies_written(std::shared_ptr<InboundAnalysis> an, const std::vector<std::string>& copy_rcpts,
+	                            const std::vector<CopyOutcome>& outcomes, std::vector<DeliverError> errors);
 	void record_inbound_history(std::shared_ptr<InboundAnalysis> an, std::vector<store::MaildirCopy> written,
 	                            std::vector<DeliverError> errors);
 	// Counts delivered recipients by reason; returns the distinct reasons, comma-separated.
