@@ -393,10 +393,15 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	msg.message_path = path;
 	msg.message_size = size;
 	msg.record_outgoing = true;
+	msg.dsn_ret = smtp::ret_to_string(tx.dsn_ret);
+	msg.envid = tx.envid;
+	msg.requiretls = tx.requiretls;
 	for (const auto& rc : tx.recipients) {
 		ri.for_rcpt = rc.display;
 		OutboundRecipient o;
 		o.to = rc.display;
+		o.notify = rc.notify;
+		o.orcpt = rc.orcpt;
 		o.domain = rc.address.ip ? rc.address.ip->to_literal() : rc.address.domain.ascii;
 		o.prefix = message::build_received(ri) + r.common_prefix;
 		msg.recipients.push_back(std::move(o));

@@ -168,9 +168,21 @@ void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone
 // doc/behaviour.md §13), queued to the MAIL FROM address with the null
 // reverse path. Composing and writing it is disk work for a worker; its
 // fate does not change the reply to the client.
-void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& errors) {
+void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& all_errors) {
 	OutboundQueue* queue = srv.outbound();
 	if (!queue) return;
+	// RFC 3461 4.1: only the failures the sender's NOTIFY asks for.
+	auto recipient_of = [this](const std::string& display) -> const Recipient* {
+		for (const auto& rc : tx.recipients)
+			if (rc.display == display) return &rc;
+		return nullptr;
+	};
+	std::vector<DeliverError> errors;
+	for (const auto& e : all_errors) {
+		const Recipient* rc = recipient_of(e.rcpt);
+		if (!rc || smtp::dsn_wanted(rc->notify, smtp::DsnEvent::failure)) errors.push_back(e);
+	}
+	if (errors.empty()) return;
 	std::time_t now = std::time(nullptr);
 	message::DsnMessage dsn;
 	dsn.smtputf8 = tx.smtputf8;
@@ -182,6 +194,7 @@ void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector
 	for (const auto& f : an.fields)
 		if (f.lower_name == "message-id") dsn.references = f.unfolded_value();
 	dsn.reporting_mta = global_hostname();
+	dsn.envid = tx.envid;  // RFC 3464 2.2.1
 	dsn.received_from_mta = message::received_from_mta_value(
 	    hello->ip ? hello->ip->to_literal() : hello->domain.ascii, remote_ip.to_literal());
 	dsn.arrival = now;
@@ -192,6 +205,7 @@ void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector
 		failures.push_back({e.rcpt, e.text, e.code >= 500});
 		message::DsnRecipient r;
 		r.final_recipient = e.rcpt;
+		if (const Recipient* rc = recipient_of(e.rcpt)) r.original_recipient = rc->orcpt;  // RFC 3464 2.3.1
 		r.action = "failed";
 		r.status = smtp::enhanced_code(e.code, e.secode);
 		r.last_attempt = now;
