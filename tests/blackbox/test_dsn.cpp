@@ -325,3 +325,24 @@ TEST_CASE("dsn: REQUIRETLS to a next hop whose certificate does not verify fails
 	CHECK(contains(notice, "not trusted"));
 	CHECK(sink.messages().empty());
 }
+
+TEST_CASE("dsn: LIMITS MAILMAX: the 1001st MAIL on one connection gets 421 and the connection closes (RFC 9422)") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_smtp(d);
+	REQUIRE(c.read_reply().code == 220);
+	REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
+	// Pipelined in batches (RFC 2920): MAIL and RSET, 1000 transactions.
+	for (int batch = 0; batch < 10; batch++) {
+		std::string commands;
+		for (int i = 0; i < 100; i++)
+			commands += "MAIL FROM:<bob@sender.example>\r\nRSET\r\n";
+		REQUIRE(c.send(commands));
+		for (int i = 0; i < 200; i++) {
+			Reply r = c.read_reply();
+			REQUIRE_MESSAGE(r.code == 250, "batch " << batch << " reply " << i << ": " << r.raw);
+		}
+	}
+	CHECK(c.cmd("MAIL FROM:<bob@sender.example>").plain() == "421 4.5.3 too many transactions on this connection");
+	CHECK(c.read_reply().code == 0);   // closed
+}
