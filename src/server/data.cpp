@@ -463,8 +463,9 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 		log::event(log::Level::info, cid, "partial delivery failure", {{"failed", std::to_string(errors.size())}});
 		// doc/behaviour.md §13: one DSN for the failed recipients, to the
 		// sender, since the 250 below covers the others.
-		if (an && tx.mail_from && !cfg->localserve) queue_incoming_dsn(*an, errors);
 	}
+	// Also without failures: NOTIFY=SUCCESS asks for a "delivered" notice.
+	if (an && tx.mail_from && !cfg->localserve) queue_incoming_dsn(*an, errors);
 	rset();
 	++tx_good;
 	--tx_bad;

@@ -346,3 +346,40 @@ TEST_CASE("dsn: LIMITS MAILMAX: the 1001st MAIL on one connection gets 421 and t
 	CHECK(c.cmd("MAIL FROM:<bob@sender.example>").plain() == "421 4.5.3 too many transactions on this connection");
 	CHECK(c.read_reply().code == 0);   // closed
 }
+
+TEST_CASE("dsn: port 25 local delivery with NOTIFY=SUCCESS sends a \"delivered\" notice to the sender") {
+	SmtpSink sink;   // the smarthost, which takes the notice to bob
+	TernDaemon d({.config_patch = R"({"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+	                              R"(", "smarthost_tls": "none"}})"});
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_smtp(d);
+	REQUIRE(c.read_reply().code == 220);
+	REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
+	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example> ENVID=port25-1").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<" + alice + "> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Alice+2Bold@test.example").code == 250);
+	REQUIRE(c.cmd("DATA").code == 354);
+	REQUIRE(c.send("From: <bob@sender.example>\r\nSubject: hello alice\r\nMessage-Id: <p25-1@sender.example>\r\n\r\nhi\r\n.\r\n"));
+	REQUIRE(c.read_reply().code == 250);
+	REQUIRE(wait_for_maildir(d.maildir("alice"), 1).size() == 1);
+	INFO(log_tail(d));
+	REQUIRE(sink.wait_for_messages(1, 15000));
+	SinkMessage m = sink.messages()[0];
+	CHECK(m.mail_from == "");
+	CHECK(m.rcpt_to == std::vector<std::string>{"bob@sender.example"});
+	INFO(m.data);
+	CHECK(contains(m.data, "Subject: mail delivered\r\n"));
+	CHECK(contains(m.data, "Auto-Submitted: auto-replied\r\n"));
+	CHECK(contains(m.data, "Original-Envelope-Id: port25-1\r\n"));
+	CHECK(contains(m.data, "Original-Recipient: rfc822;Alice+old@test.example\r\nFinal-Recipient: rfc822;" + alice +
+	                           "\r\nAction: delivered\r\nStatus: 2.0.0\r\n"));
+	CHECK(contains(m.data, "<p25-1@sender.example>"));
+	// Without NOTIFY no success notice: the sink gets nothing more.
+	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<" + alice + ">").code == 250);
+	REQUIRE(c.cmd("DATA").code == 354);
+	REQUIRE(c.send("From: <bob@sender.example>\r\nSubject: again\r\n\r\nhi\r\n.\r\n"));
+	REQUIRE(c.read_reply().code == 250);
+	REQUIRE(wait_for_maildir(d.maildir("alice"), 2).size() == 2);
+	usleep(800000);
+	CHECK(sink.messages().size() == 1);
+}
