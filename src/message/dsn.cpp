@@ -203,6 +203,21 @@ std::string dsn_address(const std::string& address, bool utf8)
 	return "utf-8;" + xtext_localpart(parsed->localpart) + "@" + domain;
 }
 
+// RFC 3464 2.3.1 from a stored ORCPT "type;address": a "utf-8" address in
+// the ASCII variant as utf-8-addr-xtext (RFC 6533 3), as is otherwise.
+std::string original_recipient_value(const std::string& stored, bool utf8)
+{
+	auto orcpt = smtp::orcpt_from_stored(stored);
+	if (!orcpt)
+		return stored;
+	if (orcpt->type == "utf-8" && !utf8)
+		return "utf-8;" + smtp::utf8_addr_xtext(orcpt->address);
+	// The 7bit part cannot hold what +HH decoded to: keep it encoded.
+	if (!utf8 && has_non_ascii(orcpt->address))
+		return orcpt->type + ";" + smtp::xtext_encode(orcpt->address);
+	return orcpt->type + ";" + orcpt->address;
+}
+
 void begin_part(std::string& out, const std::string& boundary, bool first, std::string_view content_type,
                 std::string_view encoding)
 {
@@ -255,6 +270,8 @@ std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::str
 	if (!msg.references.empty())
 		write_field(out, "References", msg.references);
 	out += "Date: " + format_date(date, msg.tz_offset_s) + "\r\n";
+	// RFC 3834 5: a notification is auto-replied; responders leave it alone.
+	out += "Auto-Submitted: auto-replied\r\n";
 	out += "MIME-Version: 1.0\r\n";
 	// RFC 3462 2 (multipart/report), RFC 3464 2 (report-type).
 	out += "Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"" + boundary + "\"\r\n";
@@ -280,6 +297,8 @@ std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::str
 	else
 		begin_part(out, boundary, false, "message/delivery-status", "7BIT");
 	// Per-message fields (RFC 3464 2.2).
+	if (!msg.envid.empty())
+		write_field(out, "Original-Envelope-Id", msg.envid);  // 2.2.1
 	write_field(out, "Reporting-MTA", with_prefix(msg.reporting_mta, "dns;", "dns; "));  // 2.2.2
 	if (!msg.received_from_mta.empty())
 		write_field(out, "Received-From-MTA", with_prefix(msg.received_from_mta, "dns;", "dns;"));  // 2.2.4
@@ -288,6 +307,8 @@ std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::str
 	// Per-recipient fields (RFC 3464 2.3), each group after an empty line.
 	for (const DsnRecipient& r : msg.recipients) {
 		out += "\r\n";
+		if (!r.original_recipient.empty())
+			write_field(out, "Original-Recipient", original_recipient_value(r.original_recipient, utf8));  // 2.3.1
 		write_field(out, "Final-Recipient", dsn_address(r.final_recipient, utf8));  // 2.3.2
 		write_field(out, "Action", r.action);                                      // 2.3.3
 		std::string status = r.status;
@@ -297,7 +318,7 @@ std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::str
 			status += " (" + r.status_comment + ")";
 		write_field(out, "Status", status);
 		if (!r.remote_mta.empty())
-			write_field(out, "Remote-MTA", with_prefix(r.remote_mta, "dns;", "dns;"));  // 2.3.5
+			write_field(out, "Remote-MTA", with_prefix(r.remote_mta, "dns;", "dns; "));  // 2.3.5
 		if (!r.diagnostic.empty())
 			write_field(out, "Diagnostic-Code", with_prefix(r.diagnostic, "smtp;", "smtp; "));  // 2.3.6
 		if (r.last_attempt != 0)
@@ -306,8 +327,18 @@ std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::str
 			write_field(out, "Will-Retry-Until", format_date(r.will_retry_until, msg.tz_offset_s));  // 2.3.9
 	}
 
-	// Part 3: the original header section (RFC 3462 3, RFC 6533 5/6.3).
-	if (!msg.original_headers.empty()) {
+	// Part 3: the whole original message (RFC 3461 4.3 RET=FULL; RFC 3462
+	// 3; RFC 6533 5 message/global), or its header section (RFC 3462 3,
+	// RFC 6533 5/6.3).
+	if (!msg.original_message.empty()) {
+		std::string original = to_crlf(msg.original_message);
+		if (!original.ends_with("\r\n"))
+			original += "\r\n";
+		// RFC 2046 5.2.1: message/rfc822 takes 7bit or 8bit only.
+		bool eight_bit = has_non_ascii(original);
+		begin_part(out, boundary, false, utf8 ? "message/global" : "message/rfc822", eight_bit ? "8BIT" : "7BIT");
+		out += original;
+	} else if (!msg.original_headers.empty()) {
 		std::string headers = to_crlf(msg.original_headers);
 		if (!headers.ends_with("\r\n"))
 			headers += "\r\n";
@@ -357,6 +388,14 @@ std::string failed_dsn_text(const std::string& recipient, const std::string& err
 	return "\nDelivery has failed permanently for your email to:\n\n\t" + recipient +
 	       "\n\nNo further deliveries will be attempted.\n\nError during the last delivery attempt:\n\n\t" + error +
 	       "\n" + full_response_text(smtp_lines);
+}
+
+std::string success_dsn_text(const std::string& recipient, bool relayed, const std::string& host)
+{
+	if (relayed)
+		return "\nYour email to:\n\n\t" + recipient + "\n\nwas relayed to " + host +
+		       ", which does not offer delivery status notifications: no further notice will come.\n";
+	return "\nYour email was delivered to:\n\n\t" + recipient + "\n";
 }
 
 std::string describe_delay(std::time_t seconds)

@@ -17,7 +17,8 @@ struct DsnRecipient {
 	// 6533 3): utf-8-addr-xtext ("\x{HEX}") in the ASCII variant, as is in
 	// the UTF-8 variant (which also uses "utf-8;" for ASCII addresses).
 	std::string final_recipient;
-	std::string action;          // "failed" | "delayed" (RFC 3464 2.3.3)
+	// "failed" | "delayed" | "delivered" | "relayed" (RFC 3464 2.3.3)
+	std::string action;
 	// "5.1.1"; when empty: 5.0.0 for failed, 4.0.0 for delayed, else 2.0.0.
 	std::string status;
 	std::string status_comment;  // optional, written as "Status: 5.1.1 (comment)"
@@ -29,6 +30,10 @@ struct DsnRecipient {
 	std::string diagnostic;
 	std::time_t last_attempt = 0;      // 0: no Last-Attempt-Date
 	std::time_t will_retry_until = 0;  // 0: no Will-Retry-Until (set for "delayed")
+	// RFC 3464 2.3.1 Original-Recipient from the ORCPT parameter, stored
+	// form "type;address" (decoded); a "utf-8" address is written as
+	// utf-8-addr-xtext in the ASCII variant (RFC 6533 3). Empty: no field.
+	std::string original_recipient = {};
 };
 
 struct DsnMessage {
@@ -42,6 +47,9 @@ struct DsnMessage {
 	std::string message_id;  // without <>; required (compose throws when empty)
 	std::string references;  // original Message-Id as in its header; empty: none
 	std::string reporting_mta;      // our hostname; written "dns; host"
+	// RFC 3464 2.2.1 Original-Envelope-Id from the ENVID parameter
+	// (decoded, printable ASCII). Empty: no field.
+	std::string envid;
 	// "dns;<ehlo> ([ip])" (see received_from_mta_value); "dns;" is
 	// prepended unless already there. Empty: no Received-From-MTA field.
 	std::string received_from_mta;
@@ -55,13 +63,20 @@ struct DsnMessage {
 	// line ending it); copied as is (bare LF written as CRLF). Empty: the
 	// DSN has two parts only.
 	std::string original_headers;
+	// The whole original message (RFC 3461 4.3 RET=FULL), returned as
+	// message/rfc822 (message/global in the UTF-8 variant) instead of
+	// original_headers. Empty: original_headers is used.
+	std::string original_message;
 };
 
 // The whole DSN message (header section and body, CRLF line ends), RFC 3464
-// 2 / RFC 3462 (multipart/report; report-type="delivery-status"):
+// 2 / RFC 3462 (multipart/report; report-type="delivery-status"), with
+// Auto-Submitted: auto-replied (RFC 3834 5) so that no responder answers it:
 //   1. text/plain (7BIT; quoted-printable UTF-8 if the text has non-ASCII),
 //   2. message/delivery-status 7BIT,
-//   3. text/rfc822-headers 7BIT with the original header section.
+//   3. text/rfc822-headers 7BIT with the original header section, or
+//      message/rfc822 (7BIT, 8BIT when it holds non-ASCII) with the whole
+//      original message when original_message is set.
 // `utf8_variant` (for a receiver that supports SMTPUTF8; ignored unless
 // msg.smtputf8) switches to RFC 6533: text/plain; charset=utf-8 8BIT,
 // message/global-delivery-status 8BIT with "utf-8;" addresses, and
@@ -92,7 +107,9 @@ struct IncomingFailure {
 // (recipient first, then the error: decision 10; the seed swaps them).
 std::string incoming_failure_text(const std::vector<IncomingFailure>& failures);
 
-// Subjects as the seed writes them.
+// Subjects as the seed writes them; the success ones in the same style.
+inline constexpr const char* subject_delivered = "mail delivered";
+inline constexpr const char* subject_relayed = "mail relayed";
 inline constexpr const char* subject_failed = "mail delivery failed";
 inline constexpr const char* subject_delayed = "mail delivery delayed";
 inline constexpr const char* subject_incoming_failure = "mail delivery failure";
@@ -114,6 +131,12 @@ std::string failed_dsn_text(const std::string& recipient, const std::string& err
 std::string delayed_dsn_text(const std::string& recipient, const std::string& error,
                              const std::vector<std::time_t>& next_attempts, std::time_t now,
                              const std::vector<std::string>& smtp_lines = {});
+
+// Queue DSN for a success the sender asked for with NOTIFY=SUCCESS (RFC
+// 3461 4.1): delivered into the recipient's mailbox here, or relayed to
+// `host`, a next hop that does not offer DSN and so will not report
+// further (RFC 3464 2.3.3 "relayed").
+std::string success_dsn_text(const std::string& recipient, bool relayed, const std::string& host);
 
 // The distance `seconds` as delayed_dsn_text writes it: "1 hour",
 // "14 hours", "1 minute", "45 minutes" (minutes below one hour, rounded;

@@ -11,6 +11,7 @@
 
 #include "queue/outbound_util.h"
 #include "queue/queue_file.h"
+#include "smtp/dsn_params.h"
 #include "store/db.h"
 
 namespace tern::queue {
@@ -77,6 +78,12 @@ void show(const store::QueueRecord& r, std::ostream& out)
 	    << "size: " << r.size << "\n"
 	    << "8bit: " << (r.has_8bit ? "yes" : "no") << "\n"
 	    << "smtputf8: " << (r.smtputf8 ? "yes" : "no") << "\n"
+	    << "requiretls: " << (r.requiretls ? "yes" : "no") << "\n"
+	    // The DSN request (RFC 3461 4), "-" where the sender gave none.
+	    << "dsn_ret: " << or_dash(r.dsn_ret) << "\n"
+	    << "dsn_envid: " << or_dash(one_line(r.envid)) << "\n"
+	    << "dsn_notify: " << or_dash(smtp::notify_to_string(static_cast<uint8_t>(r.notify))) << "\n"
+	    << "dsn_orcpt: " << or_dash(one_line(r.orcpt)) << "\n"
 	    << "message_id: " << r.message_id << "\n"
 	    << "file: " << r.message_file << "\n";
 }

@@ -62,4 +62,61 @@ std::string message_base(std::string_view message_file)
 	return std::string(message_file.substr(0, dot));
 }
 
+ServerLimits parse_limits(std::string_view params)
+{
+	ServerLimits limits;
+	while (!params.empty()) {
+		const size_t space = params.find(' ');
+		std::string_view item = params.substr(0, space);
+		params = space == std::string_view::npos ? std::string_view() : params.substr(space + 1);
+		const size_t eq = item.find('=');
+		if (eq == std::string_view::npos)
+			continue;
+		std::string_view name = item.substr(0, eq), digits = item.substr(eq + 1);
+		size_t value = 0;
+		bool ok = !digits.empty() && digits.size() <= 9;
+		for (char c : digits) {
+			if (c < '0' || c > '9')
+				ok = false;
+			value = value * 10 + static_cast<size_t>(c - '0');
+		}
+		if (!ok)
+			continue;
+		if (iequals(name, "RCPTMAX"))
+			limits.rcpt_max = value;
+		else if (iequals(name, "MAILMAX"))
+			limits.mail_max = value;
+	}
+	return limits;
+}
+
+bool has_tls_required_no(std::string_view headers)
+{
+	for (size_t pos = 0; pos < headers.size();) {
+		size_t end = headers.find('\n', pos);
+		std::string_view line = headers.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+		pos = end == std::string_view::npos ? headers.size() : end + 1;
+		if (!line.empty() && line.back() == '\r')
+			line.remove_suffix(1);
+		if (line.empty())
+			break;  // the end of the header section
+		const size_t colon = line.find(':');
+		if (colon == std::string_view::npos || !iequals(trim(line.substr(0, colon)), "TLS-Required"))
+			continue;
+		// The value may be folded onto continuation lines (RFC 5322 2.2.3).
+		std::string value(line.substr(colon + 1));
+		while (pos < headers.size() && (headers[pos] == ' ' || headers[pos] == '\t')) {
+			end = headers.find('\n', pos);
+			std::string_view more = headers.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+			if (!more.empty() && more.back() == '\r')
+				more.remove_suffix(1);
+			value += more;
+			pos = end == std::string_view::npos ? headers.size() : end + 1;
+		}
+		if (iequals(trim(value), "No"))
+			return true;
+	}
+	return false;
+}
+
 }  // namespace tern::queue

@@ -29,6 +29,19 @@ int64_t retry_delay_seconds(int64_t base_s, int attempts_so_far, int64_t jitter_
 // (RFC 7505: the single record "."), which means the domain accepts no mail.
 std::optional<std::vector<std::string>> mx_hosts_in_order(std::vector<mailauth::MxRecord> mx);
 
+// RFC 9422 4: the parameters of an EHLO "LIMITS" line ("RCPTMAX=50
+// MAILMAX=1000", the keyword itself excluded). 0 for a limit not given or
+// malformed (each is "NAME=" 1*DIGIT; unknown names are ignored).
+struct ServerLimits {
+	size_t rcpt_max = 0;
+	size_t mail_max = 0;
+};
+ServerLimits parse_limits(std::string_view params);
+
+// RFC 8689 3: whether a header section holds "TLS-Required: No" (field
+// name and value case-insensitive, white space around the value ignored).
+bool has_tls_required_no(std::string_view headers);
+
 // ISO 8601 times: iso8601_utc() from util/time.h.
 
 // Splits "local@domain" at the last '@'; domain "" when there is none.

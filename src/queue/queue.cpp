@@ -19,6 +19,7 @@
 
 #include "mailauth/resolver.h"
 #include "message/dsn.h"
+#include "smtp/dsn_params.h"
 #include "message/headers.h"
 #include "net/lmtp_client.h"
 #include "store/maildir.h"
@@ -129,6 +130,52 @@ std::string original_headers(const config::Config& cfg, const store::QueueRecord
 	return text;
 }
 
+// RFC 3461 4.3 RET=FULL returns the whole message with a failure notice,
+// up to this size (larger ones come back with their headers only, as
+// Postfix's bounce_size_limit does).
+constexpr int64_t max_returned_message = 100 * 1024;
+
+// The whole message (prefix included) for RET=FULL; "" when it is too
+// large or cannot be read (the caller then returns the headers).
+std::string original_message(const config::Config& cfg, const store::QueueRecord& rec)
+{
+	if (rec.size > max_returned_message)
+		return "";
+	std::string text = rec.prefix;
+	int fd = ::open((queue_dir(cfg) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return "";
+	char buf[8192];
+	int64_t offset = rec.data_offset;
+	for (;;) {
+		ssize_t n = ::pread(fd, buf, sizeof buf, offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			::close(fd);
+			return "";
+		}
+		if (n == 0)
+			break;
+		text.append(buf, static_cast<size_t>(n));
+		offset += n;
+		if (static_cast<int64_t>(text.size()) > max_returned_message) {
+			::close(fd);
+			return "";
+		}
+	}
+	::close(fd);
+	return text;
+}
+
+// What a notice returns of the message (RFC 3461 4.3): the whole message
+// for a failure with RET=FULL, otherwise the header section (successes and
+// delays never carry the content).
+struct Returned {
+	std::string headers;
+	std::string message;
+};
+
 // The enhanced status code of an error text ("550 5.1.1 …" or "5.6.7 …").
 std::string status_of(const std::string& error)
 {
@@ -153,10 +200,39 @@ bool is_smtp_reply(const std::string& error)
 // go straight into the sender account's INBOX, or the postmaster's mailbox
 // when the account is gone. Runs on a worker. Never throws: a DSN that cannot
 // be written is logged, the queue record is dealt with anyway.
-void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, bool failed, const std::string& error,
-                 const std::string& remote_mta, const std::vector<std::time_t>& next_attempts, int64_t now,
-                 const std::string& headers)
+enum class DsnKind { failed, delayed, delivered, relayed };
+
+Returned returned_content(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind)
 {
+	Returned r;
+	if (rec.from.empty())
+		return r;  // no notice will be sent
+	if (kind == DsnKind::failed && rec.dsn_ret == "FULL")
+		r.message = original_message(cfg, rec);
+	if (r.message.empty())
+		r.headers = original_headers(cfg, rec);
+	return r;
+}
+
+// The DSN events the recipient's NOTIFY asks for (RFC 3461 4.1).
+bool dsn_requested(const store::QueueRecord& rec, DsnKind kind)
+{
+	using smtp::DsnEvent;
+	DsnEvent event = kind == DsnKind::failed    ? DsnEvent::failure
+	                 : kind == DsnKind::delayed ? DsnEvent::delay
+	                                            : DsnEvent::success;
+	return smtp::dsn_wanted(rec.notify, event);
+}
+
+void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind, const std::string& error,
+                 const std::string& remote_mta, const std::vector<std::time_t>& next_attempts, int64_t now,
+                 const Returned& returned)
+{
+	const bool failed = kind == DsnKind::failed;
+	if (!dsn_requested(rec, kind)) {
+		log::info("no dsn: not requested by NOTIFY", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
+		return;
+	}
 	if (rec.from.empty()) {
 		// RFC 5321 4.5.5 / RFC 3461 6.2: never a DSN about a DSN.
 		log::info("no dsn for null reverse path", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
@@ -186,21 +262,34 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, bool 
 		m.smtputf8 = rec.smtputf8;
 		m.from = "postmaster@" + cfg.hostname;
 		m.to = rec.from;
-		m.subject = failed ? message::subject_failed : message::subject_delayed;
+		m.subject = kind == DsnKind::failed    ? message::subject_failed
+		            : kind == DsnKind::delayed ? message::subject_delayed
+		            : kind == DsnKind::relayed ? message::subject_relayed
+		                                       : message::subject_delivered;
 		m.message_id = message::make_message_id(cfg.hostname);
 		if (!rec.message_id.empty())
 			m.references = "<" + rec.message_id + ">";
 		m.reporting_mta = cfg.hostname;
+		m.envid = rec.envid;
 		m.arrival = static_cast<std::time_t>(rec.queued);
 		m.date = static_cast<std::time_t>(now);
 		m.tz_offset_s = message::local_utc_offset(m.date);
-		m.text_body = failed ? message::failed_dsn_text(rec.to, error)
-		                     : message::delayed_dsn_text(rec.to, error, next_attempts, static_cast<std::time_t>(now));
+		const std::string remote_host = remote_mta.substr(0, remote_mta.find(' '));
+		m.text_body = kind == DsnKind::failed  ? message::failed_dsn_text(rec.to, error)
+		              : kind == DsnKind::delayed ? message::delayed_dsn_text(rec.to, error, next_attempts,
+		                                                                     static_cast<std::time_t>(now))
+		                                         : message::success_dsn_text(rec.to, kind == DsnKind::relayed, remote_host);
 		message::DsnRecipient r;
 		r.final_recipient = rec.to;
-		r.action = failed ? "failed" : "delayed";
-		r.status = status_of(error);
-		if (!r.status.empty() && r.status[0] != (failed ? '5' : '4'))
+		r.original_recipient = rec.orcpt;
+		// RFC 3464 2.3.3
+		r.action = kind == DsnKind::failed    ? "failed"
+		           : kind == DsnKind::delayed ? "delayed"
+		           : kind == DsnKind::relayed ? "relayed"
+		                                      : "delivered";
+		const char status_class = kind == DsnKind::failed ? '5' : kind == DsnKind::delayed ? '4' : '2';
+		r.status = status_class == '2' ? "2.0.0" : status_of(error);
+		if (!r.status.empty() && r.status[0] != status_class)
 			r.status.clear();  // e.g. a 4.x.x that became final after the last attempt
 		r.remote_mta = remote_mta;
 		if (is_smtp_reply(error))
@@ -209,7 +298,8 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, bool 
 		if (!failed && !next_attempts.empty())
 			r.will_retry_until = next_attempts.back();
 		m.recipients.push_back(r);
-		m.original_headers = headers;
+		m.original_headers = returned.headers;
+		m.original_message = returned.message;
 		std::string text = message::compose_dsn(m, false);
 		// RFC 6376: signed like any mail of the postmaster's domain, when it
 		// has keys (doc/behaviour.md §13).
@@ -230,8 +320,7 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, bool 
 			throw;
 		}
 		::unlink(path.c_str());
-		log::info(failed ? "failed dsn delivered" : "delayed dsn delivered",
-		          {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"account", account->name}});
+		log::info(r.action + " dsn delivered", {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"account", account->name}});
 	} catch (const std::exception& e) {
 		log::error("dsn delivery failed", {{"id", std::to_string(rec.id)}, {"err", e.what()}});
 	}
@@ -267,10 +356,10 @@ void settle_failure(store::Env& env, const config::Config& cfg, store::QueueReco
 		// The record goes first: a crash after it loses at most the DSN,
 		// never sends the message again. The header section for the DSN is
 		// read before the file goes with the record.
-		std::string headers = rec.from.empty() ? std::string() : original_headers(cfg, rec);
+		Returned returned = dsn_requested(rec, DsnKind::failed) ? returned_content(cfg, rec, DsnKind::failed) : Returned{};
 		remove_record(env, cfg, rec, RecipientState::failed);
 		out.removed.push_back(rec.id);
-		deliver_dsn(cfg, rec, true, error, remote_mta, {}, now, headers);
+		deliver_dsn(cfg, rec, DsnKind::failed, error, remote_mta, {}, now, returned);
 		return;
 	}
 	if (!env.queue_update(rec)) {
@@ -282,7 +371,8 @@ void settle_failure(store::Env& env, const config::Config& cfg, store::QueueReco
 	                                {"attempts", std::to_string(rec.attempts)},
 	                                {"next_attempt", iso8601_utc(rec.next_attempt)}, {"err", error}});
 	if (rec.attempts == p.delayed_after)
-		deliver_dsn(cfg, rec, false, error, remote_mta, remaining_attempts(rec, p), now, original_headers(cfg, rec));
+		deliver_dsn(cfg, rec, DsnKind::delayed, error, remote_mta, remaining_attempts(rec, p), now,
+		            returned_content(cfg, rec, DsnKind::delayed));
 }
 
 Policy policy_of(const config::Config& cfg, const QueueOptions& o)
@@ -310,6 +400,12 @@ struct Queue::Delivery {
 	int port = 25;
 	TlsMode tls = TlsMode::opportunistic;
 	bool tls_off = false;                       // this address is being retried without TLS
+	// RFC 8689: hosts refused because they could not meet REQUIRETLS, and
+	// hosts that failed otherwise (the failure is final only when every
+	// host was of the first kind).
+	bool requiretls_unmet = false;
+	bool other_host_failure = false;
+	bool tls_required_no = false;               // the message says "TLS-Required: No" (RFC 8689 4.3)
 	std::string last_error;
 	std::unique_ptr<SmtpClient> client;
 	// The result after the end of data is being recorded (the client waits
@@ -340,10 +436,16 @@ static bool smarthost_verifies(const config::Config& config)
 	       (config.queue.smarthost_tls == "required" || config.queue.smarthost_tls == "implicit");
 }
 
+// The system's trust store (Debian's ca-certificates), for REQUIRETLS
+// messages to MX hosts.
+static constexpr const char* system_ca_file = "/etc/ssl/certs/ca-certificates.crt";
+
+// Loaded for every config: smarthost_tls "required"/"implicit" needs it
+// always, REQUIRETLS messages (RFC 8689) whatever the smarthost_tls mode or
+// without a smarthost (then from the system's trust store).
 void Queue::load_verified_context(const config::Config& config, bool on_worker)
 {
-	if (!smarthost_verifies(config))
-		return;
+	const bool required_by_config = smarthost_verifies(config);
 	struct Loaded {
 		uint64_t generation = 0;
 		std::string ca_file;
@@ -352,7 +454,7 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker)
 	};
 	auto loaded = std::make_shared<Loaded>();
 	loaded->generation = ++verified_context_loads_;
-	loaded->ca_file = config.queue.smarthost_ca_file;
+	loaded->ca_file = config.queue.smarthost_host.empty() ? system_ca_file : config.queue.smarthost_ca_file;
 	auto load = [loaded] {
 		try {
 			loaded->context = std::make_shared<net::TlsClientContext>(loaded->ca_file);
@@ -360,11 +462,13 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker)
 			loaded->error = e.what();
 		}
 	};
-	auto use = [this, loaded] {
+	auto use = [this, loaded, required_by_config] {
 		// Workers may finish out of order after quick successive reloads.
 		if (loaded->generation != verified_context_loads_)
 			return;
-		if (!loaded->context)
+		if (!loaded->context && !required_by_config)
+			log::info("queue: no trusted CAs for REQUIRETLS", {{"file", loaded->ca_file}, {"error", loaded->error}});
+		else if (!loaded->context)
 			log::error("queue: cannot load smarthost_ca_file", {{"file", loaded->ca_file}, {"error", loaded->error}});
 		verified_context_ = loaded->context;
 		verified_context_error_ = loaded->error;
@@ -543,6 +647,9 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 			    envelope.smtputf8 = msg.smtputf8;
 			    envelope.dsn_utf8 = msg.dsn_utf8;
 			    envelope.data_size = msg.message_size;
+			    envelope.dsn_ret = msg.dsn_ret;
+			    envelope.envid = msg.envid;
+			    envelope.requiretls = msg.requiretls;
 			    for (const auto& rcpt : msg.recipients) {
 				    QueueFileRecipient r;
 				    r.to = rcpt.to;
@@ -553,6 +660,8 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 				    }
 				    r.domain = ascii_lower(r.domain);
 				    r.prefix = rcpt.prefix;
+				    r.notify = rcpt.notify;
+				    r.orcpt = rcpt.orcpt;
 				    envelope.recipients.push_back(std::move(r));
 			    }
 			    std::string temp = dir + "/" + queue_temp_name(base);
@@ -719,6 +828,8 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 		std::vector<store::QueueRecord> remote;
 		std::vector<store::QueueRecord> lmtp;
 		std::vector<LmtpDestination> lmtp_to;
+
+		bool tls_required_no = false;
 		Settled settled;
 		uint64_t local_delivered = 0;
 		std::string error;
@@ -788,12 +899,23 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 				    }
 				    st->remote.push_back(std::move(*rec));
 			    }
+			    // RFC 8689 4.3: the header is read once per delivery; with
+			    // REQUIRETLS it does not count (RFC 8689 4.1).
+			    if (!st->remote.empty() && !st->remote.front().requiretls)
+				    st->tls_required_no = has_tls_required_no(original_headers(*cfg, st->remote.front()));
 			    if (!local.empty()) {
 				    // One fsync per directory for all local copies (group commit);
 				    // only then does a copy count as delivered.
 				    store::fsync_dirs(dirs);
 				    for (auto& rec : local) {
+					    // RFC 3461 4.1 NOTIFY=SUCCESS: "delivered" (RFC 3464 2.3.3).
+					    // The headers are read before the file goes with the record.
+					    Returned returned;
+					    if (dsn_requested(rec, DsnKind::delivered))
+						    returned = returned_content(*cfg, rec, DsnKind::delivered);
 					    remove_record(env, *cfg, rec, RecipientState::delivered);
+					    if (dsn_requested(rec, DsnKind::delivered))
+						    deliver_dsn(*cfg, rec, DsnKind::delivered, "", "", {}, now, returned);
 					    st->settled.removed.push_back(rec.id);
 					    st->local_delivered++;
 					    log::info("delivered locally", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
@@ -852,6 +974,7 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 				    e->second.next_attempt = r.next_attempt;
 		    }
 		    d.remote = std::move(st->remote);
+		    d.tls_required_no = st->tls_required_no;
 		    log_gauge();
 		    if (!d.lmtp.empty()) {
 			    deliver_lmtp(d);
@@ -967,6 +1090,11 @@ void Queue::route(Delivery& d)
 void Queue::next_host(Delivery& d)
 {
 	if (d.host_index >= d.hosts.size()) {
+		if (d.requiretls_unmet && !d.other_host_failure) {
+			// RFC 8689 5: no next hop can take it with the TLS it demands.
+			finish_all(d, "5.7.30 REQUIRETLS support required: " + d.last_error, true);
+			return;
+		}
 		finish_all(d, d.last_error.empty() ? "no host to deliver to" : d.last_error, false);
 		return;
 	}
@@ -989,6 +1117,7 @@ void Queue::next_host(Delivery& d)
 		                         Delivery& d = *it->second;
 		                         if (r.status != mailauth::DnsStatus::ok || r.addresses.empty()) {
 			                         d.last_error = "4.4.4 no address for host " + host;
+			                         d.other_host_failure = true;
 			                         d.host_index++;
 			                         next_host(d);
 			                         return;
@@ -1037,9 +1166,32 @@ void Queue::connect_next_address(Delivery& d)
 		o.auth_in_clear_ok = d.tls == TlsMode::none;
 	}
 	const store::QueueRecord& first = d.remote.front();
+	if (first.requiretls) {
+		// RFC 8689 4.2.1: TLS with a verified certificate and host name
+		// (the smarthost's CA file, or the system's trust store for MX
+		// hosts), to a next hop that offers REQUIRETLS; never plain text.
+		if (!verified_context_) {
+			finish_all(d, "4.7.5 no trusted CAs to verify the next hop for REQUIRETLS: " +
+			                  (verified_context_error_.empty() ? "not loaded yet" : verified_context_error_),
+			           false);
+			return;
+		}
+		o.tls = d.tls == TlsMode::implicit ? TlsMode::implicit : TlsMode::required;
+		o.tls_context = verified_context_;
+		o.verify_peer = true;
+		o.requiretls = true;
+	} else {
+		// RFC 8689 4.3; with REQUIRETLS the header is ignored.
+		o.tls_required_no = d.tls_required_no;
+	}
 	o.from = first.from;
-	for (auto& r : d.remote)
+	o.dsn_ret = first.dsn_ret;
+	o.envid = first.envid;
+	for (auto& r : d.remote) {
 		o.recipients.push_back(r.to);
+		o.notify.push_back(r.notify);
+		o.orcpt.push_back(r.orcpt);
+	}
 	o.has_8bit = first.has_8bit;
 	o.smtputf8 = first.smtputf8;
 	o.size = first.size;
@@ -1121,7 +1273,8 @@ void Queue::on_client_done(uint64_t delivery_id, ClientResult result)
 	if (result.host_failure) {
 		log::info("queue: host failed", {{"host", host}, {"ip", ip}, {"err", result.error}});
 		d.last_error = result.error;
-		if (result.tls_failed && d.tls == TlsMode::opportunistic && !d.tls_off) {
+		(result.requiretls_unmet ? d.requiretls_unmet : d.other_host_failure) = true;
+		if (result.tls_failed && d.tls == TlsMode::opportunistic && !d.tls_off && !d.remote.front().requiretls) {
 			// The seed retries a host whose TLS failed once in plain text.
 			d.tls_off = true;
 			connect_next_address(d);
@@ -1164,6 +1317,8 @@ std::vector<Queue::Outcome> Queue::outcomes_of(const Delivery& d, const ClientRe
 		const RecipientResult& r = result.recipients[i];
 		o.delivered = r.delivered;
 		o.permanent = r.permanent;
+		o.not_attempted = r.not_attempted;
+		o.relayed = r.delivered && !result.peer_dsn;
 		o.error = r.error;
 		o.remote_mta = host + " ([" + ip + "])";
 		if (r.delivered)
@@ -1196,6 +1351,8 @@ void Queue::finish(Delivery& d, std::vector<Outcome> outcomes)
 	std::vector<store::QueueRecord> records = d.remote;
 	uint64_t delivered = 0, failed = 0, retried = 0;
 	for (size_t i = 0; i < outcomes.size(); i++) {
+		if (outcomes[i].not_attempted)
+			continue;
 		if (outcomes[i].delivered)
 			delivered++;
 		else if (outcomes[i].permanent || records[i].attempts >= policy.max_attempts)
@@ -1215,6 +1372,10 @@ void Queue::finish(Delivery& d, std::vector<Outcome> outcomes)
 		    for (size_t i = 0; i < records.size(); i++) {
 			    if (!outcomes[i].delivered)
 				    continue;
+			    // RFC 3461 4.1 NOTIFY=SUCCESS to a next hop without DSN:
+			    // "relayed" (RFC 3464 2.3.3); with DSN the next hop reports.
+			    const bool notice = outcomes[i].relayed && dsn_requested(records[i], DsnKind::relayed);
+			    Returned returned = notice ? returned_content(*cfg, records[i], DsnKind::relayed) : Returned{};
 			    try {
 				    remove_record(env, *cfg, records[i], RecipientState::delivered);
 			    } catch (const std::exception& e) {
@@ -1222,10 +1383,29 @@ void Queue::finish(Delivery& d, std::vector<Outcome> outcomes)
 				               {{"id", std::to_string(records[i].id)}, {"err", e.what()}});
 			    }
 			    settled->removed.push_back(records[i].id);
+			    if (notice)
+				    deliver_dsn(*cfg, records[i], DsnKind::relayed, "", outcomes[i].remote_mta, {}, now, returned);
 		    }
 		    for (size_t i = 0; i < records.size(); i++) {
 			    if (outcomes[i].delivered)
 				    continue;
+			    if (outcomes[i].not_attempted) {
+				    // Past the next hop's RCPTMAX (RFC 9422 4.1): not an attempt;
+				    // it goes out in the next transaction, now.
+				    store::QueueRecord rec = records[i];
+				    rec.attempts = std::max(rec.attempts - 1, 0);
+				    rec.next_attempt = now;
+				    try {
+					    if (env.queue_update(rec))
+						    settled->rescheduled[rec.id] = rec.next_attempt;
+					    else
+						    settled->removed.push_back(rec.id);
+				    } catch (const std::exception& e) {
+					    log::error("queue: rescheduling record failed", {{"id", std::to_string(rec.id)}, {"err", e.what()}});
+					    settled->rescheduled[rec.id] = records[i].next_attempt;
+				    }
+				    continue;
+			    }
 			    try {
 				    settle_failure(env, *cfg, records[i], outcomes[i].error, outcomes[i].permanent,
 				                   outcomes[i].remote_mta, policy, now, *settled);

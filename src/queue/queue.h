@@ -116,6 +116,8 @@ public:
 		uint64_t id = 0;
 		bool delivered = false;
 		bool permanent = false;
+		bool not_attempted = false;  // past the next hop's RCPTMAX: sent in another transaction
+		bool relayed = false;        // delivered to a next hop that does not offer DSN
 		std::string error;
 		std::string remote_mta;  // host that answered, for the DSN
 	};

@@ -179,11 +179,21 @@ std::string encode_queue_file_header(const QueueFileEnvelope& e, QueueFileLayout
 	put(out, "size", std::to_string(e.data_size));
 	if (!e.dsn_utf8.empty())
 		put(out, "dsn-utf8", e.dsn_utf8);
+	if (!e.dsn_ret.empty())
+		put(out, "dsn-ret", e.dsn_ret);
+	if (!e.envid.empty())
+		put(out, "envid", e.envid);
+	if (e.requiretls)
+		put(out, "requiretls", "1");
 	for (const auto& r : e.recipients) {
 		l.state_offsets.push_back(static_cast<int64_t>(put(out, "rcpt-state", state_name(r.state))));
 		put(out, "rcpt-to", r.to);
 		put(out, "rcpt-domain", r.domain);
 		put(out, "rcpt-prefix", r.prefix);
+		if (r.notify != 0)
+			put(out, "rcpt-notify", std::to_string(r.notify));
+		if (!r.orcpt.empty())
+			put(out, "rcpt-orcpt", r.orcpt);
 	}
 	// The size covers the sum line too: fill it in before summing.
 	const size_t total = out.size() + 4 + 16 + 1;
@@ -299,6 +309,13 @@ std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, 
 			have_size = true;
 		} else if (name == "dsn-utf8") {
 			e.dsn_utf8 = v;
+		} else if (name == "dsn-ret") {
+			ok = v == "FULL" || v == "HDRS";
+			e.dsn_ret = v;
+		} else if (name == "envid") {
+			e.envid = v;
+		} else if (name == "requiretls") {
+			ok = flag(e.requiretls);
 		} else if (name == "rcpt-state") {
 			auto s = parse_state(v);
 			ok = s.has_value();
@@ -310,6 +327,17 @@ std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, 
 				return fail(std::string(name) + " before rcpt-state");
 			auto& r = e.recipients.back();
 			(name == "rcpt-to" ? r.to : name == "rcpt-domain" ? r.domain : r.prefix) = v;
+		} else if (name == "rcpt-notify" || name == "rcpt-orcpt") {
+			if (e.recipients.empty())
+				return fail(std::string(name) + " before rcpt-state");
+			auto& r = e.recipients.back();
+			if (name == "rcpt-orcpt") {
+				r.orcpt = v;
+			} else {
+				auto n = parse_decimal(v);
+				ok = n && *n > 0 && *n < 16;
+				r.notify = static_cast<int>(n.value_or(0));
+			}
 		}
 		// Other names: fields of a newer tern, skipped.
 		if (!ok)
@@ -468,6 +496,11 @@ store::QueueRecord queue_record_for(const QueueFileEnvelope& e, size_t index, co
 	r.message_file = link_name;
 	r.dsn_utf8 = e.dsn_utf8;
 	r.data_offset = data_offset;
+	r.dsn_ret = e.dsn_ret;
+	r.envid = e.envid;
+	r.requiretls = e.requiretls;
+	r.notify = rcpt.notify;
+	r.orcpt = rcpt.orcpt;
 	return r;
 }
 

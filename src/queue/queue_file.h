@@ -12,6 +12,9 @@
 //   "sum" SP 16 hex digits LF             (FNV-1a 64 of everything before
 //                                          it, bytes updated in place masked)
 //   message data ("size" bytes)
+// Optional fields are written only when set ("dsn-utf8", "dsn-ret",
+// "envid", "requiretls"; per recipient "rcpt-notify", "rcpt-orcpt"), so
+// files of an older tern, which lack them, read with their defaults.
 // Two kinds of bytes are updated in place after the file was written,
 // without rewriting it: the "acknowledged" flag (set once the records are
 // committed, i.e. before the 250; a file without it never got one) and
@@ -39,6 +42,8 @@ struct QueueFileRecipient {
 	std::string domain;       // ASCII, lower case
 	std::string prefix;       // header lines sent before the data for this copy
 	RecipientState state = RecipientState::pending;
+	int notify = 0;           // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
+	std::string orcpt = {};   // RFC 3461 4.2 ORCPT, "type;address" decoded ("" = none)
 
 	bool operator==(const QueueFileRecipient&) const = default;
 };
@@ -53,6 +58,9 @@ struct QueueFileEnvelope {
 	bool smtputf8 = false;
 	std::string dsn_utf8;             // optional UTF-8 variant of a DSN
 	int64_t data_size = 0;            // message bytes after the header
+	std::string dsn_ret;              // RFC 3461 4.3: "FULL", "HDRS" or ""
+	std::string envid;                // RFC 3461 4.4, decoded ("" = none)
+	bool requiretls = false;          // RFC 8689
 	std::vector<QueueFileRecipient> recipients;
 
 	bool operator==(const QueueFileEnvelope&) const = default;

@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "smtp/dsn_params.h"
 #include "util/base64.h"
 #include "util/ipaddr.h"
 #include "util/log.h"
@@ -334,6 +335,8 @@ void SmtpClient::handle_reply(Reply reply)
 		}
 		esmtp_ = true;
 		offers_starttls_ = offers_8bitmime_ = offers_smtputf8_ = false;
+		offers_dsn_ = offers_requiretls_ = false;
+		rcpt_max_ = 0;
 		offered_size_ = -1;
 		offered_auth_.clear();
 		for (size_t i = 1; i < reply.lines.size(); i++) {
@@ -352,6 +355,12 @@ void SmtpClient::handle_reply(Reply reply)
 				offers_8bitmime_ = true;
 			else if (iequals(keyword, "SMTPUTF8"))
 				offers_smtputf8_ = true;
+			else if (iequals(keyword, "DSN"))
+				offers_dsn_ = true;  // RFC 3461 4
+			else if (iequals(keyword, "REQUIRETLS"))
+				offers_requiretls_ = true;  // RFC 8689 2
+			else if (iequals(keyword, "LIMITS"))
+				rcpt_max_ = parse_limits(trim(ext.substr(keyword.size()))).rcpt_max;  // RFC 9422 4.1
 			else if (iequals(keyword, "SIZE")) {
 				offered_size_ = 0;
 				if (keyword.size() < ext.size()) {
@@ -376,10 +385,20 @@ void SmtpClient::handle_reply(Reply reply)
 			send_command("STARTTLS", State::starttls, options_.timeouts.command);
 			return;
 		}
+		if (!tls_active_ && options_.requiretls) {
+			fail_requiretls(options_.server_name + " does not offer STARTTLS", true);
+			return;
+		}
 		if (!tls_active_ && options_.tls == TlsMode::required) {
 			fail_host(options_.server_name + " does not offer STARTTLS, which is required");
 			return;
 		}
+		if (options_.requiretls && !offers_requiretls_) {
+			// RFC 8689 4.2.1: the next hop must promise to honour it too.
+			fail_requiretls(options_.server_name + " does not offer REQUIRETLS", true);
+			return;
+		}
+		result_.peer_dsn = offers_dsn_;
 		after_ehlo();
 		return;
 	case State::helo:
@@ -388,6 +407,10 @@ void SmtpClient::handle_reply(Reply reply)
 			return;
 		}
 		esmtp_ = false;
+		if (options_.requiretls) {
+			fail_requiretls(options_.server_name + " does not speak ESMTP", true);
+			return;
+		}
 		if (!tls_active_ && options_.tls == TlsMode::required) {
 			fail_host(options_.server_name + " does not offer STARTTLS, which is required");
 			return;
@@ -397,6 +420,10 @@ void SmtpClient::handle_reply(Reply reply)
 	case State::starttls:
 		if (code == 220) {
 			start_tls();
+			return;
+		}
+		if (options_.requiretls) {
+			fail_requiretls("STARTTLS refused by " + options_.server_name + ": " + reply.summary(), true);
 			return;
 		}
 		if (options_.tls == TlsMode::required) {
@@ -592,6 +619,13 @@ void SmtpClient::send_mail()
 			cmd += " SIZE=" + std::to_string(options_.size);
 		if (options_.has_8bit && offers_8bitmime_)
 			cmd += " BODY=8BITMIME";  // RFC 6152
+		// RFC 3461 4.3, 4.4: the DSN request travels on.
+		if (offers_dsn_ && !options_.dsn_ret.empty())
+			cmd += " RET=" + options_.dsn_ret;
+		if (offers_dsn_ && !options_.envid.empty())
+			cmd += " ENVID=" + smtp::xtext_encode(options_.envid);
+		if (options_.requiretls)
+			cmd += " REQUIRETLS";  // RFC 8689 4.2.1; offered, checked after EHLO
 	}
 	if (options_.smtputf8) {
 		if (!esmtp_ || !offers_smtputf8_) {
@@ -607,8 +641,23 @@ void SmtpClient::send_mail()
 
 void SmtpClient::send_next_rcpt_or_data()
 {
+	if (next_rcpt_ < options_.recipients.size() && rcpt_max_ != 0 && next_rcpt_ >= rcpt_max_) {
+		// RFC 9422 4.1: no more than RCPTMAX recipients in one transaction;
+		// the queue sends the rest in another one.
+		for (size_t i = next_rcpt_; i < options_.recipients.size(); i++) {
+			result_.recipients[i].not_attempted = true;
+			result_.recipients[i].error = "not attempted: " + options_.server_name + " takes " +
+			                              std::to_string(rcpt_max_) + " recipients per transaction";
+		}
+		next_rcpt_ = options_.recipients.size();
+	}
 	if (next_rcpt_ < options_.recipients.size()) {
 		std::string cmd = "RCPT TO:<" + options_.recipients[next_rcpt_] + ">";
+		if (offers_dsn_ && next_rcpt_ < options_.notify.size() && options_.notify[next_rcpt_] != 0)
+			cmd += " NOTIFY=" + smtp::notify_to_string(static_cast<uint8_t>(options_.notify[next_rcpt_]));
+		if (offers_dsn_ && next_rcpt_ < options_.orcpt.size() && !options_.orcpt[next_rcpt_].empty())
+			if (auto orcpt = smtp::orcpt_from_stored(options_.orcpt[next_rcpt_]))
+				cmd += " ORCPT=" + smtp::orcpt_to_param(*orcpt);
 		next_rcpt_++;
 		send_command(cmd, State::rcpt, options_.timeouts.rcpt);
 		return;
@@ -654,13 +703,27 @@ void SmtpClient::continue_handshake()
 		return;
 	}
 	if (st != net::IoStatus::ok) {
-		fail_host("TLS handshake with " + options_.server_name + ": " + tls_->last_error(), true);
+		std::string error = "TLS handshake with " + options_.server_name + ": " + tls_->last_error();
+		if (options_.requiretls)
+			fail_requiretls(error, false);
+		else
+			fail_host(error, true);
 		return;
 	}
 	tls_active_ = true;
 	result_.tls_comment = tls_->received_comment();
 	if (options_.verify_peer) {
 		std::string why = tls_->peer_verify_error();
+		if (!why.empty() && options_.requiretls) {
+			fail_requiretls("certificate of " + options_.server_name + " not trusted: " + why, false);
+			return;
+		}
+		if (!why.empty() && options_.tls_required_no) {
+			// RFC 8689 4.3: the sender asked that TLS problems not stop it.
+			log::event(log::Level::info, options_.log_id, "certificate not trusted, sending anyway (TLS-Required: No)",
+			           {{"host", options_.server_name}, {"ip", options_.ip}, {"error", why}});
+			why.clear();
+		}
 		if (!why.empty()) {
 			// Temporary: the message stays queued while the operator fixes
 			// the CA file or the smarthost's certificate.
@@ -726,6 +789,18 @@ void SmtpClient::fail_host_with_quit(const std::string& error)
 {
 	mark_host_failure(error, false);
 	finish_with_quit();
+}
+
+void SmtpClient::fail_requiretls(const std::string& error, bool quit)
+{
+	log::event(log::Level::info, options_.log_id, "host cannot meet REQUIRETLS",
+	           {{"host", options_.server_name}, {"ip", options_.ip}, {"error", error}});
+	mark_host_failure(error, false);
+	result_.requiretls_unmet = true;
+	if (quit)
+		finish_with_quit();
+	else
+		complete();
 }
 
 void SmtpClient::mark_host_failure(const std::string& error, bool tls_failed)

@@ -66,6 +66,21 @@ struct ClientOptions {
 	// when the server offers SMTPUTF8, with the SMTPUTF8 parameter: the
 	// UTF-8 variant of a DSN (RFC 6533).
 	std::string utf8_variant;
+	// RFC 8689 4.2.1 REQUIRETLS: the connection must use TLS with a
+	// verified certificate (verify_peer) and the server must offer
+	// REQUIRETLS; it then gets `MAIL ... REQUIRETLS`. Otherwise the host is
+	// refused with ClientResult::requiretls_unmet.
+	bool requiretls = false;
+	// RFC 8689 4.3 "TLS-Required: No": a certificate that does not verify
+	// is logged and the message goes on over that TLS session.
+	bool tls_required_no = false;
+	// DSN parameters (RFC 3461 4), passed on when the server offers DSN:
+	// RET and ENVID on MAIL, NOTIFY and ORCPT per recipient (same order as
+	// recipients; stored forms, see smtp/dsn_params.h).
+	std::string dsn_ret;
+	std::string envid;
+	std::vector<int> notify;
+	std::vector<std::string> orcpt;
 	ClientTimeouts timeouts;
 	uint64_t log_id = 0;            // shows as cid in log lines
 };
@@ -73,6 +88,9 @@ struct ClientOptions {
 struct RecipientResult {
 	bool delivered = false;
 	bool permanent = false;         // 5xx: do not retry
+	// Not sent: the server's LIMITS RCPTMAX (RFC 9422 4.1) was reached in
+	// this transaction; the queue sends it in another one at once.
+	bool not_attempted = false;
 	std::string error;              // reply summary or local reason; "" when delivered
 };
 
@@ -88,6 +106,12 @@ struct ClientResult {
 	std::string error;
 	std::vector<RecipientResult> recipients;   // same order as options.recipients
 	std::string tls_comment;                   // "(TLS1.2 <suite>)" when TLS was used
+	// The host failed because REQUIRETLS could not be met there (no TLS,
+	// unverified certificate, REQUIRETLS not offered): RFC 8689 4.2.1.
+	bool requiretls_unmet = false;
+	// The server offered DSN (RFC 3461 4): it reports further itself, so
+	// no "relayed" notice is due for NOTIFY=SUCCESS.
+	bool peer_dsn = false;
 };
 
 class SmtpClient {
@@ -143,6 +167,8 @@ private:
 	void pump_body();
 	void connection_lost(const std::string& why);
 	void fail_host(const std::string& error, bool tls_failed = false);
+	// A host that cannot meet REQUIRETLS: QUIT when the session is up.
+	void fail_requiretls(const std::string& error, bool quit);
 	void mark_host_failure(const std::string& error, bool tls_failed);
 	void fail_transaction(const std::string& error, bool permanent);
 	void finish_with_quit();
@@ -167,6 +193,8 @@ private:
 	// What the server's EHLO reply offered.
 	bool esmtp_ = false;
 	bool offers_starttls_ = false, offers_8bitmime_ = false, offers_smtputf8_ = false;
+	bool offers_dsn_ = false, offers_requiretls_ = false;
+	size_t rcpt_max_ = 0;           // LIMITS RCPTMAX (RFC 9422); 0: not announced
 	int64_t offered_size_ = -1;     // -1: SIZE not offered; 0: no fixed limit
 	bool tls_active_ = false;
 	bool greeted_ = false;

@@ -23,6 +23,12 @@ SmtpError user_error(int code, std::string_view secode, std::string text) {
 	return SmtpError{code, std::string(secode), std::move(text)};
 }
 constexpr int64_t default_max_message_size = 104857600;  // 100 MiB, the seed's default
+// RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted; also
+// advertised as LIMITS RCPTMAX (RFC 9422 4.1).
+constexpr size_t max_recipients = 100;
+// Mail transactions on one connection, advertised as LIMITS MAILMAX (RFC
+// 9422 4.2): a client with more to send reconnects.
+constexpr uint32_t max_transactions = 1000;
 }  // namespace
 
 smtp::ParseMode Connection::parse_mode() const {
@@ -123,6 +129,11 @@ void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	write_raw("250-ENHANCEDSTATUSCODES");                                           // RFC 2034
 	write_raw("250-8BITMIME");                                                      // RFC 6152
 	write_raw("250-CHUNKING");                                                      // RFC 3030 2
+	write_raw("250-DSN");                                                           // RFC 3461 4
+	// RFC 8689 2: REQUIRETLS only where it can be used, inside TLS.
+	if (tls) write_raw("250-REQUIRETLS");
+	write_raw("250-LIMITS RCPTMAX=" + std::to_string(max_recipients) +            // RFC 9422 4
+	          " MAILMAX=" + std::to_string(max_transactions));
 	reply(250, "", "SMTPUTF8");                                                     // RFC 6531
 }
 
@@ -155,6 +166,10 @@ void Connection::cmd_mail(std::string_view args) {
 	check_auth();
 	need_tls_for_delivery();
 	if (tx.has_mail) throw user_error(503, se::proto_bad_cmd_or_seq1, "already have MAIL");
+	// RFC 9422 4.2: past MAILMAX the client has to start a new connection.
+	if (transactions >= max_transactions)
+		throw SmtpError{421, std::string(se::proto_too_many_rcpts3), "too many transactions on this connection",
+		                true, true};
 	smtp::MailArgs m;
 	try {
 		m = smtp::parse_mail(args, parse_mode());
@@ -163,6 +178,9 @@ void Connection::cmd_mail(std::string_view args) {
 			throw user_error(552, *m.size < default_max_message_size ? se::mailbox_msg_too_large3 : se::sys_msg_limit_exceeded4,
 			                 "message too large");
 		}
+		// RFC 8689 4.1: REQUIRETLS is only valid on a TLS session.
+		if (m.requiretls && !tls)
+			throw user_error(530, se::pol_encryption_needed10, "REQUIRETLS only on a TLS-protected connection");
 	} catch (...) {
 		rset();  // RFC 5321 4.1.1.2: a failed MAIL leaves no transaction
 		throw;
@@ -211,6 +229,10 @@ void Connection::mail_accepted(smtp::MailArgs m) {
 	tx.mail_from = std::move(m.from);
 	tx.smtputf8 = m.smtputf8;
 	tx.body_8bitmime = m.body_8bitmime;
+	tx.dsn_ret = m.ret;
+	tx.envid = m.envid.value_or("");
+	tx.requiretls = m.requiretls;
+	++transactions;
 	reply(250, se::addr_other0, "looking good");
 }
 
@@ -222,7 +244,8 @@ void Connection::cmd_rcpt(std::string_view args) {
 	if (!tx.has_mail) throw user_error(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM");
 	smtp::RcptArgs r = smtp::parse_rcpt(args, parse_mode());
 	// RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted.
-	if (tx.recipients.size() >= 100) throw user_error(452, se::proto_too_many_rcpts3, "max of 100 recipients reached");
+	if (tx.recipients.size() >= max_recipients)
+		throw user_error(452, se::proto_too_many_rcpts3, "max of " + std::to_string(max_recipients) + " recipients reached");
 	// A null reverse path is for notifications, which go to one recipient.
 	if (!submission() && !tx.recipients.empty() && !tx.mail_from)
 		throw user_error(452, se::proto_too_many_rcpts3, "only one recipient allowed with null reverse address");
@@ -248,6 +271,8 @@ void Connection::cmd_rcpt(std::string_view args) {
 void Connection::rcpt_accepted(smtp::RcptArgs r) {
 	Recipient rcpt;
 	rcpt.postmaster = r.postmaster;
+	rcpt.notify = r.notify;
+	if (r.orcpt) rcpt.orcpt = smtp::orcpt_to_stored(*r.orcpt);
 	if (r.postmaster) {
 		rcpt.address.localpart = "postmaster";
 		// doc/behaviour.md D9: rendered with the listener's hostname.

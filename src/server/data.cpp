@@ -392,10 +392,15 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	msg.message_path = path;
 	msg.message_size = size;
 	msg.record_outgoing = true;
+	msg.dsn_ret = smtp::ret_to_string(tx.dsn_ret);
+	msg.envid = tx.envid;
+	msg.requiretls = tx.requiretls;
 	for (const auto& rc : tx.recipients) {
 		ri.for_rcpt = rc.display;
 		OutboundRecipient o;
 		o.to = rc.display;
+		o.notify = rc.notify;
+		o.orcpt = rc.orcpt;
 		o.domain = rc.address.ip ? rc.address.ip->to_literal() : rc.address.domain.ascii;
 		o.prefix = message::build_received(ri) + r.common_prefix;
 		msg.recipients.push_back(std::move(o));
@@ -486,8 +491,9 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 		log::event(log::Level::info, cid, "partial delivery failure", {{"failed", std::to_string(errors.size())}});
 		// doc/behaviour.md §13: one DSN for the failed recipients, to the
 		// sender, since the 250 below covers the others.
-		if (an && tx.mail_from && !cfg->localserve) queue_incoming_dsn(*an, errors);
 	}
+	// Also without failures: NOTIFY=SUCCESS asks for a "delivered" notice.
+	if (an && tx.mail_from && !cfg->localserve) queue_incoming_dsn(*an, errors);
 	rset();
 	++tx_good;
 	--tx_bad;

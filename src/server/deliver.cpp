@@ -532,23 +532,43 @@ std::string Connection::count_inbound_deliveries(const InboundAnalysis& an, cons
 }
 
 // The DSN for recipients that failed while others were delivered (RFC 3464,
-// doc/behaviour.md §13), queued to the MAIL FROM address with the null
-// reverse path. Composing and writing it is disk work for a worker; its
-// fate does not change the reply to the client.
-void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& errors) {
+// doc/behaviour.md §13), and for delivered ones whose NOTIFY asked for
+// SUCCESS (RFC 3461 4.1: Action "delivered"), queued to the MAIL FROM
+// address with the null reverse path. Composing and writing it is disk
+// work for a worker; its fate does not change the reply to the client.
+void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& all_errors) {
 	OutboundQueue* queue = srv.outbound();
 	if (!queue) return;
+	// RFC 3461 4.1: only the failures the sender's NOTIFY asks for.
+	auto recipient_of = [this](const std::string& display) -> const Recipient* {
+		for (const auto& rc : tx.recipients)
+			if (rc.display == display) return &rc;
+		return nullptr;
+	};
+	std::vector<DeliverError> errors;
+	for (const auto& e : all_errors) {
+		const Recipient* rc = recipient_of(e.rcpt);
+		if (!rc || smtp::dsn_wanted(rc->notify, smtp::DsnEvent::failure)) errors.push_back(e);
+	}
+	std::vector<const Recipient*> delivered;
+	for (const auto& rc : tx.recipients) {
+		bool failed = false;
+		for (const auto& e : all_errors) failed = failed || e.rcpt == rc.display;
+		if (!failed && smtp::dsn_wanted(rc.notify, smtp::DsnEvent::success)) delivered.push_back(&rc);
+	}
+	if (errors.empty() && delivered.empty()) return;
 	std::time_t now = std::time(nullptr);
 	message::DsnMessage dsn;
 	dsn.smtputf8 = tx.smtputf8;
-	std::string first = errors[0].rcpt;
+	std::string first = errors.empty() ? delivered[0]->display : errors[0].rcpt;
 	dsn.from = "postmaster@" + first.substr(first.rfind('@') + 1);
 	dsn.to = address_text(*tx.mail_from);
-	dsn.subject = message::subject_incoming_failure;
+	dsn.subject = errors.empty() ? message::subject_delivered : message::subject_incoming_failure;
 	dsn.message_id = message::make_message_id(global_hostname());
 	for (const auto& f : an.fields)
 		if (f.lower_name == "message-id") dsn.references = f.unfolded_value();
 	dsn.reporting_mta = global_hostname();
+	dsn.envid = tx.envid;  // RFC 3464 2.2.1
 	dsn.received_from_mta = message::received_from_mta_value(
 	    hello->ip ? hello->ip->to_literal() : hello->domain.ascii, remote_ip.to_literal());
 	dsn.arrival = now;
@@ -559,12 +579,23 @@ void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector
 		failures.push_back({e.rcpt, e.text, e.code >= 500});
 		message::DsnRecipient r;
 		r.final_recipient = e.rcpt;
+		if (const Recipient* rc = recipient_of(e.rcpt)) r.original_recipient = rc->orcpt;  // RFC 3464 2.3.1
 		r.action = "failed";
 		r.status = smtp::enhanced_code(e.code, e.secode);
 		r.last_attempt = now;
 		dsn.recipients.push_back(std::move(r));
 	}
-	dsn.text_body = message::incoming_failure_text(failures);
+	dsn.text_body = failures.empty() ? "" : message::incoming_failure_text(failures);
+	for (const Recipient* rc : delivered) {
+		message::DsnRecipient r;
+		r.final_recipient = rc->display;
+		r.original_recipient = rc->orcpt;
+		r.action = "delivered";  // RFC 3464 2.3.3
+		r.status = "2.0.0";
+		r.last_attempt = now;
+		dsn.recipients.push_back(std::move(r));
+		dsn.text_body += message::success_dsn_text(rc->display, false, "");
+	}
 	for (const auto& f : an.fields) dsn.original_headers += f.raw;
 
 	std::string domain = dsn.to.substr(dsn.to.rfind('@') + 1);

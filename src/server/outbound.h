@@ -13,6 +13,8 @@ struct OutboundRecipient {
 	std::string to;            // forward path, "local@domain"
 	std::string domain;        // ASCII domain of `to` (or the IP literal)
 	std::string prefix;        // header lines written before the message for this copy
+	uint8_t notify = 0;        // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
+	std::string orcpt = {};    // RFC 3461 4.2 ORCPT, "type;address" decoded ("" = none)
 };
 
 struct OutboundMessage {
@@ -28,6 +30,9 @@ struct OutboundMessage {
 	// daily limits, doc/behaviour.md §8), in the same transaction.
 	bool record_outgoing = false;
 	std::string dsn_utf8;               // optional UTF-8 variant (DSNs only)
+	std::string dsn_ret;                // RFC 3461 4.3: "FULL", "HDRS" or "" (not given)
+	std::string envid;                  // RFC 3461 4.4, decoded ("" = none)
+	bool requiretls = false;            // RFC 8689: relay only over verified TLS
 };
 
 class OutboundQueue {

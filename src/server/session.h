@@ -55,6 +55,8 @@ struct Recipient {
 	std::string mailbox;          // destination mailbox when local
 	// The address as written into headers (Received "for").
 	std::string display;
+	uint8_t notify = 0;           // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
+	std::string orcpt;            // RFC 3461 4.2 ORCPT, stored form "type;address" ("" = none)
 };
 
 // The mail transaction (RFC 5321 3.3): reset by RSET, HELO/EHLO, and any
@@ -64,6 +66,9 @@ struct Transaction {
 	std::optional<smtp::Address> mail_from;  // nullopt with has_mail = null sender
 	bool smtputf8 = false;
 	bool body_8bitmime = false;
+	smtp::DsnRet dsn_ret = smtp::DsnRet::unset;   // RFC 3461 4.3
+	std::string envid;                            // RFC 3461 4.4, decoded ("" = none)
+	bool requiretls = false;                      // RFC 8689 4.1
 	std::vector<Recipient> recipients;
 };
 
@@ -326,6 +331,7 @@ struct Connection {
 
 	uint32_t ncmds = 0;                   // recognised commands so far
 	uint32_t tx_bad = 0, tx_good = 0;
+	uint32_t transactions = 0;            // MAIL commands accepted (RFC 9422 MAILMAX)
 	std::string cmd;                      // current command, lower case, for logs
 	double cmd_start = 0;
 };

@@ -671,6 +671,13 @@ HelloArg parse_hello(std::string_view args, bool ehlo, const ParseMode& mode)
 	return hello;
 }
 
+// RFC 3461 4: a malformed DSN parameter value is a parameter error.
+static SmtpError invalid_dsn_param(std::string_view keyword, std::string_view value)
+{
+	return SmtpError{501, std::string(se::proto_param_invalid4),
+			"invalid " + ascii_upper(keyword) + " parameter " + quote_go(value)};
+}
+
 // RFC 5321 4.1.1.2 "MAIL FROM:" Reverse-path [SP Mail-parameters].
 MailArgs parse_mail(std::string_view args, const ParseMode& mode)
 {
@@ -712,6 +719,24 @@ MailArgs parse_mail(std::string_view args, const ParseMode& mode)
 		} else if (key == "SMTPUTF8") {
 			// RFC 6531 3.4.
 			mail.smtputf8 = true;
+		} else if (key == "RET") {
+			// RFC 3461 4.3.
+			p.expect("=");
+			std::string_view value = p.param_value();
+			auto ret = parse_ret(value);
+			if (!ret)
+				throw invalid_dsn_param(keyword, value);
+			mail.ret = *ret;
+		} else if (key == "ENVID") {
+			// RFC 3461 4.4.
+			p.expect("=");
+			std::string_view value = p.param_value();
+			mail.envid = parse_envid(value);
+			if (!mail.envid)
+				throw invalid_dsn_param(keyword, value);
+		} else if (key == "REQUIRETLS") {
+			// RFC 8689 2: a parameter without a value.
+			mail.requiretls = true;
 		} else {
 			// RFC 5321 4.1.1.11.
 			throw SmtpError{555, std::string(se::proto_unrecognized_param3),
@@ -739,11 +764,30 @@ RcptArgs parse_rcpt(std::string_view args, const ParseMode& mode)
 		rcpt.postmaster = true;
 	else
 		rcpt.to = p.forward_path();
-	// No RCPT extensions (e.g. DSN's NOTIFY/ORCPT) are supported.
-	if (p.space()) {
+	std::set<std::string> seen;
+	while (p.space()) {
 		std::string_view keyword = p.param_keyword();
-		throw SmtpError{555, std::string(se::proto_unrecognized_param3),
-				"unrecognized parameter " + quote_go(keyword)};
+		std::string key = ascii_upper(keyword);
+		if (key != "NOTIFY" && key != "ORCPT")
+			throw SmtpError{555, std::string(se::proto_unrecognized_param3),
+					"unrecognized parameter " + quote_go(keyword)};
+		if (!seen.insert(key).second)
+			throw SmtpError{501, std::string(se::proto_param_invalid4),
+					"duplicate param " + quote_go(keyword)};
+		p.expect("=");
+		std::string_view value = p.param_value();
+		if (key == "NOTIFY") {
+			// RFC 3461 4.1.
+			auto notify = parse_notify(value);
+			if (!notify)
+				throw invalid_dsn_param(keyword, value);
+			rcpt.notify = *notify;
+		} else {
+			// RFC 3461 4.2, RFC 6533 4.
+			rcpt.orcpt = parse_orcpt(value, mode.smtputf8);
+			if (!rcpt.orcpt)
+				throw invalid_dsn_param(keyword, value);
+		}
 	}
 	p.expect_end();
 	return rcpt;

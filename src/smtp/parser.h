@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "smtp/dsn_params.h"
 #include "smtp/reply.h"
 #include "util/ipaddr.h"
 
@@ -60,17 +61,25 @@ struct MailArgs {
 	bool body_8bitmime = false;    // BODY=8BITMIME
 	bool smtputf8 = false;         // SMTPUTF8 parameter
 	std::optional<std::string> auth; // AUTH= value, xtext-decoded (decision 3)
+	DsnRet ret = DsnRet::unset;      // RFC 3461 4.3 RET=
+	std::optional<std::string> envid;  // RFC 3461 4.4 ENVID=, xtext-decoded
+	bool requiretls = false;         // RFC 8689 2 REQUIRETLS (the caller checks for TLS)
 };
-// Throws: 501 5.5.2 syntax, 501 5.5.4 duplicate param, 555 5.3.3 / 5.5.4
-// unrecognized parameter, 550 5.6.7 non-ascii without smtputf8.
+// Throws: 501 5.5.2 syntax, 501 5.5.4 duplicate param or malformed DSN
+// parameter (RFC 3461 4), 555 5.3.3 / 5.5.4 unrecognized parameter,
+// 550 5.6.7 non-ascii without smtputf8.
 // The SIZE limit is checked by the caller (it knows the listener's maximum).
 MailArgs parse_mail(std::string_view args, const ParseMode&);
 
-// RCPT TO argument (` TO:<path>` or ` TO:<POSTMASTER>`); any parameter is
-// refused with 555 5.3.3 unrecognized parameter.
+// RCPT TO argument (` TO:<path>` or ` TO:<POSTMASTER>`) with the DSN
+// parameters NOTIFY and ORCPT (RFC 3461 4.1, 4.2; RFC 6533 4 with
+// SMTPUTF8): a duplicate or malformed one is 501 5.5.4, any other
+// parameter 555 5.3.3 unrecognized parameter.
 struct RcptArgs {
 	bool postmaster = false;       // the bare `<POSTMASTER>` form
 	Address to;                    // set unless `postmaster`
+	uint8_t notify = 0;            // DsnNotify bits; 0 = not given
+	std::optional<OriginalRecipient> orcpt;
 };
 RcptArgs parse_rcpt(std::string_view args, const ParseMode&);
 

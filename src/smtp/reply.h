@@ -57,6 +57,7 @@ inline constexpr std::string_view msg_8bit_required7 = "6.7";
 inline constexpr std::string_view pol_other0 = "7.0";
 inline constexpr std::string_view pol_delivery_not_auth1 = "7.1";
 inline constexpr std::string_view pol_bad_credentials8 = "7.8";
+inline constexpr std::string_view pol_encryption_needed10 = "7.10";
 inline constexpr std::string_view pol_tls_required11 = "7.11";
 inline constexpr std::string_view pol_dmarc26 = "7.26";
 inline constexpr std::string_view pol_null_mx27 = "7.27";

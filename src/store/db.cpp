@@ -193,6 +193,11 @@ enum QueueTag : uint8_t {
 	tag_message_file,
 	tag_dsn_utf8,
 	tag_data_offset,
+	tag_dsn_ret,
+	tag_envid,
+	tag_notify,
+	tag_orcpt,
+	tag_requiretls,
 };
 
 constexpr uint8_t queue_record_version = 1;
@@ -291,6 +296,11 @@ std::string serialize_queue_record(const QueueRecord& r) {
 	put_field(out, tag_message_file, r.message_file);
 	if (!r.dsn_utf8.empty()) put_field(out, tag_dsn_utf8, r.dsn_utf8);
 	if (r.data_offset != 0) put_int_field(out, tag_data_offset, r.data_offset);
+	if (!r.dsn_ret.empty()) put_field(out, tag_dsn_ret, r.dsn_ret);
+	if (!r.envid.empty()) put_field(out, tag_envid, r.envid);
+	if (r.notify != 0) put_int_field(out, tag_notify, r.notify);
+	if (!r.orcpt.empty()) put_field(out, tag_orcpt, r.orcpt);
+	if (r.requiretls) put_field(out, tag_requiretls, "\1");
 	return out;
 }
 
@@ -341,6 +351,11 @@ std::optional<QueueRecord> parse_queue_record(std::string_view in) {
 		case tag_message_file: r.message_file = value; break;
 		case tag_dsn_utf8: r.dsn_utf8 = value; break;
 		case tag_data_offset: ok = as_int(r.data_offset) && r.data_offset >= 0; break;
+		case tag_dsn_ret: r.dsn_ret = value; break;
+		case tag_envid: r.envid = value; break;
+		case tag_notify: ok = as_int(r.notify); break;
+		case tag_orcpt: r.orcpt = value; break;
+		case tag_requiretls: ok = as_bool(r.requiretls); break;
 		default: break;   // a field from a newer tern: skip it
 		}
 		if (!ok) return std::nullopt;

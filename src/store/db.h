@@ -72,6 +72,13 @@ struct QueueRecord {
 	std::string message_file;       // relative to data_dir/queue
 	std::string dsn_utf8;           // optional UTF-8 variant of a DSN
 	int64_t data_offset = 0;        // where the message starts in the file (after its envelope header)
+	// DSN request (RFC 3461 4): RET ("FULL"/"HDRS"/""), ENVID (decoded),
+	// NOTIFY bits (smtp::DsnNotify, 0 = not given), ORCPT "type;address".
+	std::string dsn_ret;
+	std::string envid;
+	int notify = 0;
+	std::string orcpt;
+	bool requiretls = false;        // RFC 8689: relay only over verified TLS
 
 	bool operator==(const QueueRecord&) const = default;
 };

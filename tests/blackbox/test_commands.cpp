@@ -152,9 +152,10 @@ TEST_CASE("RCPT TO: paths and classification") {
 	SUBCASE("local recipient, other case") {
 		CHECK(c.cmd("RCPT TO:<Alice@TEST.example>").plain() == "250 2.1.0 now on the list");
 	}
-	SUBCASE("parameter NOTIFY=NEVER: 555 5.3.3") {
-		CHECK(c.cmd("RCPT TO:<alice@test.example> NOTIFY=NEVER").plain() ==
-		      "555 5.3.3 unrecognized parameter \"NOTIFY\"");
+	SUBCASE("unknown parameter: 555 5.3.3; DSN's NOTIFY is known (RFC 3461)") {
+		CHECK(c.cmd("RCPT TO:<alice@test.example> FOO=bar").plain() ==
+		      "555 5.3.3 unrecognized parameter \"FOO\"");
+		CHECK(c.cmd("RCPT TO:<alice@test.example> NOTIFY=NEVER").plain() == "250 2.1.0 now on the list");
 	}
 	SUBCASE("non-ascii localpart without SMTPUTF8: 553 5.6.7") {
 		CHECK(c.cmd("RCPT TO:<j\xc3\xb6rg@test.example>").plain() ==

@@ -2,6 +2,7 @@
 // thread, a WorkerPool, a Berkeley DB environment in a temp data dir, the
 // SMTP sink as the remote server and, for MX delivery, the loopback DNS
 // server with the udns resolver.
+#include <algorithm>
 #include <doctest/doctest.h>
 
 #include <dirent.h>
@@ -267,6 +268,33 @@ TEST_CASE("queue: several recipients of one domain share one transaction")
 	REQUIRE(msgs.size() == 1);
 	CHECK(msgs[0].rcpt_to == std::vector<std::string>{"c1@remote.example", "c2@remote.example"});
 	CHECK(list_dir(fx.dir + "/queue").empty());
+}
+
+TEST_CASE("queue: a next hop's LIMITS RCPTMAX splits the recipients over transactions (RFC 9422)")
+{
+	SmtpSink::Options o;
+	o.limits = "RCPTMAX=2 MAILMAX=100";
+	SmtpSink sink(o);
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	std::vector<std::string> rcpts{"c1@remote.example", "c2@remote.example", "c3@remote.example",
+	                               "c4@remote.example", "c5@remote.example"};
+	CHECK(fx.enqueue("alice@test.example", rcpts, test_body) == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+	auto msgs = sink.messages();
+	REQUIRE(msgs.size() == 3);
+	std::vector<std::string> got;
+	for (const auto& m : msgs) {
+		CHECK(m.rcpt_to.size() <= 2);
+		CHECK(m.data == test_body);
+		got.insert(got.end(), m.rcpt_to.begin(), m.rcpt_to.end());
+	}
+	std::sort(got.begin(), got.end());
+	CHECK(got == rcpts);
+	// Held back is not an attempt: nothing was retried or failed.
+	CHECK(fx.queue->counters().delivered == 5);
+	CHECK(fx.queue->counters().retried == 0);
+	CHECK(fx.queue->counters().failed == 0);
+	CHECK(fx.maildir_new("alice").empty());
 }
 
 TEST_CASE("queue: 4xx is retried after the backoff and then delivered")

@@ -34,6 +34,17 @@ std::string angle_content(const std::string& s) {
 	return s.substr(open + 1, close - open - 1);
 }
 
+// The parameters after a command's "<path>", without the space before them.
+std::string params_after_path(const std::string& s) {
+	size_t close = s.find('>');
+	if (close == std::string::npos)
+		return "";
+	std::string rest = s.substr(close + 1);
+	while (!rest.empty() && rest.front() == ' ')
+		rest.erase(0, 1);
+	return rest;
+}
+
 // The socket of one session, plain or inside TLS (tern's own TLS code over
 // a socket with a short receive timeout, so reads come back to check the
 // stop flag).
@@ -264,6 +275,12 @@ void SmtpSink::session(int fd) {
 				// Like real servers: no AUTH before TLS when TLS is offered.
 				if (ok && auth_required && (!tls_context_ || io.tls))
 					ok = write_line(io, "250-AUTH " + options_.auth_mechanisms);
+				if (ok && options_.offer_dsn)
+					ok = write_line(io, "250-DSN");
+				if (ok && options_.offer_requiretls && io.tls)
+					ok = write_line(io, "250-REQUIRETLS");
+				if (ok && !options_.limits.empty())
+					ok = write_line(io, "250-LIMITS " + options_.limits);
 				ok = ok && write_line(io, "250 SMTPUTF8");
 			} else
 				ok = write_line(io, "250 sink.test.example");
@@ -344,7 +361,9 @@ void SmtpSink::session(int fd) {
 			std::string r = reply(&Replies::mail);
 			if (!r.empty() && r[0] == '2') {
 				msg.mail_from = angle_content(cmd);
+				msg.mail_params = params_after_path(cmd);
 				msg.rcpt_to.clear();
+				msg.rcpt_params.clear();
 				msg.tls = io.tls != nullptr;
 				msg.auth_user = logged_in;
 				msg.auth_mechanism = logged_in_mechanism;
@@ -352,8 +371,10 @@ void SmtpSink::session(int fd) {
 			ok = write_line(io, r);
 		} else if (verb == "RCPT") {
 			std::string r = reply(&Replies::rcpt);
-			if (!r.empty() && r[0] == '2')
+			if (!r.empty() && r[0] == '2') {
 				msg.rcpt_to.push_back(angle_content(cmd));
+				msg.rcpt_params.push_back(params_after_path(cmd));
+			}
 			ok = write_line(io, r);
 		} else if (verb == "DATA") {
 			std::string r = reply(&Replies::data);

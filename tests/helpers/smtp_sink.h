@@ -33,6 +33,8 @@ struct SinkMessage {
 	bool tls = false;                   // the transaction ran inside TLS
 	std::string auth_user;              // who logged in on that connection, "" when nobody
 	std::string auth_mechanism;
+	std::string mail_params;            // what followed "MAIL FROM:<…>" (leading space removed)
+	std::vector<std::string> rcpt_params;  // the same for each accepted RCPT
 };
 
 // One AUTH exchange the sink saw.
@@ -70,6 +72,12 @@ public:
 		// A server that does not know the password: the SCRAM server-final
 		// message carries a wrong signature.
 		bool scram_wrong_server_signature = false;
+		// Extra EHLO keywords: DSN (RFC 3461), REQUIRETLS (RFC 8689, only
+		// inside TLS, as a real server), LIMITS with this text (RFC 9422),
+		// e.g. "RCPTMAX=1".
+		bool offer_dsn = false;
+		bool offer_requiretls = false;
+		std::string limits;
 	};
 
 	SmtpSink();   // binds 127.0.0.1:0 and starts its thread

@@ -90,6 +90,7 @@ TEST_CASE("dsn: failed DSN with one recipient, exact bytes")
 		"Message-Id: <dsn1@mail.example>\r\n"
 		"References: <orig@example.org>\r\n"
 		"Date: 2 Jan 2006 23:04:05 +0000\r\n"
+		"Auto-Submitted: auto-replied\r\n"
 		"MIME-Version: 1.0\r\n"
 		"Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
 		"\r\n"
@@ -118,7 +119,7 @@ TEST_CASE("dsn: failed DSN with one recipient, exact bytes")
 		"Final-Recipient: rfc822;bob@remote.example\r\n"
 		"Action: failed\r\n"
 		"Status: 5.1.1\r\n"
-		"Remote-MTA: dns;mx.remote.example ([192.0.2.1])\r\n"
+		"Remote-MTA: dns; mx.remote.example ([192.0.2.1])\r\n"
 		"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
 		"Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
 		"\r\n"
@@ -165,6 +166,7 @@ TEST_CASE("dsn: incoming failure DSN with two recipients, exact bytes")
 		"Subject: mail delivery failure\r\n"
 		"Message-Id: <dsn2@mail.example>\r\n"
 		"Date: 2 Jan 2006 15:04:05 -0700\r\n"
+		"Auto-Submitted: auto-replied\r\n"
 		"MIME-Version: 1.0\r\n"
 		"Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
 		"\r\n"
@@ -323,6 +325,7 @@ TEST_CASE("dsn: UTF-8 variant (RFC 6533)")
 		"Message-Id: <dsn1@mail.example>\r\n"
 		"References: <orig@example.org>\r\n"
 		"Date: 2 Jan 2006 23:04:05 +0000\r\n"
+		"Auto-Submitted: auto-replied\r\n"
 		"MIME-Version: 1.0\r\n"
 		"Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
 		"\r\n"
@@ -351,7 +354,7 @@ TEST_CASE("dsn: UTF-8 variant (RFC 6533)")
 		"Final-Recipient: utf-8;bøb@bücher.example\r\n"
 		"Action: failed\r\n"
 		"Status: 5.1.1\r\n"
-		"Remote-MTA: dns;mx.remote.example ([192.0.2.1])\r\n"
+		"Remote-MTA: dns; mx.remote.example ([192.0.2.1])\r\n"
 		"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
 		"Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
 		"\r\n"
@@ -423,8 +426,8 @@ TEST_CASE("dsn: RFC 3464 field syntax and line limits")
 
 	size_t head_end = got.find("\r\n\r\n");
 	CHECK(header_names(got.substr(0, head_end + 2)) ==
-	      std::vector<std::string>{"From", "To", "Subject", "Message-Id", "References", "Date", "MIME-Version",
-	                               "Content-Type"});
+	      std::vector<std::string>{"From", "To", "Subject", "Message-Id", "References", "Date", "Auto-Submitted",
+	                               "MIME-Version", "Content-Type"});
 	size_t status_start = got.find("Reporting-MTA:");
 	size_t status_end = got.find("\r\n--BOUNDARY", status_start);
 	std::string status = got.substr(status_start, status_end - status_start);
@@ -492,4 +495,53 @@ TEST_CASE("dsn: random boundary and required parts")
 	DsnMessage no_rcpt = failed_message();
 	no_rcpt.recipients.clear();
 	CHECK_THROWS_AS(compose_dsn(no_rcpt, false, boundary), std::invalid_argument);
+}
+
+TEST_CASE("dsn: DSN extension fields, success actions and the returned message (RFC 3461 6, RFC 3464 2)")
+{
+	const std::string boundary = "BOUNDARY";
+	DsnMessage m = failed_message();
+	m.envid = "QQ314159";
+	m.recipients[0].original_recipient = "rfc822;Bob@Remote.example";
+	std::string got = compose_dsn(m, false, boundary);
+	check_lines(got);
+	// RFC 3464 2.2.1 before Reporting-MTA; 2.3.1 before Final-Recipient.
+	CHECK(got.find("Original-Envelope-Id: QQ314159\r\nReporting-MTA: dns; mail.example\r\n") != std::string::npos);
+	CHECK(got.find("\r\n\r\nOriginal-Recipient: rfc822;Bob@Remote.example\r\n"
+	               "Final-Recipient: rfc822;bob@remote.example\r\n") != std::string::npos);
+	CHECK(got.find("Remote-MTA: dns; mx.remote.example ([192.0.2.1])\r\n") != std::string::npos);
+	CHECK(got.find("\r\nAuto-Submitted: auto-replied\r\n") != std::string::npos);
+
+	// A UTF-8 original recipient: utf-8-addr-xtext in the 7bit part, as is
+	// in message/global-delivery-status (RFC 6533 3).
+	m.smtputf8 = true;
+	m.recipients[0].original_recipient = "utf-8;j\xc3\xb6rg@example.com";
+	got = compose_dsn(m, false, boundary);
+	CHECK(got.find("Original-Recipient: utf-8;j\\x{F6}rg@example.com\r\n") != std::string::npos);
+	got = compose_dsn(m, true, boundary);
+	CHECK(got.find("Original-Recipient: utf-8;j\xc3\xb6rg@example.com\r\n") != std::string::npos);
+
+	// RET=FULL: the whole message as message/rfc822 instead of the headers.
+	m = failed_message();
+	m.original_message = original + "the body\r\n.line\r\n";
+	got = compose_dsn(m, false, boundary);
+	check_lines(got);
+	CHECK(got.find("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 7BIT\r\n\r\n" + original +
+	               "the body\r\n.line\r\n\r\n--BOUNDARY--\r\n") != std::string::npos);
+	CHECK(got.find("text/rfc822-headers") == std::string::npos);
+	m.original_message = original + "gr\xc3\xbc\xc3\x9f\r\n";
+	CHECK(compose_dsn(m, false, boundary).find("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8BIT\r\n") !=
+	      std::string::npos);
+
+	// Success notices: "delivered" and "relayed" with 2.0.0.
+	m = failed_message();
+	m.recipients[0].action = "relayed";
+	m.recipients[0].status = "";
+	m.recipients[0].diagnostic = "";
+	m.text_body = success_dsn_text("bob@remote.example", true, "mx.remote.example");
+	got = compose_dsn(m, false, boundary);
+	CHECK(got.find("Action: relayed\r\nStatus: 2.0.0\r\n") != std::string::npos);
+	CHECK(got.find("was relayed to mx.remote.example, which does not offer delivery status notifications") !=
+	      std::string::npos);
+	CHECK(success_dsn_text("bob@remote.example", false, "") == "\nYour email was delivered to:\n\n\tbob@remote.example\n");
 }

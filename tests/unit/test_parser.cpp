@@ -406,10 +406,8 @@ TEST_CASE("RCPT TO forms")
 	r = parse_rcpt(" TO:<postmaster@example.com>", delivery());
 	CHECK_FALSE(r.postmaster);
 	CHECK(r.to.localpart == "postmaster");
-	CHECK(rcpt_error(" TO:<x@example.com> NOTIFY=NEVER", submission()) ==
-	      "555 5.3.3 unrecognized parameter \"NOTIFY\"");
-	CHECK(rcpt_error(" TO:<postmaster> ORCPT=rfc822;x@y", submission()) ==
-	      "555 5.3.3 unrecognized parameter \"ORCPT\"");
+	CHECK(rcpt_error(" TO:<x@example.com> FOO=bar", submission()) ==
+	      "555 5.3.3 unrecognized parameter \"FOO\"");
 	CHECK(rcpt_error(" TO:<jö@example.com>", submission()) ==
 	      "553 5.6.7 non-ascii address not permitted without smtputf8");
 	CHECK(rcpt_error(" TO:<>", submission()) == "501 5.5.2 bad syntax: expected at least one char for atom");
@@ -563,4 +561,66 @@ TEST_CASE("quote_go and syntax_error")
 TEST_CASE("parser: a domain that IDNA mapping empties is refused (fuzzing regression)") {
 	CHECK_FALSE(tern::smtp::parse_domain("\xc2\xad").has_value());
 	CHECK_FALSE(tern::smtp::parse_domain("\xc2\xad.example").has_value());
+}
+
+TEST_CASE("MAIL FROM DSN parameters and REQUIRETLS (RFC 3461 4.3, 4.4; RFC 8689 2)")
+{
+	MailArgs m = parse_mail(" FROM:<a@b.example> RET=hdrs ENVID=QQ+2B1+3D2 REQUIRETLS", delivery());
+	CHECK(m.ret == DsnRet::hdrs);
+	REQUIRE(m.envid);
+	CHECK(*m.envid == "QQ+1=2");
+	CHECK(m.requiretls);
+	m = parse_mail(" FROM:<a@b.example> RET=FULL", submission());
+	CHECK(m.ret == DsnRet::full);
+	CHECK_FALSE(m.envid);
+	CHECK_FALSE(m.requiretls);
+	CHECK(parse_mail(" FROM:<a@b.example>", delivery()).ret == DsnRet::unset);
+
+	CHECK(mail_error(" FROM:<a@b.example> RET=ALL", delivery()) == "501 5.5.4 invalid RET parameter \"ALL\"");
+	CHECK(mail_error(" FROM:<a@b.example> RET=FULL RET=HDRS", delivery()) == "501 5.5.4 duplicate param \"RET\"");
+	CHECK(mail_error(" FROM:<a@b.example> ENVID=a ENVID=b", delivery()) == "501 5.5.4 duplicate param \"ENVID\"");
+	CHECK(mail_error(" FROM:<a@b.example> ENVID=a+2", delivery()) == "501 5.5.4 invalid ENVID parameter \"a+2\"");
+	CHECK(mail_error(" FROM:<a@b.example> ENVID=a+0A", delivery()) == "501 5.5.4 invalid ENVID parameter \"a+0A\"");
+	CHECK(mail_error(" FROM:<a@b.example> ENVID=" + std::string(101, 'x'), delivery()).starts_with(
+	          "501 5.5.4 invalid ENVID parameter"));
+	CHECK(parse_mail(" FROM:<a@b.example> ENVID=" + std::string(100, 'x'), delivery()).envid->size() == 100);
+	CHECK(mail_error(" FROM:<a@b.example> REQUIRETLS REQUIRETLS", delivery()) ==
+	      "501 5.5.4 duplicate param \"REQUIRETLS\"");
+}
+
+TEST_CASE("RCPT TO DSN parameters NOTIFY and ORCPT (RFC 3461 4.1, 4.2; RFC 6533 4)")
+{
+	RcptArgs r = parse_rcpt(" TO:<x@example.com> NOTIFY=success,Delay ORCPT=rfc822;x+2Bq@example.com", delivery());
+	CHECK(r.notify == (notify_success | notify_delay));
+	REQUIRE(r.orcpt);
+	CHECK(r.orcpt->type == "rfc822");
+	CHECK(r.orcpt->address == "x+q@example.com");
+	r = parse_rcpt(" TO:<x@example.com> NOTIFY=NEVER", submission());
+	CHECK(r.notify == notify_never);
+	CHECK_FALSE(r.orcpt);
+	CHECK(parse_rcpt(" TO:<postmaster> ORCPT=RFC822;postmaster@y.example", submission()).orcpt->type == "rfc822");
+	CHECK(parse_rcpt(" TO:<x@example.com>", delivery()).notify == 0);
+
+	CHECK(rcpt_error(" TO:<x@example.com> NOTIFY=NEVER,SUCCESS", delivery()) ==
+	      "501 5.5.4 invalid NOTIFY parameter \"NEVER,SUCCESS\"");
+	CHECK(rcpt_error(" TO:<x@example.com> NOTIFY=SUCCESS,SUCCESS", delivery()) ==
+	      "501 5.5.4 invalid NOTIFY parameter \"SUCCESS,SUCCESS\"");
+	CHECK(rcpt_error(" TO:<x@example.com> NOTIFY=SUCCESS,", delivery()) ==
+	      "501 5.5.4 invalid NOTIFY parameter \"SUCCESS,\"");
+	CHECK(rcpt_error(" TO:<x@example.com> NOTIFY=NEVER NOTIFY=NEVER", delivery()) ==
+	      "501 5.5.4 duplicate param \"NOTIFY\"");
+	CHECK(rcpt_error(" TO:<x@example.com> ORCPT=x@example.com", delivery()) ==
+	      "501 5.5.4 invalid ORCPT parameter \"x@example.com\"");
+	CHECK(rcpt_error(" TO:<x@example.com> ORCPT=rfc822;a ORCPT=rfc822;b", delivery()) ==
+	      "501 5.5.4 duplicate param \"ORCPT\"");
+	CHECK(rcpt_error(" TO:<x@example.com> NOTIFY", delivery()) == "501 5.5.2 bad syntax: expected \"=\"");
+
+	// RFC 6533 4: utf-8-addr-xtext always, utf-8-addr-unitext with SMTPUTF8.
+	r = parse_rcpt(" TO:<x@example.com> ORCPT=utf-8;j\\x{F6}rg@example.com", delivery());
+	REQUIRE(r.orcpt);
+	CHECK(r.orcpt->type == "utf-8");
+	CHECK(r.orcpt->address == "jörg@example.com");
+	r = parse_rcpt(" TO:<x@example.com> ORCPT=utf-8;jörg@example.com", with_smtputf8(delivery()));
+	CHECK(r.orcpt->address == "jörg@example.com");
+	CHECK(rcpt_error(" TO:<x@example.com> ORCPT=utf-8;jörg@example.com", delivery()).starts_with("501 5.5.2"));
 }

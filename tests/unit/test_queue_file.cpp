@@ -185,3 +185,48 @@ TEST_CASE("queue file: rebuild restores pending recipients of acknowledged files
 	CHECK(again.rebuilt == 0);
 	CHECK(env.queue_list().size() == 1);
 }
+
+TEST_CASE("queue file: DSN parameters and REQUIRETLS round trip; files without them read with defaults")
+{
+	QueueFileEnvelope e = sample_envelope();
+	std::string error;
+	// An envelope without the optional fields writes none of them: such a
+	// file is what an older tern wrote, and it reads with the defaults.
+	std::string old_style = encode_queue_file_header(e) + data;
+	CHECK(old_style.find("dsn-ret") == std::string::npos);
+	CHECK(old_style.find("rcpt-notify") == std::string::npos);
+	auto parsed = parse(old_style, error);
+	REQUIRE_MESSAGE(parsed, error);
+	CHECK(parsed->envelope.dsn_ret.empty());
+	CHECK_FALSE(parsed->envelope.requiretls);
+	CHECK(parsed->envelope.recipients[0].notify == 0);
+
+	e.dsn_ret = "HDRS";
+	e.envid = "QQ 3.14";
+	e.requiretls = true;
+	e.recipients[0].notify = 1 | 4;
+	e.recipients[0].orcpt = "utf-8;j\xc3\xb6rg@example.com";
+	std::string file = encode_queue_file_header(e) + data;
+	parsed = parse(file, error);
+	REQUIRE_MESSAGE(parsed, error);
+	CHECK(parsed->envelope == e);
+
+	// The queue record a rebuild makes carries them.
+	tern::store::QueueRecord r = queue_record_for(parsed->envelope, 0, "b.0", parsed->layout.data_offset, 5);
+	CHECK(r.dsn_ret == "HDRS");
+	CHECK(r.envid == "QQ 3.14");
+	CHECK(r.requiretls);
+	CHECK(r.notify == 5);
+	CHECK(r.orcpt == "utf-8;j\xc3\xb6rg@example.com");
+	CHECK(queue_record_for(parsed->envelope, 1, "b.1", parsed->layout.data_offset, 5).notify == 0);
+
+	// And the database record keeps them too.
+	auto back = tern::store::parse_queue_record(tern::store::serialize_queue_record(r));
+	REQUIRE(back);
+	CHECK(*back == r);
+
+	// A bad value is refused like any other.
+	e.dsn_ret = "ALL";
+	CHECK_FALSE(parse(encode_queue_file_header(e) + data, error));
+	CHECK(error.find("dsn-ret") != std::string::npos);
+}
