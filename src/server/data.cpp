@@ -15,6 +15,7 @@
 #include "message/headers.h"
 #include "server/inbound.h"
 #include "server/localserve.h"
+#include "server/milter.h"
 #include "server/outbound.h"
 #include "server/submit.h"
 #include "server/server.h"
@@ -181,6 +182,7 @@ void Connection::finish_data() {
 		}
 		// Assume failure; a delivery compensates (the seed's counting).
 		++tx_bad;
+		if (milter_check_message([](Connection& c) { c.submission() ? c.submit_message() : c.deliver_local(); })) return;
 		if (submission())
 			submit_message();
 		else

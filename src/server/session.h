@@ -30,6 +30,9 @@
 namespace tern::server {
 
 class Server;
+class MilterSession;
+struct MilterVerdict;
+enum class MilterStage;
 
 enum class SessionState : uint8_t {
 	command,   // waiting for / reading command lines
@@ -227,6 +230,14 @@ struct Connection {
 	}
 	void abort_data_file();
 
+	// Milters (server/milter.cpp). Each hook is one call: milter_check
+	// returns true when it suspended the command, which `again` then runs a
+	// second time once the milters let it through.
+	void milter_hello();
+	bool milter_check(MilterStage stage, std::string argument, std::function<void(Connection&)> again);
+	bool milter_check_message(std::function<void(Connection&)> then);
+	void milter_message_verdict(MilterVerdict v, const std::function<void(Connection&)>& then);
+
 	// Shutdown: idle sessions get 421 at once, busy ones after their command.
 	void shutdown_notice();
 
@@ -277,6 +288,7 @@ struct Connection {
 	std::unique_ptr<DataInProgress> data;
 	std::string message_path;             // a received message awaiting its decision; removed if we close
 	std::function<void(Connection&)> stalled;  // runs when the stall timer fires
+	std::unique_ptr<MilterSession> milters;  // from the first EHLO on a listener with milters
 
 	// AUTH state: the mechanism exists only during an exchange.
 	std::unique_ptr<sasl::Mechanism> mechanism;
