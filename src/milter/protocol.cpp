@@ -148,6 +148,38 @@ std::string encode_macros(char for_command, const Macros& macros, const std::vec
 	return any ? encode_packet(command::macro, data) : std::string();
 }
 
+CustomReply parse_custom_reply(std::string_view reply, std::string_view default_secode) {
+	CustomReply r;
+	r.secode = std::string(default_secode);
+	bool first = true;
+	while (!reply.empty()) {
+		size_t nl = reply.find('\n');
+		std::string_view line = reply.substr(0, nl);
+		reply.remove_prefix(nl == std::string_view::npos ? reply.size() : nl + 1);
+		if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+		auto digit = [](char c) { return c >= '0' && c <= '9'; };
+		if (line.size() >= 3 && digit(line[0]) && digit(line[1]) && digit(line[2])) {
+			if (first) r.code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+			line.remove_prefix(std::min<size_t>(line.size(), 4));
+		}
+		// RFC 3463: class.subject.detail, the class being the code's first digit.
+		size_t sp = line.find(' ');
+		std::string_view word = line.substr(0, sp);
+		size_t dot2 = word.find('.', 2);
+		bool enhanced = word.size() >= 5 && r.code > 0 && word[0] == static_cast<char>('0' + r.code / 100) &&
+		                word[1] == '.' && dot2 != std::string_view::npos && dot2 > 2 && dot2 + 1 < word.size() &&
+		                word.find_first_not_of("0123456789.") == std::string_view::npos;
+		if (enhanced) {
+			if (first) r.secode = std::string(word.substr(2));
+			line.remove_prefix(sp == std::string_view::npos ? line.size() : sp + 1);
+		}
+		if (!first) r.text += "\n";
+		r.text += line;
+		first = false;
+	}
+	return r;
+}
+
 Conversation::Conversation() { queue_.push_back({encode_optneg(), command::optneg}); }
 
 bool Conversation::wants(uint32_t no_flag) const { return negotiated_ && !(negotiated_->flags & no_flag); }

@@ -263,7 +263,19 @@ private:
 	bool failed_ = false;
 };
 
-// Which macro stage a command's macros belong to.
+// The SMFIC_MACRO packet for `for_command`: only the `wanted` names when
+// the milter asked for a list; "" when nothing is left to send.
 std::string encode_macros(char for_command, const Macros& macros, const std::vector<std::string>* wanted);
+
+// A milter's own SMTP reply (SMFIR_REPLYCODE), "550 5.7.1 text" or several
+// lines "550-5.7.1 first\r\n550 5.7.1 last": the code and the enhanced
+// code of the first line (last two parts, "7.1"; `default_secode` when it
+// has none) and the texts of every line joined with LF.
+struct CustomReply {
+	int code = 0;
+	std::string secode;
+	std::string text;
+};
+CustomReply parse_custom_reply(std::string_view reply, std::string_view default_secode);
 
 }  // namespace tern::milter

@@ -13,7 +13,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include "milter/rewrite.h"
 #include "net/unix_socket.h"
@@ -34,34 +33,10 @@ smtp::SmtpError milter_refusal(const MilterVerdict& v) {
 		if (reject) return smtp::SmtpError{550, "7.1", "Command rejected"};
 		return smtp::SmtpError{451, "7.1", "Service unavailable - try again later"};
 	}
-	// The milter's own "550 5.7.1 text" (several lines joined with CRLF,
-	// "550-5.7.1 first" ...): code and enhanced code of the first line,
-	// the text of every line.
-	std::istringstream lines(v.reply);
-	std::string line, text, secode = "7.1";
-	int code = reject ? 550 : 451;
-	bool first = true;
-	while (std::getline(lines, line)) {
-		if (!line.empty() && line.back() == '\r') line.pop_back();
-		if (line.size() >= 3 && std::isdigit(static_cast<unsigned char>(line[0]))) {
-			if (first) code = std::stoi(line.substr(0, 3));
-			line.erase(0, std::min<size_t>(line.size(), 4));
-		}
-		// An enhanced code "x.y.z " (RFC 3463) at the start of the text.
-		size_t sp = line.find(' ');
-		std::string word = line.substr(0, sp);
-		size_t dot = word.find('.');
-		if (dot == 1 && word.size() >= 5 && word[0] == static_cast<char>('0' + code / 100) &&
-		    word.find_first_not_of("0123456789.") == std::string::npos) {
-			if (first) secode = word.substr(2);
-			line.erase(0, sp == std::string::npos ? line.size() : sp + 1);
-		}
-		if (!text.empty()) text += "\n";
-		text += line;
-		first = false;
-	}
-	if (text.empty()) text = reject ? "Command rejected" : "Service unavailable - try again later";
-	return smtp::SmtpError{code, secode, text};
+	milter::CustomReply r = milter::parse_custom_reply(v.reply, "7.1");
+	if (r.code == 0) r.code = reject ? 550 : 451;
+	if (r.text.empty()) r.text = reject ? "Command rejected" : "Service unavailable - try again later";
+	return smtp::SmtpError{r.code, r.secode, r.text};
 }
 
 const char* stage_name(MilterStage s) {

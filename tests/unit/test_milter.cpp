@@ -313,3 +313,26 @@ TEST_CASE("milter messages: changes applied in order")
 		CHECK(m::apply_modifications(msg, mods) == msg);
 	}
 }
+
+TEST_CASE("milter replies: a milter's own reply code becomes code, enhanced code and text")
+{
+	m::CustomReply r = m::parse_custom_reply("554 5.7.0 custom refusal", "7.1");
+	CHECK(r.code == 554);
+	CHECK(r.secode == "7.0");
+	CHECK(r.text == "custom refusal");
+
+	r = m::parse_custom_reply("451 try later", "7.1");
+	CHECK(r.code == 451);
+	CHECK(r.secode == "7.1");
+	CHECK(r.text == "try later");
+
+	r = m::parse_custom_reply("550-5.7.1 first line\r\n550 5.7.1 second line", "7.1");
+	CHECK(r.code == 550);
+	CHECK(r.secode == "7.1");
+	CHECK(r.text == "first line\nsecond line");
+
+	// An enhanced code of the wrong class is text, not a code.
+	r = m::parse_custom_reply("550 4.7.1 odd", "7.1");
+	CHECK(r.secode == "7.1");
+	CHECK(r.text == "4.7.1 odd");
+}
