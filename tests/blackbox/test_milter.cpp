@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include "bb.h"
@@ -63,17 +64,24 @@ struct SilentListener {
 	~SilentListener() { close(fd); }
 };
 
+// The scripted milter (python3-milter, in contrib/debian-packages.txt, so
+// `make check` has it) and a daemon whose listener "test" calls it.
+struct ScriptedMilterDaemon {
+	MilterProcess milter;
+	std::unique_ptr<TernDaemon> daemon;
+	ScriptedMilterDaemon() {
+		REQUIRE_MESSAGE(MilterProcess::scripted_available(), "needs /usr/bin/python3 with python3-milter");
+		REQUIRE_MILTER(milter.start_scripted());
+		daemon = std::make_unique<TernDaemon>(with_milters("[" + milter_entry(milter.address()) + "]"));
+		REQUIRE_RUNNING(*daemon);
+	}
+};
+
 }  // namespace
 
 TEST_CASE("milter: the scripted milter refuses recipients with the default and its own replies") {
-	if (!MilterProcess::scripted_available()) {
-		MESSAGE("python3-milter not installed; skipped");
-		return;
-	}
-	MilterProcess milter;
-	REQUIRE_MILTER(milter.start_scripted());
-	TernDaemon d(with_milters("[" + milter_entry(milter.address()) + "]"));
-	REQUIRE_RUNNING(d);
+	ScriptedMilterDaemon setup;
+	TernDaemon& d = *setup.daemon;
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());
 	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").plain() == "250 2.1.0 looking good");
@@ -92,14 +100,8 @@ TEST_CASE("milter: the scripted milter refuses recipients with the default and i
 }
 
 TEST_CASE("milter: header and body changes reach the stored message") {
-	if (!MilterProcess::scripted_available()) {
-		MESSAGE("python3-milter not installed; skipped");
-		return;
-	}
-	MilterProcess milter;
-	REQUIRE_MILTER(milter.start_scripted());
-	TernDaemon d(with_milters("[" + milter_entry(milter.address()) + "]"));
-	REQUIRE_RUNNING(d);
+	ScriptedMilterDaemon setup;
+	TernDaemon& d = *setup.daemon;
 	struct Case {
 		const char* x_test;
 		std::vector<std::string> present;
@@ -134,14 +136,8 @@ TEST_CASE("milter: header and body changes reach the stored message") {
 }
 
 TEST_CASE("milter: reject, tempfail and discard at the end of the message") {
-	if (!MilterProcess::scripted_available()) {
-		MESSAGE("python3-milter not installed; skipped");
-		return;
-	}
-	MilterProcess milter;
-	REQUIRE_MILTER(milter.start_scripted());
-	TernDaemon d(with_milters("[" + milter_entry(milter.address()) + "]"));
-	REQUIRE_RUNNING(d);
+	ScriptedMilterDaemon setup;
+	TernDaemon& d = *setup.daemon;
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());
 	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, test_message("reject"));
@@ -218,10 +214,7 @@ TEST_CASE("milter: a milter that never answers times out; a client gone meanwhil
 }
 
 TEST_CASE("milter: OpenDKIM signs, and the signature tern stores verifies") {
-	if (!MilterProcess::opendkim_available()) {
-		MESSAGE("opendkim not installed; skipped");
-		return;
-	}
+	REQUIRE_MESSAGE(MilterProcess::opendkim_available(), "needs Debian's opendkim and opendkim-tools");
 	MilterProcess milter;
 	REQUIRE_MILTER(milter.start_opendkim("sender.example", "sel1"));
 	TernDaemon d(with_milters("[" + milter_entry(milter.address()) + "]"));

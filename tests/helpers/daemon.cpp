@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -436,6 +438,35 @@ void TernDaemon::kill9() {
 	int status = 0;
 	waitpid(pid_, &status, 0);
 	pid_ = -1;
+}
+
+bool wait_child_listening(pid_t& pid, const std::vector<int>& ports, int timeout_ms) {
+	for (int waited = 0; waited <= timeout_ms; waited += 100) {
+		bool all = true;
+		for (int port : ports) all = all && tcp_port_listening(port);
+		if (all) return true;
+		if (waitpid(pid, nullptr, WNOHANG) == pid) {
+			pid = -1;
+			return false;
+		}
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	}
+	return false;
+}
+
+void stop_child(pid_t& pid) {
+	if (pid <= 0) return;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 100; ++i) {
+		if (waitpid(pid, nullptr, WNOHANG) == pid) {
+			pid = -1;
+			return;
+		}
+		std::this_thread::sleep_for(std::chrono::milliseconds(50));
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, nullptr, 0);
+	pid = -1;
 }
 
 }  // namespace tern::testing

@@ -56,17 +56,8 @@ bool MilterProcess::spawn(const std::vector<std::string>& argv) {
 		execv(args[0], args.data());
 		_exit(127);
 	}
-	for (int i = 0; i < 150; ++i) {
-		if (tcp_port_listening(port_)) return true;
-		int status = 0;
-		if (waitpid(pid_, &status, WNOHANG) == pid_) {
-			pid_ = -1;
-			error_ = "milter exited at start: " + log_text();
-			return false;
-		}
-		std::this_thread::sleep_for(std::chrono::milliseconds(100));
-	}
-	error_ = "milter did not listen in time: " + log_text();
+	if (wait_child_listening(pid_, {port_}, 15000)) return true;
+	error_ = std::string(pid_ < 0 ? "milter exited at start: " : "milter did not listen in time: ") + log_text();
 	return false;
 }
 
@@ -120,20 +111,7 @@ bool MilterProcess::start_opendkim(const std::string& domain, const std::string&
 	return spawn({opendkim, "-f", "-x", dir_ + "/opendkim.conf"});
 }
 
-void MilterProcess::stop() {
-	if (pid_ <= 0) return;
-	kill(pid_, SIGTERM);
-	for (int i = 0; i < 100; ++i) {
-		if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-			pid_ = -1;
-			return;
-		}
-		std::this_thread::sleep_for(std::chrono::milliseconds(50));
-	}
-	kill(pid_, SIGKILL);
-	waitpid(pid_, nullptr, 0);
-	pid_ = -1;
-}
+void MilterProcess::stop() { stop_child(pid_); }
 
 std::string MilterProcess::log_text() const { return dir_.empty() ? "" : read_file(dir_ + "/milter.log"); }
 
