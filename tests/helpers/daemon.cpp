@@ -440,6 +440,22 @@ void TernDaemon::kill9() {
 	pid_ = -1;
 }
 
+pid_t spawn_child(const std::vector<std::string>& argv, const std::string& output) {
+	pid_t pid = fork();
+	if (pid != 0) return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	int in = open("/dev/null", O_RDONLY);
+	int out = open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+	dup2(in, 0);
+	dup2(out, 1);
+	dup2(out, 2);
+	std::vector<char*> args;
+	for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+	args.push_back(nullptr);
+	execv(args[0], args.data());
+	_exit(127);
+}
+
 bool wait_child_listening(pid_t& pid, const std::vector<int>& ports, int timeout_ms) {
 	for (int waited = 0; waited <= timeout_ms; waited += 100) {
 		bool all = true;

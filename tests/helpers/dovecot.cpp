@@ -78,20 +78,10 @@ bool DovecotServer::start() {
 	mkdir((dir_ + "/state").c_str(), 0755);
 	mkdir((dir_ + "/home").c_str(), 0755);
 	chown_tree_to_nobody(dir_ + "/home");
-	pid_ = fork();
+	pid_ = spawn_child({dovecot_binary, "-F", "-c", dir_ + "/dovecot.conf"}, "/dev/null");
 	if (pid_ < 0) {
 		error_ = std::string("fork: ") + strerror(errno);
 		return false;
-	}
-	if (pid_ == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int null = open("/dev/null", O_RDWR);
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		std::string c = dir_ + "/dovecot.conf";
-		execl(dovecot_binary, dovecot_binary, "-F", "-c", c.c_str(), static_cast<char*>(nullptr));
-		_exit(127);
 	}
 	if (wait_child_listening(pid_, {imap_port_, lmtp_port_})) return true;
 	error_ = std::string(pid_ < 0 ? "dovecot exited at start: " : "dovecot did not listen in time: ") + log_text();

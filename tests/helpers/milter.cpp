@@ -1,18 +1,12 @@
 // Private milter processes for the black-box tests (see milter.h).
 #include "helpers/milter.h"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 
 namespace tern::testing {
 
@@ -37,24 +31,10 @@ bool MilterProcess::scripted_available() {
 bool MilterProcess::opendkim_available() { return access(opendkim, X_OK) == 0 && access(opendkim_genkey, X_OK) == 0; }
 
 bool MilterProcess::spawn(const std::vector<std::string>& argv) {
-	std::string log = dir_ + "/milter.log";
-	pid_ = fork();
+	pid_ = spawn_child(argv, dir_ + "/milter.log");
 	if (pid_ < 0) {
 		error_ = std::string("fork: ") + strerror(errno);
 		return false;
-	}
-	if (pid_ == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int null = open("/dev/null", O_RDONLY);
-		int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-		dup2(null, 0);
-		dup2(out, 1);
-		dup2(out, 2);
-		std::vector<char*> args;
-		for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-		args.push_back(nullptr);
-		execv(args[0], args.data());
-		_exit(127);
 	}
 	if (wait_child_listening(pid_, {port_}, 15000)) return true;
 	error_ = std::string(pid_ < 0 ? "milter exited at start: " : "milter did not listen in time: ") + log_text();
