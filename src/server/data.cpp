@@ -326,7 +326,7 @@ void Connection::submit_message() {
 	in.now = now;
 	in.env = srv.env();
 	bool has_8bit = data->decoder.saw_8bit();
-	int64_t size = static_cast<int64_t>(data->decoder.size());
+	int64_t size = data->stored_size();
 	std::string path = data->path;
 	data->path.clear();  // the continuation owns the file now
 	data.reset();

@@ -651,12 +651,15 @@ void Connection::milter_message_verdict(MilterVerdict v, const std::function<voi
 	std::string rewritten = path + ".milter";
 	auto mods = std::make_shared<std::vector<milter::Modification>>(std::move(v.modifications));
 	auto error = std::make_shared<std::string>();
+	auto size = std::make_shared<int64_t>(0);
 	auto resumed = std::make_shared<bool>(false);
-	auto cont = suspend([path, rewritten, error, resumed, then](Connection& c) {
+	auto cont = suspend([path, rewritten, error, size, resumed, then](Connection& c) {
 		*resumed = true;
 		try {
 			if (error->empty() && std::rename(rewritten.c_str(), path.c_str()) != 0)
 				*error = std::string("rename: ") + std::strerror(errno);
+			// The queue records the size of the file it takes.
+			if (error->empty() && c.data) c.data->rewritten_size = *size;
 			if (!error->empty()) {
 				unlink(rewritten.c_str());
 				log::event(log::Level::error, c.cid, "applying milter changes", {{"error", *error}});
@@ -670,7 +673,7 @@ void Connection::milter_message_verdict(MilterVerdict v, const std::function<voi
 		}
 	});
 	srv.workers().submit(
-	    [path, rewritten, mods, error] {
+	    [path, rewritten, mods, error, size] {
 		    std::ifstream in(path, std::ios::binary);
 		    std::string message((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 		    if (!in && !in.eof()) {
@@ -682,6 +685,7 @@ void Connection::milter_message_verdict(MilterVerdict v, const std::function<voi
 		    f.write(out.data(), static_cast<std::streamsize>(out.size()));
 		    f.close();
 		    if (!f) *error = "writing the changed message";
+		    *size = static_cast<int64_t>(out.size());
 	    },
 	    [cont, resumed, rewritten]() mutable {
 		    cont();

@@ -86,6 +86,8 @@ struct DataInProgress {
 	double started = 0;           // ev_now at 354, or at the first BDAT
 	bool too_large = false;
 	int write_errno = 0;          // why writing the temp file failed (fd == -2)
+	int64_t rewritten_size = -1;  // the file's size after milters changed it (server/milter.cpp)
+	int64_t stored_size() const { return rewritten_size >= 0 ? rewritten_size : static_cast<int64_t>(decoder.size()); }
 
 	// BDAT (server/bdat.cpp): the chunk being read, and the reply that
 	// refuses it once its octets are read and dropped (RFC 3030 2, 4).

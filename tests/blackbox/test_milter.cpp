@@ -12,6 +12,9 @@
 
 #include "bb.h"
 #include "helpers/milter.h"
+#include "helpers/smtp_sink.h"
+#include "helpers/tls_tools.h"
+#include "ternctl_run.h"
 
 namespace {
 
@@ -45,6 +48,24 @@ std::string stored_message(TernDaemon& d) {
 std::string header_of(const std::string& message) { return message.substr(0, message.find("\r\n\r\n") + 2); }
 
 #define REQUIRE_MILTER(m) REQUIRE_MESSAGE((m), milter.error())
+
+// Whether python3-dkim verifies the first DKIM-Signature of `message` with
+// the key `record` (the TXT record text).
+bool dkim_verifies(const std::string& message, const std::string& record) {
+	std::string dir = make_temp_dir();
+	write_file(dir + "/message", message);
+	write_file(dir + "/record", record);
+	RunResult r = run_command({"/usr/bin/python3", "-c",
+	                           "import dkim,sys\n"
+	                           "rec=open(sys.argv[2],'rb').read()\n"
+	                           "ok=dkim.verify(open(sys.argv[1],'rb').read(), dnsfunc=lambda n, timeout=5: rec)\n"
+	                           "print('verified' if ok else 'failed')\n",
+	                           dir + "/message", dir + "/record"},
+	                          30000);
+	remove_tree(dir);
+	INFO(r.output);
+	return r.output == "verified\n";
+}
 
 // A loopback port that takes connections (the kernel completes them) but
 // never reads or answers: a hung milter.
@@ -232,16 +253,43 @@ TEST_CASE("milter: OpenDKIM signs, and the signature tern stores verifies") {
 	// tern's own inbound check ran on the changed copy and verified it.
 	CHECK(contains(unfold(header_of(stored)), "dkim=pass"));
 	// An independent check (python3-dkim) with the key OpenDKIM made.
-	std::string dir = make_temp_dir();
-	write_file(dir + "/message", stored);
-	write_file(dir + "/record", milter.dkim_record());
-	RunResult r = run_command({"/usr/bin/python3", "-c",
-	                           "import dkim,sys\n"
-	                           "rec=open(sys.argv[2],'rb').read()\n"
-	                           "ok=dkim.verify(open(sys.argv[1],'rb').read(), dnsfunc=lambda n, timeout=5: rec)\n"
-	                           "print('verified' if ok else 'failed')\n",
-	                           dir + "/message", dir + "/record"},
-	                          30000);
-	remove_tree(dir);
-	CHECK(r.output == "verified\n");
+	CHECK(dkim_verifies(stored, milter.dkim_record()));
+}
+
+TEST_CASE("milter: on submission the changes come before tern's DKIM signature") {
+	REQUIRE_MESSAGE(MilterProcess::scripted_available(), "needs /usr/bin/python3 with python3-milter");
+	MilterProcess milter;
+	REQUIRE_MILTER(milter.start_scripted());
+	SmtpSink sink;
+	DaemonOptions o;
+	o.submission = true;
+	o.start = false;
+	TernDaemon d(o);
+	ProgramResult key = run_ternctl({"dkim", "genkey", "rsa", "--out", d.dir() + "/s1.pem"}, "", 60000);
+	REQUIRE_MESSAGE(key.exit_code == 0, key.both());
+	d.write_config(R"({"listeners": {"test": {"submission": {"require_starttls": false}, "milters": [)" +
+	               milter_entry(milter.address()) + R"(]}},
+		"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) + R"(", "smarthost_tls": "none"},
+		"domains": {"test.example": {"dkim": {"selectors": {"s1": {"private_key_file": ")" + d.dir() +
+	               R"(/s1.pem", "headers": ["From", "To", "Subject"]}}, "sign": ["s1"]}}}})");
+	std::string out;
+	const std::string password = "milter submission 7";
+	REQUIRE_MESSAGE(set_password(d, "alice", password, &out), out);
+	REQUIRE_MESSAGE(d.start(), d.error());
+
+	SmtpClient c;
+	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
+	REQUIRE(c.greet_and_ehlo("client.test.example"));
+	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", password)).code == 235);
+	std::string message = "From: <alice@test.example>\r\nTo: <carol@remote.example>\r\nSubject: original\r\n"
+	                      "X-Test: change-subject\r\n\r\nSigned after the milter.\r\n";
+	Transaction t = send_mail(c, "alice@test.example", {"carol@remote.example"}, message);
+	CHECK(t.reply.plain() == "250 2.2.0 it is done");
+	REQUIRE_MESSAGE(sink.wait_for_messages(1, 15000), log_tail(d));
+	std::string sent = sink.messages()[0].data;
+	INFO(sent);
+	CHECK(contains(sent, "\r\nSubject: changed by milter\r\n"));
+	CHECK_FALSE(contains(sent, "Subject: original"));
+	// tern signed the changed Subject: the signature verifies.
+	CHECK(dkim_verifies(sent, key.out.substr(0, key.out.find('\n'))));
 }
