@@ -289,7 +289,11 @@ void MilterSession::pump(Link& l) {
 	l.out += c.take_output();
 	bool message = current_ && current_->stage == MilterStage::message && l.in_stage;
 	while (message && !l.end_sent && c.idle() && l.out.size() < max_queued_output) {
-		feed_body(l);
+		if (!feed_body(l)) {
+			// A milter must not judge (or sign) a body cut short.
+			link_failed(l, std::string("reading the message: ") + std::strerror(errno));
+			return;
+		}
 		l.out += c.take_output();
 	}
 	flush(l);
@@ -301,17 +305,22 @@ void MilterSession::pump(Link& l) {
 	arm_timer(l);
 }
 
-void MilterSession::feed_body(Link& l) {
+bool MilterSession::feed_body(Link& l) {
 	char buf[milter::max_body_chunk];
 	if (!l.conv.body_skipped() && l.body_pos < message_size_) {
 		ssize_t n = pread(message_fd_, buf, sizeof(buf), static_cast<off_t>(l.body_pos));
-		if (n > 0 && l.conv.queue_body(std::string_view(buf, static_cast<size_t>(n)))) {
+		if (n <= 0) {
+			if (n == 0) errno = EIO;  // the file is shorter than it was
+			return false;
+		}
+		if (l.conv.queue_body(std::string_view(buf, static_cast<size_t>(n)))) {
 			l.body_pos += static_cast<uint64_t>(n);
-			return;
+			return true;
 		}
 	}
 	l.conv.queue_end_of_message(current_->macros);
 	l.end_sent = true;
+	return true;
 }
 
 void MilterSession::flush(Link& l) {

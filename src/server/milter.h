@@ -90,7 +90,9 @@ private:
 	void flush(Link& l);
 	void read(Link& l);
 	void handle(Link& l, const milter::Step& step);
-	void feed_body(Link& l);
+	// Queues the next body chunk, or the end of the message; false (errno
+	// set) when the message file cannot be read.
+	bool feed_body(Link& l);
 	void link_done(Link& l, std::optional<milter::Outcome> verdict, std::string reply = {});
 	void link_failed(Link& l, const std::string& why);
 	void arm_timer(Link& l);
