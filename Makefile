@@ -21,7 +21,7 @@ include config.mk
 endif
 
 # Layers of doc/design.md, bottom to top. tests/check-layers.sh reads this order.
-LAYERS = util smtp message sasl mailauth inbound config store core net server queue metrics
+LAYERS = util smtp message milter sasl mailauth inbound config store core net server queue metrics
 LIB_SRCS = $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.cpp))
 LIB_OBJS = $(LIB_SRCS:.cpp=.o)
 UNIT_SRCS = $(wildcard tests/unit/*.cpp)
@@ -118,7 +118,7 @@ FUZZ_TIME ?= 20
 FUZZ_CXX ?= clang++
 FUZZ_SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CXXFLAGS = $(CXXFLAGS_CONF) $(WARN) $(CPPFLAGS_TERN) -MMD -MP $(FUZZ_SANITIZE) -fsanitize=fuzzer-no-link
-FUZZ_LAYERS = util smtp message sasl mailauth config
+FUZZ_LAYERS = util smtp message milter sasl mailauth config
 FUZZ_LIB_SRCS = $(foreach l,$(FUZZ_LAYERS),$(wildcard src/$(l)/*.cpp)) src/net/proxy_protocol.cpp
 FUZZ_LIB_OBJS = $(patsubst src/%.cpp,tests/fuzz/build/src/%.o,$(FUZZ_LIB_SRCS))
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.cpp)

@@ -35,6 +35,20 @@ struct ListenerService {
 	int64_t first_time_sender_delay_ms = 15000;  // smtp only
 };
 
+// One milter of a listener (the Sendmail/Postfix mail filter protocol).
+struct Milter {
+	std::string address;            // as written: "inet:IP:PORT" or "unix:/path"
+	std::string path;               // unix socket path ("" for inet)
+	std::string ip;                 // inet: the IP address
+	int port = 0;                   // inet: the port
+	bool tempfail_when_down = true; // default_action: "tempfail" (true) or "accept"
+	// Postfix's milter_connect_timeout, milter_command_timeout and
+	// milter_content_timeout.
+	int64_t connect_timeout_ms = 30000;
+	int64_t command_timeout_ms = 30000;
+	int64_t end_of_message_timeout_ms = 300000;
+};
+
 struct Listener {
 	std::string name;
 	std::vector<std::string> ips;   // default ["0.0.0.0", "::"]
@@ -46,6 +60,7 @@ struct Listener {
 	ListenerService smtp;           // default port 25
 	ListenerService submission;     // default port 587, require_starttls default true
 	ListenerService submissions;    // default port 465
+	std::vector<Milter> milters;    // called in order during each session
 };
 
 struct DkimSelector {

@@ -360,6 +360,7 @@ private:
 	                             bool is_smtp) const;
 	Domain load_domain(const std::string& name, const json& v, const std::string& path) const;
 	void load_dkim(const json& v, const std::string& path, Domain& domain) const;
+	Milter load_milter(const json& v, const std::string& path) const;
 	Account load_account(const std::string& name, const json& v, const std::string& path, const Config& cfg,
 	                     std::map<std::string, std::string>& owner_of_address) const;
 	JunkFilterSettings load_junk_filter(const json& v, const std::string& path) const;
@@ -619,7 +620,7 @@ Listener Loader::load_listener(const std::string& name, const json& v, const std
 {
 	object(v, path,
 	       {"ips", "hostname", "max_message_size", "bare_newlines", "proxy_protocol", "trusted_proxies", "smtp",
-	        "submission", "submissions"});
+	        "submission", "submissions", "milters"});
 	Listener l;
 	l.name = name;
 	if (name.empty())
@@ -665,7 +666,57 @@ Listener Loader::load_listener(const std::string& name, const json& v, const std
 	l.smtp = load_service(member(v, "smtp"), join(path, "smtp"), 25, false, true);
 	l.submission = load_service(member(v, "submission"), join(path, "submission"), 587, true, false);
 	l.submissions = load_service(member(v, "submissions"), join(path, "submissions"), 465, false, false);
+	if (auto x = member(v, "milters")) {
+		std::string milters_path = join(path, "milters");
+		for (size_t i = 0; i < array(*x, milters_path).size(); i++)
+			l.milters.push_back(load_milter((*x)[i], element(milters_path, i)));
+	}
 	return l;
+}
+
+// A milter: "inet:IP:PORT" ("inet:[v6]:PORT" too) or "unix:/path", as
+// Postfix writes them. Names are not resolved: the milter must be reachable
+// without DNS.
+Milter Loader::load_milter(const json& v, const std::string& path) const
+{
+	object(v, path, {"address", "default_action", "timeouts_ms"});
+	Milter m;
+	const json* address = member(v, "address");
+	if (!address)
+		fail(join(path, "address"), "required");
+	std::string address_path = join(path, "address");
+	m.address = string(*address, address_path);
+	std::string_view text = m.address;
+	if (text.starts_with("unix:")) {
+		m.path = absolute(std::string(text.substr(5)));
+		if (text.size() == 5)
+			fail(address_path, "expected \"unix:/path\"");
+	} else if (text.starts_with("inet:")) {
+		std::string host;
+		bool bracketed = false;
+		if (!split_host_port(text.substr(5), host, m.port, bracketed) || m.port < 0 || !IpAddr::parse(host))
+			fail(address_path, "expected \"inet:IP:PORT\" with an IP address, got " + in_quotes(m.address));
+		m.ip = host;
+	} else {
+		fail(address_path, "expected \"inet:IP:PORT\" or \"unix:/path\", got " + in_quotes(m.address));
+	}
+	if (auto x = member(v, "default_action")) {
+		std::string action = string(*x, join(path, "default_action"));
+		if (action != "tempfail" && action != "accept")
+			fail(join(path, "default_action"), "expected \"tempfail\" or \"accept\", got " + in_quotes(action));
+		m.tempfail_when_down = action == "tempfail";
+	}
+	if (auto x = member(v, "timeouts_ms")) {
+		std::string tpath = join(path, "timeouts_ms");
+		object(*x, tpath, {"connect", "command", "end_of_message"});
+		if (auto t = member(*x, "connect"))
+			m.connect_timeout_ms = integer(*t, join(tpath, "connect"), Range::positive);
+		if (auto t = member(*x, "command"))
+			m.command_timeout_ms = integer(*t, join(tpath, "command"), Range::positive);
+		if (auto t = member(*x, "end_of_message"))
+			m.end_of_message_timeout_ms = integer(*t, join(tpath, "end_of_message"), Range::positive);
+	}
+	return m;
 }
 
 // Two enabled services may not bind the same address and port.

@@ -7,6 +7,7 @@
 #include "sasl/mechanism.h"
 #include "mailauth/spf.h"
 #include "server/localserve.h"
+#include "server/milter.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/suspend.h"
@@ -115,6 +116,7 @@ void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	rset();
 	ehlo = is_ehlo;
 	hello = std::move(h);
+	milter_hello();
 	if (!is_ehlo) {
 		// doc/behaviour.md D1: HELO gets one line (RFC 5321 4.1.1.1).
 		reply(250, "", hostname());
@@ -225,6 +227,7 @@ void Connection::mail_accepted(smtp::MailArgs m) {
 	if (cfg->localserve && m.from && m.from->localpart.starts_with("mailfrom") &&
 	    localserve_command_failure(m.from->localpart))
 		return;  // stalled: the reply comes from the timer
+	if (milter_check(MilterStage::mail, "<" + (m.from ? address_text(*m.from) : "") + ">", [m](Connection& c) { c.mail_accepted(m); })) return;
 	tx.has_mail = true;
 	tx.mail_from = std::move(m.from);
 	tx.smtputf8 = m.smtputf8;
@@ -278,7 +281,7 @@ void Connection::rcpt_accepted(smtp::RcptArgs r) {
 		// doc/behaviour.md D9: rendered with the listener's hostname.
 		rcpt.display = "postmaster@" + hostname();
 	} else {
-		rcpt.address = std::move(r.to);
+		rcpt.address = r.to;
 		rcpt.display = address_text(rcpt.address);
 	}
 
@@ -310,6 +313,7 @@ void Connection::rcpt_accepted(smtp::RcptArgs r) {
 			break;
 		}
 	}
+	if (milter_check(MilterStage::rcpt, "<" + rcpt.display + ">", [r](Connection& c) { c.rcpt_accepted(r); })) return;
 	tx.recipients.push_back(std::move(rcpt));
 	reply(250, se::addr_other0, "now on the list");
 }

@@ -15,6 +15,7 @@
 #include "message/headers.h"
 #include "server/inbound.h"
 #include "server/localserve.h"
+#include "server/milter.h"
 #include "server/outbound.h"
 #include "server/submit.h"
 #include "server/server.h"
@@ -181,6 +182,7 @@ void Connection::finish_data() {
 		}
 		// Assume failure; a delivery compensates (the seed's counting).
 		++tx_bad;
+		if (milter_check_message([](Connection& c) { c.submission() ? c.submit_message() : c.deliver_local(); })) return;
 		if (submission())
 			submit_message();
 		else
@@ -327,7 +329,7 @@ void Connection::submit_message() {
 	in.now = now;
 	in.env = srv.env();
 	bool has_8bit = data->decoder.saw_8bit();
-	int64_t size = static_cast<int64_t>(data->decoder.size());
+	int64_t size = data->stored_size();
 	std::string path = data->path;
 	data->path.clear();  // the continuation owns the file now
 	data.reset();

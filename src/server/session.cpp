@@ -13,6 +13,7 @@
 
 #include "core/stats.h"
 #include "net/proxy_protocol.h"
+#include "server/milter.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "util/strings.h"

@@ -36,6 +36,9 @@ namespace tern::server {
 smtp::SmtpError storage_failure(bool disk_full, std::string text);
 
 class Server;
+class MilterSession;
+struct MilterVerdict;
+enum class MilterStage;
 
 enum class SessionState : uint8_t {
 	command,   // waiting for / reading command lines
@@ -94,6 +97,8 @@ struct DataInProgress {
 	double started = 0;           // ev_now at 354, or at the first BDAT
 	bool too_large = false;
 	int write_errno = 0;          // why writing the temp file failed (fd == -2)
+	int64_t rewritten_size = -1;  // the file's size after milters changed it (server/milter.cpp)
+	int64_t stored_size() const { return rewritten_size >= 0 ? rewritten_size : static_cast<int64_t>(decoder.size()); }
 
 	// BDAT (server/bdat.cpp): the chunk being read, and the reply that
 	// refuses it once its octets are read and dropped (RFC 3030 2, 4).
@@ -258,6 +263,14 @@ struct Connection {
 	}
 	void abort_data_file();
 
+	// Milters (server/milter.cpp). Each hook is one call: milter_check
+	// returns true when it suspended the command, which `again` then runs a
+	// second time once the milters let it through.
+	void milter_hello();
+	bool milter_check(MilterStage stage, std::string argument, std::function<void(Connection&)> again);
+	bool milter_check_message(std::function<void(Connection&)> then);
+	void milter_message_verdict(MilterVerdict v, const std::function<void(Connection&)>& then);
+
 	// Shutdown: idle sessions get 421 at once, busy ones after their command.
 	void shutdown_notice();
 
@@ -308,6 +321,7 @@ struct Connection {
 	std::unique_ptr<DataInProgress> data;
 	std::string message_path;             // a received message awaiting its decision; removed if we close
 	std::function<void(Connection&)> stalled;  // runs when the stall timer fires
+	std::unique_ptr<MilterSession> milters;  // from the first EHLO on a listener with milters
 
 	// AUTH state: the mechanism exists only during an exchange.
 	std::unique_ptr<sasl::Mechanism> mechanism;

@@ -19,6 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -439,6 +441,51 @@ void TernDaemon::kill9() {
 	int status = 0;
 	waitpid(pid_, &status, 0);
 	pid_ = -1;
+}
+
+pid_t spawn_child(const std::vector<std::string>& argv, const std::string& output) {
+	pid_t pid = fork();
+	if (pid != 0) return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	int in = open("/dev/null", O_RDONLY);
+	int out = open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+	dup2(in, 0);
+	dup2(out, 1);
+	dup2(out, 2);
+	std::vector<char*> args;
+	for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+	args.push_back(nullptr);
+	execv(args[0], args.data());
+	_exit(127);
+}
+
+bool wait_child_listening(pid_t& pid, const std::vector<int>& ports, int timeout_ms) {
+	for (int waited = 0; waited <= timeout_ms; waited += 100) {
+		bool all = true;
+		for (int port : ports) all = all && tcp_port_listening(port);
+		if (all) return true;
+		if (waitpid(pid, nullptr, WNOHANG) == pid) {
+			pid = -1;
+			return false;
+		}
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+	}
+	return false;
+}
+
+void stop_child(pid_t& pid) {
+	if (pid <= 0) return;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 100; ++i) {
+		if (waitpid(pid, nullptr, WNOHANG) == pid) {
+			pid = -1;
+			return;
+		}
+		std::this_thread::sleep_for(std::chrono::milliseconds(50));
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, nullptr, 0);
+	pid = -1;
 }
 
 }  // namespace tern::testing

@@ -93,6 +93,18 @@ bool tcp_port_listening(int port);
 // Polls ≤ timeout_ms until a unix stream socket at path accepts a connection.
 bool wait_for_unix_socket(const std::string& path, int timeout_ms = 5000);
 
+// For the private peers tests start (Dovecot, milters): forks and runs argv
+// (argv[0] a path) with stdin from /dev/null and stdout+stderr appended to
+// `output` ("/dev/null" to drop them); the child dies with the test
+// process. Returns the pid, or -1 with errno set.
+pid_t spawn_child(const std::vector<std::string>& argv, const std::string& output);
+// Polls ≤ timeout_ms
+// until every port listens; false when the child exits first (pid becomes
+// -1) or the time runs out.
+bool wait_child_listening(pid_t& pid, const std::vector<int>& ports, int timeout_ms = 10000);
+// SIGTERM, ≤ 5 s for the exit, then SIGKILL; pid becomes -1.
+void stop_child(pid_t& pid);
+
 // Runs argv (argv[0] a path) with stdout+stderr captured, ≤ timeout_ms.
 RunResult run_command(const std::vector<std::string>& argv, int timeout_ms = 10000);
 // `ternd -n -c FILE`

@@ -99,49 +99,17 @@ bool DovecotServer::start() {
 	mkdir((dir_ + "/state").c_str(), 0755);
 	mkdir((dir_ + "/home").c_str(), 0755);
 	chown_tree_to_nobody(dir_ + "/home");
-	pid_ = fork();
+	pid_ = spawn_child({dovecot_binary, "-F", "-c", dir_ + "/dovecot.conf"}, "/dev/null");
 	if (pid_ < 0) {
 		error_ = std::string("fork: ") + strerror(errno);
 		return false;
 	}
-	if (pid_ == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int null = open("/dev/null", O_RDWR);
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		std::string c = dir_ + "/dovecot.conf";
-		execl(dovecot_binary, dovecot_binary, "-F", "-c", c.c_str(), static_cast<char*>(nullptr));
-		_exit(127);
-	}
-	for (int i = 0; i < 100; ++i) {
-		if (tcp_port_listening(imap_port_) && tcp_port_listening(lmtp_port_)) return true;
-		int status = 0;
-		if (waitpid(pid_, &status, WNOHANG) == pid_) {
-			pid_ = -1;
-			error_ = "dovecot exited at start: " + log_text();
-			return false;
-		}
-		std::this_thread::sleep_for(std::chrono::milliseconds(100));
-	}
-	error_ = "dovecot did not listen in time: " + log_text();
+	if (wait_child_listening(pid_, {imap_port_, lmtp_port_})) return true;
+	error_ = std::string(pid_ < 0 ? "dovecot exited at start: " : "dovecot did not listen in time: ") + log_text();
 	return false;
 }
 
-void DovecotServer::stop() {
-	if (pid_ <= 0) return;
-	kill(pid_, SIGTERM);
-	for (int i = 0; i < 100; ++i) {
-		if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-			pid_ = -1;
-			return;
-		}
-		std::this_thread::sleep_for(std::chrono::milliseconds(50));
-	}
-	kill(pid_, SIGKILL);
-	waitpid(pid_, nullptr, 0);
-	pid_ = -1;
-}
+void DovecotServer::stop() { stop_child(pid_); }
 
 std::string DovecotServer::log_text() const {
 	return dir_.empty() ? std::string() : read_file(dir_ + "/dovecot.log");

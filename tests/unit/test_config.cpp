@@ -805,3 +805,42 @@ TEST_CASE("config: message history, junk folder rules and delivery-rate limits")
 	CHECK(error_of(with(R"("message_history": {"scan_interval_s": 0})")) ==
 	      "tern.json: message_history.scan_interval_s: must be positive");
 }
+
+TEST_CASE("config: milters of a listener")
+{
+	auto cfg = load(with(R"("listeners": {"p": {"smtp": {}, "milters": [
+		{"address": "inet:127.0.0.1:8891"},
+		{"address": "inet:[::1]:11332", "default_action": "accept",
+		 "timeouts_ms": {"connect": 100, "command": 200, "end_of_message": 300}},
+		{"address": "unix:run/milter.sock"}]}})"));
+	const auto& ms = cfg->listeners.at("p").milters;
+	REQUIRE(ms.size() == 3);
+	CHECK(ms[0].ip == "127.0.0.1");
+	CHECK(ms[0].port == 8891);
+	CHECK(ms[0].tempfail_when_down);
+	CHECK(ms[0].connect_timeout_ms == 30000);
+	CHECK(ms[0].command_timeout_ms == 30000);
+	CHECK(ms[0].end_of_message_timeout_ms == 300000);
+	CHECK(ms[1].ip == "::1");
+	CHECK_FALSE(ms[1].tempfail_when_down);
+	CHECK(ms[1].end_of_message_timeout_ms == 300);
+	CHECK(ms[2].path == "/etc/tern/run/milter.sock");
+	CHECK(cfg->listeners.at("p").milters.size() == 3);
+
+	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{"address": "inet:localhost:1"}]}})")) ==
+	      "tern.json: listeners.p.milters[0].address: expected \"inet:IP:PORT\" with an IP address, got "
+	      "\"inet:localhost:1\"");
+	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{"address": "inet:127.0.0.1"}]}})")) ==
+	      "tern.json: listeners.p.milters[0].address: expected \"inet:IP:PORT\" with an IP address, got "
+	      "\"inet:127.0.0.1\"");
+	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{"address": "tcp:1"}]}})")) ==
+	      "tern.json: listeners.p.milters[0].address: expected \"inet:IP:PORT\" or \"unix:/path\", got \"tcp:1\"");
+	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{}]}})")) == "tern.json: listeners.p.milters[0].address: required");
+	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{"address": "unix:/m", "default_action": "reject"}]}})")) ==
+	      "tern.json: listeners.p.milters[0].default_action: expected \"tempfail\" or \"accept\", got \"reject\"");
+	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{"address": "unix:/m", "timeouts_ms": {"read": 1}}]}})")) ==
+	      "tern.json: listeners.p.milters[0].timeouts_ms.read: unknown key");
+	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{"address": "unix:/m", "timeouts_ms": {"command": 0}}]}})")) ==
+	      "tern.json: listeners.p.milters[0].timeouts_ms.command: must be positive");
+	CHECK(error_of(with(R"("listeners": {"p": {"milters": {}}})")) == "tern.json: listeners.p.milters: expected an array");
+}

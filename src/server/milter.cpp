@@ -1,0 +1,706 @@
+// The milter client of a session (see milter.h), and the session hooks that
+// call it: EHLO/HELO, MAIL, RCPT and the end of DATA/BDAT.
+#include "server/milter.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "milter/rewrite.h"
+#include "net/unix_socket.h"
+#include "server/server.h"
+#include "server/session.h"
+#include "server/suspend.h"
+#include "util/ipaddr.h"
+#include "util/log.h"
+
+namespace tern::server {
+
+namespace {
+
+// Replies of Postfix and sendmail for a milter's reject and tempfail.
+smtp::SmtpError milter_refusal(const MilterVerdict& v) {
+	bool reject = v.kind == MilterVerdict::Kind::reject;
+	if (v.reply.empty()) {
+		if (reject) return smtp::SmtpError{550, "7.1", "Command rejected"};
+		return smtp::SmtpError{451, "7.1", "Service unavailable - try again later"};
+	}
+	milter::CustomReply r = milter::parse_custom_reply(v.reply, "7.1");
+	if (r.code == 0) r.code = reject ? 550 : 451;
+	if (r.text.empty()) r.text = reject ? "Command rejected" : "Service unavailable - try again later";
+	return smtp::SmtpError{r.code, r.secode, r.text};
+}
+
+const char* stage_name(MilterStage s) {
+	switch (s) {
+	case MilterStage::hello: return "helo";
+	case MilterStage::mail: return "mail";
+	case MilterStage::rcpt: return "rcpt";
+	case MilterStage::message: return "message";
+	}
+	return "";
+}
+
+const char* kind_name(MilterVerdict::Kind k) {
+	switch (k) {
+	case MilterVerdict::Kind::pass: return "continue";
+	case MilterVerdict::Kind::reject: return "reject";
+	case MilterVerdict::Kind::tempfail: return "tempfail";
+	case MilterVerdict::Kind::discard: return "discard";
+	}
+	return "";
+}
+
+// A message's header section is read at most this far; the rest is body.
+constexpr size_t max_header_read = 1024 * 1024;
+// Body chunks queued for one milter before its socket takes them.
+constexpr size_t max_queued_output = 256 * 1024;
+
+}  // namespace
+
+struct MilterSession::Link {
+	Link(struct ev_loop* loop, const config::Milter& m, core::IoWatcher::Callback on_io,
+	     core::TimerWatcher::Callback on_timer)
+	    : cfg(m), io(loop, std::move(on_io)), timer(loop, std::move(on_timer)) {}
+	~Link() {
+		io.stop();
+		timer.stop();
+		if (fd >= 0) close(fd);
+	}
+	enum class State { closed, connecting, negotiating, ready, failed };
+	config::Milter cfg;
+	core::IoWatcher io;
+	core::TimerWatcher timer;
+	int fd = -1;
+	State state = State::closed;
+	milter::Conversation conv;
+	std::string out;               // bytes for the milter not yet written
+	bool skip_session = false;     // accepted the connection: never asked again
+	bool skip_message = false;     // accepted this message
+	bool in_stage = false;         // working on the current stage
+	// Message stage: where the body stands.
+	uint64_t body_pos = 0;
+	bool end_sent = false;
+};
+
+MilterSession::MilterSession(Server& srv, core::ConnHandle conn, uint64_t cid, const std::vector<config::Milter>& milters,
+                             milter::ConnectInfo client, milter::Macros connect_macros)
+    : srv_(srv),
+      conn_(conn),
+      cid_(cid),
+      client_(std::move(client)),
+      connect_macros_(std::move(connect_macros)),
+      // The verdict goes to the session from its own callback (see milter.h);
+      // the timer belongs to this object, so it fires only while it lives.
+      finish_timer_(srv.loop(), [this] { on_finish(); }) {
+	for (size_t i = 0; i < milters.size(); ++i) {
+		Server* s = &srv;
+		links_.push_back(std::make_unique<Link>(
+		    srv.loop(), milters[i],
+		    [s, conn, i](int revents) {
+			    s->with_conn(conn, [&](Connection& c) {
+				    if (c.milters) c.milters->on_io(i, revents);
+			    });
+		    },
+		    [s, conn, i] {
+			    s->with_conn(conn, [&](Connection& c) {
+				    if (c.milters) c.milters->on_timeout(i);
+			    });
+		    }));
+	}
+}
+
+MilterSession::~MilterSession() {
+	close_message();
+	for (auto& l : links_) {
+		// A polite QUIT when the milter is idle; never a wait.
+		if (l->fd >= 0 && l->state == Link::State::ready && l->out.empty()) {
+			std::string quit = milter::encode_packet(milter::command::quit, {});
+			[[maybe_unused]] ssize_t n = send(l->fd, quit.data(), quit.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
+	}
+}
+
+bool MilterSession::take_pass(MilterStage stage) {
+	if (pass_ != stage) return false;
+	pass_.reset();
+	return true;
+}
+
+void MilterSession::run(MilterRequest request, Done done) {
+	if (current_ || finished_) {
+		waiting_.emplace_back(std::move(request), std::move(done));
+		return;
+	}
+	current_ = std::move(request);
+	done_ = std::move(done);
+	index_ = 0;
+	verdict_ = MilterVerdict{};
+	MilterStage stage = current_->stage;
+	if (stage == MilterStage::mail) {
+		discard_message_ = false;
+		for (auto& l : links_) l->skip_message = false;
+	}
+	if (stage != MilterStage::hello && session_refusal_) {
+		finish(*session_refusal_);
+		return;
+	}
+	if ((stage == MilterStage::rcpt || stage == MilterStage::message) && discard_message_) {
+		verdict_.kind = MilterVerdict::Kind::discard;
+		finish(verdict_);
+		return;
+	}
+	if (stage == MilterStage::message && !open_message()) {
+		// The message cannot be read: as if every milter were down.
+		for (auto& l : links_)
+			if (l->cfg.tempfail_when_down && !l->skip_session && l->state != Link::State::failed) {
+				verdict_.kind = MilterVerdict::Kind::tempfail;
+				break;
+			}
+		finish(verdict_);
+		return;
+	}
+	next_link();
+}
+
+// Opens the received message and reads its header section for the milters.
+bool MilterSession::open_message() {
+	message_fd_ = open(current_->message_path.c_str(), O_RDONLY | O_CLOEXEC);
+	struct stat st {};
+	if (message_fd_ < 0 || fstat(message_fd_, &st) != 0) {
+		log::event(log::Level::error, cid_, "milter: cannot read the message", {{"error", std::strerror(errno)}});
+		return false;
+	}
+	message_size_ = static_cast<uint64_t>(st.st_size);
+	// The file was written moments ago: these reads come from the page
+	// cache, like the session's own writes to it.
+	std::string head(std::min<uint64_t>(message_size_, max_header_read), '\0');
+	ssize_t n = pread(message_fd_, head.data(), head.size(), 0);
+	if (n < 0) return false;
+	head.resize(static_cast<size_t>(n));
+	message_parts_ = milter::split_message(head);
+	return true;
+}
+
+void MilterSession::close_message() {
+	if (message_fd_ >= 0) close(message_fd_);
+	message_fd_ = -1;
+	message_parts_ = {};
+}
+
+void MilterSession::next_link() {
+	MilterStage stage = current_->stage;
+	while (index_ < links_.size()) {
+		Link& l = *links_[index_];
+		if (l.state == Link::State::failed || l.skip_session || (l.skip_message && stage != MilterStage::hello)) {
+			++index_;
+			continue;
+		}
+		l.in_stage = true;
+		if (l.state == Link::State::closed)
+			start_link(l);
+		else
+			begin_stage(l);
+		return;
+	}
+	finish(verdict_);
+}
+
+// Connects without waiting; OPTNEG goes out once the socket is writable.
+void MilterSession::start_link(Link& l) {
+	int fd = -1;
+	int rc = -1;
+	if (!l.cfg.path.empty()) {
+		auto addr = net::unix_address(l.cfg.path);
+		if (!addr) {
+			link_failed(l, "socket path too long");
+			return;
+		}
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd >= 0) rc = connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr));
+	} else {
+		auto ip = IpAddr::parse(l.cfg.ip);
+		sockaddr_storage ss{};
+		socklen_t len = 0;
+		if (ip && ip->v6) {
+			auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+			a->sin6_family = AF_INET6;
+			a->sin6_port = htons(static_cast<uint16_t>(l.cfg.port));
+			std::memcpy(&a->sin6_addr, ip->bytes.data(), 16);
+			len = sizeof(*a);
+		} else if (ip) {
+			auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+			a->sin_family = AF_INET;
+			a->sin_port = htons(static_cast<uint16_t>(l.cfg.port));
+			std::memcpy(&a->sin_addr, ip->bytes.data(), 4);
+			len = sizeof(*a);
+		}
+		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd >= 0) rc = connect(fd, reinterpret_cast<const sockaddr*>(&ss), len);
+	}
+	if (fd < 0 || (rc != 0 && errno != EINPROGRESS)) {
+		std::string why = std::string("connect: ") + std::strerror(errno);
+		if (fd >= 0) close(fd);
+		link_failed(l, why);
+		return;
+	}
+	l.fd = fd;
+	l.state = Link::State::connecting;
+	l.io.set(fd, EV_WRITE);
+	arm_timer(l);
+}
+
+void MilterSession::begin_stage(Link& l) {
+	const MilterRequest& r = *current_;
+	milter::Conversation& c = l.conv;
+	switch (r.stage) {
+	case MilterStage::hello: c.queue_helo(r.argument, r.macros); break;
+	case MilterStage::mail: {
+		// A message the milter saw begin but not end (RSET, refused RCPTs).
+		c.queue_abort();
+		std::vector<std::string> args{r.argument};
+		args.insert(args.end(), r.esmtp.begin(), r.esmtp.end());
+		c.queue_mail(args, r.macros);
+		break;
+	}
+	case MilterStage::rcpt: c.queue_rcpt({r.argument}, r.macros); break;
+	case MilterStage::message:
+		c.queue_message_start(message_parts_.headers, r.macros);
+		l.body_pos = message_parts_.body_offset;
+		l.end_sent = false;
+		break;
+	}
+	pump(l);
+}
+
+// Writes what the conversation has for the milter, feeds the body, and
+// notices the end of a stage that needs no further reply.
+void MilterSession::pump(Link& l) {
+	if (l.state != Link::State::ready) return;
+	milter::Conversation& c = l.conv;
+	l.out += c.take_output();
+	bool message = current_ && current_->stage == MilterStage::message && l.in_stage;
+	while (message && !l.end_sent && c.idle() && l.out.size() < max_queued_output) {
+		if (!feed_body(l)) {
+			// A milter must not judge (or sign) a body cut short.
+			link_failed(l, std::string("reading the message: ") + std::strerror(errno));
+			return;
+		}
+		l.out += c.take_output();
+	}
+	flush(l);
+	if (l.state != Link::State::ready) return;
+	if (l.in_stage && c.idle() && (!message || l.end_sent)) {
+		link_done(l, std::nullopt);
+		return;
+	}
+	arm_timer(l);
+}
+
+bool MilterSession::feed_body(Link& l) {
+	char buf[milter::max_body_chunk];
+	if (!l.conv.body_skipped() && l.body_pos < message_size_) {
+		ssize_t n = pread(message_fd_, buf, sizeof(buf), static_cast<off_t>(l.body_pos));
+		if (n <= 0) {
+			if (n == 0) errno = EIO;  // the file is shorter than it was
+			return false;
+		}
+		if (l.conv.queue_body(std::string_view(buf, static_cast<size_t>(n)))) {
+			l.body_pos += static_cast<uint64_t>(n);
+			return true;
+		}
+	}
+	l.conv.queue_end_of_message(current_->macros);
+	l.end_sent = true;
+	return true;
+}
+
+void MilterSession::flush(Link& l) {
+	while (!l.out.empty()) {
+		ssize_t n = send(l.fd, l.out.data(), l.out.size(), MSG_NOSIGNAL);
+		if (n > 0) {
+			l.out.erase(0, static_cast<size_t>(n));
+			continue;
+		}
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+		link_failed(l, std::string("write: ") + std::strerror(errno));
+		return;
+	}
+	// Always readable: an answer, garbage, or the milter hanging up.
+	l.io.set(l.fd, EV_READ | (l.out.empty() ? 0 : EV_WRITE));
+}
+
+void MilterSession::on_io(size_t i, int revents) {
+	if (i >= links_.size()) return;
+	Link& l = *links_[i];
+	if (l.fd < 0) return;
+	if (l.state == Link::State::connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(l.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+		if (err != 0) {
+			link_failed(l, std::string("connect: ") + std::strerror(err));
+			return;
+		}
+		l.state = Link::State::negotiating;
+		l.out += l.conv.take_output();  // OPTNEG
+		flush(l);
+		arm_timer(l);
+		return;
+	}
+	if (revents & EV_READ) read(l);
+	if (l.fd >= 0 && (revents & EV_WRITE)) {
+		flush(l);
+		if (l.state == Link::State::ready) pump(l);
+	}
+}
+
+void MilterSession::read(Link& l) {
+	char buf[16384];
+	for (;;) {
+		ssize_t n = recv(l.fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+		if (n <= 0) {
+			link_failed(l, n == 0 ? "milter closed the connection" : std::string("read: ") + std::strerror(errno));
+			return;
+		}
+		// Any answer (SMFIR_PROGRESS too) gives the milter its time again.
+		arm_timer(l);
+		milter::Step s = l.conv.on_bytes(std::string_view(buf, static_cast<size_t>(n)));
+		while (s.outcome != milter::Outcome::pending) {
+			handle(l, s);
+			if (l.fd < 0 || l.state == Link::State::failed) return;
+			s = l.conv.on_bytes({});
+		}
+	}
+}
+
+void MilterSession::handle(Link& l, const milter::Step& s) {
+	using milter::Outcome;
+	switch (s.outcome) {
+	case Outcome::pending: return;
+	case Outcome::negotiated:
+		l.state = Link::State::ready;
+		// A new milter connection starts with CONNECT, then the stage.
+		l.conv.queue_connect(client_, connect_macros_);
+		if (l.in_stage) begin_stage(l);
+		return;
+	case Outcome::next: pump(l); return;
+	case Outcome::failed: link_failed(l, "protocol error: " + s.error); return;
+	default: link_done(l, s.outcome, s.reply); return;
+	}
+}
+
+void MilterSession::on_timeout(size_t i) {
+	if (i >= links_.size()) return;
+	Link& l = *links_[i];
+	link_failed(l, l.state == Link::State::connecting || l.state == Link::State::negotiating
+	                   ? "timeout connecting"
+	                   : "timeout waiting for the milter");
+}
+
+void MilterSession::arm_timer(Link& l) {
+	const config::Milter& m = l.cfg;
+	int64_t ms = 0;
+	if (l.state == Link::State::connecting || l.state == Link::State::negotiating)
+		ms = m.connect_timeout_ms;
+	else if (l.conv.awaiting_reply())
+		ms = l.end_sent ? m.end_of_message_timeout_ms : m.command_timeout_ms;
+	else if (!l.out.empty())
+		ms = m.command_timeout_ms;  // a milter that stops reading
+	if (ms > 0)
+		l.timer.start(static_cast<double>(ms) / 1000.0);
+	else
+		l.timer.stop();
+}
+
+bool MilterSession::is_current(const Link& l) const {
+	return current_ && !finished_ && index_ < links_.size() && links_[index_].get() == &l && l.in_stage;
+}
+
+// The milter answered the stage: `verdict` is empty for "continue".
+void MilterSession::link_done(Link& l, std::optional<milter::Outcome> verdict, std::string reply) {
+	using milter::Outcome;
+	if (!is_current(l)) return;
+	l.in_stage = false;
+	arm_timer(l);
+	MilterStage stage = current_->stage;
+	bool connection_level = stage == MilterStage::hello;
+	auto decide = [&](MilterVerdict::Kind kind) {
+		MilterVerdict v;
+		v.kind = kind;
+		v.reply = std::move(reply);
+		v.milter = l.cfg.address;
+		log::event(log::Level::info, cid_, "milter verdict",
+		           {{"milter", l.cfg.address}, {"stage", stage_name(stage)}, {"verdict", kind_name(kind)}});
+		return v;
+	};
+	if (!verdict || *verdict == Outcome::accept) {
+		if (stage == MilterStage::message) {
+			for (auto& m : l.conv.take_modifications()) verdict_.modifications.push_back(std::move(m));
+		}
+		if (verdict) (connection_level ? l.skip_session : l.skip_message) = true;
+		++index_;
+		next_link();
+		return;
+	}
+	switch (*verdict) {
+	case Outcome::reject:
+	case Outcome::tempfail: {
+		MilterVerdict v = decide(*verdict == Outcome::reject ? MilterVerdict::Kind::reject : MilterVerdict::Kind::tempfail);
+		if (connection_level) {
+			// Refusals of the connection or HELO are given at MAIL, as
+			// Postfix does with smtpd_delay_reject.
+			session_refusal_ = v;
+			finish(MilterVerdict{});
+			return;
+		}
+		finish(std::move(v));
+		return;
+	}
+	case Outcome::discard:
+		if (connection_level) {
+			// Discard is a message verdict; at connect/HELO it drops every
+			// message of the session.
+			l.skip_session = true;
+			discard_session_ = true;
+			++index_;
+			next_link();
+			return;
+		}
+		discard_message_ = true;
+		finish(decide(MilterVerdict::Kind::discard));
+		return;
+	default: break;
+	}
+	++index_;
+	next_link();
+}
+
+void MilterSession::link_failed(Link& l, const std::string& why) {
+	log::event(log::Level::info, cid_, "milter failed",
+	           {{"milter", l.cfg.address},
+	            {"error", why},
+	            {"default_action", l.cfg.tempfail_when_down ? "tempfail" : "accept"}});
+	bool current = is_current(l);
+	l.io.stop();
+	l.timer.stop();
+	if (l.fd >= 0) close(l.fd);
+	l.fd = -1;
+	l.out.clear();
+	l.state = Link::State::failed;
+	l.in_stage = false;
+	if (l.cfg.tempfail_when_down) {
+		MilterVerdict v;
+		v.kind = MilterVerdict::Kind::tempfail;
+		v.milter = l.cfg.address;
+		// Every later command of the session gets 451 4.7.1 (Postfix's
+		// milter_default_action = tempfail).
+		session_refusal_ = v;
+		if (current) finish(current_->stage == MilterStage::hello ? MilterVerdict{} : v);
+		return;
+	}
+	if (current) {
+		++index_;
+		next_link();
+	}
+}
+
+void MilterSession::finish(MilterVerdict v) {
+	if (discard_session_ && v.kind == MilterVerdict::Kind::pass && current_ && current_->stage != MilterStage::hello)
+		v.kind = MilterVerdict::Kind::discard;
+	finished_ = std::move(v);
+	finish_timer_.start(0);
+}
+
+void MilterSession::on_finish() {
+	if (!finished_) return;
+	MilterVerdict v = std::move(*finished_);
+	finished_.reset();
+	Done done = std::move(done_);
+	done_ = nullptr;
+	current_.reset();
+	close_message();
+	if (!waiting_.empty()) {
+		auto [request, next_done] = std::move(waiting_.front());
+		waiting_.erase(waiting_.begin());
+		run(std::move(request), std::move(next_done));
+	}
+	// Caution: the continuation may end the connection and this object.
+	if (done) done(std::move(v));
+}
+
+// ---- the session hooks ----
+
+namespace {
+
+milter::Macros common_macros(const Connection& c) {
+	milter::Macros m{{"j", c.global_hostname()}, {"{daemon_name}", std::string(net::service_name(c.service))}};
+	if (!c.username.empty()) m.emplace_back("{auth_authen}", c.username);
+	return m;
+}
+
+}  // namespace
+
+// EHLO/HELO: the first one opens the milter connections; CONNECT and HELO
+// run in the background, their refusals wait for MAIL.
+void Connection::milter_hello() {
+	if (listener().milters.empty()) return;
+	if (!milters) {
+		milter::ConnectInfo client;
+		client.hostname = remote_ip.to_literal();
+		client.family = remote_ip.v6 ? '6' : '4';
+		client.port = remote_port;
+		client.address = remote_ip.to_string();
+		milter::Macros macros = common_macros(*this);
+		macros.emplace_back("_", client.hostname);
+		macros.emplace_back("{client_addr}", client.address);
+		macros.emplace_back("{client_name}", client.hostname);
+		macros.emplace_back("{client_port}", std::to_string(remote_port));
+		macros.emplace_back("{daemon_addr}", local_ip.to_string());
+		macros.emplace_back("v", "tern " TERN_VERSION);
+		milters = std::make_unique<MilterSession>(srv, self, cid, listener().milters, std::move(client), std::move(macros));
+	}
+	MilterRequest r;
+	r.stage = MilterStage::hello;
+	r.argument = hello->ip ? hello->ip->to_literal() : hello->domain.ascii;
+	if (tlss) r.macros.emplace_back("{tls_version}", "TLSv1.2");
+	milters->run(std::move(r), nullptr);
+}
+
+bool Connection::milter_check(MilterStage stage, std::string argument, std::function<void(Connection&)> again) {
+	if (!milters) return false;
+	// The second pass of the command, after the milters let it through.
+	if (milters->take_pass(stage)) return false;
+	MilterRequest r;
+	r.stage = stage;
+	r.argument = std::move(argument);
+	r.macros = common_macros(*this);
+	r.macros.emplace_back("i", received_id());
+	if (stage == MilterStage::mail) {
+		r.macros.emplace_back("{mail_addr}", r.argument.substr(1, r.argument.size() - 2));
+	} else {
+		r.macros.emplace_back("{rcpt_addr}", r.argument.substr(1, r.argument.size() - 2));
+	}
+	milters->run(std::move(r), suspend([stage, again = std::move(again)](Connection& c, MilterVerdict v) {
+		             if (v.kind == MilterVerdict::Kind::reject || v.kind == MilterVerdict::Kind::tempfail)
+			             throw milter_refusal(v);
+		             // A discard drops the message at its end; the command goes on.
+		             if (c.milters) c.milters->set_pass(stage);
+		             again(c);
+	             }));
+	return true;
+}
+
+bool Connection::milter_check_message(std::function<void(Connection&)> then) {
+	if (!milters) return false;
+	MilterRequest r;
+	r.stage = MilterStage::message;
+	r.message_path = data->path;
+	r.macros = common_macros(*this);
+	r.macros.emplace_back("i", received_id());
+	milters->run(std::move(r), suspend([then = std::move(then)](Connection& c, MilterVerdict v) {
+		             try {
+			             c.milter_message_verdict(std::move(v), then);
+		             } catch (const smtp::SmtpError&) {
+			             // The message is refused: nothing of it stays.
+			             c.abort_data_file();
+			             c.rset();
+			             throw;
+		             }
+	             }));
+	return true;
+}
+
+void Connection::milter_message_verdict(MilterVerdict v, const std::function<void(Connection&)>& then) {
+	using K = milter::Modification::Kind;
+	switch (v.kind) {
+	case MilterVerdict::Kind::reject:
+	case MilterVerdict::Kind::tempfail: throw milter_refusal(v);
+	case MilterVerdict::Kind::discard:
+		// The client is told the message was taken (that is what discard
+		// means); it is dropped and logged.
+		log::event(log::Level::info, cid, "message discarded by milter", {{"milter", v.milter}});
+		abort_data_file();
+		rset();
+		++tx_good;
+		--tx_bad;
+		reply(250, "2.0", "it is done");
+		return;
+	case MilterVerdict::Kind::pass: break;
+	}
+	for (const auto& m : v.modifications) {
+		if (m.kind == K::quarantine)
+			// Quarantine: the message is stored as usual; the log says why.
+			log::event(log::Level::info, cid, "milter asks to quarantine the message, storing it as usual",
+			           {{"reason", m.value}});
+		else if (m.kind == K::add_rcpt || m.kind == K::del_rcpt || m.kind == K::change_from)
+			log::event(log::Level::info, cid, "milter envelope change ignored",
+			           {{"change", m.kind == K::add_rcpt ? "add_rcpt" : m.kind == K::del_rcpt ? "del_rcpt" : "change_from"},
+			            {"address", m.name}});
+	}
+	if (!milter::changes_message(v.modifications)) {
+		then(*this);
+		return;
+	}
+	// The header and body changes: the file is rewritten on a worker (reads
+	// and writes of a whole message do not belong on the loop), then
+	// renamed over the received file before anything is stored or signed.
+	std::string path = data->path;
+	std::string rewritten = path + ".milter";
+	auto mods = std::make_shared<std::vector<milter::Modification>>(std::move(v.modifications));
+	auto error = std::make_shared<std::string>();
+	auto size = std::make_shared<int64_t>(0);
+	auto resumed = std::make_shared<bool>(false);
+	auto cont = suspend([path, rewritten, error, size, resumed, then](Connection& c) {
+		*resumed = true;
+		try {
+			if (error->empty() && std::rename(rewritten.c_str(), path.c_str()) != 0)
+				*error = std::string("rename: ") + std::strerror(errno);
+			// The queue records the size of the file it takes.
+			if (error->empty() && c.data) c.data->rewritten_size = *size;
+			if (!error->empty()) {
+				unlink(rewritten.c_str());
+				log::event(log::Level::error, c.cid, "applying milter changes", {{"error", *error}});
+				throw smtp::SmtpError{451, "3.0", "error applying milter changes"};
+			}
+			then(c);
+		} catch (const smtp::SmtpError&) {
+			c.abort_data_file();
+			c.rset();
+			throw;
+		}
+	});
+	srv.workers().submit(
+	    [path, rewritten, mods, error, size] {
+		    std::ifstream in(path, std::ios::binary);
+		    std::string message((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+		    if (!in && !in.eof()) {
+			    *error = "reading the message";
+			    return;
+		    }
+		    std::string out = milter::apply_modifications(message, *mods);
+		    std::ofstream f(rewritten, std::ios::binary | std::ios::trunc);
+		    f.write(out.data(), static_cast<std::streamsize>(out.size()));
+		    f.close();
+		    if (!f) *error = "writing the changed message";
+		    *size = static_cast<int64_t>(out.size());
+	    },
+	    [cont, resumed, rewritten]() mutable {
+		    cont();
+		    // The session is gone: nobody will use the changed copy.
+		    if (!*resumed) unlink(rewritten.c_str());
+	    });
+}
+
+}  // namespace tern::server
