@@ -101,7 +101,7 @@ private:
 	std::vector<std::unique_ptr<Acceptor>> acceptors_;
 	core::ConnTable<Connection> conns_;
 	core::WorkerPool workers_;
-	core::MaildirWriter maildir_writer_{workers_};
+	core::MaildirWriter maildir_writer_{loop_};
 	core::DiskSpaceMonitor disk_space_{loop_, workers_, cfg_->data_dir};
 	std::unique_ptr<mailauth::Resolver> resolver_;
 	std::shared_ptr<const net::TlsServerContext> tls_;
