@@ -14,16 +14,24 @@ void MaildirWriter::deliver(std::string body_path, std::vector<store::MaildirCop
 	msg->copies = std::move(copies);
 	msg->hostname = std::move(hostname);
 	msg->done = std::move(done);
+	bool from_spool = spool_ && spool_->is_spool(msg->body_path);
 	disk_.submit(
-	    [msg] {
+	    [msg, from_spool] {
 		    // tmp/ file, fsync, rename into new/ (or cur/); the directory
 		    // fsyncs are shared with other messages in start_dir_sync.
-		    store::MaildirBatch batch(msg->hostname);
+		    store::MaildirBatch batch(msg->hostname, true);
 		    batch.stage(msg->body_path, msg->copies);
 		    msg->error = batch.commit_files(msg->dirs_to_sync)[0];
-		    ::unlink(msg->body_path.c_str());
+		    msg->prepared_folders = batch.prepared_folders();
+		    // The copies hold the bytes now (or failed): the spool file is
+		    // emptied here, off the loop, for the next message.
+		    msg->body_reusable = from_spool && ::truncate(msg->body_path.c_str(), 0) == 0;
+		    if (!msg->body_reusable) ::unlink(msg->body_path.c_str());
 	    },
-	    [this, msg] { written(msg); });
+	    [this, msg] {
+		    if (msg->body_reusable) spool_->release(msg->body_path);
+		    written(msg);
+	    });
 }
 
 void MaildirWriter::written(const std::shared_ptr<Message>& msg) {
@@ -62,6 +70,8 @@ void MaildirWriter::start_dir_sync() {
 			    // is not durable: no 250 for that message.
 			    for (const std::string& dir : m->dirs_to_sync)
 				    if (auto f = failures->find(dir); f != failures->end() && m->error.empty()) m->error = f->second;
+			    // Its folders are on disk now: later messages skip preparing them.
+			    if (m->error.empty() && !m->prepared_folders.empty()) store::remember_durable_folders(m->prepared_folders);
 			    answer(*m);
 		    }
 		    start_dir_sync();

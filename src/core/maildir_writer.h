@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/spool_pool.h"
 #include "core/worker_pool.h"
 #include "store/maildir.h"
 
@@ -34,12 +35,16 @@ public:
 	// free one and share it.
 	static constexpr size_t max_dir_syncs_in_flight = 2;
 
-	explicit MaildirWriter(struct ev_loop* loop, unsigned threads = disk_threads) : disk_(loop, threads) {}
+	// Body files that are `spool`'s are truncated and given back to it once
+	// copied; any other body file is removed.
+	explicit MaildirWriter(struct ev_loop* loop, SpoolPool* spool = nullptr, unsigned threads = disk_threads)
+	    : disk_(loop, threads), spool_(spool) {}
 	MaildirWriter(const MaildirWriter&) = delete;
 	MaildirWriter& operator=(const MaildirWriter&) = delete;
 
-	// Writes prefix + body for each copy; the body file is removed once the
-	// copies are written (delivered or not).
+	// Writes prefix + body for each copy; the body file is removed (or
+	// returned to the spool pool) once the copies are written, delivered or
+	// not.
 	void deliver(std::string body_path, std::vector<store::MaildirCopy> copies, std::string hostname, Done done);
 
 	// Messages accepted by deliver() and not yet answered.
@@ -55,12 +60,15 @@ private:
 		Done done;
 		std::string error;
 		std::set<std::string> dirs_to_sync;  // touched by its renames and mkdirs
+		bool body_reusable = false;          // a truncated spool file
+		std::vector<std::string> prepared_folders;  // durable once its directories are synced
 	};
 	void written(const std::shared_ptr<Message>& msg);
 	void start_dir_sync();
 	void answer(Message& msg);
 
 	WorkerPool disk_;
+	SpoolPool* spool_;
 	std::vector<std::shared_ptr<Message>> awaiting_dir_sync_;
 	size_t dir_syncs_in_flight_ = 0;
 	size_t pending_ = 0;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/maildir_writer.h"
+#include "core/spool_pool.h"
 #include "files.h"
 
 using tern::core::MaildirWriter;
@@ -44,7 +45,7 @@ TEST_CASE("maildir_writer: many messages at once all land in new/, each answered
 	std::vector<int> answers(count, 0);
 	std::vector<std::string> errors(count);
 	{
-		MaildirWriter writer(l.loop, 4);
+		MaildirWriter writer(l.loop, nullptr, 4);
 		for (int i = 0; i < count; ++i) {
 			std::string body = tmp.path + "/body-" + std::to_string(i);
 			write_file(body, "Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n");
@@ -77,7 +78,7 @@ TEST_CASE("maildir_writer: a copy that cannot be written fails its message only,
 	TempDir tmp;
 	std::string good_error = "unset", bad_error;
 	{
-		MaildirWriter writer(l.loop, 2);
+		MaildirWriter writer(l.loop, nullptr, 2);
 		write_file(tmp.path + "/good", "Subject: ok\r\n\r\nx\r\n");
 		write_file(tmp.path + "/bad", "Subject: bad\r\n\r\nx\r\n");
 		MaildirCopy good{tmp.path + "/Maildir", "INBOX", "", false, ""};
@@ -92,4 +93,95 @@ TEST_CASE("maildir_writer: a copy that cannot be written fails its message only,
 	// The body of a failed message is removed too: the session answers 4xx
 	// and the client sends it again.
 	CHECK(access((tmp.path + "/bad").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("spool_pool: a released file is handed out again, empty; a file left with bytes is not") {
+	TempDir tmp;
+	tern::core::SpoolPool pool(tmp.path);
+	std::string first;
+	int fd = pool.acquire(first);
+	REQUIRE(fd >= 0);
+	CHECK(pool.is_spool(first));
+	CHECK_FALSE(pool.is_spool(tmp.path + "/data-1-1"));
+	// Named data-*, so a restart removes it like any leftover transfer.
+	CHECK(first.rfind(tmp.path + "/data-", 0) == 0);
+	REQUIRE(write(fd, "message", 7) == 7);
+	close(fd);
+	REQUIRE(truncate(first.c_str(), 0) == 0);
+	pool.release(first);
+	CHECK(pool.spare() == 1);
+
+	std::string again;
+	fd = pool.acquire(again);
+	REQUIRE(fd >= 0);
+	CHECK(again == first);
+	CHECK(pool.spare() == 0);
+	REQUIRE(write(fd, "second", 6) == 6);
+	close(fd);
+	// Given back without the truncate: its bytes must not reach the next
+	// message, so the pool drops it and makes a new file.
+	pool.release(again);
+	std::string third;
+	fd = pool.acquire(third);
+	REQUIRE(fd >= 0);
+	close(fd);
+	CHECK(third != first);
+	CHECK(access(first.c_str(), F_OK) != 0);
+	CHECK(std::filesystem::file_size(third) == 0);
+}
+
+TEST_CASE("maildir_writer: a spool body is truncated and returned to the pool, other bodies are removed") {
+	Loop l;
+	TempDir tmp;
+	tern::core::SpoolPool pool(tmp.path);
+	std::string spool_path;
+	int fd = pool.acquire(spool_path);
+	REQUIRE(fd >= 0);
+	const std::string text = "Subject: spooled\r\n\r\nbody\r\n";
+	REQUIRE(write(fd, text.data(), text.size()) == ssize_t(text.size()));
+	close(fd);
+	std::string other = tmp.path + "/sendmail-1";
+	write_file(other, "Subject: other\r\n\r\nbody\r\n");
+	std::vector<std::string> errors;
+	{
+		MaildirWriter writer(l.loop, &pool, 2);
+		MaildirCopy copy{tmp.path + "/Maildir", "INBOX", "X-Prefix: 1\r\n", false, ""};
+		writer.deliver(spool_path, {copy}, "mx", [&](const std::string& e) { errors.push_back(e); });
+		writer.deliver(other, {copy}, "mx", [&](const std::string& e) { errors.push_back(e); });
+		writer.drain();
+	}
+	CHECK(errors == std::vector<std::string>{"", ""});
+	CHECK(pool.spare() == 1);
+	CHECK(std::filesystem::file_size(spool_path) == 0);
+	CHECK(access(other.c_str(), F_OK) != 0);
+	bool found = false;
+	for (const auto& e : std::filesystem::directory_iterator(tmp.path + "/Maildir/new"))
+		if (read_file(e.path()) == "X-Prefix: 1\r\n" + text) found = true;
+	CHECK(found);
+}
+
+TEST_CASE("maildir batch: a remembered folder removed by hand fails one delivery, then is prepared again") {
+	TempDir tmp;
+	const std::string maildir = tmp.path + "/acct/Maildir";
+	write_file(tmp.path + "/body", "Subject: x\r\n\r\nx\r\n");
+	MaildirCopy copy{maildir, "INBOX", "", false, ""};
+	auto deliver = [&] {
+		tern::store::MaildirBatch batch("mx", true);
+		batch.stage(tmp.path + "/body", {copy});
+		std::vector<std::string> errors = batch.commit();
+		tern::store::remember_durable_folders(batch.prepared_folders());
+		return errors[0];
+	};
+	CHECK(deliver() == "");
+	// Known now: the next batch prepares nothing.
+	{
+		tern::store::MaildirBatch batch("mx", true);
+		batch.stage(tmp.path + "/body", {copy});
+		CHECK(batch.commit()[0] == "");
+		CHECK(batch.prepared_folders().empty());
+	}
+	std::filesystem::remove_all(tmp.path + "/acct");
+	CHECK(deliver().find("No such file") != std::string::npos);
+	CHECK(deliver() == "");
+	CHECK(files_in(maildir + "/new") == 1);
 }
