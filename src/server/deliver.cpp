@@ -27,7 +27,7 @@ namespace se = smtp::se;
 void Connection::analyze_inbound() {
 	auto an = std::make_shared<InboundAnalysis>();
 	an->path = message_path;
-	an->spf_args = spf_args();
+	an->spf_args = tx.early_spf ? tx.early_spf->args : spf_args();
 	srv.workers().submit([an] { read_inbound_message(*an); },
 	                     suspend([an](Connection& c) { c.analysis_lookups(an); }));
 	flush();
@@ -57,16 +57,28 @@ void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
 			c.resume([&] { c.analysis_verify(an); });
 		});
 	};
-	mailauth::iprev_lookup(srv.resolver(), cid, remote_ip, [an, join](const mailauth::IprevResult& r) {
+	// iprev and SPF were started early (server/early_lookup.h); they are
+	// joined here, or started now when they were not.
+	auto on_iprev = [an, join](const mailauth::IprevResult& r) {
 		an->iprev = r;
 		join();
-	});
-	mailauth::spf_verify(srv.resolver(), cid, an->spf_args,
-	                     [an, join](mailauth::SpfReceived received, std::string explanation, bool) {
-		                     an->spf = std::move(received);
-		                     an->spf_explanation = std::move(explanation);
-		                     join();
-	                     });
+	};
+	if (early_iprev)
+		early_iprev->get(on_iprev);
+	else
+		mailauth::iprev_lookup(srv.resolver(), cid, remote_ip, on_iprev);
+	auto on_spf = [an, join](const SpfOutcome& outcome) {
+		an->spf = outcome.received;
+		an->spf_explanation = outcome.explanation;
+		join();
+	};
+	if (tx.early_spf)
+		tx.early_spf->lookup.get(on_spf);
+	else
+		mailauth::spf_verify(srv.resolver(), cid, an->spf_args,
+		                     [on_spf](mailauth::SpfReceived received, std::string explanation, bool) {
+			                     on_spf(SpfOutcome{std::move(received), std::move(explanation)});
+		                     });
 	for (size_t i : key_lookups) {
 		srv.resolver().query(cid, an->pending[i].dns_name, mailauth::RrType::TXT,
 		                     [an, join, i](const mailauth::DnsAnswer& a) {
@@ -106,11 +118,13 @@ std::string Connection::authentication_results(const InboundAnalysis& an) const 
 // the MAIL FROM domain, and DNS blocklists. Rejections are deliberately
 // vague and temporary (451 error processing), except DMARC's.
 void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
-	log::event(log::Level::debug, cid, "message analysis",
-	           {{"iprev", mailauth::iprev_status_name(an->iprev.status)},
-	            {"spf", mailauth::spf_status_name(an->spf.result)},
-	            {"dkim_signatures", std::to_string(an->dkim.size())},
-	            {"dmarc_reject", an->dmarc.use && an->dmarc.reject ? "yes" : "no"}});
+	// Its four fields are built only when the line is written (every message).
+	if (log::enabled(log::Level::debug))
+		log::event(log::Level::debug, cid, "message analysis",
+		           {{"iprev", mailauth::iprev_status_name(an->iprev.status)},
+		            {"spf", mailauth::spf_status_name(an->spf.result)},
+		            {"dkim_signatures", std::to_string(an->dkim.size())},
+		            {"dmarc_reject", an->dmarc.use && an->dmarc.reject ? "yes" : "no"}});
 	auto reject = [&](int code, std::string_view secode, const std::string& text, const char* reason) {
 		log::event(log::Level::info, cid, "incoming message rejected", {{"reason", reason}});
 		slow = true;  // a refused sender is kept busy (slow mode) from now on

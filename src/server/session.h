@@ -19,6 +19,7 @@
 #include "sasl/mechanism.h"
 #include "store/maildir.h"
 #include "message/headers.h"
+#include "server/early_lookup.h"
 #include "server/inbound.h"
 #include "server/submit.h"
 #include "smtp/chunk_reader.h"
@@ -59,6 +60,7 @@ struct Transaction {
 	bool smtputf8 = false;
 	bool body_8bitmime = false;
 	std::vector<Recipient> recipients;
+	std::shared_ptr<EarlySpf> early_spf;     // port 25: started when MAIL FROM is accepted
 };
 
 // A recipient that could not be delivered (doc/behaviour.md §4 DATA).
@@ -268,6 +270,7 @@ struct Connection {
 	bool tls_pending_start = false;       // STARTTLS answered; handshake starts once the 220 is out
 	bool tls_handshake_wants_write = false;
 	bool tls_write_wants_read = false;
+	std::shared_ptr<EarlyIprev> early_iprev;  // port 25: started with the session
 	bool greeted = false;                 // implicit TLS: checks and greeting done after the handshake
 
 	bool ehlo = false;
