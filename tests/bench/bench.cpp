@@ -533,7 +533,7 @@ double disk_ceiling(const std::string& dir, int parallel, int seconds) {
 std::string ratio(double tern, double other) {
 	if (other <= 0 || tern <= 0) return "";
 	char buf[32];
-	std::snprintf(buf, sizeof buf, "%.2fx", tern / other);
+	std::snprintf(buf, sizeof buf, "%.3gx", tern / other);
 	return buf;
 }
 
