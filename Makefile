@@ -103,7 +103,8 @@ BENCH_HELPER_OBJS = tests/helpers/daemon.o tests/helpers/dns_server.o tests/help
 tests/bench/tern-bench: $(BENCH_OBJS) $(BENCH_HELPER_OBJS)
 	$(CXX) $(LDFLAGS_CONF) -o $@ $^ -lpthread
 
-bench: deps all tests/bench/tern-bench
+bench: all tests/bench/tern-bench
+	-@contrib/install-deps.sh
 	-@TERN_SRCDIR="$(CURDIR)" tests/bench/tern-bench --time $(BENCH_TIME) --reps $(BENCH_REPS)
 
 # Fuzzing (tests/fuzz/): libFuzzer targets for the pure parsers, built with
