@@ -89,18 +89,25 @@ void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
 }
 
 void Connection::analysis_verify(std::shared_ptr<InboundAnalysis> an) {
-	// Signature checks are public-key crypto: a worker does them.
-	srv.workers().submit([an] { finish_dkim(*an); }, suspend([an](Connection& c) {
-		                     if (an->from_domain.empty()) {  // no From: DMARC says none
-			                     c.analysis_decide(an);
-			                     return;
-		                     }
-		                     mailauth::dmarc_verify(c.srv.resolver(), c.cid, an->from_domain, an->dkim, an->spf.result,
-		                                            an->spf_domain(), c.suspend([an](Connection& c2, mailauth::DmarcResult r) {
-			                                            an->dmarc = std::move(r);
-			                                            c2.analysis_decide(an);
-		                                            }));
-	                     }));
+	auto after_dkim = [an](Connection& c) {
+		if (an->from_domain.empty()) {  // no From: DMARC says none
+			c.analysis_decide(an);
+			return;
+		}
+		mailauth::dmarc_verify(c.srv.resolver(), c.cid, an->from_domain, an->dkim, an->spf.result, an->spf_domain(),
+		                       c.suspend([an](Connection& c2, mailauth::DmarcResult r) {
+			                       an->dmarc = std::move(r);
+			                       c2.analysis_decide(an);
+		                       }));
+	};
+	// Signature checks are public-key crypto: a worker does them. A message
+	// without signatures has nothing to check, and skips the round trip.
+	if (an->pending.empty()) {
+		finish_dkim(*an);
+		after_dkim(*this);
+		return;
+	}
+	srv.workers().submit([an] { finish_dkim(*an); }, suspend(after_dkim));
 	flush();
 }
 
