@@ -507,6 +507,7 @@ int main(int argc, char** argv) {
 	metrics_http.reset();  // metrics: no page rendered past this point
 	core::stats().clear_samplers();
 	srv->workers().drain();
+	srv->maildir_writer().drain();
 	control.reset();  // removes the socket file
 	local_submit.reset();
 	outq.reset();

@@ -3,8 +3,6 @@
 #include <unistd.h>
 
 #include <map>
-#include <memory>
-#include <set>
 
 namespace tern::core {
 
@@ -16,57 +14,83 @@ void MaildirWriter::deliver(std::string body_path, std::vector<store::MaildirCop
 
 void MaildirWriter::deliver_noting_copies(std::string body_path, std::vector<store::MaildirCopy> copies,
                                           std::string hostname, DoneWithCopies done) {
-	waiting_.push_back(Item{std::move(body_path), std::move(copies), std::move(hostname), std::move(done), {}});
-	if (!running_) run_batch();
+	++pending_;
+	auto msg = std::make_shared<Message>();
+	msg->body_path = std::move(body_path);
+	msg->copies = std::move(copies);
+	msg->hostname = std::move(hostname);
+	msg->done = std::move(done);
+	bool from_spool = spool_ && spool_->is_spool(msg->body_path);
+	disk_.submit(
+	    [msg, from_spool] {
+		    // tmp/ file, fsync, rename into new/ (or cur/); the directory
+		    // fsyncs are shared with other messages in start_dir_sync.
+		    store::MaildirBatch batch(msg->hostname, true);
+		    batch.stage(msg->body_path, msg->copies);
+		    msg->error = batch.commit_files(msg->dirs_to_sync)[0];
+		    if (msg->error.empty()) msg->copies = batch.delivered(0);  // with final_path
+		    msg->prepared_folders = batch.prepared_folders();
+		    // The copies hold the bytes now (or failed): the spool file is
+		    // emptied here, off the loop, for the next message.
+		    msg->body_reusable = from_spool && ::truncate(msg->body_path.c_str(), 0) == 0;
+		    if (!msg->body_reusable) ::unlink(msg->body_path.c_str());
+	    },
+	    [this, msg] {
+		    if (msg->body_reusable) spool_->release(msg->body_path);
+		    written(msg);
+	    });
 }
 
-void MaildirWriter::run_batch() {
-	if (running_ || waiting_.empty()) return;
-	running_ = true;
-	auto batch = std::make_shared<std::vector<Item>>();
-	size_t n = std::min(waiting_.size(), max_batch);
-	batch->assign(std::make_move_iterator(waiting_.begin()), std::make_move_iterator(waiting_.begin() + n));
-	waiting_.erase(waiting_.begin(), waiting_.begin() + n);
-	in_flight_ = n;
-	pool_.submit(
-	    [batch] {
-		    // One MaildirBatch per host name (it names the files); their
-		    // directories are synced together at the end.
-		    std::map<std::string, std::unique_ptr<store::MaildirBatch>> by_host;
-		    std::vector<std::pair<store::MaildirBatch*, size_t>> index;
-		    for (Item& item : *batch) {
-			    auto& b = by_host[item.hostname];
-			    if (!b) b = std::make_unique<store::MaildirBatch>(item.hostname);
-			    index.emplace_back(b.get(), b->stage(item.body_path, item.copies));
-		    }
-		    std::set<std::string> dirs;
-		    std::map<store::MaildirBatch*, std::vector<std::string>> errors;
-		    for (auto& [host, b] : by_host) errors[b.get()] = b->commit_files(dirs);
-		    std::string dir_error;
+void MaildirWriter::written(const std::shared_ptr<Message>& msg) {
+	if (!msg->error.empty()) {
+		answer(*msg);
+		return;
+	}
+	awaiting_dir_sync_.push_back(msg);
+	start_dir_sync();
+}
+
+void MaildirWriter::start_dir_sync() {
+	if (dir_syncs_in_flight_ >= max_dir_syncs_in_flight || awaiting_dir_sync_.empty()) return;
+	++dir_syncs_in_flight_;
+	auto batch = std::make_shared<std::vector<std::shared_ptr<Message>>>(std::move(awaiting_dir_sync_));
+	awaiting_dir_sync_.clear();
+	// Every directory once for the whole batch; its renames all returned
+	// before this fsync starts, so it covers them.
+	auto failures = std::make_shared<std::map<std::string, std::string>>();
+	std::set<std::string> dirs;
+	for (const auto& m : *batch) dirs.insert(m->dirs_to_sync.begin(), m->dirs_to_sync.end());
+	disk_.submit(
+	    [dirs = std::move(dirs), failures] {
 		    for (const std::string& dir : dirs) {
 			    try {
 				    store::fsync_dir(dir);
 			    } catch (const std::exception& e) {
-				    // Without the directory on disk no message of this batch is
-				    // known to be durable: none gets its 250.
-				    dir_error = e.what();
+				    (*failures)[dir] = e.what();
 			    }
 		    }
-		    for (size_t i = 0; i < batch->size(); ++i) {
-			    Item& item = (*batch)[i];
-			    item.error = errors[index[i].first][index[i].second];
-			    if (item.error.empty()) item.error = dir_error;
-			    if (item.error.empty()) item.copies = index[i].first->delivered(index[i].second);
-			    ::unlink(item.body_path.c_str());
-		    }
 	    },
-	    [this, batch] {
-		    in_flight_ = 0;
-		    // Deliveries started by these callbacks wait for the next batch.
-		    for (Item& item : *batch) item.done(item.error, item.copies);
-		    running_ = false;
-		    run_batch();
-	    });
+	    [this, batch, failures] {
+		    --dir_syncs_in_flight_;
+		    for (const auto& m : *batch) {
+			    // A renamed file whose directory is not known to be on disk
+			    // is not durable: no 250 for that message.
+			    for (const std::string& dir : m->dirs_to_sync)
+				    if (auto f = failures->find(dir); f != failures->end() && m->error.empty()) m->error = f->second;
+			    // Its folders are on disk now: later messages skip preparing them.
+			    if (m->error.empty() && !m->prepared_folders.empty()) store::remember_durable_folders(m->prepared_folders);
+			    answer(*m);
+		    }
+		    start_dir_sync();
+	    },
+	    WorkerPool::Priority::first);
+}
+
+void MaildirWriter::answer(Message& msg) {
+	--pending_;
+	// Deliveries started by this callback go into later batches.
+	DoneWithCopies done = std::move(msg.done);
+	done(msg.error, msg.copies);
 }
 
 }  // namespace tern::core

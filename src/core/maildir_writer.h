@@ -1,15 +1,24 @@
-// Group commit for Maildir deliveries (doc/design.md "Worker pool"): the
-// messages of every session that finish DATA while a batch is on disk wait
-// and go together in the next batch, which shares one journal commit and
-// one fsync per directory. One batch is in flight at a time; a session's
-// 250 waits for its batch.
+// Group commit for Maildir deliveries (doc/design.md "Worker pool"). Each
+// message is written, fsync'd and renamed into new/ by its own job on a
+// pool of disk threads, so the file fsyncs of many sessions run in parallel
+// (the journal commits them together). A message is answered only after
+// the directories its renames touched are fsync'd: one job syncs each
+// directory once for every message renamed before it started. A few of
+// those run at a time; messages finished while they are busy wait and go
+// together in the next one, so the batch grows with the load and an idle
+// server syncs at once, with no timer.
 #pragma once
 #include <functional>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "core/spool_pool.h"
 #include "core/worker_pool.h"
 #include "store/maildir.h"
+
+struct ev_loop;
 
 namespace tern::core {
 
@@ -18,12 +27,24 @@ public:
 	// `done` runs on the loop thread: error "" when every copy is durable.
 	using Done = std::function<void(const std::string& error)>;
 
-	explicit MaildirWriter(WorkerPool& pool) : pool_(pool) {}
+	// Disk threads: they mostly wait on fsync, not on a core, so there are
+	// more of them than cores; 8 parallel fsyncs reach most of what a disk's
+	// journal can group.
+	static constexpr unsigned disk_threads = 8;
+	// Directory-sync batches in flight at a time; later messages wait for a
+	// free one and share it.
+	static constexpr size_t max_dir_syncs_in_flight = 2;
+
+	// Body files that are `spool`'s are truncated and given back to it once
+	// copied; any other body file is removed.
+	explicit MaildirWriter(struct ev_loop* loop, SpoolPool* spool = nullptr, unsigned threads = disk_threads)
+	    : disk_(loop, threads), spool_(spool) {}
 	MaildirWriter(const MaildirWriter&) = delete;
 	MaildirWriter& operator=(const MaildirWriter&) = delete;
 
-	// Writes prefix + body for each copy; the body file is removed once its
-	// batch is done (delivered or not).
+	// Writes prefix + body for each copy; the body file is removed (or
+	// returned to the spool pool) once the copies are written, delivered or
+	// not.
 	void deliver(std::string body_path, std::vector<store::MaildirCopy> copies, std::string hostname, Done done);
 	// The same, for a caller that records where each copy landed (the
 	// message history): `done` also gets the copies with final_path set.
@@ -31,26 +52,31 @@ public:
 	void deliver_noting_copies(std::string body_path, std::vector<store::MaildirCopy> copies, std::string hostname,
 	                           DoneWithCopies done);
 
-	// Messages waiting for or inside the current batch.
-	size_t pending() const { return waiting_.size() + in_flight_; }
-
-	// The largest batch; more wait for the next one.
-	static constexpr size_t max_batch = 256;
+	// Messages accepted by deliver() and not yet answered.
+	size_t pending() const { return pending_; }
+	// Runs the loop until every message is answered (shutdown only).
+	void drain() { disk_.drain(); }
 
 private:
-	struct Item {
+	struct Message {
 		std::string body_path;
 		std::vector<store::MaildirCopy> copies;
 		std::string hostname;
 		DoneWithCopies done;
 		std::string error;
+		std::set<std::string> dirs_to_sync;  // touched by its renames and mkdirs
+		bool body_reusable = false;          // a truncated spool file
+		std::vector<std::string> prepared_folders;  // durable once its directories are synced
 	};
-	void run_batch();
+	void written(const std::shared_ptr<Message>& msg);
+	void start_dir_sync();
+	void answer(Message& msg);
 
-	WorkerPool& pool_;
-	std::vector<Item> waiting_;
-	size_t in_flight_ = 0;
-	bool running_ = false;
+	WorkerPool disk_;
+	SpoolPool* spool_;
+	std::vector<std::shared_ptr<Message>> awaiting_dir_sync_;
+	size_t dir_syncs_in_flight_ = 0;
+	size_t pending_ = 0;
 };
 
 }  // namespace tern::core

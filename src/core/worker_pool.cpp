@@ -50,10 +50,13 @@ WorkerPool::~WorkerPool() {
 	delete async_;
 }
 
-void WorkerPool::submit(std::function<void()> work, std::function<void()> done) {
+void WorkerPool::submit(std::function<void()> work, std::function<void()> done, Priority priority) {
 	{
 		std::lock_guard lock(mu_);
-		jobs_.push_back(Job{std::move(work), std::move(done)});
+		if (priority == Priority::first)
+			jobs_.push_front(Job{std::move(work), std::move(done)});
+		else
+			jobs_.push_back(Job{std::move(work), std::move(done)});
 		++pending_;
 	}
 	cv_.notify_one();

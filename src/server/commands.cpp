@@ -236,6 +236,16 @@ void Connection::mail_accepted(smtp::MailArgs m) {
 	tx.envid = m.envid.value_or("");
 	tx.requiretls = m.requiretls;
 	++transactions;
+	// SPF depends only on the client, HELO and MAIL FROM (RFC 7208 4.1), all
+	// known now: evaluated while RCPT and DATA arrive.
+	if (!submission() && !cfg->localserve) {
+		tx.early_spf = std::make_shared<EarlySpf>();
+		tx.early_spf->args = spf_args();
+		mailauth::spf_verify(srv.resolver(), cid, tx.early_spf->args,
+		                     [early = tx.early_spf](mailauth::SpfReceived received, std::string explanation, bool) {
+			                     early->lookup.set({std::move(received), std::move(explanation)});
+		                     });
+	}
 	reply(250, se::addr_other0, "looking good");
 }
 

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -105,10 +104,9 @@ void Connection::cmd_data(std::string_view args) {
 
 // The temp file a message is decoded into, for DATA and for BDAT chunks.
 std::unique_ptr<DataInProgress> Connection::open_data_file(smtp::Framing framing) {
-	static std::atomic<uint64_t> counter{0};
 	auto d = std::make_unique<DataInProgress>(listener().bare_newlines, framing);
-	d->path = cfg->data_dir + "/tmp/data-" + std::to_string(cid) + "-" + std::to_string(++counter);
-	d->fd = open(d->path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	// A reused spool file where one is free (core/spool_pool.h).
+	d->fd = srv.spool().acquire(d->path);
 	if (d->fd < 0) {
 		int e = errno;
 		d->path.clear();

@@ -43,7 +43,7 @@ namespace se = smtp::se;
 void Connection::analyze_inbound() {
 	auto an = std::make_shared<InboundAnalysis>();
 	an->path = message_path;
-	an->spf_args = spf_args();
+	an->spf_args = tx.early_spf ? tx.early_spf->args : spf_args();
 	srv.workers().submit([an] { read_inbound_message(*an); },
 	                     suspend([an](Connection& c) { c.analysis_lookups(an); }));
 	flush();
@@ -73,16 +73,28 @@ void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
 			c.resume([&] { c.analysis_verify(an); });
 		});
 	};
-	mailauth::iprev_lookup(srv.resolver(), cid, remote_ip, [an, join](const mailauth::IprevResult& r) {
+	// iprev and SPF were started early (server/early_lookup.h); they are
+	// joined here, or started now when they were not.
+	auto on_iprev = [an, join](const mailauth::IprevResult& r) {
 		an->iprev = r;
 		join();
-	});
-	mailauth::spf_verify(srv.resolver(), cid, an->spf_args,
-	                     [an, join](mailauth::SpfReceived received, std::string explanation, bool) {
-		                     an->spf = std::move(received);
-		                     an->spf_explanation = std::move(explanation);
-		                     join();
-	                     });
+	};
+	if (early_iprev)
+		early_iprev->get(on_iprev);
+	else
+		mailauth::iprev_lookup(srv.resolver(), cid, remote_ip, on_iprev);
+	auto on_spf = [an, join](const SpfOutcome& outcome) {
+		an->spf = outcome.received;
+		an->spf_explanation = outcome.explanation;
+		join();
+	};
+	if (tx.early_spf)
+		tx.early_spf->lookup.get(on_spf);
+	else
+		mailauth::spf_verify(srv.resolver(), cid, an->spf_args,
+		                     [on_spf](mailauth::SpfReceived received, std::string explanation, bool) {
+			                     on_spf(SpfOutcome{std::move(received), std::move(explanation)});
+		                     });
 	for (size_t i : key_lookups) {
 		srv.resolver().query(cid, an->pending[i].dns_name, mailauth::RrType::TXT,
 		                     [an, join, i](const mailauth::DnsAnswer& a) {
@@ -93,18 +105,25 @@ void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
 }
 
 void Connection::analysis_verify(std::shared_ptr<InboundAnalysis> an) {
-	// Signature checks are public-key crypto: a worker does them.
-	srv.workers().submit([an] { finish_dkim(*an); }, suspend([an](Connection& c) {
-		                     if (an->from_domain.empty()) {  // no From: DMARC says none
-			                     c.analysis_decide(an);
-			                     return;
-		                     }
-		                     mailauth::dmarc_verify(c.srv.resolver(), c.cid, an->from_domain, an->dkim, an->spf.result,
-		                                            an->spf_domain(), c.suspend([an](Connection& c2, mailauth::DmarcResult r) {
-			                                            an->dmarc = std::move(r);
-			                                            c2.analysis_decide(an);
-		                                            }));
-	                     }));
+	auto after_dkim = [an](Connection& c) {
+		if (an->from_domain.empty()) {  // no From: DMARC says none
+			c.analysis_decide(an);
+			return;
+		}
+		mailauth::dmarc_verify(c.srv.resolver(), c.cid, an->from_domain, an->dkim, an->spf.result, an->spf_domain(),
+		                       c.suspend([an](Connection& c2, mailauth::DmarcResult r) {
+			                       an->dmarc = std::move(r);
+			                       c2.analysis_decide(an);
+		                       }));
+	};
+	// Signature checks are public-key crypto: a worker does them. A message
+	// without signatures has nothing to check, and skips the round trip.
+	if (an->pending.empty()) {
+		finish_dkim(*an);
+		after_dkim(*this);
+		return;
+	}
+	srv.workers().submit([an] { finish_dkim(*an); }, suspend(after_dkim));
 	flush();
 }
 
@@ -180,11 +199,13 @@ void gather_message_facts(InboundAnalysis& an, const IpAddr& remote_ip, const sm
 }
 
 void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
-	log::event(log::Level::debug, cid, "message analysis",
-	           {{"iprev", mailauth::iprev_status_name(an->iprev.status)},
-	            {"spf", mailauth::spf_status_name(an->spf.result)},
-	            {"dkim_signatures", std::to_string(an->dkim.size())},
-	            {"dmarc_reject", an->dmarc.use && an->dmarc.reject ? "yes" : "no"}});
+	// Its four fields are built only when the line is written (every message).
+	if (log::enabled(log::Level::debug))
+		log::event(log::Level::debug, cid, "message analysis",
+		           {{"iprev", mailauth::iprev_status_name(an->iprev.status)},
+		            {"spf", mailauth::spf_status_name(an->spf.result)},
+		            {"dkim_signatures", std::to_string(an->dkim.size())},
+		            {"dmarc_reject", an->dmarc.use && an->dmarc.reject ? "yes" : "no"}});
 	gather_message_facts(*an, remote_ip, *hello, tx.mail_from);
 	// Zones that fail RFC 5782 5's test addresses are skipped.
 	srv.dnsbl_health().healthy_zones(cid, listener().smtp.dnsbl_zones,

@@ -64,6 +64,7 @@ public:
 	const std::shared_ptr<const config::Config>& config() const { return cfg_; }
 	core::WorkerPool& workers() { return workers_; }
 	core::MaildirWriter& maildir_writer() { return maildir_writer_; }
+	core::SpoolPool& spool() { return spool_; }
 	// Free space on data_dir's file system (refuses message data when low).
 	core::DiskSpaceMonitor& disk_space() { return disk_space_; }
 	mailauth::Resolver& resolver() { return *resolver_; }
@@ -113,7 +114,8 @@ private:
 	std::vector<std::unique_ptr<Acceptor>> acceptors_;
 	core::ConnTable<Connection> conns_;
 	core::WorkerPool workers_;
-	core::MaildirWriter maildir_writer_{workers_};
+	core::SpoolPool spool_{cfg_->data_dir + "/tmp"};
+	core::MaildirWriter maildir_writer_{loop_, &spool_};
 	core::DiskSpaceMonitor disk_space_{loop_, workers_, cfg_->data_dir};
 	std::unique_ptr<mailauth::Resolver> resolver_;
 	DnsblHealthCache dnsbl_health_{*resolver_};

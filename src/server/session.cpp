@@ -137,6 +137,14 @@ void Connection::begin_session() {
 		counted_connection = true;
 		// RFC 5321 4.3.1 greeting; doc/behaviour.md: the model's texts with "tern" as the product name.
 		write_raw("220 " + hostname() + " ESMTP tern " TERN_VERSION);
+		// The message will need the client's reverse name (iprev, RFC 8601
+		// 3): it depends on the address only, so it is asked now, while the
+		// client talks, not after its final dot.
+		if (!submission() && !cfg->localserve) {
+			early_iprev = std::make_shared<EarlyIprev>();
+			mailauth::iprev_lookup(srv.resolver(), cid, remote_ip,
+			                       [early = early_iprev](const mailauth::IprevResult& r) { early->set(r); });
+		}
 	}
 	flush();
 	if (!dead) {
@@ -261,7 +269,9 @@ void Connection::close_after_flush() {
 
 void Connection::close_now(std::string_view why) {
 	if (dead) return;
-	if (!why.empty()) log::event(log::Level::debug, cid, "closing connection", {{"reason", std::string(why)}});
+	// The field's string is built only when the line is written.
+	if (!why.empty() && log::enabled(log::Level::debug))
+		log::event(log::Level::debug, cid, "closing connection", {{"reason", std::string(why)}});
 	dead = true;
 	io.stop();
 	deadline.stop();

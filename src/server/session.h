@@ -20,6 +20,7 @@
 #include "store/maildir.h"
 #include "message/headers.h"
 #include "server/dovecot_auth_client.h"
+#include "server/early_lookup.h"
 #include "server/inbound.h"
 #include "server/local_delivery.h"
 #include "server/submit.h"
@@ -73,6 +74,7 @@ struct Transaction {
 	std::string envid;                            // RFC 3461 4.4, decoded ("" = none)
 	bool requiretls = false;                      // RFC 8689 4.1
 	std::vector<Recipient> recipients;
+	std::shared_ptr<EarlySpf> early_spf;     // port 25: started when MAIL FROM is accepted
 };
 
 // A recipient that could not be delivered (doc/behaviour.md §4 DATA).
@@ -312,6 +314,7 @@ struct Connection {
 	bool tls_pending_start = false;       // STARTTLS answered; handshake starts once the 220 is out
 	bool tls_handshake_wants_write = false;
 	bool tls_write_wants_read = false;
+	std::shared_ptr<EarlyIprev> early_iprev;  // port 25: started with the session
 	bool greeted = false;                 // implicit TLS: checks and greeting done after the handshake
 
 	bool ehlo = false;

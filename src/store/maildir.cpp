@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -135,8 +136,10 @@ std::string unique_name(const std::string& host, uint64_t size) {
 	struct timeval now;
 	::gettimeofday(&now, nullptr);
 	uint64_t counter = ++delivery_counter;
+	// Read once: the daemon forks (daemonizes) before its first delivery.
+	static const pid_t pid = ::getpid();
 	return std::to_string(now.tv_sec) + ".M" + std::to_string(now.tv_usec) + "P" +
-	       std::to_string(::getpid()) + "Q" + std::to_string(counter) + "." + host +
+	       std::to_string(pid) + "Q" + std::to_string(counter) + "." + host +
 	       ",S=" + std::to_string(size);
 }
 
@@ -152,13 +155,27 @@ void write_all(int fd, const char* data, size_t len, const std::string& path) {
 	}
 }
 
-// Streams the body file from `start` to its end into `out_fd` through a
-// fixed buffer, so a large message never sits in memory. pread keeps the
-// body's offset shared by all copies untouched. Returns the bytes copied.
+// Copies the body file from `start` to its end into `out_fd`. The kernel
+// copies it (copy_file_range(2)), so the bytes never cross into user space;
+// where it cannot (another file system on an old kernel, or a file system
+// without it) a fixed buffer streams them, so a large message never sits in
+// memory. Explicit offsets keep the body's file offset, shared by all
+// copies, untouched. Returns the bytes copied.
 uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const std::string& out_path,
                    uint64_t start) {
+	loff_t in_offset = static_cast<loff_t>(start);
+	for (;;) {
+		ssize_t n = ::copy_file_range(body_fd, &in_offset, out_fd, nullptr, 1 << 30, 0);
+		if (n == 0) return static_cast<uint64_t>(in_offset) - start;
+		if (n > 0) continue;
+		if (errno == EINTR) continue;
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+			throw system_error("copy", body_path + " to " + out_path, errno);
+		// Not supported here: what was copied stays, the rest goes through user space.
+		break;
+	}
 	std::string buffer(copy_buffer_size, '\0');
-	uint64_t offset = start;
+	uint64_t offset = static_cast<uint64_t>(in_offset);
 	for (;;) {
 		ssize_t n = ::pread(body_fd, buffer.data(), buffer.size(), static_cast<off_t>(offset));
 		if (n < 0) {
@@ -169,6 +186,22 @@ uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const 
 		write_all(out_fd, buffer.data(), static_cast<size_t>(n), out_path);
 		offset += static_cast<uint64_t>(n);
 	}
+}
+
+// The process-wide set behind remember_durable_folders. A folder removed
+// by hand while the daemon runs is forgotten when creating a file in it
+// fails, and prepared again by the next delivery.
+std::mutex durable_folders_mutex;
+std::set<std::string> durable_folders;
+
+bool is_durable_folder(const std::string& folder) {
+	std::lock_guard lock(durable_folders_mutex);
+	return durable_folders.count(folder) != 0;
+}
+
+void forget_durable_folder(const std::string& folder) {
+	std::lock_guard lock(durable_folders_mutex);
+	durable_folders.erase(folder);
 }
 
 bool is_inbox(const std::string& mailbox) { return mailbox.empty() || iequals(mailbox, "INBOX"); }
@@ -188,6 +221,11 @@ void remove_unrenamed(const std::vector<StagedCopy>& staged) {
 }
 
 }  // namespace
+
+void remember_durable_folders(const std::vector<std::string>& folders) {
+	std::lock_guard lock(durable_folders_mutex);
+	durable_folders.insert(folders.begin(), folders.end());
+}
 
 std::string mailbox_dir(const std::string& maildir, const std::string& mailbox) {
 	if (is_inbox(mailbox)) return maildir;
@@ -239,7 +277,24 @@ struct MaildirBatch::Message {
 	std::string error;
 };
 
-MaildirBatch::MaildirBatch(std::string hostname) : host_(maildir_host(hostname)) {}
+MaildirBatch::MaildirBatch(std::string hostname, bool remember_folders)
+    : host_(maildir_host(hostname)), remember_folders_(remember_folders) {}
+
+void MaildirBatch::prepare(const std::string& folder, bool is_root) {
+	if (!prepared_.insert(folder).second) return;
+	if (!remember_folders_) {
+		prepare_folder(folder, is_root, dirs_);
+		return;
+	}
+	if (is_durable_folder(folder)) return;
+	prepare_folder(folder, is_root, dirs_);
+	// Found existing is not known durable: another thread may have created
+	// it a moment ago. Syncing the whole chain once per folder and process
+	// is cheap, and afterwards the folder is remembered.
+	for (const char* sub : {"/tmp", "/new", "/cur"}) dirs_.insert(folder + sub);
+	for (std::string dir = folder; dir != "/" && dir != "."; dir = parent_dir(dir)) dirs_.insert(dir);
+	new_folders_.push_back(folder);
+}
 
 MaildirBatch::~MaildirBatch() {
 	for (auto& m : messages_) {
@@ -268,8 +323,8 @@ size_t MaildirBatch::stage(const std::string& body_path, const std::vector<Maild
 			std::string folder = mailbox_dir(copy.maildir, copy.mailbox);
 			// A folder lives inside a Maildir whose root must be one too
 			// (Dovecot reads INBOX from it), so the root is prepared first.
-			if (prepared_.insert(copy.maildir).second) prepare_folder(copy.maildir, true, dirs_);
-			if (prepared_.insert(folder).second) prepare_folder(folder, is_inbox(copy.mailbox), dirs_);
+			prepare(copy.maildir, true);
+			prepare(folder, is_inbox(copy.mailbox));
 
 			const uint64_t size = copy.prefix.size() + body_size;
 			const std::string name = unique_name(host_, size);
@@ -279,7 +334,11 @@ size_t MaildirBatch::stage(const std::string& body_path, const std::vector<Maild
 			s.final_path = s.final_dir + "/" + name + (copy.seen ? ":2,S" : "");
 
 			int fd = ::open(s.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-			if (fd < 0) throw system_error("create", s.tmp_path, errno);
+			if (fd < 0) {
+				int err = errno;
+				if (err == ENOENT) forget_durable_folder(folder);
+				throw system_error("create", s.tmp_path, err);
+			}
 			msg->staged.push_back(s);
 			msg->fds.push_back(fd);
 			write_all(fd, copy.prefix.data(), copy.prefix.size(), s.tmp_path);

@@ -47,7 +47,12 @@ void fsync_dirs(const std::set<std::string>& dirs);
 // result is empty. Blocking: worker threads only.
 class MaildirBatch {
 public:
-	explicit MaildirBatch(std::string hostname);
+	// With remember_folders, folders known to be complete and on disk (see
+	// remember_durable_folders) are not prepared again: no stat and mkdirs
+	// per message. A folder that is not known yet is prepared and every
+	// directory from it up to the root is synced at commit, since another
+	// thread may have just created part of it and not synced it yet.
+	explicit MaildirBatch(std::string hostname, bool remember_folders = false);
 	~MaildirBatch();  // removes tmp/ files that were never renamed
 	MaildirBatch(const MaildirBatch&) = delete;
 	MaildirBatch& operator=(const MaildirBatch&) = delete;
@@ -64,13 +69,26 @@ public:
 	// added to `to_sync` for a caller that syncs a larger set itself.
 	std::vector<std::string> commit_files(std::set<std::string>& to_sync);
 
+	// The folders this batch prepared (remember_folders only): once the
+	// directories of commit_files are synced, pass them to
+	// remember_durable_folders.
+	const std::vector<std::string>& prepared_folders() const { return new_folders_; }
+
 private:
+	void prepare(const std::string& folder, bool is_root);
 	struct Message;
 	std::string host_;
+	bool remember_folders_;
+	std::vector<std::string> new_folders_;
 	std::set<std::string> prepared_;
 	std::set<std::string> dirs_;  // created directories and their parents
 	std::vector<std::unique_ptr<Message>> messages_;
 };
+
+// Folders that are complete Maildir folders on disk (created and synced),
+// shared by every thread of the process, for MaildirBatch's
+// remember_folders.
+void remember_durable_folders(const std::vector<std::string>& folders);
 
 // Maildir++ folder path of a mailbox under a Maildir root. An empty mailbox
 // means INBOX. Throws std::runtime_error for names that would leave the

@@ -1,17 +1,32 @@
-// `make bench`: starts ternd on loopback (tests/helpers/daemon.h: temp
-// config, random port, loopback DNS with the sending domain's records) and
-// reports
-//  1. idle memory: VmRSS after start and after N idle connections that sent
-//     EHLO, against the targets (under 4 MB at idle, at most 4 KB per idle
-//     connection);
-//  2. durable delivery throughput: T client threads, each on one reused
-//     connection sending small messages on port 25 for a fixed time. A 250
-//     after DATA means the Maildir copy is fsync'd (doc/behaviour.md "Durability and safety promises"), so 250s per
-//     second is the rate of durably delivered messages.
-// It reports and never fails the build (exit status 0 unless the daemon
-// cannot start). With --external HOST:PORT only the throughput part runs,
-// against another server (e.g. Postfix on the same machine, for the "4x
-// Postfix" target).
+// `make bench`: tern and Postfix side by side, on this machine, in one run.
+//
+// It starts ternd on loopback (tests/helpers/daemon.h: temp config, random
+// port, every sender check on, DNS from the loopback test server running in
+// this process, so its CPU is not counted as tern's) and, when it runs as
+// root on a machine with Debian's postfix package, a private Postfix: its own
+// config directory, queue and data directories under a temp dir, a loopback
+// port, virtual(8) delivering into a Maildir (fsync'd as Postfix does by
+// default). The system's Postfix instance is never used or touched.
+//
+// Then it measures, with the servers interleaved in every repetition:
+//  - delivered messages per second: 2 KB with 10 and 50 sessions and one
+//    connection per message, 2 KB with reused connections, 100 KB. A message
+//    counts when its file is in the Maildir's new/ (tern says 250 only then;
+//    Postfix says 250 once its queue file is fsync'd and delivers later, so
+//    the clock runs until its last file arrives);
+//  - CPU per message: user + system time of every process of the server
+//    (/proc/PID/stat, children that exited included);
+//  - end of data (the final dot) to 250, median and p99;
+//  - idle memory: RSS and PSS after start, and per idle connection;
+//  - the disk's own ceiling: create + write + fsync + rename + fsync(dir)
+//    sequences per second, one at a time and 8 in parallel.
+// It prints one table with ratios and never fails the build.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -21,40 +36,36 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
-#include <sys/resource.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 #include "helpers/daemon.h"
 #include "helpers/smtp_client.h"
 
 using namespace tern::testing;
+using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr long idle_rss_target_kb = 4 * 1024;          // 4 MB at idle
-constexpr double per_connection_target_bytes = 4096;    // 4 KB per idle connection
-
 struct Options {
-	int seconds = 10;
-	std::vector<int> thread_counts{1, 8, 32};
-	int idle_connections = 2000;
-	std::string external;             // "host:port"; empty = start ternd
+	int seconds = 4;                // per load run
+	int repetitions = 3;            // each server, each scenario
+	int idle_connections = 1000;    // tern; Postfix gets at most 50 (a process each)
+	bool postfix = true;
+	int history = 100000;           // records for the large-history run; 0 skips it
 	std::string mail_from = "bench@sender.example";
 	std::string rcpt_to = "alice@test.example";
 	std::string helo = "client.sender.example";
-	long history = 100000;            // records for the large-history run; 0 = skip it
 };
 
 [[noreturn]] void usage() {
-	std::fprintf(stderr,
-	             "usage: tern-bench [--time SECONDS] [--threads 1,8,32] [--idle-conns N] [--history N]\n"
-	             "                  [--external HOST:PORT [--from ADDR] [--rcpt ADDR] [--helo NAME]]\n");
+	std::fprintf(stderr, "usage: tern-bench [--time SECONDS] [--reps N] [--idle-conns N] [--history N] [--no-postfix]\n");
 	std::exit(2);
 }
 
@@ -62,52 +73,28 @@ Options parse_options(int argc, char** argv) {
 	Options o;
 	for (int i = 1; i < argc; i++) {
 		std::string arg = argv[i];
-		auto value = [&]() -> std::string {
-			if (i + 1 >= argc)
-				usage();
-			return argv[++i];
+		auto value = [&]() -> int {
+			if (i + 1 >= argc) usage();
+			return std::max(1, std::atoi(argv[++i]));
 		};
 		if (arg == "--time")
-			o.seconds = std::max(1, std::atoi(value().c_str()));
-		else if (arg == "--threads") {
-			o.thread_counts.clear();
-			std::stringstream list(value());
-			std::string item;
-			while (std::getline(list, item, ','))
-				if (int n = std::atoi(item.c_str()); n > 0)
-					o.thread_counts.push_back(n);
-			if (o.thread_counts.empty())
-				usage();
-		} else if (arg == "--idle-conns")
-			o.idle_connections = std::max(1, std::atoi(value().c_str()));
+			o.seconds = value();
+		else if (arg == "--reps")
+			o.repetitions = value();
+		else if (arg == "--idle-conns")
+			o.idle_connections = value();
+		else if (arg == "--no-postfix")
+			o.postfix = false;
 		else if (arg == "--history")
-			o.history = std::max(0L, std::atol(value().c_str()));
-		else if (arg == "--external")
-			o.external = value();
-		else if (arg == "--from")
-			o.mail_from = value();
-		else if (arg == "--rcpt")
-			o.rcpt_to = value();
-		else if (arg == "--helo")
-			o.helo = value();
+			o.history = (i + 1 < argc && std::string(argv[i + 1]) == "0") ? (++i, 0) : value();
 		else
 			usage();
 	}
 	return o;
 }
 
-// VmRSS of pid in kB, -1 when unreadable.
-long rss_kb(pid_t pid) {
-	std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-	std::string line;
-	while (std::getline(in, line))
-		if (line.rfind("VmRSS:", 0) == 0)
-			return std::atol(line.c_str() + 6);
-	return -1;
-}
-
-// Idle connections and a few hundred sockets for the daemon need more than
-// the usual 1024 descriptors; ternd inherits the raised limit.
+// Idle connections need more than the usual 1024 descriptors; the servers
+// inherit the raised limit.
 void raise_fd_limit() {
 	rlimit lim{};
 	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
@@ -116,139 +103,313 @@ void raise_fd_limit() {
 	}
 }
 
-const char* verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
-
-// ------------------------------------------------------------ idle memory
-
-struct MemoryResult {
-	long idle_kb = -1, loaded_kb = -1;
-	int connected = 0;
-};
-
-MemoryResult measure_memory(TernDaemon& daemon, int count) {
-	MemoryResult r;
-	// Idle means settled: start-up work done and its pages given back
-	// (ternd trims one second after start).
-	usleep(3000 * 1000);
-	r.idle_kb = rss_kb(daemon.pid());
-
-	// Open the connections from a few threads; each one reads the greeting
-	// and sends EHLO, then stays idle.
-	std::vector<std::unique_ptr<SmtpClient>> clients(static_cast<size_t>(count));
-	std::atomic<int> connected{0};
-	std::atomic<int> next{0};
-	std::mutex error_mutex;
-	std::string first_error;
-	std::vector<std::thread> openers;
-	for (int t = 0; t < 8; t++)
-		openers.emplace_back([&] {
-			for (int i; (i = next++) < count;) {
-				auto client = std::make_unique<SmtpClient>();
-				if (client->connect("127.0.0.1", daemon.smtp_port()) && client->greet_and_ehlo()) {
-					connected++;
-					clients[size_t(i)] = std::move(client);
-				} else {
-					std::lock_guard lock(error_mutex);
-					if (first_error.empty())
-						first_error = client->last_error;
-				}
-			}
-		});
-	for (auto& t : openers)
-		t.join();
-	r.connected = connected;
-	if (!first_error.empty())
-		std::printf("  note: %d connections failed, first error: %s\n", count - r.connected, first_error.c_str());
-	usleep(1000 * 1000);
-	r.loaded_kb = rss_kb(daemon.pid());
-	clients.clear();   // closes them all
-	usleep(300 * 1000);
-	return r;
+double median(std::vector<double> v) {
+	if (v.empty()) return 0;
+	std::sort(v.begin(), v.end());
+	return v[v.size() / 2];
 }
 
-void print_memory(const MemoryResult& m, int count) {
-	std::printf("Memory (VmRSS of ternd)\n");
-	std::printf("  %-30s %7ld kB   target < %ld kB   %s\n", "idle after start:", m.idle_kb, idle_rss_target_kb,
-	            verdict(m.idle_kb >= 0 && m.idle_kb < idle_rss_target_kb));
-	std::string label = "with " + std::to_string(count) + " idle connections:";
-	std::printf("  %-30s %7ld kB   (%d of %d connected, EHLO sent)\n", label.c_str(), m.loaded_kb, m.connected, count);
-	if (m.connected > 0) {
-		double per_connection = double(m.loaded_kb - m.idle_kb) * 1024.0 / double(m.connected);
-		std::printf("  %-30s %7.0f B    target <= %.0f B   %s\n", "per idle connection:", per_connection,
-		            per_connection_target_bytes, verdict(per_connection <= per_connection_target_bytes));
-	} else {
-		std::printf("  %-30s n/a (no connection succeeded)   FAIL\n", "per idle connection:");
+double percentile(std::vector<double>& sorted, int pct) {
+	if (sorted.empty()) return 0;
+	return sorted[std::min(sorted.size() - 1, sorted.size() * size_t(pct) / 100)];
+}
+
+// ------------------------------------------------------ process accounting
+
+std::vector<pid_t> children_of(pid_t parent) {
+	std::vector<pid_t> out;
+	DIR* proc = opendir("/proc");
+	if (!proc) return out;
+	while (dirent* e = readdir(proc)) {
+		pid_t pid = std::atoi(e->d_name);
+		if (pid <= 0) continue;
+		std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+		std::string line;
+		if (!std::getline(in, line)) continue;
+		// Field 4 (ppid) follows the ")" that ends the command name.
+		auto close = line.rfind(')');
+		if (close == std::string::npos) continue;
+		std::istringstream rest(line.substr(close + 2));
+		char state;
+		pid_t ppid = 0;
+		rest >> state >> ppid;
+		if (ppid == parent) out.push_back(pid);
+	}
+	closedir(proc);
+	return out;
+}
+
+// utime + stime (+ cutime + cstime when with_children) in clock ticks.
+long long cpu_ticks(pid_t pid, bool with_children) {
+	std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+	std::string line;
+	if (!std::getline(in, line)) return 0;
+	auto close = line.rfind(')');
+	if (close == std::string::npos) return 0;
+	std::istringstream rest(line.substr(close + 2));
+	std::string field;
+	// Fields 3..13 come before utime (14).
+	for (int i = 3; i <= 13; i++) rest >> field;
+	long long utime = 0, stime = 0, cutime = 0, cstime = 0;
+	rest >> utime >> stime >> cutime >> cstime;
+	return utime + stime + (with_children ? cutime + cstime : 0);
+}
+
+// "VmRSS:" of /proc/PID/status or "Pss:" of smaps_rollup, in kB.
+long memory_kb(pid_t pid, const char* file, const char* key) {
+	std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
+	std::string line;
+	while (std::getline(in, line))
+		if (line.rfind(key, 0) == 0) return std::atol(line.c_str() + std::strlen(key));
+	return 0;
+}
+
+// A server under test: where it listens, where its deliveries land, and the
+// processes that make it up.
+struct Server {
+	std::string name;
+	int port = 0;
+	std::string maildir_new;
+	std::function<std::vector<pid_t>()> processes;  // every live process
+	pid_t root = 0;                                  // exited children are reaped into its times
+
+	// CPU seconds of every process, including children that exited since.
+	double cpu_seconds() const {
+		long long ticks = 0;
+		for (pid_t p : processes()) ticks += cpu_ticks(p, p == root);
+		return double(ticks) / double(sysconf(_SC_CLK_TCK));
+	}
+	long rss_kb() const {
+		long kb = 0;
+		for (pid_t p : processes()) kb += memory_kb(p, "status", "VmRSS:");
+		return kb;
+	}
+	long pss_kb() const {
+		long kb = 0;
+		for (pid_t p : processes()) kb += memory_kb(p, "smaps_rollup", "Pss:");
+		return kb;
+	}
+};
+
+size_t count_files(const std::string& dir) {
+	size_t n = 0;
+	if (DIR* d = opendir(dir.c_str())) {
+		while (dirent* e = readdir(d))
+			if (e->d_name[0] != '.') n++;
+		closedir(d);
+	}
+	return n;
+}
+
+void empty_dir(const std::string& dir) {
+	if (DIR* d = opendir(dir.c_str())) {
+		while (dirent* e = readdir(d))
+			if (e->d_name[0] != '.') unlink((dir + "/" + e->d_name).c_str());
+		closedir(d);
 	}
 }
 
-// ------------------------------------------------------------- throughput
+// --------------------------------------------------------- private Postfix
 
-struct Endpoint {
-	std::string host;
-	int port = 0;
+// A Postfix instance of its own under dir: `postfix -c dir/etc start`.
+class PrivatePostfix {
+public:
+	explicit PrivatePostfix(const std::string& dir) : dir_(dir), port_(free_tcp_port()) {}
+	~PrivatePostfix() { stop(); }
+
+	// Returns "" when it listens, else why not.
+	std::string start() {
+		if (geteuid() != 0) return "not root (Postfix's master needs root)";
+		if (access("/usr/sbin/postfix", X_OK) != 0)
+			return "Debian's postfix package is not installed (contrib/install-deps.sh installs it)";
+		chmod(dir_.c_str(), 0755);  // virtual(8) runs as nobody and must reach the Maildir
+		for (const char* sub : {"/etc", "/queue", "/data", "/mail"}) mkdir((dir_ + sub).c_str(), 0755);
+		if (chown((dir_ + "/data").c_str(), pw_uid("postfix"), -1) != 0 ||
+		    chown((dir_ + "/mail").c_str(), 65534, 65534) != 0)
+			return "chown: " + std::string(std::strerror(errno));
+		write_file(dir_ + "/etc/main.cf", main_cf());
+		write_file(dir_ + "/etc/master.cf", master_cf());
+		RunResult r = run_command({"/usr/sbin/postfix", "-c", dir_ + "/etc", "start"}, 30000);
+		started_ = true;
+		if (r.exit_code != 0) return "postfix start failed: " + r.output + read_file(dir_ + "/maillog");
+		for (int i = 0; i < 100 && !tcp_port_listening(port_); i++) usleep(100 * 1000);
+		if (!tcp_port_listening(port_)) return "Postfix does not listen: " + read_file(dir_ + "/maillog");
+		master_ = std::atoi(read_file(dir_ + "/queue/pid/master.pid").c_str());
+		if (master_ <= 0) return "no master.pid";
+		return "";
+	}
+
+	void stop() {
+		if (!started_) return;
+		started_ = false;
+		run_command({"/usr/sbin/postfix", "-c", dir_ + "/etc", "stop"}, 30000);
+	}
+
+	Server server() const {
+		Server s;
+		s.name = "Postfix";
+		s.port = port_;
+		s.maildir_new = dir_ + "/mail/alice/Maildir/new";
+		pid_t master = master_;
+		s.root = master;
+		s.processes = [master] {
+			std::vector<pid_t> all = children_of(master);
+			all.push_back(master);
+			return all;
+		};
+		return s;
+	}
+	std::string version() const {
+		RunResult r = run_command({"/usr/sbin/postconf", "-d", "-h", "mail_version"});
+		std::string v = r.output;
+		v.erase(v.find_last_not_of(" \r\n") + 1);
+		return v;
+	}
+
+private:
+	static uid_t pw_uid(const char* user) {
+		std::ifstream in("/etc/passwd");
+		std::string line;
+		while (std::getline(in, line))
+			if (line.rfind(std::string(user) + ":", 0) == 0) {
+				std::istringstream f(line);
+				std::string name, pw, uid;
+				std::getline(f, name, ':');
+				std::getline(f, pw, ':');
+				std::getline(f, uid, ':');
+				return uid_t(std::atoi(uid.c_str()));
+			}
+		return 0;
+	}
+
+	// Postfix's defaults, except: everything under dir_, loopback only, no
+	// DNS (the bench never reaches a real resolver; Postfix's default
+	// restrictions make no sender lookups anyway), virtual(8) delivery of
+	// test.example into one Maildir owned by nobody, logging to a file.
+	std::string main_cf() const {
+		return "compatibility_level = 3.6\n"
+		       "queue_directory = " + dir_ + "/queue\n"
+		       "data_directory = " + dir_ + "/data\n"
+		       "myhostname = mx.test.example\n"
+		       "mydomain = test.example\n"
+		       "mydestination =\n"
+		       "inet_interfaces = 127.0.0.1\n"
+		       "inet_protocols = ipv4\n"
+		       "mynetworks = 127.0.0.0/8\n"
+		       "smtpd_peername_lookup = no\n"
+		       "disable_dns_lookups = yes\n"
+		       "smtp_dns_support_level = disabled\n"
+		       "virtual_mailbox_domains = test.example\n"
+		       "virtual_mailbox_base = " + dir_ + "/mail\n"
+		       "virtual_mailbox_maps = static:alice/Maildir/\n"
+		       "virtual_uid_maps = static:65534\n"
+		       "virtual_gid_maps = static:65534\n"
+		       "virtual_minimum_uid = 100\n"
+		       "alias_maps =\n"
+		       "alias_database =\n"
+		       "biff = no\n"
+		       "maillog_file = " + dir_ + "/maillog\n"
+		       "maillog_file_prefixes = " + dir_ + "\n";
+	}
+	// Debian's master.cf services, without chroot (nothing is set up in it).
+	std::string master_cf() const {
+		return std::to_string(port_) + " inet n - n - - smtpd\n"
+		       "pickup unix n - n 60 1 pickup\n"
+		       "cleanup unix n - n - 0 cleanup\n"
+		       "qmgr unix n - n 300 1 qmgr\n"
+		       "rewrite unix - - n - - trivial-rewrite\n"
+		       "bounce unix - - n - 0 bounce\n"
+		       "defer unix - - n - 0 bounce\n"
+		       "trace unix - - n - 0 bounce\n"
+		       "verify unix - - n - 1 verify\n"
+		       "flush unix n - n 1000? 0 flush\n"
+		       "proxymap unix - - n - - proxymap\n"
+		       "smtp unix - - n - - smtp\n"
+		       "relay unix - - n - - smtp\n"
+		       "showq unix n - n - - showq\n"
+		       "error unix - - n - - error\n"
+		       "retry unix - - n - - error\n"
+		       "discard unix - - n - - discard\n"
+		       "local unix - n n - - local\n"
+		       "virtual unix - n n - - virtual\n"
+		       "anvil unix - - n - 1 anvil\n"
+		       "scache unix - - n - 1 scache\n"
+		       "postlog unix-dgram n - n - 1 postlogd\n";
+	}
+
+	std::string dir_;
+	int port_;
+	pid_t master_ = 0;
+	bool started_ = false;
 };
 
+// --------------------------------------------------------------- the load
+
+struct Scenario {
+	const char* label;
+	int sessions;
+	bool reuse;            // one connection per session, or one per message
+	size_t message_bytes;
+};
+
+const Scenario scenarios[] = {
+    {"2 KB, 10 sessions, 1 conn/msg", 10, false, 2048},
+    {"2 KB, 50 sessions, 1 conn/msg", 50, false, 2048},
+    {"2 KB, 10 sessions, reused conns", 10, true, 2048},
+    {"100 KB, 10 sessions, 1 conn/msg", 10, false, 100 * 1024},
+};
+constexpr size_t scenario_count = sizeof scenarios / sizeof scenarios[0];
+
+struct RunResult1 {
+	double per_second = 0, cpu_us_per_msg = 0, p50_ms = 0, p99_ms = 0;
+	uint64_t delivered = 0, failed = 0;
+	std::string first_error;
+};
+
+// The message without its final dot: headers, then filler lines to size.
+std::string message_text(const Options& o, size_t bytes, int thread, uint64_t n) {
+	std::string id = std::to_string(thread) + "." + std::to_string(n);
+	std::string m = "From: <" + o.mail_from + ">\r\nTo: <" + o.rcpt_to + ">\r\nSubject: bench " + id +
+	                "\r\nMessage-Id: <bench." + id + "." + std::to_string(getpid()) +
+	                "@sender.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n";
+	const std::string line = std::string(74, 'x') + "\r\n";
+	while (m.size() + line.size() <= bytes) m += line;
+	return m;
+}
+
 struct ThreadStats {
-	uint64_t accepted = 0;      // 250 after DATA
-	uint64_t failed = 0;        // any other outcome
+	uint64_t accepted = 0, failed = 0;
 	std::vector<double> latencies_ms;
 	std::string first_error;
 };
 
-struct ThroughputRow {
-	int threads = 0;
-	uint64_t accepted = 0, failed = 0;
-	double seconds = 0, per_second = 0, p50_ms = 0, p99_ms = 0;
-	std::string first_error;
-};
-
-std::string small_message(const Options& o, int thread, uint64_t n) {
-	std::string id = std::to_string(thread) + "." + std::to_string(n);
-	return "From: <" + o.mail_from + ">\r\n"
-	       "To: <" + o.rcpt_to + ">\r\n"
-	       "Subject: bench " + id + "\r\n"
-	       "Message-Id: <bench." + id + "." + std::to_string(getpid()) + "@sender.example>\r\n"
-	       "Date: Wed, 25 Nov 2026 12:00:00 +0000\r\n"
-	       "\r\n"
-	       "A small benchmark message.\r\n"
-	       "Each 250 reply means this copy reached the disk.\r\n"
-	       ".\r\n";
-}
-
-// One client thread: one connection (reconnecting after an error), MAIL,
-// RCPT and DATA pipelined (RFC 2920), then the message, until the deadline.
-void client_loop(const Options& o, const Endpoint& to, int index, std::atomic<bool>& go,
-                 std::chrono::steady_clock::time_point deadline, ThreadStats& stats) {
-	using clock = std::chrono::steady_clock;
+void client_loop(const Options& o, const Scenario& sc, int port, int index, Clock::time_point deadline,
+                 ThreadStats& stats) {
 	auto note_error = [&](const std::string& what) {
 		stats.failed++;
-		if (stats.first_error.empty())
-			stats.first_error = what;
+		if (stats.first_error.empty()) stats.first_error = what;
 	};
 	SmtpClient client;
-	while (!go)
-		std::this_thread::yield();
 	uint64_t n = 0;
-	while (clock::now() < deadline) {
-		if (!client.connected()) {
-			if (!client.connect(to.host, to.port) || !client.greet_and_ehlo(o.helo)) {
-				note_error("connect/EHLO: " + client.last_error);
-				client.close();
-				usleep(100 * 1000);
-				continue;
-			}
+	while (Clock::now() < deadline) {
+		if (!client.connected() &&
+		    (!client.connect("127.0.0.1", port) || !client.greet_and_ehlo(o.helo))) {
+			note_error("connect/EHLO: " + client.last_error);
+			client.close();
+			usleep(50 * 1000);
+			continue;
 		}
-		auto started = clock::now();
+		// MAIL, RCPT and DATA pipelined (RFC 2920).
 		client.send("MAIL FROM:<" + o.mail_from + ">\r\nRCPT TO:<" + o.rcpt_to + ">\r\nDATA\r\n");
-		Reply mail = client.read_reply();
-		Reply rcpt = client.read_reply();
-		Reply data = client.read_reply();
+		Reply mail = client.read_reply(), rcpt = client.read_reply(), data = client.read_reply();
 		if (mail.code != 250 || rcpt.code != 250 || data.code != 354) {
 			note_error("MAIL/RCPT/DATA: " + mail.plain() + " | " + rcpt.plain() + " | " + data.plain());
 			client.close();
 			continue;
 		}
-		client.send(small_message(o, index, n++));
+		client.send(message_text(o, sc.message_bytes, index, n++));
+		auto dot = Clock::now();
+		client.send(".\r\n");
 		Reply done = client.read_reply();
 		if (done.code != 250) {
 			note_error("after DATA: " + done.plain());
@@ -256,136 +417,141 @@ void client_loop(const Options& o, const Endpoint& to, int index, std::atomic<bo
 			continue;
 		}
 		stats.accepted++;
-		stats.latencies_ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - started).count());
-	}
-	if (client.connected())
-		client.cmd("QUIT");
-}
-
-ThroughputRow run_throughput(const Options& o, const Endpoint& to, int threads) {
-	using clock = std::chrono::steady_clock;
-	std::vector<ThreadStats> stats(static_cast<size_t>(threads));
-	std::atomic<bool> go{false};
-	std::vector<std::thread> workers;
-	auto deadline = clock::now() + std::chrono::seconds(o.seconds) + std::chrono::milliseconds(50);
-	// Connect time counts in the window, like any reused session's first message.
-	auto started = clock::now();
-	for (int t = 0; t < threads; t++)
-		workers.emplace_back(client_loop, std::cref(o), std::cref(to), t, std::ref(go), deadline,
-		                     std::ref(stats[size_t(t)]));
-	go = true;
-	for (auto& w : workers)
-		w.join();
-	double elapsed = std::chrono::duration<double>(clock::now() - started).count();
-
-	ThroughputRow row;
-	row.threads = threads;
-	row.seconds = elapsed;
-	std::vector<double> all;
-	for (auto& s : stats) {
-		row.accepted += s.accepted;
-		row.failed += s.failed;
-		all.insert(all.end(), s.latencies_ms.begin(), s.latencies_ms.end());
-		if (row.first_error.empty())
-			row.first_error = s.first_error;
-	}
-	row.per_second = double(row.accepted) / elapsed;
-	if (!all.empty()) {
-		std::sort(all.begin(), all.end());
-		row.p50_ms = all[all.size() / 2];
-		row.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-	}
-	return row;
-}
-
-void print_throughput(const std::vector<ThroughputRow>& rows, const std::string& target) {
-	std::printf("\nDurable delivery throughput (%s; one reused connection per thread,\n"
-	            "MAIL/RCPT/DATA pipelined, ~400-byte messages; 250 = fsync'd)\n", target.c_str());
-	std::printf("  %7s  %9s  %7s  %9s  %8s  %8s  %7s\n", "threads", "delivered", "seconds", "msg/s", "p50 ms", "p99 ms",
-	            "errors");
-	for (const auto& r : rows)
-		std::printf("  %7d  %9llu  %7.1f  %9.1f  %8.2f  %8.2f  %7llu\n", r.threads, (unsigned long long)r.accepted,
-		            r.seconds, r.per_second, r.p50_ms, r.p99_ms, (unsigned long long)r.failed);
-	for (const auto& r : rows)
-		if (!r.first_error.empty())
-			std::printf("  first error with %d threads: %s\n", r.threads, r.first_error.c_str());
-}
-
-// Postfix is compared by hand on the same machine; say how, without
-// installing anything.
-void print_postfix_note(const Options& o) {
-	std::string candidate, installed;
-	if (FILE* p = popen("apt-cache policy postfix 2>/dev/null", "r")) {
-		char line[512];
-		while (fgets(line, sizeof(line), p)) {
-			std::string s = line;
-			auto field = [&](const char* name, std::string& out) {
-				auto at = s.find(name);
-				if (at != std::string::npos && out.empty()) {
-					out = s.substr(at + std::strlen(name));
-					out.erase(0, out.find_first_not_of(" \t"));
-					out.erase(out.find_last_not_of(" \t\r\n") + 1);
-				}
-			};
-			field("Installed:", installed);
-			field("Candidate:", candidate);
+		stats.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - dot).count());
+		if (!sc.reuse) {
+			client.cmd("QUIT");
+			client.close();
 		}
-		pclose(p);
 	}
-	std::printf("\nComparison with Postfix (target: at least 4x its msg/s on the same machine)\n");
-	if (candidate.empty() || candidate == "(none)") {
-		std::printf("  Postfix is not available from the configured apt sources; compare elsewhere.\n");
-		return;
-	}
-	if (installed.empty() || installed == "(none)")
-		std::printf("  Postfix %s is installable but not installed; this bench never installs it.\n"
-		            "  To compare by hand (as root, on a test machine):\n"
-		            "    apt-get install -y postfix   # \"Local only\"\n"
-		            "    postconf -e home_mailbox=Maildir/ && systemctl restart postfix   # fsync'd Maildir delivery\n",
-		            candidate.c_str());
-	else
-		std::printf("  Postfix %s is installed. Deliver to a Maildir (postconf -e home_mailbox=Maildir/),\n",
-		            installed.c_str());
-	std::printf("  Then run the same driver against it (Postfix answers 250 after its queue file is\n"
-	            "  fsync'd; local delivery to the Maildir follows asynchronously):\n"
-	            "    tests/bench/tern-bench --external 127.0.0.1:25 --from bench@localhost --rcpt USER@localhost \\\n"
-	            "        --helo localhost --time %d --threads 1,8,32\n"
-	            "  and compare its msg/s column with the table above.\n",
-	            o.seconds);
+	if (client.connected()) client.cmd("QUIT");
 }
 
-bool parse_endpoint(const std::string& text, Endpoint& out) {
-	auto colon = text.rfind(':');
-	if (colon == std::string::npos)
-		return false;
-	out.host = text.substr(0, colon);
-	if (out.host.size() > 2 && out.host.front() == '[' && out.host.back() == ']')
-		out.host = out.host.substr(1, out.host.size() - 2);
-	out.port = std::atoi(text.c_str() + colon + 1);
-	return out.port > 0;
+RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server) {
+	empty_dir(server.maildir_new);
+	double cpu_before = server.cpu_seconds();
+	std::vector<ThreadStats> stats(size_t(sc.sessions));
+	std::vector<std::thread> threads;
+	auto started = Clock::now();
+	auto deadline = started + std::chrono::seconds(o.seconds);
+	for (int t = 0; t < sc.sessions; t++)
+		threads.emplace_back(client_loop, std::cref(o), std::cref(sc), server.port, t, deadline,
+		                     std::ref(stats[size_t(t)]));
+	for (auto& t : threads) t.join();
+
+	RunResult1 r;
+	std::vector<double> all;
+	uint64_t accepted = 0;
+	for (auto& s : stats) {
+		accepted += s.accepted;
+		r.failed += s.failed;
+		all.insert(all.end(), s.latencies_ms.begin(), s.latencies_ms.end());
+		if (r.first_error.empty()) r.first_error = s.first_error;
+	}
+	// A message counts once its file is in new/: wait for the last one (a
+	// queueing server delivers after its 250), at most 60 s.
+	size_t files = count_files(server.maildir_new);
+	auto last_seen = Clock::now();
+	for (auto give_up = last_seen + std::chrono::seconds(60); files < accepted && Clock::now() < give_up;) {
+		usleep(5 * 1000);
+		size_t now = count_files(server.maildir_new);
+		if (now != files) last_seen = Clock::now();
+		files = now;
+	}
+	if (files < accepted && r.first_error.empty())
+		r.first_error = std::to_string(accepted - files) + " accepted messages not delivered within 60 s";
+	double elapsed = std::chrono::duration<double>(last_seen - started).count();
+	usleep(200 * 1000);  // let the last processes account their time
+	double cpu = server.cpu_seconds() - cpu_before;
+	r.delivered = files;
+	r.per_second = elapsed > 0 ? double(files) / elapsed : 0;
+	r.cpu_us_per_msg = files ? cpu * 1e6 / double(files) : 0;
+	std::sort(all.begin(), all.end());
+	r.p50_ms = percentile(all, 50);
+	r.p99_ms = percentile(all, 99);
+	return r;
 }
 
-// Durable delivery with a large message history: every delivery reads the
-// sender's reputation and the delivery-rate counts from it and adds a
-// record. One run right before (the history then holds the bench's own
-// messages), then ternd stops, tern-fill-history adds o.history records of
-// other senders and networks, and the same run repeats.
-void run_history_comparison(const Options& o, TernDaemon& daemon) {
-	int threads = o.thread_counts.size() > 1 ? o.thread_counts[1] : o.thread_counts[0];
-	ThroughputRow before = run_throughput(o, {"127.0.0.1", daemon.smtp_port()}, threads);
-	const char* srcdir = std::getenv("TERN_SRCDIR");
-	std::string filler = std::string(srcdir ? srcdir : ".") + "/tests/bench/tern-fill-history";
-	daemon.stop();
-	std::string command = filler + " '" + daemon.data_dir() + "' alice " + std::to_string(o.history) + " >/dev/null";
-	if (std::system(command.c_str()) != 0 || !daemon.start()) {
-		std::printf("\n  history run skipped: filling the history or restarting ternd failed\n");
-		return;
+// ------------------------------------------------------------- idle memory
+
+struct MemoryResult {
+	long rss_kb = 0, pss_kb = 0;
+	double pss_per_connection_kb = 0;
+	int connections = 0;
+};
+
+MemoryResult measure_memory(const Options& o, const Server& server, int count) {
+	MemoryResult m;
+	m.rss_kb = server.rss_kb();
+	m.pss_kb = server.pss_kb();
+	std::vector<std::unique_ptr<SmtpClient>> clients;
+	for (int i = 0; i < count; i++) {
+		auto c = std::make_unique<SmtpClient>();
+		if (c->connect("127.0.0.1", server.port) && c->greet_and_ehlo(o.helo)) clients.push_back(std::move(c));
 	}
-	ThroughputRow after = run_throughput(o, {"127.0.0.1", daemon.smtp_port()}, threads);
-	print_throughput({before, after}, "ternd before and after adding " + std::to_string(o.history) + " history records");
-	double change = before.per_second > 0 ? 100.0 * (after.per_second - before.per_second) / before.per_second : 0.0;
-	std::printf("  large history: %.1f msg/s vs %.1f msg/s before (%+.1f %%), %d threads\n", after.per_second,
-	            before.per_second, change, threads);
+	usleep(1000 * 1000);
+	m.connections = int(clients.size());
+	if (m.connections > 0) m.pss_per_connection_kb = double(server.pss_kb() - m.pss_kb) / double(m.connections);
+	clients.clear();
+	usleep(500 * 1000);
+	return m;
+}
+
+// --------------------------------------------------------- the disk itself
+
+// create + write 2 KB + fsync + close + rename + fsync(dir): what a durable
+// Maildir delivery costs at least. Returns sequences per second.
+double disk_ceiling(const std::string& dir, int parallel, int seconds) {
+	mkdir((dir + "/tmp").c_str(), 0700);
+	mkdir((dir + "/new").c_str(), 0700);
+	std::atomic<uint64_t> done{0};
+	auto deadline = Clock::now() + std::chrono::seconds(seconds);
+	std::vector<std::thread> threads;
+	auto started = Clock::now();
+	for (int t = 0; t < parallel; t++)
+		threads.emplace_back([&, t] {
+			std::string block(2048, 'x');
+			for (uint64_t i = 0; Clock::now() < deadline; i++) {
+				std::string name = std::to_string(t) + "." + std::to_string(i);
+				std::string tmp = dir + "/tmp/" + name, fin = dir + "/new/" + name;
+				int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+				if (fd < 0) return;
+				bool ok = write(fd, block.data(), block.size()) == ssize_t(block.size()) && fsync(fd) == 0;
+				close(fd);
+				if (!ok || rename(tmp.c_str(), fin.c_str()) != 0) return;
+				int dfd = open((dir + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+				if (dfd < 0) return;
+				fsync(dfd);
+				close(dfd);
+				done++;
+			}
+		});
+	for (auto& t : threads) t.join();
+	double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+	empty_dir(dir + "/new");
+	return double(done) / elapsed;
+}
+
+// ------------------------------------------------------------------ table
+
+std::string ratio(double tern, double other) {
+	if (other <= 0 || tern <= 0) return "";
+	char buf[32];
+	std::snprintf(buf, sizeof buf, "%.3gx", tern / other);
+	return buf;
+}
+
+void row(const std::string& figure, double tern, const std::optional<double>& postfix, const char* fmt,
+         bool show_ratio = true) {
+	char a[32], b[32] = "-";
+	std::snprintf(a, sizeof a, fmt, tern);
+	if (postfix) std::snprintf(b, sizeof b, fmt, *postfix);
+	std::printf("| %-56s | %10s | %10s | %12s |\n", figure.c_str(), a, b,
+	            postfix && show_ratio ? ratio(tern, *postfix).c_str() : "");
+}
+
+std::string load_average() {
+	std::string s = read_file("/proc/loadavg");
+	return s.substr(0, s.find(' ', s.find(' ', s.find(' ') + 1) + 1));
 }
 
 }  // namespace
@@ -396,23 +562,12 @@ int main(int argc, char** argv) {
 	setvbuf(stdout, nullptr, _IOLBF, 0);
 	raise_fd_limit();
 
-	std::vector<ThroughputRow> rows;
-	if (!o.external.empty()) {
-		Endpoint to;
-		if (!parse_endpoint(o.external, to))
-			usage();
-		std::printf("tern bench against %s:%d, %d s per run\n", to.host.c_str(), to.port, o.seconds);
-		for (int threads : o.thread_counts)
-			rows.push_back(run_throughput(o, to, threads));
-		print_throughput(rows, "external " + o.external);
-		return 0;
-	}
-
+	// tern as deployed: info logging, every sender check (iprev, SPF, DKIM,
+	// DMARC) against the loopback DNS server; only the per-IP limits and the
+	// penalty delays are lifted, since every client is 127.0.0.1.
 	DaemonOptions options;
-	// Log errors only; limits raised so thousands of loopback connections
-	// from one IP are neither refused nor rate-limited.
 	options.config_patch = R"({
-		"log": {"level": "error"},
+		"log": {"level": "info"},
 		"delays_ms": {"bad_client": 0, "auth_fail": 0, "unknown_recipients": 0},
 		"limits": {
 			"connection_rate_per_min": [1000000, 1000000, 1000000],
@@ -427,33 +582,147 @@ int main(int argc, char** argv) {
 	TernDaemon daemon(options);
 	if (!daemon.running()) {
 		std::fprintf(stderr, "tern-bench: ternd did not start: %s\n", daemon.error().c_str());
-		return 1;
+		return 0;
 	}
-	std::printf("tern bench: ternd pid %d on 127.0.0.1:%d, data in %s\n\n", int(daemon.pid()), daemon.smtp_port(),
-	            daemon.dir().c_str());
+	daemon.dns().add("_dmarc.sender.example", "TXT", "v=DMARC1; p=reject");
+	Server tern;
+	tern.name = "tern";
+	tern.port = daemon.smtp_port();
+	tern.maildir_new = daemon.maildir("alice") + "/new";
+	tern.root = daemon.pid();
+	tern.processes = [pid = daemon.pid()] { return std::vector<pid_t>{pid}; };
+	// The Maildir exists once the first message arrived; create it now so
+	// that the first count finds it.
+	RunResult mk = run_command({"/bin/mkdir", "-p", tern.maildir_new});
+	(void)mk;
 
-	MemoryResult memory = measure_memory(daemon, o.idle_connections);
-	print_memory(memory, o.idle_connections);
-
-	Endpoint to{"127.0.0.1", daemon.smtp_port()};
-	uint64_t total = 0;
-	for (int threads : o.thread_counts) {
-		rows.push_back(run_throughput(o, to, threads));
-		total += rows.back().accepted;
+	std::string pf_dir = make_temp_dir("tern-bench-postfix-");
+	std::unique_ptr<PrivatePostfix> postfix;
+	std::optional<Server> pf;
+	std::string pf_note;
+	if (o.postfix) {
+		postfix = std::make_unique<PrivatePostfix>(pf_dir);
+		pf_note = postfix->start();
+		if (pf_note.empty())
+			pf = postfix->server();
+		else
+			postfix.reset();
+	} else {
+		pf_note = "--no-postfix";
 	}
-	print_throughput(rows, "ternd");
 
-	// Every 250 must have left a file in the Maildir.
-	size_t files = maildir_files(daemon.maildir("alice")).size();
-	std::printf("  Maildir check: %zu files in new/ for %llu accepted messages: %s\n", files,
-	            (unsigned long long)total, files >= total ? "ok" : "MISSING MESSAGES");
+	std::printf("tern bench: %d s per run, %d repetitions, servers interleaved; %u cores, load average %s\n",
+	            o.seconds, o.repetitions, std::thread::hardware_concurrency(), load_average().c_str());
+	std::printf("  ternd pid %d on 127.0.0.1:%d (log level info, every sender check on)\n", int(daemon.pid()),
+	            tern.port);
+	if (pf)
+		std::printf("  Postfix %s, private instance in %s on 127.0.0.1:%d (virtual(8) into a Maildir)\n",
+		            postfix->version().c_str(), pf_dir.c_str(), pf->port);
+	else
+		std::printf("  Postfix: not compared: %s\n", pf_note.c_str());
+
+	// Idle memory first, while both are fresh (ternd gives start-up pages
+	// back one second after start).
+	usleep(3000 * 1000);
+	MemoryResult tern_mem = measure_memory(o, tern, o.idle_connections);
+	std::optional<MemoryResult> pf_mem;
+	if (pf) pf_mem = measure_memory(o, *pf, std::min(o.idle_connections, 50));
+
+	// The disk, on the file system the servers write to.
+	std::string disk_dir = make_temp_dir("tern-bench-disk-");
+	int disk_seconds = std::min(o.seconds, 3);
+	double disk_serial = disk_ceiling(disk_dir, 1, disk_seconds);
+	double disk_parallel = disk_ceiling(disk_dir, 8, disk_seconds);
+	remove_tree(disk_dir);
+
+	// Interleaved: each repetition runs every scenario on both servers, the
+	// order of the two alternating, so slow drifts of the machine hit both.
+	std::vector<std::vector<RunResult1>> tern_runs(scenario_count), pf_runs(scenario_count);
+	for (int rep = 0; rep < o.repetitions; rep++)
+		for (size_t s = 0; s < scenario_count; s++) {
+			bool tern_first = (rep + int(s)) % 2 == 0;
+			for (int turn = 0; turn < 2; turn++) {
+				bool is_tern = (turn == 0) == tern_first;
+				if (!is_tern && !pf) continue;
+				RunResult1 r = run_load(o, scenarios[s], is_tern ? tern : *pf);
+				std::printf("  rep %d  %-34s %-7s %8.0f msg/s %7.0f us/msg  p50 %6.2f  p99 %6.2f ms%s%s\n",
+				            rep + 1, scenarios[s].label, is_tern ? "tern" : "Postfix", r.per_second,
+				            r.cpu_us_per_msg, r.p50_ms, r.p99_ms, r.failed ? "  errors: " : "",
+				            r.failed ? (std::to_string(r.failed) + " (" + r.first_error + ")").c_str() : "");
+				(is_tern ? tern_runs : pf_runs)[s].push_back(r);
+			}
+		}
+
+	auto med = [](const std::vector<RunResult1>& runs, double RunResult1::*field) -> double {
+		std::vector<double> v;
+		for (const auto& r : runs) v.push_back(r.*field);
+		return median(v);
+	};
+	auto pf_med = [&](size_t s, double RunResult1::*field) -> std::optional<double> {
+		if (!pf) return std::nullopt;
+		return med(pf_runs[s], field);
+	};
+
+	std::printf("\nMedians of %d; load average now %s\n\n", o.repetitions, load_average().c_str());
+	std::printf("| %-56s | %10s | %10s | %12s |\n", "figure", "tern", "Postfix", "tern/Postfix");
+	std::printf("|%s|%s|%s|%s|\n", std::string(58, '-').c_str(), std::string(11, '-').append(":").c_str(),
+	            std::string(11, '-').append(":").c_str(), std::string(13, '-').append(":").c_str());
+	for (size_t s = 0; s < scenario_count; s++)
+		row(std::string(scenarios[s].label) + ", delivered msg/s", med(tern_runs[s], &RunResult1::per_second),
+		    pf_med(s, &RunResult1::per_second), "%.0f");
+	for (size_t s : {size_t(0), size_t(3)})
+		row(std::string("CPU us per message, ") + scenarios[s].label, med(tern_runs[s], &RunResult1::cpu_us_per_msg),
+		    pf_med(s, &RunResult1::cpu_us_per_msg), "%.0f");
+	for (size_t s : {size_t(0), size_t(1)}) {
+		row(std::string("dot to 250 median ms, ") + scenarios[s].label, med(tern_runs[s], &RunResult1::p50_ms),
+		    pf_med(s, &RunResult1::p50_ms), "%.2f");
+		row(std::string("dot to 250 p99 ms, ") + scenarios[s].label, med(tern_runs[s], &RunResult1::p99_ms),
+		    pf_med(s, &RunResult1::p99_ms), "%.2f");
+	}
+	auto pf_mem_field = [&](auto f) -> std::optional<double> {
+		if (!pf_mem) return std::nullopt;
+		return f(*pf_mem);
+	};
+	row("idle RSS kB (all processes)", double(tern_mem.rss_kb),
+	    pf_mem_field([](const MemoryResult& m) { return double(m.rss_kb); }), "%.0f");
+	row("idle PSS kB (all processes)", double(tern_mem.pss_kb),
+	    pf_mem_field([](const MemoryResult& m) { return double(m.pss_kb); }), "%.0f");
+	row("PSS kB per idle connection (" + std::to_string(tern_mem.connections) + " / " +
+	        (pf_mem ? std::to_string(pf_mem->connections) : std::string("-")) + " conns)",
+	    tern_mem.pss_per_connection_kb, pf_mem_field([](const MemoryResult& m) { return m.pss_per_connection_kb; }),
+	    "%.1f");
+	std::printf("| %-56s | %10.0f | %10s | %12s |\n", "disk ceiling, fsync'd renames/s, serial", disk_serial, "", "");
+	std::printf("| %-56s | %10.0f | %10s | %12s |\n", "disk ceiling, fsync'd renames/s, 8 in parallel",
+	            disk_parallel, "", "");
+
 	if (!daemon.running())
-		std::printf("  ternd is no longer running! log:\n%s\n", daemon.log_text().c_str());
-	else if (std::string log = daemon.log_text(); !log.empty())
-		std::printf("  ternd logged errors (first 400 bytes):\n%.400s\n", log.c_str());
+		std::printf("\nternd is no longer running! log:\n%s\n", daemon.log_text().c_str());
+	if (postfix) postfix->stop();
 
-	if (o.history > 0) run_history_comparison(o, daemon);
-	print_postfix_note(o);
+	// A large message history (issue: reputation look-ups per delivery):
+	// the first scenario again after tests/bench/tern-fill-history added
+	// o.history records for alice (other senders and networks).
+	if (o.history > 0 && daemon.running()) {
+		const char* srcdir = std::getenv("TERN_SRCDIR");
+		std::string filler = std::string(srcdir ? srcdir : ".") + "/tests/bench/tern-fill-history";
+		daemon.stop();
+		std::string command = filler + " '" + daemon.data_dir() + "' alice " + std::to_string(o.history) + " >/dev/null";
+		if (std::system(command.c_str()) != 0 || !daemon.start()) {
+			std::printf("\nlarge-history run skipped: filling the history or restarting ternd failed\n");
+		} else {
+			Server filled = tern;
+			filled.root = daemon.pid();
+			filled.processes = [pid = daemon.pid()] { return std::vector<pid_t>{pid}; };
+			std::vector<RunResult1> after;
+			for (int rep = 0; rep < o.repetitions; rep++) after.push_back(run_load(o, scenarios[0], filled));
+			double before_rate = med(tern_runs[0], &RunResult1::per_second);
+			double after_rate = med(after, &RunResult1::per_second);
+			std::printf("\nwith %d history records: %s, %.0f msg/s vs %.0f msg/s with an empty history (%+.1f %%)\n",
+			            o.history, scenarios[0].label, after_rate, before_rate,
+			            before_rate > 0 ? 100.0 * (after_rate - before_rate) / before_rate : 0.0);
+		}
+	}
 	daemon.stop();
+	remove_tree(pf_dir);
 	return 0;
 }

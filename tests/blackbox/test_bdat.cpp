@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <csignal>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helpers/smtp_sink.h"
@@ -49,14 +50,23 @@ SmtpClient ready_for_message(TernDaemon& d) {
 }
 
 // Names in <data_dir>/tmp (message temp files).
+// Files in data_dir/tmp that hold message data. Spool files kept empty
+// for reuse (data-spool-*, core/spool_pool.h) hold none and do not count.
 std::vector<std::string> temp_files(TernDaemon& d) {
 	std::vector<std::string> names;
 	DIR* dir = opendir((d.data_dir() + "/tmp").c_str());
 	if (!dir)
 		return names;
-	while (dirent* e = readdir(dir))
-		if (e->d_name[0] != '.')
-			names.push_back(e->d_name);
+	while (dirent* e = readdir(dir)) {
+		if (e->d_name[0] == '.')
+			continue;
+		struct stat st;
+		std::string name = e->d_name;
+		if (name.rfind("data-spool-", 0) == 0 && stat((d.data_dir() + "/tmp/" + name).c_str(), &st) == 0 &&
+		    st.st_size == 0)
+			continue;
+		names.push_back(name);
+	}
 	closedir(dir);
 	return names;
 }

@@ -425,3 +425,37 @@ TEST_CASE("senderauth: a MAIL FROM waiting on DNS does not hold up another clien
 	// The session goes on after the temporary failure.
 	CHECK(slow.cmd("MAIL FROM:<bob@sender.example>").plain() == "250 2.1.0 looking good");
 }
+
+TEST_CASE("senderauth: iprev is asked when the session starts and SPF when MAIL FROM is accepted, before the data") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	auto seen = [&](const std::string& query) {
+		for (int i = 0; i < 200; i++) {
+			auto q = d.dns().queries();
+			if (std::count(q.begin(), q.end(), query)) return true;
+			usleep(10000);
+		}
+		return false;
+	};
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	CHECK(seen("1.0.0.127.in-addr.arpa PTR"));
+	auto before_mail = d.dns().queries();
+	CHECK(std::count(before_mail.begin(), before_mail.end(), "sender.example TXT") == 0);
+	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	// No RCPT and no data yet: the SPF record is asked all the same.
+	CHECK(seen("sender.example TXT"));
+	REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
+	REQUIRE(c.cmd("DATA").code == 354);
+	Reply r = c.cmd("From: <bob@sender.example>\r\nSubject: early\r\n\r\nhi\r\n.");
+	CHECK(r.code == 250);
+	// Asked once each: the message used the early answers.
+	auto all = d.dns().queries();
+	CHECK(std::count(all.begin(), all.end(), "1.0.0.127.in-addr.arpa PTR") == 1);
+	CHECK(std::count(all.begin(), all.end(), "sender.example TXT") == 1);
+	auto files = wait_for_maildir(d.maildir(), 1);
+	REQUIRE(files.size() == 1);
+	std::string text = unfold(read_file(files[0]));
+	CHECK(text.find("iprev=pass") != std::string::npos);
+	CHECK(text.find("spf=pass smtp.mailfrom=sender.example") != std::string::npos);
+}

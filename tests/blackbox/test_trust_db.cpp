@@ -271,10 +271,14 @@ TEST_CASE("trust db: leftovers of an earlier run are cleaned at start") {
 		std::string tmp = d.data_dir() + "/tmp";
 		for (int i = 0; i < 5; i++)
 			write_file(tmp + "/data-" + std::to_string(i) + "-1", "partial message");
+		// A reused spool file (core/spool_pool.h) of a killed daemon, with a
+		// message it was receiving: never a stored message, removed too.
+		write_file(tmp + "/data-spool-999-3", "partial message");
 		REQUIRE(file_exists(tmp + "/data-3-1"));
 		REQUIRE(d.start());
 		for (int i = 0; i < 5; i++)
 			CHECK(!file_exists(tmp + "/data-" + std::to_string(i) + "-1"));
+		CHECK(!file_exists(tmp + "/data-spool-999-3"));
 		CHECK(login(d).code == 235);
 	}
 	SUBCASE("the control socket of a killed ternd") {

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -174,4 +175,36 @@ TEST_CASE("worker_pool: destructor with queued jobs does not hang") {
 	// The loop is usable after the pool is gone (watcher stopped, refcount
 	// restored): nothing is left active.
 	CHECK(ev_run(l.loop, EVRUN_NOWAIT) == 0);
+}
+
+TEST_CASE("worker_pool: a job submitted first runs before queued normal jobs") {
+	Loop l;
+	std::mutex mu;
+	std::vector<std::string> order;
+	std::atomic<bool> release{false};
+	std::atomic<bool> blocker_running{false};
+	{
+		WorkerPool pool(l.loop, 1);
+		// The only worker is busy until both jobs below are queued.
+		pool.submit(
+		    [&] {
+			    blocker_running = true;
+			    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+		    },
+		    [] {});
+		while (!blocker_running) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+		auto note = [&](const char* name) {
+			return [&, name] {
+				std::lock_guard lock(mu);
+				order.push_back(name);
+			};
+		};
+		pool.submit(note("normal"), [] {});
+		pool.submit(note("first"), [] {}, WorkerPool::Priority::first);
+		release = true;
+		pool.drain();
+	}
+	REQUIRE(order.size() == 2);
+	CHECK(order[0] == "first");
+	CHECK(order[1] == "normal");
 }

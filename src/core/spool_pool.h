@@ -1,0 +1,49 @@
+// Spool files for message data in transfer (data_dir/tmp), reused rather
+// than created and removed for every message: a new inode per message costs
+// ext4 an allocation, a directory entry and its removal, and the loop and
+// the disk threads would contend on that one directory's lock.
+//
+// A spool file only ever holds a message in transfer. Once its bytes are in
+// their Maildir (or queue) files, the disk thread that copied them truncates
+// it and the loop hands it out again. The files are named `data-spool-N`,
+// so a restart removes them like every leftover `data-*` file: after a
+// kill -9 a spool file is never mistaken for a stored message, which lives
+// only in a Maildir's new/ or cur/ or in the queue.
+//
+// acquire() and release() run on the loop thread only; is_spool() is pure.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tern::core {
+
+class SpoolPool {
+public:
+	// Truncated spool files kept for reuse at most; more are removed.
+	static constexpr size_t max_spare = 256;
+
+	explicit SpoolPool(std::string dir) : dir_(std::move(dir)), prefix_(dir_ + "/data-spool-") {}
+	SpoolPool(const SpoolPool&) = delete;
+	SpoolPool& operator=(const SpoolPool&) = delete;
+
+	// An empty spool file open for writing (O_WRONLY): a spare one when there
+	// is one, else a new one. Returns the fd and sets path; -1 with errno set
+	// when no file could be opened or created.
+	int acquire(std::string& path);
+	// Takes back a spool file that is empty (truncated by the caller); it
+	// must be closed and no reader may still use it.
+	void release(const std::string& path);
+	// Whether path names one of this pool's files (safe on any thread).
+	bool is_spool(const std::string& path) const { return path.rfind(prefix_, 0) == 0; }
+
+	size_t spare() const { return spare_.size(); }
+
+private:
+	std::string dir_;
+	std::string prefix_;
+	std::vector<std::string> spare_;
+	uint64_t next_ = 0;
+};
+
+}  // namespace tern::core

@@ -1,0 +1,58 @@
+// A DNS check started before the message needs it: iprev when a port-25
+// session starts, SPF when MAIL FROM is accepted. By the end of data their
+// answers are usually in, so the message waits only for the checks that
+// depend on its content (DKIM keys, DMARC).
+//
+// The resolver's callback holds the shared EarlyLookup, never the
+// connection; whoever waits for the result registers through get(), whose
+// callback must reach the connection through its handle as every async
+// completion does. Loop thread only.
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mailauth/iprev.h"
+#include "mailauth/spf.h"
+
+namespace tern::server {
+
+template <class T>
+class EarlyLookup {
+public:
+	// Stores the result and runs the waiters, in order.
+	void set(T value) {
+		value_ = std::move(value);
+		std::vector<std::function<void(const T&)>> waiting;
+		waiting.swap(waiters_);
+		for (auto& w : waiting) w(*value_);
+	}
+	// Runs `f` with the result: at once when it is in, else when it arrives.
+	void get(std::function<void(const T&)> f) {
+		if (value_)
+			f(*value_);
+		else
+			waiters_.push_back(std::move(f));
+	}
+	bool ready() const { return value_.has_value(); }
+
+private:
+	std::optional<T> value_;
+	std::vector<std::function<void(const T&)>> waiters_;
+};
+
+struct SpfOutcome {
+	mailauth::SpfReceived received;
+	std::string explanation;
+};
+
+using EarlyIprev = EarlyLookup<mailauth::IprevResult>;
+// The arguments it was started with, to tell whether it still applies.
+struct EarlySpf {
+	mailauth::SpfArgs args;
+	EarlyLookup<SpfOutcome> lookup;
+};
+
+}  // namespace tern::server

@@ -1,0 +1,187 @@
+// MaildirWriter: parallel Maildir writes, shared directory fsyncs, answers
+// on the loop thread only once a message is durable.
+#include <doctest/doctest.h>
+
+#include <ev.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/maildir_writer.h"
+#include "core/spool_pool.h"
+#include "files.h"
+
+using tern::core::MaildirWriter;
+using tern::store::MaildirCopy;
+using tern::testing::read_file;
+using tern::testing::TempDir;
+using tern::testing::write_file;
+
+namespace {
+
+struct Loop {
+	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+	~Loop() { ev_loop_destroy(loop); }
+};
+
+size_t files_in(const std::string& dir) {
+	size_t n = 0;
+	std::error_code ec;
+	for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator();
+	     ++it)
+		n++;
+	return n;
+}
+
+}  // namespace
+
+TEST_CASE("maildir_writer: many messages at once all land in new/, each answered once, bodies removed") {
+	Loop l;
+	TempDir tmp;
+	const std::string maildir = tmp.path + "/Maildir";
+	constexpr int count = 60;
+	std::vector<int> answers(count, 0);
+	std::vector<std::string> errors(count);
+	{
+		MaildirWriter writer(l.loop, nullptr, 4);
+		for (int i = 0; i < count; ++i) {
+			std::string body = tmp.path + "/body-" + std::to_string(i);
+			write_file(body, "Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n");
+			MaildirCopy copy;
+			copy.maildir = maildir;
+			copy.mailbox = "INBOX";
+			copy.prefix = "Return-Path: <a@b.example>\r\n";
+			writer.deliver(body, {copy}, "mx.test.example", [&, i](const std::string& error) {
+				answers[size_t(i)]++;
+				errors[size_t(i)] = error;
+			});
+		}
+		CHECK(writer.pending() == count);
+		writer.drain();
+		CHECK(writer.pending() == 0);
+	}
+	for (int i = 0; i < count; ++i) {
+		CHECK(answers[size_t(i)] == 1);
+		CHECK(errors[size_t(i)] == "");
+		CHECK(access((tmp.path + "/body-" + std::to_string(i)).c_str(), F_OK) != 0);
+	}
+	CHECK(files_in(maildir + "/new") == count);
+	CHECK(files_in(maildir + "/tmp") == 0);
+	for (const auto& e : std::filesystem::directory_iterator(maildir + "/new"))
+		CHECK(read_file(e.path()).starts_with("Return-Path: <a@b.example>\r\nSubject: "));
+}
+
+TEST_CASE("maildir_writer: a copy that cannot be written fails its message only, with the reason") {
+	Loop l;
+	TempDir tmp;
+	std::string good_error = "unset", bad_error;
+	{
+		MaildirWriter writer(l.loop, nullptr, 2);
+		write_file(tmp.path + "/good", "Subject: ok\r\n\r\nx\r\n");
+		write_file(tmp.path + "/bad", "Subject: bad\r\n\r\nx\r\n");
+		MaildirCopy good{tmp.path + "/Maildir", "INBOX", "", false, ""};
+		MaildirCopy bad{tmp.path + "/Maildir", "../escape", "", false, ""};
+		writer.deliver(tmp.path + "/good", {good}, "mx", [&](const std::string& e) { good_error = e; });
+		writer.deliver(tmp.path + "/bad", {bad}, "mx", [&](const std::string& e) { bad_error = e; });
+		writer.drain();
+	}
+	CHECK(good_error == "");
+	CHECK(bad_error.find("invalid mailbox name") != std::string::npos);
+	CHECK(files_in(tmp.path + "/Maildir/new") == 1);
+	// The body of a failed message is removed too: the session answers 4xx
+	// and the client sends it again.
+	CHECK(access((tmp.path + "/bad").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("spool_pool: a released file is handed out again, empty; a file left with bytes is not") {
+	TempDir tmp;
+	tern::core::SpoolPool pool(tmp.path);
+	std::string first;
+	int fd = pool.acquire(first);
+	REQUIRE(fd >= 0);
+	CHECK(pool.is_spool(first));
+	CHECK_FALSE(pool.is_spool(tmp.path + "/data-1-1"));
+	// Named data-*, so a restart removes it like any leftover transfer.
+	CHECK(first.rfind(tmp.path + "/data-", 0) == 0);
+	REQUIRE(write(fd, "message", 7) == 7);
+	close(fd);
+	REQUIRE(truncate(first.c_str(), 0) == 0);
+	pool.release(first);
+	CHECK(pool.spare() == 1);
+
+	std::string again;
+	fd = pool.acquire(again);
+	REQUIRE(fd >= 0);
+	CHECK(again == first);
+	CHECK(pool.spare() == 0);
+	REQUIRE(write(fd, "second", 6) == 6);
+	close(fd);
+	// Given back without the truncate: its bytes must not reach the next
+	// message, so the pool drops it and makes a new file.
+	pool.release(again);
+	std::string third;
+	fd = pool.acquire(third);
+	REQUIRE(fd >= 0);
+	close(fd);
+	CHECK(third != first);
+	CHECK(access(first.c_str(), F_OK) != 0);
+	CHECK(std::filesystem::file_size(third) == 0);
+}
+
+TEST_CASE("maildir_writer: a spool body is truncated and returned to the pool, other bodies are removed") {
+	Loop l;
+	TempDir tmp;
+	tern::core::SpoolPool pool(tmp.path);
+	std::string spool_path;
+	int fd = pool.acquire(spool_path);
+	REQUIRE(fd >= 0);
+	const std::string text = "Subject: spooled\r\n\r\nbody\r\n";
+	REQUIRE(write(fd, text.data(), text.size()) == ssize_t(text.size()));
+	close(fd);
+	std::string other = tmp.path + "/sendmail-1";
+	write_file(other, "Subject: other\r\n\r\nbody\r\n");
+	std::vector<std::string> errors;
+	{
+		MaildirWriter writer(l.loop, &pool, 2);
+		MaildirCopy copy{tmp.path + "/Maildir", "INBOX", "X-Prefix: 1\r\n", false, ""};
+		writer.deliver(spool_path, {copy}, "mx", [&](const std::string& e) { errors.push_back(e); });
+		writer.deliver(other, {copy}, "mx", [&](const std::string& e) { errors.push_back(e); });
+		writer.drain();
+	}
+	CHECK(errors == std::vector<std::string>{"", ""});
+	CHECK(pool.spare() == 1);
+	CHECK(std::filesystem::file_size(spool_path) == 0);
+	CHECK(access(other.c_str(), F_OK) != 0);
+	bool found = false;
+	for (const auto& e : std::filesystem::directory_iterator(tmp.path + "/Maildir/new"))
+		if (read_file(e.path()) == "X-Prefix: 1\r\n" + text) found = true;
+	CHECK(found);
+}
+
+TEST_CASE("maildir batch: a remembered folder removed by hand fails one delivery, then is prepared again") {
+	TempDir tmp;
+	const std::string maildir = tmp.path + "/acct/Maildir";
+	write_file(tmp.path + "/body", "Subject: x\r\n\r\nx\r\n");
+	MaildirCopy copy{maildir, "INBOX", "", false, ""};
+	auto deliver = [&] {
+		tern::store::MaildirBatch batch("mx", true);
+		batch.stage(tmp.path + "/body", {copy});
+		std::vector<std::string> errors = batch.commit();
+		tern::store::remember_durable_folders(batch.prepared_folders());
+		return errors[0];
+	};
+	CHECK(deliver() == "");
+	// Known now: the next batch prepares nothing.
+	{
+		tern::store::MaildirBatch batch("mx", true);
+		batch.stage(tmp.path + "/body", {copy});
+		CHECK(batch.commit()[0] == "");
+		CHECK(batch.prepared_folders().empty());
+	}
+	std::filesystem::remove_all(tmp.path + "/acct");
+	CHECK(deliver().find("No such file") != std::string::npos);
+	CHECK(deliver() == "");
+	CHECK(files_in(maildir + "/new") == 1);
+}
