@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <ctime>
 #include <fstream>
 #include <functional>
@@ -25,10 +26,12 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/privileges.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
 #include "mailauth/spf.h"
 #include "message/header_parse.h"
+#include "net/tls.h"
 #include "net/udns_resolver.h"
 #include "net/unix_socket.h"
 #include "queue/ctl.h"
@@ -89,6 +92,18 @@ struct Globals {
 int cmd_check(const std::string& path) {
 	try {
 		auto cfg = config::Config::load_file(path);
+		// As `ternd -n`: the certificate loads and `user` reaches its files.
+		core::StartCheck check = core::check_start(*cfg, cfg->pid_file, core::CheckFor::config_check);
+		try {
+			if (!cfg->tls.cert_file.empty() && access(cfg->tls.cert_file.c_str(), F_OK) == 0 &&
+			    access(cfg->tls.key_file.c_str(), F_OK) == 0)
+				net::TlsServerContext(cfg->tls.cert_file, cfg->tls.key_file);
+		} catch (const std::exception& e) {
+			check.errors.push_back(e.what());
+		}
+		for (const auto& w : check.warnings) std::cerr << "warning: " << w << "\n";
+		for (const auto& e : check.errors) std::cerr << "error: " << e << "\n";
+		if (!check.errors.empty()) return 1;
 		std::cout << cfg->summary();
 		return 0;
 	} catch (const std::exception& e) {
@@ -102,6 +117,22 @@ struct CommandError {
 	int status;
 	std::string message;
 };
+
+// Run as root, switches to the config's `user` before the database is
+// opened, so every file this process creates there (environment regions,
+// log files, databases) belongs to the daemon's user as if ternd had made
+// it; data_dir itself is made and handed over as ternd does at its start.
+void become_config_user(const config::Config& cfg) {
+	if (geteuid() != 0 || cfg.user.empty()) return;
+	auto user = core::lookup_user(cfg.user);
+	if (!user) throw CommandError{exit_negative, "error: user \"" + cfg.user + "\" not found"};
+	std::error_code ec;
+	std::filesystem::create_directories(cfg.data_dir, ec);
+	if (ec || chown(cfg.data_dir.c_str(), user->uid, user->gid) != 0)
+		throw CommandError{exit_negative, "error: handing " + cfg.data_dir + " to " + user->name + ": " +
+		                                      (ec ? ec.message() : std::string(std::strerror(errno)))};
+	core::become_user(*user);
+}
 
 // How long ternd may take to answer a control request (a write waits for
 // the log fsync, which a busy disk can delay).
@@ -192,6 +223,7 @@ int cmd_passwd(const std::string& path, const std::string& account) {
 		std::string blob = sasl::StoredSecrets::derive(password).serialize();
 		std::fill(password.begin(), password.end(), '\0');
 		if (auto answer = ask_ternd(cfg->data_dir, {"passwd", account, blob})) return relay(*answer);
+		become_config_user(*cfg);
 		store::Env env(cfg->data_dir);
 		env.set_password_secrets(account, blob);
 	} catch (const CommandError& e) {
@@ -715,6 +747,7 @@ int main(int argc, char** argv) {
 			std::vector<std::string> words{"queue"};
 			words.insert(words.end(), args.begin(), args.end());
 			if (auto answer = ask_ternd(cfg->data_dir, words)) return relay(*answer);
+			become_config_user(*cfg);
 			return queue::run_queue_command(*cfg, args, std::cout, std::cerr);
 		}
 	} catch (const CommandError& e) {
