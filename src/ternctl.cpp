@@ -29,6 +29,7 @@
 #include "core/privileges.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
+#include "mailauth/dns_records.h"
 #include "mailauth/spf.h"
 #include "message/header_parse.h"
 #include "net/tls.h"
@@ -63,6 +64,8 @@ const char* usage_text =
     "               write a new private key, print its DNS TXT record\n"
     "  dmarc lookup DOMAIN\n"
     "               print the DMARC record that applies to DOMAIN\n"
+    "  setup records DOMAIN\n"
+    "               print the DNS records to publish for DOMAIN (zone-file syntax)\n"
     "  queue list | show ID | kick [ID] | drop ID | rebuild\n"
     "               inspect and steer the outbound queue; rebuild restores\n"
     "               lost queue records from the queue files\n";
@@ -708,6 +711,60 @@ int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
 	return exit_negative;
 }
 
+// ------------------------------------------------------------ setup
+
+// Whether `ip` can be the server's public address: not a wildcard,
+// loopback, private (RFC 1918, RFC 4193) or link-local address.
+bool public_address(const IpAddr& ip) {
+	static const char* not_public[] = {"0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+	                                   "169.254.0.0/16", "::/128", "::1/128", "fc00::/7", "fe80::/10"};
+	for (const char* net : not_public)
+		if (IpNet::parse(net)->contains(ip)) return false;
+	return true;
+}
+
+// `ternctl setup records DOMAIN`: the records DOMAIN publishes, from the
+// config (host name, listener addresses, DKIM keys, the dmarc-reports
+// address) in zone-file syntax. Exit 1 when a DKIM key does not load.
+int cmd_setup(const Globals& g, const std::vector<std::string>& args) {
+	if (args.size() != 2 || args[0] != "records")
+		return usage();
+	std::string name = args[1];
+	if (!name.empty() && name.back() == '.')
+		name.pop_back();
+	auto domain = smtp::parse_domain(name);
+	if (!domain)
+		return usage("setup records: not a domain name: " + args[1]);
+	auto cfg = required_config(g);
+	std::string ascii = ascii_lower(domain->ascii);
+	auto it = cfg->domains.find(ascii);
+	if (it == cfg->domains.end())
+		throw CommandError{exit_negative, "error: " + ascii + " is not among the config's domains"};
+
+	mailauth::DomainRecordFacts facts;
+	facts.domain = ascii;
+	facts.hostname = cfg->hostname;
+	for (const auto& [listener_name, listener] : cfg->listeners)
+		for (const auto& text : listener.ips)
+			if (auto ip = IpAddr::parse(text); ip && public_address(*ip) &&
+			    std::find(facts.ips.begin(), facts.ips.end(), ip->to_string()) == facts.ips.end())
+				facts.ips.push_back(ip->to_string());
+	bool all_keys = true;
+	for (const auto& [selector, sel] : it->second.dkim_selectors) {
+		mailauth::DomainRecordFacts::DkimKey key{selector, "", ""};
+		if (auto loaded = mailauth::dkim::load_private_key(sel.private_key_file, &key.error))
+			key.txt = loaded->txt_record();
+		else
+			all_keys = false;
+		facts.dkim.push_back(key);
+	}
+	// RFC 7489 7.2: ask for aggregate reports only where they can be delivered.
+	if (cfg->resolve_recipient("dmarc-reports", ascii).kind == config::Config::RcptKind::local)
+		facts.dmarc_report_address = "dmarc-reports@" + ascii;
+	std::cout << mailauth::dns_records_text(facts);
+	return all_keys ? exit_ok : exit_negative;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -741,6 +798,7 @@ int main(int argc, char** argv) {
 		if (command == "spf") return cmd_spf(g, args);
 		if (command == "dkim") return cmd_dkim(g, args);
 		if (command == "dmarc") return cmd_dmarc(g, args);
+		if (command == "setup") return cmd_setup(g, args);
 		if (command == "queue") {
 			auto cfg = required_config(g);
 			// Through ternd while it runs, so ternctl never joins its environment.
