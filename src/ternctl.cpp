@@ -678,13 +678,17 @@ int cmd_dkim(const Globals& g, const std::vector<std::string>& args) {
 
 // ------------------------------------------------------------ dmarc
 
+// A DOMAIN argument; a trailing dot (a fully qualified name) is allowed.
+auto parse_domain_argument(std::string name) {
+	if (!name.empty() && name.back() == '.')
+		name.pop_back();
+	return smtp::parse_domain(name);
+}
+
 int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
 	if (args.size() != 2 || args[0] != "lookup")
 		return usage();
-	std::string name = args[1];
-	if (!name.empty() && name.back() == '.')
-		name.pop_back();
-	auto domain = smtp::parse_domain(name);
+	auto domain = parse_domain_argument(args[1]);
 	if (!domain)
 		return usage("dmarc lookup: not a domain name: " + args[1]);
 
@@ -729,10 +733,7 @@ bool public_address(const IpAddr& ip) {
 int cmd_setup(const Globals& g, const std::vector<std::string>& args) {
 	if (args.size() != 2 || args[0] != "records")
 		return usage();
-	std::string name = args[1];
-	if (!name.empty() && name.back() == '.')
-		name.pop_back();
-	auto domain = smtp::parse_domain(name);
+	auto domain = parse_domain_argument(args[1]);
 	if (!domain)
 		return usage("setup records: not a domain name: " + args[1]);
 	auto cfg = required_config(g);
