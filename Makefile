@@ -11,11 +11,25 @@ MANDIR = $(PREFIX)/share/man
 # The config lives in /etc/tern whatever PREFIX is (ternd(8): -c defaults to
 # /etc/tern/tern.json).
 SYSCONFDIR ?= /etc
+LIBDIR = $(PREFIX)/lib
+SYSTEMDUNITDIR ?= $(LIBDIR)/systemd/system
+# `make install` strips the binaries; STRIP= keeps their symbols (for
+# debugging, or for a packager that strips them itself).
+STRIP ?= -s
+# The contrib/*.in files with the install paths filled in.
+SUBST_PATHS = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g'
 
 # config.mk comes from configure; it is (re)made on demand, except for the
 # goals that must work on an unconfigured tree.
-NOCONFIG_GOALS = clean distclean deps
+NOCONFIG_GOALS = clean distclean deps deb
+# `make -n` must run nothing, but GNU make remakes an included makefile for
+# real even then (here: configure, and apt-get for missing packages). A dry
+# run reads config.mk's settings as text, when it is there, which make does
+# not try to remake; the configure steps are then only printed.
+DRY_RUN = $(findstring n,$(filter-out --%,$(firstword -$(MAKEFLAGS))))
 ifeq ($(filter-out $(NOCONFIG_GOALS),$(or $(MAKECMDGOALS),all)),)
+else ifneq ($(DRY_RUN),)
+$(if $(wildcard config.mk),$(eval $(file <config.mk)))
 else
 include config.mk
 endif
@@ -36,7 +50,7 @@ CPPFLAGS_TERN = -Isrc -Itests -DTERN_VERSION='"$(TERN_VERSION)"' \
 WARN = -Wall -Wextra -Wno-unused-parameter
 ALL_CXXFLAGS = $(CXXFLAGS_CONF) $(WARN) $(CPPFLAGS_TERN) -MMD -MP $(CXXFLAGS)
 
-.PHONY: all deps check unit blackbox layers localserve install clean distclean bench fuzz
+.PHONY: all deps check unit blackbox layers localserve install clean distclean bench fuzz deb
 
 all: src/ternd src/ternctl src/sendmail.tern
 
@@ -169,12 +183,41 @@ fuzz: fuzz-toolchain
 	@sh tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_BINS)
 
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/tern
-	install -m 755 src/ternd src/ternctl src/sendmail.tern $(DESTDIR)$(SBINDIR)/
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/tern \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSCONFDIR)/init.d $(DESTDIR)$(SYSCONFDIR)/logrotate.d \
+		$(DESTDIR)$(LIBDIR)/tern
+	install -m 755 $(STRIP) src/ternd src/ternctl src/sendmail.tern $(DESTDIR)$(SBINDIR)/
 	ln -sf sendmail.tern $(DESTDIR)$(SBINDIR)/mailq
 	install -m 644 man/ternd.8 man/ternctl.8 man/sendmail.tern.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 644 man/tern.json.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 644 etc/tern.json $(DESTDIR)$(SYSCONFDIR)/tern/tern.json.example
+	$(SUBST_PATHS) contrib/ternd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/ternd.service
+	$(SUBST_PATHS) contrib/ternd.init.in > $(DESTDIR)$(SYSCONFDIR)/init.d/ternd
+	$(SUBST_PATHS) contrib/ternd.logrotate.in > $(DESTDIR)$(SYSCONFDIR)/logrotate.d/ternd
+	$(SUBST_PATHS) contrib/certbot/tern-deploy-hook.in > $(DESTDIR)$(LIBDIR)/tern/certbot-deploy-hook
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/ternd.service $(DESTDIR)$(SYSCONFDIR)/logrotate.d/ternd
+	chmod 755 $(DESTDIR)$(SYSCONFDIR)/init.d/ternd $(DESTDIR)$(LIBDIR)/tern/certbot-deploy-hook
+	@# The system user of the example config and the unit, on a real install by root.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd tern >/dev/null; then \
+		echo "adduser --system --group --home /var/lib/tern --no-create-home tern"; \
+		adduser --system --group --home /var/lib/tern --no-create-home tern; \
+	fi
+
+# The Debian package (debian/): built by dpkg-buildpackage in a copy of the
+# tree under DEB_BUILD_DIR, with Debian's build flags, so the objects here
+# stay as they are; the .deb lands in DEB_BUILD_DIR.
+DEB_BUILD_DIR ?= build-deb
+DEB_JOBS ?= 2
+deb:
+	rm -rf $(DEB_BUILD_DIR)/tern
+	mkdir -p $(DEB_BUILD_DIR)/tern
+	tar -cf - --exclude=./.git --exclude=./build-deb --exclude=./$(DEB_BUILD_DIR) --exclude='./src/*.[oda]' --exclude='./tests/*.[od]' \
+		--exclude=./config.mk --exclude=./config.status --exclude=./config.log --exclude=./autom4te.cache \
+		--exclude=./src/ternd --exclude=./src/ternctl --exclude=./src/sendmail.tern --exclude=./tern-localserve \
+		--exclude=./tests/unit-tests --exclude=./tests/blackbox-tests --exclude=./tests/fuzz/build \
+		--exclude=./tests/fuzz/replay --exclude=./tests/bench/tern-bench . | tar -xf - -C $(DEB_BUILD_DIR)/tern
+	cd $(DEB_BUILD_DIR)/tern && dpkg-buildpackage -b -us -uc -j$(DEB_JOBS)
+	@ls $(DEB_BUILD_DIR)/*.deb
 
 clean:
 	rm -f src/*.o src/*/*.o src/*.d src/*/*.d tests/*/*.o tests/*/*.d

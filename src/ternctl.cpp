@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <ctime>
 #include <fstream>
 #include <functional>
@@ -25,12 +26,15 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/privileges.h"
 #include "inbound/junk_filter.h"
 #include "mailauth/dkim.h"
 #include "mailauth/dmarc.h"
+#include "mailauth/dns_records.h"
 #include "mailauth/dnsbl.h"
 #include "mailauth/spf.h"
 #include "message/header_parse.h"
+#include "net/tls.h"
 #include "net/udns_resolver.h"
 #include "net/unix_socket.h"
 #include "queue/ctl.h"
@@ -76,6 +80,8 @@ const char* usage_text =
     "               train ACCOUNT's junk filter with a message (stdin default)\n"
     "  dnsbl check ZONE [IP]\n"
     "               check a DNS blocklist's health (RFC 5782 5) and whether it lists IP\n"
+    "  setup records DOMAIN\n"
+    "               print the DNS records to publish for DOMAIN (zone-file syntax)\n"
     "  queue list | show ID | kick [ID] | drop ID | rebuild\n"
     "               inspect and steer the outbound queue; rebuild restores\n"
     "               lost queue records from the queue files\n";
@@ -105,6 +111,18 @@ struct Globals {
 int cmd_check(const std::string& path) {
 	try {
 		auto cfg = config::Config::load_file(path);
+		// As `ternd -n`: the certificate loads and `user` reaches its files.
+		core::StartCheck check = core::check_start(*cfg, cfg->pid_file, core::CheckFor::config_check);
+		try {
+			if (!cfg->tls.cert_file.empty() && access(cfg->tls.cert_file.c_str(), F_OK) == 0 &&
+			    access(cfg->tls.key_file.c_str(), F_OK) == 0)
+				net::TlsServerContext(cfg->tls.cert_file, cfg->tls.key_file);
+		} catch (const std::exception& e) {
+			check.errors.push_back(e.what());
+		}
+		for (const auto& w : check.warnings) std::cerr << "warning: " << w << "\n";
+		for (const auto& e : check.errors) std::cerr << "error: " << e << "\n";
+		if (!check.errors.empty()) return 1;
 		std::cout << cfg->summary();
 		return 0;
 	} catch (const std::exception& e) {
@@ -118,6 +136,22 @@ struct CommandError {
 	int status;
 	std::string message;
 };
+
+// Run as root, switches to the config's `user` before the database is
+// opened, so every file this process creates there (environment regions,
+// log files, databases) belongs to the daemon's user as if ternd had made
+// it; data_dir itself is made and handed over as ternd does at its start.
+void become_config_user(const config::Config& cfg) {
+	if (geteuid() != 0 || cfg.user.empty()) return;
+	auto user = core::lookup_user(cfg.user);
+	if (!user) throw CommandError{exit_negative, "error: user \"" + cfg.user + "\" not found"};
+	std::error_code ec;
+	std::filesystem::create_directories(cfg.data_dir, ec);
+	if (ec || chown(cfg.data_dir.c_str(), user->uid, user->gid) != 0)
+		throw CommandError{exit_negative, "error: handing " + cfg.data_dir + " to " + user->name + ": " +
+		                                      (ec ? ec.message() : std::string(std::strerror(errno)))};
+	core::become_user(*user);
+}
 
 // How long ternd may take to answer a control request (a write waits for
 // the log fsync, which a busy disk can delay).
@@ -208,6 +242,7 @@ int cmd_passwd(const std::string& path, const std::string& account) {
 		std::string blob = sasl::StoredSecrets::derive(password).serialize();
 		std::fill(password.begin(), password.end(), '\0');
 		if (auto answer = ask_ternd(cfg->data_dir, {"passwd", account, blob})) return relay(*answer);
+		become_config_user(*cfg);
 		store::Env env(cfg->data_dir);
 		env.set_password_secrets(account, blob);
 	} catch (const CommandError& e) {
@@ -827,15 +862,19 @@ int cmd_junk(const Globals& g, const std::vector<std::string>& args) {
 	return run_database_command(g, {"junk", "check", args[1], words});
 }
 
+// A DOMAIN argument; a trailing dot (a fully qualified name) is allowed.
+auto parse_domain_argument(std::string name) {
+	if (!name.empty() && name.back() == '.')
+		name.pop_back();
+	return smtp::parse_domain(name);
+}
+
 int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
 	if (!args.empty() && args[0] == "reports")
 		return cmd_reports(g, "dmarc", args);
 	if (args.size() != 2 || args[0] != "lookup")
 		return usage();
-	std::string name = args[1];
-	if (!name.empty() && name.back() == '.')
-		name.pop_back();
-	auto domain = smtp::parse_domain(name);
+	auto domain = parse_domain_argument(args[1]);
 	if (!domain)
 		return usage("dmarc lookup: not a domain name: " + args[1]);
 
@@ -869,10 +908,7 @@ int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
 int cmd_dnsbl(const Globals& g, const std::vector<std::string>& args) {
 	if (args.size() < 2 || args.size() > 3 || args[0] != "check")
 		return usage();
-	std::string zone = args[1];
-	if (!zone.empty() && zone.back() == '.')
-		zone.pop_back();
-	auto domain = smtp::parse_domain(zone);
+	auto domain = parse_domain_argument(args[1]);
 	if (!domain)
 		return usage("dnsbl check: not a domain name: " + args[1]);
 	std::optional<IpAddr> ip;
@@ -904,6 +940,57 @@ int cmd_dnsbl(const Globals& g, const std::vector<std::string>& args) {
 		clean = clean && *listed == mailauth::DnsblStatus::pass;
 	}
 	return clean ? exit_ok : exit_negative;
+}
+
+// ------------------------------------------------------------ setup
+
+// Whether `ip` can be the server's public address: not a wildcard,
+// loopback, private (RFC 1918, RFC 4193) or link-local address.
+bool public_address(const IpAddr& ip) {
+	static const char* not_public[] = {"0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+	                                   "169.254.0.0/16", "::/128", "::1/128", "fc00::/7", "fe80::/10"};
+	for (const char* net : not_public)
+		if (IpNet::parse(net)->contains(ip)) return false;
+	return true;
+}
+
+// `ternctl setup records DOMAIN`: the records DOMAIN publishes, from the
+// config (host name, listener addresses, DKIM keys, the dmarc-reports
+// address) in zone-file syntax. Exit 1 when a DKIM key does not load.
+int cmd_setup(const Globals& g, const std::vector<std::string>& args) {
+	if (args.size() != 2 || args[0] != "records")
+		return usage();
+	auto domain = parse_domain_argument(args[1]);
+	if (!domain)
+		return usage("setup records: not a domain name: " + args[1]);
+	auto cfg = required_config(g);
+	std::string ascii = ascii_lower(domain->ascii);
+	auto it = cfg->domains.find(ascii);
+	if (it == cfg->domains.end())
+		throw CommandError{exit_negative, "error: " + ascii + " is not among the config's domains"};
+
+	mailauth::DomainRecordFacts facts;
+	facts.domain = ascii;
+	facts.hostname = cfg->hostname;
+	for (const auto& [listener_name, listener] : cfg->listeners)
+		for (const auto& text : listener.ips)
+			if (auto ip = IpAddr::parse(text); ip && public_address(*ip) &&
+			    std::find(facts.ips.begin(), facts.ips.end(), ip->to_string()) == facts.ips.end())
+				facts.ips.push_back(ip->to_string());
+	bool all_keys = true;
+	for (const auto& [selector, sel] : it->second.dkim_selectors) {
+		mailauth::DomainRecordFacts::DkimKey key{selector, "", ""};
+		if (auto loaded = mailauth::dkim::load_private_key(sel.private_key_file, &key.error))
+			key.txt = loaded->txt_record();
+		else
+			all_keys = false;
+		facts.dkim.push_back(key);
+	}
+	// RFC 7489 7.2: ask for aggregate reports only where they can be delivered.
+	if (cfg->resolve_recipient("dmarc-reports", ascii).kind == config::Config::RcptKind::local)
+		facts.dmarc_report_address = "dmarc-reports@" + ascii;
+	std::cout << mailauth::dns_records_text(facts);
+	return all_keys ? exit_ok : exit_negative;
 }
 
 }  // namespace
@@ -943,12 +1030,14 @@ int main(int argc, char** argv) {
 		if (command == "dnsbl") return cmd_dnsbl(g, args);
 		if (command == "junk") return cmd_junk(g, args);
 		if (command == "tlsrpt") return cmd_reports(g, "tlsrpt", args);
+		if (command == "setup") return cmd_setup(g, args);
 		if (command == "queue") {
 			auto cfg = required_config(g);
 			// Through ternd while it runs, so ternctl never joins its environment.
 			std::vector<std::string> words{"queue"};
 			words.insert(words.end(), args.begin(), args.end());
 			if (auto answer = ask_ternd(cfg->data_dir, words)) return relay(*answer);
+			become_config_user(*cfg);
 			return queue::run_queue_command(*cfg, args, std::cout, std::cerr);
 		}
 	} catch (const CommandError& e) {

@@ -17,11 +17,13 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
 #include "config/config.h"
 #include "core/memory_trim.h"
+#include "core/privileges.h"
 #include "core/watchers.h"
 #include "core/stats.h"
 #include "mailauth/resolver.h"
@@ -150,6 +152,32 @@ void daemonize() {
 	}
 }
 
+// The user ternd switches to: `user` when started as root, else none.
+std::optional<core::UserIds> daemon_user(const config::Config& cfg) {
+	if (cfg.user.empty() || geteuid() != 0) return std::nullopt;
+	auto user = core::lookup_user(cfg.user);
+	if (!user) throw std::runtime_error("user \"" + cfg.user + "\" not found");
+	return user;
+}
+
+// Creates `path` (a folder or, with `file`, an empty log file) when it is
+// missing, owned by `user`, so the daemon can still remove (pid file) or
+// reopen (log rotation) what it has there after the privilege drop.
+void create_for_user(const std::string& path, bool file, const std::optional<core::UserIds>& user) {
+	if (path.empty() || access(path.c_str(), F_OK) == 0) return;
+	if (file) {
+		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
+		if (fd < 0) return;  // opening it for the log says why
+		if (user && fchown(fd, user->uid, user->gid) != 0)
+			log::warn("chown of the new log file failed", {{"file", path}, {"error", std::strerror(errno)}});
+		close(fd);
+		return;
+	}
+	if (mkdir(path.c_str(), 0755) != 0) return;  // writing the pid file says why
+	if (user && chown(path.c_str(), user->uid, user->gid) != 0)
+		log::warn("chown of the new pid file folder failed", {{"dir", path}, {"error", std::strerror(errno)}});
+}
+
 void write_pid_file(const std::string& path) {
 	std::string tmp = path + ".tmp";
 	FILE* f = std::fopen(tmp.c_str(), "w");
@@ -160,23 +188,25 @@ void write_pid_file(const std::string& path) {
 		throw std::runtime_error("writing pid file " + path + ": " + std::strerror(errno));
 }
 
-void drop_privileges(const std::string& user, const std::string& data_dir) {
-	if (user.empty()) {
+void drop_privileges(const std::optional<core::UserIds>& user, const std::string& data_dir) {
+	if (!user) {
 		// Keeping root is allowed but rarely wanted: say so loudly.
 		if (geteuid() == 0) log::warn("running as root; set \"user\" in the config to drop privileges");
 		return;
 	}
-	if (geteuid() != 0) return;  // already unprivileged
-	passwd* pw = getpwnam(user.c_str());
-	if (!pw) throw std::runtime_error("user \"" + user + "\" not found");
 	// The data directory must stay writable for the unprivileged daemon.
 	for (const auto& p : {data_dir, data_dir + "/tmp", data_dir + "/recvid.key", data_dir + "/public",
 	                      data_dir + "/public/sendmail.sock"})
-		if (chown(p.c_str(), pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT)
+		if (chown(p.c_str(), user->uid, user->gid) != 0 && errno != ENOENT)
 			throw std::runtime_error("chown " + p + ": " + std::strerror(errno));
-	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
-		throw std::runtime_error("dropping privileges to " + user + ": " + std::strerror(errno));
-	log::info("dropped privileges", {{"user", user}});
+	core::become_user(*user);
+	log::info("dropped privileges", {{"user", user->name}});
+}
+
+std::string join_lines(const std::vector<std::string>& lines) {
+	std::string out;
+	for (const auto& l : lines) out += (out.empty() ? "" : "; ") + l;
+	return out;
 }
 
 // The certificate of the config, or nullptr without one. Localserve makes a
@@ -188,6 +218,24 @@ std::shared_ptr<const net::TlsServerContext> load_tls(const config::Config& cfg)
 		log::info("created a self-signed certificate for localhost", {{"cert", cfg.tls.cert_file}});
 	}
 	return std::make_shared<net::TlsServerContext>(cfg.tls.cert_file, cfg.tls.key_file);
+}
+
+// What `ternd -n` adds to the config's own validation: the certificate
+// loads, and the files the daemon reopens as `user` are within its reach
+// (core/privileges.h). Problems go to stderr; false when one is an error.
+bool check_files_for_start(const config::Config& cfg, const std::string& pid_file) {
+	core::StartCheck check;
+	try {
+		check = core::check_start(cfg, pid_file, core::CheckFor::config_check);
+		// The certificate must load, once it is there.
+		if (!cfg.localserve && access(cfg.tls.cert_file.c_str(), F_OK) == 0 && access(cfg.tls.key_file.c_str(), F_OK) == 0)
+			load_tls(cfg);
+	} catch (const std::exception& e) {
+		check.errors.push_back(e.what());
+	}
+	for (const auto& w : check.warnings) std::cerr << "warning: " << w << "\n";
+	for (const auto& e : check.errors) std::cerr << "error: " << e << "\n";
+	return check.errors.empty();
 }
 
 // The Berkeley DB environment (passwords, limits, queue), opened after the
@@ -294,6 +342,7 @@ int main(int argc, char** argv) {
 		return 1;
 	}
 	if (opts.check_only) {
+		if (!check_files_for_start(*cfg, opts.pid_file.empty() ? cfg->pid_file : opts.pid_file)) return 1;
 		std::cout << cfg->summary();
 		return 0;
 	}
@@ -307,6 +356,9 @@ int main(int argc, char** argv) {
 	sigprocmask(SIG_BLOCK, &handled, nullptr);
 	raise_fd_limit();
 	std::string pid_file = opts.pid_file.empty() ? cfg->pid_file : opts.pid_file;
+	// Absolute: the daemon changes to / before writing it and removing it at exit.
+	if (!pid_file.empty()) pid_file = std::filesystem::absolute(pid_file).lexically_normal().string();
+	bool pid_file_written = false;
 	std::unique_ptr<store::Env> env;  // outlives the server, which uses it
 	std::unique_ptr<server::Server> srv;
 	std::unique_ptr<queue::Queue> outq;  // destroyed before the server (it uses its pool and resolver)
@@ -317,6 +369,18 @@ int main(int argc, char** argv) {
 	int metrics_fd = -1;  // metrics: the /metrics socket, bound with the SMTP ports
 	try {
 		log::set_sink(log::Sink::stderr_sink);
+		// Every file ternd reopens as `user` (reloads, log rotation) must be
+		// within its reach now, not at the first reload.
+		auto user = daemon_user(*cfg);
+		// data_dir is the daemon's own (drop_privileges hands it over): the
+		// check then looks at what is inside as `user` will.
+		make_dirs(cfg->data_dir);
+		if (user && chown(cfg->data_dir.c_str(), user->uid, user->gid) != 0)
+			throw std::runtime_error("chown " + cfg->data_dir + ": " + std::strerror(errno));
+		core::StartCheck check = core::check_start(*cfg, pid_file, core::CheckFor::start);
+		for (const auto& w : check.warnings) log::warn(w);
+		if (!check.errors.empty()) throw std::runtime_error(join_lines(check.errors));
+		if (!opts.foreground && !opts.localserve) create_for_user(cfg->log.file, true, user);
 		apply_log_settings(*cfg, opts);
 		make_dirs(cfg->data_dir);
 		make_dirs(cfg->data_dir + "/tmp");
@@ -335,8 +399,12 @@ int main(int argc, char** argv) {
 		}
 		std::string key = ReceivedIdGenerator::load_or_create_key(cfg->data_dir + "/recvid.key");
 		if (!opts.foreground && !opts.localserve) daemonize();
-		if (!pid_file.empty()) write_pid_file(pid_file);
-		drop_privileges(cfg->user, cfg->data_dir);
+		if (!pid_file.empty()) {
+			create_for_user(std::filesystem::path(pid_file).parent_path().string(), false, user);
+			write_pid_file(pid_file);
+			pid_file_written = true;
+		}
+		drop_privileges(user, cfg->data_dir);
 		if (cfg->localserve) {
 			log::info("localserve: account tern, address tern@localhost, password terntern",
 			          {{"maildir", cfg->accounts.begin()->second.maildir}});
@@ -368,6 +436,7 @@ int main(int argc, char** argv) {
 		    *srv, std::move(local_socket), [store_env] { return queue::queue_list_text(store_env->queue_list()); });
 	} catch (const std::exception& e) {
 		log::error("cannot start", {{"error", e.what()}});
+		if (pid_file_written) unlink(pid_file.c_str());
 		if (opts.foreground || opts.localserve) std::cerr << "error: " << e.what() << "\n";
 		return 1;
 	}
@@ -398,6 +467,10 @@ int main(int argc, char** argv) {
 		    [loaded, path] {
 			    try {
 				    loaded->cfg = config::Config::load_file(path);
+				    // A signing key that does not load keeps the old config:
+				    // mail must not go out unsigned because of a typo.
+				    auto key_errors = core::dkim_key_errors(*loaded->cfg);
+				    if (!key_errors.empty()) throw std::runtime_error(join_lines(key_errors));
 				    loaded->tls = load_tls(*loaded->cfg);
 			    } catch (const std::exception& e) {
 				    loaded->error = e.what();

@@ -193,6 +193,8 @@ TEST_CASE("trust db: while ternd runs, ternctl writes through its control socket
 	start_with_password(d);
 	REQUIRE_RUNNING(d);
 	std::string sock = d.data_dir() + "/control.sock";
+	// The socket is made after the ports start() waits for: wait for it too.
+	REQUIRE(wait_for_unix_socket(sock));
 	struct stat st {};
 	REQUIRE(lstat(sock.c_str(), &st) == 0);
 	CHECK(S_ISSOCK(st.st_mode));
