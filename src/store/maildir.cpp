@@ -373,8 +373,19 @@ std::vector<std::string> MaildirBatch::commit_files(std::set<std::string>& to_sy
 			// The renames make the copies visible.
 			for (size_t i = 0; i < m->staged.size(); ++i) {
 				StagedCopy& s = m->staged[i];
-				if (::rename(s.tmp_path.c_str(), s.final_path.c_str()) != 0)
-					throw system_error("rename to", s.final_path, errno);
+				if (::rename(s.tmp_path.c_str(), s.final_path.c_str()) != 0) {
+					int err = errno;
+					// new/ or cur/ removed by hand while the folder was
+					// remembered as prepared: made again (and its parent
+					// synced with the batch's directories), then one retry.
+					std::string folder = parent_dir(s.final_dir);
+					if (err != ENOENT || ::mkdir(s.final_dir.c_str(), 0700) != 0 ||
+					    ::rename(s.tmp_path.c_str(), s.final_path.c_str()) != 0) {
+						forget_durable_folder(folder);
+						throw system_error("rename to", s.final_path, err);
+					}
+					to_sync.insert(folder);
+				}
 				s.renamed = true;
 				m->copies[i].final_path = s.final_path;
 				to_sync.insert(s.final_dir);

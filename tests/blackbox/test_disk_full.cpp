@@ -102,6 +102,10 @@ TEST_CASE("disk full: message data that cannot be written gets 452 4.3.1, and de
 		// reserve, so DATA itself is accepted.
 		off_t full = fill_file_system(filler);
 		shrink_file(filler, full - 1536 * 1024);
+		// ternd's periodic free-space check may have run while the file
+		// system was full; while space is low it checks again every second,
+		// so after 1.5 s it has seen the room made above.
+		usleep(1500 * 1000);
 		Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("big", body_of(1000 * 1024, "big")));
 		INFO(t.step << ": " << t.reply.raw);
 		CHECK(t.step == "END");

@@ -250,6 +250,9 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 		"queue": {"retry_base_s": 1, "max_attempts": 20})");
 	TernDaemon daemon({.submission = true, .config_patch = patch, .start = false});
 	daemon.write_config();
+	// ternctl run as root works as the config's user (nobody), who must
+	// reach data_dir, as ternd after its privilege drop.
+	chown_tree_to_nobody(daemon.dir());
 	std::string out;
 	REQUIRE_MESSAGE(set_password(daemon, "alice", "alice-secret", &out), out);
 	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());

@@ -148,8 +148,8 @@ TEST_CASE("milter: header and body changes reach the stored message") {
 		std::string stored = stored_message(d);
 		for (const auto& p : k.present) CHECK_MESSAGE(contains(stored, p), stored);
 		for (const auto& a : k.absent) CHECK_MESSAGE(!contains(stored, a), stored);
-		// tern's own headers still come first.
-		CHECK(starts_with(stored, "Return-Path: <bob@sender.example>\r\n"));
+		// tern's own headers still come first (the reason, then Return-Path).
+		CHECK(starts_with(stored, "X-Tern-Reason: no-bad-signals\r\nReturn-Path: <bob@sender.example>\r\n"));
 	}
 	std::string log = d.log_text();
 	CHECK(contains(log, "milter asks to quarantine the message, storing it as usual"));

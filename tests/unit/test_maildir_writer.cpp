@@ -185,3 +185,24 @@ TEST_CASE("maildir batch: a remembered folder removed by hand fails one delivery
 	CHECK(deliver() == "");
 	CHECK(files_in(maildir + "/new") == 1);
 }
+
+TEST_CASE("maildir batch: new/ removed by hand from a remembered folder is made again, the delivery succeeds") {
+	TempDir tmp;
+	const std::string maildir = tmp.path + "/acct/Maildir";
+	write_file(tmp.path + "/body", "Subject: x\r\n\r\nx\r\n");
+	MaildirCopy copy{maildir, "INBOX", "", false, ""};
+	auto deliver = [&] {
+		tern::store::MaildirBatch batch("mx", true);
+		batch.stage(tmp.path + "/body", {copy});
+		std::vector<std::string> errors = batch.commit();
+		tern::store::remember_durable_folders(batch.prepared_folders());
+		return errors[0];
+	};
+	CHECK(deliver() == "");
+	// tmp/ is still there, so the copy is written; only its rename needs new/.
+	std::filesystem::remove_all(maildir + "/new");
+	CHECK(deliver() == "");
+	CHECK(files_in(maildir + "/new") == 1);
+	CHECK(deliver() == "");
+	CHECK(files_in(maildir + "/new") == 2);
+}
