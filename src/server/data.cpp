@@ -422,6 +422,18 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	flush();
 }
 
+// What local delivery (an LMTP server) needs of this transaction.
+LocalEnvelope Connection::local_envelope() const {
+	LocalEnvelope envelope;
+	envelope.hostname = hostname();
+	envelope.mail_from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
+	envelope.smtputf8 = tx.smtputf8;
+	envelope.body_8bit = tx.body_8bitmime;
+	envelope.lmtp_timeout_s = static_cast<double>(cfg->delivery.lmtp_timeout_s);
+	envelope.log_id = cid;
+	return envelope;
+}
+
 void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, std::vector<std::string> copy_rcpts,
                               std::vector<DeliverError> errors, const std::string& path,
                               std::shared_ptr<InboundAnalysis> an) {
@@ -435,15 +447,8 @@ void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, st
 	// waits for all of them. The completion reaches the connection through
 	// its handle (the copies are delivered whether or not the client is
 	// still there).
-	LocalEnvelope envelope;
-	envelope.hostname = hostname();
-	envelope.mail_from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
-	envelope.smtputf8 = tx.smtputf8;
-	envelope.body_8bit = tx.body_8bitmime;
-	envelope.lmtp_timeout_s = static_cast<double>(cfg->delivery.lmtp_timeout_s);
-	envelope.log_id = cid;
 	deliver_local_copies(
-	    srv, path, std::move(*copies), envelope,
+	    srv, path, std::move(*copies), local_envelope(),
 	    suspend([copy_rcpts = std::move(copy_rcpts), errors = std::move(errors), an](
 	                Connection& c, std::vector<CopyOutcome> outcomes) mutable {
 		    std::string failure;

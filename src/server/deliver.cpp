@@ -396,17 +396,10 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 		record_inbound_history(an, {}, std::move(errors));
 		return;
 	}
-	LocalEnvelope envelope;
-	envelope.hostname = hostname();
-	envelope.mail_from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
-	envelope.smtputf8 = tx.smtputf8;
-	envelope.body_8bit = tx.body_8bitmime;
-	envelope.lmtp_timeout_s = static_cast<double>(cfg->delivery.lmtp_timeout_s);
-	envelope.log_id = cid;
 	// The reply waits for every copy (the Maildir batch, the LMTP servers)
 	// and then for the history records.
 	deliver_local_copies(
-	    srv, path, std::move(*copies), envelope,
+	    srv, path, std::move(*copies), local_envelope(),
 	    suspend([an, copy_rcpts = std::move(copy_rcpts), errors = std::move(errors)](
 	                Connection& c, std::vector<CopyOutcome> outcomes) mutable {
 		    c.inbound_copies_written(an, copy_rcpts, outcomes, std::move(errors));

@@ -214,6 +214,7 @@ struct Connection {
 	void feed_chunk();
 	void end_chunk();
 	void deliver_local();
+	LocalEnvelope local_envelope() const;
 	void write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, std::vector<std::string> copy_rcpts,
 	                  std::vector<DeliverError> errors, const std::string& path,
 	                  std::shared_ptr<InboundAnalysis> an = nullptr);

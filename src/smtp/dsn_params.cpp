@@ -25,25 +25,6 @@ int hex_digit_any(char h)
 // RFC 3461 4: xchar without "+" and "=".
 bool is_xchar(unsigned char c) { return c >= 0x21 && c <= 0x7e && c != '+' && c != '='; }
 
-void append_utf8(std::string& out, uint32_t cp)
-{
-	if (cp < 0x80) {
-		out += static_cast<char>(cp);
-	} else if (cp < 0x800) {
-		out += static_cast<char>(0xc0 | (cp >> 6));
-		out += static_cast<char>(0x80 | (cp & 0x3f));
-	} else if (cp < 0x10000) {
-		out += static_cast<char>(0xe0 | (cp >> 12));
-		out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-		out += static_cast<char>(0x80 | (cp & 0x3f));
-	} else {
-		out += static_cast<char>(0xf0 | (cp >> 18));
-		out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-		out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-		out += static_cast<char>(0x80 | (cp & 0x3f));
-	}
-}
-
 // Length of the well-formed UTF-8 sequence (2 to 4 octets) at `s[i]`, 0
 // when there is none.
 size_t utf8_sequence(std::string_view s, size_t i)

@@ -17,5 +17,8 @@ bool is_ascii(std::string_view);
 // Every bare LF becomes CRLF (RFC 5322 2.1 line ends), e.g. for messages
 // read from files with Unix line ends.
 std::string to_crlf(std::string_view text);
+// Appends code point `cp` (at most U+10FFFF, the caller checked) as UTF-8
+// (RFC 3629 3).
+void append_utf8(std::string& out, char32_t cp);
 
 }  // namespace tern
