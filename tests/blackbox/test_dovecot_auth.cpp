@@ -232,7 +232,7 @@ TEST_CASE("ternctl checkpassword: Dovecot's checkpassword passdb logs IMAP users
 	// contrib/dovecot/checkpassword.conf with this test's paths, and
 	// nobody as the user ternd runs as.
 	DovecotServer dovecot(maildir, "alice", "tern imap 9 password");
-	dovecot.set_passdb(contrib_snippet("checkpassword.conf", {{"/usr/local/sbin/ternctl", repo_root() + "/src/ternctl"},
+	dovecot.set_passdb(contrib_snippet("checkpassword.conf", {{"/usr/local/sbin/ternctl", reachable_program("ternctl")},
 	                                                          {"/etc/tern/tern.json", d.config_path()},
 	                                                          {"uid=tern gid=tern", "uid=nobody gid=nogroup"},
 	                                                          {"/var/lib/tern", d.data_dir()},

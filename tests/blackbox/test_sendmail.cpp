@@ -25,24 +25,9 @@
 
 namespace {
 
-// The tests run sendmail.tern as an unprivileged user, who may not be able
-// to reach the checkout (a clone under a 0700 temp dir): a copy in a folder
-// every user can enter, removed at exit.
-struct SendmailCopy {
-	std::string dir, path;
-	SendmailCopy() {
-		dir = make_temp_dir("tern-sm-bin-");
-		chmod(dir.c_str(), 0755);
-		path = dir + "/sendmail.tern";
-		write_file(path, read_file(repo_root() + "/src/sendmail.tern"));
-		chmod(path.c_str(), 0755);
-	}
-	~SendmailCopy() { remove_tree(dir); }
-};
-
+// The tests run sendmail.tern as an unprivileged user.
 std::string sendmail_path() {
-	static const SendmailCopy copy;
-	return copy.path;
+	return reachable_program("sendmail.tern");
 }
 
 struct LocalUser {

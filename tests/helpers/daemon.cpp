@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
+#include <map>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sstream>
@@ -92,6 +93,26 @@ int free_tcp_port() {
 	getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
 	::close(fd);
 	return ntohs(sin.sin_port);
+}
+
+const std::string& reachable_program(const std::string& name) {
+	struct Copies {
+		std::string dir;
+		std::map<std::string, std::string> paths;
+		~Copies() {
+			if (!dir.empty()) remove_tree(dir);
+		}
+	};
+	static Copies copies;
+	if (auto it = copies.paths.find(name); it != copies.paths.end()) return it->second;
+	if (copies.dir.empty()) {
+		copies.dir = make_temp_dir("tern-bin-");
+		chmod(copies.dir.c_str(), 0755);
+	}
+	std::string path = copies.dir + "/" + name;
+	write_file(path, read_file(repo_root() + "/src/" + name));
+	chmod(path.c_str(), 0755);
+	return copies.paths[name] = path;
 }
 
 bool wait_for_unix_socket(const std::string& path, int timeout_ms) {

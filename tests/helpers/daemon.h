@@ -91,6 +91,12 @@ int free_tcp_port();
 // Whether something listens on TCP port (any local address), via /proc/net/tcp{,6}.
 bool tcp_port_listening(int port);
 // Polls ≤ timeout_ms until a unix stream socket at path accepts a connection.
+// A copy of the built program src/<name> in a folder every user can enter
+// (made once per test run, removed at exit), for tests that run it as an
+// unprivileged user who may not reach the checkout (a clone under a 0700
+// temp dir).
+const std::string& reachable_program(const std::string& name);
+
 bool wait_for_unix_socket(const std::string& path, int timeout_ms = 5000);
 
 // For the private peers tests start (Dovecot, milters): forks and runs argv
