@@ -1,5 +1,6 @@
 // ternd: the tern SMTP daemon. Flags (man/ternd.8), configuration loading,
 // daemonizing, privilege drop, signals, and the event loop.
+#include <atomic>
 #include <ev.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -36,6 +37,7 @@
 #include "queue/queue.h"
 #include "sasl/secrets.h"
 #include "store/db.h"
+#include "store/history.h"
 #include "store/junk_scanner.h"
 #include "server/control.h"
 #include "server/filter_metrics.h"
@@ -524,6 +526,10 @@ int main(int argc, char** argv) {
 	// one pass at a time on a worker, every message_history.scan_interval_s.
 	store::JunkScanner junk_scanner;
 	bool scan_running = false;
+	// For the metrics: when the last complete pass began, and the history's
+	// size it found (written by the scanner's worker, read by /metrics).
+	std::atomic<int64_t> last_complete_scan{static_cast<int64_t>(std::time(nullptr))};
+	std::atomic<uint64_t> history_records{0};
 	std::function<void()> run_scan;
 	core::TimerWatcher scan_timer(loop, [&] { run_scan(); });
 	run_scan = [&] {
@@ -531,9 +537,12 @@ int main(int argc, char** argv) {
 		if (scan_running || cfg->localserve) return;
 		scan_running = true;
 		srv->workers().submit(
-		    [envp = env.get(), current = cfg, &junk_scanner] {
+		    [envp = env.get(), current = cfg, &junk_scanner, &last_complete_scan, &history_records] {
 			    try {
-				    auto stats = junk_scanner.scan(*current, *envp, std::time(nullptr));
+				    int64_t started = std::time(nullptr);
+				    auto stats = junk_scanner.scan(*current, *envp, started);
+				    last_complete_scan = started;
+				    history_records = store::MessageHistory(*envp).record_count();
 				    if (stats.folders_read > 0)
 					    log::event(log::Level::debug, 0, "maildir scan",
 					               {{"folders", std::to_string(stats.folders_read)},
@@ -553,6 +562,10 @@ int main(int argc, char** argv) {
 	std::unique_ptr<metrics::HttpResponder> metrics_http;
 	core::stats().set_sampler("tern_connections_open", {}, [&] { return static_cast<double>(srv->open_connections()); });
 	core::stats().set_sampler("tern_worker_jobs_queued", {}, [&] { return static_cast<double>(srv->workers().pending()); });
+	core::stats().set_sampler("tern_history_records", {}, [&] { return static_cast<double>(history_records.load()); });
+	core::stats().set_sampler("tern_maildir_scan_lag_seconds", {}, [&] {
+		return static_cast<double>(std::time(nullptr) - last_complete_scan.load());
+	});
 	server::register_filter_metrics(*srv);
 	if (outq) {
 		core::stats().set_sampler("tern_queue_messages", {}, [&] { return static_cast<double>(outq->size()); });

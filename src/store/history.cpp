@@ -453,6 +453,22 @@ void MessageHistory::add(std::vector<HistoryRecord>& records) {
 	for (size_t i = 0; i < records.size(); ++i) records[i].id = ids[i];
 }
 
+uint64_t MessageHistory::record_count() {
+	uint64_t count = 0;
+	env_.with_tables("counting message history", false, [&](const Env::Tables& t) {
+		DB_BTREE_STAT* stat = nullptr;
+		// A walk of the table (the fast statistics do not keep a key count
+		// for a Btree), each page released once read, so writers never
+		// wait for the whole walk.
+		int rc = t.history->stat(t.history, t.txn, &stat, DB_READ_COMMITTED);
+		if (rc != 0) throw std::runtime_error(std::string("history statistics: ") + db_strerror(rc));
+		// Every key but "seq" (the last id) is a record.
+		count = stat->bt_nkeys > 0 && read(t.history, t.txn, "seq", 0) ? stat->bt_nkeys - 1 : stat->bt_nkeys;
+		std::free(stat);
+	});
+	return count;
+}
+
 std::optional<HistoryRecord> MessageHistory::get(uint64_t id) {
 	std::optional<HistoryRecord> out;
 	env_.with_tables("reading message history", false, [&](const Env::Tables& t) { out = load(t, id); });

@@ -63,6 +63,9 @@ public:
 	void add(std::vector<HistoryRecord>& records);
 
 	std::optional<HistoryRecord> get(uint64_t id);
+	// How many records the history holds, every account (a walk of the
+	// table: for the scanner's worker, once per pass).
+	uint64_t record_count();
 	std::optional<HistoryRecord> find_by_unique_name(const std::string& account, const std::string& unique_name);
 
 	// The scanner's update of one record (mark, folder, expunged); indexes

@@ -183,3 +183,26 @@ TEST_CASE("metrics: unhealthy DNSBL zones, junk filter verdicts and kept reports
 	CHECK(contains(page, "# TYPE tern_junkfilter_verdicts_total counter\n"));
 	CHECK(contains(page, "# TYPE tern_reports_stored_total counter\n"));
 }
+
+TEST_CASE("metrics: the message history's size and the Maildir scanner's lag") {
+	int port = free_tcp_port();
+	TernDaemon d({.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) +
+	                              R"("}, "message_history": {"scan_interval_s": 1}})"});
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	CHECK(send_mail(c, test_sender, {"alice@test.example"}, make_message("one")).reply.code == 250);
+	CHECK(send_mail(c, test_sender, {"alice@test.example"}, make_message("two")).reply.code == 250);
+	// The scanner counts the records after its next pass (every second here).
+	std::string page;
+	for (int waited = 0; waited < 10000; waited += 200) {
+		page = get_metrics(port);
+		if (sample(page, "tern_history_records") == 2) break;
+		usleep(200 * 1000);
+	}
+	INFO(page);
+	CHECK(sample(page, "tern_history_records") == 2);
+	double lag = sample(page, "tern_maildir_scan_lag_seconds");
+	CHECK(lag >= 0);
+	CHECK(lag <= 3);
+}

@@ -37,7 +37,9 @@ TEST_CASE("metrics: empty stats show every family's HELP and TYPE, unlabelled ga
 	      "# TYPE tern_authentication_total counter\n"
 	      "# TYPE tern_connections_open gauge\n"
 	      "# TYPE tern_dnsbl_zones_unhealthy gauge\n"
+	      "# TYPE tern_history_records gauge\n"
 	      "# TYPE tern_junkfilter_verdicts_total counter\n"
+	      "# TYPE tern_maildir_scan_lag_seconds gauge\n"
 	      "# TYPE tern_queue_deliveries_total counter\n"
 	      "# TYPE tern_queue_messages gauge\n"
 	      "# TYPE tern_reports_stored_total counter\n"
@@ -50,6 +52,8 @@ TEST_CASE("metrics: empty stats show every family's HELP and TYPE, unlabelled ga
 	CHECK(lines_with(text, "tern_") ==
 	      "tern_connections_open 0\n"
 	      "tern_dnsbl_zones_unhealthy 0\n"
+	      "tern_history_records 0\n"
+	      "tern_maildir_scan_lag_seconds 0\n"
 	      "tern_queue_messages 0\n"
 	      "tern_worker_jobs_queued 0\n");
 	CHECK(lines_with(text, "# HELP tern_smtpserver_connection_total") ==
