@@ -240,7 +240,8 @@ TlsClientContext::~TlsClientContext() = default;
 
 struct TlsSession::Impl {
 	std::shared_ptr<const void> context;  // keeps the mbedtls_ssl_config alive
-	int fd = -1;
+	ByteStream* stream = nullptr;
+	std::unique_ptr<FdStream> fd_stream;  // for the constructors given a bare fd
 	bool is_client = false;
 	bool client_verifies = false;
 	bool peer_is_ip_literal = false;  // no host name for mbedTLS to check
@@ -253,27 +254,28 @@ struct TlsSession::Impl {
 	// Length of the record mbedTLS encrypted but could not yet send; the next
 	// write must pass (at least) those same bytes again.
 	std::size_t pending_write = 0;
-	int socket_errno = 0;
+	std::string stream_error;  // the stream's reason for the last failed call
 	std::string error;
 
 	static int send_callback(void* self, const unsigned char* buf, std::size_t len);
 	static int recv_callback(void* self, unsigned char* buf, std::size_t len);
 	IoStatus status_from(int rc, const char* operation);
 	void attach(const mbedtls_ssl_config* config);
+	void attach_client(std::shared_ptr<const TlsClientContext> client_context, const std::string& server_name);
 };
 
 int TlsSession::Impl::send_callback(void* self, const unsigned char* buf, std::size_t len) {
 	auto& session = *static_cast<Impl*>(self);
-	for (;;) {
-		// MSG_NOSIGNAL: a peer that went away must give EPIPE, not SIGPIPE.
-		ssize_t sent = ::send(session.fd, buf, len, MSG_NOSIGNAL);
-		if (sent >= 0) return static_cast<int>(sent);
-		if (errno == EINTR) continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) return MBEDTLS_ERR_SSL_WANT_WRITE;
-		session.socket_errno = errno;
-		if (errno == EPIPE || errno == ECONNRESET) return MBEDTLS_ERR_NET_CONN_RESET;
-		return MBEDTLS_ERR_NET_SEND_FAILED;
+	std::size_t sent = 0;
+	switch (session.stream->write(reinterpret_cast<const char*>(buf), len, sent)) {
+	case IoStatus::ok: return static_cast<int>(sent);
+	case IoStatus::want_write:
+	case IoStatus::want_read: return MBEDTLS_ERR_SSL_WANT_WRITE;
+	case IoStatus::closed: session.stream_error = session.stream->last_error(); return MBEDTLS_ERR_NET_CONN_RESET;
+	case IoStatus::error: break;
 	}
+	session.stream_error = session.stream->last_error();
+	return MBEDTLS_ERR_NET_SEND_FAILED;
 }
 
 int TlsSession::Impl::recv_callback(void* self, unsigned char* buf, std::size_t len) {
@@ -288,15 +290,16 @@ int TlsSession::Impl::recv_callback(void* self, unsigned char* buf, std::size_t 
 		}
 		return static_cast<int>(take);
 	}
-	for (;;) {
-		ssize_t got = ::recv(session.fd, buf, len, 0);
-		if (got >= 0) return static_cast<int>(got);  // 0: EOF, mbedTLS makes it CONN_EOF
-		if (errno == EINTR) continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) return MBEDTLS_ERR_SSL_WANT_READ;
-		session.socket_errno = errno;
-		if (errno == ECONNRESET) return MBEDTLS_ERR_NET_CONN_RESET;
-		return MBEDTLS_ERR_NET_RECV_FAILED;
+	std::size_t got = 0;
+	switch (session.stream->read(reinterpret_cast<char*>(buf), len, got)) {
+	case IoStatus::ok: return static_cast<int>(got);
+	case IoStatus::want_read:
+	case IoStatus::want_write: return MBEDTLS_ERR_SSL_WANT_READ;
+	case IoStatus::closed: return 0;  // EOF or reset: mbedTLS makes it CONN_EOF
+	case IoStatus::error: break;
 	}
+	session.stream_error = session.stream->last_error();
+	return MBEDTLS_ERR_NET_RECV_FAILED;
 }
 
 IoStatus TlsSession::Impl::status_from(int rc, const char* operation) {
@@ -312,11 +315,11 @@ IoStatus TlsSession::Impl::status_from(int rc, const char* operation) {
 		error = std::string(operation) + ": connection closed by peer";
 		return IoStatus::closed;
 	case MBEDTLS_ERR_NET_CONN_RESET:
-		error = std::string(operation) + ": " + std::strerror(socket_errno ? socket_errno : ECONNRESET);
+		error = std::string(operation) + ": " + (stream_error.empty() ? std::strerror(ECONNRESET) : stream_error);
 		return IoStatus::closed;
 	case MBEDTLS_ERR_NET_SEND_FAILED:
 	case MBEDTLS_ERR_NET_RECV_FAILED:
-		error = std::string(operation) + ": " + std::strerror(socket_errno);
+		error = std::string(operation) + ": " + stream_error;
 		return IoStatus::error;
 	default:
 		error = std::string(operation) + ": " + mbed_error_text(rc);
@@ -330,30 +333,48 @@ void TlsSession::Impl::attach(const mbedtls_ssl_config* config) {
 	mbedtls_ssl_set_bio(ssl.get(), this, send_callback, recv_callback, nullptr);
 }
 
-TlsSession::TlsSession(std::shared_ptr<const TlsServerContext> context, int fd)
+TlsSession::TlsSession(std::shared_ptr<const TlsServerContext> context, ByteStream& stream)
 	: impl_(std::make_unique<Impl>()) {
-	impl_->fd = fd;
+	impl_->stream = &stream;
 	impl_->attach(context->impl().config.get());
 	impl_->context = std::move(context);
 }
 
-TlsSession::TlsSession(std::shared_ptr<const TlsClientContext> context, int fd,
+TlsSession::TlsSession(std::shared_ptr<const TlsServerContext> context, int fd) : impl_(std::make_unique<Impl>()) {
+	impl_->fd_stream = std::make_unique<FdStream>(fd, false);
+	impl_->stream = impl_->fd_stream.get();
+	impl_->attach(context->impl().config.get());
+	impl_->context = std::move(context);
+}
+
+TlsSession::TlsSession(std::shared_ptr<const TlsClientContext> context, ByteStream& stream,
                        const std::string& server_name)
 	: impl_(std::make_unique<Impl>()) {
-	impl_->fd = fd;
-	impl_->is_client = true;
-	impl_->client_verifies = context->impl().verifies;
-	impl_->attach(context->impl().config.get());
+	impl_->stream = &stream;
+	impl_->attach_client(std::move(context), server_name);
+}
+
+TlsSession::TlsSession(std::shared_ptr<const TlsClientContext> context, int fd, const std::string& server_name)
+	: impl_(std::make_unique<Impl>()) {
+	impl_->fd_stream = std::make_unique<FdStream>(fd, false);
+	impl_->stream = impl_->fd_stream.get();
+	impl_->attach_client(std::move(context), server_name);
+}
+
+void TlsSession::Impl::attach_client(std::shared_ptr<const TlsClientContext> client_context,
+                                     const std::string& server_name) {
+	is_client = true;
+	client_verifies = client_context->impl().verifies;
+	attach(client_context->impl().config.get());
 	// The host name is both the SNI value and, when verifying, the name the
 	// certificate must carry.
-	impl_->peer_is_ip_literal = server_name.empty() || looks_like_ip_literal(server_name);
-	if (!impl_->peer_is_ip_literal) {
-		int rc = mbedtls_ssl_set_hostname(impl_->ssl.get(), server_name.c_str());
+	peer_is_ip_literal = server_name.empty() || looks_like_ip_literal(server_name);
+	if (!peer_is_ip_literal) {
+		int rc = mbedtls_ssl_set_hostname(ssl.get(), server_name.c_str());
 		if (rc != 0)
-			throw std::runtime_error("tls: cannot use server name " + server_name + ": " +
-			                         mbed_error_text(rc));
+			throw std::runtime_error("tls: cannot use server name " + server_name + ": " + mbed_error_text(rc));
 	}
-	impl_->context = std::move(context);
+	context = std::move(client_context);
 }
 
 TlsSession::~TlsSession() = default;
@@ -445,7 +466,7 @@ bool TlsSession::has_buffered_input() const {
 	       s.leftover_pos < s.leftover.size();
 }
 
-int TlsSession::fd() const { return impl_->fd; }
+int TlsSession::fd() const { return impl_->stream->fd(); }
 
 std::string TlsSession::version() const {
 	if (!impl_->handshake_complete) return {};

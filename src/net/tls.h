@@ -26,15 +26,9 @@
 #include <string>
 #include <string_view>
 
-namespace tern::net {
+#include "net/byte_stream.h"
 
-enum class IoStatus {
-	ok,          // the operation completed (see each method for partial counts)
-	want_read,   // wait until the fd is readable, then call the same method again
-	want_write,  // wait until the fd is writable, then call the same method again
-	closed,      // the peer closed the connection (close_notify, EOF or reset)
-	error,       // fatal; last_error() says why; drop the connection
-};
+namespace tern::net {
 
 // Server side: certificate chain and private key for one set of listeners.
 // Immutable after construction and shared by sessions through shared_ptr, so
@@ -77,14 +71,18 @@ private:
 	std::unique_ptr<Impl> impl_;
 };
 
-// One TLS connection over a non-blocking socket. The session does not own the
-// fd (the connection closes it) and keeps its context alive.
+// One TLS connection over a non-blocking byte stream (a socket, or a script
+// in tests). The session owns neither the stream nor the fd (the caller
+// keeps them alive longer) and keeps its context alive.
 class TlsSession {
 public:
 	// Server side, e.g. after "220 2.0.0 go!" or on an implicit-TLS accept.
+	TlsSession(std::shared_ptr<const TlsServerContext> context, ByteStream& stream);
 	TlsSession(std::shared_ptr<const TlsServerContext> context, int fd);
 	// Client side; server_name is sent as SNI (RFC 6066 section 3) and, with
 	// a CA file, checked against the certificate.
+	TlsSession(std::shared_ptr<const TlsClientContext> context, ByteStream& stream,
+	           const std::string& server_name);
 	TlsSession(std::shared_ptr<const TlsClientContext> context, int fd,
 	           const std::string& server_name);
 	~TlsSession();

@@ -305,7 +305,7 @@ message::ReceivedInfo Connection::received_info(std::time_t now) const {
 	ri.by_comment = "(" + local_ip.to_literal() + ")";
 	ri.with = message::received_with(ehlo, tx.smtputf8, tls, !username.empty());
 	ri.id = received_id();
-	if (tlss) ri.tls_comment = tlss->received_comment();
+	if (auto* t = tls_session()) ri.tls_comment = t->received_comment();
 	ri.when = now;
 	ri.tz_offset_s = message::local_utc_offset(now);
 	return ri;

@@ -574,7 +574,7 @@ void Connection::milter_hello() {
 	MilterRequest r;
 	r.stage = MilterStage::hello;
 	r.argument = hello->ip ? hello->ip->to_literal() : hello->domain.ascii;
-	if (tlss) r.macros.emplace_back("{tls_version}", "TLSv1.2");
+	if (tls_session()) r.macros.emplace_back("{tls_version}", "TLSv1.2");
 	milters->run(std::move(r), nullptr);
 }
 

@@ -133,7 +133,8 @@ void Server::on_accept(Acceptor& a) {
 			continue;
 		}
 		uint64_t cid = next_cid_++;
-		auto conn = std::make_unique<Connection>(*this, core::ConnHandle{}, cid, fd, a.sock, cfg_);
+		auto conn = std::make_unique<Connection>(*this, core::ConnHandle{}, cid, std::make_unique<net::FdStream>(fd, true),
+		                                         a.sock, cfg_);
 		Connection* raw = conn.get();
 		core::ConnHandle h = conns_.insert(std::move(conn));
 		raw->self = h;

@@ -33,18 +33,20 @@ std::string peer_text(const IpAddr& ip, uint16_t port) {
 }
 }  // namespace
 
-Connection::Connection(Server& s, core::ConnHandle h, uint64_t id, int sock, const net::ListenSocket& ls,
-                       std::shared_ptr<const config::Config> c)
+Connection::Connection(Server& s, core::ConnHandle h, uint64_t id, std::unique_ptr<net::ByteStream> stream,
+                       const net::ListenSocket& ls, std::shared_ptr<const config::Config> c)
     : srv(s),
       self(h),
       cid(id),
-      fd(sock),
       listener_name(ls.listener),
       service(ls.service),
       cfg(std::move(c)),
+      transport(std::move(stream)),
       io(s.loop(), [this](int revents) { srv.with_conn(self, [revents](Connection& c) { c.on_io(revents); }); }),
       deadline(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_deadline(); }); }),
       slow_timer(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_slow_tick(); }); }) {
+	int fd = transport.fd();
+	if (fd < 0) return;  // a scripted stream: its driver sets the addresses
 	sockaddr_storage ss{};
 	socklen_t len = sizeof(ss);
 	if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
@@ -67,7 +69,6 @@ Connection::~Connection() {
 	deadline.stop();
 	abort_data_file();
 	if (counted_connection) srv.connection_limiter().add(remote_ip, std::time(nullptr), -1);
-	if (fd >= 0) close(fd);
 	// Hanging up in the middle of AUTH fails the login too (fail2ban).
 	if (auth_in_progress && (mechanism || dovecot_auth)) log_auth_failure({}, "closed");
 	log::event(log::Level::info, cid, "connection closed");
@@ -109,7 +110,7 @@ void Connection::start() {
 // address is known: shutdown, limiters, then the greeting (or, on port 465,
 // the TLS handshake first).
 void Connection::begin_session() {
-	if (service == net::Service::submissions && !tlss) {
+	if (service == net::Service::submissions && !transport.tls()) {
 		// Implicit TLS (RFC 8314 3.3): the handshake comes first, so even a
 		// refusal below reaches the client inside TLS.
 		if (!srv.tls_context()) {
@@ -224,33 +225,16 @@ void Connection::flush() {
 	bool paced = slow_pace();
 	while (!outbuf.empty()) {
 		if (paced && slow_timer.active()) break;
-		size_t len = paced ? 1 : outbuf.size();
 		size_t sent = 0;
-		if (tlss) {
-			net::IoStatus st = tlss->write(outbuf.data(), len, sent);
-			outbuf.erase(0, sent);
-			if (paced && sent > 0 && !outbuf.empty()) slow_timer.start(bad_client_delay());
-			if (st == net::IoStatus::ok) continue;
-			if (st == net::IoStatus::want_write || st == net::IoStatus::want_read) {
-				tls_write_wants_read = st == net::IoStatus::want_read;
-				break;
-			}
-			close_now(st == net::IoStatus::closed ? "connection closed by peer" : tlss->last_error());
-			return;
-		}
-		ssize_t n = send(fd, outbuf.data(), len, MSG_NOSIGNAL);
-		if (n > 0) {
-			outbuf.erase(0, static_cast<size_t>(n));
-			if (paced && !outbuf.empty()) slow_timer.start(bad_client_delay());
-			continue;
-		}
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-		if (n < 0 && errno == EINTR) continue;
-		close_now(n < 0 ? std::strerror(errno) : "write failed");
+		net::IoStatus st = transport.write(outbuf.data(), paced ? 1 : outbuf.size(), sent);
+		outbuf.erase(0, sent);
+		if (paced && sent > 0 && !outbuf.empty()) slow_timer.start(bad_client_delay());
+		if (st == net::IoStatus::ok) continue;
+		if (st == net::IoStatus::want_write || st == net::IoStatus::want_read) break;
+		close_now(st == net::IoStatus::closed ? "connection closed by peer" : transport.last_error());
 		return;
 	}
 	if (outbuf.empty()) {
-		tls_write_wants_read = false;
 		std::string().swap(outbuf);  // give the memory back while idle
 		if (tls_pending_start) {
 			start_tls();
@@ -279,21 +263,17 @@ void Connection::close_now(std::string_view why) {
 
 void Connection::update_watchers() {
 	if (dead) return;
-	int events = 0;
-	if (state == SessionState::tls_handshake) {
-		events = tls_handshake_wants_write ? EV_WRITE : EV_READ;
-		io.set(fd, events);
-		return;
-	}
-	// A paced byte waits for its timer, not for the socket.
-	if (!outbuf.empty() && !(slow_pace() && slow_timer.active())) events |= tls_write_wants_read ? EV_READ : EV_WRITE;
+	// A paced byte waits for its timer, not for the stream.
+	bool have_output = !outbuf.empty() && !(slow_pace() && slow_timer.active());
 	// In slow mode nothing more is read until the reply is out: the client
 	// cannot pile up input while it is being slowed down.
 	bool want_read = (state == SessionState::command || state == SessionState::data ||
 	                  state == SessionState::auth_exchange || state == SessionState::proxy_header) &&
 	                 !eof && outbuf.size() < max_pending_output && !(slow_pace() && !outbuf.empty());
-	if (want_read) events |= EV_READ;
-	io.set(fd, events);
+	net::Transport::Interest interest = transport.interest(want_read, have_output);
+	wanted_io = (interest.read ? EV_READ : 0) | (interest.write ? EV_WRITE : 0);
+	// A scripted stream has no fd: its driver reads wanted_io and pumps on_io.
+	if (transport.fd() >= 0) io.set(transport.fd(), wanted_io);
 }
 void Connection::arm_deadline() {
 	// A whole-command deadline, not per read: a client that trickles a byte
@@ -372,50 +352,34 @@ void Connection::on_io(int revents) {
 		if (!dead) update_watchers();
 		return;
 	}
-	if ((revents & EV_WRITE) || (tls_write_wants_read && (revents & EV_READ))) {
+	// Output goes first whatever woke us: a TLS write may have waited for
+	// the stream to become readable.
+	if ((revents & EV_WRITE) || !outbuf.empty()) {
 		flush();
 		if (dead) return;
 		// Output drained below the limit: commands buffered while it was
 		// full continue now (nothing may arrive from the client to wake us).
 		if (outbuf.size() < max_pending_output && !inbuf.empty()) process_input();
 	}
-	if (!dead && (revents & EV_READ)) read_available();
+	if (!dead && ((revents & EV_READ) || ((revents & EV_WRITE) && transport.read_waits_for_write()))) read_available();
 	if (!dead) update_watchers();
 }
+
 void Connection::read_available() {
-	char* buf = srv.scratch();
-	if (tlss) {
-		// Drain what TLS has decrypted: records may hold more than one read.
-		for (int round = 0; round < 16; ++round) {
-			size_t n = 0;
-			net::IoStatus st = tlss->read(buf, Server::scratch_size, n);
-			if (st == net::IoStatus::ok) {
-				inbuf.append(buf, n);
-				if (state == SessionState::data) arm_deadline();  // per-chunk deadline
-				if (!tlss->has_buffered_input()) break;
-				continue;
-			}
-			if (st == net::IoStatus::closed) eof = true;
-			if (st == net::IoStatus::error) {
-				close_now(tlss->last_error());
-				return;
-			}
-			break;
-		}
-		process_input();
-		return;
-	}
-	ssize_t n = recv(fd, buf, Server::scratch_size, 0);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-		close_now(std::strerror(errno));
-		return;
-	}
-	if (n == 0) {
-		eof = true;
-	} else {
-		inbuf.append(buf, static_cast<size_t>(n));
+	if (eof) return;
+	net::IoStatus st = transport.read_into(inbuf, srv.scratch(), Server::scratch_size);
+	switch (st) {
+	case net::IoStatus::ok:
 		if (state == SessionState::data) arm_deadline();  // per-chunk deadline
+		break;
+	case net::IoStatus::closed: eof = true; break;
+	case net::IoStatus::error: close_now(transport.last_error()); return;
+	case net::IoStatus::want_read:
+	case net::IoStatus::want_write:
+		// Nothing new; a TLS read that waits for our output is retried when
+		// the stream is writable (the transport's interest says so).
+		if (!transport.tls()) return;
+		break;
 	}
 	process_input();
 }
@@ -427,10 +391,9 @@ void Connection::start_tls() {
 		close_now("no tls context");
 		return;
 	}
-	tlss = std::make_unique<net::TlsSession>(std::move(ctx), fd);
 	// RFC 3207 5 / doc/behaviour.md §4: bytes the client sent after
 	// STARTTLS belong to the handshake, never to the plaintext session.
-	if (!inbuf.empty()) tlss->feed_plaintext_leftover(inbuf);
+	transport.start_server_tls(std::move(ctx), inbuf);
 	std::string().swap(inbuf);
 	state = SessionState::tls_handshake;
 	arm_deadline();
@@ -439,20 +402,17 @@ void Connection::start_tls() {
 }
 
 void Connection::continue_handshake() {
-	net::IoStatus st = tlss->handshake();
-	if (st == net::IoStatus::want_read || st == net::IoStatus::want_write) {
-		tls_handshake_wants_write = st == net::IoStatus::want_write;
-		return;
-	}
+	net::IoStatus st = transport.handshake();
+	if (st == net::IoStatus::want_read || st == net::IoStatus::want_write) return;
 	if (st != net::IoStatus::ok) {
 		log::event(log::Level::info, cid, "tls handshake failed",
-		           {{"error", st == net::IoStatus::closed ? std::string("connection closed") : tlss->last_error()}});
+		           {{"error", st == net::IoStatus::closed ? std::string("connection closed") : transport.last_error()}});
 		close_now("tls handshake failed");
 		return;
 	}
 	tls = true;
 	state = SessionState::command;
-	log::event(log::Level::debug, cid, "tls handshake done", {{"tls", tlss->received_comment()}});
+	log::event(log::Level::debug, cid, "tls handshake done", {{"tls", transport.tls()->received_comment()}});
 	// RFC 3207 4.2: after the handshake the session starts over.
 	hello.reset();
 	ehlo = false;
@@ -469,8 +429,9 @@ void Connection::continue_handshake() {
 		if (dead) return;
 	}
 	// Application data may have arrived with the last handshake record.
-	if (tlss->has_buffered_input()) read_available();
+	if (transport.has_buffered_input()) read_available();
 }
+
 void Connection::process_input() {
 	// A completion that runs synchronously inside a command (canned DNS
 	// answers) must not start a second, nested input loop.

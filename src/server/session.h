@@ -16,6 +16,7 @@
 #include "core/watchers.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "net/transport.h"
 #include "sasl/mechanism.h"
 #include "store/maildir.h"
 #include "message/headers.h"
@@ -114,8 +115,11 @@ struct DataInProgress {
 smtp::SmtpError message_too_large(int64_t max);
 
 struct Connection {
-	Connection(Server& srv, core::ConnHandle self, uint64_t cid, int fd, const net::ListenSocket& ls,
-	           std::shared_ptr<const config::Config> cfg);
+	// The stream is the accepted socket (net::FdStream) in the daemon, a
+	// script in the session tests; the peer's addresses come from a
+	// socket's fd, a script's driver sets them.
+	Connection(Server& srv, core::ConnHandle self, uint64_t cid, std::unique_ptr<net::ByteStream> stream,
+	           const net::ListenSocket& ls, std::shared_ptr<const config::Config> cfg);
 	~Connection();
 
 	// Wire events.
@@ -290,14 +294,16 @@ struct Connection {
 	Server& srv;
 	core::ConnHandle self;
 	uint64_t cid;
-	int fd;
 	std::string listener_name;
 	net::Service service;
 	std::shared_ptr<const config::Config> cfg;
 	IpAddr remote_ip, local_ip;
 	uint16_t remote_port = 0, local_port = 0;
 
-	std::unique_ptr<net::TlsSession> tlss;  // only while the connection uses TLS
+	// The client's bytes, plain or TLS (owns the socket).
+	net::Transport transport;
+	const net::TlsSession* tls_session() const { return transport.tls(); }
+	int wanted_io = 0;                    // EV_READ/EV_WRITE the session waits for (the watcher's mask)
 	core::IoWatcher io;
 	core::TimerWatcher deadline;
 	core::TimerWatcher slow_timer;        // slow mode: runs between two output bytes
@@ -313,8 +319,6 @@ struct Connection {
 	bool in_process_input = false;        // re-entrancy guard
 	bool async_pending = false;           // a suspended command waits for a completion or timer
 	bool tls_pending_start = false;       // STARTTLS answered; handshake starts once the 220 is out
-	bool tls_handshake_wants_write = false;
-	bool tls_write_wants_read = false;
 	std::shared_ptr<EarlyIprev> early_iprev;  // port 25: started with the session
 	bool greeted = false;                 // implicit TLS: checks and greeting done after the handshake
 

@@ -1,0 +1,55 @@
+// The bytes under a transport (doc/design.md "The transport"): a
+// non-blocking socket in the daemon, a script in the session tests and the
+// session fuzzer. Nothing here blocks: a stream that has nothing to give or
+// no room says so and the loop waits.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace tern::net {
+
+enum class IoStatus {
+	ok,          // the operation completed (see each method for partial counts)
+	want_read,   // wait until the stream is readable, then call the same method again
+	want_write,  // wait until the stream is writable, then call the same method again
+	closed,      // the peer closed the connection (close_notify, EOF or reset)
+	error,       // fatal; last_error() says why; drop the connection
+};
+
+class ByteStream {
+public:
+	virtual ~ByteStream() = default;
+	// ok with 1..cap bytes in n; want_read when nothing is there yet; closed
+	// at end of stream or on a reset; error otherwise.
+	virtual IoStatus read(char* buf, std::size_t cap, std::size_t& n) = 0;
+	// ok with 1..len bytes taken (n, maybe fewer than len); want_write when
+	// none fit; closed when the peer is gone (EPIPE, reset); error otherwise.
+	virtual IoStatus write(const char* buf, std::size_t len, std::size_t& n) = 0;
+	// The descriptor the loop watches; -1 for a stream without one (a
+	// script), which its driver pumps itself.
+	virtual int fd() const { return -1; }
+	// Why the last call returned closed or error.
+	virtual std::string last_error() const = 0;
+};
+
+// A connected non-blocking socket. With owns_fd it closes the descriptor
+// when it goes.
+class FdStream : public ByteStream {
+public:
+	FdStream(int fd, bool owns_fd) : fd_(fd), owns_fd_(owns_fd) {}
+	~FdStream() override;
+	FdStream(const FdStream&) = delete;
+	FdStream& operator=(const FdStream&) = delete;
+	IoStatus read(char* buf, std::size_t cap, std::size_t& n) override;
+	IoStatus write(const char* buf, std::size_t len, std::size_t& n) override;
+	int fd() const override { return fd_; }
+	std::string last_error() const override { return error_; }
+
+private:
+	int fd_;
+	bool owns_fd_;
+	std::string error_;
+};
+
+}  // namespace tern::net
