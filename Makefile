@@ -44,6 +44,9 @@ HELPER_SRCS = $(wildcard tests/helpers/*.cpp)
 HELPER_OBJS = $(HELPER_SRCS:.cpp=.o)
 BLACKBOX_SRCS = $(wildcard tests/blackbox/*.cpp)
 BLACKBOX_OBJS = $(BLACKBOX_SRCS:.cpp=.o)
+# The session-dialogue tier (tests/session/): one session over scripted I/O.
+SESSION_SRCS = $(wildcard tests/session/*.cpp)
+SESSION_OBJS = $(SESSION_SRCS:.cpp=.o)
 
 CPPFLAGS_TERN = -Isrc -Itests -DTERN_VERSION='"$(TERN_VERSION)"' \
 	-DTERN_SYSCONFDIR='"$(SYSCONFDIR)"'
@@ -89,6 +92,9 @@ tests/unit-tests: $(UNIT_OBJS) src/libtern.a
 tests/blackbox-tests: $(BLACKBOX_OBJS) $(HELPER_OBJS) src/libtern.a
 	$(CXX) $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
 
+tests/session-tests: $(SESSION_OBJS) src/libtern.a
+	$(CXX) $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
+
 layers:
 	@sh tests/check-layers.sh $(LAYERS)
 
@@ -98,7 +104,7 @@ unit: tests/unit-tests
 blackbox: all tests/blackbox-tests
 	tests/blackbox-tests
 
-check: deps layers all tests/unit-tests tests/blackbox-tests fuzz-replay-build
+check: deps layers all tests/unit-tests tests/session-tests tests/blackbox-tests fuzz-replay-build
 	sh tests/run-all.sh
 
 localserve: deps all
@@ -214,14 +220,14 @@ deb:
 	tar -cf - --exclude=./.git --exclude=./build-deb --exclude=./$(DEB_BUILD_DIR) --exclude='./src/*.[oda]' --exclude='./tests/*.[od]' \
 		--exclude=./config.mk --exclude=./config.status --exclude=./config.log --exclude=./autom4te.cache \
 		--exclude=./src/ternd --exclude=./src/ternctl --exclude=./src/sendmail.tern --exclude=./tern-localserve \
-		--exclude=./tests/unit-tests --exclude=./tests/blackbox-tests --exclude=./tests/fuzz/build \
+		--exclude=./tests/unit-tests --exclude=./tests/session-tests --exclude=./tests/blackbox-tests --exclude=./tests/fuzz/build \
 		--exclude=./tests/fuzz/replay --exclude=./tests/bench/tern-bench . | tar -xf - -C $(DEB_BUILD_DIR)/tern
 	cd $(DEB_BUILD_DIR)/tern && dpkg-buildpackage -b -us -uc -j$(DEB_JOBS)
 	@ls $(DEB_BUILD_DIR)/*.deb
 
 clean:
 	rm -f src/*.o src/*/*.o src/*.d src/*/*.d tests/*/*.o tests/*/*.d
-	rm -f src/libtern.a src/ternd src/ternctl src/sendmail.tern tests/unit-tests tests/blackbox-tests tests/bench/tern-bench tests/bench/tern-fill-history
+	rm -f src/libtern.a src/ternd src/ternctl src/sendmail.tern tests/unit-tests tests/session-tests tests/blackbox-tests tests/bench/tern-bench tests/bench/tern-fill-history
 	rm -rf tests/fuzz/build tests/fuzz/replay
 
 distclean: clean

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the unit and black-box test binaries and the fuzz replay (every saved
+# Runs the unit, session-dialogue and black-box test binaries and the fuzz replay (every saved
 # fuzz input through its target, tests/fuzz/replay.sh) and ends with one
 # plain summary line, "N passed, N failed", counting doctest test cases of
 # both binaries plus one case per fuzz target.
@@ -8,7 +8,7 @@ set -u
 status=0
 passed=0
 failed=0
-for t in tests/unit-tests tests/blackbox-tests; do
+for t in tests/unit-tests tests/session-tests tests/blackbox-tests; do
 	out=$(mktemp)
 	"$t" 2>&1 | tee "$out"
 	line=$(grep '^\[doctest\] test cases:' "$out" | tail -n 1)

@@ -132,14 +132,20 @@ void Server::on_accept(Acceptor& a) {
 			close(fd);
 			continue;
 		}
-		uint64_t cid = next_cid_++;
-		auto conn = std::make_unique<Connection>(*this, core::ConnHandle{}, cid, std::make_unique<net::FdStream>(fd, true),
-		                                         a.sock, cfg_);
-		Connection* raw = conn.get();
-		core::ConnHandle h = conns_.insert(std::move(conn));
-		raw->self = h;
-		with_conn(h, [](Connection& c) { c.start(); });
+		open_connection(std::make_unique<net::FdStream>(fd, true), a.sock);
 	}
+}
+
+core::ConnHandle Server::open_connection(std::unique_ptr<net::ByteStream> stream, const net::ListenSocket& ls,
+                                         const std::function<void(Connection&)>& before_start) {
+	uint64_t cid = next_cid_++;
+	auto conn = std::make_unique<Connection>(*this, core::ConnHandle{}, cid, std::move(stream), ls, cfg_);
+	Connection* raw = conn.get();
+	core::ConnHandle h = conns_.insert(std::move(conn));
+	raw->self = h;
+	if (before_start) before_start(*raw);
+	with_conn(h, [](Connection& c) { c.start(); });
+	return h;
 }
 
 void Server::internal_error(Connection& c, const char* what) {

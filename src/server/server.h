@@ -58,6 +58,11 @@ public:
 		if (c->dead) destroy(h);
 	}
 	void internal_error(Connection& c, const char* what);
+	// A new session on `stream` (an accepted socket, or a script in the
+	// session tests); `before_start` runs on it before its first step (the
+	// tests set the peer's address there). Returns its handle.
+	core::ConnHandle open_connection(std::unique_ptr<net::ByteStream> stream, const net::ListenSocket& ls,
+	                                 const std::function<void(Connection&)>& before_start = {});
 	void destroy(core::ConnHandle h);
 
 	struct ev_loop* loop() const { return loop_; }
