@@ -40,9 +40,6 @@ SmtpClient::~SmtpClient()
 {
 	io_.stop();
 	timer_.stop();
-	tls_.reset();
-	if (fd_ >= 0)
-		::close(fd_);
 }
 
 void SmtpClient::start()
@@ -54,13 +51,14 @@ void SmtpClient::start()
 	}
 	sockaddr_storage ss;
 	socklen_t len = ip->to_sockaddr(options_.port, ss);
-	fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd_ < 0) {
+	int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
 		fail_host(std::string("socket: ") + std::strerror(errno));
 		return;
 	}
+	transport_ = std::make_unique<net::Transport>(std::make_unique<net::FdStream>(fd, true));
 	state_ = State::connecting;
-	if (::connect(fd_, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
+	if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
 		on_connected();
 		return;
 	}
@@ -68,7 +66,7 @@ void SmtpClient::start()
 		fail_host("connect to " + options_.ip + ": " + std::strerror(errno));
 		return;
 	}
-	io_.set(fd_, EV_WRITE);
+	io_.set(fd, EV_WRITE);
 	timer_.start(options_.timeouts.connect);
 }
 
@@ -78,11 +76,7 @@ void SmtpClient::abort()
 	state_ = State::finished;
 	io_.stop();
 	timer_.stop();
-	tls_.reset();
-	if (fd_ >= 0) {
-		::close(fd_);
-		fd_ = -1;
-	}
+	transport_.reset();
 }
 
 void SmtpClient::on_connected()
@@ -105,7 +99,7 @@ void SmtpClient::on_io(int revents)
 	if (state_ == State::connecting) {
 		int err = 0;
 		socklen_t len = sizeof err;
-		getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+		getsockopt(transport_->fd(), SOL_SOCKET, SO_ERROR, &err, &len);
 		if (err) {
 			fail_host("connect to " + options_.ip + ": " + std::strerror(err));
 			return;
@@ -117,9 +111,11 @@ void SmtpClient::on_io(int revents)
 		continue_handshake();
 		return;
 	}
-	if (revents & EV_WRITE)
+	// Output first whatever woke us: a TLS write may have waited for input.
+	if ((revents & EV_WRITE) || !output_.empty())
 		flush_output();
-	if (state_ != State::finished && (revents & EV_READ))
+	if (state_ != State::finished &&
+	    ((revents & EV_READ) || ((revents & EV_WRITE) && transport_->read_waits_for_write())))
 		read_input();
 }
 
@@ -182,32 +178,10 @@ void SmtpClient::connection_lost(const std::string& why)
 void SmtpClient::read_input()
 {
 	char buf[8192];
-	for (;;) {
-		size_t n = 0;
-		if (tls_) {
-			net::IoStatus st = tls_->read(buf, sizeof buf, n);
-			if (st == net::IoStatus::want_read || st == net::IoStatus::want_write)
-				break;
-			if (st != net::IoStatus::ok) {
-				connection_lost(st == net::IoStatus::closed ? "connection closed" : tls_->last_error());
-				return;
-			}
-		} else {
-			ssize_t r = ::recv(fd_, buf, sizeof buf, 0);
-			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				break;
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				connection_lost(r == 0 ? "connection closed" : std::string(std::strerror(errno)));
-				return;
-			}
-			n = static_cast<size_t>(r);
-		}
-		input_.append(buf, n);
-		if (!tls_ || !tls_->has_buffered_input())
-			if (n < sizeof buf)
-				break;
+	net::IoStatus st = transport_->read_into(input_, buf, sizeof buf);
+	if (st == net::IoStatus::closed || st == net::IoStatus::error) {
+		connection_lost(st == net::IoStatus::closed ? "connection closed" : transport_->last_error());
+		return;
 	}
 	process_input();
 }
@@ -262,41 +236,19 @@ void SmtpClient::send_command(const std::string& line, State next, double timeou
 
 void SmtpClient::flush_output()
 {
-	while (!output_.empty() && state_ != State::finished) {
+	if (!output_.empty() && state_ != State::finished) {
 		size_t n = 0;
-		if (tls_) {
-			net::IoStatus st = tls_->write(output_.data(), output_.size(), n);
-			output_.erase(0, n);
-			if (st == net::IoStatus::want_write || st == net::IoStatus::want_read)
-				break;
-			if (st != net::IoStatus::ok) {
-				std::string why = tls_->last_error();
-				if (state_ <= State::mail)
-					fail_host("write: " + why);
-				else {
-					fail_transaction("write: " + why, false);
-					complete();
-				}
-				return;
+		net::IoStatus st = transport_->write(output_.data(), output_.size(), n);
+		output_.erase(0, n);
+		if (st != net::IoStatus::ok && st != net::IoStatus::want_write && st != net::IoStatus::want_read) {
+			std::string why = transport_->last_error();
+			if (state_ <= State::mail)
+				fail_host("write: " + why);
+			else {
+				fail_transaction("write: " + why, false);
+				complete();
 			}
-		} else {
-			ssize_t w = ::send(fd_, output_.data(), output_.size(), MSG_NOSIGNAL);
-			if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				break;
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				std::string why = std::strerror(errno);
-				if (state_ <= State::mail)
-					fail_host("write: " + why);
-				else {
-					fail_transaction("write: " + why, false);
-					complete();
-				}
-				return;
-			}
-			n = static_cast<size_t>(w);
-			output_.erase(0, n);
+			return;
 		}
 		if (n > 0 && state_ == State::body)
 			timer_.start(options_.timeouts.data_block);  // RFC 5321 4.5.3.2.5: per block
@@ -310,9 +262,11 @@ void SmtpClient::flush_output()
 
 void SmtpClient::update_watch()
 {
-	if (fd_ < 0 || state_ == State::finished)
+	if (!transport_ || state_ == State::finished)
 		return;
-	io_.set(fd_, EV_READ | (output_.empty() ? 0 : EV_WRITE));
+	// The transport knows what TLS waits for (during the handshake too).
+	net::Transport::Interest interest = transport_->interest(true, !output_.empty());
+	io_.set(transport_->fd(), (interest.read ? EV_READ : 0) | (interest.write ? EV_WRITE : 0));
 }
 
 void SmtpClient::handle_reply(Reply reply)
@@ -676,16 +630,13 @@ void SmtpClient::start_tls()
 		return;
 	}
 	try {
-		tls_ = std::make_unique<net::TlsSession>(options_.tls_context, fd_, options_.server_name);
+		// RFC 3207 4.2: nothing may follow the 220; what did is handshake input.
+		transport_->start_client_tls(options_.tls_context, options_.server_name, input_);
 	} catch (const std::exception& e) {
 		fail_host(std::string("TLS: ") + e.what(), true);
 		return;
 	}
-	if (!input_.empty()) {
-		// RFC 3207 4.2: nothing may follow the 220; treat it as handshake input.
-		tls_->feed_plaintext_leftover(input_);
-		input_.clear();
-	}
+	input_.clear();
 	state_ = State::tls_handshake;
 	timer_.start(options_.timeouts.tls_handshake);
 	continue_handshake();
@@ -693,17 +644,13 @@ void SmtpClient::start_tls()
 
 void SmtpClient::continue_handshake()
 {
-	net::IoStatus st = tls_->handshake();
-	if (st == net::IoStatus::want_read) {
-		io_.set(fd_, EV_READ);
-		return;
-	}
-	if (st == net::IoStatus::want_write) {
-		io_.set(fd_, EV_WRITE);
+	net::IoStatus st = transport_->handshake();
+	if (st == net::IoStatus::want_read || st == net::IoStatus::want_write) {
+		update_watch();
 		return;
 	}
 	if (st != net::IoStatus::ok) {
-		std::string error = "TLS handshake with " + options_.server_name + ": " + tls_->last_error();
+		std::string error = "TLS handshake with " + options_.server_name + ": " + transport_->last_error();
 		if (options_.requiretls)
 			fail_requiretls(error, false);
 		else
@@ -711,9 +658,9 @@ void SmtpClient::continue_handshake()
 		return;
 	}
 	tls_active_ = true;
-	result_.tls_comment = tls_->received_comment();
+	result_.tls_comment = transport_->tls()->received_comment();
 	if (options_.verify_peer) {
-		std::string why = tls_->peer_verify_error();
+		std::string why = transport_->tls()->peer_verify_error();
 		if (!why.empty() && options_.requiretls) {
 			fail_requiretls("certificate of " + options_.server_name + " not trusted: " + why, false);
 			return;
@@ -738,13 +685,13 @@ void SmtpClient::continue_handshake()
 		state_ = State::greeting;
 		timer_.start(options_.timeouts.greeting);
 		update_watch();
-		if (tls_->has_buffered_input())
+		if (transport_->has_buffered_input())
 			read_input();
 		return;
 	}
 	// RFC 3207 4.2: forget everything learned before TLS and say EHLO again.
 	send_ehlo(true);
-	if (state_ != State::finished && tls_->has_buffered_input())
+	if (state_ != State::finished && transport_->has_buffered_input())
 		read_input();
 }
 
@@ -849,11 +796,7 @@ void SmtpClient::complete()
 	completed_ = true;
 	state_ = State::finished;
 	io_.stop();
-	tls_.reset();
-	if (fd_ >= 0) {
-		::close(fd_);
-		fd_ = -1;
-	}
+	transport_.reset();
 	// `done` runs from a zero timer so the owner may destroy us safely after
 	// it returns (we are not inside any of our own frames then).
 	timer_.start(0);

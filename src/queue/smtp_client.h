@@ -17,6 +17,7 @@
 
 #include "core/watchers.h"
 #include "net/tls.h"
+#include "net/transport.h"
 #include "queue/outbound_util.h"
 #include "sasl/client.h"
 
@@ -181,8 +182,9 @@ private:
 	std::function<void(const ClientResult&)> record_result_;
 	core::IoWatcher io_;
 	core::TimerWatcher timer_;
-	int fd_ = -1;
-	std::unique_ptr<net::TlsSession> tls_;
+	// The connection, plain or TLS (owns the socket); null before start()
+	// and once finished.
+	std::unique_ptr<net::Transport> transport_;
 	State state_ = State::idle;
 	std::string input_;
 	std::string output_;
