@@ -160,6 +160,22 @@ tests/fuzz/build/libtern-fuzz.a: $(FUZZ_LIB_OBJS)
 tests/fuzz/build/fuzz_%: tests/fuzz/build/fuzz_%.o tests/fuzz/build/libtern-fuzz.a
 	$(FUZZ_CXX) $(FUZZ_SANITIZE) -fsanitize=fuzzer $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
 
+# The session target (fuzz_session) drives a whole server::Connection over
+# the session tier's scripted wire: it links every layer, compiled again
+# with the instrumentation, and the tier's harness.
+FUZZ_FULL_LIB_OBJS = $(patsubst src/%.cpp,tests/fuzz/build/src/%.o,$(LIB_SRCS))
+
+tests/fuzz/build/libtern-fuzz-full.a: $(FUZZ_FULL_LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+tests/fuzz/build/session/%.o: tests/session/%.cpp config.mk
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c -o $@ $<
+
+tests/fuzz/build/fuzz_session: tests/fuzz/build/fuzz_session.o tests/fuzz/build/session/harness.o tests/fuzz/build/libtern-fuzz-full.a
+	$(FUZZ_CXX) $(FUZZ_SANITIZE) -fsanitize=fuzzer $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
+
 .PRECIOUS: tests/fuzz/build/%.o
 .PHONY: fuzz-toolchain fuzz-build fuzz-replay fuzz-replay-build
 
@@ -169,6 +185,10 @@ tests/fuzz/build/fuzz_%: tests/fuzz/build/fuzz_%.o tests/fuzz/build/libtern-fuzz
 FUZZ_REPLAY_BINS = $(patsubst tests/fuzz/%.cpp,tests/fuzz/replay/%,$(FUZZ_SRCS))
 
 tests/fuzz/replay/fuzz_%: tests/fuzz/fuzz_%.o tests/fuzz/replay_main.o src/libtern.a
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
+
+tests/fuzz/replay/fuzz_session: tests/fuzz/fuzz_session.o tests/session/harness.o tests/fuzz/replay_main.o src/libtern.a
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
 

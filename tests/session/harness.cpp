@@ -209,6 +209,17 @@ void SessionHarness::connect() {
 	connected_ = true;
 }
 
+void SessionHarness::reconnect(net::Service service) {
+	if (connected_) server_->with_conn(handle_, [](server::Connection& c) { c.close_now("next session"); });
+	client_tls_.reset();
+	client_end_.reset();
+	client_pending_.clear();
+	received_.clear();
+	wire_ = std::make_shared<Wire>();
+	options_.service = service;
+	connect();
+}
+
 void SessionHarness::send(std::string_view bytes) {
 	if (client_tls_) {
 		client_pending_.append(bytes);

@@ -88,6 +88,9 @@ public:
 	SessionHarness& operator=(const SessionHarness&) = delete;
 
 	void connect();
+	// Ends the current session (if still open) and opens a new one on a
+	// fresh wire, with the same server: for runs of many sessions.
+	void reconnect(net::Service service);
 	// Client side.
 	void send(std::string_view bytes);
 	void close_client();
