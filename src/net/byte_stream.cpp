@@ -27,8 +27,10 @@ IoStatus FdStream::read(char* buf, std::size_t cap, std::size_t& n) {
 		}
 		if (errno == EINTR) continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK) return IoStatus::want_read;
+		// A reset while reading is an error, not an end: what the peer sent
+		// before it is not acted on.
 		error_ = std::strerror(errno);
-		return errno == ECONNRESET ? IoStatus::closed : IoStatus::error;
+		return IoStatus::error;
 	}
 }
 

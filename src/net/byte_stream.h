@@ -21,7 +21,7 @@ class ByteStream {
 public:
 	virtual ~ByteStream() = default;
 	// ok with 1..cap bytes in n; want_read when nothing is there yet; closed
-	// at end of stream or on a reset; error otherwise.
+	// at the end of the stream; error otherwise (a reset included).
 	virtual IoStatus read(char* buf, std::size_t cap, std::size_t& n) = 0;
 	// ok with 1..len bytes taken (n, maybe fewer than len); want_write when
 	// none fit; closed when the peer is gone (EPIPE, reset); error otherwise.

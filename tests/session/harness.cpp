@@ -21,7 +21,7 @@ net::IoStatus ScriptedStream::read(char* buf, size_t cap, size_t& n) {
 	n = 0;
 	if (wire_->reset) {
 		error_ = "reset";
-		return net::IoStatus::closed;
+		return net::IoStatus::error;  // as a socket reports a reset while reading
 	}
 	if (wire_->to_server.empty()) {
 		if (!wire_->client_closed) return net::IoStatus::want_read;
