@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "util/storage.h"
 #include "util/strings.h"
+#include "util/unique_fd.h"
 
 namespace tern::queue {
 
@@ -391,77 +392,64 @@ QueueFileLayout write_queue_file(const std::string& path, const QueueFileEnvelop
 {
 	QueueFileLayout layout;
 	std::string header = encode_queue_file_header(envelope, &layout);
-	int in = ::open(data_path.c_str(), O_RDONLY | O_CLOEXEC);
-	if (in < 0)
+	UniqueFd in(::open(data_path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!in)
 		throw std::runtime_error(sys_error("open", data_path, errno));
-	int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0) {
-		int err = errno;
-		::close(in);
-		throw std::runtime_error(sys_error("create", path, err));
-	}
-	try {
-		if (!write_all(out, header.data(), header.size()))
-			throw std::runtime_error(sys_error("write", path, errno));
-		int64_t copied = copy_data(in, out, data_path);
-		// The header announced the size; a file that disagrees would be
-		// refused by every later rebuild.
-		if (copied != envelope.data_size)
-			throw std::runtime_error("message file " + data_path + " has " + std::to_string(copied) +
-			                         " bytes, expected " + std::to_string(envelope.data_size));
-		if (::fsync(out) != 0)
-			throw std::runtime_error(sys_error("fsync", path, errno));
-	} catch (...) {
-		::close(in);
-		::close(out);
-		::unlink(path.c_str());
-		throw;
-	}
-	::close(in);
-	if (::close(out) != 0) {
-		int err = errno;
-		::unlink(path.c_str());
-		throw std::runtime_error(sys_error("close", path, err));
-	}
+	UniqueFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+	if (!out)
+		throw std::runtime_error(sys_error("create", path, errno));
+	// Removed on every failure below; the caller renames a complete file.
+	TempFile incomplete(path);
+	if (!write_all(out.get(), header.data(), header.size()))
+		throw std::runtime_error(sys_error("write", path, errno));
+	int64_t copied = copy_data(in.get(), out.get(), data_path);
+	// The header announced the size; a file that disagrees would be
+	// refused by every later rebuild.
+	if (copied != envelope.data_size)
+		throw std::runtime_error("message file " + data_path + " has " + std::to_string(copied) +
+		                         " bytes, expected " + std::to_string(envelope.data_size));
+	if (::fsync(out.get()) != 0)
+		throw std::runtime_error(sys_error("fsync", path, errno));
+	in.reset();
+	if (out.close() != 0)
+		throw std::runtime_error(sys_error("close", path, errno));
+	incomplete.commit();
 	return layout;
 }
 
 std::optional<ParsedQueueFile> read_queue_file(const std::string& path, std::string& error)
 {
-	int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd) {
 		error = sys_error("open", path, errno);
 		return std::nullopt;
 	}
 	struct stat sb;
-	std::optional<ParsedQueueFile> out;
 	std::string head(queue_file_preamble_size, '\0');
-	if (::fstat(fd, &sb) != 0) {
+	if (::fstat(fd.get(), &sb) != 0) {
 		error = sys_error("stat", path, errno);
-	} else {
-		head.resize(std::min<size_t>(head.size(), static_cast<size_t>(sb.st_size)));
-		if (!pread_all(fd, head.data(), head.size(), 0)) {
-			error = sys_error("read", path, errno);
-		} else if (auto size = queue_file_header_size(head, error)) {
-			std::string header(std::min<size_t>(*size, static_cast<size_t>(sb.st_size)), '\0');
-			if (!pread_all(fd, header.data(), header.size(), 0))
-				error = sys_error("read", path, errno);
-			else
-				out = parse_queue_file_header(header, static_cast<int64_t>(sb.st_size), error);
-		}
+		return std::nullopt;
 	}
-	::close(fd);
-	return out;
+	head.resize(std::min<size_t>(head.size(), static_cast<size_t>(sb.st_size)));
+	if (!pread_all(fd.get(), head.data(), head.size(), 0)) {
+		error = sys_error("read", path, errno);
+		return std::nullopt;
+	}
+	auto size = queue_file_header_size(head, error);
+	if (!size)
+		return std::nullopt;
+	std::string header(std::min<size_t>(*size, static_cast<size_t>(sb.st_size)), '\0');
+	if (!pread_all(fd.get(), header.data(), header.size(), 0)) {
+		error = sys_error("read", path, errno);
+		return std::nullopt;
+	}
+	return parse_queue_file_header(header, static_cast<int64_t>(sb.st_size), error);
 }
 
 bool poke_queue_file(const std::string& path, int64_t offset, char value)
 {
-	int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	bool ok = ::pwrite(fd, &value, 1, offset) == 1;
-	::close(fd);
-	return ok;
+	UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+	return fd && ::pwrite(fd.get(), &value, 1, offset) == 1;
 }
 
 bool mark_recipient(const std::string& queue_dir, const std::string& link_name, RecipientState state)
