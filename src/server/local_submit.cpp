@@ -437,7 +437,7 @@ void LocalSubmitListener::begin_submission(Client& c) {
 			    }
 			    if (job->result.error) {
 				    const smtp::SmtpError& e = *job->result.error;
-				    core::stats().count_submission(core::submission_result_for_refusal(e.text));
+				    core::stats().count_submission(core::submission_result_label(job->result.refusal));
 				    log::info("local submission refused", {{"user", s.login}, {"reason", e.text}});
 				    finish(c, status(e.code, e.secode, e.text));
 				    return;
