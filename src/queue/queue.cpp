@@ -222,11 +222,97 @@ bool dsn_requested(const store::QueueRecord& rec, DsnKind kind)
 	return smtp::dsn_wanted(rec.notify, event);
 }
 
+// The notice's Action field (RFC 3464 2.3.3).
+const char* action_name(DsnKind kind)
+{
+	switch (kind) {
+	case DsnKind::failed: return "failed";
+	case DsnKind::delayed: return "delayed";
+	case DsnKind::relayed: return "relayed";
+	case DsnKind::delivered: break;
+	}
+	return "delivered";
+}
+
+// Where a notice about `rec` goes: the sender's account, or the
+// postmaster's mailbox when the account is gone; nullptr when neither.
+const config::Account* notice_account(const config::Config& cfg, const store::QueueRecord& rec, std::string& mailbox)
+{
+	mailbox = "INBOX";
+	if (auto it = cfg.accounts.find(rec.sender_account); it != cfg.accounts.end())
+		return &it->second;
+	std::string lp, dom;
+	split_address(rec.from, lp, dom);
+	if (const config::Account* account = cfg.account_for_address(lp, dom))
+		return account;
+	if (auto it = cfg.accounts.find(cfg.postmaster.account); it != cfg.accounts.end()) {
+		mailbox = cfg.postmaster.mailbox;
+		return &it->second;
+	}
+	return nullptr;
+}
+
+// The one recipient's part of the notice (RFC 3464 2.3).
+message::DsnRecipient notice_recipient(const store::QueueRecord& rec, DsnKind kind, const std::string& error,
+                                       const std::string& remote_mta, const std::vector<std::time_t>& next_attempts,
+                                       int64_t now)
+{
+	message::DsnRecipient r;
+	r.final_recipient = rec.to;
+	r.original_recipient = rec.orcpt;
+	r.action = action_name(kind);
+	const char status_class = kind == DsnKind::failed ? '5' : kind == DsnKind::delayed ? '4' : '2';
+	r.status = status_class == '2' ? "2.0.0" : status_of(error);
+	if (!r.status.empty() && r.status[0] != status_class)
+		r.status.clear();  // e.g. a 4.x.x that became final after the last attempt
+	r.remote_mta = remote_mta;
+	if (is_smtp_reply(error))
+		r.diagnostic = "smtp; " + error;
+	r.last_attempt = static_cast<std::time_t>(rec.last_attempt ? rec.last_attempt : now);
+	if (kind != DsnKind::failed && !next_attempts.empty())
+		r.will_retry_until = next_attempts.back();
+	return r;
+}
+
+// The notice's text, composed and DKIM-signed.
+std::string compose_notice(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind,
+                           const std::string& error, const std::string& remote_mta,
+                           const std::vector<std::time_t>& next_attempts, int64_t now, const Returned& returned)
+{
+	message::DsnMessage m;
+	m.smtputf8 = rec.smtputf8;
+	m.from = "postmaster@" + cfg.hostname;
+	m.to = rec.from;
+	m.subject = kind == DsnKind::failed    ? message::subject_failed
+	            : kind == DsnKind::delayed ? message::subject_delayed
+	            : kind == DsnKind::relayed ? message::subject_relayed
+	                                       : message::subject_delivered;
+	m.message_id = message::make_message_id(cfg.hostname);
+	if (!rec.message_id.empty())
+		m.references = "<" + rec.message_id + ">";
+	m.reporting_mta = cfg.hostname;
+	m.envid = rec.envid;
+	m.arrival = static_cast<std::time_t>(rec.queued);
+	m.date = static_cast<std::time_t>(now);
+	m.tz_offset_s = message::local_utc_offset(m.date);
+	const std::string remote_host = remote_mta.substr(0, remote_mta.find(' '));
+	m.text_body = kind == DsnKind::failed    ? message::failed_dsn_text(rec.to, error)
+	              : kind == DsnKind::delayed ? message::delayed_dsn_text(rec.to, error, next_attempts,
+	                                                                     static_cast<std::time_t>(now))
+	                                         : message::success_dsn_text(rec.to, kind == DsnKind::relayed, remote_host);
+	m.recipients.push_back(notice_recipient(rec, kind, error, remote_mta, next_attempts, now));
+	m.original_headers = returned.headers;
+	m.original_message = returned.message;
+	std::string text = message::compose_dsn(m, false);
+	// RFC 6376: signed like any mail of the postmaster's domain, when it
+	// has keys (doc/behaviour.md §13).
+	return server::dkim_sign_text(cfg, cfg.hostname, text, static_cast<std::time_t>(now)) + text;
+}
+
 void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind, const std::string& error,
                  const std::string& remote_mta, const std::vector<std::time_t>& next_attempts, int64_t now,
                  const Returned& returned)
 {
-	const bool failed = kind == DsnKind::failed;
 	if (!dsn_requested(rec, kind)) {
 		log::info("no dsn: not requested by NOTIFY", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
 		return;
@@ -237,72 +323,13 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 		return;
 	}
 	try {
-		const config::Account* account = nullptr;
-		std::string mailbox = "INBOX";
-		if (auto it = cfg.accounts.find(rec.sender_account); it != cfg.accounts.end())
-			account = &it->second;
-		if (!account) {
-			std::string lp, dom;
-			split_address(rec.from, lp, dom);
-			account = cfg.account_for_address(lp, dom);
-		}
-		if (!account) {
-			if (auto it = cfg.accounts.find(cfg.postmaster.account); it != cfg.accounts.end()) {
-				account = &it->second;
-				mailbox = cfg.postmaster.mailbox;
-			}
-		}
+		std::string mailbox;
+		const config::Account* account = notice_account(cfg, rec, mailbox);
 		if (!account) {
 			log::error("dsn: no account for sender and no postmaster account", {{"from", rec.from}, {"to", rec.to}});
 			return;
 		}
-		message::DsnMessage m;
-		m.smtputf8 = rec.smtputf8;
-		m.from = "postmaster@" + cfg.hostname;
-		m.to = rec.from;
-		m.subject = kind == DsnKind::failed    ? message::subject_failed
-		            : kind == DsnKind::delayed ? message::subject_delayed
-		            : kind == DsnKind::relayed ? message::subject_relayed
-		                                       : message::subject_delivered;
-		m.message_id = message::make_message_id(cfg.hostname);
-		if (!rec.message_id.empty())
-			m.references = "<" + rec.message_id + ">";
-		m.reporting_mta = cfg.hostname;
-		m.envid = rec.envid;
-		m.arrival = static_cast<std::time_t>(rec.queued);
-		m.date = static_cast<std::time_t>(now);
-		m.tz_offset_s = message::local_utc_offset(m.date);
-		const std::string remote_host = remote_mta.substr(0, remote_mta.find(' '));
-		m.text_body = kind == DsnKind::failed  ? message::failed_dsn_text(rec.to, error)
-		              : kind == DsnKind::delayed ? message::delayed_dsn_text(rec.to, error, next_attempts,
-		                                                                     static_cast<std::time_t>(now))
-		                                         : message::success_dsn_text(rec.to, kind == DsnKind::relayed, remote_host);
-		message::DsnRecipient r;
-		r.final_recipient = rec.to;
-		r.original_recipient = rec.orcpt;
-		// RFC 3464 2.3.3
-		r.action = kind == DsnKind::failed    ? "failed"
-		           : kind == DsnKind::delayed ? "delayed"
-		           : kind == DsnKind::relayed ? "relayed"
-		                                      : "delivered";
-		const char status_class = kind == DsnKind::failed ? '5' : kind == DsnKind::delayed ? '4' : '2';
-		r.status = status_class == '2' ? "2.0.0" : status_of(error);
-		if (!r.status.empty() && r.status[0] != status_class)
-			r.status.clear();  // e.g. a 4.x.x that became final after the last attempt
-		r.remote_mta = remote_mta;
-		if (is_smtp_reply(error))
-			r.diagnostic = "smtp; " + error;
-		r.last_attempt = static_cast<std::time_t>(rec.last_attempt ? rec.last_attempt : now);
-		if (!failed && !next_attempts.empty())
-			r.will_retry_until = next_attempts.back();
-		m.recipients.push_back(r);
-		m.original_headers = returned.headers;
-		m.original_message = returned.message;
-		std::string text = message::compose_dsn(m, false);
-		// RFC 6376: signed like any mail of the postmaster's domain, when it
-		// has keys (doc/behaviour.md §13).
-		text = server::dkim_sign_text(cfg, cfg.hostname, text, static_cast<std::time_t>(now)) + text;
-
+		std::string text = compose_notice(cfg, rec, kind, error, remote_mta, next_attempts, now, returned);
 		std::string tmp_dir = cfg.data_dir + "/tmp";
 		::mkdir(tmp_dir.c_str(), 0700);
 		// The notice's bytes are copied into the Maildir, then this goes.
@@ -314,7 +341,8 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 		copies[0].prefix = "Return-Path: <postmaster@" + cfg.hostname + ">\r\n";
 		store::deliver_maildir(notice.path(), copies, cfg.hostname);
 		notice.remove();
-		log::info(r.action + " dsn delivered", {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"account", account->name}});
+		log::info(std::string(action_name(kind)) + " dsn delivered",
+		          {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"account", account->name}});
 	} catch (const std::exception& e) {
 		log::error("dsn delivery failed", {{"id", std::to_string(rec.id)}, {"err", e.what()}});
 	}

@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <string>
 #include <utility>
 
+#include "files.h"
 #include "util/unique_fd.h"
 
 using tern::TempFile;
@@ -25,22 +25,13 @@ bool exists(const std::string& path) {
 	return ::stat(path.c_str(), &st) == 0;
 }
 
-struct TempDir {
-	std::string path;
-	TempDir() {
-		char tmpl[] = "/tmp/tern-unique-fd-XXXXXX";
-		REQUIRE(::mkdtemp(tmpl) != nullptr);
-		path = tmpl;
-	}
-	~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-	std::string create(const std::string& name) const {
-		std::string p = path + "/" + name;
-		int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-		REQUIRE(fd >= 0);
-		::close(fd);
-		return p;
-	}
-};
+// An empty file `name` in `dir`; its path.
+std::string create_file(const tern::testing::TempDir& dir, const std::string& name) {
+	std::string p = dir.path + "/" + name;
+	UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+	REQUIRE(fd.valid());
+	return p;
+}
 
 }  // namespace
 
@@ -103,9 +94,9 @@ TEST_CASE("UniqueFd: reset and move-assignment close the old descriptor") {
 }
 
 TEST_CASE("TempFile removes its file unless committed") {
-	TempDir dir;
-	std::string dropped = dir.create("dropped");
-	std::string kept = dir.create("kept");
+	tern::testing::TempDir dir;
+	std::string dropped = create_file(dir, "dropped");
+	std::string kept = create_file(dir, "kept");
 	{
 		TempFile guard(dropped);
 		CHECK(guard.armed());
@@ -121,8 +112,8 @@ TEST_CASE("TempFile removes its file unless committed") {
 }
 
 TEST_CASE("TempFile removes on an exception") {
-	TempDir dir;
-	std::string path = dir.create("thrown");
+	tern::testing::TempDir dir;
+	std::string path = create_file(dir, "thrown");
 	try {
 		TempFile guard(path);
 		throw 1;
@@ -132,9 +123,9 @@ TEST_CASE("TempFile removes on an exception") {
 }
 
 TEST_CASE("TempFile: move hands the file on; remove is at once and once") {
-	TempDir dir;
-	std::string a = dir.create("a");
-	std::string b = dir.create("b");
+	tern::testing::TempDir dir;
+	std::string a = create_file(dir, "a");
+	std::string b = create_file(dir, "b");
 	TempFile first(a);
 	TempFile second(std::move(first));
 	CHECK_FALSE(first.armed());
