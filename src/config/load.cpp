@@ -1014,7 +1014,7 @@ double Loader::fraction(const json& v, const std::string& path) const
 	return d;
 }
 
-// The seed's junk filter parameters, in snake_case.
+// The model's junk filter parameters, in snake_case.
 JunkFilterSettings Loader::load_junk_filter(const json& v, const std::string& path) const
 {
 	object(v, path, {"threshold", "top_words", "ignore_words", "rare_words", "max_power"});

@@ -61,7 +61,7 @@ Stats::CounterFamily Stats::errors() const {
 }
 
 void Stats::count_auth(std::string_view kind, std::string_view variant, std::string_view result) {
-	// The seed labels the variant with the mechanism name in lower case.
+	// The model labels the variant with the mechanism name in lower case.
 	add("tern_authentication_total", {std::string(kind), lower(variant), std::string(result)});
 }
 
@@ -75,7 +75,7 @@ Stats& stats() {
 }
 
 std::string_view submission_result_for_refusal(std::string_view text) {
-	// The texts are the seed's (doc/behaviour.md §8), so they identify the check.
+	// The texts are the model's (doc/behaviour.md §8), so they identify the check.
 	if (starts_with(text, "cannot parse header or From address")) return "badmessage";
 	if (starts_with(text, "must match authenticated user")) return "badfrom";
 	if (text.find("Return-Path") != std::string_view::npos) return "badheader";

@@ -20,7 +20,7 @@ namespace tern::core {
 // Label values in the order of the metric's label names.
 using LabelValues = std::vector<std::string>;
 
-// The seed's buckets for the command duration histogram, in seconds.
+// The model's buckets for the command duration histogram, in seconds.
 inline constexpr std::array<double, 13> command_duration_buckets{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1,
                                                                  5,     10,    20,   30,   60,  120};
 
@@ -83,8 +83,8 @@ private:
 // The daemon's one instance.
 Stats& stats();
 
-// Maps a refusal of prepare_submission (its reply text) to the seed's
-// submission result label; "" for server errors the seed does not count.
+// Maps a refusal of prepare_submission (its reply text) to the model's
+// submission result label; "" for server errors the model does not count.
 std::string_view submission_result_for_refusal(std::string_view reply_text);
 
 }  // namespace tern::core

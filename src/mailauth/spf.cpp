@@ -1,6 +1,6 @@
 // SPF evaluator (RFC 7208), see spf.h.
 //
-// Where this evaluator knowingly differs from the seed (the model's SPF code), it
+// Where this evaluator knowingly differs from the model (the model's SPF code), it
 // follows RFC 7208:
 //  * a, mx and ptr domain-specs are macro-expanded (RFC 7208 5, 7.1);
 //  * "redirect" counts toward the 10 DNS-querying terms (RFC 7208 4.6.4);
@@ -1258,7 +1258,7 @@ const char* spf_identity_name(SpfReceived::Identity identity)
 
 std::string SpfReceived::header() const
 {
-	// RFC 7208 9.1; the seed's field order.
+	// RFC 7208 9.1; the model's field order.
 	message::HeaderBuilder b("Received-SPF");
 	b.add(spf_status_name(result));
 	if (!comment.empty())
@@ -1380,13 +1380,13 @@ void spf_verify(Resolver& resolver, uint64_t owner, const SpfArgs& args, SpfVeri
 	received.helo = helo_text;
 	received.receiver = args.local_hostname;
 
-	// The seed prefers MAIL FROM; only a null reverse path falls back to the
+	// The model prefers MAIL FROM; only a null reverse path falls back to the
 	// HELO name with localpart "postmaster" (RFC 7208 2.3, 2.4).
 	bool from_helo = args.mailfrom_domain.empty();
 	if (from_helo && args.helo_domain.empty()) {
 		received.result = SpfStatus::none;
 		received.comment = "no domain, ehlo is an ip literal and mailfrom is empty";
-		// The seed has no sender localpart here: "@" plus the address.
+		// The model has no sender localpart here: "@" plus the address.
 		received.envelope_from = "@" + helo_text;
 		received.identity = SpfReceived::Identity::none;
 		done(std::move(received), "", false);
