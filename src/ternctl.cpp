@@ -411,7 +411,7 @@ public:
 			servers.push_back(g.dns);
 		else if (cfg)
 			servers = cfg->dns.servers;
-		int64_t timeout_ms = cfg ? cfg->dns.timeout_ms : 5000;
+		int64_t timeout_ms = cfg ? cfg->dns.timeout_ms : config::default_dns_timeout_ms;
 		try {
 			resolver_ = std::make_unique<net::UdnsResolver>(loop_, servers, timeout_ms);
 		} catch (const std::exception& e) {

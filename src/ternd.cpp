@@ -51,18 +51,23 @@ using namespace tern;
 
 namespace {
 
-const char* usage_text =
-    "usage: ternd [-f] [-n] [-c FILE] [-p FILE] [-l LEVEL]\n"
-    "       ternd --localserve [--data DIR] [-l LEVEL]\n"
-    "  -c, --config FILE     config file (default " TERN_SYSCONFDIR "/tern/tern.json)\n"
-    "  -f, --foreground      stay in the foreground, log to stderr\n"
-    "  -n, --check-config    validate the config, print a summary, exit\n"
-    "  -p, --pid-file FILE   write the process id to FILE (overrides pid_file)\n"
-    "  -l, --log-level LEVEL error, info, debug, trace, traceauth, tracedata\n"
-    "      --localserve      development mode on 127.0.0.1/::1 ports 1025/1587/1465, no config\n"
-    "      --data DIR        data directory for --localserve (default ./tern-localserve)\n"
-    "  -V, --version         print the version\n"
-    "  -h, --help            this help\n";
+std::string usage_text() {
+	using namespace config;
+	return "usage: ternd [-f] [-n] [-c FILE] [-p FILE] [-l LEVEL]\n"
+	       "       ternd --localserve [--data DIR] [-l LEVEL]\n"
+	       "  -c, --config FILE     config file (default " TERN_SYSCONFDIR "/tern/tern.json)\n"
+	       "  -f, --foreground      stay in the foreground, log to stderr\n"
+	       "  -n, --check-config    validate the config, print a summary, exit\n"
+	       "  -p, --pid-file FILE   write the process id to FILE (overrides pid_file)\n"
+	       "  -l, --log-level LEVEL error, info, debug, trace, traceauth, tracedata\n"
+	       "      --localserve      development mode on 127.0.0.1/::1 ports " +
+	       std::to_string(localserve_smtp_port) + "/" + std::to_string(localserve_submission_port) + "/" +
+	       std::to_string(localserve_submissions_port) +
+	       ", no config\n"
+	       "      --data DIR        data directory for --localserve (default ./tern-localserve)\n"
+	       "  -V, --version         print the version\n"
+	       "  -h, --help            this help\n";
+}
 
 struct Options {
 	std::string config_path = TERN_SYSCONFDIR "/tern/tern.json";
@@ -95,12 +100,12 @@ Options parse_flags(int argc, char** argv) {
 		case opt_localserve: o.localserve = true; break;
 		case opt_data: o.data_dir = optarg; break;
 		case 'V': std::cout << "ternd " TERN_VERSION "\n"; std::exit(0);
-		case 'h': std::cout << usage_text; std::exit(0);
-		default: std::cerr << usage_text; std::exit(2);
+		case 'h': std::cout << usage_text(); std::exit(0);
+		default: std::cerr << usage_text(); std::exit(2);
 		}
 	}
 	if (optind != argc) {
-		std::cerr << "ternd: unexpected argument: " << argv[optind] << "\n" << usage_text;
+		std::cerr << "ternd: unexpected argument: " << argv[optind] << "\n" << usage_text();
 		std::exit(2);
 	}
 	if (!o.log_level.empty()) {
@@ -332,6 +337,362 @@ void apply_log_settings(const config::Config& cfg, const Options& o) {
 	}
 }
 
+// failchk every few seconds: a process that died inside the environment
+// (a ternctl run while we were down and still running, a db_* tool)
+// must not keep its locks. One check at a time, on a worker.
+class DeadProcessCheck {
+public:
+	DeadProcessCheck(struct ev_loop* loop, core::WorkerPool& workers, store::Env& env)
+	    : workers_(workers), env_(env), timer_(loop, [this] { run(); }) {
+		timer_.start(interval_s);
+	}
+	void stop() { timer_.stop(); }
+
+private:
+	static constexpr double interval_s = 5.0;
+	void run() {
+		timer_.start(interval_s);
+		if (running_) return;
+		running_ = true;
+		workers_.submit(
+		    [envp = &env_] {
+			    try {
+				    envp->check_dead_processes();
+			    } catch (const std::exception& e) {
+				    log::error("database check", {{"error", e.what()}});
+			    }
+		    },
+		    [this] { running_ = false; });
+	}
+	core::WorkerPool& workers_;
+	store::Env& env_;
+	bool running_ = false;
+	core::TimerWatcher timer_;
+};
+
+// The Maildir scanner (doc/behaviour.md §9 "Learning from the mailbox"):
+// one pass at a time on a worker, every message_history.scan_interval_s of
+// the config in force (`cfg` is the daemon's, replaced by reloads).
+class MaildirScan {
+public:
+	MaildirScan(struct ev_loop* loop, core::WorkerPool& workers, store::Env& env,
+	            const std::shared_ptr<const config::Config>& cfg)
+	    : workers_(workers), env_(env), cfg_(cfg), timer_(loop, [this] { run(); }) {
+		timer_.start(1.0);
+	}
+	// For the metrics: when the last complete pass began, and the history's
+	// size it found (written by the scanner's worker, read by /metrics).
+	std::atomic<int64_t> last_complete_scan{static_cast<int64_t>(std::time(nullptr))};
+	std::atomic<uint64_t> history_records{0};
+
+private:
+	void run() {
+		timer_.start(static_cast<double>(cfg_->message_history.scan_interval_s));
+		if (running_ || cfg_->localserve) return;
+		running_ = true;
+		workers_.submit([this, current = cfg_] { scan(*current); }, [this] { running_ = false; });
+	}
+	// On a worker.
+	void scan(const config::Config& current) {
+		try {
+			int64_t started = std::time(nullptr);
+			auto stats = scanner_.scan(current, env_, started);
+			last_complete_scan = started;
+			history_records = store::MessageHistory(env_).record_count();
+			if (stats.folders_read > 0)
+				log::event(log::Level::debug, 0, "maildir scan",
+				           {{"folders", std::to_string(stats.folders_read)},
+				            {"marks_changed", std::to_string(stats.marks_changed)},
+				            {"expunged", std::to_string(stats.expunged)},
+				            {"pruned", std::to_string(stats.pruned)}});
+		} catch (const std::exception& e) {
+			log::error("maildir scan", {{"error", e.what()}});
+		}
+	}
+	core::WorkerPool& workers_;
+	store::Env& env_;
+	const std::shared_ptr<const config::Config>& cfg_;
+	store::JunkScanner scanner_;
+	bool running_ = false;
+	core::TimerWatcher timer_;
+};
+
+// The daemon's parts, in the order they are built. Members are destroyed in
+// reverse order: sendmail.tern's listener and the control server before the
+// queue, the queue before the server, the server before the store.
+class Daemon {
+public:
+	Daemon(Options o, std::shared_ptr<const config::Config> c) : opts(std::move(o)), cfg(std::move(c)) {
+		pid_file = opts.pid_file.empty() ? cfg->pid_file : opts.pid_file;
+		// Absolute: the daemon changes to / before writing it and removing it at exit.
+		if (!pid_file.empty()) pid_file = std::filesystem::absolute(pid_file).lexically_normal().string();
+	}
+	// Everything up to the event loop; false (logged) when a step failed.
+	bool start();
+	// Runs the loop until a shutdown signal, then stops everything in order.
+	// `handled`: the signals start() kept blocked until their watchers exist.
+	void run(const sigset_t& handled);
+
+private:
+	struct Sockets {
+		std::vector<net::ListenSocket> smtp;
+		server::LocalSubmitSocket local_submit;
+	};
+	void prepare_data_dir(const std::optional<core::UserIds>& user);
+	Sockets bind_sockets();
+	void become_daemon(const std::optional<core::UserIds>& user);
+	void build_services(Sockets sockets, const std::string& recvid_key);
+	void shutdown();
+	void reload();
+	void apply_reload(const std::shared_ptr<const config::Config>& next,
+	                  const std::shared_ptr<const net::TlsServerContext>& tls);
+	std::unique_ptr<metrics::HttpResponder> start_metrics(const MaildirScan& scan);
+	void stop_after_loop(DeadProcessCheck& failchk, std::unique_ptr<metrics::HttpResponder>& metrics_http);
+
+	Options opts;
+	std::shared_ptr<const config::Config> cfg;
+	std::string pid_file;
+	bool pid_file_written = false;
+	std::unique_ptr<store::Env> env;  // outlives the server, which uses it
+	std::unique_ptr<server::Server> srv;
+	std::unique_ptr<queue::Queue> outq;  // destroyed before the server (it uses its pool and resolver)
+	std::unique_ptr<server::ControlServer> control;  // destroyed after the worker pool drained
+	bool stopping = false;  // the loop ended: completions only finish their work
+	std::unique_ptr<server::LocalSubmitListener> local_submit;  // sendmail.tern's socket; uses server and queue
+	struct ev_loop* loop = nullptr;
+	int metrics_fd = -1;  // metrics: the /metrics socket, bound with the SMTP ports
+};
+
+// data_dir is the daemon's own (drop_privileges hands it over): the start
+// check then looks at what is inside as `user` will. Every file ternd
+// reopens as `user` (reloads, log rotation) must be within its reach now,
+// not at the first reload.
+void Daemon::prepare_data_dir(const std::optional<core::UserIds>& user) {
+	make_dirs(cfg->data_dir);
+	if (user && chown(cfg->data_dir.c_str(), user->uid, user->gid) != 0)
+		throw std::runtime_error("chown " + cfg->data_dir + ": " + std::strerror(errno));
+	core::StartCheck check = core::check_start(*cfg, pid_file, core::CheckFor::start);
+	for (const auto& w : check.warnings) log::warn(w);
+	if (!check.errors.empty()) throw std::runtime_error(join_lines(check.errors));
+	if (!opts.foreground && !opts.localserve) create_for_user(cfg->log.file, true, user);
+	apply_log_settings(*cfg, opts);
+	make_dirs(cfg->data_dir);
+	make_dirs(cfg->data_dir + "/tmp");
+	remove_stale_temp_files(cfg->data_dir + "/tmp");
+}
+
+// Every listening socket, bound before the privilege drop.
+Daemon::Sockets Daemon::bind_sockets() {
+	std::vector<std::string> warnings;
+	auto smtp = net::open_listeners(*cfg, cfg->localserve, warnings);
+	for (const auto& w : warnings) log::info(w);
+	// sendmail.tern's socket (man/sendmail.tern.8), ready with the ports.
+	server::LocalSubmitSocket local_socket = server::open_local_submit_socket(cfg->data_dir);
+	// metrics: localserve goes on without it (1080 is often taken).
+	try {
+		if (!cfg->metrics.listen.empty()) metrics_fd = metrics::open_metrics_socket(cfg->metrics.listen);
+	} catch (const std::exception& e) {
+		if (!cfg->localserve) throw;
+		log::info(std::string(e.what()) + "; no metrics");
+	}
+	return Sockets{std::move(smtp), std::move(local_socket)};
+}
+
+// Into the background (unless -f or localserve), the pid file, then the
+// privilege drop.
+void Daemon::become_daemon(const std::optional<core::UserIds>& user) {
+	if (!opts.foreground && !opts.localserve) daemonize();
+	if (!pid_file.empty()) {
+		create_for_user(std::filesystem::path(pid_file).parent_path().string(), false, user);
+		write_pid_file(pid_file);
+		pid_file_written = true;
+	}
+	drop_privileges(user, cfg->data_dir);
+	if (cfg->localserve) {
+		log::info("localserve: account tern, address tern@localhost, password terntern",
+		          {{"maildir", cfg->accounts.begin()->second.maildir}});
+	}
+}
+
+// The loop, the server and what hangs off it. The loop and the worker
+// threads are made after the fork; the store and the control socket after
+// the privilege drop, so their files belong to the daemon's user.
+void Daemon::build_services(Sockets sockets, const std::string& recvid_key) {
+	loop = ev_default_loop(EVFLAG_AUTO);
+	std::unique_ptr<mailauth::Resolver> resolver;
+	if (cfg->localserve)
+		resolver = std::make_unique<mailauth::OfflineResolver>();
+	else
+		resolver = std::make_unique<net::UdnsResolver>(loop, cfg->dns.servers, cfg->dns.timeout_ms);
+	srv = std::make_unique<server::Server>(loop, cfg, std::move(sockets.smtp), recvid_key, std::move(resolver));
+	srv->set_tls_context(load_tls(*cfg));
+	env = open_store(*cfg);
+	srv->set_env(env.get());
+	if (!cfg->localserve) {
+		// Localserve never sends mail out: submissions go straight to its
+		// account's Maildir.
+		outq = std::make_unique<queue::Queue>(loop, srv->workers(), srv->resolver(), *env, cfg);
+		srv->set_outbound(outq.get());
+	}
+	control = std::make_unique<server::ControlServer>(loop, srv->workers(), cfg->data_dir + "/control.sock");
+	add_control_commands(*control, cfg, env.get(), outq.get(), stopping);
+	// sendmail.tern (man/sendmail.tern.8): mailq reads the queue
+	// through ternd, as local users cannot open the database.
+	store::Env* store_env = env.get();
+	local_submit = std::make_unique<server::LocalSubmitListener>(
+	    *srv, std::move(sockets.local_submit), [store_env] { return queue::queue_list_text(store_env->queue_list()); });
+}
+
+bool Daemon::start() {
+	try {
+		log::set_sink(log::Sink::stderr_sink);
+		auto user = daemon_user(*cfg);
+		prepare_data_dir(user);
+		Sockets sockets = bind_sockets();
+		std::string key = ReceivedIdGenerator::load_or_create_key(cfg->data_dir + "/recvid.key");
+		become_daemon(user);
+		build_services(std::move(sockets), key);
+		return true;
+	} catch (const std::exception& e) {
+		log::error("cannot start", {{"error", e.what()}});
+		if (pid_file_written) unlink(pid_file.c_str());
+		if (opts.foreground || opts.localserve) std::cerr << "error: " << e.what() << "\n";
+		return false;
+	}
+}
+
+void Daemon::shutdown() {
+	if (local_submit) local_submit->stop();
+	srv->begin_shutdown();
+}
+
+// SIGHUP. Reading the config and certificate files is disk I/O: a worker
+// does it, the loop only swaps in the result.
+void Daemon::reload() {
+	if (cfg->localserve) return;
+	struct Loaded {
+		std::shared_ptr<const config::Config> cfg;
+		std::shared_ptr<const net::TlsServerContext> tls;
+		std::string error;
+	};
+	auto loaded = std::make_shared<Loaded>();
+	std::string path = opts.config_path;
+	srv->workers().submit(
+	    [loaded, path] {
+		    try {
+			    loaded->cfg = config::Config::load_file(path);
+			    // A signing key that does not load keeps the old config:
+			    // mail must not go out unsigned because of a typo.
+			    auto key_errors = core::dkim_key_errors(*loaded->cfg);
+			    if (!key_errors.empty()) throw std::runtime_error(join_lines(key_errors));
+			    loaded->tls = load_tls(*loaded->cfg);
+		    } catch (const std::exception& e) {
+			    loaded->error = e.what();
+		    }
+	    },
+	    [this, loaded] {
+		    if (!loaded->error.empty()) {
+			    // doc/behaviour.md "Logs, signals, metrics": an invalid new config keeps the old one.
+			    log::error("reload failed, keeping the old configuration", {{"error", loaded->error}});
+			    return;
+		    }
+		    apply_reload(loaded->cfg, loaded->tls);
+	    });
+}
+
+void Daemon::apply_reload(const std::shared_ptr<const config::Config>& next,
+                          const std::shared_ptr<const net::TlsServerContext>& tls) {
+	srv->reload(next);
+	if (outq) outq->reload(next);
+	srv->set_tls_context(tls);
+	try {
+		apply_log_settings(*next, opts);
+	} catch (const std::exception& e) {
+		log::error("reopening log", {{"error", e.what()}});
+	}
+	cfg = next;
+}
+
+// metrics (doc/behaviour.md "Logs, signals, metrics"): gauges and queue
+// counters are read from the live objects when /metrics is rendered.
+std::unique_ptr<metrics::HttpResponder> Daemon::start_metrics(const MaildirScan& scan) {
+	core::stats().set_sampler("tern_connections_open", {}, [this] { return static_cast<double>(srv->open_connections()); });
+	core::stats().set_sampler("tern_worker_jobs_queued", {}, [this] { return static_cast<double>(srv->workers().pending()); });
+	core::stats().set_sampler("tern_history_records", {}, [&scan] { return static_cast<double>(scan.history_records.load()); });
+	core::stats().set_sampler("tern_maildir_scan_lag_seconds", {}, [&scan] {
+		return static_cast<double>(std::time(nullptr) - scan.last_complete_scan.load());
+	});
+	server::register_filter_metrics(*srv);
+	if (outq) {
+		core::stats().set_sampler("tern_queue_messages", {}, [this] { return static_cast<double>(outq->size()); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"delivered"}, [this] { return static_cast<double>(outq->counters().delivered); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"local"}, [this] { return static_cast<double>(outq->counters().local); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"failed"}, [this] { return static_cast<double>(outq->counters().failed); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"retried"}, [this] { return static_cast<double>(outq->counters().retried); });
+	}
+	if (metrics_fd < 0) return nullptr;
+	auto metrics_http = std::make_unique<metrics::HttpResponder>(loop, metrics_fd, [] { return metrics::render(core::stats()); });
+	metrics_http->start();
+	log::info("metrics listening", {{"address", cfg->metrics.listen}});
+	return metrics_http;
+}
+
+// After the loop: outbound sessions stop (their records stay for the next
+// start); deliveries whose clients went away still finish before we exit.
+void Daemon::stop_after_loop(DeadProcessCheck& failchk, std::unique_ptr<metrics::HttpResponder>& metrics_http) {
+	stopping = true;
+	failchk.stop();
+	if (outq) outq->shutdown();
+	metrics_http.reset();  // metrics: no page rendered past this point
+	core::stats().clear_samplers();
+	srv->workers().drain();
+	srv->maildir_writer().drain();
+	control.reset();  // removes the socket file
+	local_submit.reset();
+	outq.reset();
+	srv.reset();
+	if (!pid_file.empty()) unlink(pid_file.c_str());
+	log::info("ternd stopped");
+}
+
+void Daemon::run(const sigset_t& handled) {
+	core::SignalWatcher sigterm(loop, SIGTERM, [this] { shutdown(); });
+	core::SignalWatcher sigint(loop, SIGINT, [this] { shutdown(); });
+	core::SignalWatcher sigusr1(loop, SIGUSR1, [] { log::reopen(); });
+	// SIGUSR2: `ternctl queue kick/drop` changed the queue in the database.
+	core::SignalWatcher sigusr2(loop, SIGUSR2, [this] {
+		if (outq) outq->resync();
+	});
+	core::SignalWatcher sighup(loop, SIGHUP, [this] { reload(); });
+	for (auto* w : {&sigterm, &sigint, &sigusr1, &sigusr2, &sighup}) w->unref();
+	sigprocmask(SIG_UNBLOCK, &handled, nullptr);
+
+	srv->start();
+	if (outq) outq->start();
+	control->start();
+	DeadProcessCheck failchk(loop, srv->workers(), *env);
+	MaildirScan scan(loop, srv->workers(), *env, cfg);
+	if (local_submit) local_submit->start();
+	std::unique_ptr<metrics::HttpResponder> metrics_http = start_metrics(scan);
+	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
+	// Once the loop has started everything (queue load, listeners), give
+	// back the pages start-up touched.
+	core::TimerWatcher trim(loop, [] { core::trim_startup_memory(); });
+	trim.start(1.0);
+	ev_run(loop, 0);
+	stop_after_loop(failchk, metrics_http);
+}
+
+// Signals that arrive before the loop watches them (say, a SIGTERM right
+// after the ports are bound) wait, blocked, instead of killing us.
+sigset_t block_handled_signals() {
+	sigset_t handled;
+	sigemptyset(&handled);
+	for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&handled, sig);
+	sigprocmask(SIG_BLOCK, &handled, nullptr);
+	return handled;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -350,255 +711,10 @@ int main(int argc, char** argv) {
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	// Signals that arrive before the loop watches them (say, a SIGTERM right
-	// after the ports are bound) wait, blocked, instead of killing us.
-	sigset_t handled;
-	sigemptyset(&handled);
-	for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&handled, sig);
-	sigprocmask(SIG_BLOCK, &handled, nullptr);
+	sigset_t handled = block_handled_signals();
 	raise_fd_limit();
-	std::string pid_file = opts.pid_file.empty() ? cfg->pid_file : opts.pid_file;
-	// Absolute: the daemon changes to / before writing it and removing it at exit.
-	if (!pid_file.empty()) pid_file = std::filesystem::absolute(pid_file).lexically_normal().string();
-	bool pid_file_written = false;
-	std::unique_ptr<store::Env> env;  // outlives the server, which uses it
-	std::unique_ptr<server::Server> srv;
-	std::unique_ptr<queue::Queue> outq;  // destroyed before the server (it uses its pool and resolver)
-	std::unique_ptr<server::ControlServer> control;  // destroyed after the worker pool drained
-	bool stopping = false;  // the loop ended: completions only finish their work
-	std::unique_ptr<server::LocalSubmitListener> local_submit;  // sendmail.tern's socket; uses server and queue
-	struct ev_loop* loop = nullptr;
-	int metrics_fd = -1;  // metrics: the /metrics socket, bound with the SMTP ports
-	try {
-		log::set_sink(log::Sink::stderr_sink);
-		// Every file ternd reopens as `user` (reloads, log rotation) must be
-		// within its reach now, not at the first reload.
-		auto user = daemon_user(*cfg);
-		// data_dir is the daemon's own (drop_privileges hands it over): the
-		// check then looks at what is inside as `user` will.
-		make_dirs(cfg->data_dir);
-		if (user && chown(cfg->data_dir.c_str(), user->uid, user->gid) != 0)
-			throw std::runtime_error("chown " + cfg->data_dir + ": " + std::strerror(errno));
-		core::StartCheck check = core::check_start(*cfg, pid_file, core::CheckFor::start);
-		for (const auto& w : check.warnings) log::warn(w);
-		if (!check.errors.empty()) throw std::runtime_error(join_lines(check.errors));
-		if (!opts.foreground && !opts.localserve) create_for_user(cfg->log.file, true, user);
-		apply_log_settings(*cfg, opts);
-		make_dirs(cfg->data_dir);
-		make_dirs(cfg->data_dir + "/tmp");
-		remove_stale_temp_files(cfg->data_dir + "/tmp");
-		std::vector<std::string> warnings;
-		auto sockets = net::open_listeners(*cfg, cfg->localserve, warnings);
-		for (const auto& w : warnings) log::info(w);
-		// sendmail.tern's socket (man/sendmail.tern.8), ready with the ports.
-		server::LocalSubmitSocket local_socket = server::open_local_submit_socket(cfg->data_dir);
-		// metrics: bound before the privilege drop; localserve goes on without it (1080 is often taken).
-		try {
-			if (!cfg->metrics.listen.empty()) metrics_fd = metrics::open_metrics_socket(cfg->metrics.listen);
-		} catch (const std::exception& e) {
-			if (!cfg->localserve) throw;
-			log::info(std::string(e.what()) + "; no metrics");
-		}
-		std::string key = ReceivedIdGenerator::load_or_create_key(cfg->data_dir + "/recvid.key");
-		if (!opts.foreground && !opts.localserve) daemonize();
-		if (!pid_file.empty()) {
-			create_for_user(std::filesystem::path(pid_file).parent_path().string(), false, user);
-			write_pid_file(pid_file);
-			pid_file_written = true;
-		}
-		drop_privileges(user, cfg->data_dir);
-		if (cfg->localserve) {
-			log::info("localserve: account tern, address tern@localhost, password terntern",
-			          {{"maildir", cfg->accounts.begin()->second.maildir}});
-		}
-		// The loop and the worker threads are made after the fork.
-		loop = ev_default_loop(EVFLAG_AUTO);
-		std::unique_ptr<mailauth::Resolver> resolver;
-		if (cfg->localserve)
-			resolver = std::make_unique<mailauth::OfflineResolver>();
-		else
-			resolver = std::make_unique<net::UdnsResolver>(loop, cfg->dns.servers, cfg->dns.timeout_ms);
-		srv = std::make_unique<server::Server>(loop, cfg, std::move(sockets), key, std::move(resolver));
-		srv->set_tls_context(load_tls(*cfg));
-		env = open_store(*cfg);
-		srv->set_env(env.get());
-		if (!cfg->localserve) {
-			// Localserve never sends mail out: submissions go straight to its
-			// account's Maildir.
-			outq = std::make_unique<queue::Queue>(loop, srv->workers(), srv->resolver(), *env, cfg);
-			srv->set_outbound(outq.get());
-		}
-		// After the privilege drop, so the socket belongs to the daemon's user.
-		control = std::make_unique<server::ControlServer>(loop, srv->workers(), cfg->data_dir + "/control.sock");
-		add_control_commands(*control, cfg, env.get(), outq.get(), stopping);
-		// sendmail.tern (man/sendmail.tern.8): mailq reads the queue
-		// through ternd, as local users cannot open the database.
-		store::Env* store_env = env.get();
-		local_submit = std::make_unique<server::LocalSubmitListener>(
-		    *srv, std::move(local_socket), [store_env] { return queue::queue_list_text(store_env->queue_list()); });
-	} catch (const std::exception& e) {
-		log::error("cannot start", {{"error", e.what()}});
-		if (pid_file_written) unlink(pid_file.c_str());
-		if (opts.foreground || opts.localserve) std::cerr << "error: " << e.what() << "\n";
-		return 1;
-	}
-
-	auto shutdown = [&] {
-		if (local_submit) local_submit->stop();
-		srv->begin_shutdown();
-	};
-	core::SignalWatcher sigterm(loop, SIGTERM, shutdown);
-	core::SignalWatcher sigint(loop, SIGINT, shutdown);
-	core::SignalWatcher sigusr1(loop, SIGUSR1, [] { log::reopen(); });
-	// SIGUSR2: `ternctl queue kick/drop` changed the queue in the database.
-	core::SignalWatcher sigusr2(loop, SIGUSR2, [&] {
-		if (outq) outq->resync();
-	});
-	core::SignalWatcher sighup(loop, SIGHUP, [&] {
-		if (cfg->localserve) return;
-		// Reading the config and certificate files is disk I/O: a worker does
-		// it, the loop only swaps in the result.
-		struct Loaded {
-			std::shared_ptr<const config::Config> cfg;
-			std::shared_ptr<const net::TlsServerContext> tls;
-			std::string error;
-		};
-		auto loaded = std::make_shared<Loaded>();
-		std::string path = opts.config_path;
-		srv->workers().submit(
-		    [loaded, path] {
-			    try {
-				    loaded->cfg = config::Config::load_file(path);
-				    // A signing key that does not load keeps the old config:
-				    // mail must not go out unsigned because of a typo.
-				    auto key_errors = core::dkim_key_errors(*loaded->cfg);
-				    if (!key_errors.empty()) throw std::runtime_error(join_lines(key_errors));
-				    loaded->tls = load_tls(*loaded->cfg);
-			    } catch (const std::exception& e) {
-				    loaded->error = e.what();
-			    }
-		    },
-		    [&, loaded] {
-			    if (!loaded->error.empty()) {
-				    // doc/behaviour.md "Logs, signals, metrics": an invalid new config keeps the old one.
-				    log::error("reload failed, keeping the old configuration", {{"error", loaded->error}});
-				    return;
-			    }
-			    srv->reload(loaded->cfg);
-			    if (outq) outq->reload(loaded->cfg);
-			    srv->set_tls_context(loaded->tls);
-			    try {
-				    apply_log_settings(*loaded->cfg, opts);
-			    } catch (const std::exception& e) {
-				    log::error("reopening log", {{"error", e.what()}});
-			    }
-			    cfg = loaded->cfg;
-		    });
-	});
-	for (auto* w : {&sigterm, &sigint, &sigusr1, &sigusr2, &sighup}) w->unref();
-	sigprocmask(SIG_UNBLOCK, &handled, nullptr);
-
-	srv->start();
-	if (outq) outq->start();
-	control->start();
-	// failchk every few seconds: a process that died inside the environment
-	// (a ternctl run while we were down and still running, a db_* tool)
-	// must not keep its locks. One check at a time, on a worker.
-	bool failchk_running = false;
-	std::function<void()> run_failchk;
-	core::TimerWatcher failchk(loop, [&] { run_failchk(); });
-	run_failchk = [&] {
-		failchk.start(5.0);
-		if (failchk_running) return;
-		failchk_running = true;
-		srv->workers().submit(
-		    [envp = env.get()] {
-			    try {
-				    envp->check_dead_processes();
-			    } catch (const std::exception& e) {
-				    log::error("database check", {{"error", e.what()}});
-			    }
-		    },
-		    [&failchk_running] { failchk_running = false; });
-	};
-	failchk.start(5.0);
-	// The Maildir scanner (doc/behaviour.md §9 "Learning from the mailbox"):
-	// one pass at a time on a worker, every message_history.scan_interval_s.
-	store::JunkScanner junk_scanner;
-	bool scan_running = false;
-	// For the metrics: when the last complete pass began, and the history's
-	// size it found (written by the scanner's worker, read by /metrics).
-	std::atomic<int64_t> last_complete_scan{static_cast<int64_t>(std::time(nullptr))};
-	std::atomic<uint64_t> history_records{0};
-	std::function<void()> run_scan;
-	core::TimerWatcher scan_timer(loop, [&] { run_scan(); });
-	run_scan = [&] {
-		scan_timer.start(static_cast<double>(cfg->message_history.scan_interval_s));
-		if (scan_running || cfg->localserve) return;
-		scan_running = true;
-		srv->workers().submit(
-		    [envp = env.get(), current = cfg, &junk_scanner, &last_complete_scan, &history_records] {
-			    try {
-				    int64_t started = std::time(nullptr);
-				    auto stats = junk_scanner.scan(*current, *envp, started);
-				    last_complete_scan = started;
-				    history_records = store::MessageHistory(*envp).record_count();
-				    if (stats.folders_read > 0)
-					    log::event(log::Level::debug, 0, "maildir scan",
-					               {{"folders", std::to_string(stats.folders_read)},
-					                {"marks_changed", std::to_string(stats.marks_changed)},
-					                {"expunged", std::to_string(stats.expunged)},
-					                {"pruned", std::to_string(stats.pruned)}});
-			    } catch (const std::exception& e) {
-				    log::error("maildir scan", {{"error", e.what()}});
-			    }
-		    },
-		    [&scan_running] { scan_running = false; });
-	};
-	scan_timer.start(1.0);
-	if (local_submit) local_submit->start();
-	// metrics (doc/behaviour.md "Logs, signals, metrics"): gauges and queue counters are
-	// read from the live objects when /metrics is rendered.
-	std::unique_ptr<metrics::HttpResponder> metrics_http;
-	core::stats().set_sampler("tern_connections_open", {}, [&] { return static_cast<double>(srv->open_connections()); });
-	core::stats().set_sampler("tern_worker_jobs_queued", {}, [&] { return static_cast<double>(srv->workers().pending()); });
-	core::stats().set_sampler("tern_history_records", {}, [&] { return static_cast<double>(history_records.load()); });
-	core::stats().set_sampler("tern_maildir_scan_lag_seconds", {}, [&] {
-		return static_cast<double>(std::time(nullptr) - last_complete_scan.load());
-	});
-	server::register_filter_metrics(*srv);
-	if (outq) {
-		core::stats().set_sampler("tern_queue_messages", {}, [&] { return static_cast<double>(outq->size()); });
-		core::stats().set_sampler("tern_queue_deliveries_total", {"delivered"}, [&] { return static_cast<double>(outq->counters().delivered); });
-		core::stats().set_sampler("tern_queue_deliveries_total", {"local"}, [&] { return static_cast<double>(outq->counters().local); });
-		core::stats().set_sampler("tern_queue_deliveries_total", {"failed"}, [&] { return static_cast<double>(outq->counters().failed); });
-		core::stats().set_sampler("tern_queue_deliveries_total", {"retried"}, [&] { return static_cast<double>(outq->counters().retried); });
-	}
-	if (metrics_fd >= 0) {
-		metrics_http = std::make_unique<metrics::HttpResponder>(loop, metrics_fd, [] { return metrics::render(core::stats()); });
-		metrics_http->start();
-		log::info("metrics listening", {{"address", cfg->metrics.listen}});
-	}
-	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
-	// Once the loop has started everything (queue load, listeners), give
-	// back the pages start-up touched.
-	core::TimerWatcher trim(loop, [] { core::trim_startup_memory(); });
-	trim.start(1.0);
-	ev_run(loop, 0);
-	stopping = true;
-	failchk.stop();
-	// Outbound sessions stop (their records stay for the next start);
-	// deliveries whose clients went away still finish before we exit.
-	if (outq) outq->shutdown();
-	metrics_http.reset();  // metrics: no page rendered past this point
-	core::stats().clear_samplers();
-	srv->workers().drain();
-	srv->maildir_writer().drain();
-	control.reset();  // removes the socket file
-	local_submit.reset();
-	outq.reset();
-	srv.reset();
-	if (!pid_file.empty()) unlink(pid_file.c_str());
-	log::info("ternd stopped");
+	Daemon ternd(std::move(opts), std::move(cfg));
+	if (!ternd.start()) return 1;
+	ternd.run(handled);
 	return 0;
 }

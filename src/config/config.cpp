@@ -210,14 +210,14 @@ std::shared_ptr<const Config> Config::localserve_config(const std::string& data_
 	l.ips = {"127.0.0.1", "::1"};
 	l.hostname = cfg->hostname;
 	l.smtp.enabled = true;
-	l.smtp.port = 1025;
+	l.smtp.port = localserve_smtp_port;
 	l.smtp.require_starttls = false;
 	l.smtp.first_time_sender_delay_ms = 0;
 	l.submission.enabled = true;
-	l.submission.port = 1587;
+	l.submission.port = localserve_submission_port;
 	l.submission.require_starttls = false;  // offered, not required
 	l.submissions.enabled = true;
-	l.submissions.port = 1465;
+	l.submissions.port = localserve_submissions_port;
 	cfg->listeners.emplace(l.name, l);
 
 	Domain d;

@@ -19,6 +19,20 @@
 
 namespace tern::config {
 
+// Defaults written once: the struct members below, the loader, the built-in
+// localserve config and the programs refer to these.
+inline constexpr int64_t default_max_message_size = 100 * 1024 * 1024;  // 100 MiB
+inline constexpr int default_smtp_port = 25;          // IANA service "smtp"
+inline constexpr int default_submission_port = 587;  // RFC 6409 3.1
+inline constexpr int default_submissions_port = 465; // RFC 8314 3.3
+inline constexpr int max_port = 65535;
+// localserve (doc/behaviour.md "localserve"): unprivileged ports on loopback.
+inline constexpr int localserve_smtp_port = 1025;
+inline constexpr int localserve_submission_port = 1587;
+inline constexpr int localserve_submissions_port = 1465;
+inline constexpr int64_t default_dns_timeout_ms = 5000;
+inline constexpr int64_t default_history_max_age_days = 3 * 365;
+
 // `path` is a dotted key path ("listeners.public.smtp.port", "[i]" for array
 // elements); what() is "<file>: <path>: <message>".
 class ConfigError : public std::runtime_error {
@@ -53,7 +67,7 @@ struct Listener {
 	std::string name;
 	std::vector<std::string> ips;   // default ["0.0.0.0", "::"]
 	std::string hostname;           // resolved: listener's or global hostname
-	int64_t max_message_size = 104857600;
+	int64_t max_message_size = default_max_message_size;
 	smtp::BareNewlines bare_newlines = smtp::BareNewlines::normalize;
 	bool proxy_protocol = false;
 	std::vector<std::string> trusted_proxies;
@@ -134,7 +148,7 @@ struct Account {
 struct Config {
 	// The message history behind reputation and the delivery-rate limits.
 	struct {
-		int64_t max_age_days = 3 * 365;  // older records are pruned
+		int64_t max_age_days = default_history_max_age_days;  // older records are pruned
 		int64_t scan_interval_s = 60;     // Maildir scanner period
 	} message_history;
 	std::string file;               // path it was loaded from ("" for localserve)
@@ -149,7 +163,7 @@ struct Config {
 	} log;
 	struct {
 		std::vector<std::string> servers;   // "ip" or "ip:port" / "[v6]:port"; empty = /etc/resolv.conf
-		int64_t timeout_ms = 5000;
+		int64_t timeout_ms = default_dns_timeout_ms;
 	} dns;
 	struct {
 		std::string cert_file, key_file;    // absolute; empty = no TLS
@@ -184,7 +198,7 @@ struct Config {
 	struct {
 		std::string smarthost;              // "" = MX delivery
 		std::string smarthost_host;         // parsed from smarthost: name or IP (no brackets)
-		int smarthost_port = 25;            // parsed from smarthost, 25 when omitted
+		int smarthost_port = default_smtp_port;  // parsed from smarthost, 25 when omitted
 		std::string smarthost_tls = "opportunistic";  // none, opportunistic, required, implicit
 		// Chain and host name of the smarthost's certificate are checked
 		// against these CAs under "required" and "implicit".

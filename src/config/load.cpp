@@ -69,11 +69,11 @@ std::string normalize_domain(std::string_view name)
 		idn2_free(converted);
 	}
 	ascii = ascii_lower(ascii);
-	if (ascii.empty() || ascii.size() > 253)
+	if (ascii.empty() || ascii.size() > max_dns_name_len)
 		return "";
 	std::string_view last_label;
 	for (std::string_view label : split(ascii, '.')) {
-		if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+		if (label.empty() || label.size() > max_dns_label_len || label.front() == '-' || label.back() == '-')
 			return "";
 		for (char c : label)
 			if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
@@ -90,10 +90,10 @@ std::string normalize_domain(std::string_view name)
 // are tolerated since they occur in practice.
 bool valid_selector(std::string_view name)
 {
-	if (name.empty() || name.size() > 63 * 4)
+	if (name.empty() || name.size() > max_dns_label_len * 4)
 		return false;
 	for (std::string_view label : split(name, '.')) {
-		if (label.empty() || label.size() > 63)
+		if (label.empty() || label.size() > max_dns_label_len)
 			return false;
 		for (char c : label)
 			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -139,7 +139,7 @@ bool split_host_port(std::string_view text, std::string& host, int& port, bool& 
 				return false;
 			n = n * 10 + (c - '0');
 		}
-		if (n < 1 || n > 65535)
+		if (n < 1 || n > max_port)
 			return false;
 		port = n;
 	}
@@ -244,8 +244,8 @@ public:
 				fail(path, "must be positive");
 			break;
 		case Range::port:
-			if (n < 1 || n > 65535)
-				fail(path, "port must be between 1 and 65535");
+			if (n < 1 || n > max_port)
+				fail(path, "port must be between 1 and " + std::to_string(max_port));
 			break;
 		}
 		return n;
@@ -363,6 +363,17 @@ private:
 	Milter load_milter(const json& v, const std::string& path) const;
 	Account load_account(const std::string& name, const json& v, const std::string& path, const Config& cfg,
 	                     std::map<std::string, std::string>& owner_of_address) const;
+	void load_account_delivery(const json& v, const std::string& path, Account& a) const;
+	void load_destination(const std::string& key, const json& v, const std::string& path, const Config& cfg,
+	                      Account& a, std::map<std::string, std::string>& owner_of_address) const;
+	void load_folder_rules(const json& v, const std::string& path, Account& a) const;
+	void load_delivery_rate_limits(const json& v, const std::string& path, Account& a) const;
+	void load_delays(const json& v, const std::string& path, Config& cfg) const;
+	void load_timeouts(const json& v, const std::string& path, Config& cfg) const;
+	void load_message_history(const json& v, const std::string& path, Config& cfg) const;
+	void load_delivery(const json& v, const std::string& path, Config& cfg) const;
+	void load_hosting(const json& root, Config& cfg) const;
+	void load_metrics(const json& v, const std::string& path, Config& cfg) const;
 	JunkFilterSettings load_junk_filter(const json& v, const std::string& path) const;
 	double fraction(const json& v, const std::string& path) const;
 	void load_postmaster(const json* v, const std::string& path, Config& cfg) const;
@@ -402,49 +413,80 @@ void Loader::load(const json& root, Config& cfg) const
 	if (auto v = member(root, "auth"))
 		load_auth(*v, "auth", cfg);
 
-	if (auto v = member(root, "delays_ms")) {
-		object(*v, "delays_ms", {"bad_client", "auth_fail", "unknown_recipients"});
-		auto& d = cfg.delays_ms;
-		if (auto x = member(*v, "bad_client"))
-			d.bad_client = integer(*x, "delays_ms.bad_client", Range::non_negative);
-		if (auto x = member(*v, "auth_fail"))
-			d.auth_fail = integer(*x, "delays_ms.auth_fail", Range::non_negative);
-		if (auto x = member(*v, "unknown_recipients"))
-			d.unknown_recipients = integer(*x, "delays_ms.unknown_recipients", Range::non_negative);
-	}
-	if (auto v = member(root, "timeouts_s")) {
-		object(*v, "timeouts_s", {"command", "data_chunk", "data_total", "tls_handshake", "shutdown"});
-		auto& t = cfg.timeouts_s;
-		std::pair<const char*, int64_t*> fields[] = {{"command", &t.command},
-		                                             {"data_chunk", &t.data_chunk},
-		                                             {"data_total", &t.data_total},
-		                                             {"tls_handshake", &t.tls_handshake},
-		                                             {"shutdown", &t.shutdown}};
-		for (auto [key, field] : fields)
-			if (auto x = member(*v, key))
-				*field = integer(*x, join("timeouts_s", key), Range::positive);
-	}
+	if (auto v = member(root, "delays_ms"))
+		load_delays(*v, "delays_ms", cfg);
+	if (auto v = member(root, "timeouts_s"))
+		load_timeouts(*v, "timeouts_s", cfg);
 	if (auto v = member(root, "limits"))
 		load_limits(*v, "limits", cfg);
-	if (auto v = member(root, "message_history")) {
-		object(*v, "message_history", {"max_age_days", "scan_interval_s"});
-		if (auto x = member(*v, "max_age_days"))
-			cfg.message_history.max_age_days = integer(*x, "message_history.max_age_days", Range::positive);
-		if (auto x = member(*v, "scan_interval_s"))
-			cfg.message_history.scan_interval_s = integer(*x, "message_history.scan_interval_s", Range::positive);
-	}
-
+	if (auto v = member(root, "message_history"))
+		load_message_history(*v, "message_history", cfg);
 	// Before accounts: they inherit delivery.lmtp.
-	if (auto v = member(root, "delivery")) {
-		object(*v, "delivery", {"lmtp", "lmtp_timeout_s"});
-		if (auto x = member(*v, "lmtp"))
-			cfg.delivery.lmtp = lmtp_target(*x, "delivery.lmtp");
-		if (auto x = member(*v, "lmtp_timeout_s"))
-			cfg.delivery.lmtp_timeout_s = integer(*x, "delivery.lmtp_timeout_s", Range::positive);
+	if (auto v = member(root, "delivery"))
+		load_delivery(*v, "delivery", cfg);
+	load_hosting(root, cfg);
+	// Listeners last: they fall back to the global hostname.
+	if (auto v = member(root, "listeners")) {
+		for (const auto& item : map(*v, "listeners").items()) {
+			std::string path = join("listeners", item.key());
+			cfg.listeners.emplace(item.key(), load_listener(item.key(), item.value(), path, cfg));
+		}
+		check_port_conflicts(cfg);
 	}
+	if (auto v = member(root, "queue"))
+		load_queue(*v, "queue", cfg);
+	if (auto v = member(root, "metrics"))
+		load_metrics(*v, "metrics", cfg);
+}
 
-	// Domains before accounts (an account's domain and addresses must be
-	// hosted), accounts before postmaster (which names one).
+void Loader::load_delays(const json& v, const std::string& path, Config& cfg) const
+{
+	object(v, path, {"bad_client", "auth_fail", "unknown_recipients"});
+	auto& d = cfg.delays_ms;
+	if (auto x = member(v, "bad_client"))
+		d.bad_client = integer(*x, join(path, "bad_client"), Range::non_negative);
+	if (auto x = member(v, "auth_fail"))
+		d.auth_fail = integer(*x, join(path, "auth_fail"), Range::non_negative);
+	if (auto x = member(v, "unknown_recipients"))
+		d.unknown_recipients = integer(*x, join(path, "unknown_recipients"), Range::non_negative);
+}
+
+void Loader::load_timeouts(const json& v, const std::string& path, Config& cfg) const
+{
+	object(v, path, {"command", "data_chunk", "data_total", "tls_handshake", "shutdown"});
+	auto& t = cfg.timeouts_s;
+	std::pair<const char*, int64_t*> fields[] = {{"command", &t.command},
+	                                             {"data_chunk", &t.data_chunk},
+	                                             {"data_total", &t.data_total},
+	                                             {"tls_handshake", &t.tls_handshake},
+	                                             {"shutdown", &t.shutdown}};
+	for (auto [key, field] : fields)
+		if (auto x = member(v, key))
+			*field = integer(*x, join(path, key), Range::positive);
+}
+
+void Loader::load_message_history(const json& v, const std::string& path, Config& cfg) const
+{
+	object(v, path, {"max_age_days", "scan_interval_s"});
+	if (auto x = member(v, "max_age_days"))
+		cfg.message_history.max_age_days = integer(*x, join(path, "max_age_days"), Range::positive);
+	if (auto x = member(v, "scan_interval_s"))
+		cfg.message_history.scan_interval_s = integer(*x, join(path, "scan_interval_s"), Range::positive);
+}
+
+void Loader::load_delivery(const json& v, const std::string& path, Config& cfg) const
+{
+	object(v, path, {"lmtp", "lmtp_timeout_s"});
+	if (auto x = member(v, "lmtp"))
+		cfg.delivery.lmtp = lmtp_target(*x, join(path, "lmtp"));
+	if (auto x = member(v, "lmtp_timeout_s"))
+		cfg.delivery.lmtp_timeout_s = integer(*x, join(path, "lmtp_timeout_s"), Range::positive);
+}
+
+// Domains before accounts (an account's domain and addresses must be
+// hosted), accounts before postmaster (which names one).
+void Loader::load_hosting(const json& root, Config& cfg) const
+{
 	if (auto v = member(root, "domains")) {
 		for (const auto& item : map(*v, "domains").items()) {
 			std::string path = join("domains", item.key());
@@ -462,30 +504,22 @@ void Loader::load(const json& root, Config& cfg) const
 		}
 	}
 	load_postmaster(member(root, "postmaster"), "postmaster", cfg);
+}
 
-	// Listeners last: they fall back to the global hostname.
-	if (auto v = member(root, "listeners")) {
-		for (const auto& item : map(*v, "listeners").items()) {
-			std::string path = join("listeners", item.key());
-			cfg.listeners.emplace(item.key(), load_listener(item.key(), item.value(), path, cfg));
+void Loader::load_metrics(const json& v, const std::string& path, Config& cfg) const
+{
+	object(v, path, {"listen"});
+	if (auto x = member(v, "listen")) {
+		std::string lpath = join(path, "listen");
+		std::string text = nullable_string(*x, lpath);
+		std::string host;
+		int port;
+		bool bracketed;
+		if (!text.empty()) {
+			if (!split_host_port(text, host, port, bracketed) || port < 0 || !IpAddr::parse(host))
+				fail(lpath, "expected \"IP:port\" or \"[IPv6]:port\", got " + in_quotes(text));
 		}
-		check_port_conflicts(cfg);
-	}
-	if (auto v = member(root, "queue"))
-		load_queue(*v, "queue", cfg);
-	if (auto v = member(root, "metrics")) {
-		object(*v, "metrics", {"listen"});
-		if (auto x = member(*v, "listen")) {
-			std::string text = nullable_string(*x, "metrics.listen");
-			std::string host;
-			int port;
-			bool bracketed;
-			if (!text.empty()) {
-				if (!split_host_port(text, host, port, bracketed) || port < 0 || !IpAddr::parse(host))
-					fail("metrics.listen", "expected \"IP:port\" or \"[IPv6]:port\", got " + in_quotes(text));
-			}
-			cfg.metrics.listen = text;
-		}
+		cfg.metrics.listen = text;
 	}
 }
 
@@ -663,9 +697,10 @@ Listener Loader::load_listener(const std::string& name, const json& v, const std
 	if (l.proxy_protocol && l.trusted_proxies.empty())
 		fail(join(path, "trusted_proxies"), "required when proxy_protocol is true");
 
-	l.smtp = load_service(member(v, "smtp"), join(path, "smtp"), 25, false, true);
-	l.submission = load_service(member(v, "submission"), join(path, "submission"), 587, true, false);
-	l.submissions = load_service(member(v, "submissions"), join(path, "submissions"), 465, false, false);
+	l.smtp = load_service(member(v, "smtp"), join(path, "smtp"), default_smtp_port, false, true);
+	l.submission = load_service(member(v, "submission"), join(path, "submission"), default_submission_port, true, false);
+	l.submissions =
+	        load_service(member(v, "submissions"), join(path, "submissions"), default_submissions_port, false, false);
 	if (auto x = member(v, "milters")) {
 		std::string milters_path = join(path, "milters");
 		for (size_t i = 0; i < array(*x, milters_path).size(); i++)
@@ -830,19 +865,8 @@ Account Loader::load_account(const std::string& name, const json& v, const std::
 	Account a;
 	a.name = name;
 	a.lmtp = cfg.delivery.lmtp;
-	if (auto x = member(v, "delivery")) {
-		std::string dpath = join(path, "delivery");
-		object(*x, dpath, {"lmtp", "lmtp_recipient"});
-		// null: this account keeps its Maildir whatever the default.
-		if (auto l = member(*x, "lmtp"))
-			a.lmtp = lmtp_target(*l, join(dpath, "lmtp"));
-		if (auto r = member(*x, "lmtp_recipient")) {
-			a.lmtp_recipient = string(*r, join(dpath, "lmtp_recipient"));
-			if (a.lmtp_recipient.empty() || a.lmtp_recipient.find_first_of("<> \t\r\n") != std::string::npos)
-				fail(join(dpath, "lmtp_recipient"), "expected an address or user name without spaces or angle brackets, got " +
-				                                        in_quotes(a.lmtp_recipient));
-		}
-	}
+	if (auto x = member(v, "delivery"))
+		load_account_delivery(*x, join(path, "delivery"), a);
 	if (auto x = member(v, "domain")) {
 		std::string text = string(*x, join(path, "domain"));
 		std::string domain = normalize_domain(text);
@@ -856,49 +880,8 @@ Account Loader::load_account(const std::string& name, const json& v, const std::
 
 	if (auto x = member(v, "destinations")) {
 		std::string dests_path = join(path, "destinations");
-		for (const auto& item : map(*x, dests_path).items()) {
-			const std::string& key = item.key();
-			std::string dpath = join(dests_path, key);
-			// "local@domain", "@domain" (catch-all), or a bare localpart
-			// in the account's domain.
-			size_t at = key.rfind('@');
-			std::string localpart = at == std::string::npos ? key : key.substr(0, at);
-			std::string domain_text = at == std::string::npos ? a.domain : key.substr(at + 1);
-			if (domain_text.empty())
-				fail(dpath, "expected an address \"localpart@domain\" or \"@domain\"");
-			std::string domain_name = normalize_domain(domain_text);
-			auto domain_it = cfg.domains.find(domain_name);
-			if (domain_name.empty() || domain_it == cfg.domains.end())
-				fail(dpath, "domain " + in_quotes(domain_text) + " is not configured under domains");
-			const Domain& domain = domain_it->second;
-			std::string canonical;
-			if (at == 0) {
-				canonical = "@" + domain.name;
-			} else {
-				if (localpart.empty())
-					fail(dpath, "expected an address \"localpart@domain\" or \"@domain\"");
-				const std::string& sep = domain.localpart_catchall_separator;
-				if (!sep.empty() && localpart.find(sep) != std::string::npos)
-					fail(dpath, "localpart contains the catch-all separator " + in_quotes(sep) + ", so it never matches");
-				canonical = canonical_localpart(domain, localpart) + "@" + domain.name;
-			}
-			auto [owner, inserted] = owner_of_address.emplace(canonical, name);
-			if (!inserted)
-				fail(dpath, "address " + in_quotes(canonical) + " is already a destination of account " +
-				                in_quotes(owner->second));
-			const json& dv = object(item.value(), dpath, {"mailbox", "dmarc_reports", "tls_reports"});
-			Destination dest;
-			if (auto m = member(dv, "mailbox")) {
-				dest.mailbox = string(*m, join(dpath, "mailbox"));
-				if (!valid_mailbox_name(dest.mailbox))
-					fail(join(dpath, "mailbox"), "not a valid mailbox name: " + in_quotes(dest.mailbox));
-			}
-			if (auto m = member(dv, "dmarc_reports"))
-				dest.dmarc_reports = boolean(*m, join(dpath, "dmarc_reports"));
-			if (auto m = member(dv, "tls_reports"))
-				dest.tls_reports = boolean(*m, join(dpath, "tls_reports"));
-			a.destinations.emplace(canonical, dest);
-		}
+		for (const auto& item : map(*x, dests_path).items())
+			load_destination(item.key(), item.value(), join(dests_path, item.key()), cfg, a, owner_of_address);
 	}
 	if (auto x = member(v, "rejects_mailbox")) {
 		a.rejects_mailbox = string(*x, join(path, "rejects_mailbox"));
@@ -920,6 +903,73 @@ Account Loader::load_account(const std::string& name, const json& v, const std::
 		if (auto p = member(*x, "period_s"))
 			a.subject_pass_period_s = integer(*p, join(spath, "period_s"), Range::non_negative);
 	}
+	load_folder_rules(v, path, a);
+	if (auto x = member(v, "delivery_rate_limits"))
+		load_delivery_rate_limits(*x, join(path, "delivery_rate_limits"), a);
+	return a;
+}
+
+void Loader::load_account_delivery(const json& v, const std::string& path, Account& a) const
+{
+	object(v, path, {"lmtp", "lmtp_recipient"});
+	// null: this account keeps its Maildir whatever the default.
+	if (auto l = member(v, "lmtp"))
+		a.lmtp = lmtp_target(*l, join(path, "lmtp"));
+	if (auto r = member(v, "lmtp_recipient")) {
+		a.lmtp_recipient = string(*r, join(path, "lmtp_recipient"));
+		if (a.lmtp_recipient.empty() || a.lmtp_recipient.find_first_of("<> \t\r\n") != std::string::npos)
+			fail(join(path, "lmtp_recipient"), "expected an address or user name without spaces or angle brackets, got " +
+			                                       in_quotes(a.lmtp_recipient));
+	}
+}
+
+// One destination of account `a`: `key` is "local@domain", "@domain"
+// (catch-all), or a bare localpart in the account's domain.
+void Loader::load_destination(const std::string& key, const json& v, const std::string& dpath, const Config& cfg,
+                              Account& a, std::map<std::string, std::string>& owner_of_address) const
+{
+	size_t at = key.rfind('@');
+	std::string localpart = at == std::string::npos ? key : key.substr(0, at);
+	std::string domain_text = at == std::string::npos ? a.domain : key.substr(at + 1);
+	if (domain_text.empty())
+		fail(dpath, "expected an address \"localpart@domain\" or \"@domain\"");
+	std::string domain_name = normalize_domain(domain_text);
+	auto domain_it = cfg.domains.find(domain_name);
+	if (domain_name.empty() || domain_it == cfg.domains.end())
+		fail(dpath, "domain " + in_quotes(domain_text) + " is not configured under domains");
+	const Domain& domain = domain_it->second;
+	std::string canonical;
+	if (at == 0) {
+		canonical = "@" + domain.name;
+	} else {
+		if (localpart.empty())
+			fail(dpath, "expected an address \"localpart@domain\" or \"@domain\"");
+		const std::string& sep = domain.localpart_catchall_separator;
+		if (!sep.empty() && localpart.find(sep) != std::string::npos)
+			fail(dpath, "localpart contains the catch-all separator " + in_quotes(sep) + ", so it never matches");
+		canonical = canonical_localpart(domain, localpart) + "@" + domain.name;
+	}
+	auto [owner, inserted] = owner_of_address.emplace(canonical, a.name);
+	if (!inserted)
+		fail(dpath, "address " + in_quotes(canonical) + " is already a destination of account " +
+		                in_quotes(owner->second));
+	const json& dv = object(v, dpath, {"mailbox", "dmarc_reports", "tls_reports"});
+	Destination dest;
+	if (auto m = member(dv, "mailbox")) {
+		dest.mailbox = string(*m, join(dpath, "mailbox"));
+		if (!valid_mailbox_name(dest.mailbox))
+			fail(join(dpath, "mailbox"), "not a valid mailbox name: " + in_quotes(dest.mailbox));
+	}
+	if (auto m = member(dv, "dmarc_reports"))
+		dest.dmarc_reports = boolean(*m, join(dpath, "dmarc_reports"));
+	if (auto m = member(dv, "tls_reports"))
+		dest.tls_reports = boolean(*m, join(dpath, "tls_reports"));
+	a.destinations.emplace(canonical, dest);
+}
+
+// junk_folders and neutral_folders: regular expressions, checked here.
+void Loader::load_folder_rules(const json& v, const std::string& path, Account& a) const
+{
 	std::pair<const char*, std::string*> folder_rules[] = {{"junk_folders", &a.junk_folder_rules.junk},
 	                                                       {"neutral_folders", &a.junk_folder_rules.neutral}};
 	for (auto [key, rule] : folder_rules) {
@@ -932,23 +982,25 @@ Account Loader::load_account(const std::string& name, const json& v, const std::
 			fail(join(path, key), "invalid regular expression " + in_quotes(*rule) + ": " + e.what());
 		}
 	}
-	if (auto x = member(v, "delivery_rate_limits")) {
-		std::string rpath = join(path, "delivery_rate_limits");
-		object(*x, rpath, {"messages_per_minute", "messages_per_day", "mib_per_minute", "mib_per_day"});
-		using Field = int64_t inbound::NetworkRateLimit::*;
-		std::tuple<const char*, Field, int64_t> fields[] = {
-		    {"messages_per_minute", &inbound::NetworkRateLimit::messages_per_minute, 1},
-		    {"messages_per_day", &inbound::NetworkRateLimit::messages_per_day, 1},
-		    {"mib_per_minute", &inbound::NetworkRateLimit::bytes_per_minute, 1024 * 1024},
-		    {"mib_per_day", &inbound::NetworkRateLimit::bytes_per_day, 1024 * 1024}};
-		for (auto [key, field, unit] : fields) {
-			auto levels = member(*x, key);
-			if (!levels) continue;
-			std::vector<int64_t> values = limit_levels(*levels, join(rpath, key));
-			for (size_t i = 0; i < 3 && i < values.size(); ++i) a.delivery_rate_limits[i].*field = values[i] * unit;
-		}
+}
+
+// Three levels per limit, one per client network width.
+void Loader::load_delivery_rate_limits(const json& v, const std::string& rpath, Account& a) const
+{
+	object(v, rpath, {"messages_per_minute", "messages_per_day", "mib_per_minute", "mib_per_day"});
+	using Field = int64_t inbound::NetworkRateLimit::*;
+	constexpr int64_t mib = 1024 * 1024;
+	std::tuple<const char*, Field, int64_t> fields[] = {
+	    {"messages_per_minute", &inbound::NetworkRateLimit::messages_per_minute, 1},
+	    {"messages_per_day", &inbound::NetworkRateLimit::messages_per_day, 1},
+	    {"mib_per_minute", &inbound::NetworkRateLimit::bytes_per_minute, mib},
+	    {"mib_per_day", &inbound::NetworkRateLimit::bytes_per_day, mib}};
+	for (auto [key, field, unit] : fields) {
+		auto levels = member(v, key);
+		if (!levels) continue;
+		std::vector<int64_t> values = limit_levels(*levels, join(rpath, key));
+		for (size_t i = 0; i < 3 && i < values.size(); ++i) a.delivery_rate_limits[i].*field = values[i] * unit;
 	}
-	return a;
 }
 
 // A number from 0 to 1 (a probability).
@@ -962,7 +1014,7 @@ double Loader::fraction(const json& v, const std::string& path) const
 	return d;
 }
 
-// The seed's junk filter parameters, in snake_case.
+// The model's junk filter parameters, in snake_case.
 JunkFilterSettings Loader::load_junk_filter(const json& v, const std::string& path) const
 {
 	object(v, path, {"threshold", "top_words", "ignore_words", "rare_words", "max_power"});
@@ -1030,7 +1082,7 @@ void Loader::load_queue(const json& v, const std::string& path, Config& cfg) con
 			if (!ok)
 				fail(join(path, "smarthost"), "expected \"host\", \"host:port\" or \"[IPv6]:port\", got " + in_quotes(text));
 			q.smarthost_host = host;
-			q.smarthost_port = port < 0 ? 25 : port;
+			q.smarthost_port = port < 0 ? default_smtp_port : port;
 		}
 		q.smarthost = text;
 	}

@@ -59,7 +59,7 @@ Stats::CounterFamily Stats::errors() const {
 }
 
 void Stats::count_auth(std::string_view kind, std::string_view variant, std::string_view result) {
-	// The seed labels the variant with the mechanism name in lower case.
+	// The model labels the variant with the mechanism name in lower case.
 	add("tern_authentication_total", {std::string(kind), lower(variant), std::string(result)});
 }
 

@@ -20,7 +20,7 @@ namespace tern::core {
 // Label values in the order of the metric's label names.
 using LabelValues = std::vector<std::string>;
 
-// The seed's buckets for the command duration histogram, in seconds.
+// The model's buckets for the command duration histogram, in seconds.
 inline constexpr std::array<double, 13> command_duration_buckets{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1,
                                                                  5,     10,    20,   30,   60,  120};
 
@@ -84,11 +84,11 @@ private:
 Stats& stats();
 
 // Why a submission was refused by its checks (doc/behaviour.md §8), set by
-// the check that refused it; `other` for server errors the seed does not
+// the check that refused it; `other` for server errors the model does not
 // count with a result of their own.
 enum class SubmissionRefusal { other, badmessage, badfrom, badheader, messagelimiterror, recipientlimiterror };
 
-// The seed's result label of tern_smtpserver_submission_total for a refusal;
+// The model's result label of tern_smtpserver_submission_total for a refusal;
 // "" for `other`.
 std::string_view submission_result_label(SubmissionRefusal why);
 

@@ -1,4 +1,4 @@
-// The Authentication-Results entries (RFC 8601) the seed writes for each
+// The Authentication-Results entries (RFC 8601) the model writes for each
 // check, in its order: iprev, dkim (one per signature), spf, dmarc on
 // delivery; "auth" on submission (doc/behaviour.md §7). The header itself
 // is built by message/auth_results.

@@ -82,7 +82,7 @@ std::optional<VerifyResult> check_signature(const Signature& sig, const VerifyOp
 			return verdict(Status::permerror, "dkim: no recognized query method: need dns/txt");
 	}
 
-	// RFC 6376 6.3 leaves acceptance to the verifier. The seed's default
+	// RFC 6376 6.3 leaves acceptance to the verifier. The model's default
 	// policy: no l= (a partly signed body), and Subject must be signed.
 	if (options.default_policy) {
 		if (sig.length)

@@ -251,7 +251,7 @@ struct VerifyOptions {
 	// Seed default (RFC 6376 6.3 leaves policy to the verifier): signatures
 	// with l= and signatures not covering Subject get status policy.
 	bool default_policy = true;
-	// With false (the seed's setting), a non-passing signature whose key
+	// With false (the model's setting), a non-passing signature whose key
 	// has t=y gets status none (RFC 6376 3.6.1 "testing").
 	bool ignore_test_mode = false;
 	int max_signatures = 0;        // 0: no limit
@@ -311,7 +311,7 @@ Result finish_verification(const PendingSignature&, const DnsAnswer&,
 	const std::vector<message::HeaderField>& headers, std::string_view body_hash, const VerifyOptions& = {});
 
 // The d= domains of passing signatures, each once, in order (doc/behaviour.md
-// decision 14: de-duplicated across all results, unlike the seed).
+// doc/behaviour.md D14: de-duplicated across all results, unlike the model).
 std::vector<std::string> verified_domains(const std::vector<Result>&);
 
 // Verifies every DKIM-Signature of `message` (CRLF line ends): one Result

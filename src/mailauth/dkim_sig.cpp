@@ -190,35 +190,217 @@ std::optional<HashAlg> Signature::hash() const
 	return std::nullopt;
 }
 
-SignatureParse parse_signature(std::string_view field_raw)
-{
-	SignatureParse result;
-	auto fail = [&](SigError code, std::string text) {
-		result.code = code;
-		result.error = std::move(text);
-		result.signature.reset();
-		return result;
-	};
+namespace {
 
-	std::string_view raw = field_raw;
+// Why a signature field was refused: the code and the text of SignatureParse.
+struct SigFault {
+	SigError code;
+	std::string text;
+};
+using TagCheck = std::optional<SigFault>;
+
+TagCheck syntax_fault(std::string text) { return SigFault{SigError::syntax, std::move(text)}; }
+
+// a=: sig-a-tag-k "-" sig-a-tag-h (RFC 6376 3.5).
+TagCheck apply_algorithm_tag(std::string_view v, Signature& sig)
+{
+	size_t dash = v.find('-');
+	std::string_view ka = v.substr(0, dash);
+	std::string_view ha = dash == std::string_view::npos ? std::string_view{} : v.substr(dash + 1);
+	auto word = [](std::string_view w) {
+		if (w.empty() || !is_alpha(w[0]))
+			return false;
+		for (char c : w)
+			if (!is_alpha(c) && !is_digit(c))
+				return false;
+		return true;
+	};
+	if (!word(ka) || !word(ha))
+		return syntax_fault("bad algorithm " + quoted(v));
+	sig.sign_algorithm = ascii_lower(ka);
+	sig.hash_algorithm = ascii_lower(ha);
+	return std::nullopt;
+}
+
+// b= and bh=: base64 with FWS anywhere; the b= value's place in the field is
+// kept for hashing the field without it (RFC 6376 3.7).
+TagCheck apply_base64_tag(const Tag& tag, Signature& sig, size_t& b_begin, size_t& b_end)
+{
+	const std::string& k = tag.name;
+	std::string b64 = strip_fws(tag.value);
+	auto decoded = base64_decode(b64);
+	if (!decoded || (k == "b" && decoded->empty()))
+		return syntax_fault("bad base64 in " + k + "=");
+	if (k == "b") {
+		sig.signature = std::move(*decoded);
+		sig.signature_base64 = b64;
+		b_begin = tag.value_begin;
+		b_end = tag.value_end;
+	} else {
+		sig.body_hash = std::move(*decoded);
+	}
+	return std::nullopt;
+}
+
+// c=: header[/body] canonicalization words.
+TagCheck apply_canonicalization_tag(std::string_view v, Signature& sig)
+{
+	std::string c = ascii_lower(v);
+	size_t slash = c.find('/');
+	bool ok = is_hyphenated_word(std::string_view(c).substr(0, slash));
+	if (slash != std::string::npos)
+		ok = ok && is_hyphenated_word(std::string_view(c).substr(slash + 1));
+	if (!ok)
+		return syntax_fault("bad canonicalization " + quoted(v));
+	sig.canonicalization = c;
+	return std::nullopt;
+}
+
+// h=: colon-separated header field names.
+TagCheck apply_signed_headers_tag(std::string_view v, Signature& sig)
+{
+	for (std::string& h : colon_list(v)) {
+		if (h.empty())
+			return syntax_fault("empty header name in h=");
+		for (unsigned char c : h)
+			if (c <= ' ' || c >= 0x7f)
+				return syntax_fault("bad header name in h=");
+		sig.signed_headers.push_back(std::move(h));
+	}
+	return std::nullopt;
+}
+
+// The tags with a one-line rule: d= i= l= q= s= t= x= z=.
+TagCheck apply_simple_tag(const std::string& k, std::string_view v, Signature& sig)
+{
+	if (k == "d") {
+		if (!valid_domain(v))
+			return syntax_fault("bad domain " + quoted(v));
+		sig.domain = ascii_lower(v);
+	} else if (k == "i") {
+		size_t at = v.rfind('@');
+		if (at == std::string_view::npos || !valid_domain(v.substr(at + 1)))
+			return syntax_fault("bad identity " + quoted(v));
+		sig.identity = std::string(v);
+	} else if (k == "l") {
+		auto n = parse_number(v, 76);
+		if (!n || v.size() > 18)
+			return syntax_fault("bad length " + quoted(v));
+		sig.length = *n;
+	} else if (k == "q") {
+		sig.query_methods = colon_list(v);
+	} else if (k == "s") {
+		if (!valid_domain(v))
+			return syntax_fault("bad selector " + quoted(v));
+		sig.selector = ascii_lower(v);
+	} else if (k == "t" || k == "x") {
+		auto n = parse_number(v, 12);
+		if (!n)
+			return syntax_fault("bad timestamp in " + k + "=");
+		(k == "t" ? sig.sign_time : sig.expire_time) = *n;
+	} else if (k == "z") {
+		std::string copied = strip_fws(v);
+		for (std::string_view part : split(copied, '|'))
+			sig.copied_headers.push_back(std::string(part));
+	}
+	// RFC 6376 3.2: unknown tags are ignored.
+	return std::nullopt;
+}
+
+TagCheck apply_tag(const Tag& tag, Signature& sig, size_t& b_begin, size_t& b_end)
+{
+	const std::string& k = tag.name;
+	std::string_view v = tag.value;
+	if (k == "v") {
+		auto n = parse_number(v, 9);
+		if (!n)
+			return syntax_fault("bad version " + quoted(v));
+		if (*n != 1)
+			return SigFault{SigError::unknown_version, "unknown version: version " + std::to_string(*n)};
+		sig.version = 1;
+		return std::nullopt;
+	}
+	if (k == "a")
+		return apply_algorithm_tag(v, sig);
+	if (k == "b" || k == "bh")
+		return apply_base64_tag(tag, sig, b_begin, b_end);
+	if (k == "c")
+		return apply_canonicalization_tag(v, sig);
+	if (k == "h")
+		return apply_signed_headers_tag(v, sig);
+	return apply_simple_tag(k, v, sig);
+}
+
+// The rules across tags, once every tag is read.
+TagCheck check_signature(const Signature& sig, const std::set<std::string>& seen)
+{
+	// RFC 6376 6.1.1: required tags.
+	for (const char* req : {"v", "a", "b", "bh", "d", "h", "s"}) {
+		if (!seen.count(req))
+			return SigFault{SigError::missing_tag, "missing required tag: " + quoted(req)};
+	}
+	if (sig.hash_algorithm == "sha1" && sig.body_hash.size() != 20)
+		return SigFault{SigError::bad_body_hash_size, "bad body hash size given algorithm: got " +
+			std::to_string(sig.body_hash.size()) + " bytes, must be 20 for sha1"};
+	if (sig.hash_algorithm == "sha256" && sig.body_hash.size() != 32)
+		return SigFault{SigError::bad_body_hash_size, "bad body hash size given algorithm: got " +
+			std::to_string(sig.body_hash.size()) + " bytes, must be 32 for sha256"};
+	// RFC 6376 3.5 x=: "the value of the "x=" tag MUST be greater than the
+	// value of the "t=" tag if both are present".
+	if (sig.sign_time && sig.expire_time && *sig.sign_time >= *sig.expire_time)
+		return SigFault{SigError::timestamps, "signature timestamp (t=) must be before signature expiration (x=)"};
+	if (sig.identity) {
+		std::string idom = ascii_lower(sig.identity->substr(sig.identity->rfind('@') + 1));
+		if (idom != sig.domain && !iends_with(idom, "." + sig.domain))
+			return SigFault{SigError::identity_domain, "identity domain (i=) not under domain (d=): identity domain " +
+				quoted(idom) + " not under domain " + quoted(sig.domain)};
+	}
+	return std::nullopt;
+}
+
+std::string_view field_without_line_end(std::string_view raw)
+{
 	if (raw.size() >= 2 && raw.substr(raw.size() - 2) == "\r\n")
 		raw.remove_suffix(2);
 	else if (!raw.empty() && raw.back() == '\n')
 		raw.remove_suffix(1);
+	return raw;
+}
+
+// The colon after the field name; npos when the name is not DKIM-Signature.
+size_t dkim_signature_colon(std::string_view raw)
+{
 	size_t colon = raw.find(':');
 	if (colon == std::string_view::npos)
-		return fail(SigError::not_dkim_signature, "not DKIM-Signature header");
+		return colon;
 	std::string_view name = raw.substr(0, colon);
 	while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
 		name.remove_suffix(1);
-	if (!iequals(name, "DKIM-Signature"))
-		return fail(SigError::not_dkim_signature, "not DKIM-Signature header");
+	return iequals(name, "DKIM-Signature") ? colon : std::string_view::npos;
+}
+
+}  // namespace
+
+SignatureParse parse_signature(std::string_view field_raw)
+{
+	SignatureParse result;
+	auto fail = [&](SigFault fault) {
+		result.code = fault.code;
+		result.error = std::move(fault.text);
+		result.signature.reset();
+		return result;
+	};
+
+	std::string_view raw = field_without_line_end(field_raw);
+	size_t colon = dkim_signature_colon(raw);
+	if (colon == std::string_view::npos)
+		return fail({SigError::not_dkim_signature, "not DKIM-Signature header"});
 
 	std::vector<Tag> tags;
 	std::string error;
 	std::string_view text = raw.substr(colon + 1);
 	if (!split_tags(text, tags, error))
-		return fail(SigError::syntax, error);
+		return fail({SigError::syntax, error});
 
 	Signature sig;
 	std::set<std::string> seen;
@@ -226,117 +408,12 @@ SignatureParse parse_signature(std::string_view field_raw)
 	for (const Tag& tag : tags) {
 		// RFC 6376 3.2: tags are case-sensitive, duplicates are an error.
 		if (!seen.insert(tag.name).second)
-			return fail(SigError::duplicate_tag, "duplicate tag: " + quoted(tag.name));
-		const std::string& k = tag.name;
-		std::string_view v = tag.value;
-		if (k == "v") {
-			auto n = parse_number(v, 9);
-			if (!n)
-				return fail(SigError::syntax, "bad version " + quoted(v));
-			if (*n != 1)
-				return fail(SigError::unknown_version, "unknown version: version " + std::to_string(*n));
-			sig.version = 1;
-		} else if (k == "a") {
-			size_t dash = v.find('-');
-			std::string_view ka = v.substr(0, dash);
-			std::string_view ha = dash == std::string_view::npos ? std::string_view{} : v.substr(dash + 1);
-			auto word = [](std::string_view w) {
-				if (w.empty() || !is_alpha(w[0]))
-					return false;
-				for (char c : w)
-					if (!is_alpha(c) && !is_digit(c))
-						return false;
-				return true;
-			};
-			if (!word(ka) || !word(ha))
-				return fail(SigError::syntax, "bad algorithm " + quoted(v));
-			sig.sign_algorithm = ascii_lower(ka);
-			sig.hash_algorithm = ascii_lower(ha);
-		} else if (k == "b" || k == "bh") {
-			std::string b64 = strip_fws(v);
-			auto decoded = base64_decode(b64);
-			if (!decoded || (k == "b" && decoded->empty()))
-				return fail(SigError::syntax, "bad base64 in " + k + "=");
-			if (k == "b") {
-				sig.signature = std::move(*decoded);
-				sig.signature_base64 = b64;
-				b_begin = tag.value_begin;
-				b_end = tag.value_end;
-			} else {
-				sig.body_hash = std::move(*decoded);
-			}
-		} else if (k == "c") {
-			std::string c = ascii_lower(v);
-			size_t slash = c.find('/');
-			bool ok = is_hyphenated_word(std::string_view(c).substr(0, slash));
-			if (slash != std::string::npos)
-				ok = ok && is_hyphenated_word(std::string_view(c).substr(slash + 1));
-			if (!ok)
-				return fail(SigError::syntax, "bad canonicalization " + quoted(v));
-			sig.canonicalization = c;
-		} else if (k == "d") {
-			if (!valid_domain(v))
-				return fail(SigError::syntax, "bad domain " + quoted(v));
-			sig.domain = ascii_lower(v);
-		} else if (k == "h") {
-			for (std::string& h : colon_list(v)) {
-				if (h.empty())
-					return fail(SigError::syntax, "empty header name in h=");
-				for (unsigned char c : h)
-					if (c <= ' ' || c >= 0x7f)
-						return fail(SigError::syntax, "bad header name in h=");
-				sig.signed_headers.push_back(std::move(h));
-			}
-		} else if (k == "i") {
-			size_t at = v.rfind('@');
-			if (at == std::string_view::npos || !valid_domain(v.substr(at + 1)))
-				return fail(SigError::syntax, "bad identity " + quoted(v));
-			sig.identity = std::string(v);
-		} else if (k == "l") {
-			auto n = parse_number(v, 76);
-			if (!n || v.size() > 18)
-				return fail(SigError::syntax, "bad length " + quoted(v));
-			sig.length = *n;
-		} else if (k == "q") {
-			sig.query_methods = colon_list(v);
-		} else if (k == "s") {
-			if (!valid_domain(v))
-				return fail(SigError::syntax, "bad selector " + quoted(v));
-			sig.selector = ascii_lower(v);
-		} else if (k == "t" || k == "x") {
-			auto n = parse_number(v, 12);
-			if (!n)
-				return fail(SigError::syntax, "bad timestamp in " + k + "=");
-			(k == "t" ? sig.sign_time : sig.expire_time) = *n;
-		} else if (k == "z") {
-			std::string copied = strip_fws(v);
-			for (std::string_view part : split(copied, '|'))
-				sig.copied_headers.push_back(std::string(part));
-		}
-		// RFC 6376 3.2: unknown tags are ignored.
+			return fail({SigError::duplicate_tag, "duplicate tag: " + quoted(tag.name)});
+		if (auto fault = apply_tag(tag, sig, b_begin, b_end))
+			return fail(std::move(*fault));
 	}
-
-	// RFC 6376 6.1.1: required tags.
-	for (const char* req : {"v", "a", "b", "bh", "d", "h", "s"}) {
-		if (!seen.count(req))
-			return fail(SigError::missing_tag, "missing required tag: " + quoted(req));
-	}
-	if (sig.hash_algorithm == "sha1" && sig.body_hash.size() != 20)
-		return fail(SigError::bad_body_hash_size, "bad body hash size given algorithm: got " +
-			std::to_string(sig.body_hash.size()) + " bytes, must be 20 for sha1");
-	if (sig.hash_algorithm == "sha256" && sig.body_hash.size() != 32)
-		return fail(SigError::bad_body_hash_size, "bad body hash size given algorithm: got " +
-			std::to_string(sig.body_hash.size()) + " bytes, must be 32 for sha256");
-	// RFC 6376 3.5 x=: "the value of the "x=" tag MUST be greater than the
-	// value of the "t=" tag if both are present".
-	if (sig.sign_time && sig.expire_time && *sig.sign_time >= *sig.expire_time)
-		return fail(SigError::timestamps, "signature timestamp (t=) must be before signature expiration (x=)");
-	if (sig.identity) {
-		std::string idom = ascii_lower(sig.identity->substr(sig.identity->rfind('@') + 1));
-		if (idom != sig.domain && !iends_with(idom, "." + sig.domain))
-			return fail(SigError::identity_domain, "identity domain (i=) not under domain (d=): identity domain " +
-				quoted(idom) + " not under domain " + quoted(sig.domain));
-	}
+	if (auto fault = check_signature(sig, seen))
+		return fail(std::move(*fault));
 
 	// RFC 6376 3.7: the b= value, with the FWS around it, is left out of the
 	// signature field when it is hashed.

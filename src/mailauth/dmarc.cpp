@@ -204,7 +204,7 @@ void lookup_step(Resolver& resolver, uint64_t owner, std::string from, std::stri
 			result.domain = name_domain;
 			if (!answer.found() && !answer.not_found()) {
 				// Any error other than "not found" may go away later
-				// (RFC 7489 6.6.3, the seed's ErrDNS).
+				// (RFC 7489 6.6.3: a DNS failure, not an absent record).
 				result.status = DmarcStatus::temperror;
 				result.error = "dmarc: dns lookup: failed for _dmarc." + name_domain;
 				done(std::move(result));
@@ -303,18 +303,74 @@ DmarcPolicy DmarcRecord::applicable_policy(const std::string& from_domain, const
 	return policy;
 }
 
+namespace {
+
+// A record being read: what is known so far.
+struct DmarcReading {
+	DmarcRecord record;
+	size_t tags_seen = 0;
+	bool policy_valid = false;
+	bool subdomain_policy_valid = true;
+};
+
+// One tag=value; the error text when the record cannot stand, else "".
+std::string apply_dmarc_tag(const std::string& tag, std::string_view value, DmarcReading& reading)
+{
+	DmarcRecord& r = reading.record;
+	if (tag == "p") {
+		// RFC 7489 6.4: p= directly follows v=.
+		if (reading.tags_seen != 1)
+			return "p= (policy) must be first tag";
+		if (auto p = parse_policy(value)) {
+			r.policy = *p;
+			reading.policy_valid = true;
+		}
+	} else if (tag == "sp") {
+		if (auto p = parse_policy(value))
+			r.subdomain_policy = *p;
+		else
+			reading.subdomain_policy_valid = false;
+	} else if (tag == "rua") {
+		r.aggregate_report_addresses = parse_uri_list(value);
+	} else if (tag == "ruf") {
+		r.failure_report_addresses = parse_uri_list(value);
+	} else if (tag == "adkim" || tag == "aspf") {
+		auto a = parse_align(value);
+		if (!a)
+			return "bad " + tag + " value \"" + std::string(value) + "\", expected r or s";
+		(tag == "adkim" ? r.adkim : r.aspf) = *a;
+	} else if (tag == "pct") {
+		auto pct = parse_number(value);
+		if (!pct || *pct > 100)
+			return "bad percentage \"" + std::string(value) + "\"";
+		r.percentage = *pct;
+	} else if (tag == "ri") {
+		if (auto ri = parse_number(value))
+			r.report_interval = *ri;
+	} else if (tag == "fo") {
+		auto fo = parse_colon_list(value, [](const std::string& v) { return v == "0" || v == "1" || v == "d" || v == "s"; });
+		if (fo)
+			r.failure_options = std::move(*fo);
+	} else if (tag == "rf") {
+		if (auto rf = parse_colon_list(value, is_keyword))
+			r.report_formats = std::move(*rf);
+	}
+	// Unknown tags are ignored (RFC 7489 6.3).
+	return "";
+}
+
+}  // namespace
+
 DmarcParse parse_dmarc_record(std::string_view txt)
 {
 	std::optional<size_t> after_version = match_version(txt);
 	if (!after_version)
 		return DmarcParse{};
 
-	DmarcRecord r;
+	DmarcReading reading;
 	std::set<std::string> seen;
-	bool policy_valid = false;
-	bool subdomain_policy_valid = true;
 	// Tags are separated by ";" (RFC 7489 6.4 dmarc-sep); URIs with a
-	// literal ";" are not supported, as in the seed. Empty parts (a
+	// literal ";" are not supported, as in the model. Empty parts (a
 	// trailing ";") are harmless.
 	for (std::string_view part : split(txt.substr(*after_version), ';')) {
 		part = trim(part);
@@ -327,55 +383,19 @@ DmarcParse parse_dmarc_record(std::string_view txt)
 		std::string_view rest = trim(part.substr(n));
 		if (tag.empty() || rest.empty() || rest[0] != '=')
 			return invalid("expected tag=value in \"" + std::string(part) + "\"");
-		std::string_view value = trim(rest.substr(1));
 		// RFC 7489 is silent on repeated tags; they can only confuse.
 		if (!seen.insert(tag).second)
 			return invalid("duplicate tag \"" + tag + "\"");
-
-		if (tag == "p") {
-			// RFC 7489 6.4: p= directly follows v=.
-			if (seen.size() != 1)
-				return invalid("p= (policy) must be first tag");
-			if (auto p = parse_policy(value)) {
-				r.policy = *p;
-				policy_valid = true;
-			}
-		} else if (tag == "sp") {
-			if (auto p = parse_policy(value))
-				r.subdomain_policy = *p;
-			else
-				subdomain_policy_valid = false;
-		} else if (tag == "rua") {
-			r.aggregate_report_addresses = parse_uri_list(value);
-		} else if (tag == "ruf") {
-			r.failure_report_addresses = parse_uri_list(value);
-		} else if (tag == "adkim" || tag == "aspf") {
-			auto a = parse_align(value);
-			if (!a)
-				return invalid("bad " + tag + " value \"" + std::string(value) + "\", expected r or s");
-			(tag == "adkim" ? r.adkim : r.aspf) = *a;
-		} else if (tag == "pct") {
-			auto pct = parse_number(value);
-			if (!pct || *pct > 100)
-				return invalid("bad percentage \"" + std::string(value) + "\"");
-			r.percentage = *pct;
-		} else if (tag == "ri") {
-			if (auto ri = parse_number(value))
-				r.report_interval = *ri;
-		} else if (tag == "fo") {
-			auto fo = parse_colon_list(value, [](const std::string& v) { return v == "0" || v == "1" || v == "d" || v == "s"; });
-			if (fo)
-				r.failure_options = std::move(*fo);
-		} else if (tag == "rf") {
-			if (auto rf = parse_colon_list(value, is_keyword))
-				r.report_formats = std::move(*rf);
-		}
-		// Unknown tags are ignored (RFC 7489 6.3).
+		reading.tags_seen = seen.size();
+		std::string error = apply_dmarc_tag(tag, trim(rest.substr(1)), reading);
+		if (!error.empty())
+			return invalid(error);
 	}
 
 	// RFC 7489 6.6.3 step 6: a missing/invalid p= or an invalid sp= with a
 	// usable rua= acts as p=none; otherwise no valid policy.
-	if (!policy_valid || !subdomain_policy_valid) {
+	DmarcRecord& r = reading.record;
+	if (!reading.policy_valid || !reading.subdomain_policy_valid) {
 		if (r.aggregate_report_addresses.empty())
 			return invalid("invalid (subdomain)policy and no valid aggregate reporting address");
 		r.policy = DmarcPolicy::none;
@@ -450,7 +470,7 @@ void dmarc_verify(Resolver& resolver, uint64_t owner, const std::string& from_do
 				draw = options.random_percent ? options.random_percent() : default_random_percent();
 			result.use = !options.apply_percentage || record.percentage == 100 || draw < record.percentage;
 
-			// Quarantine counts as reject, as in the seed; a message
+			// Quarantine counts as reject, as in the model; a message
 			// sampled out is therefore not "downgraded" to quarantine.
 			result.reject = record.applicable_policy(from, lookup.domain) != DmarcPolicy::none;
 

@@ -1,5 +1,5 @@
 // DMARC (RFC 7489): record parsing, policy discovery, identifier alignment
-// and the verdict as the seed computes it (doc/behaviour.md §9 steps 7-8),
+// and the verdict as the model computes it (doc/behaviour.md §9 steps 7-8),
 // written against the abstract Resolver.
 #pragma once
 #include <cstdint>
@@ -70,7 +70,7 @@ DmarcParse parse_dmarc_record(std::string_view txt);
 
 // ---------------------------------------------------------------- alignment
 
-// How the From domain is authenticated (the seed's alignment.go, RFC 7489
+// How the From domain is authenticated (RFC 7489
 // 3.1): strict when a passing DKIM signature has d= equal to it, or SPF
 // passed for exactly that domain; relaxed when a passing DKIM d= or the
 // SPF-passed domain has the same organizational domain; else none.
@@ -111,7 +111,7 @@ void dmarc_lookup(Resolver&, uint64_t owner, const std::string& domain, std::fun
 struct DmarcResult {
 	DmarcStatus status = DmarcStatus::none;
 	// The policy asks to reject the message: p= (or sp=) is quarantine or
-	// reject and nothing aligned passed. The seed treats quarantine as
+	// reject and nothing aligned passed. The model treats quarantine as
 	// reject (RFC 7489 6.6.4 leaves the handling to the receiver).
 	bool reject = false;
 	// pct= sampling selected this message: the policy applies (RFC 7489
@@ -126,14 +126,14 @@ struct DmarcResult {
 };
 
 struct DmarcOptions {
-	// Honour pct= (the seed always does while delivering).
+	// Honour pct= (the model always does while delivering).
 	bool apply_percentage = true;
 	// Returns a uniformly random integer in [0, 100); the policy applies
 	// when it is below pct=. Empty: a process-wide pseudo-random source.
 	std::function<int()> random_percent;
 };
 
-// The seed's dmarc.Verify: discovers the record for `from_domain`, then
+// DMARC verification as the model does it: discovers the record for `from_domain`, then
 //  - no record (or an invalid one): status none/temperror/permerror, not used;
 //  - otherwise reject per policy, status fail, unless
 //  - SPF temperror: temperror, no reject;

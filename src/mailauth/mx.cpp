@@ -42,7 +42,7 @@ void check_mx_records(Resolver& r, uint64_t owner, const std::string& domain, st
 	r.query(owner, domain, RrType::MX, [check, domain](const DnsAnswer& ans) {
 		if (ans.found()) {
 			// RFC 7505 3: a single MX "." says the domain takes no mail. A null
-			// MX among other records is ignored, as the seed does.
+			// MX among other records is ignored, as the model does.
 			if (ans.mx.size() == 1 && ans.mx[0].host.empty()) {
 				check->done(MxVerdict::no_mail);
 				return;

@@ -1,5 +1,5 @@
 // Whether a MAIL FROM domain can receive mail at all (RFC 7505 null MX,
-// RFC 5321 5.1 implicit MX), as the seed's checkMXRecords
+// RFC 5321 5.1 implicit MX), as the model checks a sender domain
 // (doc/behaviour.md §6). A sender whose domain cannot take replies gets
 // 550 5.7.27 at MAIL; a lookup failure gets 451 4.4.0.
 #pragma once

@@ -33,7 +33,7 @@ std::string organizational_domain(const std::string& domain)
 	if (!ctx || domain.empty())
 		return domain;
 	// NULL when the domain is a public suffix itself: no organizational
-	// domain below it, so the domain stands for itself (as the seed's
+	// domain below it, so the domain stands for itself (as the model's
 	// publicsuffix.Lookup does).
 	const char* registrable = psl_registrable_domain(ctx, domain.c_str());
 	return registrable ? std::string(registrable) : domain;

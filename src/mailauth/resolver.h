@@ -34,7 +34,7 @@ struct DnsAnswer {
 	std::vector<std::string> records;
 	std::vector<MxRecord> mx;  // MX only
 	bool found() const { return status == DnsStatus::ok; }
-	// "not found" in the seed's sense: NXDOMAIN or no data.
+	// "not found" in the model's sense: NXDOMAIN or no data.
 	bool not_found() const { return status == DnsStatus::nxdomain || status == DnsStatus::nodata; }
 };
 

@@ -1,6 +1,6 @@
 // SPF evaluator (RFC 7208), see spf.h.
 //
-// Where this evaluator knowingly differs from the seed (the model's SPF code), it
+// Where this evaluator knowingly differs from the model (the model's SPF code), it
 // follows RFC 7208:
 //  * a, mx and ptr domain-specs are macro-expanded (RFC 7208 5, 7.1);
 //  * "redirect" counts toward the 10 DNS-querying terms (RFC 7208 4.6.4);
@@ -31,7 +31,7 @@ constexpr int max_void_lookups = 2;
 constexpr size_t max_mx_names = 10;
 constexpr size_t max_ptr_names = 10;
 // RFC 7208 7.3: expanded names are cut to 253 characters.
-constexpr size_t max_domain_len = 253;
+constexpr size_t max_domain_len = max_dns_name_len;
 
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -254,7 +254,7 @@ bool valid_domain(const std::string& name)
 		return false;
 	size_t labels = 0;
 	for (std::string_view label : split(s, '.')) {
-		if (label.empty() || label.size() > 63)
+		if (label.empty() || label.size() > max_dns_label_len)
 			return false;
 		for (char c : label)
 			if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
@@ -409,105 +409,131 @@ std::string cidr_text(const Directive& d)
 	return s;
 }
 
-bool parse_directive(std::string_view term, Directive& d, std::string& error)
+bool malformed(std::string& error, const std::string& why)
 {
-	std::string qualifier;
+	error = "malformed spf txt record: " + why;
+	return false;
+}
+
+// RFC 7208 4.6.2: the qualifier, "+" when none is written. Returns it as
+// written ("" when none) and removes it from `term`.
+std::string take_qualifier(std::string_view& term, Directive& d)
+{
 	switch (term[0]) {
 	case '+': d.result = SpfStatus::pass; break;
 	case '-': d.result = SpfStatus::fail; break;
 	case '~': d.result = SpfStatus::softfail; break;
 	case '?': d.result = SpfStatus::neutral; break;
-	default: break;
+	default: return "";
 	}
-	if (term[0] == '+' || term[0] == '-' || term[0] == '~' || term[0] == '?') {
-		qualifier = std::string(1, term[0]);
-		term.remove_prefix(1);
+	std::string qualifier(1, term[0]);
+	term.remove_prefix(1);
+	return qualifier;
+}
+
+// a, mx and ptr (RFC 7208 5.3, 5.4, 5.5): [ ":" domain-spec ] and, except
+// for ptr, a dual-cidr-length. `rest` follows the mechanism's name.
+bool parse_host_mechanism(const std::string& name, std::string_view rest, std::string_view term, Directive& d,
+                          std::string& error)
+{
+	d.mechanism = name == "a" ? Mechanism::a : name == "mx" ? Mechanism::mx : Mechanism::ptr;
+	std::string_view cidr;
+	if (!rest.empty() && rest[0] == ':') {
+		std::string_view spec = rest.substr(1);
+		size_t slash = d.mechanism == Mechanism::ptr ? std::string_view::npos : trailing_cidr_start(spec);
+		if (slash != std::string_view::npos) {
+			cidr = spec.substr(slash);
+			spec = spec.substr(0, slash);
+		}
+		d.domain_spec = std::string(spec);
+		if (!valid_domain_spec(d.domain_spec))
+			return malformed(error, "invalid domain-spec " + d.domain_spec);
+	} else if (!rest.empty() && rest[0] == '/' && d.mechanism != Mechanism::ptr) {
+		cidr = rest;
+	} else if (!rest.empty()) {
+		return malformed(error, "unexpected text after " + name);
 	}
+	if (!parse_dual_cidr(cidr, d))
+		return malformed(error, "invalid cidr length in " + std::string(term));
+	return true;
+}
+
+// ip4 and ip6 (RFC 7208 5.6): ":" network [ "/" cidr-length ].
+bool parse_ip_mechanism(const std::string& name, std::string_view rest, std::string_view term, Directive& d,
+                        std::string& error)
+{
+	bool v6 = name == "ip6";
+	d.mechanism = v6 ? Mechanism::ip6 : Mechanism::ip4;
+	if (rest.empty() || rest[0] != ':')
+		return malformed(error, name + " needs an address");
+	rest.remove_prefix(1);
+	size_t slash = rest.find('/');
+	std::string_view addr_text = rest.substr(0, slash);
+	auto addr = IpAddr::parse(addr_text);
+	if (!addr)
+		return malformed(error, "invalid address " + std::string(addr_text));
+	if (!v6 && addr->v6)
+		return malformed(error, "ip4 with an IPv6 address");
+	if (v6 && !addr->v6) {
+		// An IPv4 dotted quad is no ip6-network; an IPv4-mapped IPv6
+		// address stays IPv6 here so it never matches an IPv4 client.
+		if (addr_text.find(':') == std::string_view::npos)
+			return malformed(error, "ip6 with an IPv4 address");
+		IpAddr mapped;
+		mapped.v6 = true;
+		mapped.bytes[10] = 0xff;
+		mapped.bytes[11] = 0xff;
+		std::copy(addr->bytes.begin(), addr->bytes.begin() + 4, mapped.bytes.begin() + 12);
+		addr = mapped;
+	}
+	d.network = *addr;
+	if (slash != std::string_view::npos) {
+		int& len = v6 ? d.cidr6 : d.cidr4;
+		if (!parse_cidr_number(rest.substr(slash + 1), v6 ? 128 : 32, len))
+			return malformed(error, "invalid cidr length in " + std::string(term));
+	}
+	return true;
+}
+
+bool parse_directive(std::string_view term, Directive& d, std::string& error)
+{
+	std::string qualifier = take_qualifier(term, d);
 	size_t name_end = 0;
 	while (name_end < term.size() && is_alnum(term[name_end]))
 		name_end++;
 	std::string name = ascii_lower(term.substr(0, name_end));
 	std::string_view rest = term.substr(name_end);
-	auto bad = [&](const std::string& why) {
-		error = "malformed spf txt record: " + why;
-		return false;
-	};
 
 	if (name == "all") {
 		d.mechanism = Mechanism::all;
 		if (!rest.empty())
-			return bad("unexpected text after all");
+			return malformed(error, "unexpected text after all");
 		d.text = qualifier + "all";
 		return true;
 	}
 	if (name == "include" || name == "exists") {
 		d.mechanism = name == "include" ? Mechanism::include : Mechanism::exists;
 		if (rest.empty() || rest[0] != ':')
-			return bad(name + " needs a domain-spec");
+			return malformed(error, name + " needs a domain-spec");
 		d.domain_spec = std::string(rest.substr(1));
 		if (!valid_domain_spec(d.domain_spec))
-			return bad("invalid domain-spec " + d.domain_spec);
+			return malformed(error, "invalid domain-spec " + d.domain_spec);
 		d.text = qualifier + name + ":" + d.domain_spec;
 		return true;
 	}
 	if (name == "a" || name == "mx" || name == "ptr") {
-		d.mechanism = name == "a" ? Mechanism::a : name == "mx" ? Mechanism::mx : Mechanism::ptr;
-		std::string_view cidr;
-		if (!rest.empty() && rest[0] == ':') {
-			std::string_view spec = rest.substr(1);
-			size_t slash = d.mechanism == Mechanism::ptr ? std::string_view::npos : trailing_cidr_start(spec);
-			if (slash != std::string_view::npos) {
-				cidr = spec.substr(slash);
-				spec = spec.substr(0, slash);
-			}
-			d.domain_spec = std::string(spec);
-			if (!valid_domain_spec(d.domain_spec))
-				return bad("invalid domain-spec " + d.domain_spec);
-		} else if (!rest.empty() && rest[0] == '/' && d.mechanism != Mechanism::ptr) {
-			cidr = rest;
-		} else if (!rest.empty()) {
-			return bad("unexpected text after " + name);
-		}
-		if (!parse_dual_cidr(cidr, d))
-			return bad("invalid cidr length in " + std::string(term));
+		if (!parse_host_mechanism(name, rest, term, d, error))
+			return false;
 		d.text = qualifier + name + (d.domain_spec.empty() ? "" : ":" + d.domain_spec) + cidr_text(d);
 		return true;
 	}
 	if (name == "ip4" || name == "ip6") {
-		bool v6 = name == "ip6";
-		d.mechanism = v6 ? Mechanism::ip6 : Mechanism::ip4;
-		if (rest.empty() || rest[0] != ':')
-			return bad(name + " needs an address");
-		rest.remove_prefix(1);
-		size_t slash = rest.find('/');
-		std::string_view addr_text = rest.substr(0, slash);
-		auto addr = IpAddr::parse(addr_text);
-		if (!addr)
-			return bad("invalid address " + std::string(addr_text));
-		if (!v6 && addr->v6)
-			return bad("ip4 with an IPv6 address");
-		if (v6 && !addr->v6) {
-			// An IPv4 dotted quad is no ip6-network; an IPv4-mapped IPv6
-			// address stays IPv6 here so it never matches an IPv4 client.
-			if (addr_text.find(':') == std::string_view::npos)
-				return bad("ip6 with an IPv4 address");
-			IpAddr mapped;
-			mapped.v6 = true;
-			mapped.bytes[10] = 0xff;
-			mapped.bytes[11] = 0xff;
-			std::copy(addr->bytes.begin(), addr->bytes.begin() + 4, mapped.bytes.begin() + 12);
-			addr = mapped;
-		}
-		d.network = *addr;
-		if (slash != std::string_view::npos) {
-			int& len = v6 ? d.cidr6 : d.cidr4;
-			if (!parse_cidr_number(rest.substr(slash + 1), v6 ? 128 : 32, len))
-				return bad("invalid cidr length in " + std::string(term));
-		}
+		if (!parse_ip_mechanism(name, rest, term, d, error))
+			return false;
 		d.text = qualifier + name + ":" + d.network.to_string() + cidr_text(d);
 		return true;
 	}
-	return bad("unknown mechanism " + std::string(term));
+	return malformed(error, "unknown mechanism " + std::string(term));
 }
 
 // RFC 7208 4.6: parses a whole record; any syntax error is a permerror
@@ -1232,7 +1258,7 @@ const char* spf_identity_name(SpfReceived::Identity identity)
 
 std::string SpfReceived::header() const
 {
-	// RFC 7208 9.1; the seed's field order.
+	// RFC 7208 9.1; the model's field order.
 	message::HeaderBuilder b("Received-SPF");
 	b.add(spf_status_name(result));
 	if (!comment.empty())
@@ -1354,13 +1380,13 @@ void spf_verify(Resolver& resolver, uint64_t owner, const SpfArgs& args, SpfVeri
 	received.helo = helo_text;
 	received.receiver = args.local_hostname;
 
-	// The seed prefers MAIL FROM; only a null reverse path falls back to the
+	// The model prefers MAIL FROM; only a null reverse path falls back to the
 	// HELO name with localpart "postmaster" (RFC 7208 2.3, 2.4).
 	bool from_helo = args.mailfrom_domain.empty();
 	if (from_helo && args.helo_domain.empty()) {
 		received.result = SpfStatus::none;
 		received.comment = "no domain, ehlo is an ip literal and mailfrom is empty";
-		// The seed has no sender localpart here: "@" plus the address.
+		// The model has no sender localpart here: "@" plus the address.
 		received.envelope_from = "@" + helo_text;
 		received.identity = SpfReceived::Identity::none;
 		done(std::move(received), "", false);

@@ -4,8 +4,8 @@
 // (CannedResolver) are queued and run by a trampoline, so the stack depth
 // does not grow with the number of lookups.
 //
-// Behaviour follows the seed's spf.Verify (doc/behaviour.md §4 step 5, §9
-// steps 4 and 6) where it is RFC-conformant; where the seed deviates from
+// Behaviour follows the model's SPF check (doc/behaviour.md §4 step 5, §9
+// steps 4 and 6) where it is RFC-conformant; where the model deviates from
 // RFC 7208 this evaluator follows the RFC (see spf.cpp for the list).
 #pragma once
 #include <cstdint>
@@ -38,10 +38,10 @@ struct SpfArgs {
 	std::time_t now = 0;                // %{t}; 0 means the current time (tests pin it)
 };
 
-// The Received-SPF header field (RFC 7208 9.1) with the seed's wording.
+// The Received-SPF header field (RFC 7208 9.1) with the model's wording.
 struct SpfReceived {
 	// `none` (rendered `identity=""`) only for the address-literal HELO with a
-	// null reverse path, where the seed checks nothing.
+	// null reverse path, where the model checks nothing.
 	enum class Identity { mailfrom, helo, none };
 
 	SpfStatus result = SpfStatus::none;
@@ -88,10 +88,10 @@ void spf_check_host(Resolver& resolver, uint64_t owner, const IpAddr& ip, const 
 
 using SpfVerifyDone = std::function<void(SpfReceived received, std::string explanation, bool authentic)>;
 
-// The seed's Verify: checks the MAIL FROM domain; with a null reverse path the
+// The model's SPF check: checks the MAIL FROM domain; with a null reverse path the
 // HELO name with localpart "postmaster" (identity helo); an address-literal
 // HELO with a null reverse path gives "none" without any lookup.
-// `authentic` mirrors the seed's "all answers DNSSEC-validated" flag; the
+// `authentic` mirrors the model's "all answers DNSSEC-validated" flag; the
 // Resolver does not report DNSSEC, so it is always false for now. Whether the
 // sender is validated is `received.result == pass` (with identity mailfrom
 // for the MAIL FROM domain). `done` runs exactly once, possibly synchronously.

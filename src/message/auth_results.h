@@ -1,4 +1,4 @@
-// The Authentication-Results header field (RFC 8601) as the seed writes it:
+// The Authentication-Results header field (RFC 8601) as the model writes it:
 // pure formatting, no knowledge of how the results were obtained (the
 // mailauth layer turns its results into AuthMethod entries).
 #pragma once

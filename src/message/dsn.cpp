@@ -251,18 +251,11 @@ std::string full_response_text(const std::vector<std::string>& smtp_lines)
 
 }  // namespace
 
-std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::string& boundary_for_tests)
-{
-	if (msg.message_id.empty())
-		throw std::invalid_argument("dsn: missing message-id");
-	if (msg.recipients.empty())
-		throw std::invalid_argument("dsn: missing per-recipient fields");  // RFC 3464 2.1
-	// A message that needed no SMTPUTF8 never gets the UTF-8 form.
-	bool utf8 = utf8_variant && msg.smtputf8;
-	std::string boundary = boundary_for_tests.empty() ? random_hex(30) : boundary_for_tests;
-	std::time_t date = msg.date != 0 ? msg.date : std::time(nullptr);
+namespace {
 
-	std::string out;
+void write_dsn_header(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary)
+{
+	std::time_t date = msg.date != 0 ? msg.date : std::time(nullptr);
 	out += "From: <" + header_address(msg.from, utf8) + ">\r\n";
 	out += "To: <" + header_address(msg.to, utf8) + ">\r\n";
 	write_field(out, "Subject", msg.subject);
@@ -276,8 +269,11 @@ std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::str
 	// RFC 3462 2 (multipart/report), RFC 3464 2 (report-type).
 	out += "Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"" + boundary + "\"\r\n";
 	out += "\r\n";
+}
 
-	// Part 1: human-readable explanation (RFC 3464 2, first component).
+// Part 1: human-readable explanation (RFC 3464 2, first component).
+void write_text_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary)
+{
 	std::string text = to_crlf(msg.text_body);
 	if (utf8) {
 		begin_part(out, boundary, true, "text/plain; charset=utf-8", "8BIT");
@@ -289,9 +285,36 @@ std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::str
 		begin_part(out, boundary, true, "text/plain", "7BIT");
 		out += text;
 	}
+}
 
-	// Part 2: the machine-readable status (RFC 3464 2.1; RFC 6533 3 for
-	// message/global-delivery-status).
+// Per-recipient fields (RFC 3464 2.3), each group after an empty line.
+void write_recipient_fields(std::string& out, const DsnRecipient& r, bool utf8, int tz_offset_s)
+{
+	out += "\r\n";
+	if (!r.original_recipient.empty())
+		write_field(out, "Original-Recipient", original_recipient_value(r.original_recipient, utf8));  // 2.3.1
+	write_field(out, "Final-Recipient", dsn_address(r.final_recipient, utf8));  // 2.3.2
+	write_field(out, "Action", r.action);                                      // 2.3.3
+	std::string status = r.status;
+	if (status.empty())  // 2.3.4: the field is required
+		status = r.action == "failed" ? "5.0.0" : r.action == "delayed" ? "4.0.0" : "2.0.0";
+	if (!r.status_comment.empty())
+		status += " (" + r.status_comment + ")";
+	write_field(out, "Status", status);
+	if (!r.remote_mta.empty())
+		write_field(out, "Remote-MTA", with_prefix(r.remote_mta, "dns;", "dns; "));  // 2.3.5
+	if (!r.diagnostic.empty())
+		write_field(out, "Diagnostic-Code", with_prefix(r.diagnostic, "smtp;", "smtp; "));  // 2.3.6
+	if (r.last_attempt != 0)
+		write_field(out, "Last-Attempt-Date", format_date(r.last_attempt, tz_offset_s));  // 2.3.7
+	if (r.will_retry_until != 0)
+		write_field(out, "Will-Retry-Until", format_date(r.will_retry_until, tz_offset_s));  // 2.3.9
+}
+
+// Part 2: the machine-readable status (RFC 3464 2.1; RFC 6533 3 for
+// message/global-delivery-status).
+void write_status_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary)
+{
 	if (utf8)
 		begin_part(out, boundary, false, "message/global-delivery-status", "8BIT");
 	else
@@ -304,32 +327,39 @@ std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::str
 		write_field(out, "Received-From-MTA", with_prefix(msg.received_from_mta, "dns;", "dns;"));  // 2.2.4
 	if (msg.arrival != 0)
 		write_field(out, "Arrival-Date", format_date(msg.arrival, msg.tz_offset_s));  // 2.2.5
-	// Per-recipient fields (RFC 3464 2.3), each group after an empty line.
-	for (const DsnRecipient& r : msg.recipients) {
-		out += "\r\n";
-		if (!r.original_recipient.empty())
-			write_field(out, "Original-Recipient", original_recipient_value(r.original_recipient, utf8));  // 2.3.1
-		write_field(out, "Final-Recipient", dsn_address(r.final_recipient, utf8));  // 2.3.2
-		write_field(out, "Action", r.action);                                      // 2.3.3
-		std::string status = r.status;
-		if (status.empty())  // 2.3.4: the field is required
-			status = r.action == "failed" ? "5.0.0" : r.action == "delayed" ? "4.0.0" : "2.0.0";
-		if (!r.status_comment.empty())
-			status += " (" + r.status_comment + ")";
-		write_field(out, "Status", status);
-		if (!r.remote_mta.empty())
-			write_field(out, "Remote-MTA", with_prefix(r.remote_mta, "dns;", "dns; "));  // 2.3.5
-		if (!r.diagnostic.empty())
-			write_field(out, "Diagnostic-Code", with_prefix(r.diagnostic, "smtp;", "smtp; "));  // 2.3.6
-		if (r.last_attempt != 0)
-			write_field(out, "Last-Attempt-Date", format_date(r.last_attempt, msg.tz_offset_s));  // 2.3.7
-		if (r.will_retry_until != 0)
-			write_field(out, "Will-Retry-Until", format_date(r.will_retry_until, msg.tz_offset_s));  // 2.3.9
-	}
+	for (const DsnRecipient& r : msg.recipients)
+		write_recipient_fields(out, r, utf8, msg.tz_offset_s);
+}
 
-	// Part 3: the whole original message (RFC 3461 4.3 RET=FULL; RFC 3462
-	// 3; RFC 6533 5 message/global), or its header section (RFC 3462 3,
-	// RFC 6533 5/6.3).
+// Part 3 with the header section only (RFC 3462 3, RFC 6533 5/6.3).
+void write_original_headers_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary)
+{
+	std::string headers = to_crlf(msg.original_headers);
+	if (!headers.ends_with("\r\n"))
+		headers += "\r\n";
+	bool too_long = has_line_longer_than(headers, max_line_len);
+	if (utf8 && !too_long) {
+		begin_part(out, boundary, false, "message/global-headers", "8BIT");
+		out += headers;
+	} else if (msg.smtputf8 || too_long) {
+		// Headers that may hold UTF-8 cannot travel as 7bit text to an
+		// ASCII receiver, and overlong lines cannot travel at all:
+		// base64 keeps them intact.
+		std::string_view type = utf8 ? "message/global-headers"
+		                        : has_non_ascii(headers) || msg.smtputf8 ? "text/rfc822-headers; charset=utf-8"
+		                                                                 : "text/rfc822-headers";
+		begin_part(out, boundary, false, type, "BASE64");
+		out += base64_lines(headers);
+	} else {
+		begin_part(out, boundary, false, "text/rfc822-headers", "7BIT");
+		out += headers;
+	}
+}
+
+// Part 3: the whole original message (RFC 3461 4.3 RET=FULL; RFC 3462
+// 3; RFC 6533 5 message/global), or its header section.
+void write_original_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary)
+{
 	if (!msg.original_message.empty()) {
 		std::string original = to_crlf(msg.original_message);
 		if (!original.ends_with("\r\n"))
@@ -339,27 +369,27 @@ std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::str
 		begin_part(out, boundary, false, utf8 ? "message/global" : "message/rfc822", eight_bit ? "8BIT" : "7BIT");
 		out += original;
 	} else if (!msg.original_headers.empty()) {
-		std::string headers = to_crlf(msg.original_headers);
-		if (!headers.ends_with("\r\n"))
-			headers += "\r\n";
-		bool too_long = has_line_longer_than(headers, max_line_len);
-		if (utf8 && !too_long) {
-			begin_part(out, boundary, false, "message/global-headers", "8BIT");
-			out += headers;
-		} else if (msg.smtputf8 || too_long) {
-			// Headers that may hold UTF-8 cannot travel as 7bit text to an
-			// ASCII receiver, and overlong lines cannot travel at all:
-			// base64 keeps them intact.
-			std::string_view type = utf8 ? "message/global-headers"
-			                        : has_non_ascii(headers) || msg.smtputf8 ? "text/rfc822-headers; charset=utf-8"
-			                                                                 : "text/rfc822-headers";
-			begin_part(out, boundary, false, type, "BASE64");
-			out += base64_lines(headers);
-		} else {
-			begin_part(out, boundary, false, "text/rfc822-headers", "7BIT");
-			out += headers;
-		}
+		write_original_headers_part(out, msg, utf8, boundary);
 	}
+}
+
+}  // namespace
+
+std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::string& boundary_for_tests)
+{
+	if (msg.message_id.empty())
+		throw std::invalid_argument("dsn: missing message-id");
+	if (msg.recipients.empty())
+		throw std::invalid_argument("dsn: missing per-recipient fields");  // RFC 3464 2.1
+	// A message that needed no SMTPUTF8 never gets the UTF-8 form.
+	bool utf8 = utf8_variant && msg.smtputf8;
+	std::string boundary = boundary_for_tests.empty() ? random_hex(30) : boundary_for_tests;
+
+	std::string out;
+	write_dsn_header(out, msg, utf8, boundary);
+	write_text_part(out, msg, utf8, boundary);
+	write_status_part(out, msg, utf8, boundary);
+	write_original_part(out, msg, utf8, boundary);
 	out += "\r\n--" + boundary + "--\r\n";
 	return out;
 }
@@ -375,7 +405,7 @@ std::string incoming_failure_text(const std::vector<IncomingFailure>& failures)
 	if (failures.size() > 1)
 		out += "Multiple delivery failures occurred.\n\n";
 	for (const IncomingFailure& f : failures) {
-		// Decision 10: recipient first, then the error (the seed swaps them).
+		// doc/behaviour.md D10: recipient first, then the error (the model swaps them).
 		out += f.permanent ? "Permanent" : "Transient";
 		out += " delivery failure to:\n\n\t" + f.recipient + "\n\nError:\n\n\t" + f.error + "\n\n";
 	}
@@ -418,7 +448,7 @@ std::string delayed_dsn_text(const std::string& recipient, const std::string& er
                              const std::vector<std::time_t>& next_attempts, std::time_t now,
                              const std::vector<std::string>& smtp_lines)
 {
-	// Decision 11: the seed announces "in 4 hours, 8 hours and 16 hours"
+	// doc/behaviour.md D11: the model announces "in 4 hours, 8 hours and 16 hours"
 	// while its queue retries after 2, 4 and 8 hours; tern states the
 	// queue's real remaining schedule.
 	std::string schedule;

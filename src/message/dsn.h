@@ -1,5 +1,5 @@
 // Delivery Status Notifications (RFC 3464, RFC 6533 for UTF-8): composing
-// the multipart/report message, and the human-readable texts the seed puts
+// the multipart/report message, and the human-readable texts the model puts
 // in it (doc/behaviour.md §12 for the queue, §13 for incoming deliveries,
 // decisions 10 and 11). Pure (randomness only for the MIME boundary);
 // unit-tested in tests/unit/test_dsn.cpp.
@@ -104,10 +104,10 @@ struct IncomingFailure {
 // transaction: "Multiple delivery failures occurred.\n\n" when there is more
 // than one, then per failure
 // "<Permanent|Transient> delivery failure to:\n\n\t<recipient>\n\nError:\n\n\t<error>\n\n"
-// (recipient first, then the error: decision 10; the seed swaps them).
+// (recipient first, then the error: doc/behaviour.md D10; the model swaps them).
 std::string incoming_failure_text(const std::vector<IncomingFailure>& failures);
 
-// Subjects as the seed writes them; the success ones in the same style.
+// Subjects as the model writes them; the success ones in the same style.
 inline constexpr const char* subject_delivered = "mail delivered";
 inline constexpr const char* subject_relayed = "mail relayed";
 inline constexpr const char* subject_failed = "mail delivery failed";
@@ -121,7 +121,7 @@ inline constexpr const char* subject_incoming_failure = "mail delivery failure";
 std::string failed_dsn_text(const std::string& recipient, const std::string& error,
                             const std::vector<std::string>& smtp_lines = {});
 
-// Queue DSN for a delayed delivery (§12, decision 11): states when the
+// Queue DSN for a delayed delivery (§12, doc/behaviour.md D11): states when the
 // remaining attempts will happen, from the queue's real schedule.
 // `next_attempts` are the times of the attempts still to come, `now` the
 // time of the failed attempt; each is written as the distance from `now`

@@ -18,7 +18,7 @@ constexpr const char* month_names[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun
 
 std::string format_date(std::time_t t, int tz_offset_s)
 {
-	// RFC 5322 3.3 date-time without the optional day-of-week, as the seed
+	// RFC 5322 3.3 date-time without the optional day-of-week, as the model
 	// writes it: "2 Jan 2006 15:04:05 -0700". The wall-clock time is UTC
 	// shifted by the offset, so no dependence on the process's TZ.
 	std::time_t shifted = t + tz_offset_s;
@@ -46,7 +46,7 @@ HeaderBuilder::HeaderBuilder(std::string_view name)
 	line_len_ = out_.size();
 }
 
-// Folding as the seed's header writer does it: an item is never split; when
+// Folding as the model's header writer does it: an item is never split; when
 // the separator plus the item would take the line past 78 characters, the
 // line is folded (RFC 5322 2.2.3) and the TAB replaces the separator. A line
 // holding only the TAB is never folded again, so an item longer than the
@@ -86,7 +86,7 @@ std::string build_received(const ReceivedInfo& info)
 {
 	// RFC 5321 4.4 Time-stamp-line; "via tcp" and "with" per RFC 5321 4.4 and
 	// RFC 3848. The "from" and "by" domains carry their comment in the same
-	// item (never folded apart), as the seed does.
+	// item (never folded apart), as the model does.
 	HeaderBuilder h("Received");
 	std::string from = info.from;
 	if (!info.from_comment.empty())
@@ -105,7 +105,7 @@ std::string build_received(const ReceivedInfo& info)
 	h.add("id");
 	h.add(info.id);
 	// The TLS comment's words are separate items so the fold can fall
-	// between them (the seed passes the comment as a word list).
+	// between them (the model passes the comment as a word list).
 	std::string_view tls = info.tls_comment;
 	while (!tls.empty()) {
 		size_t space = tls.find(' ');

@@ -8,7 +8,7 @@
 
 namespace tern::message {
 
-// RFC 5322 3.3 date as the seed writes it: "2 Jan 2006 15:04:05 -0700"
+// RFC 5322 3.3 date as the model writes it: "2 Jan 2006 15:04:05 -0700"
 // (no day-of-week), in local time zone offset `tz_offset_s` (0 = +0000).
 std::string format_date(std::time_t t, int tz_offset_s = 0);
 

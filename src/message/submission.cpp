@@ -195,7 +195,7 @@ private:
 	}
 
 	// RFC 5322 3.4.1 domain; a domain-literal is read but refused by the
-	// caller (the seed only takes DNS domains in From).
+	// caller (the model only takes DNS domains in From).
 	std::string domain()
 	{
 		skip_cfws();
@@ -332,37 +332,29 @@ FromResult parse_single_from(std::string_view message)
 	return parse_single_from(*section);
 }
 
-std::optional<std::vector<std::string>> parse_address_list(std::string_view value, std::string* error)
+namespace {
+
+// Splits an address list at its own separators (RFC 5322 3.4): "," between
+// elements, ":" after a group's display name, ";" at a group's end; never
+// inside quoted strings, comments or angle addresses. nullopt when one of
+// those is not closed.
+std::optional<std::vector<std::string>> address_list_elements(std::string_view value)
 {
-	auto failed = [&](const std::string& why) -> std::optional<std::vector<std::string>> {
-		if (error)
-			*error = why;
-		return std::nullopt;
-	};
-	// Split at the list's own separators (RFC 5322 3.4): "," between
-	// elements, ":" after a group's display name, ";" at a group's end;
-	// never inside quoted strings, comments or angle addresses.
 	std::vector<std::string> elements;
 	std::string current;
 	bool quoted = false;
 	int comment = 0, angle = 0;
 	for (size_t i = 0; i < value.size(); ++i) {
 		char c = value[i];
-		if (quoted) {
+		if (quoted || comment > 0) {
 			current += c;
 			if (c == '\\' && i + 1 < value.size())
 				current += value[++i];
-			else if (c == '"')
+			else if (quoted && c == '"')
 				quoted = false;
-			continue;
-		}
-		if (comment > 0) {
-			current += c;
-			if (c == '\\' && i + 1 < value.size())
-				current += value[++i];
-			else if (c == '(')
+			else if (!quoted && c == '(')
 				++comment;
-			else if (c == ')')
+			else if (!quoted && c == ')')
 				--comment;
 			continue;
 		}
@@ -383,42 +375,69 @@ std::optional<std::vector<std::string>> parse_address_list(std::string_view valu
 		current += c;
 	}
 	if (quoted || comment > 0 || angle > 0)
-		return failed("unterminated quoted string, comment or angle address");
+		return std::nullopt;
 	elements.push_back(std::move(current));
+	return elements;
+}
 
+// The addresses of one list element (trimmed, not empty), appended to
+// `out`; false with `error` set when it is not an address.
+bool append_element_addresses(const std::string& text, std::vector<std::string>& out, std::string& error)
+{
+	if (text.find('@') == std::string::npos) {
+		bool bare = true;
+		for (char c : text)
+			bare = bare && is_atext(c) && c != '(' && c != '"';
+		if (!bare) {
+			error = "address without \"@\": " + text;
+			return false;
+		}
+		out.push_back(text);
+		return true;
+	}
+	std::vector<MailboxListReader::Mailbox> boxes;
+	try {
+		boxes = MailboxListReader(text).read_all();
+	} catch (const FromSyntaxError& e) {
+		error = e.what + ": " + text;
+		return false;
+	}
+	for (const auto& box : boxes) {
+		std::optional<smtp::Domain> domain = smtp::parse_domain(box.domain);
+		if (!domain) {
+			error = "bad domain in address: " + box.domain;
+			return false;
+		}
+		smtp::Address address;
+		address.localpart = box.localpart;
+		address.domain = *domain;
+		out.push_back(address.to_string());  // quotes the localpart where needed
+	}
+	return true;
+}
+
+}  // namespace
+
+std::optional<std::vector<std::string>> parse_address_list(std::string_view value, std::string* error)
+{
+	std::string why;
+	auto elements = address_list_elements(value);
+	if (!elements)
+		why = "unterminated quoted string, comment or angle address";
 	std::vector<std::string> out;
-	for (const std::string& element : elements) {
+	for (size_t i = 0; elements && i < elements->size() && why.empty(); ++i) {
+		const std::string& element = (*elements)[i];
 		size_t first = element.find_first_not_of(" \t\r\n");
 		if (first == std::string::npos)
 			continue;  // RFC 5322 4.4: empty list elements are allowed
 		size_t last = element.find_last_not_of(" \t\r\n");
-		std::string text = element.substr(first, last - first + 1);
-		if (text.find('@') == std::string::npos) {
-			bool bare = true;
-			for (char c : text)
-				bare = bare && is_atext(c) && c != '(' && c != '"';
-			if (!bare)
-				return failed("address without \"@\": " + text);
-			out.push_back(text);
-			continue;
-		}
-		std::vector<MailboxListReader::Mailbox> boxes;
-		try {
-			boxes = MailboxListReader(text).read_all();
-		} catch (const FromSyntaxError& e) {
-			return failed(e.what + ": " + text);
-		}
-		for (const auto& box : boxes) {
-			std::optional<smtp::Domain> domain = smtp::parse_domain(box.domain);
-			if (!domain)
-				return failed("bad domain in address: " + box.domain);
-			smtp::Address address;
-			address.localpart = box.localpart;
-			address.domain = *domain;
-			out.push_back(address.to_string());  // quotes the localpart where needed
-		}
+		append_element_addresses(element.substr(first, last - first + 1), out, why);
 	}
-	return out;
+	if (why.empty())
+		return out;
+	if (error)
+		*error = why;
+	return std::nullopt;
 }
 
 bool has_header(const HeaderSection& section, std::string_view name)

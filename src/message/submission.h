@@ -24,13 +24,13 @@ struct FromResult {
 };
 
 // The address of the message's From field. RFC 5322 3.6.2 allows a
-// mailbox-list, but the seed (and DMARC, RFC 7489 6.6.1) needs exactly one
+// mailbox-list, but the model (and DMARC, RFC 7489 6.6.1) needs exactly one
 // From field holding exactly one mailbox. Accepted: display names (atoms,
 // quoted strings, obsolete dotted phrases), comments, quoted and obsolete
 // dotted localparts, angle addresses (an obsolete route before the
 // addr-spec is skipped), UTF-8 in atoms and quoted strings (RFC 6532 3.2).
 // Refused: group syntax, address literals as domain, empty lists.
-// Errors (the seed's wording where it has one):
+// Errors (the model's wording where it has one):
 //   "missing or duplicate from header: N headers"
 //   "from header does not have exactly one address: N addresses"
 //   "malformed from header: <what>"
@@ -53,20 +53,20 @@ std::optional<std::vector<std::string>> parse_address_list(std::string_view valu
 bool has_header(const HeaderSection&, std::string_view name);
 
 // The first field `name`: unfolded (RFC 5322 2.2.3) and trimmed. nullopt
-// when absent. Note the seed treats a present but empty Message-Id or Date
+// when absent. Note the model treats a present but empty Message-Id or Date
 // as missing (it tests the value), so callers check `value_or("").empty()`.
 std::optional<std::string> header_value(const HeaderSection&, std::string_view name);
 
 // A new message id without angle brackets: 16 random bytes as 22 base64url
-// characters, "@", then `hostname` (the seed's form, doc/behaviour.md §7).
+// characters, "@", then `hostname` (the model's form, doc/behaviour.md §7).
 // Pass the Unicode hostname for SMTPUTF8 transactions, the ASCII one
-// otherwise, as the seed does.
+// otherwise, as the model does.
 std::string make_message_id(const std::string& hostname);
 
 // "Message-Id: <id>\r\n" for an id without angle brackets.
 std::string message_id_header(std::string_view message_id);
 
-// "Date: 2 Jan 2006 15:04:05 -0700\r\n": the seed writes its added Date
+// "Date: 2 Jan 2006 15:04:05 -0700\r\n": the model writes its added Date
 // without the optional day-of-week (RFC 5322 3.3 allows that), in the
 // zone offset given (e.g. local_utc_offset(t) from headers.h).
 std::string date_header(std::time_t t, int tz_offset_s = 0);

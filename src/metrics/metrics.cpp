@@ -6,7 +6,7 @@
 namespace tern::metrics {
 
 const std::vector<Family>& families() {
-	// Help texts follow the seed's where it has the metric.
+	// Help texts follow the model's where it has the metric.
 	static const std::vector<Family> all = [] {
 		std::vector<Family> f{
 		    {"tern_authentication_total", Type::counter,

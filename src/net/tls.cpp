@@ -598,95 +598,93 @@ bool valid_certificate_name(const std::string& name) {
 	});
 }
 
-}  // namespace
+void check_mbed(int rc, const std::string& what) {
+	if (rc != 0) throw std::runtime_error("tls: " + what + ": " + mbed_error_text(rc));
+}
 
-void generate_self_signed(const std::string& cert_path, const std::string& key_path,
-                          const std::string& common_name, SelfSignedKeyType key_type) {
-	if (!valid_certificate_name(common_name))
-		throw std::runtime_error("tls: cannot make a certificate for \"" + common_name +
-		                         "\": not a host name");
-	auto random = shared_random();
-	auto check = [](int rc, const std::string& what) {
-		if (rc != 0) throw std::runtime_error("tls: " + what + ": " + mbed_error_text(rc));
-	};
-
-	OwnedPk key;
+void generate_key(OwnedPk& key, SelfSignedKeyType key_type, RandomSource& random) {
 	if (key_type == SelfSignedKeyType::rsa_2048) {
-		check(mbedtls_pk_setup(key.get(), mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)), "RSA key setup");
-		check(mbedtls_rsa_gen_key(mbedtls_pk_rsa(*key.get()), mbedtls_ctr_drbg_random, &random->drbg, 2048,
-		                          65537),
-		      "RSA key generation");
+		check_mbed(mbedtls_pk_setup(key.get(), mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)), "RSA key setup");
+		check_mbed(mbedtls_rsa_gen_key(mbedtls_pk_rsa(*key.get()), mbedtls_ctr_drbg_random, &random.drbg, 2048,
+		                               65537),
+		           "RSA key generation");
 	} else {
-		check(mbedtls_pk_setup(key.get(), mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), "EC key setup");
-		check(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*key.get()),
-		                          mbedtls_ctr_drbg_random, &random->drbg),
-		      "EC key generation");
+		check_mbed(mbedtls_pk_setup(key.get(), mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), "EC key setup");
+		check_mbed(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*key.get()),
+		                               mbedtls_ctr_drbg_random, &random.drbg),
+		           "EC key generation");
 	}
+}
 
-	OwnedCrtWriter writer;
-	mbedtls_x509write_cert* crt = writer.get();
+// Subject and issuer (the same: self-signed), serial number and validity.
+void set_identity(mbedtls_x509write_cert* crt, OwnedPk& key, const std::string& common_name, RandomSource& random) {
 	mbedtls_x509write_crt_set_version(crt, MBEDTLS_X509_CRT_VERSION_3);
 	mbedtls_x509write_crt_set_md_alg(crt, MBEDTLS_MD_SHA256);
 	mbedtls_x509write_crt_set_subject_key(crt, key.get());
 	mbedtls_x509write_crt_set_issuer_key(crt, key.get());
 	std::string subject = "CN=" + common_name;
-	check(mbedtls_x509write_crt_set_subject_name(crt, subject.c_str()), "subject name");
-	check(mbedtls_x509write_crt_set_issuer_name(crt, subject.c_str()), "issuer name");
+	check_mbed(mbedtls_x509write_crt_set_subject_name(crt, subject.c_str()), "subject name");
+	check_mbed(mbedtls_x509write_crt_set_issuer_name(crt, subject.c_str()), "issuer name");
 
 	// RFC 5280 4.1.2.2: a positive serial of at most 20 octets; random so a
 	// regenerated certificate never repeats one a client has seen.
 	unsigned char serial_bytes[16];
-	check(mbedtls_ctr_drbg_random(&random->drbg, serial_bytes, sizeof serial_bytes), "serial number");
+	check_mbed(mbedtls_ctr_drbg_random(&random.drbg, serial_bytes, sizeof serial_bytes), "serial number");
 	serial_bytes[0] = static_cast<unsigned char>((serial_bytes[0] & 0x7f) | 0x40);
 	OwnedMpi serial;
-	check(mbedtls_mpi_read_binary(serial.get(), serial_bytes, sizeof serial_bytes), "serial number");
-	check(mbedtls_x509write_crt_set_serial(crt, serial.get()), "serial number");
+	check_mbed(mbedtls_mpi_read_binary(serial.get(), serial_bytes, sizeof serial_bytes), "serial number");
+	check_mbed(mbedtls_x509write_crt_set_serial(crt, serial.get()), "serial number");
 
 	// Back-dated an hour so a client with a slightly slow clock accepts it.
 	std::time_t now = std::time(nullptr);
-	check(mbedtls_x509write_crt_set_validity(crt, x509_time(now - 3600, 0).c_str(),
-	                                         x509_time(now, 10).c_str()),
-	      "validity");
+	check_mbed(mbedtls_x509write_crt_set_validity(crt, x509_time(now - 3600, 0).c_str(),
+	                                              x509_time(now, 10).c_str()),
+	           "validity");
+}
 
-	check(mbedtls_x509write_crt_set_basic_constraints(crt, 0, -1), "basic constraints");
-	check(mbedtls_x509write_crt_set_subject_key_identifier(crt), "subject key identifier");
-	check(mbedtls_x509write_crt_set_authority_key_identifier(crt), "authority key identifier");
+void set_extensions(mbedtls_x509write_cert* crt, SelfSignedKeyType key_type, const std::string& common_name) {
+	check_mbed(mbedtls_x509write_crt_set_basic_constraints(crt, 0, -1), "basic constraints");
+	check_mbed(mbedtls_x509write_crt_set_subject_key_identifier(crt), "subject key identifier");
+	check_mbed(mbedtls_x509write_crt_set_authority_key_identifier(crt), "authority key identifier");
 	unsigned int usage = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
 	if (key_type == SelfSignedKeyType::rsa_2048) usage |= MBEDTLS_X509_KU_KEY_ENCIPHERMENT;
-	check(mbedtls_x509write_crt_set_key_usage(crt, static_cast<unsigned char>(usage)), "key usage");
+	check_mbed(mbedtls_x509write_crt_set_key_usage(crt, static_cast<unsigned char>(usage)), "key usage");
 
 	// RFC 5280 4.2.1.12: ExtKeyUsageSyntax ::= SEQUENCE OF KeyPurposeId,
 	// here only id-kp-serverAuth.
 	std::string server_auth_oid(MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH));
 	std::string extended_usage = der(0x30, der(0x06, server_auth_oid));
-	check(mbedtls_x509write_crt_set_extension(
-		      crt, MBEDTLS_OID_EXTENDED_KEY_USAGE, MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE), 0,
-		      reinterpret_cast<const unsigned char*>(extended_usage.data()), extended_usage.size()),
-	      "extended key usage");
+	check_mbed(mbedtls_x509write_crt_set_extension(
+		           crt, MBEDTLS_OID_EXTENDED_KEY_USAGE, MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE), 0,
+		           reinterpret_cast<const unsigned char*>(extended_usage.data()), extended_usage.size()),
+	           "extended key usage");
 
 	// RFC 5280 4.2.1.6: GeneralNames ::= SEQUENCE OF GeneralName, with
 	// dNSName [2] IA5String (implicit tag 0x82). mbedTLS 2.28 has no writer
 	// for it, so it is encoded here. Clients match the SAN, not the CN
 	// (RFC 6125 6.4.4).
 	std::string alt_names = der(0x30, der(0x82, common_name));
-	check(mbedtls_x509write_crt_set_extension(
-		      crt, MBEDTLS_OID_SUBJECT_ALT_NAME, MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0,
-		      reinterpret_cast<const unsigned char*>(alt_names.data()), alt_names.size()),
-	      "subject alternative name");
+	check_mbed(mbedtls_x509write_crt_set_extension(
+		           crt, MBEDTLS_OID_SUBJECT_ALT_NAME, MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0,
+		           reinterpret_cast<const unsigned char*>(alt_names.data()), alt_names.size()),
+	           "subject alternative name");
+}
 
+// Key first: a crash in between leaves a key without certificate, and the
+// daemon regenerates both when either is missing. The key's PEM text is
+// wiped from memory once written.
+void write_key_and_certificate(OwnedPk& key, mbedtls_x509write_cert* crt, RandomSource& random,
+                               const std::string& cert_path, const std::string& key_path) {
 	std::string key_pem(16000, '\0');
-	check(mbedtls_pk_write_key_pem(key.get(), reinterpret_cast<unsigned char*>(key_pem.data()),
-	                               key_pem.size()),
-	      "writing the private key");
+	check_mbed(mbedtls_pk_write_key_pem(key.get(), reinterpret_cast<unsigned char*>(key_pem.data()),
+	                                    key_pem.size()),
+	           "writing the private key");
 	key_pem.resize(std::strlen(key_pem.c_str()));
 	std::string cert_pem(16000, '\0');
-	check(mbedtls_x509write_crt_pem(crt, reinterpret_cast<unsigned char*>(cert_pem.data()), cert_pem.size(),
-	                                mbedtls_ctr_drbg_random, &random->drbg),
-	      "writing the certificate");
+	check_mbed(mbedtls_x509write_crt_pem(crt, reinterpret_cast<unsigned char*>(cert_pem.data()), cert_pem.size(),
+	                                     mbedtls_ctr_drbg_random, &random.drbg),
+	           "writing the certificate");
 	cert_pem.resize(std::strlen(cert_pem.c_str()));
-
-	// Key first: a crash in between leaves a key without certificate, and
-	// the daemon regenerates both when either is missing.
 	try {
 		write_file_atomically(key_path, key_pem, 0600);
 	} catch (...) {
@@ -695,6 +693,22 @@ void generate_self_signed(const std::string& cert_path, const std::string& key_p
 	}
 	mbedtls_platform_zeroize(key_pem.data(), key_pem.size());
 	write_file_atomically(cert_path, cert_pem, 0644);
+}
+
+}  // namespace
+
+void generate_self_signed(const std::string& cert_path, const std::string& key_path,
+                          const std::string& common_name, SelfSignedKeyType key_type) {
+	if (!valid_certificate_name(common_name))
+		throw std::runtime_error("tls: cannot make a certificate for \"" + common_name +
+		                         "\": not a host name");
+	auto random = shared_random();
+	OwnedPk key;
+	generate_key(key, key_type, *random);
+	OwnedCrtWriter writer;
+	set_identity(writer.get(), key, common_name, *random);
+	set_extensions(writer.get(), key_type, common_name);
+	write_key_and_certificate(key, writer.get(), *random, cert_path, key_path);
 }
 
 }  // namespace tern::net

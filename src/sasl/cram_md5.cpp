@@ -27,7 +27,7 @@ public:
 		if (state_ != State::initial)
 			return out_of_sequence();
 		if (initial_response) {
-			// RFC 2195 has the server speak first. The seed rejects the
+			// RFC 2195 has the server speak first. The model rejects the
 			// initial response with its command parser's error, quoting the
 			// rest of the AUTH line: ` <base64>` (` =` for an empty one).
 			state_ = State::done;

@@ -13,7 +13,7 @@
 //   * the `*` line that aborts an exchange (RFC 4954 4) →
 //     `501 5.5.0 authentication aborted`, without calling next() (except
 //     after a challenge with `next_line_raw` set, see Step);
-//   * TLS requirements (decision 5), failure counting, delays, limiters.
+//   * TLS requirements (doc/behaviour.md D5), failure counting, delays, limiters.
 //
 // Sequence: start() once; then, while the step is `challenge`, send it and
 // pass the next decoded client line to next(); when the step is `lookup`,
@@ -91,14 +91,14 @@ protected:
 	std::string username_sent_;
 };
 
-// Mechanism names are case-insensitive (decision 4); the session passes the
+// Mechanism names are case-insensitive (doc/behaviour.md D4); the session passes the
 // name upper-cased (this also upper-cases, to be safe). nullptr for a
 // mechanism tern does not implement. `hostname` goes into the CRAM-MD5
 // challenge.
 std::unique_ptr<Mechanism> make_mechanism(std::string_view name_upper, const std::string& hostname,
 					  Entropy entropy = system_entropy());
 
-// The EHLO `AUTH` keyword's value: the seed's list, then LOGIN (decision 15).
+// The EHLO `AUTH` keyword's value: the model's list, then LOGIN (doc/behaviour.md D15).
 inline constexpr std::string_view advertised_mechanisms = "SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN";
 
 }  // namespace tern::sasl

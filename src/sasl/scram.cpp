@@ -1,5 +1,5 @@
 // SCRAM-SHA-1 and SCRAM-SHA-256 server (RFC 5802, RFC 7677), without
-// channel binding (no -PLUS variants), following the seed's steps
+// channel binding (no -PLUS variants), following the model's steps
 // (doc/behaviour.md §11):
 //
 //   client-first  → lookup of the authentication identity
@@ -8,7 +8,7 @@
 //                   `e=channel-bindings-dont-match` (RFC 5802 7 server-error)
 //   one more line → success, or the failure the `e=` announced.
 //
-// Like the seed, attribute names and the gs2 flag are matched ASCII
+// Like the model, attribute names and the gs2 flag are matched ASCII
 // case-insensitively. User names are prepared with SASLprep (RFC 5802 5.1,
 // RFC 4013).
 #include <string>
@@ -24,7 +24,7 @@ namespace tern::sasl::detail {
 
 namespace {
 
-// A message the client sent cannot be used; `text` reads like the seed's
+// A message the client sent cannot be used; `text` reads like the model's
 // scram errors ("invalid-encoding: expected \",\"").
 struct ScramError {
 	std::string text;
@@ -218,7 +218,7 @@ public:
 		if (state_ != State::want_secrets)
 			return out_of_sequence();
 		state_ = State::done;
-		// The seed's order: unknown account first, then the authzid, then
+		// The model's order: unknown account first, then the authzid, then
 		// missing secrets.
 		if (!secrets)
 			return scram_not_possible();
@@ -318,7 +318,7 @@ private:
 			// the reply, as for bad credentials.
 			return Step::make_failure(535, smtp::se::pol_bad_credentials8, "invalid-username-encoding");
 		} catch (const ScramError& error) {
-			// The seed reports these on its server-error path.
+			// The model reports these on its server-error path.
 			return Step::make_failure(451, smtp::se::sys_other0, "starting scram: " + error.text);
 		}
 		state_ = State::want_secrets;
@@ -354,7 +354,7 @@ private:
 			proof = cursor.base64_value();
 			cursor.expect_end();
 		} catch (const ScramError& error) {
-			// Unlike the seed (which silently waits for one more line
+			// Unlike the model (which silently waits for one more line
 			// first), a malformed client-final fails at once.
 			return Step::make_failure(451, smtp::se::sys_other0, "server final: " + error.text);
 		}

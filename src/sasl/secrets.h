@@ -14,14 +14,14 @@
 
 namespace tern::sasl {
 
-// The seed's parameters (doc/behaviour.md §14).
+// The model's parameters (doc/behaviour.md §14).
 inline constexpr int scram_sha1_iterations = 8192;
 inline constexpr int scram_sha256_iterations = 4096;
 inline constexpr std::size_t scram_salt_length = 12;
 
 struct ScramSecret {
 	std::string salt;         // raw bytes (12 random bytes)
-	int iterations = 0;       // SHA-1: 8192, SHA-256: 4096 (the seed's values)
+	int iterations = 0;       // SHA-1: 8192, SHA-256: 4096 (the model's values)
 	std::string stored_key;   // H(ClientKey), raw
 	std::string server_key;   // HMAC(SaltedPassword, "Server Key"), raw
 

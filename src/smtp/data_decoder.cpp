@@ -7,7 +7,7 @@
 //    (no SMTP smuggling, doc/behaviour.md D8). The decoder starts in
 //    the "just after CRLF" state, so ".\r\n" alone is an empty message.
 //  - RFC 5321 4.5.2: a dot that starts a line (after a raw CRLF) is removed,
-//    whatever ends that line (as the seed and Postfix do).
+//    whatever ends that line (as the model and Postfix do).
 //  - A bare CR (not followed by LF) or bare LF (not preceded by CR) is stored
 //    as CRLF, so the stored message only has CRLF line ends (RFC 5322 2.3).
 //    The flag saw_bare_newline() is set in both modes; with

@@ -71,51 +71,54 @@ void LmtpClientProtocol::receive(std::string_view bytes) {
 	if (!done() && input_.size() > max_reply_line) connection_failed("reply line from LMTP server too long");
 }
 
+// The greeting and the LHLO reply. A server that will not greet us or take
+// LHLO is a setup or load problem, not the message's: the mail waits
+// (temporary).
+void LmtpClientProtocol::on_greeting_or_lhlo(const Reply& reply) {
+	if (reply.code / 100 != 2) {
+		LmtpRecipientResult r = lmtp_result_of(reply);
+		r.status = LmtpRecipientResult::Status::temporary;
+		r.local = true;
+		if (r.code / 100 != 4) {
+			r.code = 451;
+			r.enhanced = "4.3.0";
+		}
+		r.text = "LMTP server refused " + std::string(step_ == Step::greeting ? "the session" : "LHLO") + ": " +
+		         reply.summary();
+		settle_pending(r);
+		finish_with_quit();
+		return;
+	}
+	if (step_ == Step::greeting) {
+		// RFC 2033 4.1: LHLO instead of EHLO.
+		step_ = Step::lhlo;
+		send("LHLO " + tx_.lhlo_name);
+		return;
+	}
+	for (size_t i = 1; i < reply.lines.size(); ++i) {
+		std::string keyword = ascii_lower(reply.lines[i].substr(0, reply.lines[i].find(' ')));
+		if (keyword == "8bitmime") offers_8bitmime_ = true;
+		if (keyword == "smtputf8") offers_smtputf8_ = true;
+	}
+	if (tx_.smtputf8 && !offers_smtputf8_) {
+		// RFC 6531 3.4: the message needs SMTPUTF8 and cannot be passed on without it.
+		settle_pending({LmtpRecipientResult::Status::permanent, 553, "5.6.7",
+		                "LMTP server does not offer SMTPUTF8, which the message requires"});
+		finish_with_quit();
+		return;
+	}
+	std::string mail = "MAIL FROM:<" + tx_.mail_from + ">";
+	if (tx_.body_8bit && offers_8bitmime_) mail += " BODY=8BITMIME";
+	if (tx_.smtputf8) mail += " SMTPUTF8";
+	step_ = Step::mail;
+	send(std::move(mail));
+}
+
 void LmtpClientProtocol::handle_reply(const Reply& reply) {
 	switch (step_) {
 	case Step::greeting:
 	case Step::lhlo:
-		// A server that will not greet us or take LHLO is a setup or load
-		// problem, not the message's: the mail waits (temporary).
-		if (reply.code / 100 != 2) {
-			LmtpRecipientResult r = lmtp_result_of(reply);
-			r.status = LmtpRecipientResult::Status::temporary;
-			r.local = true;
-			if (r.code / 100 != 4) {
-				r.code = 451;
-				r.enhanced = "4.3.0";
-			}
-			r.text = "LMTP server refused " + std::string(step_ == Step::greeting ? "the session" : "LHLO") + ": " +
-			         reply.summary();
-			settle_pending(r);
-			finish_with_quit();
-			return;
-		}
-		if (step_ == Step::greeting) {
-			// RFC 2033 4.1: LHLO instead of EHLO.
-			step_ = Step::lhlo;
-			send("LHLO " + tx_.lhlo_name);
-			return;
-		}
-		for (size_t i = 1; i < reply.lines.size(); ++i) {
-			std::string keyword = ascii_lower(reply.lines[i].substr(0, reply.lines[i].find(' ')));
-			if (keyword == "8bitmime") offers_8bitmime_ = true;
-			if (keyword == "smtputf8") offers_smtputf8_ = true;
-		}
-		if (tx_.smtputf8 && !offers_smtputf8_) {
-			// RFC 6531 3.4: the message needs SMTPUTF8 and cannot be passed on without it.
-			settle_pending({LmtpRecipientResult::Status::permanent, 553, "5.6.7",
-			                "LMTP server does not offer SMTPUTF8, which the message requires"});
-			finish_with_quit();
-			return;
-		}
-		{
-			std::string mail = "MAIL FROM:<" + tx_.mail_from + ">";
-			if (tx_.body_8bit && offers_8bitmime_) mail += " BODY=8BITMIME";
-			if (tx_.smtputf8) mail += " SMTPUTF8";
-			step_ = Step::mail;
-			send(std::move(mail));
-		}
+		on_greeting_or_lhlo(reply);
 		return;
 	case Step::mail:
 		if (reply.code / 100 != 2) {

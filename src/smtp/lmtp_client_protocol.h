@@ -67,6 +67,7 @@ public:
 
 private:
 	void handle_reply(const Reply& reply);
+	void on_greeting_or_lhlo(const Reply& reply);
 	void send(std::string line);
 	void send_next_rcpt_or_data();
 	// Every recipient still pending gets `result` (the transaction ended).

@@ -294,7 +294,7 @@ public:
 			tagged_ipv6 = true;
 		}
 		std::string_view text = take_while1("address literal", [](unsigned char c, size_t) { return c != ']'; });
-		// The seed tolerates a missing "]"; so do we, for parity.
+		// The model tolerates a missing "]"; so do we, for parity.
 		take("]");
 		auto ip = IpAddr::parse(text);
 		if (!ip)
@@ -476,7 +476,7 @@ public:
 		return v;
 	}
 
-	// RFC 4422 3.1 sasl-mech; tern decision 4: matched case-insensitively,
+	// RFC 4422 3.1 sasl-mech; doc/behaviour.md D4: matched case-insensitively,
 	// returned upper-cased.
 	std::string sasl_mech()
 	{
@@ -529,7 +529,7 @@ private:
 		return n;
 	}
 
-	// RFC 5321 4.1.3 Standardized-tag. The seed allows "-" only as the first
+	// RFC 5321 4.1.3 Standardized-tag. The model allows "-" only as the first
 	// character; we keep that for identical error texts.
 	std::string_view ldh_str()
 	{
@@ -694,7 +694,7 @@ MailArgs parse_mail(std::string_view args, const ParseMode& mode)
 				throw SmtpError{555, std::string(se::proto_param_invalid4),
 						"unrecognized parameter " + quote_go(keyword)};
 		} else if (key == "AUTH") {
-			// RFC 4954 5: AUTH=<mailbox> or AUTH=<> as xtext; tern decision 3.
+			// RFC 4954 5: AUTH=<mailbox> or AUTH=<> as xtext; doc/behaviour.md D3.
 			p.expect("=");
 			mail.auth = p.xtext();
 		} else if (key == "SMTPUTF8") {

@@ -1,7 +1,7 @@
 // The SMTP command-argument parser: RFC 5321 4.1.2 grammar with the RFC 6531
-// (SMTPUTF8) extensions, as the seed's parser applies it (doc/behaviour.md §3).
+// (SMTPUTF8) extensions, as the model's parser applies it (doc/behaviour.md §3).
 // Pure: takes the argument text of one command line, returns values or throws
-// smtp::SmtpError with the seed's reply (`501 5.5.2 bad syntax: …` etc.).
+// smtp::SmtpError with the model's reply (`501 5.5.2 bad syntax: …` etc.).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -60,7 +60,7 @@ struct MailArgs {
 	std::optional<int64_t> size;
 	bool body_8bitmime = false;    // BODY=8BITMIME
 	bool smtputf8 = false;         // SMTPUTF8 parameter
-	std::optional<std::string> auth; // AUTH= value, xtext-decoded (decision 3)
+	std::optional<std::string> auth; // AUTH= value, xtext-decoded (doc/behaviour.md D3)
 	DsnRet ret = DsnRet::unset;      // RFC 3461 4.3 RET=
 	std::optional<std::string> envid;  // RFC 3461 4.4 ENVID=, xtext-decoded
 	bool requiretls = false;         // RFC 8689 2 REQUIRETLS (the caller checks for TLS)
@@ -94,7 +94,7 @@ std::string parse_vrfy(std::string_view args, const ParseMode&);
 void parse_noop(std::string_view args, const ParseMode&);
 
 // AUTH: ` MECH` [` initial-response`]. The mechanism is returned upper-cased
-// (tern decision 4: case-insensitive). `initial` is nullopt when absent, ""
+// (doc/behaviour.md D4: case-insensitive). `initial` is nullopt when absent, ""
 // for `=`. A space with nothing after it throws
 // `501 5.5.2 missing initial auth base64 parameter after space`.
 struct AuthArgs {
@@ -121,12 +121,12 @@ std::optional<Domain> parse_domain(std::string_view name);
 // allowed, for config and message code; nullopt when invalid.
 std::optional<Address> parse_address(std::string_view text);
 
-// The seed's syntax error for callers that detect one themselves (e.g. an
+// The model's syntax error for callers that detect one themselves (e.g. an
 // initial response given to CRAM-MD5): `501 5.5.2 bad syntax: <what>`, plus
 // ` (remaining "<remaining>")` when mode.authenticated.
 SmtpError syntax_error(std::string_view what, std::string_view remaining, const ParseMode&);
 
-// Quotes like Go's %q verb (the seed's reply texts use it): double quotes,
+// Quotes like Go's %q verb (the model's reply texts use it): double quotes,
 // backslash escapes for '"', '\\' and control characters, \xHH for invalid UTF-8.
 std::string quote_go(std::string_view);
 

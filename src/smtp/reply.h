@@ -9,7 +9,7 @@ namespace tern::smtp {
 // An error that becomes exactly one reply at the dispatch boundary.
 // `secode` holds the last two parts of the enhanced code ("5.2" for 5.5.2 with
 // a 5xx code, "" for none); the class digit comes from `code`.
-// `with_id` appends " (<received-id>)" as the seed's normal error path does.
+// `with_id` appends " (<received-id>)" as the model's normal error path does.
 struct SmtpError {
 	int code = 0;
 	std::string secode;
@@ -26,12 +26,12 @@ std::string enhanced_code(int code, std::string_view secode);
 // multi-line reply, each line with the same code and enhanced code; lines
 // longer than 510 characters (including code and enhanced code) are wrapped
 // at a space searched backwards in the text from offset 510-minus-prefix
-// down to offset 400, else cut at offset 400 (the seed's loop); the
+// down to offset 400, else cut at offset 400 (the model's loop); the
 // space starts the next piece.
 // RFC 5321 4.2.1 (multi-line), 4.5.3.1.5 (reply line length).
 std::string format_reply(int code, std::string_view secode, std::string_view text);
 
-// Secondary enhanced codes the seed uses (RFC 3463), as "subject.detail".
+// Secondary enhanced codes the model uses (RFC 3463), as "subject.detail".
 namespace se {
 inline constexpr std::string_view other0 = "0.0";
 inline constexpr std::string_view addr_bad_dest_mailbox1 = "1.1";

@@ -900,7 +900,7 @@ SendLimitVerdict Env::check_send_limits(const std::string& account, const std::v
 			verdict.messages_reached = true;
 			return;
 		}
-		// The seed evaluates first-time recipients only once enough messages
+		// The model evaluates first-time recipients only once enough messages
 		// could reach that limit.
 		if (verdict.messages + incoming < max_first_time) return;
 		verdict.first_time = impl_->first_time(txn, account, recipients, since);

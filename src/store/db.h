@@ -138,13 +138,13 @@ public:
 	                     int64_t unix_time);
 	// Rows (recipients) logged strictly after `since`.
 	int64_t count_outgoing_since(const std::string& account, int64_t since);
-	// The seed's first-time count: each entry of `recipients` that was
+	// The model's first-time count: each entry of `recipients` that was
 	// never sent to before, plus each distinct recipient logged after
 	// `since` that had not been sent to before its first row in that window.
 	int64_t count_first_time_recipients(const std::string& account, const std::vector<std::string>& recipients,
 	                                    int64_t since);
 	// Both checks of §8 step 5 over the 24 h before `now` in one read
-	// transaction, with the seed's order: the message limit first
+	// transaction, with the model's order: the message limit first
 	// (logged + recipients > max_messages), then the first-time count only
 	// when logged + recipients >= max_first_time, reached when it is
 	// > max_first_time.

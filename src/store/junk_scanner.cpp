@@ -61,6 +61,133 @@ struct ChangedFolder {
 	std::map<std::string, SeenFile> files;
 };
 
+// What the history says a changed folder holds: unique name → record id
+// and mark.
+using RecordedFolder = std::map<std::string, std::pair<uint64_t, inbound::JunkMark>>;
+
+// Maildir++: the root is INBOX, every ".name" directory a folder. Pairs of
+// directory name and path; none when the Maildir is not there.
+std::vector<std::pair<std::string, std::string>> maildir_folders(const std::string& maildir) {
+	std::vector<std::pair<std::string, std::string>> folders;
+	std::error_code ec;
+	if (!fs::is_directory(maildir, ec)) return folders;
+	folders.emplace_back("", maildir);
+	for (const auto& entry : fs::directory_iterator(maildir, ec)) {
+		std::string name = entry.path().filename().string();
+		if (name.size() > 1 && name[0] == '.' && name != ".." && entry.is_directory(ec))
+			folders.emplace_back(name, entry.path().string());
+	}
+	return folders;
+}
+
+// The files of one folder (new/ and cur/) with the marks their keywords give.
+ChangedFolder read_folder(const std::string& dir_name, const std::string& path,
+                          const inbound::FolderClassifier& classifier) {
+	ChangedFolder folder;
+	folder.name = inbound::folder_name_from_dir(dir_name);
+	folder.kind = classifier.classify(folder.name);
+	auto keywords = inbound::parse_dovecot_keywords(read_small_file(path + "/dovecot-keywords"));
+	std::error_code ec;
+	for (const char* sub : {"new", "cur"}) {
+		for (const auto& entry : fs::directory_iterator(path + "/" + sub, ec)) {
+			std::string file = entry.path().filename().string();
+			if (file.empty() || file[0] == '.') continue;
+			SeenFile seen{entry.path().string(), inbound::junk_mark_from_keywords(inbound::maildir_flags(file), keywords)};
+			folder.files.emplace(std::string(inbound::maildir_unique_name(file)), std::move(seen));
+		}
+	}
+	return folder;
+}
+
+// The folders whose cur/ or new/ changed since the last pass (`seen`: the
+// directories' modification times then).
+std::vector<ChangedFolder> changed_folders(const std::string& maildir, const inbound::FolderClassifier& classifier,
+                                           std::map<std::string, std::pair<int64_t, int64_t>>& seen,
+                                           ScanStats& stats) {
+	std::vector<ChangedFolder> changed;
+	for (const auto& [dir_name, path] : maildir_folders(maildir)) {
+		std::pair<int64_t, int64_t> times{mtime_ns(path + "/cur"), mtime_ns(path + "/new")};
+		auto it = seen.find(path);
+		if (it != seen.end() && it->second == times) continue;
+		seen[path] = times;
+		++stats.folders_read;
+		changed.push_back(read_folder(dir_name, path, classifier));
+	}
+	return changed;
+}
+
+// One file found in a changed folder: its record learns the folder and the
+// mark, and the junk filter a changed mark.
+void update_record(MessageHistory& history, Env& env, const config::Account& account,
+                   const inbound::FolderClassifier& classifier, const ChangedFolder& folder,
+                   const std::string& unique, const SeenFile& file, ScanStats& stats) {
+	auto record = history.find_by_unique_name(account.name, unique);
+	if (!record || record->expunged) return;
+	std::optional<inbound::FolderKind> previous_kind;
+	if (!record->mailbox.empty()) previous_kind = classifier.classify(record->mailbox);
+	inbound::JunkMark mark = inbound::next_junk_mark(record->junk, previous_kind, folder.kind, file.from_keywords);
+	if (mark == record->junk && record->mailbox == folder.name) return;
+	inbound::JunkMark old_mark = record->junk;
+	if (record->mailbox != folder.name) ++stats.moved;
+	record->junk = mark;
+	record->mailbox = folder.name;
+	history.update(*record);
+	if (mark != old_mark) {
+		++stats.marks_changed;
+		on_junk_mark_changed(env, account, unique, old_mark, mark, file.path);
+	}
+}
+
+// Files in the changed folders: new folder, new mark. Returns the unique
+// names present in any of them.
+std::set<std::string> update_present(MessageHistory& history, Env& env, const config::Account& account,
+                                     const inbound::FolderClassifier& classifier,
+                                     const std::vector<ChangedFolder>& changed,
+                                     const std::vector<RecordedFolder>& recorded, ScanStats& stats) {
+	std::set<std::string> present;
+	for (size_t i = 0; i < changed.size(); ++i) {
+		const ChangedFolder& folder = changed[i];
+		for (const auto& [unique, file] : folder.files) {
+			present.insert(unique);
+			// A file already recorded here whose mark cannot change needs
+			// no lookup of its own.
+			if (auto known = recorded[i].find(unique); known != recorded[i].end()) {
+				inbound::JunkMark mark = known->second.second;
+				if (inbound::next_junk_mark(mark, folder.kind, folder.kind, file.from_keywords) == mark) continue;
+			}
+			update_record(history, env, account, classifier, folder, unique, file, stats);
+		}
+	}
+	return present;
+}
+
+// Records a changed folder should hold but no changed folder does: the file
+// is gone from every folder (a move would have changed the destination
+// folder too).
+void mark_expunged(MessageHistory& history, const std::vector<RecordedFolder>& recorded,
+                   const std::set<std::string>& present, ScanStats& stats) {
+	for (const RecordedFolder& folder : recorded) {
+		for (const auto& [unique, entry] : folder) {
+			if (present.count(unique)) continue;
+			auto record = history.get(entry.first);
+			if (!record || record->expunged) continue;
+			record->expunged = true;
+			history.update(*record);
+			++stats.expunged;
+		}
+	}
+}
+
+// A bounded amount of pruning per pass; the rest waits for the next.
+void prune_history(MessageHistory& history, const config::Config& cfg, int64_t now, ScanStats& stats) {
+	int64_t cutoff = now - cfg.message_history.max_age_days * 24 * 3600;
+	for (int round = 0; round < 50; ++round) {
+		size_t pruned = history.prune(cutoff);
+		stats.pruned += pruned;
+		if (pruned == 0) break;
+	}
+}
+
 }  // namespace
 
 ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
@@ -74,97 +201,18 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		} catch (const std::regex_error&) {
 			continue;  // the config loader rejects these; never here
 		}
-		// Maildir++: the root is INBOX, every ".name" directory a folder.
-		std::vector<std::pair<std::string, std::string>> folders;  // dir name, path
-		std::error_code ec;
-		if (!fs::is_directory(account.maildir, ec)) continue;
-		folders.emplace_back("", account.maildir);
-		for (const auto& entry : fs::directory_iterator(account.maildir, ec)) {
-			std::string name = entry.path().filename().string();
-			if (name.size() > 1 && name[0] == '.' && name != ".." && entry.is_directory(ec))
-				folders.emplace_back(name, entry.path().string());
-		}
-
-		std::vector<ChangedFolder> changed;
-		for (const auto& [dir_name, path] : folders) {
-			std::pair<int64_t, int64_t> times{mtime_ns(path + "/cur"), mtime_ns(path + "/new")};
-			auto it = seen_.find(path);
-			if (it != seen_.end() && it->second == times) continue;
-			seen_[path] = times;
-			ChangedFolder folder;
-			folder.name = inbound::folder_name_from_dir(dir_name);
-			folder.kind = classifier->classify(folder.name);
-			auto keywords = inbound::parse_dovecot_keywords(read_small_file(path + "/dovecot-keywords"));
-			for (const char* sub : {"new", "cur"}) {
-				for (const auto& entry : fs::directory_iterator(path + "/" + sub, ec)) {
-					std::string file = entry.path().filename().string();
-					if (file.empty() || file[0] == '.') continue;
-					SeenFile seen{entry.path().string(),
-					              inbound::junk_mark_from_keywords(inbound::maildir_flags(file), keywords)};
-					folder.files.emplace(std::string(inbound::maildir_unique_name(file)), std::move(seen));
-				}
-			}
-			++stats.folders_read;
-			changed.push_back(std::move(folder));
-		}
-
+		std::vector<ChangedFolder> changed = changed_folders(account.maildir, *classifier, seen_, stats);
 		// What the history says each changed folder holds, in one range scan
 		// per folder: files already there whose mark cannot change are not
 		// looked up one by one.
-		std::vector<std::map<std::string, std::pair<uint64_t, inbound::JunkMark>>> recorded(changed.size());
+		std::vector<RecordedFolder> recorded(changed.size());
 		for (size_t i = 0; i < changed.size(); ++i)
 			for (auto& e : history.in_mailbox(account_name, changed[i].name))
 				recorded[i].emplace(std::move(e.unique_name), std::make_pair(e.id, e.junk));
-
-		// Files in the changed folders: new folder, new mark.
-		std::set<std::string> present;
-		for (size_t i = 0; i < changed.size(); ++i) {
-			const ChangedFolder& folder = changed[i];
-			for (const auto& [unique, file] : folder.files) {
-				present.insert(unique);
-				if (auto known = recorded[i].find(unique); known != recorded[i].end()) {
-					inbound::JunkMark mark = known->second.second;
-					if (inbound::next_junk_mark(mark, folder.kind, folder.kind, file.from_keywords) == mark) continue;
-				}
-				auto record = history.find_by_unique_name(account_name, unique);
-				if (!record || record->expunged) continue;
-				std::optional<inbound::FolderKind> previous_kind;
-				if (!record->mailbox.empty()) previous_kind = classifier->classify(record->mailbox);
-				inbound::JunkMark mark =
-				    inbound::next_junk_mark(record->junk, previous_kind, folder.kind, file.from_keywords);
-				if (mark == record->junk && record->mailbox == folder.name) continue;
-				inbound::JunkMark old_mark = record->junk;
-				if (record->mailbox != folder.name) ++stats.moved;
-				record->junk = mark;
-				record->mailbox = folder.name;
-				history.update(*record);
-				if (mark != old_mark) {
-					++stats.marks_changed;
-					on_junk_mark_changed(env, account, unique, old_mark, mark, file.path);
-				}
-			}
-		}
-		// Records a changed folder should hold but no changed folder does:
-		// the file is gone from every folder (a move would have changed the
-		// destination folder too).
-		for (size_t i = 0; i < changed.size(); ++i) {
-			for (const auto& [unique, entry] : recorded[i]) {
-				if (present.count(unique)) continue;
-				auto record = history.get(entry.first);
-				if (!record || record->expunged) continue;
-				record->expunged = true;
-				history.update(*record);
-				++stats.expunged;
-			}
-		}
+		std::set<std::string> present = update_present(history, env, account, *classifier, changed, recorded, stats);
+		mark_expunged(history, recorded, present, stats);
 	}
-	// A bounded amount of pruning per pass; the rest waits for the next.
-	int64_t cutoff = now - cfg.message_history.max_age_days * 24 * 3600;
-	for (int round = 0; round < 50; ++round) {
-		size_t pruned = history.prune(cutoff);
-		stats.pruned += pruned;
-		if (pruned == 0) break;
-	}
+	prune_history(history, cfg, now, stats);
 	return stats;
 }
 

@@ -62,7 +62,7 @@ std::string encode(std::string_view bytes, const char* alphabet, bool pad)
 
 // Decodes `text` (no padding characters in it) of length ≠ 1 mod 4.
 // Unused low bits in the last character are ignored rather than rejected
-// (RFC 4648 3.5 allows either); the seed's decoder (Go's StdEncoding) ignores
+// (RFC 4648 3.5 allows either); the model's decoder (Go's StdEncoding) ignores
 // them too, so a client sending them gets the same answer from tern.
 std::optional<std::string> decode_unpadded(std::string_view text, const std::array<int8_t, 256>& reverse)
 {

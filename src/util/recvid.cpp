@@ -103,7 +103,7 @@ ReceivedIdGenerator::ReceivedIdGenerator(std::string_view key24)
 
 std::string ReceivedIdGenerator::id(uint64_t cid) const
 {
-	// Block: [8 per-install bytes][cid, 8 bytes big-endian], as the seed.
+	// Block: [8 per-install bytes][cid, 8 bytes big-endian], as the model.
 	Block block{};
 	std::memcpy(block.data(), prefix_.data(), prefix_.size());
 	for (int i = 0; i < 8; ++i)

@@ -6,6 +6,11 @@
 
 namespace tern {
 
+// RFC 1035 2.3.4: a label is at most 63 octets, a name at most 255 on the
+// wire, which is 253 characters as text without the trailing dot.
+inline constexpr size_t max_dns_label_len = 63;
+inline constexpr size_t max_dns_name_len = 253;
+
 std::string ascii_lower(std::string_view);
 std::string ascii_upper(std::string_view);
 bool iequals(std::string_view a, std::string_view b);        // ASCII case-insensitive

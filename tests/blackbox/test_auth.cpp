@@ -126,7 +126,7 @@ TEST_CASE("auth: refusals in the clear when TLS is not required (exact codes)") 
 		REQUIRE(c.cmd("AUTH PLAIN").raw == "334 \r\n");
 		CHECK(c.cmd(plain_response(alice, alice_password)).plain() == "235 2.7.0 nice");
 	}
-	SUBCASE("LOGIN by hand (decision 15)") {
+	SUBCASE("LOGIN by hand (doc/behaviour.md D15)") {
 		REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
 		Reply r = c.cmd("AUTH LOGIN");
 		REQUIRE(r.code == 334);
@@ -187,7 +187,7 @@ TEST_CASE("auth: with require_starttls (the default) nothing authenticates in th
 	// doc/behaviour.md D6: no AUTH line until it can be used.
 	CHECK_FALSE(has_line_starting(ehlo.lines, "250-AUTH"));
 	CHECK(has_line(ehlo.lines, "250-STARTTLS"));
-	// Decision 5: every known mechanism is refused before TLS, even with a
+	// doc/behaviour.md D5: every known mechanism is refused before TLS, even with a
 	// good password; an unknown one is still "not supported".
 	for (const std::string mech : {"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "plain", "Cram-Md5"}) {
 		CAPTURE(mech);

@@ -85,10 +85,10 @@ TEST_CASE("MAIL FROM: parameters") {
 		CHECK(starts_with(r.message(), "bad syntax"));
 		CHECK(r.has_id());
 	}
-	SUBCASE("AUTH=<> is accepted and ignored (decision 3)") {
+	SUBCASE("AUTH=<> is accepted and ignored (doc/behaviour.md D3)") {
 		CHECK(c.cmd(mail_bob + " AUTH=<>").plain() == "250 2.1.0 looking good");
 	}
-	SUBCASE("AUTH=<xtext address> is accepted (decision 3)") {
+	SUBCASE("AUTH=<xtext address> is accepted (doc/behaviour.md D3)") {
 		CHECK(c.cmd(mail_bob + " AUTH=<bob+40sender.example>").plain() == "250 2.1.0 looking good");
 	}
 	SUBCASE("SMTPUTF8 parameter is accepted") {
@@ -248,7 +248,7 @@ TEST_CASE("DATA: all recipients unknown gets 550 5.1.1 no such user(s)") {
 	CHECK(t.reply.plain() == "550 5.1.1 no such user(s)");
 	CHECK(t.reply.has_id());
 	CHECK(maildir_files(d.maildir()).empty());
-	// Decision 2: the failed DATA ended the transaction.
+	// doc/behaviour.md D2: the failed DATA ended the transaction.
 	CHECK(c.cmd(mail_bob).plain() == "250 2.1.0 looking good");
 }
 

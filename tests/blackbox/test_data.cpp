@@ -90,7 +90,7 @@ TEST_CASE("DATA: mail to <POSTMASTER> goes to the postmaster account, rendered w
 	REQUIRE(c.send(message + ".\r\n"));
 	CHECK(c.read_reply().plain() == "250 2.2.0 it is done");
 	std::string stored = only_message(d);
-	// Decision 9.
+	// doc/behaviour.md D9.
 	CHECK(contains(unfold(prefix_of(stored, message)), " for <postmaster@mx.test.example>; "));
 }
 
@@ -126,7 +126,7 @@ TEST_CASE("DATA: a message of only the terminator is empty, the prefix is still 
 	CHECK(contains(stored, "Return-Path: <bob@sender.example>\r\n"));
 }
 
-TEST_CASE("DATA: the transaction is reset after any final DATA reply (decision 2)") {
+TEST_CASE("DATA: the transaction is reset after any final DATA reply (doc/behaviour.md D2)") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_and_ehlo(d);
@@ -272,7 +272,7 @@ TEST_CASE("DATA: bare_newlines reject also catches a bare CR and a smuggling dot
 	CHECK(maildir_files(d.maildir()).empty());
 }
 
-TEST_CASE("DATA: over max_message_size gets 552 5.2.3 and the close (decision 12)") {
+TEST_CASE("DATA: over max_message_size gets 552 5.2.3 and the close (doc/behaviour.md D12)") {
 	TernDaemon d({.config_patch = R"({"listeners": {"test": {"max_message_size": 10000}}})"});
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_and_ehlo(d);

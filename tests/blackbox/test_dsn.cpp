@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "helpers/smtp_sink.h"
+#include "helpers/submission_setup.h"
 #include "helpers/tls_tools.h"
 #include "ternctl_run.h"
 
@@ -23,13 +24,6 @@ const std::string alice_password = "dsn test 12";
 const std::string carol = "carol@remote.example";
 const std::string dave = "dave@remote.example";
 
-DaemonOptions with_submission() {
-	DaemonOptions o;
-	o.submission = true;
-	o.start = false;
-	return o;
-}
-
 // ternd with alice on submission (AUTH in plaintext allowed) and, when
 // `sink_port` is set, the sink as smarthost "localhost:PORT"; `extra`
 // is merged into the config.
@@ -38,24 +32,13 @@ void start_daemon(TernDaemon& d, int sink_port, const std::string& queue_extra =
 	d.dns().add("localhost", "A", "127.0.0.1");
 	std::string queue = R"("retry_base_s": 3600)";
 	if (sink_port)
-		queue += R"(, "smarthost": "localhost:)" + std::to_string(sink_port) + R"(", "smarthost_tls": "none")";
+		queue += ", " + plain_smarthost("localhost", sink_port);
 	if (!queue_extra.empty())
 		queue += ", " + queue_extra;
-	std::string patch = R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-		"pid_file": ")" + d.dir() + R"(/ternd.pid", "queue": {)" + queue + "}}";
-	d.write_config(merge_patches(patch, extra));
-	std::string out;
-	REQUIRE_MESSAGE(set_password(d, "alice", alice_password, &out), out);
-	REQUIRE_MESSAGE(d.start(), d.error());
+	start_with_password(d, merge_patches(open_submission_patch(d, queue), extra), "alice", alice_password);
 }
 
-SmtpClient login_alice(TernDaemon& d) {
-	SmtpClient c;
-	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
-	REQUIRE(c.greet_and_ehlo("client.test.example"));
-	REQUIRE(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).code == 235);
-	return c;
-}
+SmtpClient login_alice(TernDaemon& d) { return login_submission(d, alice, alice_password); }
 
 std::string message_to(const std::string& to, const std::string& subject) {
 	return "From: <" + alice + ">\r\nTo: <" + to + ">\r\nSubject: " + subject + "\r\nMessage-Id: <" + subject +
@@ -141,7 +124,7 @@ TEST_CASE("dsn: EHLO offers DSN and LIMITS everywhere, REQUIRETLS only inside TL
 }
 
 TEST_CASE("dsn: smtplib NOTIFY=SUCCESS with ENVID and ORCPT on local delivery gives a \"delivered\" notice") {
-	TernDaemon d(with_submission());
+	TernDaemon d(submission_not_started());
 	start_daemon(d, 0);
 	static const char* script = R"PY(
 import smtplib, sys
@@ -179,7 +162,7 @@ TEST_CASE("dsn: smarthost without DSN: SUCCESS gets \"relayed\"; with DSN the pa
 	o.offer_dsn = true;
 	SmtpSink dsn_sink(o);
 	SUBCASE("next hop without DSN") {
-		TernDaemon d(with_submission());
+		TernDaemon d(submission_not_started());
 		start_daemon(d, plain_sink.port());
 		SmtpClient c = login_alice(d);
 		submit(c, "ENVID=env-1", {{carol, "NOTIFY=SUCCESS ORCPT=rfc822;carol+2Bold@remote.example"}}, message_to(carol, "relay1"));
@@ -196,7 +179,7 @@ TEST_CASE("dsn: smarthost without DSN: SUCCESS gets \"relayed\"; with DSN the pa
 		CHECK(contains(notice, "Auto-Submitted: auto-replied"));
 	}
 	SUBCASE("next hop with DSN") {
-		TernDaemon d(with_submission());
+		TernDaemon d(submission_not_started());
 		start_daemon(d, dsn_sink.port());
 		SmtpClient c = login_alice(d);
 		submit(c, "RET=HDRS ENVID=env+2B2",
@@ -222,7 +205,7 @@ TEST_CASE("dsn: a refused recipient: NEVER gets no notice, RET=FULL the whole me
 	SmtpSink::Replies refuse;
 	refuse.rcpt = "550 5.1.1 no mailbox by that name";
 	sink.set_replies(refuse);
-	TernDaemon d(with_submission());
+	TernDaemon d(submission_not_started());
 	start_daemon(d, sink.port());
 	SmtpClient c = login_alice(d);
 	submit(c, "RET=FULL", {{carol, "NOTIFY=NEVER"}}, message_to(carol, "never1"));
@@ -264,7 +247,7 @@ void requiretls_case(bool verified) {
 	tls_options.offer_requiretls = true;
 	SmtpSink tls_sink(tls_options);
 	SmtpSink& sink = verified ? tls_sink : plain_sink;
-	TernDaemon d(with_submission());
+	TernDaemon d(submission_not_started());
 	start_daemon(d, sink.port(), verified ? R"("smarthost_ca_file": ")" + ca.ca_file() + "\"" : "",
 	             cert.config_patch());
 	// alice over STARTTLS, since REQUIRETLS needs TLS on the way in too.
@@ -308,7 +291,7 @@ TEST_CASE("dsn: REQUIRETLS to a next hop whose certificate does not verify fails
 	o.key_file = sink_cert.key_file();
 	o.offer_requiretls = true;
 	SmtpSink sink(o);
-	TernDaemon d(with_submission());
+	TernDaemon d(submission_not_started());
 	start_daemon(d, sink.port(), "", cert.config_patch());
 	ScriptResult s = run_smtp_script(
 	    TlsMode::starttls, d.submission_port(), cert.cert_file(),

@@ -1,5 +1,5 @@
 // Greeting, EHLO and HELO on the delivery port (doc/behaviour.md §1, §4 HELO/EHLO;
-// decision 1 and 7).
+// doc/behaviour.md D1 and 7).
 #include "bb.h"
 
 TEST_CASE("greeting: 220 with hostname, ESMTP tern and version, no received id") {
@@ -63,7 +63,7 @@ TEST_CASE("EHLO: may be repeated; an address literal is accepted") {
 	CHECK(r.lines.front() == "250-mx.test.example");
 }
 
-TEST_CASE("HELO: one line 250 hostname (decision 1)") {
+TEST_CASE("HELO: one line 250 hostname (doc/behaviour.md D1)") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_smtp(d);
@@ -101,7 +101,7 @@ TEST_CASE("HELO/EHLO: syntax errors") {
 	CHECK(r.ecode == "5.5.2");
 }
 
-TEST_CASE("STARTTLS without a TLS config: 502 5.5.1 (decision 7)") {
+TEST_CASE("STARTTLS without a TLS config: 502 5.5.1 (doc/behaviour.md D7)") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_and_ehlo(d);

@@ -110,7 +110,7 @@ TEST_CASE("metrics: /metrics shows connections, command durations, deliveries an
 	CHECK(sample(page, ehlo + "_count{kind=\"smtp\",cmd=\"noop\",code=\"250\",ecode=\"2.0.0\"}") == 1);
 	CHECK(sample(page, ehlo + "_count{kind=\"smtp\",cmd=\"mail\",code=\"250\",ecode=\"2.1.0\"}") == 1);
 	CHECK(sample(page, ehlo + "_count{kind=\"smtp\",cmd=\"rcpt\",code=\"250\",ecode=\"2.1.0\"}") == 1);
-	// DATA's 354 is a plain line, as in the seed; the 250 after the dot counts.
+	// DATA's 354 is a plain line, as in the model; the 250 after the dot counts.
 	CHECK(page.find("cmd=\"data\",code=\"354\"") == std::string::npos);
 	CHECK(sample(page, ehlo + "_count{kind=\"smtp\",cmd=\"data\",code=\"250\",ecode=\"2.2.0\"}") == 1);
 	CHECK(sample(page, "tern_smtpserver_delivery_total{result=\"delivered\",reason=\"no-bad-signals\"}") == 1);

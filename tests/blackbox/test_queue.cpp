@@ -312,7 +312,7 @@ TEST_CASE("queue: 4xx is retried after the backoff and then delivered")
 	REQUIRE(records.size() == 1);
 	CHECK(records[0].attempts == 1);
 	CHECK(records[0].last_error == "451 4.3.0 try again later");
-	// The seed's schedule: 7.5 min ± 5 s after the first attempt.
+	// The model's schedule: 7.5 min ± 5 s after the first attempt.
 	CHECK(records[0].next_attempt - records[0].last_attempt >= 445);
 	CHECK(records[0].next_attempt - records[0].last_attempt <= 455);
 	CHECK(sink.messages().empty());

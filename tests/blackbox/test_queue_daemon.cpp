@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "helpers/smtp_sink.h"
+#include "helpers/submission_setup.h"
 #include "helpers/tls_tools.h"
 #include "ternctl_run.h"
 
@@ -26,39 +27,19 @@ const std::string carol = "carol@remote.example";
 // (ternctl signals ternd through it), the sink as smarthost.
 std::string queue_patch(const TernDaemon& d, const SmtpSink& sink, int retry_base_s, int max_attempts,
                         const std::string& domain_dkim = "") {
-	std::string patch = R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-		"pid_file": ")" + d.dir() + R"(/ternd.pid",
-		"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) + R"(", "smarthost_tls": "none",
-		          "retry_base_s": )" + std::to_string(retry_base_s) + R"(, "max_attempts": )" +
-	                    std::to_string(max_attempts) + "}";
+	std::string patch = open_submission_patch(d, plain_smarthost("127.0.0.1", sink.port()) + R"(, "retry_base_s": )" +
+	                                                  std::to_string(retry_base_s) + R"(, "max_attempts": )" +
+	                                                  std::to_string(max_attempts));
 	if (!domain_dkim.empty())
-		patch += R"(, "domains": {"test.example": {"dkim": )" + domain_dkim + "}}";
-	return patch + "}";
-}
-
-DaemonOptions not_started() {
-	DaemonOptions o;
-	o.submission = true;
-	o.start = false;
-	return o;
+		patch = merge_patches(patch, R"({"domains": {"test.example": {"dkim": )" + domain_dkim + "}}}");
+	return patch;
 }
 
 // Writes the config, sets alice's password (before ternd runs), starts ternd.
-void start_daemon(TernDaemon& d, const std::string& patch) {
-	d.write_config(patch);
-	std::string out;
-	REQUIRE_MESSAGE(set_password(d, "alice", alice_password, &out), out);
-	REQUIRE_MESSAGE(d.start(), d.error());
-}
+void start_daemon(TernDaemon& d, const std::string& patch) { start_with_password(d, patch, "alice", alice_password); }
 
 // Connected to the submission port and logged in as alice.
-SmtpClient login_alice(TernDaemon& d) {
-	SmtpClient c;
-	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
-	REQUIRE(c.greet_and_ehlo("client.test.example"));
-	REQUIRE(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).code == 235);
-	return c;
-}
+SmtpClient login_alice(TernDaemon& d) { return login_submission(d, alice, alice_password); }
 
 // One message from alice; extra_headers end in CRLF.
 std::string alice_message(const std::string& to, const std::string& subject, const std::string& body,
@@ -199,7 +180,7 @@ std::vector<std::string> message_ids(const std::vector<SinkMessage>& messages) {
 
 TEST_CASE("queue daemon: submitted mail reaches the smarthost with its headers and dot lines intact") {
 	SmtpSink sink;
-	TernDaemon d(not_started());
+	TernDaemon d(submission_not_started());
 	ProgramResult key = run_ternctl({"dkim", "genkey", "ed25519", "--out", d.dir() + "/s1.pem"});
 	REQUIRE_MESSAGE(key.exit_code == 0, key.both());
 	start_daemon(d, queue_patch(d, sink, 1, 3,
@@ -247,7 +228,7 @@ TEST_CASE("queue daemon: submitted mail reaches the smarthost with its headers a
 
 TEST_CASE("queue daemon: outgoing DKIM signatures (ed25519 and RSA) verify with python3-dkim") {
 	SmtpSink sink;
-	TernDaemon d(not_started());
+	TernDaemon d(submission_not_started());
 	ProgramResult ed = run_ternctl({"dkim", "genkey", "ed25519", "--out", d.dir() + "/s1.pem"});
 	REQUIRE_MESSAGE(ed.exit_code == 0, ed.both());
 	ProgramResult rsa = run_ternctl({"dkim", "genkey", "rsa", "--out", d.dir() + "/r1.pem"}, "", 60000);
@@ -303,7 +284,7 @@ TEST_CASE("queue daemon: a 4xx from the smarthost is retried and the message arr
 	SmtpSink::Replies busy;
 	busy.rcpt = "451 4.3.0 sink busy, try later";
 	sink.set_replies(busy);
-	TernDaemon d(not_started());
+	TernDaemon d(submission_not_started());
 	start_daemon(d, queue_patch(d, sink, 1, 8));
 
 	const std::string message =
@@ -356,7 +337,7 @@ TEST_CASE("queue daemon: a 5xx from the smarthost puts a failed DSN into the sen
 	SmtpSink::Replies refuse;
 	refuse.rcpt = "550 5.1.1 no mailbox by that name";
 	sink.set_replies(refuse);
-	TernDaemon d(not_started());
+	TernDaemon d(submission_not_started());
 	start_daemon(d, queue_patch(d, sink, 1, 8));
 
 	SmtpClient c = login_alice(d);
@@ -387,7 +368,7 @@ TEST_CASE("queue daemon: kill -9 during deliveries loses nothing and repeats onl
 	SmtpSink::Replies slow;
 	slow.data_end_delay_ms = 1500;
 	sink.set_replies(slow);
-	TernDaemon d(not_started());
+	TernDaemon d(submission_not_started());
 	start_daemon(d, queue_patch(d, sink, 1, 8));
 
 	const int count = 5;
@@ -464,7 +445,7 @@ TEST_CASE("queue daemon: ternctl queue kick delivers a waiting record now, drop 
 	SmtpSink::Replies busy;
 	busy.rcpt = "452 4.2.2 over quota for now";
 	sink.set_replies(busy);
-	TernDaemon d(not_started());
+	TernDaemon d(submission_not_started());
 	start_daemon(d, queue_patch(d, sink, 3600, 8));
 
 	SmtpClient c = login_alice(d);
@@ -484,7 +465,7 @@ TEST_CASE("queue daemon: ternctl queue kick delivers a waiting record now, drop 
 	REQUIRE(l.records.size() == 2);
 	REQUIRE(l.records[0].attempts == 1);
 	REQUIRE(l.records[1].attempts == 1);
-	// Queue records keep the Message-Id without its angle brackets (seed).
+	// Queue records keep the Message-Id without its angle brackets (the model).
 	std::string kick_id, drop_id;
 	for (auto& rec : l.records) {
 		ProgramResult show = ternctl(d, {"queue", "show", rec.id});

@@ -1,5 +1,5 @@
 // DMARC aggregate and TLS reports sent to report addresses (doc/behaviour.md
-// §9, step 3): kept in the database when the seed's conditions hold, the
+// §9, step 3): kept in the database when the model's conditions hold, the
 // message still delivered but flagged Seen and without the first-time-
 // sender delay; `ternctl dmarc reports` / `tlsrpt reports` list them.
 #include "bb.h"

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helpers/submission_setup.h"
 #include "helpers/tls_tools.h"
 
 namespace {
@@ -22,19 +23,13 @@ const char* const open_submission =
     R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
         "accounts": {"carol": {"domain": "test.example", "destinations": {"carol@test.example": {"mailbox": "INBOX"}}}}})";
 
-void start_with_password(TernDaemon& d) {
-	d.write_config();
-	std::string out;
-	REQUIRE_MESSAGE(set_password(d, "alice", alice_password, &out), out);
-	REQUIRE_MESSAGE(d.start(), d.error());
-}
+void start_with_password(TernDaemon& d) { tern::testing::start_with_password(d, "", "alice", alice_password); }
 
 // Connected to the submission port, EHLO done, logged in as alice.
 SmtpClient login_alice(TernDaemon& d) {
-	SmtpClient c;
-	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
-	REQUIRE(c.greet_and_ehlo());
-	REQUIRE(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).plain() == "235 2.7.0 nice");
+	std::string reply;
+	SmtpClient c = login_submission(d, alice, alice_password, &reply, "client.sender.example");
+	REQUIRE(reply == "235 2.7.0 nice");
 	return c;
 }
 
@@ -170,7 +165,7 @@ TEST_CASE("submission: refusals with exact codes") {
 		Reply r = c.cmd("MAIL FROM:<alice@test.example>");
 		CHECK(r.plain() == "530 5.7.0 authentication required");
 		CHECK(r.has_id());
-		// RCPT, too, asks for authentication first (the seed's order).
+		// RCPT, too, asks for authentication first (the model's order).
 		CHECK(c.cmd("RCPT TO:<alice@test.example>").plain() == "530 5.7.0 authentication required");
 		CHECK(c.cmd("DATA").plain() == "530 5.7.0 authentication required");
 	}
@@ -372,7 +367,7 @@ TEST_CASE("submission: localserve has the message on disk with its headers when 
 }
 
 // doc/behaviour.md §8 step 5: the daily limits from the account's outgoing
-// history, one count per recipient, refused with 451 4.7.1 and the seed's
+// history, one count per recipient, refused with 451 4.7.1 and the model's
 // texts.
 TEST_CASE("submission: daily message and first-time-recipient limits give 451 4.7.1") {
 	SUBCASE("messages per day") {

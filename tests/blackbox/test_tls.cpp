@@ -1,5 +1,5 @@
 // STARTTLS and implicit TLS (RFC 3207, RFC 8314; doc/behaviour.md §4
-// STARTTLS, decision 7; SPEC "TLS"), seen by real TLS clients: openssl
+// STARTTLS, doc/behaviour.md D7; SPEC "TLS"), seen by real TLS clients: openssl
 // s_client and Python's ssl module.
 #include "bb.h"
 

@@ -309,7 +309,7 @@ inline const std::vector<Case>& cases()
 		{"helo with a space in h macro", {txt("example.com", "v=spf1 exists:%{h}.h.example.com -all"), a("foo bar.h.example.com", {"127.0.0.2"})}, ip4, from, "foo bar", "pass"},
 		{"single-label helo in h macro", {txt("example.com", "v=spf1 exists:%{h}.h.example.com -all"), a("localhost.h.example.com", {"127.0.0.2"})}, ip4, from, "localhost", "pass"},
 
-		// --- identities (seed Verify)
+		// --- identities (the model's SPF check)
 		{"null sender uses helo", {txt("mx.example.org", "v=spf1 ip4:192.0.2.1 -all")}, ip4, "", helo, "pass"},
 		{"null sender helo localpart postmaster", {txt("mx.example.org", "v=spf1 exists:%{l}.%{o}.n.example.net -all"), a("postmaster.mx.example.org.n.example.net", {"127.0.0.2"})}, ip4, "", helo, "pass"},
 		{"null sender helo ip literal", {txt("example.com", "v=spf1 +all")}, ip4, "", "[192.0.2.1]", "none", ""},
@@ -332,7 +332,7 @@ inline const std::vector<std::pair<std::string, std::string>>& pyspf_known_diffe
 		{"ptr lookup error no match", "RFC 7208 5.5: a PTR lookup error makes ptr not match"},
 		{"redirect modifier case-insensitive", "RFC 7208 12 / RFC 5234: ABNF literals are case-insensitive"},
 		{"zero digit transformer", "RFC 7208 7.3: the DIGIT transformer MUST be nonzero"},
-		{"c macro unused after match", "RFC 7208 7.2 restricts c/r/t by use; tern (like the seed) errs when expanding"},
+		{"c macro unused after match", "RFC 7208 7.2 restricts c/r/t by use; tern (like the model) errs when expanding"},
 		{"macro reverse before digits", "RFC 7208 12: transformers = *DIGIT [\"r\"]"},
 		{"macro upper d reverse", "RFC 7208 12: the \"r\" transformer is case-insensitive"},
 		{"long expansion truncated", "RFC 7208 7.3: remove labels until at most 253 characters remain"},

@@ -1,5 +1,5 @@
 // Authentication-Results (RFC 8601): the generic builder's format and
-// folding, and the entries the seed writes per check, as exact bytes.
+// folding, and the entries the model writes per check, as exact bytes.
 #include <doctest/doctest.h>
 
 #include "mailauth/auth_methods.h"

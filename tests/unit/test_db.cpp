@@ -144,7 +144,7 @@ TEST_CASE("db: outgoing message counts over time") {
 	CHECK_THROWS_AS(env.count_outgoing_since("", 0), DbError);
 }
 
-TEST_CASE("db: first-time recipients follow the seed's rules") {
+TEST_CASE("db: first-time recipients follow the model's rules") {
 	TempDir dir;
 	Env env(dir.path);
 	env.record_outgoing("alice", {"old@x.org"}, 100);
@@ -156,7 +156,7 @@ TEST_CASE("db: first-time recipients follow the seed's rules") {
 	// appeared inside it (yes, once though it has two rows).
 	CHECK(env.count_first_time_recipients("alice", {"old@x.org", "new@x.org", "fresh@x.org"}, since) == 2);
 	CHECK(env.count_first_time_recipients("alice", {}, since) == 1);
-	// Duplicates in the new message count per entry, as in the seed.
+	// Duplicates in the new message count per entry, as in the model.
 	CHECK(env.count_first_time_recipients("alice", {"n1@x.org", "n1@x.org"}, since) == 3);
 	// A window starting before everything: both old@ and fresh@ are first-time.
 	CHECK(env.count_first_time_recipients("alice", {}, 0) == 2);

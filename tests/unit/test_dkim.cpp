@@ -394,7 +394,7 @@ TEST_CASE("RFC 8463 Appendix A signatures verify")
 	CHECK(results[1].key_comment() == "1024 bit rsa");
 	CHECK(dns.queries() == 2);
 
-	// Two passing signatures of one domain count once (decision 14).
+	// Two passing signatures of one domain count once (doc/behaviour.md D14).
 	CHECK(verified_domains(results) == std::vector<std::string>{"football.example.com"});
 	VerifyOptions first_only;
 	first_only.max_signatures = 1;

@@ -1,5 +1,5 @@
 // DMARC (RFC 7489): record parsing, policy discovery over canned DNS,
-// identifier alignment, the seed's verdict; organizational domains.
+// identifier alignment, the model's verdict; organizational domains.
 #include <doctest/doctest.h>
 
 #include "mailauth/dmarc.h"

@@ -222,7 +222,7 @@ TEST_CASE("dsn: incoming failure DSN with two recipients, exact bytes")
 	check_lines(got);
 }
 
-TEST_CASE("dsn: incoming failure text puts the recipient first (decision 10)")
+TEST_CASE("dsn: incoming failure text puts the recipient first (doc/behaviour.md D10)")
 {
 	CHECK(incoming_failure_text({{"a@example.org", "no such user", true}}) ==
 	      "Permanent delivery failure to:\n\n\ta@example.org\n\nError:\n\n\tno such user\n\n");
@@ -247,7 +247,7 @@ TEST_CASE("dsn: failed and delayed texts")
 	      "\nFull SMTP response:\n\n\t550-5.1.1 first\n\t550 5.1.1 second\n");
 
 	// The queue's real schedule after the 5th attempt: 2 h, then 4 h, then
-	// 8 h later, with a few seconds of jitter (decision 11).
+	// 8 h later, with a few seconds of jitter (doc/behaviour.md D11).
 	std::time_t now = t0;
 	std::vector<std::time_t> next = {now + 2 * 3600 + 4, now + 6 * 3600 - 9, now + 14 * 3600 + 20};
 	CHECK(delayed_dsn_text("bob@remote.example", "451 try later", next, now) ==

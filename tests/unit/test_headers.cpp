@@ -53,7 +53,7 @@ TEST_CASE("headers: HeaderBuilder separators and folding")
 	CHECK(r.finish() == "Authentication-Results: host.example;\r\n\tauth=pass smtp.mailfrom=a@b\r\n");
 }
 
-TEST_CASE("headers: build_received on delivery with TLS, folded like the seed")
+TEST_CASE("headers: build_received on delivery with TLS, folded like the model")
 {
 	ReceivedInfo info;
 	info.from = "mail.example.org";

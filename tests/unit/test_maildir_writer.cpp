@@ -170,18 +170,27 @@ TEST_CASE("maildir_writer: a spool body is truncated and returned to the pool, o
 	CHECK(found);
 }
 
+namespace {
+
+// One batch delivering `body` as `copy`, its prepared folders remembered
+// as the writer remembers them; the copy's error ("" when delivered).
+std::string deliver_in_batch(const std::string& body, const MaildirCopy& copy)
+{
+	tern::store::MaildirBatch batch("mx", true);
+	batch.stage(body, {copy});
+	std::vector<std::string> errors = commit_and_sync(batch);
+	tern::store::remember_durable_folders(batch.prepared_folders());
+	return errors[0];
+}
+
+}  // namespace
+
 TEST_CASE("maildir batch: a remembered folder removed by hand fails one delivery, then is prepared again") {
 	TempDir tmp;
 	const std::string maildir = tmp.path + "/acct/Maildir";
 	write_file(tmp.path + "/body", "Subject: x\r\n\r\nx\r\n");
 	MaildirCopy copy{maildir, "INBOX", "", false, ""};
-	auto deliver = [&] {
-		tern::store::MaildirBatch batch("mx", true);
-		batch.stage(tmp.path + "/body", {copy});
-		std::vector<std::string> errors = commit_and_sync(batch);
-		tern::store::remember_durable_folders(batch.prepared_folders());
-		return errors[0];
-	};
+	auto deliver = [&] { return deliver_in_batch(tmp.path + "/body", copy); };
 	CHECK(deliver() == "");
 	// Known now: the next batch prepares nothing.
 	{
@@ -201,13 +210,7 @@ TEST_CASE("maildir batch: new/ removed by hand from a remembered folder is made 
 	const std::string maildir = tmp.path + "/acct/Maildir";
 	write_file(tmp.path + "/body", "Subject: x\r\n\r\nx\r\n");
 	MaildirCopy copy{maildir, "INBOX", "", false, ""};
-	auto deliver = [&] {
-		tern::store::MaildirBatch batch("mx", true);
-		batch.stage(tmp.path + "/body", {copy});
-		std::vector<std::string> errors = commit_and_sync(batch);
-		tern::store::remember_durable_folders(batch.prepared_folders());
-		return errors[0];
-	};
+	auto deliver = [&] { return deliver_in_batch(tmp.path + "/body", copy); };
 	CHECK(deliver() == "");
 	// tmp/ is still there, so the copy is written; only its rename needs new/.
 	std::filesystem::remove_all(maildir + "/new");

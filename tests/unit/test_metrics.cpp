@@ -69,7 +69,7 @@ TEST_CASE("metrics: counters render sorted by label values, with exact text") {
 	s.count_delivery("reject", "dmarc-policy");
 	s.count_delivery("unknownuser", "", 0);  // nothing counted, no series
 	s.count_submission("ok", 2);
-	s.count_submission("");  // a refusal the seed does not count
+	s.count_submission("");  // a refusal the model does not count
 	s.count_auth("submission", "SCRAM-SHA-256", "ok");
 	s.count_auth("submission", "PLAIN", "badcreds");
 	s.count_error("dkimsign");
@@ -91,7 +91,7 @@ TEST_CASE("metrics: counters render sorted by label values, with exact text") {
 	CHECK(lines_with(text, "tern_smtpserver_errors_total") == "tern_smtpserver_errors_total{error=\"dkimsign\"} 1\n");
 }
 
-TEST_CASE("metrics: the command histogram uses the seed's buckets, cumulative, with sum and count") {
+TEST_CASE("metrics: the command histogram uses the model's buckets, cumulative, with sum and count") {
 	core::Stats s;
 	s.observe_command("smtp", "ehlo", 250, "", 0.0005);
 	s.observe_command("smtp", "ehlo", 250, "", 0.001);  // le is inclusive
@@ -153,7 +153,7 @@ TEST_CASE("metrics: value formatting") {
 	CHECK(metrics::format_value(-1.0 / 0.0) == "-Inf");
 }
 
-TEST_CASE("metrics: submission refusals map to the seed's result labels") {
+TEST_CASE("metrics: submission refusals map to the model's result labels") {
 	using core::SubmissionRefusal;
 	CHECK(core::submission_result_label(SubmissionRefusal::badmessage) == "badmessage");
 	CHECK(core::submission_result_label(SubmissionRefusal::badfrom) == "badfrom");

@@ -1,4 +1,4 @@
-// checkMXRecords (RFC 7505, RFC 5321 5.1) and iprev (RFC 8601 3) on canned
+// Whether a sender domain accepts mail (doc/behaviour.md §6; RFC 7505, RFC 5321 5.1) and iprev (RFC 8601 3) on canned
 // DNS answers.
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-// SMTP argument parser: good and bad productions with the seed's exact
+// SMTP argument parser: good and bad productions with the model's exact
 // replies (doc/behaviour.md §3, §4; doc/behaviour.md §3).
 #include <doctest/doctest.h>
 
@@ -159,14 +159,14 @@ TEST_CASE("MAIL BODY parameter")
 	CHECK_FALSE(parse_mail(" FROM:<a@b.example> BODY=7bit", submission()).body_8bitmime);
 	CHECK(mail_error(" FROM:<a@b.example> BODY=BINARYMIME", submission()) ==
 	      "555 5.5.4 unrecognized parameter \"BODY\"");
-	// The keyword is reported as written, as the seed does.
+	// The keyword is reported as written, as the model does.
 	CHECK(mail_error(" FROM:<a@b.example> Body=BINARYMIME", submission()) ==
 	      "555 5.5.4 unrecognized parameter \"Body\"");
 	CHECK(mail_error(" FROM:<a@b.example> BODY=", submission()) ==
 	      "501 5.5.2 bad syntax: need at least one char for parameter value");
 }
 
-TEST_CASE("MAIL AUTH parameter (tern decision 3)")
+TEST_CASE("MAIL AUTH parameter (doc/behaviour.md D3)")
 {
 	auto m = parse_mail(" FROM:<a@b.example> AUTH=<>", submission());
 	REQUIRE(m.auth);
@@ -227,7 +227,7 @@ TEST_CASE("MAIL parameter errors")
 TEST_CASE("end of command: strict on submission, blanks allowed on delivery")
 {
 	CHECK(parse_mail(" FROM:<a@b.example>\t \t", delivery()).from->localpart == "a");
-	// A space starts a parameter, as in the seed, so a trailing space is an error.
+	// A space starts a parameter, as in the model, so a trailing space is an error.
 	CHECK(mail_error(" FROM:<a@b.example> \t", delivery()) ==
 	      "501 5.5.2 bad syntax: expected at least one char for parameter keyword");
 	CHECK(mail_error(" FROM:<a@b.example>\t", submission()) == "501 5.5.2 bad syntax: expected end of line");
@@ -440,7 +440,7 @@ TEST_CASE("HELO and EHLO arguments")
 	REQUIRE(h.ip);
 	CHECK(h.ip->v6);
 
-	// Missing "]" is tolerated, as the seed does.
+	// Missing "]" is tolerated, as the model does.
 	h = parse_hello(" [10.0.0.1", true, delivery());
 	REQUIRE(h.ip);
 	CHECK(h.ip->to_string() == "10.0.0.1");
@@ -461,7 +461,7 @@ TEST_CASE("HELO and EHLO arguments")
 	CHECK(hello_error("", true, submission()) == "501 5.5.2 bad syntax: expected \" \"");
 	CHECK(hello_error(" ", true, submission()) == "501 5.5.2 bad syntax: need at least one char for subdomain");
 	// Without SMTPUTF8 the name ends at the first non-ASCII byte and the rest
-	// is ignored like any text after the name (seed behaviour).
+	// is ignored like any text after the name (the model's behaviour).
 	CHECK(parse_hello(" bücher.example", true, submission()).domain.ascii == "b");
 	CHECK(hello_error(" übung.example", true, submission()) ==
 	      "501 5.5.2 bad syntax: expected at least one char for subdomain");
@@ -495,7 +495,7 @@ TEST_CASE("AUTH arguments")
 	CHECK(a.mechanism == "PLAIN");
 	CHECK_FALSE(a.initial);
 
-	// Tern decision 4: mechanism names are case-insensitive.
+	// Tern doc/behaviour.md D4: mechanism names are case-insensitive.
 	a = parse_auth(" plain AG1veEBsb2NhbGhvc3QAbW94bW94bW94", submission());
 	CHECK(a.mechanism == "PLAIN");
 	REQUIRE(a.initial);

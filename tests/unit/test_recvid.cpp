@@ -15,7 +15,7 @@
 using tern::ReceivedIdGenerator;
 
 namespace {
-// The seed's test key: AES key "0123456701234567", block prefix "01234567".
+// The model's test key: AES key "0123456701234567", block prefix "01234567".
 const std::string seed_test_key = "0123456701234567" "01234567";
 }  // namespace
 

@@ -1,4 +1,4 @@
-// Reply formatting: enhanced codes, multi-line replies and the seed's
+// Reply formatting: enhanced codes, multi-line replies and the model's
 // 510-column wrapping (doc/behaviour.md §0).
 #include <doctest/doctest.h>
 
@@ -32,7 +32,7 @@ TEST_CASE("multi-line replies repeat code and enhanced code")
 	CHECK(format_reply(250, "", "localhost\nPIPELINING\nSMTPUTF8") ==
 	      "250-localhost\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n");
 	CHECK(format_reply(550, "7.1", "first\nsecond") == "550-5.7.1 first\r\n550 5.7.1 second\r\n");
-	// A trailing newline gives an empty last line, as the seed does.
+	// A trailing newline gives an empty last line, as the model does.
 	CHECK(format_reply(250, "0.0", "a\n") == "250-2.0.0 a\r\n250 2.0.0 \r\n");
 }
 

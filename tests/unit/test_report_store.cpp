@@ -1,4 +1,4 @@
-// Kept DMARC and TLS reports (src/store/reports): the seed's conditions for
+// Kept DMARC and TLS reports (src/store/reports): the model's conditions for
 // keeping one (doc/behaviour.md §9, step 3), the table and its listing.
 #include <doctest/doctest.h>
 
@@ -31,7 +31,7 @@ constexpr int64_t now = 1700000000;
 
 }  // namespace
 
-TEST_CASE("reports: a DMARC aggregate report is kept only under the seed's conditions") {
+TEST_CASE("reports: a DMARC aggregate report is kept only under the model's conditions") {
 	TempDir dir;
 	auto cfg = report_config(dir.path);
 	std::string file = dir.path + "/msg";

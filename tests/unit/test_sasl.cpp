@@ -157,7 +157,7 @@ TEST_CASE("sasl crypto: constant_time_equal and hex")
 
 // ---------------------------------------------------------------- secrets
 
-TEST_CASE("sasl secrets: derive uses the seed's parameters")
+TEST_CASE("sasl secrets: derive uses the model's parameters")
 {
 	StoredSecrets secrets = StoredSecrets::derive("pencil");
 	REQUIRE(secrets.scram_sha1.has_value());
@@ -332,7 +332,7 @@ TEST_CASE("sasl: mechanism factory")
 		REQUIRE(mechanism != nullptr);
 		CHECK(mechanism->name() == name);
 	}
-	// Decision 4: case-insensitive.
+	// doc/behaviour.md D4: case-insensitive.
 	auto lower = make_mechanism("scram-sha-256", "mail.example");
 	REQUIRE(lower != nullptr);
 	CHECK(lower->name() == "SCRAM-SHA-256");
@@ -510,7 +510,7 @@ TEST_CASE("sasl CRAM-MD5: failures")
 	};
 	StoredSecrets secrets = StoredSecrets::derive("tanstaaftanstaaf");
 
-	SUBCASE("initial response is a syntax error, quoted like the seed")
+	SUBCASE("initial response is a syntax error, quoted like the model")
 	{
 		auto cram = make_mechanism("CRAM-MD5", "x");
 		check_failure(cram->start("test"s), 501, "5.2", "bad syntax: expected end of line (remaining: \" dGVzdA==\")");
@@ -534,7 +534,7 @@ TEST_CASE("sasl CRAM-MD5: failures")
 		check_lookup(cram->next("tim b913a602c7eda7a495b4e6e7334d3891"), "tim");
 		check_failure(cram->provide_secrets(secrets), 535, "7.8", "bad user/pass");
 	}
-	SUBCASE("upper-case hex does not match (lower-case compare, as the seed)")
+	SUBCASE("upper-case hex does not match (lower-case compare, as the model)")
 	{
 		auto cram = started();
 		check_lookup(cram->next("tim B913A602C7EDA7A495B4E6E7334D3890"), "tim");
@@ -674,7 +674,7 @@ TEST_CASE("sasl SCRAM: client-first errors")
 	check_start_error("n,,n=user,r=1234 5678", "unsafe parameter: client nonce too short");
 
 	// Accepted variants: y flag, extensions, upper-case attribute names (as
-	// the seed's parser).
+	// the model's parser).
 	check_lookup(starting("y,,n=user,r=12345678,x=1,y=2"), "user");
 	check_lookup(starting("N,,N=user,R=12345678"), "user");
 	check_lookup(starting("n,a=user,n=user,r=12345678"), "user");
@@ -691,7 +691,7 @@ TEST_CASE("sasl SCRAM: lookup outcomes")
 	};
 	check_failure(looked_up("n,,n=user,r=12345678")->provide_secrets(std::nullopt), 454, "3.0",
 		      "scram not possible");
-	// Unknown account is reported before the authzid check (the seed's order).
+	// Unknown account is reported before the authzid check (the model's order).
 	check_failure(looked_up("n,a=other,n=user,r=12345678")->provide_secrets(std::nullopt), 454, "3.0",
 		      "scram not possible");
 	check_failure(looked_up("n,a=other,n=user,r=12345678")->provide_secrets(secrets), 535, "7.8",

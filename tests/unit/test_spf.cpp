@@ -223,7 +223,7 @@ TEST_CASE("spf: status names")
 	CHECK(std::string(spf_status_name(SpfStatus::permerror)) == "permerror");
 }
 
-TEST_CASE("spf: Received-SPF header as the seed writes it")
+TEST_CASE("spf: Received-SPF header as the model writes it")
 {
 	SpfReceived r;
 	r.result = SpfStatus::pass;

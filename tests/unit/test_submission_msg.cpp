@@ -130,7 +130,7 @@ TEST_CASE("submission: header presence and values")
 	CHECK_FALSE(has_header(*section, "Return"));
 	CHECK(header_value(*section, "subject") == std::optional<std::string>("a  b"));
 	CHECK(header_value(*section, "Return-Path") == std::optional<std::string>("<x@y>"));
-	// Present but empty: the caller treats it as missing, as the seed does.
+	// Present but empty: the caller treats it as missing, as the model does.
 	CHECK(header_value(*section, "Message-Id") == std::optional<std::string>(""));
 	CHECK(header_value(*section, "Date") == std::nullopt);
 }
@@ -154,7 +154,7 @@ TEST_CASE("submission: Message-Id and Date fields")
 	CHECK(make_message_id("bücher.example").ends_with("@bücher.example"));
 
 	CHECK(message_id_header("abc@mail.example.org") == "Message-Id: <abc@mail.example.org>\r\n");
-	// Go's reference time, Mon Jan 2 15:04:05 -0700 2006; no day-of-week as the seed.
+	// Go's reference time, Mon Jan 2 15:04:05 -0700 2006; no day-of-week as the model.
 	CHECK(date_header(1136239445, -7 * 3600) == "Date: 2 Jan 2006 15:04:05 -0700\r\n");
 	CHECK(date_header(1136239445) == "Date: 2 Jan 2006 22:04:05 +0000\r\n");
 }
