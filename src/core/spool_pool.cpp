@@ -9,38 +9,38 @@
 
 namespace tern::core {
 
-int SpoolPool::acquire(std::string& path) {
-	int fd = take_spare(path);
-	if (fd < 0) fd = create(path);
+UniqueFd SpoolPool::acquire(std::string& path) {
+	UniqueFd fd = take_spare(path);
+	if (!fd) fd = create(path);
 	int saved_errno = errno;
 	top_up();
 	errno = saved_errno;
 	return fd;
 }
 
-int SpoolPool::take_spare(std::string& path) {
+UniqueFd SpoolPool::take_spare(std::string& path) {
 	while (!spare_.empty()) {
 		path = std::move(spare_.back());
 		spare_.pop_back();
 		// No O_CREAT: a spare that disappeared (removed by hand) is skipped.
-		int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-		if (fd < 0) continue;
+		UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+		if (!fd) continue;
 		// Released files are empty; one that is not (a truncate that did not
 		// happen) must not lend its old bytes to the next message.
 		struct stat st;
-		if (::fstat(fd, &st) == 0 && st.st_size == 0) return fd;
-		::close(fd);
+		if (::fstat(fd.get(), &st) == 0 && st.st_size == 0) return fd;
+		fd.reset();
 		::unlink(path.c_str());
 	}
-	return -1;
+	return UniqueFd{};
 }
 
-int SpoolPool::create(std::string& path) {
+UniqueFd SpoolPool::create(std::string& path) {
 	for (;;) {
 		path = next_name();
-		int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd >= 0 || errno != EEXIST) {
-			if (fd < 0) path.clear();
+		UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+		if (fd || errno != EEXIST) {
+			if (!fd) path.clear();
 			return fd;
 		}
 	}
@@ -58,10 +58,8 @@ void SpoolPool::top_up() {
 	    [names] {
 		    std::vector<std::string> created;
 		    for (const std::string& name : *names) {
-			    int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-			    if (fd < 0) continue;  // the loop creates its own when none is spare
-			    ::close(fd);
-			    created.push_back(name);
+			    UniqueFd fd(::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+			    if (fd) created.push_back(name);  // else the loop creates its own when none is spare
 		    }
 		    names->swap(created);
 	    },

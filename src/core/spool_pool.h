@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/worker_pool.h"
+#include "util/unique_fd.h"
 
 namespace tern::core {
 
@@ -42,9 +43,9 @@ public:
 	SpoolPool& operator=(const SpoolPool&) = delete;
 
 	// An empty spool file open for writing (O_WRONLY): a spare one when there
-	// is one, else a new one. Returns the fd and sets path; -1 with errno set
-	// when no file could be opened or created.
-	int acquire(std::string& path);
+	// is one, else a new one. Returns the fd and sets path; an empty UniqueFd
+	// with errno set when no file could be opened or created.
+	UniqueFd acquire(std::string& path);
 	// Takes back a spool file that is empty (truncated by the caller); it
 	// must be closed and no reader may still use it.
 	void release(const std::string& path);
@@ -54,8 +55,8 @@ public:
 	size_t spare() const { return spare_.size(); }
 
 private:
-	int take_spare(std::string& path);
-	int create(std::string& path);
+	UniqueFd take_spare(std::string& path);
+	UniqueFd create(std::string& path);
 	std::string next_name();
 	void top_up();
 
