@@ -38,7 +38,7 @@ public:
 	// Body files that are `spool`'s are truncated and given back to it once
 	// copied; any other body file is removed.
 	explicit MaildirWriter(struct ev_loop* loop, SpoolPool* spool = nullptr, unsigned threads = disk_threads)
-	    : disk_(loop, threads), spool_(spool) {}
+	    : disk_(loop, threads, "tern-disk"), spool_(spool) {}
 	MaildirWriter(const MaildirWriter&) = delete;
 	MaildirWriter& operator=(const MaildirWriter&) = delete;
 

@@ -5,10 +5,20 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 
 namespace tern::core {
 
 UniqueFd SpoolPool::acquire(std::string& path) {
+	UniqueFd fd = take_spare(path);
+	if (!fd) fd = create(path);
+	int saved_errno = errno;
+	top_up();
+	errno = saved_errno;
+	return fd;
+}
+
+UniqueFd SpoolPool::take_spare(std::string& path) {
 	while (!spare_.empty()) {
 		path = std::move(spare_.back());
 		spare_.pop_back();
@@ -22,14 +32,41 @@ UniqueFd SpoolPool::acquire(std::string& path) {
 		fd.reset();
 		::unlink(path.c_str());
 	}
+	return UniqueFd{};
+}
+
+UniqueFd SpoolPool::create(std::string& path) {
 	for (;;) {
-		path = prefix_ + std::to_string(::getpid()) + "-" + std::to_string(++next_);
+		path = next_name();
 		UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
 		if (fd || errno != EEXIST) {
 			if (!fd) path.clear();
 			return fd;
 		}
 	}
+}
+
+std::string SpoolPool::next_name() { return prefix_ + std::to_string(::getpid()) + "-" + std::to_string(++next_); }
+
+void SpoolPool::top_up() {
+	if (!filler_ || filling_ || spare_.size() >= low_water) return;
+	filling_ = true;
+	// Named here: the counter belongs to the loop thread.
+	auto names = std::make_shared<std::vector<std::string>>();
+	for (size_t i = 0; i < fill_batch; ++i) names->push_back(next_name());
+	filler_->submit(
+	    [names] {
+		    std::vector<std::string> created;
+		    for (const std::string& name : *names) {
+			    UniqueFd fd(::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+			    if (fd) created.push_back(name);  // else the loop creates its own when none is spare
+		    }
+		    names->swap(created);
+	    },
+	    [this, names] {
+		    filling_ = false;
+		    for (const std::string& name : *names) release(name);
+	    });
 }
 
 void SpoolPool::release(const std::string& path) {

@@ -10,12 +10,19 @@
 // kill -9 a spool file is never mistaken for a stored message, which lives
 // only in a Maildir's new/ or cur/ or in the queue.
 //
+// Creating a file allocates an inode, which on a busy ext4 can take
+// milliseconds: with a `filler` pool, new spool files are created on its
+// workers ahead of need (whenever fewer than `low_water` are spare), so the
+// loop only opens existing ones. It still creates one itself when none is
+// ready (a burst of new sessions).
+//
 // acquire() and release() run on the loop thread only; is_spool() is pure.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/worker_pool.h"
 #include "util/unique_fd.h"
 
 namespace tern::core {
@@ -24,8 +31,14 @@ class SpoolPool {
 public:
 	// Truncated spool files kept for reuse at most; more are removed.
 	static constexpr size_t max_spare = 256;
+	// Fewer spare files than this start a top-up of fill_batch on the filler.
+	static constexpr size_t low_water = 8;
+	static constexpr size_t fill_batch = 16;
 
-	explicit SpoolPool(std::string dir) : dir_(std::move(dir)), prefix_(dir_ + "/data-spool-") {}
+	// The filler's completions call back into this object: it must outlive
+	// the filler's running loop (declared after it, destroyed before it).
+	explicit SpoolPool(std::string dir, WorkerPool* filler = nullptr)
+	    : dir_(std::move(dir)), prefix_(dir_ + "/data-spool-"), filler_(filler) {}
 	SpoolPool(const SpoolPool&) = delete;
 	SpoolPool& operator=(const SpoolPool&) = delete;
 
@@ -42,8 +55,15 @@ public:
 	size_t spare() const { return spare_.size(); }
 
 private:
+	UniqueFd take_spare(std::string& path);
+	UniqueFd create(std::string& path);
+	std::string next_name();
+	void top_up();
+
 	std::string dir_;
 	std::string prefix_;
+	WorkerPool* filler_;
+	bool filling_ = false;
 	std::vector<std::string> spare_;
 	uint64_t next_ = 0;
 };

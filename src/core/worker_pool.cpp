@@ -3,6 +3,7 @@
 #include "core/worker_pool.h"
 
 #include <ev.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <exception>
@@ -22,7 +23,7 @@ unsigned default_thread_count() {
 
 }  // namespace
 
-WorkerPool::WorkerPool(struct ev_loop* loop, unsigned threads) : loop_(loop), async_(new ev_async) {
+WorkerPool::WorkerPool(struct ev_loop* loop, unsigned threads, const char* name) : loop_(loop), async_(new ev_async) {
 	ev_async_init(async_, &WorkerPool::on_async);
 	async_->data = this;
 	ev_async_start(loop_, async_);
@@ -32,7 +33,10 @@ WorkerPool::WorkerPool(struct ev_loop* loop, unsigned threads) : loop_(loop), as
 
 	if (threads == 0) threads = default_thread_count();
 	threads_.reserve(threads);
-	for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { run_worker(); });
+	for (unsigned i = 0; i < threads; ++i) {
+		threads_.emplace_back([this] { run_worker(); });
+		pthread_setname_np(threads_.back().native_handle(), name);
+	}
 }
 
 WorkerPool::~WorkerPool() {

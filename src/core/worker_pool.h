@@ -18,8 +18,10 @@ namespace tern::core {
 
 class WorkerPool {
 public:
-	// threads = 0 picks min(number of cores, 4), at least 1.
-	WorkerPool(struct ev_loop* loop, unsigned threads = 0);
+	// threads = 0 picks min(number of cores, 4), at least 1. The threads are
+	// named `name` (at most 15 characters) so that top, perf and /proc tell
+	// the pools apart.
+	WorkerPool(struct ev_loop* loop, unsigned threads = 0, const char* name = "tern-worker");
 	~WorkerPool();  // stops the threads after finishing queued jobs
 	WorkerPool(const WorkerPool&) = delete;
 	WorkerPool& operator=(const WorkerPool&) = delete;

@@ -64,7 +64,49 @@ constexpr size_t max_header_read = 1024 * 1024;
 // Body chunks queued for one milter before its socket takes them.
 constexpr size_t max_queued_output = 256 * 1024;
 
+// Tells a worker's completion from a later read of the same session (loop
+// thread only).
+uint64_t next_read_token = 0;
+
 }  // namespace
+
+// The message file of one message stage: opened, measured and its head
+// (the whole message up to max_header_read) read on a worker; later body
+// chunks are read from `fd` on a worker too. Shared with the jobs that read
+// it, so the descriptor stays open until the last of them is done.
+struct MilterSession::MessageFile {
+	int fd = -1;
+	uint64_t size = 0;
+	std::string head;
+	milter::MessageParts parts;
+	int error = 0;  // errno of the open, fstat or read that failed
+	MessageFile() = default;
+	MessageFile(const MessageFile&) = delete;
+	MessageFile& operator=(const MessageFile&) = delete;
+	~MessageFile() {
+		if (fd >= 0) close(fd);
+	}
+	// Worker side.
+	void load(const std::string& path) {
+		fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+		struct stat st {};
+		if (fd < 0 || fstat(fd, &st) != 0) {
+			error = errno;
+			return;
+		}
+		size = static_cast<uint64_t>(st.st_size);
+		head.resize(std::min<uint64_t>(size, max_header_read));
+		ssize_t n;
+		do n = pread(fd, head.data(), head.size(), 0);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			error = errno;
+			return;
+		}
+		head.resize(static_cast<size_t>(n));
+		parts = milter::split_message(head);
+	}
+};
 
 struct MilterSession::Link {
 	Link(struct ev_loop* loop, const config::Milter& m, core::IoWatcher::Callback on_io,
@@ -89,6 +131,7 @@ struct MilterSession::Link {
 	// Message stage: where the body stands.
 	uint64_t body_pos = 0;
 	bool end_sent = false;
+	uint64_t read_token = 0;       // a body chunk being read on a worker, 0 when none
 };
 
 MilterSession::MilterSession(Server& srv, core::ConnHandle conn, uint64_t cid, const std::vector<config::Milter>& milters,
@@ -158,7 +201,32 @@ void MilterSession::run(MilterRequest request, Done done) {
 		finish(verdict_);
 		return;
 	}
-	if (stage == MilterStage::message && !open_message()) {
+	if (stage == MilterStage::message) {
+		open_message();  // the milters are asked once it is read
+		return;
+	}
+	next_link();
+}
+
+// Opens the received message and reads its header section for the milters,
+// on a worker: a read can wait on the disk, the loop must not.
+void MilterSession::open_message() {
+	auto file = std::make_shared<MessageFile>();
+	uint64_t token = message_token_ = ++next_read_token;
+	Server* s = &srv_;
+	srv_.workers().submit([file, path = current_->message_path] { file->load(path); },
+	                      [s, conn = conn_, file, token] {
+		                      s->with_conn(conn, [&](Connection& c) {
+			                      if (c.milters) c.milters->message_opened(token, file);
+		                      });
+	                      });
+}
+
+void MilterSession::message_opened(uint64_t token, const std::shared_ptr<MessageFile>& file) {
+	if (token == 0 || token != message_token_ || !current_) return;
+	message_token_ = 0;
+	if (file->error != 0) {
+		log::event(log::Level::error, cid_, "milter: cannot read the message", {{"error", std::strerror(file->error)}});
 		// The message cannot be read: as if every milter were down.
 		for (auto& l : links_)
 			if (l->cfg.tempfail_when_down && !l->skip_session && l->state != Link::State::failed) {
@@ -168,32 +236,14 @@ void MilterSession::run(MilterRequest request, Done done) {
 		finish(verdict_);
 		return;
 	}
+	message_ = file;
 	next_link();
 }
 
-// Opens the received message and reads its header section for the milters.
-bool MilterSession::open_message() {
-	message_fd_ = open(current_->message_path.c_str(), O_RDONLY | O_CLOEXEC);
-	struct stat st {};
-	if (message_fd_ < 0 || fstat(message_fd_, &st) != 0) {
-		log::event(log::Level::error, cid_, "milter: cannot read the message", {{"error", std::strerror(errno)}});
-		return false;
-	}
-	message_size_ = static_cast<uint64_t>(st.st_size);
-	// The file was written moments ago: these reads come from the page
-	// cache, like the session's own writes to it.
-	std::string head(std::min<uint64_t>(message_size_, max_header_read), '\0');
-	ssize_t n = pread(message_fd_, head.data(), head.size(), 0);
-	if (n < 0) return false;
-	head.resize(static_cast<size_t>(n));
-	message_parts_ = milter::split_message(head);
-	return true;
-}
-
 void MilterSession::close_message() {
-	if (message_fd_ >= 0) close(message_fd_);
-	message_fd_ = -1;
-	message_parts_ = {};
+	message_.reset();
+	message_token_ = 0;
+	for (auto& l : links_) l->read_token = 0;
 }
 
 void MilterSession::next_link() {
@@ -273,9 +323,10 @@ void MilterSession::begin_stage(Link& l) {
 	}
 	case MilterStage::rcpt: c.queue_rcpt({r.argument}, r.macros); break;
 	case MilterStage::message:
-		c.queue_message_start(message_parts_.headers, r.macros);
-		l.body_pos = message_parts_.body_offset;
+		c.queue_message_start(message_->parts.headers, r.macros);
+		l.body_pos = message_->parts.body_offset;
 		l.end_sent = false;
+		l.read_token = 0;
 		break;
 	}
 	pump(l);
@@ -288,12 +339,8 @@ void MilterSession::pump(Link& l) {
 	milter::Conversation& c = l.conv;
 	l.out += c.take_output();
 	bool message = current_ && current_->stage == MilterStage::message && l.in_stage;
-	while (message && !l.end_sent && c.idle() && l.out.size() < max_queued_output) {
-		if (!feed_body(l)) {
-			// A milter must not judge (or sign) a body cut short.
-			link_failed(l, std::string("reading the message: ") + std::strerror(errno));
-			return;
-		}
+	while (message && !l.end_sent && l.read_token == 0 && c.idle() && l.out.size() < max_queued_output) {
+		feed_body(l);
 		l.out += c.take_output();
 	}
 	flush(l);
@@ -305,22 +352,70 @@ void MilterSession::pump(Link& l) {
 	arm_timer(l);
 }
 
-bool MilterSession::feed_body(Link& l) {
-	char buf[milter::max_body_chunk];
-	if (!l.conv.body_skipped() && l.body_pos < message_size_) {
-		ssize_t n = pread(message_fd_, buf, sizeof(buf), static_cast<off_t>(l.body_pos));
-		if (n <= 0) {
-			if (n == 0) errno = EIO;  // the file is shorter than it was
-			return false;
-		}
-		if (l.conv.queue_body(std::string_view(buf, static_cast<size_t>(n)))) {
-			l.body_pos += static_cast<uint64_t>(n);
-			return true;
-		}
+void MilterSession::feed_body(Link& l) {
+	if (l.conv.body_skipped() || l.body_pos >= message_->size) {
+		queue_end_of_message(l);
+		return;
 	}
+	// Most messages were read whole with the head: no further read.
+	const std::string& head = message_->head;
+	if (l.body_pos >= head.size()) {
+		read_body_chunk(l);
+		return;
+	}
+	size_t n = std::min(milter::max_body_chunk, head.size() - static_cast<size_t>(l.body_pos));
+	if (l.conv.queue_body(std::string_view(head).substr(static_cast<size_t>(l.body_pos), n)))
+		l.body_pos += n;
+	else
+		queue_end_of_message(l);
+}
+
+void MilterSession::queue_end_of_message(Link& l) {
 	l.conv.queue_end_of_message(current_->macros);
 	l.end_sent = true;
-	return true;
+}
+
+// The body past the head, one chunk at a time (at most one in memory per
+// milter), read on a worker like the LMTP client's.
+void MilterSession::read_body_chunk(Link& l) {
+	uint64_t token = l.read_token = ++next_read_token;
+	size_t link = 0;
+	while (links_[link].get() != &l) ++link;
+	auto chunk = std::make_shared<std::string>();
+	auto error = std::make_shared<int>(0);
+	Server* s = &srv_;
+	srv_.workers().submit(
+	    [file = message_, chunk, error, offset = l.body_pos] {
+		    chunk->resize(milter::max_body_chunk);
+		    ssize_t n;
+		    do n = pread(file->fd, chunk->data(), chunk->size(), static_cast<off_t>(offset));
+		    while (n < 0 && errno == EINTR);
+		    // Nothing where the file had bytes: it is shorter than it was.
+		    *error = n < 0 ? errno : n == 0 ? EIO : 0;
+		    chunk->resize(n > 0 ? static_cast<size_t>(n) : 0);
+	    },
+	    [s, conn = conn_, link, token, chunk, error] {
+		    s->with_conn(conn, [&](Connection& c) {
+			    if (c.milters) c.milters->body_chunk_read(link, token, *chunk, *error);
+		    });
+	    });
+}
+
+void MilterSession::body_chunk_read(size_t link, uint64_t token, const std::string& chunk, int error) {
+	if (link >= links_.size() || token == 0 || links_[link]->read_token != token) return;
+	Link& l = *links_[link];
+	l.read_token = 0;
+	if (l.state != Link::State::ready || !is_current(l) || !message_) return;
+	if (error != 0) {
+		// A milter must not judge (or sign) a body cut short.
+		link_failed(l, std::string("reading the message: ") + std::strerror(error));
+		return;
+	}
+	if (l.conv.queue_body(chunk))
+		l.body_pos += chunk.size();
+	else
+		queue_end_of_message(l);
+	pump(l);
 }
 
 void MilterSession::flush(Link& l) {
@@ -500,6 +595,7 @@ void MilterSession::link_failed(Link& l, const std::string& why) {
 	l.out.clear();
 	l.state = Link::State::failed;
 	l.in_stage = false;
+	l.read_token = 0;
 	if (l.cfg.tempfail_when_down) {
 		MilterVerdict v;
 		v.kind = MilterVerdict::Kind::tempfail;

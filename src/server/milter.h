@@ -81,6 +81,13 @@ public:
 	void on_timeout(size_t link);
 	void on_finish();
 
+	// The received message, opened and its head read on a worker.
+	struct MessageFile;
+	// Worker completions (through Server::with_conn); a `token` that is no
+	// longer awaited (the stage ended, the link failed) is ignored.
+	void message_opened(uint64_t token, const std::shared_ptr<MessageFile>& file);
+	void body_chunk_read(size_t link, uint64_t token, const std::string& chunk, int error);
+
 private:
 	struct Link;
 	void next_link();
@@ -90,15 +97,17 @@ private:
 	void flush(Link& l);
 	void read(Link& l);
 	void handle(Link& l, const milter::Step& step);
-	// Queues the next body chunk, or the end of the message; false (errno
-	// set) when the message file cannot be read.
-	bool feed_body(Link& l);
+	// Queues the next body chunk from the message's head, asks a worker for
+	// one past it, or queues the end of the message.
+	void feed_body(Link& l);
+	void read_body_chunk(Link& l);
+	void queue_end_of_message(Link& l);
 	void link_done(Link& l, std::optional<milter::Outcome> verdict, std::string reply = {});
 	void link_failed(Link& l, const std::string& why);
 	void arm_timer(Link& l);
 	bool is_current(const Link& l) const;
 	void finish(MilterVerdict v);
-	bool open_message();
+	void open_message();
 	void close_message();
 
 	Server& srv_;
@@ -118,10 +127,10 @@ private:
 	std::optional<MilterVerdict> session_refusal_;
 	bool discard_message_ = false; // a milter discarded this message at MAIL/RCPT
 	bool discard_session_ = false; // a milter discarded at connect/HELO: every message
-	// Message stage: the received message, read for headers and body.
-	int message_fd_ = -1;
-	uint64_t message_size_ = 0;
-	milter::MessageParts message_parts_;
+	// Message stage: the received message, read for headers and body (the
+	// reads run on a worker, never on the loop).
+	std::shared_ptr<MessageFile> message_;
+	uint64_t message_token_ = 0;   // the open in flight, 0 when none
 	std::optional<MilterStage> pass_;
 };
 

@@ -119,7 +119,7 @@ private:
 	std::vector<std::unique_ptr<Acceptor>> acceptors_;
 	core::ConnTable<Connection> conns_;
 	core::WorkerPool workers_;
-	core::SpoolPool spool_{cfg_->data_dir + "/tmp"};
+	core::SpoolPool spool_{cfg_->data_dir + "/tmp", &workers_};
 	core::MaildirWriter maildir_writer_{loop_, &spool_};
 	core::DiskSpaceMonitor disk_space_{loop_, workers_, cfg_->data_dir};
 	std::unique_ptr<mailauth::Resolver> resolver_;

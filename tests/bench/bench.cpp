@@ -37,6 +37,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -139,9 +140,10 @@ std::vector<pid_t> children_of(pid_t parent) {
 	return out;
 }
 
-// utime + stime (+ cutime + cstime when with_children) in clock ticks.
-long long cpu_ticks(pid_t pid, bool with_children) {
-	std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+// utime + stime (+ cutime + cstime when with_children) in clock ticks, of
+// a process (/proc/PID/stat) or one of its threads (/proc/PID/task/TID/stat).
+long long cpu_ticks(const std::string& stat_path, bool with_children) {
+	std::ifstream in(stat_path);
 	std::string line;
 	if (!std::getline(in, line)) return 0;
 	auto close = line.rfind(')');
@@ -153,6 +155,28 @@ long long cpu_ticks(pid_t pid, bool with_children) {
 	long long utime = 0, stime = 0, cutime = 0, cstime = 0;
 	rest >> utime >> stime >> cutime >> cstime;
 	return utime + stime + (with_children ? cutime + cstime : 0);
+}
+
+long long cpu_ticks(pid_t pid, bool with_children) {
+	return cpu_ticks("/proc/" + std::to_string(pid) + "/stat", with_children);
+}
+
+// CPU ticks of a process's threads, summed by thread name (ternd names its
+// pools "tern-worker" and "tern-disk"; the loop thread is "ternd").
+std::map<std::string, long long> thread_ticks(pid_t pid) {
+	std::map<std::string, long long> out;
+	std::string task = "/proc/" + std::to_string(pid) + "/task";
+	DIR* d = opendir(task.c_str());
+	if (!d) return out;
+	while (dirent* e = readdir(d)) {
+		if (e->d_name[0] == '.') continue;
+		std::string dir = task + "/" + e->d_name;
+		std::string name = read_file(dir + "/comm");
+		if (!name.empty() && name.back() == '\n') name.pop_back();
+		out[name] += cpu_ticks(dir + "/stat", false);
+	}
+	closedir(d);
+	return out;
 }
 
 // "VmRSS:" of /proc/PID/status or "Pss:" of smaps_rollup, in kB.
@@ -170,6 +194,7 @@ struct Server {
 	std::string name;
 	int port = 0;
 	std::string maildir_new;
+	std::string trash;                               // where earlier runs' messages are set aside
 	std::function<std::vector<pid_t>()> processes;  // every live process
 	pid_t root = 0;                                  // exited children are reaped into its times
 
@@ -207,6 +232,25 @@ void empty_dir(const std::string& dir) {
 			if (e->d_name[0] != '.') unlink((dir + "/" + e->d_name).c_str());
 		closedir(d);
 	}
+}
+
+// Moves dir (a Maildir's new/) into `trash` and puts an empty one with the
+// same owner and mode in its place. The files are removed only at the end
+// of the bench: on ext4 without a journal a freshly freed inode is skipped
+// by the inode allocator for a minute or more, and each skip costs a
+// buffer look-up, so thousands of files removed just before a run would
+// charge the next server's file creations (and its CPU figure) for them.
+void set_aside(const std::string& dir, const std::string& trash) {
+	static int count = 0;
+	struct stat st {};
+	if (stat(dir.c_str(), &st) != 0) return;
+	if (rename(dir.c_str(), (trash + "/" + std::to_string(++count)).c_str()) != 0 ||
+	    mkdir(dir.c_str(), st.st_mode & 07777) != 0) {
+		empty_dir(dir);
+		return;
+	}
+	chmod(dir.c_str(), st.st_mode & 07777);
+	if (chown(dir.c_str(), st.st_uid, st.st_gid) != 0) std::perror("tern-bench: chown");
 }
 
 // --------------------------------------------------------- private Postfix
@@ -364,6 +408,7 @@ struct RunResult1 {
 	double per_second = 0, cpu_us_per_msg = 0, p50_ms = 0, p99_ms = 0;
 	uint64_t delivered = 0, failed = 0;
 	std::string first_error;
+	std::string per_thread;  // CPU us per message by thread name, for a server with threads
 };
 
 // The message without its final dot: headers, then filler lines to size.
@@ -427,8 +472,9 @@ void client_loop(const Options& o, const Scenario& sc, int port, int index, Cloc
 }
 
 RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server) {
-	empty_dir(server.maildir_new);
+	set_aside(server.maildir_new, server.trash);
 	double cpu_before = server.cpu_seconds();
+	auto threads_before = thread_ticks(server.root);
 	std::vector<ThreadStats> stats(size_t(sc.sessions));
 	std::vector<std::thread> threads;
 	auto started = Clock::now();
@@ -462,6 +508,12 @@ RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server) 
 	double elapsed = std::chrono::duration<double>(last_seen - started).count();
 	usleep(200 * 1000);  // let the last processes account their time
 	double cpu = server.cpu_seconds() - cpu_before;
+	auto threads_after = thread_ticks(server.root);
+	if (threads_after.size() > 1 && files > 0)
+		for (const auto& [name, ticks] : threads_after) {
+			double us = double(ticks - threads_before[name]) * 1e6 / double(sysconf(_SC_CLK_TCK)) / double(files);
+			r.per_thread += (r.per_thread.empty() ? "" : ", ") + name + " " + std::to_string(long(us));
+		}
 	r.delivered = files;
 	r.per_second = elapsed > 0 ? double(files) / elapsed : 0;
 	r.cpu_us_per_msg = files ? cpu * 1e6 / double(files) : 0;
@@ -527,7 +579,7 @@ double disk_ceiling(const std::string& dir, int parallel, int seconds) {
 		});
 	for (auto& t : threads) t.join();
 	double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
-	empty_dir(dir + "/new");
+	// The files stay until the end of the bench (see set_aside).
 	return double(done) / elapsed;
 }
 
@@ -589,6 +641,8 @@ int main(int argc, char** argv) {
 	tern.name = "tern";
 	tern.port = daemon.smtp_port();
 	tern.maildir_new = daemon.maildir("alice") + "/new";
+	std::string trash = make_temp_dir("tern-bench-done-");
+	tern.trash = trash;
 	tern.root = daemon.pid();
 	tern.processes = [pid = daemon.pid()] { return std::vector<pid_t>{pid}; };
 	// The Maildir exists once the first message arrived; create it now so
@@ -603,8 +657,10 @@ int main(int argc, char** argv) {
 	if (o.postfix) {
 		postfix = std::make_unique<PrivatePostfix>(pf_dir);
 		pf_note = postfix->start();
-		if (pf_note.empty())
+		if (pf_note.empty()) {
 			pf = postfix->server();
+			pf->trash = trash;
+		}
 		else
 			postfix.reset();
 	} else {
@@ -631,9 +687,10 @@ int main(int argc, char** argv) {
 	// The disk, on the file system the servers write to.
 	std::string disk_dir = make_temp_dir("tern-bench-disk-");
 	int disk_seconds = std::min(o.seconds, 3);
-	double disk_serial = disk_ceiling(disk_dir, 1, disk_seconds);
-	double disk_parallel = disk_ceiling(disk_dir, 8, disk_seconds);
-	remove_tree(disk_dir);
+	mkdir((disk_dir + "/serial").c_str(), 0700);
+	mkdir((disk_dir + "/parallel").c_str(), 0700);
+	double disk_serial = disk_ceiling(disk_dir + "/serial", 1, disk_seconds);
+	double disk_parallel = disk_ceiling(disk_dir + "/parallel", 8, disk_seconds);
 
 	// Interleaved: each repetition runs every scenario on both servers, the
 	// order of the two alternating, so slow drifts of the machine hit both.
@@ -649,6 +706,7 @@ int main(int argc, char** argv) {
 				            rep + 1, scenarios[s].label, is_tern ? "tern" : "Postfix", r.per_second,
 				            r.cpu_us_per_msg, r.p50_ms, r.p99_ms, r.failed ? "  errors: " : "",
 				            r.failed ? (std::to_string(r.failed) + " (" + r.first_error + ")").c_str() : "");
+				if (!r.per_thread.empty()) std::printf("         CPU us/msg by thread: %s\n", r.per_thread.c_str());
 				(is_tern ? tern_runs : pf_runs)[s].push_back(r);
 			}
 		}
@@ -726,5 +784,7 @@ int main(int argc, char** argv) {
 	}
 	daemon.stop();
 	remove_tree(pf_dir);
+	remove_tree(disk_dir);
+	remove_tree(trash);
 	return 0;
 }

@@ -241,19 +241,29 @@ TEST_CASE("milter: OpenDKIM signs, and the signature tern stores verifies") {
 	TernDaemon d(with_milters("[" + milter_entry(milter.address()) + "]"));
 	REQUIRE_RUNNING(d);
 	d.dns().add("sel1._domainkey.sender.example", "TXT", milter.dkim_record());
-	SmtpClient c = connect_and_ehlo(d);
-	REQUIRE(c.connected());
-	std::string message = test_message("none", "Signed body.\r\nSecond line.\r\n");
-	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, message);
-	CHECK(t.reply.plain() == "250 2.2.0 it is done");
-	std::string stored = stored_message(d);
-	INFO(stored);
-	INFO(milter.log_text());
-	REQUIRE(contains(stored, "\r\nDKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=sender.example;\r\n\ts=sel1;"));
-	// tern's own inbound check ran on the changed copy and verified it.
-	CHECK(contains(unfold(header_of(stored)), "dkim=pass"));
-	// An independent check (python3-dkim) with the key OpenDKIM made.
-	CHECK(dkim_verifies(stored, milter.dkim_record()));
+	// A short body, and one past the first megabyte that tern reads with
+	// the header section: the rest goes to the milter in chunks read on a
+	// worker, and the signature covers every byte of it, in order.
+	std::string long_body;
+	for (int i = 0; long_body.size() < 1536 * 1024; ++i)
+		long_body += "Line " + std::to_string(i) + " of a long body, numbered so no chunk can be swapped.\r\n";
+	for (const std::string& body : {std::string("Signed body.\r\nSecond line.\r\n"), long_body}) {
+		CAPTURE(body.size());
+		remove_tree(d.maildir() + "/new");
+		SmtpClient c = connect_and_ehlo(d);
+		REQUIRE(c.connected());
+		Transaction t = send_mail(c, test_sender, {"alice@test.example"}, test_message("none", body));
+		CHECK(t.reply.plain() == "250 2.2.0 it is done");
+		std::string stored = stored_message(d);
+		INFO(stored.substr(0, 4096));
+		INFO(milter.log_text());
+		REQUIRE(contains(stored, "\r\nDKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=sender.example;\r\n\ts=sel1;"));
+		CHECK(ends_with(stored, body));
+		// tern's own inbound check ran on the changed copy and verified it.
+		CHECK(contains(unfold(header_of(stored)), "dkim=pass"));
+		// An independent check (python3-dkim) with the key OpenDKIM made.
+		CHECK(dkim_verifies(stored, milter.dkim_record()));
+	}
 }
 
 TEST_CASE("milter: on submission the changes come before tern's DKIM signature") {

@@ -140,6 +140,42 @@ TEST_CASE("spool_pool: a released file is handed out again, empty; a file left w
 	CHECK(std::filesystem::file_size(third) == 0);
 }
 
+TEST_CASE("spool_pool: with a filler, spare files are created on a worker before the loop needs them") {
+	Loop l;
+	TempDir tmp;
+	tern::core::WorkerPool filler(l.loop, 1);
+	tern::core::SpoolPool pool(tmp.path, &filler);
+	// None spare at first: the loop creates this one and asks for more.
+	std::string first;
+	tern::UniqueFd fd = pool.acquire(first);
+	REQUIRE(fd);
+	fd.reset();
+	CHECK(pool.spare() == 0);
+	filler.drain();
+	CHECK(pool.spare() == tern::core::SpoolPool::fill_batch);
+	CHECK(files_in(tmp.path) == 1 + tern::core::SpoolPool::fill_batch);
+	// The next ones come from the spares, empty and named like the rest.
+	std::string next;
+	fd = pool.acquire(next);
+	REQUIRE(fd);
+	fd.reset();
+	CHECK(next != first);
+	CHECK(pool.is_spool(next));
+	CHECK(std::filesystem::file_size(next) == 0);
+	CHECK(pool.spare() == tern::core::SpoolPool::fill_batch - 1);
+	// Down to the low-water mark: one more top-up, not one per acquire.
+	while (pool.spare() >= tern::core::SpoolPool::low_water) {
+		fd = pool.acquire(next);
+		REQUIRE(fd);
+		fd.reset();
+	}
+	fd = pool.acquire(next);
+	REQUIRE(fd);
+	fd.reset();
+	filler.drain();
+	CHECK(pool.spare() == tern::core::SpoolPool::low_water - 2 + tern::core::SpoolPool::fill_batch);
+}
+
 TEST_CASE("maildir_writer: a spool body is truncated and returned to the pool, other bodies are removed") {
 	Loop l;
 	TempDir tmp;
