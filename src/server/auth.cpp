@@ -105,7 +105,7 @@ void Connection::auth_line(std::string_view line) {
 		}
 		data = std::move(*decoded);
 	}
-	state = SessionState::command;
+	enter_state(SessionState::command);
 	if (dovecot_auth) {
 		dovecot_auth_answer(std::move(data));
 		return;
@@ -124,7 +124,7 @@ void Connection::auth_step(sasl::Step step) {
 		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
 		write_raw("334 " + base64_encode(step.challenge));
 		auth_raw_next = step.next_line_raw;
-		state = SessionState::auth_exchange;
+		enter_state(SessionState::auth_exchange);
 		arm_deadline();
 		flush();
 		return;
@@ -151,7 +151,7 @@ void Connection::auth_step(sasl::Step step) {
 			    }
 		    },
 		    suspend([secrets, lookup_failed](Connection& c) {
-			    c.state = SessionState::command;
+			    c.enter_state(SessionState::command);
 			    if (*lookup_failed) {
 				    c.auth_temporary_failure();
 				    return;
@@ -218,7 +218,7 @@ void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name
 	end_dovecot_relay();
 	auth_login.clear();
 	auth_raw_next = false;
-	if (state == SessionState::auth_exchange) state = SessionState::command;
+	if (state == SessionState::auth_exchange) enter_state(SessionState::command);
 	reply_error(e);
 }
 

@@ -103,7 +103,7 @@ void Connection::dovecot_auth_answer(std::string data) {
 void Connection::dovecot_auth_outcome(DovecotAuthClient::Outcome o) {
 	using Kind = DovecotAuthClient::Outcome::Kind;
 	if (!o.mechanisms.empty()) srv.note_dovecot_mechanisms(o.mechanisms);
-	state = SessionState::command;
+	enter_state(SessionState::command);
 	switch (o.kind) {
 	case Kind::challenge:
 	case Kind::success:
@@ -115,7 +115,7 @@ void Connection::dovecot_auth_outcome(DovecotAuthClient::Outcome o) {
 		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
 		write_raw("334 " + base64_encode(o.data));
 		auth_raw_next = false;
-		state = SessionState::auth_exchange;
+		enter_state(SessionState::auth_exchange);
 		arm_deadline();
 		flush();
 		return;

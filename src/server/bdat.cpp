@@ -71,7 +71,7 @@ void Connection::cmd_bdat(std::string_view args) {
 	data->chunk.start(b.size, b.last);
 	data->chunk_refusal = std::move(refusal);
 	data->refusal_ends_transaction = ends_transaction;
-	state = SessionState::data;
+	enter_state(SessionState::data);
 	arm_deadline();
 	if (data->chunk.complete()) end_chunk();  // BDAT 0: nothing to read
 }
@@ -110,10 +110,10 @@ void Connection::end_chunk() {
 		bool ends_transaction = d.refusal_ends_transaction;
 		abort_data_file();
 		if (ends_transaction) rset();
-		state = SessionState::command;
+		enter_state(SessionState::command);
 		reply_error(e);
 	} else if (!d.chunk.last()) {
-		state = SessionState::command;
+		enter_state(SessionState::command);
 		reply(250, se::other0, std::to_string(d.chunk.size()) + " octets received");
 	} else {
 		finish_data();

@@ -97,7 +97,7 @@ void Connection::cmd_data(std::string_view args) {
 
 	data = open_data_file(smtp::Framing::dot_stuffed);
 	write_raw("354 see you at the bare dot");
-	state = SessionState::data;
+	enter_state(SessionState::data);
 	flush();
 	if (!dead) arm_deadline();
 }
@@ -185,12 +185,12 @@ void Connection::finish_data() {
 			submit_message();
 		else
 			deliver_local();
-		if (state == SessionState::data) state = SessionState::command;
+		if (state == SessionState::data) enter_state(SessionState::command);
 	} catch (const SmtpError& e) {
 		reply_error(e);
 		abort_data_file();
 		rset();
-		if (state == SessionState::data) state = SessionState::command;
+		if (state == SessionState::data) enter_state(SessionState::command);
 	}
 }
 
@@ -211,7 +211,7 @@ void Connection::deliver_local() {
 			stall_then_reply(delay, e);
 			return;
 		}
-		state = SessionState::command;
+		enter_state(SessionState::command);
 		reply_error(e);
 		return;
 	}

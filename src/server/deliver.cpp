@@ -63,15 +63,9 @@ void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
 	// Every lookup decrements the count; the last one moves on. Each
 	// callback reaches the connection only through its handle.
 	an->outstanding = 2 + static_cast<int>(key_lookups.size());
-	state = SessionState::waiting;
-	async_pending = true;
-	arm_deadline();
-	auto join = [server = &srv, h = self, an] {
-		if (--an->outstanding != 0) return;
-		server->with_conn(h, [&](Connection& c) {
-			c.async_pending = false;
-			c.resume([&] { c.analysis_verify(an); });
-		});
+	std::function<void()> all_answered = suspend([an](Connection& c) { c.analysis_verify(an); });
+	auto join = [an, all_answered] {
+		if (--an->outstanding == 0) all_answered();
 	};
 	// iprev and SPF were started early (server/early_lookup.h); they are
 	// joined here, or started now when they were not.

@@ -15,6 +15,7 @@
 #include "net/proxy_protocol.h"
 #include "server/milter.h"
 #include "server/server.h"
+#include "util/assert.h"
 #include "util/log.h"
 #include "util/strings.h"
 
@@ -97,7 +98,7 @@ void Connection::start() {
 			close_now("untrusted proxy");
 			return;
 		}
-		state = SessionState::proxy_header;
+		enter_state(SessionState::proxy_header);
 		update_watchers();
 		arm_deadline();
 		return;
@@ -179,7 +180,7 @@ void Connection::read_proxy_header() {
 		}
 	}
 	log::event(log::Level::info, cid, "proxied connection", {{"remote", peer_text(remote_ip, remote_port)}});
-	state = SessionState::command;
+	enter_state(SessionState::command);
 	begin_session();
 }
 
@@ -263,7 +264,7 @@ void Connection::flush() {
 	}
 }
 void Connection::close_after_flush() {
-	state = SessionState::closing;
+	enter_state(SessionState::closing);
 	abort_data_file();
 }
 
@@ -309,7 +310,9 @@ void Connection::arm_deadline() {
 		break;
 	}
 	case SessionState::waiting:
-		if (!stalled) deadline.stop();  // a stall keeps its own timer
+		// A stall keeps its own timer; a job gets the whole message's time
+		// at most, so no session waits for ever on a lost completion.
+		if (!stalled) deadline.start(static_cast<double>(t.data_total));
 		break;
 	case SessionState::closing: deadline.start(10.0); break;  // a peer that never reads our last reply
 	case SessionState::tls_handshake: deadline.start(static_cast<double>(t.tls_handshake)); break;
@@ -318,12 +321,17 @@ void Connection::arm_deadline() {
 	}
 }
 
+void Connection::enter_state(SessionState next) {
+	TERN_ASSERT(next != SessionState::data || data, "DATA and BDAT have their temp file state");
+	state = next;
+}
+
 void Connection::stall_then_reply(double seconds, smtp::SmtpError r) {
 	stall_then(seconds, [r = std::move(r)](Connection& c) { c.reply_error(r); });
 }
 
 void Connection::stall_then(double seconds, std::function<void(Connection&)> cont) {
-	state = SessionState::waiting;
+	enter_state(SessionState::waiting);
 	async_pending = true;
 	stalled = std::move(cont);
 	flush();
@@ -346,7 +354,7 @@ void Connection::on_deadline() {
 		auto cont = std::move(stalled);
 		stalled = nullptr;
 		async_pending = false;
-		state = SessionState::command;
+		enter_state(SessionState::command);
 		resume([&] { cont(*this); });
 		return;
 	}
@@ -355,7 +363,11 @@ void Connection::on_deadline() {
 		close_now(state == SessionState::closing ? "timeout flushing final reply" : "tls handshake timeout");
 		return;
 	}
-	log::event(log::Level::info, cid, "timeout", {{"state", state == SessionState::data ? "data" : "command"}});
+	// A job that never completed: its completion, should it come, finds
+	// nothing to resume.
+	async_pending = false;
+	log::event(log::Level::info, cid, "timeout",
+	           {{"state", state == SessionState::data ? "data" : state == SessionState::waiting ? "waiting" : "command"}});
 	// RFC 5321 4.5.3.2: the server may close after a timeout; tell the
 	// client why, as Postfix and OpenSMTPD do.
 	reply(421, smtp::se::net_bad_connection2, "timeout, closing connection");
@@ -526,7 +538,7 @@ void Connection::process_input_loop() {
 					c.handle_line(line);
 					return;
 				}
-				c.state = SessionState::auth_exchange;
+				c.enter_state(SessionState::auth_exchange);
 				c.auth_line(line);
 			});
 		} else if (sasl_line) {
@@ -635,7 +647,7 @@ void Connection::finish_command() {
 	if (dead) return;
 	// A continuation may itself have suspended again (e.g. AUTH's secret
 	// lookup after a delay): then the session keeps waiting.
-	if (state == SessionState::waiting && !async_pending) state = SessionState::command;
+	if (state == SessionState::waiting && !async_pending) enter_state(SessionState::command);
 	if (shutting_down && state == SessionState::command) {
 		reply(421, smtp::se::sys_not_accepting2, "shutting down");
 		close_after_flush();

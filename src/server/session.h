@@ -148,6 +148,9 @@ struct Connection {
 	void start_tls();
 	void continue_handshake();
 	void arm_deadline();
+	// Every change of `state` goes through here (doc/design.md "Handlers
+	// return outcomes"); debug builds check the state's invariants.
+	void enter_state(SessionState next);
 
 	// Commands (server/commands.cpp).
 	void cmd_hello(std::string_view args, bool ehlo);
@@ -246,13 +249,16 @@ struct Connection {
 	message::ReceivedInfo received_info(std::time_t now) const;
 	void finish_command();               // after an async command completes
 
-	// Suspends the current command (state waiting, reading stops) and
-	// returns the completion callback for the async work it starts. The
-	// callback holds only the server and this connection's handle: when it
-	// runs, the connection is looked up, and if it still exists `f(conn,
-	// results...)` runs with SmtpError turned into a reply, then buffered
-	// input continues. Callbacks may run synchronously (canned DNS); the
-	// re-entrancy guard in process_input makes that safe.
+	// Suspends the current command (state waiting, reading stops, the
+	// waiting deadline runs) and returns the completion callback for the
+	// async work it starts. The callback holds only the server and this
+	// connection's handle: when it runs, the connection is looked up, and if
+	// it still exists `f(conn, results...)` runs with SmtpError turned into a
+	// reply, then buffered input continues. A callback invoked inside the
+	// call that started its job (canned DNS answers, lookups answered
+	// early) is posted to the loop instead, so a completion never runs
+	// beneath a frame of its own connection (doc/design.md "One lifetime
+	// rule").
 	template <class F>
 	auto suspend(F f);
 	template <class Fn>
