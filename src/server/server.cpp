@@ -95,7 +95,7 @@ void Server::reload(std::shared_ptr<const config::Config> cfg) {
 		conn_rate_ = Limiter({limiter_window(60, cfg_->limits.connection_rate_per_min)});
 		conn_count_ = Limiter({limiter_window(0, cfg_->limits.connections)});
 		// Live connections hold no slot in the new limiter.
-		conns_.for_each([](core::ConnHandle, Connection& c) { c.counted_connection = false; });
+		conns_.for_each([](core::ConnHandle, Connection& c) { c.flags.counted_connection = false; });
 	}
 	// Failed logins keep their counts: a lowered limit applies at once to
 	// the failures already seen, as a raised one lets them back in.

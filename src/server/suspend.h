@@ -14,14 +14,14 @@ namespace tern::server {
 template <class F>
 auto Connection::suspend(F f) {
 	enter_state(SessionState::waiting);
-	async_pending = true;
+	flags.awaiting_completion = true;
 	arm_deadline();
 	return [server = &srv, h = self, f = std::move(f)](auto&&... results) mutable {
 		auto deliver = [server, h](F& fn, auto&... rs) {
 			server->with_conn(h, [&](Connection& c) {
 				// The wait timed out and the session is closing: nothing to resume.
-				if (!c.async_pending) return;
-				c.async_pending = false;
+				if (!c.flags.awaiting_completion) return;
+				c.flags.awaiting_completion = false;
 				c.resume([&] { return fn(c, rs...); });
 			});
 		};
