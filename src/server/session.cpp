@@ -484,8 +484,9 @@ void Connection::continue_handshake() {
 	if (tlss->has_buffered_input()) read_available();
 }
 void Connection::process_input() {
-	// A completion that runs synchronously inside a command (canned DNS
-	// answers) must not start a second, nested input loop.
+	// The TLS upgrade inside a flush can read and come back here: that
+	// must not start a second, nested input loop. (Completions never run
+	// inside a command: suspend posts them to the loop.)
 	if (flags.in_process_input) return;
 	flags.in_process_input = true;
 	process_input_loop();
