@@ -265,8 +265,8 @@ void Connection::analysis_accounts(std::shared_ptr<InboundAnalysis> an) {
 				    try {
 					    facts.reputation = history.reputation(account, an->identity, now);
 					    const auto& limits = settings.delivery_rate_limits;
-					    auto counts = history.delivery_counts(
-					        account, {an->identity.ip1, an->identity.ip2, an->identity.ip3}, now, &limits);
+					    auto counts =
+					        history.delivery_counts(account, {an->identity.ip1, an->identity.ip2, an->identity.ip3}, now);
 					    rate_refusal = inbound::delivery_rate_refusal(counts, an->size, limits);
 					    d.rejects = history.rejects(account);
 				    } catch (const std::exception& e) {

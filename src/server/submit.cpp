@@ -64,6 +64,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	auto header = file.read_header();
 	if (!header) {
 		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: header too large"};
+		res.refusal = core::SubmissionRefusal::badmessage;
 		return res;
 	}
 	// A header tern adds (sendmail's generated From) is read as part of the
@@ -73,12 +74,14 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	auto section = message::parse_header_section(*header, &parse_error);
 	if (!section) {
 		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: " + parse_error};
+		res.refusal = core::SubmissionRefusal::badmessage;
 		return res;
 	}
 	// RFC 6409 8.1: the sender may only use its own identities.
 	message::FromResult from = message::parse_single_from(*section);
 	if (!from.ok) {
 		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: " + from.error};
+		res.refusal = core::SubmissionRefusal::badmessage;
 		return res;
 	}
 	res.from_domain = from.address.domain.ascii;
@@ -86,12 +89,14 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 		const config::Account* acc = cfg.account_for_address(from.address.localpart, from.address.domain.ascii);
 		if (!acc || acc->name != in.account) {
 			res.error = SmtpError{550, std::string(se::pol_delivery_not_auth1), "must match authenticated user"};
+			res.refusal = core::SubmissionRefusal::badfrom;
 			return res;
 		}
 	}
 	// RFC 5321 4.4: Return-Path is added by the final delivery, never by the sender.
 	if (message::has_header(*section, "Return-Path")) {
 		res.error = SmtpError{550, std::string(se::msg_content_other0), "message must not have Return-Path header"};
+		res.refusal = core::SubmissionRefusal::badheader;
 		return res;
 	}
 
@@ -125,6 +130,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 					                      "max number of messages (" + std::to_string(limits->messages_per_day) +
 					                          ") over past 24h reached, try increasing per-account setting "
 					                          "MaxOutgoingMessagesPerDay"};
+					res.refusal = core::SubmissionRefusal::messagelimiterror;
 					return res;
 				}
 				if (v.first_time_reached) {
@@ -133,6 +139,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 					                          std::to_string(limits->first_time_recipients_per_day) +
 					                          ") over past 24h reached, try increasing per-account setting "
 					                          "MaxFirstTimeRecipientsPerDay"};
+					res.refusal = core::SubmissionRefusal::recipientlimiterror;
 					return res;
 				}
 			} catch (const std::exception& e) {
