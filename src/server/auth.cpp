@@ -16,6 +16,7 @@
 namespace tern::server {
 
 using smtp::SmtpError;
+using smtp::error_reply;
 namespace se = smtp::se;
 
 namespace {
@@ -26,13 +27,11 @@ std::string_view failure_result(int code) { return code == 535 ? "badcreds" : "e
 
 }  // namespace
 
-void Connection::cmd_auth(std::string_view args) {
-	need_hello();
-	if (!submission())
-		throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "authentication only allowed on submission ports"};
-	if (!username.empty()) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "already authenticated"};
-	if (tx.has_mail)
-		throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "authentication not allowed during mail transaction"};
+Outcome Connection::cmd_auth(std::string_view args) {
+	if (smtp::Status s = need_hello(); !s) return s.error();
+	if (!submission()) return error_reply(503, se::proto_bad_cmd_or_seq1, "authentication only allowed on submission ports");
+	if (!username.empty()) return error_reply(503, se::proto_bad_cmd_or_seq1, "already authenticated");
+	if (tx.has_mail) return error_reply(503, se::proto_bad_cmd_or_seq1, "authentication not allowed during mail transaction");
 
 	// RFC 4954 4: slow down repeated failures on one connection: the 4th and
 	// later attempts wait (failures - 3) × delays_ms.auth_fail first.
@@ -40,37 +39,38 @@ void Connection::cmd_auth(std::string_view args) {
 	                                        static_cast<double>(cfg->delays_ms.auth_fail) / 1000.0
 	                                  : 0.0;
 	++auth_failures;  // compensated on success
-	auth_in_progress = true;
+	auth_state.in_progress = true;
 	std::string a(args);
 	if (delay > 0) {
 		stall_then(delay, [a](Connection& c) { c.auth_begin(a); });
-		return;
+		return Outcome::suspended();
 	}
+	// The exchange replies itself: 334 challenges, then 235 or the failure.
 	auth_begin(a);
+	return Outcome::replied();
 }
 
 void Connection::auth_begin(const std::string& args) {
-	smtp::AuthArgs a;
-	try {
-		a = smtp::parse_auth(args, parse_mode());
-	} catch (const SmtpError& e) {
-		auth_failed(e);
+	smtp::Result<smtp::AuthArgs> parsed = smtp::parse_auth(args, parse_mode());
+	if (!parsed) {
+		auth_failed(parsed.error());
 		return;
 	}
+	const smtp::AuthArgs& a = *parsed;
 	if (cfg->auth.backend == config::Config::AuthBackend::dovecot) {
 		dovecot_auth_begin(a);  // server/auth_dovecot.cpp
 		return;
 	}
 	auto mech = sasl::make_mechanism(a.mechanism, hostname());
 	if (!mech) {
-		auth_failed(SmtpError{504, std::string(se::proto_param_invalid4), "mechanism " + a.mechanism + " not supported"},
+		auth_failed(error_reply(504, se::proto_param_invalid4, "mechanism " + a.mechanism + " not supported"),
 		            a.mechanism);
 		return;
 	}
 	// doc/behaviour.md D5: with TLS required, no mechanism runs in
 	// the clear (RFC 4954 4: credentials must not cross an open channel).
 	if (tls_required_for_auth() && !tls) {
-		auth_failed(SmtpError{538, std::string(se::pol_tls_required11), "authentication requires tls"}, mech->name());
+		auth_failed(error_reply(538, se::pol_tls_required11, "authentication requires tls"), mech->name());
 		return;
 	}
 	mechanism = std::move(mech);
@@ -78,7 +78,7 @@ void Connection::auth_begin(const std::string& args) {
 	if (a.initial) {
 		auto decoded = base64_decode(*a.initial);  // "" stands for "=" (RFC 4954 4)
 		if (!decoded) {
-			auth_failed(SmtpError{501, std::string(se::proto_syntax2), "invalid base64: illegal base64 data"});
+			auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
 			return;
 		}
 		initial = std::move(*decoded);
@@ -88,23 +88,23 @@ void Connection::auth_begin(const std::string& args) {
 
 void Connection::auth_line(std::string_view line) {
 	std::string data;
-	if (!auth_raw_next && line == "*") {
+	if (!auth_state.raw_next && line == "*") {
 		// RFC 4954 4: the client cancelled the exchange.
 		record_auth_failure("aborted");
-		auth_failed(SmtpError{501, std::string(se::proto_other0), "authentication aborted"});
+		auth_failed(error_reply(501, se::proto_other0, "authentication aborted"));
 		return;
 	}
-	if (auth_raw_next) {
+	if (auth_state.raw_next) {
 		data.assign(line);
 	} else {
 		auto decoded = base64_decode(line);
 		if (!decoded) {
-			auth_failed(SmtpError{501, std::string(se::proto_syntax2), "invalid base64: illegal base64 data"});
+			auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
 			return;
 		}
 		data = std::move(*decoded);
 	}
-	state = SessionState::command;
+	enter_state(SessionState::command);
 	if (dovecot_auth) {
 		dovecot_auth_answer(std::move(data));
 		return;
@@ -122,8 +122,8 @@ void Connection::auth_step(sasl::Step step) {
 		if (step.next_line_raw) record_auth_failure(failure_result(step.code));
 		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
 		write_raw("334 " + base64_encode(step.challenge));
-		auth_raw_next = step.next_line_raw;
-		state = SessionState::auth_exchange;
+		auth_state.raw_next = step.next_line_raw;
+		enter_state(SessionState::auth_exchange);
 		arm_deadline();
 		flush();
 		return;
@@ -150,7 +150,7 @@ void Connection::auth_step(sasl::Step step) {
 			    }
 		    },
 		    suspend([secrets, lookup_failed](Connection& c) {
-			    c.state = SessionState::command;
+			    c.enter_state(SessionState::command);
 			    if (*lookup_failed) {
 				    c.auth_temporary_failure();
 				    return;
@@ -163,14 +163,14 @@ void Connection::auth_step(sasl::Step step) {
 		std::string account = auth_login.empty() ? login_account(step.username) : auth_login;
 		if (account.empty()) {
 			// Still in progress, so the failure is counted and logged once.
-			auth_failed(SmtpError{535, std::string(se::pol_bad_credentials8), "bad user/pass"});
+			auth_failed(error_reply(535, se::pol_bad_credentials8, "bad user/pass"));
 			return;
 		}
 		auth_succeeded(account);
 		return;
 	}
 	case sasl::Step::Kind::failure:
-		auth_failed(SmtpError{step.code, step.secode, step.text});
+		auth_failed(error_reply(step.code, step.secode, step.text));
 		return;
 	}
 }
@@ -179,11 +179,11 @@ void Connection::auth_succeeded(const std::string& account) {
 	core::stats().count_auth("submission", auth_mechanism_name(), "ok");  // tern_authentication_total
 	mechanism.reset();
 	end_dovecot_relay();
-	auth_in_progress = false;
+	auth_state.in_progress = false;
 	auth_login.clear();
 	username = account;
 	auth_failures = 0;
-	slow = false;
+	flags.slow = false;
 	srv.auth_failure_limiter().reset(remote_ip, std::time(nullptr));
 	log::event(log::Level::info, cid, "authenticated", {{"account", account}});
 	reply(235, se::pol_other0, "nice");
@@ -199,25 +199,25 @@ std::string Connection::auth_mechanism_name() const {
 // tern_authentication_total (with the seed's result names) and against the
 // client's address.
 void Connection::record_auth_failure(std::string_view result) {
-	if (!auth_in_progress || auth_failure_recorded) return;
-	auth_failure_recorded = true;
+	if (!auth_state.in_progress || auth_state.failure_recorded) return;
+	auth_state.failure_recorded = true;
 	core::stats().count_auth("submission", auth_mechanism_name(), result);
 	// §10: every failed login counts against the client's address.
 	srv.auth_failure_limiter().add(remote_ip, std::time(nullptr), 1);
 	// The 3rd failure on a connection turns on slow responses.
-	if (auth_failures >= 3) slow = true;
+	if (auth_failures >= 3) flags.slow = true;
 }
 
 void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name) {
-	if (auth_in_progress) log_auth_failure(mechanism_name, std::to_string(e.code));
+	if (auth_state.in_progress) log_auth_failure(mechanism_name, std::to_string(e.code));
 	record_auth_failure(failure_result(e.code));
-	auth_in_progress = false;
-	auth_failure_recorded = false;
+	auth_state.in_progress = false;
+	auth_state.failure_recorded = false;
 	mechanism.reset();
 	end_dovecot_relay();
 	auth_login.clear();
-	auth_raw_next = false;
-	if (state == SessionState::auth_exchange) state = SessionState::command;
+	auth_state.raw_next = false;
+	if (state == SessionState::auth_exchange) enter_state(SessionState::command);
 	reply_error(e);
 }
 
@@ -230,11 +230,11 @@ void Connection::auth_temporary_failure() {
 	mechanism.reset();
 	end_dovecot_relay();
 	auth_login.clear();
-	auth_raw_next = false;
-	auth_in_progress = false;
+	auth_state.raw_next = false;
+	auth_state.in_progress = false;
 	if (auth_failures > 0) --auth_failures;  // cmd_auth counted this attempt
 	log::event(log::Level::info, cid, "authentication temporarily unavailable", {{"code", "454"}});
-	reply_error(SmtpError{454, std::string(se::pol_other0), "temporary server error"});
+	reply_error(error_reply(454, se::pol_other0, "temporary server error"));
 }
 
 // One line per failed attempt, for fail2ban: the address, the mechanism and

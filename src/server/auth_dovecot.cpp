@@ -15,6 +15,7 @@
 namespace tern::server {
 
 using smtp::SmtpError;
+using smtp::error_reply;
 namespace se = smtp::se;
 namespace dovecot = sasl::dovecot;
 
@@ -46,14 +47,14 @@ double timeout_s(const config::Config& cfg) {
 void Connection::dovecot_auth_begin(const smtp::AuthArgs& a) {
 	std::string mech = ascii_upper(a.mechanism);
 	if (!dovecot::is_relayed(mech)) {
-		auth_failed(SmtpError{504, std::string(se::proto_param_invalid4), "mechanism " + a.mechanism + " not supported"},
+		auth_failed(error_reply(504, se::proto_param_invalid4, "mechanism " + a.mechanism + " not supported"),
 		            mech);
 		return;
 	}
 	// The same rule as tern's own backend (RFC 4954 4): no credentials in
 	// the clear where the listener requires TLS.
 	if (tls_required_for_auth() && !tls) {
-		auth_failed(SmtpError{538, std::string(se::pol_tls_required11), "authentication requires tls"}, mech);
+		auth_failed(error_reply(538, se::pol_tls_required11, "authentication requires tls"), mech);
 		return;
 	}
 	relay_mechanism = mech;
@@ -65,7 +66,7 @@ void Connection::dovecot_auth_begin(const smtp::AuthArgs& a) {
 	if (a.initial) {
 		auto decoded = base64_decode(*a.initial);  // "" stands for "=" (RFC 4954 4)
 		if (!decoded) {
-			auth_failed(SmtpError{501, std::string(se::proto_syntax2), "invalid base64: illegal base64 data"});
+			auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
 			return;
 		}
 		relay_username_sent = dovecot::login_name_in(mech, relay_messages++, *decoded);
@@ -103,7 +104,7 @@ void Connection::dovecot_auth_answer(std::string data) {
 void Connection::dovecot_auth_outcome(DovecotAuthClient::Outcome o) {
 	using Kind = DovecotAuthClient::Outcome::Kind;
 	if (!o.mechanisms.empty()) srv.note_dovecot_mechanisms(o.mechanisms);
-	state = SessionState::command;
+	enter_state(SessionState::command);
 	switch (o.kind) {
 	case Kind::challenge:
 	case Kind::success:
@@ -114,8 +115,8 @@ void Connection::dovecot_auth_outcome(DovecotAuthClient::Outcome o) {
 		if (o.kind == Kind::success) relay_succeeded_user = o.user.empty() ? relay_username_sent : o.user;
 		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
 		write_raw("334 " + base64_encode(o.data));
-		auth_raw_next = false;
-		state = SessionState::auth_exchange;
+		auth_state.raw_next = false;
+		enter_state(SessionState::auth_exchange);
 		arm_deadline();
 		flush();
 		return;
@@ -123,12 +124,11 @@ void Connection::dovecot_auth_outcome(DovecotAuthClient::Outcome o) {
 		if (!o.reason.empty())
 			log::event(log::Level::debug, cid, "dovecot refused the login", {{"reason", o.reason}});
 		// The texts of tern's own mechanisms for bad credentials.
-		auth_failed(SmtpError{535, std::string(se::pol_bad_credentials8),
-		                      relay_mechanism.starts_with("SCRAM-") ? "bad credentials" : "bad user/pass"});
+		auth_failed(error_reply(535, se::pol_bad_credentials8,
+		                        relay_mechanism.starts_with("SCRAM-") ? "bad credentials" : "bad user/pass"));
 		return;
 	case Kind::unsupported:
-		auth_failed(SmtpError{504, std::string(se::proto_param_invalid4),
-		                      "mechanism " + relay_mechanism + " not supported"});
+		auth_failed(error_reply(504, se::proto_param_invalid4, "mechanism " + relay_mechanism + " not supported"));
 		return;
 	case Kind::handshake:
 	case Kind::unavailable:

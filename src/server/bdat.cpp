@@ -14,41 +14,33 @@ namespace tern::server {
 using smtp::SmtpError;
 namespace se = smtp::se;
 
-// The refusals DATA would give at this point (RFC 5321 4.1.1.4, RFC 3207,
-// RFC 6409 4.3), as a value: they are sent only after the chunk is read.
-std::optional<SmtpError> Connection::bdat_sequence_error() const {
-	try {
-		need_hello();
-		check_auth();
-		need_tls_for_delivery();
-		if (!tx.has_mail) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing MAIL FROM"};
-		if (tx.recipients.empty()) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing RCPT TO"};
-	} catch (const SmtpError& e) {
-		return e;
-	}
-	return std::nullopt;
+// The refusals of DATA and BDAT at this point (RFC 5321 4.1.1.4, RFC 3207,
+// RFC 6409 4.3); BDAT sends them only after the chunk is read.
+smtp::Status Connection::data_commands_allowed() const {
+	if (smtp::Status s = mail_commands_allowed(); !s) return s;
+	if (!tx.has_mail) return smtp::error_reply(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM");
+	if (tx.recipients.empty()) return smtp::error_reply(503, se::proto_bad_cmd_or_seq1, "missing RCPT TO");
+	return {};
 }
 
 // RFC 3030 2
-void Connection::cmd_bdat(std::string_view args) {
-	smtp::BdatArgs b;
-	try {
-		b = smtp::parse_bdat(args);
-	} catch (SmtpError& e) {
-		// Without a valid size nobody knows where the chunk ends, so the
-		// stream cannot be brought back in step: reply, then close.
-		e.close = true;
-		throw;
-	}
-	std::optional<SmtpError> refusal = bdat_sequence_error();
+Outcome Connection::cmd_bdat(std::string_view args) {
+	smtp::Result<smtp::BdatArgs> parsed = smtp::parse_bdat(args);
+	// Without a valid size nobody knows where the chunk ends, so the stream
+	// cannot be brought back in step: reply, then close.
+	if (!parsed) return SmtpError(parsed.error()).then_close();
+	const smtp::BdatArgs& b = *parsed;
+	std::optional<SmtpError> refusal;
+	if (smtp::Status s = data_commands_allowed(); !s) refusal = s.error();
 	bool ends_transaction = false;
 	if (!refusal && !data) {
 		// The first chunk of the message.
-		try {
-			data = open_data_file(smtp::Framing::chunked);
+		smtp::Result<std::unique_ptr<DataInProgress>> opened = open_data_file(smtp::Framing::chunked);
+		if (opened) {
+			data = std::move(*opened);
 			data->chunked = true;
-		} catch (const SmtpError& e) {
-			refusal = e;
+		} else {
+			refusal = opened.error();
 			ends_transaction = true;
 		}
 	}
@@ -71,9 +63,11 @@ void Connection::cmd_bdat(std::string_view args) {
 	data->chunk.start(b.size, b.last);
 	data->chunk_refusal = std::move(refusal);
 	data->refusal_ends_transaction = ends_transaction;
-	state = SessionState::data;
+	enter_state(SessionState::data);
 	arm_deadline();
+	// The reply comes once the chunk is read (end_chunk).
 	if (data->chunk.complete()) end_chunk();  // BDAT 0: nothing to read
+	return Outcome::replied();
 }
 
 void Connection::feed_chunk() {
@@ -110,17 +104,17 @@ void Connection::end_chunk() {
 		bool ends_transaction = d.refusal_ends_transaction;
 		abort_data_file();
 		if (ends_transaction) rset();
-		state = SessionState::command;
+		enter_state(SessionState::command);
 		reply_error(e);
 	} else if (!d.chunk.last()) {
-		state = SessionState::command;
+		enter_state(SessionState::command);
 		reply(250, se::other0, std::to_string(d.chunk.size()) + " octets received");
 	} else {
 		finish_data();
 	}
 	if (state == SessionState::command) arm_deadline();
 	// A chunk in flight at shutdown was finished; now the session is idle.
-	if (shutting_down) shutdown_notice();
+	if (flags.shutdown_requested) shutdown_notice();
 }
 
 }  // namespace tern::server

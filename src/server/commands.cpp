@@ -1,6 +1,7 @@
 // SMTP command handlers (RFC 5321 4.1.1), in the seed's order of checks and
-// with its replies (doc/behaviour.md §4). Each handler either replies at
-// once or throws smtp::SmtpError, which dispatch turns into one reply.
+// with its replies (doc/behaviour.md §4). Each handler returns its Outcome
+// (server/outcome.h): replied, suspended on a job, or refused with one
+// error reply that the session sends.
 #include <ctime>
 
 #include "mailauth/mx.h"
@@ -8,6 +9,7 @@
 #include "mailauth/spf.h"
 #include "server/localserve.h"
 #include "server/milter.h"
+#include "server/outcome.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/suspend.h"
@@ -19,10 +21,9 @@ namespace tern::server {
 using smtp::SmtpError;
 namespace se = smtp::se;
 
+using smtp::error_reply;
+
 namespace {
-SmtpError user_error(int code, std::string_view secode, std::string text) {
-	return SmtpError{code, std::string(secode), std::move(text)};
-}
 constexpr int64_t default_max_message_size = 104857600;  // 100 MiB, the seed's default
 // RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted; also
 // advertised as LIMITS RCPTMAX (RFC 9422 4.1).
@@ -40,22 +41,22 @@ smtp::ParseMode Connection::parse_mode() const {
 	return m;
 }
 
-void Connection::need_hello() const {
-	if (!hello) throw user_error(503, se::proto_bad_cmd_or_seq1, "no ehlo/helo yet");
+smtp::Status Connection::need_hello() const {
+	if (!hello) return error_reply(503, se::proto_bad_cmd_or_seq1, "no ehlo/helo yet");
+	return {};
 }
 
-void Connection::check_auth() const {
+smtp::Status Connection::mail_commands_allowed() const {
+	if (smtp::Status s = need_hello(); !s) return s;
 	// RFC 6409 4.3: submission requires authentication.
-	if (submission() && username.empty()) throw user_error(530, se::pol_other0, "authentication required");
-}
-
-void Connection::need_tls_for_delivery() const {
+	if (submission() && username.empty()) return error_reply(530, se::pol_other0, "authentication required");
 	const auto& l = listener();
 	bool required = service == net::Service::smtp ? l.smtp.require_starttls
 	                : service == net::Service::submission ? l.submission.require_starttls
 	                                                      : false;
 	// RFC 3207 4: a server may require TLS before mail commands.
-	if (required && !tls) throw user_error(530, se::pol_other0, "STARTTLS required for mail delivery");
+	if (required && !tls) return error_reply(530, se::pol_other0, "STARTTLS required for mail delivery");
+	return {};
 }
 
 void Connection::rset() {
@@ -85,32 +86,34 @@ std::string Connection::address_text(const smtp::Address& a) const {
 }
 
 // RFC 5321 4.1.1.1
-void Connection::cmd_hello(std::string_view args, bool is_ehlo) {
-	smtp::HelloArg h = smtp::parse_hello(args, is_ehlo, parse_mode());
-	if (!is_ehlo && !submission() && !cfg->localserve) {
+Outcome Connection::cmd_hello(std::string_view args, bool is_ehlo) {
+	smtp::Result<smtp::HelloArg> h = smtp::parse_hello(args, is_ehlo, parse_mode());
+	if (!h) return h.error();
+	if (!is_ehlo && !submission() && localserve().checks_over_dns()) {
 		// RFC 5321 2.3.5: the HELO name must be a real host; on port 25 it has
 		// to resolve (A/AAAA). Temporary DNS errors let it pass.
-		std::string name = h.domain.ascii;
+		std::string name = h->domain.ascii;
 		mailauth::lookup_ip_addr(srv.resolver(), cid, name,
-		                         suspend([h = std::move(h)](Connection& c, const mailauth::IpLookup& l) mutable {
+		                         suspend([h = std::move(*h)](Connection& c, const mailauth::IpLookup& l) mutable -> Outcome {
 			                         if (l.status == mailauth::DnsStatus::nxdomain ||
 			                             l.status == mailauth::DnsStatus::nodata)
-				                         throw user_error(550, se::proto_other0,
-				                                          "your ehlo domain does not resolve to an IP address");
-			                         c.hello_accepted(std::move(h), false);
+				                         return error_reply(550, se::proto_other0,
+				                                            "your ehlo domain does not resolve to an IP address");
+			                         return c.hello_accepted(std::move(h), false);
 		                         }));
-		return;
+		return Outcome::suspended();
 	}
-	hello_accepted(std::move(h), is_ehlo);
+	return hello_accepted(std::move(*h), is_ehlo);
 }
 
-void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
+Outcome Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	// The Dovecot backend: before Dovecot ever listed its mechanisms (just
 	// after start), EHLO waits for that answer, bounded by its deadline.
 	if (is_ehlo && submission() && cfg->auth.backend == config::Config::AuthBackend::dovecot &&
 	    srv.dovecot_mechanisms_pending()) {
-		srv.after_dovecot_probe(suspend([h = std::move(h)](Connection& c) mutable { c.hello_accepted(std::move(h), true); }));
-		return;
+		srv.after_dovecot_probe(
+		    suspend([h = std::move(h)](Connection& c) mutable { return c.hello_accepted(std::move(h), true); }));
+		return Outcome::suspended();
 	}
 	// RFC 5321 4.1.4: HELO/EHLO reset the transaction, like RSET.
 	rset();
@@ -120,7 +123,7 @@ void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	if (!is_ehlo) {
 		// doc/behaviour.md D1: HELO gets one line (RFC 5321 4.1.1.1).
 		reply(250, "", hostname());
-		return;
+		return Outcome::replied();
 	}
 	write_raw("250-" + hostname());
 	write_raw("250-PIPELINING");                                                    // RFC 2920
@@ -137,6 +140,7 @@ void Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	write_raw("250-LIMITS RCPTMAX=" + std::to_string(max_recipients) +            // RFC 9422 4
 	          " MAILMAX=" + std::to_string(max_transactions));
 	reply(250, "", "SMTPUTF8");                                                     // RFC 6531
+	return Outcome::replied();
 }
 
 bool Connection::tls_required_for_auth() const {
@@ -144,90 +148,97 @@ bool Connection::tls_required_for_auth() const {
 }
 
 // RFC 3207
-void Connection::cmd_starttls(std::string_view args) {
-	need_hello();
-	smtp::parse_no_args(args, parse_mode());
+Outcome Connection::cmd_starttls(std::string_view args) {
+	if (smtp::Status s = need_hello(); !s) return s.error();
+	if (smtp::Status s = smtp::parse_no_args(args, parse_mode()); !s) return s.error();
 	// doc/behaviour.md D7: without a certificate STARTTLS is not
 	// offered, and not accepted either.
-	if (!srv.tls_context()) throw user_error(502, se::proto_bad_cmd_or_seq1, "starttls not available");
-	if (tls) throw user_error(503, se::proto_bad_cmd_or_seq1, "already speaking tls");
-	if (!username.empty()) throw user_error(503, se::proto_bad_cmd_or_seq1, "cannot starttls after authentication");
+	if (!srv.tls_context()) return error_reply(502, se::proto_bad_cmd_or_seq1, "starttls not available");
+	if (tls) return error_reply(503, se::proto_bad_cmd_or_seq1, "already speaking tls");
+	if (!username.empty()) return error_reply(503, se::proto_bad_cmd_or_seq1, "cannot starttls after authentication");
 	reply(220, se::other0, "go!");
 	// The handshake starts once the 220 is on the wire (flush does it).
 	tls_pending_start = true;
 	flush();
+	return Outcome::replied();
 }
 
+// The checks of MAIL before its address is looked at; a refusal leaves no
+// transaction (RFC 5321 4.1.1.2).
+smtp::Result<smtp::MailArgs> Connection::mail_args(std::string_view args) const {
+	smtp::Result<smtp::MailArgs> m = smtp::parse_mail(args, parse_mode());
+	if (!m) return m;
+	if (m->size && *m->size > listener().max_message_size) {
+		// RFC 1870 6.1, RFC 3463 5.3.4 / 5.2.3
+		return error_reply(552, *m->size < default_max_message_size ? se::mailbox_msg_too_large3 : se::sys_msg_limit_exceeded4,
+		                   "message too large");
+	}
+	// RFC 8689 4.1: REQUIRETLS is only valid on a TLS session.
+	if (m->requiretls && !tls)
+		return error_reply(530, se::pol_encryption_needed10, "REQUIRETLS only on a TLS-protected connection");
+	return m;
+}
 
 // RFC 5321 4.1.1.2
-void Connection::cmd_mail(std::string_view args) {
+Outcome Connection::cmd_mail(std::string_view args) {
 	// RFC 5321 7.9: a client guessing addresses gets cut off.
-	if (tx_bad > 10 && tx_good == 0)
-		throw SmtpError{550, std::string(se::addr_other0), "too many failures", false, true};
-	need_hello();
-	check_auth();
-	need_tls_for_delivery();
-	if (tx.has_mail) throw user_error(503, se::proto_bad_cmd_or_seq1, "already have MAIL");
+	if (tx_bad > 10 && tx_good == 0) return error_reply(550, se::addr_other0, "too many failures").without_id().then_close();
+	if (smtp::Status s = mail_commands_allowed(); !s) return s.error();
+	if (tx.has_mail) return error_reply(503, se::proto_bad_cmd_or_seq1, "already have MAIL");
 	// RFC 9422 4.2: past MAILMAX the client has to start a new connection.
 	if (transactions >= max_transactions)
-		throw SmtpError{421, std::string(se::proto_too_many_rcpts3), "too many transactions on this connection",
-		                true, true};
-	smtp::MailArgs m;
-	try {
-		m = smtp::parse_mail(args, parse_mode());
-		if (m.size && *m.size > listener().max_message_size) {
-			// RFC 1870 6.1, RFC 3463 5.3.4 / 5.2.3
-			throw user_error(552, *m.size < default_max_message_size ? se::mailbox_msg_too_large3 : se::sys_msg_limit_exceeded4,
-			                 "message too large");
-		}
-		// RFC 8689 4.1: REQUIRETLS is only valid on a TLS session.
-		if (m.requiretls && !tls)
-			throw user_error(530, se::pol_encryption_needed10, "REQUIRETLS only on a TLS-protected connection");
-	} catch (...) {
+		return error_reply(421, se::proto_too_many_rcpts3, "too many transactions on this connection").then_close();
+	smtp::Result<smtp::MailArgs> m = mail_args(args);
+	if (!m) {
 		rset();  // RFC 5321 4.1.1.2: a failed MAIL leaves no transaction
-		throw;
+		return m.error();
 	}
-	if (!submission() && m.from && !m.from->ip && !cfg->localserve) {
+	if (!submission() && m->from && !m->from->ip && localserve().checks_over_dns()) {
 		// RFC 7505 4.2: refuse senders whose domain cannot take replies
 		// (null MX, or no MX and no address).
-		std::string domain = m.from->domain.ascii;  // copied before m moves into the continuation
+		std::string domain = m->from->domain.ascii;  // copied before m moves into the continuation
 		mailauth::check_mx_records(srv.resolver(), cid, domain,
-		                           suspend([m = std::move(m)](Connection& c, mailauth::MxVerdict v) mutable {
+		                           suspend([m = std::move(*m)](Connection& c, mailauth::MxVerdict v) mutable -> Outcome {
 			                           if (v == mailauth::MxVerdict::temporary_error)
-				                           throw user_error(451, se::net_other0, "cannot verify mx records for mailfrom domain");
+				                           return error_reply(451, se::net_other0, "cannot verify mx records for mailfrom domain");
 			                           if (v == mailauth::MxVerdict::no_mail)
-				                           throw user_error(550, se::pol_null_mx27, "mailfrom domain not configured for mail");
-			                           c.mail_accepted(std::move(m));
+				                           return error_reply(550, se::pol_null_mx27, "mailfrom domain not configured for mail");
+			                           return c.mail_accepted(std::move(m));
 		                           }));
-		return;
+		return Outcome::suspended();
 	}
-	mail_accepted(std::move(m));
+	return mail_accepted(std::move(*m));
 }
 
-void Connection::mail_accepted(smtp::MailArgs m) {
+// RFC 6409 4.1 / 8.1: a submitter sends only as itself (the null sender is
+// allowed); localserve lets its one account use any address.
+smtp::Status Connection::sender_allowed(const smtp::MailArgs& m) {
 	if (m.from && m.from->ip) {
-		if (submission()) throw user_error(550, se::pol_delivery_not_auth1, "must match authenticated user");
-		throw user_error(550, se::pol_other0, "domain name required");
+		if (submission()) return error_reply(550, se::pol_delivery_not_auth1, "must match authenticated user");
+		return error_reply(550, se::pol_other0, "domain name required");
 	}
-	// RFC 6409 4.1 / 8.1: a submitter sends only as itself (the null sender
-	// is allowed); localserve lets its one account use any address.
-	if (submission() && !cfg->localserve && !cfg->accounts.count(username)) {
-		// A login without a tern account (a Dovecot user tern does not
-		// host) sends as nobody, not even with the null sender.
-		rset();
-		throw user_error(550, se::pol_delivery_not_auth1, "must match authenticated user");
-	}
-	if (submission() && m.from && !cfg->localserve) {
+	if (!submission() || localserve().any_sender()) return {};
+	// A login without a tern account (a Dovecot user tern does not host)
+	// sends as nobody, not even with the null sender.
+	bool allowed = cfg->accounts.count(username) != 0;
+	if (allowed && m.from) {
 		const config::Account* acc = cfg->account_for_address(m.from->localpart, m.from->domain.ascii);
-		if (!acc || acc->name != username) {
-			rset();
-			throw user_error(550, se::pol_delivery_not_auth1, "must match authenticated user");
-		}
+		allowed = acc && acc->name == username;
 	}
-	if (cfg->localserve && m.from && m.from->localpart.starts_with("mailfrom") &&
-	    localserve_command_failure(m.from->localpart))
-		return;  // stalled: the reply comes from the timer
-	if (milter_check(MilterStage::mail, "<" + (m.from ? address_text(*m.from) : "") + ">", [m](Connection& c) { c.mail_accepted(m); })) return;
+	if (!allowed) {
+		rset();
+		return error_reply(550, se::pol_delivery_not_auth1, "must match authenticated user");
+	}
+	return {};
+}
+
+Outcome Connection::mail_accepted(smtp::MailArgs m) {
+	if (smtp::Status s = sender_allowed(m); !s) return s.error();
+	if (m.from)
+		if (auto failure = localserve_command_failure("mailfrom", m.from->localpart)) return std::move(*failure);
+	if (milter_check(MilterStage::mail, "<" + (m.from ? address_text(*m.from) : "") + ">",
+	                 [m](Connection& c) { c.apply(c.mail_accepted(m)); }))
+		return Outcome::suspended();
 	tx.has_mail = true;
 	tx.mail_from = std::move(m.from);
 	tx.smtputf8 = m.smtputf8;
@@ -238,7 +249,7 @@ void Connection::mail_accepted(smtp::MailArgs m) {
 	++transactions;
 	// SPF depends only on the client, HELO and MAIL FROM (RFC 7208 4.1), all
 	// known now: evaluated while RCPT and DATA arrive.
-	if (!submission() && !cfg->localserve) {
+	if (!submission() && localserve().checks_over_dns()) {
 		tx.early_spf = std::make_shared<EarlySpf>();
 		tx.early_spf->args = spf_args();
 		mailauth::spf_verify(srv.resolver(), cid, tx.early_spf->args,
@@ -247,41 +258,73 @@ void Connection::mail_accepted(smtp::MailArgs m) {
 		                     });
 	}
 	reply(250, se::addr_other0, "looking good");
+	return Outcome::replied();
 }
 
 // RFC 5321 4.1.1.3
-void Connection::cmd_rcpt(std::string_view args) {
-	need_hello();
-	check_auth();
-	need_tls_for_delivery();
-	if (!tx.has_mail) throw user_error(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM");
-	smtp::RcptArgs r = smtp::parse_rcpt(args, parse_mode());
+Outcome Connection::cmd_rcpt(std::string_view args) {
+	if (smtp::Status s = mail_commands_allowed(); !s) return s.error();
+	if (!tx.has_mail) return error_reply(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM");
+	smtp::Result<smtp::RcptArgs> r = smtp::parse_rcpt(args, parse_mode());
+	if (!r) return r.error();
 	// RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted.
 	if (tx.recipients.size() >= max_recipients)
-		throw user_error(452, se::proto_too_many_rcpts3, "max of " + std::to_string(max_recipients) + " recipients reached");
+		return error_reply(452, se::proto_too_many_rcpts3, "max of " + std::to_string(max_recipients) + " recipients reached");
 	// A null reverse path is for notifications, which go to one recipient.
 	if (!submission() && !tx.recipients.empty() && !tx.mail_from)
-		throw user_error(452, se::proto_too_many_rcpts3, "only one recipient allowed with null reverse address");
+		return error_reply(452, se::proto_too_many_rcpts3, "only one recipient allowed with null reverse address");
 
 	// Several recipients only for senders that pass SPF: a DSN for a failed
 	// recipient must not become backscatter to a forged sender (RFC 5321
 	// 3.6.3; doc/behaviour.md §4 RCPT step 5). Asked once, at the second.
-	if (!submission() && tx.recipients.size() == 1 && !cfg->localserve) {
+	if (!submission() && tx.recipients.size() == 1 && localserve().checks_over_dns()) {
 		mailauth::spf_verify(srv.resolver(), cid, spf_args(),
-		                     suspend([r = std::move(r)](Connection& c, const mailauth::SpfReceived& received,
-		                                                const std::string&, bool) mutable {
+		                     suspend([r = std::move(*r)](Connection& c, const mailauth::SpfReceived& received,
+		                                                 const std::string&, bool) mutable -> Outcome {
 			                     if (received.identity != mailauth::SpfReceived::Identity::mailfrom ||
 			                         received.result != mailauth::SpfStatus::pass)
-				                     throw user_error(452, se::proto_too_many_rcpts3,
-				                                      "only one recipient allowed without spf pass");
-			                     c.rcpt_accepted(std::move(r));
+				                     return error_reply(452, se::proto_too_many_rcpts3,
+				                                        "only one recipient allowed without spf pass");
+			                     return c.rcpt_accepted(std::move(r));
 		                     }));
-		return;
+		return Outcome::suspended();
 	}
-	rcpt_accepted(std::move(r));
+	return rcpt_accepted(std::move(*r));
 }
 
-void Connection::rcpt_accepted(smtp::RcptArgs r) {
+// Where a recipient goes: the localserve account, a local account, or
+// (submission) out; port 25 refuses foreign domains and addresses.
+smtp::Status Connection::route_recipient(Recipient& rcpt) const {
+	if (const config::Account* acc = localserve().sole_account()) {
+		rcpt.local = true;
+		rcpt.account = acc->name;
+		rcpt.mailbox = "INBOX";
+		return {};
+	}
+	if (rcpt.address.ip) {
+		if (!submission()) return error_reply(550, se::addr_bad_dest_mailbox1, "not accepting email for ip");
+		return {};
+	}
+	auto res = cfg->resolve_recipient(rcpt.address.localpart, rcpt.postmaster ? "" : rcpt.address.domain.ascii);
+	switch (res.kind) {
+	case config::Config::RcptKind::local:
+		rcpt.local = true;
+		rcpt.account = res.account->name;
+		rcpt.mailbox = res.mailbox;
+		break;
+	case config::Config::RcptKind::foreign_domain:
+		if (!submission()) return error_reply(550, se::addr_bad_dest_mailbox1, "not accepting email for domain");
+		break;
+	case config::Config::RcptKind::unknown_user:
+		// RFC 5321 3.5.3 lets a server keep quiet about which users exist:
+		// on port 25 the failure shows only after DATA.
+		if (submission()) return error_reply(550, se::addr_bad_dest_mailbox1, "no such user");
+		break;
+	}
+	return {};
+}
+
+Outcome Connection::rcpt_accepted(smtp::RcptArgs r) {
 	Recipient rcpt;
 	rcpt.postmaster = r.postmaster;
 	rcpt.notify = r.notify;
@@ -294,76 +337,58 @@ void Connection::rcpt_accepted(smtp::RcptArgs r) {
 		rcpt.address = r.to;
 		rcpt.display = address_text(rcpt.address);
 	}
-
-	if (cfg->localserve) {
-		if (rcpt.address.localpart.starts_with("rcptto") && localserve_command_failure(rcpt.address.localpart))
-			return;  // stalled: the reply comes from the timer
-		// Localserve delivers every recipient to its one account.
-		const auto& acc = cfg->accounts.begin()->second;
-		rcpt.local = true;
-		rcpt.account = acc.name;
-		rcpt.mailbox = "INBOX";
-	} else if (rcpt.address.ip) {
-		if (!submission()) throw user_error(550, se::addr_bad_dest_mailbox1, "not accepting email for ip");
-	} else {
-		auto res = cfg->resolve_recipient(rcpt.address.localpart, r.postmaster ? "" : rcpt.address.domain.ascii);
-		switch (res.kind) {
-		case config::Config::RcptKind::local:
-			rcpt.local = true;
-			rcpt.account = res.account->name;
-			rcpt.mailbox = res.mailbox;
-			break;
-		case config::Config::RcptKind::foreign_domain:
-			if (!submission()) throw user_error(550, se::addr_bad_dest_mailbox1, "not accepting email for domain");
-			break;
-		case config::Config::RcptKind::unknown_user:
-			// RFC 5321 3.5.3 lets a server keep quiet about which users exist:
-			// on port 25 the failure shows only after DATA.
-			if (submission()) throw user_error(550, se::addr_bad_dest_mailbox1, "no such user");
-			break;
-		}
-	}
-	if (milter_check(MilterStage::rcpt, "<" + rcpt.display + ">", [r](Connection& c) { c.rcpt_accepted(r); })) return;
+	if (auto failure = localserve_command_failure("rcptto", rcpt.address.localpart)) return std::move(*failure);
+	if (smtp::Status s = route_recipient(rcpt); !s) return s.error();
+	if (milter_check(MilterStage::rcpt, "<" + rcpt.display + ">", [r](Connection& c) { c.apply(c.rcpt_accepted(r)); }))
+		return Outcome::suspended();
 	tx.recipients.push_back(std::move(rcpt));
 	reply(250, se::addr_other0, "now on the list");
+	return Outcome::replied();
 }
 
-bool Connection::localserve_command_failure(const std::string& localpart) {
-	LocalserveFailure f = localserve_failure(localpart);
+// Localserve's special localparts at MAIL and RCPT (doc/behaviour.md
+// "localserve"): a refusal with the code asked for, or a stall of an hour.
+std::optional<Outcome> Connection::localserve_command_failure(std::string_view prefix, std::string_view localpart) {
+	LocalserveFailure f = localserve().command_failure(prefix, localpart);
 	if (f.timeout) {
 		log::event(log::Level::info, cid, "timing out due to special localpart");
-		stall_then_reply(3600, SmtpError{451, std::string(se::sys_other0), "timing out command due to special localpart"});
-		return true;
+		stall_then_reply(3600, error_reply(451, se::sys_other0, "timing out command due to special localpart"));
+		return Outcome::suspended();
 	}
 	if (f.code != 0)
-		throw SmtpError{f.code, std::string(se::other0),
-		                "failure with code " + std::to_string(f.code) + " due to special localpart"};
-	return false;
+		return Outcome(error_reply(f.code, se::other0, "failure with code " + std::to_string(f.code) + " due to special localpart"));
+	return std::nullopt;
 }
 
-void Connection::cmd_rset(std::string_view args) {
-	smtp::parse_no_args(args, parse_mode());
+Outcome Connection::cmd_rset(std::string_view args) {
+	if (smtp::Status s = smtp::parse_no_args(args, parse_mode()); !s) return s.error();
 	rset();
 	reply(250, se::other0, "all clear");
+	return Outcome::replied();
 }
 
-void Connection::cmd_vrfy(std::string_view args, bool expn) {
-	smtp::parse_vrfy(args, parse_mode());
+Outcome Connection::cmd_vrfy(std::string_view args, bool expn) {
+	if (smtp::Result<std::string> s = smtp::parse_vrfy(args, parse_mode()); !s) return s.error();
 	// RFC 5321 3.5.3: 252 when we will not say whether the address exists.
-	throw user_error(252, se::pol_other0, expn ? "no expand but will try delivery" : "no verify but will try delivery");
+	return error_reply(252, se::pol_other0, expn ? "no expand but will try delivery" : "no verify but will try delivery");
 }
 
-void Connection::cmd_help(std::string_view) { reply(214, se::other0, "see rfc 5321 (smtp)"); }
+Outcome Connection::cmd_help(std::string_view) {
+	reply(214, se::other0, "see rfc 5321 (smtp)");
+	return Outcome::replied();
+}
 
-void Connection::cmd_noop(std::string_view args) {
-	smtp::parse_noop(args, parse_mode());
+Outcome Connection::cmd_noop(std::string_view args) {
+	if (smtp::Status s = smtp::parse_noop(args, parse_mode()); !s) return s.error();
 	reply(250, se::other0, "alrighty");
+	return Outcome::replied();
 }
 
-void Connection::cmd_quit(std::string_view args) {
-	smtp::parse_no_args(args, parse_mode());
+Outcome Connection::cmd_quit(std::string_view args) {
+	if (smtp::Status s = smtp::parse_no_args(args, parse_mode()); !s) return s.error();
 	reply(221, se::other0, "okay thanks bye");
 	close_after_flush();
+	return Outcome::replied();
 }
 
 }  // namespace tern::server

@@ -27,6 +27,7 @@
 namespace tern::server {
 
 using smtp::SmtpError;
+using smtp::error_reply;
 namespace se = smtp::se;
 
 // Message data that could not be stored: a full disk (ENOSPC, EDQUOT) is
@@ -80,30 +81,29 @@ void Connection::abort_data_file() {
 }
 
 // RFC 5321 4.1.1.4
-void Connection::cmd_data(std::string_view args) {
-	need_hello();
-	check_auth();
-	need_tls_for_delivery();
-	if (!tx.has_mail) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing MAIL FROM"};
-	if (tx.recipients.empty()) throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "missing RCPT TO"};
+Outcome Connection::cmd_data(std::string_view args) {
+	if (smtp::Status s = data_commands_allowed(); !s) return s.error();
 	// RFC 3030 3: DATA and BDAT do not mix in one transaction; the client
 	// has to RSET.
-	if (data && data->chunked)
-		throw SmtpError{503, std::string(se::proto_bad_cmd_or_seq1), "DATA not allowed after BDAT, send RSET"};
-	smtp::parse_no_args(args, parse_mode());
+	if (data && data->chunked) return error_reply(503, se::proto_bad_cmd_or_seq1, "DATA not allowed after BDAT, send RSET");
+	if (smtp::Status s = smtp::parse_no_args(args, parse_mode()); !s) return s.error();
 	// Below the disk reserve no new message data is taken: the space left
 	// is for the database and queue records of messages already accepted.
-	if (srv.disk_space().low()) throw storage_failure(true, "insufficient storage");
+	if (srv.disk_space().low()) return storage_failure(true, "insufficient storage");
 
-	data = open_data_file(smtp::Framing::dot_stuffed);
+	smtp::Result<std::unique_ptr<DataInProgress>> opened = open_data_file(smtp::Framing::dot_stuffed);
+	if (!opened) return opened.error();
+	data = std::move(*opened);
 	write_raw("354 see you at the bare dot");
-	state = SessionState::data;
+	enter_state(SessionState::data);
 	flush();
 	if (!dead) arm_deadline();
+	// The final reply comes after the end dot (finish_data).
+	return Outcome::replied();
 }
 
 // The temp file a message is decoded into, for DATA and for BDAT chunks.
-std::unique_ptr<DataInProgress> Connection::open_data_file(smtp::Framing framing) {
+smtp::Result<std::unique_ptr<DataInProgress>> Connection::open_data_file(smtp::Framing framing) {
 	auto d = std::make_unique<DataInProgress>(listener().bare_newlines, framing);
 	// A reused spool file where one is free (core/spool_pool.h).
 	d->fd = srv.spool().acquire(d->path);
@@ -112,7 +112,7 @@ std::unique_ptr<DataInProgress> Connection::open_data_file(smtp::Framing framing
 		d->path.clear();
 		log::event(log::Level::error, cid, "creating temporary file for message", {{"error", std::strerror(e)}});
 		if (is_storage_full(e)) srv.disk_space().report_full();
-		throw storage_failure(is_storage_full(e), "creating temporary file for message: " + std::string(std::strerror(e)));
+		return storage_failure(is_storage_full(e), "creating temporary file for message: " + std::string(std::strerror(e)));
 	}
 	d->started = ev_now(srv.loop());
 	return d;
@@ -165,31 +165,39 @@ void Connection::finish_data() {
 	bool write_failed = data->write_failed();
 	data->fd.reset();
 	std::string().swap(data->decoded);
-	try {
-		if (write_failed) throw storage_failure(is_storage_full(data->write_errno), "error copying data to file");
-		if (data->decoder.saw_bare_newline() && listener().bare_newlines == smtp::BareNewlines::reject) {
-			// doc/behaviour.md D8.
-			throw SmtpError{500, std::string(se::proto_syntax2),
-			                "invalid bare carriage return or newline, may be smtp smuggling"};
-		}
-		if (submission() && !data->decoder.has_header_separator()) {
-			// RFC 6409 8
-			throw SmtpError{554, std::string(se::msg_content_other0), "message requires both header and body section"};
-		}
-		// Assume failure; a delivery compensates (the seed's counting).
-		++tx_bad;
-		if (milter_check_message([](Connection& c) { c.submission() ? c.submit_message() : c.deliver_local(); })) return;
-		if (submission())
-			submit_message();
-		else
-			deliver_local();
-		if (state == SessionState::data) state = SessionState::command;
-	} catch (const SmtpError& e) {
-		reply_error(e);
-		abort_data_file();
-		rset();
-		if (state == SessionState::data) state = SessionState::command;
+	if (smtp::Status s = message_acceptable(write_failed); !s) {
+		refuse_message(s.error());
+		return;
 	}
+	// Assume failure; a delivery compensates (the seed's counting).
+	++tx_bad;
+	if (milter_check_message([](Connection& c) { c.submission() ? c.submit_message() : c.deliver_local(); })) return;
+	if (submission())
+		submit_message();
+	else
+		deliver_local();
+	if (state == SessionState::data) enter_state(SessionState::command);
+}
+
+// The checks of a message at its end dot, before anything is delivered.
+smtp::Status Connection::message_acceptable(bool write_failed) const {
+	if (write_failed) return storage_failure(is_storage_full(data->write_errno), "error copying data to file");
+	if (data->decoder.saw_bare_newline() && listener().bare_newlines == smtp::BareNewlines::reject) {
+		// doc/behaviour.md D8.
+		return error_reply(500, se::proto_syntax2, "invalid bare carriage return or newline, may be smtp smuggling");
+	}
+	if (submission() && !data->decoder.has_header_separator()) {
+		// RFC 6409 8
+		return error_reply(554, se::msg_content_other0, "message requires both header and body section");
+	}
+	return {};
+}
+
+void Connection::refuse_message(const SmtpError& e) {
+	reply_error(e);
+	abort_data_file();
+	rset();
+	if (state == SessionState::data) enter_state(SessionState::command);
 }
 
 void Connection::deliver_local() {
@@ -209,7 +217,7 @@ void Connection::deliver_local() {
 			stall_then_reply(delay, e);
 			return;
 		}
-		state = SessionState::command;
+		enter_state(SessionState::command);
 		reply_error(e);
 		return;
 	}
@@ -342,8 +350,8 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	if (r.error) {
 		core::stats().count_submission(core::submission_result_label(r.refusal));  // tern_smtpserver_submission_total
 		unlink(path.c_str());
-		rset();
-		throw *r.error;
+		refuse_message(*r.error);
+		return;
 	}
 	message::ReceivedInfo ri = received_info(now);
 	if (cfg->localserve) {
@@ -359,9 +367,9 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 			}
 			if (f.code != 0) {
 				unlink(path.c_str());
-				rset();
-				throw SmtpError{f.code, std::string(se::other0),
-				                "failure with code " + std::to_string(f.code) + " due to special localpart"};
+				refuse_message(error_reply(f.code, se::other0,
+				                           "failure with code " + std::to_string(f.code) + " due to special localpart"));
+				return;
 			}
 		}
 		auto copies = std::make_shared<std::vector<LocalCopy>>();
@@ -378,8 +386,8 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	OutboundQueue* queue = srv.outbound();
 	if (!queue) {
 		unlink(path.c_str());
-		rset();
-		throw SmtpError{451, std::string(se::sys_other0), "error delivering message: no queue"};
+		refuse_message(error_reply(451, se::sys_other0, "error delivering message: no queue"));
+		return;
 	}
 	OutboundMessage msg;
 	msg.sender_account = username;
@@ -410,7 +418,8 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 		if (!error.empty()) {
 			log::error("queueing submitted message", {{"error", error}});
 			if (is_storage_full_error(error)) c.srv.disk_space().report_full();
-			throw storage_failure(is_storage_full_error(error), "error delivering message: " + error);
+			c.refuse_message(storage_failure(is_storage_full_error(error), "error delivering message: " + error));
+			return;
 		}
 		++c.tx_good;
 		--c.tx_bad;
@@ -487,8 +496,8 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 	else if (!an)
 		core::stats().count_delivery("delivered", "no-bad-signals", total - errors.size());
 	if (errors.size() == total) {
-		rset();
-		throw all_failed_reply(errors);
+		refuse_message(all_failed_reply(errors));
+		return;
 	}
 	if (!errors.empty()) {
 		log::event(log::Level::info, cid, "partial delivery failure", {{"failed", std::to_string(errors.size())}});

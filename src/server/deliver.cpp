@@ -52,9 +52,8 @@ void Connection::analyze_inbound() {
 void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
 	// RFC 5321 6.3: a message that went round more than 100 hops loops.
 	if (an->received_headers > 100) {
-		abort_data_file();
-		rset();
-		throw SmtpError{550, std::string(se::net_routing_loop6), "loop detected, more than 100 Received headers"};
+		refuse_message(smtp::error_reply(550, se::net_routing_loop6, "loop detected, more than 100 Received headers"));
+		return;
 	}
 	an->key_answers.resize(an->pending.size());
 	std::vector<size_t> key_lookups;
@@ -63,15 +62,9 @@ void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
 	// Every lookup decrements the count; the last one moves on. Each
 	// callback reaches the connection only through its handle.
 	an->outstanding = 2 + static_cast<int>(key_lookups.size());
-	state = SessionState::waiting;
-	async_pending = true;
-	arm_deadline();
-	auto join = [server = &srv, h = self, an] {
-		if (--an->outstanding != 0) return;
-		server->with_conn(h, [&](Connection& c) {
-			c.async_pending = false;
-			c.resume([&] { c.analysis_verify(an); });
-		});
+	std::function<void()> all_answered = suspend([an](Connection& c) { c.analysis_verify(an); });
+	auto join = [an, all_answered] {
+		if (--an->outstanding == 0) all_answered();
 	};
 	// iprev and SPF were started early (server/early_lookup.h); they are
 	// joined here, or started now when they were not.
@@ -309,7 +302,7 @@ void Connection::analysis_verdicts(std::shared_ptr<InboundAnalysis> an) {
 		if (inbound::first_time_delay_applies(v)) delay = true;
 	}
 	// A refused sender (analysis or rate limit) is kept busy from now on.
-	if (refused) slow = true;
+	if (refused) flags.slow = true;
 	// The seed holds a sender nothing is known about for a while before
 	// storing (a timer here, never a sleep); known senders never wait.
 	double seconds = static_cast<double>(listener().smtp.first_time_sender_delay_ms) / 1000.0;

@@ -688,12 +688,13 @@ bool Connection::milter_check(MilterStage stage, std::string argument, std::func
 	} else {
 		r.macros.emplace_back("{rcpt_addr}", r.argument.substr(1, r.argument.size() - 2));
 	}
-	milters->run(std::move(r), suspend([stage, again = std::move(again)](Connection& c, MilterVerdict v) {
+	milters->run(std::move(r), suspend([stage, again = std::move(again)](Connection& c, MilterVerdict v) -> Outcome {
 		             if (v.kind == MilterVerdict::Kind::reject || v.kind == MilterVerdict::Kind::tempfail)
-			             throw milter_refusal(v);
+			             return milter_refusal(v);
 		             // A discard drops the message at its end; the command goes on.
 		             if (c.milters) c.milters->set_pass(stage);
 		             again(c);
+		             return Outcome::replied();
 	             }));
 	return true;
 }
@@ -706,14 +707,7 @@ bool Connection::milter_check_message(std::function<void(Connection&)> then) {
 	r.macros = common_macros(*this);
 	r.macros.emplace_back("i", received_id());
 	milters->run(std::move(r), suspend([then = std::move(then)](Connection& c, MilterVerdict v) {
-		             try {
-			             c.milter_message_verdict(std::move(v), then);
-		             } catch (const smtp::SmtpError&) {
-			             // The message is refused: nothing of it stays.
-			             c.abort_data_file();
-			             c.rset();
-			             throw;
-		             }
+		             c.milter_message_verdict(std::move(v), then);
 	             }));
 	return true;
 }
@@ -722,7 +716,10 @@ void Connection::milter_message_verdict(MilterVerdict v, const std::function<voi
 	using K = milter::Modification::Kind;
 	switch (v.kind) {
 	case MilterVerdict::Kind::reject:
-	case MilterVerdict::Kind::tempfail: throw milter_refusal(v);
+	case MilterVerdict::Kind::tempfail:
+		// The message is refused: nothing of it stays.
+		refuse_message(milter_refusal(v));
+		return;
 	case MilterVerdict::Kind::discard:
 		// The client is told the message was taken (that is what discard
 		// means); it is dropped and logged.
@@ -760,22 +757,17 @@ void Connection::milter_message_verdict(MilterVerdict v, const std::function<voi
 	auto resumed = std::make_shared<bool>(false);
 	auto cont = suspend([path, rewritten, error, size, resumed, then](Connection& c) {
 		*resumed = true;
-		try {
-			if (error->empty() && std::rename(rewritten.c_str(), path.c_str()) != 0)
-				*error = std::string("rename: ") + std::strerror(errno);
-			// The queue records the size of the file it takes.
-			if (error->empty() && c.data) c.data->rewritten_size = *size;
-			if (!error->empty()) {
-				unlink(rewritten.c_str());
-				log::event(log::Level::error, c.cid, "applying milter changes", {{"error", *error}});
-				throw smtp::SmtpError{451, "3.0", "error applying milter changes"};
-			}
-			then(c);
-		} catch (const smtp::SmtpError&) {
-			c.abort_data_file();
-			c.rset();
-			throw;
+		if (error->empty() && std::rename(rewritten.c_str(), path.c_str()) != 0)
+			*error = std::string("rename: ") + std::strerror(errno);
+		// The queue records the size of the file it takes.
+		if (error->empty() && c.data) c.data->rewritten_size = *size;
+		if (!error->empty()) {
+			unlink(rewritten.c_str());
+			log::event(log::Level::error, c.cid, "applying milter changes", {{"error", *error}});
+			c.refuse_message(smtp::error_reply(451, "3.0", "error applying milter changes"));
+			return;
 		}
+		then(c);
 	});
 	srv.workers().submit(
 	    [path, rewritten, mods, error, size] {

@@ -28,7 +28,8 @@ Server::Server(struct ev_loop* loop, std::shared_ptr<const config::Config> cfg, 
 	      std::vector<core::ConnHandle> all;
 	      conns_.for_each([&](core::ConnHandle h, Connection&) { all.push_back(h); });
 	      for (auto h : all) with_conn(h, [](Connection& c) { c.close_now("shutdown timeout"); });
-      }) {
+      }),
+      posted_timer_(loop, [this] { run_posted(); }) {
 	// Connection ids start at a random point so ids (and received-ids) of
 	// different runs do not repeat.
 	std::random_device rd;
@@ -94,7 +95,7 @@ void Server::reload(std::shared_ptr<const config::Config> cfg) {
 		conn_rate_ = Limiter({limiter_window(60, cfg_->limits.connection_rate_per_min)});
 		conn_count_ = Limiter({limiter_window(0, cfg_->limits.connections)});
 		// Live connections hold no slot in the new limiter.
-		conns_.for_each([](core::ConnHandle, Connection& c) { c.counted_connection = false; });
+		conns_.for_each([](core::ConnHandle, Connection& c) { c.flags.counted_connection = false; });
 	}
 	// Failed logins keep their counts: a lowered limit applies at once to
 	// the failures already seen, as a raised one lets them back in.
@@ -157,6 +158,18 @@ void Server::internal_error(Connection& c, const char* what) {
 void Server::destroy(core::ConnHandle h) {
 	conns_.erase(h);
 	if (shutting_down_) maybe_finish_shutdown();
+}
+
+void Server::post(std::function<void()> f) {
+	posted_.push_back(std::move(f));
+	if (!posted_timer_.active()) posted_timer_.start(0.0);
+}
+
+void Server::run_posted() {
+	// What these calls post runs on the next iteration, not in this one.
+	std::vector<std::function<void()>> batch;
+	batch.swap(posted_);
+	for (auto& f : batch) f();
 }
 
 void Server::begin_shutdown() {

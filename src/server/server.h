@@ -43,20 +43,32 @@ public:
 
 	// Runs f on the connection if the handle is still live, then destroys the
 	// connection if f marked it dead. The only way into a connection from a
-	// completion or watcher callback.
+	// completion or watcher callback. Calls may nest (a watcher callback that
+	// reaches another path into the same connection); the connection is
+	// destroyed only when the outermost call returns, so no member function
+	// of it is ever still running when it goes (doc/design.md "One lifetime
+	// rule").
 	template <class F>
 	void with_conn(core::ConnHandle h, F&& f) {
-		Connection* c = conns_.get(h);
-		if (!c) return;
-		try {
-			f(*c);
-		} catch (const std::exception& e) {
-			// The second error boundary (doc/design.md "The connection"): an
-			// unexpected failure ends this connection, never the daemon.
-			internal_error(*c, e.what());
-		}
-		if (c->dead) destroy(h);
+		conns_.visit(h, [&](Connection& c) {
+			try {
+				f(c);
+			} catch (const std::exception& e) {
+				// The second error boundary (doc/design.md "The connection"): an
+				// unexpected failure ends this connection, never the daemon.
+				internal_error(c, e.what());
+			} catch (...) {
+				internal_error(c, "unknown exception");
+			}
+			if (c.dead) destroy(h);
+		});
 	}
+	// Whether a call into this connection is on the stack: a completion
+	// arriving now runs inside the call that started its job.
+	bool in_connection(core::ConnHandle h) const { return conns_.visiting(h); }
+	// Runs `f` from the loop on its next iteration, never inside the
+	// current call (completions that arrive synchronously go this way).
+	void post(std::function<void()> f);
 	void internal_error(Connection& c, const char* what);
 	// A new session on `stream` (an accepted socket, or a script in the
 	// session tests); `before_start` runs on it before its first step (the
@@ -134,6 +146,11 @@ private:
 	std::unique_ptr<char[]> scratch_;
 	core::TimerWatcher accept_resume_;
 	core::TimerWatcher shutdown_timer_;
+	// Work posted by post(): a zero-delay timer drains it on the next
+	// loop iteration.
+	std::vector<std::function<void()>> posted_;
+	core::TimerWatcher posted_timer_;
+	void run_posted();
 	uint64_t next_cid_;
 	bool shutting_down_ = false;
 	std::string dovecot_advertised_;

@@ -15,6 +15,7 @@
 #include "net/proxy_protocol.h"
 #include "server/milter.h"
 #include "server/server.h"
+#include "util/assert.h"
 #include "util/log.h"
 #include "util/strings.h"
 
@@ -68,9 +69,9 @@ Connection::~Connection() {
 	io.stop();
 	deadline.stop();
 	abort_data_file();
-	if (counted_connection) srv.connection_limiter().add(remote_ip, std::time(nullptr), -1);
+	if (flags.counted_connection) srv.connection_limiter().add(remote_ip, std::time(nullptr), -1);
 	// Hanging up in the middle of AUTH fails the login too (fail2ban).
-	if (auth_in_progress && (mechanism || dovecot_auth)) log_auth_failure({}, "closed");
+	if (auth_state.in_progress && (mechanism || dovecot_auth)) log_auth_failure({}, "closed");
 	log::event(log::Level::info, cid, "connection closed");
 }
 
@@ -98,7 +99,7 @@ void Connection::start() {
 			close_now("untrusted proxy");
 			return;
 		}
-		state = SessionState::proxy_header;
+		enter_state(SessionState::proxy_header);
 		update_watchers();
 		arm_deadline();
 		return;
@@ -135,13 +136,13 @@ void Connection::begin_session() {
 		reply(421, smtp::se::pol_other0, "too many open connections from your ip or network");
 		close_after_flush();
 	} else {
-		counted_connection = true;
+		flags.counted_connection = true;
 		// RFC 5321 4.3.1 greeting; doc/behaviour.md: the model's texts with "tern" as the product name.
 		write_raw("220 " + hostname() + " ESMTP tern " TERN_VERSION);
 		// The message will need the client's reverse name (iprev, RFC 8601
 		// 3): it depends on the address only, so it is asked now, while the
 		// client talks, not after its final dot.
-		if (!submission() && !cfg->localserve) {
+		if (!submission() && localserve().checks_over_dns()) {
 			early_iprev = std::make_shared<EarlyIprev>();
 			mailauth::iprev_lookup(srv.resolver(), cid, remote_ip,
 			                       [early = early_iprev](const mailauth::IprevResult& r) { early->set(r); });
@@ -180,7 +181,7 @@ void Connection::read_proxy_header() {
 		}
 	}
 	log::event(log::Level::info, cid, "proxied connection", {{"remote", peer_text(remote_ip, remote_port)}});
-	state = SessionState::command;
+	enter_state(SessionState::command);
 	begin_session();
 }
 
@@ -247,7 +248,7 @@ void Connection::flush() {
 	}
 }
 void Connection::close_after_flush() {
-	state = SessionState::closing;
+	enter_state(SessionState::closing);
 	abort_data_file();
 }
 
@@ -289,7 +290,9 @@ void Connection::arm_deadline() {
 		break;
 	}
 	case SessionState::waiting:
-		if (!stalled) deadline.stop();  // a stall keeps its own timer
+		// A stall keeps its own timer; a job gets the whole message's time
+		// at most, so no session waits for ever on a lost completion.
+		if (!stalled) deadline.start(static_cast<double>(t.data_total));
 		break;
 	case SessionState::closing: deadline.start(10.0); break;  // a peer that never reads our last reply
 	case SessionState::tls_handshake: deadline.start(static_cast<double>(t.tls_handshake)); break;
@@ -298,13 +301,18 @@ void Connection::arm_deadline() {
 	}
 }
 
+void Connection::enter_state(SessionState next) {
+	TERN_ASSERT(next != SessionState::data || data, "DATA and BDAT have their temp file state");
+	state = next;
+}
+
 void Connection::stall_then_reply(double seconds, smtp::SmtpError r) {
 	stall_then(seconds, [r = std::move(r)](Connection& c) { c.reply_error(r); });
 }
 
 void Connection::stall_then(double seconds, std::function<void(Connection&)> cont) {
-	state = SessionState::waiting;
-	async_pending = true;
+	enter_state(SessionState::waiting);
+	flags.awaiting_completion = true;
 	stalled = std::move(cont);
 	flush();
 	deadline.start(seconds);
@@ -325,8 +333,8 @@ void Connection::on_deadline() {
 	if (state == SessionState::waiting && stalled) {
 		auto cont = std::move(stalled);
 		stalled = nullptr;
-		async_pending = false;
-		state = SessionState::command;
+		flags.awaiting_completion = false;
+		enter_state(SessionState::command);
 		resume([&] { cont(*this); });
 		return;
 	}
@@ -335,7 +343,11 @@ void Connection::on_deadline() {
 		close_now(state == SessionState::closing ? "timeout flushing final reply" : "tls handshake timeout");
 		return;
 	}
-	log::event(log::Level::info, cid, "timeout", {{"state", state == SessionState::data ? "data" : "command"}});
+	// A job that never completed: its completion, should it come, finds
+	// nothing to resume.
+	flags.awaiting_completion = false;
+	log::event(log::Level::info, cid, "timeout",
+	           {{"state", state == SessionState::data ? "data" : state == SessionState::waiting ? "waiting" : "command"}});
 	// RFC 5321 4.5.3.2: the server may close after a timeout; tell the
 	// client why, as Postfix and OpenSMTPD do.
 	reply(421, smtp::se::net_bad_connection2, "timeout, closing connection");
@@ -433,12 +445,13 @@ void Connection::continue_handshake() {
 }
 
 void Connection::process_input() {
-	// A completion that runs synchronously inside a command (canned DNS
-	// answers) must not start a second, nested input loop.
-	if (in_process_input) return;
-	in_process_input = true;
+	// The TLS upgrade inside a flush can read and come back here: that
+	// must not start a second, nested input loop. (Completions never run
+	// inside a command: suspend posts them to the loop.)
+	if (flags.in_process_input) return;
+	flags.in_process_input = true;
 	process_input_loop();
-	in_process_input = false;
+	flags.in_process_input = false;
 }
 
 void Connection::process_input_loop() {
@@ -487,7 +500,7 @@ void Connection::process_input_loop() {
 					c.handle_line(line);
 					return;
 				}
-				c.state = SessionState::auth_exchange;
+				c.enter_state(SessionState::auth_exchange);
 				c.auth_line(line);
 			});
 		} else if (sasl_line) {
@@ -537,15 +550,18 @@ void Connection::handle_line(std::string_view line) {
 	}
 	cmd = ascii_lower(verb);
 	cmd_start = ev_now(srv.loop());
-	try {
-		dispatch(cmd, args);
-	} catch (const smtp::SmtpError& e) {
-		reply_error(e);
-	}
+	apply(dispatch(cmd, args));
 }
 
-void Connection::dispatch(std::string_view verb, std::string_view args) {
-	using Handler = void (Connection::*)(std::string_view);
+void Connection::apply(const Outcome& outcome) {
+	if (outcome.refused()) reply_error(outcome.refusal());
+	// A suspended command left the session waiting on its job or timer.
+	TERN_ASSERT(outcome.kind() != Outcome::Kind::suspended || state == SessionState::waiting || dead,
+	            "a suspended command waits");
+}
+
+Outcome Connection::dispatch(std::string_view verb, std::string_view args) {
+	using Handler = Outcome (Connection::*)(std::string_view);
 	struct Entry {
 		std::string_view name;
 		Handler handler;
@@ -562,25 +578,20 @@ void Connection::dispatch(std::string_view verb, std::string_view args) {
 		if (e.name == verb) found = &e;
 	if (!found) {
 		cmd = "(unknown)";
-		if (ncmds == 0) {
-			// Probably another protocol (HTTP, ...): stop before its next
-			// lines are taken as commands.
-			throw smtp::SmtpError{500, std::string(smtp::se::proto_syntax2), "please try again speaking smtp", false,
-			                      true};
-		}
-		throw smtp::SmtpError{500, std::string(smtp::se::proto_bad_cmd_or_seq1), "unknown command"};
+		// Probably another protocol (HTTP, ...): stop before its next lines
+		// are taken as commands.
+		if (ncmds == 0)
+			return smtp::error_reply(500, smtp::se::proto_syntax2, "please try again speaking smtp").without_id().then_close();
+		return smtp::error_reply(500, smtp::se::proto_bad_cmd_or_seq1, "unknown command");
 	}
 	++ncmds;
-	if (verb == "helo" || verb == "ehlo")
-		cmd_hello(args, verb == "ehlo");
-	else if (verb == "vrfy" || verb == "expn")
-		cmd_vrfy(args, verb == "expn");
-	else
-		(this->*(found->handler))(args);
+	if (verb == "helo" || verb == "ehlo") return cmd_hello(args, verb == "ehlo");
+	if (verb == "vrfy" || verb == "expn") return cmd_vrfy(args, verb == "expn");
+	return (this->*(found->handler))(args);
 }
 
 void Connection::shutdown_notice() {
-	shutting_down = true;
+	flags.shutdown_requested = true;
 	// Idle: no command and no DATA in progress, so 421 at once. A partial
 	// command line counts as idle (the client has not finished it).
 	if (state == SessionState::command) {
@@ -596,8 +607,8 @@ void Connection::finish_command() {
 	if (dead) return;
 	// A continuation may itself have suspended again (e.g. AUTH's secret
 	// lookup after a delay): then the session keeps waiting.
-	if (state == SessionState::waiting && !async_pending) state = SessionState::command;
-	if (shutting_down && state == SessionState::command) {
+	if (state == SessionState::waiting && !flags.awaiting_completion) enter_state(SessionState::command);
+	if (flags.shutdown_requested && state == SessionState::command) {
 		reply(421, smtp::se::sys_not_accepting2, "shutting down");
 		close_after_flush();
 	}

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@
 #include "server/early_lookup.h"
 #include "server/inbound.h"
 #include "server/local_delivery.h"
+#include "server/localserve.h"
+#include "server/outcome.h"
 #include "server/submit.h"
 #include "smtp/chunk_reader.h"
 #include "smtp/data_decoder.h"
@@ -116,6 +119,35 @@ struct DataInProgress {
 // 552 for a message over the listener's size limit (server/data.cpp).
 smtp::SmtpError message_too_large(int64_t max);
 
+// What the session knows beside its SessionState: facts that hold across
+// states, each set and cleared at one documented point. (The transport's
+// own facts, eof and TLS, stay with the I/O code.)
+struct SessionFlags {
+	// SIGTERM arrived: 421 once the command in flight is done.
+	bool shutdown_requested = false;
+	// Holds a slot in the connections limiter, given back on close.
+	bool counted_connection = false;
+	// process_input is on the stack (the TLS upgrade can reach it again).
+	bool in_process_input = false;
+	// A suspended command waits for its completion or stall timer; cleared
+	// when it resumes, or when the wait times out (a late completion then
+	// finds nothing to resume).
+	bool awaiting_completion = false;
+	// Slow mode (doc/behaviour.md §1): from the 3rd failed AUTH or a refusal
+	// by analysis until a successful AUTH.
+	bool slow = false;
+};
+
+// The AUTH attempt in progress (server/auth.cpp), beside its mechanism.
+struct AuthAttemptState {
+	// From AUTH until its final reply (or the client hanging up).
+	bool in_progress = false;
+	// This attempt's failure is already counted (once per attempt).
+	bool failure_recorded = false;
+	// The next SASL line is not base64 (the SCRAM error acknowledgement).
+	bool raw_next = false;
+};
+
 struct Connection {
 	// The stream is the accepted socket (net::FdStream) in the daemon, a
 	// script in the session tests; the peer's addresses come from a
@@ -137,7 +169,10 @@ struct Connection {
 	void process_input();
 	void process_input_loop();
 	void handle_line(std::string_view line);
-	void dispatch(std::string_view verb_lower, std::string_view args);
+	Outcome dispatch(std::string_view verb_lower, std::string_view args);
+	// Sends the refusal of a refused outcome; the others have replied or
+	// wait for their completion.
+	void apply(const Outcome& outcome);
 
 	// Output.
 	void reply(int code, std::string_view secode, std::string_view text);
@@ -149,32 +184,41 @@ struct Connection {
 	void update_watchers();
 	// Slow mode with a delay configured: output leaves one byte per
 	// delays_ms.bad_client and every line read waits that long.
-	bool slow_pace() const { return slow && cfg->delays_ms.bad_client > 0; }
+	bool slow_pace() const { return flags.slow && cfg->delays_ms.bad_client > 0; }
 	double bad_client_delay() const { return static_cast<double>(cfg->delays_ms.bad_client) / 1000.0; }
 	void start_tls();
 	void continue_handshake();
 	void arm_deadline();
+	// Every change of `state` goes through here (doc/design.md "Handlers
+	// return outcomes"); debug builds check the state's invariants.
+	void enter_state(SessionState next);
 
-	// Commands (server/commands.cpp).
-	void cmd_hello(std::string_view args, bool ehlo);
-	void hello_accepted(smtp::HelloArg h, bool ehlo);
-	void cmd_starttls(std::string_view args);
-	void cmd_auth(std::string_view args);
-	void cmd_mail(std::string_view args);
-	void mail_accepted(smtp::MailArgs m);
-	void cmd_rcpt(std::string_view args);
-	void rcpt_accepted(smtp::RcptArgs r);
-	void cmd_data(std::string_view args);
-	void cmd_bdat(std::string_view args);
-	void cmd_rset(std::string_view args);
-	void cmd_vrfy(std::string_view args, bool expn);
-	void cmd_help(std::string_view args);
-	void cmd_noop(std::string_view args);
-	void cmd_quit(std::string_view args);
+	// Commands (server/commands.cpp). Each returns its Outcome.
+	Outcome cmd_hello(std::string_view args, bool ehlo);
+	Outcome hello_accepted(smtp::HelloArg h, bool ehlo);
+	Outcome cmd_starttls(std::string_view args);
+	Outcome cmd_auth(std::string_view args);
+	Outcome cmd_mail(std::string_view args);
+	smtp::Result<smtp::MailArgs> mail_args(std::string_view args) const;
+	smtp::Status sender_allowed(const smtp::MailArgs& m);
+	Outcome mail_accepted(smtp::MailArgs m);
+	Outcome cmd_rcpt(std::string_view args);
+	smtp::Status route_recipient(Recipient& rcpt) const;
+	Outcome rcpt_accepted(smtp::RcptArgs r);
+	Outcome cmd_data(std::string_view args);
+	Outcome cmd_bdat(std::string_view args);
+	Outcome cmd_rset(std::string_view args);
+	Outcome cmd_vrfy(std::string_view args, bool expn);
+	Outcome cmd_help(std::string_view args);
+	Outcome cmd_noop(std::string_view args);
+	Outcome cmd_quit(std::string_view args);
 
-	// Localserve special localpart at MAIL/RCPT: throws for a code, returns
-	// true when the command was stalled (timeout), false when nothing applies.
-	bool localserve_command_failure(const std::string& localpart);
+	// Localserve mode, consulted as a policy (server/localserve.h).
+	LocalservePolicy localserve() const { return LocalservePolicy(*cfg); }
+	// A special localpart starting with `prefix` at MAIL/RCPT: the refusal,
+	// or suspended when the command was stalled (timeout); nullopt when
+	// nothing applies.
+	std::optional<Outcome> localserve_command_failure(std::string_view prefix, std::string_view localpart);
 	// Suspends the session and sends `reply` after `seconds` (never a sleep:
 	// the loop keeps serving everyone else).
 	void stall_then_reply(double seconds, smtp::SmtpError reply);
@@ -203,20 +247,25 @@ struct Connection {
 	std::string advertised_auth_mechanisms() const;
 
 	bool tls_required_for_auth() const;
-	void need_hello() const;
-	void check_auth() const;
-	void need_tls_for_delivery() const;
+	smtp::Status need_hello() const;
+	// HELO/EHLO, AUTH on submission, TLS where required: what MAIL, RCPT,
+	// DATA and BDAT need (RFC 5321 4.1.4, RFC 6409 4.3, RFC 3207 4).
+	smtp::Status mail_commands_allowed() const;
 	smtp::ParseMode parse_mode() const;
 	mailauth::SpfArgs spf_args() const;
 	void rset();
 
 	// DATA (server/data.cpp).
-	std::unique_ptr<DataInProgress> open_data_file(smtp::Framing framing);
+	smtp::Result<std::unique_ptr<DataInProgress>> open_data_file(smtp::Framing framing);
 	void write_decoded();
 	void feed_data();
 	void finish_data();
+	smtp::Status message_acceptable(bool write_failed) const;
+	// Refuses the message being received with one error reply: its files
+	// go and the transaction ends.
+	void refuse_message(const smtp::SmtpError& e);
 	// BDAT (server/bdat.cpp).
-	std::optional<smtp::SmtpError> bdat_sequence_error() const;
+	smtp::Status data_commands_allowed() const;
 	void feed_chunk();
 	void end_chunk();
 	void deliver_local();
@@ -252,22 +301,26 @@ struct Connection {
 	message::ReceivedInfo received_info(std::time_t now) const;
 	void finish_command();               // after an async command completes
 
-	// Suspends the current command (state waiting, reading stops) and
-	// returns the completion callback for the async work it starts. The
-	// callback holds only the server and this connection's handle: when it
-	// runs, the connection is looked up, and if it still exists `f(conn,
-	// results...)` runs with SmtpError turned into a reply, then buffered
-	// input continues. Callbacks may run synchronously (canned DNS); the
-	// re-entrancy guard in process_input makes that safe.
+	// Suspends the current command (state waiting, reading stops, the
+	// waiting deadline runs) and returns the completion callback for the
+	// async work it starts. The callback holds only the server and this
+	// connection's handle: when it runs, the connection is looked up, and if
+	// it still exists `f(conn, results...)` runs with SmtpError turned into a
+	// reply, then buffered input continues. A callback invoked inside the
+	// call that started its job (canned DNS answers, lookups answered
+	// early) is posted to the loop instead, so a completion never runs
+	// beneath a frame of its own connection (doc/design.md "One lifetime
+	// rule").
 	template <class F>
 	auto suspend(F f);
+	// Runs a completion's continuation (returning its Outcome, or nothing
+	// when it replies itself), then continues with buffered input.
 	template <class Fn>
 	void resume(Fn&& fn) {
-		try {
+		if constexpr (std::is_void_v<std::invoke_result_t<Fn&>>)
 			fn();
-		} catch (const smtp::SmtpError& e) {
-			reply_error(e);
-		}
+		else
+			apply(fn());
 		finish_command();
 	}
 	void abort_data_file();
@@ -315,11 +368,8 @@ struct Connection {
 	SessionState state = SessionState::command;
 	bool dead = false;                    // destroyed by the server after the current callback
 	bool eof = false;
-	bool shutting_down = false;
 	bool tls = false;
-	bool counted_connection = false;      // holds a slot in the connections limiter
-	bool in_process_input = false;        // re-entrancy guard
-	bool async_pending = false;           // a suspended command waits for a completion or timer
+	SessionFlags flags;
 	bool tls_pending_start = false;       // STARTTLS answered; handshake starts once the 220 is out
 	std::shared_ptr<EarlyIprev> early_iprev;  // port 25: started with the session
 	bool greeted = false;                 // implicit TLS: checks and greeting done after the handshake
@@ -337,9 +387,7 @@ struct Connection {
 	std::unique_ptr<sasl::Mechanism> mechanism;
 	std::string auth_login;               // account being logged in
 	uint32_t auth_failures = 0;           // on this connection
-	bool auth_in_progress = false;
-	bool auth_failure_recorded = false;   // this login's failure is already counted
-	bool auth_raw_next = false;           // next SASL line is not base64 (SCRAM error ack)
+	AuthAttemptState auth_state;
 	// With the Dovecot backend: the exchange relayed to Dovecot, its
 	// mechanism, the login name the client sent (for the failed-login log
 	// line), how many client messages went to Dovecot, and the user of an
@@ -349,9 +397,6 @@ struct Connection {
 	std::string relay_username_sent;
 	int relay_messages = 0;
 	std::optional<std::string> relay_succeeded_user;
-	// Slow mode (doc/behaviour.md §1): from the 3rd failed AUTH or a
-	// refusal by analysis until a successful AUTH.
-	bool slow = false;
 
 	uint32_t ncmds = 0;                   // recognised commands so far
 	uint32_t tx_bad = 0, tx_good = 0;

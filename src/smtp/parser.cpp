@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <idn2.h>
 #include <set>
+#include <type_traits>
 
 #include "util/strings.h"
 
@@ -27,6 +28,33 @@ constexpr size_t max_sasl_mech = 20;           // RFC 4422 3.1
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_upper_alpha(unsigned char c) { return c >= 'A' && c <= 'Z'; }
 bool is_alpha(unsigned char c) { return is_upper_alpha(c) || (c >= 'a' && c <= 'z'); }
+
+// A refusal found deep in the recursive descent unwinds to the public
+// function that started it and becomes its Result there; this type never
+// leaves this file.
+struct Refused {
+	SmtpError error;
+};
+[[noreturn]] void refuse(SmtpError error)
+{
+	throw Refused{std::move(error)};
+}
+
+// Runs one parse and turns a refusal into the Result's error.
+template <class F>
+auto refusal_as_value(F parse) -> Result<decltype(parse())>
+{
+	try {
+		if constexpr (std::is_void_v<decltype(parse())>) {
+			parse();
+			return {};
+		} else {
+			return parse();
+		}
+	} catch (const Refused& r) {
+		return r.error;
+	}
+}
 
 // RFC 5322 3.2.3 atext, minus the letters and digits.
 bool is_atext_special(unsigned char c)
@@ -161,7 +189,7 @@ std::string format_localpart(std::string_view localpart)
 	return out;
 }
 
-// One command's arguments being parsed. Every failure throws SmtpError.
+// One command's arguments being parsed. Every failure unwinds with refuse().
 class Parser {
 public:
 	Parser(std::string_view text, bool smtputf8, const ParseMode& mode)
@@ -171,14 +199,14 @@ public:
 
 	[[noreturn]] void fail(const std::string& what) const
 	{
-		throw syntax_error(what, orig_.substr(pos_), mode_);
+		refuse(syntax_error(what, orig_.substr(pos_), mode_));
 	}
 
 	// RFC 6531 3.3: UTF-8 in an address needs the SMTPUTF8 extension.
 	[[noreturn]] void fail_non_ascii_localpart() const
 	{
-		throw SmtpError{utf8_localpart_code_, std::string(se::msg_8bit_required7),
-				"non-ascii address not permitted without smtputf8"};
+		refuse(SmtpError{utf8_localpart_code_, std::string(se::msg_8bit_required7),
+				"non-ascii address not permitted without smtputf8"});
 	}
 
 	bool empty() const { return pos_ == orig_.size(); }
@@ -632,7 +660,7 @@ std::string Address::to_ascii_string() const
 }
 
 // RFC 5321 4.1.1.1: "EHLO" SP ( Domain / address-literal ), "HELO" SP Domain.
-HelloArg parse_hello(std::string_view args, bool ehlo, const ParseMode& mode)
+static HelloArg parse_hello_or_refuse(std::string_view args, bool ehlo, const ParseMode& mode)
 {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect_space();
@@ -660,7 +688,7 @@ static SmtpError invalid_dsn_param(std::string_view keyword, std::string_view va
 }
 
 // RFC 5321 4.1.1.2 "MAIL FROM:" Reverse-path [SP Mail-parameters].
-MailArgs parse_mail(std::string_view args, const ParseMode& mode)
+static MailArgs parse_mail_or_refuse(std::string_view args, const ParseMode& mode)
 {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect(" FROM:");
@@ -676,8 +704,8 @@ MailArgs parse_mail(std::string_view args, const ParseMode& mode)
 		std::string_view keyword = p.param_keyword();
 		std::string key = ascii_upper(keyword);
 		if (!seen.insert(key).second)
-			throw SmtpError{501, std::string(se::proto_param_invalid4),
-					"duplicate param " + quote_go(keyword)};
+			refuse(SmtpError{501, std::string(se::proto_param_invalid4),
+					"duplicate param " + quote_go(keyword)});
 		if (key == "SIZE") {
 			// RFC 1870 6: at most 20 digits.
 			p.expect("=");
@@ -691,8 +719,8 @@ MailArgs parse_mail(std::string_view args, const ParseMode& mode)
 			else if (value == "8BITMIME")
 				mail.body_8bitmime = true;
 			else
-				throw SmtpError{555, std::string(se::proto_param_invalid4),
-						"unrecognized parameter " + quote_go(keyword)};
+				refuse(SmtpError{555, std::string(se::proto_param_invalid4),
+						"unrecognized parameter " + quote_go(keyword)});
 		} else if (key == "AUTH") {
 			// RFC 4954 5: AUTH=<mailbox> or AUTH=<> as xtext; doc/behaviour.md D3.
 			p.expect("=");
@@ -706,7 +734,7 @@ MailArgs parse_mail(std::string_view args, const ParseMode& mode)
 			std::string_view value = p.param_value();
 			auto ret = parse_ret(value);
 			if (!ret)
-				throw invalid_dsn_param(keyword, value);
+				refuse(invalid_dsn_param(keyword, value));
 			mail.ret = *ret;
 		} else if (key == "ENVID") {
 			// RFC 3461 4.4.
@@ -714,14 +742,14 @@ MailArgs parse_mail(std::string_view args, const ParseMode& mode)
 			std::string_view value = p.param_value();
 			mail.envid = parse_envid(value);
 			if (!mail.envid)
-				throw invalid_dsn_param(keyword, value);
+				refuse(invalid_dsn_param(keyword, value));
 		} else if (key == "REQUIRETLS") {
 			// RFC 8689 2: a parameter without a value.
 			mail.requiretls = true;
 		} else {
 			// RFC 5321 4.1.1.11.
-			throw SmtpError{555, std::string(se::proto_unrecognized_param3),
-					"unrecognized parameter " + quote_go(keyword)};
+			refuse(SmtpError{555, std::string(se::proto_unrecognized_param3),
+					"unrecognized parameter " + quote_go(keyword)});
 		}
 	}
 
@@ -734,7 +762,7 @@ MailArgs parse_mail(std::string_view args, const ParseMode& mode)
 
 // RFC 5321 4.1.1.3 "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" /
 // Forward-path ) [SP Rcpt-parameters].
-RcptArgs parse_rcpt(std::string_view args, const ParseMode& mode)
+static RcptArgs parse_rcpt_or_refuse(std::string_view args, const ParseMode& mode)
 {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect(" TO:");
@@ -750,31 +778,31 @@ RcptArgs parse_rcpt(std::string_view args, const ParseMode& mode)
 		std::string_view keyword = p.param_keyword();
 		std::string key = ascii_upper(keyword);
 		if (key != "NOTIFY" && key != "ORCPT")
-			throw SmtpError{555, std::string(se::proto_unrecognized_param3),
-					"unrecognized parameter " + quote_go(keyword)};
+			refuse(SmtpError{555, std::string(se::proto_unrecognized_param3),
+					"unrecognized parameter " + quote_go(keyword)});
 		if (!seen.insert(key).second)
-			throw SmtpError{501, std::string(se::proto_param_invalid4),
-					"duplicate param " + quote_go(keyword)};
+			refuse(SmtpError{501, std::string(se::proto_param_invalid4),
+					"duplicate param " + quote_go(keyword)});
 		p.expect("=");
 		std::string_view value = p.param_value();
 		if (key == "NOTIFY") {
 			// RFC 3461 4.1.
 			auto notify = parse_notify(value);
 			if (!notify)
-				throw invalid_dsn_param(keyword, value);
+				refuse(invalid_dsn_param(keyword, value));
 			rcpt.notify = *notify;
 		} else {
 			// RFC 3461 4.2, RFC 6533 4.
 			rcpt.orcpt = parse_orcpt(value, mode.smtputf8);
 			if (!rcpt.orcpt)
-				throw invalid_dsn_param(keyword, value);
+				refuse(invalid_dsn_param(keyword, value));
 		}
 	}
 	p.expect_end();
 	return rcpt;
 }
 
-void parse_no_args(std::string_view args, const ParseMode& mode)
+static void parse_no_args_or_refuse(std::string_view args, const ParseMode& mode)
 {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect_end();
@@ -782,7 +810,7 @@ void parse_no_args(std::string_view args, const ParseMode& mode)
 
 // RFC 3030 2: bdat-cmd ::= "BDAT" SP chunk-size [ SP end-marker ] CR LF,
 // chunk-size ::= 1*DIGIT, end-marker ::= "LAST".
-BdatArgs parse_bdat(std::string_view args)
+Result<BdatArgs> parse_bdat(std::string_view args)
 {
 	auto invalid = [](std::string text) {
 		return SmtpError{501, std::string(se::proto_param_invalid4), std::move(text)};
@@ -790,7 +818,7 @@ BdatArgs parse_bdat(std::string_view args)
 	while (!args.empty() && (args.back() == ' ' || args.back() == '\t'))
 		args.remove_suffix(1);
 	if (args.empty() || args[0] != ' ')
-		throw invalid("invalid BDAT chunk size: missing");
+		return invalid("invalid BDAT chunk size: missing");
 	args.remove_prefix(1);
 	size_t digits = 0;
 	while (digits < args.size() && args[digits] >= '0' && args[digits] <= '9')
@@ -798,19 +826,19 @@ BdatArgs parse_bdat(std::string_view args)
 	BdatArgs b;
 	auto [end, ec] = std::from_chars(args.data(), args.data() + digits, b.size);
 	if (digits == 0 || ec != std::errc() || end != args.data() + digits)
-		throw invalid(ec == std::errc::result_out_of_range ? "invalid BDAT chunk size: too large"
+		return invalid(ec == std::errc::result_out_of_range ? "invalid BDAT chunk size: too large"
 		                                                   : "invalid BDAT chunk size: " + quote_go(args));
 	std::string_view rest = args.substr(digits);
 	if (!rest.empty()) {
 		if (rest[0] != ' ' || !iequals(rest.substr(1), "LAST"))
-			throw invalid("invalid BDAT parameter: " + quote_go(rest));
+			return invalid("invalid BDAT parameter: " + quote_go(rest));
 		b.last = true;
 	}
 	return b;
 }
 
 // RFC 5321 4.1.1.6/4.1.1.7 with RFC 6531 3.7.4's optional SMTPUTF8.
-std::string parse_vrfy(std::string_view args, const ParseMode& mode)
+static std::string parse_vrfy_or_refuse(std::string_view args, const ParseMode& mode)
 {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect_space();
@@ -822,7 +850,7 @@ std::string parse_vrfy(std::string_view args, const ParseMode& mode)
 }
 
 // RFC 5321 4.1.1.9: "NOOP" [ SP String ].
-void parse_noop(std::string_view args, const ParseMode& mode)
+static void parse_noop_or_refuse(std::string_view args, const ParseMode& mode)
 {
 	Parser p(args, mode.smtputf8, mode);
 	if (p.space())
@@ -831,7 +859,7 @@ void parse_noop(std::string_view args, const ParseMode& mode)
 }
 
 // RFC 4954 4: "AUTH" SP sasl-mech [SP initial-response].
-AuthArgs parse_auth(std::string_view args, const ParseMode& mode)
+static AuthArgs parse_auth_or_refuse(std::string_view args, const ParseMode& mode)
 {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect_space();
@@ -842,8 +870,8 @@ AuthArgs parse_auth(std::string_view args, const ParseMode& mode)
 	p.expect_space();
 	std::string_view initial = p.remainder();
 	if (initial.empty())
-		throw SmtpError{501, std::string(se::proto_syntax2),
-				"missing initial auth base64 parameter after space"};
+		refuse(SmtpError{501, std::string(se::proto_syntax2),
+				"missing initial auth base64 parameter after space"});
 	// RFC 4954 4: "=" stands for an empty initial response.
 	auth.initial = initial == "=" ? std::string() : std::string(initial);
 	return auth;
@@ -858,7 +886,7 @@ std::optional<Domain> parse_domain(std::string_view name)
 		if (!p.empty())
 			return std::nullopt;
 		return d;
-	} catch (const SmtpError&) {
+	} catch (const Refused&) {
 		return std::nullopt;
 	}
 }
@@ -872,9 +900,45 @@ std::optional<Address> parse_address(std::string_view text)
 		if (!p.empty())
 			return std::nullopt;
 		return a;
-	} catch (const SmtpError&) {
+	} catch (const Refused&) {
 		return std::nullopt;
 	}
+}
+
+// The public parsers: every refusal comes back as the Result's error.
+Result<HelloArg> parse_hello(std::string_view args, bool ehlo, const ParseMode& mode)
+{
+	return refusal_as_value([&] { return parse_hello_or_refuse(args, ehlo, mode); });
+}
+
+Result<MailArgs> parse_mail(std::string_view args, const ParseMode& mode)
+{
+	return refusal_as_value([&] { return parse_mail_or_refuse(args, mode); });
+}
+
+Result<RcptArgs> parse_rcpt(std::string_view args, const ParseMode& mode)
+{
+	return refusal_as_value([&] { return parse_rcpt_or_refuse(args, mode); });
+}
+
+Result<void> parse_no_args(std::string_view args, const ParseMode& mode)
+{
+	return refusal_as_value([&] { return parse_no_args_or_refuse(args, mode); });
+}
+
+Result<std::string> parse_vrfy(std::string_view args, const ParseMode& mode)
+{
+	return refusal_as_value([&] { return parse_vrfy_or_refuse(args, mode); });
+}
+
+Result<void> parse_noop(std::string_view args, const ParseMode& mode)
+{
+	return refusal_as_value([&] { return parse_noop_or_refuse(args, mode); });
+}
+
+Result<AuthArgs> parse_auth(std::string_view args, const ParseMode& mode)
+{
+	return refusal_as_value([&] { return parse_auth_or_refuse(args, mode); });
 }
 
 }  // namespace tern::smtp

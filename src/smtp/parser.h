@@ -1,7 +1,7 @@
 // The SMTP command-argument parser: RFC 5321 4.1.2 grammar with the RFC 6531
 // (SMTPUTF8) extensions, as the model's parser applies it (doc/behaviour.md §3).
-// Pure: takes the argument text of one command line, returns values or throws
-// smtp::SmtpError with the model's reply (`501 5.5.2 bad syntax: …` etc.).
+// Pure: takes the argument text of one command line, returns a Result: the
+// values, or the model's reply as its error (`501 5.5.2 bad syntax: …` etc.).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -11,6 +11,7 @@
 
 #include "smtp/dsn_params.h"
 #include "smtp/reply.h"
+#include "smtp/result.h"
 #include "util/ipaddr.h"
 
 namespace tern::smtp {
@@ -52,7 +53,7 @@ struct HelloArg {
 	std::optional<IpAddr> ip;
 	std::string raw;  // the name as sent, for Received headers
 };
-HelloArg parse_hello(std::string_view args, bool ehlo, const ParseMode&);
+Result<HelloArg> parse_hello(std::string_view args, bool ehlo, const ParseMode&);
 
 // MAIL FROM argument (` FROM:<path> params`).
 struct MailArgs {
@@ -65,11 +66,11 @@ struct MailArgs {
 	std::optional<std::string> envid;  // RFC 3461 4.4 ENVID=, xtext-decoded
 	bool requiretls = false;         // RFC 8689 2 REQUIRETLS (the caller checks for TLS)
 };
-// Throws: 501 5.5.2 syntax, 501 5.5.4 duplicate param or malformed DSN
+// Refuses: 501 5.5.2 syntax, 501 5.5.4 duplicate param or malformed DSN
 // parameter (RFC 3461 4), 555 5.3.3 / 5.5.4 unrecognized parameter,
 // 550 5.6.7 non-ascii without smtputf8.
 // The SIZE limit is checked by the caller (it knows the listener's maximum).
-MailArgs parse_mail(std::string_view args, const ParseMode&);
+Result<MailArgs> parse_mail(std::string_view args, const ParseMode&);
 
 // RCPT TO argument (` TO:<path>` or ` TO:<POSTMASTER>`) with the DSN
 // parameters NOTIFY and ORCPT (RFC 3461 4.1, 4.2; RFC 6533 4 with
@@ -81,37 +82,37 @@ struct RcptArgs {
 	uint8_t notify = 0;            // DsnNotify bits; 0 = not given
 	std::optional<OriginalRecipient> orcpt;
 };
-RcptArgs parse_rcpt(std::string_view args, const ParseMode&);
+Result<RcptArgs> parse_rcpt(std::string_view args, const ParseMode&);
 
 // Commands without arguments (DATA, RSET, QUIT, STARTTLS): trailing spaces
 // and tabs tolerated on the delivery listener; anything else is
 // `501 5.5.2 bad syntax: trailing data, not white space: " x"`.
-void parse_no_args(std::string_view args, const ParseMode&);
+Status parse_no_args(std::string_view args, const ParseMode&);
 
 // VRFY / EXPN: required ` <string>` (atom or quoted string), optional
 // ` SMTPUTF8`. NOOP: optional string.
-std::string parse_vrfy(std::string_view args, const ParseMode&);
-void parse_noop(std::string_view args, const ParseMode&);
+Result<std::string> parse_vrfy(std::string_view args, const ParseMode&);
+Status parse_noop(std::string_view args, const ParseMode&);
 
 // AUTH: ` MECH` [` initial-response`]. The mechanism is returned upper-cased
 // (doc/behaviour.md D4: case-insensitive). `initial` is nullopt when absent, ""
-// for `=`. A space with nothing after it throws
+// for `=`. A space with nothing after it is refused with
 // `501 5.5.2 missing initial auth base64 parameter after space`.
 struct AuthArgs {
 	std::string mechanism;
 	std::optional<std::string> initial;  // still base64
 };
-AuthArgs parse_auth(std::string_view args, const ParseMode&);
+Result<AuthArgs> parse_auth(std::string_view args, const ParseMode&);
 
 // BDAT argument (RFC 3030 2): ` <chunk-size> [LAST]`, chunk-size 1*DIGIT
 // (at most 2^64-1), LAST in any case; trailing spaces and tabs are
-// tolerated. Anything else throws `501 5.5.4 invalid BDAT ...`: the caller
+// tolerated. Anything else is refused with `501 5.5.4 invalid BDAT ...`: the caller
 // cannot know how many octets follow such a line.
 struct BdatArgs {
 	uint64_t size = 0;
 	bool last = false;
 };
-BdatArgs parse_bdat(std::string_view args);
+Result<BdatArgs> parse_bdat(std::string_view args);
 
 // Domain validation shared with config and message code: parses a domain
 // name (UTF-8 allowed), returns both forms or nullopt.

@@ -3,6 +3,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace tern::smtp {
 
@@ -17,7 +18,24 @@ struct SmtpError {
 	bool with_id = true;
 	// Close the connection after sending this reply.
 	bool close = false;
+
+	// The variants of error_reply(): without the received-id, and with the
+	// connection closed after the reply.
+	SmtpError without_id() && {
+		with_id = false;
+		return std::move(*this);
+	}
+	SmtpError then_close() && {
+		close = true;
+		return std::move(*this);
+	}
 };
+
+// The one way to build an error reply: code, secondary enhanced code
+// (smtp::se), text; the received-id is appended when it is sent.
+inline SmtpError error_reply(int code, std::string_view secode, std::string text) {
+	return SmtpError{code, std::string(secode), std::move(text)};
+}
 
 // Full enhanced code for a reply: "5.5.2" from (501, "5.2"); "" when secode is empty.
 std::string enhanced_code(int code, std::string_view secode);

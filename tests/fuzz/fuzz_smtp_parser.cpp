@@ -1,6 +1,7 @@
 // Fuzzes the SMTP command-argument parser (smtp/parser.h) with every
-// ParseMode combination. The parser's contract is to return a value or throw
-// smtp::SmtpError; any other exception, crash or sanitizer report is a bug.
+// ParseMode combination. The parser's contract is to return a Result: a value,
+// or the refusal as its error; any exception, crash or sanitizer report is a
+// bug.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -23,6 +24,13 @@ void use_address(const smtp::Address& address) {
 	FUZZ_CHECK(address.ip.has_value() || !address.domain.ascii.empty());
 }
 
+// A refusal is one reply: a 5xx code and text.
+template <class T>
+void check_refusal(const smtp::Result<T>& r) {
+	if (!r.ok())
+		FUZZ_CHECK(r.error().code >= 500 && r.error().code < 600 && !r.error().text.empty());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -37,56 +45,48 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 	mode.authenticated = control & 8;
 	std::string_view args(reinterpret_cast<const char*>(data + 1), size - 1);
 
-	try {
-		switch ((control >> 4) % 10) {
-		case 0: {
-			smtp::MailArgs mail = smtp::parse_mail(args, mode);
-			if (mail.from)
-				use_address(*mail.from);
-			if (mail.size)
-				FUZZ_CHECK(*mail.size >= 0);
-			break;
+	switch ((control >> 4) % 10) {
+	case 0:
+		if (auto mail = smtp::parse_mail(args, mode)) {
+			if (mail->from)
+				use_address(*mail->from);
+			if (mail->size)
+				FUZZ_CHECK(*mail->size >= 0);
 		}
-		case 1: {
-			smtp::RcptArgs rcpt = smtp::parse_rcpt(args, mode);
-			if (!rcpt.postmaster)
-				use_address(rcpt.to);
-			break;
+		break;
+	case 1:
+		if (auto rcpt = smtp::parse_rcpt(args, mode); rcpt && !rcpt->postmaster)
+			use_address(rcpt->to);
+		break;
+	case 2:
+	case 3:
+		if (auto hello = smtp::parse_hello(args, control & 0x10, mode))
+			FUZZ_CHECK(hello->ip.has_value() || !hello->domain.ascii.empty());
+		break;
+	case 4:
+		if (auto auth = smtp::parse_auth(args, mode))
+			FUZZ_CHECK(!auth->mechanism.empty());
+		break;
+	case 5:
+		check_refusal(smtp::parse_no_args(args, mode));
+		break;
+	case 6:
+		check_refusal(smtp::parse_vrfy(args, mode));
+		break;
+	case 7:
+		check_refusal(smtp::parse_noop(args, mode));
+		break;
+	case 8:
+		if (auto domain = smtp::parse_domain(args)) {
+			FUZZ_CHECK(!domain->ascii.empty());
+			// The A-label form is a valid domain itself.
+			FUZZ_CHECK(smtp::parse_domain(domain->ascii).has_value());
 		}
-		case 2:
-		case 3: {
-			smtp::HelloArg hello = smtp::parse_hello(args, control & 0x10, mode);
-			FUZZ_CHECK(hello.ip.has_value() || !hello.domain.ascii.empty());
-			break;
-		}
-		case 4: {
-			smtp::AuthArgs auth = smtp::parse_auth(args, mode);
-			FUZZ_CHECK(!auth.mechanism.empty());
-			break;
-		}
-		case 5:
-			smtp::parse_no_args(args, mode);
-			break;
-		case 6:
-			smtp::parse_vrfy(args, mode);
-			break;
-		case 7:
-			smtp::parse_noop(args, mode);
-			break;
-		case 8:
-			if (auto domain = smtp::parse_domain(args)) {
-				FUZZ_CHECK(!domain->ascii.empty());
-				// The A-label form is a valid domain itself.
-				FUZZ_CHECK(smtp::parse_domain(domain->ascii).has_value());
-			}
-			break;
-		case 9:
-			if (auto address = smtp::parse_address(args))
-				use_address(*address);
-			break;
-		}
-	} catch (const smtp::SmtpError&) {
-		// The documented way to refuse input.
+		break;
+	case 9:
+		if (auto address = smtp::parse_address(args))
+			use_address(*address);
+		break;
 	}
 	// quote_go must handle any bytes (invalid UTF-8 included).
 	std::string quoted = smtp::quote_go(args);

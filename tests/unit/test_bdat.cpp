@@ -16,12 +16,19 @@ namespace {
 
 std::string bdat_error(std::string_view args)
 {
-	try {
-		parse_bdat(args);
-	} catch (const SmtpError& e) {
-		return std::to_string(e.code) + " " + enhanced_code(e.code, e.secode) + " " + e.text;
-	}
-	return "no error";
+	Result<BdatArgs> r = parse_bdat(args);
+	if (r.ok())
+		return "no error";
+	const SmtpError& e = r.error();
+	return std::to_string(e.code) + " " + enhanced_code(e.code, e.secode) + " " + e.text;
+}
+
+template <class T>
+T value_of(Result<T> r)
+{
+	if (!r.ok())
+		FAIL("refused: " << r.error().code << " " << r.error().text);
+	return std::move(*r);
 }
 
 struct Chunked {
@@ -60,16 +67,16 @@ Chunked decode_chunks(const std::vector<std::string>& chunks, size_t step = 1000
 
 TEST_CASE("bdat args: size, optional LAST in any case, trailing blanks")
 {
-	BdatArgs b = parse_bdat(" 100");
+	BdatArgs b = value_of(parse_bdat(" 100"));
 	CHECK(b.size == 100);
 	CHECK_FALSE(b.last);
-	b = parse_bdat(" 0 LAST");
+	b = value_of(parse_bdat(" 0 LAST"));
 	CHECK(b.size == 0);
 	CHECK(b.last);
-	CHECK(parse_bdat(" 7 last").last);
-	CHECK(parse_bdat(" 7 LaSt \t").last);
-	CHECK(parse_bdat(" 007").size == 7);
-	CHECK(parse_bdat(" 18446744073709551615").size == 18446744073709551615ULL);
+	CHECK(value_of(parse_bdat(" 7 last")).last);
+	CHECK(value_of(parse_bdat(" 7 LaSt \t")).last);
+	CHECK(value_of(parse_bdat(" 007")).size == 7);
+	CHECK(value_of(parse_bdat(" 18446744073709551615")).size == 18446744073709551615ULL);
 }
 
 TEST_CASE("bdat args: anything but digits and LAST is 501 5.5.4")

@@ -138,3 +138,71 @@ TEST_CASE("conn_table: for_each visits live objects and may erase the current on
 	table.for_each([&](ConnHandle, Tracked&) { ++visits; });
 	CHECK(visits == 0);
 }
+
+TEST_CASE("conn_table: an erase during a visit destroys the object when the outermost visit returns") {
+	int destroyed = 0;
+	ConnTable<Tracked> table;
+	ConnHandle h = table.insert(std::make_unique<Tracked>("a", &destroyed));
+	CHECK_FALSE(table.visiting(h));
+	bool inner_ran = false, after_erase_ran = false;
+	table.visit(h, [&](Tracked& outer) {
+		CHECK(table.visiting(h));
+		table.visit(h, [&](Tracked& inner) {
+			inner_ran = true;
+			CHECK(&inner == &outer);
+			// A completion that closes the object, beneath the outer visit.
+			table.erase(h);
+			CHECK(destroyed == 0);
+		});
+		// Still alive for the rest of the outer call, but stale for anyone new.
+		CHECK(destroyed == 0);
+		CHECK(outer.name == "a");
+		CHECK(table.get(h) == nullptr);
+		CHECK(table.size() == 0);
+		CHECK_FALSE(table.visiting(h));
+		table.visit(h, [&](Tracked&) { after_erase_ran = true; });
+		table.erase(h);  // a second erase through the stale handle does nothing
+	});
+	CHECK(inner_ran);
+	CHECK_FALSE(after_erase_ran);
+	CHECK(destroyed == 1);
+	// The slot is reused only now, with a new generation.
+	ConnHandle next = table.insert(std::make_unique<Tracked>("b", &destroyed));
+	CHECK(next.slot == h.slot);
+	CHECK(next.generation == h.generation + 1);
+	int walked = 0;
+	table.for_each([&](ConnHandle, Tracked& t) {
+		++walked;
+		CHECK(t.name == "b");
+	});
+	CHECK(walked == 1);
+}
+
+TEST_CASE("conn_table: a visit that throws still ends, and a pending erase still happens") {
+	int destroyed = 0;
+	ConnTable<Tracked> table;
+	ConnHandle h = table.insert(std::make_unique<Tracked>("a", &destroyed));
+	CHECK_THROWS(table.visit(h, [&](Tracked&) { throw 1; }));
+	CHECK_FALSE(table.visiting(h));
+	REQUIRE(table.get(h) != nullptr);
+	CHECK_THROWS(table.visit(h, [&](Tracked&) {
+		table.erase(h);
+		throw 2;
+	}));
+	CHECK(destroyed == 1);
+	CHECK(table.get(h) == nullptr);
+}
+
+TEST_CASE("conn_table: for_each skips an object erased during its visit") {
+	int destroyed = 0;
+	ConnTable<Tracked> table;
+	ConnHandle a = table.insert(std::make_unique<Tracked>("a", &destroyed));
+	table.insert(std::make_unique<Tracked>("b", &destroyed));
+	std::vector<std::string> seen;
+	table.visit(a, [&](Tracked&) {
+		table.erase(a);
+		table.for_each([&](ConnHandle, Tracked& t) { seen.push_back(t.name); });
+	});
+	CHECK(seen == std::vector<std::string>{"b"});
+	CHECK(destroyed == 1);
+}

@@ -2,7 +2,6 @@
 // replies (doc/behaviour.md §3, §4; doc/behaviour.md §3).
 #include <doctest/doctest.h>
 
-#include <functional>
 #include <string>
 
 #include "smtp/parser.h"
@@ -40,16 +39,21 @@ ParseMode with_smtputf8(ParseMode m)
 	return m;
 }
 
-// Runs `fn` and returns the SmtpError it throws; a missing throw fails the test.
-SmtpError error_of(const std::function<void()>& fn)
+// The refusal a parser returned; an accepted result fails the test.
+template <class T>
+SmtpError error_of(const Result<T>& r)
 {
-	try {
-		fn();
-	} catch (const SmtpError& e) {
-		return e;
-	}
-	FAIL("expected an SmtpError");
-	return {};
+	REQUIRE_FALSE(r.ok());
+	return r.error();
+}
+
+// The value a parser returned; a refusal fails the test with its reply.
+template <class T>
+T value_of(Result<T> r)
+{
+	if (!r.ok())
+		FAIL("refused: " << r.error().code << " " << r.error().text);
+	return std::move(*r);
 }
 
 std::string reply_of(const SmtpError& e)
@@ -59,24 +63,24 @@ std::string reply_of(const SmtpError& e)
 
 std::string mail_error(std::string_view args, const ParseMode& mode)
 {
-	return reply_of(error_of([&] { parse_mail(args, mode); }));
+	return reply_of(error_of(parse_mail(args, mode)));
 }
 
 std::string rcpt_error(std::string_view args, const ParseMode& mode)
 {
-	return reply_of(error_of([&] { parse_rcpt(args, mode); }));
+	return reply_of(error_of(parse_rcpt(args, mode)));
 }
 
 std::string hello_error(std::string_view args, bool ehlo, const ParseMode& mode)
 {
-	return reply_of(error_of([&] { parse_hello(args, ehlo, mode); }));
+	return reply_of(error_of(parse_hello(args, ehlo, mode)));
 }
 
 }  // namespace
 
 TEST_CASE("MAIL FROM with a plain address")
 {
-	MailArgs m = parse_mail(" FROM:<Mox@LocalHost>", submission());
+	MailArgs m = value_of(parse_mail(" FROM:<Mox@LocalHost>", submission()));
 	REQUIRE(m.from);
 	CHECK(m.from->localpart == "Mox");
 	CHECK(m.from->domain.ascii == "localhost");
@@ -91,9 +95,9 @@ TEST_CASE("MAIL FROM with a plain address")
 
 TEST_CASE("MAIL FROM keyword is case-insensitive; null sender")
 {
-	MailArgs m = parse_mail(" from:<>", delivery());
+	MailArgs m = value_of(parse_mail(" from:<>", delivery()));
 	CHECK_FALSE(m.from);
-	CHECK_FALSE(parse_mail(" From:<>", submission()).from);
+	CHECK_FALSE(value_of(parse_mail(" From:<>", submission())).from);
 }
 
 TEST_CASE("MAIL FROM missing pieces")
@@ -111,7 +115,7 @@ TEST_CASE("MAIL FROM missing pieces")
 
 TEST_CASE("optional space after FROM: only on non-pedantic submission")
 {
-	MailArgs m = parse_mail(" FROM: <mox@localhost>", submission());
+	MailArgs m = value_of(parse_mail(" FROM: <mox@localhost>", submission()));
 	REQUIRE(m.from);
 	CHECK(m.from->to_string() == "mox@localhost");
 	CHECK(mail_error(" FROM: <mox@localhost>", delivery()) == "501 5.5.2 bad syntax: expected \"<\"");
@@ -134,9 +138,9 @@ TEST_CASE("remaining suffix only when authenticated")
 
 TEST_CASE("MAIL SIZE parameter")
 {
-	CHECK(*parse_mail(" FROM:<a@b.example> SIZE=1000", submission()).size == 1000);
-	CHECK(*parse_mail(" FROM:<a@b.example> size=0", submission()).size == 0);
-	CHECK(*parse_mail(" FROM:<a@b.example> SIZE=9223372036854775807", submission()).size ==
+	CHECK(*value_of(parse_mail(" FROM:<a@b.example> SIZE=1000", submission())).size == 1000);
+	CHECK(*value_of(parse_mail(" FROM:<a@b.example> size=0", submission())).size == 0);
+	CHECK(*value_of(parse_mail(" FROM:<a@b.example> SIZE=9223372036854775807", submission())).size ==
 	      9223372036854775807LL);
 	CHECK(mail_error(" FROM:<a@b.example> SIZE=9223372036854775808", submission()) ==
 	      "501 5.5.2 bad syntax: bad number \"9223372036854775808\": strconv.ParseInt: parsing "
@@ -154,9 +158,9 @@ TEST_CASE("MAIL SIZE parameter")
 
 TEST_CASE("MAIL BODY parameter")
 {
-	CHECK(parse_mail(" FROM:<a@b.example> BODY=8BITMIME", submission()).body_8bitmime);
-	CHECK(parse_mail(" FROM:<a@b.example> body=8bitmime", submission()).body_8bitmime);
-	CHECK_FALSE(parse_mail(" FROM:<a@b.example> BODY=7bit", submission()).body_8bitmime);
+	CHECK(value_of(parse_mail(" FROM:<a@b.example> BODY=8BITMIME", submission())).body_8bitmime);
+	CHECK(value_of(parse_mail(" FROM:<a@b.example> body=8bitmime", submission())).body_8bitmime);
+	CHECK_FALSE(value_of(parse_mail(" FROM:<a@b.example> BODY=7bit", submission())).body_8bitmime);
 	CHECK(mail_error(" FROM:<a@b.example> BODY=BINARYMIME", submission()) ==
 	      "555 5.5.4 unrecognized parameter \"BODY\"");
 	// The keyword is reported as written, as the model does.
@@ -168,14 +172,14 @@ TEST_CASE("MAIL BODY parameter")
 
 TEST_CASE("MAIL AUTH parameter (doc/behaviour.md D3)")
 {
-	auto m = parse_mail(" FROM:<a@b.example> AUTH=<>", submission());
+	auto m = value_of(parse_mail(" FROM:<a@b.example> AUTH=<>", submission()));
 	REQUIRE(m.auth);
 	CHECK(*m.auth == "<>");
-	m = parse_mail(" FROM:<a@b.example> AUTH=<user+40example.com> SIZE=10", submission());
+	m = value_of(parse_mail(" FROM:<a@b.example> AUTH=<user+40example.com> SIZE=10", submission()));
 	REQUIRE(m.auth);
 	CHECK(*m.auth == "<user@example.com>");
 	CHECK(*m.size == 10);
-	m = parse_mail(" FROM:<a@b.example> AUTH=plain+2Bxtext", delivery());
+	m = value_of(parse_mail(" FROM:<a@b.example> AUTH=plain+2Bxtext", delivery()));
 	CHECK(*m.auth == "plain+xtext");
 	CHECK(mail_error(" FROM:<a@b.example> AUTH=<a+4x>", submission()) ==
 	      "501 5.5.2 bad syntax: parsing xtext: invalid hexadecimal \"4x\"");
@@ -189,7 +193,7 @@ TEST_CASE("MAIL AUTH parameter (doc/behaviour.md D3)")
 
 TEST_CASE("MAIL SMTPUTF8 parameter enables UTF-8 in the path given before it")
 {
-	auto m = parse_mail(" FROM:<jöran@bücher.example> SMTPUTF8", submission());
+	auto m = value_of(parse_mail(" FROM:<jöran@bücher.example> SMTPUTF8", submission()));
 	CHECK(m.smtputf8);
 	REQUIRE(m.from);
 	CHECK(m.from->localpart == "jöran");
@@ -205,7 +209,7 @@ TEST_CASE("MAIL SMTPUTF8 parameter enables UTF-8 in the path given before it")
 	CHECK(mail_error(" FROM:<joran@bücher.example>", authenticated()) ==
 	      "501 5.5.2 bad syntax: expected end of line (remaining \"ücher.example\")");
 	// Already enabled on the connection.
-	CHECK(parse_mail(" FROM:<jöran@example.com>", with_smtputf8(submission())).from->localpart == "jöran");
+	CHECK(value_of(parse_mail(" FROM:<jöran@example.com>", with_smtputf8(submission()))).from->localpart == "jöran");
 }
 
 TEST_CASE("MAIL parameter errors")
@@ -226,44 +230,44 @@ TEST_CASE("MAIL parameter errors")
 
 TEST_CASE("end of command: strict on submission, blanks allowed on delivery")
 {
-	CHECK(parse_mail(" FROM:<a@b.example>\t \t", delivery()).from->localpart == "a");
+	CHECK(value_of(parse_mail(" FROM:<a@b.example>\t \t", delivery())).from->localpart == "a");
 	// A space starts a parameter, as in the model, so a trailing space is an error.
 	CHECK(mail_error(" FROM:<a@b.example> \t", delivery()) ==
 	      "501 5.5.2 bad syntax: expected at least one char for parameter keyword");
 	CHECK(mail_error(" FROM:<a@b.example>\t", submission()) == "501 5.5.2 bad syntax: expected end of line");
 	CHECK(mail_error(" FROM:<a@b.example>x", delivery()) ==
 	      "501 5.5.2 bad syntax: trailing data, not white space: \"x\"");
-	CHECK_NOTHROW(parse_no_args("", submission()));
-	CHECK_NOTHROW(parse_no_args("  ", delivery()));
-	CHECK(reply_of(error_of([] { parse_no_args(" x", delivery()); })) ==
+	CHECK(parse_no_args("", submission()).ok());
+	CHECK(parse_no_args("  ", delivery()).ok());
+	CHECK(reply_of(error_of(parse_no_args(" x", delivery()))) ==
 	      "501 5.5.2 bad syntax: trailing data, not white space: \" x\"");
 	ParseMode auth_delivery;
 	auth_delivery.authenticated = true;
-	CHECK(reply_of(error_of([&] { parse_no_args(" x", auth_delivery); })) ==
+	CHECK(reply_of(error_of(parse_no_args(" x", auth_delivery))) ==
 	      "501 5.5.2 bad syntax: trailing data, not white space: \" x\" (remaining \"\")");
-	CHECK(reply_of(error_of([] { parse_no_args(" x", submission()); })) ==
+	CHECK(reply_of(error_of(parse_no_args(" x", submission()))) ==
 	      "501 5.5.2 bad syntax: expected end of line");
-	CHECK(reply_of(error_of([] { parse_no_args(" ", submission()); })) ==
+	CHECK(reply_of(error_of(parse_no_args(" ", submission()))) ==
 	      "501 5.5.2 bad syntax: expected end of line");
 }
 
 TEST_CASE("quoted localparts and escapes")
 {
-	auto m = parse_mail(" FROM:<\"john doe\"@example.com>", submission());
+	auto m = value_of(parse_mail(" FROM:<\"john doe\"@example.com>", submission()));
 	CHECK(m.from->localpart == "john doe");
 	CHECK(m.from->to_string() == "\"john doe\"@example.com");
 
-	m = parse_mail(" FROM:<\"a\\\"b\\\\c\"@example.com>", submission());
+	m = value_of(parse_mail(" FROM:<\"a\\\"b\\\\c\"@example.com>", submission()));
 	CHECK(m.from->localpart == "a\"b\\c");
 	CHECK(m.from->to_string() == "\"a\\\"b\\\\c\"@example.com");
 
 	// A quoted localpart that is a valid dot-string is written unquoted.
-	m = parse_mail(" FROM:<\"plain.name\"@example.com>", submission());
+	m = value_of(parse_mail(" FROM:<\"plain.name\"@example.com>", submission()));
 	CHECK(m.from->to_string() == "plain.name@example.com");
-	m = parse_mail(" FROM:<\"\"@example.com>", submission());
+	m = value_of(parse_mail(" FROM:<\"\"@example.com>", submission()));
 	CHECK(m.from->localpart == "");
 	CHECK(m.from->to_string() == "\"\"@example.com");
-	m = parse_mail(" FROM:<\"a..b\"@example.com>", submission());
+	m = value_of(parse_mail(" FROM:<\"a..b\"@example.com>", submission()));
 	CHECK(m.from->to_string() == "\"a..b\"@example.com");
 
 	CHECK(rcpt_error(" TO:<\"abc@example.com>", submission()) ==
@@ -274,17 +278,17 @@ TEST_CASE("quoted localparts and escapes")
 	      "501 5.5.2 bad syntax: invalid localpart, bad escaped char \t");
 	CHECK(rcpt_error(" TO:<\"jö\"@example.com>", submission()) ==
 	      "553 5.6.7 non-ascii address not permitted without smtputf8");
-	CHECK(parse_rcpt(" TO:<\"jö x\"@example.com>", with_smtputf8(submission())).to.localpart == "jö x");
+	CHECK(value_of(parse_rcpt(" TO:<\"jö x\"@example.com>", with_smtputf8(submission()))).to.localpart == "jö x");
 	// Invalid UTF-8 is refused even with SMTPUTF8 (RFC 6531 3.3 requires UTF-8).
-	CHECK(reply_of(error_of([] { parse_rcpt(" TO:<a\xff@example.com>", with_smtputf8(submission())); })) ==
+	CHECK(reply_of(error_of(parse_rcpt(" TO:<a\xff@example.com>", with_smtputf8(submission())))) ==
 	      "501 5.5.2 bad syntax: localpart is not valid utf-8");
-	CHECK(reply_of(error_of([] { parse_rcpt(" TO:<\"a\xc3\"@example.com>", with_smtputf8(submission())); })) ==
+	CHECK(reply_of(error_of(parse_rcpt(" TO:<\"a\xc3\"@example.com>", with_smtputf8(submission())))) ==
 	      "501 5.5.2 bad syntax: localpart is not valid utf-8");
 }
 
 TEST_CASE("dot-string localparts")
 {
-	auto r = parse_rcpt(" TO:<first.last+tag!#$%&'*/=?^_`{|}~-@example.com>", submission());
+	auto r = value_of(parse_rcpt(" TO:<first.last+tag!#$%&'*/=?^_`{|}~-@example.com>", submission()));
 	CHECK(r.to.localpart == "first.last+tag!#$%&'*/=?^_`{|}~-");
 	CHECK(rcpt_error(" TO:<a..b@example.com>", submission()) ==
 	      "501 5.5.2 bad syntax: expected at least one char for atom");
@@ -299,27 +303,27 @@ TEST_CASE("localpart length limits")
 	std::string l65(65, 'a');
 	std::string l128(128, 'a');
 	std::string l129(129, 'a');
-	CHECK(parse_rcpt(" TO:<" + l64 + "@example.com>", pedantic_submission()).to.localpart == l64);
+	CHECK(value_of(parse_rcpt(" TO:<" + l64 + "@example.com>", pedantic_submission())).to.localpart == l64);
 	CHECK(rcpt_error(" TO:<" + l65 + "@example.com>", pedantic_submission()) ==
 	      "501 5.5.2 bad syntax: localpart longer than 64 octets");
-	CHECK(parse_rcpt(" TO:<" + l128 + "@example.com>", submission()).to.localpart == l128);
+	CHECK(value_of(parse_rcpt(" TO:<" + l128 + "@example.com>", submission())).to.localpart == l128);
 	CHECK(rcpt_error(" TO:<" + l129 + "@example.com>", submission()) ==
 	      "501 5.5.2 bad syntax: localpart longer than 64 octets");
 }
 
 TEST_CASE("domains: case folding, IDNA, label rules, length")
 {
-	auto r = parse_rcpt(" TO:<x@Mail.EXAMPLE.com>", submission());
+	auto r = value_of(parse_rcpt(" TO:<x@Mail.EXAMPLE.com>", submission()));
 	CHECK(r.to.domain.ascii == "mail.example.com");
 	CHECK(r.to.domain.unicode == "mail.example.com");
 
 	// A-labels are accepted without SMTPUTF8 and give the U-label form.
-	r = parse_rcpt(" TO:<x@XN--BCHER-KVA.example>", submission());
+	r = value_of(parse_rcpt(" TO:<x@XN--BCHER-KVA.example>", submission()));
 	CHECK(r.to.domain.ascii == "xn--bcher-kva.example");
 	CHECK(r.to.domain.unicode == "bücher.example");
 	CHECK(r.to.to_string() == "x@bücher.example");
 
-	r = parse_rcpt(" TO:<x@Bücher.example>", with_smtputf8(submission()));
+	r = value_of(parse_rcpt(" TO:<x@Bücher.example>", with_smtputf8(submission())));
 	CHECK(r.to.domain.ascii == "xn--bcher-kva.example");
 
 	CHECK(rcpt_error(" TO:<x@-a.example>", submission()) ==
@@ -342,13 +346,13 @@ TEST_CASE("domains: case folding, IDNA, label rules, length")
 
 TEST_CASE("address literals in paths")
 {
-	auto r = parse_rcpt(" TO:<x@[192.0.2.1]>", submission());
+	auto r = value_of(parse_rcpt(" TO:<x@[192.0.2.1]>", submission()));
 	REQUIRE(r.to.ip);
 	CHECK_FALSE(r.to.ip->v6);
 	CHECK(r.to.domain.empty());
 	CHECK(r.to.to_string() == "x@[192.0.2.1]");
 
-	r = parse_rcpt(" TO:<x@[ipv6:2001:DB8::1]>", submission());
+	r = value_of(parse_rcpt(" TO:<x@[ipv6:2001:DB8::1]>", submission()));
 	REQUIRE(r.to.ip);
 	CHECK(r.to.ip->v6);
 	CHECK(r.to.to_string() == "x@[IPv6:2001:db8::1]");
@@ -372,10 +376,10 @@ TEST_CASE("address literals in paths")
 
 TEST_CASE("source routes are parsed and discarded")
 {
-	auto r = parse_rcpt(" TO:<@relay1.example,@relay2.example:user@final.example>", submission());
+	auto r = value_of(parse_rcpt(" TO:<@relay1.example,@relay2.example:user@final.example>", submission()));
 	CHECK(r.to.localpart == "user");
 	CHECK(r.to.domain.ascii == "final.example");
-	auto m = parse_mail(" FROM:<@relay.example:u@d.example>", delivery());
+	auto m = value_of(parse_mail(" FROM:<@relay.example:u@d.example>", delivery()));
 	CHECK(m.from->to_string() == "u@d.example");
 	CHECK(rcpt_error(" TO:<@relay.example;user@final.example>", submission()) ==
 	      "501 5.5.2 bad syntax: expected \":\"");
@@ -390,20 +394,20 @@ TEST_CASE("forward path length limit")
 	std::string domain = std::string(63, 'd') + "." + std::string(63, 'e') + "." + std::string(24, 'f');
 	std::string path = "<" + local + "@" + domain + ">";
 	REQUIRE(path.size() == 255);
-	CHECK(parse_rcpt(" TO:" + path, submission()).to.localpart == local);
+	CHECK(value_of(parse_rcpt(" TO:" + path, submission())).to.localpart == local);
 	std::string longer = "<" + local + "ll@" + domain + ">";
 	REQUIRE(longer.size() == 257);
 	CHECK(rcpt_error(" TO:" + longer, submission()) == "501 5.5.2 bad syntax: path longer than 256 octets");
 	// The reverse path has no such limit.
-	CHECK(parse_mail(" FROM:" + longer, submission()).from->localpart == local + "ll");
+	CHECK(value_of(parse_mail(" FROM:" + longer, submission())).from->localpart == local + "ll");
 }
 
 TEST_CASE("RCPT TO forms")
 {
-	auto r = parse_rcpt(" TO:<postmaster>", submission());
+	auto r = value_of(parse_rcpt(" TO:<postmaster>", submission()));
 	CHECK(r.postmaster);
-	CHECK(parse_rcpt(" to:<PostMaster>", delivery()).postmaster);
-	r = parse_rcpt(" TO:<postmaster@example.com>", delivery());
+	CHECK(value_of(parse_rcpt(" to:<PostMaster>", delivery())).postmaster);
+	r = value_of(parse_rcpt(" TO:<postmaster@example.com>", delivery()));
 	CHECK_FALSE(r.postmaster);
 	CHECK(r.to.localpart == "postmaster");
 	CHECK(rcpt_error(" TO:<x@example.com> FOO=bar", submission()) ==
@@ -412,41 +416,41 @@ TEST_CASE("RCPT TO forms")
 	      "553 5.6.7 non-ascii address not permitted without smtputf8");
 	CHECK(rcpt_error(" TO:<>", submission()) == "501 5.5.2 bad syntax: expected at least one char for atom");
 	CHECK(rcpt_error(" TO: <x@example.com>", delivery()) == "501 5.5.2 bad syntax: expected \"<\"");
-	CHECK(parse_rcpt(" TO: <x@example.com>", submission()).to.localpart == "x");
+	CHECK(value_of(parse_rcpt(" TO: <x@example.com>", submission())).to.localpart == "x");
 	CHECK(rcpt_error(" TO:<x@example.com>  ", submission()) ==
 	      "501 5.5.2 bad syntax: expected at least one char for parameter keyword");
-	CHECK(parse_rcpt(" TO:<x@example.com>\t", delivery()).to.localpart == "x");
+	CHECK(value_of(parse_rcpt(" TO:<x@example.com>\t", delivery())).to.localpart == "x");
 }
 
 TEST_CASE("HELO and EHLO arguments")
 {
-	auto h = parse_hello(" Client.Example", true, submission());
+	auto h = value_of(parse_hello(" Client.Example", true, submission()));
 	CHECK(h.domain.ascii == "client.example");
 	CHECK_FALSE(h.ip);
 	CHECK(h.raw == "Client.Example");
 
 	// Extra text after the name is ignored (RFC 5321 4.1.1.1).
-	h = parse_hello(" client.example extra words", false, submission());
+	h = value_of(parse_hello(" client.example extra words", false, submission()));
 	CHECK(h.domain.ascii == "client.example");
 	CHECK(h.raw == "client.example");
 
-	h = parse_hello(" [127.0.0.1]", true, delivery());
+	h = value_of(parse_hello(" [127.0.0.1]", true, delivery()));
 	REQUIRE(h.ip);
 	CHECK(h.ip->to_string() == "127.0.0.1");
 	CHECK(h.raw == "[127.0.0.1]");
 	CHECK(h.domain.empty());
 
-	h = parse_hello(" [IPv6:::1]", true, delivery());
+	h = value_of(parse_hello(" [IPv6:::1]", true, delivery()));
 	REQUIRE(h.ip);
 	CHECK(h.ip->v6);
 
 	// Missing "]" is tolerated, as the model does.
-	h = parse_hello(" [10.0.0.1", true, delivery());
+	h = value_of(parse_hello(" [10.0.0.1", true, delivery()));
 	REQUIRE(h.ip);
 	CHECK(h.ip->to_string() == "10.0.0.1");
 
 	// Untagged IPv6 in EHLO: forgiven on non-pedantic submission only.
-	h = parse_hello(" [2001:db8::5]", true, submission());
+	h = value_of(parse_hello(" [2001:db8::5]", true, submission()));
 	REQUIRE(h.ip);
 	CHECK(h.ip->v6);
 	CHECK(hello_error(" [2001:db8::5]", true, delivery()) ==
@@ -461,64 +465,64 @@ TEST_CASE("HELO and EHLO arguments")
 	CHECK(hello_error("", true, submission()) == "501 5.5.2 bad syntax: expected \" \"");
 	CHECK(hello_error(" ", true, submission()) == "501 5.5.2 bad syntax: need at least one char for subdomain");
 	// Without SMTPUTF8 the name ends at the first non-ASCII byte and the rest
-	// is ignored like any text after the name (the model's behaviour).
-	CHECK(parse_hello(" bücher.example", true, submission()).domain.ascii == "b");
+	// is ignored like any text after the name (as the model does).
+	CHECK(value_of(parse_hello(" bücher.example", true, submission())).domain.ascii == "b");
 	CHECK(hello_error(" übung.example", true, submission()) ==
 	      "501 5.5.2 bad syntax: expected at least one char for subdomain");
-	h = parse_hello(" bücher.example", true, with_smtputf8(submission()));
+	h = value_of(parse_hello(" bücher.example", true, with_smtputf8(submission())));
 	CHECK(h.domain.ascii == "xn--bcher-kva.example");
 }
 
 TEST_CASE("VRFY, EXPN and NOOP arguments")
 {
-	CHECK(parse_vrfy(" user", submission()) == "user");
-	CHECK(parse_vrfy(" \"some user\"", submission()) == "some user");
-	CHECK(parse_vrfy(" user smtputf8", delivery()) == "user");
-	CHECK(reply_of(error_of([] { parse_vrfy("", submission()); })) == "501 5.5.2 bad syntax: expected \" \"");
-	CHECK(reply_of(error_of([] { parse_vrfy(" user other", submission()); })) ==
+	CHECK(value_of(parse_vrfy(" user", submission())) == "user");
+	CHECK(value_of(parse_vrfy(" \"some user\"", submission())) == "some user");
+	CHECK(value_of(parse_vrfy(" user smtputf8", delivery())) == "user");
+	CHECK(reply_of(error_of(parse_vrfy("", submission()))) == "501 5.5.2 bad syntax: expected \" \"");
+	CHECK(reply_of(error_of(parse_vrfy(" user other", submission()))) ==
 	      "501 5.5.2 bad syntax: expected \"SMTPUTF8\"");
-	CHECK(reply_of(error_of([] { parse_vrfy(" a@b", delivery()); })) ==
+	CHECK(reply_of(error_of(parse_vrfy(" a@b", delivery()))) ==
 	      "501 5.5.2 bad syntax: trailing data, not white space: \"@b\"");
 
-	CHECK_NOTHROW(parse_noop("", submission()));
-	CHECK_NOTHROW(parse_noop(" \"x\"", submission()));
-	CHECK_NOTHROW(parse_noop(" x", submission()));
-	CHECK(reply_of(error_of([] { parse_noop(" x y", delivery()); })) ==
+	CHECK(parse_noop("", submission()).ok());
+	CHECK(parse_noop(" \"x\"", submission()).ok());
+	CHECK(parse_noop(" x", submission()).ok());
+	CHECK(reply_of(error_of(parse_noop(" x y", delivery()))) ==
 	      "501 5.5.2 bad syntax: trailing data, not white space: \" y\"");
-	CHECK(reply_of(error_of([] { parse_noop("x", delivery()); })) ==
+	CHECK(reply_of(error_of(parse_noop("x", delivery()))) ==
 	      "501 5.5.2 bad syntax: trailing data, not white space: \"x\"");
 }
 
 TEST_CASE("AUTH arguments")
 {
-	AuthArgs a = parse_auth(" PLAIN", submission());
+	AuthArgs a = value_of(parse_auth(" PLAIN", submission()));
 	CHECK(a.mechanism == "PLAIN");
 	CHECK_FALSE(a.initial);
 
-	// Tern doc/behaviour.md D4: mechanism names are case-insensitive.
-	a = parse_auth(" plain AG1veEBsb2NhbGhvc3QAbW94bW94bW94", submission());
+	// Tern decision 4: mechanism names are case-insensitive.
+	a = value_of(parse_auth(" plain AG1veEBsb2NhbGhvc3QAbW94bW94bW94", submission()));
 	CHECK(a.mechanism == "PLAIN");
 	REQUIRE(a.initial);
 	CHECK(*a.initial == "AG1veEBsb2NhbGhvc3QAbW94bW94bW94");
 
-	a = parse_auth(" scram-sha-256 =", submission());
+	a = value_of(parse_auth(" scram-sha-256 =", submission()));
 	CHECK(a.mechanism == "SCRAM-SHA-256");
 	REQUIRE(a.initial);
 	CHECK(*a.initial == "");
 
-	CHECK(reply_of(error_of([] { parse_auth(" PLAIN ", submission()); })) ==
+	CHECK(reply_of(error_of(parse_auth(" PLAIN ", submission()))) ==
 	      "501 5.5.2 missing initial auth base64 parameter after space");
-	CHECK(reply_of(error_of([] { parse_auth("", submission()); })) == "501 5.5.2 bad syntax: expected \" \"");
-	CHECK(reply_of(error_of([] { parse_auth(" ", submission()); })) ==
+	CHECK(reply_of(error_of(parse_auth("", submission()))) == "501 5.5.2 bad syntax: expected \" \"");
+	CHECK(reply_of(error_of(parse_auth(" ", submission()))) ==
 	      "501 5.5.2 bad syntax: need at least one char for sasl-mech");
-	CHECK(reply_of(error_of([] { parse_auth(" !", submission()); })) ==
+	CHECK(reply_of(error_of(parse_auth(" !", submission()))) ==
 	      "501 5.5.2 bad syntax: expected at least one char for sasl-mech");
-	CHECK(reply_of(error_of([] { parse_auth(" PLAIN\tx", submission()); })) ==
+	CHECK(reply_of(error_of(parse_auth(" PLAIN\tx", submission()))) ==
 	      "501 5.5.2 bad syntax: expected \" \"");
 	// At most 20 characters.
-	a = parse_auth(" ABCDEFGHIJKLMNOPQRST", submission());
+	a = value_of(parse_auth(" ABCDEFGHIJKLMNOPQRST", submission()));
 	CHECK(a.mechanism == "ABCDEFGHIJKLMNOPQRST");
-	CHECK(reply_of(error_of([] { parse_auth(" ABCDEFGHIJKLMNOPQRSTU", submission()); })) ==
+	CHECK(reply_of(error_of(parse_auth(" ABCDEFGHIJKLMNOPQRSTU", submission()))) ==
 	      "501 5.5.2 bad syntax: expected \" \"");
 }
 
@@ -565,16 +569,16 @@ TEST_CASE("parser: a domain that IDNA mapping empties is refused (fuzzing regres
 
 TEST_CASE("MAIL FROM DSN parameters and REQUIRETLS (RFC 3461 4.3, 4.4; RFC 8689 2)")
 {
-	MailArgs m = parse_mail(" FROM:<a@b.example> RET=hdrs ENVID=QQ+2B1+3D2 REQUIRETLS", delivery());
+	MailArgs m = value_of(parse_mail(" FROM:<a@b.example> RET=hdrs ENVID=QQ+2B1+3D2 REQUIRETLS", delivery()));
 	CHECK(m.ret == DsnRet::hdrs);
 	REQUIRE(m.envid);
 	CHECK(*m.envid == "QQ+1=2");
 	CHECK(m.requiretls);
-	m = parse_mail(" FROM:<a@b.example> RET=FULL", submission());
+	m = value_of(parse_mail(" FROM:<a@b.example> RET=FULL", submission()));
 	CHECK(m.ret == DsnRet::full);
 	CHECK_FALSE(m.envid);
 	CHECK_FALSE(m.requiretls);
-	CHECK(parse_mail(" FROM:<a@b.example>", delivery()).ret == DsnRet::unset);
+	CHECK(value_of(parse_mail(" FROM:<a@b.example>", delivery())).ret == DsnRet::unset);
 
 	CHECK(mail_error(" FROM:<a@b.example> RET=ALL", delivery()) == "501 5.5.4 invalid RET parameter \"ALL\"");
 	CHECK(mail_error(" FROM:<a@b.example> RET=FULL RET=HDRS", delivery()) == "501 5.5.4 duplicate param \"RET\"");
@@ -583,23 +587,23 @@ TEST_CASE("MAIL FROM DSN parameters and REQUIRETLS (RFC 3461 4.3, 4.4; RFC 8689 
 	CHECK(mail_error(" FROM:<a@b.example> ENVID=a+0A", delivery()) == "501 5.5.4 invalid ENVID parameter \"a+0A\"");
 	CHECK(mail_error(" FROM:<a@b.example> ENVID=" + std::string(101, 'x'), delivery()).starts_with(
 	          "501 5.5.4 invalid ENVID parameter"));
-	CHECK(parse_mail(" FROM:<a@b.example> ENVID=" + std::string(100, 'x'), delivery()).envid->size() == 100);
+	CHECK(value_of(parse_mail(" FROM:<a@b.example> ENVID=" + std::string(100, 'x'), delivery())).envid->size() == 100);
 	CHECK(mail_error(" FROM:<a@b.example> REQUIRETLS REQUIRETLS", delivery()) ==
 	      "501 5.5.4 duplicate param \"REQUIRETLS\"");
 }
 
 TEST_CASE("RCPT TO DSN parameters NOTIFY and ORCPT (RFC 3461 4.1, 4.2; RFC 6533 4)")
 {
-	RcptArgs r = parse_rcpt(" TO:<x@example.com> NOTIFY=success,Delay ORCPT=rfc822;x+2Bq@example.com", delivery());
+	RcptArgs r = value_of(parse_rcpt(" TO:<x@example.com> NOTIFY=success,Delay ORCPT=rfc822;x+2Bq@example.com", delivery()));
 	CHECK(r.notify == (notify_success | notify_delay));
 	REQUIRE(r.orcpt);
 	CHECK(r.orcpt->type == "rfc822");
 	CHECK(r.orcpt->address == "x+q@example.com");
-	r = parse_rcpt(" TO:<x@example.com> NOTIFY=NEVER", submission());
+	r = value_of(parse_rcpt(" TO:<x@example.com> NOTIFY=NEVER", submission()));
 	CHECK(r.notify == notify_never);
 	CHECK_FALSE(r.orcpt);
-	CHECK(parse_rcpt(" TO:<postmaster> ORCPT=RFC822;postmaster@y.example", submission()).orcpt->type == "rfc822");
-	CHECK(parse_rcpt(" TO:<x@example.com>", delivery()).notify == 0);
+	CHECK(value_of(parse_rcpt(" TO:<postmaster> ORCPT=RFC822;postmaster@y.example", submission())).orcpt->type == "rfc822");
+	CHECK(value_of(parse_rcpt(" TO:<x@example.com>", delivery())).notify == 0);
 
 	CHECK(rcpt_error(" TO:<x@example.com> NOTIFY=NEVER,SUCCESS", delivery()) ==
 	      "501 5.5.4 invalid NOTIFY parameter \"NEVER,SUCCESS\"");
@@ -616,11 +620,11 @@ TEST_CASE("RCPT TO DSN parameters NOTIFY and ORCPT (RFC 3461 4.1, 4.2; RFC 6533 
 	CHECK(rcpt_error(" TO:<x@example.com> NOTIFY", delivery()) == "501 5.5.2 bad syntax: expected \"=\"");
 
 	// RFC 6533 4: utf-8-addr-xtext always, utf-8-addr-unitext with SMTPUTF8.
-	r = parse_rcpt(" TO:<x@example.com> ORCPT=utf-8;j\\x{F6}rg@example.com", delivery());
+	r = value_of(parse_rcpt(" TO:<x@example.com> ORCPT=utf-8;j\\x{F6}rg@example.com", delivery()));
 	REQUIRE(r.orcpt);
 	CHECK(r.orcpt->type == "utf-8");
 	CHECK(r.orcpt->address == "jörg@example.com");
-	r = parse_rcpt(" TO:<x@example.com> ORCPT=utf-8;jörg@example.com", with_smtputf8(delivery()));
+	r = value_of(parse_rcpt(" TO:<x@example.com> ORCPT=utf-8;jörg@example.com", with_smtputf8(delivery())));
 	CHECK(r.orcpt->address == "jörg@example.com");
 	CHECK(rcpt_error(" TO:<x@example.com> ORCPT=utf-8;jörg@example.com", delivery()).starts_with("501 5.5.2"));
 }
