@@ -282,49 +282,13 @@ void Connection::cmd_rcpt(std::string_view args) {
 }
 
 void Connection::rcpt_accepted(smtp::RcptArgs r) {
-	Recipient rcpt;
-	rcpt.postmaster = r.postmaster;
-	rcpt.notify = r.notify;
-	if (r.orcpt) rcpt.orcpt = smtp::orcpt_to_stored(*r.orcpt);
-	if (r.postmaster) {
-		rcpt.address.localpart = "postmaster";
-		// doc/behaviour.md D9: rendered with the listener's hostname.
-		rcpt.display = "postmaster@" + hostname();
-	} else {
-		rcpt.address = r.to;
-		rcpt.display = address_text(rcpt.address);
-	}
-
-	if (cfg->localserve) {
-		if (rcpt.address.localpart.starts_with("rcptto") && localserve_command_failure(rcpt.address.localpart))
-			return;  // stalled: the reply comes from the timer
-		// Localserve delivers every recipient to its one account.
-		const auto& acc = cfg->accounts.begin()->second;
-		rcpt.local = true;
-		rcpt.account = acc.name;
-		rcpt.mailbox = "INBOX";
-	} else if (rcpt.address.ip) {
-		if (!submission()) throw user_error(550, se::addr_bad_dest_mailbox1, "not accepting email for ip");
-	} else {
-		auto res = cfg->resolve_recipient(rcpt.address.localpart, r.postmaster ? "" : rcpt.address.domain.ascii);
-		switch (res.kind) {
-		case config::Config::RcptKind::local:
-			rcpt.local = true;
-			rcpt.account = res.account->name;
-			rcpt.mailbox = res.mailbox;
-			break;
-		case config::Config::RcptKind::foreign_domain:
-			if (!submission()) throw user_error(550, se::addr_bad_dest_mailbox1, "not accepting email for domain");
-			break;
-		case config::Config::RcptKind::unknown_user:
-			// RFC 5321 3.5.3 lets a server keep quiet about which users exist:
-			// on port 25 the failure shows only after DATA.
-			if (submission()) throw user_error(550, se::addr_bad_dest_mailbox1, "no such user");
-			break;
-		}
-	}
-	if (milter_check(MilterStage::rcpt, "<" + rcpt.display + ">", [r](Connection& c) { c.rcpt_accepted(r); })) return;
-	tx.recipients.push_back(std::move(rcpt));
+	decide::RecipientDecision d = decide::resolve_recipient(*cfg, r, {hostname(), submission(), tx.smtputf8});
+	if (cfg->localserve && d.recipient.address.localpart.starts_with("rcptto") &&
+	    localserve_command_failure(d.recipient.address.localpart))
+		return;  // stalled: the reply comes from the timer
+	if (d.refused) throw user_error(d.code, d.secode, std::move(d.text));
+	if (milter_check(MilterStage::rcpt, "<" + d.recipient.display + ">", [r](Connection& c) { c.rcpt_accepted(r); })) return;
+	tx.recipients.push_back(std::move(d.recipient));
 	reply(250, se::addr_other0, "now on the list");
 }
 

@@ -235,7 +235,7 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 	std::string common = message::build_return_path(tx.mail_from ? address_text(*tx.mail_from) : std::string());
 	message::ReceivedInfo ri = received_info(now);
 	if (an) {
-		common += authentication_results(*an);
+		common += decide::authentication_results(*an, global_hostname(), remote_ip);
 		common += an->spf.header();
 		// The verified reverse name, when it differs from the EHLO name.
 		std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0] : an->iprev.name;
@@ -451,29 +451,12 @@ void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, st
 	    srv, path, std::move(*copies), local_envelope(),
 	    suspend([copy_rcpts = std::move(copy_rcpts), errors = std::move(errors), an](
 	                Connection& c, std::vector<CopyOutcome> outcomes) mutable {
-		    std::string failure;
-		    size_t storage_failed = 0;
-		    for (size_t i = 0; i < outcomes.size(); ++i) {
-			    const CopyOutcome& o = outcomes[i];
-			    if (o.delivered) continue;
-			    if (!o.storage_error.empty()) {
-				    failure = o.storage_error;
-				    ++storage_failed;
-				    continue;
-			    }
-			    // The LMTP server's answer for this recipient, or 451 4.3.0
-			    // when it could not be reached in time.
-			    c.submission() ? core::stats().count_submission("localserveerror") : core::stats().count_delivery("delivererror", "lmtp");
-			    errors.push_back({copy_rcpts[i], o.code, o.secode, o.permanent, o.text});
-		    }
-		    if (!failure.empty()) {
-			    log::error("maildir delivery failed", {{"error", failure}});
-			    c.submission() ? core::stats().count_submission("localserveerror", storage_failed) : core::stats().count_delivery("delivererror", "no-bad-signals", storage_failed);
-			    bool disk_full = is_storage_full_error(failure);
-			    if (disk_full) c.srv.disk_space().report_full();
-			    SmtpError e = storage_failure(disk_full, "error processing");
-			    for (size_t i = 0; i < outcomes.size(); ++i)
-				    if (!outcomes[i].storage_error.empty()) errors.push_back({copy_rcpts[i], e.code, e.secode, false, e.text});
+		    for (const FailedCopy& f : failed_copies(c.srv, outcomes, copy_rcpts)) {
+			    if (c.submission())
+				    core::stats().count_submission("localserveerror");
+			    else
+				    core::stats().count_delivery("delivererror", f.storage ? "no-bad-signals" : "lmtp");
+			    errors.push_back(f.error);
 		    }
 		    c.delivery_done(std::move(errors), an);
 	    }));
