@@ -349,32 +349,7 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	}
 	message::ReceivedInfo ri = received_info(now);
 	if (cfg->localserve) {
-		// Localserve: the special localparts fail the whole transaction, then
-		// every copy goes to the one account.
-		for (const auto& rc : tx.recipients) {
-			LocalserveFailure f = localserve_failure(rc.address.localpart);
-			if (f.timeout) {
-				unlink(path.c_str());
-				rset();
-				stall_then_reply(3600, SmtpError{451, std::string(se::other0), "timing out submission due to special localpart"});
-				return;
-			}
-			if (f.code != 0) {
-				unlink(path.c_str());
-				rset();
-				throw SmtpError{f.code, std::string(se::other0),
-				                "failure with code " + std::to_string(f.code) + " due to special localpart"};
-			}
-		}
-		auto copies = std::make_shared<std::vector<LocalCopy>>();
-		std::vector<std::string> rcpts;
-		const config::Account& acc = cfg->accounts.begin()->second;
-		for (const auto& rc : tx.recipients) {
-			ri.for_rcpt = rc.display;
-			copies->push_back(local_copy(acc, "INBOX", rc.display, message::build_received(ri) + r.common_prefix, {}));
-			rcpts.push_back(rc.display);
-		}
-		write_copies(std::move(copies), std::move(rcpts), {}, path);
+		submit_localserve(r, path, ri);
 		return;
 	}
 	OutboundQueue* queue = srv.outbound();
@@ -395,16 +370,9 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	msg.dsn_ret = smtp::ret_to_string(tx.dsn_ret);
 	msg.envid = tx.envid;
 	msg.requiretls = tx.requiretls;
-	for (const auto& rc : tx.recipients) {
-		ri.for_rcpt = rc.display;
-		OutboundRecipient o;
-		o.to = rc.display;
-		o.notify = rc.notify;
-		o.orcpt = rc.orcpt;
-		o.domain = rc.address.ip ? rc.address.ip->to_literal() : rc.address.domain.ascii;
-		o.prefix = message::build_received(ri) + r.common_prefix;
-		msg.recipients.push_back(std::move(o));
-	}
+	for (auto& copy : decide::submission_copies(tx.recipients, ri, r.common_prefix))
+		msg.recipients.push_back({std::move(copy.to), std::move(copy.domain), std::move(copy.prefix), copy.notify,
+		                          std::move(copy.orcpt)});
 	queue->enqueue(std::move(msg), suspend([](Connection& c, const std::string& error) {
 		size_t recipients = c.tx.recipients.size();
 		core::stats().count_submission(error.empty() ? "ok" : "queueerror", recipients);  // per recipient, as the seed
@@ -420,6 +388,34 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 		c.reply(250, "2.0", "it is done");
 	}));
 	flush();
+}
+
+// Localserve: the special localparts fail the whole transaction, then
+// every copy goes to the one account.
+void Connection::submit_localserve(const SubmissionResult& r, const std::string& path, const message::ReceivedInfo& ri) {
+	for (const auto& rc : tx.recipients) {
+		LocalserveFailure f = localserve_failure(rc.address.localpart);
+		if (f.timeout) {
+			unlink(path.c_str());
+			rset();
+			stall_then_reply(3600, SmtpError{451, std::string(se::other0), "timing out submission due to special localpart"});
+			return;
+		}
+		if (f.code != 0) {
+			unlink(path.c_str());
+			rset();
+			throw SmtpError{f.code, std::string(se::other0),
+			                "failure with code " + std::to_string(f.code) + " due to special localpart"};
+		}
+	}
+	auto copies = std::make_shared<std::vector<LocalCopy>>();
+	std::vector<std::string> rcpts;
+	const config::Account& acc = cfg->accounts.begin()->second;
+	for (auto& copy : decide::submission_copies(tx.recipients, ri, r.common_prefix)) {
+		copies->push_back(local_copy(acc, "INBOX", copy.to, std::move(copy.prefix), {}));
+		rcpts.push_back(copy.to);
+	}
+	write_copies(std::move(copies), std::move(rcpts), {}, path);
 }
 
 // What local delivery (an LMTP server) needs of this transaction.

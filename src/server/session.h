@@ -228,6 +228,7 @@ struct Connection {
 	std::string count_inbound_deliveries(const InboundAnalysis& an, const std::vector<DeliverError>& errors) const;
 	void deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors = {});
 	void submit_message();
+	void submit_localserve(const SubmissionResult& r, const std::string& path, const message::ReceivedInfo& ri);
 	void submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now, bool has_8bit,
 	                         int64_t size);
 	message::ReceivedInfo received_info(std::time_t now) const;

@@ -6,6 +6,7 @@
 #include "decide/inbound_verdict.h"
 #include "decide/incoming_dsn.h"
 #include "decide/recipient.h"
+#include "decide/submission.h"
 #include "smtp/dsn_params.h"
 
 using namespace tern;
@@ -397,4 +398,98 @@ TEST_CASE("decide dsn: NOTIFY decides which recipients are reported") {
 		REQUIRE(dsn->recipients.size() == 1);
 		CHECK(dsn->recipients[0].action == "delivered");
 	}
+}
+
+namespace {
+
+message::HeaderSection header(const std::string& text) {
+	auto section = message::parse_header_section(text);
+	REQUIRE(section.has_value());
+	return *section;
+}
+
+SubmissionHeaderInput as_alice() { return {"alice", true, "mail.example.org", 1700000000}; }
+
+}  // namespace
+
+TEST_CASE("decide submission: a From of the sender's own gets Message-Id and Date when missing") {
+	auto cfg = test_config();
+	SubmissionHeaderChecks c = check_submission_header(*cfg, header("From: Alice <alice@example.org>\r\n\r\n"), as_alice());
+	CHECK_FALSE(c.error);
+	CHECK(c.from_domain == "example.org");
+	CHECK_FALSE(c.message_id.empty());
+	CHECK(c.added.find("Message-Id: <" + c.message_id + ">") != std::string::npos);
+	CHECK(c.added.find("Date: ") != std::string::npos);
+	SUBCASE("present ones are kept, the id without its brackets") {
+		c = check_submission_header(
+		    *cfg, header("From: alice@example.org\r\nMessage-Id: <x1@example.org>\r\nDate: Thu, 1 Jan 2026 00:00:00 +0000\r\n\r\n"),
+		    as_alice());
+		CHECK_FALSE(c.error);
+		CHECK(c.message_id == "x1@example.org");
+		CHECK(c.added.empty());
+	}
+}
+
+TEST_CASE("decide submission: From of another account, a bad From or a Return-Path are refused") {
+	auto cfg = test_config();
+	SubmissionHeaderChecks c = check_submission_header(*cfg, header("From: bob@example.org\r\n\r\n"), as_alice());
+	REQUIRE(c.error);
+	CHECK(c.error->code == 550);
+	CHECK(c.error->secode == "7.1");
+	CHECK(c.error->text == "must match authenticated user");
+	SubmissionHeaderInput unchecked = as_alice();
+	unchecked.check_from = false;
+	CHECK_FALSE(check_submission_header(*cfg, header("From: bob@example.org\r\n\r\n"), unchecked).error);
+
+	c = check_submission_header(*cfg, header("From: a@example.org, b@example.org\r\n\r\n"), as_alice());
+	REQUIRE(c.error);
+	CHECK(c.error->secode == "6.0");
+	CHECK(c.error->text.starts_with("cannot parse header or From address: "));
+
+	c = check_submission_header(*cfg, header("From: alice@example.org\r\nReturn-Path: <x@example.org>\r\n\r\n"),
+	                            as_alice());
+	REQUIRE(c.error);
+	CHECK(c.error->text == "message must not have Return-Path header");
+}
+
+TEST_CASE("decide submission: daily limits come from the account, else the defaults") {
+	auto cfg = test_config();
+	auto limits = send_limits_for(*cfg, "alice", std::nullopt);
+	REQUIRE(limits);
+	CHECK(limits->messages_per_day == cfg->accounts.at("alice").max_outgoing_messages_per_day);
+	CHECK_FALSE(send_limits_for(*cfg, "nobody", std::nullopt));
+	auto defaults = send_limits_for(*cfg, "nobody", SendLimits{5, 2});
+	REQUIRE(defaults);
+	CHECK(defaults->first_time_recipients_per_day == 2);
+
+	CHECK_FALSE(send_limit_refusal({5, 2}, false, false));
+	auto refusal = send_limit_refusal({5, 2}, true, true);
+	REQUIRE(refusal);
+	CHECK(refusal->code == 451);
+	CHECK(refusal->text.starts_with("max number of messages (5) over past 24h reached"));
+	refusal = send_limit_refusal({5, 2}, false, true);
+	REQUIRE(refusal);
+	CHECK(refusal->text.starts_with("max number of new/first-time recipients (2)"));
+}
+
+TEST_CASE("decide submission: one copy per recipient, with its domain and a Received for it") {
+	auto cfg = test_config();
+	std::vector<Recipient> rcpts{submission(*cfg, "TO:<bob@example.net> NOTIFY=NEVER").recipient,
+	                             submission(*cfg, "TO:<x@[192.0.2.7]>").recipient};
+	message::ReceivedInfo ri;
+	ri.from = "mail.example.org";
+	ri.by = "mail.example.org";
+	ri.with = "ESMTPSA";
+	ri.id = "abc";
+	ri.when = 1700000000;
+	auto copies = submission_copies(rcpts, ri, "X-Common: 1\r\n");
+	REQUIRE(copies.size() == 2);
+	CHECK(copies[0].to == "bob@example.net");
+	CHECK(copies[0].domain == "example.net");
+	CHECK(copies[0].notify == smtp::notify_never);
+	CHECK(copies[0].prefix.starts_with("Received: "));
+	CHECK(copies[0].prefix.find("for <bob@example.net>") != std::string::npos);
+	CHECK(copies[0].prefix.ends_with("X-Common: 1\r\n"));
+	CHECK(copies[1].domain == "[192.0.2.7]");
+	CHECK(submission_auth_results("mail.example.org", "alice@example.org").find("auth=pass") != std::string::npos);
 }
