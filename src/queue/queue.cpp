@@ -224,9 +224,72 @@ bool dsn_requested(const store::QueueRecord& rec, DsnKind kind)
 	return smtp::dsn_wanted(rec.notify, event);
 }
 
+// A DSN for an account that takes its mail over LMTP (delivery.lmtp) goes
+// the way of its other mail: queued to an address of that account, so the
+// queue hands it to the LMTP server, with retries (as an MTA queues its
+// bounces). nullopt when no address of the notice leads to that account:
+// then it goes to the Maildir like any other DSN.
+std::optional<server::OutboundMessage> dsn_for_lmtp(const config::Config& cfg, const config::Account& account,
+                                                    const std::string& to, const std::string& message_id,
+                                                    const std::string& path, size_t size)
+{
+	if (account.lmtp.empty())
+		return std::nullopt;
+	for (const std::string& address : {to, "postmaster@" + cfg.hostname}) {
+		std::string localpart, domain;
+		split_address(address, localpart, domain);
+		auto rcpt = cfg.resolve_recipient(localpart, domain);
+		if (rcpt.kind != config::Config::RcptKind::local || !rcpt.account || rcpt.account->name != account.name)
+			continue;
+		server::OutboundMessage msg;
+		msg.message_id = message_id;
+		msg.message_path = path;
+		msg.message_size = static_cast<int64_t>(size);
+		msg.recipients.push_back({address, ascii_lower(domain), ""});
+		return msg;
+	}
+	return std::nullopt;
+}
+
+// Into the account's Maildir, with the postmaster as Return-Path.
+void deliver_dsn_to_maildir(const config::Config& cfg, const config::Account& account, const std::string& mailbox,
+                            const std::string& path)
+{
+	std::vector<store::MaildirCopy> copies(1);
+	copies[0].maildir = account.maildir;
+	copies[0].mailbox = mailbox;
+	copies[0].prefix = "Return-Path: <postmaster@" + cfg.hostname + ">\r\n";
+	try {
+		store::deliver_maildir(path, copies, cfg.hostname);
+	} catch (...) {
+		::unlink(path.c_str());
+		throw;
+	}
+	::unlink(path.c_str());
+}
+
+// Whose notice it is: the sender's account, the account of its address, or
+// else the postmaster's (`mailbox` then becomes the postmaster mailbox).
+const config::Account* dsn_account(const config::Config& cfg, const store::QueueRecord& rec, std::string& mailbox)
+{
+	if (auto it = cfg.accounts.find(rec.sender_account); it != cfg.accounts.end())
+		return &it->second;
+	std::string lp, dom;
+	split_address(rec.from, lp, dom);
+	if (const config::Account* account = cfg.account_for_address(lp, dom))
+		return account;
+	if (auto it = cfg.accounts.find(cfg.postmaster.account); it != cfg.accounts.end()) {
+		mailbox = cfg.postmaster.mailbox;
+		return &it->second;
+	}
+	return nullptr;
+}
+
+// `lmtp_dsns` receives the notices for accounts delivered over LMTP, to be
+// queued from the loop (Queue::enqueue_dsns).
 void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind, const std::string& error,
                  const std::string& remote_mta, const std::vector<std::time_t>& next_attempts, int64_t now,
-                 const Returned& returned)
+                 const Returned& returned, std::vector<server::OutboundMessage>& lmtp_dsns)
 {
 	const bool failed = kind == DsnKind::failed;
 	if (!dsn_requested(rec, kind)) {
@@ -239,21 +302,8 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 		return;
 	}
 	try {
-		const config::Account* account = nullptr;
 		std::string mailbox = "INBOX";
-		if (auto it = cfg.accounts.find(rec.sender_account); it != cfg.accounts.end())
-			account = &it->second;
-		if (!account) {
-			std::string lp, dom;
-			split_address(rec.from, lp, dom);
-			account = cfg.account_for_address(lp, dom);
-		}
-		if (!account) {
-			if (auto it = cfg.accounts.find(cfg.postmaster.account); it != cfg.accounts.end()) {
-				account = &it->second;
-				mailbox = cfg.postmaster.mailbox;
-			}
-		}
+		const config::Account* account = dsn_account(cfg, rec, mailbox);
 		if (!account) {
 			log::error("dsn: no account for sender and no postmaster account", {{"from", rec.from}, {"to", rec.to}});
 			return;
@@ -309,17 +359,13 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 		::mkdir(tmp_dir.c_str(), 0700);
 		std::string path = tmp_dir + "/dsn-" + random_hex(12);
 		store::write_new_file(path, text);
-		std::vector<store::MaildirCopy> copies(1);
-		copies[0].maildir = account->maildir;
-		copies[0].mailbox = mailbox;
-		copies[0].prefix = "Return-Path: <postmaster@" + cfg.hostname + ">\r\n";
-		try {
-			store::deliver_maildir(path, copies, cfg.hostname);
-		} catch (...) {
-			::unlink(path.c_str());
-			throw;
+		if (auto queued = dsn_for_lmtp(cfg, *account, rec.from, m.message_id, path, text.size())) {
+			lmtp_dsns.push_back(std::move(*queued));
+			log::info(r.action + " dsn queued for lmtp",
+			          {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"account", account->name}});
+			return;
 		}
-		::unlink(path.c_str());
+		deliver_dsn_to_maildir(cfg, *account, mailbox, path);
 		log::info(r.action + " dsn delivered", {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"account", account->name}});
 	} catch (const std::exception& e) {
 		log::error("dsn delivery failed", {{"id", std::to_string(rec.id)}, {"err", e.what()}});
@@ -342,6 +388,7 @@ std::vector<std::time_t> remaining_attempts(const store::QueueRecord& rec, const
 struct Settled {
 	std::vector<uint64_t> removed;
 	std::map<uint64_t, int64_t> rescheduled;
+	std::vector<server::OutboundMessage> lmtp_dsns;  // written, to be queued (deliver_dsn)
 };
 
 // A failed attempt of `rec` (attempts already counted by mark_attempt).
@@ -359,7 +406,7 @@ void settle_failure(store::Env& env, const config::Config& cfg, store::QueueReco
 		Returned returned = dsn_requested(rec, DsnKind::failed) ? returned_content(cfg, rec, DsnKind::failed) : Returned{};
 		remove_record(env, cfg, rec, RecipientState::failed);
 		out.removed.push_back(rec.id);
-		deliver_dsn(cfg, rec, DsnKind::failed, error, remote_mta, {}, now, returned);
+		deliver_dsn(cfg, rec, DsnKind::failed, error, remote_mta, {}, now, returned, out.lmtp_dsns);
 		return;
 	}
 	if (!env.queue_update(rec)) {
@@ -372,7 +419,7 @@ void settle_failure(store::Env& env, const config::Config& cfg, store::QueueReco
 	                                {"next_attempt", iso8601_utc(rec.next_attempt)}, {"err", error}});
 	if (rec.attempts == p.delayed_after)
 		deliver_dsn(cfg, rec, DsnKind::delayed, error, remote_mta, remaining_attempts(rec, p), now,
-		            returned_content(cfg, rec, DsnKind::delayed));
+		            returned_content(cfg, rec, DsnKind::delayed), out.lmtp_dsns);
 }
 
 Policy policy_of(const config::Config& cfg, const QueueOptions& o)
@@ -915,7 +962,7 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 						    returned = returned_content(*cfg, rec, DsnKind::delivered);
 					    remove_record(env, *cfg, rec, RecipientState::delivered);
 					    if (dsn_requested(rec, DsnKind::delivered))
-						    deliver_dsn(*cfg, rec, DsnKind::delivered, "", "", {}, now, returned);
+						    deliver_dsn(*cfg, rec, DsnKind::delivered, "", "", {}, now, returned, st->settled.lmtp_dsns);
 					    st->settled.removed.push_back(rec.id);
 					    st->local_delivered++;
 					    log::info("delivered locally", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
@@ -928,6 +975,7 @@ void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
 	    [this, alive = std::weak_ptr<char>(alive_), st, delivery_id] {
 		    if (alive.expired())
 			    return;
+		    enqueue_dsns(st->settled.lmtp_dsns);
 		    auto it = deliveries_.find(delivery_id);
 		    if (it == deliveries_.end())
 			    return;
@@ -1030,6 +1078,16 @@ void Queue::deliver_lmtp(Delivery& d)
 				    finish(*it->second, std::move(*outcomes));
 		    });
 	}
+}
+
+void Queue::enqueue_dsns(std::vector<server::OutboundMessage>& dsns)
+{
+	for (auto& msg : dsns)
+		enqueue(std::move(msg), [](const std::string& error) {
+			if (!error.empty())
+				log::error("queueing dsn for lmtp delivery, no dsn sent", {{"err", error}});
+		});
+	dsns.clear();
 }
 
 void Queue::route(Delivery& d)
@@ -1384,7 +1442,8 @@ void Queue::finish(Delivery& d, std::vector<Outcome> outcomes)
 			    }
 			    settled->removed.push_back(records[i].id);
 			    if (notice)
-				    deliver_dsn(*cfg, records[i], DsnKind::relayed, "", outcomes[i].remote_mta, {}, now, returned);
+				    deliver_dsn(*cfg, records[i], DsnKind::relayed, "", outcomes[i].remote_mta, {}, now, returned,
+				                settled->lmtp_dsns);
 		    }
 		    for (size_t i = 0; i < records.size(); i++) {
 			    if (outcomes[i].delivered)
@@ -1419,6 +1478,7 @@ void Queue::finish(Delivery& d, std::vector<Outcome> outcomes)
 	    [this, alive = std::weak_ptr<char>(alive_), settled, did] {
 		    if (alive.expired())
 			    return;
+		    enqueue_dsns(settled->lmtp_dsns);
 		    auto it = deliveries_.find(did);
 		    if (it != deliveries_.end() && it->second->recording && it->second->client) {
 			    // Recorded: the client may say QUIT now; release() follows

@@ -150,6 +150,8 @@ private:
 	std::vector<Outcome> outcomes_of(const Delivery& d, const ClientResult& result) const;
 	void read_chunk(uint64_t delivery_id, const std::string& path, int64_t offset);
 	void finish(Delivery& d, std::vector<Outcome> outcomes);
+	// Queues the DSNs written for accounts delivered over LMTP.
+	void enqueue_dsns(std::vector<server::OutboundMessage>& dsns);
 	void finish_all(Delivery& d, const std::string& error, bool permanent);
 	void release(uint64_t delivery_id, const std::vector<uint64_t>& removed,
 	             const std::map<uint64_t, int64_t>& rescheduled);
