@@ -37,6 +37,24 @@ Recipient named_recipient(const smtp::RcptArgs& r, const RecipientContext& ctx) 
 
 }  // namespace
 
+smtp::SmtpError all_failed_reply(const std::vector<DeliverError>& errors) {
+	bool same = true;
+	bool permanent = false;
+	std::string joined;
+	for (const auto& e : errors) {
+		if (e.code != errors[0].code || e.secode != errors[0].secode) same = false;
+		if (e.code >= 500) permanent = true;
+		if (!joined.empty()) joined += "\n";
+		joined += e.text;
+	}
+	if (same) return smtp::SmtpError{errors[0].code, errors[0].secode, joined};
+	std::string lines;
+	for (const auto& e : errors)
+		lines += std::to_string(e.code) + " " + smtp::enhanced_code(e.code, e.secode) + " " + e.text + "\n";
+	lines += "multiple errors";
+	return smtp::SmtpError{permanent ? 554 : 451, std::string(se::sys_other0), lines};
+}
+
 RecipientDecision resolve_recipient(const config::Config& cfg, const smtp::RcptArgs& r, const RecipientContext& ctx) {
 	Recipient rcpt = named_recipient(r, ctx);
 	if (cfg.localserve) {

@@ -5,9 +5,11 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "smtp/parser.h"
+#include "smtp/reply.h"
 
 namespace tern::decide {
 
@@ -31,6 +33,11 @@ struct DeliverError {
 	bool user_error;
 	std::string text;
 };
+
+// The combined reply to the message when every recipient failed
+// (doc/behaviour.md §4 DATA step 10): one code if all agree, else one line
+// per recipient under 554 (any permanent) or 451.
+smtp::SmtpError all_failed_reply(const std::vector<DeliverError>& errors);
 
 // What RCPT TO does with one address: refuse it with a reply, or put
 // `recipient` on the list (local, or not: a relay on submission, an unknown

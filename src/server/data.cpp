@@ -40,25 +40,6 @@ namespace {
 
 constexpr int64_t default_max_message_size = 104857600;
 
-// The combined reply when every recipient failed (doc/behaviour.md §4
-// DATA step 10): one code if all agree, else one line per recipient.
-SmtpError all_failed_reply(const std::vector<DeliverError>& errors) {
-	bool same = true;
-	bool permanent = false;
-	std::string joined;
-	for (const auto& e : errors) {
-		if (e.code != errors[0].code || e.secode != errors[0].secode) same = false;
-		if (e.code >= 500) permanent = true;
-		if (!joined.empty()) joined += "\n";
-		joined += e.text;
-	}
-	if (same) return SmtpError{errors[0].code, errors[0].secode, joined};
-	std::string lines;
-	for (const auto& e : errors)
-		lines += std::to_string(e.code) + " " + smtp::enhanced_code(e.code, e.secode) + " " + e.text + "\n";
-	lines += "multiple errors";
-	return SmtpError{permanent ? 554 : 451, std::string(se::sys_other0), lines};
-}
 }  // namespace
 
 // The refusal of a message over the listener's limit, for DATA and BDAT
@@ -469,7 +450,7 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 		core::stats().count_delivery("delivered", "no-bad-signals", total - errors.size());
 	if (errors.size() == total) {
 		rset();
-		throw all_failed_reply(errors);
+		throw decide::all_failed_reply(errors);
 	}
 	if (!errors.empty()) {
 		log::event(log::Level::info, cid, "partial delivery failure", {{"failed", std::to_string(errors.size())}});

@@ -493,3 +493,20 @@ TEST_CASE("decide submission: one copy per recipient, with its domain and a Rece
 	CHECK(copies[1].domain == "[192.0.2.7]");
 	CHECK(submission_auth_results("mail.example.org", "alice@example.org").find("auth=pass") != std::string::npos);
 }
+
+TEST_CASE("decide reply: every recipient failed: one code when all agree, else one line each") {
+	std::vector<DeliverError> same{{"a@example.org", 550, "1.1", true, "no such user"},
+	                               {"b@example.org", 550, "1.1", true, "no such user"}};
+	smtp::SmtpError e = all_failed_reply(same);
+	CHECK(e.code == 550);
+	CHECK(e.secode == "1.1");
+	CHECK(e.text == "no such user\nno such user");
+	std::vector<DeliverError> mixed{{"a@example.org", 451, "3.0", false, "error processing"},
+	                                {"b@example.org", 550, "1.1", true, "no such user"}};
+	e = all_failed_reply(mixed);
+	CHECK(e.code == 554);
+	CHECK(e.secode == "3.0");
+	CHECK(e.text == "451 4.3.0 error processing\n550 5.1.1 no such user\nmultiple errors");
+	mixed[1] = {"b@example.org", 452, "3.1", false, "error processing"};
+	CHECK(all_failed_reply(mixed).code == 451);
+}
