@@ -8,25 +8,25 @@
 
 namespace tern::core {
 
-int SpoolPool::acquire(std::string& path) {
+UniqueFd SpoolPool::acquire(std::string& path) {
 	while (!spare_.empty()) {
 		path = std::move(spare_.back());
 		spare_.pop_back();
 		// No O_CREAT: a spare that disappeared (removed by hand) is skipped.
-		int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-		if (fd < 0) continue;
+		UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+		if (!fd) continue;
 		// Released files are empty; one that is not (a truncate that did not
 		// happen) must not lend its old bytes to the next message.
 		struct stat st;
-		if (::fstat(fd, &st) == 0 && st.st_size == 0) return fd;
-		::close(fd);
+		if (::fstat(fd.get(), &st) == 0 && st.st_size == 0) return fd;
+		fd.reset();
 		::unlink(path.c_str());
 	}
 	for (;;) {
 		path = prefix_ + std::to_string(::getpid()) + "-" + std::to_string(++next_);
-		int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd >= 0 || errno != EEXIST) {
-			if (fd < 0) path.clear();
+		UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+		if (fd || errno != EEXIST) {
+			if (!fd) path.clear();
 			return fd;
 		}
 	}

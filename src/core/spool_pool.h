@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "util/unique_fd.h"
+
 namespace tern::core {
 
 class SpoolPool {
@@ -28,9 +30,9 @@ public:
 	SpoolPool& operator=(const SpoolPool&) = delete;
 
 	// An empty spool file open for writing (O_WRONLY): a spare one when there
-	// is one, else a new one. Returns the fd and sets path; -1 with errno set
-	// when no file could be opened or created.
-	int acquire(std::string& path);
+	// is one, else a new one. Returns the fd and sets path; an empty UniqueFd
+	// with errno set when no file could be opened or created.
+	UniqueFd acquire(std::string& path);
 	// Takes back a spool file that is empty (truncated by the caller); it
 	// must be closed and no reader may still use it.
 	void release(const std::string& path);

@@ -13,8 +13,6 @@ std::string lower(std::string_view s) {
 	return out;
 }
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
-
 }  // namespace
 
 void Stats::add(const std::string& metric, LabelValues labels, uint64_t n) {
@@ -74,13 +72,15 @@ Stats& stats() {
 	return instance;
 }
 
-std::string_view submission_result_for_refusal(std::string_view text) {
-	// The texts are the seed's (doc/behaviour.md §8), so they identify the check.
-	if (starts_with(text, "cannot parse header or From address")) return "badmessage";
-	if (starts_with(text, "must match authenticated user")) return "badfrom";
-	if (text.find("Return-Path") != std::string_view::npos) return "badheader";
-	if (starts_with(text, "max number of messages")) return "messagelimiterror";
-	if (starts_with(text, "max number of new/first-time recipients")) return "recipientlimiterror";
+std::string_view submission_result_label(SubmissionRefusal why) {
+	switch (why) {
+	case SubmissionRefusal::badmessage: return "badmessage";
+	case SubmissionRefusal::badfrom: return "badfrom";
+	case SubmissionRefusal::badheader: return "badheader";
+	case SubmissionRefusal::messagelimiterror: return "messagelimiterror";
+	case SubmissionRefusal::recipientlimiterror: return "recipientlimiterror";
+	case SubmissionRefusal::other: break;
+	}
 	return "";
 }
 

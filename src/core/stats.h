@@ -83,8 +83,13 @@ private:
 // The daemon's one instance.
 Stats& stats();
 
-// Maps a refusal of prepare_submission (its reply text) to the seed's
-// submission result label; "" for server errors the seed does not count.
-std::string_view submission_result_for_refusal(std::string_view reply_text);
+// Why a submission was refused by its checks (doc/behaviour.md §8), set by
+// the check that refused it; `other` for server errors the seed does not
+// count with a result of their own.
+enum class SubmissionRefusal { other, badmessage, badfrom, badheader, messagelimiterror, recipientlimiterror };
+
+// The seed's result label of tern_smtpserver_submission_total for a refusal;
+// "" for `other`.
+std::string_view submission_result_label(SubmissionRefusal why);
 
 }  // namespace tern::core

@@ -39,6 +39,7 @@ SubmissionHeaderChecks check_submission_header(const config::Config& cfg, const 
 	message::FromResult from = message::parse_single_from(section);
 	if (!from.ok) {
 		out.error = content_error("cannot parse header or From address: " + from.error);
+		out.problem = HeaderProblem::bad_message;
 		return out;
 	}
 	out.from_domain = from.address.domain.ascii;
@@ -46,12 +47,14 @@ SubmissionHeaderChecks check_submission_header(const config::Config& cfg, const 
 		const config::Account* acc = cfg.account_for_address(from.address.localpart, from.address.domain.ascii);
 		if (!acc || acc->name != in.account) {
 			out.error = SmtpError{550, std::string(se::pol_delivery_not_auth1), "must match authenticated user"};
+			out.problem = HeaderProblem::bad_from;
 			return out;
 		}
 	}
 	// RFC 5321 4.4: Return-Path is added by the final delivery, never by the sender.
 	if (message::has_header(section, "Return-Path")) {
 		out.error = content_error("message must not have Return-Path header");
+		out.problem = HeaderProblem::bad_header;
 		return out;
 	}
 	add_missing_fields(section, in, out);

@@ -25,8 +25,12 @@ struct SubmissionHeaderInput {
 	std::time_t now = 0;
 };
 
+// Which rule a refused header broke.
+enum class HeaderProblem { none, bad_message, bad_from, bad_header };
+
 struct SubmissionHeaderChecks {
 	std::optional<smtp::SmtpError> error;
+	HeaderProblem problem = HeaderProblem::none;  // set with `error`
 	std::string added;        // Message-Id and Date fields when missing
 	std::string message_id;   // without <>
 	std::string from_domain;  // the From address' domain: the DKIM signing domain

@@ -1,5 +1,7 @@
 #include "inbound/delivery_rate.h"
 
+#include <algorithm>
+
 namespace tern::inbound {
 
 namespace {
@@ -44,6 +46,75 @@ std::optional<std::string> delivery_rate_refusal(const std::array<NetworkHistory
 		if (counts[i].bytes_day + size > limits[i].bytes_per_day) return bytes(limits[i].bytes_per_day, day_text);
 	}
 	return std::nullopt;
+}
+
+std::string DeliveryRateWindows::key(const std::string& account, size_t width, const std::string& mask) {
+	std::string k = account;
+	k.push_back('\0');
+	k.push_back(static_cast<char>('0' + width));
+	k += mask;
+	return k;
+}
+
+void DeliveryRateWindows::Window::drop_before(int64_t cutoff) {
+	while (!seconds.empty() && seconds.front().at < cutoff) {
+		messages -= seconds.front().messages;
+		bytes -= seconds.front().bytes;
+		seconds.pop_front();
+	}
+}
+
+void DeliveryRateWindows::count(const std::string& account, const std::array<std::string, 3>& masks, int64_t received,
+                                int64_t size, int delta) {
+	for (size_t i = 0; i < 3; ++i) {
+		if (masks[i].empty()) continue;
+		std::string k = key(account, i, masks[i]);
+		auto found = windows_.find(k);
+		if (found == windows_.end() && delta < 0) continue;
+		Window& w = found != windows_.end() ? found->second : windows_[k];
+		auto at = std::lower_bound(w.seconds.begin(), w.seconds.end(), received,
+		                           [](const Second& s, int64_t t) { return s.at < t; });
+		if (at == w.seconds.end() || at->at != received) {
+			if (delta < 0) continue;  // its second has expired: it counts nowhere any more
+			at = w.seconds.insert(at, Second{received, 0, 0});
+		}
+		at->messages += delta;
+		at->bytes += delta * size;
+		w.messages += delta;
+		w.bytes += delta * size;
+	}
+}
+
+std::array<NetworkHistoryCount, 3> DeliveryRateWindows::counts(const std::string& account,
+                                                               const std::array<std::string, 3>& masks, int64_t now) {
+	std::array<NetworkHistoryCount, 3> out{};
+	for (size_t i = 0; i < 3; ++i) {
+		if (masks[i].empty()) continue;
+		auto found = windows_.find(key(account, i, masks[i]));
+		if (found == windows_.end()) continue;
+		Window& w = found->second;
+		w.drop_before(now - day - grace);
+		NetworkHistoryCount& c = out[i];
+		c.messages_day = w.messages;
+		c.bytes_day = w.bytes;
+		// The grace seconds kept before the day do not count in it.
+		for (auto it = w.seconds.begin(); it != w.seconds.end() && it->at <= now - day; ++it) {
+			c.messages_day -= it->messages;
+			c.bytes_day -= it->bytes;
+		}
+		for (auto it = w.seconds.rbegin(); it != w.seconds.rend() && it->at > now - minute; ++it) {
+			c.messages_minute += it->messages;
+			c.bytes_minute += it->bytes;
+		}
+	}
+	return out;
+}
+
+void DeliveryRateWindows::expire(int64_t now) {
+	for (auto it = windows_.begin(); it != windows_.end();) {
+		it->second.drop_before(now - day - grace);
+		it = it->second.seconds.empty() ? windows_.erase(it) : std::next(it);
+	}
 }
 
 }  // namespace tern::inbound

@@ -4,8 +4,10 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 namespace tern::inbound {
 
@@ -36,5 +38,49 @@ struct NetworkHistoryCount {
 // slow (doc/behaviour.md §1).
 std::optional<std::string> delivery_rate_refusal(const std::array<NetworkHistoryCount, 3>& counts, int64_t size,
                                                  const DeliveryRateLimits& limits);
+
+// The counts above kept up to date as copies come and go, so that reading
+// them costs the same with a quiet history as with a busy one: per account
+// and network, the copies' messages and bytes by second of reception for the
+// last day (a second holds every copy received in it), and the day's totals.
+// Reading walks at most a minute of seconds at each end of the day;
+// expiring is amortized over the copies counted. Not thread-safe: the
+// owner (store/history.cpp) locks.
+class DeliveryRateWindows {
+public:
+	static constexpr int64_t minute = 60, day = 24 * 3600;
+	// Seconds kept past the day, so that a reader whose clock is a little
+	// behind another's still finds the copies of its day.
+	static constexpr int64_t grace = 60;
+
+	// A copy of `size` bytes received at `received` from the networks
+	// `masks` (empty ones skipped) enters the counts (delta 1) or leaves
+	// them (delta -1: expunged or pruned). Leaving a second already expired
+	// changes nothing.
+	void count(const std::string& account, const std::array<std::string, 3>& masks, int64_t received, int64_t size,
+	           int delta);
+	// The counts of delivery_rate_refusal at `now`: copies received after
+	// now - 1 day and after now - 1 minute (a copy stamped later than `now`
+	// by a clock a little ahead counts in both).
+	std::array<NetworkHistoryCount, 3> counts(const std::string& account, const std::array<std::string, 3>& masks,
+	                                          int64_t now);
+	// Drops the seconds older than the day (and grace) before `now` in
+	// every network, and the networks left empty.
+	void expire(int64_t now);
+	// Networks with copies (for tests and memory bounds).
+	size_t networks() const { return windows_.size(); }
+
+private:
+	struct Second {
+		int64_t at, messages, bytes;
+	};
+	struct Window {
+		std::deque<Second> seconds;  // ascending `at`
+		int64_t messages = 0, bytes = 0;
+		void drop_before(int64_t cutoff);
+	};
+	static std::string key(const std::string& account, size_t width, const std::string& mask);
+	std::unordered_map<std::string, Window> windows_;
+};
 
 }  // namespace tern::inbound

@@ -67,19 +67,15 @@ int open_metrics_socket(const std::string& listen) {
 
 HttpResponder::HttpResponder(struct ev_loop* loop, int listen_fd, std::function<std::string()> page)
     : loop_(loop), listen_fd_(listen_fd), page_(std::move(page)), resume_(loop, [this] { start(); }) {
-	ev_io_init(&accept_io_, &HttpResponder::accept_trampoline, listen_fd_, EV_READ);
+	ev_io_init(&accept_io_, &HttpResponder::accept_trampoline, listen_fd_.get(), EV_READ);
 	accept_io_.data = this;
 }
 
 HttpResponder::~HttpResponder() {
 	resume_.stop();
 	stop();
-	for (auto& [id, c] : clients_) {
-		c->io->stop();
-		c->deadline->stop();
-		close(c->fd);
-	}
-	if (listen_fd_ >= 0) close(listen_fd_);
+	// The clients' watchers stop before their sockets close (member order).
+	clients_.clear();
 }
 
 void HttpResponder::start() {
@@ -103,8 +99,8 @@ void HttpResponder::accept_trampoline(struct ev_loop*, ev_io* w, int) {
 void HttpResponder::on_accept() {
 	closed_.clear();
 	for (;;) {
-		int fd = net::accept_connection(listen_fd_);
-		if (fd < 0) {
+		UniqueFd fd(net::accept_connection(listen_fd_.get()));
+		if (!fd) {
 			if (errno == EINTR || errno == ECONNABORTED) continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				stop();
@@ -113,16 +109,14 @@ void HttpResponder::on_accept() {
 			return;  // EAGAIN: all taken
 		}
 		if (clients_.size() >= max_clients) {
-			// Bounded: a scraper retries; holding more would let anyone pin fds.
-			close(fd);
-			continue;
+			continue;  // closed: a scraper retries; holding more would let anyone pin fds
 		}
 		uint64_t id = next_id_++;
 		auto c = std::make_unique<Client>();
-		c->fd = fd;
+		c->fd = std::move(fd);
 		c->io = std::make_unique<core::IoWatcher>(loop_, [this, id](int) { on_client_io(id); });
 		c->deadline = std::make_unique<core::TimerWatcher>(loop_, [this, id] { close_client(id); });
-		c->io->set(fd, EV_READ);
+		c->io->set(c->fd.get(), EV_READ);
 		c->deadline->start(request_timeout_s);
 		clients_.emplace(id, std::move(c));
 	}
@@ -134,8 +128,7 @@ void HttpResponder::close_client(uint64_t id) {
 	Client& c = *it->second;
 	c.io->stop();
 	c.deadline->stop();
-	close(c.fd);
-	c.fd = -1;
+	c.fd.reset();
 	closed_.push_back(std::move(it->second));
 	clients_.erase(it);
 }
@@ -148,7 +141,7 @@ void HttpResponder::on_client_io(uint64_t id) {
 	char buf[4096];
 	if (c.draining) {
 		for (;;) {
-			ssize_t n = recv(c.fd, buf, sizeof buf, 0);
+			ssize_t n = recv(c.fd.get(), buf, sizeof buf, 0);
 			if (n < 0 && errno == EINTR) continue;
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
 			if (n > 0 && (c.discarded += static_cast<size_t>(n)) <= 64 * 1024) continue;
@@ -161,7 +154,7 @@ void HttpResponder::on_client_io(uint64_t id) {
 		return;
 	}
 	for (;;) {
-		ssize_t n = recv(c.fd, buf, sizeof buf, 0);
+		ssize_t n = recv(c.fd.get(), buf, sizeof buf, 0);
 		if (n > 0) {
 			c.in.append(buf, static_cast<size_t>(n));
 			// The head ends at an empty line (RFC 9112 2.1); bare LF tolerated.
@@ -197,14 +190,14 @@ void HttpResponder::write_some(uint64_t id) {
 	if (it == clients_.end()) return;
 	Client& c = *it->second;
 	while (c.sent < c.out.size()) {
-		ssize_t n = send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+		ssize_t n = send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
 		if (n > 0) {
 			c.sent += static_cast<size_t>(n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR) continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			c.io->set(c.fd, EV_WRITE);
+			c.io->set(c.fd.get(), EV_WRITE);
 			return;
 		}
 		close_client(id);
@@ -212,9 +205,9 @@ void HttpResponder::write_some(uint64_t id) {
 	}
 	// One request per connection: half-close so the client sees the end,
 	// then wait (briefly) for its close.
-	shutdown(c.fd, SHUT_WR);
+	shutdown(c.fd.get(), SHUT_WR);
 	c.draining = true;
-	c.io->set(c.fd, EV_READ);
+	c.io->set(c.fd.get(), EV_READ);
 	c.deadline->start(2.0);
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/watchers.h"
+#include "util/unique_fd.h"
 
 namespace tern::metrics {
 
@@ -43,11 +44,10 @@ public:
 	// progress (≤ 10 s) does.
 	void start();
 	void stop();
-	size_t open_clients() const { return clients_.size(); }
 
 private:
 	struct Client {
-		int fd = -1;
+		UniqueFd fd;
 		std::string in;
 		std::string out;
 		size_t sent = 0;
@@ -67,7 +67,7 @@ private:
 	void write_some(uint64_t id);
 
 	struct ev_loop* loop_;
-	int listen_fd_;
+	UniqueFd listen_fd_;
 	std::function<std::string()> page_;
 	ev_io accept_io_;
 	bool accepting_ = false;

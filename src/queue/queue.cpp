@@ -26,6 +26,7 @@
 #include "util/log.h"
 #include "util/storage.h"
 #include "util/strings.h"
+#include "util/unique_fd.h"
 
 namespace tern::queue {
 
@@ -41,6 +42,13 @@ constexpr size_t max_recipients_per_transaction = 100;
 constexpr uint64_t dns_owner_base = uint64_t(1) << 62;
 
 int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
+
+// Records that may share one transaction: the same message, sender and
+// Received prefix.
+std::string entry_group(const store::QueueRecord& r)
+{
+	return message_base(r.message_file) + "\n" + r.from + "\n" + r.prefix;
+}
 
 std::string queue_dir(const config::Config& cfg) { return cfg.data_dir + "/queue"; }
 
@@ -107,22 +115,17 @@ void remove_record(store::Env& env, const config::Config& cfg, const store::Queu
 std::string original_headers(const config::Config& cfg, const store::QueueRecord& rec)
 {
 	std::string text = rec.prefix;
-	int fd = ::open((queue_dir(cfg) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd >= 0 && ::lseek(fd, rec.data_offset, SEEK_SET) != rec.data_offset) {
-		::close(fd);
-		fd = -1;
-	}
-	if (fd >= 0) {
+	UniqueFd fd(::open((queue_dir(cfg) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
+	if (fd && ::lseek(fd.get(), rec.data_offset, SEEK_SET) == rec.data_offset) {
 		char buf[8192];
 		while (text.size() < 256 * 1024) {
-			ssize_t n = ::read(fd, buf, sizeof buf);
+			ssize_t n = ::read(fd.get(), buf, sizeof buf);
 			if (n <= 0)
 				break;
 			text.append(buf, static_cast<size_t>(n));
 			if (text.find("\r\n\r\n") != std::string::npos)
 				break;
 		}
-		::close(fd);
 	}
 	size_t end = text.find("\r\n\r\n");
 	if (end != std::string::npos)
@@ -142,29 +145,24 @@ std::string original_message(const config::Config& cfg, const store::QueueRecord
 	if (rec.size > max_returned_message)
 		return "";
 	std::string text = rec.prefix;
-	int fd = ::open((queue_dir(cfg) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	UniqueFd fd(::open((queue_dir(cfg) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd)
 		return "";
 	char buf[8192];
 	int64_t offset = rec.data_offset;
 	for (;;) {
-		ssize_t n = ::pread(fd, buf, sizeof buf, offset);
+		ssize_t n = ::pread(fd.get(), buf, sizeof buf, offset);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			::close(fd);
+		if (n < 0)
 			return "";
-		}
 		if (n == 0)
 			break;
 		text.append(buf, static_cast<size_t>(n));
 		offset += n;
-		if (static_cast<int64_t>(text.size()) > max_returned_message) {
-			::close(fd);
+		if (static_cast<int64_t>(text.size()) > max_returned_message)
 			return "";
-		}
 	}
-	::close(fd);
 	return text;
 }
 
@@ -224,6 +222,95 @@ bool dsn_requested(const store::QueueRecord& rec, DsnKind kind)
 	return smtp::dsn_wanted(rec.notify, event);
 }
 
+// The notice's Action field (RFC 3464 2.3.3).
+const char* action_name(DsnKind kind)
+{
+	switch (kind) {
+	case DsnKind::failed: return "failed";
+	case DsnKind::delayed: return "delayed";
+	case DsnKind::relayed: return "relayed";
+	case DsnKind::delivered: break;
+	}
+	return "delivered";
+}
+
+// Where a notice about `rec` goes: the sender's account, or the
+// postmaster's mailbox when the account is gone; nullptr when neither.
+const config::Account* notice_account(const config::Config& cfg, const store::QueueRecord& rec, std::string& mailbox)
+{
+	mailbox = "INBOX";
+	if (auto it = cfg.accounts.find(rec.sender_account); it != cfg.accounts.end())
+		return &it->second;
+	std::string lp, dom;
+	split_address(rec.from, lp, dom);
+	if (const config::Account* account = cfg.account_for_address(lp, dom))
+		return account;
+	if (auto it = cfg.accounts.find(cfg.postmaster.account); it != cfg.accounts.end()) {
+		mailbox = cfg.postmaster.mailbox;
+		return &it->second;
+	}
+	return nullptr;
+}
+
+// The one recipient's part of the notice (RFC 3464 2.3).
+message::DsnRecipient notice_recipient(const store::QueueRecord& rec, DsnKind kind, const std::string& error,
+                                       const std::string& remote_mta, const std::vector<std::time_t>& next_attempts,
+                                       int64_t now)
+{
+	message::DsnRecipient r;
+	r.final_recipient = rec.to;
+	r.original_recipient = rec.orcpt;
+	r.action = action_name(kind);
+	const char status_class = kind == DsnKind::failed ? '5' : kind == DsnKind::delayed ? '4' : '2';
+	r.status = status_class == '2' ? "2.0.0" : status_of(error);
+	if (!r.status.empty() && r.status[0] != status_class)
+		r.status.clear();  // e.g. a 4.x.x that became final after the last attempt
+	r.remote_mta = remote_mta;
+	if (is_smtp_reply(error))
+		r.diagnostic = "smtp; " + error;
+	r.last_attempt = static_cast<std::time_t>(rec.last_attempt ? rec.last_attempt : now);
+	if (kind != DsnKind::failed && !next_attempts.empty())
+		r.will_retry_until = next_attempts.back();
+	return r;
+}
+
+// The notice's text, composed and DKIM-signed; `message_id` receives its id.
+std::string compose_notice(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind,
+                           const std::string& error, const std::string& remote_mta,
+                           const std::vector<std::time_t>& next_attempts, int64_t now, const Returned& returned,
+                           std::string& message_id)
+{
+	message::DsnMessage m;
+	m.smtputf8 = rec.smtputf8;
+	m.from = "postmaster@" + cfg.hostname;
+	m.to = rec.from;
+	m.subject = kind == DsnKind::failed    ? message::subject_failed
+	            : kind == DsnKind::delayed ? message::subject_delayed
+	            : kind == DsnKind::relayed ? message::subject_relayed
+	                                       : message::subject_delivered;
+	m.message_id = message::make_message_id(cfg.hostname);
+	message_id = m.message_id;
+	if (!rec.message_id.empty())
+		m.references = "<" + rec.message_id + ">";
+	m.reporting_mta = cfg.hostname;
+	m.envid = rec.envid;
+	m.arrival = static_cast<std::time_t>(rec.queued);
+	m.date = static_cast<std::time_t>(now);
+	m.tz_offset_s = message::local_utc_offset(m.date);
+	const std::string remote_host = remote_mta.substr(0, remote_mta.find(' '));
+	m.text_body = kind == DsnKind::failed    ? message::failed_dsn_text(rec.to, error)
+	              : kind == DsnKind::delayed ? message::delayed_dsn_text(rec.to, error, next_attempts,
+	                                                                     static_cast<std::time_t>(now))
+	                                         : message::success_dsn_text(rec.to, kind == DsnKind::relayed, remote_host);
+	m.recipients.push_back(notice_recipient(rec, kind, error, remote_mta, next_attempts, now));
+	m.original_headers = returned.headers;
+	m.original_message = returned.message;
+	std::string text = message::compose_dsn(m, false);
+	// RFC 6376: signed like any mail of the postmaster's domain, when it
+	// has keys (doc/behaviour.md §13).
+	return server::dkim_sign_text(cfg, cfg.hostname, text, static_cast<std::time_t>(now)) + text;
+}
+
 // A DSN for an account that takes its mail over LMTP (delivery.lmtp) goes
 // the way of its other mail: queued to an address of that account, so the
 // queue hands it to the LMTP server, with retries (as an MTA queues its
@@ -251,47 +338,12 @@ std::optional<server::OutboundMessage> dsn_for_lmtp(const config::Config& cfg, c
 	return std::nullopt;
 }
 
-// Into the account's Maildir, with the postmaster as Return-Path.
-void deliver_dsn_to_maildir(const config::Config& cfg, const config::Account& account, const std::string& mailbox,
-                            const std::string& path)
-{
-	std::vector<store::MaildirCopy> copies(1);
-	copies[0].maildir = account.maildir;
-	copies[0].mailbox = mailbox;
-	copies[0].prefix = "Return-Path: <postmaster@" + cfg.hostname + ">\r\n";
-	try {
-		store::deliver_maildir(path, copies, cfg.hostname);
-	} catch (...) {
-		::unlink(path.c_str());
-		throw;
-	}
-	::unlink(path.c_str());
-}
-
-// Whose notice it is: the sender's account, the account of its address, or
-// else the postmaster's (`mailbox` then becomes the postmaster mailbox).
-const config::Account* dsn_account(const config::Config& cfg, const store::QueueRecord& rec, std::string& mailbox)
-{
-	if (auto it = cfg.accounts.find(rec.sender_account); it != cfg.accounts.end())
-		return &it->second;
-	std::string lp, dom;
-	split_address(rec.from, lp, dom);
-	if (const config::Account* account = cfg.account_for_address(lp, dom))
-		return account;
-	if (auto it = cfg.accounts.find(cfg.postmaster.account); it != cfg.accounts.end()) {
-		mailbox = cfg.postmaster.mailbox;
-		return &it->second;
-	}
-	return nullptr;
-}
-
 // `lmtp_dsns` receives the notices for accounts delivered over LMTP, to be
 // queued from the loop (Queue::enqueue_dsns).
 void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind, const std::string& error,
                  const std::string& remote_mta, const std::vector<std::time_t>& next_attempts, int64_t now,
                  const Returned& returned, std::vector<server::OutboundMessage>& lmtp_dsns)
 {
-	const bool failed = kind == DsnKind::failed;
 	if (!dsn_requested(rec, kind)) {
 		log::info("no dsn: not requested by NOTIFY", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
 		return;
@@ -302,71 +354,34 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 		return;
 	}
 	try {
-		std::string mailbox = "INBOX";
-		const config::Account* account = dsn_account(cfg, rec, mailbox);
+		std::string mailbox;
+		const config::Account* account = notice_account(cfg, rec, mailbox);
 		if (!account) {
 			log::error("dsn: no account for sender and no postmaster account", {{"from", rec.from}, {"to", rec.to}});
 			return;
 		}
-		message::DsnMessage m;
-		m.smtputf8 = rec.smtputf8;
-		m.from = "postmaster@" + cfg.hostname;
-		m.to = rec.from;
-		m.subject = kind == DsnKind::failed    ? message::subject_failed
-		            : kind == DsnKind::delayed ? message::subject_delayed
-		            : kind == DsnKind::relayed ? message::subject_relayed
-		                                       : message::subject_delivered;
-		m.message_id = message::make_message_id(cfg.hostname);
-		if (!rec.message_id.empty())
-			m.references = "<" + rec.message_id + ">";
-		m.reporting_mta = cfg.hostname;
-		m.envid = rec.envid;
-		m.arrival = static_cast<std::time_t>(rec.queued);
-		m.date = static_cast<std::time_t>(now);
-		m.tz_offset_s = message::local_utc_offset(m.date);
-		const std::string remote_host = remote_mta.substr(0, remote_mta.find(' '));
-		m.text_body = kind == DsnKind::failed  ? message::failed_dsn_text(rec.to, error)
-		              : kind == DsnKind::delayed ? message::delayed_dsn_text(rec.to, error, next_attempts,
-		                                                                     static_cast<std::time_t>(now))
-		                                         : message::success_dsn_text(rec.to, kind == DsnKind::relayed, remote_host);
-		message::DsnRecipient r;
-		r.final_recipient = rec.to;
-		r.original_recipient = rec.orcpt;
-		// RFC 3464 2.3.3
-		r.action = kind == DsnKind::failed    ? "failed"
-		           : kind == DsnKind::delayed ? "delayed"
-		           : kind == DsnKind::relayed ? "relayed"
-		                                      : "delivered";
-		const char status_class = kind == DsnKind::failed ? '5' : kind == DsnKind::delayed ? '4' : '2';
-		r.status = status_class == '2' ? "2.0.0" : status_of(error);
-		if (!r.status.empty() && r.status[0] != status_class)
-			r.status.clear();  // e.g. a 4.x.x that became final after the last attempt
-		r.remote_mta = remote_mta;
-		if (is_smtp_reply(error))
-			r.diagnostic = "smtp; " + error;
-		r.last_attempt = static_cast<std::time_t>(rec.last_attempt ? rec.last_attempt : now);
-		if (!failed && !next_attempts.empty())
-			r.will_retry_until = next_attempts.back();
-		m.recipients.push_back(r);
-		m.original_headers = returned.headers;
-		m.original_message = returned.message;
-		std::string text = message::compose_dsn(m, false);
-		// RFC 6376: signed like any mail of the postmaster's domain, when it
-		// has keys (doc/behaviour.md §13).
-		text = server::dkim_sign_text(cfg, cfg.hostname, text, static_cast<std::time_t>(now)) + text;
-
+		std::string message_id;
+		std::string text = compose_notice(cfg, rec, kind, error, remote_mta, next_attempts, now, returned, message_id);
 		std::string tmp_dir = cfg.data_dir + "/tmp";
 		::mkdir(tmp_dir.c_str(), 0700);
-		std::string path = tmp_dir + "/dsn-" + random_hex(12);
-		store::write_new_file(path, text);
-		if (auto queued = dsn_for_lmtp(cfg, *account, rec.from, m.message_id, path, text.size())) {
+		// The notice's bytes are copied into the Maildir, then this goes.
+		TempFile notice(tmp_dir + "/dsn-" + random_hex(12));
+		store::write_new_file(notice.path(), text);
+		if (auto queued = dsn_for_lmtp(cfg, *account, rec.from, message_id, notice.path(), text.size())) {
+			notice.commit();  // the queue takes the file over
 			lmtp_dsns.push_back(std::move(*queued));
-			log::info(r.action + " dsn queued for lmtp",
+			log::info(std::string(action_name(kind)) + " dsn queued for lmtp",
 			          {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"account", account->name}});
 			return;
 		}
-		deliver_dsn_to_maildir(cfg, *account, mailbox, path);
-		log::info(r.action + " dsn delivered", {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"account", account->name}});
+		std::vector<store::MaildirCopy> copies(1);
+		copies[0].maildir = account->maildir;
+		copies[0].mailbox = mailbox;
+		copies[0].prefix = "Return-Path: <postmaster@" + cfg.hostname + ">\r\n";
+		store::deliver_maildir(notice.path(), copies, cfg.hostname);
+		notice.remove();
+		log::info(std::string(action_name(kind)) + " dsn delivered",
+		          {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"account", account->name}});
 	} catch (const std::exception& e) {
 		log::error("dsn delivery failed", {{"id", std::to_string(rec.id)}, {"err", e.what()}});
 	}
@@ -384,12 +399,6 @@ std::vector<std::time_t> remaining_attempts(const store::QueueRecord& rec, const
 	}
 	return times;
 }
-
-struct Settled {
-	std::vector<uint64_t> removed;
-	std::map<uint64_t, int64_t> rescheduled;
-	std::vector<server::OutboundMessage> lmtp_dsns;  // written, to be queued (deliver_dsn)
-};
 
 // A failed attempt of `rec` (attempts already counted by mark_attempt).
 void settle_failure(store::Env& env, const config::Config& cfg, store::QueueRecord rec, const std::string& error,
@@ -433,8 +442,18 @@ Policy policy_of(const config::Config& cfg, const QueueOptions& o)
 
 }  // namespace
 
+// One delivery attempt of records that share a destination. It lives in
+// the queue's ConnTable; every completion that comes back to it (worker
+// results, DNS answers, SMTP and LMTP client events) carries its handle and
+// goes through with_delivery, never a pointer (doc/design.md lifetime rule).
+//
+// Each waiting state has its deadline: DNS queries the resolver's
+// timeout, the SMTP client each step's (RFC 5321 4.5.3.2, including the
+// wait for a body chunk), LMTP its lmtp_timeout_s; worker jobs (records,
+// Maildir copies, body chunks) always complete.
 struct Queue::Delivery {
-	uint64_t id = 0;
+	core::ConnHandle self;
+	uint64_t id = 0;                            // for logs
 	std::string domain;
 	std::vector<uint64_t> ids;                  // records this delivery holds in flight
 	std::vector<store::QueueRecord> remote;     // records to send over SMTP (or LMTP)
@@ -455,6 +474,10 @@ struct Queue::Delivery {
 	bool tls_required_no = false;               // the message says "TLS-Required: No" (RFC 8689 4.3)
 	std::string last_error;
 	std::unique_ptr<SmtpClient> client;
+	// A client that ended inside the callback running now: destroyed when
+	// the callback has returned.
+	std::unique_ptr<SmtpClient> retired_client;
+	bool ended = false;                         // released; erased after the callback
 	// The result after the end of data is being recorded (the client waits
 	// to say QUIT), or was recorded: `settled` then goes to release().
 	bool recording = false;
@@ -462,11 +485,21 @@ struct Queue::Delivery {
 	Settled settled;
 };
 
+// What the worker found for a delivery's records (Queue::begin).
+struct PreparedAttempt {
+	std::vector<store::QueueRecord> remote;
+	std::vector<store::QueueRecord> lmtp;
+	std::vector<Queue::LmtpDestination> lmtp_to;
+	bool tls_required_no = false;
+	Settled settled;
+	uint64_t local_delivered = 0;
+	std::string error;
+};
+
 Queue::Queue(struct ev_loop* loop, core::WorkerPool& pool, mailauth::Resolver& resolver, store::Env& env,
              std::shared_ptr<const config::Config> config, QueueOptions options)
     : loop_(loop), pool_(pool), resolver_(resolver), env_(env), config_(std::move(config)),
-      options_(std::move(options)), timer_(loop, [this] { schedule(); }),
-      reaper_(loop, [this] { finished_clients_.clear(); })
+      options_(std::move(options)), timer_(loop, [this] { schedule(); })
 {
 	try {
 		tls_context_ = std::make_shared<net::TlsClientContext>();
@@ -526,10 +559,7 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker)
 		return;
 	}
 	// Parsing a CA bundle reads a file: never on the loop (doc/design.md).
-	pool_.submit(load, [alive = std::weak_ptr<char>(alive_), use] {
-		if (!alive.expired())
-			use();
-	});
+	pool_.submit(load, use);
 }
 
 Queue::~Queue()
@@ -537,17 +567,58 @@ Queue::~Queue()
 	shutdown();
 }
 
-uint64_t Queue::dns_owner(uint64_t delivery_id) const { return dns_owner_base | delivery_id; }
+// The delivery's handle as a DNS query owner: cancel_owner then stops
+// exactly its queries, never those of a later delivery in the same slot.
+uint64_t Queue::dns_owner(core::ConnHandle h) const
+{
+	return dns_owner_base | (uint64_t(h.slot) << 31) | (h.generation & 0x7fffffffu);
+}
+
+template <class F>
+void Queue::with_delivery(core::ConnHandle h, F&& f)
+{
+	Delivery* d = deliveries_.get(h);
+	if (!d || d->ended)
+		return;
+	// A delivery is destroyed only when no callback of it is running: the
+	// outermost one erases what ended below it.
+	++callback_depth_;
+	try {
+		f(*d);
+	} catch (const std::exception& e) {
+		// An unexpected failure ends this delivery, never the daemon: its
+		// records keep their next attempt, committed before it started.
+		log::error("queue: delivery failed unexpectedly", {{"id", std::to_string(d->id)}, {"err", e.what()}});
+		if (!d->ended)
+			release(*d, {}, {});
+	}
+	if (--callback_depth_ != 0)
+		return;
+	// A client that ended in this callback is no longer on the stack.
+	if (Delivery* still = deliveries_.get(h))
+		still->retired_client.reset();
+	erase_ended();
+}
+
+void Queue::erase_ended()
+{
+	if (ended_.empty())
+		return;
+	for (core::ConnHandle h : std::exchange(ended_, {}))
+		deliveries_.erase(h);
+	log_gauge();
+	schedule();
+}
 
 void Queue::shutdown()
 {
 	stopping_ = true;
 	timer_.stop();
-	for (auto& [id, d] : deliveries_) {
-		resolver_.cancel_owner(dns_owner(id));
-		if (d->client)
-			d->client->abort();
-	}
+	deliveries_.for_each([this](core::ConnHandle h, Delivery& d) {
+		resolver_.cancel_owner(dns_owner(h));
+		if (d.client)
+			d.client->abort();
+	});
 }
 
 void Queue::start()
@@ -610,15 +681,13 @@ void Queue::load(bool rebuild)
 			    st->error = e.what();
 		    }
 	    },
-	    [this, alive = std::weak_ptr<char>(alive_), st, seq_at_start] {
-		    if (alive.expired())
-			    return;
+	    [this, st, seq_at_start] {
 		    if (!st->error.empty()) {
 			    log::error("queue: loading records failed", {{"err", st->error}});
 			    return;
 		    }
 		    std::map<uint64_t, Entry> fresh;
-		    for (auto& r : st->records) {
+		    for (const auto& r : st->records) {
 			    auto it = entries_.find(r.id);
 			    if (it != entries_.end() && it->second.in_flight) {
 				    fresh[r.id] = it->second;
@@ -627,7 +696,7 @@ void Queue::load(bool rebuild)
 			    Entry e;
 			    e.next_attempt = r.next_attempt;
 			    e.domain = r.recipient_domain;
-			    e.group = message_base(r.message_file) + "\n" + r.from + "\n" + r.prefix;
+			    e.group = entry_group(r);
 			    fresh[r.id] = std::move(e);
 		    }
 		    // Records in flight that are gone from the database stay until
@@ -654,6 +723,108 @@ std::runtime_error enqueue_error(const std::string& what, int err)
 	return std::runtime_error(is_storage_full(err) ? storage_full_error(text) : text);
 }
 
+// The envelope a queue file carries of its message (queue_file.h).
+QueueFileEnvelope envelope_of(const server::OutboundMessage& msg, int64_t now)
+{
+	QueueFileEnvelope envelope;
+	envelope.queued = now;
+	envelope.sender_account = msg.sender_account;
+	envelope.from = msg.from;
+	envelope.message_id = msg.message_id;
+	envelope.has_8bit = msg.has_8bit;
+	envelope.smtputf8 = msg.smtputf8;
+	envelope.dsn_utf8 = msg.dsn_utf8;
+	envelope.data_size = msg.message_size;
+	envelope.dsn_ret = msg.dsn_ret;
+	envelope.envid = msg.envid;
+	envelope.requiretls = msg.requiretls;
+	for (const auto& rcpt : msg.recipients) {
+		QueueFileRecipient r;
+		r.to = rcpt.to;
+		r.domain = rcpt.domain;
+		if (r.domain.empty()) {
+			std::string lp;
+			split_address(rcpt.to, lp, r.domain);
+		}
+		r.domain = ascii_lower(r.domain);
+		r.prefix = rcpt.prefix;
+		r.notify = rcpt.notify;
+		r.orcpt = rcpt.orcpt;
+		envelope.recipients.push_back(std::move(r));
+	}
+	return envelope;
+}
+
+// The message's file links base.0 … base.<n-1>, one per recipient, fsync'd
+// into the directory. The file is written under a temp name, fsync'd, then
+// renamed, so queue/ only ever holds complete files. The links stay armed:
+// they are removed unless the caller commits them with the records.
+std::vector<TempFile> write_links(const std::string& dir, const std::string& base,
+                                  const QueueFileEnvelope& envelope, const std::string& message_path,
+                                  QueueFileLayout& layout)
+{
+	TempFile temp(dir + "/" + queue_temp_name(base));
+	layout = write_queue_file(temp.path(), envelope, message_path);
+	std::vector<TempFile> links;
+	std::string first = dir + "/" + base + ".0";
+	if (::rename(temp.path().c_str(), first.c_str()) != 0)
+		throw enqueue_error("rename " + temp.path(), errno);
+	temp.commit();
+	links.emplace_back(first);
+	// One hard link per further recipient: each record owns its link, so
+	// the message goes with its last record.
+	for (size_t i = 1; i < envelope.recipients.size(); i++) {
+		std::string link = dir + "/" + base + "." + std::to_string(i);
+		if (::link(first.c_str(), link.c_str()) != 0)
+			throw enqueue_error("link " + link, errno);
+		links.emplace_back(link);
+	}
+	store::fsync_dir(dir);
+	return links;
+}
+
+// The durable part of an enqueue, on a worker: the queue file and its links,
+// then one transaction with every record (and the outgoing history). Throws
+// with nothing left behind on failure.
+std::vector<store::QueueRecord> store_enqueued(store::Env& env, const std::string& dir,
+                                               const server::OutboundMessage& msg, const std::string& base,
+                                               int64_t now)
+{
+	QueueFileEnvelope envelope = envelope_of(msg, now);
+	QueueFileLayout layout;
+	std::vector<TempFile> links = write_links(dir, base, envelope, msg.message_path, layout);
+	std::vector<store::QueueRecord> records;
+	for (size_t i = 0; i < msg.recipients.size(); i++)
+		records.push_back(queue_record_for(envelope, i, base + "." + std::to_string(i), layout.data_offset, now));
+	store::OutgoingLog outgoing;
+	if (msg.record_outgoing) {
+		outgoing.account = msg.sender_account;
+		outgoing.time = now;
+		for (auto& rcpt : msg.recipients)
+			outgoing.recipients.push_back(rcpt.to);
+	}
+	env.queue_add_many(records, msg.record_outgoing ? &outgoing : nullptr);
+	for (auto& link : links)
+		link.commit();
+	// Committed: from here on the file alone stands for an acknowledged
+	// message (the 250 follows); a rebuild deletes files that never got
+	// this mark.
+	const std::string first = dir + "/" + base + ".0";
+	if (!poke_queue_file(first, layout.acknowledged_offset, '1'))
+		log::error("queue: marking the file acknowledged failed", {{"file", first}});
+	return records;
+}
+
+// The error text of a failed enqueue; the database's log could not grow
+// when the disk is full too.
+std::string enqueue_failure_text(const std::exception& e)
+{
+	auto* db_error = dynamic_cast<const store::DbError*>(&e);
+	if (db_error && is_storage_full(db_error->code()))
+		return storage_full_error(e.what());
+	return e.what();
+}
+
 }  // namespace
 
 void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string error)> done)
@@ -671,120 +842,53 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 	store::Env& env = env_;
 	pool_.submit(
 	    [st, cfg, &env, msg = std::move(msg), in_progress = in_progress_] {
+		    // The queue took the session's file over: its bytes are in the
+		    // queue file when this job ends, or the enqueue failed.
+		    TempFile session_file(msg.message_path);
 		    std::string dir = queue_dir(*cfg);
-		    std::vector<std::string> created;
-		    std::string base_in_progress;
-		    int64_t acknowledged_offset = 0;
+		    std::string base;
 		    try {
 			    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
 				    throw enqueue_error("mkdir " + dir, errno);
 			    int64_t now = now_s();
-			    std::string base = std::to_string(now) + "-" + random_hex(8);
+			    base = std::to_string(now) + "-" + random_hex(8);
 			    in_progress->add(base);
-			    base_in_progress = base;
-			    // The file carries its own envelope (queue_file.h): the
-			    // message is copied behind it into a temp name, fsync'd,
-			    // then renamed, so queue/ only ever holds complete files.
-			    QueueFileEnvelope envelope;
-			    envelope.queued = now;
-			    envelope.sender_account = msg.sender_account;
-			    envelope.from = msg.from;
-			    envelope.message_id = msg.message_id;
-			    envelope.has_8bit = msg.has_8bit;
-			    envelope.smtputf8 = msg.smtputf8;
-			    envelope.dsn_utf8 = msg.dsn_utf8;
-			    envelope.data_size = msg.message_size;
-			    envelope.dsn_ret = msg.dsn_ret;
-			    envelope.envid = msg.envid;
-			    envelope.requiretls = msg.requiretls;
-			    for (const auto& rcpt : msg.recipients) {
-				    QueueFileRecipient r;
-				    r.to = rcpt.to;
-				    r.domain = rcpt.domain;
-				    if (r.domain.empty()) {
-					    std::string lp;
-					    split_address(rcpt.to, lp, r.domain);
-				    }
-				    r.domain = ascii_lower(r.domain);
-				    r.prefix = rcpt.prefix;
-				    r.notify = rcpt.notify;
-				    r.orcpt = rcpt.orcpt;
-				    envelope.recipients.push_back(std::move(r));
-			    }
-			    std::string temp = dir + "/" + queue_temp_name(base);
-			    QueueFileLayout layout = write_queue_file(temp, envelope, msg.message_path);
-			    std::string first = dir + "/" + base + ".0";
-			    if (::rename(temp.c_str(), first.c_str()) != 0) {
-				    int e = errno;
-				    ::unlink(temp.c_str());
-				    throw enqueue_error("rename " + temp, e);
-			    }
-			    created.push_back(first);
-			    // One hard link per further recipient: each record owns its
-			    // link, so the message goes with its last record.
-			    for (size_t i = 1; i < msg.recipients.size(); i++) {
-				    std::string link = dir + "/" + base + "." + std::to_string(i);
-				    if (::link(first.c_str(), link.c_str()) != 0)
-					    throw enqueue_error("link " + link, errno);
-				    created.push_back(link);
-			    }
-			    store::fsync_dir(dir);
-			    for (size_t i = 0; i < msg.recipients.size(); i++)
-				    st->records.push_back(
-				        queue_record_for(envelope, i, base + "." + std::to_string(i), layout.data_offset, now));
-			    acknowledged_offset = layout.acknowledged_offset;
-			    store::OutgoingLog outgoing;
-			    if (msg.record_outgoing) {
-				    outgoing.account = msg.sender_account;
-				    outgoing.time = now;
-				    for (auto& rcpt : msg.recipients)
-					    outgoing.recipients.push_back(rcpt.to);
-			    }
-			    env.queue_add_many(st->records, msg.record_outgoing ? &outgoing : nullptr);
-			    // Committed: from here on the file alone stands for an
-			    // acknowledged message (the 250 follows); a rebuild deletes
-			    // files that never got this mark.
-			    if (!poke_queue_file(created.front(), acknowledged_offset, '1'))
-				    log::error("queue: marking the file acknowledged failed", {{"file", created.front()}});
+			    st->records = store_enqueued(env, dir, msg, base, now);
 		    } catch (const std::exception& e) {
-			    st->error = e.what();
-			    // The database's log could not grow: the disk is full too.
-			    auto* db_error = dynamic_cast<const store::DbError*>(&e);
-			    if (db_error && is_storage_full(db_error->code())) st->error = storage_full_error(e.what());
+			    st->error = enqueue_failure_text(e);
 			    st->records.clear();
-			    for (auto& path : created)
-				    ::unlink(path.c_str());
 		    }
-		    // The queue took the session's file over: its bytes are in the
-		    // queue file now, or the enqueue failed.
-		    ::unlink(msg.message_path.c_str());
-		    if (!base_in_progress.empty())
-			    in_progress->remove(base_in_progress);
+		    session_file.remove();
+		    if (!base.empty())
+			    in_progress->remove(base);
 	    },
-	    [this, alive = std::weak_ptr<char>(alive_), st, done = std::move(done)] {
+	    [this, st, done = std::move(done)] {
 		    if (!st->error.empty()) {
 			    log::error("queue: enqueue failed", {{"err", st->error}});
 			    done(st->error);
 			    return;
 		    }
-		    if (!alive.expired()) {
-			    enqueue_seq_++;
-			    for (auto& r : st->records) {
-				    Entry e;
-				    e.added_seq = enqueue_seq_;
-				    e.next_attempt = r.next_attempt;
-				    e.domain = r.recipient_domain;
-				    e.group = message_base(r.message_file) + "\n" + r.from + "\n" + r.prefix;
-				    entries_[r.id] = std::move(e);
-				    log::info("queued", {{"id", std::to_string(r.id)}, {"from", r.from}, {"to", r.to},
-				                         {"size", std::to_string(r.size)}});
-			    }
-			    log_gauge();
-		    }
+		    add_enqueued(st->records);
 		    done("");
-		    if (!alive.expired())
-			    schedule();
+		    schedule();
 	    });
+}
+
+// Records of a committed enqueue join the schedule.
+void Queue::add_enqueued(const std::vector<store::QueueRecord>& records)
+{
+	enqueue_seq_++;
+	for (auto& r : records) {
+		Entry e;
+		e.added_seq = enqueue_seq_;
+		e.next_attempt = r.next_attempt;
+		e.domain = r.recipient_domain;
+		e.group = entry_group(r);
+		entries_[r.id] = std::move(e);
+		log::info("queued", {{"id", std::to_string(r.id)}, {"from", r.from}, {"to", r.to},
+		                     {"size", std::to_string(r.size)}});
+	}
+	log_gauge();
 }
 
 void Queue::reload(std::shared_ptr<const config::Config> config)
@@ -841,14 +945,14 @@ void Queue::schedule()
 		for (uint64_t i : ids)
 			entries_[i].in_flight = true;
 		busy_domains_.insert(first.domain);
-		uint64_t did = next_delivery_id_++;
 		auto d = std::make_unique<Delivery>();
-		d->id = did;
+		d->id = next_delivery_id_++;
 		d->domain = first.domain;
 		d->ids = ids;
 		d->config = config_;
-		deliveries_[did] = std::move(d);
-		begin(did, std::move(ids));
+		Delivery& started = *d;
+		started.self = deliveries_.insert(std::move(d));
+		begin(started.self, std::move(ids));
 	}
 	arm_timer();
 }
@@ -869,167 +973,186 @@ void Queue::arm_timer()
 	timer_.start(static_cast<double>(std::min<int64_t>(earliest - now, 24 * 3600)));
 }
 
-void Queue::begin(uint64_t delivery_id, std::vector<uint64_t> ids)
-{
-	struct Begun {
-		std::vector<store::QueueRecord> remote;
-		std::vector<store::QueueRecord> lmtp;
-		std::vector<LmtpDestination> lmtp_to;
+namespace {
 
-		bool tls_required_no = false;
-		Settled settled;
-		uint64_t local_delivered = 0;
-		std::string error;
-	};
-	auto st = std::make_shared<Begun>();
+// The account's LMTP server (delivery.lmtp) takes the record from the loop;
+// the attempt counts first, as for a remote host, so a crash leads to a
+// later retry. False when the record was dropped meanwhile.
+bool take_for_lmtp(store::Env& env, store::QueueRecord& rec, const config::Account& account, const Policy& policy,
+                   int64_t now, PreparedAttempt& out)
+{
+	mark_attempt(rec, now, policy);
+	if (!env.queue_update(rec))
+		return false;
+	out.lmtp_to.push_back({account.lmtp, account.lmtp_recipient.empty() ? rec.to : account.lmtp_recipient});
+	out.lmtp.push_back(std::move(rec));
+	return true;
+}
+
+// Local recipients go straight into their Maildir, never through the
+// smarthost; the copy is durable only after fsync_dirs (finish_local).
+void copy_locally(store::Env& env, const config::Config& cfg, store::QueueRecord& rec,
+                  const config::Config::RcptResult& rcpt, const Policy& policy, int64_t now,
+                  std::set<std::string>& dirs, std::vector<store::QueueRecord>& local, PreparedAttempt& out)
+{
+	std::vector<store::MaildirCopy> copies(1);
+	copies[0].maildir = rcpt.account->maildir;
+	copies[0].mailbox = rcpt.mailbox.empty() ? "INBOX" : rcpt.mailbox;
+	// RFC 5321 4.4: the final delivery adds Return-Path.
+	copies[0].prefix = message::build_return_path(rec.from) + rec.prefix;
+	try {
+		store::deliver_maildir_unsynced(queue_dir(cfg) + "/" + rec.message_file, copies, cfg.hostname, dirs,
+		                                static_cast<uint64_t>(rec.data_offset));
+		local.push_back(rec);
+	} catch (const std::exception& e) {
+		mark_attempt(rec, now, policy);
+		settle_failure(env, cfg, rec, std::string("local delivery: ") + e.what(), false, "", policy, now,
+		               out.settled);
+	}
+}
+
+// One fsync per directory for all local copies (group commit); only then
+// does a copy count as delivered.
+void finish_local(store::Env& env, const config::Config& cfg, const std::set<std::string>& dirs,
+                  const std::vector<store::QueueRecord>& local, int64_t now, PreparedAttempt& out)
+{
+	if (local.empty())
+		return;
+	store::fsync_dirs(dirs);
+	for (auto& rec : local) {
+		// RFC 3461 4.1 NOTIFY=SUCCESS: "delivered" (RFC 3464 2.3.3). The
+		// headers are read before the file goes with the record.
+		const bool notice = dsn_requested(rec, DsnKind::delivered);
+		Returned returned = notice ? returned_content(cfg, rec, DsnKind::delivered) : Returned{};
+		remove_record(env, cfg, rec, RecipientState::delivered);
+		if (notice)
+			deliver_dsn(cfg, rec, DsnKind::delivered, "", "", {}, now, returned, out.settled.lmtp_dsns);
+		out.settled.removed.push_back(rec.id);
+		out.local_delivered++;
+		log::info("delivered locally", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
+	}
+}
+
+// On a worker: reads the records of a delivery, counts the attempt of each
+// and sorts them into local copies (done here), LMTP and remote ones.
+void prepare_attempt(store::Env& env, const config::Config& cfg, const std::vector<uint64_t>& ids,
+                     const Policy& policy, PreparedAttempt& out)
+{
+	const int64_t now = now_s();
+	std::vector<store::QueueRecord> local;
+	std::set<std::string> dirs;
+	for (uint64_t id : ids) {
+		auto rec = env.queue_get(id);
+		if (!rec) {
+			out.settled.removed.push_back(id);  // dropped meanwhile
+			continue;
+		}
+		std::string localpart, domain;
+		split_address(rec->to, localpart, domain);
+		auto rcpt = cfg.resolve_recipient(localpart, domain);
+		const bool local_account = rcpt.kind == config::Config::RcptKind::local && rcpt.account;
+		if (local_account && !rcpt.account->lmtp.empty()) {
+			if (!take_for_lmtp(env, *rec, *rcpt.account, policy, now, out))
+				out.settled.removed.push_back(id);
+		} else if (local_account) {
+			copy_locally(env, cfg, *rec, rcpt, policy, now, dirs, local, out);
+		} else if (rcpt.kind == config::Config::RcptKind::unknown_user) {
+			mark_attempt(*rec, now, policy);
+			settle_failure(env, cfg, *rec, "550 5.1.1 no such user", true, "", policy, now, out.settled);
+		} else {
+			mark_attempt(*rec, now, policy);
+			if (env.queue_update(*rec))
+				out.remote.push_back(std::move(*rec));
+			else
+				out.settled.removed.push_back(id);
+		}
+	}
+	// RFC 8689 4.3: the header is read once per delivery; with REQUIRETLS
+	// it does not count (RFC 8689 4.1).
+	if (!out.remote.empty() && !out.remote.front().requiretls)
+		out.tls_required_no = has_tls_required_no(original_headers(cfg, out.remote.front()));
+	finish_local(env, cfg, dirs, local, now, out);
+}
+
+}  // namespace
+
+void Queue::begin(core::ConnHandle h, std::vector<uint64_t> ids)
+{
+	auto st = std::make_shared<PreparedAttempt>();
 	auto cfg = config_;
 	store::Env& env = env_;
 	Policy policy = policy_of(*cfg, options_);
 	pool_.submit(
 	    [st, cfg, &env, ids = std::move(ids), policy] {
-		    const int64_t now = now_s();
 		    try {
-			    std::vector<store::QueueRecord> local;
-			    std::set<std::string> dirs;
-			    for (uint64_t id : ids) {
-				    auto rec = env.queue_get(id);
-				    if (!rec) {
-					    st->settled.removed.push_back(id);  // dropped meanwhile
-					    continue;
-				    }
-				    std::string localpart, domain;
-				    split_address(rec->to, localpart, domain);
-				    auto rcpt = cfg->resolve_recipient(localpart, domain);
-				    if (rcpt.kind == config::Config::RcptKind::local && rcpt.account && !rcpt.account->lmtp.empty()) {
-					    // The account's LMTP server (delivery.lmtp) takes it from
-					    // the loop; the attempt counts first, as for a remote host,
-					    // so a crash leads to a later retry.
-					    const config::Account& account = *rcpt.account;
-					    mark_attempt(*rec, now, policy);
-					    if (!env.queue_update(*rec)) {
-						    st->settled.removed.push_back(id);
-						    continue;
-					    }
-					    st->lmtp_to.push_back({account.lmtp, account.lmtp_recipient.empty() ? rec->to : account.lmtp_recipient});
-					    st->lmtp.push_back(std::move(*rec));
-					    continue;
-				    }
-				    if (rcpt.kind == config::Config::RcptKind::local && rcpt.account) {
-					    // SPEC "Smarthost": local recipients go straight into
-					    // their Maildir, never through the smarthost.
-					    std::vector<store::MaildirCopy> copies(1);
-					    copies[0].maildir = rcpt.account->maildir;
-					    copies[0].mailbox = rcpt.mailbox.empty() ? "INBOX" : rcpt.mailbox;
-					    // RFC 5321 4.4: the final delivery adds Return-Path.
-					    copies[0].prefix = message::build_return_path(rec->from) + rec->prefix;
-					    try {
-						    store::deliver_maildir_unsynced(queue_dir(*cfg) + "/" + rec->message_file, copies,
-						                                    cfg->hostname, dirs,
-						                                    static_cast<uint64_t>(rec->data_offset));
-						    local.push_back(*rec);
-					    } catch (const std::exception& e) {
-						    mark_attempt(*rec, now, policy);
-						    settle_failure(env, *cfg, *rec, std::string("local delivery: ") + e.what(), false, "",
-						                   policy, now, st->settled);
-					    }
-					    continue;
-				    }
-				    if (rcpt.kind == config::Config::RcptKind::unknown_user) {
-					    mark_attempt(*rec, now, policy);
-					    settle_failure(env, *cfg, *rec, "550 5.1.1 no such user", true, "", policy, now, st->settled);
-					    continue;
-				    }
-				    mark_attempt(*rec, now, policy);
-				    if (!env.queue_update(*rec)) {
-					    st->settled.removed.push_back(id);
-					    continue;
-				    }
-				    st->remote.push_back(std::move(*rec));
-			    }
-			    // RFC 8689 4.3: the header is read once per delivery; with
-			    // REQUIRETLS it does not count (RFC 8689 4.1).
-			    if (!st->remote.empty() && !st->remote.front().requiretls)
-				    st->tls_required_no = has_tls_required_no(original_headers(*cfg, st->remote.front()));
-			    if (!local.empty()) {
-				    // One fsync per directory for all local copies (group commit);
-				    // only then does a copy count as delivered.
-				    store::fsync_dirs(dirs);
-				    for (auto& rec : local) {
-					    // RFC 3461 4.1 NOTIFY=SUCCESS: "delivered" (RFC 3464 2.3.3).
-					    // The headers are read before the file goes with the record.
-					    Returned returned;
-					    if (dsn_requested(rec, DsnKind::delivered))
-						    returned = returned_content(*cfg, rec, DsnKind::delivered);
-					    remove_record(env, *cfg, rec, RecipientState::delivered);
-					    if (dsn_requested(rec, DsnKind::delivered))
-						    deliver_dsn(*cfg, rec, DsnKind::delivered, "", "", {}, now, returned, st->settled.lmtp_dsns);
-					    st->settled.removed.push_back(rec.id);
-					    st->local_delivered++;
-					    log::info("delivered locally", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
-				    }
-			    }
+			    prepare_attempt(env, *cfg, ids, policy, *st);
 		    } catch (const std::exception& e) {
 			    st->error = e.what();
 		    }
 	    },
-	    [this, alive = std::weak_ptr<char>(alive_), st, delivery_id] {
-		    if (alive.expired())
-			    return;
+	    [this, st, h] {
 		    enqueue_dsns(st->settled.lmtp_dsns);
-		    auto it = deliveries_.find(delivery_id);
-		    if (it == deliveries_.end())
-			    return;
-		    Delivery& d = *it->second;
-		    counters_.local += st->local_delivered;
-		    if (!st->error.empty()) {
-			    log::error("queue: starting delivery failed", {{"err", st->error}});
-			    // Nothing known: retry all of them after one base interval.
-			    int64_t later = now_s() + std::max<int64_t>(config_->queue.retry_base_s, 1);
-			    std::map<uint64_t, int64_t> resched;
-			    for (uint64_t id : d.ids)
-				    resched[id] = later;
-			    release(delivery_id, st->settled.removed, resched);
-			    return;
-		    }
-		    if (st->remote.empty() && st->lmtp.empty()) {
-			    release(delivery_id, st->settled.removed, st->settled.rescheduled);
-			    return;
-		    }
-		    if (!st->lmtp.empty()) {
-			    // The records of one delivery share their domain, so they are
-			    // all local or all remote; should both ever meet, the remote
-			    // ones wait for their next attempt (already set).
-			    for (auto& r : st->remote)
-				    st->settled.rescheduled[r.id] = r.next_attempt;
-			    st->remote = std::move(st->lmtp);
-			    d.lmtp = std::move(st->lmtp_to);
-		    }
-		    // Records settled here are done; the rest travel on.
-		    for (uint64_t id : st->settled.removed)
-			    entries_.erase(id);
-		    for (auto& [id, when] : st->settled.rescheduled) {
-			    auto e = entries_.find(id);
-			    if (e != entries_.end()) {
-				    e->second.next_attempt = when;
-				    e->second.in_flight = false;
-			    }
-		    }
-		    d.ids.clear();
-		    for (auto& r : st->remote) {
-			    d.ids.push_back(r.id);
-			    auto e = entries_.find(r.id);
-			    if (e != entries_.end())
-				    e->second.next_attempt = r.next_attempt;
-		    }
-		    d.remote = std::move(st->remote);
-		    d.tls_required_no = st->tls_required_no;
-		    log_gauge();
-		    if (!d.lmtp.empty()) {
-			    deliver_lmtp(d);
-			    return;
-		    }
-		    route(d);
+		    with_delivery(h, [&](Delivery& d) { on_prepared(d, *st); });
 	    });
+}
+
+void Queue::on_prepared(Delivery& d, PreparedAttempt& st)
+{
+	counters_.local += st.local_delivered;
+	if (!st.error.empty()) {
+		log::error("queue: starting delivery failed", {{"err", st.error}});
+		// Nothing known: retry all of them after one base interval.
+		int64_t later = now_s() + std::max<int64_t>(config_->queue.retry_base_s, 1);
+		std::map<uint64_t, int64_t> resched;
+		for (uint64_t id : d.ids)
+			resched[id] = later;
+		release(d, st.settled.removed, resched);
+		return;
+	}
+	if (st.remote.empty() && st.lmtp.empty()) {
+		release(d, st.settled.removed, st.settled.rescheduled);
+		return;
+	}
+	if (!st.lmtp.empty()) {
+		// The records of one delivery share their domain, so they are all
+		// local or all remote; should both ever meet, the remote ones wait
+		// for their next attempt (already set).
+		for (auto& r : st.remote)
+			st.settled.rescheduled[r.id] = r.next_attempt;
+		st.remote = std::move(st.lmtp);
+		d.lmtp = std::move(st.lmtp_to);
+	}
+	apply_settled(st.settled.removed, st.settled.rescheduled);
+	// Records settled here are done; the rest travel on.
+	d.ids.clear();
+	for (auto& r : st.remote) {
+		d.ids.push_back(r.id);
+		auto e = entries_.find(r.id);
+		if (e != entries_.end())
+			e->second.next_attempt = r.next_attempt;
+	}
+	d.remote = std::move(st.remote);
+	d.tls_required_no = st.tls_required_no;
+	log_gauge();
+	if (!d.lmtp.empty()) {
+		deliver_lmtp(d);
+		return;
+	}
+	route(d);
+}
+
+// Removed records leave the schedule; rescheduled ones wait for their time.
+void Queue::apply_settled(const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled)
+{
+	for (uint64_t id : removed)
+		entries_.erase(id);
+	for (auto& [id, when] : rescheduled) {
+		auto e = entries_.find(id);
+		if (e != entries_.end()) {
+			e->second.next_attempt = when;
+			e->second.in_flight = false;
+		}
+	}
 }
 
 // Submitted mail for local accounts with delivery.lmtp: one LMTP
@@ -1040,7 +1163,6 @@ void Queue::deliver_lmtp(Delivery& d)
 	const config::Config& cfg = *d.config;
 	auto outcomes = std::make_shared<std::vector<Outcome>>(d.remote.size());
 	auto left = std::make_shared<size_t>(d.remote.size());
-	uint64_t did = d.id;
 	for (size_t i = 0; i < d.remote.size(); i++) {
 		const store::QueueRecord& rec = d.remote[i];
 		net::LmtpRequest req;
@@ -1056,38 +1178,28 @@ void Queue::deliver_lmtp(Delivery& d)
 		req.body_offset = static_cast<uint64_t>(rec.data_offset);
 		req.timeout_s = static_cast<double>(cfg.delivery.lmtp_timeout_s);
 		std::string server = req.target.text();
-		net::lmtp_deliver(
-		    loop_, pool_, std::move(req),
-		    [this, alive = std::weak_ptr<char>(alive_), did, i, outcomes, left, id = rec.id, to = rec.to,
-		     server](std::vector<smtp::LmtpRecipientResult> results) {
-			    if (alive.expired())
-				    return;
-			    const smtp::LmtpRecipientResult& r = results.at(0);
-			    Outcome& o = (*outcomes)[i];
-			    o.id = id;
-			    o.delivered = r.status == smtp::LmtpRecipientResult::Status::delivered;
-			    o.permanent = r.status == smtp::LmtpRecipientResult::Status::permanent;
-			    if (o.delivered)
-				    log::info("delivered locally", {{"id", std::to_string(id)}, {"to", to}, {"lmtp", server}});
-			    else
-				    o.error = std::to_string(r.code) + " " + r.enhanced + " " + r.text;
-			    if (--*left != 0)
-				    return;
-			    auto it = deliveries_.find(did);
-			    if (it != deliveries_.end())
-				    finish(*it->second, std::move(*outcomes));
-		    });
+		net::lmtp_deliver(loop_, pool_, std::move(req),
+		                  [this, h = d.self, i, outcomes, left, id = rec.id, to = rec.to,
+		                   server](std::vector<smtp::LmtpRecipientResult> results) {
+			                  (*outcomes)[i] = lmtp_outcome(results.at(0), id, to, server);
+			                  if (--*left == 0)
+				                  with_delivery(h, [&](Delivery& d) { finish(d, std::move(*outcomes)); });
+		                  });
 	}
 }
 
-void Queue::enqueue_dsns(std::vector<server::OutboundMessage>& dsns)
+Queue::Outcome Queue::lmtp_outcome(const smtp::LmtpRecipientResult& r, uint64_t id, const std::string& to,
+                                   const std::string& server)
 {
-	for (auto& msg : dsns)
-		enqueue(std::move(msg), [](const std::string& error) {
-			if (!error.empty())
-				log::error("queueing dsn for lmtp delivery, no dsn sent", {{"err", error}});
-		});
-	dsns.clear();
+	Outcome o;
+	o.id = id;
+	o.delivered = r.status == smtp::LmtpRecipientResult::Status::delivered;
+	o.permanent = r.status == smtp::LmtpRecipientResult::Status::permanent;
+	if (o.delivered)
+		log::info("delivered locally", {{"id", std::to_string(id)}, {"to", to}, {"lmtp", server}});
+	else
+		o.error = std::to_string(r.code) + " " + r.enhanced + " " + r.text;
+	return o;
 }
 
 void Queue::route(Delivery& d)
@@ -1109,40 +1221,37 @@ void Queue::route(Delivery& d)
 		next_host(d);
 		return;
 	}
-	uint64_t did = d.id;
-	resolver_.query(dns_owner(did), d.domain, mailauth::RrType::MX,
-	                [this, alive = std::weak_ptr<char>(alive_), did](const mailauth::DnsAnswer& answer) {
-		                if (alive.expired())
-			                return;
-		                auto it = deliveries_.find(did);
-		                if (it == deliveries_.end())
-			                return;
-		                Delivery& d = *it->second;
-		                switch (answer.status) {
-		                case mailauth::DnsStatus::ok: {
-			                auto hosts = mx_hosts_in_order(answer.mx);
-			                if (!hosts) {
-				                finish_all(d, "5.1.10 domain " + d.domain + " does not accept mail (null MX, RFC 7505)",
-				                           true);
-				                return;
-			                }
-			                d.hosts = std::move(*hosts);
-			                if (d.hosts.empty())
-				                d.hosts = {d.domain};
-			                break;
-		                }
-		                case mailauth::DnsStatus::nodata:
-			                d.hosts = {d.domain};  // RFC 5321 5.1: the implicit MX
-			                break;
-		                case mailauth::DnsStatus::nxdomain:
-			                finish_all(d, "5.1.2 domain " + d.domain + " does not exist", true);
-			                return;
-		                default:
-			                finish_all(d, "4.4.3 temporary DNS error looking up MX of " + d.domain, false);
-			                return;
-		                }
-		                next_host(d);
+	resolver_.query(dns_owner(d.self), d.domain, mailauth::RrType::MX,
+	                [this, h = d.self](const mailauth::DnsAnswer& answer) {
+		                with_delivery(h, [&](Delivery& d) { on_mx_answer(d, answer); });
 	                });
+}
+
+void Queue::on_mx_answer(Delivery& d, const mailauth::DnsAnswer& answer)
+{
+	switch (answer.status) {
+	case mailauth::DnsStatus::ok: {
+		auto hosts = mx_hosts_in_order(answer.mx);
+		if (!hosts) {
+			finish_all(d, "5.1.10 domain " + d.domain + " does not accept mail (null MX, RFC 7505)", true);
+			return;
+		}
+		d.hosts = std::move(*hosts);
+		if (d.hosts.empty())
+			d.hosts = {d.domain};
+		break;
+	}
+	case mailauth::DnsStatus::nodata:
+		d.hosts = {d.domain};  // RFC 5321 5.1: the implicit MX
+		break;
+	case mailauth::DnsStatus::nxdomain:
+		finish_all(d, "5.1.2 domain " + d.domain + " does not exist", true);
+		return;
+	default:
+		finish_all(d, "4.4.3 temporary DNS error looking up MX of " + d.domain, false);
+		return;
+	}
+	next_host(d);
 }
 
 void Queue::next_host(Delivery& d)
@@ -1164,56 +1273,42 @@ void Queue::next_host(Delivery& d)
 		connect_next_address(d);
 		return;
 	}
-	uint64_t did = d.id;
-	mailauth::lookup_ip_addr(resolver_, dns_owner(did), host,
-	                         [this, alive = std::weak_ptr<char>(alive_), did, host](const mailauth::IpLookup& r) {
-		                         if (alive.expired())
-			                         return;
-		                         auto it = deliveries_.find(did);
-		                         if (it == deliveries_.end())
-			                         return;
-		                         Delivery& d = *it->second;
-		                         if (r.status != mailauth::DnsStatus::ok || r.addresses.empty()) {
-			                         d.last_error = "4.4.4 no address for host " + host;
-			                         d.other_host_failure = true;
-			                         d.host_index++;
-			                         next_host(d);
-			                         return;
-		                         }
-		                         d.addresses = r.addresses;
-		                         d.address_index = 0;
-		                         connect_next_address(d);
+	mailauth::lookup_ip_addr(resolver_, dns_owner(d.self), host,
+	                         [this, h = d.self, host](const mailauth::IpLookup& r) {
+		                         with_delivery(h, [&](Delivery& d) { on_host_addresses(d, host, r); });
 	                         });
 }
 
-void Queue::connect_next_address(Delivery& d)
+void Queue::on_host_addresses(Delivery& d, const std::string& host, const mailauth::IpLookup& r)
 {
-	if (stopping_)
-		return;
-	if (d.address_index >= d.addresses.size()) {
+	if (r.status != mailauth::DnsStatus::ok || r.addresses.empty()) {
+		d.last_error = "4.4.4 no address for host " + host;
+		d.other_host_failure = true;
 		d.host_index++;
 		next_host(d);
 		return;
 	}
-	ClientOptions o;
-	o.ip = d.addresses[d.address_index];
-	o.port = d.port;
-	o.server_name = d.hosts[d.host_index];
-	o.ehlo_name = d.config->hostname;
+	d.addresses = r.addresses;
+	d.address_index = 0;
+	connect_next_address(d);
+}
+
+// The TLS the next hop must offer: the smarthost's verified TLS
+// (smarthost_tls "required"/"implicit"), REQUIRETLS (RFC 8689 4.2.1), or
+// opportunistic STARTTLS. An error text when the trust needed is not loaded.
+std::string Queue::apply_tls_policy(const Delivery& d, ClientOptions& o) const
+{
 	o.tls = d.tls_off ? TlsMode::none : d.tls;
 	if (!tls_context_ && o.tls == TlsMode::opportunistic)
 		o.tls = TlsMode::none;
 	o.tls_context = tls_context_;
 	const config::Config& cfg = *d.config;
+	const std::string not_loaded = verified_context_error_.empty() ? "not loaded yet" : verified_context_error_;
 	if (!cfg.queue.smarthost_host.empty()) {
 		if (d.tls == TlsMode::required || d.tls == TlsMode::implicit) {
-			if (!verified_context_) {
-				finish_all(d, "4.7.5 no trusted CAs for the smarthost (queue.smarthost_ca_file " +
-				                  cfg.queue.smarthost_ca_file + "): " +
-				                  (verified_context_error_.empty() ? "not loaded yet" : verified_context_error_),
-				           false);
-				return;
-			}
+			if (!verified_context_)
+				return "4.7.5 no trusted CAs for the smarthost (queue.smarthost_ca_file " +
+				       cfg.queue.smarthost_ca_file + "): " + not_loaded;
 			o.tls_context = verified_context_;
 			o.verify_peer = true;
 		}
@@ -1223,17 +1318,12 @@ void Queue::connect_next_address(Delivery& d)
 		// plain-text retry of a failed opportunistic TLS does not.
 		o.auth_in_clear_ok = d.tls == TlsMode::none;
 	}
-	const store::QueueRecord& first = d.remote.front();
-	if (first.requiretls) {
+	if (d.remote.front().requiretls) {
 		// RFC 8689 4.2.1: TLS with a verified certificate and host name
 		// (the smarthost's CA file, or the system's trust store for MX
 		// hosts), to a next hop that offers REQUIRETLS; never plain text.
-		if (!verified_context_) {
-			finish_all(d, "4.7.5 no trusted CAs to verify the next hop for REQUIRETLS: " +
-			                  (verified_context_error_.empty() ? "not loaded yet" : verified_context_error_),
-			           false);
-			return;
-		}
+		if (!verified_context_)
+			return "4.7.5 no trusted CAs to verify the next hop for REQUIRETLS: " + not_loaded;
 		o.tls = d.tls == TlsMode::implicit ? TlsMode::implicit : TlsMode::required;
 		o.tls_context = verified_context_;
 		o.verify_peer = true;
@@ -1242,6 +1332,14 @@ void Queue::connect_next_address(Delivery& d)
 		// RFC 8689 4.3; with REQUIRETLS the header is ignored.
 		o.tls_required_no = d.tls_required_no;
 	}
+	return "";
+}
+
+// The transaction the client is to send: the envelope of the delivery's
+// records, all of one message.
+void Queue::fill_envelope(const Delivery& d, ClientOptions& o) const
+{
+	const store::QueueRecord& first = d.remote.front();
 	o.from = first.from;
 	o.dsn_ret = first.dsn_ret;
 	o.envid = first.envid;
@@ -1258,22 +1356,48 @@ void Queue::connect_next_address(Delivery& d)
 	// variant to servers that offer SMTPUTF8.
 	if (d.remote.size() == 1)
 		o.utf8_variant = first.dsn_utf8;
+}
+
+void Queue::connect_next_address(Delivery& d)
+{
+	if (stopping_)
+		return;
+	if (d.address_index >= d.addresses.size()) {
+		d.host_index++;
+		next_host(d);
+		return;
+	}
+	ClientOptions o;
+	o.ip = d.addresses[d.address_index];
+	o.port = d.port;
+	o.server_name = d.hosts[d.host_index];
+	o.ehlo_name = d.config->hostname;
+	if (std::string error = apply_tls_policy(d, o); !error.empty()) {
+		finish_all(d, error, false);
+		return;
+	}
+	fill_envelope(d, o);
 	o.timeouts = options_.timeouts;
 	o.log_id = d.id;
+	const store::QueueRecord& first = d.remote.front();
 	std::string path = queue_dir(*d.config) + "/" + first.message_file;
-	uint64_t did = d.id;
 	log::debug("queue: connecting", {{"host", o.server_name}, {"ip", o.ip}, {"port", std::to_string(o.port)},
 	                                 {"recipients", std::to_string(o.recipients.size())}});
 	const int64_t data_offset = first.data_offset;
+	const core::ConnHandle h = d.self;
 	d.client = std::make_unique<SmtpClient>(
 	    loop_, std::move(o),
-	    [this, did, path, data_offset](int64_t offset) { read_chunk(did, path, data_offset + offset); },
-	    [this, did](ClientResult result) { on_client_done(did, std::move(result)); });
-	d.client->on_data_result([this, did](const ClientResult& result) { on_data_result(did, result); });
+	    [this, h, path, data_offset](int64_t offset) { read_chunk(h, path, data_offset + offset); },
+	    [this, h](ClientResult result) {
+		    with_delivery(h, [&](Delivery& d) { on_client_done(d, std::move(result)); });
+	    });
+	d.client->on_data_result([this, h](const ClientResult& result) {
+		with_delivery(h, [&](Delivery& d) { on_data_result(d, result); });
+	});
 	d.client->start();
 }
 
-void Queue::read_chunk(uint64_t delivery_id, const std::string& path, int64_t offset)
+void Queue::read_chunk(core::ConnHandle h, const std::string& path, int64_t offset)
 {
 	struct Chunk {
 		std::string data;
@@ -1283,15 +1407,15 @@ void Queue::read_chunk(uint64_t delivery_id, const std::string& path, int64_t of
 	auto st = std::make_shared<Chunk>();
 	pool_.submit(
 	    [st, path, offset] {
-		    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-		    if (fd < 0) {
+		    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+		    if (!fd) {
 			    st->error = path + ": " + std::strerror(errno);
 			    return;
 		    }
 		    st->data.resize(chunk_size);
 		    size_t got = 0;
 		    while (got < chunk_size) {
-			    ssize_t n = ::pread(fd, st->data.data() + got, chunk_size - got, offset + static_cast<int64_t>(got));
+			    ssize_t n = ::pread(fd.get(), st->data.data() + got, chunk_size - got, offset + static_cast<int64_t>(got));
 			    if (n < 0 && errno == EINTR)
 				    continue;
 			    if (n < 0) {
@@ -1304,28 +1428,20 @@ void Queue::read_chunk(uint64_t delivery_id, const std::string& path, int64_t of
 			    }
 			    got += static_cast<size_t>(n);
 		    }
-		    ::close(fd);
 		    st->data.resize(got);
 	    },
-	    [this, alive = std::weak_ptr<char>(alive_), st, delivery_id] {
-		    if (alive.expired())
-			    return;
-		    auto it = deliveries_.find(delivery_id);
-		    if (it == deliveries_.end() || !it->second->client)
-			    return;
-		    it->second->client->supply_chunk(std::move(st->data), st->eof, st->error);
+	    [this, st, h] {
+		    with_delivery(h, [&](Delivery& d) {
+			    if (d.client)
+				    d.client->supply_chunk(std::move(st->data), st->eof, st->error);
+		    });
 	    });
 }
 
-void Queue::on_client_done(uint64_t delivery_id, ClientResult result)
+void Queue::on_client_done(Delivery& d, ClientResult result)
 {
-	auto it = deliveries_.find(delivery_id);
-	if (it == deliveries_.end())
-		return;
-	Delivery& d = *it->second;
-	// The client is inside its own callback: destroy it from the reaper.
-	finished_clients_.push_back(std::move(d.client));
-	reaper_.start(0);
+	// The client is inside its own callback: it goes once that returned.
+	d.retired_client = std::move(d.client);
 	const std::string host = d.hosts[d.host_index];
 	const std::string ip = d.addresses[d.address_index];
 	if (result.host_failure) {
@@ -1345,7 +1461,7 @@ void Queue::on_client_done(uint64_t delivery_id, ClientResult result)
 	}
 	if (d.recorded) {
 		Settled settled = std::move(d.settled);
-		release(delivery_id, settled.removed, settled.rescheduled);
+		release(d, settled.removed, settled.rescheduled);
 		return;
 	}
 	finish(d, outcomes_of(d, result));
@@ -1354,12 +1470,8 @@ void Queue::on_client_done(uint64_t delivery_id, ClientResult result)
 // The remote answered the end of data: record the result now, before the
 // client says QUIT (it waits for SmtpClient::resume, called from finish's
 // completion), so that a crash from here on repeats nothing.
-void Queue::on_data_result(uint64_t delivery_id, const ClientResult& result)
+void Queue::on_data_result(Delivery& d, const ClientResult& result)
 {
-	auto it = deliveries_.find(delivery_id);
-	if (it == deliveries_.end())
-		return;
-	Delivery& d = *it->second;
 	d.recording = true;
 	finish(d, outcomes_of(d, result));
 }
@@ -1400,131 +1512,146 @@ void Queue::finish_all(Delivery& d, const std::string& error, bool permanent)
 	finish(d, std::move(outcomes));
 }
 
+namespace {
+
+// Successes first, each committed at once: after the remote's 250 nothing
+// else may happen before its record is gone.
+void settle_delivered(store::Env& env, const config::Config& cfg, const store::QueueRecord& rec,
+                      const Queue::Outcome& outcome, int64_t now, Settled& out)
+{
+	// RFC 3461 4.1 NOTIFY=SUCCESS to a next hop without DSN: "relayed"
+	// (RFC 3464 2.3.3); with DSN the next hop reports.
+	const bool notice = outcome.relayed && dsn_requested(rec, DsnKind::relayed);
+	Returned returned = notice ? returned_content(cfg, rec, DsnKind::relayed) : Returned{};
+	try {
+		remove_record(env, cfg, rec, RecipientState::delivered);
+	} catch (const std::exception& e) {
+		log::error("queue: removing delivered record failed", {{"id", std::to_string(rec.id)}, {"err", e.what()}});
+	}
+	out.removed.push_back(rec.id);
+	if (notice)
+		deliver_dsn(cfg, rec, DsnKind::relayed, "", outcome.remote_mta, {}, now, returned, out.lmtp_dsns);
+}
+
+// Past the next hop's RCPTMAX (RFC 9422 4.1): not an attempt; it goes out
+// in the next transaction, now.
+void settle_not_attempted(store::Env& env, store::QueueRecord rec, int64_t now, Settled& out)
+{
+	const int64_t planned = rec.next_attempt;
+	rec.attempts = std::max(rec.attempts - 1, 0);
+	rec.next_attempt = now;
+	try {
+		if (env.queue_update(rec))
+			out.rescheduled[rec.id] = rec.next_attempt;
+		else
+			out.removed.push_back(rec.id);
+	} catch (const std::exception& e) {
+		log::error("queue: rescheduling record failed", {{"id", std::to_string(rec.id)}, {"err", e.what()}});
+		out.rescheduled[rec.id] = planned;
+	}
+}
+
+// On a worker: the records of an attempt updated by its outcomes.
+void settle_outcomes(store::Env& env, const config::Config& cfg, const std::vector<store::QueueRecord>& records,
+                     const std::vector<Queue::Outcome>& outcomes, const Policy& policy, Settled& out)
+{
+	const int64_t now = now_s();
+	for (size_t i = 0; i < records.size(); i++)
+		if (outcomes[i].delivered)
+			settle_delivered(env, cfg, records[i], outcomes[i], now, out);
+	for (size_t i = 0; i < records.size(); i++) {
+		if (outcomes[i].delivered)
+			continue;
+		if (outcomes[i].not_attempted) {
+			settle_not_attempted(env, records[i], now, out);
+			continue;
+		}
+		try {
+			settle_failure(env, cfg, records[i], outcomes[i].error, outcomes[i].permanent, outcomes[i].remote_mta,
+			               policy, now, out);
+		} catch (const std::exception& e) {
+			log::error("queue: recording failed attempt failed",
+			           {{"id", std::to_string(records[i].id)}, {"err", e.what()}});
+			out.rescheduled[records[i].id] = records[i].next_attempt;
+		}
+	}
+}
+
+}  // namespace
+
+void Queue::count_outcomes(const std::vector<store::QueueRecord>& records, const std::vector<Outcome>& outcomes,
+                           int max_attempts)
+{
+	for (size_t i = 0; i < outcomes.size(); i++) {
+		if (outcomes[i].not_attempted)
+			continue;
+		if (outcomes[i].delivered)
+			counters_.delivered++;
+		else if (outcomes[i].permanent || records[i].attempts >= max_attempts)
+			counters_.failed++;
+		else
+			counters_.retried++;
+	}
+}
+
 void Queue::finish(Delivery& d, std::vector<Outcome> outcomes)
 {
 	auto settled = std::make_shared<Settled>();
 	auto cfg = d.config;
 	store::Env& env = env_;
 	Policy policy = policy_of(*cfg, options_);
-	std::vector<store::QueueRecord> records = d.remote;
-	uint64_t delivered = 0, failed = 0, retried = 0;
-	for (size_t i = 0; i < outcomes.size(); i++) {
-		if (outcomes[i].not_attempted)
-			continue;
-		if (outcomes[i].delivered)
-			delivered++;
-		else if (outcomes[i].permanent || records[i].attempts >= policy.max_attempts)
-			failed++;
-		else
-			retried++;
-	}
-	counters_.delivered += delivered;
-	counters_.failed += failed;
-	counters_.retried += retried;
-	uint64_t did = d.id;
+	count_outcomes(d.remote, outcomes, policy.max_attempts);
 	pool_.submit(
-	    [settled, cfg, &env, records = std::move(records), outcomes = std::move(outcomes), policy] {
-		    const int64_t now = now_s();
-		    // Successes first, each committed at once: after the remote's 250
-		    // nothing else may happen before its record is gone.
-		    for (size_t i = 0; i < records.size(); i++) {
-			    if (!outcomes[i].delivered)
-				    continue;
-			    // RFC 3461 4.1 NOTIFY=SUCCESS to a next hop without DSN:
-			    // "relayed" (RFC 3464 2.3.3); with DSN the next hop reports.
-			    const bool notice = outcomes[i].relayed && dsn_requested(records[i], DsnKind::relayed);
-			    Returned returned = notice ? returned_content(*cfg, records[i], DsnKind::relayed) : Returned{};
-			    try {
-				    remove_record(env, *cfg, records[i], RecipientState::delivered);
-			    } catch (const std::exception& e) {
-				    log::error("queue: removing delivered record failed",
-				               {{"id", std::to_string(records[i].id)}, {"err", e.what()}});
-			    }
-			    settled->removed.push_back(records[i].id);
-			    if (notice)
-				    deliver_dsn(*cfg, records[i], DsnKind::relayed, "", outcomes[i].remote_mta, {}, now, returned,
-				                settled->lmtp_dsns);
-		    }
-		    for (size_t i = 0; i < records.size(); i++) {
-			    if (outcomes[i].delivered)
-				    continue;
-			    if (outcomes[i].not_attempted) {
-				    // Past the next hop's RCPTMAX (RFC 9422 4.1): not an attempt;
-				    // it goes out in the next transaction, now.
-				    store::QueueRecord rec = records[i];
-				    rec.attempts = std::max(rec.attempts - 1, 0);
-				    rec.next_attempt = now;
-				    try {
-					    if (env.queue_update(rec))
-						    settled->rescheduled[rec.id] = rec.next_attempt;
-					    else
-						    settled->removed.push_back(rec.id);
-				    } catch (const std::exception& e) {
-					    log::error("queue: rescheduling record failed", {{"id", std::to_string(rec.id)}, {"err", e.what()}});
-					    settled->rescheduled[rec.id] = records[i].next_attempt;
-				    }
-				    continue;
-			    }
-			    try {
-				    settle_failure(env, *cfg, records[i], outcomes[i].error, outcomes[i].permanent,
-				                   outcomes[i].remote_mta, policy, now, *settled);
-			    } catch (const std::exception& e) {
-				    log::error("queue: recording failed attempt failed",
-				               {{"id", std::to_string(records[i].id)}, {"err", e.what()}});
-				    settled->rescheduled[records[i].id] = records[i].next_attempt;
-			    }
-		    }
+	    [settled, cfg, &env, records = d.remote, outcomes = std::move(outcomes), policy] {
+		    settle_outcomes(env, *cfg, records, outcomes, policy, *settled);
 	    },
-	    [this, alive = std::weak_ptr<char>(alive_), settled, did] {
-		    if (alive.expired())
-			    return;
+	    [this, settled, h = d.self] {
 		    enqueue_dsns(settled->lmtp_dsns);
-		    auto it = deliveries_.find(did);
-		    if (it != deliveries_.end() && it->second->recording && it->second->client) {
-			    // Recorded: the client may say QUIT now; release() follows
-			    // when it is done.
-			    Delivery& d = *it->second;
-			    d.recording = false;
-			    d.recorded = true;
-			    d.settled = std::move(*settled);
-			    d.client->resume();
-			    return;
-		    }
-		    release(did, settled->removed, settled->rescheduled);
+		    with_delivery(h, [&](Delivery& d) { on_settled(d, *settled); });
 	    });
 }
 
-void Queue::release(uint64_t delivery_id, const std::vector<uint64_t>& removed,
-                    const std::map<uint64_t, int64_t>& rescheduled)
+void Queue::enqueue_dsns(std::vector<server::OutboundMessage>& dsns)
 {
-	auto it = deliveries_.find(delivery_id);
-	if (it == deliveries_.end())
+	for (auto& msg : dsns)
+		enqueue(std::move(msg), [](const std::string& error) {
+			if (!error.empty())
+				log::error("queueing dsn for lmtp delivery, no dsn sent", {{"err", error}});
+		});
+	dsns.clear();
+}
+
+void Queue::on_settled(Delivery& d, Settled& settled)
+{
+	if (d.recording && d.client) {
+		// Recorded: the client may say QUIT now; release() follows when it
+		// is done.
+		d.recording = false;
+		d.recorded = true;
+		d.settled = std::move(settled);
+		d.client->resume();
 		return;
-	Delivery& d = *it->second;
-	for (uint64_t id : removed)
-		entries_.erase(id);
-	for (auto& [id, when] : rescheduled) {
-		auto e = entries_.find(id);
-		if (e != entries_.end()) {
-			e->second.next_attempt = when;
-			e->second.in_flight = false;
-		}
 	}
+	release(d, settled.removed, settled.rescheduled);
+}
+
+// The delivery is over: its records go back to the schedule (or are gone)
+// and it is erased once the callback that ended it returned.
+void Queue::release(Delivery& d, const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled)
+{
+	apply_settled(removed, rescheduled);
 	// Anything the delivery still held goes back to the schedule unchanged.
 	for (uint64_t id : d.ids) {
 		auto e = entries_.find(id);
 		if (e != entries_.end())
 			e->second.in_flight = false;
 	}
-	resolver_.cancel_owner(dns_owner(delivery_id));
+	resolver_.cancel_owner(dns_owner(d.self));
 	busy_domains_.erase(d.domain);
-	if (d.client) {
-		finished_clients_.push_back(std::move(d.client));
-		reaper_.start(0);
-	}
-	deliveries_.erase(it);
-	log_gauge();
-	schedule();
+	if (d.client)
+		d.client->abort();
+	d.ended = true;
+	ended_.push_back(d.self);
 }
 
 }  // namespace tern::queue

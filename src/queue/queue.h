@@ -6,7 +6,11 @@
 // Threads: every public method runs on the loop thread. Disk and database
 // work runs on the worker pool; those jobs capture only values (config
 // snapshot, paths, records, the Env reference), never the Queue, and their
-// completions find their delivery again by id (doc/design.md lifetime rule).
+// completions find their delivery again by its generation-checked handle in
+// a core::ConnTable, as the server's do its connection (doc/design.md
+// lifetime rule). A delivery that ends is erased only once no callback of it
+// is on the stack. The owner drains the worker pool (and runs the loop no
+// more) before it destroys the Queue.
 //
 // Files: one queue file per recipient record, data_dir/queue/<base>.<n>,
 // hard links of one message written once; a record and its link are
@@ -34,9 +38,11 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/conn_table.h"
 #include "core/watchers.h"
 #include "core/worker_pool.h"
 #include "mailauth/resolver.h"
+#include "smtp/lmtp_client_protocol.h"
 #include "queue/smtp_client.h"
 #include "server/outbound.h"
 #include "store/db.h"
@@ -69,6 +75,15 @@ private:
 	mutable std::mutex mutex_;
 	std::set<std::string> bases_;
 };
+
+// The records an attempt has settled: removed from the queue (delivered,
+// failed for good, dropped), or rescheduled to their next attempt.
+struct Settled {
+	std::vector<uint64_t> removed;
+	std::map<uint64_t, int64_t> rescheduled;
+	std::vector<server::OutboundMessage> lmtp_dsns;  // written, to be queued (deliver_dsn)
+};
+struct PreparedAttempt;
 
 class Queue : public server::OutboundQueue {
 public:
@@ -104,7 +119,7 @@ public:
 	// Records (recipients) in the queue: the tern_queue_messages gauge.
 	size_t size() const { return entries_.size(); }
 	// Deliveries running now.
-	size_t active() const { return deliveries_.size(); }
+	size_t active() const { return deliveries_.size() - ended_.size(); }
 	// Counters for tern_queue_deliveries_total{result}.
 	struct Counters {
 		uint64_t delivered = 0, local = 0, failed = 0, retried = 0;
@@ -131,32 +146,49 @@ private:
 		uint64_t added_seq = 0;  // enqueue_seq_ when enqueue added it (resync keeps newer ones)
 	};
 	struct Delivery;
-
-	void load(bool rebuild);
-	void on_data_result(uint64_t delivery_id, const ClientResult& result);
-	void schedule();
-	void arm_timer();
-	void begin(uint64_t delivery_id, std::vector<uint64_t> ids);
-	void route(Delivery& d);
-	void deliver_lmtp(Delivery& d);
+	friend struct PreparedAttempt;
 	// A local account's LMTP server and the recipient it is given.
 	struct LmtpDestination {
 		config::LmtpTarget target;
 		std::string rcpt;
 	};
+
+	void load(bool rebuild);
+	void add_enqueued(const std::vector<store::QueueRecord>& records);
+	void schedule();
+	void arm_timer();
+	// Runs f on the delivery if it is still there; the one way back into a
+	// delivery from a completion (doc/design.md lifetime rule).
+	template <class F>
+	void with_delivery(core::ConnHandle h, F&& f);
+	void erase_ended();
+	void begin(core::ConnHandle h, std::vector<uint64_t> ids);
+	void on_prepared(Delivery& d, PreparedAttempt& prepared);
+	void apply_settled(const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled);
+	void route(Delivery& d);
+	void on_mx_answer(Delivery& d, const mailauth::DnsAnswer& answer);
+	void deliver_lmtp(Delivery& d);
+	static Outcome lmtp_outcome(const smtp::LmtpRecipientResult& r, uint64_t id, const std::string& to,
+	                            const std::string& server);
 	void next_host(Delivery& d);
+	void on_host_addresses(Delivery& d, const std::string& host, const mailauth::IpLookup& r);
+	std::string apply_tls_policy(const Delivery& d, ClientOptions& o) const;
+	void fill_envelope(const Delivery& d, ClientOptions& o) const;
 	void connect_next_address(Delivery& d);
-	void on_client_done(uint64_t delivery_id, ClientResult result);
+	void on_client_done(Delivery& d, ClientResult result);
+	void on_data_result(Delivery& d, const ClientResult& result);
 	std::vector<Outcome> outcomes_of(const Delivery& d, const ClientResult& result) const;
-	void read_chunk(uint64_t delivery_id, const std::string& path, int64_t offset);
+	void read_chunk(core::ConnHandle h, const std::string& path, int64_t offset);
+	void count_outcomes(const std::vector<store::QueueRecord>& records, const std::vector<Outcome>& outcomes,
+	                    int max_attempts);
 	void finish(Delivery& d, std::vector<Outcome> outcomes);
 	// Queues the DSNs written for accounts delivered over LMTP.
 	void enqueue_dsns(std::vector<server::OutboundMessage>& dsns);
 	void finish_all(Delivery& d, const std::string& error, bool permanent);
-	void release(uint64_t delivery_id, const std::vector<uint64_t>& removed,
-	             const std::map<uint64_t, int64_t>& rescheduled);
+	void on_settled(Delivery& d, Settled& settled);
+	void release(Delivery& d, const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled);
 	void log_gauge();
-	uint64_t dns_owner(uint64_t delivery_id) const;
+	uint64_t dns_owner(core::ConnHandle h) const;
 
 	struct ev_loop* loop_;
 	core::WorkerPool& pool_;
@@ -173,11 +205,11 @@ private:
 	uint64_t verified_context_loads_ = 0;   // only the latest load is used
 	void load_verified_context(const config::Config& config, bool on_worker);
 	core::TimerWatcher timer_;
-	core::TimerWatcher reaper_;
 	std::map<uint64_t, Entry> entries_;
 	std::set<std::string> busy_domains_;
-	std::map<uint64_t, std::unique_ptr<Delivery>> deliveries_;
-	std::vector<std::unique_ptr<SmtpClient>> finished_clients_;  // destroyed by reaper_
+	core::ConnTable<Delivery> deliveries_;
+	std::vector<core::ConnHandle> ended_;  // released, erased when no callback of theirs runs
+	int callback_depth_ = 0;               // with_delivery calls on the stack
 	uint64_t next_delivery_id_ = 1;
 	uint64_t enqueue_seq_ = 0;
 	bool loaded_ = false;
@@ -185,9 +217,6 @@ private:
 	size_t last_logged_size_ = SIZE_MAX;
 	Counters counters_;
 	std::shared_ptr<EnqueuesInProgress> in_progress_ = std::make_shared<EnqueuesInProgress>();
-	// Completions capture a weak_ptr to this: a Queue destroyed before the
-	// pool drained is never called back.
-	std::shared_ptr<char> alive_ = std::make_shared<char>(0);
 };
 
 }  // namespace tern::queue

@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "util/storage.h"
 #include "util/strings.h"
+#include "util/unique_fd.h"
 
 namespace tern::queue {
 
@@ -229,6 +230,112 @@ std::optional<size_t> queue_file_header_size(std::string_view p, std::string& er
 	return static_cast<size_t>(*n);
 }
 
+namespace {
+
+// The fields every queue file header must have.
+struct RequiredFields {
+	bool acknowledged = false, queued = false, from = false, size = false;
+	bool all() const { return acknowledged && queued && from && size; }
+};
+
+bool parse_flag(std::string_view v, bool& field)
+{
+	if (v != "0" && v != "1")
+		return false;
+	field = v == "1";
+	return true;
+}
+
+// A recipient's field; false with `why` set when it is misplaced or bad.
+bool apply_recipient_field(std::string_view name, std::string_view v, size_t at, ParsedQueueFile& out,
+                           std::string& why)
+{
+	QueueFileEnvelope& e = out.envelope;
+	if (name == "rcpt-state") {
+		auto state = parse_state(v);
+		e.recipients.push_back({});
+		e.recipients.back().state = state.value_or(RecipientState::pending);
+		out.layout.state_offsets.push_back(static_cast<int64_t>(at));
+		if (!state)
+			why = "bad value of " + std::string(name);
+		return state.has_value();
+	}
+	if (e.recipients.empty()) {
+		why = std::string(name) + " before rcpt-state";
+		return false;
+	}
+	QueueFileRecipient& r = e.recipients.back();
+	if (name == "rcpt-to" || name == "rcpt-domain" || name == "rcpt-prefix") {
+		(name == "rcpt-to" ? r.to : name == "rcpt-domain" ? r.domain : r.prefix) = v;
+	} else if (name == "rcpt-orcpt") {
+		r.orcpt = v;
+	} else {
+		auto n = parse_decimal(v);
+		r.notify = static_cast<int>(n.value_or(0));
+		if (!n || *n <= 0 || *n >= 16) {
+			why = "bad value of " + std::string(name);
+			return false;
+		}
+	}
+	return true;
+}
+
+// One field at offset `at`; false with `why` set when its value is bad.
+// Unknown names are fields of a newer tern, skipped.
+bool apply_field(std::string_view name, std::string_view v, size_t at, ParsedQueueFile& out, RequiredFields& seen,
+                 std::string& why)
+{
+	if (name == "rcpt-state" || name == "rcpt-to" || name == "rcpt-domain" || name == "rcpt-prefix" ||
+	    name == "rcpt-notify" || name == "rcpt-orcpt")
+		return apply_recipient_field(name, v, at, out, why);
+	QueueFileEnvelope& e = out.envelope;
+	bool ok = true;
+	if (name == "acknowledged") {
+		ok = parse_flag(v, e.acknowledged);
+		out.layout.acknowledged_offset = static_cast<int64_t>(at);
+		seen.acknowledged = true;
+	} else if (name == "queued" || name == "size") {
+		auto n = parse_decimal(v);
+		ok = n && (name == "queued" || *n >= 0);
+		(name == "queued" ? e.queued : e.data_size) = n.value_or(0);
+		(name == "queued" ? seen.queued : seen.size) = true;
+	} else if (name == "from") {
+		e.from = v;
+		seen.from = true;
+	} else if (name == "8bit" || name == "smtputf8" || name == "requiretls") {
+		ok = parse_flag(v, name == "8bit" ? e.has_8bit : name == "smtputf8" ? e.smtputf8 : e.requiretls);
+	} else if (name == "dsn-ret") {
+		ok = v == "FULL" || v == "HDRS";
+		e.dsn_ret = v;
+	} else if (name == "account" || name == "message-id" || name == "dsn-utf8" || name == "envid") {
+		(name == "account" ? e.sender_account : name == "message-id" ? e.message_id
+		                                      : name == "dsn-utf8"   ? e.dsn_utf8
+		                                                             : e.envid) = v;
+	}
+	if (!ok)
+		why = "bad value of " + std::string(name);
+	return ok;
+}
+
+// The checks once the checksum line was read; "" when the file is whole.
+std::string check_complete(ParsedQueueFile& out, const RequiredFields& seen, size_t header_size, int64_t file_size)
+{
+	const QueueFileEnvelope& e = out.envelope;
+	if (!seen.all() || e.recipients.empty())
+		return "queue file header: missing fields";
+	for (const auto& r : e.recipients)
+		if (r.to.empty() || r.domain.empty())
+			return "queue file header: recipient without address";
+	out.layout.data_offset = static_cast<int64_t>(header_size);
+	if (file_size < out.layout.data_offset + e.data_size)
+		return "truncated queue file (message data incomplete)";
+	if (file_size > out.layout.data_offset + e.data_size)
+		return "queue file longer than announced";
+	return "";
+}
+
+}  // namespace
+
 std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, int64_t file_size,
                                                       std::string& error)
 {
@@ -241,9 +348,8 @@ std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, 
 	}
 	header = header.substr(0, *announced);
 	ParsedQueueFile out;
-	QueueFileEnvelope& e = out.envelope;
-	QueueFileLayout& l = out.layout;
-	bool have_ack = false, have_queued = false, have_from = false, have_size = false, have_sum = false;
+	RequiredFields seen;
+	bool have_sum = false;
 	size_t pos = queue_file_preamble_size;
 	auto fail = [&](const std::string& why) {
 		error = "queue file header: " + why;
@@ -257,12 +363,11 @@ std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, 
 		if (name == "sum") {
 			if (header.size() - space - 1 != 17 || header.back() != '\n')
 				return fail("garbled checksum line");
-			std::vector<int64_t> skip = l.state_offsets;
-			skip.push_back(l.acknowledged_offset);
+			std::vector<int64_t> skip = out.layout.state_offsets;
+			skip.push_back(out.layout.acknowledged_offset);
 			if (header.substr(space + 1, 16) != hex16(header_sum(header.substr(0, pos), skip)))
 				return fail("checksum mismatch");
 			have_sum = true;
-			pos = header.size();
 			break;
 		}
 		size_t colon = header.find(':', space + 1);
@@ -275,87 +380,15 @@ std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, 
 		const size_t at = colon + 1;
 		std::string_view v = header.substr(at, static_cast<size_t>(*len));
 		pos = at + v.size() + 1;
-		auto flag = [&](bool& field) {
-			if (v != "0" && v != "1")
-				return false;
-			field = v == "1";
-			return true;
-		};
-		bool ok = true;
-		if (name == "acknowledged") {
-			ok = flag(e.acknowledged);
-			l.acknowledged_offset = static_cast<int64_t>(at);
-			have_ack = true;
-		} else if (name == "queued") {
-			auto n = parse_decimal(v);
-			ok = n.has_value();
-			e.queued = n.value_or(0);
-			have_queued = true;
-		} else if (name == "account") {
-			e.sender_account = v;
-		} else if (name == "from") {
-			e.from = v;
-			have_from = true;
-		} else if (name == "message-id") {
-			e.message_id = v;
-		} else if (name == "8bit") {
-			ok = flag(e.has_8bit);
-		} else if (name == "smtputf8") {
-			ok = flag(e.smtputf8);
-		} else if (name == "size") {
-			auto n = parse_decimal(v);
-			ok = n && *n >= 0;
-			e.data_size = n.value_or(0);
-			have_size = true;
-		} else if (name == "dsn-utf8") {
-			e.dsn_utf8 = v;
-		} else if (name == "dsn-ret") {
-			ok = v == "FULL" || v == "HDRS";
-			e.dsn_ret = v;
-		} else if (name == "envid") {
-			e.envid = v;
-		} else if (name == "requiretls") {
-			ok = flag(e.requiretls);
-		} else if (name == "rcpt-state") {
-			auto s = parse_state(v);
-			ok = s.has_value();
-			e.recipients.push_back({});
-			e.recipients.back().state = s.value_or(RecipientState::pending);
-			l.state_offsets.push_back(static_cast<int64_t>(at));
-		} else if (name == "rcpt-to" || name == "rcpt-domain" || name == "rcpt-prefix") {
-			if (e.recipients.empty())
-				return fail(std::string(name) + " before rcpt-state");
-			auto& r = e.recipients.back();
-			(name == "rcpt-to" ? r.to : name == "rcpt-domain" ? r.domain : r.prefix) = v;
-		} else if (name == "rcpt-notify" || name == "rcpt-orcpt") {
-			if (e.recipients.empty())
-				return fail(std::string(name) + " before rcpt-state");
-			auto& r = e.recipients.back();
-			if (name == "rcpt-orcpt") {
-				r.orcpt = v;
-			} else {
-				auto n = parse_decimal(v);
-				ok = n && *n > 0 && *n < 16;
-				r.notify = static_cast<int>(n.value_or(0));
-			}
-		}
-		// Other names: fields of a newer tern, skipped.
-		if (!ok)
-			return fail("bad value of " + std::string(name));
+		std::string why;
+		if (!apply_field(name, v, at, out, seen, why))
+			return fail(why);
 	}
 	if (!have_sum)
 		return fail("no checksum");
-	if (!have_ack || !have_queued || !have_from || !have_size || e.recipients.empty())
-		return fail("missing fields");
-	for (const auto& r : e.recipients)
-		if (r.to.empty() || r.domain.empty())
-			return fail("recipient without address");
-	l.data_offset = static_cast<int64_t>(header.size());
-	if (file_size != l.data_offset + e.data_size) {
-		error = file_size < l.data_offset + e.data_size ? "truncated queue file (message data incomplete)"
-		                                                 : "queue file longer than announced";
+	error = check_complete(out, seen, header.size(), file_size);
+	if (!error.empty())
 		return std::nullopt;
-	}
 	return out;
 }
 
@@ -391,77 +424,64 @@ QueueFileLayout write_queue_file(const std::string& path, const QueueFileEnvelop
 {
 	QueueFileLayout layout;
 	std::string header = encode_queue_file_header(envelope, &layout);
-	int in = ::open(data_path.c_str(), O_RDONLY | O_CLOEXEC);
-	if (in < 0)
+	UniqueFd in(::open(data_path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!in)
 		throw std::runtime_error(sys_error("open", data_path, errno));
-	int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0) {
-		int err = errno;
-		::close(in);
-		throw std::runtime_error(sys_error("create", path, err));
-	}
-	try {
-		if (!write_all(out, header.data(), header.size()))
-			throw std::runtime_error(sys_error("write", path, errno));
-		int64_t copied = copy_data(in, out, data_path);
-		// The header announced the size; a file that disagrees would be
-		// refused by every later rebuild.
-		if (copied != envelope.data_size)
-			throw std::runtime_error("message file " + data_path + " has " + std::to_string(copied) +
-			                         " bytes, expected " + std::to_string(envelope.data_size));
-		if (::fsync(out) != 0)
-			throw std::runtime_error(sys_error("fsync", path, errno));
-	} catch (...) {
-		::close(in);
-		::close(out);
-		::unlink(path.c_str());
-		throw;
-	}
-	::close(in);
-	if (::close(out) != 0) {
-		int err = errno;
-		::unlink(path.c_str());
-		throw std::runtime_error(sys_error("close", path, err));
-	}
+	UniqueFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+	if (!out)
+		throw std::runtime_error(sys_error("create", path, errno));
+	// Removed on every failure below; the caller renames a complete file.
+	TempFile incomplete(path);
+	if (!write_all(out.get(), header.data(), header.size()))
+		throw std::runtime_error(sys_error("write", path, errno));
+	int64_t copied = copy_data(in.get(), out.get(), data_path);
+	// The header announced the size; a file that disagrees would be
+	// refused by every later rebuild.
+	if (copied != envelope.data_size)
+		throw std::runtime_error("message file " + data_path + " has " + std::to_string(copied) +
+		                         " bytes, expected " + std::to_string(envelope.data_size));
+	if (::fsync(out.get()) != 0)
+		throw std::runtime_error(sys_error("fsync", path, errno));
+	in.reset();
+	if (out.close() != 0)
+		throw std::runtime_error(sys_error("close", path, errno));
+	incomplete.commit();
 	return layout;
 }
 
 std::optional<ParsedQueueFile> read_queue_file(const std::string& path, std::string& error)
 {
-	int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd) {
 		error = sys_error("open", path, errno);
 		return std::nullopt;
 	}
 	struct stat sb;
-	std::optional<ParsedQueueFile> out;
 	std::string head(queue_file_preamble_size, '\0');
-	if (::fstat(fd, &sb) != 0) {
+	if (::fstat(fd.get(), &sb) != 0) {
 		error = sys_error("stat", path, errno);
-	} else {
-		head.resize(std::min<size_t>(head.size(), static_cast<size_t>(sb.st_size)));
-		if (!pread_all(fd, head.data(), head.size(), 0)) {
-			error = sys_error("read", path, errno);
-		} else if (auto size = queue_file_header_size(head, error)) {
-			std::string header(std::min<size_t>(*size, static_cast<size_t>(sb.st_size)), '\0');
-			if (!pread_all(fd, header.data(), header.size(), 0))
-				error = sys_error("read", path, errno);
-			else
-				out = parse_queue_file_header(header, static_cast<int64_t>(sb.st_size), error);
-		}
+		return std::nullopt;
 	}
-	::close(fd);
-	return out;
+	head.resize(std::min<size_t>(head.size(), static_cast<size_t>(sb.st_size)));
+	if (!pread_all(fd.get(), head.data(), head.size(), 0)) {
+		error = sys_error("read", path, errno);
+		return std::nullopt;
+	}
+	auto size = queue_file_header_size(head, error);
+	if (!size)
+		return std::nullopt;
+	std::string header(std::min<size_t>(*size, static_cast<size_t>(sb.st_size)), '\0');
+	if (!pread_all(fd.get(), header.data(), header.size(), 0)) {
+		error = sys_error("read", path, errno);
+		return std::nullopt;
+	}
+	return parse_queue_file_header(header, static_cast<int64_t>(sb.st_size), error);
 }
 
 bool poke_queue_file(const std::string& path, int64_t offset, char value)
 {
-	int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	bool ok = ::pwrite(fd, &value, 1, offset) == 1;
-	::close(fd);
-	return ok;
+	UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+	return fd && ::pwrite(fd.get(), &value, 1, offset) == 1;
 }
 
 bool mark_recipient(const std::string& queue_dir, const std::string& link_name, RecipientState state)

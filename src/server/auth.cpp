@@ -21,11 +21,8 @@ namespace se = smtp::se;
 namespace {
 
 // The result label of tern_authentication_total for a failed login, with
-// the seed's names.
-std::string_view failure_result(int code, std::string_view text) {
-	if (code == 535) return "badcreds";
-	return text == "authentication aborted" ? "aborted" : "error";
-}
+// the seed's names; the client's abort is counted where it is seen.
+std::string_view failure_result(int code) { return code == 535 ? "badcreds" : "error"; }
 
 }  // namespace
 
@@ -92,6 +89,8 @@ void Connection::auth_begin(const std::string& args) {
 void Connection::auth_line(std::string_view line) {
 	std::string data;
 	if (!auth_raw_next && line == "*") {
+		// RFC 4954 4: the client cancelled the exchange.
+		record_auth_failure("aborted");
 		auth_failed(SmtpError{501, std::string(se::proto_other0), "authentication aborted"});
 		return;
 	}
@@ -120,7 +119,7 @@ void Connection::auth_step(sasl::Step step) {
 		// 7, e.g. `e=invalid-proof`): the login has failed, whatever the
 		// client does next. It counts now, so that a client hanging up
 		// instead of answering cannot guess without limit (§10).
-		if (step.next_line_raw) record_auth_failure(failure_result(step.code, step.text));
+		if (step.next_line_raw) record_auth_failure(failure_result(step.code));
 		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
 		write_raw("334 " + base64_encode(step.challenge));
 		auth_raw_next = step.next_line_raw;
@@ -211,7 +210,7 @@ void Connection::record_auth_failure(std::string_view result) {
 
 void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name) {
 	if (auth_in_progress) log_auth_failure(mechanism_name, std::to_string(e.code));
-	record_auth_failure(failure_result(e.code, e.text));
+	record_auth_failure(failure_result(e.code));
 	auth_in_progress = false;
 	auth_failure_recorded = false;
 	mechanism.reset();

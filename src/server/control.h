@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "core/conn_table.h"
-#include "core/watchers.h"
 #include "core/worker_pool.h"
+#include "server/local_clients.h"
 #include "util/control_protocol.h"
 
 namespace tern::server {
@@ -48,22 +48,18 @@ public:
 
 	const std::string& path() const { return path_; }
 
-private:
 	struct Client;
-	void on_accept();
-	void on_readable(core::ConnHandle h);
-	void on_writable(core::ConnHandle h);
-	void dispatch(core::ConnHandle h, const std::string& line);
-	void answer(core::ConnHandle h, const control::Answer& answer);
-	void drop(core::ConnHandle h);
 
-	struct ev_loop* loop_;
+private:
+	void on_readable(Client& c);
+	void on_writable(Client& c);
+	void dispatch(Client& c, const std::string& line);
+	void answer(Client& c, const control::Answer& answer);
+
 	core::WorkerPool& workers_;
 	std::string path_;
-	int fd_ = -1;
-	core::IoWatcher listen_watcher_;
 	std::map<std::string, ControlHandler> handlers_;
-	core::ConnTable<Client> clients_;
+	LocalClients<Client> clients_;
 };
 
 }  // namespace tern::server

@@ -55,7 +55,7 @@ void Connection::abort_data_file() {
 		message_path.clear();
 	}
 	if (!data) return;
-	if (data->fd >= 0) close(data->fd);
+	data->fd.reset();
 	if (!data->path.empty()) unlink(data->path.c_str());
 	data.reset();
 }
@@ -88,7 +88,7 @@ std::unique_ptr<DataInProgress> Connection::open_data_file(smtp::Framing framing
 	auto d = std::make_unique<DataInProgress>(listener().bare_newlines, framing);
 	// A reused spool file where one is free (core/spool_pool.h).
 	d->fd = srv.spool().acquire(d->path);
-	if (d->fd < 0) {
+	if (!d->fd) {
 		int e = errno;
 		d->path.clear();
 		log::event(log::Level::error, cid, "creating temporary file for message", {{"error", std::strerror(e)}});
@@ -127,15 +127,14 @@ void Connection::feed_data() {
 void Connection::write_decoded() {
 	DataInProgress& d = *data;
 	size_t off = 0;
-	while (off < d.decoded.size() && d.fd >= 0) {
-		ssize_t n = write(d.fd, d.decoded.data() + off, d.decoded.size() - off);
+	while (off < d.decoded.size() && d.fd) {
+		ssize_t n = write(d.fd.get(), d.decoded.data() + off, d.decoded.size() - off);
 		if (n < 0 && errno == EINTR) continue;
 		if (n <= 0) {
 			d.write_errno = n < 0 ? errno : EIO;
 			log::event(log::Level::error, cid, "writing message to temp file", {{"error", std::strerror(d.write_errno)}});
 			if (is_storage_full(d.write_errno)) srv.disk_space().report_full();
-			close(d.fd);
-			d.fd = -2;  // remember the failure; keep reading to the end dot
+			d.fd.reset();  // write_errno remembers the failure; keep reading to the end dot
 			break;
 		}
 		off += static_cast<size_t>(n);
@@ -144,9 +143,8 @@ void Connection::write_decoded() {
 }
 
 void Connection::finish_data() {
-	bool write_failed = data->fd == -2;
-	if (data->fd >= 0) close(data->fd);
-	data->fd = -1;
+	bool write_failed = data->write_failed();
+	data->fd.reset();
 	std::string().swap(data->decoded);
 	try {
 		if (write_failed) throw storage_failure(is_storage_full(data->write_errno), "error copying data to file");
@@ -323,7 +321,7 @@ void Connection::submit_message() {
 void Connection::submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now,
                                      bool has_8bit, int64_t size) {
 	if (r.error) {
-		core::stats().count_submission(core::submission_result_for_refusal(r.error->text));  // tern_smtpserver_submission_total
+		core::stats().count_submission(core::submission_result_label(r.refusal));  // tern_smtpserver_submission_total
 		unlink(path.c_str());
 		rset();
 		throw *r.error;

@@ -191,8 +191,7 @@ decide::AccountDecision decide_for_account(const InboundAnalysis& an, const conf
 		try {
 			facts.reputation = history.reputation(settings.name, an.identity, now);
 			const auto& limits = settings.delivery_rate_limits;
-			auto counts = history.delivery_counts(settings.name, {an.identity.ip1, an.identity.ip2, an.identity.ip3},
-			                                      now, &limits);
+			auto counts = history.delivery_counts(settings.name, {an.identity.ip1, an.identity.ip2, an.identity.ip3}, now);
 			rate_refusal = inbound::delivery_rate_refusal(counts, an.size, limits);
 			d.rejects = history.rejects(settings.name);
 		} catch (const std::exception& e) {

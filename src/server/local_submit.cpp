@@ -148,39 +148,37 @@ std::string generated_from(const std::string& full_name, const std::string& addr
 	return "From: " + quoted + "\" <" + address + ">\r\n";
 }
 
-struct LocalSubmitListener::Client {
-	Client(int fd, uid_t uid, uint64_t max_data) : fd(fd), uid(uid), reader(max_data) {}
-	~Client() {
-		if (fd >= 0) close(fd);
-		if (file_fd >= 0) close(file_fd);
-		if (!path.empty()) unlink(path.c_str());
-	}
+struct LocalSubmitListener::Client : LocalClient {
+	Client(UniqueFd socket, uid_t uid, uint64_t max_data) : LocalClient(std::move(socket)), uid(uid), reader(max_data) {}
 	enum class Phase { head, data, working, writing };
-	int fd;
 	uid_t uid;
-	core::ConnHandle self;
-	std::unique_ptr<core::IoWatcher> io;
-	std::unique_ptr<core::TimerWatcher> timer;
 	sm::RequestReader reader;
 	Phase phase = Phase::head;
-	int file_fd = -1;
-	std::string path;          // the message's temp file while the client owns it
+	UniqueFd file_fd;
+	TempFile file;             // the message's temp file while the client owns it
 	uint64_t remaining = 0;
 	bool write_failed = false;
 	bool has_8bit = false;
 	std::string out;
-	bool dead = false;
 };
 
 LocalSubmitListener::LocalSubmitListener(Server& srv, LocalSubmitSocket sock, QueueLister lister)
-    : srv_(srv), lister_(std::move(lister)), fd_(sock.fd), path_(std::move(sock.path)) {}
-
-LocalSubmitListener::~LocalSubmitListener() {
-	stop();
-	std::vector<core::ConnHandle> all;
-	clients_.for_each([&](core::ConnHandle h, Client&) { all.push_back(h); });
-	for (auto h : all) clients_.erase(h);
+    : srv_(srv), lister_(std::move(lister)),
+      clients_(srv.loop(), "local submission", max_clients, idle_timeout_s,
+               {[this](UniqueFd fd) { return make_client(std::move(fd)); },
+                [this](Client& c, int revents) {
+	                if (revents & EV_WRITE) flush(c);
+	                if (!c.dead && (revents & EV_READ)) read_request(c);
+                },
+                [](Client& c) {
+	                log::info("local submission: client idle, dropped");
+	                c.dead = true;
+                }}) {
+	if (sock.fd >= 0) clients_.listen(UniqueFd(sock.fd), std::move(sock.path));
 }
+
+// The clients and the socket (with its file) go with clients_.
+LocalSubmitListener::~LocalSubmitListener() = default;
 
 LocalSubmitSocket open_local_submit_socket(const std::string& data_dir) {
 	LocalSubmitSocket sock;
@@ -206,87 +204,32 @@ LocalSubmitSocket open_local_submit_socket(const std::string& data_dir) {
 }
 
 void LocalSubmitListener::start() {
-	if (fd_ < 0) return;
-	accept_watcher_ = std::make_unique<core::IoWatcher>(srv_.loop(), [this](int) { on_accept(); });
-	accept_watcher_->set(fd_, EV_READ);
-	log::info("listening", {{"listener", "sendmail"}, {"address", path_}});
+	if (!clients_.listening()) return;
+	clients_.start();
+	log::info("listening", {{"listener", "sendmail"}, {"address", clients_.path()}});
 }
 
-void LocalSubmitListener::stop() {
-	if (accept_watcher_) accept_watcher_->stop();
-	if (fd_ >= 0) {
-		close(fd_);
-		fd_ = -1;
-		unlink(path_.c_str());
+void LocalSubmitListener::stop() { clients_.stop(); }
+
+std::unique_ptr<LocalSubmitListener::Client> LocalSubmitListener::make_client(UniqueFd fd) {
+	// The kernel's word on who connected (unix(7) SO_PEERCRED).
+	struct ucred cred{};
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+		log::error("local submission: SO_PEERCRED", {{"error", std::strerror(errno)}});
+		return nullptr;
 	}
-}
-
-template <class F>
-void LocalSubmitListener::with_client(core::ConnHandle h, F&& f) {
-	Client* c = clients_.get(h);
-	if (!c) return;
-	try {
-		f(*c);
-	} catch (const std::exception& e) {
-		log::error("local submission: internal error", {{"error", e.what()}});
-		c->dead = true;
-	}
-	if (c->dead) destroy(h);
-}
-
-void LocalSubmitListener::destroy(core::ConnHandle h) { clients_.erase(h); }
-
-void LocalSubmitListener::on_accept() {
-	for (int i = 0; i < 64; ++i) {
-		int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-				log::error("local submission: accept failed", {{"error", std::strerror(errno)}});
-			return;
-		}
-		if (clients_.size() >= max_clients) {
-			log::error("local submission: too many clients, connection closed", {{"max", std::to_string(max_clients)}});
-			close(fd);
-			continue;
-		}
-		// The kernel's word on who connected (unix(7) SO_PEERCRED).
-		struct ucred cred{};
-		socklen_t len = sizeof(cred);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-			log::error("local submission: SO_PEERCRED", {{"error", std::strerror(errno)}});
-			close(fd);
-			continue;
-		}
-		uint64_t max_data = 0;
-		for (const auto& [name, l] : srv_.config()->listeners)
-			max_data = std::max<uint64_t>(max_data, static_cast<uint64_t>(l.max_message_size));
-		if (max_data == 0) max_data = static_cast<uint64_t>(config::Listener{}.max_message_size);
-		core::ConnHandle h = clients_.insert(std::make_unique<Client>(fd, cred.uid, max_data));
-		Client* c = clients_.get(h);
-		c->self = h;
-		c->io = std::make_unique<core::IoWatcher>(srv_.loop(), [this, h](int revents) { on_io(h, revents); });
-		c->timer = std::make_unique<core::TimerWatcher>(srv_.loop(), [this, h] {
-			with_client(h, [](Client& c) {
-				log::info("local submission: client idle, dropped");
-				c.dead = true;
-			});
-		});
-		c->io->set(fd, EV_READ);
-		c->timer->start(idle_timeout_s);
-	}
-}
-
-void LocalSubmitListener::on_io(core::ConnHandle h, int revents) {
-	with_client(h, [&](Client& c) {
-		if (revents & EV_WRITE) flush(c);
-		if (!c.dead && (revents & EV_READ)) read_request(c);
-	});
+	uint64_t max_data = 0;
+	for (const auto& [name, l] : srv_.config()->listeners)
+		max_data = std::max<uint64_t>(max_data, static_cast<uint64_t>(l.max_message_size));
+	if (max_data == 0) max_data = static_cast<uint64_t>(config::Listener{}.max_message_size);
+	return std::make_unique<Client>(std::move(fd), cred.uid, max_data);
 }
 
 void LocalSubmitListener::read_request(Client& c) {
 	char* buf = srv_.scratch();
 	while (c.phase == Client::Phase::head || c.phase == Client::Phase::data) {
-		ssize_t n = read(c.fd, buf, Server::scratch_size);
+		ssize_t n = read(c.fd.get(), buf, Server::scratch_size);
 		if (n < 0 && errno == EINTR) continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
 		if (n <= 0) {
@@ -295,7 +238,7 @@ void LocalSubmitListener::read_request(Client& c) {
 			c.dead = true;
 			return;
 		}
-		c.timer->start(idle_timeout_s);
+		clients_.arm_deadline(c);
 		std::string_view in(buf, static_cast<size_t>(n));
 		if (c.phase == Client::Phase::head) {
 			size_t used = 0;
@@ -311,14 +254,14 @@ void LocalSubmitListener::read_request(Client& c) {
 			case sm::RequestReader::State::data: break;
 			}
 			in.remove_prefix(used);
-			c.path = srv_.config()->data_dir + "/tmp/sendmail-" + std::to_string(getpid()) + "-" + std::to_string(++next_id_);
-			c.file_fd = ::open(c.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-			if (c.file_fd < 0) {
-				log::error("local submission: creating temp file", {{"path", c.path}, {"error", std::strerror(errno)}});
-				c.path.clear();
+			std::string path = srv_.config()->data_dir + "/tmp/sendmail-" + std::to_string(getpid()) + "-" + std::to_string(++next_id_);
+			c.file_fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+			if (!c.file_fd) {
+				log::error("local submission: creating temp file", {{"path", path}, {"error", std::strerror(errno)}});
 				finish(c, status(451, se::sys_other0, "error creating temp file"));
 				return;
 			}
+			c.file = TempFile(std::move(path));
 			c.remaining = c.reader.request().data_size;
 			c.phase = Client::Phase::data;
 		}
@@ -328,7 +271,7 @@ void LocalSubmitListener::read_request(Client& c) {
 		// Writes land in the page cache; the queue's worker fsyncs.
 		size_t off = 0;
 		while (off < take && !c.write_failed) {
-			ssize_t w = write(c.file_fd, in.data() + off, take - off);
+			ssize_t w = write(c.file_fd.get(), in.data() + off, take - off);
 			if (w < 0 && errno == EINTR) continue;
 			if (w <= 0) {
 				log::error("local submission: writing temp file", {{"error", std::strerror(errno)}});
@@ -339,8 +282,7 @@ void LocalSubmitListener::read_request(Client& c) {
 		}
 		c.remaining -= take;
 		if (c.remaining == 0) {
-			close(c.file_fd);
-			c.file_fd = -1;
+			c.file_fd.reset();
 			if (c.write_failed) {
 				finish(c, status(452, se::sys_other0, "error writing message (disk full?)"));
 				return;
@@ -365,14 +307,14 @@ struct SubmissionJob {
 
 void LocalSubmitListener::begin_submission(Client& c) {
 	c.phase = Client::Phase::working;
-	c.io->set(c.fd, 0);
-	c.timer->stop();
+	c.io->set(c.fd.get(), 0);
+	c.deadline->stop();
 	core::ConnHandle h = c.self;
 	auto cfg = srv_.config();
 	auto job = std::make_shared<SubmissionJob>();
 	sm::Request request = c.reader.request();
 	uid_t uid = c.uid;
-	std::string path = c.path;
+	std::string path = c.file.path();
 	store::Env* env = srv_.env();
 	std::time_t now = std::time(nullptr);
 	srv_.workers().submit(
@@ -418,7 +360,7 @@ void LocalSubmitListener::begin_submission(Client& c) {
 		    }
 	    },
 	    [this, h, job, now] {
-		    with_client(h, [&](Client& c) {
+		    clients_.with_client(h, [&](Client& c) {
 			    if (!job->error.empty()) {
 				    log::error("local submission", {{"error", job->error}});
 				    finish(c, status(451, se::sys_other0, "error processing"));
@@ -437,7 +379,7 @@ void LocalSubmitListener::begin_submission(Client& c) {
 			    }
 			    if (job->result.error) {
 				    const smtp::SmtpError& e = *job->result.error;
-				    core::stats().count_submission(core::submission_result_for_refusal(e.text));
+				    core::stats().count_submission(core::submission_result_label(job->result.refusal));
 				    log::info("local submission refused", {{"user", s.login}, {"reason", e.text}});
 				    finish(c, status(e.code, e.secode, e.text));
 				    return;
@@ -460,8 +402,7 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 	std::string stamp = "; " + message::format_date(now, message::local_utc_offset(now)) + "\r\n";
 	std::string by = "Received: by " + cfg->hostname + " (tern sendmail, from userid " + std::to_string(c.uid) + ")";
 	auto prefix_for = [&](const std::string& rcpt) { return by + "\r\n\tfor <" + rcpt + ">" + stamp + prepared.common_prefix; };
-	std::string path = c.path;
-	c.path.clear();  // the queue (or the Maildir writer) owns the file now
+	std::string path = c.file.commit();  // the queue (or the Maildir writer) owns the file now
 	c.phase = Client::Phase::writing;
 	std::vector<std::string> recipients = s.recipients;
 	std::string login = s.login;
@@ -473,7 +414,7 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 			log::error("storing locally submitted message", {{"error", error}});
 		else
 			log::info("message submitted locally", {{"user", login}, {"recipients", std::to_string(recipients.size())}});
-		with_client(h, [&](Client& c) {
+		clients_.with_client(h, [&](Client& c) {
 			if (!error.empty()) {
 				finish(c, status(451, se::sys_other0, "error storing message: " + error));
 				return;
@@ -522,8 +463,8 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 
 void LocalSubmitListener::list_queue(Client& c) {
 	c.phase = Client::Phase::working;
-	c.io->set(c.fd, 0);
-	c.timer->stop();
+	c.io->set(c.fd.get(), 0);
+	c.deadline->stop();
 	struct Listing {
 		std::string text, error;
 	};
@@ -539,7 +480,7 @@ void LocalSubmitListener::list_queue(Client& c) {
 		    }
 	    },
 	    [this, h = c.self, listing] {
-		    with_client(h, [&](Client& c) {
+		    clients_.with_client(h, [&](Client& c) {
 			    if (!listing->error.empty()) {
 				    finish(c, status(451, se::sys_other0, "error listing queue: " + listing->error));
 				    return;
@@ -553,20 +494,17 @@ void LocalSubmitListener::list_queue(Client& c) {
 void LocalSubmitListener::finish(Client& c, const sm::Status& final_status) {
 	c.out += sm::format_final_status(final_status);
 	c.phase = Client::Phase::writing;
-	if (c.file_fd >= 0) {
-		close(c.file_fd);
-		c.file_fd = -1;
-	}
-	c.timer->start(idle_timeout_s);
+	c.file_fd.reset();
+	clients_.arm_deadline(c);
 	flush(c);
 }
 
 void LocalSubmitListener::flush(Client& c) {
 	while (!c.out.empty()) {
-		ssize_t n = write(c.fd, c.out.data(), c.out.size());
+		ssize_t n = write(c.fd.get(), c.out.data(), c.out.size());
 		if (n < 0 && errno == EINTR) continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			c.io->set(c.fd, EV_WRITE);
+			c.io->set(c.fd.get(), EV_WRITE);
 			return;
 		}
 		if (n <= 0) {

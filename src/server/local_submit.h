@@ -17,8 +17,8 @@
 
 #include "config/config.h"
 #include "core/conn_table.h"
-#include "core/watchers.h"
 #include "message/sendmail.h"
+#include "server/local_clients.h"
 #include "server/submit.h"
 
 namespace tern::server {
@@ -76,26 +76,19 @@ public:
 	struct Client;
 
 private:
-	void on_accept();
-	void on_io(core::ConnHandle h, int revents);
+	std::unique_ptr<Client> make_client(UniqueFd fd);
 	void read_request(Client& c);
 	void begin_submission(Client& c);
 	void queue_message(Client& c, const LocalSender& sender, const SubmissionResult& prepared, std::time_t now);
 	void list_queue(Client& c);
 	void finish(Client& c, const message::sendmail::Status& final_status);
 	void flush(Client& c);
-	void destroy(core::ConnHandle h);
-	// The only way into a client from a completion (doc/design.md "one
-	// lifetime rule"): nothing happens when it is gone.
-	template <class F>
-	void with_client(core::ConnHandle h, F&& f);
 
 	Server& srv_;
 	QueueLister lister_;
-	int fd_ = -1;
-	std::string path_;
-	std::unique_ptr<core::IoWatcher> accept_watcher_;
-	core::ConnTable<Client> clients_;
+	// Completions come back through clients_.with_client (doc/design.md
+	// "one lifetime rule"): nothing happens when the client is gone.
+	LocalClients<Client> clients_;
 	uint64_t next_id_ = 0;
 };
 

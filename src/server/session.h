@@ -31,6 +31,7 @@
 #include "smtp/parser.h"
 #include "smtp/reply.h"
 #include "util/ipaddr.h"
+#include "util/unique_fd.h"
 
 namespace tern::server {
 
@@ -80,12 +81,13 @@ struct DataInProgress {
 	explicit DataInProgress(smtp::BareNewlines mode, smtp::Framing framing = smtp::Framing::dot_stuffed)
 	    : decoder(mode, framing) {}
 	smtp::DataDecoder decoder;
-	int fd = -1;
+	UniqueFd fd;                  // closed after a failed write (write_errno says why)
 	std::string path;
 	std::string decoded;          // reused scratch for decoder output
 	double started = 0;           // ev_now at 354, or at the first BDAT
 	bool too_large = false;
-	int write_errno = 0;          // why writing the temp file failed (fd == -2)
+	int write_errno = 0;          // why writing the temp file failed; 0 while it has not
+	bool write_failed() const { return write_errno != 0; }
 	int64_t rewritten_size = -1;  // the file's size after milters changed it (server/milter.cpp)
 	int64_t stored_size() const { return rewritten_size >= 0 ? rewritten_size : static_cast<int64_t>(decoder.size()); }
 

@@ -55,14 +55,29 @@ std::string dkim_signatures(const config::Config& cfg, const std::string& domain
 
 namespace {
 
+// The metric label of a refused header (tern_smtpserver_submission_total).
+core::SubmissionRefusal refusal_label(decide::HeaderProblem problem) {
+	switch (problem) {
+	case decide::HeaderProblem::none: break;
+	case decide::HeaderProblem::bad_message: return core::SubmissionRefusal::badmessage;
+	case decide::HeaderProblem::bad_from: return core::SubmissionRefusal::badfrom;
+	case decide::HeaderProblem::bad_header: return core::SubmissionRefusal::badheader;
+	}
+	return core::SubmissionRefusal::other;
+}
+
 // doc/behaviour.md §8 step 5: the daily limits from the outgoing history.
-std::optional<SmtpError> check_send_limits(const SubmissionInput& in) {
+std::optional<SmtpError> check_send_limits(const SubmissionInput& in, core::SubmissionRefusal& refusal) {
 	if (!in.env) return std::nullopt;
 	std::optional<decide::SendLimits> limits = decide::send_limits_for(*in.cfg, in.account, in.default_limits);
 	if (!limits) return std::nullopt;
 	try {
 		store::SendLimitVerdict v = in.env->check_send_limits(in.account, in.recipients, in.now, limits->messages_per_day,
 		                                                      limits->first_time_recipients_per_day);
+		if (v.messages_reached)
+			refusal = core::SubmissionRefusal::messagelimiterror;
+		else if (v.first_time_reached)
+			refusal = core::SubmissionRefusal::recipientlimiterror;
 		return decide::send_limit_refusal(*limits, v.messages_reached, v.first_time_reached);
 	} catch (const std::exception& e) {
 		log::error("checking send limits", {{"account", in.account}, {"error", e.what()}});
@@ -83,6 +98,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	auto header = file.read_header();
 	if (!header) {
 		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: header too large"};
+		res.refusal = core::SubmissionRefusal::badmessage;
 		return res;
 	}
 	// A header tern adds (sendmail's generated From) is read as part of the
@@ -92,6 +108,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	auto section = message::parse_header_section(*header, &parse_error);
 	if (!section) {
 		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: " + parse_error};
+		res.refusal = core::SubmissionRefusal::badmessage;
 		return res;
 	}
 	decide::SubmissionHeaderChecks checks =
@@ -99,7 +116,8 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	res.from_domain = checks.from_domain;
 	res.message_id = checks.message_id;
 	res.error = checks.error;
-	if (!res.error) res.error = check_send_limits(in);
+	res.refusal = refusal_label(checks.problem);
+	if (!res.error) res.error = check_send_limits(in, res.refusal);
 	if (res.error) return res;
 	std::string added = std::move(checks.added);
 	// DKIM (RFC 6376) for the From domain, when it has keys.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/stats.h"
 #include "decide/submission.h"
 #include "smtp/reply.h"
 
@@ -44,6 +45,7 @@ struct SubmissionInput {
 
 struct SubmissionResult {
 	std::optional<smtp::SmtpError> error;
+	core::SubmissionRefusal refusal = core::SubmissionRefusal::other;  // which check set `error`
 	// Header lines common to every recipient's copy, after the per-recipient
 	// Received: [Message-Id] [Date] [DKIM-Signature...] Authentication-Results.
 	std::string common_prefix;

@@ -25,11 +25,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "inbound/delivery_rate.h"
 
 // Berkeley DB's handle types (<db.h>), for the store's other files.
 struct __db;
@@ -193,10 +196,22 @@ public:
 	};
 	void with_tables(const char* what, bool durable, const std::function<void(const Tables&)>& fn);
 
+	// The message history's delivery-rate counts, kept in memory by the
+	// process that writes the history (store/history.cpp builds them from
+	// the tables on first use and keeps them in step with every change).
+	struct HistoryRates {
+		std::mutex mu;  // taken before, and held across, each writing transaction of the history
+		bool built = false;
+		int64_t expired_at = 0;
+		inbound::DeliveryRateWindows windows;
+	};
+	HistoryRates& history_rates() { return history_rates_; }
+
 	struct Impl;
 
 private:
 	std::unique_ptr<Impl> impl_;
+	HistoryRates history_rates_;
 };
 
 }  // namespace tern::store

@@ -3,15 +3,19 @@
 // range scan):
 //   history:        id(be64)                                 → record
 //                   "seq"                                    → last id(be64)
+//                   "count"                                  → records in the table(be64)
 //   history_index:  'U' account 0 unique                     → id
 //                   'B' account 0 mailbox 0 id               → mark(1) unique (not expunged)
 //                   'T' time id                              → ""        (every record; pruning)
 //                   'R' account 0 time id                    → ""        (Rejects copies, not expunged)
-//                   'a'/'b'/'c' account 0 ipmask 0 time id   → size      (not expunged; rates)
 //                   identity kind, account 0 value 0 time id → junk(1) from_validated(1) from_localpart
 //                       only for marked (junk or not junk), non-expunged records: the only ones
 //                       reputation() reads, so its scans never skip unmarked mail.
 //   outgoing:       'd' account 0 reversed domain            → last send time (written by db.cpp)
+// The delivery-rate counts live beside the tables, in memory
+// (Env::history_rates): every writer here takes their mutex before its
+// transaction and updates them after the commit, so that they always match
+// the tables; they are built from the 'T' index on first use.
 #include "store/history.h"
 
 #include <db.h>
@@ -19,6 +23,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <set>
 
 #include "mailauth/publicsuffix.h"
@@ -130,8 +135,9 @@ void erase(DB* db, DB_TXN* txn, std::string_view key) {
 
 class Scan {
 public:
-	Scan(DB* db, DB_TXN* txn) {
-		if (int rc = db->cursor(db, txn, &c_, 0)) fail(rc, "opening a cursor");
+	// `flags` DB_READ_COMMITTED releases each page once read (long walks).
+	Scan(DB* db, DB_TXN* txn, u_int32_t flags = 0) {
+		if (int rc = db->cursor(db, txn, &c_, flags)) fail(rc, "opening a cursor");
 	}
 	~Scan() { c_->close(c_); }
 	Scan(const Scan&) = delete;
@@ -258,11 +264,6 @@ void index_record(const Env::Tables& t, const HistoryRecord& r, bool add) {
 	if (r.expunged) return;
 	apply(value_prefix('B', r.account, r.mailbox) + id_key(r.id), mark_char(r.junk) + r.unique_name);
 	if (r.rejected) apply(account_prefix('R', r.account) + when, "");
-	std::string size;
-	append_be64(size, static_cast<uint64_t>(r.size));
-	const std::string* masks[3] = {&r.identity.ip1, &r.identity.ip2, &r.identity.ip3};
-	for (int i = 0; i < 3; ++i)
-		if (!masks[i]->empty()) apply(value_prefix(static_cast<char>('a' + i), r.account, *masks[i]) + when, size);
 	if (!marked(r)) return;
 	std::string mark;
 	mark.push_back(r.junk == inbound::JunkMark::junk ? 'j' : 'n');
@@ -277,6 +278,60 @@ std::optional<HistoryRecord> load(const Env::Tables& t, uint64_t id, u_int32_t f
 	auto r = parse_history_record(*blob);
 	if (!r) throw DbError("message history: record " + std::to_string(id) + " is malformed");
 	return r;
+}
+
+// ---- the record count and the delivery-rate counts
+
+constexpr std::string_view count_key = "count";
+
+std::string be64(uint64_t v) {
+	std::string s;
+	append_be64(s, v);
+	return s;
+}
+
+// Keeps the "count" record in the writer's transaction. A history written
+// before the count existed has none until record_count() counts it once;
+// a table never written to (no "seq" yet) starts it at zero.
+void adjust_record_count(const Env::Tables& t, int64_t delta, bool new_table) {
+	auto v = read(t.history, t.txn, count_key, DB_RMW);
+	if (!v && !new_table) return;
+	uint64_t n = v && v->size() == 8 ? read_be64(*v, 0) : 0;
+	write(t.history, t.txn, count_key, be64(n + static_cast<uint64_t>(delta)));
+}
+
+// A copy enters (1) or leaves (-1) the delivery-rate counts; expunged
+// copies do not count (doc/behaviour.md §9 "Delivery rates"). Called with
+// the rates' mutex held, after the commit.
+void count_rates(Env::HistoryRates& rates, const HistoryRecord& r, int delta) {
+	if (!rates.built || r.expunged) return;
+	const auto& m = r.identity;
+	rates.windows.count(r.account, {m.ip1, m.ip2, m.ip3}, r.received, r.size, delta);
+}
+
+// The counts from the tables: the copies of the last day (and the grace
+// seconds before it), by the time index. The caller holds the mutex, so no
+// writer is inside a transaction and reading committed pages is exact.
+void build_rates(Env& env, Env::HistoryRates& rates, int64_t now) {
+	using W = inbound::DeliveryRateWindows;
+	env.with_tables("counting message history", false, [&](const Env::Tables& t) {
+		rates.windows = {};
+		rates.built = true;
+		Scan scan(t.history_index, t.txn, DB_READ_COMMITTED);
+		scan.forward("T", "T" + time_id(now - W::day - W::grace, 0), [&](std::string_view key, std::string_view) {
+			if (key.size() != 17) return true;
+			if (auto r = load(t, read_be64(key, 9), DB_READ_COMMITTED)) count_rates(rates, *r, 1);
+			return true;
+		});
+	});
+	rates.expired_at = now;
+}
+
+// Seconds older than the day leave every network's counts once a minute.
+void expire_rates(Env::HistoryRates& rates, int64_t now) {
+	if (!rates.built || now - rates.expired_at < inbound::DeliveryRateWindows::minute) return;
+	rates.windows.expire(now);
+	rates.expired_at = now;
 }
 
 std::string reversed_labels(std::string_view domain) {
@@ -435,36 +490,49 @@ bool TxnHistory::sent_to_org_domain(const std::string& org_domain, int64_t since
 
 void MessageHistory::add(std::vector<HistoryRecord>& records) {
 	if (records.empty()) return;
+	auto& rates = env_.history_rates();
+	std::lock_guard lock(rates.mu);
 	std::vector<uint64_t> ids;
 	env_.with_tables("adding message history", false, [&](const Env::Tables& t) {
 		ids.clear();
 		uint64_t last = 0;
-		if (auto v = read(t.history, t.txn, "seq", DB_RMW); v && v->size() == 8) last = read_be64(*v, 0);
-		std::string next;
-		append_be64(next, last + records.size());
-		write(t.history, t.txn, "seq", next);
+		auto seq = read(t.history, t.txn, "seq", DB_RMW);
+		if (seq && seq->size() == 8) last = read_be64(*seq, 0);
+		write(t.history, t.txn, "seq", be64(last + records.size()));
 		for (auto r : records) {
 			r.id = ++last;
 			ids.push_back(r.id);
 			write(t.history, t.txn, id_key(r.id), serialize_history_record(r));
 			index_record(t, r, true);
 		}
+		adjust_record_count(t, static_cast<int64_t>(records.size()), !seq);
 	});
-	for (size_t i = 0; i < records.size(); ++i) records[i].id = ids[i];
+	for (size_t i = 0; i < records.size(); ++i) {
+		records[i].id = ids[i];
+		count_rates(rates, records[i], 1);
+	}
+	expire_rates(rates, std::time(nullptr));
 }
 
 uint64_t MessageHistory::record_count() {
+	// Under the writers' mutex: the one-time count below sees no add or
+	// prune half done.
+	std::lock_guard lock(env_.history_rates().mu);
 	uint64_t count = 0;
 	env_.with_tables("counting message history", false, [&](const Env::Tables& t) {
-		DB_BTREE_STAT* stat = nullptr;
-		// A walk of the table (the fast statistics do not keep a key count
-		// for a Btree), each page released once read, so writers never
-		// wait for the whole walk.
-		int rc = t.history->stat(t.history, t.txn, &stat, DB_READ_COMMITTED);
-		if (rc != 0) throw std::runtime_error(std::string("history statistics: ") + db_strerror(rc));
-		// Every key but "seq" (the last id) is a record.
-		count = stat->bt_nkeys > 0 && read(t.history, t.txn, "seq", 0) ? stat->bt_nkeys - 1 : stat->bt_nkeys;
-		std::free(stat);
+		count = 0;
+		if (auto v = read(t.history, t.txn, count_key); v && v->size() == 8) {
+			count = read_be64(*v, 0);
+			return;
+		}
+		// A history from before the count: walk it once (each page released
+		// once read) and keep the count from now on. Records have 8-byte keys.
+		Scan scan(t.history, t.txn, DB_READ_COMMITTED);
+		scan.forward("", "", [&](std::string_view key, std::string_view) {
+			if (key.size() == 8) ++count;
+			return true;
+		});
+		write(t.history, t.txn, count_key, be64(count));
 	});
 	return count;
 }
@@ -487,16 +555,20 @@ std::optional<HistoryRecord> MessageHistory::find_by_unique_name(const std::stri
 }
 
 bool MessageHistory::update(const HistoryRecord& record) {
-	bool found = false;
+	auto& rates = env_.history_rates();
+	std::lock_guard lock(rates.mu);
+	std::optional<HistoryRecord> old;
 	env_.with_tables("updating message history", false, [&](const Env::Tables& t) {
-		auto old = load(t, record.id, DB_RMW);
-		found = old.has_value();
-		if (!found) return;
+		old = load(t, record.id, DB_RMW);
+		if (!old) return;
 		index_record(t, *old, false);
 		write(t.history, t.txn, id_key(record.id), serialize_history_record(record));
 		index_record(t, record, true);
 	});
-	return found;
+	if (!old) return false;
+	count_rates(rates, *old, -1);
+	count_rates(rates, record, 1);
+	return true;
 }
 
 std::vector<MessageHistory::MailboxEntry> MessageHistory::in_mailbox(const std::string& account, const std::string& mailbox) {
@@ -529,35 +601,11 @@ inbound::ReputationAnswer MessageHistory::reputation(const std::string& account,
 
 std::array<inbound::NetworkHistoryCount, 3> MessageHistory::delivery_counts(const std::string& account,
                                                                            const std::array<std::string, 3>& masks,
-                                                                           int64_t now,
-                                                                           const inbound::DeliveryRateLimits* limits) {
-	std::array<inbound::NetworkHistoryCount, 3> counts{};
-	env_.with_tables("counting message history", false, [&](const Env::Tables& t) {
-		counts = {};
-		for (int i = 0; i < 3; ++i) {
-			if (masks[i].empty()) continue;
-			std::string prefix = value_prefix(static_cast<char>('a' + i), account, masks[i]);
-			auto& c = counts[i];
-			Scan scan(t.history_index, t.txn);
-			// Newest first, strictly within the last day; the minute's come first.
-			scan.backward(prefix, prefix + std::string(16, '\xff'), [&](std::string_view key, std::string_view value) {
-				if (key.size() != prefix.size() + 16 || value.size() != 8) return true;
-				int64_t received = time_from_order(read_be64(key, prefix.size()));
-				if (received <= now - 24 * 3600) return false;
-				auto size = static_cast<int64_t>(read_be64(value, 0));
-				c.messages_day++;
-				c.bytes_day += size;
-				if (received > now - 60) {
-					c.messages_minute++;
-					c.bytes_minute += size;
-				}
-				// Past the day's message limit the refusal is certain and the
-				// message counts decide it before any size: no need to read on.
-				return !limits || c.messages_day <= (*limits)[i].messages_per_day;
-			});
-		}
-	});
-	return counts;
+                                                                           int64_t now) {
+	auto& rates = env_.history_rates();
+	std::lock_guard lock(rates.mu);
+	if (!rates.built) build_rates(env_, rates, now);
+	return rates.windows.counts(account, masks, now);
 }
 
 std::vector<inbound::RejectCopy> MessageHistory::rejects(const std::string& account) {
@@ -578,24 +626,32 @@ std::vector<inbound::RejectCopy> MessageHistory::rejects(const std::string& acco
 
 void MessageHistory::mark_expunged(const std::string& account, const std::vector<std::string>& unique_names) {
 	if (unique_names.empty()) return;
+	auto& rates = env_.history_rates();
+	std::lock_guard lock(rates.mu);
+	std::vector<HistoryRecord> expunged;
 	env_.with_tables("updating message history", false, [&](const Env::Tables& t) {
+		expunged.clear();
 		for (const auto& name : unique_names) {
 			auto id = read(t.history_index, t.txn, account_prefix('U', account) + key_part(name));
 			if (!id || id->size() != 8) continue;
 			auto r = load(t, read_be64(*id, 0), DB_RMW);
 			if (!r || r->expunged) continue;
+			expunged.push_back(*r);
 			index_record(t, *r, false);
 			r->expunged = true;
 			write(t.history, t.txn, id_key(r->id), serialize_history_record(*r));
 			index_record(t, *r, true);
 		}
 	});
+	for (const auto& r : expunged) count_rates(rates, r, -1);
 }
 
 size_t MessageHistory::prune(int64_t cutoff, size_t max) {
-	size_t pruned = 0;
+	auto& rates = env_.history_rates();
+	std::lock_guard lock(rates.mu);
+	std::vector<HistoryRecord> pruned;
 	env_.with_tables("pruning message history", false, [&](const Env::Tables& t) {
-		pruned = 0;
+		pruned.clear();
 		std::vector<uint64_t> ids;
 		{
 			Scan scan(t.history_index, t.txn);
@@ -610,10 +666,13 @@ size_t MessageHistory::prune(int64_t cutoff, size_t max) {
 			if (!r) continue;
 			index_record(t, *r, false);
 			erase(t.history, t.txn, id_key(id));
-			++pruned;
+			pruned.push_back(std::move(*r));
 		}
+		if (!pruned.empty()) adjust_record_count(t, -static_cast<int64_t>(pruned.size()), false);
 	});
-	return pruned;
+	// A history kept for less than a day prunes copies the rates still count.
+	for (const auto& r : pruned) count_rates(rates, r, -1);
+	return pruned.size();
 }
 
 size_t MessageHistory::count() {

@@ -57,14 +57,15 @@ class MessageHistory {
 public:
 	explicit MessageHistory(Env& env) : env_(env) {}
 
-	// Adds records (ids assigned and written back), with their indexes, in
-	// one transaction committed without a log flush: losing the last records
-	// in a crash only makes a sender look a little less known.
+	// Adds records (ids assigned and written back), with their indexes and
+	// the record count, in one transaction committed without a log flush:
+	// losing the last records in a crash only makes a sender look a little
+	// less known, and the 250 does not wait for them.
 	void add(std::vector<HistoryRecord>& records);
 
 	std::optional<HistoryRecord> get(uint64_t id);
-	// How many records the history holds, every account (a walk of the
-	// table: for the scanner's worker, once per pass).
+	// How many records the history holds, every account: a count kept by
+	// add() and prune() (a history from before it is walked once).
 	uint64_t record_count();
 	std::optional<HistoryRecord> find_by_unique_name(const std::string& account, const std::string& unique_name);
 
@@ -85,13 +86,13 @@ public:
 	                                     int64_t now);
 
 	// Non-expunged messages and bytes from the three networks of `masks`,
-	// within the minute and the day before `now`. With `limits`, counting a
-	// network stops once its day's message limit is passed (the scan is
-	// bounded; the verdict of delivery_rate_refusal stays the same).
+	// within the minute and the day before `now`: read from counts kept in
+	// memory beside the tables (the same cost however large the history;
+	// built from the last day's records on first use, then kept in step by
+	// every change made through this class in this process).
 	std::array<inbound::NetworkHistoryCount, 3> delivery_counts(const std::string& account,
 	                                                           const std::array<std::string, 3>& masks,
-	                                                           int64_t now,
-	                                                           const inbound::DeliveryRateLimits* limits = nullptr);
+	                                                           int64_t now);
 
 	// The copies present in the account's Rejects mailbox (not expunged).
 	std::vector<inbound::RejectCopy> rejects(const std::string& account);

@@ -406,23 +406,6 @@ std::vector<std::string> MaildirBatch::commit_files(std::set<std::string>& to_sy
 	return errors;
 }
 
-std::vector<std::string> MaildirBatch::commit() {
-	std::set<std::string> to_sync;
-	std::vector<std::string> errors = commit_files(to_sync);
-	// Each touched directory once for the whole batch. A directory that
-	// cannot be synced fails every message that has a copy in it.
-	for (const std::string& dir : to_sync) {
-		try {
-			fsync_dir(dir);
-		} catch (const std::exception& e) {
-			for (size_t i = 0; i < messages_.size(); ++i)
-				for (const auto& s : messages_[i]->staged)
-					if (s.final_dir == dir && errors[i].empty()) errors[i] = e.what();
-		}
-	}
-	return errors;
-}
-
 std::vector<MaildirCopy> MaildirBatch::delivered(size_t index) const { return messages_[index]->copies; }
 
 }  // namespace tern::store

@@ -40,17 +40,18 @@ void deliver_maildir_unsynced(const std::string& body_path, std::vector<MaildirC
 void fsync_dirs(const std::set<std::string>& dirs);
 
 // Group commit: the copies of many messages written together. stage()
-// writes each message's copies into tmp/ (no fsync yet); commit() fsyncs
-// every staged file — on a journaling file system the first fsync commits
-// them all — renames them into new/ (or cur/), and fsyncs each touched
-// directory once. A message is delivered only when its entry in commit()'s
-// result is empty. Blocking: worker threads only.
+// writes each message's copies into tmp/ (no fsync yet); commit_files()
+// fsyncs every staged file — on a journaling file system the first fsync
+// commits them all — and renames them into new/ (or cur/); the caller then
+// fsyncs each touched directory once (fsync_dirs). A message is delivered
+// only when its entry in commit_files()'s result is empty and those
+// directories are synced. Blocking: worker threads only.
 class MaildirBatch {
 public:
 	// With remember_folders, folders known to be complete and on disk (see
 	// remember_durable_folders) are not prepared again: no stat and mkdirs
 	// per message. A folder that is not known yet is prepared and every
-	// directory from it up to the root is synced at commit, since another
+	// directory from it up to the root is synced with it, since another
 	// thread may have just created part of it and not synced it yet.
 	explicit MaildirBatch(std::string hostname, bool remember_folders = false);
 	~MaildirBatch();  // removes tmp/ files that were never renamed
@@ -60,13 +61,12 @@ public:
 	// Stages one message (its copies); returns its index. A failure is
 	// recorded for that message only.
 	size_t stage(const std::string& body_path, const std::vector<MaildirCopy>& copies, uint64_t body_offset = 0);
-	// Per staged message: "" when delivered and durable, else the error.
-	std::vector<std::string> commit();
 	// The message's copies with final_path filled in.
 	std::vector<MaildirCopy> delivered(size_t index) const;
 
-	// commit() without the directory fsyncs: the directories to sync are
-	// added to `to_sync` for a caller that syncs a larger set itself.
+	// Per staged message: "" when its files are written and renamed, else
+	// the error. The directories to sync are added to `to_sync`: the caller
+	// syncs them (often a larger set, for many batches at once).
 	std::vector<std::string> commit_files(std::set<std::string>& to_sync);
 
 	// The folders this batch prepared (remember_folders only): once the

@@ -717,9 +717,11 @@ int main(int argc, char** argv) {
 			for (int rep = 0; rep < o.repetitions; rep++) after.push_back(run_load(o, scenarios[0], filled));
 			double before_rate = med(tern_runs[0], &RunResult1::per_second);
 			double after_rate = med(after, &RunResult1::per_second);
-			std::printf("\nwith %d history records: %s, %.0f msg/s vs %.0f msg/s with an empty history (%+.1f %%)\n",
+			std::printf("\nwith %d history records: %s, %.0f msg/s vs %.0f msg/s with an empty history (%+.1f %%); "
+			            "CPU %.0f vs %.0f us per message\n",
 			            o.history, scenarios[0].label, after_rate, before_rate,
-			            before_rate > 0 ? 100.0 * (after_rate - before_rate) / before_rate : 0.0);
+			            before_rate > 0 ? 100.0 * (after_rate - before_rate) / before_rate : 0.0,
+			            med(after, &RunResult1::cpu_us_per_msg), med(tern_runs[0], &RunResult1::cpu_us_per_msg));
 		}
 	}
 	daemon.stop();

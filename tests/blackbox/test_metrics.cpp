@@ -1,6 +1,7 @@
 // Prometheus text at metrics.listen /metrics (doc/behaviour.md "Logs, signals,
 // metrics", "Metrics (names exact)").
 #include "bb.h"
+#include "helpers/tls_tools.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -162,6 +163,34 @@ TEST_CASE("metrics: AUTH results by mechanism") {
 	CHECK(sample(page, "tern_authentication_total{kind=\"submission\",variant=\"plain\",result=\"badcreds\"}") == 2);
 	CHECK(sample(page, "tern_authentication_total{kind=\"submission\",variant=\"scram-sha-256\",result=\"aborted\"}") == 1);
 	CHECK(sample(page, "tern_smtpserver_command_duration_seconds_count{kind=\"submission\",cmd=\"auth\",code=\"535\",ecode=\"5.7.8\"}") == 2);
+}
+
+TEST_CASE("metrics: submission refusals are counted by the check that refused them") {
+	int port = free_tcp_port();
+	TernDaemon d({.submission = true,
+	              .config_patch = R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
+	                                  "metrics": {"listen": "127.0.0.1:)" + std::to_string(port) + R"("}})",
+	              .start = false});
+	d.write_config();
+	std::string out;
+	REQUIRE_MESSAGE(set_password(d, "alice", "submission secret 42", &out), out);
+	REQUIRE_MESSAGE(d.start(), d.error());
+	SmtpClient c;
+	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
+	REQUIRE(c.greet_and_ehlo());
+	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", "submission secret 42")).code == 235);
+	// Another account's From, then a message that brings its own Return-Path.
+	Transaction t = send_mail(c, "alice@test.example", {"dave@sender.example"},
+	                          make_message("not mine", "x\r\n", "bob@test.example", "dave@sender.example"));
+	CHECK(t.reply.code == 550);
+	t = send_mail(c, "alice@test.example", {"dave@sender.example"},
+	              "Return-Path: <alice@test.example>\r\n" +
+	                  make_message("own return path", "x\r\n", "alice@test.example", "dave@sender.example"));
+	CHECK(t.reply.code == 550);
+	std::string page = get_metrics(port);
+	INFO(page);
+	CHECK(sample(page, "tern_smtpserver_submission_total{result=\"badfrom\"}") == 1);
+	CHECK(sample(page, "tern_smtpserver_submission_total{result=\"badheader\"}") == 1);
 }
 
 TEST_CASE("metrics: unhealthy DNSBL zones, junk filter verdicts and kept reports") {

@@ -437,6 +437,7 @@ TEST_CASE("decide submission: From of another account, a bad From or a Return-Pa
 	CHECK(c.error->code == 550);
 	CHECK(c.error->secode == "7.1");
 	CHECK(c.error->text == "must match authenticated user");
+	CHECK(c.problem == HeaderProblem::bad_from);
 	SubmissionHeaderInput unchecked = as_alice();
 	unchecked.check_from = false;
 	CHECK_FALSE(check_submission_header(*cfg, header("From: bob@example.org\r\n\r\n"), unchecked).error);
@@ -445,11 +446,13 @@ TEST_CASE("decide submission: From of another account, a bad From or a Return-Pa
 	REQUIRE(c.error);
 	CHECK(c.error->secode == "6.0");
 	CHECK(c.error->text.starts_with("cannot parse header or From address: "));
+	CHECK(c.problem == HeaderProblem::bad_message);
 
 	c = check_submission_header(*cfg, header("From: alice@example.org\r\nReturn-Path: <x@example.org>\r\n\r\n"),
 	                            as_alice());
 	REQUIRE(c.error);
 	CHECK(c.error->text == "message must not have Return-Path header");
+	CHECK(c.problem == HeaderProblem::bad_header);
 }
 
 TEST_CASE("decide submission: daily limits come from the account, else the defaults") {

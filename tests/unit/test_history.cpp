@@ -1,6 +1,7 @@
 // Message history in Berkeley DB (store/history.h): records, indexes,
 // reputation() over a real environment, delivery-rate counts, Rejects
 // copies, the outgoing per-domain rows and pruning.
+#include <db.h>
 #include <doctest/doctest.h>
 
 #include "store/db.h"
@@ -155,16 +156,84 @@ TEST_CASE_FIXTURE(HistoryDb, "history: delivery counts per network over the last
 	CHECK(counts[1].bytes_day == 6000);
 	CHECK(counts[2].messages_minute == 1);
 	CHECK(history.delivery_counts("other", tern::store::ip_masks("192.0.2.1"), now)[0].messages_day == 0);
-	// With limits, a network's count stops just past its day's message limit:
-	// the refusal is the same as with the full count.
 	auto limits = tern::inbound::default_delivery_rate_limits();
-	limits[1].messages_per_day = 0;
-	auto bounded = history.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now, &limits);
-	CHECK(bounded[1].messages_day == 1);
-	CHECK(bounded[1].messages_minute == 1);  // the newest come first
-	CHECK(bounded[2].messages_day == 2);
-	CHECK(tern::inbound::delivery_rate_refusal(bounded, 10, limits) ==
-	      tern::inbound::delivery_rate_refusal(counts, 10, limits));
+	limits[1].messages_per_day = 2;
+	CHECK(tern::inbound::delivery_rate_refusal(counts, 10, limits) ==
+	      "more than 2 messages in past 24h0m0s from your ip/network");
+	// Copies added after the counts were first read count too.
+	std::vector<HistoryRecord> more{message_from("a", "x.example", "192.0.2.1", now - 1, "m4")};
+	history.add(more);
+	counts = history.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now);
+	CHECK(counts[0].messages_minute == 2);
+	CHECK(counts[1].messages_day == 3);
+}
+
+TEST_CASE("history: delivery counts follow expunges and scanner updates, and survive a restart") {
+	tern::testing::TempDir dir;
+	auto masks = tern::store::ip_masks("192.0.2.1");
+	{
+		Env env(dir.path);
+		MessageHistory history(env);
+		std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 10, "e1"),
+		                                   message_from("a", "x.example", "192.0.2.1", now - 20, "e2"),
+		                                   message_from("a", "x.example", "192.0.2.1", now - 3600, "e3"),
+		                                   message_from("a", "x.example", "192.0.2.1", now - 7200, "e4")};
+		history.add(records);
+		CHECK(history.delivery_counts("mjl", masks, now)[0].messages_day == 4);
+		history.mark_expunged("mjl", {"e1"});
+		auto counts = history.delivery_counts("mjl", masks, now);
+		CHECK(counts[0].messages_day == 3);
+		CHECK(counts[0].messages_minute == 1);
+		// The scanner finds e2 gone from every folder, then e3 moved to Junk.
+		auto e2 = *history.find_by_unique_name("mjl", "e2");
+		e2.expunged = true;
+		CHECK(history.update(e2));
+		auto e3 = *history.find_by_unique_name("mjl", "e3");
+		e3.mailbox = "Junk";
+		e3.junk = JunkMark::junk;
+		CHECK(history.update(e3));
+		counts = history.delivery_counts("mjl", masks, now);
+		CHECK(counts[0].messages_day == 2);
+		CHECK(counts[0].messages_minute == 0);
+		CHECK(counts[0].bytes_day == 2000);
+	}
+	{
+		// A restarted ternd builds the same counts from the tables.
+		Env env(dir.path);
+		auto counts = MessageHistory(env).delivery_counts("mjl", masks, now);
+		CHECK(counts[0].messages_day == 2);
+		CHECK(counts[2].bytes_day == 2000);
+	}
+	{
+		// Changes made before the first read are in the counts it builds.
+		Env env(dir.path);
+		MessageHistory(env).mark_expunged("mjl", {"e3"});
+		CHECK(MessageHistory(env).delivery_counts("mjl", masks, now)[0].messages_day == 1);
+	}
+}
+
+TEST_CASE_FIXTURE(HistoryDb, "history: the record count is kept by add and prune, and counted once for an old history") {
+	CHECK(history.record_count() == 0);
+	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 1000, "c1"),
+	                                   message_from("a", "x.example", "192.0.2.1", now - 10, "c2"),
+	                                   message_from("a", "x.example", "192.0.2.1", now - 5, "c3")};
+	history.add(records);
+	CHECK(history.record_count() == 3);
+	CHECK(history.prune(now - 500) == 1);
+	CHECK(history.record_count() == 2);
+	// A history written before the count was kept: the first call walks it.
+	env.with_tables("test", false, [&](const Env::Tables& t) {
+		DBT key{};
+		key.data = const_cast<char*>("count");
+		key.size = 5;
+		REQUIRE(t.history->del(t.history, t.txn, &key, 0) == 0);
+	});
+	std::vector<HistoryRecord> later{message_from("a", "x.example", "192.0.2.1", now - 1, "c4")};
+	history.add(later);  // leaves the missing count alone
+	CHECK(history.record_count() == 3);
+	CHECK(history.record_count() == history.count());
+	history.add(later);
+	CHECK(history.record_count() == 4);
 }
 
 TEST_CASE_FIXTURE(HistoryDb, "history: Rejects copies are listed until expunged") {
@@ -218,4 +287,8 @@ TEST_CASE_FIXTURE(HistoryDb, "history: pruning removes records older than the cu
 	CHECK_FALSE(history.find_by_unique_name("mjl", "p1"));
 	CHECK(history.reputation("mjl", records[0].identity, now).method == "none");
 	CHECK(history.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now)[0].messages_day == 1);
+	// Pruning within the day (a short max age) takes the copies out of the
+	// counts already read.
+	CHECK(history.prune(now) == 1);
+	CHECK(history.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now)[0].messages_day == 0);
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,15 @@ size_t files_in(const std::string& dir) {
 	     ++it)
 		n++;
 	return n;
+}
+
+// As the disk threads do it (core/maildir_writer.cpp): the files, then their
+// directories.
+std::vector<std::string> commit_and_sync(tern::store::MaildirBatch& batch) {
+	std::set<std::string> dirs;
+	std::vector<std::string> errors = batch.commit_files(dirs);
+	tern::store::fsync_dirs(dirs);
+	return errors;
 }
 
 }  // namespace
@@ -99,32 +109,32 @@ TEST_CASE("spool_pool: a released file is handed out again, empty; a file left w
 	TempDir tmp;
 	tern::core::SpoolPool pool(tmp.path);
 	std::string first;
-	int fd = pool.acquire(first);
-	REQUIRE(fd >= 0);
+	tern::UniqueFd fd = pool.acquire(first);
+	REQUIRE(fd.valid());
 	CHECK(pool.is_spool(first));
 	CHECK_FALSE(pool.is_spool(tmp.path + "/data-1-1"));
 	// Named data-*, so a restart removes it like any leftover transfer.
 	CHECK(first.rfind(tmp.path + "/data-", 0) == 0);
-	REQUIRE(write(fd, "message", 7) == 7);
-	close(fd);
+	REQUIRE(write(fd.get(), "message", 7) == 7);
+	fd.reset();
 	REQUIRE(truncate(first.c_str(), 0) == 0);
 	pool.release(first);
 	CHECK(pool.spare() == 1);
 
 	std::string again;
 	fd = pool.acquire(again);
-	REQUIRE(fd >= 0);
+	REQUIRE(fd.valid());
 	CHECK(again == first);
 	CHECK(pool.spare() == 0);
-	REQUIRE(write(fd, "second", 6) == 6);
-	close(fd);
+	REQUIRE(write(fd.get(), "second", 6) == 6);
+	fd.reset();
 	// Given back without the truncate: its bytes must not reach the next
 	// message, so the pool drops it and makes a new file.
 	pool.release(again);
 	std::string third;
 	fd = pool.acquire(third);
-	REQUIRE(fd >= 0);
-	close(fd);
+	REQUIRE(fd.valid());
+	fd.reset();
 	CHECK(third != first);
 	CHECK(access(first.c_str(), F_OK) != 0);
 	CHECK(std::filesystem::file_size(third) == 0);
@@ -135,11 +145,11 @@ TEST_CASE("maildir_writer: a spool body is truncated and returned to the pool, o
 	TempDir tmp;
 	tern::core::SpoolPool pool(tmp.path);
 	std::string spool_path;
-	int fd = pool.acquire(spool_path);
-	REQUIRE(fd >= 0);
+	tern::UniqueFd fd = pool.acquire(spool_path);
+	REQUIRE(fd.valid());
 	const std::string text = "Subject: spooled\r\n\r\nbody\r\n";
-	REQUIRE(write(fd, text.data(), text.size()) == ssize_t(text.size()));
-	close(fd);
+	REQUIRE(write(fd.get(), text.data(), text.size()) == ssize_t(text.size()));
+	fd.reset();
 	std::string other = tmp.path + "/sendmail-1";
 	write_file(other, "Subject: other\r\n\r\nbody\r\n");
 	std::vector<std::string> errors;
@@ -168,7 +178,7 @@ TEST_CASE("maildir batch: a remembered folder removed by hand fails one delivery
 	auto deliver = [&] {
 		tern::store::MaildirBatch batch("mx", true);
 		batch.stage(tmp.path + "/body", {copy});
-		std::vector<std::string> errors = batch.commit();
+		std::vector<std::string> errors = commit_and_sync(batch);
 		tern::store::remember_durable_folders(batch.prepared_folders());
 		return errors[0];
 	};
@@ -177,7 +187,7 @@ TEST_CASE("maildir batch: a remembered folder removed by hand fails one delivery
 	{
 		tern::store::MaildirBatch batch("mx", true);
 		batch.stage(tmp.path + "/body", {copy});
-		CHECK(batch.commit()[0] == "");
+		CHECK(commit_and_sync(batch)[0] == "");
 		CHECK(batch.prepared_folders().empty());
 	}
 	std::filesystem::remove_all(tmp.path + "/acct");
@@ -194,7 +204,7 @@ TEST_CASE("maildir batch: new/ removed by hand from a remembered folder is made 
 	auto deliver = [&] {
 		tern::store::MaildirBatch batch("mx", true);
 		batch.stage(tmp.path + "/body", {copy});
-		std::vector<std::string> errors = batch.commit();
+		std::vector<std::string> errors = commit_and_sync(batch);
 		tern::store::remember_durable_folders(batch.prepared_folders());
 		return errors[0];
 	};

@@ -154,14 +154,13 @@ TEST_CASE("metrics: value formatting") {
 }
 
 TEST_CASE("metrics: submission refusals map to the seed's result labels") {
-	CHECK(core::submission_result_for_refusal("cannot parse header or From address: x") == "badmessage");
-	CHECK(core::submission_result_for_refusal("must match authenticated user") == "badfrom");
-	CHECK(core::submission_result_for_refusal("message must not have Return-Path header") == "badheader");
-	CHECK(core::submission_result_for_refusal("max number of messages (10) over past 24h reached, try ...") ==
-	      "messagelimiterror");
-	CHECK(core::submission_result_for_refusal("max number of new/first-time recipients (3) over past 24h reached") ==
-	      "recipientlimiterror");
-	CHECK(core::submission_result_for_refusal("error processing") == "");
+	using core::SubmissionRefusal;
+	CHECK(core::submission_result_label(SubmissionRefusal::badmessage) == "badmessage");
+	CHECK(core::submission_result_label(SubmissionRefusal::badfrom) == "badfrom");
+	CHECK(core::submission_result_label(SubmissionRefusal::badheader) == "badheader");
+	CHECK(core::submission_result_label(SubmissionRefusal::messagelimiterror) == "messagelimiterror");
+	CHECK(core::submission_result_label(SubmissionRefusal::recipientlimiterror) == "recipientlimiterror");
+	CHECK(core::submission_result_label(SubmissionRefusal::other) == "");
 }
 
 TEST_CASE("metrics http: GET /metrics is 200 with the exposition content type") {
