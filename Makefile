@@ -35,7 +35,7 @@ include config.mk
 endif
 
 # Layers of doc/design.md, bottom to top. tests/check-layers.sh reads this order.
-LAYERS = util smtp message milter sasl mailauth inbound config store core net server queue metrics
+LAYERS = util smtp message milter sasl mailauth inbound config decide store core net server queue metrics
 LIB_SRCS = $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.cpp))
 LIB_OBJS = $(LIB_SRCS:.cpp=.o)
 UNIT_SRCS = $(wildcard tests/unit/*.cpp)

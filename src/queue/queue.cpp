@@ -274,10 +274,11 @@ message::DsnRecipient notice_recipient(const store::QueueRecord& rec, DsnKind ki
 	return r;
 }
 
-// The notice's text, composed and DKIM-signed.
+// The notice's text, composed and DKIM-signed; `message_id` receives its id.
 std::string compose_notice(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind,
                            const std::string& error, const std::string& remote_mta,
-                           const std::vector<std::time_t>& next_attempts, int64_t now, const Returned& returned)
+                           const std::vector<std::time_t>& next_attempts, int64_t now, const Returned& returned,
+                           std::string& message_id)
 {
 	message::DsnMessage m;
 	m.smtputf8 = rec.smtputf8;
@@ -288,6 +289,7 @@ std::string compose_notice(const config::Config& cfg, const store::QueueRecord& 
 	            : kind == DsnKind::relayed ? message::subject_relayed
 	                                       : message::subject_delivered;
 	m.message_id = message::make_message_id(cfg.hostname);
+	message_id = m.message_id;
 	if (!rec.message_id.empty())
 		m.references = "<" + rec.message_id + ">";
 	m.reporting_mta = cfg.hostname;
@@ -309,9 +311,38 @@ std::string compose_notice(const config::Config& cfg, const store::QueueRecord& 
 	return server::dkim_sign_text(cfg, cfg.hostname, text, static_cast<std::time_t>(now)) + text;
 }
 
+// A DSN for an account that takes its mail over LMTP (delivery.lmtp) goes
+// the way of its other mail: queued to an address of that account, so the
+// queue hands it to the LMTP server, with retries (as an MTA queues its
+// bounces). nullopt when no address of the notice leads to that account:
+// then it goes to the Maildir like any other DSN.
+std::optional<server::OutboundMessage> dsn_for_lmtp(const config::Config& cfg, const config::Account& account,
+                                                    const std::string& to, const std::string& message_id,
+                                                    const std::string& path, size_t size)
+{
+	if (account.lmtp.empty())
+		return std::nullopt;
+	for (const std::string& address : {to, "postmaster@" + cfg.hostname}) {
+		std::string localpart, domain;
+		split_address(address, localpart, domain);
+		auto rcpt = cfg.resolve_recipient(localpart, domain);
+		if (rcpt.kind != config::Config::RcptKind::local || !rcpt.account || rcpt.account->name != account.name)
+			continue;
+		server::OutboundMessage msg;
+		msg.message_id = message_id;
+		msg.message_path = path;
+		msg.message_size = static_cast<int64_t>(size);
+		msg.recipients.push_back({address, ascii_lower(domain), ""});
+		return msg;
+	}
+	return std::nullopt;
+}
+
+// `lmtp_dsns` receives the notices for accounts delivered over LMTP, to be
+// queued from the loop (Queue::enqueue_dsns).
 void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind, const std::string& error,
                  const std::string& remote_mta, const std::vector<std::time_t>& next_attempts, int64_t now,
-                 const Returned& returned)
+                 const Returned& returned, std::vector<server::OutboundMessage>& lmtp_dsns)
 {
 	if (!dsn_requested(rec, kind)) {
 		log::info("no dsn: not requested by NOTIFY", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
@@ -329,12 +360,20 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 			log::error("dsn: no account for sender and no postmaster account", {{"from", rec.from}, {"to", rec.to}});
 			return;
 		}
-		std::string text = compose_notice(cfg, rec, kind, error, remote_mta, next_attempts, now, returned);
+		std::string message_id;
+		std::string text = compose_notice(cfg, rec, kind, error, remote_mta, next_attempts, now, returned, message_id);
 		std::string tmp_dir = cfg.data_dir + "/tmp";
 		::mkdir(tmp_dir.c_str(), 0700);
 		// The notice's bytes are copied into the Maildir, then this goes.
 		TempFile notice(tmp_dir + "/dsn-" + random_hex(12));
 		store::write_new_file(notice.path(), text);
+		if (auto queued = dsn_for_lmtp(cfg, *account, rec.from, message_id, notice.path(), text.size())) {
+			notice.commit();  // the queue takes the file over
+			lmtp_dsns.push_back(std::move(*queued));
+			log::info(std::string(action_name(kind)) + " dsn queued for lmtp",
+			          {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"account", account->name}});
+			return;
+		}
 		std::vector<store::MaildirCopy> copies(1);
 		copies[0].maildir = account->maildir;
 		copies[0].mailbox = mailbox;
@@ -376,7 +415,7 @@ void settle_failure(store::Env& env, const config::Config& cfg, store::QueueReco
 		Returned returned = dsn_requested(rec, DsnKind::failed) ? returned_content(cfg, rec, DsnKind::failed) : Returned{};
 		remove_record(env, cfg, rec, RecipientState::failed);
 		out.removed.push_back(rec.id);
-		deliver_dsn(cfg, rec, DsnKind::failed, error, remote_mta, {}, now, returned);
+		deliver_dsn(cfg, rec, DsnKind::failed, error, remote_mta, {}, now, returned, out.lmtp_dsns);
 		return;
 	}
 	if (!env.queue_update(rec)) {
@@ -389,7 +428,7 @@ void settle_failure(store::Env& env, const config::Config& cfg, store::QueueReco
 	                                {"next_attempt", iso8601_utc(rec.next_attempt)}, {"err", error}});
 	if (rec.attempts == p.delayed_after)
 		deliver_dsn(cfg, rec, DsnKind::delayed, error, remote_mta, remaining_attempts(rec, p), now,
-		            returned_content(cfg, rec, DsnKind::delayed));
+		            returned_content(cfg, rec, DsnKind::delayed), out.lmtp_dsns);
 }
 
 Policy policy_of(const config::Config& cfg, const QueueOptions& o)
@@ -987,7 +1026,7 @@ void finish_local(store::Env& env, const config::Config& cfg, const std::set<std
 		Returned returned = notice ? returned_content(cfg, rec, DsnKind::delivered) : Returned{};
 		remove_record(env, cfg, rec, RecipientState::delivered);
 		if (notice)
-			deliver_dsn(cfg, rec, DsnKind::delivered, "", "", {}, now, returned);
+			deliver_dsn(cfg, rec, DsnKind::delivered, "", "", {}, now, returned, out.settled.lmtp_dsns);
 		out.settled.removed.push_back(rec.id);
 		out.local_delivered++;
 		log::info("delivered locally", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
@@ -1051,7 +1090,10 @@ void Queue::begin(core::ConnHandle h, std::vector<uint64_t> ids)
 			    st->error = e.what();
 		    }
 	    },
-	    [this, st, h] { with_delivery(h, [&](Delivery& d) { on_prepared(d, *st); }); });
+	    [this, st, h] {
+		    enqueue_dsns(st->settled.lmtp_dsns);
+		    with_delivery(h, [&](Delivery& d) { on_prepared(d, *st); });
+	    });
 }
 
 void Queue::on_prepared(Delivery& d, PreparedAttempt& st)
@@ -1488,7 +1530,7 @@ void settle_delivered(store::Env& env, const config::Config& cfg, const store::Q
 	}
 	out.removed.push_back(rec.id);
 	if (notice)
-		deliver_dsn(cfg, rec, DsnKind::relayed, "", outcome.remote_mta, {}, now, returned);
+		deliver_dsn(cfg, rec, DsnKind::relayed, "", outcome.remote_mta, {}, now, returned, out.lmtp_dsns);
 }
 
 // Past the next hop's RCPTMAX (RFC 9422 4.1): not an attempt; it goes out
@@ -1563,7 +1605,20 @@ void Queue::finish(Delivery& d, std::vector<Outcome> outcomes)
 	    [settled, cfg, &env, records = d.remote, outcomes = std::move(outcomes), policy] {
 		    settle_outcomes(env, *cfg, records, outcomes, policy, *settled);
 	    },
-	    [this, settled, h = d.self] { with_delivery(h, [&](Delivery& d) { on_settled(d, *settled); }); });
+	    [this, settled, h = d.self] {
+		    enqueue_dsns(settled->lmtp_dsns);
+		    with_delivery(h, [&](Delivery& d) { on_settled(d, *settled); });
+	    });
+}
+
+void Queue::enqueue_dsns(std::vector<server::OutboundMessage>& dsns)
+{
+	for (auto& msg : dsns)
+		enqueue(std::move(msg), [](const std::string& error) {
+			if (!error.empty())
+				log::error("queueing dsn for lmtp delivery, no dsn sent", {{"err", error}});
+		});
+	dsns.clear();
 }
 
 void Queue::on_settled(Delivery& d, Settled& settled)

@@ -81,6 +81,7 @@ private:
 struct Settled {
 	std::vector<uint64_t> removed;
 	std::map<uint64_t, int64_t> rescheduled;
+	std::vector<server::OutboundMessage> lmtp_dsns;  // written, to be queued (deliver_dsn)
 };
 struct PreparedAttempt;
 
@@ -181,6 +182,8 @@ private:
 	void count_outcomes(const std::vector<store::QueueRecord>& records, const std::vector<Outcome>& outcomes,
 	                    int max_attempts);
 	void finish(Delivery& d, std::vector<Outcome> outcomes);
+	// Queues the DSNs written for accounts delivered over LMTP.
+	void enqueue_dsns(std::vector<server::OutboundMessage>& dsns);
 	void finish_all(Delivery& d, const std::string& error, bool permanent);
 	void on_settled(Delivery& d, Settled& settled);
 	void release(Delivery& d, const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled);

@@ -292,56 +292,13 @@ Outcome Connection::cmd_rcpt(std::string_view args) {
 	return rcpt_accepted(std::move(*r));
 }
 
-// Where a recipient goes: the localserve account, a local account, or
-// (submission) out; port 25 refuses foreign domains and addresses.
-smtp::Status Connection::route_recipient(Recipient& rcpt) const {
-	if (const config::Account* acc = localserve().sole_account()) {
-		rcpt.local = true;
-		rcpt.account = acc->name;
-		rcpt.mailbox = "INBOX";
-		return {};
-	}
-	if (rcpt.address.ip) {
-		if (!submission()) return error_reply(550, se::addr_bad_dest_mailbox1, "not accepting email for ip");
-		return {};
-	}
-	auto res = cfg->resolve_recipient(rcpt.address.localpart, rcpt.postmaster ? "" : rcpt.address.domain.ascii);
-	switch (res.kind) {
-	case config::Config::RcptKind::local:
-		rcpt.local = true;
-		rcpt.account = res.account->name;
-		rcpt.mailbox = res.mailbox;
-		break;
-	case config::Config::RcptKind::foreign_domain:
-		if (!submission()) return error_reply(550, se::addr_bad_dest_mailbox1, "not accepting email for domain");
-		break;
-	case config::Config::RcptKind::unknown_user:
-		// RFC 5321 3.5.3 lets a server keep quiet about which users exist:
-		// on port 25 the failure shows only after DATA.
-		if (submission()) return error_reply(550, se::addr_bad_dest_mailbox1, "no such user");
-		break;
-	}
-	return {};
-}
-
 Outcome Connection::rcpt_accepted(smtp::RcptArgs r) {
-	Recipient rcpt;
-	rcpt.postmaster = r.postmaster;
-	rcpt.notify = r.notify;
-	if (r.orcpt) rcpt.orcpt = smtp::orcpt_to_stored(*r.orcpt);
-	if (r.postmaster) {
-		rcpt.address.localpart = "postmaster";
-		// doc/behaviour.md D9: rendered with the listener's hostname.
-		rcpt.display = "postmaster@" + hostname();
-	} else {
-		rcpt.address = r.to;
-		rcpt.display = address_text(rcpt.address);
-	}
-	if (auto failure = localserve_command_failure("rcptto", rcpt.address.localpart)) return std::move(*failure);
-	if (smtp::Status s = route_recipient(rcpt); !s) return s.error();
-	if (milter_check(MilterStage::rcpt, "<" + rcpt.display + ">", [r](Connection& c) { c.apply(c.rcpt_accepted(r)); }))
+	decide::RecipientDecision d = decide::resolve_recipient(*cfg, r, {hostname(), submission(), tx.smtputf8});
+	if (auto failure = localserve_command_failure("rcptto", d.recipient.address.localpart)) return std::move(*failure);
+	if (d.refused) return error_reply(d.code, d.secode, std::move(d.text));
+	if (milter_check(MilterStage::rcpt, "<" + d.recipient.display + ">", [r](Connection& c) { c.apply(c.rcpt_accepted(r)); }))
 		return Outcome::suspended();
-	tx.recipients.push_back(std::move(rcpt));
+	tx.recipients.push_back(std::move(d.recipient));
 	reply(250, se::addr_other0, "now on the list");
 	return Outcome::replied();
 }

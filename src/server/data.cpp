@@ -41,25 +41,6 @@ namespace {
 
 constexpr int64_t default_max_message_size = 104857600;
 
-// The combined reply when every recipient failed (doc/behaviour.md §4
-// DATA step 10): one code if all agree, else one line per recipient.
-SmtpError all_failed_reply(const std::vector<DeliverError>& errors) {
-	bool same = true;
-	bool permanent = false;
-	std::string joined;
-	for (const auto& e : errors) {
-		if (e.code != errors[0].code || e.secode != errors[0].secode) same = false;
-		if (e.code >= 500) permanent = true;
-		if (!joined.empty()) joined += "\n";
-		joined += e.text;
-	}
-	if (same) return SmtpError{errors[0].code, errors[0].secode, joined};
-	std::string lines;
-	for (const auto& e : errors)
-		lines += std::to_string(e.code) + " " + smtp::enhanced_code(e.code, e.secode) + " " + e.text + "\n";
-	lines += "multiple errors";
-	return SmtpError{permanent ? 554 : 451, std::string(se::sys_other0), lines};
-}
 }  // namespace
 
 // The refusal of a message over the listener's limit, for DATA and BDAT
@@ -241,7 +222,7 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 	std::string common = message::build_return_path(tx.mail_from ? address_text(*tx.mail_from) : std::string());
 	message::ReceivedInfo ri = received_info(now);
 	if (an) {
-		common += authentication_results(*an);
+		common += decide::authentication_results(*an, global_hostname(), remote_ip);
 		common += an->spf.header();
 		// The verified reverse name, when it differs from the EHLO name.
 		std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0] : an->iprev.name;
@@ -355,32 +336,7 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	}
 	message::ReceivedInfo ri = received_info(now);
 	if (cfg->localserve) {
-		// Localserve: the special localparts fail the whole transaction, then
-		// every copy goes to the one account.
-		for (const auto& rc : tx.recipients) {
-			LocalserveFailure f = localserve_failure(rc.address.localpart);
-			if (f.timeout) {
-				unlink(path.c_str());
-				rset();
-				stall_then_reply(3600, SmtpError{451, std::string(se::other0), "timing out submission due to special localpart"});
-				return;
-			}
-			if (f.code != 0) {
-				unlink(path.c_str());
-				refuse_message(error_reply(f.code, se::other0,
-				                           "failure with code " + std::to_string(f.code) + " due to special localpart"));
-				return;
-			}
-		}
-		auto copies = std::make_shared<std::vector<LocalCopy>>();
-		std::vector<std::string> rcpts;
-		const config::Account& acc = cfg->accounts.begin()->second;
-		for (const auto& rc : tx.recipients) {
-			ri.for_rcpt = rc.display;
-			copies->push_back(local_copy(acc, "INBOX", rc.display, message::build_received(ri) + r.common_prefix, {}));
-			rcpts.push_back(rc.display);
-		}
-		write_copies(std::move(copies), std::move(rcpts), {}, path);
+		submit_localserve(r, path, ri);
 		return;
 	}
 	OutboundQueue* queue = srv.outbound();
@@ -401,16 +357,9 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	msg.dsn_ret = smtp::ret_to_string(tx.dsn_ret);
 	msg.envid = tx.envid;
 	msg.requiretls = tx.requiretls;
-	for (const auto& rc : tx.recipients) {
-		ri.for_rcpt = rc.display;
-		OutboundRecipient o;
-		o.to = rc.display;
-		o.notify = rc.notify;
-		o.orcpt = rc.orcpt;
-		o.domain = rc.address.ip ? rc.address.ip->to_literal() : rc.address.domain.ascii;
-		o.prefix = message::build_received(ri) + r.common_prefix;
-		msg.recipients.push_back(std::move(o));
-	}
+	for (auto& copy : decide::submission_copies(tx.recipients, ri, r.common_prefix))
+		msg.recipients.push_back({std::move(copy.to), std::move(copy.domain), std::move(copy.prefix), copy.notify,
+		                          std::move(copy.orcpt)});
 	queue->enqueue(std::move(msg), suspend([](Connection& c, const std::string& error) {
 		size_t recipients = c.tx.recipients.size();
 		core::stats().count_submission(error.empty() ? "ok" : "queueerror", recipients);  // per recipient, as the seed
@@ -427,6 +376,34 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 		c.reply(250, "2.0", "it is done");
 	}));
 	flush();
+}
+
+// Localserve: the special localparts fail the whole transaction, then
+// every copy goes to the one account.
+void Connection::submit_localserve(const SubmissionResult& r, const std::string& path, const message::ReceivedInfo& ri) {
+	for (const auto& rc : tx.recipients) {
+		LocalserveFailure f = localserve_failure(rc.address.localpart);
+		if (f.timeout) {
+			unlink(path.c_str());
+			rset();
+			stall_then_reply(3600, SmtpError{451, std::string(se::other0), "timing out submission due to special localpart"});
+			return;
+		}
+		if (f.code != 0) {
+			unlink(path.c_str());
+			refuse_message(error_reply(f.code, se::other0,
+			                           "failure with code " + std::to_string(f.code) + " due to special localpart"));
+			return;
+		}
+	}
+	auto copies = std::make_shared<std::vector<LocalCopy>>();
+	std::vector<std::string> rcpts;
+	const config::Account& acc = cfg->accounts.begin()->second;
+	for (auto& copy : decide::submission_copies(tx.recipients, ri, r.common_prefix)) {
+		copies->push_back(local_copy(acc, "INBOX", copy.to, std::move(copy.prefix), {}));
+		rcpts.push_back(copy.to);
+	}
+	write_copies(std::move(copies), std::move(rcpts), {}, path);
 }
 
 // What local delivery (an LMTP server) needs of this transaction.
@@ -458,29 +435,12 @@ void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, st
 	    srv, path, std::move(*copies), local_envelope(),
 	    suspend([copy_rcpts = std::move(copy_rcpts), errors = std::move(errors), an](
 	                Connection& c, std::vector<CopyOutcome> outcomes) mutable {
-		    std::string failure;
-		    size_t storage_failed = 0;
-		    for (size_t i = 0; i < outcomes.size(); ++i) {
-			    const CopyOutcome& o = outcomes[i];
-			    if (o.delivered) continue;
-			    if (!o.storage_error.empty()) {
-				    failure = o.storage_error;
-				    ++storage_failed;
-				    continue;
-			    }
-			    // The LMTP server's answer for this recipient, or 451 4.3.0
-			    // when it could not be reached in time.
-			    c.submission() ? core::stats().count_submission("localserveerror") : core::stats().count_delivery("delivererror", "lmtp");
-			    errors.push_back({copy_rcpts[i], o.code, o.secode, o.permanent, o.text});
-		    }
-		    if (!failure.empty()) {
-			    log::error("maildir delivery failed", {{"error", failure}});
-			    c.submission() ? core::stats().count_submission("localserveerror", storage_failed) : core::stats().count_delivery("delivererror", "no-bad-signals", storage_failed);
-			    bool disk_full = is_storage_full_error(failure);
-			    if (disk_full) c.srv.disk_space().report_full();
-			    SmtpError e = storage_failure(disk_full, "error processing");
-			    for (size_t i = 0; i < outcomes.size(); ++i)
-				    if (!outcomes[i].storage_error.empty()) errors.push_back({copy_rcpts[i], e.code, e.secode, false, e.text});
+		    for (const FailedCopy& f : failed_copies(c.srv, outcomes, copy_rcpts)) {
+			    if (c.submission())
+				    core::stats().count_submission("localserveerror");
+			    else
+				    core::stats().count_delivery("delivererror", f.storage ? "no-bad-signals" : "lmtp");
+			    errors.push_back(f.error);
 		    }
 		    c.delivery_done(std::move(errors), an);
 	    }));
@@ -496,7 +456,7 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 	else if (!an)
 		core::stats().count_delivery("delivered", "no-bad-signals", total - errors.size());
 	if (errors.size() == total) {
-		refuse_message(all_failed_reply(errors));
+		refuse_message(decide::all_failed_reply(errors));
 		return;
 	}
 	if (!errors.empty()) {

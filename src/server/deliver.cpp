@@ -12,10 +12,9 @@
 #include <set>
 
 #include "core/stats.h"
+#include "decide/incoming_dsn.h"
 #include "inbound/delivery_rate.h"
-#include "mailauth/publicsuffix.h"
 #include "store/history.h"
-#include "mailauth/auth_methods.h"
 #include "mailauth/dnsbl.h"
 #include "message/auth_results.h"
 #include "message/dsn.h"
@@ -120,77 +119,6 @@ void Connection::analysis_verify(std::shared_ptr<InboundAnalysis> an) {
 	flush();
 }
 
-std::string Connection::authentication_results(const InboundAnalysis& an) const {
-	std::vector<message::AuthMethod> methods;
-	methods.push_back(mailauth::iprev_auth_method(an.iprev.status, remote_ip));
-	for (auto& m : mailauth::dkim_auth_methods(an.dkim)) methods.push_back(std::move(m));
-	methods.push_back(mailauth::spf_auth_method(an.spf.result, an.spf.identity, an.spf_domain()));
-	methods.push_back(mailauth::dmarc_auth_method(an.dmarc));
-	return message::build_authentication_results(global_hostname(), "", methods);
-}
-
-namespace {
-
-inbound::SpfVerdict spf_verdict(mailauth::SpfStatus s) {
-	switch (s) {
-	case mailauth::SpfStatus::none: return inbound::SpfVerdict::none;
-	case mailauth::SpfStatus::neutral: return inbound::SpfVerdict::neutral;
-	case mailauth::SpfStatus::pass: return inbound::SpfVerdict::pass;
-	case mailauth::SpfStatus::fail: return inbound::SpfVerdict::fail;
-	case mailauth::SpfStatus::softfail: return inbound::SpfVerdict::softfail;
-	case mailauth::SpfStatus::temperror: return inbound::SpfVerdict::temperror;
-	case mailauth::SpfStatus::permerror: return inbound::SpfVerdict::permerror;
-	}
-	return inbound::SpfVerdict::none;
-}
-
-}  // namespace
-
-// Everything inbound::analyze() and the history read about this message,
-// in one place. The junk filter (facts.junk_filter), a kept DMARC or TLS
-// report (facts.report_kept) and subject-pass (facts.subject_pass) stay at
-// their "not known" values here; each of those features fills its field
-// with one call before the per-account look-ups.
-void gather_message_facts(InboundAnalysis& an, const IpAddr& remote_ip, const smtp::HelloArg& hello,
-                          const std::optional<smtp::Address>& mail_from) {
-	inbound::MessageFacts& f = an.facts;
-	f.dmarc_used = an.dmarc.use;
-	f.dmarc_reject = an.dmarc.reject;
-	f.dmarc_pass = an.dmarc.status == mailauth::DmarcStatus::pass;
-	// Only a result for the MAIL FROM identity counts (doc/behaviour.md §9).
-	f.spf_mailfrom = an.spf.identity == mailauth::SpfReceived::Identity::mailfrom ? spf_verdict(an.spf.result)
-	                                                                               : inbound::SpfVerdict::none;
-	f.iprev_pass = an.iprev.status == mailauth::IprevStatus::pass;
-
-	inbound::MessageIdentity& m = an.identity;
-	m.from_localpart = an.from_localpart;
-	m.from_domain = ascii_lower(an.from_domain);
-	m.from_org_domain = m.from_domain.empty() ? "" : mailauth::organizational_domain(m.from_domain);
-	// RFC 7489 3.1: a From domain aligned with a passing SPF or DKIM identity.
-	m.from_validated = f.dmarc_pass || an.dmarc.aligned_dkim_pass || an.dmarc.aligned_spf_pass;
-	std::set<std::string> dkim;
-	for (const auto& r : an.dkim)
-		if (r.status == mailauth::dkim::Status::pass && !r.domain().empty()) dkim.insert(ascii_lower(r.domain()));
-	m.dkim_domains.assign(dkim.begin(), dkim.end());
-	if (mail_from) {
-		m.mailfrom_localpart = mail_from->localpart;
-		m.mailfrom_domain = ascii_lower(mail_from->domain.ascii);
-	}
-	m.mailfrom_validated = an.spf.identity == mailauth::SpfReceived::Identity::mailfrom &&
-	                       an.spf.result == mailauth::SpfStatus::pass;
-	if (!hello.ip) m.ehlo_domain = ascii_lower(hello.domain.ascii);
-	// The EHLO name is validated by an SPF pass for the HELO identity, or by
-	// iprev verifying exactly that name (RFC 8601 2.7.3).
-	m.ehlo_validated = !m.ehlo_domain.empty() &&
-	                   ((an.spf.identity == mailauth::SpfReceived::Identity::helo &&
-	                     an.spf.result == mailauth::SpfStatus::pass) ||
-	                    (f.iprev_pass && ascii_lower(an.iprev.name) == m.ehlo_domain));
-	auto masks = store::ip_masks(remote_ip.to_string());
-	m.ip1 = masks[0];
-	m.ip2 = masks[1];
-	m.ip3 = masks[2];
-}
-
 void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
 	// Its four fields are built only when the line is written (every message).
 	if (log::enabled(log::Level::debug))
@@ -199,7 +127,9 @@ void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
 		            {"spf", mailauth::spf_status_name(an->spf.result)},
 		            {"dkim_signatures", std::to_string(an->dkim.size())},
 		            {"dmarc_reject", an->dmarc.use && an->dmarc.reject ? "yes" : "no"}});
-	gather_message_facts(*an, remote_ip, *hello, tx.mail_from);
+	decide::SenderFacts sender = decide::gather_sender_facts(*an, store::ip_masks(remote_ip.to_string()), *hello, tx.mail_from);
+	an->facts = std::move(sender.facts);
+	an->identity = std::move(sender.identity);
 	// Zones that fail RFC 5782 5's test addresses are skipped.
 	srv.dnsbl_health().healthy_zones(cid, listener().smtp.dnsbl_zones,
 	                                 suspend([an](Connection& c, const std::vector<std::string>& zones) {
@@ -237,8 +167,39 @@ void Connection::analysis_history(std::shared_ptr<InboundAnalysis> an) {
 	keep_reports_then(*this, an, [an](Connection& c, bool) { c.analysis_accounts(an); });
 }
 
-// The rest of the facts, per destination account (reputation, rate counts,
-// junk filter, subject-pass), then inbound::analyze(), on a worker.
+namespace {
+
+// One destination account's facts (reputation, rate counts, junk filter,
+// subject-pass) and its verdict; a worker step, it reads the history.
+decide::AccountDecision decide_for_account(const InboundAnalysis& an, const config::Account& settings, store::Env* env,
+                                           bool report_kept, int64_t now) {
+	decide::AccountDecision d;
+	inbound::MessageFacts facts = an.facts;
+	facts.report_kept = report_kept;
+	facts.junk_filter = store::junk_probability(env, settings, an.path);
+	facts.subject_pass = store::subject_pass_facts(env, settings, an.path, now);
+	std::optional<std::string> rate_refusal;
+	if (env) {
+		store::MessageHistory history(*env);
+		try {
+			facts.reputation = history.reputation(settings.name, an.identity, now);
+			const auto& limits = settings.delivery_rate_limits;
+			auto counts = history.delivery_counts(settings.name, {an.identity.ip1, an.identity.ip2, an.identity.ip3}, now);
+			rate_refusal = inbound::delivery_rate_refusal(counts, an.size, limits);
+			d.rejects = history.rejects(settings.name);
+		} catch (const std::exception& e) {
+			log::error("reading message history", {{"account", settings.name}, {"error", e.what()}});
+			facts.reputation.error = true;
+			d.history_error = true;
+		}
+	}
+	d.verdict = decide::account_verdict(facts, rate_refusal);
+	return d;
+}
+
+}  // namespace
+
+// The rest of the facts and the verdict, per destination account, on a worker.
 void Connection::analysis_accounts(std::shared_ptr<InboundAnalysis> an) {
 	std::set<std::string> accounts, report_accounts;
 	for (const auto& r : tx.recipients) {
@@ -252,148 +213,89 @@ void Connection::analysis_accounts(std::shared_ptr<InboundAnalysis> an) {
 	    [an, accounts, report_accounts, env, config] {
 		    hash_inbound_message(*an);
 		    int64_t now = std::time(nullptr);
-		    for (const auto& account : accounts) {
-			    InboundAnalysis::AccountDecision d;
-			    inbound::MessageFacts facts = an->facts;
-			    const config::Account& settings = config->accounts.at(account);
-			    facts.report_kept = report_accounts.count(account) > 0;
-			    facts.junk_filter = store::junk_probability(env, settings, an->path);
-			    facts.subject_pass = store::subject_pass_facts(env, settings, an->path, now);
-			    std::optional<std::string> rate_refusal;
-			    if (env) {
-				    store::MessageHistory history(*env);
-				    try {
-					    facts.reputation = history.reputation(account, an->identity, now);
-					    const auto& limits = settings.delivery_rate_limits;
-					    auto counts =
-					        history.delivery_counts(account, {an->identity.ip1, an->identity.ip2, an->identity.ip3}, now);
-					    rate_refusal = inbound::delivery_rate_refusal(counts, an->size, limits);
-					    d.rejects = history.rejects(account);
-				    } catch (const std::exception& e) {
-					    log::error("reading message history", {{"account", account}, {"error", e.what()}});
-					    facts.reputation.error = true;
-					    d.history_error = true;
-				    }
-			    }
-			    if (rate_refusal)
-				    d.verdict = inbound::Verdict{false, 452, std::string(se::mailbox_full2), *rate_refusal,
-				                                 "rate-limited", false};
-			    else
-				    d.verdict = inbound::analyze(facts);
-			    an->decisions[account] = std::move(d);
-		    }
+		    for (const auto& account : accounts)
+			    an->decisions[account] =
+			        decide_for_account(*an, config->accounts.at(account), env, report_accounts.count(account) > 0, now);
 	    },
 	    suspend([an](Connection& c) { c.analysis_verdicts(an); }));
 	flush();
 }
 
 void Connection::analysis_verdicts(std::shared_ptr<InboundAnalysis> an) {
-	bool refused = false, delay = false;
-	for (const auto& [account, d] : an->decisions) {
-		const inbound::Verdict& v = d.verdict;
-		if (!v.accept) {
-			refused = true;
-			log::event(log::Level::info, cid, "incoming message rejected",
-			           {{"account", account},
-			            {"reason", v.reason},
-			            {"code", std::to_string(v.code)},
-			            {"zone", an->facts.dnsbl_listed_zone}});
-		}
-		if (inbound::first_time_delay_applies(v)) delay = true;
+	decide::VerdictSummary summary = decide::summarize_verdicts(an->decisions);
+	for (const auto& account : summary.refused_accounts) {
+		const inbound::Verdict& v = an->decisions.at(account).verdict;
+		log::event(log::Level::info, cid, "incoming message rejected",
+		           {{"account", account},
+		            {"reason", v.reason},
+		            {"code", std::to_string(v.code)},
+		            {"zone", an->facts.dnsbl_listed_zone}});
 	}
 	// A refused sender (analysis or rate limit) is kept busy from now on.
-	if (refused) flags.slow = true;
+	if (!summary.refused_accounts.empty()) flags.slow = true;
 	// The seed holds a sender nothing is known about for a while before
 	// storing (a timer here, never a sleep); known senders never wait.
 	double seconds = static_cast<double>(listener().smtp.first_time_sender_delay_ms) / 1000.0;
-	if (delay && seconds > 0) {
+	if (summary.first_time_delay && seconds > 0) {
 		stall_then(seconds, [an](Connection& c) { c.deliver_copies(an); });
 		return;
 	}
 	deliver_copies(an);
 }
 
-// The copies of a port-25 message: one per recipient whose account
-// accepted it, with the reason header first (doc/behaviour.md §7); for an
-// account that refused it, the error and one copy in its Rejects mailbox
-// (doc/behaviour.md §9 "Rejects").
+// The copies of a port-25 message as decide::plan_inbound_copies lays them
+// out (doc/behaviour.md §7, §9 "Rejects"), each with the reason header first.
 void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, const std::string& common,
                                         message::ReceivedInfo ri) {
-	int64_t now = std::time(nullptr);
+	decide::CopyPlanInput in;
+	in.message_id = an->message_id;
+	in.sha256 = an->sha256;
+	in.now = std::time(nullptr);
+	in.history_available = srv.env() != nullptr;
+	in.seen_recipients = an->seen_recipients;
+	decide::InboundCopyPlan plan = decide::plan_inbound_copies(tx.recipients, an->decisions, *cfg, in);
+	if (plan.unknown_users) core::stats().count_delivery("unknownuser", "", plan.unknown_users);  // tern_smtpserver_delivery_total
+	for (const auto& reason : plan.refusal_reasons) core::stats().count_delivery("reject", reason);  // per recipient, as the seed
+	an->rejects_to_remove = std::move(plan.rejects_to_remove);
+	// One LMTP transaction, several recipients: no "for" (RFC 5321 4.4).
+	std::string shared = message::build_received(ri);
 	auto copies = std::make_shared<std::vector<LocalCopy>>();
 	std::vector<std::string> copy_rcpts;
-	std::vector<DeliverError> errors;
-	// When every account refused, unknown recipients share the refusal's code,
-	// so the client gets one reply rather than a list (the seed's way).
-	const inbound::Verdict* refusal_for_all = nullptr;
-	for (const auto& [account, d] : an->decisions) {
-		if (d.verdict.accept) {
-			refusal_for_all = nullptr;
-			break;
-		}
-		if (!refusal_for_all) refusal_for_all = &d.verdict;
-	}
-	std::set<std::string> rejects_done;
-	for (const auto& r : tx.recipients) {
-		if (!r.local) {
-			core::stats().count_delivery("unknownuser", "");  // tern_smtpserver_delivery_total
-			if (refusal_for_all)
-				errors.push_back({r.display, refusal_for_all->code, refusal_for_all->secode,
-				                  refusal_for_all->code >= 500, "no such user"});
-			else
-				errors.push_back({r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"});
-			continue;
-		}
-		const config::Account& account = cfg->accounts.at(r.account);
-		const InboundAnalysis::AccountDecision& d = an->decisions.at(r.account);
-		const inbound::Verdict& v = d.verdict;
-		std::string reason_header = "X-Tern-Reason: " + v.reason + "\r\n";
-		message::ReceivedInfo shared = ri;  // one LMTP transaction, several recipients: no "for"
+	for (const auto& planned : plan.copies) {
+		const Recipient& r = tx.recipients[planned.recipient];
+		const config::Account& account = cfg->accounts.at(planned.account);
+		std::string reason_header = "X-Tern-Reason: " + planned.reason + "\r\n";
 		ri.for_rcpt = r.display;
-		if (v.accept) {
+		std::string prefix = reason_header + common + message::build_received(ri);
+		if (planned.rejects_copy) {
+			// The Rejects mailbox is always tern's own Maildir, also for an
+			// account that takes its mail over LMTP.
+			LocalCopy rejected;
+			rejected.maildir.maildir = account.maildir;
+			rejected.maildir.mailbox = account.rejects_mailbox;
+			rejected.maildir.prefix = std::move(prefix);
+			copies->push_back(std::move(rejected));
+			copy_rcpts.push_back("");  // not a recipient's delivery
+		} else {
 			// To the account's Maildir or its LMTP server (server/local_delivery).
-			copies->push_back(local_copy(account, r.mailbox, r.display, reason_header + common + message::build_received(ri),
-			                             reason_header + common + message::build_received(shared)));
-			copies->back().maildir.seen = an->seen_recipients.count(r.display) > 0;  // a kept DMARC/TLS report
+			copies->push_back(local_copy(account, r.mailbox, r.display, std::move(prefix), reason_header + common + shared));
 			copy_rcpts.push_back(r.display);
-			an->copy_notes.push_back({r.account, v.reason, false});
-			auto superseded = inbound::rejects_superseded(d.rejects, an->message_id);
-			auto& remove = an->rejects_to_remove[r.account];
-			remove.insert(remove.end(), superseded.begin(), superseded.end());
-			continue;
 		}
-		core::stats().count_delivery("reject", v.reason);  // per recipient, as the seed
-		errors.push_back({r.display, v.code, v.secode, v.code >= 500, v.text});
-		// One Rejects copy per account, only when its history could be read
-		// (otherwise the Rejects mailbox could not be kept tidy).
-		if (d.history_error || !srv.env() || !rejects_done.insert(r.account).second) continue;
-		inbound::RejectsPlan plan = inbound::plan_reject(d.rejects, an->message_id, an->sha256, account.keep_rejects, now);
-		auto& remove = an->rejects_to_remove[r.account];
-		remove.insert(remove.end(), plan.remove.begin(), plan.remove.end());
-		if (!plan.store) continue;
-		// The Rejects mailbox is always tern's own Maildir, also for an
-		// account that takes its mail over LMTP.
-		LocalCopy rejected;
-		rejected.maildir.maildir = account.maildir;
-		rejected.maildir.mailbox = account.rejects_mailbox;
-		rejected.maildir.prefix = reason_header + common + message::build_received(ri);
-		rejected.maildir.seen = true;
-		copies->push_back(std::move(rejected));
-		copy_rcpts.push_back("");  // not a recipient's delivery
-		an->copy_notes.push_back({r.account, v.reason, true});
+		copies->back().maildir.seen = planned.seen;
 	}
+	an->copy_notes = std::move(plan.copies);
 	std::string path = std::move(message_path);
 	message_path.clear();  // the worker owns the file now
 	if (copies->empty()) {
 		unlink(path.c_str());
-		record_inbound_history(an, {}, std::move(errors));
+		record_inbound_history(an, {}, std::move(plan.errors));
 		return;
 	}
 	// The reply waits for every copy (the Maildir batch, the LMTP servers)
 	// and then for the history records.
 	deliver_local_copies(
 	    srv, path, std::move(*copies), local_envelope(),
-	    suspend([an, copy_rcpts = std::move(copy_rcpts), errors = std::move(errors)](
+	    suspend([an, copy_rcpts = std::move(copy_rcpts), errors = std::move(plan.errors)](
 	                Connection& c, std::vector<CopyOutcome> outcomes) mutable {
 		    c.inbound_copies_written(an, copy_rcpts, outcomes, std::move(errors));
 	    }));
@@ -404,44 +306,27 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 // errors, and the Maildir copies that landed get their history records.
 void Connection::inbound_copies_written(std::shared_ptr<InboundAnalysis> an, const std::vector<std::string>& copy_rcpts,
                                         const std::vector<CopyOutcome>& outcomes, std::vector<DeliverError> errors) {
-	std::vector<store::MaildirCopy> written;
-	std::vector<InboundAnalysis::CopyNote> notes;
-	std::string storage_failure_text;
-	for (size_t i = 0; i < outcomes.size() && i < an->copy_notes.size(); ++i) {
-		const CopyOutcome& o = outcomes[i];
-		const auto& note = an->copy_notes[i];
-		if (o.delivered) {
-			// A copy an LMTP server took has no file of ours: the scanner
-			// cannot follow it, so it gets no history record.
-			if (!o.final_path.empty()) {
-				store::MaildirCopy w;
-				w.maildir = cfg->accounts.at(note.account).maildir;
-				w.final_path = o.final_path;
-				written.push_back(std::move(w));
-				notes.push_back(note);
-			}
-			continue;
-		}
+	for (const FailedCopy& f : failed_copies(srv, outcomes, copy_rcpts)) {
+		const auto& note = an->copy_notes.at(f.index);
 		if (note.rejects_copy) {
-			log::error("storing a Rejects copy failed", {{"account", note.account}, {"error", o.storage_error}});
+			log::error("storing a Rejects copy failed", {{"account", note.account}, {"error", outcomes[f.index].storage_error}});
 			continue;
 		}
-		if (!o.storage_error.empty()) {
-			storage_failure_text = o.storage_error;
-			bool disk_full = is_storage_full_error(o.storage_error);
-			SmtpError e = storage_failure(disk_full, "error processing");
-			core::stats().count_delivery("delivererror", note.reason);
-			errors.push_back({copy_rcpts[i], e.code, e.secode, false, e.text});
-			continue;
-		}
-		// The LMTP server's answer for this recipient, or 451 4.3.0 when it
-		// could not be reached in time.
-		core::stats().count_delivery("delivererror", "lmtp");
-		errors.push_back({copy_rcpts[i], o.code, o.secode, o.permanent, o.text});
+		// The LMTP server's answer counts as "lmtp", a storage failure by its reason.
+		core::stats().count_delivery("delivererror", f.storage ? note.reason : "lmtp");
+		errors.push_back(f.error);
 	}
-	if (!storage_failure_text.empty()) {
-		log::error("maildir delivery failed", {{"error", storage_failure_text}});
-		if (is_storage_full_error(storage_failure_text)) srv.disk_space().report_full();
+	std::vector<store::MaildirCopy> written;
+	std::vector<decide::PlannedCopy> notes;
+	for (size_t i = 0; i < outcomes.size() && i < an->copy_notes.size(); ++i) {
+		// A copy an LMTP server took has no file of ours: the scanner
+		// cannot follow it, so it gets no history record.
+		if (!outcomes[i].delivered || outcomes[i].final_path.empty()) continue;
+		store::MaildirCopy w;
+		w.maildir = cfg->accounts.at(an->copy_notes[i].account).maildir;
+		w.final_path = outcomes[i].final_path;
+		written.push_back(std::move(w));
+		notes.push_back(an->copy_notes[i]);
 	}
 	an->copy_notes = std::move(notes);
 	record_inbound_history(an, std::move(written), std::move(errors));
@@ -523,19 +408,9 @@ void Connection::record_inbound_history(std::shared_ptr<InboundAnalysis> an, std
 }
 
 std::string Connection::count_inbound_deliveries(const InboundAnalysis& an, const std::vector<DeliverError>& errors) const {
-	std::set<std::string> failed;
-	for (const auto& e : errors) failed.insert(e.rcpt);
-	std::set<std::string> reasons;
-	for (const auto& r : tx.recipients) {
-		if (!r.local || failed.count(r.display)) continue;
-		auto it = an.decisions.find(r.account);
-		if (it == an.decisions.end()) continue;
-		core::stats().count_delivery("delivered", it->second.verdict.reason);  // tern_smtpserver_delivery_total
-		reasons.insert(it->second.verdict.reason);
-	}
-	std::string out;
-	for (const auto& reason : reasons) out += (out.empty() ? "" : ",") + reason;
-	return out;
+	std::vector<std::string> reasons = decide::delivered_reasons(tx.recipients, an.decisions, errors);
+	for (const auto& reason : reasons) core::stats().count_delivery("delivered", reason);  // tern_smtpserver_delivery_total
+	return decide::join_reasons(reasons);
 }
 
 // The DSN for recipients that failed while others were delivered (RFC 3464,
@@ -546,65 +421,25 @@ std::string Connection::count_inbound_deliveries(const InboundAnalysis& an, cons
 void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& all_errors) {
 	OutboundQueue* queue = srv.outbound();
 	if (!queue) return;
-	// RFC 3461 4.1: only the failures the sender's NOTIFY asks for.
-	auto recipient_of = [this](const std::string& display) -> const Recipient* {
-		for (const auto& rc : tx.recipients)
-			if (rc.display == display) return &rc;
-		return nullptr;
-	};
-	std::vector<DeliverError> errors;
-	for (const auto& e : all_errors) {
-		const Recipient* rc = recipient_of(e.rcpt);
-		if (!rc || smtp::dsn_wanted(rc->notify, smtp::DsnEvent::failure)) errors.push_back(e);
-	}
-	std::vector<const Recipient*> delivered;
-	for (const auto& rc : tx.recipients) {
-		bool failed = false;
-		for (const auto& e : all_errors) failed = failed || e.rcpt == rc.display;
-		if (!failed && smtp::dsn_wanted(rc.notify, smtp::DsnEvent::success)) delivered.push_back(&rc);
-	}
-	if (errors.empty() && delivered.empty()) return;
-	std::time_t now = std::time(nullptr);
-	message::DsnMessage dsn;
-	dsn.smtputf8 = tx.smtputf8;
-	std::string first = errors.empty() ? delivered[0]->display : errors[0].rcpt;
-	dsn.from = "postmaster@" + first.substr(first.rfind('@') + 1);
-	dsn.to = address_text(*tx.mail_from);
-	dsn.subject = errors.empty() ? message::subject_delivered : message::subject_incoming_failure;
-	dsn.message_id = message::make_message_id(global_hostname());
-	for (const auto& f : an.fields)
-		if (f.lower_name == "message-id") dsn.references = f.unfolded_value();
-	dsn.reporting_mta = global_hostname();
-	dsn.envid = tx.envid;  // RFC 3464 2.2.1
-	dsn.received_from_mta = message::received_from_mta_value(
-	    hello->ip ? hello->ip->to_literal() : hello->domain.ascii, remote_ip.to_literal());
-	dsn.arrival = now;
-	dsn.date = now;
-	dsn.tz_offset_s = message::local_utc_offset(now);
-	std::vector<message::IncomingFailure> failures;
-	for (const auto& e : errors) {
-		failures.push_back({e.rcpt, e.text, e.code >= 500});
-		message::DsnRecipient r;
-		r.final_recipient = e.rcpt;
-		if (const Recipient* rc = recipient_of(e.rcpt)) r.original_recipient = rc->orcpt;  // RFC 3464 2.3.1
-		r.action = "failed";
-		r.status = smtp::enhanced_code(e.code, e.secode);
-		r.last_attempt = now;
-		dsn.recipients.push_back(std::move(r));
-	}
-	dsn.text_body = failures.empty() ? "" : message::incoming_failure_text(failures);
-	for (const Recipient* rc : delivered) {
-		message::DsnRecipient r;
-		r.final_recipient = rc->display;
-		r.original_recipient = rc->orcpt;
-		r.action = "delivered";  // RFC 3464 2.3.3
-		r.status = "2.0.0";
-		r.last_attempt = now;
-		dsn.recipients.push_back(std::move(r));
-		dsn.text_body += message::success_dsn_text(rc->display, false, "");
-	}
-	for (const auto& f : an.fields) dsn.original_headers += f.raw;
+	decide::IncomingDsnFacts facts;
+	facts.recipients = tx.recipients;
+	facts.errors = all_errors;
+	facts.mail_from = address_text(*tx.mail_from);
+	facts.smtputf8 = tx.smtputf8;
+	facts.envid = tx.envid;
+	facts.hostname = global_hostname();
+	facts.hello = hello->ip ? hello->ip->to_literal() : hello->domain.ascii;
+	facts.remote_ip_literal = remote_ip.to_literal();
+	facts.fields = an.fields;
+	facts.now = std::time(nullptr);
+	std::optional<message::DsnMessage> composed = decide::incoming_dsn(facts);
+	if (composed) queue_dsn(std::move(*composed), queue);
+}
 
+// Signs, writes and queues a DSN (to the MAIL FROM address, with the null
+// reverse path): disk work for a worker; its fate does not change the reply.
+void Connection::queue_dsn(message::DsnMessage dsn, OutboundQueue* queue) {
+	std::time_t now = dsn.date;
 	std::string domain = dsn.to.substr(dsn.to.rfind('@') + 1);
 	std::string path = cfg->data_dir + "/tmp/dsn-" + std::to_string(cid) + "-" + std::to_string(now);
 	auto error = std::make_shared<std::string>();

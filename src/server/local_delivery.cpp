@@ -7,6 +7,9 @@
 
 #include "net/lmtp_client.h"
 #include "server/server.h"
+#include "server/session.h"
+#include "util/log.h"
+#include "util/storage.h"
 
 namespace tern::server {
 
@@ -20,6 +23,34 @@ LocalCopy local_copy(const config::Account& account, const std::string& mailbox,
 	c.lmtp_rcpt = account.lmtp_recipient.empty() ? rcpt : account.lmtp_recipient;
 	c.shared_prefix = std::move(shared_prefix);
 	return c;
+}
+
+std::vector<FailedCopy> failed_copies(Server& srv, const std::vector<CopyOutcome>& outcomes,
+                                      const std::vector<std::string>& copy_rcpts) {
+	std::vector<FailedCopy> failed;
+	std::string storage_error;
+	for (size_t i = 0; i < outcomes.size() && i < copy_rcpts.size(); ++i) {
+		const CopyOutcome& o = outcomes[i];
+		if (o.delivered) continue;
+		FailedCopy f;
+		f.index = i;
+		f.storage = !o.storage_error.empty();
+		if (f.storage) {
+			if (!copy_rcpts[i].empty()) storage_error = o.storage_error;
+			smtp::SmtpError e = storage_failure(is_storage_full_error(o.storage_error), "error processing");
+			f.error = {copy_rcpts[i], e.code, e.secode, false, e.text};
+		} else {
+			// The LMTP server's answer for this recipient, or 451 4.3.0 when
+			// it could not be reached in time.
+			f.error = {copy_rcpts[i], o.code, o.secode, o.permanent, o.text};
+		}
+		failed.push_back(std::move(f));
+	}
+	if (!storage_error.empty()) {
+		log::error("maildir delivery failed", {{"error", storage_error}});
+		if (is_storage_full_error(storage_error)) srv.disk_space().report_full();
+	}
+	return failed;
 }
 
 namespace {

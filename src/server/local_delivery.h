@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "decide/recipient.h"
 #include "store/maildir.h"
 
 namespace tern::server {
@@ -41,6 +42,22 @@ struct CopyOutcome {
 	bool permanent = false;
 	std::string text;
 };
+
+// A copy that did not land, as its recipient's error: a storage failure
+// (disk trouble) is 452 4.3.1 or 451 4.3.0 "error processing", an LMTP
+// failure the server's answer.
+struct FailedCopy {
+	size_t index = 0;              // in the outcomes
+	bool storage = false;          // the Maildir write failed
+	decide::DeliverError error;    // for the recipient in copy_rcpts[index]
+};
+
+// The failed copies among `outcomes`. A copy whose entry in `copy_rcpts` is
+// empty is no recipient's delivery (a Rejects copy): reported, but its
+// storage failure is for the caller to log. Logs the other storage failures
+// once and tells the disk-space watch about a full disk.
+std::vector<FailedCopy> failed_copies(Server& srv, const std::vector<CopyOutcome>& outcomes,
+                                      const std::vector<std::string>& copy_rcpts);
 
 // What LMTP needs of the envelope.
 struct LocalEnvelope {

@@ -14,12 +14,14 @@
 
 #include "config/config.h"
 #include "core/conn_table.h"
+#include "decide/recipient.h"
 #include "core/watchers.h"
 #include "net/listener.h"
 #include "net/tls.h"
 #include "net/transport.h"
 #include "sasl/mechanism.h"
 #include "store/maildir.h"
+#include "message/dsn.h"
 #include "message/headers.h"
 #include "server/dovecot_auth_client.h"
 #include "server/early_lookup.h"
@@ -43,6 +45,7 @@ smtp::SmtpError storage_failure(bool disk_full, std::string text);
 
 class Server;
 class MilterSession;
+class OutboundQueue;
 struct MilterVerdict;
 enum class MilterStage;
 
@@ -56,17 +59,10 @@ enum class SessionState : uint8_t {
 	proxy_header,   // waiting for the PROXY protocol header (no greeting yet)
 };
 
-struct Recipient {
-	smtp::Address address;
-	bool postmaster = false;      // the bare <POSTMASTER> form
-	bool local = false;           // resolves to an account
-	std::string account;          // account name when local
-	std::string mailbox;          // destination mailbox when local
-	// The address as written into headers (Received "for").
-	std::string display;
-	uint8_t notify = 0;           // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
-	std::string orcpt;            // RFC 3461 4.2 ORCPT, stored form "type;address" ("" = none)
-};
+// The transaction's recipient and its failure record live with the
+// recipient decision (decide/recipient.h).
+using Recipient = decide::Recipient;
+using DeliverError = decide::DeliverError;
 
 // The mail transaction (RFC 5321 3.3): reset by RSET, HELO/EHLO, and any
 // final reply to DATA (doc/behaviour.md D2).
@@ -80,15 +76,6 @@ struct Transaction {
 	bool requiretls = false;                      // RFC 8689 4.1
 	std::vector<Recipient> recipients;
 	std::shared_ptr<EarlySpf> early_spf;     // port 25: started when MAIL FROM is accepted
-};
-
-// A recipient that could not be delivered (doc/behaviour.md §4 DATA).
-struct DeliverError {
-	std::string rcpt;
-	int code;
-	std::string secode;
-	bool user_error;
-	std::string text;
 };
 
 // State that exists only while DATA is being received; allocated at DATA
@@ -203,7 +190,6 @@ struct Connection {
 	smtp::Status sender_allowed(const smtp::MailArgs& m);
 	Outcome mail_accepted(smtp::MailArgs m);
 	Outcome cmd_rcpt(std::string_view args);
-	smtp::Status route_recipient(Recipient& rcpt) const;
 	Outcome rcpt_accepted(smtp::RcptArgs r);
 	Outcome cmd_data(std::string_view args);
 	Outcome cmd_bdat(std::string_view args);
@@ -275,6 +261,7 @@ struct Connection {
 	                  std::shared_ptr<InboundAnalysis> an = nullptr);
 	void delivery_done(std::vector<DeliverError> errors, std::shared_ptr<InboundAnalysis> an = nullptr);
 	void queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& errors);
+	void queue_dsn(message::DsnMessage dsn, OutboundQueue* queue);
 	// Port 25 (server/deliver.cpp): iprev, SPF, DKIM, DMARC, DNSBL, then the
 	// decision, then the copies.
 	void analyze_inbound();
@@ -294,8 +281,8 @@ struct Connection {
 	// Counts delivered recipients by reason; returns the distinct reasons, comma-separated.
 	std::string count_inbound_deliveries(const InboundAnalysis& an, const std::vector<DeliverError>& errors) const;
 	void deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors = {});
-	std::string authentication_results(const InboundAnalysis& an) const;
 	void submit_message();
+	void submit_localserve(const SubmissionResult& r, const std::string& path, const message::ReceivedInfo& ri);
 	void submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now, bool has_8bit,
 	                         int64_t size);
 	message::ReceivedInfo received_info(std::time_t now) const;

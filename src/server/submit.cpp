@@ -53,6 +53,40 @@ std::string dkim_signatures(const config::Config& cfg, const std::string& domain
 
 }  // namespace
 
+namespace {
+
+// The metric label of a refused header (tern_smtpserver_submission_total).
+core::SubmissionRefusal refusal_label(decide::HeaderProblem problem) {
+	switch (problem) {
+	case decide::HeaderProblem::none: break;
+	case decide::HeaderProblem::bad_message: return core::SubmissionRefusal::badmessage;
+	case decide::HeaderProblem::bad_from: return core::SubmissionRefusal::badfrom;
+	case decide::HeaderProblem::bad_header: return core::SubmissionRefusal::badheader;
+	}
+	return core::SubmissionRefusal::other;
+}
+
+// doc/behaviour.md §8 step 5: the daily limits from the outgoing history.
+std::optional<SmtpError> check_send_limits(const SubmissionInput& in, core::SubmissionRefusal& refusal) {
+	if (!in.env) return std::nullopt;
+	std::optional<decide::SendLimits> limits = decide::send_limits_for(*in.cfg, in.account, in.default_limits);
+	if (!limits) return std::nullopt;
+	try {
+		store::SendLimitVerdict v = in.env->check_send_limits(in.account, in.recipients, in.now, limits->messages_per_day,
+		                                                      limits->first_time_recipients_per_day);
+		if (v.messages_reached)
+			refusal = core::SubmissionRefusal::messagelimiterror;
+		else if (v.first_time_reached)
+			refusal = core::SubmissionRefusal::recipientlimiterror;
+		return decide::send_limit_refusal(*limits, v.messages_reached, v.first_time_reached);
+	} catch (const std::exception& e) {
+		log::error("checking send limits", {{"account", in.account}, {"error", e.what()}});
+		return SmtpError{451, std::string(se::sys_other0), "error processing"};
+	}
+}
+
+}  // namespace
+
 SubmissionResult prepare_submission(const SubmissionInput& in) {
 	SubmissionResult res;
 	const config::Config& cfg = *in.cfg;
@@ -77,90 +111,21 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 		res.refusal = core::SubmissionRefusal::badmessage;
 		return res;
 	}
-	// RFC 6409 8.1: the sender may only use its own identities.
-	message::FromResult from = message::parse_single_from(*section);
-	if (!from.ok) {
-		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: " + from.error};
-		res.refusal = core::SubmissionRefusal::badmessage;
-		return res;
-	}
-	res.from_domain = from.address.domain.ascii;
-	if (!cfg.localserve && in.check_from) {
-		const config::Account* acc = cfg.account_for_address(from.address.localpart, from.address.domain.ascii);
-		if (!acc || acc->name != in.account) {
-			res.error = SmtpError{550, std::string(se::pol_delivery_not_auth1), "must match authenticated user"};
-			res.refusal = core::SubmissionRefusal::badfrom;
-			return res;
-		}
-	}
-	// RFC 5321 4.4: Return-Path is added by the final delivery, never by the sender.
-	if (message::has_header(*section, "Return-Path")) {
-		res.error = SmtpError{550, std::string(se::msg_content_other0), "message must not have Return-Path header"};
-		res.refusal = core::SubmissionRefusal::badheader;
-		return res;
-	}
-
-	std::string added;
-	// RFC 6409 8.3 / 8.2: Message-Id and Date when missing.
-	std::string message_id = message::header_value(*section, "Message-Id").value_or("");
-	if (message_id.empty()) {
-		res.message_id = message::make_message_id(in.hostname);
-		added += message::message_id_header(res.message_id);
-	} else {
-		res.message_id = message_id;
-		if (res.message_id.size() >= 2 && res.message_id.front() == '<' && res.message_id.back() == '>')
-			res.message_id = res.message_id.substr(1, res.message_id.size() - 2);
-	}
-	if (message::header_value(*section, "Date").value_or("").empty())
-		added += message::date_header(in.now, message::local_utc_offset(in.now));
-
-	// doc/behaviour.md §8 step 5: daily limits from the outgoing history.
-	if (!cfg.localserve && in.env) {
-		auto acc_it = cfg.accounts.find(in.account);
-		std::optional<SubmissionInput::Limits> limits = in.default_limits;
-		if (acc_it != cfg.accounts.end())
-			limits = SubmissionInput::Limits{acc_it->second.max_outgoing_messages_per_day,
-			                                 acc_it->second.max_first_time_recipients_per_day};
-		if (limits) {
-			try {
-				store::SendLimitVerdict v = in.env->check_send_limits(in.account, in.recipients, in.now, limits->messages_per_day,
-				                                                      limits->first_time_recipients_per_day);
-				if (v.messages_reached) {
-					res.error = SmtpError{451, std::string(se::pol_delivery_not_auth1),
-					                      "max number of messages (" + std::to_string(limits->messages_per_day) +
-					                          ") over past 24h reached, try increasing per-account setting "
-					                          "MaxOutgoingMessagesPerDay"};
-					res.refusal = core::SubmissionRefusal::messagelimiterror;
-					return res;
-				}
-				if (v.first_time_reached) {
-					res.error = SmtpError{451, std::string(se::pol_delivery_not_auth1),
-					                      "max number of new/first-time recipients (" +
-					                          std::to_string(limits->first_time_recipients_per_day) +
-					                          ") over past 24h reached, try increasing per-account setting "
-					                          "MaxFirstTimeRecipientsPerDay"};
-					res.refusal = core::SubmissionRefusal::recipientlimiterror;
-					return res;
-				}
-			} catch (const std::exception& e) {
-				log::error("checking send limits", {{"account", in.account}, {"error", e.what()}});
-				res.error = SmtpError{451, std::string(se::sys_other0), "error processing"};
-				return res;
-			}
-		}
-	}
-
+	decide::SubmissionHeaderChecks checks =
+	    decide::check_submission_header(cfg, *section, {in.account, in.check_from, in.hostname, in.now});
+	res.from_domain = checks.from_domain;
+	res.message_id = checks.message_id;
+	res.error = checks.error;
+	res.refusal = refusal_label(checks.problem);
+	if (!res.error) res.error = check_send_limits(in, res.refusal);
+	if (res.error) return res;
+	std::string added = std::move(checks.added);
 	// DKIM (RFC 6376) for the From domain, when it has keys.
 	if (!cfg.localserve)
 		added += dkim_signatures(cfg, res.from_domain, added, *header, file, section->body_offset - in.extra_header.size(),
 		                         in.now);
 	added += in.extra_header;
-
-	if (in.smtp_auth) {
-		// RFC 8601 with RFC 4954's "auth" method: the sender authenticated.
-		message::AuthMethod auth{"auth", "pass", "", "", {{"smtp", "mailfrom", in.mail_from, true, ""}}};
-		added += message::build_authentication_results(in.hostname, "", {auth});
-	}
+	if (in.smtp_auth) added += decide::submission_auth_results(in.hostname, in.mail_from);
 	res.common_prefix = std::move(added);
 	return res;
 }

@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "core/stats.h"
+#include "decide/submission.h"
 #include "smtp/reply.h"
 
 namespace tern::store {
@@ -37,10 +38,7 @@ struct SubmissionInput {
 	// the sender authenticated over SMTP (Authentication-Results).
 	std::string extra_header;
 	bool check_from = true;
-	struct Limits {
-		int64_t messages_per_day;
-		int64_t first_time_recipients_per_day;
-	};
+	using Limits = decide::SendLimits;
 	std::optional<Limits> default_limits;
 	bool smtp_auth = true;
 };
@@ -55,9 +53,9 @@ struct SubmissionResult {
 	std::string from_domain;
 };
 
-// Checks the From header against the account, refuses a Return-Path,
-// adds Message-Id and Date when missing, applies the daily send limits,
-// DKIM-signs for the From domain's configured selectors, and builds the
+// Reads the header, applies decide::check_submission_header (From, no
+// Return-Path, Message-Id and Date) and the daily send limits, DKIM-signs
+// for the From domain's configured selectors, and adds the
 // Authentication-Results line. Blocking: worker threads only.
 SubmissionResult prepare_submission(const SubmissionInput& in);
 

@@ -288,6 +288,53 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 	CHECK(maildir_files(daemon.maildir("alice")).empty());
 }
 
+TEST_CASE("lmtp: a DSN for a sender whose account takes its mail over LMTP goes to the LMTP server, not the Maildir") {
+	if (!dovecot_usable()) return;
+	AliceDovecot store;
+	DovecotServer& dovecot = *store.server;
+	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+	// The smarthost refuses the recipient: a failed DSN for alice.
+	SmtpSink sink;
+	SmtpSink::Replies refuse;
+	refuse.rcpt = "550 5.1.1 no mailbox by that name";
+	sink.set_replies(refuse);
+	std::string patch = lmtp_patch("unix:" + dovecot.lmtp_socket(), 30, true,
+	                               R"("listeners": {"test": {"submission": {"require_starttls": false}}},
+		"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+	                                   R"(", "smarthost_tls": "none", "retry_base_s": 1, "max_attempts": 8})");
+	TernDaemon daemon({.submission = true, .config_patch = patch, .start = false});
+	daemon.write_config();
+	chown_tree_to_nobody(daemon.dir());
+	std::string out;
+	REQUIRE_MESSAGE(set_password(daemon, "alice", "alice-secret", &out), out);
+	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
+
+	SmtpClient c;
+	REQUIRE(c.connect("127.0.0.1", daemon.submission_port()));
+	REQUIRE(c.greet_and_ehlo());
+	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", "alice-secret")).code == 235);
+	std::string message = "From: <alice@test.example>\r\nTo: <bob@remote.example>\r\nSubject: doomed\r\n"
+	                      "Message-Id: <lmtp-bounce-1@test.example>\r\n\r\nthis will bounce\r\n";
+	Transaction t = send_mail(c, "alice@test.example", {"bob@remote.example"}, message);
+	INFO(log_tail(daemon) << "\n" << dovecot.log_text());
+	REQUIRE(t.step == "END");
+	REQUIRE(t.reply.code == 250);
+
+	REQUIRE(wait_for_log(daemon, "msg=\"failed dsn queued for lmtp\"", 15000));
+	REQUIRE(wait_for_log(daemon, "msg=\"delivered locally\"", 15000));
+	RunResult r = store.inbox_and_first_message();
+	INFO(r.output);
+	CHECK(contains(r.output, "exists 1"));
+	CHECK(contains(r.output, "Subject: mail delivery failed"));
+	CHECK(contains(r.output, "550 5.1.1 no mailbox by that name"));
+	CHECK(contains(r.output, "<lmtp-bounce-1@test.example>"));
+	// The notice came with the null reverse path (RFC 3464 2).
+	CHECK(contains(r.output, "Return-Path: <>\r\n"));
+	// Nothing in tern's own Maildir, nothing left queued.
+	CHECK(maildir_files(daemon.maildir("alice")).empty());
+	CHECK(sink.messages().empty());
+}
+
 namespace {
 
 // A scripted LMTP server for one connection: answers the greeting, LHLO,

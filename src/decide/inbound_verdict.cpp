@@ -1,0 +1,195 @@
+#include "decide/inbound_verdict.h"
+
+#include "mailauth/auth_methods.h"
+#include "mailauth/publicsuffix.h"
+#include "message/auth_results.h"
+#include "smtp/reply.h"
+#include "util/strings.h"
+
+namespace tern::decide {
+
+namespace se = smtp::se;
+
+std::string MessageChecks::spf_domain() const {
+	switch (spf.identity) {
+	case mailauth::SpfReceived::Identity::mailfrom: return spf_args.mailfrom_domain;
+	case mailauth::SpfReceived::Identity::helo: return spf_args.helo_domain;
+	case mailauth::SpfReceived::Identity::none: break;
+	}
+	return {};
+}
+
+namespace {
+
+inbound::SpfVerdict spf_verdict(mailauth::SpfStatus s) {
+	switch (s) {
+	case mailauth::SpfStatus::none: return inbound::SpfVerdict::none;
+	case mailauth::SpfStatus::neutral: return inbound::SpfVerdict::neutral;
+	case mailauth::SpfStatus::pass: return inbound::SpfVerdict::pass;
+	case mailauth::SpfStatus::fail: return inbound::SpfVerdict::fail;
+	case mailauth::SpfStatus::softfail: return inbound::SpfVerdict::softfail;
+	case mailauth::SpfStatus::temperror: return inbound::SpfVerdict::temperror;
+	case mailauth::SpfStatus::permerror: return inbound::SpfVerdict::permerror;
+	}
+	return inbound::SpfVerdict::none;
+}
+
+inbound::MessageFacts message_facts(const MessageChecks& c) {
+	inbound::MessageFacts f;
+	f.dmarc_used = c.dmarc.use;
+	f.dmarc_reject = c.dmarc.reject;
+	f.dmarc_pass = c.dmarc.status == mailauth::DmarcStatus::pass;
+	// Only a result for the MAIL FROM identity counts (doc/behaviour.md §9).
+	f.spf_mailfrom = c.spf.identity == mailauth::SpfReceived::Identity::mailfrom ? spf_verdict(c.spf.result)
+	                                                                             : inbound::SpfVerdict::none;
+	f.iprev_pass = c.iprev.status == mailauth::IprevStatus::pass;
+	return f;
+}
+
+// The EHLO name is validated by an SPF pass for the HELO identity, or by
+// iprev verifying exactly that name (RFC 8601 2.7.3).
+bool ehlo_validated(const MessageChecks& c, const std::string& ehlo_domain) {
+	if (ehlo_domain.empty()) return false;
+	if (c.spf.identity == mailauth::SpfReceived::Identity::helo && c.spf.result == mailauth::SpfStatus::pass)
+		return true;
+	return c.iprev.status == mailauth::IprevStatus::pass && ascii_lower(c.iprev.name) == ehlo_domain;
+}
+
+}  // namespace
+
+SenderFacts gather_sender_facts(const MessageChecks& c, const std::array<std::string, 3>& ip_masks,
+                                const smtp::HelloArg& hello, const std::optional<smtp::Address>& mail_from) {
+	SenderFacts out;
+	out.facts = message_facts(c);
+	inbound::MessageIdentity& m = out.identity;
+	m.from_localpart = c.from_localpart;
+	m.from_domain = ascii_lower(c.from_domain);
+	m.from_org_domain = m.from_domain.empty() ? "" : mailauth::organizational_domain(m.from_domain);
+	// RFC 7489 3.1: a From domain aligned with a passing SPF or DKIM identity.
+	m.from_validated = out.facts.dmarc_pass || c.dmarc.aligned_dkim_pass || c.dmarc.aligned_spf_pass;
+	std::set<std::string> dkim;
+	for (const auto& r : c.dkim)
+		if (r.status == mailauth::dkim::Status::pass && !r.domain().empty()) dkim.insert(ascii_lower(r.domain()));
+	m.dkim_domains.assign(dkim.begin(), dkim.end());
+	if (mail_from) {
+		m.mailfrom_localpart = mail_from->localpart;
+		m.mailfrom_domain = ascii_lower(mail_from->domain.ascii);
+	}
+	m.mailfrom_validated =
+	    c.spf.identity == mailauth::SpfReceived::Identity::mailfrom && c.spf.result == mailauth::SpfStatus::pass;
+	if (!hello.ip) m.ehlo_domain = ascii_lower(hello.domain.ascii);
+	m.ehlo_validated = ehlo_validated(c, m.ehlo_domain);
+	m.ip1 = ip_masks[0];
+	m.ip2 = ip_masks[1];
+	m.ip3 = ip_masks[2];
+	return out;
+}
+
+std::string authentication_results(const MessageChecks& c, const std::string& authserv_id, const IpAddr& remote_ip) {
+	std::vector<message::AuthMethod> methods;
+	methods.push_back(mailauth::iprev_auth_method(c.iprev.status, remote_ip));
+	for (auto& m : mailauth::dkim_auth_methods(c.dkim)) methods.push_back(std::move(m));
+	methods.push_back(mailauth::spf_auth_method(c.spf.result, c.spf.identity, c.spf_domain()));
+	methods.push_back(mailauth::dmarc_auth_method(c.dmarc));
+	return message::build_authentication_results(authserv_id, "", methods);
+}
+
+inbound::Verdict account_verdict(const inbound::MessageFacts& facts, const std::optional<std::string>& rate_refusal) {
+	if (rate_refusal)
+		return inbound::Verdict{false, 452, std::string(se::mailbox_full2), *rate_refusal, "rate-limited", false};
+	return inbound::analyze(facts);
+}
+
+VerdictSummary summarize_verdicts(const AccountDecisions& decisions) {
+	VerdictSummary s;
+	for (const auto& [account, d] : decisions) {
+		if (!d.verdict.accept) s.refused_accounts.push_back(account);
+		if (inbound::first_time_delay_applies(d.verdict)) s.first_time_delay = true;
+	}
+	return s;
+}
+
+namespace {
+
+// When every account refused, unknown recipients share the refusal's code,
+// so the client gets one reply rather than a list (the seed's way).
+const inbound::Verdict* refusal_for_all(const AccountDecisions& decisions) {
+	const inbound::Verdict* first = nullptr;
+	for (const auto& [account, d] : decisions) {
+		if (d.verdict.accept) return nullptr;
+		if (!first) first = &d.verdict;
+	}
+	return first;
+}
+
+DeliverError unknown_user_error(const Recipient& r, const inbound::Verdict* refusal) {
+	if (refusal) return {r.display, refusal->code, refusal->secode, refusal->code >= 500, "no such user"};
+	return {r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"};
+}
+
+void add_removals(InboundCopyPlan& plan, const std::string& account, const std::vector<std::string>& names) {
+	auto& remove = plan.rejects_to_remove[account];
+	remove.insert(remove.end(), names.begin(), names.end());
+}
+
+// A refused recipient: its error, and one Rejects copy per account, only
+// when the account's history could be read.
+void plan_refusal(InboundCopyPlan& plan, size_t index, const Recipient& r, const AccountDecision& d,
+                  const config::Account& account, const CopyPlanInput& in, std::set<std::string>& rejects_done) {
+	const inbound::Verdict& v = d.verdict;
+	plan.refusal_reasons.push_back(v.reason);
+	plan.errors.push_back({r.display, v.code, v.secode, v.code >= 500, v.text});
+	if (d.history_error || !in.history_available || !rejects_done.insert(r.account).second) return;
+	inbound::RejectsPlan rejects = inbound::plan_reject(d.rejects, in.message_id, in.sha256, account.keep_rejects, in.now);
+	add_removals(plan, r.account, rejects.remove);
+	if (rejects.store) plan.copies.push_back({index, r.account, v.reason, true, true});
+}
+
+}  // namespace
+
+InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
+                                    const config::Config& cfg, const CopyPlanInput& in) {
+	InboundCopyPlan plan;
+	const inbound::Verdict* all_refused = refusal_for_all(decisions);
+	std::set<std::string> rejects_done;
+	for (size_t i = 0; i < recipients.size(); ++i) {
+		const Recipient& r = recipients[i];
+		if (!r.local) {
+			++plan.unknown_users;
+			plan.errors.push_back(unknown_user_error(r, all_refused));
+			continue;
+		}
+		const AccountDecision& d = decisions.at(r.account);
+		if (!d.verdict.accept) {
+			plan_refusal(plan, i, r, d, cfg.accounts.at(r.account), in, rejects_done);
+			continue;
+		}
+		plan.copies.push_back({i, r.account, d.verdict.reason, false, in.seen_recipients.count(r.display) > 0});
+		// A sender that retried after a temporary refusal: the earlier
+		// Rejects copies of this message go.
+		add_removals(plan, r.account, inbound::rejects_superseded(d.rejects, in.message_id));
+	}
+	return plan;
+}
+
+std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients,
+                                           const AccountDecisions& decisions, const std::vector<DeliverError>& errors) {
+	std::set<std::string> failed;
+	for (const auto& e : errors) failed.insert(e.rcpt);
+	std::vector<std::string> reasons;
+	for (const auto& r : recipients) {
+		if (!r.local || failed.count(r.display)) continue;
+		auto it = decisions.find(r.account);
+		if (it != decisions.end()) reasons.push_back(it->second.verdict.reason);
+	}
+	return reasons;
+}
+
+std::string join_reasons(const std::vector<std::string>& reasons) {
+	std::set<std::string> distinct(reasons.begin(), reasons.end());
+	std::string out;
+	for (const auto& reason : distinct) out += (out.empty() ? "" : ",") + reason;
+	return out;
+}
+
+}  // namespace tern::decide

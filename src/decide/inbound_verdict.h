@@ -1,0 +1,120 @@
+// The port-25 decision assembled from facts (doc/behaviour.md §9): the
+// session runs the lookups and the history reads; these pure functions turn
+// their results into the analysis facts, the Authentication-Results field,
+// each account's verdict, the copies to write and the errors to report, and
+// the reasons counted for delivered recipients.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "decide/recipient.h"
+#include "inbound/analyze.h"
+#include "inbound/rejects.h"
+#include "inbound/reputation.h"
+#include "mailauth/dkim.h"
+#include "mailauth/dmarc.h"
+#include "mailauth/iprev.h"
+#include "mailauth/spf.h"
+#include "smtp/parser.h"
+#include "util/ipaddr.h"
+
+namespace tern::decide {
+
+// What the checks of a received message found: its From, iprev, SPF, DKIM
+// and DMARC.
+struct MessageChecks {
+	mailauth::SpfArgs spf_args;
+	std::string from_domain;  // "" when From did not parse
+	std::string from_localpart;
+	mailauth::IprevResult iprev;
+	mailauth::SpfReceived spf;
+	std::string spf_explanation;
+	std::vector<mailauth::dkim::Result> dkim;
+	mailauth::DmarcResult dmarc;
+
+	// The domain SPF evaluated (RFC 7489 6.6.2): MAIL FROM's, or the HELO
+	// name's for a null sender; "" when SPF checked nothing.
+	std::string spf_domain() const;
+};
+
+// The analysis' inputs that do not depend on the destination account.
+struct SenderFacts {
+	inbound::MessageFacts facts;
+	inbound::MessageIdentity identity;
+};
+
+// The junk filter (facts.junk_filter), a kept report (facts.report_kept)
+// and subject-pass (facts.subject_pass) stay at their "not known" values;
+// each is filled per account. `ip_masks`: the client address at /32 /26
+// /21 (IPv6 /64 /48 /32).
+SenderFacts gather_sender_facts(const MessageChecks& checks, const std::array<std::string, 3>& ip_masks,
+                                const smtp::HelloArg& hello, const std::optional<smtp::Address>& mail_from);
+
+// The Authentication-Results field of a port-25 copy (RFC 8601): iprev,
+// DKIM, SPF and DMARC, under `authserv_id`.
+std::string authentication_results(const MessageChecks& checks, const std::string& authserv_id,
+                                   const IpAddr& remote_ip);
+
+// One account's verdict: a delivery-rate refusal (452 4.2.2) when its
+// limits are reached, else inbound::analyze().
+inbound::Verdict account_verdict(const inbound::MessageFacts& facts, const std::optional<std::string>& rate_refusal);
+
+// One destination account's answer and what its history held.
+struct AccountDecision {
+	inbound::Verdict verdict;
+	std::vector<inbound::RejectCopy> rejects;  // the account's Rejects copies before this message
+	bool history_error = false;
+};
+using AccountDecisions = std::map<std::string, AccountDecision>;  // by account name
+
+struct VerdictSummary {
+	std::vector<std::string> refused_accounts;
+	bool first_time_delay = false;  // some account knows nothing about the sender
+};
+VerdictSummary summarize_verdicts(const AccountDecisions& decisions);
+
+// One copy to write: a recipient's, or an account's Rejects copy.
+struct PlannedCopy {
+	size_t recipient = 0;         // index in the transaction's recipients
+	std::string account;
+	std::string reason;           // the verdict's reason token (X-Tern-Reason)
+	bool rejects_copy = false;    // to the account's Rejects mailbox, always its own Maildir
+	bool seen = false;            // stored Seen: a kept DMARC/TLS report, or a Rejects copy
+};
+
+struct InboundCopyPlan {
+	std::vector<PlannedCopy> copies;
+	std::vector<DeliverError> errors;          // refused and unknown recipients
+	size_t unknown_users = 0;
+	std::vector<std::string> refusal_reasons;  // one per refused local recipient
+	std::map<std::string, std::vector<std::string>> rejects_to_remove;  // account → unique names
+};
+
+struct CopyPlanInput {
+	std::string message_id;
+	std::string sha256;
+	int64_t now = 0;
+	bool history_available = false;  // without it the Rejects mailbox cannot be kept tidy
+	std::set<std::string> seen_recipients;  // a report was kept for them
+};
+
+// The copies of a port-25 message (doc/behaviour.md §7, §9 "Rejects"): one
+// per recipient whose account accepted it; for an account that refused it,
+// the error and at most one Rejects copy.
+InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
+                                    const config::Config& cfg, const CopyPlanInput& in);
+
+// The reason of each delivered recipient (not in `errors`), in order.
+std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients,
+                                           const AccountDecisions& decisions, const std::vector<DeliverError>& errors);
+// The distinct reasons, sorted, comma-separated (the delivery log line).
+std::string join_reasons(const std::vector<std::string>& reasons);
+
+}  // namespace tern::decide
