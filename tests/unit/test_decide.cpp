@@ -34,7 +34,9 @@ std::shared_ptr<const config::Config> test_config(bool keep_rejects = false) {
 smtp::RcptArgs rcpt(const std::string& args, bool smtputf8 = false) {
 	smtp::ParseMode mode;
 	mode.smtputf8 = smtputf8;
-	return smtp::parse_rcpt(" " + args, mode);
+	smtp::Result<smtp::RcptArgs> r = smtp::parse_rcpt(" " + args, mode);
+	REQUIRE_MESSAGE(r.ok(), "refused: " << r.error().text);
+	return std::move(*r);
 }
 
 RecipientDecision port25(const config::Config& cfg, const std::string& args) {
