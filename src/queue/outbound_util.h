@@ -21,7 +21,7 @@ using smtp::ReplyParser;
 
 // Seconds until the next attempt after `attempts_so_far` attempts:
 // base × 2^attempts_so_far (doc/behaviour.md §12), plus `jitter_seconds`
-// (the caller draws it, ± base/90, i.e. the seed's ±5 s on 7.5 min).
+// (the caller draws it, ± base/90, i.e. the model's ±5 s on 7.5 min).
 int64_t retry_delay_seconds(int64_t base_s, int attempts_so_far, int64_t jitter_seconds = 0);
 
 // Hosts to try for a domain from its MX answer, lowest preference first

@@ -55,7 +55,7 @@ std::string queue_dir(const config::Config& cfg) { return cfg.data_dir + "/queue
 
 int64_t jitter(int64_t base_s)
 {
-	// The seed's ±5 s on 450 s, scaled to the configured base.
+	// The model's ±5 s on 450 s, scaled to the configured base.
 	int64_t span = base_s / 90;
 	if (span <= 0)
 		return 0;
@@ -388,7 +388,7 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 }
 
 // The times of the attempts still to come after `rec`'s attempt, as the
-// scheduler will make them (decision 11: the delayed DSN tells the truth).
+// scheduler will make them (doc/behaviour.md D11: the delayed DSN tells the truth).
 std::vector<std::time_t> remaining_attempts(const store::QueueRecord& rec, const Policy& p)
 {
 	std::vector<std::time_t> times;
@@ -463,7 +463,7 @@ struct Queue::Delivery {
 	size_t host_index = 0;
 	std::vector<std::string> addresses;
 	size_t address_index = 0;
-	int port = 25;
+	int port = config::default_smtp_port;
 	TlsMode tls = TlsMode::opportunistic;
 	bool tls_off = false;                       // this address is being retried without TLS
 	// RFC 8689: hosts refused because they could not meet REQUIRETLS, and
@@ -931,7 +931,7 @@ void Queue::schedule()
 		if (deliveries_.size() >= max_concurrent)
 			break;
 		Entry& first = entries_[id];
-		// At most one delivery per destination domain at a time (seed).
+		// At most one delivery per destination domain at a time (as the model).
 		if (first.in_flight || busy_domains_.count(first.domain))
 			continue;
 		std::vector<uint64_t> ids;
@@ -1449,7 +1449,7 @@ void Queue::on_client_done(Delivery& d, ClientResult result)
 		d.last_error = result.error;
 		(result.requiretls_unmet ? d.requiretls_unmet : d.other_host_failure) = true;
 		if (result.tls_failed && d.tls == TlsMode::opportunistic && !d.tls_off && !d.remote.front().requiretls) {
-			// The seed retries a host whose TLS failed once in plain text.
+			// The model retries a host whose TLS failed once in plain text.
 			d.tls_off = true;
 			connect_next_address(d);
 			return;

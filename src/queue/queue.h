@@ -53,7 +53,7 @@ struct QueueOptions {
 	// TEST HOOK, not a config key: the TCP port used for MX (and address
 	// literal) delivery. Always 25 in ternd; tests point MX hosts at a sink
 	// on a random loopback port.
-	int mx_port = 25;
+	int mx_port = config::default_smtp_port;
 	// RFC 5321 4.5.3.2 defaults; tests may shorten them.
 	ClientTimeouts timeouts;
 	// Attempts after which a "delayed" DSN is sent (doc/behaviour.md §12).

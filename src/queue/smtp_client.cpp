@@ -27,6 +27,23 @@ constexpr size_t body_output_high_water = 256 * 1024;
 
 bool positive(int code) { return code >= 200 && code < 300; }
 
+// The number of a "SIZE n" extension (RFC 1870 4); 0 when absent or not a
+// number (no limit announced). Digits past 2^50 stop the count there.
+int64_t parse_offered_size(std::string_view num)
+{
+	int64_t v = 0;
+	if (num.empty())
+		return 0;
+	for (char c : num) {
+		if (c < '0' || c > '9')
+			return 0;
+		v = v * 10 + (c - '0');
+		if (v > (int64_t(1) << 50))
+			break;
+	}
+	return v;
+}
+
 }  // namespace
 
 SmtpClient::SmtpClient(struct ev_loop* loop, ClientOptions options, ChunkRequest request_chunk, Done done)
@@ -269,189 +286,218 @@ void SmtpClient::update_watch()
 	io_.set(transport_->fd(), (interest.read ? EV_READ : 0) | (interest.write ? EV_WRITE : 0));
 }
 
+// One step per client state; a reply in any other state (e.g. while the body
+// is being written) is unexpected and ignored.
 void SmtpClient::handle_reply(Reply reply)
 {
-	const int code = reply.code;
 	switch (state_) {
 	case State::greeting:
-		if (code != 220) {
-			fail_host("greeting from " + options_.server_name + ": " + reply.summary());
-			return;
-		}
-		greeted_ = true;
-		send_ehlo(false);
+		on_greeting_reply(reply);
 		return;
 	case State::ehlo:
-		if (code != 250) {
-			// RFC 5321 3.2: fall back to HELO when EHLO is not understood.
-			send_command("HELO " + options_.ehlo_name, State::helo, options_.timeouts.command);
-			return;
-		}
-		esmtp_ = true;
-		offers_starttls_ = offers_8bitmime_ = offers_smtputf8_ = false;
-		offers_dsn_ = offers_requiretls_ = false;
-		rcpt_max_ = 0;
-		offered_size_ = -1;
-		offered_auth_.clear();
-		for (size_t i = 1; i < reply.lines.size(); i++) {
-			std::string_view ext = trim(reply.lines[i]);
-			std::string_view keyword = ext.substr(0, ext.find(' '));
-			if (iequals(keyword, "AUTH") || (ext.size() > 5 && iequals(ext.substr(0, 5), "AUTH="))) {
-				// RFC 4954 3: "AUTH mech mech..."; some old servers say "AUTH=mech".
-				for (std::string_view rest = trim(ext.substr(5)); !rest.empty();) {
-					size_t space = rest.find(' ');
-					offered_auth_.emplace_back(rest.substr(0, space));
-					rest = space == std::string_view::npos ? std::string_view() : trim(rest.substr(space));
-				}
-			} else if (iequals(keyword, "STARTTLS"))
-				offers_starttls_ = true;
-			else if (iequals(keyword, "8BITMIME"))
-				offers_8bitmime_ = true;
-			else if (iequals(keyword, "SMTPUTF8"))
-				offers_smtputf8_ = true;
-			else if (iequals(keyword, "DSN"))
-				offers_dsn_ = true;  // RFC 3461 4
-			else if (iequals(keyword, "REQUIRETLS"))
-				offers_requiretls_ = true;  // RFC 8689 2
-			else if (iequals(keyword, "LIMITS"))
-				rcpt_max_ = parse_limits(trim(ext.substr(keyword.size()))).rcpt_max;  // RFC 9422 4.1
-			else if (iequals(keyword, "SIZE")) {
-				offered_size_ = 0;
-				if (keyword.size() < ext.size()) {
-					std::string_view num = trim(ext.substr(keyword.size()));
-					int64_t v = 0;
-					bool ok = !num.empty();
-					for (char c : num) {
-						if (c < '0' || c > '9') {
-							ok = false;
-							break;
-						}
-						v = v * 10 + (c - '0');
-						if (v > (int64_t(1) << 50))
-							break;
-					}
-					if (ok)
-						offered_size_ = v;
-				}
-			}
-		}
-		if (!tls_active_ && options_.tls != TlsMode::none && offers_starttls_) {
-			send_command("STARTTLS", State::starttls, options_.timeouts.command);
-			return;
-		}
-		if (!tls_active_ && options_.requiretls) {
-			fail_requiretls(options_.server_name + " does not offer STARTTLS", true);
-			return;
-		}
-		if (!tls_active_ && options_.tls == TlsMode::required) {
-			fail_host(options_.server_name + " does not offer STARTTLS, which is required");
-			return;
-		}
-		if (options_.requiretls && !offers_requiretls_) {
-			// RFC 8689 4.2.1: the next hop must promise to honour it too.
-			fail_requiretls(options_.server_name + " does not offer REQUIRETLS", true);
-			return;
-		}
-		result_.peer_dsn = offers_dsn_;
-		after_ehlo();
+		on_ehlo_reply(reply);
 		return;
 	case State::helo:
-		if (code != 250) {
-			fail_host("HELO refused by " + options_.server_name + ": " + reply.summary());
-			return;
-		}
-		esmtp_ = false;
-		if (options_.requiretls) {
-			fail_requiretls(options_.server_name + " does not speak ESMTP", true);
-			return;
-		}
-		if (!tls_active_ && options_.tls == TlsMode::required) {
-			fail_host(options_.server_name + " does not offer STARTTLS, which is required");
-			return;
-		}
-		after_ehlo();
+		on_helo_reply(reply);
 		return;
 	case State::starttls:
-		if (code == 220) {
-			start_tls();
-			return;
-		}
-		if (options_.requiretls) {
-			fail_requiretls("STARTTLS refused by " + options_.server_name + ": " + reply.summary(), true);
-			return;
-		}
-		if (options_.tls == TlsMode::required) {
-			fail_host("STARTTLS refused by " + options_.server_name + ": " + reply.summary(), true);
-			return;
-		}
-		after_ehlo();  // opportunistic: go on in plain text (RFC 3207 4.1)
+		on_starttls_reply(reply);
 		return;
 	case State::auth:
 		continue_auth(reply);
 		return;
 	case State::mail:
-		if (!positive(code)) {
-			fail_transaction(reply.summary(), code >= 500);
-			finish_with_quit();
-			return;
-		}
-		send_next_rcpt_or_data();
+		on_mail_reply(reply);
 		return;
-	case State::rcpt: {
-		RecipientResult& r = result_.recipients[next_rcpt_ - 1];
-		if (positive(code))
-			accepted_++;
-		else {
-			r.error = reply.summary();
-			r.permanent = code >= 500;
-		}
-		send_next_rcpt_or_data();
+	case State::rcpt:
+		on_rcpt_reply(reply);
 		return;
-	}
 	case State::data:
-		if (code != 354) {
-			fail_transaction(reply.summary(), code >= 500);
-			finish_with_quit();
-			return;
-		}
-		state_ = State::body;
-		timer_.start(options_.timeouts.data_block);
-		if (use_utf8_variant_) {
-			// Small and in memory already: no chunk reads.
-			stuffer_.feed(options_.utf8_variant, output_);
-			body_eof_ = true;
-			stuffer_.finish(output_);
-			state_ = State::data_end;
-			timer_.start(options_.timeouts.data_end);
-			flush_output();
-			return;
-		}
-		stuffer_.feed(options_.prefix, output_);
-		flush_output();
+		on_data_reply(reply);
 		return;
 	case State::data_end:
-		if (positive(code)) {
-			for (auto& r : result_.recipients)
-				if (r.error.empty())
-					r.delivered = true;
-		} else {
-			fail_transaction(reply.summary(), code >= 500);
-		}
-		if (record_result_) {
-			// Nothing more is sent until the owner recorded the result.
-			state_ = State::recording;
-			timer_.stop();
-			record_result_(result_);
-			return;
-		}
-		finish_with_quit();
+		on_data_end_reply(reply);
 		return;
 	case State::quit:
 		complete();
 		return;
 	default:
-		return;  // unexpected reply (e.g. while writing the body): ignore
+		return;
 	}
+}
+
+void SmtpClient::on_greeting_reply(const Reply& reply)
+{
+	if (reply.code != 220) {
+		fail_host("greeting from " + options_.server_name + ": " + reply.summary());
+		return;
+	}
+	greeted_ = true;
+	send_ehlo(false);
+}
+
+void SmtpClient::on_ehlo_reply(const Reply& reply)
+{
+	if (reply.code != 250) {
+		// RFC 5321 3.2: fall back to HELO when EHLO is not understood.
+		send_command("HELO " + options_.ehlo_name, State::helo, options_.timeouts.command);
+		return;
+	}
+	esmtp_ = true;
+	read_ehlo_extensions(reply);
+	if (!tls_active_ && options_.tls != TlsMode::none && offers_starttls_) {
+		send_command("STARTTLS", State::starttls, options_.timeouts.command);
+		return;
+	}
+	if (!tls_active_ && options_.requiretls) {
+		fail_requiretls(options_.server_name + " does not offer STARTTLS", true);
+		return;
+	}
+	if (!tls_active_ && options_.tls == TlsMode::required) {
+		fail_host(options_.server_name + " does not offer STARTTLS, which is required");
+		return;
+	}
+	if (options_.requiretls && !offers_requiretls_) {
+		// RFC 8689 4.2.1: the next hop must promise to honour it too.
+		fail_requiretls(options_.server_name + " does not offer REQUIRETLS", true);
+		return;
+	}
+	result_.peer_dsn = offers_dsn_;
+	after_ehlo();
+}
+
+// What the EHLO reply offers, one extension a line after the first.
+void SmtpClient::read_ehlo_extensions(const Reply& reply)
+{
+	offers_starttls_ = offers_8bitmime_ = offers_smtputf8_ = false;
+	offers_dsn_ = offers_requiretls_ = false;
+	rcpt_max_ = 0;
+	offered_size_ = -1;
+	offered_auth_.clear();
+	for (size_t i = 1; i < reply.lines.size(); i++) {
+		std::string_view ext = trim(reply.lines[i]);
+		std::string_view keyword = ext.substr(0, ext.find(' '));
+		if (iequals(keyword, "AUTH") || (ext.size() > 5 && iequals(ext.substr(0, 5), "AUTH="))) {
+			// RFC 4954 3: "AUTH mech mech..."; some old servers say "AUTH=mech".
+			for (std::string_view rest = trim(ext.substr(5)); !rest.empty();) {
+				size_t space = rest.find(' ');
+				offered_auth_.emplace_back(rest.substr(0, space));
+				rest = space == std::string_view::npos ? std::string_view() : trim(rest.substr(space));
+			}
+		} else if (iequals(keyword, "STARTTLS"))
+			offers_starttls_ = true;
+		else if (iequals(keyword, "8BITMIME"))
+			offers_8bitmime_ = true;
+		else if (iequals(keyword, "SMTPUTF8"))
+			offers_smtputf8_ = true;
+		else if (iequals(keyword, "DSN"))
+			offers_dsn_ = true;  // RFC 3461 4
+		else if (iequals(keyword, "REQUIRETLS"))
+			offers_requiretls_ = true;  // RFC 8689 2
+		else if (iequals(keyword, "LIMITS"))
+			rcpt_max_ = parse_limits(trim(ext.substr(keyword.size()))).rcpt_max;  // RFC 9422 4.1
+		else if (iequals(keyword, "SIZE"))
+			offered_size_ = keyword.size() < ext.size() ? parse_offered_size(trim(ext.substr(keyword.size()))) : 0;
+	}
+}
+
+void SmtpClient::on_helo_reply(const Reply& reply)
+{
+	if (reply.code != 250) {
+		fail_host("HELO refused by " + options_.server_name + ": " + reply.summary());
+		return;
+	}
+	esmtp_ = false;
+	if (options_.requiretls) {
+		fail_requiretls(options_.server_name + " does not speak ESMTP", true);
+		return;
+	}
+	if (!tls_active_ && options_.tls == TlsMode::required) {
+		fail_host(options_.server_name + " does not offer STARTTLS, which is required");
+		return;
+	}
+	after_ehlo();
+}
+
+void SmtpClient::on_starttls_reply(const Reply& reply)
+{
+	if (reply.code == 220) {
+		start_tls();
+		return;
+	}
+	if (options_.requiretls) {
+		fail_requiretls("STARTTLS refused by " + options_.server_name + ": " + reply.summary(), true);
+		return;
+	}
+	if (options_.tls == TlsMode::required) {
+		fail_host("STARTTLS refused by " + options_.server_name + ": " + reply.summary(), true);
+		return;
+	}
+	after_ehlo();  // opportunistic: go on in plain text (RFC 3207 4.1)
+}
+
+void SmtpClient::on_mail_reply(const Reply& reply)
+{
+	if (!positive(reply.code)) {
+		fail_transaction(reply.summary(), reply.code >= 500);
+		finish_with_quit();
+		return;
+	}
+	send_next_rcpt_or_data();
+}
+
+void SmtpClient::on_rcpt_reply(const Reply& reply)
+{
+	RecipientResult& r = result_.recipients[next_rcpt_ - 1];
+	if (positive(reply.code))
+		accepted_++;
+	else {
+		r.error = reply.summary();
+		r.permanent = reply.code >= 500;
+	}
+	send_next_rcpt_or_data();
+}
+
+void SmtpClient::on_data_reply(const Reply& reply)
+{
+	if (reply.code != 354) {
+		fail_transaction(reply.summary(), reply.code >= 500);
+		finish_with_quit();
+		return;
+	}
+	state_ = State::body;
+	timer_.start(options_.timeouts.data_block);
+	if (use_utf8_variant_) {
+		// Small and in memory already: no chunk reads.
+		stuffer_.feed(options_.utf8_variant, output_);
+		body_eof_ = true;
+		stuffer_.finish(output_);
+		state_ = State::data_end;
+		timer_.start(options_.timeouts.data_end);
+		flush_output();
+		return;
+	}
+	stuffer_.feed(options_.prefix, output_);
+	flush_output();
+}
+
+void SmtpClient::on_data_end_reply(const Reply& reply)
+{
+	if (positive(reply.code)) {
+		for (auto& r : result_.recipients)
+			if (r.error.empty())
+				r.delivered = true;
+	} else {
+		fail_transaction(reply.summary(), reply.code >= 500);
+	}
+	if (record_result_) {
+		// Nothing more is sent until the owner recorded the result.
+		state_ = State::recording;
+		timer_.stop();
+		record_result_(result_);
+		return;
+	}
+	finish_with_quit();
 }
 
 void SmtpClient::send_ehlo(bool after_tls)

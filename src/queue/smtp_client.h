@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "core/watchers.h"
 #include "net/tls.h"
 #include "net/transport.h"
@@ -41,7 +42,7 @@ struct ClientTimeouts {
 
 struct ClientOptions {
 	std::string ip;                 // address to connect to (IPv4 or IPv6 text)
-	int port = 25;
+	int port = config::default_smtp_port;
 	std::string server_name;        // host name, for SNI and logs
 	std::string ehlo_name;          // our hostname
 	TlsMode tls = TlsMode::opportunistic;
@@ -101,7 +102,7 @@ struct ClientResult {
 	// the caller tries the next address/host. `recipients` then all carry
 	// `error` as a temporary failure.
 	bool host_failure = false;
-	// The failure happened in or because of TLS (handshake error); the seed
+	// The failure happened in or because of TLS (handshake error); the model
 	// retries such a host once without TLS.
 	bool tls_failed = false;
 	std::string error;
@@ -152,6 +153,15 @@ private:
 	void read_input();
 	void process_input();
 	void handle_reply(Reply reply);
+	void on_greeting_reply(const Reply& reply);
+	void on_ehlo_reply(const Reply& reply);
+	void read_ehlo_extensions(const Reply& reply);
+	void on_helo_reply(const Reply& reply);
+	void on_starttls_reply(const Reply& reply);
+	void on_mail_reply(const Reply& reply);
+	void on_rcpt_reply(const Reply& reply);
+	void on_data_reply(const Reply& reply);
+	void on_data_end_reply(const Reply& reply);
 	// `logged` replaces the line in the trace log (credentials).
 	void send_command(const std::string& line, State next, double timeout, const char* logged = nullptr);
 	void flush_output();

@@ -1,6 +1,6 @@
 // AUTH (RFC 4954) on submission listeners: mechanism selection, the SASL
 // exchange driven by the pure state machines of src/sasl, secret lookups on
-// the worker pool, and the seed's failed-login handling (doc/behaviour.md
+// the worker pool, and the model's failed-login handling (doc/behaviour.md
 // §4 AUTH, §10).
 #include <ctime>
 
@@ -22,7 +22,7 @@ namespace se = smtp::se;
 namespace {
 
 // The result label of tern_authentication_total for a failed login, with
-// the seed's names; the client's abort is counted where it is seen.
+// the model's names; the client's abort is counted where it is seen.
 std::string_view failure_result(int code) { return code == 535 ? "badcreds" : "error"; }
 
 }  // namespace
@@ -196,7 +196,7 @@ std::string Connection::auth_mechanism_name() const {
 }
 
 // Counts the failure of the login in progress, once: in
-// tern_authentication_total (with the seed's result names) and against the
+// tern_authentication_total (with the model's result names) and against the
 // client's address.
 void Connection::record_auth_failure(std::string_view result) {
 	if (!auth_state.in_progress || auth_state.failure_recorded) return;

@@ -1,4 +1,4 @@
-// SMTP command handlers (RFC 5321 4.1.1), in the seed's order of checks and
+// SMTP command handlers (RFC 5321 4.1.1), in the model's order of checks and
 // with its replies (doc/behaviour.md §4). Each handler returns its Outcome
 // (server/outcome.h): replied, suspended on a job, or refused with one
 // error reply that the session sends.
@@ -24,7 +24,6 @@ namespace se = smtp::se;
 using smtp::error_reply;
 
 namespace {
-constexpr int64_t default_max_message_size = 104857600;  // 100 MiB, the seed's default
 // RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted; also
 // advertised as LIMITS RCPTMAX (RFC 9422 4.1).
 constexpr size_t max_recipients = 100;
@@ -170,7 +169,7 @@ smtp::Result<smtp::MailArgs> Connection::mail_args(std::string_view args) const 
 	if (!m) return m;
 	if (m->size && *m->size > listener().max_message_size) {
 		// RFC 1870 6.1, RFC 3463 5.3.4 / 5.2.3
-		return error_reply(552, *m->size < default_max_message_size ? se::mailbox_msg_too_large3 : se::sys_msg_limit_exceeded4,
+		return error_reply(552, *m->size < config::default_max_message_size ? se::mailbox_msg_too_large3 : se::sys_msg_limit_exceeded4,
 		                   "message too large");
 	}
 	// RFC 8689 4.1: REQUIRETLS is only valid on a TLS session.

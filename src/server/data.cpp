@@ -37,16 +37,10 @@ SmtpError storage_failure(bool disk_full, std::string text) {
 	if (disk_full) return SmtpError{452, std::string(se::sys_storage_full1), std::move(text)};
 	return SmtpError{451, std::string(se::sys_other0), std::move(text)};
 }
-namespace {
-
-constexpr int64_t default_max_message_size = 104857600;
-
-}  // namespace
-
 // The refusal of a message over the listener's limit, for DATA and BDAT
 // (doc/behaviour.md D12): the code SIZE would get (RFC 1870).
 SmtpError message_too_large(int64_t max) {
-	return SmtpError{552, std::string(max >= default_max_message_size ? se::sys_msg_limit_exceeded4 : se::mailbox_msg_too_large3),
+	return SmtpError{552, std::string(max >= config::default_max_message_size ? se::sys_msg_limit_exceeded4 : se::mailbox_msg_too_large3),
 	                 "message too large"};
 }
 
@@ -150,7 +144,7 @@ void Connection::finish_data() {
 		refuse_message(s.error());
 		return;
 	}
-	// Assume failure; a delivery compensates (the seed's counting).
+	// Assume failure; a delivery compensates (the model's counting).
 	++tx_bad;
 	if (milter_check_message([](Connection& c) { c.submission() ? c.submit_message() : c.deliver_local(); })) return;
 	if (submission())
@@ -233,7 +227,7 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 		return;
 	} else if (cfg->localserve) {
 		// Localserve looks nothing up, so no method has a result: RFC 8601
-		// 2.2 "none" (the seed's header for a message with no checks).
+		// 2.2 "none" (the model's header for a message with no checks).
 		common += message::build_authentication_results(global_hostname(), "", {});
 	}
 
@@ -362,7 +356,7 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 		                          std::move(copy.orcpt)});
 	queue->enqueue(std::move(msg), suspend([](Connection& c, const std::string& error) {
 		size_t recipients = c.tx.recipients.size();
-		core::stats().count_submission(error.empty() ? "ok" : "queueerror", recipients);  // per recipient, as the seed
+		core::stats().count_submission(error.empty() ? "ok" : "queueerror", recipients);  // per recipient, as the model does
 		c.rset();
 		if (!error.empty()) {
 			log::error("queueing submitted message", {{"error", error}});

@@ -233,7 +233,7 @@ void Connection::analysis_verdicts(std::shared_ptr<InboundAnalysis> an) {
 	}
 	// A refused sender (analysis or rate limit) is kept busy from now on.
 	if (!summary.refused_accounts.empty()) flags.slow = true;
-	// The seed holds a sender nothing is known about for a while before
+	// The model holds a sender nothing is known about for a while before
 	// storing (a timer here, never a sleep); known senders never wait.
 	double seconds = static_cast<double>(listener().smtp.first_time_sender_delay_ms) / 1000.0;
 	if (summary.first_time_delay && seconds > 0) {
@@ -255,7 +255,7 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	in.seen_recipients = an->seen_recipients;
 	decide::InboundCopyPlan plan = decide::plan_inbound_copies(tx.recipients, an->decisions, *cfg, in);
 	if (plan.unknown_users) core::stats().count_delivery("unknownuser", "", plan.unknown_users);  // tern_smtpserver_delivery_total
-	for (const auto& reason : plan.refusal_reasons) core::stats().count_delivery("reject", reason);  // per recipient, as the seed
+	for (const auto& reason : plan.refusal_reasons) core::stats().count_delivery("reject", reason);  // per recipient, as the model does
 	an->rejects_to_remove = std::move(plan.rejects_to_remove);
 	// One LMTP transaction, several recipients: no "for" (RFC 5321 4.4).
 	std::string shared = message::build_received(ri);

@@ -13,7 +13,7 @@ namespace tern::server {
 
 // One SignOptions per configured signing selector of `domain` whose key
 // loads; failures are logged and skipped (mail still goes out, unsigned by
-// that selector, as the seed does). Empty when the domain signs nothing.
+// that selector, as the model does). Empty when the domain signs nothing.
 std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config& cfg, const std::string& domain,
                                                            std::time_t now);
 

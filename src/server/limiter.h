@@ -1,4 +1,4 @@
-// Per-IP rate and concurrency limiters with the seed's semantics
+// Per-IP rate and concurrency limiters with the model's semantics
 // (doc/behaviour.md §10): each window has three limits, for the exact
 // address (IPv6: /64), its /26 (/48) and its /21 (/32). Windows are fixed
 // buckets aligned to the Unix epoch; when a new bucket starts, all counters

@@ -303,6 +303,54 @@ struct SubmissionJob {
 	std::string error;  // unexpected failure
 };
 
+// What the submission checks need, for a sender already decided.
+SubmissionInput local_submission_input(const std::shared_ptr<const config::Config>& cfg, const SubmissionJob& job,
+                                       const std::string& path, store::Env* env, std::time_t now) {
+	SubmissionInput in;
+	in.cfg = cfg;
+	in.account = !job.sender.account.empty() ? job.sender.account
+	             : job.sender.root         ? std::string()
+	                                       : "local:" + job.login;
+	in.message_path = path;
+	in.mail_from = job.sender.mail_from;
+	in.recipients = job.sender.recipients;
+	in.hostname = cfg->hostname;
+	in.now = now;
+	in.env = env;
+	in.check_from = !job.sender.account.empty();
+	in.smtp_auth = false;
+	if (!job.sender.root) {
+		config::Account defaults;
+		in.default_limits = SubmissionInput::Limits{defaults.max_outgoing_messages_per_day,
+		                                            defaults.max_first_time_recipients_per_day};
+	}
+	return in;
+}
+
+// The worker's part of a submission: who the user is, what they may send,
+// and the checks of a submission; it blocks (NSS, the database).
+void run_submission_job(SubmissionJob& job, const std::shared_ptr<const config::Config>& cfg, const sm::Request& request,
+                        uid_t uid, const std::string& path, store::Env* env, std::time_t now) {
+	// getpwuid may ask NSS (LDAP, sssd): a worker's job.
+	job.login = login_for_uid(uid, job.login_error);
+	if (job.login.empty()) return;
+	job.sender = decide_local_sender(*cfg, job.login, uid == 0, request);
+	if (job.sender.error) return;
+	SubmissionInput in = local_submission_input(cfg, job, path, env, now);
+	// RFC 5322 3.6: From is required; sendmail(1) makes one from
+	// the sender (and -F) when the message has none.
+	MessageFile file(path);
+	auto header = file.ok() ? file.read_header() : std::nullopt;
+	auto section = header ? message::parse_header_section(*header) : std::nullopt;
+	if (section && !message::has_header(*section, "From")) {
+		std::string from = job.sender.mail_from.empty() ? job.login + "@" + cfg->hostname : job.sender.mail_from;
+		in.extra_header = generated_from(request.full_name, from);
+	}
+	for (const auto& r : in.recipients) in.smtputf8 = in.smtputf8 || has_non_ascii(r);
+	in.smtputf8 = in.smtputf8 || has_non_ascii(in.mail_from);
+	job.result = prepare_submission(in);
+}
+
 }  // namespace
 
 void LocalSubmitListener::begin_submission(Client& c) {
@@ -320,41 +368,7 @@ void LocalSubmitListener::begin_submission(Client& c) {
 	srv_.workers().submit(
 	    [job, cfg, request, uid, path, env, now] {
 		    try {
-			    // getpwuid may ask NSS (LDAP, sssd): a worker's job.
-			    job->login = login_for_uid(uid, job->login_error);
-			    if (job->login.empty()) return;
-			    job->sender = decide_local_sender(*cfg, job->login, uid == 0, request);
-			    if (job->sender.error) return;
-			    SubmissionInput in;
-			    in.cfg = cfg;
-			    in.account = !job->sender.account.empty() ? job->sender.account
-			                 : job->sender.root         ? std::string()
-			                                            : "local:" + job->login;
-			    in.message_path = path;
-			    in.mail_from = job->sender.mail_from;
-			    in.recipients = job->sender.recipients;
-			    in.hostname = cfg->hostname;
-			    in.now = now;
-			    in.env = env;
-			    in.check_from = !job->sender.account.empty();
-			    in.smtp_auth = false;
-			    if (!job->sender.root) {
-				    config::Account defaults;
-				    in.default_limits = SubmissionInput::Limits{defaults.max_outgoing_messages_per_day,
-				                                                defaults.max_first_time_recipients_per_day};
-			    }
-			    // RFC 5322 3.6: From is required; sendmail(1) makes one from
-			    // the sender (and -F) when the message has none.
-			    MessageFile file(path);
-			    auto header = file.ok() ? file.read_header() : std::nullopt;
-			    auto section = header ? message::parse_header_section(*header) : std::nullopt;
-			    if (section && !message::has_header(*section, "From")) {
-				    std::string from = job->sender.mail_from.empty() ? job->login + "@" + cfg->hostname : job->sender.mail_from;
-				    in.extra_header = generated_from(request.full_name, from);
-			    }
-			    for (const auto& r : in.recipients) in.smtputf8 = in.smtputf8 || has_non_ascii(r);
-			    in.smtputf8 = in.smtputf8 || has_non_ascii(in.mail_from);
-			    job->result = prepare_submission(in);
+			    run_submission_job(*job, cfg, request, uid, path, env, now);
 		    } catch (const std::exception& e) {
 			    job->error = e.what();
 		    }

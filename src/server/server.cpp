@@ -66,7 +66,7 @@ std::vector<Limiter::Window> auth_failure_windows(const config::Config& cfg) {
 
 void Server::build_limiters() {
 	// doc/behaviour.md §1: connection rate per minute, open connections for
-	// all time; decision 16: both configurable.
+	// all time; doc/behaviour.md D16: both configurable.
 	conn_rate_ = Limiter({limiter_window(60, cfg_->limits.connection_rate_per_min)});
 	// The concurrency limiter keeps its counts across reloads only when the
 	// limits are unchanged; a reload with new limits starts counting afresh

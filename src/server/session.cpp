@@ -22,7 +22,7 @@
 namespace tern::server {
 
 namespace {
-// RFC 5321 4.5.3.1.4 allows 512 octets for a command line; the seed reads up
+// RFC 5321 4.5.3.1.4 allows 512 octets for a command line; the model reads up
 // to 2048 before giving up (extensions make lines longer in practice).
 constexpr size_t max_line = 2048;
 // Stop taking commands while this much output waits for a slow reader.
@@ -107,7 +107,7 @@ void Connection::start() {
 	begin_session();
 }
 
-// The accept path of the seed (doc/behaviour.md §1), once the client's
+// The accept path of the model (doc/behaviour.md §1), once the client's
 // address is known: shutdown, limiters, then the greeting (or, on port 465,
 // the TLS handshake first).
 void Connection::begin_session() {
@@ -320,7 +320,7 @@ void Connection::stall_then(double seconds, std::function<void(Connection&)> con
 
 void Connection::on_slow_tick() {
 	// A byte went out: the client is reading, so its deadline starts over
-	// (the seed sets its deadline at every write).
+	// (the model sets its deadline at every write).
 	if (state != SessionState::waiting && state != SessionState::tls_handshake) arm_deadline();
 	flush();
 	if (dead) return;
@@ -493,7 +493,7 @@ void Connection::process_input_loop() {
 			log::event(log::Level::trace, cid, log::enabled(log::Level::traceauth) ? "RC: " + line : "RC: ***");
 		if (slow_pace()) {
 			// Slow mode: each line read waits before it is handled (the
-			// seed sleeps before every read); the loop serves others
+			// model sleeps before every read); the loop serves others
 			// meanwhile.
 			stall_then(bad_client_delay(), [line, sasl_line](Connection& c) {
 				if (!sasl_line) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "inbound/delivery_rate.h"
 #include "inbound/junk_marks.h"
 #include "inbound/rejects.h"
@@ -21,7 +22,7 @@
 
 namespace tern::store {
 
-constexpr int64_t default_history_max_age_s = 3 * 365 * 24 * 3600;  // the longest reputation window
+constexpr int64_t default_history_max_age_s = config::default_history_max_age_days * 24 * 3600;  // the longest reputation window
 
 struct HistoryRecord {
 	uint64_t id = 0;                // assigned by add_history
