@@ -53,7 +53,7 @@ public:
 			return "cannot reach ternd at " + path + ": " + std::strerror(e) + " (is ternd running?)";
 		if (e == EACCES)
 			return "cannot reach ternd at " + path + ": " + std::strerror(e) +
-			       " (the data directory must be searchable by every user, mode 0711 or more)";
+			    " (the data directory must be searchable by every user, mode 0711 or more)";
 		return "cannot reach ternd at " + path + ": " + std::strerror(e);
 	}
 	bool send_all(std::string_view data) { return net::send_all(fd_, data); }
@@ -98,28 +98,32 @@ int read_answer(Connection& conn) {
 	for (;;) {
 		auto line = conn.read_line();
 		if (!line)
-			return fail(sm::ex_tempfail, "ternd closed the connection without an answer; the message was not sent");
+			return fail(sm::ex_tempfail,
+			            "ternd closed the connection without an answer; the message was not sent");
 		sm::ResponseLine r = sm::parse_response_line(*line);
 		switch (r.kind) {
 		case sm::ResponseLine::Kind::rcpt:
 			if (r.status.code >= 300)
-				std::cerr << "sendmail.tern: " << r.status.recipient << ": " << r.status.code << " " << r.status.enhanced
-				          << " " << r.status.text << "\n";
+				std::cerr << "sendmail.tern: " << r.status.recipient << ": " << r.status.code << " "
+					  << r.status.enhanced << " " << r.status.text << "\n";
 			break;
 		case sm::ResponseLine::Kind::queue: {
 			auto listing = conn.read_bytes(r.size);
-			if (!listing) return fail(sm::ex_tempfail, "ternd closed the connection during the queue listing");
+			if (!listing)
+				return fail(sm::ex_tempfail, "ternd closed the connection during the queue listing");
 			std::cout << *listing;
 			break;
 		}
 		case sm::ResponseLine::Kind::done: {
 			int status = sm::exit_status(r.status);
 			if (status != sm::ex_ok)
-				fail(status, "message not sent: " + std::to_string(r.status.code) + " " + r.status.enhanced + " " +
-				                 r.status.text);
+				fail(status,
+				     "message not sent: " + std::to_string(r.status.code) + " " + r.status.enhanced +
+				         " " + r.status.text);
 			return status;
 		}
-		case sm::ResponseLine::Kind::invalid: return fail(sm::ex_software, "unexpected answer from ternd: " + *line);
+		case sm::ResponseLine::Kind::invalid:
+			return fail(sm::ex_software, "unexpected answer from ternd: " + *line);
 		}
 	}
 }
@@ -156,7 +160,8 @@ int main(int argc, char** argv) {
 		request.list_queue = true;
 	} else {
 		std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-		if (std::cin.bad()) return fail(sm::ex_ioerr, std::string("reading the message: ") + std::strerror(errno));
+		if (std::cin.bad())
+			return fail(sm::ex_ioerr, std::string("reading the message: ") + std::strerror(errno));
 		message = sm::ensure_header_section(sm::normalize_message(input, a.ignore_dots));
 		message = sm::qualify_header_addresses(message, cfg->hostname);
 		request.recipients = a.recipients;
@@ -165,9 +170,11 @@ int main(int argc, char** argv) {
 		if (!h.error.empty()) return fail(sm::ex_dataerr, h.error);
 		message = std::move(h.message);
 		request.recipients.insert(request.recipients.end(), h.recipients.begin(), h.recipients.end());
-		if (request.recipients.empty()) return fail(sm::ex_usage, "no recipient addresses found in the message header");
+		if (request.recipients.empty())
+			return fail(sm::ex_usage, "no recipient addresses found in the message header");
 		if (request.recipients.size() > sm::max_recipients)
-			return fail(sm::ex_usage, "too many recipients (at most " + std::to_string(sm::max_recipients) + ")");
+			return fail(sm::ex_usage,
+			            "too many recipients (at most " + std::to_string(sm::max_recipients) + ")");
 		request.sender = a.sender;
 		request.full_name = a.full_name;
 		request.data_size = message.size();
@@ -176,7 +183,8 @@ int main(int argc, char** argv) {
 	if (!head) return fail(sm::ex_usage, "control characters in an address or the full name");
 
 	Connection conn;
-	if (auto error = conn.connect_to(socket_path)) return fail(sm::ex_tempfail, *error + "; the message was not sent");
+	if (auto error = conn.connect_to(socket_path))
+		return fail(sm::ex_tempfail, *error + "; the message was not sent");
 	// ternd may answer early (a refusal) and close: read its answer then.
 	conn.send_all(*head) && conn.send_all(message);
 	return read_answer(conn);

@@ -104,8 +104,8 @@ int usage(const std::string& why) {
 // Global options, as given before the command.
 struct Globals {
 	std::string config_path = TERN_SYSCONFDIR "/tern/tern.json";
-	bool config_given = false;   // -c was on the command line
-	std::string dns;             // --dns IP[:PORT], "" when absent
+	bool config_given = false;  // -c was on the command line
+	std::string dns;            // --dns IP[:PORT], "" when absent
 };
 
 int cmd_check(const std::string& path) {
@@ -148,8 +148,9 @@ void become_config_user(const config::Config& cfg) {
 	std::error_code ec;
 	std::filesystem::create_directories(cfg.data_dir, ec);
 	if (ec || chown(cfg.data_dir.c_str(), user->uid, user->gid) != 0)
-		throw CommandError{exit_negative, "error: handing " + cfg.data_dir + " to " + user->name + ": " +
-		                                      (ec ? ec.message() : std::string(std::strerror(errno)))};
+		throw CommandError{exit_negative,
+		                   "error: handing " + cfg.data_dir + " to " + user->name + ": " +
+		                       (ec ? ec.message() : std::string(std::strerror(errno)))};
 	core::become_user(*user);
 }
 
@@ -295,7 +296,9 @@ std::optional<bool> check_tern_password(const config::Config& cfg, const std::st
 	return std::nullopt;
 }
 
-int cmd_checkpassword(const Globals& g, const std::vector<std::string>& program) {
+// The checkpassword input on fd 3: "user NUL password NUL ...", at most
+// 512 bytes; nullopt (after a message) when it cannot be read.
+static std::optional<std::string> read_checkpassword_input() {
 	std::string input;
 	char buf[checkpassword_max_input + 1];
 	for (;;) {
@@ -303,15 +306,21 @@ int cmd_checkpassword(const Globals& g, const std::vector<std::string>& program)
 		if (n < 0 && errno == EINTR) continue;
 		if (n < 0) {
 			std::cerr << "ternctl checkpassword: reading fd 3: " << std::strerror(errno) << "\n";
-			return checkpassword_misuse;
+			return std::nullopt;
 		}
-		if (n == 0) break;
+		if (n == 0) return input;
 		input.append(buf, static_cast<size_t>(n));
 		if (input.size() > checkpassword_max_input) {
 			std::cerr << "ternctl checkpassword: more than 512 bytes on fd 3\n";
-			return checkpassword_misuse;
+			return std::nullopt;
 		}
 	}
+}
+
+int cmd_checkpassword(const Globals& g, const std::vector<std::string>& program) {
+	std::optional<std::string> read = read_checkpassword_input();
+	if (!read) return checkpassword_misuse;
+	std::string& input = *read;
 	size_t user_end = input.find('\0');
 	size_t password_end = user_end == std::string::npos ? user_end : input.find('\0', user_end + 1);
 	if (password_end == std::string::npos) {
@@ -344,7 +353,8 @@ int cmd_checkpassword(const Globals& g, const std::vector<std::string>& program)
 		// A userdb lookup; a passdb credentials lookup wants a stored
 		// password scheme, which tern does not keep.
 		if (getenv("CREDENTIALS_LOOKUP")) {
-			std::cerr << "ternctl checkpassword: tern keeps no password Dovecot could use for a credentials lookup\n";
+			std::cerr
+			    << "ternctl checkpassword: tern keeps no password Dovecot could use for a credentials lookup\n";
 			return checkpassword_bad;
 		}
 		setenv("AUTHORIZED", "2", 1);
@@ -382,8 +392,7 @@ int cmd_checkpassword(const Globals& g, const std::vector<std::string>& program)
 // --dns and without -c none is read, and a missing default file is fine.
 // A config that is named or present but does not load is exit 2 (SPEC).
 std::shared_ptr<const config::Config> diagnostic_config(const Globals& g) {
-	if (!g.config_given && (!g.dns.empty() || access(g.config_path.c_str(), F_OK) != 0))
-		return nullptr;
+	if (!g.config_given && (!g.dns.empty() || access(g.config_path.c_str(), F_OK) != 0)) return nullptr;
 	try {
 		return config::Config::load_file(g.config_path);
 	} catch (const std::exception& e) {
@@ -404,8 +413,7 @@ std::shared_ptr<const config::Config> required_config(const Globals& g) {
 class LoopResolver {
 public:
 	LoopResolver(const Globals& g, const config::Config* cfg) : loop_(ev_loop_new(0)) {
-		if (!loop_)
-			throw CommandError{exit_negative, "error: cannot create an event loop"};
+		if (!loop_) throw CommandError{exit_negative, "error: cannot create an event loop"};
 		std::vector<std::string> servers;
 		if (!g.dns.empty())
 			servers.push_back(g.dns);
@@ -417,7 +425,8 @@ public:
 		} catch (const std::exception& e) {
 			ev_loop_destroy(loop_);
 			// A bad --dns value is a usage error; anything else a failure.
-			throw CommandError{g.dns.empty() ? exit_negative : exit_usage, std::string("error: ") + e.what()};
+			throw CommandError{g.dns.empty() ? exit_negative : exit_usage,
+			                   std::string("error: ") + e.what()};
 		}
 	}
 	~LoopResolver() {
@@ -432,8 +441,7 @@ public:
 	// Runs the loop until `finished` says so. Every query ends by the
 	// resolver's own deadline, so this terminates.
 	void run_until(const std::function<bool()>& finished) {
-		while (!finished())
-			ev_run(loop_, EVRUN_ONCE);
+		while (!finished()) ev_run(loop_, EVRUN_ONCE);
 	}
 
 private:
@@ -449,8 +457,7 @@ std::string read_input(const std::string& path) {
 		return data;
 	}
 	std::ifstream in(path, std::ios::binary);
-	if (!in)
-		throw CommandError{exit_usage, "error: cannot read " + path + ": " + std::strerror(errno)};
+	if (!in) throw CommandError{exit_usage, "error: cannot read " + path + ": " + std::strerror(errno)};
 	data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 	return data;
 }
@@ -459,11 +466,9 @@ std::string read_input(const std::string& path) {
 // form, where every line ends in CRLF (RFC 5322 2.1, RFC 6376 3.4).
 
 std::string local_hostname(const config::Config* cfg) {
-	if (cfg && !cfg->hostname.empty())
-		return cfg->hostname;
+	if (cfg && !cfg->hostname.empty()) return cfg->hostname;
 	char name[256] = {};
-	if (gethostname(name, sizeof(name) - 1) != 0 || !name[0])
-		return "unknown";
+	if (gethostname(name, sizeof(name) - 1) != 0 || !name[0]) return "unknown";
 	return name;
 }
 
@@ -471,7 +476,7 @@ std::string local_hostname(const config::Config* cfg) {
 
 struct MailFrom {
 	std::string localpart;
-	std::string domain;   // ASCII; "" for the null reverse path
+	std::string domain;  // ASCII; "" for the null reverse path
 };
 
 // A MAIL FROM argument as given on the command line: "<>" or "" for the
@@ -488,21 +493,18 @@ struct MailFromArg {
 };
 
 MailFromArg parse_mailfrom(std::string text) {
-	if (text.size() >= 2 && text.front() == '<' && text.back() == '>')
-		text = text.substr(1, text.size() - 2);
-	if (text.empty())
-		return {};
+	if (text.size() >= 2 && text.front() == '<' && text.back() == '>') text = text.substr(1, text.size() - 2);
+	if (text.empty()) return {};
 	if (auto addr = smtp::parse_address(text); addr && !addr->ip)
 		return {MailFrom{addr->localpart, addr->domain.ascii}};
 	size_t at = text.rfind('@');
-	if (at == std::string::npos)
-		return {MailFrom{"", ascii_lower(text)}};
+	if (at == std::string::npos) return {MailFrom{"", ascii_lower(text)}};
 	std::string domain = ascii_lower(text.substr(at + 1));
 	return {MailFrom{text.substr(0, at), domain}, domain.empty()};
 }
 
 struct Helo {
-	std::string domain;           // ASCII, "" for an address literal
+	std::string domain;  // ASCII, "" for an address literal
 	std::optional<IpAddr> ip;
 };
 
@@ -513,22 +515,17 @@ struct Helo {
 Helo parse_helo(const std::string& text) {
 	if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
 		std::string inner = text.substr(1, text.size() - 2);
-		if (istarts_with(inner, "IPv6:"))
-			inner = inner.substr(5);
-		if (auto ip = IpAddr::parse(inner))
-			return Helo{"", ip};
+		if (istarts_with(inner, "IPv6:")) inner = inner.substr(5);
+		if (auto ip = IpAddr::parse(inner)) return Helo{"", ip};
 	}
-	if (auto d = smtp::parse_domain(text))
-		return Helo{d->ascii, std::nullopt};
+	if (auto d = smtp::parse_domain(text)) return Helo{d->ascii, std::nullopt};
 	return Helo{ascii_lower(text), std::nullopt};
 }
 
 int cmd_spf(const Globals& g, const std::vector<std::string>& args) {
-	if (args.empty() || args[0] != "check" || args.size() < 3 || args.size() > 4)
-		return usage();
+	if (args.empty() || args[0] != "check" || args.size() < 3 || args.size() > 4) return usage();
 	auto ip = IpAddr::parse(args[1]);
-	if (!ip)
-		return usage("spf check: not an IP address: " + args[1]);
+	if (!ip) return usage("spf check: not an IP address: " + args[1]);
 	auto [from, empty_domain] = parse_mailfrom(args[2]);
 	if (empty_domain) {
 		// "user@": no domain to look up (RFC 7208 4.3).
@@ -536,8 +533,7 @@ int cmd_spf(const Globals& g, const std::vector<std::string>& args) {
 		return exit_ok;
 	}
 	Helo helo;
-	if (args.size() == 4)
-		helo = parse_helo(args[3]);
+	if (args.size() == 4) helo = parse_helo(args[3]);
 
 	auto cfg = diagnostic_config(g);
 	LoopResolver lr(g, cfg.get());
@@ -553,17 +549,15 @@ int cmd_spf(const Globals& g, const std::vector<std::string>& args) {
 	bool done = false;
 	mailauth::SpfReceived received;
 	std::string explanation;
-	mailauth::spf_verify(lr.resolver(), 1, spf_args,
-		[&](mailauth::SpfReceived r, std::string expl, bool) {
-			received = std::move(r);
-			explanation = std::move(expl);
-			done = true;
-		});
+	mailauth::spf_verify(lr.resolver(), 1, spf_args, [&](mailauth::SpfReceived r, std::string expl, bool) {
+		received = std::move(r);
+		explanation = std::move(expl);
+		done = true;
+	});
 	lr.run_until([&] { return done; });
 
 	std::cout << mailauth::spf_status_name(received.result) << "\n";
-	if (!explanation.empty())
-		std::cout << "explanation: " << explanation << "\n";
+	if (!explanation.empty()) std::cout << "explanation: " << explanation << "\n";
 	// Why an error is an error goes to stderr, so stdout keeps the format
 	// scripts rely on.
 	if (!received.problem.empty() &&
@@ -578,16 +572,14 @@ int cmd_spf(const Globals& g, const std::vector<std::string>& args) {
 std::string quote(const std::string& text) {
 	std::string out = "\"";
 	for (char c : text) {
-		if (c == '"' || c == '\\')
-			out += '\\';
+		if (c == '"' || c == '\\') out += '\\';
 		out += (c == '\r' || c == '\n') ? ' ' : c;
 	}
 	return out + "\"";
 }
 
 int cmd_dkim_verify(const Globals& g, const std::vector<std::string>& args) {
-	if (args.size() > 2)
-		return usage();
+	if (args.size() > 2) return usage();
 	std::string message = to_crlf(read_input(args.size() == 2 ? args[1] : ""));
 	auto cfg = diagnostic_config(g);
 	LoopResolver lr(g, cfg.get());
@@ -607,9 +599,8 @@ int cmd_dkim_verify(const Globals& g, const std::vector<std::string>& args) {
 	bool all_pass = true;
 	for (const auto& r : results) {
 		std::cout << mailauth::dkim::status_name(r.status) << " d=" << r.domain() << " s=" << r.selector()
-		          << " a=" << r.algorithm();
-		if (!r.error.empty())
-			std::cout << " error=" << quote(r.error);
+			  << " a=" << r.algorithm();
+		if (!r.error.empty()) std::cout << " error=" << quote(r.error);
 		std::cout << "\n";
 		all_pass = all_pass && r.status == mailauth::dkim::Status::pass;
 	}
@@ -625,22 +616,19 @@ std::string strip_comments(const std::string& text) {
 	for (size_t i = 0; i < text.size(); i++) {
 		char c = text[i];
 		if (c == '\\' && i + 1 < text.size()) {
-			if (depth == 0)
-				out += text.substr(i, 2);
+			if (depth == 0) out += text.substr(i, 2);
 			i++;
 			continue;
 		}
 		if (quoted) {
 			out += c;
-			if (c == '"')
-				quoted = false;
+			if (c == '"') quoted = false;
 		} else if (c == '(') {
 			depth++;
 		} else if (c == ')' && depth > 0) {
 			depth--;
 		} else if (depth == 0) {
-			if (c == '"')
-				quoted = true;
+			if (c == '"') quoted = true;
 			out += c;
 		}
 	}
@@ -665,45 +653,39 @@ std::optional<std::string> from_domain(const std::string& value) {
 	}
 	if (open != std::string::npos) {
 		size_t close = text.find('>', open);
-		if (close == std::string::npos)
-			return std::nullopt;
+		if (close == std::string::npos) return std::nullopt;
 		addr = text.substr(open + 1, close - open - 1);
 	} else {
 		addr = text.substr(0, text.find(','));
 	}
 	addr = std::string(trim(addr));
 	size_t at = addr.rfind('@');
-	if (at == std::string::npos)
-		return std::nullopt;
+	if (at == std::string::npos) return std::nullopt;
 	auto domain = smtp::parse_domain(trim(std::string_view(addr).substr(at + 1)));
-	if (!domain)
-		return std::nullopt;
+	if (!domain) return std::nullopt;
 	return domain->ascii;
 }
 
 std::optional<mailauth::dkim::Canon> parse_canon(const std::string& name) {
-	if (name == "simple")
-		return mailauth::dkim::Canon::simple;
-	if (name == "relaxed")
-		return mailauth::dkim::Canon::relaxed;
+	if (name == "simple") return mailauth::dkim::Canon::simple;
+	if (name == "relaxed") return mailauth::dkim::Canon::relaxed;
 	return std::nullopt;
 }
 
 int cmd_dkim_sign(const Globals& g, const std::vector<std::string>& args) {
-	if (args.size() > 2)
-		return usage();
+	if (args.size() > 2) return usage();
 	auto cfg = required_config(g);
 	std::string message = to_crlf(read_input(args.size() == 2 ? args[1] : ""));
 
 	std::string why;
 	auto section = message::parse_header_section(message, &why);
-	if (!section)
-		throw CommandError{exit_negative, "error: malformed message header: " + why};
+	if (!section) throw CommandError{exit_negative, "error: malformed message header: " + why};
 	auto froms = message::find_fields(*section, "From");
 	// RFC 6376 5.4: the From field must be present (and single) to be signed.
 	if (froms.size() != 1)
-		throw CommandError{exit_negative, "error: the message must have exactly one From header, has " +
-		                                      std::to_string(froms.size())};
+		throw CommandError{exit_negative,
+		                   "error: the message must have exactly one From header, has " +
+		                       std::to_string(froms.size())};
 	auto domain = from_domain(froms[0]->unfolded_value());
 	if (!domain)
 		throw CommandError{exit_negative, "error: no domain in From header: " + froms[0]->unfolded_value()};
@@ -717,12 +699,12 @@ int cmd_dkim_sign(const Globals& g, const std::vector<std::string>& args) {
 	for (const std::string& selector_name : dom.dkim_sign) {
 		auto sel = dom.dkim_selectors.find(selector_name);
 		if (sel == dom.dkim_selectors.end())
-			throw CommandError{exit_negative, "error: domain " + *domain + ": unknown selector " + selector_name};
+			throw CommandError{exit_negative,
+			                   "error: domain " + *domain + ": unknown selector " + selector_name};
 		const config::DkimSelector& selector = sel->second;
 		std::string key_error;
 		auto key = mailauth::dkim::load_private_key(selector.private_key_file, &key_error);
-		if (!key)
-			throw CommandError{exit_negative, "error: " + selector.private_key_file + ": " + key_error};
+		if (!key) throw CommandError{exit_negative, "error: " + selector.private_key_file + ": " + key_error};
 		mailauth::dkim::SignOptions options;
 		options.domain = dom.name.empty() ? *domain : dom.name;
 		options.selector = selector_name;
@@ -734,8 +716,7 @@ int cmd_dkim_sign(const Globals& g, const std::vector<std::string>& args) {
 		options.timestamp = now;
 		std::string sign_error;
 		auto field = mailauth::dkim::sign_message(options, message, &sign_error);
-		if (!field)
-			throw CommandError{exit_negative, "error: " + sign_error};
+		if (!field) throw CommandError{exit_negative, "error: " + sign_error};
 		signatures += *field;
 	}
 	std::cout << signatures << message;
@@ -764,28 +745,23 @@ int cmd_dkim_genkey(const std::vector<std::string>& args) {
 			return usage("dkim genkey: unexpected argument: " + a);
 		}
 	}
-	if (!type || out.empty())
-		return usage("dkim genkey: needs rsa|ed25519 and --out FILE");
+	if (!type || out.empty()) return usage("dkim genkey: needs rsa|ed25519 and --out FILE");
 	if (bits && *type == mailauth::dkim::KeyType::ed25519)
 		return usage("dkim genkey: --bits applies to rsa keys only");
-	if (bits && (*bits < 1024 || *bits > 8192))
-		return usage("dkim genkey: --bits must be between 1024 and 8192");
+	if (bits && (*bits < 1024 || *bits > 8192)) return usage("dkim genkey: --bits must be between 1024 and 8192");
 
 	std::string error;
 	auto key = mailauth::dkim::generate_key(*type, bits.value_or(2048), &error);
-	if (!key)
-		throw CommandError{exit_negative, "error: " + error};
+	if (!key) throw CommandError{exit_negative, "error: " + error};
 	// Never replace an existing key by accident: its public half may be
 	// published. The file is private to the owner from its creation on.
 	int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		throw CommandError{exit_negative, "error: cannot create " + out + ": " + std::strerror(errno)};
-	::fchmod(fd, 0600);   // despite the umask
+	if (fd < 0) throw CommandError{exit_negative, "error: cannot create " + out + ": " + std::strerror(errno)};
+	::fchmod(fd, 0600);  // despite the umask
 	size_t written = 0;
 	while (written < key->pem.size()) {
 		ssize_t n = ::write(fd, key->pem.data() + written, key->pem.size() - written);
-		if (n < 0 && errno == EINTR)
-			continue;
+		if (n < 0 && errno == EINTR) continue;
 		if (n <= 0) {
 			int err = errno;
 			::close(fd);
@@ -801,14 +777,10 @@ int cmd_dkim_genkey(const std::vector<std::string>& args) {
 }
 
 int cmd_dkim(const Globals& g, const std::vector<std::string>& args) {
-	if (args.empty())
-		return usage();
-	if (args[0] == "verify")
-		return cmd_dkim_verify(g, args);
-	if (args[0] == "sign")
-		return cmd_dkim_sign(g, args);
-	if (args[0] == "genkey")
-		return cmd_dkim_genkey(args);
+	if (args.empty()) return usage();
+	if (args[0] == "verify") return cmd_dkim_verify(g, args);
+	if (args[0] == "sign") return cmd_dkim_sign(g, args);
+	if (args[0] == "genkey") return cmd_dkim_genkey(args);
 	return usage("unknown dkim command: " + args[0]);
 }
 
@@ -827,8 +799,7 @@ int run_database_command(const Globals& g, const std::vector<std::string>& words
 }
 
 int cmd_reports(const Globals& g, const std::string& kind, const std::vector<std::string>& args) {
-	if (args.empty() || args[0] != "reports" || args.size() > 2)
-		return usage();
+	if (args.empty() || args[0] != "reports" || args.size() > 2) return usage();
 	std::vector<std::string> words{kind};
 	words.insert(words.end(), args.begin(), args.end());
 	return run_database_command(g, words);
@@ -836,8 +807,7 @@ int cmd_reports(const Globals& g, const std::string& kind, const std::vector<std
 
 // The message's words are taken here; only they cross the control socket.
 int cmd_junk(const Globals& g, const std::vector<std::string>& args) {
-	if (args.size() < 2 || (args[0] != "check" && args[0] != "train"))
-		return usage();
+	if (args.size() < 2 || (args[0] != "check" && args[0] != "train")) return usage();
 	bool train = args[0] == "train";
 	std::string mark, training = "add", file;
 	for (size_t i = 2; i < args.size(); ++i) {
@@ -851,32 +821,25 @@ int cmd_junk(const Globals& g, const std::vector<std::string>& args) {
 		else
 			return usage("junk " + args[0] + ": unexpected argument: " + a);
 	}
-	if (train && mark.empty())
-		return usage("junk train: needs --junk or --ham");
+	if (train && mark.empty()) return usage("junk train: needs --junk or --ham");
 	std::string message = read_input(file);
-	if (message.size() > store::junk_filter_read_limit)
-		message.resize(store::junk_filter_read_limit);
+	if (message.size() > store::junk_filter_read_limit) message.resize(store::junk_filter_read_limit);
 	std::string words = server::junk_words_arg(inbound::message_words(to_crlf(message)));
-	if (train)
-		return run_database_command(g, {"junk", "train", args[1], mark, training, words});
+	if (train) return run_database_command(g, {"junk", "train", args[1], mark, training, words});
 	return run_database_command(g, {"junk", "check", args[1], words});
 }
 
 // A DOMAIN argument; a trailing dot (a fully qualified name) is allowed.
 auto parse_domain_argument(std::string name) {
-	if (!name.empty() && name.back() == '.')
-		name.pop_back();
+	if (!name.empty() && name.back() == '.') name.pop_back();
 	return smtp::parse_domain(name);
 }
 
 int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
-	if (!args.empty() && args[0] == "reports")
-		return cmd_reports(g, "dmarc", args);
-	if (args.size() != 2 || args[0] != "lookup")
-		return usage();
+	if (!args.empty() && args[0] == "reports") return cmd_reports(g, "dmarc", args);
+	if (args.size() != 2 || args[0] != "lookup") return usage();
 	auto domain = parse_domain_argument(args[1]);
-	if (!domain)
-		return usage("dmarc lookup: not a domain name: " + args[1]);
+	if (!domain) return usage("dmarc lookup: not a domain name: " + args[1]);
 
 	auto cfg = diagnostic_config(g);
 	LoopResolver lr(g, cfg.get());
@@ -896,8 +859,7 @@ int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
 	// when the lookup failed or the record is invalid, with the reason on
 	// stderr (RFC 7489 6.6.3: either way no policy is applied).
 	std::cout << mailauth::dmarc_status_name(lookup.status) << "\n";
-	if (!lookup.error.empty())
-		std::cerr << "problem: " << lookup.error << "\n";
+	if (!lookup.error.empty()) std::cerr << "problem: " << lookup.error << "\n";
 	return exit_negative;
 }
 
@@ -906,16 +868,13 @@ int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
 // The health test ternd applies before using a zone, and optionally the
 // lookup of one address in it.
 int cmd_dnsbl(const Globals& g, const std::vector<std::string>& args) {
-	if (args.size() < 2 || args.size() > 3 || args[0] != "check")
-		return usage();
+	if (args.size() < 2 || args.size() > 3 || args[0] != "check") return usage();
 	auto domain = parse_domain_argument(args[1]);
-	if (!domain)
-		return usage("dnsbl check: not a domain name: " + args[1]);
+	if (!domain) return usage("dnsbl check: not a domain name: " + args[1]);
 	std::optional<IpAddr> ip;
 	if (args.size() == 3) {
 		ip = IpAddr::parse(args[2]);
-		if (!ip)
-			return usage("dnsbl check: not an IP address: " + args[2]);
+		if (!ip) return usage("dnsbl check: not an IP address: " + args[2]);
 	}
 	auto cfg = diagnostic_config(g);
 	LoopResolver lr(g, cfg.get());
@@ -927,15 +886,16 @@ int cmd_dnsbl(const Globals& g, const std::vector<std::string>& args) {
 	});
 	std::optional<mailauth::DnsblStatus> listed;
 	if (ip)
-		mailauth::dnsbl_lookup(lr.resolver(), 1, *ip, domain->ascii, [&](mailauth::DnsblStatus s) { listed = s; });
+		mailauth::dnsbl_lookup(lr.resolver(), 1, *ip, domain->ascii,
+		                       [&](mailauth::DnsblStatus s) { listed = s; });
 	lr.run_until([&] { return probed && (!ip || listed); });
 
 	std::cout << (health.healthy ? std::string("healthy") : "unhealthy: " + health.why()) << "\n";
 	bool clean = health.healthy;
 	if (ip) {
 		const char* word = *listed == mailauth::DnsblStatus::fail ? "listed"
-		                   : *listed == mailauth::DnsblStatus::pass ? "not listed"
-		                                                            : "temperror";
+		    : *listed == mailauth::DnsblStatus::pass              ? "not listed"
+									  : "temperror";
 		std::cout << ip->to_string() << ": " << word << "\n";
 		clean = clean && *listed == mailauth::DnsblStatus::pass;
 	}
@@ -947,8 +907,9 @@ int cmd_dnsbl(const Globals& g, const std::vector<std::string>& args) {
 // Whether `ip` can be the server's public address: not a wildcard,
 // loopback, private (RFC 1918, RFC 4193) or link-local address.
 bool public_address(const IpAddr& ip) {
-	static const char* not_public[] = {"0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
-	                                   "169.254.0.0/16", "::/128", "::1/128", "fc00::/7", "fe80::/10"};
+	static const char* not_public[] = {"0.0.0.0/8",      "127.0.0.0/8",    "10.0.0.0/8", "172.16.0.0/12",
+	                                   "192.168.0.0/16", "169.254.0.0/16", "::/128",     "::1/128",
+	                                   "fc00::/7",       "fe80::/10"};
 	for (const char* net : not_public)
 		if (IpNet::parse(net)->contains(ip)) return false;
 	return true;
@@ -958,11 +919,9 @@ bool public_address(const IpAddr& ip) {
 // config (host name, listener addresses, DKIM keys, the dmarc-reports
 // address) in zone-file syntax. Exit 1 when a DKIM key does not load.
 int cmd_setup(const Globals& g, const std::vector<std::string>& args) {
-	if (args.size() != 2 || args[0] != "records")
-		return usage();
+	if (args.size() != 2 || args[0] != "records") return usage();
 	auto domain = parse_domain_argument(args[1]);
-	if (!domain)
-		return usage("setup records: not a domain name: " + args[1]);
+	if (!domain) return usage("setup records: not a domain name: " + args[1]);
 	auto cfg = required_config(g);
 	std::string ascii = ascii_lower(domain->ascii);
 	auto it = cfg->domains.find(ascii);

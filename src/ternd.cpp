@@ -55,18 +55,19 @@ std::string usage_text() {
 	using namespace config;
 	return "usage: ternd [-f] [-n] [-c FILE] [-p FILE] [-l LEVEL]\n"
 	       "       ternd --localserve [--data DIR] [-l LEVEL]\n"
-	       "  -c, --config FILE     config file (default " TERN_SYSCONFDIR "/tern/tern.json)\n"
+	       "  -c, --config FILE     config file (default " TERN_SYSCONFDIR
+	       "/tern/tern.json)\n"
 	       "  -f, --foreground      stay in the foreground, log to stderr\n"
 	       "  -n, --check-config    validate the config, print a summary, exit\n"
 	       "  -p, --pid-file FILE   write the process id to FILE (overrides pid_file)\n"
 	       "  -l, --log-level LEVEL error, info, debug, trace, traceauth, tracedata\n"
 	       "      --localserve      development mode on 127.0.0.1/::1 ports " +
-	       std::to_string(localserve_smtp_port) + "/" + std::to_string(localserve_submission_port) + "/" +
-	       std::to_string(localserve_submissions_port) +
-	       ", no config\n"
-	       "      --data DIR        data directory for --localserve (default ./tern-localserve)\n"
-	       "  -V, --version         print the version\n"
-	       "  -h, --help            this help\n";
+	    std::to_string(localserve_smtp_port) + "/" + std::to_string(localserve_submission_port) + "/" +
+	    std::to_string(localserve_submissions_port) +
+	    ", no config\n"
+	    "      --data DIR        data directory for --localserve (default ./tern-localserve)\n"
+	    "  -V, --version         print the version\n"
+	    "  -h, --help            this help\n";
 }
 
 struct Options {
@@ -82,12 +83,16 @@ struct Options {
 // Parses the command line; exits on -h, -V and usage errors (status 2).
 Options parse_flags(int argc, char** argv) {
 	enum { opt_localserve = 1000, opt_data };
-	static const option longopts[] = {
-	    {"config", required_argument, nullptr, 'c'},   {"foreground", no_argument, nullptr, 'f'},
-	    {"check-config", no_argument, nullptr, 'n'},   {"pid-file", required_argument, nullptr, 'p'},
-	    {"log-level", required_argument, nullptr, 'l'}, {"localserve", no_argument, nullptr, opt_localserve},
-	    {"data", required_argument, nullptr, opt_data}, {"version", no_argument, nullptr, 'V'},
-	    {"help", no_argument, nullptr, 'h'},           {nullptr, 0, nullptr, 0}};
+	static const option longopts[] = {{"config", required_argument, nullptr, 'c'},
+	                                  {"foreground", no_argument, nullptr, 'f'},
+	                                  {"check-config", no_argument, nullptr, 'n'},
+	                                  {"pid-file", required_argument, nullptr, 'p'},
+	                                  {"log-level", required_argument, nullptr, 'l'},
+	                                  {"localserve", no_argument, nullptr, opt_localserve},
+	                                  {"data", required_argument, nullptr, opt_data},
+	                                  {"version", no_argument, nullptr, 'V'},
+	                                  {"help", no_argument, nullptr, 'h'},
+	                                  {nullptr, 0, nullptr, 0}};
 	Options o;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "c:fnp:l:Vh", longopts, nullptr)) != -1) {
@@ -119,7 +124,8 @@ Options parse_flags(int argc, char** argv) {
 }
 
 std::shared_ptr<const config::Config> load_config(const Options& o) {
-	if (o.localserve) return config::Config::localserve_config(std::filesystem::absolute(o.data_dir).lexically_normal());
+	if (o.localserve)
+		return config::Config::localserve_config(std::filesystem::absolute(o.data_dir).lexically_normal());
 	return config::Config::load_file(o.config_path);
 }
 
@@ -176,7 +182,8 @@ void create_for_user(const std::string& path, bool file, const std::optional<cor
 		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
 		if (fd < 0) return;  // opening it for the log says why
 		if (user && fchown(fd, user->uid, user->gid) != 0)
-			log::warn("chown of the new log file failed", {{"file", path}, {"error", std::strerror(errno)}});
+			log::warn("chown of the new log file failed",
+			          {{"file", path}, {"error", std::strerror(errno)}});
 		close(fd);
 		return;
 	}
@@ -220,7 +227,8 @@ std::string join_lines(const std::vector<std::string>& lines) {
 // self-signed one for localhost on first start (doc/behaviour.md "localserve").
 std::shared_ptr<const net::TlsServerContext> load_tls(const config::Config& cfg) {
 	if (cfg.tls.cert_file.empty()) return nullptr;
-	if (cfg.localserve && (!std::filesystem::exists(cfg.tls.cert_file) || !std::filesystem::exists(cfg.tls.key_file))) {
+	if (cfg.localserve &&
+	    (!std::filesystem::exists(cfg.tls.cert_file) || !std::filesystem::exists(cfg.tls.key_file))) {
 		net::generate_self_signed(cfg.tls.cert_file, cfg.tls.key_file, "localhost");
 		log::info("created a self-signed certificate for localhost", {{"cert", cfg.tls.cert_file}});
 	}
@@ -235,7 +243,8 @@ bool check_files_for_start(const config::Config& cfg, const std::string& pid_fil
 	try {
 		check = core::check_start(cfg, pid_file, core::CheckFor::config_check);
 		// The certificate must load, once it is there.
-		if (!cfg.localserve && access(cfg.tls.cert_file.c_str(), F_OK) == 0 && access(cfg.tls.key_file.c_str(), F_OK) == 0)
+		if (!cfg.localserve && access(cfg.tls.cert_file.c_str(), F_OK) == 0 &&
+		    access(cfg.tls.key_file.c_str(), F_OK) == 0)
 			load_tls(cfg);
 	} catch (const std::exception& e) {
 		check.errors.push_back(e.what());
@@ -266,7 +275,8 @@ void remove_stale_temp_files(const std::string& tmp_dir) {
 		std::error_code rm;
 		if (std::filesystem::remove(it->path(), rm)) ++removed;
 	}
-	if (removed) log::info("removed leftover temporary files", {{"dir", tmp_dir}, {"count", std::to_string(removed)}});
+	if (removed)
+		log::info("removed leftover temporary files", {{"dir", tmp_dir}, {"count", std::to_string(removed)}});
 }
 
 // The control socket's commands (man/ternd.8 "CONTROL SOCKET"); each is the
@@ -278,8 +288,10 @@ void add_control_commands(server::ControlServer& control, const std::shared_ptr<
 	control.add("passwd", [&cfg, env](const std::vector<std::string>& args) -> server::ControlJob {
 		if (args.size() != 2) throw std::runtime_error("usage: passwd ACCOUNT SECRETS");
 		return [current = cfg, env, account = args[0], blob = args[1]]() -> server::ControlOutcome {
-			if (!current->accounts.count(account)) return {{1, "", "error: no such account: " + account + "\n"}, {}};
-			if (!sasl::StoredSecrets::parse(blob)) return {{1, "", "error: malformed password secrets\n"}, {}};
+			if (!current->accounts.count(account))
+				return {{1, "", "error: no such account: " + account + "\n"}, {}};
+			if (!sasl::StoredSecrets::parse(blob))
+				return {{1, "", "error: malformed password secrets\n"}, {}};
 			env->set_password_secrets(account, blob);
 			return {{0, "password updated for " + account + "\n", ""}, {}};
 		};
@@ -292,7 +304,8 @@ void add_control_commands(server::ControlServer& control, const std::shared_ptr<
 			bool good = false;
 			if (current->accounts.count(account))
 				if (auto blob = env->password_secrets(account))
-					if (auto secrets = sasl::StoredSecrets::parse(*blob)) good = secrets->check_password(password);
+					if (auto secrets = sasl::StoredSecrets::parse(*blob))
+						good = secrets->check_password(password);
 			return {{good ? 0 : 1, good ? "yes\n" : "no\n", ""}, {}};
 		};
 	});
@@ -343,7 +356,7 @@ void apply_log_settings(const config::Config& cfg, const Options& o) {
 class DeadProcessCheck {
 public:
 	DeadProcessCheck(struct ev_loop* loop, core::WorkerPool& workers, store::Env& env)
-	    : workers_(workers), env_(env), timer_(loop, [this] { run(); }) {
+		: workers_(workers), env_(env), timer_(loop, [this] { run(); }) {
 		timer_.start(interval_s);
 	}
 	void stop() { timer_.stop(); }
@@ -377,7 +390,7 @@ class MaildirScan {
 public:
 	MaildirScan(struct ev_loop* loop, core::WorkerPool& workers, store::Env& env,
 	            const std::shared_ptr<const config::Config>& cfg)
-	    : workers_(workers), env_(env), cfg_(cfg), timer_(loop, [this] { run(); }) {
+		: workers_(workers), env_(env), cfg_(cfg), timer_(loop, [this] { run(); }) {
 		timer_.start(1.0);
 	}
 	// For the metrics: when the last complete pass began, and the history's
@@ -455,9 +468,9 @@ private:
 	bool pid_file_written = false;
 	std::unique_ptr<store::Env> env;  // outlives the server, which uses it
 	std::unique_ptr<server::Server> srv;
-	std::unique_ptr<queue::Queue> outq;  // destroyed before the server (it uses its pool and resolver)
+	std::unique_ptr<queue::Queue> outq;              // destroyed before the server (it uses its pool and resolver)
 	std::unique_ptr<server::ControlServer> control;  // destroyed after the worker pool drained
-	bool stopping = false;  // the loop ended: completions only finish their work
+	bool stopping = false;                           // the loop ended: completions only finish their work
 	std::unique_ptr<server::LocalSubmitListener> local_submit;  // sendmail.tern's socket; uses server and queue
 	struct ev_loop* loop = nullptr;
 	int metrics_fd = -1;  // metrics: the /metrics socket, bound with the SMTP ports
@@ -540,7 +553,8 @@ void Daemon::build_services(Sockets sockets, const std::string& recvid_key) {
 	// through ternd, as local users cannot open the database.
 	store::Env* store_env = env.get();
 	local_submit = std::make_unique<server::LocalSubmitListener>(
-	    *srv, std::move(sockets.local_submit), [store_env] { return queue::queue_list_text(store_env->queue_list()); });
+	    *srv, std::move(sockets.local_submit),
+	    [store_env] { return queue::queue_list_text(store_env->queue_list()); });
 }
 
 bool Daemon::start() {
@@ -616,22 +630,31 @@ void Daemon::apply_reload(const std::shared_ptr<const config::Config>& next,
 // metrics (doc/behaviour.md "Logs, signals, metrics"): gauges and queue
 // counters are read from the live objects when /metrics is rendered.
 std::unique_ptr<metrics::HttpResponder> Daemon::start_metrics(const MaildirScan& scan) {
-	core::stats().set_sampler("tern_connections_open", {}, [this] { return static_cast<double>(srv->open_connections()); });
-	core::stats().set_sampler("tern_worker_jobs_queued", {}, [this] { return static_cast<double>(srv->workers().pending()); });
-	core::stats().set_sampler("tern_history_records", {}, [&scan] { return static_cast<double>(scan.history_records.load()); });
+	core::stats().set_sampler("tern_connections_open", {},
+	                          [this] { return static_cast<double>(srv->open_connections()); });
+	core::stats().set_sampler("tern_worker_jobs_queued", {},
+	                          [this] { return static_cast<double>(srv->workers().pending()); });
+	core::stats().set_sampler("tern_history_records", {},
+	                          [&scan] { return static_cast<double>(scan.history_records.load()); });
 	core::stats().set_sampler("tern_maildir_scan_lag_seconds", {}, [&scan] {
 		return static_cast<double>(std::time(nullptr) - scan.last_complete_scan.load());
 	});
 	server::register_filter_metrics(*srv);
 	if (outq) {
-		core::stats().set_sampler("tern_queue_messages", {}, [this] { return static_cast<double>(outq->size()); });
-		core::stats().set_sampler("tern_queue_deliveries_total", {"delivered"}, [this] { return static_cast<double>(outq->counters().delivered); });
-		core::stats().set_sampler("tern_queue_deliveries_total", {"local"}, [this] { return static_cast<double>(outq->counters().local); });
-		core::stats().set_sampler("tern_queue_deliveries_total", {"failed"}, [this] { return static_cast<double>(outq->counters().failed); });
-		core::stats().set_sampler("tern_queue_deliveries_total", {"retried"}, [this] { return static_cast<double>(outq->counters().retried); });
+		core::stats().set_sampler("tern_queue_messages", {},
+		                          [this] { return static_cast<double>(outq->size()); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"delivered"},
+		                          [this] { return static_cast<double>(outq->counters().delivered); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"local"},
+		                          [this] { return static_cast<double>(outq->counters().local); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"failed"},
+		                          [this] { return static_cast<double>(outq->counters().failed); });
+		core::stats().set_sampler("tern_queue_deliveries_total", {"retried"},
+		                          [this] { return static_cast<double>(outq->counters().retried); });
 	}
 	if (metrics_fd < 0) return nullptr;
-	auto metrics_http = std::make_unique<metrics::HttpResponder>(loop, metrics_fd, [] { return metrics::render(core::stats()); });
+	auto metrics_http = std::make_unique<metrics::HttpResponder>(loop, metrics_fd,
+	                                                             [] { return metrics::render(core::stats()); });
 	metrics_http->start();
 	log::info("metrics listening", {{"address", cfg->metrics.listen}});
 	return metrics_http;

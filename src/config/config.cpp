@@ -8,43 +8,35 @@
 
 namespace tern::config {
 
-std::string canonical_localpart(const Domain& domain, std::string_view localpart)
-{
+std::string canonical_localpart(const Domain& domain, std::string_view localpart) {
 	// "alice+tag" delivers to "alice" when the separator is "+".
 	const std::string& sep = domain.localpart_catchall_separator;
 	if (!sep.empty()) {
 		size_t pos = localpart.find(sep);
-		if (pos != std::string_view::npos)
-			localpart = localpart.substr(0, pos);
+		if (pos != std::string_view::npos) localpart = localpart.substr(0, pos);
 	}
 	// Only ASCII letters are folded; UTF-8 localparts (RFC 6531) compare
 	// byte for byte beyond that.
 	return domain.localpart_case_sensitive ? std::string(localpart) : ascii_lower(localpart);
 }
 
-void Config::build_address_index()
-{
+void Config::build_address_index() {
 	account_of_address.clear();
 	for (const auto& [name, account] : accounts)
 		for (const auto& [address, destination] : account.destinations)
 			account_of_address.emplace(address, name);
 }
 
-bool Config::hosts_domain(const std::string& domain) const
-{
-	return domains.count(ascii_lower(domain)) > 0;
-}
+bool Config::hosts_domain(const std::string& domain) const { return domains.count(ascii_lower(domain)) > 0; }
 
 // Exact address first, then the domain's "@domain" catch-all destination.
 // Fills account, mailbox and canonical; returns false when neither exists.
 static bool find_destination(const Config& cfg, const Domain& domain, std::string_view localpart,
-                             Config::RcptResult& out)
-{
+                             Config::RcptResult& out) {
 	std::string candidates[] = {canonical_localpart(domain, localpart) + "@" + domain.name, "@" + domain.name};
 	for (const std::string& address : candidates) {
 		auto owner = cfg.account_of_address.find(address);
-		if (owner == cfg.account_of_address.end())
-			continue;
+		if (owner == cfg.account_of_address.end()) continue;
 		const Account& account = cfg.accounts.at(owner->second);
 		out.account = &account;
 		out.mailbox = account.destinations.at(address).mailbox;
@@ -54,8 +46,7 @@ static bool find_destination(const Config& cfg, const Domain& domain, std::strin
 	return false;
 }
 
-Config::RcptResult Config::resolve_recipient(const std::string& localpart, const std::string& domain_in) const
-{
+Config::RcptResult Config::resolve_recipient(const std::string& localpart, const std::string& domain_in) const {
 	std::string domain = ascii_lower(domain_in);
 	RcptResult result;
 
@@ -74,19 +65,16 @@ Config::RcptResult Config::resolve_recipient(const std::string& localpart, const
 	};
 
 	// Localserve takes every address, for any domain, into its one account.
-	if (localserve)
-		return to_postmaster(localpart + "@" + (domain.empty() ? hostname : domain));
+	if (localserve) return to_postmaster(localpart + "@" + (domain.empty() ? hostname : domain));
 
 	// RFC 5321 4.5.1: "postmaster" without a domain (the <POSTMASTER> form)
 	// and at our host name (or a listener's, which its greeting shows)
 	// always reaches the postmaster, before any lookup.
 	bool is_postmaster = iequals(localpart, "postmaster");
-	if (is_postmaster && (domain.empty() || domain == hostname))
-		return to_postmaster("postmaster@" + hostname);
+	if (is_postmaster && (domain.empty() || domain == hostname)) return to_postmaster("postmaster@" + hostname);
 	if (is_postmaster)
 		for (const auto& [name, l] : listeners)
-			if (domain == l.hostname)
-				return to_postmaster("postmaster@" + domain);
+			if (domain == l.hostname) return to_postmaster("postmaster@" + domain);
 
 	auto hosted = domains.find(domain);
 	if (hosted == domains.end()) {
@@ -99,102 +87,80 @@ Config::RcptResult Config::resolve_recipient(const std::string& localpart, const
 	}
 	// RFC 5321 4.5.1: every hosted domain must accept postmaster, even
 	// when no destination names it.
-	if (is_postmaster)
-		return to_postmaster("postmaster@" + domain);
+	if (is_postmaster) return to_postmaster("postmaster@" + domain);
 	result.kind = RcptKind::unknown_user;
 	return result;
 }
 
-const Account* Config::account_for_address(const std::string& localpart, const std::string& domain) const
-{
+const Account* Config::account_for_address(const std::string& localpart, const std::string& domain) const {
 	if (localserve) {
 		auto account = accounts.find(postmaster.account);
 		return account == accounts.end() ? nullptr : &account->second;
 	}
 	auto hosted = domains.find(ascii_lower(domain));
-	if (hosted == domains.end())
-		return nullptr;
+	if (hosted == domains.end()) return nullptr;
 	RcptResult result;
 	return find_destination(*this, hosted->second, localpart, result) ? result.account : nullptr;
 }
 
-std::string LmtpTarget::text() const
-{
-	if (!unix_path.empty())
-		return "unix:" + unix_path;
-	if (ip.empty())
-		return "";
+std::string LmtpTarget::text() const {
+	if (!unix_path.empty()) return "unix:" + unix_path;
+	if (ip.empty()) return "";
 	return "inet:" + (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
 }
 
-static std::string host_port(const std::string& ip, int port)
-{
+static std::string host_port(const std::string& ip, int port) {
 	bool v6 = ip.find(':') != std::string::npos;
 	return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
 }
 
-static std::string join_names(const std::vector<std::string>& names)
-{
-	if (names.empty())
-		return "(none)";
+static std::string join_names(const std::vector<std::string>& names) {
+	if (names.empty()) return "(none)";
 	std::string out;
-	for (const std::string& n : names)
-		out += (out.empty() ? "" : ", ") + n;
+	for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
 	return out;
 }
 
-std::string Config::summary() const
-{
+std::string Config::summary() const {
 	std::ostringstream out;
 	out << "hostname: " << hostname << "\n";
-	if (listeners.empty())
-		out << "listeners: (none)\n";
+	if (listeners.empty()) out << "listeners: (none)\n";
 	for (const auto& [name, l] : listeners) {
 		std::vector<std::string> parts;
 		std::pair<const char*, const ListenerService*> services[] = {
 		    {"smtp", &l.smtp}, {"submission", &l.submission}, {"submissions", &l.submissions}};
 		for (auto [service_name, service] : services) {
-			if (!service->enabled)
-				continue;
+			if (!service->enabled) continue;
 			std::string part = service_name;
-			for (const std::string& ip : l.ips)
-				part += " " + host_port(ip, service->port);
-			if (service->require_starttls)
-				part += " (STARTTLS required)";
+			for (const std::string& ip : l.ips) part += " " + host_port(ip, service->port);
+			if (service->require_starttls) part += " (STARTTLS required)";
 			parts.push_back(part);
 		}
 		out << "listener " << name << ": " << (parts.empty() ? "no service enabled" : join_names(parts));
-		if (l.hostname != hostname)
-			out << " (hostname " << l.hostname << ")";
+		if (l.hostname != hostname) out << " (hostname " << l.hostname << ")";
 		out << "\n";
 	}
 	std::vector<std::string> domain_names, account_names;
-	for (const auto& [name, d] : domains)
-		domain_names.push_back(name);
-	for (const auto& [name, a] : accounts)
-		account_names.push_back(name);
+	for (const auto& [name, d] : domains) domain_names.push_back(name);
+	for (const auto& [name, a] : accounts) account_names.push_back(name);
 	out << "domains: " << join_names(domain_names) << "\n";
 	out << "accounts: " << join_names(account_names) << "\n";
 	// Only when some account delivers over LMTP, so Maildir setups read as before.
 	std::map<std::string, std::vector<std::string>> by_lmtp;
 	for (const auto& [name, a] : accounts)
-		if (!a.lmtp.empty())
-			by_lmtp[a.lmtp.text()].push_back(name);
-	for (const auto& [target, names] : by_lmtp)
-		out << "lmtp " << target << ": " << join_names(names) << "\n";
+		if (!a.lmtp.empty()) by_lmtp[a.lmtp.text()].push_back(name);
+	for (const auto& [target, names] : by_lmtp) out << "lmtp " << target << ": " << join_names(names) << "\n";
 	out << "config ok\n";
 	return out.str();
 }
 
-std::shared_ptr<const Config> Config::localserve_config(const std::string& data_dir)
-{
+std::shared_ptr<const Config> Config::localserve_config(const std::string& data_dir) {
 	namespace fs = std::filesystem;
 	auto cfg = std::make_shared<Config>();
 	cfg->localserve = true;
 	cfg->hostname = "localhost";
 	cfg->data_dir = fs::absolute(data_dir.empty() ? "." : data_dir).lexically_normal().string();
-	while (cfg->data_dir.size() > 1 && cfg->data_dir.back() == '/')
-		cfg->data_dir.pop_back();
+	while (cfg->data_dir.size() > 1 && cfg->data_dir.back() == '/') cfg->data_dir.pop_back();
 	cfg->log.level = log::Level::info;
 	cfg->log.syslog = false;
 	// ternd makes a self-signed certificate for localhost here on first start.

@@ -22,9 +22,9 @@ namespace tern::config {
 // Defaults written once: the struct members below, the loader, the built-in
 // localserve config and the programs refer to these.
 inline constexpr int64_t default_max_message_size = 100 * 1024 * 1024;  // 100 MiB
-inline constexpr int default_smtp_port = 25;          // IANA service "smtp"
-inline constexpr int default_submission_port = 587;  // RFC 6409 3.1
-inline constexpr int default_submissions_port = 465; // RFC 8314 3.3
+inline constexpr int default_smtp_port = 25;                            // IANA service "smtp"
+inline constexpr int default_submission_port = 587;                     // RFC 6409 3.1
+inline constexpr int default_submissions_port = 465;                    // RFC 8314 3.3
 inline constexpr int max_port = 65535;
 // localserve (doc/behaviour.md "localserve"): unprivileged ports on loopback.
 inline constexpr int localserve_smtp_port = 1025;
@@ -51,11 +51,11 @@ struct ListenerService {
 
 // One milter of a listener (the Sendmail/Postfix mail filter protocol).
 struct Milter {
-	std::string address;            // as written: "inet:IP:PORT" or "unix:/path"
-	std::string path;               // unix socket path ("" for inet)
-	std::string ip;                 // inet: the IP address
-	int port = 0;                   // inet: the port
-	bool tempfail_when_down = true; // default_action: "tempfail" (true) or "accept"
+	std::string address;             // as written: "inet:IP:PORT" or "unix:/path"
+	std::string path;                // unix socket path ("" for inet)
+	std::string ip;                  // inet: the IP address
+	int port = 0;                    // inet: the port
+	bool tempfail_when_down = true;  // default_action: "tempfail" (true) or "accept"
 	// Postfix's milter_connect_timeout, milter_command_timeout and
 	// milter_content_timeout.
 	int64_t connect_timeout_ms = 30000;
@@ -65,27 +65,27 @@ struct Milter {
 
 struct Listener {
 	std::string name;
-	std::vector<std::string> ips;   // default ["0.0.0.0", "::"]
-	std::string hostname;           // resolved: listener's or global hostname
+	std::vector<std::string> ips;  // default ["0.0.0.0", "::"]
+	std::string hostname;          // resolved: listener's or global hostname
 	int64_t max_message_size = default_max_message_size;
 	smtp::BareNewlines bare_newlines = smtp::BareNewlines::normalize;
 	bool proxy_protocol = false;
 	std::vector<std::string> trusted_proxies;
-	ListenerService smtp;           // default port 25
-	ListenerService submission;     // default port 587, require_starttls default true
-	ListenerService submissions;    // default port 465
-	std::vector<Milter> milters;    // called in order during each session
+	ListenerService smtp;         // default port 25
+	ListenerService submission;   // default port 587, require_starttls default true
+	ListenerService submissions;  // default port 465
+	std::vector<Milter> milters;  // called in order during each session
 };
 
 struct DkimSelector {
-	std::string private_key_file;   // absolute path after load
+	std::string private_key_file;  // absolute path after load
 	std::string header_canon = "relaxed", body_canon = "relaxed";
 	std::vector<std::string> headers{"From", "To", "Subject", "Date", "Message-Id"};
 	int64_t expiration_s = 0;
 };
 
 struct Domain {
-	std::string name;               // ASCII, lower case
+	std::string name;                          // ASCII, lower case
 	std::string localpart_catchall_separator;  // "" = none
 	bool localpart_case_sensitive = false;
 	std::map<std::string, DkimSelector> dkim_selectors;
@@ -103,15 +103,15 @@ struct Destination {
 
 // The account's Bayesian junk filter (doc/behaviour.md §9, step 9).
 struct JunkFilterSettings {
-	double threshold = 0.95;        // above it (plus jitter) a message is junk
+	double threshold = 0.95;  // above it (plus jitter) a message is junk
 	inbound::JunkFilterParams params;
 };
 
 // An LMTP server (RFC 2033) that takes local mail instead of the Maildir:
 // "unix:PATH" or "inet:IP:PORT" in the config.
 struct LmtpTarget {
-	std::string unix_path;          // absolute
-	std::string ip;                 // IPv4 or IPv6 text, no brackets
+	std::string unix_path;  // absolute
+	std::string ip;         // IPv4 or IPv6 text, no brackets
 	int port = 0;
 	bool empty() const { return unix_path.empty() && ip.empty(); }
 	bool operator==(const LmtpTarget&) const = default;
@@ -122,7 +122,7 @@ struct LmtpTarget {
 struct Account {
 	std::string name;
 	std::string domain;
-	std::string maildir;            // absolute; default data_dir/accounts/<name>/Maildir
+	std::string maildir;  // absolute; default data_dir/accounts/<name>/Maildir
 	// Address (lower-cased unless the domain is case-sensitive; "@domain" for
 	// a catch-all) → destination.
 	std::map<std::string, Destination> destinations;
@@ -131,7 +131,7 @@ struct Account {
 	int64_t max_outgoing_messages_per_day = 1000;
 	int64_t max_first_time_recipients_per_day = 200;
 	std::optional<JunkFilterSettings> junk_filter;  // absent: no junk filter
-	int64_t subject_pass_period_s = 0;               // 0: no subject-pass tokens
+	int64_t subject_pass_period_s = 0;              // 0: no subject-pass tokens
 	// delivery.lmtp: the account's own, else the top-level default; empty =
 	// the Maildir above.
 	LmtpTarget lmtp;
@@ -149,12 +149,12 @@ struct Config {
 	// The message history behind reputation and the delivery-rate limits.
 	struct {
 		int64_t max_age_days = default_history_max_age_days;  // older records are pruned
-		int64_t scan_interval_s = 60;     // Maildir scanner period
+		int64_t scan_interval_s = 60;                         // Maildir scanner period
 	} message_history;
-	std::string file;               // path it was loaded from ("" for localserve)
-	std::string hostname;           // ASCII
+	std::string file;      // path it was loaded from ("" for localserve)
+	std::string hostname;  // ASCII
 	std::string data_dir = "/var/lib/tern";
-	std::string user;               // "" = do not change user
+	std::string user;  // "" = do not change user
 	std::string pid_file;
 	struct {
 		log::Level level = log::Level::info;
@@ -162,19 +162,19 @@ struct Config {
 		bool syslog = true;
 	} log;
 	struct {
-		std::vector<std::string> servers;   // "ip" or "ip:port" / "[v6]:port"; empty = /etc/resolv.conf
+		std::vector<std::string> servers;  // "ip" or "ip:port" / "[v6]:port"; empty = /etc/resolv.conf
 		int64_t timeout_ms = default_dns_timeout_ms;
 	} dns;
 	struct {
-		std::string cert_file, key_file;    // absolute; empty = no TLS
+		std::string cert_file, key_file;  // absolute; empty = no TLS
 	} tls;
 	// Who checks SMTP AUTH credentials: tern's own database, or Dovecot
 	// through its auth-client socket (the exchange is relayed to it).
 	enum class AuthBackend { tern, dovecot };
 	struct {
 		AuthBackend backend = AuthBackend::tern;
-		std::string dovecot_socket;         // absolute; required with the dovecot backend
-		int64_t dovecot_timeout_ms = 15000; // per answer awaited from Dovecot
+		std::string dovecot_socket;          // absolute; required with the dovecot backend
+		int64_t dovecot_timeout_ms = 15000;  // per answer awaited from Dovecot
 	} auth;
 	struct {
 		int64_t bad_client = 1000, auth_fail = 1000, unknown_recipients = 5000;
@@ -196,9 +196,9 @@ struct Config {
 		std::string mailbox = "INBOX";
 	} postmaster;
 	struct {
-		std::string smarthost;              // "" = MX delivery
-		std::string smarthost_host;         // parsed from smarthost: name or IP (no brackets)
-		int smarthost_port = default_smtp_port;  // parsed from smarthost, 25 when omitted
+		std::string smarthost;                        // "" = MX delivery
+		std::string smarthost_host;                   // parsed from smarthost: name or IP (no brackets)
+		int smarthost_port = default_smtp_port;       // parsed from smarthost, 25 when omitted
 		std::string smarthost_tls = "opportunistic";  // none, opportunistic, required, implicit
 		// Chain and host name of the smarthost's certificate are checked
 		// against these CAs under "required" and "implicit".
@@ -211,10 +211,10 @@ struct Config {
 		int64_t retry_base_s = 450, max_attempts = 8, max_concurrent = 10;
 	} queue;
 	struct {
-		std::string listen;                 // "" = no metrics listener
+		std::string listen;  // "" = no metrics listener
 	} metrics;
 	struct {
-		LmtpTarget lmtp;                    // the default of accounts without their own delivery.lmtp
+		LmtpTarget lmtp;  // the default of accounts without their own delivery.lmtp
 		// Deadline of each LMTP step (connect, each reply, each write).
 		int64_t lmtp_timeout_s = 120;
 	} delivery;
@@ -246,8 +246,8 @@ struct Config {
 	struct RcptResult {
 		RcptKind kind = RcptKind::foreign_domain;
 		const Account* account = nullptr;
-		std::string mailbox;        // destination mailbox
-		std::string canonical;      // canonical address that matched
+		std::string mailbox;    // destination mailbox
+		std::string canonical;  // canonical address that matched
 	};
 	// localpart as parsed (unquoted), domain ASCII (any case). A bare
 	// postmaster (domain "") or postmaster@hostname (or a listener's

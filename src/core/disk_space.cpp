@@ -9,38 +9,26 @@
 
 namespace tern::core {
 
-bool below_disk_reserve(const DiskUsage& usage)
-{
+bool below_disk_reserve(const DiskUsage& usage) {
 	uint64_t reserve = std::min(disk_reserve_bytes, usage.total_bytes / disk_reserve_fraction);
-	if (usage.available_bytes < reserve)
-		return true;
+	if (usage.available_bytes < reserve) return true;
 	return usage.total_inodes > 0 && usage.available_inodes < disk_reserve_inodes;
 }
 
 DiskSpaceMonitor::DiskSpaceMonitor(struct ev_loop* loop, WorkerPool& pool, std::string path)
-    : pool_(pool), path_(std::move(path)), timer_(loop, [this] { check(); })
-{
-}
+	: pool_(pool), path_(std::move(path)), timer_(loop, [this] { check(); }) {}
 
-void DiskSpaceMonitor::start()
-{
-	check();
-}
+void DiskSpaceMonitor::start() { check(); }
 
-void DiskSpaceMonitor::report_full()
-{
-	if (!low_)
-		log::error("file system full, refusing message data until space returns", {{"path", path_}});
+void DiskSpaceMonitor::report_full() {
+	if (!low_) log::error("file system full, refusing message data until space returns", {{"path", path_}});
 	low_ = true;
-	if (in_flight_)
-		stale_ = true;
+	if (in_flight_) stale_ = true;
 	check();
 }
 
-void DiskSpaceMonitor::check()
-{
-	if (in_flight_)
-		return;
+void DiskSpaceMonitor::check() {
+	if (in_flight_) return;
 	in_flight_ = true;
 	timer_.stop();
 	struct Result {
@@ -62,8 +50,7 @@ void DiskSpaceMonitor::check()
 		    result->usage.available_inodes = st.f_favail;
 	    },
 	    [this, alive = std::weak_ptr<char>(alive_), result] {
-		    if (alive.expired())
-			    return;
+		    if (alive.expired()) return;
 		    in_flight_ = false;
 		    if (stale_) {
 			    stale_ = false;
@@ -72,15 +59,18 @@ void DiskSpaceMonitor::check()
 		    }
 		    if (result->error != 0) {
 			    // Unknown: keep the last verdict; the writes report ENOSPC.
-			    log::error("checking free disk space", {{"path", path_}, {"error", std::strerror(result->error)}});
+			    log::error("checking free disk space",
+			               {{"path", path_}, {"error", std::strerror(result->error)}});
 		    } else {
 			    bool low = below_disk_reserve(result->usage);
 			    if (low && !low_)
 				    log::error("free disk space below the reserve, refusing message data",
-				               {{"path", path_}, {"available", std::to_string(result->usage.available_bytes)}});
+				               {{"path", path_},
+				                {"available", std::to_string(result->usage.available_bytes)}});
 			    if (!low && low_)
 				    log::info("free disk space back above the reserve, accepting message data",
-				              {{"path", path_}, {"available", std::to_string(result->usage.available_bytes)}});
+				              {{"path", path_},
+				               {"available", std::to_string(result->usage.available_bytes)}});
 			    low_ = low;
 		    }
 		    timer_.start(low_ ? low_interval_s : interval_s);

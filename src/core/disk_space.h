@@ -23,8 +23,8 @@ inline constexpr uint64_t disk_reserve_inodes = 64;
 
 struct DiskUsage {
 	uint64_t total_bytes = 0;
-	uint64_t available_bytes = 0;   // to unprivileged users (f_bavail)
-	uint64_t total_inodes = 0;      // 0: the file system does not count inodes
+	uint64_t available_bytes = 0;  // to unprivileged users (f_bavail)
+	uint64_t total_inodes = 0;     // 0: the file system does not count inodes
 	uint64_t available_inodes = 0;
 };
 

@@ -8,8 +8,9 @@ namespace tern::core {
 
 void MaildirWriter::deliver(std::string body_path, std::vector<store::MaildirCopy> copies, std::string hostname,
                             Done done) {
-	deliver_noting_copies(std::move(body_path), std::move(copies), std::move(hostname),
-	                      [done = std::move(done)](const std::string& error, std::vector<store::MaildirCopy>&) { done(error); });
+	deliver_noting_copies(
+	    std::move(body_path), std::move(copies), std::move(hostname),
+	    [done = std::move(done)](const std::string& error, std::vector<store::MaildirCopy>&) { done(error); });
 }
 
 void MaildirWriter::deliver_noting_copies(std::string body_path, std::vector<store::MaildirCopy> copies,
@@ -76,9 +77,11 @@ void MaildirWriter::start_dir_sync() {
 			    // A renamed file whose directory is not known to be on disk
 			    // is not durable: no 250 for that message.
 			    for (const std::string& dir : m->dirs_to_sync)
-				    if (auto f = failures->find(dir); f != failures->end() && m->error.empty()) m->error = f->second;
+				    if (auto f = failures->find(dir); f != failures->end() && m->error.empty())
+					    m->error = f->second;
 			    // Its folders are on disk now: later messages skip preparing them.
-			    if (m->error.empty() && !m->prepared_folders.empty()) store::remember_durable_folders(m->prepared_folders);
+			    if (m->error.empty() && !m->prepared_folders.empty())
+				    store::remember_durable_folders(m->prepared_folders);
 			    answer(*m);
 		    }
 		    start_dir_sync();

@@ -38,7 +38,7 @@ public:
 	// Body files that are `spool`'s are truncated and given back to it once
 	// copied; any other body file is removed.
 	explicit MaildirWriter(struct ev_loop* loop, SpoolPool* spool = nullptr, unsigned threads = disk_threads)
-	    : disk_(loop, threads, "tern-disk"), spool_(spool) {}
+		: disk_(loop, threads, "tern-disk"), spool_(spool) {}
 	MaildirWriter(const MaildirWriter&) = delete;
 	MaildirWriter& operator=(const MaildirWriter&) = delete;
 
@@ -64,8 +64,8 @@ private:
 		std::string hostname;
 		DoneWithCopies done;
 		std::string error;
-		std::set<std::string> dirs_to_sync;  // touched by its renames and mkdirs
-		bool body_reusable = false;          // a truncated spool file
+		std::set<std::string> dirs_to_sync;         // touched by its renames and mkdirs
+		bool body_reusable = false;                 // a truncated spool file
 		std::vector<std::string> prepared_folders;  // durable once its directories are synced
 	};
 	void written(const std::shared_ptr<Message>& msg);

@@ -23,7 +23,8 @@ void trim_startup_memory() {
 		unsigned long offset = 0;
 		char dev[16] = {0};
 		unsigned long inode = 0;
-		if (std::sscanf(line, "%lx-%lx %7s %lx %15s %lu", &start, &end, perms, &offset, dev, &inode) != 6) continue;
+		if (std::sscanf(line, "%lx-%lx %7s %lx %15s %lu", &start, &end, perms, &offset, dev, &inode) != 6)
+			continue;
 		// Only file-backed, non-writable mappings (code, read-only data):
 		// paging them out loses nothing, they are read back from the file.
 		if (inode == 0 || perms[1] == 'w') continue;

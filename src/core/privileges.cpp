@@ -44,7 +44,8 @@ std::vector<FileNeed> files_needed_after_drop(const config::Config& cfg, const s
 			auto it = domain.dkim_selectors.find(selector);
 			if (it == domain.dkim_selectors.end()) continue;
 			needs.push_back({it->second.private_key_file,
-			                 "domains." + name + ".dkim.selectors." + selector + ".private_key_file", Need::read});
+			                 "domains." + name + ".dkim.selectors." + selector + ".private_key_file",
+			                 Need::read});
 		}
 	if (!cfg.queue.smarthost_password_file.empty())
 		needs.push_back({cfg.queue.smarthost_password_file, "queue.smarthost_auth.password_file", Need::read});
@@ -161,8 +162,7 @@ std::vector<FileProblem> check_as(const std::vector<FileNeed>& needs, const User
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		throw std::runtime_error("checking files as user " + user.name + ": the checking process failed");
-	if (!report.empty() && report[0] == '!')
-		throw std::runtime_error(report.substr(1, report.find('\n') - 1));
+	if (!report.empty() && report[0] == '!') throw std::runtime_error(report.substr(1, report.find('\n') - 1));
 	std::vector<FileProblem> problems;
 	size_t start = 0;
 	while (start < report.size()) {
@@ -191,9 +191,12 @@ std::string describe_problem(const FileProblem& problem, const std::string& user
 	switch (problem.file.need) {
 	case Need::read: what = "cannot read it"; break;
 	case Need::write: what = "cannot write it"; break;
-	case Need::write_entries: what = "cannot write it (chown -R " + user_name + " " + problem.file.path + ")"; break;
+	case Need::write_entries:
+		what = "cannot write it (chown -R " + user_name + " " + problem.file.path + ")";
+		break;
 	}
-	std::string text = problem.path + ": " + problem.file.key + ": user " + user_name + " " + what + ": " + problem.reason;
+	std::string text = problem.path + ": " + problem.file.key + ": user " + user_name + " " + what + ": " +
+	    problem.reason;
 	if (problem.file.key == "pid_file") text += "; the pid file will stay after exit";
 	return text;
 }
@@ -206,7 +209,8 @@ std::vector<std::string> dkim_key_errors(const config::Config& cfg) {
 			if (it == domain.dkim_selectors.end()) continue;
 			std::string error;
 			if (!mailauth::dkim::load_private_key(it->second.private_key_file, &error))
-				errors.push_back(it->second.private_key_file + ": domains." + name + ".dkim.selectors." + selector +
+				errors.push_back(it->second.private_key_file + ": domains." + name +
+				                 ".dkim.selectors." + selector +
 				                 ".private_key_file: cannot load the key: " + error);
 		}
 	return errors;
@@ -231,7 +235,8 @@ StartCheck check_start(const config::Config& cfg, const std::string& pid_file, C
 		// ternd changes user only when started as root: checking as anyone
 		// but `user` would answer the wrong question.
 		if (!cfg.user.empty() && cfg.user != user_name) {
-			result.warnings.push_back("not running as root: the files were not checked for user " + cfg.user);
+			result.warnings.push_back("not running as root: the files were not checked for user " +
+			                          cfg.user);
 			return result;
 		}
 	}

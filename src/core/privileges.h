@@ -37,7 +37,7 @@ enum class Need {
 
 struct FileNeed {
 	std::string path;
-	std::string key;            // the config key it comes from ("tls.key_file"), or what it is
+	std::string key;  // the config key it comes from ("tls.key_file"), or what it is
 	Need need = Need::read;
 	bool may_be_missing = false;  // absent is fine (ternd creates it)
 	bool warning_only = false;    // a problem is reported, the start goes on

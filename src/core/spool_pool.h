@@ -38,7 +38,7 @@ public:
 	// The filler's completions call back into this object: it must outlive
 	// the filler's running loop (declared after it, destroyed before it).
 	explicit SpoolPool(std::string dir, WorkerPool* filler = nullptr)
-	    : dir_(std::move(dir)), prefix_(dir_ + "/data-spool-"), filler_(filler) {}
+		: dir_(std::move(dir)), prefix_(dir_ + "/data-spool-"), filler_(filler) {}
 	SpoolPool(const SpoolPool&) = delete;
 	SpoolPool& operator=(const SpoolPool&) = delete;
 

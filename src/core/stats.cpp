@@ -23,20 +23,20 @@ void Stats::add(const std::string& metric, LabelValues labels, uint64_t n) {
 void Stats::observe(const std::string& metric, LabelValues labels, double value) {
 	HistogramValue& h = histograms_[metric][std::move(labels)];
 	auto bound = std::lower_bound(command_duration_buckets.begin(), command_duration_buckets.end(), value);
-	if (bound != command_duration_buckets.end()) ++h.buckets[static_cast<size_t>(bound - command_duration_buckets.begin())];
+	if (bound != command_duration_buckets.end())
+		++h.buckets[static_cast<size_t>(bound - command_duration_buckets.begin())];
 	++h.count;
 	h.sum += value;
 }
 
-void Stats::count_connection(std::string_view kind) {
-	add("tern_smtpserver_connection_total", {std::string(kind)});
-}
+void Stats::count_connection(std::string_view kind) { add("tern_smtpserver_connection_total", {std::string(kind)}); }
 
 void Stats::observe_command(std::string_view kind, std::string_view cmd, int code, std::string_view ecode,
                             double seconds) {
 	// A clock step backwards must not make a negative duration.
 	observe("tern_smtpserver_command_duration_seconds",
-	        {std::string(kind), std::string(cmd), std::to_string(code), std::string(ecode)}, std::max(seconds, 0.0));
+	        {std::string(kind), std::string(cmd), std::to_string(code), std::string(ecode)},
+	        std::max(seconds, 0.0));
 }
 
 void Stats::count_delivery(std::string_view result, std::string_view reason, uint64_t n) {

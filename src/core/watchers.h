@@ -60,7 +60,10 @@ public:
 	SignalWatcher(const SignalWatcher&) = delete;
 	SignalWatcher& operator=(const SignalWatcher&) = delete;
 	// Signal watchers must not keep the loop alive on their own.
-	void unref() { ev_unref(loop_); unrefed_ = true; }
+	void unref() {
+		ev_unref(loop_);
+		unrefed_ = true;
+	}
 
 private:
 	static void trampoline(struct ev_loop*, ev_signal* w, int revents);

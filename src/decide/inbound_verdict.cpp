@@ -41,7 +41,7 @@ inbound::MessageFacts message_facts(const MessageChecks& c) {
 	f.dmarc_pass = c.dmarc.status == mailauth::DmarcStatus::pass;
 	// Only a result for the MAIL FROM identity counts (doc/behaviour.md §9).
 	f.spf_mailfrom = c.spf.identity == mailauth::SpfReceived::Identity::mailfrom ? spf_verdict(c.spf.result)
-	                                                                             : inbound::SpfVerdict::none;
+										     : inbound::SpfVerdict::none;
 	f.iprev_pass = c.iprev.status == mailauth::IprevStatus::pass;
 	return f;
 }
@@ -69,14 +69,15 @@ SenderFacts gather_sender_facts(const MessageChecks& c, const std::array<std::st
 	m.from_validated = out.facts.dmarc_pass || c.dmarc.aligned_dkim_pass || c.dmarc.aligned_spf_pass;
 	std::set<std::string> dkim;
 	for (const auto& r : c.dkim)
-		if (r.status == mailauth::dkim::Status::pass && !r.domain().empty()) dkim.insert(ascii_lower(r.domain()));
+		if (r.status == mailauth::dkim::Status::pass && !r.domain().empty())
+			dkim.insert(ascii_lower(r.domain()));
 	m.dkim_domains.assign(dkim.begin(), dkim.end());
 	if (mail_from) {
 		m.mailfrom_localpart = mail_from->localpart;
 		m.mailfrom_domain = ascii_lower(mail_from->domain.ascii);
 	}
-	m.mailfrom_validated =
-	    c.spf.identity == mailauth::SpfReceived::Identity::mailfrom && c.spf.result == mailauth::SpfStatus::pass;
+	m.mailfrom_validated = c.spf.identity == mailauth::SpfReceived::Identity::mailfrom &&
+	    c.spf.result == mailauth::SpfStatus::pass;
 	if (!hello.ip) m.ehlo_domain = ascii_lower(hello.domain.ascii);
 	m.ehlo_validated = ehlo_validated(c, m.ehlo_domain);
 	m.ip1 = ip_masks[0];
@@ -96,7 +97,8 @@ std::string authentication_results(const MessageChecks& c, const std::string& au
 
 inbound::Verdict account_verdict(const inbound::MessageFacts& facts, const std::optional<std::string>& rate_refusal) {
 	if (rate_refusal)
-		return inbound::Verdict{false, 452, std::string(se::mailbox_full2), *rate_refusal, "rate-limited", false};
+		return inbound::Verdict{false,          452,  std::string(se::mailbox_full2), *rate_refusal,
+		                        "rate-limited", false};
 	return inbound::analyze(facts);
 }
 
@@ -140,7 +142,8 @@ void plan_refusal(InboundCopyPlan& plan, size_t index, const Recipient& r, const
 	plan.refusal_reasons.push_back(v.reason);
 	plan.errors.push_back({r.display, v.code, v.secode, v.code >= 500, v.text});
 	if (d.history_error || !in.history_available || !rejects_done.insert(r.account).second) return;
-	inbound::RejectsPlan rejects = inbound::plan_reject(d.rejects, in.message_id, in.sha256, account.keep_rejects, in.now);
+	inbound::RejectsPlan rejects = inbound::plan_reject(d.rejects, in.message_id, in.sha256, account.keep_rejects,
+	                                                    in.now);
 	add_removals(plan, r.account, rejects.remove);
 	if (rejects.store) plan.copies.push_back({index, r.account, v.reason, true, true});
 }
@@ -172,8 +175,8 @@ InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, co
 	return plan;
 }
 
-std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients,
-                                           const AccountDecisions& decisions, const std::vector<DeliverError>& errors) {
+std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
+                                           const std::vector<DeliverError>& errors) {
 	std::set<std::string> failed;
 	for (const auto& e : errors) failed.insert(e.rcpt);
 	std::vector<std::string> reasons;

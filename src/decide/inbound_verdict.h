@@ -82,18 +82,18 @@ VerdictSummary summarize_verdicts(const AccountDecisions& decisions);
 
 // One copy to write: a recipient's, or an account's Rejects copy.
 struct PlannedCopy {
-	size_t recipient = 0;         // index in the transaction's recipients
+	size_t recipient = 0;  // index in the transaction's recipients
 	std::string account;
-	std::string reason;           // the verdict's reason token (X-Tern-Reason)
-	bool rejects_copy = false;    // to the account's Rejects mailbox, always its own Maildir
-	bool seen = false;            // stored Seen: a kept DMARC/TLS report, or a Rejects copy
+	std::string reason;         // the verdict's reason token (X-Tern-Reason)
+	bool rejects_copy = false;  // to the account's Rejects mailbox, always its own Maildir
+	bool seen = false;          // stored Seen: a kept DMARC/TLS report, or a Rejects copy
 };
 
 struct InboundCopyPlan {
 	std::vector<PlannedCopy> copies;
-	std::vector<DeliverError> errors;          // refused and unknown recipients
+	std::vector<DeliverError> errors;  // refused and unknown recipients
 	size_t unknown_users = 0;
-	std::vector<std::string> refusal_reasons;  // one per refused local recipient
+	std::vector<std::string> refusal_reasons;                           // one per refused local recipient
 	std::map<std::string, std::vector<std::string>> rejects_to_remove;  // account → unique names
 };
 
@@ -101,7 +101,7 @@ struct CopyPlanInput {
 	std::string message_id;
 	std::string sha256;
 	int64_t now = 0;
-	bool history_available = false;  // without it the Rejects mailbox cannot be kept tidy
+	bool history_available = false;         // without it the Rejects mailbox cannot be kept tidy
 	std::set<std::string> seen_recipients;  // a report was kept for them
 };
 
@@ -112,8 +112,8 @@ InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, co
                                     const config::Config& cfg, const CopyPlanInput& in);
 
 // The reason of each delivered recipient (not in `errors`), in order.
-std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients,
-                                           const AccountDecisions& decisions, const std::vector<DeliverError>& errors);
+std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
+                                           const std::vector<DeliverError>& errors);
 // The distinct reasons, sorted, comma-separated (the delivery log line).
 std::string join_reasons(const std::vector<std::string>& reasons);
 

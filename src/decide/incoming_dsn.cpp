@@ -41,7 +41,8 @@ void add_failures(message::DsnMessage& dsn, const IncomingDsnFacts& f, const std
 		failures.push_back({e.rcpt, e.text, e.code >= 500});
 		message::DsnRecipient r;
 		r.final_recipient = e.rcpt;
-		if (const Recipient* rc = recipient_of(f.recipients, e.rcpt)) r.original_recipient = rc->orcpt;  // RFC 3464 2.3.1
+		if (const Recipient* rc = recipient_of(f.recipients, e.rcpt))
+			r.original_recipient = rc->orcpt;  // RFC 3464 2.3.1
 		r.action = "failed";
 		r.status = smtp::enhanced_code(e.code, e.secode);
 		r.last_attempt = f.now;
@@ -50,7 +51,8 @@ void add_failures(message::DsnMessage& dsn, const IncomingDsnFacts& f, const std
 	dsn.text_body = failures.empty() ? "" : message::incoming_failure_text(failures);
 }
 
-void add_successes(message::DsnMessage& dsn, const IncomingDsnFacts& f, const std::vector<const Recipient*>& delivered) {
+void add_successes(message::DsnMessage& dsn, const IncomingDsnFacts& f,
+                   const std::vector<const Recipient*>& delivered) {
 	for (const Recipient* rc : delivered) {
 		message::DsnRecipient r;
 		r.final_recipient = rc->display;

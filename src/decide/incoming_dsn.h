@@ -15,14 +15,14 @@
 namespace tern::decide {
 
 struct IncomingDsnFacts {
-	std::vector<Recipient> recipients;     // the transaction's
-	std::vector<DeliverError> errors;      // every failed recipient
-	std::string mail_from;                 // the reverse path, as written in headers (never null here)
+	std::vector<Recipient> recipients;  // the transaction's
+	std::vector<DeliverError> errors;   // every failed recipient
+	std::string mail_from;              // the reverse path, as written in headers (never null here)
 	bool smtputf8 = false;
-	std::string envid;                     // RFC 3461 4.4 ENVID, decoded ("" = none)
-	std::string hostname;                  // the global hostname: Reporting-MTA, Message-Id
-	std::string hello;                     // the EHLO name, or the address literal it gave
-	std::string remote_ip_literal;         // "[192.0.2.1]"
+	std::string envid;                         // RFC 3461 4.4 ENVID, decoded ("" = none)
+	std::string hostname;                      // the global hostname: Reporting-MTA, Message-Id
+	std::string hello;                         // the EHLO name, or the address literal it gave
+	std::string remote_ip_literal;             // "[192.0.2.1]"
 	std::vector<message::HeaderField> fields;  // the original header section
 	std::time_t now = 0;
 };

@@ -65,7 +65,8 @@ RecipientDecision resolve_recipient(const config::Config& cfg, const smtp::RcptA
 		return {false, 0, "", "", std::move(rcpt)};
 	}
 	if (rcpt.address.ip) {
-		if (!ctx.submission) return refuse(std::move(rcpt), se::addr_bad_dest_mailbox1, "not accepting email for ip");
+		if (!ctx.submission)
+			return refuse(std::move(rcpt), se::addr_bad_dest_mailbox1, "not accepting email for ip");
 		return {false, 0, "", "", std::move(rcpt)};
 	}
 	auto res = cfg.resolve_recipient(rcpt.address.localpart, r.postmaster ? "" : rcpt.address.domain.ascii);
@@ -76,7 +77,8 @@ RecipientDecision resolve_recipient(const config::Config& cfg, const smtp::RcptA
 		rcpt.mailbox = res.mailbox;
 		break;
 	case config::Config::RcptKind::foreign_domain:
-		if (!ctx.submission) return refuse(std::move(rcpt), se::addr_bad_dest_mailbox1, "not accepting email for domain");
+		if (!ctx.submission)
+			return refuse(std::move(rcpt), se::addr_bad_dest_mailbox1, "not accepting email for domain");
 		break;
 	case config::Config::RcptKind::unknown_user:
 		// RFC 5321 3.5.3 lets a server keep quiet about which users exist:

@@ -15,14 +15,14 @@ namespace tern::decide {
 
 struct Recipient {
 	smtp::Address address;
-	bool postmaster = false;      // the bare <POSTMASTER> form
-	bool local = false;           // resolves to an account
-	std::string account;          // account name when local
-	std::string mailbox;          // destination mailbox when local
+	bool postmaster = false;  // the bare <POSTMASTER> form
+	bool local = false;       // resolves to an account
+	std::string account;      // account name when local
+	std::string mailbox;      // destination mailbox when local
 	// The address as written into headers (Received "for").
 	std::string display;
-	uint8_t notify = 0;           // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
-	std::string orcpt;            // RFC 3461 4.2 ORCPT, stored form "type;address" ("" = none)
+	uint8_t notify = 0;  // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
+	std::string orcpt;   // RFC 3461 4.2 ORCPT, stored form "type;address" ("" = none)
 };
 
 // A recipient that could not be delivered (doc/behaviour.md §4 DATA).
@@ -44,7 +44,7 @@ smtp::SmtpError all_failed_reply(const std::vector<DeliverError>& errors);
 // user on port 25 whose failure shows only after DATA).
 struct RecipientDecision {
 	bool refused = false;
-	int code = 0;                 // for a refusal
+	int code = 0;  // for a refusal
 	std::string secode;
 	std::string text;
 	Recipient recipient;

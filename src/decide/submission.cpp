@@ -46,7 +46,8 @@ SubmissionHeaderChecks check_submission_header(const config::Config& cfg, const 
 	if (!cfg.localserve && in.check_from) {
 		const config::Account* acc = cfg.account_for_address(from.address.localpart, from.address.domain.ascii);
 		if (!acc || acc->name != in.account) {
-			out.error = SmtpError{550, std::string(se::pol_delivery_not_auth1), "must match authenticated user"};
+			out.error = SmtpError{550, std::string(se::pol_delivery_not_auth1),
+			                      "must match authenticated user"};
 			out.problem = HeaderProblem::bad_from;
 			return out;
 		}
@@ -71,14 +72,15 @@ std::optional<SendLimits> send_limits_for(const config::Config& cfg, const std::
 
 std::optional<SmtpError> send_limit_refusal(const SendLimits& limits, bool messages_reached, bool first_time_reached) {
 	if (messages_reached)
-		return SmtpError{451, std::string(se::pol_delivery_not_auth1),
-		                 "max number of messages (" + std::to_string(limits.messages_per_day) +
-		                     ") over past 24h reached, try increasing per-account setting MaxOutgoingMessagesPerDay"};
+		return SmtpError{
+		    451, std::string(se::pol_delivery_not_auth1),
+		    "max number of messages (" + std::to_string(limits.messages_per_day) +
+			") over past 24h reached, try increasing per-account setting MaxOutgoingMessagesPerDay"};
 	if (first_time_reached)
-		return SmtpError{451, std::string(se::pol_delivery_not_auth1),
-		                 "max number of new/first-time recipients (" +
-		                     std::to_string(limits.first_time_recipients_per_day) +
-		                     ") over past 24h reached, try increasing per-account setting MaxFirstTimeRecipientsPerDay"};
+		return SmtpError{
+		    451, std::string(se::pol_delivery_not_auth1),
+		    "max number of new/first-time recipients (" + std::to_string(limits.first_time_recipients_per_day) +
+			") over past 24h reached, try increasing per-account setting MaxFirstTimeRecipientsPerDay"};
 	return std::nullopt;
 }
 

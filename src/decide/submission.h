@@ -19,9 +19,9 @@
 namespace tern::decide {
 
 struct SubmissionHeaderInput {
-	std::string account;   // the authenticated account
+	std::string account;     // the authenticated account
 	bool check_from = true;  // From must belong to `account` (not in localserve)
-	std::string hostname;  // global hostname, for a generated Message-Id
+	std::string hostname;    // global hostname, for a generated Message-Id
 	std::time_t now = 0;
 };
 
@@ -31,9 +31,9 @@ enum class HeaderProblem { none, bad_message, bad_from, bad_header };
 struct SubmissionHeaderChecks {
 	std::optional<smtp::SmtpError> error;
 	HeaderProblem problem = HeaderProblem::none;  // set with `error`
-	std::string added;        // Message-Id and Date fields when missing
-	std::string message_id;   // without <>
-	std::string from_domain;  // the From address' domain: the DKIM signing domain
+	std::string added;                            // Message-Id and Date fields when missing
+	std::string message_id;                       // without <>
+	std::string from_domain;                      // the From address' domain: the DKIM signing domain
 };
 
 // RFC 6409 8.1: From names one address of the sender's own; RFC 5321 4.4:
@@ -62,7 +62,7 @@ std::string submission_auth_results(const std::string& authserv_id, const std::s
 // (Received "for" the recipient, then the common fields).
 struct SubmittedCopy {
 	std::string to;
-	std::string domain;   // ASCII domain, or the address literal
+	std::string domain;  // ASCII domain, or the address literal
 	uint8_t notify = 0;
 	std::string orcpt;
 	std::string prefix;

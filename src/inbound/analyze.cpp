@@ -54,7 +54,8 @@ Verdict analyze(const MessageFacts& f) {
 	// Step 1 of the model (mailing-list rulesets) has no counterpart: tern's
 	// destinations have no rulesets.
 	if (f.dmarc_used && f.dmarc_reject)  // RFC 7489 6.6.2
-		return Verdict{false, 550, std::string(se::pol_dmarc26), "rejecting per dmarc policy", "dmarc-policy", false};
+		return Verdict{false,          550,  std::string(se::pol_dmarc26), "rejecting per dmarc policy",
+		               "dmarc-policy", false};
 	const ReputationAnswer& rep = f.reputation;
 	if (rep.error) return refused_vaguely("reputation-error");
 	if (rep.conclusive) return rep.junk ? refused_vaguely(rep.method) : accepted(rep.method);
@@ -83,22 +84,21 @@ Verdict analyze(const MessageFacts& f) {
 	// A sender with a good DMARC record and no history at all may prove it is
 	// a person by resending with the token in the subject.
 	if (f.subject_pass.configured && f.dmarc_pass && rep.method == "none" && (listed || junk.offer_subject_pass)) {
-		return Verdict{false,
-		               550,
-		               std::string(se::pol_delivery_not_auth1),
-		               "Your message resembles spam. If your email is legitimate, please send it again with the "
-		               "following added to the email message subject: (pass:" +
-		                   f.subject_pass.new_token + ")",
-		               "give-subjectpass",
-		               listed};
+		return Verdict{
+		    false,
+		    550,
+		    std::string(se::pol_delivery_not_auth1),
+		    "Your message resembles spam. If your email is legitimate, please send it again with the "
+		    "following added to the email message subject: (pass:" +
+			f.subject_pass.new_token + ")",
+		    "give-subjectpass",
+		    listed};
 	}
 	Verdict v = refused_vaguely(junk.reason);
 	v.dnsbl_listed = listed;
 	return v;
 }
 
-bool first_time_delay_applies(const Verdict& verdict) {
-	return verdict.accept && verdict.reason == "no-bad-signals";
-}
+bool first_time_delay_applies(const Verdict& verdict) { return verdict.accept && verdict.reason == "no-bad-signals"; }
 
 }  // namespace tern::inbound

@@ -13,9 +13,9 @@ enum class SpfVerdict { none, neutral, pass, fail, softfail, temperror, permerro
 
 // What reputation() concluded from the destination mailbox's history.
 struct ReputationAnswer {
-	bool error = false;        // the history could not be read
-	bool conclusive = false;   // decides on its own
-	bool junk = false;         // leaning junk (decides only when conclusive)
+	bool error = false;           // the history could not be read
+	bool conclusive = false;      // decides on its own
+	bool junk = false;            // leaning junk (decides only when conclusive)
 	std::string method = "none";  // which step decided: msgfromfull, ..., ip3, none
 };
 
@@ -52,10 +52,10 @@ struct MessageFacts {
 
 struct Verdict {
 	bool accept = false;
-	int code = 0;              // for a refusal: 451, 550
-	std::string secode;        // "3.0", "7.26", "7.1"
-	std::string text;          // reply text of a refusal
-	std::string reason;        // reason token (no-bad-signals, dmarc-policy, ...)
+	int code = 0;        // for a refusal: 451, 550
+	std::string secode;  // "3.0", "7.26", "7.1"
+	std::string text;    // reply text of a refusal
+	std::string reason;  // reason token (no-bad-signals, dmarc-policy, ...)
 	bool dnsbl_listed = false;
 };
 

@@ -38,12 +38,14 @@ std::optional<std::string> delivery_rate_refusal(const std::array<NetworkHistory
 	for (size_t i = 0; i < 3; ++i) {
 		if (counts[i].messages_minute >= limits[i].messages_per_minute)
 			return messages(limits[i].messages_per_minute, minute_text);
-		if (counts[i].messages_day >= limits[i].messages_per_day) return messages(limits[i].messages_per_day, day_text);
+		if (counts[i].messages_day >= limits[i].messages_per_day)
+			return messages(limits[i].messages_per_day, day_text);
 	}
 	for (size_t i = 0; i < 3; ++i) {
 		if (counts[i].bytes_minute + size > limits[i].bytes_per_minute)
 			return bytes(limits[i].bytes_per_minute, minute_text);
-		if (counts[i].bytes_day + size > limits[i].bytes_per_day) return bytes(limits[i].bytes_per_day, day_text);
+		if (counts[i].bytes_day + size > limits[i].bytes_per_day)
+			return bytes(limits[i].bytes_per_day, day_text);
 	}
 	return std::nullopt;
 }

@@ -22,9 +22,13 @@ std::string strip_html(std::string_view html) {
 	std::string out;
 	bool in_tag = false;
 	for (char c : html) {
-		if (c == '<') in_tag = true;
-		else if (c == '>') { in_tag = false; out += ' '; }
-		else if (!in_tag) out += c;
+		if (c == '<')
+			in_tag = true;
+		else if (c == '>') {
+			in_tag = false;
+			out += ' ';
+		} else if (!in_tag)
+			out += c;
 	}
 	return out;
 }
@@ -93,10 +97,12 @@ JunkClassification classify_words(const std::set<std::string>& words, JunkCounts
 		(p < 0.5 ? ham : spam).push_back({word, p});
 	}
 	std::sort(ham.begin(), ham.end(), [](const auto& a, const auto& b) {
-		return a.spam_probability < b.spam_probability || (a.spam_probability == b.spam_probability && a.word < b.word);
+		return a.spam_probability < b.spam_probability ||
+		    (a.spam_probability == b.spam_probability && a.word < b.word);
 	});
 	std::sort(spam.begin(), spam.end(), [](const auto& a, const auto& b) {
-		return a.spam_probability > b.spam_probability || (a.spam_probability == b.spam_probability && a.word < b.word);
+		return a.spam_probability > b.spam_probability ||
+		    (a.spam_probability == b.spam_probability && a.word < b.word);
 	});
 	if (ham.size() > params.top_words) ham.resize(params.top_words);
 	if (spam.size() > params.top_words) spam.resize(params.top_words);

@@ -33,10 +33,10 @@ public:
 };
 
 struct JunkFilterParams {
-	size_t top_words = 10;         // the strongest words of each side that decide
-	double ignore_band = 0.1;      // words within 0.5 ± this say nothing
-	int64_t rare_words = 2;        // words seen at most this often are ignored
-	double max_power = 0.01;       // no word is more certain than 1 - this
+	size_t top_words = 10;     // the strongest words of each side that decide
+	double ignore_band = 0.1;  // words within 0.5 ± this say nothing
+	int64_t rare_words = 2;    // words seen at most this often are ignored
+	double max_power = 0.01;   // no word is more certain than 1 - this
 };
 
 struct TellingWord {
@@ -45,9 +45,9 @@ struct TellingWord {
 };
 
 struct JunkClassification {
-	double probability = 0.5;       // that the message is junk
+	double probability = 0.5;                        // that the message is junk
 	std::vector<TellingWord> ham_words, spam_words;  // the words that decided, strongest first
-	bool untrained = false;         // no junk or no ham trained yet: says nothing
+	bool untrained = false;                          // no junk or no ham trained yet: says nothing
 };
 
 JunkClassification classify_words(const std::set<std::string>& words, JunkCounts& counts,

@@ -28,9 +28,7 @@ std::map<int, std::string> parse_dovecot_keywords(std::string_view text) {
 	return out;
 }
 
-std::string_view maildir_unique_name(std::string_view file_name) {
-	return file_name.substr(0, file_name.find(':'));
-}
+std::string_view maildir_unique_name(std::string_view file_name) { return file_name.substr(0, file_name.find(':')); }
 
 std::string_view maildir_flags(std::string_view file_name) {
 	size_t p = file_name.find(":2,");
@@ -58,8 +56,8 @@ std::string folder_name_from_dir(std::string_view dir_name) {
 }
 
 FolderClassifier::FolderClassifier(const FolderRules& rules)
-    : junk_(rules.junk, std::regex::ECMAScript | std::regex::icase),
-      neutral_(rules.neutral, std::regex::ECMAScript | std::regex::icase) {}
+	: junk_(rules.junk, std::regex::ECMAScript | std::regex::icase),
+	  neutral_(rules.neutral, std::regex::ECMAScript | std::regex::icase) {}
 
 FolderKind FolderClassifier::classify(std::string_view folder) const {
 	std::string name(folder);

@@ -20,9 +20,9 @@ struct RejectCopy {
 };
 
 struct RejectsPlan {
-	bool store = false;                 // store the new copy
-	bool duplicate = false;             // not stored: already there
-	std::vector<std::string> remove;    // unique names of copies to remove first
+	bool store = false;               // store the new copy
+	bool duplicate = false;           // not stored: already there
+	std::vector<std::string> remove;  // unique names of copies to remove first
 };
 
 // What to do with a refused message with this Message-ID and hash.

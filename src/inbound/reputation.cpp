@@ -24,9 +24,7 @@ double junk_share(const std::vector<MarkedMessage>& msgs) {
 }
 
 // The newest one, or the newest two, all junk.
-bool newest_junk(const std::vector<MarkedMessage>& msgs) {
-	return msgs[0].junk && (msgs.size() == 1 || msgs[1].junk);
-}
+bool newest_junk(const std::vector<MarkedMessage>& msgs) { return msgs[0].junk && (msgs.size() == 1 || msgs[1].junk); }
 
 class Steps {
 public:
@@ -76,7 +74,8 @@ public:
 			msgs = query(key, value, 2 * year_s, 2, true);
 			if (!msgs.empty()) return Step{true, newest_junk(msgs), method};
 		}
-		bool sent = org ? h_.sent_to_org_domain(value, now_ - 2 * year_s) : h_.sent_to_domain(value, now_ - 2 * year_s);
+		bool sent = org ? h_.sent_to_org_domain(value, now_ - 2 * year_s)
+				: h_.sent_to_domain(value, now_ - 2 * year_s);
 		if (sent) return Step{false, true, org ? "msgtoorgdomain" : "msgtodomain"};
 		return std::nullopt;
 	}
@@ -94,9 +93,10 @@ public:
 		if (m_.mailfrom_validated || m_.ehlo_validated) {
 			std::vector<MarkedMessage> msgs;
 			if (m_.mailfrom_validated && !m_.mailfrom_domain.empty()) {
-				msgs = query(HistoryKey::mailfrom_address, m_.mailfrom_localpart + "@" + m_.mailfrom_domain, year_s / 2,
-				             50);
-				if (msgs.empty()) msgs = query(HistoryKey::mailfrom_domain, m_.mailfrom_domain, year_s / 2, 50);
+				msgs = query(HistoryKey::mailfrom_address,
+				             m_.mailfrom_localpart + "@" + m_.mailfrom_domain, year_s / 2, 50);
+				if (msgs.empty())
+					msgs = query(HistoryKey::mailfrom_domain, m_.mailfrom_domain, year_s / 2, 50);
 			}
 			if (msgs.empty() && m_.ehlo_validated && !m_.ehlo_domain.empty())
 				msgs = query(HistoryKey::ehlo_domain, m_.ehlo_domain, year_s / 2, 50);
@@ -108,8 +108,10 @@ public:
 		if (signals.empty()) return std::nullopt;
 		size_t ham = 0, spam = 0;
 		for (double p : signals) {
-			if (p < 0.1) ++ham;
-			else if (p > 0.9) ++spam;
+			if (p < 0.1)
+				++ham;
+			else if (p > 0.9)
+				++spam;
 		}
 		if (ham > 0 && spam == 0) return Step{false, true, "dkimspf"};
 		if (spam > 0 && ham == 0) return Step{true, most > 1, "dkimspf"};
@@ -134,8 +136,10 @@ public:
 			if (msgs.empty()) continue;
 			double p = junk_share(msgs);
 			std::optional<bool> junk;
-			if (p < 0.25) junk = false;
-			else if (p > 0.75) junk = true;
+			if (p < 0.25)
+				junk = false;
+			else if (p > 0.75)
+				junk = true;
 			return Step{junk, msgs.size() >= w.need && (p <= 0.1 || p >= 0.9), w.method};
 		}
 		return std::nullopt;

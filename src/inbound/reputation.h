@@ -15,7 +15,7 @@ namespace tern::inbound {
 // The identities of the new message, as stored in its history record.
 struct MessageIdentity {
 	std::string from_localpart, from_domain, from_org_domain;
-	bool from_validated = false;  // From aligned with a passing SPF or DKIM identity
+	bool from_validated = false;            // From aligned with a passing SPF or DKIM identity
 	std::vector<std::string> dkim_domains;  // passing signatures, de-duplicated
 	std::string mailfrom_localpart, mailfrom_domain;
 	bool mailfrom_validated = false;  // SPF pass
@@ -34,14 +34,16 @@ struct MarkedMessage {
 
 // Which identity a history query matches on.
 enum class HistoryKey {
-	from_address,     // value: localpart@domain
+	from_address,  // value: localpart@domain
 	from_domain,
 	from_org_domain,
 	dkim_domain,
-	mailfrom_address, // value: localpart@domain
+	mailfrom_address,  // value: localpart@domain
 	mailfrom_domain,
 	ehlo_domain,
-	ip1, ip2, ip3,
+	ip1,
+	ip2,
+	ip3,
 };
 
 struct HistoryQuery {

@@ -12,8 +12,9 @@ constexpr size_t mac_length = 12;
 
 std::string hmac_sha256(std::string_view key, std::string_view message) {
 	unsigned char out[32];
-	mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), reinterpret_cast<const unsigned char*>(key.data()),
-	                key.size(), reinterpret_cast<const unsigned char*>(message.data()), message.size(), out);
+	mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256),
+	                reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+	                reinterpret_cast<const unsigned char*>(message.data()), message.size(), out);
 	return std::string(reinterpret_cast<const char*>(out), sizeof out);
 }
 

@@ -7,8 +7,7 @@ namespace tern::mailauth {
 
 namespace {
 
-message::AuthProp prop(std::string type, std::string property, std::string value, bool address_like)
-{
+message::AuthProp prop(std::string type, std::string property, std::string value, bool address_like) {
 	message::AuthProp p;
 	p.type = std::move(type);
 	p.property = std::move(property);
@@ -19,8 +18,7 @@ message::AuthProp prop(std::string type, std::string property, std::string value
 
 }  // namespace
 
-message::AuthMethod iprev_auth_method(IprevStatus status, const IpAddr& remote_ip)
-{
+message::AuthMethod iprev_auth_method(IprevStatus status, const IpAddr& remote_ip) {
 	message::AuthMethod m;
 	m.method = "iprev";
 	m.result = iprev_status_name(status);
@@ -28,8 +26,7 @@ message::AuthMethod iprev_auth_method(IprevStatus status, const IpAddr& remote_i
 	return m;
 }
 
-std::vector<message::AuthMethod> dkim_auth_methods(const std::vector<dkim::Result>& results)
-{
+std::vector<message::AuthMethod> dkim_auth_methods(const std::vector<dkim::Result>& results) {
 	std::vector<message::AuthMethod> out;
 	if (results.empty()) {
 		message::AuthMethod m;
@@ -52,8 +49,7 @@ std::vector<message::AuthMethod> dkim_auth_methods(const std::vector<dkim::Resul
 			m.props.push_back(prop("header", "a", sig.algorithm(), false));
 			// RFC 6008 2: at least 8 characters, unique among the signatures.
 			m.props.push_back(prop("header", "b", sig.b_prefix(), false));
-			if (sig.identity)
-				m.props.push_back(prop("header", "i", *sig.identity, true));
+			if (sig.identity) m.props.push_back(prop("header", "i", *sig.identity, true));
 		}
 		out.push_back(std::move(m));
 	}
@@ -61,8 +57,7 @@ std::vector<message::AuthMethod> dkim_auth_methods(const std::vector<dkim::Resul
 }
 
 message::AuthMethod spf_auth_method(SpfStatus status, SpfReceived::Identity identity,
-	const std::string& identity_domain)
-{
+                                    const std::string& identity_domain) {
 	message::AuthMethod m;
 	m.method = "spf";
 	m.result = spf_status_name(status);
@@ -72,18 +67,15 @@ message::AuthMethod spf_auth_method(SpfStatus status, SpfReceived::Identity iden
 	return m;
 }
 
-message::AuthMethod dmarc_auth_method(const DmarcResult& result)
-{
+message::AuthMethod dmarc_auth_method(const DmarcResult& result) {
 	message::AuthMethod m;
 	m.method = "dmarc";
 	m.result = dmarc_status_name(result.status);
-	if (!result.domain.empty())
-		m.props.push_back(prop("header", "from", result.domain, true));
+	if (!result.domain.empty()) m.props.push_back(prop("header", "from", result.domain, true));
 	return m;
 }
 
-message::AuthMethod submission_auth_method(const std::string& mailfrom)
-{
+message::AuthMethod submission_auth_method(const std::string& mailfrom) {
 	message::AuthMethod m;
 	m.method = "auth";
 	m.result = "pass";

@@ -28,7 +28,7 @@ std::vector<message::AuthMethod> dkim_auth_methods(const std::vector<dkim::Resul
 // 2.7.2); no property when `identity_domain` is empty (an address-literal
 // HELO with a null reverse path).
 message::AuthMethod spf_auth_method(SpfStatus status, SpfReceived::Identity identity,
-	const std::string& identity_domain);
+                                    const std::string& identity_domain);
 
 // "dmarc=pass header.from=example.org" (RFC 7489 11.2); without the
 // property when the From domain is unknown (the From header did not parse:

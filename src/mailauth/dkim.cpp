@@ -19,46 +19,40 @@ namespace {
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 
-
 VerifyResult verdict(Status status, std::string error) { return VerifyResult{status, std::move(error)}; }
 
-Result to_result(const Signature* sig, VerifyResult v)
-{
+Result to_result(const Signature* sig, VerifyResult v) {
 	Result r;
 	r.status = v.status;
 	r.error = std::move(v.error);
-	if (sig)
-		r.signature = *sig;
+	if (sig) r.signature = *sig;
 	return r;
 }
 
 }  // namespace
 
-std::string Result::key_comment() const
-{
-	if (key && key->key_type == "rsa" && key->rsa_bits > 0)
-		return std::to_string(key->rsa_bits) + " bit rsa";
+std::string Result::key_comment() const {
+	if (key && key->key_type == "rsa" && key->rsa_bits > 0) return std::to_string(key->rsa_bits) + " bit rsa";
 	return "";
 }
 
-std::optional<VerifyResult> check_signature(const Signature& sig, const VerifyOptions& options)
-{
+std::optional<VerifyResult> check_signature(const Signature& sig, const VerifyOptions& options) {
 	// RFC 6376 5.4 and 6.1.1: From must be signed.
 	bool from = false;
-	for (const std::string& h : sig.signed_headers)
-		from = from || iequals(h, "from");
-	if (!from)
-		return verdict(Status::permerror, "dkim: bad from headers: required \"from\" header not signed");
+	for (const std::string& h : sig.signed_headers) from = from || iequals(h, "from");
+	if (!from) return verdict(Status::permerror, "dkim: bad from headers: required \"from\" header not signed");
 
 	// RFC 6376 6.1.1: an expired signature is not valid.
 	std::time_t now = options.now ? options.now : std::time(nullptr);
 	if (sig.expire_time && *sig.expire_time < now)
-		return verdict(Status::permerror, "dkim: signature has expired: expiration time " + quoted(iso8601_utc(*sig.expire_time)));
+		return verdict(Status::permerror,
+		               "dkim: signature has expired: expiration time " + quoted(iso8601_utc(*sig.expire_time)));
 
 	// RFC 6376 6.1.1 / 8.1: refuse signatures by a public suffix (a domain
 	// signing "above" any organizational domain).
 	if (is_public_suffix(sig.domain))
-		return verdict(Status::permerror, "dkim: signed domain is top-level domain, above organizational domain: " + sig.domain);
+		return verdict(Status::permerror,
+		               "dkim: signed domain is top-level domain, above organizational domain: " + sig.domain);
 
 	if (!sig.hash())
 		return verdict(Status::permerror, "dkim: unknown hash algorithm: " + quoted(sig.hash_algorithm));
@@ -66,39 +60,42 @@ std::optional<VerifyResult> check_signature(const Signature& sig, const VerifyOp
 	// permanent error for this signature (RFC 6376 3.9 PERMFAIL), decided
 	// before any key is looked up.
 	if (*sig.hash() == HashAlg::sha1)
-		return verdict(Status::permerror, "dkim: hash algorithm not allowed: " + quoted(sig.algorithm()) +
-			" uses sha1 (RFC 8301)");
+		return verdict(Status::permerror,
+		               "dkim: hash algorithm not allowed: " + quoted(sig.algorithm()) +
+		                   " uses sha1 (RFC 8301)");
 	if (!sig.header_canon())
-		return verdict(Status::permerror, "dkim: unknown canonicalization: header canonicalization " + quoted(sig.canonicalization));
+		return verdict(Status::permerror,
+		               "dkim: unknown canonicalization: header canonicalization " +
+		                   quoted(sig.canonicalization));
 	if (!sig.body_canon())
-		return verdict(Status::permerror, "dkim: unknown canonicalization: body canonicalization " + quoted(sig.canonicalization));
+		return verdict(Status::permerror,
+		               "dkim: unknown canonicalization: body canonicalization " + quoted(sig.canonicalization));
 
 	// RFC 6376 3.5 q=: only dns/txt is defined (and is the default).
 	if (!sig.query_methods.empty()) {
 		bool dns_txt = false;
-		for (const std::string& q : sig.query_methods)
-			dns_txt = dns_txt || iequals(q, "dns/txt");
-		if (!dns_txt)
-			return verdict(Status::permerror, "dkim: no recognized query method: need dns/txt");
+		for (const std::string& q : sig.query_methods) dns_txt = dns_txt || iequals(q, "dns/txt");
+		if (!dns_txt) return verdict(Status::permerror, "dkim: no recognized query method: need dns/txt");
 	}
 
 	// RFC 6376 6.3 leaves acceptance to the verifier. The model's default
 	// policy: no l= (a partly signed body), and Subject must be signed.
 	if (options.default_policy) {
 		if (sig.length)
-			return verdict(Status::policy, "dkim: signature rejected by policy: l= for length not acceptable");
+			return verdict(Status::policy,
+			               "dkim: signature rejected by policy: l= for length not acceptable");
 		bool subject = false;
-		for (const std::string& h : sig.signed_headers)
-			subject = subject || iequals(h, "subject");
+		for (const std::string& h : sig.signed_headers) subject = subject || iequals(h, "subject");
 		if (!subject)
-			return verdict(Status::policy, "dkim: signature rejected by policy: required header fields missing from signature: subject");
+			return verdict(
+			    Status::policy,
+			    "dkim: signature rejected by policy: required header fields missing from signature: subject");
 	}
 	return std::nullopt;
 }
 
 VerifyResult verify_one(const Signature& sig, const Key& key, std::string_view header_data, std::string_view body_hash,
-	const VerifyOptions& options)
-{
+                        const VerifyOptions& options) {
 	VerifyResult r = [&]() -> VerifyResult {
 		// RFC 6376 3.6.1 h=: the record may restrict the hash algorithms.
 		if (!key.hashes.empty()) {
@@ -109,16 +106,19 @@ VerifyResult verify_one(const Signature& sig, const Key& key, std::string_view h
 				list += (list.empty() ? "" : ",") + h;
 			}
 			if (!ok)
-				return verdict(Status::permerror, "dkim: hash algorithm not allowed by dns record: dkim dns record expects one of " +
+				return verdict(
+				    Status::permerror,
+				    "dkim: hash algorithm not allowed by dns record: dkim dns record expects one of " +
 					quoted(list) + ", message uses " + quoted(sig.hash_algorithm));
 		}
 		// RFC 6376 6.1.2 step 6: k= must match the signature algorithm.
 		if (!iequals(key.key_type, sig.sign_algorithm))
-			return verdict(Status::permerror, "dkim: signature algorithm mismatch with dns record: dkim dns record requires algorithm " +
+			return verdict(
+			    Status::permerror,
+			    "dkim: signature algorithm mismatch with dns record: dkim dns record requires algorithm " +
 				quoted(key.key_type) + ", message has " + quoted(sig.sign_algorithm));
 		// RFC 6376 3.6.1 p=: an empty value means the key was revoked.
-		if (key.revoked())
-			return verdict(Status::permerror, "dkim: key has been revoked");
+		if (key.revoked()) return verdict(Status::permerror, "dkim: key has been revoked");
 		// RFC 8301 3.2: verifiers must not accept RSA keys below 1024 bits.
 		if (key.key_type == "rsa" && key.rsa_bits < 1024)
 			return verdict(Status::permerror, "dkim: key is too weak, need at least 1024 bits for rsa");
@@ -129,54 +129,60 @@ VerifyResult verify_one(const Signature& sig, const Key& key, std::string_view h
 		if (key.strict_identity() && sig.identity) {
 			std::string idom = ascii_lower(sig.identity->substr(sig.identity->rfind('@') + 1));
 			if (idom != sig.domain)
-				return verdict(Status::permerror, "dkim: dns record disallows mismatch of domain (d=) and identity (i=): i= identity domain " +
+				return verdict(
+				    Status::permerror,
+				    "dkim: dns record disallows mismatch of domain (d=) and identity (i=): i= identity domain " +
 					quoted(idom) + " must match d= domain " + quoted(sig.domain));
 		}
 		auto hash = sig.hash();
 		if (!hash)
-			return verdict(Status::permerror, "dkim: unknown hash algorithm: " + quoted(sig.hash_algorithm));
+			return verdict(Status::permerror,
+			               "dkim: unknown hash algorithm: " + quoted(sig.hash_algorithm));
 
 		// RFC 6376 6.1.3: check the signature over the header data first,
 		// then the body hash.
 		if (sig.sign_algorithm == "rsa") {
 			std::string why;
 			if (!detail::rsa_verify(key.public_key, *hash, header_data, sig.signature, &why))
-				return verdict(Status::fail, "dkim: signature verification failed: rsa verification: " + why);
+				return verdict(Status::fail,
+				               "dkim: signature verification failed: rsa verification: " + why);
 		} else if (sig.sign_algorithm == "ed25519") {
 			if (*hash != HashAlg::sha256)
-				return verdict(Status::permerror, "dkim: unknown signature algorithm: " + quoted(sig.algorithm()));
+				return verdict(Status::permerror,
+				               "dkim: unknown signature algorithm: " + quoted(sig.algorithm()));
 			if (!detail::ed25519_verify(key.public_key, header_data, sig.signature))
-				return verdict(Status::fail, "dkim: signature verification failed: ed25519 verification");
+				return verdict(Status::fail,
+				               "dkim: signature verification failed: ed25519 verification");
 		} else {
-			return verdict(Status::permerror, "dkim: unknown signature algorithm: " + quoted(sig.sign_algorithm));
+			return verdict(Status::permerror,
+			               "dkim: unknown signature algorithm: " + quoted(sig.sign_algorithm));
 		}
 		if (body_hash != sig.body_hash)
-			return verdict(Status::fail, "dkim: body hash does not match: signature bodyhash " + hex_lower(sig.body_hash) +
-				" != calculated bodyhash " + hex_lower(body_hash));
+			return verdict(Status::fail,
+			               "dkim: body hash does not match: signature bodyhash " +
+			                   hex_lower(sig.body_hash) + " != calculated bodyhash " +
+			                   hex_lower(body_hash));
 		return verdict(Status::pass, "");
 	}();
 	// RFC 6376 3.6.1 t=y: the domain is testing DKIM; failures are not
 	// held against the message.
-	if (key.testing() && !options.ignore_test_mode && r.status != Status::pass)
-		r.status = Status::none;
+	if (key.testing() && !options.ignore_test_mode && r.status != Status::pass) r.status = Status::none;
 	return r;
 }
 
 std::vector<PendingSignature> prepare_verification(const std::vector<message::HeaderField>& headers,
-	const VerifyOptions& options)
-{
+                                                   const VerifyOptions& options) {
 	std::vector<PendingSignature> out;
 	for (size_t i = 0; i < headers.size(); i++) {
-		if (headers[i].lower_name != "dkim-signature")
-			continue;
-		if (options.max_signatures > 0 && static_cast<int>(out.size()) >= options.max_signatures)
-			break;
+		if (headers[i].lower_name != "dkim-signature") continue;
+		if (options.max_signatures > 0 && static_cast<int>(out.size()) >= options.max_signatures) break;
 		PendingSignature p;
 		p.field_index = i;
 		SignatureParse parsed = parse_signature(headers[i].raw);
 		if (!parsed.signature) {
 			// RFC 6376 6.1.1: a signature that does not parse is PERMFAIL.
-			p.early = to_result(nullptr, verdict(Status::permerror, "parsing DKIM-Signature header: " + parsed.error));
+			p.early = to_result(
+			    nullptr, verdict(Status::permerror, "parsing DKIM-Signature header: " + parsed.error));
 			out.push_back(std::move(p));
 			continue;
 		}
@@ -195,8 +201,7 @@ std::vector<PendingSignature> prepare_verification(const std::vector<message::He
 	return out;
 }
 
-std::optional<Result> select_key(const PendingSignature& p, const DnsAnswer& answer, Key& key)
-{
+std::optional<Result> select_key(const PendingSignature& p, const DnsAnswer& answer, Key& key) {
 	auto result = [&](Status status, std::string error) {
 		return to_result(&p.signature, verdict(status, std::move(error)));
 	};
@@ -205,7 +210,9 @@ std::optional<Result> select_key(const PendingSignature& p, const DnsAnswer& ans
 	if (answer.not_found())
 		return result(Status::permerror, "dkim: no dkim dns record for selector and domain: dns name " + name);
 	if (!answer.found())
-		return result(Status::temperror, "dkim: lookup of dkim dns record: dns name " + name + ": " +
+		return result(
+		    Status::temperror,
+		    "dkim: lookup of dkim dns record: dns name " + name + ": " +
 			(answer.status == DnsStatus::permerror ? "permanent dns error" : "temporary dns error"));
 	std::optional<Key> found;
 	std::string last_error = "dkim: no dkim dns record for selector and domain: dns name " + name;
@@ -215,30 +222,29 @@ std::optional<Result> select_key(const PendingSignature& p, const DnsAnswer& ans
 			// A record claiming to be DKIM but broken is a permanent error;
 			// other TXT records (wildcards, mistakes) are skipped.
 			if (parsed.is_dkim)
-				return result(Status::permerror, "dkim: syntax error in dkim dns record: " + parsed.error);
+				return result(Status::permerror,
+				              "dkim: syntax error in dkim dns record: " + parsed.error);
 			last_error = "dkim: syntax error in dkim dns record: not a dkim record: " + parsed.error;
 			continue;
 		}
 		// RFC 6376 3.6.2.2: several records give undefined results; a
 		// temporary error gives the domain a chance to fix it.
 		if (found)
-			return result(Status::temperror, "dkim: multiple dkim dns record for selector and domain: dns name " + name);
+			return result(Status::temperror,
+			              "dkim: multiple dkim dns record for selector and domain: dns name " + name);
 		found = std::move(parsed.key);
 	}
-	if (!found)
-		return result(Status::temperror, last_error);
+	if (!found) return result(Status::temperror, last_error);
 	key = std::move(*found);
 	return std::nullopt;
 }
 
 Result finish_verification(const PendingSignature& p, const DnsAnswer& answer,
-	const std::vector<message::HeaderField>& headers, std::string_view body_hash, const VerifyOptions& options)
-{
-	if (p.early)
-		return *p.early;
+                           const std::vector<message::HeaderField>& headers, std::string_view body_hash,
+                           const VerifyOptions& options) {
+	if (p.early) return *p.early;
 	Key key;
-	if (auto r = select_key(p, answer, key))
-		return *r;
+	if (auto r = select_key(p, answer, key)) return *r;
 	std::string data = header_hash_input(headers, p.signature);
 	Result r = to_result(&p.signature, verify_one(p.signature, key, data, body_hash, options));
 	r.testing = key.testing();
@@ -246,12 +252,10 @@ Result finish_verification(const PendingSignature& p, const DnsAnswer& answer,
 	return r;
 }
 
-std::vector<std::string> verified_domains(const std::vector<Result>& results)
-{
+std::vector<std::string> verified_domains(const std::vector<Result>& results) {
 	std::vector<std::string> out;
 	for (const Result& r : results) {
-		if (r.status != Status::pass || !r.signature)
-			continue;
+		if (r.status != Status::pass || !r.signature) continue;
 		if (std::find(out.begin(), out.end(), r.signature->domain) == out.end())
 			out.push_back(r.signature->domain);
 	}
@@ -259,8 +263,7 @@ std::vector<std::string> verified_domains(const std::vector<Result>& results)
 }
 
 void verify_message(Resolver& resolver, uint64_t owner, const std::string& message,
-	std::function<void(std::vector<Result>)> done, VerifyOptions options)
-{
+                    std::function<void(std::vector<Result>)> done, VerifyOptions options) {
 	std::string error;
 	auto section = message::parse_header_section(message, &error);
 	if (!section) {
@@ -270,8 +273,7 @@ void verify_message(Resolver& resolver, uint64_t owner, const std::string& messa
 		done({r});
 		return;
 	}
-	if (options.now == 0)
-		options.now = std::time(nullptr);
+	if (options.now == 0) options.now = std::time(nullptr);
 
 	struct State {
 		std::vector<message::HeaderField> headers;
@@ -300,7 +302,8 @@ void verify_message(Resolver& resolver, uint64_t owner, const std::string& messa
 			state->results[i] = *p.early;
 			continue;
 		}
-		auto k = std::make_tuple(static_cast<int>(p.body_canon), static_cast<int>(p.hash), p.length.value_or(-1));
+		auto k = std::make_tuple(static_cast<int>(p.body_canon), static_cast<int>(p.hash),
+		                         p.length.value_or(-1));
 		auto it = cache.find(k);
 		if (it == cache.end()) {
 			BodyHasher hasher(p.body_canon, p.hash, p.length);
@@ -313,8 +316,7 @@ void verify_message(Resolver& resolver, uint64_t owner, const std::string& messa
 
 	auto finish_all = [state]() {
 		std::vector<Result> out;
-		for (auto& r : state->results)
-			out.push_back(std::move(*r));
+		for (auto& r : state->results) out.push_back(std::move(*r));
 		auto cb = std::move(state->done);
 		cb(std::move(out));
 	};
@@ -325,14 +327,13 @@ void verify_message(Resolver& resolver, uint64_t owner, const std::string& messa
 	// Count all queries as outstanding before starting any: a canned
 	// resolver answers inside query().
 	for (size_t i = 0; i < state->pending.size(); i++) {
-		if (state->pending[i].early)
-			continue;
-		resolver.query(owner, state->pending[i].dns_name, RrType::TXT, [state, i, finish_all](const DnsAnswer& answer) {
-			state->results[i] = finish_verification(state->pending[i], answer, state->headers, state->body_hashes[i],
-				state->options);
-			if (--state->outstanding == 0)
-				finish_all();
-		});
+		if (state->pending[i].early) continue;
+		resolver.query(
+		    owner, state->pending[i].dns_name, RrType::TXT, [state, i, finish_all](const DnsAnswer& answer) {
+			    state->results[i] = finish_verification(state->pending[i], answer, state->headers,
+			                                            state->body_hashes[i], state->options);
+			    if (--state->outstanding == 0) finish_all();
+		    });
 	}
 }
 
@@ -345,8 +346,7 @@ namespace {
 class SigFolder {
 public:
 	explicit SigFolder(std::string start) : out_(std::move(start)), line_(out_.size()) {}
-	void add(std::string_view item, bool space = true)
-	{
+	void add(std::string_view item, bool space = true) {
 		size_t need = item.size() + (space ? 1 : 0);
 		if (line_ + need > 78 && line_ > 1) {
 			out_ += "\r\n\t";
@@ -359,8 +359,7 @@ public:
 		line_ += item.size();
 	}
 	// Long base64 text, split wherever the line is full.
-	void add_wrapped(std::string_view text)
-	{
+	void add_wrapped(std::string_view text) {
 		while (!text.empty()) {
 			if (line_ >= 78) {
 				out_ += "\r\n\t";
@@ -382,23 +381,19 @@ private:
 }  // namespace
 
 std::optional<std::string> sign(const SignOptions& options, const std::vector<message::HeaderField>& headers,
-	std::string_view body_hash, std::string* error)
-{
+                                std::string_view body_hash, std::string* error) {
 	auto fail = [&](std::string why) -> std::optional<std::string> {
-		if (error)
-			*error = std::move(why);
+		if (error) *error = std::move(why);
 		return std::nullopt;
 	};
-	if (!options.key.valid())
-		return fail("dkim: no private key loaded");
-	if (options.domain.empty() || options.selector.empty())
-		return fail("dkim: domain and selector are required");
+	if (!options.key.valid()) return fail("dkim: no private key loaded");
+	if (options.domain.empty() || options.selector.empty()) return fail("dkim: domain and selector are required");
 	int nfrom = 0;
-	for (const message::HeaderField& h : headers)
-		nfrom += h.lower_name == "from";
+	for (const message::HeaderField& h : headers) nfrom += h.lower_name == "from";
 	// RFC 6376 5.4: From must be signed, so there must be one.
 	if (nfrom != 1)
-		return fail("dkim: bad from headers: message has " + std::to_string(nfrom) + " from headers, need exactly 1");
+		return fail("dkim: bad from headers: message has " + std::to_string(nfrom) +
+		            " from headers, need exactly 1");
 
 	std::vector<std::string> signed_headers = options.headers;
 	if (options.oversign) {
@@ -407,8 +402,7 @@ std::optional<std::string> sign(const SignOptions& options, const std::vector<me
 		for (const std::string& name : options.headers) {
 			std::string lname = ascii_lower(name);
 			for (const message::HeaderField& h : headers)
-				if (h.lower_name == lname)
-					signed_headers.push_back(name);
+				if (h.lower_name == lname) signed_headers.push_back(name);
 		}
 	}
 
@@ -420,13 +414,13 @@ std::optional<std::string> sign(const SignOptions& options, const std::vector<me
 	f.add("c=" + std::string(canon_word(options.header_canon)) + "/" + canon_word(options.body_canon) + ";");
 	f.add("d=" + options.domain + ";");
 	f.add("s=" + options.selector + ";");
-	if (options.identity)
-		f.add("i=" + *options.identity + ";");
+	if (options.identity) f.add("i=" + *options.identity + ";");
 	f.add("t=" + std::to_string(static_cast<int64_t>(options.timestamp)) + ";");
 	if (options.expiration_s > 0)
 		f.add("x=" + std::to_string(static_cast<int64_t>(options.timestamp) + options.expiration_s) + ";");
 	for (size_t i = 0; i < signed_headers.size(); i++) {
-		std::string item = (i == 0 ? "h=" : "") + signed_headers[i] + (i + 1 == signed_headers.size() ? ";" : ":");
+		std::string item = (i == 0 ? "h=" : "") + signed_headers[i] +
+		    (i + 1 == signed_headers.size() ? ";" : ":");
 		f.add(item, i == 0);
 	}
 	f.add("bh=" + base64_encode(body_hash) + ";");
@@ -435,19 +429,16 @@ std::optional<std::string> sign(const SignOptions& options, const std::vector<me
 	// RFC 6376 3.7: the header data ends with this field, b= still empty.
 	std::string data = header_hash_input(headers, signed_headers, options.header_canon, f.text());
 	std::string signature = options.key.sign_data(data);
-	if (signature.empty())
-		return fail("dkim: signing failed");
+	if (signature.empty()) return fail("dkim: signing failed");
 	f.add_wrapped(base64_encode(signature));
 	return f.text() + "\r\n";
 }
 
-std::optional<std::string> sign_message(const SignOptions& options, std::string_view message, std::string* error)
-{
+std::optional<std::string> sign_message(const SignOptions& options, std::string_view message, std::string* error) {
 	std::string why;
 	auto section = message::parse_header_section(message, &why);
 	if (!section) {
-		if (error)
-			*error = "dkim: mail message header is malformed: " + why;
+		if (error) *error = "dkim: mail message header is malformed: " + why;
 		return std::nullopt;
 	}
 	BodyHasher hasher(options.body_canon, HashAlg::sha256);

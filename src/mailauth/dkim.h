@@ -36,22 +36,22 @@ enum class KeyType { rsa, ed25519 };
 // A parsed DKIM-Signature field (RFC 6376 3.5). Tag names are case
 // sensitive; values compared case-insensitively are kept lower case.
 struct Signature {
-	int version = 1;                         // v=
-	std::string sign_algorithm;              // a= first part: "rsa", "ed25519" (lower case)
-	std::string hash_algorithm;              // a= second part: "sha256", "sha1"
-	std::string signature;                   // b=, decoded
-	std::string signature_base64;            // b= as written, whitespace removed
-	std::string body_hash;                   // bh=, decoded
+	int version = 1;                                 // v=
+	std::string sign_algorithm;                      // a= first part: "rsa", "ed25519" (lower case)
+	std::string hash_algorithm;                      // a= second part: "sha256", "sha1"
+	std::string signature;                           // b=, decoded
+	std::string signature_base64;                    // b= as written, whitespace removed
+	std::string body_hash;                           // bh=, decoded
 	std::string canonicalization = "simple/simple";  // c= as written (lower case)
-	std::string domain;                      // d=, lower case
-	std::vector<std::string> signed_headers; // h=, as written; repeats matter
-	std::optional<std::string> identity;     // i=
-	std::optional<int64_t> length;           // l=
-	std::vector<std::string> query_methods;  // q=
-	std::string selector;                    // s=, lower case
-	std::optional<int64_t> sign_time;        // t=
-	std::optional<int64_t> expire_time;      // x=
-	std::vector<std::string> copied_headers; // z=, still quoted-printable
+	std::string domain;                              // d=, lower case
+	std::vector<std::string> signed_headers;         // h=, as written; repeats matter
+	std::optional<std::string> identity;             // i=
+	std::optional<int64_t> length;                   // l=
+	std::vector<std::string> query_methods;          // q=
+	std::string selector;                            // s=, lower case
+	std::optional<int64_t> sign_time;                // t=
+	std::optional<int64_t> expire_time;              // x=
+	std::vector<std::string> copied_headers;         // z=, still quoted-printable
 
 	// The whole field as received with the b= value (and the FWS around it)
 	// removed and without the final CRLF: the last input of the header hash
@@ -69,14 +69,14 @@ struct Signature {
 
 enum class SigError {
 	none,
-	not_dkim_signature,   // field name is not DKIM-Signature
-	syntax,               // tag-list or value syntax
-	duplicate_tag,        // RFC 6376 3.2
-	missing_tag,          // v a b bh d h s are required (RFC 6376 6.1.1)
-	unknown_version,      // v= other than 1
-	bad_body_hash_size,   // bh= length does not fit the hash
-	timestamps,           // t= not before x= (RFC 6376 3.5)
-	identity_domain,      // i= domain not d= or below it (RFC 6376 3.5)
+	not_dkim_signature,  // field name is not DKIM-Signature
+	syntax,              // tag-list or value syntax
+	duplicate_tag,       // RFC 6376 3.2
+	missing_tag,         // v a b bh d h s are required (RFC 6376 6.1.1)
+	unknown_version,     // v= other than 1
+	bad_body_hash_size,  // bh= length does not fit the hash
+	timestamps,          // t= not before x= (RFC 6376 3.5)
+	identity_domain,     // i= domain not d= or below it (RFC 6376 3.5)
 };
 
 struct SignatureParse {
@@ -151,7 +151,7 @@ private:
 	bool pending_cr_ = false;   // a CR whose LF may arrive in the next chunk
 	bool pending_wsp_ = false;  // relaxed: a WSP run not yet known to be inside a line
 	bool any_content_ = false;
-	std::string out_;           // batched output for the digest
+	std::string out_;                 // batched output for the digest
 	std::string* capture_ = nullptr;  // canonicalize_body: keeps the canonical bytes
 
 	friend std::string canonicalize_body(Canon, std::string_view);
@@ -169,8 +169,8 @@ std::string relaxed_header(std::string_view field_raw);
 // in the signature's header canonicalization, then `sig_header_without_b`
 // canonicalized the same way without its final CRLF.
 std::string header_hash_input(const std::vector<message::HeaderField>& headers,
-	const std::vector<std::string>& signed_headers, Canon header_canon,
-	std::string_view sig_header_without_b);
+                              const std::vector<std::string>& signed_headers, Canon header_canon,
+                              std::string_view sig_header_without_b);
 std::string header_hash_input(const std::vector<message::HeaderField>& headers, const Signature&);
 
 // Digest of `data` with `hash` (raw bytes).
@@ -234,7 +234,7 @@ struct SignOptions {
 // columns, with b= last. Fails (nullopt, `error`) when the key is not
 // loaded or the message does not have exactly one From field (RFC 6376 5.4).
 std::optional<std::string> sign(const SignOptions&, const std::vector<message::HeaderField>& headers,
-	std::string_view body_hash, std::string* error = nullptr);
+                                std::string_view body_hash, std::string* error = nullptr);
 
 // Convenience for ternctl/tests: hashes the body of `message` and signs.
 std::optional<std::string> sign_message(const SignOptions&, std::string_view message, std::string* error = nullptr);
@@ -247,14 +247,14 @@ struct VerifyResult {
 };
 
 struct VerifyOptions {
-	std::time_t now = 0;           // 0: time(nullptr)
+	std::time_t now = 0;  // 0: time(nullptr)
 	// Seed default (RFC 6376 6.3 leaves policy to the verifier): signatures
 	// with l= and signatures not covering Subject get status policy.
 	bool default_policy = true;
 	// With false (the model's setting), a non-passing signature whose key
 	// has t=y gets status none (RFC 6376 3.6.1 "testing").
 	bool ignore_test_mode = false;
-	int max_signatures = 0;        // 0: no limit
+	int max_signatures = 0;  // 0: no limit
 };
 
 // Checks the signature against the key record and the computed hashes
@@ -262,7 +262,7 @@ struct VerifyOptions {
 // signature; `body_hash` comes from a BodyHasher set up with the
 // signature's body canon, hash and l=.
 VerifyResult verify_one(const Signature&, const Key&, std::string_view header_data, std::string_view body_hash,
-	const VerifyOptions& = {});
+                        const VerifyOptions& = {});
 
 // Checks done before any DNS lookup (RFC 6376 6.1.1): From signed, not
 // expired, d= not a public suffix, known hash, canonicalization and query
@@ -275,7 +275,7 @@ struct Result {
 	std::optional<Signature> signature;  // nullopt when the field did not parse
 	std::optional<Key> key;              // the record, when one was found
 	std::string error;
-	bool testing = false;                // key has t=y
+	bool testing = false;  // key has t=y
 
 	// Fields for output lines and Authentication-Results (empty when unparsed).
 	std::string domain() const { return signature ? signature->domain : ""; }
@@ -291,24 +291,24 @@ struct Result {
 //  `dns_name` on the loop and a BodyHasher(body spec) over the body on a
 //  worker → finish_verification.
 struct PendingSignature {
-	size_t field_index = 0;        // index into the header fields
+	size_t field_index = 0;  // index into the header fields
 	Signature signature;
-	std::string dns_name;          // "<s>._domainkey.<d>"
+	std::string dns_name;  // "<s>._domainkey.<d>"
 	Canon body_canon = Canon::simple;
 	HashAlg hash = HashAlg::sha256;
 	std::optional<int64_t> length;
-	std::optional<Result> early;   // set: decided without DNS or hashing
+	std::optional<Result> early;  // set: decided without DNS or hashing
 };
 std::vector<PendingSignature> prepare_verification(const std::vector<message::HeaderField>& headers,
-	const VerifyOptions& = {});
+                                                   const VerifyOptions& = {});
 
 // Lookup status and key selection (RFC 6376 6.1.2): not found → permerror,
 // DNS failure → temperror, several DKIM records → temperror, a broken DKIM
 // record → permerror. On success returns nullopt and sets `key`.
 std::optional<Result> select_key(const PendingSignature&, const DnsAnswer&, Key& key);
 
-Result finish_verification(const PendingSignature&, const DnsAnswer&,
-	const std::vector<message::HeaderField>& headers, std::string_view body_hash, const VerifyOptions& = {});
+Result finish_verification(const PendingSignature&, const DnsAnswer&, const std::vector<message::HeaderField>& headers,
+                           std::string_view body_hash, const VerifyOptions& = {});
 
 // The d= domains of passing signatures, each once, in order (doc/behaviour.md
 // doc/behaviour.md D14: de-duplicated across all results, unlike the model).
@@ -319,6 +319,6 @@ std::vector<std::string> verified_domains(const std::vector<Result>&);
 // section that does not parse gives a single permerror result without a
 // signature. The callback runs once, on the resolver's thread.
 void verify_message(Resolver&, uint64_t owner, const std::string& message,
-	std::function<void(std::vector<Result>)> done, VerifyOptions = {});
+                    std::function<void(std::vector<Result>)> done, VerifyOptions = {});
 
 }  // namespace tern::mailauth::dkim

@@ -12,8 +12,7 @@ namespace tern::mailauth::dkim {
 
 namespace {
 
-const mbedtls_md_info_t* md_info(HashAlg hash)
-{
+const mbedtls_md_info_t* md_info(HashAlg hash) {
 	return mbedtls_md_info_from_type(hash == HashAlg::sha1 ? MBEDTLS_MD_SHA1 : MBEDTLS_MD_SHA256);
 }
 
@@ -24,27 +23,23 @@ bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 struct BodyHasher::Digest {
 	mbedtls_md_context_t ctx;
 	size_t size;
-	explicit Digest(HashAlg hash) : size(mbedtls_md_get_size(md_info(hash)))
-	{
+	explicit Digest(HashAlg hash) : size(mbedtls_md_get_size(md_info(hash))) {
 		mbedtls_md_init(&ctx);
 		if (mbedtls_md_setup(&ctx, md_info(hash), 0) != 0 || mbedtls_md_starts(&ctx) != 0)
 			throw std::runtime_error("dkim: cannot set up hash");
 	}
 	~Digest() { mbedtls_md_free(&ctx); }
-	void update(std::string_view bytes)
-	{
+	void update(std::string_view bytes) {
 		mbedtls_md_update(&ctx, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
 	}
-	std::string finish()
-	{
+	std::string finish() {
 		unsigned char out[MBEDTLS_MD_MAX_SIZE];
 		mbedtls_md_finish(&ctx, out);
 		return std::string(reinterpret_cast<char*>(out), size);
 	}
 };
 
-std::string digest(HashAlg hash, std::string_view data)
-{
+std::string digest(HashAlg hash, std::string_view data) {
 	unsigned char out[MBEDTLS_MD_MAX_SIZE];
 	const mbedtls_md_info_t* info = md_info(hash);
 	mbedtls_md(info, reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
@@ -52,9 +47,7 @@ std::string digest(HashAlg hash, std::string_view data)
 }
 
 BodyHasher::BodyHasher(Canon body_canon, HashAlg hash, std::optional<int64_t> length_limit)
-	: digest_(std::make_unique<Digest>(hash)), canon_(body_canon), limit_(length_limit)
-{
-}
+	: digest_(std::make_unique<Digest>(hash)), canon_(body_canon), limit_(length_limit) {}
 
 BodyHasher::~BodyHasher() = default;
 BodyHasher::BodyHasher(BodyHasher&&) noexcept = default;
@@ -62,8 +55,7 @@ BodyHasher& BodyHasher::operator=(BodyHasher&&) noexcept = default;
 
 // Canonical output goes to the digest, cut at l= (RFC 6376 3.4.5: the
 // length counts canonicalized body octets).
-void BodyHasher::emit(std::string_view bytes)
-{
+void BodyHasher::emit(std::string_view bytes) {
 	int64_t n = static_cast<int64_t>(bytes.size());
 	int64_t take = n;
 	if (limit_) {
@@ -71,8 +63,7 @@ void BodyHasher::emit(std::string_view bytes)
 		take = room <= 0 ? 0 : std::min(room, n);
 	}
 	produced_ += n;
-	if (capture_)
-		capture_->append(bytes);
+	if (capture_) capture_->append(bytes);
 	if (take > 0) {
 		out_.append(bytes.substr(0, static_cast<size_t>(take)));
 		if (out_.size() >= 65536) {
@@ -85,17 +76,13 @@ void BodyHasher::emit(std::string_view bytes)
 // Line ends are held back until non-empty content follows them, because
 // both canonicalizations drop empty lines at the end of the body
 // (RFC 6376 3.4.3, 3.4.4).
-void BodyHasher::flush_line_ends()
-{
-	for (; pending_crlf_ > 0; pending_crlf_--)
-		emit("\r\n");
+void BodyHasher::flush_line_ends() {
+	for (; pending_crlf_ > 0; pending_crlf_--) emit("\r\n");
 }
 
 // Bytes that are neither CRLF nor (in relaxed mode) WSP.
-void BodyHasher::content(std::string_view bytes)
-{
-	if (bytes.empty())
-		return;
+void BodyHasher::content(std::string_view bytes) {
+	if (bytes.empty()) return;
 	flush_line_ends();
 	if (pending_wsp_) {
 		// RFC 6376 3.4.4: a WSP run inside a line becomes one SP.
@@ -106,8 +93,7 @@ void BodyHasher::content(std::string_view bytes)
 	any_content_ = true;
 }
 
-void BodyHasher::update(std::string_view chunk)
-{
+void BodyHasher::update(std::string_view chunk) {
 	size_t i = 0;
 	if (pending_cr_ && !chunk.empty()) {
 		pending_cr_ = false;
@@ -121,8 +107,7 @@ void BodyHasher::update(std::string_view chunk)
 	}
 	size_t run_start = i;  // start of plain content not yet passed on
 	auto flush_run = [&](size_t upto) {
-		if (upto > run_start)
-			content(chunk.substr(run_start, upto - run_start));
+		if (upto > run_start) content(chunk.substr(run_start, upto - run_start));
 	};
 	for (; i < chunk.size(); i++) {
 		char c = chunk[i];
@@ -147,12 +132,10 @@ void BodyHasher::update(std::string_view chunk)
 			run_start = i + 1;
 		}
 	}
-	if (!pending_cr_)
-		flush_run(chunk.size());
+	if (!pending_cr_) flush_run(chunk.size());
 }
 
-std::string BodyHasher::finish()
-{
+std::string BodyHasher::finish() {
 	if (pending_cr_) {
 		pending_cr_ = false;
 		content("\r");
@@ -161,17 +144,14 @@ std::string BodyHasher::finish()
 	// RFC 6376 3.4.3: simple ends with exactly one CRLF, an empty body
 	// becomes CRLF. 3.4.4: relaxed ends with one CRLF unless the body is
 	// empty after canonicalization.
-	if (canon_ == Canon::simple || any_content_)
-		emit("\r\n");
+	if (canon_ == Canon::simple || any_content_) emit("\r\n");
 	pending_crlf_ = 0;
-	if (!out_.empty())
-		digest_->update(out_);
+	if (!out_.empty()) digest_->update(out_);
 	out_.clear();
 	return digest_->finish();
 }
 
-std::string canonicalize_body(Canon canon, std::string_view body)
-{
+std::string canonicalize_body(Canon canon, std::string_view body) {
 	std::string out;
 	BodyHasher hasher(canon, HashAlg::sha256);
 	hasher.capture_ = &out;
@@ -180,30 +160,25 @@ std::string canonicalize_body(Canon canon, std::string_view body)
 	return out;
 }
 
-std::string relaxed_header(std::string_view field_raw)
-{
+std::string relaxed_header(std::string_view field_raw) {
 	// RFC 6376 3.4.2: lower-case name, unfold, WSP runs to one SP, no WSP
 	// at the end of the value or around the colon.
 	size_t colon = field_raw.find(':');
 	std::string_view name = field_raw.substr(0, colon);
-	while (!name.empty() && is_wsp(name.back()))
-		name.remove_suffix(1);
+	while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);
 	std::string out = ascii_lower(name);
 	out += ':';
-	if (colon == std::string_view::npos)
-		return out;
+	if (colon == std::string_view::npos) return out;
 	std::string_view value = field_raw.substr(colon + 1);
 	bool wsp = false;
 	bool started = false;
 	for (char c : value) {
-		if (c == '\r' || c == '\n')
-			continue;  // unfolding
+		if (c == '\r' || c == '\n') continue;  // unfolding
 		if (is_wsp(c)) {
 			wsp = true;
 			continue;
 		}
-		if (wsp && started)
-			out += ' ';
+		if (wsp && started) out += ' ';
 		wsp = false;
 		started = true;
 		out += c;
@@ -212,9 +187,8 @@ std::string relaxed_header(std::string_view field_raw)
 }
 
 std::string header_hash_input(const std::vector<message::HeaderField>& headers,
-	const std::vector<std::string>& signed_headers, Canon header_canon,
-	std::string_view sig_header_without_b)
-{
+                              const std::vector<std::string>& signed_headers, Canon header_canon,
+                              std::string_view sig_header_without_b) {
 	// RFC 6376 5.4.2: repeated names take instances from the bottom up;
 	// names without an (unused) instance contribute nothing.
 	std::map<std::string, int> next_from_bottom;  // lower name → instances used
@@ -225,15 +199,13 @@ std::string header_hash_input(const std::vector<message::HeaderField>& headers,
 		int seen = 0;
 		const message::HeaderField* pick = nullptr;
 		for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
-			if (it->lower_name != lname)
-				continue;
+			if (it->lower_name != lname) continue;
 			if (seen++ == used) {
 				pick = &*it;
 				break;
 			}
 		}
-		if (!pick)
-			continue;
+		if (!pick) continue;
 		used++;
 		if (header_canon == Canon::simple) {
 			out += pick->raw;
@@ -250,10 +222,9 @@ std::string header_hash_input(const std::vector<message::HeaderField>& headers,
 	return out;
 }
 
-std::string header_hash_input(const std::vector<message::HeaderField>& headers, const Signature& sig)
-{
+std::string header_hash_input(const std::vector<message::HeaderField>& headers, const Signature& sig) {
 	return header_hash_input(headers, sig.signed_headers, sig.header_canon().value_or(Canon::simple),
-		sig.header_without_b);
+	                         sig.header_without_b);
 }
 
 }  // namespace tern::mailauth::dkim

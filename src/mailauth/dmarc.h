@@ -56,7 +56,7 @@ struct DmarcParse {
 	// The text starts with "v=DMARC1" (RFC 7489 6.6.3 step 2: other TXT
 	// records at the name are not DMARC records and are ignored).
 	bool is_dmarc = false;
-	std::string error;                  // why a DMARC record is invalid
+	std::string error;  // why a DMARC record is invalid
 };
 
 // Parses a TXT record. v=DMARC1 must come first and p= right after it
@@ -80,7 +80,7 @@ const char* alignment_name(Alignment);  // "none", "relaxed", "strict"
 // `spf_domain` is the domain SPF evaluated (MAIL FROM domain, or the HELO
 // name for a null reverse path), "" when none. Domains are ASCII.
 Alignment from_alignment(const std::string& from_domain, const std::vector<dkim::Result>& dkim_results,
-	SpfStatus spf_result, const std::string& spf_domain);
+                         SpfStatus spf_result, const std::string& spf_domain);
 
 // ---------------------------------------------------------------- lookup
 
@@ -117,12 +117,12 @@ struct DmarcResult {
 	// pct= sampling selected this message: the policy applies (RFC 7489
 	// 6.6.4). False when there is no record.
 	bool use = false;
-	std::string domain;                 // the From domain
+	std::string domain;  // the From domain
 	std::optional<DmarcRecord> record;
-	std::string record_domain;          // where the record was found
+	std::string record_domain;  // where the record was found
 	bool aligned_spf_pass = false;
 	bool aligned_dkim_pass = false;
-	std::string comment;                // lookup error text, for logs
+	std::string comment;  // lookup error text, for logs
 };
 
 struct DmarcOptions {
@@ -144,7 +144,7 @@ struct DmarcOptions {
 // `spf_domain` as for from_alignment. `done` runs exactly once, possibly
 // before this function returns.
 void dmarc_verify(Resolver&, uint64_t owner, const std::string& from_domain,
-	const std::vector<dkim::Result>& dkim_results, SpfStatus spf_result, const std::string& spf_domain,
-	std::function<void(DmarcResult)> done, DmarcOptions options = {});
+                  const std::vector<dkim::Result>& dkim_results, SpfStatus spf_result, const std::string& spf_domain,
+                  std::function<void(DmarcResult)> done, DmarcOptions options = {});
 
 }  // namespace tern::mailauth

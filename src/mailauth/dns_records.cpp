@@ -37,8 +37,9 @@ std::string record(const std::string& owner, const std::string& type, const std:
 std::string fqdn(const std::string& name) { return name + "."; }
 
 bool in_zone(const std::string& name, const std::string& domain) {
-	return name == domain || (name.size() > domain.size() && name.compare(name.size() - domain.size(), domain.size(), domain) == 0 &&
-	                          name[name.size() - domain.size() - 1] == '.');
+	return name == domain ||
+	    (name.size() > domain.size() && name.compare(name.size() - domain.size(), domain.size(), domain) == 0 &&
+	     name[name.size() - domain.size() - 1] == '.');
 }
 
 }  // namespace
@@ -70,7 +71,8 @@ std::string dns_records_text(const DomainRecordFacts& f) {
 	out += record(fqdn(f.domain), "TXT", zone_txt_strings(spf));
 
 	out += "\n; DKIM (RFC 6376 3.6.2): the public key of each selector.\n";
-	if (f.dkim.empty()) out += "; no DKIM selectors are configured for " + f.domain + " (ternctl dkim genkey makes a key).\n";
+	if (f.dkim.empty())
+		out += "; no DKIM selectors are configured for " + f.domain + " (ternctl dkim genkey makes a key).\n";
 	for (const auto& key : f.dkim) {
 		std::string owner = fqdn(key.selector + "._domainkey." + f.domain);
 		if (key.txt.empty())

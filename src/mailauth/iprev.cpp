@@ -74,7 +74,8 @@ void iprev_lookup(Resolver& r, uint64_t owner, const IpAddr& ip, std::function<v
 				}
 				if (--st->pending == 0) {
 					st->finished = true;
-					st->result.status = st->forward_error ? IprevStatus::temperror : IprevStatus::fail;
+					st->result.status = st->forward_error ? IprevStatus::temperror
+									      : IprevStatus::fail;
 					st->done(st->result);
 				}
 			});

@@ -14,7 +14,8 @@ struct MxCheck : std::enable_shared_from_this<MxCheck> {
 	bool saw_error = false;
 	std::function<void(MxVerdict)> done;
 
-	MxCheck(Resolver& r, uint64_t o, std::function<void(MxVerdict)> d) : resolver(r), owner(o), done(std::move(d)) {}
+	MxCheck(Resolver& r, uint64_t o, std::function<void(MxVerdict)> d)
+		: resolver(r), owner(o), done(std::move(d)) {}
 
 	// Looks up the hosts one after the other; the first with an address
 	// settles it (step 4).

@@ -10,8 +10,7 @@ namespace {
 // Loaded once. psl_latest picks the newer of the library's built-in list and
 // the distribution's file (Debian's publicsuffix package); the built-in list
 // may be empty depending on how libpsl was built, so it is only the fallback.
-const psl_ctx_t* context()
-{
+const psl_ctx_t* context() {
 	static const psl_ctx_t* ctx = [] {
 		const psl_ctx_t* latest = psl_latest(nullptr);
 		return latest ? latest : psl_builtin();
@@ -21,17 +20,14 @@ const psl_ctx_t* context()
 
 }  // namespace
 
-bool is_public_suffix(const std::string& domain)
-{
+bool is_public_suffix(const std::string& domain) {
 	const psl_ctx_t* ctx = context();
 	return ctx && psl_is_public_suffix(ctx, domain.c_str());
 }
 
-std::string organizational_domain(const std::string& domain)
-{
+std::string organizational_domain(const std::string& domain) {
 	const psl_ctx_t* ctx = context();
-	if (!ctx || domain.empty())
-		return domain;
+	if (!ctx || domain.empty()) return domain;
 	// NULL when the domain is a public suffix itself: no organizational
 	// domain below it, so the domain stands for itself (as the model's
 	// publicsuffix.Lookup does).

@@ -66,22 +66,37 @@ void XMLCALL on_end(void* data, const XML_Char*) {
 	std::string p = joined(s->path);
 	std::string v = trim(s->text);
 	auto& r = s->report;
-	if (p == "report_metadata/org_name") r.org_name = v;
-	else if (p == "report_metadata/email") r.email = v;
-	else if (p == "report_metadata/report_id") r.report_id = v;
-	else if (p == "report_metadata/date_range/begin") s->begin = v;
-	else if (p == "report_metadata/date_range/end") s->end = v;
-	else if (p == "policy_published/domain") r.domain = v;
-	else if (p == "policy_published/p") r.policy = v;
-	else if (p == "record/row/source_ip") s->record.source_ip = v;
-	else if (p == "record/row/count") s->record.count = to_int(v).value_or(0);
-	else if (p == "record/row/policy_evaluated/disposition") s->record.disposition = v;
-	else if (p == "record/row/policy_evaluated/dkim") s->record.dkim = v;
-	else if (p == "record/row/policy_evaluated/spf") s->record.spf = v;
-	else if (p == "record/identifiers/header_from") s->record.header_from = v;
+	if (p == "report_metadata/org_name")
+		r.org_name = v;
+	else if (p == "report_metadata/email")
+		r.email = v;
+	else if (p == "report_metadata/report_id")
+		r.report_id = v;
+	else if (p == "report_metadata/date_range/begin")
+		s->begin = v;
+	else if (p == "report_metadata/date_range/end")
+		s->end = v;
+	else if (p == "policy_published/domain")
+		r.domain = v;
+	else if (p == "policy_published/p")
+		r.policy = v;
+	else if (p == "record/row/source_ip")
+		s->record.source_ip = v;
+	else if (p == "record/row/count")
+		s->record.count = to_int(v).value_or(0);
+	else if (p == "record/row/policy_evaluated/disposition")
+		s->record.disposition = v;
+	else if (p == "record/row/policy_evaluated/dkim")
+		s->record.dkim = v;
+	else if (p == "record/row/policy_evaluated/spf")
+		s->record.spf = v;
+	else if (p == "record/identifiers/header_from")
+		s->record.header_from = v;
 	else if (p == "record") {
-		if (r.records.size() >= max_records) s->failed = true;
-		else r.records.push_back(std::move(s->record));
+		if (r.records.size() >= max_records)
+			s->failed = true;
+		else
+			r.records.push_back(std::move(s->record));
 	}
 	s->path.pop_back();
 	s->text.clear();
@@ -104,13 +119,13 @@ int days_from_civil(int64_t y, unsigned m, unsigned d) {
 bool gzip_name(const message::MimePart& p) {
 	std::string t = p.content_type.mime_type();
 	return t == "application/gzip" || t == "application/x-gzip" || t == "application/tlsrpt+gzip" ||
-	       (p.filename.size() > 3 && p.filename.substr(p.filename.size() - 3) == ".gz");
+	    (p.filename.size() > 3 && p.filename.substr(p.filename.size() - 3) == ".gz");
 }
 
 bool zip_name(const message::MimePart& p) {
 	std::string t = p.content_type.mime_type();
 	return t == "application/zip" || t == "application/x-zip-compressed" ||
-	       (p.filename.size() > 4 && p.filename.substr(p.filename.size() - 4) == ".zip");
+	    (p.filename.size() > 4 && p.filename.substr(p.filename.size() - 4) == ".zip");
 }
 
 // The part's content, decompressed when it is an archive.
@@ -139,7 +154,7 @@ int64_t DmarcAggregateReport::dmarc_pass() const {
 std::optional<DmarcAggregateReport> parse_dmarc_aggregate_report(std::string_view xml) {
 	XmlState state;
 	std::unique_ptr<std::remove_pointer_t<XML_Parser>, void (*)(XML_Parser)> parser(XML_ParserCreate(nullptr),
-	                                                                                 XML_ParserFree);
+	                                                                                XML_ParserFree);
 	if (!parser) return std::nullopt;
 	XML_SetUserData(parser.get(), &state);
 	XML_SetElementHandler(parser.get(), on_start, on_end);
@@ -198,7 +213,8 @@ std::optional<TlsReport> parse_tls_report(std::string_view text) {
 		TlsReport r;
 		r.organization = j.at("organization-name").get<std::string>();
 		r.report_id = j.at("report-id").get<std::string>();
-		if (j.contains("contact-info") && j["contact-info"].is_string()) r.contact = j["contact-info"].get<std::string>();
+		if (j.contains("contact-info") && j["contact-info"].is_string())
+			r.contact = j["contact-info"].get<std::string>();
 		const auto& range = j.at("date-range");
 		auto begin = parse_rfc3339(range.at("start-datetime").get<std::string>());
 		auto end = parse_rfc3339(range.at("end-datetime").get<std::string>());
@@ -236,7 +252,8 @@ std::optional<TlsReport> find_tls_report(std::string_view message) {
 	message::walk_mime(message, [&](const message::MimePart& p) {
 		if (found) return;
 		std::string t = p.content_type.mime_type();
-		if (t != "application/tlsrpt+json" && t != "application/tlsrpt+gzip" && t != "application/json" && !gzip_name(p))
+		if (t != "application/tlsrpt+json" && t != "application/tlsrpt+gzip" && t != "application/json" &&
+		    !gzip_name(p))
 			return;
 		if (auto content = part_content(p)) found = parse_tls_report(*content);
 	});

@@ -14,8 +14,8 @@ namespace tern::mailauth {
 struct DmarcReportRecord {
 	std::string source_ip;
 	int64_t count = 0;
-	std::string disposition;     // none, quarantine, reject
-	std::string dkim, spf;       // policy-evaluated results: pass, fail
+	std::string disposition;  // none, quarantine, reject
+	std::string dkim, spf;    // policy-evaluated results: pass, fail
 	std::string header_from;
 };
 
@@ -35,7 +35,7 @@ struct DmarcAggregateReport {
 std::optional<DmarcAggregateReport> parse_dmarc_aggregate_report(std::string_view xml);
 
 struct TlsReportPolicy {
-	std::string policy_type;     // sts, tlsa, no-policy-found
+	std::string policy_type;  // sts, tlsa, no-policy-found
 	std::string policy_domain;
 	int64_t successful = 0, failed = 0;
 };

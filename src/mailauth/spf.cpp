@@ -37,53 +37,54 @@ bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
 
-std::string strip_trailing_dot(std::string s)
-{
-	if (!s.empty() && s.back() == '.')
-		s.pop_back();
+std::string strip_trailing_dot(std::string s) {
+	if (!s.empty() && s.back() == '.') s.pop_back();
 	return s;
 }
 
 // ---------------------------------------------------------------- macros
 
-bool is_macro_letter(char c)
-{
+bool is_macro_letter(char c) {
 	switch (c | 0x20) {
-	case 's': case 'l': case 'o': case 'd': case 'i': case 'p':
-	case 'h': case 'c': case 'r': case 't': case 'v':
-		return true;
+	case 's':
+	case 'l':
+	case 'o':
+	case 'd':
+	case 'i':
+	case 'p':
+	case 'h':
+	case 'c':
+	case 'r':
+	case 't':
+	case 'v': return true;
 	}
 	return false;
 }
 
 // RFC 7208 7.1 delimiter.
-bool is_macro_delimiter(char c)
-{
+bool is_macro_delimiter(char c) {
 	return c == '.' || c == '-' || c == '+' || c == ',' || c == '/' || c == '_' || c == '=';
 }
 
 // One parsed "%{...}" macro-expand.
 struct MacroExpand {
-	char letter = 0;        // lower case
-	bool upper = false;     // URL-escape the value (RFC 7208 7.3)
-	size_t keep = 0;        // 0: all parts
+	char letter = 0;     // lower case
+	bool upper = false;  // URL-escape the value (RFC 7208 7.3)
+	size_t keep = 0;     // 0: all parts
 	bool reverse = false;
-	std::string delimiters; // "" means "."
+	std::string delimiters;  // "" means "."
 };
 
 // Parses "%{" ... "}" starting at text[pos] == '{' (after '%'). Advances pos
 // past '}'. Returns false on a syntax error.
-bool parse_macro_expand(std::string_view text, size_t& pos, MacroExpand& out)
-{
+bool parse_macro_expand(std::string_view text, size_t& pos, MacroExpand& out) {
 	size_t i = pos + 1;
-	if (i >= text.size() || !is_macro_letter(text[i]))
-		return false;
+	if (i >= text.size() || !is_macro_letter(text[i])) return false;
 	out.upper = text[i] >= 'A' && text[i] <= 'Z';
 	out.letter = static_cast<char>(text[i] | 0x20);
 	i++;
 	size_t digits_start = i;
-	while (i < text.size() && is_digit(text[i]))
-		i++;
+	while (i < text.size() && is_digit(text[i])) i++;
 	if (i > digits_start) {
 		// RFC 7208 7.3: the DIGIT transformer MUST be nonzero. Large values
 		// simply keep every part.
@@ -91,28 +92,23 @@ bool parse_macro_expand(std::string_view text, size_t& pos, MacroExpand& out)
 		size_t n = 0;
 		for (char c : digits) {
 			n = n * 10 + static_cast<size_t>(c - '0');
-			if (n > 1000)
-				n = 1000;
+			if (n > 1000) n = 1000;
 		}
-		if (n == 0)
-			return false;
+		if (n == 0) return false;
 		out.keep = n;
 	}
 	if (i < text.size() && (text[i] == 'r' || text[i] == 'R')) {
 		out.reverse = true;
 		i++;
 	}
-	while (i < text.size() && is_macro_delimiter(text[i]))
-		out.delimiters += text[i++];
-	if (i >= text.size() || text[i] != '}')
-		return false;
+	while (i < text.size() && is_macro_delimiter(text[i])) out.delimiters += text[i++];
+	if (i >= text.size() || text[i] != '}') return false;
 	pos = i + 1;
 	return true;
 }
 
 // RFC 3986 2.3 unreserved characters stay, everything else is %XX.
-std::string url_escape(std::string_view s)
-{
+std::string url_escape(std::string_view s) {
 	static const char hex[] = "0123456789ABCDEF";
 	std::string out;
 	for (unsigned char c : s) {
@@ -128,15 +124,12 @@ std::string url_escape(std::string_view s)
 }
 
 // %{i}: dotted quad, or for IPv6 32 dot-separated nibbles (RFC 7208 7.3).
-std::string macro_ip(const IpAddr& ip)
-{
-	if (!ip.v6)
-		return ip.to_string();
+std::string macro_ip(const IpAddr& ip) {
+	if (!ip.v6) return ip.to_string();
 	static const char hex[] = "0123456789abcdef";
 	std::string out;
 	for (int i = 0; i < 16; i++) {
-		if (i > 0)
-			out += '.';
+		if (i > 0) out += '.';
 		out += hex[ip.bytes[i] >> 4];
 		out += '.';
 		out += hex[ip.bytes[i] & 0xf];
@@ -146,10 +139,8 @@ std::string macro_ip(const IpAddr& ip)
 
 // RFC 7208 7.3 transformers: split on the delimiters, optionally reverse,
 // keep the right-most `keep` parts, join with ".".
-std::string apply_transformers(const std::string& value, const MacroExpand& m)
-{
-	if (m.keep == 0 && !m.reverse && m.delimiters.empty())
-		return value;
+std::string apply_transformers(const std::string& value, const MacroExpand& m) {
+	if (m.keep == 0 && !m.reverse && m.delimiters.empty()) return value;
 	std::string delims = m.delimiters.empty() ? std::string(".") : m.delimiters;
 	std::vector<std::string> parts;
 	std::string cur;
@@ -162,15 +153,12 @@ std::string apply_transformers(const std::string& value, const MacroExpand& m)
 		}
 	}
 	parts.push_back(cur);
-	if (m.reverse)
-		std::reverse(parts.begin(), parts.end());
+	if (m.reverse) std::reverse(parts.begin(), parts.end());
 	size_t first = 0;
-	if (m.keep > 0 && m.keep < parts.size())
-		first = parts.size() - m.keep;
+	if (m.keep > 0 && m.keep < parts.size()) first = parts.size() - m.keep;
 	std::string out;
 	for (size_t i = first; i < parts.size(); i++) {
-		if (i > first)
-			out += '.';
+		if (i > first) out += '.';
 		out += parts[i];
 	}
 	return out;
@@ -178,23 +166,20 @@ std::string apply_transformers(const std::string& value, const MacroExpand& m)
 
 // Checks the RFC 7208 12 macro-string grammar (no expansion). Sets
 // `ends_with_macro` when the last element is a macro-expand (domain-end).
-bool valid_macro_string(std::string_view text, bool& ends_with_macro)
-{
+bool valid_macro_string(std::string_view text, bool& ends_with_macro) {
 	ends_with_macro = false;
 	size_t i = 0;
 	while (i < text.size()) {
 		char c = text[i];
 		if (c == '%') {
-			if (i + 1 >= text.size())
-				return false;
+			if (i + 1 >= text.size()) return false;
 			char n = text[i + 1];
 			if (n == '%' || n == '_' || n == '-') {
 				i += 2;
 			} else if (n == '{') {
 				MacroExpand m;
 				size_t pos = i + 1;
-				if (!parse_macro_expand(text, pos, m))
-					return false;
+				if (!parse_macro_expand(text, pos, m)) return false;
 				i = pos;
 			} else {
 				return false;
@@ -203,8 +188,7 @@ bool valid_macro_string(std::string_view text, bool& ends_with_macro)
 			continue;
 		}
 		// macro-literal = %x21-24 / %x26-7E
-		if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e)
-			return false;
+		if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) return false;
 		ends_with_macro = false;
 		i++;
 	}
@@ -213,25 +197,18 @@ bool valid_macro_string(std::string_view text, bool& ends_with_macro)
 
 // RFC 7208 12 domain-spec = macro-string domain-end, where domain-end is
 // "." toplabel ["."] or a macro-expand.
-bool valid_domain_spec(std::string_view spec)
-{
-	if (spec.empty())
-		return false;
+bool valid_domain_spec(std::string_view spec) {
+	if (spec.empty()) return false;
 	bool ends_with_macro = false;
-	if (!valid_macro_string(spec, ends_with_macro))
-		return false;
-	if (ends_with_macro)
-		return true;
+	if (!valid_macro_string(spec, ends_with_macro)) return false;
+	if (ends_with_macro) return true;
 	std::string_view s = spec;
-	if (s.back() == '.')
-		s.remove_suffix(1);
+	if (s.back() == '.') s.remove_suffix(1);
 	size_t dot = s.rfind('.');
-	if (dot == std::string_view::npos)
-		return false;
+	if (dot == std::string_view::npos) return false;
 	std::string_view top = s.substr(dot + 1);
 	// toplabel: alphanumerics and inner hyphens, not all digits.
-	if (top.empty() || top.front() == '-' || top.back() == '-')
-		return false;
+	if (top.empty() || top.front() == '-' || top.back() == '-') return false;
 	bool has_alpha = false;
 	for (char c : top) {
 		if (is_alpha(c))
@@ -247,18 +224,14 @@ bool valid_domain_spec(std::string_view spec)
 // label may hold any printable octet, spaces included: a domain-spec may
 // contain any visible character and "%_" expands to a space (RFC 7208 7.1),
 // and DNS labels are octet strings (RFC 2181 11).
-bool valid_domain(const std::string& name)
-{
+bool valid_domain(const std::string& name) {
 	std::string s = strip_trailing_dot(name);
-	if (s.empty() || s.size() > max_domain_len)
-		return false;
+	if (s.empty() || s.size() > max_domain_len) return false;
 	size_t labels = 0;
 	for (std::string_view label : split(s, '.')) {
-		if (label.empty() || label.size() > max_dns_label_len)
-			return false;
+		if (label.empty() || label.size() > max_dns_label_len) return false;
 		for (char c : label)
-			if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-				return false;
+			if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
 		labels++;
 	}
 	return labels >= 2;
@@ -269,35 +242,29 @@ bool valid_domain(const std::string& name)
 // letters, digits, hyphens (and underscores, which real sender domains
 // use). Anything else, e.g. "localhost" or a HELO with a space, gives
 // "none" without a lookup.
-bool valid_identity_domain(const std::string& name)
-{
-	if (!valid_domain(name))
-		return false;
+bool valid_identity_domain(const std::string& name) {
+	if (!valid_domain(name)) return false;
 	for (char c : strip_trailing_dot(name))
-		if (!is_alnum(c) && c != '-' && c != '_' && c != '.')
-			return false;
+		if (!is_alnum(c) && c != '-' && c != '_' && c != '.') return false;
 	return true;
 }
 
 // RFC 7208 7.3: an expanded name longer than 253 characters loses labels on
 // the left until it fits. Returns "" when nothing fits.
-std::string truncate_expanded_name(std::string name)
-{
+std::string truncate_expanded_name(std::string name) {
 	name = strip_trailing_dot(std::move(name));
 	while (name.size() > max_domain_len) {
 		size_t dot = name.find('.');
-		if (dot == std::string::npos)
-			return "";
+		if (dot == std::string::npos) return "";
 		name.erase(0, dot + 1);
 	}
 	return name;
 }
 
-std::string reverse_lookup_name(const IpAddr& ip)
-{
+std::string reverse_lookup_name(const IpAddr& ip) {
 	if (!ip.v6) {
 		return std::to_string(ip.bytes[3]) + "." + std::to_string(ip.bytes[2]) + "." +
-		       std::to_string(ip.bytes[1]) + "." + std::to_string(ip.bytes[0]) + ".in-addr.arpa";
+		    std::to_string(ip.bytes[1]) + "." + std::to_string(ip.bytes[0]) + ".in-addr.arpa";
 	}
 	static const char hex[] = "0123456789abcdef";
 	std::string out;
@@ -317,11 +284,11 @@ enum class Mechanism { all, include, a, mx, ptr, ip4, ip6, exists };
 struct Directive {
 	SpfStatus result = SpfStatus::pass;  // from the qualifier
 	Mechanism mechanism = Mechanism::all;
-	std::string domain_spec;             // unexpanded; "" means <domain>
-	IpAddr network;                      // ip4/ip6
-	int cidr4 = -1;                      // -1: not given
+	std::string domain_spec;  // unexpanded; "" means <domain>
+	IpAddr network;           // ip4/ip6
+	int cidr4 = -1;           // -1: not given
 	int cidr6 = -1;
-	std::string text;                    // for mechanism= in Received-SPF
+	std::string text;  // for mechanism= in Received-SPF
 };
 
 struct Record {
@@ -331,94 +298,71 @@ struct Record {
 };
 
 // RFC 7208 4.5: "v=spf1" exactly, case-insensitively, then a space or the end.
-bool is_spf_record(std::string_view txt)
-{
-	return istarts_with(txt, "v=spf1") && (txt.size() == 6 || txt[6] == ' ');
-}
+bool is_spf_record(std::string_view txt) { return istarts_with(txt, "v=spf1") && (txt.size() == 6 || txt[6] == ' '); }
 
 // ip4-cidr-length / ip6-cidr-length: "0" or no leading zero, at most `max`.
-bool parse_cidr_number(std::string_view s, int max, int& out)
-{
-	if (s.empty() || s.size() > 3)
-		return false;
+bool parse_cidr_number(std::string_view s, int max, int& out) {
+	if (s.empty() || s.size() > 3) return false;
 	for (char c : s)
-		if (!is_digit(c))
-			return false;
-	if (s.size() > 1 && s[0] == '0')
-		return false;
+		if (!is_digit(c)) return false;
+	if (s.size() > 1 && s[0] == '0') return false;
 	int n = 0;
-	for (char c : s)
-		n = n * 10 + (c - '0');
-	if (n > max)
-		return false;
+	for (char c : s) n = n * 10 + (c - '0');
+	if (n > max) return false;
 	out = n;
 	return true;
 }
 
 // dual-cidr-length = [ ip4-cidr-length ] [ "/" ip6-cidr-length ], given the
 // text starting at the first "/".
-bool parse_dual_cidr(std::string_view s, Directive& d)
-{
-	if (s.empty())
-		return true;
-	if (s[0] != '/')
-		return false;
+bool parse_dual_cidr(std::string_view s, Directive& d) {
+	if (s.empty()) return true;
+	if (s[0] != '/') return false;
 	s.remove_prefix(1);
 	size_t second = s.find("//");
 	if (s.substr(0, 1) == "/") {
 		// "//N": only the IPv6 length.
 		return parse_cidr_number(s.substr(1), 128, d.cidr6);
 	}
-	if (second == std::string_view::npos)
-		return parse_cidr_number(s, 32, d.cidr4);
+	if (second == std::string_view::npos) return parse_cidr_number(s, 32, d.cidr4);
 	return parse_cidr_number(s.substr(0, second), 32, d.cidr4) &&
-	       parse_cidr_number(s.substr(second + 2), 128, d.cidr6);
+	    parse_cidr_number(s.substr(second + 2), 128, d.cidr6);
 }
 
 // RFC 7208 5.3, 5.4, 12: a domain-spec may itself contain "/" and ":"
 // (any visible character), so a dual-cidr-length is only recognised at the
 // very end of the term: "/N", "//M" or "/N//M" with N and M digits. Returns
 // where that suffix starts, or npos when the term has none.
-size_t trailing_cidr_start(std::string_view s)
-{
+size_t trailing_cidr_start(std::string_view s) {
 	// Start of the run of digits that ends at `end`.
 	auto digits_start = [s](size_t end) {
-		while (end > 0 && is_digit(s[end - 1]))
-			end--;
+		while (end > 0 && is_digit(s[end - 1])) end--;
 		return end;
 	};
 	size_t last = digits_start(s.size());
-	if (last == s.size() || last == 0 || s[last - 1] != '/')
-		return std::string_view::npos;
-	if (last < 2 || s[last - 2] != '/')
-		return last - 1;  // "/N"
-	size_t start = last - 2;  // "//M", perhaps after "/N"
+	if (last == s.size() || last == 0 || s[last - 1] != '/') return std::string_view::npos;
+	if (last < 2 || s[last - 2] != '/') return last - 1;  // "/N"
+	size_t start = last - 2;                              // "//M", perhaps after "/N"
 	size_t first = digits_start(start);
-	if (first < start && first > 0 && s[first - 1] == '/' && (first < 2 || s[first - 2] != '/'))
-		start = first - 1;
+	if (first < start && first > 0 && s[first - 1] == '/' && (first < 2 || s[first - 2] != '/')) start = first - 1;
 	return start;
 }
 
-std::string cidr_text(const Directive& d)
-{
+std::string cidr_text(const Directive& d) {
 	std::string s;
-	if (d.cidr4 >= 0)
-		s += "/" + std::to_string(d.cidr4);
-	if (d.cidr6 >= 0)
-		s += (d.mechanism == Mechanism::ip6 ? "/" : "//") + std::to_string(d.cidr6);
+	if (d.cidr4 >= 0) s += "/" + std::to_string(d.cidr4);
+	if (d.cidr6 >= 0) s += (d.mechanism == Mechanism::ip6 ? "/" : "//") + std::to_string(d.cidr6);
 	return s;
 }
 
-bool malformed(std::string& error, const std::string& why)
-{
+bool malformed(std::string& error, const std::string& why) {
 	error = "malformed spf txt record: " + why;
 	return false;
 }
 
 // RFC 7208 4.6.2: the qualifier, "+" when none is written. Returns it as
 // written ("" when none) and removes it from `term`.
-std::string take_qualifier(std::string_view& term, Directive& d)
-{
+std::string take_qualifier(std::string_view& term, Directive& d) {
 	switch (term[0]) {
 	case '+': d.result = SpfStatus::pass; break;
 	case '-': d.result = SpfStatus::fail; break;
@@ -434,8 +378,7 @@ std::string take_qualifier(std::string_view& term, Directive& d)
 // a, mx and ptr (RFC 7208 5.3, 5.4, 5.5): [ ":" domain-spec ] and, except
 // for ptr, a dual-cidr-length. `rest` follows the mechanism's name.
 bool parse_host_mechanism(const std::string& name, std::string_view rest, std::string_view term, Directive& d,
-                          std::string& error)
-{
+                          std::string& error) {
 	d.mechanism = name == "a" ? Mechanism::a : name == "mx" ? Mechanism::mx : Mechanism::ptr;
 	std::string_view cidr;
 	if (!rest.empty() && rest[0] == ':') {
@@ -446,39 +389,32 @@ bool parse_host_mechanism(const std::string& name, std::string_view rest, std::s
 			spec = spec.substr(0, slash);
 		}
 		d.domain_spec = std::string(spec);
-		if (!valid_domain_spec(d.domain_spec))
-			return malformed(error, "invalid domain-spec " + d.domain_spec);
+		if (!valid_domain_spec(d.domain_spec)) return malformed(error, "invalid domain-spec " + d.domain_spec);
 	} else if (!rest.empty() && rest[0] == '/' && d.mechanism != Mechanism::ptr) {
 		cidr = rest;
 	} else if (!rest.empty()) {
 		return malformed(error, "unexpected text after " + name);
 	}
-	if (!parse_dual_cidr(cidr, d))
-		return malformed(error, "invalid cidr length in " + std::string(term));
+	if (!parse_dual_cidr(cidr, d)) return malformed(error, "invalid cidr length in " + std::string(term));
 	return true;
 }
 
 // ip4 and ip6 (RFC 7208 5.6): ":" network [ "/" cidr-length ].
 bool parse_ip_mechanism(const std::string& name, std::string_view rest, std::string_view term, Directive& d,
-                        std::string& error)
-{
+                        std::string& error) {
 	bool v6 = name == "ip6";
 	d.mechanism = v6 ? Mechanism::ip6 : Mechanism::ip4;
-	if (rest.empty() || rest[0] != ':')
-		return malformed(error, name + " needs an address");
+	if (rest.empty() || rest[0] != ':') return malformed(error, name + " needs an address");
 	rest.remove_prefix(1);
 	size_t slash = rest.find('/');
 	std::string_view addr_text = rest.substr(0, slash);
 	auto addr = IpAddr::parse(addr_text);
-	if (!addr)
-		return malformed(error, "invalid address " + std::string(addr_text));
-	if (!v6 && addr->v6)
-		return malformed(error, "ip4 with an IPv6 address");
+	if (!addr) return malformed(error, "invalid address " + std::string(addr_text));
+	if (!v6 && addr->v6) return malformed(error, "ip4 with an IPv6 address");
 	if (v6 && !addr->v6) {
 		// An IPv4 dotted quad is no ip6-network; an IPv4-mapped IPv6
 		// address stays IPv6 here so it never matches an IPv4 client.
-		if (addr_text.find(':') == std::string_view::npos)
-			return malformed(error, "ip6 with an IPv4 address");
+		if (addr_text.find(':') == std::string_view::npos) return malformed(error, "ip6 with an IPv4 address");
 		IpAddr mapped;
 		mapped.v6 = true;
 		mapped.bytes[10] = 0xff;
@@ -495,41 +431,34 @@ bool parse_ip_mechanism(const std::string& name, std::string_view rest, std::str
 	return true;
 }
 
-bool parse_directive(std::string_view term, Directive& d, std::string& error)
-{
+bool parse_directive(std::string_view term, Directive& d, std::string& error) {
 	std::string qualifier = take_qualifier(term, d);
 	size_t name_end = 0;
-	while (name_end < term.size() && is_alnum(term[name_end]))
-		name_end++;
+	while (name_end < term.size() && is_alnum(term[name_end])) name_end++;
 	std::string name = ascii_lower(term.substr(0, name_end));
 	std::string_view rest = term.substr(name_end);
 
 	if (name == "all") {
 		d.mechanism = Mechanism::all;
-		if (!rest.empty())
-			return malformed(error, "unexpected text after all");
+		if (!rest.empty()) return malformed(error, "unexpected text after all");
 		d.text = qualifier + "all";
 		return true;
 	}
 	if (name == "include" || name == "exists") {
 		d.mechanism = name == "include" ? Mechanism::include : Mechanism::exists;
-		if (rest.empty() || rest[0] != ':')
-			return malformed(error, name + " needs a domain-spec");
+		if (rest.empty() || rest[0] != ':') return malformed(error, name + " needs a domain-spec");
 		d.domain_spec = std::string(rest.substr(1));
-		if (!valid_domain_spec(d.domain_spec))
-			return malformed(error, "invalid domain-spec " + d.domain_spec);
+		if (!valid_domain_spec(d.domain_spec)) return malformed(error, "invalid domain-spec " + d.domain_spec);
 		d.text = qualifier + name + ":" + d.domain_spec;
 		return true;
 	}
 	if (name == "a" || name == "mx" || name == "ptr") {
-		if (!parse_host_mechanism(name, rest, term, d, error))
-			return false;
+		if (!parse_host_mechanism(name, rest, term, d, error)) return false;
 		d.text = qualifier + name + (d.domain_spec.empty() ? "" : ":" + d.domain_spec) + cidr_text(d);
 		return true;
 	}
 	if (name == "ip4" || name == "ip6") {
-		if (!parse_ip_mechanism(name, rest, term, d, error))
-			return false;
+		if (!parse_ip_mechanism(name, rest, term, d, error)) return false;
 		d.text = qualifier + name + ":" + d.network.to_string() + cidr_text(d);
 		return true;
 	}
@@ -538,17 +467,16 @@ bool parse_directive(std::string_view term, Directive& d, std::string& error)
 
 // RFC 7208 4.6: parses a whole record; any syntax error is a permerror
 // before anything is evaluated.
-bool parse_record(std::string_view txt, Record& record, std::string& error)
-{
+bool parse_record(std::string_view txt, Record& record, std::string& error) {
 	std::string_view rest = txt.substr(6);
 	for (std::string_view term : split(rest, ' ')) {
-		if (term.empty())
-			continue;
+		if (term.empty()) continue;
 		// modifier = name "=" ... with name = ALPHA *( ALPHA / DIGIT / "-" / "_" / "." )
 		size_t n = 0;
 		if (is_alpha(term[0])) {
 			n = 1;
-			while (n < term.size() && (is_alnum(term[n]) || term[n] == '-' || term[n] == '_' || term[n] == '.'))
+			while (n < term.size() &&
+			       (is_alnum(term[n]) || term[n] == '-' || term[n] == '_' || term[n] == '.'))
 				n++;
 		}
 		if (n > 0 && n < term.size() && term[n] == '=') {
@@ -578,25 +506,21 @@ bool parse_record(std::string_view txt, Record& record, std::string& error)
 			continue;
 		}
 		Directive d;
-		if (!parse_directive(term, d, error))
-			return false;
+		if (!parse_directive(term, d, error)) return false;
 		record.directives.push_back(std::move(d));
 	}
 	return true;
 }
 
-bool address_matches(const IpAddr& remote, const IpAddr& candidate, const Directive& d)
-{
-	if (remote.v6 != candidate.v6)
-		return false;
+bool address_matches(const IpAddr& remote, const IpAddr& candidate, const Directive& d) {
+	if (remote.v6 != candidate.v6) return false;
 	int bits = remote.v6 ? (d.cidr6 >= 0 ? d.cidr6 : 128) : (d.cidr4 >= 0 ? d.cidr4 : 32);
 	return remote.masked(bits) == candidate.masked(bits);
 }
 
-bool name_in_domain(const std::string& name, const std::string& domain)
-{
-	return iequals(name, domain) || (name.size() > domain.size() && iends_with(name, "." + domain) &&
-	                                 !domain.empty());
+bool name_in_domain(const std::string& name, const std::string& domain) {
+	return iequals(name, domain) ||
+	    (name.size() > domain.size() && iends_with(name, "." + domain) && !domain.empty());
 }
 
 // ---------------------------------------------------------------- evaluation
@@ -625,16 +549,12 @@ using RunPtr = std::shared_ptr<RecordRun>;
 class Evaluation : public std::enable_shared_from_this<Evaluation> {
 public:
 	Evaluation(Resolver& resolver, uint64_t owner, SpfHostQuery query)
-		: resolver_(resolver), owner_(owner), query_(std::move(query))
-	{
-		if (query_.sender_localpart.empty())
-			query_.sender_localpart = "postmaster";  // RFC 7208 4.3
-		if (query_.now == 0)
-			query_.now = std::time(nullptr);
+		: resolver_(resolver), owner_(owner), query_(std::move(query)) {
+		if (query_.sender_localpart.empty()) query_.sender_localpart = "postmaster";  // RFC 7208 4.3
+		if (query_.now == 0) query_.now = std::time(nullptr);
 	}
 
-	void start(SpfHostDone done)
-	{
+	void start(SpfHostDone done) {
 		auto self = shared_from_this();
 		post([self, done = std::move(done)] {
 			self->check_host(self->query_.domain, true, [done](Outcome o) {
@@ -657,11 +577,9 @@ private:
 
 	// Continuations run from this queue, never nested inside a resolver
 	// callback that itself runs inside query(): the stack stays flat.
-	void post(std::function<void()> fn)
-	{
+	void post(std::function<void()> fn) {
 		ready_.push_back(std::move(fn));
-		if (draining_)
-			return;
+		if (draining_) return;
 		draining_ = true;
 		while (!ready_.empty()) {
 			auto next = std::move(ready_.front());
@@ -671,8 +589,7 @@ private:
 		draining_ = false;
 	}
 
-	void lookup(const std::string& name, RrType type, std::function<void(const DnsAnswer&)> k)
-	{
+	void lookup(const std::string& name, RrType type, std::function<void(const DnsAnswer&)> k) {
 		auto self = shared_from_this();
 		resolver_.query(owner_, name, type, [self, k = std::move(k)](const DnsAnswer& answer) {
 			self->post([k, answer] { k(answer); });
@@ -686,15 +603,12 @@ private:
 
 	// RFC 7208 4.6.4: an empty answer or NXDOMAIN is a void lookup; more than
 	// two are a permerror. Returns false once the limit is exceeded.
-	bool note_void(const DnsAnswer& answer)
-	{
-		if (answer.not_found())
-			++void_lookups_;
+	bool note_void(const DnsAnswer& answer) {
+		if (answer.not_found()) ++void_lookups_;
 		return void_lookups_ <= max_void_lookups;
 	}
 
-	SpfMacroContext macro_context(const std::string& domain, std::string validated_ptr) const
-	{
+	SpfMacroContext macro_context(const std::string& domain, std::string validated_ptr) const {
 		SpfMacroContext ctx;
 		ctx.ip = query_.ip;
 		ctx.sender_localpart = query_.sender_localpart;
@@ -709,24 +623,18 @@ private:
 
 	// RFC 7208 7.3 %{p}: a validated name equal to <domain>, else one below
 	// it, else any validated name, else "unknown".
-	std::string pick_validated_name(const std::string& domain) const
-	{
+	std::string pick_validated_name(const std::string& domain) const {
 		for (const auto& n : validated_ptr_names_)
-			if (iequals(n, domain))
-				return n;
+			if (iequals(n, domain)) return n;
 		for (const auto& n : validated_ptr_names_)
-			if (name_in_domain(n, domain))
-				return n;
-		if (!validated_ptr_names_.empty())
-			return validated_ptr_names_.front();
+			if (name_in_domain(n, domain)) return n;
+		if (!validated_ptr_names_.empty()) return validated_ptr_names_.front();
 		return "unknown";
 	}
 
-	static bool uses_p_macro(std::string_view spec)
-	{
+	static bool uses_p_macro(std::string_view spec) {
 		for (size_t i = 0; i + 2 < spec.size(); i++)
-			if (spec[i] == '%' && spec[i + 1] == '{' && (spec[i + 2] | 0x20) == 'p')
-				return true;
+			if (spec[i] == '%' && spec[i + 1] == '{' && (spec[i + 2] | 0x20) == 'p') return true;
 		return false;
 	}
 
@@ -734,8 +642,7 @@ private:
 	// is kept if one of its addresses is <ip>. Address lookup errors skip
 	// the name; a PTR error leaves no names. Computed once per evaluation.
 	// k(false) when the void-lookup limit was exceeded.
-	void ensure_validated_names(std::function<void(bool)> k)
-	{
+	void ensure_validated_names(std::function<void(bool)> k) {
 		if (ptr_names_known_) {
 			k(!ptr_void_exceeded_);
 			return;
@@ -758,8 +665,7 @@ private:
 		});
 	}
 
-	void validate_name(std::shared_ptr<std::vector<std::string>> names, size_t i, std::function<void(bool)> k)
-	{
+	void validate_name(std::shared_ptr<std::vector<std::string>> names, size_t i, std::function<void(bool)> k) {
 		if (i >= names->size()) {
 			finish_validation(true, k);
 			return;
@@ -784,8 +690,7 @@ private:
 		});
 	}
 
-	void finish_validation(bool ok, const std::function<void(bool)>& k)
-	{
+	void finish_validation(bool ok, const std::function<void(bool)>& k) {
 		ptr_names_known_ = true;
 		ptr_void_exceeded_ = !ok;
 		k(ok);
@@ -794,8 +699,7 @@ private:
 	// Expands a domain-spec into a DNS name (RFC 7208 7.3 truncation).
 	// k(name, problem): name "" with a problem on errors.
 	void expand_target(const std::string& spec, const std::string& domain,
-	                   std::function<void(std::string, std::string)> k)
-	{
+	                   std::function<void(std::string, std::string)> k) {
 		auto self = shared_from_this();
 		auto expand = [self, spec, domain, k]() {
 			auto ctx = self->macro_context(domain, self->pick_validated_name(domain));
@@ -826,8 +730,7 @@ private:
 
 	// RFC 7208 4: check_host() for one domain. `explain`: an "exp" of this
 	// record may be used (not inside include).
-	void check_host(const std::string& domain_in, bool explain, OutcomeFn done)
-	{
+	void check_host(const std::string& domain_in, bool explain, OutcomeFn done) {
 		std::string domain = strip_trailing_dot(domain_in);
 		// RFC 7208 4.3: a malformed or single-label domain gives none.
 		if (!valid_domain(domain)) {
@@ -847,8 +750,7 @@ private:
 			}
 			const std::string* text = nullptr;
 			for (const auto& txt : answer.records) {
-				if (!is_spf_record(txt))
-					continue;
+				if (!is_spf_record(txt)) continue;
 				// RFC 7208 4.5: more than one record is a permerror.
 				if (text) {
 					done({SpfStatus::permerror, "", "", "spf: multiple spf txt records in dns"});
@@ -876,15 +778,12 @@ private:
 	}
 
 	// RFC 7208 4.6.2: directives left to right until one matches.
-	void walk(const RunPtr& run)
-	{
+	void walk(const RunPtr& run) {
 		const auto& directives = run->record->directives;
 		while (run->index < directives.size()) {
 			const Directive& d = directives[run->index];
 			switch (d.mechanism) {
-			case Mechanism::all:
-				matched(run, d);
-				return;
+			case Mechanism::all: matched(run, d); return;
 			case Mechanism::ip4:
 			case Mechanism::ip6:
 				if (address_matches(query_.ip, d.network, d)) {
@@ -893,8 +792,7 @@ private:
 				}
 				run->index++;
 				continue;
-			default:
-				break;
+			default: break;
 			}
 			if (!count_dns_term()) {
 				run->done({SpfStatus::permerror, d.text, "", "spf: too many dns requests"});
@@ -913,14 +811,12 @@ private:
 		do_redirect_or_default(run);
 	}
 
-	void next(const RunPtr& run)
-	{
+	void next(const RunPtr& run) {
 		run->index++;
 		walk(run);
 	}
 
-	void matched(const RunPtr& run, const Directive& d)
-	{
+	void matched(const RunPtr& run, const Directive& d) {
 		if (d.result != SpfStatus::fail || !run->explain || !run->record->explanation) {
 			run->done({d.result, d.text, "", ""});
 			return;
@@ -934,8 +830,7 @@ private:
 	// RFC 7208 6.2: the exp= name's single TXT record, macro-expanded with
 	// c, r and t allowed. Any problem means no explanation. Not counted
 	// toward the lookup limits.
-	void explain(const RunPtr& run, std::function<void(std::string)> k)
-	{
+	void explain(const RunPtr& run, std::function<void(std::string)> k) {
 		auto self = shared_from_this();
 		const std::string spec = *run->record->explanation;
 		const std::string domain = run->domain;
@@ -975,8 +870,7 @@ private:
 	}
 
 	// Target of a, mx, ptr: the expanded domain-spec or the current domain.
-	void mechanism_target(const RunPtr& run, const Directive& d, std::function<void(std::string)> k)
-	{
+	void mechanism_target(const RunPtr& run, const Directive& d, std::function<void(std::string)> k) {
 		if (d.domain_spec.empty()) {
 			k(run->domain);
 			return;
@@ -993,8 +887,7 @@ private:
 
 	// RFC 7208 5.2: include matches on pass, not on fail/softfail/neutral;
 	// temperror propagates; permerror and none become permerror.
-	void do_include(const RunPtr& run, const Directive& d)
-	{
+	void do_include(const RunPtr& run, const Directive& d) {
 		auto self = shared_from_this();
 		std::string text = d.text;
 		expand_target(d.domain_spec, run->domain, [self, run, text](std::string name, std::string problem) {
@@ -1004,21 +897,19 @@ private:
 			}
 			self->check_host(name, false, [self, run, text, name](Outcome inner) {
 				switch (inner.status) {
-				case SpfStatus::pass:
-					self->matched(run, run->record->directives[run->index]);
-					return;
+				case SpfStatus::pass: self->matched(run, run->record->directives[run->index]); return;
 				case SpfStatus::fail:
 				case SpfStatus::softfail:
-				case SpfStatus::neutral:
-					self->next(run);
-					return;
+				case SpfStatus::neutral: self->next(run); return;
 				case SpfStatus::temperror:
-					run->done({SpfStatus::temperror, text, "", "spf: include " + name + ": " + inner.problem});
+					run->done({SpfStatus::temperror, text, "",
+					           "spf: include " + name + ": " + inner.problem});
 					return;
 				case SpfStatus::permerror:
 				case SpfStatus::none:
 					run->done({SpfStatus::permerror, text, "",
-					           "spf: include " + name + " resulted in " + spf_status_name(inner.status) +
+					           "spf: include " + name + " resulted in " +
+					               spf_status_name(inner.status) +
 					               (inner.problem.empty() ? "" : ": " + inner.problem)});
 					return;
 				}
@@ -1028,8 +919,7 @@ private:
 
 	// Looks up the addresses of `host` and reports whether one matches with
 	// the directive's CIDR lengths. k(match) or a finished run on errors.
-	void host_matches(const RunPtr& run, const Directive& d, const std::string& host, std::function<void(bool)> k)
-	{
+	void host_matches(const RunPtr& run, const Directive& d, const std::string& host, std::function<void(bool)> k) {
 		auto self = shared_from_this();
 		std::string text = d.text;
 		const Directive* dp = &d;  // the record outlives the run
@@ -1054,8 +944,7 @@ private:
 	}
 
 	// RFC 7208 5.3.
-	void do_a(const RunPtr& run, const Directive& d)
-	{
+	void do_a(const RunPtr& run, const Directive& d) {
 		auto self = shared_from_this();
 		const Directive* dp = &d;
 		mechanism_target(run, d, [self, run, dp](std::string host) {
@@ -1069,8 +958,7 @@ private:
 	}
 
 	// RFC 7208 5.4, with the 10-name limit of 4.6.4.
-	void do_mx(const RunPtr& run, const Directive& d)
-	{
+	void do_mx(const RunPtr& run, const Directive& d) {
 		auto self = shared_from_this();
 		const Directive* dp = &d;
 		mechanism_target(run, d, [self, run, dp](std::string host) {
@@ -1085,8 +973,9 @@ private:
 				}
 				auto hosts = std::make_shared<std::vector<std::string>>();
 				std::vector<MxRecord> mx = answer.mx;
-				std::stable_sort(mx.begin(), mx.end(),
-				                 [](const MxRecord& a, const MxRecord& b) { return a.preference < b.preference; });
+				std::stable_sort(mx.begin(), mx.end(), [](const MxRecord& a, const MxRecord& b) {
+					return a.preference < b.preference;
+				});
 				for (const auto& r : mx)
 					if (!r.host.empty())  // RFC 7505 null MX: no host
 						hosts->push_back(strip_trailing_dot(r.host));
@@ -1099,8 +988,7 @@ private:
 		});
 	}
 
-	void mx_host(const RunPtr& run, const Directive& d, std::shared_ptr<std::vector<std::string>> hosts, size_t i)
-	{
+	void mx_host(const RunPtr& run, const Directive& d, std::shared_ptr<std::vector<std::string>> hosts, size_t i) {
 		if (i >= hosts->size()) {
 			next(run);
 			return;
@@ -1116,8 +1004,7 @@ private:
 	}
 
 	// RFC 7208 5.5: a validated name equal to or below the target.
-	void do_ptr(const RunPtr& run, const Directive& d)
-	{
+	void do_ptr(const RunPtr& run, const Directive& d) {
 		auto self = shared_from_this();
 		const Directive* dp = &d;
 		mechanism_target(run, d, [self, run, dp](std::string target) {
@@ -1138,8 +1025,7 @@ private:
 	}
 
 	// RFC 7208 5.7: an A lookup, whatever the client's address family.
-	void do_exists(const RunPtr& run, const Directive& d)
-	{
+	void do_exists(const RunPtr& run, const Directive& d) {
 		auto self = shared_from_this();
 		const Directive* dp = &d;
 		expand_target(d.domain_spec, run->domain, [self, run, dp](std::string name, std::string problem) {
@@ -1166,8 +1052,7 @@ private:
 
 	// RFC 7208 6.1 redirect after no directive matched; otherwise the default
 	// result neutral (RFC 7208 4.7).
-	void do_redirect_or_default(const RunPtr& run)
-	{
+	void do_redirect_or_default(const RunPtr& run) {
 		if (!run->record->redirect) {
 			run->done({SpfStatus::neutral, "default", "", ""});
 			return;
@@ -1199,8 +1084,7 @@ private:
 
 // RFC 7208 9.1 key-value pair values are dot-atoms or quoted strings
 // (RFC 5322 3.2.3, 3.2.4).
-std::string quoted_string(std::string_view s)
-{
+std::string quoted_string(std::string_view s) {
 	std::string out = "\"";
 	for (unsigned char c : s) {
 		if (c == '"' || c == '\\') {
@@ -1214,17 +1098,15 @@ std::string quoted_string(std::string_view s)
 	return out + "\"";
 }
 
-std::string header_value(std::string_view s)
-{
-	if (s.empty())
-		return quoted_string(s);
+std::string header_value(std::string_view s) {
+	if (s.empty()) return quoted_string(s);
 	static const std::string_view atext_specials = "!#$%&'*+-/=?^_`{|}~";
 	for (size_t i = 0; i < s.size(); i++) {
 		unsigned char c = static_cast<unsigned char>(s[i]);
-		if (is_alnum(static_cast<char>(c)) || c > 0x7f || atext_specials.find(static_cast<char>(c)) != std::string_view::npos)
+		if (is_alnum(static_cast<char>(c)) || c > 0x7f ||
+		    atext_specials.find(static_cast<char>(c)) != std::string_view::npos)
 			continue;
-		if (c == '.' && i > 0 && i + 1 < s.size())
-			continue;
+		if (c == '.' && i > 0 && i + 1 < s.size()) continue;
 		return quoted_string(s);
 	}
 	return std::string(s);
@@ -1232,8 +1114,7 @@ std::string header_value(std::string_view s)
 
 }  // namespace
 
-const char* spf_status_name(SpfStatus s)
-{
+const char* spf_status_name(SpfStatus s) {
 	switch (s) {
 	case SpfStatus::none: return "none";
 	case SpfStatus::neutral: return "neutral";
@@ -1246,8 +1127,7 @@ const char* spf_status_name(SpfStatus s)
 	return "none";
 }
 
-const char* spf_identity_name(SpfReceived::Identity identity)
-{
+const char* spf_identity_name(SpfReceived::Identity identity) {
 	switch (identity) {
 	case SpfReceived::Identity::mailfrom: return "mailfrom";
 	case SpfReceived::Identity::helo: return "helo";
@@ -1256,13 +1136,11 @@ const char* spf_identity_name(SpfReceived::Identity identity)
 	return "";
 }
 
-std::string SpfReceived::header() const
-{
+std::string SpfReceived::header() const {
 	// RFC 7208 9.1; the model's field order.
 	message::HeaderBuilder b("Received-SPF");
 	b.add(spf_status_name(result));
-	if (!comment.empty())
-		b.add("(" + comment + ")");
+	if (!comment.empty()) b.add("(" + comment + ")");
 	b.add("client-ip=" + header_value(client_ip.to_string()) + ";");
 	b.add("envelope-from=" + header_value(envelope_from) + ";");
 	b.add("helo=" + header_value(helo) + ";");
@@ -1271,15 +1149,13 @@ std::string SpfReceived::header() const
 		constexpr size_t max_problem = 77 - 10;  // minus "problem=; "
 		b.add("problem=" + header_value(std::string_view(problem).substr(0, max_problem)) + ";");
 	}
-	if (!mechanism.empty())
-		b.add("mechanism=" + header_value(mechanism) + ";");
+	if (!mechanism.empty()) b.add("mechanism=" + header_value(mechanism) + ";");
 	b.add("receiver=" + header_value(receiver) + ";");
 	b.add(std::string("identity=") + header_value(spf_identity_name(identity)));
 	return b.finish();
 }
 
-std::optional<std::string> spf_expand_macros(std::string_view text, const SpfMacroContext& ctx, bool for_exp)
-{
+std::optional<std::string> spf_expand_macros(std::string_view text, const SpfMacroContext& ctx, bool for_exp) {
 	std::string out;
 	size_t i = 0;
 	while (i < text.size()) {
@@ -1289,8 +1165,7 @@ std::optional<std::string> spf_expand_macros(std::string_view text, const SpfMac
 			i++;
 			continue;
 		}
-		if (i + 1 >= text.size())
-			return std::nullopt;
+		if (i + 1 >= text.size()) return std::nullopt;
 		char n = text[i + 1];
 		if (n == '%') {
 			out += '%';
@@ -1307,12 +1182,10 @@ std::optional<std::string> spf_expand_macros(std::string_view text, const SpfMac
 			i += 2;
 			continue;
 		}
-		if (n != '{')
-			return std::nullopt;
+		if (n != '{') return std::nullopt;
 		MacroExpand m;
 		size_t pos = i + 1;
-		if (!parse_macro_expand(text, pos, m))
-			return std::nullopt;
+		if (!parse_macro_expand(text, pos, m)) return std::nullopt;
 		i = pos;
 		std::string localpart = ctx.sender_localpart.empty() ? "postmaster" : ctx.sender_localpart;
 		std::string value;
@@ -1327,41 +1200,34 @@ std::optional<std::string> spf_expand_macros(std::string_view text, const SpfMac
 		case 'h': value = ctx.helo; break;
 		// RFC 7208 7.2: c, r and t only in "exp" text.
 		case 'c':
-			if (!for_exp)
-				return std::nullopt;
+			if (!for_exp) return std::nullopt;
 			value = ctx.ip.to_string();
 			break;
 		case 'r':
-			if (!for_exp)
-				return std::nullopt;
+			if (!for_exp) return std::nullopt;
 			value = ctx.receiver.empty() ? "unknown" : ctx.receiver;
 			break;
 		case 't':
-			if (!for_exp)
-				return std::nullopt;
+			if (!for_exp) return std::nullopt;
 			value = std::to_string(static_cast<long long>(ctx.now));
 			break;
-		default:
-			return std::nullopt;
+		default: return std::nullopt;
 		}
 		value = apply_transformers(value, m);
-		if (m.upper)
-			value = url_escape(value);
+		if (m.upper) value = url_escape(value);
 		out += value;
 	}
 	return out;
 }
 
-void spf_check_host(Resolver& resolver, uint64_t owner, SpfHostQuery query, SpfHostDone done)
-{
+void spf_check_host(Resolver& resolver, uint64_t owner, SpfHostQuery query, SpfHostDone done) {
 	auto evaluation = std::make_shared<Evaluation>(resolver, owner, std::move(query));
 	evaluation->start(std::move(done));
 }
 
 void spf_check_host(Resolver& resolver, uint64_t owner, const IpAddr& ip, const std::string& domain,
-                    const std::string& sender_localpart, const std::string& sender_domain,
-                    const std::string& helo, SpfHostDone done)
-{
+                    const std::string& sender_localpart, const std::string& sender_domain, const std::string& helo,
+                    SpfHostDone done) {
 	SpfHostQuery q;
 	q.ip = ip;
 	q.domain = domain;
@@ -1371,8 +1237,7 @@ void spf_check_host(Resolver& resolver, uint64_t owner, const IpAddr& ip, const 
 	spf_check_host(resolver, owner, std::move(q), std::move(done));
 }
 
-void spf_verify(Resolver& resolver, uint64_t owner, const SpfArgs& args, SpfVerifyDone done)
-{
+void spf_verify(Resolver& resolver, uint64_t owner, const SpfArgs& args, SpfVerifyDone done) {
 	std::string helo_text = args.helo_ip ? args.helo_ip->to_string() : args.helo_domain;
 
 	SpfReceived received;
@@ -1403,8 +1268,7 @@ void spf_verify(Resolver& resolver, uint64_t owner, const SpfArgs& args, SpfVeri
 	q.now = args.now;
 
 	received.comment = "domain " + q.domain;
-	if (from_helo)
-		received.comment += ", from ehlo because mailfrom is empty";
+	if (from_helo) received.comment += ", from ehlo because mailfrom is empty";
 	// RFC 7208 9.1: envelope-from is the "sender" that was checked.
 	received.envelope_from = q.sender_localpart + "@" + q.sender_domain;
 	received.identity = from_helo ? SpfReceived::Identity::helo : SpfReceived::Identity::mailfrom;
@@ -1421,12 +1285,12 @@ void spf_verify(Resolver& resolver, uint64_t owner, const SpfArgs& args, SpfVeri
 	spf_check_host(resolver, owner, std::move(q),
 	               [received, done](SpfStatus status, std::string mechanism, std::string explanation,
 	                                std::string problem) mutable {
-		               received.result = status;
-		               received.mechanism = std::move(mechanism);
-		               received.problem = std::move(problem);
-		               // Our resolver does not report DNSSEC validation.
-		               done(std::move(received), std::move(explanation), false);
-	               });
+			       received.result = status;
+			       received.mechanism = std::move(mechanism);
+			       received.problem = std::move(problem);
+			       // Our resolver does not report DNSSEC validation.
+			       done(std::move(received), std::move(explanation), false);
+		       });
 }
 
 }  // namespace tern::mailauth

@@ -30,12 +30,12 @@ const char* spf_status_name(SpfStatus);
 struct SpfArgs {
 	IpAddr remote_ip;
 	std::string mailfrom_localpart;
-	std::string mailfrom_domain;        // ASCII; "" for the null reverse path
-	std::string helo_domain;            // ASCII, or "" when EHLO gave an address literal
-	std::optional<IpAddr> helo_ip;      // when EHLO was an address literal
-	std::string local_ip_text;          // informational; %{c} is the client IP (RFC 7208 7.2)
-	std::string local_hostname;         // receiver= and the %{r} macro
-	std::time_t now = 0;                // %{t}; 0 means the current time (tests pin it)
+	std::string mailfrom_domain;    // ASCII; "" for the null reverse path
+	std::string helo_domain;        // ASCII, or "" when EHLO gave an address literal
+	std::optional<IpAddr> helo_ip;  // when EHLO was an address literal
+	std::string local_ip_text;      // informational; %{c} is the client IP (RFC 7208 7.2)
+	std::string local_hostname;     // receiver= and the %{r} macro
+	std::time_t now = 0;            // %{t}; 0 means the current time (tests pin it)
 };
 
 // The Received-SPF header field (RFC 7208 9.1) with the model's wording.
@@ -45,14 +45,14 @@ struct SpfReceived {
 	enum class Identity { mailfrom, helo, none };
 
 	SpfStatus result = SpfStatus::none;
-	std::string comment;        // "domain example.com", written inside "()"
+	std::string comment;  // "domain example.com", written inside "()"
 	IpAddr client_ip;
 	std::string envelope_from;  // "localpart@domain" that was checked
 	std::string helo;           // EHLO domain or address text
 	std::string problem;        // error text for temperror/permerror/none
 	std::string receiver;       // our host name
 	Identity identity = Identity::mailfrom;
-	std::string mechanism;      // directive that matched, "default", or ""
+	std::string mechanism;  // directive that matched, "default", or ""
 
 	// "Received-SPF: pass (comment) client-ip=...; envelope-from=...; helo=...;
 	// [problem=...;] [mechanism=...;] receiver=...; identity=mailfrom\r\n",
@@ -66,16 +66,16 @@ const char* spf_identity_name(SpfReceived::Identity);
 // text needs.
 struct SpfHostQuery {
 	IpAddr ip;
-	std::string domain;           // <domain> to evaluate
-	std::string sender_localpart; // "" becomes "postmaster" (RFC 7208 4.3)
+	std::string domain;            // <domain> to evaluate
+	std::string sender_localpart;  // "" becomes "postmaster" (RFC 7208 4.3)
 	std::string sender_domain;
-	std::string helo;             // %{h}
-	std::string receiver;         // %{r}; "unknown" when empty
-	std::time_t now = 0;          // %{t}; 0 means the current time
+	std::string helo;      // %{h}
+	std::string receiver;  // %{r}; "unknown" when empty
+	std::time_t now = 0;   // %{t}; 0 means the current time
 };
 
-using SpfHostDone = std::function<void(SpfStatus status, std::string mechanism,
-                                       std::string explanation, std::string problem)>;
+using SpfHostDone =
+    std::function<void(SpfStatus status, std::string mechanism, std::string explanation, std::string problem)>;
 
 // RFC 7208 4 check_host(): result, the mechanism that decided it ("default"
 // when nothing matched, "" when no record was evaluated), the expanded "exp"
@@ -83,8 +83,8 @@ using SpfHostDone = std::function<void(SpfStatus status, std::string mechanism,
 // `done` runs exactly once, possibly before this function returns.
 void spf_check_host(Resolver& resolver, uint64_t owner, SpfHostQuery query, SpfHostDone done);
 void spf_check_host(Resolver& resolver, uint64_t owner, const IpAddr& ip, const std::string& domain,
-                    const std::string& sender_localpart, const std::string& sender_domain,
-                    const std::string& helo, SpfHostDone done);
+                    const std::string& sender_localpart, const std::string& sender_domain, const std::string& helo,
+                    SpfHostDone done);
 
 using SpfVerifyDone = std::function<void(SpfReceived received, std::string explanation, bool authentic)>;
 

@@ -18,17 +18,17 @@ struct AuthProp {
 	// they are; anything else is a RFC 2045 value and may need quoting
 	// (RFC 8601 2.2).
 	bool is_address_or_domain = false;
-	std::string comment;   // written as " (comment)" after the value when set
+	std::string comment;  // written as " (comment)" after the value when set
 };
 
 // One "method=result" resinfo (RFC 8601 2.2), e.g. "spf=pass".
 struct AuthMethod {
-	std::string method;   // "iprev", "dkim", "spf", "dmarc", "auth"
-	std::string result;   // "pass", "fail", "none", "temperror", ...
+	std::string method;  // "iprev", "dkim", "spf", "dmarc", "auth"
+	std::string result;  // "pass", "fail", "none", "temperror", ...
 	// Written as "(comment)" after the result, but only when a reason or a
 	// property follows (a comment alone says nothing to parse).
 	std::string comment;
-	std::string reason;   // "reason=<value>" when set
+	std::string reason;  // "reason=<value>" when set
 	std::vector<AuthProp> props;
 };
 
@@ -43,6 +43,6 @@ std::string auth_results_value(std::string_view text);
 // before an item that would take the line past 78 columns (HeaderBuilder).
 // No methods gives "<hostname>; none" (RFC 8601 2.2 no-result).
 std::string build_authentication_results(const std::string& hostname, const std::string& comment,
-	const std::vector<AuthMethod>& methods);
+                                         const std::vector<AuthMethod>& methods);
 
 }  // namespace tern::message

@@ -27,33 +27,27 @@ constexpr size_t max_line_len = 998;
 constexpr size_t encoded_line_len = 76;
 
 
-bool has_non_ascii(std::string_view s)
-{
+bool has_non_ascii(std::string_view s) {
 	for (unsigned char c : s)
-		if (c >= 0x80)
-			return true;
+		if (c >= 0x80) return true;
 	return false;
 }
 
 // Bare LF becomes CRLF; existing CRLF is kept. A message must use CRLF
 // (RFC 5322 2.1), whatever the caller's text used.
 
-bool has_line_longer_than(std::string_view crlf_text, size_t limit)
-{
+bool has_line_longer_than(std::string_view crlf_text, size_t limit) {
 	size_t start = 0;
 	while (start <= crlf_text.size()) {
 		size_t end = crlf_text.find("\r\n", start);
-		if (end == std::string_view::npos)
-			end = crlf_text.size();
-		if (end - start > limit)
-			return true;
+		if (end == std::string_view::npos) end = crlf_text.size();
+		if (end - start > limit) return true;
 		start = end + 2;
 	}
 	return false;
 }
 
-std::string base64_lines(std::string_view data)
-{
+std::string base64_lines(std::string_view data) {
 	std::string encoded = base64_encode(data);
 	std::string out;
 	for (size_t i = 0; i < encoded.size(); i += encoded_line_len) {
@@ -65,8 +59,7 @@ std::string base64_lines(std::string_view data)
 
 // RFC 2045 6.7 quoted-printable of CRLF text, for a UTF-8 human-readable
 // part in the ASCII-only variant (7bit transport).
-std::string quoted_printable(std::string_view crlf_text)
-{
+std::string quoted_printable(std::string_view crlf_text) {
 	static constexpr char digits[] = "0123456789ABCDEF";
 	std::string out;
 	size_t start = 0;
@@ -92,8 +85,7 @@ std::string quoted_printable(std::string_view crlf_text)
 			out += piece;
 			column += piece.size();
 		}
-		if (last)
-			break;
+		if (last) break;
 		out += "\r\n";
 		start = end + 2;
 	}
@@ -102,8 +94,7 @@ std::string quoted_printable(std::string_view crlf_text)
 
 // A field, folded at spaces (RFC 5322 2.2.3) only when it would pass 78
 // characters, so that ordinary fields are written exactly as given.
-void write_field(std::string& out, std::string_view name, std::string_view value)
-{
+void write_field(std::string& out, std::string_view name, std::string_view value) {
 	if (name.size() + 2 + value.size() <= folding_line_len) {
 		out.append(name);
 		out += ": ";
@@ -115,43 +106,35 @@ void write_field(std::string& out, std::string_view name, std::string_view value
 	size_t start = 0;
 	while (start < value.size()) {
 		size_t end = value.find(' ', start);
-		if (end == std::string_view::npos)
-			end = value.size();
-		if (end > start)
-			builder.add(value.substr(start, end - start));
+		if (end == std::string_view::npos) end = value.size();
+		if (end > start) builder.add(value.substr(start, end - start));
 		start = end + 1;
 	}
 	out += builder.finish();
 }
 
-std::string with_prefix(std::string_view value, std::string_view prefix, std::string_view written_prefix)
-{
+std::string with_prefix(std::string_view value, std::string_view prefix, std::string_view written_prefix) {
 	if (value.size() >= prefix.size()) {
 		std::string head(value.substr(0, prefix.size()));
 		for (char& c : head)
-			if (c >= 'A' && c <= 'Z')
-				c = static_cast<char>(c - 'A' + 'a');
-		if (head == prefix)
-			return std::string(value);
+			if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+		if (head == prefix) return std::string(value);
 	}
 	return std::string(written_prefix) + std::string(value);
 }
 
 // Address in a header: Unicode domain in the UTF-8 variant, A-labels
 // otherwise. A string that does not parse is written as given.
-std::string header_address(const std::string& address, bool utf8)
-{
+std::string header_address(const std::string& address, bool utf8) {
 	std::optional<smtp::Address> parsed = smtp::parse_address(address);
-	if (!parsed)
-		return address;
+	if (!parsed) return address;
 	return utf8 ? parsed->to_string() : parsed->to_ascii_string();
 }
 
 // RFC 6533 3: utf-8-addr-xtext, for a UTF-8 localpart in an "rfc822;"
 // address: every code point outside %x21-7E, and "\", "+" and "=", as
 // "\x{HEX}".
-std::string xtext_localpart(std::string_view localpart)
-{
+std::string xtext_localpart(std::string_view localpart) {
 	std::string out;
 	size_t i = 0;
 	while (i < localpart.size()) {
@@ -190,39 +173,29 @@ std::string xtext_localpart(std::string_view localpart)
 // with A-labels. A UTF-8 localpart needs RFC 6533 3's "utf-8" type: as is in
 // message/global-delivery-status, as utf-8-addr-xtext in the 7bit
 // message/delivery-status.
-std::string dsn_address(const std::string& address, bool utf8)
-{
+std::string dsn_address(const std::string& address, bool utf8) {
 	std::optional<smtp::Address> parsed = smtp::parse_address(address);
-	if (!parsed)
-		return (utf8 ? "utf-8;" : "rfc822;") + address;
-	if (utf8)
-		return "utf-8;" + parsed->to_string();
-	if (!has_non_ascii(parsed->localpart))
-		return "rfc822;" + parsed->to_ascii_string();
+	if (!parsed) return (utf8 ? "utf-8;" : "rfc822;") + address;
+	if (utf8) return "utf-8;" + parsed->to_string();
+	if (!has_non_ascii(parsed->localpart)) return "rfc822;" + parsed->to_ascii_string();
 	std::string domain = parsed->ip ? parsed->ip->to_literal() : parsed->domain.ascii;
 	return "utf-8;" + xtext_localpart(parsed->localpart) + "@" + domain;
 }
 
 // RFC 3464 2.3.1 from a stored ORCPT "type;address": a "utf-8" address in
 // the ASCII variant as utf-8-addr-xtext (RFC 6533 3), as is otherwise.
-std::string original_recipient_value(const std::string& stored, bool utf8)
-{
+std::string original_recipient_value(const std::string& stored, bool utf8) {
 	auto orcpt = smtp::orcpt_from_stored(stored);
-	if (!orcpt)
-		return stored;
-	if (orcpt->type == "utf-8" && !utf8)
-		return "utf-8;" + smtp::utf8_addr_xtext(orcpt->address);
+	if (!orcpt) return stored;
+	if (orcpt->type == "utf-8" && !utf8) return "utf-8;" + smtp::utf8_addr_xtext(orcpt->address);
 	// The 7bit part cannot hold what +HH decoded to: keep it encoded.
-	if (!utf8 && has_non_ascii(orcpt->address))
-		return orcpt->type + ";" + smtp::xtext_encode(orcpt->address);
+	if (!utf8 && has_non_ascii(orcpt->address)) return orcpt->type + ";" + smtp::xtext_encode(orcpt->address);
 	return orcpt->type + ";" + orcpt->address;
 }
 
 void begin_part(std::string& out, const std::string& boundary, bool first, std::string_view content_type,
-                std::string_view encoding)
-{
-	if (!first)
-		out += "\r\n";
+                std::string_view encoding) {
+	if (!first) out += "\r\n";
 	out += "--" + boundary + "\r\n";
 	out += "Content-Type: ";
 	out.append(content_type);
@@ -231,21 +204,17 @@ void begin_part(std::string& out, const std::string& boundary, bool first, std::
 	out += "\r\n\r\n";
 }
 
-std::string join(const std::vector<std::string>& items, std::string_view sep)
-{
+std::string join(const std::vector<std::string>& items, std::string_view sep) {
 	std::string out;
 	for (size_t i = 0; i < items.size(); i++) {
-		if (i)
-			out.append(sep);
+		if (i) out.append(sep);
 		out += items[i];
 	}
 	return out;
 }
 
-std::string full_response_text(const std::vector<std::string>& smtp_lines)
-{
-	if (smtp_lines.empty())
-		return "";
+std::string full_response_text(const std::vector<std::string>& smtp_lines) {
+	if (smtp_lines.empty()) return "";
 	return "\nFull SMTP response:\n\n\t" + join(smtp_lines, "\n\t") + "\n";
 }
 
@@ -253,15 +222,13 @@ std::string full_response_text(const std::vector<std::string>& smtp_lines)
 
 namespace {
 
-void write_dsn_header(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary)
-{
+void write_dsn_header(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary) {
 	std::time_t date = msg.date != 0 ? msg.date : std::time(nullptr);
 	out += "From: <" + header_address(msg.from, utf8) + ">\r\n";
 	out += "To: <" + header_address(msg.to, utf8) + ">\r\n";
 	write_field(out, "Subject", msg.subject);
 	out += "Message-Id: <" + msg.message_id + ">\r\n";
-	if (!msg.references.empty())
-		write_field(out, "References", msg.references);
+	if (!msg.references.empty()) write_field(out, "References", msg.references);
 	out += "Date: " + format_date(date, msg.tz_offset_s) + "\r\n";
 	// RFC 3834 5: a notification is auto-replied; responders leave it alone.
 	out += "Auto-Submitted: auto-replied\r\n";
@@ -272,8 +239,7 @@ void write_dsn_header(std::string& out, const DsnMessage& msg, bool utf8, const 
 }
 
 // Part 1: human-readable explanation (RFC 3464 2, first component).
-void write_text_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary)
-{
+void write_text_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary) {
 	std::string text = to_crlf(msg.text_body);
 	if (utf8) {
 		begin_part(out, boundary, true, "text/plain; charset=utf-8", "8BIT");
@@ -288,21 +254,18 @@ void write_text_part(std::string& out, const DsnMessage& msg, bool utf8, const s
 }
 
 // Per-recipient fields (RFC 3464 2.3), each group after an empty line.
-void write_recipient_fields(std::string& out, const DsnRecipient& r, bool utf8, int tz_offset_s)
-{
+void write_recipient_fields(std::string& out, const DsnRecipient& r, bool utf8, int tz_offset_s) {
 	out += "\r\n";
 	if (!r.original_recipient.empty())
 		write_field(out, "Original-Recipient", original_recipient_value(r.original_recipient, utf8));  // 2.3.1
-	write_field(out, "Final-Recipient", dsn_address(r.final_recipient, utf8));  // 2.3.2
-	write_field(out, "Action", r.action);                                      // 2.3.3
+	write_field(out, "Final-Recipient", dsn_address(r.final_recipient, utf8));                             // 2.3.2
+	write_field(out, "Action", r.action);                                                                  // 2.3.3
 	std::string status = r.status;
 	if (status.empty())  // 2.3.4: the field is required
 		status = r.action == "failed" ? "5.0.0" : r.action == "delayed" ? "4.0.0" : "2.0.0";
-	if (!r.status_comment.empty())
-		status += " (" + r.status_comment + ")";
+	if (!r.status_comment.empty()) status += " (" + r.status_comment + ")";
 	write_field(out, "Status", status);
-	if (!r.remote_mta.empty())
-		write_field(out, "Remote-MTA", with_prefix(r.remote_mta, "dns;", "dns; "));  // 2.3.5
+	if (!r.remote_mta.empty()) write_field(out, "Remote-MTA", with_prefix(r.remote_mta, "dns;", "dns; "));  // 2.3.5
 	if (!r.diagnostic.empty())
 		write_field(out, "Diagnostic-Code", with_prefix(r.diagnostic, "smtp;", "smtp; "));  // 2.3.6
 	if (r.last_attempt != 0)
@@ -313,30 +276,24 @@ void write_recipient_fields(std::string& out, const DsnRecipient& r, bool utf8, 
 
 // Part 2: the machine-readable status (RFC 3464 2.1; RFC 6533 3 for
 // message/global-delivery-status).
-void write_status_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary)
-{
+void write_status_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary) {
 	if (utf8)
 		begin_part(out, boundary, false, "message/global-delivery-status", "8BIT");
 	else
 		begin_part(out, boundary, false, "message/delivery-status", "7BIT");
 	// Per-message fields (RFC 3464 2.2).
-	if (!msg.envid.empty())
-		write_field(out, "Original-Envelope-Id", msg.envid);  // 2.2.1
+	if (!msg.envid.empty()) write_field(out, "Original-Envelope-Id", msg.envid);         // 2.2.1
 	write_field(out, "Reporting-MTA", with_prefix(msg.reporting_mta, "dns;", "dns; "));  // 2.2.2
 	if (!msg.received_from_mta.empty())
 		write_field(out, "Received-From-MTA", with_prefix(msg.received_from_mta, "dns;", "dns;"));  // 2.2.4
-	if (msg.arrival != 0)
-		write_field(out, "Arrival-Date", format_date(msg.arrival, msg.tz_offset_s));  // 2.2.5
-	for (const DsnRecipient& r : msg.recipients)
-		write_recipient_fields(out, r, utf8, msg.tz_offset_s);
+	if (msg.arrival != 0) write_field(out, "Arrival-Date", format_date(msg.arrival, msg.tz_offset_s));  // 2.2.5
+	for (const DsnRecipient& r : msg.recipients) write_recipient_fields(out, r, utf8, msg.tz_offset_s);
 }
 
 // Part 3 with the header section only (RFC 3462 3, RFC 6533 5/6.3).
-void write_original_headers_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary)
-{
+void write_original_headers_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary) {
 	std::string headers = to_crlf(msg.original_headers);
-	if (!headers.ends_with("\r\n"))
-		headers += "\r\n";
+	if (!headers.ends_with("\r\n")) headers += "\r\n";
 	bool too_long = has_line_longer_than(headers, max_line_len);
 	if (utf8 && !too_long) {
 		begin_part(out, boundary, false, "message/global-headers", "8BIT");
@@ -345,9 +302,9 @@ void write_original_headers_part(std::string& out, const DsnMessage& msg, bool u
 		// Headers that may hold UTF-8 cannot travel as 7bit text to an
 		// ASCII receiver, and overlong lines cannot travel at all:
 		// base64 keeps them intact.
-		std::string_view type = utf8 ? "message/global-headers"
-		                        : has_non_ascii(headers) || msg.smtputf8 ? "text/rfc822-headers; charset=utf-8"
-		                                                                 : "text/rfc822-headers";
+		std::string_view type = utf8                 ? "message/global-headers"
+		    : has_non_ascii(headers) || msg.smtputf8 ? "text/rfc822-headers; charset=utf-8"
+							     : "text/rfc822-headers";
 		begin_part(out, boundary, false, type, "BASE64");
 		out += base64_lines(headers);
 	} else {
@@ -358,15 +315,14 @@ void write_original_headers_part(std::string& out, const DsnMessage& msg, bool u
 
 // Part 3: the whole original message (RFC 3461 4.3 RET=FULL; RFC 3462
 // 3; RFC 6533 5 message/global), or its header section.
-void write_original_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary)
-{
+void write_original_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary) {
 	if (!msg.original_message.empty()) {
 		std::string original = to_crlf(msg.original_message);
-		if (!original.ends_with("\r\n"))
-			original += "\r\n";
+		if (!original.ends_with("\r\n")) original += "\r\n";
 		// RFC 2046 5.2.1: message/rfc822 takes 7bit or 8bit only.
 		bool eight_bit = has_non_ascii(original);
-		begin_part(out, boundary, false, utf8 ? "message/global" : "message/rfc822", eight_bit ? "8BIT" : "7BIT");
+		begin_part(out, boundary, false, utf8 ? "message/global" : "message/rfc822",
+		           eight_bit ? "8BIT" : "7BIT");
 		out += original;
 	} else if (!msg.original_headers.empty()) {
 		write_original_headers_part(out, msg, utf8, boundary);
@@ -375,12 +331,9 @@ void write_original_part(std::string& out, const DsnMessage& msg, bool utf8, con
 
 }  // namespace
 
-std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::string& boundary_for_tests)
-{
-	if (msg.message_id.empty())
-		throw std::invalid_argument("dsn: missing message-id");
-	if (msg.recipients.empty())
-		throw std::invalid_argument("dsn: missing per-recipient fields");  // RFC 3464 2.1
+std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::string& boundary_for_tests) {
+	if (msg.message_id.empty()) throw std::invalid_argument("dsn: missing message-id");
+	if (msg.recipients.empty()) throw std::invalid_argument("dsn: missing per-recipient fields");  // RFC 3464 2.1
 	// A message that needed no SMTPUTF8 never gets the UTF-8 form.
 	bool utf8 = utf8_variant && msg.smtputf8;
 	std::string boundary = boundary_for_tests.empty() ? random_hex(30) : boundary_for_tests;
@@ -394,16 +347,13 @@ std::string compose_dsn(const DsnMessage& msg, bool utf8_variant, const std::str
 	return out;
 }
 
-std::string received_from_mta_value(const std::string& ehlo, const std::string& ip_literal)
-{
+std::string received_from_mta_value(const std::string& ehlo, const std::string& ip_literal) {
 	return "dns;" + ehlo + " (" + ip_literal + ")";
 }
 
-std::string incoming_failure_text(const std::vector<IncomingFailure>& failures)
-{
+std::string incoming_failure_text(const std::vector<IncomingFailure>& failures) {
 	std::string out;
-	if (failures.size() > 1)
-		out += "Multiple delivery failures occurred.\n\n";
+	if (failures.size() > 1) out += "Multiple delivery failures occurred.\n\n";
 	for (const IncomingFailure& f : failures) {
 		// doc/behaviour.md D10: recipient first, then the error (the model swaps them).
 		out += f.permanent ? "Permanent" : "Transient";
@@ -413,41 +363,34 @@ std::string incoming_failure_text(const std::vector<IncomingFailure>& failures)
 }
 
 std::string failed_dsn_text(const std::string& recipient, const std::string& error,
-                            const std::vector<std::string>& smtp_lines)
-{
+                            const std::vector<std::string>& smtp_lines) {
 	return "\nDelivery has failed permanently for your email to:\n\n\t" + recipient +
-	       "\n\nNo further deliveries will be attempted.\n\nError during the last delivery attempt:\n\n\t" + error +
-	       "\n" + full_response_text(smtp_lines);
+	    "\n\nNo further deliveries will be attempted.\n\nError during the last delivery attempt:\n\n\t" + error +
+	    "\n" + full_response_text(smtp_lines);
 }
 
-std::string success_dsn_text(const std::string& recipient, bool relayed, const std::string& host)
-{
+std::string success_dsn_text(const std::string& recipient, bool relayed, const std::string& host) {
 	if (relayed)
 		return "\nYour email to:\n\n\t" + recipient + "\n\nwas relayed to " + host +
-		       ", which does not offer delivery status notifications: no further notice will come.\n";
+		    ", which does not offer delivery status notifications: no further notice will come.\n";
 	return "\nYour email was delivered to:\n\n\t" + recipient + "\n";
 }
 
-std::string describe_delay(std::time_t seconds)
-{
-	if (seconds < 0)
-		seconds = 0;
+std::string describe_delay(std::time_t seconds) {
+	if (seconds < 0) seconds = 0;
 	if (seconds >= 3600 - 30) {
 		long hours = static_cast<long>((seconds + 1800) / 3600);
-		if (hours < 1)
-			hours = 1;
+		if (hours < 1) hours = 1;
 		return std::to_string(hours) + (hours == 1 ? " hour" : " hours");
 	}
 	long minutes = static_cast<long>((seconds + 30) / 60);
-	if (minutes < 1)
-		minutes = 1;
+	if (minutes < 1) minutes = 1;
 	return std::to_string(minutes) + (minutes == 1 ? " minute" : " minutes");
 }
 
 std::string delayed_dsn_text(const std::string& recipient, const std::string& error,
                              const std::vector<std::time_t>& next_attempts, std::time_t now,
-                             const std::vector<std::string>& smtp_lines)
-{
+                             const std::vector<std::string>& smtp_lines) {
 	// doc/behaviour.md D11: the model announces "in 4 hours, 8 hours and 16 hours"
 	// while its queue retries after 2, 4 and 8 hours; tern states the
 	// queue's real remaining schedule.
@@ -456,20 +399,21 @@ std::string delayed_dsn_text(const std::string& recipient, const std::string& er
 		schedule = "No further delivery attempts are scheduled.\n";
 	} else {
 		std::vector<std::string> delays;
-		for (std::time_t t : next_attempts)
-			delays.push_back(describe_delay(t - now));
+		for (std::time_t t : next_attempts) delays.push_back(describe_delay(t - now));
 		std::string list = delays.back();
 		if (delays.size() > 1) {
 			delays.pop_back();
 			list = join(delays, ", ") + " and " + list;
 		}
 		if (next_attempts.size() == 1)
-			schedule = "Next attempt to deliver: in " + list + ".\nIf this attempt fails, you will receive a notice.\n";
+			schedule = "Next attempt to deliver: in " + list +
+			    ".\nIf this attempt fails, you will receive a notice.\n";
 		else
-			schedule = "Next attempts to deliver: in " + list + ".\nIf these attempts all fail, you will receive a notice.\n";
+			schedule = "Next attempts to deliver: in " + list +
+			    ".\nIf these attempts all fail, you will receive a notice.\n";
 	}
 	return "\nDelivery has been delayed of your email to:\n\n\t" + recipient + "\n\n" + schedule +
-	       "\nError during the last delivery attempt:\n\n\t" + error + "\n" + full_response_text(smtp_lines);
+	    "\nError during the last delivery attempt:\n\n\t" + error + "\n" + full_response_text(smtp_lines);
 }
 
 }  // namespace tern::message

@@ -41,21 +41,21 @@ struct DsnMessage {
 	// may a UTF-8 variant be composed, and the original header section,
 	// which may then hold UTF-8, is base64-encoded for ASCII receivers.
 	bool smtputf8 = false;
-	std::string from;        // "postmaster@host", written as From: <…>
-	std::string to;          // the original MAIL FROM, written as To: <…>
-	std::string subject;     // "mail delivery failed" / "… delayed" / "… failure"
-	std::string message_id;  // without <>; required (compose throws when empty)
-	std::string references;  // original Message-Id as in its header; empty: none
-	std::string reporting_mta;      // our hostname; written "dns; host"
+	std::string from;           // "postmaster@host", written as From: <…>
+	std::string to;             // the original MAIL FROM, written as To: <…>
+	std::string subject;        // "mail delivery failed" / "… delayed" / "… failure"
+	std::string message_id;     // without <>; required (compose throws when empty)
+	std::string references;     // original Message-Id as in its header; empty: none
+	std::string reporting_mta;  // our hostname; written "dns; host"
 	// RFC 3464 2.2.1 Original-Envelope-Id from the ENVID parameter
 	// (decoded, printable ASCII). Empty: no field.
 	std::string envid;
 	// "dns;<ehlo> ([ip])" (see received_from_mta_value); "dns;" is
 	// prepended unless already there. Empty: no Received-From-MTA field.
 	std::string received_from_mta;
-	std::time_t arrival = 0;        // Arrival-Date (RFC 3464 2.2.5); 0: no field
-	std::time_t date = 0;           // Date header; 0: now
-	int tz_offset_s = 0;            // zone for all dates written
+	std::time_t arrival = 0;  // Arrival-Date (RFC 3464 2.2.5); 0: no field
+	std::time_t date = 0;     // Date header; 0: now
+	int tz_offset_s = 0;      // zone for all dates written
 	// Human-readable explanation; line ends LF or CRLF, written as CRLF.
 	std::string text_body;
 	std::vector<DsnRecipient> recipients;  // at least one (compose throws otherwise)

@@ -4,45 +4,39 @@
 
 namespace tern::message {
 
-std::string_view HeaderField::value() const
-{
+std::string_view HeaderField::value() const {
 	std::string_view r = raw;
 	size_t colon = r.find(':');
 	return colon == std::string_view::npos ? std::string_view{} : r.substr(colon + 1);
 }
 
-std::string HeaderField::unfolded_value() const
-{
+std::string HeaderField::unfolded_value() const {
 	std::string v = unfold(value());
-	while (!v.empty() && (v.back() == '\n' || v.back() == '\r'))
-		v.pop_back();
+	while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
 	return std::string(trim(v));
 }
 
-std::string unfold(std::string_view folded)
-{
+std::string unfold(std::string_view folded) {
 	std::string out;
 	out.reserve(folded.size());
 	for (size_t i = 0; i < folded.size(); i++) {
 		char c = folded[i];
 		// RFC 5322 2.2.3: "unfolding is accomplished by simply removing any
 		// CRLF that is immediately followed by WSP". A bare LF counts too.
-		if (c == '\r' && i + 2 < folded.size() && folded[i + 1] == '\n' && (folded[i + 2] == ' ' || folded[i + 2] == '\t')) {
+		if (c == '\r' && i + 2 < folded.size() && folded[i + 1] == '\n' &&
+		    (folded[i + 2] == ' ' || folded[i + 2] == '\t')) {
 			i++;
 			continue;
 		}
-		if (c == '\n' && i + 1 < folded.size() && (folded[i + 1] == ' ' || folded[i + 1] == '\t'))
-			continue;
+		if (c == '\n' && i + 1 < folded.size() && (folded[i + 1] == ' ' || folded[i + 1] == '\t')) continue;
 		out += c;
 	}
 	return out;
 }
 
-std::optional<HeaderSection> parse_header_section(std::string_view message, std::string* error)
-{
+std::optional<HeaderSection> parse_header_section(std::string_view message, std::string* error) {
 	auto fail = [&](const char* why) -> std::optional<HeaderSection> {
-		if (error)
-			*error = why;
+		if (error) *error = why;
 		return std::nullopt;
 	};
 	HeaderSection section;
@@ -58,24 +52,19 @@ std::optional<HeaderSection> parse_header_section(std::string_view message, std:
 		}
 		if (line[0] == ' ' || line[0] == '\t') {
 			// RFC 5322 2.2.3: a continuation line belongs to the field above.
-			if (section.fields.empty())
-				return fail("malformed message, starts with space/tab");
+			if (section.fields.empty()) return fail("malformed message, starts with space/tab");
 			section.fields.back().raw.append(line);
 			pos = end;
 			continue;
 		}
 		size_t colon = line.find(':');
-		if (colon == std::string_view::npos)
-			return fail("malformed message, header without colon");
+		if (colon == std::string_view::npos) return fail("malformed message, header without colon");
 		std::string_view name = line.substr(0, colon);
-		while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
-			name.remove_suffix(1);
-		if (name.empty())
-			return fail("empty header key");
+		while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+		if (name.empty()) return fail("empty header key");
 		for (unsigned char c : name) {
 			// RFC 5322 3.6.8: ftext is printable US-ASCII except colon.
-			if (c <= ' ' || c >= 0x7f)
-				return fail("invalid header field name");
+			if (c <= ' ' || c >= 0x7f) return fail("invalid header field name");
 		}
 		HeaderField field;
 		field.name = std::string(name);
@@ -89,12 +78,10 @@ std::optional<HeaderSection> parse_header_section(std::string_view message, std:
 	return section;
 }
 
-std::vector<const HeaderField*> find_fields(const HeaderSection& section, std::string_view name)
-{
+std::vector<const HeaderField*> find_fields(const HeaderSection& section, std::string_view name) {
 	std::vector<const HeaderField*> out;
 	for (const HeaderField& f : section.fields)
-		if (iequals(f.lower_name, name))
-			out.push_back(&f);
+		if (iequals(f.lower_name, name)) out.push_back(&f);
 	return out;
 }
 

@@ -16,8 +16,7 @@ constexpr const char* month_names[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun
 
 }  // namespace
 
-std::string format_date(std::time_t t, int tz_offset_s)
-{
+std::string format_date(std::time_t t, int tz_offset_s) {
 	// RFC 5322 3.3 date-time without the optional day-of-week, as the model
 	// writes it: "2 Jan 2006 15:04:05 -0700". The wall-clock time is UTC
 	// shifted by the offset, so no dependence on the process's TZ.
@@ -26,21 +25,19 @@ std::string format_date(std::time_t t, int tz_offset_s)
 	gmtime_r(&shifted, &tm);
 	int offset_min = std::abs(tz_offset_s) / 60;
 	char buf[64];
-	std::snprintf(buf, sizeof buf, "%d %s %04d %02d:%02d:%02d %c%02d%02d", tm.tm_mday,
-	              month_names[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	              tz_offset_s < 0 ? '-' : '+', offset_min / 60, offset_min % 60);
+	std::snprintf(buf, sizeof buf, "%d %s %04d %02d:%02d:%02d %c%02d%02d", tm.tm_mday, month_names[tm.tm_mon],
+	              tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, tz_offset_s < 0 ? '-' : '+', offset_min / 60,
+	              offset_min % 60);
 	return buf;
 }
 
-int local_utc_offset(std::time_t t)
-{
+int local_utc_offset(std::time_t t) {
 	std::tm tm{};
 	localtime_r(&t, &tm);
 	return static_cast<int>(tm.tm_gmtoff);
 }
 
-HeaderBuilder::HeaderBuilder(std::string_view name)
-{
+HeaderBuilder::HeaderBuilder(std::string_view name) {
 	out_.append(name);
 	out_ += ':';
 	line_len_ = out_.size();
@@ -51,8 +48,7 @@ HeaderBuilder::HeaderBuilder(std::string_view name)
 // line is folded (RFC 5322 2.2.3) and the TAB replaces the separator. A line
 // holding only the TAB is never folded again, so an item longer than the
 // limit gets a line of its own.
-void HeaderBuilder::add(std::string_view item)
-{
+void HeaderBuilder::add(std::string_view item) {
 	if (line_len_ > 1 && line_len_ + 1 + item.size() > max_line_len) {
 		newline();
 	} else {
@@ -63,37 +59,28 @@ void HeaderBuilder::add(std::string_view item)
 	line_len_ += item.size();
 }
 
-void HeaderBuilder::add_raw(std::string_view text)
-{
-	if (line_len_ > 1 && line_len_ + text.size() > max_line_len)
-		newline();
+void HeaderBuilder::add_raw(std::string_view text) {
+	if (line_len_ > 1 && line_len_ + text.size() > max_line_len) newline();
 	out_.append(text);
 	line_len_ += text.size();
 }
 
-void HeaderBuilder::newline()
-{
+void HeaderBuilder::newline() {
 	out_ += "\r\n\t";
 	line_len_ = 1;
 }
 
-std::string HeaderBuilder::finish() const
-{
-	return out_ + "\r\n";
-}
+std::string HeaderBuilder::finish() const { return out_ + "\r\n"; }
 
-std::string build_received(const ReceivedInfo& info)
-{
+std::string build_received(const ReceivedInfo& info) {
 	// RFC 5321 4.4 Time-stamp-line; "via tcp" and "with" per RFC 5321 4.4 and
 	// RFC 3848. The "from" and "by" domains carry their comment in the same
 	// item (never folded apart), as the model does.
 	HeaderBuilder h("Received");
 	std::string from = info.from;
-	if (!info.from_comment.empty())
-		from += " " + info.from_comment;
+	if (!info.from_comment.empty()) from += " " + info.from_comment;
 	std::string by = info.by;
-	if (!info.by_comment.empty())
-		by += " " + info.by_comment;
+	if (!info.by_comment.empty()) by += " " + info.by_comment;
 	h.add("from");
 	h.add(from);
 	h.add("by");
@@ -110,10 +97,8 @@ std::string build_received(const ReceivedInfo& info)
 	while (!tls.empty()) {
 		size_t space = tls.find(' ');
 		std::string_view word = tls.substr(0, space);
-		if (!word.empty())
-			h.add(word);
-		if (space == std::string_view::npos)
-			break;
+		if (!word.empty()) h.add(word);
+		if (space == std::string_view::npos) break;
 		tls.remove_prefix(space + 1);
 	}
 	h.add("for");
@@ -122,8 +107,7 @@ std::string build_received(const ReceivedInfo& info)
 	return h.finish();
 }
 
-std::string build_return_path(std::string_view address)
-{
+std::string build_return_path(std::string_view address) {
 	// RFC 5321 4.4: Return-Path: <reverse-path>, "<>" for the null sender.
 	std::string out = "Return-Path: <";
 	out.append(address);
@@ -131,14 +115,11 @@ std::string build_return_path(std::string_view address)
 	return out;
 }
 
-std::string received_with(bool ehlo, bool smtputf8, bool tls, bool authenticated)
-{
+std::string received_with(bool ehlo, bool smtputf8, bool tls, bool authenticated) {
 	// RFC 3848 and RFC 6531 3.7.3: UTF8SMTP wins over ESMTP.
 	std::string with = smtputf8 ? "UTF8SMTP" : ehlo ? "ESMTP" : "SMTP";
-	if (tls)
-		with += 'S';
-	if (authenticated)
-		with += 'A';
+	if (tls) with += 'S';
+	if (authenticated) with += 'A';
 	return with;
 }
 

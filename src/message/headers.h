@@ -21,11 +21,11 @@ int local_utc_offset(std::time_t t);
 // Used for Received and Authentication-Results.
 class HeaderBuilder {
 public:
-	explicit HeaderBuilder(std::string_view name);   // "Received"
-	void add(std::string_view item);                 // separator: one space
-	void add_raw(std::string_view text);             // no separator
-	void newline();                                  // force CRLF TAB
-	std::string finish() const;                      // ends with CRLF
+	explicit HeaderBuilder(std::string_view name);  // "Received"
+	void add(std::string_view item);                // separator: one space
+	void add_raw(std::string_view text);            // no separator
+	void newline();                                 // force CRLF TAB
+	std::string finish() const;                     // ends with CRLF
 private:
 	std::string out_;
 	size_t line_len_ = 0;
@@ -42,7 +42,7 @@ struct ReceivedInfo {
 	std::string tls_comment;   // "(TLS1.2 TLS_ECDHE_...)" or empty
 	std::string for_rcpt;      // recipient address, without brackets
 	std::time_t when = 0;
-	int tz_offset_s = 0;       // date's zone offset, e.g. local_utc_offset(when)
+	int tz_offset_s = 0;  // date's zone offset, e.g. local_utc_offset(when)
 };
 // "Received: from F (c) by B (c) via tcp with W id ID (tls) for <rcpt>; date\r\n"
 std::string build_received(const ReceivedInfo&);

@@ -24,7 +24,10 @@ std::vector<std::pair<std::string, std::string>> parse_params(std::string_view s
 	std::vector<std::pair<std::string, std::string>> out;
 	size_t i = 0;
 	while (i < s.size()) {
-		if (s[i] != ';') { ++i; continue; }
+		if (s[i] != ';') {
+			++i;
+			continue;
+		}
 		++i;
 		size_t eq = s.find('=', i);
 		if (eq == std::string_view::npos) break;
@@ -83,9 +86,12 @@ struct Walker {
 			if (k == "filename") part.filename = v;
 		if (part.filename.empty()) part.filename = part.content_type.param("name");
 		std::string cte = ascii_lower(trim(field_value(h, "Content-Transfer-Encoding")));
-		if (cte == "base64") part.body = decode_base64_lenient(body);
-		else if (cte == "quoted-printable") part.body = decode_quoted_printable(body);
-		else part.body = std::string(body);
+		if (cte == "base64")
+			part.body = decode_base64_lenient(body);
+		else if (cte == "quoted-printable")
+			part.body = decode_quoted_printable(body);
+		else
+			part.body = std::string(body);
 		++parts;
 		visit(part);
 	}
@@ -99,7 +105,8 @@ struct Walker {
 		std::optional<size_t> start;
 		while (pos <= body.size()) {
 			size_t eol = body.find('\n', pos);
-			std::string_view line = body.substr(pos, eol == std::string_view::npos ? body.size() - pos : eol - pos);
+			std::string_view line = body.substr(
+			    pos, eol == std::string_view::npos ? body.size() - pos : eol - pos);
 			if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
 			if (line.substr(0, delim.size()) == delim) {
 				std::string_view rest = trim(line.substr(delim.size()));
@@ -151,7 +158,10 @@ std::string decode_quoted_printable(std::string_view text) {
 	out.reserve(text.size());
 	for (size_t i = 0; i < text.size(); ++i) {
 		char c = text[i];
-		if (c != '=') { out += c; continue; }
+		if (c != '=') {
+			out += c;
+			continue;
+		}
 		// Soft line break: '=' then optional white space, then a line end.
 		size_t j = i + 1;
 		while (j < text.size() && (text[j] == ' ' || text[j] == '\t')) ++j;
@@ -160,10 +170,16 @@ std::string decode_quoted_printable(std::string_view text) {
 			i = j;
 			continue;
 		}
-		if (j == text.size()) { i = j; continue; }
+		if (j == text.size()) {
+			i = j;
+			continue;
+		}
 		int hi = i + 1 < text.size() ? hex_value(text[i + 1]) : -1;
 		int lo = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
-		if (hi < 0 || lo < 0) { out += c; continue; }
+		if (hi < 0 || lo < 0) {
+			out += c;
+			continue;
+		}
 		out += static_cast<char>(hi * 16 + lo);
 		i += 2;
 	}
@@ -231,10 +247,12 @@ std::string decode_encoded_words(std::string_view value) {
 				char enc = static_cast<char>(std::toupper(static_cast<unsigned char>(value[q1 + 1])));
 				std::string_view text = value.substr(q2 + 1, end - q2 - 1);
 				std::string raw;
-				if (enc == 'B') raw = decode_base64_lenient(text);
+				if (enc == 'B')
+					raw = decode_base64_lenient(text);
 				else if (enc == 'Q') {
 					std::string t(text);
-					for (char& c : t) if (c == '_') c = ' ';
+					for (char& c : t)
+						if (c == '_') c = ' ';
 					raw = decode_quoted_printable(t);
 				}
 				if (enc == 'B' || enc == 'Q') {

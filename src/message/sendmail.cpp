@@ -122,7 +122,8 @@ std::string normalize_message(std::string_view input, bool ignore_dots) {
 }
 
 std::string ensure_header_section(std::string message) {
-	if (message.starts_with("From ")) message.erase(0, message.find('\n') == std::string::npos ? message.size() : message.find('\n') + 1);
+	if (message.starts_with("From "))
+		message.erase(0, message.find('\n') == std::string::npos ? message.size() : message.find('\n') + 1);
 	size_t eol = message.find("\r\n");
 	std::string_view first(message.data(), eol == std::string::npos ? message.size() : eol);
 	// RFC 5322 2.2 field name: printable US-ASCII but ':', then ':'.
@@ -151,21 +152,28 @@ std::string qualify_address_list(std::string_view value, const std::string& host
 			char c = value[i];
 			if (quoted || comment > 0) {
 				element += c;
-				if (c == '\\' && i + 1 < value.size()) element += value[++i];
-				else if (quoted && c == '"') quoted = false;
-				else if (comment > 0 && c == '(') ++comment;
-				else if (comment > 0 && c == ')') --comment;
+				if (c == '\\' && i + 1 < value.size())
+					element += value[++i];
+				else if (quoted && c == '"')
+					quoted = false;
+				else if (comment > 0 && c == '(')
+					++comment;
+				else if (comment > 0 && c == ')')
+					--comment;
 				continue;
 			}
 			if (c == ',' && !angle) break;
-			bool atext = std::isalnum(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) >= 0x80 ||
-			             std::strchr("!#$%&'*+-/=?^_`{|}~.", c) != nullptr;
+			bool atext = std::isalnum(static_cast<unsigned char>(c)) ||
+			    static_cast<unsigned char>(c) >= 0x80 || std::strchr("!#$%&'*+-/=?^_`{|}~.", c) != nullptr;
 			if (atext && !in_word) ++words;
 			if (in_word && !atext) word_end = element.size();
 			in_word = atext;
-			if (c == '"') quoted = true;
-			else if (c == '(') comment = 1;
-			else if (c == '<') angle = true;
+			if (c == '"')
+				quoted = true;
+			else if (c == '(')
+				comment = 1;
+			else if (c == '<')
+				angle = true;
 			else if (c == '>' && angle) {
 				angle = false;
 				if (angle_close == std::string::npos) angle_close = element.size();
@@ -365,7 +373,8 @@ ResponseLine parse_response_line(std::string_view line) {
 	std::string_view kind = word();
 	if (kind == "queue") {
 		auto [p, ec] = std::from_chars(line.data(), line.data() + line.size(), r.size);
-		if (ec == std::errc() && p == line.data() + line.size() && !line.empty()) r.kind = ResponseLine::Kind::queue;
+		if (ec == std::errc() && p == line.data() + line.size() && !line.empty())
+			r.kind = ResponseLine::Kind::queue;
 		return r;
 	}
 	if (kind != "rcpt" && kind != "done") return r;

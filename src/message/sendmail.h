@@ -35,12 +35,12 @@ enum class Mode {
 struct Args {
 	Mode mode = Mode::deliver;
 	std::string config_path;
-	bool recipients_from_headers = false;   // -t
-	bool ignore_dots = false;               // -i, -oi
-	std::optional<std::string> sender;      // -f / -r, "" or "<>" = null
-	std::string full_name;                  // -F
+	bool recipients_from_headers = false;  // -t
+	bool ignore_dots = false;              // -i, -oi
+	std::optional<std::string> sender;     // -f / -r, "" or "<>" = null
+	std::string full_name;                 // -F
 	std::vector<std::string> recipients;
-	std::string error;                      // set: usage error (exit ex_usage)
+	std::string error;  // set: usage error (exit ex_usage)
 };
 
 // argv without the program name; `program` is argv[0] (a basename of
@@ -129,7 +129,7 @@ private:
 
 struct Status {
 	int code = 0;
-	std::string enhanced;   // "2.0.0"
+	std::string enhanced;  // "2.0.0"
 	std::string text;
 	std::string recipient;  // rcpt lines only
 };

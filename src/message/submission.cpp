@@ -16,20 +16,14 @@ namespace tern::message {
 
 namespace {
 
-bool is_wsp(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
+bool is_wsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 // RFC 5322 3.2.3 atext, plus every non-ASCII byte (RFC 6532 3.2: UTF-8 is
 // allowed wherever atext is).
-bool is_atext(char ch)
-{
+bool is_atext(char ch) {
 	unsigned char c = static_cast<unsigned char>(ch);
-	if (c >= 0x80)
-		return true;
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
+	if (c >= 0x80) return true;
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
 	return std::strchr("!#$%&'*+-/=?^_`{|}~", c) != nullptr && c != 0;
 }
 
@@ -56,13 +50,11 @@ public:
 		std::string domain;     // dot-atom text as written
 	};
 
-	std::vector<Mailbox> read_all()
-	{
+	std::vector<Mailbox> read_all() {
 		std::vector<Mailbox> out;
 		for (;;) {
 			skip_cfws();
-			if (at_end())
-				break;
+			if (at_end()) break;
 			// RFC 5322 4.4 obs-mbox-list: empty list elements are allowed.
 			if (peek() == ',') {
 				++pos_;
@@ -70,10 +62,8 @@ public:
 			}
 			out.push_back(mailbox());
 			skip_cfws();
-			if (at_end())
-				break;
-			if (peek() != ',')
-				fail("unexpected character " + describe_next() + " after address");
+			if (at_end()) break;
+			if (peek() != ',') fail("unexpected character " + describe_next() + " after address");
 			++pos_;
 		}
 		return out;
@@ -88,16 +78,13 @@ private:
 
 	[[noreturn]] void fail(const std::string& what) const { throw FromSyntaxError{what}; }
 
-	std::string describe_next() const
-	{
-		if (at_end())
-			return "end of header";
+	std::string describe_next() const {
+		if (at_end()) return "end of header";
 		return std::string("\"") + text_[pos_] + "\"";
 	}
 
 	// RFC 5322 3.2.2 CFWS: folding white space and (nested) comments.
-	void skip_cfws()
-	{
+	void skip_cfws() {
 		for (;;) {
 			if (!at_end() && is_wsp(peek())) {
 				++pos_;
@@ -109,16 +96,13 @@ private:
 		}
 	}
 
-	void skip_comment()
-	{
+	void skip_comment() {
 		int depth = 0;
 		do {
-			if (at_end())
-				fail("unterminated comment");
+			if (at_end()) fail("unterminated comment");
 			char c = text_[pos_++];
 			if (c == '\\') {
-				if (at_end())
-					fail("unterminated comment");
+				if (at_end()) fail("unterminated comment");
 				++pos_;
 			} else if (c == '(') {
 				++depth;
@@ -130,36 +114,29 @@ private:
 
 	// RFC 5322 3.2.4 quoted-string; returns the content with quoted-pairs
 	// resolved. FWS inside is kept as written (already unfolded).
-	std::string quoted_string()
-	{
+	std::string quoted_string() {
 		++pos_;  // opening DQUOTE
 		std::string out;
 		for (;;) {
-			if (at_end())
-				fail("unterminated quoted string");
+			if (at_end()) fail("unterminated quoted string");
 			char c = text_[pos_++];
-			if (c == '"')
-				return out;
+			if (c == '"') return out;
 			if (c == '\\') {
-				if (at_end())
-					fail("unterminated quoted string");
+				if (at_end()) fail("unterminated quoted string");
 				c = text_[pos_++];
 			}
 			out += c;
 		}
 	}
 
-	std::string atom()
-	{
+	std::string atom() {
 		size_t start = pos_;
-		while (!at_end() && is_atext(peek()))
-			++pos_;
+		while (!at_end() && is_atext(peek())) ++pos_;
 		return std::string(text_.substr(start, pos_ - start));
 	}
 
 	// Words up to the next special that is not a dot or a quote.
-	std::vector<Word> words()
-	{
+	std::vector<Word> words() {
 		std::vector<Word> out;
 		for (;;) {
 			skip_cfws();
@@ -177,47 +154,38 @@ private:
 
 	// RFC 5322 3.4.1 local-part = dot-atom / quoted-string / obs-local-part
 	// (word *("." word)): words and dots strictly alternating.
-	std::string local_part_from(const std::vector<Word>& ws) const
-	{
-		if (ws.empty())
-			throw FromSyntaxError{"missing localpart"};
+	std::string local_part_from(const std::vector<Word>& ws) const {
+		if (ws.empty()) throw FromSyntaxError{"missing localpart"};
 		std::string out;
 		bool want_word = true;
 		for (const Word& w : ws) {
-			if ((w.kind == Word::dot) == want_word)
-				throw FromSyntaxError{"malformed localpart"};
+			if ((w.kind == Word::dot) == want_word) throw FromSyntaxError{"malformed localpart"};
 			out += w.text;
 			want_word = !want_word;
 		}
-		if (want_word)
-			throw FromSyntaxError{"localpart ends with a dot"};
+		if (want_word) throw FromSyntaxError{"localpart ends with a dot"};
 		return out;
 	}
 
 	// RFC 5322 3.4.1 domain; a domain-literal is read but refused by the
 	// caller (the model only takes DNS domains in From).
-	std::string domain()
-	{
+	std::string domain() {
 		skip_cfws();
 		std::string out;
 		if (peek() == '[') {
 			size_t start = pos_;
-			while (!at_end() && peek() != ']')
-				++pos_;
-			if (at_end())
-				fail("unterminated domain literal");
+			while (!at_end() && peek() != ']') ++pos_;
+			if (at_end()) fail("unterminated domain literal");
 			++pos_;
 			return std::string(text_.substr(start, pos_ - start));
 		}
 		for (;;) {
 			skip_cfws();
 			std::string a = atom();
-			if (a.empty())
-				fail("missing domain");
+			if (a.empty()) fail("missing domain");
 			out += a;
 			skip_cfws();
-			if (peek() != '.')
-				return out;
+			if (peek() != '.') return out;
 			++pos_;
 			out += '.';
 		}
@@ -225,57 +193,45 @@ private:
 
 	// addr-spec inside angle brackets, with an RFC 5322 4.4 obs-route
 	// ("@a,@b:") skipped.
-	Mailbox angle_addr()
-	{
+	Mailbox angle_addr() {
 		++pos_;  // '<'
 		skip_cfws();
 		if (peek() == '@' || peek() == ',') {
-			while (!at_end() && peek() != ':' && peek() != '>')
-				++pos_;
-			if (peek() != ':')
-				fail("malformed route in angle address");
+			while (!at_end() && peek() != ':' && peek() != '>') ++pos_;
+			if (peek() != ':') fail("malformed route in angle address");
 			++pos_;
 		}
-		if (peek() == '>')
-			fail("empty angle address");
+		if (peek() == '>') fail("empty angle address");
 		std::vector<Word> ws = words();
 		skip_cfws();
-		if (peek() != '@')
-			fail("expected \"@\" in address, got " + describe_next());
+		if (peek() != '@') fail("expected \"@\" in address, got " + describe_next());
 		++pos_;
 		Mailbox m{local_part_from(ws), domain()};
 		skip_cfws();
-		if (peek() != '>')
-			fail("expected \">\" after address, got " + describe_next());
+		if (peek() != '>') fail("expected \">\" after address, got " + describe_next());
 		++pos_;
 		return m;
 	}
 
-	Mailbox mailbox()
-	{
+	Mailbox mailbox() {
 		std::vector<Word> ws = words();
 		skip_cfws();
 		char c = peek();
-		if (c == '<')
-			return angle_addr();  // the words were the display name
+		if (c == '<') return angle_addr();  // the words were the display name
 		if (c == '@') {
-			if (ws.empty())
-				fail("missing localpart");
+			if (ws.empty()) fail("missing localpart");
 			++pos_;
 			return Mailbox{local_part_from(ws), domain()};
 		}
-		if (c == ':')
-			fail("group syntax not allowed");
-		if (ws.empty())
-			fail("unexpected character " + describe_next());
+		if (c == ':') fail("group syntax not allowed");
+		if (ws.empty()) fail("unexpected character " + describe_next());
 		fail("address without \"@\"");
 	}
 };
 
 }  // namespace
 
-FromResult parse_single_from(const HeaderSection& section)
-{
+FromResult parse_single_from(const HeaderSection& section) {
 	FromResult r;
 	// RFC 5322 3.6: exactly one From field. The obsolete syntax allowing
 	// several leaves their meaning open, and DKIM signs the last instance
@@ -293,13 +249,13 @@ FromResult parse_single_from(const HeaderSection& section)
 		return r;
 	}
 	if (boxes.size() != 1) {
-		r.error = "from header does not have exactly one address: " + std::to_string(boxes.size()) + " addresses";
+		r.error = "from header does not have exactly one address: " + std::to_string(boxes.size()) +
+		    " addresses";
 		return r;
 	}
 	const MailboxListReader::Mailbox& box = boxes[0];
 	std::optional<smtp::Domain> domain;
-	if (!box.domain.starts_with('['))
-		domain = smtp::parse_domain(box.domain);
+	if (!box.domain.starts_with('[')) domain = smtp::parse_domain(box.domain);
 	if (!domain) {
 		r.error = "bad domain in from address: " + box.domain;
 		return r;
@@ -320,8 +276,7 @@ FromResult parse_single_from(const HeaderSection& section)
 	return r;
 }
 
-FromResult parse_single_from(std::string_view message)
-{
+FromResult parse_single_from(std::string_view message) {
 	std::string error;
 	std::optional<HeaderSection> section = parse_header_section(message, &error);
 	if (!section) {
@@ -338,8 +293,7 @@ namespace {
 // elements, ":" after a group's display name, ";" at a group's end; never
 // inside quoted strings, comments or angle addresses. nullopt when one of
 // those is not closed.
-std::optional<std::vector<std::string>> address_list_elements(std::string_view value)
-{
+std::optional<std::vector<std::string>> address_list_elements(std::string_view value) {
 	std::vector<std::string> elements;
 	std::string current;
 	bool quoted = false;
@@ -367,27 +321,23 @@ std::optional<std::vector<std::string>> address_list_elements(std::string_view v
 		else if (c == '>' && angle > 0)
 			--angle;
 		if (angle == 0 && (c == ',' || c == ';' || c == ':')) {
-			if (c != ':')
-				elements.push_back(std::move(current));
+			if (c != ':') elements.push_back(std::move(current));
 			current.clear();  // after ':' the text so far was the group's name
 			continue;
 		}
 		current += c;
 	}
-	if (quoted || comment > 0 || angle > 0)
-		return std::nullopt;
+	if (quoted || comment > 0 || angle > 0) return std::nullopt;
 	elements.push_back(std::move(current));
 	return elements;
 }
 
 // The addresses of one list element (trimmed, not empty), appended to
 // `out`; false with `error` set when it is not an address.
-bool append_element_addresses(const std::string& text, std::vector<std::string>& out, std::string& error)
-{
+bool append_element_addresses(const std::string& text, std::vector<std::string>& out, std::string& error) {
 	if (text.find('@') == std::string::npos) {
 		bool bare = true;
-		for (char c : text)
-			bare = bare && is_atext(c) && c != '(' && c != '"';
+		for (char c : text) bare = bare && is_atext(c) && c != '(' && c != '"';
 		if (!bare) {
 			error = "address without \"@\": " + text;
 			return false;
@@ -418,58 +368,43 @@ bool append_element_addresses(const std::string& text, std::vector<std::string>&
 
 }  // namespace
 
-std::optional<std::vector<std::string>> parse_address_list(std::string_view value, std::string* error)
-{
+std::optional<std::vector<std::string>> parse_address_list(std::string_view value, std::string* error) {
 	std::string why;
 	auto elements = address_list_elements(value);
-	if (!elements)
-		why = "unterminated quoted string, comment or angle address";
+	if (!elements) why = "unterminated quoted string, comment or angle address";
 	std::vector<std::string> out;
 	for (size_t i = 0; elements && i < elements->size() && why.empty(); ++i) {
 		const std::string& element = (*elements)[i];
 		size_t first = element.find_first_not_of(" \t\r\n");
-		if (first == std::string::npos)
-			continue;  // RFC 5322 4.4: empty list elements are allowed
+		if (first == std::string::npos) continue;  // RFC 5322 4.4: empty list elements are allowed
 		size_t last = element.find_last_not_of(" \t\r\n");
 		append_element_addresses(element.substr(first, last - first + 1), out, why);
 	}
-	if (why.empty())
-		return out;
-	if (error)
-		*error = why;
+	if (why.empty()) return out;
+	if (error) *error = why;
 	return std::nullopt;
 }
 
-bool has_header(const HeaderSection& section, std::string_view name)
-{
-	return !find_fields(section, name).empty();
-}
+bool has_header(const HeaderSection& section, std::string_view name) { return !find_fields(section, name).empty(); }
 
-std::optional<std::string> header_value(const HeaderSection& section, std::string_view name)
-{
+std::optional<std::string> header_value(const HeaderSection& section, std::string_view name) {
 	std::vector<const HeaderField*> fields = find_fields(section, name);
-	if (fields.empty())
-		return std::nullopt;
+	if (fields.empty()) return std::nullopt;
 	return fields.front()->unfolded_value();
 }
 
-std::string make_message_id(const std::string& hostname)
-{
+std::string make_message_id(const std::string& hostname) {
 	// 16 random bytes make 22 base64url characters without padding.
 	return base64url_encode_nopad(random_bytes(16)) + "@" + hostname;
 }
 
-std::string message_id_header(std::string_view message_id)
-{
+std::string message_id_header(std::string_view message_id) {
 	std::string out = "Message-Id: <";
 	out += message_id;
 	out += ">\r\n";
 	return out;
 }
 
-std::string date_header(std::time_t t, int tz_offset_s)
-{
-	return "Date: " + format_date(t, tz_offset_s) + "\r\n";
-}
+std::string date_header(std::time_t t, int tz_offset_s) { return "Date: " + format_date(t, tz_offset_s) + "\r\n"; }
 
 }  // namespace tern::message

@@ -25,7 +25,8 @@ std::string status_response(int code, std::string_view reason, std::string_view 
 }
 
 std::string plain_error(int code, std::string_view reason, std::string_view extra_headers = {}) {
-	return status_response(code, reason, extra_headers, false, std::string(reason) + "\n", "text/plain; charset=utf-8");
+	return status_response(code, reason, extra_headers, false, std::string(reason) + "\n",
+	                       "text/plain; charset=utf-8");
 }
 
 }  // namespace
@@ -37,7 +38,8 @@ std::string http_response(std::string_view head, const std::function<std::string
 	if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
 	size_t sp1 = line.find(' ');
 	size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-	if (sp1 == std::string_view::npos || sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
+	if (sp1 == std::string_view::npos || sp2 == std::string_view::npos ||
+	    line.find(' ', sp2 + 1) != std::string_view::npos)
 		return plain_error(400, "Bad Request");
 	std::string_view method = line.substr(0, sp1);
 	std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
@@ -58,7 +60,8 @@ int open_metrics_socket(const std::string& listen) {
 	if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
 	int port = 0;
 	for (char c : listen.substr(colon + 1)) {
-		if (c < '0' || c > '9' || port > 65535) throw std::runtime_error("metrics listen " + listen + ": bad port");
+		if (c < '0' || c > '9' || port > 65535)
+			throw std::runtime_error("metrics listen " + listen + ": bad port");
 		port = port * 10 + (c - '0');
 	}
 	if (port > 65535) throw std::runtime_error("metrics listen " + listen + ": bad port");
@@ -66,7 +69,7 @@ int open_metrics_socket(const std::string& listen) {
 }
 
 HttpResponder::HttpResponder(struct ev_loop* loop, int listen_fd, std::function<std::string()> page)
-    : loop_(loop), listen_fd_(listen_fd), page_(std::move(page)), resume_(loop, [this] { start(); }) {
+	: loop_(loop), listen_fd_(listen_fd), page_(std::move(page)), resume_(loop, [this] { start(); }) {
 	ev_io_init(&accept_io_, &HttpResponder::accept_trampoline, listen_fd_.get(), EV_READ);
 	accept_io_.data = this;
 }

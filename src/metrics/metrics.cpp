@@ -9,42 +9,61 @@ const std::vector<Family>& families() {
 	// Help texts follow the model's where it has the metric.
 	static const std::vector<Family> all = [] {
 		std::vector<Family> f{
-		    {"tern_authentication_total", Type::counter,
+		    {"tern_authentication_total",
+		     Type::counter,
 		     "Authentication attempts and results. Variant is the SASL mechanism, lower case; results: ok, badcreds, "
 		     "aborted, error.",
 		     {"kind", "variant", "result"}},
 		    {"tern_connections_open", Type::gauge, "Open SMTP connections.", {}},
-		    {"tern_dnsbl_zones_unhealthy", Type::gauge,
-		     "DNSBL zones skipped because their last health test failed (RFC 5782 5).", {}},
-		    {"tern_history_records", Type::gauge,
-		     "Message history records (delivered and refused copies on port 25), every account.", {}},
-		    {"tern_junkfilter_verdicts_total", Type::counter,
-		     "Junk filter verdicts on incoming messages. Verdict values: ham, junk, untrained, error.", {"verdict"}},
-		    {"tern_maildir_scan_lag_seconds", Type::gauge,
+		    {"tern_dnsbl_zones_unhealthy",
+		     Type::gauge,
+		     "DNSBL zones skipped because their last health test failed (RFC 5782 5).",
+		     {}},
+		    {"tern_history_records",
+		     Type::gauge,
+		     "Message history records (delivered and refused copies on port 25), every account.",
+		     {}},
+		    {"tern_junkfilter_verdicts_total",
+		     Type::counter,
+		     "Junk filter verdicts on incoming messages. Verdict values: ham, junk, untrained, error.",
+		     {"verdict"}},
+		    {"tern_maildir_scan_lag_seconds",
+		     Type::gauge,
 		     "Seconds since the start of the last complete Maildir scanner pass: junk marks, moves and deletions "
 		     "older than this are known.",
 		     {}},
-		    {"tern_queue_deliveries_total", Type::counter,
+		    {"tern_queue_deliveries_total",
+		     Type::counter,
 		     "Outbound queue delivery attempts per recipient. Results: delivered, local, failed, retried.",
 		     {"result"}},
 		    {"tern_queue_messages", Type::gauge, "Messages in the outbound queue.", {}},
-		    {"tern_reports_stored_total", Type::counter, "DMARC aggregate and TLS reports kept. Kind values: dmarc, tlsrpt.",
+		    {"tern_reports_stored_total",
+		     Type::counter,
+		     "DMARC aggregate and TLS reports kept. Kind values: dmarc, tlsrpt.",
 		     {"kind"}},
-		    {"tern_smtpserver_command_duration_seconds", Type::histogram,
+		    {"tern_smtpserver_command_duration_seconds",
+		     Type::histogram,
 		     "SMTP server command duration and result codes in seconds.",
 		     {"kind", "cmd", "code", "ecode"}},
 		    {"tern_smtpserver_connection_total", Type::counter, "Incoming SMTP connections.", {"kind"}},
-		    {"tern_smtpserver_delivery_total", Type::counter,
+		    {"tern_smtpserver_delivery_total",
+		     Type::counter,
 		     "SMTP incoming message delivery from external source, not submission. Result values: delivered, reject, "
 		     "unknownuser, accounterror, delivererror. Reason indicates why a message was rejected/accepted.",
 		     {"result", "reason"}},
-		    {"tern_smtpserver_errors_total", Type::counter, "SMTP server errors, known values: dkimsign, queuedsn.",
+		    {"tern_smtpserver_errors_total",
+		     Type::counter,
+		     "SMTP server errors, known values: dkimsign, queuedsn.",
 		     {"error"}},
-		    {"tern_smtpserver_submission_total", Type::counter,
+		    {"tern_smtpserver_submission_total",
+		     Type::counter,
 		     "SMTP server incoming submission results, known values (those ending with error are server errors): ok, "
 		     "badmessage, badfrom, badheader, messagelimiterror, recipientlimiterror, localserveerror, queueerror.",
 		     {"result"}},
-		    {"tern_worker_jobs_queued", Type::gauge, "Jobs submitted to the worker pool and not yet completed.", {}},
+		    {"tern_worker_jobs_queued",
+		     Type::gauge,
+		     "Jobs submitted to the worker pool and not yet completed.",
+		     {}},
 		};
 		return f;
 	}();
@@ -136,13 +155,16 @@ std::string render(const core::Stats& stats) {
 				for (size_t i = 0; i < core::command_duration_buckets.size(); i++) {
 					cumulative += h.buckets[i];
 					out += f.name + "_bucket" +
-					       label_set(f.label_names, labels, "le", format_value(core::command_duration_buckets[i])) + " " +
-					       std::to_string(cumulative) + "\n";
+					    label_set(f.label_names, labels, "le",
+					              format_value(core::command_duration_buckets[i])) +
+					    " " + std::to_string(cumulative) + "\n";
 				}
 				out += f.name + "_bucket" + label_set(f.label_names, labels, "le", "+Inf") + " " +
-				       std::to_string(h.count) + "\n";
-				out += f.name + "_sum" + label_set(f.label_names, labels) + " " + format_value(h.sum) + "\n";
-				out += f.name + "_count" + label_set(f.label_names, labels) + " " + std::to_string(h.count) + "\n";
+				    std::to_string(h.count) + "\n";
+				out += f.name + "_sum" + label_set(f.label_names, labels) + " " + format_value(h.sum) +
+				    "\n";
+				out += f.name + "_count" + label_set(f.label_names, labels) + " " +
+				    std::to_string(h.count) + "\n";
 			}
 			continue;
 		}
@@ -154,7 +176,8 @@ std::string render(const core::Stats& stats) {
 		if (f.name == "tern_smtpserver_errors_total")
 			for (const auto& [labels, n] : stats.errors()) series[labels] = std::to_string(n);
 		if (auto it = stats.samplers().find(f.name); it != stats.samplers().end())
-			for (const auto& [labels, read] : it->second) series[labels] = format_value(read ? read() : 0.0);
+			for (const auto& [labels, read] : it->second)
+				series[labels] = format_value(read ? read() : 0.0);
 		if (series.empty() && nlabels == 0) series[{}] = "0";
 		for (const auto& [labels, value] : series) {
 			if (labels.size() != nlabels) continue;

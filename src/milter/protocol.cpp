@@ -38,7 +38,8 @@ std::optional<std::vector<std::string>> split_strings(std::string_view data) {
 }
 
 std::string strip_braces(std::string_view name) {
-	if (name.size() >= 2 && name.front() == '{' && name.back() == '}') return std::string(name.substr(1, name.size() - 2));
+	if (name.size() >= 2 && name.front() == '{' && name.back() == '}')
+		return std::string(name.substr(1, name.size() - 2));
 	return std::string(name);
 }
 
@@ -167,8 +168,8 @@ CustomReply parse_custom_reply(std::string_view reply, std::string_view default_
 		std::string_view word = line.substr(0, sp);
 		size_t dot2 = word.find('.', 2);
 		bool enhanced = word.size() >= 5 && r.code > 0 && word[0] == static_cast<char>('0' + r.code / 100) &&
-		                word[1] == '.' && dot2 != std::string_view::npos && dot2 > 2 && dot2 + 1 < word.size() &&
-		                word.find_first_not_of("0123456789.") == std::string_view::npos;
+		    word[1] == '.' && dot2 != std::string_view::npos && dot2 > 2 && dot2 + 1 < word.size() &&
+		    word.find_first_not_of("0123456789.") == std::string_view::npos;
 		if (enhanced) {
 			if (first) r.secode = std::string(word.substr(2));
 			line.remove_prefix(sp == std::string_view::npos ? line.size() : sp + 1);
@@ -371,9 +372,9 @@ Step Conversation::modification(const Packet& p) {
 		if (indexed && p.data.size() < 4) return fail("malformed header change");
 		auto strings = split_strings(std::string_view(p.data).substr(indexed ? 4 : 0));
 		if (!strings || strings->size() != 2 || (*strings)[0].empty()) return fail("malformed header change");
-		m.kind = p.code == reply::add_header      ? Modification::Kind::add_header
-		         : p.code == reply::insert_header ? Modification::Kind::insert_header
-		                                          : Modification::Kind::change_header;
+		m.kind = p.code == reply::add_header ? Modification::Kind::add_header
+		    : p.code == reply::insert_header ? Modification::Kind::insert_header
+						     : Modification::Kind::change_header;
 		if (indexed) m.index = get_u32(p.data, 0);
 		m.name = (*strings)[0];
 		m.value = (*strings)[1];
@@ -400,16 +401,16 @@ Step Conversation::modification(const Packet& p) {
 	case reply::add_rcpt_par:
 	case reply::del_rcpt:
 	case reply::change_from: {
-		uint32_t needed = p.code == reply::add_rcpt       ? action::add_rcpt
-		                  : p.code == reply::add_rcpt_par ? action::add_rcpt_par
-		                  : p.code == reply::del_rcpt     ? action::del_rcpt
-		                                                  : action::change_from;
+		uint32_t needed = p.code == reply::add_rcpt ? action::add_rcpt
+		    : p.code == reply::add_rcpt_par         ? action::add_rcpt_par
+		    : p.code == reply::del_rcpt             ? action::del_rcpt
+							    : action::change_from;
 		if (!allowed(needed)) return fail("milter changes the envelope without having negotiated it");
 		auto strings = split_strings(p.data);
 		if (!strings || strings->empty()) return fail("malformed envelope change");
-		m.kind = p.code == reply::del_rcpt      ? Modification::Kind::del_rcpt
-		         : p.code == reply::change_from ? Modification::Kind::change_from
-		                                        : Modification::Kind::add_rcpt;
+		m.kind = p.code == reply::del_rcpt ? Modification::Kind::del_rcpt
+		    : p.code == reply::change_from ? Modification::Kind::change_from
+						   : Modification::Kind::add_rcpt;
 		m.name = (*strings)[0];
 		break;
 	}

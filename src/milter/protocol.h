@@ -68,7 +68,7 @@ inline constexpr char replycode = 'y';
 
 // Actions a milter may take at the end of a message (SMFIF_*).
 namespace action {
-inline constexpr uint32_t add_headers = 0x01;     // also insert header
+inline constexpr uint32_t add_headers = 0x01;  // also insert header
 inline constexpr uint32_t change_body = 0x02;
 inline constexpr uint32_t add_rcpt = 0x04;
 inline constexpr uint32_t del_rcpt = 0x08;
@@ -76,7 +76,7 @@ inline constexpr uint32_t change_headers = 0x10;
 inline constexpr uint32_t quarantine = 0x20;
 inline constexpr uint32_t change_from = 0x40;
 inline constexpr uint32_t add_rcpt_par = 0x80;
-inline constexpr uint32_t set_symlist = 0x100;    // macro lists in the negotiation reply
+inline constexpr uint32_t set_symlist = 0x100;  // macro lists in the negotiation reply
 }  // namespace action
 
 // Protocol flags (SMFIP_*): commands not sent, commands not answered.
@@ -91,8 +91,8 @@ inline constexpr uint32_t no_eoh = 0x40;
 inline constexpr uint32_t nr_header = 0x80;
 inline constexpr uint32_t no_unknown = 0x100;
 inline constexpr uint32_t no_data = 0x200;
-inline constexpr uint32_t skip = 0x400;           // the MTA understands SMFIR_SKIP
-inline constexpr uint32_t rcpt_rej = 0x800;       // also send rejected RCPTs (not offered)
+inline constexpr uint32_t skip = 0x400;      // the MTA understands SMFIR_SKIP
+inline constexpr uint32_t rcpt_rej = 0x800;  // also send rejected RCPTs (not offered)
 inline constexpr uint32_t nr_connect = 0x1000;
 inline constexpr uint32_t nr_helo = 0x2000;
 inline constexpr uint32_t nr_mail = 0x4000;
@@ -158,24 +158,33 @@ std::string encode_optneg(uint32_t version = protocol_version, uint32_t actions 
                           uint32_t flags = offered_flags);
 // The milter's answer to OPTNEG; nullopt with a reason when it is malformed
 // or asks for actions or flags that were not offered.
-std::optional<Negotiated> parse_optneg_reply(const Packet& p, std::string& error,
-                                             uint32_t actions = offered_actions, uint32_t flags = offered_flags);
+std::optional<Negotiated> parse_optneg_reply(const Packet& p, std::string& error, uint32_t actions = offered_actions,
+                                             uint32_t flags = offered_flags);
 
 // How the client is connected, for SMFIC_CONNECT.
 struct ConnectInfo {
 	std::string hostname;  // the client's verified name, or "[ip]" (as sendmail)
 	char family = '4';     // '4', '6', or 'L' for a unix socket
 	uint16_t port = 0;
-	std::string address;   // the IP address, or the socket path
+	std::string address;  // the IP address, or the socket path
 };
 
 // A change a milter asks for at the end of the message.
 struct Modification {
-	enum class Kind { add_header, insert_header, change_header, replace_body, quarantine, add_rcpt, del_rcpt, change_from };
+	enum class Kind {
+		add_header,
+		insert_header,
+		change_header,
+		replace_body,
+		quarantine,
+		add_rcpt,
+		del_rcpt,
+		change_from
+	};
 	Kind kind;
-	std::string name;   // header name; the address for recipient/sender changes
-	std::string value;  // header value (LF between folded lines); body bytes; quarantine reason
-	uint32_t index = 0; // change_header: 1-based among fields of that name; insert_header: 0-based position
+	std::string name;    // header name; the address for recipient/sender changes
+	std::string value;   // header value (LF between folded lines); body bytes; quarantine reason
+	uint32_t index = 0;  // change_header: 1-based among fields of that name; insert_header: 0-based position
 };
 
 enum class Outcome : uint8_t {
@@ -255,7 +264,7 @@ private:
 
 	PacketReader reader_;
 	std::deque<Queued> queue_;
-	char awaiting_ = 0;   // the command whose reply we wait for
+	char awaiting_ = 0;  // the command whose reply we wait for
 	std::optional<Negotiated> negotiated_;
 	std::vector<Modification> mods_;
 	bool body_skipped_ = false;

@@ -80,7 +80,8 @@ std::string apply_modifications(std::string_view message, const std::vector<Modi
 		case K::add_header: fields.push_back({m.name, field_text(m.name, m.value)}); break;
 		case K::insert_header: {
 			size_t at = std::min<size_t>(m.index, fields.size());
-			fields.insert(fields.begin() + static_cast<std::ptrdiff_t>(at), Field{m.name, field_text(m.name, m.value)});
+			fields.insert(fields.begin() + static_cast<std::ptrdiff_t>(at),
+			              Field{m.name, field_text(m.name, m.value)});
 			break;
 		}
 		case K::change_header: {

@@ -65,7 +65,9 @@ std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool tolerat
 	try {
 		for (const auto& [name, l] : cfg.listeners) {
 			const std::pair<Service, const config::ListenerService*> services[] = {
-			    {Service::smtp, &l.smtp}, {Service::submission, &l.submission}, {Service::submissions, &l.submissions}};
+			    {Service::smtp, &l.smtp},
+			    {Service::submission, &l.submission},
+			    {Service::submissions, &l.submissions}};
 			for (const auto& [svc, conf] : services) {
 				if (!conf->enabled) continue;
 				for (const auto& ip : l.ips) {
@@ -74,7 +76,8 @@ std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool tolerat
 						out.push_back(ListenSocket{fd, name, svc, host_port(ip, conf->port)});
 					} catch (const std::exception& e) {
 						if (tolerate_ipv6_failure && ip.find(':') != std::string::npos) {
-							warnings.push_back(std::string(e.what()) + "; listening on IPv4 only");
+							warnings.push_back(std::string(e.what()) +
+							                   "; listening on IPv4 only");
 							continue;
 						}
 						throw;
@@ -89,8 +92,6 @@ std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool tolerat
 	return out;
 }
 
-int accept_connection(int listen_fd) {
-	return accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-}
+int accept_connection(int listen_fd) { return accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 
 }  // namespace tern::net

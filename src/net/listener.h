@@ -13,9 +13,9 @@ const char* service_name(Service);
 
 struct ListenSocket {
 	int fd = -1;
-	std::string listener;   // name under "listeners"
+	std::string listener;  // name under "listeners"
 	Service service = Service::smtp;
-	std::string address;    // "ip:port" for logs
+	std::string address;  // "ip:port" for logs
 };
 
 // Opens a non-blocking listening TCP socket; throws std::runtime_error

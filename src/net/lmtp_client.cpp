@@ -31,14 +31,12 @@ struct BodyFile {
 class LmtpClient : public std::enable_shared_from_this<LmtpClient> {
 public:
 	LmtpClient(struct ev_loop* loop, core::WorkerPool& pool, LmtpRequest request, LmtpDone done)
-	    : loop_(loop),
-	      pool_(pool),
-	      request_(std::move(request)),
-	      done_(std::move(done)),
-	      protocol_(request_.transaction),
-	      io_(loop, [this](int revents) { on_io(revents); }),
-	      timer_(loop, [this] { fail("timeout after " + std::to_string(static_cast<int64_t>(request_.timeout_s)) +
-	                                 "s waiting for the LMTP server " + request_.target.text()); }) {}
+		: loop_(loop), pool_(pool), request_(std::move(request)), done_(std::move(done)),
+		  protocol_(request_.transaction), io_(loop, [this](int revents) { on_io(revents); }),
+		  timer_(loop, [this] {
+			  fail("timeout after " + std::to_string(static_cast<int64_t>(request_.timeout_s)) +
+		               "s waiting for the LMTP server " + request_.target.text());
+		  }) {}
 
 	~LmtpClient() {
 		if (fd_ >= 0) ::close(fd_);
@@ -124,7 +122,8 @@ private:
 		ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
 		if (n <= 0) {
-			fail(n == 0 ? "LMTP server closed the connection" : "reading from LMTP server: " + std::string(std::strerror(errno)));
+			fail(n == 0 ? "LMTP server closed the connection"
+			            : "reading from LMTP server: " + std::string(std::strerror(errno)));
 			return;
 		}
 		timer_.start(request_.timeout_s);  // a reply is progress
@@ -235,12 +234,16 @@ private:
 		}
 		body_.reset();
 		auto* holder = new std::shared_ptr<LmtpClient>(std::move(self_));
-		ev_once(loop_, -1, 0, 0.0, [](int, void* arg) {
-			std::unique_ptr<std::shared_ptr<LmtpClient>> keep(static_cast<std::shared_ptr<LmtpClient>*>(arg));
-			LmtpClient& c = **keep;
-			auto done = std::move(c.done_);
-			done(c.protocol_.results());
-		}, holder);
+		ev_once(
+		    loop_, -1, 0, 0.0,
+		    [](int, void* arg) {
+			    std::unique_ptr<std::shared_ptr<LmtpClient>> keep(
+				static_cast<std::shared_ptr<LmtpClient>*>(arg));
+			    LmtpClient& c = **keep;
+			    auto done = std::move(c.done_);
+			    done(c.protocol_.results());
+		    },
+		    holder);
 	}
 
 	struct ev_loop* loop_;

@@ -22,11 +22,11 @@ namespace tern::net {
 struct LmtpRequest {
 	config::LmtpTarget target;
 	smtp::LmtpTransaction transaction;
-	std::string prefix;             // header fields sent before the file's bytes
-	std::string body_path;          // the message file; opened by lmtp_deliver() itself
-	uint64_t body_offset = 0;       // where the message starts in the file
-	double timeout_s = 120;         // each step: connect, each reply, each write
-	uint64_t log_id = 0;            // cid of log lines
+	std::string prefix;        // header fields sent before the file's bytes
+	std::string body_path;     // the message file; opened by lmtp_deliver() itself
+	uint64_t body_offset = 0;  // where the message starts in the file
+	double timeout_s = 120;    // each step: connect, each reply, each write
+	uint64_t log_id = 0;       // cid of log lines
 };
 
 // One result per recipient of the transaction, in the same order.

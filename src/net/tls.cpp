@@ -37,13 +37,13 @@ namespace {
 // serves RSA and ECDSA certificates. Static: mbedtls_ssl_config keeps the
 // pointer.
 const int allowed_ciphersuites[] = {
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-	0,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    0,
 };
 
 std::string mbed_error_text(int code) {
@@ -104,8 +104,7 @@ using OwnedPk = Owned<mbedtls_pk_context, mbedtls_pk_init, mbedtls_pk_free>;
 using OwnedSslConfig = Owned<mbedtls_ssl_config, mbedtls_ssl_config_init, mbedtls_ssl_config_free>;
 using OwnedSsl = Owned<mbedtls_ssl_context, mbedtls_ssl_init, mbedtls_ssl_free>;
 using OwnedMpi = Owned<mbedtls_mpi, mbedtls_mpi_init, mbedtls_mpi_free>;
-using OwnedCrtWriter =
-	Owned<mbedtls_x509write_cert, mbedtls_x509write_crt_init, mbedtls_x509write_crt_free>;
+using OwnedCrtWriter = Owned<mbedtls_x509write_cert, mbedtls_x509write_crt_init, mbedtls_x509write_crt_free>;
 
 // ECDHE groups in preference order, for the server's choice and the client's
 // supported_groups (RFC 8422 5.1.1): X25519 (RFC 7748) first, then the NIST
@@ -113,11 +112,8 @@ using OwnedCrtWriter =
 // puts the largest curve first, so secp521r1 used to win over X25519.
 // secp521r1 stays last so peers that offer nothing else still connect.
 const mbedtls_ecp_group_id preferred_curves[] = {
-	MBEDTLS_ECP_DP_CURVE25519,
-	MBEDTLS_ECP_DP_SECP256R1,
-	MBEDTLS_ECP_DP_SECP384R1,
-	MBEDTLS_ECP_DP_SECP521R1,
-	MBEDTLS_ECP_DP_NONE,
+    MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_SECP384R1,
+    MBEDTLS_ECP_DP_SECP521R1,  MBEDTLS_ECP_DP_NONE,
 };
 
 // Settings both sides share: stream transport, TLS 1.2 only (mbedTLS 2.28
@@ -126,8 +122,7 @@ const mbedtls_ecp_group_id preferred_curves[] = {
 void configure_common(mbedtls_ssl_config* config, int endpoint, RandomSource& random) {
 	int rc = mbedtls_ssl_config_defaults(config, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
 	                                     MBEDTLS_SSL_PRESET_DEFAULT);
-	if (rc != 0)
-		throw std::runtime_error("tls: cannot set up TLS configuration: " + mbed_error_text(rc));
+	if (rc != 0) throw std::runtime_error("tls: cannot set up TLS configuration: " + mbed_error_text(rc));
 	mbedtls_ssl_conf_min_version(config, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
 	mbedtls_ssl_conf_max_version(config, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
 	mbedtls_ssl_conf_ciphersuites(config, allowed_ciphersuites);
@@ -141,7 +136,7 @@ void configure_common(mbedtls_ssl_config* config, int endpoint, RandomSource& ra
 bool looks_like_ip_literal(const std::string& name) {
 	if (name.find(':') != std::string::npos) return true;
 	return !name.empty() &&
-	       std::all_of(name.begin(), name.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+	    std::all_of(name.begin(), name.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
 }
 
 // mbedTLS reports any unreadable file as "Read/write of file failed";
@@ -171,31 +166,27 @@ TlsServerContext::TlsServerContext(const std::string& cert_file, const std::stri
 		throw std::runtime_error("tls: certificate file " + cert_file + ": " + std::to_string(rc) +
 		                         " certificate(s) could not be parsed");
 	if (rc < 0)
-		throw std::runtime_error("tls: cannot load certificate file " + cert_file + ": " +
-		                         mbed_error_text(rc));
+		throw std::runtime_error("tls: cannot load certificate file " + cert_file + ": " + mbed_error_text(rc));
 
 	// mbedtls_pk_parse_keyfile tries PKCS#8, PKCS#1 (RSA) and SEC1 (EC).
 	// Encrypted keys fail: the daemon has nobody to ask for a passphrase.
 	require_readable(key_file, "private key file");
 	rc = mbedtls_pk_parse_keyfile(impl_->key.get(), key_file.c_str(), nullptr);
 	if (rc != 0)
-		throw std::runtime_error("tls: cannot load private key file " + key_file + ": " +
-		                         mbed_error_text(rc));
+		throw std::runtime_error("tls: cannot load private key file " + key_file + ": " + mbed_error_text(rc));
 	mbedtls_pk_type_t type = mbedtls_pk_get_type(impl_->key.get());
 	if (type != MBEDTLS_PK_RSA && type != MBEDTLS_PK_ECKEY)
 		throw std::runtime_error("tls: private key file " + key_file + ": unsupported key type " +
 		                         mbedtls_pk_get_name(impl_->key.get()) + " (need RSA or ECDSA)");
 	rc = mbedtls_pk_check_pair(&impl_->chain.get()->pk, impl_->key.get());
 	if (rc != 0)
-		throw std::runtime_error("tls: private key file " + key_file +
-		                         " does not match the certificate in " + cert_file + ": " +
-		                         mbed_error_text(rc));
+		throw std::runtime_error("tls: private key file " + key_file + " does not match the certificate in " +
+		                         cert_file + ": " + mbed_error_text(rc));
 
 	mbedtls_ssl_config* config = impl_->config.get();
 	configure_common(config, MBEDTLS_SSL_IS_SERVER, *impl_->random);
 	rc = mbedtls_ssl_conf_own_cert(config, impl_->chain.get(), impl_->key.get());
-	if (rc != 0)
-		throw std::runtime_error("tls: cannot use certificate " + cert_file + ": " + mbed_error_text(rc));
+	if (rc != 0) throw std::runtime_error("tls: cannot use certificate " + cert_file + ": " + mbed_error_text(rc));
 	// SMTP clients do not present certificates to us.
 	mbedtls_ssl_conf_authmode(config, MBEDTLS_SSL_VERIFY_NONE);
 }
@@ -221,8 +212,7 @@ TlsClientContext::TlsClientContext(const std::string& ca_file) : impl_(std::make
 	}
 	require_readable(ca_file, "CA file");
 	int rc = mbedtls_x509_crt_parse_file(impl_->trusted.get(), ca_file.c_str());
-	if (rc < 0)
-		throw std::runtime_error("tls: cannot load CA file " + ca_file + ": " + mbed_error_text(rc));
+	if (rc < 0) throw std::runtime_error("tls: cannot load CA file " + ca_file + ": " + mbed_error_text(rc));
 	// A few unparsable entries in a system bundle are tolerated (rc > 0);
 	// an empty result is not.
 	if (impl_->trusted.get()->raw.p == nullptr)
@@ -304,10 +294,8 @@ int TlsSession::Impl::recv_callback(void* self, unsigned char* buf, std::size_t 
 
 IoStatus TlsSession::Impl::status_from(int rc, const char* operation) {
 	switch (rc) {
-	case MBEDTLS_ERR_SSL_WANT_READ:
-		return IoStatus::want_read;
-	case MBEDTLS_ERR_SSL_WANT_WRITE:
-		return IoStatus::want_write;
+	case MBEDTLS_ERR_SSL_WANT_READ: return IoStatus::want_read;
+	case MBEDTLS_ERR_SSL_WANT_WRITE: return IoStatus::want_write;
 	case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
 		error = std::string(operation) + ": peer sent close_notify";
 		return IoStatus::closed;
@@ -315,15 +303,12 @@ IoStatus TlsSession::Impl::status_from(int rc, const char* operation) {
 		error = std::string(operation) + ": connection closed by peer";
 		return IoStatus::closed;
 	case MBEDTLS_ERR_NET_CONN_RESET:
-		error = std::string(operation) + ": " + (stream_error.empty() ? std::strerror(ECONNRESET) : stream_error);
+		error = std::string(operation) + ": " +
+		    (stream_error.empty() ? std::strerror(ECONNRESET) : stream_error);
 		return IoStatus::closed;
 	case MBEDTLS_ERR_NET_SEND_FAILED:
-	case MBEDTLS_ERR_NET_RECV_FAILED:
-		error = std::string(operation) + ": " + stream_error;
-		return IoStatus::error;
-	default:
-		error = std::string(operation) + ": " + mbed_error_text(rc);
-		return IoStatus::error;
+	case MBEDTLS_ERR_NET_RECV_FAILED: error = std::string(operation) + ": " + stream_error; return IoStatus::error;
+	default: error = std::string(operation) + ": " + mbed_error_text(rc); return IoStatus::error;
 	}
 }
 
@@ -372,16 +357,15 @@ void TlsSession::Impl::attach_client(std::shared_ptr<const TlsClientContext> cli
 	if (!peer_is_ip_literal) {
 		int rc = mbedtls_ssl_set_hostname(ssl.get(), server_name.c_str());
 		if (rc != 0)
-			throw std::runtime_error("tls: cannot use server name " + server_name + ": " + mbed_error_text(rc));
+			throw std::runtime_error("tls: cannot use server name " + server_name + ": " +
+			                         mbed_error_text(rc));
 	}
 	context = std::move(client_context);
 }
 
 TlsSession::~TlsSession() = default;
 
-void TlsSession::feed_plaintext_leftover(std::string_view bytes) {
-	impl_->leftover.append(bytes);
-}
+void TlsSession::feed_plaintext_leftover(std::string_view bytes) { impl_->leftover.append(bytes); }
 
 IoStatus TlsSession::handshake() {
 	Impl& s = *impl_;
@@ -463,7 +447,7 @@ IoStatus TlsSession::close_notify() {
 bool TlsSession::has_buffered_input() const {
 	const Impl& s = *impl_;
 	return mbedtls_ssl_get_bytes_avail(s.ssl.get()) > 0 || mbedtls_ssl_check_pending(s.ssl.get()) != 0 ||
-	       s.leftover_pos < s.leftover.size();
+	    s.leftover_pos < s.leftover.size();
 }
 
 int TlsSession::fd() const { return impl_->stream->fd(); }
@@ -486,9 +470,7 @@ std::string TlsSession::cipher_iana() const {
 	return iana;
 }
 
-std::string TlsSession::received_comment() const {
-	return "(" + version() + " " + cipher_iana() + ")";
-}
+std::string TlsSession::received_comment() const { return "(" + version() + " " + cipher_iana() + ")"; }
 
 std::string TlsSession::peer_verify_error() const {
 	const Impl& s = *impl_;
@@ -546,7 +528,9 @@ void write_file_atomically(const std::string& path, std::string_view content, mo
 	if (!parent.empty()) {
 		std::error_code ec;
 		fs::create_directories(parent, ec);
-		if (ec) throw std::runtime_error("tls: cannot create directory " + parent.string() + ": " + ec.message());
+		if (ec)
+			throw std::runtime_error("tls: cannot create directory " + parent.string() + ": " +
+			                         ec.message());
 	}
 	std::string temp = path + ".tmp." + std::to_string(::getpid());
 	::unlink(temp.c_str());
@@ -594,7 +578,7 @@ bool valid_certificate_name(const std::string& name) {
 	if (name.empty() || name.size() > 253) return false;
 	return std::all_of(name.begin(), name.end(), [](char c) {
 		return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-		       c == '.' || c == '_' || c == '*';
+		    c == '.' || c == '_' || c == '*';
 	});
 }
 
@@ -605,9 +589,9 @@ void check_mbed(int rc, const std::string& what) {
 void generate_key(OwnedPk& key, SelfSignedKeyType key_type, RandomSource& random) {
 	if (key_type == SelfSignedKeyType::rsa_2048) {
 		check_mbed(mbedtls_pk_setup(key.get(), mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)), "RSA key setup");
-		check_mbed(mbedtls_rsa_gen_key(mbedtls_pk_rsa(*key.get()), mbedtls_ctr_drbg_random, &random.drbg, 2048,
-		                               65537),
-		           "RSA key generation");
+		check_mbed(
+		    mbedtls_rsa_gen_key(mbedtls_pk_rsa(*key.get()), mbedtls_ctr_drbg_random, &random.drbg, 2048, 65537),
+		    "RSA key generation");
 	} else {
 		check_mbed(mbedtls_pk_setup(key.get(), mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), "EC key setup");
 		check_mbed(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*key.get()),
@@ -637,9 +621,9 @@ void set_identity(mbedtls_x509write_cert* crt, OwnedPk& key, const std::string& 
 
 	// Back-dated an hour so a client with a slightly slow clock accepts it.
 	std::time_t now = std::time(nullptr);
-	check_mbed(mbedtls_x509write_crt_set_validity(crt, x509_time(now - 3600, 0).c_str(),
-	                                              x509_time(now, 10).c_str()),
-	           "validity");
+	check_mbed(
+	    mbedtls_x509write_crt_set_validity(crt, x509_time(now - 3600, 0).c_str(), x509_time(now, 10).c_str()),
+	    "validity");
 }
 
 void set_extensions(mbedtls_x509write_cert* crt, SelfSignedKeyType key_type, const std::string& common_name) {
@@ -655,8 +639,8 @@ void set_extensions(mbedtls_x509write_cert* crt, SelfSignedKeyType key_type, con
 	std::string server_auth_oid(MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH));
 	std::string extended_usage = der(0x30, der(0x06, server_auth_oid));
 	check_mbed(mbedtls_x509write_crt_set_extension(
-		           crt, MBEDTLS_OID_EXTENDED_KEY_USAGE, MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE), 0,
-		           reinterpret_cast<const unsigned char*>(extended_usage.data()), extended_usage.size()),
+		       crt, MBEDTLS_OID_EXTENDED_KEY_USAGE, MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE), 0,
+		       reinterpret_cast<const unsigned char*>(extended_usage.data()), extended_usage.size()),
 	           "extended key usage");
 
 	// RFC 5280 4.2.1.6: GeneralNames ::= SEQUENCE OF GeneralName, with
@@ -665,8 +649,8 @@ void set_extensions(mbedtls_x509write_cert* crt, SelfSignedKeyType key_type, con
 	// (RFC 6125 6.4.4).
 	std::string alt_names = der(0x30, der(0x82, common_name));
 	check_mbed(mbedtls_x509write_crt_set_extension(
-		           crt, MBEDTLS_OID_SUBJECT_ALT_NAME, MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0,
-		           reinterpret_cast<const unsigned char*>(alt_names.data()), alt_names.size()),
+		       crt, MBEDTLS_OID_SUBJECT_ALT_NAME, MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0,
+		       reinterpret_cast<const unsigned char*>(alt_names.data()), alt_names.size()),
 	           "subject alternative name");
 }
 
@@ -676,9 +660,9 @@ void set_extensions(mbedtls_x509write_cert* crt, SelfSignedKeyType key_type, con
 void write_key_and_certificate(OwnedPk& key, mbedtls_x509write_cert* crt, RandomSource& random,
                                const std::string& cert_path, const std::string& key_path) {
 	std::string key_pem(16000, '\0');
-	check_mbed(mbedtls_pk_write_key_pem(key.get(), reinterpret_cast<unsigned char*>(key_pem.data()),
-	                                    key_pem.size()),
-	           "writing the private key");
+	check_mbed(
+	    mbedtls_pk_write_key_pem(key.get(), reinterpret_cast<unsigned char*>(key_pem.data()), key_pem.size()),
+	    "writing the private key");
 	key_pem.resize(std::strlen(key_pem.c_str()));
 	std::string cert_pem(16000, '\0');
 	check_mbed(mbedtls_x509write_crt_pem(crt, reinterpret_cast<unsigned char*>(cert_pem.data()), cert_pem.size(),
@@ -697,11 +681,10 @@ void write_key_and_certificate(OwnedPk& key, mbedtls_x509write_cert* crt, Random
 
 }  // namespace
 
-void generate_self_signed(const std::string& cert_path, const std::string& key_path,
-                          const std::string& common_name, SelfSignedKeyType key_type) {
+void generate_self_signed(const std::string& cert_path, const std::string& key_path, const std::string& common_name,
+                          SelfSignedKeyType key_type) {
 	if (!valid_certificate_name(common_name))
-		throw std::runtime_error("tls: cannot make a certificate for \"" + common_name +
-		                         "\": not a host name");
+		throw std::runtime_error("tls: cannot make a certificate for \"" + common_name + "\": not a host name");
 	auto random = shared_random();
 	OwnedPk key;
 	generate_key(key, key_type, *random);

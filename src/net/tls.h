@@ -81,10 +81,8 @@ public:
 	TlsSession(std::shared_ptr<const TlsServerContext> context, int fd);
 	// Client side; server_name is sent as SNI (RFC 6066 section 3) and, with
 	// a CA file, checked against the certificate.
-	TlsSession(std::shared_ptr<const TlsClientContext> context, ByteStream& stream,
-	           const std::string& server_name);
-	TlsSession(std::shared_ptr<const TlsClientContext> context, int fd,
-	           const std::string& server_name);
+	TlsSession(std::shared_ptr<const TlsClientContext> context, ByteStream& stream, const std::string& server_name);
+	TlsSession(std::shared_ptr<const TlsClientContext> context, int fd, const std::string& server_name);
 	~TlsSession();
 	TlsSession(const TlsSession&) = delete;
 	TlsSession& operator=(const TlsSession&) = delete;
@@ -156,8 +154,7 @@ enum class SelfSignedKeyType { ecdsa_p256, rsa_2048 };
 // temporary name, fsync'd and renamed into place; missing parent directories
 // are created. Throws std::runtime_error naming the file on failure. For
 // localserve's first start (doc/behaviour.md "localserve"); blocking, not for the loop.
-void generate_self_signed(const std::string& cert_path, const std::string& key_path,
-                          const std::string& common_name,
+void generate_self_signed(const std::string& cert_path, const std::string& key_path, const std::string& common_name,
                           SelfSignedKeyType key_type = SelfSignedKeyType::ecdsa_p256);
 
 }  // namespace tern::net

@@ -34,7 +34,7 @@ using mailauth::RrType;
 
 namespace {
 
-constexpr double kTimerSlack = 0.05;   // seconds
+constexpr double kTimerSlack = 0.05;  // seconds
 
 // udns only copies an initialised context (dns_new asserts it), and the
 // library's default context is the only template there is. Reading
@@ -56,30 +56,26 @@ bool parse_server(const std::string& text, ServerAddress& out) {
 	std::string port_text;
 	if (!text.empty() && text.front() == '[') {
 		size_t close = text.find(']');
-		if (close == std::string::npos)
-			return false;
+		if (close == std::string::npos) return false;
 		host = text.substr(1, close - 1);
 		std::string rest = text.substr(close + 1);
 		if (!rest.empty()) {
-			if (rest.front() != ':' || rest.size() == 1)
-				return false;
+			if (rest.front() != ':' || rest.size() == 1) return false;
 			port_text = rest.substr(1);
 		}
 	} else if (std::count(text.begin(), text.end(), ':') == 1) {
 		size_t colon = text.find(':');
 		host = text.substr(0, colon);
 		port_text = text.substr(colon + 1);
-		if (port_text.empty())
-			return false;
+		if (port_text.empty()) return false;
 	}
 	int port = 53;
 	if (!port_text.empty()) {
-		if (port_text.size() > 5 || !std::all_of(port_text.begin(), port_text.end(),
-		                                          [](char c) { return c >= '0' && c <= '9'; }))
+		if (port_text.size() > 5 ||
+		    !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }))
 			return false;
 		port = std::stoi(port_text);
-		if (port < 1 || port > 65535)
-			return false;
+		if (port < 1 || port > 65535) return false;
 	}
 	std::memset(&out, 0, sizeof(out));
 	if (inet_pton(AF_INET, host.c_str(), &out.sin.sin_addr) == 1) {
@@ -99,11 +95,9 @@ bool parse_server(const std::string& text, ServerAddress& out) {
 // (the root "." becomes ""), optionally lower case.
 std::string clean_name(const char* name, bool lower) {
 	std::string s = name ? name : "";
-	while (!s.empty() && s.back() == '.')
-		s.pop_back();
+	while (!s.empty() && s.back() == '.') s.pop_back();
 	if (lower)
-		for (char& c : s)
-			c = char(std::tolower(static_cast<unsigned char>(c)));
+		for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
 	return s;
 }
 
@@ -113,7 +107,7 @@ DnsStatus status_from_udns(int code) {
 	case DNS_E_NODATA: return DnsStatus::nodata;
 	case DNS_E_PROTOCOL:
 	case DNS_E_BADQUERY: return DnsStatus::permerror;
-	case DNS_E_TEMPFAIL:   // timeout, SERVFAIL, REFUSED, truncated reply
+	case DNS_E_TEMPFAIL:  // timeout, SERVFAIL, REFUSED, truncated reply
 	case DNS_E_NOMEM:
 	default: return DnsStatus::temperror;
 	}
@@ -145,8 +139,7 @@ DnsAnswer convert(RrType type, void* result) {
 		for (int i = 0; i < rr->dnsmx_nrr; i++)
 			// RFC 7505: the null MX has the root as exchange, reported as "".
 			answer.mx.push_back({rr->dnsmx_mx[i].priority, clean_name(rr->dnsmx_mx[i].name, true)});
-		if (answer.mx.empty())
-			answer.status = DnsStatus::nodata;
+		if (answer.mx.empty()) answer.status = DnsStatus::nodata;
 		return answer;
 	}
 	case RrType::TXT: {
@@ -160,38 +153,34 @@ DnsAnswer convert(RrType type, void* result) {
 	}
 	case RrType::PTR: {
 		auto* rr = static_cast<dns_rr_ptr*>(result);
-		for (int i = 0; i < rr->dnsptr_nrr; i++)
-			answer.records.push_back(clean_name(rr->dnsptr_ptr[i], true));
+		for (int i = 0; i < rr->dnsptr_nrr; i++) answer.records.push_back(clean_name(rr->dnsptr_ptr[i], true));
 		break;
 	}
 	}
-	if (answer.records.empty())
-		answer.status = DnsStatus::nodata;
+	if (answer.records.empty()) answer.status = DnsStatus::nodata;
 	return answer;
 }
 
 }  // namespace
 
-UdnsResolver::UdnsResolver(struct ev_loop* loop, const std::vector<std::string>& servers,
-                           int64_t timeout_ms)
-    : loop_(loop), timeout_seconds_(double(std::max<int64_t>(timeout_ms, 1)) / 1000.0) {
+UdnsResolver::UdnsResolver(struct ev_loop* loop, const std::vector<std::string>& servers, int64_t timeout_ms)
+	: loop_(loop), timeout_seconds_(double(std::max<int64_t>(timeout_ms, 1)) / 1000.0) {
 	init_default_context_once();
 	ctx_ = dns_new(nullptr);
-	if (!ctx_)
-		throw std::runtime_error("dns: cannot allocate resolver context");
+	if (!ctx_) throw std::runtime_error("dns: cannot allocate resolver context");
 	auto fail = [this](const std::string& why) {
 		dns_free(ctx_);
 		ctx_ = nullptr;
 		throw std::runtime_error("dns: " + why);
 	};
 	if (!servers.empty()) {
-		dns_add_serv(ctx_, nullptr);   // forget the resolv.conf servers
+		dns_add_serv(ctx_, nullptr);  // forget the resolv.conf servers
 		for (const std::string& server : servers) {
 			ServerAddress addr;
-			if (!parse_server(server, addr))
-				fail("invalid server address \"" + server + "\"");
+			if (!parse_server(server, addr)) fail("invalid server address \"" + server + "\"");
 			if (dns_add_serv_s(ctx_, &addr.sa) < 0)
-				fail("cannot add server \"" + server + "\" (at most " + std::to_string(DNS_MAXSERV) + ")");
+				fail("cannot add server \"" + server + "\" (at most " + std::to_string(DNS_MAXSERV) +
+				     ")");
 		}
 	}
 	// Names are always absolute: never try the search list.
@@ -216,8 +205,7 @@ UdnsResolver::UdnsResolver(struct ev_loop* loop, const std::vector<std::string>&
 	dns_set_tmcbck(ctx_, on_udns_timer_request, this);
 
 	int fd = dns_open(ctx_);
-	if (fd < 0)
-		fail(std::string("cannot open the UDP socket: ") + std::strerror(errno));
+	if (fd < 0) fail(std::string("cannot open the UDP socket: ") + std::strerror(errno));
 	ev_io_init(&io_watcher_, on_io, fd, EV_READ);
 	io_watcher_.data = this;
 	ev_io_start(loop_, &io_watcher_);
@@ -230,14 +218,14 @@ UdnsResolver::~UdnsResolver() {
 	for (auto& [id, p] : pending_) {
 		if (p->handle) {
 			dns_cancel(ctx_, p->handle);
-			std::free(p->handle);   // udns 0.4's dns_cancel does not free the query
+			std::free(p->handle);  // udns 0.4's dns_cancel does not free the query
 		}
 	}
 	pending_.clear();
 	deferred_.clear();
 	ev_ref(loop_);
 	ev_io_stop(loop_, &io_watcher_);
-	dns_free(ctx_);   // calls the timer callback with a null context: stops the timer
+	dns_free(ctx_);  // calls the timer callback with a null context: stops the timer
 	ev_timer_stop(loop_, &timeout_timer_);
 	ev_timer_stop(loop_, &deferred_timer_);
 }
@@ -248,8 +236,7 @@ UdnsResolver::Pending::Pending() {
 }
 
 UdnsResolver::Pending::~Pending() {
-	if (self)
-		ev_timer_stop(self->loop_, &deadline);
+	if (self) ev_timer_stop(self->loop_, &deadline);
 }
 
 std::string UdnsResolver::reverse_name(const IpAddr& addr) { return mailauth::reverse_dns_name(addr); }
@@ -258,11 +245,26 @@ void UdnsResolver::query(uint64_t owner, const std::string& name, RrType type, C
 	int qtype = DNS_T_A;
 	dns_parse_fn* parse = dns_parse_a4;
 	switch (type) {
-	case RrType::A: qtype = DNS_T_A; parse = dns_parse_a4; break;
-	case RrType::AAAA: qtype = DNS_T_AAAA; parse = dns_parse_a6; break;
-	case RrType::MX: qtype = DNS_T_MX; parse = dns_parse_mx; break;
-	case RrType::TXT: qtype = DNS_T_TXT; parse = dns_parse_txt; break;
-	case RrType::PTR: qtype = DNS_T_PTR; parse = dns_parse_ptr; break;
+	case RrType::A:
+		qtype = DNS_T_A;
+		parse = dns_parse_a4;
+		break;
+	case RrType::AAAA:
+		qtype = DNS_T_AAAA;
+		parse = dns_parse_a6;
+		break;
+	case RrType::MX:
+		qtype = DNS_T_MX;
+		parse = dns_parse_mx;
+		break;
+	case RrType::TXT:
+		qtype = DNS_T_TXT;
+		parse = dns_parse_txt;
+		break;
+	case RrType::PTR:
+		qtype = DNS_T_PTR;
+		parse = dns_parse_ptr;
+		break;
 	}
 	uint64_t id = next_id_++;
 	auto entry = std::make_unique<Pending>();
@@ -292,7 +294,7 @@ void UdnsResolver::on_query_deadline(struct ev_loop*, ev_timer* w, int) {
 	UdnsResolver* self = p->self;
 	if (p->handle) {
 		dns_cancel(self->ctx_, p->handle);
-		std::free(p->handle);   // not freed by udns 0.4's dns_cancel
+		std::free(p->handle);  // not freed by udns 0.4's dns_cancel
 		p->handle = nullptr;
 	}
 	auto node = self->pending_.extract(p->id);
@@ -300,8 +302,7 @@ void UdnsResolver::on_query_deadline(struct ev_loop*, ev_timer* w, int) {
 	node = {};
 	DnsAnswer answer;
 	answer.status = DnsStatus::temperror;
-	if (cb)
-		deliver_answer(cb, answer);
+	if (cb) deliver_answer(cb, answer);
 }
 
 void UdnsResolver::cancel_owner(uint64_t owner) {
@@ -309,15 +310,14 @@ void UdnsResolver::cancel_owner(uint64_t owner) {
 	// iteration anyway.
 	std::vector<uint64_t> ids;
 	for (auto& [id, p] : pending_)
-		if (p->owner == owner)
-			ids.push_back(id);
+		if (p->owner == owner) ids.push_back(id);
 	for (uint64_t id : ids) {
 		auto it = pending_.find(id);
 		if (it->second->handle) {
 			dns_cancel(ctx_, it->second->handle);
-			std::free(it->second->handle);   // not freed by udns 0.4's dns_cancel
+			std::free(it->second->handle);  // not freed by udns 0.4's dns_cancel
 		}
-		pending_.erase(it);   // a deferred id left in deferred_ is skipped
+		pending_.erase(it);  // a deferred id left in deferred_ is skipped
 	}
 }
 
@@ -346,15 +346,13 @@ void UdnsResolver::on_udns_answer(dns_ctx* ctx, void* result, void* data) {
 	auto node = self->pending_.extract(p->id);
 	Callback cb = std::move(node.mapped()->cb);
 	node = {};
-	if (cb)
-		deliver_answer(cb, answer);
+	if (cb) deliver_answer(cb, answer);
 }
 
 void UdnsResolver::on_udns_timer_request(dns_ctx* ctx, int timeout, void* data) {
 	auto* self = static_cast<UdnsResolver*>(data);
 	ev_timer_stop(self->loop_, &self->timeout_timer_);
-	if (!ctx || timeout < 0)
-		return;   // context freed, or no active queries
+	if (!ctx || timeout < 0) return;  // context freed, or no active queries
 	// udns counts whole seconds of time(); a little slack makes sure the
 	// second of the deadline has begun when the timer fires, even though
 	// libev measures from its cached loop time.
@@ -386,13 +384,11 @@ void UdnsResolver::on_deferred_timer(struct ev_loop*, ev_timer* w, int) {
 	ids.swap(self->deferred_);
 	for (uint64_t id : ids) {
 		auto node = self->pending_.extract(id);
-		if (node.empty())
-			continue;   // cancelled meanwhile
+		if (node.empty()) continue;  // cancelled meanwhile
 		Callback cb = std::move(node.mapped()->cb);
 		DnsAnswer answer = std::move(node.mapped()->answer);
 		node = {};
-		if (cb)
-			deliver_answer(cb, answer);
+		if (cb) deliver_answer(cb, answer);
 	}
 }
 

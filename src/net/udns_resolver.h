@@ -62,9 +62,9 @@ private:
 		uint64_t id = 0;
 		uint64_t owner = 0;
 		mailauth::RrType type = mailauth::RrType::A;
-		dns_query* handle = nullptr;   // null when never submitted (deferred)
+		dns_query* handle = nullptr;  // null when never submitted (deferred)
 		Callback cb;
-		mailauth::DnsAnswer answer;    // for deferred answers
+		mailauth::DnsAnswer answer;  // for deferred answers
 		// Our own per-query deadline: udns counts whole seconds of time(),
 		// too coarse for timeout_ms.
 		ev_timer deadline;
@@ -86,8 +86,8 @@ private:
 	double timeout_seconds_;
 	dns_ctx* ctx_ = nullptr;
 	ev_io io_watcher_;
-	ev_timer timeout_timer_;    // udns's single context timer
-	ev_timer deferred_timer_;   // zero-delay timer delivering deferred answers
+	ev_timer timeout_timer_;   // udns's single context timer
+	ev_timer deferred_timer_;  // zero-delay timer delivering deferred answers
 	uint64_t next_id_ = 1;
 	// id → query; ids let deferred answers skip entries cancelled meanwhile.
 	std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_;

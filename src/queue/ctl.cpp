@@ -20,14 +20,11 @@ namespace {
 
 const char* usage = "usage: ternctl queue list | show ID | kick [ID] | drop ID | rebuild\n";
 
-std::optional<uint64_t> parse_id(const std::string& s)
-{
-	if (s.empty() || s.size() > 19)
-		return std::nullopt;
+std::optional<uint64_t> parse_id(const std::string& s) {
+	if (s.empty() || s.size() > 19) return std::nullopt;
 	uint64_t v = 0;
 	for (char c : s) {
-		if (!std::isdigit(static_cast<unsigned char>(c)))
-			return std::nullopt;
+		if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
 		v = v * 10 + static_cast<uint64_t>(c - '0');
 	}
 	return v;
@@ -36,35 +33,27 @@ std::optional<uint64_t> parse_id(const std::string& s)
 std::string or_dash(const std::string& s) { return s.empty() ? "-" : s; }
 
 // One line per value: the last error may hold CR/LF from a remote reply.
-std::string one_line(std::string s)
-{
+std::string one_line(std::string s) {
 	for (char& c : s)
-		if (c == '\r' || c == '\n')
-			c = ' ';
+		if (c == '\r' || c == '\n') c = ' ';
 	return s;
 }
 
 // The pid of a running ternd from config.pid_file; 0 when there is none.
-pid_t running_daemon(const config::Config& cfg)
-{
-	if (cfg.pid_file.empty())
-		return 0;
+pid_t running_daemon(const config::Config& cfg) {
+	if (cfg.pid_file.empty()) return 0;
 	std::ifstream f(cfg.pid_file);
 	long pid = 0;
-	if (!(f >> pid) || pid <= 1)
-		return 0;
+	if (!(f >> pid) || pid <= 1) return 0;
 	// EPERM: it runs, as another user.
 	return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM ? static_cast<pid_t>(pid) : 0;
 }
 
-void notify_daemon(const config::Config& cfg)
-{
-	if (pid_t pid = running_daemon(cfg))
-		::kill(pid, SIGUSR2);  // ternd re-reads the queue (Queue::resync)
+void notify_daemon(const config::Config& cfg) {
+	if (pid_t pid = running_daemon(cfg)) ::kill(pid, SIGUSR2);  // ternd re-reads the queue (Queue::resync)
 }
 
-void show(const store::QueueRecord& r, std::ostream& out)
-{
+void show(const store::QueueRecord& r, std::ostream& out) {
 	out << "id: " << r.id << "\n"
 	    << "queued: " << iso8601_utc(r.queued) << "\n"
 	    << "sender_account: " << r.sender_account << "\n"
@@ -78,7 +67,8 @@ void show(const store::QueueRecord& r, std::ostream& out)
 	    << "size: " << r.size << "\n"
 	    << "8bit: " << (r.has_8bit ? "yes" : "no") << "\n"
 	    << "smtputf8: " << (r.smtputf8 ? "yes" : "no") << "\n"
-	    << "requiretls: " << (r.requiretls ? "yes" : "no") << "\n"
+	    << "requiretls: " << (r.requiretls ? "yes" : "no")
+	    << "\n"
 	    // The DSN request (RFC 3461 4), "-" where the sender gave none.
 	    << "dsn_ret: " << or_dash(r.dsn_ret) << "\n"
 	    << "dsn_envid: " << or_dash(one_line(r.envid)) << "\n"
@@ -90,8 +80,7 @@ void show(const store::QueueRecord& r, std::ostream& out)
 
 // The usage and id checks, before any database work; the status to exit
 // with when the command is malformed.
-std::optional<int> refuse_malformed(const std::vector<std::string>& args, std::ostream& err)
-{
+std::optional<int> refuse_malformed(const std::vector<std::string>& args, std::ostream& err) {
 	if (args.empty()) {
 		err << usage;
 		return 2;
@@ -99,7 +88,7 @@ std::optional<int> refuse_malformed(const std::vector<std::string>& args, std::o
 	const std::string& cmd = args[0];
 	bool needs_id = cmd == "show" || cmd == "drop";
 	bool ok_shape = ((cmd == "list" || cmd == "rebuild") && args.size() == 1) || (needs_id && args.size() == 2) ||
-	                (cmd == "kick" && args.size() <= 2);
+	    (cmd == "kick" && args.size() <= 2);
 	if (!ok_shape) {
 		err << usage;
 		return 2;
@@ -113,29 +102,25 @@ std::optional<int> refuse_malformed(const std::vector<std::string>& args, std::o
 
 }  // namespace
 
-std::string queue_list_text(const std::vector<store::QueueRecord>& records)
-{
+std::string queue_list_text(const std::vector<store::QueueRecord>& records) {
 	std::string out = "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n";
 	for (const auto& r : records)
-		out += std::to_string(r.id) + " " + iso8601_utc(r.next_attempt) + " " + std::to_string(r.attempts) + " <" +
-		       r.from + "> <" + r.to + "> " + or_dash(one_line(r.last_error)) + "\n";
+		out += std::to_string(r.id) + " " + iso8601_utc(r.next_attempt) + " " + std::to_string(r.attempts) +
+		    " <" + r.from + "> <" + r.to + "> " + or_dash(one_line(r.last_error)) + "\n";
 	return out;
 }
 
 QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg, const std::vector<std::string>& args,
                                      std::ostream& out, std::ostream& err,
-                                     const std::function<bool(const std::string& base)>& in_progress)
-{
-	if (auto status = refuse_malformed(args, err))
-		return {*status, false};
+                                     const std::function<bool(const std::string& base)>& in_progress) {
+	if (auto status = refuse_malformed(args, err)) return {*status, false};
 	const std::string& cmd = args[0];
 	std::optional<uint64_t> id;
-	if (args.size() == 2)
-		id = parse_id(args[1]);
+	if (args.size() == 2) id = parse_id(args[1]);
 	try {
 		if (cmd == "rebuild") {
-			RebuildReport r = rebuild_queue(env, cfg.data_dir + "/queue", static_cast<int64_t>(std::time(nullptr)),
-			                                in_progress);
+			RebuildReport r = rebuild_queue(env, cfg.data_dir + "/queue",
+			                                static_cast<int64_t>(std::time(nullptr)), in_progress);
 			out << "rebuilt " << r.rebuilt << " records, removed " << r.removed << " finished files, kept "
 			    << r.unreadable << " unreadable files\n";
 			return {r.unreadable ? 1 : 0, r.rebuilt > 0};
@@ -169,8 +154,7 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 			size_t kicked = 0;
 			for (auto& r : records) {
 				r.next_attempt = now;
-				if (env.queue_update(r))
-					kicked++;
+				if (env.queue_update(r)) kicked++;
 			}
 			if (id && kicked == 0) {
 				err << "no such message\n";
@@ -192,8 +176,7 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 			err << "no such message\n";
 			return {1, false};
 		}
-		if (!r->message_file.empty())
-			::unlink((cfg.data_dir + "/queue/" + r->message_file).c_str());
+		if (!r->message_file.empty()) ::unlink((cfg.data_dir + "/queue/" + r->message_file).c_str());
 		out << "dropped " << *id << "\n";
 		return {0, true};
 	} catch (const std::exception& e) {
@@ -203,15 +186,12 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 }
 
 int run_queue_command(const config::Config& cfg, const std::vector<std::string>& args, std::ostream& out,
-                      std::ostream& err)
-{
-	if (auto status = refuse_malformed(args, err))
-		return *status;
+                      std::ostream& err) {
+	if (auto status = refuse_malformed(args, err)) return *status;
 	try {
 		store::Env env(cfg.data_dir);
 		QueueCommandResult result = run_queue_command(env, cfg, args, out, err);
-		if (result.changed)
-			notify_daemon(cfg);
+		if (result.changed) notify_daemon(cfg);
 		return result.status;
 	} catch (const std::exception& e) {
 		err << "error: " << e.what() << "\n";

@@ -45,38 +45,30 @@ int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
 
 // Records that may share one transaction: the same message, sender and
 // Received prefix.
-std::string entry_group(const store::QueueRecord& r)
-{
+std::string entry_group(const store::QueueRecord& r) {
 	return message_base(r.message_file) + "\n" + r.from + "\n" + r.prefix;
 }
 
 std::string queue_dir(const config::Config& cfg) { return cfg.data_dir + "/queue"; }
 
 
-int64_t jitter(int64_t base_s)
-{
+int64_t jitter(int64_t base_s) {
 	// The model's ±5 s on 450 s, scaled to the configured base.
 	int64_t span = base_s / 90;
-	if (span <= 0)
-		return 0;
+	if (span <= 0) return 0;
 	thread_local std::mt19937_64 rng{std::random_device{}()};
 	return std::uniform_int_distribution<int64_t>(-span, span)(rng);
 }
 
-bool is_ip(const std::string& s)
-{
+bool is_ip(const std::string& s) {
 	unsigned char buf[16];
 	return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
-TlsMode tls_mode(const std::string& name)
-{
-	if (name == "none")
-		return TlsMode::none;
-	if (name == "required")
-		return TlsMode::required;
-	if (name == "implicit")
-		return TlsMode::implicit;
+TlsMode tls_mode(const std::string& name) {
+	if (name == "none") return TlsMode::none;
+	if (name == "required") return TlsMode::required;
+	if (name == "implicit") return TlsMode::implicit;
 	return TlsMode::opportunistic;
 }
 
@@ -88,8 +80,7 @@ struct Policy {
 
 // Before an attempt (doc/behaviour.md §12): the next attempt is set now,
 // so a crash during the attempt leads to a later retry, never a hot loop.
-void mark_attempt(store::QueueRecord& rec, int64_t now, const Policy& p)
-{
+void mark_attempt(store::QueueRecord& rec, int64_t now, const Policy& p) {
 	rec.next_attempt = now + retry_delay_seconds(p.retry_base_s, rec.attempts, jitter(p.retry_base_s));
 	rec.attempts++;
 	rec.last_attempt = now;
@@ -100,36 +91,28 @@ void mark_attempt(store::QueueRecord& rec, int64_t now, const Policy& p)
 // (never sends again); one before it leaves the record, so the copy is
 // retried. The record goes before the link: never a record without its
 // message.
-void remove_record(store::Env& env, const config::Config& cfg, const store::QueueRecord& rec,
-                   RecipientState state)
-{
-	if (!rec.message_file.empty())
-		mark_recipient(queue_dir(cfg), rec.message_file, state);
+void remove_record(store::Env& env, const config::Config& cfg, const store::QueueRecord& rec, RecipientState state) {
+	if (!rec.message_file.empty()) mark_recipient(queue_dir(cfg), rec.message_file, state);
 	env.queue_remove(rec.id);
-	if (!rec.message_file.empty())
-		::unlink((queue_dir(cfg) + "/" + rec.message_file).c_str());
+	if (!rec.message_file.empty()) ::unlink((queue_dir(cfg) + "/" + rec.message_file).c_str());
 }
 
 // The original header section for the DSN's third part: prefix + the
 // file's bytes up to the empty line (at most 256 KiB).
-std::string original_headers(const config::Config& cfg, const store::QueueRecord& rec)
-{
+std::string original_headers(const config::Config& cfg, const store::QueueRecord& rec) {
 	std::string text = rec.prefix;
 	UniqueFd fd(::open((queue_dir(cfg) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
 	if (fd && ::lseek(fd.get(), rec.data_offset, SEEK_SET) == rec.data_offset) {
 		char buf[8192];
 		while (text.size() < 256 * 1024) {
 			ssize_t n = ::read(fd.get(), buf, sizeof buf);
-			if (n <= 0)
-				break;
+			if (n <= 0) break;
 			text.append(buf, static_cast<size_t>(n));
-			if (text.find("\r\n\r\n") != std::string::npos)
-				break;
+			if (text.find("\r\n\r\n") != std::string::npos) break;
 		}
 	}
 	size_t end = text.find("\r\n\r\n");
-	if (end != std::string::npos)
-		text.resize(end + 2);
+	if (end != std::string::npos) text.resize(end + 2);
 	return text;
 }
 
@@ -140,28 +123,21 @@ constexpr int64_t max_returned_message = 100 * 1024;
 
 // The whole message (prefix included) for RET=FULL; "" when it is too
 // large or cannot be read (the caller then returns the headers).
-std::string original_message(const config::Config& cfg, const store::QueueRecord& rec)
-{
-	if (rec.size > max_returned_message)
-		return "";
+std::string original_message(const config::Config& cfg, const store::QueueRecord& rec) {
+	if (rec.size > max_returned_message) return "";
 	std::string text = rec.prefix;
 	UniqueFd fd(::open((queue_dir(cfg) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
-	if (!fd)
-		return "";
+	if (!fd) return "";
 	char buf[8192];
 	int64_t offset = rec.data_offset;
 	for (;;) {
 		ssize_t n = ::pread(fd.get(), buf, sizeof buf, offset);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return "";
-		if (n == 0)
-			break;
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) return "";
+		if (n == 0) break;
 		text.append(buf, static_cast<size_t>(n));
 		offset += n;
-		if (static_cast<int64_t>(text.size()) > max_returned_message)
-			return "";
+		if (static_cast<int64_t>(text.size()) > max_returned_message) return "";
 	}
 	return text;
 }
@@ -175,11 +151,9 @@ struct Returned {
 };
 
 // The enhanced status code of an error text ("550 5.1.1 …" or "5.6.7 …").
-std::string status_of(const std::string& error)
-{
+std::string status_of(const std::string& error) {
 	ReplyParser parser;
-	if (parser.feed_line(error) && parser.error().empty())
-		return parser.take().enhanced;
+	if (parser.feed_line(error) && parser.error().empty()) return parser.take().enhanced;
 	if (error.size() >= 5 && (error[0] == '4' || error[0] == '5') && error[1] == '.') {
 		size_t sp = error.find(' ');
 		return error.substr(0, sp);
@@ -187,11 +161,10 @@ std::string status_of(const std::string& error)
 	return "";
 }
 
-bool is_smtp_reply(const std::string& error)
-{
+bool is_smtp_reply(const std::string& error) {
 	return error.size() >= 3 && std::isdigit(static_cast<unsigned char>(error[0])) &&
-	       std::isdigit(static_cast<unsigned char>(error[1])) && std::isdigit(static_cast<unsigned char>(error[2])) &&
-	       (error.size() == 3 || error[3] == ' ' || error[3] == '-');
+	    std::isdigit(static_cast<unsigned char>(error[1])) && std::isdigit(static_cast<unsigned char>(error[2])) &&
+	    (error.size() == 3 || error[3] == ' ' || error[3] == '-');
 }
 
 // Outgoing-failure DSNs are not sent over SMTP (doc/behaviour.md §12): they
@@ -200,31 +173,25 @@ bool is_smtp_reply(const std::string& error)
 // be written is logged, the queue record is dealt with anyway.
 enum class DsnKind { failed, delayed, delivered, relayed };
 
-Returned returned_content(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind)
-{
+Returned returned_content(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind) {
 	Returned r;
-	if (rec.from.empty())
-		return r;  // no notice will be sent
-	if (kind == DsnKind::failed && rec.dsn_ret == "FULL")
-		r.message = original_message(cfg, rec);
-	if (r.message.empty())
-		r.headers = original_headers(cfg, rec);
+	if (rec.from.empty()) return r;  // no notice will be sent
+	if (kind == DsnKind::failed && rec.dsn_ret == "FULL") r.message = original_message(cfg, rec);
+	if (r.message.empty()) r.headers = original_headers(cfg, rec);
 	return r;
 }
 
 // The DSN events the recipient's NOTIFY asks for (RFC 3461 4.1).
-bool dsn_requested(const store::QueueRecord& rec, DsnKind kind)
-{
+bool dsn_requested(const store::QueueRecord& rec, DsnKind kind) {
 	using smtp::DsnEvent;
-	DsnEvent event = kind == DsnKind::failed    ? DsnEvent::failure
-	                 : kind == DsnKind::delayed ? DsnEvent::delay
-	                                            : DsnEvent::success;
+	DsnEvent event = kind == DsnKind::failed ? DsnEvent::failure
+	    : kind == DsnKind::delayed           ? DsnEvent::delay
+						 : DsnEvent::success;
 	return smtp::dsn_wanted(rec.notify, event);
 }
 
 // The notice's Action field (RFC 3464 2.3.3).
-const char* action_name(DsnKind kind)
-{
+const char* action_name(DsnKind kind) {
 	switch (kind) {
 	case DsnKind::failed: return "failed";
 	case DsnKind::delayed: return "delayed";
@@ -236,15 +203,12 @@ const char* action_name(DsnKind kind)
 
 // Where a notice about `rec` goes: the sender's account, or the
 // postmaster's mailbox when the account is gone; nullptr when neither.
-const config::Account* notice_account(const config::Config& cfg, const store::QueueRecord& rec, std::string& mailbox)
-{
+const config::Account* notice_account(const config::Config& cfg, const store::QueueRecord& rec, std::string& mailbox) {
 	mailbox = "INBOX";
-	if (auto it = cfg.accounts.find(rec.sender_account); it != cfg.accounts.end())
-		return &it->second;
+	if (auto it = cfg.accounts.find(rec.sender_account); it != cfg.accounts.end()) return &it->second;
 	std::string lp, dom;
 	split_address(rec.from, lp, dom);
-	if (const config::Account* account = cfg.account_for_address(lp, dom))
-		return account;
+	if (const config::Account* account = cfg.account_for_address(lp, dom)) return account;
 	if (auto it = cfg.accounts.find(cfg.postmaster.account); it != cfg.accounts.end()) {
 		mailbox = cfg.postmaster.mailbox;
 		return &it->second;
@@ -255,8 +219,7 @@ const config::Account* notice_account(const config::Config& cfg, const store::Qu
 // The one recipient's part of the notice (RFC 3464 2.3).
 message::DsnRecipient notice_recipient(const store::QueueRecord& rec, DsnKind kind, const std::string& error,
                                        const std::string& remote_mta, const std::vector<std::time_t>& next_attempts,
-                                       int64_t now)
-{
+                                       int64_t now) {
 	message::DsnRecipient r;
 	r.final_recipient = rec.to;
 	r.original_recipient = rec.orcpt;
@@ -266,11 +229,9 @@ message::DsnRecipient notice_recipient(const store::QueueRecord& rec, DsnKind ki
 	if (!r.status.empty() && r.status[0] != status_class)
 		r.status.clear();  // e.g. a 4.x.x that became final after the last attempt
 	r.remote_mta = remote_mta;
-	if (is_smtp_reply(error))
-		r.diagnostic = "smtp; " + error;
+	if (is_smtp_reply(error)) r.diagnostic = "smtp; " + error;
 	r.last_attempt = static_cast<std::time_t>(rec.last_attempt ? rec.last_attempt : now);
-	if (kind != DsnKind::failed && !next_attempts.empty())
-		r.will_retry_until = next_attempts.back();
+	if (kind != DsnKind::failed && !next_attempts.empty()) r.will_retry_until = next_attempts.back();
 	return r;
 }
 
@@ -278,30 +239,28 @@ message::DsnRecipient notice_recipient(const store::QueueRecord& rec, DsnKind ki
 std::string compose_notice(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind,
                            const std::string& error, const std::string& remote_mta,
                            const std::vector<std::time_t>& next_attempts, int64_t now, const Returned& returned,
-                           std::string& message_id)
-{
+                           std::string& message_id) {
 	message::DsnMessage m;
 	m.smtputf8 = rec.smtputf8;
 	m.from = "postmaster@" + cfg.hostname;
 	m.to = rec.from;
-	m.subject = kind == DsnKind::failed    ? message::subject_failed
-	            : kind == DsnKind::delayed ? message::subject_delayed
-	            : kind == DsnKind::relayed ? message::subject_relayed
-	                                       : message::subject_delivered;
+	m.subject = kind == DsnKind::failed ? message::subject_failed
+	    : kind == DsnKind::delayed      ? message::subject_delayed
+	    : kind == DsnKind::relayed      ? message::subject_relayed
+					    : message::subject_delivered;
 	m.message_id = message::make_message_id(cfg.hostname);
 	message_id = m.message_id;
-	if (!rec.message_id.empty())
-		m.references = "<" + rec.message_id + ">";
+	if (!rec.message_id.empty()) m.references = "<" + rec.message_id + ">";
 	m.reporting_mta = cfg.hostname;
 	m.envid = rec.envid;
 	m.arrival = static_cast<std::time_t>(rec.queued);
 	m.date = static_cast<std::time_t>(now);
 	m.tz_offset_s = message::local_utc_offset(m.date);
 	const std::string remote_host = remote_mta.substr(0, remote_mta.find(' '));
-	m.text_body = kind == DsnKind::failed    ? message::failed_dsn_text(rec.to, error)
-	              : kind == DsnKind::delayed ? message::delayed_dsn_text(rec.to, error, next_attempts,
-	                                                                     static_cast<std::time_t>(now))
-	                                         : message::success_dsn_text(rec.to, kind == DsnKind::relayed, remote_host);
+	m.text_body = kind == DsnKind::failed ? message::failed_dsn_text(rec.to, error)
+	    : kind == DsnKind::delayed
+	    ? message::delayed_dsn_text(rec.to, error, next_attempts, static_cast<std::time_t>(now))
+	    : message::success_dsn_text(rec.to, kind == DsnKind::relayed, remote_host);
 	m.recipients.push_back(notice_recipient(rec, kind, error, remote_mta, next_attempts, now));
 	m.original_headers = returned.headers;
 	m.original_message = returned.message;
@@ -318,10 +277,8 @@ std::string compose_notice(const config::Config& cfg, const store::QueueRecord& 
 // then it goes to the Maildir like any other DSN.
 std::optional<server::OutboundMessage> dsn_for_lmtp(const config::Config& cfg, const config::Account& account,
                                                     const std::string& to, const std::string& message_id,
-                                                    const std::string& path, size_t size)
-{
-	if (account.lmtp.empty())
-		return std::nullopt;
+                                                    const std::string& path, size_t size) {
+	if (account.lmtp.empty()) return std::nullopt;
 	for (const std::string& address : {to, "postmaster@" + cfg.hostname}) {
 		std::string localpart, domain;
 		split_address(address, localpart, domain);
@@ -342,8 +299,7 @@ std::optional<server::OutboundMessage> dsn_for_lmtp(const config::Config& cfg, c
 // queued from the loop (Queue::enqueue_dsns).
 void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind, const std::string& error,
                  const std::string& remote_mta, const std::vector<std::time_t>& next_attempts, int64_t now,
-                 const Returned& returned, std::vector<server::OutboundMessage>& lmtp_dsns)
-{
+                 const Returned& returned, std::vector<server::OutboundMessage>& lmtp_dsns) {
 	if (!dsn_requested(rec, kind)) {
 		log::info("no dsn: not requested by NOTIFY", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
 		return;
@@ -357,11 +313,13 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 		std::string mailbox;
 		const config::Account* account = notice_account(cfg, rec, mailbox);
 		if (!account) {
-			log::error("dsn: no account for sender and no postmaster account", {{"from", rec.from}, {"to", rec.to}});
+			log::error("dsn: no account for sender and no postmaster account",
+			           {{"from", rec.from}, {"to", rec.to}});
 			return;
 		}
 		std::string message_id;
-		std::string text = compose_notice(cfg, rec, kind, error, remote_mta, next_attempts, now, returned, message_id);
+		std::string text = compose_notice(cfg, rec, kind, error, remote_mta, next_attempts, now, returned,
+		                                  message_id);
 		std::string tmp_dir = cfg.data_dir + "/tmp";
 		::mkdir(tmp_dir.c_str(), 0700);
 		// The notice's bytes are copied into the Maildir, then this goes.
@@ -389,8 +347,7 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 
 // The times of the attempts still to come after `rec`'s attempt, as the
 // scheduler will make them (doc/behaviour.md D11: the delayed DSN tells the truth).
-std::vector<std::time_t> remaining_attempts(const store::QueueRecord& rec, const Policy& p)
-{
+std::vector<std::time_t> remaining_attempts(const store::QueueRecord& rec, const Policy& p) {
 	std::vector<std::time_t> times;
 	int64_t t = rec.next_attempt;
 	for (int a = rec.attempts; a < p.max_attempts; a++) {
@@ -402,17 +359,19 @@ std::vector<std::time_t> remaining_attempts(const store::QueueRecord& rec, const
 
 // A failed attempt of `rec` (attempts already counted by mark_attempt).
 void settle_failure(store::Env& env, const config::Config& cfg, store::QueueRecord rec, const std::string& error,
-                    bool permanent, const std::string& remote_mta, const Policy& p, int64_t now, Settled& out)
-{
+                    bool permanent, const std::string& remote_mta, const Policy& p, int64_t now, Settled& out) {
 	rec.last_error = error;
 	if (permanent || rec.attempts >= p.max_attempts) {
 		log::info("delivery failed permanently",
-		          {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"attempts", std::to_string(rec.attempts)},
+		          {{"id", std::to_string(rec.id)},
+		           {"to", rec.to},
+		           {"attempts", std::to_string(rec.attempts)},
 		           {"err", error}});
 		// The record goes first: a crash after it loses at most the DSN,
 		// never sends the message again. The header section for the DSN is
 		// read before the file goes with the record.
-		Returned returned = dsn_requested(rec, DsnKind::failed) ? returned_content(cfg, rec, DsnKind::failed) : Returned{};
+		Returned returned = dsn_requested(rec, DsnKind::failed) ? returned_content(cfg, rec, DsnKind::failed)
+									: Returned{};
 		remove_record(env, cfg, rec, RecipientState::failed);
 		out.removed.push_back(rec.id);
 		deliver_dsn(cfg, rec, DsnKind::failed, error, remote_mta, {}, now, returned, out.lmtp_dsns);
@@ -423,16 +382,18 @@ void settle_failure(store::Env& env, const config::Config& cfg, store::QueueReco
 		return;
 	}
 	out.rescheduled[rec.id] = rec.next_attempt;
-	log::info("delivery deferred", {{"id", std::to_string(rec.id)}, {"to", rec.to},
-	                                {"attempts", std::to_string(rec.attempts)},
-	                                {"next_attempt", iso8601_utc(rec.next_attempt)}, {"err", error}});
+	log::info("delivery deferred",
+	          {{"id", std::to_string(rec.id)},
+	           {"to", rec.to},
+	           {"attempts", std::to_string(rec.attempts)},
+	           {"next_attempt", iso8601_utc(rec.next_attempt)},
+	           {"err", error}});
 	if (rec.attempts == p.delayed_after)
 		deliver_dsn(cfg, rec, DsnKind::delayed, error, remote_mta, remaining_attempts(rec, p), now,
 		            returned_content(cfg, rec, DsnKind::delayed), out.lmtp_dsns);
 }
 
-Policy policy_of(const config::Config& cfg, const QueueOptions& o)
-{
+Policy policy_of(const config::Config& cfg, const QueueOptions& o) {
 	Policy p;
 	p.retry_base_s = std::max<int64_t>(cfg.queue.retry_base_s, 1);
 	p.max_attempts = static_cast<int>(std::max<int64_t>(cfg.queue.max_attempts, 1));
@@ -453,11 +414,11 @@ Policy policy_of(const config::Config& cfg, const QueueOptions& o)
 // Maildir copies, body chunks) always complete.
 struct Queue::Delivery {
 	core::ConnHandle self;
-	uint64_t id = 0;                            // for logs
+	uint64_t id = 0;  // for logs
 	std::string domain;
-	std::vector<uint64_t> ids;                  // records this delivery holds in flight
-	std::vector<store::QueueRecord> remote;     // records to send over SMTP (or LMTP)
-	std::vector<LmtpDestination> lmtp;          // set: `remote` goes to these LMTP servers, one each
+	std::vector<uint64_t> ids;               // records this delivery holds in flight
+	std::vector<store::QueueRecord> remote;  // records to send over SMTP (or LMTP)
+	std::vector<LmtpDestination> lmtp;       // set: `remote` goes to these LMTP servers, one each
 	std::shared_ptr<const config::Config> config;
 	std::vector<std::string> hosts;
 	size_t host_index = 0;
@@ -465,19 +426,19 @@ struct Queue::Delivery {
 	size_t address_index = 0;
 	int port = config::default_smtp_port;
 	TlsMode tls = TlsMode::opportunistic;
-	bool tls_off = false;                       // this address is being retried without TLS
+	bool tls_off = false;  // this address is being retried without TLS
 	// RFC 8689: hosts refused because they could not meet REQUIRETLS, and
 	// hosts that failed otherwise (the failure is final only when every
 	// host was of the first kind).
 	bool requiretls_unmet = false;
 	bool other_host_failure = false;
-	bool tls_required_no = false;               // the message says "TLS-Required: No" (RFC 8689 4.3)
+	bool tls_required_no = false;  // the message says "TLS-Required: No" (RFC 8689 4.3)
 	std::string last_error;
 	std::unique_ptr<SmtpClient> client;
 	// A client that ended inside the callback running now: destroyed when
 	// the callback has returned.
 	std::unique_ptr<SmtpClient> retired_client;
-	bool ended = false;                         // released; erased after the callback
+	bool ended = false;  // released; erased after the callback
 	// The result after the end of data is being recorded (the client waits
 	// to say QUIT), or was recorded: `settled` then goes to release().
 	bool recording = false;
@@ -498,9 +459,8 @@ struct PreparedAttempt {
 
 Queue::Queue(struct ev_loop* loop, core::WorkerPool& pool, mailauth::Resolver& resolver, store::Env& env,
              std::shared_ptr<const config::Config> config, QueueOptions options)
-    : loop_(loop), pool_(pool), resolver_(resolver), env_(env), config_(std::move(config)),
-      options_(std::move(options)), timer_(loop, [this] { schedule(); })
-{
+	: loop_(loop), pool_(pool), resolver_(resolver), env_(env), config_(std::move(config)),
+	  options_(std::move(options)), timer_(loop, [this] { schedule(); }) {
 	try {
 		tls_context_ = std::make_shared<net::TlsClientContext>();
 	} catch (const std::exception& e) {
@@ -510,10 +470,9 @@ Queue::Queue(struct ev_loop* loop, core::WorkerPool& pool, mailauth::Resolver& r
 }
 
 // Whether the config sends mail through a smarthost whose certificate must verify.
-static bool smarthost_verifies(const config::Config& config)
-{
+static bool smarthost_verifies(const config::Config& config) {
 	return !config.queue.smarthost_host.empty() &&
-	       (config.queue.smarthost_tls == "required" || config.queue.smarthost_tls == "implicit");
+	    (config.queue.smarthost_tls == "required" || config.queue.smarthost_tls == "implicit");
 }
 
 // The system's trust store (Debian's ca-certificates), for REQUIRETLS
@@ -523,8 +482,7 @@ static constexpr const char* system_ca_file = "/etc/ssl/certs/ca-certificates.cr
 // Loaded for every config: smarthost_tls "required"/"implicit" needs it
 // always, REQUIRETLS messages (RFC 8689) whatever the smarthost_tls mode or
 // without a smarthost (then from the system's trust store).
-void Queue::load_verified_context(const config::Config& config, bool on_worker)
-{
+void Queue::load_verified_context(const config::Config& config, bool on_worker) {
 	const bool required_by_config = smarthost_verifies(config);
 	struct Loaded {
 		uint64_t generation = 0;
@@ -544,12 +502,13 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker)
 	};
 	auto use = [this, loaded, required_by_config] {
 		// Workers may finish out of order after quick successive reloads.
-		if (loaded->generation != verified_context_loads_)
-			return;
+		if (loaded->generation != verified_context_loads_) return;
 		if (!loaded->context && !required_by_config)
-			log::info("queue: no trusted CAs for REQUIRETLS", {{"file", loaded->ca_file}, {"error", loaded->error}});
+			log::info("queue: no trusted CAs for REQUIRETLS",
+			          {{"file", loaded->ca_file}, {"error", loaded->error}});
 		else if (!loaded->context)
-			log::error("queue: cannot load smarthost_ca_file", {{"file", loaded->ca_file}, {"error", loaded->error}});
+			log::error("queue: cannot load smarthost_ca_file",
+			           {{"file", loaded->ca_file}, {"error", loaded->error}});
 		verified_context_ = loaded->context;
 		verified_context_error_ = loaded->error;
 	};
@@ -562,24 +521,18 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker)
 	pool_.submit(load, use);
 }
 
-Queue::~Queue()
-{
-	shutdown();
-}
+Queue::~Queue() { shutdown(); }
 
 // The delivery's handle as a DNS query owner: cancel_owner then stops
 // exactly its queries, never those of a later delivery in the same slot.
-uint64_t Queue::dns_owner(core::ConnHandle h) const
-{
+uint64_t Queue::dns_owner(core::ConnHandle h) const {
 	return dns_owner_base | (uint64_t(h.slot) << 31) | (h.generation & 0x7fffffffu);
 }
 
 template <class F>
-void Queue::with_delivery(core::ConnHandle h, F&& f)
-{
+void Queue::with_delivery(core::ConnHandle h, F&& f) {
 	Delivery* d = deliveries_.get(h);
-	if (!d || d->ended)
-		return;
+	if (!d || d->ended) return;
 	// A delivery is destroyed only when no callback of it is running: the
 	// outermost one erases what ended below it.
 	++callback_depth_;
@@ -589,68 +542,50 @@ void Queue::with_delivery(core::ConnHandle h, F&& f)
 		// An unexpected failure ends this delivery, never the daemon: its
 		// records keep their next attempt, committed before it started.
 		log::error("queue: delivery failed unexpectedly", {{"id", std::to_string(d->id)}, {"err", e.what()}});
-		if (!d->ended)
-			release(*d, {}, {});
+		if (!d->ended) release(*d, {}, {});
 	}
-	if (--callback_depth_ != 0)
-		return;
+	if (--callback_depth_ != 0) return;
 	// A client that ended in this callback is no longer on the stack.
-	if (Delivery* still = deliveries_.get(h))
-		still->retired_client.reset();
+	if (Delivery* still = deliveries_.get(h)) still->retired_client.reset();
 	erase_ended();
 }
 
-void Queue::erase_ended()
-{
-	if (ended_.empty())
-		return;
-	for (core::ConnHandle h : std::exchange(ended_, {}))
-		deliveries_.erase(h);
+void Queue::erase_ended() {
+	if (ended_.empty()) return;
+	for (core::ConnHandle h : std::exchange(ended_, {})) deliveries_.erase(h);
 	log_gauge();
 	schedule();
 }
 
-void Queue::shutdown()
-{
+void Queue::shutdown() {
 	stopping_ = true;
 	timer_.stop();
 	deliveries_.for_each([this](core::ConnHandle h, Delivery& d) {
 		resolver_.cancel_owner(dns_owner(h));
-		if (d.client)
-			d.client->abort();
+		if (d.client) d.client->abort();
 	});
 }
 
-void Queue::start()
-{
-	load(options_.rebuild_at_start);
-}
+void Queue::start() { load(options_.rebuild_at_start); }
 
-void Queue::resync()
-{
-	load(true);
-}
+void Queue::resync() { load(true); }
 
-void EnqueuesInProgress::add(const std::string& base)
-{
+void EnqueuesInProgress::add(const std::string& base) {
 	std::lock_guard<std::mutex> lock(mutex_);
 	bases_.insert(base);
 }
 
-void EnqueuesInProgress::remove(const std::string& base)
-{
+void EnqueuesInProgress::remove(const std::string& base) {
 	std::lock_guard<std::mutex> lock(mutex_);
 	bases_.erase(base);
 }
 
-bool EnqueuesInProgress::contains(const std::string& base) const
-{
+bool EnqueuesInProgress::contains(const std::string& base) const {
 	std::lock_guard<std::mutex> lock(mutex_);
 	return bases_.count(base) != 0;
 }
 
-void Queue::load(bool rebuild)
-{
+void Queue::load(bool rebuild) {
 	struct Loaded {
 		std::vector<store::QueueRecord> records;
 		std::string error;
@@ -664,13 +599,15 @@ void Queue::load(bool rebuild)
 		    // A failed rebuild is logged; the records that are there still load.
 		    if (rebuild) {
 			    try {
-				    RebuildReport report =
-				        rebuild_queue(env, queue_dir(*cfg), now_s(),
-				                      [&in_progress](const std::string& base) { return in_progress->contains(base); });
+				    RebuildReport report = rebuild_queue(env, queue_dir(*cfg), now_s(),
+				                                         [&in_progress](const std::string& base) {
+										 return in_progress->contains(base);
+									 });
 				    if (report.rebuilt || report.removed || report.unreadable)
-					    log::info("queue: rebuild from files", {{"rebuilt", std::to_string(report.rebuilt)},
-					                                            {"removed", std::to_string(report.removed)},
-					                                            {"kept_unreadable", std::to_string(report.unreadable)}});
+					    log::info("queue: rebuild from files",
+					              {{"rebuilt", std::to_string(report.rebuilt)},
+					               {"removed", std::to_string(report.removed)},
+					               {"kept_unreadable", std::to_string(report.unreadable)}});
 			    } catch (const std::exception& e) {
 				    log::error("queue: rebuild from files failed", {{"err", e.what()}});
 			    }
@@ -704,8 +641,7 @@ void Queue::load(bool rebuild)
 		    // So do records enqueued while the list was read: their commit
 		    // may have come after it.
 		    for (auto& [id, e] : entries_)
-			    if ((e.in_flight || e.added_seq > seq_at_start) && !fresh.count(id))
-				    fresh[id] = e;
+			    if ((e.in_flight || e.added_seq > seq_at_start) && !fresh.count(id)) fresh[id] = e;
 		    entries_ = std::move(fresh);
 		    loaded_ = true;
 		    log_gauge();
@@ -717,15 +653,13 @@ namespace {
 
 // A failed step of enqueue; a full disk is marked so that the session
 // answers 452 4.3.1 (RFC 3463 X.3.1).
-std::runtime_error enqueue_error(const std::string& what, int err)
-{
+std::runtime_error enqueue_error(const std::string& what, int err) {
 	std::string text = what + ": " + std::strerror(err);
 	return std::runtime_error(is_storage_full(err) ? storage_full_error(text) : text);
 }
 
 // The envelope a queue file carries of its message (queue_file.h).
-QueueFileEnvelope envelope_of(const server::OutboundMessage& msg, int64_t now)
-{
+QueueFileEnvelope envelope_of(const server::OutboundMessage& msg, int64_t now) {
 	QueueFileEnvelope envelope;
 	envelope.queued = now;
 	envelope.sender_account = msg.sender_account;
@@ -759,24 +693,20 @@ QueueFileEnvelope envelope_of(const server::OutboundMessage& msg, int64_t now)
 // into the directory. The file is written under a temp name, fsync'd, then
 // renamed, so queue/ only ever holds complete files. The links stay armed:
 // they are removed unless the caller commits them with the records.
-std::vector<TempFile> write_links(const std::string& dir, const std::string& base,
-                                  const QueueFileEnvelope& envelope, const std::string& message_path,
-                                  QueueFileLayout& layout)
-{
+std::vector<TempFile> write_links(const std::string& dir, const std::string& base, const QueueFileEnvelope& envelope,
+                                  const std::string& message_path, QueueFileLayout& layout) {
 	TempFile temp(dir + "/" + queue_temp_name(base));
 	layout = write_queue_file(temp.path(), envelope, message_path);
 	std::vector<TempFile> links;
 	std::string first = dir + "/" + base + ".0";
-	if (::rename(temp.path().c_str(), first.c_str()) != 0)
-		throw enqueue_error("rename " + temp.path(), errno);
+	if (::rename(temp.path().c_str(), first.c_str()) != 0) throw enqueue_error("rename " + temp.path(), errno);
 	temp.commit();
 	links.emplace_back(first);
 	// One hard link per further recipient: each record owns its link, so
 	// the message goes with its last record.
 	for (size_t i = 1; i < envelope.recipients.size(); i++) {
 		std::string link = dir + "/" + base + "." + std::to_string(i);
-		if (::link(first.c_str(), link.c_str()) != 0)
-			throw enqueue_error("link " + link, errno);
+		if (::link(first.c_str(), link.c_str()) != 0) throw enqueue_error("link " + link, errno);
 		links.emplace_back(link);
 	}
 	store::fsync_dir(dir);
@@ -788,24 +718,22 @@ std::vector<TempFile> write_links(const std::string& dir, const std::string& bas
 // with nothing left behind on failure.
 std::vector<store::QueueRecord> store_enqueued(store::Env& env, const std::string& dir,
                                                const server::OutboundMessage& msg, const std::string& base,
-                                               int64_t now)
-{
+                                               int64_t now) {
 	QueueFileEnvelope envelope = envelope_of(msg, now);
 	QueueFileLayout layout;
 	std::vector<TempFile> links = write_links(dir, base, envelope, msg.message_path, layout);
 	std::vector<store::QueueRecord> records;
 	for (size_t i = 0; i < msg.recipients.size(); i++)
-		records.push_back(queue_record_for(envelope, i, base + "." + std::to_string(i), layout.data_offset, now));
+		records.push_back(
+		    queue_record_for(envelope, i, base + "." + std::to_string(i), layout.data_offset, now));
 	store::OutgoingLog outgoing;
 	if (msg.record_outgoing) {
 		outgoing.account = msg.sender_account;
 		outgoing.time = now;
-		for (auto& rcpt : msg.recipients)
-			outgoing.recipients.push_back(rcpt.to);
+		for (auto& rcpt : msg.recipients) outgoing.recipients.push_back(rcpt.to);
 	}
 	env.queue_add_many(records, msg.record_outgoing ? &outgoing : nullptr);
-	for (auto& link : links)
-		link.commit();
+	for (auto& link : links) link.commit();
 	// Committed: from here on the file alone stands for an acknowledged
 	// message (the 250 follows); a rebuild deletes files that never got
 	// this mark.
@@ -817,18 +745,15 @@ std::vector<store::QueueRecord> store_enqueued(store::Env& env, const std::strin
 
 // The error text of a failed enqueue; the database's log could not grow
 // when the disk is full too.
-std::string enqueue_failure_text(const std::exception& e)
-{
+std::string enqueue_failure_text(const std::exception& e) {
 	auto* db_error = dynamic_cast<const store::DbError*>(&e);
-	if (db_error && is_storage_full(db_error->code()))
-		return storage_full_error(e.what());
+	if (db_error && is_storage_full(db_error->code())) return storage_full_error(e.what());
 	return e.what();
 }
 
 }  // namespace
 
-void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string error)> done)
-{
+void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string error)> done) {
 	if (msg.recipients.empty()) {
 		done("no recipients");
 		return;
@@ -859,8 +784,7 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 			    st->records.clear();
 		    }
 		    session_file.remove();
-		    if (!base.empty())
-			    in_progress->remove(base);
+		    if (!base.empty()) in_progress->remove(base);
 	    },
 	    [this, st, done = std::move(done)] {
 		    if (!st->error.empty()) {
@@ -875,8 +799,7 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 }
 
 // Records of a committed enqueue join the schedule.
-void Queue::add_enqueued(const std::vector<store::QueueRecord>& records)
-{
+void Queue::add_enqueued(const std::vector<store::QueueRecord>& records) {
 	enqueue_seq_++;
 	for (auto& r : records) {
 		Entry e;
@@ -885,65 +808,54 @@ void Queue::add_enqueued(const std::vector<store::QueueRecord>& records)
 		e.domain = r.recipient_domain;
 		e.group = entry_group(r);
 		entries_[r.id] = std::move(e);
-		log::info("queued", {{"id", std::to_string(r.id)}, {"from", r.from}, {"to", r.to},
-		                     {"size", std::to_string(r.size)}});
+		log::info(
+		    "queued",
+		    {{"id", std::to_string(r.id)}, {"from", r.from}, {"to", r.to}, {"size", std::to_string(r.size)}});
 	}
 	log_gauge();
 }
 
-void Queue::reload(std::shared_ptr<const config::Config> config)
-{
+void Queue::reload(std::shared_ptr<const config::Config> config) {
 	config_ = std::move(config);
 	load_verified_context(*config_, true);
 	schedule();
 }
 
-void Queue::kick(uint64_t id)
-{
+void Queue::kick(uint64_t id) {
 	int64_t now = now_s();
 	for (auto& [eid, e] : entries_)
-		if ((id == 0 || eid == id) && !e.in_flight)
-			e.next_attempt = now;
+		if ((id == 0 || eid == id) && !e.in_flight) e.next_attempt = now;
 	schedule();
 }
 
-void Queue::log_gauge()
-{
-	if (entries_.size() == last_logged_size_)
-		return;
+void Queue::log_gauge() {
+	if (entries_.size() == last_logged_size_) return;
 	last_logged_size_ = entries_.size();
-	log::debug("queue gauge", {{"messages", std::to_string(entries_.size())},
-	                           {"deliveries", std::to_string(deliveries_.size())}});
+	log::debug("queue gauge",
+	           {{"messages", std::to_string(entries_.size())}, {"deliveries", std::to_string(deliveries_.size())}});
 }
 
-void Queue::schedule()
-{
-	if (!loaded_ || stopping_)
-		return;
+void Queue::schedule() {
+	if (!loaded_ || stopping_) return;
 	const int64_t now = now_s();
 	const size_t max_concurrent = static_cast<size_t>(std::max<int64_t>(config_->queue.max_concurrent, 1));
 	std::vector<std::pair<int64_t, uint64_t>> due;
 	for (auto& [id, e] : entries_)
-		if (!e.in_flight && e.next_attempt <= now)
-			due.emplace_back(e.next_attempt, id);
+		if (!e.in_flight && e.next_attempt <= now) due.emplace_back(e.next_attempt, id);
 	std::sort(due.begin(), due.end());
 	for (auto& [when, id] : due) {
-		if (deliveries_.size() >= max_concurrent)
-			break;
+		if (deliveries_.size() >= max_concurrent) break;
 		Entry& first = entries_[id];
 		// At most one delivery per destination domain at a time (as the model).
-		if (first.in_flight || busy_domains_.count(first.domain))
-			continue;
+		if (first.in_flight || busy_domains_.count(first.domain)) continue;
 		std::vector<uint64_t> ids;
 		for (auto& [other_id, other] : entries_) {
-			if (ids.size() >= max_recipients_per_transaction)
-				break;
+			if (ids.size() >= max_recipients_per_transaction) break;
 			if (!other.in_flight && other.next_attempt <= now && other.domain == first.domain &&
 			    other.group == first.group)
 				ids.push_back(other_id);
 		}
-		for (uint64_t i : ids)
-			entries_[i].in_flight = true;
+		for (uint64_t i : ids) entries_[i].in_flight = true;
 		busy_domains_.insert(first.domain);
 		auto d = std::make_unique<Delivery>();
 		d->id = next_delivery_id_++;
@@ -957,13 +869,11 @@ void Queue::schedule()
 	arm_timer();
 }
 
-void Queue::arm_timer()
-{
+void Queue::arm_timer() {
 	const int64_t now = now_s();
 	int64_t earliest = INT64_MAX;
 	for (auto& [id, e] : entries_)
-		if (!e.in_flight && e.next_attempt > now)
-			earliest = std::min(earliest, e.next_attempt);
+		if (!e.in_flight && e.next_attempt > now) earliest = std::min(earliest, e.next_attempt);
 	if (earliest == INT64_MAX) {
 		timer_.stop();
 		return;
@@ -979,11 +889,9 @@ namespace {
 // the attempt counts first, as for a remote host, so a crash leads to a
 // later retry. False when the record was dropped meanwhile.
 bool take_for_lmtp(store::Env& env, store::QueueRecord& rec, const config::Account& account, const Policy& policy,
-                   int64_t now, PreparedAttempt& out)
-{
+                   int64_t now, PreparedAttempt& out) {
 	mark_attempt(rec, now, policy);
-	if (!env.queue_update(rec))
-		return false;
+	if (!env.queue_update(rec)) return false;
 	out.lmtp_to.push_back({account.lmtp, account.lmtp_recipient.empty() ? rec.to : account.lmtp_recipient});
 	out.lmtp.push_back(std::move(rec));
 	return true;
@@ -993,8 +901,7 @@ bool take_for_lmtp(store::Env& env, store::QueueRecord& rec, const config::Accou
 // smarthost; the copy is durable only after fsync_dirs (finish_local).
 void copy_locally(store::Env& env, const config::Config& cfg, store::QueueRecord& rec,
                   const config::Config::RcptResult& rcpt, const Policy& policy, int64_t now,
-                  std::set<std::string>& dirs, std::vector<store::QueueRecord>& local, PreparedAttempt& out)
-{
+                  std::set<std::string>& dirs, std::vector<store::QueueRecord>& local, PreparedAttempt& out) {
 	std::vector<store::MaildirCopy> copies(1);
 	copies[0].maildir = rcpt.account->maildir;
 	copies[0].mailbox = rcpt.mailbox.empty() ? "INBOX" : rcpt.mailbox;
@@ -1014,10 +921,8 @@ void copy_locally(store::Env& env, const config::Config& cfg, store::QueueRecord
 // One fsync per directory for all local copies (group commit); only then
 // does a copy count as delivered.
 void finish_local(store::Env& env, const config::Config& cfg, const std::set<std::string>& dirs,
-                  const std::vector<store::QueueRecord>& local, int64_t now, PreparedAttempt& out)
-{
-	if (local.empty())
-		return;
+                  const std::vector<store::QueueRecord>& local, int64_t now, PreparedAttempt& out) {
+	if (local.empty()) return;
 	store::fsync_dirs(dirs);
 	for (auto& rec : local) {
 		// RFC 3461 4.1 NOTIFY=SUCCESS: "delivered" (RFC 3464 2.3.3). The
@@ -1025,8 +930,7 @@ void finish_local(store::Env& env, const config::Config& cfg, const std::set<std
 		const bool notice = dsn_requested(rec, DsnKind::delivered);
 		Returned returned = notice ? returned_content(cfg, rec, DsnKind::delivered) : Returned{};
 		remove_record(env, cfg, rec, RecipientState::delivered);
-		if (notice)
-			deliver_dsn(cfg, rec, DsnKind::delivered, "", "", {}, now, returned, out.settled.lmtp_dsns);
+		if (notice) deliver_dsn(cfg, rec, DsnKind::delivered, "", "", {}, now, returned, out.settled.lmtp_dsns);
 		out.settled.removed.push_back(rec.id);
 		out.local_delivered++;
 		log::info("delivered locally", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
@@ -1035,9 +939,8 @@ void finish_local(store::Env& env, const config::Config& cfg, const std::set<std
 
 // On a worker: reads the records of a delivery, counts the attempt of each
 // and sorts them into local copies (done here), LMTP and remote ones.
-void prepare_attempt(store::Env& env, const config::Config& cfg, const std::vector<uint64_t>& ids,
-                     const Policy& policy, PreparedAttempt& out)
-{
+void prepare_attempt(store::Env& env, const config::Config& cfg, const std::vector<uint64_t>& ids, const Policy& policy,
+                     PreparedAttempt& out) {
 	const int64_t now = now_s();
 	std::vector<store::QueueRecord> local;
 	std::set<std::string> dirs;
@@ -1076,8 +979,7 @@ void prepare_attempt(store::Env& env, const config::Config& cfg, const std::vect
 
 }  // namespace
 
-void Queue::begin(core::ConnHandle h, std::vector<uint64_t> ids)
-{
+void Queue::begin(core::ConnHandle h, std::vector<uint64_t> ids) {
 	auto st = std::make_shared<PreparedAttempt>();
 	auto cfg = config_;
 	store::Env& env = env_;
@@ -1096,16 +998,14 @@ void Queue::begin(core::ConnHandle h, std::vector<uint64_t> ids)
 	    });
 }
 
-void Queue::on_prepared(Delivery& d, PreparedAttempt& st)
-{
+void Queue::on_prepared(Delivery& d, PreparedAttempt& st) {
 	counters_.local += st.local_delivered;
 	if (!st.error.empty()) {
 		log::error("queue: starting delivery failed", {{"err", st.error}});
 		// Nothing known: retry all of them after one base interval.
 		int64_t later = now_s() + std::max<int64_t>(config_->queue.retry_base_s, 1);
 		std::map<uint64_t, int64_t> resched;
-		for (uint64_t id : d.ids)
-			resched[id] = later;
+		for (uint64_t id : d.ids) resched[id] = later;
 		release(d, st.settled.removed, resched);
 		return;
 	}
@@ -1117,8 +1017,7 @@ void Queue::on_prepared(Delivery& d, PreparedAttempt& st)
 		// The records of one delivery share their domain, so they are all
 		// local or all remote; should both ever meet, the remote ones wait
 		// for their next attempt (already set).
-		for (auto& r : st.remote)
-			st.settled.rescheduled[r.id] = r.next_attempt;
+		for (auto& r : st.remote) st.settled.rescheduled[r.id] = r.next_attempt;
 		st.remote = std::move(st.lmtp);
 		d.lmtp = std::move(st.lmtp_to);
 	}
@@ -1128,8 +1027,7 @@ void Queue::on_prepared(Delivery& d, PreparedAttempt& st)
 	for (auto& r : st.remote) {
 		d.ids.push_back(r.id);
 		auto e = entries_.find(r.id);
-		if (e != entries_.end())
-			e->second.next_attempt = r.next_attempt;
+		if (e != entries_.end()) e->second.next_attempt = r.next_attempt;
 	}
 	d.remote = std::move(st.remote);
 	d.tls_required_no = st.tls_required_no;
@@ -1142,10 +1040,8 @@ void Queue::on_prepared(Delivery& d, PreparedAttempt& st)
 }
 
 // Removed records leave the schedule; rescheduled ones wait for their time.
-void Queue::apply_settled(const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled)
-{
-	for (uint64_t id : removed)
-		entries_.erase(id);
+void Queue::apply_settled(const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled) {
+	for (uint64_t id : removed) entries_.erase(id);
 	for (auto& [id, when] : rescheduled) {
 		auto e = entries_.find(id);
 		if (e != entries_.end()) {
@@ -1158,8 +1054,7 @@ void Queue::apply_settled(const std::vector<uint64_t>& removed, const std::map<u
 // Submitted mail for local accounts with delivery.lmtp: one LMTP
 // transaction per record (each has its own Received "for" prefix). Their
 // results settle like a remote host's: delivered, bounced (5xx) or retried.
-void Queue::deliver_lmtp(Delivery& d)
-{
+void Queue::deliver_lmtp(Delivery& d) {
 	const config::Config& cfg = *d.config;
 	auto outcomes = std::make_shared<std::vector<Outcome>>(d.remote.size());
 	auto left = std::make_shared<size_t>(d.remote.size());
@@ -1181,16 +1076,16 @@ void Queue::deliver_lmtp(Delivery& d)
 		net::lmtp_deliver(loop_, pool_, std::move(req),
 		                  [this, h = d.self, i, outcomes, left, id = rec.id, to = rec.to,
 		                   server](std::vector<smtp::LmtpRecipientResult> results) {
-			                  (*outcomes)[i] = lmtp_outcome(results.at(0), id, to, server);
-			                  if (--*left == 0)
-				                  with_delivery(h, [&](Delivery& d) { finish(d, std::move(*outcomes)); });
-		                  });
+					  (*outcomes)[i] = lmtp_outcome(results.at(0), id, to, server);
+					  if (--*left == 0)
+						  with_delivery(h,
+				                                [&](Delivery& d) { finish(d, std::move(*outcomes)); });
+				  });
 	}
 }
 
 Queue::Outcome Queue::lmtp_outcome(const smtp::LmtpRecipientResult& r, uint64_t id, const std::string& to,
-                                   const std::string& server)
-{
+                                   const std::string& server) {
 	Outcome o;
 	o.id = id;
 	o.delivered = r.status == smtp::LmtpRecipientResult::Status::delivered;
@@ -1202,10 +1097,8 @@ Queue::Outcome Queue::lmtp_outcome(const smtp::LmtpRecipientResult& r, uint64_t 
 	return o;
 }
 
-void Queue::route(Delivery& d)
-{
-	if (stopping_)
-		return;
+void Queue::route(Delivery& d) {
+	if (stopping_) return;
 	const config::Config& cfg = *d.config;
 	if (!cfg.queue.smarthost_host.empty()) {
 		d.hosts = {cfg.queue.smarthost_host};
@@ -1223,12 +1116,11 @@ void Queue::route(Delivery& d)
 	}
 	resolver_.query(dns_owner(d.self), d.domain, mailauth::RrType::MX,
 	                [this, h = d.self](const mailauth::DnsAnswer& answer) {
-		                with_delivery(h, [&](Delivery& d) { on_mx_answer(d, answer); });
-	                });
+				with_delivery(h, [&](Delivery& d) { on_mx_answer(d, answer); });
+			});
 }
 
-void Queue::on_mx_answer(Delivery& d, const mailauth::DnsAnswer& answer)
-{
+void Queue::on_mx_answer(Delivery& d, const mailauth::DnsAnswer& answer) {
 	switch (answer.status) {
 	case mailauth::DnsStatus::ok: {
 		auto hosts = mx_hosts_in_order(answer.mx);
@@ -1237,25 +1129,19 @@ void Queue::on_mx_answer(Delivery& d, const mailauth::DnsAnswer& answer)
 			return;
 		}
 		d.hosts = std::move(*hosts);
-		if (d.hosts.empty())
-			d.hosts = {d.domain};
+		if (d.hosts.empty()) d.hosts = {d.domain};
 		break;
 	}
 	case mailauth::DnsStatus::nodata:
 		d.hosts = {d.domain};  // RFC 5321 5.1: the implicit MX
 		break;
-	case mailauth::DnsStatus::nxdomain:
-		finish_all(d, "5.1.2 domain " + d.domain + " does not exist", true);
-		return;
-	default:
-		finish_all(d, "4.4.3 temporary DNS error looking up MX of " + d.domain, false);
-		return;
+	case mailauth::DnsStatus::nxdomain: finish_all(d, "5.1.2 domain " + d.domain + " does not exist", true); return;
+	default: finish_all(d, "4.4.3 temporary DNS error looking up MX of " + d.domain, false); return;
 	}
 	next_host(d);
 }
 
-void Queue::next_host(Delivery& d)
-{
+void Queue::next_host(Delivery& d) {
 	if (d.host_index >= d.hosts.size()) {
 		if (d.requiretls_unmet && !d.other_host_failure) {
 			// RFC 8689 5: no next hop can take it with the TLS it demands.
@@ -1275,12 +1161,11 @@ void Queue::next_host(Delivery& d)
 	}
 	mailauth::lookup_ip_addr(resolver_, dns_owner(d.self), host,
 	                         [this, h = d.self, host](const mailauth::IpLookup& r) {
-		                         with_delivery(h, [&](Delivery& d) { on_host_addresses(d, host, r); });
-	                         });
+					 with_delivery(h, [&](Delivery& d) { on_host_addresses(d, host, r); });
+				 });
 }
 
-void Queue::on_host_addresses(Delivery& d, const std::string& host, const mailauth::IpLookup& r)
-{
+void Queue::on_host_addresses(Delivery& d, const std::string& host, const mailauth::IpLookup& r) {
 	if (r.status != mailauth::DnsStatus::ok || r.addresses.empty()) {
 		d.last_error = "4.4.4 no address for host " + host;
 		d.other_host_failure = true;
@@ -1296,11 +1181,9 @@ void Queue::on_host_addresses(Delivery& d, const std::string& host, const mailau
 // The TLS the next hop must offer: the smarthost's verified TLS
 // (smarthost_tls "required"/"implicit"), REQUIRETLS (RFC 8689 4.2.1), or
 // opportunistic STARTTLS. An error text when the trust needed is not loaded.
-std::string Queue::apply_tls_policy(const Delivery& d, ClientOptions& o) const
-{
+std::string Queue::apply_tls_policy(const Delivery& d, ClientOptions& o) const {
 	o.tls = d.tls_off ? TlsMode::none : d.tls;
-	if (!tls_context_ && o.tls == TlsMode::opportunistic)
-		o.tls = TlsMode::none;
+	if (!tls_context_ && o.tls == TlsMode::opportunistic) o.tls = TlsMode::none;
 	o.tls_context = tls_context_;
 	const config::Config& cfg = *d.config;
 	const std::string not_loaded = verified_context_error_.empty() ? "not loaded yet" : verified_context_error_;
@@ -1308,7 +1191,7 @@ std::string Queue::apply_tls_policy(const Delivery& d, ClientOptions& o) const
 		if (d.tls == TlsMode::required || d.tls == TlsMode::implicit) {
 			if (!verified_context_)
 				return "4.7.5 no trusted CAs for the smarthost (queue.smarthost_ca_file " +
-				       cfg.queue.smarthost_ca_file + "): " + not_loaded;
+				    cfg.queue.smarthost_ca_file + "): " + not_loaded;
 			o.tls_context = verified_context_;
 			o.verify_peer = true;
 		}
@@ -1337,8 +1220,7 @@ std::string Queue::apply_tls_policy(const Delivery& d, ClientOptions& o) const
 
 // The transaction the client is to send: the envelope of the delivery's
 // records, all of one message.
-void Queue::fill_envelope(const Delivery& d, ClientOptions& o) const
-{
+void Queue::fill_envelope(const Delivery& d, ClientOptions& o) const {
 	const store::QueueRecord& first = d.remote.front();
 	o.from = first.from;
 	o.dsn_ret = first.dsn_ret;
@@ -1354,14 +1236,11 @@ void Queue::fill_envelope(const Delivery& d, ClientOptions& o) const
 	o.prefix = first.prefix;
 	// A DSN queued with a UTF-8 variant (doc/behaviour.md §13) sends that
 	// variant to servers that offer SMTPUTF8.
-	if (d.remote.size() == 1)
-		o.utf8_variant = first.dsn_utf8;
+	if (d.remote.size() == 1) o.utf8_variant = first.dsn_utf8;
 }
 
-void Queue::connect_next_address(Delivery& d)
-{
-	if (stopping_)
-		return;
+void Queue::connect_next_address(Delivery& d) {
+	if (stopping_) return;
 	if (d.address_index >= d.addresses.size()) {
 		d.host_index++;
 		next_host(d);
@@ -1381,8 +1260,11 @@ void Queue::connect_next_address(Delivery& d)
 	o.log_id = d.id;
 	const store::QueueRecord& first = d.remote.front();
 	std::string path = queue_dir(*d.config) + "/" + first.message_file;
-	log::debug("queue: connecting", {{"host", o.server_name}, {"ip", o.ip}, {"port", std::to_string(o.port)},
-	                                 {"recipients", std::to_string(o.recipients.size())}});
+	log::debug("queue: connecting",
+	           {{"host", o.server_name},
+	            {"ip", o.ip},
+	            {"port", std::to_string(o.port)},
+	            {"recipients", std::to_string(o.recipients.size())}});
 	const int64_t data_offset = first.data_offset;
 	const core::ConnHandle h = d.self;
 	d.client = std::make_unique<SmtpClient>(
@@ -1397,8 +1279,7 @@ void Queue::connect_next_address(Delivery& d)
 	d.client->start();
 }
 
-void Queue::read_chunk(core::ConnHandle h, const std::string& path, int64_t offset)
-{
+void Queue::read_chunk(core::ConnHandle h, const std::string& path, int64_t offset) {
 	struct Chunk {
 		std::string data;
 		bool eof = false;
@@ -1415,9 +1296,9 @@ void Queue::read_chunk(core::ConnHandle h, const std::string& path, int64_t offs
 		    st->data.resize(chunk_size);
 		    size_t got = 0;
 		    while (got < chunk_size) {
-			    ssize_t n = ::pread(fd.get(), st->data.data() + got, chunk_size - got, offset + static_cast<int64_t>(got));
-			    if (n < 0 && errno == EINTR)
-				    continue;
+			    ssize_t n = ::pread(fd.get(), st->data.data() + got, chunk_size - got,
+			                        offset + static_cast<int64_t>(got));
+			    if (n < 0 && errno == EINTR) continue;
 			    if (n < 0) {
 				    st->error = path + ": " + std::strerror(errno);
 				    break;
@@ -1432,14 +1313,12 @@ void Queue::read_chunk(core::ConnHandle h, const std::string& path, int64_t offs
 	    },
 	    [this, st, h] {
 		    with_delivery(h, [&](Delivery& d) {
-			    if (d.client)
-				    d.client->supply_chunk(std::move(st->data), st->eof, st->error);
+			    if (d.client) d.client->supply_chunk(std::move(st->data), st->eof, st->error);
 		    });
 	    });
 }
 
-void Queue::on_client_done(Delivery& d, ClientResult result)
-{
+void Queue::on_client_done(Delivery& d, ClientResult result) {
 	// The client is inside its own callback: it goes once that returned.
 	d.retired_client = std::move(d.client);
 	const std::string host = d.hosts[d.host_index];
@@ -1448,7 +1327,8 @@ void Queue::on_client_done(Delivery& d, ClientResult result)
 		log::info("queue: host failed", {{"host", host}, {"ip", ip}, {"err", result.error}});
 		d.last_error = result.error;
 		(result.requiretls_unmet ? d.requiretls_unmet : d.other_host_failure) = true;
-		if (result.tls_failed && d.tls == TlsMode::opportunistic && !d.tls_off && !d.remote.front().requiretls) {
+		if (result.tls_failed && d.tls == TlsMode::opportunistic && !d.tls_off &&
+		    !d.remote.front().requiretls) {
 			// The model retries a host whose TLS failed once in plain text.
 			d.tls_off = true;
 			connect_next_address(d);
@@ -1470,14 +1350,12 @@ void Queue::on_client_done(Delivery& d, ClientResult result)
 // The remote answered the end of data: record the result now, before the
 // client says QUIT (it waits for SmtpClient::resume, called from finish's
 // completion), so that a crash from here on repeats nothing.
-void Queue::on_data_result(Delivery& d, const ClientResult& result)
-{
+void Queue::on_data_result(Delivery& d, const ClientResult& result) {
 	d.recording = true;
 	finish(d, outcomes_of(d, result));
 }
 
-std::vector<Queue::Outcome> Queue::outcomes_of(const Delivery& d, const ClientResult& result) const
-{
+std::vector<Queue::Outcome> Queue::outcomes_of(const Delivery& d, const ClientResult& result) const {
 	const std::string host = d.hosts[d.host_index];
 	const std::string ip = d.addresses[d.address_index];
 	std::vector<Outcome> outcomes;
@@ -1492,15 +1370,18 @@ std::vector<Queue::Outcome> Queue::outcomes_of(const Delivery& d, const ClientRe
 		o.error = r.error;
 		o.remote_mta = host + " ([" + ip + "])";
 		if (r.delivered)
-			log::info("delivered", {{"id", std::to_string(o.id)}, {"to", d.remote[i].to}, {"host", host},
-			                        {"ip", ip}, {"tls", result.tls_comment}});
+			log::info("delivered",
+			          {{"id", std::to_string(o.id)},
+			           {"to", d.remote[i].to},
+			           {"host", host},
+			           {"ip", ip},
+			           {"tls", result.tls_comment}});
 		outcomes.push_back(std::move(o));
 	}
 	return outcomes;
 }
 
-void Queue::finish_all(Delivery& d, const std::string& error, bool permanent)
-{
+void Queue::finish_all(Delivery& d, const std::string& error, bool permanent) {
 	std::vector<Outcome> outcomes;
 	for (auto& r : d.remote) {
 		Outcome o;
@@ -1517,8 +1398,7 @@ namespace {
 // Successes first, each committed at once: after the remote's 250 nothing
 // else may happen before its record is gone.
 void settle_delivered(store::Env& env, const config::Config& cfg, const store::QueueRecord& rec,
-                      const Queue::Outcome& outcome, int64_t now, Settled& out)
-{
+                      const Queue::Outcome& outcome, int64_t now, Settled& out) {
 	// RFC 3461 4.1 NOTIFY=SUCCESS to a next hop without DSN: "relayed"
 	// (RFC 3464 2.3.3); with DSN the next hop reports.
 	const bool notice = outcome.relayed && dsn_requested(rec, DsnKind::relayed);
@@ -1526,17 +1406,16 @@ void settle_delivered(store::Env& env, const config::Config& cfg, const store::Q
 	try {
 		remove_record(env, cfg, rec, RecipientState::delivered);
 	} catch (const std::exception& e) {
-		log::error("queue: removing delivered record failed", {{"id", std::to_string(rec.id)}, {"err", e.what()}});
+		log::error("queue: removing delivered record failed",
+		           {{"id", std::to_string(rec.id)}, {"err", e.what()}});
 	}
 	out.removed.push_back(rec.id);
-	if (notice)
-		deliver_dsn(cfg, rec, DsnKind::relayed, "", outcome.remote_mta, {}, now, returned, out.lmtp_dsns);
+	if (notice) deliver_dsn(cfg, rec, DsnKind::relayed, "", outcome.remote_mta, {}, now, returned, out.lmtp_dsns);
 }
 
 // Past the next hop's RCPTMAX (RFC 9422 4.1): not an attempt; it goes out
 // in the next transaction, now.
-void settle_not_attempted(store::Env& env, store::QueueRecord rec, int64_t now, Settled& out)
-{
+void settle_not_attempted(store::Env& env, store::QueueRecord rec, int64_t now, Settled& out) {
 	const int64_t planned = rec.next_attempt;
 	rec.attempts = std::max(rec.attempts - 1, 0);
 	rec.next_attempt = now;
@@ -1553,22 +1432,19 @@ void settle_not_attempted(store::Env& env, store::QueueRecord rec, int64_t now, 
 
 // On a worker: the records of an attempt updated by its outcomes.
 void settle_outcomes(store::Env& env, const config::Config& cfg, const std::vector<store::QueueRecord>& records,
-                     const std::vector<Queue::Outcome>& outcomes, const Policy& policy, Settled& out)
-{
+                     const std::vector<Queue::Outcome>& outcomes, const Policy& policy, Settled& out) {
 	const int64_t now = now_s();
 	for (size_t i = 0; i < records.size(); i++)
-		if (outcomes[i].delivered)
-			settle_delivered(env, cfg, records[i], outcomes[i], now, out);
+		if (outcomes[i].delivered) settle_delivered(env, cfg, records[i], outcomes[i], now, out);
 	for (size_t i = 0; i < records.size(); i++) {
-		if (outcomes[i].delivered)
-			continue;
+		if (outcomes[i].delivered) continue;
 		if (outcomes[i].not_attempted) {
 			settle_not_attempted(env, records[i], now, out);
 			continue;
 		}
 		try {
-			settle_failure(env, cfg, records[i], outcomes[i].error, outcomes[i].permanent, outcomes[i].remote_mta,
-			               policy, now, out);
+			settle_failure(env, cfg, records[i], outcomes[i].error, outcomes[i].permanent,
+			               outcomes[i].remote_mta, policy, now, out);
 		} catch (const std::exception& e) {
 			log::error("queue: recording failed attempt failed",
 			           {{"id", std::to_string(records[i].id)}, {"err", e.what()}});
@@ -1580,11 +1456,9 @@ void settle_outcomes(store::Env& env, const config::Config& cfg, const std::vect
 }  // namespace
 
 void Queue::count_outcomes(const std::vector<store::QueueRecord>& records, const std::vector<Outcome>& outcomes,
-                           int max_attempts)
-{
+                           int max_attempts) {
 	for (size_t i = 0; i < outcomes.size(); i++) {
-		if (outcomes[i].not_attempted)
-			continue;
+		if (outcomes[i].not_attempted) continue;
 		if (outcomes[i].delivered)
 			counters_.delivered++;
 		else if (outcomes[i].permanent || records[i].attempts >= max_attempts)
@@ -1594,35 +1468,29 @@ void Queue::count_outcomes(const std::vector<store::QueueRecord>& records, const
 	}
 }
 
-void Queue::finish(Delivery& d, std::vector<Outcome> outcomes)
-{
+void Queue::finish(Delivery& d, std::vector<Outcome> outcomes) {
 	auto settled = std::make_shared<Settled>();
 	auto cfg = d.config;
 	store::Env& env = env_;
 	Policy policy = policy_of(*cfg, options_);
 	count_outcomes(d.remote, outcomes, policy.max_attempts);
-	pool_.submit(
-	    [settled, cfg, &env, records = d.remote, outcomes = std::move(outcomes), policy] {
-		    settle_outcomes(env, *cfg, records, outcomes, policy, *settled);
-	    },
-	    [this, settled, h = d.self] {
-		    enqueue_dsns(settled->lmtp_dsns);
-		    with_delivery(h, [&](Delivery& d) { on_settled(d, *settled); });
-	    });
+	pool_.submit([settled, cfg, &env, records = d.remote, outcomes = std::move(outcomes),
+	              policy] { settle_outcomes(env, *cfg, records, outcomes, policy, *settled); },
+	             [this, settled, h = d.self] {
+			     enqueue_dsns(settled->lmtp_dsns);
+			     with_delivery(h, [&](Delivery& d) { on_settled(d, *settled); });
+		     });
 }
 
-void Queue::enqueue_dsns(std::vector<server::OutboundMessage>& dsns)
-{
+void Queue::enqueue_dsns(std::vector<server::OutboundMessage>& dsns) {
 	for (auto& msg : dsns)
 		enqueue(std::move(msg), [](const std::string& error) {
-			if (!error.empty())
-				log::error("queueing dsn for lmtp delivery, no dsn sent", {{"err", error}});
+			if (!error.empty()) log::error("queueing dsn for lmtp delivery, no dsn sent", {{"err", error}});
 		});
 	dsns.clear();
 }
 
-void Queue::on_settled(Delivery& d, Settled& settled)
-{
+void Queue::on_settled(Delivery& d, Settled& settled) {
 	if (d.recording && d.client) {
 		// Recorded: the client may say QUIT now; release() follows when it
 		// is done.
@@ -1637,19 +1505,16 @@ void Queue::on_settled(Delivery& d, Settled& settled)
 
 // The delivery is over: its records go back to the schedule (or are gone)
 // and it is erased once the callback that ended it returned.
-void Queue::release(Delivery& d, const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled)
-{
+void Queue::release(Delivery& d, const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled) {
 	apply_settled(removed, rescheduled);
 	// Anything the delivery still held goes back to the schedule unchanged.
 	for (uint64_t id : d.ids) {
 		auto e = entries_.find(id);
-		if (e != entries_.end())
-			e->second.in_flight = false;
+		if (e != entries_.end()) e->second.in_flight = false;
 	}
 	resolver_.cancel_owner(dns_owner(d.self));
 	busy_domains_.erase(d.domain);
-	if (d.client)
-		d.client->abort();
+	if (d.client) d.client->abort();
 	d.ended = true;
 	ended_.push_back(d.self);
 }

@@ -141,7 +141,7 @@ private:
 	struct Entry {
 		int64_t next_attempt = 0;
 		std::string domain;
-		std::string group;      // message_base + from + prefix: recipients that share a transaction
+		std::string group;  // message_base + from + prefix: recipients that share a transaction
 		bool in_flight = false;
 		uint64_t added_seq = 0;  // enqueue_seq_ when enqueue added it (resync keeps newer ones)
 	};
@@ -202,7 +202,7 @@ private:
 	// file may have changed); deliveries use the latest one that loaded.
 	std::shared_ptr<const net::TlsClientContext> verified_context_;
 	std::string verified_context_error_;
-	uint64_t verified_context_loads_ = 0;   // only the latest load is used
+	uint64_t verified_context_loads_ = 0;  // only the latest load is used
 	void load_verified_context(const config::Config& config, bool on_worker);
 	core::TimerWatcher timer_;
 	std::map<uint64_t, Entry> entries_;

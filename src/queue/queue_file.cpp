@@ -27,10 +27,8 @@ constexpr char masked = '-';
 
 std::string state_name(RecipientState s) { return std::string(1, static_cast<char>(s)); }
 
-std::optional<RecipientState> parse_state(std::string_view v)
-{
-	if (v.size() != 1)
-		return std::nullopt;
+std::optional<RecipientState> parse_state(std::string_view v) {
+	if (v.size() != 1) return std::nullopt;
 	switch (v[0]) {
 	case 'P': return RecipientState::pending;
 	case 'D': return RecipientState::delivered;
@@ -43,8 +41,7 @@ std::optional<RecipientState> parse_state(std::string_view v)
 // FNV-1a 64 over `bytes` with the in-place bytes at `skip` replaced by a
 // fixed one: a cheap check against garbled or mixed-up headers, not a
 // defence against anyone who can write the queue directory.
-uint64_t header_sum(std::string_view bytes, const std::vector<int64_t>& skip)
-{
+uint64_t header_sum(std::string_view bytes, const std::vector<int64_t>& skip) {
 	std::set<int64_t> masked_at(skip.begin(), skip.end());
 	uint64_t h = 1469598103934665603ULL;
 	for (size_t i = 0; i < bytes.size(); i++) {
@@ -55,34 +52,27 @@ uint64_t header_sum(std::string_view bytes, const std::vector<int64_t>& skip)
 	return h;
 }
 
-std::string hex16(uint64_t v)
-{
+std::string hex16(uint64_t v) {
 	char buf[17];
 	std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
 	return buf;
 }
 
-std::optional<int64_t> parse_decimal(std::string_view v)
-{
-	if (v.empty() || v.size() > 18)
-		return std::nullopt;
+std::optional<int64_t> parse_decimal(std::string_view v) {
+	if (v.empty() || v.size() > 18) return std::nullopt;
 	bool negative = v[0] == '-';
-	if (negative)
-		v.remove_prefix(1);
-	if (v.empty())
-		return std::nullopt;
+	if (negative) v.remove_prefix(1);
+	if (v.empty()) return std::nullopt;
 	int64_t n = 0;
 	for (char c : v) {
-		if (c < '0' || c > '9')
-			return std::nullopt;
+		if (c < '0' || c > '9') return std::nullopt;
 		n = n * 10 + (c - '0');
 	}
 	return negative ? -n : n;
 }
 
 // Appends one field and returns the offset of its value.
-size_t put(std::string& out, std::string_view name, std::string_view value)
-{
+size_t put(std::string& out, std::string_view name, std::string_view value) {
 	out.append(name);
 	out += ' ';
 	out += std::to_string(value.size());
@@ -95,34 +85,27 @@ size_t put(std::string& out, std::string_view name, std::string_view value)
 
 // A full disk is marked so that the session answers 452 4.3.1 (RFC 3463
 // X.3.1) for a message it could not queue.
-std::string sys_error(const std::string& what, const std::string& path, int err)
-{
+std::string sys_error(const std::string& what, const std::string& path, int err) {
 	std::string text = what + " " + path + ": " + std::strerror(err);
 	return is_storage_full(err) ? storage_full_error(text) : text;
 }
 
-bool write_all(int fd, const char* p, size_t n)
-{
+bool write_all(int fd, const char* p, size_t n) {
 	while (n > 0) {
 		ssize_t w = ::write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
+		if (w < 0 && errno == EINTR) continue;
+		if (w <= 0) return false;
 		p += w;
 		n -= static_cast<size_t>(w);
 	}
 	return true;
 }
 
-bool pread_all(int fd, char* p, size_t n, int64_t offset)
-{
+bool pread_all(int fd, char* p, size_t n, int64_t offset) {
 	while (n > 0) {
 		ssize_t r = ::pread(fd, p, n, offset);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return false;
+		if (r < 0 && errno == EINTR) continue;
+		if (r <= 0) return false;
 		p += r;
 		n -= static_cast<size_t>(r);
 		offset += r;
@@ -131,31 +114,25 @@ bool pread_all(int fd, char* p, size_t n, int64_t offset)
 }
 
 // Copies all of in_fd (from its start) to out_fd; returns the bytes copied.
-int64_t copy_data(int in_fd, int out_fd, const std::string& in_path)
-{
+int64_t copy_data(int in_fd, int out_fd, const std::string& in_path) {
 	int64_t total = 0;
 	// copy_file_range keeps the bytes in the kernel (and may share extents).
 	for (;;) {
 		ssize_t n = ::copy_file_range(in_fd, nullptr, out_fd, nullptr, 1 << 30, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) && total == 0)
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) &&
+		    total == 0)
 			break;  // plain copy below
-		if (n < 0)
-			throw std::runtime_error(sys_error("copy", in_path, errno));
-		if (n == 0)
-			return total;
+		if (n < 0) throw std::runtime_error(sys_error("copy", in_path, errno));
+		if (n == 0) return total;
 		total += n;
 	}
 	char buf[64 * 1024];
 	for (;;) {
 		ssize_t n = ::read(in_fd, buf, sizeof buf);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			throw std::runtime_error(sys_error("read", in_path, errno));
-		if (n == 0)
-			return total;
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) throw std::runtime_error(sys_error("read", in_path, errno));
+		if (n == 0) return total;
 		if (!write_all(out_fd, buf, static_cast<size_t>(n)))
 			throw std::runtime_error(sys_error("write", in_path, errno));
 		total += n;
@@ -164,8 +141,7 @@ int64_t copy_data(int in_fd, int out_fd, const std::string& in_path)
 
 }  // namespace
 
-std::string encode_queue_file_header(const QueueFileEnvelope& e, QueueFileLayout* layout)
-{
+std::string encode_queue_file_header(const QueueFileEnvelope& e, QueueFileLayout* layout) {
 	QueueFileLayout l;
 	std::string out(magic);
 	out.append(size_digits, '0');
@@ -178,23 +154,17 @@ std::string encode_queue_file_header(const QueueFileEnvelope& e, QueueFileLayout
 	put(out, "8bit", e.has_8bit ? "1" : "0");
 	put(out, "smtputf8", e.smtputf8 ? "1" : "0");
 	put(out, "size", std::to_string(e.data_size));
-	if (!e.dsn_utf8.empty())
-		put(out, "dsn-utf8", e.dsn_utf8);
-	if (!e.dsn_ret.empty())
-		put(out, "dsn-ret", e.dsn_ret);
-	if (!e.envid.empty())
-		put(out, "envid", e.envid);
-	if (e.requiretls)
-		put(out, "requiretls", "1");
+	if (!e.dsn_utf8.empty()) put(out, "dsn-utf8", e.dsn_utf8);
+	if (!e.dsn_ret.empty()) put(out, "dsn-ret", e.dsn_ret);
+	if (!e.envid.empty()) put(out, "envid", e.envid);
+	if (e.requiretls) put(out, "requiretls", "1");
 	for (const auto& r : e.recipients) {
 		l.state_offsets.push_back(static_cast<int64_t>(put(out, "rcpt-state", state_name(r.state))));
 		put(out, "rcpt-to", r.to);
 		put(out, "rcpt-domain", r.domain);
 		put(out, "rcpt-prefix", r.prefix);
-		if (r.notify != 0)
-			put(out, "rcpt-notify", std::to_string(r.notify));
-		if (!r.orcpt.empty())
-			put(out, "rcpt-orcpt", r.orcpt);
+		if (r.notify != 0) put(out, "rcpt-notify", std::to_string(r.notify));
+		if (!r.orcpt.empty()) put(out, "rcpt-orcpt", r.orcpt);
 	}
 	// The size covers the sum line too: fill it in before summing.
 	const size_t total = out.size() + 4 + 16 + 1;
@@ -204,13 +174,11 @@ std::string encode_queue_file_header(const QueueFileEnvelope& e, QueueFileLayout
 	skip.push_back(l.acknowledged_offset);
 	out += "sum " + hex16(header_sum(out, skip)) + "\n";
 	l.data_offset = static_cast<int64_t>(out.size());
-	if (layout)
-		*layout = std::move(l);
+	if (layout) *layout = std::move(l);
 	return out;
 }
 
-std::optional<size_t> queue_file_header_size(std::string_view p, std::string& error)
-{
+std::optional<size_t> queue_file_header_size(std::string_view p, std::string& error) {
 	const size_t common = std::min(p.size(), magic.size());
 	const bool starts_like_one = !p.empty() && p.substr(0, common) == magic.substr(0, common);
 	if (p.size() < queue_file_preamble_size) {
@@ -238,26 +206,22 @@ struct RequiredFields {
 	bool all() const { return acknowledged && queued && from && size; }
 };
 
-bool parse_flag(std::string_view v, bool& field)
-{
-	if (v != "0" && v != "1")
-		return false;
+bool parse_flag(std::string_view v, bool& field) {
+	if (v != "0" && v != "1") return false;
 	field = v == "1";
 	return true;
 }
 
 // A recipient's field; false with `why` set when it is misplaced or bad.
 bool apply_recipient_field(std::string_view name, std::string_view v, size_t at, ParsedQueueFile& out,
-                           std::string& why)
-{
+                           std::string& why) {
 	QueueFileEnvelope& e = out.envelope;
 	if (name == "rcpt-state") {
 		auto state = parse_state(v);
 		e.recipients.push_back({});
 		e.recipients.back().state = state.value_or(RecipientState::pending);
 		out.layout.state_offsets.push_back(static_cast<int64_t>(at));
-		if (!state)
-			why = "bad value of " + std::string(name);
+		if (!state) why = "bad value of " + std::string(name);
 		return state.has_value();
 	}
 	if (e.recipients.empty()) {
@@ -283,8 +247,7 @@ bool apply_recipient_field(std::string_view name, std::string_view v, size_t at,
 // One field at offset `at`; false with `why` set when its value is bad.
 // Unknown names are fields of a newer tern, skipped.
 bool apply_field(std::string_view name, std::string_view v, size_t at, ParsedQueueFile& out, RequiredFields& seen,
-                 std::string& why)
-{
+                 std::string& why) {
 	if (name == "rcpt-state" || name == "rcpt-to" || name == "rcpt-domain" || name == "rcpt-prefix" ||
 	    name == "rcpt-notify" || name == "rcpt-orcpt")
 		return apply_recipient_field(name, v, at, out, why);
@@ -308,40 +271,32 @@ bool apply_field(std::string_view name, std::string_view v, size_t at, ParsedQue
 		ok = v == "FULL" || v == "HDRS";
 		e.dsn_ret = v;
 	} else if (name == "account" || name == "message-id" || name == "dsn-utf8" || name == "envid") {
-		(name == "account" ? e.sender_account : name == "message-id" ? e.message_id
-		                                      : name == "dsn-utf8"   ? e.dsn_utf8
-		                                                             : e.envid) = v;
+		(name == "account"          ? e.sender_account
+		     : name == "message-id" ? e.message_id
+		     : name == "dsn-utf8"   ? e.dsn_utf8
+		                            : e.envid) = v;
 	}
-	if (!ok)
-		why = "bad value of " + std::string(name);
+	if (!ok) why = "bad value of " + std::string(name);
 	return ok;
 }
 
 // The checks once the checksum line was read; "" when the file is whole.
-std::string check_complete(ParsedQueueFile& out, const RequiredFields& seen, size_t header_size, int64_t file_size)
-{
+std::string check_complete(ParsedQueueFile& out, const RequiredFields& seen, size_t header_size, int64_t file_size) {
 	const QueueFileEnvelope& e = out.envelope;
-	if (!seen.all() || e.recipients.empty())
-		return "queue file header: missing fields";
+	if (!seen.all() || e.recipients.empty()) return "queue file header: missing fields";
 	for (const auto& r : e.recipients)
-		if (r.to.empty() || r.domain.empty())
-			return "queue file header: recipient without address";
+		if (r.to.empty() || r.domain.empty()) return "queue file header: recipient without address";
 	out.layout.data_offset = static_cast<int64_t>(header_size);
-	if (file_size < out.layout.data_offset + e.data_size)
-		return "truncated queue file (message data incomplete)";
-	if (file_size > out.layout.data_offset + e.data_size)
-		return "queue file longer than announced";
+	if (file_size < out.layout.data_offset + e.data_size) return "truncated queue file (message data incomplete)";
+	if (file_size > out.layout.data_offset + e.data_size) return "queue file longer than announced";
 	return "";
 }
 
 }  // namespace
 
-std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, int64_t file_size,
-                                                      std::string& error)
-{
+std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, int64_t file_size, std::string& error) {
 	auto announced = queue_file_header_size(header, error);
-	if (!announced)
-		return std::nullopt;
+	if (!announced) return std::nullopt;
 	if (header.size() < *announced || file_size < static_cast<int64_t>(*announced)) {
 		error = "truncated queue file header";
 		return std::nullopt;
@@ -357,8 +312,7 @@ std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, 
 	};
 	while (pos < header.size()) {
 		size_t space = header.find(' ', pos);
-		if (space == std::string_view::npos || space - pos > 32)
-			return fail("garbled field name");
+		if (space == std::string_view::npos || space - pos > 32) return fail("garbled field name");
 		std::string_view name = header.substr(pos, space - pos);
 		if (name == "sum") {
 			if (header.size() - space - 1 != 17 || header.back() != '\n')
@@ -371,8 +325,7 @@ std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, 
 			break;
 		}
 		size_t colon = header.find(':', space + 1);
-		if (colon == std::string_view::npos || colon - space - 1 > 12)
-			return fail("garbled field length");
+		if (colon == std::string_view::npos || colon - space - 1 > 12) return fail("garbled field length");
 		auto len = parse_decimal(header.substr(space + 1, colon - space - 1));
 		if (!len || *len < 0 || static_cast<size_t>(*len) > header.size() - colon - 1 ||
 		    header[colon + 1 + static_cast<size_t>(*len)] != '\n')
@@ -381,55 +334,42 @@ std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, 
 		std::string_view v = header.substr(at, static_cast<size_t>(*len));
 		pos = at + v.size() + 1;
 		std::string why;
-		if (!apply_field(name, v, at, out, seen, why))
-			return fail(why);
+		if (!apply_field(name, v, at, out, seen, why)) return fail(why);
 	}
-	if (!have_sum)
-		return fail("no checksum");
+	if (!have_sum) return fail("no checksum");
 	error = check_complete(out, seen, header.size(), file_size);
-	if (!error.empty())
-		return std::nullopt;
+	if (!error.empty()) return std::nullopt;
 	return out;
 }
 
-std::optional<size_t> queue_link_index(const std::string& name)
-{
+std::optional<size_t> queue_link_index(const std::string& name) {
 	size_t dot = name.rfind('.');
-	if (dot == std::string::npos || dot == 0 || dot + 1 == name.size() || name[0] == '.')
-		return std::nullopt;
+	if (dot == std::string::npos || dot == 0 || dot + 1 == name.size() || name[0] == '.') return std::nullopt;
 	auto n = parse_decimal(std::string_view(name).substr(dot + 1));
-	if (!n || *n < 0 || name[dot + 1] == '-' || name.size() - dot - 1 > 9)
-		return std::nullopt;
+	if (!n || *n < 0 || name[dot + 1] == '-' || name.size() - dot - 1 > 9) return std::nullopt;
 	return static_cast<size_t>(*n);
 }
 
-std::string queue_link_base(const std::string& name)
-{
-	if (!queue_link_index(name))
-		return "";
+std::string queue_link_base(const std::string& name) {
+	if (!queue_link_index(name)) return "";
 	return name.substr(0, name.rfind('.'));
 }
 
 std::string queue_temp_name(const std::string& base) { return "." + base + ".new"; }
 
-std::string queue_temp_base(const std::string& name)
-{
-	if (name.size() <= 5 || name[0] != '.' || name.compare(name.size() - 4, 4, ".new") != 0)
-		return "";
+std::string queue_temp_base(const std::string& name) {
+	if (name.size() <= 5 || name[0] != '.' || name.compare(name.size() - 4, 4, ".new") != 0) return "";
 	return name.substr(1, name.size() - 5);
 }
 
 QueueFileLayout write_queue_file(const std::string& path, const QueueFileEnvelope& envelope,
-                                 const std::string& data_path)
-{
+                                 const std::string& data_path) {
 	QueueFileLayout layout;
 	std::string header = encode_queue_file_header(envelope, &layout);
 	UniqueFd in(::open(data_path.c_str(), O_RDONLY | O_CLOEXEC));
-	if (!in)
-		throw std::runtime_error(sys_error("open", data_path, errno));
+	if (!in) throw std::runtime_error(sys_error("open", data_path, errno));
 	UniqueFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-	if (!out)
-		throw std::runtime_error(sys_error("create", path, errno));
+	if (!out) throw std::runtime_error(sys_error("create", path, errno));
 	// Removed on every failure below; the caller renames a complete file.
 	TempFile incomplete(path);
 	if (!write_all(out.get(), header.data(), header.size()))
@@ -440,17 +380,14 @@ QueueFileLayout write_queue_file(const std::string& path, const QueueFileEnvelop
 	if (copied != envelope.data_size)
 		throw std::runtime_error("message file " + data_path + " has " + std::to_string(copied) +
 		                         " bytes, expected " + std::to_string(envelope.data_size));
-	if (::fsync(out.get()) != 0)
-		throw std::runtime_error(sys_error("fsync", path, errno));
+	if (::fsync(out.get()) != 0) throw std::runtime_error(sys_error("fsync", path, errno));
 	in.reset();
-	if (out.close() != 0)
-		throw std::runtime_error(sys_error("close", path, errno));
+	if (out.close() != 0) throw std::runtime_error(sys_error("close", path, errno));
 	incomplete.commit();
 	return layout;
 }
 
-std::optional<ParsedQueueFile> read_queue_file(const std::string& path, std::string& error)
-{
+std::optional<ParsedQueueFile> read_queue_file(const std::string& path, std::string& error) {
 	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
 	if (!fd) {
 		error = sys_error("open", path, errno);
@@ -468,8 +405,7 @@ std::optional<ParsedQueueFile> read_queue_file(const std::string& path, std::str
 		return std::nullopt;
 	}
 	auto size = queue_file_header_size(head, error);
-	if (!size)
-		return std::nullopt;
+	if (!size) return std::nullopt;
 	std::string header(std::min<size_t>(*size, static_cast<size_t>(sb.st_size)), '\0');
 	if (!pread_all(fd.get(), header.data(), header.size(), 0)) {
 		error = sys_error("read", path, errno);
@@ -478,28 +414,23 @@ std::optional<ParsedQueueFile> read_queue_file(const std::string& path, std::str
 	return parse_queue_file_header(header, static_cast<int64_t>(sb.st_size), error);
 }
 
-bool poke_queue_file(const std::string& path, int64_t offset, char value)
-{
+bool poke_queue_file(const std::string& path, int64_t offset, char value) {
 	UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
 	return fd && ::pwrite(fd.get(), &value, 1, offset) == 1;
 }
 
-bool mark_recipient(const std::string& queue_dir, const std::string& link_name, RecipientState state)
-{
+bool mark_recipient(const std::string& queue_dir, const std::string& link_name, RecipientState state) {
 	auto index = queue_link_index(link_name);
-	if (!index)
-		return false;
+	if (!index) return false;
 	std::string path = queue_dir + "/" + link_name;
 	std::string error;
 	auto parsed = read_queue_file(path, error);
-	if (!parsed || *index >= parsed->layout.state_offsets.size())
-		return false;
+	if (!parsed || *index >= parsed->layout.state_offsets.size()) return false;
 	return poke_queue_file(path, parsed->layout.state_offsets[*index], static_cast<char>(state));
 }
 
 store::QueueRecord queue_record_for(const QueueFileEnvelope& e, size_t index, const std::string& link_name,
-                                    int64_t data_offset, int64_t next_attempt)
-{
+                                    int64_t data_offset, int64_t next_attempt) {
 	const QueueFileRecipient& rcpt = e.recipients.at(index);
 	store::QueueRecord r;
 	r.queued = e.queued;
@@ -525,8 +456,7 @@ store::QueueRecord queue_record_for(const QueueFileEnvelope& e, size_t index, co
 }
 
 RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64_t now,
-                            const std::function<bool(const std::string& base)>& in_progress)
-{
+                            const std::function<bool(const std::string& base)>& in_progress) {
 	RebuildReport report;
 	// The order matters against a concurrent enqueue: the directory first,
 	// then the in-progress check, then the records. A link seen here whose
@@ -535,30 +465,24 @@ RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64
 	if (DIR* d = ::opendir(queue_dir.c_str())) {
 		while (dirent* e = ::readdir(d)) {
 			std::string name = e->d_name;
-			if (name != "." && name != "..")
-				names.push_back(name);
+			if (name != "." && name != "..") names.push_back(name);
 		}
 		::closedir(d);
 	}
 	std::vector<std::string> candidates;
 	for (auto& name : names) {
 		std::string base = queue_link_base(name);
-		if (base.empty())
-			base = queue_temp_base(name);
-		if (!in_progress || base.empty() || !in_progress(base))
-			candidates.push_back(name);
+		if (base.empty()) base = queue_temp_base(name);
+		if (!in_progress || base.empty() || !in_progress(base)) candidates.push_back(name);
 	}
 	std::set<std::string> referenced;
-	for (auto& r : env.queue_list())
-		referenced.insert(r.message_file);
+	for (auto& r : env.queue_list()) referenced.insert(r.message_file);
 
 	for (auto& name : candidates) {
-		if (referenced.count(name))
-			continue;
+		if (referenced.count(name)) continue;
 		std::string path = queue_dir + "/" + name;
 		struct stat sb;
-		if (::lstat(path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode))
-			continue;
+		if (::lstat(path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
 		if (!queue_temp_base(name).empty()) {
 			// Written by an enqueue that died before the rename: it never
 			// got a record, nor a 250.
@@ -570,8 +494,7 @@ RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64
 		auto index = queue_link_index(name);
 		std::string error;
 		auto parsed = index ? read_queue_file(path, error) : std::nullopt;
-		if (!index)
-			error = "not a queue file name";
+		if (!index) error = "not a queue file name";
 		if (parsed && *index >= parsed->envelope.recipients.size()) {
 			parsed.reset();
 			error = "no recipient " + std::to_string(*index) + " in its header";
@@ -579,7 +502,8 @@ RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64
 		if (!parsed) {
 			// Possibly acknowledged mail: never deleted on a guess.
 			report.unreadable++;
-			log::error("queue: file without a record kept, cannot rebuild it", {{"file", name}, {"err", error}});
+			log::error("queue: file without a record kept, cannot rebuild it",
+			           {{"file", name}, {"err", error}});
 			continue;
 		}
 		const QueueFileEnvelope& e = parsed->envelope;
@@ -589,7 +513,8 @@ RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64
 			// 250 went out), or this copy is finished.
 			::unlink(path.c_str());
 			report.removed++;
-			log::info(e.acknowledged ? "queue: removed finished file" : "queue: removed unacknowledged file",
+			log::info(e.acknowledged ? "queue: removed finished file"
+			                         : "queue: removed unacknowledged file",
 			          {{"file", name}, {"state", state_name(rcpt.state)}});
 			continue;
 		}
@@ -598,8 +523,9 @@ RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64
 	if (!report.records.empty()) {
 		env.queue_add_many(report.records);
 		for (auto& r : report.records)
-			log::info("queue: rebuilt record from its file",
-			          {{"id", std::to_string(r.id)}, {"file", r.message_file}, {"from", r.from}, {"to", r.to}});
+			log::info(
+			    "queue: rebuilt record from its file",
+			    {{"id", std::to_string(r.id)}, {"file", r.message_file}, {"from", r.from}, {"to", r.to}});
 	}
 	report.rebuilt = report.records.size();
 	return report;

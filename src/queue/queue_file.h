@@ -39,28 +39,28 @@ enum class RecipientState : char { pending = 'P', delivered = 'D', failed = 'F',
 
 struct QueueFileRecipient {
 	std::string to;
-	std::string domain;       // ASCII, lower case
-	std::string prefix;       // header lines sent before the data for this copy
+	std::string domain;  // ASCII, lower case
+	std::string prefix;  // header lines sent before the data for this copy
 	RecipientState state = RecipientState::pending;
-	int notify = 0;           // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
-	std::string orcpt = {};   // RFC 3461 4.2 ORCPT, "type;address" decoded ("" = none)
+	int notify = 0;          // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
+	std::string orcpt = {};  // RFC 3461 4.2 ORCPT, "type;address" decoded ("" = none)
 
 	bool operator==(const QueueFileRecipient&) const = default;
 };
 
 struct QueueFileEnvelope {
 	bool acknowledged = false;
-	int64_t queued = 0;               // unix seconds
-	std::string sender_account;       // "" for DSNs
-	std::string from;                 // reverse path, "" = null
+	int64_t queued = 0;          // unix seconds
+	std::string sender_account;  // "" for DSNs
+	std::string from;            // reverse path, "" = null
 	std::string message_id;
 	bool has_8bit = false;
 	bool smtputf8 = false;
-	std::string dsn_utf8;             // optional UTF-8 variant of a DSN
-	int64_t data_size = 0;            // message bytes after the header
-	std::string dsn_ret;              // RFC 3461 4.3: "FULL", "HDRS" or ""
-	std::string envid;                // RFC 3461 4.4, decoded ("" = none)
-	bool requiretls = false;          // RFC 8689
+	std::string dsn_utf8;     // optional UTF-8 variant of a DSN
+	int64_t data_size = 0;    // message bytes after the header
+	std::string dsn_ret;      // RFC 3461 4.3: "FULL", "HDRS" or ""
+	std::string envid;        // RFC 3461 4.4, decoded ("" = none)
+	bool requiretls = false;  // RFC 8689
 	std::vector<QueueFileRecipient> recipients;
 
 	bool operator==(const QueueFileEnvelope&) const = default;
@@ -70,7 +70,7 @@ struct QueueFileEnvelope {
 struct QueueFileLayout {
 	int64_t data_offset = 0;
 	int64_t acknowledged_offset = 0;
-	std::vector<int64_t> state_offsets;   // one per recipient
+	std::vector<int64_t> state_offsets;  // one per recipient
 };
 
 struct ParsedQueueFile {
@@ -95,8 +95,7 @@ std::optional<size_t> queue_file_header_size(std::string_view preamble, std::str
 // file of `file_size` bytes. nullopt with `error` for anything truncated,
 // garbled (checksum, syntax, unknown state) or incomplete (missing fields,
 // data shorter or longer than announced).
-std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, int64_t file_size,
-                                                      std::string& error);
+std::optional<ParsedQueueFile> parse_queue_file_header(std::string_view header, int64_t file_size, std::string& error);
 
 // The recipient index of a queue file link name "<base>.<n>"; nullopt for
 // any other name.
@@ -136,10 +135,10 @@ store::QueueRecord queue_record_for(const QueueFileEnvelope& envelope, size_t in
 
 // What a rebuild found among the links without a record.
 struct RebuildReport {
-	size_t rebuilt = 0;       // records added from file headers
-	size_t removed = 0;       // finished or never acknowledged links deleted
-	size_t unreadable = 0;    // links kept as they are (no or a damaged header)
-	std::vector<store::QueueRecord> records;   // the records added
+	size_t rebuilt = 0;                       // records added from file headers
+	size_t removed = 0;                       // finished or never acknowledged links deleted
+	size_t unreadable = 0;                    // links kept as they are (no or a damaged header)
+	std::vector<store::QueueRecord> records;  // the records added
 };
 
 // Rebuilds the queue records the database lacks from the files in

@@ -29,17 +29,13 @@ bool positive(int code) { return code >= 200 && code < 300; }
 
 // The number of a "SIZE n" extension (RFC 1870 4); 0 when absent or not a
 // number (no limit announced). Digits past 2^50 stop the count there.
-int64_t parse_offered_size(std::string_view num)
-{
+int64_t parse_offered_size(std::string_view num) {
 	int64_t v = 0;
-	if (num.empty())
-		return 0;
+	if (num.empty()) return 0;
 	for (char c : num) {
-		if (c < '0' || c > '9')
-			return 0;
+		if (c < '0' || c > '9') return 0;
 		v = v * 10 + (c - '0');
-		if (v > (int64_t(1) << 50))
-			break;
+		if (v > (int64_t(1) << 50)) break;
 	}
 	return v;
 }
@@ -47,20 +43,17 @@ int64_t parse_offered_size(std::string_view num)
 }  // namespace
 
 SmtpClient::SmtpClient(struct ev_loop* loop, ClientOptions options, ChunkRequest request_chunk, Done done)
-    : loop_(loop), options_(std::move(options)), request_chunk_(std::move(request_chunk)), done_(std::move(done)),
-      io_(loop, [this](int revents) { on_io(revents); }), timer_(loop, [this] { on_timeout(); })
-{
+	: loop_(loop), options_(std::move(options)), request_chunk_(std::move(request_chunk)), done_(std::move(done)),
+	  io_(loop, [this](int revents) { on_io(revents); }), timer_(loop, [this] { on_timeout(); }) {
 	result_.recipients.resize(options_.recipients.size());
 }
 
-SmtpClient::~SmtpClient()
-{
+SmtpClient::~SmtpClient() {
 	io_.stop();
 	timer_.stop();
 }
 
-void SmtpClient::start()
-{
+void SmtpClient::start() {
 	auto ip = IpAddr::parse(options_.ip);
 	if (!ip) {
 		fail_host("bad address " + options_.ip);
@@ -87,8 +80,7 @@ void SmtpClient::start()
 	timer_.start(options_.timeouts.connect);
 }
 
-void SmtpClient::abort()
-{
+void SmtpClient::abort() {
 	completed_ = true;
 	state_ = State::finished;
 	io_.stop();
@@ -96,8 +88,7 @@ void SmtpClient::abort()
 	transport_.reset();
 }
 
-void SmtpClient::on_connected()
-{
+void SmtpClient::on_connected() {
 	if (options_.tls == TlsMode::implicit) {
 		// RFC 8314 3.3: the handshake comes first, the greeting inside TLS.
 		start_tls();
@@ -109,10 +100,8 @@ void SmtpClient::on_connected()
 	update_watch();
 }
 
-void SmtpClient::on_io(int revents)
-{
-	if (state_ == State::finished)
-		return;
+void SmtpClient::on_io(int revents) {
+	if (state_ == State::finished) return;
 	if (state_ == State::connecting) {
 		int err = 0;
 		socklen_t len = sizeof err;
@@ -129,15 +118,13 @@ void SmtpClient::on_io(int revents)
 		return;
 	}
 	// Output first whatever woke us: a TLS write may have waited for input.
-	if ((revents & EV_WRITE) || !output_.empty())
-		flush_output();
+	if ((revents & EV_WRITE) || !output_.empty()) flush_output();
 	if (state_ != State::finished &&
 	    ((revents & EV_READ) || ((revents & EV_WRITE) && transport_->read_waits_for_write())))
 		read_input();
 }
 
-void SmtpClient::on_timeout()
-{
+void SmtpClient::on_timeout() {
 	if (state_ == State::finished) {
 		// Deferred completion (see complete()): done runs from the loop, never
 		// from inside start() or supply_chunk().
@@ -149,11 +136,9 @@ void SmtpClient::on_timeout()
 		return;
 	}
 	std::string what = "timeout in state " + std::to_string(static_cast<int>(state_)) + " talking to " +
-	                   options_.server_name + " [" + options_.ip + "]";
+	    options_.server_name + " [" + options_.ip + "]";
 	switch (state_) {
-	case State::quit:
-		complete();
-		return;
+	case State::quit: complete(); return;
 	case State::rcpt:
 	case State::data:
 	case State::body:
@@ -164,16 +149,13 @@ void SmtpClient::on_timeout()
 		fail_transaction(what, false);
 		complete();
 		return;
-	default:
-		fail_host(what);
-		return;
+	default: fail_host(what); return;
 	}
 }
 
 // The server went away: after QUIT that is the normal end; before MAIL the
 // host failed (try the next one); later the transaction failed.
-void SmtpClient::connection_lost(const std::string& why)
-{
+void SmtpClient::connection_lost(const std::string& why) {
 	if (state_ == State::recording) {
 		// The transaction is over; resume() ends the session.
 		peer_gone_ = true;
@@ -192,8 +174,7 @@ void SmtpClient::connection_lost(const std::string& why)
 	}
 }
 
-void SmtpClient::read_input()
-{
+void SmtpClient::read_input() {
 	char buf[8192];
 	net::IoStatus st = transport_->read_into(input_, buf, sizeof buf);
 	if (st == net::IoStatus::closed || st == net::IoStatus::error) {
@@ -203,11 +184,9 @@ void SmtpClient::read_input()
 	process_input();
 }
 
-void SmtpClient::process_input()
-{
+void SmtpClient::process_input() {
 	for (;;) {
-		if (state_ == State::finished || state_ == State::tls_handshake)
-			return;
+		if (state_ == State::finished || state_ == State::tls_handshake) return;
 		size_t nl = input_.find('\n');
 		if (nl == std::string::npos) {
 			if (input_.size() > max_input_without_newline) {
@@ -222,11 +201,9 @@ void SmtpClient::process_input()
 		}
 		std::string line = input_.substr(0, nl);
 		input_.erase(0, nl + 1);
-		if (!line.empty() && line.back() == '\r')
-			line.pop_back();
+		if (!line.empty() && line.back() == '\r') line.pop_back();
 		log::event(log::Level::trace, options_.log_id, "RC: " + line);
-		if (!parser_.feed_line(line))
-			continue;
+		if (!parser_.feed_line(line)) continue;
 		if (!parser_.error().empty()) {
 			std::string err = parser_.error() + ": " + line;
 			if (state_ <= State::mail)
@@ -241,8 +218,7 @@ void SmtpClient::process_input()
 	}
 }
 
-void SmtpClient::send_command(const std::string& line, State next, double timeout, const char* logged)
-{
+void SmtpClient::send_command(const std::string& line, State next, double timeout, const char* logged) {
 	log::event(log::Level::trace, options_.log_id, "LS: " + (logged ? std::string(logged) : line));
 	output_ += line;
 	output_ += "\r\n";
@@ -251,8 +227,7 @@ void SmtpClient::send_command(const std::string& line, State next, double timeou
 	flush_output();
 }
 
-void SmtpClient::flush_output()
-{
+void SmtpClient::flush_output() {
 	if (!output_.empty() && state_ != State::finished) {
 		size_t n = 0;
 		net::IoStatus st = transport_->write(output_.data(), output_.size(), n);
@@ -270,17 +245,13 @@ void SmtpClient::flush_output()
 		if (n > 0 && state_ == State::body)
 			timer_.start(options_.timeouts.data_block);  // RFC 5321 4.5.3.2.5: per block
 	}
-	if (state_ == State::finished)
-		return;
+	if (state_ == State::finished) return;
 	update_watch();
-	if (state_ == State::body)
-		pump_body();
+	if (state_ == State::body) pump_body();
 }
 
-void SmtpClient::update_watch()
-{
-	if (!transport_ || state_ == State::finished)
-		return;
+void SmtpClient::update_watch() {
+	if (!transport_ || state_ == State::finished) return;
 	// The transport knows what TLS waits for (during the handshake too).
 	net::Transport::Interest interest = transport_->interest(true, !output_.empty());
 	io_.set(transport_->fd(), (interest.read ? EV_READ : 0) | (interest.write ? EV_WRITE : 0));
@@ -288,46 +259,23 @@ void SmtpClient::update_watch()
 
 // One step per client state; a reply in any other state (e.g. while the body
 // is being written) is unexpected and ignored.
-void SmtpClient::handle_reply(Reply reply)
-{
+void SmtpClient::handle_reply(Reply reply) {
 	switch (state_) {
-	case State::greeting:
-		on_greeting_reply(reply);
-		return;
-	case State::ehlo:
-		on_ehlo_reply(reply);
-		return;
-	case State::helo:
-		on_helo_reply(reply);
-		return;
-	case State::starttls:
-		on_starttls_reply(reply);
-		return;
-	case State::auth:
-		continue_auth(reply);
-		return;
-	case State::mail:
-		on_mail_reply(reply);
-		return;
-	case State::rcpt:
-		on_rcpt_reply(reply);
-		return;
-	case State::data:
-		on_data_reply(reply);
-		return;
-	case State::data_end:
-		on_data_end_reply(reply);
-		return;
-	case State::quit:
-		complete();
-		return;
-	default:
-		return;
+	case State::greeting: on_greeting_reply(reply); return;
+	case State::ehlo: on_ehlo_reply(reply); return;
+	case State::helo: on_helo_reply(reply); return;
+	case State::starttls: on_starttls_reply(reply); return;
+	case State::auth: continue_auth(reply); return;
+	case State::mail: on_mail_reply(reply); return;
+	case State::rcpt: on_rcpt_reply(reply); return;
+	case State::data: on_data_reply(reply); return;
+	case State::data_end: on_data_end_reply(reply); return;
+	case State::quit: complete(); return;
+	default: return;
 	}
 }
 
-void SmtpClient::on_greeting_reply(const Reply& reply)
-{
+void SmtpClient::on_greeting_reply(const Reply& reply) {
 	if (reply.code != 220) {
 		fail_host("greeting from " + options_.server_name + ": " + reply.summary());
 		return;
@@ -336,8 +284,7 @@ void SmtpClient::on_greeting_reply(const Reply& reply)
 	send_ehlo(false);
 }
 
-void SmtpClient::on_ehlo_reply(const Reply& reply)
-{
+void SmtpClient::on_ehlo_reply(const Reply& reply) {
 	if (reply.code != 250) {
 		// RFC 5321 3.2: fall back to HELO when EHLO is not understood.
 		send_command("HELO " + options_.ehlo_name, State::helo, options_.timeouts.command);
@@ -367,8 +314,7 @@ void SmtpClient::on_ehlo_reply(const Reply& reply)
 }
 
 // What the EHLO reply offers, one extension a line after the first.
-void SmtpClient::read_ehlo_extensions(const Reply& reply)
-{
+void SmtpClient::read_ehlo_extensions(const Reply& reply) {
 	offers_starttls_ = offers_8bitmime_ = offers_smtputf8_ = false;
 	offers_dsn_ = offers_requiretls_ = false;
 	rcpt_max_ = 0;
@@ -397,12 +343,13 @@ void SmtpClient::read_ehlo_extensions(const Reply& reply)
 		else if (iequals(keyword, "LIMITS"))
 			rcpt_max_ = parse_limits(trim(ext.substr(keyword.size()))).rcpt_max;  // RFC 9422 4.1
 		else if (iequals(keyword, "SIZE"))
-			offered_size_ = keyword.size() < ext.size() ? parse_offered_size(trim(ext.substr(keyword.size()))) : 0;
+			offered_size_ = keyword.size() < ext.size()
+			    ? parse_offered_size(trim(ext.substr(keyword.size())))
+			    : 0;
 	}
 }
 
-void SmtpClient::on_helo_reply(const Reply& reply)
-{
+void SmtpClient::on_helo_reply(const Reply& reply) {
 	if (reply.code != 250) {
 		fail_host("HELO refused by " + options_.server_name + ": " + reply.summary());
 		return;
@@ -419,8 +366,7 @@ void SmtpClient::on_helo_reply(const Reply& reply)
 	after_ehlo();
 }
 
-void SmtpClient::on_starttls_reply(const Reply& reply)
-{
+void SmtpClient::on_starttls_reply(const Reply& reply) {
 	if (reply.code == 220) {
 		start_tls();
 		return;
@@ -436,8 +382,7 @@ void SmtpClient::on_starttls_reply(const Reply& reply)
 	after_ehlo();  // opportunistic: go on in plain text (RFC 3207 4.1)
 }
 
-void SmtpClient::on_mail_reply(const Reply& reply)
-{
+void SmtpClient::on_mail_reply(const Reply& reply) {
 	if (!positive(reply.code)) {
 		fail_transaction(reply.summary(), reply.code >= 500);
 		finish_with_quit();
@@ -446,8 +391,7 @@ void SmtpClient::on_mail_reply(const Reply& reply)
 	send_next_rcpt_or_data();
 }
 
-void SmtpClient::on_rcpt_reply(const Reply& reply)
-{
+void SmtpClient::on_rcpt_reply(const Reply& reply) {
 	RecipientResult& r = result_.recipients[next_rcpt_ - 1];
 	if (positive(reply.code))
 		accepted_++;
@@ -458,8 +402,7 @@ void SmtpClient::on_rcpt_reply(const Reply& reply)
 	send_next_rcpt_or_data();
 }
 
-void SmtpClient::on_data_reply(const Reply& reply)
-{
+void SmtpClient::on_data_reply(const Reply& reply) {
 	if (reply.code != 354) {
 		fail_transaction(reply.summary(), reply.code >= 500);
 		finish_with_quit();
@@ -481,12 +424,10 @@ void SmtpClient::on_data_reply(const Reply& reply)
 	flush_output();
 }
 
-void SmtpClient::on_data_end_reply(const Reply& reply)
-{
+void SmtpClient::on_data_end_reply(const Reply& reply) {
 	if (positive(reply.code)) {
 		for (auto& r : result_.recipients)
-			if (r.error.empty())
-				r.delivered = true;
+			if (r.error.empty()) r.delivered = true;
 	} else {
 		fail_transaction(reply.summary(), reply.code >= 500);
 	}
@@ -500,16 +441,14 @@ void SmtpClient::on_data_end_reply(const Reply& reply)
 	finish_with_quit();
 }
 
-void SmtpClient::send_ehlo(bool after_tls)
-{
+void SmtpClient::send_ehlo(bool after_tls) {
 	(void)after_tls;
 	send_command("EHLO " + options_.ehlo_name, State::ehlo, options_.timeouts.command);
 }
 
 // EHLO/HELO done (and TLS, when there is TLS): log in when we have
 // credentials, then start the transaction.
-void SmtpClient::after_ehlo()
-{
+void SmtpClient::after_ehlo() {
 	if (options_.auth_username.empty()) {
 		send_mail();
 		return;
@@ -517,8 +456,7 @@ void SmtpClient::after_ehlo()
 	start_auth();
 }
 
-void SmtpClient::start_auth()
-{
+void SmtpClient::start_auth() {
 	// RFC 4954 14: credentials must not cross an unprotected connection.
 	if (!tls_active_ && !options_.auth_in_clear_ok) {
 		log::event(log::Level::error, options_.log_id, "smarthost offers no TLS, not sending credentials",
@@ -529,8 +467,7 @@ void SmtpClient::start_auth()
 	std::string name = sasl::choose_client_mechanism(offered_auth_);
 	if (name.empty()) {
 		std::string offered;
-		for (const auto& m : offered_auth_)
-			offered += (offered.empty() ? "" : " ") + m;
+		for (const auto& m : offered_auth_) offered += (offered.empty() ? "" : " ") + m;
 		log::event(log::Level::error, options_.log_id, "smarthost offers no usable AUTH mechanism",
 		           {{"host", options_.server_name}, {"offered", offered}});
 		fail_host_with_quit(options_.server_name + " offers no AUTH mechanism tern can use (offered: " +
@@ -546,8 +483,7 @@ void SmtpClient::start_auth()
 	send_command(line, State::auth, options_.timeouts.command, logged.c_str());
 }
 
-void SmtpClient::continue_auth(const Reply& reply)
-{
+void SmtpClient::continue_auth(const Reply& reply) {
 	const std::string mechanism(auth_ ? auth_->name() : "");
 	auto refused = [&](const std::string& why) {
 		// Like Postfix: a failed login defers the mail (it stays queued), so
@@ -593,15 +529,12 @@ void SmtpClient::continue_auth(const Reply& reply)
 	send_command(base64_encode(step.response), State::auth, options_.timeouts.command, "<credentials>");
 }
 
-void SmtpClient::send_mail()
-{
+void SmtpClient::send_mail() {
 	std::string cmd = "MAIL FROM:<" + options_.from + ">";
 	use_utf8_variant_ = !options_.utf8_variant.empty() && esmtp_ && offers_smtputf8_;
 	if (use_utf8_variant_) {
-		if (offered_size_ >= 0)
-			cmd += " SIZE=" + std::to_string(options_.utf8_variant.size());
-		if (offers_8bitmime_)
-			cmd += " BODY=8BITMIME";
+		if (offered_size_ >= 0) cmd += " SIZE=" + std::to_string(options_.utf8_variant.size());
+		if (offers_8bitmime_) cmd += " BODY=8BITMIME";
 		cmd += " SMTPUTF8";
 		send_command(cmd, State::mail, options_.timeouts.mail);
 		return;
@@ -615,17 +548,12 @@ void SmtpClient::send_mail()
 			finish_with_quit();
 			return;
 		}
-		if (offered_size_ >= 0)
-			cmd += " SIZE=" + std::to_string(options_.size);
-		if (options_.has_8bit && offers_8bitmime_)
-			cmd += " BODY=8BITMIME";  // RFC 6152
+		if (offered_size_ >= 0) cmd += " SIZE=" + std::to_string(options_.size);
+		if (options_.has_8bit && offers_8bitmime_) cmd += " BODY=8BITMIME";  // RFC 6152
 		// RFC 3461 4.3, 4.4: the DSN request travels on.
-		if (offers_dsn_ && !options_.dsn_ret.empty())
-			cmd += " RET=" + options_.dsn_ret;
-		if (offers_dsn_ && !options_.envid.empty())
-			cmd += " ENVID=" + smtp::xtext_encode(options_.envid);
-		if (options_.requiretls)
-			cmd += " REQUIRETLS";  // RFC 8689 4.2.1; offered, checked after EHLO
+		if (offers_dsn_ && !options_.dsn_ret.empty()) cmd += " RET=" + options_.dsn_ret;
+		if (offers_dsn_ && !options_.envid.empty()) cmd += " ENVID=" + smtp::xtext_encode(options_.envid);
+		if (options_.requiretls) cmd += " REQUIRETLS";  // RFC 8689 4.2.1; offered, checked after EHLO
 	}
 	if (options_.smtputf8) {
 		if (!esmtp_ || !offers_smtputf8_) {
@@ -639,15 +567,14 @@ void SmtpClient::send_mail()
 	send_command(cmd, State::mail, options_.timeouts.mail);
 }
 
-void SmtpClient::send_next_rcpt_or_data()
-{
+void SmtpClient::send_next_rcpt_or_data() {
 	if (next_rcpt_ < options_.recipients.size() && rcpt_max_ != 0 && next_rcpt_ >= rcpt_max_) {
 		// RFC 9422 4.1: no more than RCPTMAX recipients in one transaction;
 		// the queue sends the rest in another one.
 		for (size_t i = next_rcpt_; i < options_.recipients.size(); i++) {
 			result_.recipients[i].not_attempted = true;
 			result_.recipients[i].error = "not attempted: " + options_.server_name + " takes " +
-			                              std::to_string(rcpt_max_) + " recipients per transaction";
+			    std::to_string(rcpt_max_) + " recipients per transaction";
 		}
 		next_rcpt_ = options_.recipients.size();
 	}
@@ -669,8 +596,7 @@ void SmtpClient::send_next_rcpt_or_data()
 	send_command("DATA", State::data, options_.timeouts.data_init);
 }
 
-void SmtpClient::start_tls()
-{
+void SmtpClient::start_tls() {
 	if (!options_.tls_context) {
 		fail_host("no TLS client context", true);
 		return;
@@ -688,8 +614,7 @@ void SmtpClient::start_tls()
 	continue_handshake();
 }
 
-void SmtpClient::continue_handshake()
-{
+void SmtpClient::continue_handshake() {
 	net::IoStatus st = transport_->handshake();
 	if (st == net::IoStatus::want_read || st == net::IoStatus::want_write) {
 		update_watch();
@@ -713,7 +638,8 @@ void SmtpClient::continue_handshake()
 		}
 		if (!why.empty() && options_.tls_required_no) {
 			// RFC 8689 4.3: the sender asked that TLS problems not stop it.
-			log::event(log::Level::info, options_.log_id, "certificate not trusted, sending anyway (TLS-Required: No)",
+			log::event(log::Level::info, options_.log_id,
+			           "certificate not trusted, sending anyway (TLS-Required: No)",
 			           {{"host", options_.server_name}, {"ip", options_.ip}, {"error", why}});
 			why.clear();
 		}
@@ -731,29 +657,23 @@ void SmtpClient::continue_handshake()
 		state_ = State::greeting;
 		timer_.start(options_.timeouts.greeting);
 		update_watch();
-		if (transport_->has_buffered_input())
-			read_input();
+		if (transport_->has_buffered_input()) read_input();
 		return;
 	}
 	// RFC 3207 4.2: forget everything learned before TLS and say EHLO again.
 	send_ehlo(true);
-	if (state_ != State::finished && transport_->has_buffered_input())
-		read_input();
+	if (state_ != State::finished && transport_->has_buffered_input()) read_input();
 }
 
-void SmtpClient::pump_body()
-{
-	if (state_ != State::body || chunk_pending_ || body_eof_ || output_.size() >= body_output_high_water)
-		return;
+void SmtpClient::pump_body() {
+	if (state_ != State::body || chunk_pending_ || body_eof_ || output_.size() >= body_output_high_water) return;
 	chunk_pending_ = true;
 	request_chunk_(body_offset_);
 }
 
-void SmtpClient::supply_chunk(std::string data, bool eof, const std::string& error)
-{
+void SmtpClient::supply_chunk(std::string data, bool eof, const std::string& error) {
 	chunk_pending_ = false;
-	if (state_ != State::body)
-		return;
+	if (state_ != State::body) return;
 	if (!error.empty()) {
 		// Closing without the final dot makes the server discard the message.
 		fail_transaction("reading queued message: " + error, false);
@@ -771,21 +691,18 @@ void SmtpClient::supply_chunk(std::string data, bool eof, const std::string& err
 	flush_output();
 }
 
-void SmtpClient::fail_host(const std::string& error, bool tls_failed)
-{
+void SmtpClient::fail_host(const std::string& error, bool tls_failed) {
 	mark_host_failure(error, tls_failed);
 	complete();
 }
 
 // Like fail_host, but says QUIT first (the server is still talking to us).
-void SmtpClient::fail_host_with_quit(const std::string& error)
-{
+void SmtpClient::fail_host_with_quit(const std::string& error) {
 	mark_host_failure(error, false);
 	finish_with_quit();
 }
 
-void SmtpClient::fail_requiretls(const std::string& error, bool quit)
-{
+void SmtpClient::fail_requiretls(const std::string& error, bool quit) {
 	log::event(log::Level::info, options_.log_id, "host cannot meet REQUIRETLS",
 	           {{"host", options_.server_name}, {"ip", options_.ip}, {"error", error}});
 	mark_host_failure(error, false);
@@ -796,8 +713,7 @@ void SmtpClient::fail_requiretls(const std::string& error, bool quit)
 		complete();
 }
 
-void SmtpClient::mark_host_failure(const std::string& error, bool tls_failed)
-{
+void SmtpClient::mark_host_failure(const std::string& error, bool tls_failed) {
 	result_.host_failure = true;
 	result_.tls_failed = result_.tls_failed || tls_failed;
 	result_.error = error;
@@ -808,10 +724,8 @@ void SmtpClient::mark_host_failure(const std::string& error, bool tls_failed)
 	}
 }
 
-void SmtpClient::fail_transaction(const std::string& error, bool permanent)
-{
-	if (result_.error.empty())
-		result_.error = error;
+void SmtpClient::fail_transaction(const std::string& error, bool permanent) {
+	if (result_.error.empty()) result_.error = error;
 	for (auto& r : result_.recipients)
 		if (r.error.empty() && !r.delivered) {
 			r.error = error;
@@ -819,10 +733,8 @@ void SmtpClient::fail_transaction(const std::string& error, bool permanent)
 		}
 }
 
-void SmtpClient::resume()
-{
-	if (state_ != State::recording)
-		return;
+void SmtpClient::resume() {
+	if (state_ != State::recording) return;
 	if (peer_gone_) {
 		complete();
 		return;
@@ -830,15 +742,10 @@ void SmtpClient::resume()
 	finish_with_quit();
 }
 
-void SmtpClient::finish_with_quit()
-{
-	send_command("QUIT", State::quit, options_.timeouts.command);
-}
+void SmtpClient::finish_with_quit() { send_command("QUIT", State::quit, options_.timeouts.command); }
 
-void SmtpClient::complete()
-{
-	if (completed_)
-		return;
+void SmtpClient::complete() {
+	if (completed_) return;
 	completed_ = true;
 	state_ = State::finished;
 	io_.stop();

@@ -29,22 +29,22 @@ enum class TlsMode { none, opportunistic, required, implicit };
 
 // RFC 5321 4.5.3.2 client timeouts, in seconds.
 struct ClientTimeouts {
-	double connect = 30;        // not in the RFC; a dead address should not cost minutes
-	double greeting = 300;      // 4.5.3.2.1
-	double command = 300;       // EHLO/STARTTLS/RSET/QUIT: like MAIL
-	double mail = 300;          // 4.5.3.2.2
-	double rcpt = 300;          // 4.5.3.2.3
-	double data_init = 120;     // 4.5.3.2.4
-	double data_block = 180;    // 4.5.3.2.5
-	double data_end = 600;      // 4.5.3.2.6
+	double connect = 30;      // not in the RFC; a dead address should not cost minutes
+	double greeting = 300;    // 4.5.3.2.1
+	double command = 300;     // EHLO/STARTTLS/RSET/QUIT: like MAIL
+	double mail = 300;        // 4.5.3.2.2
+	double rcpt = 300;        // 4.5.3.2.3
+	double data_init = 120;   // 4.5.3.2.4
+	double data_block = 180;  // 4.5.3.2.5
+	double data_end = 600;    // 4.5.3.2.6
 	double tls_handshake = 60;
 };
 
 struct ClientOptions {
-	std::string ip;                 // address to connect to (IPv4 or IPv6 text)
+	std::string ip;  // address to connect to (IPv4 or IPv6 text)
 	int port = config::default_smtp_port;
-	std::string server_name;        // host name, for SNI and logs
-	std::string ehlo_name;          // our hostname
+	std::string server_name;  // host name, for SNI and logs
+	std::string ehlo_name;    // our hostname
 	TlsMode tls = TlsMode::opportunistic;
 	std::shared_ptr<const net::TlsClientContext> tls_context;  // required unless tls == none
 	// The peer's certificate chain and host name must verify against the
@@ -58,12 +58,12 @@ struct ClientOptions {
 	// Credentials may cross an unencrypted connection only when this is set
 	// (smarthost_tls "none"); otherwise a server without TLS is a failure.
 	bool auth_in_clear_ok = false;
-	std::string from;               // reverse path without <>
+	std::string from;  // reverse path without <>
 	std::vector<std::string> recipients;
 	bool has_8bit = false;
 	bool smtputf8 = false;
-	int64_t size = 0;               // prefix + body, for SIZE=
-	std::string prefix;             // bytes sent before the body
+	int64_t size = 0;    // prefix + body, for SIZE=
+	std::string prefix;  // bytes sent before the body
 	// Optional whole message (prefix included) sent instead of prefix + body
 	// when the server offers SMTPUTF8, with the SMTPUTF8 parameter: the
 	// UTF-8 variant of a DSN (RFC 6533).
@@ -84,16 +84,16 @@ struct ClientOptions {
 	std::vector<int> notify;
 	std::vector<std::string> orcpt;
 	ClientTimeouts timeouts;
-	uint64_t log_id = 0;            // shows as cid in log lines
+	uint64_t log_id = 0;  // shows as cid in log lines
 };
 
 struct RecipientResult {
 	bool delivered = false;
-	bool permanent = false;         // 5xx: do not retry
+	bool permanent = false;  // 5xx: do not retry
 	// Not sent: the server's LIMITS RCPTMAX (RFC 9422 4.1) was reached in
 	// this transaction; the queue sends it in another one at once.
 	bool not_attempted = false;
-	std::string error;              // reply summary or local reason; "" when delivered
+	std::string error;  // reply summary or local reason; "" when delivered
 };
 
 struct ClientResult {
@@ -106,8 +106,8 @@ struct ClientResult {
 	// retries such a host once without TLS.
 	bool tls_failed = false;
 	std::string error;
-	std::vector<RecipientResult> recipients;   // same order as options.recipients
-	std::string tls_comment;                   // "(TLS1.2 <suite>)" when TLS was used
+	std::vector<RecipientResult> recipients;  // same order as options.recipients
+	std::string tls_comment;                  // "(TLS1.2 <suite>)" when TLS was used
 	// The host failed because REQUIRETLS could not be met there (no TLS,
 	// unverified certificate, REQUIRETLS not offered): RFC 8689 4.2.1.
 	bool requiretls_unmet = false;
@@ -141,8 +141,22 @@ public:
 	void abort();
 
 	enum class State {
-		idle, connecting, greeting, ehlo, helo, starttls, tls_handshake, auth, mail, rcpt, data, body,
-		data_end, recording, quit, finished,
+		idle,
+		connecting,
+		greeting,
+		ehlo,
+		helo,
+		starttls,
+		tls_handshake,
+		auth,
+		mail,
+		rcpt,
+		data,
+		body,
+		data_end,
+		recording,
+		quit,
+		finished,
 	};
 	State state() const { return state_; }
 
@@ -206,13 +220,13 @@ private:
 	bool esmtp_ = false;
 	bool offers_starttls_ = false, offers_8bitmime_ = false, offers_smtputf8_ = false;
 	bool offers_dsn_ = false, offers_requiretls_ = false;
-	size_t rcpt_max_ = 0;           // LIMITS RCPTMAX (RFC 9422); 0: not announced
-	int64_t offered_size_ = -1;     // -1: SIZE not offered; 0: no fixed limit
+	size_t rcpt_max_ = 0;        // LIMITS RCPTMAX (RFC 9422); 0: not announced
+	int64_t offered_size_ = -1;  // -1: SIZE not offered; 0: no fixed limit
 	bool tls_active_ = false;
 	bool greeted_ = false;
-	std::vector<std::string> offered_auth_;     // mechanisms in the EHLO AUTH keyword
+	std::vector<std::string> offered_auth_;  // mechanisms in the EHLO AUTH keyword
 	std::unique_ptr<sasl::ClientMechanism> auth_;
-	bool auth_aborting_ = false;                // sent "*", waiting for the 501
+	bool auth_aborting_ = false;  // sent "*", waiting for the 501
 	std::string auth_error_;
 
 	size_t next_rcpt_ = 0;
@@ -222,7 +236,7 @@ private:
 	bool body_eof_ = false;
 	bool completed_ = false;
 	bool use_utf8_variant_ = false;
-	bool peer_gone_ = false;        // the server closed while the result was being recorded
+	bool peer_gone_ = false;  // the server closed while the result was being recorded
 };
 
 }  // namespace tern::queue

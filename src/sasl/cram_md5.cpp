@@ -22,30 +22,26 @@ public:
 
 	std::string_view name() const override { return "CRAM-MD5"; }
 
-	Step start(std::optional<std::string> initial_response) override
-	{
-		if (state_ != State::initial)
-			return out_of_sequence();
+	Step start(std::optional<std::string> initial_response) override {
+		if (state_ != State::initial) return out_of_sequence();
 		if (initial_response) {
 			// RFC 2195 has the server speak first. The model rejects the
 			// initial response with its command parser's error, quoting the
 			// rest of the AUTH line: ` <base64>` (` =` for an empty one).
 			state_ = State::done;
-			std::string remaining =
-				initial_response->empty() ? std::string("=") : base64_encode(*initial_response);
+			std::string remaining = initial_response->empty() ? std::string("=")
+									  : base64_encode(*initial_response);
 			return Step::make_failure(501, smtp::se::proto_syntax2,
-						  "bad syntax: expected end of line (remaining: \" " + remaining +
-							  "\")");
+			                          "bad syntax: expected end of line (remaining: \" " + remaining +
+			                              "\")");
 		}
 		challenge_ = entropy_.cram_md5_challenge(hostname_);
 		state_ = State::want_response;
 		return Step::make_challenge(challenge_);
 	}
 
-	Step next(std::string client_data) override
-	{
-		if (state_ != State::want_response)
-			return out_of_sequence();
+	Step next(std::string client_data) override {
+		if (state_ != State::want_response) return out_of_sequence();
 		state_ = State::done;
 		// RFC 2195 2: response = user SP digest, digest 32 lower-case hex.
 		std::size_t space = client_data.find(' ');
@@ -57,24 +53,19 @@ public:
 		// already covers the password the client prepared, and the stored
 		// states come from the prepared password (ternctl passwd).
 		auto username = saslprep(client_data.substr(0, space), SaslprepUse::query);
-		if (!username)
-			return bad_user_pass();
+		if (!username) return bad_user_pass();
 		username_ = std::move(*username);
 		response_digest_ = client_data.substr(space + 1);
 		state_ = State::want_secrets;
 		return Step::make_lookup(username_);
 	}
 
-	Step provide_secrets(std::optional<StoredSecrets> secrets) override
-	{
-		if (state_ != State::want_secrets)
-			return out_of_sequence();
+	Step provide_secrets(std::optional<StoredSecrets> secrets) override {
+		if (state_ != State::want_secrets) return out_of_sequence();
 		state_ = State::done;
-		if (!secrets || !secrets->cram_md5 || !secrets->cram_md5->usable())
-			return bad_user_pass();
+		if (!secrets || !secrets->cram_md5 || !secrets->cram_md5->usable()) return bad_user_pass();
 		std::string expected = hex_lower(secrets->cram_md5->hmac(challenge_));
-		if (!crypto::constant_time_equal(expected, response_digest_))
-			return bad_user_pass();
+		if (!crypto::constant_time_equal(expected, response_digest_)) return bad_user_pass();
 		return Step::make_success(username_);
 	}
 
@@ -91,8 +82,7 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Mechanism> make_cram_md5(std::string hostname, Entropy entropy)
-{
+std::unique_ptr<Mechanism> make_cram_md5(std::string hostname, Entropy entropy) {
 	return std::make_unique<CramMd5>(std::move(hostname), std::move(entropy));
 }
 

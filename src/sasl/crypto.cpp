@@ -17,29 +17,19 @@ namespace tern::sasl::crypto {
 
 namespace {
 
-const mbedtls_md_info_t* md_info(ScramHash hash)
-{
-	const mbedtls_md_info_t* info =
-		mbedtls_md_info_from_type(hash == ScramHash::sha1 ? MBEDTLS_MD_SHA1 : MBEDTLS_MD_SHA256);
-	if (info == nullptr)
-		throw std::runtime_error("mbedtls: hash not available");
+const mbedtls_md_info_t* md_info(ScramHash hash) {
+	const mbedtls_md_info_t* info = mbedtls_md_info_from_type(hash == ScramHash::sha1 ? MBEDTLS_MD_SHA1
+	                                                                                  : MBEDTLS_MD_SHA256);
+	if (info == nullptr) throw std::runtime_error("mbedtls: hash not available");
 	return info;
 }
 
-const unsigned char* bytes_of(std::string_view text)
-{
-	return reinterpret_cast<const unsigned char*>(text.data());
-}
+const unsigned char* bytes_of(std::string_view text) { return reinterpret_cast<const unsigned char*>(text.data()); }
 
-unsigned char* bytes_of(std::string& text)
-{
-	return reinterpret_cast<unsigned char*>(text.data());
-}
+unsigned char* bytes_of(std::string& text) { return reinterpret_cast<unsigned char*>(text.data()); }
 
-void check(int rc, const char* what)
-{
-	if (rc != 0)
-		throw std::runtime_error(std::string("mbedtls: ") + what + " failed");
+void check(int rc, const char* what) {
+	if (rc != 0) throw std::runtime_error(std::string("mbedtls: ") + what + " failed");
 }
 
 // Owns an mbedtls_md5_context for the duration of one computation.
@@ -53,67 +43,54 @@ struct Md5Context {
 
 }  // namespace
 
-std::size_t hash_length(ScramHash hash)
-{
-	return hash == ScramHash::sha1 ? 20 : 32;
-}
+std::size_t hash_length(ScramHash hash) { return hash == ScramHash::sha1 ? 20 : 32; }
 
-std::string digest(ScramHash hash, std::string_view data)
-{
+std::string digest(ScramHash hash, std::string_view data) {
 	std::string out(hash_length(hash), '\0');
 	check(mbedtls_md(md_info(hash), bytes_of(data), data.size(), bytes_of(out)), "digest");
 	return out;
 }
 
-std::string hmac(ScramHash hash, std::string_view key, std::string_view message)
-{
+std::string hmac(ScramHash hash, std::string_view key, std::string_view message) {
 	std::string out(hash_length(hash), '\0');
-	check(mbedtls_md_hmac(md_info(hash), bytes_of(key), key.size(), bytes_of(message), message.size(),
-			      bytes_of(out)),
-	      "hmac");
+	check(
+	    mbedtls_md_hmac(md_info(hash), bytes_of(key), key.size(), bytes_of(message), message.size(), bytes_of(out)),
+	    "hmac");
 	return out;
 }
 
-std::string pbkdf2(ScramHash hash, std::string_view password, std::string_view salt, int iterations)
-{
-	if (iterations <= 0)
-		throw std::invalid_argument("pbkdf2: iterations must be positive");
+std::string pbkdf2(ScramHash hash, std::string_view password, std::string_view salt, int iterations) {
+	if (iterations <= 0) throw std::invalid_argument("pbkdf2: iterations must be positive");
 	mbedtls_md_context_t ctx;
 	mbedtls_md_init(&ctx);
 	std::unique_ptr<mbedtls_md_context_t, void (*)(mbedtls_md_context_t*)> guard(&ctx, mbedtls_md_free);
 	check(mbedtls_md_setup(&ctx, md_info(hash), 1 /* HMAC */), "md setup");
 	std::string out(hash_length(hash), '\0');
 	check(mbedtls_pkcs5_pbkdf2_hmac(&ctx, bytes_of(password), password.size(), bytes_of(salt), salt.size(),
-					static_cast<unsigned int>(iterations), static_cast<uint32_t>(out.size()),
-					bytes_of(out)),
+	                                static_cast<unsigned int>(iterations), static_cast<uint32_t>(out.size()),
+	                                bytes_of(out)),
 	      "pbkdf2");
 	return out;
 }
 
 std::string random_bytes(std::size_t count) { return tern::random_bytes(count); }
 
-bool constant_time_equal(std::string_view a, std::string_view b)
-{
-	if (a.size() != b.size())
-		return false;
+bool constant_time_equal(std::string_view a, std::string_view b) {
+	if (a.size() != b.size()) return false;
 	unsigned char difference = 0;
-	for (std::size_t i = 0; i < a.size(); ++i)
-		difference |= static_cast<unsigned char>(a[i] ^ b[i]);
+	for (std::size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i]);
 	return difference == 0;
 }
 
 
-std::string md5_digest(std::string_view data)
-{
+std::string md5_digest(std::string_view data) {
 	std::string out(16, '\0');
 	check(mbedtls_md5_ret(bytes_of(data), data.size(), bytes_of(out)), "md5");
 	return out;
 }
 
-std::string md5_state_after_block(std::string_view block64)
-{
-	if (block64.size() != 64)
-		throw std::invalid_argument("md5_state_after_block: need exactly 64 bytes");
+std::string md5_state_after_block(std::string_view block64) {
+	if (block64.size() != 64) throw std::invalid_argument("md5_state_after_block: need exactly 64 bytes");
 	Md5Context md5;
 	check(mbedtls_md5_starts_ret(&md5.ctx), "md5 start");
 	check(mbedtls_md5_update_ret(&md5.ctx, bytes_of(block64), block64.size()), "md5 update");
@@ -127,10 +104,8 @@ std::string md5_state_after_block(std::string_view block64)
 	return state;
 }
 
-std::string md5_resume(std::string_view state16, std::string_view data)
-{
-	if (state16.size() != 16)
-		throw std::invalid_argument("md5_resume: need a 16-byte state");
+std::string md5_resume(std::string_view state16, std::string_view data) {
+	if (state16.size() != 16) throw std::invalid_argument("md5_resume: need a 16-byte state");
 	Md5Context md5;
 	check(mbedtls_md5_starts_ret(&md5.ctx), "md5 start");
 	for (int word = 0; word < 4; ++word) {
@@ -149,10 +124,8 @@ std::string md5_resume(std::string_view state16, std::string_view data)
 	return out;
 }
 
-void wipe(std::string& secret)
-{
-	if (!secret.empty())
-		mbedtls_platform_zeroize(secret.data(), secret.size());
+void wipe(std::string& secret) {
+	if (!secret.empty()) mbedtls_platform_zeroize(secret.data(), secret.size());
 	secret.clear();
 }
 

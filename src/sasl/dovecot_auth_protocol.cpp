@@ -17,7 +17,8 @@ std::vector<std::string_view> split_tabs(std::string_view line) {
 	size_t start = 0;
 	for (;;) {
 		size_t tab = line.find('\t', start);
-		parts.push_back(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
+		parts.push_back(
+		    line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
 		if (tab == std::string_view::npos) return parts;
 		start = tab + 1;
 	}
@@ -65,8 +66,16 @@ std::string escape(std::string_view value) {
 	out.reserve(value.size());
 	for (char c : value) {
 		switch (c) {
-		case '\0': out += "\001" "0"; break;
-		case '\001': out += "\001" "1"; break;
+		case '\0':
+			out +=
+			    "\001"
+			    "0";
+			break;
+		case '\001':
+			out +=
+			    "\001"
+			    "1";
+			break;
 		case '\t': out += "\001t"; break;
 		case '\r': out += "\001r"; break;
 		case '\n': out += "\001n"; break;
@@ -100,7 +109,7 @@ std::string unescape(std::string_view value) {
 
 std::string ClientProtocol::hello(long pid) {
 	return "VERSION\t" + std::string(major_version) + "\t" + std::string(minor_version) + "\nCPID\t" +
-	       std::to_string(pid) + "\n";
+	    std::to_string(pid) + "\n";
 }
 
 bool ClientProtocol::offers(std::string_view mechanism_upper) const {
@@ -124,7 +133,8 @@ Event ClientProtocol::feed(std::string_view line) {
 	std::string_view command = fields[0];
 	switch (state_) {
 	case State::version:
-		if (command != "VERSION" || fields.size() < 3) return error("expected VERSION, got: " + std::string(command));
+		if (command != "VERSION" || fields.size() < 3)
+			return error("expected VERSION, got: " + std::string(command));
 		if (fields[1] != major_version) return error("unsupported protocol version " + std::string(fields[1]));
 		state_ = State::handshake;
 		return {};
@@ -144,13 +154,10 @@ Event ClientProtocol::feed(std::string_view line) {
 		// SPID, CUID, COOKIE and whatever later versions add.
 		return {};
 	case State::ready:
-	case State::finished:
-		return error("unexpected " + std::string(command) + " with no request pending");
+	case State::finished: return error("unexpected " + std::string(command) + " with no request pending");
 	case State::waiting:
-	case State::challenged:
-		return reply(command, fields);
-	case State::broken:
-		break;
+	case State::challenged: return reply(command, fields);
+	case State::broken: break;
 	}
 	return error("line after a protocol error");
 }

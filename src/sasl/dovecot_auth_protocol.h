@@ -54,9 +54,9 @@ struct Event {
 		protocol_error,     // a line that breaks the protocol; `reason` says which
 	};
 	Kind kind = Kind::none;
-	std::string data;              // raw bytes
-	bool has_data = false;         // success: resp= was present
-	std::string user;              // success (and failure when given): user=
+	std::string data;       // raw bytes
+	bool has_data = false;  // success: resp= was present
+	std::string user;       // success (and failure when given): user=
 	std::string reason;
 };
 

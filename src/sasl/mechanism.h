@@ -96,7 +96,7 @@ protected:
 // mechanism tern does not implement. `hostname` goes into the CRAM-MD5
 // challenge.
 std::unique_ptr<Mechanism> make_mechanism(std::string_view name_upper, const std::string& hostname,
-					  Entropy entropy = system_entropy());
+                                          Entropy entropy = system_entropy());
 
 // The EHLO `AUTH` keyword's value: the model's list, then LOGIN (doc/behaviour.md D15).
 inline constexpr std::string_view advertised_mechanisms = "SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN";

@@ -23,14 +23,12 @@ public:
 	// (RFC 4013), so a password set in one Unicode form matches when typed
 	// in another. Text that SASLprep rejects is a failed login (535), as a
 	// wrong password would be.
-	Step request(std::string username, std::string password)
-	{
+	Step request(std::string username, std::string password) {
 		auto prepared_user = saslprep(username, SaslprepUse::query);
 		auto prepared_password = saslprep(password, SaslprepUse::query);
 		crypto::wipe(password);
 		if (!prepared_user || !prepared_password) {
-			if (prepared_password)
-				crypto::wipe(*prepared_password);
+			if (prepared_password) crypto::wipe(*prepared_password);
 			return bad_user_pass();
 		}
 		username_ = std::move(*prepared_user);
@@ -38,12 +36,10 @@ public:
 		return Step::make_lookup(username_);
 	}
 
-	Step finish(const std::optional<StoredSecrets>& secrets)
-	{
+	Step finish(const std::optional<StoredSecrets>& secrets) {
 		bool good = secrets && secrets->check_password(password_);
 		crypto::wipe(password_);
-		if (!good)
-			return bad_user_pass();
+		if (!good) return bad_user_pass();
 		return Step::make_success(username_);
 	}
 
@@ -56,10 +52,8 @@ class Plain final : public Mechanism {
 public:
 	std::string_view name() const override { return "PLAIN"; }
 
-	Step start(std::optional<std::string> initial_response) override
-	{
-		if (state_ != State::initial)
-			return out_of_sequence();
+	Step start(std::optional<std::string> initial_response) override {
+		if (state_ != State::initial) return out_of_sequence();
 		if (!initial_response) {
 			// RFC 4954 4: empty server challenge, the client sends its message.
 			state_ = State::want_message;
@@ -68,17 +62,13 @@ public:
 		return handle_message(std::move(*initial_response));
 	}
 
-	Step next(std::string client_data) override
-	{
-		if (state_ != State::want_message)
-			return out_of_sequence();
+	Step next(std::string client_data) override {
+		if (state_ != State::want_message) return out_of_sequence();
 		return handle_message(std::move(client_data));
 	}
 
-	Step provide_secrets(std::optional<StoredSecrets> secrets) override
-	{
-		if (state_ != State::want_secrets)
-			return out_of_sequence();
+	Step provide_secrets(std::optional<StoredSecrets> secrets) override {
+		if (state_ != State::want_secrets) return out_of_sequence();
 		state_ = State::done;
 		return check_.finish(secrets);
 	}
@@ -87,18 +77,16 @@ private:
 	enum class State { initial, want_message, want_secrets, done };
 
 	// RFC 4616 2: message = [authzid] NUL authcid NUL passwd.
-	Step handle_message(std::string message)
-	{
+	Step handle_message(std::string message) {
 		state_ = State::done;
 		std::size_t parts = 1;
 		for (char c : message)
-			if (c == '\0')
-				++parts;
+			if (c == '\0') ++parts;
 		if (parts != 3) {
 			crypto::wipe(message);
 			return Step::make_failure(501, smtp::se::proto_param_invalid4,
-						  "auth data should have 3 nul-separated tokens, got " +
-							  std::to_string(parts));
+			                          "auth data should have 3 nul-separated tokens, got " +
+			                              std::to_string(parts));
 		}
 		std::size_t first = message.find('\0');
 		std::size_t second = message.find('\0', first + 1);
@@ -116,8 +104,7 @@ private:
 		return request_secrets(std::move(authcid), std::move(password));
 	}
 
-	Step request_secrets(std::string username, std::string password)
-	{
+	Step request_secrets(std::string username, std::string password) {
 		Step step = check_.request(std::move(username), std::move(password));
 		state_ = step.kind == Step::Kind::lookup ? State::want_secrets : State::done;
 		return step;
@@ -134,10 +121,8 @@ class Login final : public Mechanism {
 public:
 	std::string_view name() const override { return "LOGIN"; }
 
-	Step start(std::optional<std::string> initial_response) override
-	{
-		if (state_ != State::initial)
-			return out_of_sequence();
+	Step start(std::optional<std::string> initial_response) override {
+		if (state_ != State::initial) return out_of_sequence();
 		if (!initial_response) {
 			state_ = State::want_username;
 			return Step::make_challenge("Username:");
@@ -148,8 +133,7 @@ public:
 		return Step::make_challenge("Password:");
 	}
 
-	Step next(std::string client_data) override
-	{
+	Step next(std::string client_data) override {
 		switch (state_) {
 		case State::want_username:
 			username_ = std::move(client_data);
@@ -161,16 +145,12 @@ public:
 			state_ = step.kind == Step::Kind::lookup ? State::want_secrets : State::done;
 			return step;
 		}
-		default:
-			crypto::wipe(client_data);
-			return out_of_sequence();
+		default: crypto::wipe(client_data); return out_of_sequence();
 		}
 	}
 
-	Step provide_secrets(std::optional<StoredSecrets> secrets) override
-	{
-		if (state_ != State::want_secrets)
-			return out_of_sequence();
+	Step provide_secrets(std::optional<StoredSecrets> secrets) override {
+		if (state_ != State::want_secrets) return out_of_sequence();
 		state_ = State::done;
 		return check_.finish(secrets);
 	}
@@ -185,14 +165,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Mechanism> make_plain()
-{
-	return std::make_unique<Plain>();
-}
+std::unique_ptr<Mechanism> make_plain() { return std::make_unique<Plain>(); }
 
-std::unique_ptr<Mechanism> make_login()
-{
-	return std::make_unique<Login>();
-}
+std::unique_ptr<Mechanism> make_login() { return std::make_unique<Login>(); }
 
 }  // namespace tern::sasl::detail

@@ -7,15 +7,13 @@
 
 namespace tern::sasl {
 
-std::optional<std::string> saslprep(std::string_view in, SaslprepUse use)
-{
+std::optional<std::string> saslprep(std::string_view in, SaslprepUse use) {
 	// stringprep works on NUL-terminated text: an embedded NUL (a control
 	// character, prohibited by RFC 4013 2.3 anyway) would cut the input.
-	if (in.find('\0') != std::string_view::npos)
-		return std::nullopt;
+	if (in.find('\0') != std::string_view::npos) return std::nullopt;
 	std::string text(in);
-	Stringprep_profile_flags flags =
-		use == SaslprepUse::stored ? STRINGPREP_NO_UNASSIGNED : static_cast<Stringprep_profile_flags>(0);
+	Stringprep_profile_flags flags = use == SaslprepUse::stored ? STRINGPREP_NO_UNASSIGNED
+								    : static_cast<Stringprep_profile_flags>(0);
 	char* out = nullptr;
 	int rc = stringprep_profile(text.c_str(), &out, "SASLprep", flags);
 	// The input may be a password: do not leave a copy behind.

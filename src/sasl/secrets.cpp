@@ -25,30 +25,23 @@ constexpr unsigned char flag_sha256 = 0x02;
 constexpr unsigned char flag_cram_md5 = 0x04;
 constexpr std::size_t max_salt_length = 1024;
 
-void put_u16(std::string& out, std::size_t value)
-{
-	if (value > 0xffff)
-		throw std::invalid_argument("stored secrets: field too long");
+void put_u16(std::string& out, std::size_t value) {
+	if (value > 0xffff) throw std::invalid_argument("stored secrets: field too long");
 	out.push_back(static_cast<char>((value >> 8) & 0xff));
 	out.push_back(static_cast<char>(value & 0xff));
 }
 
-void put_u32(std::string& out, uint32_t value)
-{
-	for (int shift = 24; shift >= 0; shift -= 8)
-		out.push_back(static_cast<char>((value >> shift) & 0xff));
+void put_u32(std::string& out, uint32_t value) {
+	for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
 }
 
-void put_field(std::string& out, std::string_view field)
-{
+void put_field(std::string& out, std::string_view field) {
 	put_u16(out, field.size());
 	out.append(field);
 }
 
-void put_scram(std::string& out, const ScramSecret& secret)
-{
-	if (secret.iterations <= 0)
-		throw std::invalid_argument("stored secrets: iterations must be positive");
+void put_scram(std::string& out, const ScramSecret& secret) {
+	if (secret.iterations <= 0) throw std::invalid_argument("stored secrets: iterations must be positive");
 	put_u32(out, static_cast<uint32_t>(secret.iterations));
 	put_field(out, secret.salt);
 	put_field(out, secret.stored_key);
@@ -60,45 +53,34 @@ class BlobReader {
 public:
 	explicit BlobReader(std::string_view blob) : rest_(blob) {}
 
-	std::optional<unsigned char> byte()
-	{
-		if (rest_.empty())
-			return std::nullopt;
+	std::optional<unsigned char> byte() {
+		if (rest_.empty()) return std::nullopt;
 		unsigned char value = static_cast<unsigned char>(rest_[0]);
 		rest_.remove_prefix(1);
 		return value;
 	}
 
-	std::optional<uint32_t> u32()
-	{
-		if (rest_.size() < 4)
-			return std::nullopt;
+	std::optional<uint32_t> u32() {
+		if (rest_.size() < 4) return std::nullopt;
 		uint32_t value = 0;
-		for (int i = 0; i < 4; ++i)
-			value = (value << 8) | static_cast<unsigned char>(rest_[i]);
+		for (int i = 0; i < 4; ++i) value = (value << 8) | static_cast<unsigned char>(rest_[i]);
 		rest_.remove_prefix(4);
 		return value;
 	}
 
-	std::optional<std::string> field()
-	{
-		if (rest_.size() < 2)
-			return std::nullopt;
-		std::size_t length =
-			(static_cast<std::size_t>(static_cast<unsigned char>(rest_[0])) << 8) |
-			static_cast<unsigned char>(rest_[1]);
+	std::optional<std::string> field() {
+		if (rest_.size() < 2) return std::nullopt;
+		std::size_t length = (static_cast<std::size_t>(static_cast<unsigned char>(rest_[0])) << 8) |
+		    static_cast<unsigned char>(rest_[1]);
 		rest_.remove_prefix(2);
-		if (rest_.size() < length)
-			return std::nullopt;
+		if (rest_.size() < length) return std::nullopt;
 		std::string value(rest_.substr(0, length));
 		rest_.remove_prefix(length);
 		return value;
 	}
 
-	bool take(std::string_view expected)
-	{
-		if (rest_.substr(0, expected.size()) != expected)
-			return false;
+	bool take(std::string_view expected) {
+		if (rest_.substr(0, expected.size()) != expected) return false;
 		rest_.remove_prefix(expected.size());
 		return true;
 	}
@@ -109,27 +91,21 @@ private:
 	std::string_view rest_;
 };
 
-std::optional<ScramSecret> read_scram(BlobReader& reader, ScramHash hash)
-{
+std::optional<ScramSecret> read_scram(BlobReader& reader, ScramHash hash) {
 	auto iterations = reader.u32();
-	if (!iterations || *iterations == 0 || *iterations > 0x7fffffffu)
-		return std::nullopt;
+	if (!iterations || *iterations == 0 || *iterations > 0x7fffffffu) return std::nullopt;
 	auto salt = reader.field();
 	auto stored_key = reader.field();
 	auto server_key = reader.field();
-	if (!salt || !stored_key || !server_key || salt->size() > max_salt_length)
-		return std::nullopt;
+	if (!salt || !stored_key || !server_key || salt->size() > max_salt_length) return std::nullopt;
 	ScramSecret secret{*salt, static_cast<int>(*iterations), *stored_key, *server_key};
-	if (!secret.usable_for(hash))
-		return std::nullopt;
+	if (!secret.usable_for(hash)) return std::nullopt;
 	return secret;
 }
 
 }  // namespace
 
-ScramSecret ScramSecret::derive(ScramHash hash, std::string_view password, std::string_view salt,
-				int iterations)
-{
+ScramSecret ScramSecret::derive(ScramHash hash, std::string_view password, std::string_view salt, int iterations) {
 	std::string salted_password = crypto::pbkdf2(hash, password, salt, iterations);
 	std::string client_key = crypto::hmac(hash, salted_password, client_key_label);
 	ScramSecret secret;
@@ -142,14 +118,12 @@ ScramSecret ScramSecret::derive(ScramHash hash, std::string_view password, std::
 	return secret;
 }
 
-bool ScramSecret::usable_for(ScramHash hash) const
-{
+bool ScramSecret::usable_for(ScramHash hash) const {
 	std::size_t length = crypto::hash_length(hash);
 	return !salt.empty() && iterations > 0 && stored_key.size() == length && server_key.size() == length;
 }
 
-CramMd5Secret CramMd5Secret::derive(std::string_view password)
-{
+CramMd5Secret CramMd5Secret::derive(std::string_view password) {
 	// RFC 2104 2: keys longer than the block size are replaced by their hash,
 	// then zero-padded to the block; ipad = 0x36, opad = 0x5c.
 	constexpr std::size_t block = 64;
@@ -175,36 +149,31 @@ CramMd5Secret CramMd5Secret::derive(std::string_view password)
 	return secret;
 }
 
-std::string CramMd5Secret::hmac(std::string_view message) const
-{
+std::string CramMd5Secret::hmac(std::string_view message) const {
 	// RFC 2104 2: H(K XOR opad, H(K XOR ipad, text)).
 	std::string inner = crypto::md5_resume(inner_state, message);
 	return crypto::md5_resume(outer_state, inner);
 }
 
-StoredSecrets StoredSecrets::derive(std::string_view password)
-{
+StoredSecrets StoredSecrets::derive(std::string_view password) {
 	StoredSecrets secrets;
-	secrets.scram_sha1 = ScramSecret::derive(ScramHash::sha1, password,
-						 crypto::random_bytes(scram_salt_length), scram_sha1_iterations);
-	secrets.scram_sha256 = ScramSecret::derive(ScramHash::sha256, password,
-						   crypto::random_bytes(scram_salt_length), scram_sha256_iterations);
+	secrets.scram_sha1 = ScramSecret::derive(ScramHash::sha1, password, crypto::random_bytes(scram_salt_length),
+	                                         scram_sha1_iterations);
+	secrets.scram_sha256 = ScramSecret::derive(ScramHash::sha256, password, crypto::random_bytes(scram_salt_length),
+	                                           scram_sha256_iterations);
 	secrets.cram_md5 = CramMd5Secret::derive(password);
 	return secrets;
 }
 
-const ScramSecret* StoredSecrets::scram(ScramHash hash) const
-{
+const ScramSecret* StoredSecrets::scram(ScramHash hash) const {
 	const std::optional<ScramSecret>& secret = hash == ScramHash::sha1 ? scram_sha1 : scram_sha256;
 	return secret ? &*secret : nullptr;
 }
 
-bool StoredSecrets::check_password(std::string_view password) const
-{
+bool StoredSecrets::check_password(std::string_view password) const {
 	for (ScramHash hash : {ScramHash::sha256, ScramHash::sha1}) {
 		const ScramSecret* stored = scram(hash);
-		if (stored == nullptr || !stored->usable_for(hash))
-			continue;
+		if (stored == nullptr || !stored->usable_for(hash)) continue;
 		ScramSecret candidate = ScramSecret::derive(hash, password, stored->salt, stored->iterations);
 		return crypto::constant_time_equal(candidate.stored_key, stored->stored_key);
 	}
@@ -217,22 +186,16 @@ bool StoredSecrets::check_password(std::string_view password) const
 	return false;
 }
 
-std::string StoredSecrets::serialize() const
-{
+std::string StoredSecrets::serialize() const {
 	std::string out(blob_magic);
 	out.push_back(static_cast<char>(blob_version));
 	unsigned char flags = 0;
-	if (scram_sha1)
-		flags |= flag_sha1;
-	if (scram_sha256)
-		flags |= flag_sha256;
-	if (cram_md5)
-		flags |= flag_cram_md5;
+	if (scram_sha1) flags |= flag_sha1;
+	if (scram_sha256) flags |= flag_sha256;
+	if (cram_md5) flags |= flag_cram_md5;
 	out.push_back(static_cast<char>(flags));
-	if (scram_sha1)
-		put_scram(out, *scram_sha1);
-	if (scram_sha256)
-		put_scram(out, *scram_sha256);
+	if (scram_sha1) put_scram(out, *scram_sha1);
+	if (scram_sha256) put_scram(out, *scram_sha256);
 	if (cram_md5) {
 		put_field(out, cram_md5->inner_state);
 		put_field(out, cram_md5->outer_state);
@@ -240,41 +203,32 @@ std::string StoredSecrets::serialize() const
 	return out;
 }
 
-std::optional<StoredSecrets> StoredSecrets::parse(std::string_view blob)
-{
+std::optional<StoredSecrets> StoredSecrets::parse(std::string_view blob) {
 	BlobReader reader(blob);
-	if (!reader.take(blob_magic))
-		return std::nullopt;
+	if (!reader.take(blob_magic)) return std::nullopt;
 	auto version = reader.byte();
 	auto flags = reader.byte();
-	if (!version || *version != blob_version || !flags)
-		return std::nullopt;
-	if ((*flags & ~(flag_sha1 | flag_sha256 | flag_cram_md5)) != 0)
-		return std::nullopt;
+	if (!version || *version != blob_version || !flags) return std::nullopt;
+	if ((*flags & ~(flag_sha1 | flag_sha256 | flag_cram_md5)) != 0) return std::nullopt;
 
 	StoredSecrets secrets;
 	if (*flags & flag_sha1) {
 		secrets.scram_sha1 = read_scram(reader, ScramHash::sha1);
-		if (!secrets.scram_sha1)
-			return std::nullopt;
+		if (!secrets.scram_sha1) return std::nullopt;
 	}
 	if (*flags & flag_sha256) {
 		secrets.scram_sha256 = read_scram(reader, ScramHash::sha256);
-		if (!secrets.scram_sha256)
-			return std::nullopt;
+		if (!secrets.scram_sha256) return std::nullopt;
 	}
 	if (*flags & flag_cram_md5) {
 		auto inner = reader.field();
 		auto outer = reader.field();
-		if (!inner || !outer)
-			return std::nullopt;
+		if (!inner || !outer) return std::nullopt;
 		CramMd5Secret cram{*inner, *outer};
-		if (!cram.usable())
-			return std::nullopt;
+		if (!cram.usable()) return std::nullopt;
 		secrets.cram_md5 = std::move(cram);
 	}
-	if (!reader.at_end())
-		return std::nullopt;
+	if (!reader.at_end()) return std::nullopt;
 	return secrets;
 }
 

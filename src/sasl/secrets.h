@@ -20,17 +20,16 @@ inline constexpr int scram_sha256_iterations = 4096;
 inline constexpr std::size_t scram_salt_length = 12;
 
 struct ScramSecret {
-	std::string salt;         // raw bytes (12 random bytes)
-	int iterations = 0;       // SHA-1: 8192, SHA-256: 4096 (the model's values)
-	std::string stored_key;   // H(ClientKey), raw
-	std::string server_key;   // HMAC(SaltedPassword, "Server Key"), raw
+	std::string salt;        // raw bytes (12 random bytes)
+	int iterations = 0;      // SHA-1: 8192, SHA-256: 4096 (the model's values)
+	std::string stored_key;  // H(ClientKey), raw
+	std::string server_key;  // HMAC(SaltedPassword, "Server Key"), raw
 
 	// RFC 5802 3: SaltedPassword = Hi(password, salt, iterations),
 	// ClientKey = HMAC(SaltedPassword, "Client Key"), StoredKey = H(ClientKey),
 	// ServerKey = HMAC(SaltedPassword, "Server Key"). Explicit salt and
 	// iteration count so tests can replay the RFC vectors.
-	static ScramSecret derive(ScramHash hash, std::string_view password, std::string_view salt,
-				  int iterations);
+	static ScramSecret derive(ScramHash hash, std::string_view password, std::string_view salt, int iterations);
 	// Whether the fields are usable for `hash` (non-empty salt, positive
 	// iterations, keys of the hash's length).
 	bool usable_for(ScramHash hash) const;

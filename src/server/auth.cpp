@@ -15,8 +15,8 @@
 
 namespace tern::server {
 
-using smtp::SmtpError;
 using smtp::error_reply;
+using smtp::SmtpError;
 namespace se = smtp::se;
 
 namespace {
@@ -29,15 +29,18 @@ std::string_view failure_result(int code) { return code == 535 ? "badcreds" : "e
 
 Outcome Connection::cmd_auth(std::string_view args) {
 	if (smtp::Status s = need_hello(); !s) return s.error();
-	if (!submission()) return error_reply(503, se::proto_bad_cmd_or_seq1, "authentication only allowed on submission ports");
+	if (!submission())
+		return error_reply(503, se::proto_bad_cmd_or_seq1, "authentication only allowed on submission ports");
 	if (!username.empty()) return error_reply(503, se::proto_bad_cmd_or_seq1, "already authenticated");
-	if (tx.has_mail) return error_reply(503, se::proto_bad_cmd_or_seq1, "authentication not allowed during mail transaction");
+	if (tx.has_mail)
+		return error_reply(503, se::proto_bad_cmd_or_seq1,
+		                   "authentication not allowed during mail transaction");
 
 	// RFC 4954 4: slow down repeated failures on one connection: the 4th and
 	// later attempts wait (failures - 3) × delays_ms.auth_fail first.
-	double delay = auth_failures > 3 ? static_cast<double>(auth_failures - 3) *
-	                                        static_cast<double>(cfg->delays_ms.auth_fail) / 1000.0
-	                                  : 0.0;
+	double delay = auth_failures > 3
+	    ? static_cast<double>(auth_failures - 3) * static_cast<double>(cfg->delays_ms.auth_fail) / 1000.0
+	    : 0.0;
 	++auth_failures;  // compensated on success
 	auth_state.in_progress = true;
 	std::string a(args);
@@ -143,7 +146,8 @@ void Connection::auth_step(sasl::Step step) {
 		    [env, account, secrets, lookup_failed] {
 			    if (!env) return;
 			    try {
-				    if (auto blob = env->password_secrets(account)) *secrets = sasl::StoredSecrets::parse(*blob);
+				    if (auto blob = env->password_secrets(account))
+					    *secrets = sasl::StoredSecrets::parse(*blob);
 			    } catch (const std::exception& e) {
 				    *lookup_failed = true;
 				    log::error("reading password secrets", {{"account", account}, {"error", e.what()}});
@@ -169,9 +173,7 @@ void Connection::auth_step(sasl::Step step) {
 		auth_succeeded(account);
 		return;
 	}
-	case sasl::Step::Kind::failure:
-		auth_failed(error_reply(step.code, step.secode, step.text));
-		return;
+	case sasl::Step::Kind::failure: auth_failed(error_reply(step.code, step.secode, step.text)); return;
 	}
 }
 
@@ -240,11 +242,12 @@ void Connection::auth_temporary_failure() {
 // One line per failed attempt, for fail2ban: the address, the mechanism and
 // the login name as sent, never the secret.
 void Connection::log_auth_failure(std::string_view mechanism_name, const std::string& code) const {
-	log::event(log::Level::info, cid, "authentication failed",
-	           {{"remote", remote_ip.to_string()},
-	            {"mechanism", mechanism || !relay_mechanism.empty() ? auth_mechanism_name() : std::string(mechanism_name)},
-	            {"username", mechanism ? mechanism->username_sent() : relay_username_sent},
-	            {"code", code}});
+	log::event(
+	    log::Level::info, cid, "authentication failed",
+	    {{"remote", remote_ip.to_string()},
+	     {"mechanism", mechanism || !relay_mechanism.empty() ? auth_mechanism_name() : std::string(mechanism_name)},
+	     {"username", mechanism ? mechanism->username_sent() : relay_username_sent},
+	     {"code", code}});
 }
 
 std::string Connection::login_account(const std::string& login) const {

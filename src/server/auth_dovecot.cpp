@@ -14,8 +14,8 @@
 
 namespace tern::server {
 
-using smtp::SmtpError;
 using smtp::error_reply;
+using smtp::SmtpError;
 namespace se = smtp::se;
 namespace dovecot = sasl::dovecot;
 
@@ -36,9 +36,7 @@ bool is_loopback(const IpAddr& ip) {
 	return v4.contains(ip) || ip == v6;
 }
 
-double timeout_s(const config::Config& cfg) {
-	return static_cast<double>(cfg.auth.dovecot_timeout_ms) / 1000.0;
-}
+double timeout_s(const config::Config& cfg) { return static_cast<double>(cfg.auth.dovecot_timeout_ms) / 1000.0; }
 
 }  // namespace
 
@@ -81,8 +79,8 @@ void Connection::dovecot_auth_begin(const smtp::AuthArgs& a) {
 	request.local_port = local_port;
 	dovecot_auth = std::make_shared<DovecotAuthClient>(srv.loop(), cfg->auth.dovecot_socket, timeout_s(*cfg));
 	dovecot_auth->start(std::move(request), suspend([](Connection& c, DovecotAuthClient::Outcome& o) {
-		                    c.dovecot_auth_outcome(std::move(o));
-	                    }));
+				    c.dovecot_auth_outcome(std::move(o));
+			    }));
 }
 
 void Connection::dovecot_auth_answer(std::string data) {
@@ -94,11 +92,12 @@ void Connection::dovecot_auth_answer(std::string data) {
 		auth_succeeded(dovecot_account(user));
 		return;
 	}
-	if (relay_username_sent.empty()) relay_username_sent = dovecot::login_name_in(relay_mechanism, relay_messages, data);
+	if (relay_username_sent.empty())
+		relay_username_sent = dovecot::login_name_in(relay_mechanism, relay_messages, data);
 	++relay_messages;
 	dovecot_auth->answer(std::move(data), suspend([](Connection& c, DovecotAuthClient::Outcome& o) {
-		                     c.dovecot_auth_outcome(std::move(o));
-	                     }));
+				     c.dovecot_auth_outcome(std::move(o));
+			     }));
 }
 
 void Connection::dovecot_auth_outcome(DovecotAuthClient::Outcome o) {
@@ -128,7 +127,8 @@ void Connection::dovecot_auth_outcome(DovecotAuthClient::Outcome o) {
 		                        relay_mechanism.starts_with("SCRAM-") ? "bad credentials" : "bad user/pass"));
 		return;
 	case Kind::unsupported:
-		auth_failed(error_reply(504, se::proto_param_invalid4, "mechanism " + relay_mechanism + " not supported"));
+		auth_failed(
+		    error_reply(504, se::proto_param_invalid4, "mechanism " + relay_mechanism + " not supported"));
 		return;
 	case Kind::handshake:
 	case Kind::unavailable:
@@ -175,8 +175,9 @@ void Server::note_dovecot_mechanisms(const std::vector<std::string>& offered) {
 	dovecot_advertised_ = dovecot::advertised_for(offered);
 	dovecot_seen_at_ = ev_now(loop_);
 	if (dovecot_advertised_.empty())
-		log::warn("dovecot offers none of the mechanisms tern relays (PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256)",
-		          {{"socket", cfg_->auth.dovecot_socket}});
+		log::warn(
+		    "dovecot offers none of the mechanisms tern relays (PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256)",
+		    {{"socket", cfg_->auth.dovecot_socket}});
 }
 
 // Asks Dovecot for its mechanisms in the background; one probe at a time.
@@ -189,7 +190,8 @@ void Server::refresh_dovecot_mechanisms() {
 		} else {
 			// Tried again by the next EHLO after a minute.
 			dovecot_seen_at_ = ev_now(loop_);
-			log::warn("dovecot auth socket unavailable", {{"socket", cfg_->auth.dovecot_socket}, {"error", o.reason}});
+			log::warn("dovecot auth socket unavailable",
+			          {{"socket", cfg_->auth.dovecot_socket}, {"error", o.reason}});
 		}
 		dovecot_probe_.reset();
 		// Each waiter goes through its connection's checked handle.

@@ -51,8 +51,8 @@ smtp::Status Connection::mail_commands_allowed() const {
 	if (submission() && username.empty()) return error_reply(530, se::pol_other0, "authentication required");
 	const auto& l = listener();
 	bool required = service == net::Service::smtp ? l.smtp.require_starttls
-	                : service == net::Service::submission ? l.submission.require_starttls
-	                                                      : false;
+	    : service == net::Service::submission     ? l.submission.require_starttls
+						      : false;
 	// RFC 3207 4: a server may require TLS before mail commands.
 	if (required && !tls) return error_reply(530, se::pol_other0, "STARTTLS required for mail delivery");
 	return {};
@@ -92,14 +92,14 @@ Outcome Connection::cmd_hello(std::string_view args, bool is_ehlo) {
 		// RFC 5321 2.3.5: the HELO name must be a real host; on port 25 it has
 		// to resolve (A/AAAA). Temporary DNS errors let it pass.
 		std::string name = h->domain.ascii;
-		mailauth::lookup_ip_addr(srv.resolver(), cid, name,
-		                         suspend([h = std::move(*h)](Connection& c, const mailauth::IpLookup& l) mutable -> Outcome {
-			                         if (l.status == mailauth::DnsStatus::nxdomain ||
-			                             l.status == mailauth::DnsStatus::nodata)
-				                         return error_reply(550, se::proto_other0,
-				                                            "your ehlo domain does not resolve to an IP address");
-			                         return c.hello_accepted(std::move(h), false);
-		                         }));
+		mailauth::lookup_ip_addr(
+		    srv.resolver(), cid, name,
+		    suspend([h = std::move(*h)](Connection& c, const mailauth::IpLookup& l) mutable -> Outcome {
+			    if (l.status == mailauth::DnsStatus::nxdomain || l.status == mailauth::DnsStatus::nodata)
+				    return error_reply(550, se::proto_other0,
+				                       "your ehlo domain does not resolve to an IP address");
+			    return c.hello_accepted(std::move(h), false);
+		    }));
 		return Outcome::suspended();
 	}
 	return hello_accepted(std::move(*h), is_ehlo);
@@ -110,8 +110,8 @@ Outcome Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	// after start), EHLO waits for that answer, bounded by its deadline.
 	if (is_ehlo && submission() && cfg->auth.backend == config::Config::AuthBackend::dovecot &&
 	    srv.dovecot_mechanisms_pending()) {
-		srv.after_dovecot_probe(
-		    suspend([h = std::move(h)](Connection& c) mutable { return c.hello_accepted(std::move(h), true); }));
+		srv.after_dovecot_probe(suspend(
+		    [h = std::move(h)](Connection& c) mutable { return c.hello_accepted(std::move(h), true); }));
 		return Outcome::suspended();
 	}
 	// RFC 5321 4.1.4: HELO/EHLO reset the transaction, like RSET.
@@ -125,20 +125,20 @@ Outcome Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 		return Outcome::replied();
 	}
 	write_raw("250-" + hostname());
-	write_raw("250-PIPELINING");                                                    // RFC 2920
-	write_raw("250-SIZE " + std::to_string(listener().max_message_size));          // RFC 1870
-	if (!tls && srv.tls_context()) write_raw("250-STARTTLS");                      // RFC 3207 4
+	write_raw("250-PIPELINING");                                           // RFC 2920
+	write_raw("250-SIZE " + std::to_string(listener().max_message_size));  // RFC 1870
+	if (!tls && srv.tls_context()) write_raw("250-STARTTLS");              // RFC 3207 4
 	// doc/behaviour.md D6: AUTH only once it can be used (RFC 4954 4).
 	if (submission() && (tls || !tls_required_for_auth())) write_raw("250-AUTH " + advertised_auth_mechanisms());
-	write_raw("250-ENHANCEDSTATUSCODES");                                           // RFC 2034
-	write_raw("250-8BITMIME");                                                      // RFC 6152
-	write_raw("250-CHUNKING");                                                      // RFC 3030 2
-	write_raw("250-DSN");                                                           // RFC 3461 4
+	write_raw("250-ENHANCEDSTATUSCODES");  // RFC 2034
+	write_raw("250-8BITMIME");             // RFC 6152
+	write_raw("250-CHUNKING");             // RFC 3030 2
+	write_raw("250-DSN");                  // RFC 3461 4
 	// RFC 8689 2: REQUIRETLS only where it can be used, inside TLS.
 	if (tls) write_raw("250-REQUIRETLS");
-	write_raw("250-LIMITS RCPTMAX=" + std::to_string(max_recipients) +            // RFC 9422 4
+	write_raw("250-LIMITS RCPTMAX=" + std::to_string(max_recipients) +  // RFC 9422 4
 	          " MAILMAX=" + std::to_string(max_transactions));
-	reply(250, "", "SMTPUTF8");                                                     // RFC 6531
+	reply(250, "", "SMTPUTF8");  // RFC 6531
 	return Outcome::replied();
 }
 
@@ -154,7 +154,8 @@ Outcome Connection::cmd_starttls(std::string_view args) {
 	// offered, and not accepted either.
 	if (!srv.tls_context()) return error_reply(502, se::proto_bad_cmd_or_seq1, "starttls not available");
 	if (tls) return error_reply(503, se::proto_bad_cmd_or_seq1, "already speaking tls");
-	if (!username.empty()) return error_reply(503, se::proto_bad_cmd_or_seq1, "cannot starttls after authentication");
+	if (!username.empty())
+		return error_reply(503, se::proto_bad_cmd_or_seq1, "cannot starttls after authentication");
 	reply(220, se::other0, "go!");
 	// The handshake starts once the 220 is on the wire (flush does it).
 	tls_pending_start = true;
@@ -169,7 +170,9 @@ smtp::Result<smtp::MailArgs> Connection::mail_args(std::string_view args) const 
 	if (!m) return m;
 	if (m->size && *m->size > listener().max_message_size) {
 		// RFC 1870 6.1, RFC 3463 5.3.4 / 5.2.3
-		return error_reply(552, *m->size < config::default_max_message_size ? se::mailbox_msg_too_large3 : se::sys_msg_limit_exceeded4,
+		return error_reply(552,
+		                   *m->size < config::default_max_message_size ? se::mailbox_msg_too_large3
+		                                                               : se::sys_msg_limit_exceeded4,
 		                   "message too large");
 	}
 	// RFC 8689 4.1: REQUIRETLS is only valid on a TLS session.
@@ -181,12 +184,14 @@ smtp::Result<smtp::MailArgs> Connection::mail_args(std::string_view args) const 
 // RFC 5321 4.1.1.2
 Outcome Connection::cmd_mail(std::string_view args) {
 	// RFC 5321 7.9: a client guessing addresses gets cut off.
-	if (tx_bad > 10 && tx_good == 0) return error_reply(550, se::addr_other0, "too many failures").without_id().then_close();
+	if (tx_bad > 10 && tx_good == 0)
+		return error_reply(550, se::addr_other0, "too many failures").without_id().then_close();
 	if (smtp::Status s = mail_commands_allowed(); !s) return s.error();
 	if (tx.has_mail) return error_reply(503, se::proto_bad_cmd_or_seq1, "already have MAIL");
 	// RFC 9422 4.2: past MAILMAX the client has to start a new connection.
 	if (transactions >= max_transactions)
-		return error_reply(421, se::proto_too_many_rcpts3, "too many transactions on this connection").then_close();
+		return error_reply(421, se::proto_too_many_rcpts3, "too many transactions on this connection")
+		    .then_close();
 	smtp::Result<smtp::MailArgs> m = mail_args(args);
 	if (!m) {
 		rset();  // RFC 5321 4.1.1.2: a failed MAIL leaves no transaction
@@ -196,14 +201,17 @@ Outcome Connection::cmd_mail(std::string_view args) {
 		// RFC 7505 4.2: refuse senders whose domain cannot take replies
 		// (null MX, or no MX and no address).
 		std::string domain = m->from->domain.ascii;  // copied before m moves into the continuation
-		mailauth::check_mx_records(srv.resolver(), cid, domain,
-		                           suspend([m = std::move(*m)](Connection& c, mailauth::MxVerdict v) mutable -> Outcome {
-			                           if (v == mailauth::MxVerdict::temporary_error)
-				                           return error_reply(451, se::net_other0, "cannot verify mx records for mailfrom domain");
-			                           if (v == mailauth::MxVerdict::no_mail)
-				                           return error_reply(550, se::pol_null_mx27, "mailfrom domain not configured for mail");
-			                           return c.mail_accepted(std::move(m));
-		                           }));
+		mailauth::check_mx_records(
+		    srv.resolver(), cid, domain,
+		    suspend([m = std::move(*m)](Connection& c, mailauth::MxVerdict v) mutable -> Outcome {
+			    if (v == mailauth::MxVerdict::temporary_error)
+				    return error_reply(451, se::net_other0,
+				                       "cannot verify mx records for mailfrom domain");
+			    if (v == mailauth::MxVerdict::no_mail)
+				    return error_reply(550, se::pol_null_mx27,
+				                       "mailfrom domain not configured for mail");
+			    return c.mail_accepted(std::move(m));
+		    }));
 		return Outcome::suspended();
 	}
 	return mail_accepted(std::move(*m));
@@ -234,7 +242,8 @@ smtp::Status Connection::sender_allowed(const smtp::MailArgs& m) {
 Outcome Connection::mail_accepted(smtp::MailArgs m) {
 	if (smtp::Status s = sender_allowed(m); !s) return s.error();
 	if (m.from)
-		if (auto failure = localserve_command_failure("mailfrom", m.from->localpart)) return std::move(*failure);
+		if (auto failure = localserve_command_failure("mailfrom", m.from->localpart))
+			return std::move(*failure);
 	if (milter_check(MilterStage::mail, "<" + (m.from ? address_text(*m.from) : "") + ">",
 	                 [m](Connection& c) { c.apply(c.mail_accepted(m)); }))
 		return Outcome::suspended();
@@ -251,10 +260,11 @@ Outcome Connection::mail_accepted(smtp::MailArgs m) {
 	if (!submission() && localserve().checks_over_dns()) {
 		tx.early_spf = std::make_shared<EarlySpf>();
 		tx.early_spf->args = spf_args();
-		mailauth::spf_verify(srv.resolver(), cid, tx.early_spf->args,
-		                     [early = tx.early_spf](mailauth::SpfReceived received, std::string explanation, bool) {
-			                     early->lookup.set({std::move(received), std::move(explanation)});
-		                     });
+		mailauth::spf_verify(
+		    srv.resolver(), cid, tx.early_spf->args,
+		    [early = tx.early_spf](mailauth::SpfReceived received, std::string explanation, bool) {
+			    early->lookup.set({std::move(received), std::move(explanation)});
+		    });
 	}
 	reply(250, se::addr_other0, "looking good");
 	return Outcome::replied();
@@ -268,10 +278,12 @@ Outcome Connection::cmd_rcpt(std::string_view args) {
 	if (!r) return r.error();
 	// RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted.
 	if (tx.recipients.size() >= max_recipients)
-		return error_reply(452, se::proto_too_many_rcpts3, "max of " + std::to_string(max_recipients) + " recipients reached");
+		return error_reply(452, se::proto_too_many_rcpts3,
+		                   "max of " + std::to_string(max_recipients) + " recipients reached");
 	// A null reverse path is for notifications, which go to one recipient.
 	if (!submission() && !tx.recipients.empty() && !tx.mail_from)
-		return error_reply(452, se::proto_too_many_rcpts3, "only one recipient allowed with null reverse address");
+		return error_reply(452, se::proto_too_many_rcpts3,
+		                   "only one recipient allowed with null reverse address");
 
 	// Several recipients only for senders that pass SPF: a DSN for a failed
 	// recipient must not become backscatter to a forged sender (RFC 5321
@@ -280,12 +292,12 @@ Outcome Connection::cmd_rcpt(std::string_view args) {
 		mailauth::spf_verify(srv.resolver(), cid, spf_args(),
 		                     suspend([r = std::move(*r)](Connection& c, const mailauth::SpfReceived& received,
 		                                                 const std::string&, bool) mutable -> Outcome {
-			                     if (received.identity != mailauth::SpfReceived::Identity::mailfrom ||
+					     if (received.identity != mailauth::SpfReceived::Identity::mailfrom ||
 			                         received.result != mailauth::SpfStatus::pass)
-				                     return error_reply(452, se::proto_too_many_rcpts3,
+						     return error_reply(452, se::proto_too_many_rcpts3,
 				                                        "only one recipient allowed without spf pass");
-			                     return c.rcpt_accepted(std::move(r));
-		                     }));
+					     return c.rcpt_accepted(std::move(r));
+				     }));
 		return Outcome::suspended();
 	}
 	return rcpt_accepted(std::move(*r));
@@ -293,9 +305,11 @@ Outcome Connection::cmd_rcpt(std::string_view args) {
 
 Outcome Connection::rcpt_accepted(smtp::RcptArgs r) {
 	decide::RecipientDecision d = decide::resolve_recipient(*cfg, r, {hostname(), submission(), tx.smtputf8});
-	if (auto failure = localserve_command_failure("rcptto", d.recipient.address.localpart)) return std::move(*failure);
+	if (auto failure = localserve_command_failure("rcptto", d.recipient.address.localpart))
+		return std::move(*failure);
 	if (d.refused) return error_reply(d.code, d.secode, std::move(d.text));
-	if (milter_check(MilterStage::rcpt, "<" + d.recipient.display + ">", [r](Connection& c) { c.apply(c.rcpt_accepted(r)); }))
+	if (milter_check(MilterStage::rcpt, "<" + d.recipient.display + ">",
+	                 [r](Connection& c) { c.apply(c.rcpt_accepted(r)); }))
 		return Outcome::suspended();
 	tx.recipients.push_back(std::move(d.recipient));
 	reply(250, se::addr_other0, "now on the list");
@@ -312,7 +326,8 @@ std::optional<Outcome> Connection::localserve_command_failure(std::string_view p
 		return Outcome::suspended();
 	}
 	if (f.code != 0)
-		return Outcome(error_reply(f.code, se::other0, "failure with code " + std::to_string(f.code) + " due to special localpart"));
+		return Outcome(error_reply(
+		    f.code, se::other0, "failure with code " + std::to_string(f.code) + " due to special localpart"));
 	return std::nullopt;
 }
 
@@ -326,7 +341,8 @@ Outcome Connection::cmd_rset(std::string_view args) {
 Outcome Connection::cmd_vrfy(std::string_view args, bool expn) {
 	if (smtp::Result<std::string> s = smtp::parse_vrfy(args, parse_mode()); !s) return s.error();
 	// RFC 5321 3.5.3: 252 when we will not say whether the address exists.
-	return error_reply(252, se::pol_other0, expn ? "no expand but will try delivery" : "no verify but will try delivery");
+	return error_reply(252, se::pol_other0,
+	                   expn ? "no expand but will try delivery" : "no verify but will try delivery");
 }
 
 Outcome Connection::cmd_help(std::string_view) {

@@ -22,9 +22,7 @@ namespace {
 constexpr double client_timeout_s = 60.0;
 
 // Whether a process answers on the socket file at `path`.
-bool socket_is_live(const std::string& path) {
-	return UniqueFd(net::connect_unix(path)).valid();
-}
+bool socket_is_live(const std::string& path) { return UniqueFd(net::connect_unix(path)).valid(); }
 
 }  // namespace
 
@@ -36,19 +34,20 @@ struct ControlServer::Client : LocalClient {
 };
 
 ControlServer::ControlServer(struct ev_loop* loop, core::WorkerPool& workers, std::string path)
-    : workers_(workers), path_(std::move(path)),
-      clients_(loop, "control socket", SIZE_MAX, client_timeout_s,
-               {[](UniqueFd fd) { return std::make_unique<Client>(std::move(fd)); },
-                [this](Client& c, int revents) {
-	                if (revents & EV_READ) on_readable(c);
-	                else if (revents & EV_WRITE) on_writable(c);
-                },
-                [](Client& c) { c.dead = true; }}) {
+	: workers_(workers), path_(std::move(path)),
+	  clients_(loop, "control socket", SIZE_MAX, client_timeout_s,
+                   {[](UniqueFd fd) { return std::make_unique<Client>(std::move(fd)); },
+                    [this](Client& c, int revents) {
+			    if (revents & EV_READ)
+				    on_readable(c);
+			    else if (revents & EV_WRITE)
+				    on_writable(c);
+		    },
+                    [](Client& c) { c.dead = true; }}) {
 	if (!net::unix_address(path_))
-		throw std::runtime_error("control socket path too long (max " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-		                         " bytes): " + path_);
-	if (socket_is_live(path_))
-		throw std::runtime_error("another ternd answers on " + path_ + " (same data_dir?)");
+		throw std::runtime_error("control socket path too long (max " +
+		                         std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes): " + path_);
+	if (socket_is_live(path_)) throw std::runtime_error("another ternd answers on " + path_ + " (same data_dir?)");
 	// Only the daemon's user (and root) may connect; a file left behind by a
 	// ternd that was killed is replaced.
 	int fd = net::listen_unix(path_, 0600, 16);
@@ -59,9 +58,7 @@ ControlServer::ControlServer(struct ev_loop* loop, core::WorkerPool& workers, st
 // The clients and the socket (with its file) go with clients_.
 ControlServer::~ControlServer() = default;
 
-void ControlServer::add(const std::string& command, ControlHandler handler) {
-	handlers_[command] = std::move(handler);
-}
+void ControlServer::add(const std::string& command, ControlHandler handler) { handlers_[command] = std::move(handler); }
 
 void ControlServer::start() { clients_.start(); }
 
@@ -153,7 +150,7 @@ void ControlServer::on_writable(Client& c) {
 			c.io->set(c.fd.get(), EV_WRITE);
 			return;
 		}
-		break;   // the reader went away
+		break;  // the reader went away
 	}
 	c.dead = true;
 }

@@ -26,8 +26,8 @@
 
 namespace tern::server {
 
-using smtp::SmtpError;
 using smtp::error_reply;
+using smtp::SmtpError;
 namespace se = smtp::se;
 
 // Message data that could not be stored: a full disk (ENOSPC, EDQUOT) is
@@ -40,7 +40,9 @@ SmtpError storage_failure(bool disk_full, std::string text) {
 // The refusal of a message over the listener's limit, for DATA and BDAT
 // (doc/behaviour.md D12): the code SIZE would get (RFC 1870).
 SmtpError message_too_large(int64_t max) {
-	return SmtpError{552, std::string(max >= config::default_max_message_size ? se::sys_msg_limit_exceeded4 : se::mailbox_msg_too_large3),
+	return SmtpError{552,
+	                 std::string(max >= config::default_max_message_size ? se::sys_msg_limit_exceeded4
+	                                                                     : se::mailbox_msg_too_large3),
 	                 "message too large"};
 }
 
@@ -60,7 +62,8 @@ Outcome Connection::cmd_data(std::string_view args) {
 	if (smtp::Status s = data_commands_allowed(); !s) return s.error();
 	// RFC 3030 3: DATA and BDAT do not mix in one transaction; the client
 	// has to RSET.
-	if (data && data->chunked) return error_reply(503, se::proto_bad_cmd_or_seq1, "DATA not allowed after BDAT, send RSET");
+	if (data && data->chunked)
+		return error_reply(503, se::proto_bad_cmd_or_seq1, "DATA not allowed after BDAT, send RSET");
 	if (smtp::Status s = smtp::parse_no_args(args, parse_mode()); !s) return s.error();
 	// Below the disk reserve no new message data is taken: the space left
 	// is for the database and queue records of messages already accepted.
@@ -85,9 +88,11 @@ smtp::Result<std::unique_ptr<DataInProgress>> Connection::open_data_file(smtp::F
 	if (!d->fd) {
 		int e = errno;
 		d->path.clear();
-		log::event(log::Level::error, cid, "creating temporary file for message", {{"error", std::strerror(e)}});
+		log::event(log::Level::error, cid, "creating temporary file for message",
+		           {{"error", std::strerror(e)}});
 		if (is_storage_full(e)) srv.disk_space().report_full();
-		return storage_failure(is_storage_full(e), "creating temporary file for message: " + std::string(std::strerror(e)));
+		return storage_failure(is_storage_full(e),
+		                       "creating temporary file for message: " + std::string(std::strerror(e)));
 	}
 	d->started = ev_now(srv.loop());
 	return d;
@@ -126,7 +131,8 @@ void Connection::write_decoded() {
 		if (n < 0 && errno == EINTR) continue;
 		if (n <= 0) {
 			d.write_errno = n < 0 ? errno : EIO;
-			log::event(log::Level::error, cid, "writing message to temp file", {{"error", std::strerror(d.write_errno)}});
+			log::event(log::Level::error, cid, "writing message to temp file",
+			           {{"error", std::strerror(d.write_errno)}});
 			if (is_storage_full(d.write_errno)) srv.disk_space().report_full();
 			d.fd.reset();  // write_errno remembers the failure; keep reading to the end dot
 			break;
@@ -146,7 +152,8 @@ void Connection::finish_data() {
 	}
 	// Assume failure; a delivery compensates (the model's counting).
 	++tx_bad;
-	if (milter_check_message([](Connection& c) { c.submission() ? c.submit_message() : c.deliver_local(); })) return;
+	if (milter_check_message([](Connection& c) { c.submission() ? c.submit_message() : c.deliver_local(); }))
+		return;
 	if (submission())
 		submit_message();
 	else
@@ -159,7 +166,8 @@ smtp::Status Connection::message_acceptable(bool write_failed) const {
 	if (write_failed) return storage_failure(is_storage_full(data->write_errno), "error copying data to file");
 	if (data->decoder.saw_bare_newline() && listener().bare_newlines == smtp::BareNewlines::reject) {
 		// doc/behaviour.md D8.
-		return error_reply(500, se::proto_syntax2, "invalid bare carriage return or newline, may be smtp smuggling");
+		return error_reply(500, se::proto_syntax2,
+		                   "invalid bare carriage return or newline, may be smtp smuggling");
 	}
 	if (submission() && !data->decoder.has_header_separator()) {
 		// RFC 6409 8
@@ -219,7 +227,8 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 		common += decide::authentication_results(*an, global_hostname(), remote_ip);
 		common += an->spf.header();
 		// The verified reverse name, when it differs from the EHLO name.
-		std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0] : an->iprev.name;
+		std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0]
+										      : an->iprev.name;
 		if (!name.empty() && (!hello || hello->ip || name != hello->domain.ascii))
 			ri.from_comment = "(" + name + " " + remote_ip.to_literal() + ")";
 		// Port 25: each account's verdict decides its copies (server/deliver.cpp).
@@ -240,7 +249,8 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 		if (!r.local) {
 			core::stats().count_delivery("unknownuser", "");  // tern_smtpserver_delivery_total
 			if (!rejected)
-				errors.push_back({r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"});
+				errors.push_back(
+				    {r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"});
 			continue;
 		}
 		if (rejected) continue;
@@ -249,13 +259,17 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 			if (f.timeout) {
 				log::event(log::Level::info, cid, "timing out due to special localpart");
 				rset();
-				stall_then_reply(3600, SmtpError{451, std::string(se::other0), "timing out delivery due to special localpart"});
+				stall_then_reply(3600,
+				                 SmtpError{451, std::string(se::other0),
+				                           "timing out delivery due to special localpart"});
 				return;
 			}
 			if (f.code != 0) {
-				core::stats().count_delivery("delivererror", "localserve");  // tern_smtpserver_delivery_total
-				errors.push_back({r.display, f.code, std::string(se::other0), false,
-				                  "failure with code " + std::to_string(f.code) + " due to special localpart"});
+				core::stats().count_delivery("delivererror",
+				                             "localserve");  // tern_smtpserver_delivery_total
+				errors.push_back(
+				    {r.display, f.code, std::string(se::other0), false,
+				     "failure with code " + std::to_string(f.code) + " due to special localpart"});
 				continue;
 			}
 		}
@@ -315,15 +329,16 @@ void Connection::submit_message() {
 	auto result = std::make_shared<SubmissionResult>();
 	srv.workers().submit([in, result] { *result = prepare_submission(in); },
 	                     suspend([result, path, now, has_8bit, size](Connection& c) {
-		                     c.submission_prepared(*result, path, now, has_8bit, size);
-	                     }));
+				     c.submission_prepared(*result, path, now, has_8bit, size);
+			     }));
 	flush();
 }
 
-void Connection::submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now,
-                                     bool has_8bit, int64_t size) {
+void Connection::submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now, bool has_8bit,
+                                     int64_t size) {
 	if (r.error) {
-		core::stats().count_submission(core::submission_result_label(r.refusal));  // tern_smtpserver_submission_total
+		core::stats().count_submission(
+		    core::submission_result_label(r.refusal));  // tern_smtpserver_submission_total
 		unlink(path.c_str());
 		refuse_message(*r.error);
 		return;
@@ -352,41 +367,48 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	msg.envid = tx.envid;
 	msg.requiretls = tx.requiretls;
 	for (auto& copy : decide::submission_copies(tx.recipients, ri, r.common_prefix))
-		msg.recipients.push_back({std::move(copy.to), std::move(copy.domain), std::move(copy.prefix), copy.notify,
-		                          std::move(copy.orcpt)});
+		msg.recipients.push_back({std::move(copy.to), std::move(copy.domain), std::move(copy.prefix),
+		                          copy.notify, std::move(copy.orcpt)});
 	queue->enqueue(std::move(msg), suspend([](Connection& c, const std::string& error) {
-		size_t recipients = c.tx.recipients.size();
-		core::stats().count_submission(error.empty() ? "ok" : "queueerror", recipients);  // per recipient, as the model does
-		c.rset();
-		if (!error.empty()) {
-			log::error("queueing submitted message", {{"error", error}});
-			if (is_storage_full_error(error)) c.srv.disk_space().report_full();
-			c.refuse_message(storage_failure(is_storage_full_error(error), "error delivering message: " + error));
-			return;
-		}
-		++c.tx_good;
-		--c.tx_bad;
-		log::event(log::Level::info, c.cid, "message submitted", {{"recipients", std::to_string(recipients)}});
-		c.reply(250, "2.0", "it is done");
-	}));
+			       size_t recipients = c.tx.recipients.size();
+			       core::stats().count_submission(error.empty() ? "ok" : "queueerror",
+		                                              recipients);  // per recipient, as the model does
+			       c.rset();
+			       if (!error.empty()) {
+				       log::error("queueing submitted message", {{"error", error}});
+				       if (is_storage_full_error(error)) c.srv.disk_space().report_full();
+				       c.refuse_message(storage_failure(is_storage_full_error(error),
+			                                                "error delivering message: " + error));
+				       return;
+			       }
+			       ++c.tx_good;
+			       --c.tx_bad;
+			       log::event(log::Level::info, c.cid, "message submitted",
+		                          {{"recipients", std::to_string(recipients)}});
+			       c.reply(250, "2.0", "it is done");
+		       }));
 	flush();
 }
 
 // Localserve: the special localparts fail the whole transaction, then
 // every copy goes to the one account.
-void Connection::submit_localserve(const SubmissionResult& r, const std::string& path, const message::ReceivedInfo& ri) {
+void Connection::submit_localserve(const SubmissionResult& r, const std::string& path,
+                                   const message::ReceivedInfo& ri) {
 	for (const auto& rc : tx.recipients) {
 		LocalserveFailure f = localserve_failure(rc.address.localpart);
 		if (f.timeout) {
 			unlink(path.c_str());
 			rset();
-			stall_then_reply(3600, SmtpError{451, std::string(se::other0), "timing out submission due to special localpart"});
+			stall_then_reply(
+			    3600,
+			    SmtpError{451, std::string(se::other0), "timing out submission due to special localpart"});
 			return;
 		}
 		if (f.code != 0) {
 			unlink(path.c_str());
-			refuse_message(error_reply(f.code, se::other0,
-			                           "failure with code " + std::to_string(f.code) + " due to special localpart"));
+			refuse_message(
+			    error_reply(f.code, se::other0,
+			                "failure with code " + std::to_string(f.code) + " due to special localpart"));
 			return;
 		}
 	}
@@ -425,19 +447,19 @@ void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, st
 	// waits for all of them. The completion reaches the connection through
 	// its handle (the copies are delivered whether or not the client is
 	// still there).
-	deliver_local_copies(
-	    srv, path, std::move(*copies), local_envelope(),
-	    suspend([copy_rcpts = std::move(copy_rcpts), errors = std::move(errors), an](
-	                Connection& c, std::vector<CopyOutcome> outcomes) mutable {
-		    for (const FailedCopy& f : failed_copies(c.srv, outcomes, copy_rcpts)) {
-			    if (c.submission())
-				    core::stats().count_submission("localserveerror");
-			    else
-				    core::stats().count_delivery("delivererror", f.storage ? "no-bad-signals" : "lmtp");
-			    errors.push_back(f.error);
-		    }
-		    c.delivery_done(std::move(errors), an);
-	    }));
+	deliver_local_copies(srv, path, std::move(*copies), local_envelope(),
+	                     suspend([copy_rcpts = std::move(copy_rcpts), errors = std::move(errors),
+	                              an](Connection& c, std::vector<CopyOutcome> outcomes) mutable {
+				     for (const FailedCopy& f : failed_copies(c.srv, outcomes, copy_rcpts)) {
+					     if (c.submission())
+						     core::stats().count_submission("localserveerror");
+					     else
+						     core::stats().count_delivery(
+							 "delivererror", f.storage ? "no-bad-signals" : "lmtp");
+					     errors.push_back(f.error);
+				     }
+				     c.delivery_done(std::move(errors), an);
+			     }));
 	flush();
 }
 
@@ -454,7 +476,8 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 		return;
 	}
 	if (!errors.empty()) {
-		log::event(log::Level::info, cid, "partial delivery failure", {{"failed", std::to_string(errors.size())}});
+		log::event(log::Level::info, cid, "partial delivery failure",
+		           {{"failed", std::to_string(errors.size())}});
 		// doc/behaviour.md §13: one DSN for the failed recipients, to the
 		// sender, since the 250 below covers the others.
 	}
@@ -467,7 +490,8 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 		log::event(log::Level::info, cid, "message delivered",
 		           {{"recipients", std::to_string(total - errors.size())}, {"reason", reasons}});
 	else
-		log::event(log::Level::info, cid, "message delivered", {{"recipients", std::to_string(total - errors.size())}});
+		log::event(log::Level::info, cid, "message delivered",
+		           {{"recipients", std::to_string(total - errors.size())}});
 	reply(250, "2.0", "it is done");
 }
 

@@ -51,7 +51,8 @@ void Connection::analyze_inbound() {
 void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
 	// RFC 5321 6.3: a message that went round more than 100 hops loops.
 	if (an->received_headers > 100) {
-		refuse_message(smtp::error_reply(550, se::net_routing_loop6, "loop detected, more than 100 Received headers"));
+		refuse_message(
+		    smtp::error_reply(550, se::net_routing_loop6, "loop detected, more than 100 Received headers"));
 		return;
 	}
 	an->key_answers.resize(an->pending.size());
@@ -85,14 +86,14 @@ void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
 	else
 		mailauth::spf_verify(srv.resolver(), cid, an->spf_args,
 		                     [on_spf](mailauth::SpfReceived received, std::string explanation, bool) {
-			                     on_spf(SpfOutcome{std::move(received), std::move(explanation)});
-		                     });
+					     on_spf(SpfOutcome{std::move(received), std::move(explanation)});
+				     });
 	for (size_t i : key_lookups) {
 		srv.resolver().query(cid, an->pending[i].dns_name, mailauth::RrType::TXT,
 		                     [an, join, i](const mailauth::DnsAnswer& a) {
-			                     an->key_answers[i] = a;
-			                     join();
-		                     });
+					     an->key_answers[i] = a;
+					     join();
+				     });
 	}
 }
 
@@ -102,11 +103,11 @@ void Connection::analysis_verify(std::shared_ptr<InboundAnalysis> an) {
 			c.analysis_decide(an);
 			return;
 		}
-		mailauth::dmarc_verify(c.srv.resolver(), c.cid, an->from_domain, an->dkim, an->spf.result, an->spf_domain(),
-		                       c.suspend([an](Connection& c2, mailauth::DmarcResult r) {
-			                       an->dmarc = std::move(r);
-			                       c2.analysis_decide(an);
-		                       }));
+		mailauth::dmarc_verify(c.srv.resolver(), c.cid, an->from_domain, an->dkim, an->spf.result,
+		                       an->spf_domain(), c.suspend([an](Connection& c2, mailauth::DmarcResult r) {
+					       an->dmarc = std::move(r);
+					       c2.analysis_decide(an);
+				       }));
 	};
 	// Signature checks are public-key crypto: a worker does them. A message
 	// without signatures has nothing to check, and skips the round trip.
@@ -127,15 +128,16 @@ void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
 		            {"spf", mailauth::spf_status_name(an->spf.result)},
 		            {"dkim_signatures", std::to_string(an->dkim.size())},
 		            {"dmarc_reject", an->dmarc.use && an->dmarc.reject ? "yes" : "no"}});
-	decide::SenderFacts sender = decide::gather_sender_facts(*an, store::ip_masks(remote_ip.to_string()), *hello, tx.mail_from);
+	decide::SenderFacts sender = decide::gather_sender_facts(*an, store::ip_masks(remote_ip.to_string()), *hello,
+	                                                         tx.mail_from);
 	an->facts = std::move(sender.facts);
 	an->identity = std::move(sender.identity);
 	// Zones that fail RFC 5782 5's test addresses are skipped.
 	srv.dnsbl_health().healthy_zones(cid, listener().smtp.dnsbl_zones,
 	                                 suspend([an](Connection& c, const std::vector<std::string>& zones) {
-		                                 an->dnsbl_zones = zones;
-		                                 c.analysis_dnsbl(an, 0);
-	                                 }));
+						 an->dnsbl_zones = zones;
+						 c.analysis_dnsbl(an, 0);
+					 }));
 }
 
 // DNS blocklists, zone by zone until one lists the client; the analysis
@@ -145,13 +147,13 @@ void Connection::analysis_dnsbl(std::shared_ptr<InboundAnalysis> an, size_t zone
 	if (zone < zones.size() && !(an->facts.dmarc_used && an->facts.dmarc_reject)) {
 		mailauth::dnsbl_lookup(srv.resolver(), cid, remote_ip, zones[zone],
 		                       suspend([an, zone](Connection& c, mailauth::DnsblStatus s) {
-			                       if (s == mailauth::DnsblStatus::fail) {
-				                       an->facts.dnsbl_listed_zone = an->dnsbl_zones[zone];
-				                       c.analysis_history(an);
-				                       return;
-			                       }
-			                       c.analysis_dnsbl(an, zone + 1);
-		                       }));
+					       if (s == mailauth::DnsblStatus::fail) {
+						       an->facts.dnsbl_listed_zone = an->dnsbl_zones[zone];
+						       c.analysis_history(an);
+						       return;
+					       }
+					       c.analysis_dnsbl(an, zone + 1);
+				       }));
 		flush();
 		return;
 	}
@@ -184,7 +186,8 @@ decide::AccountDecision decide_for_account(const InboundAnalysis& an, const conf
 		try {
 			facts.reputation = history.reputation(settings.name, an.identity, now);
 			const auto& limits = settings.delivery_rate_limits;
-			auto counts = history.delivery_counts(settings.name, {an.identity.ip1, an.identity.ip2, an.identity.ip3}, now);
+			auto counts = history.delivery_counts(settings.name,
+			                                      {an.identity.ip1, an.identity.ip2, an.identity.ip3}, now);
 			rate_refusal = inbound::delivery_rate_refusal(counts, an.size, limits);
 			d.rejects = history.rejects(settings.name);
 		} catch (const std::exception& e) {
@@ -214,8 +217,8 @@ void Connection::analysis_accounts(std::shared_ptr<InboundAnalysis> an) {
 		    hash_inbound_message(*an);
 		    int64_t now = std::time(nullptr);
 		    for (const auto& account : accounts)
-			    an->decisions[account] =
-			        decide_for_account(*an, config->accounts.at(account), env, report_accounts.count(account) > 0, now);
+			    an->decisions[account] = decide_for_account(*an, config->accounts.at(account), env,
+			                                                report_accounts.count(account) > 0, now);
 	    },
 	    suspend([an](Connection& c) { c.analysis_verdicts(an); }));
 	flush();
@@ -254,8 +257,10 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	in.history_available = srv.env() != nullptr;
 	in.seen_recipients = an->seen_recipients;
 	decide::InboundCopyPlan plan = decide::plan_inbound_copies(tx.recipients, an->decisions, *cfg, in);
-	if (plan.unknown_users) core::stats().count_delivery("unknownuser", "", plan.unknown_users);  // tern_smtpserver_delivery_total
-	for (const auto& reason : plan.refusal_reasons) core::stats().count_delivery("reject", reason);  // per recipient, as the model does
+	if (plan.unknown_users)
+		core::stats().count_delivery("unknownuser", "", plan.unknown_users);  // tern_smtpserver_delivery_total
+	for (const auto& reason : plan.refusal_reasons)
+		core::stats().count_delivery("reject", reason);  // per recipient, as the model does
 	an->rejects_to_remove = std::move(plan.rejects_to_remove);
 	// One LMTP transaction, several recipients: no "for" (RFC 5321 4.4).
 	std::string shared = message::build_received(ri);
@@ -278,7 +283,8 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 			copy_rcpts.push_back("");  // not a recipient's delivery
 		} else {
 			// To the account's Maildir or its LMTP server (server/local_delivery).
-			copies->push_back(local_copy(account, r.mailbox, r.display, std::move(prefix), reason_header + common + shared));
+			copies->push_back(local_copy(account, r.mailbox, r.display, std::move(prefix),
+			                             reason_header + common + shared));
 			copy_rcpts.push_back(r.display);
 		}
 		copies->back().maildir.seen = planned.seen;
@@ -293,12 +299,11 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	}
 	// The reply waits for every copy (the Maildir batch, the LMTP servers)
 	// and then for the history records.
-	deliver_local_copies(
-	    srv, path, std::move(*copies), local_envelope(),
-	    suspend([an, copy_rcpts = std::move(copy_rcpts), errors = std::move(plan.errors)](
-	                Connection& c, std::vector<CopyOutcome> outcomes) mutable {
-		    c.inbound_copies_written(an, copy_rcpts, outcomes, std::move(errors));
-	    }));
+	deliver_local_copies(srv, path, std::move(*copies), local_envelope(),
+	                     suspend([an, copy_rcpts = std::move(copy_rcpts), errors = std::move(plan.errors)](
+					 Connection& c, std::vector<CopyOutcome> outcomes) mutable {
+				     c.inbound_copies_written(an, copy_rcpts, outcomes, std::move(errors));
+			     }));
 	flush();
 }
 
@@ -309,7 +314,8 @@ void Connection::inbound_copies_written(std::shared_ptr<InboundAnalysis> an, con
 	for (const FailedCopy& f : failed_copies(srv, outcomes, copy_rcpts)) {
 		const auto& note = an->copy_notes.at(f.index);
 		if (note.rejects_copy) {
-			log::error("storing a Rejects copy failed", {{"account", note.account}, {"error", outcomes[f.index].storage_error}});
+			log::error("storing a Rejects copy failed",
+			           {{"account", note.account}, {"error", outcomes[f.index].storage_error}});
 			continue;
 		}
 		// The LMTP server's answer counts as "lmtp", a storage failure by its reason.
@@ -349,7 +355,8 @@ void remove_rejects_copies(const std::string& rejects_dir, const std::vector<std
 		std::error_code ec;
 		for (const auto& entry : std::filesystem::directory_iterator(rejects_dir + "/" + sub, ec)) {
 			std::string name = entry.path().filename().string();
-			if (wanted.count(std::string(inbound::maildir_unique_name(name)))) std::filesystem::remove(entry.path(), ec);
+			if (wanted.count(std::string(inbound::maildir_unique_name(name))))
+				std::filesystem::remove(entry.path(), ec);
 		}
 	}
 }
@@ -403,13 +410,16 @@ void Connection::record_inbound_history(std::shared_ptr<InboundAnalysis> an, std
 			    log::error("recording message history", {{"error", e.what()}});
 		    }
 	    },
-	    suspend([an, errors = std::move(errors)](Connection& c) mutable { c.delivery_done(std::move(errors), an); }));
+	    suspend(
+		[an, errors = std::move(errors)](Connection& c) mutable { c.delivery_done(std::move(errors), an); }));
 	flush();
 }
 
-std::string Connection::count_inbound_deliveries(const InboundAnalysis& an, const std::vector<DeliverError>& errors) const {
+std::string Connection::count_inbound_deliveries(const InboundAnalysis& an,
+                                                 const std::vector<DeliverError>& errors) const {
 	std::vector<std::string> reasons = decide::delivered_reasons(tx.recipients, an.decisions, errors);
-	for (const auto& reason : reasons) core::stats().count_delivery("delivered", reason);  // tern_smtpserver_delivery_total
+	for (const auto& reason : reasons)
+		core::stats().count_delivery("delivered", reason);  // tern_smtpserver_delivery_total
 	return decide::join_reasons(reasons);
 }
 
@@ -472,7 +482,8 @@ void Connection::queue_dsn(message::DsnMessage dsn, OutboundQueue* queue) {
 		    }
 		    // The queue outlives every connection; no handle is needed here.
 		    queue->enqueue(std::move(*msg), [](const std::string& err) {
-			    if (!err.empty()) log::error("queueing dsn for incoming delivery, no dsn sent", {{"error", err}});
+			    if (!err.empty())
+				    log::error("queueing dsn for incoming delivery, no dsn sent", {{"error", err}});
 			    if (!err.empty()) core::stats().count_error("queuedsn");  // tern_smtpserver_errors_total
 		    });
 	    });

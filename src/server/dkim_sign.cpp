@@ -48,7 +48,8 @@ std::string dkim_sign_text(const config::Config& cfg, const std::string& domain,
 		if (sig)
 			out += *sig;
 		else
-			log::error("dkim sign", {{"domain", opts.domain}, {"selector", opts.selector}, {"error", error}});
+			log::error("dkim sign",
+			           {{"domain", opts.domain}, {"selector", opts.selector}, {"error", error}});
 	}
 	return out;
 }

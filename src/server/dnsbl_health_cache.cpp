@@ -40,22 +40,21 @@ void probe_dnsbl_zone(mailauth::Resolver& resolver, uint64_t owner, const std::s
 	// RFC 5782 5: both test addresses, as any address is looked up.
 	resolver.query(owner, mailauth::dnsbl_name(*IpAddr::parse("127.0.0.2"), zone), mailauth::RrType::A,
 	               [health, finish](const mailauth::DnsAnswer& a) {
-		               health->test_127_0_0_2 = probe_result(a);
-		               finish();
-	               });
+			       health->test_127_0_0_2 = probe_result(a);
+			       finish();
+		       });
 	resolver.query(owner, mailauth::dnsbl_name(*IpAddr::parse("127.0.0.1"), zone), mailauth::RrType::A,
 	               [health, finish](const mailauth::DnsAnswer& a) {
-		               health->test_127_0_0_1 = probe_result(a);
-		               finish();
-	               });
+			       health->test_127_0_0_1 = probe_result(a);
+			       finish();
+		       });
 }
 
 DnsblHealthCache::DnsblHealthCache(mailauth::Resolver& resolver, Clock now)
-    : resolver_(resolver), now_(now ? std::move(now) : Clock([] { return static_cast<int64_t>(std::time(nullptr)); })) {}
+	: resolver_(resolver),
+	  now_(now ? std::move(now) : Clock([] { return static_cast<int64_t>(std::time(nullptr)); })) {}
 
-DnsblHealthCache::~DnsblHealthCache() {
-	resolver_.cancel_owner(probe_owner);
-}
+DnsblHealthCache::~DnsblHealthCache() { resolver_.cancel_owner(probe_owner); }
 
 void DnsblHealthCache::healthy_zones(uint64_t cid, const std::vector<std::string>& zones,
                                      std::function<void(const std::vector<std::string>&)> done) {

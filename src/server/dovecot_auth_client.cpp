@@ -20,15 +20,10 @@ constexpr size_t max_line = 16384;
 }  // namespace
 
 DovecotAuthClient::DovecotAuthClient(struct ev_loop* loop, std::string socket_path, double timeout_s)
-    : loop_(loop),
-      socket_path_(std::move(socket_path)),
-      timeout_s_(timeout_s),
-      io_(loop, [this](int revents) { on_io(revents); }),
-      timer_(loop, [this] { on_timeout(); }) {}
+	: loop_(loop), socket_path_(std::move(socket_path)), timeout_s_(timeout_s),
+	  io_(loop, [this](int revents) { on_io(revents); }), timer_(loop, [this] { on_timeout(); }) {}
 
-DovecotAuthClient::~DovecotAuthClient() {
-	close();
-}
+DovecotAuthClient::~DovecotAuthClient() { close(); }
 
 void DovecotAuthClient::close() {
 	io_.stop();
@@ -142,8 +137,7 @@ void DovecotAuthClient::handle(const sasl::dovecot::Event& e) {
 	using Kind = sasl::dovecot::Event::Kind;
 	Outcome o;
 	switch (e.kind) {
-	case Kind::none:
-		return;
+	case Kind::none: return;
 	case Kind::handshake_done:
 		if (!request_) {
 			o.kind = Outcome::Kind::handshake;
@@ -185,18 +179,17 @@ void DovecotAuthClient::handle(const sasl::dovecot::Event& e) {
 	case Kind::temporary_failure:
 		fail("temporary failure" + (e.reason.empty() ? std::string() : ": " + e.reason));
 		return;
-	case Kind::protocol_error:
-		fail("protocol error: " + e.reason);
-		return;
+	case Kind::protocol_error: fail("protocol error: " + e.reason); return;
 	}
 }
 
 void DovecotAuthClient::on_timeout() {
 	auto keep = shared_from_this();
-	if (!cb_) return;   // the failure waits for the session's next step
+	if (!cb_) return;  // the failure waits for the session's next step
 	if (!failure_) {
 		failure_ = Outcome{};
-		failure_->reason = "no answer from Dovecot within " + std::to_string(static_cast<long>(timeout_s_ * 1000)) + " ms";
+		failure_->reason = "no answer from Dovecot within " +
+		    std::to_string(static_cast<long>(timeout_s_ * 1000)) + " ms";
 	}
 	Outcome o = std::move(*failure_);
 	failure_.reset();

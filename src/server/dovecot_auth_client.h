@@ -74,10 +74,10 @@ private:
 	core::IoWatcher io_;
 	core::TimerWatcher timer_;
 	sasl::dovecot::ClientProtocol protocol_;
-	std::optional<sasl::dovecot::AuthRequest> request_;   // nullopt: a probe
+	std::optional<sasl::dovecot::AuthRequest> request_;  // nullopt: a probe
 	bool handshake_reported_ = false;
 	bool finished_ = false;
-	std::optional<Outcome> failure_;   // set by fail(), delivered by the timer
+	std::optional<Outcome> failure_;  // set by fail(), delivered by the timer
 	std::string in_, out_;
 	Callback cb_;
 };

@@ -36,10 +36,12 @@ void read_inbound_message(InboundAnalysis& an) {
 	for (size_t i = 0; i < an.pending.size(); ++i) {
 		const auto& p = an.pending[i];
 		if (p.early) continue;
-		auto key = std::make_tuple(static_cast<int>(p.body_canon), static_cast<int>(p.hash), p.length.value_or(-1));
+		auto key = std::make_tuple(static_cast<int>(p.body_canon), static_cast<int>(p.hash),
+		                           p.length.value_or(-1));
 		auto it = done.find(key);
 		if (it == done.end())
-			it = done.emplace(key, file.body_hash(section->body_offset, p.body_canon, p.hash, p.length)).first;
+			it = done.emplace(key, file.body_hash(section->body_offset, p.body_canon, p.hash, p.length))
+				 .first;
 		an.body_hashes[i] = it->second;
 	}
 	an.fields = std::move(section->fields);
@@ -53,7 +55,8 @@ void hash_inbound_message(InboundAnalysis& an) {
 	char buf[64 * 1024];
 	int64_t size = 0;
 	while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-		mbedtls_sha256_update_ret(&ctx, reinterpret_cast<const unsigned char*>(buf), static_cast<size_t>(in.gcount()));
+		mbedtls_sha256_update_ret(&ctx, reinterpret_cast<const unsigned char*>(buf),
+		                          static_cast<size_t>(in.gcount()));
 		size += in.gcount();
 	}
 	unsigned char digest[32];
@@ -79,7 +82,8 @@ void finish_dkim(InboundAnalysis& an) {
 			an.dkim.push_back(std::move(r));
 			continue;
 		}
-		an.dkim.push_back(mailauth::dkim::finish_verification(p, an.key_answers[i], an.fields, *an.body_hashes[i]));
+		an.dkim.push_back(
+		    mailauth::dkim::finish_verification(p, an.key_answers[i], an.fields, *an.body_hashes[i]));
 	}
 }
 

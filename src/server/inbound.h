@@ -28,23 +28,23 @@ namespace tern::server {
 // pure parts live in decide/inbound_verdict.h; this adds what the steps
 // between them carry.
 struct InboundAnalysis : decide::MessageChecks {
-	std::string path;                     // the received message
+	std::string path;  // the received message
 
 	// Read from the message on a worker.
 	bool header_ok = false;
 	std::vector<message::HeaderField> fields;
-	std::string message_id;               // the Message-ID field's value, "" when none
-	int64_t size = 0;                     // of the received data
-	std::string sha256;                   // of the received data, hex
+	std::string message_id;  // the Message-ID field's value, "" when none
+	int64_t size = 0;        // of the received data
+	std::string sha256;      // of the received data, hex
 	size_t received_headers = 0;
 	std::vector<mailauth::dkim::PendingSignature> pending;
 	std::vector<std::optional<std::string>> body_hashes;  // per pending signature
 
 	// DNS on the loop.
-	std::vector<mailauth::DnsAnswer> key_answers;        // per pending signature
-	int outstanding = 0;                                 // lookups still running
-	std::vector<std::string> dnsbl_zones;                // the listener's zones that are healthy
-	std::set<std::string> seen_recipients;               // a report was kept: copy stored Seen
+	std::vector<mailauth::DnsAnswer> key_answers;  // per pending signature
+	int outstanding = 0;                           // lookups still running
+	std::vector<std::string> dnsbl_zones;          // the listener's zones that are healthy
+	std::set<std::string> seen_recipients;         // a report was kept: copy stored Seen
 
 	// The decision (server/deliver.cpp). `facts` and `identity` are built
 	// once by decide::gather_sender_facts; each destination account adds its

@@ -10,9 +10,7 @@ namespace tern::server {
 
 namespace {
 
-control::Answer usage_error(const std::string& text) {
-	return {2, "", "ternctl: " + text + "\n"};
-}
+control::Answer usage_error(const std::string& text) { return {2, "", "ternctl: " + text + "\n"}; }
 
 std::string fixed(double v) {
 	char buf[32];
@@ -35,8 +33,8 @@ control::Answer junk_check(store::Env& env, const config::Account& account, cons
 	if (c.untrained)
 		out += "verdict: untrained (no junk or no ham trained yet)\n";
 	else
-		out += std::string("verdict: ") + (junk ? "junk" : "not junk") + " (threshold " + fixed(settings.threshold) +
-		       ")\n";
+		out += std::string("verdict: ") + (junk ? "junk" : "not junk") + " (threshold " +
+		    fixed(settings.threshold) + ")\n";
 	for (const auto& w : c.spam_words) out += "junk " + fixed(w.spam_probability) + " " + w.word + "\n";
 	for (const auto& w : c.ham_words) out += "ham " + fixed(w.spam_probability) + " " + w.word + "\n";
 	return {junk ? 1 : 0, out, ""};
@@ -82,9 +80,9 @@ control::Answer run_junk_command(store::Env& env, const config::Config& cfg, con
 		inbound::WordCount totals = counts.totals();
 		return {0,
 		        std::string(add ? "trained " : "untrained ") + account.name + ": " +
-		            (mark == store::JunkMark::junk ? "junk" : "ham") + " message, " + std::to_string(words.size()) +
-		            " words; now " + std::to_string(totals.spam) + " junk and " + std::to_string(totals.ham) +
-		            " ham messages\n",
+		            (mark == store::JunkMark::junk ? "junk" : "ham") + " message, " +
+		            std::to_string(words.size()) + " words; now " + std::to_string(totals.spam) + " junk and " +
+		            std::to_string(totals.ham) + " ham messages\n",
 		        ""};
 	}
 	return usage_error("junk: unexpected arguments");
@@ -93,8 +91,8 @@ control::Answer run_junk_command(store::Env& env, const config::Config& cfg, con
 control::Answer run_reports_command(store::Env& env, bool tls, const std::vector<std::string>& args) {
 	if (args.empty() || args[0] != "reports" || args.size() > 2)
 		return usage_error(std::string(tls ? "tlsrpt" : "dmarc") + ": expected reports [DOMAIN]");
-	auto reports =
-	    store::list_reports(env, tls ? store::ReportKind::tls : store::ReportKind::dmarc, args.size() == 2 ? args[1] : "");
+	auto reports = store::list_reports(env, tls ? store::ReportKind::tls : store::ReportKind::dmarc,
+	                                   args.size() == 2 ? args[1] : "");
 	if (reports.empty()) return {1, "", "no reports\n"};
 	std::string out;
 	for (const auto& r : reports) out += store::report_line(r) + "\n";

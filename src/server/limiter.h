@@ -17,8 +17,8 @@ namespace tern::server {
 class Limiter {
 public:
 	struct Window {
-		int64_t seconds;                 // 0: one window for all time (concurrency)
-		std::array<int64_t, 3> limits;   // per IP class 1, 2, 3
+		int64_t seconds;                // 0: one window for all time (concurrency)
+		std::array<int64_t, 3> limits;  // per IP class 1, 2, 3
 	};
 	explicit Limiter(std::vector<Window> windows);
 

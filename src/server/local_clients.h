@@ -47,8 +47,8 @@ public:
 	// `what` names the socket in log lines; at most `max_clients` at once,
 	// later ones are closed at accept.
 	LocalClients(struct ev_loop* loop, std::string what, size_t max_clients, double deadline_s, Hooks hooks)
-	    : loop_(loop), what_(std::move(what)), max_clients_(max_clients), deadline_s_(deadline_s),
-	      hooks_(std::move(hooks)) {}
+		: loop_(loop), what_(std::move(what)), max_clients_(max_clients), deadline_s_(deadline_s),
+		  hooks_(std::move(hooks)) {}
 	~LocalClients() {
 		stop();
 		std::vector<core::ConnHandle> all;
@@ -111,7 +111,8 @@ private:
 				return;
 			}
 			if (clients_.size() >= max_clients_) {
-				log::error(what_ + ": too many clients, connection closed", {{"max", std::to_string(max_clients_)}});
+				log::error(what_ + ": too many clients, connection closed",
+				           {{"max", std::to_string(max_clients_)}});
 				continue;
 			}
 			std::unique_ptr<Client> client = hooks_.make(std::move(fd));

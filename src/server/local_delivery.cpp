@@ -119,10 +119,10 @@ void deliver_local_copies(Server& srv, const std::string& body_path, std::vector
 		req.log_id = envelope.log_id;
 		net::lmtp_deliver(srv.loop(), srv.workers(), std::move(req),
 		                  [join, indexes](std::vector<smtp::LmtpRecipientResult> results) {
-			                  for (size_t k = 0; k < indexes.size() && k < results.size(); ++k)
-				                  join->outcomes[indexes[k]] = outcome_of(results[k]);
-			                  join->finish_one();
-		                  });
+					  for (size_t k = 0; k < indexes.size() && k < results.size(); ++k)
+						  join->outcomes[indexes[k]] = outcome_of(results[k]);
+					  join->finish_one();
+				  });
 	}
 	if (maildir_copies.empty()) {
 		::unlink(body_path.c_str());  // the clients hold it open

@@ -19,9 +19,9 @@ class Server;
 
 // One accepted copy of a message for a local account.
 struct LocalCopy {
-	store::MaildirCopy maildir;     // Maildir, mailbox and the header fields to prepend
-	config::LmtpTarget lmtp;        // empty: the Maildir
-	std::string lmtp_rcpt;          // RCPT TO for LMTP
+	store::MaildirCopy maildir;  // Maildir, mailbox and the header fields to prepend
+	config::LmtpTarget lmtp;     // empty: the Maildir
+	std::string lmtp_rcpt;       // RCPT TO for LMTP
 	// The prefix when one LMTP transaction carries several recipients: the
 	// same fields without the Received "for" clause, which names one
 	// recipient (RFC 5321 4.4).
@@ -34,11 +34,11 @@ LocalCopy local_copy(const config::Account& account, const std::string& mailbox,
 
 struct CopyOutcome {
 	bool delivered = false;
-	std::string final_path;         // a Maildir copy: the file it landed in
-	std::string storage_error;      // writing the Maildir failed (disk trouble)
+	std::string final_path;     // a Maildir copy: the file it landed in
+	std::string storage_error;  // writing the Maildir failed (disk trouble)
 	// Otherwise, the LMTP failure: the server's reply or 451 4.3.0.
 	int code = 0;
-	std::string secode;             // "x.y" of the enhanced code
+	std::string secode;  // "x.y" of the enhanced code
 	bool permanent = false;
 	std::string text;
 };
@@ -47,9 +47,9 @@ struct CopyOutcome {
 // (disk trouble) is 452 4.3.1 or 451 4.3.0 "error processing", an LMTP
 // failure the server's answer.
 struct FailedCopy {
-	size_t index = 0;              // in the outcomes
-	bool storage = false;          // the Maildir write failed
-	decide::DeliverError error;    // for the recipient in copy_rcpts[index]
+	size_t index = 0;            // in the outcomes
+	bool storage = false;        // the Maildir write failed
+	decide::DeliverError error;  // for the recipient in copy_rcpts[index]
 };
 
 // The failed copies among `outcomes`. A copy whose entry in `copy_rcpts` is
@@ -61,11 +61,11 @@ std::vector<FailedCopy> failed_copies(Server& srv, const std::vector<CopyOutcome
 
 // What LMTP needs of the envelope.
 struct LocalEnvelope {
-	std::string hostname;           // Maildir file names and LHLO
-	std::string mail_from;          // without <>
+	std::string hostname;   // Maildir file names and LHLO
+	std::string mail_from;  // without <>
 	bool smtputf8 = false;
 	bool body_8bit = false;
-	double lmtp_timeout_s = 120;    // delivery.lmtp_timeout_s of the session's config
+	double lmtp_timeout_s = 120;  // delivery.lmtp_timeout_s of the session's config
 	uint64_t log_id = 0;
 };
 

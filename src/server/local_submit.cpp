@@ -96,7 +96,8 @@ LocalSender decide_local_sender(const config::Config& cfg, const std::string& lo
 	if (request.sender && !request.sender->empty() && *request.sender != "<>") {
 		auto from = qualified_address(*request.sender, cfg.hostname);
 		if (!from) {
-			s.error = status(553, se::addr_bad_sender_sys_syntax7, "bad sender address syntax: " + *request.sender);
+			s.error = status(553, se::addr_bad_sender_sys_syntax7,
+			                 "bad sender address syntax: " + *request.sender);
 			return s;
 		}
 		std::string text = from->to_string();
@@ -105,11 +106,14 @@ LocalSender decide_local_sender(const config::Config& cfg, const std::string& lo
 			// user has no right to; the same rule as MAIL FROM on submission.
 			bool allowed;
 			if (!s.account.empty())
-				allowed = cfg.account_for_address(from->localpart, from->domain.ascii) == &cfg.accounts.at(s.account);
+				allowed = cfg.account_for_address(from->localpart, from->domain.ascii) ==
+				    &cfg.accounts.at(s.account);
 			else
-				allowed = smtp::parse_address(fallback) && from->to_ascii_string() == smtp::parse_address(fallback)->to_ascii_string();
+				allowed = smtp::parse_address(fallback) &&
+				    from->to_ascii_string() == smtp::parse_address(fallback)->to_ascii_string();
 			if (!allowed) {
-				s.error = status(550, se::pol_delivery_not_auth1, "sender " + text + " does not belong to user " + login);
+				s.error = status(550, se::pol_delivery_not_auth1,
+				                 "sender " + text + " does not belong to user " + login);
 				return s;
 			}
 		}
@@ -132,8 +136,7 @@ LocalSender decide_local_sender(const config::Config& cfg, const std::string& lo
 		}
 		s.recipients.push_back(to->to_string());
 	}
-	if (!s.recipient_errors.empty())
-		s.error = status(553, "1.3", "bad recipient address(es), message not sent");
+	if (!s.recipient_errors.empty()) s.error = status(553, "1.3", "bad recipient address(es), message not sent");
 	return s;
 }
 
@@ -149,13 +152,14 @@ std::string generated_from(const std::string& full_name, const std::string& addr
 }
 
 struct LocalSubmitListener::Client : LocalClient {
-	Client(UniqueFd socket, uid_t uid, uint64_t max_data) : LocalClient(std::move(socket)), uid(uid), reader(max_data) {}
+	Client(UniqueFd socket, uid_t uid, uint64_t max_data)
+		: LocalClient(std::move(socket)), uid(uid), reader(max_data) {}
 	enum class Phase { head, data, working, writing };
 	uid_t uid;
 	sm::RequestReader reader;
 	Phase phase = Phase::head;
 	UniqueFd file_fd;
-	TempFile file;             // the message's temp file while the client owns it
+	TempFile file;  // the message's temp file while the client owns it
 	uint64_t remaining = 0;
 	bool write_failed = false;
 	bool has_8bit = false;
@@ -163,17 +167,16 @@ struct LocalSubmitListener::Client : LocalClient {
 };
 
 LocalSubmitListener::LocalSubmitListener(Server& srv, LocalSubmitSocket sock, QueueLister lister)
-    : srv_(srv), lister_(std::move(lister)),
-      clients_(srv.loop(), "local submission", max_clients, idle_timeout_s,
-               {[this](UniqueFd fd) { return make_client(std::move(fd)); },
-                [this](Client& c, int revents) {
-	                if (revents & EV_WRITE) flush(c);
-	                if (!c.dead && (revents & EV_READ)) read_request(c);
-                },
-                [](Client& c) {
-	                log::info("local submission: client idle, dropped");
-	                c.dead = true;
-                }}) {
+	: srv_(srv), lister_(std::move(lister)), clients_(srv.loop(), "local submission", max_clients, idle_timeout_s,
+                                                          {[this](UniqueFd fd) { return make_client(std::move(fd)); },
+                                                           [this](Client& c, int revents) {
+								   if (revents & EV_WRITE) flush(c);
+								   if (!c.dead && (revents & EV_READ)) read_request(c);
+							   },
+                                                           [](Client& c) {
+								   log::info("local submission: client idle, dropped");
+								   c.dead = true;
+							   }}) {
 	if (sock.fd >= 0) clients_.listen(UniqueFd(sock.fd), std::move(sock.path));
 }
 
@@ -189,8 +192,9 @@ LocalSubmitSocket open_local_submit_socket(const std::string& data_dir) {
 	if (chmod(dir.c_str(), 0755) != 0) throw std::runtime_error("chmod " + dir + ": " + std::strerror(errno));
 	struct stat st;
 	if (stat(data_dir.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0)
-		log::error("data_dir is not searchable by other users (needs mode 0711 or more); sendmail.tern will fail for them",
-		           {{"data_dir", data_dir}});
+		log::error(
+		    "data_dir is not searchable by other users (needs mode 0711 or more); sendmail.tern will fail for them",
+		    {{"data_dir", data_dir}});
 	sock.path = dir + "/sendmail.sock";
 	// A socket left by a daemon that did not stop cleanly is replaced: this
 	// daemon owns the data directory now (the SMTP ports are bound).
@@ -213,7 +217,7 @@ void LocalSubmitListener::stop() { clients_.stop(); }
 
 std::unique_ptr<LocalSubmitListener::Client> LocalSubmitListener::make_client(UniqueFd fd) {
 	// The kernel's word on who connected (unix(7) SO_PEERCRED).
-	struct ucred cred{};
+	struct ucred cred {};
 	socklen_t len = sizeof(cred);
 	if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
 		log::error("local submission: SO_PEERCRED", {{"error", std::strerror(errno)}});
@@ -254,10 +258,12 @@ void LocalSubmitListener::read_request(Client& c) {
 			case sm::RequestReader::State::data: break;
 			}
 			in.remove_prefix(used);
-			std::string path = srv_.config()->data_dir + "/tmp/sendmail-" + std::to_string(getpid()) + "-" + std::to_string(++next_id_);
+			std::string path = srv_.config()->data_dir + "/tmp/sendmail-" + std::to_string(getpid()) + "-" +
+			    std::to_string(++next_id_);
 			c.file_fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
 			if (!c.file_fd) {
-				log::error("local submission: creating temp file", {{"path", path}, {"error", std::strerror(errno)}});
+				log::error("local submission: creating temp file",
+				           {{"path", path}, {"error", std::strerror(errno)}});
 				finish(c, status(451, se::sys_other0, "error creating temp file"));
 				return;
 			}
@@ -309,8 +315,8 @@ SubmissionInput local_submission_input(const std::shared_ptr<const config::Confi
 	SubmissionInput in;
 	in.cfg = cfg;
 	in.account = !job.sender.account.empty() ? job.sender.account
-	             : job.sender.root         ? std::string()
-	                                       : "local:" + job.login;
+	    : job.sender.root                    ? std::string()
+						 : "local:" + job.login;
 	in.message_path = path;
 	in.mail_from = job.sender.mail_from;
 	in.recipients = job.sender.recipients;
@@ -329,8 +335,9 @@ SubmissionInput local_submission_input(const std::shared_ptr<const config::Confi
 
 // The worker's part of a submission: who the user is, what they may send,
 // and the checks of a submission; it blocks (NSS, the database).
-void run_submission_job(SubmissionJob& job, const std::shared_ptr<const config::Config>& cfg, const sm::Request& request,
-                        uid_t uid, const std::string& path, store::Env* env, std::time_t now) {
+void run_submission_job(SubmissionJob& job, const std::shared_ptr<const config::Config>& cfg,
+                        const sm::Request& request, uid_t uid, const std::string& path, store::Env* env,
+                        std::time_t now) {
 	// getpwuid may ask NSS (LDAP, sssd): a worker's job.
 	job.login = login_for_uid(uid, job.login_error);
 	if (job.login.empty()) return;
@@ -343,7 +350,8 @@ void run_submission_job(SubmissionJob& job, const std::shared_ptr<const config::
 	auto header = file.ok() ? file.read_header() : std::nullopt;
 	auto section = header ? message::parse_header_section(*header) : std::nullopt;
 	if (section && !message::has_header(*section, "From")) {
-		std::string from = job.sender.mail_from.empty() ? job.login + "@" + cfg->hostname : job.sender.mail_from;
+		std::string from = job.sender.mail_from.empty() ? job.login + "@" + cfg->hostname
+								: job.sender.mail_from;
 		in.extra_header = generated_from(request.full_name, from);
 	}
 	for (const auto& r : in.recipients) in.smtputf8 = in.smtputf8 || has_non_ascii(r);
@@ -381,13 +389,17 @@ void LocalSubmitListener::begin_submission(Client& c) {
 				    return;
 			    }
 			    if (job->login.empty()) {
-				    finish(c, status(550, se::pol_delivery_not_auth1, "unknown local user id " + std::to_string(c.uid) + ": " + job->login_error));
+				    finish(c,
+				           status(550, se::pol_delivery_not_auth1,
+				                  "unknown local user id " + std::to_string(c.uid) + ": " +
+				                      job->login_error));
 				    return;
 			    }
 			    const LocalSender& s = job->sender;
 			    if (s.error) {
 				    for (const auto& e : s.recipient_errors) c.out += sm::format_recipient_status(e);
-				    log::info("local submission refused", {{"user", s.login}, {"reason", s.error->text}});
+				    log::info("local submission refused",
+				              {{"user", s.login}, {"reason", s.error->text}});
 				    finish(c, *s.error);
 				    return;
 			    }
@@ -414,26 +426,33 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 	// RFC 5321 4.4: a trace field for the local hand-over, without the
 	// "from" clause as no host was involved.
 	std::string stamp = "; " + message::format_date(now, message::local_utc_offset(now)) + "\r\n";
-	std::string by = "Received: by " + cfg->hostname + " (tern sendmail, from userid " + std::to_string(c.uid) + ")";
-	auto prefix_for = [&](const std::string& rcpt) { return by + "\r\n\tfor <" + rcpt + ">" + stamp + prepared.common_prefix; };
+	std::string by = "Received: by " + cfg->hostname + " (tern sendmail, from userid " + std::to_string(c.uid) +
+	    ")";
+	auto prefix_for = [&](const std::string& rcpt) {
+		return by + "\r\n\tfor <" + rcpt + ">" + stamp + prepared.common_prefix;
+	};
 	std::string path = c.file.commit();  // the queue (or the Maildir writer) owns the file now
 	c.phase = Client::Phase::writing;
 	std::vector<std::string> recipients = s.recipients;
 	std::string login = s.login;
 	bool localserve = cfg->localserve;
 	auto handed_over = [this, h = c.self, recipients, login, localserve](const std::string& error) {
-		core::stats().count_submission(error.empty() ? "ok" : localserve ? "localserveerror" : "queueerror",
+		core::stats().count_submission(error.empty()    ? "ok"
+		                                   : localserve ? "localserveerror"
+		                                                : "queueerror",
 		                               recipients.size());
 		if (!error.empty())
 			log::error("storing locally submitted message", {{"error", error}});
 		else
-			log::info("message submitted locally", {{"user", login}, {"recipients", std::to_string(recipients.size())}});
+			log::info("message submitted locally",
+			          {{"user", login}, {"recipients", std::to_string(recipients.size())}});
 		clients_.with_client(h, [&](Client& c) {
 			if (!error.empty()) {
 				finish(c, status(451, se::sys_other0, "error storing message: " + error));
 				return;
 			}
-			for (const auto& r : recipients) c.out += sm::format_recipient_status(status(250, "1.5", "ok", r));
+			for (const auto& r : recipients)
+				c.out += sm::format_recipient_status(status(250, "1.5", "ok", r));
 			finish(c, status(250, "0.0", localserve ? "delivered" : "queued"));
 		});
 	};

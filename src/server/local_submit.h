@@ -28,10 +28,10 @@ class Server;
 // Who a local submission comes from and what it may do, decided on a
 // worker from the peer's uid (getpwuid may block on NSS).
 struct LocalSender {
-	std::string login;                 // getpwuid's name
+	std::string login;  // getpwuid's name
 	bool root = false;
-	std::string account;               // the account named like the login ("" none; always "" for root)
-	std::string mail_from;             // envelope sender, "" = null
+	std::string account;                  // the account named like the login ("" none; always "" for root)
+	std::string mail_from;                // envelope sender, "" = null
 	std::vector<std::string> recipients;  // parsed forward paths
 	std::vector<message::sendmail::Status> recipient_errors;
 	std::optional<message::sendmail::Status> error;  // refused as a whole

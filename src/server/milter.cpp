@@ -111,7 +111,7 @@ struct MilterSession::MessageFile {
 struct MilterSession::Link {
 	Link(struct ev_loop* loop, const config::Milter& m, core::IoWatcher::Callback on_io,
 	     core::TimerWatcher::Callback on_timer)
-	    : cfg(m), io(loop, std::move(on_io)), timer(loop, std::move(on_timer)) {}
+		: cfg(m), io(loop, std::move(on_io)), timer(loop, std::move(on_timer)) {}
 	~Link() {
 		io.stop();
 		timer.stop();
@@ -124,26 +124,23 @@ struct MilterSession::Link {
 	int fd = -1;
 	State state = State::closed;
 	milter::Conversation conv;
-	std::string out;               // bytes for the milter not yet written
-	bool skip_session = false;     // accepted the connection: never asked again
-	bool skip_message = false;     // accepted this message
-	bool in_stage = false;         // working on the current stage
+	std::string out;            // bytes for the milter not yet written
+	bool skip_session = false;  // accepted the connection: never asked again
+	bool skip_message = false;  // accepted this message
+	bool in_stage = false;      // working on the current stage
 	// Message stage: where the body stands.
 	uint64_t body_pos = 0;
 	bool end_sent = false;
-	uint64_t read_token = 0;       // a body chunk being read on a worker, 0 when none
+	uint64_t read_token = 0;  // a body chunk being read on a worker, 0 when none
 };
 
-MilterSession::MilterSession(Server& srv, core::ConnHandle conn, uint64_t cid, const std::vector<config::Milter>& milters,
-                             milter::ConnectInfo client, milter::Macros connect_macros)
-    : srv_(srv),
-      conn_(conn),
-      cid_(cid),
-      client_(std::move(client)),
-      connect_macros_(std::move(connect_macros)),
-      // The verdict goes to the session from its own callback (see milter.h);
-      // the timer belongs to this object, so it fires only while it lives.
-      finish_timer_(srv.loop(), [this] { on_finish(); }) {
+MilterSession::MilterSession(Server& srv, core::ConnHandle conn, uint64_t cid,
+                             const std::vector<config::Milter>& milters, milter::ConnectInfo client,
+                             milter::Macros connect_macros)
+	: srv_(srv), conn_(conn), cid_(cid), client_(std::move(client)), connect_macros_(std::move(connect_macros)),
+	  // The verdict goes to the session from its own callback (see milter.h);
+	  // the timer belongs to this object, so it fires only while it lives.
+	  finish_timer_(srv.loop(), [this] { on_finish(); }) {
 	for (size_t i = 0; i < milters.size(); ++i) {
 		Server* s = &srv;
 		links_.push_back(std::make_unique<Link>(
@@ -216,17 +213,18 @@ void MilterSession::open_message() {
 	Server* s = &srv_;
 	srv_.workers().submit([file, path = current_->message_path] { file->load(path); },
 	                      [s, conn = conn_, file, token] {
-		                      s->with_conn(conn, [&](Connection& c) {
-			                      if (c.milters) c.milters->message_opened(token, file);
-		                      });
-	                      });
+				      s->with_conn(conn, [&](Connection& c) {
+					      if (c.milters) c.milters->message_opened(token, file);
+				      });
+			      });
 }
 
 void MilterSession::message_opened(uint64_t token, const std::shared_ptr<MessageFile>& file) {
 	if (token == 0 || token != message_token_ || !current_) return;
 	message_token_ = 0;
 	if (file->error != 0) {
-		log::event(log::Level::error, cid_, "milter: cannot read the message", {{"error", std::strerror(file->error)}});
+		log::event(log::Level::error, cid_, "milter: cannot read the message",
+		           {{"error", std::strerror(file->error)}});
 		// The message cannot be read: as if every milter were down.
 		for (auto& l : links_)
 			if (l->cfg.tempfail_when_down && !l->skip_session && l->state != Link::State::failed) {
@@ -250,7 +248,8 @@ void MilterSession::next_link() {
 	MilterStage stage = current_->stage;
 	while (index_ < links_.size()) {
 		Link& l = *links_[index_];
-		if (l.state == Link::State::failed || l.skip_session || (l.skip_message && stage != MilterStage::hello)) {
+		if (l.state == Link::State::failed || l.skip_session ||
+		    (l.skip_message && stage != MilterStage::hello)) {
 			++index_;
 			continue;
 		}
@@ -466,7 +465,8 @@ void MilterSession::read(Link& l) {
 		if (n < 0 && errno == EINTR) continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
 		if (n <= 0) {
-			link_failed(l, n == 0 ? "milter closed the connection" : std::string("read: ") + std::strerror(errno));
+			link_failed(
+			    l, n == 0 ? "milter closed the connection" : std::string("read: ") + std::strerror(errno));
 			return;
 		}
 		// Any answer (SMFIR_PROGRESS too) gives the milter its time again.
@@ -499,9 +499,10 @@ void MilterSession::handle(Link& l, const milter::Step& s) {
 void MilterSession::on_timeout(size_t i) {
 	if (i >= links_.size()) return;
 	Link& l = *links_[i];
-	link_failed(l, l.state == Link::State::connecting || l.state == Link::State::negotiating
-	                   ? "timeout connecting"
-	                   : "timeout waiting for the milter");
+	link_failed(l,
+	            l.state == Link::State::connecting || l.state == Link::State::negotiating
+	                ? "timeout connecting"
+	                : "timeout waiting for the milter");
 }
 
 void MilterSession::arm_timer(Link& l) {
@@ -552,7 +553,8 @@ void MilterSession::link_done(Link& l, std::optional<milter::Outcome> verdict, s
 	switch (*verdict) {
 	case Outcome::reject:
 	case Outcome::tempfail: {
-		MilterVerdict v = decide(*verdict == Outcome::reject ? MilterVerdict::Kind::reject : MilterVerdict::Kind::tempfail);
+		MilterVerdict v = decide(*verdict == Outcome::reject ? MilterVerdict::Kind::reject
+		                                                     : MilterVerdict::Kind::tempfail);
 		if (connection_level) {
 			// Refusals of the connection or HELO are given at MAIL, as
 			// Postfix does with smtpd_delay_reject.
@@ -613,7 +615,8 @@ void MilterSession::link_failed(Link& l, const std::string& why) {
 }
 
 void MilterSession::finish(MilterVerdict v) {
-	if (discard_session_ && v.kind == MilterVerdict::Kind::pass && current_ && current_->stage != MilterStage::hello)
+	if (discard_session_ && v.kind == MilterVerdict::Kind::pass && current_ &&
+	    current_->stage != MilterStage::hello)
 		v.kind = MilterVerdict::Kind::discard;
 	finished_ = std::move(v);
 	finish_timer_.start(0);
@@ -665,7 +668,8 @@ void Connection::milter_hello() {
 		macros.emplace_back("{client_port}", std::to_string(remote_port));
 		macros.emplace_back("{daemon_addr}", local_ip.to_string());
 		macros.emplace_back("v", "tern " TERN_VERSION);
-		milters = std::make_unique<MilterSession>(srv, self, cid, listener().milters, std::move(client), std::move(macros));
+		milters = std::make_unique<MilterSession>(srv, self, cid, listener().milters, std::move(client),
+		                                          std::move(macros));
 	}
 	MilterRequest r;
 	r.stage = MilterStage::hello;
@@ -688,14 +692,15 @@ bool Connection::milter_check(MilterStage stage, std::string argument, std::func
 	} else {
 		r.macros.emplace_back("{rcpt_addr}", r.argument.substr(1, r.argument.size() - 2));
 	}
-	milters->run(std::move(r), suspend([stage, again = std::move(again)](Connection& c, MilterVerdict v) -> Outcome {
-		             if (v.kind == MilterVerdict::Kind::reject || v.kind == MilterVerdict::Kind::tempfail)
-			             return milter_refusal(v);
-		             // A discard drops the message at its end; the command goes on.
-		             if (c.milters) c.milters->set_pass(stage);
-		             again(c);
-		             return Outcome::replied();
-	             }));
+	milters->run(std::move(r),
+	             suspend([stage, again = std::move(again)](Connection& c, MilterVerdict v) -> Outcome {
+			     if (v.kind == MilterVerdict::Kind::reject || v.kind == MilterVerdict::Kind::tempfail)
+				     return milter_refusal(v);
+			     // A discard drops the message at its end; the command goes on.
+			     if (c.milters) c.milters->set_pass(stage);
+			     again(c);
+			     return Outcome::replied();
+		     }));
 	return true;
 }
 
@@ -707,13 +712,30 @@ bool Connection::milter_check_message(std::function<void(Connection&)> then) {
 	r.macros = common_macros(*this);
 	r.macros.emplace_back("i", received_id());
 	milters->run(std::move(r), suspend([then = std::move(then)](Connection& c, MilterVerdict v) {
-		             c.milter_message_verdict(std::move(v), then);
-	             }));
+			     c.milter_message_verdict(std::move(v), then);
+		     }));
 	return true;
 }
 
-void Connection::milter_message_verdict(MilterVerdict v, const std::function<void(Connection&)>& then) {
+// Quarantine and envelope changes are not applied: the message is stored
+// as usual, and the log says what a milter asked for.
+static void log_unapplied_milter_requests(uint64_t cid, const std::vector<milter::Modification>& modifications) {
 	using K = milter::Modification::Kind;
+	for (const auto& m : modifications) {
+		if (m.kind == K::quarantine)
+			log::event(log::Level::info, cid, "milter asks to quarantine the message, storing it as usual",
+			           {{"reason", m.value}});
+		else if (m.kind == K::add_rcpt || m.kind == K::del_rcpt || m.kind == K::change_from)
+			log::event(log::Level::info, cid, "milter envelope change ignored",
+			           {{"change",
+			             m.kind == K::add_rcpt       ? "add_rcpt"
+			                 : m.kind == K::del_rcpt ? "del_rcpt"
+			                                         : "change_from"},
+			            {"address", m.name}});
+	}
+}
+
+void Connection::milter_message_verdict(MilterVerdict v, const std::function<void(Connection&)>& then) {
 	switch (v.kind) {
 	case MilterVerdict::Kind::reject:
 	case MilterVerdict::Kind::tempfail:
@@ -732,16 +754,7 @@ void Connection::milter_message_verdict(MilterVerdict v, const std::function<voi
 		return;
 	case MilterVerdict::Kind::pass: break;
 	}
-	for (const auto& m : v.modifications) {
-		if (m.kind == K::quarantine)
-			// Quarantine: the message is stored as usual; the log says why.
-			log::event(log::Level::info, cid, "milter asks to quarantine the message, storing it as usual",
-			           {{"reason", m.value}});
-		else if (m.kind == K::add_rcpt || m.kind == K::del_rcpt || m.kind == K::change_from)
-			log::event(log::Level::info, cid, "milter envelope change ignored",
-			           {{"change", m.kind == K::add_rcpt ? "add_rcpt" : m.kind == K::del_rcpt ? "del_rcpt" : "change_from"},
-			            {"address", m.name}});
-	}
+	log_unapplied_milter_requests(cid, v.modifications);
 	if (!milter::changes_message(v.modifications)) {
 		then(*this);
 		return;

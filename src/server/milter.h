@@ -38,17 +38,17 @@ enum class MilterStage { hello, mail, rcpt, message };
 // What the milters said about one stage.
 struct MilterVerdict {
 	enum class Kind { pass, reject, tempfail, discard } kind = Kind::pass;
-	std::string reply;             // the milter's own "5xx x.y.z text", or empty
-	std::string milter;            // which milter decided (its address), for logs
+	std::string reply;                                // the milter's own "5xx x.y.z text", or empty
+	std::string milter;                               // which milter decided (its address), for logs
 	std::vector<milter::Modification> modifications;  // message stage: every milter's changes, in order
 };
 
 // What a stage needs from the session.
 struct MilterRequest {
 	MilterStage stage = MilterStage::hello;
-	std::string argument;          // HELO name, or "<address>" for MAIL/RCPT
+	std::string argument;            // HELO name, or "<address>" for MAIL/RCPT
 	std::vector<std::string> esmtp;  // MAIL parameters (BODY=, SMTPUTF8)
-	std::string message_path;      // message stage: the received message
+	std::string message_path;        // message stage: the received message
 	milter::Macros macros;
 };
 
@@ -120,17 +120,17 @@ private:
 	std::optional<MilterRequest> current_;
 	Done done_;
 	std::vector<std::pair<MilterRequest, Done>> waiting_;
-	size_t index_ = 0;             // the milter asked now
-	MilterVerdict verdict_;        // being built for the current stage
+	size_t index_ = 0;       // the milter asked now
+	MilterVerdict verdict_;  // being built for the current stage
 	core::TimerWatcher finish_timer_;
 	std::optional<MilterVerdict> finished_;  // handed to done_ by finish_timer_
 	std::optional<MilterVerdict> session_refusal_;
-	bool discard_message_ = false; // a milter discarded this message at MAIL/RCPT
-	bool discard_session_ = false; // a milter discarded at connect/HELO: every message
+	bool discard_message_ = false;  // a milter discarded this message at MAIL/RCPT
+	bool discard_session_ = false;  // a milter discarded at connect/HELO: every message
 	// Message stage: the received message, read for headers and body (the
 	// reads run on a worker, never on the loop).
 	std::shared_ptr<MessageFile> message_;
-	uint64_t message_token_ = 0;   // the open in flight, 0 when none
+	uint64_t message_token_ = 0;  // the open in flight, 0 when none
 	std::optional<MilterStage> pass_;
 };
 

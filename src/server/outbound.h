@@ -10,29 +10,29 @@
 namespace tern::server {
 
 struct OutboundRecipient {
-	std::string to;            // forward path, "local@domain"
-	std::string domain;        // ASCII domain of `to` (or the IP literal)
-	std::string prefix;        // header lines written before the message for this copy
-	uint8_t notify = 0;        // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
-	std::string orcpt = {};    // RFC 3461 4.2 ORCPT, "type;address" decoded ("" = none)
+	std::string to;          // forward path, "local@domain"
+	std::string domain;      // ASCII domain of `to` (or the IP literal)
+	std::string prefix;      // header lines written before the message for this copy
+	uint8_t notify = 0;      // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
+	std::string orcpt = {};  // RFC 3461 4.2 ORCPT, "type;address" decoded ("" = none)
 };
 
 struct OutboundMessage {
-	std::string sender_account;         // "" for DSNs
-	std::string from;                   // reverse path, "" = null
+	std::string sender_account;  // "" for DSNs
+	std::string from;            // reverse path, "" = null
 	bool has_8bit = false;
 	bool smtputf8 = false;
-	std::string message_id;             // without <>
-	std::string message_path;           // temp file with the message (after the prefix); the queue takes it over
-	int64_t message_size = 0;           // bytes in message_path
+	std::string message_id;    // without <>
+	std::string message_path;  // temp file with the message (after the prefix); the queue takes it over
+	int64_t message_size = 0;  // bytes in message_path
 	std::vector<OutboundRecipient> recipients;
 	// Also record these recipients in the account's outgoing history (the
 	// daily limits, doc/behaviour.md §8), in the same transaction.
 	bool record_outgoing = false;
-	std::string dsn_utf8;               // optional UTF-8 variant (DSNs only)
-	std::string dsn_ret;                // RFC 3461 4.3: "FULL", "HDRS" or "" (not given)
-	std::string envid;                  // RFC 3461 4.4, decoded ("" = none)
-	bool requiretls = false;            // RFC 8689: relay only over verified TLS
+	std::string dsn_utf8;     // optional UTF-8 variant (DSNs only)
+	std::string dsn_ret;      // RFC 3461 4.3: "FULL", "HDRS" or "" (not given)
+	std::string envid;        // RFC 3461 4.4, decoded ("" = none)
+	bool requiretls = false;  // RFC 8689: relay only over verified TLS
 };
 
 class OutboundQueue {

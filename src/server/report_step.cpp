@@ -45,7 +45,8 @@ void keep_reports_then(Connection& c, std::shared_ptr<InboundAnalysis> an,
 	int64_t now = std::time(nullptr);
 	c.srv.workers().submit(
 	    [items, facts, cfg = c.cfg, env = c.srv.env(), path = an->path, now] {
-		    for (auto& item : *items) item.kept = store::store_report_if_any(env, *cfg, item.destination, facts, path, now);
+		    for (auto& item : *items)
+			    item.kept = store::store_report_if_any(env, *cfg, item.destination, facts, path, now);
 	    },
 	    c.suspend([items, an, next = std::move(next)](Connection& conn) {
 		    bool kept = false;

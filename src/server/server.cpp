@@ -14,22 +14,21 @@ namespace tern::server {
 
 Server::Server(struct ev_loop* loop, std::shared_ptr<const config::Config> cfg, std::vector<net::ListenSocket> sockets,
                std::string recvid_key, std::unique_ptr<mailauth::Resolver> resolver)
-    : loop_(loop),
-      cfg_(std::move(cfg)),
-      workers_(loop),
-      resolver_(std::move(resolver)),
-      recvid_(recvid_key),
-      scratch_(new char[scratch_size]),
-      accept_resume_(loop, [this] {
-	      for (auto& a : acceptors_) a->watcher->set(a->sock.fd, EV_READ);
-      }),
-      shutdown_timer_(loop, [this] {
-	      log::info("shutdown timeout, closing remaining connections");
-	      std::vector<core::ConnHandle> all;
-	      conns_.for_each([&](core::ConnHandle h, Connection&) { all.push_back(h); });
-	      for (auto h : all) with_conn(h, [](Connection& c) { c.close_now("shutdown timeout"); });
-      }),
-      posted_timer_(loop, [this] { run_posted(); }) {
+	: loop_(loop), cfg_(std::move(cfg)), workers_(loop), resolver_(std::move(resolver)), recvid_(recvid_key),
+	  scratch_(new char[scratch_size]), accept_resume_(loop,
+                                                           [this] {
+								   for (auto& a : acceptors_)
+									   a->watcher->set(a->sock.fd, EV_READ);
+							   }),
+	  shutdown_timer_(loop,
+                          [this] {
+				  log::info("shutdown timeout, closing remaining connections");
+				  std::vector<core::ConnHandle> all;
+				  conns_.for_each([&](core::ConnHandle h, Connection&) { all.push_back(h); });
+				  for (auto h : all)
+					  with_conn(h, [](Connection& c) { c.close_now("shutdown timeout"); });
+			  }),
+	  posted_timer_(loop, [this] { run_posted(); }) {
 	// Connection ids start at a random point so ids (and received-ids) of
 	// different runs do not repeat.
 	std::random_device rd;
@@ -80,16 +79,17 @@ void Server::start() {
 	disk_space_.start();
 	for (auto& a : acceptors_) {
 		a->watcher->set(a->sock.fd, EV_READ);
-		log::info("listening", {{"listener", a->sock.listener},
-		                        {"service", net::service_name(a->sock.service)},
-		                        {"address", a->sock.address}});
+		log::info("listening",
+		          {{"listener", a->sock.listener},
+		           {"service", net::service_name(a->sock.service)},
+		           {"address", a->sock.address}});
 	}
 	refresh_dovecot_mechanisms();
 }
 
 void Server::reload(std::shared_ptr<const config::Config> cfg) {
 	bool limits_changed = cfg->limits.connections != cfg_->limits.connections ||
-	                      cfg->limits.connection_rate_per_min != cfg_->limits.connection_rate_per_min;
+	    cfg->limits.connection_rate_per_min != cfg_->limits.connection_rate_per_min;
 	cfg_ = std::move(cfg);
 	if (limits_changed) {
 		conn_rate_ = Limiter({limiter_window(60, cfg_->limits.connection_rate_per_min)});

@@ -77,7 +77,9 @@ public:
 	                                 const std::function<void(Connection&)>& before_start = {});
 	void destroy(core::ConnHandle h);
 
-	struct ev_loop* loop() const { return loop_; }
+	struct ev_loop* loop() const {
+		return loop_;
+	}
 	const std::shared_ptr<const config::Config>& config() const { return cfg_; }
 	core::WorkerPool& workers() { return workers_; }
 	core::MaildirWriter& maildir_writer() { return maildir_writer_; }

@@ -36,16 +36,11 @@ std::string peer_text(const IpAddr& ip, uint16_t port) {
 
 Connection::Connection(Server& s, core::ConnHandle h, uint64_t id, std::unique_ptr<net::ByteStream> stream,
                        const net::ListenSocket& ls, std::shared_ptr<const config::Config> c)
-    : srv(s),
-      self(h),
-      cid(id),
-      listener_name(ls.listener),
-      service(ls.service),
-      cfg(std::move(c)),
-      transport(std::move(stream)),
-      io(s.loop(), [this](int revents) { srv.with_conn(self, [revents](Connection& c) { c.on_io(revents); }); }),
-      deadline(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_deadline(); }); }),
-      slow_timer(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_slow_tick(); }); }) {
+	: srv(s), self(h), cid(id), listener_name(ls.listener), service(ls.service), cfg(std::move(c)),
+	  transport(std::move(stream)),
+	  io(s.loop(), [this](int revents) { srv.with_conn(self, [revents](Connection& c) { c.on_io(revents); }); }),
+	  deadline(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_deadline(); }); }),
+	  slow_timer(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_slow_tick(); }); }) {
 	int fd = transport.fd();
 	if (fd < 0) return;  // a scripted stream: its driver sets the addresses
 	sockaddr_storage ss{};
@@ -53,13 +48,13 @@ Connection::Connection(Server& s, core::ConnHandle h, uint64_t id, std::unique_p
 	if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
 		if (auto ip = IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&ss))) remote_ip = *ip;
 		remote_port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-		                                              : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+		                                             : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
 	}
 	len = sizeof(ss);
 	if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
 		if (auto ip = IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&ss))) local_ip = *ip;
 		local_port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-		                                             : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+		                                            : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
 	}
 }
 
@@ -144,8 +139,9 @@ void Connection::begin_session() {
 		// client talks, not after its final dot.
 		if (!submission() && localserve().checks_over_dns()) {
 			early_iprev = std::make_shared<EarlyIprev>();
-			mailauth::iprev_lookup(srv.resolver(), cid, remote_ip,
-			                       [early = early_iprev](const mailauth::IprevResult& r) { early->set(r); });
+			mailauth::iprev_lookup(
+			    srv.resolver(), cid, remote_ip,
+			    [early = early_iprev](const mailauth::IprevResult& r) { early->set(r); });
 		}
 	}
 	flush();
@@ -202,11 +198,14 @@ void Connection::reply(int code, std::string_view secode, std::string_view text)
 	}
 	if (log::enabled(log::Level::debug) && !cmd.empty()) {
 		log::event(log::Level::debug, cid, "smtp command result",
-		           {{"cmd", cmd}, {"code", std::to_string(code)}, {"ecode", smtp::enhanced_code(code, secode)},
+		           {{"cmd", cmd},
+		            {"code", std::to_string(code)},
+		            {"ecode", smtp::enhanced_code(code, secode)},
 		            {"duration", std::to_string(ev_now(srv.loop()) - cmd_start)}});
 	}
 	if (!cmd.empty())  // tern_smtpserver_command_duration_seconds
-		core::stats().observe_command(submission() ? "submission" : "smtp", cmd, code, smtp::enhanced_code(code, secode), ev_now(srv.loop()) - cmd_start);
+		core::stats().observe_command(submission() ? "submission" : "smtp", cmd, code,
+		                              smtp::enhanced_code(code, secode), ev_now(srv.loop()) - cmd_start);
 	outbuf.append(formatted);
 }
 
@@ -270,7 +269,7 @@ void Connection::update_watchers() {
 	// cannot pile up input while it is being slowed down.
 	bool want_read = (state == SessionState::command || state == SessionState::data ||
 	                  state == SessionState::auth_exchange || state == SessionState::proxy_header) &&
-	                 !eof && outbuf.size() < max_pending_output && !(slow_pace() && !outbuf.empty());
+	    !eof && outbuf.size() < max_pending_output && !(slow_pace() && !outbuf.empty());
 	net::Transport::Interest interest = transport.interest(want_read, have_output);
 	wanted_io = (interest.read ? EV_READ : 0) | (interest.write ? EV_WRITE : 0);
 	// A scripted stream has no fd: its driver reads wanted_io and pumps on_io.
@@ -347,7 +346,10 @@ void Connection::on_deadline() {
 	// nothing to resume.
 	flags.awaiting_completion = false;
 	log::event(log::Level::info, cid, "timeout",
-	           {{"state", state == SessionState::data ? "data" : state == SessionState::waiting ? "waiting" : "command"}});
+	           {{"state",
+	             state == SessionState::data          ? "data"
+	                 : state == SessionState::waiting ? "waiting"
+	                                                  : "command"}});
 	// RFC 5321 4.5.3.2: the server may close after a timeout; tell the
 	// client why, as Postfix and OpenSMTPD do.
 	reply(421, smtp::se::net_bad_connection2, "timeout, closing connection");
@@ -373,7 +375,8 @@ void Connection::on_io(int revents) {
 		// full continue now (nothing may arrive from the client to wake us).
 		if (outbuf.size() < max_pending_output && !inbuf.empty()) process_input();
 	}
-	if (!dead && ((revents & EV_READ) || ((revents & EV_WRITE) && transport.read_waits_for_write()))) read_available();
+	if (!dead && ((revents & EV_READ) || ((revents & EV_WRITE) && transport.read_waits_for_write())))
+		read_available();
 	if (!dead) update_watchers();
 }
 
@@ -418,7 +421,8 @@ void Connection::continue_handshake() {
 	if (st == net::IoStatus::want_read || st == net::IoStatus::want_write) return;
 	if (st != net::IoStatus::ok) {
 		log::event(log::Level::info, cid, "tls handshake failed",
-		           {{"error", st == net::IoStatus::closed ? std::string("connection closed") : transport.last_error()}});
+		           {{"error",
+		             st == net::IoStatus::closed ? std::string("connection closed") : transport.last_error()}});
 		close_now("tls handshake failed");
 		return;
 	}
@@ -490,7 +494,8 @@ void Connection::process_input_loop() {
 		if (!line.empty() && line.back() == '\r') line.pop_back();
 		bool sasl_line = state == SessionState::auth_exchange;
 		if (sasl_line && log::enabled(log::Level::trace))
-			log::event(log::Level::trace, cid, log::enabled(log::Level::traceauth) ? "RC: " + line : "RC: ***");
+			log::event(log::Level::trace, cid,
+			           log::enabled(log::Level::traceauth) ? "RC: " + line : "RC: ***");
 		if (slow_pace()) {
 			// Slow mode: each line read waits before it is handled (the
 			// model sleeps before every read); the loop serves others
@@ -539,7 +544,8 @@ void Connection::handle_line(std::string_view line) {
 	if (log::enabled(log::Level::trace)) {
 		// AUTH data is secret: shown only at traceauth.
 		bool is_auth = sp == 4 && iequals(line.substr(0, 4), "auth") && !log::enabled(log::Level::traceauth);
-		log::event(log::Level::trace, cid, is_auth ? "RC: " + std::string(line.substr(0, 4)) + " ***" : "RC: " + std::string(line));
+		log::event(log::Level::trace, cid,
+		           is_auth ? "RC: " + std::string(line.substr(0, 4)) + " ***" : "RC: " + std::string(line));
 	}
 	std::string_view verb = line.substr(0, sp);
 	std::string_view args = sp == std::string_view::npos ? std::string_view() : line.substr(sp);
@@ -567,10 +573,19 @@ Outcome Connection::dispatch(std::string_view verb, std::string_view args) {
 		Handler handler;
 	};
 	static const Entry table[] = {
-	    {"helo", nullptr}, {"ehlo", nullptr}, {"starttls", &Connection::cmd_starttls},
-	    {"auth", &Connection::cmd_auth}, {"mail", &Connection::cmd_mail}, {"rcpt", &Connection::cmd_rcpt},
-	    {"data", &Connection::cmd_data}, {"bdat", &Connection::cmd_bdat}, {"rset", &Connection::cmd_rset}, {"vrfy", nullptr},
-	    {"expn", nullptr}, {"help", &Connection::cmd_help}, {"noop", &Connection::cmd_noop},
+	    {"helo", nullptr},
+	    {"ehlo", nullptr},
+	    {"starttls", &Connection::cmd_starttls},
+	    {"auth", &Connection::cmd_auth},
+	    {"mail", &Connection::cmd_mail},
+	    {"rcpt", &Connection::cmd_rcpt},
+	    {"data", &Connection::cmd_data},
+	    {"bdat", &Connection::cmd_bdat},
+	    {"rset", &Connection::cmd_rset},
+	    {"vrfy", nullptr},
+	    {"expn", nullptr},
+	    {"help", &Connection::cmd_help},
+	    {"noop", &Connection::cmd_noop},
 	    {"quit", &Connection::cmd_quit},
 	};
 	const Entry* found = nullptr;
@@ -581,7 +596,9 @@ Outcome Connection::dispatch(std::string_view verb, std::string_view args) {
 		// Probably another protocol (HTTP, ...): stop before its next lines
 		// are taken as commands.
 		if (ncmds == 0)
-			return smtp::error_reply(500, smtp::se::proto_syntax2, "please try again speaking smtp").without_id().then_close();
+			return smtp::error_reply(500, smtp::se::proto_syntax2, "please try again speaking smtp")
+			    .without_id()
+			    .then_close();
 		return smtp::error_reply(500, smtp::se::proto_bad_cmd_or_seq1, "unknown command");
 	}
 	++ncmds;
@@ -612,8 +629,7 @@ void Connection::finish_command() {
 		reply(421, smtp::se::sys_not_accepting2, "shutting down");
 		close_after_flush();
 	}
-	if (state == SessionState::command || state == SessionState::closing ||
-	    state == SessionState::auth_exchange)
+	if (state == SessionState::command || state == SessionState::closing || state == SessionState::auth_exchange)
 		arm_deadline();
 	process_input();
 	if (!dead) {

@@ -50,10 +50,10 @@ struct MilterVerdict;
 enum class MilterStage;
 
 enum class SessionState : uint8_t {
-	command,   // waiting for / reading command lines
-	data,      // inside DATA or a BDAT chunk, decoding message bytes to the temp file
-	waiting,   // a command is suspended on a worker job or timer; reading stops
-	closing,   // flushing the last reply, then close
+	command,        // waiting for / reading command lines
+	data,           // inside DATA or a BDAT chunk, decoding message bytes to the temp file
+	waiting,        // a command is suspended on a worker job or timer; reading stops
+	closing,        // flushing the last reply, then close
 	tls_handshake,  // STARTTLS or implicit TLS handshake in progress
 	auth_exchange,  // AUTH: waiting for the client's next SASL line
 	proxy_header,   // waiting for the PROXY protocol header (no greeting yet)
@@ -71,11 +71,11 @@ struct Transaction {
 	std::optional<smtp::Address> mail_from;  // nullopt with has_mail = null sender
 	bool smtputf8 = false;
 	bool body_8bitmime = false;
-	smtp::DsnRet dsn_ret = smtp::DsnRet::unset;   // RFC 3461 4.3
-	std::string envid;                            // RFC 3461 4.4, decoded ("" = none)
-	bool requiretls = false;                      // RFC 8689 4.1
+	smtp::DsnRet dsn_ret = smtp::DsnRet::unset;  // RFC 3461 4.3
+	std::string envid;                           // RFC 3461 4.4, decoded ("" = none)
+	bool requiretls = false;                     // RFC 8689 4.1
 	std::vector<Recipient> recipients;
-	std::shared_ptr<EarlySpf> early_spf;     // port 25: started when MAIL FROM is accepted
+	std::shared_ptr<EarlySpf> early_spf;  // port 25: started when MAIL FROM is accepted
 };
 
 // State that exists only while DATA is being received; allocated at DATA
@@ -83,17 +83,19 @@ struct Transaction {
 // from the first chunk to the LAST one (or the end of the transaction).
 struct DataInProgress {
 	explicit DataInProgress(smtp::BareNewlines mode, smtp::Framing framing = smtp::Framing::dot_stuffed)
-	    : decoder(mode, framing) {}
+		: decoder(mode, framing) {}
 	smtp::DataDecoder decoder;
-	UniqueFd fd;                  // closed after a failed write (write_errno says why)
+	UniqueFd fd;  // closed after a failed write (write_errno says why)
 	std::string path;
-	std::string decoded;          // reused scratch for decoder output
-	double started = 0;           // ev_now at 354, or at the first BDAT
+	std::string decoded;  // reused scratch for decoder output
+	double started = 0;   // ev_now at 354, or at the first BDAT
 	bool too_large = false;
-	int write_errno = 0;          // why writing the temp file failed; 0 while it has not
+	int write_errno = 0;  // why writing the temp file failed; 0 while it has not
 	bool write_failed() const { return write_errno != 0; }
 	int64_t rewritten_size = -1;  // the file's size after milters changed it (server/milter.cpp)
-	int64_t stored_size() const { return rewritten_size >= 0 ? rewritten_size : static_cast<int64_t>(decoder.size()); }
+	int64_t stored_size() const {
+		return rewritten_size >= 0 ? rewritten_size : static_cast<int64_t>(decoder.size());
+	}
 
 	// BDAT (server/bdat.cpp): the chunk being read, and the reply that
 	// refuses it once its octets are read and dropped (RFC 3030 2, 4).
@@ -146,9 +148,9 @@ struct Connection {
 	// Wire events.
 	void on_io(int revents);
 	void on_deadline();
-	void on_slow_tick();                 // slow mode: the next byte of output may go
-	void start();                        // PROXY header or begin_session
-	void begin_session();                // limiter checks and greeting
+	void on_slow_tick();   // slow mode: the next byte of output may go
+	void start();          // PROXY header or begin_session
+	void begin_session();  // limiter checks and greeting
 	void read_proxy_header();
 
 	// Input.
@@ -286,7 +288,7 @@ struct Connection {
 	void submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now, bool has_8bit,
 	                         int64_t size);
 	message::ReceivedInfo received_info(std::time_t now) const;
-	void finish_command();               // after an async command completes
+	void finish_command();  // after an async command completes
 
 	// Suspends the current command (state waiting, reading stops, the
 	// waiting deadline runs) and returns the completion callback for the
@@ -345,35 +347,35 @@ struct Connection {
 	// The client's bytes, plain or TLS (owns the socket).
 	net::Transport transport;
 	const net::TlsSession* tls_session() const { return transport.tls(); }
-	int wanted_io = 0;                    // EV_READ/EV_WRITE the session waits for (the watcher's mask)
+	int wanted_io = 0;  // EV_READ/EV_WRITE the session waits for (the watcher's mask)
 	core::IoWatcher io;
 	core::TimerWatcher deadline;
-	core::TimerWatcher slow_timer;        // slow mode: runs between two output bytes
-	std::string inbuf;                    // taken when bytes arrive, released when empty
-	std::string outbuf;                   // released when drained
+	core::TimerWatcher slow_timer;  // slow mode: runs between two output bytes
+	std::string inbuf;              // taken when bytes arrive, released when empty
+	std::string outbuf;             // released when drained
 
 	SessionState state = SessionState::command;
-	bool dead = false;                    // destroyed by the server after the current callback
+	bool dead = false;  // destroyed by the server after the current callback
 	bool eof = false;
 	bool tls = false;
 	SessionFlags flags;
-	bool tls_pending_start = false;       // STARTTLS answered; handshake starts once the 220 is out
+	bool tls_pending_start = false;           // STARTTLS answered; handshake starts once the 220 is out
 	std::shared_ptr<EarlyIprev> early_iprev;  // port 25: started with the session
-	bool greeted = false;                 // implicit TLS: checks and greeting done after the handshake
+	bool greeted = false;                     // implicit TLS: checks and greeting done after the handshake
 
 	bool ehlo = false;
 	std::optional<smtp::HelloArg> hello;
-	std::string username;                 // authenticated account ("" = not)
+	std::string username;  // authenticated account ("" = not)
 	Transaction tx;
 	std::unique_ptr<DataInProgress> data;
-	std::string message_path;             // a received message awaiting its decision; removed if we close
+	std::string message_path;                  // a received message awaiting its decision; removed if we close
 	std::function<void(Connection&)> stalled;  // runs when the stall timer fires
-	std::unique_ptr<MilterSession> milters;  // from the first EHLO on a listener with milters
+	std::unique_ptr<MilterSession> milters;    // from the first EHLO on a listener with milters
 
 	// AUTH state: the mechanism exists only during an exchange.
 	std::unique_ptr<sasl::Mechanism> mechanism;
-	std::string auth_login;               // account being logged in
-	uint32_t auth_failures = 0;           // on this connection
+	std::string auth_login;      // account being logged in
+	uint32_t auth_failures = 0;  // on this connection
 	AuthAttemptState auth_state;
 	// With the Dovecot backend: the exchange relayed to Dovecot, its
 	// mechanism, the login name the client sent (for the failed-login log
@@ -385,12 +387,11 @@ struct Connection {
 	int relay_messages = 0;
 	std::optional<std::string> relay_succeeded_user;
 
-	uint32_t ncmds = 0;                   // recognised commands so far
+	uint32_t ncmds = 0;  // recognised commands so far
 	uint32_t tx_bad = 0, tx_good = 0;
-	uint32_t transactions = 0;            // MAIL commands accepted (RFC 9422 MAILMAX)
-	std::string cmd;                      // current command, lower case, for logs
+	uint32_t transactions = 0;  // MAIL commands accepted (RFC 9422 MAILMAX)
+	std::string cmd;            // current command, lower case, for logs
 	double cmd_start = 0;
 };
 
 }  // namespace tern::server
-

@@ -42,7 +42,8 @@ std::string dkim_signatures(const config::Config& cfg, const std::string& domain
 		}
 		auto sig = mailauth::dkim::sign(opts, parsed->fields, *hash, &error);
 		if (!sig) {
-			log::error("dkim sign", {{"domain", opts.domain}, {"selector", opts.selector}, {"error", error}});
+			log::error("dkim sign",
+			           {{"domain", opts.domain}, {"selector", opts.selector}, {"error", error}});
 			core::stats().count_error("dkimsign");  // tern_smtpserver_errors_total (thread-safe)
 			continue;
 		}
@@ -72,8 +73,8 @@ std::optional<SmtpError> check_send_limits(const SubmissionInput& in, core::Subm
 	std::optional<decide::SendLimits> limits = decide::send_limits_for(*in.cfg, in.account, in.default_limits);
 	if (!limits) return std::nullopt;
 	try {
-		store::SendLimitVerdict v = in.env->check_send_limits(in.account, in.recipients, in.now, limits->messages_per_day,
-		                                                      limits->first_time_recipients_per_day);
+		store::SendLimitVerdict v = in.env->check_send_limits(
+		    in.account, in.recipients, in.now, limits->messages_per_day, limits->first_time_recipients_per_day);
 		if (v.messages_reached)
 			refusal = core::SubmissionRefusal::messagelimiterror;
 		else if (v.first_time_reached)
@@ -92,12 +93,14 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	const config::Config& cfg = *in.cfg;
 	MessageFile file(in.message_path);
 	if (!file.ok()) {
-		res.error = SmtpError{451, std::string(se::sys_other0), "error reading message: " + std::string(std::strerror(errno))};
+		res.error = SmtpError{451, std::string(se::sys_other0),
+		                      "error reading message: " + std::string(std::strerror(errno))};
 		return res;
 	}
 	auto header = file.read_header();
 	if (!header) {
-		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: header too large"};
+		res.error = SmtpError{550, std::string(se::msg_content_other0),
+		                      "cannot parse header or From address: header too large"};
 		res.refusal = core::SubmissionRefusal::badmessage;
 		return res;
 	}
@@ -107,12 +110,13 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	std::string parse_error;
 	auto section = message::parse_header_section(*header, &parse_error);
 	if (!section) {
-		res.error = SmtpError{550, std::string(se::msg_content_other0), "cannot parse header or From address: " + parse_error};
+		res.error = SmtpError{550, std::string(se::msg_content_other0),
+		                      "cannot parse header or From address: " + parse_error};
 		res.refusal = core::SubmissionRefusal::badmessage;
 		return res;
 	}
-	decide::SubmissionHeaderChecks checks =
-	    decide::check_submission_header(cfg, *section, {in.account, in.check_from, in.hostname, in.now});
+	decide::SubmissionHeaderChecks checks = decide::check_submission_header(
+	    cfg, *section, {in.account, in.check_from, in.hostname, in.now});
 	res.from_domain = checks.from_domain;
 	res.message_id = checks.message_id;
 	res.error = checks.error;
@@ -122,8 +126,8 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	std::string added = std::move(checks.added);
 	// DKIM (RFC 6376) for the From domain, when it has keys.
 	if (!cfg.localserve)
-		added += dkim_signatures(cfg, res.from_domain, added, *header, file, section->body_offset - in.extra_header.size(),
-		                         in.now);
+		added += dkim_signatures(cfg, res.from_domain, added, *header, file,
+		                         section->body_offset - in.extra_header.size(), in.now);
 	added += in.extra_header;
 	if (in.smtp_auth) added += decide::submission_auth_results(in.hostname, in.mail_from);
 	res.common_prefix = std::move(added);

@@ -23,14 +23,14 @@ namespace tern::server {
 
 struct SubmissionInput {
 	std::shared_ptr<const config::Config> cfg;
-	std::string account;                 // authenticated account
-	std::string message_path;            // the received message (temp file)
-	std::string mail_from;               // as written into headers ("" = null)
-	std::vector<std::string> recipients; // forward paths, for the send limits
-	std::string hostname;                // global hostname (Message-Id, Auth-Results)
+	std::string account;                  // authenticated account
+	std::string message_path;             // the received message (temp file)
+	std::string mail_from;                // as written into headers ("" = null)
+	std::vector<std::string> recipients;  // forward paths, for the send limits
+	std::string hostname;                 // global hostname (Message-Id, Auth-Results)
 	bool smtputf8 = false;
 	std::time_t now = 0;
-	store::Env* env = nullptr;           // send limits (nullptr: not checked)
+	store::Env* env = nullptr;  // send limits (nullptr: not checked)
 	// Local submission (sendmail.tern, src/server/local_submit.cpp):
 	// header lines tern adds before the message's own (a generated From),
 	// whether From must belong to `account`, the daily limits when
@@ -49,7 +49,7 @@ struct SubmissionResult {
 	// Header lines common to every recipient's copy, after the per-recipient
 	// Received: [Message-Id] [Date] [DKIM-Signature...] Authentication-Results.
 	std::string common_prefix;
-	std::string message_id;              // without <>
+	std::string message_id;  // without <>
 	std::string from_domain;
 };
 

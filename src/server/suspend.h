@@ -32,7 +32,8 @@ auto Connection::suspend(F f) {
 		// The job completed inside the call that started it (canned DNS
 		// answers): the answer waits for the loop, so a completion never
 		// runs beneath a frame of its own connection.
-		server->post([deliver, f = std::move(f), saved = std::make_tuple(std::decay_t<decltype(results)>(results)...)]() mutable {
+		server->post([deliver, f = std::move(f),
+		              saved = std::make_tuple(std::decay_t<decltype(results)>(results)...)]() mutable {
 			std::apply([&](auto&... rs) { deliver(f, rs...); }, saved);
 		});
 	};

@@ -13,16 +13,14 @@ namespace tern::smtp {
 class ChunkReader {
 public:
 	// A new chunk of `size` octets; `last` when it was sent with LAST.
-	void start(uint64_t size, bool last)
-	{
+	void start(uint64_t size, bool last) {
 		size_ = size;
 		left_ = size;
 		last_ = last;
 	}
 	// Of `available` buffered octets, how many belong to the chunk; they
 	// count as read.
-	size_t take(size_t available)
-	{
+	size_t take(size_t available) {
 		size_t n = left_ < available ? static_cast<size_t>(left_) : available;
 		left_ -= n;
 		return n;

@@ -9,34 +9,26 @@ namespace {
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // RFC 3463 2: class "." subject "." detail, 1-3 digits each after the class.
-size_t enhanced_code_length(std::string_view text, char reply_class)
-{
-	if (text.size() < 5 || text[0] != reply_class || text[1] != '.')
-		return 0;
+size_t enhanced_code_length(std::string_view text, char reply_class) {
+	if (text.size() < 5 || text[0] != reply_class || text[1] != '.') return 0;
 	size_t i = 2;
 	for (int part = 0; part < 2; part++) {
 		size_t start = i;
-		while (i < text.size() && is_digit(text[i]) && i - start < 3)
-			i++;
-		if (i == start)
-			return 0;
+		while (i < text.size() && is_digit(text[i]) && i - start < 3) i++;
+		if (i == start) return 0;
 		if (part == 0) {
-			if (i >= text.size() || text[i] != '.')
-				return 0;
+			if (i >= text.size() || text[i] != '.') return 0;
 			i++;
 		}
 	}
-	if (i < text.size() && text[i] != ' ')
-		return 0;
+	if (i < text.size() && text[i] != ' ') return 0;
 	return i;
 }
 
 }  // namespace
 
-std::string Reply::text() const
-{
-	if (lines.empty())
-		return "";
+std::string Reply::text() const {
+	if (lines.empty()) return "";
 	std::string_view first = lines[0];
 	if (!enhanced.empty()) {
 		first.remove_prefix(enhanced.size());
@@ -45,19 +37,15 @@ std::string Reply::text() const
 	return std::string(first);
 }
 
-std::string Reply::summary() const
-{
+std::string Reply::summary() const {
 	std::string s = std::to_string(code);
-	if (!enhanced.empty())
-		s += " " + enhanced;
+	if (!enhanced.empty()) s += " " + enhanced;
 	std::string t = text();
-	if (!t.empty())
-		s += " " + t;
+	if (!t.empty()) s += " " + t;
 	return s;
 }
 
-bool ReplyParser::feed_line(std::string_view line)
-{
+bool ReplyParser::feed_line(std::string_view line) {
 	if (line.size() < 3 || !is_digit(line[0]) || !is_digit(line[1]) || !is_digit(line[2]) ||
 	    (line.size() > 3 && line[3] != ' ' && line[3] != '-')) {
 		error_ = "malformed reply line";
@@ -73,29 +61,24 @@ bool ReplyParser::feed_line(std::string_view line)
 	std::string text = line.size() > 4 ? std::string(line.substr(4)) : std::string();
 	if (current_.lines.empty()) {
 		size_t n = enhanced_code_length(text, line[0]);
-		if (n)
-			current_.enhanced = text.substr(0, n);
+		if (n) current_.enhanced = text.substr(0, n);
 	}
 	current_.lines.push_back(std::move(text));
 	return line.size() == 3 || line[3] == ' ';
 }
 
-Reply ReplyParser::take()
-{
+Reply ReplyParser::take() {
 	Reply r = std::move(current_);
 	current_ = Reply{};
 	error_.clear();
 	return r;
 }
 
-void DotStuffer::feed(std::string_view chunk, std::string& out)
-{
-	if (chunk.empty())
-		return;
+void DotStuffer::feed(std::string_view chunk, std::string& out) {
+	if (chunk.empty()) return;
 	out.reserve(out.size() + chunk.size() + 16);
 	for (char c : chunk) {
-		if (at_line_start_ && c == '.')
-			out.push_back('.');
+		if (at_line_start_ && c == '.') out.push_back('.');
 		out.push_back(c);
 		at_line_start_ = c == '\n';
 		ended_with_crlf_ = c == '\n' && last_was_cr_;
@@ -103,10 +86,8 @@ void DotStuffer::feed(std::string_view chunk, std::string& out)
 	}
 }
 
-void DotStuffer::finish(std::string& out)
-{
-	if (!ended_with_crlf_)
-		out += "\r\n";
+void DotStuffer::finish(std::string& out) {
+	if (!ended_with_crlf_) out += "\r\n";
 	out += ".\r\n";
 	at_line_start_ = true;
 	last_was_cr_ = false;

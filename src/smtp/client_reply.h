@@ -10,8 +10,8 @@ namespace tern::smtp {
 
 // One complete (possibly multi-line) SMTP reply (RFC 5321 4.2).
 struct Reply {
-	int code = 0;                // 3 digits
-	std::string enhanced;        // "x.y.z" when the first line carries one (RFC 3463), else ""
+	int code = 0;                    // 3 digits
+	std::string enhanced;            // "x.y.z" when the first line carries one (RFC 3463), else ""
 	std::vector<std::string> lines;  // text after "ddd-" / "ddd ", enhanced code included
 	// First line's text without the enhanced code, for error messages.
 	std::string text() const;

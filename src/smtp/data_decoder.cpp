@@ -19,28 +19,23 @@ namespace tern::smtp {
 
 DataDecoder::DataDecoder(BareNewlines mode, Framing framing) : mode_(mode), framing_(framing) {}
 
-void DataDecoder::emit_crlf(std::string& out)
-{
+void DataDecoder::emit_crlf(std::string& out) {
 	// Output line ends are always emitted as a pair, so an empty output line
 	// here means CRLF CRLF (or a message that starts with CRLF).
-	if (output_line_empty_)
-		header_separator_ = true;
+	if (output_line_empty_) header_separator_ = true;
 	output_line_empty_ = true;
 	out += "\r\n";
 	size_ += 2;
 }
 
-void DataDecoder::emit_bytes(std::string_view bytes, std::string& out)
-{
-	if (bytes.empty())
-		return;
+void DataDecoder::emit_bytes(std::string_view bytes, std::string& out) {
+	if (bytes.empty()) return;
 	output_line_empty_ = false;
 	out.append(bytes);
 	size_ += bytes.size();
 }
 
-size_t DataDecoder::feed(std::string_view in, std::string& out)
-{
+size_t DataDecoder::feed(std::string_view in, std::string& out) {
 	size_t i = 0;
 	const size_t n = in.size();
 	// Some states hand the current byte on to another state without consuming
@@ -105,12 +100,10 @@ size_t DataDecoder::feed(std::string_view in, std::string& out)
 				size_t end = i;
 				bool high = false;
 				while (end < n && in[end] != '\r' && in[end] != '\n') {
-					if (static_cast<unsigned char>(in[end]) >= 0x80)
-						high = true;
+					if (static_cast<unsigned char>(in[end]) >= 0x80) high = true;
 					++end;
 				}
-				if (high)
-					eight_bit_ = true;
+				if (high) eight_bit_ = true;
 				emit_bytes(in.substr(i, end - i), out);
 				i = end;
 			}
@@ -120,10 +113,8 @@ size_t DataDecoder::feed(std::string_view in, std::string& out)
 	return i;
 }
 
-void DataDecoder::finish(std::string& out)
-{
-	if (done_)
-		return;
+void DataDecoder::finish(std::string& out) {
+	if (done_) return;
 	if (state_ == State::in_line_cr) {
 		bare_newline_ = true;
 		emit_crlf(out);

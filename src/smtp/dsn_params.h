@@ -56,7 +56,7 @@ std::optional<std::string> parse_envid(std::string_view value);
 // in lower case ("rfc822", "utf-8", or any other atom) and the address.
 struct OriginalRecipient {
 	std::string type;
-	std::string address;   // decoded; UTF-8 for type "utf-8"
+	std::string address;  // decoded; UTF-8 for type "utf-8"
 	bool operator==(const OriginalRecipient&) const = default;
 };
 

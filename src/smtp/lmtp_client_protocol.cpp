@@ -20,9 +20,9 @@ LmtpRecipientResult lmtp_result_of(const Reply& reply) {
 	LmtpRecipientResult r;
 	r.code = reply.code;
 	int cls = reply.code / 100;
-	r.status = cls == 2   ? LmtpRecipientResult::Status::delivered
-	           : cls == 5 ? LmtpRecipientResult::Status::permanent
-	                      : LmtpRecipientResult::Status::temporary;
+	r.status = cls == 2 ? LmtpRecipientResult::Status::delivered
+	    : cls == 5      ? LmtpRecipientResult::Status::permanent
+			    : LmtpRecipientResult::Status::temporary;
 	if (cls != 2 && cls != 4 && cls != 5) {
 		// 1xx/3xx where a final reply belongs: nothing is known, try again later.
 		r.code = 451;
@@ -84,7 +84,7 @@ void LmtpClientProtocol::on_greeting_or_lhlo(const Reply& reply) {
 			r.enhanced = "4.3.0";
 		}
 		r.text = "LMTP server refused " + std::string(step_ == Step::greeting ? "the session" : "LHLO") + ": " +
-		         reply.summary();
+		    reply.summary();
 		settle_pending(r);
 		finish_with_quit();
 		return;
@@ -117,9 +117,7 @@ void LmtpClientProtocol::on_greeting_or_lhlo(const Reply& reply) {
 void LmtpClientProtocol::handle_reply(const Reply& reply) {
 	switch (step_) {
 	case Step::greeting:
-	case Step::lhlo:
-		on_greeting_or_lhlo(reply);
-		return;
+	case Step::lhlo: on_greeting_or_lhlo(reply); return;
 	case Step::mail:
 		if (reply.code / 100 != 2) {
 			// The reverse path applies to every recipient alike.
@@ -142,7 +140,8 @@ void LmtpClientProtocol::handle_reply(const Reply& reply) {
 	case Step::data:
 		if (reply.code != 354) {
 			LmtpRecipientResult r = lmtp_result_of(reply);
-			if (r.status == LmtpRecipientResult::Status::delivered) r = local_failure("LMTP server answered DATA with " + reply.summary());
+			if (r.status == LmtpRecipientResult::Status::delivered)
+				r = local_failure("LMTP server answered DATA with " + reply.summary());
 			settle_pending(r);
 			finish_with_quit();
 			return;
@@ -157,8 +156,7 @@ void LmtpClientProtocol::handle_reply(const Reply& reply) {
 		return;
 	}
 	case Step::body:
-	case Step::done:
-		return;
+	case Step::done: return;
 	}
 }
 

@@ -18,20 +18,20 @@ namespace tern::smtp {
 struct LmtpRecipientResult {
 	enum class Status { pending, delivered, temporary, permanent };
 	Status status = Status::pending;
-	int code = 0;              // the server's reply code, or 451 for a local failure
-	std::string enhanced;      // "x.y.z" (RFC 3463); a default for the class when the server sent none
-	std::string text;          // the reply's first line without the enhanced code, or the local reason
+	int code = 0;          // the server's reply code, or 451 for a local failure
+	std::string enhanced;  // "x.y.z" (RFC 3463); a default for the class when the server sent none
+	std::string text;      // the reply's first line without the enhanced code, or the local reason
 	// No recipient-level answer: the connection, a deadline, garbage, or a
 	// session-level refusal (greeting, LHLO). Its text names our setup.
 	bool local = false;
 };
 
 struct LmtpTransaction {
-	std::string lhlo_name;                  // our host name
-	std::string mail_from;                  // reverse path without <>, "" for the null sender
-	std::vector<std::string> recipients;    // forward paths without <>
-	bool body_8bit = false;                 // BODY=8BITMIME when offered (RFC 6152)
-	bool smtputf8 = false;                  // SMTPUTF8 required (RFC 6531 3.4)
+	std::string lhlo_name;                // our host name
+	std::string mail_from;                // reverse path without <>, "" for the null sender
+	std::vector<std::string> recipients;  // forward paths without <>
+	bool body_8bit = false;               // BODY=8BITMIME when offered (RFC 6152)
+	bool smtputf8 = false;                // SMTPUTF8 required (RFC 6531 3.4)
 };
 
 class LmtpClientProtocol {
@@ -76,9 +76,9 @@ private:
 
 	LmtpTransaction tx_;
 	std::vector<LmtpRecipientResult> results_;
-	std::vector<size_t> accepted_;     // recipients with a 2xx to RCPT, in order
+	std::vector<size_t> accepted_;  // recipients with a 2xx to RCPT, in order
 	size_t next_rcpt_ = 0;
-	size_t next_data_reply_ = 0;       // index into accepted_
+	size_t next_data_reply_ = 0;  // index into accepted_
 	bool offers_8bitmime_ = false;
 	bool offers_smtputf8_ = false;
 	Step step_ = Step::greeting;

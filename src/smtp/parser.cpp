@@ -35,15 +35,11 @@ bool is_alpha(unsigned char c) { return is_upper_alpha(c) || (c >= 'a' && c <= '
 struct Refused {
 	SmtpError error;
 };
-[[noreturn]] void refuse(SmtpError error)
-{
-	throw Refused{std::move(error)};
-}
+[[noreturn]] void refuse(SmtpError error) { throw Refused{std::move(error)}; }
 
 // Runs one parse and turns a refusal into the Result's error.
 template <class F>
-auto refusal_as_value(F parse) -> Result<decltype(parse())>
-{
+auto refusal_as_value(F parse) -> Result<decltype(parse())> {
 	try {
 		if constexpr (std::is_void_v<decltype(parse())>) {
 			parse();
@@ -57,15 +53,28 @@ auto refusal_as_value(F parse) -> Result<decltype(parse())>
 }
 
 // RFC 5322 3.2.3 atext, minus the letters and digits.
-bool is_atext_special(unsigned char c)
-{
+bool is_atext_special(unsigned char c) {
 	switch (c) {
-	case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-	case '+': case '-': case '/': case '=': case '?': case '^': case '_':
-	case '`': case '{': case '|': case '}': case '~':
-		return true;
-	default:
-		return false;
+	case '!':
+	case '#':
+	case '$':
+	case '%':
+	case '&':
+	case '\'':
+	case '*':
+	case '+':
+	case '-':
+	case '/':
+	case '=':
+	case '?':
+	case '^':
+	case '_':
+	case '`':
+	case '{':
+	case '|':
+	case '}':
+	case '~': return true;
+	default: return false;
 	}
 }
 
@@ -77,11 +86,9 @@ struct Rune {
 	bool valid;
 };
 
-Rune decode_rune(std::string_view s)
-{
+Rune decode_rune(std::string_view s) {
 	const auto b0 = static_cast<unsigned char>(s[0]);
-	if (b0 < 0x80)
-		return {b0, 1, true};
+	if (b0 < 0x80) return {b0, 1, true};
 	size_t len = 0;
 	char32_t cp = 0;
 	char32_t min = 0;
@@ -94,32 +101,26 @@ Rune decode_rune(std::string_view s)
 	} else {
 		return {0xfffd, 1, false};
 	}
-	if (s.size() < len)
-		return {0xfffd, 1, false};
+	if (s.size() < len) return {0xfffd, 1, false};
 	for (size_t i = 1; i < len; i++) {
 		const auto b = static_cast<unsigned char>(s[i]);
-		if ((b & 0xc0) != 0x80)
-			return {0xfffd, 1, false};
+		if ((b & 0xc0) != 0x80) return {0xfffd, 1, false};
 		cp = (cp << 6) | (b & 0x3f);
 	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return {0xfffd, 1, false};
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {0xfffd, 1, false};
 	return {cp, len, true};
 }
 
-bool valid_utf8(std::string_view s)
-{
+bool valid_utf8(std::string_view s) {
 	while (!s.empty()) {
 		Rune r = decode_rune(s);
-		if (!r.valid)
-			return false;
+		if (!r.valid) return false;
 		s.remove_prefix(r.len);
 	}
 	return true;
 }
 
-std::string rune_text(char32_t cp)
-{
+std::string rune_text(char32_t cp) {
 	std::string s;
 	append_utf8(s, cp);
 	return s;
@@ -128,12 +129,10 @@ std::string rune_text(char32_t cp)
 // Converts a syntactically checked domain to its A-label and U-label forms
 // (RFC 5890, with UTS #46 mapping as resolvers do), or returns libidn2's
 // complaint.
-std::optional<Domain> idna_convert(const std::string& name, std::string& error)
-{
+std::optional<Domain> idna_convert(const std::string& name, std::string& error) {
 	char* ascii = nullptr;
-	int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(name.c_str()),
-				reinterpret_cast<uint8_t**>(&ascii),
-				IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+	int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(name.c_str()), reinterpret_cast<uint8_t**>(&ascii),
+	                        IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
 	if (rc != IDN2_OK) {
 		error = std::string("to ascii: ") + idn2_strerror(rc);
 		return std::nullopt;
@@ -162,27 +161,21 @@ std::optional<Domain> idna_convert(const std::string& name, std::string& error)
 
 // RFC 5321 4.1.2 Dot-string check, used to decide whether a localpart needs
 // quoting when written out. UTF-8 counts as atext (RFC 6531 3.3).
-bool is_dot_string(std::string_view localpart)
-{
+bool is_dot_string(std::string_view localpart) {
 	for (std::string_view atom : split(localpart, '.')) {
-		if (atom.empty())
-			return false;
+		if (atom.empty()) return false;
 		for (unsigned char c : atom)
-			if (!(is_alpha(c) || is_digit(c) || c > 0x7f || is_atext_special(c)))
-				return false;
+			if (!(is_alpha(c) || is_digit(c) || c > 0x7f || is_atext_special(c))) return false;
 	}
 	return true;
 }
 
-std::string format_localpart(std::string_view localpart)
-{
-	if (is_dot_string(localpart))
-		return std::string(localpart);
+std::string format_localpart(std::string_view localpart) {
+	if (is_dot_string(localpart)) return std::string(localpart);
 	// RFC 5321 4.1.2 Quoted-string: only '"' and '\' need a backslash.
 	std::string out = "\"";
 	for (char c : localpart) {
-		if (c == '"' || c == '\\')
-			out += '\\';
+		if (c == '"' || c == '\\') out += '\\';
 		out += c;
 	}
 	out += '"';
@@ -193,67 +186,50 @@ std::string format_localpart(std::string_view localpart)
 class Parser {
 public:
 	Parser(std::string_view text, bool smtputf8, const ParseMode& mode)
-		: orig_(text), upper_(ascii_upper(text)), smtputf8_(smtputf8), mode_(mode)
-	{
-	}
+		: orig_(text), upper_(ascii_upper(text)), smtputf8_(smtputf8), mode_(mode) {}
 
-	[[noreturn]] void fail(const std::string& what) const
-	{
-		refuse(syntax_error(what, orig_.substr(pos_), mode_));
-	}
+	[[noreturn]] void fail(const std::string& what) const { refuse(syntax_error(what, orig_.substr(pos_), mode_)); }
 
 	// RFC 6531 3.3: UTF-8 in an address needs the SMTPUTF8 extension.
-	[[noreturn]] void fail_non_ascii_localpart() const
-	{
+	[[noreturn]] void fail_non_ascii_localpart() const {
 		refuse(SmtpError{utf8_localpart_code_, std::string(se::msg_8bit_required7),
-				"non-ascii address not permitted without smtputf8"});
+		                 "non-ascii address not permitted without smtputf8"});
 	}
 
 	bool empty() const { return pos_ == orig_.size(); }
 
-	void expect_empty()
-	{
-		if (!empty())
-			fail("expected end of line");
+	void expect_empty() {
+		if (!empty()) fail("expected end of line");
 	}
 
 	// End of a command: the submission listener is strict, the delivery
 	// listener allows trailing blanks (RFC 5321 4.1.1: be liberal).
-	void expect_end()
-	{
-		if (mode_.submission)
-			expect_empty();
+	void expect_end() {
+		if (mode_.submission) expect_empty();
 		std::string_view rest = remainder();
 		for (char c : rest)
-			if (c != ' ' && c != '\t')
-				fail("trailing data, not white space: " + quote_go(rest));
+			if (c != ' ' && c != '\t') fail("trailing data, not white space: " + quote_go(rest));
 	}
 
-	bool has_prefix(std::string_view keyword) const
-	{
+	bool has_prefix(std::string_view keyword) const {
 		return std::string_view(upper_).substr(pos_).starts_with(keyword);
 	}
 
 	// `keyword` must be upper case: it is matched case-insensitively.
-	bool take(std::string_view keyword)
-	{
-		if (!has_prefix(keyword))
-			return false;
+	bool take(std::string_view keyword) {
+		if (!has_prefix(keyword)) return false;
 		pos_ += keyword.size();
 		return true;
 	}
 
-	void expect(std::string_view keyword)
-	{
-		if (!take(keyword))
-			fail("expected " + quote_go(keyword));
+	void expect(std::string_view keyword) {
+		if (!take(keyword)) fail("expected " + quote_go(keyword));
 	}
 
 	bool space() { return take(" "); }
 	void expect_space() { expect(" "); }
 
-	std::string_view taken(size_t n)
-	{
+	std::string_view taken(size_t n) {
 		std::string_view r = orig_.substr(pos_, n);
 		pos_ += r.size();
 		return r;
@@ -270,34 +246,26 @@ public:
 	// Takes the longest run of bytes (tested on the upper-cased copy, with
 	// their index in the run) accepted by `accept`; at least one is required.
 	template <typename Accept>
-	std::string_view take_while1(std::string_view what, Accept accept)
-	{
-		if (empty())
-			fail("need at least one char for " + std::string(what));
+	std::string_view take_while1(std::string_view what, Accept accept) {
+		if (empty()) fail("need at least one char for " + std::string(what));
 		size_t n = run_length(accept);
-		if (n == 0)
-			fail("expected at least one char for " + std::string(what));
+		if (n == 0) fail("expected at least one char for " + std::string(what));
 		return taken(n);
 	}
 
 	template <typename Accept>
-	std::string_view take_while(Accept accept)
-	{
+	std::string_view take_while(Accept accept) {
 		return taken(run_length(accept));
 	}
 
 	// RFC 5321 4.1.2 Domain; U-labels only with SMTPUTF8 (RFC 6531 3.3).
-	Domain domain()
-	{
+	Domain domain() {
 		std::string name(subdomain());
-		while (take("."))
-			name += "." + std::string(subdomain());
-		if (name.size() > max_domain)
-			fail("domain longer than 255 octets");
+		while (take(".")) name += "." + std::string(subdomain());
+		if (name.size() > max_domain) fail("domain longer than 255 octets");
 		std::string error;
 		auto d = idna_convert(name, error);
-		if (!d)
-			fail("parsing domain name " + quote_go(name) + ": " + error);
+		if (!d) fail("parsing domain name " + quote_go(name) + ": " + error);
 		return *d;
 	}
 
@@ -307,64 +275,54 @@ public:
 		std::optional<IpAddr> ip;
 	};
 
-	IpDomain ip_domain(bool is_ehlo)
-	{
-		if (!take("["))
-			return {domain(), std::nullopt};
+	IpDomain ip_domain(bool is_ehlo) {
+		if (!take("[")) return {domain(), std::nullopt};
 		// RFC 5321 4.1.3: IPv4 literals start with a digit; anything else is
 		// a tagged literal of which we know only "IPv6".
 		bool tagged_ipv6 = false;
 		if (!is_digit(static_cast<unsigned char>(peek()))) {
 			std::string_view tag = ldh_str();
 			expect(":");
-			if (!iequals(tag, "IPv6"))
-				fail("unrecognized address literal " + quote_go(tag));
+			if (!iequals(tag, "IPv6")) fail("unrecognized address literal " + quote_go(tag));
 			tagged_ipv6 = true;
 		}
-		std::string_view text = take_while1("address literal", [](unsigned char c, size_t) { return c != ']'; });
+		std::string_view text = take_while1("address literal",
+		                                    [](unsigned char c, size_t) { return c != ']'; });
 		// The model tolerates a missing "]"; so do we, for parity.
 		take("]");
 		auto ip = IpAddr::parse(text);
-		if (!ip)
-			fail("invalid ip in address: " + quote_go(text));
+		if (!ip) fail("invalid ip in address: " + quote_go(text));
 		// Mail user agents often forget the IPv6 tag in EHLO; forgive them on
 		// submission, but be strict with other servers.
 		const bool sloppy_ipv6_ok = is_ehlo && mode_.submission && !mode_.pedantic;
-		if (tagged_ipv6 && !ip->v6)
-			fail("ip address is not ipv6");
-		if (!tagged_ipv6 && ip->v6 && !sloppy_ipv6_ok)
-			fail("ip address is ipv6, must use syntax [IPv6:...]");
+		if (tagged_ipv6 && !ip->v6) fail("ip address is not ipv6");
+		if (!tagged_ipv6 && ip->v6 && !sloppy_ipv6_ok) fail("ip address is ipv6, must use syntax [IPv6:...]");
 		return {Domain{}, ip};
 	}
 
 	// RFC 5321 4.1.2 Local-part.
-	std::string localpart()
-	{
+	std::string localpart() {
 		std::string s;
 		if (has_prefix("\"")) {
 			s = quoted_string(true);
 		} else {
 			s = std::string(atom(true));
-			while (take("."))
-				s += "." + std::string(atom(true));
+			while (take(".")) s += "." + std::string(atom(true));
 		}
 		if (s.size() > max_localpart_lenient || (mode_.pedantic && s.size() > max_localpart_pedantic))
 			fail("localpart longer than 64 octets");
-		if (!valid_utf8(s))
-			fail("localpart is not valid utf-8");
+		if (!valid_utf8(s)) fail("localpart is not valid utf-8");
 		return s;
 	}
 
 	// RFC 5321 4.1.2 Quoted-string (RFC 6531 3.3 adds UTF-8); returns the
 	// content with the quotes and escapes removed.
-	std::string quoted_string(bool is_localpart)
-	{
+	std::string quoted_string(bool is_localpart) {
 		expect("\"");
 		std::string s;
 		bool escaped = false;
 		for (;;) {
-			if (empty())
-				fail("need another character");
+			if (empty()) fail("need another character");
 			Rune r = decode_rune(orig_.substr(pos_));
 			std::string_view raw = taken(r.len);
 			const char32_t c = r.cp;
@@ -381,10 +339,8 @@ public:
 				escaped = true;
 				continue;
 			}
-			if (c == '"')
-				return s;
-			if (is_localpart && c > 0x7f && !smtputf8_)
-				fail_non_ascii_localpart();
+			if (c == '"') return s;
+			if (is_localpart && c > 0x7f && !smtputf8_) fail_non_ascii_localpart();
 			if ((c >= ' ' && c < 0x7f) || (c > 0x7f && smtputf8_)) {
 				s += raw;  // raw bytes, so invalid UTF-8 is caught by the caller
 				continue;
@@ -394,29 +350,23 @@ public:
 	}
 
 	// RFC 5321 4.1.2 Atom (RFC 6531 3.3: UTF-8 allowed with SMTPUTF8).
-	std::string_view atom(bool is_localpart)
-	{
+	std::string_view atom(bool is_localpart) {
 		return take_while1("atom", [&](unsigned char c, size_t) {
-			if (is_atext_special(c))
-				return true;
-			if (is_localpart && c > 0x7f && !smtputf8_)
-				fail_non_ascii_localpart();
+			if (is_atext_special(c)) return true;
+			if (is_localpart && c > 0x7f && !smtputf8_) fail_non_ascii_localpart();
 			return is_digit(c) || is_upper_alpha(c) || (c > 0x7f && smtputf8_);
 		});
 	}
 
 	// RFC 5321 4.1.2 String, as for VRFY/EXPN/NOOP.
-	std::string string_arg()
-	{
-		if (peek() == '"')
-			return quoted_string(false);
+	std::string string_arg() {
+		if (peek() == '"') return quoted_string(false);
 		return std::string(atom(false));
 	}
 
 	// RFC 5321 4.1.2 Path: "<" [ A-d-l ":" ] Mailbox ">"; the source route
 	// is parsed and discarded (RFC 5321 3.3, C).
-	Address bare_path()
-	{
+	Address bare_path() {
 		if (take("@")) {
 			domain();
 			while (take(",")) {
@@ -429,8 +379,7 @@ public:
 	}
 
 	// RFC 5321 4.1.2 Mailbox.
-	Address mailbox()
-	{
+	Address mailbox() {
 		Address a;
 		a.localpart = localpart();
 		expect("@");
@@ -441,33 +390,28 @@ public:
 	}
 
 	// RFC 5321 4.1.2 Reverse-path without the brackets (see raw_reverse_path).
-	std::optional<Address> bare_reverse_path()
-	{
-		if (empty())
-			return std::nullopt;  // "<>", the null reverse path
+	std::optional<Address> bare_reverse_path() {
+		if (empty()) return std::nullopt;  // "<>", the null reverse path
 		// RFC 6531 3.7.1: non-ASCII sender without SMTPUTF8 gets 550 5.6.7.
 		utf8_localpart_code_ = 550;
 		return bare_path();
 	}
 
 	// RFC 5321 4.1.2 Forward-path.
-	Address forward_path()
-	{
+	Address forward_path() {
 		// RFC 6531 3.7.1: non-ASCII recipient without SMTPUTF8 gets 553 5.6.7.
 		utf8_localpart_code_ = 553;
 		size_t start = pos_;
 		expect("<");
 		Address a = bare_path();
 		expect(">");
-		if (pos_ - start > max_path)
-			fail("path longer than 256 octets");
+		if (pos_ - start > max_path) fail("path longer than 256 octets");
 		return a;
 	}
 
 	// MAIL's path is cut out before its parameters are known: the SMTPUTF8
 	// parameter that follows decides whether UTF-8 is allowed in it.
-	std::string_view raw_reverse_path()
-	{
+	std::string_view raw_reverse_path() {
 		expect("<");
 		std::string_view raw = take_while([](unsigned char c, size_t) { return c != '>'; });
 		expect(">");
@@ -475,27 +419,23 @@ public:
 	}
 
 	// RFC 5321 4.1.2 esmtp-keyword, returned as written.
-	std::string_view param_keyword()
-	{
+	std::string_view param_keyword() {
 		return take_while1("parameter keyword", [](unsigned char c, size_t i) {
 			return is_digit(c) || is_upper_alpha(c) || (i > 0 && c == '-');
 		});
 	}
 
 	// RFC 5321 4.1.2 esmtp-value (RFC 6531 3.3 adds UTF-8).
-	std::string_view param_value()
-	{
+	std::string_view param_value() {
 		return take_while1("parameter value", [&](unsigned char c, size_t) {
 			return (c > ' ' && c < 0x7f && c != '=') || (c > 0x7f && smtputf8_);
 		});
 	}
 
 	// Decimal number of at most `max_digits` digits that fits in int64.
-	int64_t number(size_t max_digits)
-	{
-		std::string_view digits = take_while1("number", [&](unsigned char c, size_t i) {
-			return is_digit(c) && i < max_digits;
-		});
+	int64_t number(size_t max_digits) {
+		std::string_view digits = take_while1(
+		    "number", [&](unsigned char c, size_t i) { return is_digit(c) && i < max_digits; });
 		int64_t v = 0;
 		auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
 		if (ec != std::errc() || end != digits.data() + digits.size())
@@ -506,8 +446,7 @@ public:
 
 	// RFC 4422 3.1 sasl-mech; doc/behaviour.md D4: matched case-insensitively,
 	// returned upper-cased.
-	std::string sasl_mech()
-	{
+	std::string sasl_mech() {
 		size_t start = pos_;
 		take_while1("sasl-mech", [](unsigned char c, size_t i) {
 			return i < max_sasl_mech && (is_upper_alpha(c) || is_digit(c) || c == '-' || c == '_');
@@ -517,27 +456,22 @@ public:
 
 	// RFC 3461 4 xtext, decoded: printable ASCII except "+" and "=", with
 	// "+HH" (upper-case hex) for anything else. Ends at a space or the end.
-	std::string xtext()
-	{
+	std::string xtext() {
 		std::string out;
 		while (!empty()) {
 			const auto c = static_cast<unsigned char>(orig_[pos_]);
-			if (c == ' ')
-				break;
+			if (c == ' ') break;
 			if (c >= 0x21 && c < 0x7f && c != '+' && c != '=') {
 				out += static_cast<char>(c);
 				pos_++;
 				continue;
 			}
-			if (c != '+')
-				fail("parsing xtext: invalid character " + quote_go(orig_.substr(pos_, 1)));
+			if (c != '+') fail("parsing xtext: invalid character " + quote_go(orig_.substr(pos_, 1)));
 			pos_++;
 			std::string_view hex = taken(2);
 			auto hex_value = [](char h) -> int {
-				if (h >= '0' && h <= '9')
-					return h - '0';
-				if (h >= 'A' && h <= 'F')
-					return h - 'A' + 10;
+				if (h >= '0' && h <= '9') return h - '0';
+				if (h >= 'A' && h <= 'F') return h - 'A' + 10;
 				return -1;
 			};
 			if (hex.size() != 2 || hex_value(hex[0]) < 0 || hex_value(hex[1]) < 0)
@@ -549,26 +483,22 @@ public:
 
 private:
 	template <typename Accept>
-	size_t run_length(Accept& accept)
-	{
+	size_t run_length(Accept& accept) {
 		size_t n = 0;
-		while (pos_ + n < upper_.size() && accept(static_cast<unsigned char>(upper_[pos_ + n]), n))
-			n++;
+		while (pos_ + n < upper_.size() && accept(static_cast<unsigned char>(upper_[pos_ + n]), n)) n++;
 		return n;
 	}
 
 	// RFC 5321 4.1.3 Standardized-tag. The model allows "-" only as the first
 	// character; we keep that for identical error texts.
-	std::string_view ldh_str()
-	{
+	std::string_view ldh_str() {
 		return take_while1("ldh-str", [](unsigned char c, size_t i) {
 			return is_upper_alpha(c) || is_digit(c) || (i == 0 && c == '-');
 		});
 	}
 
 	// RFC 5321 4.1.2 sub-domain; "-" not first; UTF-8 with SMTPUTF8.
-	std::string_view subdomain()
-	{
+	std::string_view subdomain() {
 		return take_while1("subdomain", [&](unsigned char c, size_t i) {
 			return is_digit(c) || is_upper_alpha(c) || (i > 0 && c == '-') || (c > 0x7f && smtputf8_);
 		});
@@ -584,8 +514,7 @@ private:
 
 }  // namespace
 
-std::string quote_go(std::string_view s)
-{
+std::string quote_go(std::string_view s) {
 	static const char hex[] = "0123456789abcdef";
 	std::string out = "\"";
 	while (!s.empty()) {
@@ -632,18 +561,15 @@ std::string quote_go(std::string_view s)
 	return out;
 }
 
-SmtpError syntax_error(std::string_view what, std::string_view remaining, const ParseMode& mode)
-{
+SmtpError syntax_error(std::string_view what, std::string_view remaining, const ParseMode& mode) {
 	// RFC 5321 4.2.2 501. The unparsed rest helps authenticated users debug
 	// their client; strangers only see it in our log.
 	std::string text = "bad syntax: " + std::string(what);
-	if (mode.authenticated)
-		text += " (remaining " + quote_go(remaining) + ")";
+	if (mode.authenticated) text += " (remaining " + quote_go(remaining) + ")";
 	return SmtpError{501, std::string(se::proto_syntax2), std::move(text)};
 }
 
-std::string Address::to_string() const
-{
+std::string Address::to_string() const {
 	std::string out = format_localpart(localpart) + "@";
 	if (ip)
 		out += ip->to_literal();
@@ -652,16 +578,14 @@ std::string Address::to_string() const
 	return out;
 }
 
-std::string Address::to_ascii_string() const
-{
+std::string Address::to_ascii_string() const {
 	std::string out = format_localpart(localpart) + "@";
 	out += ip ? ip->to_literal() : domain.ascii;
 	return out;
 }
 
 // RFC 5321 4.1.1.1: "EHLO" SP ( Domain / address-literal ), "HELO" SP Domain.
-static HelloArg parse_hello_or_refuse(std::string_view args, bool ehlo, const ParseMode& mode)
-{
+static HelloArg parse_hello_or_refuse(std::string_view args, bool ehlo, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect_space();
 	size_t start = p.offset();
@@ -681,21 +605,18 @@ static HelloArg parse_hello_or_refuse(std::string_view args, bool ehlo, const Pa
 }
 
 // RFC 3461 4: a malformed DSN parameter value is a parameter error.
-static SmtpError invalid_dsn_param(std::string_view keyword, std::string_view value)
-{
+static SmtpError invalid_dsn_param(std::string_view keyword, std::string_view value) {
 	return SmtpError{501, std::string(se::proto_param_invalid4),
-			"invalid " + ascii_upper(keyword) + " parameter " + quote_go(value)};
+	                 "invalid " + ascii_upper(keyword) + " parameter " + quote_go(value)};
 }
 
 // RFC 5321 4.1.1.2 "MAIL FROM:" Reverse-path [SP Mail-parameters].
-static MailArgs parse_mail_or_refuse(std::string_view args, const ParseMode& mode)
-{
+static MailArgs parse_mail_or_refuse(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect(" FROM:");
 	// No space belongs after the colon (RFC 5321 4.1.2), but Outlook sends
 	// one; tolerated on submission only.
-	if (mode.submission && !mode.pedantic)
-		p.space();
+	if (mode.submission && !mode.pedantic) p.space();
 	std::string_view raw_path = p.raw_reverse_path();
 
 	MailArgs mail;
@@ -705,7 +626,7 @@ static MailArgs parse_mail_or_refuse(std::string_view args, const ParseMode& mod
 		std::string key = ascii_upper(keyword);
 		if (!seen.insert(key).second)
 			refuse(SmtpError{501, std::string(se::proto_param_invalid4),
-					"duplicate param " + quote_go(keyword)});
+			                 "duplicate param " + quote_go(keyword)});
 		if (key == "SIZE") {
 			// RFC 1870 6: at most 20 digits.
 			p.expect("=");
@@ -720,7 +641,7 @@ static MailArgs parse_mail_or_refuse(std::string_view args, const ParseMode& mod
 				mail.body_8bitmime = true;
 			else
 				refuse(SmtpError{555, std::string(se::proto_param_invalid4),
-						"unrecognized parameter " + quote_go(keyword)});
+				                 "unrecognized parameter " + quote_go(keyword)});
 		} else if (key == "AUTH") {
 			// RFC 4954 5: AUTH=<mailbox> or AUTH=<> as xtext; doc/behaviour.md D3.
 			p.expect("=");
@@ -733,23 +654,21 @@ static MailArgs parse_mail_or_refuse(std::string_view args, const ParseMode& mod
 			p.expect("=");
 			std::string_view value = p.param_value();
 			auto ret = parse_ret(value);
-			if (!ret)
-				refuse(invalid_dsn_param(keyword, value));
+			if (!ret) refuse(invalid_dsn_param(keyword, value));
 			mail.ret = *ret;
 		} else if (key == "ENVID") {
 			// RFC 3461 4.4.
 			p.expect("=");
 			std::string_view value = p.param_value();
 			mail.envid = parse_envid(value);
-			if (!mail.envid)
-				refuse(invalid_dsn_param(keyword, value));
+			if (!mail.envid) refuse(invalid_dsn_param(keyword, value));
 		} else if (key == "REQUIRETLS") {
 			// RFC 8689 2: a parameter without a value.
 			mail.requiretls = true;
 		} else {
 			// RFC 5321 4.1.1.11.
 			refuse(SmtpError{555, std::string(se::proto_unrecognized_param3),
-					"unrecognized parameter " + quote_go(keyword)});
+			                 "unrecognized parameter " + quote_go(keyword)});
 		}
 	}
 
@@ -762,12 +681,10 @@ static MailArgs parse_mail_or_refuse(std::string_view args, const ParseMode& mod
 
 // RFC 5321 4.1.1.3 "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" /
 // Forward-path ) [SP Rcpt-parameters].
-static RcptArgs parse_rcpt_or_refuse(std::string_view args, const ParseMode& mode)
-{
+static RcptArgs parse_rcpt_or_refuse(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect(" TO:");
-	if (mode.submission && !mode.pedantic)
-		p.space();
+	if (mode.submission && !mode.pedantic) p.space();
 	RcptArgs rcpt;
 	if (p.take("<POSTMASTER>"))
 		rcpt.postmaster = true;
@@ -779,55 +696,48 @@ static RcptArgs parse_rcpt_or_refuse(std::string_view args, const ParseMode& mod
 		std::string key = ascii_upper(keyword);
 		if (key != "NOTIFY" && key != "ORCPT")
 			refuse(SmtpError{555, std::string(se::proto_unrecognized_param3),
-					"unrecognized parameter " + quote_go(keyword)});
+			                 "unrecognized parameter " + quote_go(keyword)});
 		if (!seen.insert(key).second)
 			refuse(SmtpError{501, std::string(se::proto_param_invalid4),
-					"duplicate param " + quote_go(keyword)});
+			                 "duplicate param " + quote_go(keyword)});
 		p.expect("=");
 		std::string_view value = p.param_value();
 		if (key == "NOTIFY") {
 			// RFC 3461 4.1.
 			auto notify = parse_notify(value);
-			if (!notify)
-				refuse(invalid_dsn_param(keyword, value));
+			if (!notify) refuse(invalid_dsn_param(keyword, value));
 			rcpt.notify = *notify;
 		} else {
 			// RFC 3461 4.2, RFC 6533 4.
 			rcpt.orcpt = parse_orcpt(value, mode.smtputf8);
-			if (!rcpt.orcpt)
-				refuse(invalid_dsn_param(keyword, value));
+			if (!rcpt.orcpt) refuse(invalid_dsn_param(keyword, value));
 		}
 	}
 	p.expect_end();
 	return rcpt;
 }
 
-static void parse_no_args_or_refuse(std::string_view args, const ParseMode& mode)
-{
+static void parse_no_args_or_refuse(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect_end();
 }
 
 // RFC 3030 2: bdat-cmd ::= "BDAT" SP chunk-size [ SP end-marker ] CR LF,
 // chunk-size ::= 1*DIGIT, end-marker ::= "LAST".
-Result<BdatArgs> parse_bdat(std::string_view args)
-{
+Result<BdatArgs> parse_bdat(std::string_view args) {
 	auto invalid = [](std::string text) {
 		return SmtpError{501, std::string(se::proto_param_invalid4), std::move(text)};
 	};
-	while (!args.empty() && (args.back() == ' ' || args.back() == '\t'))
-		args.remove_suffix(1);
-	if (args.empty() || args[0] != ' ')
-		return invalid("invalid BDAT chunk size: missing");
+	while (!args.empty() && (args.back() == ' ' || args.back() == '\t')) args.remove_suffix(1);
+	if (args.empty() || args[0] != ' ') return invalid("invalid BDAT chunk size: missing");
 	args.remove_prefix(1);
 	size_t digits = 0;
-	while (digits < args.size() && args[digits] >= '0' && args[digits] <= '9')
-		++digits;
+	while (digits < args.size() && args[digits] >= '0' && args[digits] <= '9') ++digits;
 	BdatArgs b;
 	auto [end, ec] = std::from_chars(args.data(), args.data() + digits, b.size);
 	if (digits == 0 || ec != std::errc() || end != args.data() + digits)
 		return invalid(ec == std::errc::result_out_of_range ? "invalid BDAT chunk size: too large"
-		                                                   : "invalid BDAT chunk size: " + quote_go(args));
+		                                                    : "invalid BDAT chunk size: " + quote_go(args));
 	std::string_view rest = args.substr(digits);
 	if (!rest.empty()) {
 		if (rest[0] != ' ' || !iequals(rest.substr(1), "LAST"))
@@ -838,67 +748,57 @@ Result<BdatArgs> parse_bdat(std::string_view args)
 }
 
 // RFC 5321 4.1.1.6/4.1.1.7 with RFC 6531 3.7.4's optional SMTPUTF8.
-static std::string parse_vrfy_or_refuse(std::string_view args, const ParseMode& mode)
-{
+static std::string parse_vrfy_or_refuse(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect_space();
 	std::string s = p.string_arg();
-	if (p.space())
-		p.expect("SMTPUTF8");
+	if (p.space()) p.expect("SMTPUTF8");
 	p.expect_end();
 	return s;
 }
 
 // RFC 5321 4.1.1.9: "NOOP" [ SP String ].
-static void parse_noop_or_refuse(std::string_view args, const ParseMode& mode)
-{
+static void parse_noop_or_refuse(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
-	if (p.space())
-		p.string_arg();
+	if (p.space()) p.string_arg();
 	p.expect_end();
 }
 
 // RFC 4954 4: "AUTH" SP sasl-mech [SP initial-response].
-static AuthArgs parse_auth_or_refuse(std::string_view args, const ParseMode& mode)
-{
+static AuthArgs parse_auth_or_refuse(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
 	p.expect_space();
 	AuthArgs auth;
 	auth.mechanism = p.sasl_mech();
-	if (p.empty())
-		return auth;
+	if (p.empty()) return auth;
 	p.expect_space();
 	std::string_view initial = p.remainder();
 	if (initial.empty())
 		refuse(SmtpError{501, std::string(se::proto_syntax2),
-				"missing initial auth base64 parameter after space"});
+		                 "missing initial auth base64 parameter after space"});
 	// RFC 4954 4: "=" stands for an empty initial response.
 	auth.initial = initial == "=" ? std::string() : std::string(initial);
 	return auth;
 }
 
-std::optional<Domain> parse_domain(std::string_view name)
-{
+std::optional<Domain> parse_domain(std::string_view name) {
 	ParseMode mode;
 	Parser p(name, true, mode);
 	try {
 		Domain d = p.domain();
-		if (!p.empty())
-			return std::nullopt;
+		if (!p.empty()) return std::nullopt;
 		return d;
 	} catch (const Refused&) {
 		return std::nullopt;
 	}
 }
 
-std::optional<Address> parse_address(std::string_view text)
-{
+std::optional<Address> parse_address(std::string_view text) {
 	ParseMode mode;
 	Parser p(text, true, mode);
 	try {
 		Address a = p.mailbox();
-		if (!p.empty())
-			return std::nullopt;
+		if (!p.empty()) return std::nullopt;
 		return a;
 	} catch (const Refused&) {
 		return std::nullopt;
@@ -906,38 +806,31 @@ std::optional<Address> parse_address(std::string_view text)
 }
 
 // The public parsers: every refusal comes back as the Result's error.
-Result<HelloArg> parse_hello(std::string_view args, bool ehlo, const ParseMode& mode)
-{
+Result<HelloArg> parse_hello(std::string_view args, bool ehlo, const ParseMode& mode) {
 	return refusal_as_value([&] { return parse_hello_or_refuse(args, ehlo, mode); });
 }
 
-Result<MailArgs> parse_mail(std::string_view args, const ParseMode& mode)
-{
+Result<MailArgs> parse_mail(std::string_view args, const ParseMode& mode) {
 	return refusal_as_value([&] { return parse_mail_or_refuse(args, mode); });
 }
 
-Result<RcptArgs> parse_rcpt(std::string_view args, const ParseMode& mode)
-{
+Result<RcptArgs> parse_rcpt(std::string_view args, const ParseMode& mode) {
 	return refusal_as_value([&] { return parse_rcpt_or_refuse(args, mode); });
 }
 
-Result<void> parse_no_args(std::string_view args, const ParseMode& mode)
-{
+Result<void> parse_no_args(std::string_view args, const ParseMode& mode) {
 	return refusal_as_value([&] { return parse_no_args_or_refuse(args, mode); });
 }
 
-Result<std::string> parse_vrfy(std::string_view args, const ParseMode& mode)
-{
+Result<std::string> parse_vrfy(std::string_view args, const ParseMode& mode) {
 	return refusal_as_value([&] { return parse_vrfy_or_refuse(args, mode); });
 }
 
-Result<void> parse_noop(std::string_view args, const ParseMode& mode)
-{
+Result<void> parse_noop(std::string_view args, const ParseMode& mode) {
 	return refusal_as_value([&] { return parse_noop_or_refuse(args, mode); });
 }
 
-Result<AuthArgs> parse_auth(std::string_view args, const ParseMode& mode)
-{
+Result<AuthArgs> parse_auth(std::string_view args, const ParseMode& mode) {
 	return refusal_as_value([&] { return parse_auth_or_refuse(args, mode); });
 }
 

@@ -29,8 +29,8 @@ struct Domain {
 // domain or an address literal.
 struct Address {
 	std::string localpart;
-	Domain domain;                  // empty when `ip` is set
-	std::optional<IpAddr> ip;       // address literal `[1.2.3.4]` / `[IPv6:…]`
+	Domain domain;             // empty when `ip` is set
+	std::optional<IpAddr> ip;  // address literal `[1.2.3.4]` / `[IPv6:…]`
 	// `local@domain` with the localpart quoted when needed (RFC 5321 4.1.2)
 	// and the domain in `unicode` form (or the literal).
 	std::string to_string() const;
@@ -40,10 +40,10 @@ struct Address {
 
 // How the parser behaves for this command on this connection.
 struct ParseMode {
-	bool submission = false;   // submission listener: strict end of command, optional space after "FROM:"/"TO:"
-	bool pedantic = false;     // 64-octet localparts, no optional space
-	bool smtputf8 = false;     // UTF-8 allowed in localparts and domains
-	bool authenticated = false;// append ` (remaining "…")` to syntax errors
+	bool submission = false;     // submission listener: strict end of command, optional space after "FROM:"/"TO:"
+	bool pedantic = false;       // 64-octet localparts, no optional space
+	bool smtputf8 = false;       // UTF-8 allowed in localparts and domains
+	bool authenticated = false;  // append ` (remaining "…")` to syntax errors
 };
 
 // HELO / EHLO argument: a domain (both) or an address literal (EHLO only).
@@ -57,14 +57,14 @@ Result<HelloArg> parse_hello(std::string_view args, bool ehlo, const ParseMode&)
 
 // MAIL FROM argument (` FROM:<path> params`).
 struct MailArgs {
-	std::optional<Address> from;   // nullopt = null reverse path `<>`
+	std::optional<Address> from;  // nullopt = null reverse path `<>`
 	std::optional<int64_t> size;
-	bool body_8bitmime = false;    // BODY=8BITMIME
-	bool smtputf8 = false;         // SMTPUTF8 parameter
-	std::optional<std::string> auth; // AUTH= value, xtext-decoded (doc/behaviour.md D3)
-	DsnRet ret = DsnRet::unset;      // RFC 3461 4.3 RET=
+	bool body_8bitmime = false;        // BODY=8BITMIME
+	bool smtputf8 = false;             // SMTPUTF8 parameter
+	std::optional<std::string> auth;   // AUTH= value, xtext-decoded (doc/behaviour.md D3)
+	DsnRet ret = DsnRet::unset;        // RFC 3461 4.3 RET=
 	std::optional<std::string> envid;  // RFC 3461 4.4 ENVID=, xtext-decoded
-	bool requiretls = false;         // RFC 8689 2 REQUIRETLS (the caller checks for TLS)
+	bool requiretls = false;           // RFC 8689 2 REQUIRETLS (the caller checks for TLS)
 };
 // Refuses: 501 5.5.2 syntax, 501 5.5.4 duplicate param or malformed DSN
 // parameter (RFC 3461 4), 555 5.3.3 / 5.5.4 unrecognized parameter,
@@ -77,9 +77,9 @@ Result<MailArgs> parse_mail(std::string_view args, const ParseMode&);
 // SMTPUTF8): a duplicate or malformed one is 501 5.5.4, any other
 // parameter 555 5.3.3 unrecognized parameter.
 struct RcptArgs {
-	bool postmaster = false;       // the bare `<POSTMASTER>` form
-	Address to;                    // set unless `postmaster`
-	uint8_t notify = 0;            // DsnNotify bits; 0 = not given
+	bool postmaster = false;  // the bare `<POSTMASTER>` form
+	Address to;               // set unless `postmaster`
+	uint8_t notify = 0;       // DsnNotify bits; 0 = not given
 	std::optional<OriginalRecipient> orcpt;
 };
 Result<RcptArgs> parse_rcpt(std::string_view args, const ParseMode&);

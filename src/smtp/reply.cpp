@@ -12,9 +12,8 @@ constexpr size_t max_reply_line = 510;
 // Do not look for a break before this column; cut hard instead.
 constexpr size_t min_break_column = 400;
 
-void append_line(std::string& out, int code, char separator, std::string_view ecode,
-		 std::string_view ecode_sep, std::string_view text)
-{
+void append_line(std::string& out, int code, char separator, std::string_view ecode, std::string_view ecode_sep,
+                 std::string_view text) {
 	out += std::to_string(code);
 	out += separator;
 	out += ecode;
@@ -26,15 +25,12 @@ void append_line(std::string& out, int code, char separator, std::string_view ec
 }  // namespace
 
 // RFC 3463 2: class.subject.detail; the class is the first digit of the reply code.
-std::string enhanced_code(int code, std::string_view secode)
-{
-	if (secode.empty())
-		return {};
+std::string enhanced_code(int code, std::string_view secode) {
+	if (secode.empty()) return {};
 	return std::to_string(code / 100) + "." + std::string(secode);
 }
 
-std::string format_reply(int code, std::string_view secode, std::string_view text)
-{
+std::string format_reply(int code, std::string_view secode, std::string_view text) {
 	const std::string ecode = enhanced_code(code, secode);
 	// Without an enhanced code there is no space between the separator and the
 	// text, e.g. "250-PIPELINING".
@@ -55,14 +51,12 @@ std::string format_reply(int code, std::string_view secode, std::string_view tex
 		// is at column 400. The space stays at the start of the next piece.
 		while (prefix_len + line.size() > max_reply_line) {
 			size_t cut = max_reply_line - prefix_len;
-			while (cut > min_break_column && line[cut] != ' ')
-				cut--;
+			while (cut > min_break_column && line[cut] != ' ') cut--;
 			append_line(out, code, '-', ecode, ecode_sep, line.substr(0, cut));
 			line.remove_prefix(cut);
 		}
 		append_line(out, code, last ? ' ' : '-', ecode, ecode_sep, line);
-		if (last)
-			break;
+		if (last) break;
 		start = newline + 1;
 	}
 	return out;

@@ -49,9 +49,7 @@ constexpr uint64_t schema_version = 1;
 // thread so that concurrent failures do not mix their texts.
 thread_local std::string last_db_message;
 
-void remember_db_message(const DB_ENV*, const char*, const char* msg) {
-	last_db_message = msg ? msg : "";
-}
+void remember_db_message(const DB_ENV*, const char*, const char* msg) { last_db_message = msg ? msg : ""; }
 
 [[noreturn]] void throw_db(int rc, const std::string& what) {
 	std::string text = what + ": " + db_strerror(rc);
@@ -66,9 +64,7 @@ void check(int rc, const char* what) {
 	if (rc != 0) throw_db(rc, what);
 }
 
-bool is_retryable(int rc) {
-	return rc == DB_LOCK_DEADLOCK || rc == DB_LOCK_NOTGRANTED;
-}
+bool is_retryable(int rc) { return rc == DB_LOCK_DEADLOCK || rc == DB_LOCK_NOTGRANTED; }
 
 // ---- byte encodings
 
@@ -82,13 +78,9 @@ uint64_t get_be64(const char* p) {
 	return v;
 }
 
-uint64_t order_preserving(int64_t t) {
-	return static_cast<uint64_t>(t) ^ (uint64_t{1} << 63);
-}
+uint64_t order_preserving(int64_t t) { return static_cast<uint64_t>(t) ^ (uint64_t{1} << 63); }
 
-int64_t from_order_preserving(uint64_t v) {
-	return static_cast<int64_t>(v ^ (uint64_t{1} << 63));
-}
+int64_t from_order_preserving(uint64_t v) { return static_cast<int64_t>(v ^ (uint64_t{1} << 63)); }
 
 std::string be64_string(uint64_t v) {
 	std::string s;
@@ -356,7 +348,7 @@ std::optional<QueueRecord> parse_queue_record(std::string_view in) {
 		case tag_notify: ok = as_int(r.notify); break;
 		case tag_orcpt: r.orcpt = value; break;
 		case tag_requiretls: ok = as_bool(r.requiretls); break;
-		default: break;   // a field from a newer tern: skip it
+		default: break;  // a field from a newer tern: skip it
 		}
 		if (!ok) return std::nullopt;
 	}
@@ -426,7 +418,7 @@ std::string explain_open_failure(const std::string& dir, int rc, const std::stri
 	}
 	if (!full) return text;
 	return "no space left on device (ENOSPC): the file system of " + dir + " has " + std::to_string(free_bytes) +
-	       " bytes free; free some space and start again (" + text + ")";
+	    " bytes free; free some space and start again (" + text + ")";
 }
 
 // Serializes the "am I alone → clean regions → open" sequence between
@@ -464,7 +456,7 @@ struct Env::Impl {
 	// Every operation holds `gate` shared; a reopen after a panic holds it
 	// exclusively, so no thread uses a handle while it is replaced.
 	std::shared_timed_mutex gate;
-	uint64_t generation = 0;   // reopens so far; guarded by gate
+	uint64_t generation = 0;  // reopens so far; guarded by gate
 
 	~Impl() { close(); }
 
@@ -529,13 +521,13 @@ struct Env::Impl {
 		if (!other_process_registered(path)) {
 			remove_region_files(path);
 			DB_ENV* alone = nullptr;
-			int rc = open_handle(DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_RECOVER,
-			                     &alone);
+			int rc = open_handle(
+			    DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_RECOVER, &alone);
 			if (rc != 0) fail_open(rc, "recovering the database environment ");
 			alone->close(alone, 0);
 		}
 		u_int32_t flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_THREAD |
-		                  DB_REGISTER | DB_RECOVER | DB_FAILCHK;
+		    DB_REGISTER | DB_RECOVER | DB_FAILCHK;
 		int rc = open_handle(flags, &env);
 		if (rc != 0) fail_open(rc, "opening the database environment ");
 		try {
@@ -551,7 +543,8 @@ struct Env::Impl {
 				if (!v) {
 					put(meta, txn, "schema", be64_string(schema_version));
 				} else if (v->size() != 8 || get_be64(v->data()) != schema_version) {
-					throw DbError("database schema version is not " + std::to_string(schema_version));
+					throw DbError("database schema version is not " +
+					              std::to_string(schema_version));
 				}
 			});
 		} catch (const DbError& e) {
@@ -577,7 +570,7 @@ struct Env::Impl {
 	// failed call; the next call uses the new handles.
 	void reopen_after_panic(uint64_t seen_generation) {
 		std::unique_lock lock(gate, std::defer_lock);
-		if (!lock.try_lock_for(reopen_wait)) return;   // a later call tries again
+		if (!lock.try_lock_for(reopen_wait)) return;  // a later call tries again
 		if (generation != seen_generation) return;
 		close();
 		++generation;
@@ -635,7 +628,8 @@ struct Env::Impl {
 			} catch (const DbError& e) {
 				txn->abort(txn);
 				if (is_retryable(e.code()) && attempt < max_deadlock_retries) {
-					std::this_thread::sleep_for(std::chrono::milliseconds(1 << std::min(attempt, 6)));
+					std::this_thread::sleep_for(
+					    std::chrono::milliseconds(1 << std::min(attempt, 6)));
 					continue;
 				}
 				throw DbError(std::string(what) + ": " + e.what(), e.code());
@@ -757,8 +751,8 @@ Env::Env(const std::string& data_dir) : impl_(std::make_unique<Impl>()) {
 	std::error_code ec;
 	fs::create_directories(data_dir, ec);
 	if (::mkdir(impl_->path.c_str(), 0700) != 0 && errno != EEXIST)
-		throw DbError(explain_open_failure(impl_->path, errno,
-		                                   "creating " + impl_->path + ": " + std::strerror(errno)));
+		throw DbError(
+		    explain_open_failure(impl_->path, errno, "creating " + impl_->path + ": " + std::strerror(errno)));
 	impl_->open();
 }
 
@@ -767,14 +761,15 @@ Env::~Env() = default;
 void Env::with_tables(const char* what, bool durable, const std::function<void(const Tables&)>& fn) {
 	impl_->guarded([&] {
 		impl_->run_transaction(
-		    what, [&](DB_TXN* txn) { fn(Tables{txn, impl_->history, impl_->history_index, impl_->outgoing}); },
+		    what,
+		    [&](DB_TXN* txn) {
+			    fn(Tables{txn, impl_->history, impl_->history_index, impl_->outgoing});
+		    },
 		    durable ? 0 : DB_TXN_NOSYNC);
 	});
 }
 
-const std::string& Env::path() const {
-	return impl_->path;
-}
+const std::string& Env::path() const { return impl_->path; }
 
 void Env::checkpoint(bool force) {
 	impl_->guarded([&] {
@@ -844,8 +839,7 @@ void checkpoint_quietly(Env& env) {
 // ---- passwords
 
 void Env::set_password_secrets(const std::string& account, const std::string& blob) {
-	impl_->transaction("storing password secrets",
-	                   [&](DB_TXN* txn) { put(impl_->passwords, txn, account, blob); });
+	impl_->transaction("storing password secrets", [&](DB_TXN* txn) { put(impl_->passwords, txn, account, blob); });
 	checkpoint_quietly(*this);
 }
 
@@ -864,8 +858,7 @@ bool Env::remove_password_secrets(const std::string& account) {
 
 // ---- outgoing history
 
-void Env::record_outgoing(const std::string& account, const std::vector<std::string>& recipients,
-                          int64_t unix_time) {
+void Env::record_outgoing(const std::string& account, const std::vector<std::string>& recipients, int64_t unix_time) {
 	impl_->transaction("recording outgoing recipients",
 	                   [&](DB_TXN* txn) { impl_->record_outgoing(txn, account, recipients, unix_time); });
 	checkpoint_quietly(*this);

@@ -57,31 +57,31 @@ private:
 // this record lives in the database. The file starts with its own copy of
 // the envelope (src/queue/queue_file.h), so lost records can be rebuilt.
 struct QueueRecord {
-	uint64_t id = 0;                // assigned by queue_add / queue_add_many
-	int64_t queued = 0;             // unix seconds
-	std::string sender_account;     // "" for DSNs
-	std::string from;               // reverse path ("" = null reverse path)
-	std::string to;                 // forward path
-	std::string recipient_domain;   // for filtering and per-domain scheduling
+	uint64_t id = 0;               // assigned by queue_add / queue_add_many
+	int64_t queued = 0;            // unix seconds
+	std::string sender_account;    // "" for DSNs
+	std::string from;              // reverse path ("" = null reverse path)
+	std::string to;                // forward path
+	std::string recipient_domain;  // for filtering and per-domain scheduling
 	int attempts = 0;
-	int64_t next_attempt = 0;       // unix seconds
-	int64_t last_attempt = 0;       // unix seconds, 0 = never
+	int64_t next_attempt = 0;  // unix seconds
+	int64_t last_attempt = 0;  // unix seconds, 0 = never
 	std::string last_error;
 	bool has_8bit = false;
 	bool smtputf8 = false;
-	int64_t size = 0;               // prefix + file
+	int64_t size = 0;  // prefix + file
 	std::string message_id;
-	std::string prefix;             // header bytes sent before the file
-	std::string message_file;       // relative to data_dir/queue
-	std::string dsn_utf8;           // optional UTF-8 variant of a DSN
-	int64_t data_offset = 0;        // where the message starts in the file (after its envelope header)
+	std::string prefix;        // header bytes sent before the file
+	std::string message_file;  // relative to data_dir/queue
+	std::string dsn_utf8;      // optional UTF-8 variant of a DSN
+	int64_t data_offset = 0;   // where the message starts in the file (after its envelope header)
 	// DSN request (RFC 3461 4): RET ("FULL"/"HDRS"/""), ENVID (decoded),
 	// NOTIFY bits (smtp::DsnNotify, 0 = not given), ORCPT "type;address".
 	std::string dsn_ret;
 	std::string envid;
 	int notify = 0;
 	std::string orcpt;
-	bool requiretls = false;        // RFC 8689: relay only over verified TLS
+	bool requiretls = false;  // RFC 8689: relay only over verified TLS
 
 	bool operator==(const QueueRecord&) const = default;
 };
@@ -98,15 +98,15 @@ std::optional<QueueRecord> parse_queue_record(std::string_view blob);
 struct OutgoingLog {
 	std::string account;
 	std::vector<std::string> recipients;
-	int64_t time = 0;               // unix seconds
+	int64_t time = 0;  // unix seconds
 };
 
 // The answer of check_send_limits (doc/behaviour.md §8 step 5).
 struct SendLimitVerdict {
-	bool messages_reached = false;      // → 451 4.7.1 max number of messages …
-	bool first_time_reached = false;    // → 451 4.7.1 max number of new/first-time recipients …
-	int64_t messages = 0;               // rows logged in the window
-	int64_t first_time = -1;            // -1 when not evaluated
+	bool messages_reached = false;    // → 451 4.7.1 max number of messages …
+	bool first_time_reached = false;  // → 451 4.7.1 max number of new/first-time recipients …
+	int64_t messages = 0;             // rows logged in the window
+	int64_t first_time = -1;          // -1 when not evaluated
 };
 
 class TableTxn;  // store/table.h
@@ -134,8 +134,7 @@ public:
 	// way every time. Rows older than 30 days are pruned as new ones come in;
 	// the per-recipient first/last-use index is kept, so "never sent to
 	// before" stays true to the whole history.
-	void record_outgoing(const std::string& account, const std::vector<std::string>& recipients,
-	                     int64_t unix_time);
+	void record_outgoing(const std::string& account, const std::vector<std::string>& recipients, int64_t unix_time);
 	// Rows (recipients) logged strictly after `since`.
 	int64_t count_outgoing_since(const std::string& account, int64_t since);
 	// The model's first-time count: each entry of `recipients` that was

@@ -249,9 +249,7 @@ std::string mark_char(inbound::JunkMark mark) {
 	return mark == inbound::JunkMark::junk ? "j" : mark == inbound::JunkMark::notjunk ? "n" : "-";
 }
 
-bool marked(const HistoryRecord& r) {
-	return !r.expunged && r.junk != inbound::JunkMark::unknown;
-}
+bool marked(const HistoryRecord& r) { return !r.expunged && r.junk != inbound::JunkMark::unknown; }
 
 // Writes (add) or deletes (!add) every index entry of a record.
 void index_record(const Env::Tables& t, const HistoryRecord& r, bool add) {
@@ -318,11 +316,13 @@ void build_rates(Env& env, Env::HistoryRates& rates, int64_t now) {
 		rates.windows = {};
 		rates.built = true;
 		Scan scan(t.history_index, t.txn, DB_READ_COMMITTED);
-		scan.forward("T", "T" + time_id(now - W::day - W::grace, 0), [&](std::string_view key, std::string_view) {
-			if (key.size() != 17) return true;
-			if (auto r = load(t, read_be64(key, 9), DB_READ_COMMITTED)) count_rates(rates, *r, 1);
-			return true;
-		});
+		scan.forward("T", "T" + time_id(now - W::day - W::grace, 0),
+		             [&](std::string_view key, std::string_view) {
+				     if (key.size() != 17) return true;
+				     if (auto r = load(t, read_be64(key, 9), DB_READ_COMMITTED))
+					     count_rates(rates, *r, 1);
+				     return true;
+			     });
 	});
 	rates.expired_at = now;
 }
@@ -359,9 +359,21 @@ constexpr size_t number_fields = 5;  // id, received, size, DKIM domains, flags
 // The plain text fields, in their order after the numbers.
 std::vector<std::string*> text_fields(HistoryRecord& r) {
 	auto& m = r.identity;
-	return {&r.account,         &r.mailbox,        &r.unique_name,    &r.remote_ip,  &m.from_localpart,
-	        &m.from_domain,     &m.from_org_domain, &m.mailfrom_localpart, &m.mailfrom_domain, &m.ehlo_domain,
-	        &m.ip1,             &m.ip2,            &m.ip3,            &r.message_id, &r.sha256,
+	return {&r.account,
+	        &r.mailbox,
+	        &r.unique_name,
+	        &r.remote_ip,
+	        &m.from_localpart,
+	        &m.from_domain,
+	        &m.from_org_domain,
+	        &m.mailfrom_localpart,
+	        &m.mailfrom_domain,
+	        &m.ehlo_domain,
+	        &m.ip1,
+	        &m.ip2,
+	        &m.ip3,
+	        &r.message_id,
+	        &r.sha256,
 	        &r.reason};
 }
 
@@ -379,7 +391,8 @@ std::string serialize_history_record(const HistoryRecord& record) {
 	flags += r.expunged ? 'x' : '-';
 	flags += r.rejected ? 'r' : '-';
 	flags += r.junk == inbound::JunkMark::junk ? 'j' : r.junk == inbound::JunkMark::notjunk ? 'n' : '-';
-	for (const std::string& s : {std::to_string(r.id), std::to_string(r.received), std::to_string(r.size), dkim, flags})
+	for (const std::string& s :
+	     {std::to_string(r.id), std::to_string(r.received), std::to_string(r.size), dkim, flags})
 		append_string(out, s);
 	for (const std::string* field : text_fields(r)) append_string(out, *field);
 	return out;
@@ -414,8 +427,8 @@ std::optional<HistoryRecord> parse_history_record(std::string_view in) {
 	r.expunged = flags[3] == 'x';
 	r.rejected = flags[4] == 'r';
 	r.junk = flags[5] == 'j' ? inbound::JunkMark::junk
-	         : flags[5] == 'n' ? inbound::JunkMark::notjunk
-	                           : inbound::JunkMark::unknown;
+	    : flags[5] == 'n'    ? inbound::JunkMark::notjunk
+				 : inbound::JunkMark::unknown;
 	for (size_t i = 0; i < texts.size(); ++i) *texts[i] = f[number_fields + i];
 	return r;
 }
@@ -571,7 +584,8 @@ bool MessageHistory::update(const HistoryRecord& record) {
 	return true;
 }
 
-std::vector<MessageHistory::MailboxEntry> MessageHistory::in_mailbox(const std::string& account, const std::string& mailbox) {
+std::vector<MessageHistory::MailboxEntry> MessageHistory::in_mailbox(const std::string& account,
+                                                                     const std::string& mailbox) {
 	std::vector<MailboxEntry> out;
 	env_.with_tables("reading message history", false, [&](const Env::Tables& t) {
 		out.clear();
@@ -579,9 +593,9 @@ std::vector<MessageHistory::MailboxEntry> MessageHistory::in_mailbox(const std::
 		Scan scan(t.history_index, t.txn);
 		scan.forward(prefix, prefix, [&](std::string_view key, std::string_view value) {
 			if (key.size() != prefix.size() + 8 || value.empty()) return true;
-			inbound::JunkMark mark = value[0] == 'j'   ? inbound::JunkMark::junk
-			                         : value[0] == 'n' ? inbound::JunkMark::notjunk
-			                                           : inbound::JunkMark::unknown;
+			inbound::JunkMark mark = value[0] == 'j' ? inbound::JunkMark::junk
+			    : value[0] == 'n'                    ? inbound::JunkMark::notjunk
+								 : inbound::JunkMark::unknown;
 			out.push_back({std::string(value.substr(1)), read_be64(key, prefix.size()), mark});
 			return true;
 		});
@@ -599,9 +613,8 @@ inbound::ReputationAnswer MessageHistory::reputation(const std::string& account,
 	return answer;
 }
 
-std::array<inbound::NetworkHistoryCount, 3> MessageHistory::delivery_counts(const std::string& account,
-                                                                           const std::array<std::string, 3>& masks,
-                                                                           int64_t now) {
+std::array<inbound::NetworkHistoryCount, 3>
+MessageHistory::delivery_counts(const std::string& account, const std::array<std::string, 3>& masks, int64_t now) {
 	auto& rates = env_.history_rates();
 	std::lock_guard lock(rates.mu);
 	if (!rates.built) build_rates(env_, rates, now);

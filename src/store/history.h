@@ -22,23 +22,24 @@
 
 namespace tern::store {
 
-constexpr int64_t default_history_max_age_s = config::default_history_max_age_days * 24 * 3600;  // the longest reputation window
+constexpr int64_t default_history_max_age_s = config::default_history_max_age_days * 24 *
+    3600;  // the longest reputation window
 
 struct HistoryRecord {
-	uint64_t id = 0;                // assigned by add_history
+	uint64_t id = 0;  // assigned by add_history
 	std::string account;
-	std::string mailbox;            // where the copy is now ("INBOX", "Junk", the Rejects mailbox)
-	std::string unique_name;        // Maildir unique name (before ':')
-	int64_t received = 0;           // unix seconds
+	std::string mailbox;      // where the copy is now ("INBOX", "Junk", the Rejects mailbox)
+	std::string unique_name;  // Maildir unique name (before ':')
+	int64_t received = 0;     // unix seconds
 	std::string remote_ip;
 	inbound::MessageIdentity identity;  // From, DKIM, MAIL FROM, EHLO, the IP masks
 	int64_t size = 0;
 	std::string message_id;
-	std::string sha256;             // of the received data, hex
+	std::string sha256;  // of the received data, hex
 	inbound::JunkMark junk = inbound::JunkMark::unknown;
 	bool expunged = false;
-	bool rejected = false;          // a refused message's copy in the Rejects mailbox
-	std::string reason;             // the analysis's reason token
+	bool rejected = false;  // a refused message's copy in the Rejects mailbox
+	std::string reason;     // the analysis's reason token
 };
 
 std::string serialize_history_record(const HistoryRecord& record);
@@ -91,9 +92,8 @@ public:
 	// memory beside the tables (the same cost however large the history;
 	// built from the last day's records on first use, then kept in step by
 	// every change made through this class in this process).
-	std::array<inbound::NetworkHistoryCount, 3> delivery_counts(const std::string& account,
-	                                                           const std::array<std::string, 3>& masks,
-	                                                           int64_t now);
+	std::array<inbound::NetworkHistoryCount, 3>
+	delivery_counts(const std::string& account, const std::array<std::string, 3>& masks, int64_t now);
 
 	// The copies present in the account's Rejects mailbox (not expunged).
 	std::vector<inbound::RejectCopy> rejects(const std::string& account);

@@ -38,9 +38,7 @@ inbound::WordCount parse_count(std::string_view v) {
 	return c;
 }
 
-std::string format_count(const inbound::WordCount& c) {
-	return std::to_string(c.ham) + " " + std::to_string(c.spam);
-}
+std::string format_count(const inbound::WordCount& c) { return std::to_string(c.ham) + " " + std::to_string(c.spam); }
 
 // Adds `delta` (+1 or -1) to the mark's side of the record at `key`; a
 // record that reaches zero on both sides is removed.
@@ -151,9 +149,12 @@ std::optional<inbound::JunkFilterAnswer> junk_probability(Env* env, const config
 		JunkCountsTable counts(*env, account.name);
 		auto c = inbound::classify_words(words, counts, account.junk_filter->params);
 		answer.probability = c.probability;
-		if (c.untrained) ++counters.untrained;
-		else if (c.probability > answer.threshold + answer.jitter) ++counters.junk;
-		else ++counters.ham;
+		if (c.untrained)
+			++counters.untrained;
+		else if (c.probability > answer.threshold + answer.jitter)
+			++counters.junk;
+		else
+			++counters.ham;
 	} catch (const std::exception&) {
 		answer.open_error = true;
 		++counters.error;

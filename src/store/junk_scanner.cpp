@@ -26,10 +26,12 @@ void on_junk_mark_changed(Env& env, const config::Account& account, const std::s
 		return std::nullopt;
 	};
 	try {
-		train_junk_mark_change(env, account.name, message_path, training_mark(old_mark), training_mark(new_mark));
+		train_junk_mark_change(env, account.name, message_path, training_mark(old_mark),
+		                       training_mark(new_mark));
 	} catch (const std::exception& e) {
 		// The mark is recorded; only this message's training is missed.
-		log::error("training the junk filter", {{"account", account.name}, {"message", unique_name}, {"error", e.what()}});
+		log::error("training the junk filter",
+		           {{"account", account.name}, {"message", unique_name}, {"error", e.what()}});
 	}
 }
 
@@ -92,7 +94,8 @@ ChangedFolder read_folder(const std::string& dir_name, const std::string& path,
 		for (const auto& entry : fs::directory_iterator(path + "/" + sub, ec)) {
 			std::string file = entry.path().filename().string();
 			if (file.empty() || file[0] == '.') continue;
-			SeenFile seen{entry.path().string(), inbound::junk_mark_from_keywords(inbound::maildir_flags(file), keywords)};
+			SeenFile seen{entry.path().string(),
+			              inbound::junk_mark_from_keywords(inbound::maildir_flags(file), keywords)};
 			folder.files.emplace(std::string(inbound::maildir_unique_name(file)), std::move(seen));
 		}
 	}
@@ -102,8 +105,7 @@ ChangedFolder read_folder(const std::string& dir_name, const std::string& path,
 // The folders whose cur/ or new/ changed since the last pass (`seen`: the
 // directories' modification times then).
 std::vector<ChangedFolder> changed_folders(const std::string& maildir, const inbound::FolderClassifier& classifier,
-                                           std::map<std::string, std::pair<int64_t, int64_t>>& seen,
-                                           ScanStats& stats) {
+                                           std::map<std::string, std::pair<int64_t, int64_t>>& seen, ScanStats& stats) {
 	std::vector<ChangedFolder> changed;
 	for (const auto& [dir_name, path] : maildir_folders(maildir)) {
 		std::pair<int64_t, int64_t> times{mtime_ns(path + "/cur"), mtime_ns(path + "/new")};
@@ -119,8 +121,8 @@ std::vector<ChangedFolder> changed_folders(const std::string& maildir, const inb
 // One file found in a changed folder: its record learns the folder and the
 // mark, and the junk filter a changed mark.
 void update_record(MessageHistory& history, Env& env, const config::Account& account,
-                   const inbound::FolderClassifier& classifier, const ChangedFolder& folder,
-                   const std::string& unique, const SeenFile& file, ScanStats& stats) {
+                   const inbound::FolderClassifier& classifier, const ChangedFolder& folder, const std::string& unique,
+                   const SeenFile& file, ScanStats& stats) {
 	auto record = history.find_by_unique_name(account.name, unique);
 	if (!record || record->expunged) return;
 	std::optional<inbound::FolderKind> previous_kind;
@@ -153,7 +155,8 @@ std::set<std::string> update_present(MessageHistory& history, Env& env, const co
 			// no lookup of its own.
 			if (auto known = recorded[i].find(unique); known != recorded[i].end()) {
 				inbound::JunkMark mark = known->second.second;
-				if (inbound::next_junk_mark(mark, folder.kind, folder.kind, file.from_keywords) == mark) continue;
+				if (inbound::next_junk_mark(mark, folder.kind, folder.kind, file.from_keywords) == mark)
+					continue;
 			}
 			update_record(history, env, account, classifier, folder, unique, file, stats);
 		}
@@ -209,7 +212,8 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		for (size_t i = 0; i < changed.size(); ++i)
 			for (auto& e : history.in_mailbox(account_name, changed[i].name))
 				recorded[i].emplace(std::move(e.unique_name), std::make_pair(e.id, e.junk));
-		std::set<std::string> present = update_present(history, env, account, *classifier, changed, recorded, stats);
+		std::set<std::string> present = update_present(history, env, account, *classifier, changed, recorded,
+		                                               stats);
 		mark_expunged(history, recorded, present, stats);
 	}
 	prune_history(history, cfg, now, stats);

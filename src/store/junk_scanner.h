@@ -23,11 +23,11 @@ void on_junk_mark_changed(Env& env, const config::Account& account, const std::s
                           inbound::JunkMark old_mark, inbound::JunkMark new_mark, const std::string& message_path);
 
 struct ScanStats {
-	size_t folders_read = 0;      // folders that changed and were read
+	size_t folders_read = 0;  // folders that changed and were read
 	size_t marks_changed = 0;
-	size_t moved = 0;             // records whose folder changed
+	size_t moved = 0;  // records whose folder changed
 	size_t expunged = 0;
-	size_t pruned = 0;            // history records past the configured age
+	size_t pruned = 0;  // history records past the configured age
 };
 
 class JunkScanner {

@@ -123,9 +123,12 @@ std::string maildir_host(const std::string& hostname) {
 	}
 	std::string out;
 	for (char c : host) {
-		if (c == '/') out += "\\057";
-		else if (c == ':') out += "\\072";
-		else out += c;
+		if (c == '/')
+			out += "\\057";
+		else if (c == ':')
+			out += "\\072";
+		else
+			out += c;
 	}
 	return out;
 }
@@ -138,9 +141,8 @@ std::string unique_name(const std::string& host, uint64_t size) {
 	uint64_t counter = ++delivery_counter;
 	// Read once: the daemon forks (daemonizes) before its first delivery.
 	static const pid_t pid = ::getpid();
-	return std::to_string(now.tv_sec) + ".M" + std::to_string(now.tv_usec) + "P" +
-	       std::to_string(pid) + "Q" + std::to_string(counter) + "." + host +
-	       ",S=" + std::to_string(size);
+	return std::to_string(now.tv_sec) + ".M" + std::to_string(now.tv_usec) + "P" + std::to_string(pid) + "Q" +
+	    std::to_string(counter) + "." + host + ",S=" + std::to_string(size);
 }
 
 void write_all(int fd, const char* data, size_t len, const std::string& path) {
@@ -161,8 +163,7 @@ void write_all(int fd, const char* data, size_t len, const std::string& path) {
 // without it) a fixed buffer streams them, so a large message never sits in
 // memory. Explicit offsets keep the body's file offset, shared by all
 // copies, untouched. Returns the bytes copied.
-uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const std::string& out_path,
-                   uint64_t start) {
+uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const std::string& out_path, uint64_t start) {
 	loff_t in_offset = static_cast<loff_t>(start);
 	for (;;) {
 		ssize_t n = ::copy_file_range(body_fd, &in_offset, out_fd, nullptr, 1 << 30, 0);
@@ -234,8 +235,7 @@ std::string mailbox_dir(const std::string& maildir, const std::string& mailbox) 
 	// "." alone would become "..", the Maildir's parent.
 	std::string folder = maildir + "/";
 	for (std::string_view part : split(mailbox, '/')) {
-		if (part.empty() || part == "." || part == ".." ||
-		    part.find('\0') != std::string_view::npos)
+		if (part.empty() || part == "." || part == ".." || part.find('\0') != std::string_view::npos)
 			throw std::runtime_error("invalid mailbox name: " + mailbox);
 		folder += '.';
 		folder += part;
@@ -253,8 +253,7 @@ void fsync_dirs(const std::set<std::string>& dirs) {
 	for (const std::string& dir : dirs) fsync_dir(dir);
 }
 
-void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& copies,
-                     const std::string& hostname) {
+void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& copies, const std::string& hostname) {
 	std::set<std::string> to_sync;
 	deliver_maildir_unsynced(body_path, copies, hostname, to_sync);
 	// The group commit: each touched directory once.
@@ -278,7 +277,7 @@ struct MaildirBatch::Message {
 };
 
 MaildirBatch::MaildirBatch(std::string hostname, bool remember_folders)
-    : host_(maildir_host(hostname)), remember_folders_(remember_folders) {}
+	: host_(maildir_host(hostname)), remember_folders_(remember_folders) {}
 
 void MaildirBatch::prepare(const std::string& folder, bool is_root) {
 	if (!prepared_.insert(folder).second) return;
@@ -304,8 +303,7 @@ MaildirBatch::~MaildirBatch() {
 	}
 }
 
-size_t MaildirBatch::stage(const std::string& body_path, const std::vector<MaildirCopy>& copies,
-                          uint64_t body_offset) {
+size_t MaildirBatch::stage(const std::string& body_path, const std::vector<MaildirCopy>& copies, uint64_t body_offset) {
 	auto msg = std::make_unique<Message>();
 	msg->copies = copies;
 	try {
@@ -345,7 +343,8 @@ size_t MaildirBatch::stage(const std::string& body_path, const std::vector<Maild
 			uint64_t copied = copy_body(body.get(), body_path, fd, s.tmp_path, body_offset);
 			// The name already carries S=; a body that changed under us
 			// would make it lie.
-			if (copied != body_size) throw std::runtime_error("body file changed size during delivery: " + body_path);
+			if (copied != body_size)
+				throw std::runtime_error("body file changed size during delivery: " + body_path);
 		}
 	} catch (const std::exception& e) {
 		msg->error = e.what();

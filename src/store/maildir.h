@@ -12,11 +12,11 @@
 namespace tern::store {
 
 struct MaildirCopy {
-	std::string maildir;       // account's Maildir root (INBOX)
-	std::string mailbox;       // "INBOX" (any case) = root; "X" = ".X/"; "a/b" = ".a.b/"
-	std::string prefix;        // header lines written before the body (CRLF ends)
-	bool seen = false;         // store in cur/ with ":2,S" (Rejects copies)
-	std::string final_path;    // out: where the message landed
+	std::string maildir;     // account's Maildir root (INBOX)
+	std::string mailbox;     // "INBOX" (any case) = root; "X" = ".X/"; "a/b" = ".a.b/"
+	std::string prefix;      // header lines written before the body (CRLF ends)
+	bool seen = false;       // store in cur/ with ":2,S" (Rejects copies)
+	std::string final_path;  // out: where the message landed
 };
 
 // Writes prefix + the contents of `body_path` into each copy's mailbox:
@@ -25,8 +25,7 @@ struct MaildirCopy {
 // mailbox folders (with `maildirfolder`) on demand. File names are
 // `<seconds>.<unique>.<host>,S=<size>` (`:2,S` appended for seen copies).
 // Throws std::runtime_error on any failure, after removing its tmp files.
-void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& copies,
-                     const std::string& hostname);
+void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& copies, const std::string& hostname);
 
 // The two halves of deliver_maildir, for a caller that commits deliveries
 // of several sessions together: each call writes, fsyncs and renames its

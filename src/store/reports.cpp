@@ -41,9 +41,14 @@ std::string report_key(const StoredReport& r) {
 }
 
 std::string encode(const StoredReport& r) {
-	nlohmann::json j = {{"domain", r.domain},           {"begin", r.begin}, {"end", r.end},
-	                    {"reporter", r.reporter},       {"report_id", r.report_id},
-	                    {"from_domain", r.from_domain}, {"pass", r.pass},   {"fail", r.fail}};
+	nlohmann::json j = {{"domain", r.domain},
+	                    {"begin", r.begin},
+	                    {"end", r.end},
+	                    {"reporter", r.reporter},
+	                    {"report_id", r.report_id},
+	                    {"from_domain", r.from_domain},
+	                    {"pass", r.pass},
+	                    {"fail", r.fail}};
 	return j.dump();
 }
 
@@ -79,15 +84,14 @@ std::string report_domain(std::string d) {
 // A kept report's row, with what every kind has.
 StoredReport report_row(ReportKind kind, std::string domain, int64_t begin, int64_t end, std::string reporter,
                         std::string report_id, const ReportFacts& facts, int64_t pass, int64_t fail) {
-	return StoredReport{kind, std::move(domain), begin, end, std::move(reporter), std::move(report_id),
-	                    facts.from_domain, pass, fail};
+	return StoredReport{
+	    kind, std::move(domain), begin, end, std::move(reporter), std::move(report_id), facts.from_domain, pass,
+	    fail};
 }
 
 }  // namespace
 
-const char* report_kind_name(ReportKind kind) {
-	return kind == ReportKind::dmarc ? "dmarc" : "tlsrpt";
-}
+const char* report_kind_name(ReportKind kind) { return kind == ReportKind::dmarc ? "dmarc" : "tlsrpt"; }
 
 void store_report(Env& env, const StoredReport& report) {
 	if (report.domain.empty() || report.domain.find('\0') != std::string::npos ||
@@ -114,8 +118,8 @@ std::vector<StoredReport> list_reports(Env& env, ReportKind kind, const std::str
 
 std::string report_line(const StoredReport& r) {
 	return iso8601_utc(r.begin) + " " + iso8601_utc(r.end) + " " + r.domain + " " +
-	       (r.reporter.empty() ? "-" : r.reporter) + " pass=" + std::to_string(r.pass) +
-	       " fail=" + std::to_string(r.fail) + " " + (r.fail == 0 ? "pass" : "fail");
+	    (r.reporter.empty() ? "-" : r.reporter) + " pass=" + std::to_string(r.pass) +
+	    " fail=" + std::to_string(r.fail) + " " + (r.fail == 0 ? "pass" : "fail");
 }
 
 bool dkim_allows_tlsrpt(const std::vector<mailauth::dkim::Result>& results, const std::string& from_domain) {
@@ -152,8 +156,9 @@ std::vector<StoredReport> keepable_reports(const config::Config& cfg, const conf
 			for (const auto& p : rep->policies) {
 				std::string domain = report_domain(p.policy_domain);
 				if (cfg.hosts_domain(domain))
-					out.push_back(report_row(ReportKind::tls, domain, rep->begin, rep->end, rep->organization,
-					                         rep->report_id, facts, p.successful, p.failed));
+					out.push_back(report_row(ReportKind::tls, domain, rep->begin, rep->end,
+					                         rep->organization, rep->report_id, facts, p.successful,
+					                         p.failed));
 			}
 		}
 	}
@@ -175,10 +180,11 @@ bool store_report_if_any(Env* env, const config::Config& cfg, const config::Dest
 		for (const auto& r : reports) {
 			store_report(*env, r);
 			++(r.kind == ReportKind::dmarc ? report_counters().dmarc : report_counters().tls);
-			log::info("report kept", {{"kind", report_kind_name(r.kind)},
-			                          {"domain", r.domain},
-			                          {"reporter", r.reporter},
-			                          {"report_id", r.report_id}});
+			log::info("report kept",
+			          {{"kind", report_kind_name(r.kind)},
+			           {"domain", r.domain},
+			           {"reporter", r.reporter},
+			           {"report_id", r.report_id}});
 		}
 		return true;
 	} catch (const std::exception& e) {

@@ -25,11 +25,11 @@ const char* report_kind_name(ReportKind kind);  // "dmarc", "tlsrpt"
 // its successful and failed sessions.
 struct StoredReport {
 	ReportKind kind = ReportKind::dmarc;
-	std::string domain;            // the hosted domain the report is about
-	int64_t begin = 0, end = 0;    // the period, unix seconds
-	std::string reporter;          // org_name / organization-name
+	std::string domain;          // the hosted domain the report is about
+	int64_t begin = 0, end = 0;  // the period, unix seconds
+	std::string reporter;        // org_name / organization-name
 	std::string report_id;
-	std::string from_domain;       // the From domain of the message that carried it
+	std::string from_domain;  // the From domain of the message that carried it
 	int64_t pass = 0, fail = 0;
 
 	bool operator==(const StoredReport&) const = default;
@@ -47,8 +47,8 @@ std::string report_line(const StoredReport& report);
 // What the session knows of the message when deciding whether to keep a
 // report (doc/behaviour.md §9, step 3).
 struct ReportFacts {
-	bool dmarc_pass = false;        // DMARC passed for the From domain
-	std::string from_domain;        // ASCII, lower case; "" when From did not parse
+	bool dmarc_pass = false;  // DMARC passed for the From domain
+	std::string from_domain;  // ASCII, lower case; "" when From did not parse
 	// A passing DKIM signature of the From domain without l= whose key
 	// allows the tlsrpt service (RFC 8460 3: reports are signed).
 	bool tlsrpt_dkim_pass = false;

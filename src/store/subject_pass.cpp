@@ -64,8 +64,8 @@ inbound::SubjectPassFacts subject_pass_facts(Env* env, const config::Account& ac
 	if (!subjects.empty()) {
 		std::string subject = message::decode_encoded_words(subjects.front()->unfolded_value());
 		if (auto token = inbound::subjectpass_token_in(subject))
-			facts.token_valid =
-			    inbound::subjectpass_token_valid(*token, key, sender, now, account.subject_pass_period_s);
+			facts.token_valid = inbound::subjectpass_token_valid(*token, key, sender, now,
+			                                                     account.subject_pass_period_s);
 	}
 	facts.new_token = inbound::make_subjectpass_token(key, sender, now);
 	return facts;

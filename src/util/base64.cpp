@@ -14,28 +14,24 @@ constexpr char url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 constexpr int8_t invalid = -1;
 
 // Reverse lookup table: byte → 6-bit value, or -1.
-constexpr std::array<int8_t, 256> make_reverse(const char* alphabet)
-{
+constexpr std::array<int8_t, 256> make_reverse(const char* alphabet) {
 	std::array<int8_t, 256> table{};
-	for (auto& v : table)
-		v = invalid;
-	for (int i = 0; i < 64; ++i)
-		table[static_cast<unsigned char>(alphabet[i])] = static_cast<int8_t>(i);
+	for (auto& v : table) v = invalid;
+	for (int i = 0; i < 64; ++i) table[static_cast<unsigned char>(alphabet[i])] = static_cast<int8_t>(i);
 	return table;
 }
 
 constexpr auto std_reverse = make_reverse(std_alphabet);
 constexpr auto url_reverse = make_reverse(url_alphabet);
 
-std::string encode(std::string_view bytes, const char* alphabet, bool pad)
-{
+std::string encode(std::string_view bytes, const char* alphabet, bool pad) {
 	std::string out;
 	out.reserve((bytes.size() + 2) / 3 * 4);
 	size_t i = 0;
 	for (; i + 3 <= bytes.size(); i += 3) {
 		uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
-		             static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8 |
-		             static_cast<unsigned char>(bytes[i + 2]);
+		    static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8 |
+		    static_cast<unsigned char>(bytes[i + 2]);
 		out += alphabet[v >> 18 & 63];
 		out += alphabet[v >> 12 & 63];
 		out += alphabet[v >> 6 & 63];
@@ -46,16 +42,14 @@ std::string encode(std::string_view bytes, const char* alphabet, bool pad)
 		uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
 		out += alphabet[v >> 18 & 63];
 		out += alphabet[v >> 12 & 63];
-		if (pad)
-			out += "==";
+		if (pad) out += "==";
 	} else if (rest == 2) {
 		uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
-		             static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
+		    static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
 		out += alphabet[v >> 18 & 63];
 		out += alphabet[v >> 12 & 63];
 		out += alphabet[v >> 6 & 63];
-		if (pad)
-			out += '=';
+		if (pad) out += '=';
 	}
 	return out;
 }
@@ -64,18 +58,15 @@ std::string encode(std::string_view bytes, const char* alphabet, bool pad)
 // Unused low bits in the last character are ignored rather than rejected
 // (RFC 4648 3.5 allows either); the model's decoder (Go's StdEncoding) ignores
 // them too, so a client sending them gets the same answer from tern.
-std::optional<std::string> decode_unpadded(std::string_view text, const std::array<int8_t, 256>& reverse)
-{
-	if (text.size() % 4 == 1)
-		return std::nullopt;
+std::optional<std::string> decode_unpadded(std::string_view text, const std::array<int8_t, 256>& reverse) {
+	if (text.size() % 4 == 1) return std::nullopt;
 	std::string out;
 	out.reserve(text.size() / 4 * 3 + 2);
 	uint32_t acc = 0;
 	int bits = 0;
 	for (unsigned char c : text) {
 		int8_t v = reverse[c];
-		if (v == invalid)
-			return std::nullopt;
+		if (v == invalid) return std::nullopt;
 		acc = acc << 6 | static_cast<uint32_t>(v);
 		bits += 6;
 		if (bits >= 8) {
@@ -88,33 +79,21 @@ std::optional<std::string> decode_unpadded(std::string_view text, const std::arr
 
 }  // namespace
 
-std::string base64_encode(std::string_view bytes)
-{
-	return encode(bytes, std_alphabet, true);
-}
+std::string base64_encode(std::string_view bytes) { return encode(bytes, std_alphabet, true); }
 
-std::string base64url_encode_nopad(std::string_view bytes)
-{
-	return encode(bytes, url_alphabet, false);
-}
+std::string base64url_encode_nopad(std::string_view bytes) { return encode(bytes, url_alphabet, false); }
 
-std::optional<std::string> base64_decode(std::string_view text)
-{
-	if (text.size() % 4 != 0)
-		return std::nullopt;
+std::optional<std::string> base64_decode(std::string_view text) {
+	if (text.size() % 4 != 0) return std::nullopt;
 	size_t padding = 0;
 	if (!text.empty() && text.back() == '=') {
 		padding = 1;
-		if (text.size() >= 2 && text[text.size() - 2] == '=')
-			padding = 2;
+		if (text.size() >= 2 && text[text.size() - 2] == '=') padding = 2;
 	}
 	// Any other '=' is not in the alphabet and is rejected by decode_unpadded.
 	return decode_unpadded(text.substr(0, text.size() - padding), std_reverse);
 }
 
-std::optional<std::string> base64url_decode_nopad(std::string_view text)
-{
-	return decode_unpadded(text, url_reverse);
-}
+std::optional<std::string> base64url_decode_nopad(std::string_view text) { return decode_unpadded(text, url_reverse); }
 
 }  // namespace tern

@@ -24,8 +24,8 @@ inline constexpr size_t max_request_line = 4 * 1024 * 1024;
 
 struct Answer {
 	int status = 0;
-	std::string out;   // ternctl's stdout
-	std::string err;   // ternctl's stderr
+	std::string out;  // ternctl's stdout
+	std::string err;  // ternctl's stderr
 
 	bool operator==(const Answer&) const = default;
 };

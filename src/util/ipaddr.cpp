@@ -14,61 +14,47 @@ namespace {
 
 // RFC 4291 2.5.5.2: ::ffff:a.b.c.d is an IPv4 address carried in IPv6; we
 // keep one representation so comparisons and limiter keys agree.
-bool is_v4_mapped(const uint8_t* b)
-{
+bool is_v4_mapped(const uint8_t* b) {
 	for (int i = 0; i < 10; i++)
-		if (b[i] != 0)
-			return false;
+		if (b[i] != 0) return false;
 	return b[10] == 0xff && b[11] == 0xff;
 }
 
-IpAddr from_v4_bytes(const uint8_t* b)
-{
+IpAddr from_v4_bytes(const uint8_t* b) {
 	IpAddr ip;
 	ip.v6 = false;
 	std::memcpy(ip.bytes.data(), b, 4);
 	return ip;
 }
 
-IpAddr from_v6_bytes(const uint8_t* b)
-{
-	if (is_v4_mapped(b))
-		return from_v4_bytes(b + 12);
+IpAddr from_v6_bytes(const uint8_t* b) {
+	if (is_v4_mapped(b)) return from_v4_bytes(b + 12);
 	IpAddr ip;
 	ip.v6 = true;
 	std::memcpy(ip.bytes.data(), b, 16);
 	return ip;
 }
 
-int address_bits(const IpAddr& ip)
-{
-	return ip.v6 ? 128 : 32;
-}
+int address_bits(const IpAddr& ip) { return ip.v6 ? 128 : 32; }
 
 }  // namespace
 
-std::optional<IpAddr> IpAddr::parse(std::string_view text)
-{
+std::optional<IpAddr> IpAddr::parse(std::string_view text) {
 	// inet_pton needs a NUL-terminated string; the longest valid IPv6 text is
 	// 45 characters, so anything longer is not an address.
-	if (text.empty() || text.size() > INET6_ADDRSTRLEN)
-		return std::nullopt;
+	if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
 	std::string s(text);
 	uint8_t buf[16];
 	if (s.find(':') == std::string::npos) {
-		if (inet_pton(AF_INET, s.c_str(), buf) != 1)
-			return std::nullopt;
+		if (inet_pton(AF_INET, s.c_str(), buf) != 1) return std::nullopt;
 		return from_v4_bytes(buf);
 	}
-	if (inet_pton(AF_INET6, s.c_str(), buf) != 1)
-		return std::nullopt;
+	if (inet_pton(AF_INET6, s.c_str(), buf) != 1) return std::nullopt;
 	return from_v6_bytes(buf);
 }
 
-std::optional<IpAddr> IpAddr::from_sockaddr(const sockaddr* sa)
-{
-	if (sa == nullptr)
-		return std::nullopt;
+std::optional<IpAddr> IpAddr::from_sockaddr(const sockaddr* sa) {
+	if (sa == nullptr) return std::nullopt;
 	if (sa->sa_family == AF_INET) {
 		sockaddr_in sin;
 		std::memcpy(&sin, sa, sizeof sin);
@@ -82,8 +68,7 @@ std::optional<IpAddr> IpAddr::from_sockaddr(const sockaddr* sa)
 	return std::nullopt;
 }
 
-socklen_t IpAddr::to_sockaddr(int port, sockaddr_storage& out) const
-{
+socklen_t IpAddr::to_sockaddr(int port, sockaddr_storage& out) const {
 	out = sockaddr_storage{};
 	if (!v6) {
 		auto* sin = reinterpret_cast<sockaddr_in*>(&out);
@@ -99,32 +84,24 @@ socklen_t IpAddr::to_sockaddr(int port, sockaddr_storage& out) const
 	return sizeof *sin6;
 }
 
-std::string IpAddr::to_string() const
-{
+std::string IpAddr::to_string() const {
 	char buf[INET6_ADDRSTRLEN];
 	const char* r = inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof buf);
 	return r ? std::string(r) : std::string();
 }
 
 // RFC 5321 4.1.3: IPv4-address-literal / "IPv6:" IPv6-addr.
-std::string IpAddr::to_literal() const
-{
-	return v6 ? "[IPv6:" + to_string() + "]" : "[" + to_string() + "]";
-}
+std::string IpAddr::to_literal() const { return v6 ? "[IPv6:" + to_string() + "]" : "[" + to_string() + "]"; }
 
-IpAddr IpAddr::masked(int prefix_bits) const
-{
+IpAddr IpAddr::masked(int prefix_bits) const {
 	int total = address_bits(*this);
-	if (prefix_bits < 0)
-		prefix_bits = 0;
-	if (prefix_bits > total)
-		prefix_bits = total;
+	if (prefix_bits < 0) prefix_bits = 0;
+	if (prefix_bits > total) prefix_bits = total;
 	IpAddr out = *this;
 	int nbytes = total / 8;
 	for (int i = 0; i < nbytes; i++) {
 		int keep = prefix_bits - i * 8;  // bits of this byte that survive
-		if (keep >= 8)
-			continue;
+		if (keep >= 8) continue;
 		if (keep <= 0)
 			out.bytes[i] = 0;
 		else
@@ -134,21 +111,17 @@ IpAddr IpAddr::masked(int prefix_bits) const
 }
 
 // "addr/bits"; a bare address is taken as a single-host network.
-std::optional<IpNet> IpNet::parse(std::string_view text)
-{
+std::optional<IpNet> IpNet::parse(std::string_view text) {
 	size_t slash = text.find('/');
 	auto addr = IpAddr::parse(text.substr(0, slash));
-	if (!addr)
-		return std::nullopt;
+	if (!addr) return std::nullopt;
 	int bits = address_bits(*addr);
 	if (slash != std::string_view::npos) {
 		std::string_view num = text.substr(slash + 1);
-		if (num.empty() || num.size() > 3)
-			return std::nullopt;
+		if (num.empty() || num.size() > 3) return std::nullopt;
 		int n = 0;
 		auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), n);
-		if (ec != std::errc() || end != num.data() + num.size() || n < 0 || n > bits)
-			return std::nullopt;
+		if (ec != std::errc() || end != num.data() + num.size() || n < 0 || n > bits) return std::nullopt;
 		bits = n;
 	}
 	IpNet net;
@@ -157,9 +130,6 @@ std::optional<IpNet> IpNet::parse(std::string_view text)
 	return net;
 }
 
-bool IpNet::contains(const IpAddr& ip) const
-{
-	return ip.v6 == base.v6 && ip.masked(prefix) == base;
-}
+bool IpNet::contains(const IpAddr& ip) const { return ip.v6 == base.v6 && ip.masked(prefix) == base; }
 
 }  // namespace tern

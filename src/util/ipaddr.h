@@ -15,12 +15,12 @@ struct IpAddr {
 	// IPv4 uses bytes[0..3]; IPv6 all 16. IPv4-mapped IPv6 is stored as IPv4.
 	std::array<uint8_t, 16> bytes{};
 
-	static std::optional<IpAddr> parse(std::string_view text);     // "1.2.3.4" or "::1"
+	static std::optional<IpAddr> parse(std::string_view text);  // "1.2.3.4" or "::1"
 	static std::optional<IpAddr> from_sockaddr(const sockaddr* sa);
 	// The socket address of this address and `port` (for connect); returns
 	// its length.
 	socklen_t to_sockaddr(int port, sockaddr_storage& out) const;
-	std::string to_string() const;                                 // canonical text form
+	std::string to_string() const;  // canonical text form
 	// `[1.2.3.4]` or `[IPv6:::1]` (RFC 5321 4.1.3 address literal).
 	std::string to_literal() const;
 	IpAddr masked(int prefix_bits) const;

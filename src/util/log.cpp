@@ -31,43 +31,34 @@ int file_fd = -1;
 std::string file_path;
 bool syslog_open = false;
 
-int open_log_file(const std::string& path)
-{
+int open_log_file(const std::string& path) {
 	// O_APPEND: every write() lands at the end even with several writers
 	// (e.g. logrotate's copytruncate or two processes).
 	return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
-void write_all(int fd, std::string_view data)
-{
+void write_all(int fd, std::string_view data) {
 	while (!data.empty()) {
 		ssize_t n = ::write(fd, data.data(), data.size());
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+			if (errno == EINTR) continue;
 			return;  // nowhere to report a failing log write
 		}
 		data.remove_prefix(static_cast<size_t>(n));
 	}
 }
 
-int syslog_priority(Level level)
-{
+int syslog_priority(Level level) {
 	switch (level) {
-	case Level::error:
-		return LOG_ERR;
-	case Level::warn:
-		return LOG_WARNING;
-	case Level::info:
-		return LOG_INFO;
-	default:
-		return LOG_DEBUG;
+	case Level::error: return LOG_ERR;
+	case Level::warn: return LOG_WARNING;
+	case Level::info: return LOG_INFO;
+	default: return LOG_DEBUG;
 	}
 }
 
 // ISO 8601 UTC with milliseconds: 2026-11-25T17:22:09.123Z
-std::string timestamp_now()
-{
+std::string timestamp_now() {
 	timespec now{};
 	clock_gettime(CLOCK_REALTIME, &now);
 	std::tm tm{};
@@ -78,19 +69,15 @@ std::string timestamp_now()
 	return buf;
 }
 
-bool needs_quotes(std::string_view value)
-{
-	if (value.empty())
-		return true;
+bool needs_quotes(std::string_view value) {
+	if (value.empty()) return true;
 	for (unsigned char c : value) {
-		if (c == ' ' || c == '"' || c == '=' || c < 0x20 || c == 0x7f)
-			return true;
+		if (c == ' ' || c == '"' || c == '=' || c < 0x20 || c == 0x7f) return true;
 	}
 	return false;
 }
 
-void append_value(std::string& out, std::string_view value)
-{
+void append_value(std::string& out, std::string_view value) {
 	if (!needs_quotes(value)) {
 		out.append(value);
 		return;
@@ -113,10 +100,8 @@ void append_value(std::string& out, std::string_view value)
 	out += '"';
 }
 
-void append_field(std::string& out, std::string_view key, std::string_view value)
-{
-	if (!out.empty())
-		out += ' ';
+void append_field(std::string& out, std::string_view key, std::string_view value) {
+	if (!out.empty()) out += ' ';
 	out.append(key);
 	out += '=';
 	append_value(out, value);
@@ -124,8 +109,7 @@ void append_field(std::string& out, std::string_view key, std::string_view value
 
 }  // namespace
 
-bool parse_level(std::string_view name, Level& out)
-{
+bool parse_level(std::string_view name, Level& out) {
 	for (size_t i = 0; i < std::size(level_names); ++i) {
 		if (name == level_names[i] && static_cast<Level>(i) != Level::warn) {
 			out = static_cast<Level>(i);
@@ -135,34 +119,22 @@ bool parse_level(std::string_view name, Level& out)
 	return false;
 }
 
-std::string_view level_name(Level level)
-{
+std::string_view level_name(Level level) {
 	size_t i = static_cast<size_t>(level);
 	return i < std::size(level_names) ? level_names[i] : "unknown";
 }
 
-void set_level(Level level)
-{
-	current_level.store(static_cast<int>(level), std::memory_order_relaxed);
-}
+void set_level(Level level) { current_level.store(static_cast<int>(level), std::memory_order_relaxed); }
 
-Level level()
-{
-	return static_cast<Level>(current_level.load(std::memory_order_relaxed));
-}
+Level level() { return static_cast<Level>(current_level.load(std::memory_order_relaxed)); }
 
-bool enabled(Level level)
-{
-	return static_cast<int>(level) <= current_level.load(std::memory_order_relaxed);
-}
+bool enabled(Level level) { return static_cast<int>(level) <= current_level.load(std::memory_order_relaxed); }
 
-bool set_sink(Sink sink, const std::string& path)
-{
+bool set_sink(Sink sink, const std::string& path) {
 	int new_fd = -1;
 	if (sink == Sink::file) {
 		new_fd = open_log_file(path);
-		if (new_fd < 0)
-			return false;
+		if (new_fd < 0) return false;
 	}
 	std::lock_guard lock(output_mutex);
 	if (file_fd >= 0) {
@@ -186,14 +158,12 @@ bool set_sink(Sink sink, const std::string& path)
 	return true;
 }
 
-bool reopen()
-{
+bool reopen() {
 	std::string failed_path;
 	int open_errno = 0;
 	{
 		std::lock_guard lock(output_mutex);
-		if (current_sink != Sink::file)
-			return true;
+		if (current_sink != Sink::file) return true;
 		int new_fd = open_log_file(file_path);
 		if (new_fd >= 0) {
 			::close(file_fd);
@@ -209,12 +179,10 @@ bool reopen()
 }
 
 std::string format_line(std::string_view ts, Level level, uint64_t cid, std::string_view msg,
-                        std::initializer_list<Field> fields)
-{
+                        std::initializer_list<Field> fields) {
 	std::string out;
 	out.reserve(96);
-	if (!ts.empty())
-		append_field(out, "ts", ts);
+	if (!ts.empty()) append_field(out, "ts", ts);
 	append_field(out, "level", level_name(level));
 	if (cid != 0) {
 		char hex[17];
@@ -222,15 +190,12 @@ std::string format_line(std::string_view ts, Level level, uint64_t cid, std::str
 		append_field(out, "cid", hex);
 	}
 	append_field(out, "msg", msg);
-	for (const auto& [key, value] : fields)
-		append_field(out, key, value);
+	for (const auto& [key, value] : fields) append_field(out, key, value);
 	return out;
 }
 
-void event(Level level, uint64_t cid, std::string_view msg, std::initializer_list<Field> fields)
-{
-	if (!enabled(level))
-		return;
+void event(Level level, uint64_t cid, std::string_view msg, std::initializer_list<Field> fields) {
+	if (!enabled(level)) return;
 	// Format outside the lock; only the write is serialized. The sink is
 	// read under the lock, so the syslog decision below is rechecked there.
 	std::string ts = timestamp_now();

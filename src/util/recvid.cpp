@@ -24,32 +24,29 @@ using Block = std::array<unsigned char, 16>;
 // One AES-128 block operation. The key schedule is set up per call (well
 // under a microsecond) so the generator stays a copyable value that many
 // threads may use at once.
-Block aes_block(const std::array<unsigned char, 16>& key, const Block& in, bool encrypt)
-{
+Block aes_block(const std::array<unsigned char, 16>& key, const Block& in, bool encrypt) {
 	mbedtls_aes_context ctx;
 	mbedtls_aes_init(&ctx);
-	int rc = encrypt ? mbedtls_aes_setkey_enc(&ctx, key.data(), 128) : mbedtls_aes_setkey_dec(&ctx, key.data(), 128);
+	int rc = encrypt ? mbedtls_aes_setkey_enc(&ctx, key.data(), 128)
+			 : mbedtls_aes_setkey_dec(&ctx, key.data(), 128);
 	Block out{};
 	if (rc == 0)
-		rc = mbedtls_aes_crypt_ecb(&ctx, encrypt ? MBEDTLS_AES_ENCRYPT : MBEDTLS_AES_DECRYPT, in.data(), out.data());
+		rc = mbedtls_aes_crypt_ecb(&ctx, encrypt ? MBEDTLS_AES_ENCRYPT : MBEDTLS_AES_DECRYPT, in.data(),
+		                           out.data());
 	mbedtls_aes_free(&ctx);
-	if (rc != 0)
-		throw std::runtime_error("received-id: AES failed");
+	if (rc != 0) throw std::runtime_error("received-id: AES failed");
 	return out;
 }
 
-std::runtime_error io_error(const std::string& what, const std::string& path)
-{
+std::runtime_error io_error(const std::string& what, const std::string& path) {
 	return std::runtime_error(what + " " + path + ": " + std::strerror(errno));
 }
 
 // Reads the whole (small) file; nullopt when it does not exist.
-std::optional<std::string> read_key_file(const std::string& path)
-{
+std::optional<std::string> read_key_file(const std::string& path) {
 	int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == ENOENT)
-			return std::nullopt;
+		if (errno == ENOENT) return std::nullopt;
 		throw io_error("open", path);
 	}
 	std::string data;
@@ -57,18 +54,15 @@ std::optional<std::string> read_key_file(const std::string& path)
 	for (;;) {
 		ssize_t n = ::read(fd, buf, sizeof buf);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+			if (errno == EINTR) continue;
 			int saved = errno;
 			::close(fd);
 			errno = saved;
 			throw io_error("read", path);
 		}
-		if (n == 0)
-			break;
+		if (n == 0) break;
 		data.append(buf, static_cast<size_t>(n));
-		if (data.size() > ReceivedIdGenerator::key_size)
-			break;
+		if (data.size() > ReceivedIdGenerator::key_size) break;
 	}
 	::close(fd);
 	if (data.size() != ReceivedIdGenerator::key_size)
@@ -76,74 +70,59 @@ std::optional<std::string> read_key_file(const std::string& path)
 	return data;
 }
 
-void fsync_parent_dir(const std::string& path)
-{
+void fsync_parent_dir(const std::string& path) {
 	auto slash = path.rfind('/');
 	std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 	int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		throw io_error("open directory", dir);
+	if (fd < 0) throw io_error("open directory", dir);
 	int rc = ::fsync(fd);
 	int saved = errno;
 	::close(fd);
 	errno = saved;
-	if (rc != 0)
-		throw io_error("fsync directory", dir);
+	if (rc != 0) throw io_error("fsync directory", dir);
 }
 
 }  // namespace
 
-ReceivedIdGenerator::ReceivedIdGenerator(std::string_view key24)
-{
-	if (key24.size() != key_size)
-		throw std::invalid_argument("received-id key must be 24 bytes");
+ReceivedIdGenerator::ReceivedIdGenerator(std::string_view key24) {
+	if (key24.size() != key_size) throw std::invalid_argument("received-id key must be 24 bytes");
 	std::memcpy(aes_key_.data(), key24.data(), aes_key_.size());
 	std::memcpy(prefix_.data(), key24.data() + aes_key_.size(), prefix_.size());
 }
 
-std::string ReceivedIdGenerator::id(uint64_t cid) const
-{
+std::string ReceivedIdGenerator::id(uint64_t cid) const {
 	// Block: [8 per-install bytes][cid, 8 bytes big-endian], as the model.
 	Block block{};
 	std::memcpy(block.data(), prefix_.data(), prefix_.size());
-	for (int i = 0; i < 8; ++i)
-		block[8 + i] = static_cast<unsigned char>(cid >> (56 - 8 * i));
+	for (int i = 0; i < 8; ++i) block[8 + i] = static_cast<unsigned char>(cid >> (56 - 8 * i));
 	Block enc = aes_block(aes_key_, block, true);
 	return base64url_encode_nopad(std::string_view(reinterpret_cast<const char*>(enc.data()), enc.size()));
 }
 
-std::optional<uint64_t> ReceivedIdGenerator::cid_of(std::string_view id) const
-{
+std::optional<uint64_t> ReceivedIdGenerator::cid_of(std::string_view id) const {
 	auto raw = base64url_decode_nopad(id);
-	if (!raw || raw->size() != 16)
-		return std::nullopt;
+	if (!raw || raw->size() != 16) return std::nullopt;
 	Block in{};
 	std::memcpy(in.data(), raw->data(), in.size());
 	Block dec = aes_block(aes_key_, in, false);
-	if (std::memcmp(dec.data(), prefix_.data(), prefix_.size()) != 0)
-		return std::nullopt;
+	if (std::memcmp(dec.data(), prefix_.data(), prefix_.size()) != 0) return std::nullopt;
 	uint64_t cid = 0;
-	for (int i = 0; i < 8; ++i)
-		cid = cid << 8 | dec[8 + i];
+	for (int i = 0; i < 8; ++i) cid = cid << 8 | dec[8 + i];
 	return cid;
 }
 
-std::string ReceivedIdGenerator::load_or_create_key(const std::string& path)
-{
-	if (auto existing = read_key_file(path))
-		return *existing;
+std::string ReceivedIdGenerator::load_or_create_key(const std::string& path) {
+	if (auto existing = read_key_file(path)) return *existing;
 
 	std::string key = random_bytes(key_size);
 	std::string tmp = path + ".tmp." + std::to_string(::getpid());
 	int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		throw io_error("create", tmp);
+	if (fd < 0) throw io_error("create", tmp);
 	size_t written = 0;
 	while (written < key.size()) {
 		ssize_t n = ::write(fd, key.data() + written, key.size() - written);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+			if (errno == EINTR) continue;
 			int saved = errno;
 			::close(fd);
 			::unlink(tmp.c_str());
@@ -167,8 +146,7 @@ std::string ReceivedIdGenerator::load_or_create_key(const std::string& path)
 		int saved = errno;
 		if (saved == EEXIST) {
 			::unlink(tmp.c_str());
-			if (auto existing = read_key_file(path))
-				return *existing;
+			if (auto existing = read_key_file(path)) return *existing;
 			throw std::runtime_error("received-id key file " + path + " vanished");
 		}
 		// File systems without hard links: rename is atomic too.

@@ -7,67 +7,48 @@ namespace tern {
 
 namespace {
 
-char lower_byte(char c)
-{
-	return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
-}
+char lower_byte(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; }
 
-char upper_byte(char c)
-{
-	return (c >= 'a' && c <= 'z') ? static_cast<char>(c - ('a' - 'A')) : c;
-}
+char upper_byte(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - ('a' - 'A')) : c; }
 
 }  // namespace
 
-std::string ascii_lower(std::string_view s)
-{
+std::string ascii_lower(std::string_view s) {
 	std::string out(s);
-	for (char& c : out)
-		c = lower_byte(c);
+	for (char& c : out) c = lower_byte(c);
 	return out;
 }
 
-std::string ascii_upper(std::string_view s)
-{
+std::string ascii_upper(std::string_view s) {
 	std::string out(s);
-	for (char& c : out)
-		c = upper_byte(c);
+	for (char& c : out) c = upper_byte(c);
 	return out;
 }
 
-bool iequals(std::string_view a, std::string_view b)
-{
-	if (a.size() != b.size())
-		return false;
+bool iequals(std::string_view a, std::string_view b) {
+	if (a.size() != b.size()) return false;
 	for (size_t i = 0; i < a.size(); i++)
-		if (lower_byte(a[i]) != lower_byte(b[i]))
-			return false;
+		if (lower_byte(a[i]) != lower_byte(b[i])) return false;
 	return true;
 }
 
-bool istarts_with(std::string_view s, std::string_view prefix)
-{
+bool istarts_with(std::string_view s, std::string_view prefix) {
 	return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
-bool iends_with(std::string_view s, std::string_view suffix)
-{
+bool iends_with(std::string_view s, std::string_view suffix) {
 	return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
 }
 
-std::string_view trim(std::string_view s)
-{
+std::string_view trim(std::string_view s) {
 	auto is_blank = [](char c) { return c == ' ' || c == '\t'; };
-	while (!s.empty() && is_blank(s.front()))
-		s.remove_prefix(1);
-	while (!s.empty() && is_blank(s.back()))
-		s.remove_suffix(1);
+	while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+	while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
 	return s;
 }
 
 // Like Go's strings.Split: n separators give n+1 parts, "" gives {""}.
-std::vector<std::string_view> split(std::string_view s, char sep)
-{
+std::vector<std::string_view> split(std::string_view s, char sep) {
 	std::vector<std::string_view> parts;
 	size_t start = 0;
 	for (;;) {
@@ -81,11 +62,9 @@ std::vector<std::string_view> split(std::string_view s, char sep)
 	}
 }
 
-bool is_ascii(std::string_view s)
-{
+bool is_ascii(std::string_view s) {
 	for (unsigned char c : s)
-		if (c > 0x7f)
-			return false;
+		if (c > 0x7f) return false;
 	return true;
 }
 

@@ -13,10 +13,10 @@ inline constexpr size_t max_dns_name_len = 253;
 
 std::string ascii_lower(std::string_view);
 std::string ascii_upper(std::string_view);
-bool iequals(std::string_view a, std::string_view b);        // ASCII case-insensitive
+bool iequals(std::string_view a, std::string_view b);  // ASCII case-insensitive
 bool istarts_with(std::string_view s, std::string_view prefix);
 bool iends_with(std::string_view s, std::string_view suffix);
-std::string_view trim(std::string_view);                      // spaces and tabs
+std::string_view trim(std::string_view);  // spaces and tabs
 std::vector<std::string_view> split(std::string_view s, char sep);
 bool is_ascii(std::string_view);
 // Every bare LF becomes CRLF (RFC 5322 2.1 line ends), e.g. for messages

@@ -55,18 +55,19 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 struct Options {
-	int seconds = 4;                // per load run
-	int repetitions = 3;            // each server, each scenario
-	int idle_connections = 1000;    // tern; Postfix gets at most 50 (a process each)
+	int seconds = 4;              // per load run
+	int repetitions = 3;          // each server, each scenario
+	int idle_connections = 1000;  // tern; Postfix gets at most 50 (a process each)
 	bool postfix = true;
-	int history = 100000;           // records for the large-history run; 0 skips it
+	int history = 100000;  // records for the large-history run; 0 skips it
 	std::string mail_from = "bench@sender.example";
 	std::string rcpt_to = "alice@test.example";
 	std::string helo = "client.sender.example";
 };
 
 [[noreturn]] void usage() {
-	std::fprintf(stderr, "usage: tern-bench [--time SECONDS] [--reps N] [--idle-conns N] [--history N] [--no-postfix]\n");
+	std::fprintf(stderr,
+	             "usage: tern-bench [--time SECONDS] [--reps N] [--idle-conns N] [--history N] [--no-postfix]\n");
 	std::exit(2);
 }
 
@@ -194,9 +195,9 @@ struct Server {
 	std::string name;
 	int port = 0;
 	std::string maildir_new;
-	std::string trash;                               // where earlier runs' messages are set aside
+	std::string trash;                              // where earlier runs' messages are set aside
 	std::function<std::vector<pid_t>()> processes;  // every live process
-	pid_t root = 0;                                  // exited children are reaped into its times
+	pid_t root = 0;                                 // exited children are reaped into its times
 
 	// CPU seconds of every process, including children that exited since.
 	double cpu_seconds() const {
@@ -332,53 +333,63 @@ private:
 	// test.example into one Maildir owned by nobody, logging to a file.
 	std::string main_cf() const {
 		return "compatibility_level = 3.6\n"
-		       "queue_directory = " + dir_ + "/queue\n"
-		       "data_directory = " + dir_ + "/data\n"
-		       "myhostname = mx.test.example\n"
-		       "mydomain = test.example\n"
-		       "mydestination =\n"
-		       "inet_interfaces = 127.0.0.1\n"
-		       "inet_protocols = ipv4\n"
-		       "mynetworks = 127.0.0.0/8\n"
-		       "smtpd_peername_lookup = no\n"
-		       "disable_dns_lookups = yes\n"
-		       "smtp_dns_support_level = disabled\n"
-		       "virtual_mailbox_domains = test.example\n"
-		       "virtual_mailbox_base = " + dir_ + "/mail\n"
-		       "virtual_mailbox_maps = static:alice/Maildir/\n"
-		       "virtual_uid_maps = static:65534\n"
-		       "virtual_gid_maps = static:65534\n"
-		       "virtual_minimum_uid = 100\n"
-		       "alias_maps =\n"
-		       "alias_database =\n"
-		       "biff = no\n"
-		       "maillog_file = " + dir_ + "/maillog\n"
-		       "maillog_file_prefixes = " + dir_ + "\n";
+		       "queue_directory = " +
+		    dir_ +
+		    "/queue\n"
+		    "data_directory = " +
+		    dir_ +
+		    "/data\n"
+		    "myhostname = mx.test.example\n"
+		    "mydomain = test.example\n"
+		    "mydestination =\n"
+		    "inet_interfaces = 127.0.0.1\n"
+		    "inet_protocols = ipv4\n"
+		    "mynetworks = 127.0.0.0/8\n"
+		    "smtpd_peername_lookup = no\n"
+		    "disable_dns_lookups = yes\n"
+		    "smtp_dns_support_level = disabled\n"
+		    "virtual_mailbox_domains = test.example\n"
+		    "virtual_mailbox_base = " +
+		    dir_ +
+		    "/mail\n"
+		    "virtual_mailbox_maps = static:alice/Maildir/\n"
+		    "virtual_uid_maps = static:65534\n"
+		    "virtual_gid_maps = static:65534\n"
+		    "virtual_minimum_uid = 100\n"
+		    "alias_maps =\n"
+		    "alias_database =\n"
+		    "biff = no\n"
+		    "maillog_file = " +
+		    dir_ +
+		    "/maillog\n"
+		    "maillog_file_prefixes = " +
+		    dir_ + "\n";
 	}
 	// Debian's master.cf services, without chroot (nothing is set up in it).
 	std::string master_cf() const {
-		return std::to_string(port_) + " inet n - n - - smtpd\n"
-		       "pickup unix n - n 60 1 pickup\n"
-		       "cleanup unix n - n - 0 cleanup\n"
-		       "qmgr unix n - n 300 1 qmgr\n"
-		       "rewrite unix - - n - - trivial-rewrite\n"
-		       "bounce unix - - n - 0 bounce\n"
-		       "defer unix - - n - 0 bounce\n"
-		       "trace unix - - n - 0 bounce\n"
-		       "verify unix - - n - 1 verify\n"
-		       "flush unix n - n 1000? 0 flush\n"
-		       "proxymap unix - - n - - proxymap\n"
-		       "smtp unix - - n - - smtp\n"
-		       "relay unix - - n - - smtp\n"
-		       "showq unix n - n - - showq\n"
-		       "error unix - - n - - error\n"
-		       "retry unix - - n - - error\n"
-		       "discard unix - - n - - discard\n"
-		       "local unix - n n - - local\n"
-		       "virtual unix - n n - - virtual\n"
-		       "anvil unix - - n - 1 anvil\n"
-		       "scache unix - - n - 1 scache\n"
-		       "postlog unix-dgram n - n - 1 postlogd\n";
+		return std::to_string(port_) +
+		    " inet n - n - - smtpd\n"
+		    "pickup unix n - n 60 1 pickup\n"
+		    "cleanup unix n - n - 0 cleanup\n"
+		    "qmgr unix n - n 300 1 qmgr\n"
+		    "rewrite unix - - n - - trivial-rewrite\n"
+		    "bounce unix - - n - 0 bounce\n"
+		    "defer unix - - n - 0 bounce\n"
+		    "trace unix - - n - 0 bounce\n"
+		    "verify unix - - n - 1 verify\n"
+		    "flush unix n - n 1000? 0 flush\n"
+		    "proxymap unix - - n - - proxymap\n"
+		    "smtp unix - - n - - smtp\n"
+		    "relay unix - - n - - smtp\n"
+		    "showq unix n - n - - showq\n"
+		    "error unix - - n - - error\n"
+		    "retry unix - - n - - error\n"
+		    "discard unix - - n - - discard\n"
+		    "local unix - n n - - local\n"
+		    "virtual unix - n n - - virtual\n"
+		    "anvil unix - - n - 1 anvil\n"
+		    "scache unix - - n - 1 scache\n"
+		    "postlog unix-dgram n - n - 1 postlogd\n";
 	}
 
 	std::string dir_;
@@ -392,7 +403,7 @@ private:
 struct Scenario {
 	const char* label;
 	int sessions;
-	bool reuse;            // one connection per session, or one per message
+	bool reuse;  // one connection per session, or one per message
 	size_t message_bytes;
 };
 
@@ -415,8 +426,8 @@ struct RunResult1 {
 std::string message_text(const Options& o, size_t bytes, int thread, uint64_t n) {
 	std::string id = std::to_string(thread) + "." + std::to_string(n);
 	std::string m = "From: <" + o.mail_from + ">\r\nTo: <" + o.rcpt_to + ">\r\nSubject: bench " + id +
-	                "\r\nMessage-Id: <bench." + id + "." + std::to_string(getpid()) +
-	                "@sender.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n";
+	    "\r\nMessage-Id: <bench." + id + "." + std::to_string(getpid()) +
+	    "@sender.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n";
 	const std::string line = std::string(74, 'x') + "\r\n";
 	while (m.size() + line.size() <= bytes) m += line;
 	return m;
@@ -437,8 +448,7 @@ void client_loop(const Options& o, const Scenario& sc, int port, int index, Cloc
 	SmtpClient client;
 	uint64_t n = 0;
 	while (Clock::now() < deadline) {
-		if (!client.connected() &&
-		    (!client.connect("127.0.0.1", port) || !client.greet_and_ehlo(o.helo))) {
+		if (!client.connected() && (!client.connect("127.0.0.1", port) || !client.greet_and_ehlo(o.helo))) {
 			note_error("connect/EHLO: " + client.last_error);
 			client.close();
 			usleep(50 * 1000);
@@ -511,7 +521,8 @@ RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server) 
 	auto threads_after = thread_ticks(server.root);
 	if (threads_after.size() > 1 && files > 0)
 		for (const auto& [name, ticks] : threads_after) {
-			double us = double(ticks - threads_before[name]) * 1e6 / double(sysconf(_SC_CLK_TCK)) / double(files);
+			double us = double(ticks - threads_before[name]) * 1e6 / double(sysconf(_SC_CLK_TCK)) /
+			    double(files);
 			r.per_thread += (r.per_thread.empty() ? "" : ", ") + name + " " + std::to_string(long(us));
 		}
 	r.delivered = files;
@@ -567,7 +578,8 @@ double disk_ceiling(const std::string& dir, int parallel, int seconds) {
 				std::string tmp = dir + "/tmp/" + name, fin = dir + "/new/" + name;
 				int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 				if (fd < 0) return;
-				bool ok = write(fd, block.data(), block.size()) == ssize_t(block.size()) && fsync(fd) == 0;
+				bool ok = write(fd, block.data(), block.size()) == ssize_t(block.size()) &&
+				    fsync(fd) == 0;
 				close(fd);
 				if (!ok || rename(tmp.c_str(), fin.c_str()) != 0) return;
 				int dfd = open((dir + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -660,8 +672,7 @@ int main(int argc, char** argv) {
 		if (pf_note.empty()) {
 			pf = postfix->server();
 			pf->trash = trash;
-		}
-		else
+		} else
 			postfix.reset();
 	} else {
 		pf_note = "--no-postfix";
@@ -702,11 +713,13 @@ int main(int argc, char** argv) {
 				bool is_tern = (turn == 0) == tern_first;
 				if (!is_tern && !pf) continue;
 				RunResult1 r = run_load(o, scenarios[s], is_tern ? tern : *pf);
-				std::printf("  rep %d  %-34s %-7s %8.0f msg/s %7.0f us/msg  p50 %6.2f  p99 %6.2f ms%s%s\n",
-				            rep + 1, scenarios[s].label, is_tern ? "tern" : "Postfix", r.per_second,
-				            r.cpu_us_per_msg, r.p50_ms, r.p99_ms, r.failed ? "  errors: " : "",
-				            r.failed ? (std::to_string(r.failed) + " (" + r.first_error + ")").c_str() : "");
-				if (!r.per_thread.empty()) std::printf("         CPU us/msg by thread: %s\n", r.per_thread.c_str());
+				std::printf(
+				    "  rep %d  %-34s %-7s %8.0f msg/s %7.0f us/msg  p50 %6.2f  p99 %6.2f ms%s%s\n",
+				    rep + 1, scenarios[s].label, is_tern ? "tern" : "Postfix", r.per_second,
+				    r.cpu_us_per_msg, r.p50_ms, r.p99_ms, r.failed ? "  errors: " : "",
+				    r.failed ? (std::to_string(r.failed) + " (" + r.first_error + ")").c_str() : "");
+				if (!r.per_thread.empty())
+					std::printf("         CPU us/msg by thread: %s\n", r.per_thread.c_str());
 				(is_tern ? tern_runs : pf_runs)[s].push_back(r);
 			}
 		}
@@ -729,8 +742,8 @@ int main(int argc, char** argv) {
 		row(std::string(scenarios[s].label) + ", delivered msg/s", med(tern_runs[s], &RunResult1::per_second),
 		    pf_med(s, &RunResult1::per_second), "%.0f");
 	for (size_t s : {size_t(0), size_t(3)})
-		row(std::string("CPU us per message, ") + scenarios[s].label, med(tern_runs[s], &RunResult1::cpu_us_per_msg),
-		    pf_med(s, &RunResult1::cpu_us_per_msg), "%.0f");
+		row(std::string("CPU us per message, ") + scenarios[s].label,
+		    med(tern_runs[s], &RunResult1::cpu_us_per_msg), pf_med(s, &RunResult1::cpu_us_per_msg), "%.0f");
 	for (size_t s : {size_t(0), size_t(1)}) {
 		row(std::string("dot to 250 median ms, ") + scenarios[s].label, med(tern_runs[s], &RunResult1::p50_ms),
 		    pf_med(s, &RunResult1::p50_ms), "%.2f");
@@ -749,12 +762,12 @@ int main(int argc, char** argv) {
 	        (pf_mem ? std::to_string(pf_mem->connections) : std::string("-")) + " conns)",
 	    tern_mem.pss_per_connection_kb, pf_mem_field([](const MemoryResult& m) { return m.pss_per_connection_kb; }),
 	    "%.1f");
-	std::printf("| %-56s | %10.0f | %10s | %12s |\n", "disk ceiling, fsync'd renames/s, serial", disk_serial, "", "");
+	std::printf("| %-56s | %10.0f | %10s | %12s |\n", "disk ceiling, fsync'd renames/s, serial", disk_serial, "",
+	            "");
 	std::printf("| %-56s | %10.0f | %10s | %12s |\n", "disk ceiling, fsync'd renames/s, 8 in parallel",
 	            disk_parallel, "", "");
 
-	if (!daemon.running())
-		std::printf("\nternd is no longer running! log:\n%s\n", daemon.log_text().c_str());
+	if (!daemon.running()) std::printf("\nternd is no longer running! log:\n%s\n", daemon.log_text().c_str());
 	if (postfix) postfix->stop();
 
 	// A large message history (issue: reputation look-ups per delivery):
@@ -764,7 +777,8 @@ int main(int argc, char** argv) {
 		const char* srcdir = std::getenv("TERN_SRCDIR");
 		std::string filler = std::string(srcdir ? srcdir : ".") + "/tests/bench/tern-fill-history";
 		daemon.stop();
-		std::string command = filler + " '" + daemon.data_dir() + "' alice " + std::to_string(o.history) + " >/dev/null";
+		std::string command = filler + " '" + daemon.data_dir() + "' alice " + std::to_string(o.history) +
+		    " >/dev/null";
 		if (std::system(command.c_str()) != 0 || !daemon.start()) {
 			std::printf("\nlarge-history run skipped: filling the history or restarting ternd failed\n");
 		} else {
@@ -772,14 +786,16 @@ int main(int argc, char** argv) {
 			filled.root = daemon.pid();
 			filled.processes = [pid = daemon.pid()] { return std::vector<pid_t>{pid}; };
 			std::vector<RunResult1> after;
-			for (int rep = 0; rep < o.repetitions; rep++) after.push_back(run_load(o, scenarios[0], filled));
+			for (int rep = 0; rep < o.repetitions; rep++)
+				after.push_back(run_load(o, scenarios[0], filled));
 			double before_rate = med(tern_runs[0], &RunResult1::per_second);
 			double after_rate = med(after, &RunResult1::per_second);
-			std::printf("\nwith %d history records: %s, %.0f msg/s vs %.0f msg/s with an empty history (%+.1f %%); "
-			            "CPU %.0f vs %.0f us per message\n",
-			            o.history, scenarios[0].label, after_rate, before_rate,
-			            before_rate > 0 ? 100.0 * (after_rate - before_rate) / before_rate : 0.0,
-			            med(after, &RunResult1::cpu_us_per_msg), med(tern_runs[0], &RunResult1::cpu_us_per_msg));
+			std::printf(
+			    "\nwith %d history records: %s, %.0f msg/s vs %.0f msg/s with an empty history (%+.1f %%); "
+			    "CPU %.0f vs %.0f us per message\n",
+			    o.history, scenarios[0].label, after_rate, before_rate,
+			    before_rate > 0 ? 100.0 * (after_rate - before_rate) / before_rate : 0.0,
+			    med(after, &RunResult1::cpu_us_per_msg), med(tern_runs[0], &RunResult1::cpu_us_per_msg));
 		}
 	}
 	daemon.stop();

@@ -17,8 +17,7 @@ template <>
 struct StringMaker<std::vector<std::string>> {
 	static String convert(const std::vector<std::string>& lines) {
 		std::string out = "{";
-		for (size_t i = 0; i < lines.size(); i++)
-			out += (i ? ", \"" : "\"") + lines[i] + "\"";
+		for (size_t i = 0; i < lines.size(); i++) out += (i ? ", \"" : "\"") + lines[i] + "\"";
 		out += "}";
 		return String(out.c_str());
 	}
@@ -26,8 +25,7 @@ struct StringMaker<std::vector<std::string>> {
 }  // namespace doctest
 
 // Stops the test early, with the daemon's log, when it is not running.
-#define REQUIRE_RUNNING(daemon) \
-	REQUIRE_MESSAGE((daemon).running(), (daemon).error() << "\n" << log_tail(daemon))
+#define REQUIRE_RUNNING(daemon) REQUIRE_MESSAGE((daemon).running(), (daemon).error() << "\n" << log_tail(daemon))
 
 // The last few KB of the daemon's log, for failure messages.
 inline std::string log_tail(const TernDaemon& daemon, size_t max = 4000) {

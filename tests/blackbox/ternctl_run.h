@@ -20,9 +20,9 @@ extern char** environ;
 namespace tern::testing {
 
 struct ProgramResult {
-	int exit_code = -1;   // -1: killed by a signal or timed out
-	std::string out;      // stdout
-	std::string err;      // stderr
+	int exit_code = -1;  // -1: killed by a signal or timed out
+	std::string out;     // stdout
+	std::string err;     // stderr
 	std::string both() const { return out + err; }
 };
 
@@ -40,8 +40,7 @@ inline ProgramResult run_program(const std::vector<std::string>& argv, const std
 	posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	std::vector<char*> args;
-	for (const auto& a : argv)
-		args.push_back(const_cast<char*>(a.c_str()));
+	for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
 	args.push_back(nullptr);
 	pid_t pid = -1;
 	int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
@@ -55,8 +54,7 @@ inline ProgramResult run_program(const std::vector<std::string>& argv, const std
 	int status = 0;
 	for (;;) {
 		pid_t w = waitpid(pid, &status, WNOHANG);
-		if (w == pid)
-			break;
+		if (w == pid) break;
 		if (std::chrono::steady_clock::now() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
@@ -65,8 +63,7 @@ inline ProgramResult run_program(const std::vector<std::string>& argv, const std
 		}
 		std::this_thread::sleep_for(std::chrono::milliseconds(2));
 	}
-	if (status != -1 && WIFEXITED(status))
-		result.exit_code = WEXITSTATUS(status);
+	if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
 	result.out = read_file(out_path);
 	result.err = read_file(err_path);
 	remove_tree(dir);

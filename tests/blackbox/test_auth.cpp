@@ -19,15 +19,13 @@ const char* const carol_account =
 
 bool has_line(const std::vector<std::string>& lines, const std::string& wanted) {
 	for (const auto& line : lines)
-		if (line == wanted)
-			return true;
+		if (line == wanted) return true;
 	return false;
 }
 
 bool has_line_starting(const std::vector<std::string>& lines, const std::string& prefix) {
 	for (const auto& line : lines)
-		if (starts_with(line, prefix))
-			return true;
+		if (starts_with(line, prefix)) return true;
 	return false;
 }
 
@@ -46,7 +44,8 @@ std::string scram_client_first(const std::string& user) { return base64("n,,n=" 
 
 TEST_CASE("auth: refusals in the clear when TLS is not required (exact codes)") {
 	TestCert cert;
-	TernDaemon d(daemon_options(true, false, cert.config_patch(merge_patches(open_submission, carol_account)), false));
+	TernDaemon d(
+	    daemon_options(true, false, cert.config_patch(merge_patches(open_submission, carol_account)), false));
 	start_with_password(d);
 	REQUIRE_RUNNING(d);
 	SmtpClient c;
@@ -54,7 +53,8 @@ TEST_CASE("auth: refusals in the clear when TLS is not required (exact codes)") 
 	REQUIRE(c.read_reply().code == 220);
 
 	SUBCASE("AUTH before EHLO") {
-		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).plain() == "503 5.5.1 no ehlo/helo yet");
+		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).plain() ==
+		      "503 5.5.1 no ehlo/helo yet");
 	}
 	SUBCASE("EHLO advertises every mechanism, LOGIN after PLAIN") {
 		Reply ehlo = c.cmd("EHLO client.sender.example");
@@ -89,7 +89,8 @@ TEST_CASE("auth: refusals in the clear when TLS is not required (exact codes)") 
 		CHECK(c.cmd("AUTH PLAIN " + plain_response("nobody@test.example", alice_password)).plain() ==
 		      "535 5.7.8 bad user/pass");
 		// An account without a password cannot log in with anything.
-		CHECK(c.cmd("AUTH PLAIN " + plain_response("carol@test.example", "")).plain() == "535 5.7.8 bad user/pass");
+		CHECK(c.cmd("AUTH PLAIN " + plain_response("carol@test.example", "")).plain() ==
+		      "535 5.7.8 bad user/pass");
 		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password, "carol@test.example")).plain() ==
 		      "535 5.7.8 cannot assume other role");
 
@@ -118,7 +119,8 @@ TEST_CASE("auth: refusals in the clear when TLS is not required (exact codes)") 
 		CHECK(r.has_id());
 		// EHLO again does not log out (doc/behaviour.md §4 EHLO).
 		REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
-		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).plain() == "503 5.5.1 already authenticated");
+		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).plain() ==
+		      "503 5.5.1 already authenticated");
 		CHECK(c.cmd("MAIL FROM:<alice@test.example>").plain() == "250 2.1.0 looking good");
 	}
 	SUBCASE("PLAIN with the response on its own line") {
@@ -148,7 +150,8 @@ TEST_CASE("auth: refusals in the clear when TLS is not required (exact codes)") 
 	SUBCASE("CRAM-MD5 for an account without secrets") {
 		REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
 		REQUIRE(c.cmd("AUTH CRAM-MD5").code == 334);
-		CHECK(c.cmd(base64("carol@test.example 0123456789abcdef0123456789abcdef")).plain() == "535 5.7.8 bad user/pass");
+		CHECK(c.cmd(base64("carol@test.example 0123456789abcdef0123456789abcdef")).plain() ==
+		      "535 5.7.8 bad user/pass");
 	}
 }
 
@@ -166,8 +169,9 @@ TEST_CASE("auth: on the delivery port AUTH is neither offered nor accepted") {
 	CHECK(r.plain() == "503 5.5.1 authentication only allowed on submission ports");
 	CHECK(r.has_id());
 	// Also not after STARTTLS.
-	ScriptResult s = run_smtp_script(TlsMode::starttls, d.smtp_port(), cert.cert_file(),
-	                                 {"EHLO client.sender.example", "AUTH PLAIN " + plain_response(alice, alice_password)});
+	ScriptResult s = run_smtp_script(
+	    TlsMode::starttls, d.smtp_port(), cert.cert_file(),
+	    {"EHLO client.sender.example", "AUTH PLAIN " + plain_response(alice, alice_password)});
 	INFO(s.run.output);
 	REQUIRE(s.replies.size() == 5);
 	CHECK_FALSE(has_line_starting(s.reply_to(0).lines, "250-AUTH"));
@@ -189,19 +193,22 @@ TEST_CASE("auth: with require_starttls (the default) nothing authenticates in th
 	CHECK(has_line(ehlo.lines, "250-STARTTLS"));
 	// doc/behaviour.md D5: every known mechanism is refused before TLS, even with a
 	// good password; an unknown one is still "not supported".
-	for (const std::string mech : {"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "plain", "Cram-Md5"}) {
+	for (const std::string mech :
+	     {"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "plain", "Cram-Md5"}) {
 		CAPTURE(mech);
 		Reply r = c.cmd("AUTH " + mech);
 		CHECK(r.plain() == "538 5.7.11 authentication requires tls");
 		CHECK(r.has_id());
 	}
-	CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).plain() == "538 5.7.11 authentication requires tls");
+	CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).plain() ==
+	      "538 5.7.11 authentication requires tls");
 	CHECK(c.cmd("AUTH X-UNKNOWN").plain() == "504 5.5.4 mechanism X-UNKNOWN not supported");
 	CHECK(c.cmd("MAIL FROM:<alice@test.example>").plain() == "530 5.7.0 authentication required");
 
 	// After STARTTLS the mechanisms are offered and work.
 	ScriptResult s = run_smtp_script(TlsMode::starttls, d.submission_port(), cert.cert_file(),
-	                                 {"EHLO client.sender.example", "AUTH PLAIN " + plain_response(alice, alice_password),
+	                                 {"EHLO client.sender.example",
+	                                  "AUTH PLAIN " + plain_response(alice, alice_password),
 	                                  "MAIL FROM:<alice@test.example>"});
 	INFO(s.run.output);
 	REQUIRE(s.replies.size() == 6);
@@ -229,8 +236,7 @@ TEST_CASE("auth: Python smtplib logs in with PLAIN, LOGIN and CRAM-MD5 over STAR
 			RunResult r = run_smtplib(login);
 			INFO(r.output);
 			CHECK(r.exit_code == 0);
-			if (mode == TlsMode::starttls)
-				CHECK(output_line(r.output, "STARTTLS ") == "220");
+			if (mode == TlsMode::starttls) CHECK(output_line(r.output, "STARTTLS ") == "220");
 			CHECK(starts_with(output_line(r.output, "CIPHER "), "TLSv1.2 ECDHE-"));
 			CHECK(output_line(r.output, "EHLO-AUTH ") == "SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN");
 			CHECK(output_line(r.output, "AUTH ") == "235 2.7.0 nice");
@@ -252,7 +258,8 @@ TEST_CASE("auth: gsasl logs in with SCRAM-SHA-1 and SCRAM-SHA-256 over STARTTLS 
 	for (const std::string mech : {"SCRAM-SHA-1", "SCRAM-SHA-256"}) {
 		CAPTURE(mech);
 		{
-			RunResult r = run_gsasl_starttls(d.submission_port(), alice, alice_password, mech, cert.cert_file());
+			RunResult r = run_gsasl_starttls(d.submission_port(), alice, alice_password, mech,
+			                                 cert.cert_file());
 			INFO(r.output);
 			CHECK_FALSE(r.timed_out);
 			CHECK(contains(r.output, "235 2.7.0 nice"));
@@ -264,14 +271,16 @@ TEST_CASE("auth: gsasl logs in with SCRAM-SHA-1 and SCRAM-SHA-256 over STARTTLS 
 			CHECK(bad.exit_code != 0);
 		}
 		{
-			RunResult r = run_gsasl_implicit(d.submissions_port(), alice, alice_password, mech, cert.cert_file());
+			RunResult r = run_gsasl_implicit(d.submissions_port(), alice, alice_password, mech,
+			                                 cert.cert_file());
 			INFO(r.output);
 			CHECK(output_line(r.output, "RESULT ") == "235 2.7.0 nice");
 			// The server-final message carries the server signature: base64 of
 			// "v=..." starts "dj0" or "dj1" (the third character depends on the
 			// signature's first byte).
 			CHECK((contains(r.output, "S: 334 dj0") || contains(r.output, "S: 334 dj1")));
-			RunResult bad = run_gsasl_implicit(d.submissions_port(), alice, "wrong", mech, cert.cert_file());
+			RunResult bad = run_gsasl_implicit(d.submissions_port(), alice, "wrong", mech,
+			                                   cert.cert_file());
 			INFO(bad.output);
 			CHECK(starts_with(output_line(bad.output, "RESULT "), "535 5.7.8 bad credentials ("));
 			// base64("e=invalid-proof")

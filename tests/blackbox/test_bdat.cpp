@@ -35,8 +35,7 @@ std::string bdat(const std::string& chunk, bool last = false) {
 
 // Sends one BDAT with its chunk, reads the reply.
 Reply send_chunk(SmtpClient& c, const std::string& chunk, bool last = false) {
-	if (!c.send(bdat(chunk, last)))
-		return Reply{};
+	if (!c.send(bdat(chunk, last))) return Reply{};
 	return c.read_reply();
 }
 
@@ -55,11 +54,9 @@ SmtpClient ready_for_message(TernDaemon& d) {
 std::vector<std::string> temp_files(TernDaemon& d) {
 	std::vector<std::string> names;
 	DIR* dir = opendir((d.data_dir() + "/tmp").c_str());
-	if (!dir)
-		return names;
+	if (!dir) return names;
 	while (dirent* e = readdir(dir)) {
-		if (e->d_name[0] == '.')
-			continue;
+		if (e->d_name[0] == '.') continue;
 		struct stat st;
 		std::string name = e->d_name;
 		if (name.rfind("data-spool-", 0) == 0 && stat((d.data_dir() + "/tmp/" + name).c_str(), &st) == 0 &&
@@ -104,7 +101,8 @@ std::vector<std::string> reply_lines(const std::string& out) {
 }  // namespace
 
 TEST_CASE("bdat: CHUNKING is advertised on port 25 and on submission") {
-	TernDaemon d(daemon_options(true, false, R"({"listeners": {"test": {"submission": {"require_starttls": false}}}})"));
+	TernDaemon d(
+	    daemon_options(true, false, R"({"listeners": {"test": {"submission": {"require_starttls": false}}}})"));
 	REQUIRE_RUNNING(d);
 	for (int port : {d.smtp_port(), d.submission_port()}) {
 		SmtpClient c;
@@ -151,10 +149,10 @@ TEST_CASE("bdat: pipelined chunks in one write with smtplib, CR and LF split ove
 	const std::string message = "From: <bob@sender.example>\r\nSubject: pipelined\r\n\r\nline one\r\nline two\r\n";
 	size_t cr = message.find("one\r\n") + 4;  // chunk 1 ends with the CR, chunk 2 starts with the LF
 	std::string payload = bdat(message.substr(0, cr)) + bdat(message.substr(cr, 10)) +
-	                      bdat(message.substr(cr + 10), true) + "NOOP\r\n";
-	ProgramResult py = run_program({debian_python(), "-c", smtplib_pipelined, std::to_string(d.smtp_port()),
-	                                "bob@sender.example", alice, "4"},
-	                               payload, 30000);
+	    bdat(message.substr(cr + 10), true) + "NOOP\r\n";
+	ProgramResult py = run_program(
+	    {debian_python(), "-c", smtplib_pipelined, std::to_string(d.smtp_port()), "bob@sender.example", alice, "4"},
+	    payload, 30000);
 	INFO(py.both());
 	CHECK(contains(py.out, "CHUNKING True"));
 	CHECK(contains(py.out, "RCPT 250"));
@@ -399,7 +397,8 @@ TEST_CASE("bdat: SIGTERM inside a chunk lets the chunk finish, then 421; nothing
 TEST_CASE("bdat: STARTTLS required on port 25 refuses BDAT with 530 after reading the chunk") {
 	TestCert cert;
 	TernDaemon d(daemon_options(
-	    false, false, merge_patches(cert.config_patch(), R"({"listeners": {"test": {"smtp": {"require_starttls": true}}}})")));
+	    false, false,
+	    merge_patches(cert.config_patch(), R"({"listeners": {"test": {"smtp": {"require_starttls": true}}}})")));
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());
@@ -416,9 +415,10 @@ TEST_CASE("bdat: on submission a chunked message reaches the smarthost intact an
 	ProgramResult key = run_ternctl({"dkim", "genkey", "ed25519", "--out", d.dir() + "/s1.pem"});
 	REQUIRE_MESSAGE(key.exit_code == 0, key.both());
 	d.write_config(R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-		"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) + R"(", "smarthost_tls": "none"},
-		"domains": {"test.example": {"dkim": {"selectors": {"s1": {"private_key_file": ")" + d.dir() +
-	               R"(/s1.pem"}}, "sign": ["s1"]}}}})");
+		"queue": {"smarthost": "127.0.0.1:)" +
+	               std::to_string(sink.port()) + R"(", "smarthost_tls": "none"},
+		"domains": {"test.example": {"dkim": {"selectors": {"s1": {"private_key_file": ")" +
+	               d.dir() + R"(/s1.pem"}}, "sign": ["s1"]}}}})");
 	std::string out;
 	REQUIRE_MESSAGE(set_password(d, "alice", alice_password, &out), out);
 	REQUIRE_MESSAGE(d.start(), d.error());
@@ -431,8 +431,9 @@ TEST_CASE("bdat: on submission a chunked message reaches the smarthost intact an
 	REQUIRE(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).code == 235);
 	REQUIRE(c.cmd("MAIL FROM:<alice@test.example>").code == 250);
 	REQUIRE(c.cmd("RCPT TO:<carol@remote.example>").code == 250);
-	const std::string message = "From: <alice@test.example>\r\nTo: <carol@remote.example>\r\nSubject: chunked\r\n\r\n"
-	                            "First line.\r\n.one leading dot\r\n.\r\nlast line\r\n";
+	const std::string message =
+	    "From: <alice@test.example>\r\nTo: <carol@remote.example>\r\nSubject: chunked\r\n\r\n"
+	    "First line.\r\n.one leading dot\r\n.\r\nlast line\r\n";
 	size_t cut = message.find(".one");
 	REQUIRE(c.send(bdat(message.substr(0, cut)) + bdat(message.substr(cut), true)));
 	CHECK(c.read_reply().plain() == "250 2.0.0 " + std::to_string(cut) + " octets received");

@@ -60,12 +60,11 @@ TEST_CASE("certbot hook: a renewed certificate is installed for the user and ser
 	write_file(lineage + "/fullchain.pem", read_file(renewed.cert_file()));
 	write_file(lineage + "/privkey.pem", read_file(renewed.key_file()));
 	chmod((lineage + "/privkey.pem").c_str(), 0600);
-	ProgramResult hook = run_program({"/usr/bin/env", "RENEWED_LINEAGE=" + lineage,
-	                                  "RENEWED_DOMAINS=mail.test.example", "TERN_CERT_FILE=" + tls + "/cert.pem",
-	                                  "TERN_KEY_FILE=" + tls + "/key.pem", "TERN_USER=nobody",
-	                                  "TERN_PID_FILE=" + pid_file, "TERN_HOSTNAME=mail.test.example",
-	                                  "TERN_CERTBOT_CONF=/nonexistent", "/bin/sh",
-	                                  repo_root() + "/contrib/certbot/tern-deploy-hook.in"});
+	ProgramResult hook = run_program(
+	    {"/usr/bin/env", "RENEWED_LINEAGE=" + lineage, "RENEWED_DOMAINS=mail.test.example",
+	     "TERN_CERT_FILE=" + tls + "/cert.pem", "TERN_KEY_FILE=" + tls + "/key.pem", "TERN_USER=nobody",
+	     "TERN_PID_FILE=" + pid_file, "TERN_HOSTNAME=mail.test.example", "TERN_CERTBOT_CONF=/nonexistent",
+	     "/bin/sh", repo_root() + "/contrib/certbot/tern-deploy-hook.in"});
 	INFO(hook.both());
 	REQUIRE(hook.exit_code == 0);
 	CHECK(contains(hook.err, "reloads"));
@@ -90,12 +89,14 @@ TEST_CASE("certbot hook: a renewed certificate is installed for the user and ser
 TEST_CASE("certbot hook: another lineage is left alone; without RENEWED_LINEAGE it fails") {
 	std::string dir = make_temp_dir("tern-hook-");
 	std::string hook = repo_root() + "/contrib/certbot/tern-deploy-hook.in";
-	ProgramResult other = run_program({"/usr/bin/env", "RENEWED_LINEAGE=" + dir + "/live/www", "RENEWED_DOMAINS=www.test.example",
-	                                   "TERN_HOSTNAME=mail.test.example", "TERN_CERT_FILE=" + dir + "/cert.pem",
-	                                   "TERN_CERTBOT_CONF=/nonexistent", "/bin/sh", hook});
+	ProgramResult other = run_program({"/usr/bin/env", "RENEWED_LINEAGE=" + dir + "/live/www",
+	                                   "RENEWED_DOMAINS=www.test.example", "TERN_HOSTNAME=mail.test.example",
+	                                   "TERN_CERT_FILE=" + dir + "/cert.pem", "TERN_CERTBOT_CONF=/nonexistent",
+	                                   "/bin/sh", hook});
 	CHECK(other.exit_code == 0);
 	CHECK_FALSE(file_exists(dir + "/cert.pem"));
-	ProgramResult none = run_program({"/usr/bin/env", "-u", "RENEWED_LINEAGE", "TERN_CERTBOT_CONF=/nonexistent", "/bin/sh", hook});
+	ProgramResult none = run_program(
+	    {"/usr/bin/env", "-u", "RENEWED_LINEAGE", "TERN_CERTBOT_CONF=/nonexistent", "/bin/sh", hook});
 	CHECK(none.exit_code == 1);
 	CHECK(contains(none.err, "RENEWED_LINEAGE is not set"));
 	remove_tree(dir);

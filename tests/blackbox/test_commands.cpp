@@ -94,9 +94,7 @@ TEST_CASE("MAIL FROM: parameters") {
 	SUBCASE("SMTPUTF8 parameter is accepted") {
 		CHECK(c.cmd(mail_bob + " SMTPUTF8").plain() == "250 2.1.0 looking good");
 	}
-	SUBCASE("null reverse path") {
-		CHECK(c.cmd("MAIL FROM:<>").plain() == "250 2.1.0 looking good");
-	}
+	SUBCASE("null reverse path") { CHECK(c.cmd("MAIL FROM:<>").plain() == "250 2.1.0 looking good"); }
 	SUBCASE("IP-literal sender on the delivery port: 550 5.7.0") {
 		CHECK(c.cmd("MAIL FROM:<bob@[127.0.0.1]>").plain() == "550 5.7.0 domain name required");
 	}
@@ -372,7 +370,8 @@ TEST_CASE("too many failed transactions: the 12th MAIL gets 550 5.1.0 and the cl
 	// A transaction fails when its DATA fails (here: every recipient unknown).
 	for (int i = 0; i < 11; i++) {
 		Transaction t = send_mail(c, test_sender, {"nobody@test.example"}, make_message());
-		REQUIRE_MESSAGE(t.reply.plain() == "550 5.1.1 no such user(s)", "transaction " << i << " at " << t.step);
+		REQUIRE_MESSAGE(t.reply.plain() == "550 5.1.1 no such user(s)",
+		                "transaction " << i << " at " << t.step);
 	}
 	Reply r = c.cmd(mail_bob);
 	CHECK(r.lines == std::vector<std::string>{"550 5.1.0 too many failures"});

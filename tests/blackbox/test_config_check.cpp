@@ -39,8 +39,7 @@ TEST_CASE("ternd -n: a generated test config is valid and summarised") {
 	CHECK(contains(r.output, std::to_string(d.smtp_port())));
 	// "config ok" is the last line.
 	std::string out = r.output;
-	while (!out.empty() && out.back() == '\n')
-		out.pop_back();
+	while (!out.empty() && out.back() == '\n') out.pop_back();
 	CHECK(ends_with(out, "config ok"));
 }
 
@@ -81,8 +80,9 @@ TEST_CASE("ternd -n: an array element error uses [i]") {
 }
 
 TEST_CASE("ternd -n: comments are allowed") {
-	TempConfig cfg("// leading comment\n{\n\t\"hostname\": \"mx.test.example\", /* inline */\n"
-	               "\t\"listeners\": {}\n}\n");
+	TempConfig cfg(
+	    "// leading comment\n{\n\t\"hostname\": \"mx.test.example\", /* inline */\n"
+	    "\t\"listeners\": {}\n}\n");
 	RunResult r = run_check_config(cfg.path);
 	INFO(r.output);
 	CHECK(r.exit_code == 0);

@@ -36,8 +36,7 @@ TEST_CASE("connections: 2000 idle clients after EHLO while another completes a d
 	CHECK(wait_for_maildir(d.maildir(), 1).size() == 1);
 
 	// The idle ones are all still served.
-	for (int i : {0, 1, count / 2, count - 1})
-		CHECK(idle[size_t(i)].cmd("NOOP").plain() == "250 2.0.0 alrighty");
+	for (int i : {0, 1, count / 2, count - 1}) CHECK(idle[size_t(i)].cmd("NOOP").plain() == "250 2.0.0 alrighty");
 	idle.clear();
 	CHECK(d.running());
 }
@@ -106,8 +105,7 @@ TEST_CASE("connections: NUL bytes and binary garbage get replies or a clean clos
 		SmtpClient c = connect_smtp(d);
 		REQUIRE(c.connected());
 		std::string garbage;
-		for (int i = 0; i < 5000; i++)
-			garbage += char((i * 37) & 0xff);
+		for (int i = 0; i < 5000; i++) garbage += char((i * 37) & 0xff);
 		c.send(garbage);
 		c.expect_closed();
 	}

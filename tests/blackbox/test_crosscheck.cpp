@@ -97,15 +97,13 @@ class Coprocess {
 public:
 	explicit Coprocess(const std::vector<std::string>& argv) {
 		int to_child[2], from_child[2];
-		if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0)
-			return;
+		if (pipe2(to_child, O_CLOEXEC) != 0 || pipe2(from_child, O_CLOEXEC) != 0) return;
 		pid_ = fork();
 		if (pid_ == 0) {
 			dup2(to_child[0], 0);
 			dup2(from_child[1], 1);
 			std::vector<char*> args;
-			for (const auto& a : argv)
-				args.push_back(const_cast<char*>(a.c_str()));
+			for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
 			args.push_back(nullptr);
 			execv(args[0], args.data());
 			_exit(127);
@@ -116,14 +114,11 @@ public:
 		out_ = from_child[0];
 	}
 	~Coprocess() {
-		if (in_ >= 0)
-			close(in_);
-		if (out_ >= 0)
-			close(out_);
+		if (in_ >= 0) close(in_);
+		if (out_ >= 0) close(out_);
 		if (pid_ > 0) {
 			int status = 0;
-			for (int i = 0; i < 200 && waitpid(pid_, &status, WNOHANG) == 0; i++)
-				usleep(10000);
+			for (int i = 0; i < 200 && waitpid(pid_, &status, WNOHANG) == 0; i++) usleep(10000);
 			if (waitpid(pid_, &status, WNOHANG) == 0) {
 				kill(pid_, SIGKILL);
 				waitpid(pid_, &status, 0);
@@ -138,8 +133,7 @@ public:
 		size_t off = 0;
 		while (off < data.size()) {
 			ssize_t n = write(in_, data.data() + off, data.size() - off);
-			if (n <= 0)
-				return false;
+			if (n <= 0) return false;
 			off += size_t(n);
 		}
 		return true;
@@ -154,16 +148,14 @@ public:
 				buffer_.erase(0, nl + 1);
 				return line;
 			}
-			auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-			if (left.count() <= 0)
-				return std::nullopt;
+			auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+			    deadline - std::chrono::steady_clock::now());
+			if (left.count() <= 0) return std::nullopt;
 			pollfd pfd{out_, POLLIN, 0};
-			if (poll(&pfd, 1, int(left.count())) <= 0)
-				continue;
+			if (poll(&pfd, 1, int(left.count())) <= 0) continue;
 			char buf[4096];
 			ssize_t n = read(out_, buf, sizeof(buf));
-			if (n <= 0)
-				return std::nullopt;
+			if (n <= 0) return std::nullopt;
 			buffer_.append(buf, size_t(n));
 		}
 	}
@@ -187,8 +179,7 @@ void load_zone(DnsServer& dns, const std::vector<tern::spf_cases::ZoneRecord>& z
 			// No data: the name must exist with some other type only.
 			dns.add(rec.name, "NS", "ns.nodata.invalid");
 		} else {
-			for (const auto& value : rec.data)
-				dns.add(rec.name, rec.type, value);
+			for (const auto& value : rec.data) dns.add(rec.name, rec.type, value);
 		}
 	}
 }
@@ -196,8 +187,7 @@ void load_zone(DnsServer& dns, const std::vector<tern::spf_cases::ZoneRecord>& z
 // The HELO argument as an SMTP server would get it, for ternctl; pyspf
 // takes the address of an address literal, as tern uses it for %{h}.
 std::string helo_for_pyspf(const std::string& helo) {
-	if (helo.size() > 2 && helo.front() == '[' && helo.back() == ']')
-		return helo.substr(1, helo.size() - 2);
+	if (helo.size() > 2 && helo.front() == '[' && helo.back() == ']') return helo.substr(1, helo.size() - 2);
 	return helo;
 }
 
@@ -208,18 +198,18 @@ std::string tmp_write(const std::string& dir, const std::string& name, const std
 }
 
 const std::string message_text =
-	"From: Alice <alice@test.example>\r\n"
-	"To: Bob <bob@other.example>\r\n"
-	"Subject: cross-check\r\n"
-	"Date: 25 Nov 2026 10:00:00 +0000\r\n"
-	"Message-Id: <cross1@test.example>\r\n"
-	"Received: from somewhere\r\n"
-	"\r\n"
-	"Hello Bob,  \r\n"
-	"\r\n"
-	"a line with   spaces\tand tabs \r\n"
-	"\r\n"
-	"\r\n";
+    "From: Alice <alice@test.example>\r\n"
+    "To: Bob <bob@other.example>\r\n"
+    "Subject: cross-check\r\n"
+    "Date: 25 Nov 2026 10:00:00 +0000\r\n"
+    "Message-Id: <cross1@test.example>\r\n"
+    "Received: from somewhere\r\n"
+    "\r\n"
+    "Hello Bob,  \r\n"
+    "\r\n"
+    "a line with   spaces\tand tabs \r\n"
+    "\r\n"
+    "\r\n";
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
@@ -236,21 +226,21 @@ TEST_CASE("cross-check: ternctl spf check agrees with python3-spf on the SPF cas
 	using namespace tern::spf_cases;
 	Coprocess python({debian_python(), "-c", pyspf_script});
 	auto ready = python.read_line(15000);
-	REQUIRE_MESSAGE(ready.has_value(), "python3-spf did not start (is python3-spf installed for /usr/bin/python3?)");
+	REQUIRE_MESSAGE(ready.has_value(),
+	                "python3-spf did not start (is python3-spf installed for /usr/bin/python3?)");
 	REQUIRE_MESSAGE(contains(*ready, "ready"), *ready);
 
 	std::set<std::string> skipped;
-	for (const auto& [name, why] : pyspf_known_differences())
-		skipped.insert(name);
+	for (const auto& [name, why] : pyspf_known_differences()) skipped.insert(name);
 
 	int compared = 0;
 	for (const Case& c : cases()) {
 		CAPTURE(c.name);
 		DnsServer dns;
 		load_zone(dns, c.zone);
-		std::vector<std::string> args{"--dns", dns.address(), "spf", "check", c.ip, c.sender.empty() ? "<>" : c.sender};
-		if (!c.helo.empty())
-			args.push_back(c.helo);
+		std::vector<std::string> args{"--dns", dns.address(), "spf",
+		                              "check", c.ip,          c.sender.empty() ? "<>" : c.sender};
+		if (!c.helo.empty()) args.push_back(c.helo);
 		ProgramResult tern = run_ternctl(args);
 		CAPTURE(tern.both());
 		REQUIRE(tern.exit_code == 0);
@@ -258,10 +248,12 @@ TEST_CASE("cross-check: ternctl spf check agrees with python3-spf on the SPF cas
 		// End to end through udns, tern still gives the table's answer.
 		CHECK(tern_word == c.result);
 
-		if (skipped.count(c.name))
-			continue;
-		nlohmann::json request = {{"port", dns.port()}, {"ip", c.ip}, {"sender", c.sender},
-		                          {"helo", helo_for_pyspf(c.helo)}, {"receiver", spf_case_receiver}};
+		if (skipped.count(c.name)) continue;
+		nlohmann::json request = {{"port", dns.port()},
+		                          {"ip", c.ip},
+		                          {"sender", c.sender},
+		                          {"helo", helo_for_pyspf(c.helo)},
+		                          {"receiver", spf_case_receiver}};
 		REQUIRE(python.send(request.dump()));
 		auto answer = python.read_line(30000);
 		REQUIRE_MESSAGE(answer.has_value(), "python3-spf gave no answer");
@@ -286,8 +278,8 @@ TEST_CASE("cross-check: python3-dkim signs, ternctl dkim verify passes it and fa
 		std::vector<std::string> extra;
 	};
 	std::vector<KeySpec> keys = {
-		{"rsa", "pyrsa", "rsa-sha256", {"--bits", "2048"}},
-		{"ed25519", "pyed", "ed25519-sha256", {}},
+	    {"rsa", "pyrsa", "rsa-sha256", {"--bits", "2048"}},
+	    {"ed25519", "pyed", "ed25519-sha256", {}},
 	};
 	for (const auto& key : keys) {
 		std::vector<std::string> gen{"dkim", "genkey", key.type, "--out", dir + "/" + key.selector + ".pem"};
@@ -300,8 +292,9 @@ TEST_CASE("cross-check: python3-dkim signs, ternctl dkim verify passes it and fa
 			CAPTURE(key.algorithm);
 			CAPTURE(canon);
 			std::string msg_path = tmp_write(dir, "plain.eml", message_text);
-			ProgramResult py = run_program({debian_python(), "-c", dkimpy_script, "sign", dir + "/" + key.selector + ".pem",
-			                                key.selector, "test.example", key.algorithm, canon, msg_path});
+			ProgramResult py = run_program({debian_python(), "-c", dkimpy_script, "sign",
+			                                dir + "/" + key.selector + ".pem", key.selector, "test.example",
+			                                key.algorithm, canon, msg_path});
 			REQUIRE_MESSAGE(py.exit_code == 0, py.err);
 			REQUIRE(starts_with(py.out, "DKIM-Signature: "));
 			REQUIRE(ends_with(py.out, message_text));
@@ -315,7 +308,8 @@ TEST_CASE("cross-check: python3-dkim signs, ternctl dkim verify passes it and fa
 			tampered.replace(tampered.find("Hello Bob,"), 10, "Hello Eve,");
 			v = run_ternctl({"--dns", dns.address(), "dkim", "verify"}, tampered);
 			CHECK(v.exit_code == 1);
-			CHECK(starts_with(v.out, "fail d=test.example s=" + key.selector + " a=" + key.algorithm + " error=\""));
+			CHECK(starts_with(
+			    v.out, "fail d=test.example s=" + key.selector + " a=" + key.algorithm + " error=\""));
 		}
 	}
 
@@ -326,8 +320,9 @@ TEST_CASE("cross-check: python3-dkim signs, ternctl dkim verify passes it and fa
 	REQUIRE_MESSAGE(py.exit_code == 0, py.err);
 	ProgramResult v = run_ternctl({"--dns", dns.address(), "dkim", "verify"}, py.out);
 	CHECK(v.exit_code == 1);
-	CHECK(v.out == "permerror d=test.example s=pyrsa a=rsa-sha1 error=\"dkim: hash algorithm not allowed: \\\"rsa-sha1\\\" "
-	               "uses sha1 (RFC 8301)\"\n");
+	CHECK(v.out ==
+	      "permerror d=test.example s=pyrsa a=rsa-sha1 error=\"dkim: hash algorithm not allowed: \\\"rsa-sha1\\\" "
+	      "uses sha1 (RFC 8301)\"\n");
 }
 
 TEST_CASE("cross-check: ternctl dkim genkey + sign, python3-dkim verifies") {
@@ -365,8 +360,8 @@ TEST_CASE("cross-check: ternctl dkim genkey + sign, python3-dkim verifies") {
 	INFO(py.err);
 	CHECK(py.exit_code == 0);
 	CHECK(py.out == "True\nFalse\n");
-	py = run_program({debian_python(), "-c", dkimpy_script, "verify", signed_path, "2",
-	                  "ed1._domainkey.test.example", ed_txt});
+	py = run_program(
+	    {debian_python(), "-c", dkimpy_script, "verify", signed_path, "2", "ed1._domainkey.test.example", ed_txt});
 	INFO(py.err);
 	CHECK(py.exit_code == 0);
 	CHECK(py.out == "False\nTrue\n");

@@ -10,15 +10,13 @@ namespace {
 std::string only_message(TernDaemon& d, const std::string& account = "alice") {
 	auto files = wait_for_maildir(d.maildir(account), 1);
 	CHECK_MESSAGE(files.size() == 1, "files in new/: " << files.size());
-	if (files.size() != 1)
-		return "";
+	if (files.size() != 1) return "";
 	return read_file(files[0]);
 }
 
 // The header lines the daemon put before the message it received.
 std::string prefix_of(const std::string& stored, const std::string& sent) {
-	if (!ends_with(stored, sent))
-		return "";
+	if (!ends_with(stored, sent)) return "";
 	return stored.substr(0, stored.size() - sent.size());
 }
 
@@ -147,8 +145,9 @@ TEST_CASE("DATA: two messages on one connection, several recipients") {
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());
-	CHECK(send_mail(c, test_sender, {"alice@test.example", "bob@test.example"}, make_message("one")).reply.plain() ==
-	      "250 2.2.0 it is done");
+	CHECK(
+	    send_mail(c, test_sender, {"alice@test.example", "bob@test.example"}, make_message("one")).reply.plain() ==
+	    "250 2.2.0 it is done");
 	CHECK(send_mail(c, test_sender, {"alice@test.example"}, make_message("two")).reply.plain() ==
 	      "250 2.2.0 it is done");
 	CHECK(wait_for_maildir(d.maildir("alice"), 2).size() == 2);
@@ -173,10 +172,10 @@ TEST_CASE("DATA: smuggling sequences do not end DATA") {
 		const char* sequence;
 	};
 	const Case cases[] = {
-		{"LF . LF", "\n.\n"},
-		{"LF . CRLF", "\n.\r\n"},
-		{"CRLF . LF", "\r\n.\n"},
-		{"CR . CR", "\r.\r"},
+	    {"LF . LF", "\n.\n"},
+	    {"LF . CRLF", "\n.\r\n"},
+	    {"CRLF . LF", "\r\n.\n"},
+	    {"CR . CR", "\r.\r"},
 	};
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
@@ -189,13 +188,12 @@ TEST_CASE("DATA: smuggling sequences do not end DATA") {
 		REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
 		REQUIRE(c.cmd("DATA").code == 354);
 		std::string data = "Subject: smuggle\r\n\r\nhello" + std::string(kase.sequence) +
-		                   "MAIL FROM:<evil@sender.example>\r\nRCPT TO:<postmaster@test.example>\r\nDATA\r\n"
-		                   "smuggled body\r\n.\r\n";
+		    "MAIL FROM:<evil@sender.example>\r\nRCPT TO:<postmaster@test.example>\r\nDATA\r\n"
+		    "smuggled body\r\n.\r\n";
 		REQUIRE(c.send(data));
 		Reply r = c.read_reply();
 		CHECK(r.plain() == "250 2.2.0 it is done");
-		if (r.code == 250)
-			delivered++;
+		if (r.code == 250) delivered++;
 		// Nothing else was executed: the next reply is the NOOP's.
 		CHECK(c.cmd("NOOP").plain() == "250 2.0.0 alrighty");
 		auto files = wait_for_maildir(d.maildir(), size_t(delivered));
@@ -228,10 +226,8 @@ TEST_CASE("DATA: bare LF and bare CR are stored as CRLF with the default normali
 	CHECK(ends_with(stored, "Subject: bare\r\n\r\nline one\r\nline two\r\nline three\r\n"));
 	// No bare LF or CR anywhere in the stored file.
 	for (size_t i = 0; i < stored.size(); i++) {
-		if (stored[i] == '\n')
-			REQUIRE((i > 0 && stored[i - 1] == '\r'));
-		if (stored[i] == '\r')
-			REQUIRE((i + 1 < stored.size() && stored[i + 1] == '\n'));
+		if (stored[i] == '\n') REQUIRE((i > 0 && stored[i - 1] == '\r'));
+		if (stored[i] == '\r') REQUIRE((i + 1 < stored.size() && stored[i + 1] == '\n'));
 	}
 }
 
@@ -253,8 +249,7 @@ TEST_CASE("DATA: bare_newlines reject fails the transaction with 500 5.5.2, conn
 	CHECK(t.reply.plain() == "250 2.2.0 it is done");
 	auto files = wait_for_maildir(d.maildir(), 1);
 	CHECK(files.size() == 1);
-	if (files.size() == 1)
-		CHECK_FALSE(contains(read_file(files[0]), "line one"));
+	if (files.size() == 1) CHECK_FALSE(contains(read_file(files[0]), "line one"));
 }
 
 TEST_CASE("DATA: bare_newlines reject also catches a bare CR and a smuggling dot") {
@@ -267,7 +262,8 @@ TEST_CASE("DATA: bare_newlines reject also catches a bare CR and a smuggling dot
 		REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
 		REQUIRE(c.cmd("DATA").code == 354);
 		REQUIRE(c.send(data));
-		CHECK(c.read_reply().plain() == "500 5.5.2 invalid bare carriage return or newline, may be smtp smuggling");
+		CHECK(c.read_reply().plain() ==
+		      "500 5.5.2 invalid bare carriage return or newline, may be smtp smuggling");
 	}
 	CHECK(maildir_files(d.maildir()).empty());
 }
@@ -281,8 +277,7 @@ TEST_CASE("DATA: over max_message_size gets 552 5.2.3 and the close (doc/behavio
 	REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
 	REQUIRE(c.cmd("DATA").code == 354);
 	std::string body;
-	for (int i = 0; i < 250; i++)
-		body += std::string(78, 'a' + char(i % 26)) + "\r\n";   // 20000 bytes
+	for (int i = 0; i < 250; i++) body += std::string(78, 'a' + char(i % 26)) + "\r\n";  // 20000 bytes
 	// One write, so the whole message is in the daemon's socket buffer.
 	c.send(make_message("big", body) + ".\r\n");
 	Reply r = c.read_reply();
@@ -308,8 +303,7 @@ TEST_CASE("DATA: a message just under max_message_size is accepted") {
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());
 	std::string body;
-	for (int i = 0; i < 80; i++)
-		body += std::string(78, 'b') + "\r\n";   // 6400 bytes
+	for (int i = 0; i < 80; i++) body += std::string(78, 'b') + "\r\n";  // 6400 bytes
 	CHECK(send_mail(c, test_sender, {"alice@test.example"}, make_message("fits", body)).reply.plain() ==
 	      "250 2.2.0 it is done");
 }
@@ -326,8 +320,7 @@ TEST_CASE("DATA: a large message (5 MB) in many writes is stored intact") {
 	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
 	REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
 	REQUIRE(c.cmd("DATA").code == 354);
-	for (size_t off = 0; off < message.size(); off += 7001)
-		REQUIRE(c.send(message.substr(off, 7001)));
+	for (size_t off = 0; off < message.size(); off += 7001) REQUIRE(c.send(message.substr(off, 7001)));
 	REQUIRE(c.send(".\r\n"));
 	CHECK(c.read_reply().plain() == "250 2.2.0 it is done");
 	std::string stored = only_message(d);

@@ -26,8 +26,7 @@ struct TmpfsMount {
 			why = std::string("mount -t tmpfs: ") + std::strerror(errno);
 	}
 	~TmpfsMount() {
-		if (mounted)
-			::umount2(dir.c_str(), MNT_DETACH);
+		if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
 		::rmdir(dir.c_str());
 	}
 	std::string dir;
@@ -43,23 +42,19 @@ off_t fill_file_system(const std::string& path) {
 	off_t size = 0;
 	for (;;) {
 		ssize_t n = ::write(fd, chunk.data(), chunk.size());
-		if (n <= 0)
-			break;
+		if (n <= 0) break;
 		size += n;
 	}
 	::close(fd);
 	return size;
 }
 
-void shrink_file(const std::string& path, off_t size) {
-	REQUIRE(::truncate(path.c_str(), size) == 0);
-}
+void shrink_file(const std::string& path, off_t size) { REQUIRE(::truncate(path.c_str(), size) == 0); }
 
 std::string body_of(size_t bytes, const std::string& token) {
 	std::string line = token + " " + std::string(60, 'x') + "\r\n";
 	std::string body;
-	while (body.size() < bytes)
-		body += line;
+	while (body.size() < bytes) body += line;
 	return body;
 }
 
@@ -91,7 +86,8 @@ TEST_CASE("disk full: message data that cannot be written gets 452 4.3.1, and de
 
 	SUBCASE("the temp file of DATA cannot be written") {
 		fill_file_system(filler);
-		Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("full", body_of(200000, "full")));
+		Transaction t = send_mail(c, test_sender, {"alice@test.example"},
+		                          make_message("full", body_of(200000, "full")));
 		INFO(t.step << ": " << t.reply.raw);
 		CHECK(t.reply.code == 452);
 		CHECK(t.reply.ecode == "4.3.1");
@@ -106,7 +102,8 @@ TEST_CASE("disk full: message data that cannot be written gets 452 4.3.1, and de
 		// system was full; while space is low it checks again every second,
 		// so after 1.5 s it has seen the room made above.
 		usleep(1500 * 1000);
-		Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("big", body_of(1000 * 1024, "big")));
+		Transaction t = send_mail(c, test_sender, {"alice@test.example"},
+		                          make_message("big", body_of(1000 * 1024, "big")));
 		INFO(t.step << ": " << t.reply.raw);
 		CHECK(t.step == "END");
 		CHECK(t.reply.plain() == "452 4.3.1 error processing");
@@ -139,10 +136,10 @@ TEST_CASE("disk full: message data that cannot be written gets 452 4.3.1, and de
 	std::string last;
 	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
 	while (std::chrono::steady_clock::now() < deadline) {
-		Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("back", "space again\r\n"));
+		Transaction t = send_mail(c, test_sender, {"alice@test.example"},
+		                          make_message("back", "space again\r\n"));
 		last = t.reply.plain();
-		if (t.reply.code != 452)
-			break;
+		if (t.reply.code != 452) break;
 		REQUIRE(c.cmd("RSET").code == 250);
 		std::this_thread::sleep_for(std::chrono::milliseconds(250));
 	}

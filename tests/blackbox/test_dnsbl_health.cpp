@@ -40,7 +40,8 @@ Transaction deliver_from_claimed_client(TernDaemon& d) {
 
 std::string proxied_dnsbl_patch(const std::string& zones) {
 	return R"({"listeners": {"test": {"proxy_protocol": true, "trusted_proxies": ["127.0.0.0/8"],
-	           "smtp": {"dnsbl_zones": [)" + zones + "]}}}}";
+	           "smtp": {"dnsbl_zones": [)" +
+	    zones + "]}}}}";
 }
 
 }  // namespace
@@ -73,7 +74,8 @@ TEST_CASE("dnsbl health: a zone that does not list 127.0.0.2 is skipped, and ask
 	}
 	CHECK(wait_for_maildir(d.maildir(), 2).size() == 2);
 	std::string log = d.log_text();
-	CHECK(contains(log, "msg=\"dnsbl zone unhealthy, not used\" zone=dead.example problem=\"does not list 127.0.0.2\""));
+	CHECK(contains(log,
+	               "msg=\"dnsbl zone unhealthy, not used\" zone=dead.example problem=\"does not list 127.0.0.2\""));
 	CHECK(contains(log, "msg=\"dnsbl zone unhealthy, skipped\" zone=dead.example"));
 	auto queries = d.dns().queries();
 	// The listing itself is never looked up; the health test ran once.

@@ -33,7 +33,7 @@ bool dovecot_usable() {
 std::string dovecot_backend(const std::string& socket, int timeout_ms = 15000) {
 	return R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
 	           "auth": {"backend": "dovecot", "dovecot_socket": ")" +
-	       socket + R"(", "dovecot_timeout_ms": )" + std::to_string(timeout_ms) + "}}";
+	    socket + R"(", "dovecot_timeout_ms": )" + std::to_string(timeout_ms) + "}}";
 }
 
 std::vector<std::string> lines_with(const std::string& text, const std::string& needle) {
@@ -92,7 +92,8 @@ TEST_CASE("dovecot auth backend: SMTP AUTH with a Dovecot-only password") {
 	dovecot.set_auth_mechanisms("plain login scram-sha-1 scram-sha-256");
 	// The listener contrib/dovecot/auth-socket.conf adds, for ternd's user
 	// (root here).
-	dovecot.add_config(contrib_snippet("auth-socket.conf", {{"user = tern", "user = root"}, {"group = tern", "group = root"}}));
+	dovecot.add_config(
+	    contrib_snippet("auth-socket.conf", {{"user = tern", "user = root"}, {"group = tern", "group = root"}}));
 	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
 	TernDaemon d(daemon_options(true, false, cert.config_patch(dovecot_backend(dovecot.run_dir() + "/tern-auth"))));
 	REQUIRE_RUNNING(d);
@@ -116,7 +117,8 @@ TEST_CASE("dovecot auth backend: SMTP AUTH with a Dovecot-only password") {
 		login.mechanism = "PLAIN";
 		login.mail_from = alice;
 		login.rcpt_to = "bob@remote.example";
-		login.message = "From: <alice@test.example>\r\nTo: <bob@remote.example>\r\nSubject: hi\r\n\r\nHello.\r\n";
+		login.message =
+		    "From: <alice@test.example>\r\nTo: <bob@remote.example>\r\nSubject: hi\r\n\r\nHello.\r\n";
 		RunResult r = run_smtplib(login);
 		INFO(r.output << "\n" << dovecot.log_text());
 		CHECK(output_line(r.output, "AUTH ") == "235 2.7.0 nice");
@@ -127,21 +129,25 @@ TEST_CASE("dovecot auth backend: SMTP AUTH with a Dovecot-only password") {
 		RunResult bad = run_smtplib(login);
 		INFO(bad.output);
 		CHECK(starts_with(output_line(bad.output, "AUTH "), "535 5.7.8 bad user/pass ("));
-		std::string line = wait_for_log(d, {"msg=\"authentication failed\"", "mechanism=PLAIN", "username=" + alice});
+		std::string line = wait_for_log(
+		    d, {"msg=\"authentication failed\"", "mechanism=PLAIN", "username=" + alice});
 		CHECK_MESSAGE(!line.empty(), log_tail(d));
 		CHECK(contains(line, "remote=127.0.0.1"));
 		CHECK_FALSE(contains(line, "wrong"));
 	}
 	SUBCASE("SCRAM-SHA-256 with gsasl, relayed step by step") {
-		RunResult r = run_gsasl_starttls(d.submission_port(), alice, dovecot_password, "SCRAM-SHA-256", cert.cert_file());
+		RunResult r = run_gsasl_starttls(d.submission_port(), alice, dovecot_password, "SCRAM-SHA-256",
+		                                 cert.cert_file());
 		INFO(r.output << "\n" << log_tail(d));
 		CHECK_FALSE(r.timed_out);
 		CHECK(contains(r.output, "235 2.7.0 nice"));
-		RunResult bad = run_gsasl_starttls(d.submission_port(), alice, "wrong", "SCRAM-SHA-256", cert.cert_file());
+		RunResult bad = run_gsasl_starttls(d.submission_port(), alice, "wrong", "SCRAM-SHA-256",
+		                                   cert.cert_file());
 		INFO(bad.output);
 		CHECK_FALSE(contains(bad.output, "235 "));
 		CHECK(contains(bad.output, "535 5.7.8 bad credentials"));
-		CHECK(wait_for_log(d, {"msg=\"authentication failed\"", "mechanism=SCRAM-SHA-256", "username=" + alice}) != "");
+		CHECK(wait_for_log(
+			  d, {"msg=\"authentication failed\"", "mechanism=SCRAM-SHA-256", "username=" + alice}) != "");
 	}
 	SUBCASE("LOGIN over the exchange, then a Dovecot user without a tern account may send as nobody") {
 		SmtpClient c = submission_client(d);
@@ -173,8 +179,10 @@ TEST_CASE("dovecot auth backend: SMTP AUTH with a Dovecot-only password") {
 		dovecot.stop();
 		SmtpClient c = submission_client(d);
 		REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
-		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, dovecot_password)).plain() == "454 4.7.0 temporary server error");
-		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, "wrong")).plain() == "454 4.7.0 temporary server error");
+		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, dovecot_password)).plain() ==
+		      "454 4.7.0 temporary server error");
+		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, "wrong")).plain() ==
+		      "454 4.7.0 temporary server error");
 		CHECK(wait_for_log(d, {"dovecot authentication unavailable"}) != "");
 		CHECK(lines_with(d.log_text(), "msg=\"authentication failed\"").empty());
 	}
@@ -201,11 +209,13 @@ TEST_CASE("dovecot auth backend: a socket that never answers is 454 after the de
 		for (const auto& l : ehlo.lines) plain_only = plain_only || l == "250-AUTH PLAIN";
 		CHECK_MESSAGE(plain_only, ehlo.raw);
 		auto t0 = std::chrono::steady_clock::now();
-		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, "whatever")).plain() == "454 4.7.0 temporary server error");
+		CHECK(c.cmd("AUTH PLAIN " + plain_response(alice, "whatever")).plain() ==
+		      "454 4.7.0 temporary server error");
 		auto waited = std::chrono::steady_clock::now() - t0;
 		CHECK(waited >= std::chrono::milliseconds(600));
 		CHECK(waited < std::chrono::seconds(5));
-		CHECK(wait_for_log(d, {"dovecot authentication unavailable", "no answer from Dovecot within 700 ms"}) != "");
+		CHECK(wait_for_log(d, {"dovecot authentication unavailable", "no answer from Dovecot within 700 ms"}) !=
+		      "");
 		CHECK(c.cmd("NOOP").code == 250);
 	}
 	::close(fd);
@@ -232,11 +242,12 @@ TEST_CASE("ternctl checkpassword: Dovecot's checkpassword passdb logs IMAP users
 	// contrib/dovecot/checkpassword.conf with this test's paths, and
 	// nobody as the user ternd runs as.
 	DovecotServer dovecot(maildir, "alice", "tern imap 9 password");
-	dovecot.set_passdb(contrib_snippet("checkpassword.conf", {{"/usr/local/sbin/ternctl", reachable_program("ternctl")},
-	                                                          {"/etc/tern/tern.json", d.config_path()},
-	                                                          {"uid=tern gid=tern", "uid=nobody gid=nogroup"},
-	                                                          {"/var/lib/tern", d.data_dir()},
-	                                                          {"user = tern", "user = nobody"}}));
+	dovecot.set_passdb(contrib_snippet("checkpassword.conf",
+	                                   {{"/usr/local/sbin/ternctl", reachable_program("ternctl")},
+	                                    {"/etc/tern/tern.json", d.config_path()},
+	                                    {"uid=tern gid=tern", "uid=nobody gid=nogroup"},
+	                                    {"/var/lib/tern", d.data_dir()},
+	                                    {"user = tern", "user = nobody"}}));
 	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
 	// The snippet's userdb and mail_location find the Maildir tern delivers to.
 	RunResult read = dovecot.imap("typ, data = imap.select('INBOX')\nprint('exists', data[0].decode())\n");
@@ -267,9 +278,11 @@ TEST_CASE("ternctl checkpassword: the interface, through ternd and without it") 
 	// on success prints what it was given.
 	auto run = [&](const std::string& input, const std::string& env = "") {
 		write_file(dir + "/in", input);
-		return run_command({"/bin/sh", "-c",
-		                    env + " \"$0\" -c \"$1\" checkpassword /bin/sh -c 'echo RAN USER=$USER HOME=$HOME AUTHORIZED=$AUTHORIZED' 3<\"$2\"",
-		                    ternctl, d.config_path(), dir + "/in"});
+		return run_command(
+		    {"/bin/sh", "-c",
+		     env +
+		         " \"$0\" -c \"$1\" checkpassword /bin/sh -c 'echo RAN USER=$USER HOME=$HOME AUTHORIZED=$AUTHORIZED' 3<\"$2\"",
+		     ternctl, d.config_path(), dir + "/in"});
 	};
 	for (bool running : {false, true}) {
 		CAPTURE(running);
@@ -292,8 +305,9 @@ TEST_CASE("ternctl checkpassword: the interface, through ternd and without it") 
 	}
 	// A config that does not load: a temporary failure for the caller.
 	write_file(dir + "/broken.json", "{");
-	RunResult broken = run_command({"/bin/sh", "-c", "printf 'alice\\0x\\0\\0' | \"$0\" -c \"$1\" checkpassword true 3<&0",
-	                                ternctl, dir + "/broken.json"});
+	RunResult broken = run_command({"/bin/sh", "-c",
+	                                "printf 'alice\\0x\\0\\0' | \"$0\" -c \"$1\" checkpassword true 3<&0", ternctl,
+	                                dir + "/broken.json"});
 	CHECK(broken.exit_code == 111);
 	remove_tree(dir);
 }

@@ -27,14 +27,11 @@ const std::string dave = "dave@remote.example";
 // ternd with alice on submission (AUTH in plaintext allowed) and, when
 // `sink_port` is set, the sink as smarthost "localhost:PORT"; `extra`
 // is merged into the config.
-void start_daemon(TernDaemon& d, int sink_port, const std::string& queue_extra = "",
-                  const std::string& extra = "") {
+void start_daemon(TernDaemon& d, int sink_port, const std::string& queue_extra = "", const std::string& extra = "") {
 	d.dns().add("localhost", "A", "127.0.0.1");
 	std::string queue = R"("retry_base_s": 3600)";
-	if (sink_port)
-		queue += ", " + plain_smarthost("localhost", sink_port);
-	if (!queue_extra.empty())
-		queue += ", " + queue_extra;
+	if (sink_port) queue += ", " + plain_smarthost("localhost", sink_port);
+	if (!queue_extra.empty()) queue += ", " + queue_extra;
 	start_with_password(d, merge_patches(open_submission_patch(d, queue), extra), "alice", alice_password);
 }
 
@@ -42,12 +39,12 @@ SmtpClient login_alice(TernDaemon& d) { return login_submission(d, alice, alice_
 
 std::string message_to(const std::string& to, const std::string& subject) {
 	return "From: <" + alice + ">\r\nTo: <" + to + ">\r\nSubject: " + subject + "\r\nMessage-Id: <" + subject +
-	       "@test.example>\r\n\r\nthe body of " + subject + "\r\n";
+	    "@test.example>\r\n\r\nthe body of " + subject + "\r\n";
 }
 
 // MAIL with `mail_params`, one RCPT per (address, params), DATA; requires 250.
-void submit(SmtpClient& c, const std::string& mail_params, const std::vector<std::pair<std::string, std::string>>& rcpts,
-            const std::string& message) {
+void submit(SmtpClient& c, const std::string& mail_params,
+            const std::vector<std::pair<std::string, std::string>>& rcpts, const std::string& message) {
 	Reply r = c.cmd("MAIL FROM:<" + alice + ">" + (mail_params.empty() ? "" : " " + mail_params));
 	REQUIRE_MESSAGE(r.code == 250, r.raw);
 	for (const auto& [to, params] : rcpts) {
@@ -55,7 +52,7 @@ void submit(SmtpClient& c, const std::string& mail_params, const std::vector<std
 		REQUIRE_MESSAGE(r.code == 250, r.raw);
 	}
 	REQUIRE(c.cmd("DATA").code == 354);
-	REQUIRE(c.send(message + ".\r\n"));   // no line of the test messages starts with a dot
+	REQUIRE(c.send(message + ".\r\n"));  // no line of the test messages starts with a dot
 	r = c.read_reply();
 	REQUIRE_MESSAGE(r.code == 250, r.raw);
 }
@@ -66,8 +63,7 @@ std::vector<std::string> inbox_with_subject(TernDaemon& d, const std::string& su
 	for (const auto& f : maildir_files(d.maildir("alice"))) {
 		std::string text = read_file(f);
 		size_t end = text.find("\r\n\r\n");
-		if (contains(text.substr(0, end), "Subject: " + subject))
-			found.push_back(text);
+		if (contains(text.substr(0, end), "Subject: " + subject)) found.push_back(text);
 	}
 	return found;
 }
@@ -77,10 +73,8 @@ std::string wait_for_notice(TernDaemon& d, const std::string& subject, int timeo
 	int64_t deadline = now_ms() + timeout_ms;
 	for (;;) {
 		auto found = inbox_with_subject(d, subject);
-		if (!found.empty())
-			return found.front();
-		if (now_ms() > deadline)
-			return "";
+		if (!found.empty()) return found.front();
+		if (now_ms() > deadline) return "";
 		usleep(50000);
 	}
 }
@@ -109,17 +103,19 @@ TEST_CASE("dsn: EHLO offers DSN and LIMITS everywhere, REQUIRETLS only inside TL
 	      "501 5.5.4 duplicate param \"ORCPT\"");
 	CHECK(c.cmd("RCPT TO:<alice@test.example> NOTIFY=FAILURE ORCPT=rfc822;Alice+2Bx@test.example").code == 250);
 
-	for (auto [mode, port] : {std::pair{TlsMode::starttls, d.smtp_port()}, std::pair{TlsMode::implicit, d.submissions_port()}}) {
-		ScriptResult s = run_smtp_script(mode, port, cert.cert_file(),
-		                                 {"EHLO client.sender.example", "MAIL FROM:<bob@sender.example> REQUIRETLS"});
+	for (auto [mode, port] :
+	     {std::pair{TlsMode::starttls, d.smtp_port()}, std::pair{TlsMode::implicit, d.submissions_port()}}) {
+		ScriptResult s = run_smtp_script(
+		    mode, port, cert.cert_file(),
+		    {"EHLO client.sender.example", "MAIL FROM:<bob@sender.example> REQUIRETLS"});
 		INFO(s.run.output);
 		REQUIRE(s.error.empty());
 		ScriptReply e = s.reply_to(0);
 		CHECK(std::count(e.lines.begin(), e.lines.end(), "250-REQUIRETLS") == 1);
 		CHECK(std::count(e.lines.begin(), e.lines.end(), "250-DSN") == 1);
 		// Port 465 is submission: MAIL needs AUTH first.
-		CHECK(s.reply_to(1).plain() == (mode == TlsMode::starttls ? "250 2.1.0 looking good"
-		                                                           : "530 5.7.0 authentication required"));
+		CHECK(s.reply_to(1).plain() ==
+		      (mode == TlsMode::starttls ? "250 2.1.0 looking good" : "530 5.7.0 authentication required"));
 	}
 }
 
@@ -138,8 +134,8 @@ refused = s.sendmail(sys.argv[2], [sys.argv[2]], msg, mail_options=["RET=HDRS", 
 print("SENT", refused)
 s.quit()
 )PY";
-	ProgramResult py = run_program({debian_python(), "-c", script, std::to_string(d.submission_port()), alice, alice_password},
-	                               "", 30000);
+	ProgramResult py = run_program(
+	    {debian_python(), "-c", script, std::to_string(d.submission_port()), alice, alice_password}, "", 30000);
 	INFO(py.both());
 	CHECK(contains(py.out, "DSN True"));
 	REQUIRE(contains(py.out, "SENT {}"));
@@ -148,8 +144,9 @@ s.quit()
 	REQUIRE_FALSE(notice.empty());
 	CHECK(contains(notice, "\r\nAuto-Submitted: auto-replied\r\n"));
 	CHECK(contains(notice, "\r\nOriginal-Envelope-Id: QQ+314\r\n"));
-	CHECK(contains(notice, "\r\nOriginal-Recipient: rfc822;Alias+x@test.example\r\nFinal-Recipient: rfc822;" + alice +
-	                           "\r\nAction: delivered\r\nStatus: 2.0.0\r\n"));
+	CHECK(contains(notice,
+	               "\r\nOriginal-Recipient: rfc822;Alias+x@test.example\r\nFinal-Recipient: rfc822;" + alice +
+	                   "\r\nAction: delivered\r\nStatus: 2.0.0\r\n"));
 	CHECK(contains(notice, "Content-Type: text/rfc822-headers"));
 	CHECK(contains(notice, "<local-1@test.example>"));
 	// The message itself arrived too.
@@ -165,7 +162,8 @@ TEST_CASE("dsn: smarthost without DSN: SUCCESS gets \"relayed\"; with DSN the pa
 		TernDaemon d(submission_not_started());
 		start_daemon(d, plain_sink.port());
 		SmtpClient c = login_alice(d);
-		submit(c, "ENVID=env-1", {{carol, "NOTIFY=SUCCESS ORCPT=rfc822;carol+2Bold@remote.example"}}, message_to(carol, "relay1"));
+		submit(c, "ENVID=env-1", {{carol, "NOTIFY=SUCCESS ORCPT=rfc822;carol+2Bold@remote.example"}},
+		       message_to(carol, "relay1"));
 		REQUIRE(plain_sink.wait_for_messages(1));
 		SinkMessage m = plain_sink.messages()[0];
 		CHECK_FALSE(contains(m.mail_params, "ENVID"));
@@ -174,8 +172,10 @@ TEST_CASE("dsn: smarthost without DSN: SUCCESS gets \"relayed\"; with DSN the pa
 		INFO(log_tail(d));
 		REQUIRE_FALSE(notice.empty());
 		CHECK(contains(notice, "Original-Envelope-Id: env-1\r\n"));
-		CHECK(contains(notice, "Original-Recipient: rfc822;carol+old@remote.example\r\nFinal-Recipient: rfc822;" + carol +
-		                           "\r\nAction: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; localhost ([127.0.0.1])\r\n"));
+		CHECK(contains(
+		    notice,
+		    "Original-Recipient: rfc822;carol+old@remote.example\r\nFinal-Recipient: rfc822;" + carol +
+			"\r\nAction: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; localhost ([127.0.0.1])\r\n"));
 		CHECK(contains(notice, "Auto-Submitted: auto-replied"));
 	}
 	SUBCASE("next hop with DSN") {
@@ -190,9 +190,9 @@ TEST_CASE("dsn: smarthost without DSN: SUCCESS gets \"relayed\"; with DSN the pa
 		for (const SinkMessage& m : dsn_sink.messages()) {
 			CHECK(contains(m.mail_params, "RET=HDRS ENVID=env+2B2"));
 			REQUIRE(m.rcpt_params.size() == 1);
-			CHECK(m.rcpt_params[0] == (m.rcpt_to[0] == carol
-			                               ? "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;carol+2Bold@remote.example"
-			                               : ""));
+			CHECK(m.rcpt_params[0] ==
+			      (m.rcpt_to[0] == carol ? "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;carol+2Bold@remote.example"
+			                             : ""));
 		}
 		usleep(1000000);
 		INFO(log_tail(d));
@@ -215,7 +215,7 @@ TEST_CASE("dsn: a refused recipient: NEVER gets no notice, RET=FULL the whole me
 	INFO(log_tail(d));
 	REQUIRE(files.size() == 2);
 	usleep(500000);
-	CHECK(maildir_files(d.maildir("alice")).size() == 2);   // none for NOTIFY=NEVER
+	CHECK(maildir_files(d.maildir("alice")).size() == 2);  // none for NOTIFY=NEVER
 	std::string full, hdrs;
 	for (const auto& f : files) {
 		std::string text = read_file(f);
@@ -285,7 +285,7 @@ TEST_CASE("dsn: REQUIRETLS is refused by a next hop without TLS (5.7.30), kept b
 
 TEST_CASE("dsn: REQUIRETLS to a next hop whose certificate does not verify fails with 5.7.30") {
 	TestCert cert;
-	TestCert sink_cert;   // self-signed: no CA vouches for it
+	TestCert sink_cert;  // self-signed: no CA vouches for it
 	SmtpSink::Options o;
 	o.cert_file = sink_cert.cert_file();
 	o.key_file = sink_cert.key_file();
@@ -293,11 +293,11 @@ TEST_CASE("dsn: REQUIRETLS to a next hop whose certificate does not verify fails
 	SmtpSink sink(o);
 	TernDaemon d(submission_not_started());
 	start_daemon(d, sink.port(), "", cert.config_patch());
-	ScriptResult s = run_smtp_script(
-	    TlsMode::starttls, d.submission_port(), cert.cert_file(),
-	    {"EHLO client.test.example", "AUTH PLAIN " + plain_response(alice, alice_password),
-	     "MAIL FROM:<" + alice + "> REQUIRETLS", "RCPT TO:<" + carol + ">", "DATA",
-	     "@DATA " + message_to(carol, "secret2") + ".\r\n"});
+	ScriptResult s = run_smtp_script(TlsMode::starttls, d.submission_port(), cert.cert_file(),
+	                                 {"EHLO client.test.example",
+	                                  "AUTH PLAIN " + plain_response(alice, alice_password),
+	                                  "MAIL FROM:<" + alice + "> REQUIRETLS", "RCPT TO:<" + carol + ">", "DATA",
+	                                  "@DATA " + message_to(carol, "secret2") + ".\r\n"});
 	INFO(s.run.output);
 	REQUIRE(s.error.empty());
 	REQUIRE(starts_with(s.reply_to(5).last(), "250 "));
@@ -318,8 +318,7 @@ TEST_CASE("dsn: LIMITS MAILMAX: the 1001st MAIL on one connection gets 421 and t
 	// Pipelined in batches (RFC 2920): MAIL and RSET, 1000 transactions.
 	for (int batch = 0; batch < 10; batch++) {
 		std::string commands;
-		for (int i = 0; i < 100; i++)
-			commands += "MAIL FROM:<bob@sender.example>\r\nRSET\r\n";
+		for (int i = 0; i < 100; i++) commands += "MAIL FROM:<bob@sender.example>\r\nRSET\r\n";
 		REQUIRE(c.send(commands));
 		for (int i = 0; i < 200; i++) {
 			Reply r = c.read_reply();
@@ -327,21 +326,23 @@ TEST_CASE("dsn: LIMITS MAILMAX: the 1001st MAIL on one connection gets 421 and t
 		}
 	}
 	CHECK(c.cmd("MAIL FROM:<bob@sender.example>").plain() == "421 4.5.3 too many transactions on this connection");
-	CHECK(c.read_reply().code == 0);   // closed
+	CHECK(c.read_reply().code == 0);  // closed
 }
 
 TEST_CASE("dsn: port 25 local delivery with NOTIFY=SUCCESS sends a \"delivered\" notice to the sender") {
-	SmtpSink sink;   // the smarthost, which takes the notice to bob
+	SmtpSink sink;  // the smarthost, which takes the notice to bob
 	TernDaemon d({.config_patch = R"({"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
-	                              R"(", "smarthost_tls": "none"}})"});
+	                  R"(", "smarthost_tls": "none"}})"});
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_smtp(d);
 	REQUIRE(c.read_reply().code == 220);
 	REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
 	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example> ENVID=port25-1").code == 250);
-	REQUIRE(c.cmd("RCPT TO:<" + alice + "> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Alice+2Bold@test.example").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<" + alice + "> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Alice+2Bold@test.example").code ==
+	        250);
 	REQUIRE(c.cmd("DATA").code == 354);
-	REQUIRE(c.send("From: <bob@sender.example>\r\nSubject: hello alice\r\nMessage-Id: <p25-1@sender.example>\r\n\r\nhi\r\n.\r\n"));
+	REQUIRE(c.send(
+	    "From: <bob@sender.example>\r\nSubject: hello alice\r\nMessage-Id: <p25-1@sender.example>\r\n\r\nhi\r\n.\r\n"));
 	REQUIRE(c.read_reply().code == 250);
 	REQUIRE(wait_for_maildir(d.maildir("alice"), 1).size() == 1);
 	INFO(log_tail(d));
@@ -353,8 +354,9 @@ TEST_CASE("dsn: port 25 local delivery with NOTIFY=SUCCESS sends a \"delivered\"
 	CHECK(contains(m.data, "Subject: mail delivered\r\n"));
 	CHECK(contains(m.data, "Auto-Submitted: auto-replied\r\n"));
 	CHECK(contains(m.data, "Original-Envelope-Id: port25-1\r\n"));
-	CHECK(contains(m.data, "Original-Recipient: rfc822;Alice+old@test.example\r\nFinal-Recipient: rfc822;" + alice +
-	                           "\r\nAction: delivered\r\nStatus: 2.0.0\r\n"));
+	CHECK(contains(m.data,
+	               "Original-Recipient: rfc822;Alice+old@test.example\r\nFinal-Recipient: rfc822;" + alice +
+	                   "\r\nAction: delivered\r\nStatus: 2.0.0\r\n"));
 	CHECK(contains(m.data, "<p25-1@sender.example>"));
 	// Without NOTIFY no success notice: the sink gets nothing more.
 	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);

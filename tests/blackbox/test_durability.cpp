@@ -8,13 +8,11 @@ TEST_CASE("durability: SIGKILL right after the 250 to DATA; the message is compl
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
 	std::string body;
-	for (int i = 0; i < 2000; i++)
-		body += "durable line " + std::to_string(i) + "\r\n";
+	for (int i = 0; i < 2000; i++) body += "durable line " + std::to_string(i) + "\r\n";
 	std::vector<std::string> sent;
 	for (int round = 0; round < 3; round++) {
 		CAPTURE(round);
-		if (round > 0)
-			REQUIRE_MESSAGE(d.start(), d.error());
+		if (round > 0) REQUIRE_MESSAGE(d.start(), d.error());
 		SmtpClient c = connect_and_ehlo(d);
 		REQUIRE(c.connected());
 		std::string message = make_message("durable" + std::to_string(round), body);
@@ -28,8 +26,7 @@ TEST_CASE("durability: SIGKILL right after the 250 to DATA; the message is compl
 		for (const std::string& m : sent) {
 			int matches = 0;
 			for (auto& f : files)
-				if (ends_with(read_file(f), m))
-					matches++;
+				if (ends_with(read_file(f), m)) matches++;
 			CHECK(matches == 1);
 		}
 	}
@@ -71,7 +68,6 @@ TEST_CASE("durability: SIGKILL while the final dot is being processed; new/ hold
 	REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
 	REQUIRE(c.cmd("DATA").code == 354);
 	REQUIRE(c.send(message + ".\r\n"));
-	d.kill9();   // no reply awaited: the daemon may be anywhere in the store path
-	for (auto& f : maildir_files(d.maildir()))
-		CHECK(ends_with(read_file(f), message));
+	d.kill9();  // no reply awaited: the daemon may be anywhere in the store path
+	for (auto& f : maildir_files(d.maildir())) CHECK(ends_with(read_file(f), message));
 }

@@ -21,10 +21,8 @@ std::vector<std::string> lines_with(const std::string& text, const std::string& 
 	while (start < text.size()) {
 		size_t end = text.find('\n', start);
 		std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-		if (contains(line, needle))
-			out.push_back(line);
-		if (end == std::string::npos)
-			break;
+		if (contains(line, needle)) out.push_back(line);
+		if (end == std::string::npos) break;
 		start = end + 1;
 	}
 	return out;
@@ -47,7 +45,8 @@ TEST_CASE("fail2ban: one log line per failed AUTH, and the contrib filter matche
 	// ternd -f (as the tests run it) writes its log lines to stderr, which
 	// the harness sends to this file.
 	const std::string log_file = d.log_path();
-	d.write_config(R"({"listeners": {"test": {"submission": {"require_starttls": false}}}, "log": {"level": "info"}})");
+	d.write_config(
+	    R"({"listeners": {"test": {"submission": {"require_starttls": false}}}, "log": {"level": "info"}})");
 	std::string out;
 	REQUIRE_MESSAGE(set_password(d, "alice", alice_password, &out), out);
 	REQUIRE_MESSAGE(d.start(), d.error());
@@ -99,7 +98,8 @@ TEST_CASE("fail2ban: one log line per failed AUTH, and the contrib filter matche
 	std::string text;
 	for (int64_t deadline = now_ms() + 5000; now_ms() < deadline; usleep(50000)) {
 		text = read_file(log_file);
-		if (lines_with(text, "msg=\"authentication failed\"").size() >= failures && contains(text, "msg=authenticated"))
+		if (lines_with(text, "msg=\"authentication failed\"").size() >= failures &&
+		    contains(text, "msg=authenticated"))
 			break;
 	}
 	auto failed = lines_with(text, "msg=\"authentication failed\"");
@@ -124,16 +124,14 @@ TEST_CASE("fail2ban: one log line per failed AUTH, and the contrib filter matche
 	REQUIRE_MESSAGE(r.exit_code == 0, r.output);
 	auto ips = lines_with(r.output, "127.0.0.1");
 	CHECK_MESSAGE(ips.size() == failures, r.output);
-	for (const auto& ip : ips)
-		CHECK(ip == "127.0.0.1");
+	for (const auto& ip : ips) CHECK(ip == "127.0.0.1");
 	r = run_command({"/usr/bin/fail2ban-regex", log_file, filter}, 60000);
 	CHECK_MESSAGE(contains(r.output, std::to_string(failures) + " matched"), r.output);
 
 	// The successful login (and everything else that is not a failure) does not match.
 	std::string others;
 	for (const auto& line : lines_with(text, "level="))
-		if (!contains(line, "msg=\"authentication failed\""))
-			others += line + "\n";
+		if (!contains(line, "msg=\"authentication failed\"")) others += line + "\n";
 	REQUIRE(contains(others, "msg=authenticated"));
 	write_file(d.dir() + "/others.log", others);
 	r = run_command({"/usr/bin/fail2ban-regex", d.dir() + "/others.log", filter}, 60000);

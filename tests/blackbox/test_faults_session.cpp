@@ -12,15 +12,13 @@ namespace {
 size_t count_lines(const std::string& bytes, const std::string& wanted) {
 	size_t n = 0, start = 0;
 	for (size_t eol; (eol = bytes.find("\r\n", start)) != std::string::npos; start = eol + 2)
-		if (bytes.compare(start, eol - start, wanted) == 0)
-			++n;
+		if (bytes.compare(start, eol - start, wanted) == 0) ++n;
 	return n;
 }
 
 std::string noop_batch(size_t count) {
 	std::string batch;
-	for (size_t i = 0; i < count; ++i)
-		batch += "NOOP\r\n";
+	for (size_t i = 0; i < count; ++i) batch += "NOOP\r\n";
 	return batch;
 }
 
@@ -31,8 +29,7 @@ size_t read_noop_replies(SmtpClient& c, size_t expected) {
 	int64_t deadline = now_ms() + 20000;
 	while (count_lines(received, "250 2.0.0 alrighty") < expected && now_ms() < deadline) {
 		std::string more = c.recv_once();
-		if (more.empty())
-			break;
+		if (more.empty()) break;
 		received += more;
 	}
 	return count_lines(received, "250 2.0.0 alrighty");
@@ -42,8 +39,7 @@ size_t read_noop_replies(SmtpClient& c, size_t expected) {
 std::string header_field(const std::string& message, const std::string& name) {
 	std::string text = "\r\n" + unfold(message);
 	size_t at = text.find("\r\n" + name + ":");
-	if (at == std::string::npos || at > text.find("\r\n\r\n"))
-		return "";
+	if (at == std::string::npos || at > text.find("\r\n\r\n")) return "";
 	at += 2;
 	return text.substr(at, text.find("\r\n", at) - at);
 }
@@ -58,12 +54,10 @@ struct TimedReply {
 TimedReply timed_reply(SmtpClient& c, const std::string& line) {
 	TimedReply r;
 	int64_t start = now_ms();
-	if (!c.send(line + "\r\n"))
-		return r;
+	if (!c.send(line + "\r\n")) return r;
 	while (!ends_with(r.bytes, "\r\n")) {
 		std::string more = c.recv_once();
-		if (more.empty())
-			break;
+		if (more.empty()) break;
 		r.bytes += more;
 		++r.pieces;
 	}
@@ -145,8 +139,7 @@ TEST_CASE("faults: slow mode from the 3rd failed AUTH sends each reply byte by b
 	REQUIRE(c.greet_and_ehlo());
 
 	// Two failures: still fast.
-	for (int i = 0; i < 2; ++i)
-		REQUIRE(c.cmd("AUTH PLAIN " + plain_response(alice, "wrong")).code == 535);
+	for (int i = 0; i < 2; ++i) REQUIRE(c.cmd("AUTH PLAIN " + plain_response(alice, "wrong")).code == 535);
 	TimedReply fast = timed_reply(c, "NOOP");
 	CHECK(fast.bytes == "250 2.0.0 alrighty\r\n");
 	CHECK(fast.ms < int64_t(fast.bytes.size()) * delay_ms / 2);

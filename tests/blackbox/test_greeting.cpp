@@ -34,9 +34,15 @@ TEST_CASE("EHLO on port 25: exact extension list, no STARTTLS or AUTH without TL
 	Reply r = c.cmd("EHLO client.sender.example");
 	CHECK(r.code == 250);
 	std::vector<std::string> expected{
-		"250-mx.test.example", "250-PIPELINING", "250-SIZE 104857600", "250-ENHANCEDSTATUSCODES",
-		"250-8BITMIME",        "250-CHUNKING",       "250-DSN",
-		"250-LIMITS RCPTMAX=100 MAILMAX=1000",       "250 SMTPUTF8",
+	    "250-mx.test.example",
+	    "250-PIPELINING",
+	    "250-SIZE 104857600",
+	    "250-ENHANCEDSTATUSCODES",
+	    "250-8BITMIME",
+	    "250-CHUNKING",
+	    "250-DSN",
+	    "250-LIMITS RCPTMAX=100 MAILMAX=1000",
+	    "250 SMTPUTF8",
 	};
 	CHECK(r.lines == expected);
 }

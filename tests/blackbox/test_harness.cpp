@@ -14,12 +14,12 @@ namespace {
 
 // Sends one query to the test DNS server; returns the raw response ("" on timeout).
 std::string dns_query(uint16_t port, const std::string& name, uint16_t type) {
-	std::string q = {'\x12', '\x34', '\x01', '\x00', '\x00', '\x01', '\x00', '\x00', '\x00', '\x00', '\x00', '\x00'};
+	std::string q = {'\x12', '\x34', '\x01', '\x00', '\x00', '\x01',
+	                 '\x00', '\x00', '\x00', '\x00', '\x00', '\x00'};
 	size_t start = 0;
 	while (start < name.size()) {
 		size_t dot = name.find('.', start);
-		if (dot == std::string::npos)
-			dot = name.size();
+		if (dot == std::string::npos) dot = name.size();
 		q.push_back(char(dot - start));
 		q += name.substr(start, dot - start);
 		start = dot + 1;
@@ -39,8 +39,7 @@ std::string dns_query(uint16_t port, const std::string& name, uint16_t type) {
 	if (poll(&pfd, 1, 500) == 1) {
 		char buf[2048];
 		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		if (n > 0)
-			out.assign(buf, size_t(n));
+		if (n > 0) out.assign(buf, size_t(n));
 	}
 	close(fd);
 	return out;
@@ -71,7 +70,7 @@ TEST_CASE("harness: DNS server answers, says NXDOMAIN, no-data, SERVFAIL, and ca
 	CHECK(answer_count(nodata) == 0);
 	CHECK(rcode(dns_query(dns.port(), "unknown.example", 1)) == 3);
 	CHECK(rcode(dns_query(dns.port(), "fail.example", 1)) == 2);
-	CHECK(answer_count(dns_query(dns.port(), "alias.example", 1)) == 2);   // CNAME + A
+	CHECK(answer_count(dns_query(dns.port(), "alias.example", 1)) == 2);  // CNAME + A
 	CHECK(dns_query(dns.port(), "silent.example", 1).empty());
 	dns.set_silent(true);
 	CHECK(dns_query(dns.port(), "sender.example", 1).empty());

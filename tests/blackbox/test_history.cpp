@@ -37,14 +37,13 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // sender.example publishes DMARC, so bob's From validates (aligned SPF
 // pass) and what the user said about him decides on its own.
-void add_dmarc(TernDaemon& d) {
-	d.dns().add("_dmarc.sender.example", "TXT", "v=DMARC1; p=none");
-}
+void add_dmarc(TernDaemon& d) { d.dns().add("_dmarc.sender.example", "TXT", "v=DMARC1; p=none"); }
 
 }  // namespace
 
-TEST_CASE("history: a sender marked $Junk over IMAP is refused into Rejects; marked not junk, the retry is "
-          "accepted and leaves no Rejects copy") {
+TEST_CASE(
+    "history: a sender marked $Junk over IMAP is refused into Rejects; marked not junk, the retry is "
+    "accepted and leaves no Rejects copy") {
 	if (geteuid() != 0 || !DovecotServer::available()) {
 		MESSAGE("skipped: needs root and Debian's dovecot-imapd (contrib/debian-packages.txt)");
 		return;
@@ -121,7 +120,7 @@ TEST_CASE("history: a sender the account wrote to through submission is accepted
 	              .config_patch = R"({"listeners": {"test": {"submission": {"require_starttls": false},
 	                                                         "smtp": {"first_time_sender_delay_ms": 20000}}},
 	                                  "queue": {"smarthost": "127.0.0.1:)" +
-	                              std::to_string(sink.port()) + R"(", "smarthost_tls": "none"}})",
+	                  std::to_string(sink.port()) + R"(", "smarthost_tls": "none"}})",
 	              .start = false});
 	d.write_config();
 	std::string out;
@@ -156,7 +155,8 @@ TEST_CASE("history: a delivery-rate limit refuses 452 4.2.2 from one address and
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_and_ehlo(d);
 	for (int i = 0; i < 2; ++i) {
-		Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("m" + std::to_string(i)));
+		Transaction t = send_mail(c, test_sender, {"alice@test.example"},
+		                          make_message("m" + std::to_string(i)));
 		REQUIRE(t.reply.code == 250);
 	}
 	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("third"));

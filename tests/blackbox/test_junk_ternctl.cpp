@@ -26,7 +26,8 @@ void train_corpus(TernDaemon& d, std::mt19937& rng, int n) {
 			for (size_t p; (p = message.find("\r\n")) != std::string::npos;) message.replace(p, 2, "\n");
 			ProgramResult r = junk(d, {"train", "alice", spam ? "--junk" : "--ham"}, message);
 			REQUIRE_MESSAGE(r.exit_code == 0, r.both());
-			CHECK(r.out.rfind(spam ? "trained alice: junk message, " : "trained alice: ham message, ", 0) == 0);
+			CHECK(r.out.rfind(spam ? "trained alice: junk message, " : "trained alice: ham message, ", 0) ==
+			      0);
 		}
 	}
 }
@@ -82,7 +83,7 @@ TEST_CASE("ternctl junk: trained through the running ternd, then checked with an
 TEST_CASE("ternctl junk: usage errors exit 2, an unknown account 1") {
 	TernDaemon d({.config_patch = junk_patch});
 	REQUIRE_RUNNING(d);
-	CHECK(junk(d, {"train", "alice"}, ham_message).exit_code == 2);            // no --junk / --ham
+	CHECK(junk(d, {"train", "alice"}, ham_message).exit_code == 2);  // no --junk / --ham
 	CHECK(junk(d, {"train", "alice", "--spam"}, ham_message).exit_code == 2);
 	CHECK(junk(d, {"check"}, ham_message).exit_code == 2);
 	CHECK(junk(d, {"classify", "alice"}, ham_message).exit_code == 2);

@@ -23,7 +23,8 @@ namespace {
 
 bool dovecot_usable() {
 	if (geteuid() != 0 || !DovecotServer::available() || access("/usr/lib/dovecot/lmtp", X_OK) != 0) {
-		MESSAGE("skipped: needs root and Debian's dovecot-imapd and dovecot-lmtpd (contrib/debian-packages.txt)");
+		MESSAGE(
+		    "skipped: needs root and Debian's dovecot-imapd and dovecot-lmtpd (contrib/debian-packages.txt)");
 		return false;
 	}
 	return true;
@@ -46,9 +47,7 @@ struct AliceDovecot {
 		server = std::make_unique<DovecotServer>(dir + "/Maildir", "alice@test.example", "imap-secret");
 		server->set_known_users({"alice@test.example"});
 	}
-	~AliceDovecot() {
-		server.reset();
-		}
+	~AliceDovecot() { server.reset(); }
 	// "exists N" for alice's INBOX, then its first message as IMAP gives it.
 	RunResult inbox_and_first_message() const {
 		return server->imap(
@@ -69,8 +68,8 @@ struct AliceDovecot {
 std::string lmtp_patch(const std::string& target, int timeout_s = 30, bool as_nobody = false,
                        const std::string& extra = "") {
 	return std::string("{") + (as_nobody ? R"("user": "nobody", )" : "") + two_accounts +
-	       R"(, "delivery": {"lmtp": ")" + target + R"(", "lmtp_timeout_s": )" + std::to_string(timeout_s) + "}" +
-	       (extra.empty() ? "" : ", " + extra) + "}";
+	    R"(, "delivery": {"lmtp": ")" + target + R"(", "lmtp_timeout_s": )" + std::to_string(timeout_s) + "}" +
+	    (extra.empty() ? "" : ", " + extra) + "}";
 }
 
 // Starts ternd as nobody, its folders given to nobody first.
@@ -228,7 +227,7 @@ TEST_CASE("lmtp: a server that accepts and never answers: the deadline gives 451
 	REQUIRE(t.step == "END");
 	CHECK(t.reply.code == 451);
 	CHECK(t.reply.ecode == "4.3.0");
-	CHECK(took >= 1.5);   // the deadline, not a refusal
+	CHECK(took >= 1.5);  // the deadline, not a refusal
 	CHECK(took < 10);
 	CHECK(contains(daemon.log_text(), "timeout after 2s"));
 	CHECK(maildir_files(daemon.maildir("alice")).empty());
@@ -261,8 +260,9 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 	REQUIRE(c.connect("127.0.0.1", daemon.submission_port()));
 	REQUIRE(c.greet_and_ehlo());
 	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", "alice-secret")).code == 235);
-	std::string message = "From: <alice@test.example>\r\nTo: <alice@test.example>\r\nSubject: note to self\r\n\r\n"
-	                      ".dot line\r\nremember\r\n";
+	std::string message =
+	    "From: <alice@test.example>\r\nTo: <alice@test.example>\r\nSubject: note to self\r\n\r\n"
+	    ".dot line\r\nremember\r\n";
 	Transaction t = send_mail(c, "alice@test.example", {"alice@test.example"}, message);
 	INFO(log_tail(daemon) << "\n" << dovecot.log_text());
 	REQUIRE(t.step == "END");
@@ -300,7 +300,8 @@ TEST_CASE("lmtp: a DSN for a sender whose account takes its mail over LMTP goes 
 	sink.set_replies(refuse);
 	std::string patch = lmtp_patch("unix:" + dovecot.lmtp_socket(), 30, true,
 	                               R"("listeners": {"test": {"submission": {"require_starttls": false}}},
-		"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+		"queue": {"smarthost": "127.0.0.1:)" +
+	                                   std::to_string(sink.port()) +
 	                                   R"(", "smarthost_tls": "none", "retry_base_s": 1, "max_attempts": 8})");
 	TernDaemon daemon({.submission = true, .config_patch = patch, .start = false});
 	daemon.write_config();
@@ -313,8 +314,9 @@ TEST_CASE("lmtp: a DSN for a sender whose account takes its mail over LMTP goes 
 	REQUIRE(c.connect("127.0.0.1", daemon.submission_port()));
 	REQUIRE(c.greet_and_ehlo());
 	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", "alice-secret")).code == 235);
-	std::string message = "From: <alice@test.example>\r\nTo: <bob@remote.example>\r\nSubject: doomed\r\n"
-	                      "Message-Id: <lmtp-bounce-1@test.example>\r\n\r\nthis will bounce\r\n";
+	std::string message =
+	    "From: <alice@test.example>\r\nTo: <bob@remote.example>\r\nSubject: doomed\r\n"
+	    "Message-Id: <lmtp-bounce-1@test.example>\r\n\r\nthis will bounce\r\n";
 	Transaction t = send_mail(c, "alice@test.example", {"bob@remote.example"}, message);
 	INFO(log_tail(daemon) << "\n" << dovecot.log_text());
 	REQUIRE(t.step == "END");
@@ -421,9 +423,10 @@ TEST_CASE("lmtp: the replies after the final dot are per recipient; a missing on
 	}
 	ScriptedLmtp lmtp(after_dot);
 	SmtpSink sink;
-	TernDaemon daemon({.config_patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(lmtp.port()), 5, false,
-	                                              R"("queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
-	                                                  R"(", "smarthost_tls": "none"})")});
+	TernDaemon daemon(
+	    {.config_patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(lmtp.port()), 5, false,
+	                                R"("queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+	                                    R"(", "smarthost_tls": "none"})")});
 	REQUIRE_RUNNING(daemon);
 	SmtpClient c = connect_and_ehlo(daemon);
 	Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},

@@ -92,11 +92,10 @@ TEST_CASE("metrics: /metrics shows connections, command durations, deliveries an
 	INFO(page);
 	CHECK(contains(full, "\r\nContent-Length: " + std::to_string(page.size()) + "\r\n"));
 
-	for (const char* name :
-	     {"tern_smtpserver_connection_total", "tern_smtpserver_command_duration_seconds",
-	      "tern_smtpserver_delivery_total", "tern_smtpserver_submission_total", "tern_smtpserver_errors_total",
-	      "tern_authentication_total", "tern_connections_open", "tern_queue_messages", "tern_queue_deliveries_total",
-	      "tern_worker_jobs_queued"})
+	for (const char* name : {"tern_smtpserver_connection_total", "tern_smtpserver_command_duration_seconds",
+	                         "tern_smtpserver_delivery_total", "tern_smtpserver_submission_total",
+	                         "tern_smtpserver_errors_total", "tern_authentication_total", "tern_connections_open",
+	                         "tern_queue_messages", "tern_queue_deliveries_total", "tern_worker_jobs_queued"})
 		CHECK_MESSAGE(contains("\n" + page, std::string("\n# TYPE ") + name + " "), name);
 	CHECK(contains(page, "# TYPE tern_smtpserver_command_duration_seconds histogram\n"));
 	CHECK(contains(page, "# TYPE tern_connections_open gauge\n"));
@@ -146,7 +145,8 @@ TEST_CASE("metrics: AUTH results by mechanism") {
 	int port = free_tcp_port();
 	TernDaemon d({.submission = true,
 	              .config_patch = R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-	                                  "metrics": {"listen": "127.0.0.1:)" + std::to_string(port) + R"("}})"});
+	                                  "metrics": {"listen": "127.0.0.1:)" +
+	                  std::to_string(port) + R"("}})"});
 	REQUIRE_RUNNING(d);
 	SmtpClient c;
 	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
@@ -160,16 +160,24 @@ TEST_CASE("metrics: AUTH results by mechanism") {
 	std::string page = get_metrics(port);
 	INFO(page);
 	CHECK(sample(page, "tern_smtpserver_connection_total{kind=\"submission\"}") == 1);
-	CHECK(sample(page, "tern_authentication_total{kind=\"submission\",variant=\"plain\",result=\"badcreds\"}") == 2);
-	CHECK(sample(page, "tern_authentication_total{kind=\"submission\",variant=\"scram-sha-256\",result=\"aborted\"}") == 1);
-	CHECK(sample(page, "tern_smtpserver_command_duration_seconds_count{kind=\"submission\",cmd=\"auth\",code=\"535\",ecode=\"5.7.8\"}") == 2);
+	CHECK(sample(page, "tern_authentication_total{kind=\"submission\",variant=\"plain\",result=\"badcreds\"}") ==
+	      2);
+	CHECK(sample(page,
+	             "tern_authentication_total{kind=\"submission\",variant=\"scram-sha-256\",result=\"aborted\"}") ==
+	      1);
+	CHECK(
+	    sample(
+		page,
+		"tern_smtpserver_command_duration_seconds_count{kind=\"submission\",cmd=\"auth\",code=\"535\",ecode=\"5.7.8\"}") ==
+	    2);
 }
 
 TEST_CASE("metrics: submission refusals are counted by the check that refused them") {
 	int port = free_tcp_port();
 	TernDaemon d({.submission = true,
 	              .config_patch = R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-	                                  "metrics": {"listen": "127.0.0.1:)" + std::to_string(port) + R"("}})",
+	                                  "metrics": {"listen": "127.0.0.1:)" +
+	                  std::to_string(port) + R"("}})",
 	              .start = false});
 	d.write_config();
 	std::string out;
@@ -195,8 +203,9 @@ TEST_CASE("metrics: submission refusals are counted by the check that refused th
 
 TEST_CASE("metrics: unhealthy DNSBL zones, junk filter verdicts and kept reports") {
 	int port = free_tcp_port();
-	TernDaemon d({.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) +
-	                              R"("}, "listeners": {"test": {"smtp": {"dnsbl_zones": ["dead.example", "good.example"]}}}})"});
+	TernDaemon d(
+	    {.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) +
+	         R"("}, "listeners": {"test": {"smtp": {"dnsbl_zones": ["dead.example", "good.example"]}}}})"});
 	REQUIRE_RUNNING(d);
 	d.dns().add("2.0.0.127.good.example", "A", "127.0.0.2");
 	std::string page = get_metrics(port);
@@ -216,7 +225,7 @@ TEST_CASE("metrics: unhealthy DNSBL zones, junk filter verdicts and kept reports
 TEST_CASE("metrics: the message history's size and the Maildir scanner's lag") {
 	int port = free_tcp_port();
 	TernDaemon d({.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) +
-	                              R"("}, "message_history": {"scan_interval_s": 1}})"});
+	                  R"("}, "message_history": {"scan_interval_s": 1}})"});
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());

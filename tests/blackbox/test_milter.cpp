@@ -34,7 +34,7 @@ std::string milter_entry(const std::string& address, const std::string& extra = 
 std::string test_message(const std::string& x_test, const std::string& body = "Hello Alice.\r\n") {
 	return "From: bob@sender.example\r\nTo: alice@test.example\r\nSubject: milter test\r\n"
 	       "Message-Id: <m1@sender.example>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nX-Test: " +
-	       x_test + "\r\n\r\n" + body;
+	    x_test + "\r\n\r\n" + body;
 }
 
 // The one stored message of alice, or "".
@@ -129,7 +129,8 @@ TEST_CASE("milter: header and body changes reach the stored message") {
 		std::vector<std::string> absent;
 	};
 	const Case cases[] = {
-	    {"change-subject", {"Subject: changed by milter\r\n", "X-Test-Milter: seen rcpts=1\r\n", "\r\n\r\nHello Alice.\r\n"},
+	    {"change-subject",
+	     {"Subject: changed by milter\r\n", "X-Test-Milter: seen rcpts=1\r\n", "\r\n\r\nHello Alice.\r\n"},
 	     {"Subject: milter test"}},
 	    {"delete-subject", {"X-Test-Milter: seen"}, {"Subject:"}},
 	    {"replace-body", {"\r\n\r\nreplaced by the test milter\r\n"}, {"Hello Alice."}},
@@ -190,7 +191,8 @@ TEST_CASE("milter: a milter that is down gets its default action") {
 		REQUIRE_RUNNING(d);
 		SmtpClient c = connect_and_ehlo(d);
 		REQUIRE(c.connected());
-		CHECK(c.cmd("MAIL FROM:<bob@sender.example>").plain() == "451 4.7.1 Service unavailable - try again later");
+		CHECK(c.cmd("MAIL FROM:<bob@sender.example>").plain() ==
+		      "451 4.7.1 Service unavailable - try again later");
 		CHECK(contains(d.log_text(), "milter failed"));
 	}
 	SUBCASE("accept: delivered as if there were no milter") {
@@ -207,7 +209,8 @@ TEST_CASE("milter: a milter that is down gets its default action") {
 		REQUIRE_RUNNING(d);
 		SmtpClient c = connect_and_ehlo(d);
 		REQUIRE(c.connected());
-		CHECK(c.cmd("MAIL FROM:<bob@sender.example>").plain() == "451 4.7.1 Service unavailable - try again later");
+		CHECK(c.cmd("MAIL FROM:<bob@sender.example>").plain() ==
+		      "451 4.7.1 Service unavailable - try again later");
 	}
 }
 
@@ -215,7 +218,8 @@ TEST_CASE("milter: a milter that never answers times out; a client gone meanwhil
 	SilentListener silent;
 	REQUIRE(silent.port > 0);
 	std::string address = "inet:127.0.0.1:" + std::to_string(silent.port);
-	TernDaemon d(with_milters("[" + milter_entry(address, R"("timeouts_ms": {"connect": 400, "command": 400})") + "]"));
+	TernDaemon d(
+	    with_milters("[" + milter_entry(address, R"("timeouts_ms": {"connect": 400, "command": 400})") + "]"));
 	REQUIRE_RUNNING(d);
 	{
 		// The client leaves while MAIL waits for the milter; the timeout
@@ -257,7 +261,9 @@ TEST_CASE("milter: OpenDKIM signs, and the signature tern stores verifies") {
 		std::string stored = stored_message(d);
 		INFO(stored.substr(0, 4096));
 		INFO(milter.log_text());
-		REQUIRE(contains(stored, "\r\nDKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=sender.example;\r\n\ts=sel1;"));
+		REQUIRE(contains(
+		    stored,
+		    "\r\nDKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=sender.example;\r\n\ts=sel1;"));
 		CHECK(ends_with(stored, body));
 		// tern's own inbound check ran on the changed copy and verified it.
 		CHECK(contains(unfold(header_of(stored)), "dkim=pass"));
@@ -279,9 +285,10 @@ TEST_CASE("milter: on submission the changes come before tern's DKIM signature")
 	REQUIRE_MESSAGE(key.exit_code == 0, key.both());
 	d.write_config(R"({"listeners": {"test": {"submission": {"require_starttls": false}, "milters": [)" +
 	               milter_entry(milter.address()) + R"(]}},
-		"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) + R"(", "smarthost_tls": "none"},
-		"domains": {"test.example": {"dkim": {"selectors": {"s1": {"private_key_file": ")" + d.dir() +
-	               R"(/s1.pem", "headers": ["From", "To", "Subject"]}}, "sign": ["s1"]}}}})");
+		"queue": {"smarthost": "127.0.0.1:)" +
+	               std::to_string(sink.port()) + R"(", "smarthost_tls": "none"},
+		"domains": {"test.example": {"dkim": {"selectors": {"s1": {"private_key_file": ")" +
+	               d.dir() + R"(/s1.pem", "headers": ["From", "To", "Subject"]}}, "sign": ["s1"]}}}})");
 	std::string out;
 	const std::string password = "milter submission 7";
 	REQUIRE_MESSAGE(set_password(d, "alice", password, &out), out);
@@ -291,8 +298,9 @@ TEST_CASE("milter: on submission the changes come before tern's DKIM signature")
 	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
 	REQUIRE(c.greet_and_ehlo("client.test.example"));
 	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", password)).code == 235);
-	std::string message = "From: <alice@test.example>\r\nTo: <carol@remote.example>\r\nSubject: original\r\n"
-	                      "X-Test: change-subject\r\n\r\nSigned after the milter.\r\n";
+	std::string message =
+	    "From: <alice@test.example>\r\nTo: <carol@remote.example>\r\nSubject: original\r\n"
+	    "X-Test: change-subject\r\n\r\nSigned after the milter.\r\n";
 	Transaction t = send_mail(c, "alice@test.example", {"carol@remote.example"}, message);
 	CHECK(t.reply.plain() == "250 2.2.0 it is done");
 	REQUIRE_MESSAGE(sink.wait_for_messages(1, 15000), log_tail(d));

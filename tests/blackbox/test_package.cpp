@@ -27,12 +27,15 @@ TEST_CASE("package: make -n on an unconfigured tree runs nothing (no configure, 
 	// The Makefile, the sources and what its configure steps read; install-deps.sh
 	// replaced by one that leaves a mark when it runs.
 	std::string script = "set -e; cd '" + dir + "'; cp '" + repo_root() + "/Makefile' '" + repo_root() +
-	                     "/configure.ac' '" + repo_root() + "/config.mk.in' .; mkdir contrib; "
-	                     "(cd '" + repo_root() + "' && tar -cf - --exclude='*.[oda]' src/*.cpp src/*/*.cpp src/*/*.h) | tar -xf -; "
-	                     "printf '#!/bin/sh\\ntouch \"$(dirname \"$0\")/../DEPS-RAN\"\\n' > contrib/install-deps.sh; "
-	                     "chmod 755 contrib/install-deps.sh; "
-	                     "make -n all > all.out 2>&1; make -n check > check.out 2>&1 || true; make -n install > install.out 2>&1; "
-	                     "cat all.out";
+	    "/configure.ac' '" + repo_root() +
+	    "/config.mk.in' .; mkdir contrib; "
+	    "(cd '" +
+	    repo_root() +
+	    "' && tar -cf - --exclude='*.[oda]' src/*.cpp src/*/*.cpp src/*/*.h) | tar -xf -; "
+	    "printf '#!/bin/sh\\ntouch \"$(dirname \"$0\")/../DEPS-RAN\"\\n' > contrib/install-deps.sh; "
+	    "chmod 755 contrib/install-deps.sh; "
+	    "make -n all > all.out 2>&1; make -n check > check.out 2>&1 || true; make -n install > install.out 2>&1; "
+	    "cat all.out";
 	RunResult r = run_command({"/bin/sh", "-c", script}, 60000);
 	INFO(r.output);
 	CHECK(r.exit_code == 0);

@@ -17,8 +17,7 @@ std::vector<std::string> split_replies(const std::string& bytes) {
 	size_t start = 0;
 	while (start < bytes.size()) {
 		size_t eol = bytes.find("\r\n", start);
-		if (eol == std::string::npos)
-			break;
+		if (eol == std::string::npos) break;
 		std::string line = bytes.substr(start, eol - start);
 		start = eol + 2;
 		current += line + "\n";
@@ -40,8 +39,9 @@ TEST_CASE("pipelining: MAIL, RCPT, DATA in one write get three replies in order,
 	REQUIRE(c.send("MAIL FROM:<bob@sender.example>\r\nRCPT TO:<alice@test.example>\r\nDATA\r\n"));
 	// One read: the three replies were flushed as one batch.
 	std::string first = c.recv_once();
-	CHECK(split_replies(first) == std::vector<std::string>{"250 2.1.0 looking good", "250 2.1.0 now on the list",
-	                                                      "354 see you at the bare dot"});
+	CHECK(split_replies(first) ==
+	      std::vector<std::string>{"250 2.1.0 looking good", "250 2.1.0 now on the list",
+	                               "354 see you at the bare dot"});
 	std::string message = make_message("pipelined");
 	REQUIRE(c.send(message + ".\r\n"));
 	CHECK(c.read_reply().plain() == "250 2.2.0 it is done");
@@ -56,8 +56,9 @@ TEST_CASE("pipelining: whole transactions and QUIT in one write") {
 	std::string batch = "EHLO client.sender.example\r\n";
 	REQUIRE(c.send(batch));
 	REQUIRE(c.read_reply().code == 250);
-	std::string all = "MAIL FROM:<bob@sender.example>\r\nRCPT TO:<alice@test.example>\r\nRCPT TO:<other@elsewhere.example>\r\n"
-	                  "DATA\r\n";
+	std::string all =
+	    "MAIL FROM:<bob@sender.example>\r\nRCPT TO:<alice@test.example>\r\nRCPT TO:<other@elsewhere.example>\r\n"
+	    "DATA\r\n";
 	REQUIRE(c.send(all));
 	CHECK(c.read_reply().plain() == "250 2.1.0 looking good");
 	CHECK(c.read_reply().plain() == "250 2.1.0 now on the list");
@@ -76,8 +77,9 @@ TEST_CASE("pipelining: a failing command in a batch does not disturb the followi
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());
-	REQUIRE(c.send("RCPT TO:<alice@test.example>\r\nMAIL FROM:<bob@sender.example> FOO=1\r\n"
-	               "MAIL FROM:<bob@sender.example>\r\nRCPT TO:<alice@test.example>\r\nNOOP\r\n"));
+	REQUIRE(
+	    c.send("RCPT TO:<alice@test.example>\r\nMAIL FROM:<bob@sender.example> FOO=1\r\n"
+	           "MAIL FROM:<bob@sender.example>\r\nRCPT TO:<alice@test.example>\r\nNOOP\r\n"));
 	CHECK(c.read_reply().plain() == "503 5.5.1 missing MAIL FROM");
 	CHECK(c.read_reply().plain() == "555 5.3.3 unrecognized parameter \"FOO\"");
 	CHECK(c.read_reply().plain() == "250 2.1.0 looking good");

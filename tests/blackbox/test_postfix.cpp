@@ -32,49 +32,47 @@ public:
 		// The queue lives below: Postfix's daemons (user postfix) need to
 		// reach it, and its root must belong to root.
 		chmod(dir_.c_str(), 0755);
-		mkdir((dir_ + "/queue").c_str(), 0755);   // its subfolders are Postfix's to make
-		std::ofstream(dir_ + "/main.cf")
-		    << "compatibility_level = 3.6\n"
-		    << "queue_directory = " << dir_ << "/queue\n"
-		    << "data_directory = " << dir_ << "/data\n"
-		    << "mail_owner = postfix\n"
-		    << "myhostname = postfix.test.example\n"
-		    << "mydomain = test.example\n"
-		    << "inet_interfaces = loopback-only\n"
-		    << "inet_protocols = ipv4\n"
-		    << "mydestination =\n"
-		    << "mynetworks = 127.0.0.0/8\n"
-		    << "relayhost = [127.0.0.1]:" << relay_port << "\n"
-		    << "smtp_tls_security_level = none\n"
-		    // Nothing from the system resolver: the relay host is an IP.
-		    << "smtp_dns_support_level = disabled\n"
-		    << "smtpd_peername_lookup = no\n"
-		    << "alias_maps =\nalias_database =\nlocal_recipient_maps =\n"
-		    << "smtpd_relay_restrictions = permit_mynetworks, reject\n"
-		    << "maillog_file_prefixes = " << dir_ << "\n"
-		    << "maillog_file = " << dir_ << "/maillog\n";
+		mkdir((dir_ + "/queue").c_str(), 0755);  // its subfolders are Postfix's to make
+		std::ofstream(dir_ + "/main.cf") << "compatibility_level = 3.6\n"
+						 << "queue_directory = " << dir_ << "/queue\n"
+						 << "data_directory = " << dir_ << "/data\n"
+						 << "mail_owner = postfix\n"
+						 << "myhostname = postfix.test.example\n"
+						 << "mydomain = test.example\n"
+						 << "inet_interfaces = loopback-only\n"
+						 << "inet_protocols = ipv4\n"
+						 << "mydestination =\n"
+						 << "mynetworks = 127.0.0.0/8\n"
+						 << "relayhost = [127.0.0.1]:" << relay_port << "\n"
+						 << "smtp_tls_security_level = none\n"
+						 // Nothing from the system resolver: the relay host is an IP.
+						 << "smtp_dns_support_level = disabled\n"
+						 << "smtpd_peername_lookup = no\n"
+						 << "alias_maps =\nalias_database =\nlocal_recipient_maps =\n"
+						 << "smtpd_relay_restrictions = permit_mynetworks, reject\n"
+						 << "maillog_file_prefixes = " << dir_ << "\n"
+						 << "maillog_file = " << dir_ << "/maillog\n";
 		// The services a relay needs; the smtpd on a random loopback port.
-		std::ofstream(dir_ + "/master.cf")
-		    << "127.0.0.1:" << port_ << " inet n - n - - smtpd\n"
-		    << "pickup unix n - n 60 1 pickup\n"
-		    << "cleanup unix n - n - 0 cleanup\n"
-		    << "qmgr unix n - n 300 1 qmgr\n"
-		    << "rewrite unix - - n - - trivial-rewrite\n"
-		    << "bounce unix - - n - 0 bounce\n"
-		    << "defer unix - - n - 0 bounce\n"
-		    << "trace unix - - n - 0 bounce\n"
-		    << "verify unix - - n - 1 verify\n"
-		    << "flush unix n - n 1000? 0 flush\n"
-		    << "proxymap unix - - n - - proxymap\n"
-		    << "smtp unix - - n - - smtp\n"
-		    << "relay unix - - n - - smtp\n"
-		    << "showq unix n - n - - showq\n"
-		    << "error unix - - n - - error\n"
-		    << "retry unix - - n - - error\n"
-		    << "discard unix - - n - - discard\n"
-		    << "anvil unix - - n - 1 anvil\n"
-		    << "scache unix - - n - 1 scache\n"
-		    << "postlog unix-dgram n - n - 1 postlogd\n";
+		std::ofstream(dir_ + "/master.cf") << "127.0.0.1:" << port_ << " inet n - n - - smtpd\n"
+						   << "pickup unix n - n 60 1 pickup\n"
+						   << "cleanup unix n - n - 0 cleanup\n"
+						   << "qmgr unix n - n 300 1 qmgr\n"
+						   << "rewrite unix - - n - - trivial-rewrite\n"
+						   << "bounce unix - - n - 0 bounce\n"
+						   << "defer unix - - n - 0 bounce\n"
+						   << "trace unix - - n - 0 bounce\n"
+						   << "verify unix - - n - 1 verify\n"
+						   << "flush unix n - n 1000? 0 flush\n"
+						   << "proxymap unix - - n - - proxymap\n"
+						   << "smtp unix - - n - - smtp\n"
+						   << "relay unix - - n - - smtp\n"
+						   << "showq unix n - n - - showq\n"
+						   << "error unix - - n - - error\n"
+						   << "retry unix - - n - - error\n"
+						   << "discard unix - - n - - discard\n"
+						   << "anvil unix - - n - 1 anvil\n"
+						   << "scache unix - - n - 1 scache\n"
+						   << "postlog unix-dgram n - n - 1 postlogd\n";
 	}
 	~PrivatePostfix() {
 		if (started_) {
@@ -82,10 +80,8 @@ public:
 			// A master that did not go within the bound is killed.
 			std::string pid_text = read_file(dir_ + "/queue/pid/master.pid");
 			pid_t pid = static_cast<pid_t>(std::atoi(pid_text.c_str()));
-			for (int i = 0; pid > 1 && i < 100 && kill(pid, 0) == 0; i++)
-				usleep(50000);
-			if (pid > 1 && kill(pid, 0) == 0)
-				kill(pid, SIGKILL);
+			for (int i = 0; pid > 1 && i < 100 && kill(pid, 0) == 0; i++) usleep(50000);
+			if (pid > 1 && kill(pid, 0) == 0) kill(pid, SIGKILL);
 		}
 		remove_tree(dir_);
 	}
@@ -96,13 +92,11 @@ public:
 		ProgramResult r = run_program({postfix_bin, "-c", dir_, "start"}, "", 30000);
 		output = r.both();
 		started_ = true;
-		if (r.exit_code != 0)
-			return false;
+		if (r.exit_code != 0) return false;
 		// Wait ≤ 10 s for the smtpd port.
 		for (int i = 0; i < 200; i++) {
 			SmtpClient probe;
-			if (probe.connect("127.0.0.1", port_))
-				return true;
+			if (probe.connect("127.0.0.1", port_)) return true;
 			usleep(50000);
 		}
 		output += "\npostfix smtpd did not listen on port " + std::to_string(port_);
@@ -137,9 +131,10 @@ TEST_CASE("postfix: a private Postfix relays to tern and the message arrives int
 
 	// Lines starting with dots and a long body: BDAT carries them as they
 	// are (no dot-stuffing on the wire), and the chunks must add up.
-	std::string message = "From: <bob@sender.example>\r\nTo: <alice@test.example>\r\nSubject: via postfix\r\n"
-	                      "Message-Id: <postfix-bdat-1@sender.example>\r\nDate: Thu, 3 Dec 2026 07:00:00 +0000\r\n\r\n"
-	                      ".a line with a leading dot\r\n..two\r\n.\r\n";
+	std::string message =
+	    "From: <bob@sender.example>\r\nTo: <alice@test.example>\r\nSubject: via postfix\r\n"
+	    "Message-Id: <postfix-bdat-1@sender.example>\r\nDate: Thu, 3 Dec 2026 07:00:00 +0000\r\n\r\n"
+	    ".a line with a leading dot\r\n..two\r\n.\r\n";
 	for (int i = 0; i < 2000; i++)
 		message += "line " + std::to_string(i) + " of a body long enough for several writes\r\n";
 	message += "the end\r\n";

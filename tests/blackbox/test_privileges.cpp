@@ -17,10 +17,10 @@
 
 namespace {
 
-#define SKIP_UNLESS_ROOT_AND_NOBODY()                                              \
-	if (geteuid() != 0 || getpwnam("nobody") == nullptr) {                         \
-		MESSAGE("skipped: needs root and a user \"nobody\" to test the privilege drop"); \
-		return;                                                                    \
+#define SKIP_UNLESS_ROOT_AND_NOBODY()                                                                                  \
+	if (geteuid() != 0 || getpwnam("nobody") == nullptr) {                                                         \
+		MESSAGE("skipped: needs root and a user \"nobody\" to test the privilege drop");                       \
+		return;                                                                                                \
 	}
 
 // Opens the test's folders and config to other users, as an installation
@@ -40,7 +40,7 @@ std::string make_dkim_key(const TernDaemon& d, const std::string& name) {
 
 std::string signing_patch(const std::string& key_path) {
 	return R"({"user": "nobody", "domains": {"test.example": {"dkim": {"selectors": {"s1": {"private_key_file": ")" +
-	       key_path + R"("}}, "sign": ["s1"]}}}})";
+	    key_path + R"("}}, "sign": ["s1"]}}}})";
 }
 
 DaemonOptions stopped() {
@@ -66,8 +66,10 @@ TEST_CASE("privileges: a DKIM key the user cannot read stops the start, naming t
 	open_up(d);
 	CHECK_FALSE(d.start());
 	INFO(d.error());
-	CHECK(contains(d.error(), key + ": domains.test.example.dkim.selectors.s1.private_key_file: user nobody cannot read "
-	                                "it: Permission denied"));
+	CHECK(contains(d.error(),
+	               key +
+	                   ": domains.test.example.dkim.selectors.s1.private_key_file: user nobody cannot read "
+	                   "it: Permission denied"));
 	CHECK(contains(d.error(), "cannot start"));
 
 	// The same key readable by nobody's group: the start goes on.
@@ -117,7 +119,8 @@ TEST_CASE("privileges: ternd -n reports a TLS key the user cannot read") {
 	RunResult r = run_check_config(d.config_path());
 	INFO(r.output);
 	CHECK(r.exit_code == 1);
-	CHECK(contains(r.output, "error: " + cert.key_file() + ": tls.key_file: user nobody cannot read it: Permission denied"));
+	CHECK(contains(r.output,
+	               "error: " + cert.key_file() + ": tls.key_file: user nobody cannot read it: Permission denied"));
 	CHECK_FALSE(contains(r.output, "config ok"));
 
 	// Readable by nobody: the check passes.

@@ -12,7 +12,7 @@
 
 namespace {
 
-const std::string proxied_client = "192.0.2.7";   // RFC 5737 documentation range
+const std::string proxied_client = "192.0.2.7";  // RFC 5737 documentation range
 
 // Version 1, section 2.1: one text line.
 const std::string v1_header = "PROXY TCP4 192.0.2.7 127.0.0.1 5555 25\r\n";
@@ -60,8 +60,7 @@ std::string field(const std::string& header, const std::string& name) {
 	size_t pos = 0;
 	while (pos < header.size()) {
 		size_t end = header.find("\r\n", pos);
-		if (end == std::string::npos)
-			end = header.size();
+		if (end == std::string::npos) end = header.size();
 		if (header.compare(pos, name.size() + 2, name + ": ") == 0)
 			return header.substr(pos + name.size() + 2, end - pos - name.size() - 2);
 		pos = end + 2;
@@ -77,8 +76,7 @@ std::string deliver_proxied(TernDaemon& d, const std::string& header) {
 	REQUIRE(c.send(header));
 	Reply greeting = c.read_reply();
 	CHECK(greeting.code == 220);
-	if (greeting.code != 220)
-		return "";
+	if (greeting.code != 220) return "";
 	REQUIRE(c.cmd("EHLO client.proxied.example").code == 250);
 	Transaction t = send_mail(c, "bob@proxied.example", {"alice@test.example"},
 	                          make_message("proxied", "Hello Alice.\r\n", "bob@proxied.example"));
@@ -98,14 +96,16 @@ void check_claimed_address_used(const std::string& path) {
 	CAPTURE(received);
 	CAPTURE(spf);
 	CAPTURE(ar);
-	CHECK(starts_with(received, "from client.proxied.example ([192.0.2.7]) by mx.test.example ([127.0.0.1]) via tcp "));
+	CHECK(starts_with(received,
+	                  "from client.proxied.example ([192.0.2.7]) by mx.test.example ([127.0.0.1]) via tcp "));
 	CHECK_FALSE(contains(received, "[127.0.0.1]) by"));
 	// SPF was evaluated for the claimed address: only 192.0.2.7 passes.
 	CHECK(starts_with(spf, "pass (domain proxied.example) client-ip=192.0.2.7; "));
 	CHECK(contains(spf, "envelope-from=\"bob@proxied.example\";"));
 	CHECK(contains(spf, "mechanism=\"ip4:192.0.2.7\";"));
-	CHECK(ar == "mx.test.example; iprev=pass policy.iprev=192.0.2.7; dkim=none reason=\"no dkim signatures\"; "
-	            "spf=pass smtp.mailfrom=proxied.example; dmarc=none header.from=proxied.example");
+	CHECK(ar ==
+	      "mx.test.example; iprev=pass policy.iprev=192.0.2.7; dkim=none reason=\"no dkim signatures\"; "
+	      "spf=pass smtp.mailfrom=proxied.example; dmarc=none header.from=proxied.example");
 }
 
 }  // namespace
@@ -166,7 +166,7 @@ TEST_CASE("proxy: a peer outside trusted_proxies is closed without a greeting") 
 		SmtpClient c;
 		c.timeout_ms = 5000;
 		REQUIRE(c.connect("127.0.0.1", d.smtp_port()));
-		c.send(header);   // may already fail: the daemon closes at once
+		c.send(header);  // may already fail: the daemon closes at once
 		CHECK(c.expect_closed());
 		CHECK(c.unexpected() == "");
 	}
@@ -177,10 +177,9 @@ TEST_CASE("proxy: a malformed header is closed without a greeting") {
 	TernDaemon d({.config_patch = proxy_patch(R"("127.0.0.0/8")")});
 	REQUIRE_RUNNING(d);
 	std::string bad_v2 = v2_header();
-	bad_v2[12] = char(0x31);   // version 3
-	for (const std::string& header :
-	     {std::string("EHLO x\r\n"), std::string("PROXY TCP4 192.0.2.7\r\n"), std::string("PROXY TCP4 999.0.2.7 127.0.0.1 5555 25\r\n"),
-	      bad_v2}) {
+	bad_v2[12] = char(0x31);  // version 3
+	for (const std::string& header : {std::string("EHLO x\r\n"), std::string("PROXY TCP4 192.0.2.7\r\n"),
+	                                  std::string("PROXY TCP4 999.0.2.7 127.0.0.1 5555 25\r\n"), bad_v2}) {
 		CAPTURE(header);
 		SmtpClient c;
 		c.timeout_ms = 5000;

@@ -36,55 +36,51 @@ using tern::testing::SmtpSink;
 
 namespace {
 
-std::string make_temp_dir()
-{
+std::string make_temp_dir() {
 	char tmpl[] = "/tmp/tern-queue-test-XXXXXX";
 	REQUIRE(mkdtemp(tmpl) != nullptr);
 	return tmpl;
 }
 
-void remove_tree(const std::string& path)
-{
+void remove_tree(const std::string& path) {
 	std::string cmd = "rm -rf '" + path + "'";
 	(void)!system(cmd.c_str());
 }
 
-std::vector<std::string> list_dir(const std::string& dir)
-{
+std::vector<std::string> list_dir(const std::string& dir) {
 	std::vector<std::string> names;
 	if (DIR* d = opendir(dir.c_str())) {
 		while (dirent* e = readdir(d)) {
 			std::string n = e->d_name;
-			if (n != "." && n != "..")
-				names.push_back(n);
+			if (n != "." && n != "..") names.push_back(n);
 		}
 		closedir(d);
 	}
 	return names;
 }
 
-std::string read_file(const std::string& path)
-{
+std::string read_file(const std::string& path) {
 	std::ifstream f(path, std::ios::binary);
 	std::stringstream ss;
 	ss << f.rdbuf();
 	return ss.str();
 }
 
-std::string config_text(const std::string& data_dir, const std::string& smarthost, int max_attempts, int retry_base_s)
-{
+std::string config_text(const std::string& data_dir, const std::string& smarthost, int max_attempts, int retry_base_s) {
 	std::string sh = smarthost.empty() ? "null" : "\"" + smarthost + "\"";
 	return R"({
 		"hostname": "mail.test.example",
-		"data_dir": ")" + data_dir + R"(",
+		"data_dir": ")" +
+	    data_dir + R"(",
 		"domains": {"test.example": {}},
 		"accounts": {
 			"alice": {"domain": "test.example", "destinations": {"alice@test.example": {"mailbox": "INBOX"}}},
 			"bob": {"domain": "test.example", "destinations": {"bob@test.example": {"mailbox": "INBOX"}}}
 		},
 		"postmaster": {"account": "alice"},
-		"queue": {"smarthost": )" + sh + R"(, "smarthost_tls": "opportunistic", "retry_base_s": )" + std::to_string(retry_base_s) + R"(, "max_attempts": )" +
-	       std::to_string(max_attempts) + R"(, "max_concurrent": 10}
+		"queue": {"smarthost": )" +
+	    sh + R"(, "smarthost_tls": "opportunistic", "retry_base_s": )" + std::to_string(retry_base_s) +
+	    R"(, "max_attempts": )" + std::to_string(max_attempts) + R"(, "max_concurrent": 10}
 	})";
 }
 
@@ -105,17 +101,17 @@ struct Fixture {
 		int max_attempts = 8;
 		int delayed_dsn_after = 5;
 		int retry_base_s = 1;
-		std::string reuse_dir;   // a data dir left by an earlier fixture ("restart")
+		std::string reuse_dir;  // a data dir left by an earlier fixture ("restart")
 	};
 	explicit Fixture(const std::string& smarthost) : Fixture(smarthost, Settings{}) {}
-	Fixture(const std::string& smarthost, const Settings& s)
-	{
+	Fixture(const std::string& smarthost, const Settings& s) {
 		// The queue logs each delivery at info; keep the test output readable
 		// (TERN_QUEUE_TEST_LOG=1 shows everything).
 		log::set_level(getenv("TERN_QUEUE_TEST_LOG") ? log::Level::trace : log::Level::error);
 		dir = s.reuse_dir.empty() ? make_temp_dir() : s.reuse_dir;
 		const DnsServer* dns = s.dns;
-		config = config::Config::load_text(config_text(dir, smarthost, s.max_attempts, s.retry_base_s), dir + "/tern.json", dir);
+		config = config::Config::load_text(config_text(dir, smarthost, s.max_attempts, s.retry_base_s),
+		                                   dir + "/tern.json", dir);
 		pool = std::make_unique<core::WorkerPool>(loop, 2);
 		env = std::make_unique<store::Env>(dir);
 		mkdir((dir + "/tmp").c_str(), 0700);
@@ -124,23 +120,20 @@ struct Fixture {
 		options.delayed_dsn_after = s.delayed_dsn_after;
 		mailauth::Resolver* resolver = &canned;
 		if (dns) {
-			udns = std::make_unique<net::UdnsResolver>(loop, std::vector<std::string>{dns->address()}, 2000);
+			udns = std::make_unique<net::UdnsResolver>(loop, std::vector<std::string>{dns->address()},
+			                                           2000);
 			resolver = udns.get();
 		}
 		queue = std::make_unique<queue::Queue>(loop, *pool, *resolver, *env, config, options);
 		queue->start();
 	}
-	~Fixture()
-	{
+	~Fixture() {
 		close();
-		if (!keep_dir)
-			remove_tree(dir);
+		if (!keep_dir) remove_tree(dir);
 	}
 	bool keep_dir = false;
-	void close()
-	{
-		if (!loop)
-			return;
+	void close() {
+		if (!loop) return;
 		queue.reset();
 		pool->drain();
 		pool.reset();
@@ -151,13 +144,11 @@ struct Fixture {
 	}
 
 	// Runs the loop until pred() holds or timeout_s passed.
-	bool run_until(const std::function<bool()>& pred, double timeout_s = 10)
-	{
+	bool run_until(const std::function<bool()>& pred, double timeout_s = 10) {
 		core::TimerWatcher tick(loop, [] {});
 		auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int(timeout_s * 1000));
 		while (!pred()) {
-			if (std::chrono::steady_clock::now() > deadline)
-				return false;
+			if (std::chrono::steady_clock::now() > deadline) return false;
 			tick.start(0.02);
 			ev_run(loop, EVRUN_ONCE);
 		}
@@ -168,8 +159,7 @@ struct Fixture {
 	// returns the done() error.
 	std::string enqueue(const std::string& from, const std::vector<std::string>& to, const std::string& body,
 	                    const std::string& prefix = "", const std::function<void()>& at_done = {},
-	                    const std::string& dsn_utf8 = "")
-	{
+	                    const std::string& dsn_utf8 = "") {
 		static int counter = 0;
 		std::string path = dir + "/tmp/msg" + std::to_string(++counter);
 		{
@@ -184,8 +174,7 @@ struct Fixture {
 		m.message_size = static_cast<int64_t>(body.size());
 		m.record_outgoing = !from.empty();
 		m.dsn_utf8 = dsn_utf8;
-		if (from.empty())
-			m.sender_account = "";
+		if (from.empty()) m.sender_account = "";
 		for (auto& t : to) {
 			server::OutboundRecipient r;
 			r.to = t;
@@ -198,19 +187,16 @@ struct Fixture {
 		queue->enqueue(std::move(m), [&](std::string e) {
 			error = e;
 			finished = true;
-			if (at_done)
-				at_done();
+			if (at_done) at_done();
 		});
 		REQUIRE(run_until([&] { return finished; }));
 		return error;
 	}
 
-	std::vector<std::string> maildir_new(const std::string& account)
-	{
+	std::vector<std::string> maildir_new(const std::string& account) {
 		return list_dir(dir + "/accounts/" + account + "/Maildir/new");
 	}
-	std::string maildir_message(const std::string& account, size_t i = 0)
-	{
+	std::string maildir_message(const std::string& account, size_t i = 0) {
 		auto names = maildir_new(account);
 		REQUIRE(names.size() > i);
 		return read_file(dir + "/accounts/" + account + "/Maildir/new/" + names[i]);
@@ -231,8 +217,7 @@ const std::string test_body =
 
 }  // namespace
 
-TEST_CASE("queue: enqueue is durable before done, then delivery via smarthost")
-{
+TEST_CASE("queue: enqueue is durable before done, then delivery via smarthost") {
 	SmtpSink sink;
 	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
 	REQUIRE(fx.run_until([&] { return true; }));
@@ -245,7 +230,8 @@ TEST_CASE("queue: enqueue is durable before done, then delivery via smarthost")
 	CHECK(err == "");
 	CHECK(records_at_done == 1);
 	CHECK(files_at_done == 1);
-	REQUIRE(fx.run_until([&] { return sink.messages().size() == 1 && fx.queue->size() == 0 && fx.queue->active() == 0; }));
+	REQUIRE(fx.run_until(
+	    [&] { return sink.messages().size() == 1 && fx.queue->size() == 0 && fx.queue->active() == 0; }));
 	auto msgs = sink.messages();
 	CHECK(msgs[0].helo == "mail.test.example");
 	CHECK(msgs[0].mail_from == "alice@test.example");
@@ -257,8 +243,7 @@ TEST_CASE("queue: enqueue is durable before done, then delivery via smarthost")
 	CHECK(fx.queue->counters().delivered == 1);
 }
 
-TEST_CASE("queue: several recipients of one domain share one transaction")
-{
+TEST_CASE("queue: several recipients of one domain share one transaction") {
 	SmtpSink sink;
 	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
 	CHECK(fx.enqueue("alice@test.example", {"c1@remote.example", "c2@remote.example"}, test_body) == "");
@@ -270,8 +255,7 @@ TEST_CASE("queue: several recipients of one domain share one transaction")
 	CHECK(list_dir(fx.dir + "/queue").empty());
 }
 
-TEST_CASE("queue: a next hop's LIMITS RCPTMAX splits the recipients over transactions (RFC 9422)")
-{
+TEST_CASE("queue: a next hop's LIMITS RCPTMAX splits the recipients over transactions (RFC 9422)") {
 	SmtpSink::Options o;
 	o.limits = "RCPTMAX=2 MAILMAX=100";
 	SmtpSink sink(o);
@@ -297,8 +281,7 @@ TEST_CASE("queue: a next hop's LIMITS RCPTMAX splits the recipients over transac
 	CHECK(fx.maildir_new("alice").empty());
 }
 
-TEST_CASE("queue: 4xx is retried after the backoff and then delivered")
-{
+TEST_CASE("queue: 4xx is retried after the backoff and then delivered") {
 	SmtpSink sink;
 	SmtpSink::Replies replies;
 	replies.rcpt = "451 4.3.0 try again later";
@@ -324,15 +307,15 @@ TEST_CASE("queue: 4xx is retried after the backoff and then delivered")
 	CHECK(fx.maildir_new("alice").empty());  // no DSN for a temporary failure
 }
 
-TEST_CASE("queue: 5xx gives a failed DSN in the sender's INBOX")
-{
+TEST_CASE("queue: 5xx gives a failed DSN in the sender's INBOX") {
 	SmtpSink sink;
 	SmtpSink::Replies replies;
 	replies.rcpt = "550 5.1.1 no such user here";
 	sink.set_replies(replies);
 	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
 	CHECK(fx.enqueue("alice@test.example", {"nobody@remote.example"}, test_body) == "");
-	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
+	REQUIRE(fx.run_until(
+	    [&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
 	CHECK(sink.messages().empty());
 	CHECK(fx.env->queue_list().empty());
 	CHECK(list_dir(fx.dir + "/queue").empty());
@@ -346,8 +329,7 @@ TEST_CASE("queue: 5xx gives a failed DSN in the sender's INBOX")
 	CHECK(fx.queue->counters().failed == 1);
 }
 
-TEST_CASE("queue: local recipients go to their Maildir, never to the smarthost")
-{
+TEST_CASE("queue: local recipients go to their Maildir, never to the smarthost") {
 	SmtpSink sink;
 	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
 	std::string prefix = "Received: local\r\n";
@@ -361,8 +343,7 @@ TEST_CASE("queue: local recipients go to their Maildir, never to the smarthost")
 	CHECK(fx.queue->counters().local == 1);
 }
 
-TEST_CASE("queue: MX delivery in preference order, implicit MX, null MX")
-{
+TEST_CASE("queue: MX delivery in preference order, implicit MX, null MX") {
 	SmtpSink sink;
 	DnsServer dns;
 	// remote.example: the preferred MX (127.0.0.2) refuses connections,
@@ -385,8 +366,7 @@ TEST_CASE("queue: MX delivery in preference order, implicit MX, null MX")
 	settings.mx_port = sink.port();
 	Fixture fx("", settings);
 
-	SUBCASE("preference order with a dead first host")
-	{
+	SUBCASE("preference order with a dead first host") {
 		CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
 		REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
 		REQUIRE(sink.messages().size() == 1);
@@ -397,8 +377,7 @@ TEST_CASE("queue: MX delivery in preference order, implicit MX, null MX")
 		CHECK(pos("mx1.remote.example A") < pos("mx2.remote.example A"));
 		CHECK(pos("mx2.remote.example A") < static_cast<long>(q.size()));
 	}
-	SUBCASE("the preferred host is used and the other never looked up")
-	{
+	SUBCASE("the preferred host is used and the other never looked up") {
 		CHECK(fx.enqueue("alice@test.example", {"dave@good.example"}, test_body) == "");
 		REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
 		REQUIRE(sink.messages().size() == 1);
@@ -406,17 +385,17 @@ TEST_CASE("queue: MX delivery in preference order, implicit MX, null MX")
 		CHECK(std::find(q.begin(), q.end(), "mxa.good.example A") != q.end());
 		CHECK(std::find(q.begin(), q.end(), "mxb.good.example A") == q.end());
 	}
-	SUBCASE("implicit MX")
-	{
+	SUBCASE("implicit MX") {
 		CHECK(fx.enqueue("alice@test.example", {"erin@implicit.example"}, test_body) == "");
 		REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
 		REQUIRE(sink.messages().size() == 1);
 		CHECK(sink.messages()[0].rcpt_to == std::vector<std::string>{"erin@implicit.example"});
 	}
-	SUBCASE("null MX fails at once with a DSN")
-	{
+	SUBCASE("null MX fails at once with a DSN") {
 		CHECK(fx.enqueue("alice@test.example", {"frank@nullmx.example"}, test_body) == "");
-		REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
+		REQUIRE(fx.run_until([&] {
+			return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty();
+		}));
 		CHECK(sink.connections() == 0);
 		std::string dsn = fx.maildir_message("alice");
 		CHECK(dsn.find("Final-Recipient: rfc822;frank@nullmx.example") != std::string::npos);
@@ -424,8 +403,7 @@ TEST_CASE("queue: MX delivery in preference order, implicit MX, null MX")
 	}
 }
 
-TEST_CASE("queue: ternctl queue list/show/kick/drop")
-{
+TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 	std::string dir;
 	std::shared_ptr<const config::Config> config;
 	{
@@ -436,7 +414,8 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop")
 		Fixture::Settings settings;
 		settings.retry_base_s = 600;  // no second attempt during the test
 		auto fx = std::make_unique<Fixture>("127.0.0.1:" + std::to_string(sink.port()), settings);
-		CHECK(fx->enqueue("alice@test.example", {"carol@remote.example", "dan@remote.example"}, test_body) == "");
+		CHECK(fx->enqueue("alice@test.example", {"carol@remote.example", "dan@remote.example"}, test_body) ==
+		      "");
 		REQUIRE(fx->run_until([&] { return fx->queue->counters().retried == 2 && fx->queue->active() == 0; }));
 		fx->close();  // one Env per directory per process: ternctl opens its own
 		dir = fx->dir;
@@ -495,8 +474,7 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop")
 	remove_tree(dir);
 }
 
-TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the last one")
-{
+TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the last one") {
 	SmtpSink sink;
 	SmtpSink::Replies replies;
 	replies.rcpt = "451 4.2.0 mailbox busy";
@@ -507,7 +485,8 @@ TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the
 	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
 	CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
 	// The second attempt is the last one (max_attempts 2): a failed DSN.
-	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && fx.maildir_new("alice").size() == 2; }));
+	REQUIRE(fx.run_until(
+	    [&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && fx.maildir_new("alice").size() == 2; }));
 	CHECK(fx.queue->counters().retried == 1);
 	CHECK(fx.queue->counters().failed == 1);
 	int failed = 0, delayed = 0;
@@ -529,8 +508,7 @@ TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the
 	CHECK(list_dir(fx.dir + "/queue").empty());
 }
 
-TEST_CASE("queue: records survive a restart and are delivered by the next start")
-{
+TEST_CASE("queue: records survive a restart and are delivered by the next start") {
 	SmtpSink sink;
 	SmtpSink::Replies replies;
 	replies.rcpt = "421 4.3.2 going down";
@@ -563,11 +541,11 @@ TEST_CASE("queue: records survive a restart and are delivered by the next start"
 	CHECK(list_dir(fx.dir + "/queue").empty());
 }
 
-TEST_CASE("queue: a DSN's UTF-8 variant goes to SMTPUTF8 servers; no DSN about a DSN")
-{
+TEST_CASE("queue: a DSN's UTF-8 variant goes to SMTPUTF8 servers; no DSN about a DSN") {
 	SmtpSink sink;  // offers SMTPUTF8
 	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
-	std::string variant = "From: <postmaster@mail.test.example>\r\nSubject: mail delivery failure\r\n\r\nj\xc3\xbcrgen\r\n";
+	std::string variant =
+	    "From: <postmaster@mail.test.example>\r\nSubject: mail delivery failure\r\n\r\nj\xc3\xbcrgen\r\n";
 	CHECK(fx.enqueue("", {"carol@remote.example"}, test_body, "", {}, variant) == "");
 	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
 	REQUIRE(sink.messages().size() == 1);
@@ -601,8 +579,7 @@ namespace {
 
 class TlsResponder {
 public:
-	TlsResponder(const std::string& dir, bool break_tls) : break_tls_(break_tls)
-	{
+	TlsResponder(const std::string& dir, bool break_tls) : break_tls_(break_tls) {
 		net::generate_self_signed(dir + "/cert.pem", dir + "/key.pem", "tls.test.example");
 		context_ = std::make_shared<net::TlsServerContext>(dir + "/cert.pem", dir + "/key.pem");
 		listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -616,8 +593,7 @@ public:
 		port_ = ntohs(sin.sin_port);
 		thread_ = std::thread([this] { serve(); });
 	}
-	~TlsResponder()
-	{
+	~TlsResponder() {
 		stop_ = true;
 		shutdown(listen_fd_, SHUT_RDWR);
 		close(listen_fd_);
@@ -636,15 +612,12 @@ private:
 		int fd;
 		std::unique_ptr<net::TlsSession> tls;
 		std::string in;
-		bool write(const std::string& s)
-		{
+		bool write(const std::string& s) {
 			size_t n = 0;
-			if (tls)
-				return tls->write(s.data(), s.size(), n) == net::IoStatus::ok;
+			if (tls) return tls->write(s.data(), s.size(), n) == net::IoStatus::ok;
 			return ::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
 		}
-		bool read_line(std::string& line)
-		{
+		bool read_line(std::string& line) {
 			for (;;) {
 				size_t nl = in.find("\r\n");
 				if (nl != std::string::npos) {
@@ -655,12 +628,10 @@ private:
 				char buf[4096];
 				size_t n = 0;
 				if (tls) {
-					if (tls->read(buf, sizeof buf, n) != net::IoStatus::ok)
-						return false;
+					if (tls->read(buf, sizeof buf, n) != net::IoStatus::ok) return false;
 				} else {
 					ssize_t r = ::recv(fd, buf, sizeof buf, 0);
-					if (r <= 0)
-						return false;
+					if (r <= 0) return false;
 					n = static_cast<size_t>(r);
 				}
 				in.append(buf, n);
@@ -668,20 +639,17 @@ private:
 		}
 	};
 
-	void serve()
-	{
+	void serve() {
 		while (!stop_) {
 			int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-			if (fd < 0)
-				return;
+			if (fd < 0) return;
 			connections_++;
 			session(fd);
 			close(fd);
 		}
 	}
 
-	void session(int fd)
-	{
+	void session(int fd) {
 		Conn c{fd, nullptr, {}};
 		c.write("220 tls.test.example ESMTP\r\n");
 		std::string line;
@@ -692,11 +660,9 @@ private:
 				              : "250-tls.test.example\r\n250-STARTTLS\r\n250 8BITMIME\r\n");
 			} else if (line == "STARTTLS") {
 				c.write("220 2.0.0 go ahead\r\n");
-				if (break_tls_)
-					return;  // hang up instead of a handshake
+				if (break_tls_) return;  // hang up instead of a handshake
 				c.tls = std::make_unique<net::TlsSession>(context_, fd);
-				if (c.tls->handshake() != net::IoStatus::ok)
-					return;
+				if (c.tls->handshake() != net::IoStatus::ok) return;
 			} else if (line == "DATA") {
 				c.write("354 go\r\n");
 				std::string data;
@@ -729,8 +695,7 @@ private:
 
 }  // namespace
 
-TEST_CASE("queue: STARTTLS is used when offered")
-{
+TEST_CASE("queue: STARTTLS is used when offered") {
 	std::string certs = make_temp_dir();
 	TlsResponder responder(certs, false);
 	Fixture fx("127.0.0.1:" + std::to_string(responder.port()));
@@ -744,8 +709,7 @@ TEST_CASE("queue: STARTTLS is used when offered")
 	remove_tree(certs);
 }
 
-TEST_CASE("queue: a failed TLS handshake is retried once without TLS")
-{
+TEST_CASE("queue: a failed TLS handshake is retried once without TLS") {
 	std::string certs = make_temp_dir();
 	TlsResponder responder(certs, true);
 	Fixture fx("127.0.0.1:" + std::to_string(responder.port()));

@@ -27,9 +27,10 @@ const std::string carol = "carol@remote.example";
 // (ternctl signals ternd through it), the sink as smarthost.
 std::string queue_patch(const TernDaemon& d, const SmtpSink& sink, int retry_base_s, int max_attempts,
                         const std::string& domain_dkim = "") {
-	std::string patch = open_submission_patch(d, plain_smarthost("127.0.0.1", sink.port()) + R"(, "retry_base_s": )" +
-	                                                  std::to_string(retry_base_s) + R"(, "max_attempts": )" +
-	                                                  std::to_string(max_attempts));
+	std::string patch = open_submission_patch(d,
+	                                          plain_smarthost("127.0.0.1", sink.port()) + R"(, "retry_base_s": )" +
+	                                              std::to_string(retry_base_s) + R"(, "max_attempts": )" +
+	                                              std::to_string(max_attempts));
 	if (!domain_dkim.empty())
 		patch = merge_patches(patch, R"({"domains": {"test.example": {"dkim": )" + domain_dkim + "}}}");
 	return patch;
@@ -44,7 +45,8 @@ SmtpClient login_alice(TernDaemon& d) { return login_submission(d, alice, alice_
 // One message from alice; extra_headers end in CRLF.
 std::string alice_message(const std::string& to, const std::string& subject, const std::string& body,
                           const std::string& extra_headers = "") {
-	return "From: <" + alice + ">\r\nTo: <" + to + ">\r\nSubject: " + subject + "\r\n" + extra_headers + "\r\n" + body;
+	return "From: <" + alice + ">\r\nTo: <" + to + ">\r\nSubject: " + subject + "\r\n" + extra_headers + "\r\n" +
+	    body;
 }
 
 // Submits one message (dot-stuffed by send_mail) and requires the 250.
@@ -86,8 +88,7 @@ QueueListing queue_list(const TernDaemon& d) {
 		ListedRecord rec;
 		fields >> rec.id >> rec.next_attempt >> rec.attempts >> rec.from >> rec.to;
 		std::getline(fields, rec.last_error);
-		if (!rec.last_error.empty() && rec.last_error[0] == ' ')
-			rec.last_error.erase(0, 1);
+		if (!rec.last_error.empty() && rec.last_error[0] == ' ') rec.last_error.erase(0, 1);
 		listing.records.push_back(rec);
 	}
 	return listing;
@@ -99,8 +100,7 @@ QueueListing wait_for_listing(const TernDaemon& d, Pred pred, int timeout_ms) {
 	int64_t deadline = now_ms() + timeout_ms;
 	for (;;) {
 		QueueListing l = queue_list(d);
-		if (pred(l) || now_ms() > deadline)
-			return l;
+		if (pred(l) || now_ms() > deadline) return l;
 		usleep(100000);
 	}
 }
@@ -112,18 +112,14 @@ std::string header_value(const std::string& message, const std::string& name) {
 	size_t end = message.find("\r\n\r\n");
 	std::string header = "\r\n" + unfold(message.substr(0, end == std::string::npos ? message.size() : end + 2));
 	std::string lower_header = header, lower_name = "\r\n" + name + ":";
-	for (char& c : lower_header)
-		c = char(tolower(static_cast<unsigned char>(c)));
-	for (char& c : lower_name)
-		c = char(tolower(static_cast<unsigned char>(c)));
+	for (char& c : lower_header) c = char(tolower(static_cast<unsigned char>(c)));
+	for (char& c : lower_name) c = char(tolower(static_cast<unsigned char>(c)));
 	size_t at = lower_header.find(lower_name);
-	if (at == std::string::npos)
-		return "";
+	if (at == std::string::npos) return "";
 	size_t start = at + lower_name.size();
 	size_t stop = header.find("\r\n", start);
 	std::string value = header.substr(start, stop - start);
-	while (!value.empty() && value[0] == ' ')
-		value.erase(0, 1);
+	while (!value.empty() && value[0] == ' ') value.erase(0, 1);
 	return value;
 }
 
@@ -131,14 +127,11 @@ std::string header_value(const std::string& message, const std::string& name) {
 size_t header_count(const std::string& message, const std::string& name) {
 	size_t end = message.find("\r\n\r\n");
 	std::string header = "\r\n" + message.substr(0, end == std::string::npos ? message.size() : end + 2);
-	for (char& c : header)
-		c = char(tolower(static_cast<unsigned char>(c)));
+	for (char& c : header) c = char(tolower(static_cast<unsigned char>(c)));
 	std::string needle = "\r\n" + name + ":";
-	for (char& c : needle)
-		c = char(tolower(static_cast<unsigned char>(c)));
+	for (char& c : needle) c = char(tolower(static_cast<unsigned char>(c)));
 	size_t n = 0;
-	for (size_t at = header.find(needle); at != std::string::npos; at = header.find(needle, at + 1))
-		n++;
+	for (size_t at = header.find(needle); at != std::string::npos; at = header.find(needle, at + 1)) n++;
 	return n;
 }
 
@@ -171,8 +164,7 @@ for i in range(count):
 // The Message-Id values of the messages the sink recorded.
 std::vector<std::string> message_ids(const std::vector<SinkMessage>& messages) {
 	std::vector<std::string> ids;
-	for (auto& m : messages)
-		ids.push_back(header_value(m.data, "Message-Id"));
+	for (auto& m : messages) ids.push_back(header_value(m.data, "Message-Id"));
 	return ids;
 }
 
@@ -183,8 +175,10 @@ TEST_CASE("queue daemon: submitted mail reaches the smarthost with its headers a
 	TernDaemon d(submission_not_started());
 	ProgramResult key = run_ternctl({"dkim", "genkey", "ed25519", "--out", d.dir() + "/s1.pem"});
 	REQUIRE_MESSAGE(key.exit_code == 0, key.both());
-	start_daemon(d, queue_patch(d, sink, 1, 3,
-	                            R"({"selectors": {"s1": {"private_key_file": ")" + d.dir() + R"(/s1.pem"}}, "sign": ["s1"]})"));
+	start_daemon(
+	    d,
+	    queue_patch(d, sink, 1, 3,
+	                R"({"selectors": {"s1": {"private_key_file": ")" + d.dir() + R"(/s1.pem"}}, "sign": ["s1"]})"));
 
 	// A line with one dot, one with two, and one that is only a dot: the
 	// client stuffs each with one more dot, and every hop must remove it again.
@@ -236,9 +230,13 @@ TEST_CASE("queue daemon: outgoing DKIM signatures (ed25519 and RSA) verify with 
 	const std::string ed_txt = first_line(ed.out), rsa_txt = first_line(rsa.out);
 	CHECK(starts_with(ed_txt, "v=DKIM1; k=ed25519; p="));
 	CHECK(starts_with(rsa_txt, "v=DKIM1; k=rsa; p="));
-	start_daemon(d, queue_patch(d, sink, 1, 3, R"({"selectors": {
-			"s1": {"private_key_file": ")" + d.dir() + R"(/s1.pem"},
-			"r1": {"private_key_file": ")" + d.dir() + R"(/r1.pem", "canonicalization": "simple/simple"}},
+	start_daemon(d,
+	             queue_patch(d, sink, 1, 3,
+	                         R"({"selectors": {
+			"s1": {"private_key_file": ")" +
+	                             d.dir() + R"(/s1.pem"},
+			"r1": {"private_key_file": ")" +
+	                             d.dir() + R"(/r1.pem", "canonicalization": "simple/simple"}},
 		"sign": ["s1", "r1"]})"));
 
 	const std::string message = alice_message(carol, "signed on the way out",
@@ -254,7 +252,8 @@ TEST_CASE("queue daemon: outgoing DKIM signatures (ed25519 and RSA) verify with 
 
 	std::string path = d.dir() + "/received.eml";
 	write_file(path, data);
-	const std::vector<std::string> keys{"s1._domainkey.test.example", ed_txt, "r1._domainkey.test.example", rsa_txt};
+	const std::vector<std::string> keys{"s1._domainkey.test.example", ed_txt, "r1._domainkey.test.example",
+	                                    rsa_txt};
 	std::vector<std::string> argv{debian_python(), "-c", dkimpy_verify, path, "2"};
 	argv.insert(argv.end(), keys.begin(), keys.end());
 	ProgramResult py = run_program(argv);
@@ -287,8 +286,8 @@ TEST_CASE("queue daemon: a 4xx from the smarthost is retried and the message arr
 	TernDaemon d(submission_not_started());
 	start_daemon(d, queue_patch(d, sink, 1, 8));
 
-	const std::string message =
-	    alice_message(carol, "retry me", "try, try again\r\n", "Message-Id: <retry-1@test.example>\r\n");
+	const std::string message = alice_message(carol, "retry me", "try, try again\r\n",
+	                                          "Message-Id: <retry-1@test.example>\r\n");
 	SmtpClient c = login_alice(d);
 	submit(c, {carol}, message);
 	c.cmd("QUIT");
@@ -303,7 +302,7 @@ TEST_CASE("queue daemon: a 4xx from the smarthost is retried and the message arr
 	REQUIRE(l.records.size() == 1);
 	const ListedRecord& rec = l.records[0];
 	CHECK(rec.id.find_first_not_of("0123456789") == std::string::npos);
-	CHECK(rec.next_attempt.size() == 20);   // 2024-01-02T03:04:05Z
+	CHECK(rec.next_attempt.size() == 20);  // 2024-01-02T03:04:05Z
 	CHECK(ends_with(rec.next_attempt, "Z"));
 	CHECK(rec.attempts >= 1);
 	CHECK(rec.from == "<" + alice + ">");
@@ -341,7 +340,8 @@ TEST_CASE("queue daemon: a 5xx from the smarthost puts a failed DSN into the sen
 	start_daemon(d, queue_patch(d, sink, 1, 8));
 
 	SmtpClient c = login_alice(d);
-	submit(c, {carol}, alice_message(carol, "doomed", "this will bounce\r\n", "Message-Id: <bounce-1@test.example>\r\n"));
+	submit(c, {carol},
+	       alice_message(carol, "doomed", "this will bounce\r\n", "Message-Id: <bounce-1@test.example>\r\n"));
 	c.cmd("QUIT");
 
 	auto files = wait_for_maildir(d.maildir("alice"), 1, 15000);
@@ -358,7 +358,7 @@ TEST_CASE("queue daemon: a 5xx from the smarthost puts a failed DSN into the sen
 	CHECK(sink.messages().empty());
 	QueueListing l = wait_for_listing(d, queue_empty, 5000);
 	CHECK_MESSAGE(queue_empty(l), l.text);
-	usleep(1500000);   // past the retry base: no second attempt, no second DSN
+	usleep(1500000);  // past the retry base: no second attempt, no second DSN
 	CHECK(sink.connections() == 1);
 	CHECK(maildir_files(d.maildir("alice")).size() == 1);
 }
@@ -389,13 +389,11 @@ TEST_CASE("queue daemon: kill -9 during deliveries loses nothing and repeats onl
 	auto acked = [&sink] {
 		std::set<std::string> out;
 		for (auto& m : sink.messages())
-			if (m.acked_ms != 0)
-				out.insert(header_value(m.data, "Message-Id"));
+			if (m.acked_ms != 0) out.insert(header_value(m.data, "Message-Id"));
 		return out;
 	};
 	int64_t deadline = now_ms() + 20000;
-	while (!(acked().size() >= 2 && sink.data_received() >= 3) && now_ms() < deadline)
-		usleep(20000);
+	while (!(acked().size() >= 2 && sink.data_received() >= 3) && now_ms() < deadline) usleep(20000);
 	REQUIRE_MESSAGE(acked().size() >= 2, log_tail(d));
 	REQUIRE(sink.data_received() >= 3);
 	usleep(500000);
@@ -414,11 +412,10 @@ TEST_CASE("queue daemon: kill -9 during deliveries loses nothing and repeats onl
 	QueueListing l = wait_for_listing(d, queue_empty, 30000);
 	INFO(l.text << "\n" << log_tail(d));
 	CHECK(queue_empty(l));
-	usleep(300000);   // let the sink finish recording the last session
+	usleep(300000);  // let the sink finish recording the last session
 
 	std::map<std::string, int> arrivals;
-	for (auto& id : message_ids(sink.messages()))
-		arrivals[id]++;
+	for (auto& id : message_ids(sink.messages())) arrivals[id]++;
 	for (auto& id : ids) {
 		INFO(id);
 		CHECK(arrivals[id] >= 1);
@@ -431,8 +428,7 @@ TEST_CASE("queue daemon: kill -9 during deliveries loses nothing and repeats onl
 	}
 	int duplicated = 0;
 	for (auto& [id, n] : arrivals)
-		if (n > 1)
-			duplicated++;
+		if (n > 1) duplicated++;
 	// Only the delivery in flight at the kill may be repeated.
 	CHECK(duplicated <= 1);
 	CHECK(arrivals.size() == size_t(count));
@@ -458,7 +454,7 @@ TEST_CASE("queue daemon: ternctl queue kick delivers a waiting record now, drop 
 	    d,
 	    [](const QueueListing& x) {
 		    return x.records.size() == 2 && x.records[0].attempts == 1 && x.records[1].attempts == 1 &&
-		           contains(x.records[0].last_error, "452") && contains(x.records[1].last_error, "452");
+			contains(x.records[0].last_error, "452") && contains(x.records[1].last_error, "452");
 	    },
 	    10000);
 	INFO(l.text << "\n" << log_tail(d));

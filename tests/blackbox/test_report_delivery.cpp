@@ -34,7 +34,7 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 // The reports are about test.example, the hosted domain.
 std::string dmarc_report_message() {
 	return message_with("application/gzip", "receiver.example!test.example!1335571200!1335657599.xml.gz",
-	                             gzip(replace_all(dmarc_xml, "example.org", "test.example")));
+	                    gzip(replace_all(dmarc_xml, "example.org", "test.example")));
 }
 
 // DKIM-signed by receiver.example (RFC 8460 3) with a fresh Ed25519 key from
@@ -46,12 +46,14 @@ std::string signed_tls_report_message(TernDaemon& d) {
 	std::string record = gen.out.substr(0, gen.out.find('\n'));
 	d.dns().add("sel._domainkey.receiver.example", "TXT", record);
 	std::string signer = d.dir() + "/reporter.json";
-	write_file(signer, R"({"hostname": "mx.receiver.example", "domains": {"receiver.example": {"dkim": {
-	    "selectors": {"sel": {"private_key_file": ")" + key + R"(", "headers": ["From", "Subject"]}},
+	write_file(signer,
+	           R"({"hostname": "mx.receiver.example", "domains": {"receiver.example": {"dkim": {
+	    "selectors": {"sel": {"private_key_file": ")" +
+	               key + R"(", "headers": ["From", "Subject"]}},
 	    "sign": ["sel"]}}}})");
-	std::string message = message_with(
-	    "application/tlsrpt+gzip", "receiver.example!test.example!1459468800!1459555199.json.gz",
-	    gzip(replace_all(tls_json, "company-y.example", "test.example")));
+	std::string message = message_with("application/tlsrpt+gzip",
+	                                   "receiver.example!test.example!1459468800!1459555199.json.gz",
+	                                   gzip(replace_all(tls_json, "company-y.example", "test.example")));
 	ProgramResult signed_message = run_ternctl({"-c", signer, "dkim", "sign"}, message);
 	REQUIRE_MESSAGE(signed_message.exit_code == 0, signed_message.both());
 	return signed_message.out;

@@ -46,8 +46,8 @@ print("yes")
 )PY";
 
 struct SignedMessage {
-	std::string key_record;   // "v=DKIM1; k=...; p=..."
-	std::string message;      // DKIM-Signature + the original message
+	std::string key_record;  // "v=DKIM1; k=...; p=..."
+	std::string message;     // DKIM-Signature + the original message
 	std::string error;
 };
 
@@ -69,23 +69,26 @@ SignedMessage dkim_sign(const std::string& algorithm, const std::string& message
 std::string signature_b(const std::string& signed_message) {
 	std::string header = unfold(signed_message.substr(0, signed_message.find("\r\n\r\n")));
 	size_t b = header.find(" b=");
-	if (b == std::string::npos)
-		return "";
+	if (b == std::string::npos) return "";
 	std::string value;
 	for (size_t i = b + 3; i < header.size() && header[i] != ';' && header[i] != '\r'; i++)
-		if (header[i] != ' ' && header[i] != '\t')
-			value += header[i];
+		if (header[i] != ' ' && header[i] != '\t') value += header[i];
 	return value;
 }
 
 std::string message_from(const std::string& from, const std::string& subject = "auth test") {
-	return "From: " + from + "\r\n"
-	       "To: alice@test.example\r\n"
-	       "Subject: " + subject + "\r\n"
-	       "Date: Mon, 01 Jan 2024 12:00:00 +0000\r\n"
-	       "Message-Id: <" + subject.substr(0, 4) + std::to_string(now_ms()) + "@sender.example>\r\n"
-	       "\r\n"
-	       "Hello Alice,\r\nthis is the body.\r\n";
+	return "From: " + from +
+	    "\r\n"
+	    "To: alice@test.example\r\n"
+	    "Subject: " +
+	    subject +
+	    "\r\n"
+	    "Date: Mon, 01 Jan 2024 12:00:00 +0000\r\n"
+	    "Message-Id: <" +
+	    subject.substr(0, 4) + std::to_string(now_ms()) +
+	    "@sender.example>\r\n"
+	    "\r\n"
+	    "Hello Alice,\r\nthis is the body.\r\n";
 }
 
 // One whole transaction on a fresh connection; the reply after the dot
@@ -115,13 +118,11 @@ std::string field(const std::string& header, const std::string& name) {
 	size_t pos = 0;
 	while (pos < header.size()) {
 		size_t end = header.find("\r\n", pos);
-		if (end == std::string::npos)
-			end = header.size();
+		if (end == std::string::npos) end = header.size();
 		std::string line = header.substr(pos, end - pos);
 		if (line.size() > name.size() && line.compare(0, name.size() + 1, name + ":") == 0) {
 			size_t v = name.size() + 1;
-			while (v < line.size() && line[v] == ' ')
-				v++;
+			while (v < line.size() && line[v] == ' ') v++;
 			return line.substr(v);
 		}
 		pos = end + 2;
@@ -147,11 +148,9 @@ std::vector<std::string> field_names(const std::string& raw_message) {
 	size_t pos = 0;
 	while (pos < header.size()) {
 		size_t end = header.find("\r\n", pos);
-		if (end == std::string::npos)
-			break;
+		if (end == std::string::npos) break;
 		std::string line = header.substr(pos, end - pos);
-		if (!line.empty() && line[0] != ' ' && line[0] != '\t')
-			names.push_back(line.substr(0, line.find(':')));
+		if (!line.empty() && line[0] != ' ' && line[0] != '\t') names.push_back(line.substr(0, line.find(':')));
 		pos = end + 2;
 	}
 	return names;
@@ -180,10 +179,12 @@ TEST_CASE("senderauth: python3-dkim RSA signature passes, a changed body byte fa
 		std::string prefix = ar.substr(hb + 9, ar.find_first_of(" ;", hb) - hb - 9);
 		CHECK(prefix.size() >= 8);
 		CHECK(starts_with(b, prefix));
-		CHECK(ar == "mx.test.example; iprev=pass policy.iprev=127.0.0.1; dkim=pass (2048 bit rsa) "
-		            "header.d=sender.example header.s=sel header.a=rsa-sha256 header.b=" + prefix +
-		            " header.i=@sender.example; spf=pass smtp.mailfrom=sender.example; "
-		            "dmarc=none header.from=sender.example");
+		CHECK(ar ==
+		      "mx.test.example; iprev=pass policy.iprev=127.0.0.1; dkim=pass (2048 bit rsa) "
+		      "header.d=sender.example header.s=sel header.a=rsa-sha256 header.b=" +
+		          prefix +
+		          " header.i=@sender.example; spf=pass smtp.mailfrom=sender.example; "
+		          "dmarc=none header.from=sender.example");
 		// The signed message follows the trace headers unchanged.
 		CHECK(ends_with(read_file(maildir_files(d.maildir()).at(0)), s.message));
 	}
@@ -221,7 +222,8 @@ TEST_CASE("senderauth: python3-dkim Ed25519 signature passes (RFC 8463)") {
 	CHECK(contains(ar, "; spf=pass smtp.mailfrom=sender.example; "));
 }
 
-TEST_CASE("senderauth: trace headers in order X-Tern-Reason, Return-Path, Authentication-Results, Received-SPF, Received") {
+TEST_CASE(
+    "senderauth: trace headers in order X-Tern-Reason, Return-Path, Authentication-Results, Received-SPF, Received") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
 	Transaction t = deliver(d, test_sender, message_from("bob@sender.example"));
@@ -232,11 +234,12 @@ TEST_CASE("senderauth: trace headers in order X-Tern-Reason, Return-Path, Authen
 	std::vector<std::string> names = field_names(raw);
 	REQUIRE(names.size() >= 10);
 	CHECK(std::vector<std::string>(names.begin(), names.begin() + 10) ==
-	      std::vector<std::string>{"X-Tern-Reason", "Return-Path", "Authentication-Results", "Received-SPF", "Received",
-	                               "From", "To", "Subject", "Date", "Message-Id"});
+	      std::vector<std::string>{"X-Tern-Reason", "Return-Path", "Authentication-Results", "Received-SPF",
+	                               "Received", "From", "To", "Subject", "Date", "Message-Id"});
 	// Nothing is known about this sender yet (doc/behaviour.md §9).
-	CHECK(starts_with(raw, "X-Tern-Reason: no-bad-signals\r\nReturn-Path: <bob@sender.example>\r\n"
-	                       "Authentication-Results: mx.test.example;"));
+	CHECK(starts_with(raw,
+	                  "X-Tern-Reason: no-bad-signals\r\nReturn-Path: <bob@sender.example>\r\n"
+	                  "Authentication-Results: mx.test.example;"));
 
 	std::string header = delivered_header(files[0]);
 	CHECK(field(header, "Authentication-Results") ==
@@ -250,7 +253,9 @@ TEST_CASE("senderauth: trace headers in order X-Tern-Reason, Return-Path, Authen
 	CHECK(contains(spf, "helo=client.sender.example;"));
 	std::string received = field(header, "Received");
 	CAPTURE(received);
-	CHECK(starts_with(received, "from client.sender.example ([127.0.0.1]) by mx.test.example ([127.0.0.1]) via tcp with ESMTP id "));
+	CHECK(starts_with(
+	    received,
+	    "from client.sender.example ([127.0.0.1]) by mx.test.example ([127.0.0.1]) via tcp with ESMTP id "));
 	CHECK(contains(received, "for <alice@test.example>;"));
 }
 
@@ -297,7 +302,8 @@ TEST_CASE("senderauth: DMARC p=reject without alignment is refused 550 5.7.26; a
 		REQUIRE(files.size() == 1);
 		std::string ar = field(delivered_header(files[0]), "Authentication-Results");
 		CAPTURE(ar);
-		CHECK(ends_with(ar, "; spf=pass smtp.mailfrom=bounces.sender.example; dmarc=pass header.from=sender.example"));
+		CHECK(ends_with(
+		    ar, "; spf=pass smtp.mailfrom=bounces.sender.example; dmarc=pass header.from=sender.example"));
 	}
 }
 
@@ -352,7 +358,8 @@ TEST_CASE("senderauth: SPF fail or softfail of the MAIL FROM domain gets 451 4.3
 		auto files = wait_for_maildir(d.maildir(), 1);
 		REQUIRE(files.size() == 1);
 		std::string header = delivered_header(files[0]);
-		CHECK(contains(field(header, "Authentication-Results"), "; spf=neutral smtp.mailfrom=spfneutral.example; "));
+		CHECK(contains(field(header, "Authentication-Results"),
+		               "; spf=neutral smtp.mailfrom=spfneutral.example; "));
 		CHECK(starts_with(field(header, "Received-SPF"), "neutral "));
 	}
 }
@@ -362,7 +369,9 @@ TEST_CASE("senderauth: a DNSBL zone is asked for the client; one that lists 127.
 	// with a claimed client address, since a zone listing 127.0.0.1 lists
 	// everyone (RFC 5782 5) and is not used.
 	SUBCASE("listed") {
-		TernDaemon d({.config_patch = R"({"listeners": {"test": {"smtp": {"dnsbl_zones": ["clean.example", "bl.example"]}}}})"});
+		TernDaemon d(
+		    {.config_patch =
+		         R"({"listeners": {"test": {"smtp": {"dnsbl_zones": ["clean.example", "bl.example"]}}}})"});
 		REQUIRE_RUNNING(d);
 		// RFC 5782 2.1: the client's address, reversed, under the zone.
 		d.dns().add("1.0.0.127.bl.example", "A", "127.0.0.2");
@@ -373,11 +382,14 @@ TEST_CASE("senderauth: a DNSBL zone is asked for the client; one that lists 127.
 		CHECK(t.reply.plain() == "250 2.2.0 it is done");
 		CHECK(wait_for_maildir(d.maildir(), 1).size() == 1);
 		auto queries = d.dns().queries();
-		CHECK(std::count(queries.begin(), queries.end(), "1.0.0.127.bl.example A") == 1);  // the health test only
-		CHECK(std::count(queries.begin(), queries.end(), "1.0.0.127.clean.example A") == 2);  // health test and listing
+		CHECK(std::count(queries.begin(), queries.end(), "1.0.0.127.bl.example A") ==
+		      1);  // the health test only
+		CHECK(std::count(queries.begin(), queries.end(), "1.0.0.127.clean.example A") ==
+		      2);  // health test and listing
 	}
 	SUBCASE("not listed") {
-		TernDaemon d({.config_patch = R"({"listeners": {"test": {"smtp": {"dnsbl_zones": ["clean.example"]}}}})"});
+		TernDaemon d(
+		    {.config_patch = R"({"listeners": {"test": {"smtp": {"dnsbl_zones": ["clean.example"]}}}})"});
 		REQUIRE_RUNNING(d);
 		d.dns().add("1.0.0.127.bl.example", "A", "127.0.0.2");
 		d.dns().add("2.0.0.127.clean.example", "A", "127.0.0.2");
@@ -385,7 +397,8 @@ TEST_CASE("senderauth: a DNSBL zone is asked for the client; one that lists 127.
 		CHECK(t.reply.plain() == "250 2.2.0 it is done");
 		CHECK(wait_for_maildir(d.maildir(), 1).size() == 1);
 		auto queries = d.dns().queries();
-		CHECK(std::count(queries.begin(), queries.end(), "1.0.0.127.clean.example A") == 2);  // health test and listing
+		CHECK(std::count(queries.begin(), queries.end(), "1.0.0.127.clean.example A") ==
+		      2);  // health test and listing
 	}
 }
 
@@ -403,7 +416,8 @@ TEST_CASE("senderauth: a MAIL FROM waiting on DNS does not hold up another clien
 	// first is really waiting on DNS.
 	for (int i = 0; i < 100; i++) {
 		auto q = d.dns().queries();
-		if (std::any_of(q.begin(), q.end(), [](const std::string& s) { return starts_with(s, "silent.example "); }))
+		if (std::any_of(q.begin(), q.end(),
+		                [](const std::string& s) { return starts_with(s, "silent.example "); }))
 			break;
 		usleep(10000);
 	}

@@ -26,9 +26,7 @@
 namespace {
 
 // The tests run sendmail.tern as an unprivileged user.
-std::string sendmail_path() {
-	return reachable_program("sendmail.tern");
-}
+std::string sendmail_path() { return reachable_program("sendmail.tern"); }
 
 struct LocalUser {
 	uid_t uid = 0;
@@ -96,7 +94,7 @@ ProgramResult run_as(const LocalUser& user, const std::vector<std::string>& argv
 // `extra`: more members of the top-level object, e.g. R"("user": "nobody")".
 std::string sendmail_patch(const SmtpSink& sink, bool nobody_account = false, const std::string& extra = "") {
 	std::string patch = R"({"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
-	                    R"(", "smarthost_tls": "none", "retry_base_s": 600, "max_attempts": 3})";
+	    R"(", "smarthost_tls": "none", "retry_base_s": 600, "max_attempts": 3})";
 	if (!extra.empty()) patch += ", " + extra;
 	if (nobody_account)
 		patch += R"(, "accounts": {"nobody": {"domain": "test.example",
@@ -157,10 +155,10 @@ std::string only_message(const TernDaemon& d) {
 	return read_file(files[0]);
 }
 
-#define SKIP_UNLESS_ROOT(user)                                                               \
-	if (geteuid() != 0 || !(user).found) {                                                   \
-		MESSAGE("skipped: needs root and a user \"nobody\" to run sendmail.tern as non-root"); \
-		return;                                                                              \
+#define SKIP_UNLESS_ROOT(user)                                                                                         \
+	if (geteuid() != 0 || !(user).found) {                                                                         \
+		MESSAGE("skipped: needs root and a user \"nobody\" to run sendmail.tern as non-root");                 \
+		return;                                                                                                \
 	}
 
 }  // namespace
@@ -185,8 +183,8 @@ TEST_CASE("sendmail: -t from a local user delivers to the Maildir and the smarth
 	CHECK(has_field(local, "Date"));
 	CHECK(has_field(local, "Message-Id"));
 	CHECK(local.find("From: \"Report Job\" <nobody@mx.test.example>\r\n") != std::string::npos);
-	CHECK(local.find("Received: by mx.test.example (tern sendmail, from userid " + std::to_string(user.uid) + ")") !=
-	      std::string::npos);
+	CHECK(local.find("Received: by mx.test.example (tern sendmail, from userid " + std::to_string(user.uid) +
+	                 ")") != std::string::npos);
 	CHECK_FALSE(has_field(local, "Bcc"));
 	CHECK(local.find("dave@remote.example") == std::string::npos);
 	CHECK(local.find("\r\n\r\nall is well\r\n") != std::string::npos);
@@ -238,9 +236,11 @@ TEST_CASE("sendmail: an account user's mail is DKIM-signed, the From tern adds i
 	std::string key_file = key_dir.dir() + "/s1.pem";
 	ProgramResult key = run_ternctl({"dkim", "genkey", "ed25519", "--out", key_file});
 	REQUIRE_MESSAGE(key.exit_code == 0, key.both());
-	Running t(true, R"("domains": {"test.example": {"dkim": {"selectors": {"s1": {"private_key_file": ")" + key_file +
-	                    R"("}}, "sign": ["s1"]}}})");
-	ProgramResult r = run_as(user, sendmail_args(t.d, {"-t"}), "To: carol@remote.example\nSubject: signed\n\nbody\n");
+	Running t(true,
+	          R"("domains": {"test.example": {"dkim": {"selectors": {"s1": {"private_key_file": ")" + key_file +
+	              R"("}}, "sign": ["s1"]}}})");
+	ProgramResult r = run_as(user, sendmail_args(t.d, {"-t"}),
+	                         "To: carol@remote.example\nSubject: signed\n\nbody\n");
 	REQUIRE_MESSAGE(r.exit_code == 0, r.both());
 	REQUIRE_MESSAGE(t.sink.wait_for_messages(1, 10000), log_tail(t.d));
 	SinkMessage m = t.sink.messages()[0];
@@ -305,8 +305,8 @@ TEST_CASE("sendmail: -f and From must belong to a non-root user's account; root 
 	SmtpSink& sink = t.sink;
 	std::string message = "To: carol@remote.example\nSubject: s\n\nbody\n";
 
-	ProgramResult foreign =
-	    run_as(user, sendmail_args(d, {"-f", "alice@test.example", "carol@remote.example"}), message);
+	ProgramResult foreign = run_as(user, sendmail_args(d, {"-f", "alice@test.example", "carol@remote.example"}),
+	                               message);
 	CHECK(foreign.exit_code == 77);  // EX_NOPERM
 	CHECK(foreign.err.find("does not belong to user nobody") != std::string::npos);
 
@@ -315,13 +315,12 @@ TEST_CASE("sendmail: -f and From must belong to a non-root user's account; root 
 	CHECK(from_header.exit_code == 77);
 	CHECK(from_header.err.find("must match authenticated user") != std::string::npos);
 
-	ProgramResult own =
-	    run_as(user, sendmail_args(d, {"-f", "nobody@test.example", "carol@remote.example"}), message);
+	ProgramResult own = run_as(user, sendmail_args(d, {"-f", "nobody@test.example", "carol@remote.example"}),
+	                           message);
 	REQUIRE_MESSAGE(own.exit_code == 0, own.both());
 	REQUIRE(sink.wait_for_messages(1, 10000));
 
-	ProgramResult root = run_program(sendmail_args(d, {"-f", "boss@elsewhere.example",
-	                                  "carol@remote.example"}),
+	ProgramResult root = run_program(sendmail_args(d, {"-f", "boss@elsewhere.example", "carol@remote.example"}),
 	                                 message);
 	REQUIRE_MESSAGE(root.exit_code == 0, root.both());
 	REQUIRE(sink.wait_for_messages(2, 10000));
@@ -472,8 +471,7 @@ TEST_CASE("sendmail: -bp and mailq list the queue as ternctl queue list does") {
 	TernDaemon d(not_started());
 	start(d, sendmail_patch(sink));
 
-	ProgramResult sent =
-	    run_as(user, sendmail_args(d, {"carol@remote.example"}), "Subject: stays\n\nqueued\n");
+	ProgramResult sent = run_as(user, sendmail_args(d, {"carol@remote.example"}), "Subject: stays\n\nqueued\n");
 	REQUIRE_MESSAGE(sent.exit_code == 0, sent.both());
 	// Wait until the first attempt failed, so the listing is stable.
 	for (int i = 0; i < 100 && sink.data_received() < 1; ++i) usleep(100000);

@@ -48,14 +48,17 @@ TEST_CASE("ternctl setup records: MX, SPF, each DKIM selector's key, DMARC with 
 		q = line.find('"', end + 1);
 	}
 	CHECK(joined == rsa_txt);
-	CHECK(contains(r.out, "_dmarc.test.example.            IN TXT   \"v=DMARC1; p=reject; rua=mailto:dmarc-reports@test.example\"\n"));
+	CHECK(contains(
+	    r.out,
+	    "_dmarc.test.example.            IN TXT   \"v=DMARC1; p=reject; rua=mailto:dmarc-reports@test.example\"\n"));
 	CHECK(contains(r.out, "; 25.2.0.192.in-addr.arpa."));
 }
 
 TEST_CASE("ternctl setup records: no rua without a dmarc-reports address; unknown domain and broken key exit 1") {
 	TernDaemon d(not_started());
 	write_file(d.dir() + "/broken.pem", "not a key\n");
-	d.write_config(R"({"domains": {"test.example": {"dkim": {"selectors": {"b1": {"private_key_file": "broken.pem"}}}}}})");
+	d.write_config(
+	    R"({"domains": {"test.example": {"dkim": {"selectors": {"b1": {"private_key_file": "broken.pem"}}}}}})");
 	ProgramResult r = run_ternctl({"-c", d.config_path(), "setup", "records", "test.example"});
 	INFO(r.both());
 	CHECK(r.exit_code == 1);

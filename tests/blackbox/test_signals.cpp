@@ -87,8 +87,7 @@ Reply deliver_to_bob_until_accepted(TernDaemon& d, int timeout_ms) {
 		SmtpClient c = connect_and_ehlo(d);
 		if (c.connected()) {
 			last = send_mail(c, test_sender, {"bob@test.example"}, make_message("for bob")).reply;
-			if (last.code == 250 || now_ms() > deadline)
-				return last;
+			if (last.code == 250 || now_ms() > deadline) return last;
 		} else if (now_ms() > deadline) {
 			return last;
 		}
@@ -140,8 +139,7 @@ TEST_CASE("SIGHUP: a broken config keeps the old one working") {
 		SmtpClient c = connect_and_ehlo(d);
 		REQUIRE(c.connected());
 		last = send_mail(c, test_sender, {"bob@test.example"}, make_message()).reply;
-		if (last.code == 550)
-			break;
+		if (last.code == 550) break;
 		usleep(100000);
 	}
 	CHECK(last.plain() == "550 5.1.1 no such user(s)");

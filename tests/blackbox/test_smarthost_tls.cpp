@@ -22,27 +22,27 @@ const std::string relay_password = "relay pass, with = signs";
 
 struct Smarthost {
 	std::string tls = "implicit";
-	std::string ca_file;                 // "" = leave the default
+	std::string ca_file;  // "" = leave the default
 	std::string password = relay_password;
 	bool with_auth = true;
-	int retry_base_s = 3600;             // no second attempt during a test
+	int retry_base_s = 3600;  // no second attempt during a test
 };
 
 // ternd with alice on submission and the sink as smarthost "localhost:PORT"
 // (the loopback DNS server says localhost is 127.0.0.1).
 void start_daemon(TernDaemon& d, const SmtpSink& sink, const Smarthost& s) {
 	d.dns().add("localhost", "A", "127.0.0.1");
-	std::string queue = R"("smarthost": "localhost:)" + std::to_string(sink.port()) + R"(", "smarthost_tls": ")" + s.tls +
-	                    R"(", "retry_base_s": )" + std::to_string(s.retry_base_s);
-	if (!s.ca_file.empty())
-		queue += R"(, "smarthost_ca_file": ")" + s.ca_file + "\"";
+	std::string queue = R"("smarthost": "localhost:)" + std::to_string(sink.port()) + R"(", "smarthost_tls": ")" +
+	    s.tls + R"(", "retry_base_s": )" + std::to_string(s.retry_base_s);
+	if (!s.ca_file.empty()) queue += R"(, "smarthost_ca_file": ")" + s.ca_file + "\"";
 	if (s.with_auth) {
 		write_file(d.dir() + "/relay.pw", s.password + "\n");
 		REQUIRE(chmod((d.dir() + "/relay.pw").c_str(), 0600) == 0);
 		queue += R"(, "smarthost_auth": {"username": ")" + relay_user + R"(", "password_file": "relay.pw"})";
 	}
 	d.write_config(R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-		"pid_file": ")" + d.dir() + R"(/ternd.pid", "queue": {)" + queue + "}}");
+		"pid_file": ")" +
+	               d.dir() + R"(/ternd.pid", "queue": {)" + queue + "}}");
 	std::string out;
 	REQUIRE_MESSAGE(set_password(d, "alice", alice_password, &out), out);
 	REQUIRE_MESSAGE(d.start(), d.error());
@@ -62,7 +62,8 @@ void submit_one(TernDaemon& d, const std::string& subject) {
 	REQUIRE(c.greet_and_ehlo("client.test.example"));
 	REQUIRE(c.cmd("AUTH PLAIN " + plain_response(alice, alice_password)).code == 235);
 	Transaction t = send_mail(c, alice, {"carol@remote.example"},
-	                          "From: <" + alice + ">\r\nTo: <carol@remote.example>\r\nSubject: " + subject + "\r\n\r\nhello\r\n");
+	                          "From: <" + alice + ">\r\nTo: <carol@remote.example>\r\nSubject: " + subject +
+	                              "\r\n\r\nhello\r\n");
 	INFO(t.step << ": " << t.reply.raw);
 	REQUIRE(t.step == "END");
 	REQUIRE(t.reply.code == 250);
@@ -76,18 +77,15 @@ std::string wait_for_log_line(const TernDaemon& d, const std::vector<std::string
 		size_t start = 0;
 		while (start < text.size()) {
 			size_t end = text.find('\n', start);
-			std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+			std::string line = text.substr(start,
+			                               end == std::string::npos ? std::string::npos : end - start);
 			bool all = true;
-			for (const auto& p : parts)
-				all = all && contains(line, p);
-			if (all)
-				return line;
-			if (end == std::string::npos)
-				break;
+			for (const auto& p : parts) all = all && contains(line, p);
+			if (all) return line;
+			if (end == std::string::npos) break;
 			start = end + 1;
 		}
-		if (now_ms() > deadline)
-			return "";
+		if (now_ms() > deadline) return "";
 		usleep(50000);
 	}
 }
@@ -95,11 +93,9 @@ std::string wait_for_log_line(const TernDaemon& d, const std::vector<std::string
 // Records in the queue, from `ternctl queue list` (header line excluded).
 int queued_records(const TernDaemon& d) {
 	ProgramResult r = run_ternctl({"-c", d.config_path(), "queue", "list"});
-	if (r.exit_code != 0)
-		return -1;
+	if (r.exit_code != 0) return -1;
 	int lines = 0;
-	for (char c : r.out)
-		lines += c == '\n';
+	for (char c : r.out) lines += c == '\n';
 	return lines - 1;
 }
 
@@ -171,7 +167,8 @@ TEST_CASE("smarthost: a wrong password delivers nothing and keeps the message qu
 	s.password = "not the relay password";
 	start_daemon(d, sink, s);
 	submit_one(d, "wrong password");
-	std::string line = wait_for_log_line(d, {"msg=\"smarthost authentication failed\"", "host=localhost", "mechanism=PLAIN"});
+	std::string line = wait_for_log_line(
+	    d, {"msg=\"smarthost authentication failed\"", "host=localhost", "mechanism=PLAIN"});
 	CHECK_MESSAGE(line != "", d.log_text());
 	CHECK(contains(line, "535"));
 	auto attempts = sink.auth_attempts();
@@ -218,7 +215,7 @@ TEST_CASE("smarthost: a server that cannot prove the SCRAM password gets no mess
 }
 
 TEST_CASE("smarthost: an untrusted (self-signed) certificate gets nothing under required and implicit") {
-	TestCa ca;        // the configured CA, which did not sign the sink's certificate
+	TestCa ca;  // the configured CA, which did not sign the sink's certificate
 	TestCert self_signed("localhost");
 	for (bool implicit : {true, false}) {
 		CAPTURE(implicit);
@@ -226,7 +223,8 @@ TEST_CASE("smarthost: an untrusted (self-signed) certificate gets nothing under 
 		TernDaemon d(not_started());
 		start_daemon(d, sink, Smarthost{implicit ? "implicit" : "required", ca.ca_file()});
 		submit_one(d, "untrusted");
-		std::string line = wait_for_log_line(d, {"msg=\"smarthost certificate not trusted\"", "host=localhost"});
+		std::string line = wait_for_log_line(d,
+		                                     {"msg=\"smarthost certificate not trusted\"", "host=localhost"});
 		CHECK_MESSAGE(line != "", d.log_text());
 		CHECK(contains(line, "not correctly signed by the trusted CA"));
 		CHECK(sink.auth_attempts().empty());  // no credentials for an unverified server
@@ -258,14 +256,17 @@ TEST_CASE("smarthost: an IP address as smarthost cannot be verified under requir
 	write_file(d.dir() + "/relay.pw", relay_password + "\n");
 	REQUIRE(chmod((d.dir() + "/relay.pw").c_str(), 0600) == 0);
 	d.write_config(R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-		"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) + R"(", "smarthost_tls": "implicit",
-		"smarthost_ca_file": ")" + ca.ca_file() + R"(", "retry_base_s": 3600,
+		"queue": {"smarthost": "127.0.0.1:)" +
+	               std::to_string(sink.port()) + R"(", "smarthost_tls": "implicit",
+		"smarthost_ca_file": ")" +
+	               ca.ca_file() + R"(", "retry_base_s": 3600,
 		"smarthost_auth": {"username": "u", "password_file": "relay.pw"}}})");
 	std::string out;
 	REQUIRE_MESSAGE(set_password(d, "alice", alice_password, &out), out);
 	REQUIRE_MESSAGE(d.start(), d.error());
 	submit_one(d, "by address");
-	std::string line = wait_for_log_line(d, {"msg=\"smarthost certificate not trusted\"", "cannot be matched to an IP address"});
+	std::string line = wait_for_log_line(
+	    d, {"msg=\"smarthost certificate not trusted\"", "cannot be matched to an IP address"});
 	CHECK_MESSAGE(line != "", d.log_text());
 	CHECK(sink.auth_attempts().empty());
 	CHECK(sink.messages().empty());
@@ -310,8 +311,9 @@ TEST_CASE("smarthost: a group-readable password file is refused at ternd -n") {
 		"smarthost_auth": {"username": "u", "password_file": "relay.pw"}}})");
 	RunResult r = run_check_config(d.config_path());
 	CHECK(r.exit_code != 0);
-	CHECK_MESSAGE(contains(r.output, "error: " + d.config_path() + ": queue.smarthost_auth.password_file: " + d.dir() +
-	                                     "/relay.pw: readable by group or others (mode 0640)"),
+	CHECK_MESSAGE(contains(r.output,
+	                       "error: " + d.config_path() + ": queue.smarthost_auth.password_file: " + d.dir() +
+	                           "/relay.pw: readable by group or others (mode 0640)"),
 	              r.output);
 	CHECK_FALSE(contains(r.output, relay_password));
 	REQUIRE(chmod((d.dir() + "/relay.pw").c_str(), 0600) == 0);

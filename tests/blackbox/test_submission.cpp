@@ -46,8 +46,7 @@ std::string header_of(const std::string& stored) {
 
 size_t count_of(const std::string& s, const std::string& needle) {
 	size_t n = 0;
-	for (size_t at = s.find(needle); at != std::string::npos; at = s.find(needle, at + 1))
-		n++;
+	for (size_t at = s.find(needle); at != std::string::npos; at = s.find(needle, at + 1)) n++;
 	return n;
 }
 
@@ -67,7 +66,8 @@ void check_submission_headers(const std::string& stored, const std::string& host
 	} else {
 		CHECK_FALSE(contains(header, "Return-Path:"));
 	}
-	CHECK(starts_with(header, "Received: from " + host + " by " + host + " ([127.0.0.1]) via tcp with " + with + " id "));
+	CHECK(starts_with(header,
+	                  "Received: from " + host + " by " + host + " ([127.0.0.1]) via tcp with " + with + " id "));
 	CHECK(contains(header, " for <"));
 	static const std::regex tls_comment(
 	    R"(\(TLS1\.2 TLS_ECDHE_(ECDSA|RSA)_WITH_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)\))");
@@ -77,7 +77,8 @@ void check_submission_headers(const std::string& stored, const std::string& host
 	static const std::regex date(
 	    "\r\nDate: [^\r\n]*[0-9]{1,2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}[^\r\n]*\r\n");
 	CHECK(std::regex_search(header, date));
-	CHECK(contains(header, "\r\nAuthentication-Results: " + host + "; auth=pass smtp.mailfrom=" + mail_from + "\r\n"));
+	CHECK(contains(header,
+	               "\r\nAuthentication-Results: " + host + "; auth=pass smtp.mailfrom=" + mail_from + "\r\n"));
 	// The prefix comes before the message's own header.
 	size_t received = header.find("Received: "), auth_results = header.find("Authentication-Results: "),
 	       from = header.find("\r\nFrom: ");
@@ -93,14 +94,12 @@ public:
 	Localserve() : dir_(make_temp_dir("tern-ls-sub-")) {}
 	~Localserve() {
 		stop();
-		if (!getenv("TERN_KEEP_TMP"))
-			remove_tree(dir_);
+		if (!getenv("TERN_KEEP_TMP")) remove_tree(dir_);
 	}
 	// "" when running; else why not ("busy: …" when a port is taken).
 	std::string start() {
 		for (int port : {1025, 1587, 1465, 1080})
-			if (tcp_port_listening(port))
-				return "busy: port " + std::to_string(port) + " is in use";
+			if (tcp_port_listening(port)) return "busy: port " + std::to_string(port) + " is in use";
 		pid_ = fork();
 		if (pid_ == 0) {
 			FILE* f = fopen((dir_ + "/ternd.log").c_str(), "a");
@@ -120,15 +119,13 @@ public:
 				pid_ = -1;
 				return "ternd --localserve exited: " + read_file(dir_ + "/ternd.log");
 			}
-			if (tcp_port_listening(1587) && tcp_port_listening(1465))
-				return "";
+			if (tcp_port_listening(1587) && tcp_port_listening(1465)) return "";
 			usleep(50000);
 		}
 		return "ternd --localserve does not listen: " + read_file(dir_ + "/ternd.log");
 	}
 	void stop() {
-		if (pid_ <= 0)
-			return;
+		if (pid_ <= 0) return;
 		kill(pid_, SIGTERM);
 		int64_t deadline = now_ms() + 15000;
 		int status = 0;
@@ -199,9 +196,9 @@ TEST_CASE("submission: refusals with exact codes") {
 	}
 	SUBCASE("Return-Path header: 550 5.6.0") {
 		SmtpClient c = login_alice(d);
-		Transaction t =
-		    send_mail(c, alice, {"alice@test.example"},
-		              "Return-Path: <alice@test.example>\r\n" + bare_message(alice, "alice@test.example", "rp"));
+		Transaction t = send_mail(c, alice, {"alice@test.example"},
+		                          "Return-Path: <alice@test.example>\r\n" +
+		                              bare_message(alice, "alice@test.example", "rp"));
 		CHECK(t.step == "END");
 		CHECK(t.reply.plain() == "550 5.6.0 message must not have Return-Path header");
 		CHECK(t.reply.has_id());
@@ -216,8 +213,9 @@ TEST_CASE("submission: refusals with exact codes") {
 	}
 	SUBCASE("unparsable From: 550 5.6.0") {
 		SmtpClient c = login_alice(d);
-		Transaction t = send_mail(c, alice, {"alice@test.example"},
-		                          "From: <alice@test.example>, <carol@test.example>\r\nSubject: two\r\n\r\nhi\r\n");
+		Transaction t = send_mail(
+		    c, alice, {"alice@test.example"},
+		    "From: <alice@test.example>, <carol@test.example>\r\nSubject: two\r\n\r\nhi\r\n");
 		CHECK(t.step == "END");
 		CHECK(starts_with(t.reply.plain(), "550 5.6.0 cannot parse header or From address: "));
 	}
@@ -286,9 +284,10 @@ TEST_CASE("submission: accepted mail is queued and delivered to the local recipi
 	}
 	SUBCASE("a message with its own Message-Id and Date keeps them") {
 		SmtpClient c = login_alice(d);
-		std::string message = "From: <alice@test.example>\r\nTo: <alice@test.example>\r\nSubject: own ids\r\n"
-		                      "Message-Id: <own-id-1@client.example>\r\nDate: Mon, 2 Jan 2006 15:04:05 -0700\r\n"
-		                      "\r\nHello from the test.\r\n";
+		std::string message =
+		    "From: <alice@test.example>\r\nTo: <alice@test.example>\r\nSubject: own ids\r\n"
+		    "Message-Id: <own-id-1@client.example>\r\nDate: Mon, 2 Jan 2006 15:04:05 -0700\r\n"
+		    "\r\nHello from the test.\r\n";
 		Transaction t = send_mail(c, alice, {"alice@test.example"}, message);
 		REQUIRE(t.step == "END");
 		CHECK(t.reply.plain() == "250 2.2.0 it is done");
@@ -299,7 +298,8 @@ TEST_CASE("submission: accepted mail is queued and delivered to the local recipi
 		CHECK(count_of(header, "Message-Id:") == 1);
 		CHECK(contains(header, "\r\nMessage-Id: <own-id-1@client.example>\r\n"));
 		CHECK(count_of(header, "\r\nDate: ") == 1);
-		CHECK(contains(header, "Authentication-Results: mx.test.example; auth=pass smtp.mailfrom=alice@test.example\r\n"));
+		CHECK(contains(
+		    header, "Authentication-Results: mx.test.example; auth=pass smtp.mailfrom=alice@test.example\r\n"));
 	}
 }
 
@@ -317,7 +317,7 @@ TEST_CASE("submission: localserve has the message on disk with its headers when 
 		SmtplibLogin s;
 		s.mode = TlsMode::implicit;
 		s.port = 1465;
-		s.ca_file = "";   // localserve's own self-signed certificate
+		s.ca_file = "";  // localserve's own self-signed certificate
 		s.user = "tern@localhost";
 		s.password = "terntern";
 		s.mechanism = "PLAIN";
@@ -337,8 +337,8 @@ TEST_CASE("submission: localserve has the message on disk with its headers when 
 	SUBCASE("STARTTLS on 1587, raw commands: FILES checked before anything else is sent") {
 		ScriptResult s = run_smtp_script(
 		    TlsMode::starttls, 1587, "",
-		    {"EHLO client.example", "AUTH PLAIN " + plain_response("tern@localhost", "terntern"), "MAIL FROM:<tern@localhost>",
-		     "RCPT TO:<someone@example.com>", "DATA",
+		    {"EHLO client.example", "AUTH PLAIN " + plain_response("tern@localhost", "terntern"),
+		     "MAIL FROM:<tern@localhost>", "RCPT TO:<someone@example.com>", "DATA",
 		     "@DATA " + bare_message("tern@localhost", "someone@example.com", "localserve starttls") + ".\r\n",
 		     "@CHECKDIR " + newdir, "QUIT"});
 		INFO(s.run.output << "\n" << ls.log());
@@ -354,7 +354,8 @@ TEST_CASE("submission: localserve has the message on disk with its headers when 
 		SmtpClient c;
 		REQUIRE(c.connect("127.0.0.1", 1587));
 		REQUIRE(c.greet_and_ehlo("client.example"));
-		REQUIRE(c.cmd("AUTH PLAIN " + plain_response("tern@localhost", "terntern")).plain() == "235 2.7.0 nice");
+		REQUIRE(c.cmd("AUTH PLAIN " + plain_response("tern@localhost", "terntern")).plain() ==
+		        "235 2.7.0 nice");
 		Transaction t = send_mail(c, "tern@localhost", {"someone@example.com"},
 		                          bare_message("tern@localhost", "someone@example.com", "localserve plain"));
 		REQUIRE(t.step == "END");
@@ -373,7 +374,8 @@ TEST_CASE("submission: daily message and first-time-recipient limits give 451 4.
 	SUBCASE("messages per day") {
 		TernDaemon d(daemon_options(
 		    true, false,
-		    merge_patches(open_submission, R"({"accounts": {"alice": {"max_outgoing_messages_per_day": 2}}})"), false));
+		    merge_patches(open_submission, R"({"accounts": {"alice": {"max_outgoing_messages_per_day": 2}}})"),
+		    false));
 		start_with_password(d);
 		REQUIRE_RUNNING(d);
 		SmtpClient c = login_alice(d);
@@ -391,12 +393,14 @@ TEST_CASE("submission: daily message and first-time-recipient limits give 451 4.
 	SUBCASE("first-time recipients per day") {
 		TernDaemon d(daemon_options(
 		    true, false,
-		    merge_patches(open_submission, R"({"accounts": {"alice": {"max_first_time_recipients_per_day": 1}}})"),
+		    merge_patches(open_submission,
+		                  R"({"accounts": {"alice": {"max_first_time_recipients_per_day": 1}}})"),
 		    false));
 		start_with_password(d);
 		REQUIRE_RUNNING(d);
 		SmtpClient c = login_alice(d);
-		Transaction t = send_mail(c, alice, {"carol@test.example"}, bare_message(alice, "carol@test.example", "one"));
+		Transaction t = send_mail(c, alice, {"carol@test.example"},
+		                          bare_message(alice, "carol@test.example", "one"));
 		REQUIRE(t.reply.plain() == "250 2.2.0 it is done");
 		// carol is known now; a new recipient on top of the one allowed is refused.
 		t = send_mail(c, alice, {"dave@remote.example"}, bare_message(alice, "dave@remote.example", "two"));

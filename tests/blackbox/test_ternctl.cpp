@@ -20,8 +20,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 	size_t start = 0;
 	while (start < text.size()) {
 		size_t nl = text.find('\n', start);
-		if (nl == std::string::npos)
-			nl = text.size();
+		if (nl == std::string::npos) nl = text.size();
 		lines.push_back(text.substr(start, nl - start));
 		start = nl + 1;
 	}
@@ -29,20 +28,19 @@ std::vector<std::string> lines_of(const std::string& text) {
 }
 
 const std::string test_message =
-	"From: Alice <alice@test.example>\r\n"
-	"To: bob@other.example\r\n"
-	"Subject: hello\r\n"
-	"Date: 25 Nov 2026 10:00:00 +0000\r\n"
-	"Message-Id: <m1@test.example>\r\n"
-	"\r\n"
-	"Hello Bob.\r\n"
-	"Second line.\r\n";
+    "From: Alice <alice@test.example>\r\n"
+    "To: bob@other.example\r\n"
+    "Subject: hello\r\n"
+    "Date: 25 Nov 2026 10:00:00 +0000\r\n"
+    "Message-Id: <m1@test.example>\r\n"
+    "\r\n"
+    "Hello Bob.\r\n"
+    "Second line.\r\n";
 
 std::string crlf_to_lf(std::string text) {
 	std::string out;
 	for (char c : text)
-		if (c != '\r')
-			out += c;
+		if (c != '\r') out += c;
 	return out;
 }
 
@@ -90,7 +88,8 @@ TEST_CASE("ternctl spf check: pass, fail with explanation, permerror, none; exit
 	CHECK(r.exit_code == 0);
 	CHECK(r.out == "pass\n");
 
-	r = run_ternctl({"--dns", dns.address(), "spf", "check", "198.51.100.1", "user@fail.example", "mx.client.example"});
+	r = run_ternctl(
+	    {"--dns", dns.address(), "spf", "check", "198.51.100.1", "user@fail.example", "mx.client.example"});
 	CHECK(r.exit_code == 0);
 	CHECK(r.out == "fail\nexplanation: 198.51.100.1 may not send for fail.example\n");
 
@@ -114,12 +113,14 @@ TEST_CASE("ternctl spf check: the null reverse path checks the HELO name as post
 	dns.add("postmaster.helo.example.check.example", "A", "127.0.0.2");
 	dns.add("mail.example", "TXT", "v=spf1 -all");
 	for (std::string null_path : {"<>", ""}) {
-		ProgramResult r = run_ternctl({"--dns", dns.address(), "spf", "check", "192.0.2.1", null_path, "helo.example"});
+		ProgramResult r = run_ternctl(
+		    {"--dns", dns.address(), "spf", "check", "192.0.2.1", null_path, "helo.example"});
 		CHECK(r.exit_code == 0);
 		CHECK(r.out == "pass\n");
 	}
 	// MAIL FROM is preferred when present.
-	ProgramResult r = run_ternctl({"--dns", dns.address(), "spf", "check", "192.0.2.1", "a@mail.example", "helo.example"});
+	ProgramResult r = run_ternctl(
+	    {"--dns", dns.address(), "spf", "check", "192.0.2.1", "a@mail.example", "helo.example"});
 	CHECK(r.out == "fail\n");
 	// An address-literal HELO with the null path has nothing to check.
 	r = run_ternctl({"--dns", dns.address(), "spf", "check", "192.0.2.1", "<>", "[192.0.2.1]"});
@@ -147,19 +148,19 @@ TEST_CASE("ternctl spf check: any MAIL FROM and HELO text is evaluated, exit 0")
 		std::string out;
 	};
 	std::vector<Check> checks = {
-		// RFC 5321 4.1.2 quoted local part, and the same unquoted.
-		{{"\"john doe\"@example.com"}, "pass\n"},
-		{{"john doe@example.com"}, "pass\n"},
-		{{"u@example.com"}, "fail\n"},
-		// %{h} is the HELO text as given (RFC 7208 7.3).
-		{{"u@helo.example", "bad helo"}, "pass\n"},
-		{{"u@example.com", "[999.1.1.1]"}, "fail\n"},
-		// No FQDN to check: none (RFC 7208 2.3, 4.3).
-		{{"no-at-sign"}, "none\n"},
-		{{"u@"}, "none\n"},
-		{{"<>"}, "none\n"},
-		{{"<>", "foo bar.example"}, "none\n"},
-		{{"<>", "localhost"}, "none\n"},
+	    // RFC 5321 4.1.2 quoted local part, and the same unquoted.
+	    {{"\"john doe\"@example.com"}, "pass\n"},
+	    {{"john doe@example.com"}, "pass\n"},
+	    {{"u@example.com"}, "fail\n"},
+	    // %{h} is the HELO text as given (RFC 7208 7.3).
+	    {{"u@helo.example", "bad helo"}, "pass\n"},
+	    {{"u@example.com", "[999.1.1.1]"}, "fail\n"},
+	    // No FQDN to check: none (RFC 7208 2.3, 4.3).
+	    {{"no-at-sign"}, "none\n"},
+	    {{"u@"}, "none\n"},
+	    {{"<>"}, "none\n"},
+	    {{"<>", "foo bar.example"}, "none\n"},
+	    {{"<>", "localhost"}, "none\n"},
 	};
 	for (const auto& c : checks) {
 		std::vector<std::string> args{"--dns", dns.address(), "spf", "check", "192.0.2.1"};
@@ -174,12 +175,12 @@ TEST_CASE("ternctl spf check: any MAIL FROM and HELO text is evaluated, exit 0")
 TEST_CASE("ternctl spf check: usage errors exit 2") {
 	DnsServer dns;
 	std::vector<std::vector<std::string>> bad = {
-		{"spf", "check", "192.0.2.300", "u@example.com"},
-		{"spf", "check", "not-an-ip", "u@example.com"},
-		{"spf", "check", "192.0.2.1"},
-		{"spf", "check", "192.0.2.1", "u@example.com", "helo.example", "extra"},
-		{"spf", "lookup", "example.com"},
-		{"spf"},
+	    {"spf", "check", "192.0.2.300", "u@example.com"},
+	    {"spf", "check", "not-an-ip", "u@example.com"},
+	    {"spf", "check", "192.0.2.1"},
+	    {"spf", "check", "192.0.2.1", "u@example.com", "helo.example", "extra"},
+	    {"spf", "lookup", "example.com"},
+	    {"spf"},
 	};
 	for (auto args : bad) {
 		args.insert(args.begin(), {"--dns", dns.address()});
@@ -200,7 +201,8 @@ TEST_CASE("ternctl: a config given with -c that does not load is exit 2 for diag
 	DnsServer dns;
 	std::string dir = make_temp_dir("tern-ctl-");
 	write_file(dir + "/tern.json", "{\"hostname\": 5}");
-	ProgramResult r = run_ternctl({"-c", dir + "/tern.json", "--dns", dns.address(), "spf", "check", "192.0.2.1", "u@example.com"});
+	ProgramResult r = run_ternctl(
+	    {"-c", dir + "/tern.json", "--dns", dns.address(), "spf", "check", "192.0.2.1", "u@example.com"});
 	CHECK(r.exit_code == 2);
 	CHECK(contains(r.err, "error: "));
 	r = run_ternctl({"-c", dir + "/missing.json", "dkim", "sign", dir + "/tern.json"});
@@ -210,7 +212,7 @@ TEST_CASE("ternctl: a config given with -c that does not load is exit 2 for diag
 
 TEST_CASE("ternctl spf check: the config's resolvers are used without --dns") {
 	TernDaemon d(not_started());
-	d.write_config();   // dns.servers points at the daemon's DnsServer
+	d.write_config();  // dns.servers points at the daemon's DnsServer
 	d.dns().add("cfg.example", "TXT", "v=spf1 ip4:192.0.2.1 -all");
 	ProgramResult r = run_ternctl({"-c", d.config_path(), "spf", "check", "192.0.2.1", "u@cfg.example"});
 	INFO(r.err);
@@ -229,7 +231,7 @@ TEST_CASE("ternctl dkim genkey: PKCS#8 file with mode 0600 and the TXT record") 
 	std::string pem = read_file(dir + "/rsa.pem");
 	CHECK(starts_with(pem, "-----BEGIN PRIVATE KEY-----\n"));
 	CHECK(contains(pem, "-----END PRIVATE KEY-----"));
-	struct stat st{};
+	struct stat st {};
 	REQUIRE(stat((dir + "/rsa.pem").c_str(), &st) == 0);
 	CHECK((st.st_mode & 0777) == 0600);
 
@@ -253,15 +255,15 @@ TEST_CASE("ternctl dkim genkey: PKCS#8 file with mode 0600 and the TXT record") 
 TEST_CASE("ternctl dkim genkey: usage errors exit 2") {
 	std::string dir = make_temp_dir("tern-ctl-");
 	std::vector<std::vector<std::string>> bad = {
-		{"dkim", "genkey", "rsa"},
-		{"dkim", "genkey", "--out", dir + "/k.pem"},
-		{"dkim", "genkey", "dsa", "--out", dir + "/k.pem"},
-		{"dkim", "genkey", "rsa", "--bits", "512", "--out", dir + "/k.pem"},
-		{"dkim", "genkey", "rsa", "--bits", "many", "--out", dir + "/k.pem"},
-		{"dkim", "genkey", "ed25519", "--bits", "2048", "--out", dir + "/k.pem"},
-		{"dkim", "genkey", "rsa", "ed25519", "--out", dir + "/k.pem"},
-		{"dkim", "frobnicate"},
-		{"dkim"},
+	    {"dkim", "genkey", "rsa"},
+	    {"dkim", "genkey", "--out", dir + "/k.pem"},
+	    {"dkim", "genkey", "dsa", "--out", dir + "/k.pem"},
+	    {"dkim", "genkey", "rsa", "--bits", "512", "--out", dir + "/k.pem"},
+	    {"dkim", "genkey", "rsa", "--bits", "many", "--out", dir + "/k.pem"},
+	    {"dkim", "genkey", "ed25519", "--bits", "2048", "--out", dir + "/k.pem"},
+	    {"dkim", "genkey", "rsa", "ed25519", "--out", dir + "/k.pem"},
+	    {"dkim", "frobnicate"},
+	    {"dkim"},
 	};
 	for (const auto& args : bad) {
 		ProgramResult r = run_ternctl(args);
@@ -351,7 +353,7 @@ TEST_CASE("ternctl dkim verify: one line per signature, exit 1 unless all pass")
 	SigningSetup s;
 	ProgramResult once = s.sign(test_message);
 	REQUIRE(once.exit_code == 0);
-	ProgramResult twice = s.sign(once.out);   // signs again on top
+	ProgramResult twice = s.sign(once.out);  // signs again on top
 	REQUIRE(twice.exit_code == 0);
 	ProgramResult v = s.verify_stdin(twice.out);
 	CHECK(v.exit_code == 0);
@@ -399,7 +401,8 @@ TEST_CASE("ternctl dkim sign: a From domain without keys is an error, exit 1") {
 
 	// The From domain is found behind a display name with comments, in any case.
 	std::string display = test_message;
-	display.replace(0, display.find("\r\n"), "From: \"Doe, J. <x@other.example>\" (c@other.example) <alice@Test.Example>");
+	display.replace(0, display.find("\r\n"),
+	                "From: \"Doe, J. <x@other.example>\" (c@other.example) <alice@Test.Example>");
 	r = s.sign(display);
 	CHECK(r.exit_code == 0);
 	CHECK(starts_with(r.out, "DKIM-Signature: "));
@@ -492,15 +495,9 @@ TEST_CASE("ternctl queue: an empty queue lists the header; unknown IDs exit 1") 
 
 TEST_CASE("ternctl: usage errors exit 2") {
 	std::vector<std::vector<std::string>> bad = {
-		{},
-		{"no-such-command"},
-		{"--no-such-option", "check"},
-		{"-c"},
-		{"passwd"},
-		{"check", "extra"},
-		{"dmarc"},
-		{"dmarc", "lookup"},
-		{"dmarc", "lookup", "a.example", "b.example"},
+	    {},        {"no-such-command"}, {"--no-such-option", "check"},
+	    {"-c"},    {"passwd"},          {"check", "extra"},
+	    {"dmarc"}, {"dmarc", "lookup"}, {"dmarc", "lookup", "a.example", "b.example"},
 	};
 	for (const auto& args : bad) {
 		ProgramResult r = run_ternctl(args);

@@ -13,8 +13,7 @@ namespace {
 
 bool has_line(const std::vector<std::string>& lines, const std::string& wanted) {
 	for (const auto& line : lines)
-		if (line == wanted)
-			return true;
+		if (line == wanted) return true;
 	return false;
 }
 
@@ -74,8 +73,9 @@ TEST_CASE("tls: STARTTLS order errors and the reset after the handshake") {
 		}
 	}
 	SUBCASE("after the handshake: EHLO needed again, no STARTTLS offered, a second STARTTLS refused") {
-		ScriptResult s = run_smtp_script(TlsMode::starttls, d.smtp_port(), cert.cert_file(),
-		                                 {"MAIL FROM:<bob@sender.example>", "EHLO client.sender.example", "STARTTLS", "NOOP"});
+		ScriptResult s = run_smtp_script(
+		    TlsMode::starttls, d.smtp_port(), cert.cert_file(),
+		    {"MAIL FROM:<bob@sender.example>", "EHLO client.sender.example", "STARTTLS", "NOOP"});
 		INFO(s.run.output);
 		REQUIRE(s.error.empty());
 		// greeting, EHLO, STARTTLS, then the four commands
@@ -107,7 +107,8 @@ TEST_CASE("tls: STARTTLS order errors and the reset after the handshake") {
 		REQUIRE(c.connect("127.0.0.1", d.submission_port()));
 		REQUIRE(c.greet_and_ehlo());
 		// base64("\0alice@test.example\0tls order secret")
-		REQUIRE(c.cmd("AUTH PLAIN AGFsaWNlQHRlc3QuZXhhbXBsZQB0bHMgb3JkZXIgc2VjcmV0").plain() == "235 2.7.0 nice");
+		REQUIRE(c.cmd("AUTH PLAIN AGFsaWNlQHRlc3QuZXhhbXBsZQB0bHMgb3JkZXIgc2VjcmV0").plain() ==
+		        "235 2.7.0 nice");
 		Reply r = c.cmd("STARTTLS");
 		CHECK(r.plain() == "503 5.5.1 cannot starttls after authentication");
 		CHECK(r.has_id());
@@ -136,7 +137,7 @@ TEST_CASE("tls: bytes pipelined after STARTTLS go to the handshake, never run as
 		bool closed_clean = c.expect_closed();
 		std::string after = c.unexpected();
 		INFO("bytes after 220: " << after);
-		CHECK(!c.connected());   // closed within the deadline, not waiting
+		CHECK(!c.connected());  // closed within the deadline, not waiting
 		if (!closed_clean) {
 			REQUIRE_FALSE(after.empty());
 			// only a TLS record (alert 0x15 or handshake 0x16) may come
@@ -177,7 +178,8 @@ TEST_CASE("tls: openssl s_client sees TLS 1.2 with ECDHE and an AEAD cipher on e
 		CHECK(p.fingerprint == fp);
 	}
 	SUBCASE("a client offering only a CBC suite gets no session") {
-		TlsProbe p = openssl_probe(d.submissions_port(), false, {"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"});
+		TlsProbe p = openssl_probe(d.submissions_port(), false,
+		                           {"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"});
 		INFO(p.output);
 		CHECK_FALSE(p.handshake_ok);
 	}
@@ -206,11 +208,11 @@ TEST_CASE("tls: SIGHUP reloads the certificate; an open TLS connection keeps wor
 	ScriptResult held;
 	std::thread holder([&] {
 		held = run_smtp_script(TlsMode::starttls, d.submission_port(), cert.cert_file(),
-		                       {"EHLO client.sender.example", "@HOLD " + ready + " " + go, "NOOP", "QUIT"}, 60000);
+		                       {"EHLO client.sender.example", "@HOLD " + ready + " " + go, "NOOP", "QUIT"},
+		                       60000);
 	});
 	int64_t deadline = now_ms() + 15000;
-	while (!file_exists(ready) && now_ms() < deadline)
-		usleep(20000);
+	while (!file_exists(ready) && now_ms() < deadline) usleep(20000);
 	bool holding = file_exists(ready);
 
 	if (holding) {
@@ -269,7 +271,8 @@ TEST_CASE("tls: a broken certificate file at SIGHUP keeps the old certificate in
 TEST_CASE("tls: require_starttls on port 25 gives 530 5.7.0 until TLS is on") {
 	TestCert cert;
 	TernDaemon d(daemon_options(
-	    false, false, merge_patches(cert.config_patch(), R"({"listeners": {"test": {"smtp": {"require_starttls": true}}}})")));
+	    false, false,
+	    merge_patches(cert.config_patch(), R"({"listeners": {"test": {"smtp": {"require_starttls": true}}}})")));
 	REQUIRE_RUNNING(d);
 	SmtpClient c;
 	REQUIRE(c.connect("127.0.0.1", d.smtp_port()));
@@ -280,9 +283,9 @@ TEST_CASE("tls: require_starttls on port 25 gives 530 5.7.0 until TLS is on") {
 	CHECK(c.cmd("RCPT TO:<alice@test.example>").plain() == "530 5.7.0 STARTTLS required for mail delivery");
 	CHECK(c.cmd("DATA").plain() == "530 5.7.0 STARTTLS required for mail delivery");
 	// Over TLS the transaction goes through.
-	ScriptResult s = run_smtp_script(TlsMode::starttls, d.smtp_port(), cert.cert_file(),
-	                                 {"EHLO client.sender.example", "MAIL FROM:<bob@sender.example>",
-	                                  "RCPT TO:<alice@test.example>"});
+	ScriptResult s = run_smtp_script(
+	    TlsMode::starttls, d.smtp_port(), cert.cert_file(),
+	    {"EHLO client.sender.example", "MAIL FROM:<bob@sender.example>", "RCPT TO:<alice@test.example>"});
 	INFO(s.error);
 	CHECK(s.reply_to(1).last() == "250 2.1.0 looking good");
 	CHECK(s.reply_to(2).last() == "250 2.1.0 now on the list");

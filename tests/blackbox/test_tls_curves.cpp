@@ -11,8 +11,7 @@ namespace {
 std::string server_temp_key(const TlsProbe& probe) {
 	const std::string marker = "Server Temp Key: ";
 	size_t at = probe.output.find(marker);
-	if (at == std::string::npos)
-		return "";
+	if (at == std::string::npos) return "";
 	at += marker.size();
 	size_t end = probe.output.find('\n', at);
 	std::string key = probe.output.substr(at, end - at);
@@ -31,14 +30,14 @@ TEST_CASE("tls curves: the server picks X25519, then P-256, not the client's fir
 	// use it when the client lists P-256 (RFC 8422 5.1), so every offer
 	// includes it.
 	struct Offer {
-		std::string groups;   // the client's order
-		std::string chosen;   // s_client's "Server Temp Key: …" without the bit count
+		std::string groups;  // the client's order
+		std::string chosen;  // s_client's "Server Temp Key: …" without the bit count
 	};
 	std::vector<Offer> offers = {
-		{"P-521:P-256:X25519", "X25519"},
-		{"X25519:P-521:P-256", "X25519"},
-		{"P-521:P-384:P-256", "ECDH, prime256v1"},
-		{"P-256:P-521", "ECDH, prime256v1"},
+	    {"P-521:P-256:X25519", "X25519"},
+	    {"X25519:P-521:P-256", "X25519"},
+	    {"P-521:P-384:P-256", "ECDH, prime256v1"},
+	    {"P-256:P-521", "ECDH, prime256v1"},
 	};
 	for (const auto& offer : offers) {
 		INFO("client groups ", offer.groups);

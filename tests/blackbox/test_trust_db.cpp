@@ -33,10 +33,8 @@ Reply login(const TernDaemon& d, const std::string& password = alice_password) {
 	SmtpClient c;
 	Reply none;
 	none.error = "connect";
-	if (!c.connect("127.0.0.1", d.submission_port()) || c.read_reply().code != 220)
-		return none;
-	if (c.cmd("EHLO client.sender.example").code != 250)
-		return none;
+	if (!c.connect("127.0.0.1", d.submission_port()) || c.read_reply().code != 220) return none;
+	if (c.cmd("EHLO client.sender.example").code != 250) return none;
 	return c.cmd("AUTH PLAIN " + plain_response(alice, password));
 }
 
@@ -46,8 +44,7 @@ Reply login_until_accepted(const TernDaemon& d, int timeout_ms = 10000) {
 	Reply r;
 	do {
 		r = login(d);
-		if (r.code == 235)
-			return r;
+		if (r.code == 235) return r;
 		std::this_thread::sleep_for(std::chrono::milliseconds(100));
 	} while (std::chrono::steady_clock::now() < deadline);
 	return r;
@@ -69,11 +66,14 @@ pid_t spawn_passwd(const TernDaemon& d, const std::string& password_file) {
 	posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
 	std::string path = ternctl_path(), config = d.config_path();
-	std::vector<char*> argv{path.data(), const_cast<char*>("-c"), config.data(), const_cast<char*>("passwd"),
-	                        const_cast<char*>("alice"), nullptr};
+	std::vector<char*> argv{path.data(),
+	                        const_cast<char*>("-c"),
+	                        config.data(),
+	                        const_cast<char*>("passwd"),
+	                        const_cast<char*>("alice"),
+	                        nullptr};
 	pid_t pid = -1;
-	if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0)
-		pid = -1;
+	if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid = -1;
 	posix_spawn_file_actions_destroy(&actions);
 	return pid;
 }
@@ -83,15 +83,12 @@ pid_t spawn_passwd(const TernDaemon& d, const std::string& password_file) {
 // DB_RUNRECOVERY to every call of every process).
 bool panic_environment(const std::string& env_dir) {
 	pid_t pid = fork();
-	if (pid < 0)
-		return false;
+	if (pid < 0) return false;
 	if (pid == 0) {
 		DB_ENV* env = nullptr;
-		if (db_env_create(&env, 0) != 0)
-			_exit(2);
+		if (db_env_create(&env, 0) != 0) _exit(2);
 		env->set_errcall(env, [](const DB_ENV*, const char*, const char*) {});
-		if (env->open(env, env_dir.c_str(), DB_JOINENV, 0) != 0)
-			_exit(3);
+		if (env->open(env, env_dir.c_str(), DB_JOINENV, 0) != 0) _exit(3);
 		env->set_flags(env, DB_PANIC_ENVIRONMENT, 1);
 		_exit(0);  // no close: the environment stays panicked
 	}
@@ -109,15 +106,13 @@ public:
 		mounted_ = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, ("size=" + size + ",mode=0755").c_str()) == 0;
 	}
 	~SmallFileSystem() {
-		if (mounted_)
-			::umount2(dir_.c_str(), MNT_DETACH);
+		if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
 	}
 	bool mounted() const { return mounted_; }
 	// Writes a file until the file system is full.
 	void fill(const std::string& name) {
 		FILE* f = std::fopen((dir_ + "/" + name).c_str(), "w");
-		if (!f)
-			return;
+		if (!f) return;
 		std::string block(4096, 'x');
 		while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
 		}
@@ -164,13 +159,11 @@ TEST_CASE("trust db: ternctl passwd killed at random moments never breaks logins
 	int kills = 0;
 	for (; kills < 30 && std::chrono::steady_clock::now() < deadline; kills++) {
 		pid_t pid = spawn_passwd(d, password_file);
-		if (pid <= 0)
-			break;
+		if (pid <= 0) break;
 		std::this_thread::sleep_for(std::chrono::microseconds(pause_us(rng)));
 		kill(pid, SIGKILL);
 		waitpid(pid, nullptr, 0);
-		if (!d.running())
-			break;
+		if (!d.running()) break;
 	}
 	done = true;
 	client.join();
@@ -271,15 +264,13 @@ TEST_CASE("trust db: leftovers of an earlier run are cleaned at start") {
 
 	SUBCASE("temporary message files") {
 		std::string tmp = d.data_dir() + "/tmp";
-		for (int i = 0; i < 5; i++)
-			write_file(tmp + "/data-" + std::to_string(i) + "-1", "partial message");
+		for (int i = 0; i < 5; i++) write_file(tmp + "/data-" + std::to_string(i) + "-1", "partial message");
 		// A reused spool file (core/spool_pool.h) of a killed daemon, with a
 		// message it was receiving: never a stored message, removed too.
 		write_file(tmp + "/data-spool-999-3", "partial message");
 		REQUIRE(file_exists(tmp + "/data-3-1"));
 		REQUIRE(d.start());
-		for (int i = 0; i < 5; i++)
-			CHECK(!file_exists(tmp + "/data-" + std::to_string(i) + "-1"));
+		for (int i = 0; i < 5; i++) CHECK(!file_exists(tmp + "/data-" + std::to_string(i) + "-1"));
 		CHECK(!file_exists(tmp + "/data-spool-999-3"));
 		CHECK(login(d).code == 235);
 	}
@@ -299,8 +290,7 @@ TEST_CASE("trust db: leftovers of an earlier run are cleaned at start") {
 		auto size = std::filesystem::file_size(region);
 		std::string garbage(size, '\0');
 		std::mt19937 rng(7);
-		for (auto& c : garbage)
-			c = static_cast<char>(rng());
+		for (auto& c : garbage) c = static_cast<char>(rng());
 		write_file(region, garbage);
 		REQUIRE_MESSAGE(d.start(), d.error() << "\n" << log_tail(d));
 		CHECK(login(d).code == 235);
@@ -337,8 +327,7 @@ TEST_CASE("trust db: a full disk is named at start and never hangs the daemon") 
 	// Started again with no room for the environment's region files: the
 	// log names the full disk, not a database recovery message.
 	for (const auto& entry : std::filesystem::directory_iterator(d.data_dir() + "/db"))
-		if (entry.path().filename().string().rfind("__db.", 0) == 0)
-			std::filesystem::remove(entry.path());
+		if (entry.path().filename().string().rfind("__db.", 0) == 0) std::filesystem::remove(entry.path());
 	fs.fill("filler2");
 	CHECK_FALSE(d.start());
 	CHECK(d.log_text().find("no space left on device (ENOSPC)") != std::string::npos);

@@ -24,8 +24,7 @@ const std::string refused_greeting = "421 4.7.0 too many auth failures";
 // in a minute rather than straddle a boundary.
 void wait_for_fresh_minute(int needed_s) {
 	int64_t second = std::time(nullptr) % 60;
-	if (second + needed_s >= 60)
-		std::this_thread::sleep_for(std::chrono::seconds(60 - second));
+	if (second + needed_s >= 60) std::this_thread::sleep_for(std::chrono::seconds(60 - second));
 }
 
 void start_with_password(TernDaemon& d, const std::string& extra_patch = "") {
@@ -46,18 +45,14 @@ Attempt wrong_scram_then_hang_up(TernDaemon& d, std::string& transcript) {
 	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
 	Reply greeting = c.read_reply();
 	transcript = greeting.plain();
-	if (greeting.plain() == refused_greeting)
-		return Attempt::refused_at_greeting;
-	if (greeting.code != 220 || c.cmd("EHLO client.sender.example").code != 250)
-		return Attempt::other;
+	if (greeting.plain() == refused_greeting) return Attempt::refused_at_greeting;
+	if (greeting.code != 220 || c.cmd("EHLO client.sender.example").code != 250) return Attempt::other;
 	const std::string client_nonce = "fyko+d2lbbFgONRv9qkxdawL";
 	Reply first = c.cmd("AUTH SCRAM-SHA-256 " + base64("n,,n=" + alice + ",r=" + client_nonce));
 	transcript += " | " + first.plain();
-	if (first.code != 334)
-		return Attempt::other;
+	if (first.code != 334) return Attempt::other;
 	auto server_first = tern::base64_decode(first.text);
-	if (!server_first || !starts_with(*server_first, "r=" + client_nonce))
-		return Attempt::other;
+	if (!server_first || !starts_with(*server_first, "r=" + client_nonce)) return Attempt::other;
 	std::string nonce = server_first->substr(2, server_first->find(',') - 2);
 	// 32 bytes: the size of a SHA-256 proof, but not the right one.
 	std::string proof(32, 'x');
@@ -96,8 +91,7 @@ void reload_with(TernDaemon& d, const std::string& patch) {
 	d.write_config(patch);
 	REQUIRE(d.signal(SIGHUP));
 	int64_t deadline = now_ms() + 5000;
-	while (reloads() == before && now_ms() < deadline)
-		std::this_thread::sleep_for(std::chrono::milliseconds(20));
+	while (reloads() == before && now_ms() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
 	REQUIRE_MESSAGE(reloads() > before, log_tail(d));
 }
 
@@ -114,7 +108,10 @@ TEST_CASE("trust limits: SCRAM guesses that hang up after e=invalid-proof still 
 		switch (wrong_scram_then_hang_up(d, transcript)) {
 		case Attempt::invalid_proof: invalid_proof++; break;
 		case Attempt::refused_at_greeting: refused++; break;
-		case Attempt::other: other++; MESSAGE("attempt " << i << ": " << transcript); break;
+		case Attempt::other:
+			other++;
+			MESSAGE("attempt " << i << ": " << transcript);
+			break;
 		}
 	}
 	MESSAGE("scram guesses=8 answered_invalid_proof=" << invalid_proof << " refused=" << refused);

@@ -27,12 +27,16 @@ const std::string sender_password = "trust the queue 9";
 // smarthost, and daily limits far above what the tests send.
 std::string trust_patch(const TernDaemon& d, const SmtpSink& sink, int retry_base_s, int max_concurrent = 4) {
 	return R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-		"pid_file": ")" + d.dir() + R"(/ternd.pid",
+		"pid_file": ")" +
+	    d.dir() + R"(/ternd.pid",
 		"accounts": {"alice": {"max_outgoing_messages_per_day": 1000000,
 		                       "max_first_time_recipients_per_day": 1000000}},
-		"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) + R"(", "smarthost_tls": "none",
-		          "retry_base_s": )" + std::to_string(retry_base_s) + R"(, "max_attempts": 20,
-		          "max_concurrent": )" + std::to_string(max_concurrent) + "}}";
+		"queue": {"smarthost": "127.0.0.1:)" +
+	    std::to_string(sink.port()) + R"(", "smarthost_tls": "none",
+		          "retry_base_s": )" +
+	    std::to_string(retry_base_s) + R"(, "max_attempts": 20,
+		          "max_concurrent": )" +
+	    std::to_string(max_concurrent) + "}}";
 }
 
 DaemonOptions with_submission() {
@@ -56,8 +60,7 @@ ProgramResult ternctl_cmd(const TernDaemon& d, std::vector<std::string> args) {
 // The recipient addresses listed by `ternctl queue list` (fifth column).
 std::multiset<std::string> listed_recipients(const TernDaemon& d, int* exit_code = nullptr) {
 	ProgramResult r = ternctl_cmd(d, {"queue", "list"});
-	if (exit_code)
-		*exit_code = r.exit_code;
+	if (exit_code) *exit_code = r.exit_code;
 	std::multiset<std::string> out;
 	std::istringstream lines(r.out);
 	std::string line, id, next, attempts, from, to;
@@ -75,8 +78,7 @@ std::string message_id_of(const std::string& data) {
 	size_t header_end = data.find("\r\n\r\n");
 	std::string header = "\r\n" + data.substr(0, header_end);
 	size_t at = header.find("\r\nMessage-Id: ");
-	if (at == std::string::npos)
-		return "";
+	if (at == std::string::npos) return "";
 	at += 14;
 	return header.substr(at, header.find("\r\n", at) - at);
 }
@@ -98,15 +100,13 @@ std::string numbered_body(const std::string& tag) {
 
 std::string message_text(const std::string& to, const std::string& tag) {
 	return "From: <" + sender + ">\r\nTo: <" + to + ">\r\nSubject: " + tag + "\r\nMessage-Id: <" + tag +
-	       "@test.example>\r\n\r\n" + numbered_body(tag);
+	    "@test.example>\r\n\r\n" + numbered_body(tag);
 }
 
 // Logs in on the submission port; false when the daemon is not there.
 bool login(SmtpClient& c, const TernDaemon& d) {
-	if (!c.connect("127.0.0.1", d.submission_port()))
-		return false;
-	if (!c.greet_and_ehlo("client.test.example"))
-		return false;
+	if (!c.connect("127.0.0.1", d.submission_port())) return false;
+	if (!c.greet_and_ehlo("client.test.example")) return false;
 	return c.cmd("AUTH PLAIN " + plain_response(sender, sender_password)).code == 235;
 }
 
@@ -129,8 +129,7 @@ template <typename Pred>
 bool eventually(Pred pred, int timeout_ms) {
 	int64_t deadline = now_ms() + timeout_ms;
 	while (!pred()) {
-		if (now_ms() > deadline)
-			return false;
+		if (now_ms() > deadline) return false;
 		usleep(100000);
 	}
 	return true;
@@ -153,9 +152,12 @@ void queue_five_then_lose_the_database(TernDaemon& d, SmtpSink& sink) {
 	REQUIRE_MESSAGE(d.start(), d.error());
 	submit_all(d, five_messages());
 	// Each had its first attempt, deferred for an hour.
-	REQUIRE_MESSAGE(eventually([&] { return d.log_text().find("delivery deferred") != std::string::npos &&
-	                                        listed_recipients(d).size() == 5; },
-	                           10000),
+	REQUIRE_MESSAGE(eventually(
+			    [&] {
+				    return d.log_text().find("delivery deferred") != std::string::npos &&
+					listed_recipients(d).size() == 5;
+			    },
+			    10000),
 	                log_tail(d));
 	REQUIRE(d.stop() == 0);
 	std::string db = d.data_dir() + "/db/queue.db";
@@ -165,8 +167,7 @@ void queue_five_then_lose_the_database(TernDaemon& d, SmtpSink& sink) {
 
 std::multiset<std::string> expected_recipients() {
 	std::multiset<std::string> out;
-	for (auto& [to, tag] : five_messages())
-		out.insert(to);
+	for (auto& [to, tag] : five_messages()) out.insert(to);
 	return out;
 }
 
@@ -279,7 +280,8 @@ TEST_CASE("trust queue: SIGKILL loop under load loses nothing and duplicates at 
 			}
 			while (!stop) {
 				std::string tag = "k" + std::to_string(n);
-				std::string to = "user" + std::to_string(n % 4) + "@dest" + std::to_string(n % 4) + ".example";
+				std::string to = "user" + std::to_string(n % 4) + "@dest" + std::to_string(n % 4) +
+				    ".example";
 				n++;
 				attempts++;
 				Transaction t = send_mail(c, sender, {to}, message_text(to, tag));
@@ -319,16 +321,13 @@ TEST_CASE("trust queue: SIGKILL loop under load loses nothing and duplicates at 
 		std::string id = message_id_of(m.data);
 		arrivals[id]++;
 		std::string tag = id.size() > 2 ? id.substr(1, id.find('@') - 1) : "";
-		if (body_of(m.data) != numbered_body(tag))
-			partial++;
+		if (body_of(m.data) != numbered_body(tag)) partial++;
 	}
 	int lost = 0, duplicated = 0;
 	for (auto& id : acknowledged)
-		if (arrivals[id] == 0)
-			lost++;
+		if (arrivals[id] == 0) lost++;
 	for (auto& [id, n] : arrivals)
-		if (n > 1)
-			duplicated += n - 1;
+		if (n > 1) duplicated += n - 1;
 	MESSAGE("kills=" << kills << " acknowledged=" << acknowledged.size() << " lost=" << lost
 	                 << " duplicated=" << duplicated << " partial=" << partial);
 	CHECK(acknowledged.size() > size_t(kills) * 5);

@@ -23,8 +23,8 @@ namespace {
 
 struct RelayTrick {
 	std::string name;
-	std::string mail_from;   // the whole MAIL FROM argument, with <>
-	std::string rcpt_to;     // the whole RCPT TO argument, with <>
+	std::string mail_from;  // the whole MAIL FROM argument, with <>
+	std::string rcpt_to;    // the whole RCPT TO argument, with <>
 };
 
 // Each names the trick; the local domain is test.example, the server calls
@@ -60,7 +60,9 @@ std::vector<RelayTrick> relay_tricks() {
 	    {"IDNA A-label remote domain", bob, "<carol@xn--bcher-kva.example>"},
 	    {"UTF-8 remote domain", bob + " SMTPUTF8", "<carol@bücher.example>"},
 	    {"UTF-8 lookalike of the local domain", bob + " SMTPUTF8", "<carol@tеst.example>"},
-	    {"fullwidth dot in the local domain", bob + " SMTPUTF8", "<carol@test\xef\xbc\x8e" "example>"},
+	    {"fullwidth dot in the local domain", bob + " SMTPUTF8",
+	     "<carol@test\xef\xbc\x8e"
+	     "example>"},
 	    {"remote postmaster", bob, "<postmaster@remote.example>"},
 	    {"postmaster percent hack", bob, "<postmaster%remote.example@test.example>"},
 	    {"null sender to remote", "<>", "<carol@remote.example>"},
@@ -78,8 +80,10 @@ std::vector<RelayTrick> relay_tricks() {
 
 std::string queue_patch(const TernDaemon& d, const SmtpSink& sink) {
 	return R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-		"pid_file": ")" + d.dir() + R"(/ternd.pid",
-		"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) + R"(", "smarthost_tls": "none",
+		"pid_file": ")" +
+	    d.dir() + R"(/ternd.pid",
+		"queue": {"smarthost": "127.0.0.1:)" +
+	    std::to_string(sink.port()) + R"(", "smarthost_tls": "none",
 		          "retry_base_s": 1, "max_attempts": 2}})";
 }
 
@@ -88,16 +92,14 @@ size_t files_under(const std::string& dir) {
 	RunResult r = run_command({"/usr/bin/find", dir, "-type", "f"});
 	size_t n = 0;
 	for (char ch : r.output)
-		if (ch == '\n')
-			n++;
+		if (ch == '\n') n++;
 	return r.exit_code == 0 ? n : 0;
 }
 
 // All Maildir files of a Maildir (new/ and cur/).
 std::vector<std::string> maildir_messages(const std::string& maildir) {
 	std::vector<std::string> all = maildir_files(maildir, "new");
-	for (auto& f : maildir_files(maildir, "cur"))
-		all.push_back(f);
+	for (auto& f : maildir_files(maildir, "cur")) all.push_back(f);
 	return all;
 }
 
@@ -129,17 +131,14 @@ TEST_CASE("trust relay: classic open-relay tricks on port 25 and unauthenticated
 			CAPTURE(trick.name);
 			REQUIRE(c.cmd("RSET").code == 250);
 			Reply mail = c.cmd("MAIL FROM:" + trick.mail_from);
-			if (mail.code != 250)
-				continue;
+			if (mail.code != 250) continue;
 			Reply rcpt = c.cmd("RCPT TO:" + trick.rcpt_to);
 			REQUIRE(rcpt.code != 0);  // an answer, not a hang or a close
-			if (rcpt.code / 100 != 2)
-				continue;
+			if (rcpt.code / 100 != 2) continue;
 			rcpt_accepted++;
 			// Accepted: it may only be for a local mailbox. Send it, so that
 			// a relayed copy would show up at the sink.
-			if (c.cmd("DATA").code != 354)
-				continue;
+			if (c.cmd("DATA").code != 354) continue;
 			Reply end = c.cmd(dot_stuff(make_message(token, token + "\r\n")) + ".");
 			if (end.code == 250) {
 				data_accepted++;
@@ -168,8 +167,7 @@ TEST_CASE("trust relay: classic open-relay tricks on port 25 and unauthenticated
 	for (const std::string& token : accepted_tokens) {
 		int found = 0;
 		for (const auto& f : files)
-			if (contains(read_file(f), token + "\r\n"))
-				found++;
+			if (contains(read_file(f), token + "\r\n")) found++;
 		CHECK_MESSAGE(found == 1, token);
 	}
 
@@ -179,9 +177,9 @@ TEST_CASE("trust relay: classic open-relay tricks on port 25 and unauthenticated
 	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
 	REQUIRE(c.greet_and_ehlo("client.test.example"));
 	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", alice_password)).code == 235);
-	Transaction t = send_mail(c, "alice@test.example", {"carol@remote.example"},
-	                          make_message("control", "relayed on purpose\r\n", "alice@test.example",
-	                                       "carol@remote.example"));
+	Transaction t = send_mail(
+	    c, "alice@test.example", {"carol@remote.example"},
+	    make_message("control", "relayed on purpose\r\n", "alice@test.example", "carol@remote.example"));
 	REQUIRE(t.reply.code == 250);
 	CHECK(sink.wait_for_messages(1, 10000));
 	CHECK(sink.messages().size() == 1);
@@ -194,7 +192,7 @@ TEST_CASE("trust relay: SIGKILL under load loses no acknowledged message and lea
 	const int kills = 8;
 	std::atomic<bool> stop{false};
 	std::mutex mutex;
-	std::vector<std::string> acknowledged;   // tokens that got a 250
+	std::vector<std::string> acknowledged;  // tokens that got a 250
 	std::atomic<int> attempts{0};
 
 	auto deliver_loop = [&](int client) {
@@ -216,7 +214,8 @@ TEST_CASE("trust relay: SIGKILL under load loses no acknowledged message and lea
 					body += token + " line " + std::to_string(i) + " of a message under load\r\n";
 				body += "END-" + token + "\r\n";
 				attempts++;
-				Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message(token, body));
+				Transaction t = send_mail(c, test_sender, {"alice@test.example"},
+				                          make_message(token, body));
 				if (t.step == "END" && t.reply.code == 250) {
 					std::lock_guard<std::mutex> lock(mutex);
 					acknowledged.push_back(token);
@@ -227,8 +226,7 @@ TEST_CASE("trust relay: SIGKILL under load loses no acknowledged message and lea
 		}
 	};
 	std::vector<std::thread> threads;
-	for (int i = 0; i < clients; i++)
-		threads.emplace_back(deliver_loop, i);
+	for (int i = 0; i < clients; i++) threads.emplace_back(deliver_loop, i);
 
 	std::mt19937 rng(12345);
 	int done_kills = 0;
@@ -238,15 +236,13 @@ TEST_CASE("trust relay: SIGKILL under load loses no acknowledged message and lea
 		done_kills++;
 		if (!d.start()) {
 			stop = true;
-			for (auto& t : threads)
-				t.join();
+			for (auto& t : threads) t.join();
 			FAIL("restart after kill " << k << " failed: " << d.error() << "\n" << log_tail(d));
 		}
 	}
 	std::this_thread::sleep_for(std::chrono::milliseconds(500));
 	stop = true;
-	for (auto& t : threads)
-		t.join();
+	for (auto& t : threads) t.join();
 	REQUIRE(d.stop() == 0);
 
 	// Every file in new/ and cur/: which token, and is it whole?
@@ -262,8 +258,7 @@ TEST_CASE("trust relay: SIGKILL under load loses no acknowledged message and lea
 		size_t start = at + 9;
 		std::string token = text.substr(start, text.find("\r\n", start) - start);
 		present[token]++;
-		if (!ends_with(text, "END-" + token + "\r\n"))
-			partial++;
+		if (!ends_with(text, "END-" + token + "\r\n")) partial++;
 	}
 	int lost = 0, duplicated = 0;
 	for (const std::string& token : acknowledged)
@@ -272,8 +267,7 @@ TEST_CASE("trust relay: SIGKILL under load loses no acknowledged message and lea
 			MESSAGE("lost: " << token);
 		}
 	for (const auto& [token, n] : present)
-		if (n > 1)
-			duplicated += n - 1;
+		if (n > 1) duplicated += n - 1;
 	MESSAGE("kills=" << done_kills << " attempts=" << attempts.load() << " acknowledged=" << acknowledged.size()
 	                 << " present=" << present.size() << " lost=" << lost << " duplicated=" << duplicated
 	                 << " partial=" << partial);

@@ -44,7 +44,7 @@ public:
 			execl(bin.c_str(), bin.c_str(), "--localserve", "-f", "--data", data_.c_str(), (char*)nullptr);
 			_exit(127);
 		}
-		int64_t deadline = now_ms() + 15000;   // first start makes a certificate
+		int64_t deadline = now_ms() + 15000;  // first start makes a certificate
 		while (now_ms() < deadline) {
 			int status = 0;
 			if (waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -52,21 +52,18 @@ public:
 				why = "ternd --localserve exited; log:\n" + read_file(log);
 				return false;
 			}
-			if (tcp_port_listening(1025))
-				return true;
+			if (tcp_port_listening(1025)) return true;
 			usleep(50000);
 		}
 		why = "ternd --localserve does not listen on 1025; log:\n" + read_file(log);
 		return false;
 	}
 	void stop() {
-		if (pid_ <= 0)
-			return;
+		if (pid_ <= 0) return;
 		kill(pid_, SIGTERM);
 		int64_t deadline = now_ms() + 15000;
 		int status = 0;
-		while (waitpid(pid_, &status, WNOHANG) == 0 && now_ms() < deadline)
-			usleep(20000);
+		while (waitpid(pid_, &status, WNOHANG) == 0 && now_ms() < deadline) usleep(20000);
 		if (now_ms() >= deadline) {
 			kill(pid_, SIGKILL);
 			waitpid(pid_, &status, 0);
@@ -95,8 +92,9 @@ TEST_CASE("localserve: swaks delivers to the tern account; special localparts fa
 	}
 
 	SUBCASE("swaks") {
-		RunResult r = run_command({"/usr/bin/timeout", "30", "/usr/bin/swaks", "--server", "127.0.0.1:1025", "--to",
-		                           "someone@example.com", "--from", "sender@example.org", "--helo", "client.example"},
+		RunResult r = run_command({"/usr/bin/timeout", "30", "/usr/bin/swaks", "--server", "127.0.0.1:1025",
+		                           "--to", "someone@example.com", "--from", "sender@example.org", "--helo",
+		                           "client.example"},
 		                          40000);
 		INFO(r.output);
 		CHECK(r.exit_code == 0);
@@ -145,8 +143,7 @@ TEST_CASE("localserve: swaks delivers to the tern account; special localparts fa
 
 	SUBCASE("any recipient domain is accepted, also on ::1 when available") {
 		SmtpClient c;
-		if (!c.connect("::1", 1025))
-			REQUIRE(c.connect("127.0.0.1", 1025));
+		if (!c.connect("::1", 1025)) REQUIRE(c.connect("127.0.0.1", 1025));
 		REQUIRE(c.greet_and_ehlo("client.example"));
 		Transaction t = send_mail(c, "sender@example.org", {"whoever@anything.example", "tern@localhost"},
 		                          make_message("two rcpts", "hi\r\n", "sender@example.org"));

@@ -20,8 +20,7 @@ public:
 	// An integer in [min, max] built from as many trailing bytes as the
 	// range needs; 0 + min when the input is used up.
 	template <typename T>
-	T ConsumeIntegralInRange(T min, T max)
-	{
+	T ConsumeIntegralInRange(T min, T max) {
 		static_assert(std::is_integral_v<T>);
 		uint64_t range = static_cast<uint64_t>(max) - static_cast<uint64_t>(min);
 		uint64_t result = 0;
@@ -31,14 +30,12 @@ public:
 			result = (result << CHAR_BIT) | data_[remaining_];
 			bits += CHAR_BIT;
 		}
-		if (range != std::numeric_limits<uint64_t>::max())
-			result = result % (range + 1);
+		if (range != std::numeric_limits<uint64_t>::max()) result = result % (range + 1);
 		return static_cast<T>(static_cast<uint64_t>(min) + result);
 	}
 
 	template <typename T>
-	T ConsumeIntegral()
-	{
+	T ConsumeIntegral() {
 		return ConsumeIntegralInRange<T>(std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
 	}
 
@@ -46,8 +43,7 @@ public:
 
 	// A value in [0, 1].
 	template <typename T>
-	T ConsumeProbability()
-	{
+	T ConsumeProbability() {
 		static_assert(std::is_floating_point_v<T>);
 		using Bits = std::conditional_t<(sizeof(T) <= sizeof(uint32_t)), uint32_t, uint64_t>;
 		return static_cast<T>(ConsumeIntegral<Bits>()) / static_cast<T>(std::numeric_limits<Bits>::max());
@@ -57,23 +53,20 @@ public:
 	// another backslash stands for one backslash; followed by anything else
 	// it ends the string (both bytes consumed), which lets an input choose
 	// the length.
-	std::string ConsumeRandomLengthString(size_t max_length)
-	{
+	std::string ConsumeRandomLengthString(size_t max_length) {
 		std::string out;
 		for (size_t i = 0; i < max_length && remaining_ != 0; i++) {
 			char next = static_cast<char>(take_front());
 			if (next == '\\' && remaining_ != 0) {
 				next = static_cast<char>(take_front());
-				if (next != '\\')
-					break;
+				if (next != '\\') break;
 			}
 			out.push_back(next);
 		}
 		return out;
 	}
 
-	std::string ConsumeRemainingBytesAsString()
-	{
+	std::string ConsumeRemainingBytesAsString() {
 		std::string out(reinterpret_cast<const char*>(data_), remaining_);
 		data_ += remaining_;
 		remaining_ = 0;
@@ -81,8 +74,7 @@ public:
 	}
 
 private:
-	uint8_t take_front()
-	{
+	uint8_t take_front() {
 		uint8_t byte = data_[0];
 		data_++;
 		remaining_--;

@@ -74,8 +74,7 @@ void check_parser(std::string_view args) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-	if (size < 2)
-		return 0;
+	if (size < 2) return 0;
 	// Byte 0: mode; byte 1: how many split lengths follow (bytes 2..).
 	smtp::BareNewlines mode = (data[0] & 1) ? smtp::BareNewlines::reject : smtp::BareNewlines::normalize;
 	size_t split_count = std::min<size_t>(data[1] % 8, size - 2);
@@ -97,10 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 	}
 	FUZZ_CHECK(whole.size == whole.out.size());
 	FUZZ_CHECK(whole.bare == fuzz::has_bare_newline(stream));
-	if (!whole.bare && (stream.empty() || stream.ends_with("\r\n")))
-		FUZZ_CHECK(whole.out == stream);
-	if (mode == smtp::BareNewlines::normalize)
-		FUZZ_CHECK(!fuzz::has_bare_newline(whole.out));
+	if (!whole.bare && (stream.empty() || stream.ends_with("\r\n"))) FUZZ_CHECK(whole.out == stream);
+	if (mode == smtp::BareNewlines::normalize) FUZZ_CHECK(!fuzz::has_bare_newline(whole.out));
 	FUZZ_CHECK(whole.out.empty() || whole.out.ends_with("\r\n"));
 	return 0;
 }

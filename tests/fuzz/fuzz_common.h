@@ -20,18 +20,15 @@ namespace tern::fuzz {
 // DATA and BDAT decoders must notice.
 inline bool has_bare_newline(std::string_view s) {
 	for (size_t i = 0; i < s.size(); i++) {
-		if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r'))
-			return true;
-		if (s[i] == '\r' && (i + 1 == s.size() || s[i + 1] != '\n'))
-			return true;
+		if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) return true;
+		if (s[i] == '\r' && (i + 1 == s.size() || s[i + 1] != '\n')) return true;
 	}
 	return false;
 }
 
 }  // namespace tern::fuzz
 
-#define FUZZ_CHECK(condition) \
-	do { \
-		if (!(condition)) \
-			::tern::fuzz::invariant_failed(__FILE__, __LINE__, #condition); \
+#define FUZZ_CHECK(condition)                                                                                          \
+	do {                                                                                                           \
+		if (!(condition)) ::tern::fuzz::invariant_failed(__FILE__, __LINE__, #condition);                      \
 	} while (0)

@@ -15,7 +15,8 @@ using namespace tern;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 	std::string text(reinterpret_cast<const char*>(data), size);
 	try {
-		auto config = config::Config::load_text(text, "/nonexistent/tern-fuzz/tern.json", "/nonexistent/tern-fuzz");
+		auto config = config::Config::load_text(text, "/nonexistent/tern-fuzz/tern.json",
+		                                        "/nonexistent/tern-fuzz");
 		FUZZ_CHECK(config != nullptr);
 		FUZZ_CHECK(!config->hostname.empty());
 		std::string summary = config->summary();

@@ -54,14 +54,13 @@ Decoded decode(std::string_view stream, smtp::BareNewlines mode, const std::vect
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-	if (size < 2)
-		return 0;
+	if (size < 2) return 0;
 	// Byte 0: mode; byte 1: how many split lengths follow (bytes 2..).
 	smtp::BareNewlines mode = (data[0] & 1) ? smtp::BareNewlines::reject : smtp::BareNewlines::normalize;
 	size_t split_count = std::min<size_t>(data[1] % 8, size - 2);
 	std::vector<size_t> splits;
 	for (size_t i = 0; i < split_count; i++)
-		splits.push_back(size_t(data[2 + i] % 17) + 1);   // 1..17 bytes per feed
+		splits.push_back(size_t(data[2 + i] % 17) + 1);  // 1..17 bytes per feed
 	std::string_view stream(reinterpret_cast<const char*>(data + 2 + split_count), size - 2 - split_count);
 
 	Decoded whole = decode(stream, mode, {});
@@ -89,8 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 		FUZZ_CHECK(other->eight_bit == whole.eight_bit);
 	}
 	FUZZ_CHECK(whole.size == whole.out.size());
-	if (mode == smtp::BareNewlines::normalize)
-		FUZZ_CHECK(!fuzz::has_bare_newline(whole.out));
+	if (mode == smtp::BareNewlines::normalize) FUZZ_CHECK(!fuzz::has_bare_newline(whole.out));
 	// Output never grows beyond twice the input (a bare CR/LF becomes CRLF).
 	FUZZ_CHECK(whole.out.size() <= 2 * whole.consumed);
 	// A finished message ends with a line end (or is empty).

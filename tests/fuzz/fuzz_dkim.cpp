@@ -12,8 +12,7 @@
 using namespace tern::mailauth;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-	if (size < 1)
-		return 0;
+	if (size < 1) return 0;
 	uint8_t control = data[0];
 	std::string text(reinterpret_cast<const char*>(data + 1), size - 1);
 
@@ -22,8 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 	case 1: {
 		// Case 1 supplies the field name, so the fuzzer spends its time on
 		// the tag list.
-		if (control % 3 == 1)
-			text = "DKIM-Signature: " + text;
+		if (control % 3 == 1) text = "DKIM-Signature: " + text;
 		dkim::SignatureParse parsed = dkim::parse_signature(text);
 		if (parsed.signature) {
 			FUZZ_CHECK(parsed.code == dkim::SigError::none);

@@ -26,7 +26,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 	bool failed = false;
 	auto next_stage = [&] {
 		switch (++stage) {
-		case 1: c.queue_connect({"[192.0.2.1]", '4', 25, "192.0.2.1"}, {{"j", "mx.example"}, {"{client_addr}", "192.0.2.1"}}); break;
+		case 1:
+			c.queue_connect({"[192.0.2.1]", '4', 25, "192.0.2.1"},
+			                {{"j", "mx.example"}, {"{client_addr}", "192.0.2.1"}});
+			break;
 		case 2: c.queue_mail({"<a@example.org>", "BODY=8BITMIME"}, {{"{mail_addr}", "a@example.org"}}); break;
 		case 3: c.queue_rcpt({"<b@example.net>"}, {{"{rcpt_addr}", "b@example.net"}}); break;
 		case 4:

@@ -19,7 +19,7 @@ namespace {
 
 bool same_header(const net::ProxyHeader& a, const net::ProxyHeader& b) {
 	return a.local == b.local && a.source == b.source && a.destination == b.destination &&
-	       a.source_port == b.source_port && a.destination_port == b.destination_port;
+	    a.source_port == b.source_port && a.destination_port == b.destination_port;
 }
 
 }  // namespace
@@ -50,21 +50,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 		net::ProxyHeader header;
 		size_t consumed = 0;
 		net::ProxyParse result = net::parse_proxy_header(input.substr(0, n), header, consumed);
-		if (previous == net::ProxyParse::invalid)
-			FUZZ_CHECK(result == net::ProxyParse::invalid);
+		if (previous == net::ProxyParse::invalid) FUZZ_CHECK(result == net::ProxyParse::invalid);
 		if (previous == net::ProxyParse::done) {
 			FUZZ_CHECK(result == net::ProxyParse::done);
 			FUZZ_CHECK(consumed == previous_consumed);
 			FUZZ_CHECK(same_header(header, previous_header));
 		}
-		if (result == net::ProxyParse::done)
-			FUZZ_CHECK(consumed <= n);
+		if (result == net::ProxyParse::done) FUZZ_CHECK(consumed <= n);
 		previous = result;
 		previous_consumed = consumed;
 		previous_header = header;
 	}
-	if (limit == size)
-		FUZZ_CHECK(previous == final_result);
+	if (limit == size) FUZZ_CHECK(previous == final_result);
 
 	// Round trip through the builders.
 	if (final_result == net::ProxyParse::done && !final_header.local) {

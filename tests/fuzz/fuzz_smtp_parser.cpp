@@ -27,15 +27,13 @@ void use_address(const smtp::Address& address) {
 // A refusal is one reply: a 5xx code and text.
 template <class T>
 void check_refusal(const smtp::Result<T>& r) {
-	if (!r.ok())
-		FUZZ_CHECK(r.error().code >= 500 && r.error().code < 600 && !r.error().text.empty());
+	if (!r.ok()) FUZZ_CHECK(r.error().code >= 500 && r.error().code < 600 && !r.error().text.empty());
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-	if (size < 1)
-		return 0;
+	if (size < 1) return 0;
 	// First byte: the ParseMode flags (low 4 bits) and which command (high 4).
 	uint8_t control = data[0];
 	smtp::ParseMode mode;
@@ -48,15 +46,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 	switch ((control >> 4) % 10) {
 	case 0:
 		if (auto mail = smtp::parse_mail(args, mode)) {
-			if (mail->from)
-				use_address(*mail->from);
-			if (mail->size)
-				FUZZ_CHECK(*mail->size >= 0);
+			if (mail->from) use_address(*mail->from);
+			if (mail->size) FUZZ_CHECK(*mail->size >= 0);
 		}
 		break;
 	case 1:
-		if (auto rcpt = smtp::parse_rcpt(args, mode); rcpt && !rcpt->postmaster)
-			use_address(rcpt->to);
+		if (auto rcpt = smtp::parse_rcpt(args, mode); rcpt && !rcpt->postmaster) use_address(rcpt->to);
 		break;
 	case 2:
 	case 3:
@@ -64,18 +59,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 			FUZZ_CHECK(hello->ip.has_value() || !hello->domain.ascii.empty());
 		break;
 	case 4:
-		if (auto auth = smtp::parse_auth(args, mode))
-			FUZZ_CHECK(!auth->mechanism.empty());
+		if (auto auth = smtp::parse_auth(args, mode)) FUZZ_CHECK(!auth->mechanism.empty());
 		break;
-	case 5:
-		check_refusal(smtp::parse_no_args(args, mode));
-		break;
-	case 6:
-		check_refusal(smtp::parse_vrfy(args, mode));
-		break;
-	case 7:
-		check_refusal(smtp::parse_noop(args, mode));
-		break;
+	case 5: check_refusal(smtp::parse_no_args(args, mode)); break;
+	case 6: check_refusal(smtp::parse_vrfy(args, mode)); break;
+	case 7: check_refusal(smtp::parse_noop(args, mode)); break;
 	case 8:
 		if (auto domain = smtp::parse_domain(args)) {
 			FUZZ_CHECK(!domain->ascii.empty());
@@ -84,8 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 		}
 		break;
 	case 9:
-		if (auto address = smtp::parse_address(args))
-			use_address(*address);
+		if (auto address = smtp::parse_address(args)) use_address(*address);
 		break;
 	}
 	// quote_go must handle any bytes (invalid UTF-8 included).

@@ -26,16 +26,16 @@ IpAddr fuzzed_ip(fuzz::DataProvider& fdp) {
 	if (fdp.ConsumeBool()) {
 		// Mostly addresses the fixed zone knows, so ip4/a/mx can match.
 		static const char* known[] = {"192.0.2.1", "192.0.2.25", "198.51.100.7", "10.0.0.1"};
-		if (fdp.ConsumeBool())
-			return *IpAddr::parse(known[fdp.ConsumeIntegralInRange<int>(0, 3)]);
-		std::snprintf(text, sizeof(text), "%u.%u.%u.%u", fdp.ConsumeIntegral<uint8_t>(), fdp.ConsumeIntegral<uint8_t>(),
-		              fdp.ConsumeIntegral<uint8_t>(), fdp.ConsumeIntegral<uint8_t>());
+		if (fdp.ConsumeBool()) return *IpAddr::parse(known[fdp.ConsumeIntegralInRange<int>(0, 3)]);
+		std::snprintf(text, sizeof(text), "%u.%u.%u.%u", fdp.ConsumeIntegral<uint8_t>(),
+		              fdp.ConsumeIntegral<uint8_t>(), fdp.ConsumeIntegral<uint8_t>(),
+		              fdp.ConsumeIntegral<uint8_t>());
 	} else {
-		if (fdp.ConsumeBool())
-			return *IpAddr::parse("2001:db8::25");
+		if (fdp.ConsumeBool()) return *IpAddr::parse("2001:db8::25");
 		std::snprintf(text, sizeof(text), "%x:%x:%x:%x:%x:%x:%x:%x", fdp.ConsumeIntegral<uint16_t>(),
-		              fdp.ConsumeIntegral<uint16_t>(), fdp.ConsumeIntegral<uint16_t>(), fdp.ConsumeIntegral<uint16_t>(),
-		              fdp.ConsumeIntegral<uint16_t>(), fdp.ConsumeIntegral<uint16_t>(), fdp.ConsumeIntegral<uint16_t>(),
+		              fdp.ConsumeIntegral<uint16_t>(), fdp.ConsumeIntegral<uint16_t>(),
+		              fdp.ConsumeIntegral<uint16_t>(), fdp.ConsumeIntegral<uint16_t>(),
+		              fdp.ConsumeIntegral<uint16_t>(), fdp.ConsumeIntegral<uint16_t>(),
 		              fdp.ConsumeIntegral<uint16_t>());
 	}
 	auto ip = IpAddr::parse(text);
@@ -66,14 +66,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 	resolver.set_records("25.2.0.192.in-addr.arpa", RrType::PTR, {"mail.example.com"});
 	resolver.set_records("5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", RrType::PTR,
 	                     {"mail.example.com"});
-	resolver.set(
-	    "broken.example", RrType::TXT, DnsAnswer{DnsStatus::temperror, {}, {}});
+	resolver.set("broken.example", RrType::TXT, DnsAnswer{DnsStatus::temperror, {}, {}});
 
 	// Fuzzed records: the checked domain (sometimes two records, a
 	// permerror), and the include/redirect targets.
 	std::vector<std::string> main_records{fuzzed_record(fdp)};
-	if (fdp.ConsumeProbability<float>() < 0.1f)
-		main_records.push_back(fuzzed_record(fdp));
+	if (fdp.ConsumeProbability<float>() < 0.1f) main_records.push_back(fuzzed_record(fdp));
 	resolver.set_records("example.com", RrType::TXT, main_records);
 	resolver.set_records("inc.example", RrType::TXT, {fuzzed_record(fdp)});
 	resolver.set_records("_spf.example.com", RrType::TXT, {fuzzed_record(fdp)});
@@ -94,11 +92,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 	query.now = 1700000000;
 	spf_check_host(resolver, 1, query,
 	               [&](SpfStatus status, std::string mechanism, std::string explanation, std::string problem) {
-		               host_calls++;
-		               if (status != SpfStatus::fail)
-			               FUZZ_CHECK(explanation.empty());
-		               (void)spf_status_name(status);
-	               });
+			       host_calls++;
+			       if (status != SpfStatus::fail) FUZZ_CHECK(explanation.empty());
+			       (void)spf_status_name(status);
+		       });
 	FUZZ_CHECK(host_calls == 1);
 
 	int verify_calls = 0;

@@ -19,27 +19,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
 
-bool read_file(const std::filesystem::path& path, std::string& out)
-{
+bool read_file(const std::filesystem::path& path, std::string& out) {
 	std::ifstream in(path, std::ios::binary);
-	if (!in)
-		return false;
+	if (!in) return false;
 	out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 	return !in.bad();
 }
 
 }  // namespace
 
-int main(int argc, char** argv)
-{
+int main(int argc, char** argv) {
 	std::vector<std::filesystem::path> inputs;
 	for (int i = 1; i < argc; i++) {
 		std::filesystem::path arg(argv[i]);
 		std::error_code ec;
 		if (std::filesystem::is_directory(arg, ec)) {
 			for (const auto& entry : std::filesystem::directory_iterator(arg, ec))
-				if (entry.is_regular_file())
-					inputs.push_back(entry.path());
+				if (entry.is_regular_file()) inputs.push_back(entry.path());
 			if (ec) {
 				std::fprintf(stderr, "%s: %s\n", argv[i], ec.message().c_str());
 				return 2;

@@ -33,8 +33,7 @@ namespace {
 
 // exit status as stop()/wait_exit() report it.
 int exit_status_of(int status) {
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
+	if (WIFEXITED(status)) return WEXITSTATUS(status);
 	return -1;
 }
 
@@ -45,19 +44,16 @@ int exit_status_of(int status) {
 	dup2(out_fd, 1);
 	dup2(out_fd, 2);
 	int devnull = open("/dev/null", O_RDONLY);
-	if (devnull >= 0)
-		dup2(devnull, 0);
+	if (devnull >= 0) dup2(devnull, 0);
 	// The test process ignores SIGPIPE; ignored dispositions survive exec.
 	struct sigaction sa {};
 	sa.sa_handler = SIG_DFL;
-	for (int sig : {SIGPIPE, SIGTERM, SIGHUP, SIGINT, SIGUSR1, SIGCHLD})
-		sigaction(sig, &sa, nullptr);
+	for (int sig : {SIGPIPE, SIGTERM, SIGHUP, SIGINT, SIGUSR1, SIGCHLD}) sigaction(sig, &sa, nullptr);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, nullptr);
 	std::vector<char*> args;
-	for (auto& a : argv)
-		args.push_back(const_cast<char*>(a.c_str()));
+	for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
 	args.push_back(nullptr);
 	execv(args[0], args.data());
 	dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
@@ -68,11 +64,9 @@ int exit_status_of(int status) {
 
 std::string repo_root() {
 	const char* env = getenv("TERN_SRCDIR");
-	if (env && *env)
-		return env;
+	if (env && *env) return env;
 	char buf[4096];
-	if (getcwd(buf, sizeof(buf)))
-		return buf;
+	if (getcwd(buf, sizeof(buf))) return buf;
 	return ".";
 }
 
@@ -80,8 +74,7 @@ std::string ternd_path() { return repo_root() + "/src/ternd"; }
 
 int free_tcp_port() {
 	int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		throw std::runtime_error("socket for free port");
+	if (fd < 0) throw std::runtime_error("socket for free port");
 	sockaddr_in sin{};
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -137,7 +130,7 @@ bool tcp_port_listening(int port) {
 	for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
 		std::ifstream in(file);
 		std::string line;
-		std::getline(in, line);   // header
+		std::getline(in, line);  // header
 		while (std::getline(in, line)) {
 			std::istringstream fields(line);
 			std::string slot, local, remote, state;
@@ -163,8 +156,7 @@ void write_file(const std::string& path, const std::string& content) {
 		out << content;
 	}
 	// Rename so a reload never sees a half-written file.
-	if (rename(tmp.c_str(), path.c_str()) != 0)
-		throw std::runtime_error("rename " + tmp + ": " + strerror(errno));
+	if (rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("rename " + tmp + ": " + strerror(errno));
 }
 
 bool file_exists(const std::string& path) {
@@ -173,14 +165,12 @@ bool file_exists(const std::string& path) {
 }
 
 void remove_tree(const std::string& path) {
-	if (path.size() < 6 || path.rfind("/tmp/", 0) != 0)
-		return;   // only ever under /tmp
+	if (path.size() < 6 || path.rfind("/tmp/", 0) != 0) return;  // only ever under /tmp
 	DIR* d = opendir(path.c_str());
 	if (d) {
 		while (dirent* e = readdir(d)) {
 			std::string name = e->d_name;
-			if (name == "." || name == "..")
-				continue;
+			if (name == "." || name == "..") continue;
 			std::string child = path + "/" + name;
 			struct stat st {};
 			if (lstat(child.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
@@ -197,8 +187,7 @@ std::string make_temp_dir(const std::string& prefix) {
 	std::string templ = "/tmp/" + prefix + "XXXXXX";
 	std::vector<char> buf(templ.begin(), templ.end());
 	buf.push_back('\0');
-	if (!mkdtemp(buf.data()))
-		throw std::runtime_error(std::string("mkdtemp: ") + strerror(errno));
+	if (!mkdtemp(buf.data())) throw std::runtime_error(std::string("mkdtemp: ") + strerror(errno));
 	return buf.data();
 }
 
@@ -206,12 +195,10 @@ std::vector<std::string> maildir_files(const std::string& maildir, const std::st
 	std::vector<std::string> out;
 	std::string dir = maildir + "/" + sub;
 	DIR* d = opendir(dir.c_str());
-	if (!d)
-		return out;
+	if (!d) return out;
 	while (dirent* e = readdir(d)) {
 		std::string name = e->d_name;
-		if (name == "." || name == "..")
-			continue;
+		if (name == "." || name == "..") continue;
 		out.push_back(dir + "/" + name);
 	}
 	closedir(d);
@@ -223,8 +210,7 @@ std::vector<std::string> wait_for_maildir(const std::string& maildir, size_t n, 
 	int64_t deadline = now_ms() + timeout_ms;
 	for (;;) {
 		auto files = maildir_files(maildir);
-		if (files.size() >= n || now_ms() > deadline)
-			return files;
+		if (files.size() >= n || now_ms() > deadline) return files;
 		usleep(20000);
 	}
 }
@@ -232,11 +218,11 @@ std::vector<std::string> wait_for_maildir(const std::string& maildir, size_t n, 
 std::string unfold(const std::string& text) {
 	std::string out;
 	for (size_t i = 0; i < text.size(); i++) {
-		if (text[i] == '\r' && i + 2 < text.size() && text[i + 1] == '\n' && (text[i + 2] == ' ' || text[i + 2] == '\t')) {
+		if (text[i] == '\r' && i + 2 < text.size() && text[i + 1] == '\n' &&
+		    (text[i + 2] == ' ' || text[i + 2] == '\t')) {
 			out += ' ';
 			i += 2;
-			while (i + 1 < text.size() && (text[i + 1] == ' ' || text[i + 1] == '\t'))
-				i++;
+			while (i + 1 < text.size() && (text[i + 1] == ' ' || text[i + 1] == '\t')) i++;
 			continue;
 		}
 		out += text[i];
@@ -247,13 +233,10 @@ std::string unfold(const std::string& text) {
 RunResult run_command(const std::vector<std::string>& argv, int timeout_ms) {
 	RunResult result;
 	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) != 0)
-		throw std::runtime_error("pipe");
+	if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
 	pid_t pid = fork();
-	if (pid < 0)
-		throw std::runtime_error("fork");
-	if (pid == 0)
-		exec_child(argv, fds[1]);
+	if (pid < 0) throw std::runtime_error("fork");
+	if (pid == 0) exec_child(argv, fds[1]);
 	::close(fds[1]);
 	int64_t deadline = now_ms() + timeout_ms;
 	for (;;) {
@@ -267,8 +250,7 @@ RunResult run_command(const std::vector<std::string>& argv, int timeout_ms) {
 		}
 		char buf[4096];
 		ssize_t got = read(fds[0], buf, sizeof(buf));
-		if (got <= 0)
-			break;
+		if (got <= 0) break;
 		result.output.append(buf, size_t(got));
 	}
 	::close(fds[0]);
@@ -287,21 +269,15 @@ TernDaemon::TernDaemon(DaemonOptions options) : options_(std::move(options)) {
 	dns_->add_standard_zone();
 	dir_ = make_temp_dir();
 	mkdir(data_dir().c_str(), 0700);
-	if (options_.smtp)
-		smtp_port_ = free_tcp_port();
-	if (options_.submission)
-		submission_port_ = free_tcp_port();
-	if (options_.submissions)
-		submissions_port_ = free_tcp_port();
-	if (options_.start && !start())
-		fprintf(stderr, "TernDaemon: %s\n", error_.c_str());
+	if (options_.smtp) smtp_port_ = free_tcp_port();
+	if (options_.submission) submission_port_ = free_tcp_port();
+	if (options_.submissions) submissions_port_ = free_tcp_port();
+	if (options_.start && !start()) fprintf(stderr, "TernDaemon: %s\n", error_.c_str());
 }
 
 TernDaemon::~TernDaemon() {
-	if (pid_ > 0)
-		kill9();
-	if (dns_)
-		dns_->stop();
+	if (pid_ > 0) kill9();
+	if (dns_) dns_->stop();
 	if (getenv("TERN_KEEP_TMP"))
 		fprintf(stderr, "TernDaemon: kept %s\n", dir_.c_str());
 	else
@@ -312,27 +288,23 @@ std::string TernDaemon::config_json(const std::string& extra_patch) const {
 	nlohmann::json listener = {{"ips", {"127.0.0.1"}}};
 	if (options_.smtp)
 		listener["smtp"] = {{"enabled", true}, {"port", smtp_port_}, {"first_time_sender_delay_ms", 0}};
-	if (options_.submission)
-		listener["submission"] = {{"enabled", true}, {"port", submission_port_}};
-	if (options_.submissions)
-		listener["submissions"] = {{"enabled", true}, {"port", submissions_port_}};
+	if (options_.submission) listener["submission"] = {{"enabled", true}, {"port", submission_port_}};
+	if (options_.submissions) listener["submissions"] = {{"enabled", true}, {"port", submissions_port_}};
 	nlohmann::json config = {
-		{"hostname", "mx.test.example"},
-		{"data_dir", data_dir()},
-		{"log", {{"level", "debug"}}},
-		{"dns", {{"servers", {dns_->address()}}, {"timeout_ms", 2000}}},
-		{"delays_ms", {{"bad_client", 0}, {"auth_fail", 0}, {"unknown_recipients", 0}}},
-		{"listeners", {{"test", listener}}},
-		{"domains", {{"test.example", nlohmann::json::object()}}},
-		{"accounts",
-		 {{"alice",
-		   {{"domain", "test.example"}, {"destinations", {{"alice@test.example", {{"mailbox", "INBOX"}}}}}}}}},
-		{"postmaster", {{"account", "alice"}}},
+	    {"hostname", "mx.test.example"},
+	    {"data_dir", data_dir()},
+	    {"log", {{"level", "debug"}}},
+	    {"dns", {{"servers", {dns_->address()}}, {"timeout_ms", 2000}}},
+	    {"delays_ms", {{"bad_client", 0}, {"auth_fail", 0}, {"unknown_recipients", 0}}},
+	    {"listeners", {{"test", listener}}},
+	    {"domains", {{"test.example", nlohmann::json::object()}}},
+	    {"accounts",
+	     {{"alice",
+	       {{"domain", "test.example"}, {"destinations", {{"alice@test.example", {{"mailbox", "INBOX"}}}}}}}}},
+	    {"postmaster", {{"account", "alice"}}},
 	};
-	if (!options_.config_patch.empty())
-		config.merge_patch(nlohmann::json::parse(options_.config_patch));
-	if (!extra_patch.empty())
-		config.merge_patch(nlohmann::json::parse(extra_patch));
+	if (!options_.config_patch.empty()) config.merge_patch(nlohmann::json::parse(options_.config_patch));
+	if (!extra_patch.empty()) config.merge_patch(nlohmann::json::parse(extra_patch));
 	return config.dump(2) + "\n";
 }
 
@@ -358,8 +330,7 @@ bool TernDaemon::start() {
 		error_ = "already running";
 		return false;
 	}
-	if (!config_written_)
-		write_config();
+	if (!config_written_) write_config();
 	std::string binary = ternd_path();
 	if (access(binary.c_str(), X_OK) != 0) {
 		error_ = "no executable " + binary + " (build it, or set TERN_SRCDIR)";
@@ -376,33 +347,31 @@ bool TernDaemon::start() {
 		error_ = "fork failed";
 		return false;
 	}
-	if (pid == 0)
-		exec_child({binary, "-f", "-c", config_path()}, log_fd);
+	if (pid == 0) exec_child({binary, "-f", "-c", config_path()}, log_fd);
 	::close(log_fd);
 	pid_ = pid;
 
 	std::vector<int> ports;
 	for (int p : {smtp_port_, submission_port_, submissions_port_})
-		if (p > 0)
-			ports.push_back(p);
+		if (p > 0) ports.push_back(p);
 	int64_t deadline = now_ms() + 10000;
 	for (;;) {
 		int status = 0;
 		if (waitpid(pid_, &status, WNOHANG) == pid_) {
 			pid_ = -1;
-			error_ = "ternd exited early (status " + std::to_string(exit_status_of(status)) + "); log:\n" + log_text();
+			error_ = "ternd exited early (status " + std::to_string(exit_status_of(status)) + "); log:\n" +
+			    log_text();
 			return false;
 		}
 		bool all = true;
-		for (int p : ports)
-			all = all && tcp_port_listening(p);
+		for (int p : ports) all = all && tcp_port_listening(p);
 		// ternd binds its control socket after opening the database, a little
 		// after the SMTP ports; a test that runs ternctl right after start()
 		// must find it answering (a stale socket of a killed ternd refuses).
-		if (all && wait_for_unix_socket(data_dir() + "/control.sock", 0))
-			return true;
+		if (all && wait_for_unix_socket(data_dir() + "/control.sock", 0)) return true;
 		if (now_ms() > deadline) {
-			error_ = "ternd does not listen (SMTP ports and control socket) after 10 s; log:\n" + log_text();
+			error_ = "ternd does not listen (SMTP ports and control socket) after 10 s; log:\n" +
+			    log_text();
 			return false;
 		}
 		usleep(20000);
@@ -410,8 +379,7 @@ bool TernDaemon::start() {
 }
 
 bool TernDaemon::running() {
-	if (pid_ <= 0)
-		return false;
+	if (pid_ <= 0) return false;
 	int status = 0;
 	if (waitpid(pid_, &status, WNOHANG) == pid_) {
 		pid_ = -1;
@@ -423,8 +391,7 @@ bool TernDaemon::running() {
 bool TernDaemon::signal(int sig) { return pid_ > 0 && kill(pid_, sig) == 0; }
 
 int TernDaemon::wait_exit(int timeout_ms) {
-	if (pid_ <= 0)
-		return -1;
+	if (pid_ <= 0) return -1;
 	int64_t deadline = now_ms() + timeout_ms;
 	for (;;) {
 		int status = 0;
@@ -437,15 +404,13 @@ int TernDaemon::wait_exit(int timeout_ms) {
 			pid_ = -1;
 			return -1;
 		}
-		if (now_ms() > deadline)
-			return -2;
+		if (now_ms() > deadline) return -2;
 		usleep(10000);
 	}
 }
 
 int TernDaemon::stop() {
-	if (pid_ <= 0)
-		return -1;
+	if (pid_ <= 0) return -1;
 	kill(pid_, SIGTERM);
 	int status = wait_exit(15000);
 	if (status == -2) {
@@ -456,8 +421,7 @@ int TernDaemon::stop() {
 }
 
 void TernDaemon::kill9() {
-	if (pid_ <= 0)
-		return;
+	if (pid_ <= 0) return;
 	kill(pid_, SIGKILL);
 	int status = 0;
 	waitpid(pid_, &status, 0);

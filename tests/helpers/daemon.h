@@ -11,7 +11,7 @@
 namespace tern::testing {
 
 struct DaemonOptions {
-	bool smtp = true;           // listener "test": smtp on a free port
+	bool smtp = true;  // listener "test": smtp on a free port
 	bool submission = false;
 	bool submissions = false;
 	// A JSON merge patch (RFC 7386) applied to the default config, e.g.
@@ -24,9 +24,9 @@ struct DaemonOptions {
 
 // The result of running a command to completion.
 struct RunResult {
-	int exit_code = -1;     // -1 when killed by a signal or timed out
+	int exit_code = -1;  // -1 when killed by a signal or timed out
 	bool timed_out = false;
-	std::string output;     // stdout and stderr, interleaved
+	std::string output;  // stdout and stderr, interleaved
 };
 
 class TernDaemon {
@@ -43,8 +43,8 @@ public:
 	// SIGTERM, wait ≤ 15 s for the exit; then SIGKILL. Returns the exit
 	// status (0 = clean), or -1 when it had to be killed or died by a signal.
 	int stop();
-	void kill9();                            // SIGKILL and reap
-	bool signal(int sig);                    // kill(pid, sig)
+	void kill9();          // SIGKILL and reap
+	bool signal(int sig);  // kill(pid, sig)
 	// Waits ≤ timeout_ms for the process to exit by itself; exit status as
 	// stop() returns it, or -2 when still running.
 	int wait_exit(int timeout_ms);

@@ -14,30 +14,26 @@ namespace tern::testing {
 namespace {
 
 std::string normalize_name(std::string name) {
-	while (!name.empty() && name.back() == '.')
-		name.pop_back();
+	while (!name.empty() && name.back() == '.') name.pop_back();
 	for (char& c : name)
-		if (c >= 'A' && c <= 'Z')
-			c = char(c - 'A' + 'a');
+		if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
 	return name;
 }
 
 std::string upper(std::string s) {
 	for (char& c : s)
-		if (c >= 'a' && c <= 'z')
-			c = char(c - 'a' + 'A');
+		if (c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
 	return s;
 }
 
 // RFC 1035 3.2.2 type values.
 const std::map<std::string, uint16_t> type_numbers = {
-	{"A", 1}, {"NS", 2}, {"CNAME", 5}, {"SOA", 6}, {"PTR", 12}, {"MX", 15}, {"TXT", 16}, {"AAAA", 28}, {"ANY", 255},
+    {"A", 1}, {"NS", 2}, {"CNAME", 5}, {"SOA", 6}, {"PTR", 12}, {"MX", 15}, {"TXT", 16}, {"AAAA", 28}, {"ANY", 255},
 };
 
 std::string type_name(uint16_t t) {
 	for (auto& [name, number] : type_numbers)
-		if (number == t)
-			return name;
+		if (number == t) return name;
 	return "TYPE" + std::to_string(t);
 }
 
@@ -57,8 +53,7 @@ void put_name(std::string& out, const std::string& name) {
 	size_t start = 0;
 	while (start < n.size()) {
 		size_t dot = n.find('.', start);
-		if (dot == std::string::npos)
-			dot = n.size();
+		if (dot == std::string::npos) dot = n.size();
 		std::string label = n.substr(start, dot - start);
 		out.push_back(char(label.size()));
 		out += label;
@@ -72,18 +67,15 @@ bool encode_rdata(const std::string& type, const std::string& value, std::string
 	rdata.clear();
 	if (type == "A") {
 		in_addr a{};
-		if (inet_pton(AF_INET, value.c_str(), &a) != 1)
-			return false;
+		if (inet_pton(AF_INET, value.c_str(), &a) != 1) return false;
 		rdata.assign(reinterpret_cast<const char*>(&a), 4);
 	} else if (type == "AAAA") {
 		in6_addr a{};
-		if (inet_pton(AF_INET6, value.c_str(), &a) != 1)
-			return false;
+		if (inet_pton(AF_INET6, value.c_str(), &a) != 1) return false;
 		rdata.assign(reinterpret_cast<const char*>(&a), 16);
 	} else if (type == "MX") {
 		size_t sp = value.find(' ');
-		if (sp == std::string::npos)
-			return false;
+		if (sp == std::string::npos) return false;
 		put16(rdata, uint16_t(std::stoi(value.substr(0, sp))));
 		put_name(rdata, value.substr(sp + 1));
 	} else if (type == "TXT") {
@@ -106,8 +98,7 @@ bool encode_rdata(const std::string& type, const std::string& value, std::string
 
 DnsServer::DnsServer() {
 	fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd_ < 0)
-		throw std::runtime_error(std::string("dns socket: ") + strerror(errno));
+	if (fd_ < 0) throw std::runtime_error(std::string("dns socket: ") + strerror(errno));
 	sockaddr_in sin{};
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -124,10 +115,8 @@ DnsServer::~DnsServer() { stop(); }
 
 void DnsServer::stop() {
 	stop_ = true;
-	if (thread_.joinable())
-		thread_.join();
-	if (fd_ >= 0)
-		::close(fd_);
+	if (thread_.joinable()) thread_.join();
+	if (fd_ >= 0) ::close(fd_);
 	fd_ = -1;
 }
 
@@ -141,8 +130,7 @@ void DnsServer::add(const std::string& name, const std::string& type, const std:
 void DnsServer::remove(const std::string& name, const std::string& type) {
 	std::lock_guard<std::mutex> lock(mutex_);
 	auto it = records_.find(normalize_name(name));
-	if (it == records_.end())
-		return;
+	if (it == records_.end()) return;
 	if (type.empty()) {
 		records_.erase(it);
 		return;
@@ -150,10 +138,8 @@ void DnsServer::remove(const std::string& name, const std::string& type) {
 	std::string t = upper(type);
 	auto& v = it->second;
 	for (size_t i = v.size(); i-- > 0;)
-		if (v[i].first == t)
-			v.erase(v.begin() + long(i));
-	if (v.empty())
-		records_.erase(it);
+		if (v[i].first == t) v.erase(v.begin() + long(i));
+	if (v.empty()) records_.erase(it);
 }
 
 void DnsServer::add_silent_name(const std::string& name) {
@@ -192,14 +178,12 @@ void DnsServer::serve() {
 	while (!stop_) {
 		pollfd pfd{fd_, POLLIN, 0};
 		int n = poll(&pfd, 1, 50);
-		if (n <= 0)
-			continue;
+		if (n <= 0) continue;
 		char buf[4096];
 		sockaddr_storage from{};
 		socklen_t fromlen = sizeof(from);
 		ssize_t len = recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fromlen);
-		if (len <= 0)
-			continue;
+		if (len <= 0) continue;
 		bool reply = false;
 		std::string response = answer(std::string(buf, size_t(len)), reply);
 		if (reply && !silent_)
@@ -209,11 +193,9 @@ void DnsServer::serve() {
 
 std::string DnsServer::answer(const std::string& q, bool& reply) {
 	reply = false;
-	if (q.size() < 12)
-		return "";
+	if (q.size() < 12) return "";
 	uint16_t qdcount = uint16_t((uint8_t(q[4]) << 8) | uint8_t(q[5]));
-	if (qdcount != 1 || (uint8_t(q[2]) & 0x80))
-		return "";
+	if (qdcount != 1 || (uint8_t(q[2]) & 0x80)) return "";
 	// Question: name labels, type, class.
 	size_t off = 12;
 	std::string name;
@@ -223,15 +205,12 @@ std::string DnsServer::answer(const std::string& q, bool& reply) {
 			off++;
 			break;
 		}
-		if (l & 0xc0)
-			return "";   // no compression in questions
-		if (!name.empty())
-			name += '.';
+		if (l & 0xc0) return "";  // no compression in questions
+		if (!name.empty()) name += '.';
 		name += q.substr(off + 1, l);
 		off += 1 + l;
 	}
-	if (off + 4 > q.size())
-		return "";
+	if (off + 4 > q.size()) return "";
 	size_t question_end = off + 4;
 	uint16_t qtype = uint16_t((uint8_t(q[off]) << 8) | uint8_t(q[off + 1]));
 	name = normalize_name(name);
@@ -242,8 +221,7 @@ std::string DnsServer::answer(const std::string& q, bool& reply) {
 	{
 		std::lock_guard<std::mutex> lock(mutex_);
 		queries_.push_back(name + " " + qtype_name);
-		if (silent_names_.count(name))
-			return "";
+		if (silent_names_.count(name)) return "";
 		if (servfail_names_.count(name)) {
 			rcode = 2;
 		} else {
@@ -251,8 +229,7 @@ std::string DnsServer::answer(const std::string& q, bool& reply) {
 			for (int depth = 0; depth < 8; depth++) {
 				auto it = records_.find(current);
 				if (it == records_.end()) {
-					if (depth == 0)
-						rcode = 3;   // NXDOMAIN
+					if (depth == 0) rcode = 3;  // NXDOMAIN
 					break;
 				}
 				std::string cname_target;
@@ -262,8 +239,7 @@ std::string DnsServer::answer(const std::string& q, bool& reply) {
 					else if (rec.first == "CNAME" && qtype_name != "CNAME")
 						cname_target = rec.second;
 				}
-				if (cname_target.empty())
-					break;
+				if (cname_target.empty()) break;
 				answers.push_back({current, {"CNAME", cname_target}});
 				current = normalize_name(cname_target);
 			}
@@ -271,20 +247,19 @@ std::string DnsServer::answer(const std::string& q, bool& reply) {
 	}
 
 	std::string out;
-	out += q.substr(0, 2);   // id
-	uint8_t opcode_rd = uint8_t(q[2]) & 0x79;   // opcode and RD from the query
-	out.push_back(char(0x80 | 0x04 | opcode_rd));   // QR, AA
-	out.push_back(char(0x80 | rcode));   // RA, rcode
+	out += q.substr(0, 2);                         // id
+	uint8_t opcode_rd = uint8_t(q[2]) & 0x79;      // opcode and RD from the query
+	out.push_back(char(0x80 | 0x04 | opcode_rd));  // QR, AA
+	out.push_back(char(0x80 | rcode));             // RA, rcode
 	put16(out, 1);
 	std::vector<std::string> encoded;
 	for (auto& [owner, rec] : answers) {
 		std::string rdata;
-		if (!encode_rdata(rec.first, rec.second, rdata))
-			continue;
+		if (!encode_rdata(rec.first, rec.second, rdata)) continue;
 		std::string rr;
 		put_name(rr, owner);
 		put16(rr, type_numbers.at(rec.first));
-		put16(rr, 1);   // IN
+		put16(rr, 1);  // IN
 		put32(rr, 300);
 		put16(rr, uint16_t(rdata.size()));
 		rr += rdata;
@@ -294,8 +269,7 @@ std::string DnsServer::answer(const std::string& q, bool& reply) {
 	put16(out, 0);
 	put16(out, 0);
 	out += q.substr(12, question_end - 12);
-	for (auto& rr : encoded)
-		out += rr;
+	for (auto& rr : encoded) out += rr;
 	reply = true;
 	return out;
 }

@@ -16,7 +16,7 @@ namespace tern::testing {
 
 class DnsServer {
 public:
-	DnsServer();   // binds and starts answering at once
+	DnsServer();  // binds and starts answering at once
 	~DnsServer();
 	DnsServer(const DnsServer&) = delete;
 	DnsServer& operator=(const DnsServer&) = delete;
@@ -41,7 +41,7 @@ public:
 	std::vector<std::string> queries() const;
 	void clear_queries();
 
-	void stop();   // joins the thread; also done by the destructor
+	void stop();  // joins the thread; also done by the destructor
 
 	// Records used by most tests: the sending domain sender.example with
 	// A/MX/SPF, the client's PTR and forward name client.sender.example for

@@ -50,7 +50,7 @@ void chown_tree_to_nobody(const std::string& path) {
 }
 
 DovecotServer::DovecotServer(std::string maildir, std::string user, std::string password)
-    : maildir_(std::move(maildir)), user_(std::move(user)), password_(std::move(password)) {}
+	: maildir_(std::move(maildir)), user_(std::move(user)), password_(std::move(password)) {}
 
 DovecotServer::~DovecotServer() {
 	stop();
@@ -67,34 +67,44 @@ bool DovecotServer::start() {
 	chmod(dir_.c_str(), 0755);
 	imap_port_ = free_tcp_port();
 	lmtp_port_ = free_tcp_port();
-	std::string userdb =
-	    "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup home=" + dir_ + "/home allow_all_users=yes\n}\n";
+	std::string userdb = "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup home=" + dir_ +
+	    "/home allow_all_users=yes\n}\n";
 	if (!known_users_.empty()) {
 		std::string users;
 		for (const auto& u : known_users_) users += u + "::::::\n";
 		write_file(dir_ + "/users", users);
-		userdb = "userdb {\n  driver = passwd-file\n  args = " + dir_ + "/users\n  default_fields = uid=nobody gid=nogroup home=" +
-		         dir_ + "/home\n}\n";
+		userdb = "userdb {\n  driver = passwd-file\n  args = " + dir_ +
+		    "/users\n  default_fields = uid=nobody gid=nogroup home=" + dir_ + "/home\n}\n";
 	}
-	std::string conf =
-	    "base_dir = " + dir_ + "/run\n"
-	    "state_dir = " + dir_ + "/state\n"
-	    "log_path = " + dir_ + "/dovecot.log\n"
+	std::string conf = "base_dir = " + dir_ +
+	    "/run\n"
+	    "state_dir = " +
+	    dir_ +
+	    "/state\n"
+	    "log_path = " +
+	    dir_ +
+	    "/dovecot.log\n"
 	    "protocols = imap lmtp\n"
 	    "listen = 127.0.0.1\n"
 	    "ssl = no\n"
 	    "disable_plaintext_auth = no\n"
-	    "auth_mechanisms = " + auth_mechanisms_ + "\n"
-	    "mail_location = maildir:" + maildir_ + "\n" +
-	    (passdb_.empty() ? "passdb {\n  driver = static\n  args = password=" + password_ + "\n}\n" : passdb_ + "\n") +
-	    userdb +
-	    "service imap-login {\n  inet_listener imap {\n    address = 127.0.0.1\n    port = " + std::to_string(imap_port_) +
+	    "auth_mechanisms = " +
+	    auth_mechanisms_ +
+	    "\n"
+	    "mail_location = maildir:" +
+	    maildir_ + "\n" +
+	    (passdb_.empty() ? "passdb {\n  driver = static\n  args = password=" + password_ + "\n}\n"
+	                     : passdb_ + "\n") +
+	    userdb + "service imap-login {\n  inet_listener imap {\n    address = 127.0.0.1\n    port = " +
+	    std::to_string(imap_port_) +
 	    "\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}\n"
-	    "service lmtp {\n  inet_listener lmtp {\n    address = 127.0.0.1\n    port = " + std::to_string(lmtp_port_) +
+	    "service lmtp {\n  inet_listener lmtp {\n    address = 127.0.0.1\n    port = " +
+	    std::to_string(lmtp_port_) +
 	    "\n  }\n  unix_listener lmtp {\n    mode = 0666\n  }\n}\n"
 	    "service auth {\n  unix_listener auth-client {\n    mode = 0666\n  }\n}\n"
 	    "lmtp_save_to_detail_mailbox = no\n"
-	    "postmaster_address = postmaster@test.example\n" + extra_config_;
+	    "postmaster_address = postmaster@test.example\n" +
+	    extra_config_;
 	write_file(dir_ + "/dovecot.conf", conf);
 	mkdir((dir_ + "/state").c_str(), 0755);
 	mkdir((dir_ + "/home").c_str(), 0755);
@@ -111,26 +121,31 @@ bool DovecotServer::start() {
 
 void DovecotServer::stop() { stop_child(pid_); }
 
-std::string DovecotServer::log_text() const {
-	return dir_.empty() ? std::string() : read_file(dir_ + "/dovecot.log");
-}
+std::string DovecotServer::log_text() const { return dir_.empty() ? std::string() : read_file(dir_ + "/dovecot.log"); }
 
 RunResult DovecotServer::imap(const std::string& python_body, int timeout_ms) const {
-	std::string script = "import imaplib, sys\n"
-	                     "imap = imaplib.IMAP4('127.0.0.1', " + std::to_string(imap_port_) + ")\n"
-	                     "imap.login('" + user_ + "', '" + password_ + "')\n" + python_body + "\nimap.logout()\n";
+	std::string script =
+	    "import imaplib, sys\n"
+	    "imap = imaplib.IMAP4('127.0.0.1', " +
+	    std::to_string(imap_port_) +
+	    ")\n"
+	    "imap.login('" +
+	    user_ + "', '" + password_ + "')\n" + python_body + "\nimap.logout()\n";
 	return run_command({"/usr/bin/python3", "-c", script}, timeout_ms);
 }
 
 RunResult DovecotServer::imap_login(const std::string& user, const std::string& password, int timeout_ms) const {
-	std::string script = "import imaplib, sys\n"
-	                     "imap = imaplib.IMAP4('127.0.0.1', " + std::to_string(imap_port_) + ")\n"
-	                     "try:\n"
-	                     "    imap.login(sys.argv[1], sys.argv[2])\n"
-	                     "    print('LOGIN OK')\n"
-	                     "    imap.logout()\n"
-	                     "except imaplib.IMAP4.error as e:\n"
-	                     "    print('LOGIN NO', e)\n";
+	std::string script =
+	    "import imaplib, sys\n"
+	    "imap = imaplib.IMAP4('127.0.0.1', " +
+	    std::to_string(imap_port_) +
+	    ")\n"
+	    "try:\n"
+	    "    imap.login(sys.argv[1], sys.argv[2])\n"
+	    "    print('LOGIN OK')\n"
+	    "    imap.logout()\n"
+	    "except imaplib.IMAP4.error as e:\n"
+	    "    print('LOGIN NO', e)\n";
 	return run_command({"/usr/bin/python3", "-c", script, user, password}, timeout_ms);
 }
 

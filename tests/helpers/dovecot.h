@@ -61,7 +61,7 @@ public:
 
 private:
 	std::string maildir_, user_, password_;
-	std::string passdb_;                            // "" = the static passdb
+	std::string passdb_;  // "" = the static passdb
 	std::string auth_mechanisms_ = "plain login";
 	std::string extra_config_;
 	std::vector<std::string> known_users_;

@@ -24,8 +24,7 @@ MilterProcess::~MilterProcess() {
 }
 
 bool MilterProcess::scripted_available() {
-	return access(python, X_OK) == 0 &&
-	       run_command({python, "-c", "import Milter"}, 10000).exit_code == 0;
+	return access(python, X_OK) == 0 && run_command({python, "-c", "import Milter"}, 10000).exit_code == 0;
 }
 
 bool MilterProcess::opendkim_available() { return access(opendkim, X_OK) == 0 && access(opendkim_genkey, X_OK) == 0; }
@@ -78,13 +77,23 @@ bool MilterProcess::start_opendkim(const std::string& domain, const std::string&
 	std::string conf =
 	    "Syslog no\n"
 	    "Mode s\n"
-	    "Domain " + domain + "\n"
-	    "Selector " + selector + "\n"
-	    "KeyFile " + dir_ + "/" + selector + ".private\n"
+	    "Domain " +
+	    domain +
+	    "\n"
+	    "Selector " +
+	    selector +
+	    "\n"
+	    "KeyFile " +
+	    dir_ + "/" + selector +
+	    ".private\n"
 	    "Canonicalization relaxed/relaxed\n"
 	    "InternalHosts 127.0.0.1, ::1\n"
-	    "Socket inet:" + std::to_string(port_) + "@127.0.0.1\n"
-	    "PidFile " + dir_ + "/opendkim.pid\n"
+	    "Socket inet:" +
+	    std::to_string(port_) +
+	    "@127.0.0.1\n"
+	    "PidFile " +
+	    dir_ +
+	    "/opendkim.pid\n"
 	    "UMask 022\n";
 	write_file(dir_ + "/opendkim.conf", conf);
 	// -f: foreground, -x: this file only (never the system's).

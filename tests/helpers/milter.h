@@ -26,8 +26,8 @@ public:
 	bool start_opendkim(const std::string& domain, const std::string& selector);
 	void stop();
 
-	static bool scripted_available();   // /usr/bin/python3 with the Milter module
-	static bool opendkim_available();   // /usr/sbin/opendkim and opendkim-genkey
+	static bool scripted_available();  // /usr/bin/python3 with the Milter module
+	static bool opendkim_available();  // /usr/sbin/opendkim and opendkim-genkey
 
 	int port() const { return port_; }
 	// "inet:127.0.0.1:PORT", for the tern.json milters list.

@@ -10,8 +10,7 @@ SmtpClient connect_smtp(TernDaemon& daemon, const std::string& host) {
 
 SmtpClient connect_and_ehlo(TernDaemon& daemon, const std::string& ehlo) {
 	SmtpClient client;
-	if (!client.connect("127.0.0.1", daemon.smtp_port()))
-		return client;
+	if (!client.connect("127.0.0.1", daemon.smtp_port())) return client;
 	if (!client.greet_and_ehlo(ehlo)) {
 		client.last_error = "greeting or EHLO failed";
 		client.close();
@@ -21,17 +20,16 @@ SmtpClient connect_and_ehlo(TernDaemon& daemon, const std::string& ehlo) {
 
 std::string make_message(const std::string& subject, const std::string& body, const std::string& from,
                          const std::string& to) {
-	return "From: <" + from + ">\r\n" + "To: <" + to + ">\r\n" + "Subject: " + subject + "\r\n" +
-	       "Message-Id: <" + subject + "." + std::to_string(now_ms()) + "@sender.example>\r\n" +
-	       "Date: Mon, 01 Jan 2024 12:00:00 +0000\r\n" + "\r\n" + body;
+	return "From: <" + from + ">\r\n" + "To: <" + to + ">\r\n" + "Subject: " + subject + "\r\n" + "Message-Id: <" +
+	    subject + "." + std::to_string(now_ms()) + "@sender.example>\r\n" +
+	    "Date: Mon, 01 Jan 2024 12:00:00 +0000\r\n" + "\r\n" + body;
 }
 
 std::string dot_stuff(const std::string& message) {
 	std::string out;
 	bool line_start = true;
 	for (char c : message) {
-		if (line_start && c == '.')
-			out += '.';
+		if (line_start && c == '.') out += '.';
 		out += c;
 		line_start = c == '\n';
 	}
@@ -43,18 +41,15 @@ Transaction send_mail(SmtpClient& client, const std::string& from, const std::ve
 	Transaction t;
 	t.step = "MAIL";
 	t.reply = client.cmd("MAIL FROM:<" + from + ">");
-	if (t.reply.code != 250)
-		return t;
+	if (t.reply.code != 250) return t;
 	for (auto& rcpt : rcpts) {
 		t.step = "RCPT";
 		t.reply = client.cmd("RCPT TO:<" + rcpt + ">");
-		if (t.reply.code != 250)
-			return t;
+		if (t.reply.code != 250) return t;
 	}
 	t.step = "DATA";
 	t.reply = client.cmd("DATA");
-	if (t.reply.code != 354)
-		return t;
+	if (t.reply.code != 354) return t;
 	t.step = "END";
 	client.send(dot_stuff(message) + ".\r\n");
 	t.reply = client.read_reply();

@@ -28,7 +28,7 @@ std::string dot_stuff(const std::string& message);
 
 // Result of a transaction: the reply of the step that ended it.
 struct Transaction {
-	std::string step;   // "MAIL", "RCPT", "DATA" (354 expected) or "END" (after the dot)
+	std::string step;  // "MAIL", "RCPT", "DATA" (354 expected) or "END" (after the dot)
 	Reply reply;
 };
 

@@ -29,19 +29,14 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // An enhanced status code (RFC 3463): class "." 1*3digit "." 1*3digit.
 size_t enhanced_code_length(const std::string& s) {
-	if (s.size() < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
-		return 0;
+	if (s.size() < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.') return 0;
 	size_t i = 2, start = i;
-	while (i < s.size() && is_digit(s[i]) && i - start < 3)
-		i++;
-	if (i == start || i >= s.size() || s[i] != '.')
-		return 0;
+	while (i < s.size() && is_digit(s[i]) && i - start < 3) i++;
+	if (i == start || i >= s.size() || s[i] != '.') return 0;
 	i++;
 	start = i;
-	while (i < s.size() && is_digit(s[i]) && i - start < 3)
-		i++;
-	if (i == start || (i < s.size() && s[i] != ' '))
-		return 0;
+	while (i < s.size() && is_digit(s[i]) && i - start < 3) i++;
+	if (i == start || (i < s.size() && s[i] != ' ')) return 0;
 	return i;
 }
 
@@ -54,14 +49,11 @@ int remaining_ms(int64_t deadline_ms) {
 
 bool ends_with_received_id(const std::string& s) {
 	// " (" + 22 + ")" = 25 characters.
-	if (s.size() < 25 || s.back() != ')')
-		return false;
+	if (s.size() < 25 || s.back() != ')') return false;
 	size_t open = s.size() - 25;
-	if (s[open] != ' ' || s[open + 1] != '(')
-		return false;
+	if (s[open] != ' ' || s[open + 1] != '(') return false;
 	for (size_t i = open + 2; i < s.size() - 1; i++)
-		if (!is_base64url_char(s[i]))
-			return false;
+		if (!is_base64url_char(s[i])) return false;
 	return true;
 }
 
@@ -77,18 +69,15 @@ std::string Reply::plain() const {
 
 std::string Reply::message() const {
 	std::string t = strip_received_id(text);
-	if (!ecode.empty() && t.size() >= ecode.size())
-		t = t.substr(ecode.size());
-	if (!t.empty() && t[0] == ' ')
-		t = t.substr(1);
+	if (!ecode.empty() && t.size() >= ecode.size()) t = t.substr(ecode.size());
+	if (!t.empty() && t[0] == ' ') t = t.substr(1);
 	return t;
 }
 
 bool Reply::has_id() const { return !lines.empty() && ends_with_received_id(lines.back()); }
 
 std::string Reply::id() const {
-	if (!has_id())
-		return "";
+	if (!has_id()) return "";
 	const std::string& l = lines.back();
 	return l.substr(l.size() - 23, 22);
 }
@@ -111,8 +100,7 @@ SmtpClient& SmtpClient::operator=(SmtpClient&& other) noexcept {
 }
 
 void SmtpClient::close() {
-	if (fd_ >= 0)
-		::close(fd_);
+	if (fd_ >= 0) ::close(fd_);
 	fd_ = -1;
 	buf_.clear();
 }
@@ -185,8 +173,7 @@ bool SmtpClient::send(const std::string& bytes) {
 			off += size_t(n);
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
+		if (n < 0 && errno == EINTR) continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			pollfd pfd{fd_, POLLOUT, 0};
 			int left = remaining_ms(deadline);
@@ -218,8 +205,7 @@ bool SmtpClient::fill(int64_t deadline_ms, std::string& err) {
 			err = "eof";
 			return false;
 		}
-		if (errno == EINTR)
-			continue;
+		if (errno == EINTR) continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			pollfd pfd{fd_, POLLIN, 0};
 			int left = remaining_ms(deadline_ms);
@@ -254,11 +240,10 @@ Reply SmtpClient::read_reply() {
 		}
 		std::string line = buf_.substr(consumed, eol - consumed);
 		consumed = eol + 1;
-		if (!line.empty() && line.back() == '\r')
-			line.pop_back();
+		if (!line.empty() && line.back() == '\r') line.pop_back();
 		r.lines.push_back(line);
 		bool valid = line.size() >= 3 && is_digit(line[0]) && is_digit(line[1]) && is_digit(line[2]) &&
-		             (line.size() == 3 || line[3] == ' ' || line[3] == '-');
+		    (line.size() == 3 || line[3] == ' ' || line[3] == '-');
 		if (!valid) {
 			r.error = "malformed: " + line;
 			break;
@@ -287,8 +272,7 @@ Reply SmtpClient::cmd(const std::string& line) {
 
 bool SmtpClient::greet_and_ehlo(const std::string& name) {
 	Reply g = read_reply();
-	if (g.code != 220)
-		return false;
+	if (g.code != 220) return false;
 	Reply e = cmd("EHLO " + name);
 	return e.code == 250;
 }
@@ -301,8 +285,7 @@ bool SmtpClient::expect_closed() {
 		std::string err;
 		if (!fill(deadline, err)) {
 			bool closed = err == "eof" || err == "reset";
-			if (closed)
-				close();
+			if (closed) close();
 			return closed && unexpected_.empty();
 		}
 		unexpected_ += buf_;
@@ -317,18 +300,15 @@ std::string SmtpClient::recv_once() {
 		return out;
 	}
 	std::string err;
-	if (!fill(now_ms() + timeout_ms, err))
-		return "";
+	if (!fill(now_ms() + timeout_ms, err)) return "";
 	std::string out;
 	out.swap(buf_);
 	return out;
 }
 
 bool SmtpClient::readable_within(int ms) {
-	if (!buf_.empty())
-		return true;
-	if (fd_ < 0)
-		return false;
+	if (!buf_.empty()) return true;
+	if (fd_ < 0) return false;
 	pollfd pfd{fd_, POLLIN, 0};
 	return poll(&pfd, 1, ms) == 1;
 }

@@ -9,12 +9,12 @@ namespace tern::testing {
 
 // One SMTP reply (RFC 5321 4.2), possibly multi-line.
 struct Reply {
-	int code = 0;                   // 0 when no complete reply arrived (see error)
-	std::vector<std::string> lines; // every line, without CRLF
-	std::string text;               // last line after "NNN " (includes the enhanced code)
-	std::string ecode;              // "5.5.2", or "" when the last line has none
-	std::string raw;                // the bytes as received
-	std::string error;              // "timeout", "eof", "reset", "malformed: …"; "" when fine
+	int code = 0;                    // 0 when no complete reply arrived (see error)
+	std::vector<std::string> lines;  // every line, without CRLF
+	std::string text;                // last line after "NNN " (includes the enhanced code)
+	std::string ecode;               // "5.5.2", or "" when the last line has none
+	std::string raw;                 // the bytes as received
+	std::string error;               // "timeout", "eof", "reset", "malformed: …"; "" when fine
 
 	// The last line with the received-id suffix " (<22 chars>)" removed, e.g.
 	// "503 5.5.1 missing MAIL FROM"; "<error: timeout>" when no reply came.

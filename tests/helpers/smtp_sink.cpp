@@ -22,26 +22,22 @@ namespace {
 std::string upper_prefix(const std::string& s, size_t n) {
 	std::string out = s.substr(0, n);
 	for (char& c : out)
-		if (c >= 'a' && c <= 'z')
-			c = char(c - 'a' + 'A');
+		if (c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
 	return out;
 }
 
 std::string angle_content(const std::string& s) {
 	size_t open = s.find('<'), close = s.find('>', open == std::string::npos ? 0 : open);
-	if (open == std::string::npos || close == std::string::npos)
-		return "";
+	if (open == std::string::npos || close == std::string::npos) return "";
 	return s.substr(open + 1, close - open - 1);
 }
 
 // The parameters after a command's "<path>", without the space before them.
 std::string params_after_path(const std::string& s) {
 	size_t close = s.find('>');
-	if (close == std::string::npos)
-		return "";
+	if (close == std::string::npos) return "";
 	std::string rest = s.substr(close + 1);
-	while (!rest.empty() && rest.front() == ' ')
-		rest.erase(0, 1);
+	while (!rest.empty() && rest.front() == ' ') rest.erase(0, 1);
 	return rest;
 }
 
@@ -56,17 +52,14 @@ struct Transport {
 	ssize_t read_some(char* buf, size_t cap) {
 		if (!tls) {
 			pollfd pfd{fd, POLLIN, 0};
-			if (poll(&pfd, 1, 50) <= 0)
-				return 0;
+			if (poll(&pfd, 1, 50) <= 0) return 0;
 			ssize_t n = recv(fd, buf, cap, 0);
 			return n <= 0 ? -1 : n;
 		}
 		size_t n = 0;
 		net::IoStatus st = tls->read(buf, cap, n);
-		if (st == net::IoStatus::ok)
-			return ssize_t(n);
-		if (st == net::IoStatus::want_read || st == net::IoStatus::want_write)
-			return 0;
+		if (st == net::IoStatus::ok) return ssize_t(n);
+		if (st == net::IoStatus::want_read || st == net::IoStatus::want_write) return 0;
 		return -1;
 	}
 
@@ -78,15 +71,14 @@ struct Transport {
 				size_t n = 0;
 				net::IoStatus st = tls->write(out.data() + off, out.size() - off, n);
 				off += n;
-				if (st == net::IoStatus::ok)
-					continue;
-				if ((st != net::IoStatus::want_write && st != net::IoStatus::want_read) || now_ms() > deadline)
+				if (st == net::IoStatus::ok) continue;
+				if ((st != net::IoStatus::want_write && st != net::IoStatus::want_read) ||
+				    now_ms() > deadline)
 					return false;
 				continue;
 			}
 			ssize_t n = ::send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
-			if (n <= 0)
-				return false;
+			if (n <= 0) return false;
 			off += size_t(n);
 		}
 		return true;
@@ -108,12 +100,10 @@ public:
 				buf_.erase(0, eol + 1);
 				return true;
 			}
-			if (stop_ || now_ms() > deadline)
-				return false;
+			if (stop_ || now_ms() > deadline) return false;
 			char tmp[16384];
 			ssize_t n = io_.read_some(tmp, sizeof(tmp));
-			if (n < 0)
-				return false;
+			if (n < 0) return false;
 			buf_.append(tmp, size_t(n));
 		}
 	}
@@ -124,9 +114,7 @@ private:
 	std::string buf_;
 };
 
-bool write_line(Transport& io, const std::string& line) {
-	return io.write_all(line + "\r\n");
-}
+bool write_line(Transport& io, const std::string& line) { return io.write_all(line + "\r\n"); }
 
 // Starts TLS on the session's socket; false when the handshake fails.
 bool start_tls(Transport& io, const std::shared_ptr<const net::TlsServerContext>& context) {
@@ -138,8 +126,7 @@ bool start_tls(Transport& io, const std::shared_ptr<const net::TlsServerContext>
 	int64_t deadline = now_ms() + 15000;
 	for (;;) {
 		net::IoStatus st = io.tls->handshake();
-		if (st == net::IoStatus::ok)
-			return true;
+		if (st == net::IoStatus::ok) return true;
 		if ((st != net::IoStatus::want_read && st != net::IoStatus::want_write) || now_ms() > deadline) {
 			io.tls.reset();
 			return false;
@@ -161,8 +148,7 @@ SmtpSink::SmtpSink(Options options) : options_(std::move(options)) {
 
 void SmtpSink::start() {
 	listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (listen_fd_ < 0)
-		throw std::runtime_error(std::string("sink socket: ") + strerror(errno));
+	if (listen_fd_ < 0) throw std::runtime_error(std::string("sink socket: ") + strerror(errno));
 	int one = 1;
 	setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	sockaddr_in sin{};
@@ -180,10 +166,8 @@ SmtpSink::~SmtpSink() { stop(); }
 
 void SmtpSink::stop() {
 	stop_ = true;
-	if (thread_.joinable())
-		thread_.join();
-	if (listen_fd_ >= 0)
-		::close(listen_fd_);
+	if (thread_.joinable()) thread_.join();
+	if (listen_fd_ >= 0) ::close(listen_fd_);
 	listen_fd_ = -1;
 }
 
@@ -205,10 +189,8 @@ std::vector<SinkMessage> SmtpSink::messages() const {
 bool SmtpSink::wait_for_messages(size_t n, int timeout_ms) const {
 	int64_t deadline = now_ms() + timeout_ms;
 	for (;;) {
-		if (messages().size() >= n)
-			return true;
-		if (now_ms() > deadline)
-			return false;
+		if (messages().size() >= n) return true;
+		if (now_ms() > deadline) return false;
 		usleep(20000);
 	}
 }
@@ -216,11 +198,9 @@ bool SmtpSink::wait_for_messages(size_t n, int timeout_ms) const {
 void SmtpSink::serve() {
 	while (!stop_) {
 		pollfd pfd{listen_fd_, POLLIN, 0};
-		if (poll(&pfd, 1, 50) <= 0)
-			continue;
+		if (poll(&pfd, 1, 50) <= 0) continue;
 		int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
+		if (fd < 0) continue;
 		connections_++;
 		// Blocking reads inside TLS return every 50 ms to see the stop flag.
 		timeval tv{0, 50000};
@@ -235,8 +215,7 @@ void SmtpSink::serve() {
 		session(fd);
 		::close(fd);
 	}
-	for (auto& t : session_threads_)
-		t.join();
+	for (auto& t : session_threads_) t.join();
 	session_threads_.clear();
 }
 
@@ -252,16 +231,14 @@ void SmtpSink::session(int fd) {
 		return;
 	}
 	LineReader reader(io, stop_);
-	if (!write_line(io, reply(&Replies::greeting)))
-		return;
+	if (!write_line(io, reply(&Replies::greeting))) return;
 	const bool auth_required = !options_.auth_username.empty();
 	std::string logged_in, logged_in_mechanism;
 	SinkMessage msg;
 	std::string line;
 	while (reader.read_line(line)) {
 		std::string cmd = line;
-		while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == '\r'))
-			cmd.pop_back();
+		while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == '\r')) cmd.pop_back();
 		std::string verb = upper_prefix(cmd, 4);
 		bool ok = true;
 		if (verb == "EHLO" || verb == "HELO") {
@@ -269,24 +246,20 @@ void SmtpSink::session(int fd) {
 			msg.helo = cmd.size() > 5 ? cmd.substr(5) : "";
 			if (verb == "EHLO") {
 				ok = write_line(io, "250-sink.test.example") && write_line(io, "250-PIPELINING") &&
-				     write_line(io, "250-8BITMIME");
-				if (ok && tls_context_ && !io.tls)
-					ok = write_line(io, "250-STARTTLS");
+				    write_line(io, "250-8BITMIME");
+				if (ok && tls_context_ && !io.tls) ok = write_line(io, "250-STARTTLS");
 				// Like real servers: no AUTH before TLS when TLS is offered.
 				if (ok && auth_required && (!tls_context_ || io.tls))
 					ok = write_line(io, "250-AUTH " + options_.auth_mechanisms);
-				if (ok && options_.offer_dsn)
-					ok = write_line(io, "250-DSN");
-				if (ok && options_.offer_requiretls && io.tls)
-					ok = write_line(io, "250-REQUIRETLS");
+				if (ok && options_.offer_dsn) ok = write_line(io, "250-DSN");
+				if (ok && options_.offer_requiretls && io.tls) ok = write_line(io, "250-REQUIRETLS");
 				if (ok && !options_.limits.empty())
 					ok = write_line(io, "250-LIMITS " + options_.limits);
 				ok = ok && write_line(io, "250 SMTPUTF8");
 			} else
 				ok = write_line(io, "250 sink.test.example");
 		} else if (verb == "STAR" && upper_prefix(cmd, 8) == "STARTTLS" && tls_context_ && !io.tls) {
-			if (!write_line(io, "220 2.0.0 go ahead"))
-				return;
+			if (!write_line(io, "220 2.0.0 go ahead")) return;
 			if (reader.has_pending() || !start_tls(io, tls_context_)) {
 				tls_failures_++;
 				return;
@@ -297,7 +270,8 @@ void SmtpSink::session(int fd) {
 			SinkAuthAttempt attempt;
 			std::string args = cmd.size() > 5 ? cmd.substr(5) : "";
 			size_t space = args.find(' ');
-			attempt.mechanism = upper_prefix(args.substr(0, space), space == std::string::npos ? args.size() : space);
+			attempt.mechanism = upper_prefix(args.substr(0, space),
+			                                 space == std::string::npos ? args.size() : space);
 			std::optional<std::string> initial;
 			if (space != std::string::npos) {
 				std::string b64 = args.substr(space + 1);
@@ -314,9 +288,11 @@ void SmtpSink::session(int fd) {
 				sasl::Step step = mech->start(initial);
 				for (;;) {
 					if (step.kind == sasl::Step::Kind::challenge) {
-						if (options_.scram_wrong_server_signature && step.challenge.rfind("v=", 0) == 0)
+						if (options_.scram_wrong_server_signature &&
+						    step.challenge.rfind("v=", 0) == 0)
 							step.challenge = "v=" + base64_encode(std::string(32, 'x'));
-						if (!write_line(io, "334 " + base64_encode(step.challenge)) || !reader.read_line(line))
+						if (!write_line(io, "334 " + base64_encode(step.challenge)) ||
+						    !reader.read_line(line))
 							return;
 						while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
 							line.pop_back();
@@ -332,8 +308,7 @@ void SmtpSink::session(int fd) {
 						step = mech->next(*data);
 					} else if (step.kind == sasl::Step::Kind::lookup) {
 						std::optional<sasl::StoredSecrets> secrets;
-						if (step.username == options_.auth_username)
-							secrets = *secrets_;
+						if (step.username == options_.auth_username) secrets = *secrets_;
 						step = mech->provide_secrets(secrets);
 					} else if (step.kind == sasl::Step::Kind::success) {
 						attempt.ok = true;
@@ -342,8 +317,9 @@ void SmtpSink::session(int fd) {
 						final_reply = "235 2.7.0 authenticated";
 						break;
 					} else {
-						final_reply = std::to_string(step.code) + " " + std::to_string(step.code / 100) + "." +
-						              step.secode + " " + step.text;
+						final_reply = std::to_string(step.code) + " " +
+						    std::to_string(step.code / 100) + "." + step.secode + " " +
+						    step.text;
 						break;
 					}
 				}
@@ -388,12 +364,10 @@ void SmtpSink::session(int fd) {
 						complete = true;
 						break;
 					}
-					if (!line.empty() && line[0] == '.')
-						line.erase(0, 1);
+					if (!line.empty() && line[0] == '.') line.erase(0, 1);
 					data += line;
 				}
-				if (!complete)
-					return;
+				if (!complete) return;
 				msg.data = data;
 				msg.received_ms = now_ms();
 				msg.acked_ms = 0;
@@ -403,8 +377,7 @@ void SmtpSink::session(int fd) {
 					std::lock_guard<std::mutex> lock(mutex_);
 					delay_ms = replies_.data_end_delay_ms;
 				}
-				for (int64_t until = now_ms() + delay_ms; !stop_ && now_ms() < until;)
-					usleep(10000);
+				for (int64_t until = now_ms() + delay_ms; !stop_ && now_ms() < until;) usleep(10000);
 				std::string end = reply(&Replies::data_end);
 				bool accepted = !end.empty() && end[0] == '2';
 				size_t index = 0;
@@ -431,15 +404,13 @@ void SmtpSink::session(int fd) {
 				std::lock_guard<std::mutex> lock(mutex_);
 				delay_ms = replies_.quit_delay_ms;
 			}
-			for (int64_t until = now_ms() + delay_ms; !stop_ && now_ms() < until;)
-				usleep(10000);
+			for (int64_t until = now_ms() + delay_ms; !stop_ && now_ms() < until;) usleep(10000);
 			write_line(io, "221 2.0.0 bye");
 			return;
 		} else {
 			ok = write_line(io, "500 5.5.1 unknown command");
 		}
-		if (!ok)
-			return;
+		if (!ok) return;
 	}
 }
 

@@ -23,26 +23,26 @@ namespace tern::testing {
 
 struct SinkMessage {
 	std::string helo;
-	std::string mail_from;              // between < and >
-	std::vector<std::string> rcpt_to;   // between < and >, accepted ones only
-	std::string data;                   // dot-unstuffed, CRLF line ends, without the final ".\r\n"
-	int64_t received_ms = 0;            // now_ms() when the final dot arrived
+	std::string mail_from;             // between < and >
+	std::vector<std::string> rcpt_to;  // between < and >, accepted ones only
+	std::string data;                  // dot-unstuffed, CRLF line ends, without the final ".\r\n"
+	int64_t received_ms = 0;           // now_ms() when the final dot arrived
 	// now_ms() when the 2xx reply to the data was written (a write to a
 	// peer that already died can still succeed locally); 0 when not (yet).
 	int64_t acked_ms = 0;
-	bool tls = false;                   // the transaction ran inside TLS
-	std::string auth_user;              // who logged in on that connection, "" when nobody
+	bool tls = false;       // the transaction ran inside TLS
+	std::string auth_user;  // who logged in on that connection, "" when nobody
 	std::string auth_mechanism;
-	std::string mail_params;            // what followed "MAIL FROM:<…>" (leading space removed)
+	std::string mail_params;               // what followed "MAIL FROM:<…>" (leading space removed)
 	std::vector<std::string> rcpt_params;  // the same for each accepted RCPT
 };
 
 // One AUTH exchange the sink saw.
 struct SinkAuthAttempt {
 	std::string mechanism;
-	std::string username;               // as sent ("" when none was parsed)
+	std::string username;  // as sent ("" when none was parsed)
 	bool ok = false;
-	std::string reply;                  // the final reply line
+	std::string reply;  // the final reply line
 };
 
 class SmtpSink {
@@ -64,8 +64,8 @@ public:
 	};
 
 	struct Options {
-		std::string cert_file, key_file;   // set: offer STARTTLS (or implicit TLS)
-		bool implicit_tls = false;         // TLS from the first byte
+		std::string cert_file, key_file;  // set: offer STARTTLS (or implicit TLS)
+		bool implicit_tls = false;        // TLS from the first byte
 		// Set: AUTH is offered (after TLS when there is TLS) and MAIL needs it.
 		std::string auth_username, auth_password;
 		std::string auth_mechanisms = "SCRAM-SHA-256 PLAIN LOGIN";  // EHLO AUTH keyword
@@ -80,7 +80,7 @@ public:
 		std::string limits;
 	};
 
-	SmtpSink();   // binds 127.0.0.1:0 and starts its thread
+	SmtpSink();  // binds 127.0.0.1:0 and starts its thread
 	explicit SmtpSink(Options options);
 	~SmtpSink();
 	SmtpSink(const SmtpSink&) = delete;
@@ -120,7 +120,7 @@ private:
 	std::shared_ptr<const sasl::StoredSecrets> secrets_;
 	std::vector<SinkAuthAttempt> auth_attempts_;
 	std::thread thread_;
-	std::vector<std::thread> session_threads_;   // used by serve() only, joined by stop()
+	std::vector<std::thread> session_threads_;  // used by serve() only, joined by stop()
 	mutable std::mutex mutex_;
 	Replies replies_;
 	std::vector<SinkMessage> messages_;

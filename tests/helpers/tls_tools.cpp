@@ -197,11 +197,9 @@ std::vector<std::string> split_lines(const std::string& text) {
 	size_t start = 0;
 	while (start < text.size()) {
 		size_t end = text.find('\n', start);
-		if (end == std::string::npos)
-			end = text.size();
+		if (end == std::string::npos) end = text.size();
 		std::string line = text.substr(start, end - start);
-		if (!line.empty() && line.back() == '\r')
-			line.pop_back();
+		if (!line.empty() && line.back() == '\r') line.pop_back();
 		lines.push_back(line);
 		start = end + 1;
 	}
@@ -221,8 +219,7 @@ DaemonOptions daemon_options(bool submission, bool submissions, const std::strin
 
 std::string merge_patches(const std::string& a, const std::string& b) {
 	nlohmann::json merged = a.empty() ? nlohmann::json::object() : nlohmann::json::parse(a);
-	if (!b.empty())
-		merged.merge_patch(nlohmann::json::parse(b));
+	if (!b.empty()) merged.merge_patch(nlohmann::json::parse(b));
 	return merged.dump();
 }
 
@@ -232,14 +229,14 @@ TestCert::TestCert(const std::string& cn) {
 }
 
 TestCert::~TestCert() {
-	if (!getenv("TERN_KEEP_TMP"))
-		remove_tree(dir_);
+	if (!getenv("TERN_KEEP_TMP")) remove_tree(dir_);
 }
 
 void TestCert::generate(const std::string& cn, const std::string& cert_path, const std::string& key_path) {
 	RunResult r = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
 	                           "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=" + cn, "-addext",
-	                           "subjectAltName=DNS:localhost", "-days", "2", "-keyout", key_path, "-out", cert_path},
+	                           "subjectAltName=DNS:localhost", "-days", "2", "-keyout", key_path, "-out",
+	                           cert_path},
 	                          15000);
 	if (r.exit_code != 0 || !file_exists(cert_path) || !file_exists(key_path))
 		throw std::runtime_error("openssl req failed: " + r.output);
@@ -254,29 +251,44 @@ void TestCert::regenerate(const std::string& cn) {
 
 TestCa::TestCa() {
 	dir_ = make_temp_dir("tern-ca-");
-	RunResult r = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-	                           "-nodes", "-subj", "/CN=tern test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-	                           "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-days", "2", "-keyout",
-	                           dir_ + "/ca.key", "-out", ca_file()},
+	RunResult r = run_command({"/usr/bin/openssl",
+	                           "req",
+	                           "-x509",
+	                           "-newkey",
+	                           "ec",
+	                           "-pkeyopt",
+	                           "ec_paramgen_curve:P-256",
+	                           "-nodes",
+	                           "-subj",
+	                           "/CN=tern test CA",
+	                           "-addext",
+	                           "basicConstraints=critical,CA:TRUE",
+	                           "-addext",
+	                           "keyUsage=critical,keyCertSign,cRLSign",
+	                           "-days",
+	                           "2",
+	                           "-keyout",
+	                           dir_ + "/ca.key",
+	                           "-out",
+	                           ca_file()},
 	                          15000);
 	if (r.exit_code != 0 || !file_exists(ca_file()))
 		throw std::runtime_error("openssl req (CA) failed: " + r.output);
 }
 
 TestCa::~TestCa() {
-	if (!getenv("TERN_KEEP_TMP"))
-		remove_tree(dir_);
+	if (!getenv("TERN_KEEP_TMP")) remove_tree(dir_);
 }
 
 TestCa::Issued TestCa::issue(const std::string& dns_name) const {
 	Issued out{dir_ + "/" + dns_name + ".pem", dir_ + "/" + dns_name + ".key"};
 	const std::string csr = dir_ + "/" + dns_name + ".csr", ext = dir_ + "/" + dns_name + ".ext";
 	write_file(ext, "subjectAltName=DNS:" + dns_name + ",IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-	RunResult r = run_command({"/usr/bin/openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-	                           "-nodes", "-subj", "/CN=" + dns_name, "-keyout", out.key_file, "-out", csr},
+	RunResult r = run_command({"/usr/bin/openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+	                           "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=" + dns_name, "-keyout",
+	                           out.key_file, "-out", csr},
 	                          15000);
-	if (r.exit_code != 0)
-		throw std::runtime_error("openssl req (leaf) failed: " + r.output);
+	if (r.exit_code != 0) throw std::runtime_error("openssl req (leaf) failed: " + r.output);
 	r = run_command({"/usr/bin/openssl", "x509", "-req", "-in", csr, "-CA", ca_file(), "-CAkey", dir_ + "/ca.key",
 	                 "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", out.cert_file},
 	                15000);
@@ -296,22 +308,18 @@ std::string pem_fingerprint(const std::string& pem_text) {
 	const std::string begin = "-----BEGIN CERTIFICATE-----", end = "-----END CERTIFICATE-----";
 	size_t b = pem_text.find(begin);
 	size_t e = b == std::string::npos ? std::string::npos : pem_text.find(end, b);
-	if (e == std::string::npos)
-		return "";
+	if (e == std::string::npos) return "";
 	std::string dir = make_temp_dir("tern-fp-");
 	write_file(dir + "/c.pem", pem_text.substr(b, e + end.size() - b) + "\n");
-	RunResult r =
-	    run_command({"/usr/bin/openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", dir + "/c.pem"}, 10000);
+	RunResult r = run_command(
+	    {"/usr/bin/openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", dir + "/c.pem"}, 10000);
 	remove_tree(dir);
-	if (r.exit_code != 0)
-		return "";
+	if (r.exit_code != 0) return "";
 	// "sha256 Fingerprint=AB:CD:…" (the prefix's case varies by version)
 	size_t eq = r.output.find('=');
-	if (eq == std::string::npos)
-		return "";
+	if (eq == std::string::npos) return "";
 	std::string fp = r.output.substr(eq + 1);
-	while (!fp.empty() && (fp.back() == '\n' || fp.back() == '\r'))
-		fp.pop_back();
+	while (!fp.empty() && (fp.back() == '\n' || fp.back() == '\r')) fp.pop_back();
 	return fp;
 }
 
@@ -346,14 +354,15 @@ TlsProbe openssl_probe(int port, bool starttls, const std::vector<std::string>& 
 std::string ScriptReply::plain() const { return strip_received_id(last()); }
 
 ScriptReply ScriptResult::reply_to(size_t n) const {
-	if (n + preamble < replies.size())
-		return replies[n + preamble];
+	if (n + preamble < replies.size()) return replies[n + preamble];
 	return {};
 }
 
-ScriptResult run_smtp_script(TlsMode mode, int port, const std::string& ca_file, const std::vector<std::string>& commands,
-                             int timeout_ms) {
-	std::vector<std::string> args{mode == TlsMode::plain ? "plain" : mode == TlsMode::starttls ? "starttls" : "implicit",
+ScriptResult run_smtp_script(TlsMode mode, int port, const std::string& ca_file,
+                             const std::vector<std::string>& commands, int timeout_ms) {
+	std::vector<std::string> args{mode == TlsMode::plain          ? "plain"
+	                                  : mode == TlsMode::starttls ? "starttls"
+	                                                              : "implicit",
 	                              std::to_string(port), ca_file};
 	args.insert(args.end(), commands.begin(), commands.end());
 	ScriptResult result;
@@ -381,18 +390,18 @@ RunResult run_smtplib(const SmtplibLogin& login, int timeout_ms) {
 	write_file(msgfile, login.message);
 	RunResult r = run_python(smtplib_py,
 	                         {login.mode == TlsMode::implicit ? "implicit" : "starttls", std::to_string(login.port),
-	                          login.ca_file, login.user, login.password, login.mechanism, login.mail_from, login.rcpt_to,
-	                          msgfile, login.check_dir},
+	                          login.ca_file, login.user, login.password, login.mechanism, login.mail_from,
+	                          login.rcpt_to, msgfile, login.check_dir},
 	                         timeout_ms);
 	remove_tree(dir);
 	return r;
 }
 
-RunResult run_gsasl_starttls(int port, const std::string& user, const std::string& password, const std::string& mechanism,
-                             const std::string& ca_file, int timeout_ms) {
-	return run_command({timeout_tool, "-k", "2", std::to_string(timeout_ms / 1000 + 1), "/usr/bin/gsasl", "-a", user, "-p",
-	                    password, "--mechanism", mechanism, "--smtp", "--no-cb", "--x509-ca-file=" + ca_file,
-	                    "localhost", std::to_string(port)},
+RunResult run_gsasl_starttls(int port, const std::string& user, const std::string& password,
+                             const std::string& mechanism, const std::string& ca_file, int timeout_ms) {
+	return run_command({timeout_tool, "-k", "2", std::to_string(timeout_ms / 1000 + 1), "/usr/bin/gsasl", "-a",
+	                    user, "-p", password, "--mechanism", mechanism, "--smtp", "--no-cb",
+	                    "--x509-ca-file=" + ca_file, "localhost", std::to_string(port)},
 	                   timeout_ms + 5000);
 }
 
@@ -403,8 +412,7 @@ RunResult run_gsasl_implicit(int port, const std::string& user, const std::strin
 
 std::string output_line(const std::string& output, const std::string& prefix) {
 	for (const std::string& line : split_lines(output))
-		if (starts_with(line, prefix))
-			return line.substr(prefix.size());
+		if (starts_with(line, prefix)) return line.substr(prefix.size());
 	return "";
 }
 
@@ -413,7 +421,8 @@ std::string base64(const std::string& data) {
 	std::string out;
 	size_t i = 0;
 	for (; i + 2 < data.size(); i += 3) {
-		unsigned v = (unsigned char)data[i] << 16 | (unsigned char)data[i + 1] << 8 | (unsigned char)data[i + 2];
+		unsigned v = (unsigned char)data[i] << 16 | (unsigned char)data[i + 1] << 8 |
+		    (unsigned char)data[i + 2];
 		out += alphabet[v >> 18 & 63];
 		out += alphabet[v >> 12 & 63];
 		out += alphabet[v >> 6 & 63];
@@ -448,8 +457,7 @@ bool set_password(const TernDaemon& daemon, const std::string& account, const st
 	                           repo_root() + "/src/ternctl", daemon.config_path(), account, input},
 	                          20000);
 	remove_tree(dir);
-	if (output)
-		*output = r.output;
+	if (output) *output = r.output;
 	return r.exit_code == 0;
 }
 

@@ -14,7 +14,7 @@ namespace tern::testing {
 // regenerated certificate can be told apart by subject and fingerprint.
 class TestCert {
 public:
-	explicit TestCert(const std::string& cn = "localhost");   // throws when openssl fails
+	explicit TestCert(const std::string& cn = "localhost");  // throws when openssl fails
 	~TestCert();
 	TestCert(const TestCert&) = delete;
 	TestCert& operator=(const TestCert&) = delete;
@@ -39,7 +39,7 @@ private:
 // temp dir, removed by the destructor, that issues server certificates.
 class TestCa {
 public:
-	TestCa();   // throws when openssl fails
+	TestCa();  // throws when openssl fails
 	~TestCa();
 	TestCa(const TestCa&) = delete;
 	TestCa& operator=(const TestCa&) = delete;
@@ -115,8 +115,8 @@ enum class TlsMode {
 //   "@DATA <text>"       sends <text> as is (a message body ending in "\r\n.\r\n"), reads the reply
 //   "@CHECKDIR <dir>"    prints "FILES <n> <names…>" for <dir> right away (no reply read)
 // The replies and "CIPHER" line are parsed into the result.
-ScriptResult run_smtp_script(TlsMode mode, int port, const std::string& ca_file, const std::vector<std::string>& commands,
-                             int timeout_ms = 30000);
+ScriptResult run_smtp_script(TlsMode mode, int port, const std::string& ca_file,
+                             const std::vector<std::string>& commands, int timeout_ms = 30000);
 
 // Python smtplib: connects ("starttls" on a submission port, or "implicit"
 // with SMTP_SSL), EHLO, forces `mechanism` (PLAIN, LOGIN or CRAM-MD5) through
@@ -136,8 +136,8 @@ RunResult run_smtplib(const SmtplibLogin& login, int timeout_ms = 30000);
 // gsasl --smtp over STARTTLS, connecting to "localhost" so the certificate
 // name matches: `gsasl -a USER -p PASS --mechanism MECH --smtp --no-cb
 // --x509-ca-file=CA localhost PORT`.
-RunResult run_gsasl_starttls(int port, const std::string& user, const std::string& password, const std::string& mechanism,
-                             const std::string& ca_file, int timeout_ms = 30000);
+RunResult run_gsasl_starttls(int port, const std::string& user, const std::string& password,
+                             const std::string& mechanism, const std::string& ca_file, int timeout_ms = 30000);
 
 // gsasl as a bare SASL client (`gsasl --client --quiet`, stdin/stdout) with a
 // Python ssl socket as the implicit-TLS transport relaying the 334

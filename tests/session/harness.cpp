@@ -141,7 +141,8 @@ void SessionHarness::build_config(const HarnessOptions& o) {
 	    {"listeners", {{"test", listener}}},
 	    {"domains", {{"test.example", nlohmann::json::object()}}},
 	    {"accounts",
-	     {{"alice", {{"domain", "test.example"}, {"destinations", {{"alice@test.example", {{"mailbox", "INBOX"}}}}}}}}},
+	     {{"alice",
+	       {{"domain", "test.example"}, {"destinations", {{"alice@test.example", {{"mailbox", "INBOX"}}}}}}}}},
 	    {"postmaster", {{"account", "alice"}}},
 	};
 	if (o.tls) config["tls"] = {{"cert_file", data_dir_ + "/cert.pem"}, {"key_file", data_dir_ + "/key.pem"}};
@@ -174,7 +175,8 @@ SessionHarness::SessionHarness(HarnessOptions o) : options_(std::move(o)) {
 		resolver = std::move(fake);
 	}
 	std::string key = ReceivedIdGenerator::load_or_create_key(data_dir_ + "/recvid.key");
-	server_ = std::make_unique<server::Server>(loop_, cfg_, std::vector<net::ListenSocket>{}, key, std::move(resolver));
+	server_ = std::make_unique<server::Server>(loop_, cfg_, std::vector<net::ListenSocket>{}, key,
+	                                           std::move(resolver));
 	if (options_.tls || options_.localserve)
 		server_->set_tls_context(
 		    std::make_shared<const net::TlsServerContext>(cfg_->tls.cert_file, cfg_->tls.key_file));
@@ -239,7 +241,9 @@ void SessionHarness::start_client_tls() {
 
 bool SessionHarness::client_tls_done() const { return client_tls_ && client_tls_->handshake_done(); }
 
-bool SessionHarness::session_open() { return with_session([](server::Connection&) {}); }
+bool SessionHarness::session_open() {
+	return with_session([](server::Connection&) {});
+}
 
 bool SessionHarness::with_session(const std::function<void(server::Connection&)>& f) {
 	bool live = false;
@@ -267,10 +271,12 @@ bool SessionHarness::pump_client() {
 	size_t before = received_.size() + wire_->to_server.size() + wire_->from_server.size();
 	if (!client_tls_->handshake_done()) {
 		client_tls_->handshake();
-		if (!client_tls_->handshake_done()) return received_.size() + wire_->to_server.size() + wire_->from_server.size() != before;
+		if (!client_tls_->handshake_done())
+			return received_.size() + wire_->to_server.size() + wire_->from_server.size() != before;
 	}
 	size_t n = 0;
-	if (!client_pending_.empty() && client_tls_->write(client_pending_.data(), client_pending_.size(), n) == net::IoStatus::ok)
+	if (!client_pending_.empty() &&
+	    client_tls_->write(client_pending_.data(), client_pending_.size(), n) == net::IoStatus::ok)
 		client_pending_.clear();
 	char buf[4096];
 	while (client_tls_->read(buf, sizeof buf, n) == net::IoStatus::ok && n > 0) received_.append(buf, n);
@@ -283,7 +289,8 @@ bool SessionHarness::pump() {
 	int wanted = wanted_io();
 	if (wanted < 0) return progress;
 	int revents = 0;
-	if ((wanted & EV_READ) && (!wire_->to_server.empty() || wire_->client_closed || wire_->reset)) revents |= EV_READ;
+	if ((wanted & EV_READ) && (!wire_->to_server.empty() || wire_->client_closed || wire_->reset))
+		revents |= EV_READ;
 	if ((wanted & EV_WRITE) && wire_->write_room > 0) revents |= EV_WRITE;
 	if (revents == 0) return progress;
 	server_->with_conn(handle_, [revents](server::Connection& c) { c.on_io(revents); });
@@ -296,7 +303,8 @@ bool SessionHarness::run_until(const std::function<bool()>& pred, double seconds
 	// Wakes the loop now and then so the wire is looked at even when no
 	// timer or completion is due.
 	ev_timer tick;
-	ev_timer_init(&tick, [](struct ev_loop*, ev_timer*, int) {}, 0.002, 0.002);
+	ev_timer_init(
+	    &tick, [](struct ev_loop*, ev_timer*, int) {}, 0.002, 0.002);
 	ev_timer_start(loop_, &tick);
 	bool ok = false;
 	for (;;) {

@@ -24,7 +24,7 @@ namespace tern::session_test {
 
 // The wire between the scripted client and the session.
 struct Wire {
-	std::string to_server;    // sent by the client, not yet read by the session
+	std::string to_server;  // sent by the client, not yet read by the session
 	bool client_closed = false;
 	std::string from_server;  // written by the session, not yet taken by the client
 	// Bytes the session may still write before it gets EAGAIN (the peer's
@@ -74,10 +74,10 @@ struct HarnessOptions {
 	// A JSON merge patch (RFC 7386) on the default config.
 	std::string config_patch;
 	net::Service service = net::Service::smtp;
-	bool localserve = false;     // the built-in localserve config, offline resolver
+	bool localserve = false;  // the built-in localserve config, offline resolver
 	std::string remote_ip = "192.0.2.10";
-	bool tls = false;            // a self-signed certificate for STARTTLS / port 465
-	bool connect = true;         // open the session in the constructor
+	bool tls = false;     // a self-signed certificate for STARTTLS / port 465
+	bool connect = true;  // open the session in the constructor
 };
 
 class SessionHarness {
@@ -123,7 +123,9 @@ public:
 	// Port 25 and submission sessions: the fake DNS (localserve uses the offline resolver).
 	DelayedResolver& dns() { return *dns_; }
 	const config::Config& config() const { return *cfg_; }
-	struct ev_loop* loop() const { return loop_; }
+	struct ev_loop* loop() const {
+		return loop_;
+	}
 	const std::string& data_dir() const { return data_dir_; }
 	// The message files in an account's Maildir new/ (full paths).
 	std::vector<std::string> maildir_files(const std::string& account) const;

@@ -58,7 +58,7 @@ const std::string submission_no_tls = R"({"listeners": {"test": {"submission": {
 std::string transaction(const std::string& subject) {
 	return "MAIL FROM:<bob@sender.example>\r\nRCPT TO:<alice@test.example>\r\nDATA\r\n"
 	       "From: bob@sender.example\r\nTo: alice@test.example\r\nSubject: " +
-	       subject + "\r\nMessage-Id: <" + subject + "@sender.example>\r\n\r\nHello Alice.\r\n.\r\n";
+	    subject + "\r\nMessage-Id: <" + subject + "@sender.example>\r\n\r\nHello Alice.\r\n.\r\n";
 }
 
 }  // namespace
@@ -237,7 +237,8 @@ TEST_CASE("faults: slow mode from the third failed AUTH, one byte per delays_ms.
 	h.env().set_password_secrets("alice", sasl::StoredSecrets::derive("right one").serialize());
 	REQUIRE(h.replies() == greeting);
 	REQUIRE(h.exchange("EHLO client.sender.example").rfind("250-", 0) == 0);
-	for (int i = 0; i < 2; ++i) REQUIRE(h.exchange(plain_auth("alice@test.example", "wrong")).rfind("535 ", 0) == 0);
+	for (int i = 0; i < 2; ++i)
+		REQUIRE(h.exchange(plain_auth("alice@test.example", "wrong")).rfind("535 ", 0) == 0);
 	auto start = std::chrono::steady_clock::now();
 	CHECK(h.exchange("NOOP") == noop_reply);
 	CHECK(seconds_since(start) < noop_reply.size() * delay / 2);
@@ -248,11 +249,13 @@ TEST_CASE("faults: slow mode from the third failed AUTH, one byte per delays_ms.
 	size_t pieces = 0;
 	h.send("NOOP\r\n");
 	std::string got;
-	h.run_until([&] {
-		if (h.received().size() > got.size()) ++pieces;
-		got = h.received();
-		return got == noop_reply;
-	}, 5);
+	h.run_until(
+	    [&] {
+		    if (h.received().size() > got.size()) ++pieces;
+		    got = h.received();
+		    return got == noop_reply;
+	    },
+	    5);
 	CHECK(got == noop_reply);
 	CHECK(pieces >= noop_reply.size() / 2);  // byte by byte, not one write
 	CHECK(seconds_since(start) >= (noop_reply.size() - 1) * delay);
@@ -272,8 +275,9 @@ TEST_CASE("faults: localserve deliveries carry Authentication-Results: localhost
 	SessionHarness h(o);
 	REQUIRE(h.replies().rfind("220 localhost ESMTP tern ", 0) == 0);
 	REQUIRE(h.exchange("EHLO client.example").rfind("250-", 0) == 0);
-	h.send("MAIL FROM:<sender@example.org>\r\nRCPT TO:<someone@example.com>\r\nDATA\r\n"
-	       "Subject: localserve\r\n\r\nHello.\r\n.\r\n");
+	h.send(
+	    "MAIL FROM:<sender@example.org>\r\nRCPT TO:<someone@example.com>\r\nDATA\r\n"
+	    "Subject: localserve\r\n\r\nHello.\r\n.\r\n");
 	std::string replies = h.replies(4, 10);
 	INFO(replies);
 	CHECK(replies.find("\r\n250 2.2.0 it is done\r\n") != std::string::npos);

@@ -99,8 +99,8 @@ inline std::string message_with(const std::string& type, const std::string& name
 	       "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
 	       "--b\r\nContent-Type: text/plain\r\n\r\nThis is a report.\r\n"
 	       "--b\r\nContent-Type: " +
-	       type + "; name=" + name + "\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64_encode(content) +
-	       "\r\n--b--\r\n";
+	    type + "; name=" + name + "\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64_encode(content) +
+	    "\r\n--b--\r\n";
 }
 
 

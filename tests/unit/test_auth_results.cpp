@@ -13,8 +13,7 @@ using tern::message::build_authentication_results;
 
 namespace {
 
-dkim::Result passing_signature()
-{
+dkim::Result passing_signature() {
 	dkim::Result r;
 	r.status = dkim::Status::pass;
 	dkim::Signature sig;
@@ -33,37 +32,33 @@ dkim::Result passing_signature()
 
 }  // namespace
 
-TEST_CASE("authentication-results: submission")
-{
+TEST_CASE("authentication-results: submission") {
 	std::string h = build_authentication_results("mx.example", "", {submission_auth_method("alice@example.org")});
 	CHECK(h == "Authentication-Results: mx.example; auth=pass smtp.mailfrom=alice@example.org\r\n");
 }
 
-TEST_CASE("authentication-results: typical delivery, folded at 78 columns")
-{
+TEST_CASE("authentication-results: typical delivery, folded at 78 columns") {
 	DmarcResult dmarc;
 	dmarc.status = DmarcStatus::pass;
 	dmarc.domain = "example.org";
 	std::vector<AuthMethod> methods;
 	methods.push_back(iprev_auth_method(IprevStatus::pass, *IpAddr::parse("1.2.3.4")));
-	for (AuthMethod& m : dkim_auth_methods({passing_signature()}))
-		methods.push_back(std::move(m));
+	for (AuthMethod& m : dkim_auth_methods({passing_signature()})) methods.push_back(std::move(m));
 	methods.push_back(spf_auth_method(SpfStatus::pass, SpfReceived::Identity::mailfrom, "example.org"));
 	methods.push_back(dmarc_auth_method(dmarc));
 
 	std::string h = build_authentication_results("mx.example", "", methods);
 	CHECK(h ==
-		"Authentication-Results: mx.example; iprev=pass policy.iprev=1.2.3.4; dkim=pass\r\n"
-		"\t(2048 bit rsa) header.d=example.org header.s=sel2023 header.a=rsa-sha256\r\n"
-		"\theader.b=dGhpcyBpcyBh; spf=pass smtp.mailfrom=example.org; dmarc=pass\r\n"
-		"\theader.from=example.org\r\n");
+	      "Authentication-Results: mx.example; iprev=pass policy.iprev=1.2.3.4; dkim=pass\r\n"
+	      "\t(2048 bit rsa) header.d=example.org header.s=sel2023 header.a=rsa-sha256\r\n"
+	      "\theader.b=dGhpcyBpcyBh; spf=pass smtp.mailfrom=example.org; dmarc=pass\r\n"
+	      "\theader.from=example.org\r\n");
 }
 
-TEST_CASE("authentication-results: no methods, comments, quoting")
-{
+TEST_CASE("authentication-results: no methods, comments, quoting") {
 	CHECK(build_authentication_results("mx.example", "", {}) == "Authentication-Results: mx.example; none\r\n");
 	CHECK(build_authentication_results("xn--bcher-kva.example", "bücher.example", {}) ==
-		"Authentication-Results: (bücher.example) xn--bcher-kva.example; none\r\n");
+	      "Authentication-Results: (bücher.example) xn--bcher-kva.example; none\r\n");
 
 	AuthMethod m;
 	m.method = "dkim";
@@ -73,9 +68,9 @@ TEST_CASE("authentication-results: no methods, comments, quoting")
 	m.props.push_back(AuthProp{"header", "d", "example.org", true, "ascii form"});
 	m.props.push_back(AuthProp{"header", "b", "a\"b\\c", false, ""});
 	CHECK(build_authentication_results("mx", "", {m}) ==
-		"Authentication-Results: mx; dkim=fail (1024 bit rsa)\r\n"
-		"\treason=\"dkim: body hash does not match\" header.d=example.org (ascii form)\r\n"
-		"\theader.b=\"a\\\"b\\\\c\"\r\n");
+	      "Authentication-Results: mx; dkim=fail (1024 bit rsa)\r\n"
+	      "\treason=\"dkim: body hash does not match\" header.d=example.org (ascii form)\r\n"
+	      "\theader.b=\"a\\\"b\\\\c\"\r\n");
 
 	// A method comment without reason or property is left out.
 	AuthMethod bare;
@@ -90,8 +85,7 @@ TEST_CASE("authentication-results: no methods, comments, quoting")
 	CHECK(message::auth_results_value("bücher") == "bücher");
 }
 
-TEST_CASE("authentication-results: entries per check")
-{
+TEST_CASE("authentication-results: entries per check") {
 	// No signatures at all.
 	std::string h = build_authentication_results("mx.example", "", dkim_auth_methods({}));
 	CHECK(h == "Authentication-Results: mx.example; dkim=none reason=\"no dkim signatures\"\r\n");
@@ -116,18 +110,22 @@ TEST_CASE("authentication-results: entries per check")
 	unparsed.status = dkim::Status::permerror;
 	unparsed.error = "dkim: missing required tag: \"bh\"";
 	h = build_authentication_results("mx", "", dkim_auth_methods({unparsed}));
-	CHECK(h == "Authentication-Results: mx; dkim=permerror\r\n"
-		"\treason=\"dkim: missing required tag: \\\"bh\\\"\"\r\n");
+	CHECK(h ==
+	      "Authentication-Results: mx; dkim=permerror\r\n"
+	      "\treason=\"dkim: missing required tag: \\\"bh\\\"\"\r\n");
 
 	// SPF for the HELO name; none without an identity.
-	h = build_authentication_results("mx", "", {spf_auth_method(SpfStatus::softfail, SpfReceived::Identity::helo, "client.example")});
+	h = build_authentication_results(
+	    "mx", "", {spf_auth_method(SpfStatus::softfail, SpfReceived::Identity::helo, "client.example")});
 	CHECK(h == "Authentication-Results: mx; spf=softfail smtp.helo=client.example\r\n");
 	h = build_authentication_results("mx", "", {spf_auth_method(SpfStatus::none, SpfReceived::Identity::none, "")});
 	CHECK(h == "Authentication-Results: mx; spf=none\r\n");
 
 	// iprev with IPv6, and DMARC for an unparsable From.
-	h = build_authentication_results("mx", "", {iprev_auth_method(IprevStatus::temperror, *IpAddr::parse("2001:db8::1")),
-		dmarc_auth_method(DmarcResult{})});
-	CHECK(h == "Authentication-Results: mx; iprev=temperror policy.iprev=2001:db8::1;\r\n"
-		"\tdmarc=none\r\n");
+	h = build_authentication_results("mx", "",
+	                                 {iprev_auth_method(IprevStatus::temperror, *IpAddr::parse("2001:db8::1")),
+	                                  dmarc_auth_method(DmarcResult{})});
+	CHECK(h ==
+	      "Authentication-Results: mx; iprev=temperror policy.iprev=2001:db8::1;\r\n"
+	      "\tdmarc=none\r\n");
 }

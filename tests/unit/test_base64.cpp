@@ -10,8 +10,7 @@ using tern::base64_encode;
 using tern::base64url_decode_nopad;
 using tern::base64url_encode_nopad;
 
-TEST_CASE("base64: RFC 4648 section 10 vectors")
-{
+TEST_CASE("base64: RFC 4648 section 10 vectors") {
 	CHECK(base64_encode("") == "");
 	CHECK(base64_encode("f") == "Zg==");
 	CHECK(base64_encode("fo") == "Zm8=");
@@ -28,28 +27,25 @@ TEST_CASE("base64: RFC 4648 section 10 vectors")
 	CHECK(base64_decode("Zm9vYmFy") == std::string("foobar"));
 }
 
-TEST_CASE("base64: AUTH PLAIN style payload with NULs and high bytes")
-{
+TEST_CASE("base64: AUTH PLAIN style payload with NULs and high bytes") {
 	std::string plain("\0user\0p\xc3\xa4ss", 11);
 	CHECK(base64_encode(plain) == "AHVzZXIAcMOkc3M=");
 	CHECK(base64_decode("AHVzZXIAcMOkc3M=") == plain);
 	std::string all;
-	for (int i = 0; i < 256; ++i)
-		all += static_cast<char>(i);
+	for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
 	CHECK(base64_decode(base64_encode(all)) == all);
 	CHECK(base64_encode("\xff\xfe\xfd") == "//79");
 }
 
-TEST_CASE("base64: strict decoding rejects bad input")
-{
-	CHECK_FALSE(base64_decode("Zg").has_value());        // padding required
+TEST_CASE("base64: strict decoding rejects bad input") {
+	CHECK_FALSE(base64_decode("Zg").has_value());  // padding required
 	CHECK_FALSE(base64_decode("Zg=").has_value());
 	CHECK_FALSE(base64_decode("Zm9").has_value());
-	CHECK_FALSE(base64_decode("Zm9v ").has_value());     // no whitespace
+	CHECK_FALSE(base64_decode("Zm9v ").has_value());  // no whitespace
 	CHECK_FALSE(base64_decode("Zm9v\r\n").has_value());
 	CHECK_FALSE(base64_decode("Zm 9").has_value());
-	CHECK_FALSE(base64_decode("Zm9*").has_value());      // bad char
-	CHECK_FALSE(base64_decode("Zm-_").has_value());      // url alphabet
+	CHECK_FALSE(base64_decode("Zm9*").has_value());  // bad char
+	CHECK_FALSE(base64_decode("Zm-_").has_value());  // url alphabet
 	CHECK_FALSE(base64_decode("Z===").has_value());
 	CHECK_FALSE(base64_decode("====").has_value());
 	CHECK_FALSE(base64_decode("Zg==Zg==").has_value());  // padding in the middle
@@ -58,8 +54,7 @@ TEST_CASE("base64: strict decoding rejects bad input")
 	CHECK_FALSE(base64_decode("*").has_value());
 }
 
-TEST_CASE("base64url: no padding, url alphabet")
-{
+TEST_CASE("base64url: no padding, url alphabet") {
 	CHECK(base64url_encode_nopad("") == "");
 	CHECK(base64url_encode_nopad("f") == "Zg");
 	CHECK(base64url_encode_nopad("fo") == "Zm8");

@@ -14,20 +14,16 @@ using namespace tern::smtp;
 
 namespace {
 
-std::string bdat_error(std::string_view args)
-{
+std::string bdat_error(std::string_view args) {
 	Result<BdatArgs> r = parse_bdat(args);
-	if (r.ok())
-		return "no error";
+	if (r.ok()) return "no error";
 	const SmtpError& e = r.error();
 	return std::to_string(e.code) + " " + enhanced_code(e.code, e.secode) + " " + e.text;
 }
 
 template <class T>
-T value_of(Result<T> r)
-{
-	if (!r.ok())
-		FAIL("refused: " << r.error().code << " " << r.error().text);
+T value_of(Result<T> r) {
+	if (!r.ok()) FAIL("refused: " << r.error().code << " " << r.error().text);
 	return std::move(*r);
 }
 
@@ -42,8 +38,7 @@ struct Chunked {
 // Feeds each chunk in pieces of at most `step` octets, as reads deliver them,
 // then finishes the message.
 Chunked decode_chunks(const std::vector<std::string>& chunks, size_t step = 1000,
-                      BareNewlines mode = BareNewlines::normalize)
-{
+                      BareNewlines mode = BareNewlines::normalize) {
 	DataDecoder d(mode, Framing::chunked);
 	Chunked r;
 	for (const auto& chunk : chunks) {
@@ -65,8 +60,7 @@ Chunked decode_chunks(const std::vector<std::string>& chunks, size_t step = 1000
 
 }  // namespace
 
-TEST_CASE("bdat args: size, optional LAST in any case, trailing blanks")
-{
+TEST_CASE("bdat args: size, optional LAST in any case, trailing blanks") {
 	BdatArgs b = value_of(parse_bdat(" 100"));
 	CHECK(b.size == 100);
 	CHECK_FALSE(b.last);
@@ -79,8 +73,7 @@ TEST_CASE("bdat args: size, optional LAST in any case, trailing blanks")
 	CHECK(value_of(parse_bdat(" 18446744073709551615")).size == 18446744073709551615ULL);
 }
 
-TEST_CASE("bdat args: anything but digits and LAST is 501 5.5.4")
-{
+TEST_CASE("bdat args: anything but digits and LAST is 501 5.5.4") {
 	CHECK(bdat_error("") == "501 5.5.4 invalid BDAT chunk size: missing");
 	CHECK(bdat_error(" ") == "501 5.5.4 invalid BDAT chunk size: missing");
 	CHECK(bdat_error(" abc") == "501 5.5.4 invalid BDAT chunk size: \"abc\"");
@@ -96,8 +89,7 @@ TEST_CASE("bdat args: anything but digits and LAST is 501 5.5.4")
 	CHECK(bdat_error("10") == "501 5.5.4 invalid BDAT chunk size: missing");
 }
 
-TEST_CASE("chunk reader: takes exactly the announced octets over many reads")
-{
+TEST_CASE("chunk reader: takes exactly the announced octets over many reads") {
 	ChunkReader r;
 	r.start(10, false);
 	CHECK_FALSE(r.complete());
@@ -121,8 +113,7 @@ TEST_CASE("chunk reader: takes exactly the announced octets over many reads")
 	CHECK(r.left() == UINT64_MAX - 4096);
 }
 
-TEST_CASE("chunked decoding: dots and the DATA terminator are plain content")
-{
+TEST_CASE("chunked decoding: dots and the DATA terminator are plain content") {
 	std::string msg = "Subject: x\r\n\r\n.leading dot\r\n.\r\nafter\r\n";
 	for (size_t step : {1, 3, 1000}) {
 		Chunked r = decode_chunks({msg}, step);
@@ -138,15 +129,13 @@ TEST_CASE("chunked decoding: dots and the DATA terminator are plain content")
 	}
 }
 
-TEST_CASE("chunked decoding: CR at a chunk's end and LF at the next chunk's start is one CRLF")
-{
+TEST_CASE("chunked decoding: CR at a chunk's end and LF at the next chunk's start is one CRLF") {
 	Chunked r = decode_chunks({"a: b\r", "\nbody\r", "\n"});
 	CHECK(r.out == "a: b\r\nbody\r\n");
 	CHECK_FALSE(r.bare);
 }
 
-TEST_CASE("chunked decoding: bare CR and bare LF are normalized and flagged")
-{
+TEST_CASE("chunked decoding: bare CR and bare LF are normalized and flagged") {
 	Chunked r = decode_chunks({"a: b\nc\rd\r\n"});
 	CHECK(r.out == "a: b\r\nc\r\nd\r\n");
 	CHECK(r.bare);
@@ -159,8 +148,7 @@ TEST_CASE("chunked decoding: bare CR and bare LF are normalized and flagged")
 	CHECK(r.bare);
 }
 
-TEST_CASE("chunked decoding: a last line without CRLF gets one; empty stays empty")
-{
+TEST_CASE("chunked decoding: a last line without CRLF gets one; empty stays empty") {
 	Chunked r = decode_chunks({"a: b\r\n\r\nno newline"});
 	CHECK(r.out == "a: b\r\n\r\nno newline\r\n");
 	CHECK_FALSE(r.bare);
@@ -172,8 +160,7 @@ TEST_CASE("chunked decoding: a last line without CRLF gets one; empty stays empt
 	CHECK(r.out.empty());
 }
 
-TEST_CASE("chunked decoding: 8-bit octets are seen")
-{
+TEST_CASE("chunked decoding: 8-bit octets are seen") {
 	Chunked r = decode_chunks({"a: b\r\n\r\n", "caf\xc3\xa9\r\n"});
 	CHECK(r.eight_bit);
 	CHECK(r.out == "a: b\r\n\r\ncaf\xc3\xa9\r\n");

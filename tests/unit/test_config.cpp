@@ -72,14 +72,12 @@ const char* spec_example = R"({
   "metrics": {"listen": "127.0.0.1:8010"}
 })";
 
-std::shared_ptr<const Config> load(const std::string& text)
-{
+std::shared_ptr<const Config> load(const std::string& text) {
 	return Config::load_text(text, "tern.json", "/etc/tern");
 }
 
 // The ConfigError's what() for `text`, or "" when it loads.
-std::string error_of(const std::string& text)
-{
+std::string error_of(const std::string& text) {
 	try {
 		load(text);
 	} catch (const ConfigError& e) {
@@ -89,8 +87,7 @@ std::string error_of(const std::string& text)
 }
 
 // A minimal config with `extra` spliced in after the hostname.
-std::string with(const std::string& extra)
-{
+std::string with(const std::string& extra) {
 	return R"({"hostname": "mail.example.org")" + (extra.empty() ? "" : ", " + extra) + "}";
 }
 
@@ -112,8 +109,7 @@ const char* two_domains = R"(
 
 }  // namespace
 
-TEST_CASE("config: the documented example loads with its values")
-{
+TEST_CASE("config: the documented example loads with its values") {
 	auto cfg = load(spec_example);
 	CHECK(cfg->file == "tern.json");
 	CHECK(cfg->hostname == "mail.example.org");
@@ -176,8 +172,7 @@ TEST_CASE("config: the documented example loads with its values")
 	CHECK_FALSE(cfg->localserve);
 }
 
-TEST_CASE("config: defaults with only a hostname")
-{
+TEST_CASE("config: defaults with only a hostname") {
 	auto cfg = load(R"({"hostname": "Mail.Example.ORG"})");
 	CHECK(cfg->hostname == "mail.example.org");
 	CHECK(cfg->data_dir == "/var/lib/tern");
@@ -196,8 +191,7 @@ TEST_CASE("config: defaults with only a hostname")
 	CHECK(cfg->metrics.listen == "");
 }
 
-TEST_CASE("config: listener sections default to disabled, present ones to their standard port")
-{
+TEST_CASE("config: listener sections default to disabled, present ones to their standard port") {
 	auto cfg = load(with(R"("listeners": {"a": {"submission": {}}, "b": {"hostname": "mx.example.org",
 		"smtp": {"port": 2525}, "submissions": {"enabled": false}}})"));
 	const auto& a = cfg->listeners.at("a");
@@ -218,8 +212,7 @@ TEST_CASE("config: listener sections default to disabled, present ones to their 
 	CHECK(b.submissions.port == 465);
 }
 
-TEST_CASE("config: comments of both kinds, also around and inside values")
-{
+TEST_CASE("config: comments of both kinds, also around and inside values") {
 	auto cfg = load(R"(/* header
 	   comment */ {
 		// line comment
@@ -230,8 +223,7 @@ TEST_CASE("config: comments of both kinds, also around and inside values")
 	CHECK(cfg->user == "a // not a comment /* nor this */");
 }
 
-TEST_CASE("config: relative paths are relative to the config file's folder")
-{
+TEST_CASE("config: relative paths are relative to the config file's folder") {
 	auto cfg = Config::load_text(with(R"("data_dir": "data/", "pid_file": "run/../ternd.pid",
 		"log": {"file": "./log/tern.log"}, "tls": {"cert_file": "c.pem", "key_file": "/abs/k.pem"},
 		"domains": {"example.org": {"dkim": {"selectors": {"s": {"private_key_file": "dkim/s.pem"}}}}},
@@ -249,8 +241,7 @@ TEST_CASE("config: relative paths are relative to the config file's folder")
 	CHECK(cfg->postmaster.account == "");
 }
 
-TEST_CASE("config: load_file reads the file and resolves paths against its folder")
-{
+TEST_CASE("config: load_file reads the file and resolves paths against its folder") {
 	auto dir = std::filesystem::temp_directory_path() / ("tern-config-test-" + std::to_string(getpid()));
 	std::filesystem::create_directories(dir);
 	auto file = dir / "tern.json";
@@ -269,12 +260,12 @@ TEST_CASE("config: load_file reads the file and resolves paths against its folde
 		Config::load_file((dir / "missing.json").string());
 		FAIL("no error for a missing file");
 	} catch (const ConfigError& e) {
-		CHECK(std::string(e.what()) == (dir / "missing.json").string() + ": cannot open: No such file or directory");
+		CHECK(std::string(e.what()) ==
+		      (dir / "missing.json").string() + ": cannot open: No such file or directory");
 	}
 }
 
-TEST_CASE("config: type errors name the key path")
-{
+TEST_CASE("config: type errors name the key path") {
 	CHECK(error_of(with(R"("listeners": {"public": {"smtp": {"port": "25"}}})")) ==
 	      "tern.json: listeners.public.smtp.port: expected an integer");
 	CHECK(error_of(with(R"("listeners": {"public": {"smtp": {"port": 25.0}}})")) ==
@@ -289,9 +280,9 @@ TEST_CASE("config: type errors name the key path")
 	CHECK(error_of(with(R"("user": null)")) == "tern.json: user: expected a string");
 }
 
-TEST_CASE("config: unknown keys, missing and duplicate keys")
-{
-	CHECK(error_of(with(R"("listeners": {"public": {"bogus": 1}})")) == "tern.json: listeners.public.bogus: unknown key");
+TEST_CASE("config: unknown keys, missing and duplicate keys") {
+	CHECK(error_of(with(R"("listeners": {"public": {"bogus": 1}})")) ==
+	      "tern.json: listeners.public.bogus: unknown key");
 	CHECK(error_of(with(R"("hostnmae": "x")")) == "tern.json: hostnmae: unknown key");
 	// dnsbl_zones belongs to smtp only.
 	CHECK(error_of(with(R"("listeners": {"p": {"submission": {"dnsbl_zones": []}}})")) ==
@@ -305,8 +296,7 @@ TEST_CASE("config: unknown keys, missing and duplicate keys")
 	      "tern.json: limits.connections[2].a: duplicate key");
 }
 
-TEST_CASE("config: syntax errors give line and column")
-{
+TEST_CASE("config: syntax errors give line and column") {
 	CHECK(error_of("{\n  \"hostname\": \"a.example\",\n  oops\n}") ==
 	      "tern.json: parse error at line 3, column 3: syntax error while parsing object key - invalid literal; "
 	      "expected string literal");
@@ -321,8 +311,7 @@ TEST_CASE("config: syntax errors give line and column")
 	CHECK(empty.rfind("tern.json: parse error at line 1, column 1:", 0) == 0);
 }
 
-TEST_CASE("config: value errors")
-{
+TEST_CASE("config: value errors") {
 	CHECK(error_of(with(R"("listeners": {"p": {"smtp": {"port": 0}}})")) ==
 	      "tern.json: listeners.p.smtp.port: port must be between 1 and 65535");
 	CHECK(error_of(with(R"("listeners": {"p": {"submissions": {"port": 65536}}})")) ==
@@ -347,31 +336,35 @@ TEST_CASE("config: value errors")
 	      "\"always\"");
 	CHECK(error_of(R"({"hostname": "mail_example.org"})") ==
 	      "tern.json: hostname: not a valid domain name: \"mail_example.org\"");
-	CHECK(error_of(R"({"hostname": "-a.example"})") == "tern.json: hostname: not a valid domain name: \"-a.example\"");
+	CHECK(error_of(R"({"hostname": "-a.example"})") ==
+	      "tern.json: hostname: not a valid domain name: \"-a.example\"");
 	CHECK(error_of(with(R"("limits": {"connections": [1, 2]})")) ==
 	      "tern.json: limits.connections: expected an array of 3 positive integers");
 	CHECK(error_of(with(R"("limits": {"connections": [1, 0, 3]})")) ==
 	      "tern.json: limits.connections[1]: must be positive");
-	CHECK(error_of(with(R"("delays_ms": {"auth_fail": -1})")) == "tern.json: delays_ms.auth_fail: must not be negative");
+	CHECK(error_of(with(R"("delays_ms": {"auth_fail": -1})")) ==
+	      "tern.json: delays_ms.auth_fail: must not be negative");
 	CHECK(error_of(with(R"("timeouts_s": {"command": 0})")) == "tern.json: timeouts_s.command: must be positive");
 	CHECK(error_of(with(R"("dns": {"servers": ["1.2.3.4", "::1", "[::1]:5353", "ns.example"]})")) ==
 	      "tern.json: dns.servers[3]: expected \"IP\", \"IP:port\" or \"[IPv6]:port\", got \"ns.example\"");
 	CHECK(error_of(with(R"("metrics": {"listen": "8010"})")) ==
 	      "tern.json: metrics.listen: expected \"IP:port\" or \"[IPv6]:port\", got \"8010\"");
-	CHECK(error_of(with(R"("tls": {"cert_file": "c.pem"})")) == "tern.json: tls.key_file: required when cert_file is set");
+	CHECK(error_of(with(R"("tls": {"cert_file": "c.pem"})")) ==
+	      "tern.json: tls.key_file: required when cert_file is set");
 }
 
-TEST_CASE("config: domain, account, DKIM and postmaster cross-checks")
-{
+TEST_CASE("config: domain, account, DKIM and postmaster cross-checks") {
 	CHECK(error_of(with(R"("accounts": {"a": {"domain": "example.org"}})")) ==
 	      "tern.json: accounts.a.domain: domain \"example.org\" is not configured under domains");
-	CHECK(error_of(with(R"("domains": {"example.org": {}},
+	CHECK(
+	    error_of(with(R"("domains": {"example.org": {}},
 		"accounts": {"a": {"destinations": {"a@example.com": {}}}})")) ==
-	      "tern.json: accounts.a.destinations.a@example.com: domain \"example.com\" is not configured under domains");
-	CHECK(error_of(with(R"("domains": {"example.org": {"localpart_catchall_separator": "+"}},
+	    "tern.json: accounts.a.destinations.a@example.com: domain \"example.com\" is not configured under domains");
+	CHECK(
+	    error_of(with(R"("domains": {"example.org": {"localpart_catchall_separator": "+"}},
 		"accounts": {"a": {"destinations": {"a+b@example.org": {}}}})")) ==
-	      "tern.json: accounts.a.destinations.a+b@example.org: localpart contains the catch-all separator \"+\", so "
-	      "it never matches");
+	    "tern.json: accounts.a.destinations.a+b@example.org: localpart contains the catch-all separator \"+\", so "
+	    "it never matches");
 	CHECK(error_of(with(R"("domains": {"example.org": {}},
 		"accounts": {"a": {"destinations": {"x@example.org": {}}}, "b": {"destinations": {"X@Example.org": {}}}})")) ==
 	      "tern.json: accounts.b.destinations.X@Example.org: address \"x@example.org\" is already a destination of "
@@ -391,12 +384,12 @@ TEST_CASE("config: domain, account, DKIM and postmaster cross-checks")
 	      "tern.json: domains.exa mple.org: not a valid domain name: \"exa mple.org\"");
 	CHECK(error_of(with(R"("accounts": {"../x": {}})")) ==
 	      "tern.json: accounts.../x: account name must not be empty, \".\", \"..\" or contain \"/\"");
-	CHECK(error_of(with(R"("queue": {"smarthost": "relay.example:0"})")) ==
-	      "tern.json: queue.smarthost: expected \"host\", \"host:port\" or \"[IPv6]:port\", got \"relay.example:0\"");
+	CHECK(
+	    error_of(with(R"("queue": {"smarthost": "relay.example:0"})")) ==
+	    "tern.json: queue.smarthost: expected \"host\", \"host:port\" or \"[IPv6]:port\", got \"relay.example:0\"");
 }
 
-TEST_CASE("config: etc/tern.json (the installed example) is valid")
-{
+TEST_CASE("config: etc/tern.json (the installed example) is valid") {
 	// Unit tests run from the top of the tree (make unit / make check).
 	auto cfg = Config::load_file("etc/tern.json");
 	CHECK(cfg->hostname == "mail.example.org");
@@ -408,8 +401,7 @@ TEST_CASE("config: etc/tern.json (the installed example) is valid")
 	CHECK(summary.substr(summary.size() - 10) == "config ok\n");
 }
 
-TEST_CASE("config: internationalized domain names become A-labels")
-{
+TEST_CASE("config: internationalized domain names become A-labels") {
 	auto cfg = load(R"({"hostname": "mail.bücher.example", "domains": {"Bücher.example": {}},
 		"accounts": {"a": {"destinations": {"Anna@bücher.example": {}}}}})");
 	CHECK(cfg->hostname == "mail.xn--bcher-kva.example");
@@ -417,8 +409,7 @@ TEST_CASE("config: internationalized domain names become A-labels")
 	CHECK(cfg->accounts.at("a").destinations.count("anna@xn--bcher-kva.example") == 1);
 }
 
-TEST_CASE("config: a bare localpart destination is in the account's domain")
-{
+TEST_CASE("config: a bare localpart destination is in the account's domain") {
 	auto cfg = load(with(R"("domains": {"example.org": {}}, "accounts": {"a": {"domain": "example.org",
 		"destinations": {"Carol": {}}}})"));
 	CHECK(cfg->accounts.at("a").destinations.count("carol@example.org") == 1);
@@ -426,8 +417,7 @@ TEST_CASE("config: a bare localpart destination is in the account's domain")
 	      "tern.json: accounts.a.destinations.carol: expected an address \"localpart@domain\" or \"@domain\"");
 }
 
-TEST_CASE("config: canonicalization and smarthost parsing")
-{
+TEST_CASE("config: canonicalization and smarthost parsing") {
 	auto cfg = load(with(R"("domains": {"example.org": {"dkim": {"selectors": {"s1": {"private_key_file": "k",
 		"canonicalization": "Simple/relaxed"}}}}}, "queue": {"smarthost": "[2001:db8::1]:587"})"));
 	const auto& s1 = cfg->domains.at("example.org").dkim_selectors.at("s1");
@@ -440,8 +430,7 @@ TEST_CASE("config: canonicalization and smarthost parsing")
 	CHECK(cfg->queue.smarthost_port == 25);
 }
 
-TEST_CASE("config: destinations are stored canonical")
-{
+TEST_CASE("config: destinations are stored canonical") {
 	auto cfg = load(with(two_domains));
 	CHECK(cfg->domains.count("example.net") == 1);
 	const auto& alice = cfg->accounts.at("alice");
@@ -453,8 +442,7 @@ TEST_CASE("config: destinations are stored canonical")
 	CHECK(cfg->account_of_address.at("@example.net") == "bob");
 }
 
-TEST_CASE("config: resolve_recipient")
-{
+TEST_CASE("config: resolve_recipient") {
 	auto cfg = load(with(two_domains));
 	auto r = cfg->resolve_recipient("alice", "example.org");
 	CHECK(r.kind == RcptKind::local);
@@ -463,8 +451,7 @@ TEST_CASE("config: resolve_recipient")
 	CHECK(r.mailbox == "INBOX");
 	CHECK(r.canonical == "alice@example.org");
 
-	SUBCASE("catch-all separator and case-insensitivity")
-	{
+	SUBCASE("catch-all separator and case-insensitivity") {
 		r = cfg->resolve_recipient("ALICE+news+more", "Example.ORG");
 		CHECK(r.kind == RcptKind::local);
 		CHECK(r.account->name == "alice");
@@ -474,8 +461,7 @@ TEST_CASE("config: resolve_recipient")
 		// "-" is example.net's separator, not example.org's.
 		CHECK(cfg->resolve_recipient("alice-x", "example.org").kind == RcptKind::unknown_user);
 	}
-	SUBCASE("case-sensitive domain with a catch-all destination")
-	{
+	SUBCASE("case-sensitive domain with a catch-all destination") {
 		r = cfg->resolve_recipient("Bob-tag", "example.net");
 		CHECK(r.kind == RcptKind::local);
 		CHECK(r.account->name == "bob");
@@ -487,11 +473,10 @@ TEST_CASE("config: resolve_recipient")
 		CHECK(r.canonical == "@example.net");
 		CHECK(cfg->resolve_recipient("anyone", "example.net").canonical == "@example.net");
 	}
-	SUBCASE("postmaster forms")
-	{
-		for (auto [localpart, domain] : {std::pair{"postmaster", ""}, std::pair{"PostMaster", ""},
-		                                 std::pair{"postmaster", "mail.example.org"},
-		                                 std::pair{"POSTMASTER", "MAIL.example.org"}}) {
+	SUBCASE("postmaster forms") {
+		for (auto [localpart, domain] :
+		     {std::pair{"postmaster", ""}, std::pair{"PostMaster", ""},
+		      std::pair{"postmaster", "mail.example.org"}, std::pair{"POSTMASTER", "MAIL.example.org"}}) {
 			CAPTURE(localpart);
 			CAPTURE(domain);
 			r = cfg->resolve_recipient(localpart, domain);
@@ -514,15 +499,15 @@ TEST_CASE("config: resolve_recipient")
 		// Not postmaster of a foreign domain.
 		CHECK(cfg->resolve_recipient("postmaster", "example.com").kind == RcptKind::foreign_domain);
 		// A listener's own hostname counts as ours.
-		auto mx = load(with(std::string(two_domains) + R"(, "listeners": {"p": {"hostname": "mx.example.com"}})"));
+		auto mx = load(
+		    with(std::string(two_domains) + R"(, "listeners": {"p": {"hostname": "mx.example.com"}})"));
 		r = mx->resolve_recipient("postmaster", "mx.example.com");
 		CHECK(r.kind == RcptKind::local);
 		CHECK(r.account->name == "pm");
 		CHECK(r.canonical == "postmaster@mx.example.com");
 		CHECK(mx->resolve_recipient("alice", "mx.example.com").kind == RcptKind::foreign_domain);
 	}
-	SUBCASE("unknown user and foreign domain")
-	{
+	SUBCASE("unknown user and foreign domain") {
 		r = cfg->resolve_recipient("carol", "example.org");
 		CHECK(r.kind == RcptKind::unknown_user);
 		CHECK(r.account == nullptr);
@@ -531,16 +516,14 @@ TEST_CASE("config: resolve_recipient")
 		CHECK(r.account == nullptr);
 		CHECK(cfg->resolve_recipient("alice", "sub.example.org").kind == RcptKind::foreign_domain);
 	}
-	SUBCASE("no postmaster account configured")
-	{
+	SUBCASE("no postmaster account configured") {
 		auto bare = load(with(R"("domains": {"example.org": {}}, "accounts": {"a": {}, "b": {}})"));
 		CHECK(bare->resolve_recipient("postmaster", "").kind == RcptKind::unknown_user);
 		CHECK(bare->resolve_recipient("postmaster", "example.org").kind == RcptKind::unknown_user);
 	}
 }
 
-TEST_CASE("config: account_for_address and hosts_domain")
-{
+TEST_CASE("config: account_for_address and hosts_domain") {
 	auto cfg = load(with(two_domains));
 	const auto* a = cfg->account_for_address("Alice+x", "EXAMPLE.org");
 	REQUIRE(a != nullptr);
@@ -554,8 +537,7 @@ TEST_CASE("config: account_for_address and hosts_domain")
 	CHECK_FALSE(cfg->hosts_domain("example.com"));
 }
 
-TEST_CASE("config: summary")
-{
+TEST_CASE("config: summary") {
 	auto cfg = load(spec_example);
 	CHECK(cfg->summary() ==
 	      "hostname: mail.example.org\n"
@@ -573,8 +555,7 @@ TEST_CASE("config: summary")
 	      "config ok\n");
 }
 
-TEST_CASE("config: localserve")
-{
+TEST_CASE("config: localserve") {
 	auto cfg = Config::localserve_config("/tmp/tern-ls/");
 	CHECK(cfg->localserve);
 	CHECK(cfg->file == "");
@@ -615,8 +596,7 @@ TEST_CASE("config: localserve")
 	      "config ok\n");
 }
 
-TEST_CASE("config: ConfigError fields")
-{
+TEST_CASE("config: ConfigError fields") {
 	ConfigError e("f.json", "a.b[2]", "bad");
 	CHECK(std::string(e.what()) == "f.json: a.b[2]: bad");
 	CHECK(e.file == "f.json");
@@ -627,15 +607,15 @@ TEST_CASE("config: ConfigError fields")
 
 TEST_CASE("config: a number too large for JSON is a ConfigError (fuzzing regression)") {
 	try {
-		tern::config::Config::load_text(R"({"hostname": "mx.example.org", "timeouts_s": {"command": 1e400}})", "t.json", "/tmp");
+		tern::config::Config::load_text(R"({"hostname": "mx.example.org", "timeouts_s": {"command": 1e400}})",
+		                                "t.json", "/tmp");
 		FAIL("no error");
 	} catch (const tern::config::ConfigError& e) {
 		CHECK(std::string(e.what()).starts_with("t.json: "));
 	}
 }
 
-TEST_CASE("config: smarthost_auth reads the password file, relative to the config's folder, owner-only")
-{
+TEST_CASE("config: smarthost_auth reads the password file, relative to the config's folder, owner-only") {
 	auto dir = std::filesystem::temp_directory_path() / ("tern-config-auth-" + std::to_string(getpid()));
 	std::filesystem::create_directories(dir / "secrets");
 	auto pw = dir / "secrets" / "relay.pw";
@@ -669,9 +649,10 @@ TEST_CASE("config: smarthost_auth reads the password file, relative to the confi
 	};
 	// Group- or world-readable: refused, like ssh refuses such a key.
 	std::filesystem::permissions(pw, std::filesystem::perms::group_read, std::filesystem::perm_options::add);
-	CHECK(error_in(auth) == "x.json: queue.smarthost_auth.password_file: " + pw.string() +
-	                            ": readable by group or others (mode 0640); make it readable by its owner only "
-	                            "(chmod 600)");
+	CHECK(error_in(auth) ==
+	      "x.json: queue.smarthost_auth.password_file: " + pw.string() +
+	          ": readable by group or others (mode 0640); make it readable by its owner only "
+	          "(chmod 600)");
 	std::filesystem::permissions(pw, std::filesystem::perms::group_read | std::filesystem::perms::others_read,
 	                             std::filesystem::perm_options::remove);
 	std::filesystem::permissions(pw, std::filesystem::perms::others_read, std::filesystem::perm_options::add);
@@ -683,11 +664,12 @@ TEST_CASE("config: smarthost_auth reads the password file, relative to the confi
 		std::ofstream out(pw);
 		out << "\n";
 	}
-	CHECK(error_in(auth) == "x.json: queue.smarthost_auth.password_file: " + pw.string() +
-	                            ": the first line (the password) is empty");
+	CHECK(error_in(auth) ==
+	      "x.json: queue.smarthost_auth.password_file: " + pw.string() +
+	          ": the first line (the password) is empty");
 	std::filesystem::remove(pw);
-	CHECK(error_in(auth) == "x.json: queue.smarthost_auth.password_file: " + pw.string() +
-	                            ": No such file or directory");
+	CHECK(error_in(auth) ==
+	      "x.json: queue.smarthost_auth.password_file: " + pw.string() + ": No such file or directory");
 	CHECK(error_in(R"("queue": {"smarthost_auth": {"password_file": "secrets/relay.pw"}})") ==
 	      "x.json: queue.smarthost_auth.username: required");
 	CHECK(error_in(R"("queue": {"smarthost_auth": {"username": "u"}})") ==
@@ -704,8 +686,7 @@ TEST_CASE("config: smarthost_auth reads the password file, relative to the confi
 	std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("config: smarthost defaults: no AUTH, system trust store")
-{
+TEST_CASE("config: smarthost defaults: no AUTH, system trust store") {
 	auto cfg = load(with(""));
 	CHECK(cfg->queue.smarthost_username == "");
 	CHECK(cfg->queue.smarthost_password == "");
@@ -713,11 +694,11 @@ TEST_CASE("config: smarthost defaults: no AUTH, system trust store")
 	CHECK(load(with(R"("queue": {"smarthost_tls": "implicit"})"))->queue.smarthost_tls == "implicit");
 }
 
-TEST_CASE("config: the auth backend, tern's own by default or Dovecot's socket")
-{
+TEST_CASE("config: the auth backend, tern's own by default or Dovecot's socket") {
 	auto plain = load(with(""));
 	CHECK(plain->auth.backend == Config::AuthBackend::tern);
-	auto dovecot = load(with(R"("auth": {"backend": "dovecot", "dovecot_socket": "run/auth", "dovecot_timeout_ms": 500})"));
+	auto dovecot = load(
+	    with(R"("auth": {"backend": "dovecot", "dovecot_socket": "run/auth", "dovecot_timeout_ms": 500})"));
 	CHECK(dovecot->auth.backend == Config::AuthBackend::dovecot);
 	CHECK(dovecot->auth.dovecot_socket == "/etc/tern/run/auth");
 	CHECK(dovecot->auth.dovecot_timeout_ms == 500);
@@ -734,8 +715,7 @@ TEST_CASE("config: the auth backend, tern's own by default or Dovecot's socket")
 	CHECK(error_of(with(R"("auth": ["dovecot"])")) == "tern.json: auth: expected an object");
 }
 
-TEST_CASE("config: LMTP delivery, globally and per account")
-{
+TEST_CASE("config: LMTP delivery, globally and per account") {
 	auto cfg = load(with(R"("delivery": {"lmtp": "unix:run/lmtp", "lmtp_timeout_s": 30},
 		"domains": {"example.org": {}},
 		"accounts": {
@@ -760,27 +740,30 @@ TEST_CASE("config: LMTP delivery, globally and per account")
 	CHECK(cfg->delivery.lmtp_timeout_s == 120);
 	CHECK(cfg->summary().find("lmtp") == std::string::npos);
 
-	CHECK(error_of(with(R"("delivery": {"lmtp": "127.0.0.1:24"})")) ==
-	      "tern.json: delivery.lmtp: expected \"unix:/path/to/socket\" or \"inet:IP:port\" (\"inet:[IPv6]:port\"), got "
-	      "\"127.0.0.1:24\"");
+	CHECK(
+	    error_of(with(R"("delivery": {"lmtp": "127.0.0.1:24"})")) ==
+	    "tern.json: delivery.lmtp: expected \"unix:/path/to/socket\" or \"inet:IP:port\" (\"inet:[IPv6]:port\"), got "
+	    "\"127.0.0.1:24\"");
 	CHECK(error_of(with(R"("delivery": {"lmtp": "inet:localhost:24"})")).find("delivery.lmtp: expected") !=
 	      std::string::npos);
 	CHECK(error_of(with(R"("delivery": {"lmtp": "inet:127.0.0.1"})")).find("delivery.lmtp: expected") !=
 	      std::string::npos);
 	CHECK(error_of(with(R"("delivery": {"lmtp": "unix:"})")).find("delivery.lmtp: expected") != std::string::npos);
-	CHECK(error_of(with(R"("delivery": {"lmtp_timeout_s": 0})")) == "tern.json: delivery.lmtp_timeout_s: must be positive");
+	CHECK(error_of(with(R"("delivery": {"lmtp_timeout_s": 0})")) ==
+	      "tern.json: delivery.lmtp_timeout_s: must be positive");
 	CHECK(error_of(with(R"("delivery": {"maildir": true})")) == "tern.json: delivery.maildir: unknown key");
 	CHECK(error_of(with(R"("domains": {"example.org": {}}, "accounts": {"a": {"domain": "example.org",
-		"delivery": {"lmtp": "inet:127.0.0.1:99999"}}})")).find("accounts.a.delivery.lmtp: expected") != std::string::npos);
+		"delivery": {"lmtp": "inet:127.0.0.1:99999"}}})"))
+	          .find("accounts.a.delivery.lmtp: expected") != std::string::npos);
 	CHECK(error_of(with(R"("domains": {"example.org": {}}, "accounts": {"a": {"domain": "example.org",
 		"delivery": {"lmtp_recipient": "<a@b>"}}})")) ==
 	      "tern.json: accounts.a.delivery.lmtp_recipient: expected an address or user name without spaces or angle "
 	      "brackets, got \"<a@b>\"");
 }
 
-TEST_CASE("config: message history, junk folder rules and delivery-rate limits")
-{
-	const std::string account_prefix = R"("domains": {"example.org": {}}, "accounts": {"a": {"domain": "example.org", )";
+TEST_CASE("config: message history, junk folder rules and delivery-rate limits") {
+	const std::string account_prefix =
+	    R"("domains": {"example.org": {}}, "accounts": {"a": {"domain": "example.org", )";
 	auto cfg = load(with(account_prefix + R"j("junk_folders": "^(junk|spam|quarantine)",
 	    "delivery_rate_limits": {"messages_per_minute": [5, 10, 20], "mib_per_day": [1, 2, 3]}}},
 	    "message_history": {"max_age_days": 30, "scan_interval_s": 5})j"));
@@ -791,23 +774,24 @@ TEST_CASE("config: message history, junk folder rules and delivery-rate limits")
 	CHECK(a.delivery_rate_limits[2].messages_per_minute == 20);
 	CHECK(a.delivery_rate_limits[1].bytes_per_day == 2 * 1024 * 1024);
 	// Unset levels keep the defaults.
-	CHECK(a.delivery_rate_limits[0].messages_per_day == tern::inbound::default_delivery_rate_limits()[0].messages_per_day);
+	CHECK(a.delivery_rate_limits[0].messages_per_day ==
+	      tern::inbound::default_delivery_rate_limits()[0].messages_per_day);
 	CHECK(cfg->message_history.max_age_days == 30);
 	CHECK(cfg->message_history.scan_interval_s == 5);
 	CHECK(load(with(""))->message_history.scan_interval_s == 60);
 
-	CHECK(error_of(with(account_prefix + R"j("neutral_folders": "^(inbox"}})j")).rfind(
-	          "tern.json: accounts.a.neutral_folders: invalid regular expression \"^(inbox\"", 0) == 0);
-	CHECK(error_of(with(account_prefix + R"("delivery_rate_limits": {"messages_per_minute": [1, 2]}}})")) ==
-	      "tern.json: accounts.a.delivery_rate_limits.messages_per_minute: expected an array of 3 positive integers");
+	CHECK(error_of(with(account_prefix + R"j("neutral_folders": "^(inbox"}})j"))
+	          .rfind("tern.json: accounts.a.neutral_folders: invalid regular expression \"^(inbox\"", 0) == 0);
+	CHECK(
+	    error_of(with(account_prefix + R"("delivery_rate_limits": {"messages_per_minute": [1, 2]}}})")) ==
+	    "tern.json: accounts.a.delivery_rate_limits.messages_per_minute: expected an array of 3 positive integers");
 	CHECK(error_of(with(account_prefix + R"("delivery_rate_limits": {"bytes": [1, 2, 3]}}})")) ==
 	      "tern.json: accounts.a.delivery_rate_limits.bytes: unknown key");
 	CHECK(error_of(with(R"("message_history": {"scan_interval_s": 0})")) ==
 	      "tern.json: message_history.scan_interval_s: must be positive");
 }
 
-TEST_CASE("config: milters of a listener")
-{
+TEST_CASE("config: milters of a listener") {
 	auto cfg = load(with(R"("listeners": {"p": {"smtp": {}, "milters": [
 		{"address": "inet:127.0.0.1:8891"},
 		{"address": "inet:[::1]:11332", "default_action": "accept",
@@ -835,12 +819,17 @@ TEST_CASE("config: milters of a listener")
 	      "\"inet:127.0.0.1\"");
 	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{"address": "tcp:1"}]}})")) ==
 	      "tern.json: listeners.p.milters[0].address: expected \"inet:IP:PORT\" or \"unix:/path\", got \"tcp:1\"");
-	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{}]}})")) == "tern.json: listeners.p.milters[0].address: required");
-	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{"address": "unix:/m", "default_action": "reject"}]}})")) ==
+	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{}]}})")) ==
+	      "tern.json: listeners.p.milters[0].address: required");
+	CHECK(error_of(
+		  with(R"("listeners": {"p": {"milters": [{"address": "unix:/m", "default_action": "reject"}]}})")) ==
 	      "tern.json: listeners.p.milters[0].default_action: expected \"tempfail\" or \"accept\", got \"reject\"");
-	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{"address": "unix:/m", "timeouts_ms": {"read": 1}}]}})")) ==
+	CHECK(error_of(
+		  with(R"("listeners": {"p": {"milters": [{"address": "unix:/m", "timeouts_ms": {"read": 1}}]}})")) ==
 	      "tern.json: listeners.p.milters[0].timeouts_ms.read: unknown key");
-	CHECK(error_of(with(R"("listeners": {"p": {"milters": [{"address": "unix:/m", "timeouts_ms": {"command": 0}}]}})")) ==
+	CHECK(error_of(with(
+		  R"("listeners": {"p": {"milters": [{"address": "unix:/m", "timeouts_ms": {"command": 0}}]}})")) ==
 	      "tern.json: listeners.p.milters[0].timeouts_ms.command: must be positive");
-	CHECK(error_of(with(R"("listeners": {"p": {"milters": {}}})")) == "tern.json: listeners.p.milters: expected an array");
+	CHECK(error_of(with(R"("listeners": {"p": {"milters": {}}})")) ==
+	      "tern.json: listeners.p.milters: expected an array");
 }

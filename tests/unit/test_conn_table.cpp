@@ -113,7 +113,8 @@ TEST_CASE("conn_table: for_each visits live objects and may erase the current on
 	int destroyed = 0;
 	ConnTable<Tracked> table;
 	std::vector<ConnHandle> handles;
-	for (const char* n : {"a", "b", "c", "d"}) handles.push_back(table.insert(std::make_unique<Tracked>(n, &destroyed)));
+	for (const char* n : {"a", "b", "c", "d"})
+		handles.push_back(table.insert(std::make_unique<Tracked>(n, &destroyed)));
 	table.erase(handles[1]);  // "b" gone before the walk
 
 	std::vector<std::string> seen;

@@ -16,8 +16,8 @@ TEST_CASE("control protocol: words are percent-encoded, empty is a dash") {
 	CHECK(decode_word("a%20b%0ac") == std::string("a b\nc"));
 	CHECK(decode_word("%2D") == std::string("-"));
 	CHECK_FALSE(decode_word(""));
-	CHECK_FALSE(decode_word("a-b"));      // a raw '-' is never produced
-	CHECK_FALSE(decode_word("%4"));       // truncated escape
+	CHECK_FALSE(decode_word("a-b"));  // a raw '-' is never produced
+	CHECK_FALSE(decode_word("%4"));   // truncated escape
 	CHECK_FALSE(decode_word("ab%"));
 	CHECK_FALSE(decode_word("%zz"));
 }
@@ -32,7 +32,7 @@ TEST_CASE("control protocol: requests round-trip") {
 	CHECK(parse_request("queue - x") == std::vector<std::string>{"queue", "", "x"});
 	CHECK_FALSE(parse_request(""));
 	CHECK_FALSE(parse_request("\n"));
-	CHECK_FALSE(parse_request("queue  kick"));   // an empty word is "-", never nothing
+	CHECK_FALSE(parse_request("queue  kick"));  // an empty word is "-", never nothing
 	CHECK_FALSE(parse_request("queue kick "));
 	CHECK_FALSE(parse_request(std::string(max_request_line + 1, 'a')));
 	CHECK(parse_request(std::string(max_request_line, 'a')));

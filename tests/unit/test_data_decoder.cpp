@@ -26,8 +26,7 @@ struct Decoded {
 
 // Feeds `in` in pieces of at most `step` bytes (0: all at once), the way the
 // session does: stop feeding once the decoder is done.
-Decoded decode(std::string_view in, size_t step = 0, BareNewlines mode = BareNewlines::normalize)
-{
+Decoded decode(std::string_view in, size_t step = 0, BareNewlines mode = BareNewlines::normalize) {
 	DataDecoder d(mode);
 	Decoded r;
 	size_t pos = 0;
@@ -35,8 +34,7 @@ Decoded decode(std::string_view in, size_t step = 0, BareNewlines mode = BareNew
 		size_t len = step == 0 ? in.size() - pos : std::min(step, in.size() - pos);
 		size_t used = d.feed(in.substr(pos, len), r.out);
 		REQUIRE(used <= len);
-		if (!d.done())
-			REQUIRE(used == len);  // everything is consumed until the end is found
+		if (!d.done()) REQUIRE(used == len);  // everything is consumed until the end is found
 		pos += used;
 	}
 	r.consumed = pos;
@@ -50,8 +48,7 @@ Decoded decode(std::string_view in, size_t step = 0, BareNewlines mode = BareNew
 
 // Decodes whole, byte by byte, and split at every position into two feeds;
 // all must agree. Returns the whole-input result.
-Decoded decode_all_ways(std::string_view in, BareNewlines mode = BareNewlines::normalize)
-{
+Decoded decode_all_ways(std::string_view in, BareNewlines mode = BareNewlines::normalize) {
 	Decoded whole = decode(in, 0, mode);
 	CHECK(decode(in, 1, mode) == whole);
 	CHECK(decode(in, 2, mode) == whole);
@@ -61,8 +58,7 @@ Decoded decode_all_ways(std::string_view in, BareNewlines mode = BareNewlines::n
 		Decoded r;
 		size_t used = d.feed(in.substr(0, cut), r.out);
 		size_t pos = used;
-		if (!d.done())
-			pos += d.feed(in.substr(cut), r.out);
+		if (!d.done()) pos += d.feed(in.substr(cut), r.out);
 		r.consumed = pos;
 		r.done = d.done();
 		r.bare = d.saw_bare_newline();
@@ -77,8 +73,7 @@ Decoded decode_all_ways(std::string_view in, BareNewlines mode = BareNewlines::n
 
 }  // namespace
 
-TEST_CASE("data: empty message is just the terminator")
-{
+TEST_CASE("data: empty message is just the terminator") {
 	Decoded r = decode_all_ways(".\r\n");
 	CHECK(r.done);
 	CHECK(r.out == "");
@@ -88,8 +83,7 @@ TEST_CASE("data: empty message is just the terminator")
 	CHECK_FALSE(r.bare);
 }
 
-TEST_CASE("data: simple message with header and body")
-{
+TEST_CASE("data: simple message with header and body") {
 	Decoded r = decode_all_ways("Subject: hi\r\n\r\nbody\r\n.\r\n");
 	CHECK(r.done);
 	CHECK(r.out == "Subject: hi\r\n\r\nbody\r\n");
@@ -100,24 +94,21 @@ TEST_CASE("data: simple message with header and body")
 	CHECK_FALSE(r.eight_bit);
 }
 
-TEST_CASE("data: header only has no separator")
-{
+TEST_CASE("data: header only has no separator") {
 	Decoded r = decode_all_ways("Subject: hi\r\n.\r\n");
 	CHECK(r.done);
 	CHECK(r.out == "Subject: hi\r\n");
 	CHECK_FALSE(r.separator);
 }
 
-TEST_CASE("data: message starting with an empty line has a separator")
-{
+TEST_CASE("data: message starting with an empty line has a separator") {
 	Decoded r = decode_all_ways("\r\nbody only\r\n.\r\n");
 	CHECK(r.done);
 	CHECK(r.out == "\r\nbody only\r\n");
 	CHECK(r.separator);
 }
 
-TEST_CASE("data: no terminator means not done and everything consumed")
-{
+TEST_CASE("data: no terminator means not done and everything consumed") {
 	Decoded r = decode_all_ways("Subject: x\r\n\r\nbody\r\n");
 	CHECK_FALSE(r.done);
 	CHECK(r.consumed == 20);
@@ -127,8 +118,7 @@ TEST_CASE("data: no terminator means not done and everything consumed")
 	CHECK(r2.out == "a\r\n");
 }
 
-TEST_CASE("data: pipelined bytes after the end are left untouched")
-{
+TEST_CASE("data: pipelined bytes after the end are left untouched") {
 	std::string in = "hello\r\n.\r\nQUIT\r\n";
 	DataDecoder d;
 	std::string out;
@@ -146,8 +136,7 @@ TEST_CASE("data: pipelined bytes after the end are left untouched")
 	CHECK(r.out == "x\r\n");
 }
 
-TEST_CASE("data: dot-unstuffing at line starts after CRLF")
-{
+TEST_CASE("data: dot-unstuffing at line starts after CRLF") {
 	// RFC 5321 4.5.2
 	CHECK(decode_all_ways("..\r\n.\r\n").out == ".\r\n");
 	CHECK(decode_all_ways("a\r\n..\r\n.\r\n").out == "a\r\n.\r\n");
@@ -162,8 +151,7 @@ TEST_CASE("data: dot-unstuffing at line starts after CRLF")
 	CHECK(r.size == 3);
 }
 
-TEST_CASE("data: LF.LF does not end data")
-{
+TEST_CASE("data: LF.LF does not end data") {
 	Decoded r = decode_all_ways("a\n.\nb\r\n.\r\n");
 	CHECK(r.done);
 	CHECK(r.bare);
@@ -172,16 +160,14 @@ TEST_CASE("data: LF.LF does not end data")
 	CHECK(r.consumed == 10);
 }
 
-TEST_CASE("data: LF.CRLF does not end data")
-{
+TEST_CASE("data: LF.CRLF does not end data") {
 	Decoded r = decode_all_ways("a\n.\r\nb\r\n.\r\n");
 	CHECK(r.done);
 	CHECK(r.bare);
 	CHECK(r.out == "a\r\n.\r\nb\r\n");
 }
 
-TEST_CASE("data: CRLF.LF does not end data, dot still unstuffed")
-{
+TEST_CASE("data: CRLF.LF does not end data, dot still unstuffed") {
 	Decoded r = decode_all_ways("a\r\n.\nb\r\n.\r\n");
 	CHECK(r.done);
 	CHECK(r.bare);
@@ -189,8 +175,7 @@ TEST_CASE("data: CRLF.LF does not end data, dot still unstuffed")
 	CHECK(r.separator);
 }
 
-TEST_CASE("data: CR.CR does not end data")
-{
+TEST_CASE("data: CR.CR does not end data") {
 	Decoded r = decode_all_ways("a\r.\rb\r\n.\r\n");
 	CHECK(r.done);
 	CHECK(r.bare);
@@ -200,8 +185,7 @@ TEST_CASE("data: CR.CR does not end data")
 	CHECK(r2.out == "a\r\n.\r\nb\r\n");
 }
 
-TEST_CASE("data: CRLF.CR followed by another byte does not end data")
-{
+TEST_CASE("data: CRLF.CR followed by another byte does not end data") {
 	Decoded r = decode_all_ways("a\r\n.\rX\r\n.\r\n");
 	CHECK(r.done);
 	CHECK(r.bare);
@@ -214,20 +198,20 @@ TEST_CASE("data: CRLF.CR followed by another byte does not end data")
 	CHECK(r2.consumed == 10);
 }
 
-TEST_CASE("data: smuggled command after a fake terminator stays in the message")
-{
-	std::string in = "Subject: a\r\n\r\nbody\n.\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n"
-	                 "evil\r\n.\r\nQUIT\r\n";
+TEST_CASE("data: smuggled command after a fake terminator stays in the message") {
+	std::string in =
+	    "Subject: a\r\n\r\nbody\n.\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n"
+	    "evil\r\n.\r\nQUIT\r\n";
 	Decoded r = decode_all_ways(in);
 	CHECK(r.done);
 	CHECK(r.bare);
-	CHECK(r.out ==
-	      "Subject: a\r\n\r\nbody\r\n.\r\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<x@example.org>\r\nDATA\r\nevil\r\n");
+	CHECK(
+	    r.out ==
+	    "Subject: a\r\n\r\nbody\r\n.\r\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<x@example.org>\r\nDATA\r\nevil\r\n");
 	CHECK(in.substr(r.consumed) == "QUIT\r\n");
 }
 
-TEST_CASE("data: bare LF and bare CR are stored as CRLF")
-{
+TEST_CASE("data: bare LF and bare CR are stored as CRLF") {
 	Decoded r = decode_all_ways("a\nb\rc\r\n.\r\n");
 	CHECK(r.done);
 	CHECK(r.bare);
@@ -243,15 +227,12 @@ TEST_CASE("data: bare LF and bare CR are stored as CRLF")
 	CHECK(r3.separator);
 	// Output contains no bare CR or LF.
 	for (size_t k = 0; k < r.out.size(); ++k) {
-		if (r.out[k] == '\r')
-			CHECK(r.out[k + 1] == '\n');
-		if (r.out[k] == '\n')
-			CHECK(r.out[k - 1] == '\r');
+		if (r.out[k] == '\r') CHECK(r.out[k + 1] == '\n');
+		if (r.out[k] == '\n') CHECK(r.out[k - 1] == '\r');
 	}
 }
 
-TEST_CASE("data: reject mode consumes to the end and flags bare newlines")
-{
+TEST_CASE("data: reject mode consumes to the end and flags bare newlines") {
 	Decoded r = decode_all_ways("a\nb\r\n.\r\nNOOP\r\n", BareNewlines::reject);
 	CHECK(r.done);
 	CHECK(r.bare);
@@ -266,16 +247,14 @@ TEST_CASE("data: reject mode consumes to the end and flags bare newlines")
 	CHECK(r2.bare);
 }
 
-TEST_CASE("data: 8-bit bytes are detected")
-{
+TEST_CASE("data: 8-bit bytes are detected") {
 	Decoded r = decode_all_ways("Subject: caf\xc3\xa9\r\n\r\nx\r\n.\r\n");
 	CHECK(r.eight_bit);
 	CHECK(r.out == "Subject: caf\xc3\xa9\r\n\r\nx\r\n");
 	CHECK_FALSE(decode_all_ways("plain\x7f\r\n.\r\n").eight_bit);
 }
 
-TEST_CASE("data: NUL bytes and long lines pass through")
-{
+TEST_CASE("data: NUL bytes and long lines pass through") {
 	std::string in("a\0b", 3);
 	in += std::string(5000, 'x');
 	in += "\r\n.\r\n";

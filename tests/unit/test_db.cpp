@@ -65,8 +65,8 @@ TEST_CASE("db: queue record serialization round-trips and rejects garbage") {
 	CHECK(*back == r);
 
 	CHECK_FALSE(parse_queue_record("").has_value());
-	CHECK_FALSE(parse_queue_record(std::string(1, '\x02') + blob.substr(1)).has_value());   // unknown version
-	CHECK_FALSE(parse_queue_record(blob.substr(0, blob.size() - 3)).has_value());        // truncated value
+	CHECK_FALSE(parse_queue_record(std::string(1, '\x02') + blob.substr(1)).has_value());  // unknown version
+	CHECK_FALSE(parse_queue_record(blob.substr(0, blob.size() - 3)).has_value());          // truncated value
 	// A field from a newer writer (tag 200) is skipped; missing fields keep defaults.
 	std::string extended = std::string(1, '\x01') + "\xc8\x03xyz";
 	auto minimal = parse_queue_record(extended);
@@ -132,10 +132,10 @@ TEST_CASE("db: outgoing message counts over time") {
 	Env env(dir.path);
 	env.record_outgoing("alice", {"a@x.org", "b@x.org"}, 1000);
 	env.record_outgoing("alice", {"c@x.org"}, 2000);
-	env.record_outgoing("alicia", {"d@x.org"}, 1500);   // another account, same prefix letters
+	env.record_outgoing("alicia", {"d@x.org"}, 1500);  // another account, same prefix letters
 	CHECK(env.count_outgoing_since("alice", 0) == 3);
 	CHECK(env.count_outgoing_since("alice", 999) == 3);
-	CHECK(env.count_outgoing_since("alice", 1000) == 1);   // strictly after
+	CHECK(env.count_outgoing_since("alice", 1000) == 1);  // strictly after
 	CHECK(env.count_outgoing_since("alice", 1999) == 1);
 	CHECK(env.count_outgoing_since("alice", 2000) == 0);
 	CHECK(env.count_outgoing_since("alicia", 0) == 1);
@@ -177,23 +177,23 @@ TEST_CASE("db: history rows older than 30 days are pruned, recipients stay known
 	// The t0 rows are gone, the t0+10d row (21 days old) stays.
 	CHECK(env.count_outgoing_since("alice", 0) == 2);
 	// r1@ is still known: not first-time.
-	CHECK(env.count_first_time_recipients("alice", {"r1@x.org"}, t0 + 30 * day) == 1);   // r4@ in window only
+	CHECK(env.count_first_time_recipients("alice", {"r1@x.org"}, t0 + 30 * day) == 1);  // r4@ in window only
 }
 
 TEST_CASE("db: send limit verdicts") {
 	TempDir dir;
 	Env env(dir.path);
 	const int64_t now = 1700000000;
-	env.record_outgoing("alice", {"a@x.org", "b@x.org", "c@x.org"}, now - 2 * day);   // outside the window
+	env.record_outgoing("alice", {"a@x.org", "b@x.org", "c@x.org"}, now - 2 * day);  // outside the window
 	env.record_outgoing("alice", {"a@x.org", "d@x.org"}, now - 3600);
 
 	auto v = env.check_send_limits("alice", {"e@x.org"}, now, 3, 10);
 	CHECK_FALSE(v.messages_reached);
 	CHECK(v.messages == 2);
-	CHECK(v.first_time == -1);   // 2 + 1 < 10: not evaluated
+	CHECK(v.first_time == -1);  // 2 + 1 < 10: not evaluated
 
 	v = env.check_send_limits("alice", {"e@x.org", "f@x.org"}, now, 3, 10);
-	CHECK(v.messages_reached);   // 2 + 2 > 3
+	CHECK(v.messages_reached);  // 2 + 2 > 3
 
 	// Evaluated once logged + recipients >= max_first_time: d@ (first use in
 	// window) + e@ + f@ (never) = 3 first-time; a@ was used 2 days ago.
@@ -252,7 +252,7 @@ TEST_CASE("db: queue add, get, list, update, remove, next due") {
 	CHECK(env.queue_remove(1));
 	CHECK_FALSE(env.queue_remove(1));
 	CHECK_FALSE(env.queue_get(1).has_value());
-	CHECK_FALSE(env.queue_update(a));   // gone: not resurrected
+	CHECK_FALSE(env.queue_update(a));  // gone: not resurrected
 	CHECK_FALSE(env.queue_get(1).has_value());
 	CHECK(env.queue_next_due() == std::optional<int64_t>(700));
 	CHECK(env.queue_list().size() == 4);
@@ -391,7 +391,7 @@ TEST_CASE("db: commits of a process that died without closing survive (recovery)
 	REQUIRE(WIFEXITED(status));
 	REQUIRE(WEXITSTATUS(status) == 0);
 
-	Env env(dir.path);   // DB_REGISTER sees the dead process and recovers
+	Env env(dir.path);  // DB_REGISTER sees the dead process and recovers
 	CHECK(env.password_secrets("alice") == std::optional<std::string>("committed"));
 	auto list = env.queue_list();
 	REQUIRE(list.size() == 1);

@@ -22,7 +22,8 @@ std::shared_ptr<const config::Config> test_config(bool keep_rejects = false) {
 		"domains": {"example.org": {"localpart_catchall_separator": "+"}},
 		"accounts": {
 			"alice": {"destinations": {"alice@example.org": {}, "lists@example.org": {"mailbox": "Lists"}},
-			          "keep_rejects": )" + keep + R"(},
+			          "keep_rejects": )" +
+	                                     keep + R"(},
 			"bob": {"destinations": {"bob@example.org": {}}},
 			"pm": {"destinations": {"pm@example.org": {}}}
 		},
@@ -258,7 +259,8 @@ TEST_CASE("decide verdict: copies for accepting accounts, errors and one Rejects
 	auto cfg = test_config();
 	std::vector<Recipient> rcpts{local_rcpt("alice@example.org", "alice"), unknown_rcpt("nobody@example.org"),
 	                             local_rcpt("bob@example.org", "bob"), local_rcpt("bob+x@example.org", "bob")};
-	AccountDecisions decisions{{"alice", accepted("no-bad-signals")}, {"bob", refused(451, "3.0", "reputation-error")}};
+	AccountDecisions decisions{{"alice", accepted("no-bad-signals")},
+	                           {"bob", refused(451, "3.0", "reputation-error")}};
 	CopyPlanInput in;
 	in.message_id = "<m1@sender.example>";
 	in.sha256 = "ab";
@@ -416,7 +418,8 @@ SubmissionHeaderInput as_alice() { return {"alice", true, "mail.example.org", 17
 
 TEST_CASE("decide submission: a From of the sender's own gets Message-Id and Date when missing") {
 	auto cfg = test_config();
-	SubmissionHeaderChecks c = check_submission_header(*cfg, header("From: Alice <alice@example.org>\r\n\r\n"), as_alice());
+	SubmissionHeaderChecks c = check_submission_header(*cfg, header("From: Alice <alice@example.org>\r\n\r\n"),
+	                                                   as_alice());
 	CHECK_FALSE(c.error);
 	CHECK(c.from_domain == "example.org");
 	CHECK_FALSE(c.message_id.empty());
@@ -424,7 +427,9 @@ TEST_CASE("decide submission: a From of the sender's own gets Message-Id and Dat
 	CHECK(c.added.find("Date: ") != std::string::npos);
 	SUBCASE("present ones are kept, the id without its brackets") {
 		c = check_submission_header(
-		    *cfg, header("From: alice@example.org\r\nMessage-Id: <x1@example.org>\r\nDate: Thu, 1 Jan 2026 00:00:00 +0000\r\n\r\n"),
+		    *cfg,
+		    header(
+			"From: alice@example.org\r\nMessage-Id: <x1@example.org>\r\nDate: Thu, 1 Jan 2026 00:00:00 +0000\r\n\r\n"),
 		    as_alice());
 		CHECK_FALSE(c.error);
 		CHECK(c.message_id == "x1@example.org");

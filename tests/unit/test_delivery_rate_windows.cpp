@@ -16,8 +16,8 @@ const std::array<std::string, 3> net_b{"192.0.2.2/32", "192.0.2.0/26", "192.0.0.
 
 TEST_CASE("rate windows: a copy counts in the minute and the day after its second, not at the edge") {
 	DeliveryRateWindows w;
-	w.count("mjl", net_a, now - 59, 100, 1);   // in the minute
-	w.count("mjl", net_a, now - 60, 200, 1);   // the minute's edge: day only
+	w.count("mjl", net_a, now - 59, 100, 1);     // in the minute
+	w.count("mjl", net_a, now - 60, 200, 1);     // the minute's edge: day only
 	w.count("mjl", net_a, now - 86399, 400, 1);  // the day's last second
 	w.count("mjl", net_a, now - 86400, 800, 1);  // the day's edge: nowhere
 	auto c = w.counts("mjl", net_a, now);

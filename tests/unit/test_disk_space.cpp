@@ -10,8 +10,7 @@
 using tern::core::below_disk_reserve;
 using tern::core::DiskUsage;
 
-TEST_CASE("disk reserve: 64 MiB, at most a twentieth of the file system, and some inodes")
-{
+TEST_CASE("disk reserve: 64 MiB, at most a twentieth of the file system, and some inodes") {
 	constexpr uint64_t MiB = 1ull << 20;
 	DiskUsage big{100000 * MiB, 65 * MiB, 0, 0};
 	CHECK_FALSE(below_disk_reserve(big));
@@ -32,8 +31,7 @@ TEST_CASE("disk reserve: 64 MiB, at most a twentieth of the file system, and som
 	CHECK_FALSE(below_disk_reserve(inodes));
 }
 
-TEST_CASE("storage errors: ENOSPC and EDQUOT are disk full, and the mark survives being passed on")
-{
+TEST_CASE("storage errors: ENOSPC and EDQUOT are disk full, and the mark survives being passed on") {
 	CHECK(tern::is_storage_full(ENOSPC));
 	CHECK(tern::is_storage_full(EDQUOT));
 	CHECK_FALSE(tern::is_storage_full(EIO));

@@ -17,149 +17,150 @@ namespace {
 
 // RFC 8463 Appendix A: one message, an Ed25519 and an RSA signature.
 const std::string rfc8463_message =
-	"DKIM-Signature: v=1; a=ed25519-sha256; c=simple/simple; \r\n"
-	" d=football.example.com; i=@football.example.com; \r\n"
-	" q=dns/txt; s=brisbane; t=1518460054; h=from : to : \r\n"
-	" subject : date : message-id : from : subject : date; \r\n"
-	" bh=4bLNXImK9drULnmePzZNEBleUanJCX5PIsDIFoH4KTQ=; \r\n"
-	" b=9/dsDChY0YMTtD5Eyw3wx7x22BlSJP7M5ECbJ7GWrR45nXlTCGb8l0YB\r\n"
-	" o0wBLR++X5LqmsxXaOYLLJe46l10AQ==\r\n"
-	"DKIM-Signature: v=1; a=rsa-sha256; c=simple/simple; \r\n"
-	" d=football.example.com; i=@football.example.com; \r\n"
-	" q=dns/txt; s=test; t=1527915362; h=from : to : subject : \r\n"
-	" date : message-id : from : subject : date; \r\n"
-	" bh=4bLNXImK9drULnmePzZNEBleUanJCX5PIsDIFoH4KTQ=; \r\n"
-	" b=icKcLSEZYXJ95flvWE8FT6hl5iqd8MC/LEKYH0QjsqYy6MO/4pgVNCZH\r\n"
-	" l/RAXAuADxE/40Fg7uTlxwwD1hjN2Ple6J//cJfslBdDOq6zTVbne1dqtl\r\n"
-	" NOat7iamJ1AfRqyG+ja7a2AZsrpUuJ7VA6O+0zRYPqpwMEkEFIzI9i/Xk=\r\n"
-	"From: Joe SixPack <joe@football.example.com>\r\n"
-	"To: Suzie Q <suzie@shopping.example.net>\r\n"
-	"Subject: Is dinner ready?\r\n"
-	"Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
-	"Message-ID: <20030712040037.46341.5F8J@football.example.com>\r\n"
-	"\r\n"
-	"Hi.\r\n"
-	"\r\n"
-	"We lost the game.  Are you hungry yet?\r\n"
-	"\r\n"
-	"Joe.\r\n"
-	"\r\n";
+    "DKIM-Signature: v=1; a=ed25519-sha256; c=simple/simple; \r\n"
+    " d=football.example.com; i=@football.example.com; \r\n"
+    " q=dns/txt; s=brisbane; t=1518460054; h=from : to : \r\n"
+    " subject : date : message-id : from : subject : date; \r\n"
+    " bh=4bLNXImK9drULnmePzZNEBleUanJCX5PIsDIFoH4KTQ=; \r\n"
+    " b=9/dsDChY0YMTtD5Eyw3wx7x22BlSJP7M5ECbJ7GWrR45nXlTCGb8l0YB\r\n"
+    " o0wBLR++X5LqmsxXaOYLLJe46l10AQ==\r\n"
+    "DKIM-Signature: v=1; a=rsa-sha256; c=simple/simple; \r\n"
+    " d=football.example.com; i=@football.example.com; \r\n"
+    " q=dns/txt; s=test; t=1527915362; h=from : to : subject : \r\n"
+    " date : message-id : from : subject : date; \r\n"
+    " bh=4bLNXImK9drULnmePzZNEBleUanJCX5PIsDIFoH4KTQ=; \r\n"
+    " b=icKcLSEZYXJ95flvWE8FT6hl5iqd8MC/LEKYH0QjsqYy6MO/4pgVNCZH\r\n"
+    " l/RAXAuADxE/40Fg7uTlxwwD1hjN2Ple6J//cJfslBdDOq6zTVbne1dqtl\r\n"
+    " NOat7iamJ1AfRqyG+ja7a2AZsrpUuJ7VA6O+0zRYPqpwMEkEFIzI9i/Xk=\r\n"
+    "From: Joe SixPack <joe@football.example.com>\r\n"
+    "To: Suzie Q <suzie@shopping.example.net>\r\n"
+    "Subject: Is dinner ready?\r\n"
+    "Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
+    "Message-ID: <20030712040037.46341.5F8J@football.example.com>\r\n"
+    "\r\n"
+    "Hi.\r\n"
+    "\r\n"
+    "We lost the game.  Are you hungry yet?\r\n"
+    "\r\n"
+    "Joe.\r\n"
+    "\r\n";
 
 const std::string rfc8463_ed25519_record = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
 // RFC 8463 A.2: the 1024-bit RSA key (also used for the python vectors).
 const std::string rfc8463_rsa_record =
-	"v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB";
+    "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB";
 
 // RFC 8463 A.1 private keys: the RSA key as PKCS#1, the Ed25519 seed
 // "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=" wrapped as PKCS#8.
 const std::string rfc8463_rsa_pem =
-	"-----BEGIN RSA PRIVATE KEY-----\n"
-	"MIICXQIBAAKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQi\n"
-	"Y/J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqM\n"
-	"KrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB\n"
-	"AoGAH0cxOhFZDgzXWhDhnAJDw5s4roOXN4OhjiXa8W7Y3rhX3FJqmJSPuC8N9vQm\n"
-	"6SVbaLAE4SG5mLMueHlh4KXffEpuLEiNp9Ss3O4YfLiQpbRqE7Tm5SxKjvvQoZZe\n"
-	"zHorimOaChRL2it47iuWxzxSiRMv4c+j70GiWdxXnxe4UoECQQDzJB/0U58W7RZy\n"
-	"6enGVj2kWF732CoWFZWzi1FicudrBFoy63QwcowpoCazKtvZGMNlPWnC7x/6o8Gc\n"
-	"uSe0ga2xAkEA8C7PipPm1/1fTRQvj1o/dDmZp243044ZNyxjg+/OPN0oWCbXIGxy\n"
-	"WvmZbXriOWoSALJTjExEgraHEgnXssuk7QJBALl5ICsYMu6hMxO73gnfNayNgPxd\n"
-	"WFV6Z7ULnKyV7HSVYF0hgYOHjeYe9gaMtiJYoo0zGN+L3AAtNP9huqkWlzECQE1a\n"
-	"licIeVlo1e+qJ6Mgqr0Q7Aa7falZ448ccbSFYEPD6oFxiOl9Y9se9iYHZKKfIcst\n"
-	"o7DUw1/hz2Ck4N5JrgUCQQCyKveNvjzkkd8HjYs0SwM0fPjK16//5qDZ2UiDGnOe\n"
-	"uEzxBDAr518Z8VFbR41in3W4Y3yCDgQlLlcETrS+zYcL\n"
-	"-----END RSA PRIVATE KEY-----\n";
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIICXQIBAAKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQi\n"
+    "Y/J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqM\n"
+    "KrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB\n"
+    "AoGAH0cxOhFZDgzXWhDhnAJDw5s4roOXN4OhjiXa8W7Y3rhX3FJqmJSPuC8N9vQm\n"
+    "6SVbaLAE4SG5mLMueHlh4KXffEpuLEiNp9Ss3O4YfLiQpbRqE7Tm5SxKjvvQoZZe\n"
+    "zHorimOaChRL2it47iuWxzxSiRMv4c+j70GiWdxXnxe4UoECQQDzJB/0U58W7RZy\n"
+    "6enGVj2kWF732CoWFZWzi1FicudrBFoy63QwcowpoCazKtvZGMNlPWnC7x/6o8Gc\n"
+    "uSe0ga2xAkEA8C7PipPm1/1fTRQvj1o/dDmZp243044ZNyxjg+/OPN0oWCbXIGxy\n"
+    "WvmZbXriOWoSALJTjExEgraHEgnXssuk7QJBALl5ICsYMu6hMxO73gnfNayNgPxd\n"
+    "WFV6Z7ULnKyV7HSVYF0hgYOHjeYe9gaMtiJYoo0zGN+L3AAtNP9huqkWlzECQE1a\n"
+    "licIeVlo1e+qJ6Mgqr0Q7Aa7falZ448ccbSFYEPD6oFxiOl9Y9se9iYHZKKfIcst\n"
+    "o7DUw1/hz2Ck4N5JrgUCQQCyKveNvjzkkd8HjYs0SwM0fPjK16//5qDZ2UiDGnOe\n"
+    "uEzxBDAr518Z8VFbR41in3W4Y3yCDgQlLlcETrS+zYcL\n"
+    "-----END RSA PRIVATE KEY-----\n";
 const std::string rfc8463_ed25519_pem =
-	"-----BEGIN PRIVATE KEY-----\n"
-	"MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
-	"-----END PRIVATE KEY-----\n";
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
+    "-----END PRIVATE KEY-----\n";
 
 // Signed by python3-dkim (dkimpy 1.1.4) at development time.
 const std::string py_message =
-	"From: Alice <alice@example.org>\r\n"
-	"To: Bob <bob@example.net>\r\n"
-	"Subject: Test  message\r\n"
-	"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
-	"Message-Id: <abc@example.org>\r\n"
-	"\r\n"
-	"Hello  Bob,\t \r\n"
-	"\r\n"
-	"bye.\r\n"
-	"\r\n";
+    "From: Alice <alice@example.org>\r\n"
+    "To: Bob <bob@example.net>\r\n"
+    "Subject: Test  message\r\n"
+    "Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n"
+    "Message-Id: <abc@example.org>\r\n"
+    "\r\n"
+    "Hello  Bob,\t \r\n"
+    "\r\n"
+    "bye.\r\n"
+    "\r\n";
 const std::string py_rsa_relaxed =
-	"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org;\r\n"
-	" i=@example.org; q=dns/txt; s=py; t=1795628455; h=from : to : subject :\r\n"
-	" date : message-id; bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=;\r\n"
-	" b=W1zDy6SsAfelX0+txbNrxQCRqX+ok7Wuh2bVAkTUBoZDWCpS+KGp0aIBbj5ObQCn/glX+\r\n"
-	" KCPSEOO5QuGD/6lB03S+4fIlZn8Wb5d4xbRJ627nTJkWcz3jzchfV5YATRgmGvJAte8TOBw\r\n"
-	" cfO/gdRcgKy4jeiPdtjktIgmKWJo5JA=\r\n";
+    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org;\r\n"
+    " i=@example.org; q=dns/txt; s=py; t=1795628455; h=from : to : subject :\r\n"
+    " date : message-id; bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=;\r\n"
+    " b=W1zDy6SsAfelX0+txbNrxQCRqX+ok7Wuh2bVAkTUBoZDWCpS+KGp0aIBbj5ObQCn/glX+\r\n"
+    " KCPSEOO5QuGD/6lB03S+4fIlZn8Wb5d4xbRJ627nTJkWcz3jzchfV5YATRgmGvJAte8TOBw\r\n"
+    " cfO/gdRcgKy4jeiPdtjktIgmKWJo5JA=\r\n";
 const std::string py_rsa_simple =
-	"DKIM-Signature: v=1; a=rsa-sha256; c=simple/simple; d=example.org;\r\n"
-	" i=@example.org; q=dns/txt; s=py; t=1795628455; h=from : to : subject :\r\n"
-	" date : message-id; bh=yB2Ko1oHKL8054cc21ecE/Dwz76WYbLsQD4spEc/9Q8=;\r\n"
-	" b=gzHNmv1QqAmJk1cHhnlMwxRkkyrtLDqh0VAg631dQIRBtKzcl0EYDYgVqricI4zPRsGky\r\n"
-	" FEkG2Z+Y+OJjHesh0gCDOiffdwiO4zxcr0R/LnKmc1qN4wcydNjOOCUtMlG5exsG7p00a2H\r\n"
-	" JBboOMy07PyV09Apl68KOacu7bMoBu0=\r\n";
+    "DKIM-Signature: v=1; a=rsa-sha256; c=simple/simple; d=example.org;\r\n"
+    " i=@example.org; q=dns/txt; s=py; t=1795628455; h=from : to : subject :\r\n"
+    " date : message-id; bh=yB2Ko1oHKL8054cc21ecE/Dwz76WYbLsQD4spEc/9Q8=;\r\n"
+    " b=gzHNmv1QqAmJk1cHhnlMwxRkkyrtLDqh0VAg631dQIRBtKzcl0EYDYgVqricI4zPRsGky\r\n"
+    " FEkG2Z+Y+OJjHesh0gCDOiffdwiO4zxcr0R/LnKmc1qN4wcydNjOOCUtMlG5exsG7p00a2H\r\n"
+    " JBboOMy07PyV09Apl68KOacu7bMoBu0=\r\n";
 const std::string py_rsa_sha1 =
-	"DKIM-Signature: v=1; a=rsa-sha1; c=relaxed/simple; d=example.org;\r\n"
-	" i=@example.org; q=dns/txt; s=py; t=1795628455; h=from : to : subject :\r\n"
-	" date : message-id; bh=v72JtNBwx8fVa5/GV/R5+T2OonI=;\r\n"
-	" b=zRQdbmASO1co7wAKDYfp+ba7UsOCyDlkYSsipJyK2JSlFilgFJB7O7YAbQBrVFmhJSMOH\r\n"
-	" YNCrUP6Pq8iuTNCwa4YZ/PPUL9ZtQvKRXAOMo8A8T5CiwzcWkAFcMXjT0Sin4jSSbkTCMFw\r\n"
-	" 1NO6KX1XucgNQiezmawqwCvQri9PiSA=\r\n";
+    "DKIM-Signature: v=1; a=rsa-sha1; c=relaxed/simple; d=example.org;\r\n"
+    " i=@example.org; q=dns/txt; s=py; t=1795628455; h=from : to : subject :\r\n"
+    " date : message-id; bh=v72JtNBwx8fVa5/GV/R5+T2OonI=;\r\n"
+    " b=zRQdbmASO1co7wAKDYfp+ba7UsOCyDlkYSsipJyK2JSlFilgFJB7O7YAbQBrVFmhJSMOH\r\n"
+    " YNCrUP6Pq8iuTNCwa4YZ/PPUL9ZtQvKRXAOMo8A8T5CiwzcWkAFcMXjT0Sin4jSSbkTCMFw\r\n"
+    " 1NO6KX1XucgNQiezmawqwCvQri9PiSA=\r\n";
 const std::string py_rsa_length =
-	"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org;\r\n"
-	" i=@example.org; l=20; q=dns/txt; s=py; t=1795628455; h=from : to :\r\n"
-	" subject : date : message-id;\r\n"
-	" bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=;\r\n"
-	" b=PKfhJRWr9lgjkrpaFIpDI6M0q+BWV+KQiJfDIwuk6u67BWHZ6GYlABV9gTIWKHhk0v2Mb\r\n"
-	" qS+utBNb9bXMkzilYFrwNhXDOV0RJvMgq6q4vSHNPqCkzUo69sqw2pqusM7JcdXMIZzY7xI\r\n"
-	" n1oIHzphxTXGg9mMEDERS2g9jqy+YOc=\r\n";
+    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org;\r\n"
+    " i=@example.org; l=20; q=dns/txt; s=py; t=1795628455; h=from : to :\r\n"
+    " subject : date : message-id;\r\n"
+    " bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=;\r\n"
+    " b=PKfhJRWr9lgjkrpaFIpDI6M0q+BWV+KQiJfDIwuk6u67BWHZ6GYlABV9gTIWKHhk0v2Mb\r\n"
+    " qS+utBNb9bXMkzilYFrwNhXDOV0RJvMgq6q4vSHNPqCkzUo69sqw2pqusM7JcdXMIZzY7xI\r\n"
+    " n1oIHzphxTXGg9mMEDERS2g9jqy+YOc=\r\n";
 const std::string py_ed25519 =
-	"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.org;\r\n"
-	" i=@example.org; q=dns/txt; s=ed; t=1795628455; h=from : to : subject :\r\n"
-	" date : message-id; bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=;\r\n"
-	" b=Eu2VEarLOTgHMN9u2cvGURCFxSb9WqezJblq1wMP4id/GVLK5441uESi92nIIAC+kMtYm\r\n"
-	" hrBOxoE3b14ZY/GDg==\r\n";
+    "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.org;\r\n"
+    " i=@example.org; q=dns/txt; s=ed; t=1795628455; h=from : to : subject :\r\n"
+    " date : message-id; bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=;\r\n"
+    " b=Eu2VEarLOTgHMN9u2cvGURCFxSb9WqezJblq1wMP4id/GVLK5441uESi92nIIAC+kMtYm\r\n"
+    " hrBOxoE3b14ZY/GDg==\r\n";
 
 // A 512-bit RSA key and a signature with it (openssl + python3-dkim).
 const std::string weak_signed =
-	"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org;\r\n"
-	" i=@example.org; q=dns/txt; s=weak; t=1795628548; h=from : to :\r\n"
-	" subject; bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=;\r\n"
-	" b=daEB2rnvQf4UNxH+4RZyPN/oy/0anMrRM+t0KSA44CKEL+/v9dywJ38NANanXqB38fE2U\r\n"
-	" JwfGTt83FVYjVrLsw==\r\n";
-const std::string weak_record = "v=DKIM1; k=rsa; p=MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAKZyqoIbStYIBa5Hekd5thRcU2gA3V7V1ATbQNWHFLTlLRmWx1F/SQpnalIbcUaGieG4fFiU638GQcYYSO3pvfcCAwEAAQ==";
+    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org;\r\n"
+    " i=@example.org; q=dns/txt; s=weak; t=1795628548; h=from : to :\r\n"
+    " subject; bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=;\r\n"
+    " b=daEB2rnvQf4UNxH+4RZyPN/oy/0anMrRM+t0KSA44CKEL+/v9dywJ38NANanXqB38fE2U\r\n"
+    " JwfGTt83FVYjVrLsw==\r\n";
+const std::string weak_record =
+    "v=DKIM1; k=rsa; p=MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAKZyqoIbStYIBa5Hekd5thRcU2gA3V7V1ATbQNWHFLTlLRmWx1F/SQpnalIbcUaGieG4fFiU638GQcYYSO3pvfcCAwEAAQ==";
 
 // Our own Ed25519 signature of py_message with the RFC 8463 key at
 // t=1764000000 (deterministic; verified by python3-dkim at development time).
 const std::string ed25519_signed_header =
-	"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.org; s=ed;\r\n"
-	"\tt=1764000000; h=From:To:Subject:Date:Message-Id:From:To:Subject:Date:\r\n"
-	"\tMessage-Id; bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=; b=vIXcRuFm+fhz6f\r\n"
-	"\tUiySKca10Vuc1QjT6VkjCgtvXY40/7jx37PbJYVd1pGjbhub1x43OUkrZa8yPXKvPEiQaACg==\r\n";
+    "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.org; s=ed;\r\n"
+    "\tt=1764000000; h=From:To:Subject:Date:Message-Id:From:To:Subject:Date:\r\n"
+    "\tMessage-Id; bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=; b=vIXcRuFm+fhz6f\r\n"
+    "\tUiySKca10Vuc1QjT6VkjCgtvXY40/7jx37PbJYVd1pGjbhub1x43OUkrZa8yPXKvPEiQaACg==\r\n";
 
-std::vector<Result> verify_sync(CannedResolver& dns, const std::string& message, VerifyOptions options = {})
-{
+std::vector<Result> verify_sync(CannedResolver& dns, const std::string& message, VerifyOptions options = {}) {
 	std::vector<Result> out;
 	bool called = false;
-	verify_message(dns, 1, message, [&](std::vector<Result> r) {
-		out = std::move(r);
-		called = true;
-	}, options);
+	verify_message(
+	    dns, 1, message,
+	    [&](std::vector<Result> r) {
+		    out = std::move(r);
+		    called = true;
+	    },
+	    options);
 	REQUIRE(called);
 	return out;
 }
 
-CannedResolver python_dns()
-{
+CannedResolver python_dns() {
 	CannedResolver dns;
 	dns.set_records("py._domainkey.example.org", RrType::TXT, {rfc8463_rsa_record});
 	dns.set_records("ed._domainkey.example.org", RrType::TXT, {rfc8463_ed25519_record});
 	return dns;
 }
 
-std::string body_hash_b64(Canon canon, std::string_view body, std::optional<int64_t> l = std::nullopt)
-{
+std::string body_hash_b64(Canon canon, std::string_view body, std::optional<int64_t> l = std::nullopt) {
 	BodyHasher h(canon, HashAlg::sha256, l);
 	h.update(body);
 	return tern::base64_encode(h.finish());
@@ -167,8 +168,7 @@ std::string body_hash_b64(Canon canon, std::string_view body, std::optional<int6
 
 }  // namespace
 
-TEST_CASE("header section parsing keeps raw bytes")
-{
+TEST_CASE("header section parsing keeps raw bytes") {
 	std::string msg = "A: X\r\nB : Y\t\r\n\tZ  \r\n\r\nbody\r\n";
 	std::string err;
 	auto s = message::parse_header_section(msg, &err);
@@ -192,25 +192,24 @@ TEST_CASE("header section parsing keeps raw bytes")
 	CHECK(empty->body_offset == 2);
 }
 
-TEST_CASE("RFC 6376 3.4.5 canonicalization examples")
-{
+TEST_CASE("RFC 6376 3.4.5 canonicalization examples") {
 	std::string headers = "A: X\r\nB : Y\t\r\n\tZ  \r\n";
 	auto s = message::parse_header_section(headers + "\r\n");
 	REQUIRE(s);
-	CHECK(relaxed_header(s->fields[0].raw) + "\r\n" + relaxed_header(s->fields[1].raw) + "\r\n" == "a:X\r\nb:Y Z\r\n");
+	CHECK(relaxed_header(s->fields[0].raw) + "\r\n" + relaxed_header(s->fields[1].raw) + "\r\n" ==
+	      "a:X\r\nb:Y Z\r\n");
 	// header_hash_input with h=a:b, a signature field "DKIM-Signature: x"
 	CHECK(header_hash_input(s->fields, {"A", "b"}, Canon::relaxed, "DKIM-Signature: b=") ==
-		"a:X\r\nb:Y Z\r\ndkim-signature:b=");
+	      "a:X\r\nb:Y Z\r\ndkim-signature:b=");
 	CHECK(header_hash_input(s->fields, {"A", "b"}, Canon::simple, "DKIM-Signature: b=") ==
-		headers + "DKIM-Signature: b=");
+	      headers + "DKIM-Signature: b=");
 
 	std::string body = " C \r\nD \t E\r\n\r\n\r\n";
 	CHECK(canonicalize_body(Canon::relaxed, body) == " C\r\nD E\r\n");
 	CHECK(canonicalize_body(Canon::simple, body) == " C \r\nD \t E\r\n");
 }
 
-TEST_CASE("body canonicalization edge cases")
-{
+TEST_CASE("body canonicalization edge cases") {
 	CHECK(canonicalize_body(Canon::simple, "") == "\r\n");
 	CHECK(canonicalize_body(Canon::relaxed, "") == "");
 	CHECK(canonicalize_body(Canon::simple, "\r\n\r\n") == "\r\n");
@@ -222,16 +221,14 @@ TEST_CASE("body canonicalization edge cases")
 	CHECK(canonicalize_body(Canon::relaxed, "  x\ty  \r\n") == " x y\r\n");
 }
 
-TEST_CASE("empty body hashes")
-{
+TEST_CASE("empty body hashes") {
 	CHECK(body_hash_b64(Canon::simple, "") == "frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=");
 	CHECK(body_hash_b64(Canon::relaxed, "") == "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
 	BodyHasher sha1(Canon::simple, HashAlg::sha1);
 	CHECK(tern::base64_encode(sha1.finish()) == "uoq1oCgLlTqpdDX/iUbLy7J1Wic=");
 }
 
-TEST_CASE("body hasher is independent of chunking")
-{
+TEST_CASE("body hasher is independent of chunking") {
 	std::string body = "Hello  Bob,\t \r\n\r\nbye.\r\n\r\n \r\n";
 	for (Canon canon : {Canon::simple, Canon::relaxed}) {
 		std::string whole = body_hash_b64(canon, body);
@@ -243,8 +240,7 @@ TEST_CASE("body hasher is independent of chunking")
 		}
 		// One byte at a time.
 		BodyHasher h(canon, HashAlg::sha256);
-		for (char c : body)
-			h.update(std::string_view(&c, 1));
+		for (char c : body) h.update(std::string_view(&c, 1));
 		CHECK(tern::base64_encode(h.finish()) == whole);
 	}
 	// The python vector's body hashes.
@@ -253,25 +249,24 @@ TEST_CASE("body hasher is independent of chunking")
 	CHECK(body_hash_b64(Canon::simple, pybody) == "yB2Ko1oHKL8054cc21ecE/Dwz76WYbLsQD4spEc/9Q8=");
 }
 
-TEST_CASE("l= limits the hashed canonical body")
-{
+TEST_CASE("l= limits the hashed canonical body") {
 	// "Hello Bob,\r\n\r\nbye.\r\n" is 20 canonical bytes.
 	std::string pybody = "Hello  Bob,\t \r\n\r\nbye.\r\n\r\n";
 	CHECK(body_hash_b64(Canon::relaxed, pybody, 20) == "8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=");
-	CHECK(body_hash_b64(Canon::relaxed, pybody + "appended\r\n", 20) == "8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=");
+	CHECK(body_hash_b64(Canon::relaxed, pybody + "appended\r\n", 20) ==
+	      "8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=");
 	CHECK(body_hash_b64(Canon::relaxed, "Hello", 3) == tern::base64_encode(digest(HashAlg::sha256, "Hel")));
 	BodyHasher h(Canon::simple, HashAlg::sha256, 0);
 	h.update("anything");
 	CHECK(tern::base64_encode(h.finish()) == "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
 }
 
-TEST_CASE("parse_signature")
-{
+TEST_CASE("parse_signature") {
 	auto p = parse_signature(
-		"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=Example.ORG; s=S1;\r\n"
-		"\th=From : To:subject; i=alice@sub.example.org; l=100; q=dns/txt; t=1000; x=2000;\r\n"
-		"\tz=From:alice|To:bob; future=ignored;\r\n"
-		"\tbh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVz\r\n\t dA==\r\n");
+	    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=Example.ORG; s=S1;\r\n"
+	    "\th=From : To:subject; i=alice@sub.example.org; l=100; q=dns/txt; t=1000; x=2000;\r\n"
+	    "\tz=From:alice|To:bob; future=ignored;\r\n"
+	    "\tbh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVz\r\n\t dA==\r\n");
 	REQUIRE(p.signature);
 	const Signature& s = *p.signature;
 	CHECK(s.algorithm() == "rsa-sha256");
@@ -289,32 +284,35 @@ TEST_CASE("parse_signature")
 	CHECK(s.header_canon() == Canon::relaxed);
 	CHECK(s.body_canon() == Canon::simple);
 	CHECK(s.header_without_b ==
-		"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=Example.ORG; s=S1;\r\n"
-		"\th=From : To:subject; i=alice@sub.example.org; l=100; q=dns/txt; t=1000; x=2000;\r\n"
-		"\tz=From:alice|To:bob; future=ignored;\r\n"
-		"\tbh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=");
+	      "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=Example.ORG; s=S1;\r\n"
+	      "\th=From : To:subject; i=alice@sub.example.org; l=100; q=dns/txt; t=1000; x=2000;\r\n"
+	      "\tz=From:alice|To:bob; future=ignored;\r\n"
+	      "\tbh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=");
 
 	// b= in the middle: its value and surrounding FWS go, the ';' stays.
-	auto mid = parse_signature("DKIM-Signature: v=1; b= dGVzdA== ; a=ed25519-sha256; d=x.org; s=a; h=from;"
-		" bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+	auto mid = parse_signature(
+	    "DKIM-Signature: v=1; b= dGVzdA== ; a=ed25519-sha256; d=x.org; s=a; h=from;"
+	    " bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
 	REQUIRE(mid.signature);
-	CHECK(mid.signature->header_without_b ==
-		"DKIM-Signature: v=1; b=; a=ed25519-sha256; d=x.org; s=a; h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+	CHECK(
+	    mid.signature->header_without_b ==
+	    "DKIM-Signature: v=1; b=; a=ed25519-sha256; d=x.org; s=a; h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
 	// c= with one word: that for the header, simple for the body.
-	auto one = parse_signature("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed; d=x.org; s=a; h=from;"
-		" bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==");
+	auto one = parse_signature(
+	    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed; d=x.org; s=a; h=from;"
+	    " bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==");
 	REQUIRE(one.signature);
 	CHECK(one.signature->header_canon() == Canon::relaxed);
 	CHECK(one.signature->body_canon() == Canon::simple);
 }
 
-TEST_CASE("parse_signature errors")
-{
+TEST_CASE("parse_signature errors") {
 	const std::string bh = " bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;";
 	auto missing = parse_signature("DKIM-Signature: v=1; a=rsa-sha256; d=x.org; s=a; h=from; b=dGVzdA==");
 	CHECK(missing.code == SigError::missing_tag);
 	CHECK(missing.error == "missing required tag: \"bh\"");
-	auto dup = parse_signature("DKIM-Signature: v=1; a=rsa-sha256; d=x.org; d=y.org; s=a; h=from;" + bh + " b=dGVzdA==");
+	auto dup = parse_signature("DKIM-Signature: v=1; a=rsa-sha256; d=x.org; d=y.org; s=a; h=from;" + bh +
+	                           " b=dGVzdA==");
 	CHECK(dup.code == SigError::duplicate_tag);
 	CHECK(dup.error == "duplicate tag: \"d\"");
 	auto version = parse_signature("DKIM-Signature: v=2; a=rsa-sha256; d=x.org; s=a; h=from;" + bh + " b=dGVzdA==");
@@ -322,9 +320,11 @@ TEST_CASE("parse_signature errors")
 	auto size = parse_signature("DKIM-Signature: v=1; a=rsa-sha1; d=x.org; s=a; h=from;" + bh + " b=dGVzdA==");
 	CHECK(size.code == SigError::bad_body_hash_size);
 	CHECK(size.error == "bad body hash size given algorithm: got 32 bytes, must be 20 for sha1");
-	auto times = parse_signature("DKIM-Signature: v=1; a=rsa-sha256; d=x.org; s=a; h=from; t=5; x=5;" + bh + " b=dGVzdA==");
+	auto times = parse_signature("DKIM-Signature: v=1; a=rsa-sha256; d=x.org; s=a; h=from; t=5; x=5;" + bh +
+	                             " b=dGVzdA==");
 	CHECK(times.code == SigError::timestamps);
-	auto ident = parse_signature("DKIM-Signature: v=1; a=rsa-sha256; d=x.org; s=a; h=from; i=@evilx.org;" + bh + " b=dGVzdA==");
+	auto ident = parse_signature("DKIM-Signature: v=1; a=rsa-sha256; d=x.org; s=a; h=from; i=@evilx.org;" + bh +
+	                             " b=dGVzdA==");
 	CHECK(ident.code == SigError::identity_domain);
 	auto syntax = parse_signature("DKIM-Signature: v=1; a=rsa-sha256;; d=x.org");
 	CHECK(syntax.code == SigError::syntax);
@@ -333,8 +333,7 @@ TEST_CASE("parse_signature errors")
 	CHECK(parse_signature("Subject: v=1").code == SigError::not_dkim_signature);
 }
 
-TEST_CASE("parse_key_record")
-{
+TEST_CASE("parse_key_record") {
 	auto ed = parse_key_record(rfc8463_ed25519_record);
 	REQUIRE(ed.key);
 	CHECK(ed.key->key_type == "ed25519");
@@ -342,7 +341,7 @@ TEST_CASE("parse_key_record")
 	CHECK_FALSE(ed.key->testing());
 
 	auto rsa = parse_key_record("v=DKIM1; h=sha256:sha1; t=y:s; s=email; n=note;\r\n p=" +
-		rfc8463_rsa_record.substr(rfc8463_rsa_record.find("p=") + 2));
+	                            rfc8463_rsa_record.substr(rfc8463_rsa_record.find("p=") + 2));
 	REQUIRE(rsa.key);
 	CHECK(rsa.key->key_type == "rsa");
 	CHECK(rsa.key->rsa_bits == 1024);
@@ -376,8 +375,7 @@ TEST_CASE("parse_key_record")
 	CHECK(badrsa.error == "bad public key: not an RSA public key");
 }
 
-TEST_CASE("RFC 8463 Appendix A signatures verify")
-{
+TEST_CASE("RFC 8463 Appendix A signatures verify") {
 	CannedResolver dns;
 	dns.set_records("brisbane._domainkey.football.example.com", RrType::TXT, {rfc8463_ed25519_record});
 	dns.set_records("test._domainkey.football.example.com", RrType::TXT, {rfc8463_rsa_record});
@@ -429,8 +427,7 @@ TEST_CASE("RFC 8463 Appendix A signatures verify")
 	CHECK(from2[0].status == Status::fail);
 }
 
-TEST_CASE("python3-dkim signatures verify")
-{
+TEST_CASE("python3-dkim signatures verify") {
 	CannedResolver dns = python_dns();
 	for (const std::string* sig : {&py_rsa_relaxed, &py_rsa_simple, &py_ed25519}) {
 		CAPTURE(*sig);
@@ -454,8 +451,7 @@ TEST_CASE("python3-dkim signatures verify")
 	CHECK(verify_sync(dns, py_rsa_simple + refold)[0].status == Status::fail);
 }
 
-TEST_CASE("RFC 8301 3.1: an rsa-sha1 signature is never a pass")
-{
+TEST_CASE("RFC 8301 3.1: an rsa-sha1 signature is never a pass") {
 	// py_rsa_sha1 is a correct python3-dkim signature over py_message with
 	// the key python_dns() serves; only its hash algorithm is refused.
 	CannedResolver dns = python_dns();
@@ -471,8 +467,7 @@ TEST_CASE("RFC 8301 3.1: an rsa-sha1 signature is never a pass")
 	CHECK(verify_sync(dns, py_rsa_sha1 + py_message, lax)[0].status == Status::permerror);
 }
 
-TEST_CASE("l= is refused by the default policy and honoured without it")
-{
+TEST_CASE("l= is refused by the default policy and honoured without it") {
 	CannedResolver dns = python_dns();
 	auto r = verify_sync(dns, py_rsa_length + py_message);
 	REQUIRE(r.size() == 1);
@@ -491,8 +486,7 @@ TEST_CASE("l= is refused by the default policy and honoured without it")
 	CHECK(verify_sync(dns, py_rsa_length + changed, lenient)[0].status == Status::fail);
 }
 
-TEST_CASE("key record problems")
-{
+TEST_CASE("key record problems") {
 	const std::string msg = py_rsa_relaxed + py_message;
 	auto one = [&](std::vector<std::string> records) {
 		CannedResolver dns;
@@ -514,11 +508,14 @@ TEST_CASE("key record problems")
 
 	auto multiple = one({rfc8463_rsa_record, rfc8463_rsa_record});
 	CHECK(multiple.status == Status::temperror);
-	CHECK(multiple.error == "dkim: multiple dkim dns record for selector and domain: dns name \"py._domainkey.example.org.\"");
+	CHECK(multiple.error ==
+	      "dkim: multiple dkim dns record for selector and domain: dns name \"py._domainkey.example.org.\"");
 
 	auto mismatch = one({rfc8463_ed25519_record});
 	CHECK(mismatch.status == Status::permerror);
-	CHECK(mismatch.error == "dkim: signature algorithm mismatch with dns record: dkim dns record requires algorithm \"ed25519\", message has \"rsa\"");
+	CHECK(
+	    mismatch.error ==
+	    "dkim: signature algorithm mismatch with dns record: dkim dns record requires algorithm \"ed25519\", message has \"rsa\"");
 
 	auto hashes = one({"v=DKIM1; h=sha1; " + rfc8463_rsa_record.substr(9)});
 	CHECK(hashes.status == Status::permerror);
@@ -535,7 +532,8 @@ TEST_CASE("key record problems")
 	CannedResolver empty;
 	auto none = verify_sync(empty, msg);
 	CHECK(none[0].status == Status::permerror);
-	CHECK(none[0].error == "dkim: no dkim dns record for selector and domain: dns name \"py._domainkey.example.org.\"");
+	CHECK(none[0].error ==
+	      "dkim: no dkim dns record for selector and domain: dns name \"py._domainkey.example.org.\"");
 	CannedResolver failing;
 	DnsAnswer servfail;
 	servfail.status = DnsStatus::temperror;
@@ -543,8 +541,7 @@ TEST_CASE("key record problems")
 	CHECK(verify_sync(failing, msg)[0].status == Status::temperror);
 }
 
-TEST_CASE("t=y turns a failure into none unless test mode is ignored")
-{
+TEST_CASE("t=y turns a failure into none unless test mode is ignored") {
 	CannedResolver dns;
 	dns.set_records("py._domainkey.example.org", RrType::TXT, {"v=DKIM1; t=y; " + rfc8463_rsa_record.substr(9)});
 	std::string changed = py_message;
@@ -557,8 +554,7 @@ TEST_CASE("t=y turns a failure into none unless test mode is ignored")
 	CHECK(verify_sync(dns, py_rsa_relaxed + changed, strict)[0].status == Status::fail);
 }
 
-TEST_CASE("signature checks before lookup")
-{
+TEST_CASE("signature checks before lookup") {
 	CannedResolver dns = python_dns();
 	auto one = [&](const std::string& field) {
 		auto r = verify_sync(dns, field + py_message);
@@ -568,7 +564,8 @@ TEST_CASE("signature checks before lookup")
 	const std::string tail = " bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=; b=dGVzdA==\r\n";
 	auto nosubject = one("DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=py; h=from:to;" + tail);
 	CHECK(nosubject.status == Status::policy);
-	CHECK(nosubject.error == "dkim: signature rejected by policy: required header fields missing from signature: subject");
+	CHECK(nosubject.error ==
+	      "dkim: signature rejected by policy: required header fields missing from signature: subject");
 	auto nofrom = one("DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=py; h=subject;" + tail);
 	CHECK(nofrom.status == Status::permerror);
 	CHECK(nofrom.error == "dkim: bad from headers: required \"from\" header not signed");
@@ -581,9 +578,11 @@ TEST_CASE("signature checks before lookup")
 	auto hash = one("DKIM-Signature: v=1; a=rsa-md5; d=example.org; s=py; h=from:subject;" + tail);
 	CHECK(hash.status == Status::permerror);
 	CHECK(hash.error == "dkim: unknown hash algorithm: \"md5\"");
-	auto canon = one("DKIM-Signature: v=1; a=rsa-sha256; c=fancy/simple; d=example.org; s=py; h=from:subject;" + tail);
+	auto canon = one("DKIM-Signature: v=1; a=rsa-sha256; c=fancy/simple; d=example.org; s=py; h=from:subject;" +
+	                 tail);
 	CHECK(canon.status == Status::permerror);
-	auto query = one("DKIM-Signature: v=1; a=rsa-sha256; q=http/well-known; d=example.org; s=py; h=from:subject;" + tail);
+	auto query = one("DKIM-Signature: v=1; a=rsa-sha256; q=http/well-known; d=example.org; s=py; h=from:subject;" +
+	                 tail);
 	CHECK(query.error == "dkim: no recognized query method: need dns/txt");
 	auto missing = one("DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=py; h=from:subject; b=dGVzdA==\r\n");
 	CHECK(missing.status == Status::permerror);
@@ -592,8 +591,7 @@ TEST_CASE("signature checks before lookup")
 	CHECK(dns.queries() == 0);
 }
 
-TEST_CASE("no signature, malformed header")
-{
+TEST_CASE("no signature, malformed header") {
 	CannedResolver dns;
 	CHECK(verify_sync(dns, py_message).empty());
 	auto bad = verify_sync(dns, " bad start\r\n\r\n");
@@ -602,8 +600,7 @@ TEST_CASE("no signature, malformed header")
 	CHECK(bad[0].error == "dkim: mail message header is malformed: malformed message, starts with space/tab");
 }
 
-TEST_CASE("private keys: load, public record, deterministic ed25519 signing")
-{
+TEST_CASE("private keys: load, public record, deterministic ed25519 signing") {
 	std::string err;
 	auto rsa = parse_private_key(rfc8463_rsa_pem, &err);
 	REQUIRE_MESSAGE(rsa, err);
@@ -631,8 +628,7 @@ TEST_CASE("private keys: load, public record, deterministic ed25519 signing")
 	CHECK(*header == ed25519_signed_header);
 }
 
-TEST_CASE("sign then verify round trips")
-{
+TEST_CASE("sign then verify round trips") {
 	std::string err;
 	auto ed = parse_private_key(rfc8463_ed25519_pem, &err);
 	REQUIRE(ed);
@@ -655,7 +651,10 @@ TEST_CASE("sign then verify round trips")
 	dns.set_records("ed._domainkey.example.org", RrType::TXT, {rfc8463_ed25519_record});
 	dns.set_records("ed2._domainkey.example.org", RrType::TXT, {gen_ed->txt_record});
 
-	struct Case { const char* selector; PrivateKey key; };
+	struct Case {
+		const char* selector;
+		PrivateKey key;
+	};
 	for (const Case& c : {Case{"rsa", *rsa}, Case{"ed", *ed}, Case{"ed2", *ed2}}) {
 		for (Canon hc : {Canon::simple, Canon::relaxed}) {
 			for (Canon bc : {Canon::simple, Canon::relaxed}) {
@@ -672,7 +671,8 @@ TEST_CASE("sign then verify round trips")
 				o.expiration_s = 3600;
 				auto header = sign_message(o, py_message, &err);
 				REQUIRE_MESSAGE(header, err);
-				for (size_t pos = 0, nl; (nl = header->find("\r\n", pos)) != std::string::npos; pos = nl + 2)
+				for (size_t pos = 0, nl; (nl = header->find("\r\n", pos)) != std::string::npos;
+				     pos = nl + 2)
 					CHECK(nl - pos <= 78);
 				auto r = verify_sync(dns, *header + py_message);
 				REQUIRE(r.size() == 1);
@@ -689,14 +689,14 @@ TEST_CASE("sign then verify round trips")
 				hchanged.replace(hchanged.find("Test  message"), 13, "Other message");
 				CHECK(verify_sync(dns, *header + hchanged)[0].status == Status::fail);
 				// Oversigning: an added To breaks the signature.
-				CHECK(verify_sync(dns, *header + "To: eve@example.com\r\n" + py_message)[0].status == Status::fail);
+				CHECK(verify_sync(dns, *header + "To: eve@example.com\r\n" + py_message)[0].status ==
+				      Status::fail);
 			}
 		}
 	}
 }
 
-TEST_CASE("sign: header layout")
-{
+TEST_CASE("sign: header layout") {
 	std::string err;
 	auto ed = parse_private_key(rfc8463_ed25519_pem, &err);
 	REQUIRE(ed);
@@ -715,8 +715,9 @@ TEST_CASE("sign: header layout")
 	CHECK(parsed.signature->expire_time == 1500);
 	CHECK(parsed.signature->canonicalization == "relaxed/relaxed");
 	// Present fields are listed twice, absent Cc once.
-	CHECK(parsed.signature->signed_headers == std::vector<std::string>{"From", "To", "Subject", "Date", "Message-Id", "Cc",
-		"From", "To", "Subject", "Date", "Message-Id"});
+	CHECK(parsed.signature->signed_headers ==
+	      std::vector<std::string>{"From", "To", "Subject", "Date", "Message-Id", "Cc", "From", "To", "Subject",
+	                               "Date", "Message-Id"});
 	o.oversign = false;
 	o.expiration_s = 0;
 	auto plain = parse_signature(*sign_message(o, py_message, &err));
@@ -729,8 +730,7 @@ TEST_CASE("sign: header layout")
 	CHECK(err == "dkim: bad from headers: message has 2 from headers, need exactly 1");
 }
 
-TEST_CASE("RSA keys below 1024 bits are refused")
-{
+TEST_CASE("RSA keys below 1024 bits are refused") {
 	// A 512-bit key signature made by python3-dkim at development time.
 	CannedResolver dns;
 	dns.set_records("weak._domainkey.example.org", RrType::TXT, {weak_record});
@@ -740,10 +740,10 @@ TEST_CASE("RSA keys below 1024 bits are refused")
 	CHECK(r[0].error == "dkim: key is too weak, need at least 1024 bits for rsa");
 }
 
-TEST_CASE("parse_signature: an l= too long for 64 bits is a syntax error (fuzzing regression)")
-{
-	auto p = parse_signature("DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=s1; h=From; "
-		"bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==; l=99999999999999999999");
+TEST_CASE("parse_signature: an l= too long for 64 bits is a syntax error (fuzzing regression)") {
+	auto p = parse_signature(
+	    "DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=s1; h=From; "
+	    "bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==; l=99999999999999999999");
 	CHECK_FALSE(p.signature);
 	CHECK(p.error.find("bad length") != std::string::npos);
 }

@@ -10,8 +10,7 @@ using namespace tern::mailauth;
 
 namespace {
 
-dkim::Result dkim_result(dkim::Status status, const std::string& domain)
-{
+dkim::Result dkim_result(dkim::Status status, const std::string& domain) {
 	dkim::Result r;
 	r.status = status;
 	dkim::Signature sig;
@@ -21,8 +20,7 @@ dkim::Result dkim_result(dkim::Status status, const std::string& domain)
 	return r;
 }
 
-DmarcLookup lookup(CannedResolver& resolver, const std::string& domain)
-{
+DmarcLookup lookup(CannedResolver& resolver, const std::string& domain) {
 	DmarcLookup out;
 	bool called = false;
 	dmarc_lookup(resolver, 1, domain, [&](DmarcLookup got) {
@@ -40,20 +38,21 @@ struct Verify {
 	DmarcOptions options;
 };
 
-DmarcResult verify(CannedResolver& resolver, const std::string& from, const Verify& v)
-{
+DmarcResult verify(CannedResolver& resolver, const std::string& from, const Verify& v) {
 	DmarcResult out;
 	bool called = false;
-	dmarc_verify(resolver, 1, from, v.dkim, v.spf, v.spf_domain, [&](DmarcResult got) {
-		out = std::move(got);
-		called = true;
-	}, v.options);
+	dmarc_verify(
+	    resolver, 1, from, v.dkim, v.spf, v.spf_domain,
+	    [&](DmarcResult got) {
+		    out = std::move(got);
+		    called = true;
+	    },
+	    v.options);
 	REQUIRE(called);
 	return out;
 }
 
-CannedResolver with_record(const std::string& domain, const std::string& txt)
-{
+CannedResolver with_record(const std::string& domain, const std::string& txt) {
 	CannedResolver r;
 	r.set_records("_dmarc." + domain, RrType::TXT, {txt});
 	return r;
@@ -61,8 +60,7 @@ CannedResolver with_record(const std::string& domain, const std::string& txt)
 
 }  // namespace
 
-TEST_CASE("organizational domain from the public suffix list")
-{
+TEST_CASE("organizational domain from the public suffix list") {
 	CHECK(organizational_domain("a.b.example.co.uk") == "example.co.uk");
 	CHECK(organizational_domain("example.co.uk") == "example.co.uk");
 	CHECK(organizational_domain("mail.example.com") == "example.com");
@@ -75,12 +73,11 @@ TEST_CASE("organizational domain from the public suffix list")
 	CHECK_FALSE(is_public_suffix("example.com"));
 }
 
-TEST_CASE("dmarc record: all tags")
-{
+TEST_CASE("dmarc record: all tags") {
 	DmarcParse p = parse_dmarc_record(
-		"v=DMARC1; p=reject; sp=quarantine; pct=50; adkim=s; aspf=s; "
-		"rua=mailto:dmarc@example.org!10m, mailto:x@y.example; ruf=mailto:f@example.org!20; "
-		"fo=1:d; rf=afrf; ri=3600");
+	    "v=DMARC1; p=reject; sp=quarantine; pct=50; adkim=s; aspf=s; "
+	    "rua=mailto:dmarc@example.org!10m, mailto:x@y.example; ruf=mailto:f@example.org!20; "
+	    "fo=1:d; rf=afrf; ri=3600");
 	CHECK(p.is_dmarc);
 	CHECK(p.error == "");
 	REQUIRE(p.record);
@@ -105,8 +102,7 @@ TEST_CASE("dmarc record: all tags")
 	CHECK(r.report_interval == 3600);
 }
 
-TEST_CASE("dmarc record: defaults, case and separators")
-{
+TEST_CASE("dmarc record: defaults, case and separators") {
 	DmarcParse p = parse_dmarc_record("v=DMARC1; p=none");
 	REQUIRE(p.record);
 	CHECK(p.record->policy == DmarcPolicy::none);
@@ -130,8 +126,7 @@ TEST_CASE("dmarc record: defaults, case and separators")
 	CHECK(p.record->policy == DmarcPolicy::quarantine);
 }
 
-TEST_CASE("dmarc record: not a dmarc record")
-{
+TEST_CASE("dmarc record: not a dmarc record") {
 	for (const char* txt : {"v=spf1 -all", "v=DMARC2; p=none", "v=dmarc1; p=none", "p=none; v=DMARC1",
 	                        " v=DMARC1; p=none", "v=DMARC1x; p=none", ""}) {
 		CAPTURE(txt);
@@ -141,8 +136,7 @@ TEST_CASE("dmarc record: not a dmarc record")
 	}
 }
 
-TEST_CASE("dmarc record: invalid records")
-{
+TEST_CASE("dmarc record: invalid records") {
 	auto error_of = [](const char* txt) {
 		DmarcParse p = parse_dmarc_record(txt);
 		CHECK(p.is_dmarc);
@@ -151,8 +145,10 @@ TEST_CASE("dmarc record: invalid records")
 	};
 	const std::string prefix = "dmarc: malformed dmarc dns record: ";
 	CHECK(error_of("v=DMARC1") == prefix + "invalid (subdomain)policy and no valid aggregate reporting address");
-	CHECK(error_of("v=DMARC1; p=bogus") == prefix + "invalid (subdomain)policy and no valid aggregate reporting address");
-	CHECK(error_of("v=DMARC1; p=none; sp=bogus") == prefix + "invalid (subdomain)policy and no valid aggregate reporting address");
+	CHECK(error_of("v=DMARC1; p=bogus") ==
+	      prefix + "invalid (subdomain)policy and no valid aggregate reporting address");
+	CHECK(error_of("v=DMARC1; p=none; sp=bogus") ==
+	      prefix + "invalid (subdomain)policy and no valid aggregate reporting address");
 	CHECK(error_of("v=DMARC1; sp=none; p=reject") == prefix + "p= (policy) must be first tag");
 	CHECK(error_of("v=DMARC1; p=reject; p=none") == prefix + "duplicate tag \"p\"");
 	CHECK(error_of("v=DMARC1; p=reject; pct=101") == prefix + "bad percentage \"101\"");
@@ -163,8 +159,7 @@ TEST_CASE("dmarc record: invalid records")
 	CHECK(error_of("v=DMARC1; p=reject; junk") == prefix + "expected tag=value in \"junk\"");
 }
 
-TEST_CASE("dmarc record: missing or invalid p with a usable rua reads as p=none")
-{
+TEST_CASE("dmarc record: missing or invalid p with a usable rua reads as p=none") {
 	// RFC 7489 6.6.3 step 6.
 	DmarcParse p = parse_dmarc_record("v=DMARC1; p=bogus; sp=reject; rua=mailto:d@example.org");
 	REQUIRE(p.record);
@@ -181,10 +176,9 @@ TEST_CASE("dmarc record: missing or invalid p with a usable rua reads as p=none"
 	CHECK_FALSE(p.record);
 }
 
-TEST_CASE("dmarc record: reporting tags are parsed leniently")
-{
+TEST_CASE("dmarc record: reporting tags are parsed leniently") {
 	DmarcParse p = parse_dmarc_record(
-		"v=DMARC1; p=reject; rua=notauri, mailto:a@example.org, mailto:b@example.org!x; ruf=:bad; ri=soon; fo=x:1; rf=-");
+	    "v=DMARC1; p=reject; rua=notauri, mailto:a@example.org, mailto:b@example.org!x; ruf=:bad; ri=soon; fo=x:1; rf=-");
 	REQUIRE(p.record);
 	REQUIRE(p.record->aggregate_report_addresses.size() == 1);
 	CHECK(p.record->aggregate_report_addresses[0].address == "mailto:a@example.org");
@@ -194,8 +188,7 @@ TEST_CASE("dmarc record: reporting tags are parsed leniently")
 	CHECK(p.record->report_formats == std::vector<std::string>{"afrf"});
 }
 
-TEST_CASE("dmarc lookup: the From domain's own record")
-{
+TEST_CASE("dmarc lookup: the From domain's own record") {
 	CannedResolver r = with_record("example.org", "v=DMARC1; p=reject");
 	DmarcLookup l = lookup(r, "Example.ORG");
 	CHECK(l.status == DmarcStatus::none);
@@ -207,8 +200,7 @@ TEST_CASE("dmarc lookup: the From domain's own record")
 	CHECK(r.queries() == 1);
 }
 
-TEST_CASE("dmarc lookup: falls back to the organizational domain")
-{
+TEST_CASE("dmarc lookup: falls back to the organizational domain") {
 	CannedResolver r = with_record("example.co.uk", "v=DMARC1; p=quarantine");
 	DmarcLookup l = lookup(r, "a.b.example.co.uk");
 	CHECK(l.status == DmarcStatus::none);
@@ -225,8 +217,7 @@ TEST_CASE("dmarc lookup: falls back to the organizational domain")
 	CHECK(l.record);
 }
 
-TEST_CASE("dmarc lookup: no record anywhere")
-{
+TEST_CASE("dmarc lookup: no record anywhere") {
 	CannedResolver r;
 	DmarcLookup l = lookup(r, "example.org");
 	CHECK(l.status == DmarcStatus::none);
@@ -242,8 +233,7 @@ TEST_CASE("dmarc lookup: no record anywhere")
 	CHECK(r2.queries() == 2);
 }
 
-TEST_CASE("dmarc lookup: multiple records mean no policy")
-{
+TEST_CASE("dmarc lookup: multiple records mean no policy") {
 	CannedResolver r;
 	r.set_records("_dmarc.mail.example.org", RrType::TXT, {"v=DMARC1; p=reject", "v=DMARC1; p=none"});
 	r.set_records("_dmarc.example.org", RrType::TXT, {"v=DMARC1; p=reject"});
@@ -255,8 +245,7 @@ TEST_CASE("dmarc lookup: multiple records mean no policy")
 	CHECK(r.queries() == 1);
 }
 
-TEST_CASE("dmarc lookup: dns errors and invalid records")
-{
+TEST_CASE("dmarc lookup: dns errors and invalid records") {
 	CannedResolver r;
 	r.set("_dmarc.mail.example.org", RrType::TXT, DnsAnswer{DnsStatus::temperror, {}, {}});
 	DmarcLookup l = lookup(r, "mail.example.org");
@@ -276,34 +265,40 @@ TEST_CASE("dmarc lookup: dns errors and invalid records")
 	CHECK(l.status == DmarcStatus::permerror);
 	CHECK_FALSE(l.record);
 	CHECK(l.txt == "v=DMARC1; p=sometimes");
-	CHECK(l.error == "dmarc: malformed dmarc dns record: invalid (subdomain)policy and no valid aggregate reporting address");
+	CHECK(l.error ==
+	      "dmarc: malformed dmarc dns record: invalid (subdomain)policy and no valid aggregate reporting address");
 }
 
-TEST_CASE("alignment of the From domain")
-{
+TEST_CASE("alignment of the From domain") {
 	using S = dkim::Status;
 	// Strict: exact d= or exact SPF domain.
-	CHECK(from_alignment("example.org", {dkim_result(S::pass, "example.org")}, SpfStatus::none, "") == Alignment::strict);
+	CHECK(from_alignment("example.org", {dkim_result(S::pass, "example.org")}, SpfStatus::none, "") ==
+	      Alignment::strict);
 	CHECK(from_alignment("example.org", {}, SpfStatus::pass, "example.org") == Alignment::strict);
 	CHECK(from_alignment("Example.Org", {}, SpfStatus::pass, "EXAMPLE.org") == Alignment::strict);
 	// Strict wins over an earlier relaxed signature.
-	CHECK(from_alignment("example.org", {dkim_result(S::pass, "mail.example.org"), dkim_result(S::pass, "example.org")},
-		SpfStatus::none, "") == Alignment::strict);
+	CHECK(from_alignment("example.org",
+	                     {dkim_result(S::pass, "mail.example.org"), dkim_result(S::pass, "example.org")},
+	                     SpfStatus::none, "") == Alignment::strict);
 	// Relaxed: same organizational domain.
-	CHECK(from_alignment("example.org", {dkim_result(S::pass, "mail.example.org")}, SpfStatus::fail, "other.net") == Alignment::relaxed);
+	CHECK(from_alignment("example.org", {dkim_result(S::pass, "mail.example.org")}, SpfStatus::fail, "other.net") ==
+	      Alignment::relaxed);
 	CHECK(from_alignment("news.example.org", {}, SpfStatus::pass, "bounce.example.org") == Alignment::relaxed);
-	CHECK(from_alignment("a.example.co.uk", {dkim_result(S::pass, "b.example.co.uk")}, SpfStatus::none, "") == Alignment::relaxed);
+	CHECK(from_alignment("a.example.co.uk", {dkim_result(S::pass, "b.example.co.uk")}, SpfStatus::none, "") ==
+	      Alignment::relaxed);
 	// None: other organizations, or nothing passed.
-	CHECK(from_alignment("a.example.co.uk", {dkim_result(S::pass, "other.co.uk")}, SpfStatus::none, "") == Alignment::none);
-	CHECK(from_alignment("example.org", {dkim_result(S::fail, "example.org")}, SpfStatus::softfail, "example.org") == Alignment::none);
-	CHECK(from_alignment("example.org", {dkim_result(S::temperror, "example.org")}, SpfStatus::temperror, "example.org") == Alignment::none);
+	CHECK(from_alignment("a.example.co.uk", {dkim_result(S::pass, "other.co.uk")}, SpfStatus::none, "") ==
+	      Alignment::none);
+	CHECK(from_alignment("example.org", {dkim_result(S::fail, "example.org")}, SpfStatus::softfail,
+	                     "example.org") == Alignment::none);
+	CHECK(from_alignment("example.org", {dkim_result(S::temperror, "example.org")}, SpfStatus::temperror,
+	                     "example.org") == Alignment::none);
 	CHECK(from_alignment("example.org", {}, SpfStatus::pass, "") == Alignment::none);
 	CHECK(from_alignment("example.org", {}, SpfStatus::pass, "example.net") == Alignment::none);
 	CHECK(std::string(alignment_name(Alignment::relaxed)) == "relaxed");
 }
 
-TEST_CASE("dmarc verdict: policies")
-{
+TEST_CASE("dmarc verdict: policies") {
 	CannedResolver reject = with_record("example.org", "v=DMARC1; p=reject");
 
 	// Aligned SPF pass.
@@ -319,20 +314,23 @@ TEST_CASE("dmarc verdict: policies")
 	CHECK(res.record->policy == DmarcPolicy::reject);
 
 	// Aligned DKIM pass (relaxed by default).
-	res = verify(reject, "example.org", {{dkim_result(dkim::Status::pass, "mail.example.org")}, SpfStatus::fail, "other.net", {}});
+	res = verify(reject, "example.org",
+	             {{dkim_result(dkim::Status::pass, "mail.example.org")}, SpfStatus::fail, "other.net", {}});
 	CHECK(res.status == DmarcStatus::pass);
 	CHECK_FALSE(res.reject);
 	CHECK(res.aligned_dkim_pass);
 	CHECK_FALSE(res.aligned_spf_pass);
 
 	// Passes for other domains only: fail and reject.
-	res = verify(reject, "example.org", {{dkim_result(dkim::Status::pass, "other.net")}, SpfStatus::pass, "other.net", {}});
+	res = verify(reject, "example.org",
+	             {{dkim_result(dkim::Status::pass, "other.net")}, SpfStatus::pass, "other.net", {}});
 	CHECK(res.status == DmarcStatus::fail);
 	CHECK(res.reject);
 	CHECK(res.use);
 
 	// An aligned domain that did not pass.
-	res = verify(reject, "example.org", {{dkim_result(dkim::Status::fail, "example.org")}, SpfStatus::softfail, "example.org", {}});
+	res = verify(reject, "example.org",
+	             {{dkim_result(dkim::Status::fail, "example.org")}, SpfStatus::softfail, "example.org", {}});
 	CHECK(res.status == DmarcStatus::fail);
 	CHECK(res.reject);
 
@@ -350,23 +348,23 @@ TEST_CASE("dmarc verdict: policies")
 	CHECK(res.use);
 }
 
-TEST_CASE("dmarc verdict: strict alignment modes")
-{
+TEST_CASE("dmarc verdict: strict alignment modes") {
 	CannedResolver strict = with_record("example.org", "v=DMARC1; p=reject; adkim=s; aspf=s");
-	DmarcResult res = verify(strict, "example.org",
-		{{dkim_result(dkim::Status::pass, "mail.example.org")}, SpfStatus::pass, "bounce.example.org", {}});
+	DmarcResult res = verify(
+	    strict, "example.org",
+	    {{dkim_result(dkim::Status::pass, "mail.example.org")}, SpfStatus::pass, "bounce.example.org", {}});
 	CHECK(res.status == DmarcStatus::fail);
 	CHECK(res.reject);
 	CHECK_FALSE(res.aligned_dkim_pass);
 	CHECK_FALSE(res.aligned_spf_pass);
 
-	res = verify(strict, "example.org", {{dkim_result(dkim::Status::pass, "example.org")}, SpfStatus::none, "", {}});
+	res = verify(strict, "example.org",
+	             {{dkim_result(dkim::Status::pass, "example.org")}, SpfStatus::none, "", {}});
 	CHECK(res.status == DmarcStatus::pass);
 	CHECK_FALSE(res.reject);
 }
 
-TEST_CASE("dmarc verdict: sp= for subdomains")
-{
+TEST_CASE("dmarc verdict: sp= for subdomains") {
 	CannedResolver r = with_record("example.org", "v=DMARC1; p=reject; sp=none");
 	DmarcResult res = verify(r, "sub.example.org", {{}, SpfStatus::fail, "sub.example.org", {}});
 	CHECK(res.status == DmarcStatus::fail);
@@ -395,8 +393,7 @@ TEST_CASE("dmarc verdict: sp= for subdomains")
 	CHECK(res.reject);
 }
 
-TEST_CASE("dmarc verdict: pct sampling")
-{
+TEST_CASE("dmarc verdict: pct sampling") {
 	CannedResolver zero = with_record("example.org", "v=DMARC1; p=reject; pct=0");
 	Verify v{{}, SpfStatus::fail, "example.org", {}};
 	v.options.random_percent = [] { return 0; };
@@ -419,28 +416,35 @@ TEST_CASE("dmarc verdict: pct sampling")
 	CannedResolver full = with_record("example.org", "v=DMARC1; p=reject");
 	Verify w{{}, SpfStatus::fail, "example.org", {}};
 	bool drawn = false;
-	w.options.random_percent = [&] { drawn = true; return 99; };
+	w.options.random_percent = [&] {
+		drawn = true;
+		return 99;
+	};
 	CHECK(verify(full, "example.org", w).use);
 	CHECK_FALSE(drawn);
 }
 
-TEST_CASE("dmarc verdict: temporary errors")
-{
+TEST_CASE("dmarc verdict: temporary errors") {
 	CannedResolver r = with_record("example.org", "v=DMARC1; p=reject");
 
 	DmarcResult res = verify(r, "example.org", {{}, SpfStatus::temperror, "example.org", {}});
 	CHECK(res.status == DmarcStatus::temperror);
 	CHECK_FALSE(res.reject);
 
-	res = verify(r, "example.org", {{dkim_result(dkim::Status::temperror, "example.org")}, SpfStatus::fail, "example.org", {}});
+	res = verify(r, "example.org",
+	             {{dkim_result(dkim::Status::temperror, "example.org")}, SpfStatus::fail, "example.org", {}});
 	CHECK(res.status == DmarcStatus::temperror);
 	CHECK_FALSE(res.reject);
 
 	// An aligned pass still wins over a temporary error elsewhere.
-	res = verify(r, "example.org", {{dkim_result(dkim::Status::temperror, "example.org")}, SpfStatus::pass, "example.org", {}});
+	res = verify(r, "example.org",
+	             {{dkim_result(dkim::Status::temperror, "example.org")}, SpfStatus::pass, "example.org", {}});
 	CHECK(res.status == DmarcStatus::pass);
-	res = verify(r, "example.org", {{dkim_result(dkim::Status::temperror, "x.net"), dkim_result(dkim::Status::pass, "example.org")},
-		SpfStatus::temperror, "example.org", {}});
+	res = verify(r, "example.org",
+	             {{dkim_result(dkim::Status::temperror, "x.net"), dkim_result(dkim::Status::pass, "example.org")},
+	              SpfStatus::temperror,
+	              "example.org",
+	              {}});
 	CHECK(res.status == DmarcStatus::pass);
 	CHECK_FALSE(res.reject);
 
@@ -454,8 +458,7 @@ TEST_CASE("dmarc verdict: temporary errors")
 	CHECK_FALSE(res.record);
 }
 
-TEST_CASE("dmarc verdict: no record or an invalid one")
-{
+TEST_CASE("dmarc verdict: no record or an invalid one") {
 	CannedResolver r;
 	DmarcResult res = verify(r, "example.org", {{}, SpfStatus::fail, "example.org", {}});
 	CHECK(res.status == DmarcStatus::none);

@@ -44,7 +44,9 @@ TEST_CASE("dns records: the server's addresses go into SPF, A/AAAA and the PTR l
 	CHECK(has(text, "mail.example.org.               IN A     192.0.2.7\n"));
 	CHECK(has(text, "mail.example.org.               IN AAAA  2001:db8::7\n"));
 	CHECK(has(text, "; 7.2.0.192.in-addr.arpa."));
-	CHECK(has(text, "; 7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. IN PTR   mail.example.org.\n"));
+	CHECK(has(
+	    text,
+	    "; 7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. IN PTR   mail.example.org.\n"));
 }
 
 TEST_CASE("dns records: a host name outside the domain gets its address records as a comment") {

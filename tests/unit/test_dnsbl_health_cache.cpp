@@ -18,8 +18,8 @@ void list_test_address(mailauth::CannedResolver& r, const std::string& zone, con
 
 TEST_CASE("dnsbl health cache: only healthy zones pass, answers are kept 4 hours") {
 	mailauth::CannedResolver dns;
-	list_test_address(dns, "good.example", "2");          // lists 127.0.0.2 only
-	list_test_address(dns, "everything.example", "2");    // lists the whole internet
+	list_test_address(dns, "good.example", "2");        // lists 127.0.0.2 only
+	list_test_address(dns, "everything.example", "2");  // lists the whole internet
 	list_test_address(dns, "everything.example", "1");
 	// dead.example lists nothing.
 	mailauth::DnsAnswer servfail;
@@ -33,9 +33,9 @@ TEST_CASE("dnsbl health cache: only healthy zones pass, answers are kept 4 hours
 	auto ask = [&] {
 		cache.healthy_zones(1, {"good.example", "dead.example", "everything.example", "flaky.example"},
 		                    [&](const std::vector<std::string>& zones) {
-			                    got = zones;
-			                    ++calls;
-		                    });
+					    got = zones;
+					    ++calls;
+				    });
 	};
 	ask();
 	CHECK(calls == 1);

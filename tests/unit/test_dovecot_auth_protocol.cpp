@@ -35,7 +35,7 @@ TEST_CASE("dovecot auth: hello, handshake and the mechanisms tern relays") {
 	CHECK(p.handshake_done());
 	CHECK(p.mechanisms() == std::vector<std::string>{"PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5"});
 	CHECK(p.offers("PLAIN"));
-	CHECK_FALSE(p.offers("EXTERNAL"));   // private: never offered to clients
+	CHECK_FALSE(p.offers("EXTERNAL"));  // private: never offered to clients
 	CHECK(advertised_for(p.mechanisms()) == "SCRAM-SHA-256 PLAIN LOGIN");
 	CHECK(advertised_for({"CRAM-MD5", "GSSAPI"}).empty());
 	CHECK(is_relayed("SCRAM-SHA-1"));
@@ -47,7 +47,7 @@ TEST_CASE("dovecot auth: hello, handshake and the mechanisms tern relays") {
 
 TEST_CASE("dovecot auth: PLAIN with an initial response, OK with the user name") {
 	ClientProtocol p = after_handshake(debian_mechs);
-	CHECK(p.cont("x").empty());   // nothing asked yet
+	CHECK(p.cont("x").empty());  // nothing asked yet
 	AuthRequest r;
 	r.mechanism = "PLAIN";
 	r.initial_response = std::string("\0alice@example.org\0secret", 25);
@@ -57,9 +57,11 @@ TEST_CASE("dovecot auth: PLAIN with an initial response, OK with the user name")
 	r.local_ip = "192.0.2.2";
 	r.local_port = 587;
 	std::string line = p.auth(r);
-	CHECK(line == "AUTH\t1\tPLAIN\tservice=smtp\tsecured\tno-penalty\tlip=192.0.2.2\trip=192.0.2.1\tlport=587\trport=40000"
-	              "\tresp=" + tern::base64_encode(*r.initial_response) + "\n");
-	CHECK(p.auth(r).empty());   // one request per protocol object
+	CHECK(line ==
+	      "AUTH\t1\tPLAIN\tservice=smtp\tsecured\tno-penalty\tlip=192.0.2.2\trip=192.0.2.1\tlport=587\trport=40000"
+	      "\tresp=" +
+	          tern::base64_encode(*r.initial_response) + "\n");
+	CHECK(p.auth(r).empty());  // one request per protocol object
 	Event e = p.feed("OK\t1\tuser=alice@example.org\toriginal_user=Alice@example.org");
 	CHECK(e.kind == Kind::success);
 	CHECK(e.user == "alice@example.org");
@@ -95,7 +97,7 @@ TEST_CASE("dovecot auth: SCRAM's challenges go both ways as CONT lines") {
 	CHECK(dup.feed("CONT\t1\tYQ==").kind == Kind::protocol_error);
 
 	CHECK(p.cont("c=biws,r=abcdef,p=proof") == "CONT\t1\t" + tern::base64_encode("c=biws,r=abcdef,p=proof") + "\n");
-	CHECK(p.cont("again").empty());   // no challenge pending
+	CHECK(p.cont("again").empty());  // no challenge pending
 	// Dovecot sends SCRAM's server-final message as one more challenge,
 	// then OK once the client acknowledged it with an empty answer.
 	Event last = p.feed("CONT\t1\t" + tern::base64_encode("v=signature"));
@@ -126,7 +128,7 @@ TEST_CASE("dovecot auth: FAIL with a reason, and the temporary kind") {
 		Event e = p.feed("FAIL\t1\tuser=bob\treason=Password\001tmismatch");
 		CHECK(e.kind == Kind::failure);
 		CHECK(e.user == "bob");
-		CHECK(e.reason == "Password\tmismatch");   // tab-escaping undone
+		CHECK(e.reason == "Password\tmismatch");  // tab-escaping undone
 	}
 	{
 		ClientProtocol p = after_handshake(debian_mechs);
@@ -153,7 +155,7 @@ TEST_CASE("dovecot auth: malformed and unexpected lines are protocol errors") {
 	SUBCASE("no VERSION first") {
 		ClientProtocol p;
 		CHECK(p.feed("MECH\tPLAIN").kind == Kind::protocol_error);
-		CHECK(p.feed("VERSION\t1\t2").kind == Kind::protocol_error);   // stays broken
+		CHECK(p.feed("VERSION\t1\t2").kind == Kind::protocol_error);  // stays broken
 	}
 	SUBCASE("another major version") {
 		ClientProtocol p;
@@ -208,7 +210,7 @@ TEST_CASE("dovecot auth: tab-escaping round-trips every special byte") {
 	CHECK(escaped.find('\n') == std::string::npos);
 	CHECK(unescape(escaped) == raw);
 	CHECK(unescape("x\001ly") == "x\ny");
-	CHECK(unescape("x\001") == "x\001");   // a trailing escape byte stays
+	CHECK(unescape("x\001") == "x\001");  // a trailing escape byte stays
 }
 
 TEST_CASE("dovecot auth: the login name for the failed-login log line") {

@@ -18,14 +18,13 @@ constexpr std::time_t t0 = 1136239445;
 const std::string boundary = "BOUNDARY";
 
 const std::string original =
-	"From: alice@example.org\r\n"
-	"To: bob@remote.example\r\n"
-	"Subject: hi\r\n"
-	"Message-Id: <orig@example.org>\r\n"
-	"\r\n";
+    "From: alice@example.org\r\n"
+    "To: bob@remote.example\r\n"
+    "Subject: hi\r\n"
+    "Message-Id: <orig@example.org>\r\n"
+    "\r\n";
 
-DsnMessage failed_message()
-{
+DsnMessage failed_message() {
 	DsnMessage m;
 	m.from = "postmaster@mail.example";
 	m.to = "alice@example.org";
@@ -49,8 +48,7 @@ DsnMessage failed_message()
 }
 
 // Every line ends in CRLF, none longer than 998 octets (RFC 5322 2.1.1).
-void check_lines(const std::string& msg)
-{
+void check_lines(const std::string& msg) {
 	REQUIRE(msg.ends_with("\r\n"));
 	size_t start = 0;
 	while (start < msg.size()) {
@@ -64,15 +62,13 @@ void check_lines(const std::string& msg)
 	}
 }
 
-std::vector<std::string> header_names(const std::string& section)
-{
+std::vector<std::string> header_names(const std::string& section) {
 	std::vector<std::string> out;
 	size_t start = 0;
 	while (start < section.size()) {
 		size_t end = section.find("\r\n", start);
 		std::string line = section.substr(start, end - start);
-		if (!line.empty() && line[0] != ' ' && line[0] != '\t')
-			out.push_back(line.substr(0, line.find(':')));
+		if (!line.empty() && line[0] != ' ' && line[0] != '\t') out.push_back(line.substr(0, line.find(':')));
 		start = end + 2;
 	}
 	return out;
@@ -80,68 +76,66 @@ std::vector<std::string> header_names(const std::string& section)
 
 }  // namespace
 
-TEST_CASE("dsn: failed DSN with one recipient, exact bytes")
-{
+TEST_CASE("dsn: failed DSN with one recipient, exact bytes") {
 	std::string got = compose_dsn(failed_message(), false, boundary);
 	std::string want =
-		"From: <postmaster@mail.example>\r\n"
-		"To: <alice@example.org>\r\n"
-		"Subject: mail delivery failed\r\n"
-		"Message-Id: <dsn1@mail.example>\r\n"
-		"References: <orig@example.org>\r\n"
-		"Date: 2 Jan 2006 23:04:05 +0000\r\n"
-		"Auto-Submitted: auto-replied\r\n"
-		"MIME-Version: 1.0\r\n"
-		"Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
-		"\r\n"
-		"--BOUNDARY\r\n"
-		"Content-Type: text/plain\r\n"
-		"Content-Transfer-Encoding: 7BIT\r\n"
-		"\r\n"
-		"\r\n"
-		"Delivery has failed permanently for your email to:\r\n"
-		"\r\n"
-		"\tbob@remote.example\r\n"
-		"\r\n"
-		"No further deliveries will be attempted.\r\n"
-		"\r\n"
-		"Error during the last delivery attempt:\r\n"
-		"\r\n"
-		"\tremote said no\r\n"
-		"\r\n"
-		"--BOUNDARY\r\n"
-		"Content-Type: message/delivery-status\r\n"
-		"Content-Transfer-Encoding: 7BIT\r\n"
-		"\r\n"
-		"Reporting-MTA: dns; mail.example\r\n"
-		"Arrival-Date: 2 Jan 2006 22:04:05 +0000\r\n"
-		"\r\n"
-		"Final-Recipient: rfc822;bob@remote.example\r\n"
-		"Action: failed\r\n"
-		"Status: 5.1.1\r\n"
-		"Remote-MTA: dns; mx.remote.example ([192.0.2.1])\r\n"
-		"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
-		"Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
-		"\r\n"
-		"--BOUNDARY\r\n"
-		"Content-Type: text/rfc822-headers\r\n"
-		"Content-Transfer-Encoding: 7BIT\r\n"
-		"\r\n"
-		"From: alice@example.org\r\n"
-		"To: bob@remote.example\r\n"
-		"Subject: hi\r\n"
-		"Message-Id: <orig@example.org>\r\n"
-		"\r\n"
-		"\r\n"
-		"--BOUNDARY--\r\n";
+	    "From: <postmaster@mail.example>\r\n"
+	    "To: <alice@example.org>\r\n"
+	    "Subject: mail delivery failed\r\n"
+	    "Message-Id: <dsn1@mail.example>\r\n"
+	    "References: <orig@example.org>\r\n"
+	    "Date: 2 Jan 2006 23:04:05 +0000\r\n"
+	    "Auto-Submitted: auto-replied\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: text/plain\r\n"
+	    "Content-Transfer-Encoding: 7BIT\r\n"
+	    "\r\n"
+	    "\r\n"
+	    "Delivery has failed permanently for your email to:\r\n"
+	    "\r\n"
+	    "\tbob@remote.example\r\n"
+	    "\r\n"
+	    "No further deliveries will be attempted.\r\n"
+	    "\r\n"
+	    "Error during the last delivery attempt:\r\n"
+	    "\r\n"
+	    "\tremote said no\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: message/delivery-status\r\n"
+	    "Content-Transfer-Encoding: 7BIT\r\n"
+	    "\r\n"
+	    "Reporting-MTA: dns; mail.example\r\n"
+	    "Arrival-Date: 2 Jan 2006 22:04:05 +0000\r\n"
+	    "\r\n"
+	    "Final-Recipient: rfc822;bob@remote.example\r\n"
+	    "Action: failed\r\n"
+	    "Status: 5.1.1\r\n"
+	    "Remote-MTA: dns; mx.remote.example ([192.0.2.1])\r\n"
+	    "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
+	    "Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: text/rfc822-headers\r\n"
+	    "Content-Transfer-Encoding: 7BIT\r\n"
+	    "\r\n"
+	    "From: alice@example.org\r\n"
+	    "To: bob@remote.example\r\n"
+	    "Subject: hi\r\n"
+	    "Message-Id: <orig@example.org>\r\n"
+	    "\r\n"
+	    "\r\n"
+	    "--BOUNDARY--\r\n";
 	CHECK(got == want);
 	check_lines(got);
 	// The UTF-8 variant is never used for a message that did not need SMTPUTF8.
 	CHECK(compose_dsn(failed_message(), true, boundary) == want);
 }
 
-TEST_CASE("dsn: incoming failure DSN with two recipients, exact bytes")
-{
+TEST_CASE("dsn: incoming failure DSN with two recipients, exact bytes") {
 	DsnMessage m;
 	m.from = "postmaster@example.org";
 	m.to = "sender@remote.example";
@@ -153,77 +147,76 @@ TEST_CASE("dsn: incoming failure DSN with two recipients, exact bytes")
 	m.date = t0;
 	m.tz_offset_s = -7 * 3600;
 	m.text_body = incoming_failure_text({
-		{"nouser@example.org", "no such user", true},
-		{"full@example.org", "mailbox full, try later", false},
+	    {"nouser@example.org", "no such user", true},
+	    {"full@example.org", "mailbox full, try later", false},
 	});
 	m.recipients.push_back({"nouser@example.org", "failed", "5.1.1", "", "", "", t0, 0});
 	m.recipients.push_back({"full@example.org", "failed", "4.2.2", "", "", "", t0, 0});
 	m.original_headers = "Subject: x\r\n";  // no empty line: one is not added
 	std::string got = compose_dsn(m, false, boundary);
 	std::string want =
-		"From: <postmaster@example.org>\r\n"
-		"To: <sender@remote.example>\r\n"
-		"Subject: mail delivery failure\r\n"
-		"Message-Id: <dsn2@mail.example>\r\n"
-		"Date: 2 Jan 2006 15:04:05 -0700\r\n"
-		"Auto-Submitted: auto-replied\r\n"
-		"MIME-Version: 1.0\r\n"
-		"Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
-		"\r\n"
-		"--BOUNDARY\r\n"
-		"Content-Type: text/plain\r\n"
-		"Content-Transfer-Encoding: 7BIT\r\n"
-		"\r\n"
-		"Multiple delivery failures occurred.\r\n"
-		"\r\n"
-		"Permanent delivery failure to:\r\n"
-		"\r\n"
-		"\tnouser@example.org\r\n"
-		"\r\n"
-		"Error:\r\n"
-		"\r\n"
-		"\tno such user\r\n"
-		"\r\n"
-		"Transient delivery failure to:\r\n"
-		"\r\n"
-		"\tfull@example.org\r\n"
-		"\r\n"
-		"Error:\r\n"
-		"\r\n"
-		"\tmailbox full, try later\r\n"
-		"\r\n"
-		"\r\n"
-		"--BOUNDARY\r\n"
-		"Content-Type: message/delivery-status\r\n"
-		"Content-Transfer-Encoding: 7BIT\r\n"
-		"\r\n"
-		"Reporting-MTA: dns; mail.example\r\n"
-		"Received-From-MTA: dns;client.remote.example ([192.0.2.7])\r\n"
-		"Arrival-Date: 2 Jan 2006 15:04:05 -0700\r\n"
-		"\r\n"
-		"Final-Recipient: rfc822;nouser@example.org\r\n"
-		"Action: failed\r\n"
-		"Status: 5.1.1\r\n"
-		"Last-Attempt-Date: 2 Jan 2006 15:04:05 -0700\r\n"
-		"\r\n"
-		"Final-Recipient: rfc822;full@example.org\r\n"
-		"Action: failed\r\n"
-		"Status: 4.2.2\r\n"
-		"Last-Attempt-Date: 2 Jan 2006 15:04:05 -0700\r\n"
-		"\r\n"
-		"--BOUNDARY\r\n"
-		"Content-Type: text/rfc822-headers\r\n"
-		"Content-Transfer-Encoding: 7BIT\r\n"
-		"\r\n"
-		"Subject: x\r\n"
-		"\r\n"
-		"--BOUNDARY--\r\n";
+	    "From: <postmaster@example.org>\r\n"
+	    "To: <sender@remote.example>\r\n"
+	    "Subject: mail delivery failure\r\n"
+	    "Message-Id: <dsn2@mail.example>\r\n"
+	    "Date: 2 Jan 2006 15:04:05 -0700\r\n"
+	    "Auto-Submitted: auto-replied\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: text/plain\r\n"
+	    "Content-Transfer-Encoding: 7BIT\r\n"
+	    "\r\n"
+	    "Multiple delivery failures occurred.\r\n"
+	    "\r\n"
+	    "Permanent delivery failure to:\r\n"
+	    "\r\n"
+	    "\tnouser@example.org\r\n"
+	    "\r\n"
+	    "Error:\r\n"
+	    "\r\n"
+	    "\tno such user\r\n"
+	    "\r\n"
+	    "Transient delivery failure to:\r\n"
+	    "\r\n"
+	    "\tfull@example.org\r\n"
+	    "\r\n"
+	    "Error:\r\n"
+	    "\r\n"
+	    "\tmailbox full, try later\r\n"
+	    "\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: message/delivery-status\r\n"
+	    "Content-Transfer-Encoding: 7BIT\r\n"
+	    "\r\n"
+	    "Reporting-MTA: dns; mail.example\r\n"
+	    "Received-From-MTA: dns;client.remote.example ([192.0.2.7])\r\n"
+	    "Arrival-Date: 2 Jan 2006 15:04:05 -0700\r\n"
+	    "\r\n"
+	    "Final-Recipient: rfc822;nouser@example.org\r\n"
+	    "Action: failed\r\n"
+	    "Status: 5.1.1\r\n"
+	    "Last-Attempt-Date: 2 Jan 2006 15:04:05 -0700\r\n"
+	    "\r\n"
+	    "Final-Recipient: rfc822;full@example.org\r\n"
+	    "Action: failed\r\n"
+	    "Status: 4.2.2\r\n"
+	    "Last-Attempt-Date: 2 Jan 2006 15:04:05 -0700\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: text/rfc822-headers\r\n"
+	    "Content-Transfer-Encoding: 7BIT\r\n"
+	    "\r\n"
+	    "Subject: x\r\n"
+	    "\r\n"
+	    "--BOUNDARY--\r\n";
 	CHECK(got == want);
 	check_lines(got);
 }
 
-TEST_CASE("dsn: incoming failure text puts the recipient first (doc/behaviour.md D10)")
-{
+TEST_CASE("dsn: incoming failure text puts the recipient first (doc/behaviour.md D10)") {
 	CHECK(incoming_failure_text({{"a@example.org", "no such user", true}}) ==
 	      "Permanent delivery failure to:\n\n\ta@example.org\n\nError:\n\n\tno such user\n\n");
 	CHECK(incoming_failure_text({{"a@example.org", "later", false}}) ==
@@ -234,8 +227,7 @@ TEST_CASE("dsn: incoming failure text puts the recipient first (doc/behaviour.md
 	CHECK(std::string(subject_incoming_failure) == "mail delivery failure");
 }
 
-TEST_CASE("dsn: failed and delayed texts")
-{
+TEST_CASE("dsn: failed and delayed texts") {
 	CHECK(failed_dsn_text("bob@remote.example", "connection refused") ==
 	      "\nDelivery has failed permanently for your email to:\n\n\tbob@remote.example\n\n"
 	      "No further deliveries will be attempted.\n\n"
@@ -282,14 +274,13 @@ TEST_CASE("dsn: failed and delayed texts")
 	CHECK(describe_delay(16 * 3600) == "16 hours");
 }
 
-TEST_CASE("dsn: delayed DSN status fields")
-{
+TEST_CASE("dsn: delayed DSN status fields") {
 	DsnMessage m = failed_message();
 	m.subject = subject_delayed;
 	m.recipients[0].action = "delayed";
 	m.recipients[0].status = "";  // defaulted: 4.0.0
 	m.recipients[0].status_comment = "451 try later";
-	m.recipients[0].diagnostic = "451 4.3.0 try later";  // "smtp; " added
+	m.recipients[0].diagnostic = "451 4.3.0 try later";    // "smtp; " added
 	m.recipients[0].remote_mta = "dns;mx.remote.example";  // prefix not doubled
 	m.recipients[0].will_retry_until = t0 + 28 * 3600;
 	std::string got = compose_dsn(m, false, boundary);
@@ -309,8 +300,7 @@ TEST_CASE("dsn: delayed DSN status fields")
 	CHECK(compose_dsn(m, false, boundary).find("Status: 5.0.0 (451 try later)\r\n") != std::string::npos);
 }
 
-TEST_CASE("dsn: UTF-8 variant (RFC 6533)")
-{
+TEST_CASE("dsn: UTF-8 variant (RFC 6533)") {
 	DsnMessage m = failed_message();
 	m.smtputf8 = true;
 	m.to = "jöhn@bücher.example";
@@ -319,60 +309,59 @@ TEST_CASE("dsn: UTF-8 variant (RFC 6533)")
 	m.original_headers = "From: jöhn@bücher.example\r\nSubject: ünïcode\r\n\r\n";
 	std::string got = compose_dsn(m, true, boundary);
 	std::string want =
-		"From: <postmaster@mail.example>\r\n"
-		"To: <jöhn@bücher.example>\r\n"
-		"Subject: mail delivery failed\r\n"
-		"Message-Id: <dsn1@mail.example>\r\n"
-		"References: <orig@example.org>\r\n"
-		"Date: 2 Jan 2006 23:04:05 +0000\r\n"
-		"Auto-Submitted: auto-replied\r\n"
-		"MIME-Version: 1.0\r\n"
-		"Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
-		"\r\n"
-		"--BOUNDARY\r\n"
-		"Content-Type: text/plain; charset=utf-8\r\n"
-		"Content-Transfer-Encoding: 8BIT\r\n"
-		"\r\n"
-		"\r\n"
-		"Delivery has failed permanently for your email to:\r\n"
-		"\r\n"
-		"\tbøb@bücher.example\r\n"
-		"\r\n"
-		"No further deliveries will be attempted.\r\n"
-		"\r\n"
-		"Error during the last delivery attempt:\r\n"
-		"\r\n"
-		"\tno\r\n"
-		"\r\n"
-		"--BOUNDARY\r\n"
-		"Content-Type: message/global-delivery-status\r\n"
-		"Content-Transfer-Encoding: 8BIT\r\n"
-		"\r\n"
-		"Reporting-MTA: dns; mail.example\r\n"
-		"Arrival-Date: 2 Jan 2006 22:04:05 +0000\r\n"
-		"\r\n"
-		"Final-Recipient: utf-8;bøb@bücher.example\r\n"
-		"Action: failed\r\n"
-		"Status: 5.1.1\r\n"
-		"Remote-MTA: dns; mx.remote.example ([192.0.2.1])\r\n"
-		"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
-		"Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
-		"\r\n"
-		"--BOUNDARY\r\n"
-		"Content-Type: message/global-headers\r\n"
-		"Content-Transfer-Encoding: 8BIT\r\n"
-		"\r\n"
-		"From: jöhn@bücher.example\r\n"
-		"Subject: ünïcode\r\n"
-		"\r\n"
-		"\r\n"
-		"--BOUNDARY--\r\n";
+	    "From: <postmaster@mail.example>\r\n"
+	    "To: <jöhn@bücher.example>\r\n"
+	    "Subject: mail delivery failed\r\n"
+	    "Message-Id: <dsn1@mail.example>\r\n"
+	    "References: <orig@example.org>\r\n"
+	    "Date: 2 Jan 2006 23:04:05 +0000\r\n"
+	    "Auto-Submitted: auto-replied\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: 8BIT\r\n"
+	    "\r\n"
+	    "\r\n"
+	    "Delivery has failed permanently for your email to:\r\n"
+	    "\r\n"
+	    "\tbøb@bücher.example\r\n"
+	    "\r\n"
+	    "No further deliveries will be attempted.\r\n"
+	    "\r\n"
+	    "Error during the last delivery attempt:\r\n"
+	    "\r\n"
+	    "\tno\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: message/global-delivery-status\r\n"
+	    "Content-Transfer-Encoding: 8BIT\r\n"
+	    "\r\n"
+	    "Reporting-MTA: dns; mail.example\r\n"
+	    "Arrival-Date: 2 Jan 2006 22:04:05 +0000\r\n"
+	    "\r\n"
+	    "Final-Recipient: utf-8;bøb@bücher.example\r\n"
+	    "Action: failed\r\n"
+	    "Status: 5.1.1\r\n"
+	    "Remote-MTA: dns; mx.remote.example ([192.0.2.1])\r\n"
+	    "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
+	    "Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: message/global-headers\r\n"
+	    "Content-Transfer-Encoding: 8BIT\r\n"
+	    "\r\n"
+	    "From: jöhn@bücher.example\r\n"
+	    "Subject: ünïcode\r\n"
+	    "\r\n"
+	    "\r\n"
+	    "--BOUNDARY--\r\n";
 	CHECK(got == want);
 	check_lines(got);
 }
 
-TEST_CASE("dsn: SMTPUTF8 original for an ASCII receiver")
-{
+TEST_CASE("dsn: SMTPUTF8 original for an ASCII receiver") {
 	DsnMessage m = failed_message();
 	m.smtputf8 = true;
 	m.to = "jöhn@bücher.example";
@@ -395,31 +384,28 @@ TEST_CASE("dsn: SMTPUTF8 original for an ASCII receiver")
 	// The header section in base64, 76-character lines.
 	std::string b64 = tern::base64_encode(headers);
 	REQUIRE(b64.size() > 76);
-	std::string want_part = "--BOUNDARY\r\nContent-Type: text/rfc822-headers; charset=utf-8\r\n"
-	                        "Content-Transfer-Encoding: BASE64\r\n\r\n" +
-	                        b64.substr(0, 76) + "\r\n" + b64.substr(76) + "\r\n\r\n--BOUNDARY--\r\n";
+	std::string want_part =
+	    "--BOUNDARY\r\nContent-Type: text/rfc822-headers; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: BASE64\r\n\r\n" +
+	    b64.substr(0, 76) + "\r\n" + b64.substr(76) + "\r\n\r\n--BOUNDARY--\r\n";
 	CHECK(got.ends_with(want_part));
 	// Everything outside the header fields is 7-bit.
 	std::string body = got.substr(got.find("\r\n\r\n"));
-	for (unsigned char c : body.substr(0, body.find("Final-Recipient")))
-		CHECK(c < 0x80);
+	for (unsigned char c : body.substr(0, body.find("Final-Recipient"))) CHECK(c < 0x80);
 }
 
-TEST_CASE("dsn: RFC 3464 field syntax and line limits")
-{
+TEST_CASE("dsn: RFC 3464 field syntax and line limits") {
 	DsnMessage m = failed_message();
 	m.received_from_mta = "dns;client.example ([192.0.2.9])";
 	m.recipients[0].will_retry_until = t0 + 100;
 	// A long folded original header is copied raw (it is already folded).
 	std::string folded = "X-Long: " + std::string(70, 'a');
-	for (int i = 0; i < 30; i++)
-		folded += "\r\n\t" + std::string(70, 'b');
+	for (int i = 0; i < 30; i++) folded += "\r\n\t" + std::string(70, 'b');
 	folded += "\r\n";
 	m.original_headers = "Subject: x\nX-Bare-LF: y\n" + folded + "\r\n";
 	// A long diagnostic is folded at spaces.
 	std::string diag = "smtp; 550 5.7.1";
-	for (int i = 0; i < 20; i++)
-		diag += " word" + std::to_string(i);
+	for (int i = 0; i < 20; i++) diag += " word" + std::to_string(i);
 	m.recipients[0].diagnostic = diag;
 	std::string got = compose_dsn(m, false, boundary);
 	check_lines(got);
@@ -463,7 +449,8 @@ TEST_CASE("dsn: RFC 3464 field syntax and line limits")
 	m.original_headers = "X-Huge: " + std::string(1200, 'z') + "\r\n\r\n";
 	got = compose_dsn(m, false, boundary);
 	check_lines(got);
-	CHECK(got.find("Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: BASE64\r\n") != std::string::npos);
+	CHECK(got.find("Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: BASE64\r\n") !=
+	      std::string::npos);
 
 	// Without original headers: two parts.
 	m.original_headers = "";
@@ -472,8 +459,7 @@ TEST_CASE("dsn: RFC 3464 field syntax and line limits")
 	CHECK(got.ends_with("Will-Retry-Until: 2 Jan 2006 22:05:45 +0000\r\n\r\n--BOUNDARY--\r\n"));
 }
 
-TEST_CASE("dsn: random boundary and required parts")
-{
+TEST_CASE("dsn: random boundary and required parts") {
 	DsnMessage m = failed_message();
 	std::string a = compose_dsn(m, false);
 	std::string b = compose_dsn(m, false);
@@ -497,8 +483,7 @@ TEST_CASE("dsn: random boundary and required parts")
 	CHECK_THROWS_AS(compose_dsn(no_rcpt, false, boundary), std::invalid_argument);
 }
 
-TEST_CASE("dsn: DSN extension fields, success actions and the returned message (RFC 3461 6, RFC 3464 2)")
-{
+TEST_CASE("dsn: DSN extension fields, success actions and the returned message (RFC 3461 6, RFC 3464 2)") {
 	const std::string boundary = "BOUNDARY";
 	DsnMessage m = failed_message();
 	m.envid = "QQ314159";
@@ -530,8 +515,8 @@ TEST_CASE("dsn: DSN extension fields, success actions and the returned message (
 	               "the body\r\n.line\r\n\r\n--BOUNDARY--\r\n") != std::string::npos);
 	CHECK(got.find("text/rfc822-headers") == std::string::npos);
 	m.original_message = original + "gr\xc3\xbc\xc3\x9f\r\n";
-	CHECK(compose_dsn(m, false, boundary).find("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8BIT\r\n") !=
-	      std::string::npos);
+	CHECK(compose_dsn(m, false, boundary)
+	          .find("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8BIT\r\n") != std::string::npos);
 
 	// Success notices: "delivered" and "relayed" with 2.0.0.
 	m = failed_message();
@@ -543,5 +528,6 @@ TEST_CASE("dsn: DSN extension fields, success actions and the returned message (
 	CHECK(got.find("Action: relayed\r\nStatus: 2.0.0\r\n") != std::string::npos);
 	CHECK(got.find("was relayed to mx.remote.example, which does not offer delivery status notifications") !=
 	      std::string::npos);
-	CHECK(success_dsn_text("bob@remote.example", false, "") == "\nYour email was delivered to:\n\n\tbob@remote.example\n");
+	CHECK(success_dsn_text("bob@remote.example", false, "") ==
+	      "\nYour email was delivered to:\n\n\tbob@remote.example\n");
 }

@@ -10,14 +10,13 @@
 using namespace tern::smtp;
 using namespace tern::queue;
 
-TEST_CASE("xtext decodes +HH and refuses what RFC 3461 4 does not allow")
-{
+TEST_CASE("xtext decodes +HH and refuses what RFC 3461 4 does not allow") {
 	CHECK(xtext_decode("abc") == std::optional<std::string>("abc"));
 	CHECK(xtext_decode("a+2Bb+3Dc+20") == std::optional<std::string>("a+b=c "));
 	CHECK(xtext_decode("") == std::optional<std::string>(""));
 	CHECK_FALSE(xtext_decode("a+2"));
 	CHECK_FALSE(xtext_decode("a+"));
-	CHECK_FALSE(xtext_decode("a+2b"));      // lower-case hex
+	CHECK_FALSE(xtext_decode("a+2b"));  // lower-case hex
 	CHECK_FALSE(xtext_decode("a+GG"));
 	CHECK_FALSE(xtext_decode("a=b"));
 	CHECK_FALSE(xtext_decode("a b"));
@@ -28,8 +27,7 @@ TEST_CASE("xtext decodes +HH and refuses what RFC 3461 4 does not allow")
 		CHECK(xtext_decode(xtext_encode(s)) == std::optional<std::string>(s));
 }
 
-TEST_CASE("NOTIFY and RET values")
-{
+TEST_CASE("NOTIFY and RET values") {
 	CHECK(parse_notify("NEVER") == std::optional<uint8_t>(notify_never));
 	CHECK(parse_notify("never") == std::optional<uint8_t>(notify_never));
 	CHECK(parse_notify("FAILURE") == std::optional<uint8_t>(notify_failure));
@@ -51,8 +49,7 @@ TEST_CASE("NOTIFY and RET values")
 	CHECK(ret_to_string(DsnRet::hdrs) == "HDRS");
 }
 
-TEST_CASE("ENVID: at most 100 characters, printable ASCII once decoded")
-{
+TEST_CASE("ENVID: at most 100 characters, printable ASCII once decoded") {
 	CHECK(parse_envid("QQ314159") == std::optional<std::string>("QQ314159"));
 	CHECK(parse_envid("a+20b") == std::optional<std::string>("a b"));
 	CHECK_FALSE(parse_envid(""));
@@ -61,8 +58,7 @@ TEST_CASE("ENVID: at most 100 characters, printable ASCII once decoded")
 	CHECK_FALSE(parse_envid("a+C3+B6"));
 }
 
-TEST_CASE("ORCPT: addr-type and xtext; utf-8-addr-xtext and -unitext (RFC 6533 3)")
-{
+TEST_CASE("ORCPT: addr-type and xtext; utf-8-addr-xtext and -unitext (RFC 6533 3)") {
 	auto o = parse_orcpt("rfc822;bob+2Bsub@example.com", false);
 	REQUIRE(o);
 	CHECK(*o == OriginalRecipient{"rfc822", "bob+sub@example.com"});
@@ -77,11 +73,11 @@ TEST_CASE("ORCPT: addr-type and xtext; utf-8-addr-xtext and -unitext (RFC 6533 3
 	o = parse_orcpt("utf-8;j\\x{F6}rg@\\x{1F600}.example", false);
 	REQUIRE(o);
 	CHECK(o->address == "j\xc3\xb6rg@\xf0\x9f\x98\x80.example");
-	CHECK_FALSE(parse_orcpt("utf-8;j\xc3\xb6rg@example.com", false));       // unitext needs SMTPUTF8
+	CHECK_FALSE(parse_orcpt("utf-8;j\xc3\xb6rg@example.com", false));  // unitext needs SMTPUTF8
 	CHECK(parse_orcpt("utf-8;j\xc3\xb6rg@example.com", true)->address == "j\xc3\xb6rg@example.com");
-	CHECK_FALSE(parse_orcpt("utf-8;j\xc3rg@example.com", true));           // not UTF-8
+	CHECK_FALSE(parse_orcpt("utf-8;j\xc3rg@example.com", true));  // not UTF-8
 	CHECK_FALSE(parse_orcpt("utf-8;a\\x{}b", false));
-	CHECK_FALSE(parse_orcpt("utf-8;a\\x{D800}b", false));                 // a surrogate
+	CHECK_FALSE(parse_orcpt("utf-8;a\\x{D800}b", false));  // a surrogate
 	CHECK_FALSE(parse_orcpt("utf-8;a\\x{110000}b", false));
 	CHECK_FALSE(parse_orcpt("utf-8;a\\x{F6", false));
 	CHECK_FALSE(parse_orcpt("utf-8;a+b", false));
@@ -98,8 +94,7 @@ TEST_CASE("ORCPT: addr-type and xtext; utf-8-addr-xtext and -unitext (RFC 6533 3
 	CHECK_FALSE(orcpt_from_stored("no-separator"));
 }
 
-TEST_CASE("which DSNs NOTIFY asks for (RFC 3461 4.1)")
-{
+TEST_CASE("which DSNs NOTIFY asks for (RFC 3461 4.1)") {
 	// Not given: failures and delays, no successes.
 	CHECK(dsn_wanted(0, DsnEvent::failure));
 	CHECK(dsn_wanted(0, DsnEvent::delay));
@@ -115,8 +110,7 @@ TEST_CASE("which DSNs NOTIFY asks for (RFC 3461 4.1)")
 	CHECK(dsn_wanted(notify_delay | notify_failure, DsnEvent::delay));
 }
 
-TEST_CASE("queue: a next hop's LIMITS (RFC 9422 4)")
-{
+TEST_CASE("queue: a next hop's LIMITS (RFC 9422 4)") {
 	ServerLimits l = parse_limits("RCPTMAX=20 MAILMAX=5");
 	CHECK(l.rcpt_max == 20);
 	CHECK(l.mail_max == 5);
@@ -129,8 +123,7 @@ TEST_CASE("queue: a next hop's LIMITS (RFC 9422 4)")
 	CHECK(parse_limits("").rcpt_max == 0);
 }
 
-TEST_CASE("queue: TLS-Required: No in a header section (RFC 8689 3)")
-{
+TEST_CASE("queue: TLS-Required: No in a header section (RFC 8689 3)") {
 	CHECK(has_tls_required_no("Subject: x\r\nTLS-Required: No\r\n\r\n"));
 	CHECK(has_tls_required_no("tls-required:   no  \r\nSubject: x\r\n"));
 	CHECK(has_tls_required_no("TLS-Required:\r\n No\r\n\r\n"));

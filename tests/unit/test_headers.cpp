@@ -12,8 +12,7 @@ namespace {
 constexpr std::time_t go_reference = 1136239445;
 }  // namespace
 
-TEST_CASE("headers: format_date")
-{
+TEST_CASE("headers: format_date") {
 	CHECK(format_date(go_reference, -7 * 3600) == "2 Jan 2006 15:04:05 -0700");
 	CHECK(format_date(go_reference) == "2 Jan 2006 22:04:05 +0000");
 	CHECK(format_date(go_reference, 5 * 3600 + 1800) == "3 Jan 2006 03:34:05 +0530");
@@ -24,17 +23,16 @@ TEST_CASE("headers: format_date")
 	CHECK(format_date(1795590129, 3600) == "25 Nov 2026 08:02:09 +0100");
 }
 
-TEST_CASE("headers: HeaderBuilder separators and folding")
-{
+TEST_CASE("headers: HeaderBuilder separators and folding") {
 	HeaderBuilder h("X-Test");
 	h.add("a");
 	h.add("b");
 	CHECK(h.finish() == "X-Test: a b\r\n");
 
 	// Fold exactly when the line would exceed 78 characters.
-	HeaderBuilder f("X");                        // "X:" = 2
-	f.add(std::string(75, 'a'));                 // 2 + 1 + 75 = 78: fits
-	f.add("b");                                  // 80 > 78: fold, TAB replaces the space
+	HeaderBuilder f("X");         // "X:" = 2
+	f.add(std::string(75, 'a'));  // 2 + 1 + 75 = 78: fits
+	f.add("b");                   // 80 > 78: fold, TAB replaces the space
 	f.add("c");
 	CHECK(f.finish() == "X: " + std::string(75, 'a') + "\r\n\tb c\r\n");
 
@@ -53,8 +51,7 @@ TEST_CASE("headers: HeaderBuilder separators and folding")
 	CHECK(r.finish() == "Authentication-Results: host.example;\r\n\tauth=pass smtp.mailfrom=a@b\r\n");
 }
 
-TEST_CASE("headers: build_received on delivery with TLS, folded like the model")
-{
+TEST_CASE("headers: build_received on delivery with TLS, folded like the model") {
 	ReceivedInfo info;
 	info.from = "mail.example.org";
 	info.from_comment = "(mx.example.org [192.0.2.1])";
@@ -73,8 +70,7 @@ TEST_CASE("headers: build_received on delivery with TLS, folded like the model")
 	      "\t2 Jan 2006 15:04:05 -0700\r\n");
 }
 
-TEST_CASE("headers: build_received on submission without comments")
-{
+TEST_CASE("headers: build_received on submission without comments") {
 	ReceivedInfo info;
 	info.from = "tern.example";
 	info.by = "tern.example";
@@ -88,14 +84,12 @@ TEST_CASE("headers: build_received on submission without comments")
 	      "\tid 0123456789abcdefghij-_ for <x@y.example>; 2 Jan 2006 22:04:05 +0000\r\n");
 }
 
-TEST_CASE("headers: build_return_path")
-{
+TEST_CASE("headers: build_return_path") {
 	CHECK(build_return_path("a@b.example") == "Return-Path: <a@b.example>\r\n");
 	CHECK(build_return_path("") == "Return-Path: <>\r\n");
 }
 
-TEST_CASE("headers: received_with (RFC 3848)")
-{
+TEST_CASE("headers: received_with (RFC 3848)") {
 	CHECK(received_with(false, false, false, false) == "SMTP");
 	CHECK(received_with(true, false, false, false) == "ESMTP");
 	CHECK(received_with(true, false, true, false) == "ESMTPS");
@@ -106,8 +100,7 @@ TEST_CASE("headers: received_with (RFC 3848)")
 	CHECK(received_with(false, false, true, false) == "SMTPS");
 }
 
-TEST_CASE("headers: local_utc_offset is whole minutes")
-{
+TEST_CASE("headers: local_utc_offset is whole minutes") {
 	int off = local_utc_offset(go_reference);
 	CHECK(off % 60 == 0);
 	CHECK(off >= -14 * 3600);

@@ -64,7 +64,9 @@ TEST_CASE("history: a record survives serialization, and garbage does not parse"
 	CHECK(back->rejected);
 	CHECK(back->identity.ip2 == r.identity.ip2);
 	CHECK_FALSE(tern::store::parse_history_record(""));
-	CHECK_FALSE(tern::store::parse_history_record("\x01\x05" "ab"));
+	CHECK_FALSE(
+	    tern::store::parse_history_record("\x01\x05"
+	                                      "ab"));
 	CHECK_FALSE(tern::store::parse_history_record("\x09"));
 }
 
@@ -128,17 +130,19 @@ TEST_CASE_FIXTURE(HistoryDb, "history: the newest marked messages come first and
 	history.add(records);
 	env.with_tables("test", false, [&](const Env::Tables& t) {
 		tern::store::TxnHistory h(t, "mjl");
-		auto msgs = h.marked_messages({tern::inbound::HistoryKey::from_address, "x@mixed.example", std::nullopt,
-		                               now - 86400 * 30, 1});
+		auto msgs = h.marked_messages(
+		    {tern::inbound::HistoryKey::from_address, "x@mixed.example", std::nullopt, now - 86400 * 30, 1});
 		REQUIRE(msgs.size() == 1);
 		CHECK(msgs[0].junk);
 		CHECK(msgs[0].received == now - 60);
 		msgs = h.marked_messages(
 		    {tern::inbound::HistoryKey::ip1, records[0].identity.ip1, std::nullopt, now - 86400 * 30, 0});
 		CHECK(msgs.size() == 2);
-		msgs = h.marked_messages({tern::inbound::HistoryKey::from_domain, "mixed.example", std::nullopt, now - 3600, 0});
+		msgs = h.marked_messages(
+		    {tern::inbound::HistoryKey::from_domain, "mixed.example", std::nullopt, now - 3600, 0});
 		CHECK(msgs.size() == 1);
-		msgs = h.marked_messages({tern::inbound::HistoryKey::from_domain, "mixed.example", false, now - 86400 * 30, 0});
+		msgs = h.marked_messages(
+		    {tern::inbound::HistoryKey::from_domain, "mixed.example", false, now - 86400 * 30, 0});
 		CHECK(msgs.empty());  // both From addresses validated
 	});
 }
@@ -212,7 +216,8 @@ TEST_CASE("history: delivery counts follow expunges and scanner updates, and sur
 	}
 }
 
-TEST_CASE_FIXTURE(HistoryDb, "history: the record count is kept by add and prune, and counted once for an old history") {
+TEST_CASE_FIXTURE(HistoryDb,
+                  "history: the record count is kept by add and prune, and counted once for an old history") {
 	CHECK(history.record_count() == 0);
 	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 1000, "c1"),
 	                                   message_from("a", "x.example", "192.0.2.1", now - 10, "c2"),

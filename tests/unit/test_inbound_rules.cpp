@@ -32,7 +32,8 @@ TEST_CASE("delivery rate: counts refuse at the limit, sizes when this message pa
 	CHECK(delivery_rate_refusal(c, 1000, l).value() == "more than 500 messages in past 1m0s from your ip/network");
 	c[0].messages_minute = 0;
 	c[1].messages_day = 30000;
-	CHECK(delivery_rate_refusal(c, 1000, l).value() == "more than 30000 messages in past 24h0m0s from your ip/network");
+	CHECK(delivery_rate_refusal(c, 1000, l).value() ==
+	      "more than 30000 messages in past 24h0m0s from your ip/network");
 	c[1].messages_day = 0;
 	c[2].bytes_minute = 9000LL * 1024 * 1024 - 10;
 	CHECK_FALSE(delivery_rate_refusal(c, 10, l));
@@ -46,7 +47,8 @@ TEST_CASE("delivery rate: counts refuse at the limit, sizes when this message pa
 		l[0].messages_per_minute = 2;
 		c = {};
 		c[0].messages_minute = 2;
-		CHECK(delivery_rate_refusal(c, 1, l).value() == "more than 2 messages in past 1m0s from your ip/network");
+		CHECK(delivery_rate_refusal(c, 1, l).value() ==
+		      "more than 2 messages in past 1m0s from your ip/network");
 	}
 }
 
@@ -76,9 +78,9 @@ TEST_CASE("junk marks: dovecot-keywords and the file name's flags") {
 	CHECK(junk_mark_from_keywords("Sb", kw) == JunkMark::notjunk);
 	CHECK(junk_mark_from_keywords("c", kw) == JunkMark::notjunk);
 	CHECK(junk_mark_from_keywords("Sd", kw) == JunkMark::unknown);
-	CHECK(junk_mark_from_keywords("ab", kw) == JunkMark::unknown);   // both: the user has not decided
-	CHECK(junk_mark_from_keywords("S", kw) == JunkMark::unknown);    // S is Seen, not keyword 18
-	CHECK(junk_mark_from_keywords("e", kw) == JunkMark::unknown);    // keyword without a name
+	CHECK(junk_mark_from_keywords("ab", kw) == JunkMark::unknown);  // both: the user has not decided
+	CHECK(junk_mark_from_keywords("S", kw) == JunkMark::unknown);   // S is Seen, not keyword 18
+	CHECK(junk_mark_from_keywords("e", kw) == JunkMark::unknown);   // keyword without a name
 	auto older = parse_dovecot_keywords("0 junk\n1 notjunk\n");
 	CHECK(junk_mark_from_keywords("a", older) == JunkMark::junk);
 	CHECK(junk_mark_from_keywords("b", older) == JunkMark::notjunk);
@@ -100,9 +102,9 @@ TEST_CASE("junk marks: folders and moves") {
 	using F = FolderKind;
 	CHECK(next_junk_mark(M::unknown, std::nullopt, F::neutral, M::unknown) == M::unknown);
 	CHECK(next_junk_mark(M::unknown, F::neutral, F::junk, M::unknown) == M::junk);
-	CHECK(next_junk_mark(M::junk, F::junk, F::neutral, M::unknown) == M::notjunk);  // rescued
+	CHECK(next_junk_mark(M::junk, F::junk, F::neutral, M::unknown) == M::notjunk);        // rescued
 	CHECK(next_junk_mark(M::unknown, F::neutral, F::notjunk, M::unknown) == M::notjunk);  // archived
-	CHECK(next_junk_mark(M::unknown, F::neutral, F::neutral, M::junk) == M::junk);  // keyword wins
+	CHECK(next_junk_mark(M::unknown, F::neutral, F::neutral, M::junk) == M::junk);        // keyword wins
 	CHECK(next_junk_mark(M::junk, F::junk, F::junk, M::notjunk) == M::notjunk);
 	CHECK(next_junk_mark(M::notjunk, F::notjunk, F::neutral, M::unknown) == M::notjunk);
 }
@@ -123,7 +125,8 @@ TEST_CASE("rejects: one copy per message, tidied after 14 days, at most 1000") {
 	CHECK(p.remove.empty());
 
 	std::vector<RejectCopy> full;
-	for (size_t i = 0; i < 1000; ++i) full.push_back({"u" + std::to_string(i), "", "x" + std::to_string(i), now - 10});
+	for (size_t i = 0; i < 1000; ++i)
+		full.push_back({"u" + std::to_string(i), "", "x" + std::to_string(i), now - 10});
 	p = plan_reject(full, "<new@x>", "new", false, now);
 	CHECK_FALSE(p.store);
 	CHECK_FALSE(p.duplicate);

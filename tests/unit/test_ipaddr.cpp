@@ -12,8 +12,7 @@
 using tern::IpAddr;
 using tern::IpNet;
 
-TEST_CASE("IPv4 parse and format")
-{
+TEST_CASE("IPv4 parse and format") {
 	auto ip = IpAddr::parse("192.0.2.10");
 	REQUIRE(ip);
 	CHECK_FALSE(ip->v6);
@@ -23,8 +22,7 @@ TEST_CASE("IPv4 parse and format")
 	CHECK(ip->to_literal() == "[192.0.2.10]");
 }
 
-TEST_CASE("IPv6 parse and canonical format")
-{
+TEST_CASE("IPv6 parse and canonical format") {
 	auto ip = IpAddr::parse("2001:DB8:0:0:0:0:0:1");
 	REQUIRE(ip);
 	CHECK(ip->v6);
@@ -33,8 +31,7 @@ TEST_CASE("IPv6 parse and canonical format")
 	CHECK(IpAddr::parse("::1")->to_string() == "::1");
 }
 
-TEST_CASE("IPv4-mapped IPv6 is stored as IPv4")
-{
+TEST_CASE("IPv4-mapped IPv6 is stored as IPv4") {
 	auto mapped = IpAddr::parse("::ffff:198.51.100.7");
 	REQUIRE(mapped);
 	CHECK_FALSE(mapped->v6);
@@ -42,8 +39,7 @@ TEST_CASE("IPv4-mapped IPv6 is stored as IPv4")
 	CHECK(*mapped == *IpAddr::parse("198.51.100.7"));
 }
 
-TEST_CASE("invalid addresses are refused")
-{
+TEST_CASE("invalid addresses are refused") {
 	CHECK_FALSE(IpAddr::parse(""));
 	CHECK_FALSE(IpAddr::parse("1.2.3"));
 	CHECK_FALSE(IpAddr::parse("1.2.3.256"));
@@ -53,8 +49,7 @@ TEST_CASE("invalid addresses are refused")
 	CHECK_FALSE(IpAddr::parse("fe80::1%eth0"));
 }
 
-TEST_CASE("from_sockaddr")
-{
+TEST_CASE("from_sockaddr") {
 	sockaddr_in sin{};
 	sin.sin_family = AF_INET;
 	inet_pton(AF_INET, "203.0.113.5", &sin.sin_addr);
@@ -77,8 +72,7 @@ TEST_CASE("from_sockaddr")
 	CHECK(c->to_string() == "2001:db8::2");
 }
 
-TEST_CASE("masking stays within the address family")
-{
+TEST_CASE("masking stays within the address family") {
 	auto v4 = *IpAddr::parse("10.20.30.40");
 	CHECK(v4.masked(32).to_string() == "10.20.30.40");
 	CHECK(v4.masked(26).to_string() == "10.20.30.0");
@@ -95,8 +89,7 @@ TEST_CASE("masking stays within the address family")
 	CHECK(v6.masked(128) == v6);
 }
 
-TEST_CASE("IpNet parse and contains")
-{
+TEST_CASE("IpNet parse and contains") {
 	auto net = IpNet::parse("10.1.2.3/8");
 	REQUIRE(net);
 	CHECK(net->prefix == 8);
@@ -126,8 +119,7 @@ TEST_CASE("IpNet parse and contains")
 	CHECK_FALSE(IpNet::parse("nonsense/8"));
 }
 
-TEST_CASE("ASCII string helpers")
-{
+TEST_CASE("ASCII string helpers") {
 	CHECK(tern::ascii_lower("MiXeD Ü") == "mixed Ü");
 	CHECK(tern::ascii_upper("mixed ü") == "MIXED ü");
 	CHECK(tern::iequals("PostMaster", "postmaster"));
@@ -148,8 +140,7 @@ TEST_CASE("ASCII string helpers")
 	CHECK_FALSE(tern::is_ascii("bücher"));
 }
 
-TEST_CASE("to_sockaddr round-trips through from_sockaddr, with the port")
-{
+TEST_CASE("to_sockaddr round-trips through from_sockaddr, with the port") {
 	sockaddr_storage ss;
 	auto v4 = IpAddr::parse("192.0.2.7");
 	REQUIRE(v4);

@@ -31,7 +31,8 @@ TEST_CASE("junk counts: a classifier trained through the store separates a held-
 	int right = 0, total = 0;
 	for (int i = 0; i < 40; ++i) {
 		for (bool junk : {false, true}) {
-			auto r = inbound::classify_words(inbound::message_words(generate_corpus_message(rng, junk, 30)), counts);
+			auto r = inbound::classify_words(inbound::message_words(generate_corpus_message(rng, junk, 30)),
+			                                 counts);
 			CHECK_FALSE(r.untrained);
 			right += (r.probability > 0.5) == junk ? 1 : 0;
 			++total;
@@ -81,12 +82,11 @@ TEST_CASE("junk counts: train then untrain round-trips, a flipped mark moves the
 TEST_CASE("junk counts: the verdict's input for an account's message file") {
 	TempDir dir;
 	store::Env env(dir.path);
-	auto cfg = config::Config::load_text(
-	    R"({"hostname": "mx.example.org", "data_dir": ")" + dir.path +
-	        R"(", "domains": {"example.org": {}},
+	auto cfg = config::Config::load_text(R"({"hostname": "mx.example.org", "data_dir": ")" + dir.path +
+	                                         R"(", "domains": {"example.org": {}},
 	        "accounts": {"alice": {"domain": "example.org", "junk_filter": {"threshold": 0.9}},
 	                     "bob": {"domain": "example.org"}}})",
-	    "test.json", dir.path);
+	                                     "test.json", dir.path);
 	std::string file = dir.path + "/msg";
 	write_file(file, "Subject: cheap pills\r\n\r\ncheap pills winner lottery\r\n");
 	CHECK_FALSE(store::junk_probability(&env, cfg->accounts.at("bob"), file));
@@ -123,9 +123,14 @@ TEST_CASE("junk counts: the verdict's input for an account's message file") {
 }
 
 TEST_CASE("junk counts: a message's words cross the control socket as one argument and back") {
-	std::set<std::string> words{"cheap", "cheap pills", "gr\xc3\xbc\xc3\x9f" "e", "pills"};
+	std::set<std::string> words{"cheap", "cheap pills",
+	                            "gr\xc3\xbc\xc3\x9f"
+	                            "e",
+	                            "pills"};
 	std::string arg = server::junk_words_arg(words);
-	CHECK(arg == "cheap\ncheap pills\ngr\xc3\xbc\xc3\x9f" "e\npills");
+	CHECK(arg ==
+	      "cheap\ncheap pills\ngr\xc3\xbc\xc3\x9f"
+	      "e\npills");
 	auto request = control::format_request({"junk", "check", "alice", arg});
 	auto parsed = control::parse_request(request.substr(0, request.size() - 1));
 	REQUIRE(parsed);

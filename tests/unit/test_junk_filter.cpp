@@ -11,7 +11,9 @@ using namespace tern::inbound;
 
 namespace {
 
-std::string generate(std::mt19937& rng, bool junk, int n) { return tern::testing::generate_corpus_message(rng, junk, n); }
+std::string generate(std::mt19937& rng, bool junk, int n) {
+	return tern::testing::generate_corpus_message(rng, junk, n);
+}
 
 }  // namespace
 
@@ -28,12 +30,14 @@ TEST_CASE("junk filter: words of the subject and text parts, with pairs") {
 	CHECK(w.count("offer"));
 	CHECK(w.count("now"));
 	CHECK(w.count("caf\xc3\xa9 offer"));
-	CHECK(w.count("gr\xc3\xbc\xc3\x9f" "e"));
+	CHECK(
+	    w.count("gr\xc3\xbc\xc3\x9f"
+	            "e"));
 	CHECK(w.count("alle"));
 	CHECK_FALSE(w.count("ok"));  // too short
 	CHECK(w.count("limited"));
 	CHECK(w.count("deal"));
-	CHECK_FALSE(w.count("class"));  // inside a tag
+	CHECK_FALSE(w.count("class"));     // inside a tag
 	CHECK_FALSE(w.count("notwords"));  // not a text part
 }
 

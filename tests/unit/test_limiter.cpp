@@ -7,13 +7,11 @@ using tern::IpAddr;
 using tern::server::Limiter;
 using tern::server::limiter_window;
 
-TEST_CASE("limiter: set_windows keeps the counts and judges them by the new limits")
-{
+TEST_CASE("limiter: set_windows keeps the counts and judges them by the new limits") {
 	const IpAddr client = *IpAddr::parse("192.0.2.7");
 	const int64_t now = 600;  // start of a minute bucket
 	Limiter limiter({limiter_window(60, {5, 30, 90}), limiter_window(86400, {50, 150, 450})});
-	for (int i = 0; i < 3; i++)
-		REQUIRE(limiter.add(client, now, 1));
+	for (int i = 0; i < 3; i++) REQUIRE(limiter.add(client, now, 1));
 	CHECK(limiter.can_add(client, now, 1));
 
 	// Lowered below what was counted: refused at once.

@@ -38,21 +38,21 @@ struct Fixture {
 		clients = std::make_unique<LocalClients<EchoClient>>(
 		    loop, "test socket", max_clients, deadline_s,
 		    LocalClients<EchoClient>::Hooks{
-		        [](UniqueFd fd) { return std::make_unique<EchoClient>(std::move(fd)); },
-		        [this](EchoClient& c, int) {
-			        char buf[64];
-			        ssize_t n = ::read(c.fd.get(), buf, sizeof buf);
-			        if (n <= 0) {
-				        c.dead = true;
-				        return;
-			        }
-			        c.got.append(buf, static_cast<size_t>(n));
-			        received.push_back(c.got);
-		        },
-		        [this](EchoClient& c) {
-			        ++deadlines;
-			        c.dead = true;
-		        }});
+			[](UniqueFd fd) { return std::make_unique<EchoClient>(std::move(fd)); },
+			[this](EchoClient& c, int) {
+				char buf[64];
+				ssize_t n = ::read(c.fd.get(), buf, sizeof buf);
+				if (n <= 0) {
+					c.dead = true;
+					return;
+				}
+				c.got.append(buf, static_cast<size_t>(n));
+				received.push_back(c.got);
+			},
+			[this](EchoClient& c) {
+				++deadlines;
+				c.dead = true;
+			}});
 		int fd = tern::net::listen_unix(path, 0600, 16);
 		REQUIRE(fd >= 0);
 		clients->listen(UniqueFd(fd), path);

@@ -24,8 +24,7 @@ using tern::testing::write_file;
 
 }  // namespace
 
-TEST_CASE("log: format_line basics")
-{
+TEST_CASE("log: format_line basics") {
 	CHECK(log::format_line("2026-11-25T17:22:09.123Z", Level::info, 0x1a2b, "new connection",
 	                       {{"remote", "127.0.0.1:5555"}}) ==
 	      "ts=2026-11-25T17:22:09.123Z level=info cid=1a2b msg=\"new connection\" remote=127.0.0.1:5555");
@@ -35,8 +34,7 @@ TEST_CASE("log: format_line basics")
 	      "level=debug cid=ff msg=x a=1 b=2");
 }
 
-TEST_CASE("log: values are quoted and escaped when needed")
-{
+TEST_CASE("log: values are quoted and escaped when needed") {
 	auto value_of = [](std::string v) {
 		std::string line = log::format_line("", Level::info, 0, "m", {{"k", v}});
 		return line.substr(std::string("level=info msg=m k=").size());
@@ -46,16 +44,15 @@ TEST_CASE("log: values are quoted and escaped when needed")
 	CHECK(value_of("two words") == "\"two words\"");
 	CHECK(value_of("a=b") == "\"a=b\"");
 	CHECK(value_of("say \"hi\"") == "\"say \\\"hi\\\"\"");
-	CHECK(value_of("back\\slash") == "back\\slash");           // no quoting needed
-	CHECK(value_of("back\\ slash") == "\"back\\\\ slash\"");   // escaped inside quotes
+	CHECK(value_of("back\\slash") == "back\\slash");          // no quoting needed
+	CHECK(value_of("back\\ slash") == "\"back\\\\ slash\"");  // escaped inside quotes
 	CHECK(value_of("RC: MAIL\r\n") == "\"RC: MAIL\\x0d\\x0a\"");
 	CHECK(value_of("esc\x1b[0m") == "\"esc\\x1b[0m\"");
 	CHECK(value_of("del\x7f") == "\"del\\x7f\"");
-	CHECK(value_of("caf\xc3\xa9") == "caf\xc3\xa9");             // UTF-8 stays as-is
+	CHECK(value_of("caf\xc3\xa9") == "caf\xc3\xa9");  // UTF-8 stays as-is
 }
 
-TEST_CASE("log: level names and enabled()")
-{
+TEST_CASE("log: level names and enabled()") {
 	Level l = Level::info;
 	CHECK(log::parse_level("tracedata", l));
 	CHECK(l == Level::tracedata);
@@ -66,7 +63,7 @@ TEST_CASE("log: level names and enabled()")
 	CHECK_FALSE(log::parse_level("verbose", l));
 	CHECK_FALSE(log::parse_level("INFO", l));
 	CHECK_FALSE(log::parse_level("warn", l));  // shown with info, not a level to select
-	CHECK(l == Level::traceauth);  // unchanged on failure
+	CHECK(l == Level::traceauth);              // unchanged on failure
 	CHECK(log::level_name(Level::debug) == "debug");
 	CHECK(log::level_name(Level::trace) == "trace");
 	CHECK(log::level_name(Level::warn) == "warn");
@@ -85,8 +82,7 @@ TEST_CASE("log: level names and enabled()")
 	log::set_level(saved);
 }
 
-TEST_CASE("log: file sink, level filter and reopen")
-{
+TEST_CASE("log: file sink, level filter and reopen") {
 	char dir_template[] = "/tmp/tern-log-test-XXXXXX";
 	REQUIRE(mkdtemp(dir_template) != nullptr);
 	std::string dir = dir_template;
@@ -133,17 +129,16 @@ TEST_CASE("log: file sink, level filter and reopen")
 		for (int t = 0; t < 4; ++t)
 			threads.emplace_back([t] {
 				for (int i = 0; i < 200; ++i)
-					log::event(Level::info, static_cast<uint64_t>(t + 1), "concurrent line", {{"i", std::to_string(i)}});
+					log::event(Level::info, static_cast<uint64_t>(t + 1), "concurrent line",
+					           {{"i", std::to_string(i)}});
 			});
-		for (auto& th : threads)
-			th.join();
+		for (auto& th : threads) th.join();
 	}
 	std::istringstream lines(read_file(path));
 	std::string line;
 	int count = 0;
 	while (std::getline(lines, line)) {
-		if (line.find("concurrent line") == std::string::npos)
-			continue;
+		if (line.find("concurrent line") == std::string::npos) continue;
 		++count;
 		CHECK(line.find("level=info cid=") == 28);
 		CHECK(line.find("ts=", 1) == std::string::npos);
@@ -156,8 +151,8 @@ TEST_CASE("log: file sink, level filter and reopen")
 	CHECK_FALSE(log::reopen());
 	log::info("still logging");
 	std::string old_file = read_file(moved_dir + "/ternd.log");
-	CHECK(old_file.find("level=error msg=\"cannot reopen log file\" path=" + path + " error=\"No such file or directory\"\n") !=
-	      std::string::npos);
+	CHECK(old_file.find("level=error msg=\"cannot reopen log file\" path=" + path +
+	                    " error=\"No such file or directory\"\n") != std::string::npos);
 	CHECK(old_file.find("msg=\"still logging\"") != std::string::npos);
 	REQUIRE(std::rename(moved_dir.c_str(), dir.c_str()) == 0);
 

@@ -307,8 +307,9 @@ TEST_CASE("maildir: deliveries of several sessions share one directory commit") 
 	session2[1].seen = true;
 	tern::store::deliver_maildir_unsynced(t.path + "/body1", session1, "h", dirs);
 	tern::store::deliver_maildir_unsynced(t.path + "/body2", session2, "h", dirs);
-	CHECK(dirs == std::set<std::string>{root, root + "/new", root + "/.Junk", root + "/.Junk/tmp",
-	                                    root + "/.Junk/new", root + "/.Junk/cur"});
+	CHECK(dirs ==
+	      std::set<std::string>{root, root + "/new", root + "/.Junk", root + "/.Junk/tmp", root + "/.Junk/new",
+	                            root + "/.Junk/cur"});
 	CHECK_NOTHROW(tern::store::fsync_dirs(dirs));
 	CHECK(list_dir(root + "/new").size() == 3);
 	CHECK(read_file(session1[0].final_path) == "one\r\n");

@@ -210,8 +210,7 @@ namespace {
 
 // One batch delivering `body` as `copy`, its prepared folders remembered
 // as the writer remembers them; the copy's error ("" when delivered).
-std::string deliver_in_batch(const std::string& body, const MaildirCopy& copy)
-{
+std::string deliver_in_batch(const std::string& body, const MaildirCopy& copy) {
 	tern::store::MaildirBatch batch("mx", true);
 	batch.stage(body, {copy});
 	std::vector<std::string> errors = commit_and_sync(batch);

@@ -87,8 +87,10 @@ TEST_CASE("metrics: counters render sorted by label values, with exact text") {
 	CHECK(lines_with(text, "tern_smtpserver_delivery_total") ==
 	      "tern_smtpserver_delivery_total{result=\"delivered\",reason=\"no-bad-signals\"} 3\n"
 	      "tern_smtpserver_delivery_total{result=\"reject\",reason=\"dmarc-policy\"} 1\n");
-	CHECK(lines_with(text, "tern_smtpserver_submission_total") == "tern_smtpserver_submission_total{result=\"ok\"} 2\n");
-	CHECK(lines_with(text, "tern_smtpserver_errors_total") == "tern_smtpserver_errors_total{error=\"dkimsign\"} 1\n");
+	CHECK(lines_with(text, "tern_smtpserver_submission_total") ==
+	      "tern_smtpserver_submission_total{result=\"ok\"} 2\n");
+	CHECK(lines_with(text, "tern_smtpserver_errors_total") ==
+	      "tern_smtpserver_errors_total{error=\"dkimsign\"} 1\n");
 }
 
 TEST_CASE("metrics: the command histogram uses the model's buckets, cumulative, with sum and count") {
@@ -98,16 +100,19 @@ TEST_CASE("metrics: the command histogram uses the model's buckets, cumulative, 
 	s.observe_command("smtp", "ehlo", 250, "", 0.25);
 	s.observe_command("smtp", "ehlo", 250, "", 500);  // beyond the last bound: only +Inf
 	std::string text = metrics::render(s);
-	const std::string l = "tern_smtpserver_command_duration_seconds_bucket{kind=\"smtp\",cmd=\"ehlo\",code=\"250\",ecode=\"\",le=";
-	CHECK(lines_with(text, "tern_smtpserver_command_duration_seconds") ==
-	      l + "\"0.001\"} 2\n" + l + "\"0.005\"} 2\n" + l + "\"0.01\"} 2\n" + l + "\"0.05\"} 2\n" + l +
-	          "\"0.1\"} 2\n" + l + "\"0.5\"} 3\n" + l + "\"1\"} 3\n" + l + "\"5\"} 3\n" + l + "\"10\"} 3\n" + l +
-	          "\"20\"} 3\n" + l + "\"30\"} 3\n" + l + "\"60\"} 3\n" + l + "\"120\"} 3\n" + l + "\"+Inf\"} 4\n" +
-	          "tern_smtpserver_command_duration_seconds_sum{kind=\"smtp\",cmd=\"ehlo\",code=\"250\",ecode=\"\"} "
-	          "500.2515\n"
-	          "tern_smtpserver_command_duration_seconds_count{kind=\"smtp\",cmd=\"ehlo\",code=\"250\",ecode=\"\"} 4\n");
-	CHECK(text.find("# HELP tern_smtpserver_command_duration_seconds SMTP server command duration and result codes in "
-	                "seconds.\n# TYPE tern_smtpserver_command_duration_seconds histogram\n") != std::string::npos);
+	const std::string l =
+	    "tern_smtpserver_command_duration_seconds_bucket{kind=\"smtp\",cmd=\"ehlo\",code=\"250\",ecode=\"\",le=";
+	CHECK(
+	    lines_with(text, "tern_smtpserver_command_duration_seconds") ==
+	    l + "\"0.001\"} 2\n" + l + "\"0.005\"} 2\n" + l + "\"0.01\"} 2\n" + l + "\"0.05\"} 2\n" + l +
+		"\"0.1\"} 2\n" + l + "\"0.5\"} 3\n" + l + "\"1\"} 3\n" + l + "\"5\"} 3\n" + l + "\"10\"} 3\n" + l +
+		"\"20\"} 3\n" + l + "\"30\"} 3\n" + l + "\"60\"} 3\n" + l + "\"120\"} 3\n" + l + "\"+Inf\"} 4\n" +
+		"tern_smtpserver_command_duration_seconds_sum{kind=\"smtp\",cmd=\"ehlo\",code=\"250\",ecode=\"\"} "
+		"500.2515\n"
+		"tern_smtpserver_command_duration_seconds_count{kind=\"smtp\",cmd=\"ehlo\",code=\"250\",ecode=\"\"} 4\n");
+	CHECK(text.find(
+		  "# HELP tern_smtpserver_command_duration_seconds SMTP server command duration and result codes in "
+		  "seconds.\n# TYPE tern_smtpserver_command_duration_seconds histogram\n") != std::string::npos);
 }
 
 TEST_CASE("metrics: a negative duration counts as 0") {
@@ -188,8 +193,10 @@ TEST_CASE("metrics http: other paths 404, other methods 405, garbage 400") {
 	      "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 19\r\n"
 	      "Allow: GET, HEAD\r\nConnection: close\r\n\r\nMethod Not Allowed\n");
 	CHECK(metrics::http_response("EHLO x\r\n\r\n", page).substr(0, 24) == "HTTP/1.1 400 Bad Request");
-	CHECK(metrics::http_response("GET /metrics HTTP/2.0\r\n\r\n", page).substr(0, 24) == "HTTP/1.1 400 Bad Request");
-	CHECK(metrics::http_response("GET  /metrics HTTP/1.1\r\n\r\n", page).substr(0, 24) == "HTTP/1.1 400 Bad Request");
+	CHECK(metrics::http_response("GET /metrics HTTP/2.0\r\n\r\n", page).substr(0, 24) ==
+	      "HTTP/1.1 400 Bad Request");
+	CHECK(metrics::http_response("GET  /metrics HTTP/1.1\r\n\r\n", page).substr(0, 24) ==
+	      "HTTP/1.1 400 Bad Request");
 	CHECK_FALSE(rendered);
 }
 

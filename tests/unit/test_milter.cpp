@@ -14,24 +14,21 @@ using m::Outcome;
 
 namespace {
 
-std::string u32(uint32_t v)
-{
+std::string u32(uint32_t v) {
 	std::string s;
 	for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((v >> shift) & 0xff));
 	return s;
 }
 
 // A milter's OPTNEG answer.
-std::string optneg_reply(uint32_t version, uint32_t actions, uint32_t flags, std::string extra = {})
-{
+std::string optneg_reply(uint32_t version, uint32_t actions, uint32_t flags, std::string extra = {}) {
 	return m::encode_packet('O', u32(version) + u32(actions) + u32(flags) + extra);
 }
 
 std::string pkt(char code, std::string data = {}) { return m::encode_packet(code, data); }
 
 // A conversation past negotiation with the given flags and actions.
-m::Conversation negotiated(uint32_t flags, uint32_t actions = m::offered_actions)
-{
+m::Conversation negotiated(uint32_t flags, uint32_t actions = m::offered_actions) {
 	m::Conversation c;
 	std::string first = c.take_output();
 	REQUIRE(first == pkt('O', u32(6) + u32(m::offered_actions) + u32(m::offered_flags)));
@@ -43,8 +40,7 @@ m::Conversation negotiated(uint32_t flags, uint32_t actions = m::offered_actions
 }
 
 // The command bytes of each packet in a byte stream.
-std::string codes(std::string_view bytes)
-{
+std::string codes(std::string_view bytes) {
 	m::PacketReader r;
 	r.feed(bytes);
 	std::string out;
@@ -55,8 +51,7 @@ std::string codes(std::string_view bytes)
 
 }  // namespace
 
-TEST_CASE("milter packets: length, command, data; split at every byte")
-{
+TEST_CASE("milter packets: length, command, data; split at every byte") {
 	std::string wire = pkt('c') + pkt('y', std::string("550 5.7.1 no\0", 13));
 	CHECK(wire.substr(0, 5) == std::string("\0\0\0\1c", 5));
 	for (size_t cut = 0; cut <= wire.size(); ++cut) {
@@ -74,8 +69,7 @@ TEST_CASE("milter packets: length, command, data; split at every byte")
 	}
 }
 
-TEST_CASE("milter packets: length 0 and oversized lengths are errors, not waits")
-{
+TEST_CASE("milter packets: length 0 and oversized lengths are errors, not waits") {
 	m::PacketReader zero;
 	zero.feed(std::string("\0\0\0\0", 4));
 	CHECK_FALSE(zero.next());
@@ -88,11 +82,10 @@ TEST_CASE("milter packets: length 0 and oversized lengths are errors, not waits"
 	CHECK(huge.error().find("too long") != std::string::npos);
 }
 
-TEST_CASE("milter negotiation: version 6, the milter's subset, macro lists")
-{
+TEST_CASE("milter negotiation: version 6, the milter's subset, macro lists") {
 	std::string error;
-	auto n = m::parse_optneg_reply({'O', u32(6) + u32(0x01) + u32(0x1000) + u32(1) + std::string("{mail_addr} i\0", 14)},
-	                               error);
+	auto n = m::parse_optneg_reply(
+	    {'O', u32(6) + u32(0x01) + u32(0x1000) + u32(1) + std::string("{mail_addr} i\0", 14)}, error);
 	REQUIRE(n);
 	CHECK(n->version == 6);
 	CHECK(n->actions == m::action::add_headers);
@@ -100,13 +93,11 @@ TEST_CASE("milter negotiation: version 6, the milter's subset, macro lists")
 	REQUIRE(n->macro_lists.count(1) == 1);
 	CHECK(n->macro_lists[1] == std::vector<std::string>{"mail_addr", "i"});
 
-	SUBCASE("actions or flags beyond the offer fail")
-	{
+	SUBCASE("actions or flags beyond the offer fail") {
 		CHECK_FALSE(m::parse_optneg_reply({'O', u32(6) + u32(0x200) + u32(0)}, error));
 		CHECK_FALSE(m::parse_optneg_reply({'O', u32(6) + u32(0) + u32(m::flag::rcpt_rej)}, error));
 	}
-	SUBCASE("bad versions and short packets fail")
-	{
+	SUBCASE("bad versions and short packets fail") {
 		CHECK_FALSE(m::parse_optneg_reply({'O', u32(7) + u32(0) + u32(0)}, error));
 		CHECK_FALSE(m::parse_optneg_reply({'O', u32(1) + u32(0) + u32(0)}, error));
 		CHECK_FALSE(m::parse_optneg_reply({'O', u32(6) + u32(0)}, error));
@@ -115,16 +106,17 @@ TEST_CASE("milter negotiation: version 6, the milter's subset, macro lists")
 	}
 }
 
-TEST_CASE("milter conversation: a full message with replies for every command")
-{
+TEST_CASE("milter conversation: a full message with replies for every command") {
 	m::Conversation c = negotiated(0);
 	m::ConnectInfo info{"[192.0.2.1]", '4', 25000, "192.0.2.1"};
 	c.queue_connect(info, {{"j", "mx.example"}, {"{daemon_name}", "tern"}});
 	std::string out = c.take_output();
 	CHECK(codes(out) == "DC");  // macros first, then the command
 	CHECK(out.find(std::string("DC") + "j\0mx.example\0", 0) != std::string::npos);
-	CHECK(out.find(std::string("[192.0.2.1]\0" "4", 13) + "\x61\xa8" + std::string("192.0.2.1\0", 10)) !=
-	      std::string::npos);
+	CHECK(out.find(std::string("[192.0.2.1]\0"
+	                           "4",
+	                           13) +
+	               "\x61\xa8" + std::string("192.0.2.1\0", 10)) != std::string::npos);
 	CHECK(c.take_output().empty());  // nothing more until the reply
 	CHECK(c.on_bytes(pkt('c')).outcome == Outcome::next);
 	CHECK(c.idle());
@@ -150,8 +142,8 @@ TEST_CASE("milter conversation: a full message with replies for every command")
 	CHECK(codes(c.take_output()) == "E");
 	// Changes, progress, then the final answer.
 	std::string answer = pkt('h', std::string("X-Test\0yes\0", 11)) + pkt('p') +
-	                     pkt('m', u32(1) + std::string("Subject\0\0", 9)) + pkt('b', "new ") + pkt('b', "body\r\n") +
-	                     pkt('q', std::string("suspicious\0", 11)) + pkt('a');
+	    pkt('m', u32(1) + std::string("Subject\0\0", 9)) + pkt('b', "new ") + pkt('b', "body\r\n") +
+	    pkt('q', std::string("suspicious\0", 11)) + pkt('a');
 	m::Step s = c.on_bytes(answer);
 	CHECK(s.outcome == Outcome::accept);
 	REQUIRE(c.modifications().size() == 4);
@@ -162,8 +154,7 @@ TEST_CASE("milter conversation: a full message with replies for every command")
 	CHECK_FALSE(c.in_message());
 }
 
-TEST_CASE("milter conversation: no-reply and no-send flags are honoured")
-{
+TEST_CASE("milter conversation: no-reply and no-send flags are honoured") {
 	m::Conversation c = negotiated(m::flag::nr_connect | m::flag::no_helo | m::flag::nr_header | m::flag::no_eoh |
 	                               m::flag::no_data | m::flag::no_body);
 	c.queue_connect({"[::1]", '6', 1, "::1"}, {});
@@ -182,30 +173,25 @@ TEST_CASE("milter conversation: no-reply and no-send flags are honoured")
 	CHECK(c.idle());
 }
 
-TEST_CASE("milter conversation: verdicts end the stage")
-{
+TEST_CASE("milter conversation: verdicts end the stage") {
 	m::Conversation c = negotiated(0);
 	c.queue_mail({"<a@example.org>"}, {});
 	c.take_output();
 	SUBCASE("reject") { CHECK(c.on_bytes(pkt('r')).outcome == Outcome::reject); }
 	SUBCASE("tempfail") { CHECK(c.on_bytes(pkt('t')).outcome == Outcome::tempfail); }
 	SUBCASE("discard") { CHECK(c.on_bytes(pkt('d')).outcome == Outcome::discard); }
-	SUBCASE("custom reply code")
-	{
+	SUBCASE("custom reply code") {
 		m::Step s = c.on_bytes(pkt('y', std::string("451 4.7.0 later\0", 16)));
 		CHECK(s.outcome == Outcome::tempfail);
 		CHECK(s.reply == "451 4.7.0 later");
 	}
-	SUBCASE("a reply code that is not 4xx/5xx is garbage")
-	{
+	SUBCASE("a reply code that is not 4xx/5xx is garbage") {
 		CHECK(c.on_bytes(pkt('y', std::string("250 ok\0", 7))).outcome == Outcome::failed);
 	}
-	SUBCASE("a header change before the end of the message is garbage")
-	{
+	SUBCASE("a header change before the end of the message is garbage") {
 		CHECK(c.on_bytes(pkt('h', std::string("A\0b\0", 4))).outcome == Outcome::failed);
 	}
-	SUBCASE("abort follows an unfinished message")
-	{
+	SUBCASE("abort follows an unfinished message") {
 		CHECK(c.on_bytes(pkt('a')).outcome == Outcome::accept);
 		c.queue_abort();
 		CHECK(codes(c.take_output()) == "A");
@@ -214,8 +200,7 @@ TEST_CASE("milter conversation: verdicts end the stage")
 	}
 }
 
-TEST_CASE("milter conversation: skip stops the body")
-{
+TEST_CASE("milter conversation: skip stops the body") {
 	m::Conversation c = negotiated(m::flag::skip);
 	c.queue_mail({"<a@example.org>"}, {});
 	c.take_output();
@@ -229,15 +214,12 @@ TEST_CASE("milter conversation: skip stops the body")
 	CHECK(codes(c.take_output()) == "E");
 }
 
-TEST_CASE("milter conversation: garbage and unasked replies fail")
-{
-	SUBCASE("unexpected packet while nothing is awaited")
-	{
+TEST_CASE("milter conversation: garbage and unasked replies fail") {
+	SUBCASE("unexpected packet while nothing is awaited") {
 		m::Conversation c = negotiated(0);
 		CHECK(c.on_bytes(pkt('c')).outcome == Outcome::failed);
 	}
-	SUBCASE("a milter that negotiates fewer actions may not use the others")
-	{
+	SUBCASE("a milter that negotiates fewer actions may not use the others") {
 		m::Conversation c = negotiated(0, m::action::add_headers);
 		c.queue_mail({"<a@example.org>"}, {});
 		c.take_output();
@@ -247,23 +229,21 @@ TEST_CASE("milter conversation: garbage and unasked replies fail")
 		CHECK(c.on_bytes(pkt('b', "new body")).outcome == Outcome::failed);
 		CHECK(c.take_output().empty());
 	}
-	SUBCASE("oversized packet from the milter")
-	{
+	SUBCASE("oversized packet from the milter") {
 		m::Conversation c;
 		c.take_output();
 		CHECK(c.on_bytes(u32(50 * 1024 * 1024) + "O").outcome == Outcome::failed);
 	}
-	SUBCASE("a non-OPTNEG answer to OPTNEG")
-	{
+	SUBCASE("a non-OPTNEG answer to OPTNEG") {
 		m::Conversation c;
 		c.take_output();
 		CHECK(c.on_bytes(pkt('c')).outcome == Outcome::failed);
 	}
-	SUBCASE("macros the milter did not ask for are not sent")
-	{
+	SUBCASE("macros the milter did not ask for are not sent") {
 		m::Conversation c;
 		c.take_output();
-		REQUIRE(c.on_bytes(optneg_reply(6, 0, 0, u32(0) + std::string("j\0", 2))).outcome == Outcome::negotiated);
+		REQUIRE(c.on_bytes(optneg_reply(6, 0, 0, u32(0) + std::string("j\0", 2))).outcome ==
+		        Outcome::negotiated);
 		c.queue_connect({"[192.0.2.1]", '4', 1, "192.0.2.1"}, {{"j", "mx"}, {"_", "x"}});
 		std::string out = c.take_output();
 		CHECK(out.find(std::string("j\0mx\0", 5)) != std::string::npos);
@@ -271,8 +251,7 @@ TEST_CASE("milter conversation: garbage and unasked replies fail")
 	}
 }
 
-TEST_CASE("milter messages: headers as milters see them")
-{
+TEST_CASE("milter messages: headers as milters see them") {
 	std::string msg = "From: a@example.org\r\nSubject: one\r\n two\r\nX-Empty:\r\n\r\nbody\r\n";
 	m::MessageParts parts = m::split_message(msg);
 	REQUIRE(parts.headers.size() == 3);
@@ -282,40 +261,36 @@ TEST_CASE("milter messages: headers as milters see them")
 	CHECK(msg.substr(parts.body_offset) == "body\r\n");
 }
 
-TEST_CASE("milter messages: changes applied in order")
-{
+TEST_CASE("milter messages: changes applied in order") {
 	using K = m::Modification::Kind;
 	std::string msg = "From: a@example.org\r\nSubject: one\r\nReceived: x\r\nReceived: y\r\n\r\nbody\r\n";
-	SUBCASE("add, insert at the top, change and delete")
-	{
+	SUBCASE("add, insert at the top, change and delete") {
 		std::string out = m::apply_modifications(
-		    msg, {{K::add_header, "X-Spam", "no"},
-		          {K::insert_header, "DKIM-Signature", "v=1; a=rsa-sha256;\n\tb=abc", 0},
-		          {K::change_header, "received", "z", 2},
-		          {K::change_header, "Subject", "", 1}});
-		CHECK(out == "DKIM-Signature: v=1; a=rsa-sha256;\r\n\tb=abc\r\nFrom: a@example.org\r\nReceived: x\r\n"
-		             "Received: z\r\nX-Spam: no\r\n\r\nbody\r\n");
+		    msg,
+		    {{K::add_header, "X-Spam", "no"},
+		     {K::insert_header, "DKIM-Signature", "v=1; a=rsa-sha256;\n\tb=abc", 0},
+		     {K::change_header, "received", "z", 2},
+		     {K::change_header, "Subject", "", 1}});
+		CHECK(out ==
+		      "DKIM-Signature: v=1; a=rsa-sha256;\r\n\tb=abc\r\nFrom: a@example.org\r\nReceived: x\r\n"
+		      "Received: z\r\nX-Spam: no\r\n\r\nbody\r\n");
 	}
-	SUBCASE("a change of a field that is not there adds it")
-	{
+	SUBCASE("a change of a field that is not there adds it") {
 		CHECK(m::apply_modifications(msg, {{K::change_header, "X-New", "1", 1}}).find("X-New: 1\r\n\r\nbody") !=
 		      std::string::npos);
 	}
-	SUBCASE("body replaced, bare LFs become CRLF")
-	{
+	SUBCASE("body replaced, bare LFs become CRLF") {
 		CHECK(m::apply_modifications(msg, {{K::replace_body, "", "new\nbody\n"}}) ==
 		      "From: a@example.org\r\nSubject: one\r\nReceived: x\r\nReceived: y\r\n\r\nnew\r\nbody\r\n");
 	}
-	SUBCASE("quarantine and envelope changes leave the bytes alone")
-	{
+	SUBCASE("quarantine and envelope changes leave the bytes alone") {
 		std::vector<m::Modification> mods{{K::quarantine, "", "why"}, {K::add_rcpt, "<b@example.org>", ""}};
 		CHECK_FALSE(m::changes_message(mods));
 		CHECK(m::apply_modifications(msg, mods) == msg);
 	}
 }
 
-TEST_CASE("milter replies: a milter's own reply code becomes code, enhanced code and text")
-{
+TEST_CASE("milter replies: a milter's own reply code becomes code, enhanced code and text") {
 	m::CustomReply r = m::parse_custom_reply("554 5.7.0 custom refusal", "7.1");
 	CHECK(r.code == 554);
 	CHECK(r.secode == "7.0");

@@ -11,7 +11,8 @@ namespace {
 
 std::vector<MimePart> parts_of(std::string_view msg, MimeLimits limits = {}) {
 	std::vector<MimePart> out;
-	walk_mime(msg, [&](const MimePart& p) { out.push_back(p); }, limits);
+	walk_mime(
+	    msg, [&](const MimePart& p) { out.push_back(p); }, limits);
 	return out;
 }
 

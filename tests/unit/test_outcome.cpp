@@ -21,7 +21,8 @@ TEST_CASE("error_reply: code, enhanced code and text; with the id and open unles
 	CHECK(e.text == "missing MAIL FROM");
 	CHECK(e.with_id);
 	CHECK_FALSE(e.close);
-	smtp::SmtpError bye = smtp::error_reply(550, smtp::se::addr_other0, "too many failures").without_id().then_close();
+	smtp::SmtpError bye =
+	    smtp::error_reply(550, smtp::se::addr_other0, "too many failures").without_id().then_close();
 	CHECK_FALSE(bye.with_id);
 	CHECK(bye.close);
 	CHECK(bye.text == "too many failures");

@@ -12,74 +12,62 @@ namespace {
 
 ParseMode delivery() { return ParseMode{}; }
 
-ParseMode submission()
-{
+ParseMode submission() {
 	ParseMode m;
 	m.submission = true;
 	return m;
 }
 
-ParseMode authenticated()
-{
+ParseMode authenticated() {
 	ParseMode m = submission();
 	m.authenticated = true;
 	return m;
 }
 
-ParseMode pedantic_submission()
-{
+ParseMode pedantic_submission() {
 	ParseMode m = submission();
 	m.pedantic = true;
 	return m;
 }
 
-ParseMode with_smtputf8(ParseMode m)
-{
+ParseMode with_smtputf8(ParseMode m) {
 	m.smtputf8 = true;
 	return m;
 }
 
 // The refusal a parser returned; an accepted result fails the test.
 template <class T>
-SmtpError error_of(const Result<T>& r)
-{
+SmtpError error_of(const Result<T>& r) {
 	REQUIRE_FALSE(r.ok());
 	return r.error();
 }
 
 // The value a parser returned; a refusal fails the test with its reply.
 template <class T>
-T value_of(Result<T> r)
-{
-	if (!r.ok())
-		FAIL("refused: " << r.error().code << " " << r.error().text);
+T value_of(Result<T> r) {
+	if (!r.ok()) FAIL("refused: " << r.error().code << " " << r.error().text);
 	return std::move(*r);
 }
 
-std::string reply_of(const SmtpError& e)
-{
+std::string reply_of(const SmtpError& e) {
 	return std::to_string(e.code) + " " + enhanced_code(e.code, e.secode) + " " + e.text;
 }
 
-std::string mail_error(std::string_view args, const ParseMode& mode)
-{
+std::string mail_error(std::string_view args, const ParseMode& mode) {
 	return reply_of(error_of(parse_mail(args, mode)));
 }
 
-std::string rcpt_error(std::string_view args, const ParseMode& mode)
-{
+std::string rcpt_error(std::string_view args, const ParseMode& mode) {
 	return reply_of(error_of(parse_rcpt(args, mode)));
 }
 
-std::string hello_error(std::string_view args, bool ehlo, const ParseMode& mode)
-{
+std::string hello_error(std::string_view args, bool ehlo, const ParseMode& mode) {
 	return reply_of(error_of(parse_hello(args, ehlo, mode)));
 }
 
 }  // namespace
 
-TEST_CASE("MAIL FROM with a plain address")
-{
+TEST_CASE("MAIL FROM with a plain address") {
 	MailArgs m = value_of(parse_mail(" FROM:<Mox@LocalHost>", submission()));
 	REQUIRE(m.from);
 	CHECK(m.from->localpart == "Mox");
@@ -93,15 +81,13 @@ TEST_CASE("MAIL FROM with a plain address")
 	CHECK_FALSE(m.auth);
 }
 
-TEST_CASE("MAIL FROM keyword is case-insensitive; null sender")
-{
+TEST_CASE("MAIL FROM keyword is case-insensitive; null sender") {
 	MailArgs m = value_of(parse_mail(" from:<>", delivery()));
 	CHECK_FALSE(m.from);
 	CHECK_FALSE(value_of(parse_mail(" From:<>", submission())).from);
 }
 
-TEST_CASE("MAIL FROM missing pieces")
-{
+TEST_CASE("MAIL FROM missing pieces") {
 	CHECK(mail_error(" FROM<a@b.example>", submission()) == "501 5.5.2 bad syntax: expected \" FROM:\"");
 	CHECK(mail_error(" FROM:a@b.example", submission()) == "501 5.5.2 bad syntax: expected \"<\"");
 	CHECK(mail_error(" FROM:<a@b.example", submission()) == "501 5.5.2 bad syntax: expected \">\"");
@@ -113,8 +99,7 @@ TEST_CASE("MAIL FROM missing pieces")
 	      "501 5.5.2 bad syntax: expected at least one char for subdomain");
 }
 
-TEST_CASE("optional space after FROM: only on non-pedantic submission")
-{
+TEST_CASE("optional space after FROM: only on non-pedantic submission") {
 	MailArgs m = value_of(parse_mail(" FROM: <mox@localhost>", submission()));
 	REQUIRE(m.from);
 	CHECK(m.from->to_string() == "mox@localhost");
@@ -126,8 +111,7 @@ TEST_CASE("optional space after FROM: only on non-pedantic submission")
 	      "501 5.5.2 bad syntax: expected \"<\" (remaining \" <mox@localhost>\")");
 }
 
-TEST_CASE("remaining suffix only when authenticated")
-{
+TEST_CASE("remaining suffix only when authenticated") {
 	CHECK(mail_error(" FROM:<a@b.example> ", submission()) ==
 	      "501 5.5.2 bad syntax: need at least one char for parameter keyword");
 	CHECK(mail_error(" FROM:<a@b.example> ", authenticated()) ==
@@ -136,8 +120,7 @@ TEST_CASE("remaining suffix only when authenticated")
 	      "501 5.5.2 bad syntax: expected at least one char for parameter keyword (remaining \"!x\")");
 }
 
-TEST_CASE("MAIL SIZE parameter")
-{
+TEST_CASE("MAIL SIZE parameter") {
 	CHECK(*value_of(parse_mail(" FROM:<a@b.example> SIZE=1000", submission())).size == 1000);
 	CHECK(*value_of(parse_mail(" FROM:<a@b.example> size=0", submission())).size == 0);
 	CHECK(*value_of(parse_mail(" FROM:<a@b.example> SIZE=9223372036854775807", submission())).size ==
@@ -156,8 +139,7 @@ TEST_CASE("MAIL SIZE parameter")
 	CHECK(mail_error(" FROM:<a@b.example> SIZE", submission()) == "501 5.5.2 bad syntax: expected \"=\"");
 }
 
-TEST_CASE("MAIL BODY parameter")
-{
+TEST_CASE("MAIL BODY parameter") {
 	CHECK(value_of(parse_mail(" FROM:<a@b.example> BODY=8BITMIME", submission())).body_8bitmime);
 	CHECK(value_of(parse_mail(" FROM:<a@b.example> body=8bitmime", submission())).body_8bitmime);
 	CHECK_FALSE(value_of(parse_mail(" FROM:<a@b.example> BODY=7bit", submission())).body_8bitmime);
@@ -170,8 +152,7 @@ TEST_CASE("MAIL BODY parameter")
 	      "501 5.5.2 bad syntax: need at least one char for parameter value");
 }
 
-TEST_CASE("MAIL AUTH parameter (doc/behaviour.md D3)")
-{
+TEST_CASE("MAIL AUTH parameter (doc/behaviour.md D3)") {
 	auto m = value_of(parse_mail(" FROM:<a@b.example> AUTH=<>", submission()));
 	REQUIRE(m.auth);
 	CHECK(*m.auth == "<>");
@@ -191,8 +172,7 @@ TEST_CASE("MAIL AUTH parameter (doc/behaviour.md D3)")
 	      "501 5.5.2 bad syntax: parsing xtext: invalid character \"=\"");
 }
 
-TEST_CASE("MAIL SMTPUTF8 parameter enables UTF-8 in the path given before it")
-{
+TEST_CASE("MAIL SMTPUTF8 parameter enables UTF-8 in the path given before it") {
 	auto m = value_of(parse_mail(" FROM:<jöran@bücher.example> SMTPUTF8", submission()));
 	CHECK(m.smtputf8);
 	REQUIRE(m.from);
@@ -209,14 +189,13 @@ TEST_CASE("MAIL SMTPUTF8 parameter enables UTF-8 in the path given before it")
 	CHECK(mail_error(" FROM:<joran@bücher.example>", authenticated()) ==
 	      "501 5.5.2 bad syntax: expected end of line (remaining \"ücher.example\")");
 	// Already enabled on the connection.
-	CHECK(value_of(parse_mail(" FROM:<jöran@example.com>", with_smtputf8(submission()))).from->localpart == "jöran");
+	CHECK(value_of(parse_mail(" FROM:<jöran@example.com>", with_smtputf8(submission()))).from->localpart ==
+	      "jöran");
 }
 
-TEST_CASE("MAIL parameter errors")
-{
+TEST_CASE("MAIL parameter errors") {
 	CHECK(mail_error(" FROM:<a@b.example> FOO=bar", submission()) == "555 5.3.3 unrecognized parameter \"FOO\"");
-	CHECK(mail_error(" FROM:<a@b.example> SIZE=1 size=2", submission()) ==
-	      "501 5.5.4 duplicate param \"size\"");
+	CHECK(mail_error(" FROM:<a@b.example> SIZE=1 size=2", submission()) == "501 5.5.4 duplicate param \"size\"");
 	CHECK(mail_error(" FROM:<a@b.example> SMTPUTF8 SMTPUTF8", submission()) ==
 	      "501 5.5.4 duplicate param \"SMTPUTF8\"");
 	CHECK(mail_error(" FROM:<a@b.example> -X", submission()) ==
@@ -228,8 +207,7 @@ TEST_CASE("MAIL parameter errors")
 	      "501 5.5.2 bad syntax: expected end of line (remaining \"!\")");
 }
 
-TEST_CASE("end of command: strict on submission, blanks allowed on delivery")
-{
+TEST_CASE("end of command: strict on submission, blanks allowed on delivery") {
 	CHECK(value_of(parse_mail(" FROM:<a@b.example>\t \t", delivery())).from->localpart == "a");
 	// A space starts a parameter, as in the model, so a trailing space is an error.
 	CHECK(mail_error(" FROM:<a@b.example> \t", delivery()) ==
@@ -245,14 +223,11 @@ TEST_CASE("end of command: strict on submission, blanks allowed on delivery")
 	auth_delivery.authenticated = true;
 	CHECK(reply_of(error_of(parse_no_args(" x", auth_delivery))) ==
 	      "501 5.5.2 bad syntax: trailing data, not white space: \" x\" (remaining \"\")");
-	CHECK(reply_of(error_of(parse_no_args(" x", submission()))) ==
-	      "501 5.5.2 bad syntax: expected end of line");
-	CHECK(reply_of(error_of(parse_no_args(" ", submission()))) ==
-	      "501 5.5.2 bad syntax: expected end of line");
+	CHECK(reply_of(error_of(parse_no_args(" x", submission()))) == "501 5.5.2 bad syntax: expected end of line");
+	CHECK(reply_of(error_of(parse_no_args(" ", submission()))) == "501 5.5.2 bad syntax: expected end of line");
 }
 
-TEST_CASE("quoted localparts and escapes")
-{
+TEST_CASE("quoted localparts and escapes") {
 	auto m = value_of(parse_mail(" FROM:<\"john doe\"@example.com>", submission()));
 	CHECK(m.from->localpart == "john doe");
 	CHECK(m.from->to_string() == "\"john doe\"@example.com");
@@ -270,8 +245,7 @@ TEST_CASE("quoted localparts and escapes")
 	m = value_of(parse_mail(" FROM:<\"a..b\"@example.com>", submission()));
 	CHECK(m.from->to_string() == "\"a..b\"@example.com");
 
-	CHECK(rcpt_error(" TO:<\"abc@example.com>", submission()) ==
-	      "501 5.5.2 bad syntax: need another character");
+	CHECK(rcpt_error(" TO:<\"abc@example.com>", submission()) == "501 5.5.2 bad syntax: need another character");
 	CHECK(rcpt_error(" TO:<\"a\tb\"@example.com>", submission()) ==
 	      "501 5.5.2 bad syntax: invalid localpart, invalid character \t");
 	CHECK(rcpt_error(" TO:<\"a\\\tb\"@example.com>", submission()) ==
@@ -286,8 +260,7 @@ TEST_CASE("quoted localparts and escapes")
 	      "501 5.5.2 bad syntax: localpart is not valid utf-8");
 }
 
-TEST_CASE("dot-string localparts")
-{
+TEST_CASE("dot-string localparts") {
 	auto r = value_of(parse_rcpt(" TO:<first.last+tag!#$%&'*/=?^_`{|}~-@example.com>", submission()));
 	CHECK(r.to.localpart == "first.last+tag!#$%&'*/=?^_`{|}~-");
 	CHECK(rcpt_error(" TO:<a..b@example.com>", submission()) ==
@@ -297,8 +270,7 @@ TEST_CASE("dot-string localparts")
 	CHECK(rcpt_error(" TO:<a b@example.com>", submission()) == "501 5.5.2 bad syntax: expected \"@\"");
 }
 
-TEST_CASE("localpart length limits")
-{
+TEST_CASE("localpart length limits") {
 	std::string l64(64, 'a');
 	std::string l65(65, 'a');
 	std::string l128(128, 'a');
@@ -311,8 +283,7 @@ TEST_CASE("localpart length limits")
 	      "501 5.5.2 bad syntax: localpart longer than 64 octets");
 }
 
-TEST_CASE("domains: case folding, IDNA, label rules, length")
-{
+TEST_CASE("domains: case folding, IDNA, label rules, length") {
 	auto r = value_of(parse_rcpt(" TO:<x@Mail.EXAMPLE.com>", submission()));
 	CHECK(r.to.domain.ascii == "mail.example.com");
 	CHECK(r.to.domain.unicode == "mail.example.com");
@@ -331,10 +302,10 @@ TEST_CASE("domains: case folding, IDNA, label rules, length")
 	CHECK(rcpt_error(" TO:<x@a..example>", submission()) ==
 	      "501 5.5.2 bad syntax: expected at least one char for subdomain");
 	CHECK(rcpt_error(" TO:<x@a_b.example>", submission()) == "501 5.5.2 bad syntax: expected \">\"");
-	CHECK(rcpt_error(" TO:<x@xn--zz.example>", submission()).starts_with(
-		"501 5.5.2 bad syntax: parsing domain name \"xn--zz.example\": "));
-	CHECK(rcpt_error(" TO:<x@a-.example>", submission()).starts_with(
-		"501 5.5.2 bad syntax: parsing domain name \"a-.example\": "));
+	CHECK(rcpt_error(" TO:<x@xn--zz.example>", submission())
+	          .starts_with("501 5.5.2 bad syntax: parsing domain name \"xn--zz.example\": "));
+	CHECK(rcpt_error(" TO:<x@a-.example>", submission())
+	          .starts_with("501 5.5.2 bad syntax: parsing domain name \"a-.example\": "));
 
 	// 256 octets of domain.
 	std::string label(63, 'd');
@@ -344,8 +315,7 @@ TEST_CASE("domains: case folding, IDNA, label rules, length")
 	      "501 5.5.2 bad syntax: domain longer than 255 octets");
 }
 
-TEST_CASE("address literals in paths")
-{
+TEST_CASE("address literals in paths") {
 	auto r = value_of(parse_rcpt(" TO:<x@[192.0.2.1]>", submission()));
 	REQUIRE(r.to.ip);
 	CHECK_FALSE(r.to.ip->v6);
@@ -358,8 +328,7 @@ TEST_CASE("address literals in paths")
 	CHECK(r.to.to_string() == "x@[IPv6:2001:db8::1]");
 	CHECK(r.to.to_ascii_string() == "x@[IPv6:2001:db8::1]");
 
-	CHECK(rcpt_error(" TO:<x@[IPv6:192.0.2.1]>", submission()) ==
-	      "501 5.5.2 bad syntax: ip address is not ipv6");
+	CHECK(rcpt_error(" TO:<x@[IPv6:192.0.2.1]>", submission()) == "501 5.5.2 bad syntax: ip address is not ipv6");
 	CHECK(rcpt_error(" TO:<x@[IPv6:::ffff:192.0.2.1]>", submission()) ==
 	      "501 5.5.2 bad syntax: ip address is not ipv6");
 	CHECK(rcpt_error(" TO:<x@[2001:db8::1]>", submission()) ==
@@ -370,12 +339,10 @@ TEST_CASE("address literals in paths")
 	      "501 5.5.2 bad syntax: unrecognized address literal \"IPv4\"");
 	CHECK(rcpt_error(" TO:<x@[192.0.2.300]>", submission()) ==
 	      "501 5.5.2 bad syntax: invalid ip in address: \"192.0.2.300\"");
-	CHECK(rcpt_error(" TO:<x@[]>", submission()) ==
-	      "501 5.5.2 bad syntax: expected at least one char for ldh-str");
+	CHECK(rcpt_error(" TO:<x@[]>", submission()) == "501 5.5.2 bad syntax: expected at least one char for ldh-str");
 }
 
-TEST_CASE("source routes are parsed and discarded")
-{
+TEST_CASE("source routes are parsed and discarded") {
 	auto r = value_of(parse_rcpt(" TO:<@relay1.example,@relay2.example:user@final.example>", submission()));
 	CHECK(r.to.localpart == "user");
 	CHECK(r.to.domain.ascii == "final.example");
@@ -387,8 +354,7 @@ TEST_CASE("source routes are parsed and discarded")
 	      "501 5.5.2 bad syntax: expected \"@\"");
 }
 
-TEST_CASE("forward path length limit")
-{
+TEST_CASE("forward path length limit") {
 	// "<" + 128 + "@" + domain + ">": make the whole path 257 octets.
 	std::string local(100, 'l');
 	std::string domain = std::string(63, 'd') + "." + std::string(63, 'e') + "." + std::string(24, 'f');
@@ -402,16 +368,14 @@ TEST_CASE("forward path length limit")
 	CHECK(value_of(parse_mail(" FROM:" + longer, submission())).from->localpart == local + "ll");
 }
 
-TEST_CASE("RCPT TO forms")
-{
+TEST_CASE("RCPT TO forms") {
 	auto r = value_of(parse_rcpt(" TO:<postmaster>", submission()));
 	CHECK(r.postmaster);
 	CHECK(value_of(parse_rcpt(" to:<PostMaster>", delivery())).postmaster);
 	r = value_of(parse_rcpt(" TO:<postmaster@example.com>", delivery()));
 	CHECK_FALSE(r.postmaster);
 	CHECK(r.to.localpart == "postmaster");
-	CHECK(rcpt_error(" TO:<x@example.com> FOO=bar", submission()) ==
-	      "555 5.3.3 unrecognized parameter \"FOO\"");
+	CHECK(rcpt_error(" TO:<x@example.com> FOO=bar", submission()) == "555 5.3.3 unrecognized parameter \"FOO\"");
 	CHECK(rcpt_error(" TO:<jö@example.com>", submission()) ==
 	      "553 5.6.7 non-ascii address not permitted without smtputf8");
 	CHECK(rcpt_error(" TO:<>", submission()) == "501 5.5.2 bad syntax: expected at least one char for atom");
@@ -422,8 +386,7 @@ TEST_CASE("RCPT TO forms")
 	CHECK(value_of(parse_rcpt(" TO:<x@example.com>\t", delivery())).to.localpart == "x");
 }
 
-TEST_CASE("HELO and EHLO arguments")
-{
+TEST_CASE("HELO and EHLO arguments") {
 	auto h = value_of(parse_hello(" Client.Example", true, submission()));
 	CHECK(h.domain.ascii == "client.example");
 	CHECK_FALSE(h.ip);
@@ -473,8 +436,7 @@ TEST_CASE("HELO and EHLO arguments")
 	CHECK(h.domain.ascii == "xn--bcher-kva.example");
 }
 
-TEST_CASE("VRFY, EXPN and NOOP arguments")
-{
+TEST_CASE("VRFY, EXPN and NOOP arguments") {
 	CHECK(value_of(parse_vrfy(" user", submission())) == "user");
 	CHECK(value_of(parse_vrfy(" \"some user\"", submission())) == "some user");
 	CHECK(value_of(parse_vrfy(" user smtputf8", delivery())) == "user");
@@ -493,8 +455,7 @@ TEST_CASE("VRFY, EXPN and NOOP arguments")
 	      "501 5.5.2 bad syntax: trailing data, not white space: \"x\"");
 }
 
-TEST_CASE("AUTH arguments")
-{
+TEST_CASE("AUTH arguments") {
 	AuthArgs a = value_of(parse_auth(" PLAIN", submission()));
 	CHECK(a.mechanism == "PLAIN");
 	CHECK_FALSE(a.initial);
@@ -517,8 +478,7 @@ TEST_CASE("AUTH arguments")
 	      "501 5.5.2 bad syntax: need at least one char for sasl-mech");
 	CHECK(reply_of(error_of(parse_auth(" !", submission()))) ==
 	      "501 5.5.2 bad syntax: expected at least one char for sasl-mech");
-	CHECK(reply_of(error_of(parse_auth(" PLAIN\tx", submission()))) ==
-	      "501 5.5.2 bad syntax: expected \" \"");
+	CHECK(reply_of(error_of(parse_auth(" PLAIN\tx", submission()))) == "501 5.5.2 bad syntax: expected \" \"");
 	// At most 20 characters.
 	a = value_of(parse_auth(" ABCDEFGHIJKLMNOPQRST", submission()));
 	CHECK(a.mechanism == "ABCDEFGHIJKLMNOPQRST");
@@ -526,8 +486,7 @@ TEST_CASE("AUTH arguments")
 	      "501 5.5.2 bad syntax: expected \" \"");
 }
 
-TEST_CASE("parse_domain and parse_address helpers")
-{
+TEST_CASE("parse_domain and parse_address helpers") {
 	auto d = parse_domain("Bücher.Example");
 	REQUIRE(d);
 	CHECK(d->ascii == "xn--bcher-kva.example");
@@ -547,8 +506,7 @@ TEST_CASE("parse_domain and parse_address helpers")
 	CHECK_FALSE(parse_address("<a@b.example>"));
 }
 
-TEST_CASE("quote_go and syntax_error")
-{
+TEST_CASE("quote_go and syntax_error") {
 	CHECK(quote_go("a\"b\\c") == "\"a\\\"b\\\\c\"");
 	CHECK(quote_go("\t\r\n\x01") == "\"\\t\\r\\n\\x01\"");
 	CHECK(quote_go("ü") == "\"ü\"");
@@ -559,7 +517,8 @@ TEST_CASE("quote_go and syntax_error")
 	CHECK(e.secode == "5.2");
 	CHECK(e.text == "bad syntax: expected end of line");
 	m.authenticated = true;
-	CHECK(syntax_error("expected end of line", "x", m).text == "bad syntax: expected end of line (remaining \"x\")");
+	CHECK(syntax_error("expected end of line", "x", m).text ==
+	      "bad syntax: expected end of line (remaining \"x\")");
 }
 
 TEST_CASE("parser: a domain that IDNA mapping empties is refused (fuzzing regression)") {
@@ -567,8 +526,7 @@ TEST_CASE("parser: a domain that IDNA mapping empties is refused (fuzzing regres
 	CHECK_FALSE(tern::smtp::parse_domain("\xc2\xad.example").has_value());
 }
 
-TEST_CASE("MAIL FROM DSN parameters and REQUIRETLS (RFC 3461 4.3, 4.4; RFC 8689 2)")
-{
+TEST_CASE("MAIL FROM DSN parameters and REQUIRETLS (RFC 3461 4.3, 4.4; RFC 8689 2)") {
 	MailArgs m = value_of(parse_mail(" FROM:<a@b.example> RET=hdrs ENVID=QQ+2B1+3D2 REQUIRETLS", delivery()));
 	CHECK(m.ret == DsnRet::hdrs);
 	REQUIRE(m.envid);
@@ -585,16 +543,17 @@ TEST_CASE("MAIL FROM DSN parameters and REQUIRETLS (RFC 3461 4.3, 4.4; RFC 8689 
 	CHECK(mail_error(" FROM:<a@b.example> ENVID=a ENVID=b", delivery()) == "501 5.5.4 duplicate param \"ENVID\"");
 	CHECK(mail_error(" FROM:<a@b.example> ENVID=a+2", delivery()) == "501 5.5.4 invalid ENVID parameter \"a+2\"");
 	CHECK(mail_error(" FROM:<a@b.example> ENVID=a+0A", delivery()) == "501 5.5.4 invalid ENVID parameter \"a+0A\"");
-	CHECK(mail_error(" FROM:<a@b.example> ENVID=" + std::string(101, 'x'), delivery()).starts_with(
-	          "501 5.5.4 invalid ENVID parameter"));
-	CHECK(value_of(parse_mail(" FROM:<a@b.example> ENVID=" + std::string(100, 'x'), delivery())).envid->size() == 100);
+	CHECK(mail_error(" FROM:<a@b.example> ENVID=" + std::string(101, 'x'), delivery())
+	          .starts_with("501 5.5.4 invalid ENVID parameter"));
+	CHECK(value_of(parse_mail(" FROM:<a@b.example> ENVID=" + std::string(100, 'x'), delivery())).envid->size() ==
+	      100);
 	CHECK(mail_error(" FROM:<a@b.example> REQUIRETLS REQUIRETLS", delivery()) ==
 	      "501 5.5.4 duplicate param \"REQUIRETLS\"");
 }
 
-TEST_CASE("RCPT TO DSN parameters NOTIFY and ORCPT (RFC 3461 4.1, 4.2; RFC 6533 4)")
-{
-	RcptArgs r = value_of(parse_rcpt(" TO:<x@example.com> NOTIFY=success,Delay ORCPT=rfc822;x+2Bq@example.com", delivery()));
+TEST_CASE("RCPT TO DSN parameters NOTIFY and ORCPT (RFC 3461 4.1, 4.2; RFC 6533 4)") {
+	RcptArgs r = value_of(
+	    parse_rcpt(" TO:<x@example.com> NOTIFY=success,Delay ORCPT=rfc822;x+2Bq@example.com", delivery()));
 	CHECK(r.notify == (notify_success | notify_delay));
 	REQUIRE(r.orcpt);
 	CHECK(r.orcpt->type == "rfc822");
@@ -602,7 +561,8 @@ TEST_CASE("RCPT TO DSN parameters NOTIFY and ORCPT (RFC 3461 4.1, 4.2; RFC 6533 
 	r = value_of(parse_rcpt(" TO:<x@example.com> NOTIFY=NEVER", submission()));
 	CHECK(r.notify == notify_never);
 	CHECK_FALSE(r.orcpt);
-	CHECK(value_of(parse_rcpt(" TO:<postmaster> ORCPT=RFC822;postmaster@y.example", submission())).orcpt->type == "rfc822");
+	CHECK(value_of(parse_rcpt(" TO:<postmaster> ORCPT=RFC822;postmaster@y.example", submission())).orcpt->type ==
+	      "rfc822");
 	CHECK(value_of(parse_rcpt(" TO:<x@example.com>", delivery())).notify == 0);
 
 	CHECK(rcpt_error(" TO:<x@example.com> NOTIFY=NEVER,SUCCESS", delivery()) ==

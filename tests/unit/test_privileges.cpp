@@ -105,7 +105,8 @@ TEST_CASE("privileges: a signing key that does not parse is an error naming its 
 	                             dir + "/tern.json", dir);
 	auto errors = dkim_key_errors(*cfg);
 	REQUIRE(errors.size() == 1);
-	CHECK(errors[0].rfind(dir + "/bad.pem: domains.example.org.dkim.selectors.s1.private_key_file: cannot load the key: ",
-	                      0) == 0);
+	CHECK(errors[0].rfind(
+		  dir + "/bad.pem: domains.example.org.dkim.selectors.s1.private_key_file: cannot load the key: ", 0) ==
+	      0);
 	std::filesystem::remove_all(dir);
 }

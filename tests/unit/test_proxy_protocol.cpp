@@ -22,15 +22,13 @@ using tern::net::ProxyParse;
 
 namespace {
 
-IpAddr ip(std::string_view text)
-{
+IpAddr ip(std::string_view text) {
 	auto parsed = IpAddr::parse(text);
 	REQUIRE(parsed);
 	return *parsed;
 }
 
-IpNet net(std::string_view text)
-{
+IpNet net(std::string_view text) {
 	auto parsed = IpNet::parse(text);
 	REQUIRE(parsed);
 	return *parsed;
@@ -42,8 +40,7 @@ struct Result {
 	size_t consumed = 9999;  // sentinel: untouched unless done
 };
 
-Result parse(std::string_view bytes)
-{
+Result parse(std::string_view bytes) {
 	Result r;
 	r.status = parse_proxy_header(bytes, r.header, r.consumed);
 	return r;
@@ -51,8 +48,7 @@ Result parse(std::string_view bytes)
 
 // Feeds `bytes` one byte at a time; every strict prefix must ask for more,
 // and the whole must parse.
-Result parse_byte_by_byte(std::string_view bytes)
-{
+Result parse_byte_by_byte(std::string_view bytes) {
 	for (size_t n = 0; n < bytes.size(); n++) {
 		Result partial = parse(bytes.substr(0, n));
 		INFO("prefix length " << n);
@@ -64,18 +60,15 @@ Result parse_byte_by_byte(std::string_view bytes)
 
 const std::string v2_sig{"\r\n\r\n\0\r\nQUIT\n", 12};
 
-std::string bytes(std::initializer_list<int> list)
-{
+std::string bytes(std::initializer_list<int> list) {
 	std::string s;
-	for (int b : list)
-		s.push_back(static_cast<char>(b));
+	for (int b : list) s.push_back(static_cast<char>(b));
 	return s;
 }
 
 }  // namespace
 
-TEST_CASE("PROXY v1 TCP4")
-{
+TEST_CASE("PROXY v1 TCP4") {
 	std::string line = "PROXY TCP4 192.0.2.10 192.0.2.1 56324 25\r\n";
 	auto r = parse(line);
 	REQUIRE(r.status == ProxyParse::done);
@@ -91,8 +84,7 @@ TEST_CASE("PROXY v1 TCP4")
 	CHECK(r.header.destination_port == 25);
 }
 
-TEST_CASE("PROXY v1 TCP6")
-{
+TEST_CASE("PROXY v1 TCP6") {
 	std::string line = "PROXY TCP6 2001:db8::1:2 2001:db8::25 65535 587\r\n";
 	auto r = parse(line);
 	REQUIRE(r.status == ProxyParse::done);
@@ -117,8 +109,7 @@ TEST_CASE("PROXY v1 TCP6")
 	CHECK(mapped.header.source->to_string() == "192.0.2.7");
 }
 
-TEST_CASE("PROXY v1 UNKNOWN")
-{
+TEST_CASE("PROXY v1 UNKNOWN") {
 	auto bare = parse("PROXY UNKNOWN\r\n");
 	REQUIRE(bare.status == ProxyParse::done);
 	CHECK(bare.consumed == 15);
@@ -137,8 +128,7 @@ TEST_CASE("PROXY v1 UNKNOWN")
 	CHECK(parse("PROXY UNKNOWNX\r\n").status == ProxyParse::invalid);
 }
 
-TEST_CASE("PROXY v1 malformed")
-{
+TEST_CASE("PROXY v1 malformed") {
 	auto invalid = [](std::string_view line) {
 		INFO(line);
 		CHECK(parse(line).status == ProxyParse::invalid);
@@ -186,11 +176,11 @@ TEST_CASE("PROXY v1 malformed")
 	invalid("PROXY TCP4 192.0.2.10 192.0.2.1 56324 25\r\r\n");
 }
 
-TEST_CASE("PROXY v1 107-byte limit")
-{
+TEST_CASE("PROXY v1 107-byte limit") {
 	// The longest legal line (section 2.1 example) is exactly 107 bytes.
-	std::string longest = "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
-	                      "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
+	std::string longest =
+	    "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
 	REQUIRE(longest.size() == 104);
 	std::string unknown_107 = "PROXY UNKNOWN " + std::string(91, 'x') + "\r\n";
 	REQUIRE(unknown_107.size() == 107);
@@ -213,8 +203,7 @@ TEST_CASE("PROXY v1 107-byte limit")
 	CHECK(parse(no_crlf + "xxxxxxxxx\r\n").status == ProxyParse::invalid);
 }
 
-TEST_CASE("PROXY v1 split delivery and trailing SMTP bytes")
-{
+TEST_CASE("PROXY v1 split delivery and trailing SMTP bytes") {
 	std::string line = "PROXY TCP4 192.0.2.10 192.0.2.1 56324 25\r\n";
 	auto r = parse_byte_by_byte(line);
 	REQUIRE(r.status == ProxyParse::done);
@@ -243,8 +232,7 @@ TEST_CASE("PROXY v1 split delivery and trailing SMTP bytes")
 	CHECK(twice.consumed == 42);
 }
 
-TEST_CASE("PROXY v1 partial input rejected as soon as it cannot become valid")
-{
+TEST_CASE("PROXY v1 partial input rejected as soon as it cannot become valid") {
 	CHECK(parse("").status == ProxyParse::need_more);
 	CHECK(parse("P").status == ProxyParse::need_more);
 	CHECK(parse("PROXY").status == ProxyParse::need_more);
@@ -264,8 +252,7 @@ TEST_CASE("PROXY v1 partial input rejected as soon as it cannot become valid")
 	CHECK(parse("PROXY TCP4 192.0.2.10 192.0.2.1 1 2\rX").status == ProxyParse::invalid);
 }
 
-TEST_CASE("make_proxy_v1")
-{
+TEST_CASE("make_proxy_v1") {
 	CHECK(make_proxy_v1(ip("192.0.2.10"), 56324, ip("192.0.2.1"), 25) ==
 	      "PROXY TCP4 192.0.2.10 192.0.2.1 56324 25\r\n");
 	CHECK(make_proxy_v1(ip("2001:db8::1"), 1234, ip("2001:db8::2"), 587) ==
@@ -279,8 +266,7 @@ TEST_CASE("make_proxy_v1")
 	CHECK(make_proxy_v1_unknown() == "PROXY UNKNOWN\r\n");
 }
 
-TEST_CASE("PROXY v2 IPv4")
-{
+TEST_CASE("PROXY v2 IPv4") {
 	std::string h = make_proxy_v2(ip("192.0.2.10"), 56324, ip("192.0.2.1"), 25);
 	// Exact wire bytes (section 2.2).
 	CHECK(h == v2_sig + bytes({0x21, 0x11, 0x00, 0x0c, 192, 0, 2, 10, 192, 0, 2, 1, 0xdc, 0x04, 0x00, 0x19}));
@@ -301,8 +287,7 @@ TEST_CASE("PROXY v2 IPv4")
 	CHECK(split.header.source->to_string() == "192.0.2.10");
 }
 
-TEST_CASE("PROXY v2 IPv6")
-{
+TEST_CASE("PROXY v2 IPv6") {
 	std::string h = make_proxy_v2(ip("2001:db8::1"), 1234, ip("2001:db8::25"), 587);
 	REQUIRE(h.size() == 52);
 	CHECK(h.substr(12, 4) == bytes({0x21, 0x21, 0x00, 0x24}));
@@ -325,11 +310,10 @@ TEST_CASE("PROXY v2 IPv6")
 	CHECK(mixed.header.destination->to_string() == "2001:db8::2");
 }
 
-TEST_CASE("PROXY v2 with TLVs and trailing SMTP bytes")
-{
-	std::string tlvs = make_proxy_v2_tlv(0x04, "") +                       // PP2_TYPE_NOOP
-	                   make_proxy_v2_tlv(0x02, "mx.example.org") +          // PP2_TYPE_AUTHORITY
-	                   make_proxy_v2_tlv(0x20, std::string("\x01\0\0\0\0", 5));  // PP2_TYPE_SSL
+TEST_CASE("PROXY v2 with TLVs and trailing SMTP bytes") {
+	std::string tlvs = make_proxy_v2_tlv(0x04, "") +              // PP2_TYPE_NOOP
+	    make_proxy_v2_tlv(0x02, "mx.example.org") +               // PP2_TYPE_AUTHORITY
+	    make_proxy_v2_tlv(0x20, std::string("\x01\0\0\0\0", 5));  // PP2_TYPE_SSL
 	CHECK(tlvs.size() == 3 + 17 + 8);
 	CHECK(make_proxy_v2_tlv(0x02, "ab") == bytes({0x02, 0x00, 0x02, 'a', 'b'}));
 
@@ -350,16 +334,14 @@ TEST_CASE("PROXY v2 with TLVs and trailing SMTP bytes")
 	CHECK(r6.header.destination_port == 465);
 
 	// A TLV running past the declared length is malformed.
-	std::string bad = make_proxy_v2(ip("192.0.2.10"), 1, ip("192.0.2.1"), 2,
-	                                bytes({0x02, 0x00, 0x05, 'a', 'b'}));
+	std::string bad = make_proxy_v2(ip("192.0.2.10"), 1, ip("192.0.2.1"), 2, bytes({0x02, 0x00, 0x05, 'a', 'b'}));
 	CHECK(parse(bad).status == ProxyParse::invalid);
 	// So are one or two stray bytes after the addresses.
-	CHECK(parse(make_proxy_v2(ip("192.0.2.10"), 1, ip("192.0.2.1"), 2, bytes({0x04, 0x00})))
-	          .status == ProxyParse::invalid);
+	CHECK(parse(make_proxy_v2(ip("192.0.2.10"), 1, ip("192.0.2.1"), 2, bytes({0x04, 0x00}))).status ==
+	      ProxyParse::invalid);
 }
 
-TEST_CASE("PROXY v2 LOCAL and address families without addresses")
-{
+TEST_CASE("PROXY v2 LOCAL and address families without addresses") {
 	std::string local = make_proxy_v2_local();
 	CHECK(local == v2_sig + bytes({0x20, 0x00, 0x00, 0x00}));
 	auto r = parse(local + "QUIT\r\n");
@@ -395,12 +377,10 @@ TEST_CASE("PROXY v2 LOCAL and address families without addresses")
 	CHECK(ux.header.local);
 
 	// UDP claimed on our TCP listener.
-	CHECK(parse(v2_sig + bytes({0x21, 0x12, 0x00, 0x0c}) + std::string(12, '\0')).status ==
-	      ProxyParse::invalid);
+	CHECK(parse(v2_sig + bytes({0x21, 0x12, 0x00, 0x0c}) + std::string(12, '\0')).status == ProxyParse::invalid);
 }
 
-TEST_CASE("PROXY v2 malformed")
-{
+TEST_CASE("PROXY v2 malformed") {
 	std::string good = make_proxy_v2(ip("192.0.2.10"), 56324, ip("192.0.2.1"), 25);
 
 	// Bad signature, at each position.
@@ -457,8 +437,7 @@ TEST_CASE("PROXY v2 malformed")
 	      ProxyParse::invalid);
 }
 
-TEST_CASE("proxy_source_trusted")
-{
+TEST_CASE("proxy_source_trusted") {
 	std::vector<IpNet> trusted = {net("192.0.2.0/25"), net("2001:db8:1::/48"), net("198.51.100.7")};
 	CHECK(proxy_source_trusted(ip("192.0.2.1"), trusted));
 	CHECK(proxy_source_trusted(ip("192.0.2.127"), trusted));
@@ -486,8 +465,7 @@ TEST_CASE("proxy v1: a protocol token longer than its name stays invalid (fuzzin
 	CHECK(tern::net::parse_proxy_header("PROXY TCP", h, consumed) == tern::net::ProxyParse::need_more);
 }
 
-TEST_CASE("PROXY v1: a NUL inside an address is refused whole and split across reads (fuzzing regression)")
-{
+TEST_CASE("PROXY v1: a NUL inside an address is refused whole and split across reads (fuzzing regression)") {
 	using namespace std::string_literals;
 	const std::string tcp4 = "PROXY TCP4 192.0.2.7\0junk 192.0.2.1 56324 25\r\n"s;
 	const std::string tcp4_destination = "PROXY TCP4 192.0.2.7 192.0.2.1\0 56324 25\r\n"s;

@@ -15,8 +15,7 @@ using tern::testing::TempDir;
 
 namespace {
 
-QueueFileEnvelope sample_envelope()
-{
+QueueFileEnvelope sample_envelope() {
 	QueueFileEnvelope e;
 	e.queued = 1796270752;
 	e.sender_account = "alice";
@@ -27,23 +26,21 @@ QueueFileEnvelope sample_envelope()
 	e.dsn_utf8 = "";
 	e.data_size = 11;
 	// A prefix with CR LF, a colon and digits: values are length-counted.
-	e.recipients.push_back({"carol@remote.example", "remote.example", "Received: from x\r\n\tby y; 1:2\r\n",
-	                        RecipientState::pending});
+	e.recipients.push_back(
+	    {"carol@remote.example", "remote.example", "Received: from x\r\n\tby y; 1:2\r\n", RecipientState::pending});
 	e.recipients.push_back({"dave@other.example", "other.example", "", RecipientState::delivered});
 	return e;
 }
 
 const std::string data = "Subject: x\n";  // 11 bytes
 
-std::optional<ParsedQueueFile> parse(const std::string& file, std::string& error)
-{
+std::optional<ParsedQueueFile> parse(const std::string& file, std::string& error) {
 	return parse_queue_file_header(file, static_cast<int64_t>(file.size()), error);
 }
 
 }  // namespace
 
-TEST_CASE("queue file: header round trip, data offset and in-place bytes")
-{
+TEST_CASE("queue file: header round trip, data offset and in-place bytes") {
 	QueueFileLayout layout;
 	QueueFileEnvelope e = sample_envelope();
 	std::string header = encode_queue_file_header(e, &layout);
@@ -76,12 +73,10 @@ TEST_CASE("queue file: header round trip, data offset and in-place bytes")
 	CHECK(error.find("rcpt-state") != std::string::npos);
 }
 
-TEST_CASE("queue file: truncated, garbled or foreign files are refused with a reason")
-{
+TEST_CASE("queue file: truncated, garbled or foreign files are refused with a reason") {
 	std::string file = encode_queue_file_header(sample_envelope()) + data;
 	std::string error;
-	SUBCASE("every truncation")
-	{
+	SUBCASE("every truncation") {
 		for (size_t n = 0; n < file.size(); n++) {
 			INFO(n);
 			std::string cut = file.substr(0, n);
@@ -89,17 +84,16 @@ TEST_CASE("queue file: truncated, garbled or foreign files are refused with a re
 			CHECK(!error.empty());
 		}
 	}
-	SUBCASE("data longer than announced")
-	{
+	SUBCASE("data longer than announced") {
 		CHECK_FALSE(parse(file + "x", error));
 		CHECK(error == "queue file longer than announced");
 	}
-	SUBCASE("one garbled byte anywhere in the header")
-	{
+	SUBCASE("one garbled byte anywhere in the header") {
 		QueueFileLayout layout;
 		std::string header = encode_queue_file_header(sample_envelope(), &layout);
 		for (size_t i = 0; i < header.size(); i++) {
-			if (static_cast<int64_t>(i) == layout.acknowledged_offset || static_cast<int64_t>(i) == layout.state_offsets[0] ||
+			if (static_cast<int64_t>(i) == layout.acknowledged_offset ||
+			    static_cast<int64_t>(i) == layout.state_offsets[0] ||
 			    static_cast<int64_t>(i) == layout.state_offsets[1])
 				continue;  // updated in place, checked by value
 			std::string bad = file;
@@ -108,14 +102,12 @@ TEST_CASE("queue file: truncated, garbled or foreign files are refused with a re
 			CHECK_FALSE(parse(bad, error));
 		}
 	}
-	SUBCASE("a message file without a header")
-	{
+	SUBCASE("a message file without a header") {
 		std::string plain = "Subject: an old queue file\r\n\r\nbody\r\n";
 		CHECK_FALSE(parse(plain, error));
 		CHECK(error == "not a queue file (no envelope header)");
 	}
-	SUBCASE("a huge announced header size")
-	{
+	SUBCASE("a huge announced header size") {
 		std::string bad = file;
 		bad.replace(13, 10, "9999999999");
 		CHECK_FALSE(parse(bad, error));
@@ -123,8 +115,7 @@ TEST_CASE("queue file: truncated, garbled or foreign files are refused with a re
 	}
 }
 
-TEST_CASE("queue file: link and temp names")
-{
+TEST_CASE("queue file: link and temp names") {
 	CHECK(queue_link_index("1796270752-abcd.0") == size_t(0));
 	CHECK(queue_link_index("1796270752-abcd.12") == size_t(12));
 	CHECK_FALSE(queue_link_index("1796270752-abcd"));
@@ -136,8 +127,7 @@ TEST_CASE("queue file: link and temp names")
 	CHECK(queue_temp_base("b-1.0") == "");
 }
 
-TEST_CASE("queue file: rebuild restores pending recipients of acknowledged files only")
-{
+TEST_CASE("queue file: rebuild restores pending recipients of acknowledged files only") {
 	TempDir tmp;
 	std::string qdir = tmp.path + "/queue";
 	REQUIRE(::mkdir(qdir.c_str(), 0700) == 0);
@@ -181,13 +171,13 @@ TEST_CASE("queue file: rebuild restores pending recipients of acknowledged files
 	CHECK(::access((qdir + "/m5.0").c_str(), F_OK) == 0);
 
 	// Referenced now: a second rebuild adds nothing.
-	RebuildReport again = rebuild_queue(env, qdir, 1796270800, [](const std::string& base) { return base == "m5"; });
+	RebuildReport again = rebuild_queue(env, qdir, 1796270800,
+	                                    [](const std::string& base) { return base == "m5"; });
 	CHECK(again.rebuilt == 0);
 	CHECK(env.queue_list().size() == 1);
 }
 
-TEST_CASE("queue file: DSN parameters and REQUIRETLS round trip; files without them read with defaults")
-{
+TEST_CASE("queue file: DSN parameters and REQUIRETLS round trip; files without them read with defaults") {
 	QueueFileEnvelope e = sample_envelope();
 	std::string error;
 	// An envelope without the optional fields writes none of them: such a

@@ -6,8 +6,7 @@
 using namespace tern::queue;
 using tern::mailauth::MxRecord;
 
-TEST_CASE("queue reply parser: single line with enhanced code")
-{
+TEST_CASE("queue reply parser: single line with enhanced code") {
 	ReplyParser p;
 	CHECK(p.feed_line("550 5.1.1 no such user"));
 	CHECK(p.error() == "");
@@ -18,8 +17,7 @@ TEST_CASE("queue reply parser: single line with enhanced code")
 	CHECK(r.summary() == "550 5.1.1 no such user");
 }
 
-TEST_CASE("queue reply parser: multi-line EHLO reply")
-{
+TEST_CASE("queue reply parser: multi-line EHLO reply") {
 	ReplyParser p;
 	CHECK_FALSE(p.feed_line("250-mx.example.org"));
 	CHECK_FALSE(p.feed_line("250-PIPELINING"));
@@ -34,8 +32,7 @@ TEST_CASE("queue reply parser: multi-line EHLO reply")
 	CHECK(p.take().code == 221);
 }
 
-TEST_CASE("queue reply parser: enhanced code class must match the reply class")
-{
+TEST_CASE("queue reply parser: enhanced code class must match the reply class") {
 	ReplyParser p;
 	CHECK(p.feed_line("451 5.1.1 odd"));
 	CHECK(p.take().enhanced == "");
@@ -45,8 +42,7 @@ TEST_CASE("queue reply parser: enhanced code class must match the reply class")
 	CHECK(p.take().enhanced == "2.0.0");
 }
 
-TEST_CASE("queue reply parser: malformed lines")
-{
+TEST_CASE("queue reply parser: malformed lines") {
 	ReplyParser p;
 	CHECK(p.feed_line("hello"));
 	CHECK(p.error() == "malformed reply line");
@@ -56,18 +52,15 @@ TEST_CASE("queue reply parser: malformed lines")
 	CHECK(p.error() == "reply lines with different codes");
 }
 
-static std::string stuff(std::vector<std::string> chunks)
-{
+static std::string stuff(std::vector<std::string> chunks) {
 	DotStuffer s;
 	std::string out;
-	for (auto& c : chunks)
-		s.feed(c, out);
+	for (auto& c : chunks) s.feed(c, out);
 	s.finish(out);
 	return out;
 }
 
-TEST_CASE("dot-stuffing: lines starting with a dot get another one")
-{
+TEST_CASE("dot-stuffing: lines starting with a dot get another one") {
 	CHECK(stuff({"Subject: x\r\n\r\n.hidden\r\n..two\r\nend\r\n"}) ==
 	      "Subject: x\r\n\r\n..hidden\r\n...two\r\nend\r\n.\r\n");
 	// A dot in the middle of a line is left alone.
@@ -76,8 +69,7 @@ TEST_CASE("dot-stuffing: lines starting with a dot get another one")
 	CHECK(stuff({".\r\n"}) == "..\r\n.\r\n");
 }
 
-TEST_CASE("dot-stuffing: chunk boundaries do not matter")
-{
+TEST_CASE("dot-stuffing: chunk boundaries do not matter") {
 	std::string whole = "x\r\n.y\r\n.\r\nz";
 	std::string expected = "x\r\n..y\r\n..\r\nz\r\n.\r\n";
 	CHECK(stuff({whole}) == expected);
@@ -85,15 +77,13 @@ TEST_CASE("dot-stuffing: chunk boundaries do not matter")
 	CHECK(stuff({"x\r\n", "", ".y\r\n.\r", "\nz"}) == expected);
 }
 
-TEST_CASE("dot-stuffing: body end")
-{
+TEST_CASE("dot-stuffing: body end") {
 	CHECK(stuff({}) == ".\r\n");
 	CHECK(stuff({"no newline"}) == "no newline\r\n.\r\n");
 	CHECK(stuff({"ends with cr\r"}) == "ends with cr\r\r\n.\r\n");
 }
 
-TEST_CASE("retry delay doubles per attempt")
-{
+TEST_CASE("retry delay doubles per attempt") {
 	CHECK(retry_delay_seconds(450, 0) == 450);
 	CHECK(retry_delay_seconds(450, 1) == 900);
 	CHECK(retry_delay_seconds(450, 4) == 7200);
@@ -102,8 +92,7 @@ TEST_CASE("retry delay doubles per attempt")
 	CHECK(retry_delay_seconds(1, 0, -3) == 1);  // never zero or negative
 }
 
-TEST_CASE("MX hosts in preference order, null MX")
-{
+TEST_CASE("MX hosts in preference order, null MX") {
 	auto hosts = mx_hosts_in_order({{20, "b.example"}, {10, "a.example"}, {20, "c.example"}, {10, "a.example"}});
 	REQUIRE(hosts);
 	CHECK(*hosts == std::vector<std::string>{"a.example", "b.example", "c.example"});
@@ -113,8 +102,7 @@ TEST_CASE("MX hosts in preference order, null MX")
 	CHECK(*mixed == std::vector<std::string>{"x.example"});
 }
 
-TEST_CASE("address helpers")
-{
+TEST_CASE("address helpers") {
 	std::string lp, dom;
 	split_address("a@b@example.org", lp, dom);
 	CHECK(lp == "a@b");

@@ -16,11 +16,12 @@ using tern::ReceivedIdGenerator;
 
 namespace {
 // The model's test key: AES key "0123456701234567", block prefix "01234567".
-const std::string seed_test_key = "0123456701234567" "01234567";
+const std::string seed_test_key =
+    "0123456701234567"
+    "01234567";
 }  // namespace
 
-TEST_CASE("recvid: known answers (cross-checked with openssl aes-128-ecb)")
-{
+TEST_CASE("recvid: known answers (cross-checked with openssl aes-128-ecb)") {
 	ReceivedIdGenerator gen(seed_test_key);
 	CHECK(gen.id(1) == "nLDpV_E0im9f-53GHgDAOA");
 	CHECK(gen.id(2) == "DwP6dXxYa1uiRFsx7sb_6A");
@@ -31,8 +32,7 @@ TEST_CASE("recvid: known answers (cross-checked with openssl aes-128-ecb)")
 	CHECK(copy.id(1) == gen.id(1));
 }
 
-TEST_CASE("recvid: ids differ per cid and per key, and map back")
-{
+TEST_CASE("recvid: ids differ per cid and per key, and map back") {
 	ReceivedIdGenerator gen(seed_test_key);
 	std::set<std::string> seen;
 	for (uint64_t cid = 1; cid <= 1000; ++cid) {
@@ -54,14 +54,12 @@ TEST_CASE("recvid: ids differ per cid and per key, and map back")
 	CHECK_FALSE(gen.cid_of("nLDpV_E0im9f-53GHgDAO!").has_value());
 }
 
-TEST_CASE("recvid: key must be 24 bytes")
-{
+TEST_CASE("recvid: key must be 24 bytes") {
 	CHECK_THROWS_AS(ReceivedIdGenerator(std::string(16, 'k')), std::invalid_argument);
 	CHECK_THROWS_AS(ReceivedIdGenerator(std::string(25, 'k')), std::invalid_argument);
 }
 
-TEST_CASE("recvid: load_or_create_key")
-{
+TEST_CASE("recvid: load_or_create_key") {
 	char dir_template[] = "/tmp/tern-recvid-test-XXXXXX";
 	REQUIRE(mkdtemp(dir_template) != nullptr);
 	std::string dir = dir_template;
@@ -69,7 +67,7 @@ TEST_CASE("recvid: load_or_create_key")
 
 	std::string key = ReceivedIdGenerator::load_or_create_key(path);
 	CHECK(key.size() == 24);
-	struct stat st{};
+	struct stat st {};
 	REQUIRE(stat(path.c_str(), &st) == 0);
 	CHECK(st.st_size == 24);
 	CHECK((st.st_mode & 0777) == 0600);

@@ -9,8 +9,7 @@
 using tern::smtp::enhanced_code;
 using tern::smtp::format_reply;
 
-TEST_CASE("enhanced_code joins the class digit and the secondary code")
-{
+TEST_CASE("enhanced_code joins the class digit and the secondary code") {
 	CHECK(enhanced_code(501, "5.2") == "5.5.2");
 	CHECK(enhanced_code(250, "1.0") == "2.1.0");
 	CHECK(enhanced_code(451, "4.0") == "4.4.0");
@@ -18,8 +17,7 @@ TEST_CASE("enhanced_code joins the class digit and the secondary code")
 	CHECK(enhanced_code(250, "") == "");
 }
 
-TEST_CASE("single line replies")
-{
+TEST_CASE("single line replies") {
 	CHECK(format_reply(250, "0.0", "alrighty") == "250 2.0.0 alrighty\r\n");
 	CHECK(format_reply(501, "5.2", "bad syntax: expected \" \"") == "501 5.5.2 bad syntax: expected \" \"\r\n");
 	// Without an enhanced code there is no extra space.
@@ -27,8 +25,7 @@ TEST_CASE("single line replies")
 	CHECK(format_reply(334, "", "") == "334 \r\n");
 }
 
-TEST_CASE("multi-line replies repeat code and enhanced code")
-{
+TEST_CASE("multi-line replies repeat code and enhanced code") {
 	CHECK(format_reply(250, "", "localhost\nPIPELINING\nSMTPUTF8") ==
 	      "250-localhost\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n");
 	CHECK(format_reply(550, "7.1", "first\nsecond") == "550-5.7.1 first\r\n550 5.7.1 second\r\n");
@@ -36,8 +33,7 @@ TEST_CASE("multi-line replies repeat code and enhanced code")
 	CHECK(format_reply(250, "0.0", "a\n") == "250-2.0.0 a\r\n250 2.0.0 \r\n");
 }
 
-TEST_CASE("a line of exactly 510 characters is not wrapped")
-{
+TEST_CASE("a line of exactly 510 characters is not wrapped") {
 	// prefix "550 5.7.1 " is 10 characters.
 	std::string text(500, 'x');
 	std::string out = format_reply(550, "7.1", text);
@@ -45,8 +41,7 @@ TEST_CASE("a line of exactly 510 characters is not wrapped")
 	CHECK(out.size() == 512);
 }
 
-TEST_CASE("long lines wrap at the last space at or after offset 400")
-{
+TEST_CASE("long lines wrap at the last space at or after offset 400") {
 	// 450 x's, a space, 100 y's: the text is 551 long, prefix 10, limit at
 	// offset 500; the space at 450 is found searching back.
 	std::string text = std::string(450, 'x') + " " + std::string(100, 'y');
@@ -54,8 +49,7 @@ TEST_CASE("long lines wrap at the last space at or after offset 400")
 	CHECK(out == "550-5.7.1 " + std::string(450, 'x') + "\r\n" + "550 5.7.1  " + std::string(100, 'y') + "\r\n");
 }
 
-TEST_CASE("long lines without a usable space are cut at offset 400")
-{
+TEST_CASE("long lines without a usable space are cut at offset 400") {
 	// A space only at offset 300 (below 400) does not count.
 	std::string text = std::string(300, 'a') + " " + std::string(299, 'b');
 	REQUIRE(text.size() == 600);
@@ -65,23 +59,26 @@ TEST_CASE("long lines without a usable space are cut at offset 400")
 	CHECK(out == "501-5.5.2 " + first + "\r\n" + "501 5.5.2 " + second + "\r\n");
 }
 
-TEST_CASE("very long lines wrap several times; no ecode means a 4-char prefix")
-{
+TEST_CASE("very long lines wrap several times; no ecode means a 4-char prefix") {
 	std::string text(1000, 'z');
 	// prefix "250-" is 4: limit offset 506, no space → cut at 400 each time.
 	std::string out = format_reply(250, "", text);
-	CHECK(out == "250-" + std::string(400, 'z') + "\r\n" + "250-" + std::string(400, 'z') + "\r\n" + "250 " +
-			     std::string(200, 'z') + "\r\n");
+	CHECK(out ==
+	      "250-" + std::string(400, 'z') + "\r\n" + "250-" + std::string(400, 'z') + "\r\n" + "250 " +
+	          std::string(200, 'z') + "\r\n");
 	// A space exactly at the limit offset is used.
 	std::string spaced = std::string(506, 'q') + " tail";
 	CHECK(format_reply(250, "", spaced) == "250-" + std::string(506, 'q') + "\r\n250  tail\r\n");
 }
 
-TEST_CASE("wrapping applies to each line of a multi-line reply")
-{
+TEST_CASE("wrapping applies to each line of a multi-line reply") {
 	std::string long_line = std::string(420, 'm') + " " + std::string(200, 'n');
 	std::string out = format_reply(550, "0.0", "short\n" + long_line);
-	CHECK(out == "550-5.0.0 short\r\n"
-		     "550-5.0.0 " + std::string(420, 'm') + "\r\n"
-		     "550 5.0.0  " + std::string(200, 'n') + "\r\n");
+	CHECK(out ==
+	      "550-5.0.0 short\r\n"
+	      "550-5.0.0 " +
+	          std::string(420, 'm') +
+	          "\r\n"
+	          "550 5.0.0  " +
+	          std::string(200, 'n') + "\r\n");
 }

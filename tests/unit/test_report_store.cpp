@@ -13,14 +13,13 @@ using tern::testing::write_file;
 namespace {
 
 std::shared_ptr<const config::Config> report_config(const std::string& dir) {
-	return config::Config::load_text(
-	    R"({"hostname": "mx.example.org", "data_dir": ")" + dir +
-	        R"(", "domains": {"example.org": {}, "company-y.example": {}},
+	return config::Config::load_text(R"({"hostname": "mx.example.org", "data_dir": ")" + dir +
+	                                     R"(", "domains": {"example.org": {}, "company-y.example": {}},
 	        "accounts": {"alice": {"domain": "example.org", "destinations": {
 	            "alice@example.org": {},
 	            "dmarc-reports@example.org": {"mailbox": "DMARC", "dmarc_reports": true},
 	            "tls-reports@example.org": {"mailbox": "TLSRPT", "tls_reports": true}}}}})",
-	    "test.json", dir);
+	                                 "test.json", dir);
 }
 
 const config::Destination& dest(const config::Config& cfg, const std::string& address) {
@@ -65,10 +64,12 @@ TEST_CASE("reports: a DMARC aggregate report is kept only under the model's cond
 		CHECK(store::keepable_reports(*cfg, dest(*cfg, "dmarc-reports@example.org"), facts, file, now).empty());
 	}
 	SUBCASE("not when the period ends more than 60 s from now") {
-		CHECK(store::keepable_reports(*cfg, dest(*cfg, "dmarc-reports@example.org"), facts, file, 1335657599 - 60)
-		          .size() == 1);
-		CHECK(store::keepable_reports(*cfg, dest(*cfg, "dmarc-reports@example.org"), facts, file, 1335657599 - 61)
-		          .empty());
+		CHECK(
+		    store::keepable_reports(*cfg, dest(*cfg, "dmarc-reports@example.org"), facts, file, 1335657599 - 60)
+			.size() == 1);
+		CHECK(
+		    store::keepable_reports(*cfg, dest(*cfg, "dmarc-reports@example.org"), facts, file, 1335657599 - 61)
+			.empty());
 	}
 }
 
@@ -76,7 +77,8 @@ TEST_CASE("reports: a TLS report needs a tlsrpt DKIM pass and a hosted policy do
 	TempDir dir;
 	auto cfg = report_config(dir.path);
 	std::string file = dir.path + "/msg";
-	write_file(file, testing::message_with("application/tlsrpt+gzip", "r.json.gz", testing::gzip(testing::tls_json)));
+	write_file(file,
+	           testing::message_with("application/tlsrpt+gzip", "r.json.gz", testing::gzip(testing::tls_json)));
 	store::ReportFacts facts{false, "company-x.example", true};
 	auto kept = store::keepable_reports(*cfg, dest(*cfg, "tls-reports@example.org"), facts, file, now);
 	REQUIRE(kept.size() == 1);
@@ -120,8 +122,8 @@ TEST_CASE("reports: stored, listed by kind and domain, a resent report counts on
 	CHECK(store::report_counters().dmarc == kept_before + 1);  // tern_reports_stored_total
 	CHECK(store::store_report_if_any(&env, *cfg, dest(*cfg, "dmarc-reports@example.org"), facts, file, now));
 	CHECK_FALSE(store::store_report_if_any(&env, *cfg, dest(*cfg, "alice@example.org"), facts, file, now));
-	store::StoredReport other{store::ReportKind::dmarc, "company-y.example", 100, 200, "Other Org", "x1", "o.example",
-	                          7, 0};
+	store::StoredReport other{
+	    store::ReportKind::dmarc, "company-y.example", 100, 200, "Other Org", "x1", "o.example", 7, 0};
 	store::store_report(env, other);
 
 	auto all = store::list_reports(env, store::ReportKind::dmarc);
@@ -133,6 +135,7 @@ TEST_CASE("reports: stored, listed by kind and domain, a resent report counts on
 	REQUIRE(one.size() == 1);
 	CHECK(store::report_line(one[0]) ==
 	      "2012-04-28T00:00:00Z 2012-04-28T23:59:59Z example.org receiver.example pass=2 fail=3 fail");
-	CHECK(store::report_line(other) == "1970-01-01T00:01:40Z 1970-01-01T00:03:20Z company-y.example Other Org pass=7 fail=0 pass");
+	CHECK(store::report_line(other) ==
+	      "1970-01-01T00:01:40Z 1970-01-01T00:03:20Z company-y.example Other Org pass=7 fail=0 pass");
 	CHECK(store::list_reports(env, store::ReportKind::tls).empty());
 }

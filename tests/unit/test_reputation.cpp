@@ -46,7 +46,8 @@ public:
 			if (!matches(r, q)) continue;
 			match.push_back(r);
 		}
-		std::sort(match.begin(), match.end(), [](const Row& a, const Row& b) { return a.received > b.received; });
+		std::sort(match.begin(), match.end(),
+		          [](const Row& a, const Row& b) { return a.received > b.received; });
 		if (match.size() > q.limit) match.resize(q.limit);
 		std::vector<MarkedMessage> out;
 		for (const auto& r : match) out.push_back({r.received, r.junk, r.from_localpart});
@@ -57,10 +58,12 @@ public:
 		                   [&](const Sent& s) { return s.localpart == lp && s.domain == d && s.at >= since; });
 	}
 	bool sent_to_domain(const std::string& d, int64_t since) override {
-		return std::any_of(sent.begin(), sent.end(), [&](const Sent& s) { return s.domain == d && s.at >= since; });
+		return std::any_of(sent.begin(), sent.end(),
+		                   [&](const Sent& s) { return s.domain == d && s.at >= since; });
 	}
 	bool sent_to_org_domain(const std::string& o, int64_t since) override {
-		return std::any_of(sent.begin(), sent.end(), [&](const Sent& s) { return s.org == o && s.at >= since; });
+		return std::any_of(sent.begin(), sent.end(),
+		                   [&](const Sent& s) { return s.org == o && s.at >= since; });
 	}
 
 private:
@@ -299,8 +302,8 @@ TEST_CASE("reputation step 5: IP networks need 2, 5, 10 messages and a strong sh
 		h.rows.erase(h.rows.begin(), h.rows.begin() + 2);
 		a = reputation(m, h, now);
 		CHECK(a.method == "ip3");
-		CHECK(a.junk);             // 80 % junk leans junk
-		CHECK_FALSE(a.conclusive); // but is not ≥ 90 %
+		CHECK(a.junk);              // 80 % junk leans junk
+		CHECK_FALSE(a.conclusive);  // but is not ≥ 90 %
 	}
 	SUBCASE("older than a quarter year does not count") {
 		for (auto& row : h.rows) row.received = now - 92 * day;

@@ -26,15 +26,13 @@ const std::string rfc_client_final =
     "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 const std::string rfc_server_final = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
 
-std::unique_ptr<tern::sasl::ClientMechanism> rfc_scram()
-{
+std::unique_ptr<tern::sasl::ClientMechanism> rfc_scram() {
 	return make_client_mechanism("SCRAM-SHA-256", "user", "pencil", [] { return rfc_client_nonce; });
 }
 
 }  // namespace
 
-TEST_CASE("sasl client: mechanism preference SCRAM-SHA-256, PLAIN, LOGIN")
-{
+TEST_CASE("sasl client: mechanism preference SCRAM-SHA-256, PLAIN, LOGIN") {
 	CHECK(choose_client_mechanism({"LOGIN", "PLAIN", "SCRAM-SHA-256", "CRAM-MD5"}) == "SCRAM-SHA-256");
 	CHECK(choose_client_mechanism({"login", "plain", "SCRAM-SHA-1"}) == "PLAIN");
 	CHECK(choose_client_mechanism({"CRAM-MD5", "Login"}) == "LOGIN");
@@ -44,8 +42,7 @@ TEST_CASE("sasl client: mechanism preference SCRAM-SHA-256, PLAIN, LOGIN")
 	CHECK(make_client_mechanism("scram-sha-256", "u", "p")->name() == "SCRAM-SHA-256");
 }
 
-TEST_CASE("sasl client SCRAM-SHA-256: RFC 7677 section 3 example")
-{
+TEST_CASE("sasl client SCRAM-SHA-256: RFC 7677 section 3 example") {
 	auto scram = rfc_scram();
 	CHECK(scram->initial_response() == "n,,n=user,r=" + rfc_client_nonce);
 	auto step = scram->respond(rfc_server_first);
@@ -58,8 +55,7 @@ TEST_CASE("sasl client SCRAM-SHA-256: RFC 7677 section 3 example")
 	CHECK(scram->finished() == "");
 }
 
-TEST_CASE("sasl client SCRAM-SHA-256: a wrong or missing server signature is an error")
-{
+TEST_CASE("sasl client SCRAM-SHA-256: a wrong or missing server signature is an error") {
 	auto scram = rfc_scram();
 	scram->initial_response();
 	REQUIRE(scram->respond(rfc_server_first).ok);
@@ -80,8 +76,7 @@ TEST_CASE("sasl client SCRAM-SHA-256: a wrong or missing server signature is an 
 	CHECK(scram->finished() != "");
 }
 
-TEST_CASE("sasl client SCRAM-SHA-256: bad server messages")
-{
+TEST_CASE("sasl client SCRAM-SHA-256: bad server messages") {
 	auto after_first = [](const std::string& server_first) {
 		auto scram = rfc_scram();
 		scram->initial_response();
@@ -113,8 +108,7 @@ TEST_CASE("sasl client SCRAM-SHA-256: bad server messages")
 	CHECK_FALSE(scram->respond(rfc_server_final).ok);  // no second chance after an error
 }
 
-TEST_CASE("sasl client SCRAM-SHA-256: against tern's own server mechanism")
-{
+TEST_CASE("sasl client SCRAM-SHA-256: against tern's own server mechanism") {
 	const std::string user = "a,b=c@example.org";
 	const std::string password = "p@ss, word=";
 	for (std::string given : {password, "not the password"s}) {
@@ -143,8 +137,7 @@ TEST_CASE("sasl client SCRAM-SHA-256: against tern's own server mechanism")
 	}
 }
 
-TEST_CASE("sasl client PLAIN and LOGIN")
-{
+TEST_CASE("sasl client PLAIN and LOGIN") {
 	auto plain = make_client_mechanism("PLAIN", "me@example.org", "secret");
 	CHECK(plain->initial_response() == "\0me@example.org\0secret"s);
 	CHECK_FALSE(plain->respond("").ok);
@@ -163,8 +156,7 @@ TEST_CASE("sasl client PLAIN and LOGIN")
 	CHECK(login->respond("Password:").error == "unexpected third LOGIN challenge");
 }
 
-TEST_CASE("sasl server: the login name as sent, for the failed-login log line")
-{
+TEST_CASE("sasl server: the login name as sent, for the failed-login log line") {
 	auto plain = make_mechanism("PLAIN", "mail.example");
 	CHECK(plain->username_sent() == "");
 	plain->start("\0someone@example.org\0wrong"s);

@@ -53,9 +53,9 @@ TEST_CASE("sendmail args: recipients, -t, -i, -f, -F, -C") {
 
 TEST_CASE("sendmail args: ignored options, modes, errors") {
 	// What cron, PHP and mailx pass: accepted and ignored.
-	Args a = args_of({"-FCronDaemon", "-i", "-B8BITMIME", "-oem", "-odi", "-v", "-N", "never", "-R", "hdrs", "-X",
-	                  "/tmp/log", "-L", "tag", "-O", "Opt=1", "-U", "-m", "-n", "-G", "-h", "5", "-V", "envid",
-	                  "-Am", "root"});
+	Args a = args_of({"-FCronDaemon", "-i", "-B8BITMIME", "-oem", "-odi", "-v",    "-N",    "never", "-R",
+	                  "hdrs",         "-X", "/tmp/log",   "-L",   "tag",  "-O",    "Opt=1", "-U",    "-m",
+	                  "-n",           "-G", "-h",         "5",    "-V",   "envid", "-Am",   "root"});
 	CHECK(a.error == "");
 	CHECK(a.recipients == std::vector<std::string>{"root"});
 	CHECK(a.full_name == "CronDaemon");
@@ -92,8 +92,10 @@ TEST_CASE("sendmail message: CRLF and the lone dot") {
 TEST_CASE("sendmail message: header section is ensured") {
 	CHECK(ensure_header_section("hello world\r\n") == "\r\nhello world\r\n");
 	CHECK(ensure_header_section("Subject: hi\r\n\r\nbody\r\n") == "Subject: hi\r\n\r\nbody\r\n");
-	CHECK(ensure_header_section("From someone Mon Jan  1\r\nSubject: hi\r\n\r\nb\r\n") == "Subject: hi\r\n\r\nb\r\n");
-	CHECK(ensure_header_section("no colon here: but space in name\r\n") == "\r\nno colon here: but space in name\r\n");
+	CHECK(ensure_header_section("From someone Mon Jan  1\r\nSubject: hi\r\n\r\nb\r\n") ==
+	      "Subject: hi\r\n\r\nb\r\n");
+	CHECK(ensure_header_section("no colon here: but space in name\r\n") ==
+	      "\r\nno colon here: but space in name\r\n");
 	CHECK(ensure_header_section("") == "");
 }
 
@@ -124,9 +126,11 @@ TEST_CASE("sendmail: unqualified header addresses get the hostname") {
 	CHECK(qualify_address_list("a@b.example (x, y)", host) == "a@b.example (x, y)");
 	CHECK(qualify_address_list("John Smith", host) == "John Smith");  // not an address: left to the checks
 
-	std::string msg = "From: root (Cron Daemon)\r\nTo: alice@example.org,\r\n  bob@example.org\r\nSubject: root\r\n\r\nroot\r\n";
-	CHECK(qualify_header_addresses(msg, host) ==
-	      "From: root@mx.example.org (Cron Daemon)\r\nTo: alice@example.org,\r\n  bob@example.org\r\nSubject: root\r\n\r\nroot\r\n");
+	std::string msg =
+	    "From: root (Cron Daemon)\r\nTo: alice@example.org,\r\n  bob@example.org\r\nSubject: root\r\n\r\nroot\r\n";
+	CHECK(
+	    qualify_header_addresses(msg, host) ==
+	    "From: root@mx.example.org (Cron Daemon)\r\nTo: alice@example.org,\r\n  bob@example.org\r\nSubject: root\r\n\r\nroot\r\n");
 	CHECK(qualify_header_addresses("To: root\r\n", host) == "To: root@mx.example.org\r\n");
 }
 
@@ -139,7 +143,8 @@ TEST_CASE("sendmail: Bcc is removed without -t too") {
 
 TEST_CASE("address lists: groups, comments, quoted names") {
 	std::string error;
-	auto l = tern::message::parse_address_list("team: a@x.example, \"Last, First\" <b@x.example>; c@y.example (c)", &error);
+	auto l = tern::message::parse_address_list("team: a@x.example, \"Last, First\" <b@x.example>; c@y.example (c)",
+	                                           &error);
 	REQUIRE(l);
 	CHECK(*l == std::vector<std::string>{"a@x.example", "b@x.example", "c@y.example"});
 	CHECK(tern::message::parse_address_list("(just a comment)", &error) == std::nullopt);
@@ -240,7 +245,8 @@ TEST_CASE("local submission: who may send as whom") {
 	  "accounts": {"alice": {"domain": "example.org",
 	    "destinations": {"alice@example.org": {"mailbox": "INBOX"}, "a.l@example.org": {"mailbox": "INBOX"}}}},
 	  "postmaster": {"account": "alice"}
-	})", "tern.json", "/etc/tern");
+	})",
+	                                              "tern.json", "/etc/tern");
 	const tern::config::Config& cfg = *loaded;
 	using tern::server::decide_local_sender;
 
@@ -291,5 +297,6 @@ TEST_CASE("local submission: who may send as whom") {
 TEST_CASE("local submission: generated From") {
 	using tern::server::generated_from;
 	CHECK(generated_from("", "a@b.example") == "From: <a@b.example>\r\n");
-	CHECK(generated_from("Cron \"Daemon\"", "root@b.example") == "From: \"Cron \\\"Daemon\\\"\" <root@b.example>\r\n");
+	CHECK(generated_from("Cron \"Daemon\"", "root@b.example") ==
+	      "From: \"Cron \\\"Daemon\\\"\" <root@b.example>\r\n");
 }

@@ -15,21 +15,15 @@ using namespace tern::mailauth;
 
 namespace {
 
-RrType rr_type(const std::string& t)
-{
-	if (t == "A")
-		return RrType::A;
-	if (t == "AAAA")
-		return RrType::AAAA;
-	if (t == "MX")
-		return RrType::MX;
-	if (t == "PTR")
-		return RrType::PTR;
+RrType rr_type(const std::string& t) {
+	if (t == "A") return RrType::A;
+	if (t == "AAAA") return RrType::AAAA;
+	if (t == "MX") return RrType::MX;
+	if (t == "PTR") return RrType::PTR;
 	return RrType::TXT;
 }
 
-void load_zone(CannedResolver& r, const std::vector<spf_cases::ZoneRecord>& zone)
-{
+void load_zone(CannedResolver& r, const std::vector<spf_cases::ZoneRecord>& zone) {
 	for (const auto& rec : zone) {
 		RrType type = rr_type(rec.type);
 		if (rec.status == "temperror" || rec.status == "nxdomain") {
@@ -43,8 +37,7 @@ void load_zone(CannedResolver& r, const std::vector<spf_cases::ZoneRecord>& zone
 				MxRecord m;
 				m.preference = std::stoi(d.substr(0, space));
 				m.host = d.substr(space + 1);
-				if (m.host == ".")
-					m.host = "";
+				if (m.host == ".") m.host = "";
 				mx.push_back(m);
 			}
 			r.set_mx(rec.name, mx);
@@ -54,8 +47,7 @@ void load_zone(CannedResolver& r, const std::vector<spf_cases::ZoneRecord>& zone
 	}
 }
 
-SpfArgs case_args(const spf_cases::Case& c)
-{
+SpfArgs case_args(const spf_cases::Case& c) {
 	SpfArgs args;
 	auto ip = IpAddr::parse(c.ip);
 	REQUIRE(ip);
@@ -85,8 +77,7 @@ struct VerifyResult {
 	bool authentic = true;
 };
 
-SpfVerifyDone capture(VerifyResult& out)
-{
+SpfVerifyDone capture(VerifyResult& out) {
 	return [&out](SpfReceived r, std::string expl, bool authentic) {
 		out.called = true;
 		out.calls++;
@@ -101,23 +92,19 @@ SpfVerifyDone capture(VerifyResult& out)
 class DeferredResolver : public Resolver {
 public:
 	explicit DeferredResolver(CannedResolver& inner) : inner_(inner) {}
-	void query(uint64_t owner, const std::string& name, RrType type, Callback cb) override
-	{
+	void query(uint64_t owner, const std::string& name, RrType type, Callback cb) override {
 		inner_.query(owner, name, type, [this, owner, cb](const DnsAnswer& a) {
 			pending_.push_back({owner, [cb, a] { cb(a); }});
 		});
 	}
-	void cancel_owner(uint64_t owner) override
-	{
+	void cancel_owner(uint64_t owner) override {
 		std::deque<std::pair<uint64_t, std::function<void()>>> keep;
 		for (auto& p : pending_)
-			if (p.first != owner)
-				keep.push_back(std::move(p));
+			if (p.first != owner) keep.push_back(std::move(p));
 		pending_.swap(keep);
 	}
 	size_t pending() const { return pending_.size(); }
-	void pump()
-	{
+	void pump() {
 		while (!pending_.empty()) {
 			auto next = std::move(pending_.front());
 			pending_.pop_front();
@@ -130,29 +117,24 @@ private:
 	std::deque<std::pair<uint64_t, std::function<void()>>> pending_;
 };
 
-void check_case(const spf_cases::Case& c, const VerifyResult& got)
-{
+void check_case(const spf_cases::Case& c, const VerifyResult& got) {
 	INFO("case: ", c.name);
 	REQUIRE(got.called);
 	CHECK(got.calls == 1);
 	CHECK(std::string(spf_status_name(got.received.result)) == c.result);
-	if (c.mechanism != "*")
-		CHECK(got.received.mechanism == c.mechanism);
-	if (c.explanation != "*")
-		CHECK(got.explanation == c.explanation);
+	if (c.mechanism != "*") CHECK(got.received.mechanism == c.mechanism);
+	if (c.explanation != "*") CHECK(got.explanation == c.explanation);
 	CHECK_FALSE(got.authentic);
 }
 
 }  // namespace
 
-TEST_CASE("spf: the case table is large enough")
-{
+TEST_CASE("spf: the case table is large enough") {
 	CHECK(spf_cases::cases().size() >= 150);
 	CHECK(spf_cases::macro_cases().size() >= 40);
 }
 
-TEST_CASE("spf: case table on synchronous canned answers")
-{
+TEST_CASE("spf: case table on synchronous canned answers") {
 	for (const auto& c : spf_cases::cases()) {
 		CannedResolver r;
 		load_zone(r, c.zone);
@@ -162,8 +144,7 @@ TEST_CASE("spf: case table on synchronous canned answers")
 	}
 }
 
-TEST_CASE("spf: case table on deferred answers")
-{
+TEST_CASE("spf: case table on deferred answers") {
 	for (const auto& c : spf_cases::cases()) {
 		CannedResolver canned;
 		load_zone(canned, c.zone);
@@ -171,15 +152,13 @@ TEST_CASE("spf: case table on deferred answers")
 		VerifyResult got;
 		spf_verify(r, 7, case_args(c), capture(got));
 		// Only the address-literal HELO case finishes without DNS.
-		if (canned.queries() > 0)
-			CHECK_FALSE(got.called);
+		if (canned.queries() > 0) CHECK_FALSE(got.called);
 		r.pump();
 		check_case(c, got);
 	}
 }
 
-TEST_CASE("spf: RFC 7208 7.4 macro examples and macro syntax")
-{
+TEST_CASE("spf: RFC 7208 7.4 macro examples and macro syntax") {
 	for (const auto& m : spf_cases::macro_cases()) {
 		INFO("macro: ", m.macro, " ip ", m.ip);
 		SpfMacroContext ctx;
@@ -201,8 +180,7 @@ TEST_CASE("spf: RFC 7208 7.4 macro examples and macro syntax")
 	}
 }
 
-TEST_CASE("spf: empty localpart expands as postmaster")
-{
+TEST_CASE("spf: empty localpart expands as postmaster") {
 	SpfMacroContext ctx;
 	ctx.ip = *IpAddr::parse("192.0.2.3");
 	ctx.sender_domain = "email.example.com";
@@ -212,8 +190,7 @@ TEST_CASE("spf: empty localpart expands as postmaster")
 	CHECK(*spf_expand_macros("%{r}", ctx, true) == "unknown");
 }
 
-TEST_CASE("spf: status names")
-{
+TEST_CASE("spf: status names") {
 	CHECK(std::string(spf_status_name(SpfStatus::none)) == "none");
 	CHECK(std::string(spf_status_name(SpfStatus::neutral)) == "neutral");
 	CHECK(std::string(spf_status_name(SpfStatus::pass)) == "pass");
@@ -223,8 +200,7 @@ TEST_CASE("spf: status names")
 	CHECK(std::string(spf_status_name(SpfStatus::permerror)) == "permerror");
 }
 
-TEST_CASE("spf: Received-SPF header as the model writes it")
-{
+TEST_CASE("spf: Received-SPF header as the model writes it") {
 	SpfReceived r;
 	r.result = SpfStatus::pass;
 	r.comment = "c";
@@ -253,8 +229,7 @@ TEST_CASE("spf: Received-SPF header as the model writes it")
 	      "\tmechanism=~all; receiver=mail.example.net; identity=helo\r\n");
 }
 
-TEST_CASE("spf: Received-SPF problem is truncated and empty values quoted")
-{
+TEST_CASE("spf: Received-SPF problem is truncated and empty values quoted") {
 	SpfReceived r;
 	r.result = SpfStatus::permerror;
 	r.client_ip = *IpAddr::parse("192.0.2.1");
@@ -263,13 +238,15 @@ TEST_CASE("spf: Received-SPF problem is truncated and empty values quoted")
 	r.problem = std::string(100, 'p');
 	r.receiver = "r.example";
 	r.identity = SpfReceived::Identity::none;
-	CHECK(r.header() == "Received-SPF: permerror client-ip=192.0.2.1; envelope-from=\"\"; helo=\"\";\r\n"
-	                    "\tproblem=" + std::string(67, 'p') + ";\r\n"
-	                    "\treceiver=r.example; identity=\"\"\r\n");
+	CHECK(r.header() ==
+	      "Received-SPF: permerror client-ip=192.0.2.1; envelope-from=\"\"; helo=\"\";\r\n"
+	      "\tproblem=" +
+	          std::string(67, 'p') +
+	          ";\r\n"
+	          "\treceiver=r.example; identity=\"\"\r\n");
 }
 
-TEST_CASE("spf: verify fills the Received-SPF fields for mailfrom")
-{
+TEST_CASE("spf: verify fills the Received-SPF fields for mailfrom") {
 	CannedResolver r;
 	r.set_records("example.com", RrType::TXT, {"v=spf1 ip4:192.0.2.0/24 -all"});
 	SpfArgs args;
@@ -295,8 +272,7 @@ TEST_CASE("spf: verify fills the Received-SPF fields for mailfrom")
 	      "\tmechanism=\"ip4:192.0.2.0/24\"; receiver=mail.tern.example; identity=mailfrom\r\n");
 }
 
-TEST_CASE("spf: verify with a null sender checks the HELO name")
-{
+TEST_CASE("spf: verify with a null sender checks the HELO name") {
 	CannedResolver r;
 	r.set_records("mx.example.org", RrType::TXT, {"v=spf1 -all"});
 	SpfArgs args;
@@ -313,8 +289,7 @@ TEST_CASE("spf: verify with a null sender checks the HELO name")
 	CHECK(got.received.mechanism == "-all");
 }
 
-TEST_CASE("spf: verify with address-literal HELO and null sender does no lookup")
-{
+TEST_CASE("spf: verify with address-literal HELO and null sender does no lookup") {
 	CannedResolver r;
 	SpfArgs args;
 	args.remote_ip = *IpAddr::parse("192.0.2.1");
@@ -331,18 +306,17 @@ TEST_CASE("spf: verify with address-literal HELO and null sender does no lookup"
 	      "\treceiver=mail.tern.example; identity=\"\"\r\n");
 }
 
-TEST_CASE("spf: problems are reported")
-{
+TEST_CASE("spf: problems are reported") {
 	CannedResolver r;
 	r.set_records("example.com", RrType::TXT, {"v=spf1 a:v1.example.com a:v2.example.com a:v3.example.com +all"});
 	std::string problem, mechanism;
 	SpfStatus status = SpfStatus::pass;
 	spf_check_host(r, 1, *IpAddr::parse("192.0.2.1"), "example.com", "user", "example.com", "h.example",
 	               [&](SpfStatus s, std::string m, std::string, std::string p) {
-		               status = s;
-		               mechanism = m;
-		               problem = p;
-	               });
+			       status = s;
+			       mechanism = m;
+			       problem = p;
+		       });
 	CHECK(status == SpfStatus::permerror);
 	CHECK(mechanism == "a:v3.example.com");
 	CHECK(problem == "spf: too many void lookups");
@@ -350,17 +324,16 @@ TEST_CASE("spf: problems are reported")
 	CannedResolver none;
 	spf_check_host(none, 1, *IpAddr::parse("192.0.2.1"), "example.com", "user", "example.com", "h.example",
 	               [&](SpfStatus s, std::string m, std::string, std::string p) {
-		               status = s;
-		               mechanism = m;
-		               problem = p;
-	               });
+			       status = s;
+			       mechanism = m;
+			       problem = p;
+		       });
 	CHECK(status == SpfStatus::none);
 	CHECK(mechanism == "");
 	CHECK(problem == "spf: no txt record for example.com");
 }
 
-TEST_CASE("spf: mx stops at the first matching host")
-{
+TEST_CASE("spf: mx stops at the first matching host") {
 	CannedResolver r;
 	r.set_records("example.com", RrType::TXT, {"v=spf1 mx -all"});
 	r.set_mx("example.com", {{20, "mx2.example.com"}, {10, "mx1.example.com"}});
@@ -373,8 +346,7 @@ TEST_CASE("spf: mx stops at the first matching host")
 	CHECK(r.queries() == 3);  // TXT, MX, A of mx1 (lowest preference first)
 }
 
-TEST_CASE("spf: a huge record evaluates without deep recursion")
-{
+TEST_CASE("spf: a huge record evaluates without deep recursion") {
 	std::string record = "v=spf1";
 	for (int i = 0; i < 20000; i++)
 		record += " ip4:10." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256) + ".1";
@@ -385,15 +357,14 @@ TEST_CASE("spf: a huge record evaluates without deep recursion")
 	std::string mechanism;
 	spf_check_host(r, 1, *IpAddr::parse("192.0.2.1"), "example.com", "u", "example.com", "",
 	               [&](SpfStatus s, std::string m, std::string, std::string) {
-		               status = s;
-		               mechanism = m;
-	               });
+			       status = s;
+			       mechanism = m;
+		       });
 	CHECK(status == SpfStatus::neutral);
 	CHECK(mechanism == "?all");
 }
 
-TEST_CASE("spf: cancelled queries never complete")
-{
+TEST_CASE("spf: cancelled queries never complete") {
 	CannedResolver canned;
 	canned.set_records("example.com", RrType::TXT, {"v=spf1 +all"});
 	DeferredResolver r(canned);
@@ -406,10 +377,10 @@ TEST_CASE("spf: cancelled queries never complete")
 	CHECK_FALSE(called);
 }
 
-TEST_CASE("spf: validated PTR names are looked up once per evaluation")
-{
+TEST_CASE("spf: validated PTR names are looked up once per evaluation") {
 	CannedResolver r;
-	r.set_records("example.com", RrType::TXT, {"v=spf1 ptr:a.example ptr:b.example exists:%{p}.x.example.com -all"});
+	r.set_records("example.com", RrType::TXT,
+	              {"v=spf1 ptr:a.example ptr:b.example exists:%{p}.x.example.com -all"});
 	r.set_records("1.2.0.192.in-addr.arpa", RrType::PTR, {"mail.example.com"});
 	r.set_records("mail.example.com", RrType::A, {"192.0.2.1"});
 	r.set_records("mail.example.com.x.example.com", RrType::A, {"127.0.0.2"});
@@ -420,13 +391,11 @@ TEST_CASE("spf: validated PTR names are looked up once per evaluation")
 	CHECK(r.queries() == 4);  // TXT, PTR, A mail.example.com, A for exists
 }
 
-TEST_CASE("spf: known python3-spf differences name existing cases")
-{
+TEST_CASE("spf: known python3-spf differences name existing cases") {
 	for (const auto& [name, why] : spf_cases::pyspf_known_differences()) {
 		INFO("case: ", name);
 		bool found = false;
-		for (const auto& c : spf_cases::cases())
-			found = found || c.name == name;
+		for (const auto& c : spf_cases::cases()) found = found || c.name == name;
 		CHECK(found);
 		CHECK_FALSE(why.empty());
 	}

@@ -13,12 +13,11 @@ using tern::testing::write_file;
 TEST_CASE("subject-pass: the verdict's input from the account's key, period and the message") {
 	TempDir dir;
 	store::Env env(dir.path);
-	auto cfg = config::Config::load_text(
-	    R"({"hostname": "mx.example.org", "data_dir": ")" + dir.path +
-	        R"(", "domains": {"example.org": {}},
+	auto cfg = config::Config::load_text(R"({"hostname": "mx.example.org", "data_dir": ")" + dir.path +
+	                                         R"(", "domains": {"example.org": {}},
 	        "accounts": {"alice": {"domain": "example.org", "subject_pass": {"period_s": 43200}},
 	                     "bob": {"domain": "example.org"}}})",
-	    "test.json", dir.path);
+	                                     "test.json", dir.path);
 	const config::Account& alice = cfg->accounts.at("alice");
 	CHECK(alice.subject_pass_period_s == 43200);
 	std::string key = store::subject_pass_key(env, "alice");
@@ -38,8 +37,9 @@ TEST_CASE("subject-pass: the verdict's input from the account's key, period and 
 	// The sender resends with the token in the subject (RFC 2047 encoded, even).
 	std::string q_token = first.new_token;  // RFC 2047 4.2: "_" stands for a space in Q, so it is =5F
 	for (size_t p; (p = q_token.find('_')) != std::string::npos;) q_token.replace(p, 1, "=5F");
-	write_file(file, "From: Someone@sender.example\r\nSubject: =?UTF-8?Q?hello_=28pass:" + q_token +
-	                     "=29?=\r\n\r\nbody\r\n");
+	write_file(file,
+	           "From: Someone@sender.example\r\nSubject: =?UTF-8?Q?hello_=28pass:" + q_token +
+	               "=29?=\r\n\r\nbody\r\n");
 	CHECK(store::subject_pass_facts(&env, alice, file, now + 3600).token_valid);
 	CHECK_FALSE(store::subject_pass_facts(&env, alice, file, now + 43200 + 512).token_valid);  // expired
 	write_file(file, "From: other@sender.example\r\nSubject: hello (pass:" + first.new_token + ")\r\n\r\nbody\r\n");
@@ -83,7 +83,8 @@ TEST_CASE("config: junk_filter, subject_pass and report destination keys, with k
 	      "accounts.alice.junk_filter.threshold: must be between 0 and 1");
 	CHECK(error(R"(, "junk_filter": {"threshold": "high"})") ==
 	      "accounts.alice.junk_filter.threshold: expected a number");
-	CHECK(error(R"(, "junk_filter": {"top_words": 0})") == "accounts.alice.junk_filter.top_words: must be positive");
+	CHECK(error(R"(, "junk_filter": {"top_words": 0})") ==
+	      "accounts.alice.junk_filter.top_words: must be positive");
 	CHECK(error(R"(, "junk_filter": {"ignore_words": 0.5})") ==
 	      "accounts.alice.junk_filter.ignore_words: must be below 0.5 (it is a band around 0.5)");
 	CHECK(error(R"(, "junk_filter": {"max_power": 0})") ==

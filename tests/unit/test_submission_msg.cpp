@@ -12,14 +12,10 @@ using namespace tern::message;
 
 namespace {
 
-FromResult from_of(const std::string& header_lines)
-{
-	return parse_single_from(header_lines + "\r\nbody\r\n");
-}
+FromResult from_of(const std::string& header_lines) { return parse_single_from(header_lines + "\r\nbody\r\n"); }
 
 // Checks a From header gives `local@domain` (ASCII domain form).
-void check_from(const std::string& header_lines, const std::string& localpart, const std::string& domain_ascii)
-{
+void check_from(const std::string& header_lines, const std::string& localpart, const std::string& domain_ascii) {
 	CAPTURE(header_lines);
 	FromResult r = from_of(header_lines);
 	CHECK(r.ok);
@@ -29,8 +25,7 @@ void check_from(const std::string& header_lines, const std::string& localpart, c
 	CHECK_FALSE(r.address.ip.has_value());
 }
 
-void check_from_error(const std::string& header_lines, const std::string& error)
-{
+void check_from_error(const std::string& header_lines, const std::string& error) {
 	CAPTURE(header_lines);
 	FromResult r = from_of(header_lines);
 	CHECK_FALSE(r.ok);
@@ -39,8 +34,7 @@ void check_from_error(const std::string& header_lines, const std::string& error)
 
 }  // namespace
 
-TEST_CASE("submission: From with one mailbox in its RFC 5322 forms")
-{
+TEST_CASE("submission: From with one mailbox in its RFC 5322 forms") {
 	check_from("From: alice@example.org\r\n", "alice", "example.org");
 	check_from("From: <alice@example.org>\r\n", "alice", "example.org");
 	check_from("From: Alice <alice@example.org>\r\n", "alice", "example.org");
@@ -67,11 +61,11 @@ TEST_CASE("submission: From with one mailbox in its RFC 5322 forms")
 	check_from("FROM: alice@example.org\r\n", "alice", "example.org");
 	check_from("From: , alice@example.org ,\r\n", "alice", "example.org");
 	// Other fields do not matter.
-	check_from("To: bob@example.org, carol@example.org\r\nFrom: alice@example.org\r\nSubject: x\r\n", "alice", "example.org");
+	check_from("To: bob@example.org, carol@example.org\r\nFrom: alice@example.org\r\nSubject: x\r\n", "alice",
+	           "example.org");
 }
 
-TEST_CASE("submission: From with UTF-8 (RFC 6532)")
-{
+TEST_CASE("submission: From with UTF-8 (RFC 6532)") {
 	check_from("From: Jöhn <jöhn@example.org>\r\n", "jöhn", "example.org");
 	check_from("From: \"Jöhn Dœ\" <用户@example.org>\r\n", "用户", "example.org");
 	FromResult r = from_of("From: alice@bücher.example\r\n");
@@ -83,17 +77,18 @@ TEST_CASE("submission: From with UTF-8 (RFC 6532)")
 	check_from_error("From: a\xff@example.org\r\n", "parsing localpart in from address: a\xff");
 }
 
-TEST_CASE("submission: From refused")
-{
+TEST_CASE("submission: From refused") {
 	check_from_error("Subject: no from\r\n", "missing or duplicate from header: 0 headers");
-	check_from_error("From: a@example.org\r\nFrom: b@example.org\r\n", "missing or duplicate from header: 2 headers");
+	check_from_error("From: a@example.org\r\nFrom: b@example.org\r\n",
+	                 "missing or duplicate from header: 2 headers");
 	check_from_error("From: a@example.org, b@example.org\r\n",
 	                 "from header does not have exactly one address: 2 addresses");
 	check_from_error("From: A <a@example.org>, \"B\" <b@example.org>\r\n",
 	                 "from header does not have exactly one address: 2 addresses");
 	check_from_error("From: \r\n", "from header does not have exactly one address: 0 addresses");
 	check_from_error("From: (only a comment)\r\n", "from header does not have exactly one address: 0 addresses");
-	check_from_error("From: Team: a@example.org, b@example.org;\r\n", "malformed from header: group syntax not allowed");
+	check_from_error("From: Team: a@example.org, b@example.org;\r\n",
+	                 "malformed from header: group syntax not allowed");
 	check_from_error("From: Undisclosed:;\r\n", "malformed from header: group syntax not allowed");
 	check_from_error("From: alice\r\n", "malformed from header: address without \"@\"");
 	check_from_error("From: Alice <alice>\r\n", "malformed from header: expected \"@\" in address, got \">\"");
@@ -107,7 +102,8 @@ TEST_CASE("submission: From refused")
 	check_from_error("From: a.@example.org\r\n", "malformed from header: localpart ends with a dot");
 	check_from_error("From: @example.org\r\n", "malformed from header: missing localpart");
 	check_from_error("From: a@\r\n", "malformed from header: missing domain");
-	check_from_error("From: a@example.org x\r\n", "malformed from header: unexpected character \"x\" after address");
+	check_from_error("From: a@example.org x\r\n",
+	                 "malformed from header: unexpected character \"x\" after address");
 	check_from_error("From: a@[192.0.2.1]\r\n", "bad domain in from address: [192.0.2.1]");
 	check_from_error("From: a@exa$mple.org\r\n", "bad domain in from address: exa$mple.org");
 
@@ -118,10 +114,10 @@ TEST_CASE("submission: From refused")
 	CHECK(r.error.size() > std::string("parsing message header: ").size());
 }
 
-TEST_CASE("submission: header presence and values")
-{
-	auto section = parse_header_section("From: a@example.org\r\nreturn-path: <x@y>\r\nSubject:  a\r\n  b \r\n"
-	                                    "Subject: second\r\nMessage-Id:\r\n\r\nbody");
+TEST_CASE("submission: header presence and values") {
+	auto section = parse_header_section(
+	    "From: a@example.org\r\nreturn-path: <x@y>\r\nSubject:  a\r\n  b \r\n"
+	    "Subject: second\r\nMessage-Id:\r\n\r\nbody");
 	REQUIRE(section);
 	CHECK(has_header(*section, "Return-Path"));
 	CHECK(has_header(*section, "RETURN-PATH"));
@@ -135,8 +131,7 @@ TEST_CASE("submission: header presence and values")
 	CHECK(header_value(*section, "Date") == std::nullopt);
 }
 
-TEST_CASE("submission: Message-Id and Date fields")
-{
+TEST_CASE("submission: Message-Id and Date fields") {
 	std::set<std::string> seen;
 	for (int i = 0; i < 50; i++) {
 		std::string id = make_message_id("mail.example.org");
@@ -144,7 +139,8 @@ TEST_CASE("submission: Message-Id and Date fields")
 		CHECK(id.substr(22) == "@mail.example.org");
 		std::string token = id.substr(0, 22);
 		for (char c : token)
-			CHECK(((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'));
+			CHECK(((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+			       c == '_'));
 		auto raw = tern::base64url_decode_nopad(token);
 		REQUIRE(raw);
 		CHECK(raw->size() == 16);

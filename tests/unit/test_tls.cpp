@@ -67,13 +67,15 @@ void complete_handshake(TlsSession& client, TlsSession& server) {
 		if (!client_done) {
 			IoStatus status = client.handshake();
 			INFO("client: " << client.last_error());
-			REQUIRE((status == IoStatus::ok || status == IoStatus::want_read || status == IoStatus::want_write));
+			REQUIRE((status == IoStatus::ok || status == IoStatus::want_read ||
+			         status == IoStatus::want_write));
 			client_done = status == IoStatus::ok;
 		}
 		if (!server_done) {
 			IoStatus status = server.handshake();
 			INFO("server: " << server.last_error());
-			REQUIRE((status == IoStatus::ok || status == IoStatus::want_read || status == IoStatus::want_write));
+			REQUIRE((status == IoStatus::ok || status == IoStatus::want_read ||
+			         status == IoStatus::want_write));
 			server_done = status == IoStatus::ok;
 		}
 	}
@@ -181,7 +183,7 @@ TEST_CASE("generate_self_signed writes an ECDSA key (0600) and a v3 certificate 
 	std::string key_path = dir.path + "/sub/key.pem";
 	generate_self_signed(cert_path, key_path, "mail.example.org");
 
-	struct stat st{};
+	struct stat st {};
 	REQUIRE(::stat(key_path.c_str(), &st) == 0);
 	CHECK((st.st_mode & 0777) == 0600);
 	REQUIRE(::stat(cert_path.c_str(), &st) == 0);
@@ -473,11 +475,13 @@ TEST_CASE("loading broken or missing certificate and key files throws naming the
 	std::string missing_cert = dir + "/nope/cert.pem";
 	std::string text = message_of([&] { TlsServerContext{missing_cert, credentials.key}; });
 	INFO(text);
-	CHECK(text.find("cannot load certificate file " + missing_cert + ": No such file or directory") != std::string::npos);
+	CHECK(text.find("cannot load certificate file " + missing_cert + ": No such file or directory") !=
+	      std::string::npos);
 
 	std::string missing_key = dir + "/nope/key.pem";
 	text = message_of([&] { TlsServerContext{credentials.cert, missing_key}; });
-	CHECK(text.find("cannot load private key file " + missing_key + ": No such file or directory") != std::string::npos);
+	CHECK(text.find("cannot load private key file " + missing_key + ": No such file or directory") !=
+	      std::string::npos);
 
 	std::string broken_key = dir + "/broken-key.pem";
 	write_file(broken_key, "-----BEGIN EC PRIVATE KEY-----\nbm90IGEga2V5\n-----END EC PRIVATE KEY-----\n");

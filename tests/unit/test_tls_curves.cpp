@@ -38,8 +38,7 @@ struct Reader {
 			return 0;
 		}
 		uint32_t n = 0;
-		for (size_t i = 0; i < width; i++)
-			n = (n << 8) | static_cast<unsigned char>(bytes[pos + i]);
+		for (size_t i = 0; i < width; i++) n = (n << 8) | static_cast<unsigned char>(bytes[pos + i]);
 		pos += width;
 		return n;
 	}
@@ -57,10 +56,10 @@ std::vector<uint16_t> offered_groups(const std::string& record) {
 	Reader r{record};
 	if (r.number(1) != 22)  // handshake record
 		return {};
-	r.skip(2 + 2);  // record version, length
+	r.skip(2 + 2);         // record version, length
 	if (r.number(1) != 1)  // client_hello
 		return {};
-	r.skip(3 + 2 + 32);  // handshake length, client_version, random
+	r.skip(3 + 2 + 32);   // handshake length, client_version, random
 	r.skip(r.number(1));  // session_id
 	r.skip(r.number(2));  // cipher_suites
 	r.skip(r.number(1));  // compression_methods
@@ -74,8 +73,7 @@ std::vector<uint16_t> offered_groups(const std::string& record) {
 		}
 		std::vector<uint16_t> groups;
 		size_t list_end = r.number(2) + r.pos;
-		while (r.ok && r.pos < list_end)
-			groups.push_back(static_cast<uint16_t>(r.number(2)));
+		while (r.ok && r.pos < list_end) groups.push_back(static_cast<uint16_t>(r.number(2)));
 		return r.ok ? groups : std::vector<uint16_t>{};
 	}
 	return {};

@@ -35,8 +35,7 @@ constexpr uint16_t kTypeA = 1, kTypePtr = 12, kTypeMx = 15, kTypeTxt = 16, kType
 
 std::string lower(std::string s) {
 	for (char& c : s)
-		if (c >= 'A' && c <= 'Z')
-			c = char(c - 'A' + 'a');
+		if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
 	return s;
 }
 
@@ -51,8 +50,7 @@ std::string wire_name(const std::string& name) {
 	size_t start = 0;
 	while (start < name.size()) {
 		size_t dot = name.find('.', start);
-		if (dot == std::string::npos)
-			dot = name.size();
+		if (dot == std::string::npos) dot = name.size();
 		out.push_back(char(dot - start));
 		out += name.substr(start, dot - start);
 		start = dot + 1;
@@ -94,21 +92,18 @@ class TestDnsServer {
 public:
 	TestDnsServer() {
 		fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (fd_ < 0)
-			throw std::runtime_error("socket");
+		if (fd_ < 0) throw std::runtime_error("socket");
 		sockaddr_in sin{};
 		sin.sin_family = AF_INET;
 		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		if (bind(fd_, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0)
-			throw std::runtime_error("bind");
+		if (bind(fd_, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0) throw std::runtime_error("bind");
 		socklen_t len = sizeof(sin);
 		getsockname(fd_, reinterpret_cast<sockaddr*>(&sin), &len);
 		port_ = ntohs(sin.sin_port);
 	}
 	~TestDnsServer() {
 		stop_ = true;
-		if (thread_.joinable())
-			thread_.join();
+		if (thread_.joinable()) thread_.join();
 		::close(fd_);
 	}
 	// Records first, then start().
@@ -120,7 +115,9 @@ public:
 	void garbled(const std::string& name) { garbled_.insert(lower(name)); }
 	// The first query for this name is dropped, later ones answered.
 	void drop_first(const std::string& name) { drop_first_.insert(lower(name)); }
-	void start() { thread_ = std::thread([this] { serve(); }); }
+	void start() {
+		thread_ = std::thread([this] { serve(); });
+	}
 	std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 	int queries_seen(const std::string& name) {
 		std::lock_guard<std::mutex> lock(mutex_);
@@ -131,14 +128,12 @@ private:
 	void serve() {
 		while (!stop_) {
 			pollfd pfd{fd_, POLLIN, 0};
-			if (poll(&pfd, 1, 20) <= 0)
-				continue;
+			if (poll(&pfd, 1, 20) <= 0) continue;
 			char buf[4096];
 			sockaddr_in from{};
 			socklen_t fromlen = sizeof(from);
 			ssize_t n = recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fromlen);
-			if (n < 12)
-				continue;
+			if (n < 12) continue;
 			std::string reply;
 			if (answer(std::string(buf, size_t(n)), reply))
 				sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), fromlen);
@@ -150,14 +145,12 @@ private:
 		std::string name;
 		while (off < q.size() && q[off] != 0) {
 			size_t len = uint8_t(q[off]);
-			if (!name.empty())
-				name += '.';
+			if (!name.empty()) name += '.';
 			name += q.substr(off + 1, len);
 			off += 1 + len;
 		}
 		off++;
-		if (off + 4 > q.size())
-			return false;
+		if (off + 4 > q.size()) return false;
 		uint16_t qtype = uint16_t((uint8_t(q[off]) << 8) | uint8_t(q[off + 1]));
 		std::string question = q.substr(12, off + 4 - 12);
 		name = lower(name);
@@ -165,10 +158,9 @@ private:
 			std::lock_guard<std::mutex> lock(mutex_);
 			seen_.insert(name);
 		}
-		if (silent_.count(name))
-			return false;
+		if (silent_.count(name)) return false;
 		if (drop_first_.count(name) && drop_first_.count(name) == 1) {
-			drop_first_.insert(name);   // count 2: answer from now on
+			drop_first_.insert(name);  // count 2: answer from now on
 			return false;
 		}
 		int rcode = 0;
@@ -181,12 +173,11 @@ private:
 			rcode = 3;
 		} else {
 			for (auto& [type, rdata] : it->second)
-				if (type == qtype)
-					records.push_back(rdata);
+				if (type == qtype) records.push_back(rdata);
 		}
 		out = q.substr(0, 2);
-		out.push_back(char(0x84 | (uint8_t(q[2]) & 0x01)));   // QR AA, RD echoed
-		out.push_back(char(0x80 | rcode));                    // RA
+		out.push_back(char(0x84 | (uint8_t(q[2]) & 0x01)));  // QR AA, RD echoed
+		out.push_back(char(0x80 | rcode));                   // RA
 		put16(out, 1);
 		put16(out, garbled_.count(name) ? 1 : unsigned(records.size()));
 		put16(out, 0);
@@ -203,10 +194,10 @@ private:
 			return true;
 		}
 		for (const auto& rdata : records) {
-			out += "\xc0\x0c";   // pointer to the question name
+			out += "\xc0\x0c";  // pointer to the question name
 			put16(out, qtype);
-			put16(out, 1);       // IN
-			out += std::string("\0\0\x01\x2c", 4);   // TTL 300
+			put16(out, 1);                          // IN
+			out += std::string("\0\0\x01\x2c", 4);  // TTL 300
 			put16(out, unsigned(rdata.size()));
 			out += rdata;
 		}
@@ -293,7 +284,8 @@ struct Fixture {
 	// Asks and waits for the answer.
 	DnsAnswer resolve(const std::string& name, RrType type) {
 		auto out = ask(name, type);
-		REQUIRE(run_until(loop, [&] { return out->calls > 0; }, 5.0));
+		REQUIRE(run_until(
+		    loop, [&] { return out->calls > 0; }, 5.0));
 		CHECK(out->calls == 1);
 		return out->answer;
 	}
@@ -306,7 +298,7 @@ TEST_CASE("udns resolver: A and AAAA answers as text addresses") {
 	DnsAnswer a = f.resolve("host.test", RrType::A);
 	CHECK(a.status == DnsStatus::ok);
 	CHECK(a.records == std::vector<std::string>{"192.0.2.1", "192.0.2.2"});
-	DnsAnswer aaaa = f.resolve("host.test.", RrType::AAAA);   // trailing dot accepted
+	DnsAnswer aaaa = f.resolve("host.test.", RrType::AAAA);  // trailing dot accepted
 	CHECK(aaaa.status == DnsStatus::ok);
 	CHECK(aaaa.records == std::vector<std::string>{"2001:db8::1"});
 	CHECK(f.resolver->pending() == 0);
@@ -323,7 +315,7 @@ TEST_CASE("udns resolver: MX preference and lower-case host, null MX") {
 	CHECK(mx.mx[1].host == "mx2.mail.test");
 	CHECK(mx.records.empty());
 
-	DnsAnswer null_mx = f.resolve("nullmx.test", RrType::MX);   // RFC 7505
+	DnsAnswer null_mx = f.resolve("nullmx.test", RrType::MX);  // RFC 7505
 	REQUIRE(null_mx.status == DnsStatus::ok);
 	REQUIRE(null_mx.mx.size() == 1);
 	CHECK(null_mx.mx[0].preference == 0);
@@ -381,18 +373,19 @@ TEST_CASE("udns resolver: status mapping") {
 
 TEST_CASE("udns resolver: an invalid name is a permerror, delivered from the loop") {
 	Fixture f;
-	std::string long_label(64, 'x');   // RFC 1035 2.3.4: labels are at most 63 octets
+	std::string long_label(64, 'x');  // RFC 1035 2.3.4: labels are at most 63 octets
 	auto out = f.ask(long_label + ".test", RrType::A);
-	CHECK(out->calls == 0);   // not inside query()
-	REQUIRE(run_until(f.loop, [&] { return out->calls > 0; }, 2.0));
+	CHECK(out->calls == 0);  // not inside query()
+	REQUIRE(run_until(
+	    f.loop, [&] { return out->calls > 0; }, 2.0));
 	CHECK(out->calls == 1);
 	CHECK(out->answer.status == DnsStatus::permerror);
 
 	std::string long_name;
-	for (int i = 0; i < 30; i++)
-		long_name += "abcdefghi.";   // 300 octets > 255
+	for (int i = 0; i < 30; i++) long_name += "abcdefghi.";  // 300 octets > 255
 	auto out2 = f.ask(long_name + "test", RrType::TXT);
-	REQUIRE(run_until(f.loop, [&] { return out2->calls > 0; }, 2.0));
+	REQUIRE(run_until(
+	    f.loop, [&] { return out2->calls > 0; }, 2.0));
 	CHECK(out2->answer.status == DnsStatus::permerror);
 	CHECK(f.dns.queries_seen(long_label + ".test") == 0);
 }
@@ -402,14 +395,16 @@ TEST_CASE("udns resolver: a silent server times out as temperror; other queries 
 	auto start = std::chrono::steady_clock::now();
 	auto silent = f.ask("silent.test", RrType::TXT);
 	auto other = f.ask("host.test", RrType::A);
-	REQUIRE(run_until(f.loop, [&] { return other->calls > 0; }, 2.0));
+	REQUIRE(run_until(
+	    f.loop, [&] { return other->calls > 0; }, 2.0));
 	CHECK(seconds_since(start) < 0.9);
 	CHECK(other->answer.status == DnsStatus::ok);
 	CHECK(silent->calls == 0);
 
-	REQUIRE(run_until(f.loop, [&] { return silent->calls > 0; }, 4.0));
+	REQUIRE(run_until(
+	    f.loop, [&] { return silent->calls > 0; }, 4.0));
 	double took = seconds_since(start);
-	CHECK(took >= 0.95);   // timeout_ms, not whole seconds of udns
+	CHECK(took >= 0.95);  // timeout_ms, not whole seconds of udns
 	CHECK(took < 1.5);
 	CHECK(silent->calls == 1);
 	CHECK(silent->answer.status == DnsStatus::temperror);
@@ -420,7 +415,8 @@ TEST_CASE("udns resolver: a lost packet is retransmitted within the timeout") {
 	Fixture f(4000);
 	auto start = std::chrono::steady_clock::now();
 	auto out = f.ask("lossy.test", RrType::A);
-	REQUIRE(run_until(f.loop, [&] { return out->calls > 0; }, 5.0));
+	REQUIRE(run_until(
+	    f.loop, [&] { return out->calls > 0; }, 5.0));
 	CHECK(out->answer.status == DnsStatus::ok);
 	CHECK(out->answer.records == std::vector<std::string>{"192.0.2.9"});
 	CHECK(seconds_since(start) < 3.5);
@@ -431,20 +427,22 @@ TEST_CASE("udns resolver: cancel_owner drops only that owner's queries") {
 	Fixture f(1000);
 	auto a1 = f.ask("host.test", RrType::A, 7);
 	auto a2 = f.ask("silent.test", RrType::A, 7);
-	auto a3 = f.ask("x" + std::string(70, 'y') + ".test", RrType::A, 7);   // deferred permerror
+	auto a3 = f.ask("x" + std::string(70, 'y') + ".test", RrType::A, 7);  // deferred permerror
 	auto b1 = f.ask("mail.test", RrType::MX, 8);
 	CHECK(f.resolver->pending() == 4);
 	f.resolver->cancel_owner(7);
 	CHECK(f.resolver->pending() == 1);
-	REQUIRE(run_until(f.loop, [&] { return b1->calls > 0; }, 2.0));
+	REQUIRE(run_until(
+	    f.loop, [&] { return b1->calls > 0; }, 2.0));
 	CHECK(b1->answer.status == DnsStatus::ok);
 	// Beyond the silent query's timeout: still no callback for owner 7.
-	run_until(f.loop, [] { return false; }, 2.2);
+	run_until(
+	    f.loop, [] { return false; }, 2.2);
 	CHECK(a1->calls == 0);
 	CHECK(a2->calls == 0);
 	CHECK(a3->calls == 0);
 	CHECK(f.resolver->pending() == 0);
-	f.resolver->cancel_owner(7);   // nothing left: harmless
+	f.resolver->cancel_owner(7);  // nothing left: harmless
 }
 
 TEST_CASE("udns resolver: callbacks may query and cancel") {
@@ -456,15 +454,16 @@ TEST_CASE("udns resolver: callbacks may query and cancel") {
 	f.resolver->query(2, "mail.test", RrType::MX, [&](const DnsAnswer& a) {
 		first_calls++;
 		REQUIRE(a.mx.size() == 2);
-		f.resolver->cancel_owner(2);   // its own owner: nothing else pending
-		f.resolver->cancel_owner(3);   // another owner's pending query
+		f.resolver->cancel_owner(2);  // its own owner: nothing else pending
+		f.resolver->cancel_owner(3);  // another owner's pending query
 		f.resolver->query(2, a.mx[0].host == "mx1.mail.test" ? "host.test" : "missing.test", RrType::A,
 		                  [&](const DnsAnswer& b) {
-			                  chained_calls++;
-			                  chained = b;
-		                  });
+					  chained_calls++;
+					  chained = b;
+				  });
 	});
-	REQUIRE(run_until(f.loop, [&] { return chained_calls > 0; }, 3.0));
+	REQUIRE(run_until(
+	    f.loop, [&] { return chained_calls > 0; }, 3.0));
 	CHECK(first_calls == 1);
 	CHECK(chained_calls == 1);
 	CHECK(chained.records == std::vector<std::string>{"192.0.2.1", "192.0.2.2"});
@@ -479,7 +478,8 @@ TEST_CASE("udns resolver: the loop ends once no query is pending") {
 	// a pending query does (through the udns timer). The guard breaks a
 	// hanging loop without keeping it alive itself.
 	ev_timer guard;
-	ev_timer_init(&guard, [](struct ev_loop* l, ev_timer*, int) { ev_break(l, EVBREAK_ALL); }, 5.0, 0.);
+	ev_timer_init(
+	    &guard, [](struct ev_loop* l, ev_timer*, int) { ev_break(l, EVBREAK_ALL); }, 5.0, 0.);
 	ev_timer_start(f.loop, &guard);
 	ev_unref(f.loop);
 	auto start = std::chrono::steady_clock::now();
@@ -498,7 +498,8 @@ TEST_CASE("udns resolver: destroying with pending queries runs no callback") {
 	{
 		Fixture f;
 		out = f.ask("silent.test", RrType::A);
-		run_until(f.loop, [] { return false; }, 0.1);   // sent
+		run_until(
+		    f.loop, [] { return false; }, 0.1);  // sent
 		auto deferred = f.ask(std::string(70, 'z') + ".test", RrType::A);
 		CHECK(f.resolver->pending() == 2);
 		f.resolver.reset();
@@ -510,10 +511,10 @@ TEST_CASE("udns resolver: destroying with pending queries runs no callback") {
 TEST_CASE("udns resolver: server address forms") {
 	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
 	CHECK_NOTHROW(UdnsResolver(loop, {"127.0.0.1"}, 1000));
-	CHECK_NOTHROW(UdnsResolver(loop, {}, 1000));   // /etc/resolv.conf; nothing is queried
+	CHECK_NOTHROW(UdnsResolver(loop, {}, 1000));  // /etc/resolv.conf; nothing is queried
 	CHECK_NOTHROW(UdnsResolver(loop, {"127.0.0.1:5353", "192.0.2.53:53"}, 5000));
 	int v6 = ::socket(AF_INET6, SOCK_DGRAM, 0);
-	if (v6 >= 0) {   // IPv6 servers need an IPv6 socket
+	if (v6 >= 0) {  // IPv6 servers need an IPv6 socket
 		::close(v6);
 		CHECK_NOTHROW(UdnsResolver(loop, {"127.0.0.1:5353", "[::1]:53", "::1"}, 5000));
 	}

@@ -140,12 +140,14 @@ TEST_CASE("worker_pool: the async watcher alone does not keep ev_run alive") {
 	// A loop that has other work delivers completions during a normal ev_run.
 	bool done = false;
 	ev_timer stopper;
-	ev_timer_init(&stopper, [](struct ev_loop* loop, ev_timer*, int) { ev_break(loop, EVBREAK_ALL); }, 5.0, 0.);
+	ev_timer_init(
+	    &stopper, [](struct ev_loop* loop, ev_timer*, int) { ev_break(loop, EVBREAK_ALL); }, 5.0, 0.);
 	ev_timer_start(l.loop, &stopper);
-	pool.submit([] {}, [&] {
-		done = true;
-		ev_timer_stop(l.loop, &stopper);
-	});
+	pool.submit([] {},
+	            [&] {
+			    done = true;
+			    ev_timer_stop(l.loop, &stopper);
+		    });
 	auto start = std::chrono::steady_clock::now();
 	ev_run(l.loop, 0);  // returns once the timer is stopped by done
 	CHECK(done);
@@ -200,7 +202,8 @@ TEST_CASE("worker_pool: a job submitted first runs before queued normal jobs") {
 			};
 		};
 		pool.submit(note("normal"), [] {});
-		pool.submit(note("first"), [] {}, WorkerPool::Priority::first);
+		pool.submit(
+		    note("first"), [] {}, WorkerPool::Priority::first);
 		release = true;
 		pool.drain();
 	}

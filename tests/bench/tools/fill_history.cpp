@@ -39,8 +39,8 @@ int main(int argc, char** argv) {
 				r.unique_name = "fill." + std::to_string(i) + ".bench,S=1000";
 				r.received = now - static_cast<int64_t>(random() % (365 * 24 * 3600));
 				std::string domain = "d" + std::to_string(random() % 5000) + ".example";
-				r.remote_ip = "10." + std::to_string(random() % 256) + "." + std::to_string(random() % 256) + "." +
-				              std::to_string(random() % 256);
+				r.remote_ip = "10." + std::to_string(random() % 256) + "." +
+				    std::to_string(random() % 256) + "." + std::to_string(random() % 256);
 				auto masks = tern::store::ip_masks(r.remote_ip);
 				r.identity.ip1 = masks[0];
 				r.identity.ip2 = masks[1];
