@@ -100,8 +100,7 @@ layers:
 	@sh tests/check-layers.sh $(LAYERS)
 
 # House style (.clang-format): `make format` rewrites src/ and tests/ in
-# place; `make format-check` fails on any difference (skipped while
-# .clang-format-pending exists, until the tree's reformatting commit).
+# place; `make format-check` fails on any difference.
 format:
 	@sh tests/check-format.sh --fix
 

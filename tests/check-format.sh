@@ -1,8 +1,6 @@
 #!/bin/sh
 # Checks (or, with --fix, applies) the house style of .clang-format on the
-# C++ sources of src/ and tests/. While the file .clang-format-pending exists
-# at the top of the tree the check is skipped with a message: the tree is
-# reformatted in one commit of its own, which removes that file.
+# C++ sources of src/ and tests/.
 # Usage: sh tests/check-format.sh [--fix]
 CLANG_FORMAT=${CLANG_FORMAT:-clang-format}
 mode=check
@@ -18,10 +16,6 @@ fi
 if [ $mode = fix ]; then
 	sources | xargs "$CLANG_FORMAT" --style=file -i
 	exit $?
-fi
-if [ -e .clang-format-pending ]; then
-	echo "format check skipped: .clang-format-pending exists (the tree is not reformatted yet)"
-	exit 0
 fi
 if sources | xargs "$CLANG_FORMAT" --style=file --dry-run -Werror; then
 	echo "format ok"
