@@ -588,3 +588,92 @@ TEST_CASE("RCPT TO DSN parameters NOTIFY and ORCPT (RFC 3461 4.1, 4.2; RFC 6533 
 	CHECK(r.orcpt->address == "jörg@example.com");
 	CHECK(rcpt_error(" TO:<x@example.com> ORCPT=utf-8;jörg@example.com", delivery()).starts_with("501 5.5.2"));
 }
+
+// Every refusal of the parser, reached once through each step that can
+// report it, with its exact reply: a change in how an error travels up the
+// recursive descent must not change a byte of what the client reads.
+TEST_CASE("parser refusals through every step that can fail") {
+	SUBCASE("address literal tag and body") {
+		CHECK(rcpt_error(" TO:<x@[IPv6]>", submission()) == "501 5.5.2 bad syntax: expected \":\"");
+		CHECK(rcpt_error(" TO:<x@[IPv6:]>", submission()) ==
+		      "501 5.5.2 bad syntax: expected at least one char for address literal");
+		CHECK(hello_error(" [IPv6:", true, authenticated()) ==
+		      "501 5.5.2 bad syntax: need at least one char for address literal (remaining \"\")");
+		CHECK(hello_error(" [IPv6:192.0.2.1] rest", true, authenticated()) ==
+		      "501 5.5.2 bad syntax: ip address is not ipv6 (remaining \" rest\")");
+	}
+	SUBCASE("source route domains") {
+		CHECK(rcpt_error(" TO:<@-relay.example:user@final.example>", submission()) ==
+		      "501 5.5.2 bad syntax: expected at least one char for subdomain");
+		CHECK(
+		    rcpt_error(" TO:<@relay.example,@:user@final.example>", authenticated()) ==
+		    "501 5.5.2 bad syntax: expected at least one char for subdomain (remaining \":user@final.example>\")");
+		CHECK(
+		    mail_error(" FROM:<@relay..example:u@d.example>", authenticated()) ==
+		    "501 5.5.2 bad syntax: expected at least one char for subdomain (remaining \".example:u@d.example\")");
+	}
+	SUBCASE("non-ASCII localparts: 550 for the sender, 553 for a recipient") {
+		CHECK(mail_error(" FROM:<\"jö\"@example.com>", submission()) ==
+		      "550 5.6.7 non-ascii address not permitted without smtputf8");
+		CHECK(mail_error(" FROM:<a.jö@example.com>", delivery()) ==
+		      "550 5.6.7 non-ascii address not permitted without smtputf8");
+		CHECK(rcpt_error(" TO:<ö@example.com>", delivery()) ==
+		      "553 5.6.7 non-ascii address not permitted without smtputf8");
+		CHECK(rcpt_error(" TO:<a.ö@example.com>", delivery()) ==
+		      "553 5.6.7 non-ascii address not permitted without smtputf8");
+	}
+	SUBCASE("a domain that IDNA mapping empties, in a path") {
+		CHECK(rcpt_error(" TO:<x@\xc2\xad>", with_smtputf8(submission())) ==
+		      "501 5.5.2 bad syntax: parsing domain name \"\\u00ad\": to ascii: empty label after mapping");
+	}
+	SUBCASE("MAIL parameters without their value") {
+		for (std::string keyword : {"BODY", "AUTH", "RET", "ENVID"})
+			CHECK(mail_error(" FROM:<a@b.example> " + keyword, submission()) ==
+			      "501 5.5.2 bad syntax: expected \"=\"");
+		CHECK(mail_error(" FROM:<a@b.example> RET=", submission()) ==
+		      "501 5.5.2 bad syntax: need at least one char for parameter value");
+		CHECK(mail_error(" FROM:<a@b.example> ENVID= SIZE=1", authenticated()) ==
+		      "501 5.5.2 bad syntax: expected at least one char for parameter value (remaining \" SIZE=1\")");
+		CHECK(mail_error(" FROM:<a@b.example> AUTH=\x01", authenticated()) ==
+		      "501 5.5.2 bad syntax: parsing xtext: invalid character \"\\x01\" (remaining \"\\x01\")");
+		// The first error wins: a parameter error stops the parse before the next one.
+		CHECK(mail_error(" FROM:<a@b.example> FOO SIZE=x", submission()) ==
+		      "555 5.3.3 unrecognized parameter \"FOO\"");
+		CHECK(mail_error(" FROM:<a@b.example> SIZE=x FOO", submission()) ==
+		      "501 5.5.2 bad syntax: expected at least one char for number");
+	}
+	SUBCASE("RCPT parameters and the postmaster form") {
+		CHECK(rcpt_error(" TO:<x@example.com> NOTIFY=", submission()) ==
+		      "501 5.5.2 bad syntax: need at least one char for parameter value");
+		CHECK(rcpt_error(" TO:<x@example.com> ORCPT", authenticated()) ==
+		      "501 5.5.2 bad syntax: expected \"=\" (remaining \"\")");
+		CHECK(rcpt_error(" TO:<x@example.com> -X", submission()) ==
+		      "501 5.5.2 bad syntax: expected at least one char for parameter keyword");
+		CHECK(rcpt_error(" TO:<POSTMASTER>x", delivery()) ==
+		      "501 5.5.2 bad syntax: trailing data, not white space: \"x\"");
+		CHECK(rcpt_error(" TO:<POSTMASTER> FOO=1", delivery()) == "555 5.3.3 unrecognized parameter \"FOO\"");
+		CHECK(rcpt_error(" TO:<postmaster> NOTIFY=NEVER notify=NEVER", delivery()) ==
+		      "501 5.5.4 duplicate param \"notify\"");
+	}
+	SUBCASE("quoted strings of VRFY and NOOP") {
+		CHECK(reply_of(error_of(parse_vrfy(" \"abc", delivery()))) ==
+		      "501 5.5.2 bad syntax: need another character");
+		CHECK(reply_of(error_of(parse_vrfy(" \"jö\"", delivery()))) ==
+		      "501 5.5.2 bad syntax: invalid localpart, invalid character ö");
+		CHECK(value_of(parse_vrfy(" \"jö\"", with_smtputf8(delivery()))) == "jö");
+		CHECK(reply_of(error_of(parse_vrfy(" @", delivery()))) ==
+		      "501 5.5.2 bad syntax: expected at least one char for atom");
+		CHECK(reply_of(error_of(parse_noop(" \"x", delivery()))) ==
+		      "501 5.5.2 bad syntax: need another character");
+		CHECK(reply_of(error_of(parse_noop(" ", authenticated()))) ==
+		      "501 5.5.2 bad syntax: need at least one char for atom (remaining \"\")");
+	}
+	SUBCASE("HELO names") {
+		CHECK(hello_error(" a..example", false, authenticated()) ==
+		      "501 5.5.2 bad syntax: expected at least one char for subdomain (remaining \".example\")");
+		CHECK(hello_error(" " + std::string(256, 'a'), false, submission()) ==
+		      "501 5.5.2 bad syntax: domain longer than 255 octets");
+		CHECK(hello_error(" xn--zz", false, submission())
+		          .starts_with("501 5.5.2 bad syntax: parsing domain name \"xn--zz\": to ascii: "));
+	}
+}
