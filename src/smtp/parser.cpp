@@ -29,28 +29,19 @@ bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_upper_alpha(unsigned char c) { return c >= 'A' && c <= 'Z'; }
 bool is_alpha(unsigned char c) { return is_upper_alpha(c) || (c >= 'a' && c <= 'z'); }
 
-// A refusal found deep in the recursive descent unwinds to the public
-// function that started it and becomes its Result there; this type never
-// leaves this file.
-struct Refused {
-	SmtpError error;
-};
-[[noreturn]] void refuse(SmtpError error) { throw Refused{std::move(error)}; }
+template <class T>
+constexpr bool is_optional = false;
+template <class T>
+constexpr bool is_optional<std::optional<T>> = true;
 
-// Runs one parse and turns a refusal into the Result's error.
-template <class F>
-auto refusal_as_value(F parse) -> Result<decltype(parse())> {
-	try {
-		if constexpr (std::is_void_v<decltype(parse())>) {
-			parse();
-			return {};
-		} else {
-			return parse();
-		}
-	} catch (const Refused& r) {
-		return r.error;
-	}
-}
+// What a failed step of the parser returns: it converts to `false` for a
+// step that returns bool and to an empty optional for one that returns a
+// value, so every step ends a failure with `return fail(...)`. It converts
+// to nothing else (not to 0 through bool), so a failure cannot pass as a value.
+struct Failed {
+	template <class T>
+	requires(std::is_same_v<T, bool> || is_optional<T>) operator T() const { return T{}; }
+};
 
 // RFC 5322 3.2.3 atext, minus the letters and digits.
 bool is_atext_special(unsigned char c) {
@@ -182,33 +173,54 @@ std::string format_localpart(std::string_view localpart) {
 	return out;
 }
 
-// One command's arguments being parsed. Every failure unwinds with refuse().
+// One command's arguments being parsed. A step that fails records the reply
+// in the parser and returns false or an empty optional; its caller returns
+// at once, up to the public function, which hands the reply out as its
+// Result's error. The recorded reply is therefore the first one the descent
+// met, at the offset where it met it.
 class Parser {
 public:
 	Parser(std::string_view text, bool smtputf8, const ParseMode& mode)
 		: orig_(text), upper_(ascii_upper(text)), smtputf8_(smtputf8), mode_(mode) {}
 
-	[[noreturn]] void fail(const std::string& what) const { refuse(syntax_error(what, orig_.substr(pos_), mode_)); }
+	// Refuses with `reply`; there is only ever one, the first.
+	Failed refuse(SmtpError reply) {
+		TERN_ASSERT(!refusal_, "the parse went on after a refusal");
+		refusal_ = std::move(reply);
+		return {};
+	}
+
+	Failed fail(const std::string& what) { return refuse(syntax_error(what, orig_.substr(pos_), mode_)); }
 
 	// RFC 6531 3.3: UTF-8 in an address needs the SMTPUTF8 extension.
-	[[noreturn]] void fail_non_ascii_localpart() const {
-		refuse(SmtpError{utf8_localpart_code_, std::string(se::msg_8bit_required7),
-		                 "non-ascii address not permitted without smtputf8"});
+	Failed fail_non_ascii_localpart() {
+		return refuse(SmtpError{utf8_localpart_code_, std::string(se::msg_8bit_required7),
+		                        "non-ascii address not permitted without smtputf8"});
+	}
+
+	bool failed() const { return refusal_.has_value(); }
+
+	// The reply of the step that failed, for the public function to return.
+	SmtpError refusal() {
+		TERN_ASSERT(refusal_, "a parse that did not fail has no refusal");
+		return std::move(*refusal_);
 	}
 
 	bool empty() const { return pos_ == orig_.size(); }
 
-	void expect_empty() {
-		if (!empty()) fail("expected end of line");
+	bool expect_empty() {
+		if (!empty()) return fail("expected end of line");
+		return true;
 	}
 
 	// End of a command: the submission listener is strict, the delivery
 	// listener allows trailing blanks (RFC 5321 4.1.1: be liberal).
-	void expect_end() {
-		if (mode_.submission) expect_empty();
+	bool expect_end() {
+		if (mode_.submission) return expect_empty();
 		std::string_view rest = remainder();
 		for (char c : rest)
-			if (c != ' ' && c != '\t') fail("trailing data, not white space: " + quote_go(rest));
+			if (c != ' ' && c != '\t') return fail("trailing data, not white space: " + quote_go(rest));
+		return true;
 	}
 
 	bool has_prefix(std::string_view keyword) const {
@@ -222,12 +234,13 @@ public:
 		return true;
 	}
 
-	void expect(std::string_view keyword) {
-		if (!take(keyword)) fail("expected " + quote_go(keyword));
+	bool expect(std::string_view keyword) {
+		if (!take(keyword)) return fail("expected " + quote_go(keyword));
+		return true;
 	}
 
 	bool space() { return take(" "); }
-	void expect_space() { expect(" "); }
+	bool expect_space() { return expect(" "); }
 
 	std::string_view taken(size_t n) {
 		std::string_view r = orig_.substr(pos_, n);
@@ -245,11 +258,14 @@ public:
 
 	// Takes the longest run of bytes (tested on the upper-cased copy, with
 	// their index in the run) accepted by `accept`; at least one is required.
+	// `accept` may refuse a byte outright (it returns fail...()), which ends
+	// the run with that refusal.
 	template <typename Accept>
-	std::string_view take_while1(std::string_view what, Accept accept) {
-		if (empty()) fail("need at least one char for " + std::string(what));
+	std::optional<std::string_view> take_while1(std::string_view what, Accept accept) {
+		if (empty()) return fail("need at least one char for " + std::string(what));
 		size_t n = run_length(accept);
-		if (n == 0) fail("expected at least one char for " + std::string(what));
+		if (failed()) return Failed{};
+		if (n == 0) return fail("expected at least one char for " + std::string(what));
 		return taken(n);
 	}
 
@@ -259,14 +275,21 @@ public:
 	}
 
 	// RFC 5321 4.1.2 Domain; U-labels only with SMTPUTF8 (RFC 6531 3.3).
-	Domain domain() {
-		std::string name(subdomain());
-		while (take(".")) name += "." + std::string(subdomain());
-		if (name.size() > max_domain) fail("domain longer than 255 octets");
+	std::optional<Domain> domain() {
+		auto label = subdomain();
+		if (!label) return Failed{};
+		std::string name(*label);
+		while (take(".")) {
+			label = subdomain();
+			if (!label) return Failed{};
+			name += '.';
+			name += *label;
+		}
+		if (name.size() > max_domain) return fail("domain longer than 255 octets");
 		std::string error;
 		auto d = idna_convert(name, error);
-		if (!d) fail("parsing domain name " + quote_go(name) + ": " + error);
-		return *d;
+		if (!d) return fail("parsing domain name " + quote_go(name) + ": " + error);
+		return d;
 	}
 
 	// RFC 5321 4.1.2 Domain / address-literal, as in a mailbox or EHLO.
@@ -275,54 +298,68 @@ public:
 		std::optional<IpAddr> ip;
 	};
 
-	IpDomain ip_domain(bool is_ehlo) {
-		if (!take("[")) return {domain(), std::nullopt};
+	std::optional<IpDomain> ip_domain(bool is_ehlo) {
+		if (!take("[")) {
+			auto d = domain();
+			if (!d) return Failed{};
+			return IpDomain{std::move(*d), std::nullopt};
+		}
 		// RFC 5321 4.1.3: IPv4 literals start with a digit; anything else is
 		// a tagged literal of which we know only "IPv6".
 		bool tagged_ipv6 = false;
 		if (!is_digit(static_cast<unsigned char>(peek()))) {
-			std::string_view tag = ldh_str();
-			expect(":");
-			if (!iequals(tag, "IPv6")) fail("unrecognized address literal " + quote_go(tag));
+			auto tag = ldh_str();
+			if (!tag || !expect(":")) return Failed{};
+			if (!iequals(*tag, "IPv6")) return fail("unrecognized address literal " + quote_go(*tag));
 			tagged_ipv6 = true;
 		}
-		std::string_view text = take_while1("address literal",
-		                                    [](unsigned char c, size_t) { return c != ']'; });
+		auto text = take_while1("address literal", [](unsigned char c, size_t) { return c != ']'; });
+		if (!text) return Failed{};
 		// The model tolerates a missing "]"; so do we, for parity.
 		take("]");
-		auto ip = IpAddr::parse(text);
-		if (!ip) fail("invalid ip in address: " + quote_go(text));
+		auto ip = IpAddr::parse(*text);
+		if (!ip) return fail("invalid ip in address: " + quote_go(*text));
 		// Mail user agents often forget the IPv6 tag in EHLO; forgive them on
 		// submission, but be strict with other servers.
 		const bool sloppy_ipv6_ok = is_ehlo && mode_.submission && !mode_.pedantic;
-		if (tagged_ipv6 && !ip->v6) fail("ip address is not ipv6");
-		if (!tagged_ipv6 && ip->v6 && !sloppy_ipv6_ok) fail("ip address is ipv6, must use syntax [IPv6:...]");
-		return {Domain{}, ip};
+		if (tagged_ipv6 && !ip->v6) return fail("ip address is not ipv6");
+		if (!tagged_ipv6 && ip->v6 && !sloppy_ipv6_ok)
+			return fail("ip address is ipv6, must use syntax [IPv6:...]");
+		return IpDomain{Domain{}, ip};
 	}
 
 	// RFC 5321 4.1.2 Local-part.
-	std::string localpart() {
+	std::optional<std::string> localpart() {
 		std::string s;
 		if (has_prefix("\"")) {
-			s = quoted_string(true);
+			auto quoted = quoted_string(true);
+			if (!quoted) return Failed{};
+			s = std::move(*quoted);
 		} else {
-			s = std::string(atom(true));
-			while (take(".")) s += "." + std::string(atom(true));
+			auto word = atom(true);
+			if (!word) return Failed{};
+			s = *word;
+			while (take(".")) {
+				word = atom(true);
+				if (!word) return Failed{};
+				s += '.';
+				s += *word;
+			}
 		}
 		if (s.size() > max_localpart_lenient || (mode_.pedantic && s.size() > max_localpart_pedantic))
-			fail("localpart longer than 64 octets");
-		if (!valid_utf8(s)) fail("localpart is not valid utf-8");
+			return fail("localpart longer than 64 octets");
+		if (!valid_utf8(s)) return fail("localpart is not valid utf-8");
 		return s;
 	}
 
 	// RFC 5321 4.1.2 Quoted-string (RFC 6531 3.3 adds UTF-8); returns the
 	// content with the quotes and escapes removed.
-	std::string quoted_string(bool is_localpart) {
-		expect("\"");
+	std::optional<std::string> quoted_string(bool is_localpart) {
+		if (!expect("\"")) return Failed{};
 		std::string s;
 		bool escaped = false;
 		for (;;) {
-			if (empty()) fail("need another character");
+			if (empty()) return fail("need another character");
 			Rune r = decode_rune(orig_.substr(pos_));
 			std::string_view raw = taken(r.len);
 			const char32_t c = r.cp;
@@ -333,130 +370,135 @@ public:
 					escaped = false;
 					continue;
 				}
-				fail("invalid localpart, bad escaped char " + rune_text(c));
+				return fail("invalid localpart, bad escaped char " + rune_text(c));
 			}
 			if (c == '\\') {
 				escaped = true;
 				continue;
 			}
 			if (c == '"') return s;
-			if (is_localpart && c > 0x7f && !smtputf8_) fail_non_ascii_localpart();
+			if (is_localpart && c > 0x7f && !smtputf8_) return fail_non_ascii_localpart();
 			if ((c >= ' ' && c < 0x7f) || (c > 0x7f && smtputf8_)) {
 				s += raw;  // raw bytes, so invalid UTF-8 is caught by the caller
 				continue;
 			}
-			fail("invalid localpart, invalid character " + rune_text(c));
+			return fail("invalid localpart, invalid character " + rune_text(c));
 		}
 	}
 
 	// RFC 5321 4.1.2 Atom (RFC 6531 3.3: UTF-8 allowed with SMTPUTF8).
-	std::string_view atom(bool is_localpart) {
-		return take_while1("atom", [&](unsigned char c, size_t) {
+	std::optional<std::string_view> atom(bool is_localpart) {
+		return take_while1("atom", [&](unsigned char c, size_t) -> bool {
 			if (is_atext_special(c)) return true;
-			if (is_localpart && c > 0x7f && !smtputf8_) fail_non_ascii_localpart();
+			if (is_localpart && c > 0x7f && !smtputf8_) return fail_non_ascii_localpart();
 			return is_digit(c) || is_upper_alpha(c) || (c > 0x7f && smtputf8_);
 		});
 	}
 
 	// RFC 5321 4.1.2 String, as for VRFY/EXPN/NOOP.
-	std::string string_arg() {
+	std::optional<std::string> string_arg() {
 		if (peek() == '"') return quoted_string(false);
-		return std::string(atom(false));
+		auto word = atom(false);
+		if (!word) return Failed{};
+		return std::string(*word);
 	}
 
 	// RFC 5321 4.1.2 Path: "<" [ A-d-l ":" ] Mailbox ">"; the source route
 	// is parsed and discarded (RFC 5321 3.3, C).
-	Address bare_path() {
+	std::optional<Address> bare_path() {
 		if (take("@")) {
-			domain();
+			if (!domain()) return Failed{};
 			while (take(",")) {
-				expect("@");
-				domain();
+				if (!expect("@") || !domain()) return Failed{};
 			}
-			expect(":");
+			if (!expect(":")) return Failed{};
 		}
 		return mailbox();
 	}
 
 	// RFC 5321 4.1.2 Mailbox.
-	Address mailbox() {
+	std::optional<Address> mailbox() {
 		Address a;
-		a.localpart = localpart();
-		expect("@");
-		IpDomain d = ip_domain(false);
-		a.domain = d.domain;
-		a.ip = d.ip;
+		auto local = localpart();
+		if (!local || !expect("@")) return Failed{};
+		a.localpart = std::move(*local);
+		auto d = ip_domain(false);
+		if (!d) return Failed{};
+		a.domain = std::move(d->domain);
+		a.ip = d->ip;
 		return a;
 	}
 
-	// RFC 5321 4.1.2 Reverse-path without the brackets (see raw_reverse_path).
+	// RFC 5321 4.1.2 Reverse-path without the brackets (see raw_reverse_path);
+	// the caller has checked that it is not "<>", the null reverse path.
 	std::optional<Address> bare_reverse_path() {
-		if (empty()) return std::nullopt;  // "<>", the null reverse path
 		// RFC 6531 3.7.1: non-ASCII sender without SMTPUTF8 gets 550 5.6.7.
 		utf8_localpart_code_ = 550;
 		return bare_path();
 	}
 
 	// RFC 5321 4.1.2 Forward-path.
-	Address forward_path() {
+	std::optional<Address> forward_path() {
 		// RFC 6531 3.7.1: non-ASCII recipient without SMTPUTF8 gets 553 5.6.7.
 		utf8_localpart_code_ = 553;
 		size_t start = pos_;
-		expect("<");
-		Address a = bare_path();
-		expect(">");
-		if (pos_ - start > max_path) fail("path longer than 256 octets");
+		if (!expect("<")) return Failed{};
+		auto a = bare_path();
+		if (!a || !expect(">")) return Failed{};
+		if (pos_ - start > max_path) return fail("path longer than 256 octets");
 		return a;
 	}
 
 	// MAIL's path is cut out before its parameters are known: the SMTPUTF8
 	// parameter that follows decides whether UTF-8 is allowed in it.
-	std::string_view raw_reverse_path() {
-		expect("<");
+	std::optional<std::string_view> raw_reverse_path() {
+		if (!expect("<")) return Failed{};
 		std::string_view raw = take_while([](unsigned char c, size_t) { return c != '>'; });
-		expect(">");
+		if (!expect(">")) return Failed{};
 		return raw;
 	}
 
 	// RFC 5321 4.1.2 esmtp-keyword, returned as written.
-	std::string_view param_keyword() {
+	std::optional<std::string_view> param_keyword() {
 		return take_while1("parameter keyword", [](unsigned char c, size_t i) {
 			return is_digit(c) || is_upper_alpha(c) || (i > 0 && c == '-');
 		});
 	}
 
 	// RFC 5321 4.1.2 esmtp-value (RFC 6531 3.3 adds UTF-8).
-	std::string_view param_value() {
+	std::optional<std::string_view> param_value() {
 		return take_while1("parameter value", [&](unsigned char c, size_t) {
 			return (c > ' ' && c < 0x7f && c != '=') || (c > 0x7f && smtputf8_);
 		});
 	}
 
 	// Decimal number of at most `max_digits` digits that fits in int64.
-	int64_t number(size_t max_digits) {
-		std::string_view digits = take_while1(
-		    "number", [&](unsigned char c, size_t i) { return is_digit(c) && i < max_digits; });
+	std::optional<int64_t> number(size_t max_digits) {
+		auto digits = take_while1("number",
+		                          [&](unsigned char c, size_t i) { return is_digit(c) && i < max_digits; });
+		if (!digits) return Failed{};
 		int64_t v = 0;
-		auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-		if (ec != std::errc() || end != digits.data() + digits.size())
-			fail("bad number " + quote_go(digits) + ": strconv.ParseInt: parsing " + quote_go(digits) +
-			     ": value out of range");
+		auto [end, ec] = std::from_chars(digits->data(), digits->data() + digits->size(), v);
+		if (ec != std::errc() || end != digits->data() + digits->size())
+			return fail("bad number " + quote_go(*digits) + ": strconv.ParseInt: parsing " +
+			            quote_go(*digits) + ": value out of range");
 		return v;
 	}
 
 	// RFC 4422 3.1 sasl-mech; doc/behaviour.md D4: matched case-insensitively,
 	// returned upper-cased.
-	std::string sasl_mech() {
+	std::optional<std::string> sasl_mech() {
 		size_t start = pos_;
-		take_while1("sasl-mech", [](unsigned char c, size_t i) {
+		auto mech = take_while1("sasl-mech", [](unsigned char c, size_t i) {
 			return i < max_sasl_mech && (is_upper_alpha(c) || is_digit(c) || c == '-' || c == '_');
 		});
+		if (!mech) return Failed{};
 		return upper_.substr(start, pos_ - start);
 	}
 
 	// RFC 3461 4 xtext, decoded: printable ASCII except "+" and "=", with
 	// "+HH" (upper-case hex) for anything else. Ends at a space or the end.
-	std::string xtext() {
+	std::optional<std::string> xtext() {
 		std::string out;
 		while (!empty()) {
 			const auto c = static_cast<unsigned char>(orig_[pos_]);
@@ -466,7 +508,8 @@ public:
 				pos_++;
 				continue;
 			}
-			if (c != '+') fail("parsing xtext: invalid character " + quote_go(orig_.substr(pos_, 1)));
+			if (c != '+')
+				return fail("parsing xtext: invalid character " + quote_go(orig_.substr(pos_, 1)));
 			pos_++;
 			std::string_view hex = taken(2);
 			auto hex_value = [](char h) -> int {
@@ -475,7 +518,7 @@ public:
 				return -1;
 			};
 			if (hex.size() != 2 || hex_value(hex[0]) < 0 || hex_value(hex[1]) < 0)
-				fail("parsing xtext: invalid hexadecimal " + quote_go(hex));
+				return fail("parsing xtext: invalid hexadecimal " + quote_go(hex));
 			out += static_cast<char>(hex_value(hex[0]) * 16 + hex_value(hex[1]));
 		}
 		return out;
@@ -491,14 +534,14 @@ private:
 
 	// RFC 5321 4.1.3 Standardized-tag. The model allows "-" only as the first
 	// character; we keep that for identical error texts.
-	std::string_view ldh_str() {
+	std::optional<std::string_view> ldh_str() {
 		return take_while1("ldh-str", [](unsigned char c, size_t i) {
 			return is_upper_alpha(c) || is_digit(c) || (i == 0 && c == '-');
 		});
 	}
 
 	// RFC 5321 4.1.2 sub-domain; "-" not first; UTF-8 with SMTPUTF8.
-	std::string_view subdomain() {
+	std::optional<std::string_view> subdomain() {
 		return take_while1("subdomain", [&](unsigned char c, size_t i) {
 			return is_digit(c) || is_upper_alpha(c) || (i > 0 && c == '-') || (c > 0x7f && smtputf8_);
 		});
@@ -510,6 +553,7 @@ private:
 	bool smtputf8_;
 	const ParseMode& mode_;
 	int utf8_localpart_code_ = 550;
+	std::optional<SmtpError> refusal_;
 };
 
 }  // namespace
@@ -585,23 +629,36 @@ std::string Address::to_ascii_string() const {
 }
 
 // RFC 5321 4.1.1.1: "EHLO" SP ( Domain / address-literal ), "HELO" SP Domain.
-static HelloArg parse_hello_or_refuse(std::string_view args, bool ehlo, const ParseMode& mode) {
+Result<HelloArg> parse_hello(std::string_view args, bool ehlo, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
-	p.expect_space();
+	if (!p.expect_space()) return p.refusal();
 	size_t start = p.offset();
 	HelloArg hello;
 	if (ehlo) {
 		auto d = p.ip_domain(true);
-		hello.domain = d.domain;
-		hello.ip = d.ip;
+		if (!d) return p.refusal();
+		hello.domain = std::move(d->domain);
+		hello.ip = d->ip;
 	} else {
-		hello.domain = p.domain();
+		auto d = p.domain();
+		if (!d) return p.refusal();
+		hello.domain = std::move(*d);
 	}
 	hello.raw = std::string(p.since(start));
 	// RFC 5321 4.1.1.1 leaves room for text after the name; ignore it.
 	p.remainder();
-	p.expect_end();
+	if (!p.expect_end()) return p.refusal();
 	return hello;
+}
+
+// RFC 5321 4.1.1.11: a parameter we do not know.
+static SmtpError unrecognized_param(std::string_view keyword) {
+	return SmtpError{555, std::string(se::proto_unrecognized_param3),
+	                 "unrecognized parameter " + quote_go(keyword)};
+}
+
+static SmtpError duplicate_param(std::string_view keyword) {
+	return SmtpError{501, std::string(se::proto_param_invalid4), "duplicate param " + quote_go(keyword)};
 }
 
 // RFC 3461 4: a malformed DSN parameter value is a parameter error.
@@ -610,116 +667,137 @@ static SmtpError invalid_dsn_param(std::string_view keyword, std::string_view va
 	                 "invalid " + ascii_upper(keyword) + " parameter " + quote_go(value)};
 }
 
+// RFC 5321 4.1.2 esmtp-param's "=" esmtp-value.
+static std::optional<std::string_view> param_value_after_equals(Parser& p) {
+	if (!p.expect("=")) return std::nullopt;
+	return p.param_value();
+}
+
+// One MAIL parameter after its keyword (`key` is the keyword upper-cased);
+// false when it is refused, with the reply in `p`.
+static bool parse_mail_param(Parser& p, std::string_view keyword, const std::string& key, MailArgs& mail) {
+	if (key == "SIZE") {
+		// RFC 1870 6: at most 20 digits.
+		if (!p.expect("=")) return false;
+		mail.size = p.number(20);
+		return mail.size.has_value();
+	}
+	if (key == "BODY") {
+		// RFC 6152 2.
+		auto value = param_value_after_equals(p);
+		if (!value) return false;
+		std::string body = ascii_upper(*value);
+		if (body != "7BIT" && body != "8BITMIME")
+			return p.refuse(SmtpError{555, std::string(se::proto_param_invalid4),
+			                          "unrecognized parameter " + quote_go(keyword)});
+		mail.body_8bitmime = body == "8BITMIME";
+		return true;
+	}
+	if (key == "AUTH") {
+		// RFC 4954 5: AUTH=<mailbox> or AUTH=<> as xtext; doc/behaviour.md D3.
+		if (!p.expect("=")) return false;
+		mail.auth = p.xtext();
+		return mail.auth.has_value();
+	}
+	if (key == "SMTPUTF8") {
+		// RFC 6531 3.4.
+		mail.smtputf8 = true;
+		return true;
+	}
+	if (key == "RET" || key == "ENVID") {
+		// RFC 3461 4.3, 4.4.
+		auto value = param_value_after_equals(p);
+		if (!value) return false;
+		if (key == "RET") {
+			auto ret = parse_ret(*value);
+			if (!ret) return p.refuse(invalid_dsn_param(keyword, *value));
+			mail.ret = *ret;
+		} else {
+			mail.envid = parse_envid(*value);
+			if (!mail.envid) return p.refuse(invalid_dsn_param(keyword, *value));
+		}
+		return true;
+	}
+	if (key == "REQUIRETLS") {
+		// RFC 8689 2: a parameter without a value.
+		mail.requiretls = true;
+		return true;
+	}
+	return p.refuse(unrecognized_param(keyword));
+}
+
 // RFC 5321 4.1.1.2 "MAIL FROM:" Reverse-path [SP Mail-parameters].
-static MailArgs parse_mail_or_refuse(std::string_view args, const ParseMode& mode) {
+Result<MailArgs> parse_mail(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
-	p.expect(" FROM:");
+	if (!p.expect(" FROM:")) return p.refusal();
 	// No space belongs after the colon (RFC 5321 4.1.2), but Outlook sends
 	// one; tolerated on submission only.
 	if (mode.submission && !mode.pedantic) p.space();
-	std::string_view raw_path = p.raw_reverse_path();
+	auto raw_path = p.raw_reverse_path();
+	if (!raw_path) return p.refusal();
 
 	MailArgs mail;
 	std::set<std::string> seen;
 	while (p.space()) {
-		std::string_view keyword = p.param_keyword();
-		std::string key = ascii_upper(keyword);
-		if (!seen.insert(key).second)
-			refuse(SmtpError{501, std::string(se::proto_param_invalid4),
-			                 "duplicate param " + quote_go(keyword)});
-		if (key == "SIZE") {
-			// RFC 1870 6: at most 20 digits.
-			p.expect("=");
-			mail.size = p.number(20);
-		} else if (key == "BODY") {
-			// RFC 6152 2.
-			p.expect("=");
-			std::string value = ascii_upper(p.param_value());
-			if (value == "7BIT")
-				mail.body_8bitmime = false;
-			else if (value == "8BITMIME")
-				mail.body_8bitmime = true;
-			else
-				refuse(SmtpError{555, std::string(se::proto_param_invalid4),
-				                 "unrecognized parameter " + quote_go(keyword)});
-		} else if (key == "AUTH") {
-			// RFC 4954 5: AUTH=<mailbox> or AUTH=<> as xtext; doc/behaviour.md D3.
-			p.expect("=");
-			mail.auth = p.xtext();
-		} else if (key == "SMTPUTF8") {
-			// RFC 6531 3.4.
-			mail.smtputf8 = true;
-		} else if (key == "RET") {
-			// RFC 3461 4.3.
-			p.expect("=");
-			std::string_view value = p.param_value();
-			auto ret = parse_ret(value);
-			if (!ret) refuse(invalid_dsn_param(keyword, value));
-			mail.ret = *ret;
-		} else if (key == "ENVID") {
-			// RFC 3461 4.4.
-			p.expect("=");
-			std::string_view value = p.param_value();
-			mail.envid = parse_envid(value);
-			if (!mail.envid) refuse(invalid_dsn_param(keyword, value));
-		} else if (key == "REQUIRETLS") {
-			// RFC 8689 2: a parameter without a value.
-			mail.requiretls = true;
-		} else {
-			// RFC 5321 4.1.1.11.
-			refuse(SmtpError{555, std::string(se::proto_unrecognized_param3),
-			                 "unrecognized parameter " + quote_go(keyword)});
-		}
+		auto keyword = p.param_keyword();
+		if (!keyword) return p.refusal();
+		std::string key = ascii_upper(*keyword);
+		if (!seen.insert(key).second) return duplicate_param(*keyword);
+		if (!parse_mail_param(p, *keyword, key, mail)) return p.refusal();
 	}
 
-	Parser path_parser(raw_path, mode.smtputf8 || mail.smtputf8, mode);
-	mail.from = path_parser.bare_reverse_path();
-	path_parser.expect_empty();
-	p.expect_end();
+	// "<>" is the null reverse path: `from` stays empty.
+	if (!raw_path->empty()) {
+		Parser path_parser(*raw_path, mode.smtputf8 || mail.smtputf8, mode);
+		mail.from = path_parser.bare_reverse_path();
+		if (!mail.from || !path_parser.expect_empty()) return path_parser.refusal();
+	}
+	if (!p.expect_end()) return p.refusal();
 	return mail;
 }
 
 // RFC 5321 4.1.1.3 "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" /
 // Forward-path ) [SP Rcpt-parameters].
-static RcptArgs parse_rcpt_or_refuse(std::string_view args, const ParseMode& mode) {
+Result<RcptArgs> parse_rcpt(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
-	p.expect(" TO:");
+	if (!p.expect(" TO:")) return p.refusal();
 	if (mode.submission && !mode.pedantic) p.space();
 	RcptArgs rcpt;
-	if (p.take("<POSTMASTER>"))
+	if (p.take("<POSTMASTER>")) {
 		rcpt.postmaster = true;
-	else
-		rcpt.to = p.forward_path();
+	} else {
+		auto to = p.forward_path();
+		if (!to) return p.refusal();
+		rcpt.to = std::move(*to);
+	}
 	std::set<std::string> seen;
 	while (p.space()) {
-		std::string_view keyword = p.param_keyword();
-		std::string key = ascii_upper(keyword);
-		if (key != "NOTIFY" && key != "ORCPT")
-			refuse(SmtpError{555, std::string(se::proto_unrecognized_param3),
-			                 "unrecognized parameter " + quote_go(keyword)});
-		if (!seen.insert(key).second)
-			refuse(SmtpError{501, std::string(se::proto_param_invalid4),
-			                 "duplicate param " + quote_go(keyword)});
-		p.expect("=");
-		std::string_view value = p.param_value();
+		auto keyword = p.param_keyword();
+		if (!keyword) return p.refusal();
+		std::string key = ascii_upper(*keyword);
+		if (key != "NOTIFY" && key != "ORCPT") return unrecognized_param(*keyword);
+		if (!seen.insert(key).second) return duplicate_param(*keyword);
+		auto value = param_value_after_equals(p);
+		if (!value) return p.refusal();
 		if (key == "NOTIFY") {
 			// RFC 3461 4.1.
-			auto notify = parse_notify(value);
-			if (!notify) refuse(invalid_dsn_param(keyword, value));
+			auto notify = parse_notify(*value);
+			if (!notify) return invalid_dsn_param(*keyword, *value);
 			rcpt.notify = *notify;
 		} else {
 			// RFC 3461 4.2, RFC 6533 4.
-			rcpt.orcpt = parse_orcpt(value, mode.smtputf8);
-			if (!rcpt.orcpt) refuse(invalid_dsn_param(keyword, value));
+			rcpt.orcpt = parse_orcpt(*value, mode.smtputf8);
+			if (!rcpt.orcpt) return invalid_dsn_param(*keyword, *value);
 		}
 	}
-	p.expect_end();
+	if (!p.expect_end()) return p.refusal();
 	return rcpt;
 }
 
-static void parse_no_args_or_refuse(std::string_view args, const ParseMode& mode) {
+Status parse_no_args(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
-	p.expect_end();
+	if (!p.expect_end()) return p.refusal();
+	return {};
 }
 
 // RFC 3030 2: bdat-cmd ::= "BDAT" SP chunk-size [ SP end-marker ] CR LF,
@@ -748,34 +826,38 @@ Result<BdatArgs> parse_bdat(std::string_view args) {
 }
 
 // RFC 5321 4.1.1.6/4.1.1.7 with RFC 6531 3.7.4's optional SMTPUTF8.
-static std::string parse_vrfy_or_refuse(std::string_view args, const ParseMode& mode) {
+Result<std::string> parse_vrfy(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
-	p.expect_space();
-	std::string s = p.string_arg();
-	if (p.space()) p.expect("SMTPUTF8");
-	p.expect_end();
-	return s;
+	if (!p.expect_space()) return p.refusal();
+	auto s = p.string_arg();
+	if (!s) return p.refusal();
+	if (p.space() && !p.expect("SMTPUTF8")) return p.refusal();
+	if (!p.expect_end()) return p.refusal();
+	return std::move(*s);
 }
 
 // RFC 5321 4.1.1.9: "NOOP" [ SP String ].
-static void parse_noop_or_refuse(std::string_view args, const ParseMode& mode) {
+Status parse_noop(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
-	if (p.space()) p.string_arg();
-	p.expect_end();
+	if (p.space() && !p.string_arg()) return p.refusal();
+	if (!p.expect_end()) return p.refusal();
+	return {};
 }
 
 // RFC 4954 4: "AUTH" SP sasl-mech [SP initial-response].
-static AuthArgs parse_auth_or_refuse(std::string_view args, const ParseMode& mode) {
+Result<AuthArgs> parse_auth(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);
-	p.expect_space();
+	if (!p.expect_space()) return p.refusal();
+	auto mechanism = p.sasl_mech();
+	if (!mechanism) return p.refusal();
 	AuthArgs auth;
-	auth.mechanism = p.sasl_mech();
+	auth.mechanism = std::move(*mechanism);
 	if (p.empty()) return auth;
-	p.expect_space();
+	if (!p.expect_space()) return p.refusal();
 	std::string_view initial = p.remainder();
 	if (initial.empty())
-		refuse(SmtpError{501, std::string(se::proto_syntax2),
-		                 "missing initial auth base64 parameter after space"});
+		return SmtpError{501, std::string(se::proto_syntax2),
+		                 "missing initial auth base64 parameter after space"};
 	// RFC 4954 4: "=" stands for an empty initial response.
 	auth.initial = initial == "=" ? std::string() : std::string(initial);
 	return auth;
@@ -784,54 +866,17 @@ static AuthArgs parse_auth_or_refuse(std::string_view args, const ParseMode& mod
 std::optional<Domain> parse_domain(std::string_view name) {
 	ParseMode mode;
 	Parser p(name, true, mode);
-	try {
-		Domain d = p.domain();
-		if (!p.empty()) return std::nullopt;
-		return d;
-	} catch (const Refused&) {
-		return std::nullopt;
-	}
+	auto d = p.domain();
+	if (!d || !p.empty()) return std::nullopt;
+	return d;
 }
 
 std::optional<Address> parse_address(std::string_view text) {
 	ParseMode mode;
 	Parser p(text, true, mode);
-	try {
-		Address a = p.mailbox();
-		if (!p.empty()) return std::nullopt;
-		return a;
-	} catch (const Refused&) {
-		return std::nullopt;
-	}
-}
-
-// The public parsers: every refusal comes back as the Result's error.
-Result<HelloArg> parse_hello(std::string_view args, bool ehlo, const ParseMode& mode) {
-	return refusal_as_value([&] { return parse_hello_or_refuse(args, ehlo, mode); });
-}
-
-Result<MailArgs> parse_mail(std::string_view args, const ParseMode& mode) {
-	return refusal_as_value([&] { return parse_mail_or_refuse(args, mode); });
-}
-
-Result<RcptArgs> parse_rcpt(std::string_view args, const ParseMode& mode) {
-	return refusal_as_value([&] { return parse_rcpt_or_refuse(args, mode); });
-}
-
-Result<void> parse_no_args(std::string_view args, const ParseMode& mode) {
-	return refusal_as_value([&] { return parse_no_args_or_refuse(args, mode); });
-}
-
-Result<std::string> parse_vrfy(std::string_view args, const ParseMode& mode) {
-	return refusal_as_value([&] { return parse_vrfy_or_refuse(args, mode); });
-}
-
-Result<void> parse_noop(std::string_view args, const ParseMode& mode) {
-	return refusal_as_value([&] { return parse_noop_or_refuse(args, mode); });
-}
-
-Result<AuthArgs> parse_auth(std::string_view args, const ParseMode& mode) {
-	return refusal_as_value([&] { return parse_auth_or_refuse(args, mode); });
+	auto a = p.mailbox();
+	if (!a || !p.empty()) return std::nullopt;
+	return a;
 }
 
 }  // namespace tern::smtp
