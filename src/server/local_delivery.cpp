@@ -117,8 +117,9 @@ void deliver_local_copies(Server& srv, const std::string& body_path, std::vector
 		req.body_path = body_path;
 		req.timeout_s = envelope.lmtp_timeout_s;
 		req.log_id = envelope.log_id;
+		// An init-capture: clang 14 (make fuzz) cannot capture a structured binding.
 		net::lmtp_deliver(srv.loop(), srv.workers(), std::move(req),
-		                  [join, indexes](std::vector<smtp::LmtpRecipientResult> results) {
+		                  [join, indexes = indexes](std::vector<smtp::LmtpRecipientResult> results) {
 					  for (size_t k = 0; k < indexes.size() && k < results.size(); ++k)
 						  join->outcomes[indexes[k]] = outcome_of(results[k]);
 					  join->finish_one();
