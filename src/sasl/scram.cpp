@@ -11,6 +11,7 @@
 // Like the model, attribute names and the gs2 flag are matched ASCII
 // case-insensitively. User names are prepared with SASLprep (RFC 5802 5.1,
 // RFC 4013).
+#include <optional>
 #include <string>
 
 #include "smtp/parser.h"
@@ -24,24 +25,25 @@ namespace tern::sasl::detail {
 
 namespace {
 
-// A message the client sent cannot be used; `text` reads like the model's
-// scram errors ("invalid-encoding: expected \",\"").
-struct ScramError {
-	std::string text;
-};
-
-ScramError invalid_encoding(std::string detail) { return ScramError{"invalid-encoding: " + detail}; }
-
 char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-// Go's %q for the few bytes we echo in error texts.
-
-// Cursor over one SCRAM message (RFC 5802 7 grammar); throws ScramError.
+// Cursor over one SCRAM message (RFC 5802 7 grammar). A step that finds the
+// message unusable records why (`error()`, read like the model's scram
+// errors: "invalid-encoding: expected \",\"") and returns false or an empty
+// optional; its caller stops there, so the reason kept is the first one.
 class Cursor {
 public:
 	explicit Cursor(std::string_view text) : text_(text) {}
 
 	std::size_t position() const { return pos_; }
+
+	// Records why the message cannot be used; false, for `return fail(...)`.
+	bool fail(std::string why) {
+		error_ = std::move(why);
+		return false;
+	}
+	bool invalid_encoding(std::string_view detail) { return fail("invalid-encoding: " + std::string(detail)); }
+	const std::string& error() const { return error_; }
 
 	bool peek(std::string_view expected) const {
 		if (text_.size() - pos_ < expected.size()) return false;
@@ -56,22 +58,27 @@ public:
 		return true;
 	}
 
-	void expect(std::string_view expected) {
-		if (!take(expected)) throw invalid_encoding("expected " + smtp::quote_go(expected));
+	bool expect(std::string_view expected) {
+		if (!take(expected)) return invalid_encoding("expected " + smtp::quote_go(expected));
+		return true;
 	}
 
-	char byte() {
-		if (pos_ >= text_.size()) throw invalid_encoding("unexpected end");
+	std::optional<char> byte() {
+		if (pos_ >= text_.size()) {
+			invalid_encoding("unexpected end");
+			return std::nullopt;
+		}
 		return text_[pos_++];
 	}
 
-	void expect_end() const {
-		if (pos_ != text_.size()) throw invalid_encoding("leftover data");
+	bool expect_end() {
+		if (pos_ != text_.size()) return invalid_encoding("leftover data");
+		return true;
 	}
 
 	// saslname: value chars with ',' and '=' escaped as =2C and =3D
 	// (RFC 5802 5.1); any other '=' sequence fails the exchange.
-	std::string saslname() {
+	std::optional<std::string> saslname() {
 		std::string name;
 		std::size_t start = pos_;
 		while (pos_ < text_.size() && text_[pos_] != ',' && text_[pos_] != '\0') {
@@ -81,49 +88,50 @@ public:
 				++pos_;
 				continue;
 			}
-			if (text_.size() - pos_ < 3 || text_[pos_ + 1] == ',' || text_[pos_ + 1] == '\0' ||
-			    text_[pos_ + 2] == ',' || text_[pos_ + 2] == '\0')
-				throw invalid_encoding("saslname unexpected end");
-			std::string escape(text_.substr(pos_ + 1, 2));
-			if (escape == "2C" || escape == "2c")
-				name += ',';
-			else if (escape == "3D" || escape == "3d")
-				name += '=';
-			else
-				throw invalid_encoding("bad escape " + smtp::quote_go(escape) + " in saslname");
+			std::optional<char> unescaped = saslname_escape();
+			if (!unescaped) return std::nullopt;
+			name += *unescaped;
 			pos_ += 3;
 		}
-		if (pos_ == start) throw invalid_encoding("saslname cannot be empty");
+		if (pos_ == start) {
+			invalid_encoding("saslname cannot be empty");
+			return std::nullopt;
+		}
 		return name;
 	}
 
 	// "r=" printable characters except ',' (RFC 5802 7).
-	std::string nonce() {
-		expect("r=");
+	std::optional<std::string> nonce() {
+		if (!expect("r=")) return std::nullopt;
 		std::size_t start = pos_;
 		while (pos_ < text_.size()) {
 			unsigned char c = static_cast<unsigned char>(text_[pos_]);
 			if (c <= ' ' || c >= 0x7f || c == ',') break;
 			++pos_;
 		}
-		if (pos_ == start) throw invalid_encoding("empty nonce");
+		if (pos_ == start) {
+			invalid_encoding("empty nonce");
+			return std::nullopt;
+		}
 		return std::string(text_.substr(start, pos_ - start));
 	}
 
 	// attr-val = ALPHA "=" value; the value is ignored (RFC 5802 7:
 	// unknown optional extensions MUST be ignored).
-	void attribute_value() {
-		char c = byte();
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
-			throw invalid_encoding("expected alpha for attr-val");
-		expect("=");
+	bool attribute_value() {
+		std::optional<char> c = byte();
+		if (!c) return false;
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
+			return invalid_encoding("expected alpha for attr-val");
+		if (!expect("=")) return false;
 		std::size_t start = pos_;
 		while (pos_ < text_.size() && text_[pos_] != ',' && text_[pos_] != '\0') ++pos_;
-		if (pos_ == start) throw invalid_encoding("invalid empty value");
+		if (pos_ == start) return invalid_encoding("invalid empty value");
+		return true;
 	}
 
 	// Standard base64 with padding, decoded.
-	std::string base64_value() {
+	std::optional<std::string> base64_value() {
 		std::size_t start = pos_;
 		while (pos_ < text_.size()) {
 			char c = text_[pos_];
@@ -133,13 +141,28 @@ public:
 			++pos_;
 		}
 		auto decoded = base64_decode(text_.substr(start, pos_ - start));
-		if (!decoded) throw invalid_encoding("decoding base64: illegal base64 data");
-		return *decoded;
+		if (!decoded) invalid_encoding("decoding base64: illegal base64 data");
+		return decoded;
 	}
 
 private:
+	// The character of the saslname escape at pos_ ("=2C" or "=3D").
+	std::optional<char> saslname_escape() {
+		if (text_.size() - pos_ < 3 || text_[pos_ + 1] == ',' || text_[pos_ + 1] == '\0' ||
+		    text_[pos_ + 2] == ',' || text_[pos_ + 2] == '\0') {
+			invalid_encoding("saslname unexpected end");
+			return std::nullopt;
+		}
+		std::string_view escape = text_.substr(pos_ + 1, 2);
+		if (escape == "2C" || escape == "2c") return ',';
+		if (escape == "3D" || escape == "3d") return '=';
+		invalid_encoding("bad escape " + smtp::quote_go(escape) + " in saslname");
+		return std::nullopt;
+	}
+
 	std::string_view text_;
 	std::size_t pos_ = 0;
+	std::string error_;
 };
 
 class Scram final : public Mechanism {
@@ -208,23 +231,22 @@ private:
 		done,
 	};
 
-	// A user name that SASLprep rejects or prepares to nothing.
-	struct BadUsername {};
-
 	// RFC 5802 5.1: the server prepares the user name with SASLprep as a
 	// query string (RFC 4013); the authorization identity likewise, so the
 	// two compare in the same form. The password side needs nothing here:
 	// the client applies Normalize() (SASLprep) to it and the stored keys
-	// come from the prepared password (ternctl passwd).
-	void prepare_usernames() {
+	// come from the prepared password (ternctl passwd). False when SASLprep
+	// rejects a name or prepares it to nothing.
+	bool prepare_usernames() {
 		auto authcid = saslprep(authcid_, SaslprepUse::query);
-		if (!authcid || authcid->empty()) throw BadUsername{};
+		if (!authcid || authcid->empty()) return false;
 		authcid_ = std::move(*authcid);
 		if (!authzid_.empty()) {
 			auto authzid = saslprep(authzid_, SaslprepUse::query);
-			if (!authzid || authzid->empty()) throw BadUsername{};
+			if (!authzid || authzid->empty()) return false;
 			authzid_ = std::move(*authzid);
 		}
+		return true;
 	}
 
 	static Step scram_not_possible() { return Step::make_failure(454, smtp::se::sys_other0, "scram not possible"); }
@@ -233,84 +255,100 @@ private:
 	// (RFC 5802 7).
 	Step handle_client_first(std::string_view message) {
 		state_ = State::done;
-		try {
-			Cursor cursor(message);
-			char flag = ascii_lower(cursor.byte());
-			// 'n': client does not support channel binding; 'y': it does
-			// but thinks we do not — true, there is no -PLUS here.
-			if (flag == 'p')
-				throw ScramError{"channel binding not supported: channel-binding-not-supported"};
-			if (flag != 'n' && flag != 'y') throw invalid_encoding("unrecognized gs2 channel bind flag");
-			cursor.expect(",");
-			if (!cursor.take(",")) {
-				cursor.expect("a=");
-				authzid_ = cursor.saslname();
-				cursor.expect(",");
-			}
-			gs2_header_ = std::string(message.substr(0, cursor.position()));
-			client_first_bare_ = std::string(message.substr(cursor.position()));
-			if (cursor.take("m="))  // RFC 5802 5.1: fail on an unknown mandatory extension.
-				throw ScramError{"unexpected mandatory extension: extensions-not-supported"};
-			cursor.expect("n=");
-			authcid_ = cursor.saslname();
-			username_sent_ = authcid_;
-			prepare_usernames();
-			cursor.expect(",");
-			client_nonce_ = cursor.nonce();
-			if (client_nonce_.size() < 8) throw ScramError{"unsafe parameter: client nonce too short"};
-			while (cursor.take(",")) cursor.attribute_value();
-			cursor.expect_end();
-		} catch (const BadUsername&) {
-			// RFC 5802 5.1: the server SHOULD abort; the exchange has not
-			// reached the server-final message that could carry
-			// e=invalid-username-encoding (RFC 5802 7), so the failure is
-			// the reply, as for bad credentials.
-			return Step::make_failure(535, smtp::se::pol_bad_credentials8, "invalid-username-encoding");
-		} catch (const ScramError& error) {
+		Cursor cursor(message);
+		bool usable_username = true;
+		if (!read_client_first(message, cursor, usable_username)) {
+			if (!usable_username)
+				// RFC 5802 5.1: the server SHOULD abort; the exchange has not
+				// reached the server-final message that could carry
+				// e=invalid-username-encoding (RFC 5802 7), so the failure is
+				// the reply, as for bad credentials.
+				return Step::make_failure(535, smtp::se::pol_bad_credentials8,
+				                          "invalid-username-encoding");
 			// The model reports these on its server-error path.
-			return Step::make_failure(451, smtp::se::sys_other0, "starting scram: " + error.text);
+			return Step::make_failure(451, smtp::se::sys_other0, "starting scram: " + cursor.error());
 		}
 		state_ = State::want_secrets;
 		return Step::make_lookup(authcid_);
+	}
+
+	// Reads the client-first `message` into the members; false when it is
+	// malformed (the cursor says why) or its user names do not prepare
+	// (`usable_username` false).
+	bool read_client_first(std::string_view message, Cursor& cursor, bool& usable_username) {
+		std::optional<char> flag = cursor.byte();
+		if (!flag) return false;
+		// 'n': client does not support channel binding; 'y': it does
+		// but thinks we do not — true, there is no -PLUS here.
+		if (ascii_lower(*flag) == 'p')
+			return cursor.fail("channel binding not supported: channel-binding-not-supported");
+		if (ascii_lower(*flag) != 'n' && ascii_lower(*flag) != 'y')
+			return cursor.invalid_encoding("unrecognized gs2 channel bind flag");
+		if (!cursor.expect(",")) return false;
+		if (!cursor.take(",")) {
+			if (!cursor.expect("a=")) return false;
+			std::optional<std::string> authzid = cursor.saslname();
+			if (!authzid || !cursor.expect(",")) return false;
+			authzid_ = std::move(*authzid);
+		}
+		gs2_header_ = std::string(message.substr(0, cursor.position()));
+		client_first_bare_ = std::string(message.substr(cursor.position()));
+		if (cursor.take("m="))  // RFC 5802 5.1: fail on an unknown mandatory extension.
+			return cursor.fail("unexpected mandatory extension: extensions-not-supported");
+		if (!cursor.expect("n=")) return false;
+		std::optional<std::string> authcid = cursor.saslname();
+		if (!authcid) return false;
+		authcid_ = std::move(*authcid);
+		username_sent_ = authcid_;
+		usable_username = prepare_usernames();
+		if (!usable_username || !cursor.expect(",")) return false;
+		std::optional<std::string> client_nonce = cursor.nonce();
+		if (!client_nonce) return false;
+		client_nonce_ = std::move(*client_nonce);
+		if (client_nonce_.size() < 8) return cursor.fail("unsafe parameter: client nonce too short");
+		while (cursor.take(","))
+			if (!cursor.attribute_value()) return false;
+		return cursor.expect_end();
 	}
 
 	// client-final-message = channel-binding "," nonce ["," extensions]
 	// "," proof (RFC 5802 7).
 	Step handle_client_final(std::string_view message) {
 		state_ = State::done;
-		std::string client_final_without_proof;
-		std::string proof;
-		try {
-			Cursor cursor(message);
-			cursor.expect("c=");
-			// Without channel binding, c= carries the gs2 header verbatim.
-			if (cursor.base64_value() != gs2_header_)
-				return announce_failure(
-				    "e=channel-bindings-dont-match",
-				    Step::make_failure(451, smtp::se::sys_other0,
-				                       "server final: channel-bindings-dont-match"));
-			cursor.expect(",");
-			if (cursor.nonce() != nonce_) return announce_failure("e=invalid-proof", bad_credentials());
-			while (!cursor.peek(",p=")) {
-				cursor.expect(",");
-				cursor.attribute_value();
-			}
-			client_final_without_proof = std::string(message.substr(0, cursor.position()));
-			cursor.expect(",");
-			cursor.expect("p=");
-			proof = cursor.base64_value();
-			cursor.expect_end();
-		} catch (const ScramError& error) {
-			// Unlike the model (which silently waits for one more line
-			// first), a malformed client-final fails at once.
-			return Step::make_failure(451, smtp::se::sys_other0, "server final: " + error.text);
-		}
+		Cursor cursor(message);
+		// Unlike the model (which silently waits for one more line first), a
+		// malformed client-final fails at once.
+		auto malformed = [&cursor] {
+			return Step::make_failure(451, smtp::se::sys_other0, "server final: " + cursor.error());
+		};
+		if (!cursor.expect("c=")) return malformed();
+		// Without channel binding, c= carries the gs2 header verbatim.
+		std::optional<std::string> binding = cursor.base64_value();
+		if (!binding) return malformed();
+		if (*binding != gs2_header_)
+			return announce_failure(
+			    "e=channel-bindings-dont-match",
+			    Step::make_failure(451, smtp::se::sys_other0, "server final: channel-bindings-dont-match"));
+		if (!cursor.expect(",")) return malformed();
+		std::optional<std::string> nonce = cursor.nonce();
+		if (!nonce) return malformed();
+		if (*nonce != nonce_) return announce_failure("e=invalid-proof", bad_credentials());
+		while (!cursor.peek(",p="))
+			if (!cursor.expect(",") || !cursor.attribute_value()) return malformed();
+		std::string_view client_final_without_proof = message.substr(0, cursor.position());
+		if (!cursor.expect(",") || !cursor.expect("p=")) return malformed();
+		std::optional<std::string> proof = cursor.base64_value();
+		if (!proof || !cursor.expect_end()) return malformed();
+		return check_proof(client_final_without_proof, *proof);
+	}
 
-		// RFC 5802 3: AuthMessage = client-first-message-bare + "," +
-		// server-first-message + "," + client-final-message-without-proof;
-		// ClientKey = ClientProof XOR HMAC(StoredKey, AuthMessage), and the
-		// proof is good when H(ClientKey) equals StoredKey.
-		std::string auth_message = client_first_bare_ + "," + server_first_ + "," + client_final_without_proof;
+	// RFC 5802 3: AuthMessage = client-first-message-bare + "," +
+	// server-first-message + "," + client-final-message-without-proof;
+	// ClientKey = ClientProof XOR HMAC(StoredKey, AuthMessage), and the
+	// proof is good when H(ClientKey) equals StoredKey.
+	Step check_proof(std::string_view client_final_without_proof, const std::string& proof) {
+		std::string auth_message = client_first_bare_ + "," + server_first_ + "," +
+		    std::string(client_final_without_proof);
 		std::string client_signature = crypto::hmac(hash_, secret_.stored_key, auth_message);
 		if (proof.size() != client_signature.size())
 			return announce_failure("e=invalid-proof", bad_credentials());
