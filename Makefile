@@ -267,5 +267,5 @@ distclean: clean
 	rm -rf config.mk config.log config.status configure autom4te.cache aclocal.m4
 
 -include $(LIB_SRCS:.cpp=.d) $(UNIT_SRCS:.cpp=.d) $(HELPER_SRCS:.cpp=.d) $(BLACKBOX_SRCS:.cpp=.d) $(SESSION_SRCS:.cpp=.d) src/ternd.d src/ternctl.d src/sendmail.d
--include $(BENCH_SRCS:.cpp=.d) tests/bench/tools/fill_history.d $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_SRCS:tests/fuzz/%.cpp=tests/fuzz/build/%.d)
+-include $(BENCH_SRCS:.cpp=.d) tests/bench/tools/fill_history.d $(FUZZ_FULL_LIB_OBJS:.o=.d) tests/fuzz/build/session/harness.d $(FUZZ_SRCS:tests/fuzz/%.cpp=tests/fuzz/build/%.d)
 -include $(FUZZ_SRCS:.cpp=.d) tests/fuzz/replay_main.d

@@ -10,7 +10,8 @@
 //   2: set the wire's window from the next byte (0: full, 255: unlimited,
 //      else that many bytes) and its longest write (byte % 16 + 1)
 //   3: half-close (the client sends nothing more)
-// The first byte picks the service (smtp or submission).
+// The first byte picks the service (smtp or submission). The account
+// alice@test.example has the password "fuzz".
 // Checks:
 //  - once the client has closed and the wire is open, the session ends in
 //    bounded time (no hang, whatever state it was left in);
@@ -19,11 +20,14 @@
 //  - no crash, no sanitizer report.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <string>
 #include <string_view>
 
 #include "fuzz/fuzz_common.h"
+#include "sasl/secrets.h"
 #include "session/harness.h"
 
 using namespace tern;
@@ -44,7 +48,11 @@ SessionHarness& harness() {
 		                                "auth_failures_per_day": [100000000, 100000000, 100000000]},
 		                     "listeners": {"test": {"submission": {"require_starttls": false}}},
 		                     "timeouts_s": {"command": 1, "data_chunk": 1, "data_total": 2}})";
-		return new SessionHarness(o);
+		auto* created = new SessionHarness(o);
+		// alice@test.example logs in with "fuzz" (the seeds and the
+		// dictionary carry it), so authenticated submission is reached too.
+		created->env().set_password_secrets("alice", sasl::StoredSecrets::derive("fuzz").serialize());
+		return created;
 	}();
 	return *h;
 }
@@ -100,6 +108,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 	h.wire().max_write = std::numeric_limits<size_t>::max();
 	// The longest wait of a closing session is its data deadline (1 s).
 	bool ended = h.run_until([&] { return !h.session_open(); }, 5);
+	// TERN_FUZZ_SHOW=1 prints what the session answered (to check a new seed).
+	if (const char* show = std::getenv("TERN_FUZZ_SHOW"); show && *show == '1')
+		std::fprintf(stderr, "%s", h.received().c_str());
 	FUZZ_CHECK(ended);
 	FUZZ_CHECK(whole_reply_lines(h.received()));
 	return 0;
