@@ -20,6 +20,7 @@
 #include "sasl/saslprep.h"
 #include "smtp/reply.h"
 #include "util/base64.h"
+#include "util/failed.h"
 
 namespace tern::sasl::detail {
 
@@ -29,20 +30,20 @@ char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - '
 
 // Cursor over one SCRAM message (RFC 5802 7 grammar). A step that finds the
 // message unusable records why (`error()`, read like the model's scram
-// errors: "invalid-encoding: expected \",\"") and returns false or an empty
-// optional; its caller stops there, so the reason kept is the first one.
+// errors: "invalid-encoding: expected \",\"") and returns Failed (false or an
+// empty optional); its caller stops there, so the reason kept is the first.
 class Cursor {
 public:
 	explicit Cursor(std::string_view text) : text_(text) {}
 
 	std::size_t position() const { return pos_; }
 
-	// Records why the message cannot be used; false, for `return fail(...)`.
-	bool fail(std::string why) {
+	// Records why the message cannot be used (util/failed.h).
+	Failed fail(std::string why) {
 		error_ = std::move(why);
-		return false;
+		return {};
 	}
-	bool invalid_encoding(std::string_view detail) { return fail("invalid-encoding: " + std::string(detail)); }
+	Failed invalid_encoding(std::string_view detail) { return fail("invalid-encoding: " + std::string(detail)); }
 	const std::string& error() const { return error_; }
 
 	bool peek(std::string_view expected) const {
@@ -64,10 +65,7 @@ public:
 	}
 
 	std::optional<char> byte() {
-		if (pos_ >= text_.size()) {
-			invalid_encoding("unexpected end");
-			return std::nullopt;
-		}
+		if (pos_ >= text_.size()) return invalid_encoding("unexpected end");
 		return text_[pos_++];
 	}
 
@@ -93,10 +91,7 @@ public:
 			name += *unescaped;
 			pos_ += 3;
 		}
-		if (pos_ == start) {
-			invalid_encoding("saslname cannot be empty");
-			return std::nullopt;
-		}
+		if (pos_ == start) return invalid_encoding("saslname cannot be empty");
 		return name;
 	}
 
@@ -109,10 +104,7 @@ public:
 			if (c <= ' ' || c >= 0x7f || c == ',') break;
 			++pos_;
 		}
-		if (pos_ == start) {
-			invalid_encoding("empty nonce");
-			return std::nullopt;
-		}
+		if (pos_ == start) return invalid_encoding("empty nonce");
 		return std::string(text_.substr(start, pos_ - start));
 	}
 
@@ -141,7 +133,7 @@ public:
 			++pos_;
 		}
 		auto decoded = base64_decode(text_.substr(start, pos_ - start));
-		if (!decoded) invalid_encoding("decoding base64: illegal base64 data");
+		if (!decoded) return invalid_encoding("decoding base64: illegal base64 data");
 		return decoded;
 	}
 
@@ -149,15 +141,12 @@ private:
 	// The character of the saslname escape at pos_ ("=2C" or "=3D").
 	std::optional<char> saslname_escape() {
 		if (text_.size() - pos_ < 3 || text_[pos_ + 1] == ',' || text_[pos_ + 1] == '\0' ||
-		    text_[pos_ + 2] == ',' || text_[pos_ + 2] == '\0') {
-			invalid_encoding("saslname unexpected end");
-			return std::nullopt;
-		}
+		    text_[pos_ + 2] == ',' || text_[pos_ + 2] == '\0')
+			return invalid_encoding("saslname unexpected end");
 		std::string_view escape = text_.substr(pos_ + 1, 2);
 		if (escape == "2C" || escape == "2c") return ',';
 		if (escape == "3D" || escape == "3d") return '=';
-		invalid_encoding("bad escape " + smtp::quote_go(escape) + " in saslname");
-		return std::nullopt;
+		return invalid_encoding("bad escape " + smtp::quote_go(escape) + " in saslname");
 	}
 
 	std::string_view text_;

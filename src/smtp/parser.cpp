@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <idn2.h>
 #include <set>
-#include <type_traits>
 
+#include "util/failed.h"
 #include "util/strings.h"
 
 namespace tern::smtp {
@@ -28,20 +28,6 @@ constexpr size_t max_sasl_mech = 20;           // RFC 4422 3.1
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_upper_alpha(unsigned char c) { return c >= 'A' && c <= 'Z'; }
 bool is_alpha(unsigned char c) { return is_upper_alpha(c) || (c >= 'a' && c <= 'z'); }
-
-template <class T>
-constexpr bool is_optional = false;
-template <class T>
-constexpr bool is_optional<std::optional<T>> = true;
-
-// What a failed step of the parser returns: it converts to `false` for a
-// step that returns bool and to an empty optional for one that returns a
-// value, so every step ends a failure with `return fail(...)`. It converts
-// to nothing else (not to 0 through bool), so a failure cannot pass as a value.
-struct Failed {
-	template <class T>
-	requires(std::is_same_v<T, bool> || is_optional<T>) operator T() const { return T{}; }
-};
 
 // RFC 5322 3.2.3 atext, minus the letters and digits.
 bool is_atext_special(unsigned char c) {
