@@ -6,11 +6,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
 #include "message/headers.h"
 #include "util/base64.h"
+#include "util/failed.h"
 
 namespace tern::message {
 
@@ -27,11 +29,6 @@ bool is_atext(char ch) {
 	return std::strchr("!#$%&'*+-/=?^_`{|}~", c) != nullptr && c != 0;
 }
 
-// Thrown inside the parser, turned into FromResult::error.
-struct FromSyntaxError {
-	std::string what;
-};
-
 // One word of a phrase or local-part: an atom, a quoted string (content
 // with quoted-pairs resolved) or a lone dot (obs-phrase, obs-local-part).
 struct Word {
@@ -40,7 +37,9 @@ struct Word {
 };
 
 // A recursive-descent reader of an RFC 5322 3.4 address-list restricted to
-// mailboxes (group syntax refused), on the unfolded field value.
+// mailboxes (group syntax refused), on the unfolded field value. A step that
+// meets a syntax error records it (`error()`) and returns Failed (false or
+// an empty optional, util/failed.h); its caller returns at once.
 class MailboxListReader {
 public:
 	explicit MailboxListReader(std::string_view text) : text_(text) {}
@@ -50,33 +49,41 @@ public:
 		std::string domain;     // dot-atom text as written
 	};
 
-	std::vector<Mailbox> read_all() {
+	// The mailboxes, or nullopt with the syntax error in error().
+	std::optional<std::vector<Mailbox>> read_all() {
 		std::vector<Mailbox> out;
 		for (;;) {
-			skip_cfws();
+			if (!skip_cfws()) return Failed{};
 			if (at_end()) break;
 			// RFC 5322 4.4 obs-mbox-list: empty list elements are allowed.
 			if (peek() == ',') {
 				++pos_;
 				continue;
 			}
-			out.push_back(mailbox());
-			skip_cfws();
+			std::optional<Mailbox> box = mailbox();
+			if (!box || !skip_cfws()) return Failed{};
+			out.push_back(std::move(*box));
 			if (at_end()) break;
-			if (peek() != ',') fail("unexpected character " + describe_next() + " after address");
+			if (peek() != ',') return fail("unexpected character " + describe_next() + " after address");
 			++pos_;
 		}
 		return out;
 	}
 
+	const std::string& error() const { return error_; }
+
 private:
 	std::string_view text_;
 	size_t pos_ = 0;
+	std::string error_;
 
 	bool at_end() const { return pos_ >= text_.size(); }
 	char peek() const { return at_end() ? '\0' : text_[pos_]; }
 
-	[[noreturn]] void fail(const std::string& what) const { throw FromSyntaxError{what}; }
+	Failed fail(std::string what) {
+		error_ = std::move(what);
+		return {};
+	}
 
 	std::string describe_next() const {
 		if (at_end()) return "end of header";
@@ -84,25 +91,25 @@ private:
 	}
 
 	// RFC 5322 3.2.2 CFWS: folding white space and (nested) comments.
-	void skip_cfws() {
+	bool skip_cfws() {
 		for (;;) {
 			if (!at_end() && is_wsp(peek())) {
 				++pos_;
 			} else if (peek() == '(') {
-				skip_comment();
+				if (!skip_comment()) return false;
 			} else {
-				return;
+				return true;
 			}
 		}
 	}
 
-	void skip_comment() {
+	bool skip_comment() {
 		int depth = 0;
 		do {
-			if (at_end()) fail("unterminated comment");
+			if (at_end()) return fail("unterminated comment");
 			char c = text_[pos_++];
 			if (c == '\\') {
-				if (at_end()) fail("unterminated comment");
+				if (at_end()) return fail("unterminated comment");
 				++pos_;
 			} else if (c == '(') {
 				++depth;
@@ -110,19 +117,20 @@ private:
 				--depth;
 			}
 		} while (depth > 0);
+		return true;
 	}
 
 	// RFC 5322 3.2.4 quoted-string; returns the content with quoted-pairs
 	// resolved. FWS inside is kept as written (already unfolded).
-	std::string quoted_string() {
+	std::optional<std::string> quoted_string() {
 		++pos_;  // opening DQUOTE
 		std::string out;
 		for (;;) {
-			if (at_end()) fail("unterminated quoted string");
+			if (at_end()) return fail("unterminated quoted string");
 			char c = text_[pos_++];
 			if (c == '"') return out;
 			if (c == '\\') {
-				if (at_end()) fail("unterminated quoted string");
+				if (at_end()) return fail("unterminated quoted string");
 				c = text_[pos_++];
 			}
 			out += c;
@@ -136,96 +144,108 @@ private:
 	}
 
 	// Words up to the next special that is not a dot or a quote.
-	std::vector<Word> words() {
+	std::optional<std::vector<Word>> words() {
 		std::vector<Word> out;
 		for (;;) {
-			skip_cfws();
-			if (peek() == '"')
-				out.push_back({Word::quoted, quoted_string()});
-			else if (peek() == '.') {
+			if (!skip_cfws()) return Failed{};
+			if (peek() == '"') {
+				std::optional<std::string> quoted = quoted_string();
+				if (!quoted) return Failed{};
+				out.push_back({Word::quoted, std::move(*quoted)});
+			} else if (peek() == '.') {
 				++pos_;
 				out.push_back({Word::dot, "."});
-			} else if (!at_end() && is_atext(peek()))
+			} else if (!at_end() && is_atext(peek())) {
 				out.push_back({Word::atom, atom()});
-			else
+			} else {
 				return out;
+			}
 		}
 	}
 
 	// RFC 5322 3.4.1 local-part = dot-atom / quoted-string / obs-local-part
 	// (word *("." word)): words and dots strictly alternating.
-	std::string local_part_from(const std::vector<Word>& ws) const {
-		if (ws.empty()) throw FromSyntaxError{"missing localpart"};
+	std::optional<std::string> local_part_from(const std::vector<Word>& ws) {
+		if (ws.empty()) return fail("missing localpart");
 		std::string out;
 		bool want_word = true;
 		for (const Word& w : ws) {
-			if ((w.kind == Word::dot) == want_word) throw FromSyntaxError{"malformed localpart"};
+			if ((w.kind == Word::dot) == want_word) return fail("malformed localpart");
 			out += w.text;
 			want_word = !want_word;
 		}
-		if (want_word) throw FromSyntaxError{"localpart ends with a dot"};
+		if (want_word) return fail("localpart ends with a dot");
 		return out;
 	}
 
 	// RFC 5322 3.4.1 domain; a domain-literal is read but refused by the
 	// caller (the model only takes DNS domains in From).
-	std::string domain() {
-		skip_cfws();
+	std::optional<std::string> domain() {
+		if (!skip_cfws()) return Failed{};
 		std::string out;
 		if (peek() == '[') {
 			size_t start = pos_;
 			while (!at_end() && peek() != ']') ++pos_;
-			if (at_end()) fail("unterminated domain literal");
+			if (at_end()) return fail("unterminated domain literal");
 			++pos_;
 			return std::string(text_.substr(start, pos_ - start));
 		}
 		for (;;) {
-			skip_cfws();
+			if (!skip_cfws()) return Failed{};
 			std::string a = atom();
-			if (a.empty()) fail("missing domain");
+			if (a.empty()) return fail("missing domain");
 			out += a;
-			skip_cfws();
+			if (!skip_cfws()) return Failed{};
 			if (peek() != '.') return out;
 			++pos_;
 			out += '.';
 		}
 	}
 
+	// local-part "@" domain, after the words of the local-part and the "@".
+	std::optional<Mailbox> addr_spec_from(const std::vector<Word>& ws) {
+		std::optional<std::string> localpart = local_part_from(ws);
+		if (!localpart) return Failed{};
+		std::optional<std::string> dom = domain();
+		if (!dom) return Failed{};
+		return Mailbox{std::move(*localpart), std::move(*dom)};
+	}
+
 	// addr-spec inside angle brackets, with an RFC 5322 4.4 obs-route
 	// ("@a,@b:") skipped.
-	Mailbox angle_addr() {
+	std::optional<Mailbox> angle_addr() {
 		++pos_;  // '<'
-		skip_cfws();
+		if (!skip_cfws()) return Failed{};
 		if (peek() == '@' || peek() == ',') {
 			while (!at_end() && peek() != ':' && peek() != '>') ++pos_;
-			if (peek() != ':') fail("malformed route in angle address");
+			if (peek() != ':') return fail("malformed route in angle address");
 			++pos_;
 		}
-		if (peek() == '>') fail("empty angle address");
-		std::vector<Word> ws = words();
-		skip_cfws();
-		if (peek() != '@') fail("expected \"@\" in address, got " + describe_next());
+		if (peek() == '>') return fail("empty angle address");
+		std::optional<std::vector<Word>> ws = words();
+		if (!ws || !skip_cfws()) return Failed{};
+		if (peek() != '@') return fail("expected \"@\" in address, got " + describe_next());
 		++pos_;
-		Mailbox m{local_part_from(ws), domain()};
-		skip_cfws();
-		if (peek() != '>') fail("expected \">\" after address, got " + describe_next());
+		std::optional<Mailbox> m = addr_spec_from(*ws);
+		if (!m || !skip_cfws()) return Failed{};
+		if (peek() != '>') return fail("expected \">\" after address, got " + describe_next());
 		++pos_;
 		return m;
 	}
 
-	Mailbox mailbox() {
-		std::vector<Word> ws = words();
-		skip_cfws();
+	std::optional<Mailbox> mailbox() {
+		std::optional<std::vector<Word>> ws = words();
+		if (!ws || !skip_cfws()) return Failed{};
 		char c = peek();
 		if (c == '<') return angle_addr();  // the words were the display name
 		if (c == '@') {
-			if (ws.empty()) fail("missing localpart");
+			if (ws->empty()) return fail("missing localpart");
 			++pos_;
-			return Mailbox{local_part_from(ws), domain()};
+			return addr_spec_from(*ws);
 		}
-		if (c == ':') fail("group syntax not allowed");
-		if (ws.empty()) fail("unexpected character " + describe_next());
-		fail("address without \"@\"");
+		if (c == ':') return fail("group syntax not allowed");
+		if (ws->empty()) return fail("unexpected character " + describe_next());
+		return fail("address without \"@\"");
 	}
 };
 
@@ -241,13 +261,14 @@ FromResult parse_single_from(const HeaderSection& section) {
 		r.error = "missing or duplicate from header: " + std::to_string(from_fields.size()) + " headers";
 		return r;
 	}
-	std::vector<MailboxListReader::Mailbox> boxes;
-	try {
-		boxes = MailboxListReader(from_fields[0]->unfolded_value()).read_all();
-	} catch (const FromSyntaxError& e) {
-		r.error = "malformed from header: " + e.what;
+	const std::string value = from_fields[0]->unfolded_value();  // the reader keeps a view of it
+	MailboxListReader reader(value);
+	std::optional<std::vector<MailboxListReader::Mailbox>> read = reader.read_all();
+	if (!read) {
+		r.error = "malformed from header: " + reader.error();
 		return r;
 	}
+	std::vector<MailboxListReader::Mailbox>& boxes = *read;
 	if (boxes.size() != 1) {
 		r.error = "from header does not have exactly one address: " + std::to_string(boxes.size()) +
 		    " addresses";
@@ -345,14 +366,13 @@ bool append_element_addresses(const std::string& text, std::vector<std::string>&
 		out.push_back(text);
 		return true;
 	}
-	std::vector<MailboxListReader::Mailbox> boxes;
-	try {
-		boxes = MailboxListReader(text).read_all();
-	} catch (const FromSyntaxError& e) {
-		error = e.what + ": " + text;
+	MailboxListReader reader(text);
+	std::optional<std::vector<MailboxListReader::Mailbox>> boxes = reader.read_all();
+	if (!boxes) {
+		error = reader.error() + ": " + text;
 		return false;
 	}
-	for (const auto& box : boxes) {
+	for (const auto& box : *boxes) {
 		std::optional<smtp::Domain> domain = smtp::parse_domain(box.domain);
 		if (!domain) {
 			error = "bad domain in address: " + box.domain;
