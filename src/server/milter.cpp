@@ -2,12 +2,8 @@
 // call it: EHLO/HELO, MAIL, RCPT and the end of DATA/BDAT.
 #include "server/milter.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,7 +11,8 @@
 #include <fstream>
 
 #include "milter/rewrite.h"
-#include "net/unix_socket.h"
+#include "net/connect.h"
+#include "net/transport.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/suspend.h"
@@ -115,19 +112,21 @@ struct MilterSession::Link {
 	~Link() {
 		io.stop();
 		timer.stop();
-		if (fd >= 0) close(fd);
 	}
 	enum class State { closed, connecting, negotiating, ready, failed };
 	config::Milter cfg;
 	core::IoWatcher io;
 	core::TimerWatcher timer;
-	int fd = -1;
+	// The connection to the milter (doc/design.md "The transport"), while
+	// it is open.
+	std::unique_ptr<net::Transport> transport;
 	State state = State::closed;
 	milter::Conversation conv;
 	std::string out;            // bytes for the milter not yet written
 	bool skip_session = false;  // accepted the connection: never asked again
 	bool skip_message = false;  // accepted this message
 	bool in_stage = false;      // working on the current stage
+	int wanted_io = 0;          // EV_READ/EV_WRITE the link waits for
 	// Message stage: where the body stands.
 	uint64_t body_pos = 0;
 	bool end_sent = false;
@@ -162,9 +161,10 @@ MilterSession::~MilterSession() {
 	close_message();
 	for (auto& l : links_) {
 		// A polite QUIT when the milter is idle; never a wait.
-		if (l->fd >= 0 && l->state == Link::State::ready && l->out.empty()) {
+		if (l->transport && l->state == Link::State::ready && l->out.empty()) {
 			std::string quit = milter::encode_packet(milter::command::quit, {});
-			[[maybe_unused]] ssize_t n = send(l->fd, quit.data(), quit.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+			size_t n = 0;
+			(void)l->transport->write(quit.data(), quit.size(), n);
 		}
 	}
 }
@@ -265,45 +265,14 @@ void MilterSession::next_link() {
 
 // Connects without waiting; OPTNEG goes out once the socket is writable.
 void MilterSession::start_link(Link& l) {
-	int fd = -1;
-	int rc = -1;
-	if (!l.cfg.path.empty()) {
-		auto addr = net::unix_address(l.cfg.path);
-		if (!addr) {
-			link_failed(l, "socket path too long");
-			return;
-		}
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd >= 0) rc = connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr));
-	} else {
-		auto ip = IpAddr::parse(l.cfg.ip);
-		sockaddr_storage ss{};
-		socklen_t len = 0;
-		if (ip && ip->v6) {
-			auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-			a->sin6_family = AF_INET6;
-			a->sin6_port = htons(static_cast<uint16_t>(l.cfg.port));
-			std::memcpy(&a->sin6_addr, ip->bytes.data(), 16);
-			len = sizeof(*a);
-		} else if (ip) {
-			auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-			a->sin_family = AF_INET;
-			a->sin_port = htons(static_cast<uint16_t>(l.cfg.port));
-			std::memcpy(&a->sin_addr, ip->bytes.data(), 4);
-			len = sizeof(*a);
-		}
-		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd >= 0) rc = connect(fd, reinterpret_cast<const sockaddr*>(&ss), len);
-	}
-	if (fd < 0 || (rc != 0 && errno != EINPROGRESS)) {
-		std::string why = std::string("connect: ") + std::strerror(errno);
-		if (fd >= 0) close(fd);
-		link_failed(l, why);
+	net::OutgoingStream out = net::connect_stream(l.cfg.path, l.cfg.ip, l.cfg.port);
+	if (!out.stream) {
+		link_failed(l, out.error);
 		return;
 	}
-	l.fd = fd;
+	l.transport = std::make_unique<net::Transport>(std::move(out.stream));
 	l.state = Link::State::connecting;
-	l.io.set(fd, EV_WRITE);
+	watch(l);
 	arm_timer(l);
 }
 
@@ -418,31 +387,36 @@ void MilterSession::body_chunk_read(size_t link, uint64_t token, const std::stri
 }
 
 void MilterSession::flush(Link& l) {
-	while (!l.out.empty()) {
-		ssize_t n = send(l.fd, l.out.data(), l.out.size(), MSG_NOSIGNAL);
-		if (n > 0) {
-			l.out.erase(0, static_cast<size_t>(n));
-			continue;
+	if (!l.out.empty()) {
+		size_t n = 0;
+		net::IoStatus st = l.transport->write(l.out.data(), l.out.size(), n);
+		l.out.erase(0, n);
+		if (st == net::IoStatus::closed || st == net::IoStatus::error) {
+			link_failed(l, "write: " + l.transport->last_error());
+			return;
 		}
-		if (n < 0 && errno == EINTR) continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-		link_failed(l, std::string("write: ") + std::strerror(errno));
-		return;
 	}
-	// Always readable: an answer, garbage, or the milter hanging up.
-	l.io.set(l.fd, EV_READ | (l.out.empty() ? 0 : EV_WRITE));
+	watch(l);
+}
+
+void MilterSession::watch(Link& l) {
+	if (l.state == Link::State::connecting) {
+		l.wanted_io = EV_WRITE;  // a connect in progress ends with the socket writable
+	} else {
+		// Always readable: an answer, garbage, or the milter hanging up.
+		net::Transport::Interest interest = l.transport->interest(true, !l.out.empty());
+		l.wanted_io = (interest.read ? EV_READ : 0) | (interest.write ? EV_WRITE : 0);
+	}
+	if (l.transport->fd() >= 0) l.io.set(l.transport->fd(), l.wanted_io);
 }
 
 void MilterSession::on_io(size_t i, int revents) {
 	if (i >= links_.size()) return;
 	Link& l = *links_[i];
-	if (l.fd < 0) return;
+	if (!l.transport) return;
 	if (l.state == Link::State::connecting) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-		if (getsockopt(l.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-		if (err != 0) {
-			link_failed(l, std::string("connect: ") + std::strerror(err));
+		if (std::string error = net::connect_result(l.transport->stream()); !error.empty()) {
+			link_failed(l, error);
 			return;
 		}
 		l.state = Link::State::negotiating;
@@ -452,29 +426,30 @@ void MilterSession::on_io(size_t i, int revents) {
 		return;
 	}
 	if (revents & EV_READ) read(l);
-	if (l.fd >= 0 && (revents & EV_WRITE)) {
+	if (l.transport && (revents & EV_WRITE)) {
 		flush(l);
 		if (l.state == Link::State::ready) pump(l);
 	}
 }
 
 void MilterSession::read(Link& l) {
-	char buf[16384];
+	char scratch[16384];
 	for (;;) {
-		ssize_t n = recv(l.fd, buf, sizeof(buf), 0);
-		if (n < 0 && errno == EINTR) continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-		if (n <= 0) {
-			link_failed(
-			    l, n == 0 ? "milter closed the connection" : std::string("read: ") + std::strerror(errno));
+		std::string input;
+		net::IoStatus st = l.transport->read_into(input, scratch, sizeof scratch);
+		if (st == net::IoStatus::want_read || st == net::IoStatus::want_write) return;
+		if (st != net::IoStatus::ok) {
+			link_failed(l,
+			            st == net::IoStatus::closed ? "milter closed the connection"
+			                                        : "read: " + l.transport->last_error());
 			return;
 		}
 		// Any answer (SMFIR_PROGRESS too) gives the milter its time again.
 		arm_timer(l);
-		milter::Step s = l.conv.on_bytes(std::string_view(buf, static_cast<size_t>(n)));
+		milter::Step s = l.conv.on_bytes(input);
 		while (s.outcome != milter::Outcome::pending) {
 			handle(l, s);
-			if (l.fd < 0 || l.state == Link::State::failed) return;
+			if (!l.transport || l.state == Link::State::failed) return;
 			s = l.conv.on_bytes({});
 		}
 	}
@@ -592,8 +567,8 @@ void MilterSession::link_failed(Link& l, const std::string& why) {
 	bool current = is_current(l);
 	l.io.stop();
 	l.timer.stop();
-	if (l.fd >= 0) close(l.fd);
-	l.fd = -1;
+	l.transport.reset();  // closes the connection
+	l.wanted_io = 0;
 	l.out.clear();
 	l.state = Link::State::failed;
 	l.in_stage = false;
