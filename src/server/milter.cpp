@@ -13,6 +13,7 @@
 #include "milter/rewrite.h"
 #include "net/connect.h"
 #include "net/transport.h"
+#include "server/message_file.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/suspend.h"
@@ -692,6 +693,28 @@ bool Connection::milter_check_message(std::function<void(Connection&)> then) {
 	return true;
 }
 
+// Worker side of the milters' header and body changes: the message at
+// `path` rewritten into `rewritten`, which then replaces it. Returns what
+// failed ("" when all went well; `rewritten` is gone then either way).
+static std::string rewrite_message_file(const std::string& path, const std::string& rewritten,
+                                        const std::vector<milter::Modification>& mods, int64_t& size) {
+	std::ifstream in(path, std::ios::binary);
+	std::string message((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+	if (!in && !in.eof()) return "reading the message";
+	std::string out = milter::apply_modifications(message, mods);
+	std::ofstream f(rewritten, std::ios::binary | std::ios::trunc);
+	f.write(out.data(), static_cast<std::streamsize>(out.size()));
+	f.close();
+	std::string error;
+	if (!f)
+		error = "writing the changed message";
+	else if (std::rename(rewritten.c_str(), path.c_str()) != 0)
+		error = std::string("rename: ") + std::strerror(errno);
+	if (!error.empty()) ::unlink(rewritten.c_str());
+	size = static_cast<int64_t>(out.size());
+	return error;
+}
+
 // Quarantine and envelope changes are not applied: the message is stored
 // as usual, and the log says what a milter asked for.
 static void log_unapplied_milter_requests(uint64_t cid, const std::vector<milter::Modification>& modifications) {
@@ -735,47 +758,32 @@ void Connection::milter_message_verdict(MilterVerdict v, const std::function<voi
 		return;
 	}
 	// The header and body changes: the file is rewritten on a worker (reads
-	// and writes of a whole message do not belong on the loop), then
-	// renamed over the received file before anything is stored or signed.
+	// and writes of a whole message do not belong on the loop), and renamed
+	// over the received file there too, before anything is stored or signed.
 	std::string path = data->path;
 	std::string rewritten = path + ".milter";
 	auto mods = std::make_shared<std::vector<milter::Modification>>(std::move(v.modifications));
 	auto error = std::make_shared<std::string>();
 	auto size = std::make_shared<int64_t>(0);
 	auto resumed = std::make_shared<bool>(false);
-	auto cont = suspend([path, rewritten, error, size, resumed, then](Connection& c) {
+	auto cont = suspend([error, size, resumed, then](Connection& c) {
 		*resumed = true;
-		if (error->empty() && std::rename(rewritten.c_str(), path.c_str()) != 0)
-			*error = std::string("rename: ") + std::strerror(errno);
-		// The queue records the size of the file it takes.
-		if (error->empty() && c.data) c.data->rewritten_size = *size;
 		if (!error->empty()) {
-			unlink(rewritten.c_str());
 			log::event(log::Level::error, c.cid, "applying milter changes", {{"error", *error}});
 			c.refuse_message(smtp::error_reply(451, "3.0", "error applying milter changes"));
 			return;
 		}
+		// The queue records the size of the file it takes.
+		if (c.data) c.data->rewritten_size = *size;
 		then(c);
 	});
 	srv.workers().submit(
-	    [path, rewritten, mods, error, size] {
-		    std::ifstream in(path, std::ios::binary);
-		    std::string message((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-		    if (!in && !in.eof()) {
-			    *error = "reading the message";
-			    return;
-		    }
-		    std::string out = milter::apply_modifications(message, *mods);
-		    std::ofstream f(rewritten, std::ios::binary | std::ios::trunc);
-		    f.write(out.data(), static_cast<std::streamsize>(out.size()));
-		    f.close();
-		    if (!f) *error = "writing the changed message";
-		    *size = static_cast<int64_t>(out.size());
-	    },
-	    [cont, resumed, rewritten]() mutable {
+	    [path, rewritten, mods, error, size] { *error = rewrite_message_file(path, rewritten, *mods, *size); },
+	    [cont, resumed, path, pool = &srv.workers(), cid = cid]() mutable {
 		    cont();
-		    // The session is gone: nobody will use the changed copy.
-		    if (!*resumed) unlink(rewritten.c_str());
+		    // The session is gone or timed out: it removed its file,
+		    // maybe before the rename put the changed copy there.
+		    if (!*resumed) remove_file_on_worker(*pool, path, cid);
 	    });
 }
 
