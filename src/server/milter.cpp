@@ -127,7 +127,6 @@ struct MilterSession::Link {
 	bool skip_session = false;  // accepted the connection: never asked again
 	bool skip_message = false;  // accepted this message
 	bool in_stage = false;      // working on the current stage
-	int wanted_io = 0;          // EV_READ/EV_WRITE the link waits for
 	// Message stage: where the body stands.
 	uint64_t body_pos = 0;
 	bool end_sent = false;
@@ -401,14 +400,13 @@ void MilterSession::flush(Link& l) {
 }
 
 void MilterSession::watch(Link& l) {
-	if (l.state == Link::State::connecting) {
-		l.wanted_io = EV_WRITE;  // a connect in progress ends with the socket writable
-	} else {
+	int events = EV_WRITE;  // a connect in progress ends with the socket writable
+	if (l.state != Link::State::connecting) {
 		// Always readable: an answer, garbage, or the milter hanging up.
 		net::Transport::Interest interest = l.transport->interest(true, !l.out.empty());
-		l.wanted_io = (interest.read ? EV_READ : 0) | (interest.write ? EV_WRITE : 0);
+		events = (interest.read ? EV_READ : 0) | (interest.write ? EV_WRITE : 0);
 	}
-	if (l.transport->fd() >= 0) l.io.set(l.transport->fd(), l.wanted_io);
+	l.io.set(l.transport->fd(), events);
 }
 
 void MilterSession::on_io(size_t i, int revents) {
@@ -569,7 +567,6 @@ void MilterSession::link_failed(Link& l, const std::string& why) {
 	l.io.stop();
 	l.timer.stop();
 	l.transport.reset();  // closes the connection
-	l.wanted_io = 0;
 	l.out.clear();
 	l.state = Link::State::failed;
 	l.in_stage = false;
