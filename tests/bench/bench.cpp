@@ -601,14 +601,16 @@ std::vector<std::unique_ptr<SmtpClient>> open_idle_connections(const Options& o,
 	return clients;
 }
 
-// Idle memory, and what each greeted idle connection adds to it. A few
-// connections come and go first: the code that serves a connection (paged
-// out with the rest of start-up's pages, or never touched yet) is then in
-// the idle figure, where it stays, and not spread over the connections.
-MemoryResult measure_memory(const Options& o, const Server& server, int count) {
+// Idle memory, and what each greeted idle connection adds to it. For tern,
+// `warm_up` connections come and go first: the code that serves a
+// connection (unmapped with the rest of start-up's pages, or never touched
+// yet) is then in the idle figure, where it stays, and not spread over the
+// connections. (Postfix gets none: its smtpd processes would stay to serve
+// the measured connections.)
+MemoryResult measure_memory(const Options& o, const Server& server, int count, int warm_up) {
 	MemoryResult m;
 	m.mappings.emplace_back("fresh", pss_by_mapping(server.root));
-	for (auto& c : open_idle_connections(o, server, 10)) c->cmd("QUIT");
+	for (auto& c : open_idle_connections(o, server, warm_up)) c->cmd("QUIT");
 	usleep(500 * 1000);
 	m.mappings.emplace_back("idle", pss_by_mapping(server.root));
 	m.rss_kb = server.rss_kb();
@@ -644,7 +646,7 @@ void print_pss_by_mapping(const std::vector<std::pair<std::string, MappingPss>>&
 // where the memory is; then, for comparison, the idle server after a
 // second of mail (the code, threads and heap of the mail path in place).
 void report_memory_only(const Options& o, const Server& server) {
-	MemoryResult m = measure_memory(o, server, o.idle_connections);
+	MemoryResult m = measure_memory(o, server, o.idle_connections, 10);
 	std::printf("idle RSS kB %ld, idle PSS kB %ld; %d idle connections: %.0f bytes of PSS per connection\n",
 	            m.rss_kb, m.pss_kb, m.connections, m.pss_per_connection_kb * 1024.0);
 	Options warm = o;
@@ -795,9 +797,9 @@ int main(int argc, char** argv) {
 		report_memory_only(o, tern);
 		return 0;
 	}
-	MemoryResult tern_mem = measure_memory(o, tern, o.idle_connections);
+	MemoryResult tern_mem = measure_memory(o, tern, o.idle_connections, 10);
 	std::optional<MemoryResult> pf_mem;
-	if (pf) pf_mem = measure_memory(o, *pf, std::min(o.idle_connections, 50));
+	if (pf) pf_mem = measure_memory(o, *pf, std::min(o.idle_connections, 50), 0);
 
 	// The disk, on the file system the servers write to.
 	std::string disk_dir = make_temp_dir("tern-bench-disk-");
