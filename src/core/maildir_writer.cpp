@@ -1,5 +1,6 @@
 #include "core/maildir_writer.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <map>
@@ -27,17 +28,28 @@ void MaildirWriter::deliver_noting_copies(std::string body_path, std::vector<sto
 		    // tmp/ file, fsync, rename into new/ (or cur/); the directory
 		    // fsyncs are shared with other messages in start_dir_sync.
 		    store::MaildirBatch batch(msg->hostname, true);
-		    batch.stage(msg->body_path, msg->copies);
+		    // A spool file is opened for writing too: emptied below, the same
+		    // descriptor goes back to the pool for the next message.
+		    UniqueFd body;
+		    if (from_spool) body.reset(::open(msg->body_path.c_str(), O_RDWR | O_CLOEXEC));
+		    if (body)
+			    batch.stage(body.get(), msg->body_path, msg->copies);
+		    else
+			    batch.stage(msg->body_path, msg->copies);
 		    msg->error = batch.commit_files(msg->dirs_to_sync)[0];
 		    if (msg->error.empty()) msg->copies = batch.delivered(0);  // with final_path
 		    msg->prepared_folders = batch.prepared_folders();
 		    // The copies hold the bytes now (or failed): the spool file is
-		    // emptied here, off the loop, for the next message.
-		    msg->body_reusable = from_spool && ::truncate(msg->body_path.c_str(), 0) == 0;
-		    if (!msg->body_reusable) ::unlink(msg->body_path.c_str());
+		    // emptied here, off the loop, for the next message. Only
+		    // positional reads used the descriptor: its offset is still 0.
+		    msg->body_reusable = body && ::ftruncate(body.get(), 0) == 0;
+		    if (msg->body_reusable)
+			    msg->body_fd = std::move(body);
+		    else
+			    ::unlink(msg->body_path.c_str());
 	    },
 	    [this, msg] {
-		    if (msg->body_reusable) spool_->release(msg->body_path);
+		    if (msg->body_reusable) spool_->release(msg->body_path, std::move(msg->body_fd));
 		    written(msg);
 	    });
 }

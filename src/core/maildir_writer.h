@@ -66,6 +66,7 @@ private:
 		std::string error;
 		std::set<std::string> dirs_to_sync;         // touched by its renames and mkdirs
 		bool body_reusable = false;                 // a truncated spool file
+		UniqueFd body_fd;                           // its descriptor, given back with it
 		std::vector<std::string> prepared_folders;  // durable once its directories are synced
 	};
 	void written(const std::shared_ptr<Message>& msg);

@@ -20,8 +20,13 @@ UniqueFd SpoolPool::acquire(std::string& path) {
 
 UniqueFd SpoolPool::take_spare(std::string& path) {
 	while (!spare_.empty()) {
-		path = std::move(spare_.back());
+		Spare spare = std::move(spare_.back());
 		spare_.pop_back();
+		path = std::move(spare.path);
+		if (spare.fd) {
+			--open_spare_;
+			return std::move(spare.fd);
+		}
 		// No O_CREAT: a spare that disappeared (removed by hand) is skipped.
 		UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
 		if (!fd) continue;
@@ -52,28 +57,33 @@ void SpoolPool::top_up() {
 	if (!filler_ || filling_ || spare_.size() >= low_water) return;
 	filling_ = true;
 	// Named here: the counter belongs to the loop thread.
-	auto names = std::make_shared<std::vector<std::string>>();
-	for (size_t i = 0; i < fill_batch; ++i) names->push_back(next_name());
+	auto files = std::make_shared<std::vector<Spare>>();
+	for (size_t i = 0; i < fill_batch; ++i) files->push_back(Spare{next_name(), UniqueFd{}});
 	filler_->submit(
-	    [names] {
-		    std::vector<std::string> created;
-		    for (const std::string& name : *names) {
-			    UniqueFd fd(::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-			    if (fd) created.push_back(name);  // else the loop creates its own when none is spare
+	    [files] {
+		    std::vector<Spare> created;
+		    for (Spare& file : *files) {
+			    // Kept open: the loop writes it without opening it. One that
+			    // fails is left out; the loop creates its own when none is spare.
+			    file.fd.reset(::open(file.path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+			    if (file.fd) created.push_back(std::move(file));
 		    }
-		    names->swap(created);
+		    files->swap(created);
 	    },
-	    [this, names] {
+	    [this, files] {
 		    filling_ = false;
-		    for (const std::string& name : *names) release(name);
+		    for (Spare& file : *files) release(file.path, std::move(file.fd));
 	    });
 }
 
-void SpoolPool::release(const std::string& path) {
-	if (spare_.size() < max_spare)
-		spare_.push_back(path);
-	else
+void SpoolPool::release(const std::string& path, UniqueFd fd) {
+	if (spare_.size() >= max_spare) {
 		::unlink(path.c_str());
+		return;
+	}
+	if (fd && open_spare_ >= max_open_spare) fd.reset();
+	if (fd) ++open_spare_;
+	spare_.push_back(Spare{path, std::move(fd)});
 }
 
 }  // namespace tern::core

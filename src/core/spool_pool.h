@@ -16,6 +16,11 @@
 // loop only opens existing ones. It still creates one itself when none is
 // ready (a burst of new sessions).
 //
+// A spare file given back open (by the filler that created it, or by the
+// disk thread that emptied it with ftruncate) stays open here, so handing
+// it out costs the loop no open(2) and no fstat(2); a bounded number of
+// them, so that idle spares do not hold many descriptors.
+//
 // acquire() and release() run on the loop thread only; is_spool() is pure.
 #pragma once
 #include <cstdint>
@@ -34,6 +39,8 @@ public:
 	// Fewer spare files than this start a top-up of fill_batch on the filler.
 	static constexpr size_t low_water = 8;
 	static constexpr size_t fill_batch = 16;
+	// Spare files kept open at most; others are opened when handed out.
+	static constexpr size_t max_open_spare = 64;
 
 	// The filler's completions call back into this object: it must outlive
 	// the filler's running loop (declared after it, destroyed before it).
@@ -42,19 +49,25 @@ public:
 	SpoolPool(const SpoolPool&) = delete;
 	SpoolPool& operator=(const SpoolPool&) = delete;
 
-	// An empty spool file open for writing (O_WRONLY): a spare one when there
-	// is one, else a new one. Returns the fd and sets path; an empty UniqueFd
-	// with errno set when no file could be opened or created.
+	// An empty spool file open for writing at offset 0: a spare one when
+	// there is one, else a new one. Returns the fd and sets path; an empty
+	// UniqueFd with errno set when no file could be opened or created.
 	UniqueFd acquire(std::string& path);
-	// Takes back a spool file that is empty (truncated by the caller); it
-	// must be closed and no reader may still use it.
-	void release(const std::string& path);
+	// Takes back a spool file no reader uses any more. With `fd` the caller
+	// vouches that the file is empty and fd is open for writing at offset 0
+	// (it is handed out as it is); without, the file is checked when it is
+	// handed out.
+	void release(const std::string& path, UniqueFd fd = {});
 	// Whether path names one of this pool's files (safe on any thread).
 	bool is_spool(const std::string& path) const { return path.rfind(prefix_, 0) == 0; }
 
 	size_t spare() const { return spare_.size(); }
 
 private:
+	struct Spare {
+		std::string path;
+		UniqueFd fd;  // open and empty, or none
+	};
 	UniqueFd take_spare(std::string& path);
 	UniqueFd create(std::string& path);
 	std::string next_name();
@@ -64,7 +77,8 @@ private:
 	std::string prefix_;
 	WorkerPool* filler_;
 	bool filling_ = false;
-	std::vector<std::string> spare_;
+	std::vector<Spare> spare_;
+	size_t open_spare_ = 0;
 	uint64_t next_ = 0;
 };
 

@@ -27,7 +27,10 @@ IoWatcher::IoWatcher(struct ev_loop* loop, Callback cb) : loop_(loop), cb_(std::
 }
 
 void IoWatcher::set(int fd, int events) {
-	if (active_ && events == events_ && w_.fd == fd) return;
+	if (active_ && events == events_ && w_.fd == fd) {
+		paused_ = false;
+		return;
+	}
 	stop();
 	events_ = events;
 	if (events == 0 || fd < 0) return;
@@ -37,13 +40,21 @@ void IoWatcher::set(int fd, int events) {
 }
 
 void IoWatcher::stop() {
+	paused_ = false;
 	if (!active_) return;
 	ev_io_stop(loop_, &w_);
 	active_ = false;
 }
 
 void IoWatcher::trampoline(struct ev_loop*, ev_io* w, int revents) {
-	guarded([&] { static_cast<IoWatcher*>(w->data)->cb_(revents); });
+	auto* self = static_cast<IoWatcher*>(w->data);
+	if (self->paused_) {
+		// Ready while nobody wants its events: level-triggered, it would
+		// wake the loop again and again; stopped now, restarted by set().
+		self->stop();
+		return;
+	}
+	guarded([&] { self->cb_(revents); });
 }
 
 TimerWatcher::TimerWatcher(struct ev_loop* loop, Callback cb) : loop_(loop), cb_(std::move(cb)) {

@@ -20,8 +20,15 @@ public:
 	// Sets fd and the EV_READ/EV_WRITE mask; restarts the watcher if the mask
 	// changed. A mask of 0 stops it.
 	void set(int fd, int events);
+	// Delivers no events until the next set(), without telling the kernel:
+	// libev stops and restarts a watcher with an epoll_ctl each time, so a
+	// connection that waits on a job (no input wanted for a moment) and
+	// then wants the same events again costs no system call. Should the fd
+	// become ready while paused, the watcher stops for real then. The fd
+	// must stay open until the next set() or stop().
+	void pause() { paused_ = active_; }
 	void stop();
-	int events() const { return active_ ? events_ : 0; }
+	int events() const { return active_ && !paused_ ? events_ : 0; }
 
 private:
 	static void trampoline(struct ev_loop*, ev_io* w, int revents);
@@ -30,6 +37,7 @@ private:
 	Callback cb_;
 	int events_ = 0;
 	bool active_ = false;
+	bool paused_ = false;
 };
 
 class TimerWatcher {

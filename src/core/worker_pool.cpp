@@ -24,6 +24,7 @@ unsigned default_thread_count() {
 }  // namespace
 
 WorkerPool::WorkerPool(struct ev_loop* loop, unsigned threads, const char* name) : loop_(loop), async_(new ev_async) {
+	sem_init(&queued_, 0, 0);
 	ev_async_init(async_, &WorkerPool::on_async);
 	async_->data = this;
 	ev_async_start(loop_, async_);
@@ -40,14 +41,12 @@ WorkerPool::WorkerPool(struct ev_loop* loop, unsigned threads, const char* name)
 }
 
 WorkerPool::~WorkerPool() {
-	{
-		std::lock_guard lock(mu_);
-		stopping_ = true;
-	}
-	cv_.notify_all();
-	// Workers finish the queued jobs before they see stopping_ with an empty
-	// queue; their completions are dropped with the pool.
+	// A token each, after those of the queued jobs: a worker that finds the
+	// queue empty stops, so the queued jobs are finished first; their
+	// completions are dropped with the pool.
+	for (size_t i = 0; i < threads_.size(); ++i) sem_post(&queued_);
 	for (std::thread& t : threads_) t.join();
+	sem_destroy(&queued_);
 	// Undo the ev_unref of the constructor before stopping, as libev requires.
 	ev_ref(loop_);
 	ev_async_stop(loop_, async_);
@@ -63,7 +62,8 @@ void WorkerPool::submit(std::function<void()> work, std::function<void()> done, 
 			jobs_.push_back(Job{std::move(work), std::move(done)});
 		++pending_;
 	}
-	cv_.notify_one();
+	// A system call only when a worker sleeps for want of jobs.
+	sem_post(&queued_);
 }
 
 size_t WorkerPool::pending() const {
@@ -82,10 +82,13 @@ void WorkerPool::drain() {
 void WorkerPool::run_worker() {
 	for (;;) {
 		Job job;
+		// EINTR (a signal handler ran on this thread) is its only failure.
+		while (sem_wait(&queued_) != 0) continue;
 		{
-			std::unique_lock lock(mu_);
-			cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-			if (jobs_.empty()) return;  // stopping_ and nothing left to do
+			std::lock_guard lock(mu_);
+			// Every job came with its token, so an empty queue means a
+			// shutdown token: nothing is left to do.
+			if (jobs_.empty()) return;
 			job = std::move(jobs_.front());
 			jobs_.pop_front();
 		}

@@ -4,7 +4,8 @@
 // runs later on the loop thread, delivered through one ev_async. Completions
 // of many jobs are drained in one loop iteration.
 #pragma once
-#include <condition_variable>
+#include <semaphore.h>
+
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -53,12 +54,17 @@ private:
 	struct ev_loop* loop_;
 	ev_async* async_;
 	mutable std::mutex mu_;
-	std::condition_variable cv_;
+	// One token per queued job (and one per thread at shutdown). A worker
+	// sleeps on it, not on a condition variable: waking from
+	// pthread_cond_wait takes the mutex as contended, so the next unlock
+	// costs a futex system call per job even when nobody waits. A POSIX
+	// semaphore posts with a system call only when a worker sleeps, and
+	// waits without spinning (std::counting_semaphore spins on sched_yield).
+	sem_t queued_;
 	std::deque<Job> jobs_;
 	std::vector<Job> completed_;
 	std::vector<std::thread> threads_;
 	size_t pending_ = 0;
-	bool stopping_ = false;
 };
 
 }  // namespace tern::core

@@ -1,8 +1,9 @@
 #include "server/inbound.h"
 
 #include <mbedtls/sha256.h>
+#include <unistd.h>
 
-#include <fstream>
+#include <cerrno>
 #include <map>
 #include <tuple>
 
@@ -12,9 +13,39 @@
 
 namespace tern::server {
 
+namespace {
+
+// The message's SHA-256 and size (for the history), read with positional
+// reads from the descriptor; a file that cannot be read counts as what
+// could be read of it (nothing when it did not open).
+void hash_message_file(const MessageFile& file, InboundAnalysis& an) {
+	mbedtls_sha256_context ctx;
+	mbedtls_sha256_init(&ctx);
+	mbedtls_sha256_starts_ret(&ctx, 0);
+	char buf[64 * 1024];
+	int64_t size = 0;
+	for (;;) {
+		ssize_t n = pread(file.fd, buf, sizeof buf, static_cast<off_t>(size));
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) break;
+		mbedtls_sha256_update_ret(&ctx, reinterpret_cast<const unsigned char*>(buf), static_cast<size_t>(n));
+		size += n;
+	}
+	unsigned char digest[32];
+	mbedtls_sha256_finish_ret(&ctx, digest);
+	mbedtls_sha256_free(&ctx);
+	an.sha256 = hex_lower(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+	an.size = size;
+}
+
+}  // namespace
+
 void read_inbound_message(InboundAnalysis& an) {
 	MessageFile file(an.path);
 	if (!file.ok()) return;
+	// Hashed while the file is open (hash_inbound_message then has nothing
+	// left to do): one open per message on the workers, not two.
+	hash_message_file(file, an);
 	auto header = file.read_header();
 	if (!header) return;
 	auto section = message::parse_header_section(*header);
@@ -48,22 +79,8 @@ void read_inbound_message(InboundAnalysis& an) {
 }
 
 void hash_inbound_message(InboundAnalysis& an) {
-	std::ifstream in(an.path, std::ios::binary);
-	mbedtls_sha256_context ctx;
-	mbedtls_sha256_init(&ctx);
-	mbedtls_sha256_starts_ret(&ctx, 0);
-	char buf[64 * 1024];
-	int64_t size = 0;
-	while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-		mbedtls_sha256_update_ret(&ctx, reinterpret_cast<const unsigned char*>(buf),
-		                          static_cast<size_t>(in.gcount()));
-		size += in.gcount();
-	}
-	unsigned char digest[32];
-	mbedtls_sha256_finish_ret(&ctx, digest);
-	mbedtls_sha256_free(&ctx);
-	an.sha256 = hex_lower(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
-	an.size = size;
+	if (!an.sha256.empty()) return;  // done by read_inbound_message
+	hash_message_file(MessageFile(an.path), an);
 }
 
 void finish_dkim(InboundAnalysis& an) {

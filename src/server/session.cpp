@@ -280,7 +280,9 @@ void Connection::update_watchers() {
 	net::Transport::Interest interest = transport.interest(want_read, have_output);
 	wanted_io = (interest.read ? EV_READ : 0) | (interest.write ? EV_WRITE : 0);
 	// A scripted stream has no fd: its driver reads wanted_io and pumps on_io.
-	if (transport.fd() >= 0) io.set(transport.fd(), wanted_io);
+	// Nothing wanted for now (a job runs): paused rather than stopped, so
+	// that wanting the same again after it costs no system call.
+	if (transport.fd() >= 0) wanted_io == 0 ? io.pause() : io.set(transport.fd(), wanted_io);
 }
 void Connection::arm_deadline() {
 	// A whole-command deadline, not per read: a client that trickles a byte

@@ -15,7 +15,36 @@
 //    what we store then does not matter and is normalized the same way.
 #include "smtp/data_decoder.h"
 
+#include <cstring>
+
 namespace tern::smtp {
+
+namespace {
+
+// Whether any byte of [p, p + len) has its high bit set (8-bit content),
+// eight bytes at a time.
+bool has_high_bit(const char* p, size_t len) {
+	constexpr uint64_t high_bits = 0x8080808080808080ULL;
+	uint64_t any = 0;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t word;
+		std::memcpy(&word, p + i, 8);
+		any |= word;
+	}
+	for (; i < len; ++i) any |= static_cast<unsigned char>(p[i]);
+	return (any & high_bits) != 0;
+}
+
+// The length of the run of ordinary bytes (neither CR nor LF) at p.
+size_t ordinary_run(const char* p, size_t len) {
+	const void* cr = std::memchr(p, '\r', len);
+	size_t run = cr ? static_cast<size_t>(static_cast<const char*>(cr) - p) : len;
+	const void* lf = std::memchr(p, '\n', run);
+	return lf ? static_cast<size_t>(static_cast<const char*>(lf) - p) : run;
+}
+
+}  // namespace
 
 DataDecoder::DataDecoder(BareNewlines mode, Framing framing) : mode_(mode), framing_(framing) {}
 
@@ -35,6 +64,34 @@ void DataDecoder::emit_bytes(std::string_view bytes, std::string& out) {
 	size_ += bytes.size();
 }
 
+// The common case, whole lines at a time: from a line start, every complete
+// line that ends in CRLF, holds no other CR or LF and (dot-stuffed) does not
+// start with a dot decodes to itself, so the run of such lines is copied in
+// one piece, found with memchr rather than byte by byte. Anything else is
+// left to the state machine. Returns the end of the copied run.
+size_t DataDecoder::copy_plain_lines(std::string_view in, size_t start, std::string& out) {
+	const char* base = in.data();
+	const size_t n = in.size();
+	size_t pos = start;
+	while (pos < n) {
+		if (framing_ == Framing::dot_stuffed && base[pos] == '.') break;
+		const void* lf = std::memchr(base + pos, '\n', n - pos);
+		if (!lf) break;
+		size_t end = static_cast<size_t>(static_cast<const char*>(lf) - base);  // the line's LF
+		if (end == pos || base[end - 1] != '\r') break;                         // a bare LF
+		if (std::memchr(base + pos, '\r', end - 1 - pos)) break;                // a bare CR
+		// An empty line right after a line end: the header/body separator.
+		if (end - 1 == pos) header_separator_ = true;
+		pos = end + 1;
+	}
+	if (pos == start) return start;
+	if (!eight_bit_ && has_high_bit(base + start, pos - start)) eight_bit_ = true;
+	out.append(base + start, pos - start);
+	size_ += pos - start;
+	output_line_empty_ = true;
+	return pos;
+}
+
 size_t DataDecoder::feed(std::string_view in, std::string& out) {
 	size_t i = 0;
 	const size_t n = in.size();
@@ -44,7 +101,9 @@ size_t DataDecoder::feed(std::string_view in, std::string& out) {
 		const char c = in[i];
 		switch (state_) {
 		case State::line_start:
-			if (c == '.' && framing_ == Framing::dot_stuffed) {
+			if (size_t end = copy_plain_lines(in, i, out); end != i) {
+				i = end;  // still at a line start
+			} else if (c == '.' && framing_ == Framing::dot_stuffed) {
 				state_ = State::line_start_dot;
 				++i;
 			} else {
@@ -97,15 +156,10 @@ size_t DataDecoder::feed(std::string_view in, std::string& out) {
 				++i;
 			} else {
 				// Fast path: copy the run of ordinary bytes up to the next CR/LF.
-				size_t end = i;
-				bool high = false;
-				while (end < n && in[end] != '\r' && in[end] != '\n') {
-					if (static_cast<unsigned char>(in[end]) >= 0x80) high = true;
-					++end;
-				}
-				if (high) eight_bit_ = true;
-				emit_bytes(in.substr(i, end - i), out);
-				i = end;
+				size_t run = ordinary_run(in.data() + i, n - i);
+				if (!eight_bit_ && has_high_bit(in.data() + i, run)) eight_bit_ = true;
+				emit_bytes(in.substr(i, run), out);
+				i += run;
 			}
 			break;
 		}

@@ -55,6 +55,7 @@ private:
 		in_line_cr,         // inside a line, a CR is pending
 	};
 
+	size_t copy_plain_lines(std::string_view in, size_t start, std::string& out);
 	void emit_crlf(std::string& out);
 	void emit_bytes(std::string_view bytes, std::string& out);
 

@@ -11,6 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <cstring>
@@ -162,11 +163,16 @@ void write_all(int fd, const char* data, size_t len, const std::string& path) {
 // where it cannot (another file system on an old kernel, or a file system
 // without it) a fixed buffer streams them, so a large message never sits in
 // memory. Explicit offsets keep the body's file offset, shared by all
-// copies, untouched. Returns the bytes copied.
-uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const std::string& out_path, uint64_t start) {
+// copies, untouched. `size` bytes are copied (what fstat said, so no call
+// is spent finding the end); returns the bytes copied, fewer when the file
+// ended sooner.
+uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const std::string& out_path, uint64_t start,
+                   uint64_t size) {
 	loff_t in_offset = static_cast<loff_t>(start);
-	for (;;) {
-		ssize_t n = ::copy_file_range(body_fd, &in_offset, out_fd, nullptr, 1 << 30, 0);
+	const loff_t end = static_cast<loff_t>(start + size);
+	while (in_offset < end) {
+		size_t want = static_cast<size_t>(std::min<loff_t>(end - in_offset, 1 << 30));
+		ssize_t n = ::copy_file_range(body_fd, &in_offset, out_fd, nullptr, want, 0);
 		if (n == 0) return static_cast<uint64_t>(in_offset) - start;
 		if (n > 0) continue;
 		if (errno == EINTR) continue;
@@ -175,10 +181,12 @@ uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const 
 		// Not supported here: what was copied stays, the rest goes through user space.
 		break;
 	}
+	if (in_offset >= end) return size;
 	std::string buffer(copy_buffer_size, '\0');
 	uint64_t offset = static_cast<uint64_t>(in_offset);
-	for (;;) {
-		ssize_t n = ::pread(body_fd, buffer.data(), buffer.size(), static_cast<off_t>(offset));
+	while (offset < start + size) {
+		size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), start + size - offset));
+		ssize_t n = ::pread(body_fd, buffer.data(), want, static_cast<off_t>(offset));
 		if (n < 0) {
 			if (errno == EINTR) continue;
 			throw system_error("read", body_path, errno);
@@ -187,6 +195,7 @@ uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const 
 		write_all(out_fd, buffer.data(), static_cast<size_t>(n), out_path);
 		offset += static_cast<uint64_t>(n);
 	}
+	return size;
 }
 
 // The process-wide set behind remember_durable_folders. A folder removed
@@ -304,13 +313,24 @@ MaildirBatch::~MaildirBatch() {
 }
 
 size_t MaildirBatch::stage(const std::string& body_path, const std::vector<MaildirCopy>& copies, uint64_t body_offset) {
+	FileDescriptor body(::open(body_path.c_str(), O_RDONLY | O_CLOEXEC));
+	int open_errno = errno;
+	return stage_opened(body.get(), open_errno, body_path, copies, body_offset);
+}
+
+size_t MaildirBatch::stage(int body_fd, const std::string& body_path, const std::vector<MaildirCopy>& copies,
+                           uint64_t body_offset) {
+	return stage_opened(body_fd, EBADF, body_path, copies, body_offset);
+}
+
+size_t MaildirBatch::stage_opened(int body_fd, int open_errno, const std::string& body_path,
+                                  const std::vector<MaildirCopy>& copies, uint64_t body_offset) {
 	auto msg = std::make_unique<Message>();
 	msg->copies = copies;
 	try {
-		FileDescriptor body(::open(body_path.c_str(), O_RDONLY | O_CLOEXEC));
-		if (body.get() < 0) throw system_error("open", body_path, errno);
+		if (body_fd < 0) throw system_error("open", body_path, open_errno);
 		struct stat body_stat;
-		if (::fstat(body.get(), &body_stat) != 0) throw system_error("stat", body_path, errno);
+		if (::fstat(body_fd, &body_stat) != 0) throw system_error("stat", body_path, errno);
 		if (static_cast<uint64_t>(body_stat.st_size) < body_offset)
 			throw std::runtime_error("body file shorter than its header: " + body_path);
 		const uint64_t body_size = static_cast<uint64_t>(body_stat.st_size) - body_offset;
@@ -340,8 +360,8 @@ size_t MaildirBatch::stage(const std::string& body_path, const std::vector<Maild
 			msg->staged.push_back(s);
 			msg->fds.push_back(fd);
 			write_all(fd, copy.prefix.data(), copy.prefix.size(), s.tmp_path);
-			uint64_t copied = copy_body(body.get(), body_path, fd, s.tmp_path, body_offset);
-			// The name already carries S=; a body that changed under us
+			uint64_t copied = copy_body(body_fd, body_path, fd, s.tmp_path, body_offset, body_size);
+			// The name already carries S=; a body that shrank under us
 			// would make it lie.
 			if (copied != body_size)
 				throw std::runtime_error("body file changed size during delivery: " + body_path);

@@ -60,6 +60,10 @@ public:
 	// Stages one message (its copies); returns its index. A failure is
 	// recorded for that message only.
 	size_t stage(const std::string& body_path, const std::vector<MaildirCopy>& copies, uint64_t body_offset = 0);
+	// The same from a body the caller has open (and keeps: only positional
+	// reads, its file offset does not move); body_path is for errors.
+	size_t stage(int body_fd, const std::string& body_path, const std::vector<MaildirCopy>& copies,
+	             uint64_t body_offset = 0);
 	// The message's copies with final_path filled in.
 	std::vector<MaildirCopy> delivered(size_t index) const;
 
@@ -74,6 +78,8 @@ public:
 	const std::vector<std::string>& prepared_folders() const { return new_folders_; }
 
 private:
+	size_t stage_opened(int body_fd, int open_errno, const std::string& body_path,
+	                    const std::vector<MaildirCopy>& copies, uint64_t body_offset);
 	void prepare(const std::string& folder, bool is_root);
 	struct Message;
 	std::string host_;

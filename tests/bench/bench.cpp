@@ -49,6 +49,7 @@
 
 #include "helpers/daemon.h"
 #include "helpers/smtp_client.h"
+#include "syscall_trace.h"
 
 using namespace tern::testing;
 using Clock = std::chrono::steady_clock;
@@ -62,6 +63,7 @@ struct Options {
 	bool postfix = true;
 	int history = 100000;      // records for the large-history run; 0 skips it
 	bool memory_only = false;  // the idle figures and where the memory is, no load runs
+	bool syscalls = false;     // count ternd's system calls per message instead (syscall_trace.h)
 	std::string mail_from = "bench@sender.example";
 	std::string rcpt_to = "alice@test.example";
 	std::string helo = "client.sender.example";
@@ -70,7 +72,7 @@ struct Options {
 [[noreturn]] void usage() {
 	std::fprintf(stderr,
 	             "usage: tern-bench [--time SECONDS] [--reps N] [--idle-conns N] [--history N] [--no-postfix]\n"
-	             "                  [--memory-only]\n");
+	             "                  [--memory-only] [--syscalls]\n");
 	std::exit(2);
 }
 
@@ -90,6 +92,8 @@ Options parse_options(int argc, char** argv) {
 			o.idle_connections = value();
 		else if (arg == "--no-postfix")
 			o.postfix = false;
+		else if (arg == "--syscalls")
+			o.syscalls = true;
 		else if (arg == "--memory-only") {
 			o.memory_only = true;
 			o.postfix = false;
@@ -148,8 +152,9 @@ std::vector<pid_t> children_of(pid_t parent) {
 }
 
 // utime + stime (+ cutime + cstime when with_children) in clock ticks, of
-// a process (/proc/PID/stat) or one of its threads (/proc/PID/task/TID/stat).
-long long cpu_ticks(const std::string& stat_path, bool with_children) {
+// a process (/proc/PID/stat) or one of its threads (/proc/PID/task/TID/stat);
+// stime alone with kernel_only.
+long long cpu_ticks(const std::string& stat_path, bool with_children, bool kernel_only = false) {
 	std::ifstream in(stat_path);
 	std::string line;
 	if (!std::getline(in, line)) return 0;
@@ -161,6 +166,7 @@ long long cpu_ticks(const std::string& stat_path, bool with_children) {
 	for (int i = 3; i <= 13; i++) rest >> field;
 	long long utime = 0, stime = 0, cutime = 0, cstime = 0;
 	rest >> utime >> stime >> cutime >> cstime;
+	if (kernel_only) return stime;
 	return utime + stime + (with_children ? cutime + cstime : 0);
 }
 
@@ -169,7 +175,8 @@ long long cpu_ticks(pid_t pid, bool with_children) {
 }
 
 // CPU ticks of a process's threads, summed by thread name (ternd names its
-// pools "tern-worker" and "tern-disk"; the loop thread is "ternd").
+// pools "tern-worker" and "tern-disk"; the loop thread is "ternd"), and the
+// kernel's part of them under "NAME kernel".
 std::map<std::string, long long> thread_ticks(pid_t pid) {
 	std::map<std::string, long long> out;
 	std::string task = "/proc/" + std::to_string(pid) + "/task";
@@ -181,6 +188,7 @@ std::map<std::string, long long> thread_ticks(pid_t pid) {
 		std::string name = read_file(dir + "/comm");
 		if (!name.empty() && name.back() == '\n') name.pop_back();
 		out[name] += cpu_ticks(dir + "/stat", false);
+		out[name + " kernel"] += cpu_ticks(dir + "/stat", false, true);
 	}
 	closedir(d);
 	return out;
@@ -425,7 +433,8 @@ struct RunResult1 {
 	double per_second = 0, cpu_us_per_msg = 0, p50_ms = 0, p99_ms = 0;
 	uint64_t delivered = 0, failed = 0;
 	std::string first_error;
-	std::string per_thread;  // CPU us per message by thread name, for a server with threads
+	std::string per_thread;               // CPU us per message by thread name, for a server with threads
+	tern::bench::SyscallCounts syscalls;  // with a trace: what the server's threads called
 };
 
 // The message without its final dot: headers, then filler lines to size.
@@ -487,7 +496,8 @@ void client_loop(const Options& o, const Scenario& sc, int port, int index, Cloc
 	if (client.connected()) client.cmd("QUIT");
 }
 
-RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server) {
+RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server,
+                    tern::bench::SyscallTrace* trace = nullptr) {
 	set_aside(server.maildir_new, server.trash);
 	double cpu_before = server.cpu_seconds();
 	auto threads_before = thread_ticks(server.root);
@@ -501,6 +511,8 @@ RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server) 
 	for (auto& t : threads) t.join();
 
 	RunResult1 r;
+	// Every message that got its 250 is on disk: its calls are all counted.
+	if (trace) r.syscalls = trace->stop();
 	std::vector<double> all;
 	uint64_t accepted = 0;
 	for (auto& s : stats) {
@@ -529,7 +541,11 @@ RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server) 
 		for (const auto& [name, ticks] : threads_after) {
 			double us = double(ticks - threads_before[name]) * 1e6 / double(sysconf(_SC_CLK_TCK)) /
 			    double(files);
-			r.per_thread += (r.per_thread.empty() ? "" : ", ") + name + " " + std::to_string(long(us));
+			bool kernel = name.ends_with(" kernel");
+			r.per_thread += std::string(kernel                     ? " ("
+			                                : r.per_thread.empty() ? ""
+			                                                       : ", ") +
+			    (kernel ? "kernel " : name + " ") + std::to_string(long(us)) + (kernel ? ")" : "");
 		}
 	r.delivered = files;
 	r.per_second = elapsed > 0 ? double(files) / elapsed : 0;
@@ -714,6 +730,22 @@ void row(const std::string& figure, double tern, const std::optional<double>& po
 	            postfix && show_ratio ? ratio(tern, *postfix).c_str() : "");
 }
 
+// `--syscalls`: ternd's system calls per delivered message by thread, in
+// three of the loads (each traced from its start to its last reply).
+void print_syscalls(const Options& o, const Server& tern) {
+	for (size_t s : {size_t(0), size_t(2), size_t(3)}) {
+		tern::bench::SyscallTrace trace;
+		if (std::string why = trace.start(tern.root); !why.empty()) {
+			std::printf("  syscalls not counted: %s\n", why.c_str());
+			return;
+		}
+		RunResult1 r = run_load(o, scenarios[s], tern, &trace);
+		std::printf("\n%s: %llu messages delivered under strace\n%s", scenarios[s].label,
+		            static_cast<unsigned long long>(r.delivered),
+		            tern::bench::format_per_message(r.syscalls, r.delivered).c_str());
+	}
+}
+
 std::string load_average() {
 	std::string s = read_file("/proc/loadavg");
 	return s.substr(0, s.find(' ', s.find(' ', s.find(' ') + 1) + 1));
@@ -788,6 +820,14 @@ int main(int argc, char** argv) {
 		            postfix->version().c_str(), pf_dir.c_str(), pf->port);
 	else
 		std::printf("  Postfix: not compared: %s\n", pf_note.c_str());
+
+	if (o.syscalls) {
+		print_syscalls(o, tern);
+		daemon.stop();
+		remove_tree(pf_dir);
+		remove_tree(trash);
+		return 0;
+	}
 
 	// Idle memory first, while both are fresh: ternd gives start-up pages
 	// back one second after start, and its periodic database check (every

@@ -140,6 +140,23 @@ TEST_CASE("spool_pool: a released file is handed out again, empty; a file left w
 	CHECK(std::filesystem::file_size(third) == 0);
 }
 
+TEST_CASE("spool_pool: a file given back with its descriptor is handed out on that descriptor") {
+	TempDir tmp;
+	tern::core::SpoolPool pool(tmp.path);
+	std::string first;
+	tern::UniqueFd fd = pool.acquire(first);
+	REQUIRE(fd.valid());
+	int number = fd.get();
+	pool.release(first, std::move(fd));
+	CHECK(pool.spare() == 1);
+	std::string again;
+	fd = pool.acquire(again);
+	CHECK(again == first);
+	CHECK(fd.get() == number);  // the same descriptor, not a new open
+	REQUIRE(write(fd.get(), "bytes", 5) == 5);
+	CHECK(std::filesystem::file_size(first) == 5);
+}
+
 TEST_CASE("spool_pool: with a filler, spare files are created on a worker before the loop needs them") {
 	Loop l;
 	TempDir tmp;
@@ -199,6 +216,14 @@ TEST_CASE("maildir_writer: a spool body is truncated and returned to the pool, o
 	CHECK(errors == std::vector<std::string>{"", ""});
 	CHECK(pool.spare() == 1);
 	CHECK(std::filesystem::file_size(spool_path) == 0);
+	// Handed out again on the disk thread's descriptor, at offset 0.
+	std::string reused;
+	fd = pool.acquire(reused);
+	REQUIRE(fd.valid());
+	CHECK(reused == spool_path);
+	REQUIRE(write(fd.get(), "next", 4) == 4);
+	CHECK(read_file(spool_path) == "next");
+	fd.reset();
 	CHECK(access(other.c_str(), F_OK) != 0);
 	bool found = false;
 	for (const auto& e : std::filesystem::directory_iterator(tmp.path + "/Maildir/new"))

@@ -179,6 +179,16 @@ TEST_CASE("worker_pool: destructor with queued jobs does not hang") {
 	CHECK(ev_run(l.loop, EVRUN_NOWAIT) == 0);
 }
 
+TEST_CASE("worker_pool: with several threads the destructor runs every queued job, then stops them") {
+	Loop l;
+	std::atomic<int> work_ran{0};
+	{
+		WorkerPool pool(l.loop, 4);
+		for (int i = 0; i < 400; ++i) pool.submit([&] { ++work_ran; }, [] {});
+	}
+	CHECK(work_ran == 400);
+}
+
 TEST_CASE("worker_pool: a job submitted first runs before queued normal jobs") {
 	Loop l;
 	std::mutex mu;
