@@ -102,6 +102,27 @@ TEST_CASE("faults: Received by and the Authentication-Results authserv-id use th
 	CHECK_FALSE(contains(header_field(stored, "Received"), "listener.test.example"));
 }
 
+TEST_CASE("faults: Received-SPF receiver= is the global hostname, not the listener's") {
+	DaemonOptions o;
+	o.config_patch = R"({"listeners": {"test": {"hostname": "listener.test.example"}}})";
+	TernDaemon d(o);
+	REQUIRE_RUNNING(d);
+	// Port 25: the sender's SPF record is checked, so Received-SPF is added.
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("spf receiver"));
+	REQUIRE(t.reply.code == 250);
+	auto files = wait_for_maildir(d.maildir(), 1);
+	REQUIRE(files.size() == 1);
+	std::string spf = header_field(read_file(files[0]), "Received-SPF");
+	INFO(spf);
+	CHECK(starts_with(spf, "Received-SPF: pass "));
+	// RFC 7208 9.1: receiver= names the host that did the check, as
+	// Received's "by" and the Authentication-Results authserv-id do.
+	CHECK(contains(spf, " receiver=mx.test.example;"));
+	CHECK_FALSE(contains(spf, "listener.test.example"));
+}
+
 TEST_CASE("faults: ternd as root without a \"user\" key warns that it keeps root") {
 	if (geteuid() != 0) {
 		MESSAGE("skipped: the tests do not run as root");
