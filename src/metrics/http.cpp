@@ -52,7 +52,7 @@ std::string http_response(std::string_view head, const std::function<std::string
 	return status_response(200, "OK", {}, method == "HEAD", body(), "text/plain; version=0.0.4; charset=utf-8");
 }
 
-int open_metrics_socket(const std::string& listen) {
+UniqueFd open_metrics_socket(const std::string& listen) {
 	size_t colon = listen.rfind(':');
 	if (colon == std::string::npos || colon + 1 == listen.size())
 		throw std::runtime_error("metrics listen " + listen + ": expected IP:port");
@@ -68,8 +68,8 @@ int open_metrics_socket(const std::string& listen) {
 	return net::open_listen_socket(host, port);
 }
 
-HttpResponder::HttpResponder(struct ev_loop* loop, int listen_fd, std::function<std::string()> page)
-	: loop_(loop), listen_fd_(listen_fd), page_(std::move(page)), resume_(loop, [this] { start(); }) {
+HttpResponder::HttpResponder(struct ev_loop* loop, UniqueFd listen_fd, std::function<std::string()> page)
+	: loop_(loop), listen_fd_(std::move(listen_fd)), page_(std::move(page)), resume_(loop, [this] { start(); }) {
 	ev_io_init(&accept_io_, &HttpResponder::accept_trampoline, listen_fd_.get(), EV_READ);
 	accept_io_.data = this;
 }
@@ -102,7 +102,7 @@ void HttpResponder::accept_trampoline(struct ev_loop*, ev_io* w, int) {
 void HttpResponder::on_accept() {
 	closed_.clear();
 	for (;;) {
-		UniqueFd fd(net::accept_connection(listen_fd_.get()));
+		UniqueFd fd = net::accept_connection(listen_fd_.get());
 		if (!fd) {
 			if (errno == EINTR || errno == ECONNABORTED) continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {

@@ -25,7 +25,7 @@ std::string http_response(std::string_view request_head, const std::function<std
 // Opens the non-blocking listening socket for "IP:port" or "[IPv6]:port";
 // throws std::runtime_error naming the address. Call before dropping
 // privileges, like the SMTP listeners.
-int open_metrics_socket(const std::string& listen);
+UniqueFd open_metrics_socket(const std::string& listen);
 
 class HttpResponder {
 public:
@@ -33,8 +33,8 @@ public:
 	static constexpr double request_timeout_s = 10.0;
 	static constexpr size_t max_clients = 16;
 
-	// Takes ownership of listen_fd; `page` renders the /metrics body.
-	HttpResponder(struct ev_loop* loop, int listen_fd, std::function<std::string()> page);
+	// `page` renders the /metrics body.
+	HttpResponder(struct ev_loop* loop, UniqueFd listen_fd, std::function<std::string()> page);
 	~HttpResponder();
 	HttpResponder(const HttpResponder&) = delete;
 	HttpResponder& operator=(const HttpResponder&) = delete;
