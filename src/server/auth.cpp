@@ -45,77 +45,62 @@ Outcome Connection::cmd_auth(std::string_view args) {
 	auth_state.in_progress = true;
 	std::string a(args);
 	if (delay > 0) {
-		stall_then(delay, [a](Connection& c) { c.auth_begin(a); });
+		stall_then(delay, [a](Connection& c) { c.apply(c.auth_begin(a)); });
 		return Outcome::suspended();
 	}
-	// The exchange replies itself: 334 challenges, then 235 or the failure.
-	auth_begin(a);
-	return Outcome::replied();
+	// 334 challenges follow (auth_line), then 235 or the failure.
+	return auth_begin(a);
 }
 
-void Connection::auth_begin(const std::string& args) {
+Outcome Connection::auth_begin(const std::string& args) {
 	smtp::Result<smtp::AuthArgs> parsed = smtp::parse_auth(args, parse_mode());
-	if (!parsed) {
-		auth_failed(parsed.error());
-		return;
-	}
+	if (!parsed) return auth_failed(parsed.error());
 	const smtp::AuthArgs& a = *parsed;
-	if (cfg->auth.backend == config::Config::AuthBackend::dovecot) {
-		dovecot_auth_begin(a);  // server/auth_dovecot.cpp
-		return;
-	}
+	if (cfg->auth.backend == config::Config::AuthBackend::dovecot)
+		return dovecot_auth_begin(a);  // server/auth_dovecot.cpp
 	auto mech = sasl::make_mechanism(a.mechanism, hostname());
-	if (!mech) {
-		auth_failed(error_reply(504, se::proto_param_invalid4, "mechanism " + a.mechanism + " not supported"),
-		            a.mechanism);
-		return;
-	}
+	if (!mech)
+		return auth_failed(
+		    error_reply(504, se::proto_param_invalid4, "mechanism " + a.mechanism + " not supported"),
+		    a.mechanism);
 	// doc/behaviour.md D5: with TLS required, no mechanism runs in
 	// the clear (RFC 4954 4: credentials must not cross an open channel).
-	if (tls_required_for_auth() && !tls) {
-		auth_failed(error_reply(538, se::pol_tls_required11, "authentication requires tls"), mech->name());
-		return;
-	}
+	if (tls_required_for_auth() && !tls)
+		return auth_failed(error_reply(538, se::pol_tls_required11, "authentication requires tls"),
+		                   mech->name());
 	mechanism = std::move(mech);
 	std::optional<std::string> initial;
 	if (a.initial) {
 		auto decoded = base64_decode(*a.initial);  // "" stands for "=" (RFC 4954 4)
-		if (!decoded) {
-			auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
-			return;
-		}
+		if (!decoded)
+			return auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
 		initial = std::move(*decoded);
 	}
-	auth_step(mechanism->start(std::move(initial)));
+	return auth_step(mechanism->start(std::move(initial)));
 }
 
-void Connection::auth_line(std::string_view line) {
+Outcome Connection::auth_line(std::string_view line) {
 	std::string data;
 	if (!auth_state.raw_next && line == "*") {
 		// RFC 4954 4: the client cancelled the exchange.
 		record_auth_failure("aborted");
-		auth_failed(error_reply(501, se::proto_other0, "authentication aborted"));
-		return;
+		return auth_failed(error_reply(501, se::proto_other0, "authentication aborted"));
 	}
 	if (auth_state.raw_next) {
 		data.assign(line);
 	} else {
 		auto decoded = base64_decode(line);
-		if (!decoded) {
-			auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
-			return;
-		}
+		if (!decoded)
+			return auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
 		data = std::move(*decoded);
 	}
+	// The answer is taken; the mechanism (or Dovecot) decides what follows.
 	enter_state(SessionState::command);
-	if (dovecot_auth) {
-		dovecot_auth_answer(std::move(data));
-		return;
-	}
-	auth_step(mechanism->next(std::move(data)));
+	if (dovecot_auth) return dovecot_auth_answer(std::move(data));
+	return auth_step(mechanism->next(std::move(data)));
 }
 
-void Connection::auth_step(sasl::Step step) {
+Outcome Connection::auth_step(sasl::Step step) {
 	switch (step.kind) {
 	case sasl::Step::Kind::challenge:
 		// A raw-line challenge is the SCRAM server-error message (RFC 5802
@@ -123,21 +108,14 @@ void Connection::auth_step(sasl::Step step) {
 		// client does next. It counts now, so that a client hanging up
 		// instead of answering cannot guess without limit (§10).
 		if (step.next_line_raw) record_auth_failure(failure_result(step.code));
-		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
-		write_raw("334 " + base64_encode(step.challenge));
 		auth_state.raw_next = step.next_line_raw;
-		enter_state(SessionState::auth_exchange);
-		arm_deadline();
-		flush();
-		return;
+		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
+		return Outcome::sasl_challenge(base64_encode(step.challenge)).then(SessionState::auth_exchange);
 	case sasl::Step::Kind::lookup: {
 		// The login name is an email address; its account's secrets come from
 		// the database on a worker, never on the loop.
 		std::string account = login_account(step.username);
-		if (account.empty()) {
-			auth_step(mechanism->provide_secrets(std::nullopt));
-			return;
-		}
+		if (account.empty()) return auth_step(mechanism->provide_secrets(std::nullopt));
 		auth_login = account;
 		auto secrets = std::make_shared<std::optional<sasl::StoredSecrets>>();
 		auto lookup_failed = std::make_shared<bool>(false);
@@ -153,31 +131,25 @@ void Connection::auth_step(sasl::Step step) {
 				    log::error("reading password secrets", {{"account", account}, {"error", e.what()}});
 			    }
 		    },
-		    suspend([secrets, lookup_failed](Connection& c) {
+		    suspend([secrets, lookup_failed](Connection& c) -> Outcome {
 			    c.enter_state(SessionState::command);
-			    if (*lookup_failed) {
-				    c.auth_temporary_failure();
-				    return;
-			    }
-			    c.auth_step(c.mechanism->provide_secrets(std::move(*secrets)));
+			    if (*lookup_failed) return c.auth_temporary_failure();
+			    return c.auth_step(c.mechanism->provide_secrets(std::move(*secrets)));
 		    }));
-		return;
+		return Outcome::suspended();
 	}
 	case sasl::Step::Kind::success: {
 		std::string account = auth_login.empty() ? login_account(step.username) : auth_login;
-		if (account.empty()) {
-			// Still in progress, so the failure is counted and logged once.
-			auth_failed(error_reply(535, se::pol_bad_credentials8, "bad user/pass"));
-			return;
-		}
-		auth_succeeded(account);
-		return;
+		// Still in progress, so the failure is counted and logged once.
+		if (account.empty()) return auth_failed(error_reply(535, se::pol_bad_credentials8, "bad user/pass"));
+		return auth_succeeded(account);
 	}
-	case sasl::Step::Kind::failure: auth_failed(error_reply(step.code, step.secode, step.text)); return;
+	case sasl::Step::Kind::failure: break;
 	}
+	return auth_failed(error_reply(step.code, step.secode, step.text));
 }
 
-void Connection::auth_succeeded(const std::string& account) {
+Outcome Connection::auth_succeeded(const std::string& account) {
 	core::stats().count_auth("submission", auth_mechanism_name(), "ok");  // tern_authentication_total
 	mechanism.reset();
 	end_dovecot_relay();
@@ -188,7 +160,7 @@ void Connection::auth_succeeded(const std::string& account) {
 	flags.slow = false;
 	srv.auth_failure_limiter().reset(remote_ip, std::time(nullptr));
 	log::event(log::Level::info, cid, "authenticated", {{"account", account}});
-	reply(235, se::pol_other0, "nice");
+	return Outcome::reply(235, se::pol_other0, "nice");
 }
 
 // The mechanism of the login in progress: tern's own, or the one relayed
@@ -210,7 +182,7 @@ void Connection::record_auth_failure(std::string_view result) {
 	if (auth_failures >= 3) flags.slow = true;
 }
 
-void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name) {
+Outcome Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name) {
 	if (auth_state.in_progress) log_auth_failure(mechanism_name, std::to_string(e.code));
 	record_auth_failure(failure_result(e.code));
 	auth_state.in_progress = false;
@@ -219,15 +191,16 @@ void Connection::auth_failed(const SmtpError& e, std::string_view mechanism_name
 	end_dovecot_relay();
 	auth_login.clear();
 	auth_state.raw_next = false;
-	if (state == SessionState::auth_exchange) enter_state(SessionState::command);
-	reply_error(e);
+	// A failure in the middle of the exchange ends it.
+	if (state == SessionState::auth_exchange) return Outcome(e).then(SessionState::command);
+	return e;
 }
 
 // The secrets could not be read (a database failure): the client may try
 // again later. RFC 4954 6: 454 4.7.0 is the temporary authentication
 // failure; it says nothing about the credentials, so it counts neither
 // against the connection nor against the client's address.
-void Connection::auth_temporary_failure() {
+Outcome Connection::auth_temporary_failure() {
 	core::stats().count_auth("submission", auth_mechanism_name(), "error");
 	mechanism.reset();
 	end_dovecot_relay();
@@ -236,7 +209,7 @@ void Connection::auth_temporary_failure() {
 	auth_state.in_progress = false;
 	if (auth_failures > 0) --auth_failures;  // cmd_auth counted this attempt
 	log::event(log::Level::info, cid, "authentication temporarily unavailable", {{"code", "454"}});
-	reply_error(error_reply(454, se::pol_other0, "temporary server error"));
+	return error_reply(454, se::pol_other0, "temporary server error");
 }
 
 // One line per failed attempt, for fail2ban: the address, the mechanism and

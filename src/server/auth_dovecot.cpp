@@ -42,19 +42,15 @@ double timeout_s(const config::Config& cfg) { return static_cast<double>(cfg.aut
 
 // ------------------------------------------------------------ the session
 
-void Connection::dovecot_auth_begin(const smtp::AuthArgs& a) {
+Outcome Connection::dovecot_auth_begin(const smtp::AuthArgs& a) {
 	std::string mech = ascii_upper(a.mechanism);
-	if (!dovecot::is_relayed(mech)) {
-		auth_failed(error_reply(504, se::proto_param_invalid4, "mechanism " + a.mechanism + " not supported"),
-		            mech);
-		return;
-	}
+	if (!dovecot::is_relayed(mech))
+		return auth_failed(
+		    error_reply(504, se::proto_param_invalid4, "mechanism " + a.mechanism + " not supported"), mech);
 	// The same rule as tern's own backend (RFC 4954 4): no credentials in
 	// the clear where the listener requires TLS.
-	if (tls_required_for_auth() && !tls) {
-		auth_failed(error_reply(538, se::pol_tls_required11, "authentication requires tls"), mech);
-		return;
-	}
+	if (tls_required_for_auth() && !tls)
+		return auth_failed(error_reply(538, se::pol_tls_required11, "authentication requires tls"), mech);
 	relay_mechanism = mech;
 	relay_username_sent.clear();
 	relay_messages = 0;
@@ -63,10 +59,8 @@ void Connection::dovecot_auth_begin(const smtp::AuthArgs& a) {
 	request.mechanism = mech;
 	if (a.initial) {
 		auto decoded = base64_decode(*a.initial);  // "" stands for "=" (RFC 4954 4)
-		if (!decoded) {
-			auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
-			return;
-		}
+		if (!decoded)
+			return auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
 		relay_username_sent = dovecot::login_name_in(mech, relay_messages++, *decoded);
 		request.initial_response = std::move(*decoded);
 	}
@@ -79,64 +73,57 @@ void Connection::dovecot_auth_begin(const smtp::AuthArgs& a) {
 	request.local_port = local_port;
 	dovecot_auth = std::make_shared<DovecotAuthClient>(srv.loop(), cfg->auth.dovecot_socket, timeout_s(*cfg));
 	dovecot_auth->start(std::move(request), suspend([](Connection& c, DovecotAuthClient::Outcome& o) {
-				    c.dovecot_auth_outcome(std::move(o));
+				    return c.dovecot_auth_outcome(std::move(o));
 			    }));
+	return Outcome::suspended();
 }
 
-void Connection::dovecot_auth_answer(std::string data) {
+Outcome Connection::dovecot_auth_answer(std::string data) {
 	if (relay_succeeded_user) {
 		// The client acknowledged the final data of a successful login
 		// (RFC 4954 4: a 235 carries none, so it came as a 334).
 		std::string user = std::move(*relay_succeeded_user);
 		relay_succeeded_user.reset();
-		auth_succeeded(dovecot_account(user));
-		return;
+		return auth_succeeded(dovecot_account(user));
 	}
 	if (relay_username_sent.empty())
 		relay_username_sent = dovecot::login_name_in(relay_mechanism, relay_messages, data);
 	++relay_messages;
 	dovecot_auth->answer(std::move(data), suspend([](Connection& c, DovecotAuthClient::Outcome& o) {
-				     c.dovecot_auth_outcome(std::move(o));
+				     return c.dovecot_auth_outcome(std::move(o));
 			     }));
+	return Outcome::suspended();
 }
 
-void Connection::dovecot_auth_outcome(DovecotAuthClient::Outcome o) {
+Outcome Connection::dovecot_auth_outcome(DovecotAuthClient::Outcome o) {
 	using Kind = DovecotAuthClient::Outcome::Kind;
 	if (!o.mechanisms.empty()) srv.note_dovecot_mechanisms(o.mechanisms);
 	enter_state(SessionState::command);
 	switch (o.kind) {
 	case Kind::challenge:
 	case Kind::success:
-		if (o.kind == Kind::success && !o.has_data) {
-			auth_succeeded(dovecot_account(o.user.empty() ? relay_username_sent : o.user));
-			return;
-		}
+		if (o.kind == Kind::success && !o.has_data)
+			return auth_succeeded(dovecot_account(o.user.empty() ? relay_username_sent : o.user));
 		if (o.kind == Kind::success) relay_succeeded_user = o.user.empty() ? relay_username_sent : o.user;
-		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
-		write_raw("334 " + base64_encode(o.data));
 		auth_state.raw_next = false;
-		enter_state(SessionState::auth_exchange);
-		arm_deadline();
-		flush();
-		return;
+		// RFC 4954 4: "334 " then base64; an empty challenge keeps the space.
+		return Outcome::sasl_challenge(base64_encode(o.data)).then(SessionState::auth_exchange);
 	case Kind::failure:
 		if (!o.reason.empty())
 			log::event(log::Level::debug, cid, "dovecot refused the login", {{"reason", o.reason}});
 		// The texts of tern's own mechanisms for bad credentials.
-		auth_failed(error_reply(535, se::pol_bad_credentials8,
-		                        relay_mechanism.starts_with("SCRAM-") ? "bad credentials" : "bad user/pass"));
-		return;
+		return auth_failed(
+		    error_reply(535, se::pol_bad_credentials8,
+		                relay_mechanism.starts_with("SCRAM-") ? "bad credentials" : "bad user/pass"));
 	case Kind::unsupported:
-		auth_failed(
+		return auth_failed(
 		    error_reply(504, se::proto_param_invalid4, "mechanism " + relay_mechanism + " not supported"));
-		return;
 	case Kind::handshake:
-	case Kind::unavailable:
-		log::event(log::Level::warn, cid, "dovecot authentication unavailable",
-		           {{"socket", cfg->auth.dovecot_socket}, {"error", o.reason}});
-		auth_temporary_failure();
-		return;
+	case Kind::unavailable: break;
 	}
+	log::event(log::Level::warn, cid, "dovecot authentication unavailable",
+	           {{"socket", cfg->auth.dovecot_socket}, {"error", o.reason}});
+	return auth_temporary_failure();
 }
 
 void Connection::end_dovecot_relay() {

@@ -63,11 +63,10 @@ Outcome Connection::cmd_bdat(std::string_view args) {
 	data->chunk.start(b.size, b.last);
 	data->chunk_refusal = std::move(refusal);
 	data->refusal_ends_transaction = ends_transaction;
-	enter_state(SessionState::data);
-	arm_deadline();
+	// BDAT 0: nothing to read, the reply comes at once.
+	if (data->chunk.complete()) return chunk_outcome();
 	// The reply comes once the chunk is read (end_chunk).
-	if (data->chunk.complete()) end_chunk();  // BDAT 0: nothing to read
-	return Outcome::replied();
+	return Outcome::enter(SessionState::data);
 }
 
 void Connection::feed_chunk() {
@@ -94,8 +93,7 @@ void Connection::feed_chunk() {
 	if (d.chunk.complete()) end_chunk();
 }
 
-// All octets of the chunk are read: the reply to its BDAT.
-void Connection::end_chunk() {
+Outcome Connection::chunk_outcome() {
 	DataInProgress& d = *data;
 	if (d.chunk_refusal) {
 		// RFC 3030 4: the transaction has failed; BDATs the client already
@@ -104,14 +102,17 @@ void Connection::end_chunk() {
 		bool ends_transaction = d.refusal_ends_transaction;
 		abort_data_file();
 		if (ends_transaction) rset();
-		enter_state(SessionState::command);
-		reply_error(e);
-	} else if (!d.chunk.last()) {
-		enter_state(SessionState::command);
-		reply(250, se::other0, std::to_string(d.chunk.size()) + " octets received");
-	} else {
-		finish_data();
+		return Outcome(std::move(e)).then(SessionState::command);
 	}
+	if (!d.chunk.last())
+		return Outcome::reply(250, se::other0, std::to_string(d.chunk.size()) + " octets received")
+		    .then(SessionState::command);
+	return finish_data();
+}
+
+// All octets of the chunk are read: the reply to its BDAT.
+void Connection::end_chunk() {
+	apply(chunk_outcome());
 	if (state == SessionState::command) arm_deadline();
 	// A chunk in flight at shutdown was finished; now the session is idle.
 	if (flags.shutdown_requested) shutdown_notice();

@@ -1,7 +1,7 @@
 // SMTP command handlers (RFC 5321 4.1.1), in the model's order of checks and
 // with its replies (doc/behaviour.md §4). Each handler returns its Outcome
-// (server/outcome.h): replied, suspended on a job, or refused with one
-// error reply that the session sends.
+// (server/outcome.h): its reply and the state that follows, suspended on a
+// job, or refused with one error reply; the session's apply() writes it.
 #include <ctime>
 
 #include "mailauth/mx.h"
@@ -121,27 +121,28 @@ Outcome Connection::hello_accepted(smtp::HelloArg h, bool is_ehlo) {
 	ehlo = is_ehlo;
 	hello = std::move(h);
 	milter_hello();
-	if (!is_ehlo) {
-		// doc/behaviour.md D1: HELO gets one line (RFC 5321 4.1.1.1).
-		reply(250, "", hostname());
-		return Outcome::replied();
-	}
-	write_raw("250-" + hostname());
-	write_raw("250-PIPELINING");                                           // RFC 2920
-	write_raw("250-SIZE " + std::to_string(listener().max_message_size));  // RFC 1870
-	if (!tls && srv.tls_context()) write_raw("250-STARTTLS");              // RFC 3207 4
+	// doc/behaviour.md D1: HELO gets one line (RFC 5321 4.1.1.1).
+	if (!is_ehlo) return Outcome::reply(250, "", hostname());
+	return Outcome::reply_lines(250, "", ehlo_lines());
+}
+
+std::vector<std::string> Connection::ehlo_lines() const {
+	std::vector<std::string> lines{hostname()};
+	lines.emplace_back("PIPELINING");                                           // RFC 2920
+	lines.emplace_back("SIZE " + std::to_string(listener().max_message_size));  // RFC 1870
+	if (!tls && srv.tls_context()) lines.emplace_back("STARTTLS");              // RFC 3207 4
 	// doc/behaviour.md D6: AUTH only once it can be used (RFC 4954 4).
-	if (submission() && (tls || !tls_required_for_auth())) write_raw("250-AUTH " + advertised_auth_mechanisms());
-	write_raw("250-ENHANCEDSTATUSCODES");  // RFC 2034
-	write_raw("250-8BITMIME");             // RFC 6152
-	write_raw("250-CHUNKING");             // RFC 3030 2
-	write_raw("250-DSN");                  // RFC 3461 4
+	if (submission() && (tls || !tls_required_for_auth())) lines.push_back("AUTH " + advertised_auth_mechanisms());
+	lines.emplace_back("ENHANCEDSTATUSCODES");  // RFC 2034
+	lines.emplace_back("8BITMIME");             // RFC 6152
+	lines.emplace_back("CHUNKING");             // RFC 3030 2
+	lines.emplace_back("DSN");                  // RFC 3461 4
 	// RFC 8689 2: REQUIRETLS only where it can be used, inside TLS.
-	if (tls) write_raw("250-REQUIRETLS");
-	write_raw("250-LIMITS RCPTMAX=" + std::to_string(max_recipients) +  // RFC 9422 4
-	          " MAILMAX=" + std::to_string(max_transactions));
-	reply(250, "", "SMTPUTF8");  // RFC 6531
-	return Outcome::replied();
+	if (tls) lines.emplace_back("REQUIRETLS");
+	lines.push_back("LIMITS RCPTMAX=" + std::to_string(max_recipients) +  // RFC 9422 4
+	                " MAILMAX=" + std::to_string(max_transactions));
+	lines.emplace_back("SMTPUTF8");  // RFC 6531
+	return lines;
 }
 
 bool Connection::tls_required_for_auth() const {
@@ -158,11 +159,8 @@ Outcome Connection::cmd_starttls(std::string_view args) {
 	if (tls) return error_reply(503, se::proto_bad_cmd_or_seq1, "already speaking tls");
 	if (!username.empty())
 		return error_reply(503, se::proto_bad_cmd_or_seq1, "cannot starttls after authentication");
-	reply(220, se::other0, "go!");
-	// The handshake starts once the 220 is on the wire (flush does it).
-	tls_pending_start = true;
-	flush();
-	return Outcome::replied();
+	// The handshake starts once the 220 is on the wire.
+	return Outcome::reply(220, se::other0, "go!").then(SessionState::tls_handshake);
 }
 
 // The checks of MAIL before its address is looked at; a refusal leaves no
@@ -247,7 +245,7 @@ Outcome Connection::mail_accepted(smtp::MailArgs m) {
 		if (auto failure = localserve_command_failure("mailfrom", m.from->localpart))
 			return std::move(*failure);
 	if (milter_check(MilterStage::mail, "<" + (m.from ? address_text(*m.from) : "") + ">",
-	                 [m](Connection& c) { c.apply(c.mail_accepted(m)); }))
+	                 [m](Connection& c) { return c.mail_accepted(m); }))
 		return Outcome::suspended();
 	tx.has_mail = true;
 	tx.mail_from = std::move(m.from);
@@ -268,8 +266,7 @@ Outcome Connection::mail_accepted(smtp::MailArgs m) {
 			    early->lookup.set({std::move(received), std::move(explanation)});
 		    });
 	}
-	reply(250, se::addr_other0, "looking good");
-	return Outcome::replied();
+	return Outcome::reply(250, se::addr_other0, "looking good");
 }
 
 // RFC 5321 4.1.1.3
@@ -311,11 +308,10 @@ Outcome Connection::rcpt_accepted(smtp::RcptArgs r) {
 		return std::move(*failure);
 	if (d.refused) return error_reply(d.code, d.secode, std::move(d.text));
 	if (milter_check(MilterStage::rcpt, "<" + d.recipient.display + ">",
-	                 [r](Connection& c) { c.apply(c.rcpt_accepted(r)); }))
+	                 [r](Connection& c) { return c.rcpt_accepted(r); }))
 		return Outcome::suspended();
 	tx.recipients.push_back(std::move(d.recipient));
-	reply(250, se::addr_other0, "now on the list");
-	return Outcome::replied();
+	return Outcome::reply(250, se::addr_other0, "now on the list");
 }
 
 // Localserve's special localparts at MAIL and RCPT (doc/behaviour.md
@@ -336,8 +332,7 @@ std::optional<Outcome> Connection::localserve_command_failure(std::string_view p
 Outcome Connection::cmd_rset(std::string_view args) {
 	if (smtp::Status s = smtp::parse_no_args(args, parse_mode()); !s) return s.error();
 	rset();
-	reply(250, se::other0, "all clear");
-	return Outcome::replied();
+	return Outcome::reply(250, se::other0, "all clear");
 }
 
 Outcome Connection::cmd_vrfy(std::string_view args, bool expn) {
@@ -347,22 +342,16 @@ Outcome Connection::cmd_vrfy(std::string_view args, bool expn) {
 	                   expn ? "no expand but will try delivery" : "no verify but will try delivery");
 }
 
-Outcome Connection::cmd_help(std::string_view) {
-	reply(214, se::other0, "see rfc 5321 (smtp)");
-	return Outcome::replied();
-}
+Outcome Connection::cmd_help(std::string_view) { return Outcome::reply(214, se::other0, "see rfc 5321 (smtp)"); }
 
 Outcome Connection::cmd_noop(std::string_view args) {
 	if (smtp::Status s = smtp::parse_noop(args, parse_mode()); !s) return s.error();
-	reply(250, se::other0, "alrighty");
-	return Outcome::replied();
+	return Outcome::reply(250, se::other0, "alrighty");
 }
 
 Outcome Connection::cmd_quit(std::string_view args) {
 	if (smtp::Status s = smtp::parse_no_args(args, parse_mode()); !s) return s.error();
-	reply(221, se::other0, "okay thanks bye");
-	close_after_flush();
-	return Outcome::replied();
+	return Outcome::reply(221, se::other0, "okay thanks bye").then(SessionState::closing);
 }
 
 }  // namespace tern::server

@@ -72,12 +72,8 @@ Outcome Connection::cmd_data(std::string_view args) {
 	smtp::Result<std::unique_ptr<DataInProgress>> opened = open_data_file(smtp::Framing::dot_stuffed);
 	if (!opened) return opened.error();
 	data = std::move(*opened);
-	write_raw("354 see you at the bare dot");
-	enter_state(SessionState::data);
-	flush();
-	if (!dead) arm_deadline();
 	// The final reply comes after the end dot (finish_data).
-	return Outcome::replied();
+	return Outcome::reply(354, "", "see you at the bare dot").then(SessionState::data);
 }
 
 // The temp file a message is decoded into, for DATA and for BDAT chunks.
@@ -110,15 +106,12 @@ void Connection::feed_data() {
 		// doc/behaviour.md D12 / RFC 1870 6.3: refuse at once and
 		// close, rather than read the rest of an oversized message.
 		log::event(log::Level::info, cid, "message too large", {{"max", std::to_string(max)}});
-		SmtpError e = message_too_large(max);
-		e.close = true;
-		reply_error(e);
-		close_after_flush();
+		apply(message_too_large(max).then_close());
 		std::string().swap(inbuf);
 		return;
 	}
 	write_decoded();
-	if (d.decoder.done()) finish_data();
+	if (d.decoder.done()) apply(finish_data());
 }
 
 // Appends the decoded bytes to the temp file. Writes land in the page cache;
@@ -142,23 +135,23 @@ void Connection::write_decoded() {
 	d.decoded.clear();
 }
 
-void Connection::finish_data() {
+Outcome Connection::finish_data() {
 	bool write_failed = data->write_failed();
 	data->fd.reset();
 	std::string().swap(data->decoded);
-	if (smtp::Status s = message_acceptable(write_failed); !s) {
-		refuse_message(s.error());
-		return;
-	}
+	if (smtp::Status s = message_acceptable(write_failed); !s) return message_refusal(s.error());
 	// Assume failure; a delivery compensates (the model's counting).
 	++tx_bad;
 	if (milter_check_message([](Connection& c) { c.submission() ? c.submit_message() : c.deliver_local(); }))
-		return;
+		return Outcome::suspended();
+	// Delivery and submission apply their reply themselves, at once or
+	// from their completions.
 	if (submission())
 		submit_message();
 	else
 		deliver_local();
 	if (state == SessionState::data) enter_state(SessionState::command);
+	return Outcome::delegated();
 }
 
 // The checks of a message at its end dot, before anything is delivered.
@@ -176,12 +169,14 @@ smtp::Status Connection::message_acceptable(bool write_failed) const {
 	return {};
 }
 
-void Connection::refuse_message(const SmtpError& e) {
-	reply_error(e);
+Outcome Connection::message_refusal(const SmtpError& e) {
 	abort_data_file();
 	rset();
-	if (state == SessionState::data) enter_state(SessionState::command);
+	if (state == SessionState::data) return Outcome(e).then(SessionState::command);
+	return e;
 }
+
+void Connection::refuse_message(const SmtpError& e) { apply(message_refusal(e)); }
 
 void Connection::deliver_local() {
 	std::vector<DeliverError> errors;
@@ -200,8 +195,7 @@ void Connection::deliver_local() {
 			stall_then_reply(delay, e);
 			return;
 		}
-		enter_state(SessionState::command);
-		reply_error(e);
+		apply(Outcome(e).then(SessionState::command));
 		return;
 	}
 
@@ -369,7 +363,7 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	for (auto& copy : decide::submission_copies(tx.recipients, ri, r.common_prefix))
 		msg.recipients.push_back({std::move(copy.to), std::move(copy.domain), std::move(copy.prefix),
 		                          copy.notify, std::move(copy.orcpt)});
-	queue->enqueue(std::move(msg), suspend([](Connection& c, const std::string& error) {
+	queue->enqueue(std::move(msg), suspend([](Connection& c, const std::string& error) -> Outcome {
 			       size_t recipients = c.tx.recipients.size();
 			       core::stats().count_submission(error.empty() ? "ok" : "queueerror",
 		                                              recipients);  // per recipient, as the model does
@@ -377,15 +371,14 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 			       if (!error.empty()) {
 				       log::error("queueing submitted message", {{"error", error}});
 				       if (is_storage_full_error(error)) c.srv.disk_space().report_full();
-				       c.refuse_message(storage_failure(is_storage_full_error(error),
-			                                                "error delivering message: " + error));
-				       return;
+				       return c.message_refusal(storage_failure(is_storage_full_error(error),
+			                                                        "error delivering message: " + error));
 			       }
 			       ++c.tx_good;
 			       --c.tx_bad;
 			       log::event(log::Level::info, c.cid, "message submitted",
 		                          {{"recipients", std::to_string(recipients)}});
-			       c.reply(250, "2.0", "it is done");
+			       return Outcome::reply(250, "2.0", "it is done");
 		       }));
 	flush();
 }
@@ -492,7 +485,7 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 	else
 		log::event(log::Level::info, cid, "message delivered",
 		           {{"recipients", std::to_string(total - errors.size())}});
-	reply(250, "2.0", "it is done");
+	apply(Outcome::reply(250, "2.0", "it is done"));
 }
 
 }  // namespace tern::server

@@ -678,7 +678,7 @@ void Connection::milter_hello() {
 	milters->run(std::move(r), nullptr);
 }
 
-bool Connection::milter_check(MilterStage stage, std::string argument, std::function<void(Connection&)> again) {
+bool Connection::milter_check(MilterStage stage, std::string argument, std::function<Outcome(Connection&)> again) {
 	if (!milters) return false;
 	// The second pass of the command, after the milters let it through.
 	if (milters->take_pass(stage)) return false;
@@ -698,8 +698,7 @@ bool Connection::milter_check(MilterStage stage, std::string argument, std::func
 				     return milter_refusal(v);
 			     // A discard drops the message at its end; the command goes on.
 			     if (c.milters) c.milters->set_pass(stage);
-			     again(c);
-			     return Outcome::replied();
+			     return again(c);
 		     }));
 	return true;
 }
@@ -750,7 +749,7 @@ void Connection::milter_message_verdict(MilterVerdict v, const std::function<voi
 		rset();
 		++tx_good;
 		--tx_bad;
-		reply(250, "2.0", "it is done");
+		apply(Outcome::reply(250, "2.0", "it is done"));
 		return;
 	case MilterVerdict::Kind::pass: break;
 	}

@@ -28,6 +28,18 @@ constexpr size_t max_line = 2048;
 // Stop taking commands while this much output waits for a slow reader.
 constexpr size_t max_pending_output = 64 * 1024;
 
+// SIGTERM (doc/behaviour.md "Logs, signals, metrics"): 421, then close.
+smtp::SmtpError shutting_down_reply() {
+	return smtp::error_reply(421, smtp::se::sys_not_accepting2, "shutting down").without_id().then_close();
+}
+
+// A line over max_line: what follows cannot be trusted to be SMTP.
+smtp::SmtpError line_too_long_reply() {
+	return smtp::error_reply(500, smtp::se::proto_other0, "line too long, smtp max is 512, we reached 2048")
+	    .without_id()
+	    .then_close();
+}
+
 std::string peer_text(const IpAddr& ip, uint16_t port) {
 	if (ip.v6) return "[" + ip.to_string() + "]:" + std::to_string(port);
 	return ip.to_string() + ":" + std::to_string(port);
@@ -117,23 +129,24 @@ void Connection::begin_session() {
 		return;
 	}
 	int64_t now = std::time(nullptr);
+	// The refusals at connect are 421 and a close (RFC 5321 4.2.2: service
+	// not available, closing the channel), without a received-id.
+	auto refuse = [this](std::string_view secode, std::string text) {
+		apply(smtp::error_reply(421, secode, std::move(text)).without_id().then_close());
+	};
 	if (srv.shutting_down()) {
-		reply(421, smtp::se::sys_not_accepting2, "shutting down");
-		close_after_flush();
+		apply(shutting_down_reply());
 	} else if (!srv.rate_limiter().add(remote_ip, now, 1)) {
-		reply(421, smtp::se::pol_other0, "connection rate from your ip or network too high, slow down please");
-		close_after_flush();
+		refuse(smtp::se::pol_other0, "connection rate from your ip or network too high, slow down please");
 	} else if (submission() && !srv.auth_failure_limiter().can_add(remote_ip, now, 1)) {
 		log::event(log::Level::debug, cid, "refusing connection due to many auth failures");
-		reply(421, smtp::se::pol_other0, "too many auth failures");
-		close_after_flush();
+		refuse(smtp::se::pol_other0, "too many auth failures");
 	} else if (!srv.connection_limiter().add(remote_ip, now, 1)) {
-		reply(421, smtp::se::pol_other0, "too many open connections from your ip or network");
-		close_after_flush();
+		refuse(smtp::se::pol_other0, "too many open connections from your ip or network");
 	} else {
 		flags.counted_connection = true;
 		// RFC 5321 4.3.1 greeting; doc/behaviour.md: the model's texts with "tern" as the product name.
-		write_raw("220 " + hostname() + " ESMTP tern " TERN_VERSION);
+		apply(Outcome::reply(220, "", hostname() + " ESMTP tern " TERN_VERSION));
 		// The message will need the client's reverse name (iprev, RFC 8601
 		// 3): it depends on the address only, so it is asked now, while the
 		// client talks, not after its final dot.
@@ -183,38 +196,32 @@ void Connection::read_proxy_header() {
 
 // ---- output ----
 
-void Connection::write_raw(std::string_view line) {
-	if (log::enabled(log::Level::trace)) log::event(log::Level::trace, cid, "LS: " + std::string(line));
-	outbuf.append(line);
-	outbuf.append("\r\n");
-}
-
-void Connection::reply(int code, std::string_view secode, std::string_view text) {
-	std::string formatted = smtp::format_reply(code, secode, text);
+void Connection::write_reply(const smtp::SmtpError& r, bool verbatim) {
+	const int code = r.code;
+	const std::string_view secode = r.secode;
+	const std::string text = r.with_id ? r.text + " (" + received_id() + ")" : r.text;
+	const std::string formatted = verbatim ? std::to_string(code) + " " + text + "\r\n"
+					       : smtp::format_reply(code, secode, text);
 	if (log::enabled(log::Level::trace)) {
-		std::string_view t(formatted);
-		if (t.size() >= 2) t.remove_suffix(2);
-		log::event(log::Level::trace, cid, "LS: " + std::string(t));
+		// One log line per reply line.
+		std::string_view rest(formatted);
+		for (size_t end; (end = rest.find("\r\n")) != std::string_view::npos; rest.remove_prefix(end + 2))
+			log::event(log::Level::trace, cid, "LS: " + std::string(rest.substr(0, end)));
 	}
-	if (log::enabled(log::Level::debug) && !cmd.empty()) {
+	outbuf.append(formatted);
+	// RFC 5321 4.2.1: a 3yz reply (DATA's 354, AUTH's 334) is intermediate;
+	// the command's result is the reply that ends it.
+	if (code / 100 == 3 || cmd.empty()) return;
+	if (log::enabled(log::Level::debug)) {
 		log::event(log::Level::debug, cid, "smtp command result",
 		           {{"cmd", cmd},
 		            {"code", std::to_string(code)},
 		            {"ecode", smtp::enhanced_code(code, secode)},
 		            {"duration", std::to_string(ev_now(srv.loop()) - cmd_start)}});
 	}
-	if (!cmd.empty())  // tern_smtpserver_command_duration_seconds
-		core::stats().observe_command(submission() ? "submission" : "smtp", cmd, code,
-		                              smtp::enhanced_code(code, secode), ev_now(srv.loop()) - cmd_start);
-	outbuf.append(formatted);
-}
-
-void Connection::reply_error(const smtp::SmtpError& e) {
-	if (e.with_id)
-		reply(e.code, e.secode, e.text + " (" + received_id() + ")");
-	else
-		reply(e.code, e.secode, e.text);
-	if (e.close) close_after_flush();
+	// tern_smtpserver_command_duration_seconds
+	core::stats().observe_command(submission() ? "submission" : "smtp", cmd, code,
+	                              smtp::enhanced_code(code, secode), ev_now(srv.loop()) - cmd_start);
 }
 
 void Connection::flush() {
@@ -305,8 +312,8 @@ void Connection::enter_state(SessionState next) {
 	state = next;
 }
 
-void Connection::stall_then_reply(double seconds, smtp::SmtpError r) {
-	stall_then(seconds, [r = std::move(r)](Connection& c) { c.reply_error(r); });
+void Connection::stall_then_reply(double seconds, Outcome outcome) {
+	stall_then(seconds, [outcome = std::move(outcome)](Connection& c) { c.apply(outcome); });
 }
 
 void Connection::stall_then(double seconds, std::function<void(Connection&)> cont) {
@@ -352,8 +359,9 @@ void Connection::on_deadline() {
 	                                                  : "command"}});
 	// RFC 5321 4.5.3.2: the server may close after a timeout; tell the
 	// client why, as Postfix and OpenSMTPD do.
-	reply(421, smtp::se::net_bad_connection2, "timeout, closing connection");
-	close_after_flush();
+	apply(smtp::error_reply(421, smtp::se::net_bad_connection2, "timeout, closing connection")
+	          .without_id()
+	          .then_close());
 	flush();
 	update_watchers();
 }
@@ -484,8 +492,7 @@ void Connection::process_input_loop() {
 		}
 		size_t nl = inbuf.find('\n');
 		if (nl == std::string::npos ? inbuf.size() >= max_line : nl >= max_line) {
-			reply(500, smtp::se::proto_other0, "line too long, smtp max is 512, we reached 2048");
-			close_after_flush();
+			apply(line_too_long_reply());
 			break;
 		}
 		if (nl == std::string::npos) break;
@@ -502,16 +509,16 @@ void Connection::process_input_loop() {
 			// meanwhile.
 			stall_then(bad_client_delay(), [line, sasl_line](Connection& c) {
 				if (!sasl_line) {
-					c.handle_line(line);
+					c.apply(c.handle_line(line));
 					return;
 				}
 				c.enter_state(SessionState::auth_exchange);
-				c.auth_line(line);
+				c.apply(c.auth_line(line));
 			});
 		} else if (sasl_line) {
-			auth_line(line);
+			apply(auth_line(line));
 		} else {
-			handle_line(line);
+			apply(handle_line(line));
 		}
 		if (state == SessionState::command) arm_deadline();
 	}
@@ -539,7 +546,7 @@ void Connection::process_input_loop() {
 	if (!dead) update_watchers();
 }
 
-void Connection::handle_line(std::string_view line) {
+Outcome Connection::handle_line(std::string_view line) {
 	size_t sp = line.find(' ');
 	if (log::enabled(log::Level::trace)) {
 		// AUTH data is secret: shown only at traceauth.
@@ -549,21 +556,42 @@ void Connection::handle_line(std::string_view line) {
 	}
 	std::string_view verb = line.substr(0, sp);
 	std::string_view args = sp == std::string_view::npos ? std::string_view() : line.substr(sp);
-	if (srv.shutting_down()) {
-		reply(421, smtp::se::sys_not_accepting2, "shutting down");
-		close_after_flush();
-		return;
-	}
+	if (srv.shutting_down()) return shutting_down_reply();
 	cmd = ascii_lower(verb);
 	cmd_start = ev_now(srv.loop());
-	apply(dispatch(cmd, args));
+	return dispatch(cmd, args);
 }
 
 void Connection::apply(const Outcome& outcome) {
-	if (outcome.refused()) reply_error(outcome.refusal());
-	// A suspended command left the session waiting on its job or timer.
+	// A suspended command left the session waiting on its job or timer; a
+	// delegated one has its reply applied by the work it handed over to.
 	TERN_ASSERT(outcome.kind() != Outcome::Kind::suspended || state == SessionState::waiting || dead,
 	            "a suspended command waits");
+	const smtp::SmtpError* r = outcome.reply();
+	if (r) write_reply(*r, outcome.verbatim());
+	if (auto next = outcome.next_state()) enter_after_reply(*next, r != nullptr);
+	if (r && r->close) close_after_flush();
+}
+
+void Connection::enter_after_reply(SessionState next, bool replied) {
+	switch (next) {
+	case SessionState::tls_handshake:
+		// RFC 3207 4: the handshake starts once the 220 is on the wire (in
+		// slow mode, after its last byte): flush() starts it when the
+		// output has drained.
+		tls_pending_start = true;
+		flush();
+		return;
+	case SessionState::closing: close_after_flush(); return;
+	case SessionState::data:
+	case SessionState::auth_exchange:
+		enter_state(next);
+		// The client waits for the 354 or 334 before it sends more.
+		if (replied) flush();
+		if (!dead) arm_deadline();
+		return;
+	default: enter_state(next); return;
+	}
 }
 
 Outcome Connection::dispatch(std::string_view verb, std::string_view args) {
@@ -612,8 +640,7 @@ void Connection::shutdown_notice() {
 	// Idle: no command and no DATA in progress, so 421 at once. A partial
 	// command line counts as idle (the client has not finished it).
 	if (state == SessionState::command) {
-		reply(421, smtp::se::sys_not_accepting2, "shutting down");
-		close_after_flush();
+		apply(shutting_down_reply());
 		flush();
 		update_watchers();
 	}
@@ -626,8 +653,7 @@ void Connection::finish_command() {
 	// lookup after a delay): then the session keeps waiting.
 	if (state == SessionState::waiting && !flags.awaiting_completion) enter_state(SessionState::command);
 	if (flags.shutdown_requested && state == SessionState::command) {
-		reply(421, smtp::se::sys_not_accepting2, "shutting down");
-		close_after_flush();
+		apply(shutting_down_reply());
 	}
 	if (state == SessionState::command || state == SessionState::closing || state == SessionState::auth_exchange)
 		arm_deadline();

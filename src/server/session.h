@@ -157,16 +157,22 @@ struct Connection {
 	void read_available();
 	void process_input();
 	void process_input_loop();
-	void handle_line(std::string_view line);
+	Outcome handle_line(std::string_view line);
 	Outcome dispatch(std::string_view verb_lower, std::string_view args);
-	// Sends the refusal of a refused outcome; the others have replied or
-	// wait for their completion.
+	// The one path from "decided" to "written": writes the outcome's reply,
+	// then enters the state it leads to (doc/design.md "Handlers return
+	// outcomes"). Handlers return outcomes, completions of suspended
+	// commands have theirs applied by resume(), and the message pipeline's
+	// last step applies its own.
 	void apply(const Outcome& outcome);
 
 	// Output.
-	void reply(int code, std::string_view secode, std::string_view text);
-	void reply_error(const smtp::SmtpError&);
-	void write_raw(std::string_view line);  // adds CRLF
+	// Puts one reply in the output buffer (the received-id appended to a
+	// refusal that asks for it); only apply() calls it.
+	void write_reply(const smtp::SmtpError& reply, bool verbatim);
+	// The state an applied outcome leads to, once its reply (if any) is in
+	// the output buffer.
+	void enter_after_reply(SessionState next, bool replied);
 	void flush();
 	void close_after_flush();
 	void close_now(std::string_view why);
@@ -185,6 +191,8 @@ struct Connection {
 	// Commands (server/commands.cpp). Each returns its Outcome.
 	Outcome cmd_hello(std::string_view args, bool ehlo);
 	Outcome hello_accepted(smtp::HelloArg h, bool ehlo);
+	// The lines of the EHLO reply: the name, then the extensions offered.
+	std::vector<std::string> ehlo_lines() const;
 	Outcome cmd_starttls(std::string_view args);
 	Outcome cmd_auth(std::string_view args);
 	Outcome cmd_mail(std::string_view args);
@@ -207,29 +215,31 @@ struct Connection {
 	// or suspended when the command was stalled (timeout); nullopt when
 	// nothing applies.
 	std::optional<Outcome> localserve_command_failure(std::string_view prefix, std::string_view localpart);
-	// Suspends the session and sends `reply` after `seconds` (never a sleep:
-	// the loop keeps serving everyone else).
-	void stall_then_reply(double seconds, smtp::SmtpError reply);
+	// Suspends the session and applies `outcome` after `seconds` (never a
+	// sleep: the loop keeps serving everyone else).
+	void stall_then_reply(double seconds, Outcome outcome);
 	// Suspends the session and runs `cont` after `seconds`, then resumes input.
 	void stall_then(double seconds, std::function<void(Connection&)> cont);
 
 	// AUTH (server/auth.cpp).
-	void auth_begin(const std::string& args);
-	void auth_line(std::string_view line);
-	void auth_step(sasl::Step step);
-	void auth_failed(const smtp::SmtpError& e, std::string_view mechanism_name = {});
+	// Each step of the exchange returns its Outcome: a 334 challenge that
+	// enters auth_exchange, 235, a failure, or suspended on a lookup.
+	Outcome auth_begin(const std::string& args);
+	Outcome auth_line(std::string_view line);
+	Outcome auth_step(sasl::Step step);
+	Outcome auth_failed(const smtp::SmtpError& e, std::string_view mechanism_name = {});
 	void record_auth_failure(std::string_view result);
-	void auth_temporary_failure();
+	Outcome auth_temporary_failure();
 	// The failed-login line fail2ban reads (contrib/fail2ban/); `code` is the
 	// reply code, or "closed" when the client hung up during the exchange.
 	void log_auth_failure(std::string_view mechanism_name, const std::string& code) const;
 	std::string login_account(const std::string& login) const;
-	void auth_succeeded(const std::string& account);
+	Outcome auth_succeeded(const std::string& account);
 	std::string auth_mechanism_name() const;
 	// AUTH relayed to Dovecot (server/auth_dovecot.cpp).
-	void dovecot_auth_begin(const smtp::AuthArgs& a);
-	void dovecot_auth_answer(std::string data);
-	void dovecot_auth_outcome(DovecotAuthClient::Outcome o);
+	Outcome dovecot_auth_begin(const smtp::AuthArgs& a);
+	Outcome dovecot_auth_answer(std::string data);
+	Outcome dovecot_auth_outcome(DovecotAuthClient::Outcome o);
 	void end_dovecot_relay();
 	std::string dovecot_account(const std::string& dovecot_user) const;
 	std::string advertised_auth_mechanisms() const;
@@ -247,15 +257,21 @@ struct Connection {
 	smtp::Result<std::unique_ptr<DataInProgress>> open_data_file(smtp::Framing framing);
 	void write_decoded();
 	void feed_data();
-	void finish_data();
+	// The end of the message: refused, or handed to delivery or submission
+	// (which answer through apply), or suspended on the milters.
+	Outcome finish_data();
 	smtp::Status message_acceptable(bool write_failed) const;
 	// Refuses the message being received with one error reply: its files
-	// go and the transaction ends.
+	// go and the transaction ends. message_refusal returns that outcome,
+	// refuse_message applies it.
+	Outcome message_refusal(const smtp::SmtpError& e);
 	void refuse_message(const smtp::SmtpError& e);
 	// BDAT (server/bdat.cpp).
 	smtp::Status data_commands_allowed() const;
 	void feed_chunk();
 	void end_chunk();
+	// The reply to a BDAT once its chunk is read (RFC 3030 2, 4).
+	Outcome chunk_outcome();
 	void deliver_local();
 	LocalEnvelope local_envelope() const;
 	void write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, std::vector<std::string> copy_rcpts,
@@ -294,16 +310,17 @@ struct Connection {
 	// waiting deadline runs) and returns the completion callback for the
 	// async work it starts. The callback holds only the server and this
 	// connection's handle: when it runs, the connection is looked up, and if
-	// it still exists `f(conn, results...)` runs with SmtpError turned into a
-	// reply, then buffered input continues. A callback invoked inside the
+	// it still exists `f(conn, results...)` runs and its Outcome is applied
+	// (resume), then buffered input continues. A callback invoked inside the
 	// call that started its job (canned DNS answers, lookups answered
 	// early) is posted to the loop instead, so a completion never runs
 	// beneath a frame of its own connection (doc/design.md "One lifetime
 	// rule").
 	template <class F>
 	auto suspend(F f);
-	// Runs a completion's continuation (returning its Outcome, or nothing
-	// when it replies itself), then continues with buffered input.
+	// Runs a completion's continuation and applies the Outcome it returns
+	// (a continuation that returns nothing handed the command on to work
+	// that applies its own), then continues with buffered input.
 	template <class Fn>
 	void resume(Fn&& fn) {
 		if constexpr (std::is_void_v<std::invoke_result_t<Fn&>>)
@@ -316,9 +333,9 @@ struct Connection {
 
 	// Milters (server/milter.cpp). Each hook is one call: milter_check
 	// returns true when it suspended the command, which `again` then runs a
-	// second time once the milters let it through.
+	// second time once the milters let it through (its Outcome is applied).
 	void milter_hello();
-	bool milter_check(MilterStage stage, std::string argument, std::function<void(Connection&)> again);
+	bool milter_check(MilterStage stage, std::string argument, std::function<Outcome(Connection&)> again);
 	bool milter_check_message(std::function<void(Connection&)> then);
 	void milter_message_verdict(MilterVerdict v, const std::function<void(Connection&)>& then);
 

@@ -302,3 +302,45 @@ TEST_CASE("faults: a listener's hostname stays out of Received by and the Authen
 	CHECK(header_field(stored, "Received").find(" by mx.test.example (") != std::string::npos);
 	CHECK(header_field(stored, "Received").find("listener.test.example") == std::string::npos);
 }
+
+TEST_CASE("session: exact bytes of EHLO's lines, DATA's 354, BDAT chunks to BDAT 0 LAST, and an empty 334") {
+	SUBCASE("port 25") {
+		SessionHarness h;
+		REQUIRE(h.replies() == greeting);
+		// RFC 5321 4.2.1: one reply of several lines, the last with a space.
+		CHECK(h.exchange("EHLO client.sender.example") ==
+		      "250-mx.test.example\r\n250-PIPELINING\r\n250-SIZE " +
+		          std::to_string(config::default_max_message_size) +
+		          "\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-DSN\r\n"
+		          "250-LIMITS RCPTMAX=100 MAILMAX=1000\r\n250 SMTPUTF8\r\n");
+		// RFC 3030 2: a reply per chunk, once its octets are read; BDAT 0
+		// LAST ends the message without octets.
+		const std::string chunk = "Subject: chunked\r\n\r\nHello Alice.\r\n";
+		h.send("MAIL FROM:<bob@sender.example>\r\nRCPT TO:<alice@test.example>\r\nBDAT " +
+		       std::to_string(chunk.size()) + "\r\n" + chunk + "BDAT 0 LAST\r\n");
+		CHECK(h.replies(4, 10) ==
+		      "250 2.1.0 looking good\r\n250 2.1.0 now on the list\r\n250 2.0.0 " +
+		          std::to_string(chunk.size()) + " octets received\r\n250 2.2.0 it is done\r\n");
+		REQUIRE(h.run_until([&] { return h.maildir_files("alice").size() == 1; }, 5));
+		// DATA: the 354 goes out before the message is read.
+		h.send("MAIL FROM:<bob@sender.example>\r\nRCPT TO:<alice@test.example>\r\nDATA\r\n");
+		CHECK(h.replies(3) ==
+		      "250 2.1.0 looking good\r\n250 2.1.0 now on the list\r\n354 see you at the bare dot\r\n");
+		CHECK(h.exchange("Subject: dotted\r\n\r\nHello.\r\n.", 1, 10) == "250 2.2.0 it is done\r\n");
+	}
+	SUBCASE("submission: AUTH PLAIN without an initial response") {
+		HarnessOptions o;
+		o.service = net::Service::submission;
+		o.config_patch = submission_no_tls;
+		SessionHarness h(o);
+		h.env().set_password_secrets("alice", sasl::StoredSecrets::derive("right one").serialize());
+		REQUIRE(h.replies() == greeting);
+		REQUIRE(h.exchange("EHLO client.sender.example").rfind("250-", 0) == 0);
+		// RFC 4954 4: an empty challenge is "334" and a space.
+		CHECK(h.exchange("AUTH PLAIN") == "334 \r\n");
+		std::string credentials = std::string(1, '\0') + "alice@test.example" + std::string(1, '\0') +
+		    "right one";
+		CHECK(h.exchange(base64_encode(credentials)) == "235 2.7.0 nice\r\n");
+		CHECK(h.exchange("NOOP") == noop_reply);
+	}
+}

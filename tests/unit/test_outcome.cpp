@@ -52,14 +52,52 @@ TEST_CASE("Result: a value or its refusal, never both") {
 	CHECK(no.error().text == "authentication required");
 }
 
-TEST_CASE("Outcome: replied, suspended, or refused with one reply") {
-	CHECK(server::Outcome::replied().kind() == server::Outcome::Kind::replied);
-	CHECK_FALSE(server::Outcome::replied().refused());
+TEST_CASE("Outcome: a reply and the state after it, suspended, or refused with one reply") {
+	// SessionState is only declared here (its values live in
+	// server/session.h): an Outcome hands back the state it was given.
+	const auto next = server::SessionState{3};
+
+	server::Outcome ok = server::Outcome::reply(250, smtp::se::addr_other0, "looking good");
+	CHECK(ok.kind() == server::Outcome::Kind::replied);
+	CHECK_FALSE(ok.refused());
+	REQUIRE(ok.reply() != nullptr);
+	CHECK(ok.reply()->code == 250);
+	CHECK(smtp::enhanced_code(ok.reply()->code, ok.reply()->secode) == "2.1.0");
+	CHECK_FALSE(ok.reply()->with_id);  // only refusals carry the received-id
+	CHECK_FALSE(ok.reply()->close);
+	CHECK_FALSE(ok.next_state());
+
+	server::Outcome then = server::Outcome::reply(221, smtp::se::other0, "okay thanks bye").then(next);
+	REQUIRE(then.next_state());
+	CHECK(*then.next_state() == next);
+
+	// EHLO: one outcome, one line per element, formatted as a multi-line reply.
+	server::Outcome lines = server::Outcome::reply_lines(250, "", {"mx.example", "PIPELINING", "SMTPUTF8"});
+	REQUIRE(lines.reply() != nullptr);
+	CHECK(smtp::format_reply(250, lines.reply()->secode, lines.reply()->text) ==
+	      "250-mx.example\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n");
+
+	// A SASL challenge is one 334 line, never wrapped, and leads to the exchange.
+	server::Outcome challenge = server::Outcome::sasl_challenge(std::string(600, 'A')).then(next);
+	CHECK(challenge.verbatim());
+	CHECK(challenge.reply()->code == 334);
+	CHECK(challenge.reply()->text.size() == 600);
+	CHECK_FALSE(ok.verbatim());
+
 	CHECK(server::Outcome::suspended().kind() == server::Outcome::Kind::suspended);
+	CHECK(server::Outcome::suspended().reply() == nullptr);
+	server::Outcome entered = server::Outcome::enter(next);
+	CHECK(entered.reply() == nullptr);
+	CHECK(entered.next_state() == next);
+	CHECK(server::Outcome::delegated().reply() == nullptr);
+
 	server::Outcome o = smtp::error_reply(252, smtp::se::pol_other0, "no verify but will try delivery");
 	REQUIRE(o.refused());
 	CHECK(o.refusal().code == 252);
 	CHECK(o.refusal().with_id);
+	CHECK(o.reply() == &o.refusal());
+	server::Outcome closing = smtp::error_reply(550, smtp::se::addr_other0, "too many failures").then_close();
+	CHECK(closing.reply()->close);
 }
 
 TEST_CASE("localserve policy: what the session asks of the mode") {
