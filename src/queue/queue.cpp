@@ -457,6 +457,8 @@ struct PreparedAttempt {
 	std::string error;
 };
 
+static bool smarthost_verifies(const config::Config& config);
+
 Queue::Queue(struct ev_loop* loop, core::WorkerPool& pool, mailauth::Resolver& resolver, store::Env& env,
              std::shared_ptr<const config::Config> config, QueueOptions options)
 	: loop_(loop), pool_(pool), resolver_(resolver), env_(env), config_(std::move(config)),
@@ -466,7 +468,7 @@ Queue::Queue(struct ev_loop* loop, core::WorkerPool& pool, mailauth::Resolver& r
 	} catch (const std::exception& e) {
 		log::error("queue: no TLS client context, delivering without STARTTLS", {{"err", e.what()}});
 	}
-	load_verified_context(*config_, false);
+	if (smarthost_verifies(*config_)) load_verified_context(*config_, false);
 }
 
 // Whether the config sends mail through a smarthost whose certificate must verify.
@@ -479,9 +481,10 @@ static bool smarthost_verifies(const config::Config& config) {
 // messages to MX hosts.
 static constexpr const char* system_ca_file = "/etc/ssl/certs/ca-certificates.crt";
 
-// Loaded for every config: smarthost_tls "required"/"implicit" needs it
-// always, REQUIRETLS messages (RFC 8689) whatever the smarthost_tls mode or
-// without a smarthost (then from the system's trust store).
+// smarthost_tls "required"/"implicit" needs it always (loaded at start and
+// reload), REQUIRETLS messages (RFC 8689) whatever the smarthost_tls mode or
+// without a smarthost (then from the system's trust store; loaded when the
+// first of them is routed).
 void Queue::load_verified_context(const config::Config& config, bool on_worker) {
 	const bool required_by_config = smarthost_verifies(config);
 	struct Loaded {
@@ -500,9 +503,11 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker) 
 			loaded->error = e.what();
 		}
 	};
+	verified_context_loading_ = true;
 	auto use = [this, loaded, required_by_config] {
 		// Workers may finish out of order after quick successive reloads.
 		if (loaded->generation != verified_context_loads_) return;
+		verified_context_loading_ = false;
 		if (!loaded->context && !required_by_config)
 			log::info("queue: no trusted CAs for REQUIRETLS",
 			          {{"file", loaded->ca_file}, {"error", loaded->error}});
@@ -511,6 +516,9 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker) 
 			           {{"file", loaded->ca_file}, {"error", loaded->error}});
 		verified_context_ = loaded->context;
 		verified_context_error_ = loaded->error;
+		std::vector<core::ConnHandle> waiting;
+		waiting.swap(waiting_for_trust_);
+		for (core::ConnHandle h : waiting) with_delivery(h, [&](Delivery& d) { route(d); });
 	};
 	if (!on_worker) {
 		load();
@@ -817,7 +825,15 @@ void Queue::add_enqueued(const std::vector<store::QueueRecord>& records) {
 
 void Queue::reload(std::shared_ptr<const config::Config> config) {
 	config_ = std::move(config);
-	load_verified_context(*config_, true);
+	if (smarthost_verifies(*config_) || !waiting_for_trust_.empty()) {
+		load_verified_context(*config_, true);
+	} else {
+		// Parsed again, from the file the new config names, when needed.
+		++verified_context_loads_;  // a load in flight is stale
+		verified_context_loading_ = false;
+		verified_context_.reset();
+		verified_context_error_.clear();
+	}
 	schedule();
 }
 
@@ -1097,8 +1113,19 @@ Queue::Outcome Queue::lmtp_outcome(const smtp::LmtpRecipientResult& r, uint64_t 
 	return o;
 }
 
+// A delivery that needs the verified context (a REQUIRETLS message, a
+// smarthost whose certificate must verify) while it is not loaded yet
+// waits for the load, which it starts if none is under way.
+bool Queue::waits_for_trust(Delivery& d) {
+	bool needed = smarthost_verifies(*d.config) || (!d.remote.empty() && d.remote.front().requiretls);
+	if (!needed || verified_context_ || !verified_context_error_.empty()) return false;
+	waiting_for_trust_.push_back(d.self);
+	if (!verified_context_loading_) load_verified_context(*config_, true);
+	return true;
+}
+
 void Queue::route(Delivery& d) {
-	if (stopping_) return;
+	if (stopping_ || waits_for_trust(d)) return;
 	const config::Config& cfg = *d.config;
 	if (!cfg.queue.smarthost_host.empty()) {
 		d.hosts = {cfg.queue.smarthost_host};

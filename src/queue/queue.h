@@ -200,10 +200,16 @@ private:
 	// For smarthost_tls "required"/"implicit": trusts smarthost_ca_file. Built
 	// before the loop runs and again on a worker after each reload (the CA
 	// file may have changed); deliveries use the latest one that loaded.
+	// Without such a smarthost it serves REQUIRETLS messages only, and is
+	// parsed on a worker when the first of them is routed: the system's
+	// trust store is some 250 kB of heap an idle server does not need.
 	std::shared_ptr<const net::TlsClientContext> verified_context_;
 	std::string verified_context_error_;
 	uint64_t verified_context_loads_ = 0;  // only the latest load is used
+	bool verified_context_loading_ = false;
+	std::vector<core::ConnHandle> waiting_for_trust_;  // deliveries routed once it is loaded
 	void load_verified_context(const config::Config& config, bool on_worker);
+	bool waits_for_trust(Delivery& d);
 	core::TimerWatcher timer_;
 	std::map<uint64_t, Entry> entries_;
 	std::set<std::string> busy_domains_;

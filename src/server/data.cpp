@@ -14,6 +14,7 @@
 #include "message/headers.h"
 #include "server/inbound.h"
 #include "server/localserve.h"
+#include "server/message_file.h"
 #include "server/milter.h"
 #include "server/outbound.h"
 #include "server/submit.h"
@@ -170,6 +171,13 @@ smtp::Status Connection::message_acceptable(bool write_failed) const {
 }
 
 Outcome Connection::message_refusal(const SmtpError& e) {
+	// The refused message's file is removed on a worker (message_file.h);
+	// its descriptor is closed here first.
+	if (data) {
+		data->fd.reset();
+		remove_file_on_worker(srv.workers(), std::exchange(data->path, std::string()), cid);
+	}
+	remove_file_on_worker(srv.workers(), std::exchange(message_path, std::string()), cid);
 	abort_data_file();
 	rset();
 	if (state == SessionState::data) return Outcome(e).then(SessionState::command);
@@ -333,7 +341,7 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	if (r.error) {
 		core::stats().count_submission(
 		    core::submission_result_label(r.refusal));  // tern_smtpserver_submission_total
-		unlink(path.c_str());
+		remove_file_on_worker(srv.workers(), path, cid);
 		refuse_message(*r.error);
 		return;
 	}
@@ -344,7 +352,7 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	}
 	OutboundQueue* queue = srv.outbound();
 	if (!queue) {
-		unlink(path.c_str());
+		remove_file_on_worker(srv.workers(), path, cid);
 		refuse_message(error_reply(451, se::sys_other0, "error delivering message: no queue"));
 		return;
 	}
@@ -398,7 +406,7 @@ void Connection::submit_localserve(const SubmissionResult& r, const std::string&
 			return;
 		}
 		if (f.code != 0) {
-			unlink(path.c_str());
+			remove_file_on_worker(srv.workers(), path, cid);
 			refuse_message(
 			    error_reply(f.code, se::other0,
 			                "failure with code " + std::to_string(f.code) + " due to special localpart"));

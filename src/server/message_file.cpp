@@ -4,6 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "util/log.h"
 
 namespace tern::server {
 
@@ -52,6 +56,17 @@ std::optional<std::string> MessageFile::body_hash(size_t offset, mailauth::dkim:
 		pos += n;
 	}
 	return hasher.finish();
+}
+
+void remove_file_on_worker(core::WorkerPool& pool, std::string path, uint64_t log_id) {
+	if (path.empty()) return;
+	auto error = std::make_shared<int>(0);
+	pool.submit([path, error] { *error = ::unlink(path.c_str()) == 0 || errno == ENOENT ? 0 : errno; },
+	            [path, error, log_id] {
+			    if (*error != 0)
+				    log::event(log::Level::error, log_id, "removing message file",
+			                       {{"path", path}, {"error", std::strerror(*error)}});
+		    });
 }
 
 }  // namespace tern::server

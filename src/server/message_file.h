@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "core/worker_pool.h"
 #include "mailauth/dkim.h"
 
 namespace tern::server {
@@ -27,5 +28,13 @@ struct MessageFile {
 	std::optional<std::string> body_hash(size_t offset, mailauth::dkim::Canon canon, mailauth::dkim::HashAlg hash,
 	                                     std::optional<int64_t> length = std::nullopt) const;
 };
+
+// Removes a message file that nobody needs any more, on a worker: an
+// unlink is a write of the spool directory and, for the last link of a
+// large file, frees its blocks; either can wait on the disk, the loop must
+// not. The caller closes its own descriptors first, so the blocks are not
+// freed by a close on the loop. A failure other than "already gone" is
+// logged (with `log_id`) from the loop.
+void remove_file_on_worker(core::WorkerPool& pool, std::string path, uint64_t log_id);
 
 }  // namespace tern::server

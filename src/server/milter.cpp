@@ -2,12 +2,8 @@
 // call it: EHLO/HELO, MAIL, RCPT and the end of DATA/BDAT.
 #include "server/milter.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,7 +11,9 @@
 #include <fstream>
 
 #include "milter/rewrite.h"
-#include "net/unix_socket.h"
+#include "net/connect.h"
+#include "net/transport.h"
+#include "server/message_file.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/suspend.h"
@@ -115,13 +113,14 @@ struct MilterSession::Link {
 	~Link() {
 		io.stop();
 		timer.stop();
-		if (fd >= 0) close(fd);
 	}
 	enum class State { closed, connecting, negotiating, ready, failed };
 	config::Milter cfg;
 	core::IoWatcher io;
 	core::TimerWatcher timer;
-	int fd = -1;
+	// The connection to the milter (doc/design.md "The transport"), while
+	// it is open.
+	std::unique_ptr<net::Transport> transport;
 	State state = State::closed;
 	milter::Conversation conv;
 	std::string out;            // bytes for the milter not yet written
@@ -162,9 +161,10 @@ MilterSession::~MilterSession() {
 	close_message();
 	for (auto& l : links_) {
 		// A polite QUIT when the milter is idle; never a wait.
-		if (l->fd >= 0 && l->state == Link::State::ready && l->out.empty()) {
+		if (l->transport && l->state == Link::State::ready && l->out.empty()) {
 			std::string quit = milter::encode_packet(milter::command::quit, {});
-			[[maybe_unused]] ssize_t n = send(l->fd, quit.data(), quit.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+			size_t n = 0;
+			(void)l->transport->write(quit.data(), quit.size(), n);
 		}
 	}
 }
@@ -265,45 +265,14 @@ void MilterSession::next_link() {
 
 // Connects without waiting; OPTNEG goes out once the socket is writable.
 void MilterSession::start_link(Link& l) {
-	int fd = -1;
-	int rc = -1;
-	if (!l.cfg.path.empty()) {
-		auto addr = net::unix_address(l.cfg.path);
-		if (!addr) {
-			link_failed(l, "socket path too long");
-			return;
-		}
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd >= 0) rc = connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr));
-	} else {
-		auto ip = IpAddr::parse(l.cfg.ip);
-		sockaddr_storage ss{};
-		socklen_t len = 0;
-		if (ip && ip->v6) {
-			auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-			a->sin6_family = AF_INET6;
-			a->sin6_port = htons(static_cast<uint16_t>(l.cfg.port));
-			std::memcpy(&a->sin6_addr, ip->bytes.data(), 16);
-			len = sizeof(*a);
-		} else if (ip) {
-			auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-			a->sin_family = AF_INET;
-			a->sin_port = htons(static_cast<uint16_t>(l.cfg.port));
-			std::memcpy(&a->sin_addr, ip->bytes.data(), 4);
-			len = sizeof(*a);
-		}
-		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd >= 0) rc = connect(fd, reinterpret_cast<const sockaddr*>(&ss), len);
-	}
-	if (fd < 0 || (rc != 0 && errno != EINPROGRESS)) {
-		std::string why = std::string("connect: ") + std::strerror(errno);
-		if (fd >= 0) close(fd);
-		link_failed(l, why);
+	net::OutgoingStream out = net::connect_stream(l.cfg.path, l.cfg.ip, l.cfg.port);
+	if (!out.stream) {
+		link_failed(l, out.error);
 		return;
 	}
-	l.fd = fd;
+	l.transport = std::make_unique<net::Transport>(std::move(out.stream));
 	l.state = Link::State::connecting;
-	l.io.set(fd, EV_WRITE);
+	watch(l);
 	arm_timer(l);
 }
 
@@ -418,31 +387,35 @@ void MilterSession::body_chunk_read(size_t link, uint64_t token, const std::stri
 }
 
 void MilterSession::flush(Link& l) {
-	while (!l.out.empty()) {
-		ssize_t n = send(l.fd, l.out.data(), l.out.size(), MSG_NOSIGNAL);
-		if (n > 0) {
-			l.out.erase(0, static_cast<size_t>(n));
-			continue;
+	if (!l.out.empty()) {
+		size_t n = 0;
+		net::IoStatus st = l.transport->write(l.out.data(), l.out.size(), n);
+		l.out.erase(0, n);
+		if (st == net::IoStatus::closed || st == net::IoStatus::error) {
+			link_failed(l, "write: " + l.transport->last_error());
+			return;
 		}
-		if (n < 0 && errno == EINTR) continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-		link_failed(l, std::string("write: ") + std::strerror(errno));
-		return;
 	}
-	// Always readable: an answer, garbage, or the milter hanging up.
-	l.io.set(l.fd, EV_READ | (l.out.empty() ? 0 : EV_WRITE));
+	watch(l);
+}
+
+void MilterSession::watch(Link& l) {
+	int events = EV_WRITE;  // a connect in progress ends with the socket writable
+	if (l.state != Link::State::connecting) {
+		// Always readable: an answer, garbage, or the milter hanging up.
+		net::Transport::Interest interest = l.transport->interest(true, !l.out.empty());
+		events = (interest.read ? EV_READ : 0) | (interest.write ? EV_WRITE : 0);
+	}
+	l.io.set(l.transport->fd(), events);
 }
 
 void MilterSession::on_io(size_t i, int revents) {
 	if (i >= links_.size()) return;
 	Link& l = *links_[i];
-	if (l.fd < 0) return;
+	if (!l.transport) return;
 	if (l.state == Link::State::connecting) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-		if (getsockopt(l.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-		if (err != 0) {
-			link_failed(l, std::string("connect: ") + std::strerror(err));
+		if (std::string error = net::connect_result(l.transport->stream()); !error.empty()) {
+			link_failed(l, error);
 			return;
 		}
 		l.state = Link::State::negotiating;
@@ -452,29 +425,30 @@ void MilterSession::on_io(size_t i, int revents) {
 		return;
 	}
 	if (revents & EV_READ) read(l);
-	if (l.fd >= 0 && (revents & EV_WRITE)) {
+	if (l.transport && (revents & EV_WRITE)) {
 		flush(l);
 		if (l.state == Link::State::ready) pump(l);
 	}
 }
 
 void MilterSession::read(Link& l) {
-	char buf[16384];
+	char scratch[16384];
 	for (;;) {
-		ssize_t n = recv(l.fd, buf, sizeof(buf), 0);
-		if (n < 0 && errno == EINTR) continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-		if (n <= 0) {
-			link_failed(
-			    l, n == 0 ? "milter closed the connection" : std::string("read: ") + std::strerror(errno));
+		std::string input;
+		net::IoStatus st = l.transport->read_into(input, scratch, sizeof scratch);
+		if (st == net::IoStatus::want_read || st == net::IoStatus::want_write) return;
+		if (st != net::IoStatus::ok) {
+			link_failed(l,
+			            st == net::IoStatus::closed ? "milter closed the connection"
+			                                        : "read: " + l.transport->last_error());
 			return;
 		}
 		// Any answer (SMFIR_PROGRESS too) gives the milter its time again.
 		arm_timer(l);
-		milter::Step s = l.conv.on_bytes(std::string_view(buf, static_cast<size_t>(n)));
+		milter::Step s = l.conv.on_bytes(input);
 		while (s.outcome != milter::Outcome::pending) {
 			handle(l, s);
-			if (l.fd < 0 || l.state == Link::State::failed) return;
+			if (!l.transport || l.state == Link::State::failed) return;
 			s = l.conv.on_bytes({});
 		}
 	}
@@ -592,8 +566,7 @@ void MilterSession::link_failed(Link& l, const std::string& why) {
 	bool current = is_current(l);
 	l.io.stop();
 	l.timer.stop();
-	if (l.fd >= 0) close(l.fd);
-	l.fd = -1;
+	l.transport.reset();  // closes the connection
 	l.out.clear();
 	l.state = Link::State::failed;
 	l.in_stage = false;
@@ -716,6 +689,28 @@ bool Connection::milter_check_message(std::function<void(Connection&)> then) {
 	return true;
 }
 
+// Worker side of the milters' header and body changes: the message at
+// `path` rewritten into `rewritten`, which then replaces it. Returns what
+// failed ("" when all went well; `rewritten` is gone then either way).
+static std::string rewrite_message_file(const std::string& path, const std::string& rewritten,
+                                        const std::vector<milter::Modification>& mods, int64_t& size) {
+	std::ifstream in(path, std::ios::binary);
+	std::string message((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+	if (!in && !in.eof()) return "reading the message";
+	std::string out = milter::apply_modifications(message, mods);
+	std::ofstream f(rewritten, std::ios::binary | std::ios::trunc);
+	f.write(out.data(), static_cast<std::streamsize>(out.size()));
+	f.close();
+	std::string error;
+	if (!f)
+		error = "writing the changed message";
+	else if (std::rename(rewritten.c_str(), path.c_str()) != 0)
+		error = std::string("rename: ") + std::strerror(errno);
+	if (!error.empty()) ::unlink(rewritten.c_str());
+	size = static_cast<int64_t>(out.size());
+	return error;
+}
+
 // Quarantine and envelope changes are not applied: the message is stored
 // as usual, and the log says what a milter asked for.
 static void log_unapplied_milter_requests(uint64_t cid, const std::vector<milter::Modification>& modifications) {
@@ -759,47 +754,32 @@ void Connection::milter_message_verdict(MilterVerdict v, const std::function<voi
 		return;
 	}
 	// The header and body changes: the file is rewritten on a worker (reads
-	// and writes of a whole message do not belong on the loop), then
-	// renamed over the received file before anything is stored or signed.
+	// and writes of a whole message do not belong on the loop), and renamed
+	// over the received file there too, before anything is stored or signed.
 	std::string path = data->path;
 	std::string rewritten = path + ".milter";
 	auto mods = std::make_shared<std::vector<milter::Modification>>(std::move(v.modifications));
 	auto error = std::make_shared<std::string>();
 	auto size = std::make_shared<int64_t>(0);
 	auto resumed = std::make_shared<bool>(false);
-	auto cont = suspend([path, rewritten, error, size, resumed, then](Connection& c) {
+	auto cont = suspend([error, size, resumed, then](Connection& c) {
 		*resumed = true;
-		if (error->empty() && std::rename(rewritten.c_str(), path.c_str()) != 0)
-			*error = std::string("rename: ") + std::strerror(errno);
-		// The queue records the size of the file it takes.
-		if (error->empty() && c.data) c.data->rewritten_size = *size;
 		if (!error->empty()) {
-			unlink(rewritten.c_str());
 			log::event(log::Level::error, c.cid, "applying milter changes", {{"error", *error}});
 			c.refuse_message(smtp::error_reply(451, "3.0", "error applying milter changes"));
 			return;
 		}
+		// The queue records the size of the file it takes.
+		if (c.data) c.data->rewritten_size = *size;
 		then(c);
 	});
 	srv.workers().submit(
-	    [path, rewritten, mods, error, size] {
-		    std::ifstream in(path, std::ios::binary);
-		    std::string message((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-		    if (!in && !in.eof()) {
-			    *error = "reading the message";
-			    return;
-		    }
-		    std::string out = milter::apply_modifications(message, *mods);
-		    std::ofstream f(rewritten, std::ios::binary | std::ios::trunc);
-		    f.write(out.data(), static_cast<std::streamsize>(out.size()));
-		    f.close();
-		    if (!f) *error = "writing the changed message";
-		    *size = static_cast<int64_t>(out.size());
-	    },
-	    [cont, resumed, rewritten]() mutable {
+	    [path, rewritten, mods, error, size] { *error = rewrite_message_file(path, rewritten, *mods, *size); },
+	    [cont, resumed, path, pool = &srv.workers(), cid = cid]() mutable {
 		    cont();
-		    // The session is gone: nobody will use the changed copy.
-		    if (!*resumed) unlink(rewritten.c_str());
+		    // The session is gone or timed out: it removed its file,
+		    // maybe before the rename put the changed copy there.
+		    if (!*resumed) remove_file_on_worker(*pool, path, cid);
 	    });
 }
 

@@ -95,6 +95,8 @@ private:
 	void begin_stage(Link& l);
 	void pump(Link& l);
 	void flush(Link& l);
+	// Sets what the link's watcher waits for, from its state and output.
+	void watch(Link& l);
 	void read(Link& l);
 	void handle(Link& l, const milter::Step& step);
 	// Queues the next body chunk from the message's head, asks a worker for

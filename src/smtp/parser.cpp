@@ -126,10 +126,35 @@ std::string rune_text(char32_t cp) {
 	return s;
 }
 
+// A name of ASCII labels of 1 to 63 octets, none of them starting or
+// ending with a hyphen or with hyphens in its 3rd and 4th positions (which
+// UTS #46 CheckHyphens refuses, and where A-labels start, "xn--", RFC 5890
+// 2.3.2.1): its A-label and U-label forms are both the name in lower case
+// (UTS #46 maps ASCII upper case to lower case and leaves other ASCII label
+// characters alone), so libidn2, whose Unicode tables cost half a megabyte
+// of memory and most of the time of a command, is not needed for it.
+bool plain_ascii_name(std::string_view name) {
+	for (;;) {
+		std::string_view label = name.substr(0, name.find('.'));
+		if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+		if (label.size() >= 4 && label.substr(2, 2) == "--") return false;
+		for (unsigned char c : label)
+			if (c > 0x7f) return false;
+		if (label.size() == name.size()) return true;
+		name.remove_prefix(label.size() + 1);
+	}
+}
+
 // Converts a syntactically checked domain to its A-label and U-label forms
 // (RFC 5890, with UTS #46 mapping as resolvers do), or returns libidn2's
 // complaint.
 std::optional<Domain> idna_convert(const std::string& name, std::string& error) {
+	if (plain_ascii_name(name)) {
+		Domain d;
+		d.ascii = ascii_lower(name);
+		d.unicode = d.ascii;
+		return d;
+	}
 	char* ascii = nullptr;
 	int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(name.c_str()), reinterpret_cast<uint8_t**>(&ascii),
 	                        IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);

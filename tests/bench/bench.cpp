@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -59,7 +60,8 @@ struct Options {
 	int repetitions = 3;          // each server, each scenario
 	int idle_connections = 1000;  // tern; Postfix gets at most 50 (a process each)
 	bool postfix = true;
-	int history = 100000;  // records for the large-history run; 0 skips it
+	int history = 100000;      // records for the large-history run; 0 skips it
+	bool memory_only = false;  // the idle figures and where the memory is, no load runs
 	std::string mail_from = "bench@sender.example";
 	std::string rcpt_to = "alice@test.example";
 	std::string helo = "client.sender.example";
@@ -67,7 +69,8 @@ struct Options {
 
 [[noreturn]] void usage() {
 	std::fprintf(stderr,
-	             "usage: tern-bench [--time SECONDS] [--reps N] [--idle-conns N] [--history N] [--no-postfix]\n");
+	             "usage: tern-bench [--time SECONDS] [--reps N] [--idle-conns N] [--history N] [--no-postfix]\n"
+	             "                  [--memory-only]\n");
 	std::exit(2);
 }
 
@@ -87,7 +90,10 @@ Options parse_options(int argc, char** argv) {
 			o.idle_connections = value();
 		else if (arg == "--no-postfix")
 			o.postfix = false;
-		else if (arg == "--history")
+		else if (arg == "--memory-only") {
+			o.memory_only = true;
+			o.postfix = false;
+		} else if (arg == "--history")
 			o.history = (i + 1 < argc && std::string(argv[i + 1]) == "0") ? (++i, 0) : value();
 		else
 			usage();
@@ -536,27 +542,122 @@ RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server) 
 
 // ------------------------------------------------------------- idle memory
 
+// PSS in kB of one process by kind of mapping (/proc/PID/smaps), to see
+// where idle memory is: the heap, glibc's extra malloc arenas (anonymous,
+// inside 64 MiB reservations), thread stacks (anonymous, 8 MiB or as
+// set), Berkeley DB's region files, the program and its libraries.
+using MappingPss = std::map<std::string, long>;
+MappingPss pss_by_mapping(pid_t pid) {
+	MappingPss kinds;
+	std::ifstream in("/proc/" + std::to_string(pid) + "/smaps");
+	std::string line, kind;
+	while (std::getline(in, line)) {
+		if (line.empty()) continue;
+		if (std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < line.find(' ')) {
+			std::istringstream fields(line);
+			std::string range, perms, offset, dev, inode, path;
+			fields >> range >> perms >> offset >> dev >> inode >> path;
+			unsigned long start = std::stoul(range, nullptr, 16);
+			unsigned long end = std::stoul(range.substr(range.find('-') + 1), nullptr, 16);
+			unsigned long kb = (end - start) / 1024;
+			if (path == "[heap]" || path == "[stack]")
+				kind = path;
+			else if (path.find("/__db.") != std::string::npos)
+				kind = "Berkeley DB regions";
+			else if (path.find("/ternd") != std::string::npos)
+				kind = "ternd (code and data)";
+			else if (path.find(".so") != std::string::npos)
+				kind = "lib " + path.substr(path.rfind('/') + 1);
+			else if (!path.empty())
+				kind = "other (" + path + ")";
+			else if (perms[0] == '-')
+				kind = "anonymous, reserved";
+			else if (kb % 1024 == 0 && kb <= 8192)
+				kind = "anonymous, thread stacks";
+			else
+				kind = "anonymous, malloc arenas and mmaps";
+			continue;
+		}
+		if (line.rfind("Pss:", 0) == 0) kinds[kind] += std::atol(line.c_str() + 4);
+	}
+	return kinds;
+}
+
 struct MemoryResult {
 	long rss_kb = 0, pss_kb = 0;
 	double pss_per_connection_kb = 0;
 	int connections = 0;
+	// The server's main process by mapping: fresh, idle after the warm-up
+	// connections, with the idle connections.
+	std::vector<std::pair<std::string, MappingPss>> mappings;
 };
 
-MemoryResult measure_memory(const Options& o, const Server& server, int count) {
-	MemoryResult m;
-	m.rss_kb = server.rss_kb();
-	m.pss_kb = server.pss_kb();
+std::vector<std::unique_ptr<SmtpClient>> open_idle_connections(const Options& o, const Server& server, int count) {
 	std::vector<std::unique_ptr<SmtpClient>> clients;
 	for (int i = 0; i < count; i++) {
 		auto c = std::make_unique<SmtpClient>();
 		if (c->connect("127.0.0.1", server.port) && c->greet_and_ehlo(o.helo)) clients.push_back(std::move(c));
 	}
+	return clients;
+}
+
+// Idle memory, and what each greeted idle connection adds to it. For tern,
+// `warm_up` connections come and go first: the code that serves a
+// connection (unmapped with the rest of start-up's pages, or never touched
+// yet) is then in the idle figure, where it stays, and not spread over the
+// connections. (Postfix gets none: its smtpd processes would stay to serve
+// the measured connections.)
+MemoryResult measure_memory(const Options& o, const Server& server, int count, int warm_up) {
+	MemoryResult m;
+	m.mappings.emplace_back("fresh", pss_by_mapping(server.root));
+	for (auto& c : open_idle_connections(o, server, warm_up)) c->cmd("QUIT");
+	usleep(500 * 1000);
+	m.mappings.emplace_back("idle", pss_by_mapping(server.root));
+	m.rss_kb = server.rss_kb();
+	m.pss_kb = server.pss_kb();
+	auto clients = open_idle_connections(o, server, count);
 	usleep(1000 * 1000);
+	m.mappings.emplace_back("with conns", pss_by_mapping(server.root));
 	m.connections = int(clients.size());
 	if (m.connections > 0) m.pss_per_connection_kb = double(server.pss_kb() - m.pss_kb) / double(m.connections);
 	clients.clear();
 	usleep(500 * 1000);
 	return m;
+}
+
+// The columns of PSS kB by kind of mapping; the last also in bytes per
+// connection against the one before it.
+void print_pss_by_mapping(const std::vector<std::pair<std::string, MappingPss>>& columns, int connections) {
+	std::printf("  %-40s", "PSS kB by mapping");
+	for (const auto& [title, column] : columns) std::printf(" %10s", title.c_str());
+	std::printf(" %10s\n", "B per conn");
+	const MappingPss& with = columns[2].second;
+	for (const auto& [kind, kb] : columns.back().second) {
+		std::printf("  %-40s", kind.c_str());
+		for (const auto& [title, column] : columns)
+			std::printf(" %10ld", column.count(kind) ? column.at(kind) : 0L);
+		const MappingPss& idle = columns[1].second;
+		long added = (with.count(kind) ? with.at(kind) : 0) - (idle.count(kind) ? idle.at(kind) : 0);
+		std::printf(" %10.0f\n", connections ? double(added) * 1024.0 / connections : 0.0);
+	}
+}
+
+// --memory-only: the idle figures of the table quickly and repeatably, and
+// where the memory is; then, for comparison, the idle server after a
+// second of mail (the code, threads and heap of the mail path in place).
+void report_memory_only(const Options& o, const Server& server) {
+	MemoryResult m = measure_memory(o, server, o.idle_connections, 10);
+	std::printf("idle RSS kB %ld, idle PSS kB %ld; %d idle connections: %.0f bytes of PSS per connection\n",
+	            m.rss_kb, m.pss_kb, m.connections, m.pss_per_connection_kb * 1024.0);
+	Options warm = o;
+	warm.seconds = 1;
+	RunResult1 mail = run_load(warm, scenarios[0], server);
+	usleep(1500 * 1000);
+	m.mappings.emplace_back("after mail", pss_by_mapping(server.root));
+	std::printf("idle again after %llu messages: RSS kB %ld, PSS kB %ld%s%s\n",
+	            static_cast<unsigned long long>(mail.delivered), server.rss_kb(), server.pss_kb(),
+	            mail.failed ? "; errors: " : "", mail.first_error.c_str());
+	print_pss_by_mapping(m.mappings, m.connections);
 }
 
 // --------------------------------------------------------- the disk itself
@@ -688,12 +789,17 @@ int main(int argc, char** argv) {
 	else
 		std::printf("  Postfix: not compared: %s\n", pf_note.c_str());
 
-	// Idle memory first, while both are fresh (ternd gives start-up pages
-	// back one second after start).
-	usleep(3000 * 1000);
-	MemoryResult tern_mem = measure_memory(o, tern, o.idle_connections);
+	// Idle memory first, while both are fresh: ternd gives start-up pages
+	// back one second after start, and its periodic database check (every
+	// 5 s) has run once by 6.5 s, so the idle figure holds its code too.
+	usleep(6500 * 1000);
+	if (o.memory_only) {
+		report_memory_only(o, tern);
+		return 0;
+	}
+	MemoryResult tern_mem = measure_memory(o, tern, o.idle_connections, 10);
 	std::optional<MemoryResult> pf_mem;
-	if (pf) pf_mem = measure_memory(o, *pf, std::min(o.idle_connections, 50));
+	if (pf) pf_mem = measure_memory(o, *pf, std::min(o.idle_connections, 50), 0);
 
 	// The disk, on the file system the servers write to.
 	std::string disk_dir = make_temp_dir("tern-bench-disk-");
