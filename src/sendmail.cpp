@@ -40,14 +40,11 @@ int fail(int status, const std::string& text) {
 
 class Connection {
 public:
-	~Connection() {
-		if (fd_ >= 0) close(fd_);
-	}
 	// Connects to ternd; on failure returns the reason for stderr.
 	std::optional<std::string> connect_to(const std::string& path) {
 		fd_ = net::connect_unix(path);
-		if (fd_ >= 0) return std::nullopt;
-		int e = -fd_;
+		if (fd_) return std::nullopt;
+		int e = errno;
 		if (e == ENAMETOOLONG) return "socket path too long: " + path;
 		if (e == ENOENT || e == ECONNREFUSED)
 			return "cannot reach ternd at " + path + ": " + std::strerror(e) + " (is ternd running?)";
@@ -56,7 +53,7 @@ public:
 			    " (the data directory must be searchable by every user, mode 0711 or more)";
 		return "cannot reach ternd at " + path + ": " + std::strerror(e);
 	}
-	bool send_all(std::string_view data) { return net::send_all(fd_, data); }
+	bool send_all(std::string_view data) { return net::send_all(fd_.get(), data); }
 	// The next line without "\n"; nullopt at EOF or on an error.
 	std::optional<std::string> read_line() {
 		for (;;) {
@@ -81,14 +78,14 @@ private:
 	bool fill() {
 		char tmp[16384];
 		for (;;) {
-			ssize_t n = read(fd_, tmp, sizeof(tmp));
+			ssize_t n = read(fd_.get(), tmp, sizeof(tmp));
 			if (n < 0 && errno == EINTR) continue;
 			if (n <= 0) return false;
 			buf_.append(tmp, static_cast<size_t>(n));
 			return true;
 		}
 	}
-	int fd_ = -1;
+	UniqueFd fd_;
 	std::string buf_;
 };
 

@@ -165,36 +165,32 @@ constexpr int control_answer_timeout_ms = 300 * 1000;
 // opening the environment under it would be the very risk the socket avoids.
 std::optional<control::Answer> ask_ternd(const std::string& data_dir, const std::vector<std::string>& words) {
 	std::string path = data_dir + "/control.sock";
-	int fd = net::connect_unix(path);
-	if (fd < 0) {
-		int err = -fd;
+	UniqueFd fd = net::connect_unix(path);
+	if (!fd) {
+		int err = errno;
 		// No socket file, a stale one, or a path ternd could not have bound.
 		if (err == ENOENT || err == ECONNREFUSED || err == ENAMETOOLONG) return std::nullopt;
 		throw CommandError{exit_negative, "error: cannot reach ternd at " + path + ": " + std::strerror(err)};
 	}
 	std::string request = control::format_request(words);
-	if (!net::send_all(fd, request)) {
+	if (!net::send_all(fd.get(), request)) {
 		int err = errno;
-		::close(fd);
 		throw CommandError{exit_negative, "error: sending to ternd at " + path + ": " + std::strerror(err)};
 	}
 	std::string line;
 	char buf[65536];
 	for (;;) {
-		pollfd p{fd, POLLIN, 0};
+		pollfd p{fd.get(), POLLIN, 0};
 		int ready = ::poll(&p, 1, control_answer_timeout_ms);
 		if (ready < 0 && errno == EINTR) continue;
-		if (ready <= 0) {
-			::close(fd);
-			throw CommandError{exit_negative, "error: no answer from ternd at " + path};
-		}
-		ssize_t n = ::read(fd, buf, sizeof buf);
+		if (ready <= 0) throw CommandError{exit_negative, "error: no answer from ternd at " + path};
+		ssize_t n = ::read(fd.get(), buf, sizeof buf);
 		if (n < 0 && errno == EINTR) continue;
 		if (n <= 0) break;
 		line.append(buf, static_cast<size_t>(n));
 		if (line.back() == '\n') break;
 	}
-	::close(fd);
+	fd.reset();
 	auto answer = control::parse_answer(line);
 	if (!answer) throw CommandError{exit_negative, "error: ternd at " + path + " gave no valid answer"};
 	return answer;
@@ -755,22 +751,20 @@ int cmd_dkim_genkey(const std::vector<std::string>& args) {
 	if (!key) throw CommandError{exit_negative, "error: " + error};
 	// Never replace an existing key by accident: its public half may be
 	// published. The file is private to the owner from its creation on.
-	int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) throw CommandError{exit_negative, "error: cannot create " + out + ": " + std::strerror(errno)};
-	::fchmod(fd, 0600);  // despite the umask
+	UniqueFd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+	if (!fd) throw CommandError{exit_negative, "error: cannot create " + out + ": " + std::strerror(errno)};
+	::fchmod(fd.get(), 0600);  // despite the umask
+	// A half-written key is removed; as before, a failed fsync or close leaves it.
+	TempFile partial(out);
 	size_t written = 0;
 	while (written < key->pem.size()) {
-		ssize_t n = ::write(fd, key->pem.data() + written, key->pem.size() - written);
+		ssize_t n = ::write(fd.get(), key->pem.data() + written, key->pem.size() - written);
 		if (n < 0 && errno == EINTR) continue;
-		if (n <= 0) {
-			int err = errno;
-			::close(fd);
-			::unlink(out.c_str());
-			throw CommandError{exit_negative, "error: writing " + out + ": " + std::strerror(err)};
-		}
+		if (n <= 0) throw CommandError{exit_negative, "error: writing " + out + ": " + std::strerror(errno)};
 		written += size_t(n);
 	}
-	if (::fsync(fd) != 0 || ::close(fd) != 0)
+	partial.commit();
+	if (::fsync(fd.get()) != 0 || fd.close() != 0)
 		throw CommandError{exit_negative, "error: writing " + out + ": " + std::strerror(errno)};
 	std::cout << key->txt_record << "\n";
 	return exit_ok;

@@ -179,12 +179,11 @@ std::optional<core::UserIds> daemon_user(const config::Config& cfg) {
 void create_for_user(const std::string& path, bool file, const std::optional<core::UserIds>& user) {
 	if (path.empty() || access(path.c_str(), F_OK) == 0) return;
 	if (file) {
-		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
-		if (fd < 0) return;  // opening it for the log says why
-		if (user && fchown(fd, user->uid, user->gid) != 0)
+		UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640));
+		if (!fd) return;  // opening it for the log says why
+		if (user && fchown(fd.get(), user->uid, user->gid) != 0)
 			log::warn("chown of the new log file failed",
 			          {{"file", path}, {"error", std::strerror(errno)}});
-		close(fd);
 		return;
 	}
 	if (mkdir(path.c_str(), 0755) != 0) return;  // writing the pid file says why
@@ -473,7 +472,7 @@ private:
 	bool stopping = false;                           // the loop ended: completions only finish their work
 	std::unique_ptr<server::LocalSubmitListener> local_submit;  // sendmail.tern's socket; uses server and queue
 	struct ev_loop* loop = nullptr;
-	int metrics_fd = -1;  // metrics: the /metrics socket, bound with the SMTP ports
+	UniqueFd metrics_socket;  // metrics: the /metrics socket, bound with the SMTP ports
 };
 
 // data_dir is the daemon's own (drop_privileges hands it over): the start
@@ -503,7 +502,7 @@ Daemon::Sockets Daemon::bind_sockets() {
 	server::LocalSubmitSocket local_socket = server::open_local_submit_socket(cfg->data_dir);
 	// metrics: localserve goes on without it (1080 is often taken).
 	try {
-		if (!cfg->metrics.listen.empty()) metrics_fd = metrics::open_metrics_socket(cfg->metrics.listen);
+		if (!cfg->metrics.listen.empty()) metrics_socket = metrics::open_metrics_socket(cfg->metrics.listen);
 	} catch (const std::exception& e) {
 		if (!cfg->localserve) throw;
 		log::info(std::string(e.what()) + "; no metrics");
@@ -652,8 +651,8 @@ std::unique_ptr<metrics::HttpResponder> Daemon::start_metrics(const MaildirScan&
 		core::stats().set_sampler("tern_queue_deliveries_total", {"retried"},
 		                          [this] { return static_cast<double>(outq->counters().retried); });
 	}
-	if (metrics_fd < 0) return nullptr;
-	auto metrics_http = std::make_unique<metrics::HttpResponder>(loop, metrics_fd,
+	if (!metrics_socket) return nullptr;
+	auto metrics_http = std::make_unique<metrics::HttpResponder>(loop, std::move(metrics_socket),
 	                                                             [] { return metrics::render(core::stats()); });
 	metrics_http->start();
 	log::info("metrics listening", {{"address", cfg->metrics.listen}});

@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "mailauth/dkim.h"
+#include "util/unique_fd.h"
 
 namespace tern::core {
 
@@ -73,10 +74,8 @@ int try_need(const FileNeed& need, std::string& failed_path) {
 	struct stat st {};
 	if (stat(need.path.c_str(), &st) != 0) return (errno == ENOENT && need.may_be_missing) ? 0 : errno;
 	if (need.need == Need::read) {
-		int fd = open(need.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-		if (fd < 0) return errno;
-		close(fd);
-		return 0;
+		UniqueFd fd(open(need.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+		return fd ? 0 : errno;
 	}
 	// access(2) checks the real ids: this process's own, or those the
 	// checking child switched to.
@@ -126,14 +125,11 @@ bool write_all(int fd, const std::string& text) {
 std::vector<FileProblem> check_as(const std::vector<FileNeed>& needs, const UserIds& user) {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+	UniqueFd read_end(fds[0]), write_end(fds[1]);
 	pid_t pid = fork();
-	if (pid < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-	}
+	if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
 	if (pid == 0) {
-		close(fds[0]);
+		read_end.reset();
 		std::string report;
 		try {
 			become_user(user);
@@ -145,18 +141,18 @@ std::vector<FileProblem> check_as(const std::vector<FileNeed>& needs, const User
 		} catch (const std::exception& e) {
 			report = std::string("!") + e.what() + "\n";
 		}
-		_exit(write_all(fds[1], report) ? 0 : 1);
+		_exit(write_all(write_end.get(), report) ? 0 : 1);
 	}
-	close(fds[1]);
+	write_end.reset();  // the child's copy is the only writer left: EOF when it exits
 	std::string report;
 	char buf[4096];
 	for (;;) {
-		ssize_t n = read(fds[0], buf, sizeof buf);
+		ssize_t n = read(read_end.get(), buf, sizeof buf);
 		if (n < 0 && errno == EINTR) continue;
 		if (n <= 0) break;
 		report.append(buf, size_t(n));
 	}
-	close(fds[0]);
+	read_end.reset();
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
 	}

@@ -24,6 +24,11 @@ std::string status_response(int code, std::string_view reason, std::string_view 
 	return out;
 }
 
+// Bytes read and dropped after the answer before the client is closed.
+constexpr size_t max_discarded = 64 * 1024;
+// How long a client may take to close after its answer.
+constexpr double drain_timeout_s = 2.0;
+
 std::string plain_error(int code, std::string_view reason, std::string_view extra_headers = {}) {
 	return status_response(code, reason, extra_headers, false, std::string(reason) + "\n",
 	                       "text/plain; charset=utf-8");
@@ -52,7 +57,7 @@ std::string http_response(std::string_view head, const std::function<std::string
 	return status_response(200, "OK", {}, method == "HEAD", body(), "text/plain; version=0.0.4; charset=utf-8");
 }
 
-int open_metrics_socket(const std::string& listen) {
+UniqueFd open_metrics_socket(const std::string& listen) {
 	size_t colon = listen.rfind(':');
 	if (colon == std::string::npos || colon + 1 == listen.size())
 		throw std::runtime_error("metrics listen " + listen + ": expected IP:port");
@@ -68,130 +73,80 @@ int open_metrics_socket(const std::string& listen) {
 	return net::open_listen_socket(host, port);
 }
 
-HttpResponder::HttpResponder(struct ev_loop* loop, int listen_fd, std::function<std::string()> page)
-	: loop_(loop), listen_fd_(listen_fd), page_(std::move(page)), resume_(loop, [this] { start(); }) {
-	ev_io_init(&accept_io_, &HttpResponder::accept_trampoline, listen_fd_.get(), EV_READ);
-	accept_io_.data = this;
+struct HttpResponder::Client : server::LocalClient {
+	using LocalClient::LocalClient;
+	std::string in;
+	std::string out;
+	size_t sent = 0;
+	// Answer sent and write side shut: reading and discarding until the
+	// client closes, so unread request bytes do not turn our close into a
+	// reset that destroys the answer in flight (RFC 9112 9.6).
+	bool draining = false;
+	size_t discarded = 0;
+};
+
+HttpResponder::HttpResponder(struct ev_loop* loop, UniqueFd listen_fd, std::function<std::string()> page)
+	: page_(std::move(page)), clients_(loop, "metrics", max_clients, request_timeout_s,
+                                           {[](UniqueFd fd) { return std::make_unique<Client>(std::move(fd)); },
+                                            [this](Client& c, int) { on_io(c); }, [](Client& c) { c.dead = true; }}) {
+	clients_.listen(std::move(listen_fd), "");
 }
 
-HttpResponder::~HttpResponder() {
-	resume_.stop();
-	stop();
-	// The clients' watchers stop before their sockets close (member order).
-	clients_.clear();
+// The clients and the socket go with clients_.
+HttpResponder::~HttpResponder() = default;
+
+void HttpResponder::start() { clients_.start(); }
+
+void HttpResponder::stop() { clients_.stop(); }
+
+void HttpResponder::on_io(Client& c) {
+	if (c.draining)
+		discard_input(c);
+	else if (!c.out.empty())
+		write_some(c);
+	else
+		read_request(c);
 }
 
-void HttpResponder::start() {
-	if (accepting_) return;
-	ev_io_start(loop_, &accept_io_);
-	ev_unref(loop_);
-	accepting_ = true;
-}
-
-void HttpResponder::stop() {
-	if (!accepting_) return;
-	ev_ref(loop_);  // libev: undo the unref before stopping an unref'd watcher
-	ev_io_stop(loop_, &accept_io_);
-	accepting_ = false;
-}
-
-void HttpResponder::accept_trampoline(struct ev_loop*, ev_io* w, int) {
-	static_cast<HttpResponder*>(w->data)->on_accept();
-}
-
-void HttpResponder::on_accept() {
-	closed_.clear();
-	for (;;) {
-		UniqueFd fd(net::accept_connection(listen_fd_.get()));
-		if (!fd) {
-			if (errno == EINTR || errno == ECONNABORTED) continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				stop();
-				resume_.start(1.0);
-			}
-			return;  // EAGAIN: all taken
-		}
-		if (clients_.size() >= max_clients) {
-			continue;  // closed: a scraper retries; holding more would let anyone pin fds
-		}
-		uint64_t id = next_id_++;
-		auto c = std::make_unique<Client>();
-		c->fd = std::move(fd);
-		c->io = std::make_unique<core::IoWatcher>(loop_, [this, id](int) { on_client_io(id); });
-		c->deadline = std::make_unique<core::TimerWatcher>(loop_, [this, id] { close_client(id); });
-		c->io->set(c->fd.get(), EV_READ);
-		c->deadline->start(request_timeout_s);
-		clients_.emplace(id, std::move(c));
-	}
-}
-
-void HttpResponder::close_client(uint64_t id) {
-	auto it = clients_.find(id);
-	if (it == clients_.end()) return;
-	Client& c = *it->second;
-	c.io->stop();
-	c.deadline->stop();
-	c.fd.reset();
-	closed_.push_back(std::move(it->second));
-	clients_.erase(it);
-}
-
-void HttpResponder::on_client_io(uint64_t id) {
-	closed_.clear();
-	auto it = clients_.find(id);
-	if (it == clients_.end()) return;
-	Client& c = *it->second;
+void HttpResponder::discard_input(Client& c) {
 	char buf[4096];
-	if (c.draining) {
-		for (;;) {
-			ssize_t n = recv(c.fd.get(), buf, sizeof buf, 0);
-			if (n < 0 && errno == EINTR) continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-			if (n > 0 && (c.discarded += static_cast<size_t>(n)) <= 64 * 1024) continue;
-			close_client(id);  // EOF, error, or too much to discard
-			return;
-		}
-	}
-	if (!c.out.empty()) {
-		write_some(id);
-		return;
-	}
 	for (;;) {
 		ssize_t n = recv(c.fd.get(), buf, sizeof buf, 0);
-		if (n > 0) {
-			c.in.append(buf, static_cast<size_t>(n));
-			// The head ends at an empty line (RFC 9112 2.1); bare LF tolerated.
-			size_t end = std::min(c.in.find("\r\n\r\n"), c.in.find("\n\n"));
-			if (end != std::string::npos && end < max_request_head) {
-				respond(c);
-				write_some(id);
-				return;
-			}
-			if (c.in.size() > max_request_head) {
-				c.out = plain_error(431, "Request Header Fields Too Large");  // RFC 6585 5
-				c.in.clear();
-				write_some(id);
-				return;
-			}
-			continue;
-		}
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
 		if (n < 0 && errno == EINTR) continue;
-		close_client(id);  // EOF before a complete head, or an error
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+		if (n > 0 && (c.discarded += static_cast<size_t>(n)) <= max_discarded) continue;
+		c.dead = true;  // EOF, error, or too much to discard
 		return;
 	}
 }
 
-void HttpResponder::respond(Client& c) {
-	c.out = http_response(c.in, page_);
-	c.in.clear();
-	c.in.shrink_to_fit();
+void HttpResponder::read_request(Client& c) {
+	char buf[4096];
+	for (;;) {
+		ssize_t n = recv(c.fd.get(), buf, sizeof buf, 0);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+		if (n <= 0) {
+			c.dead = true;  // EOF before a complete head, or an error
+			return;
+		}
+		c.in.append(buf, static_cast<size_t>(n));
+		// The head ends at an empty line (RFC 9112 2.1); bare LF tolerated.
+		size_t end = std::min(c.in.find("\r\n\r\n"), c.in.find("\n\n"));
+		if (end != std::string::npos && end < max_request_head)
+			c.out = http_response(c.in, page_);
+		else if (c.in.size() > max_request_head)
+			c.out = plain_error(431, "Request Header Fields Too Large");  // RFC 6585 5
+		else
+			continue;
+		c.in.clear();
+		c.in.shrink_to_fit();
+		write_some(c);
+		return;
+	}
 }
 
-void HttpResponder::write_some(uint64_t id) {
-	auto it = clients_.find(id);
-	if (it == clients_.end()) return;
-	Client& c = *it->second;
+void HttpResponder::write_some(Client& c) {
 	while (c.sent < c.out.size()) {
 		ssize_t n = send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
 		if (n > 0) {
@@ -203,7 +158,7 @@ void HttpResponder::write_some(uint64_t id) {
 			c.io->set(c.fd.get(), EV_WRITE);
 			return;
 		}
-		close_client(id);
+		c.dead = true;
 		return;
 	}
 	// One request per connection: half-close so the client sees the end,
@@ -211,7 +166,7 @@ void HttpResponder::write_some(uint64_t id) {
 	shutdown(c.fd.get(), SHUT_WR);
 	c.draining = true;
 	c.io->set(c.fd.get(), EV_READ);
-	c.deadline->start(2.0);
+	c.deadline->start(drain_timeout_s);
 }
 
 }  // namespace tern::metrics

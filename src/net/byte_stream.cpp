@@ -9,10 +9,6 @@
 
 namespace tern::net {
 
-FdStream::~FdStream() {
-	if (owns_fd_ && fd_ >= 0) ::close(fd_);
-}
-
 IoStatus FdStream::read(char* buf, std::size_t cap, std::size_t& n) {
 	n = 0;
 	for (;;) {

@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "util/unique_fd.h"
+
 namespace tern::net {
 
 enum class IoStatus {
@@ -33,12 +35,17 @@ public:
 	virtual std::string last_error() const = 0;
 };
 
-// A connected non-blocking socket. With owns_fd it closes the descriptor
-// when it goes.
+// A socket whose owner outlives the stream that reads and writes it.
+struct BorrowedFd {
+	int fd;
+};
+
+// A connected non-blocking socket: owned (closed when the stream goes) or
+// borrowed.
 class FdStream : public ByteStream {
 public:
-	FdStream(int fd, bool owns_fd) : fd_(fd), owns_fd_(owns_fd) {}
-	~FdStream() override;
+	explicit FdStream(UniqueFd fd) : owned_(std::move(fd)), fd_(owned_.get()) {}
+	explicit FdStream(BorrowedFd fd) : fd_(fd.fd) {}
 	FdStream(const FdStream&) = delete;
 	FdStream& operator=(const FdStream&) = delete;
 	IoStatus read(char* buf, std::size_t cap, std::size_t& n) override;
@@ -47,8 +54,8 @@ public:
 	std::string last_error() const override { return error_; }
 
 private:
+	UniqueFd owned_;
 	int fd_;
-	bool owns_fd_;
 	std::string error_;
 };
 

@@ -43,12 +43,13 @@ OutgoingStream connect_stream(const std::string& unix_path, const std::string& i
 	sockaddr_storage ss{};
 	socklen_t len = 0;
 	if (!target_address(unix_path, ip, port, ss, len, out.error)) return out;
-	int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
+	UniqueFd sock(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+	if (!sock) {
 		out.error = std::string("socket: ") + std::strerror(errno);
 		return out;
 	}
-	auto stream = std::make_unique<FdStream>(fd, true);
+	const int fd = sock.get();  // the stream owns it from here on
+	auto stream = std::make_unique<FdStream>(std::move(sock));
 	int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&ss), len);
 	if (rc != 0 && errno != EINPROGRESS) {
 		// A unix socket says EAGAIN when its listener's backlog is full: a

@@ -28,7 +28,7 @@ static std::string host_port(const std::string& ip, int port) {
 	return ip + ":" + std::to_string(port);
 }
 
-int open_listen_socket(const std::string& ip, int port) {
+UniqueFd open_listen_socket(const std::string& ip, int port) {
 	auto addr = IpAddr::parse(ip);
 	if (!addr) throw std::runtime_error("listen " + host_port(ip, port) + ": not an IP address");
 	sockaddr_storage ss{};
@@ -46,52 +46,46 @@ int open_listen_socket(const std::string& ip, int port) {
 		std::memcpy(&sa4->sin_addr, addr->bytes.data(), 4);
 		len = sizeof(*sa4);
 	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) throw std::runtime_error("listen " + host_port(ip, port) + ": socket: " + std::strerror(errno));
+	UniqueFd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+	if (!fd) throw std::runtime_error("listen " + host_port(ip, port) + ": socket: " + std::strerror(errno));
 	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (addr->v6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 1024) != 0) {
-		int e = errno;
-		close(fd);
-		throw std::runtime_error("listen " + host_port(ip, port) + ": " + std::strerror(e));
-	}
+	setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (addr->v6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd.get(), 1024) != 0)
+		throw std::runtime_error("listen " + host_port(ip, port) + ": " + std::strerror(errno));
 	return fd;
 }
 
 std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool tolerate_ipv6_failure,
                                          std::vector<std::string>& warnings) {
-	std::vector<ListenSocket> out;
-	try {
-		for (const auto& [name, l] : cfg.listeners) {
-			const std::pair<Service, const config::ListenerService*> services[] = {
-			    {Service::smtp, &l.smtp},
-			    {Service::submission, &l.submission},
-			    {Service::submissions, &l.submissions}};
-			for (const auto& [svc, conf] : services) {
-				if (!conf->enabled) continue;
-				for (const auto& ip : l.ips) {
-					try {
-						int fd = open_listen_socket(ip, conf->port);
-						out.push_back(ListenSocket{fd, name, svc, host_port(ip, conf->port)});
-					} catch (const std::exception& e) {
-						if (tolerate_ipv6_failure && ip.find(':') != std::string::npos) {
-							warnings.push_back(std::string(e.what()) +
-							                   "; listening on IPv4 only");
-							continue;
-						}
-						throw;
+	std::vector<ListenSocket> out;  // closed by their owners on an exception
+	for (const auto& [name, l] : cfg.listeners) {
+		const std::pair<Service, const config::ListenerService*> services[] = {
+		    {Service::smtp, &l.smtp},
+		    {Service::submission, &l.submission},
+		    {Service::submissions, &l.submissions}};
+		for (const auto& [svc, conf] : services) {
+			if (!conf->enabled) continue;
+			for (const auto& ip : l.ips) {
+				try {
+					UniqueFd fd = open_listen_socket(ip, conf->port);
+					out.push_back(
+					    ListenSocket{std::move(fd), name, svc, host_port(ip, conf->port)});
+				} catch (const std::exception& e) {
+					if (tolerate_ipv6_failure && ip.find(':') != std::string::npos) {
+						warnings.push_back(std::string(e.what()) + "; listening on IPv4 only");
+						continue;
 					}
+					throw;
 				}
 			}
 		}
-	} catch (...) {
-		for (auto& s : out) close(s.fd);
-		throw;
 	}
 	return out;
 }
 
-int accept_connection(int listen_fd) { return accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+UniqueFd accept_connection(int listen_fd) {
+	return UniqueFd(accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+}
 
 }  // namespace tern::net

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "util/unique_fd.h"
 
 namespace tern::net {
 
@@ -12,7 +13,7 @@ enum class Service { smtp, submission, submissions };
 const char* service_name(Service);
 
 struct ListenSocket {
-	int fd = -1;
+	UniqueFd fd;
 	std::string listener;  // name under "listeners"
 	Service service = Service::smtp;
 	std::string address;  // "ip:port" for logs
@@ -21,7 +22,7 @@ struct ListenSocket {
 // Opens a non-blocking listening TCP socket; throws std::runtime_error
 // naming the address on failure. IPv6 sockets are IPV6_V6ONLY so "::" and
 // "0.0.0.0" can both be bound.
-int open_listen_socket(const std::string& ip, int port);
+UniqueFd open_listen_socket(const std::string& ip, int port);
 
 // Opens every enabled service of every listener. With `tolerate_ipv6_failure`
 // (localserve), an IPv6 address that cannot be bound is skipped and reported
@@ -29,7 +30,7 @@ int open_listen_socket(const std::string& ip, int port);
 std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool tolerate_ipv6_failure,
                                          std::vector<std::string>& warnings);
 
-// accept4() with SOCK_NONBLOCK|SOCK_CLOEXEC; -1 with errno on failure.
-int accept_connection(int listen_fd);
+// accept4() with SOCK_NONBLOCK|SOCK_CLOEXEC; empty with errno set on failure.
+UniqueFd accept_connection(int listen_fd);
 
 }  // namespace tern::net

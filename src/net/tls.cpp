@@ -1,5 +1,6 @@
 // TLS over non-blocking sockets with mbedTLS 2.28; see tls.h.
 #include "net/tls.h"
+#include "util/unique_fd.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -142,9 +143,8 @@ bool looks_like_ip_literal(const std::string& name) {
 // mbedTLS reports any unreadable file as "Read/write of file failed";
 // the operator wants to know whether it is missing or a permission problem.
 void require_readable(const std::string& path, const std::string& what) {
-	int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0) throw std::runtime_error("tls: cannot load " + what + " " + path + ": " + std::strerror(errno));
-	::close(fd);
+	if (!UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)))
+		throw std::runtime_error("tls: cannot load " + what + " " + path + ": " + std::strerror(errno));
 }
 
 }  // namespace
@@ -326,7 +326,7 @@ TlsSession::TlsSession(std::shared_ptr<const TlsServerContext> context, ByteStre
 }
 
 TlsSession::TlsSession(std::shared_ptr<const TlsServerContext> context, int fd) : impl_(std::make_unique<Impl>()) {
-	impl_->fd_stream = std::make_unique<FdStream>(fd, false);
+	impl_->fd_stream = std::make_unique<FdStream>(BorrowedFd{fd});
 	impl_->stream = impl_->fd_stream.get();
 	impl_->attach(context->impl().config.get());
 	impl_->context = std::move(context);
@@ -341,7 +341,7 @@ TlsSession::TlsSession(std::shared_ptr<const TlsClientContext> context, ByteStre
 
 TlsSession::TlsSession(std::shared_ptr<const TlsClientContext> context, int fd, const std::string& server_name)
 	: impl_(std::make_unique<Impl>()) {
-	impl_->fd_stream = std::make_unique<FdStream>(fd, false);
+	impl_->fd_stream = std::make_unique<FdStream>(BorrowedFd{fd});
 	impl_->stream = impl_->fd_stream.get();
 	impl_->attach_client(std::move(context), server_name);
 }
@@ -534,42 +534,27 @@ void write_file_atomically(const std::string& path, std::string_view content, mo
 	}
 	std::string temp = path + ".tmp." + std::to_string(::getpid());
 	::unlink(temp.c_str());
-	int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-	if (fd < 0) fail("open " + temp, errno);
-	auto cleanup_fail = [&](const std::string& what) {
-		int err = errno;
-		::close(fd);
-		::unlink(temp.c_str());
-		fail(what, err);
-	};
+	UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+	if (!fd) fail("open " + temp, errno);
+	TempFile temp_file(temp);  // removed on every way out but the rename
 	// The umask must not loosen or tighten the mode we promise.
-	if (::fchmod(fd, mode) != 0) cleanup_fail("chmod");
+	if (::fchmod(fd.get(), mode) != 0) fail("chmod", errno);
 	std::size_t done = 0;
 	while (done < content.size()) {
-		ssize_t w = ::write(fd, content.data() + done, content.size() - done);
+		ssize_t w = ::write(fd.get(), content.data() + done, content.size() - done);
 		if (w < 0) {
 			if (errno == EINTR) continue;
-			cleanup_fail("write");
+			fail("write", errno);
 		}
 		done += static_cast<std::size_t>(w);
 	}
-	if (::fsync(fd) != 0) cleanup_fail("fsync");
-	if (::close(fd) != 0) {
-		int err = errno;
-		::unlink(temp.c_str());
-		fail("close", err);
-	}
-	if (::rename(temp.c_str(), path.c_str()) != 0) {
-		int err = errno;
-		::unlink(temp.c_str());
-		fail("rename", err);
-	}
+	if (::fsync(fd.get()) != 0) fail("fsync", errno);
+	if (fd.close() != 0) fail("close", errno);
+	if (::rename(temp.c_str(), path.c_str()) != 0) fail("rename", errno);
+	temp_file.commit();
 	// Make the rename itself durable.
-	int dir_fd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir_fd >= 0) {
-		::fsync(dir_fd);
-		::close(dir_fd);
-	}
+	UniqueFd dir_fd(::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (dir_fd) ::fsync(dir_fd.get());
 }
 
 // Host names only (letters, digits, '-', '.', '_', '*'): they go into a

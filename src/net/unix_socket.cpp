@@ -16,39 +16,40 @@ std::optional<sockaddr_un> unix_address(const std::string& path) {
 	return addr;
 }
 
-int listen_unix(const std::string& path, mode_t mode, int backlog) {
+namespace {
+// An empty descriptor with errno set to err (after the failed one closed).
+UniqueFd failed(int err) {
+	errno = err;
+	return UniqueFd();
+}
+}  // namespace
+
+UniqueFd listen_unix(const std::string& path, mode_t mode, int backlog) {
 	auto addr = unix_address(path);
-	if (!addr) return -ENAMETOOLONG;
+	if (!addr) return failed(ENAMETOOLONG);
 	::unlink(path.c_str());
-	int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) return -errno;
+	UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+	if (!fd) return failed(errno);
 	// The mode holds from bind on: no moment with a wider one.
 	mode_t old_mask = ::umask(static_cast<mode_t>(~mode & 0777));
-	int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
+	int rc = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
 	int err = errno;
 	::umask(old_mask);
-	if (rc == 0) {
-		rc = ::chmod(path.c_str(), mode) == 0 && ::listen(fd, backlog) == 0 ? 0 : -1;
+	if (rc != 0) return failed(err);
+	if (::chmod(path.c_str(), mode) != 0 || ::listen(fd.get(), backlog) != 0) {
 		err = errno;
-		if (rc != 0) ::unlink(path.c_str());
-	}
-	if (rc != 0) {
-		::close(fd);
-		return -err;
+		::unlink(path.c_str());
+		return failed(err);
 	}
 	return fd;
 }
 
-int connect_unix(const std::string& path) {
+UniqueFd connect_unix(const std::string& path) {
 	auto addr = unix_address(path);
-	if (!addr) return -ENAMETOOLONG;
-	int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) return -errno;
-	if (::connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) != 0) {
-		int err = errno;
-		::close(fd);
-		return -err;
-	}
+	if (!addr) return failed(ENAMETOOLONG);
+	UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	if (!fd) return failed(errno);
+	if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) != 0) return failed(errno);
 	return fd;
 }
 

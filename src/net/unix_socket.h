@@ -7,6 +7,8 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include "util/unique_fd.h"
+
 namespace tern::net {
 
 // The address of `path`; nullopt when it does not fit sun_path.
@@ -14,12 +16,12 @@ std::optional<sockaddr_un> unix_address(const std::string& path);
 
 // A listening, non-blocking socket at `path` with file mode `mode` from its
 // creation on (whatever the umask); a file already there is replaced.
-// Returns the descriptor, or -errno (nothing left behind). ENAMETOOLONG
-// when the path does not fit.
-int listen_unix(const std::string& path, mode_t mode, int backlog);
+// Returns the socket, or an empty one with errno set (nothing left
+// behind): ENAMETOOLONG when the path does not fit.
+UniqueFd listen_unix(const std::string& path, mode_t mode, int backlog);
 
-// A blocking connection to `path`; the descriptor, or -errno.
-int connect_unix(const std::string& path);
+// A blocking connection to `path`; an empty one with errno set on failure.
+UniqueFd connect_unix(const std::string& path);
 
 // Writes all of `data` to a blocking socket (no SIGPIPE); false on error.
 bool send_all(int fd, std::string_view data);

@@ -61,12 +61,13 @@ void SmtpClient::start() {
 	}
 	sockaddr_storage ss;
 	socklen_t len = ip->to_sockaddr(options_.port, ss);
-	int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
+	UniqueFd sock(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+	if (!sock) {
 		fail_host(std::string("socket: ") + std::strerror(errno));
 		return;
 	}
-	transport_ = std::make_unique<net::Transport>(std::make_unique<net::FdStream>(fd, true));
+	const int fd = sock.get();  // the transport owns it from here on
+	transport_ = std::make_unique<net::Transport>(std::make_unique<net::FdStream>(std::move(sock)));
 	state_ = State::connecting;
 	if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
 		on_connected();

@@ -76,7 +76,9 @@ mailauth::SpfArgs Connection::spf_args() const {
 	else
 		spf.helo_domain = hello->domain.ascii;
 	spf.local_ip_text = local_ip.to_string();
-	spf.local_hostname = hostname();
+	// RFC 7208 9.1 receiver= and 7.3 %{r} name the host doing the check: the
+	// global hostname, as in Received's "by" (a listener's is for its greeting).
+	spf.local_hostname = global_hostname();
 	return spf;
 }
 

@@ -22,7 +22,7 @@ namespace {
 constexpr double client_timeout_s = 60.0;
 
 // Whether a process answers on the socket file at `path`.
-bool socket_is_live(const std::string& path) { return UniqueFd(net::connect_unix(path)).valid(); }
+bool socket_is_live(const std::string& path) { return net::connect_unix(path).valid(); }
 
 }  // namespace
 
@@ -50,9 +50,9 @@ ControlServer::ControlServer(struct ev_loop* loop, core::WorkerPool& workers, st
 	if (socket_is_live(path_)) throw std::runtime_error("another ternd answers on " + path_ + " (same data_dir?)");
 	// Only the daemon's user (and root) may connect; a file left behind by a
 	// ternd that was killed is replaced.
-	int fd = net::listen_unix(path_, 0600, 16);
-	if (fd < 0) throw std::runtime_error("control socket " + path_ + ": " + std::strerror(-fd));
-	clients_.listen(UniqueFd(fd), path_);
+	UniqueFd fd = net::listen_unix(path_, 0600, 16);
+	if (!fd) throw std::runtime_error("control socket " + path_ + ": " + std::strerror(errno));
+	clients_.listen(std::move(fd), path_);
 }
 
 // The clients and the socket (with its file) go with clients_.

@@ -28,8 +28,7 @@ DovecotAuthClient::~DovecotAuthClient() { close(); }
 void DovecotAuthClient::close() {
 	io_.stop();
 	timer_.stop();
-	if (fd_ >= 0) ::close(fd_);
-	fd_ = -1;
+	fd_.reset();
 }
 
 void DovecotAuthClient::start(sasl::dovecot::AuthRequest request, Callback cb) {
@@ -48,20 +47,20 @@ void DovecotAuthClient::connect_and_send_hello() {
 	auto keep = shared_from_this();
 	auto addr = net::unix_address(socket_path_);
 	if (!addr) return fail("socket path too long: " + socket_path_);
-	fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd_ < 0) return fail(std::string("socket: ") + std::strerror(errno));
+	fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+	if (!fd_) return fail(std::string("socket: ") + std::strerror(errno));
 	// A Unix stream connect completes at once or fails at once; EAGAIN is a
 	// full backlog, which a loop must not wait out.
-	if (::connect(fd_, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) != 0 && errno != EINPROGRESS)
+	if (::connect(fd_.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) != 0 && errno != EINPROGRESS)
 		return fail("connect " + socket_path_ + ": " + std::strerror(errno));
 	out_ = sasl::dovecot::ClientProtocol::hello(static_cast<long>(::getpid()));
 	timer_.start(timeout_s_);
-	io_.set(fd_, EV_READ | EV_WRITE);
+	io_.set(fd_.get(), EV_READ | EV_WRITE);
 }
 
 void DovecotAuthClient::answer(std::string data, Callback cb) {
 	cb_ = std::move(cb);
-	if (fd_ < 0) {
+	if (!fd_) {
 		// Dovecot went away while the client was answering.
 		if (!failure_) fail("Dovecot closed the connection");
 		timer_.start(0);
@@ -79,30 +78,30 @@ void DovecotAuthClient::answer(std::string data, Callback cb) {
 // Writes what is pending; false when the connection failed (reported).
 bool DovecotAuthClient::flush() {
 	while (!out_.empty()) {
-		ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+		ssize_t n = ::send(fd_.get(), out_.data(), out_.size(), MSG_NOSIGNAL);
 		if (n > 0) {
 			out_.erase(0, static_cast<size_t>(n));
 			continue;
 		}
 		if (n < 0 && errno == EINTR) continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			io_.set(fd_, EV_READ | EV_WRITE);
+			io_.set(fd_.get(), EV_READ | EV_WRITE);
 			return true;
 		}
 		fail(std::string("writing to Dovecot: ") + std::strerror(errno));
 		return false;
 	}
-	io_.set(fd_, EV_READ);
+	io_.set(fd_.get(), EV_READ);
 	return true;
 }
 
 void DovecotAuthClient::on_io(int revents) {
 	auto keep = shared_from_this();
 	if ((revents & EV_WRITE) && !flush()) return;
-	if (!(revents & EV_READ) || fd_ < 0) return;
+	if (!(revents & EV_READ) || !fd_) return;
 	char buf[4096];
 	for (;;) {
-		ssize_t n = ::read(fd_, buf, sizeof buf);
+		ssize_t n = ::read(fd_.get(), buf, sizeof buf);
 		if (n > 0) {
 			in_.append(buf, static_cast<size_t>(n));
 			continue;
@@ -111,7 +110,7 @@ void DovecotAuthClient::on_io(int revents) {
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
 		// EOF or an error: whatever came before it is still judged first.
 		process_lines();
-		if (!finished_ && fd_ >= 0)
+		if (!finished_ && fd_.valid())
 			fail(n == 0 ? std::string("Dovecot closed the connection")
 			            : std::string("reading from Dovecot: ") + std::strerror(errno));
 		return;
@@ -121,7 +120,7 @@ void DovecotAuthClient::on_io(int revents) {
 
 void DovecotAuthClient::process_lines() {
 	// Stops after an outcome: the next step is the session's.
-	while (fd_ >= 0 && cb_) {
+	while (fd_.valid() && cb_) {
 		size_t lf = in_.find('\n');
 		if (lf == std::string::npos) {
 			if (in_.size() > max_line) fail("line from Dovecot too long");

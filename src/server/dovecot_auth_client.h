@@ -20,6 +20,7 @@
 
 #include "core/watchers.h"
 #include "sasl/dovecot_auth_protocol.h"
+#include "util/unique_fd.h"
 
 namespace tern::server {
 
@@ -70,7 +71,7 @@ private:
 	struct ev_loop* loop_;
 	std::string socket_path_;
 	double timeout_s_;
-	int fd_ = -1;
+	UniqueFd fd_;
 	core::IoWatcher io_;
 	core::TimerWatcher timer_;
 	sasl::dovecot::ClientProtocol protocol_;

@@ -1,9 +1,10 @@
-// What ternd's local sockets share (the control socket and sendmail.sock):
-// a listening socket whose file goes with it, the accept loop, clients in a
-// ConnTable, each with its I/O watcher and its deadline, and with_client,
-// the one way back into a client from an event or a completion
-// (doc/design.md "one lifetime rule"). The owner says what a client is and
-// what its events do; this class does the bookkeeping.
+// What ternd's small side listeners share (the control socket,
+// sendmail.sock and the metrics page): a listening socket (a unix socket's
+// file goes with it), the accept loop, clients in a ConnTable, each with
+// its I/O watcher and its deadline, and with_client, the one way back into
+// a client from an event or a completion (doc/design.md "one lifetime
+// rule"). The owner says what a client is and what its events do; this
+// class does the bookkeeping.
 #pragma once
 #include <sys/socket.h>
 
@@ -48,7 +49,7 @@ public:
 	// later ones are closed at accept.
 	LocalClients(struct ev_loop* loop, std::string what, size_t max_clients, double deadline_s, Hooks hooks)
 		: loop_(loop), what_(std::move(what)), max_clients_(max_clients), deadline_s_(deadline_s),
-		  hooks_(std::move(hooks)) {}
+		  hooks_(std::move(hooks)), resume_(loop, [this] { start(); }) {}
 	~LocalClients() {
 		stop();
 		std::vector<core::ConnHandle> all;
@@ -58,8 +59,8 @@ public:
 	LocalClients(const LocalClients&) = delete;
 	LocalClients& operator=(const LocalClients&) = delete;
 
-	// Takes over a listening socket bound at `path`; the file is removed
-	// when the socket is closed.
+	// Takes over a listening socket bound at `path` (a unix socket's; ""
+	// for a TCP one); the file is removed when the socket is closed.
 	void listen(UniqueFd fd, std::string path) {
 		listen_fd_ = std::move(fd);
 		socket_file_ = TempFile(std::move(path));
@@ -75,6 +76,7 @@ public:
 	// Stops accepting, closes the socket and removes its file; clients in
 	// progress finish.
 	void stop() {
+		resume_.stop();
 		accept_watcher_.reset();
 		listen_fd_.reset();
 		socket_file_.remove();
@@ -101,13 +103,23 @@ public:
 private:
 	// Level-triggered: a burst larger than one round is taken in the next.
 	static constexpr int accepts_per_round = 64;
+	// Out of descriptors, accepting pauses this long instead of spinning on
+	// a listener that stays readable.
+	static constexpr double accept_pause_s = 1.0;
 
 	void on_accept() {
 		for (int i = 0; i < accepts_per_round && listen_fd_; ++i) {
 			UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
 			if (!fd) {
-				if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+					log::error(what_ + ": accept failed, pausing",
+					           {{"error", std::strerror(errno)}});
+					accept_watcher_->stop();
+					resume_.start(accept_pause_s);
+				} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+				           errno != ECONNABORTED) {
 					log::error(what_ + ": accept failed", {{"error", std::strerror(errno)}});
+				}
 				return;
 			}
 			if (clients_.size() >= max_clients_) {
@@ -138,6 +150,7 @@ private:
 	size_t max_clients_;
 	double deadline_s_;
 	Hooks hooks_;
+	core::TimerWatcher resume_;  // after an accept_pause_s
 	UniqueFd listen_fd_;
 	TempFile socket_file_;
 	std::unique_ptr<core::IoWatcher> accept_watcher_;

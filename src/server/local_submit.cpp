@@ -177,7 +177,7 @@ LocalSubmitListener::LocalSubmitListener(Server& srv, LocalSubmitSocket sock, Qu
 								   log::info("local submission: client idle, dropped");
 								   c.dead = true;
 							   }}) {
-	if (sock.fd >= 0) clients_.listen(UniqueFd(sock.fd), std::move(sock.path));
+	if (sock.fd) clients_.listen(std::move(sock.fd), std::move(sock.path));
 }
 
 // The clients and the socket (with its file) go with clients_.
@@ -199,8 +199,8 @@ LocalSubmitSocket open_local_submit_socket(const std::string& data_dir) {
 	// A socket left by a daemon that did not stop cleanly is replaced: this
 	// daemon owns the data directory now (the SMTP ports are bound).
 	sock.fd = net::listen_unix(sock.path, 0666, 64);
-	if (sock.fd < 0) {
-		int err = -sock.fd;
+	if (!sock.fd) {
+		int err = errno;
 		throw std::runtime_error("local submission socket " + sock.path + ": " +
 		                         (err == ENAMETOOLONG ? std::string("path too long") : std::strerror(err)));
 	}

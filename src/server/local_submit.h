@@ -49,7 +49,7 @@ LocalSender decide_local_sender(const config::Config& cfg, const std::string& lo
 std::string generated_from(const std::string& full_name, const std::string& address);
 
 struct LocalSubmitSocket {
-	int fd = -1;
+	UniqueFd fd;
 	std::string path;
 };
 

@@ -18,7 +18,7 @@ Server::Server(struct ev_loop* loop, std::shared_ptr<const config::Config> cfg, 
 	  scratch_(new char[scratch_size]), accept_resume_(loop,
                                                            [this] {
 								   for (auto& a : acceptors_)
-									   a->watcher->set(a->sock.fd, EV_READ);
+									   a->watcher->set(a->sock.fd.get(), EV_READ);
 							   }),
 	  shutdown_timer_(loop,
                           [this] {
@@ -35,7 +35,7 @@ Server::Server(struct ev_loop* loop, std::shared_ptr<const config::Config> cfg, 
 	next_cid_ = (static_cast<uint64_t>(rd()) << 20) | 1;
 	for (auto& s : sockets) {
 		auto a = std::make_unique<Acceptor>();
-		a->sock = s;
+		a->sock = std::move(s);
 		Acceptor* raw = a.get();
 		a->watcher = std::make_unique<core::IoWatcher>(loop_, [this, raw](int) { on_accept(*raw); });
 		acceptors_.push_back(std::move(a));
@@ -47,10 +47,8 @@ Server::~Server() {
 	std::vector<core::ConnHandle> all;
 	conns_.for_each([&](core::ConnHandle h, Connection&) { all.push_back(h); });
 	for (auto h : all) destroy(h);
-	for (auto& a : acceptors_) {
-		a->watcher->stop();
-		close(a->sock.fd);
-	}
+	// The watchers stop before their sockets close (Acceptor's member order).
+	acceptors_.clear();
 }
 
 namespace {
@@ -78,7 +76,7 @@ void Server::build_limiters() {
 void Server::start() {
 	disk_space_.start();
 	for (auto& a : acceptors_) {
-		a->watcher->set(a->sock.fd, EV_READ);
+		a->watcher->set(a->sock.fd.get(), EV_READ);
 		log::info("listening",
 		          {{"listener", a->sock.listener},
 		           {"service", net::service_name(a->sock.service)},
@@ -114,8 +112,8 @@ void Server::on_accept(Acceptor& a) {
 	// Accept a bounded batch per wake-up so one busy listener cannot starve
 	// the rest of the loop.
 	for (int i = 0; i < 64; ++i) {
-		int fd = net::accept_connection(a.sock.fd);
-		if (fd < 0) {
+		UniqueFd fd = net::accept_connection(a.sock.fd.get());
+		if (!fd) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				// Out of descriptors: stop accepting for a moment instead of
@@ -130,10 +128,9 @@ void Server::on_accept(Acceptor& a) {
 		if (!cfg_->listeners.count(a.sock.listener)) {
 			// A reload removed this listener; its sockets stay bound until
 			// restart (listener changes take effect then), serving nobody.
-			close(fd);
 			continue;
 		}
-		open_connection(std::make_unique<net::FdStream>(fd, true), a.sock);
+		open_connection(std::make_unique<net::FdStream>(std::move(fd)), a.sock);
 	}
 }
 
@@ -178,8 +175,7 @@ void Server::begin_shutdown() {
 	log::info("shutting down", {{"connections", std::to_string(conns_.size())}});
 	for (auto& a : acceptors_) {
 		a->watcher->stop();
-		close(a->sock.fd);
-		a->sock.fd = -1;
+		a->sock.fd.reset();
 	}
 	accept_resume_.stop();
 	std::vector<core::ConnHandle> all;

@@ -13,6 +13,7 @@
 #include "store/db.h"
 #include "store/table.h"
 #include "store/history.h"
+#include "util/unique_fd.h"
 
 #include <db.h>
 #include <fcntl.h>
@@ -382,16 +383,14 @@ constexpr uint64_t nearly_full_bytes = 4 * 1024 * 1024;
 // that opened it with DB_REGISTER holds an fcntl lock on its slot of
 // __db.register for as long as it stays (F_GETLK never reports our own).
 bool other_process_registered(const std::string& dir) {
-	int fd = ::open((dir + "/__db.register").c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0) return false;
+	UniqueFd fd(::open((dir + "/__db.register").c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd) return false;
 	struct flock probe {};
 	probe.l_type = F_WRLCK;
 	probe.l_whence = SEEK_SET;
 	probe.l_start = 0;
 	probe.l_len = 0;
-	bool held = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
-	::close(fd);
-	return held;
+	return ::fcntl(fd.get(), F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
 }
 
 // The region files (__db.001 … and the registry) hold only shared-memory
@@ -425,18 +424,14 @@ std::string explain_open_failure(const std::string& dir, int rc, const std::stri
 // processes that open the environment at the same moment.
 class OpenLock {
 public:
-	explicit OpenLock(const std::string& dir) {
-		fd_ = ::open((dir + "/open.lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
-		if (fd_ >= 0) ::flock(fd_, LOCK_EX);
+	// The lock goes with the descriptor (flock(2)).
+	explicit OpenLock(const std::string& dir)
+		: fd_(::open((dir + "/open.lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644)) {
+		if (fd_) ::flock(fd_.get(), LOCK_EX);
 	}
-	~OpenLock() {
-		if (fd_ >= 0) ::close(fd_);
-	}
-	OpenLock(const OpenLock&) = delete;
-	OpenLock& operator=(const OpenLock&) = delete;
 
 private:
-	int fd_ = -1;
+	UniqueFd fd_;
 };
 
 }  // namespace

@@ -8,28 +8,23 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "util/unique_fd.h"
+
 namespace tern::store {
 
 void write_new_file(const std::string& path, std::string_view data) {
-	int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) throw std::runtime_error("create " + path + ": " + std::strerror(errno));
+	UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+	if (!fd) throw std::runtime_error("create " + path + ": " + std::strerror(errno));
+	TempFile file(path);  // removed unless the whole of it was written and closed
 	size_t off = 0;
 	while (off < data.size()) {
-		ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+		ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
 		if (n < 0 && errno == EINTR) continue;
-		if (n <= 0) {
-			int e = n < 0 ? errno : EIO;
-			::close(fd);
-			::unlink(path.c_str());
-			throw std::runtime_error("write " + path + ": " + std::strerror(e));
-		}
+		if (n <= 0) throw std::runtime_error("write " + path + ": " + std::strerror(n < 0 ? errno : EIO));
 		off += static_cast<size_t>(n);
 	}
-	if (::close(fd) != 0) {
-		int e = errno;
-		::unlink(path.c_str());
-		throw std::runtime_error("close " + path + ": " + std::strerror(e));
-	}
+	if (fd.close() != 0) throw std::runtime_error("close " + path + ": " + std::strerror(errno));
+	file.commit();
 }
 
 std::string read_file_head(const std::string& path, size_t limit) {

@@ -13,6 +13,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "util/unique_fd.h"
+
 namespace tern::log {
 
 namespace {
@@ -27,14 +29,14 @@ std::atomic<int> current_level{static_cast<int>(Level::info)};
 // event loop and the worker pool never interleave and reopen() is safe.
 std::mutex output_mutex;
 Sink current_sink = Sink::stderr_sink;
-int file_fd = -1;
+UniqueFd file_fd;
 std::string file_path;
 bool syslog_open = false;
 
-int open_log_file(const std::string& path) {
+UniqueFd open_log_file(const std::string& path) {
 	// O_APPEND: every write() lands at the end even with several writers
 	// (e.g. logrotate's copytruncate or two processes).
-	return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	return UniqueFd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
 }
 
 void write_all(int fd, std::string_view data) {
@@ -143,18 +145,14 @@ Level level() { return static_cast<Level>(current_level.load(std::memory_order_r
 bool enabled(Level level) { return static_cast<int>(level) <= current_level.load(std::memory_order_relaxed); }
 
 bool set_sink(Sink sink, const std::string& path) {
-	int new_fd = -1;
+	UniqueFd new_fd;
 	if (sink == Sink::file) {
 		new_fd = open_log_file(path);
-		if (new_fd < 0) return false;
+		if (!new_fd) return false;
 	}
 	std::lock_guard lock(output_mutex);
-	if (file_fd >= 0) {
-		::close(file_fd);
-		file_fd = -1;
-	}
+	file_fd = std::move(new_fd);  // the old file (if any) closes
 	if (sink == Sink::file) {
-		file_fd = new_fd;
 		file_path = path;
 	} else {
 		file_path.clear();
@@ -176,10 +174,9 @@ bool reopen() {
 	{
 		std::lock_guard lock(output_mutex);
 		if (current_sink != Sink::file) return true;
-		int new_fd = open_log_file(file_path);
-		if (new_fd >= 0) {
-			::close(file_fd);
-			file_fd = new_fd;
+		UniqueFd new_fd = open_log_file(file_path);
+		if (new_fd) {
+			file_fd = std::move(new_fd);
 			return true;
 		}
 		open_errno = errno;
@@ -226,7 +223,7 @@ void event(Level level, uint64_t cid, std::string_view msg, std::initializer_lis
 	}
 	case Sink::file:
 		line_with_ts += '\n';
-		write_all(file_fd, line_with_ts);
+		write_all(file_fd.get(), line_with_ts);
 		break;
 	case Sink::stderr_sink:
 		line_with_ts += '\n';

@@ -14,6 +14,7 @@
 #include <mbedtls/aes.h>
 
 #include "util/base64.h"
+#include "util/unique_fd.h"
 
 namespace tern {
 
@@ -44,27 +45,23 @@ std::runtime_error io_error(const std::string& what, const std::string& path) {
 
 // Reads the whole (small) file; nullopt when it does not exist.
 std::optional<std::string> read_key_file(const std::string& path) {
-	int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd) {
 		if (errno == ENOENT) return std::nullopt;
 		throw io_error("open", path);
 	}
 	std::string data;
 	char buf[64];
 	for (;;) {
-		ssize_t n = ::read(fd, buf, sizeof buf);
+		ssize_t n = ::read(fd.get(), buf, sizeof buf);
 		if (n < 0) {
 			if (errno == EINTR) continue;
-			int saved = errno;
-			::close(fd);
-			errno = saved;
-			throw io_error("read", path);
+			throw io_error("read", path);  // errno read before the descriptor closes
 		}
 		if (n == 0) break;
 		data.append(buf, static_cast<size_t>(n));
 		if (data.size() > ReceivedIdGenerator::key_size) break;
 	}
-	::close(fd);
 	if (data.size() != ReceivedIdGenerator::key_size)
 		throw std::runtime_error("received-id key file " + path + ": must hold exactly 24 bytes");
 	return data;
@@ -73,13 +70,9 @@ std::optional<std::string> read_key_file(const std::string& path) {
 void fsync_parent_dir(const std::string& path) {
 	auto slash = path.rfind('/');
 	std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-	int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) throw io_error("open directory", dir);
-	int rc = ::fsync(fd);
-	int saved = errno;
-	::close(fd);
-	errno = saved;
-	if (rc != 0) throw io_error("fsync directory", dir);
+	UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (!fd) throw io_error("open directory", dir);
+	if (::fsync(fd.get()) != 0) throw io_error("fsync directory", dir);
 }
 
 }  // namespace
@@ -116,48 +109,36 @@ std::string ReceivedIdGenerator::load_or_create_key(const std::string& path) {
 
 	std::string key = random_bytes(key_size);
 	std::string tmp = path + ".tmp." + std::to_string(::getpid());
-	int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) throw io_error("create", tmp);
+	UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+	if (!fd) throw io_error("create", tmp);
+	// Removed on every way out but a rename into place; errno is read for
+	// the exceptions below before it goes.
+	TempFile tmp_file(tmp);
 	size_t written = 0;
 	while (written < key.size()) {
-		ssize_t n = ::write(fd, key.data() + written, key.size() - written);
+		ssize_t n = ::write(fd.get(), key.data() + written, key.size() - written);
 		if (n < 0) {
 			if (errno == EINTR) continue;
-			int saved = errno;
-			::close(fd);
-			::unlink(tmp.c_str());
-			errno = saved;
 			throw io_error("write", tmp);
 		}
 		written += static_cast<size_t>(n);
 	}
-	if (::fsync(fd) != 0) {
-		int saved = errno;
-		::close(fd);
-		::unlink(tmp.c_str());
-		errno = saved;
-		throw io_error("fsync", tmp);
-	}
-	::close(fd);
+	if (::fsync(fd.get()) != 0) throw io_error("fsync", tmp);
+	fd.reset();
 
 	// link() instead of rename(): when two processes race to create the key,
 	// the first one wins and the other reads its key, so both agree.
 	if (::link(tmp.c_str(), path.c_str()) != 0) {
-		int saved = errno;
-		if (saved == EEXIST) {
-			::unlink(tmp.c_str());
+		if (errno == EEXIST) {
+			tmp_file.remove();
 			if (auto existing = read_key_file(path)) return *existing;
 			throw std::runtime_error("received-id key file " + path + " vanished");
 		}
 		// File systems without hard links: rename is atomic too.
-		if (::rename(tmp.c_str(), path.c_str()) != 0) {
-			saved = errno;
-			::unlink(tmp.c_str());
-			errno = saved;
-			throw io_error("rename to", path);
-		}
+		if (::rename(tmp.c_str(), path.c_str()) != 0) throw io_error("rename to", path);
+		tmp_file.commit();
 	} else {
-		::unlink(tmp.c_str());
+		tmp_file.remove();
 	}
 	fsync_parent_dir(path);
 	return key;

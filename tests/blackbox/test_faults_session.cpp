@@ -35,15 +35,6 @@ size_t read_noop_replies(SmtpClient& c, size_t expected) {
 	return count_lines(received, "250 2.0.0 alrighty");
 }
 
-// The first header field `name` (unfolded, without CRLF) of a stored message, "" when absent.
-std::string header_field(const std::string& message, const std::string& name) {
-	std::string text = "\r\n" + unfold(message);
-	size_t at = text.find("\r\n" + name + ":");
-	if (at == std::string::npos || at > text.find("\r\n\r\n")) return "";
-	at += 2;
-	return text.substr(at, text.find("\r\n", at) - at);
-}
-
 // Sends line and reads its reply one recv at a time; returns the reply
 // bytes, the number of recv calls that brought bytes, and the time taken.
 struct TimedReply {
@@ -95,11 +86,32 @@ TEST_CASE("faults: Received by and the Authentication-Results authserv-id use th
 	REQUIRE(t.reply.code == 250);
 	auto files = wait_for_maildir(d.maildir(), 1);
 	REQUIRE(files.size() == 1);
-	std::string stored = read_file(files[0]);
-	INFO(stored);
-	CHECK(starts_with(header_field(stored, "Authentication-Results"), "Authentication-Results: mx.test.example;"));
-	CHECK(contains(header_field(stored, "Received"), " by mx.test.example ("));
-	CHECK_FALSE(contains(header_field(stored, "Received"), "listener.test.example"));
+	std::string header = delivered_header(files[0]);
+	INFO(header);
+	CHECK(starts_with(header_field(header, "Authentication-Results"), "mx.test.example;"));
+	CHECK(contains(header_field(header, "Received"), " by mx.test.example ("));
+	CHECK_FALSE(contains(header_field(header, "Received"), "listener.test.example"));
+}
+
+TEST_CASE("faults: Received-SPF receiver= is the global hostname, not the listener's") {
+	DaemonOptions o;
+	o.config_patch = R"({"listeners": {"test": {"hostname": "listener.test.example"}}})";
+	TernDaemon d(o);
+	REQUIRE_RUNNING(d);
+	// Port 25: the sender's SPF record is checked, so Received-SPF is added.
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("spf receiver"));
+	REQUIRE(t.reply.code == 250);
+	auto files = wait_for_maildir(d.maildir(), 1);
+	REQUIRE(files.size() == 1);
+	std::string spf = header_field(delivered_header(files[0]), "Received-SPF");
+	INFO(spf);
+	CHECK(starts_with(spf, "pass "));
+	// RFC 7208 9.1: receiver= names the host that did the check, as
+	// Received's "by" and the Authentication-Results authserv-id do.
+	CHECK(contains(spf, " receiver=mx.test.example;"));
+	CHECK_FALSE(contains(spf, "listener.test.example"));
 }
 
 TEST_CASE("faults: ternd as root without a \"user\" key warns that it keeps root") {

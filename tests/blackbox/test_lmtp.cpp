@@ -17,6 +17,7 @@
 #include "bb.h"
 #include "helpers/dovecot.h"
 #include "helpers/smtp_sink.h"
+#include "helpers/submission_setup.h"
 #include "helpers/tls_tools.h"
 
 namespace {
@@ -72,11 +73,30 @@ std::string lmtp_patch(const std::string& target, int timeout_s = 30, bool as_no
 	    (extra.empty() ? "" : ", " + extra) + "}";
 }
 
-// Starts ternd as nobody, its folders given to nobody first.
-bool start_as_nobody(TernDaemon& daemon) {
-	daemon.write_config();
-	chown_tree_to_nobody(daemon.dir());
-	return daemon.start();
+// The Dovecot a test delivers to, started; nullptr (the test is skipped)
+// when this machine cannot run it.
+std::unique_ptr<AliceDovecot> started_dovecot() {
+	if (!dovecot_usable()) return nullptr;
+	auto store = std::make_unique<AliceDovecot>();
+	REQUIRE_MESSAGE(store->server->start(), store->server->error());
+	return store;
+}
+
+// ternd with `options`, started as nobody, its folders given to nobody
+// first. With alice_password, alice's password is set before the start:
+// ternctl run as root works as the config's user (nobody), who must reach
+// data_dir, as ternd after its privilege drop.
+std::unique_ptr<TernDaemon> start_as_nobody(DaemonOptions options, const std::string& alice_password = "") {
+	options.start = false;
+	auto daemon = std::make_unique<TernDaemon>(options);
+	daemon->write_config();
+	chown_tree_to_nobody(daemon->dir());
+	if (!alice_password.empty()) {
+		std::string out;
+		REQUIRE_MESSAGE(set_password(*daemon, "alice", alice_password, &out), out);
+	}
+	REQUIRE_MESSAGE(daemon->start(), daemon->error());
+	return daemon;
 }
 
 // Polls ≤ timeout_ms until the daemon's log contains `text`.
@@ -98,17 +118,16 @@ struct Elapsed {
 }  // namespace
 
 TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, headers and a leading dot intact") {
-	if (!dovecot_usable()) return;
-	AliceDovecot store;
-	DovecotServer& dovecot = *store.server;
-	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+	auto store = started_dovecot();
+	if (!store) return;
+	DovecotServer& dovecot = *store->server;
 
 	std::string target;
 	SUBCASE("unix socket") { target = "unix:" + dovecot.lmtp_socket(); }
 	SUBCASE("TCP") { target = "inet:127.0.0.1:" + std::to_string(dovecot.lmtp_port()); }
 
-	TernDaemon daemon({.config_patch = lmtp_patch(target, 30, true), .start = false});
-	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
+	auto started = start_as_nobody({.config_patch = lmtp_patch(target, 30, true)});
+	TernDaemon& daemon = *started;
 
 	SmtpClient c = connect_and_ehlo(daemon);
 	// Several of the client's 64 KiB file chunks, with dot lines throughout.
@@ -121,7 +140,7 @@ TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, heade
 	REQUIRE(t.step == "END");
 	CHECK(t.reply.code == 250);
 
-	RunResult r = store.inbox_and_first_message();
+	RunResult r = store->inbox_and_first_message();
 	INFO(r.output);
 	REQUIRE(r.exit_code == 0);
 	CHECK(contains(r.output, "exists 1"));
@@ -139,18 +158,17 @@ TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, heade
 }
 
 TEST_CASE("lmtp: a recipient Dovecot refuses gets its own error; when all are refused, the 5xx") {
-	if (!dovecot_usable()) return;
-	AliceDovecot store;
-	DovecotServer& dovecot = *store.server;
-	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+	auto store = started_dovecot();
+	if (!store) return;
+	DovecotServer& dovecot = *store->server;
 	// The DSN for the refused recipient leaves through the queue: a sink
 	// stands in for the sender's server.
 	SmtpSink sink;
 	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(dovecot.lmtp_port()), 30, true,
 	                               R"("queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
 	                                   R"(", "smarthost_tls": "none"})");
-	TernDaemon daemon({.config_patch = patch, .start = false});
-	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
+	auto started = start_as_nobody({.config_patch = patch});
+	TernDaemon& daemon = *started;
 
 	SmtpClient c = connect_and_ehlo(daemon);
 	Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},
@@ -160,7 +178,7 @@ TEST_CASE("lmtp: a recipient Dovecot refuses gets its own error; when all are re
 	// alice has it, so the message is accepted; carol's failure goes back
 	// to the sender as a DSN, as for any partial failure.
 	CHECK(t.reply.code == 250);
-	CHECK(contains(store.inbox_count(), "exists 1"));
+	CHECK(contains(store->inbox_count(), "exists 1"));
 	REQUIRE(sink.wait_for_messages(1, 15000));
 	SinkMessage dsn = sink.messages()[0];
 	CHECK(dsn.mail_from == "");
@@ -175,7 +193,7 @@ TEST_CASE("lmtp: a recipient Dovecot refuses gets its own error; when all are re
 	CHECK(t.reply.code == 550);
 	CHECK(t.reply.ecode == "5.1.1");
 	CHECK(contains(t.reply.text, "carol@test.example"));
-	CHECK(contains(store.inbox_count(), "exists 1"));
+	CHECK(contains(store->inbox_count(), "exists 1"));
 	CHECK(maildir_files(daemon.maildir("carol")).empty());
 }
 
@@ -238,28 +256,17 @@ TEST_CASE("lmtp: a server that accepts and never answers: the deadline gives 451
 }
 
 TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LMTP; a server down means a retry") {
-	if (!dovecot_usable()) return;
-	AliceDovecot store;
-	DovecotServer& dovecot = *store.server;
-	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+	auto store = started_dovecot();
+	if (!store) return;
+	DovecotServer& dovecot = *store->server;
 
 	// First the LMTP server is unreachable; retries come every few seconds.
 	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(free_tcp_port()), 30, true,
 	                               R"("listeners": {"test": {"submission": {"require_starttls": false}}},
 		"queue": {"retry_base_s": 1, "max_attempts": 20})");
-	TernDaemon daemon({.submission = true, .config_patch = patch, .start = false});
-	daemon.write_config();
-	// ternctl run as root works as the config's user (nobody), who must
-	// reach data_dir, as ternd after its privilege drop.
-	chown_tree_to_nobody(daemon.dir());
-	std::string out;
-	REQUIRE_MESSAGE(set_password(daemon, "alice", "alice-secret", &out), out);
-	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
-
-	SmtpClient c;
-	REQUIRE(c.connect("127.0.0.1", daemon.submission_port()));
-	REQUIRE(c.greet_and_ehlo());
-	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", "alice-secret")).code == 235);
+	auto started = start_as_nobody({.submission = true, .config_patch = patch}, "alice-secret");
+	TernDaemon& daemon = *started;
+	SmtpClient c = login_submission(daemon, "alice@test.example", "alice-secret");
 	std::string message =
 	    "From: <alice@test.example>\r\nTo: <alice@test.example>\r\nSubject: note to self\r\n\r\n"
 	    ".dot line\r\nremember\r\n";
@@ -271,7 +278,7 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 	// The failed attempt leaves the record queued for a retry.
 	REQUIRE(wait_for_log(daemon, "msg=\"delivery deferred\"", 10000));
 	CHECK(contains(daemon.log_text(), "451 4.3.0"));
-	CHECK(contains(store.inbox_count(), "exists 0"));
+	CHECK(contains(store->inbox_count(), "exists 0"));
 
 	// The server comes back (here: the config now names the running one);
 	// the next retry delivers.
@@ -279,7 +286,7 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 	daemon.write_config(good);
 	REQUIRE(daemon.signal(SIGHUP));
 	REQUIRE(wait_for_log(daemon, "msg=\"delivered locally\"", 15000));
-	RunResult r = store.inbox_and_first_message();
+	RunResult r = store->inbox_and_first_message();
 	INFO(r.output);
 	CHECK(contains(r.output, "exists 1"));
 	CHECK(contains(r.output, "Return-Path: <alice@test.example>\r\n"));
@@ -289,10 +296,9 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 }
 
 TEST_CASE("lmtp: a DSN for a sender whose account takes its mail over LMTP goes to the LMTP server, not the Maildir") {
-	if (!dovecot_usable()) return;
-	AliceDovecot store;
-	DovecotServer& dovecot = *store.server;
-	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+	auto store = started_dovecot();
+	if (!store) return;
+	DovecotServer& dovecot = *store->server;
 	// The smarthost refuses the recipient: a failed DSN for alice.
 	SmtpSink sink;
 	SmtpSink::Replies refuse;
@@ -303,17 +309,9 @@ TEST_CASE("lmtp: a DSN for a sender whose account takes its mail over LMTP goes 
 		"queue": {"smarthost": "127.0.0.1:)" +
 	                                   std::to_string(sink.port()) +
 	                                   R"(", "smarthost_tls": "none", "retry_base_s": 1, "max_attempts": 8})");
-	TernDaemon daemon({.submission = true, .config_patch = patch, .start = false});
-	daemon.write_config();
-	chown_tree_to_nobody(daemon.dir());
-	std::string out;
-	REQUIRE_MESSAGE(set_password(daemon, "alice", "alice-secret", &out), out);
-	REQUIRE_MESSAGE(start_as_nobody(daemon), daemon.error());
-
-	SmtpClient c;
-	REQUIRE(c.connect("127.0.0.1", daemon.submission_port()));
-	REQUIRE(c.greet_and_ehlo());
-	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", "alice-secret")).code == 235);
+	auto started = start_as_nobody({.submission = true, .config_patch = patch}, "alice-secret");
+	TernDaemon& daemon = *started;
+	SmtpClient c = login_submission(daemon, "alice@test.example", "alice-secret");
 	std::string message =
 	    "From: <alice@test.example>\r\nTo: <bob@remote.example>\r\nSubject: doomed\r\n"
 	    "Message-Id: <lmtp-bounce-1@test.example>\r\n\r\nthis will bounce\r\n";
@@ -324,7 +322,7 @@ TEST_CASE("lmtp: a DSN for a sender whose account takes its mail over LMTP goes 
 
 	REQUIRE(wait_for_log(daemon, "msg=\"failed dsn queued for lmtp\"", 15000));
 	REQUIRE(wait_for_log(daemon, "msg=\"delivered locally\"", 15000));
-	RunResult r = store.inbox_and_first_message();
+	RunResult r = store->inbox_and_first_message();
 	INFO(r.output);
 	CHECK(contains(r.output, "exists 1"));
 	CHECK(contains(r.output, "Subject: mail delivery failed"));

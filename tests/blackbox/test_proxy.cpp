@@ -51,23 +51,6 @@ void add_proxied_zone(DnsServer& dns) {
 	dns.add("client.proxied.example", "A", proxied_client);
 }
 
-std::string header_section(const std::string& path) {
-	std::string text = read_file(path);
-	return unfold(text.substr(0, text.find("\r\n\r\n") + 2));
-}
-
-std::string field(const std::string& header, const std::string& name) {
-	size_t pos = 0;
-	while (pos < header.size()) {
-		size_t end = header.find("\r\n", pos);
-		if (end == std::string::npos) end = header.size();
-		if (header.compare(pos, name.size() + 2, name + ": ") == 0)
-			return header.substr(pos + name.size() + 2, end - pos - name.size() - 2);
-		pos = end + 2;
-	}
-	return "";
-}
-
 // Sends the header, then a whole delivery from bob@proxied.example; returns
 // the path of the delivered file ("" on failure, with CHECKs failed).
 std::string deliver_proxied(TernDaemon& d, const std::string& header) {
@@ -89,10 +72,10 @@ std::string deliver_proxied(TernDaemon& d, const std::string& header) {
 }
 
 void check_claimed_address_used(const std::string& path) {
-	std::string header = header_section(path);
-	std::string received = field(header, "Received");
-	std::string spf = field(header, "Received-SPF");
-	std::string ar = field(header, "Authentication-Results");
+	std::string header = delivered_header(path);
+	std::string received = header_field(header, "Received");
+	std::string spf = header_field(header, "Received-SPF");
+	std::string ar = header_field(header, "Authentication-Results");
 	CAPTURE(received);
 	CAPTURE(spf);
 	CAPTURE(ar);

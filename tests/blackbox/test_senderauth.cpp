@@ -107,29 +107,6 @@ Transaction deliver(TernDaemon& d, const std::string& mail_from, const std::stri
 	return t;
 }
 
-// The header section of a delivered file, unfolded.
-std::string delivered_header(const std::string& path) {
-	std::string text = read_file(path);
-	return unfold(text.substr(0, text.find("\r\n\r\n") + 2));
-}
-
-// The value of the first header field called name in an unfolded header section.
-std::string field(const std::string& header, const std::string& name) {
-	size_t pos = 0;
-	while (pos < header.size()) {
-		size_t end = header.find("\r\n", pos);
-		if (end == std::string::npos) end = header.size();
-		std::string line = header.substr(pos, end - pos);
-		if (line.size() > name.size() && line.compare(0, name.size() + 1, name + ":") == 0) {
-			size_t v = name.size() + 1;
-			while (v < line.size() && line[v] == ' ') v++;
-			return line.substr(v);
-		}
-		pos = end + 2;
-	}
-	return "";
-}
-
 // Delivers message from test_sender to alice, expects the 250 and the one
 // copy in the Maildir, and returns that copy's Authentication-Results value.
 std::string delivered_auth_results(TernDaemon& d, const std::string& message) {
@@ -138,7 +115,7 @@ std::string delivered_auth_results(TernDaemon& d, const std::string& message) {
 	CHECK(t.reply.plain() == "250 2.2.0 it is done");
 	auto files = wait_for_maildir(d.maildir(), 1);
 	REQUIRE(files.size() == 1);
-	return field(delivered_header(files[0]), "Authentication-Results");
+	return header_field(delivered_header(files[0]), "Authentication-Results");
 }
 
 // The names of the header fields, in order.
@@ -242,16 +219,16 @@ TEST_CASE(
 	                  "Authentication-Results: mx.test.example;"));
 
 	std::string header = delivered_header(files[0]);
-	CHECK(field(header, "Authentication-Results") ==
+	CHECK(header_field(header, "Authentication-Results") ==
 	      "mx.test.example; iprev=pass policy.iprev=127.0.0.1; dkim=none reason=\"no dkim signatures\"; "
 	      "spf=pass smtp.mailfrom=sender.example; dmarc=none header.from=sender.example");
-	std::string spf = field(header, "Received-SPF");
+	std::string spf = header_field(header, "Received-SPF");
 	CAPTURE(spf);
 	CHECK(starts_with(spf, "pass ("));
 	CHECK(contains(spf, "client-ip=127.0.0.1;"));
 	CHECK(contains(spf, "envelope-from=\"bob@sender.example\";"));
 	CHECK(contains(spf, "helo=client.sender.example;"));
-	std::string received = field(header, "Received");
+	std::string received = header_field(header, "Received");
 	CAPTURE(received);
 	CHECK(starts_with(
 	    received,
@@ -300,7 +277,7 @@ TEST_CASE("senderauth: DMARC p=reject without alignment is refused 550 5.7.26; a
 		CHECK(t.reply.plain() == "250 2.2.0 it is done");
 		auto files = wait_for_maildir(d.maildir(), 1);
 		REQUIRE(files.size() == 1);
-		std::string ar = field(delivered_header(files[0]), "Authentication-Results");
+		std::string ar = header_field(delivered_header(files[0]), "Authentication-Results");
 		CAPTURE(ar);
 		CHECK(ends_with(
 		    ar, "; spf=pass smtp.mailfrom=bounces.sender.example; dmarc=pass header.from=sender.example"));
@@ -358,9 +335,9 @@ TEST_CASE("senderauth: SPF fail or softfail of the MAIL FROM domain gets 451 4.3
 		auto files = wait_for_maildir(d.maildir(), 1);
 		REQUIRE(files.size() == 1);
 		std::string header = delivered_header(files[0]);
-		CHECK(contains(field(header, "Authentication-Results"),
+		CHECK(contains(header_field(header, "Authentication-Results"),
 		               "; spf=neutral smtp.mailfrom=spfneutral.example; "));
-		CHECK(starts_with(field(header, "Received-SPF"), "neutral "));
+		CHECK(starts_with(header_field(header, "Received-SPF"), "neutral "));
 	}
 }
 

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "helpers/smtp_client.h"
+#include "helpers/test_config.h"
 
 namespace tern::testing {
 
@@ -285,24 +286,9 @@ TernDaemon::~TernDaemon() {
 }
 
 std::string TernDaemon::config_json(const std::string& extra_patch) const {
-	nlohmann::json listener = {{"ips", {"127.0.0.1"}}};
-	if (options_.smtp)
-		listener["smtp"] = {{"enabled", true}, {"port", smtp_port_}, {"first_time_sender_delay_ms", 0}};
-	if (options_.submission) listener["submission"] = {{"enabled", true}, {"port", submission_port_}};
-	if (options_.submissions) listener["submissions"] = {{"enabled", true}, {"port", submissions_port_}};
-	nlohmann::json config = {
-	    {"hostname", "mx.test.example"},
-	    {"data_dir", data_dir()},
-	    {"log", {{"level", "debug"}}},
-	    {"dns", {{"servers", {dns_->address()}}, {"timeout_ms", 2000}}},
-	    {"delays_ms", {{"bad_client", 0}, {"auth_fail", 0}, {"unknown_recipients", 0}}},
-	    {"listeners", {{"test", listener}}},
-	    {"domains", {{"test.example", nlohmann::json::object()}}},
-	    {"accounts",
-	     {{"alice",
-	       {{"domain", "test.example"}, {"destinations", {{"alice@test.example", {{"mailbox", "INBOX"}}}}}}}}},
-	    {"postmaster", {{"account", "alice"}}},
-	};
+	// The ports are 0 for the services the options leave off.
+	nlohmann::json config = base_test_config(
+	    {data_dir(), dns_->address(), "debug", test_listener(smtp_port_, submission_port_, submissions_port_)});
 	if (!options_.config_patch.empty()) config.merge_patch(nlohmann::json::parse(options_.config_patch));
 	if (!extra_patch.empty()) config.merge_patch(nlohmann::json::parse(extra_patch));
 	return config.dump(2) + "\n";

@@ -18,6 +18,38 @@ SmtpClient connect_and_ehlo(TernDaemon& daemon, const std::string& ehlo) {
 	return client;
 }
 
+std::string delivered_header(const std::string& path) {
+	std::string text = read_file(path);
+	return unfold(text.substr(0, text.find("\r\n\r\n") + 2));
+}
+
+std::string header_field(const std::string& header, const std::string& name) {
+	size_t pos = 0;
+	while (pos < header.size()) {
+		size_t end = header.find("\r\n", pos);
+		if (end == std::string::npos) end = header.size();
+		std::string line = header.substr(pos, end - pos);
+		if (line.size() > name.size() && line.compare(0, name.size() + 1, name + ":") == 0) {
+			size_t v = name.size() + 1;
+			while (v < line.size() && line[v] == ' ') v++;
+			return line.substr(v);
+		}
+		pos = end + 2;
+	}
+	return "";
+}
+
+SilentSenderReply mail_from_silent_sender(TernDaemon& daemon) {
+	daemon.dns().add_silent_name("silent.example");
+	SilentSenderReply r{connect_and_ehlo(daemon), {}, 0};
+	if (!r.client.connected()) return r;
+	r.client.timeout_ms = 20000;
+	int64_t start = now_ms();
+	r.reply = r.client.cmd("MAIL FROM:<bob@silent.example>");
+	r.ms = now_ms() - start;
+	return r;
+}
+
 std::string make_message(const std::string& subject, const std::string& body, const std::string& from,
                          const std::string& to) {
 	return "From: <" + from + ">\r\n" + "To: <" + to + ">\r\n" + "Subject: " + subject + "\r\n" + "Message-Id: <" +

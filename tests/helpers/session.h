@@ -19,6 +19,17 @@ inline const std::string test_ehlo = "client.sender.example";
 SmtpClient connect_smtp(TernDaemon& daemon, const std::string& host = "127.0.0.1");
 SmtpClient connect_and_ehlo(TernDaemon& daemon, const std::string& ehlo = test_ehlo);
 
+// MAIL FROM a sender whose domain's lookups are never answered (the
+// daemon's DNS server stays silent for silent.example), on a fresh
+// connection after EHLO, waiting up to 20 s for the reply. Check
+// client.connected() in the test.
+struct SilentSenderReply {
+	SmtpClient client;
+	Reply reply;
+	int64_t ms = 0;  // from MAIL to its reply
+};
+SilentSenderReply mail_from_silent_sender(TernDaemon& daemon);
+
 // A small RFC 5322 message with CRLF line ends; body must end in CRLF.
 std::string make_message(const std::string& subject = "test", const std::string& body = "Hello Alice.\r\n",
                          const std::string& from = test_sender, const std::string& to = "alice@test.example");
@@ -36,6 +47,12 @@ struct Transaction {
 // at the first MAIL/RCPT/DATA reply that is not 2xx/354.
 Transaction send_mail(SmtpClient& client, const std::string& from, const std::vector<std::string>& rcpts,
                       const std::string& message);
+
+// The header section of a stored message file, unfolded (CRLF-ended lines).
+std::string delivered_header(const std::string& path);
+// The value of the first field called `name` in an unfolded header
+// section, without the spaces after the colon; "" when absent.
+std::string header_field(const std::string& header, const std::string& name);
 
 bool starts_with(const std::string& s, const std::string& prefix);
 bool ends_with(const std::string& s, const std::string& suffix);

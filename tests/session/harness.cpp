@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "helpers/test_config.h"
 #include "sasl/secrets.h"
 #include "util/log.h"
 #include "util/recvid.h"
@@ -128,23 +129,10 @@ void SessionHarness::build_config(const HarnessOptions& o) {
 		cfg_ = config::Config::localserve_config(data_dir_);
 		return;
 	}
-	nlohmann::json listener = {{"ips", {"127.0.0.1"}},
-	                           {"smtp", {{"enabled", true}, {"port", 2525}, {"first_time_sender_delay_ms", 0}}},
-	                           {"submission", {{"enabled", true}, {"port", 2587}}},
-	                           {"submissions", {{"enabled", true}, {"port", 2465}}}};
-	nlohmann::json config = {
-	    {"hostname", "mx.test.example"},
-	    {"data_dir", data_dir_},
-	    {"log", {{"level", "error"}}},
-	    {"dns", {{"servers", {"127.0.0.1:53"}}, {"timeout_ms", 2000}}},
-	    {"delays_ms", {{"bad_client", 0}, {"auth_fail", 0}, {"unknown_recipients", 0}}},
-	    {"listeners", {{"test", listener}}},
-	    {"domains", {{"test.example", nlohmann::json::object()}}},
-	    {"accounts",
-	     {{"alice",
-	       {{"domain", "test.example"}, {"destinations", {{"alice@test.example", {{"mailbox", "INBOX"}}}}}}}}},
-	    {"postmaster", {{"account", "alice"}}},
-	};
+	// No socket is bound and DNS comes from the canned resolver: the ports
+	// and the server address only have to be valid config.
+	nlohmann::json config = testing::base_test_config(
+	    {data_dir_, "127.0.0.1:53", "error", testing::test_listener(2525, 2587, 2465)});
 	if (o.tls) config["tls"] = {{"cert_file", data_dir_ + "/cert.pem"}, {"key_file", data_dir_ + "/key.pem"}};
 	if (!o.config_patch.empty()) config.merge_patch(nlohmann::json::parse(o.config_patch));
 	cfg_ = config::Config::load_text(config.dump(), data_dir_ + "/tern.json", data_dir_);

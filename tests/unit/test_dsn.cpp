@@ -47,6 +47,78 @@ DsnMessage failed_message() {
 	return m;
 }
 
+// The exact bytes compose_dsn gives for failed_message(), with what a test
+// changed: the address and type fields of the parts vary, the rest is the
+// same for every variant.
+struct WantedFailedDsn {
+	std::string to = "alice@example.org";
+	std::string text_type = "text/plain";
+	std::string status_type = "message/delivery-status";
+	std::string headers_type = "text/rfc822-headers";
+	std::string encoding = "7BIT";  // of all three parts
+	std::string recipient = "bob@remote.example";
+	std::string final_recipient = "rfc822;bob@remote.example";
+	std::string error = "remote said no";
+	std::string headers = original;
+};
+
+std::string wanted_failed_dsn(const WantedFailedDsn& w) {
+	return "From: <postmaster@mail.example>\r\n"
+	       "To: <" +
+	    w.to +
+	    ">\r\n"
+	    "Subject: mail delivery failed\r\n"
+	    "Message-Id: <dsn1@mail.example>\r\n"
+	    "References: <orig@example.org>\r\n"
+	    "Date: 2 Jan 2006 23:04:05 +0000\r\n"
+	    "Auto-Submitted: auto-replied\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: " +
+	    w.text_type + "\r\nContent-Transfer-Encoding: " + w.encoding +
+	    "\r\n"
+	    "\r\n"
+	    "\r\n"
+	    "Delivery has failed permanently for your email to:\r\n"
+	    "\r\n"
+	    "\t" +
+	    w.recipient +
+	    "\r\n"
+	    "\r\n"
+	    "No further deliveries will be attempted.\r\n"
+	    "\r\n"
+	    "Error during the last delivery attempt:\r\n"
+	    "\r\n"
+	    "\t" +
+	    w.error +
+	    "\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: " +
+	    w.status_type + "\r\nContent-Transfer-Encoding: " + w.encoding +
+	    "\r\n"
+	    "\r\n"
+	    "Reporting-MTA: dns; mail.example\r\n"
+	    "Arrival-Date: 2 Jan 2006 22:04:05 +0000\r\n"
+	    "\r\n"
+	    "Final-Recipient: " +
+	    w.final_recipient +
+	    "\r\n"
+	    "Action: failed\r\n"
+	    "Status: 5.1.1\r\n"
+	    "Remote-MTA: dns; mx.remote.example ([192.0.2.1])\r\n"
+	    "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
+	    "Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
+	    "\r\n"
+	    "--BOUNDARY\r\n"
+	    "Content-Type: " +
+	    w.headers_type + "\r\nContent-Transfer-Encoding: " + w.encoding + "\r\n\r\n" + w.headers +
+	    "\r\n"
+	    "--BOUNDARY--\r\n";
+}
+
 // Every line ends in CRLF, none longer than 998 octets (RFC 5322 2.1.1).
 void check_lines(const std::string& msg) {
 	REQUIRE(msg.ends_with("\r\n"));
@@ -78,57 +150,7 @@ std::vector<std::string> header_names(const std::string& section) {
 
 TEST_CASE("dsn: failed DSN with one recipient, exact bytes") {
 	std::string got = compose_dsn(failed_message(), false, boundary);
-	std::string want =
-	    "From: <postmaster@mail.example>\r\n"
-	    "To: <alice@example.org>\r\n"
-	    "Subject: mail delivery failed\r\n"
-	    "Message-Id: <dsn1@mail.example>\r\n"
-	    "References: <orig@example.org>\r\n"
-	    "Date: 2 Jan 2006 23:04:05 +0000\r\n"
-	    "Auto-Submitted: auto-replied\r\n"
-	    "MIME-Version: 1.0\r\n"
-	    "Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
-	    "\r\n"
-	    "--BOUNDARY\r\n"
-	    "Content-Type: text/plain\r\n"
-	    "Content-Transfer-Encoding: 7BIT\r\n"
-	    "\r\n"
-	    "\r\n"
-	    "Delivery has failed permanently for your email to:\r\n"
-	    "\r\n"
-	    "\tbob@remote.example\r\n"
-	    "\r\n"
-	    "No further deliveries will be attempted.\r\n"
-	    "\r\n"
-	    "Error during the last delivery attempt:\r\n"
-	    "\r\n"
-	    "\tremote said no\r\n"
-	    "\r\n"
-	    "--BOUNDARY\r\n"
-	    "Content-Type: message/delivery-status\r\n"
-	    "Content-Transfer-Encoding: 7BIT\r\n"
-	    "\r\n"
-	    "Reporting-MTA: dns; mail.example\r\n"
-	    "Arrival-Date: 2 Jan 2006 22:04:05 +0000\r\n"
-	    "\r\n"
-	    "Final-Recipient: rfc822;bob@remote.example\r\n"
-	    "Action: failed\r\n"
-	    "Status: 5.1.1\r\n"
-	    "Remote-MTA: dns; mx.remote.example ([192.0.2.1])\r\n"
-	    "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
-	    "Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
-	    "\r\n"
-	    "--BOUNDARY\r\n"
-	    "Content-Type: text/rfc822-headers\r\n"
-	    "Content-Transfer-Encoding: 7BIT\r\n"
-	    "\r\n"
-	    "From: alice@example.org\r\n"
-	    "To: bob@remote.example\r\n"
-	    "Subject: hi\r\n"
-	    "Message-Id: <orig@example.org>\r\n"
-	    "\r\n"
-	    "\r\n"
-	    "--BOUNDARY--\r\n";
+	std::string want = wanted_failed_dsn({});
 	CHECK(got == want);
 	check_lines(got);
 	// The UTF-8 variant is never used for a message that did not need SMTPUTF8.
@@ -308,56 +330,16 @@ TEST_CASE("dsn: UTF-8 variant (RFC 6533)") {
 	m.text_body = failed_dsn_text("bøb@bücher.example", "no");
 	m.original_headers = "From: jöhn@bücher.example\r\nSubject: ünïcode\r\n\r\n";
 	std::string got = compose_dsn(m, true, boundary);
-	std::string want =
-	    "From: <postmaster@mail.example>\r\n"
-	    "To: <jöhn@bücher.example>\r\n"
-	    "Subject: mail delivery failed\r\n"
-	    "Message-Id: <dsn1@mail.example>\r\n"
-	    "References: <orig@example.org>\r\n"
-	    "Date: 2 Jan 2006 23:04:05 +0000\r\n"
-	    "Auto-Submitted: auto-replied\r\n"
-	    "MIME-Version: 1.0\r\n"
-	    "Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=\"BOUNDARY\"\r\n"
-	    "\r\n"
-	    "--BOUNDARY\r\n"
-	    "Content-Type: text/plain; charset=utf-8\r\n"
-	    "Content-Transfer-Encoding: 8BIT\r\n"
-	    "\r\n"
-	    "\r\n"
-	    "Delivery has failed permanently for your email to:\r\n"
-	    "\r\n"
-	    "\tbøb@bücher.example\r\n"
-	    "\r\n"
-	    "No further deliveries will be attempted.\r\n"
-	    "\r\n"
-	    "Error during the last delivery attempt:\r\n"
-	    "\r\n"
-	    "\tno\r\n"
-	    "\r\n"
-	    "--BOUNDARY\r\n"
-	    "Content-Type: message/global-delivery-status\r\n"
-	    "Content-Transfer-Encoding: 8BIT\r\n"
-	    "\r\n"
-	    "Reporting-MTA: dns; mail.example\r\n"
-	    "Arrival-Date: 2 Jan 2006 22:04:05 +0000\r\n"
-	    "\r\n"
-	    "Final-Recipient: utf-8;bøb@bücher.example\r\n"
-	    "Action: failed\r\n"
-	    "Status: 5.1.1\r\n"
-	    "Remote-MTA: dns; mx.remote.example ([192.0.2.1])\r\n"
-	    "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
-	    "Last-Attempt-Date: 2 Jan 2006 22:05:05 +0000\r\n"
-	    "\r\n"
-	    "--BOUNDARY\r\n"
-	    "Content-Type: message/global-headers\r\n"
-	    "Content-Transfer-Encoding: 8BIT\r\n"
-	    "\r\n"
-	    "From: jöhn@bücher.example\r\n"
-	    "Subject: ünïcode\r\n"
-	    "\r\n"
-	    "\r\n"
-	    "--BOUNDARY--\r\n";
-	CHECK(got == want);
+	CHECK(got ==
+	      wanted_failed_dsn({.to = "jöhn@bücher.example",
+	                         .text_type = "text/plain; charset=utf-8",
+	                         .status_type = "message/global-delivery-status",
+	                         .headers_type = "message/global-headers",
+	                         .encoding = "8BIT",
+	                         .recipient = "bøb@bücher.example",
+	                         .final_recipient = "utf-8;bøb@bücher.example",
+	                         .error = "no",
+	                         .headers = m.original_headers}));
 	check_lines(got);
 }
 

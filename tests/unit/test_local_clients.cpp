@@ -53,9 +53,9 @@ struct Fixture {
 				++deadlines;
 				c.dead = true;
 			}});
-		int fd = tern::net::listen_unix(path, 0600, 16);
-		REQUIRE(fd >= 0);
-		clients->listen(UniqueFd(fd), path);
+		UniqueFd fd = tern::net::listen_unix(path, 0600, 16);
+		REQUIRE(fd.valid());
+		clients->listen(std::move(fd), path);
 		clients->start();
 	}
 	~Fixture() {
@@ -66,7 +66,7 @@ struct Fixture {
 		for (int i = 0; i < rounds; ++i) ev_run(loop, EVRUN_NOWAIT);
 	}
 	UniqueFd connect() {
-		UniqueFd fd(tern::net::connect_unix(path));
+		UniqueFd fd = tern::net::connect_unix(path);
 		REQUIRE(fd.valid());
 		return fd;
 	}

@@ -2,9 +2,13 @@
 // counters behind it, and the HTTP answers of the responder.
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "core/stats.h"
 #include "metrics/http.h"
@@ -205,7 +209,91 @@ TEST_CASE("metrics http: listen address parsing") {
 	CHECK_THROWS(metrics::open_metrics_socket("127.0.0.1:x"));
 	CHECK_THROWS(metrics::open_metrics_socket("127.0.0.1:99999"));
 	CHECK_THROWS(metrics::open_metrics_socket("nohost:80"));
-	int fd = metrics::open_metrics_socket("127.0.0.1:0");
-	CHECK(fd >= 0);
-	if (fd >= 0) close(fd);
+	CHECK(metrics::open_metrics_socket("127.0.0.1:0").valid());
+}
+
+namespace {
+
+// A responder on a loop of its own, on 127.0.0.1 at a free port, and
+// loopback clients of it; the loop turns only when the test says.
+struct ResponderFixture {
+	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+	int port = 0;
+	std::unique_ptr<metrics::HttpResponder> responder;
+	ResponderFixture() {
+		UniqueFd fd = metrics::open_metrics_socket("127.0.0.1:0");
+		sockaddr_in addr{};
+		socklen_t len = sizeof addr;
+		REQUIRE(getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+		port = ntohs(addr.sin_port);
+		responder = std::make_unique<metrics::HttpResponder>(loop, std::move(fd), [] { return "up 1\n"; });
+		responder->start();
+	}
+	~ResponderFixture() {
+		responder.reset();
+		ev_loop_destroy(loop);
+	}
+	UniqueFd connect() {
+		UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+		sockaddr_in addr{};
+		addr.sin_family = AF_INET;
+		addr.sin_port = htons(static_cast<uint16_t>(port));
+		addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+		return fd;
+	}
+	// Turns the loop until the responder has shut its write side (EOF), at
+	// most ~2 s; returns what came.
+	std::string answer(int fd) {
+		std::string got;
+		char buf[4096];
+		for (int round = 0; round < 200; ++round) {
+			ev_run(loop, EVRUN_NOWAIT);
+			ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+			if (n == 0) return got;
+			if (n > 0) got.append(buf, static_cast<size_t>(n));
+			if (n < 0) usleep(10000);
+		}
+		return got + "(no end)";
+	}
+	void run_until_no_clients() {
+		for (int round = 0; round < 200 && responder->clients() > 0; ++round) {
+			ev_run(loop, EVRUN_NOWAIT);
+			usleep(10000);
+		}
+	}
+};
+
+}  // namespace
+
+TEST_CASE("metrics http: the responder answers one request, then the client goes") {
+	ResponderFixture f;
+	UniqueFd c = f.connect();
+	REQUIRE(send(c.get(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 34, MSG_NOSIGNAL) == 34);
+	std::string got = f.answer(c.get());
+	CHECK(got.starts_with("HTTP/1.1 200 OK\r\n"));
+	CHECK(got.ends_with("\r\n\r\nup 1\n"));
+	c.reset();  // the client closes: the responder forgets it
+	f.run_until_no_clients();
+	CHECK(f.responder->clients() == 0);
+}
+
+TEST_CASE("metrics http: a request head over 8 KiB gets 431") {
+	ResponderFixture f;
+	UniqueFd c = f.connect();
+	std::string head = "GET /metrics HTTP/1.1\r\nX-Long: " +
+	    std::string(metrics::HttpResponder::max_request_head, 'a');
+	REQUIRE(send(c.get(), head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size()));
+	CHECK(f.answer(c.get()).starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+}
+
+TEST_CASE("metrics http: past max_clients a connection is closed at accept") {
+	ResponderFixture f;
+	std::vector<UniqueFd> held;
+	for (size_t i = 0; i < metrics::HttpResponder::max_clients; ++i) held.push_back(f.connect());
+	for (int round = 0; round < 20; ++round) ev_run(f.loop, EVRUN_NOWAIT);
+	REQUIRE(f.responder->clients() == metrics::HttpResponder::max_clients);
+	UniqueFd extra = f.connect();
+	CHECK(f.answer(extra.get()).empty());  // closed without an answer
+	CHECK(f.responder->clients() == metrics::HttpResponder::max_clients);
 }
