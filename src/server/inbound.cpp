@@ -25,7 +25,7 @@ void hash_message_file(const MessageFile& file, InboundAnalysis& an) {
 	char buf[64 * 1024];
 	int64_t size = 0;
 	for (;;) {
-		ssize_t n = pread(file.fd, buf, sizeof buf, static_cast<off_t>(size));
+		ssize_t n = pread(file.fd.get(), buf, sizeof buf, static_cast<off_t>(size));
 		if (n < 0 && errno == EINTR) continue;
 		if (n <= 0) break;
 		mbedtls_sha256_update_ret(&ctx, reinterpret_cast<const unsigned char*>(buf), static_cast<size_t>(n));

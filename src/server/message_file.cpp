@@ -17,15 +17,11 @@ constexpr size_t max_header_bytes = 1024 * 1024;
 
 MessageFile::MessageFile(const std::string& path) : fd(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
 
-MessageFile::~MessageFile() {
-	if (fd >= 0) close(fd);
-}
-
 std::optional<std::string> MessageFile::read_header() const {
 	std::string head;
 	char buf[16384];
 	for (;;) {
-		ssize_t n = pread(fd, buf, sizeof buf, static_cast<off_t>(head.size()));
+		ssize_t n = pread(fd.get(), buf, sizeof buf, static_cast<off_t>(head.size()));
 		if (n < 0 && errno == EINTR) continue;
 		if (n < 0) return std::nullopt;
 		if (n == 0) return head;
@@ -48,7 +44,7 @@ std::optional<std::string> MessageFile::body_hash(size_t offset, mailauth::dkim:
 	char buf[65536];
 	off_t pos = static_cast<off_t>(offset);
 	for (;;) {
-		ssize_t n = pread(fd, buf, sizeof buf, pos);
+		ssize_t n = pread(fd.get(), buf, sizeof buf, pos);
 		if (n < 0 && errno == EINTR) continue;
 		if (n < 0) return std::nullopt;
 		if (n == 0) break;

@@ -8,17 +8,17 @@
 
 #include "core/worker_pool.h"
 #include "mailauth/dkim.h"
+#include "util/unique_fd.h"
 
 namespace tern::server {
 
 // Owns a read-only descriptor of a message file.
 struct MessageFile {
-	int fd = -1;
+	UniqueFd fd;
 	explicit MessageFile(const std::string& path);
-	~MessageFile();
 	MessageFile(const MessageFile&) = delete;
 	MessageFile& operator=(const MessageFile&) = delete;
-	bool ok() const { return fd >= 0; }
+	bool ok() const { return fd.valid(); }
 
 	// The header section up to and including the empty line after it (or
 	// the whole file when there is none). nullopt on a read error or a

@@ -19,6 +19,7 @@
 #include "server/suspend.h"
 #include "util/ipaddr.h"
 #include "util/log.h"
+#include "util/unique_fd.h"
 
 namespace tern::server {
 
@@ -73,29 +74,23 @@ uint64_t next_read_token = 0;
 // chunks are read from `fd` on a worker too. Shared with the jobs that read
 // it, so the descriptor stays open until the last of them is done.
 struct MilterSession::MessageFile {
-	int fd = -1;
+	UniqueFd fd;
 	uint64_t size = 0;
 	std::string head;
 	milter::MessageParts parts;
 	int error = 0;  // errno of the open, fstat or read that failed
-	MessageFile() = default;
-	MessageFile(const MessageFile&) = delete;
-	MessageFile& operator=(const MessageFile&) = delete;
-	~MessageFile() {
-		if (fd >= 0) close(fd);
-	}
 	// Worker side.
 	void load(const std::string& path) {
-		fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+		fd.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
 		struct stat st {};
-		if (fd < 0 || fstat(fd, &st) != 0) {
+		if (!fd || fstat(fd.get(), &st) != 0) {
 			error = errno;
 			return;
 		}
 		size = static_cast<uint64_t>(st.st_size);
 		head.resize(std::min<uint64_t>(size, max_header_read));
 		ssize_t n;
-		do n = pread(fd, head.data(), head.size(), 0);
+		do n = pread(fd.get(), head.data(), head.size(), 0);
 		while (n < 0 && errno == EINTR);
 		if (n < 0) {
 			error = errno;
@@ -356,7 +351,7 @@ void MilterSession::read_body_chunk(Link& l) {
 	    [file = message_, chunk, error, offset = l.body_pos] {
 		    chunk->resize(milter::max_body_chunk);
 		    ssize_t n;
-		    do n = pread(file->fd, chunk->data(), chunk->size(), static_cast<off_t>(offset));
+		    do n = pread(file->fd.get(), chunk->data(), chunk->size(), static_cast<off_t>(offset));
 		    while (n < 0 && errno == EINTR);
 		    // Nothing where the file had bytes: it is shorter than it was.
 		    *error = n < 0 ? errno : n == 0 ? EIO : 0;

@@ -21,6 +21,7 @@
 
 #include "util/storage.h"
 #include "util/strings.h"
+#include "util/unique_fd.h"
 
 namespace tern::store {
 
@@ -39,27 +40,6 @@ std::runtime_error system_error(std::string_view what, const std::string& path, 
 	std::string text = std::string(what) + " " + path + ": " + std::strerror(err);
 	return std::runtime_error(is_storage_full(err) ? storage_full_error(text) : text);
 }
-
-// Owns one file descriptor.
-class FileDescriptor {
-public:
-	explicit FileDescriptor(int fd) : fd_(fd) {}
-	~FileDescriptor() {
-		if (fd_ >= 0) ::close(fd_);
-	}
-	FileDescriptor(const FileDescriptor&) = delete;
-	FileDescriptor& operator=(const FileDescriptor&) = delete;
-	int get() const { return fd_; }
-	// Closes now and reports the error; a failed close can mean lost data.
-	int close() {
-		int rc = ::close(fd_);
-		fd_ = -1;
-		return rc;
-	}
-
-private:
-	int fd_;
-};
 
 std::string parent_dir(const std::string& path) {
 	size_t end = path.find_last_not_of('/');
@@ -104,9 +84,7 @@ void prepare_folder(const std::string& folder, bool is_root, std::set<std::strin
 	for (const char* sub : {"/tmp", "/new", "/cur"}) make_directory(folder + sub, to_sync);
 	if (is_root) return;
 	std::string marker = folder + "/maildirfolder";
-	int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		::close(fd);
+	if (UniqueFd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600))) {
 		to_sync.insert(folder);
 	} else if (errno != EEXIST) {
 		throw system_error("create", marker, errno);
@@ -253,7 +231,7 @@ std::string mailbox_dir(const std::string& maildir, const std::string& mailbox) 
 }
 
 void fsync_dir(const std::string& dir) {
-	FileDescriptor fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	if (fd.get() < 0) throw system_error("open", dir, errno);
 	if (::fsync(fd.get()) != 0) throw system_error("fsync", dir, errno);
 }
@@ -281,7 +259,7 @@ void deliver_maildir_unsynced(const std::string& body_path, std::vector<MaildirC
 struct MaildirBatch::Message {
 	std::vector<MaildirCopy> copies;
 	std::vector<StagedCopy> staged;
-	std::vector<int> fds;  // open tmp files, fsync'd at commit
+	std::vector<UniqueFd> fds;  // open tmp files, fsync'd at commit
 	std::string error;
 };
 
@@ -305,15 +283,11 @@ void MaildirBatch::prepare(const std::string& folder, bool is_root) {
 }
 
 MaildirBatch::~MaildirBatch() {
-	for (auto& m : messages_) {
-		for (int fd : m->fds)
-			if (fd >= 0) ::close(fd);
-		remove_unrenamed(m->staged);
-	}
+	for (auto& m : messages_) remove_unrenamed(m->staged);
 }
 
 size_t MaildirBatch::stage(const std::string& body_path, const std::vector<MaildirCopy>& copies, uint64_t body_offset) {
-	FileDescriptor body(::open(body_path.c_str(), O_RDONLY | O_CLOEXEC));
+	UniqueFd body(::open(body_path.c_str(), O_RDONLY | O_CLOEXEC));
 	int open_errno = errno;
 	return stage_opened(body.get(), open_errno, body_path, copies, body_offset);
 }
@@ -351,14 +325,15 @@ size_t MaildirBatch::stage_opened(int body_fd, int open_errno, const std::string
 			s.final_dir = folder + (copy.seen ? "/cur" : "/new");
 			s.final_path = s.final_dir + "/" + name + (copy.seen ? ":2,S" : "");
 
-			int fd = ::open(s.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-			if (fd < 0) {
+			UniqueFd created(::open(s.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+			if (!created) {
 				int err = errno;
 				if (err == ENOENT) forget_durable_folder(folder);
 				throw system_error("create", s.tmp_path, err);
 			}
 			msg->staged.push_back(s);
-			msg->fds.push_back(fd);
+			int fd = created.get();
+			msg->fds.push_back(std::move(created));
 			write_all(fd, copy.prefix.data(), copy.prefix.size(), s.tmp_path);
 			uint64_t copied = copy_body(body_fd, body_path, fd, s.tmp_path, body_offset, body_size);
 			// The name already carries S=; a body that shrank under us
@@ -368,10 +343,7 @@ size_t MaildirBatch::stage_opened(int body_fd, int open_errno, const std::string
 		}
 	} catch (const std::exception& e) {
 		msg->error = e.what();
-		for (int& fd : msg->fds) {
-			::close(fd);
-			fd = -1;
-		}
+		msg->fds.clear();
 		remove_unrenamed(msg->staged);
 		msg->staged.clear();
 	}
@@ -384,10 +356,9 @@ std::vector<std::string> MaildirBatch::commit_files(std::set<std::string>& to_sy
 		if (!m->error.empty()) continue;
 		try {
 			for (size_t i = 0; i < m->fds.size(); ++i) {
-				if (::fsync(m->fds[i]) != 0) throw system_error("fsync", m->staged[i].tmp_path, errno);
-				int fd = m->fds[i];
-				m->fds[i] = -1;
-				if (::close(fd) != 0) throw system_error("close", m->staged[i].tmp_path, errno);
+				if (::fsync(m->fds[i].get()) != 0)
+					throw system_error("fsync", m->staged[i].tmp_path, errno);
+				if (m->fds[i].close() != 0) throw system_error("close", m->staged[i].tmp_path, errno);
 			}
 			// The renames make the copies visible.
 			for (size_t i = 0; i < m->staged.size(); ++i) {
@@ -411,10 +382,7 @@ std::vector<std::string> MaildirBatch::commit_files(std::set<std::string>& to_sy
 			}
 		} catch (const std::exception& e) {
 			m->error = e.what();
-			for (int& fd : m->fds) {
-				if (fd >= 0) ::close(fd);
-				fd = -1;
-			}
+			m->fds.clear();
 			// Renamed files are delivered messages and stay; only tmp/ leftovers go.
 			remove_unrenamed(m->staged);
 		}
