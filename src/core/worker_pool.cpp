@@ -60,16 +60,13 @@ void WorkerPool::submit(std::function<void()> work, std::function<void()> done, 
 			jobs_.push_front(Job{std::move(work), std::move(done)});
 		else
 			jobs_.push_back(Job{std::move(work), std::move(done)});
-		++pending_;
 	}
+	pending_.fetch_add(1, std::memory_order_relaxed);
 	// A system call only when a worker sleeps for want of jobs.
 	sem_post(&queued_);
 }
 
-size_t WorkerPool::pending() const {
-	std::lock_guard lock(mu_);
-	return pending_;
-}
+size_t WorkerPool::pending() const { return pending_.load(std::memory_order_relaxed); }
 
 void WorkerPool::drain() {
 	// While draining the async watcher must count as active, or ev_run would
@@ -129,8 +126,7 @@ void WorkerPool::deliver_completions() {
 			log::error("worker completion failed", {{"error", "unknown exception"}});
 		}
 		job.done = nullptr;
-		std::lock_guard lock(mu_);
-		--pending_;
+		pending_.fetch_sub(1, std::memory_order_relaxed);
 	}
 }
 

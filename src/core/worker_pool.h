@@ -6,6 +6,7 @@
 #pragma once
 #include <semaphore.h>
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -64,7 +65,9 @@ private:
 	std::deque<Job> jobs_;
 	std::vector<Job> completed_;
 	std::vector<std::thread> threads_;
-	size_t pending_ = 0;
+	// Counted apart from the mutex: the loop updates it once per completion
+	// and the metrics read it, neither needs the queues.
+	std::atomic<size_t> pending_{0};
 };
 
 }  // namespace tern::core
