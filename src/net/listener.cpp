@@ -23,6 +23,29 @@ const char* service_name(Service s) {
 	return "?";
 }
 
+namespace {
+
+std::optional<SocketAddress> from_sockaddr_storage(const sockaddr_storage& ss) {
+	auto ip = IpAddr::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
+	if (!ip) return std::nullopt;
+	uint16_t port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port
+	                                               : reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
+	return SocketAddress{*ip, port};
+}
+
+// The address a listening socket is bound to, unless it is a wildcard
+// (all zero bytes), where each connection's local address differs.
+std::optional<SocketAddress> specific_bound_address(int listen_fd) {
+	auto bound = local_address(listen_fd);
+	if (!bound) return std::nullopt;
+	size_t size = bound->ip.v6 ? 16 : 4;
+	for (size_t i = 0; i < size; ++i)
+		if (bound->ip.bytes[i] != 0) return bound;
+	return std::nullopt;
+}
+
+}  // namespace
+
 static std::string host_port(const std::string& ip, int port) {
 	if (ip.find(':') != std::string::npos) return "[" + ip + "]:" + std::to_string(port);
 	return ip + ":" + std::to_string(port);
@@ -69,8 +92,9 @@ std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool tolerat
 			for (const auto& ip : l.ips) {
 				try {
 					UniqueFd fd = open_listen_socket(ip, conf->port);
+					auto bound = specific_bound_address(fd.get());
 					out.push_back(
-					    ListenSocket{std::move(fd), name, svc, host_port(ip, conf->port)});
+					    ListenSocket{std::move(fd), name, svc, host_port(ip, conf->port), bound});
 				} catch (const std::exception& e) {
 					if (tolerate_ipv6_failure && ip.find(':') != std::string::npos) {
 						warnings.push_back(std::string(e.what()) + "; listening on IPv4 only");
@@ -84,8 +108,22 @@ std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool tolerat
 	return out;
 }
 
-UniqueFd accept_connection(int listen_fd) {
-	return UniqueFd(accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+UniqueFd accept_connection(int listen_fd, SocketAddress& peer) {
+	sockaddr_storage ss{};
+	socklen_t len = sizeof(ss);
+	UniqueFd fd(accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+	if (fd) {
+		auto address = from_sockaddr_storage(ss);
+		peer = address ? *address : SocketAddress{};
+	}
+	return fd;
+}
+
+std::optional<SocketAddress> local_address(int fd) {
+	sockaddr_storage ss{};
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
+	return from_sockaddr_storage(ss);
 }
 
 }  // namespace tern::net

@@ -1,10 +1,13 @@
 // Listening sockets. They are opened before privileges are dropped (ports
 // below 1024) and handed to the server, which accepts on them from the loop.
 #pragma once
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "util/ipaddr.h"
 #include "util/unique_fd.h"
 
 namespace tern::net {
@@ -12,11 +15,21 @@ namespace tern::net {
 enum class Service { smtp, submission, submissions };
 const char* service_name(Service);
 
+// One end of a TCP connection.
+struct SocketAddress {
+	IpAddr ip;
+	uint16_t port = 0;
+};
+
 struct ListenSocket {
 	UniqueFd fd;
 	std::string listener;  // name under "listeners"
 	Service service = Service::smtp;
 	std::string address;  // "ip:port" for logs
+	// The bound address, read once at open when it is a specific one: every
+	// connection accepted there has it as its local address, so accepting
+	// needs no getsockname. Empty for a wildcard (0.0.0.0, ::) listener.
+	std::optional<SocketAddress> bound;
 };
 
 // Opens a non-blocking listening TCP socket; throws std::runtime_error
@@ -31,6 +44,11 @@ std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool tolerat
                                          std::vector<std::string>& warnings);
 
 // accept4() with SOCK_NONBLOCK|SOCK_CLOEXEC; empty with errno set on failure.
-UniqueFd accept_connection(int listen_fd);
+// The peer's address comes with the connection (no getpeername).
+UniqueFd accept_connection(int listen_fd, SocketAddress& peer);
+
+// The local address of a connected socket (getsockname), for connections
+// on a wildcard listener; empty when the socket cannot tell.
+std::optional<SocketAddress> local_address(int fd);
 
 }  // namespace tern::net

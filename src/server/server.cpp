@@ -112,7 +112,8 @@ void Server::on_accept(Acceptor& a) {
 	// Accept a bounded batch per wake-up so one busy listener cannot starve
 	// the rest of the loop.
 	for (int i = 0; i < 64; ++i) {
-		UniqueFd fd = net::accept_connection(a.sock.fd.get());
+		net::SocketAddress peer;
+		UniqueFd fd = net::accept_connection(a.sock.fd.get(), peer);
 		if (!fd) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -130,7 +131,18 @@ void Server::on_accept(Acceptor& a) {
 			// restart (listener changes take effect then), serving nobody.
 			continue;
 		}
-		open_connection(std::make_unique<net::FdStream>(std::move(fd)), a.sock);
+		// A specific listener's address is every connection's local address;
+		// only a wildcard listener's connections ask the socket.
+		std::optional<net::SocketAddress> local = a.sock.bound;
+		if (!local) local = net::local_address(fd.get());
+		open_connection(std::make_unique<net::FdStream>(std::move(fd)), a.sock, [&](Connection& c) {
+			c.remote_ip = peer.ip;
+			c.remote_port = peer.port;
+			if (local) {
+				c.local_ip = local->ip;
+				c.local_port = local->port;
+			}
+		});
 	}
 }
 

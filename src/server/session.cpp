@@ -3,8 +3,6 @@
 // closing. Command handlers live in commands.cpp, DATA in data.cpp.
 #include "server/session.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -53,21 +51,8 @@ Connection::Connection(Server& s, core::ConnHandle h, uint64_t id, std::unique_p
 	  io(s.loop(), [this](int revents) { srv.with_conn(self, [revents](Connection& c) { c.on_io(revents); }); }),
 	  deadline(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_deadline(); }); }),
 	  slow_timer(s.loop(), [this] { srv.with_conn(self, [](Connection& c) { c.on_slow_tick(); }); }) {
-	int fd = transport.fd();
-	if (fd < 0) return;  // a scripted stream: its driver sets the addresses
-	sockaddr_storage ss{};
-	socklen_t len = sizeof(ss);
-	if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-		if (auto ip = IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&ss))) remote_ip = *ip;
-		remote_port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-		                                             : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-	}
-	len = sizeof(ss);
-	if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-		if (auto ip = IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&ss))) local_ip = *ip;
-		local_port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-		                                            : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-	}
+	// The addresses are set by whoever opened the connection (the acceptor,
+	// or a session test's driver) before start().
 }
 
 Connection::~Connection() {

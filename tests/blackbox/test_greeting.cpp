@@ -2,6 +2,9 @@
 // doc/behaviour.md D1 and 7).
 #include "bb.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 TEST_CASE("greeting: 220 with hostname, ESMTP tern and version, no received id") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
@@ -24,6 +27,37 @@ TEST_CASE("greeting: also on ::1 when the listener binds it") {
 		return;
 	}
 	CHECK(starts_with(c.read_reply().plain(), "220 mx.test.example ESMTP tern "));
+}
+
+// The addresses come from accept4 and, on a listener bound to a specific
+// address, from the listener itself; both must match what the client sees.
+TEST_CASE("greeting: the new connection line names the client's and the listener's address and port") {
+	TernDaemon d({.config_patch = R"({"listeners": {"test": {"ips": ["127.0.0.1", "::1"]}}})"});
+	REQUIRE_RUNNING(d);
+	auto client_port = [](const SmtpClient& c) {
+		sockaddr_storage ss{};
+		socklen_t len = sizeof ss;
+		REQUIRE(getsockname(c.fd(), reinterpret_cast<sockaddr*>(&ss), &len) == 0);
+		return ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+		                                      : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+	};
+	std::string port = std::to_string(d.smtp_port());
+	SmtpClient v4;
+	REQUIRE(v4.connect("127.0.0.1", d.smtp_port()));
+	REQUIRE(v4.read_reply().code == 220);
+	// The line is written before the greeting is sent.
+	CHECK(contains(d.log_text(),
+	               "msg=\"new connection\" remote=127.0.0.1:" + std::to_string(client_port(v4)) +
+	                   " local=127.0.0.1:" + port + " listener=test service=smtp"));
+	SmtpClient v6;
+	if (!v6.connect("::1", d.smtp_port())) {
+		MESSAGE("no IPv6 loopback here: " << v6.last_error);
+		return;
+	}
+	REQUIRE(v6.read_reply().code == 220);
+	CHECK(contains(d.log_text(),
+	               "msg=\"new connection\" remote=[::1]:" + std::to_string(client_port(v6)) +
+	                   " local=[::1]:" + port + " listener=test service=smtp"));
 }
 
 TEST_CASE("EHLO on port 25: exact extension list, no STARTTLS or AUTH without TLS config") {
