@@ -1,6 +1,5 @@
 #include "server/inbound.h"
 
-#include <mbedtls/sha256.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +9,7 @@
 #include "message/submission.h"
 #include "server/message_file.h"
 #include "util/hex.h"
+#include "util/sha256.h"
 
 namespace tern::server {
 
@@ -19,22 +19,17 @@ namespace {
 // reads from the descriptor; a file that cannot be read counts as what
 // could be read of it (nothing when it did not open).
 void hash_message_file(const MessageFile& file, InboundAnalysis& an) {
-	mbedtls_sha256_context ctx;
-	mbedtls_sha256_init(&ctx);
-	mbedtls_sha256_starts_ret(&ctx, 0);
+	Sha256 hasher;
 	char buf[64 * 1024];
 	int64_t size = 0;
 	for (;;) {
 		ssize_t n = pread(file.fd.get(), buf, sizeof buf, static_cast<off_t>(size));
 		if (n < 0 && errno == EINTR) continue;
 		if (n <= 0) break;
-		mbedtls_sha256_update_ret(&ctx, reinterpret_cast<const unsigned char*>(buf), static_cast<size_t>(n));
+		hasher.update(buf, static_cast<size_t>(n));
 		size += n;
 	}
-	unsigned char digest[32];
-	mbedtls_sha256_finish_ret(&ctx, digest);
-	mbedtls_sha256_free(&ctx);
-	an.sha256 = hex_lower(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+	an.sha256 = hex_lower(Sha256::view(hasher.finish()));
 	an.size = size;
 }
 
