@@ -114,6 +114,7 @@ void Sha256::reset() {
 void Sha256::update(std::string_view bytes) { update(bytes.data(), bytes.size()); }
 
 void Sha256::update(const void* bytes, size_t size) {
+	if (size == 0) return;  // also when `bytes` is null, as in an empty string_view
 	const auto* in = static_cast<const unsigned char*>(bytes);
 	length_ += size;
 	if (filled_ > 0) {
