@@ -62,10 +62,15 @@ OutgoingStream connect_stream(const std::string& unix_path, const std::string& i
 	return out;
 }
 
-std::string connect_result(const ByteStream& stream) {
+int connect_errno(const ByteStream& stream) {
 	int err = 0;
 	socklen_t len = sizeof err;
 	if (::getsockopt(stream.fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+	return err;
+}
+
+std::string connect_result(const ByteStream& stream) {
+	int err = connect_errno(stream);
 	return err == 0 ? std::string() : std::string("connect: ") + std::strerror(err);
 }
 

@@ -23,5 +23,8 @@ OutgoingStream connect_stream(const std::string& unix_path, const std::string& i
 // After a connect in progress made the socket writable: empty when the
 // connection stands, else why it failed (the socket's pending error).
 std::string connect_result(const ByteStream& stream);
+// The same as an errno value, 0 when the connection stands, for callers
+// that word the error themselves.
+int connect_errno(const ByteStream& stream);
 
 }  // namespace tern::net

@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "net/connect.h"
 #include "smtp/dsn_params.h"
 #include "util/base64.h"
 #include "util/ipaddr.h"
@@ -104,10 +105,7 @@ void SmtpClient::on_connected() {
 void SmtpClient::on_io(int revents) {
 	if (state_ == State::finished) return;
 	if (state_ == State::connecting) {
-		int err = 0;
-		socklen_t len = sizeof err;
-		getsockopt(transport_->fd(), SOL_SOCKET, SO_ERROR, &err, &len);
-		if (err) {
+		if (int err = net::connect_errno(transport_->stream())) {
 			fail_host("connect to " + options_.ip + ": " + std::strerror(err));
 			return;
 		}

@@ -505,8 +505,11 @@ void LocalSubmitListener::list_queue(Client& c) {
 	QueueLister lister = lister_;
 	srv_.workers().submit(
 	    [listing, lister] {
+		    if (!lister) {
+			    listing->error = "no queue";
+			    return;
+		    }
 		    try {
-			    if (!lister) throw std::runtime_error("no queue");
 			    listing->text = lister();
 		    } catch (const std::exception& e) {
 			    listing->error = e.what();

@@ -1,6 +1,7 @@
 #include "server/message_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,14 +16,28 @@ namespace {
 constexpr size_t max_header_bytes = 1024 * 1024;
 }
 
-MessageFile::MessageFile(const std::string& path) : fd(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+MessageFile::MessageFile(const std::string& path) : fd(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+	if (!fd) open_error = errno;
+}
+
+std::optional<uint64_t> MessageFile::size() const {
+	struct stat st {};
+	if (fstat(fd.get(), &st) != 0) return std::nullopt;
+	return static_cast<uint64_t>(st.st_size);
+}
+
+ssize_t MessageFile::read_at(char* buf, size_t len, uint64_t offset) const {
+	ssize_t n;
+	do n = pread(fd.get(), buf, len, static_cast<off_t>(offset));
+	while (n < 0 && errno == EINTR);
+	return n;
+}
 
 std::optional<std::string> MessageFile::read_header() const {
 	std::string head;
 	char buf[16384];
 	for (;;) {
-		ssize_t n = pread(fd.get(), buf, sizeof buf, static_cast<off_t>(head.size()));
-		if (n < 0 && errno == EINTR) continue;
+		ssize_t n = read_at(buf, sizeof buf, head.size());
 		if (n < 0) return std::nullopt;
 		if (n == 0) return head;
 		size_t old = head.size();
@@ -42,14 +57,13 @@ std::optional<std::string> MessageFile::body_hash(size_t offset, mailauth::dkim:
                                                   mailauth::dkim::HashAlg hash, std::optional<int64_t> length) const {
 	mailauth::dkim::BodyHasher hasher(canon, hash, length);
 	char buf[65536];
-	off_t pos = static_cast<off_t>(offset);
+	uint64_t pos = offset;
 	for (;;) {
-		ssize_t n = pread(fd.get(), buf, sizeof buf, pos);
-		if (n < 0 && errno == EINTR) continue;
+		ssize_t n = read_at(buf, sizeof buf, pos);
 		if (n < 0) return std::nullopt;
 		if (n == 0) break;
 		hasher.update(std::string_view(buf, static_cast<size_t>(n)));
-		pos += n;
+		pos += static_cast<uint64_t>(n);
 	}
 	return hasher.finish();
 }

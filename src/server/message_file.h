@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include <sys/types.h>
+
 #include "core/worker_pool.h"
 #include "mailauth/dkim.h"
 #include "util/unique_fd.h"
@@ -15,10 +17,17 @@ namespace tern::server {
 // Owns a read-only descriptor of a message file.
 struct MessageFile {
 	UniqueFd fd;
+	int open_error = 0;  // errno of the open when it failed
 	explicit MessageFile(const std::string& path);
 	MessageFile(const MessageFile&) = delete;
 	MessageFile& operator=(const MessageFile&) = delete;
 	bool ok() const { return fd.valid(); }
+
+	// The file's size now; nullopt (errno set) when fstat fails.
+	std::optional<uint64_t> size() const;
+	// Up to `len` bytes from `offset` (retried on EINTR): the count read, 0
+	// at the end of the file, -1 with errno set.
+	ssize_t read_at(char* buf, size_t len, uint64_t offset) const;
 
 	// The header section up to and including the empty line after it (or
 	// the whole file when there is none). nullopt on a read error or a

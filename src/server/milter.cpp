@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "milter/rewrite.h"
 #include "net/connect.h"
@@ -69,29 +70,31 @@ uint64_t next_read_token = 0;
 
 }  // namespace
 
-// The message file of one message stage: opened, measured and its head
-// (the whole message up to max_header_read) read on a worker; later body
-// chunks are read from `fd` on a worker too. Shared with the jobs that read
-// it, so the descriptor stays open until the last of them is done.
-struct MilterSession::MessageFile {
-	UniqueFd fd;
+// The message of one message stage: opened, measured and its head (the
+// whole message up to max_header_read) read on a worker; later body chunks
+// are read from `file` on a worker too. Shared with the jobs that read it,
+// so the descriptor stays open until the last of them is done.
+struct MilterSession::OpenedMessage {
+	std::optional<MessageFile> file;
 	uint64_t size = 0;
 	std::string head;
 	milter::MessageParts parts;
 	int error = 0;  // errno of the open, fstat or read that failed
 	// Worker side.
 	void load(const std::string& path) {
-		fd.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-		struct stat st {};
-		if (!fd || fstat(fd.get(), &st) != 0) {
+		file.emplace(path);
+		if (!file->ok()) {
+			error = file->open_error;
+			return;
+		}
+		std::optional<uint64_t> measured = file->size();
+		if (!measured) {
 			error = errno;
 			return;
 		}
-		size = static_cast<uint64_t>(st.st_size);
+		size = *measured;
 		head.resize(std::min<uint64_t>(size, max_header_read));
-		ssize_t n;
-		do n = pread(fd.get(), head.data(), head.size(), 0);
-		while (n < 0 && errno == EINTR);
+		ssize_t n = file->read_at(head.data(), head.size(), 0);
 		if (n < 0) {
 			error = errno;
 			return;
@@ -203,7 +206,7 @@ void MilterSession::run(MilterRequest request, Done done) {
 // Opens the received message and reads its header section for the milters,
 // on a worker: a read can wait on the disk, the loop must not.
 void MilterSession::open_message() {
-	auto file = std::make_shared<MessageFile>();
+	auto file = std::make_shared<OpenedMessage>();
 	uint64_t token = message_token_ = ++next_read_token;
 	Server* s = &srv_;
 	srv_.workers().submit([file, path = current_->message_path] { file->load(path); },
@@ -214,7 +217,7 @@ void MilterSession::open_message() {
 			      });
 }
 
-void MilterSession::message_opened(uint64_t token, const std::shared_ptr<MessageFile>& file) {
+void MilterSession::message_opened(uint64_t token, const std::shared_ptr<OpenedMessage>& file) {
 	if (token == 0 || token != message_token_ || !current_) return;
 	message_token_ = 0;
 	if (file->error != 0) {
@@ -350,9 +353,7 @@ void MilterSession::read_body_chunk(Link& l) {
 	srv_.workers().submit(
 	    [file = message_, chunk, error, offset = l.body_pos] {
 		    chunk->resize(milter::max_body_chunk);
-		    ssize_t n;
-		    do n = pread(file->fd.get(), chunk->data(), chunk->size(), static_cast<off_t>(offset));
-		    while (n < 0 && errno == EINTR);
+		    ssize_t n = file->file->read_at(chunk->data(), chunk->size(), offset);
 		    // Nothing where the file had bytes: it is shorter than it was.
 		    *error = n < 0 ? errno : n == 0 ? EIO : 0;
 		    chunk->resize(n > 0 ? static_cast<size_t>(n) : 0);

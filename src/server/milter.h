@@ -82,10 +82,10 @@ public:
 	void on_finish();
 
 	// The received message, opened and its head read on a worker.
-	struct MessageFile;
+	struct OpenedMessage;
 	// Worker completions (through Server::with_conn); a `token` that is no
 	// longer awaited (the stage ended, the link failed) is ignored.
-	void message_opened(uint64_t token, const std::shared_ptr<MessageFile>& file);
+	void message_opened(uint64_t token, const std::shared_ptr<OpenedMessage>& file);
 	void body_chunk_read(size_t link, uint64_t token, const std::string& chunk, int error);
 
 private:
@@ -131,7 +131,7 @@ private:
 	bool discard_session_ = false;  // a milter discarded at connect/HELO: every message
 	// Message stage: the received message, read for headers and body (the
 	// reads run on a worker, never on the loop).
-	std::shared_ptr<MessageFile> message_;
+	std::shared_ptr<OpenedMessage> message_;
 	uint64_t message_token_ = 0;  // the open in flight, 0 when none
 	std::optional<MilterStage> pass_;
 };

@@ -73,6 +73,13 @@ std::string lmtp_patch(const std::string& target, int timeout_s = 30, bool as_no
 	    (extra.empty() ? "" : ", " + extra) + "}";
 }
 
+// Plain submission (no STARTTLS needed) and queue settings (`queue_keys`,
+// a JSON members list) beside the LMTP patch, for the tests whose mail
+// goes through the queue.
+std::string submission_queue_extra(const std::string& queue_keys) {
+	return R"("listeners": {"test": {"submission": {"require_starttls": false}}}, "queue": {)" + queue_keys + "}";
+}
+
 // The Dovecot a test delivers to, started; nullptr (the test is skipped)
 // when this machine cannot run it.
 std::unique_ptr<AliceDovecot> started_dovecot() {
@@ -297,8 +304,7 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 
 	// First the LMTP server is unreachable; retries come every few seconds.
 	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(free_tcp_port()), 30, true,
-	                               R"("listeners": {"test": {"submission": {"require_starttls": false}}},
-		"queue": {"retry_base_s": 1, "max_attempts": 20})");
+	                               submission_queue_extra(R"("retry_base_s": 1, "max_attempts": 20)"));
 	auto started = start_as_nobody({.submission = true, .config_patch = patch}, "alice-secret");
 	TernDaemon& daemon = *started;
 	SmtpClient c = login_submission(daemon, "alice@test.example", "alice-secret");
@@ -339,11 +345,10 @@ TEST_CASE("lmtp: a DSN for a sender whose account takes its mail over LMTP goes 
 	SmtpSink::Replies refuse;
 	refuse.rcpt = "550 5.1.1 no mailbox by that name";
 	sink.set_replies(refuse);
-	std::string patch = lmtp_patch("unix:" + dovecot.lmtp_socket(), 30, true,
-	                               R"("listeners": {"test": {"submission": {"require_starttls": false}}},
-		"queue": {"smarthost": "127.0.0.1:)" +
-	                                   std::to_string(sink.port()) +
-	                                   R"(", "smarthost_tls": "none", "retry_base_s": 1, "max_attempts": 8})");
+	std::string patch = lmtp_patch(
+	    "unix:" + dovecot.lmtp_socket(), 30, true,
+	    submission_queue_extra(R"("smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+	                           R"(", "smarthost_tls": "none", "retry_base_s": 1, "max_attempts": 8)"));
 	auto started = start_as_nobody({.submission = true, .config_patch = patch}, "alice-secret");
 	TernDaemon& daemon = *started;
 	SmtpClient c = login_submission(daemon, "alice@test.example", "alice-secret");

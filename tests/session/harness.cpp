@@ -286,25 +286,27 @@ bool SessionHarness::pump() {
 	return true;
 }
 
-bool SessionHarness::run_until(const std::function<bool()>& pred, double seconds) {
+bool run_loop_until(struct ev_loop* loop, const std::function<bool()>& pred, const std::function<bool()>& step,
+                    double seconds) {
 	auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-	// Wakes the loop now and then so the wire is looked at even when no
-	// timer or completion is due.
 	ev_timer tick;
 	ev_timer_init(
 	    &tick, [](struct ev_loop*, ev_timer*, int) {}, 0.002, 0.002);
-	ev_timer_start(loop_, &tick);
+	ev_timer_start(loop, &tick);
 	bool ok = false;
 	for (;;) {
-		while (pump()) {
-			if (pred()) break;
+		while (!(ok = pred()) && step()) {
 		}
-		if ((ok = pred())) break;
-		if (std::chrono::steady_clock::now() >= deadline) break;
-		ev_run(loop_, EVRUN_ONCE);
+		if (ok || std::chrono::steady_clock::now() >= deadline) break;
+		ev_run(loop, EVRUN_ONCE);
 	}
-	ev_timer_stop(loop_, &tick);
+	ev_timer_stop(loop, &tick);
 	return ok;
+}
+
+bool SessionHarness::run_until(const std::function<bool()>& pred, double seconds) {
+	return run_loop_until(
+	    loop_, pred, [this] { return pump(); }, seconds);
 }
 
 std::string SessionHarness::replies(size_t n, double seconds) {

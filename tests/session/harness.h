@@ -22,6 +22,13 @@
 
 namespace tern::session_test {
 
+// Runs `loop` until `pred` holds or `seconds` pass: `step` moves the
+// scripted wire by one step (false when nothing moved), and the loop runs
+// once whenever the wire is still, woken now and then by a short tick so
+// the wire is looked at even when no timer or completion is due.
+bool run_loop_until(struct ev_loop* loop, const std::function<bool()>& pred, const std::function<bool()>& step,
+                    double seconds);
+
 // The wire between the scripted client and the session.
 struct Wire {
 	std::string to_server;  // sent by the client, not yet read by the session

@@ -8,7 +8,6 @@
 #include <ev.h>
 #include <stdlib.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -70,20 +69,8 @@ public:
 	// Runs the client (its wanted I/O, the worker's file reads, its
 	// deferred completion) until pred() holds or `seconds` passed.
 	bool run_until(const std::function<bool()>& pred, double seconds = 5) {
-		auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-		ev_timer tick;
-		ev_timer_init(
-		    &tick, [](struct ev_loop*, ev_timer*, int) {}, 0.002, 0.002);
-		ev_timer_start(loop_, &tick);
-		bool ok = false;
-		for (;;) {
-			while (!(ok = pred()) && pump()) {
-			}
-			if (ok || std::chrono::steady_clock::now() >= deadline) break;
-			ev_run(loop_, EVRUN_ONCE);
-		}
-		ev_timer_stop(loop_, &tick);
-		return ok;
+		return run_loop_until(
+		    loop_, pred, [this] { return pump(); }, seconds);
 	}
 	// Runs until the client has written `text` (and everything before it).
 	bool until_sent(const std::string& text) {
