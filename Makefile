@@ -79,9 +79,13 @@ src/libtern.a: $(LIB_OBJS)
 # resident, which keeps idle RSS under the 4 MB target (shared libstdc++
 # maps ~1.6 MB resident on its own). --as-needed leaves out the libraries
 # it does not call (libzip, only the tests' zip writer, and OpenSSL's
-# libcrypto, whose relocated tables cost 400 kB that never leave).
+# libcrypto, whose relocated tables cost 400 kB that never leave). -z now
+# binds every imported function at start, before the start-up pages are
+# given back: lazily, the first call of each one after that (the first
+# connection's) looks it up in every library's symbol tables and maps
+# their pages again.
 src/ternd: src/ternd.o src/libtern.a
-	$(CXX) $(LDFLAGS_CONF) -static-libstdc++ -static-libgcc -Wl,--as-needed -o $@ $^ $(LIBS_CONF)
+	$(CXX) $(LDFLAGS_CONF) -static-libstdc++ -static-libgcc -Wl,--as-needed -Wl,-z,now -o $@ $^ $(LIBS_CONF)
 
 src/ternctl: src/ternctl.o src/libtern.a
 	$(CXX) $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)

@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <utility>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -46,6 +48,7 @@
 #include "server/server.h"
 #include "util/log.h"
 #include "util/recvid.h"
+#include "util/unique_fd.h"
 
 using namespace tern;
 
@@ -349,22 +352,42 @@ void apply_log_settings(const config::Config& cfg, const Options& o) {
 	}
 }
 
-// failchk every few seconds: a process that died inside the environment
-// (a ternctl run while we were down and still running, a db_* tool)
-// must not keep its locks. One check at a time, on a worker.
+// A process that died inside the environment (a ternctl run while we
+// were down and still running, a db_* tool) must not keep its locks:
+// failchk finds it. Every process inside holds the region files (__db.0NN)
+// open until it leaves, so an inotify watch on the environment's directory
+// sees each one leave, cleanly or not; failchk runs on the next two ticks
+// after that (the second in case the first met the dead process still a
+// zombie, which counts as alive). An idle daemon alone in the environment
+// then touches none of the library's code or region pages. Without the
+// watch (inotify unavailable, or its queue overflowed) failchk runs on
+// every tick. One check at a time, on a worker.
 class DeadProcessCheck {
 public:
 	DeadProcessCheck(struct ev_loop* loop, core::WorkerPool& workers, store::Env& env)
-		: workers_(workers), env_(env), timer_(loop, [this] { run(); }) {
+		: workers_(workers), env_(env), timer_(loop, [this] { run(); }),
+		  watch_(loop, [this](int) { read_events(); }) {
+		inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+		if (inotify_ &&
+		    ::inotify_add_watch(inotify_.get(), env.path().c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) >= 0)
+			watch_.set(inotify_.get(), EV_READ);
+		else
+			inotify_.reset();
 		timer_.start(interval_s);
 	}
-	void stop() { timer_.stop(); }
+	void stop() {
+		timer_.stop();
+		watch_.stop();
+	}
 
 private:
 	static constexpr double interval_s = 5.0;
+	static constexpr int ticks_after_leave = 2;
 	void run() {
 		timer_.start(interval_s);
 		if (running_) return;
+		if (inotify_ && pending_ticks_ == 0) return;
+		if (pending_ticks_ > 0) --pending_ticks_;
 		running_ = true;
 		workers_.submit(
 		    [envp = &env_] {
@@ -376,10 +399,28 @@ private:
 		    },
 		    [this] { running_ = false; });
 	}
+	// On the loop: a region file closed by some process (never by us
+	// while we run: we hold ours open), or events lost.
+	void read_events() {
+		alignas(struct inotify_event) char buf[4096];
+		ssize_t n;
+		while ((n = ::read(inotify_.get(), buf, sizeof buf)) > 0) {
+			for (ssize_t at = 0; at < n;) {
+				const auto* e = reinterpret_cast<const struct inotify_event*>(buf + at);
+				if ((e->mask & IN_Q_OVERFLOW) ||
+				    (e->len > 0 && std::strncmp(e->name, "__db.0", 6) == 0))
+					pending_ticks_ = ticks_after_leave;
+				at += static_cast<ssize_t>(sizeof(struct inotify_event) + e->len);
+			}
+		}
+	}
 	core::WorkerPool& workers_;
 	store::Env& env_;
 	bool running_ = false;
+	int pending_ticks_ = 0;
+	UniqueFd inotify_;
 	core::TimerWatcher timer_;
+	core::IoWatcher watch_;
 };
 
 // The Maildir scanner (doc/behaviour.md §9 "Learning from the mailbox"):
@@ -396,13 +437,26 @@ public:
 	// size it found (written by the scanner's worker, read by /metrics).
 	std::atomic<int64_t> last_complete_scan{static_cast<int64_t>(std::time(nullptr))};
 	std::atomic<uint64_t> history_records{0};
+	// Runs fn on the loop once the first pass is over (at once when it is,
+	// or when there is none): start-up's memory is given back after it.
+	void after_first_pass(std::function<void()> fn) {
+		if (first_pass_done_ || cfg_->localserve)
+			fn();
+		else
+			after_first_pass_ = std::move(fn);
+	}
 
 private:
 	void run() {
 		timer_.start(static_cast<double>(cfg_->message_history.scan_interval_s));
 		if (running_ || cfg_->localserve) return;
 		running_ = true;
-		workers_.submit([this, current = cfg_] { scan(*current); }, [this] { running_ = false; });
+		workers_.submit([this, current = cfg_] { scan(*current); }, [this] { pass_done(); });
+	}
+	void pass_done() {
+		running_ = false;
+		first_pass_done_ = true;
+		if (auto fn = std::exchange(after_first_pass_, nullptr)) fn();
 	}
 	// On a worker.
 	void scan(const config::Config& current) {
@@ -426,6 +480,8 @@ private:
 	const std::shared_ptr<const config::Config>& cfg_;
 	store::JunkScanner scanner_;
 	bool running_ = false;
+	bool first_pass_done_ = false;
+	std::function<void()> after_first_pass_;
 	core::TimerWatcher timer_;
 };
 
@@ -697,9 +753,9 @@ void Daemon::run(const sigset_t& handled) {
 	if (local_submit) local_submit->start();
 	std::unique_ptr<metrics::HttpResponder> metrics_http = start_metrics(scan);
 	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
-	// Once the loop has started everything (queue load, listeners), give
-	// back the pages start-up touched.
-	core::TimerWatcher trim(loop, [] { core::trim_startup_memory(); });
+	// Once the loop has started everything (queue load, listeners) and the
+	// first Maildir scan is over, give back the pages start-up touched.
+	core::TimerWatcher trim(loop, [&scan] { scan.after_first_pass([] { core::trim_startup_memory(); }); });
 	trim.start(1.0);
 	ev_run(loop, 0);
 	stop_after_loop(failchk, metrics_http);

@@ -11,11 +11,16 @@ namespace tern::core {
 namespace {
 
 // One mapping of /proc/self/smaps: its range, whether it maps a file
-// read-only, and whether any of its pages became private anonymous copies
-// (relocated data, RELRO: those hold the only copy and must stay).
+// read-only or shared, and whether any of its pages became private
+// anonymous copies (relocated data, RELRO: those hold the only copy and
+// must stay).
 struct Mapping {
 	unsigned long start = 0, end = 0;
 	bool file_read_only = false;
+	// MAP_SHARED of a regular file (Berkeley DB's region files __db.00N):
+	// every page is the page cache's own, written back from there, so
+	// dropping our mapping of it loses nothing either.
+	bool file_shared = false;
 	unsigned long anonymous_kb = 0;
 };
 
@@ -25,8 +30,25 @@ void release_if_clean(const Mapping& m) {
 	// without reading the disk. (MADV_PAGEOUT would drop them from the
 	// cache too, so that code the loop needs again later would cost a
 	// disk read on the loop thread.)
-	if (m.end > m.start && m.file_read_only && m.anonymous_kb == 0)
+	if (m.end > m.start && (m.file_read_only || m.file_shared) && m.anonymous_kb == 0)
 		madvise(reinterpret_cast<void*>(m.start), m.end - m.start, MADV_DONTNEED);
+}
+
+// A mapping's header line: "start-end perms offset dev inode   path".
+bool parse_header(const char* line, Mapping& out) {
+	unsigned long start = 0, end = 0, offset = 0, inode = 0;
+	char perms[8] = {0};
+	char dev[16] = {0};
+	int path_at = 0;
+	if (std::sscanf(line, "%lx-%lx %7s %lx %15s %lu %n", &start, &end, perms, &offset, dev, &inode, &path_at) < 6)
+		return false;
+	// Shared: only of a regular file, not of a device or a shared memory
+	// object (those have an inode too, and their own rules).
+	const char* path = line + path_at;
+	bool regular_file = inode != 0 && path[0] == '/' && std::strncmp(path, "/dev/", 5) != 0 &&
+	    std::strncmp(path, "/SYSV", 5) != 0 && !std::strstr(path, "(deleted)");
+	out = Mapping{start, end, inode != 0 && perms[1] != 'w', regular_file && perms[3] == 's', 0};
+	return true;
 }
 
 }  // namespace
@@ -38,13 +60,11 @@ void trim_startup_memory() {
 	char line[512];
 	Mapping current;
 	while (std::fgets(line, sizeof line, smaps)) {
-		unsigned long start = 0, end = 0, offset = 0, inode = 0, kb = 0;
-		char perms[8] = {0};
-		char dev[16] = {0};
-		if (std::sscanf(line, "%lx-%lx %7s %lx %15s %lu", &start, &end, perms, &offset, dev, &inode) == 6) {
+		unsigned long kb = 0;
+		Mapping next;
+		if (parse_header(line, next)) {
 			release_if_clean(current);
-			// Only file-backed, non-writable mappings (code, read-only data).
-			current = Mapping{start, end, inode != 0 && perms[1] != 'w', 0};
+			current = next;
 		} else if (std::sscanf(line, "Anonymous: %lu kB", &kb) == 1) {
 			current.anonymous_kb = kb;
 		}

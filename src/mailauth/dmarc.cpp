@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "mailauth/publicsuffix.h"
+#include "util/random.h"
 #include "util/strings.h"
 
 namespace tern::mailauth {
@@ -207,7 +208,7 @@ void lookup_step(Resolver& resolver, uint64_t owner, std::string from, std::stri
 }
 
 int default_random_percent() {
-	thread_local std::mt19937 engine{std::random_device{}()};
+	FastRandom engine;
 	return std::uniform_int_distribution<int>(0, 99)(engine);
 }
 

@@ -56,7 +56,7 @@ int64_t jitter(int64_t base_s) {
 	// The model's ±5 s on 450 s, scaled to the configured base.
 	int64_t span = base_s / 90;
 	if (span <= 0) return 0;
-	thread_local std::mt19937_64 rng{std::random_device{}()};
+	FastRandom rng;
 	return std::uniform_int_distribution<int64_t>(-span, span)(rng);
 }
 

@@ -13,6 +13,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "util/sha256.h"
+
 namespace tern::sasl::crypto {
 
 namespace {
@@ -46,6 +48,7 @@ struct Md5Context {
 std::size_t hash_length(ScramHash hash) { return hash == ScramHash::sha1 ? 20 : 32; }
 
 std::string digest(ScramHash hash, std::string_view data) {
+	if (hash == ScramHash::sha256) return std::string(Sha256::view(Sha256::of(data)));
 	std::string out(hash_length(hash), '\0');
 	check(mbedtls_md(md_info(hash), bytes_of(data), data.size(), bytes_of(out)), "digest");
 	return out;

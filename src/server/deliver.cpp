@@ -184,12 +184,14 @@ decide::AccountDecision decide_for_account(const InboundAnalysis& an, const conf
 	if (env) {
 		store::MessageHistory history(*env);
 		try {
-			facts.reputation = history.reputation(settings.name, an.identity, now);
+			// One read transaction for both lookups.
+			auto lookups = history.reputation_and_rejects(settings.name, an.identity, now);
+			facts.reputation = std::move(lookups.reputation);
 			const auto& limits = settings.delivery_rate_limits;
 			auto counts = history.delivery_counts(settings.name,
 			                                      {an.identity.ip1, an.identity.ip2, an.identity.ip3}, now);
 			rate_refusal = inbound::delivery_rate_refusal(counts, an.size, limits);
-			d.rejects = history.rejects(settings.name);
+			d.rejects = std::move(lookups.rejects);
 		} catch (const std::exception& e) {
 			log::error("reading message history", {{"account", settings.name}, {"error", e.what()}});
 			facts.reputation.error = true;

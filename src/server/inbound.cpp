@@ -1,6 +1,5 @@
 #include "server/inbound.h"
 
-#include <mbedtls/sha256.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,32 +9,24 @@
 #include "message/submission.h"
 #include "server/message_file.h"
 #include "util/hex.h"
+#include "util/sha256.h"
 
 namespace tern::server {
 
 namespace {
 
-// The message's SHA-256 and size (for the history), read with positional
-// reads from the descriptor; a file that cannot be read counts as what
-// could be read of it (nothing when it did not open).
-void hash_message_file(const MessageFile& file, InboundAnalysis& an) {
-	mbedtls_sha256_context ctx;
-	mbedtls_sha256_init(&ctx);
-	mbedtls_sha256_starts_ret(&ctx, 0);
-	char buf[64 * 1024];
+// The message's SHA-256 and size (for the history), and its header
+// section, in one pass of positional reads from the descriptor; a file that
+// cannot be read counts as what could be read of it (nothing when it did
+// not open).
+std::optional<std::string> hash_message_file(const MessageFile& file, InboundAnalysis& an) {
+	Sha256 hasher;
 	int64_t size = 0;
-	for (;;) {
-		ssize_t n = pread(file.fd.get(), buf, sizeof buf, static_cast<off_t>(size));
-		if (n < 0 && errno == EINTR) continue;
-		if (n <= 0) break;
-		mbedtls_sha256_update_ret(&ctx, reinterpret_cast<const unsigned char*>(buf), static_cast<size_t>(n));
-		size += n;
-	}
-	unsigned char digest[32];
-	mbedtls_sha256_finish_ret(&ctx, digest);
-	mbedtls_sha256_free(&ctx);
-	an.sha256 = hex_lower(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+	std::optional<std::string> header = file.read_whole([&](std::string_view chunk) { hasher.update(chunk); },
+	                                                    size);
+	an.sha256 = hex_lower(Sha256::view(hasher.finish()));
 	an.size = size;
+	return header;
 }
 
 }  // namespace
@@ -44,9 +35,9 @@ void read_inbound_message(InboundAnalysis& an) {
 	MessageFile file(an.path);
 	if (!file.ok()) return;
 	// Hashed while the file is open (hash_inbound_message then has nothing
-	// left to do): one open per message on the workers, not two.
-	hash_message_file(file, an);
-	auto header = file.read_header();
+	// left to do): one open and one read of the file per message on the
+	// workers, the header section taken on the way.
+	auto header = hash_message_file(file, an);
 	if (!header) return;
 	auto section = message::parse_header_section(*header);
 	if (!section) return;

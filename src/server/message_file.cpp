@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -13,8 +14,52 @@
 namespace tern::server {
 
 namespace {
+
 constexpr size_t max_header_bytes = 1024 * 1024;
-}
+constexpr size_t header_slice = 16384;
+
+// Collects the header section from a message's bytes, fed from its start,
+// a slice at a time so that little more than the header is ever copied.
+class HeaderScan {
+public:
+	// Takes the next bytes; true once the answer is known (more bytes are
+	// then not needed).
+	bool add(std::string_view chunk) {
+		while (!chunk.empty() && !done_) {
+			size_t take = std::min(chunk.size(), header_slice);
+			add_slice(chunk.substr(0, take));
+			chunk.remove_prefix(take);
+		}
+		return done_;
+	}
+	bool done() const { return done_; }
+	// The answer; a file that ended before the empty line is all header.
+	std::optional<std::string> take() { return done_ ? std::move(result_) : std::optional(std::move(head_)); }
+
+private:
+	void add_slice(std::string_view slice) {
+		size_t old = head_.size();
+		head_.append(slice);
+		// A message that starts with the empty line has an empty header.
+		if (head_.starts_with("\r\n")) return finish(std::string("\r\n"));
+		size_t end = head_.find("\r\n\r\n", old >= 3 ? old - 3 : 0);
+		if (end != std::string::npos) {
+			head_.resize(end + 4);
+			return finish(std::move(head_));
+		}
+		if (head_.size() > max_header_bytes) return finish(std::nullopt);
+	}
+	void finish(std::optional<std::string> result) {
+		result_ = std::move(result);
+		done_ = true;
+	}
+
+	std::string head_;
+	std::optional<std::string> result_;
+	bool done_ = false;
+};
+
+}  // namespace
 
 MessageFile::MessageFile(const std::string& path) : fd(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
 	if (!fd) open_error = errno;
@@ -34,22 +79,31 @@ ssize_t MessageFile::read_at(char* buf, size_t len, uint64_t offset) const {
 }
 
 std::optional<std::string> MessageFile::read_header() const {
-	std::string head;
-	char buf[16384];
+	HeaderScan scan;
+	char buf[header_slice];
+	uint64_t pos = 0;
 	for (;;) {
-		ssize_t n = read_at(buf, sizeof buf, head.size());
+		ssize_t n = read_at(buf, sizeof buf, pos);
 		if (n < 0) return std::nullopt;
-		if (n == 0) return head;
-		size_t old = head.size();
-		head.append(buf, static_cast<size_t>(n));
-		// A message that starts with the empty line has an empty header.
-		if (head.starts_with("\r\n")) return std::string("\r\n");
-		size_t end = head.find("\r\n\r\n", old >= 3 ? old - 3 : 0);
-		if (end != std::string::npos) {
-			head.resize(end + 4);
-			return head;
-		}
-		if (head.size() > max_header_bytes) return std::nullopt;
+		if (n == 0) return scan.take();
+		pos += static_cast<uint64_t>(n);
+		if (scan.add(std::string_view(buf, static_cast<size_t>(n)))) return scan.take();
+	}
+}
+
+std::optional<std::string> MessageFile::read_whole(const std::function<void(std::string_view)>& each,
+                                                   int64_t& size) const {
+	HeaderScan scan;
+	char buf[64 * 1024];
+	size = 0;
+	for (;;) {
+		ssize_t n = read_at(buf, sizeof buf, static_cast<uint64_t>(size));
+		if (n < 0 && !scan.done()) return std::nullopt;
+		if (n <= 0) return scan.take();
+		std::string_view chunk(buf, static_cast<size_t>(n));
+		each(chunk);
+		scan.add(chunk);
+		size += n;
 	}
 }
 

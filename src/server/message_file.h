@@ -3,8 +3,10 @@
 // body hashers, never whole in memory.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <sys/types.h>
 
@@ -33,6 +35,11 @@ struct MessageFile {
 	// the whole file when there is none). nullopt on a read error or a
 	// header over 1 MiB.
 	std::optional<std::string> read_header() const;
+	// One pass over the whole file: every chunk goes to `each` in order,
+	// and the header section is collected on the way (what read_header
+	// returns). A read error ends the pass: `size` counts the bytes read,
+	// and the header is nullopt when it was not complete by then.
+	std::optional<std::string> read_whole(const std::function<void(std::string_view)>& each, int64_t& size) const;
 	// DKIM body hash of the bytes from `offset` on (RFC 6376 3.7).
 	std::optional<std::string> body_hash(size_t offset, mailauth::dkim::Canon canon, mailauth::dkim::HashAlg hash,
 	                                     std::optional<int64_t> length = std::nullopt) const;

@@ -346,6 +346,20 @@ std::string reversed_labels(std::string_view domain) {
 	return out;
 }
 
+// The account's Rejects copies (not expunged), from the 'R' index.
+std::vector<inbound::RejectCopy> rejects_in(const Env::Tables& t, const std::string& account) {
+	std::vector<inbound::RejectCopy> out;
+	std::string prefix = account_prefix('R', account);
+	Scan scan(t.history_index, t.txn);
+	scan.forward(prefix, prefix, [&](std::string_view key, std::string_view) {
+		if (key.size() != prefix.size() + 16) return true;
+		if (auto r = load(t, read_be64(key, prefix.size() + 8)))
+			out.push_back({r->unique_name, r->message_id, r->sha256, r->received});
+		return true;
+	});
+	return out;
+}
+
 }  // namespace
 
 // ---- record encoding: a version byte, then the fields in a fixed order,
@@ -623,16 +637,18 @@ MessageHistory::delivery_counts(const std::string& account, const std::array<std
 
 std::vector<inbound::RejectCopy> MessageHistory::rejects(const std::string& account) {
 	std::vector<inbound::RejectCopy> out;
+	env_.with_tables("reading message history", false, [&](const Env::Tables& t) { out = rejects_in(t, account); });
+	return out;
+}
+
+MessageHistory::AccountLookups MessageHistory::reputation_and_rejects(const std::string& account,
+                                                                      const inbound::MessageIdentity& message,
+                                                                      int64_t now) {
+	AccountLookups out;
 	env_.with_tables("reading message history", false, [&](const Env::Tables& t) {
-		out.clear();
-		std::string prefix = account_prefix('R', account);
-		Scan scan(t.history_index, t.txn);
-		scan.forward(prefix, prefix, [&](std::string_view key, std::string_view) {
-			if (key.size() != prefix.size() + 16) return true;
-			if (auto r = load(t, read_be64(key, prefix.size() + 8)))
-				out.push_back({r->unique_name, r->message_id, r->sha256, r->received});
-			return true;
-		});
+		TxnHistory history(t, account);
+		out.reputation = inbound::reputation(message, history, now);
+		out.rejects = rejects_in(t, account);
 	});
 	return out;
 }

@@ -97,6 +97,15 @@ public:
 
 	// The copies present in the account's Rejects mailbox (not expunged).
 	std::vector<inbound::RejectCopy> rejects(const std::string& account);
+
+	// reputation() and rejects() for one incoming message, in one read
+	// transaction instead of two.
+	struct AccountLookups {
+		inbound::ReputationAnswer reputation;
+		std::vector<inbound::RejectCopy> rejects;
+	};
+	AccountLookups reputation_and_rejects(const std::string& account, const inbound::MessageIdentity& message,
+	                                      int64_t now);
 	// Marks records expunged by unique name (Rejects copies the server removed).
 	void mark_expunged(const std::string& account, const std::vector<std::string>& unique_names);
 

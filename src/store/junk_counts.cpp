@@ -9,6 +9,7 @@
 
 #include "store/files.h"
 #include "store/table.h"
+#include "util/random.h"
 
 namespace tern::store {
 
@@ -129,7 +130,7 @@ std::optional<inbound::JunkFilterAnswer> junk_probability(Env* env, const config
 	answer.threshold = account.junk_filter->threshold;
 	// doc/behaviour.md §9 step 9: the threshold moves by up to ±0.05 per
 	// message, so a sender cannot tune a message to sit just below it.
-	thread_local std::mt19937 rng{std::random_device{}()};
+	FastRandom rng;
 	answer.jitter = std::uniform_real_distribution<double>(-0.05, 0.05)(rng);
 	auto& counters = junk_verdict_counters();
 	if (!env) {

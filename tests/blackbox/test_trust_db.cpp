@@ -78,10 +78,9 @@ pid_t spawn_passwd(const TernDaemon& d, const std::string& password_file) {
 	return pid;
 }
 
-// Another process joins the daemon's environment and panics it, as a
-// process dying inside a write leaves it (Berkeley DB then answers
-// DB_RUNRECOVERY to every call of every process).
-bool panic_environment(const std::string& env_dir) {
+// Runs `act` in another process that joined the daemon's environment and
+// then exits without closing it (act returns its exit code, 0 for done).
+bool in_joined_process(const std::string& env_dir, int (*act)(DB_ENV*)) {
 	pid_t pid = fork();
 	if (pid < 0) return false;
 	if (pid == 0) {
@@ -89,12 +88,39 @@ bool panic_environment(const std::string& env_dir) {
 		if (db_env_create(&env, 0) != 0) _exit(2);
 		env->set_errcall(env, [](const DB_ENV*, const char*, const char*) {});
 		if (env->open(env, env_dir.c_str(), DB_JOINENV, 0) != 0) _exit(3);
-		env->set_flags(env, DB_PANIC_ENVIRONMENT, 1);
-		_exit(0);  // no close: the environment stays panicked
+		_exit(act(env));  // no close
 	}
 	int status = 0;
 	waitpid(pid, &status, 0);
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Another process joins the daemon's environment and panics it, as a
+// process dying inside a write leaves it (Berkeley DB then answers
+// DB_RUNRECOVERY to every call of every process).
+bool panic_environment(const std::string& env_dir) {
+	return in_joined_process(env_dir, [](DB_ENV* env) { return env->set_flags(env, DB_PANIC_ENVIRONMENT, 1); });
+}
+
+// Another process joins the daemon's environment, takes a write lock on
+// alice's password record in a transaction and dies without finishing it:
+// until a failchk aborts that transaction, every read of the record waits.
+bool die_holding_password_lock(const std::string& env_dir) {
+	return in_joined_process(env_dir, [](DB_ENV* env) {
+		DB* db = nullptr;
+		DB_TXN* txn = nullptr;
+		if (db_create(&db, env, 0) != 0 ||
+		    db->open(db, nullptr, "passwords.db", nullptr, DB_BTREE, DB_AUTO_COMMIT, 0) != 0)
+			return 4;
+		if (env->txn_begin(env, nullptr, &txn, 0) != 0) return 5;
+		std::string key = "alice", value = "half-written";
+		DBT k{}, v{};
+		k.data = key.data();
+		k.size = static_cast<u_int32_t>(key.size());
+		v.data = value.data();
+		v.size = static_cast<u_int32_t>(value.size());
+		return db->put(db, txn, &k, &v, 0) != 0 ? 6 : 0;  // no commit: the lock stays
+	});
 }
 
 // A small tmpfs mounted over a directory for the test's life (needs the
@@ -250,6 +276,26 @@ TEST_CASE("trust db: a database failure during AUTH is 454 4.7.0, and ternd reco
 	CHECK(log_tail(d).find("authentication failed") == std::string::npos);
 	// ternd reopens the environment with recovery by itself, no restart.
 	CHECK(login_until_accepted(d).code == 235);
+	CHECK(login(d, "wrong password").code == 535);
+	REQUIRE_RUNNING(d);
+	CHECK(d.stop() == 0);
+}
+
+// The idle daemon runs failchk only after a process left the environment
+// (DeadProcessCheck in ternd.cpp): this one leaves by dying with a lock.
+TEST_CASE("trust db: a process that dies holding a lock inside the database is found") {
+	TestCert cert;
+	TernDaemon d(daemon_options(true, false, cert.config_patch(open_submission), false));
+	start_with_password(d);
+	REQUIRE_RUNNING(d);
+	REQUIRE(login(d).code == 235);
+	// Long enough for the start-up ticks to pass with nothing to do.
+	std::this_thread::sleep_for(std::chrono::seconds(6));
+
+	REQUIRE(die_holding_password_lock(d.data_dir() + "/db"));
+	// The check runs within 5 s of the death, aborts the dead transaction,
+	// and the record reads as before.
+	CHECK(login_until_accepted(d, 20000).code == 235);
 	CHECK(login(d, "wrong password").code == 535);
 	REQUIRE_RUNNING(d);
 	CHECK(d.stop() == 0);

@@ -256,6 +256,30 @@ TEST_CASE_FIXTURE(HistoryDb, "history: Rejects copies are listed until expunged"
 	CHECK(history.find_by_unique_name("mjl", "r1")->expunged);
 }
 
+TEST_CASE_FIXTURE(HistoryDb, "history: the delivery's combined lookup answers as reputation() and rejects() do") {
+	std::vector<HistoryRecord> records{message_from("spam", "bad.example", "198.51.100.1", now - 30, "r1"),
+	                                   message_from("spam", "bad.example", "198.51.100.1", now - 20, "j1")};
+	records[0].rejected = true;
+	records[0].mailbox = "Rejects";
+	records[1].junk = JunkMark::junk;
+	records[1].mailbox = "Junk";
+	history.add(records);
+	const tern::inbound::MessageIdentity& sender = records[1].identity;
+	auto both = history.reputation_and_rejects("mjl", sender, now);
+	auto alone = history.reputation("mjl", sender, now);
+	CHECK(both.reputation.method == "msgfromfull");
+	CHECK(both.reputation.method == alone.method);
+	CHECK(both.reputation.conclusive == alone.conclusive);
+	CHECK(both.reputation.junk == alone.junk);
+	REQUIRE(both.rejects.size() == 1);
+	CHECK(both.rejects[0].unique_name == "r1");
+	CHECK(both.rejects[0].sha256 == history.rejects("mjl")[0].sha256);
+	// Another account: nothing known, no copies.
+	auto other = history.reputation_and_rejects("other", sender, now);
+	CHECK(other.reputation.method == "none");
+	CHECK(other.rejects.empty());
+}
+
 TEST_CASE("history: mail the account sent decides by address, domain and organizational domain") {
 	tern::testing::TempDir dir;
 	Env env(dir.path);

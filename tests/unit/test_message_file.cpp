@@ -1,0 +1,74 @@
+// Reading a received message back (server/message_file.h): the one-pass
+// read the inbound analysis uses hands over every byte in order and finds
+// the same header section as read_header.
+#include <doctest/doctest.h>
+
+#include <optional>
+#include <string>
+
+#include "files.h"
+#include "server/message_file.h"
+
+using tern::server::MessageFile;
+
+namespace {
+
+// Returns the header for further checks.
+std::optional<std::string> check_one_pass(const std::string& text) {
+	tern::testing::TempDir dir;
+	std::string path = dir.path + "/message";
+	tern::testing::write_file(path, text);
+	MessageFile file(path);
+	REQUIRE(file.ok());
+	std::string seen;
+	int64_t size = -1;
+	auto header = file.read_whole([&](std::string_view chunk) { seen.append(chunk); }, size);
+	CHECK(seen == text);
+	CHECK(size == static_cast<int64_t>(text.size()));
+	CHECK(header == file.read_header());
+	return header;
+}
+
+std::string header_of(size_t bytes) {
+	std::string h;
+	while (h.size() < bytes) h += "X-Filler: " + std::string(60, 'f') + "\r\n";
+	return h;
+}
+
+}  // namespace
+
+TEST_CASE("message file: one pass gives every byte and read_header's header") {
+	const std::string body = "body line\r\n" + std::string(200000, 'b') + "\r\n";
+	SUBCASE("small header") {
+		CHECK(check_one_pass("From: a@example.org\r\nSubject: x\r\n\r\n" + body) ==
+		      "From: a@example.org\r\nSubject: x\r\n\r\n");
+	}
+	SUBCASE("empty header") { CHECK(check_one_pass("\r\n" + body) == "\r\n"); }
+	SUBCASE("no empty line: the whole file is header") { check_one_pass("From: a@example.org\r\nSubject: x"); }
+	SUBCASE("empty file") { check_one_pass(""); }
+	SUBCASE("header across the 16 KB and 64 KB read sizes") {
+		for (size_t around : {16384, 65536})
+			for (size_t shift = 0; shift < 5; ++shift) {
+				// The header ends at around-1+shift: its empty line's CRLF
+				// CRLF straddles the read boundary.
+				std::string h = header_of(around - 300);
+				h += "X-Pad: " + std::string(around - 1 + shift - h.size() - 9, 'p') + "\r\n";
+				REQUIRE(h.size() == around - 1 + shift);
+				auto header = check_one_pass(h + "\r\n" + body);
+				CHECK(header == h + "\r\n");
+			}
+	}
+	SUBCASE("a header over 1 MiB is refused by both") {
+		CHECK_FALSE(check_one_pass(header_of(1100 * 1024) + "\r\n" + body));
+	}
+}
+
+TEST_CASE("message file: a file that did not open reads as nothing") {
+	MessageFile file("/nonexistent/message");
+	int64_t size = -1;
+	bool called = false;
+	auto header = file.read_whole([&](std::string_view) { called = true; }, size);
+	CHECK_FALSE(header);
+	CHECK(size == 0);
+	CHECK_FALSE(called);
+}
