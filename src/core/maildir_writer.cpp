@@ -5,53 +5,54 @@
 
 #include <map>
 
+#include "util/log.h"
+
 namespace tern::core {
 
 void MaildirWriter::deliver(std::string body_path, std::vector<store::MaildirCopy> copies, std::string hostname,
                             Done done) {
 	deliver_noting_copies(
-	    std::move(body_path), std::move(copies), std::move(hostname),
+	    std::move(body_path), SpoolFile{}, std::move(copies), std::move(hostname),
 	    [done = std::move(done)](const std::string& error, std::vector<store::MaildirCopy>&) { done(error); });
 }
 
-void MaildirWriter::deliver_noting_copies(std::string body_path, std::vector<store::MaildirCopy> copies,
+void MaildirWriter::deliver_noting_copies(std::string body_path, SpoolFile body, std::vector<store::MaildirCopy> copies,
                                           std::string hostname, DoneWithCopies done) {
 	++pending_;
 	auto msg = std::make_shared<Message>();
 	msg->body_path = std::move(body_path);
+	// Without a pool to give it back to, the file is removed like any other.
+	if (spool_) msg->body = std::move(body);
 	msg->copies = std::move(copies);
 	msg->hostname = std::move(hostname);
 	msg->done = std::move(done);
-	bool from_spool = spool_ && spool_->is_spool(msg->body_path);
-	disk_.submit(
-	    [msg, from_spool] {
-		    // tmp/ file, fsync, rename into new/ (or cur/); the directory
-		    // fsyncs are shared with other messages in start_dir_sync.
-		    store::MaildirBatch batch(msg->hostname, true);
-		    // A spool file is opened for writing too: emptied below, the same
-		    // descriptor goes back to the pool for the next message.
-		    UniqueFd body;
-		    if (from_spool) body.reset(::open(msg->body_path.c_str(), O_RDWR | O_CLOEXEC));
-		    if (body)
-			    batch.stage(body.get(), msg->body_path, msg->copies);
-		    else
-			    batch.stage(msg->body_path, msg->copies);
-		    msg->error = batch.commit_files(msg->dirs_to_sync)[0];
-		    if (msg->error.empty()) msg->copies = batch.delivered(0);  // with final_path
-		    msg->prepared_folders = batch.prepared_folders();
-		    // The copies hold the bytes now (or failed): the spool file is
-		    // emptied here, off the loop, for the next message. Only
-		    // positional reads used the descriptor: its offset is still 0.
-		    msg->body_reusable = body && ::ftruncate(body.get(), 0) == 0;
-		    if (msg->body_reusable)
-			    msg->body_fd = std::move(body);
-		    else
-			    ::unlink(msg->body_path.c_str());
-	    },
-	    [this, msg] {
-		    if (msg->body_reusable) spool_->release(msg->body_path, std::move(msg->body_fd));
-		    written(msg);
-	    });
+	disk_.submit([msg] { write_copies(*msg); },
+	             [this, msg] {
+			     // Only now, with the job finished, may another message write it.
+			     if (msg->body_reusable) spool_->release(msg->body_path, std::move(msg->body.fd));
+			     written(msg);
+		     });
+}
+
+// On a disk thread: tmp/ file, fsync, rename into new/ (or cur/); the
+// directory fsyncs are shared with other messages in start_dir_sync.
+void MaildirWriter::write_copies(Message& msg) {
+	store::MaildirBatch batch(msg.hostname, true);
+	if (msg.body.fd)
+		batch.stage(msg.body.fd.get(), msg.body.size, msg.body_path, msg.copies);
+	else
+		batch.stage(msg.body_path, msg.copies);
+	msg.error = batch.commit_files(msg.dirs_to_sync)[0];
+	if (msg.error.empty()) msg.copies = batch.delivered(0);  // with final_path
+	msg.prepared_folders = batch.prepared_folders();
+	// The copies hold the bytes now (or failed): a spool file is emptied
+	// here, off the loop, for the next message; opened with O_APPEND, it
+	// needs no seek back to offset 0.
+	msg.body_reusable = msg.body.fd && ::ftruncate(msg.body.fd.get(), 0) == 0;
+	if (!msg.body_reusable) {
+		msg.body.fd.reset();
+		::unlink(msg.body_path.c_str());
+	}
 }
 
 void MaildirWriter::written(const std::shared_ptr<Message>& msg) {
@@ -73,6 +74,7 @@ void MaildirWriter::start_dir_sync() {
 	auto failures = std::make_shared<std::map<std::string, std::string>>();
 	std::set<std::string> dirs;
 	for (const auto& m : *batch) dirs.insert(m->dirs_to_sync.begin(), m->dirs_to_sync.end());
+	const size_t directories = dirs.size();
 	disk_.submit(
 	    [dirs = std::move(dirs), failures] {
 		    for (const std::string& dir : dirs) {
@@ -83,7 +85,13 @@ void MaildirWriter::start_dir_sync() {
 			    }
 		    }
 	    },
-	    [this, batch, failures] {
+	    [this, batch, failures, directories] {
+		    // How well the group commit groups: messages per directory fsync.
+		    if (log::enabled(log::Level::debug))
+			    log::debug("maildir directories synced",
+			               {{"messages", std::to_string(batch->size())},
+			                {"directories", std::to_string(directories)},
+			                {"in_flight", std::to_string(dir_syncs_in_flight_)}});
 		    --dir_syncs_in_flight_;
 		    for (const auto& m : *batch) {
 			    // A renamed file whose directory is not known to be on disk

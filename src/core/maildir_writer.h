@@ -35,22 +35,24 @@ public:
 	// free one and share it.
 	static constexpr size_t max_dir_syncs_in_flight = 2;
 
-	// Body files that are `spool`'s are truncated and given back to it once
-	// copied; any other body file is removed.
+	// A body handed over as an open SpoolFile is truncated and given back to
+	// `spool` once copied; a body given by path only is removed.
 	explicit MaildirWriter(struct ev_loop* loop, SpoolPool* spool = nullptr, unsigned threads = disk_threads)
 		: disk_(loop, threads, "tern-disk"), spool_(spool) {}
 	MaildirWriter(const MaildirWriter&) = delete;
 	MaildirWriter& operator=(const MaildirWriter&) = delete;
 
-	// Writes prefix + body for each copy; the body file is removed (or
-	// returned to the spool pool) once the copies are written, delivered or
-	// not.
+	// Writes prefix + body for each copy; the body file is removed once the
+	// copies are written, delivered or not.
 	void deliver(std::string body_path, std::vector<store::MaildirCopy> copies, std::string hostname, Done done);
 	// The same, for a caller that records where each copy landed (the
 	// message history): `done` also gets the copies with final_path set.
+	// With `body.fd` (a spool file of `spool` that nothing else reads any
+	// more) the body is read from that descriptor and its known size, then
+	// the file is emptied and returned to the pool instead of removed.
 	using DoneWithCopies = std::function<void(const std::string& error, std::vector<store::MaildirCopy>& copies)>;
-	void deliver_noting_copies(std::string body_path, std::vector<store::MaildirCopy> copies, std::string hostname,
-	                           DoneWithCopies done);
+	void deliver_noting_copies(std::string body_path, SpoolFile body, std::vector<store::MaildirCopy> copies,
+	                           std::string hostname, DoneWithCopies done);
 
 	// Messages accepted by deliver() and not yet answered.
 	size_t pending() const { return pending_; }
@@ -65,10 +67,11 @@ private:
 		DoneWithCopies done;
 		std::string error;
 		std::set<std::string> dirs_to_sync;         // touched by its renames and mkdirs
-		bool body_reusable = false;                 // a truncated spool file
-		UniqueFd body_fd;                           // its descriptor, given back with it
+		SpoolFile body;                             // handed over open, or by path only
+		bool body_reusable = false;                 // body.fd is an emptied spool file
 		std::vector<std::string> prepared_folders;  // durable once its directories are synced
 	};
+	static void write_copies(Message& msg);
 	void written(const std::shared_ptr<Message>& msg);
 	void start_dir_sync();
 	void answer(Message& msg);

@@ -28,7 +28,7 @@ UniqueFd SpoolPool::take_spare(std::string& path) {
 			return std::move(spare.fd);
 		}
 		// No O_CREAT: a spare that disappeared (removed by hand) is skipped.
-		UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+		UniqueFd fd(::open(path.c_str(), spool_open_flags));
 		if (!fd) continue;
 		// Released files are empty; one that is not (a truncate that did not
 		// happen) must not lend its old bytes to the next message.
@@ -43,7 +43,7 @@ UniqueFd SpoolPool::take_spare(std::string& path) {
 UniqueFd SpoolPool::create(std::string& path) {
 	for (;;) {
 		path = next_name();
-		UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+		UniqueFd fd(::open(path.c_str(), spool_open_flags | O_CREAT | O_EXCL, 0600));
 		if (fd || errno != EEXIST) {
 			if (!fd) path.clear();
 			return fd;
@@ -65,7 +65,7 @@ void SpoolPool::top_up() {
 		    for (Spare& file : *files) {
 			    // Kept open: the loop writes it without opening it. One that
 			    // fails is left out; the loop creates its own when none is spare.
-			    file.fd.reset(::open(file.path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+			    file.fd.reset(::open(file.path.c_str(), spool_open_flags | O_CREAT | O_EXCL, 0600));
 			    if (file.fd) created.push_back(std::move(file));
 		    }
 		    files->swap(created);

@@ -21,8 +21,15 @@
 // it out costs the loop no open(2) and no fstat(2); a bounded number of
 // them, so that idle spares do not hold many descriptors.
 //
+// Spool files are open for reading and appending (O_APPEND): the session
+// writes the message at the end, the Maildir writer reads it with
+// positional reads, and after ftruncate(2) to 0 the next message starts at
+// offset 0 again without a seek.
+//
 // acquire() and release() run on the loop thread only; is_spool() is pure.
 #pragma once
+#include <fcntl.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,6 +38,16 @@
 #include "util/unique_fd.h"
 
 namespace tern::core {
+
+// A written spool file handed from the session to the Maildir writer with
+// its descriptor still open and the number of bytes written, so the disk
+// thread neither opens the file by path nor asks its size. Whoever holds
+// it owns the descriptor; the pool gets the file back only from the
+// writer's completion, so no other message can write it while it is read.
+struct SpoolFile {
+	UniqueFd fd;  // open for reading; none when the file must be opened by path
+	uint64_t size = 0;
+};
 
 class SpoolPool {
 public:
@@ -41,6 +58,8 @@ public:
 	static constexpr size_t fill_batch = 16;
 	// Spare files kept open at most; others are opened when handed out.
 	static constexpr size_t max_open_spare = 64;
+	// How every spool file is opened (O_CREAT | O_EXCL added to create one).
+	static constexpr int spool_open_flags = O_RDWR | O_APPEND | O_CLOEXEC;
 
 	// The filler's completions call back into this object: it must outlive
 	// the filler's running loop (declared after it, destroyed before it).
@@ -49,12 +68,12 @@ public:
 	SpoolPool(const SpoolPool&) = delete;
 	SpoolPool& operator=(const SpoolPool&) = delete;
 
-	// An empty spool file open for writing at offset 0: a spare one when
+	// An empty spool file open for reading and appending: a spare one when
 	// there is one, else a new one. Returns the fd and sets path; an empty
 	// UniqueFd with errno set when no file could be opened or created.
 	UniqueFd acquire(std::string& path);
 	// Takes back a spool file no reader uses any more. With `fd` the caller
-	// vouches that the file is empty and fd is open for writing at offset 0
+	// vouches that the file is empty and fd is open with spool_open_flags
 	// (it is handed out as it is); without, the file is checked when it is
 	// handed out.
 	void release(const std::string& path, UniqueFd fd = {});

@@ -48,6 +48,7 @@ SmtpError message_too_large(int64_t max) {
 }
 
 void Connection::abort_data_file() {
+	message_spool = {};
 	if (!message_path.empty()) {
 		unlink(message_path.c_str());
 		message_path.clear();
@@ -138,7 +139,8 @@ void Connection::write_decoded() {
 
 Outcome Connection::finish_data() {
 	bool write_failed = data->write_failed();
-	data->fd.reset();
+	// The descriptor stays open: local delivery hands it to the Maildir
+	// writer (deliver_local), which then need not open the file again.
 	std::string().swap(data->decoded);
 	if (smtp::Status s = message_acceptable(write_failed); !s) return message_refusal(s.error());
 	// Assume failure; a delivery compensates (the model's counting).
@@ -209,6 +211,9 @@ void Connection::deliver_local() {
 
 	std::string path = data->path;
 	data->path.clear();
+	// A file rewritten by milters is another inode than the descriptor's.
+	if (data->rewritten_size < 0)
+		message_spool = core::SpoolFile{std::move(data->fd), static_cast<uint64_t>(data->stored_size())};
 	data.reset();
 	message_path = path;  // owned by the connection until the copies are written
 	if (cfg->localserve) {
@@ -438,6 +443,8 @@ LocalEnvelope Connection::local_envelope() const {
 void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, std::vector<std::string> copy_rcpts,
                               std::vector<DeliverError> errors, const std::string& path,
                               std::shared_ptr<InboundAnalysis> an) {
+	// Set for the message of deliver_local; none for a submission.
+	core::SpoolFile body = std::exchange(message_spool, {});
 	if (copies->empty()) {
 		unlink(path.c_str());
 		delivery_done(std::move(errors), an);
@@ -448,7 +455,7 @@ void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, st
 	// waits for all of them. The completion reaches the connection through
 	// its handle (the copies are delivered whether or not the client is
 	// still there).
-	deliver_local_copies(srv, path, std::move(*copies), local_envelope(),
+	deliver_local_copies(srv, path, std::move(body), std::move(*copies), local_envelope(),
 	                     suspend([copy_rcpts = std::move(copy_rcpts), errors = std::move(errors),
 	                              an](Connection& c, std::vector<CopyOutcome> outcomes) mutable {
 				     for (const FailedCopy& f : failed_copies(c.srv, outcomes, copy_rcpts)) {

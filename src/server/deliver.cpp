@@ -294,6 +294,7 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	an->copy_notes = std::move(plan.copies);
 	std::string path = std::move(message_path);
 	message_path.clear();  // the worker owns the file now
+	core::SpoolFile body = std::exchange(message_spool, {});
 	if (copies->empty()) {
 		unlink(path.c_str());
 		record_inbound_history(an, {}, std::move(plan.errors));
@@ -301,7 +302,7 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	}
 	// The reply waits for every copy (the Maildir batch, the LMTP servers)
 	// and then for the history records.
-	deliver_local_copies(srv, path, std::move(*copies), local_envelope(),
+	deliver_local_copies(srv, path, std::move(body), std::move(*copies), local_envelope(),
 	                     suspend([an, copy_rcpts = std::move(copy_rcpts), errors = std::move(plan.errors)](
 					 Connection& c, std::vector<CopyOutcome> outcomes) mutable {
 				     c.inbound_copies_written(an, copy_rcpts, outcomes, std::move(errors));

@@ -70,8 +70,9 @@ CopyOutcome outcome_of(const smtp::LmtpRecipientResult& r) {
 
 }  // namespace
 
-void deliver_local_copies(Server& srv, const std::string& body_path, std::vector<LocalCopy> copies,
-                          const LocalEnvelope& envelope, std::function<void(std::vector<CopyOutcome>)> done) {
+void deliver_local_copies(Server& srv, const std::string& body_path, core::SpoolFile body,
+                          std::vector<LocalCopy> copies, const LocalEnvelope& envelope,
+                          std::function<void(std::vector<CopyOutcome>)> done) {
 	struct Join {
 		std::vector<CopyOutcome> outcomes;
 		size_t outstanding = 0;
@@ -104,7 +105,9 @@ void deliver_local_copies(Server& srv, const std::string& body_path, std::vector
 		return;
 	}
 	// The LMTP clients open the file first: the Maildir writer may remove
-	// it before they have read it.
+	// it before they have read it. They read it to its end, later, so it
+	// must not be emptied for reuse: the writer gets it by path only.
+	if (!by_server.empty()) body.fd.reset();
 	for (auto& [server, indexes] : by_server) {
 		net::LmtpRequest req;
 		req.target = copies[indexes[0]].lmtp;
@@ -130,7 +133,7 @@ void deliver_local_copies(Server& srv, const std::string& body_path, std::vector
 		return;
 	}
 	srv.maildir_writer().deliver_noting_copies(
-	    body_path, std::move(maildir_copies), envelope.hostname,
+	    body_path, std::move(body), std::move(maildir_copies), envelope.hostname,
 	    [join, maildir_index](const std::string& error, std::vector<store::MaildirCopy>& written) {
 		    for (size_t k = 0; k < maildir_index.size(); ++k) {
 			    CopyOutcome& o = join->outcomes[maildir_index[k]];

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/spool_pool.h"
 #include "decide/recipient.h"
 #include "store/maildir.h"
 
@@ -69,10 +70,11 @@ struct LocalEnvelope {
 	uint64_t log_id = 0;
 };
 
-// Delivers `copies` of the message in `body_path` (removed when every copy
-// has its outcome); `done` runs later on the loop, outcomes in the order of
-// `copies`.
-void deliver_local_copies(Server& srv, const std::string& body_path, std::vector<LocalCopy> copies,
-                          const LocalEnvelope& envelope, std::function<void(std::vector<CopyOutcome>)> done);
+// Delivers `copies` of the message in `body_path` (removed, or with `body`
+// open given back to the spool pool, when every copy has its outcome);
+// `done` runs later on the loop, outcomes in the order of `copies`.
+void deliver_local_copies(Server& srv, const std::string& body_path, core::SpoolFile body,
+                          std::vector<LocalCopy> copies, const LocalEnvelope& envelope,
+                          std::function<void(std::vector<CopyOutcome>)> done);
 
 }  // namespace tern::server

@@ -386,6 +386,7 @@ struct Connection {
 	Transaction tx;
 	std::unique_ptr<DataInProgress> data;
 	std::string message_path;                  // a received message awaiting its decision; removed if we close
+	core::SpoolFile message_spool;             // message_path still open, for the Maildir writer
 	std::function<void(Connection&)> stalled;  // runs when the stall timer fires
 	std::unique_ptr<MilterSession> milters;    // from the first EHLO on a listener with milters
 

@@ -61,9 +61,10 @@ public:
 	// recorded for that message only.
 	size_t stage(const std::string& body_path, const std::vector<MaildirCopy>& copies, uint64_t body_offset = 0);
 	// The same from a body the caller has open (and keeps: only positional
-	// reads, its file offset does not move); body_path is for errors.
-	size_t stage(int body_fd, const std::string& body_path, const std::vector<MaildirCopy>& copies,
-	             uint64_t body_offset = 0);
+	// reads, its file offset does not move) and whose size it knows, so the
+	// file is neither opened nor stat'ed; body_path is for errors.
+	size_t stage(int body_fd, uint64_t body_size, const std::string& body_path,
+	             const std::vector<MaildirCopy>& copies);
 	// The message's copies with final_path filled in.
 	std::vector<MaildirCopy> delivered(size_t index) const;
 
@@ -78,7 +79,7 @@ public:
 	const std::vector<std::string>& prepared_folders() const { return new_folders_; }
 
 private:
-	size_t stage_opened(int body_fd, int open_errno, const std::string& body_path,
+	size_t stage_opened(int body_fd, int open_errno, int64_t known_size, const std::string& body_path,
 	                    const std::vector<MaildirCopy>& copies, uint64_t body_offset);
 	void prepare(const std::string& folder, bool is_root);
 	struct Message;

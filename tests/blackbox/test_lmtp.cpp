@@ -164,6 +164,41 @@ TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, heade
 	CHECK(contains(daemon.log_text(), "message delivered"));
 }
 
+TEST_CASE("lmtp: one message for an LMTP account and a Maildir account reaches both whole") {
+	// The Maildir copy is written (and its spool file recycled) while the
+	// LMTP client still reads the same file: it must read all of it.
+	auto store = started_dovecot();
+	if (!store) return;
+	DovecotServer& dovecot = *store->server;
+	// alice's own delivery.lmtp; carol keeps the Maildir.
+	std::string patch = std::string(R"({"user": "nobody", "accounts": {"carol": {"domain": "test.example", )") +
+	    R"("destinations": {"carol@test.example": {}}}, "alice": {"delivery": {"lmtp": "inet:127.0.0.1:)" +
+	    std::to_string(dovecot.lmtp_port()) + R"("}}}})";
+	auto started = start_as_nobody({.config_patch = patch});
+	TernDaemon& daemon = *started;
+
+	SmtpClient c = connect_and_ehlo(daemon);
+	// Many of the LMTP client's file chunks: it is still reading when the
+	// Maildir copy is done.
+	std::string body;
+	for (int i = 0; i < 20000; ++i) body += std::to_string(i) + std::string(60, 'y') + "\r\n";
+	body += "Last line.\r\n";
+	for (int round = 0; round < 3; ++round) {
+		Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},
+		                          make_message("both " + std::to_string(round), body));
+		INFO(log_tail(daemon) << "\n" << dovecot.log_text());
+		REQUIRE(t.step == "END");
+		CHECK(t.reply.code == 250);
+	}
+	RunResult r = store->inbox_and_first_message();
+	REQUIRE(r.exit_code == 0);
+	CHECK(contains(r.output, "exists 3"));
+	CHECK(contains(r.output, "\r\n\r\n" + body));
+	std::vector<std::string> files = maildir_files(daemon.maildir("carol"));
+	REQUIRE(files.size() == 3);
+	for (const std::string& f : files) CHECK(contains(read_file(f), "\r\n\r\n" + body));
+}
+
 TEST_CASE("lmtp: a recipient Dovecot refuses gets its own error; when all are refused, the 5xx") {
 	auto store = started_dovecot();
 	if (!store) return;

@@ -193,7 +193,8 @@ TEST_CASE("spool_pool: with a filler, spare files are created on a worker before
 	CHECK(pool.spare() == tern::core::SpoolPool::low_water - 2 + tern::core::SpoolPool::fill_batch);
 }
 
-TEST_CASE("maildir_writer: a spool body is truncated and returned to the pool, other bodies are removed") {
+TEST_CASE(
+    "maildir_writer: a spool body handed over open is truncated and returned to the pool; bodies by path are removed") {
 	Loop l;
 	TempDir tmp;
 	tern::core::SpoolPool pool(tmp.path);
@@ -202,21 +203,38 @@ TEST_CASE("maildir_writer: a spool body is truncated and returned to the pool, o
 	REQUIRE(fd.valid());
 	const std::string text = "Subject: spooled\r\n\r\nbody\r\n";
 	REQUIRE(write(fd.get(), text.data(), text.size()) == ssize_t(text.size()));
-	fd.reset();
+	// A spool file given by path only (as when an LMTP client still reads
+	// it) is removed, never emptied for reuse.
+	std::string by_path;
+	tern::UniqueFd by_path_fd = pool.acquire(by_path);
+	REQUIRE(by_path_fd.valid());
+	REQUIRE(write(by_path_fd.get(), text.data(), text.size()) == ssize_t(text.size()));
+	by_path_fd.reset();
 	std::string other = tmp.path + "/sendmail-1";
 	write_file(other, "Subject: other\r\n\r\nbody\r\n");
 	std::vector<std::string> errors;
+	std::vector<std::string> landed;
 	{
 		MaildirWriter writer(l.loop, &pool, 2);
 		MaildirCopy copy{tmp.path + "/Maildir", "INBOX", "X-Prefix: 1\r\n", false, ""};
-		writer.deliver(spool_path, {copy}, "mx", [&](const std::string& e) { errors.push_back(e); });
+		writer.deliver_noting_copies(spool_path, tern::core::SpoolFile{std::move(fd), text.size()}, {copy},
+		                             "mx", [&](const std::string& e, std::vector<MaildirCopy>& copies) {
+						     errors.push_back(e);
+						     for (const auto& c : copies) landed.push_back(c.final_path);
+					     });
+		writer.deliver(by_path, {copy}, "mx", [&](const std::string& e) { errors.push_back(e); });
 		writer.deliver(other, {copy}, "mx", [&](const std::string& e) { errors.push_back(e); });
 		writer.drain();
 	}
-	CHECK(errors == std::vector<std::string>{"", ""});
+	CHECK(errors == std::vector<std::string>{"", "", ""});
+	REQUIRE(landed.size() == 1);
+	CHECK(read_file(landed[0]) == "X-Prefix: 1\r\n" + text);
 	CHECK(pool.spare() == 1);
 	CHECK(std::filesystem::file_size(spool_path) == 0);
-	// Handed out again on the disk thread's descriptor, at offset 0.
+	CHECK(access(by_path.c_str(), F_OK) != 0);
+	CHECK(access(other.c_str(), F_OK) != 0);
+	// Handed out again on the descriptor the session wrote, and the next
+	// message starts at offset 0 (O_APPEND after the truncate).
 	std::string reused;
 	fd = pool.acquire(reused);
 	REQUIRE(fd.valid());
@@ -224,11 +242,7 @@ TEST_CASE("maildir_writer: a spool body is truncated and returned to the pool, o
 	REQUIRE(write(fd.get(), "next", 4) == 4);
 	CHECK(read_file(spool_path) == "next");
 	fd.reset();
-	CHECK(access(other.c_str(), F_OK) != 0);
-	bool found = false;
-	for (const auto& e : std::filesystem::directory_iterator(tmp.path + "/Maildir/new"))
-		if (read_file(e.path()) == "X-Prefix: 1\r\n" + text) found = true;
-	CHECK(found);
+	CHECK(files_in(tmp.path + "/Maildir/new") == 3);
 }
 
 namespace {
