@@ -47,6 +47,8 @@ SmtpError message_too_large(int64_t max) {
 	                 "message too large"};
 }
 
+// Removed here, not on a worker: when RSET's reply goes out, nothing of
+// the dropped transaction is left in the spool.
 void Connection::abort_data_file() {
 	message_spool = {};
 	if (!message_path.empty()) {
@@ -403,7 +405,7 @@ void Connection::submit_localserve(const SubmissionResult& r, const std::string&
 	for (const auto& rc : tx.recipients) {
 		LocalserveFailure f = localserve_failure(rc.address.localpart);
 		if (f.timeout) {
-			unlink(path.c_str());
+			remove_file_on_worker(srv.workers(), path, cid);
 			rset();
 			stall_then_reply(
 			    3600,
@@ -446,7 +448,8 @@ void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, st
 	// Set for the message of deliver_local; none for a submission.
 	core::SpoolFile body = std::exchange(message_spool, {});
 	if (copies->empty()) {
-		unlink(path.c_str());
+		body.fd.reset();  // closed before the unlink, so no block is freed here
+		remove_file_on_worker(srv.workers(), path, cid);
 		delivery_done(std::move(errors), an);
 		return;
 	}

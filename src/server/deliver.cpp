@@ -20,6 +20,7 @@
 #include "message/dsn.h"
 #include "message/headers.h"
 #include "message/submission.h"
+#include "server/message_file.h"
 #include "server/dkim_sign.h"
 #include "server/local_delivery.h"
 #include "server/report_step.h"
@@ -296,7 +297,8 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	message_path.clear();  // the worker owns the file now
 	core::SpoolFile body = std::exchange(message_spool, {});
 	if (copies->empty()) {
-		unlink(path.c_str());
+		body.fd.reset();  // closed before the unlink, so no block is freed here
+		remove_file_on_worker(srv.workers(), path, cid);
 		record_inbound_history(an, {}, std::move(plan.errors));
 		return;
 	}

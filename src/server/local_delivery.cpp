@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "net/lmtp_client.h"
+#include "server/message_file.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "util/log.h"
@@ -99,7 +100,8 @@ void deliver_local_copies(Server& srv, const std::string& body_path, core::Spool
 	}
 	join->outstanding = by_server.size() + (maildir_copies.empty() ? 0 : 1);
 	if (join->outstanding == 0) {
-		::unlink(body_path.c_str());
+		body.fd.reset();  // closed before the unlink, so no block is freed here
+		remove_file_on_worker(srv.workers(), body_path, envelope.log_id);
 		join->outstanding = 1;
 		join->finish_one();
 		return;
@@ -129,7 +131,7 @@ void deliver_local_copies(Server& srv, const std::string& body_path, core::Spool
 				  });
 	}
 	if (maildir_copies.empty()) {
-		::unlink(body_path.c_str());  // the clients hold it open
+		remove_file_on_worker(srv.workers(), body_path, envelope.log_id);  // the clients hold it open
 		return;
 	}
 	srv.maildir_writer().deliver_noting_copies(
