@@ -54,21 +54,8 @@ static std::string host_port(const std::string& ip, int port) {
 UniqueFd open_listen_socket(const std::string& ip, int port) {
 	auto addr = IpAddr::parse(ip);
 	if (!addr) throw std::runtime_error("listen " + host_port(ip, port) + ": not an IP address");
-	sockaddr_storage ss{};
-	socklen_t len;
-	if (addr->v6) {
-		auto* sa6 = reinterpret_cast<sockaddr_in6*>(&ss);
-		sa6->sin6_family = AF_INET6;
-		sa6->sin6_port = htons(static_cast<uint16_t>(port));
-		std::memcpy(&sa6->sin6_addr, addr->bytes.data(), 16);
-		len = sizeof(*sa6);
-	} else {
-		auto* sa4 = reinterpret_cast<sockaddr_in*>(&ss);
-		sa4->sin_family = AF_INET;
-		sa4->sin_port = htons(static_cast<uint16_t>(port));
-		std::memcpy(&sa4->sin_addr, addr->bytes.data(), 4);
-		len = sizeof(*sa4);
-	}
+	sockaddr_storage ss;
+	socklen_t len = addr->to_sockaddr(port, ss);
 	UniqueFd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 	if (!fd) throw std::runtime_error("listen " + host_port(ip, port) + ": socket: " + std::strerror(errno));
 	int one = 1;

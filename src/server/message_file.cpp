@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <span>
 
 #include "util/log.h"
 
@@ -78,47 +79,65 @@ ssize_t MessageFile::read_at(char* buf, size_t len, uint64_t offset) const {
 	return n;
 }
 
+namespace {
+
+// How a pass of read_chunks ended: the bytes it read, and whether a read
+// failed (else the file ended, or the consumer had enough).
+struct ReadEnd {
+	uint64_t bytes = 0;
+	bool failed = false;
+};
+
+// Feeds the file's bytes from `offset` on to `each`, `buf.size()` at a
+// time, until the end of the file, a read error, or `each` returns false.
+ReadEnd read_chunks(const MessageFile& file, uint64_t offset, std::span<char> buf,
+                    const std::function<bool(std::string_view)>& each) {
+	ReadEnd end;
+	for (;;) {
+		ssize_t n = file.read_at(buf.data(), buf.size(), offset + end.bytes);
+		if (n < 0) {
+			end.failed = true;
+			return end;
+		}
+		if (n == 0) return end;
+		end.bytes += static_cast<uint64_t>(n);
+		if (!each(std::string_view(buf.data(), static_cast<size_t>(n)))) return end;
+	}
+}
+
+}  // namespace
+
 std::optional<std::string> MessageFile::read_header() const {
 	HeaderScan scan;
 	char buf[header_slice];
-	uint64_t pos = 0;
-	for (;;) {
-		ssize_t n = read_at(buf, sizeof buf, pos);
-		if (n < 0) return std::nullopt;
-		if (n == 0) return scan.take();
-		pos += static_cast<uint64_t>(n);
-		if (scan.add(std::string_view(buf, static_cast<size_t>(n)))) return scan.take();
-	}
+	ReadEnd end = read_chunks(*this, 0, buf, [&](std::string_view chunk) { return !scan.add(chunk); });
+	if (end.failed) return std::nullopt;
+	return scan.take();
 }
 
 std::optional<std::string> MessageFile::read_whole(const std::function<void(std::string_view)>& each,
                                                    int64_t& size) const {
 	HeaderScan scan;
 	char buf[64 * 1024];
-	size = 0;
-	for (;;) {
-		ssize_t n = read_at(buf, sizeof buf, static_cast<uint64_t>(size));
-		if (n < 0 && !scan.done()) return std::nullopt;
-		if (n <= 0) return scan.take();
-		std::string_view chunk(buf, static_cast<size_t>(n));
+	ReadEnd end = read_chunks(*this, 0, buf, [&](std::string_view chunk) {
 		each(chunk);
 		scan.add(chunk);
-		size += n;
-	}
+		return true;
+	});
+	size = static_cast<int64_t>(end.bytes);
+	if (end.failed && !scan.done()) return std::nullopt;
+	return scan.take();
 }
 
 std::optional<std::string> MessageFile::body_hash(size_t offset, mailauth::dkim::Canon canon,
                                                   mailauth::dkim::HashAlg hash, std::optional<int64_t> length) const {
 	mailauth::dkim::BodyHasher hasher(canon, hash, length);
 	char buf[65536];
-	uint64_t pos = offset;
-	for (;;) {
-		ssize_t n = read_at(buf, sizeof buf, pos);
-		if (n < 0) return std::nullopt;
-		if (n == 0) break;
-		hasher.update(std::string_view(buf, static_cast<size_t>(n)));
-		pos += static_cast<uint64_t>(n);
-	}
+	ReadEnd end = read_chunks(*this, offset, buf, [&](std::string_view chunk) {
+		hasher.update(chunk);
+		return true;
+	});
+	if (end.failed) return std::nullopt;
 	return hasher.finish();
 }
 
