@@ -184,8 +184,17 @@ void remove_tree(const std::string& path) {
 	rmdir(path.c_str());
 }
 
+namespace {
+std::string& temp_dir_base() {
+	static std::string base = "/tmp";
+	return base;
+}
+}  // namespace
+
+void set_temp_dir_base(const std::string& dir) { temp_dir_base() = dir; }
+
 std::string make_temp_dir(const std::string& prefix) {
-	std::string templ = "/tmp/" + prefix + "XXXXXX";
+	std::string templ = temp_dir_base() + "/" + prefix + "XXXXXX";
 	std::vector<char> buf(templ.begin(), templ.end());
 	buf.push_back('\0');
 	if (!mkdtemp(buf.data())) throw std::runtime_error(std::string("mkdtemp: ") + strerror(errno));

@@ -124,8 +124,12 @@ std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
 bool file_exists(const std::string& path);
 void remove_tree(const std::string& path);
-// A fresh directory under /tmp (mkdtemp).
+// A fresh directory (mkdtemp) under /tmp, or under the directory given to
+// set_temp_dir_base.
 std::string make_temp_dir(const std::string& prefix = "tern-bb-");
+// Where make_temp_dir makes its directories from now on (tern-bench gives
+// each server a tree of its own this way).
+void set_temp_dir_base(const std::string& dir);
 // Replaces CRLF followed by space/tab (header folding) with one space.
 std::string unfold(const std::string& header_text);
 
