@@ -375,69 +375,65 @@ void dmarc_lookup(Resolver& resolver, uint64_t owner, const std::string& domain,
 	lookup_step(resolver, owner, from, from, false, std::move(done));
 }
 
+DmarcResult dmarc_evaluate(DmarcLookup lookup, const std::string& from_domain,
+                           const std::vector<dkim::Result>& dkim_results, SpfStatus spf_result,
+                           const std::string& spf_domain, const DmarcOptions& options) {
+	std::string from = ascii_lower(from_domain);
+	std::string spf = ascii_lower(spf_domain);
+	DmarcResult result;
+	result.domain = from;
+	result.record_domain = lookup.domain;
+	result.comment = lookup.error;
+	if (!lookup.record) {
+		result.status = lookup.status;
+		return result;
+	}
+	const DmarcRecord& record = *lookup.record;
+
+	// RFC 7489 6.6.4: pct= samples the messages the policy applies to.
+	int draw = 0;
+	if (options.apply_percentage && record.percentage != 100)
+		draw = options.random_percent ? options.random_percent() : default_random_percent();
+	result.use = !options.apply_percentage || record.percentage == 100 || draw < record.percentage;
+
+	// Quarantine counts as reject, as in the model; a message sampled out
+	// is therefore not "downgraded" to quarantine.
+	result.reject = record.applicable_policy(from, lookup.domain) != DmarcPolicy::none;
+
+	// RFC 7489 4.2: pass when SPF or DKIM passed for an aligned domain.
+	result.aligned_spf_pass = spf_result == SpfStatus::pass && aligned(from, spf, record.aspf);
+	bool dkim_temperror = false;
+	for (const dkim::Result& r : dkim_results) {
+		if (r.status == dkim::Status::temperror)
+			dkim_temperror = true;
+		else if (r.status == dkim::Status::pass && r.signature &&
+		         aligned(from, r.signature->domain, record.adkim))
+			result.aligned_dkim_pass = true;
+	}
+
+	if (result.aligned_spf_pass || result.aligned_dkim_pass) {
+		result.status = DmarcStatus::pass;
+		result.reject = false;
+	} else if (spf_result == SpfStatus::temperror || dkim_temperror) {
+		// RFC 7489 6.6.2: a transient failure may still turn into a pass; do
+		// not reject on it.
+		result.status = DmarcStatus::temperror;
+		result.reject = false;
+	} else {
+		result.status = DmarcStatus::fail;
+	}
+	result.record = std::move(lookup.record);
+	return result;
+}
+
 void dmarc_verify(Resolver& resolver, uint64_t owner, const std::string& from_domain,
                   const std::vector<dkim::Result>& dkim_results, SpfStatus spf_result, const std::string& spf_domain,
                   std::function<void(DmarcResult)> done, DmarcOptions options) {
-	// Only status and d= of each signature matter; keep those, not the
-	// whole results, across the asynchronous lookup.
-	struct Signed {
-		dkim::Status status;
-		std::string domain;
-	};
-	std::vector<Signed> signatures;
-	for (const dkim::Result& r : dkim_results)
-		signatures.push_back({r.status, r.signature ? r.signature->domain : std::string()});
-
-	std::string from = ascii_lower(from_domain);
-	std::string spf = ascii_lower(spf_domain);
 	dmarc_lookup(
-	    resolver, owner, from,
-	    [from, spf, spf_result, signatures = std::move(signatures), options = std::move(options),
+	    resolver, owner, ascii_lower(from_domain),
+	    [from_domain, dkim_results, spf_result, spf_domain, options = std::move(options),
 	     done = std::move(done)](DmarcLookup lookup) {
-		    DmarcResult result;
-		    result.domain = from;
-		    result.record_domain = lookup.domain;
-		    result.comment = lookup.error;
-		    if (!lookup.record) {
-			    result.status = lookup.status;
-			    done(std::move(result));
-			    return;
-		    }
-		    const DmarcRecord& record = *lookup.record;
-
-		    // RFC 7489 6.6.4: pct= samples the messages the policy applies to.
-		    int draw = 0;
-		    if (options.apply_percentage && record.percentage != 100)
-			    draw = options.random_percent ? options.random_percent() : default_random_percent();
-		    result.use = !options.apply_percentage || record.percentage == 100 || draw < record.percentage;
-
-		    // Quarantine counts as reject, as in the model; a message
-		    // sampled out is therefore not "downgraded" to quarantine.
-		    result.reject = record.applicable_policy(from, lookup.domain) != DmarcPolicy::none;
-
-		    // RFC 7489 4.2: pass when SPF or DKIM passed for an aligned domain.
-		    result.aligned_spf_pass = spf_result == SpfStatus::pass && aligned(from, spf, record.aspf);
-		    bool dkim_temperror = false;
-		    for (const Signed& s : signatures) {
-			    if (s.status == dkim::Status::temperror)
-				    dkim_temperror = true;
-			    else if (s.status == dkim::Status::pass && aligned(from, s.domain, record.adkim))
-				    result.aligned_dkim_pass = true;
-		    }
-
-		    if (result.aligned_spf_pass || result.aligned_dkim_pass) {
-			    result.status = DmarcStatus::pass;
-			    result.reject = false;
-		    } else if (spf_result == SpfStatus::temperror || dkim_temperror) {
-			    // RFC 7489 6.6.2: a transient failure may still turn into a
-			    // pass; do not reject on it.
-			    result.status = DmarcStatus::temperror;
-			    result.reject = false;
-		    } else {
-			    result.status = DmarcStatus::fail;
-		    }
-		    result.record = std::move(lookup.record);
-		    done(std::move(result));
+		    done(dmarc_evaluate(std::move(lookup), from_domain, dkim_results, spf_result, spf_domain, options));
 	    });
 }
 

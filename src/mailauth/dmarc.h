@@ -147,4 +147,11 @@ void dmarc_verify(Resolver&, uint64_t owner, const std::string& from_domain,
                   const std::vector<dkim::Result>& dkim_results, SpfStatus spf_result, const std::string& spf_domain,
                   std::function<void(DmarcResult)> done, DmarcOptions options = {});
 
+// The verdict of dmarc_verify once the record's lookup is done (dmarc_lookup
+// for the lower-cased From domain); pure. The inbound path starts that
+// lookup as soon as the message's From is known and evaluates here.
+DmarcResult dmarc_evaluate(DmarcLookup lookup, const std::string& from_domain,
+                           const std::vector<dkim::Result>& dkim_results, SpfStatus spf_result,
+                           const std::string& spf_domain, const DmarcOptions& options = {});
+
 }  // namespace tern::mailauth

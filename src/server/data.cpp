@@ -11,7 +11,9 @@
 
 #include "core/stats.h"
 #include "message/auth_results.h"
+#include "mailauth/dmarc.h"
 #include "message/headers.h"
+#include "message/submission.h"
 #include "server/inbound.h"
 #include "server/localserve.h"
 #include "server/message_file.h"
@@ -24,12 +26,18 @@
 #include "store/maildir.h"
 #include "util/log.h"
 #include "util/storage.h"
+#include "util/strings.h"
 
 namespace tern::server {
 
 using smtp::error_reply;
 using smtp::SmtpError;
 namespace se = smtp::se;
+
+// How much of a header section the session keeps to find the From domain
+// early; a longer one (rare: many trace fields) is looked up after the
+// analysis parsed the stored message.
+constexpr size_t early_header_max_bytes = 64 * 1024;
 
 // Message data that could not be stored: a full disk (ENOSPC, EDQUOT) is
 // "mail system full", 452 4.3.1 (RFC 3463 3.4, RFC 5321 4.2.2), anything
@@ -95,6 +103,9 @@ smtp::Result<std::unique_ptr<DataInProgress>> Connection::open_data_file(smtp::F
 		                       "creating temporary file for message: " + std::string(std::strerror(e)));
 	}
 	d->started = ev_now(srv.loop());
+	// Port 25 looks the From domain's DMARC record up while the rest of the
+	// message streams in (server/early_lookup.h).
+	if (!submission() && localserve().checks_over_dns()) d->header_scan.emplace(early_header_max_bytes);
 	return d;
 }
 
@@ -118,10 +129,28 @@ void Connection::feed_data() {
 	if (d.decoder.done()) apply(finish_data());
 }
 
+// The header section as far as it came (all of it, or a message that ended
+// inside it): its From domain's DMARC lookup starts now. The analysis
+// parses the stored message again and uses the answer when its From names
+// the same domain; anything else here (no From, several) starts nothing.
+void Connection::start_early_dmarc() {
+	std::optional<std::string> header = data->header_scan->take();
+	data->header_scan.reset();
+	if (!header) return;  // over early_header_max_bytes: looked up after the analysis parsed it
+	message::FromResult from = message::parse_single_from(*header);
+	if (!from.ok) return;
+	auto early = std::make_shared<EarlyDmarc>();
+	early->domain = ascii_lower(from.address.domain.ascii);
+	tx.early_dmarc = early;
+	mailauth::dmarc_lookup(srv.resolver(), cid, early->domain,
+	                       [early](mailauth::DmarcLookup lookup) { early->lookup.set(std::move(lookup)); });
+}
+
 // Appends the decoded bytes to the temp file. Writes land in the page cache;
 // the fsync is the worker's job.
 void Connection::write_decoded() {
 	DataInProgress& d = *data;
+	if (d.header_scan && d.header_scan->add(d.decoded)) start_early_dmarc();
 	size_t off = 0;
 	while (off < d.decoded.size() && d.fd) {
 		ssize_t n = write(d.fd.get(), d.decoded.data() + off, d.decoded.size() - off);
@@ -145,6 +174,7 @@ Outcome Connection::finish_data() {
 	// writer (deliver_local), which then need not open the file again.
 	std::string().swap(data->decoded);
 	if (smtp::Status s = message_acceptable(write_failed); !s) return message_refusal(s.error());
+	if (data->header_scan) start_early_dmarc();  // the message ended inside its header
 	// Assume failure; a delivery compensates (the model's counting).
 	++tx_bad;
 	if (milter_check_message([](Connection& c) { c.submission() ? c.submit_message() : c.deliver_local(); }))

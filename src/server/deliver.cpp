@@ -104,6 +104,17 @@ void Connection::analysis_verify(std::shared_ptr<InboundAnalysis> an) {
 			c.analysis_decide(an);
 			return;
 		}
+		// The record asked for while DATA streamed in, when the stored
+		// message's From names the same domain (server/early_lookup.h).
+		std::shared_ptr<EarlyDmarc> early = c.tx.early_dmarc;
+		if (early && early->domain == ascii_lower(an->from_domain)) {
+			early->lookup.get(c.suspend([an](Connection& c2, const mailauth::DmarcLookup& lookup) {
+				an->dmarc = mailauth::dmarc_evaluate(lookup, an->from_domain, an->dkim, an->spf.result,
+				                                     an->spf_domain());
+				c2.analysis_decide(an);
+			}));
+			return;
+		}
 		mailauth::dmarc_verify(c.srv.resolver(), c.cid, an->from_domain, an->dkim, an->spf.result,
 		                       an->spf_domain(), c.suspend([an](Connection& c2, mailauth::DmarcResult r) {
 					       an->dmarc = std::move(r);

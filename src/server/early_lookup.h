@@ -1,7 +1,8 @@
 // A DNS check started before the message needs it: iprev when a port-25
-// session starts, SPF when MAIL FROM is accepted. By the end of data their
-// answers are usually in, so the message waits only for the checks that
-// depend on its content (DKIM keys, DMARC).
+// session starts, SPF when MAIL FROM is accepted, the DMARC record as soon
+// as the From header has streamed in. By the time the analysis needs them
+// their answers are usually in, so the message waits only for the checks
+// that depend on its whole content (DKIM keys).
 //
 // The resolver's callback holds the shared EarlyLookup, never the
 // connection; whoever waits for the result registers through get(), whose
@@ -14,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "mailauth/dmarc.h"
 #include "mailauth/iprev.h"
 #include "mailauth/spf.h"
 
@@ -53,6 +55,14 @@ using EarlyIprev = EarlyLookup<mailauth::IprevResult>;
 struct EarlySpf {
 	mailauth::SpfArgs args;
 	EarlyLookup<SpfOutcome> lookup;
+};
+
+// The DMARC record of the From domain seen while DATA streamed in
+// (lower-cased); the analysis uses it only when the From it parses from the
+// stored message names the same domain.
+struct EarlyDmarc {
+	std::string domain;
+	EarlyLookup<mailauth::DmarcLookup> lookup;
 };
 
 }  // namespace tern::server

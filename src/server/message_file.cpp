@@ -10,55 +10,15 @@
 #include <memory>
 #include <span>
 
+#include "message/header_scan.h"
 #include "util/log.h"
 
 namespace tern::server {
 
 namespace {
 
-constexpr size_t max_header_bytes = 1024 * 1024;
-constexpr size_t header_slice = 16384;
-
-// Collects the header section from a message's bytes, fed from its start,
-// a slice at a time so that little more than the header is ever copied.
-class HeaderScan {
-public:
-	// Takes the next bytes; true once the answer is known (more bytes are
-	// then not needed).
-	bool add(std::string_view chunk) {
-		while (!chunk.empty() && !done_) {
-			size_t take = std::min(chunk.size(), header_slice);
-			add_slice(chunk.substr(0, take));
-			chunk.remove_prefix(take);
-		}
-		return done_;
-	}
-	bool done() const { return done_; }
-	// The answer; a file that ended before the empty line is all header.
-	std::optional<std::string> take() { return done_ ? std::move(result_) : std::optional(std::move(head_)); }
-
-private:
-	void add_slice(std::string_view slice) {
-		size_t old = head_.size();
-		head_.append(slice);
-		// A message that starts with the empty line has an empty header.
-		if (head_.starts_with("\r\n")) return finish(std::string("\r\n"));
-		size_t end = head_.find("\r\n\r\n", old >= 3 ? old - 3 : 0);
-		if (end != std::string::npos) {
-			head_.resize(end + 4);
-			return finish(std::move(head_));
-		}
-		if (head_.size() > max_header_bytes) return finish(std::nullopt);
-	}
-	void finish(std::optional<std::string> result) {
-		result_ = std::move(result);
-		done_ = true;
-	}
-
-	std::string head_;
-	std::optional<std::string> result_;
-	bool done_ = false;
-};
+using message::HeaderScan;
+constexpr size_t header_slice = HeaderScan::slice_bytes;
 
 }  // namespace
 

@@ -22,6 +22,7 @@
 #include "sasl/mechanism.h"
 #include "store/maildir.h"
 #include "message/dsn.h"
+#include "message/header_scan.h"
 #include "message/headers.h"
 #include "server/dovecot_auth_client.h"
 #include "server/early_lookup.h"
@@ -75,7 +76,8 @@ struct Transaction {
 	std::string envid;                           // RFC 3461 4.4, decoded ("" = none)
 	bool requiretls = false;                     // RFC 8689 4.1
 	std::vector<Recipient> recipients;
-	std::shared_ptr<EarlySpf> early_spf;  // port 25: started when MAIL FROM is accepted
+	std::shared_ptr<EarlySpf> early_spf;      // port 25: started when MAIL FROM is accepted
+	std::shared_ptr<EarlyDmarc> early_dmarc;  // port 25: started once the From header is in
 };
 
 // State that exists only while DATA is being received; allocated at DATA
@@ -93,6 +95,9 @@ struct DataInProgress {
 	int write_errno = 0;  // why writing the temp file failed; 0 while it has not
 	bool write_failed() const { return write_errno != 0; }
 	int64_t rewritten_size = -1;  // the file's size after milters changed it (server/milter.cpp)
+	// Port 25: the header section while it streams in, until the From
+	// domain's DMARC lookup is started (server/data.cpp); then empty.
+	std::optional<message::HeaderScan> header_scan;
 	int64_t stored_size() const {
 		return rewritten_size >= 0 ? rewritten_size : static_cast<int64_t>(decoder.size());
 	}
@@ -256,6 +261,7 @@ struct Connection {
 	// DATA (server/data.cpp).
 	smtp::Result<std::unique_ptr<DataInProgress>> open_data_file(smtp::Framing framing);
 	void write_decoded();
+	void start_early_dmarc();
 	void feed_data();
 	// The end of the message: refused, or handed to delivery or submission
 	// (which answer through apply), or suspended on the milters.

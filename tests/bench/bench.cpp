@@ -807,6 +807,7 @@ int main(int argc, char** argv) {
 			"mib_per_day": [1000000000, 1000000000, 1000000000]}}}
 	})";
 	std::string bench_root = make_temp_dir("tern-bench-");
+	chmod(bench_root.c_str(), 0755);  // Postfix's daemons run as other users and must reach their directories
 	std::string spread_note = spread_subdirectories(bench_root);
 	set_temp_dir_base(bench_root);
 	TernDaemon daemon(options);

@@ -417,17 +417,58 @@ TEST_CASE("senderauth: a MAIL FROM waiting on DNS does not hold up another clien
 	CHECK(slow.cmd("MAIL FROM:<bob@sender.example>").plain() == "250 2.1.0 looking good");
 }
 
+// True once the loopback DNS server has seen `query` ("name TYPE"), polled
+// for at most 2 s.
+static bool dns_asked_within_2s(TernDaemon& d, const std::string& query) {
+	for (int i = 0; i < 200; i++) {
+		auto q = d.dns().queries();
+		if (std::count(q.begin(), q.end(), query)) return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+TEST_CASE("senderauth: the From domain's DMARC record is asked once the header is in, before the end of the data") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	d.dns().add("_dmarc.sender.example", "TXT", "v=DMARC1; p=reject");
+	auto count = [&](const std::string& query) {
+		auto q = d.dns().queries();
+		return std::count(q.begin(), q.end(), query);
+	};
+	auto seen = [&](const std::string& query) { return dns_asked_within_2s(d, query); };
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
+	REQUIRE(c.cmd("DATA").code == 354);
+	REQUIRE(c.send("From: <bob@Sender.Example>\r\nSubject: early dmarc\r\n\r\nfirst line\r\n"));
+	// The end dot is not sent yet: the header alone started the lookup.
+	CHECK(seen("_dmarc.sender.example TXT"));
+	Reply r = c.cmd("second line\r\n.");
+	CHECK(r.code == 250);
+	// Asked once: the analysis used the early answer, and it decided with
+	// it (aligned SPF pass under p=reject).
+	CHECK(count("_dmarc.sender.example TXT") == 1);
+	auto files = wait_for_maildir(d.maildir(), 1);
+	REQUIRE(files.size() == 1);
+	CHECK(unfold(read_file(files[0])).find("dmarc=pass header.from=sender.example") != std::string::npos);
+
+	SUBCASE("a From header without a usable address starts nothing early; the analysis decides as before") {
+		d.dns().clear_queries();
+		REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+		REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
+		REQUIRE(c.cmd("DATA").code == 354);
+		Reply r2 = c.cmd("From: a@sender.example, b@other.example\r\nSubject: two\r\n\r\nbody\r\n.");
+		CHECK(r2.code == 250);
+		CHECK(count("_dmarc.sender.example TXT") == 0);
+	}
+}
+
 TEST_CASE("senderauth: iprev is asked when the session starts and SPF when MAIL FROM is accepted, before the data") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
-	auto seen = [&](const std::string& query) {
-		for (int i = 0; i < 200; i++) {
-			auto q = d.dns().queries();
-			if (std::count(q.begin(), q.end(), query)) return true;
-			usleep(10000);
-		}
-		return false;
-	};
+	auto seen = [&](const std::string& query) { return dns_asked_within_2s(d, query); };
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());
 	CHECK(seen("1.0.0.127.in-addr.arpa PTR"));

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "message/header_scan.h"
 #include "message/headers.h"
 
 using namespace tern::message;
@@ -105,4 +106,32 @@ TEST_CASE("headers: local_utc_offset is whole minutes") {
 	CHECK(off % 60 == 0);
 	CHECK(off >= -14 * 3600);
 	CHECK(off <= 14 * 3600);
+}
+
+TEST_CASE("HeaderScan: the header section up to its empty line, from pieces of any size") {
+	const std::string message = "From: a@b.example\r\nSubject: x\r\n\r\nbody\r\n";
+	const std::string header = "From: a@b.example\r\nSubject: x\r\n\r\n";
+	for (size_t split = 0; split <= message.size(); ++split) {
+		tern::message::HeaderScan scan;
+		bool done = scan.add(std::string_view(message).substr(0, split));
+		if (!done) done = scan.add(std::string_view(message).substr(split));
+		CAPTURE(split);
+		CHECK(done);
+		CHECK(scan.take() == header);
+	}
+	SUBCASE("bytes that end inside the header are all header") {
+		tern::message::HeaderScan scan;
+		CHECK_FALSE(scan.add("From: a@b.example\r\nSubj"));
+		CHECK(scan.take() == "From: a@b.example\r\nSubj");
+	}
+	SUBCASE("a message that starts with the empty line has an empty header") {
+		tern::message::HeaderScan scan;
+		CHECK(scan.add("\r\nbody"));
+		CHECK(scan.take() == "\r\n");
+	}
+	SUBCASE("a header that passes the limit without its empty line gives no answer") {
+		tern::message::HeaderScan scan(64);
+		CHECK(scan.add("X-Long: " + std::string(100, 'x') + "\r\n"));
+		CHECK(scan.take() == std::nullopt);
+	}
 }
