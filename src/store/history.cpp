@@ -251,23 +251,46 @@ std::string mark_char(inbound::JunkMark mark) {
 
 bool marked(const HistoryRecord& r) { return !r.expunged && r.junk != inbound::JunkMark::unknown; }
 
-// Writes (add) or deletes (!add) every index entry of a record.
-void index_record(const Env::Tables& t, const HistoryRecord& r, bool add) {
-	auto apply = [&](const std::string& key, std::string_view value) {
-		add ? write(t.history_index, t.txn, key, value) : erase(t.history_index, t.txn, key);
-	};
+// Every index entry of a record, key and value.
+std::vector<std::pair<std::string, std::string>> index_entries(const HistoryRecord& r) {
+	std::vector<std::pair<std::string, std::string>> out;
 	std::string when = time_id(r.received, r.id);
-	apply(account_prefix('U', r.account) + key_part(r.unique_name), id_key(r.id));
-	apply("T" + when, "");
-	if (r.expunged) return;
-	apply(value_prefix('B', r.account, r.mailbox) + id_key(r.id), mark_char(r.junk) + r.unique_name);
-	if (r.rejected) apply(account_prefix('R', r.account) + when, "");
-	if (!marked(r)) return;
+	out.emplace_back(account_prefix('U', r.account) + key_part(r.unique_name), id_key(r.id));
+	out.emplace_back("T" + when, "");
+	if (r.expunged) return out;
+	out.emplace_back(value_prefix('B', r.account, r.mailbox) + id_key(r.id), mark_char(r.junk) + r.unique_name);
+	if (r.rejected) out.emplace_back(account_prefix('R', r.account) + when, "");
+	if (!marked(r)) return out;
 	std::string mark;
 	mark.push_back(r.junk == inbound::JunkMark::junk ? 'j' : 'n');
 	mark.push_back(r.identity.from_validated ? 'v' : '-');
 	mark += r.identity.from_localpart;
-	for (const auto& [kind, value] : identity_values(r)) apply(value_prefix(kind, r.account, value) + when, mark);
+	for (const auto& [kind, value] : identity_values(r))
+		out.emplace_back(value_prefix(kind, r.account, value) + when, mark);
+	return out;
+}
+
+// Writes (add) or deletes (!add) every index entry of a record.
+void index_record(const Env::Tables& t, const HistoryRecord& r, bool add) {
+	for (const auto& [key, value] : index_entries(r))
+		add ? write(t.history_index, t.txn, key, value) : erase(t.history_index, t.txn, key);
+}
+
+// Stores a changed record and changes only the index entries that differ
+// (the scanner's marks, moves and expunges leave most of them as they
+// are); the two records have the same id.
+void rewrite_record(const Env::Tables& t, const HistoryRecord& old, const HistoryRecord& updated) {
+	auto before = index_entries(old);
+	auto after = index_entries(updated);
+	auto find = [](const auto& entries, const std::string& key) {
+		return std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == key; });
+	};
+	for (const auto& [key, value] : before)
+		if (find(after, key) == after.end()) erase(t.history_index, t.txn, key);
+	for (const auto& [key, value] : after)
+		if (auto it = find(before, key); it == before.end() || it->second != value)
+			write(t.history_index, t.txn, key, value);
+	write(t.history, t.txn, id_key(updated.id), serialize_history_record(updated));
 }
 
 std::optional<HistoryRecord> load(const Env::Tables& t, uint64_t id, u_int32_t flags = 0) {
@@ -587,10 +610,7 @@ bool MessageHistory::update(const HistoryRecord& record) {
 	std::optional<HistoryRecord> old;
 	env_.with_tables("updating message history", false, [&](const Env::Tables& t) {
 		old = load(t, record.id, DB_RMW);
-		if (!old) return;
-		index_record(t, *old, false);
-		write(t.history, t.txn, id_key(record.id), serialize_history_record(record));
-		index_record(t, record, true);
+		if (old) rewrite_record(t, *old, record);
 	});
 	if (!old) return false;
 	count_rates(rates, *old, -1);
@@ -653,8 +673,8 @@ MessageHistory::AccountLookups MessageHistory::reputation_and_rejects(const std:
 	return out;
 }
 
-void MessageHistory::mark_expunged(const std::string& account, const std::vector<std::string>& unique_names) {
-	if (unique_names.empty()) return;
+size_t MessageHistory::mark_expunged(const std::string& account, const std::vector<std::string>& unique_names) {
+	if (unique_names.empty()) return 0;
 	auto& rates = env_.history_rates();
 	std::lock_guard lock(rates.mu);
 	std::vector<HistoryRecord> expunged;
@@ -665,14 +685,14 @@ void MessageHistory::mark_expunged(const std::string& account, const std::vector
 			if (!id || id->size() != 8) continue;
 			auto r = load(t, read_be64(*id, 0), DB_RMW);
 			if (!r || r->expunged) continue;
-			expunged.push_back(*r);
-			index_record(t, *r, false);
-			r->expunged = true;
-			write(t.history, t.txn, id_key(r->id), serialize_history_record(*r));
-			index_record(t, *r, true);
+			HistoryRecord updated = *r;
+			updated.expunged = true;
+			rewrite_record(t, *r, updated);
+			expunged.push_back(std::move(*r));
 		}
 	});
 	for (const auto& r : expunged) count_rates(rates, r, -1);
+	return expunged.size();
 }
 
 size_t MessageHistory::prune(int64_t cutoff, size_t max) {

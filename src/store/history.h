@@ -106,8 +106,10 @@ public:
 	};
 	AccountLookups reputation_and_rejects(const std::string& account, const inbound::MessageIdentity& message,
 	                                      int64_t now);
-	// Marks records expunged by unique name (Rejects copies the server removed).
-	void mark_expunged(const std::string& account, const std::vector<std::string>& unique_names);
+	// Marks records expunged by unique name (Rejects copies the server
+	// removed, files the scanner found gone), in one transaction; returns
+	// how many were not expunged before.
+	size_t mark_expunged(const std::string& account, const std::vector<std::string>& unique_names);
 
 	// Deletes records received before `cutoff`, at most `max` per call (one
 	// transaction's locks stay within the environment's lock table);

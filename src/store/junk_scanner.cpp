@@ -166,19 +166,24 @@ std::set<std::string> update_present(MessageHistory& history, Env& env, const co
 
 // Records a changed folder should hold but no changed folder does: the file
 // is gone from every folder (a move would have changed the destination
-// folder too).
-void mark_expunged(MessageHistory& history, const std::vector<RecordedFolder>& recorded,
+// folder too). Marked in transactions of a bounded size: a user emptying a
+// large folder costs one transaction per batch, not one per message, and a
+// transaction never holds more locks than a batch needs.
+void mark_expunged(MessageHistory& history, const std::string& account, const std::vector<RecordedFolder>& recorded,
                    const std::set<std::string>& present, ScanStats& stats) {
-	for (const RecordedFolder& folder : recorded) {
+	constexpr size_t batch = 500;
+	std::vector<std::string> gone;
+	auto flush = [&] {
+		stats.expunged += history.mark_expunged(account, gone);
+		gone.clear();
+	};
+	for (const RecordedFolder& folder : recorded)
 		for (const auto& [unique, entry] : folder) {
 			if (present.count(unique)) continue;
-			auto record = history.get(entry.first);
-			if (!record || record->expunged) continue;
-			record->expunged = true;
-			history.update(*record);
-			++stats.expunged;
+			gone.push_back(unique);
+			if (gone.size() == batch) flush();
 		}
-	}
+	flush();
 }
 
 // A bounded amount of pruning per pass; the rest waits for the next.
@@ -214,7 +219,7 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 				recorded[i].emplace(std::move(e.unique_name), std::make_pair(e.id, e.junk));
 		std::set<std::string> present = update_present(history, env, account, *classifier, changed, recorded,
 		                                               stats);
-		mark_expunged(history, recorded, present, stats);
+		mark_expunged(history, account_name, recorded, present, stats);
 	}
 	prune_history(history, cfg, now, stats);
 	return stats;

@@ -47,6 +47,16 @@ void touch_dirs_later(const std::string& dir) {
 	for (const char* sub : {"cur", "new"}) utimensat(AT_FDCWD, (dir + "/" + sub).c_str(), later, 0);
 }
 
+// A config with the one account "mjl" whose Maildir is `maildir`.
+tern::config::Config one_account(const std::string& maildir) {
+	tern::config::Config cfg;
+	tern::config::Account account;
+	account.name = "mjl";
+	account.maildir = maildir;
+	cfg.accounts["mjl"] = account;
+	return cfg;
+}
+
 }  // namespace
 
 TEST_CASE("junk scanner: keywords, moves to and from Junk, and deletions update the history") {
@@ -55,11 +65,7 @@ TEST_CASE("junk scanner: keywords, moves to and from Junk, and deletions update 
 	make_folder(maildir);
 	make_folder(maildir + "/.Junk");
 	make_folder(maildir + "/.Archive");
-	tern::config::Config cfg;
-	tern::config::Account account;
-	account.name = "mjl";
-	account.maildir = maildir;
-	cfg.accounts["mjl"] = account;
+	tern::config::Config cfg = one_account(maildir);
 
 	tern::store::Env env(dir.path);
 	MessageHistory history(env);
@@ -113,4 +119,37 @@ TEST_CASE("junk scanner: keywords, moves to and from Junk, and deletions update 
 	scanner.scan(cfg, env, 1800000500);
 	CHECK(history.find_by_unique_name("mjl", "2.b.host,S=10")->junk == JunkMark::notjunk);
 	CHECK_FALSE(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
+}
+
+TEST_CASE("junk scanner: a folder emptied of more messages than one batch marks every one expunged") {
+	tern::testing::TempDir dir;
+	std::string maildir = dir.path + "/Maildir";
+	make_folder(maildir);
+	tern::config::Config cfg = one_account(maildir);
+
+	tern::store::Env env(dir.path);
+	MessageHistory history(env);
+	// 1203: two full batches of 500 and a partial one.
+	std::vector<HistoryRecord> records;
+	for (int i = 0; i < 1203; ++i) records.push_back(delivered(std::to_string(i) + ".m.host,S=1", "INBOX"));
+	history.add(records);
+	for (int i = 0; i < 1203; ++i)
+		tern::testing::write_file(maildir + "/new/" + std::to_string(i) + ".m.host,S=1", "x");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	CHECK(history.in_mailbox("mjl", "INBOX").size() == 1203);
+
+	// All but one removed.
+	for (int i = 1; i < 1203; ++i) fs::remove(maildir + "/new/" + std::to_string(i) + ".m.host,S=1");
+	touch_dirs_later(maildir);
+	auto stats = scanner.scan(cfg, env, 1800000200);
+	CHECK(stats.expunged == 1202);
+	auto left = history.in_mailbox("mjl", "INBOX");
+	REQUIRE(left.size() == 1);
+	CHECK(left[0].unique_name == "0.m.host,S=1");
+	CHECK(history.find_by_unique_name("mjl", "1202.m.host,S=1")->expunged);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "0.m.host,S=1")->expunged);
+	// A second pass finds nothing more to do.
+	touch_dirs_later(maildir);
+	CHECK(scanner.scan(cfg, env, 1800000300).expunged == 0);
 }
