@@ -58,11 +58,9 @@ SmtpError message_too_large(int64_t max) {
 // Removed here, not on a worker: when RSET's reply goes out, nothing of
 // the dropped transaction is left in the spool.
 void Connection::abort_data_file() {
-	message_spool = {};
-	if (!message_path.empty()) {
-		unlink(message_path.c_str());
-		message_path.clear();
-	}
+	ReceivedMessage gone = std::exchange(received, {});
+	gone.spool.fd.reset();  // closed before the unlink
+	if (!gone.path.empty()) unlink(gone.path.c_str());
 	if (!data) return;
 	data->fd.reset();
 	if (!data->path.empty()) unlink(data->path.c_str());
@@ -211,7 +209,9 @@ Outcome Connection::message_refusal(const SmtpError& e) {
 		data->fd.reset();
 		remove_file_on_worker(srv.workers(), std::exchange(data->path, std::string()), cid);
 	}
-	remove_file_on_worker(srv.workers(), std::exchange(message_path, std::string()), cid);
+	ReceivedMessage gone = std::exchange(received, {});
+	gone.spool.fd.reset();
+	remove_file_on_worker(srv.workers(), std::move(gone.path), cid);
 	abort_data_file();
 	rset();
 	if (state == SessionState::data) return Outcome(e).then(SessionState::command);
@@ -241,13 +241,12 @@ void Connection::deliver_local() {
 		return;
 	}
 
-	std::string path = data->path;
-	data->path.clear();
-	// A file rewritten by milters is another inode than the descriptor's.
+	// Owned by the connection until the copies are written. A file
+	// rewritten by milters is another inode than the descriptor's.
+	received.path = std::exchange(data->path, std::string());
 	if (data->rewritten_size < 0)
-		message_spool = core::SpoolFile{std::move(data->fd), static_cast<uint64_t>(data->stored_size())};
+		received.spool = core::SpoolFile{std::move(data->fd), static_cast<uint64_t>(data->stored_size())};
 	data.reset();
-	message_path = path;  // owned by the connection until the copies are written
 	if (cfg->localserve) {
 		// Localserve makes no DNS lookups at all.
 		deliver_copies(nullptr);
@@ -318,9 +317,8 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 		copies->back().maildir.seen = an && an->seen_recipients.count(r.display);  // a kept DMARC/TLS report
 		copy_rcpts.push_back(r.display);
 	}
-	std::string path = std::move(message_path);
-	message_path.clear();  // the worker owns the file now
-	write_copies(std::move(copies), std::move(copy_rcpts), std::move(errors), path, an);
+	// The writer owns the file now.
+	write_copies(std::move(copies), std::move(copy_rcpts), std::move(errors), std::exchange(received, {}), an);
 }
 
 message::ReceivedInfo Connection::received_info(std::time_t now) const {
@@ -457,7 +455,7 @@ void Connection::submit_localserve(const SubmissionResult& r, const std::string&
 		copies->push_back(local_copy(acc, "INBOX", copy.to, std::move(copy.prefix), {}));
 		rcpts.push_back(copy.to);
 	}
-	write_copies(std::move(copies), std::move(rcpts), {}, path);
+	write_copies(std::move(copies), std::move(rcpts), {}, ReceivedMessage{path, {}});
 }
 
 // What local delivery (an LMTP server) needs of this transaction.
@@ -473,10 +471,11 @@ LocalEnvelope Connection::local_envelope() const {
 }
 
 void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, std::vector<std::string> copy_rcpts,
-                              std::vector<DeliverError> errors, const std::string& path,
+                              std::vector<DeliverError> errors, ReceivedMessage message,
                               std::shared_ptr<InboundAnalysis> an) {
-	// Set for the message of deliver_local; none for a submission.
-	core::SpoolFile body = std::exchange(message_spool, {});
+	// The spool descriptor is set for the message of deliver_local; none for a submission.
+	const std::string& path = message.path;
+	core::SpoolFile& body = message.spool;
 	if (copies->empty()) {
 		body.fd.reset();  // closed before the unlink, so no block is freed here
 		remove_file_on_worker(srv.workers(), path, cid);

@@ -42,7 +42,7 @@ namespace se = smtp::se;
 
 void Connection::analyze_inbound() {
 	auto an = std::make_shared<InboundAnalysis>();
-	an->path = message_path;
+	an->path = received.path;
 	an->spf_args = tx.early_spf ? tx.early_spf->args : spf_args();
 	srv.workers().submit([an] { read_inbound_message(*an); },
 	                     suspend([an](Connection& c) { c.analysis_lookups(an); }));
@@ -304,9 +304,8 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 		copies->back().maildir.seen = planned.seen;
 	}
 	an->copy_notes = std::move(plan.copies);
-	std::string path = std::move(message_path);
-	message_path.clear();  // the worker owns the file now
-	core::SpoolFile body = std::exchange(message_spool, {});
+	// The writer owns the file now.
+	auto [path, body] = std::exchange(received, {});
 	if (copies->empty()) {
 		body.fd.reset();  // closed before the unlink, so no block is freed here
 		remove_file_on_worker(srv.workers(), path, cid);

@@ -80,6 +80,16 @@ struct Transaction {
 	std::shared_ptr<EarlyDmarc> early_dmarc;  // port 25: started once the From header is in
 };
 
+// A received message between the end of its data and the writing of its
+// copies: the spool file's path and, unless milters rewrote the file, its
+// descriptor still open with the bytes written, for the Maildir writer.
+// One value, so that whoever takes the message over (std::exchange) takes
+// both and the connection keeps neither.
+struct ReceivedMessage {
+	std::string path;
+	core::SpoolFile spool;
+};
+
 // State that exists only while DATA is being received; allocated at DATA
 // and freed after, so idle connections do not pay for it. With BDAT it lives
 // from the first chunk to the LAST one (or the end of the transaction).
@@ -281,7 +291,7 @@ struct Connection {
 	void deliver_local();
 	LocalEnvelope local_envelope() const;
 	void write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, std::vector<std::string> copy_rcpts,
-	                  std::vector<DeliverError> errors, const std::string& path,
+	                  std::vector<DeliverError> errors, ReceivedMessage message,
 	                  std::shared_ptr<InboundAnalysis> an = nullptr);
 	void delivery_done(std::vector<DeliverError> errors, std::shared_ptr<InboundAnalysis> an = nullptr);
 	void queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& errors);
@@ -391,8 +401,7 @@ struct Connection {
 	std::string username;  // authenticated account ("" = not)
 	Transaction tx;
 	std::unique_ptr<DataInProgress> data;
-	std::string message_path;                  // a received message awaiting its decision; removed if we close
-	core::SpoolFile message_spool;             // message_path still open, for the Maildir writer
+	ReceivedMessage received;                  // awaiting its decision; removed if we close
 	std::function<void(Connection&)> stalled;  // runs when the stall timer fires
 	std::unique_ptr<MilterSession> milters;    // from the first EHLO on a listener with milters
 

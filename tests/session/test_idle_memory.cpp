@@ -26,9 +26,11 @@ void check_holds_nothing(SessionHarness& h) {
 		CHECK(c.milters == nullptr);
 		CHECK(c.dovecot_auth == nullptr);
 		CHECK_FALSE(c.stalled);
-		CHECK(c.message_path.empty());
+		CHECK(c.received.path.empty());
+		CHECK_FALSE(c.received.spool.fd);
 		CHECK(c.tx.recipients.capacity() == 0);
 		CHECK(c.tx.early_spf == nullptr);
+		CHECK(c.tx.early_dmarc == nullptr);
 	}));
 }
 
