@@ -33,15 +33,12 @@ std::optional<SocketAddress> from_sockaddr_storage(const sockaddr_storage& ss) {
 	return SocketAddress{*ip, port};
 }
 
-// The address a listening socket is bound to, unless it is a wildcard
-// (all zero bytes), where each connection's local address differs.
+// The address a listening socket is bound to, unless it is a wildcard,
+// where each connection's local address differs.
 std::optional<SocketAddress> specific_bound_address(int listen_fd) {
 	auto bound = local_address(listen_fd);
-	if (!bound) return std::nullopt;
-	size_t size = bound->ip.v6 ? 16 : 4;
-	for (size_t i = 0; i < size; ++i)
-		if (bound->ip.bytes[i] != 0) return bound;
-	return std::nullopt;
+	if (!bound || bound->ip.unspecified()) return std::nullopt;
+	return bound;
 }
 
 }  // namespace

@@ -55,15 +55,20 @@ SmtpError message_too_large(int64_t max) {
 	                 "message too large"};
 }
 
-// Removed here, not on a worker: when RSET's reply goes out, nothing of
-// the dropped transaction is left in the spool.
-void Connection::abort_data_file() {
+void Connection::remove_spool_file(UniqueFd& fd, std::string path, FileRemoval how) {
+	fd.reset();  // closed before the unlink, so the unlink frees no blocks
+	if (path.empty()) return;
+	if (how == FileRemoval::now)
+		unlink(path.c_str());
+	else
+		remove_file_on_worker(srv.workers(), std::move(path), cid);
+}
+
+void Connection::abort_data_file(FileRemoval how) {
 	ReceivedMessage gone = std::exchange(received, {});
-	gone.spool.fd.reset();  // closed before the unlink
-	if (!gone.path.empty()) unlink(gone.path.c_str());
+	remove_spool_file(gone.spool.fd, std::move(gone.path), how);
 	if (!data) return;
-	data->fd.reset();
-	if (!data->path.empty()) unlink(data->path.c_str());
+	remove_spool_file(data->fd, std::move(data->path), how);
 	data.reset();
 }
 
@@ -203,16 +208,7 @@ smtp::Status Connection::message_acceptable(bool write_failed) const {
 }
 
 Outcome Connection::message_refusal(const SmtpError& e) {
-	// The refused message's file is removed on a worker (message_file.h);
-	// its descriptor is closed here first.
-	if (data) {
-		data->fd.reset();
-		remove_file_on_worker(srv.workers(), std::exchange(data->path, std::string()), cid);
-	}
-	ReceivedMessage gone = std::exchange(received, {});
-	gone.spool.fd.reset();
-	remove_file_on_worker(srv.workers(), std::move(gone.path), cid);
-	abort_data_file();
+	abort_data_file(FileRemoval::on_worker);
 	rset();
 	if (state == SessionState::data) return Outcome(e).then(SessionState::command);
 	return e;
@@ -477,8 +473,7 @@ void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, st
 	const std::string& path = message.path;
 	core::SpoolFile& body = message.spool;
 	if (copies->empty()) {
-		body.fd.reset();  // closed before the unlink, so no block is freed here
-		remove_file_on_worker(srv.workers(), path, cid);
+		remove_spool_file(body.fd, path, FileRemoval::on_worker);
 		delivery_done(std::move(errors), an);
 		return;
 	}

@@ -307,8 +307,7 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	// The writer owns the file now.
 	auto [path, body] = std::exchange(received, {});
 	if (copies->empty()) {
-		body.fd.reset();  // closed before the unlink, so no block is freed here
-		remove_file_on_worker(srv.workers(), path, cid);
+		remove_spool_file(body.fd, path, FileRemoval::on_worker);
 		record_inbound_history(an, {}, std::move(plan.errors));
 		return;
 	}

@@ -15,13 +15,6 @@
 
 namespace tern::server {
 
-namespace {
-
-using message::HeaderScan;
-constexpr size_t header_slice = HeaderScan::slice_bytes;
-
-}  // namespace
-
 MessageFile::MessageFile(const std::string& path) : fd(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
 	if (!fd) open_error = errno;
 }
@@ -40,6 +33,9 @@ ssize_t MessageFile::read_at(char* buf, size_t len, uint64_t offset) const {
 }
 
 namespace {
+
+using message::HeaderScan;
+constexpr size_t header_slice = HeaderScan::slice_bytes;
 
 // How a pass of read_chunks ended: the bytes it read, and whether a read
 // failed (else the file ended, or the consumer had enough).

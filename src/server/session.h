@@ -85,6 +85,12 @@ struct Transaction {
 // descriptor still open with the bytes written, for the Maildir writer.
 // One value, so that whoever takes the message over (std::exchange) takes
 // both and the connection keeps neither.
+// How a dropped message file goes: `now`, unlinked on the loop, so that when
+// RSET's reply goes out nothing of the transaction is left in the spool;
+// `on_worker` everywhere else, as unlinking can wait on the disk
+// (message_file.h remove_file_on_worker).
+enum class FileRemoval { now, on_worker };
+
 struct ReceivedMessage {
 	std::string path;
 	core::SpoolFile spool;
@@ -345,7 +351,10 @@ struct Connection {
 			apply(fn());
 		finish_command();
 	}
-	void abort_data_file();
+	// Drops the transaction's message files (the one being received and
+	// the one awaiting its decision), descriptors closed first.
+	void abort_data_file(FileRemoval how = FileRemoval::now);
+	void remove_spool_file(UniqueFd& fd, std::string path, FileRemoval how);
 
 	// Milters (server/milter.cpp). Each hook is one call: milter_check
 	// returns true when it suspended the command, which `again` then runs a

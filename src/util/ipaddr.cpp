@@ -84,6 +84,13 @@ socklen_t IpAddr::to_sockaddr(int port, sockaddr_storage& out) const {
 	return sizeof *sin6;
 }
 
+bool IpAddr::unspecified() const {
+	size_t size = v6 ? 16 : 4;
+	for (size_t i = 0; i < size; ++i)
+		if (bytes[i] != 0) return false;
+	return true;
+}
+
 std::string IpAddr::to_string() const {
 	char buf[INET6_ADDRSTRLEN];
 	const char* r = inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof buf);

@@ -24,6 +24,8 @@ struct IpAddr {
 	// `[1.2.3.4]` or `[IPv6:::1]` (RFC 5321 4.1.3 address literal).
 	std::string to_literal() const;
 	IpAddr masked(int prefix_bits) const;
+	// 0.0.0.0 or :: (RFC 4291 2.5.2): a socket bound there is a wildcard.
+	bool unspecified() const;
 	bool operator==(const IpAddr&) const = default;
 };
 

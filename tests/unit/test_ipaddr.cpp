@@ -49,6 +49,21 @@ TEST_CASE("invalid addresses are refused") {
 	CHECK_FALSE(IpAddr::parse("fe80::1%eth0"));
 }
 
+TEST_CASE("the unspecified addresses are the wildcards, and only they") {
+	for (const char* text : {"0.0.0.0", "::", "::ffff:0.0.0.0"}) {
+		CAPTURE(text);
+		auto a = IpAddr::parse(text);
+		REQUIRE(a);
+		CHECK(a->unspecified());
+	}
+	for (const char* text : {"127.0.0.1", "::1", "0.0.0.1", "1.0.0.0", "::100", "8000::"}) {
+		CAPTURE(text);
+		auto a = IpAddr::parse(text);
+		REQUIRE(a);
+		CHECK_FALSE(a->unspecified());
+	}
+}
+
 TEST_CASE("from_sockaddr") {
 	sockaddr_in sin{};
 	sin.sin_family = AF_INET;
