@@ -3,10 +3,13 @@
 // message, Debian's OpenDKIM signing as a milter, and milters that are down
 // or silent, which get their default action.
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -83,6 +86,116 @@ struct SilentListener {
 			port = ntohs(a.sin_port);
 	}
 	~SilentListener() { close(fd); }
+};
+
+// A milter written out byte by byte in the test, for what a real milter
+// seldom does: it negotiates version 6 with no options, then answers every
+// command that wants an answer (continue; accept at the end of the
+// message) until its fault: a reply code no milter has, a packet length of
+// 2 GB, or closing the connection when the body comes. With `drip` it
+// sends each reply one byte at a time. It serves connections one after
+// another until it goes.
+struct RawMilter {
+	enum class Fault { none, unknown_reply, huge_length, close_at_body };
+	Fault fault = Fault::none;
+	bool drip = false;
+	SilentListener listener;
+	std::atomic<bool> stopping{false};
+	std::atomic<int> commands_seen{0};
+	std::thread thread;
+
+	RawMilter(Fault f, bool slow = false) : fault(f), drip(slow) {
+		thread = std::thread([this] { serve(); });
+	}
+	~RawMilter() {
+		stopping = true;
+		shutdown(listener.fd, SHUT_RDWR);
+		thread.join();
+	}
+	std::string address() const { return "inet:127.0.0.1:" + std::to_string(listener.port); }
+
+	static bool read_exact(int fd, char* buf, size_t n) {
+		while (n > 0) {
+			pollfd p{fd, POLLIN, 0};
+			if (poll(&p, 1, 10000) <= 0) return false;
+			ssize_t got = read(fd, buf, n);
+			if (got <= 0) return false;
+			buf += got;
+			n -= size_t(got);
+		}
+		return true;
+	}
+	void send_bytes(int fd, const std::string& bytes) const {
+		if (!drip) {
+			(void)!write(fd, bytes.data(), bytes.size());
+			return;
+		}
+		for (char ch : bytes) {
+			(void)!write(fd, &ch, 1);
+			std::this_thread::sleep_for(std::chrono::milliseconds(5));
+		}
+	}
+	static std::string packet(char command, const std::string& data = "") {
+		uint32_t len = htonl(uint32_t(data.size() + 1));
+		return std::string(reinterpret_cast<const char*>(&len), 4) + command + data;
+	}
+	static std::string u32(uint32_t v) {
+		v = htonl(v);
+		return std::string(reinterpret_cast<const char*>(&v), 4);
+	}
+	void serve() {
+		while (!stopping) {
+			pollfd p{listener.fd, POLLIN, 0};
+			if (poll(&p, 1, 100) <= 0) continue;
+			int fd = accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
+			if (fd < 0) continue;
+			converse(fd);
+			close(fd);
+		}
+	}
+	void converse(int fd) {
+		for (;;) {
+			char head[4];
+			if (!read_exact(fd, head, 4)) return;
+			uint32_t len;
+			std::memcpy(&len, head, 4);
+			len = ntohl(len);
+			if (len == 0 || len > 1 << 20) return;
+			std::string body(len, '\0');
+			if (!read_exact(fd, body.data(), len)) return;
+			char command = body[0];
+			++commands_seen;
+			switch (command) {
+			case 'O': send_bytes(fd, packet('O', u32(6) + u32(0) + u32(0))); continue;
+			case 'D':  // macros, abort, quit: no reply
+			case 'A': continue;
+			case 'Q': return;
+			default: break;
+			}
+			if (command == 'B' && fault == Fault::close_at_body) return;
+			if (command != 'C' && fault == Fault::unknown_reply) {
+				send_bytes(fd, packet('z'));
+				continue;
+			}
+			if (command != 'C' && fault == Fault::huge_length) {
+				send_bytes(fd, u32(0x7fffffff) + "c");
+				continue;
+			}
+			send_bytes(fd, packet(command == 'E' ? 'a' : 'c'));
+		}
+	}
+};
+
+// A raw milter and a daemon whose listener "test" calls it; the daemon goes
+// first.
+struct RawMilterDaemon {
+	RawMilter milter;
+	std::unique_ptr<TernDaemon> daemon;
+	explicit RawMilterDaemon(RawMilter::Fault fault, bool drip = false) : milter(fault, drip) {
+		REQUIRE(milter.listener.port > 0);
+		daemon = std::make_unique<TernDaemon>(with_milters("[" + milter_entry(milter.address()) + "]"));
+		REQUIRE_RUNNING(*daemon);
+	}
 };
 
 // The scripted milter (python3-milter, in contrib/debian-packages.txt, so
@@ -236,6 +349,62 @@ TEST_CASE("milter: a milter that never answers times out; a client gone meanwhil
 	std::this_thread::sleep_for(std::chrono::milliseconds(600));
 	CHECK(d.running());
 	CHECK(contains(d.log_text(), "timeout connecting"));
+}
+
+TEST_CASE("milter: a milter that breaks the protocol gets its default action, and the daemon carries on") {
+	struct Case {
+		const char* name;
+		RawMilter::Fault fault;
+	};
+	for (Case k : {Case{"a reply code no milter has", RawMilter::Fault::unknown_reply},
+	               Case{"a packet length of 2 GB", RawMilter::Fault::huge_length}}) {
+		CAPTURE(k.name);
+		RawMilterDaemon setup(k.fault);
+		RawMilter& milter = setup.milter;
+		TernDaemon& d = *setup.daemon;
+		SmtpClient c = connect_and_ehlo(d);
+		REQUIRE(c.connected());
+		auto start = std::chrono::steady_clock::now();
+		// The fault comes with the answer to HELO; the session learns of
+		// it at MAIL, as with a milter that is down. The length is an
+		// error at once, not a wait for 2 GB.
+		CHECK(c.cmd("MAIL FROM:<bob@sender.example>").plain() ==
+		      "451 4.7.1 Service unavailable - try again later");
+		CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+		CHECK(contains(d.log_text(), "milter failed"));
+		CHECK(c.cmd("QUIT").code == 221);
+		// The next session finds the daemon up and the milter asked again.
+		int before = milter.commands_seen;
+		SmtpClient next = connect_and_ehlo(d);
+		REQUIRE(next.connected());
+		CHECK(next.cmd("MAIL FROM:<bob@sender.example>").code == 451);
+		CHECK(milter.commands_seen > before);
+		CHECK(d.running());
+	}
+}
+
+TEST_CASE("milter: a milter gone in the middle of the body fails the message; nothing is stored") {
+	RawMilterDaemon setup(RawMilter::Fault::close_at_body);
+	TernDaemon& d = *setup.daemon;
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, test_message("none"));
+	CHECK(t.reply.plain() == "451 4.7.1 Service unavailable - try again later");
+	// The session goes on: the client may try again at once.
+	CHECK(c.cmd("RSET").code == 250);
+	std::this_thread::sleep_for(std::chrono::milliseconds(300));
+	CHECK(maildir_files(d.maildir()).empty());
+	CHECK(d.running());
+}
+
+TEST_CASE("milter: replies that come one byte at a time are put together") {
+	RawMilterDaemon setup(RawMilter::Fault::none, true);
+	TernDaemon& d = *setup.daemon;
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, test_message("dripped"));
+	CHECK(t.reply.plain() == "250 2.2.0 it is done");
+	CHECK(contains(stored_message(d), "X-Test: dripped"));
 }
 
 TEST_CASE("milter: OpenDKIM signs, and the signature tern stores verifies") {
