@@ -2,11 +2,9 @@
 // message is written, fsync'd and renamed into new/ by its own job on a
 // pool of disk threads, so the file fsyncs of many sessions run in parallel
 // (the journal commits them together). A message is answered only after
-// the directories its renames touched are fsync'd: one job syncs each
-// directory once for every message renamed before it started. A few of
-// those run at a time; messages finished while they are busy wait and go
-// together in the next one, so the batch grows with the load and an idle
-// server syncs at once, with no timer.
+// the directories its renames touched are fsync'd: the same job then joins
+// the disk threads' shared directory sync (core/dir_sync_group.h), which
+// syncs each directory once for every message renamed before it started.
 #pragma once
 #include <functional>
 #include <memory>
@@ -14,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dir_sync_group.h"
 #include "core/spool_pool.h"
 #include "core/worker_pool.h"
 #include "store/maildir.h"
@@ -31,14 +30,15 @@ public:
 	// more of them than cores; 8 parallel fsyncs reach most of what a disk's
 	// journal can group.
 	static constexpr unsigned disk_threads = 8;
-	// Directory-sync batches in flight at a time; later messages wait for a
+	// Directory-sync rounds in flight at a time; later messages wait for a
 	// free one and share it.
 	static constexpr size_t max_dir_syncs_in_flight = 2;
 
 	// A body handed over as an open SpoolFile is truncated and given back to
 	// `spool` once copied; a body given by path only is removed.
 	explicit MaildirWriter(struct ev_loop* loop, SpoolPool* spool = nullptr, unsigned threads = disk_threads)
-		: disk_(loop, threads, "tern-disk"), spool_(spool) {}
+		: dir_sync_(store::fsync_dir, max_dir_syncs_in_flight), disk_(loop, threads, "tern-disk"),
+		  spool_(spool) {}
 	MaildirWriter(const MaildirWriter&) = delete;
 	MaildirWriter& operator=(const MaildirWriter&) = delete;
 
@@ -71,15 +71,15 @@ private:
 		bool body_reusable = false;                 // body.fd is an emptied spool file
 		std::vector<std::string> prepared_folders;  // durable once its directories are synced
 	};
+	void write_and_sync(Message& msg);
 	static void write_copies(Message& msg);
-	void written(const std::shared_ptr<Message>& msg);
-	void start_dir_sync();
 	void answer(Message& msg);
 
+	// Before disk_: the disk threads use it until disk_'s destructor has
+	// stopped them.
+	DirSyncGroup dir_sync_;
 	WorkerPool disk_;
 	SpoolPool* spool_;
-	std::vector<std::shared_ptr<Message>> awaiting_dir_sync_;
-	size_t dir_syncs_in_flight_ = 0;
 	size_t pending_ = 0;
 };
 

@@ -53,13 +53,10 @@ WorkerPool::~WorkerPool() {
 	delete async_;
 }
 
-void WorkerPool::submit(std::function<void()> work, std::function<void()> done, Priority priority) {
+void WorkerPool::submit(std::function<void()> work, std::function<void()> done) {
 	{
 		std::lock_guard lock(mu_);
-		if (priority == Priority::first)
-			jobs_.push_front(Job{std::move(work), std::move(done)});
-		else
-			jobs_.push_back(Job{std::move(work), std::move(done)});
+		jobs_.push_back(Job{std::move(work), std::move(done)});
 	}
 	pending_.fetch_add(1, std::memory_order_relaxed);
 	// A system call only when a worker sleeps for want of jobs.

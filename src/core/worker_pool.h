@@ -28,14 +28,10 @@ public:
 	WorkerPool(const WorkerPool&) = delete;
 	WorkerPool& operator=(const WorkerPool&) = delete;
 
-	// Where a job joins the queue: `first` for short jobs that others are
-	// waiting on (a group commit's directory fsync).
-	enum class Priority { normal, first };
-
 	// `work` runs on a worker; `done` on the loop thread after it. Exceptions
 	// from `work` are caught; `done` then sees them through its own captures
 	// (callers store results/errors in shared state they captured).
-	void submit(std::function<void()> work, std::function<void()> done, Priority priority = Priority::normal);
+	void submit(std::function<void()> work, std::function<void()> done);
 
 	// Jobs submitted but not completed (for the tern_worker_jobs_queued gauge).
 	size_t pending() const;

@@ -80,17 +80,17 @@ struct Transaction {
 	std::shared_ptr<EarlyDmarc> early_dmarc;  // port 25: started once the From header is in
 };
 
-// A received message between the end of its data and the writing of its
-// copies: the spool file's path and, unless milters rewrote the file, its
-// descriptor still open with the bytes written, for the Maildir writer.
-// One value, so that whoever takes the message over (std::exchange) takes
-// both and the connection keeps neither.
 // How a dropped message file goes: `now`, unlinked on the loop, so that when
 // RSET's reply goes out nothing of the transaction is left in the spool;
 // `on_worker` everywhere else, as unlinking can wait on the disk
 // (message_file.h remove_file_on_worker).
 enum class FileRemoval { now, on_worker };
 
+// A received message between the end of its data and the writing of its
+// copies: the spool file's path and, unless milters rewrote the file, its
+// descriptor still open with the bytes written, for the Maildir writer.
+// One value, so that whoever takes the message over (std::exchange) takes
+// both and the connection keeps neither.
 struct ReceivedMessage {
 	std::string path;
 	core::SpoolFile spool;

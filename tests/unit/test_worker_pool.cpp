@@ -188,36 +188,3 @@ TEST_CASE("worker_pool: with several threads the destructor runs every queued jo
 	}
 	CHECK(work_ran == 400);
 }
-
-TEST_CASE("worker_pool: a job submitted first runs before queued normal jobs") {
-	Loop l;
-	std::mutex mu;
-	std::vector<std::string> order;
-	std::atomic<bool> release{false};
-	std::atomic<bool> blocker_running{false};
-	{
-		WorkerPool pool(l.loop, 1);
-		// The only worker is busy until both jobs below are queued.
-		pool.submit(
-		    [&] {
-			    blocker_running = true;
-			    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-		    },
-		    [] {});
-		while (!blocker_running) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-		auto note = [&](const char* name) {
-			return [&, name] {
-				std::lock_guard lock(mu);
-				order.push_back(name);
-			};
-		};
-		pool.submit(note("normal"), [] {});
-		pool.submit(
-		    note("first"), [] {}, WorkerPool::Priority::first);
-		release = true;
-		pool.drain();
-	}
-	REQUIRE(order.size() == 2);
-	CHECK(order[0] == "first");
-	CHECK(order[1] == "normal");
-}
