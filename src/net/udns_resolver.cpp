@@ -161,6 +161,16 @@ DnsAnswer convert(RrType type, void* result) {
 	return answer;
 }
 
+// The in_flight_ key of a query: its type and its name in lower case
+// without a trailing dot (RFC 4343: names compare without regard to case).
+std::string flight_key(RrType type, const std::string& name) {
+	std::string key(1, static_cast<char>('0' + static_cast<int>(type)));
+	std::string_view n = name;
+	if (!n.empty() && n.back() == '.') n.remove_suffix(1);
+	for (char c : n) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+	return key;
+}
+
 }  // namespace
 
 UdnsResolver::UdnsResolver(struct ev_loop* loop, const std::vector<std::string>& servers, int64_t timeout_ms)
@@ -275,6 +285,13 @@ void UdnsResolver::query(uint64_t owner, const std::string& name, RrType type, C
 	entry->cb = std::move(cb);
 	Pending* p = entry.get();
 	pending_.emplace(id, std::move(entry));
+	std::string key = flight_key(type, name);
+	if (auto on_wire = in_flight_.find(key); on_wire != in_flight_.end()) {
+		// Its deadline is the one on the wire's, which started earlier.
+		p->shares = on_wire->second;
+		pending_.at(on_wire->second)->sharers.push_back(id);
+		return;
+	}
 	// udns never completes a query inside dns_submit_p (it only queues it
 	// and asks for a zero timer), so `p` stays valid here.
 	p->handle = dns_submit_p(ctx_, name.c_str(), DNS_C_IN, qtype, DNS_NOSRCH, parse, on_udns_answer, p);
@@ -285,8 +302,33 @@ void UdnsResolver::query(uint64_t owner, const std::string& name, RrType type, C
 		defer(id);
 		return;
 	}
+	p->flight_key = key;
+	in_flight_.emplace(std::move(key), id);
 	ev_timer_set(&p->deadline, timeout_seconds_, 0.);
 	ev_timer_start(loop_, &p->deadline);
+}
+
+bool UdnsResolver::has_live_sharers(const Pending& p) const {
+	return std::any_of(p.sharers.begin(), p.sharers.end(), [this](uint64_t s) { return pending_.count(s) != 0; });
+}
+
+void UdnsResolver::answer_flight(uint64_t id, const DnsAnswer& answer) {
+	// Taken out before any callback runs, so that a callback may query or
+	// cancel freely, and a new query for the same name goes on the wire.
+	auto node = pending_.extract(id);
+	if (node.empty()) return;
+	in_flight_.erase(node.mapped()->flight_key);
+	Callback cb = node.mapped()->cancelled ? Callback{} : std::move(node.mapped()->cb);
+	std::vector<uint64_t> sharers = std::move(node.mapped()->sharers);
+	node = {};
+	if (cb) deliver_answer(cb, answer);
+	for (uint64_t sharer : sharers) {
+		auto waiting = pending_.extract(sharer);
+		if (waiting.empty()) continue;  // its owner was cancelled
+		Callback shared_cb = std::move(waiting.mapped()->cb);
+		waiting = {};
+		if (shared_cb) deliver_answer(shared_cb, answer);
+	}
 }
 
 void UdnsResolver::on_query_deadline(struct ev_loop*, ev_timer* w, int) {
@@ -297,12 +339,9 @@ void UdnsResolver::on_query_deadline(struct ev_loop*, ev_timer* w, int) {
 		std::free(p->handle);  // not freed by udns 0.4's dns_cancel
 		p->handle = nullptr;
 	}
-	auto node = self->pending_.extract(p->id);
-	Callback cb = std::move(node.mapped()->cb);
-	node = {};
 	DnsAnswer answer;
 	answer.status = DnsStatus::temperror;
-	if (cb) deliver_answer(cb, answer);
+	self->answer_flight(p->id, answer);
 }
 
 void UdnsResolver::cancel_owner(uint64_t owner) {
@@ -310,13 +349,25 @@ void UdnsResolver::cancel_owner(uint64_t owner) {
 	// iteration anyway.
 	std::vector<uint64_t> ids;
 	for (auto& [id, p] : pending_)
-		if (p->owner == owner) ids.push_back(id);
+		if (p->owner == owner && !p->cancelled) ids.push_back(id);
+	// Queries that share another's go first, so that the ones on the wire
+	// below know whether anyone still waits for them.
+	std::stable_partition(ids.begin(), ids.end(), [this](uint64_t id) { return pending_.at(id)->shares != 0; });
 	for (uint64_t id : ids) {
 		auto it = pending_.find(id);
-		if (it->second->handle) {
-			dns_cancel(ctx_, it->second->handle);
-			std::free(it->second->handle);  // not freed by udns 0.4's dns_cancel
+		Pending& p = *it->second;
+		if (p.handle && has_live_sharers(p)) {
+			// Others wait for this answer: it stays on the wire without
+			// its own callback.
+			p.cancelled = true;
+			p.cb = nullptr;
+			continue;
 		}
+		if (p.handle) {
+			dns_cancel(ctx_, p.handle);
+			std::free(p.handle);  // not freed by udns 0.4's dns_cancel
+		}
+		if (!p.flight_key.empty()) in_flight_.erase(p.flight_key);
 		pending_.erase(it);  // a deferred id left in deferred_ is skipped
 	}
 }
@@ -341,12 +392,8 @@ void UdnsResolver::on_udns_answer(dns_ctx* ctx, void* result, void* data) {
 	} else {
 		answer.status = status_from_udns(dns_status(ctx));
 	}
-	// Take the entry out before calling, so the callback may query or
-	// cancel freely.
-	auto node = self->pending_.extract(p->id);
-	Callback cb = std::move(node.mapped()->cb);
-	node = {};
-	if (cb) deliver_answer(cb, answer);
+	p->handle = nullptr;  // freed by udns
+	self->answer_flight(p->id, answer);
 }
 
 void UdnsResolver::on_udns_timer_request(dns_ctx* ctx, int timeout, void* data) {

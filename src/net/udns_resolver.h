@@ -9,6 +9,13 @@
 // A callback may call query() or cancel_owner() (also for its own owner);
 // it must not destroy the resolver.
 //
+// A query asked again (the same name, in any case, and type) while the
+// first is still on the wire does not go out a second time: it waits for
+// that one's answer (or its timeout), as a caching resolver does with the
+// queries of its clients. Only queries in flight are shared; nothing is
+// remembered after the answer, so a changed record is seen by the next
+// query.
+//
 // Answers: MX hosts and PTR names are lower case without trailing dot (the
 // null MX "." gives host ""); each TXT record's strings are joined. Status:
 // NXDOMAIN → nxdomain, NOERROR without records → nodata, timeout/SERVFAIL/
@@ -46,7 +53,8 @@ public:
 	void query(uint64_t owner, const std::string& name, mailauth::RrType type, Callback cb) override;
 	void cancel_owner(uint64_t owner) override;
 
-	// Number of queries whose callback has not run yet (for tests/metrics).
+	// Number of queries whose callback has not run yet, and of queries kept
+	// on the wire only for others that share them (for tests/metrics).
 	size_t pending() const { return pending_.size(); }
 
 	// The reverse-lookup name of an address (RFC 1035 3.5, RFC 3596 2.5),
@@ -68,6 +76,14 @@ private:
 		// Our own per-query deadline: udns counts whole seconds of time(),
 		// too coarse for timeout_ms.
 		ev_timer deadline;
+		// Sharing a query in flight. On the wire: its in_flight_ key, and
+		// the queries waiting for its answer (ids; cancelled ones are gone
+		// from pending_ and skipped). Waiting on another: that one's id.
+		std::string flight_key;
+		std::vector<uint64_t> sharers;
+		uint64_t shares = 0;
+		// Its own owner was cancelled while others still wait for it.
+		bool cancelled = false;
 		Pending();
 		~Pending();
 	};
@@ -81,6 +97,11 @@ private:
 
 	// Queues an answer to be delivered on the next loop iteration.
 	void defer(uint64_t id);
+	// Gives the answer of the query `id` on the wire to it and to the
+	// queries that shared it, each taken out just before its callback runs
+	// (a callback may cancel the owner of a later one).
+	void answer_flight(uint64_t id, const mailauth::DnsAnswer& answer);
+	bool has_live_sharers(const Pending& p) const;
 
 	struct ev_loop* loop_;
 	double timeout_seconds_;
@@ -92,6 +113,8 @@ private:
 	// id → query; ids let deferred answers skip entries cancelled meanwhile.
 	std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_;
 	std::vector<uint64_t> deferred_;
+	// type and lower-case name → the id of the query on the wire for them.
+	std::unordered_map<std::string, uint64_t> in_flight_;
 };
 
 }  // namespace tern::net

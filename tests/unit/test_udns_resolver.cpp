@@ -471,6 +471,79 @@ TEST_CASE("udns resolver: callbacks may query and cancel") {
 	CHECK(f.resolver->pending() == 0);
 }
 
+TEST_CASE("udns resolver: a query asked again while the first is on the wire shares its answer") {
+	Fixture f;
+	auto first = f.ask("host.test", RrType::A, 1);
+	auto again = f.ask("HOST.Test.", RrType::A, 2);  // any case, trailing dot
+	auto other_type = f.ask("host.test", RrType::AAAA, 3);
+	REQUIRE(run_until(
+	    f.loop, [&] { return first->calls > 0 && again->calls > 0 && other_type->calls > 0; }, 3.0));
+	CHECK(first->calls == 1);
+	CHECK(again->calls == 1);
+	CHECK(again->answer.records == std::vector<std::string>{"192.0.2.1", "192.0.2.2"});
+	CHECK(first->answer.records == again->answer.records);
+	CHECK(other_type->answer.records == std::vector<std::string>{"2001:db8::1"});
+	// One query for A, one for AAAA.
+	CHECK(f.dns.queries_seen("host.test") == 2);
+	// Nothing is remembered after the answer: the next one goes out.
+	CHECK(f.resolve("host.test", RrType::A).status == DnsStatus::ok);
+	CHECK(f.dns.queries_seen("host.test") == 3);
+	CHECK(f.resolver->pending() == 0);
+}
+
+TEST_CASE("udns resolver: cancelling the owner of a shared query leaves the others their answer") {
+	Fixture f(1000);
+	// The owner of the query on the wire goes; the one sharing it stays.
+	auto gone = f.ask("mail.test", RrType::MX, 1);
+	auto stays = f.ask("mail.test", RrType::MX, 2);
+	f.resolver->cancel_owner(1);
+	REQUIRE(run_until(
+	    f.loop, [&] { return stays->calls > 0; }, 3.0));
+	CHECK(stays->answer.status == DnsStatus::ok);
+	CHECK(stays->answer.mx.size() == 2);
+	CHECK(gone->calls == 0);
+	CHECK(f.dns.queries_seen("mail.test") == 1);
+
+	// A timeout reaches every query that shares the silent one.
+	auto silent_gone = f.ask("silent.test", RrType::TXT, 3);
+	auto silent_stays = f.ask("silent.test", RrType::TXT, 4);
+	f.resolver->cancel_owner(3);
+	REQUIRE(run_until(
+	    f.loop, [&] { return silent_stays->calls > 0; }, 3.0));
+	CHECK(silent_stays->answer.status == DnsStatus::temperror);
+	CHECK(silent_gone->calls == 0);
+
+	// Every query of the name cancelled: none is left pending.
+	auto c1 = f.ask("silent.test", RrType::TXT, 5);
+	auto c2 = f.ask("silent.test", RrType::TXT, 6);
+	f.resolver->cancel_owner(6);
+	f.resolver->cancel_owner(5);
+	CHECK(f.resolver->pending() == 0);
+	run_until(
+	    f.loop, [] { return false; }, 1.3);
+	CHECK(c1->calls == 0);
+	CHECK(c2->calls == 0);
+}
+
+TEST_CASE("udns resolver: a shared answer's callback may cancel a query waiting for the same answer") {
+	Fixture f;
+	int first_calls = 0;
+	f.resolver->query(1, "host.test", RrType::A, [&](const DnsAnswer&) {
+		first_calls++;
+		f.resolver->cancel_owner(3);
+	});
+	auto second = f.ask("host.test", RrType::A, 2);
+	auto third = f.ask("host.test", RrType::A, 3);
+	REQUIRE(run_until(
+	    f.loop, [&] { return first_calls > 0 && second->calls > 0; }, 3.0));
+	run_until(
+	    f.loop, [] { return false; }, 0.2);
+	CHECK(first_calls == 1);
+	CHECK(second->calls == 1);
+	CHECK(third->calls == 0);
+	CHECK(f.resolver->pending() == 0);
+}
+
 TEST_CASE("udns resolver: the loop ends once no query is pending") {
 	Fixture f;
 	auto out = f.ask("host.test", RrType::AAAA);
