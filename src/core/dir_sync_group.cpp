@@ -47,18 +47,25 @@ void DirSyncGroup::lead(std::unique_lock<std::mutex>& lock, Round& round) {
 	// Every rename of every caller returned before it joined, so these
 	// fsyncs cover them all.
 	for (const std::string& dir : round.dirs) {
+		// Whatever happens, the round ends: its callers wait for it.
 		try {
 			sync_one_(dir);
 		} catch (const std::exception& e) {
 			round.failures[dir] = e.what();
+		} catch (...) {
+			round.failures[dir] = "fsync " + dir + ": unknown error";
 		}
 	}
-	// How well the group commit groups: messages per directory fsync.
-	if (log::enabled(log::Level::debug))
-		log::debug("maildir directories synced",
-		           {{"messages", std::to_string(round.callers)},
-		            {"directories", std::to_string(round.dirs.size())},
-		            {"in_flight", std::to_string(in_flight)}});
+	// How well the group commit groups: messages per directory fsync. A
+	// line that cannot be written must not keep the round from ending.
+	try {
+		if (log::enabled(log::Level::debug))
+			log::debug("maildir directories synced",
+			           {{"messages", std::to_string(round.callers)},
+			            {"directories", std::to_string(round.dirs.size())},
+			            {"in_flight", std::to_string(in_flight)}});
+	} catch (...) {
+	}
 	lock.lock();
 	round.done = true;
 	--in_flight_;
