@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-
 namespace tern::core {
 
 void MaildirWriter::deliver(std::string body_path, std::vector<store::MaildirCopy> copies, std::string hostname,
