@@ -164,11 +164,7 @@ DnsAnswer convert(RrType type, void* result) {
 // The in_flight_ key of a query: its type and its name in lower case
 // without a trailing dot (RFC 4343: names compare without regard to case).
 std::string flight_key(RrType type, const std::string& name) {
-	std::string key(1, static_cast<char>('0' + static_cast<int>(type)));
-	std::string_view n = name;
-	if (!n.empty() && n.back() == '.') n.remove_suffix(1);
-	for (char c : n) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-	return key;
+	return static_cast<char>('0' + static_cast<int>(type)) + clean_name(name.c_str(), true);
 }
 
 }  // namespace
@@ -318,7 +314,7 @@ void UdnsResolver::answer_flight(uint64_t id, const DnsAnswer& answer) {
 	auto node = pending_.extract(id);
 	if (node.empty()) return;
 	in_flight_.erase(node.mapped()->flight_key);
-	Callback cb = node.mapped()->cancelled ? Callback{} : std::move(node.mapped()->cb);
+	Callback cb = std::move(node.mapped()->cb);  // none when its owner was cancelled
 	std::vector<uint64_t> sharers = std::move(node.mapped()->sharers);
 	node = {};
 	if (cb) deliver_answer(cb, answer);
@@ -349,7 +345,7 @@ void UdnsResolver::cancel_owner(uint64_t owner) {
 	// iteration anyway.
 	std::vector<uint64_t> ids;
 	for (auto& [id, p] : pending_)
-		if (p->owner == owner && !p->cancelled) ids.push_back(id);
+		if (p->owner == owner) ids.push_back(id);
 	// Queries that share another's go first, so that the ones on the wire
 	// below know whether anyone still waits for them.
 	std::stable_partition(ids.begin(), ids.end(), [this](uint64_t id) { return pending_.at(id)->shares != 0; });
@@ -358,8 +354,8 @@ void UdnsResolver::cancel_owner(uint64_t owner) {
 		Pending& p = *it->second;
 		if (p.handle && has_live_sharers(p)) {
 			// Others wait for this answer: it stays on the wire without
-			// its own callback.
-			p.cancelled = true;
+			// its own callback (a later cancel of the same owner looks
+			// again whether anyone still waits).
 			p.cb = nullptr;
 			continue;
 		}

@@ -82,8 +82,6 @@ private:
 		std::string flight_key;
 		std::vector<uint64_t> sharers;
 		uint64_t shares = 0;
-		// Its own owner was cancelled while others still wait for it.
-		bool cancelled = false;
 		Pending();
 		~Pending();
 	};

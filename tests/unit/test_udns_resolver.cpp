@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "net/udns_resolver.h"
@@ -491,12 +492,24 @@ TEST_CASE("udns resolver: a query asked again while the first is on the wire sha
 	CHECK(f.resolver->pending() == 0);
 }
 
+namespace {
+
+// Owners `first` and `first + 1` ask for the same name; the first, whose
+// query went on the wire, is cancelled at once.
+std::pair<std::shared_ptr<Outcome>, std::shared_ptr<Outcome>>
+share_then_cancel_first(Fixture& f, const std::string& name, RrType type, uint64_t first) {
+	auto gone = f.ask(name, type, first);
+	auto stays = f.ask(name, type, first + 1);
+	f.resolver->cancel_owner(first);
+	return {gone, stays};
+}
+
+}  // namespace
+
 TEST_CASE("udns resolver: cancelling the owner of a shared query leaves the others their answer") {
 	Fixture f(1000);
 	// The owner of the query on the wire goes; the one sharing it stays.
-	auto gone = f.ask("mail.test", RrType::MX, 1);
-	auto stays = f.ask("mail.test", RrType::MX, 2);
-	f.resolver->cancel_owner(1);
+	auto [gone, stays] = share_then_cancel_first(f, "mail.test", RrType::MX, 1);
 	REQUIRE(run_until(
 	    f.loop, [&] { return stays->calls > 0; }, 3.0));
 	CHECK(stays->answer.status == DnsStatus::ok);
@@ -505,9 +518,7 @@ TEST_CASE("udns resolver: cancelling the owner of a shared query leaves the othe
 	CHECK(f.dns.queries_seen("mail.test") == 1);
 
 	// A timeout reaches every query that shares the silent one.
-	auto silent_gone = f.ask("silent.test", RrType::TXT, 3);
-	auto silent_stays = f.ask("silent.test", RrType::TXT, 4);
-	f.resolver->cancel_owner(3);
+	auto [silent_gone, silent_stays] = share_then_cancel_first(f, "silent.test", RrType::TXT, 3);
 	REQUIRE(run_until(
 	    f.loop, [&] { return silent_stays->calls > 0; }, 3.0));
 	CHECK(silent_stays->answer.status == DnsStatus::temperror);
