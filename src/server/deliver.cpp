@@ -3,6 +3,7 @@
 // and the DKIM key lookups run in parallel on the loop; signatures are
 // verified on a worker; then DMARC, the analysis, DNS blocklists and the
 // first-time-sender delay (a timer), and finally the durable copies.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <ctime>
@@ -43,6 +44,7 @@ namespace se = smtp::se;
 void Connection::analyze_inbound() {
 	auto an = std::make_shared<InboundAnalysis>();
 	an->path = received.path;
+	if (received.spool.fd) an->spool_fd.reset(fcntl(received.spool.fd.get(), F_DUPFD_CLOEXEC, 0));
 	an->spf_args = tx.early_spf ? tx.early_spf->args : spf_args();
 	srv.workers().submit([an] { read_inbound_message(*an); },
 	                     suspend([an](Connection& c) { c.analysis_lookups(an); }));

@@ -32,7 +32,7 @@ std::optional<std::string> hash_message_file(const MessageFile& file, InboundAna
 }  // namespace
 
 void read_inbound_message(InboundAnalysis& an) {
-	MessageFile file(an.path);
+	MessageFile file = an.spool_fd ? MessageFile(std::move(an.spool_fd)) : MessageFile(an.path);
 	if (!file.ok()) return;
 	// Hashed while the file is open (hash_inbound_message then has nothing
 	// left to do): one open and one read of the file per message on the

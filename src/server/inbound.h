@@ -21,6 +21,7 @@
 #include "mailauth/spf.h"
 #include "message/header_parse.h"
 #include "smtp/parser.h"
+#include "util/unique_fd.h"
 
 namespace tern::server {
 
@@ -29,6 +30,14 @@ namespace tern::server {
 // between them carry.
 struct InboundAnalysis : decide::MessageChecks {
 	std::string path;  // the received message
+	// A duplicate of the session's spool descriptor (none when the file
+	// must be opened by path). A spool file is reused after ftruncate(2)
+	// to 0, and ext4 writes such a file back to the disk when the last
+	// descriptor of one open of it is closed (its auto_da_alloc rule):
+	// the worker reads through this duplicate, so its close is never the
+	// last one and the bytes the Maildir copy makes durable are not also
+	// written to the spool's own blocks.
+	UniqueFd spool_fd;
 
 	// Read from the message on a worker.
 	bool header_ok = false;

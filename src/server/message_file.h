@@ -21,6 +21,8 @@ struct MessageFile {
 	UniqueFd fd;
 	int open_error = 0;  // errno of the open when it failed
 	explicit MessageFile(const std::string& path);
+	// Reads through a descriptor the caller opened (and hands over).
+	explicit MessageFile(UniqueFd opened) : fd(std::move(opened)) {}
 	MessageFile(const MessageFile&) = delete;
 	MessageFile& operator=(const MessageFile&) = delete;
 	bool ok() const { return fd.valid(); }

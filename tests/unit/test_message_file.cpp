@@ -3,10 +3,14 @@
 // the same header section as read_header.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <optional>
 #include <string>
 
 #include "files.h"
+#include "server/inbound.h"
 #include "server/message_file.h"
 
 using tern::server::MessageFile;
@@ -71,4 +75,47 @@ TEST_CASE("message file: a file that did not open reads as nothing") {
 	CHECK_FALSE(header);
 	CHECK(size == 0);
 	CHECK_FALSE(called);
+}
+
+// The worker reads a spool file through a duplicate of the session's
+// descriptor (server/inbound.h InboundAnalysis::spool_fd), not by its path:
+// with the path gone, the message is still read whole, and the session's
+// own descriptor stays open after the worker closed its duplicate.
+TEST_CASE("inbound read: through the duplicate descriptor it is given, not the path") {
+	tern::testing::TempDir dir;
+	std::string path = dir.path + "/data-spool-1";
+	const std::string text =
+	    "From: Someone <someone@sender.example>\r\nMessage-ID: <m1@sender.example>\r\n"
+	    "Received: from a\r\n\r\nbody\r\n";
+	tern::UniqueFd session_fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+	REQUIRE(session_fd);
+	REQUIRE(::write(session_fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+
+	tern::server::InboundAnalysis by_path;
+	by_path.path = path;
+	tern::server::read_inbound_message(by_path);
+	REQUIRE(by_path.header_ok);
+
+	REQUIRE(::unlink(path.c_str()) == 0);
+	tern::server::InboundAnalysis by_fd;
+	by_fd.path = path;
+	by_fd.spool_fd.reset(::fcntl(session_fd.get(), F_DUPFD_CLOEXEC, 0));
+	REQUIRE(by_fd.spool_fd);
+	tern::server::read_inbound_message(by_fd);
+	CHECK(by_fd.header_ok);
+	CHECK_FALSE(by_fd.spool_fd);  // taken and closed by the read
+	CHECK(by_fd.size == static_cast<int64_t>(text.size()));
+	CHECK(by_fd.sha256 == by_path.sha256);
+	CHECK(by_fd.from_domain == "sender.example");
+	CHECK(by_fd.message_id == "<m1@sender.example>");
+	CHECK(by_fd.received_headers == 1);
+
+	char first = 0;
+	CHECK(::pread(session_fd.get(), &first, 1, 0) == 1);
+	CHECK(first == 'F');
+
+	tern::server::InboundAnalysis gone;
+	gone.path = path;
+	tern::server::read_inbound_message(gone);
+	CHECK_FALSE(gone.header_ok);
 }
