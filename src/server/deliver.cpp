@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -187,13 +188,14 @@ namespace {
 
 // One destination account's facts (reputation, rate counts, junk filter,
 // subject-pass) and its verdict; a worker step, it reads the history.
-decide::AccountDecision decide_for_account(const InboundAnalysis& an, const config::Account& settings, store::Env* env,
-                                           bool report_kept, int64_t now) {
+decide::AccountDecision decide_for_account(const InboundAnalysis& an, const store::ReadableFile& message,
+                                           const config::Account& settings, store::Env* env, bool report_kept,
+                                           int64_t now) {
 	decide::AccountDecision d;
 	inbound::MessageFacts facts = an.facts;
 	facts.report_kept = report_kept;
-	facts.junk_filter = store::junk_probability(env, settings, an.path);
-	facts.subject_pass = store::subject_pass_facts(env, settings, an.path, now);
+	facts.junk_filter = store::junk_probability(env, settings, message);
+	facts.subject_pass = store::subject_pass_facts(env, settings, message, now);
 	std::optional<std::string> rate_refusal;
 	if (env) {
 		store::MessageHistory history(*env);
@@ -228,13 +230,24 @@ void Connection::analysis_accounts(std::shared_ptr<InboundAnalysis> an) {
 	}
 	store::Env* env = srv.env();
 	std::shared_ptr<const config::Config> config = cfg;
+	// The junk filter and subject-pass read the message again: through a
+	// duplicate of the session's descriptor, as the first read
+	// (InboundAnalysis::spool_fd), closed by this job on the worker.
+	auto message_fd = std::make_shared<UniqueFd>();
+	bool reads_message = std::any_of(accounts.begin(), accounts.end(), [&](const std::string& name) {
+		const config::Account& a = cfg->accounts.at(name);
+		return a.junk_filter || a.subject_pass_period_s > 0;
+	});
+	if (reads_message && received.spool.fd) message_fd->reset(fcntl(received.spool.fd.get(), F_DUPFD_CLOEXEC, 0));
 	srv.workers().submit(
-	    [an, accounts, report_accounts, env, config] {
+	    [an, accounts, report_accounts, env, config, message_fd] {
 		    hash_inbound_message(*an);
 		    int64_t now = std::time(nullptr);
+		    store::ReadableFile message(an->path, message_fd->get());
 		    for (const auto& account : accounts)
-			    an->decisions[account] = decide_for_account(*an, config->accounts.at(account), env,
+			    an->decisions[account] = decide_for_account(*an, message, config->accounts.at(account), env,
 			                                                report_accounts.count(account) > 0, now);
+		    message_fd->reset();
 	    },
 	    suspend([an](Connection& c) { c.analysis_verdicts(an); }));
 	flush();

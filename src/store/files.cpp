@@ -27,7 +27,21 @@ void write_new_file(const std::string& path, std::string_view data) {
 	file.commit();
 }
 
-std::string read_file_head(const std::string& path, size_t limit) {
+std::string read_file_head(const ReadableFile& file, size_t limit) {
+	if (file.fd >= 0) {
+		std::string text(limit, '\0');
+		size_t got = 0;
+		while (got < limit) {
+			ssize_t n = ::pread(file.fd, text.data() + got, limit - got, static_cast<off_t>(got));
+			if (n < 0 && errno == EINTR) continue;
+			if (n < 0) throw std::runtime_error("reading " + file.path + ": " + std::strerror(errno));
+			if (n == 0) break;
+			got += static_cast<size_t>(n);
+		}
+		text.resize(got);
+		return text;
+	}
+	const std::string& path = file.path;
 	std::ifstream in(path, std::ios::binary);
 	if (!in) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
 	std::string text(limit, '\0');

@@ -103,7 +103,7 @@ void JunkCountsTable::retrain(const std::set<std::string>& words, JunkMark from,
 	});
 }
 
-std::set<std::string> message_file_words(const std::string& message_file) {
+std::set<std::string> message_file_words(const ReadableFile& message_file) {
 	return inbound::message_words(read_file_head(message_file, junk_filter_read_limit));
 }
 
@@ -124,7 +124,7 @@ JunkVerdictCounters& junk_verdict_counters() {
 }
 
 std::optional<inbound::JunkFilterAnswer> junk_probability(Env* env, const config::Account& account,
-                                                          const std::string& message_file) {
+                                                          const ReadableFile& message_file) {
 	if (!account.junk_filter) return std::nullopt;
 	inbound::JunkFilterAnswer answer;
 	answer.threshold = account.junk_filter->threshold;

@@ -15,6 +15,7 @@
 #include "inbound/analyze.h"
 #include "inbound/junk_filter.h"
 #include "store/db.h"
+#include "store/files.h"
 
 namespace tern::store {
 
@@ -58,7 +59,7 @@ constexpr size_t junk_filter_read_limit = 8 * 1024 * 1024;
 
 // The words of the message in `message_file` (its first
 // junk_filter_read_limit bytes, CRLF line ends). Throws on a read error.
-std::set<std::string> message_file_words(const std::string& message_file);
+std::set<std::string> message_file_words(const ReadableFile& message_file);
 
 // The junk filter's input to the port-25 verdict (inbound::analyze) for a
 // message to `account`: nullopt when the account has no junk filter; else
@@ -67,7 +68,7 @@ std::set<std::string> message_file_words(const std::string& message_file);
 // classify_error when the message cannot. Counts the verdict for
 // tern_junkfilter_verdicts_total. Blocking: call it on a worker.
 std::optional<inbound::JunkFilterAnswer> junk_probability(Env* env, const config::Account& account,
-                                                          const std::string& message_file);
+                                                          const ReadableFile& message_file);
 
 // Junk filter verdicts so far, by outcome, for the metrics sampler
 // (kept here because workers count them; read on the loop).

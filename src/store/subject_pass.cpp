@@ -37,7 +37,7 @@ std::string subject_pass_key(Env& env, const std::string& account) {
 	return key;
 }
 
-inbound::SubjectPassFacts subject_pass_facts(Env* env, const config::Account& account, const std::string& message_file,
+inbound::SubjectPassFacts subject_pass_facts(Env* env, const config::Account& account, const ReadableFile& message_file,
                                              int64_t now) {
 	inbound::SubjectPassFacts facts;
 	if (account.subject_pass_period_s <= 0 || !env) return facts;

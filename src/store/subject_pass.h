@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "inbound/analyze.h"
 #include "store/db.h"
+#include "store/files.h"
 
 namespace tern::store {
 
@@ -22,7 +23,7 @@ std::string subject_pass_key(Env& env, const std::string& account);
 // new_token, a fresh token for that address, for the 550 that offers it.
 // Without a single parsable From address, or when the key cannot be read
 // (logged), nothing is configured: no token is offered or honoured.
-inbound::SubjectPassFacts subject_pass_facts(Env* env, const config::Account& account, const std::string& message_file,
+inbound::SubjectPassFacts subject_pass_facts(Env* env, const config::Account& account, const ReadableFile& message_file,
                                              int64_t now);
 
 }  // namespace tern::store

@@ -91,3 +91,34 @@ TEST_CASE("ternctl junk: usage errors exit 2, an unknown account 1") {
 	CHECK(r.exit_code == 1);
 	CHECK(r.err == "error: no such account: nobody\n");
 }
+
+// Messages over SMTP to an account with a trained junk filter: the filter
+// reads each received message (through the session's spool descriptor,
+// store/files.h ReadableFile) and its verdict decides. A read that failed
+// would refuse both as junk-classify-error.
+TEST_CASE("junk filter: a trained account takes the ham message over SMTP and refuses the spam one") {
+	TernDaemon d({.config_patch = junk_patch});
+	REQUIRE_RUNNING(d);
+	std::mt19937 rng(99);
+	train_corpus(d, rng, 8);
+
+	// One connection per message, the text's LF line ends made CRLF; the
+	// reply after the final dot.
+	auto send_text = [&d](const std::string& subject, std::string text) {
+		for (size_t p = 0; (p = text.find('\n', p)) != std::string::npos; p += 2) text.replace(p, 1, "\r\n");
+		SmtpClient client = connect_and_ehlo(d);
+		REQUIRE(client.connected());
+		Transaction t = send_mail(client, test_sender, {"alice@test.example"}, make_message(subject, text));
+		CHECK(t.step == "END");
+		return t.reply;
+	};
+	Reply ham = send_text("project meeting", "agenda for the project review meeting tomorrow\n");
+	CHECK_MESSAGE(ham.code == 250, ham.text << "\n" << log_tail(d));
+	REQUIRE(wait_for_maildir(d.maildir(), 1).size() == 1);
+
+	Reply spam = send_text("cheap pills winner", "cheap pills lottery prize casino bonus claim free\n");
+	CHECK_MESSAGE(spam.code / 100 != 2, spam.text);
+	CHECK(contains(d.log_text(), "msg=\"incoming message rejected\" account=alice reason=junk-content"));
+	CHECK_FALSE(contains(d.log_text(), "junk-classify-error"));
+	CHECK(maildir_files(d.maildir()).size() == 1);
+}

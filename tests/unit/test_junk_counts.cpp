@@ -2,11 +2,14 @@
 // trained through the store on a generated corpus it separates a held-out
 // set; training and untraining round-trip; a flipped mark moves the words.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <random>
 
 #include "server/inbound_ctl.h"
 #include "store/junk_counts.h"
+#include "util/unique_fd.h"
 #include "unit/files.h"
 #include "unit/junk_corpus.h"
 
@@ -117,6 +120,17 @@ TEST_CASE("junk counts: the verdict's input for an account's message file") {
 	auto missing = store::junk_probability(&env, cfg->accounts.at("alice"), dir.path + "/gone");
 	REQUIRE(missing);
 	CHECK(missing->classify_error);
+
+	// Through an open descriptor (a spool file in reuse, store/files.h
+	// ReadableFile): the path is not opened, so it may be gone.
+	tern::UniqueFd open_file(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+	REQUIRE(open_file);
+	REQUIRE(::unlink(file.c_str()) == 0);
+	auto through_fd = store::junk_probability(&env, cfg->accounts.at("alice"), {file, open_file.get()});
+	REQUIRE(through_fd);
+	CHECK_FALSE(through_fd->classify_error);
+	CHECK(through_fd->probability == answer->probability);
+	write_file(file, "Subject: cheap pills\r\n\r\ncheap pills winner lottery\r\n");
 	auto no_db = store::junk_probability(nullptr, cfg->accounts.at("alice"), file);
 	REQUIRE(no_db);
 	CHECK(no_db->open_error);
@@ -158,4 +172,21 @@ TEST_CASE("junk counts: the scanner's mark changes train, flip and untrain a sto
 	CHECK(counts.totals().ham == 0);
 	CHECK(counts.words({"cheap", "lottery", "cheap pills"}).empty());
 	CHECK_THROWS(store::train_junk_mark_change(env, "alice", dir.path + "/gone", std::nullopt, JunkMark::ham));
+}
+
+TEST_CASE("store files: the head of a file by path and through a descriptor") {
+	TempDir dir;
+	std::string file = dir.path + "/msg";
+	const std::string text(70000, 'x');
+	write_file(file, "Subject: s\r\n\r\n" + text);
+	tern::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+	REQUIRE(fd);
+	for (size_t limit : {size_t{5}, size_t{65536}, size_t{1} << 20}) {
+		std::string by_path = store::read_file_head(file, limit);
+		CHECK(by_path.size() == std::min(limit, text.size() + 14));
+		CHECK(store::read_file_head({file, fd.get()}, limit) == by_path);
+	}
+	REQUIRE(::unlink(file.c_str()) == 0);
+	CHECK(store::read_file_head({file, fd.get()}, 12) == "Subject: s\r\n");
+	CHECK_THROWS(store::read_file_head(file, 12));
 }
