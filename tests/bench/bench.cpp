@@ -35,6 +35,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -484,6 +485,22 @@ struct ThreadStats {
 	std::string first_error;
 };
 
+// Connects, reads the greeting and sends EHLO; `mail_max` is the LIMITS
+// MAILMAX the server announces (RFC 9422 2.1), or no limit.
+bool connect_with_limit(SmtpClient& client, int port, const std::string& helo, uint64_t& mail_max) {
+	if (!client.connect("127.0.0.1", port) || client.read_reply().code != 220) return false;
+	Reply ehlo = client.cmd("EHLO " + helo);
+	if (ehlo.code != 250) return false;
+	mail_max = UINT64_MAX;
+	for (const auto& line : ehlo.lines) {
+		size_t limits = line.find("LIMITS ");
+		size_t at = line.find("MAILMAX=");
+		if (limits == 4 && at != std::string::npos)
+			mail_max = std::strtoull(line.c_str() + at + 8, nullptr, 10);
+	}
+	return true;
+}
+
 void client_loop(const Options& o, const Scenario& sc, int port, int index, Clock::time_point deadline,
                  ThreadStats& stats) {
 	auto note_error = [&](const std::string& what) {
@@ -492,11 +509,18 @@ void client_loop(const Options& o, const Scenario& sc, int port, int index, Cloc
 	};
 	SmtpClient client;
 	uint64_t n = 0;
+	uint64_t left = 0;  // transactions this connection may still carry
 	while (Clock::now() < deadline) {
-		if (!client.connected() && (!client.connect("127.0.0.1", port) || !client.greet_and_ehlo(o.helo))) {
+		if (!client.connected() && !connect_with_limit(client, port, o.helo, left)) {
 			note_error("connect/EHLO: " + client.last_error);
 			client.close();
 			usleep(50 * 1000);
+			continue;
+		}
+		// A reused connection ends where the server's MAILMAX says (RFC 9422).
+		if (left-- == 0) {
+			client.cmd("QUIT");
+			client.close();
 			continue;
 		}
 		// MAIL, RCPT and DATA pipelined (RFC 2920).
