@@ -63,42 +63,44 @@ void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
 	std::vector<size_t> key_lookups;
 	for (size_t i = 0; i < an->pending.size(); ++i)
 		if (!an->pending[i].early) key_lookups.push_back(i);
-	// Every lookup decrements the count; the last one moves on. Each
-	// callback reaches the connection only through its handle.
-	an->outstanding = 2 + static_cast<int>(key_lookups.size());
-	std::function<void()> all_answered = suspend([an](Connection& c) { c.analysis_verify(an); });
-	auto join = [an, all_answered] {
-		if (--an->outstanding == 0) all_answered();
+	// Every lookup decrements the count; the last one moves on. iprev and
+	// SPF, started early (server/early_lookup.h), have usually answered
+	// already: with no DKIM key to ask for, the analysis then goes on at
+	// once. Each callback reaches the connection only through its handle.
+	auto start_lookups = [this, an, key_lookups](std::function<void()> all_answered) {
+		an->outstanding = 2 + static_cast<int>(key_lookups.size());
+		auto join = [an, all_answered] {
+			if (--an->outstanding == 0) all_answered();
+		};
+		auto on_iprev = [an, join](const mailauth::IprevResult& r) {
+			an->iprev = r;
+			join();
+		};
+		if (early_iprev)
+			early_iprev->get(on_iprev);
+		else
+			mailauth::iprev_lookup(srv.resolver(), cid, remote_ip, on_iprev);
+		auto on_spf = [an, join](const SpfOutcome& outcome) {
+			an->spf = outcome.received;
+			an->spf_explanation = outcome.explanation;
+			join();
+		};
+		if (tx.early_spf)
+			tx.early_spf->lookup.get(on_spf);
+		else
+			mailauth::spf_verify(srv.resolver(), cid, an->spf_args,
+			                     [on_spf](mailauth::SpfReceived received, std::string explanation, bool) {
+						     on_spf(SpfOutcome{std::move(received), std::move(explanation)});
+					     });
+		for (size_t i : key_lookups) {
+			srv.resolver().query(cid, an->pending[i].dns_name, mailauth::RrType::TXT,
+			                     [an, join, i](const mailauth::DnsAnswer& a) {
+						     an->key_answers[i] = a;
+						     join();
+					     });
+		}
 	};
-	// iprev and SPF were started early (server/early_lookup.h); they are
-	// joined here, or started now when they were not.
-	auto on_iprev = [an, join](const mailauth::IprevResult& r) {
-		an->iprev = r;
-		join();
-	};
-	if (early_iprev)
-		early_iprev->get(on_iprev);
-	else
-		mailauth::iprev_lookup(srv.resolver(), cid, remote_ip, on_iprev);
-	auto on_spf = [an, join](const SpfOutcome& outcome) {
-		an->spf = outcome.received;
-		an->spf_explanation = outcome.explanation;
-		join();
-	};
-	if (tx.early_spf)
-		tx.early_spf->lookup.get(on_spf);
-	else
-		mailauth::spf_verify(srv.resolver(), cid, an->spf_args,
-		                     [on_spf](mailauth::SpfReceived received, std::string explanation, bool) {
-					     on_spf(SpfOutcome{std::move(received), std::move(explanation)});
-				     });
-	for (size_t i : key_lookups) {
-		srv.resolver().query(cid, an->pending[i].dns_name, mailauth::RrType::TXT,
-		                     [an, join, i](const mailauth::DnsAnswer& a) {
-					     an->key_answers[i] = a;
-					     join();
-				     });
-	}
+	continue_when<>(start_lookups, [an](Connection& c) { c.analysis_verify(an); });
 }
 
 void Connection::analysis_verify(std::shared_ptr<InboundAnalysis> an) {
@@ -111,11 +113,13 @@ void Connection::analysis_verify(std::shared_ptr<InboundAnalysis> an) {
 		// message's From names the same domain (server/early_lookup.h).
 		std::shared_ptr<EarlyDmarc> early = c.tx.early_dmarc;
 		if (early && early->domain == ascii_lower(an->from_domain)) {
-			early->lookup.get(c.suspend([an](Connection& c2, const mailauth::DmarcLookup& lookup) {
-				an->dmarc = mailauth::dmarc_evaluate(lookup, an->from_domain, an->dkim, an->spf.result,
-				                                     an->spf_domain());
-				c2.analysis_decide(an);
-			}));
+			c.continue_when<mailauth::DmarcLookup>(
+			    [early](auto answer) { early->lookup.get(std::move(answer)); },
+			    [an](Connection& c2, const mailauth::DmarcLookup& lookup) {
+				    an->dmarc = mailauth::dmarc_evaluate(lookup, an->from_domain, an->dkim,
+				                                         an->spf.result, an->spf_domain());
+				    c2.analysis_decide(an);
+			    });
 			return;
 		}
 		mailauth::dmarc_verify(c.srv.resolver(), c.cid, an->from_domain, an->dkim, an->spf.result,
@@ -147,12 +151,16 @@ void Connection::analysis_decide(std::shared_ptr<InboundAnalysis> an) {
 	                                                         tx.mail_from);
 	an->facts = std::move(sender.facts);
 	an->identity = std::move(sender.identity);
-	// Zones that fail RFC 5782 5's test addresses are skipped.
-	srv.dnsbl_health().healthy_zones(cid, listener().smtp.dnsbl_zones,
-	                                 suspend([an](Connection& c, const std::vector<std::string>& zones) {
-						 an->dnsbl_zones = zones;
-						 c.analysis_dnsbl(an, 0);
-					 }));
+	// Zones that fail RFC 5782 5's test addresses are skipped; the health
+	// of each is known already but every few hours.
+	continue_when<std::vector<std::string>>(
+	    [this](auto healthy) {
+		    srv.dnsbl_health().healthy_zones(cid, listener().smtp.dnsbl_zones, std::move(healthy));
+	    },
+	    [an](Connection& c, const std::vector<std::string>& zones) {
+		    an->dnsbl_zones = zones;
+		    c.analysis_dnsbl(an, 0);
+	    });
 }
 
 // DNS blocklists, zone by zone until one lists the client; the analysis

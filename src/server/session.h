@@ -340,6 +340,15 @@ struct Connection {
 	// rule").
 	template <class F>
 	auto suspend(F f);
+	// For async work that may also answer at once (an early lookup whose
+	// answer is in, a cache, lookups that all answered while being
+	// started): `start(answer)` starts it; an answer given before start
+	// returns runs `next(conn, results...)` right after, in this frame,
+	// with no trip through the loop; a later one resumes the connection as
+	// suspend() does. `next` returns nothing; the caller does nothing with
+	// the connection after this call.
+	template <class... Results, class Start, class Next>
+	void continue_when(Start start, Next next);
 	// Runs a completion's continuation and applies the Outcome it returns
 	// (a continuation that returns nothing handed the command on to work
 	// that applies its own), then continues with buffered input.

@@ -5,6 +5,9 @@
 #include "server/session.h"
 #include "util/assert.h"
 
+#include <functional>
+#include <memory>
+#include <optional>
 #include <tuple>
 #include <type_traits>
 
@@ -37,6 +40,33 @@ auto Connection::suspend(F f) {
 			std::apply([&](auto&... rs) { deliver(f, rs...); }, saved);
 		});
 	};
+}
+
+template <class... Results, class Start, class Next>
+void Connection::continue_when(Start start, Next next) {
+	static_assert(std::is_void_v<std::invoke_result_t<Next&, Connection&, const Results&...>>,
+	              "continue_when: `next` hands the command on, it returns no Outcome");
+	struct Answer {
+		bool start_returned = false;
+		std::optional<std::tuple<std::decay_t<Results>...>> at_once;
+		std::function<void(const Results&...)> later;  // suspend()'s callback
+	};
+	auto answer = std::make_shared<Answer>();
+	start(std::function<void(const Results&...)>([answer](const Results&... results) {
+		if (!answer->start_returned) {
+			answer->at_once.emplace(results...);
+			return;
+		}
+		// Once only: the callback lets go of what it holds.
+		auto later = std::move(answer->later);
+		if (later) later(results...);
+	}));
+	answer->start_returned = true;
+	if (answer->at_once) {
+		std::apply([&](const auto&... results) { next(*this, results...); }, *answer->at_once);
+		return;
+	}
+	answer->later = suspend(std::move(next));
 }
 
 }  // namespace tern::server

@@ -465,6 +465,7 @@ struct RunResult1 {
 	uint64_t delivered = 0, failed = 0;
 	std::string first_error;
 	std::string per_thread;               // CPU us per message by thread name, for a server with threads
+	std::string steps;                    // median ms of each step of a session but the dot
 	tern::bench::SyscallCounts syscalls;  // with a trace: what the server's threads called
 };
 
@@ -479,18 +480,28 @@ std::string message_text(const Options& o, size_t bytes, int thread, uint64_t n)
 	return m;
 }
 
+// The steps of a session, timed at the client, beside the dot-to-250
+// latency: where a session's time goes at a given load.
+enum Step { step_connect, step_ehlo, step_envelope, step_quit, step_count };
+const char* const step_names[step_count] = {"connect+220", "EHLO", "MAIL/RCPT/DATA", "QUIT"};
+
 struct ThreadStats {
 	uint64_t accepted = 0, failed = 0;
 	std::vector<double> latencies_ms;
+	std::vector<double> step_ms[step_count];
 	std::string first_error;
 };
 
 // Connects, reads the greeting and sends EHLO; `mail_max` is the LIMITS
 // MAILMAX the server announces (RFC 9422 2.1), or no limit.
-bool connect_with_limit(SmtpClient& client, int port, const std::string& helo, uint64_t& mail_max) {
+bool connect_with_limit(SmtpClient& client, int port, const std::string& helo, uint64_t& mail_max, ThreadStats& stats) {
+	auto started = Clock::now();
 	if (!client.connect("127.0.0.1", port) || client.read_reply().code != 220) return false;
+	auto greeted = Clock::now();
 	Reply ehlo = client.cmd("EHLO " + helo);
 	if (ehlo.code != 250) return false;
+	stats.step_ms[step_connect].push_back(std::chrono::duration<double, std::milli>(greeted - started).count());
+	stats.step_ms[step_ehlo].push_back(std::chrono::duration<double, std::milli>(Clock::now() - greeted).count());
 	mail_max = UINT64_MAX;
 	for (const auto& line : ehlo.lines) {
 		size_t limits = line.find("LIMITS ");
@@ -511,7 +522,7 @@ void client_loop(const Options& o, const Scenario& sc, int port, int index, Cloc
 	uint64_t n = 0;
 	uint64_t left = 0;  // transactions this connection may still carry
 	while (Clock::now() < deadline) {
-		if (!client.connected() && !connect_with_limit(client, port, o.helo, left)) {
+		if (!client.connected() && !connect_with_limit(client, port, o.helo, left, stats)) {
 			note_error("connect/EHLO: " + client.last_error);
 			client.close();
 			usleep(50 * 1000);
@@ -524,6 +535,7 @@ void client_loop(const Options& o, const Scenario& sc, int port, int index, Cloc
 			continue;
 		}
 		// MAIL, RCPT and DATA pipelined (RFC 2920).
+		auto envelope = Clock::now();
 		client.send("MAIL FROM:<" + o.mail_from + ">\r\nRCPT TO:<" + o.rcpt_to + ">\r\nDATA\r\n");
 		Reply mail = client.read_reply(), rcpt = client.read_reply(), data = client.read_reply();
 		if (mail.code != 250 || rcpt.code != 250 || data.code != 354) {
@@ -531,6 +543,8 @@ void client_loop(const Options& o, const Scenario& sc, int port, int index, Cloc
 			client.close();
 			continue;
 		}
+		stats.step_ms[step_envelope].push_back(
+		    std::chrono::duration<double, std::milli>(Clock::now() - envelope).count());
 		client.send(message_text(o, sc.message_bytes, index, n++));
 		auto dot = Clock::now();
 		client.send(".\r\n");
@@ -543,7 +557,10 @@ void client_loop(const Options& o, const Scenario& sc, int port, int index, Cloc
 		stats.accepted++;
 		stats.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - dot).count());
 		if (!sc.reuse) {
+			auto quit = Clock::now();
 			client.cmd("QUIT");
+			stats.step_ms[step_quit].push_back(
+			    std::chrono::duration<double, std::milli>(Clock::now() - quit).count());
 			client.close();
 		}
 	}
@@ -604,6 +621,16 @@ RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server,
 	r.delivered = files;
 	r.per_second = elapsed > 0 ? double(files) / elapsed : 0;
 	r.cpu_us_per_msg = files ? cpu * 1e6 / double(files) : 0;
+	for (int step = 0; step < step_count; step++) {
+		std::vector<double> times;
+		for (auto& s : stats) times.insert(times.end(), s.step_ms[step].begin(), s.step_ms[step].end());
+		if (times.empty()) continue;
+		std::sort(times.begin(), times.end());
+		char text[64];
+		std::snprintf(text, sizeof text, "%s%s %.2f", r.steps.empty() ? "" : ", ", step_names[step],
+		              percentile(times, 50));
+		r.steps += text;
+	}
 	std::sort(all.begin(), all.end());
 	r.p50_ms = percentile(all, 50);
 	r.p99_ms = percentile(all, 99);
@@ -931,6 +958,8 @@ int main(int argc, char** argv) {
 				    r.failed ? (std::to_string(r.failed) + " (" + r.first_error + ")").c_str() : "");
 				if (!r.per_thread.empty())
 					std::printf("         CPU us/msg by thread: %s\n", r.per_thread.c_str());
+				if (!r.steps.empty())
+					std::printf("         median ms of the other steps: %s\n", r.steps.c_str());
 				(is_tern ? tern_runs : pf_runs)[s].push_back(r);
 			}
 		}
