@@ -637,6 +637,32 @@ RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server,
 	return r;
 }
 
+// A refused message or an error in a run is worth its reason: ternd's
+// error and warn lines and its refusals since it started (not its remarks
+// on the bench's own setup), the first few, after the table.
+void print_notable_log_lines(const std::string& log) {
+	constexpr size_t shown_at_most = 20;
+	std::vector<std::string> notable;
+	size_t total = 0;
+	bool started = false;
+	std::istringstream lines(log);
+	for (std::string line; std::getline(lines, line);) {
+		if (!started) {
+			started = line.find("msg=\"ternd started\"") != std::string::npos;
+			continue;
+		}
+		bool wanted = line.find(" level=error ") != std::string::npos ||
+		    line.find(" level=warn ") != std::string::npos ||
+		    line.find("msg=\"incoming message rejected\"") != std::string::npos;
+		if (!wanted) continue;
+		if (notable.size() < shown_at_most) notable.push_back(line);
+		++total;
+	}
+	if (total == 0) return;
+	std::printf("\nternd logged %zu error, warn or refusal lines; the first %zu:\n", total, notable.size());
+	for (const auto& line : notable) std::printf("  %s\n", line.c_str());
+}
+
 // ------------------------------------------------------------- idle memory
 
 // PSS in kB of one process by kind of mapping (/proc/PID/smaps), to see
@@ -1007,7 +1033,10 @@ int main(int argc, char** argv) {
 	std::printf("| %-56s | %10.0f | %10s | %12s |\n", "disk ceiling, fsync'd renames/s, 8 in parallel",
 	            disk_parallel, "", "");
 
-	if (!daemon.running()) std::printf("\nternd is no longer running! log:\n%s\n", daemon.log_text().c_str());
+	if (!daemon.running())
+		std::printf("\nternd is no longer running! log:\n%s\n", daemon.log_text().c_str());
+	else
+		print_notable_log_lines(daemon.log_text());
 	if (postfix) postfix->stop();
 
 	// A large message history (issue: reputation look-ups per delivery):
