@@ -480,14 +480,18 @@ std::string message_text(const Options& o, size_t bytes, int thread, uint64_t n)
 	return m;
 }
 
-// The steps of a session, timed at the client, beside the dot-to-250
-// latency: where a session's time goes at a given load.
-enum Step { step_connect, step_ehlo, step_envelope, step_quit, step_count };
-const char* const step_names[step_count] = {"connect+220", "EHLO", "MAIL/RCPT/DATA", "QUIT"};
+// The steps of a session, timed at the client: the dot-to-250 latency and
+// the others, where a session's time goes at a given load.
+enum Step { step_connect, step_ehlo, step_envelope, step_dot, step_quit, step_count };
+const char* const step_names[step_count] = {"connect+220", "EHLO", "MAIL/RCPT/DATA", "dot to 250", "QUIT"};
+
+double ms_between(Clock::time_point from, Clock::time_point to) {
+	return std::chrono::duration<double, std::milli>(to - from).count();
+}
+double ms_since(Clock::time_point from) { return ms_between(from, Clock::now()); }
 
 struct ThreadStats {
 	uint64_t accepted = 0, failed = 0;
-	std::vector<double> latencies_ms;
 	std::vector<double> step_ms[step_count];
 	std::string first_error;
 };
@@ -500,8 +504,8 @@ bool connect_with_limit(SmtpClient& client, int port, const std::string& helo, u
 	auto greeted = Clock::now();
 	Reply ehlo = client.cmd("EHLO " + helo);
 	if (ehlo.code != 250) return false;
-	stats.step_ms[step_connect].push_back(std::chrono::duration<double, std::milli>(greeted - started).count());
-	stats.step_ms[step_ehlo].push_back(std::chrono::duration<double, std::milli>(Clock::now() - greeted).count());
+	stats.step_ms[step_connect].push_back(ms_between(started, greeted));
+	stats.step_ms[step_ehlo].push_back(ms_since(greeted));
 	mail_max = UINT64_MAX;
 	for (const auto& line : ehlo.lines) {
 		size_t limits = line.find("LIMITS ");
@@ -543,8 +547,7 @@ void client_loop(const Options& o, const Scenario& sc, int port, int index, Cloc
 			client.close();
 			continue;
 		}
-		stats.step_ms[step_envelope].push_back(
-		    std::chrono::duration<double, std::milli>(Clock::now() - envelope).count());
+		stats.step_ms[step_envelope].push_back(ms_since(envelope));
 		client.send(message_text(o, sc.message_bytes, index, n++));
 		auto dot = Clock::now();
 		client.send(".\r\n");
@@ -555,12 +558,11 @@ void client_loop(const Options& o, const Scenario& sc, int port, int index, Cloc
 			continue;
 		}
 		stats.accepted++;
-		stats.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - dot).count());
+		stats.step_ms[step_dot].push_back(ms_since(dot));
 		if (!sc.reuse) {
 			auto quit = Clock::now();
 			client.cmd("QUIT");
-			stats.step_ms[step_quit].push_back(
-			    std::chrono::duration<double, std::milli>(Clock::now() - quit).count());
+			stats.step_ms[step_quit].push_back(ms_since(quit));
 			client.close();
 		}
 	}
@@ -584,12 +586,10 @@ RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server,
 	RunResult1 r;
 	// Every message that got its 250 is on disk: its calls are all counted.
 	if (trace) r.syscalls = trace->stop();
-	std::vector<double> all;
 	uint64_t accepted = 0;
 	for (auto& s : stats) {
 		accepted += s.accepted;
 		r.failed += s.failed;
-		all.insert(all.end(), s.latencies_ms.begin(), s.latencies_ms.end());
 		if (r.first_error.empty()) r.first_error = s.first_error;
 	}
 	// A message counts once its file is in new/: wait for the last one (a
@@ -621,19 +621,23 @@ RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server,
 	r.delivered = files;
 	r.per_second = elapsed > 0 ? double(files) / elapsed : 0;
 	r.cpu_us_per_msg = files ? cpu * 1e6 / double(files) : 0;
+	// Each step's times of every session; the dot's give the latency
+	// figures, the others their median on a line of their own.
 	for (int step = 0; step < step_count; step++) {
 		std::vector<double> times;
 		for (auto& s : stats) times.insert(times.end(), s.step_ms[step].begin(), s.step_ms[step].end());
-		if (times.empty()) continue;
 		std::sort(times.begin(), times.end());
+		if (step == step_dot) {
+			r.p50_ms = percentile(times, 50);
+			r.p99_ms = percentile(times, 99);
+			continue;
+		}
+		if (times.empty()) continue;
 		char text[64];
 		std::snprintf(text, sizeof text, "%s%s %.2f", r.steps.empty() ? "" : ", ", step_names[step],
 		              percentile(times, 50));
 		r.steps += text;
 	}
-	std::sort(all.begin(), all.end());
-	r.p50_ms = percentile(all, 50);
-	r.p99_ms = percentile(all, 99);
 	return r;
 }
 
