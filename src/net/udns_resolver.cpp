@@ -289,7 +289,8 @@ void UdnsResolver::query(uint64_t owner, const std::string& name, RrType type, C
 		return;
 	}
 	// udns never completes a query inside dns_submit_p (it only queues it
-	// and asks for a zero timer), so `p` stays valid here.
+	// and asks for a zero timer), so `p` stays valid here; send_queued()
+	// below puts it on the wire.
 	p->handle = dns_submit_p(ctx_, name.c_str(), DNS_C_IN, qtype, DNS_NOSRCH, parse, on_udns_answer, p);
 	if (!p->handle) {
 		// A name too long or with an empty label (DNS_E_BADQUERY), or no
@@ -302,6 +303,19 @@ void UdnsResolver::query(uint64_t owner, const std::string& name, RrType type, C
 	in_flight_.emplace(std::move(key), id);
 	ev_timer_set(&p->deadline, timeout_seconds_, 0.);
 	ev_timer_start(loop_, &p->deadline);
+	send_queued();
+}
+
+void UdnsResolver::send_queued() {
+	sending_ = true;
+	int next = dns_timeouts(ctx_, -1, 0);
+	sending_ = false;
+	// udns re-arms its timer through on_udns_timer_request, but not when
+	// its earliest deadline did not change: then the timer is set here.
+	if (next >= 0 && !ev_is_active(&timeout_timer_)) {
+		ev_timer_set(&timeout_timer_, next + kTimerSlack, 0.);
+		ev_timer_start(loop_, &timeout_timer_);
+	}
 }
 
 bool UdnsResolver::has_live_sharers(const Pending& p) const {
@@ -352,10 +366,10 @@ void UdnsResolver::cancel_owner(uint64_t owner) {
 	for (uint64_t id : ids) {
 		auto it = pending_.find(id);
 		Pending& p = *it->second;
-		if (p.handle && has_live_sharers(p)) {
-			// Others wait for this answer: it stays on the wire without
-			// its own callback (a later cancel of the same owner looks
-			// again whether anyone still waits).
+		if ((p.handle || p.answer_deferred) && has_live_sharers(p)) {
+			// Others wait for this answer: it stays on the wire (or
+			// deferred) without its own callback (a later cancel of the
+			// same owner looks again whether anyone still waits).
 			p.cb = nullptr;
 			continue;
 		}
@@ -389,6 +403,15 @@ void UdnsResolver::on_udns_answer(dns_ctx* ctx, void* result, void* data) {
 		answer.status = status_from_udns(dns_status(ctx));
 	}
 	p->handle = nullptr;  // freed by udns
+	if (self->sending_) {
+		// Ended while query() sends (a send that failed for good): the
+		// answer waits for the loop, like an invalid name's; queries that
+		// share it get it then.
+		p->answer = std::move(answer);
+		p->answer_deferred = true;
+		self->defer(p->id);
+		return;
+	}
 	self->answer_flight(p->id, answer);
 }
 
@@ -409,16 +432,9 @@ void UdnsResolver::on_io(struct ev_loop*, ev_io* w, int) {
 }
 
 void UdnsResolver::on_timeout_timer(struct ev_loop*, ev_timer* w, int) {
-	auto* self = static_cast<UdnsResolver*>(w->data);
-	// Sends queued queries, retries or fails expired ones, and re-arms the
-	// timer through on_udns_timer_request. udns skips that call when the
-	// earliest deadline did not change (the timer fired a little early), so
-	// re-arm here in that case or the queries would wait forever.
-	int next = dns_timeouts(self->ctx_, -1, 0);
-	if (next >= 0 && !ev_is_active(&self->timeout_timer_)) {
-		ev_timer_set(&self->timeout_timer_, next + kTimerSlack, 0.);
-		ev_timer_start(self->loop_, &self->timeout_timer_);
-	}
+	// Retransmissions and queries udns gave up on (our own deadline ends
+	// them first); new queries went out from query() already.
+	static_cast<UdnsResolver*>(w->data)->send_queued();
 }
 
 void UdnsResolver::on_deferred_timer(struct ev_loop*, ev_timer* w, int) {
@@ -426,12 +442,11 @@ void UdnsResolver::on_deferred_timer(struct ev_loop*, ev_timer* w, int) {
 	std::vector<uint64_t> ids;
 	ids.swap(self->deferred_);
 	for (uint64_t id : ids) {
-		auto node = self->pending_.extract(id);
-		if (node.empty()) continue;  // cancelled meanwhile
-		Callback cb = std::move(node.mapped()->cb);
-		DnsAnswer answer = std::move(node.mapped()->answer);
-		node = {};
-		if (cb) deliver_answer(cb, answer);
+		auto it = self->pending_.find(id);
+		if (it == self->pending_.end()) continue;  // cancelled meanwhile
+		// A query that was on the wire may have been shared meanwhile.
+		DnsAnswer answer = std::move(it->second->answer);
+		self->answer_flight(id, answer);
 	}
 }
 

@@ -9,6 +9,11 @@
 // A callback may call query() or cancel_owner() (also for its own owner);
 // it must not destroy the resolver.
 //
+// A query goes on the wire inside query(), not on the next loop iteration:
+// lookups that depend on each other (the MX check at MAIL FROM asks for
+// the MX hosts' addresses after the MX answer) would otherwise each wait
+// for the rest of a busy iteration first.
+//
 // A query asked again (the same name, in any case, and type) while the
 // first is still on the wire does not go out a second time: it waits for
 // that one's answer (or its timeout), as a caching resolver does with the
@@ -72,7 +77,8 @@ private:
 		mailauth::RrType type = mailauth::RrType::A;
 		dns_query* handle = nullptr;  // null when never submitted (deferred)
 		Callback cb;
-		mailauth::DnsAnswer answer;  // for deferred answers
+		mailauth::DnsAnswer answer;    // for deferred answers
+		bool answer_deferred = false;  // was on the wire; its answer waits in `answer`
 		// Our own per-query deadline: udns counts whole seconds of time(),
 		// too coarse for timeout_ms.
 		ev_timer deadline;
@@ -95,6 +101,10 @@ private:
 
 	// Queues an answer to be delivered on the next loop iteration.
 	void defer(uint64_t id);
+	// Sends the queries udns has queued (a new one, retransmissions) and
+	// re-arms its timer. An answer udns gives meanwhile (a query it ends
+	// at once) is deferred: no callback runs inside query().
+	void send_queued();
 	// Gives the answer of the query `id` on the wire to it and to the
 	// queries that shared it, each taken out just before its callback runs
 	// (a callback may cancel the owner of a later one).
@@ -107,6 +117,7 @@ private:
 	ev_io io_watcher_;
 	ev_timer timeout_timer_;   // udns's single context timer
 	ev_timer deferred_timer_;  // zero-delay timer delivering deferred answers
+	bool sending_ = false;     // inside send_queued()
 	uint64_t next_id_ = 1;
 	// id → query; ids let deferred answers skip entries cancelled meanwhile.
 	std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_;

@@ -424,6 +424,42 @@ TEST_CASE("udns resolver: a lost packet is retransmitted within the timeout") {
 	CHECK(f.dns.queries_seen("lossy.test") == 2);
 }
 
+TEST_CASE("udns resolver: a query is on the wire when query() returns, before the loop runs") {
+	Fixture f;
+	auto out = f.ask("host.test", RrType::A);
+	// The responder's thread sees it while our loop has not turned once.
+	auto start = std::chrono::steady_clock::now();
+	while (f.dns.queries_seen("host.test") == 0 && seconds_since(start) < 2.0)
+		std::this_thread::sleep_for(std::chrono::milliseconds(5));
+	CHECK(f.dns.queries_seen("host.test") == 1);
+	CHECK(out->calls == 0);  // the answer is read by the loop
+	REQUIRE(run_until(
+	    f.loop, [&] { return out->calls > 0; }, 5.0));
+	CHECK(out->answer.status == DnsStatus::ok);
+	CHECK(out->calls == 1);
+}
+
+TEST_CASE("udns resolver: a send that fails at once answers from the loop, also the queries sharing it") {
+	// Broadcast without SO_BROADCAST: sendto(2) fails with EACCES at once.
+	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+	{
+		UdnsResolver resolver(loop, {"255.255.255.255:53"}, 1000);
+		std::vector<DnsAnswer> answers;
+		auto record = [&](const DnsAnswer& a) { answers.push_back(a); };
+		resolver.query(1, "host.test", RrType::A, record);
+		CHECK(answers.empty());                             // never inside query()
+		resolver.query(2, "HOST.test", RrType::A, record);  // shares the first
+		resolver.cancel_owner(1);                           // the one on the wire goes; the sharer still waits
+		CHECK(answers.empty());
+		REQUIRE(run_until(
+		    loop, [&] { return !answers.empty(); }, 3.0));
+		CHECK(answers.size() == 1);
+		CHECK(answers[0].status == DnsStatus::temperror);
+		CHECK(resolver.pending() == 0);
+	}
+	ev_loop_destroy(loop);
+}
+
 TEST_CASE("udns resolver: cancel_owner drops only that owner's queries") {
 	Fixture f(1000);
 	auto a1 = f.ask("host.test", RrType::A, 7);
