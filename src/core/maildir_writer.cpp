@@ -13,7 +13,7 @@ void MaildirWriter::deliver(std::string body_path, std::vector<store::MaildirCop
 }
 
 void MaildirWriter::deliver_noting_copies(std::string body_path, SpoolFile body, std::vector<store::MaildirCopy> copies,
-                                          std::string hostname, DoneWithCopies done) {
+                                          std::string hostname, DoneWithCopies done, Renamed renamed) {
 	++pending_;
 	auto msg = std::make_shared<Message>();
 	msg->body_path = std::move(body_path);
@@ -22,6 +22,7 @@ void MaildirWriter::deliver_noting_copies(std::string body_path, SpoolFile body,
 	msg->copies = std::move(copies);
 	msg->hostname = std::move(hostname);
 	msg->done = std::move(done);
+	msg->renamed = std::move(renamed);
 	disk_.submit([this, msg] { write_and_sync(*msg); },
 	             [this, msg] {
 			     // Only now, with the job finished, may another message write it.
@@ -38,6 +39,10 @@ void MaildirWriter::deliver_noting_copies(std::string body_path, SpoolFile body,
 void MaildirWriter::write_and_sync(Message& msg) {
 	write_copies(msg);
 	if (!msg.error.empty()) return;
+	if (msg.renamed) {
+		msg.renamed(msg.copies);
+		msg.renamed = nullptr;  // its captures go here, on this thread
+	}
 	// A renamed file whose directory is not known to be on disk is not
 	// durable: no 250 for that message.
 	DirSyncGroup::Failures failures = dir_sync_.sync(msg.dirs_to_sync);

@@ -50,9 +50,15 @@ public:
 	// With `body.fd` (a spool file of `spool` that nothing else reads any
 	// more) the body is read from that descriptor and its known size, then
 	// the file is emptied and returned to the pool instead of removed.
+	// `renamed`, when given, runs on the disk thread once every copy is in
+	// its folder (final_path set), before the directory sync that makes the
+	// names durable: work that needs only the names (the history records)
+	// starts there instead of after `done`. It must not block and must not
+	// touch loop-thread state.
 	using DoneWithCopies = std::function<void(const std::string& error, std::vector<store::MaildirCopy>& copies)>;
+	using Renamed = std::function<void(const std::vector<store::MaildirCopy>& copies)>;
 	void deliver_noting_copies(std::string body_path, SpoolFile body, std::vector<store::MaildirCopy> copies,
-	                           std::string hostname, DoneWithCopies done);
+	                           std::string hostname, DoneWithCopies done, Renamed renamed = nullptr);
 
 	// Messages accepted by deliver() and not yet answered.
 	size_t pending() const { return pending_; }
@@ -65,6 +71,7 @@ private:
 		std::vector<store::MaildirCopy> copies;
 		std::string hostname;
 		DoneWithCopies done;
+		Renamed renamed;
 		std::string error;
 		std::set<std::string> dirs_to_sync;         // touched by its renames and mkdirs
 		SpoolFile body;                             // handed over open, or by path only

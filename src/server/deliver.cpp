@@ -331,21 +331,23 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	auto [path, body] = std::exchange(received, {});
 	if (copies->empty()) {
 		remove_spool_file(body.fd, path, FileRemoval::on_worker);
-		record_inbound_history(an, {}, std::move(plan.errors));
+		record_inbound_history(an, std::move(plan.errors));
 		return;
 	}
+	CopiesRenamed on_renamed = history_beside_sync(an);
 	// The reply waits for every copy (the Maildir batch, the LMTP servers)
-	// and then for the history records.
+	// and for the history records.
 	deliver_local_copies(srv, path, std::move(body), std::move(*copies), local_envelope(),
 	                     suspend([an, copy_rcpts = std::move(copy_rcpts), errors = std::move(plan.errors)](
 					 Connection& c, std::vector<CopyOutcome> outcomes) mutable {
 				     c.inbound_copies_written(an, copy_rcpts, outcomes, std::move(errors));
-			     }));
+			     }),
+	                     std::move(on_renamed));
 	flush();
 }
 
 // The outcome of each copy of a port-25 message: the failures join the
-// errors, and the Maildir copies that landed get their history records.
+// errors.
 void Connection::inbound_copies_written(std::shared_ptr<InboundAnalysis> an, const std::vector<std::string>& copy_rcpts,
                                         const std::vector<CopyOutcome>& outcomes, std::vector<DeliverError> errors) {
 	for (const FailedCopy& f : failed_copies(srv, outcomes, copy_rcpts)) {
@@ -359,20 +361,7 @@ void Connection::inbound_copies_written(std::shared_ptr<InboundAnalysis> an, con
 		core::stats().count_delivery("delivererror", f.storage ? note.reason : "lmtp");
 		errors.push_back(f.error);
 	}
-	std::vector<store::MaildirCopy> written;
-	std::vector<decide::PlannedCopy> notes;
-	for (size_t i = 0; i < outcomes.size() && i < an->copy_notes.size(); ++i) {
-		// A copy an LMTP server took has no file of ours: the scanner
-		// cannot follow it, so it gets no history record.
-		if (!outcomes[i].delivered || outcomes[i].final_path.empty()) continue;
-		store::MaildirCopy w;
-		w.maildir = cfg->accounts.at(an->copy_notes[i].account).maildir;
-		w.final_path = outcomes[i].final_path;
-		written.push_back(std::move(w));
-		notes.push_back(an->copy_notes[i]);
-	}
-	an->copy_notes = std::move(notes);
-	record_inbound_history(an, std::move(written), std::move(errors));
+	record_inbound_history(an, std::move(errors));
 }
 
 namespace {
@@ -398,27 +387,42 @@ void remove_rejects_copies(const std::string& rejects_dir, const std::vector<std
 	}
 }
 
+// Where a copy landed, in its history record: the folder and the file's
+// unique name (`maildir` is its account's Maildir root).
+void place_history_record(store::HistoryRecord& h, const std::string& maildir, const std::string& final_path) {
+	h.mailbox = folder_of(maildir, final_path);
+	h.unique_name = std::string(
+	    inbound::maildir_unique_name(std::filesystem::path(final_path).filename().string()));
+}
+
 }  // namespace
 
-// One history record per written copy, and the Rejects copies this message
-// makes obsolete removed, on a worker; then the reply.
-void Connection::record_inbound_history(std::shared_ptr<InboundAnalysis> an, std::vector<store::MaildirCopy> written,
-                                        std::vector<DeliverError> errors) {
-	store::Env* env = srv.env();
-	if (!env) {
-		delivery_done(std::move(errors), an);
-		return;
-	}
-	std::vector<store::HistoryRecord> records;
-	int64_t now = std::time(nullptr);
-	for (size_t i = 0; i < written.size() && i < an->copy_notes.size(); ++i) {
-		const auto& note = an->copy_notes[i];
+// The history records of a message's Maildir copies are added by a worker
+// while the disk thread syncs the copies' directories (doc/design.md
+// "Message history"): a renamed copy is in its folder whether or not the
+// sync then fails, so its record need not wait for the sync. The disk
+// thread submits the job once the copies are renamed; its answer and the
+// copies' come back to the loop in either order, and the reply waits for
+// both.
+struct HistoryBesideSync {
+	// Per copy, its record but for where it lands, and its account's Maildir.
+	std::vector<store::HistoryRecord> drafts;
+	std::vector<std::string> maildirs;
+	store::Env* env = nullptr;
+	core::WorkerPool* workers = nullptr;
+	bool submitted = false;         // by the disk thread, before the copies' answer
+	bool recorded = false;          // on the loop: the worker's job is done
+	std::function<void()> waiting;  // on the loop: the session, resumed once recorded
+};
+
+// The Maildir writer's hook that starts the history records; none without
+// a message history.
+CopiesRenamed Connection::history_beside_sync(std::shared_ptr<InboundAnalysis> an) {
+	if (!srv.env()) return nullptr;
+	auto state = std::make_shared<HistoryBesideSync>();
+	for (const auto& note : an->copy_notes) {
 		store::HistoryRecord h;
 		h.account = note.account;
-		h.mailbox = folder_of(written[i].maildir, written[i].final_path);
-		h.unique_name = std::string(
-		    inbound::maildir_unique_name(std::filesystem::path(written[i].final_path).filename().string()));
-		h.received = now;
 		h.remote_ip = remote_ip.to_string();
 		h.identity = an->identity;
 		h.size = an->size;
@@ -426,24 +430,74 @@ void Connection::record_inbound_history(std::shared_ptr<InboundAnalysis> an, std
 		h.sha256 = an->sha256;
 		h.rejected = note.rejects_copy;
 		h.reason = note.reason;
-		records.push_back(std::move(h));
+		state->drafts.push_back(std::move(h));
+		state->maildirs.push_back(cfg->accounts.at(note.account).maildir);
 	}
+	state->env = srv.env();
+	state->workers = &srv.workers();
+	an->history_beside_sync = state;
+	// On the disk thread. Only Maildir copies come here: a copy an LMTP
+	// server took has no file of ours, the scanner cannot follow it, so it
+	// gets no history record.
+	return [state](const std::vector<RenamedCopy>& renamed) {
+		std::vector<store::HistoryRecord> records;
+		int64_t now = std::time(nullptr);
+		for (const RenamedCopy& r : renamed) {
+			if (r.index >= state->drafts.size()) continue;
+			records.push_back(state->drafts[r.index]);
+			records.back().received = now;
+			place_history_record(records.back(), state->maildirs[r.index], r.final_path);
+		}
+		state->submitted = true;
+		state->workers->submit(
+		    [env = state->env, records = std::move(records)]() mutable {
+			    try {
+				    store::MessageHistory(*env).add(records);
+			    } catch (const std::exception& e) {
+				    // The copies are stored; only what the history learns is lost.
+				    log::error("recording message history", {{"error", e.what()}});
+			    }
+		    },
+		    [state] {
+			    state->recorded = true;
+			    if (auto resume = std::exchange(state->waiting, nullptr)) resume();
+		    });
+	};
+}
+
+// The reply waits for the history records added beside the directory sync,
+// and for the Rejects copies this message makes obsolete to be removed (on
+// a worker, once the message is stored).
+void Connection::record_inbound_history(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {
+	if (auto beside = an->history_beside_sync; beside && beside->submitted && !beside->recorded) {
+		beside->waiting = suspend([an, errors = std::move(errors)](Connection& c) mutable {
+			c.remove_obsolete_rejects(an, std::move(errors));
+		});
+		return;
+	}
+	remove_obsolete_rejects(an, std::move(errors));
+}
+
+void Connection::remove_obsolete_rejects(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {
+	store::Env* env = srv.env();
 	std::map<std::string, std::string> rejects_dirs;
 	for (const auto& [account, names] : an->rejects_to_remove) {
 		const auto& a = cfg->accounts.at(account);
 		if (!names.empty()) rejects_dirs[account] = store::mailbox_dir(a.maildir, a.rejects_mailbox);
 	}
+	if (!env || rejects_dirs.empty()) {
+		delivery_done(std::move(errors), an);
+		return;
+	}
 	srv.workers().submit(
-	    [env, an, records = std::move(records), rejects_dirs]() mutable {
+	    [env, an, rejects_dirs]() {
 		    try {
 			    store::MessageHistory history(*env);
 			    for (const auto& [account, dir] : rejects_dirs) {
-				    remove_rejects_copies(dir, an->rejects_to_remove[account]);
-				    history.mark_expunged(account, an->rejects_to_remove[account]);
+				    remove_rejects_copies(dir, an->rejects_to_remove.at(account));
+				    history.mark_expunged(account, an->rejects_to_remove.at(account));
 			    }
-			    history.add(records);
 		    } catch (const std::exception& e) {
-			    // The copies are durable; only what the history learns is lost.
 			    log::error("recording message history", {{"error", e.what()}});
 		    }
 	    },

@@ -5,6 +5,7 @@
 // nothing but this.
 #pragma once
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -28,6 +29,8 @@ namespace tern::server {
 // The checks' results (from, iprev, SPF, DKIM, DMARC) and the decision's
 // pure parts live in decide/inbound_verdict.h; this adds what the steps
 // between them carry.
+struct HistoryBesideSync;  // server/deliver.cpp
+
 struct InboundAnalysis : decide::MessageChecks {
 	std::string path;  // the received message
 	// A duplicate of the session's spool descriptor (none when the file
@@ -64,6 +67,9 @@ struct InboundAnalysis : decide::MessageChecks {
 	// Per copy, in the order written: whose it is and why.
 	std::vector<decide::PlannedCopy> copy_notes;
 	std::map<std::string, std::vector<std::string>> rejects_to_remove;  // account → unique names
+	// The history records, added while the Maildir directories are synced
+	// (server/deliver.cpp); none without a message history.
+	std::shared_ptr<HistoryBesideSync> history_beside_sync;
 };
 
 // The worker step: reads the header, counts Received fields, parses From,

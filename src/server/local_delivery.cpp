@@ -69,11 +69,24 @@ CopyOutcome outcome_of(const smtp::LmtpRecipientResult& r) {
 	return o;
 }
 
+// The Maildir writer's hook, telling `renamed` the copies by their index
+// among all of the message's copies (`maildir_index`: the writer's k-th).
+core::MaildirWriter::Renamed by_copy_index(CopiesRenamed renamed, std::vector<size_t> maildir_index) {
+	if (!renamed) return nullptr;
+	return [renamed = std::move(renamed),
+	        maildir_index = std::move(maildir_index)](const std::vector<store::MaildirCopy>& written) {
+		std::vector<RenamedCopy> out;
+		for (size_t k = 0; k < maildir_index.size() && k < written.size(); ++k)
+			out.push_back(RenamedCopy{maildir_index[k], written[k].final_path});
+		renamed(out);
+	};
+}
+
 }  // namespace
 
 void deliver_local_copies(Server& srv, const std::string& body_path, core::SpoolFile body,
                           std::vector<LocalCopy> copies, const LocalEnvelope& envelope,
-                          std::function<void(std::vector<CopyOutcome>)> done) {
+                          std::function<void(std::vector<CopyOutcome>)> done, CopiesRenamed renamed) {
 	struct Join {
 		std::vector<CopyOutcome> outcomes;
 		size_t outstanding = 0;
@@ -144,7 +157,8 @@ void deliver_local_copies(Server& srv, const std::string& body_path, core::Spool
 			    if (error.empty() && k < written.size()) o.final_path = written[k].final_path;
 		    }
 		    join->finish_one();
-	    });
+	    },
+	    by_copy_index(std::move(renamed), maildir_index));
 }
 
 }  // namespace tern::server

@@ -70,11 +70,21 @@ struct LocalEnvelope {
 	uint64_t log_id = 0;
 };
 
+// A Maildir copy renamed into its folder: its index in `copies`, its file.
+struct RenamedCopy {
+	size_t index = 0;
+	std::string final_path;
+};
+// Runs on a disk thread once the Maildir copies are renamed, before their
+// directories are synced (core::MaildirWriter::Renamed).
+using CopiesRenamed = std::function<void(const std::vector<RenamedCopy>& renamed)>;
+
 // Delivers `copies` of the message in `body_path` (removed, or with `body`
 // open given back to the spool pool, when every copy has its outcome);
-// `done` runs later on the loop, outcomes in the order of `copies`.
+// `done` runs later on the loop, outcomes in the order of `copies`; `renamed`
+// (optional) on a disk thread before that.
 void deliver_local_copies(Server& srv, const std::string& body_path, core::SpoolFile body,
                           std::vector<LocalCopy> copies, const LocalEnvelope& envelope,
-                          std::function<void(std::vector<CopyOutcome>)> done);
+                          std::function<void(std::vector<CopyOutcome>)> done, CopiesRenamed renamed = nullptr);
 
 }  // namespace tern::server

@@ -5,9 +5,11 @@
 #include <ev.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/maildir_writer.h"
@@ -103,6 +105,48 @@ TEST_CASE("maildir_writer: a copy that cannot be written fails its message only,
 	// The body of a failed message is removed too: the session answers 4xx
 	// and the client sends it again.
 	CHECK(access((tmp.path + "/bad").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("maildir_writer: `renamed` runs on a disk thread once the copy is in new/, before the answer") {
+	Loop l;
+	TempDir tmp;
+	std::atomic<bool> answered{false}, renamed_before_answer{false}, renamed_on_loop_thread{true},
+	    file_there{false}, bad_renamed{false};
+	std::string renamed_path, final_path, bad_error;
+	const auto loop_thread = std::this_thread::get_id();
+	{
+		MaildirWriter writer(l.loop, nullptr, 2);
+		write_file(tmp.path + "/good", "Subject: ok\r\n\r\nx\r\n");
+		write_file(tmp.path + "/bad", "Subject: bad\r\n\r\nx\r\n");
+		MaildirCopy good{tmp.path + "/Maildir", "INBOX", "", false, ""};
+		MaildirCopy bad{tmp.path + "/Maildir", "../escape", "", false, ""};
+		writer.deliver_noting_copies(
+		    tmp.path + "/good", {}, {good}, "mx",
+		    [&](const std::string&, std::vector<MaildirCopy>& copies) {
+			    answered = true;
+			    final_path = copies.at(0).final_path;
+		    },
+		    [&](const std::vector<MaildirCopy>& copies) {
+			    renamed_on_loop_thread = std::this_thread::get_id() == loop_thread;
+			    renamed_before_answer = !answered;
+			    renamed_path = copies.at(0).final_path;
+			    file_there = access(renamed_path.c_str(), F_OK) == 0;
+		    });
+		writer.deliver_noting_copies(
+		    tmp.path + "/bad", {}, {bad}, "mx",
+		    [&](const std::string& e, std::vector<MaildirCopy>&) { bad_error = e; },
+		    [&](const std::vector<MaildirCopy>&) { bad_renamed = true; });
+		writer.drain();
+	}
+	CHECK(answered);
+	CHECK(renamed_before_answer);
+	CHECK_FALSE(renamed_on_loop_thread);
+	CHECK(file_there);
+	CHECK(renamed_path == final_path);
+	CHECK(renamed_path.find("/Maildir/new/") != std::string::npos);
+	// A message whose copies did not all land gets no such call.
+	CHECK(bad_error.find("invalid mailbox name") != std::string::npos);
+	CHECK_FALSE(bad_renamed);
 }
 
 TEST_CASE("spool_pool: a released file is handed out again, empty; a file left with bytes is not") {
