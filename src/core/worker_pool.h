@@ -30,7 +30,9 @@ public:
 
 	// `work` runs on a worker; `done` on the loop thread after it. Exceptions
 	// from `work` are caught; `done` then sees them through its own captures
-	// (callers store results/errors in shared state they captured).
+	// (callers store results/errors in shared state they captured). Any
+	// thread may submit (a disk thread starts the history records of the
+	// copies it renamed, server/deliver.cpp).
 	void submit(std::function<void()> work, std::function<void()> done);
 
 	// Jobs submitted but not completed (for the tern_worker_jobs_queued gauge).
