@@ -366,7 +366,9 @@ void UdnsResolver::cancel_owner(uint64_t owner) {
 	for (uint64_t id : ids) {
 		auto it = pending_.find(id);
 		Pending& p = *it->second;
-		if ((p.handle || p.answer_deferred) && has_live_sharers(p)) {
+		// A query that went on the wire keeps its flight key until its
+		// answer is given, also while that answer waits for the loop.
+		if (!p.flight_key.empty() && has_live_sharers(p)) {
 			// Others wait for this answer: it stays on the wire (or
 			// deferred) without its own callback (a later cancel of the
 			// same owner looks again whether anyone still waits).
@@ -408,7 +410,6 @@ void UdnsResolver::on_udns_answer(dns_ctx* ctx, void* result, void* data) {
 		// answer waits for the loop, like an invalid name's; queries that
 		// share it get it then.
 		p->answer = std::move(answer);
-		p->answer_deferred = true;
 		self->defer(p->id);
 		return;
 	}

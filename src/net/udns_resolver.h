@@ -75,10 +75,9 @@ private:
 		uint64_t id = 0;
 		uint64_t owner = 0;
 		mailauth::RrType type = mailauth::RrType::A;
-		dns_query* handle = nullptr;  // null when never submitted (deferred)
+		dns_query* handle = nullptr;  // null when never submitted, or its answer deferred
 		Callback cb;
-		mailauth::DnsAnswer answer;    // for deferred answers
-		bool answer_deferred = false;  // was on the wire; its answer waits in `answer`
+		mailauth::DnsAnswer answer;  // for deferred answers
 		// Our own per-query deadline: udns counts whole seconds of time(),
 		// too coarse for timeout_ms.
 		ev_timer deadline;

@@ -331,7 +331,7 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	auto [path, body] = std::exchange(received, {});
 	if (copies->empty()) {
 		remove_spool_file(body.fd, path, FileRemoval::on_worker);
-		record_inbound_history(an, std::move(plan.errors));
+		await_history_records(an, std::move(plan.errors));
 		return;
 	}
 	CopiesRenamed on_renamed = history_beside_sync(an);
@@ -361,7 +361,7 @@ void Connection::inbound_copies_written(std::shared_ptr<InboundAnalysis> an, con
 		core::stats().count_delivery("delivererror", f.storage ? note.reason : "lmtp");
 		errors.push_back(f.error);
 	}
-	record_inbound_history(an, std::move(errors));
+	await_history_records(an, std::move(errors));
 }
 
 namespace {
@@ -468,7 +468,7 @@ CopiesRenamed Connection::history_beside_sync(std::shared_ptr<InboundAnalysis> a
 // The reply waits for the history records added beside the directory sync,
 // and for the Rejects copies this message makes obsolete to be removed (on
 // a worker, once the message is stored).
-void Connection::record_inbound_history(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {
+void Connection::await_history_records(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {
 	if (auto beside = an->history_beside_sync; beside && beside->submitted && !beside->recorded) {
 		beside->waiting = suspend([an, errors = std::move(errors)](Connection& c) mutable {
 			c.remove_obsolete_rejects(an, std::move(errors));

@@ -317,7 +317,7 @@ struct Connection {
 	void inbound_copies_written(std::shared_ptr<InboundAnalysis> an, const std::vector<std::string>& copy_rcpts,
 	                            const std::vector<CopyOutcome>& outcomes, std::vector<DeliverError> errors);
 	CopiesRenamed history_beside_sync(std::shared_ptr<InboundAnalysis> an);
-	void record_inbound_history(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors);
+	void await_history_records(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors);
 	void remove_obsolete_rejects(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors);
 	// Counts delivered recipients by reason; returns the distinct reasons, comma-separated.
 	std::string count_inbound_deliveries(const InboundAnalysis& an, const std::vector<DeliverError>& errors) const;
