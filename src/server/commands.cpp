@@ -256,7 +256,9 @@ Outcome Connection::mail_accepted(smtp::MailArgs m) {
 	tx.requiretls = m.requiretls;
 	++transactions;
 	// SPF depends only on the client, HELO and MAIL FROM (RFC 7208 4.1), all
-	// known now: evaluated while RCPT and DATA arrive.
+	// known now: evaluated while RCPT and DATA arrive. So is the MAIL FROM
+	// domain's DMARC record, which the analysis uses when the From header
+	// names the same domain (doc/design.md "Early lookups").
 	if (!submission() && localserve().checks_over_dns()) {
 		tx.early_spf = std::make_shared<EarlySpf>();
 		tx.early_spf->args = spf_args();
@@ -265,6 +267,7 @@ Outcome Connection::mail_accepted(smtp::MailArgs m) {
 		    [early = tx.early_spf](mailauth::SpfReceived received, std::string explanation, bool) {
 			    early->lookup.set({std::move(received), std::move(explanation)});
 		    });
+		if (tx.mail_from) look_up_dmarc_early(tx.mail_from->domain.ascii);
 	}
 	return Outcome::reply(250, se::addr_other0, "looking good");
 }

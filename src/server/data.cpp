@@ -133,17 +133,29 @@ void Connection::feed_data() {
 }
 
 // The header section as far as it came (all of it, or a message that ended
-// inside it): its From domain's DMARC lookup starts now. The analysis
-// parses the stored message again and uses the answer when its From names
-// the same domain; anything else here (no From, several) starts nothing.
+// inside it): its From domain's DMARC lookup starts now. The section is
+// parsed once, here; the analysis takes its fields when no milter changed
+// the file, and uses the answer when its From names the same domain.
+// Anything else here (no From, several) starts nothing.
 void Connection::start_early_dmarc() {
 	std::optional<std::string> header = data->header_scan->take();
 	data->header_scan.reset();
-	if (!header) return;  // over early_header_max_bytes: looked up after the analysis parsed it
-	message::FromResult from = message::parse_single_from(*header);
-	if (!from.ok) return;
+	if (!header) return;  // over early_header_max_bytes: a worker reads it from the file
+	data->header = message::parse_header_section(*header);
+	if (!data->header) return;
+	message::FromResult from = message::parse_single_from(*data->header);
+	if (from.ok) look_up_dmarc_early(from.address.domain.ascii);
+}
+
+// A domain's DMARC record, asked for before the analysis needs it
+// (server/early_lookup.h). The lookup started for the MAIL FROM domain
+// stays when the From header names the same domain, as most messages'
+// does; another domain replaces it.
+void Connection::look_up_dmarc_early(const std::string& domain) {
+	std::string lower = ascii_lower(domain);
+	if (lower.empty() || (tx.early_dmarc && tx.early_dmarc->domain == lower)) return;
 	auto early = std::make_shared<EarlyDmarc>();
-	early->domain = ascii_lower(from.address.domain.ascii);
+	early->domain = std::move(lower);
 	tx.early_dmarc = early;
 	mailauth::dmarc_lookup(srv.resolver(), cid, early->domain,
 	                       [early](mailauth::DmarcLookup lookup) { early->lookup.set(std::move(lookup)); });
@@ -238,10 +250,13 @@ void Connection::deliver_local() {
 	}
 
 	// Owned by the connection until the copies are written. A file
-	// rewritten by milters is another inode than the descriptor's.
+	// rewritten by milters is another inode than the descriptor's, and
+	// its header section may not be the one that streamed in.
 	received.path = std::exchange(data->path, std::string());
-	if (data->rewritten_size < 0)
+	if (data->rewritten_size < 0) {
 		received.spool = core::SpoolFile{std::move(data->fd), static_cast<uint64_t>(data->stored_size())};
+		received.header = std::move(data->header);
+	}
 	data.reset();
 	if (cfg->localserve) {
 		// Localserve makes no DNS lookups at all.
@@ -451,7 +466,7 @@ void Connection::submit_localserve(const SubmissionResult& r, const std::string&
 		copies->push_back(local_copy(acc, "INBOX", copy.to, std::move(copy.prefix), {}));
 		rcpts.push_back(copy.to);
 	}
-	write_copies(std::move(copies), std::move(rcpts), {}, ReceivedMessage{path, {}});
+	write_copies(std::move(copies), std::move(rcpts), {}, ReceivedMessage{path, {}, {}});
 }
 
 // What local delivery (an LMTP server) needs of this transaction.

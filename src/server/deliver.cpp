@@ -47,8 +47,20 @@ void Connection::analyze_inbound() {
 	an->path = received.path;
 	if (received.spool.fd) an->spool_fd.reset(fcntl(received.spool.fd.get(), F_DUPFD_CLOEXEC, 0));
 	an->spf_args = tx.early_spf ? tx.early_spf->args : spf_args();
-	srv.workers().submit([an] { read_inbound_message(*an); },
-	                     suspend([an](Connection& c) { c.analysis_lookups(an); }));
+	// The header section parsed while DATA streamed in: a message without
+	// a signature to hash needs no worker before its lookups (its size and
+	// hash for the history are taken by the accounts' worker step).
+	bool header_known = received.header.has_value();
+	if (header_known) {
+		take_header_facts(*an, *std::exchange(received.header, std::nullopt));
+		if (!needs_body_hashes(*an)) {
+			analysis_lookups(an);
+			return;
+		}
+	}
+	srv.workers().submit(
+	    [an, header_known] { header_known ? hash_inbound_bodies(*an) : read_inbound_message(*an); },
+	    suspend([an](Connection& c) { c.analysis_lookups(an); }));
 	flush();
 }
 
@@ -328,7 +340,9 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	}
 	an->copy_notes = std::move(plan.copies);
 	// The writer owns the file now.
-	auto [path, body] = std::exchange(received, {});
+	ReceivedMessage taken = std::exchange(received, {});
+	std::string path = std::move(taken.path);
+	core::SpoolFile body = std::move(taken.spool);
 	if (copies->empty()) {
 		remove_spool_file(body.fd, path, FileRemoval::on_worker);
 		await_history_records(an, std::move(plan.errors));

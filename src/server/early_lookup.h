@@ -1,8 +1,10 @@
 // A DNS check started before the message needs it: iprev when a port-25
-// session starts, SPF when MAIL FROM is accepted, the DMARC record as soon
-// as the From header has streamed in. By the time the analysis needs them
-// their answers are usually in, so the message waits only for the checks
-// that depend on its whole content (DKIM keys).
+// session starts, SPF and the MAIL FROM domain's DMARC record when MAIL
+// FROM is accepted, the From domain's DMARC record as soon as the From
+// header has streamed in, when it names another domain (doc/design.md
+// "Early lookups"). By the time the analysis needs them their answers are
+// usually in, so the message waits only for the checks that depend on its
+// whole content (DKIM keys).
 //
 // The resolver's callback holds the shared EarlyLookup, never the
 // connection; whoever waits for the result registers through get(), whose
@@ -57,9 +59,9 @@ struct EarlySpf {
 	EarlyLookup<SpfOutcome> lookup;
 };
 
-// The DMARC record of the From domain seen while DATA streamed in
-// (lower-cased); the analysis uses it only when the From it parses from the
-// stored message names the same domain.
+// The DMARC record of a domain (lower-cased): the MAIL FROM domain's, or the
+// From domain's seen while DATA streamed in; the analysis uses it only when
+// the message's From names that domain.
 struct EarlyDmarc {
 	std::string domain;
 	EarlyLookup<mailauth::DmarcLookup> lookup;

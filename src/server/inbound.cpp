@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <map>
 #include <tuple>
@@ -14,6 +15,13 @@
 namespace tern::server {
 
 namespace {
+
+// The received file: through the duplicate of the session's descriptor
+// (InboundAnalysis::spool_fd), which the first worker step that reads the
+// file takes; by its path when there is none.
+MessageFile open_received(InboundAnalysis& an) {
+	return an.spool_fd ? MessageFile(std::move(an.spool_fd)) : MessageFile(an.path);
+}
 
 // The message's SHA-256 and size (for the history), and its header
 // section, in one pass of positional reads from the descriptor; a file that
@@ -29,31 +37,9 @@ std::optional<std::string> hash_message_file(const MessageFile& file, InboundAna
 	return header;
 }
 
-}  // namespace
-
-void read_inbound_message(InboundAnalysis& an) {
-	MessageFile file = an.spool_fd ? MessageFile(std::move(an.spool_fd)) : MessageFile(an.path);
-	if (!file.ok()) return;
-	// Hashed while the file is open (hash_inbound_message then has nothing
-	// left to do): one open and one read of the file per message on the
-	// workers, the header section taken on the way.
-	auto header = hash_message_file(file, an);
-	if (!header) return;
-	auto section = message::parse_header_section(*header);
-	if (!section) return;
-	an.header_ok = true;
-	an.received_headers = message::find_fields(*section, "Received").size();
-	message::FromResult from = message::parse_single_from(*section);
-	if (from.ok) {
-		an.from_domain = from.address.domain.ascii;
-		an.from_localpart = from.address.localpart;
-	}
-	for (const auto& f : section->fields)
-		if (f.lower_name == "message-id") an.message_id = f.unfolded_value();
-	an.pending = mailauth::dkim::prepare_verification(section->fields);
-	an.body_hashes.resize(an.pending.size());
-	// Signatures with the same body canonicalization, hash and length share
-	// one pass over the body.
+// Signatures with the same body canonicalization, hash and length share
+// one pass over the body.
+void hash_dkim_bodies(const MessageFile& file, InboundAnalysis& an) {
 	std::map<std::tuple<int, int, int64_t>, std::optional<std::string>> done;
 	for (size_t i = 0; i < an.pending.size(); ++i) {
 		const auto& p = an.pending[i];
@@ -62,16 +48,59 @@ void read_inbound_message(InboundAnalysis& an) {
 		                           p.length.value_or(-1));
 		auto it = done.find(key);
 		if (it == done.end())
-			it = done.emplace(key, file.body_hash(section->body_offset, p.body_canon, p.hash, p.length))
-				 .first;
+			it = done.emplace(key, file.body_hash(an.body_offset, p.body_canon, p.hash, p.length)).first;
 		an.body_hashes[i] = it->second;
 	}
-	an.fields = std::move(section->fields);
+}
+
+}  // namespace
+
+void take_header_facts(InboundAnalysis& an, message::HeaderSection section) {
+	an.header_ok = true;
+	an.received_headers = message::find_fields(section, "Received").size();
+	message::FromResult from = message::parse_single_from(section);
+	if (from.ok) {
+		an.from_domain = from.address.domain.ascii;
+		an.from_localpart = from.address.localpart;
+	}
+	for (const auto& f : section.fields)
+		if (f.lower_name == "message-id") an.message_id = f.unfolded_value();
+	an.pending = mailauth::dkim::prepare_verification(section.fields);
+	an.body_hashes.assign(an.pending.size(), std::nullopt);
+	an.body_offset = section.body_offset;
+	an.fields = std::move(section.fields);
+}
+
+bool needs_body_hashes(const InboundAnalysis& an) {
+	return std::any_of(an.pending.begin(), an.pending.end(), [](const auto& p) { return !p.early; });
+}
+
+void read_inbound_message(InboundAnalysis& an) {
+	MessageFile file = open_received(an);
+	if (!file.ok()) return;
+	// Hashed while the file is open (hash_inbound_message then has nothing
+	// left to do): one open and one read of the file per message on the
+	// workers, the header section taken on the way.
+	auto header = hash_message_file(file, an);
+	if (!header) return;
+	auto section = message::parse_header_section(*header);
+	if (!section) return;
+	take_header_facts(an, std::move(*section));
+	hash_dkim_bodies(file, an);
+}
+
+void hash_inbound_bodies(InboundAnalysis& an) {
+	MessageFile file = open_received(an);
+	// A file that cannot be read leaves the signatures without a body hash:
+	// finish_dkim makes them temperrors.
+	if (!file.ok()) return;
+	hash_message_file(file, an);
+	hash_dkim_bodies(file, an);
 }
 
 void hash_inbound_message(InboundAnalysis& an) {
-	if (!an.sha256.empty()) return;  // done by read_inbound_message
-	hash_message_file(MessageFile(an.path), an);
+	if (!an.sha256.empty()) return;  // done by an earlier worker step
+	hash_message_file(open_received(an), an);
 }
 
 void finish_dkim(InboundAnalysis& an) {

@@ -42,9 +42,11 @@ struct InboundAnalysis : decide::MessageChecks {
 	// written to the spool's own blocks.
 	UniqueFd spool_fd;
 
-	// Read from the message on a worker.
+	// From the header section: parsed on the loop while DATA streamed in,
+	// or read from the file on a worker (take_header_facts).
 	bool header_ok = false;
 	std::vector<message::HeaderField> fields;
+	size_t body_offset = 0;
 	std::string message_id;  // the Message-ID field's value, "" when none
 	int64_t size = 0;        // of the received data
 	std::string sha256;      // of the received data, hex
@@ -72,9 +74,20 @@ struct InboundAnalysis : decide::MessageChecks {
 	std::shared_ptr<HistoryBesideSync> history_beside_sync;
 };
 
-// The worker step: reads the header, counts Received fields, parses From,
-// prepares DKIM verification and hashes each distinct body variant once.
+// The header section's facts: Received fields counted, From, Message-ID,
+// the DKIM signatures to verify. No I/O: the loop calls it.
+void take_header_facts(InboundAnalysis& an, message::HeaderSection section);
+// Whether a signature waits for its body hash: a worker step that reads the
+// file (hash_inbound_bodies). Without one, the analysis needs no worker
+// before its DNS lookups.
+bool needs_body_hashes(const InboundAnalysis& an);
+// The worker step when the header section is not known yet: reads it from
+// the file, takes its facts, and hashes the message and each distinct
+// body variant once.
 void read_inbound_message(InboundAnalysis& an);
+// The worker step when the header's facts are known: hashes the message and
+// each distinct body variant once.
+void hash_inbound_bodies(InboundAnalysis& an);
 // The worker step after the key lookups: finishes each DKIM signature.
 void finish_dkim(InboundAnalysis& an);
 // Size and SHA-256 of the received data (a worker step: it reads the file).

@@ -22,6 +22,7 @@
 #include "sasl/mechanism.h"
 #include "store/maildir.h"
 #include "message/dsn.h"
+#include "message/header_parse.h"
 #include "message/header_scan.h"
 #include "message/headers.h"
 #include "server/dovecot_auth_client.h"
@@ -76,8 +77,10 @@ struct Transaction {
 	std::string envid;                           // RFC 3461 4.4, decoded ("" = none)
 	bool requiretls = false;                     // RFC 8689 4.1
 	std::vector<Recipient> recipients;
-	std::shared_ptr<EarlySpf> early_spf;      // port 25: started when MAIL FROM is accepted
-	std::shared_ptr<EarlyDmarc> early_dmarc;  // port 25: started once the From header is in
+	std::shared_ptr<EarlySpf> early_spf;  // port 25: started when MAIL FROM is accepted
+	// Port 25: the MAIL FROM domain's record, asked for when MAIL FROM is
+	// accepted; another one once the From header names another domain.
+	std::shared_ptr<EarlyDmarc> early_dmarc;
 };
 
 // How a dropped message file goes: `now`, unlinked on the loop, so that when
@@ -88,12 +91,14 @@ enum class FileRemoval { now, on_worker };
 
 // A received message between the end of its data and the writing of its
 // copies: the spool file's path and, unless milters rewrote the file, its
-// descriptor still open with the bytes written, for the Maildir writer.
-// One value, so that whoever takes the message over (std::exchange) takes
-// both and the connection keeps neither.
+// descriptor still open with the bytes written, for the Maildir writer,
+// and its header section as parsed while DATA streamed in, for the
+// analysis. One value, so that whoever takes the message over
+// (std::exchange) takes all of it and the connection keeps none.
 struct ReceivedMessage {
 	std::string path;
 	core::SpoolFile spool;
+	std::optional<message::HeaderSection> header;
 };
 
 // State that exists only while DATA is being received; allocated at DATA
@@ -114,6 +119,9 @@ struct DataInProgress {
 	// Port 25: the header section while it streams in, until the From
 	// domain's DMARC lookup is started (server/data.cpp); then empty.
 	std::optional<message::HeaderScan> header_scan;
+	// Then the header section it collected, parsed (none when it was
+	// longer than the scan takes, or did not parse).
+	std::optional<message::HeaderSection> header;
 	int64_t stored_size() const {
 		return rewritten_size >= 0 ? rewritten_size : static_cast<int64_t>(decoder.size());
 	}
@@ -278,6 +286,7 @@ struct Connection {
 	smtp::Result<std::unique_ptr<DataInProgress>> open_data_file(smtp::Framing framing);
 	void write_decoded();
 	void start_early_dmarc();
+	void look_up_dmarc_early(const std::string& domain);
 	void feed_data();
 	// The end of the message: refused, or handed to delivery or submission
 	// (which answer through apply), or suspended on the milters.

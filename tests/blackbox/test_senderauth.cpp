@@ -428,24 +428,26 @@ static bool dns_asked_within_2s(TernDaemon& d, const std::string& query) {
 	return false;
 }
 
-TEST_CASE("senderauth: the From domain's DMARC record is asked once the header is in, before the end of the data") {
+// How often the loopback DNS server was asked `query` ("name TYPE").
+static long dns_query_count(TernDaemon& d, const std::string& query) {
+	auto q = d.dns().queries();
+	return std::count(q.begin(), q.end(), query);
+}
+
+TEST_CASE("senderauth: the MAIL FROM domain's DMARC record is asked at MAIL FROM and used when the From names it") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
 	d.dns().add("_dmarc.sender.example", "TXT", "v=DMARC1; p=reject");
-	auto count = [&](const std::string& query) {
-		auto q = d.dns().queries();
-		return std::count(q.begin(), q.end(), query);
-	};
+	auto count = [&](const std::string& query) { return dns_query_count(d, query); };
 	auto seen = [&](const std::string& query) { return dns_asked_within_2s(d, query); };
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());
 	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	// No RCPT and no data yet: the record is asked all the same.
+	CHECK(seen("_dmarc.sender.example TXT"));
 	REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
 	REQUIRE(c.cmd("DATA").code == 354);
-	REQUIRE(c.send("From: <bob@Sender.Example>\r\nSubject: early dmarc\r\n\r\nfirst line\r\n"));
-	// The end dot is not sent yet: the header alone started the lookup.
-	CHECK(seen("_dmarc.sender.example TXT"));
-	Reply r = c.cmd("second line\r\n.");
+	Reply r = c.cmd("From: <bob@Sender.Example>\r\nSubject: early dmarc\r\n\r\nbody\r\n.");
 	CHECK(r.code == 250);
 	// Asked once: the analysis used the early answer, and it decided with
 	// it (aligned SPF pass under p=reject).
@@ -454,15 +456,43 @@ TEST_CASE("senderauth: the From domain's DMARC record is asked once the header i
 	REQUIRE(files.size() == 1);
 	CHECK(unfold(read_file(files[0])).find("dmarc=pass header.from=sender.example") != std::string::npos);
 
-	SUBCASE("a From header without a usable address starts nothing early; the analysis decides as before") {
+	SUBCASE("a From header without a usable address asks nothing more; the analysis decides as before") {
 		d.dns().clear_queries();
 		REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
 		REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
 		REQUIRE(c.cmd("DATA").code == 354);
 		Reply r2 = c.cmd("From: a@sender.example, b@other.example\r\nSubject: two\r\n\r\nbody\r\n.");
 		CHECK(r2.code == 250);
-		CHECK(count("_dmarc.sender.example TXT") == 0);
+		CHECK(count("_dmarc.sender.example TXT") == 1);
+		CHECK(count("_dmarc.other.example TXT") == 0);
 	}
+}
+
+TEST_CASE("senderauth: a From domain other than MAIL FROM's has its DMARC record asked once the header is in") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	d.dns().add("_dmarc.sender.example", "TXT", "v=DMARC1; p=none");
+	d.dns().add("other.example", "A", "192.0.2.99");  // a MAIL FROM domain must have an address
+	d.dns().add("_dmarc.other.example", "TXT", "v=DMARC1; p=reject");
+	auto count = [&](const std::string& query) { return dns_query_count(d, query); };
+	auto seen = [&](const std::string& query) { return dns_asked_within_2s(d, query); };
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	REQUIRE(c.cmd("MAIL FROM:<x@other.example>").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
+	REQUIRE(c.cmd("DATA").code == 354);
+	REQUIRE(c.send("From: <bob@Sender.Example>\r\nSubject: early dmarc\r\n\r\nfirst line\r\n"));
+	// The end dot is not sent yet: the header alone started the lookup.
+	CHECK(seen("_dmarc.sender.example TXT"));
+	Reply r = c.cmd("second line\r\n.");
+	// The From domain's record decided (p=none: delivered, not aligned),
+	// not the MAIL FROM domain's (p=reject); each was asked once.
+	CHECK(r.code == 250);
+	CHECK(count("_dmarc.sender.example TXT") == 1);
+	CHECK(count("_dmarc.other.example TXT") == 1);
+	auto files = wait_for_maildir(d.maildir(), 1);
+	REQUIRE(files.size() == 1);
+	CHECK(unfold(read_file(files[0])).find("dmarc=fail header.from=sender.example") != std::string::npos);
 }
 
 TEST_CASE("senderauth: iprev is asked when the session starts and SPF when MAIL FROM is accepted, before the data") {

@@ -11,6 +11,8 @@
 
 #include "files.h"
 #include "server/inbound.h"
+#include "message/header_parse.h"
+#include "message/header_scan.h"
 #include "server/message_file.h"
 
 using tern::server::MessageFile;
@@ -118,4 +120,67 @@ TEST_CASE("inbound read: through the duplicate descriptor it is given, not the p
 	gone.path = path;
 	tern::server::read_inbound_message(gone);
 	CHECK_FALSE(gone.header_ok);
+}
+
+// The header section the session parses while DATA streams in gives the
+// analysis what the worker's read of the file gives (doc/design.md "Early
+// lookups"). An unsigned message then needs no body hash, and the accounts'
+// worker step hashes it through the descriptor it is given; a signed one
+// has its bodies hashed on their own, as the whole read hashes them.
+TEST_CASE("inbound header facts: parsed while DATA streamed in, as read from the file") {
+	const std::string header =
+	    "From: Someone <someone@sender.example>\r\nMessage-ID: <m1@sender.example>\r\n"
+	    "Received: from a\r\nReceived: from b\r\n";
+	// A well-formed signature: verification needs its body hashed.
+	const std::string signature =
+	    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=sender.example; s=sel;\r\n"
+	    " h=from:subject:message-id; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n";
+	for (bool is_signed : {false, true}) {
+		CAPTURE(is_signed);
+		const std::string text = (is_signed ? signature : "") + header + "\r\nbody\r\nmore body\r\n";
+		tern::testing::TempDir dir;
+		std::string path = dir.path + "/data-spool-1";
+		tern::UniqueFd session_fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+		REQUIRE(session_fd);
+		REQUIRE(::write(session_fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+
+		tern::server::InboundAnalysis read;
+		read.path = path;
+		tern::server::read_inbound_message(read);
+		REQUIRE(read.header_ok);
+
+		tern::message::HeaderScan scan;
+		CHECK(scan.add(text));
+		std::optional<std::string> streamed = scan.take();
+		REQUIRE(streamed);
+		auto section = tern::message::parse_header_section(*streamed);
+		REQUIRE(section);
+		tern::server::InboundAnalysis taken;
+		taken.path = path;
+		taken.spool_fd.reset(::fcntl(session_fd.get(), F_DUPFD_CLOEXEC, 0));
+		tern::server::take_header_facts(taken, std::move(*section));
+		CHECK(taken.header_ok);
+		CHECK(taken.from_domain == "sender.example");
+		CHECK(taken.from_localpart == read.from_localpart);
+		CHECK(taken.message_id == "<m1@sender.example>");
+		CHECK(taken.received_headers == 2);
+		CHECK(taken.body_offset == read.body_offset);
+		CHECK(taken.fields.size() == read.fields.size());
+		CHECK(taken.pending.size() == read.pending.size());
+		CHECK(taken.sha256.empty());  // the file is not read yet
+		CHECK(tern::server::needs_body_hashes(taken) == is_signed);
+
+		REQUIRE(::unlink(path.c_str()) == 0);  // read through the descriptor from here on
+		if (is_signed) {
+			tern::server::hash_inbound_bodies(taken);
+			REQUIRE(taken.body_hashes.size() == 1);
+			REQUIRE(taken.body_hashes[0]);
+			CHECK(taken.body_hashes == read.body_hashes);
+		} else {
+			tern::server::hash_inbound_message(taken);
+		}
+		CHECK_FALSE(taken.spool_fd);  // taken and closed by the worker step
+		CHECK(taken.size == static_cast<int64_t>(text.size()));
+		CHECK(taken.sha256 == read.sha256);
+	}
 }
