@@ -424,9 +424,10 @@ struct HistoryBesideSync {
 	std::vector<std::string> maildirs;
 	store::Env* env = nullptr;
 	core::WorkerPool* workers = nullptr;
-	bool submitted = false;         // by the disk thread, before the copies' answer
-	bool recorded = false;          // on the loop: the worker's job is done
-	std::function<void()> waiting;  // on the loop: the session, resumed once recorded
+	bool submitted = false;  // by the disk thread, before the copies' answer
+	// Set on the loop when the worker's job is done: the records it added
+	// (0 when the write failed, logged there).
+	EarlyLookup<size_t> recorded;
 };
 
 // The Maildir writer's hook that starts the history records; none without
@@ -463,19 +464,18 @@ CopiesRenamed Connection::history_beside_sync(std::shared_ptr<InboundAnalysis> a
 			place_history_record(records.back(), state->maildirs[r.index], r.final_path);
 		}
 		state->submitted = true;
+		auto added = std::make_shared<size_t>(0);
 		state->workers->submit(
-		    [env = state->env, records = std::move(records)]() mutable {
+		    [env = state->env, records = std::move(records), added]() mutable {
 			    try {
 				    store::MessageHistory(*env).add(records);
+				    *added = records.size();
 			    } catch (const std::exception& e) {
 				    // The copies are stored; only what the history learns is lost.
 				    log::error("recording message history", {{"error", e.what()}});
 			    }
 		    },
-		    [state] {
-			    state->recorded = true;
-			    if (auto resume = std::exchange(state->waiting, nullptr)) resume();
-		    });
+		    [state, added] { state->recorded.set(*added); });
 	};
 }
 
@@ -483,13 +483,16 @@ CopiesRenamed Connection::history_beside_sync(std::shared_ptr<InboundAnalysis> a
 // and for the Rejects copies this message makes obsolete to be removed (on
 // a worker, once the message is stored).
 void Connection::await_history_records(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {
-	if (auto beside = an->history_beside_sync; beside && beside->submitted && !beside->recorded) {
-		beside->waiting = suspend([an, errors = std::move(errors)](Connection& c) mutable {
-			c.remove_obsolete_rejects(an, std::move(errors));
-		});
+	std::shared_ptr<HistoryBesideSync> beside = an->history_beside_sync;
+	if (!beside || !beside->submitted) {
+		remove_obsolete_rejects(an, std::move(errors));
 		return;
 	}
-	remove_obsolete_rejects(an, std::move(errors));
+	// Records already in go on in this frame; later ones resume through the handle.
+	continue_when<size_t>([beside](auto answer) { beside->recorded.get(std::move(answer)); },
+	                      [an, errors = std::move(errors)](Connection& c, size_t) mutable {
+				      c.remove_obsolete_rejects(an, std::move(errors));
+			      });
 }
 
 void Connection::remove_obsolete_rejects(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {

@@ -9,7 +9,9 @@
 // The resolver's callback holds the shared EarlyLookup, never the
 // connection; whoever waits for the result registers through get(), whose
 // callback must reach the connection through its handle as every async
-// completion does. Loop thread only.
+// completion does. Loop thread only. The holder serves any result a
+// session may come to wait for after the work started (the history records
+// of its copies, server/deliver.cpp).
 #pragma once
 #include <functional>
 #include <optional>
