@@ -15,7 +15,8 @@
 //    Postfix says 250 once its queue file is fsync'd and delivers later, so
 //    the clock runs until its last file arrives);
 //  - CPU per message: user + system time of every process of the server
-//    (/proc/PID/stat, children that exited included);
+//    (/proc/PID/stat, children that exited included); for tern also by
+//    thread, with each thread's context switches per message;
 //  - end of data (the final dot) to 250, median and p99;
 //  - idle memory: RSS and PSS after start, and per idle connection;
 //  - the disk's own ceiling: create + write + fsync + rename + fsync(dir)
@@ -177,23 +178,72 @@ long long cpu_ticks(pid_t pid, bool with_children) {
 	return cpu_ticks("/proc/" + std::to_string(pid) + "/stat", with_children);
 }
 
-// CPU ticks of a process's threads, summed by thread name (ternd names its
-// pools "tern-worker" and "tern-disk"; the loop thread is "ternd"), and the
-// kernel's part of them under "NAME kernel".
-std::map<std::string, long long> thread_ticks(pid_t pid) {
-	std::map<std::string, long long> out;
+// Calls `each` with the name (ternd names its pools "tern-worker" and
+// "tern-disk"; the loop thread is "ternd") and the /proc/PID/task/TID
+// directory of every thread of a process.
+void for_each_thread(pid_t pid, const std::function<void(const std::string& name, const std::string& dir)>& each) {
 	std::string task = "/proc/" + std::to_string(pid) + "/task";
 	DIR* d = opendir(task.c_str());
-	if (!d) return out;
+	if (!d) return;
 	while (dirent* e = readdir(d)) {
 		if (e->d_name[0] == '.') continue;
 		std::string dir = task + "/" + e->d_name;
 		std::string name = read_file(dir + "/comm");
 		if (!name.empty() && name.back() == '\n') name.pop_back();
-		out[name] += cpu_ticks(dir + "/stat", false);
-		out[name + " kernel"] += cpu_ticks(dir + "/stat", false, true);
+		each(name, dir);
 	}
 	closedir(d);
+}
+
+// CPU ticks of a process's threads, summed by thread name, and the
+// kernel's part of them under "NAME kernel".
+std::map<std::string, long long> thread_ticks(pid_t pid) {
+	std::map<std::string, long long> out;
+	for_each_thread(pid, [&](const std::string& name, const std::string& dir) {
+		out[name] += cpu_ticks(dir + "/stat", false);
+		out[name + " kernel"] += cpu_ticks(dir + "/stat", false, true);
+	});
+	return out;
+}
+
+// Context switches of a process's threads, summed by thread name:
+// voluntary (the thread slept: on a lock, a job, the disk, the loop's poll)
+// under NAME and involuntary (another runnable thread took its CPU) under
+// "NAME preempted". On a virtual machine each costs a good part of the
+// kernel time charged to a message.
+std::map<std::string, long long> thread_switches(pid_t pid) {
+	std::map<std::string, long long> out;
+	for_each_thread(pid, [&](const std::string& name, const std::string& dir) {
+		std::ifstream status(dir + "/status");
+		std::string line;
+		const std::string voluntary = "voluntary_ctxt_switches:", involuntary = "nonvoluntary_ctxt_switches:";
+		while (std::getline(status, line)) {
+			if (line.rfind(voluntary, 0) == 0)
+				out[name] += std::atoll(line.c_str() + voluntary.size());
+			else if (line.rfind(involuntary, 0) == 0)
+				out[name + " preempted"] += std::atoll(line.c_str() + involuntary.size());
+		}
+	});
+	return out;
+}
+
+// "NAME n (PART n), ..." per delivered message, from two samples of a
+// per-thread count (thread_ticks, thread_switches) whose "NAME PART" entries
+// follow their NAME's; each difference is multiplied by `scale`.
+std::string per_message_by_thread(const std::map<std::string, long long>& before,
+                                  const std::map<std::string, long long>& after, const std::string& part, double scale,
+                                  uint64_t files, const char* format) {
+	std::string out;
+	for (const auto& [name, count] : after) {
+		auto was = before.find(name);
+		double per_msg = double(count - (was == before.end() ? 0 : was->second)) * scale / double(files);
+		char number[32];
+		std::snprintf(number, sizeof number, format, per_msg);
+		if (name.ends_with(" " + part))
+			out += " (" + part + " " + number + ")";
+		else
+			out += (out.empty() ? "" : ", ") + name + " " + number;
+	}
 	return out;
 }
 
@@ -465,6 +515,7 @@ struct RunResult1 {
 	uint64_t delivered = 0, failed = 0;
 	std::string first_error;
 	std::string per_thread;               // CPU us per message by thread name, for a server with threads
+	std::string switches;                 // context switches per message by thread name, likewise
 	std::string steps;                    // median ms of each step of a session but the dot
 	tern::bench::SyscallCounts syscalls;  // with a trace: what the server's threads called
 };
@@ -574,6 +625,7 @@ RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server,
 	set_aside(server.maildir_new, server.trash);
 	double cpu_before = server.cpu_seconds();
 	auto threads_before = thread_ticks(server.root);
+	auto switches_before = thread_switches(server.root);
 	std::vector<ThreadStats> stats(size_t(sc.sessions));
 	std::vector<std::thread> threads;
 	auto started = Clock::now();
@@ -608,16 +660,13 @@ RunResult1 run_load(const Options& o, const Scenario& sc, const Server& server,
 	usleep(200 * 1000);  // let the last processes account their time
 	double cpu = server.cpu_seconds() - cpu_before;
 	auto threads_after = thread_ticks(server.root);
-	if (threads_after.size() > 1 && files > 0)
-		for (const auto& [name, ticks] : threads_after) {
-			double us = double(ticks - threads_before[name]) * 1e6 / double(sysconf(_SC_CLK_TCK)) /
-			    double(files);
-			bool kernel = name.ends_with(" kernel");
-			r.per_thread += std::string(kernel                     ? " ("
-			                                : r.per_thread.empty() ? ""
-			                                                       : ", ") +
-			    (kernel ? "kernel " : name + " ") + std::to_string(long(us)) + (kernel ? ")" : "");
-		}
+	auto switches_after = thread_switches(server.root);
+	// A server with threads of its own (not one process per task).
+	if (threads_after.size() > 2 && files > 0) {
+		r.per_thread = per_message_by_thread(threads_before, threads_after, "kernel",
+		                                     1e6 / double(sysconf(_SC_CLK_TCK)), files, "%.0f");
+		r.switches = per_message_by_thread(switches_before, switches_after, "preempted", 1, files, "%.1f");
+	}
 	r.delivered = files;
 	r.per_second = elapsed > 0 ? double(files) / elapsed : 0;
 	r.cpu_us_per_msg = files ? cpu * 1e6 / double(files) : 0;
@@ -988,6 +1037,9 @@ int main(int argc, char** argv) {
 				    r.failed ? (std::to_string(r.failed) + " (" + r.first_error + ")").c_str() : "");
 				if (!r.per_thread.empty())
 					std::printf("         CPU us/msg by thread: %s\n", r.per_thread.c_str());
+				if (!r.switches.empty())
+					std::printf("         context switches/msg by thread: %s\n",
+					            r.switches.c_str());
 				if (!r.steps.empty())
 					std::printf("         median ms of the other steps: %s\n", r.steps.c_str());
 				(is_tern ? tern_runs : pf_runs)[s].push_back(r);
