@@ -41,6 +41,15 @@ std::string header_of(size_t bytes) {
 	return h;
 }
 
+// A spool file as the session leaves it: created at `path`, `text`
+// appended, the session's descriptor still open.
+tern::UniqueFd session_spool_file(const std::string& path, const std::string& text) {
+	tern::UniqueFd fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+	REQUIRE(fd);
+	REQUIRE(::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+	return fd;
+}
+
 }  // namespace
 
 TEST_CASE("message file: one pass gives every byte and read_header's header") {
@@ -89,9 +98,7 @@ TEST_CASE("inbound read: through the duplicate descriptor it is given, not the p
 	const std::string text =
 	    "From: Someone <someone@sender.example>\r\nMessage-ID: <m1@sender.example>\r\n"
 	    "Received: from a\r\n\r\nbody\r\n";
-	tern::UniqueFd session_fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-	REQUIRE(session_fd);
-	REQUIRE(::write(session_fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+	tern::UniqueFd session_fd = session_spool_file(path, text);
 
 	tern::server::InboundAnalysis by_path;
 	by_path.path = path;
@@ -140,9 +147,7 @@ TEST_CASE("inbound header facts: parsed while DATA streamed in, as read from the
 		const std::string text = (is_signed ? signature : "") + header + "\r\nbody\r\nmore body\r\n";
 		tern::testing::TempDir dir;
 		std::string path = dir.path + "/data-spool-1";
-		tern::UniqueFd session_fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-		REQUIRE(session_fd);
-		REQUIRE(::write(session_fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+		tern::UniqueFd session_fd = session_spool_file(path, text);
 
 		tern::server::InboundAnalysis read;
 		read.path = path;
