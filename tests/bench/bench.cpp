@@ -96,9 +96,10 @@ Options parse_options(int argc, char** argv) {
 			o.idle_connections = value();
 		else if (arg == "--no-postfix")
 			o.postfix = false;
-		else if (arg == "--syscalls")
-			o.syscalls = true;
-		else if (arg == "--memory-only") {
+		else if (arg == "--syscalls") {
+			o.syscalls = true;  // ternd's calls only: Postfix is not started
+			o.postfix = false;
+		} else if (arg == "--memory-only") {
 			o.memory_only = true;
 			o.postfix = false;
 		} else if (arg == "--history")
@@ -987,13 +988,22 @@ int main(int argc, char** argv) {
 	std::printf("  files under %s, each server's in block groups of its own%s%s\n", bench_root.c_str(),
 	            spread_note.empty() ? "" : ": not set up, ", spread_note.c_str());
 
-	if (o.syscalls) {
-		print_syscalls(o, tern);
+	std::string disk_dir;  // the disk ceiling's files, made after the load runs
+	// Every way out stops Postfix before its directory goes: `postfix stop`
+	// needs its configuration, and a master left running would outlive the
+	// bench.
+	auto finish = [&] {
+		postfix.reset();
 		daemon.stop();
 		remove_tree(pf_dir);
+		remove_tree(disk_dir);
 		remove_tree(trash);
 		remove_tree(bench_root);
 		return 0;
+	};
+	if (o.syscalls) {
+		print_syscalls(o, tern);
+		return finish();
 	}
 
 	// Idle memory first, while both are fresh: ternd gives start-up pages
@@ -1002,18 +1012,14 @@ int main(int argc, char** argv) {
 	usleep(6500 * 1000);
 	if (o.memory_only) {
 		report_memory_only(o, tern);
-		daemon.stop();
-		remove_tree(pf_dir);
-		remove_tree(trash);
-		remove_tree(bench_root);
-		return 0;
+		return finish();
 	}
 	MemoryResult tern_mem = measure_memory(o, tern, o.idle_connections, 10);
 	std::optional<MemoryResult> pf_mem;
 	if (pf) pf_mem = measure_memory(o, *pf, std::min(o.idle_connections, 50), 0);
 
 	// The disk, on the file system the servers write to.
-	std::string disk_dir = make_temp_dir("tern-bench-disk-");
+	disk_dir = make_temp_dir("tern-bench-disk-");
 	int disk_seconds = std::min(o.seconds, 3);
 	mkdir((disk_dir + "/serial").c_str(), 0700);
 	mkdir((disk_dir + "/parallel").c_str(), 0700);
@@ -1123,10 +1129,5 @@ int main(int argc, char** argv) {
 			    med(after, &RunResult1::cpu_us_per_msg), med(tern_runs[0], &RunResult1::cpu_us_per_msg));
 		}
 	}
-	daemon.stop();
-	remove_tree(pf_dir);
-	remove_tree(disk_dir);
-	remove_tree(trash);
-	remove_tree(bench_root);
-	return 0;
+	return finish();
 }
