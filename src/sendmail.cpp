@@ -4,7 +4,9 @@
 // ternd applies the submission rules and queues it before answering. When
 // the hand-over fails, the message is not lost silently: the exit status
 // (sysexits.h) and a line on stderr say so, and the caller keeps it.
-// Invoked as mailq (or with -bp) it prints the queue.
+// Invoked as mailq (or with -bp) it prints the queue; with -bs it speaks
+// SMTP on stdin and stdout and hands over each message of the session.
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,6 +24,7 @@
 
 #include "config/config.h"
 #include "message/sendmail.h"
+#include "message/sendmail_smtp.h"
 #include "net/unix_socket.h"
 
 using namespace tern;
@@ -31,7 +34,12 @@ namespace {
 
 const char* usage_text =
     "usage: sendmail.tern [-C FILE|DIR] [-t] [-i] [-f SENDER] [-F NAME] [--] [RECIPIENT...]\n"
-    "       sendmail.tern -bp [-C FILE]    (or: mailq) list the queue\n";
+    "       sendmail.tern -bp [-C FILE]    (or: mailq) list the queue\n"
+    "       sendmail.tern -bs [-C FILE]    SMTP on standard input and output\n";
+
+// RFC 5321 4.5.3.2.7: how long the -bs server waits for the next command
+// or the next piece of data.
+constexpr int stdin_timeout_ms = 300 * 1000;
 
 int fail(int status, const std::string& text) {
 	std::cerr << "sendmail.tern: " << text << "\n";
@@ -89,14 +97,28 @@ private:
 	std::string buf_;
 };
 
-// Reads ternd's answer up to the final status; rcpt failures and the final
-// failure go to stderr, a queue listing to stdout.
-int read_answer(Connection& conn) {
+// What became of one request to ternd.
+struct HandOver {
+	int exit_status = sm::ex_ok;
+	sm::Status final;   // ternd's final status; code 0 when none came
+	std::string error;  // for stderr when it failed, else ""
+};
+
+HandOver failed(int status, std::string error) {
+	HandOver h;
+	h.exit_status = status;
+	h.error = std::move(error);
+	return h;
+}
+
+// Reads ternd's answer up to the final status; rcpt failures go to stderr,
+// a queue listing to stdout.
+HandOver read_answer(Connection& conn) {
 	for (;;) {
 		auto line = conn.read_line();
 		if (!line)
-			return fail(sm::ex_tempfail,
-			            "ternd closed the connection without an answer; the message was not sent");
+			return failed(sm::ex_tempfail,
+			              "ternd closed the connection without an answer; the message was not sent");
 		sm::ResponseLine r = sm::parse_response_line(*line);
 		switch (r.kind) {
 		case sm::ResponseLine::Kind::rcpt:
@@ -107,20 +129,117 @@ int read_answer(Connection& conn) {
 		case sm::ResponseLine::Kind::queue: {
 			auto listing = conn.read_bytes(r.size);
 			if (!listing)
-				return fail(sm::ex_tempfail, "ternd closed the connection during the queue listing");
+				return failed(sm::ex_tempfail, "ternd closed the connection during the queue listing");
 			std::cout << *listing;
 			break;
 		}
 		case sm::ResponseLine::Kind::done: {
-			int status = sm::exit_status(r.status);
-			if (status != sm::ex_ok)
-				fail(status,
-				     "message not sent: " + std::to_string(r.status.code) + " " + r.status.enhanced +
-				         " " + r.status.text);
-			return status;
+			HandOver h;
+			h.final = r.status;
+			h.exit_status = sm::exit_status(r.status);
+			if (h.exit_status != sm::ex_ok)
+				h.error = "message not sent: " + std::to_string(r.status.code) + " " +
+				    r.status.enhanced + " " + r.status.text;
+			return h;
 		}
 		case sm::ResponseLine::Kind::invalid:
-			return fail(sm::ex_software, "unexpected answer from ternd: " + *line);
+			return failed(sm::ex_software, "unexpected answer from ternd: " + *line);
+		}
+	}
+}
+
+// Sends one request (a message, or mailq) to ternd and reads its answer.
+HandOver hand_over(const std::string& socket_path, const sm::Request& request, std::string_view message) {
+	auto head = sm::encode_request(request);
+	if (!head) return failed(sm::ex_usage, "control characters in an address or the full name");
+	Connection conn;
+	if (auto error = conn.connect_to(socket_path))
+		return failed(sm::ex_tempfail, *error + "; the message was not sent");
+	// ternd may answer early (a refusal) and close: read its answer then.
+	conn.send_all(*head) && conn.send_all(message);
+	return read_answer(conn);
+}
+
+// A message read from stdin or an SMTP transaction (CRLF line ends) made
+// ready for ternd, as man/sendmail.tern.8 says: a header section, bare
+// names qualified, Bcc fields removed (and, with `collect`, To, Cc and Bcc
+// gathered as recipients).
+sm::HeaderRecipients prepare(std::string message, const config::Config& cfg, bool collect) {
+	message = sm::ensure_header_section(std::move(message));
+	message = sm::qualify_header_addresses(message, cfg.hostname);
+	return sm::take_header_recipients(message, collect);
+}
+
+// The answer to the end of DATA in -bs mode for one transaction.
+std::string submit_transaction(sm::StdioSmtp& smtp, sm::Transaction tx, const sm::Args& a, const config::Config& cfg,
+                               const std::string& socket_path) {
+	sm::HeaderRecipients h = prepare(std::move(tx.message), cfg, false);
+	sm::Status status;
+	if (!h.error.empty()) {
+		status = {550, "5.6.0", h.error, ""};
+		return smtp.delivered(status);
+	}
+	sm::Request request;
+	request.sender = tx.sender;
+	request.full_name = a.full_name;
+	request.recipients = std::move(tx.recipients);
+	request.data_size = h.message.size();
+	HandOver result = hand_over(socket_path, request, h.message);
+	if (result.final.code != 0) return smtp.delivered(result.final);
+	// Not handed over: the client keeps the message and may try again.
+	std::cerr << "sendmail.tern: " << result.error << "\n";
+	status = {451, "4.3.0", result.error, ""};
+	return smtp.delivered(status);
+}
+
+bool write_stdout(const std::string& bytes) {
+	std::string_view rest = bytes;
+	while (!rest.empty()) {
+		ssize_t n = write(STDOUT_FILENO, rest.data(), rest.size());
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) return false;
+		rest.remove_prefix(static_cast<size_t>(n));
+	}
+	return true;
+}
+
+// Reads what stdin has; false at its end, on an error or after the timeout
+// (then `timed_out`).
+bool read_stdin(std::string& input, bool& timed_out) {
+	pollfd pfd{STDIN_FILENO, POLLIN, 0};
+	int ready = 0;
+	do ready = poll(&pfd, 1, stdin_timeout_ms);
+	while (ready < 0 && errno == EINTR);
+	if (ready == 0) timed_out = true;
+	if (ready <= 0) return false;
+	char buf[16384];
+	ssize_t n = 0;
+	do n = read(STDIN_FILENO, buf, sizeof buf);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) return false;
+	input.append(buf, static_cast<size_t>(n));
+	return true;
+}
+
+// -bs: one SMTP session with the calling program. Replies are written when
+// more input is needed (so a pipelined group gets them together), each
+// message is handed over at its end of data.
+int serve_smtp(const sm::Args& a, const config::Config& cfg, const std::string& socket_path) {
+	sm::StdioSmtp smtp(cfg.hostname, cfg.local_submission_max_size());
+	std::string out = smtp.greeting(), input;
+	bool eof = false;
+	for (;;) {
+		sm::StdioSmtp::Step step = smtp.next(input, eof);
+		out += step.reply;
+		if (step.submit) out += submit_transaction(smtp, std::move(*step.submit), a, cfg, socket_path);
+		if (step.quit) return write_stdout(out) ? sm::ex_ok : sm::ex_ioerr;
+		if (!step.more) continue;
+		if (!write_stdout(out)) return sm::ex_ioerr;
+		out.clear();
+		bool timed_out = false;
+		if (!read_stdin(input, timed_out)) {
+			if (timed_out) return write_stdout(smtp.timeout_reply()) ? sm::ex_tempfail : sm::ex_ioerr;
+			eof = true;
 		}
 	}
 }
@@ -150,6 +269,7 @@ int main(int argc, char** argv) {
 		return fail(sm::ex_config, "cannot load config " + a.config_path + ": " + e.what());
 	}
 	std::string socket_path = cfg->data_dir + "/public/sendmail.sock";
+	if (a.mode == sm::Mode::smtp) return serve_smtp(a, *cfg, socket_path);
 
 	sm::Request request;
 	std::string message;
@@ -159,11 +279,10 @@ int main(int argc, char** argv) {
 		std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
 		if (std::cin.bad())
 			return fail(sm::ex_ioerr, std::string("reading the message: ") + std::strerror(errno));
-		message = sm::ensure_header_section(sm::normalize_message(input, a.ignore_dots));
-		message = sm::qualify_header_addresses(message, cfg->hostname);
 		request.recipients = a.recipients;
 		// Bcc never reaches a recipient, with or without -t.
-		sm::HeaderRecipients h = sm::take_header_recipients(message, a.recipients_from_headers);
+		sm::HeaderRecipients h = prepare(sm::normalize_message(input, a.ignore_dots), *cfg,
+		                                 a.recipients_from_headers);
 		if (!h.error.empty()) return fail(sm::ex_dataerr, h.error);
 		message = std::move(h.message);
 		request.recipients.insert(request.recipients.end(), h.recipients.begin(), h.recipients.end());
@@ -176,13 +295,7 @@ int main(int argc, char** argv) {
 		request.full_name = a.full_name;
 		request.data_size = message.size();
 	}
-	auto head = sm::encode_request(request);
-	if (!head) return fail(sm::ex_usage, "control characters in an address or the full name");
-
-	Connection conn;
-	if (auto error = conn.connect_to(socket_path))
-		return fail(sm::ex_tempfail, *error + "; the message was not sent");
-	// ternd may answer early (a refusal) and close: read its answer then.
-	conn.send_all(*head) && conn.send_all(message);
-	return read_answer(conn);
+	HandOver result = hand_over(socket_path, request, message);
+	if (!result.error.empty()) fail(result.exit_status, result.error);
+	return result.exit_status;
 }

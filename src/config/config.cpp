@@ -1,5 +1,6 @@
 // Config queries: recipient resolution, the `-n` summary and the built-in
 // localserve configuration. Loading and validation live in load.cpp.
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -152,6 +153,13 @@ std::string Config::summary() const {
 	for (const auto& [target, names] : by_lmtp) out << "lmtp " << target << ": " << join_names(names) << "\n";
 	out << "config ok\n";
 	return out.str();
+}
+
+uint64_t Config::local_submission_max_size() const {
+	uint64_t largest = 0;
+	for (const auto& [name, l] : listeners)
+		largest = std::max<uint64_t>(largest, static_cast<uint64_t>(l.max_message_size));
+	return largest != 0 ? largest : static_cast<uint64_t>(Listener{}.max_message_size);
 }
 
 std::shared_ptr<const Config> Config::localserve_config(const std::string& data_dir) {

@@ -237,6 +237,11 @@ struct Config {
 	// The built-in localserve configuration (doc/behaviour.md "localserve").
 	static std::shared_ptr<const Config> localserve_config(const std::string& data_dir);
 
+	// The largest message sendmail.tern may hand to ternd over the local
+	// socket: the largest max_message_size of the listeners (the default
+	// when there are none).
+	uint64_t local_submission_max_size() const;
+
 	// The `-n` / `ternctl check` summary: hostname, listeners and ports,
 	// domains, accounts, then "config ok".
 	std::string summary() const;

@@ -86,6 +86,8 @@ Args parse_args(std::string_view program, const std::vector<std::string>& args, 
 					a.mode = Mode::list_queue;
 				else if (value == "i")
 					a.mode = Mode::nothing;
+				else if (value == "s")
+					a.mode = Mode::smtp;
 				else {
 					a.error = "-b" + value + " is not supported";
 					return a;
@@ -97,6 +99,8 @@ Args parse_args(std::string_view program, const std::vector<std::string>& args, 
 		}
 	}
 	for (; i < args.size(); ++i) a.recipients.push_back(args[i]);
+	if (a.mode == Mode::smtp && (!a.recipients.empty() || a.recipients_from_headers))
+		a.error = "with -bs the recipients come from RCPT TO, not from the command line or -t";
 	if (a.mode == Mode::deliver && a.recipients.empty() && !a.recipients_from_headers)
 		a.error = "recipient addresses must be given on the command line or with -t";
 	return a;

@@ -30,6 +30,7 @@ enum class Mode {
 	deliver,     // -bm, the default: read a message, hand it to ternd
 	list_queue,  // -bp, or invoked as mailq
 	nothing,     // accepted for compatibility, nothing to do (-q, -bi, -I)
+	smtp,        // -bs: SMTP on stdin and stdout (sendmail_smtp.h)
 };
 
 struct Args {

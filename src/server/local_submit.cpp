@@ -223,11 +223,7 @@ std::unique_ptr<LocalSubmitListener::Client> LocalSubmitListener::make_client(Un
 		log::error("local submission: SO_PEERCRED", {{"error", std::strerror(errno)}});
 		return nullptr;
 	}
-	uint64_t max_data = 0;
-	for (const auto& [name, l] : srv_.config()->listeners)
-		max_data = std::max<uint64_t>(max_data, static_cast<uint64_t>(l.max_message_size));
-	if (max_data == 0) max_data = static_cast<uint64_t>(config::Listener{}.max_message_size);
-	return std::make_unique<Client>(std::move(fd), cred.uid, max_data);
+	return std::make_unique<Client>(std::move(fd), cred.uid, srv_.config()->local_submission_max_size());
 }
 
 void LocalSubmitListener::read_request(Client& c) {

@@ -497,3 +497,68 @@ TEST_CASE("sendmail: -bp and mailq list the queue as ternctl queue list does") {
 	CHECK(ternctl.exit_code == 0);
 	CHECK(ternctl.out == listed.out);
 }
+
+TEST_CASE("sendmail -bs: an application's SMTP dialogue on the pipe hands each message over") {
+	LocalUser user = nobody();
+	SKIP_UNLESS_ROOT(user);
+	Running t(true);
+	TernDaemon& d = t.d;
+	SmtpSink& sink = t.sink;
+	// As a PHP framework's sendmail transport speaks it (`sendmail -bs`),
+	// pipelined: one message of the user's own, one from an address that
+	// is not the user's, refused at its end of data with ternd's reply.
+	std::string dialogue =
+	    "EHLO app.example\r\n"
+	    "MAIL FROM:<nobody@test.example>\r\nRCPT TO:<alice@test.example>\r\nRCPT TO:<carol@remote.example>\r\n"
+	    "DATA\r\nFrom: nobody@test.example\r\nTo: alice@test.example\r\nBcc: dave@remote.example\r\n"
+	    "Subject: first\r\n\r\n..a line that starts with a dot\r\n.\r\n"
+	    "MAIL FROM:<alice@test.example>\r\nRCPT TO:<carol@remote.example>\r\nDATA\r\nSubject: second\r\n\r\nx\r\n.\r\n"
+	    "QUIT\r\n";
+	ProgramResult r = run_as(user, sendmail_args(d, {"-bs", "-i"}), dialogue);
+	INFO(r.both() << log_tail(d));
+	CHECK(r.exit_code == 0);
+	CHECK(r.out.starts_with("220 mx.test.example ESMTP tern sendmail\r\n250-mx.test.example\r\n"));
+	size_t first = r.out.find("354 see you at the bare dot\r\n250 2.0.0 queued\r\n");
+	CHECK(first != std::string::npos);
+	CHECK(r.out.find("354 see you at the bare dot\r\n"
+	                 "550 5.7.1 sender alice@test.example does not belong to user nobody\r\n",
+	                 first + 1) != std::string::npos);
+	CHECK(r.out.ends_with("221 2.0.0 okay thanks bye\r\n"));
+
+	std::string local = only_message(d);
+	CHECK(local.find("\r\n\r\n.a line that starts with a dot\r\n") != std::string::npos);
+	CHECK(local.find("Received: by mx.test.example (tern sendmail, from userid " + std::to_string(user.uid) +
+	                 ")") != std::string::npos);
+	CHECK_FALSE(has_field(local, "Bcc"));
+	CHECK(has_field(local, "Message-Id"));
+	REQUIRE(sink.wait_for_messages(1, 10000));
+	usleep(300000);
+	REQUIRE(sink.messages().size() == 1);  // the refused message never left
+	CHECK(sink.messages()[0].mail_from == "nobody@test.example");
+	CHECK(sink.messages()[0].rcpt_to == std::vector<std::string>{"carol@remote.example"});
+}
+
+TEST_CASE("sendmail -bs: swaks delivers through the pipe; without ternd the reply is a 451") {
+	Running t;
+	TernDaemon& d = t.d;
+	std::string command = sendmail_path() + " -C " + d.config_path() + " -bs";
+	RunResult r = run_command({"/usr/bin/timeout", "30", "/usr/bin/swaks", "--pipe", command, "--from",
+	                           "boss@elsewhere.example", "--to", "alice@test.example", "--header",
+	                           "Subject: through the pipe"});
+	INFO(r.output << log_tail(d));
+	CHECK(r.exit_code == 0);
+	std::string text = only_message(d);
+	CHECK(text.find("Subject: through the pipe\r\n") != std::string::npos);
+	CHECK(text.find("Return-Path: <boss@elsewhere.example>") != std::string::npos);
+
+	d.stop();
+	ProgramResult down = run_program(
+	    sendmail_args(d, {"-bs"}),
+	    "HELO app.example\r\nMAIL FROM:<boss@elsewhere.example>\r\n"
+	    "RCPT TO:<alice@test.example>\r\nDATA\r\nSubject: s\r\n\r\nx\r\n.\r\nQUIT\r\n");
+	INFO(down.both());
+	CHECK(down.exit_code == 0);
+	CHECK(down.out.find("354 see you at the bare dot\r\n451 4.3.0 cannot reach ternd at ") != std::string::npos);
+	CHECK(down.out.ends_with("221 2.0.0 okay thanks bye\r\n"));
+	CHECK(down.err.find("the message was not sent") != std::string::npos);
+}

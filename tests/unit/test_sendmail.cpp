@@ -72,7 +72,7 @@ TEST_CASE("sendmail args: ignored options, modes, errors") {
 	CHECK(args_of({}, "newaliases").mode == Mode::nothing);
 
 	CHECK(args_of({"-Z", "a@b.example"}).error == "illegal option -- Z");
-	CHECK(args_of({"-bs"}).error == "-bs is not supported");
+	CHECK(args_of({"-bs"}).mode == Mode::smtp);
 	CHECK(args_of({"-bd"}).error == "-bd is not supported");
 	CHECK(args_of({"-f"}).error == "option requires an argument -- f");
 	// No recipient and no -t: nothing to send to.

@@ -1,0 +1,216 @@
+// sendmail.tern -bs, see sendmail_smtp.h.
+#include "message/sendmail_smtp.h"
+
+#include <utility>
+
+#include "smtp/parser.h"
+#include "smtp/reply.h"
+#include "util/strings.h"
+
+namespace tern::message::sendmail {
+
+namespace se = smtp::se;
+
+namespace {
+
+// A data line longer than this is taken in pieces, so that a line without
+// an end never grows the input beyond it.
+constexpr size_t data_piece = 64 * 1024;
+
+// The program on the other end of the pipe is local and already trusted
+// with any message its user may send: commands are parsed as on the
+// submission port (RFC 6409), without SMTPUTF8, which this mode does not
+// announce.
+const smtp::ParseMode parse_mode{.submission = true};
+
+std::string reply(int code, std::string_view secode, std::string_view text) {
+	return smtp::format_reply(code, secode, text);
+}
+
+std::string reply(const smtp::SmtpError& e) { return reply(e.code, e.secode, e.text); }
+
+StdioSmtp::Step say(std::string text) {
+	StdioSmtp::Step s;
+	s.reply = std::move(text);
+	return s;
+}
+
+// The verb of a command line and the rest after it ("MAIL" and " FROM:<>").
+std::pair<std::string, std::string_view> split_verb(std::string_view line) {
+	size_t end = line.find(' ');
+	return {ascii_upper(line.substr(0, end)),
+	        end == std::string_view::npos ? std::string_view{} : line.substr(end)};
+}
+
+}  // namespace
+
+StdioSmtp::StdioSmtp(std::string hostname, uint64_t max_size) : hostname_(std::move(hostname)), max_size_(max_size) {}
+
+std::string StdioSmtp::greeting() const { return reply(220, "", hostname_ + " ESMTP tern sendmail"); }
+
+std::string StdioSmtp::timeout_reply() const { return reply(421, se::net_other0, hostname_ + " timeout, closing"); }
+
+void StdioSmtp::reset_transaction() {
+	have_mail_ = false;
+	tx_ = Transaction{};
+	data_mid_line_ = false;
+	too_large_ = false;
+}
+
+StdioSmtp::Step StdioSmtp::next(std::string& input, bool eof) {
+	for (;;) {
+		size_t lf = input.find('\n');
+		if (lf == std::string::npos) {
+			if (state_ == State::data && input.size() >= data_piece) {
+				// A long data line: take all of it but a CR that may end it.
+				size_t take = input.back() == '\r' ? input.size() - 1 : input.size();
+				std::string_view piece = std::string_view(input).substr(0, take);
+				// RFC 5321 4.5.2, as for a whole line.
+				if (!data_mid_line_ && piece.starts_with('.')) piece.remove_prefix(1);
+				append_data(piece);
+				input.erase(0, take);
+				data_mid_line_ = true;
+				continue;
+			}
+			if (state_ != State::data && input.size() > max_command_line) {
+				input.clear();
+				state_ = State::command_too_long;
+			}
+			if (!eof) {
+				Step s;
+				s.more = true;
+				return s;
+			}
+			// The end of input: a transaction not finished is dropped, as
+			// an SMTP server drops one whose connection is lost.
+			Step s;
+			s.quit = true;
+			return s;
+		}
+		std::string line = input.substr(0, lf);
+		input.erase(0, lf + 1);
+		if (!line.empty() && line.back() == '\r') line.pop_back();
+		if (state_ == State::data) {
+			Step s = data_line(line);
+			if (s.submit || !s.reply.empty()) return s;
+			continue;
+		}
+		if (state_ == State::command_too_long || line.size() > max_command_line) {
+			state_ = State::command;
+			// RFC 5321 4.5.3.1.4, 4.2.2: a command line too long.
+			return say(reply(500, se::proto_syntax2, "line too long"));
+		}
+		return command(line);
+	}
+}
+
+StdioSmtp::Step StdioSmtp::data_line(std::string_view line) {
+	bool line_start = !data_mid_line_;
+	data_mid_line_ = false;
+	if (line_start && line == ".") {
+		state_ = State::command;
+		if (too_large_) {
+			reset_transaction();
+			// RFC 1870 6.3 (and RFC 3463 5.3.4): larger than the limit.
+			return say(reply(552, se::sys_msg_limit_exceeded4, "message too large"));
+		}
+		Step s;
+		s.submit = std::move(tx_);
+		reset_transaction();
+		return s;
+	}
+	// RFC 5321 4.5.2: a leading dot was doubled by the client.
+	if (line_start && line.starts_with('.')) line.remove_prefix(1);
+	append_data(line);
+	append_data("\r\n");
+	return {};
+}
+
+void StdioSmtp::append_data(std::string_view bytes) {
+	if (too_large_) return;
+	tx_.message.append(bytes);
+	if (tx_.message.size() > max_size_) {
+		// The rest is read and dropped; the end of data gets the 552.
+		too_large_ = true;
+		tx_.message.clear();
+		tx_.message.shrink_to_fit();
+	}
+}
+
+StdioSmtp::Step StdioSmtp::command(std::string_view line) {
+	auto [verb, args] = split_verb(line);
+	if (verb == "EHLO" || verb == "HELO") {
+		smtp::Result<smtp::HelloArg> hello = smtp::parse_hello(args, verb == "EHLO", parse_mode);
+		if (!hello) return say(reply(hello.error()));
+		reset_transaction();
+		if (verb == "HELO") return say(reply(250, "", hostname_));
+		// RFC 2920, RFC 1870, RFC 2034, RFC 6152.
+		return say(reply(250, "",
+		                 hostname_ + "\nPIPELINING\nSIZE " + std::to_string(max_size_) +
+		                     "\nENHANCEDSTATUSCODES\n8BITMIME"));
+	}
+	if (verb == "MAIL") return mail(args);
+	if (verb == "RCPT") return rcpt(args);
+	if (verb == "DATA") {
+		if (smtp::Status s = smtp::parse_no_args(args, parse_mode); !s) return say(reply(s.error()));
+		if (!have_mail_) return say(reply(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM"));
+		if (tx_.recipients.empty()) return say(reply(503, se::proto_bad_cmd_or_seq1, "missing RCPT TO"));
+		state_ = State::data;
+		return say(reply(354, "", "see you at the bare dot"));
+	}
+	if (verb == "RSET") {
+		if (smtp::Status s = smtp::parse_no_args(args, parse_mode); !s) return say(reply(s.error()));
+		reset_transaction();
+		return say(reply(250, se::other0, "all clear"));
+	}
+	if (verb == "NOOP") return say(reply(250, se::other0, "alrighty"));
+	if (verb == "QUIT") {
+		Step s = say(reply(221, se::other0, "okay thanks bye"));
+		s.quit = true;
+		return s;
+	}
+	if (verb == "VRFY" || verb == "EXPN")
+		// RFC 5321 3.5.3: no answer about whether the address exists.
+		return say(reply(252, se::pol_other0, "no verify but will try delivery"));
+	if (verb == "HELP") return say(reply(214, se::other0, "see rfc 5321 (smtp)"));
+	if (verb == "STARTTLS" || verb == "AUTH" || verb == "BDAT")
+		// A local pipe needs neither TLS nor a login: ternd knows the
+		// user from the socket. RFC 5321 4.2.4: 502 for a command known
+		// but not implemented here.
+		return say(reply(502, se::proto_bad_cmd_or_seq1, "not available with sendmail -bs"));
+	return say(reply(500, se::proto_bad_cmd_or_seq1, "unknown command"));
+}
+
+StdioSmtp::Step StdioSmtp::mail(std::string_view args) {
+	if (have_mail_) return say(reply(503, se::proto_bad_cmd_or_seq1, "already have MAIL"));
+	smtp::Result<smtp::MailArgs> m = smtp::parse_mail(args, parse_mode);
+	if (!m) return say(reply(m.error()));
+	if (m->size && static_cast<uint64_t>(*m->size) > max_size_)
+		// RFC 1870 6.1.
+		return say(reply(552, se::sys_msg_limit_exceeded4, "message too large"));
+	reset_transaction();
+	have_mail_ = true;
+	tx_.sender = m->from ? m->from->to_string() : "";
+	return say(reply(250, se::addr_other0, "looking good"));
+}
+
+StdioSmtp::Step StdioSmtp::rcpt(std::string_view args) {
+	if (!have_mail_) return say(reply(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM"));
+	smtp::Result<smtp::RcptArgs> r = smtp::parse_rcpt(args, parse_mode);
+	if (!r) return say(reply(r.error()));
+	if (tx_.recipients.size() >= max_recipients)
+		// RFC 5321 4.5.3.1.10: the client sends the rest in another transaction.
+		return say(
+		    reply(452, se::proto_too_many_rcpts3, "max " + std::to_string(max_recipients) + " recipients"));
+	tx_.recipients.push_back(r->postmaster ? "postmaster" : r->to.to_string());
+	return say(reply(250, se::addr_other0, "now on the list"));
+}
+
+std::string StdioSmtp::delivered(const Status& final_status) {
+	// "2.0.0" → "0.0": the class digit comes from the code.
+	std::string_view secode = final_status.enhanced;
+	secode = secode.size() > 2 ? secode.substr(2) : std::string_view{};
+	return reply(final_status.code, secode, final_status.text);
+}
+
+}  // namespace tern::message::sendmail
