@@ -140,7 +140,10 @@ void StdioSmtp::append_data(std::string_view bytes) {
 StdioSmtp::Step StdioSmtp::command(std::string_view line) {
 	auto [verb, args] = split_verb(line);
 	if (verb == "EHLO" || verb == "HELO") {
-		smtp::Result<smtp::HelloArg> hello = smtp::parse_hello(args, verb == "EHLO", parse_mode);
+		// HELO takes an address literal too, unlike on the ports (RFC 5321
+		// 4.1.1.1 gives it a domain only): Symfony Mailer, for one, says
+		// "HELO [127.0.0.1]" on the pipe.
+		smtp::Result<smtp::HelloArg> hello = smtp::parse_hello(args, true, parse_mode);
 		if (!hello) return say(reply(hello.error()));
 		reset_transaction();
 		if (verb == "HELO") return say(reply(250, "", hostname_));

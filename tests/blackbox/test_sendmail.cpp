@@ -562,3 +562,56 @@ TEST_CASE("sendmail -bs: swaks delivers through the pipe; without ternd the repl
 	CHECK(down.out.ends_with("221 2.0.0 okay thanks bye\r\n"));
 	CHECK(down.err.find("the message was not sent") != std::string::npos);
 }
+
+// The sendmail transport of Symfony Mailer (Debian's php-symfony-mailer),
+// run by PHP as the local user: it speaks `sendmail -bs` and says
+// "HELO [127.0.0.1]". Prints "sent" or the exception's message.
+const char* symfony_send_php = R"(<?php
+require_once '/usr/share/php/Symfony/Component/Mailer/autoload.php';
+use Symfony\Component\Mailer\Mailer;
+use Symfony\Component\Mailer\Transport\SendmailTransport;
+use Symfony\Component\Mime\Email;
+[, $command, $from, $to] = $argv;
+$email = (new Email())->from($from)->to($to)->subject('from symfony')->text("hello\n.a dot line\n");
+try {
+    (new Mailer(new SendmailTransport($command)))->send($email);
+    echo "sent\n";
+} catch (\Throwable $e) {
+    echo 'error: ', $e->getMessage(), "\n";
+    exit(1);
+}
+)";
+
+TEST_CASE("sendmail -bs: Symfony Mailer's sendmail transport sends through it and sees a refusal") {
+	LocalUser user = nobody();
+	SKIP_UNLESS_ROOT(user);
+	if (access("/usr/bin/php", X_OK) != 0 ||
+	    access("/usr/share/php/Symfony/Component/Mailer/autoload.php", R_OK) != 0) {
+		MESSAGE("skipped: needs Debian's php-cli and php-symfony-mailer (contrib/debian-packages.txt)");
+		return;
+	}
+	Running t(true);
+	TernDaemon& d = t.d;
+	std::string script = d.dir() + "/send.php";
+	write_file(script, symfony_send_php);
+	chmod(script.c_str(), 0644);
+	std::string command = sendmail_path() + " -C " + d.config_path() + " -bs";
+
+	ProgramResult sent = run_as(user,
+	                            {"/usr/bin/php", script, command, "nobody@test.example", "alice@test.example"}, "");
+	INFO(sent.both() << log_tail(d));
+	CHECK(sent.exit_code == 0);
+	CHECK(sent.out == "sent\n");
+	std::string text = only_message(d);
+	CHECK(text.find("Subject: from symfony\r\n") != std::string::npos);
+	CHECK(text.find("\r\n\r\nhello\r\n.a dot line\r\n") != std::string::npos);
+	CHECK(text.find("Return-Path: <nobody@test.example>") != std::string::npos);
+
+	// A sender that is not the user's: the application gets ternd's reply.
+	ProgramResult refused = run_as(
+	    user, {"/usr/bin/php", script, command, "alice@test.example", "carol@remote.example"}, "");
+	INFO(refused.both());
+	CHECK(refused.exit_code == 1);
+	CHECK(refused.out.find("550 5.7.1 sender alice@test.example does not belong to user nobody") !=
+	      std::string::npos);
+}
