@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "smtp/parser.h"
+#include "smtp/replies.h"
 #include "smtp/reply.h"
 #include "util/strings.h"
 
@@ -58,22 +59,32 @@ void StdioSmtp::reset_transaction() {
 }
 
 StdioSmtp::Step StdioSmtp::next(std::string& input, bool eof) {
+	// The bytes taken are erased once, on the way out: erasing each line
+	// as it is taken would move the rest of the input once per line.
+	size_t used = 0;
+	Step step = take(input, used, eof);
+	input.erase(0, used);
+	return step;
+}
+
+StdioSmtp::Step StdioSmtp::take(std::string_view input, size_t& used, bool eof) {
 	for (;;) {
-		size_t lf = input.find('\n');
-		if (lf == std::string::npos) {
-			if (state_ == State::data && input.size() >= data_piece) {
+		std::string_view rest = input.substr(used);
+		size_t lf = rest.find('\n');
+		if (lf == std::string_view::npos) {
+			if (state_ == State::data && rest.size() >= data_piece) {
 				// A long data line: take all of it but a CR that may end it.
-				size_t take = input.back() == '\r' ? input.size() - 1 : input.size();
-				std::string_view piece = std::string_view(input).substr(0, take);
+				size_t take = rest.back() == '\r' ? rest.size() - 1 : rest.size();
+				std::string_view piece = rest.substr(0, take);
 				// RFC 5321 4.5.2, as for a whole line.
 				if (!data_mid_line_ && piece.starts_with('.')) piece.remove_prefix(1);
 				append_data(piece);
-				input.erase(0, take);
+				used += take;
 				data_mid_line_ = true;
 				continue;
 			}
-			if (state_ != State::data && input.size() > max_command_line) {
-				input.clear();
+			if (state_ != State::data && rest.size() > max_command_line) {
+				used = input.size();
 				state_ = State::command_too_long;
 			}
 			if (!eof) {
@@ -87,9 +98,9 @@ StdioSmtp::Step StdioSmtp::next(std::string& input, bool eof) {
 			s.quit = true;
 			return s;
 		}
-		std::string line = input.substr(0, lf);
-		input.erase(0, lf + 1);
-		if (!line.empty() && line.back() == '\r') line.pop_back();
+		std::string_view line = rest.substr(0, lf);
+		used += lf + 1;
+		if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
 		if (state_ == State::data) {
 			Step s = data_line(line);
 			if (s.submit || !s.reply.empty()) return s;
@@ -156,36 +167,34 @@ StdioSmtp::Step StdioSmtp::command(std::string_view line) {
 	if (verb == "RCPT") return rcpt(args);
 	if (verb == "DATA") {
 		if (smtp::Status s = smtp::parse_no_args(args, parse_mode); !s) return say(reply(s.error()));
-		if (!have_mail_) return say(reply(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM"));
-		if (tx_.recipients.empty()) return say(reply(503, se::proto_bad_cmd_or_seq1, "missing RCPT TO"));
+		if (!have_mail_) return say(reply(smtp::replies::missing_mail()));
+		if (tx_.recipients.empty()) return say(reply(smtp::replies::missing_recipient()));
 		state_ = State::data;
-		return say(reply(354, "", "see you at the bare dot"));
+		return say(reply(smtp::replies::send_data()));
 	}
 	if (verb == "RSET") {
 		if (smtp::Status s = smtp::parse_no_args(args, parse_mode); !s) return say(reply(s.error()));
 		reset_transaction();
-		return say(reply(250, se::other0, "all clear"));
+		return say(reply(smtp::replies::reset_done()));
 	}
-	if (verb == "NOOP") return say(reply(250, se::other0, "alrighty"));
+	if (verb == "NOOP") return say(reply(smtp::replies::noop_done()));
 	if (verb == "QUIT") {
-		Step s = say(reply(221, se::other0, "okay thanks bye"));
+		Step s = say(reply(smtp::replies::goodbye()));
 		s.quit = true;
 		return s;
 	}
-	if (verb == "VRFY" || verb == "EXPN")
-		// RFC 5321 3.5.3: no answer about whether the address exists.
-		return say(reply(252, se::pol_other0, "no verify but will try delivery"));
-	if (verb == "HELP") return say(reply(214, se::other0, "see rfc 5321 (smtp)"));
+	if (verb == "VRFY" || verb == "EXPN") return say(reply(smtp::replies::will_not_verify(verb == "EXPN")));
+	if (verb == "HELP") return say(reply(smtp::replies::help()));
 	if (verb == "STARTTLS" || verb == "AUTH" || verb == "BDAT")
 		// A local pipe needs neither TLS nor a login: ternd knows the
 		// user from the socket. RFC 5321 4.2.4: 502 for a command known
 		// but not implemented here.
 		return say(reply(502, se::proto_bad_cmd_or_seq1, "not available with sendmail -bs"));
-	return say(reply(500, se::proto_bad_cmd_or_seq1, "unknown command"));
+	return say(reply(smtp::replies::unknown_command()));
 }
 
 StdioSmtp::Step StdioSmtp::mail(std::string_view args) {
-	if (have_mail_) return say(reply(503, se::proto_bad_cmd_or_seq1, "already have MAIL"));
+	if (have_mail_) return say(reply(smtp::replies::already_have_mail()));
 	smtp::Result<smtp::MailArgs> m = smtp::parse_mail(args, parse_mode);
 	if (!m) return say(reply(m.error()));
 	if (m->size && static_cast<uint64_t>(*m->size) > max_size_)
@@ -194,11 +203,11 @@ StdioSmtp::Step StdioSmtp::mail(std::string_view args) {
 	reset_transaction();
 	have_mail_ = true;
 	tx_.sender = m->from ? m->from->to_string() : "";
-	return say(reply(250, se::addr_other0, "looking good"));
+	return say(reply(smtp::replies::mail_accepted()));
 }
 
 StdioSmtp::Step StdioSmtp::rcpt(std::string_view args) {
-	if (!have_mail_) return say(reply(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM"));
+	if (!have_mail_) return say(reply(smtp::replies::missing_mail()));
 	smtp::Result<smtp::RcptArgs> r = smtp::parse_rcpt(args, parse_mode);
 	if (!r) return say(reply(r.error()));
 	if (tx_.recipients.size() >= max_recipients)
@@ -206,7 +215,7 @@ StdioSmtp::Step StdioSmtp::rcpt(std::string_view args) {
 		return say(
 		    reply(452, se::proto_too_many_rcpts3, "max " + std::to_string(max_recipients) + " recipients"));
 	tx_.recipients.push_back(r->postmaster ? "postmaster" : r->to.to_string());
-	return say(reply(250, se::addr_other0, "now on the list"));
+	return say(reply(smtp::replies::recipient_accepted()));
 }
 
 std::string StdioSmtp::delivered(const Status& final_status) {

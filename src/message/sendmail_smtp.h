@@ -52,6 +52,8 @@ public:
 
 private:
 	enum class State { command, data, command_too_long };
+	// next() without the erasing: takes from `input` at `used` onwards.
+	Step take(std::string_view input, size_t& used, bool eof);
 	Step command(std::string_view line);
 	Step mail(std::string_view args);
 	Step rcpt(std::string_view args);

@@ -6,6 +6,7 @@
 // still read to its end and dropped before the reply, so the command stream
 // stays in step with the client (RFC 3030 2, 4).
 #include "server/session.h"
+#include "smtp/replies.h"
 #include "server/server.h"
 #include "util/log.h"
 
@@ -18,8 +19,8 @@ namespace se = smtp::se;
 // RFC 6409 4.3); BDAT sends them only after the chunk is read.
 smtp::Status Connection::data_commands_allowed() const {
 	if (smtp::Status s = mail_commands_allowed(); !s) return s;
-	if (!tx.has_mail) return smtp::error_reply(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM");
-	if (tx.recipients.empty()) return smtp::error_reply(503, se::proto_bad_cmd_or_seq1, "missing RCPT TO");
+	if (!tx.has_mail) return smtp::replies::missing_mail();
+	if (tx.recipients.empty()) return smtp::replies::missing_recipient();
 	return {};
 }
 

@@ -8,6 +8,7 @@
 #include "sasl/mechanism.h"
 #include "mailauth/spf.h"
 #include "server/localserve.h"
+#include "smtp/replies.h"
 #include "server/milter.h"
 #include "server/outcome.h"
 #include "server/server.h"
@@ -187,7 +188,7 @@ Outcome Connection::cmd_mail(std::string_view args) {
 	if (tx_bad > 10 && tx_good == 0)
 		return error_reply(550, se::addr_other0, "too many failures").without_id().then_close();
 	if (smtp::Status s = mail_commands_allowed(); !s) return s.error();
-	if (tx.has_mail) return error_reply(503, se::proto_bad_cmd_or_seq1, "already have MAIL");
+	if (tx.has_mail) return smtp::replies::already_have_mail();
 	// RFC 9422 4.2: past MAILMAX the client has to start a new connection.
 	if (transactions >= max_transactions)
 		return error_reply(421, se::proto_too_many_rcpts3, "too many transactions on this connection")
@@ -269,13 +270,13 @@ Outcome Connection::mail_accepted(smtp::MailArgs m) {
 		    });
 		if (tx.mail_from) look_up_dmarc_early(tx.mail_from->domain.ascii);
 	}
-	return Outcome::reply(250, se::addr_other0, "looking good");
+	return Outcome::reply(smtp::replies::mail_accepted());
 }
 
 // RFC 5321 4.1.1.3
 Outcome Connection::cmd_rcpt(std::string_view args) {
 	if (smtp::Status s = mail_commands_allowed(); !s) return s.error();
-	if (!tx.has_mail) return error_reply(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM");
+	if (!tx.has_mail) return smtp::replies::missing_mail();
 	smtp::Result<smtp::RcptArgs> r = smtp::parse_rcpt(args, parse_mode());
 	if (!r) return r.error();
 	// RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted.
@@ -314,7 +315,7 @@ Outcome Connection::rcpt_accepted(smtp::RcptArgs r) {
 	                 [r](Connection& c) { return c.rcpt_accepted(r); }))
 		return Outcome::suspended();
 	tx.recipients.push_back(std::move(d.recipient));
-	return Outcome::reply(250, se::addr_other0, "now on the list");
+	return Outcome::reply(smtp::replies::recipient_accepted());
 }
 
 // Localserve's special localparts at MAIL and RCPT (doc/behaviour.md
@@ -335,26 +336,24 @@ std::optional<Outcome> Connection::localserve_command_failure(std::string_view p
 Outcome Connection::cmd_rset(std::string_view args) {
 	if (smtp::Status s = smtp::parse_no_args(args, parse_mode()); !s) return s.error();
 	rset();
-	return Outcome::reply(250, se::other0, "all clear");
+	return Outcome::reply(smtp::replies::reset_done());
 }
 
 Outcome Connection::cmd_vrfy(std::string_view args, bool expn) {
 	if (smtp::Result<std::string> s = smtp::parse_vrfy(args, parse_mode()); !s) return s.error();
-	// RFC 5321 3.5.3: 252 when we will not say whether the address exists.
-	return error_reply(252, se::pol_other0,
-	                   expn ? "no expand but will try delivery" : "no verify but will try delivery");
+	return smtp::replies::will_not_verify(expn);
 }
 
-Outcome Connection::cmd_help(std::string_view) { return Outcome::reply(214, se::other0, "see rfc 5321 (smtp)"); }
+Outcome Connection::cmd_help(std::string_view) { return Outcome::reply(smtp::replies::help()); }
 
 Outcome Connection::cmd_noop(std::string_view args) {
 	if (smtp::Status s = smtp::parse_noop(args, parse_mode()); !s) return s.error();
-	return Outcome::reply(250, se::other0, "alrighty");
+	return Outcome::reply(smtp::replies::noop_done());
 }
 
 Outcome Connection::cmd_quit(std::string_view args) {
 	if (smtp::Status s = smtp::parse_no_args(args, parse_mode()); !s) return s.error();
-	return Outcome::reply(221, se::other0, "okay thanks bye").then(SessionState::closing);
+	return Outcome::reply(smtp::replies::goodbye()).then(SessionState::closing);
 }
 
 }  // namespace tern::server

@@ -15,6 +15,7 @@
 #include "message/headers.h"
 #include "message/submission.h"
 #include "server/inbound.h"
+#include "smtp/replies.h"
 #include "server/localserve.h"
 #include "server/message_file.h"
 #include "server/milter.h"
@@ -88,7 +89,7 @@ Outcome Connection::cmd_data(std::string_view args) {
 	if (!opened) return opened.error();
 	data = std::move(*opened);
 	// The final reply comes after the end dot (finish_data).
-	return Outcome::reply(354, "", "see you at the bare dot").then(SessionState::data);
+	return Outcome::reply(smtp::replies::send_data()).then(SessionState::data);
 }
 
 // The temp file a message is decoded into, for DATA and for BDAT chunks.

@@ -34,6 +34,8 @@ public:
 	static Outcome reply(int code, std::string_view secode, std::string text) {
 		return Outcome(Kind::replied, smtp::SmtpError{code, std::string(secode), std::move(text), false});
 	}
+	// A positive reply of smtp/replies.h.
+	static Outcome reply(smtp::SmtpError positive) { return Outcome(Kind::replied, std::move(positive)); }
 	// A multi-line reply (EHLO's keywords), one line per element.
 	static Outcome reply_lines(int code, std::string_view secode, const std::vector<std::string>& lines);
 	// RFC 4954 4: "334 " and the base64 challenge on one line however long

@@ -2,6 +2,7 @@
 // lines, the reply buffer with pipelining-aware flushing, deadlines, and
 // closing. Command handlers live in commands.cpp, DATA in data.cpp.
 #include "server/session.h"
+#include "smtp/replies.h"
 
 #include <unistd.h>
 
@@ -614,7 +615,7 @@ Outcome Connection::dispatch(std::string_view verb, std::string_view args) {
 			return smtp::error_reply(500, smtp::se::proto_syntax2, "please try again speaking smtp")
 			    .without_id()
 			    .then_close();
-		return smtp::error_reply(500, smtp::se::proto_bad_cmd_or_seq1, "unknown command");
+		return smtp::replies::unknown_command();
 	}
 	++ncmds;
 	if (verb == "helo" || verb == "ehlo") return cmd_hello(args, verb == "ehlo");
