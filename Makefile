@@ -202,9 +202,17 @@ tests/fuzz/build/fuzz_session: tests/fuzz/build/fuzz_session.o tests/fuzz/build/
 # Replay without libFuzzer (part of `make check`): each target linked with
 # g++ to tests/fuzz/replay_main.cpp, which runs it on every saved input of
 # tests/fuzz/corpus/<target>/ and tests/fuzz/regressions/<target>/.
+# The pure targets link the same list of sources as the fuzz build
+# (FUZZ_LIB_SRCS, compiled by g++), so a source missing from that list
+# fails `make check` rather than only `make fuzz`.
 FUZZ_REPLAY_BINS = $(patsubst tests/fuzz/%.cpp,tests/fuzz/replay/%,$(FUZZ_SRCS))
 
-tests/fuzz/replay/fuzz_%: tests/fuzz/fuzz_%.o tests/fuzz/replay_main.o src/libtern.a
+tests/fuzz/replay/libtern-pure.a: $(FUZZ_LIB_SRCS:.cpp=.o)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+tests/fuzz/replay/fuzz_%: tests/fuzz/fuzz_%.o tests/fuzz/replay_main.o tests/fuzz/replay/libtern-pure.a
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
 

@@ -15,16 +15,17 @@
 #include "inbound/delivery_rate.h"
 #include "inbound/junk_marks.h"
 #include "smtp/data_decoder.h"
+#include "smtp/replies.h"
 #include "util/log.h"
 
 namespace tern::config {
 
 // Defaults written once: the struct members below, the loader, the built-in
 // localserve config and the programs refer to these.
-inline constexpr int64_t default_max_message_size = 100 * 1024 * 1024;  // 100 MiB
-inline constexpr int default_smtp_port = 25;                            // IANA service "smtp"
-inline constexpr int default_submission_port = 587;                     // RFC 6409 3.1
-inline constexpr int default_submissions_port = 465;                    // RFC 8314 3.3
+inline constexpr int64_t default_max_message_size = smtp::default_max_message_size;
+inline constexpr int default_smtp_port = 25;          // IANA service "smtp"
+inline constexpr int default_submission_port = 587;   // RFC 6409 3.1
+inline constexpr int default_submissions_port = 465;  // RFC 8314 3.3
 inline constexpr int max_port = 65535;
 // localserve (doc/behaviour.md "localserve"): unprivileged ports on loopback.
 inline constexpr int localserve_smtp_port = 1025;

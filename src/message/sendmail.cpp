@@ -328,12 +328,12 @@ RequestReader::State RequestReader::line(std::string_view text) {
 			error_ = "no recipients";
 			return State::error;
 		}
+		request_.data_size = n;
 		if (n > max_data_) {
 			too_large_ = true;
 			error_ = "message too large";
 			return State::error;
 		}
-		request_.data_size = n;
 		return State::data;
 	}
 	error_ = "unknown request line";
@@ -408,7 +408,9 @@ int exit_status(const Status& s) {
 	// RFC 3463 3.1: class.subject.detail.
 	const std::string& e = s.enhanced;
 	if (e.starts_with("5.1.")) return ex_nouser;
-	if (e.starts_with("5.6.") || e == "5.3.4") return ex_dataerr;
+	// Content the message cannot have, or a size over a limit (RFC 3463
+	// 5.2.3 the mailbox's, 5.3.4 the system's).
+	if (e.starts_with("5.6.") || e == "5.2.3" || e == "5.3.4") return ex_dataerr;
 	if (e.starts_with("5.7.")) return ex_noperm;
 	return ex_unavailable;
 }

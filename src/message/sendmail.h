@@ -116,6 +116,8 @@ public:
 	State feed(std::string_view in, size_t& used);
 	const Request& request() const { return request_; }
 	const std::string& error() const { return error_; }
+	// The data size asked for is over the limit; request().data_size
+	// holds it.
 	bool too_large() const { return too_large_; }
 
 private:

@@ -36,13 +36,6 @@ StdioSmtp::Step say(std::string text) {
 	return s;
 }
 
-// The verb of a command line and the rest after it ("MAIL" and " FROM:<>").
-std::pair<std::string, std::string_view> split_verb(std::string_view line) {
-	size_t end = line.find(' ');
-	return {ascii_upper(line.substr(0, end)),
-	        end == std::string_view::npos ? std::string_view{} : line.substr(end)};
-}
-
 }  // namespace
 
 StdioSmtp::StdioSmtp(std::string hostname, uint64_t max_size) : hostname_(std::move(hostname)), max_size_(max_size) {}
@@ -83,10 +76,9 @@ StdioSmtp::Step StdioSmtp::take(std::string_view input, size_t& used, bool eof) 
 				data_mid_line_ = true;
 				continue;
 			}
-			if (state_ != State::data && rest.size() > max_command_line) {
-				used = input.size();
-				state_ = State::command_too_long;
-			}
+			// As on the ports, a line that cannot end within the limit
+			// ends the session (smtp::replies::line_too_long).
+			if (state_ != State::data && rest.size() >= smtp::max_command_line) return too_long();
 			if (!eof) {
 				Step s;
 				s.more = true;
@@ -98,6 +90,7 @@ StdioSmtp::Step StdioSmtp::take(std::string_view input, size_t& used, bool eof) 
 			s.quit = true;
 			return s;
 		}
+		if (state_ != State::data && lf >= smtp::max_command_line) return too_long();
 		std::string_view line = rest.substr(0, lf);
 		used += lf + 1;
 		if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -106,13 +99,14 @@ StdioSmtp::Step StdioSmtp::take(std::string_view input, size_t& used, bool eof) 
 			if (s.submit || !s.reply.empty()) return s;
 			continue;
 		}
-		if (state_ == State::command_too_long || line.size() > max_command_line) {
-			state_ = State::command;
-			// RFC 5321 4.5.3.1.4, 4.2.2: a command line too long.
-			return say(reply(500, se::proto_syntax2, "line too long"));
-		}
 		return command(line);
 	}
+}
+
+StdioSmtp::Step StdioSmtp::too_long() {
+	Step s = say(reply(smtp::replies::line_too_long()));
+	s.quit = true;
+	return s;
 }
 
 StdioSmtp::Step StdioSmtp::data_line(std::string_view line) {
@@ -122,8 +116,8 @@ StdioSmtp::Step StdioSmtp::data_line(std::string_view line) {
 		state_ = State::command;
 		if (too_large_) {
 			reset_transaction();
-			// RFC 1870 6.3 (and RFC 3463 5.3.4): larger than the limit.
-			return say(reply(552, se::sys_msg_limit_exceeded4, "message too large"));
+			// RFC 1870 6.3: larger than the limit.
+			return say(reply(smtp::replies::message_too_large(static_cast<int64_t>(max_size_))));
 		}
 		Step s;
 		s.submit = std::move(tx_);
@@ -149,7 +143,9 @@ void StdioSmtp::append_data(std::string_view bytes) {
 }
 
 StdioSmtp::Step StdioSmtp::command(std::string_view line) {
-	auto [verb, args] = split_verb(line);
+	smtp::CommandLine split = smtp::split_command(line);
+	std::string verb = ascii_upper(split.verb);
+	std::string_view args = split.args;
 	if (verb == "EHLO" || verb == "HELO") {
 		// HELO takes an address literal too, unlike on the ports (RFC 5321
 		// 4.1.1.1 gives it a domain only): Symfony Mailer, for one, says
@@ -177,13 +173,20 @@ StdioSmtp::Step StdioSmtp::command(std::string_view line) {
 		reset_transaction();
 		return say(reply(smtp::replies::reset_done()));
 	}
-	if (verb == "NOOP") return say(reply(smtp::replies::noop_done()));
+	if (verb == "NOOP") {
+		if (smtp::Status s = smtp::parse_noop(args, parse_mode); !s) return say(reply(s.error()));
+		return say(reply(smtp::replies::noop_done()));
+	}
 	if (verb == "QUIT") {
+		if (smtp::Status e = smtp::parse_no_args(args, parse_mode); !e) return say(reply(e.error()));
 		Step s = say(reply(smtp::replies::goodbye()));
 		s.quit = true;
 		return s;
 	}
-	if (verb == "VRFY" || verb == "EXPN") return say(reply(smtp::replies::will_not_verify(verb == "EXPN")));
+	if (verb == "VRFY" || verb == "EXPN") {
+		if (smtp::Result<std::string> s = smtp::parse_vrfy(args, parse_mode); !s) return say(reply(s.error()));
+		return say(reply(smtp::replies::will_not_verify(verb == "EXPN")));
+	}
 	if (verb == "HELP") return say(reply(smtp::replies::help()));
 	if (verb == "STARTTLS" || verb == "AUTH" || verb == "BDAT")
 		// A local pipe needs neither TLS nor a login: ternd knows the
@@ -199,7 +202,7 @@ StdioSmtp::Step StdioSmtp::mail(std::string_view args) {
 	if (!m) return say(reply(m.error()));
 	if (m->size && static_cast<uint64_t>(*m->size) > max_size_)
 		// RFC 1870 6.1.
-		return say(reply(552, se::sys_msg_limit_exceeded4, "message too large"));
+		return say(reply(smtp::replies::message_too_large(*m->size)));
 	reset_transaction();
 	have_mail_ = true;
 	tx_.sender = m->from ? m->from->to_string() : "";

@@ -48,13 +48,12 @@ public:
 	// RFC 5321 4.5.3.2: what a client silent for too long gets before the end.
 	std::string timeout_reply() const;
 
-	static constexpr size_t max_command_line = 4096;
-
 private:
-	enum class State { command, data, command_too_long };
+	enum class State { command, data };
 	// next() without the erasing: takes from `input` at `used` onwards.
 	Step take(std::string_view input, size_t& used, bool eof);
 	Step command(std::string_view line);
+	Step too_long();
 	Step mail(std::string_view args);
 	Step rcpt(std::string_view args);
 	Step data_line(std::string_view line);

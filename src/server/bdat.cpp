@@ -58,7 +58,7 @@ Outcome Connection::cmd_bdat(std::string_view args) {
 		// Known too large before reading it: the message fails, the chunk
 		// is still read (and dropped), the session goes on.
 		log::event(log::Level::info, cid, "message too large", {{"max", std::to_string(max)}});
-		refusal = message_too_large(max);
+		refusal = smtp::replies::message_too_large(max);
 		ends_transaction = true;
 	}
 	data->chunk.start(b.size, b.last);
@@ -83,7 +83,7 @@ void Connection::feed_chunk() {
 		if (static_cast<int64_t>(d.decoder.size()) > max) {
 			// Bare newlines stored as CRLF made it grow past the limit.
 			log::event(log::Level::info, cid, "message too large", {{"max", std::to_string(max)}});
-			d.chunk_refusal = message_too_large(max);
+			d.chunk_refusal = smtp::replies::message_too_large(max);
 			d.refusal_ends_transaction = true;
 			d.decoded.clear();
 		} else {

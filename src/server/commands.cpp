@@ -170,11 +170,8 @@ smtp::Result<smtp::MailArgs> Connection::mail_args(std::string_view args) const 
 	smtp::Result<smtp::MailArgs> m = smtp::parse_mail(args, parse_mode());
 	if (!m) return m;
 	if (m->size && *m->size > listener().max_message_size) {
-		// RFC 1870 6.1, RFC 3463 5.3.4 / 5.2.3
-		return error_reply(552,
-		                   *m->size < config::default_max_message_size ? se::mailbox_msg_too_large3
-		                                                               : se::sys_msg_limit_exceeded4,
-		                   "message too large");
+		// RFC 1870 6.1
+		return smtp::replies::message_too_large(*m->size);
 	}
 	// RFC 8689 4.1: REQUIRETLS is only valid on a TLS session.
 	if (m->requiretls && !tls)

@@ -47,14 +47,6 @@ SmtpError storage_failure(bool disk_full, std::string text) {
 	if (disk_full) return SmtpError{452, std::string(se::sys_storage_full1), std::move(text)};
 	return SmtpError{451, std::string(se::sys_other0), std::move(text)};
 }
-// The refusal of a message over the listener's limit, for DATA and BDAT
-// (doc/behaviour.md D12): the code SIZE would get (RFC 1870).
-SmtpError message_too_large(int64_t max) {
-	return SmtpError{552,
-	                 std::string(max >= config::default_max_message_size ? se::sys_msg_limit_exceeded4
-	                                                                     : se::mailbox_msg_too_large3),
-	                 "message too large"};
-}
 
 void Connection::remove_spool_file(UniqueFd& fd, std::string path, FileRemoval how) {
 	fd.reset();  // closed before the unlink, so the unlink frees no blocks
@@ -125,7 +117,7 @@ void Connection::feed_data() {
 		// doc/behaviour.md D12 / RFC 1870 6.3: refuse at once and
 		// close, rather than read the rest of an oversized message.
 		log::event(log::Level::info, cid, "message too large", {{"max", std::to_string(max)}});
-		apply(message_too_large(max).then_close());
+		apply(smtp::replies::message_too_large(max).then_close());
 		std::string().swap(inbuf);
 		return;
 	}

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -23,6 +24,7 @@
 #include "server/outbound.h"
 #include "server/server.h"
 #include "smtp/parser.h"
+#include "smtp/replies.h"
 #include "util/log.h"
 
 namespace tern::server {
@@ -245,9 +247,12 @@ void LocalSubmitListener::read_request(Client& c) {
 			switch (c.reader.feed(in, used)) {
 			case sm::RequestReader::State::more: continue;
 			case sm::RequestReader::State::error:
-				if (c.reader.too_large())
-					finish(c, status(552, se::sys_msg_limit_exceeded4, "message too large"));
-				else
+				if (c.reader.too_large()) {
+					// The code SIZE would get on the ports (RFC 1870 6.1).
+					smtp::SmtpError e = smtp::replies::message_too_large(static_cast<int64_t>(
+					    std::min<uint64_t>(c.reader.request().data_size, INT64_MAX)));
+					finish(c, status(e.code, e.secode, e.text));
+				} else
 					finish(c, status(554, se::proto_syntax2, "bad request: " + c.reader.error()));
 				return;
 			case sm::RequestReader::State::list_queue: list_queue(c); return;

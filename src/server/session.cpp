@@ -21,22 +21,12 @@
 namespace tern::server {
 
 namespace {
-// RFC 5321 4.5.3.1.4 allows 512 octets for a command line; the model reads up
-// to 2048 before giving up (extensions make lines longer in practice).
-constexpr size_t max_line = 2048;
 // Stop taking commands while this much output waits for a slow reader.
 constexpr size_t max_pending_output = 64 * 1024;
 
 // SIGTERM (doc/behaviour.md "Logs, signals, metrics"): 421, then close.
 smtp::SmtpError shutting_down_reply() {
 	return smtp::error_reply(421, smtp::se::sys_not_accepting2, "shutting down").without_id().then_close();
-}
-
-// A line over max_line: what follows cannot be trusted to be SMTP.
-smtp::SmtpError line_too_long_reply() {
-	return smtp::error_reply(500, smtp::se::proto_other0, "line too long, smtp max is 512, we reached 2048")
-	    .without_id()
-	    .then_close();
 }
 
 std::string peer_text(const IpAddr& ip, uint16_t port) {
@@ -479,8 +469,8 @@ void Connection::process_input_loop() {
 			continue;
 		}
 		size_t nl = inbuf.find('\n');
-		if (nl == std::string::npos ? inbuf.size() >= max_line : nl >= max_line) {
-			apply(line_too_long_reply());
+		if (nl == std::string::npos ? inbuf.size() >= smtp::max_command_line : nl >= smtp::max_command_line) {
+			apply(smtp::replies::line_too_long());
 			break;
 		}
 		if (nl == std::string::npos) break;
@@ -535,15 +525,13 @@ void Connection::process_input_loop() {
 }
 
 Outcome Connection::handle_line(std::string_view line) {
-	size_t sp = line.find(' ');
+	auto [verb, args] = smtp::split_command(line);
 	if (log::enabled(log::Level::trace)) {
 		// AUTH data is secret: shown only at traceauth.
-		bool is_auth = sp == 4 && iequals(line.substr(0, 4), "auth") && !log::enabled(log::Level::traceauth);
+		bool is_auth = !args.empty() && iequals(verb, "auth") && !log::enabled(log::Level::traceauth);
 		log::event(log::Level::trace, cid,
-		           is_auth ? "RC: " + std::string(line.substr(0, 4)) + " ***" : "RC: " + std::string(line));
+		           is_auth ? "RC: " + std::string(verb) + " ***" : "RC: " + std::string(line));
 	}
-	std::string_view verb = line.substr(0, sp);
-	std::string_view args = sp == std::string_view::npos ? std::string_view() : line.substr(sp);
 	if (srv.shutting_down()) return shutting_down_reply();
 	cmd = ascii_lower(verb);
 	cmd_start = ev_now(srv.loop());

@@ -134,9 +134,6 @@ struct DataInProgress {
 	bool refusal_ends_transaction = false;
 };
 
-// 552 for a message over the listener's size limit (server/data.cpp).
-smtp::SmtpError message_too_large(int64_t max);
-
 // What the session knows beside its SessionState: facts that hold across
 // states, each set and cleared at one documented point. (The transport's
 // own facts, eof and TLS, stay with the I/O code.)

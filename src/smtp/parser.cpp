@@ -847,6 +847,12 @@ Result<std::string> parse_vrfy(std::string_view args, const ParseMode& mode) {
 	return std::move(*s);
 }
 
+CommandLine split_command(std::string_view line) {
+	size_t sp = line.find(' ');
+	if (sp == std::string_view::npos) return {line, {}};
+	return {line.substr(0, sp), line.substr(sp)};
+}
+
 // RFC 5321 4.1.1.9: "NOOP" [ SP String ].
 Status parse_noop(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);

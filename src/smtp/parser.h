@@ -84,6 +84,15 @@ struct RcptArgs {
 };
 Result<RcptArgs> parse_rcpt(std::string_view args, const ParseMode&);
 
+// A command line cut after its verb: "MAIL FROM:<>" gives "MAIL" and
+// " FROM:<>" (the arguments keep their leading space, which the parsers
+// below expect); a line without a space is all verb.
+struct CommandLine {
+	std::string_view verb;
+	std::string_view args;
+};
+CommandLine split_command(std::string_view line);
+
 // Commands without arguments (DATA, RSET, QUIT, STARTTLS): trailing spaces
 // and tabs tolerated on the delivery listener; anything else is
 // `501 5.5.2 bad syntax: trailing data, not white space: " x"`.

@@ -3,7 +3,21 @@
 // answer alike (the model's texts, doc/behaviour.md §4). Positive replies
 // carry no received-id; refusals do where the session appends one.
 #pragma once
+#include <cstdint>
+
 #include "smtp/reply.h"
+
+namespace tern::smtp {
+
+// The size limit a listener has unless its config says otherwise; the
+// line between the two enhanced codes of message_too_large below.
+inline constexpr int64_t default_max_message_size = 100 * 1024 * 1024;  // 100 MiB
+
+// A command line longer than this is not SMTP any more (doc/behaviour.md
+// §1: RFC 5321 4.5.3.1.4 allows 512; extensions make lines longer).
+inline constexpr size_t max_command_line = 2048;
+
+}  // namespace tern::smtp
 
 namespace tern::smtp::replies {
 
@@ -28,6 +42,24 @@ inline SmtpError will_not_verify(bool expn) {
 inline SmtpError missing_mail() { return error_reply(503, se::proto_bad_cmd_or_seq1, "missing MAIL FROM"); }
 inline SmtpError missing_recipient() { return error_reply(503, se::proto_bad_cmd_or_seq1, "missing RCPT TO"); }
 inline SmtpError already_have_mail() { return error_reply(503, se::proto_bad_cmd_or_seq1, "already have MAIL"); }
+// RFC 1870 6.1 and 6.3, RFC 3463 (doc/behaviour.md D12): a message larger
+// than the limit. `judged` is the size that decided it, the size MAIL FROM
+// declared or the limit the data went over: from the default limit up the
+// system's limit was reached (5.3.4), below it the mailbox's (5.2.3).
+inline SmtpError message_too_large(int64_t judged) {
+	return error_reply(552,
+	                   judged < default_max_message_size ? se::mailbox_msg_too_large3 : se::sys_msg_limit_exceeded4,
+	                   "message too large");
+}
+
+// A command line over max_command_line: what follows cannot be trusted to
+// be SMTP, so the session ends after it.
+inline SmtpError line_too_long() {
+	return error_reply(500, se::proto_other0, "line too long, smtp max is 512, we reached 2048")
+	    .without_id()
+	    .then_close();
+}
+
 inline SmtpError unknown_command() { return error_reply(500, se::proto_bad_cmd_or_seq1, "unknown command"); }
 
 }  // namespace tern::smtp::replies

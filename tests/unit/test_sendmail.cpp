@@ -234,6 +234,7 @@ TEST_CASE("sendmail protocol: answers and exit statuses") {
 	CHECK(exit_status({550, "5.7.1", "", ""}) == ex_noperm);
 	CHECK(exit_status({550, "5.6.0", "", ""}) == ex_dataerr);
 	CHECK(exit_status({552, "5.3.4", "", ""}) == ex_dataerr);
+	CHECK(exit_status({552, "5.2.3", "", ""}) == ex_dataerr);
 	CHECK(exit_status({554, "5.5.2", "", ""}) == ex_unavailable);
 }
 
