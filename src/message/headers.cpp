@@ -1,6 +1,7 @@
 // Header field builders, see headers.h.
 #include "message/headers.h"
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 
@@ -14,6 +15,14 @@ constexpr size_t max_line_len = 78;
 constexpr const char* month_names[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
+// `value` (not negative) in decimal, zero-padded to `width` digits.
+void append_number(std::string& out, int value, int width) {
+	char digits[12];
+	char* end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+	for (int pad = width - static_cast<int>(end - digits); pad > 0; pad--) out += '0';
+	out.append(digits, end);
+}
+
 }  // namespace
 
 std::string format_date(std::time_t t, int tz_offset_s) {
@@ -24,11 +33,26 @@ std::string format_date(std::time_t t, int tz_offset_s) {
 	std::tm tm{};
 	gmtime_r(&shifted, &tm);
 	int offset_min = std::abs(tz_offset_s) / 60;
-	char buf[64];
-	std::snprintf(buf, sizeof buf, "%d %s %04d %02d:%02d:%02d %c%02d%02d", tm.tm_mday, month_names[tm.tm_mon],
-	              tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, tz_offset_s < 0 ? '-' : '+', offset_min / 60,
-	              offset_min % 60);
-	return buf;
+	// Written by hand rather than through snprintf: a Received field per
+	// message, and snprintf's format parsing was most of this function.
+	std::string out;
+	out.reserve(32);
+	append_number(out, tm.tm_mday, 1);
+	out += ' ';
+	out += month_names[tm.tm_mon];
+	out += ' ';
+	append_number(out, tm.tm_year + 1900, 4);
+	out += ' ';
+	append_number(out, tm.tm_hour, 2);
+	out += ':';
+	append_number(out, tm.tm_min, 2);
+	out += ':';
+	append_number(out, tm.tm_sec, 2);
+	out += ' ';
+	out += tz_offset_s < 0 ? '-' : '+';
+	append_number(out, offset_min / 60, 2);
+	append_number(out, offset_min % 60, 2);
+	return out;
 }
 
 int local_utc_offset(std::time_t t) {

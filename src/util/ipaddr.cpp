@@ -1,6 +1,7 @@
 // IPv4/IPv6 address values (see ipaddr.h). Text conversion goes through
 // inet_pton/inet_ntop so we accept exactly the forms the C library does
-// (dotted quad without leading zeros, RFC 4291 2.2 IPv6 text forms).
+// (dotted quad without leading zeros, RFC 4291 2.2 IPv6 text forms); an
+// IPv4 address is written without it, in the same form.
 #include "util/ipaddr.h"
 
 #include <arpa/inet.h>
@@ -92,6 +93,18 @@ bool IpAddr::unspecified() const {
 }
 
 std::string IpAddr::to_string() const {
+	if (!v6) {
+		// Dotted quad written here: inet_ntop formats IPv4 through sprintf,
+		// and the session writes its peer's address several times per
+		// message (log lines, Received, Authentication-Results, history).
+		char buf[16];
+		char* p = buf;
+		for (int i = 0; i < 4; i++) {
+			if (i) *p++ = '.';
+			p = std::to_chars(p, buf + sizeof buf, bytes[i]).ptr;
+		}
+		return std::string(buf, p);
+	}
 	char buf[INET6_ADDRSTRLEN];
 	const char* r = inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof buf);
 	return r ? std::string(r) : std::string();

@@ -1,6 +1,9 @@
 // Header builders: date format, folding, Received, Return-Path.
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <string>
 
 #include "message/header_scan.h"
@@ -22,6 +25,28 @@ TEST_CASE("headers: format_date") {
 	// 2026-11-25T07:02:09Z: two-digit day, zero-padded time, month name.
 	CHECK(format_date(1795590129) == "25 Nov 2026 07:02:09 +0000");
 	CHECK(format_date(1795590129, 3600) == "25 Nov 2026 08:02:09 +0100");
+	// A year before 1000 keeps four digits.
+	CHECK(format_date(-30000000000) == "4 May 1019 18:40:00 +0000");
+}
+
+TEST_CASE("headers: format_date agrees with strftime over many dates and offsets") {
+	// The C library in the C locale, for a date every 7777777 s from 1970
+	// to 2100, with offsets either side of UTC.
+	for (std::time_t t = 0; t < 4102444800; t += 7777777) {
+		for (int offset : {0, 3600, -7 * 3600, 5 * 3600 + 1800, -(9 * 3600 + 2700), 14 * 3600}) {
+			std::time_t shifted = t + offset;
+			std::tm tm{};
+			REQUIRE(gmtime_r(&shifted, &tm));
+			char date[64];
+			REQUIRE(std::strftime(date, sizeof date, "%b %Y %H:%M:%S", &tm) > 0);
+			int minutes = std::abs(offset) / 60;
+			char zone[8];
+			std::snprintf(zone, sizeof zone, "%c%02d%02d", offset < 0 ? '-' : '+', minutes / 60,
+			              minutes % 60);
+			std::string expected = std::to_string(tm.tm_mday) + " " + date + " " + zone;
+			CHECK(format_date(t, offset) == expected);
+		}
+	}
 }
 
 TEST_CASE("headers: HeaderBuilder separators and folding") {

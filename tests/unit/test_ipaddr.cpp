@@ -170,3 +170,24 @@ TEST_CASE("to_sockaddr round-trips through from_sockaddr, with the port") {
 	CHECK(ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port) == 2525);
 	CHECK(IpAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&ss)) == v6);
 }
+
+TEST_CASE("an IPv4 address is written as inet_ntop writes it") {
+	// Every value of each byte, in every position, against the C library.
+	for (int position = 0; position < 4; position++) {
+		for (int value = 0; value < 256; value++) {
+			IpAddr ip;
+			ip.bytes[0] = 192;
+			ip.bytes[1] = 0;
+			ip.bytes[2] = 2;
+			ip.bytes[3] = 1;
+			ip.bytes[position] = static_cast<uint8_t>(value);
+			char expected[INET_ADDRSTRLEN];
+			REQUIRE(inet_ntop(AF_INET, ip.bytes.data(), expected, sizeof expected));
+			CHECK(ip.to_string() == expected);
+			CHECK(ip.to_literal() == "[" + std::string(expected) + "]");
+		}
+	}
+	IpAddr widest;
+	widest.bytes[0] = widest.bytes[1] = widest.bytes[2] = widest.bytes[3] = 255;
+	CHECK(widest.to_string() == "255.255.255.255");
+}
