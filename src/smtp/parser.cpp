@@ -122,9 +122,27 @@ bool plain_ascii_name(std::string_view name) {
 	}
 }
 
+// Lower-case letters, digits and hyphens in each label, none first (RFC
+// 5321 4.1.2 sub-domain in ASCII): what an A-label form must be.
+bool ldh_labels(std::string_view name) {
+	bool label_start = true;
+	for (char c : name) {
+		if (c == '.') {
+			label_start = true;
+			continue;
+		}
+		bool ldh = (c >= 'a' && c <= 'z') || is_digit(static_cast<unsigned char>(c)) ||
+		    (c == '-' && !label_start);
+		if (!ldh) return false;
+		label_start = false;
+	}
+	return true;
+}
+
 // Converts a syntactically checked domain to its A-label and U-label forms
 // (RFC 5890, with UTS #46 mapping as resolvers do), or returns libidn2's
-// complaint.
+// complaint. The A-label form is a name of letters, digits, hyphens and
+// dots, which parse_domain takes again.
 std::optional<Domain> idna_convert(const std::string& name, std::string& error) {
 	if (plain_ascii_name(name)) {
 		Domain d;
@@ -143,10 +161,18 @@ std::optional<Domain> idna_convert(const std::string& name, std::string& error) 
 	d.ascii = ascii_lower(ascii);
 	idn2_free(ascii);
 	// UTS #46 mapping can delete characters (U+00AD soft hyphen), leaving an
-	// empty name or label (found by fuzzing); such a name is no domain.
+	// empty name or label, and map others to ASCII that no host name has
+	// (U+00A0 to a space): both found by fuzzing. Lookups apply the STD3
+	// rules (UTS #46 4, UseSTD3ASCIIRules), which refuse the second kind;
+	// libidn2 with its flag for them drops such characters instead, so the
+	// A-label form is checked here.
 	if (d.ascii.empty() || d.ascii.front() == '.' || d.ascii.back() == '.' ||
 	    d.ascii.find("..") != std::string::npos) {
 		error = "to ascii: empty label after mapping";
+		return std::nullopt;
+	}
+	if (!ldh_labels(d.ascii)) {
+		error = "to ascii: character not allowed in a host name after mapping";
 		return std::nullopt;
 	}
 
@@ -602,8 +628,9 @@ std::string quote_go(std::string_view s) {
 			out += "\\x";
 			out += hex[c >> 4];
 			out += hex[c & 0xf];
-		} else if (c < 0xa0 || c == 0xad) {
-			// C1 controls and the soft hyphen are not printable.
+		} else if (c <= 0xa0 || c == 0xad) {
+			// C1 controls, the no-break space and the soft hyphen are not
+			// printable (Go's strconv.IsPrint).
 			out += "\\u00";
 			out += hex[c >> 4];
 			out += hex[c & 0xf];

@@ -511,6 +511,8 @@ TEST_CASE("quote_go and syntax_error") {
 	CHECK(quote_go("\t\r\n\x01") == "\"\\t\\r\\n\\x01\"");
 	CHECK(quote_go("ü") == "\"ü\"");
 	CHECK(quote_go("\xff") == "\"\\xff\"");
+	CHECK(quote_go("\xc2\xa0") == "\"\\u00a0\"");
+	CHECK(quote_go("\xc2\xa1") == "\"\xc2\xa1\"");
 	ParseMode m;
 	SmtpError e = syntax_error("expected end of line", "x", m);
 	CHECK(e.code == 501);
@@ -524,6 +526,38 @@ TEST_CASE("quote_go and syntax_error") {
 TEST_CASE("parser: a domain that IDNA mapping empties is refused (fuzzing regression)") {
 	CHECK_FALSE(tern::smtp::parse_domain("\xc2\xad").has_value());
 	CHECK_FALSE(tern::smtp::parse_domain("\xc2\xad.example").has_value());
+}
+
+TEST_CASE("parser: a domain that IDNA mapping turns into a non-LDH name is refused (fuzzing regression)") {
+	// U+00A0 (no-break space) maps to a space, U+FF3F (fullwidth low line)
+	// to "_", U+2488 ("1.") to "1." (UTS #46 disallowed_STD3_mapped):
+	// without the STD3 rules a name with a space or an underscore would come
+	// out as the A-label form.
+	for (std::string name : {"\xc2\xa0"
+	                         "0",
+	                         "a\xc2\xa0"
+	                         "b.example",
+	                         "\xef\xbc\xbf"
+	                         "x.example"}) {
+		CAPTURE(name);
+		CHECK_FALSE(tern::smtp::parse_domain(name).has_value());
+	}
+	// Characters mapped to letters, digits or a dot stay: fullwidth letters
+	// and the ideographic full stop.
+	auto fullwidth = tern::smtp::parse_domain("\xef\xbd\x85x.example");  // U+FF45 "e"
+	REQUIRE(fullwidth);
+	CHECK(fullwidth->ascii == "ex.example");
+	auto ideographic = tern::smtp::parse_domain(
+	    "b\xc3\xbcro\xe3\x80\x82"
+	    "example");  // "büro。example"
+	REQUIRE(ideographic);
+	CHECK(ideographic->ascii == "xn--bro-hoa.example");
+	// Every A-label form that comes out is a domain itself.
+	for (const char* name : {"b\xc3\xbcro.example", "\xe4\xbe\x8b\xe3\x81\x88.jp"}) {
+		auto d = tern::smtp::parse_domain(name);
+		REQUIRE(d);
+		CHECK(tern::smtp::parse_domain(d->ascii).has_value());
+	}
 }
 
 TEST_CASE("MAIL FROM DSN parameters and REQUIRETLS (RFC 3461 4.3, 4.4; RFC 8689 2)") {
@@ -625,6 +659,14 @@ TEST_CASE("parser refusals through every step that can fail") {
 	SUBCASE("a domain that IDNA mapping empties, in a path") {
 		CHECK(rcpt_error(" TO:<x@\xc2\xad>", with_smtputf8(submission())) ==
 		      "501 5.5.2 bad syntax: parsing domain name \"\\u00ad\": to ascii: empty label after mapping");
+	}
+	SUBCASE("a domain that IDNA mapping gives a space, in a path") {
+		CHECK(
+		    rcpt_error(" TO:<x@a\xc2\xa0"
+		               "b.example>",
+		               with_smtputf8(submission())) ==
+		    "501 5.5.2 bad syntax: parsing domain name \"a\\u00a0b.example\": to ascii: character not allowed in "
+		    "a host name after mapping");
 	}
 	SUBCASE("MAIL parameters without their value") {
 		for (std::string keyword : {"BODY", "AUTH", "RET", "ENVID"})
