@@ -25,6 +25,18 @@ bool has_control(std::string_view s) {
 	return false;
 }
 
+// What the options say together, once all are read.
+Args check_combination(Args a) {
+	// Refused here, for every mode: in -bs a name that cannot be sent would
+	// otherwise turn each transaction into a temporary failure.
+	if (has_control(a.full_name)) a.error = "control characters in the full name (-F)";
+	if (a.mode == Mode::smtp && (!a.recipients.empty() || a.recipients_from_headers))
+		a.error = "with -bs the recipients come from RCPT TO, not from the command line or -t";
+	if (a.mode == Mode::deliver && a.recipients.empty() && !a.recipients_from_headers)
+		a.error = "recipient addresses must be given on the command line or with -t";
+	return a;
+}
+
 }  // namespace
 
 Args parse_args(std::string_view program, const std::vector<std::string>& args, const std::string& default_config) {
@@ -99,11 +111,7 @@ Args parse_args(std::string_view program, const std::vector<std::string>& args, 
 		}
 	}
 	for (; i < args.size(); ++i) a.recipients.push_back(args[i]);
-	if (a.mode == Mode::smtp && (!a.recipients.empty() || a.recipients_from_headers))
-		a.error = "with -bs the recipients come from RCPT TO, not from the command line or -t";
-	if (a.mode == Mode::deliver && a.recipients.empty() && !a.recipients_from_headers)
-		a.error = "recipient addresses must be given on the command line or with -t";
-	return a;
+	return check_combination(std::move(a));
 }
 
 std::string normalize_message(std::string_view input, bool ignore_dots) {

@@ -6,8 +6,8 @@
 // still read to its end and dropped before the reply, so the command stream
 // stays in step with the client (RFC 3030 2, 4).
 #include "server/session.h"
-#include "smtp/replies.h"
 #include "server/server.h"
+#include "smtp/replies.h"
 #include "util/log.h"
 
 namespace tern::server {

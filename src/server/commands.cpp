@@ -8,12 +8,12 @@
 #include "sasl/mechanism.h"
 #include "mailauth/spf.h"
 #include "server/localserve.h"
-#include "smtp/replies.h"
 #include "server/milter.h"
 #include "server/outcome.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/suspend.h"
+#include "smtp/replies.h"
 #include "util/log.h"
 #include "util/strings.h"
 

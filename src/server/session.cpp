@@ -2,7 +2,6 @@
 // lines, the reply buffer with pipelining-aware flushing, deadlines, and
 // closing. Command handlers live in commands.cpp, DATA in data.cpp.
 #include "server/session.h"
-#include "smtp/replies.h"
 
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include "net/proxy_protocol.h"
 #include "server/milter.h"
 #include "server/server.h"
+#include "smtp/replies.h"
 #include "util/assert.h"
 #include "util/log.h"
 #include "util/strings.h"

@@ -214,4 +214,8 @@ TEST_CASE("sendmail args: -bs") {
 	CHECK(args_of({"-bs", "bob@example.org"}).error ==
 	      "with -bs the recipients come from RCPT TO, not from the command line or -t");
 	CHECK(args_of({"-bs", "-t"}).error != "");
+	// A full name ternd could not be sent is a usage error at once, not a
+	// 451 at every end of data.
+	CHECK(args_of({"-bs", "-F", "Web\nApp"}).error == "control characters in the full name (-F)");
+	CHECK(args_of({"-F", "Web\x7f", "bob@example.org"}).error == "control characters in the full name (-F)");
 }
