@@ -11,6 +11,7 @@
 #include <idn2.h>
 #include <set>
 
+#include "smtp/go_printable.h"
 #include "util/failed.h"
 #include "util/strings.h"
 
@@ -628,12 +629,11 @@ std::string quote_go(std::string_view s) {
 			out += "\\x";
 			out += hex[c >> 4];
 			out += hex[c & 0xf];
-		} else if (c <= 0xa0 || c == 0xad) {
-			// C1 controls, the no-break space and the soft hyphen are not
-			// printable (Go's strconv.IsPrint).
-			out += "\\u00";
-			out += hex[c >> 4];
-			out += hex[c & 0xf];
+		} else if (!go_printable(c)) {
+			// Four hex digits in the BMP, eight above it, as Go writes them.
+			const int digits = c < 0x10000 ? 4 : 8;
+			out += digits == 4 ? "\\u" : "\\U";
+			for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4) out += hex[(c >> shift) & 0xf];
 		} else {
 			out += s.substr(0, r.len);
 		}

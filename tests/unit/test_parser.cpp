@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "smtp/go_printable.h"
 #include "smtp/parser.h"
 
 using namespace tern::smtp;
@@ -521,6 +522,46 @@ TEST_CASE("quote_go and syntax_error") {
 	m.authenticated = true;
 	CHECK(syntax_error("expected end of line", "x", m).text ==
 	      "bad syntax: expected end of line (remaining \"x\")");
+}
+
+TEST_CASE("quote_go escapes what Go's quoting does not print") {
+	// Printable: letters, marks, numbers, punctuation, symbols, the ASCII
+	// space; everything else is escaped, in four hex digits within the
+	// BMP and eight above it.
+	CHECK(quote_go("a\xe2\x80\x8b"
+	               "b") == "\"a\\u200bb\"");                   // U+200B zero width space (Cf)
+	CHECK(quote_go("\xe2\x80\xae") == "\"\\u202e\"");          // U+202E right-to-left override (Cf)
+	CHECK(quote_go("\xe2\x80\xa8") == "\"\\u2028\"");          // U+2028 line separator (Zl)
+	CHECK(quote_go("\xe3\x80\x80") == "\"\\u3000\"");          // U+3000 ideographic space (Zs)
+	CHECK(quote_go("\xee\x80\x80") == "\"\\ue000\"");          // U+E000 private use (Co)
+	CHECK(quote_go("\xcd\xb8") == "\"\\u0378\"");              // U+0378 unassigned (Cn)
+	CHECK(quote_go("\xef\xbb\xbf") == "\"\\ufeff\"");          // U+FEFF byte order mark (Cf)
+	CHECK(quote_go("\xf3\xa0\x80\x81") == "\"\\U000e0001\"");  // U+E0001 language tag (Cf)
+	CHECK(quote_go("\xf4\x8f\xbf\xbf") == "\"\\U0010ffff\"");  // U+10FFFF (Cn)
+	// Printable beyond ASCII: a combining mark, a symbol above the BMP,
+	// the replacement character itself, CJK.
+	CHECK(quote_go("e\xcc\x81") == "\"e\xcc\x81\"");
+	CHECK(quote_go("\xf0\x9f\x98\x80") == "\"\xf0\x9f\x98\x80\"");
+	CHECK(quote_go("\xef\xbf\xbd") == "\"\xef\xbf\xbd\"");
+	CHECK(quote_go("\xe4\xb8\xad") == "\"\xe4\xb8\xad\"");
+	// A surrogate encoded in UTF-8 is not UTF-8: its bytes are escaped.
+	CHECK(quote_go("\xed\xa0\x80") == "\"\\xed\\xa0\\x80\"");
+}
+
+TEST_CASE("go_printable at the edges of its table") {
+	using tern::smtp::go_printable;
+	CHECK_FALSE(go_printable(0x1f));
+	CHECK(go_printable(0x20));
+	CHECK(go_printable(0x7e));
+	CHECK_FALSE(go_printable(0x7f));
+	CHECK_FALSE(go_printable(0xa0));
+	CHECK(go_printable(0xa1));
+	CHECK_FALSE(go_printable(0xad));
+	CHECK(go_printable(0xae));
+	CHECK(go_printable(0x1f600));
+	CHECK_FALSE(go_printable(0x10ffff));
+	CHECK_FALSE(go_printable(0x110000));
+	CHECK_FALSE(go_printable(0xffffffff));
 }
 
 TEST_CASE("parser: a domain that IDNA mapping empties is refused (fuzzing regression)") {
