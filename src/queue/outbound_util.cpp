@@ -14,6 +14,30 @@ int64_t retry_delay_seconds(int64_t base_s, int attempts_so_far, int64_t jitter_
 	return std::max<int64_t>(delay, 1);
 }
 
+namespace {
+
+bool is_ipv6(const std::string& address) { return address.find(':') != std::string::npos; }
+
+}  // namespace
+
+bool dual_stack(const std::vector<std::string>& addresses) {
+	bool v4 = false, v6 = false;
+	for (const std::string& a : addresses) (is_ipv6(a) ? v6 : v4) = true;
+	return v4 && v6;
+}
+
+std::vector<std::string> addresses_for_attempt(std::vector<std::string> addresses, int attempt) {
+	// Odd attempts (the first included) dial IPv4 first, even ones IPv6.
+	const bool ipv6_first = attempt > 0 && attempt % 2 == 0;
+	std::stable_partition(addresses.begin(), addresses.end(),
+	                      [ipv6_first](const std::string& a) { return is_ipv6(a) == ipv6_first; });
+	return addresses;
+}
+
+bool retry_policy_refusal(std::string_view enhanced, int attempt, bool host_dual_stack) {
+	return host_dual_stack && attempt == 1 && enhanced.substr(0, 4) == "5.7.";
+}
+
 std::optional<std::vector<std::string>> mx_hosts_in_order(std::vector<mailauth::MxRecord> mx) {
 	if (mx.size() == 1 && mx[0].host.empty()) return std::nullopt;
 	std::stable_sort(mx.begin(), mx.end(), [](const mailauth::MxRecord& a, const mailauth::MxRecord& b) {

@@ -29,6 +29,25 @@ int64_t retry_delay_seconds(int64_t base_s, int attempts_so_far, int64_t jitter_
 // (RFC 7505: the single record "."), which means the domain accepts no mail.
 std::optional<std::vector<std::string>> mx_hosts_in_order(std::vector<mailauth::MxRecord> mx);
 
+// Whether a host's addresses include both IPv4 and IPv6 ones (textual
+// addresses; an IPv6 one holds a colon).
+bool dual_stack(const std::vector<std::string>& addresses);
+
+// The order in which attempt `attempt` (1 for the first, as counted in the
+// queue record) dials a host's addresses, as the model does
+// (doc/behaviour.md §12): the first attempt in the order of the lookup
+// (IPv4, then IPv6), each later one starting with the family the one
+// before did not start with; the order within a family is kept.
+std::vector<std::string> addresses_for_attempt(std::vector<std::string> addresses, int attempt);
+
+// A permanent refusal with an enhanced code of class 5.7 (security or
+// policy, RFC 3463) from a dual-stack host on the message's first attempt
+// is retried instead of bounced, as the model does: such refusals often
+// concern the address family the connection came from (no reverse name
+// or SPF for the IPv6 address), and the next attempt starts with the
+// other family.
+bool retry_policy_refusal(std::string_view enhanced, int attempt, bool host_dual_stack);
+
 // RFC 9422 4: the parameters of an EHLO "LIMITS" line ("RCPTMAX=50
 // MAILMAX=1000", the keyword itself excluded). 0 for a limit not given or
 // malformed (each is "NAME=" 1*DIGIT; unknown names are ignored).

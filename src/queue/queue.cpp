@@ -424,6 +424,7 @@ struct Queue::Delivery {
 	size_t host_index = 0;
 	std::vector<std::string> addresses;
 	size_t address_index = 0;
+	bool dual_stack = false;  // the current host has IPv4 and IPv6 addresses
 	int port = config::default_smtp_port;
 	TlsMode tls = TlsMode::opportunistic;
 	bool tls_off = false;  // this address is being retried without TLS
@@ -1181,6 +1182,7 @@ void Queue::next_host(Delivery& d) {
 	const std::string host = d.hosts[d.host_index];
 	d.address_index = 0;
 	d.tls_off = false;
+	d.dual_stack = false;
 	if (is_ip(host)) {
 		d.addresses = {host};
 		connect_next_address(d);
@@ -1200,7 +1202,10 @@ void Queue::on_host_addresses(Delivery& d, const std::string& host, const mailau
 		next_host(d);
 		return;
 	}
-	d.addresses = r.addresses;
+	// Records of one delivery are tried together: the first one's
+	// attempt decides the order (doc/behaviour.md §12).
+	d.dual_stack = dual_stack(r.addresses);
+	d.addresses = addresses_for_attempt(r.addresses, d.remote.front().attempts);
 	d.address_index = 0;
 	connect_next_address(d);
 }
@@ -1392,6 +1397,12 @@ std::vector<Queue::Outcome> Queue::outcomes_of(const Delivery& d, const ClientRe
 		const RecipientResult& r = result.recipients[i];
 		o.delivered = r.delivered;
 		o.permanent = r.permanent;
+		if (o.permanent && retry_policy_refusal(r.enhanced, d.remote[i].attempts, d.dual_stack)) {
+			// doc/behaviour.md §12: the next attempt comes from the other family.
+			o.permanent = false;
+			log::info("queue: policy refusal from a dual-stack host on the first attempt, retrying",
+			          {{"id", std::to_string(o.id)}, {"host", host}, {"ip", ip}, {"err", r.error}});
+		}
 		o.not_attempted = r.not_attempted;
 		o.relayed = r.delivered && !result.peer_dsn;
 		o.error = r.error;

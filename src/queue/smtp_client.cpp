@@ -383,7 +383,7 @@ void SmtpClient::on_starttls_reply(const Reply& reply) {
 
 void SmtpClient::on_mail_reply(const Reply& reply) {
 	if (!positive(reply.code)) {
-		fail_transaction(reply.summary(), reply.code >= 500);
+		fail_transaction(reply.summary(), reply.code >= 500, reply.enhanced);
 		finish_with_quit();
 		return;
 	}
@@ -397,13 +397,14 @@ void SmtpClient::on_rcpt_reply(const Reply& reply) {
 	else {
 		r.error = reply.summary();
 		r.permanent = reply.code >= 500;
+		r.enhanced = reply.enhanced;
 	}
 	send_next_rcpt_or_data();
 }
 
 void SmtpClient::on_data_reply(const Reply& reply) {
 	if (reply.code != 354) {
-		fail_transaction(reply.summary(), reply.code >= 500);
+		fail_transaction(reply.summary(), reply.code >= 500, reply.enhanced);
 		finish_with_quit();
 		return;
 	}
@@ -428,7 +429,7 @@ void SmtpClient::on_data_end_reply(const Reply& reply) {
 		for (auto& r : result_.recipients)
 			if (r.error.empty()) r.delivered = true;
 	} else {
-		fail_transaction(reply.summary(), reply.code >= 500);
+		fail_transaction(reply.summary(), reply.code >= 500, reply.enhanced);
 	}
 	if (record_result_) {
 		// Nothing more is sent until the owner recorded the result.
@@ -723,12 +724,13 @@ void SmtpClient::mark_host_failure(const std::string& error, bool tls_failed) {
 	}
 }
 
-void SmtpClient::fail_transaction(const std::string& error, bool permanent) {
+void SmtpClient::fail_transaction(const std::string& error, bool permanent, const std::string& enhanced) {
 	if (result_.error.empty()) result_.error = error;
 	for (auto& r : result_.recipients)
 		if (r.error.empty() && !r.delivered) {
 			r.error = error;
 			r.permanent = permanent;
+			r.enhanced = enhanced;
 		}
 }
 

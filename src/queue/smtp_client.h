@@ -94,6 +94,9 @@ struct RecipientResult {
 	// this transaction; the queue sends it in another one at once.
 	bool not_attempted = false;
 	std::string error;  // reply summary or local reason; "" when delivered
+	// The enhanced code of the server's refusal ("5.7.1"); "" when it gave
+	// none or the failure was ours.
+	std::string enhanced;
 };
 
 struct ClientResult {
@@ -195,7 +198,8 @@ private:
 	// A host that cannot meet REQUIRETLS: QUIT when the session is up.
 	void fail_requiretls(const std::string& error, bool quit);
 	void mark_host_failure(const std::string& error, bool tls_failed);
-	void fail_transaction(const std::string& error, bool permanent);
+	// `enhanced`: the server's enhanced code when a reply of its failed it.
+	void fail_transaction(const std::string& error, bool permanent, const std::string& enhanced = {});
 	void finish_with_quit();
 	void complete();
 

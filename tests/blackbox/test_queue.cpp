@@ -403,6 +403,58 @@ TEST_CASE("queue: MX delivery in preference order, implicit MX, null MX") {
 	}
 }
 
+TEST_CASE("queue: a dual-stack host's 5.7 refusal on the first attempt is retried from the other family") {
+	// mx.dual.example has both families: on IPv4 it refuses the recipient
+	// for policy (as a host refuses mail from an address without a reverse
+	// name), on IPv6 it takes it. mx.single.example has IPv4 alone.
+	SmtpSink::Options ipv4_options;
+	SmtpSink refusing(ipv4_options);
+	SmtpSink::Replies policy;
+	policy.rcpt = "550 5.7.1 no reverse name for your address";
+	refusing.set_replies(policy);
+	SmtpSink::Options ipv6_options;
+	ipv6_options.listen_ip = "::1";
+	ipv6_options.listen_port = refusing.port();
+	SmtpSink taking(ipv6_options);
+	DnsServer dns;
+	dns.add("dual.example", "MX", "10 mx.dual.example");
+	dns.add("mx.dual.example", "A", "127.0.0.1");
+	dns.add("mx.dual.example", "AAAA", "::1");
+	dns.add("single.example", "MX", "10 mx.single.example");
+	dns.add("mx.single.example", "A", "127.0.0.1");
+	Fixture::Settings settings;
+	settings.dns = &dns;
+	settings.mx_port = refusing.port();
+	settings.retry_base_s = 450;
+	Fixture fx("", settings);
+
+	SUBCASE("first attempt over IPv4 refused and kept, the second over IPv6 delivered") {
+		CHECK(fx.enqueue("alice@test.example", {"carol@dual.example"}, test_body) == "");
+		REQUIRE(fx.run_until([&] { return fx.queue->counters().retried == 1 && fx.queue->active() == 0; }));
+		CHECK(refusing.connections() == 1);
+		CHECK(taking.connections() == 0);
+		auto records = fx.env->queue_list();
+		REQUIRE(records.size() == 1);
+		CHECK(records[0].attempts == 1);
+		CHECK(records[0].last_error == "550 5.7.1 no reverse name for your address");
+		CHECK(fx.maildir_new("alice").empty());  // no DSN: it is not final
+		fx.queue->kick(records[0].id);
+		REQUIRE(fx.run_until([&] { return taking.messages().size() == 1 && fx.queue->size() == 0; }, 10));
+		CHECK(refusing.connections() == 1);  // the second attempt started with IPv6
+		CHECK(taking.messages()[0].rcpt_to == std::vector<std::string>{"carol@dual.example"});
+		CHECK(fx.queue->counters().delivered == 1);
+	}
+	SUBCASE("the same refusal from a host of one family is final") {
+		CHECK(fx.enqueue("alice@test.example", {"dave@single.example"}, test_body) == "");
+		REQUIRE(fx.run_until([&] {
+			return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty();
+		}));
+		CHECK(refusing.connections() == 1);
+		CHECK(fx.queue->counters().failed == 1);
+		CHECK(fx.maildir_message("alice").find("Status: 5.7.1") != std::string::npos);
+	}
+}
+
 TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 	std::string dir;
 	std::shared_ptr<const config::Config> config;

@@ -147,18 +147,33 @@ SmtpSink::SmtpSink(Options options) : options_(std::move(options)) {
 }
 
 void SmtpSink::start() {
-	listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	const bool ipv6 = options_.listen_ip.find(':') != std::string::npos;
+	listen_fd_ = ::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (listen_fd_ < 0) throw std::runtime_error(std::string("sink socket: ") + strerror(errno));
 	int one = 1;
 	setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	sockaddr_in sin{};
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0 || listen(listen_fd_, 64) != 0)
+	sockaddr_storage ss{};
+	socklen_t len = 0;
+	if (ipv6) {
+		auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(options_.listen_port);
+		// Only this family: the port may be another sink's on IPv4.
+		setsockopt(listen_fd_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		inet_pton(AF_INET6, options_.listen_ip.c_str(), &sin6->sin6_addr);
+		len = sizeof(*sin6);
+	} else {
+		auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(options_.listen_port);
+		inet_pton(AF_INET, options_.listen_ip.c_str(), &sin->sin_addr);
+		len = sizeof(*sin);
+	}
+	if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(listen_fd_, 64) != 0)
 		throw std::runtime_error(std::string("sink bind/listen: ") + strerror(errno));
-	socklen_t len = sizeof(sin);
-	getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sin), &len);
-	port_ = ntohs(sin.sin_port);
+	getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len);
+	port_ = ntohs(ipv6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+	                   : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
 	thread_ = std::thread([this] { serve(); });
 }
 

@@ -78,6 +78,10 @@ public:
 		bool offer_dsn = false;
 		bool offer_requiretls = false;
 		std::string limits;
+		// Where to listen: "127.0.0.1" or "::1", on a free port or this one
+		// (a second sink on the other family of one host's port).
+		std::string listen_ip = "127.0.0.1";
+		uint16_t listen_port = 0;
 	};
 
 	SmtpSink();  // binds 127.0.0.1:0 and starts its thread

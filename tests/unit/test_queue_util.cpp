@@ -117,3 +117,35 @@ TEST_CASE("address helpers") {
 	CHECK(tern::iso8601_utc(0) == "1970-01-01T00:00:00Z");
 	CHECK(tern::iso8601_utc(1700000000) == "2023-11-14T22:13:20Z");
 }
+
+TEST_CASE("dual-stack hosts: which family an attempt dials first") {
+	const std::vector<std::string> both = {"192.0.2.1", "192.0.2.2", "2001:db8::1", "2001:db8::2"};
+	CHECK(dual_stack(both));
+	CHECK_FALSE(dual_stack({"192.0.2.1", "192.0.2.2"}));
+	CHECK_FALSE(dual_stack({"2001:db8::1"}));
+	CHECK_FALSE(dual_stack({}));
+	// The first attempt keeps the lookup's order (IPv4, then IPv6); the
+	// next starts with IPv6, the third with IPv4 again; within a family
+	// the order stays.
+	CHECK(addresses_for_attempt(both, 1) == both);
+	CHECK(addresses_for_attempt(both, 2) ==
+	      std::vector<std::string>{"2001:db8::1", "2001:db8::2", "192.0.2.1", "192.0.2.2"});
+	CHECK(addresses_for_attempt(both, 3) == both);
+	CHECK(addresses_for_attempt({"2001:db8::1", "192.0.2.1"}, 1) ==
+	      std::vector<std::string>{"192.0.2.1", "2001:db8::1"});
+	// One family: nothing to alternate.
+	CHECK(addresses_for_attempt({"192.0.2.2", "192.0.2.1"}, 2) ==
+	      std::vector<std::string>{"192.0.2.2", "192.0.2.1"});
+}
+
+TEST_CASE("dual-stack hosts: a 5.7 refusal on the first attempt is retried") {
+	CHECK(retry_policy_refusal("5.7.1", 1, true));
+	CHECK(retry_policy_refusal("5.7.25", 1, true));
+	// Not on a later attempt, not from a host of one family, not for
+	// another class of refusal or a reply without an enhanced code.
+	CHECK_FALSE(retry_policy_refusal("5.7.1", 2, true));
+	CHECK_FALSE(retry_policy_refusal("5.7.1", 1, false));
+	CHECK_FALSE(retry_policy_refusal("5.1.1", 1, true));
+	CHECK_FALSE(retry_policy_refusal("", 1, true));
+	CHECK_FALSE(retry_policy_refusal("5.77.1", 1, true));
+}
