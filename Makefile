@@ -21,7 +21,7 @@ SUBST_PATHS = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)
 
 # config.mk comes from configure; it is (re)made on demand, except for the
 # goals that must work on an unconfigured tree.
-NOCONFIG_GOALS = clean distclean deps deb
+NOCONFIG_GOALS = clean distclean deps deb check-sanitized
 # `make -n` must run nothing, but GNU make remakes an included makefile for
 # real even then (here: configure, and apt-get for missing packages). A dry
 # run reads config.mk's settings as text, when it is there, which make does
@@ -53,7 +53,7 @@ CPPFLAGS_TERN = -Isrc -Itests -DTERN_VERSION='"$(TERN_VERSION)"' \
 WARN = -Wall -Wextra -Wno-unused-parameter
 ALL_CXXFLAGS = $(CXXFLAGS_CONF) $(WARN) $(CPPFLAGS_TERN) -MMD -MP $(CXXFLAGS)
 
-.PHONY: all deps check unit blackbox layers localserve install clean distclean bench fuzz deb
+.PHONY: all deps check check-sanitized unit blackbox layers localserve install clean distclean bench fuzz deb
 .PHONY: format format-check function-length
 
 all: src/ternd src/ternctl src/sendmail.tern
@@ -128,6 +128,11 @@ check: deps layers format-check function-length all tests/unit-tests tests/sessi
 
 localserve: deps all
 	src/ternd --localserve -f
+
+# The tests again, against a build of HEAD with ASan and UBSan in a
+# temporary clone (tests/check-sanitized.sh); not part of `make check`.
+check-sanitized: deps
+	sh tests/check-sanitized.sh
 
 # Benchmarks (tests/bench/, README.md "Benchmarks and fuzzing"): tern and a
 # private Postfix side by side on loopback, interleaved, with ratios. It
