@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "util/ipaddr.h"
 #include "util/strings.h"
 
 namespace tern::queue {
@@ -16,7 +17,11 @@ int64_t retry_delay_seconds(int64_t base_s, int attempts_so_far, int64_t jitter_
 
 namespace {
 
-bool is_ipv6(const std::string& address) { return address.find(':') != std::string::npos; }
+// An IPv4-mapped IPv6 address counts as IPv4, as IpAddr stores it.
+bool is_ipv6(const std::string& address) {
+	std::optional<IpAddr> ip = IpAddr::parse(address);
+	return ip && ip->v6;
+}
 
 }  // namespace
 

@@ -29,8 +29,7 @@ int64_t retry_delay_seconds(int64_t base_s, int attempts_so_far, int64_t jitter_
 // (RFC 7505: the single record "."), which means the domain accepts no mail.
 std::optional<std::vector<std::string>> mx_hosts_in_order(std::vector<mailauth::MxRecord> mx);
 
-// Whether a host's addresses include both IPv4 and IPv6 ones (textual
-// addresses; an IPv6 one holds a colon).
+// Whether a host's addresses (in text) include both IPv4 and IPv6 ones.
 bool dual_stack(const std::vector<std::string>& addresses);
 
 // The order in which attempt `attempt` (1 for the first, as counted in the

@@ -424,7 +424,6 @@ struct Queue::Delivery {
 	size_t host_index = 0;
 	std::vector<std::string> addresses;
 	size_t address_index = 0;
-	bool dual_stack = false;  // the current host has IPv4 and IPv6 addresses
 	int port = config::default_smtp_port;
 	TlsMode tls = TlsMode::opportunistic;
 	bool tls_off = false;  // this address is being retried without TLS
@@ -1182,7 +1181,6 @@ void Queue::next_host(Delivery& d) {
 	const std::string host = d.hosts[d.host_index];
 	d.address_index = 0;
 	d.tls_off = false;
-	d.dual_stack = false;
 	if (is_ip(host)) {
 		d.addresses = {host};
 		connect_next_address(d);
@@ -1204,7 +1202,6 @@ void Queue::on_host_addresses(Delivery& d, const std::string& host, const mailau
 	}
 	// Records of one delivery are tried together: the first one's
 	// attempt decides the order (doc/behaviour.md §12).
-	d.dual_stack = dual_stack(r.addresses);
 	d.addresses = addresses_for_attempt(r.addresses, d.remote.front().attempts);
 	d.address_index = 0;
 	connect_next_address(d);
@@ -1390,6 +1387,7 @@ void Queue::on_data_result(Delivery& d, const ClientResult& result) {
 std::vector<Queue::Outcome> Queue::outcomes_of(const Delivery& d, const ClientResult& result) const {
 	const std::string host = d.hosts[d.host_index];
 	const std::string ip = d.addresses[d.address_index];
+	const bool host_dual_stack = dual_stack(d.addresses);
 	std::vector<Outcome> outcomes;
 	for (size_t i = 0; i < d.remote.size(); i++) {
 		Outcome o;
@@ -1397,7 +1395,7 @@ std::vector<Queue::Outcome> Queue::outcomes_of(const Delivery& d, const ClientRe
 		const RecipientResult& r = result.recipients[i];
 		o.delivered = r.delivered;
 		o.permanent = r.permanent;
-		if (o.permanent && retry_policy_refusal(r.enhanced, d.remote[i].attempts, d.dual_stack)) {
+		if (o.permanent && retry_policy_refusal(r.enhanced, d.remote[i].attempts, host_dual_stack)) {
 			// doc/behaviour.md §12: the next attempt comes from the other family.
 			o.permanent = false;
 			log::info("queue: policy refusal from a dual-stack host on the first attempt, retrying",

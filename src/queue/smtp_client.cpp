@@ -383,7 +383,7 @@ void SmtpClient::on_starttls_reply(const Reply& reply) {
 
 void SmtpClient::on_mail_reply(const Reply& reply) {
 	if (!positive(reply.code)) {
-		fail_transaction(reply.summary(), reply.code >= 500, reply.enhanced);
+		fail_transaction(reply);
 		finish_with_quit();
 		return;
 	}
@@ -404,7 +404,7 @@ void SmtpClient::on_rcpt_reply(const Reply& reply) {
 
 void SmtpClient::on_data_reply(const Reply& reply) {
 	if (reply.code != 354) {
-		fail_transaction(reply.summary(), reply.code >= 500, reply.enhanced);
+		fail_transaction(reply);
 		finish_with_quit();
 		return;
 	}
@@ -429,7 +429,7 @@ void SmtpClient::on_data_end_reply(const Reply& reply) {
 		for (auto& r : result_.recipients)
 			if (r.error.empty()) r.delivered = true;
 	} else {
-		fail_transaction(reply.summary(), reply.code >= 500, reply.enhanced);
+		fail_transaction(reply);
 	}
 	if (record_result_) {
 		// Nothing more is sent until the owner recorded the result.
@@ -722,6 +722,10 @@ void SmtpClient::mark_host_failure(const std::string& error, bool tls_failed) {
 		r.permanent = false;
 		r.error = error;
 	}
+}
+
+void SmtpClient::fail_transaction(const Reply& reply) {
+	fail_transaction(reply.summary(), reply.code >= 500, reply.enhanced);
 }
 
 void SmtpClient::fail_transaction(const std::string& error, bool permanent, const std::string& enhanced) {

@@ -200,6 +200,8 @@ private:
 	void mark_host_failure(const std::string& error, bool tls_failed);
 	// `enhanced`: the server's enhanced code when a reply of its failed it.
 	void fail_transaction(const std::string& error, bool permanent, const std::string& enhanced = {});
+	// The server's refusal: its summary, class and enhanced code.
+	void fail_transaction(const Reply& reply);
 	void finish_with_quit();
 	void complete();
 

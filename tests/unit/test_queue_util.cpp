@@ -124,6 +124,7 @@ TEST_CASE("dual-stack hosts: which family an attempt dials first") {
 	CHECK_FALSE(dual_stack({"192.0.2.1", "192.0.2.2"}));
 	CHECK_FALSE(dual_stack({"2001:db8::1"}));
 	CHECK_FALSE(dual_stack({}));
+	CHECK_FALSE(dual_stack({"192.0.2.1", "::ffff:192.0.2.2"}));  // IPv4-mapped is IPv4
 	// The first attempt keeps the lookup's order (IPv4, then IPv6); the
 	// next starts with IPv6, the third with IPv4 again; within a family
 	// the order stays.
