@@ -48,7 +48,6 @@ void StdioSmtp::reset_transaction() {
 	have_mail_ = false;
 	tx_ = Transaction{};
 	data_mid_line_ = false;
-	too_large_ = false;
 }
 
 StdioSmtp::Step StdioSmtp::next(std::string& input, bool eof) {
@@ -71,8 +70,8 @@ StdioSmtp::Step StdioSmtp::take(std::string_view input, size_t& used, bool eof) 
 				std::string_view piece = rest.substr(0, take);
 				// RFC 5321 4.5.2, as for a whole line.
 				if (!data_mid_line_ && piece.starts_with('.')) piece.remove_prefix(1);
-				append_data(piece);
 				used += take;
+				if (!append_data(piece)) return too_large();
 				data_mid_line_ = true;
 				continue;
 			}
@@ -114,11 +113,6 @@ StdioSmtp::Step StdioSmtp::data_line(std::string_view line) {
 	data_mid_line_ = false;
 	if (line_start && line == ".") {
 		state_ = State::command;
-		if (too_large_) {
-			reset_transaction();
-			// RFC 1870 6.3: larger than the limit.
-			return say(reply(smtp::replies::message_too_large(static_cast<int64_t>(max_size_))));
-		}
 		Step s;
 		s.submit = std::move(tx_);
 		reset_transaction();
@@ -126,20 +120,24 @@ StdioSmtp::Step StdioSmtp::data_line(std::string_view line) {
 	}
 	// RFC 5321 4.5.2: a leading dot was doubled by the client.
 	if (line_start && line.starts_with('.')) line.remove_prefix(1);
-	append_data(line);
-	append_data("\r\n");
+	if (!append_data(line) || !append_data("\r\n")) return too_large();
 	return {};
 }
 
-void StdioSmtp::append_data(std::string_view bytes) {
-	if (too_large_) return;
+bool StdioSmtp::append_data(std::string_view bytes) {
 	tx_.message.append(bytes);
-	if (tx_.message.size() > max_size_) {
-		// The rest is read and dropped; the end of data gets the 552.
-		too_large_ = true;
-		tx_.message.clear();
-		tx_.message.shrink_to_fit();
-	}
+	return tx_.message.size() <= max_size_;
+}
+
+// doc/behaviour.md D12, as on the ports: a message over the limit is
+// refused at once and the session ends, rather than the rest of it read
+// (RFC 1870 6.3); nothing is handed to ternd.
+StdioSmtp::Step StdioSmtp::too_large() {
+	reset_transaction();
+	state_ = State::command;
+	Step s = say(reply(smtp::replies::message_too_large(static_cast<int64_t>(max_size_))));
+	s.quit = true;
+	return s;
 }
 
 StdioSmtp::Step StdioSmtp::command(std::string_view line) {

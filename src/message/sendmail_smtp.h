@@ -57,7 +57,9 @@ private:
 	Step mail(std::string_view args);
 	Step rcpt(std::string_view args);
 	Step data_line(std::string_view line);
-	void append_data(std::string_view bytes);
+	// Adds to the message; false when it grew over the limit.
+	[[nodiscard]] bool append_data(std::string_view bytes);
+	Step too_large();
 	void reset_transaction();
 
 	std::string hostname_;
@@ -66,7 +68,6 @@ private:
 	bool have_mail_ = false;
 	Transaction tx_;
 	bool data_mid_line_ = false;  // the data line in progress was taken in pieces
-	bool too_large_ = false;
 };
 
 }  // namespace tern::message::sendmail

@@ -137,15 +137,28 @@ TEST_CASE("sendmail -bs: messages over the size limit") {
 	// limit was reached (5.2.3), as on the ports.
 	CHECK(r.replies == "552 5.2.3 message too large\r\n250 2.1.0 looking good\r\n");
 
-	// Data beyond the limit is read to its end and refused there; nothing
-	// is handed over and the transaction is over.
+	// doc/behaviour.md D12, as on the ports: data beyond the limit is
+	// refused as soon as it is seen and the session ends; nothing is
+	// handed over and the rest of the input is not read.
 	input = "RCPT TO:<b@example.org>\r\nDATA\r\n" + std::string(600, 'x') + "\r\n" + std::string(600, 'y') +
 	    "\r\n.\r\nRCPT TO:<b@example.org>\r\n";
 	Run big = run(smtp, input);
 	CHECK_FALSE(big.submitted);
+	CHECK(big.quit);
 	CHECK(big.replies ==
-	      "250 2.1.0 now on the list\r\n354 see you at the bare dot\r\n552 5.2.3 message too large\r\n"
-	      "503 5.5.1 missing MAIL FROM\r\n");
+	      "250 2.1.0 now on the list\r\n354 see you at the bare dot\r\n552 5.2.3 message too large\r\n");
+}
+
+TEST_CASE("sendmail -bs: a data line over the size limit without an end is refused at once") {
+	// A line without an LF is taken in 64 KiB pieces; the limit holds for
+	// them too.
+	StdioSmtp smtp("h", 100000);
+	std::string input = "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n" +
+	    std::string(200000, 'z');
+	Run r = run(smtp, input);
+	CHECK_FALSE(r.submitted);
+	CHECK(r.quit);
+	CHECK(r.replies.ends_with("354 see you at the bare dot\r\n552 5.2.3 message too large\r\n"));
 }
 
 TEST_CASE("sendmail -bs: a command line too long ends the session, as on the ports") {
