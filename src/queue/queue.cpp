@@ -433,6 +433,10 @@ struct Queue::Delivery {
 	bool requiretls_unmet = false;
 	bool other_host_failure = false;
 	bool tls_required_no = false;  // the message says "TLS-Required: No" (RFC 8689 4.3)
+	// The destination's MTA-STS policy for this attempt, when it is in
+	// mode enforce or testing (RFC 8461 5), and its fetch while under way.
+	std::optional<mailauth::mta_sts::Policy> sts;
+	net::HttpsGetHandle sts_fetch;
 	std::string last_error;
 	std::unique_ptr<SmtpClient> client;
 	// A client that ended inside the callback running now: destroyed when
@@ -477,14 +481,11 @@ static bool smarthost_verifies(const config::Config& config) {
 	    (config.queue.smarthost_tls == "required" || config.queue.smarthost_tls == "implicit");
 }
 
-// The system's trust store (Debian's ca-certificates), for REQUIRETLS
-// messages to MX hosts.
-static constexpr const char* system_ca_file = "/etc/ssl/certs/ca-certificates.crt";
-
 // smarthost_tls "required"/"implicit" needs it always (loaded at start and
 // reload), REQUIRETLS messages (RFC 8689) whatever the smarthost_tls mode or
-// without a smarthost (then from the system's trust store; loaded when the
-// first of them is routed).
+// without a smarthost, and MTA-STS policies (then from the system's trust
+// store, QueueOptions::system_ca_file; loaded when the first of them is
+// routed).
 void Queue::load_verified_context(const config::Config& config, bool on_worker) {
 	const bool required_by_config = smarthost_verifies(config);
 	struct Loaded {
@@ -495,7 +496,8 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker) 
 	};
 	auto loaded = std::make_shared<Loaded>();
 	loaded->generation = ++verified_context_loads_;
-	loaded->ca_file = config.queue.smarthost_host.empty() ? system_ca_file : config.queue.smarthost_ca_file;
+	loaded->ca_file = config.queue.smarthost_host.empty() ? options_.system_ca_file
+							      : config.queue.smarthost_ca_file;
 	auto load = [loaded] {
 		try {
 			loaded->context = std::make_shared<net::TlsClientContext>(loaded->ca_file);
@@ -1141,10 +1143,146 @@ void Queue::route(Delivery& d) {
 		next_host(d);
 		return;
 	}
+	find_sts_policy(d);
+}
+
+// RFC 8461 5: the policy in force says enforce.
+bool Queue::sts_enforced(const Delivery& d) { return d.sts && d.sts->mode == mailauth::mta_sts::Mode::enforce; }
+
+const Queue::StsCached* Queue::cached_sts(const std::string& domain) const {
+	auto it = sts_cache_.find(ascii_lower(domain));
+	return it != sts_cache_.end() && it->second.expires > now_s() ? &it->second : nullptr;
+}
+
+// RFC 8461 3.1: the TXT record at _mta-sts.<domain> says whether the
+// domain has a policy and which one (its id).
+void Queue::find_sts_policy(Delivery& d) {
+	resolver_.query(dns_owner(d.self), "_mta-sts." + d.domain, mailauth::RrType::TXT,
+	                [this, h = d.self](const mailauth::DnsAnswer& answer) {
+				with_delivery(h, [&](Delivery& d) { on_sts_record(d, answer); });
+			});
+}
+
+void Queue::on_sts_record(Delivery& d, const mailauth::DnsAnswer& answer) {
+	const StsCached* cached = cached_sts(d.domain);
+	std::optional<mailauth::mta_sts::Record> record;
+	if (answer.found()) record = mailauth::mta_sts::pick_record(answer.records);
+	// RFC 8461 5.1: without a (valid) record, or with the id of the policy
+	// already cached, the cached policy stands until its max_age; a record
+	// that went away does not withdraw it.
+	if (!record || (cached && cached->id == record->id)) {
+		use_sts_policy(d, cached);
+		return;
+	}
+	fetch_sts_policy(d, record->id);
+}
+
+// RFC 8461 3.3: the policy comes over HTTPS from mta-sts.<domain>, whose
+// certificate must verify, so it waits for the trust store.
+void Queue::fetch_sts_policy(Delivery& d, const std::string& id) {
+	if (!verified_context_ && verified_context_error_.empty()) {
+		waiting_for_trust_.push_back(d.self);  // routed again once loaded
+		if (!verified_context_loading_) load_verified_context(*config_, true);
+		return;
+	}
+	if (!verified_context_) {
+		log::info("queue: no trusted CAs to fetch an MTA-STS policy",
+		          {{"domain", d.domain}, {"error", verified_context_error_}});
+		use_sts_policy(d, cached_sts(d.domain));
+		return;
+	}
+	mailauth::lookup_ip_addr(resolver_, dns_owner(d.self), "mta-sts." + d.domain,
+	                         [this, h = d.self, id](const mailauth::IpLookup& r) {
+					 with_delivery(h, [&](Delivery& d) { on_sts_host(d, id, r); });
+				 });
+}
+
+void Queue::on_sts_host(Delivery& d, const std::string& id, const mailauth::IpLookup& r) {
+	if (r.status != mailauth::DnsStatus::ok || r.addresses.empty()) {
+		on_sts_fetched(d, id, net::HttpsGetResult{"no address for mta-sts." + d.domain, ""});
+		return;
+	}
+	net::HttpsGetRequest req;
+	req.ip = r.addresses.front();
+	req.port = options_.mta_sts_port;
+	req.host = "mta-sts." + d.domain;
+	req.path = "/.well-known/mta-sts.txt";
+	req.trust = verified_context_;
+	// RFC 8461 3.3: a policy is at most 64 KiB; the head of the response
+	// comes on top.
+	req.max_bytes = 64 * 1024 + 16 * 1024;
+	req.complete = [](std::string_view raw) { return mailauth::mta_sts::http_response_complete(raw); };
+	d.sts_fetch = net::https_get(loop_, std::move(req), [this, h = d.self, id](net::HttpsGetResult result) {
+		with_delivery(h, [&](Delivery& d) { on_sts_fetched(d, id, result); });
+	});
+}
+
+void Queue::on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsGetResult& result) {
+	std::string error = result.error;
+	std::optional<mailauth::mta_sts::Policy> policy;
+	if (error.empty()) {
+		if (auto body = mailauth::mta_sts::policy_body_from_http(result.response, &error))
+			policy = mailauth::mta_sts::parse_policy(*body, &error);
+	}
+	if (!policy) {
+		// RFC 8461 5.1: a fetch that fails leaves the cached policy, if
+		// any, in force; without one the domain has none for now.
+		log::info("queue: MTA-STS policy not fetched", {{"domain", d.domain}, {"id", id}, {"error", error}});
+		use_sts_policy(d, cached_sts(d.domain));
+		return;
+	}
+	const int64_t now = now_s();
+	// Expired policies go when a new one comes, so the cache holds only
+	// the domains mailed within their max_age.
+	std::erase_if(sts_cache_, [now](const auto& entry) { return entry.second.expires <= now; });
+	const int64_t expires = now + policy->max_age;
+	StsCached& entry = sts_cache_[ascii_lower(d.domain)];
+	entry = StsCached{id, std::move(*policy), expires};
+	log::info("queue: MTA-STS policy",
+	          {{"domain", d.domain},
+	           {"id", id},
+	           {"mode", mailauth::mta_sts::mode_name(entry.policy.mode)},
+	           {"max_age", std::to_string(entry.policy.max_age)}});
+	use_sts_policy(d, &entry);
+}
+
+// Goes on to the MX hosts with the policy in force (null: none).
+void Queue::use_sts_policy(Delivery& d, const StsCached* policy) {
+	d.sts.reset();
+	if (policy && policy->policy.mode != mailauth::mta_sts::Mode::none) d.sts = policy->policy;
+	if (d.sts && d.tls_required_no) {
+		// RFC 8689 4.3: "TLS-Required: No" asks that such policies be ignored.
+		log::info("queue: MTA-STS policy ignored (TLS-Required: No)", {{"domain", d.domain}});
+		d.sts.reset();
+	}
 	resolver_.query(dns_owner(d.self), d.domain, mailauth::RrType::MX,
 	                [this, h = d.self](const mailauth::DnsAnswer& answer) {
 				with_delivery(h, [&](Delivery& d) { on_mx_answer(d, answer); });
 			});
+}
+
+// RFC 8461 4.1 and 5: under enforce only MX hosts the policy names are
+// tried (false: none is, the attempt is over); under testing a host it
+// does not name is logged and tried all the same.
+bool Queue::apply_sts_to_hosts(Delivery& d) {
+	if (!d.sts) return true;
+	std::vector<std::string> matching;
+	for (const std::string& host : d.hosts) {
+		if (mailauth::mta_sts::mx_matches(*d.sts, host))
+			matching.push_back(host);
+		else
+			log::info("queue: MX host not in the MTA-STS policy",
+			          {{"domain", d.domain},
+			           {"host", host},
+			           {"mode", mailauth::mta_sts::mode_name(d.sts->mode)}});
+	}
+	if (!sts_enforced(d)) return true;
+	if (matching.empty()) {
+		finish_all(d, "4.7.5 no MX host of " + d.domain + " is named by its MTA-STS policy (RFC 8461)", false);
+		return false;
+	}
+	d.hosts = std::move(matching);
+	return true;
 }
 
 void Queue::on_mx_answer(Delivery& d, const mailauth::DnsAnswer& answer) {
@@ -1165,7 +1303,7 @@ void Queue::on_mx_answer(Delivery& d, const mailauth::DnsAnswer& answer) {
 	case mailauth::DnsStatus::nxdomain: finish_all(d, "5.1.2 domain " + d.domain + " does not exist", true); return;
 	default: finish_all(d, "4.4.3 temporary DNS error looking up MX of " + d.domain, false); return;
 	}
-	next_host(d);
+	if (apply_sts_to_hosts(d)) next_host(d);
 }
 
 void Queue::next_host(Delivery& d) {
@@ -1243,6 +1381,17 @@ std::string Queue::apply_tls_policy(const Delivery& d, ClientOptions& o) const {
 	} else {
 		// RFC 8689 4.3; with REQUIRETLS the header is ignored.
 		o.tls_required_no = d.tls_required_no;
+		if (sts_enforced(d)) {
+			// RFC 8461 4.2: STARTTLS with a certificate valid for the MX
+			// host's name, never plain text (the fetch loaded the trust).
+			if (!verified_context_)
+				return "4.7.5 no trusted CAs to verify the MX hosts of " + d.domain +
+				    " for its MTA-STS policy: " + not_loaded;
+			o.tls = TlsMode::required;
+			o.tls_context = verified_context_;
+			o.verify_peer = true;
+			o.mta_sts = true;
+		}
 	}
 	return "";
 }
@@ -1357,7 +1506,7 @@ void Queue::on_client_done(Delivery& d, ClientResult result) {
 		d.last_error = result.error;
 		(result.requiretls_unmet ? d.requiretls_unmet : d.other_host_failure) = true;
 		if (result.tls_failed && d.tls == TlsMode::opportunistic && !d.tls_off &&
-		    !d.remote.front().requiretls) {
+		    !d.remote.front().requiretls && !sts_enforced(d)) {
 			// The model retries a host whose TLS failed once in plain text.
 			d.tls_off = true;
 			connect_next_address(d);

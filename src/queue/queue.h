@@ -41,7 +41,9 @@
 #include "core/conn_table.h"
 #include "core/watchers.h"
 #include "core/worker_pool.h"
+#include "mailauth/mta_sts.h"
 #include "mailauth/resolver.h"
+#include "net/https_get.h"
 #include "smtp/lmtp_client_protocol.h"
 #include "queue/smtp_client.h"
 #include "server/outbound.h"
@@ -54,6 +56,13 @@ struct QueueOptions {
 	// literal) delivery. Always 25 in ternd; tests point MX hosts at a sink
 	// on a random loopback port.
 	int mx_port = config::default_smtp_port;
+	// TEST HOOK, not a config key: the port of MTA-STS policy hosts (RFC
+	// 8461 3.3: HTTPS, 443 in ternd).
+	int mta_sts_port = 443;
+	// TEST HOOK, not a config key: the trust store for MX hosts (REQUIRETLS,
+	// an enforced MTA-STS policy) and MTA-STS policy hosts; ternd uses
+	// Debian's ca-certificates bundle.
+	std::string system_ca_file = "/etc/ssl/certs/ca-certificates.crt";
 	// RFC 5321 4.5.3.2 defaults; tests may shorten them.
 	ClientTimeouts timeouts;
 	// Attempts after which a "delayed" DSN is sent (doc/behaviour.md §12).
@@ -166,6 +175,22 @@ private:
 	void on_prepared(Delivery& d, PreparedAttempt& prepared);
 	void apply_settled(const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled);
 	void route(Delivery& d);
+	// MTA-STS (RFC 8461): the destination's policy, from the cache or
+	// fetched, before its MX hosts are looked up (doc/behaviour.md §12).
+	struct StsCached {
+		std::string id;
+		mailauth::mta_sts::Policy policy;
+		int64_t expires = 0;
+	};
+	const StsCached* cached_sts(const std::string& domain) const;
+	void find_sts_policy(Delivery& d);
+	void on_sts_record(Delivery& d, const mailauth::DnsAnswer& answer);
+	void fetch_sts_policy(Delivery& d, const std::string& id);
+	void on_sts_host(Delivery& d, const std::string& id, const mailauth::IpLookup& r);
+	void on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsGetResult& result);
+	void use_sts_policy(Delivery& d, const StsCached* policy);
+	bool apply_sts_to_hosts(Delivery& d);
+	static bool sts_enforced(const Delivery& d);
 	void on_mx_answer(Delivery& d, const mailauth::DnsAnswer& answer);
 	void deliver_lmtp(Delivery& d);
 	static Outcome lmtp_outcome(const smtp::LmtpRecipientResult& r, uint64_t id, const std::string& to,
@@ -208,6 +233,9 @@ private:
 	uint64_t verified_context_loads_ = 0;  // only the latest load is used
 	bool verified_context_loading_ = false;
 	std::vector<core::ConnHandle> waiting_for_trust_;  // deliveries routed once it is loaded
+	// MTA-STS policies by domain (lower case), kept for their max_age;
+	// in memory only (doc/behaviour.md §12).
+	std::map<std::string, StsCached> sts_cache_;
 	void load_verified_context(const config::Config& config, bool on_worker);
 	bool waits_for_trust(Delivery& d);
 	core::TimerWatcher timer_;

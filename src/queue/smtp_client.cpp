@@ -646,7 +646,9 @@ void SmtpClient::continue_handshake() {
 		if (!why.empty()) {
 			// Temporary: the message stays queued while the operator fixes
 			// the CA file or the smarthost's certificate.
-			log::event(log::Level::error, options_.log_id, "smarthost certificate not trusted",
+			log::event(log::Level::error, options_.log_id,
+			           options_.mta_sts ? "MX host certificate not trusted (MTA-STS)"
+			                            : "smarthost certificate not trusted",
 			           {{"host", options_.server_name}, {"ip", options_.ip}, {"error", why}});
 			fail_host("certificate of " + options_.server_name + " not trusted: " + why, true);
 			return;

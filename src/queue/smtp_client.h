@@ -51,6 +51,9 @@ struct ClientOptions {
 	// context's CAs; otherwise the host fails (smarthost "required" and
 	// "implicit"). The context must have been built with a CA file.
 	bool verify_peer = false;
+	// verify_peer because the destination's MTA-STS policy (RFC 8461)
+	// says enforce, not for a smarthost: only the log line differs.
+	bool mta_sts = false;
 	// AUTH after EHLO (RFC 4954) when auth_username is set: SCRAM-SHA-256,
 	// PLAIN or LOGIN, whichever the server offers first in that order.
 	std::string auth_username;

@@ -23,6 +23,7 @@
 #include "core/worker_pool.h"
 #include "helpers/dns_server.h"
 #include "helpers/smtp_sink.h"
+#include "helpers/tls_tools.h"
 #include "mailauth/resolver.h"
 #include "net/udns_resolver.h"
 #include "queue/ctl.h"
@@ -102,6 +103,8 @@ struct Fixture {
 		int delayed_dsn_after = 5;
 		int retry_base_s = 1;
 		std::string reuse_dir;  // a data dir left by an earlier fixture ("restart")
+		int mta_sts_port = 443;
+		std::string system_ca_file;  // "" = the queue's default
 	};
 	explicit Fixture(const std::string& smarthost) : Fixture(smarthost, Settings{}) {}
 	Fixture(const std::string& smarthost, const Settings& s) {
@@ -118,6 +121,8 @@ struct Fixture {
 		queue::QueueOptions options;
 		options.mx_port = s.mx_port;
 		options.delayed_dsn_after = s.delayed_dsn_after;
+		options.mta_sts_port = s.mta_sts_port;
+		if (!s.system_ca_file.empty()) options.system_ca_file = s.system_ca_file;
 		mailauth::Resolver* resolver = &canned;
 		if (dns) {
 			udns = std::make_unique<net::UdnsResolver>(loop, std::vector<std::string>{dns->address()},
@@ -452,6 +457,129 @@ TEST_CASE("queue: a dual-stack host's 5.7 refusal on the first attempt is retrie
 		CHECK(refusing.connections() == 1);
 		CHECK(fx.queue->counters().failed == 1);
 		CHECK(fx.maildir_message("alice").find("Status: 5.7.1") != std::string::npos);
+	}
+}
+
+// An MTA-STS policy host (RFC 8461 3.3): `openssl s_server -WWW` serves
+// files from its own directory over HTTPS, with a certificate of the test
+// CA, on a free loopback port.
+struct PolicyServer {
+	std::string dir = make_temp_dir();
+	int port = tern::testing::free_tcp_port();
+	pid_t pid = -1;
+	PolicyServer(const tern::testing::TestCa::Issued& cert, const std::string& policy) {
+		REQUIRE(mkdir((dir + "/.well-known").c_str(), 0755) == 0);
+		std::ofstream(dir + "/.well-known/mta-sts.txt", std::ios::binary) << policy;
+		pid = tern::testing::spawn_child(
+		    {"/bin/sh", "-c",
+		     "cd '" + dir + "' && exec openssl s_server -quiet -accept 127.0.0.1:" + std::to_string(port) +
+		         " -cert '" + cert.cert_file + "' -key '" + cert.key_file + "' -WWW"},
+		    dir + "/s_server.log");
+		REQUIRE(tern::testing::wait_child_listening(pid, {port}));
+	}
+	~PolicyServer() {
+		stop();
+		remove_tree(dir);
+	}
+	void stop() { tern::testing::stop_child(pid); }
+};
+
+// A sink for mx.sts.example: with STARTTLS and a certificate issued for
+// `name`, or ("") without TLS.
+SmtpSink::Options mx_sink_options(const tern::testing::TestCa& ca, const std::string& name) {
+	SmtpSink::Options o;
+	if (name.empty()) return o;
+	tern::testing::TestCa::Issued cert = ca.issue(name);
+	o.cert_file = cert.cert_file;
+	o.key_file = cert.key_file;
+	return o;
+}
+
+TEST_CASE("queue: MTA-STS policies of destination domains are fetched, cached and enforced") {
+	tern::testing::TestCa ca;
+	tern::testing::TestCa::Issued policy_cert = ca.issue("mta-sts.sts.example");
+	DnsServer dns;
+	dns.add("sts.example", "MX", "10 mx.sts.example");
+	dns.add("mx.sts.example", "A", "127.0.0.1");
+	dns.add("_mta-sts.sts.example", "TXT", "v=STSv1; id=20261205T1;");
+	dns.add("mta-sts.sts.example", "A", "127.0.0.1");
+	auto policy = [](const std::string& mode, const std::string& mx) {
+		return "version: STSv1\r\nmode: " + mode + "\r\nmx: " + mx + "\r\nmax_age: 86400\r\n";
+	};
+	// One message to carol@sts.example, the MX host being `sink` and the
+	// policy host `https`; returns once the first attempt is over.
+	auto first_attempt = [&](const PolicyServer& https, const SmtpSink& sink) {
+		Fixture::Settings settings;
+		settings.dns = &dns;
+		settings.retry_base_s = 3600;  // a second attempt only when kicked
+		settings.system_ca_file = ca.ca_file();
+		settings.mx_port = sink.port();
+		settings.mta_sts_port = https.port;
+		auto fx = std::make_unique<Fixture>("", settings);
+		CHECK(fx->enqueue("alice@test.example", {"carol@sts.example"}, test_body) == "");
+		REQUIRE(fx->run_until([&] {
+			return fx->queue->active() == 0 &&
+			    (fx->queue->size() == 0 || fx->queue->counters().retried > 0);
+		}));
+		return fx;
+	};
+	auto queued_error = [](Fixture& fx) {
+		auto records = fx.env->queue_list();
+		return records.size() == 1 ? records[0].last_error : std::string("no single record");
+	};
+
+	SUBCASE("enforce: delivered over STARTTLS with a certificate verified for the MX host") {
+		PolicyServer https(policy_cert, policy("enforce", "*.sts.example"));
+		SmtpSink sink(mx_sink_options(ca, "mx.sts.example"));
+		auto fx = first_attempt(https, sink);
+		REQUIRE(sink.messages().size() == 1);
+		CHECK(sink.messages()[0].tls);
+		auto q = dns.queries();
+		CHECK(std::find(q.begin(), q.end(), "_mta-sts.sts.example TXT") != q.end());
+	}
+	SUBCASE("enforce: a host whose certificate names another host gets nothing") {
+		PolicyServer https(policy_cert, policy("enforce", "mx.sts.example"));
+		SmtpSink sink(mx_sink_options(ca, "mx.elsewhere.example"));
+		auto fx = first_attempt(https, sink);
+		CHECK(sink.connections() >= 1);
+		CHECK(sink.messages().empty());
+		CHECK(queued_error(*fx).find("not trusted") != std::string::npos);
+	}
+	SUBCASE("enforce: a host that offers no STARTTLS gets nothing") {
+		PolicyServer https(policy_cert, policy("enforce", "mx.sts.example"));
+		SmtpSink sink(mx_sink_options(ca, ""));
+		auto fx = first_attempt(https, sink);
+		CHECK(sink.messages().empty());
+		CHECK(queued_error(*fx).find("STARTTLS") != std::string::npos);
+		CHECK(fx->maildir_new("alice").empty());  // temporary: no DSN
+	}
+	SUBCASE(
+	    "enforce: an MX host the policy does not name is not tried, and the cached policy outlives its server") {
+		PolicyServer https(policy_cert, policy("enforce", "backup.sts.example"));
+		SmtpSink sink(mx_sink_options(ca, ""));
+		auto fx = first_attempt(https, sink);
+		CHECK(sink.connections() == 0);
+		CHECK(queued_error(*fx).find("MTA-STS") != std::string::npos);
+		// RFC 8461 5.1: with the policy host gone, the cached policy (same
+		// id in DNS) still holds.
+		https.stop();
+		fx->queue->kick();
+		REQUIRE(fx->run_until([&] { return fx->queue->counters().retried == 2 && fx->queue->active() == 0; }));
+		CHECK(sink.connections() == 0);
+		CHECK(queued_error(*fx).find("MTA-STS") != std::string::npos);
+	}
+	SUBCASE("testing: a host the policy does not name still gets the message") {
+		PolicyServer https(policy_cert, policy("testing", "backup.sts.example"));
+		SmtpSink sink(mx_sink_options(ca, ""));
+		auto fx = first_attempt(https, sink);
+		CHECK(sink.messages().size() == 1);
+	}
+	SUBCASE("a policy host whose certificate does not verify gives no policy") {
+		tern::testing::TestCa other_ca;
+		PolicyServer https(other_ca.issue("mta-sts.sts.example"), policy("enforce", "backup.sts.example"));
+		SmtpSink sink(mx_sink_options(ca, ""));
+		auto fx = first_attempt(https, sink);
+		CHECK(sink.messages().size() == 1);
 	}
 }
 
