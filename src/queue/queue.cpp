@@ -23,6 +23,7 @@
 #include "message/headers.h"
 #include "net/lmtp_client.h"
 #include "store/maildir.h"
+#include "store/mta_sts_policies.h"
 #include "util/log.h"
 #include "util/storage.h"
 #include "util/strings.h"
@@ -572,6 +573,7 @@ void Queue::shutdown() {
 	timer_.stop();
 	deliveries_.for_each([this](core::ConnHandle h, Delivery& d) {
 		resolver_.cancel_owner(dns_owner(h));
+		d.sts_fetch.cancel();
 		if (d.client) d.client->abort();
 	});
 }
@@ -599,6 +601,7 @@ void Queue::load(bool rebuild) {
 	struct Loaded {
 		std::vector<store::QueueRecord> records;
 		std::string error;
+		std::vector<store::StoredStsPolicy> sts_policies;
 	};
 	auto st = std::make_shared<Loaded>();
 	auto cfg = config_;
@@ -627,8 +630,18 @@ void Queue::load(bool rebuild) {
 		    } catch (const std::exception& e) {
 			    st->error = e.what();
 		    }
+		    // The MTA-STS policies kept (store/mta_sts_policies.h), in
+		    // place before the first delivery is routed.
+		    try {
+			    st->sts_policies = store::sts_policies_load(env, now_s());
+		    } catch (const std::exception& e) {
+			    log::error("queue: reading the MTA-STS policies", {{"err", e.what()}});
+		    }
 	    },
 	    [this, st, seq_at_start] {
+		    // A policy fetched meanwhile is newer and stays.
+		    for (store::StoredStsPolicy& p : st->sts_policies)
+			    sts_cache_.try_emplace(p.domain, StsCached{p.id, std::move(p.policy), p.expires});
 		    if (!st->error.empty()) {
 			    log::error("queue: loading records failed", {{"err", st->error}});
 			    return;
@@ -1236,8 +1249,20 @@ void Queue::on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsG
 	// the domains mailed within their max_age.
 	std::erase_if(sts_cache_, [now](const auto& entry) { return entry.second.expires <= now; });
 	const int64_t expires = now + policy->max_age;
-	StsCached& entry = sts_cache_[ascii_lower(d.domain)];
+	const std::string domain = ascii_lower(d.domain);
+	StsCached& entry = sts_cache_[domain];
 	entry = StsCached{id, std::move(*policy), expires};
+	// Kept across restarts; a write that fails costs a fetch after one.
+	pool_.submit(
+	    [this, stored = store::StoredStsPolicy{domain, id, entry.policy, expires}] {
+		    try {
+			    store::sts_policy_save(env_, stored);
+		    } catch (const std::exception& e) {
+			    log::error("queue: saving an MTA-STS policy",
+			               {{"domain", stored.domain}, {"error", e.what()}});
+		    }
+	    },
+	    [] {});
 	log::info("queue: MTA-STS policy",
 	          {{"domain", d.domain},
 	           {"id", id},

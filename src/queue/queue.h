@@ -233,8 +233,8 @@ private:
 	uint64_t verified_context_loads_ = 0;  // only the latest load is used
 	bool verified_context_loading_ = false;
 	std::vector<core::ConnHandle> waiting_for_trust_;  // deliveries routed once it is loaded
-	// MTA-STS policies by domain (lower case), kept for their max_age;
-	// in memory only (doc/behaviour.md §12).
+	// MTA-STS policies by domain (lower case), kept for their max_age,
+	// also in the database (doc/behaviour.md §12).
 	std::map<std::string, StsCached> sts_cache_;
 	void load_verified_context(const config::Config& config, bool on_worker);
 	bool waits_for_trust(Delivery& d);

@@ -508,8 +508,9 @@ TEST_CASE("queue: MTA-STS policies of destination domains are fetched, cached an
 	};
 	// One message to carol@sts.example, the MX host being `sink` and the
 	// policy host `https`; returns once the first attempt is over.
-	auto first_attempt = [&](const PolicyServer& https, const SmtpSink& sink) {
+	auto first_attempt = [&](const PolicyServer& https, const SmtpSink& sink, const std::string& reuse_dir = "") {
 		Fixture::Settings settings;
+		settings.reuse_dir = reuse_dir;
 		settings.dns = &dns;
 		settings.retry_base_s = 3600;  // a second attempt only when kicked
 		settings.system_ca_file = ca.ca_file();
@@ -567,6 +568,30 @@ TEST_CASE("queue: MTA-STS policies of destination domains are fetched, cached an
 		REQUIRE(fx->run_until([&] { return fx->queue->counters().retried == 2 && fx->queue->active() == 0; }));
 		CHECK(sink.connections() == 0);
 		CHECK(queued_error(*fx).find("MTA-STS") != std::string::npos);
+	}
+	SUBCASE("a fetched policy is kept across a restart") {
+		PolicyServer https(policy_cert, policy("enforce", "backup.sts.example"));
+		SmtpSink sink(mx_sink_options(ca, ""));
+		std::string dir;
+		{
+			auto fx = first_attempt(https, sink);
+			CHECK(queued_error(*fx).find("MTA-STS") != std::string::npos);
+			fx->queue->kick();  // the second attempt finds the policy cached
+			REQUIRE(fx->run_until(
+			    [&] { return fx->queue->counters().retried == 2 && fx->queue->active() == 0; }));
+			fx->keep_dir = true;
+			dir = fx->dir;
+		}
+		https.stop();
+		// A new queue over the same data dir, the policy host gone: the
+		// policy from the database still holds (RFC 8461 5.1) for a new
+		// message.
+		auto fx = first_attempt(https, sink, dir);
+		CHECK(fx->queue->counters().retried == 1);
+		CHECK(sink.connections() == 0);
+		auto records = fx->env->queue_list();
+		REQUIRE(records.size() == 2);
+		for (const auto& r : records) CHECK(r.last_error.find("MTA-STS") != std::string::npos);
 	}
 	SUBCASE("testing: a host the policy does not name still gets the message") {
 		PolicyServer https(policy_cert, policy("testing", "backup.sts.example"));
