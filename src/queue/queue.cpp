@@ -1129,10 +1129,11 @@ Queue::Outcome Queue::lmtp_outcome(const smtp::LmtpRecipientResult& r, uint64_t 
 }
 
 // A delivery that needs the verified context (a REQUIRETLS message, a
-// smarthost whose certificate must verify) while it is not loaded yet
-// waits for the load, which it starts if none is under way.
-bool Queue::waits_for_trust(Delivery& d) {
-	bool needed = smarthost_verifies(*d.config) || (!d.remote.empty() && d.remote.front().requiretls);
+// smarthost whose certificate must verify, an MTA-STS policy to fetch or
+// enforce) while it is not loaded yet waits for the load, which it starts
+// if none is under way; it is routed again once the load ended.
+bool Queue::waits_for_trust(Delivery& d, bool needed) {
+	needed = needed || smarthost_verifies(*d.config) || (!d.remote.empty() && d.remote.front().requiretls);
 	if (!needed || verified_context_ || !verified_context_error_.empty()) return false;
 	waiting_for_trust_.push_back(d.self);
 	if (!verified_context_loading_) load_verified_context(*config_, true);
@@ -1193,11 +1194,7 @@ void Queue::on_sts_record(Delivery& d, const mailauth::DnsAnswer& answer) {
 // RFC 8461 3.3: the policy comes over HTTPS from mta-sts.<domain>, whose
 // certificate must verify, so it waits for the trust store.
 void Queue::fetch_sts_policy(Delivery& d, const std::string& id) {
-	if (!verified_context_ && verified_context_error_.empty()) {
-		waiting_for_trust_.push_back(d.self);  // routed again once loaded
-		if (!verified_context_loading_) load_verified_context(*config_, true);
-		return;
-	}
+	if (waits_for_trust(d, true)) return;
 	if (!verified_context_) {
 		log::info("queue: no trusted CAs to fetch an MTA-STS policy",
 		          {{"domain", d.domain}, {"error", verified_context_error_}});
@@ -1280,6 +1277,9 @@ void Queue::use_sts_policy(Delivery& d, const StsCached* policy) {
 		log::info("queue: MTA-STS policy ignored (TLS-Required: No)", {{"domain", d.domain}});
 		d.sts.reset();
 	}
+	// A cached policy to enforce (after a restart, say) needs the trust
+	// store that its fetch would have loaded.
+	if (waits_for_trust(d, sts_enforced(d))) return;
 	resolver_.query(dns_owner(d.self), d.domain, mailauth::RrType::MX,
 	                [this, h = d.self](const mailauth::DnsAnswer& answer) {
 				with_delivery(h, [&](Delivery& d) { on_mx_answer(d, answer); });

@@ -237,7 +237,7 @@ private:
 	// also in the database (doc/behaviour.md §12).
 	std::map<std::string, StsCached> sts_cache_;
 	void load_verified_context(const config::Config& config, bool on_worker);
-	bool waits_for_trust(Delivery& d);
+	bool waits_for_trust(Delivery& d, bool needed = false);
 	core::TimerWatcher timer_;
 	std::map<uint64_t, Entry> entries_;
 	std::set<std::string> busy_domains_;
