@@ -1,6 +1,7 @@
 #include "core/watchers.h"
 
 #include <exception>
+#include <memory>
 
 #include "util/log.h"
 
@@ -87,6 +88,17 @@ SignalWatcher::~SignalWatcher() {
 
 void SignalWatcher::trampoline(struct ev_loop*, ev_signal* w, int) {
 	guarded([&] { static_cast<SignalWatcher*>(w->data)->cb_(); });
+}
+
+void run_soon(struct ev_loop* loop, std::function<void()> fn) {
+	auto* held = new std::function<void()>(std::move(fn));
+	ev_once(
+	    loop, -1, 0, 0.0,
+	    [](int, void* arg) {
+		    std::unique_ptr<std::function<void()>> run(static_cast<std::function<void()>*>(arg));
+		    guarded(*run);
+	    },
+	    held);
 }
 
 }  // namespace tern::core

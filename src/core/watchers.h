@@ -81,4 +81,9 @@ private:
 	bool unrefed_ = false;
 };
 
+// Runs `fn` once from the loop's next iteration, never inside the caller:
+// how a client that finished inside its own callbacks hands its result
+// over (the closure keeps the client alive until then).
+void run_soon(struct ev_loop* loop, std::function<void()> fn);
+
 }  // namespace tern::core

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "util/hex.h"
 #include "util/strings.h"
 
 namespace tern::mailauth::mta_sts {
@@ -11,13 +12,6 @@ namespace {
 bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-
-int hex_value(char c) {
-	if (is_digit(c)) return c - '0';
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-	return -1;
-}
 
 void set_error(std::string* error, std::string reason) {
 	if (error) *error = std::move(reason);
@@ -168,13 +162,6 @@ bool collect_fields(std::string_view body, PolicyFields& f, std::string* error) 
 		if (slot && !*slot) *slot = value;
 	}
 	return true;
-}
-
-std::optional<Mode> parse_mode(std::string_view v) {
-	if (v == "enforce") return Mode::enforce;
-	if (v == "testing") return Mode::testing;
-	if (v == "none") return Mode::none;
-	return std::nullopt;
 }
 
 // RFC 8461 3.2: max_age = 1*10(DIGIT), at most 31557600 (about a year).
@@ -344,7 +331,7 @@ std::optional<uint64_t> parse_chunk_size(std::string_view line) {
 	uint64_t n = 0;
 	size_t i = 0;
 	for (; i < line.size(); ++i) {
-		int d = hex_value(line[i]);
+		int d = hex_digit_value(line[i]);
 		if (d < 0) break;
 		if (i == 15) return std::nullopt;  // beyond any sane body, and no overflow
 		n = n * 16 + static_cast<uint64_t>(d);
@@ -451,6 +438,13 @@ const char* mode_name(Mode mode) {
 	return "none";
 }
 
+std::optional<Mode> mode_from_name(std::string_view name) {
+	if (name == "enforce") return Mode::enforce;
+	if (name == "testing") return Mode::testing;
+	if (name == "none") return Mode::none;
+	return std::nullopt;
+}
+
 std::optional<Policy> parse_policy(std::string_view body, std::string* error) {
 	PolicyFields f;
 	if (!collect_fields(body, f, error)) return std::nullopt;
@@ -458,7 +452,7 @@ std::optional<Policy> parse_policy(std::string_view body, std::string* error) {
 	if (*f.version != "STSv1") return fail(error, "version is not STSv1");
 	if (!f.mode) return fail(error, "no mode");
 	Policy p;
-	auto mode = parse_mode(*f.mode);
+	auto mode = mode_from_name(*f.mode);
 	if (!mode) return fail(error, "unknown mode \"" + std::string(*f.mode) + "\"");
 	p.mode = *mode;
 	if (!f.max_age) return fail(error, "no max_age");

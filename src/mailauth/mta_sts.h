@@ -26,6 +26,8 @@ std::optional<Record> pick_record(const std::vector<std::string>& txt_records);
 
 enum class Mode { enforce, testing, none };
 const char* mode_name(Mode);  // "enforce", "testing", "none", as in the policy file
+// The mode a name stands for (RFC 8461 3.2: case-sensitive), or nullopt.
+std::optional<Mode> mode_from_name(std::string_view name);
 
 // RFC 8461 3.2: the policy file.
 struct Policy {

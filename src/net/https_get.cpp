@@ -149,17 +149,10 @@ private:
 		transport_.reset();
 		result_.error = std::move(error);
 		if (result_.error.empty()) result_.response = std::move(response_);
-		auto* holder = new std::shared_ptr<HttpsGet>(std::move(self_));
-		ev_once(
-		    loop_, -1, 0, 0.0,
-		    [](int, void* arg) {
-			    std::unique_ptr<std::shared_ptr<HttpsGet>> keep(
-				static_cast<std::shared_ptr<HttpsGet>*>(arg));
-			    HttpsGet& g = **keep;
-			    auto done = std::move(g.done_);
-			    if (done) done(std::move(g.result_));
-		    },
-		    holder);
+		core::run_soon(loop_, [self = std::move(self_)] {
+			auto done = std::move(self->done_);  // cancel() may have dropped it
+			if (done) done(std::move(self->result_));
+		});
 	}
 
 	struct ev_loop* loop_;

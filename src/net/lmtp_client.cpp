@@ -211,16 +211,10 @@ void LmtpClient::finish() {
 	timer_.stop();
 	transport_.reset();  // closes the connection
 	body_.reset();
-	auto* holder = new std::shared_ptr<LmtpClient>(std::move(self_));
-	ev_once(
-	    loop_, -1, 0, 0.0,
-	    [](int, void* arg) {
-		    std::unique_ptr<std::shared_ptr<LmtpClient>> keep(static_cast<std::shared_ptr<LmtpClient>*>(arg));
-		    LmtpClient& c = **keep;
-		    auto done = std::move(c.done_);
-		    done(c.protocol_.results());
-	    },
-	    holder);
+	core::run_soon(loop_, [self = std::move(self_)] {
+		auto done = std::move(self->done_);
+		done(self->protocol_.results());
+	});
 }
 
 void lmtp_deliver(struct ev_loop* loop, core::WorkerPool& pool, LmtpRequest request, LmtpDone done) {

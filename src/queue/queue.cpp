@@ -640,8 +640,7 @@ void Queue::load(bool rebuild) {
 	    },
 	    [this, st, seq_at_start] {
 		    // A policy fetched meanwhile is newer and stays.
-		    for (store::StoredStsPolicy& p : st->sts_policies)
-			    sts_cache_.try_emplace(p.domain, StsCached{p.id, std::move(p.policy), p.expires});
+		    for (store::StoredStsPolicy& p : st->sts_policies) sts_cache_.try_emplace(p.domain, std::move(p));
 		    if (!st->error.empty()) {
 			    log::error("queue: loading records failed", {{"err", st->error}});
 			    return;
@@ -1163,7 +1162,7 @@ void Queue::route(Delivery& d) {
 // RFC 8461 5: the policy in force says enforce.
 bool Queue::sts_enforced(const Delivery& d) { return d.sts && d.sts->mode == mailauth::mta_sts::Mode::enforce; }
 
-const Queue::StsCached* Queue::cached_sts(const std::string& domain) const {
+const store::StoredStsPolicy* Queue::cached_sts(const std::string& domain) const {
 	auto it = sts_cache_.find(ascii_lower(domain));
 	return it != sts_cache_.end() && it->second.expires > now_s() ? &it->second : nullptr;
 }
@@ -1178,7 +1177,7 @@ void Queue::find_sts_policy(Delivery& d) {
 }
 
 void Queue::on_sts_record(Delivery& d, const mailauth::DnsAnswer& answer) {
-	const StsCached* cached = cached_sts(d.domain);
+	const store::StoredStsPolicy* cached = cached_sts(d.domain);
 	std::optional<mailauth::mta_sts::Record> record;
 	if (answer.found()) record = mailauth::mta_sts::pick_record(answer.records);
 	// RFC 8461 5.1: without a (valid) record, or with the id of the policy
@@ -1247,11 +1246,11 @@ void Queue::on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsG
 	std::erase_if(sts_cache_, [now](const auto& entry) { return entry.second.expires <= now; });
 	const int64_t expires = now + policy->max_age;
 	const std::string domain = ascii_lower(d.domain);
-	StsCached& entry = sts_cache_[domain];
-	entry = StsCached{id, std::move(*policy), expires};
+	store::StoredStsPolicy& entry = sts_cache_[domain];
+	entry = store::StoredStsPolicy{domain, id, std::move(*policy), expires};
 	// Kept across restarts; a write that fails costs a fetch after one.
 	pool_.submit(
-	    [this, stored = store::StoredStsPolicy{domain, id, entry.policy, expires}] {
+	    [this, stored = entry] {
 		    try {
 			    store::sts_policy_save(env_, stored);
 		    } catch (const std::exception& e) {
@@ -1269,7 +1268,7 @@ void Queue::on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsG
 }
 
 // Goes on to the MX hosts with the policy in force (null: none).
-void Queue::use_sts_policy(Delivery& d, const StsCached* policy) {
+void Queue::use_sts_policy(Delivery& d, const store::StoredStsPolicy* policy) {
 	d.sts.reset();
 	if (policy && policy->policy.mode != mailauth::mta_sts::Mode::none) d.sts = policy->policy;
 	if (d.sts && d.tls_required_no) {

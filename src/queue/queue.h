@@ -48,6 +48,7 @@
 #include "queue/smtp_client.h"
 #include "server/outbound.h"
 #include "store/db.h"
+#include "store/mta_sts_policies.h"
 
 namespace tern::queue {
 
@@ -177,18 +178,13 @@ private:
 	void route(Delivery& d);
 	// MTA-STS (RFC 8461): the destination's policy, from the cache or
 	// fetched, before its MX hosts are looked up (doc/behaviour.md §12).
-	struct StsCached {
-		std::string id;
-		mailauth::mta_sts::Policy policy;
-		int64_t expires = 0;
-	};
-	const StsCached* cached_sts(const std::string& domain) const;
+	const store::StoredStsPolicy* cached_sts(const std::string& domain) const;
 	void find_sts_policy(Delivery& d);
 	void on_sts_record(Delivery& d, const mailauth::DnsAnswer& answer);
 	void fetch_sts_policy(Delivery& d, const std::string& id);
 	void on_sts_host(Delivery& d, const std::string& id, const mailauth::IpLookup& r);
 	void on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsGetResult& result);
-	void use_sts_policy(Delivery& d, const StsCached* policy);
+	void use_sts_policy(Delivery& d, const store::StoredStsPolicy* policy);
 	bool apply_sts_to_hosts(Delivery& d);
 	static bool sts_enforced(const Delivery& d);
 	void on_mx_answer(Delivery& d, const mailauth::DnsAnswer& answer);
@@ -235,7 +231,7 @@ private:
 	std::vector<core::ConnHandle> waiting_for_trust_;  // deliveries routed once it is loaded
 	// MTA-STS policies by domain (lower case), kept for their max_age,
 	// also in the database (doc/behaviour.md §12).
-	std::map<std::string, StsCached> sts_cache_;
+	std::map<std::string, store::StoredStsPolicy> sts_cache_;
 	void load_verified_context(const config::Config& config, bool on_worker);
 	bool waits_for_trust(Delivery& d, bool needed = false);
 	core::TimerWatcher timer_;

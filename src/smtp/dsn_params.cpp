@@ -1,21 +1,11 @@
 #include "smtp/dsn_params.h"
 
+#include "util/hex.h"
 #include "util/strings.h"
 
 namespace tern::smtp {
 
 namespace {
-
-int hex_digit_upper(char h) {
-	if (h >= '0' && h <= '9') return h - '0';
-	if (h >= 'A' && h <= 'F') return h - 'A' + 10;
-	return -1;
-}
-
-int hex_digit_any(char h) {
-	if (h >= 'a' && h <= 'f') return h - 'a' + 10;
-	return hex_digit_upper(h);
-}
 
 // RFC 3461 4: xchar without "+" and "=".
 bool is_xchar(unsigned char c) { return c >= 0x21 && c <= 0x7e && c != '+' && c != '='; }
@@ -59,7 +49,7 @@ std::optional<std::string> xtext_decode(std::string_view xtext) {
 			continue;
 		}
 		if (c != '+' || i + 2 >= xtext.size()) return std::nullopt;
-		const int hi = hex_digit_upper(xtext[i + 1]), lo = hex_digit_upper(xtext[i + 2]);
+		const int hi = upper_hex_digit_value(xtext[i + 1]), lo = upper_hex_digit_value(xtext[i + 2]);
 		if (hi < 0 || lo < 0) return std::nullopt;
 		out += static_cast<char>(hi * 16 + lo);
 		i += 2;
@@ -156,7 +146,7 @@ std::optional<OriginalRecipient> parse_orcpt(std::string_view value, bool smtput
 				return std::nullopt;
 			uint32_t cp = 0;
 			for (size_t k = i + 3; k < close; k++) {
-				const int d = hex_digit_any(rest[k]);
+				const int d = hex_digit_value(rest[k]);
 				if (d < 0) return std::nullopt;
 				cp = cp * 16 + static_cast<uint32_t>(d);
 			}

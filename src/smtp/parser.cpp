@@ -13,6 +13,7 @@
 
 #include "smtp/go_printable.h"
 #include "util/failed.h"
+#include "util/hex.h"
 #include "util/strings.h"
 
 namespace tern::smtp {
@@ -550,14 +551,10 @@ public:
 				return fail("parsing xtext: invalid character " + quote_go(orig_.substr(pos_, 1)));
 			pos_++;
 			std::string_view hex = taken(2);
-			auto hex_value = [](char h) -> int {
-				if (h >= '0' && h <= '9') return h - '0';
-				if (h >= 'A' && h <= 'F') return h - 'A' + 10;
-				return -1;
-			};
-			if (hex.size() != 2 || hex_value(hex[0]) < 0 || hex_value(hex[1]) < 0)
+			// RFC 3461 4: upper-case hex digits only.
+			if (hex.size() != 2 || upper_hex_digit_value(hex[0]) < 0 || upper_hex_digit_value(hex[1]) < 0)
 				return fail("parsing xtext: invalid hexadecimal " + quote_go(hex));
-			out += static_cast<char>(hex_value(hex[0]) * 16 + hex_value(hex[1]));
+			out += static_cast<char>(upper_hex_digit_value(hex[0]) * 16 + upper_hex_digit_value(hex[1]));
 		}
 		return out;
 	}

@@ -20,13 +20,6 @@ std::optional<int64_t> parse_int(std::string_view text) {
 	return n;
 }
 
-std::optional<mailauth::mta_sts::Mode> parse_mode(std::string_view text) {
-	for (auto mode :
-	     {mailauth::mta_sts::Mode::enforce, mailauth::mta_sts::Mode::testing, mailauth::mta_sts::Mode::none})
-		if (text == mailauth::mta_sts::mode_name(mode)) return mode;
-	return std::nullopt;
-}
-
 }  // namespace
 
 std::string sts_policy_encode(const StoredStsPolicy& stored) {
@@ -39,7 +32,7 @@ std::string sts_policy_encode(const StoredStsPolicy& stored) {
 bool sts_policy_decode(std::string_view domain, std::string_view text, StoredStsPolicy& out) {
 	std::vector<std::string_view> lines = split(text, '\n');
 	if (lines.size() < 4 || lines[0].empty()) return false;
-	auto mode = parse_mode(lines[1]);
+	auto mode = mailauth::mta_sts::mode_from_name(lines[1]);
 	auto max_age = parse_int(lines[2]);
 	auto expires = parse_int(lines[3]);
 	if (!mode || !max_age || !expires) return false;

@@ -1,15 +1,10 @@
 #include "util/control_protocol.h"
 
+#include "util/hex.h"
+
 namespace tern::control {
 
 namespace {
-
-int hex_value(char c) {
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	return -1;
-}
 
 std::vector<std::string_view> split_spaces(std::string_view line) {
 	std::vector<std::string_view> parts;
@@ -56,7 +51,7 @@ std::optional<std::string> decode_word(std::string_view encoded) {
 		char c = encoded[i];
 		if (c == '%') {
 			if (i + 2 >= encoded.size()) return std::nullopt;
-			int hi = hex_value(encoded[i + 1]), lo = hex_value(encoded[i + 2]);
+			int hi = hex_digit_value(encoded[i + 1]), lo = hex_digit_value(encoded[i + 2]);
 			if (hi < 0 || lo < 0) return std::nullopt;
 			out.push_back(static_cast<char>(hi * 16 + lo));
 			i += 2;

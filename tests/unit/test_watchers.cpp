@@ -4,6 +4,8 @@
 #include <ev.h>
 #include <unistd.h>
 
+#include <stdexcept>
+
 #include "core/watchers.h"
 
 using tern::core::IoWatcher;
@@ -68,4 +70,20 @@ TEST_CASE("watchers: pausing a watcher that is not active does nothing") {
 	w.set(p.fds[0], EV_READ);
 	ev_run(l.loop, EVRUN_NOWAIT);
 	CHECK(calls == 1);
+}
+
+TEST_CASE("watchers: run_soon runs once, from the next iteration, never inside the call") {
+	Loop l;
+	int runs = 0;
+	tern::core::run_soon(l.loop, [&] { runs++; });
+	CHECK(runs == 0);  // not inside the call
+	ev_run(l.loop, EVRUN_NOWAIT);
+	CHECK(runs == 1);
+	ev_run(l.loop, EVRUN_NOWAIT);
+	CHECK(runs == 1);  // once
+	// An exception stays inside: the loop goes on.
+	tern::core::run_soon(l.loop, [] { throw std::runtime_error("test"); });
+	tern::core::run_soon(l.loop, [&] { runs++; });
+	ev_run(l.loop, EVRUN_NOWAIT);
+	CHECK(runs == 2);
 }
