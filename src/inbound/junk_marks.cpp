@@ -18,7 +18,7 @@ std::map<int, std::string> parse_dovecot_keywords(std::string_view text) {
 		int n = 0;
 		bool digits = true;
 		for (char c : line.substr(0, sp)) {
-			if (!std::isdigit(static_cast<unsigned char>(c))) digits = false;
+			if (!is_ascii_digit(c)) digits = false;
 			n = n * 10 + (c - '0');
 		}
 		std::string_view name = line.substr(sp + 1);

@@ -16,7 +16,6 @@ namespace {
 // SHA-1 (verification of old signatures only) goes through mbedTLS.
 const mbedtls_md_info_t* sha1_info() { return mbedtls_md_info_from_type(MBEDTLS_MD_SHA1); }
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
 }  // namespace
 

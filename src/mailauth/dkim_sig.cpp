@@ -11,8 +11,6 @@ namespace tern::mailauth::dkim {
 namespace {
 
 bool is_fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 std::string_view trim_fws(std::string_view s) {
 	while (!s.empty() && is_fws(s.front())) s.remove_prefix(1);
@@ -57,8 +55,8 @@ bool split_tags(std::string_view text, std::vector<Tag>& tags, std::string& erro
 		}
 		std::string_view name = trim_fws(spec.substr(0, eq));
 		// tag-name = ALPHA *ALNUMPUNC
-		bool ok = !name.empty() && is_alpha(name[0]);
-		for (char c : name) ok = ok && (is_alpha(c) || is_digit(c) || c == '_');
+		bool ok = !name.empty() && is_ascii_alpha(name[0]);
+		for (char c : name) ok = ok && (is_ascii_alpha(c) || is_ascii_digit(c) || c == '_');
 		if (!ok) {
 			error = "bad tag name " + quoted(name);
 			return false;
@@ -89,7 +87,7 @@ std::optional<int64_t> parse_number(std::string_view s, size_t max_digits) {
 	if (s.empty() || s.size() > max_digits || s.size() > 18) return std::nullopt;
 	int64_t v = 0;
 	for (char c : s) {
-		if (!is_digit(c)) return std::nullopt;
+		if (!is_ascii_digit(c)) return std::nullopt;
 		v = v * 10 + (c - '0');
 	}
 	return v;
@@ -106,7 +104,7 @@ bool valid_domain(std::string_view d) {
 	if (d.empty() || d.front() == '.' || d.back() == '.') return false;
 	for (size_t i = 0; i < d.size(); i++) {
 		unsigned char c = d[i];
-		bool ok = is_alpha(c) || is_digit(c) || c == '-' || c == '_' || c >= 0x80 ||
+		bool ok = is_ascii_alpha(c) || is_ascii_digit(c) || c == '-' || c == '_' || c >= 0x80 ||
 		    (c == '.' && d[i - 1] != '.');
 		if (!ok) return false;
 	}
@@ -115,9 +113,9 @@ bool valid_domain(std::string_view d) {
 
 bool is_hyphenated_word(std::string_view w) {
 	// RFC 6376 3.2 hyphenated-word = ALPHA [ *(ALPHA / DIGIT / "-") (ALPHA / DIGIT) ]
-	if (w.empty() || !is_alpha(w.front()) || w.back() == '-') return false;
+	if (w.empty() || !is_ascii_alpha(w.front()) || w.back() == '-') return false;
 	for (char c : w)
-		if (!is_alpha(c) && !is_digit(c) && c != '-') return false;
+		if (!is_ascii_alpha(c) && !is_ascii_digit(c) && c != '-') return false;
 	return true;
 }
 
@@ -178,9 +176,9 @@ TagCheck apply_algorithm_tag(std::string_view v, Signature& sig) {
 	std::string_view ka = v.substr(0, dash);
 	std::string_view ha = dash == std::string_view::npos ? std::string_view{} : v.substr(dash + 1);
 	auto word = [](std::string_view w) {
-		if (w.empty() || !is_alpha(w[0])) return false;
+		if (w.empty() || !is_ascii_alpha(w[0])) return false;
 		for (char c : w)
-			if (!is_alpha(c) && !is_digit(c)) return false;
+			if (!is_ascii_alpha(c) && !is_ascii_digit(c)) return false;
 		return true;
 	};
 	if (!word(ka) || !word(ha)) return syntax_fault("bad algorithm " + quoted(v));

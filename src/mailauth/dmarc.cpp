@@ -15,10 +15,6 @@ namespace tern::mailauth {
 
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
 
 std::optional<DmarcPolicy> parse_policy(std::string_view value) {
 	std::string v = ascii_lower(value);
@@ -39,7 +35,7 @@ std::optional<DmarcAlign> parse_align(std::string_view value) {
 std::optional<int> parse_number(std::string_view value) {
 	if (value.empty()) return std::nullopt;
 	for (char c : value)
-		if (!is_digit(c)) return std::nullopt;
+		if (!is_ascii_digit(c)) return std::nullopt;
 	int n = 0;
 	auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
 	if (ec != std::errc() || end != value.data() + value.size()) return std::nullopt;
@@ -54,10 +50,10 @@ std::optional<DmarcUri> parse_uri(std::string_view text) {
 	size_t bang = text.find('!');
 	std::string_view address = text.substr(0, bang);
 	size_t colon = address.find(':');
-	if (colon == std::string_view::npos || colon == 0 || !is_alpha(address[0]) || colon + 1 == address.size())
+	if (colon == std::string_view::npos || colon == 0 || !is_ascii_alpha(address[0]) || colon + 1 == address.size())
 		return std::nullopt;
 	for (char c : address.substr(0, colon))
-		if (!is_alnum(c) && c != '+' && c != '-' && c != '.') return std::nullopt;
+		if (!is_ascii_alnum(c) && c != '+' && c != '-' && c != '.') return std::nullopt;
 	for (char c : address)
 		if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return std::nullopt;
 	uri.address = std::string(address);
@@ -73,7 +69,7 @@ std::optional<DmarcUri> parse_uri(std::string_view text) {
 		if (size.empty()) return std::nullopt;
 		uint64_t n = 0;
 		for (char c : size)
-			if (!is_digit(c)) return std::nullopt;
+			if (!is_ascii_digit(c)) return std::nullopt;
 		auto [end, ec] = std::from_chars(size.data(), size.data() + size.size(), n);
 		if (ec != std::errc() || end != size.data() + size.size()) return std::nullopt;
 		uri.max_size = n;
@@ -104,9 +100,9 @@ std::optional<std::vector<std::string>> parse_colon_list(std::string_view value,
 
 // RFC 5321 4.1.2 Keyword (rf= values, RFC 7489 6.4).
 bool is_keyword(std::string_view s) {
-	if (s.empty() || !is_alnum(s.front()) || !is_alnum(s.back())) return false;
+	if (s.empty() || !is_ascii_alnum(s.front()) || !is_ascii_alnum(s.back())) return false;
 	for (char c : s)
-		if (!is_alnum(c) && c != '-') return false;
+		if (!is_ascii_alnum(c) && c != '-') return false;
 	return true;
 }
 
@@ -325,7 +321,7 @@ DmarcParse parse_dmarc_record(std::string_view txt) {
 		part = trim(part);
 		if (part.empty()) continue;
 		size_t n = 0;
-		while (n < part.size() && is_alnum(part[n])) ++n;
+		while (n < part.size() && is_ascii_alnum(part[n])) ++n;
 		std::string tag = ascii_lower(part.substr(0, n));
 		std::string_view rest = trim(part.substr(n));
 		if (tag.empty() || rest.empty() || rest[0] != '=')

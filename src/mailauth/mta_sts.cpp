@@ -9,9 +9,6 @@ namespace tern::mailauth::mta_sts {
 
 namespace {
 
-bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
 void set_error(std::string* error, std::string reason) {
 	if (error) *error = std::move(reason);
@@ -52,15 +49,15 @@ size_t after_version(std::string_view txt) {
 bool valid_id(std::string_view v) {
 	if (v.empty() || v.size() > 32) return false;
 	for (char c : v)
-		if (!is_alnum(c)) return false;
+		if (!is_ascii_alnum(c)) return false;
 	return true;
 }
 
 // RFC 8461 3.1 (and 3.2): ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".").
 bool valid_ext_name(std::string_view n) {
-	if (n.empty() || n.size() > 32 || !is_alnum(n[0])) return false;
+	if (n.empty() || n.size() > 32 || !is_ascii_alnum(n[0])) return false;
 	for (char c : n)
-		if (!is_alnum(c) && c != '_' && c != '-' && c != '.') return false;
+		if (!is_ascii_alnum(c) && c != '_' && c != '-' && c != '.') return false;
 	return true;
 }
 
@@ -111,16 +108,9 @@ bool valid_mx_pattern(std::string_view pattern) {
 		if (label.empty() || label.size() > max_dns_label_len) return false;
 		if (label.front() == '-' || label.back() == '-') return false;
 		for (char c : label)
-			if (!is_alnum(c) && c != '-') return false;
+			if (!is_ascii_alnum(c) && c != '-') return false;
 	}
 	return true;
-}
-
-// Lower case without one trailing dot: the form patterns and host names
-// are compared in (RFC 8461 4.1; DNS names are case-insensitive).
-std::string normalized_name(std::string_view name) {
-	if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-	return ascii_lower(name);
 }
 
 // RFC 8461 4.1: "*.example.com" stands for exactly one more label, the
@@ -169,7 +159,7 @@ std::optional<int64_t> parse_max_age(std::string_view v) {
 	if (v.empty() || v.size() > 10) return std::nullopt;
 	int64_t n = 0;
 	for (char c : v) {
-		if (!is_digit(c)) return std::nullopt;
+		if (!is_ascii_digit(c)) return std::nullopt;
 		n = n * 10 + (c - '0');
 	}
 	constexpr int64_t max_max_age = 31557600;
@@ -208,8 +198,8 @@ enum class HeadState { ok, incomplete, malformed };
 // a missing SP after the code is accepted too.
 std::optional<int> parse_status_line(std::string_view line) {
 	if (line.size() < 12 || line.substr(0, 7) != "HTTP/1.") return std::nullopt;
-	if (!is_digit(line[7]) || line[8] != ' ') return std::nullopt;
-	if (!is_digit(line[9]) || !is_digit(line[10]) || !is_digit(line[11])) return std::nullopt;
+	if (!is_ascii_digit(line[7]) || line[8] != ' ') return std::nullopt;
+	if (!is_ascii_digit(line[9]) || !is_ascii_digit(line[10]) || !is_ascii_digit(line[11])) return std::nullopt;
 	if (line.size() > 12 && line[12] != ' ') return std::nullopt;
 	return (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
 }
@@ -222,7 +212,7 @@ bool add_content_length(HttpHead& h, std::string_view value, bool& seen) {
 		if (part.empty() || part.size() > 18) return false;
 		uint64_t n = 0;
 		for (char c : part) {
-			if (!is_digit(c)) return false;
+			if (!is_ascii_digit(c)) return false;
 			n = n * 10 + static_cast<uint64_t>(c - '0');
 		}
 		if (seen && n != h.content_length) return false;
@@ -460,7 +450,7 @@ std::optional<Policy> parse_policy(std::string_view body, std::string* error) {
 	if (!max_age) return fail(error, "bad max_age \"" + std::string(*f.max_age) + "\"");
 	p.max_age = *max_age;
 	for (std::string_view mx : f.mx) {
-		std::string pattern = normalized_name(mx);
+		std::string pattern = canonical_dns_name(mx);
 		if (!valid_mx_pattern(pattern)) return fail(error, "bad mx \"" + std::string(mx) + "\"");
 		p.mx.push_back(std::move(pattern));
 	}
@@ -470,10 +460,10 @@ std::optional<Policy> parse_policy(std::string_view body, std::string* error) {
 }
 
 bool mx_matches(const Policy& policy, std::string_view host) {
-	std::string name = normalized_name(host);
+	std::string name = canonical_dns_name(host);
 	if (name.empty()) return false;
 	for (const auto& mx : policy.mx) {
-		std::string pattern = normalized_name(mx);
+		std::string pattern = canonical_dns_name(mx);
 		if (pattern == name || wildcard_matches(pattern, name)) return true;
 	}
 	return false;

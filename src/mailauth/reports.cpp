@@ -8,6 +8,7 @@
 
 #include "message/mime.h"
 #include "util/compress.h"
+#include "util/strings.h"
 
 namespace tern::mailauth {
 
@@ -28,7 +29,7 @@ std::optional<int64_t> to_int(const std::string& s) {
 	if (s.empty() || s.size() > 18) return std::nullopt;
 	int64_t v = 0;
 	for (char c : s) {
-		if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+		if (!is_ascii_digit(c)) return std::nullopt;
 		v = v * 10 + (c - '0');
 	}
 	return v;
@@ -175,7 +176,7 @@ std::optional<int64_t> parse_rfc3339(std::string_view t) {
 		if (at + len > t.size()) return std::nullopt;
 		int v = 0;
 		for (size_t i = at; i < at + len; ++i) {
-			if (!std::isdigit(static_cast<unsigned char>(t[i]))) return std::nullopt;
+			if (!is_ascii_digit(t[i])) return std::nullopt;
 			v = v * 10 + (t[i] - '0');
 		}
 		return v;
@@ -188,7 +189,7 @@ std::optional<int64_t> parse_rfc3339(std::string_view t) {
 	size_t i = 19;
 	if (i < t.size() && t[i] == '.') {
 		++i;
-		while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+		while (i < t.size() && is_ascii_digit(t[i])) ++i;
 	}
 	int64_t offset = 0;
 	if (i < t.size() && (t[i] == 'Z' || t[i] == 'z')) {

@@ -33,9 +33,6 @@ constexpr size_t max_ptr_names = 10;
 // RFC 7208 7.3: expanded names are cut to 253 characters.
 constexpr size_t max_domain_len = max_dns_name_len;
 
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
 
 std::string strip_trailing_dot(std::string s) {
 	if (!s.empty() && s.back() == '.') s.pop_back();
@@ -84,7 +81,7 @@ bool parse_macro_expand(std::string_view text, size_t& pos, MacroExpand& out) {
 	out.letter = static_cast<char>(text[i] | 0x20);
 	i++;
 	size_t digits_start = i;
-	while (i < text.size() && is_digit(text[i])) i++;
+	while (i < text.size() && is_ascii_digit(text[i])) i++;
 	if (i > digits_start) {
 		// RFC 7208 7.3: the DIGIT transformer MUST be nonzero. Large values
 		// simply keep every part.
@@ -112,7 +109,7 @@ std::string url_escape(std::string_view s) {
 	static const char hex[] = "0123456789ABCDEF";
 	std::string out;
 	for (unsigned char c : s) {
-		if (is_alnum(static_cast<char>(c)) || c == '-' || c == '.' || c == '_' || c == '~') {
+		if (is_ascii_alnum(static_cast<char>(c)) || c == '-' || c == '.' || c == '_' || c == '~') {
 			out += static_cast<char>(c);
 		} else {
 			out += '%';
@@ -211,9 +208,9 @@ bool valid_domain_spec(std::string_view spec) {
 	if (top.empty() || top.front() == '-' || top.back() == '-') return false;
 	bool has_alpha = false;
 	for (char c : top) {
-		if (is_alpha(c))
+		if (is_ascii_alpha(c))
 			has_alpha = true;
-		else if (!is_digit(c) && c != '-')
+		else if (!is_ascii_digit(c) && c != '-')
 			return false;
 	}
 	return has_alpha || top.find('-') != std::string_view::npos;
@@ -245,7 +242,7 @@ bool valid_domain(const std::string& name) {
 bool valid_identity_domain(const std::string& name) {
 	if (!valid_domain(name)) return false;
 	for (char c : strip_trailing_dot(name))
-		if (!is_alnum(c) && c != '-' && c != '_' && c != '.') return false;
+		if (!is_ascii_alnum(c) && c != '-' && c != '_' && c != '.') return false;
 	return true;
 }
 
@@ -304,7 +301,7 @@ bool is_spf_record(std::string_view txt) { return istarts_with(txt, "v=spf1") &&
 bool parse_cidr_number(std::string_view s, int max, int& out) {
 	if (s.empty() || s.size() > 3) return false;
 	for (char c : s)
-		if (!is_digit(c)) return false;
+		if (!is_ascii_digit(c)) return false;
 	if (s.size() > 1 && s[0] == '0') return false;
 	int n = 0;
 	for (char c : s) n = n * 10 + (c - '0');
@@ -336,7 +333,7 @@ bool parse_dual_cidr(std::string_view s, Directive& d) {
 size_t trailing_cidr_start(std::string_view s) {
 	// Start of the run of digits that ends at `end`.
 	auto digits_start = [s](size_t end) {
-		while (end > 0 && is_digit(s[end - 1])) end--;
+		while (end > 0 && is_ascii_digit(s[end - 1])) end--;
 		return end;
 	};
 	size_t last = digits_start(s.size());
@@ -434,7 +431,7 @@ bool parse_ip_mechanism(const std::string& name, std::string_view rest, std::str
 bool parse_directive(std::string_view term, Directive& d, std::string& error) {
 	std::string qualifier = take_qualifier(term, d);
 	size_t name_end = 0;
-	while (name_end < term.size() && is_alnum(term[name_end])) name_end++;
+	while (name_end < term.size() && is_ascii_alnum(term[name_end])) name_end++;
 	std::string name = ascii_lower(term.substr(0, name_end));
 	std::string_view rest = term.substr(name_end);
 
@@ -473,10 +470,10 @@ bool parse_record(std::string_view txt, Record& record, std::string& error) {
 		if (term.empty()) continue;
 		// modifier = name "=" ... with name = ALPHA *( ALPHA / DIGIT / "-" / "_" / "." )
 		size_t n = 0;
-		if (is_alpha(term[0])) {
+		if (is_ascii_alpha(term[0])) {
 			n = 1;
 			while (n < term.size() &&
-			       (is_alnum(term[n]) || term[n] == '-' || term[n] == '_' || term[n] == '.'))
+			       (is_ascii_alnum(term[n]) || term[n] == '-' || term[n] == '_' || term[n] == '.'))
 				n++;
 		}
 		if (n > 0 && n < term.size() && term[n] == '=') {
@@ -1103,7 +1100,7 @@ std::string header_value(std::string_view s) {
 	static const std::string_view atext_specials = "!#$%&'*+-/=?^_`{|}~";
 	for (size_t i = 0; i < s.size(); i++) {
 		unsigned char c = static_cast<unsigned char>(s[i]);
-		if (is_alnum(static_cast<char>(c)) || c > 0x7f ||
+		if (is_ascii_alnum(static_cast<char>(c)) || c > 0x7f ||
 		    atext_specials.find(static_cast<char>(c)) != std::string_view::npos)
 			continue;
 		if (c == '.' && i > 0 && i + 1 < s.size()) continue;

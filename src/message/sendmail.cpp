@@ -7,6 +7,7 @@
 
 #include "message/header_parse.h"
 #include "message/submission.h"
+#include "util/strings.h"
 
 namespace tern::message::sendmail {
 
@@ -175,8 +176,8 @@ std::string qualify_address_list(std::string_view value, const std::string& host
 				continue;
 			}
 			if (c == ',' && !angle) break;
-			bool atext = std::isalnum(static_cast<unsigned char>(c)) ||
-			    static_cast<unsigned char>(c) >= 0x80 || std::strchr("!#$%&'*+-/=?^_`{|}~.", c) != nullptr;
+			bool atext = is_ascii_alnum(c) || static_cast<unsigned char>(c) >= 0x80 ||
+			    std::strchr("!#$%&'*+-/=?^_`{|}~.", c) != nullptr;
 			if (atext && !in_word) ++words;
 			if (in_word && !atext) word_end = element.size();
 			in_word = atext;

@@ -18,7 +18,7 @@ namespace tern::message {
 
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space_or_line_end(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 // RFC 5322 3.2.3 atext, plus every non-ASCII byte (RFC 6532 3.2: UTF-8 is
 // allowed wherever atext is).
@@ -93,7 +93,7 @@ private:
 	// RFC 5322 3.2.2 CFWS: folding white space and (nested) comments.
 	bool skip_cfws() {
 		for (;;) {
-			if (!at_end() && is_wsp(peek())) {
+			if (!at_end() && is_space_or_line_end(peek())) {
 				++pos_;
 			} else if (peek() == '(') {
 				if (!skip_comment()) return false;

@@ -37,7 +37,6 @@ public:
 		step();
 	}
 
-	// The owner no longer wants the result.
 	// The owner no longer wants the result: also when it is already
 	// waiting to be handed over.
 	void cancel() {

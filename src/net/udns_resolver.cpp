@@ -1,13 +1,13 @@
 #include "util/log.h"
 #include "mailauth/iprev.h"
 #include "net/udns_resolver.h"
+#include "util/strings.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <udns.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -91,16 +91,6 @@ bool parse_server(const std::string& text, ServerAddress& out) {
 	return false;
 }
 
-// A name as udns prints it, made canonical for callers: no trailing dot
-// (the root "." becomes ""), optionally lower case.
-std::string clean_name(const char* name, bool lower) {
-	std::string s = name ? name : "";
-	while (!s.empty() && s.back() == '.') s.pop_back();
-	if (lower)
-		for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
-	return s;
-}
-
 DnsStatus status_from_udns(int code) {
 	switch (code) {
 	case DNS_E_NXDOMAIN: return DnsStatus::nxdomain;
@@ -138,7 +128,7 @@ DnsAnswer convert(RrType type, void* result) {
 		auto* rr = static_cast<dns_rr_mx*>(result);
 		for (int i = 0; i < rr->dnsmx_nrr; i++)
 			// RFC 7505: the null MX has the root as exchange, reported as "".
-			answer.mx.push_back({rr->dnsmx_mx[i].priority, clean_name(rr->dnsmx_mx[i].name, true)});
+			answer.mx.push_back({rr->dnsmx_mx[i].priority, canonical_dns_name(rr->dnsmx_mx[i].name)});
 		if (answer.mx.empty()) answer.status = DnsStatus::nodata;
 		return answer;
 	}
@@ -153,7 +143,8 @@ DnsAnswer convert(RrType type, void* result) {
 	}
 	case RrType::PTR: {
 		auto* rr = static_cast<dns_rr_ptr*>(result);
-		for (int i = 0; i < rr->dnsptr_nrr; i++) answer.records.push_back(clean_name(rr->dnsptr_ptr[i], true));
+		for (int i = 0; i < rr->dnsptr_nrr; i++)
+			answer.records.push_back(canonical_dns_name(rr->dnsptr_ptr[i]));
 		break;
 	}
 	}
@@ -164,7 +155,7 @@ DnsAnswer convert(RrType type, void* result) {
 // The in_flight_ key of a query: its type and its name in lower case
 // without a trailing dot (RFC 4343: names compare without regard to case).
 std::string flight_key(RrType type, const std::string& name) {
-	return static_cast<char>('0' + static_cast<int>(type)) + clean_name(name.c_str(), true);
+	return static_cast<char>('0' + static_cast<int>(type)) + canonical_dns_name(name);
 }
 
 }  // namespace

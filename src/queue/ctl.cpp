@@ -13,6 +13,7 @@
 #include "queue/queue_file.h"
 #include "smtp/dsn_params.h"
 #include "store/db.h"
+#include "util/strings.h"
 
 namespace tern::queue {
 
@@ -24,7 +25,7 @@ std::optional<uint64_t> parse_id(const std::string& s) {
 	if (s.empty() || s.size() > 19) return std::nullopt;
 	uint64_t v = 0;
 	for (char c : s) {
-		if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+		if (!is_ascii_digit(c)) return std::nullopt;
 		v = v * 10 + static_cast<uint64_t>(c - '0');
 	}
 	return v;

@@ -24,6 +24,7 @@
 #include "net/lmtp_client.h"
 #include "store/maildir.h"
 #include "store/mta_sts_policies.h"
+#include "util/ipaddr.h"
 #include "util/log.h"
 #include "util/storage.h"
 #include "util/strings.h"
@@ -59,11 +60,6 @@ int64_t jitter(int64_t base_s) {
 	if (span <= 0) return 0;
 	FastRandom rng;
 	return std::uniform_int_distribution<int64_t>(-span, span)(rng);
-}
-
-bool is_ip(const std::string& s) {
-	unsigned char buf[16];
-	return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
 TlsMode tls_mode(const std::string& name) {
@@ -163,8 +159,7 @@ std::string status_of(const std::string& error) {
 }
 
 bool is_smtp_reply(const std::string& error) {
-	return error.size() >= 3 && std::isdigit(static_cast<unsigned char>(error[0])) &&
-	    std::isdigit(static_cast<unsigned char>(error[1])) && std::isdigit(static_cast<unsigned char>(error[2])) &&
+	return error.size() >= 3 && is_ascii_digit(error[0]) && is_ascii_digit(error[1]) && is_ascii_digit(error[2]) &&
 	    (error.size() == 3 || error[3] == ' ' || error[3] == '-');
 }
 
@@ -1211,8 +1206,15 @@ void Queue::on_sts_host(Delivery& d, const std::string& id, const mailauth::IpLo
 		on_sts_fetched(d, id, net::HttpsGetResult{"no address for mta-sts." + d.domain, ""});
 		return;
 	}
+	fetch_sts_from(d, id, r.addresses, 0);
+}
+
+// Each address of mta-sts.<domain> in turn until one answers: a policy
+// host out of reach on one address (or family) is asked on the next. A
+// response that came, whatever it says, ends the fetch.
+void Queue::fetch_sts_from(Delivery& d, const std::string& id, std::vector<std::string> addresses, size_t index) {
 	net::HttpsGetRequest req;
-	req.ip = r.addresses.front();
+	req.ip = addresses[index];
 	req.port = options_.mta_sts_port;
 	req.host = "mta-sts." + d.domain;
 	req.path = "/.well-known/mta-sts.txt";
@@ -1221,9 +1223,18 @@ void Queue::on_sts_host(Delivery& d, const std::string& id, const mailauth::IpLo
 	// comes on top.
 	req.max_bytes = 64 * 1024 + 16 * 1024;
 	req.complete = [](std::string_view raw) { return mailauth::mta_sts::http_response_complete(raw); };
-	d.sts_fetch = net::https_get(loop_, std::move(req), [this, h = d.self, id](net::HttpsGetResult result) {
-		with_delivery(h, [&](Delivery& d) { on_sts_fetched(d, id, result); });
-	});
+	auto done = [this, h = d.self, id, addresses = std::move(addresses), index](net::HttpsGetResult result) {
+		with_delivery(h, [&](Delivery& d) {
+			if (!result.error.empty() && index + 1 < addresses.size()) {
+				log::debug("queue: MTA-STS policy host not reached, trying its next address",
+				           {{"domain", d.domain}, {"ip", addresses[index]}, {"error", result.error}});
+				fetch_sts_from(d, id, addresses, index + 1);
+				return;
+			}
+			on_sts_fetched(d, id, result);
+		});
+	};
+	d.sts_fetch = net::https_get(loop_, std::move(req), std::move(done));
 }
 
 void Queue::on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsGetResult& result) {
@@ -1343,7 +1354,7 @@ void Queue::next_host(Delivery& d) {
 	const std::string host = d.hosts[d.host_index];
 	d.address_index = 0;
 	d.tls_off = false;
-	if (is_ip(host)) {
+	if (IpAddr::parse(host)) {
 		d.addresses = {host};
 		connect_next_address(d);
 		return;

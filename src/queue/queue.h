@@ -183,6 +183,7 @@ private:
 	void on_sts_record(Delivery& d, const mailauth::DnsAnswer& answer);
 	void fetch_sts_policy(Delivery& d, const std::string& id);
 	void on_sts_host(Delivery& d, const std::string& id, const mailauth::IpLookup& r);
+	void fetch_sts_from(Delivery& d, const std::string& id, std::vector<std::string> addresses, size_t index);
 	void on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsGetResult& result);
 	void use_sts_policy(Delivery& d, const store::StoredStsPolicy* policy);
 	bool apply_sts_to_hosts(Delivery& d);

@@ -6,15 +6,13 @@ namespace tern::smtp {
 
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
 // RFC 3463 2: class "." subject "." detail, 1-3 digits each after the class.
 size_t enhanced_code_length(std::string_view text, char reply_class) {
 	if (text.size() < 5 || text[0] != reply_class || text[1] != '.') return 0;
 	size_t i = 2;
 	for (int part = 0; part < 2; part++) {
 		size_t start = i;
-		while (i < text.size() && is_digit(text[i]) && i - start < 3) i++;
+		while (i < text.size() && is_ascii_digit(text[i]) && i - start < 3) i++;
 		if (i == start) return 0;
 		if (part == 0) {
 			if (i >= text.size() || text[i] != '.') return 0;
@@ -46,7 +44,7 @@ std::string Reply::summary() const {
 }
 
 bool ReplyParser::feed_line(std::string_view line) {
-	if (line.size() < 3 || !is_digit(line[0]) || !is_digit(line[1]) || !is_digit(line[2]) ||
+	if (line.size() < 3 || !is_ascii_digit(line[0]) || !is_ascii_digit(line[1]) || !is_ascii_digit(line[2]) ||
 	    (line.size() > 3 && line[3] != ' ' && line[3] != '-')) {
 		error_ = "malformed reply line";
 		return true;

@@ -27,9 +27,7 @@ constexpr size_t max_domain = 255;             // 4.5.3.1.2
 constexpr size_t max_path = 256;               // 4.5.3.1.3
 constexpr size_t max_sasl_mech = 20;           // RFC 4422 3.1
 
-bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_upper_alpha(unsigned char c) { return c >= 'A' && c <= 'Z'; }
-bool is_alpha(unsigned char c) { return is_upper_alpha(c) || (c >= 'a' && c <= 'z'); }
 
 // RFC 5322 3.2.3 atext, minus the letters and digits.
 bool is_atext_special(unsigned char c) {
@@ -133,7 +131,7 @@ bool ldh_labels(std::string_view name) {
 			label_start = true;
 			continue;
 		}
-		bool ldh = (c >= 'a' && c <= 'z') || is_digit(static_cast<unsigned char>(c)) ||
+		bool ldh = (c >= 'a' && c <= 'z') || is_ascii_digit(static_cast<unsigned char>(c)) ||
 		    (c == '-' && !label_start);
 		if (!ldh) return false;
 		label_start = false;
@@ -195,7 +193,7 @@ bool is_dot_string(std::string_view localpart) {
 	for (std::string_view atom : split(localpart, '.')) {
 		if (atom.empty()) return false;
 		for (unsigned char c : atom)
-			if (!(is_alpha(c) || is_digit(c) || c > 0x7f || is_atext_special(c))) return false;
+			if (!(is_ascii_alpha(c) || is_ascii_digit(c) || c > 0x7f || is_atext_special(c))) return false;
 	}
 	return true;
 }
@@ -346,7 +344,7 @@ public:
 		// RFC 5321 4.1.3: IPv4 literals start with a digit; anything else is
 		// a tagged literal of which we know only "IPv6".
 		bool tagged_ipv6 = false;
-		if (!is_digit(static_cast<unsigned char>(peek()))) {
+		if (!is_ascii_digit(static_cast<unsigned char>(peek()))) {
 			auto tag = ldh_str();
 			if (!tag || !expect(":")) return Failed{};
 			if (!iequals(*tag, "IPv6")) return fail("unrecognized address literal " + quote_go(*tag));
@@ -430,7 +428,7 @@ public:
 		return take_while1("atom", [&](unsigned char c, size_t) -> bool {
 			if (is_atext_special(c)) return true;
 			if (is_localpart && c > 0x7f && !smtputf8_) return fail_non_ascii_localpart();
-			return is_digit(c) || is_upper_alpha(c) || (c > 0x7f && smtputf8_);
+			return is_ascii_digit(c) || is_upper_alpha(c) || (c > 0x7f && smtputf8_);
 		});
 	}
 
@@ -500,7 +498,7 @@ public:
 	// RFC 5321 4.1.2 esmtp-keyword, returned as written.
 	std::optional<std::string_view> param_keyword() {
 		return take_while1("parameter keyword", [](unsigned char c, size_t i) {
-			return is_digit(c) || is_upper_alpha(c) || (i > 0 && c == '-');
+			return is_ascii_digit(c) || is_upper_alpha(c) || (i > 0 && c == '-');
 		});
 	}
 
@@ -513,8 +511,8 @@ public:
 
 	// Decimal number of at most `max_digits` digits that fits in int64.
 	std::optional<int64_t> number(size_t max_digits) {
-		auto digits = take_while1("number",
-		                          [&](unsigned char c, size_t i) { return is_digit(c) && i < max_digits; });
+		auto digits = take_while1(
+		    "number", [&](unsigned char c, size_t i) { return is_ascii_digit(c) && i < max_digits; });
 		if (!digits) return Failed{};
 		int64_t v = 0;
 		auto [end, ec] = std::from_chars(digits->data(), digits->data() + digits->size(), v);
@@ -529,7 +527,7 @@ public:
 	std::optional<std::string> sasl_mech() {
 		size_t start = pos_;
 		auto mech = take_while1("sasl-mech", [](unsigned char c, size_t i) {
-			return i < max_sasl_mech && (is_upper_alpha(c) || is_digit(c) || c == '-' || c == '_');
+			return i < max_sasl_mech && (is_upper_alpha(c) || is_ascii_digit(c) || c == '-' || c == '_');
 		});
 		if (!mech) return Failed{};
 		return upper_.substr(start, pos_ - start);
@@ -571,14 +569,14 @@ private:
 	// character; we keep that for identical error texts.
 	std::optional<std::string_view> ldh_str() {
 		return take_while1("ldh-str", [](unsigned char c, size_t i) {
-			return is_upper_alpha(c) || is_digit(c) || (i == 0 && c == '-');
+			return is_upper_alpha(c) || is_ascii_digit(c) || (i == 0 && c == '-');
 		});
 	}
 
 	// RFC 5321 4.1.2 sub-domain; "-" not first; UTF-8 with SMTPUTF8.
 	std::optional<std::string_view> subdomain() {
 		return take_while1("subdomain", [&](unsigned char c, size_t i) {
-			return is_digit(c) || is_upper_alpha(c) || (i > 0 && c == '-') || (c > 0x7f && smtputf8_);
+			return is_ascii_digit(c) || is_upper_alpha(c) || (i > 0 && c == '-') || (c > 0x7f && smtputf8_);
 		});
 	}
 

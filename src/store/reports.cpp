@@ -10,6 +10,7 @@
 #include "store/files.h"
 #include "store/table.h"
 #include "util/log.h"
+#include "util/strings.h"
 #include "util/time.h"
 
 namespace tern::store {
@@ -68,19 +69,6 @@ std::optional<StoredReport> decode(ReportKind kind, std::string_view value) {
 	return r;
 }
 
-std::string lower(std::string s) {
-	for (char& c : s)
-		if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-	return s;
-}
-
-// A report domain as written by the reporter: lower case, no trailing dot.
-std::string report_domain(std::string d) {
-	d = lower(d);
-	while (!d.empty() && d.back() == '.') d.pop_back();
-	return d;
-}
-
 // A kept report's row, with what every kind has.
 StoredReport report_row(ReportKind kind, std::string domain, int64_t begin, int64_t end, std::string reporter,
                         std::string report_id, const ReportFacts& facts, int64_t pass, int64_t fail) {
@@ -102,7 +90,7 @@ void store_report(Env& env, const StoredReport& report) {
 
 std::vector<StoredReport> list_reports(Env& env, ReportKind kind, const std::string& domain) {
 	std::vector<StoredReport> out;
-	std::string prefix = kind_prefix(kind, report_domain(domain));
+	std::string prefix = kind_prefix(kind, canonical_dns_name(domain));
 	env.in_table(table_file, [&](TableTxn& t) {
 		out.clear();
 		t.scan(prefix, "", [&](std::string_view, std::string_view value) {
@@ -127,7 +115,7 @@ bool dkim_allows_tlsrpt(const std::vector<mailauth::dkim::Result>& results, cons
 		if (r.status != mailauth::dkim::Status::pass || !r.signature || !r.key) continue;
 		// RFC 8460 3: the report's DKIM signature is of the reporter's domain,
 		// with a key for the tlsrpt service; l= would leave content unsigned.
-		if (lower(r.signature->domain) != lower(from_domain) || r.signature->length) continue;
+		if (!iequals(r.signature->domain, from_domain) || r.signature->length) continue;
 		if (r.key->service_allowed("tlsrpt")) return true;
 	}
 	return false;
@@ -143,7 +131,7 @@ std::vector<StoredReport> keepable_reports(const config::Config& cfg, const conf
 	std::string message = read_file_head(message_file, report_read_limit);
 	if (dmarc) {
 		if (auto rep = mailauth::find_dmarc_report(message)) {
-			std::string domain = report_domain(rep->domain);
+			std::string domain = canonical_dns_name(rep->domain);
 			if (cfg.hosts_domain(domain) && rep->end <= now + max_future_end_s) {
 				int64_t pass = rep->dmarc_pass();
 				out.push_back(report_row(ReportKind::dmarc, domain, rep->begin, rep->end, rep->org_name,
@@ -154,7 +142,7 @@ std::vector<StoredReport> keepable_reports(const config::Config& cfg, const conf
 	if (tls) {
 		if (auto rep = mailauth::find_tls_report(message)) {
 			for (const auto& p : rep->policies) {
-				std::string domain = report_domain(p.policy_domain);
+				std::string domain = canonical_dns_name(p.policy_domain);
 				if (cfg.hosts_domain(domain))
 					out.push_back(report_row(ReportKind::tls, domain, rep->begin, rep->end,
 					                         rep->organization, rep->report_id, facts, p.successful,

@@ -19,6 +19,11 @@ std::string ascii_lower(std::string_view s) {
 	return out;
 }
 
+std::string canonical_dns_name(std::string_view name) {
+	if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+	return ascii_lower(name);
+}
+
 std::string ascii_upper(std::string_view s) {
 	std::string out(s);
 	for (char& c : out) c = upper_byte(c);

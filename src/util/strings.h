@@ -11,6 +11,13 @@ namespace tern {
 inline constexpr size_t max_dns_label_len = 63;
 inline constexpr size_t max_dns_name_len = 253;
 
+// RFC 5234 B.1 core rules, ASCII only: bytes above 0x7f are none of them,
+// whatever the locale.
+constexpr bool is_ascii_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_ascii_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+constexpr bool is_ascii_alnum(char c) { return is_ascii_alpha(c) || is_ascii_digit(c); }
+constexpr bool is_wsp(char c) { return c == ' ' || c == '\t'; }  // WSP
+
 std::string ascii_lower(std::string_view);
 std::string ascii_upper(std::string_view);
 bool iequals(std::string_view a, std::string_view b);  // ASCII case-insensitive
@@ -19,6 +26,11 @@ bool iends_with(std::string_view s, std::string_view suffix);
 std::string_view trim(std::string_view);  // spaces and tabs
 std::vector<std::string_view> split(std::string_view s, char sep);
 bool is_ascii(std::string_view);
+// A DNS name in the form names are compared and keyed in: lower case
+// (RFC 4343: names are case-insensitive) and without the one trailing dot
+// of an absolute name ("example.org." is "example.org", the root is "");
+// "example.org.." is no valid name and stays apart from both.
+std::string canonical_dns_name(std::string_view name);
 // Every bare LF becomes CRLF (RFC 5322 2.1 line ends), e.g. for messages
 // read from files with Unix line ends.
 std::string to_crlf(std::string_view text);

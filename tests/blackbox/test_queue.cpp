@@ -596,6 +596,19 @@ TEST_CASE("queue: MTA-STS policies of destination domains are fetched, cached an
 		auto fx = first_attempt(https, sink);
 		CHECK(sink.messages().size() == 1);
 	}
+	SUBCASE("a policy host out of reach on its first address is asked on the next") {
+		// Nothing listens on 127.0.0.2: that connect is refused, and the
+		// policy comes from 127.0.0.1. Without it the unnamed MX host
+		// would get the message.
+		dns.remove("mta-sts.sts.example", "A");
+		dns.add("mta-sts.sts.example", "A", "127.0.0.2");
+		dns.add("mta-sts.sts.example", "A", "127.0.0.1");
+		PolicyServer https(policy_cert, policy("enforce", "backup.sts.example"));
+		SmtpSink sink(mx_sink_options(ca, ""));
+		auto fx = first_attempt(https, sink);
+		CHECK(sink.connections() == 0);
+		CHECK(queued_error(*fx).find("MTA-STS") != std::string::npos);
+	}
 	SUBCASE("a policy host whose certificate does not verify gives no policy") {
 		tern::testing::TestCa other_ca;
 		PolicyServer https(other_ca.issue("mta-sts.sts.example"), policy("enforce", "backup.sts.example"));

@@ -1,5 +1,4 @@
-// IpAddr / IpNet: parsing, formatting, masking, containment, plus the ASCII
-// string helpers of util/strings.h.
+// IpAddr / IpNet: parsing, formatting, masking, containment.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -7,7 +6,6 @@
 #include <netinet/in.h>
 
 #include "util/ipaddr.h"
-#include "util/strings.h"
 
 using tern::IpAddr;
 using tern::IpNet;
@@ -132,27 +130,6 @@ TEST_CASE("IpNet parse and contains") {
 	CHECK_FALSE(IpNet::parse("10.0.0.0/8x"));
 	CHECK_FALSE(IpNet::parse("::/129"));
 	CHECK_FALSE(IpNet::parse("nonsense/8"));
-}
-
-TEST_CASE("ASCII string helpers") {
-	CHECK(tern::ascii_lower("MiXeD Ü") == "mixed Ü");
-	CHECK(tern::ascii_upper("mixed ü") == "MIXED ü");
-	CHECK(tern::iequals("PostMaster", "postmaster"));
-	CHECK_FALSE(tern::iequals("postmaster", "postmaste"));
-	CHECK(tern::istarts_with("MAIL FROM:", "mail"));
-	CHECK_FALSE(tern::istarts_with("MA", "mail"));
-	CHECK(tern::iends_with("Host.EXAMPLE", ".example"));
-	CHECK_FALSE(tern::iends_with("example", ".example"));
-	CHECK(tern::trim(" \t a b \t") == "a b");
-	CHECK(tern::trim(" \t ") == "");
-	auto parts = tern::split("a,b,,c", ',');
-	REQUIRE(parts.size() == 4);
-	CHECK(parts[0] == "a");
-	CHECK(parts[2] == "");
-	CHECK(parts[3] == "c");
-	CHECK(tern::split("", ',').size() == 1);
-	CHECK(tern::is_ascii("plain text"));
-	CHECK_FALSE(tern::is_ascii("bücher"));
 }
 
 TEST_CASE("to_sockaddr round-trips through from_sockaddr, with the port") {

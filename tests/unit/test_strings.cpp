@@ -1,0 +1,54 @@
+// The ASCII string helpers of util/strings.h.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "util/strings.h"
+
+TEST_CASE("ASCII string helpers") {
+	CHECK(tern::ascii_lower("MiXeD Ü") == "mixed Ü");
+	CHECK(tern::ascii_upper("mixed ü") == "MIXED ü");
+	CHECK(tern::iequals("PostMaster", "postmaster"));
+	CHECK_FALSE(tern::iequals("postmaster", "postmaste"));
+	CHECK(tern::istarts_with("MAIL FROM:", "mail"));
+	CHECK_FALSE(tern::istarts_with("MA", "mail"));
+	CHECK(tern::iends_with("Host.EXAMPLE", ".example"));
+	CHECK_FALSE(tern::iends_with("example", ".example"));
+	CHECK(tern::trim(" \t a b \t") == "a b");
+	CHECK(tern::trim(" \t ") == "");
+	auto parts = tern::split("a,b,,c", ',');
+	REQUIRE(parts.size() == 4);
+	CHECK(parts[0] == "a");
+	CHECK(parts[2] == "");
+	CHECK(parts[3] == "c");
+	CHECK(tern::split("", ',').size() == 1);
+	CHECK(tern::is_ascii("plain text"));
+	CHECK_FALSE(tern::is_ascii("bücher"));
+}
+
+TEST_CASE("ASCII character classes ignore bytes above 0x7f") {
+	std::string digits, alpha, alnum, wsp;
+	for (int b = 0; b < 256; ++b) {
+		char c = static_cast<char>(b);
+		if (tern::is_ascii_digit(c)) digits += c;
+		if (tern::is_ascii_alpha(c)) alpha += c;
+		if (tern::is_ascii_alnum(c)) alnum += c;
+		if (tern::is_wsp(c)) wsp += c;
+	}
+	CHECK(digits == "0123456789");
+	CHECK(alpha == "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+	CHECK(alnum == "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+	CHECK(wsp == "\t ");
+}
+
+TEST_CASE("canonical DNS names: lower case, no trailing dot") {
+	CHECK(tern::canonical_dns_name("MX.Example.ORG.") == "mx.example.org");
+	CHECK(tern::canonical_dns_name("mx.example.org") == "mx.example.org");
+	CHECK(tern::canonical_dns_name("mx.example.org..") == "mx.example.org.");
+	CHECK(tern::canonical_dns_name(".") == "");
+	CHECK(tern::canonical_dns_name("") == "");
+	CHECK(tern::canonical_dns_name("B\xc3\x9c"
+	                               "CHER.example") ==
+	      "b\xc3\x9c"
+	      "cher.example");  // UTF-8 untouched
+}
