@@ -165,7 +165,7 @@ FUZZ_SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CXXFLAGS = $(CXXFLAGS_CONF) $(WARN) $(CPPFLAGS_TERN) -MMD -MP $(FUZZ_SANITIZE) -fsanitize=fuzzer-no-link
 FUZZ_LAYERS = util smtp message milter sasl mailauth config
 FUZZ_LIB_SRCS = $(foreach l,$(FUZZ_LAYERS),$(wildcard src/$(l)/*.cpp)) src/net/proxy_protocol.cpp \
-	src/inbound/delivery_rate.cpp
+	src/inbound/delivery_rate.cpp src/inbound/junk_filter.cpp
 FUZZ_LIB_OBJS = $(patsubst src/%.cpp,tests/fuzz/build/src/%.o,$(FUZZ_LIB_SRCS))
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.cpp)
 FUZZ_BINS = $(patsubst tests/fuzz/%.cpp,tests/fuzz/build/%,$(FUZZ_SRCS))

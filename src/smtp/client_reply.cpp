@@ -49,6 +49,19 @@ bool ReplyParser::feed_line(std::string_view line) {
 		error_ = "malformed reply line";
 		return true;
 	}
+	// RFC 5321 4.2.1: the first digit says success (2, 3), a temporary (4)
+	// or a permanent (5) failure; 1 is not used in SMTP or LMTP. Any other
+	// is a server that does not speak the protocol: a temporary failure
+	// to the caller, never a bounce.
+	if (line[0] < '2' || line[0] > '5') {
+		error_ = "reply code outside 200-599";
+		return true;
+	}
+	current_bytes_ += line.size() + 2;
+	if (current_.lines.size() >= max_reply_lines || current_bytes_ > max_reply_bytes) {
+		error_ = "reply too long";
+		return true;
+	}
 	int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
 	if (current_.lines.empty()) {
 		current_.code = code;
@@ -68,6 +81,7 @@ bool ReplyParser::feed_line(std::string_view line) {
 Reply ReplyParser::take() {
 	Reply r = std::move(current_);
 	current_ = Reply{};
+	current_bytes_ = 0;
 	error_.clear();
 	return r;
 }

@@ -21,10 +21,17 @@ struct Reply {
 
 // Accumulates reply lines. feed_line takes one line without CRLF and returns
 // true once the reply is complete (a "ddd " or bare "ddd" line). A line that
-// is not "ddd[- ]..." or whose code differs from the first line's makes
+// is not "ddd[- ]..." with a code of 200-599, whose code differs from the
+// first line's, or that makes the reply longer than the limits below makes
 // error() non-empty.
 class ReplyParser {
 public:
+	// RFC 5321 sets no limit on a multi-line reply; without one a server
+	// could send continuation lines until the command's timeout, all of
+	// them kept. A real EHLO reply has a few dozen short lines.
+	static constexpr size_t max_reply_lines = 1000;
+	static constexpr size_t max_reply_bytes = 64 * 1024;  // line texts with their line ends
+
 	bool feed_line(std::string_view line);
 	const std::string& error() const { return error_; }
 	// Takes the finished reply and resets for the next one.
@@ -32,6 +39,7 @@ public:
 
 private:
 	Reply current_;
+	size_t current_bytes_ = 0;
 	std::string error_;
 };
 

@@ -618,6 +618,26 @@ TEST_CASE("queue: MTA-STS policies of destination domains are fetched, cached an
 	}
 }
 
+TEST_CASE("queue: a reply code outside 200-599 defers the message, never bounces it") {
+	// RFC 5321 4.2.1: a 6xx is no reply; read as a number it would pass
+	// for a permanent refusal.
+	SmtpSink sink;
+	SmtpSink::Replies replies;
+	replies.rcpt = "600 6.0.0 odd";
+	sink.set_replies(replies);
+	Fixture::Settings settings;
+	settings.retry_base_s = 600;  // no second attempt during the test
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
+	CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->counters().retried == 1 && fx.queue->active() == 0; }));
+	CHECK(fx.queue->size() == 1);
+	CHECK(fx.queue->counters().failed == 0);
+	CHECK(fx.maildir_new("alice").empty());  // no DSN
+	auto records = fx.env->queue_list();
+	REQUIRE(records.size() == 1);
+	CHECK(records[0].last_error.find("outside 200-599") != std::string::npos);
+}
+
 TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 	std::string dir;
 	std::shared_ptr<const config::Config> config;

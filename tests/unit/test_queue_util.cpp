@@ -52,6 +52,41 @@ TEST_CASE("queue reply parser: malformed lines") {
 	CHECK(p.error() == "reply lines with different codes");
 }
 
+TEST_CASE("queue reply parser: a code outside 200-599 is no reply") {
+	// RFC 5321 4.2.1: a 6xx would otherwise read as permanent (>= 500).
+	for (const char* line : {"000 zero", "199 preliminary", "600 six", "999-nine"}) {
+		ReplyParser p;
+		CHECK(p.feed_line(line));
+		CHECK(p.error() == "reply code outside 200-599");
+	}
+	ReplyParser p;
+	CHECK(p.feed_line("599 last"));
+	CHECK(p.error() == "");
+	CHECK(p.take().code == 599);
+}
+
+TEST_CASE("queue reply parser: a reply is at most 1000 lines and 64 KiB") {
+	SUBCASE("lines") {
+		ReplyParser p;
+		for (size_t i = 0; i + 1 < ReplyParser::max_reply_lines; ++i) REQUIRE_FALSE(p.feed_line("250-"));
+		CHECK(p.feed_line("250 last"));
+		CHECK(p.error() == "");
+		CHECK(p.take().lines.size() == ReplyParser::max_reply_lines);
+		// The parser starts afresh: another long reply, one line too many.
+		for (size_t i = 0; i < ReplyParser::max_reply_lines; ++i) REQUIRE_FALSE(p.feed_line("250-"));
+		CHECK(p.feed_line("250-"));
+		CHECK(p.error() == "reply too long");
+	}
+	SUBCASE("bytes") {
+		ReplyParser p;
+		const std::string line = "250-" + std::string(1020, 'x');  // 1026 bytes with CRLF
+		size_t fed = 0;
+		while (!p.feed_line(line)) ++fed;
+		CHECK(p.error() == "reply too long");
+		CHECK(fed == ReplyParser::max_reply_bytes / 1026);
+	}
+}
+
 static std::string stuff(std::vector<std::string> chunks) {
 	DotStuffer s;
 	std::string out;
