@@ -12,6 +12,7 @@ namespace {
 
 constexpr size_t min_word = 3, max_word = 40;
 // Enough text to judge a message; a huge message adds nothing but cost.
+constexpr size_t max_subject = 16 * 1024;  // bytes of the raw field read
 constexpr size_t max_text = 256 * 1024;
 
 bool word_byte(unsigned char c) {
@@ -59,11 +60,20 @@ void add_words(std::string_view text, std::set<std::string>& out) {
 
 std::set<std::string> message_words(std::string_view message) {
 	std::set<std::string> out;
+	size_t budget = max_text;
 	if (auto h = message::parse_header_section(message)) {
 		auto subject = message::find_fields(*h, "Subject");
-		if (!subject.empty()) add_words(message::decode_encoded_words(subject.front()->unfolded_value()), out);
+		if (!subject.empty()) {
+			// The Subject counts against the same budget as the text parts:
+			// a header section may be megabytes of one field.
+			std::string value = subject.front()->unfolded_value();
+			if (value.size() > max_subject) value.resize(max_subject);
+			std::string text = message::decode_encoded_words(value);
+			if (text.size() > budget) text.resize(budget);
+			budget -= text.size();
+			add_words(text, out);
+		}
 	}
-	size_t budget = max_text;
 	message::walk_mime(message, [&](const message::MimePart& p) {
 		if (p.content_type.type != "text" || budget == 0) return;
 		if (p.content_type.subtype != "plain" && p.content_type.subtype != "html") return;

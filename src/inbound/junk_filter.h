@@ -16,7 +16,8 @@ namespace tern::inbound {
 // and text/html parts (transfer encoding undone, charset to UTF-8, HTML tags
 // dropped), lower-cased, split at anything that is not a letter or digit
 // (bytes of UTF-8 sequences count as letters), 3 to 40 bytes long, and each
-// pair of adjacent words as "one two".
+// pair of adjacent words as "one two". At most the first 16 KiB of the
+// Subject field and 256 KiB of text in all are read.
 std::set<std::string> message_words(std::string_view message);
 
 struct WordCount {

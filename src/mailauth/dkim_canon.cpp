@@ -3,8 +3,9 @@
 
 #include <mbedtls/md.h>
 
-#include <map>
+#include <unordered_map>
 #include <stdexcept>
+#include <vector>
 
 #include "util/sha256.h"
 #include "util/strings.h"
@@ -195,23 +196,24 @@ std::string header_hash_input(const std::vector<message::HeaderField>& headers,
                               const std::vector<std::string>& signed_headers, Canon header_canon,
                               std::string_view sig_header_without_b) {
 	// RFC 6376 5.4.2: repeated names take instances from the bottom up;
-	// names without an (unused) instance contribute nothing.
-	std::map<std::string, int> next_from_bottom;  // lower name → instances used
+	// names without an (unused) instance contribute nothing. The fields
+	// are grouped by name once: looking each h= name up among all fields
+	// cost h= names times fields, which a crafted signature makes large.
+	struct Instances {
+		std::vector<const message::HeaderField*> bottom_up;
+		size_t used = 0;
+	};
+	std::unordered_map<std::string, Instances> by_name;
+	for (const std::string& name : signed_headers) by_name.try_emplace(ascii_lower(trim(name)));
+	for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
+		auto found = by_name.find(it->lower_name);
+		if (found != by_name.end()) found->second.bottom_up.push_back(&*it);
+	}
 	std::string out;
 	for (const std::string& name : signed_headers) {
-		std::string lname = ascii_lower(trim(name));
-		int& used = next_from_bottom[lname];
-		int seen = 0;
-		const message::HeaderField* pick = nullptr;
-		for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
-			if (it->lower_name != lname) continue;
-			if (seen++ == used) {
-				pick = &*it;
-				break;
-			}
-		}
-		if (!pick) continue;
-		used++;
+		Instances& instances = by_name[ascii_lower(trim(name))];
+		if (instances.used >= instances.bottom_up.size()) continue;
+		const message::HeaderField* pick = instances.bottom_up[instances.used++];
 		if (header_canon == Canon::simple) {
 			out += pick->raw;
 		} else {

@@ -120,12 +120,38 @@ int rsa_public_key_bits(std::string_view der_bytes) {
 	return bits;
 }
 
+namespace {
+
+// A key a verification may cost: its exponent is a power with as many
+// steps as the exponent has bits, so a key of a stranger with a modulus
+// sized exponent takes a third of a second per signature where 65537
+// takes microseconds. Keys in use have 65537 (RFC 8017 leaves e open);
+// the modulus bound is four times RFC 8301's largest required size.
+bool rsa_key_verifiable(mbedtls_pk_context& pk, std::string* error) {
+	constexpr size_t max_modulus_bits = 16384;
+	constexpr size_t max_exponent_bits = 31;
+	if (mbedtls_pk_get_type(&pk) != MBEDTLS_PK_RSA) return true;
+	mbedtls_mpi exponent;
+	mbedtls_mpi_init(&exponent);
+	bool ok = mbedtls_rsa_export(mbedtls_pk_rsa(pk), nullptr, nullptr, nullptr, nullptr, &exponent) == 0 &&
+	    mbedtls_mpi_bitlen(&exponent) <= max_exponent_bits && mbedtls_pk_get_bitlen(&pk) <= max_modulus_bits;
+	mbedtls_mpi_free(&exponent);
+	if (!ok && error) *error = "RSA key with a public exponent over 2^31 or a modulus over 16384 bits";
+	return ok;
+}
+
+}  // namespace
+
 bool rsa_verify(std::string_view public_der, HashAlg hash, std::string_view data, std::string_view signature,
                 std::string* error) {
 	mbedtls_pk_context pk;
 	mbedtls_pk_init(&pk);
 	int rc = mbedtls_pk_parse_public_key(&pk, reinterpret_cast<const unsigned char*>(public_der.data()),
 	                                     public_der.size());
+	if (rc == 0 && !rsa_key_verifiable(pk, error)) {
+		mbedtls_pk_free(&pk);
+		return false;
+	}
 	if (rc == 0) {
 		std::string h = digest(hash, data);
 		rc = mbedtls_pk_verify(&pk, hash == HashAlg::sha1 ? MBEDTLS_MD_SHA1 : MBEDTLS_MD_SHA256,

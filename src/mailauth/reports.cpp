@@ -4,7 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cctype>
+#include <cstdint>
 #include <memory>
+#include <stdexcept>
 
 #include "message/mime.h"
 #include "util/compress.h"
@@ -38,6 +40,7 @@ std::optional<int64_t> to_int(const std::string& s) {
 // Collects the text of elements by their path below the root, e.g.
 // "report_metadata/date_range/begin".
 struct XmlState {
+	XML_Parser parser = nullptr;
 	std::vector<std::string> path;
 	std::string text;
 	DmarcAggregateReport report;
@@ -53,17 +56,29 @@ std::string joined(const std::vector<std::string>& path) {
 	return out;
 }
 
+// Not a report we take: the parse stops here, so that the rest of a
+// document too deep or too long costs nothing more.
+void fail(XmlState* s) {
+	s->failed = true;
+	XML_StopParser(s->parser, XML_FALSE);
+}
+
 void XMLCALL on_start(void* data, const XML_Char* name, const XML_Char**) {
 	auto* s = static_cast<XmlState*>(data);
+	if (s->failed) return;
+	if (s->path.size() >= max_depth) {
+		fail(s);
+		return;
+	}
 	if (s->path.empty()) s->root_ok = std::string_view(name) == "feedback";
 	s->path.emplace_back(name);
 	s->text.clear();
-	if (s->path.size() > max_depth) s->failed = true;
 	if (joined(s->path) == "record") s->record = {};
 }
 
 void XMLCALL on_end(void* data, const XML_Char*) {
 	auto* s = static_cast<XmlState*>(data);
+	if (s->failed) return;
 	std::string p = joined(s->path);
 	std::string v = trim(s->text);
 	auto& r = s->report;
@@ -94,10 +109,11 @@ void XMLCALL on_end(void* data, const XML_Char*) {
 	else if (p == "record/identifiers/header_from")
 		s->record.header_from = v;
 	else if (p == "record") {
-		if (r.records.size() >= max_records)
-			s->failed = true;
-		else
-			r.records.push_back(std::move(s->record));
+		if (r.records.size() >= max_records) {
+			fail(s);
+			return;
+		}
+		r.records.push_back(std::move(s->record));
 	}
 	s->path.pop_back();
 	s->text.clear();
@@ -139,16 +155,27 @@ std::optional<std::string> part_content(const message::MimePart& p) {
 
 }  // namespace
 
+namespace {
+
+// Counts are the reporter's numbers, each up to 18 digits: their sum stops
+// at the largest int64_t instead of overflowing.
+int64_t saturating_add(int64_t a, int64_t b) {
+	int64_t sum;
+	return __builtin_add_overflow(a, b, &sum) ? INT64_MAX : sum;
+}
+
+}  // namespace
+
 int64_t DmarcAggregateReport::messages() const {
 	int64_t n = 0;
-	for (const auto& r : records) n += r.count;
+	for (const auto& r : records) n = saturating_add(n, r.count);
 	return n;
 }
 
 int64_t DmarcAggregateReport::dmarc_pass() const {
 	int64_t n = 0;
 	for (const auto& r : records)
-		if (r.dkim == "pass" || r.spf == "pass") n += r.count;
+		if (r.dkim == "pass" || r.spf == "pass") n = saturating_add(n, r.count);
 	return n;
 }
 
@@ -157,6 +184,7 @@ std::optional<DmarcAggregateReport> parse_dmarc_aggregate_report(std::string_vie
 	std::unique_ptr<std::remove_pointer_t<XML_Parser>, void (*)(XML_Parser)> parser(XML_ParserCreate(nullptr),
 	                                                                                XML_ParserFree);
 	if (!parser) return std::nullopt;
+	state.parser = parser.get();
 	XML_SetUserData(parser.get(), &state);
 	XML_SetElementHandler(parser.get(), on_start, on_end);
 	XML_SetCharacterDataHandler(parser.get(), on_text);
@@ -207,7 +235,57 @@ std::optional<int64_t> parse_rfc3339(std::string_view t) {
 	return days * 86400 + *h * 3600 + *mi * 60 + *s - offset;
 }
 
+namespace {
+
+constexpr size_t max_json_depth = 32;
+constexpr size_t max_json_values = 200000;
+
+// Whether a JSON text nests at most max_json_depth deep and holds at most
+// about max_json_values values (counted by their brackets and commas), read
+// before the document is built: a few kilobytes of gzip can inflate to
+// megabytes of "[" whose tree would take a hundred times that in memory.
+bool json_size_acceptable(std::string_view text) {
+	size_t depth = 0, values = 0;
+	bool in_string = false;
+	for (size_t i = 0; i < text.size(); ++i) {
+		char c = text[i];
+		if (in_string) {
+			if (c == '\\')
+				++i;
+			else if (c == '"')
+				in_string = false;
+			continue;
+		}
+		if (c == '"') {
+			in_string = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > max_json_depth || ++values > max_json_values) return false;
+		} else if (c == ']' || c == '}') {
+			if (depth > 0) --depth;
+		} else if (c == ',') {
+			if (++values > max_json_values) return false;
+		}
+	}
+	return true;
+}
+
+// A session count: a JSON integer from 0 up (a float such as 1e300 would
+// not convert).
+int64_t session_count(const nlohmann::json& value) {
+	if (!value.is_number_integer()) throw std::invalid_argument("session count is not an integer");
+	if (value.is_number_unsigned()) {
+		uint64_t v = value.get<uint64_t>();
+		return v > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(v);
+	}
+	int64_t v = value.get<int64_t>();
+	if (v < 0) throw std::invalid_argument("session count is negative");
+	return v;
+}
+
+}  // namespace
+
 std::optional<TlsReport> parse_tls_report(std::string_view text) {
+	if (!json_size_acceptable(text)) return std::nullopt;
 	auto j = nlohmann::json::parse(text, nullptr, false);
 	if (j.is_discarded() || !j.is_object()) return std::nullopt;
 	try {
@@ -226,13 +304,15 @@ std::optional<TlsReport> parse_tls_report(std::string_view text) {
 			TlsReportPolicy policy;
 			policy.policy_type = p.at("policy").at("policy-type").get<std::string>();
 			policy.policy_domain = p.at("policy").at("policy-domain").get<std::string>();
-			policy.successful = p.at("summary").at("total-successful-session-count").get<int64_t>();
-			policy.failed = p.at("summary").at("total-failure-session-count").get<int64_t>();
+			policy.successful = session_count(p.at("summary").at("total-successful-session-count"));
+			policy.failed = session_count(p.at("summary").at("total-failure-session-count"));
 			r.policies.push_back(std::move(policy));
 			if (r.policies.size() > max_records) return std::nullopt;
 		}
 		return r;
 	} catch (const nlohmann::json::exception&) {
+		return std::nullopt;
+	} catch (const std::invalid_argument&) {
 		return std::nullopt;
 	}
 }

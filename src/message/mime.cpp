@@ -234,13 +234,25 @@ std::string decode_encoded_words(std::string_view value) {
 	size_t i = 0;
 	bool last_was_word = false;
 	std::string pending_space;
+	// The closing "?=" is looked for from positions that only grow (q2
+	// grows with i), so a search's answer holds for later ones up to it:
+	// without that, every "=?" of a value with no "?=" after it scanned to
+	// the end, quadratic in a long Subject.
+	size_t close_from = 0, close_at = value.find("?=");
+	auto closing_after = [&](size_t from) {
+		if (from < close_from || (close_at != std::string_view::npos && from > close_at))
+			close_at = value.find("?=", from);
+		close_from = from;
+		return close_at;
+	};
 	while (i < value.size()) {
 		if (value.substr(i, 2) == "=?") {
 			// =?charset?Q|B?text?=
 			size_t q1 = value.find('?', i + 2);
 			size_t q2 = q1 == std::string_view::npos ? q1 : value.find('?', q1 + 1);
-			size_t end = q2 == std::string_view::npos ? q2 : value.find("?=", q2 + 1);
-			if (end != std::string_view::npos && q2 == q1 + 2) {
+			size_t end = q2 == std::string_view::npos || q2 != q1 + 2 ? std::string_view::npos
+										  : closing_after(q2 + 1);
+			if (end != std::string_view::npos) {
 				std::string charset(value.substr(i + 2, q1 - i - 2));
 				size_t star = charset.find('*');  // RFC 2231 language suffix
 				if (star != std::string::npos) charset.resize(star);

@@ -16,6 +16,9 @@ namespace tern::server {
 
 namespace {
 
+// DKIM-Signature fields checked per message (see take_header_facts).
+constexpr int max_verified_dkim_signatures = 10;
+
 // The received file: through the duplicate of the session's descriptor
 // (InboundAnalysis::spool_fd), which the first worker step that reads the
 // file takes; by its path when there is none.
@@ -65,7 +68,13 @@ void take_header_facts(InboundAnalysis& an, message::HeaderSection section) {
 	}
 	for (const auto& f : section.fields)
 		if (f.lower_name == "message-id") an.message_id = f.unfolded_value();
-	an.pending = mailauth::dkim::prepare_verification(section.fields);
+	// Each signature costs a DNS query and a hash of its own header data;
+	// a stranger's message could carry thousands. The topmost ten (the
+	// last hops' signatures) are checked, the rest ignored, as verifiers
+	// commonly bound this (doc/behaviour.md §9).
+	mailauth::dkim::VerifyOptions options;
+	options.max_signatures = max_verified_dkim_signatures;
+	an.pending = mailauth::dkim::prepare_verification(section.fields, options);
 	an.body_hashes.assign(an.pending.size(), std::nullopt);
 	an.body_offset = section.body_offset;
 	an.fields = std::move(section.fields);

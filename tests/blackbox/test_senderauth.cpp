@@ -179,6 +179,26 @@ TEST_CASE("senderauth: python3-dkim RSA signature passes, a changed body byte fa
 	}
 }
 
+TEST_CASE("senderauth: of many DKIM signatures the topmost ten are checked, the rest never looked up") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	std::string signatures;
+	for (int i = 0; i < 12; ++i)
+		signatures += "DKIM-Signature: v=1; a=rsa-sha256; d=sender.example; s=many" + std::to_string(i) +
+		    "; h=From:Subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==\r\n";
+	std::string ar = delivered_auth_results(d, signatures + message_from("someone@sender.example", "many sigs"));
+	CAPTURE(ar);
+	size_t results = 0;
+	for (size_t at = ar.find("dkim="); at != std::string::npos; at = ar.find("dkim=", at + 1)) ++results;
+	CHECK(results == 10);
+	CHECK(contains(ar, "header.s=many9 "));
+	CHECK_FALSE(contains(ar, "header.s=many10 "));
+	auto queries = d.dns().queries();
+	CHECK(std::count(queries.begin(), queries.end(), "many9._domainkey.sender.example TXT") == 1);
+	CHECK(std::count(queries.begin(), queries.end(), "many10._domainkey.sender.example TXT") == 0);
+	CHECK(std::count(queries.begin(), queries.end(), "many11._domainkey.sender.example TXT") == 0);
+}
+
 TEST_CASE("senderauth: python3-dkim Ed25519 signature passes (RFC 8463)") {
 	ProgramResult probe = run_program({debian_python(), "-c", dkim_ed25519_probe});
 	if (probe.out != "yes\n") {

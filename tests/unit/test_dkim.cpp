@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "mailauth/dkim.h"
+#include "mailauth/dkim_internal.h"
 #include "util/base64.h"
 
 using namespace tern::mailauth;
@@ -203,6 +204,13 @@ TEST_CASE("RFC 6376 3.4.5 canonicalization examples") {
 	      "a:X\r\nb:Y Z\r\ndkim-signature:b=");
 	CHECK(header_hash_input(s->fields, {"A", "b"}, Canon::simple, "DKIM-Signature: b=") ==
 	      headers + "DKIM-Signature: b=");
+
+	// RFC 6376 5.4.2: a repeated name takes instances from the bottom up;
+	// one named more often than it occurs adds nothing for the extra.
+	auto repeated = message::parse_header_section("X: 1\r\nA: X\r\nX: 2\r\nx: 3\r\n\r\n");
+	REQUIRE(repeated);
+	CHECK(header_hash_input(repeated->fields, {"x", "a", "X", "x", "X", "missing"}, Canon::relaxed, "s: b=") ==
+	      "x:3\r\na:X\r\nx:2\r\nx:1\r\ns:b=");
 
 	std::string body = " C \r\nD \t E\r\n\r\n\r\n";
 	CHECK(canonicalize_body(Canon::relaxed, body) == " C\r\nD E\r\n");
@@ -738,6 +746,26 @@ TEST_CASE("RSA keys below 1024 bits are refused") {
 	REQUIRE(r.size() == 1);
 	CHECK(r[0].status == Status::permerror);
 	CHECK(r[0].error == "dkim: key is too weak, need at least 1024 bits for rsa");
+}
+
+TEST_CASE("RSA keys with a huge public exponent are not used") {
+	// The RFC 8463 key's modulus with e = 2^40 + 1, as PKCS#1
+	// RSAPublicKey: verifying with a modulus-sized exponent would cost a
+	// third of a second per signature of a stranger's key.
+	std::string spki = tern::base64_decode(rfc8463_rsa_record.substr(rfc8463_rsa_record.find("p=") + 2)).value();
+	size_t n_at = spki.find(std::string("\x02\x81\x81\x00", 4));
+	REQUIRE(n_at != std::string::npos);
+	std::string modulus = spki.substr(n_at, 4 + 128);
+	std::string exponent("\x02\x06\x01\x00\x00\x00\x00\x01", 8);
+	std::string der = std::string("\x30\x81\x8c", 3) + modulus + exponent;
+	REQUIRE(detail::rsa_public_key_bits(der) == 1024);
+	std::string error;
+	CHECK_FALSE(detail::rsa_verify(der, HashAlg::sha256, "data", std::string(128, '\x01'), &error));
+	CHECK(error == "RSA key with a public exponent over 2^31 or a modulus over 16384 bits");
+	// The same modulus with 65537 goes on to the signature check.
+	std::string usual = std::string("\x30\x81\x89", 3) + modulus + std::string("\x02\x03\x01\x00\x01", 5);
+	CHECK_FALSE(detail::rsa_verify(usual, HashAlg::sha256, "data", std::string(128, '\x01'), &error));
+	CHECK(error != "RSA key with a public exponent over 2^31 or a modulus over 16384 bits");
 }
 
 TEST_CASE("parse_signature: an l= too long for 64 bits is a syntax error (fuzzing regression)") {

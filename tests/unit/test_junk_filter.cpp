@@ -41,6 +41,18 @@ TEST_CASE("junk filter: words of the subject and text parts, with pairs") {
 	CHECK_FALSE(w.count("notwords"));  // not a text part
 }
 
+TEST_CASE("junk filter: a huge Subject counts against the text budget") {
+	// 8 MiB of distinct words in one header field: only the first 16 KiB
+	// of the field are read.
+	std::string subject;
+	for (int i = 0; subject.size() < 8 * 1024 * 1024; ++i) subject += " w" + std::to_string(i);
+	auto words = message_words("Subject:" + subject + "\r\n\r\nbody text here\r\n");
+	CHECK(words.count("w100") == 1);
+	CHECK(words.count("w1000000") == 0);
+	CHECK(words.size() < 2 * 16 * 1024 / 4);  // words and pairs of at least 4 bytes each
+	CHECK(words.count("body") == 1);
+}
+
 TEST_CASE("junk filter: untrained says nothing") {
 	MemoryJunkCounts counts;
 	auto r = classify_words({"anything"}, counts);

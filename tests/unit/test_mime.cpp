@@ -96,4 +96,19 @@ TEST_CASE("mime: RFC 2047 encoded words") {
 	CHECK(decode_encoded_words("(=?ISO-8859-1?Q?a_b?=)") == "(a b)");
 	CHECK(decode_encoded_words("plain =?bogus") == "plain =?bogus");
 	CHECK(decode_encoded_words("=?unknown-charset?Q?x?=") == "x");
+	// Starts of words that never close, then ones that do.
+	CHECK(decode_encoded_words("=?a=?utf-8?q?x?=") == "=?ax");
+	CHECK(decode_encoded_words("=?a?q?x =?utf-8?q?y?=") == "x =?utf-8?q?y");
+	CHECK(decode_encoded_words("=?x?q?a?= =?x?q=?x?q?b?=") == "a =?x?qb");
+}
+
+TEST_CASE("mime: encoded words in a long value are decoded in one pass") {
+	// 4 MiB of word starts without an end, then a word: each start used to
+	// scan to the end for "?=", hours of CPU for a value of this size.
+	std::string value;
+	while (value.size() < 4 * 1024 * 1024) value += "=?a";
+	value += " =?utf-8?q?end?=";
+	std::string decoded = decode_encoded_words(value);
+	CHECK(decoded.size() == value.size() - std::string(" =?utf-8?q?end?=").size() + 4);
+	CHECK(decoded.substr(decoded.size() - 4) == " end");
 }

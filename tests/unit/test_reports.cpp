@@ -59,6 +59,55 @@ TEST_CASE("reports: a TLS report and RFC 3339 times") {
 	CHECK_FALSE(parse_rfc3339("1996-13-19T16:39:57Z"));
 }
 
+TEST_CASE("reports: a deeply nested DMARC document stops at the depth limit") {
+	// 8 MiB of open elements: refused in one pass over what comes before
+	// the limit, not by walking the whole path at every element.
+	std::string deep = "<feedback>";
+	while (deep.size() < 8 * 1024 * 1024) deep += "<a>";
+	CHECK_FALSE(parse_dmarc_aggregate_report(deep));
+}
+
+TEST_CASE("reports: message counts add up without overflowing") {
+	auto r = parse_dmarc_aggregate_report(dmarc_xml);
+	REQUIRE(r);
+	REQUIRE(r->records.size() == 2);
+	CHECK(r->messages() == 5);
+	for (auto& rec : r->records) rec.count = 999999999999999999;  // 18 digits, the most a count may have
+	for (int i = 0; i < 10; ++i) r->records.push_back(r->records[0]);
+	CHECK(r->messages() == INT64_MAX);
+	CHECK(r->dmarc_pass() == INT64_MAX);
+}
+
+TEST_CASE("reports: TLS report session counts are non-negative integers") {
+	auto with_count = [](const std::string& count) {
+		std::string json = tls_json;
+		size_t at = json.find("5326");
+		REQUIRE(at != std::string::npos);
+		return json.replace(at, 4, count);
+	};
+	auto huge = parse_tls_report(with_count("18446744073709551615"));
+	REQUIRE(huge);
+	CHECK(huge->policies[0].successful == INT64_MAX);
+	CHECK_FALSE(parse_tls_report(with_count("1e300")));
+	CHECK_FALSE(parse_tls_report(with_count("5.5")));
+	CHECK_FALSE(parse_tls_report(with_count("-1")));
+}
+
+TEST_CASE("reports: a TLS report's JSON is refused before it is built when too deep or too large") {
+	// A few kilobytes of gzip inflate to megabytes of "[": the document
+	// tree would take hundreds of megabytes.
+	CHECK_FALSE(parse_tls_report(std::string(10 * 1024 * 1024, '[')));
+	std::string wide = "[";
+	for (int i = 0; i < 300000; ++i) wide += "0,";
+	CHECK_FALSE(parse_tls_report(wide + "0]"));
+	// Brackets and commas inside strings do not count.
+	std::string json = tls_json;
+	json.replace(json.find("Company-X"), 9, std::string(300000, ',') + "[[[\\\"{");
+	auto r = parse_tls_report(json);
+	REQUIRE(r);
+	CHECK(r->organization.size() == 300000 + 5);  // the escaped quote is one
+}
+
 TEST_CASE("reports: found in messages as plain, gzip and zip attachments") {
 	CHECK(find_dmarc_report(message_with("text/xml", "r.xml", dmarc_xml)));
 	CHECK(find_dmarc_report(message_with("application/gzip", "r.xml.gz", gzip(dmarc_xml)))->records.size() == 2);
