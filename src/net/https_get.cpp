@@ -106,16 +106,21 @@ private:
 		return true;
 	}
 
-	// False when the request ended (done or failed).
+	// False when the request ended (done or failed). A server may send its
+	// response in records of a byte each: the reads of one event are
+	// capped, so that the loop serves others and the deadline can fire,
+	// and whether the response is whole (a parse of all of it) is asked
+	// once per burst, not after every record.
 	bool read_input() {
-		for (;;) {
+		constexpr int max_reads_per_event = 64;
+		for (int reads = 0; reads < max_reads_per_event; ++reads) {
 			char scratch[4096];
 			IoStatus st = transport_->read_into(response_, scratch, sizeof scratch);
 			if (response_.size() > request_.max_bytes) {
 				fail("response larger than " + std::to_string(request_.max_bytes) + " bytes");
 				return false;
 			}
-			if (st == IoStatus::closed || (request_.complete && request_.complete(response_))) {
+			if (st == IoStatus::closed) {
 				finish("");
 				return false;
 			}
@@ -123,8 +128,22 @@ private:
 				fail("reading the response: " + transport_->last_error());
 				return false;
 			}
-			if (st != IoStatus::ok && !transport_->has_buffered_input()) return true;
+			if (st != IoStatus::ok && !transport_->has_buffered_input()) return !finished_when_complete();
 		}
+		if (finished_when_complete()) return false;
+		// What TLS still holds decrypted announces itself by no socket
+		// event: the next turn of the loop reads on.
+		if (transport_->has_buffered_input())
+			core::run_soon(loop_, [weak = weak_from_this()] {
+				if (auto get = weak.lock()) get->step();
+			});
+		return true;
+	}
+
+	bool finished_when_complete() {
+		if (!request_.complete || !request_.complete(response_)) return false;
+		finish("");
+		return true;
 	}
 
 	void watch() {

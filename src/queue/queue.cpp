@@ -39,6 +39,12 @@ namespace {
 constexpr size_t chunk_size = 64 * 1024;
 // RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
 constexpr size_t max_recipients_per_transaction = 100;
+// An attempt dials at most this many addresses over all MX hosts, and a
+// policy fetch asks at most this many addresses of the policy host: a
+// domain could publish hundreds of hosts and addresses that each stall,
+// and hold one of the few delivery slots for days (Postfix stops at 5).
+constexpr size_t max_addresses_per_attempt = 20;
+constexpr size_t max_policy_host_addresses = 4;
 // DNS query owners of the queue live in their own id space, apart from
 // the connection ids the SMTP sessions use.
 constexpr uint64_t dns_owner_base = uint64_t(1) << 62;
@@ -420,6 +426,7 @@ struct Queue::Delivery {
 	size_t host_index = 0;
 	std::vector<std::string> addresses;
 	size_t address_index = 0;
+	size_t addresses_dialed = 0;  // this attempt, all hosts (max_addresses_per_attempt)
 	int port = config::default_smtp_port;
 	TlsMode tls = TlsMode::opportunistic;
 	bool tls_off = false;  // this address is being retried without TLS
@@ -1206,7 +1213,9 @@ void Queue::on_sts_host(Delivery& d, const std::string& id, const mailauth::IpLo
 		on_sts_fetched(d, id, net::HttpsGetResult{"no address for mta-sts." + d.domain, ""});
 		return;
 	}
-	fetch_sts_from(d, id, r.addresses, 0);
+	std::vector<std::string> addresses = r.addresses;
+	if (addresses.size() > max_policy_host_addresses) addresses.resize(max_policy_host_addresses);
+	fetch_sts_from(d, id, std::move(addresses), 0);
 }
 
 // Each address of mta-sts.<domain> in turn until one answers: a policy
@@ -1459,6 +1468,14 @@ void Queue::connect_next_address(Delivery& d) {
 		next_host(d);
 		return;
 	}
+	if (d.addresses_dialed >= max_addresses_per_attempt) {
+		finish_all(d,
+		           (d.last_error.empty() ? std::string("4.4.1 no answer") : d.last_error) + " (" +
+		               std::to_string(max_addresses_per_attempt) + " addresses tried, the most per attempt)",
+		           false);
+		return;
+	}
+	++d.addresses_dialed;
 	ClientOptions o;
 	o.ip = d.addresses[d.address_index];
 	o.port = d.port;

@@ -186,6 +186,13 @@ void SmtpClient::read_input() {
 void SmtpClient::process_input() {
 	for (;;) {
 		if (state_ == State::finished || state_ == State::tls_handshake) return;
+		if (state_ == State::recording) {
+			// The transaction's result is with the owner; whatever the
+			// server sends before our QUIT changes nothing and must not end
+			// the session a second time (resume() ends it).
+			input_.clear();
+			return;
+		}
 		size_t nl = input_.find('\n');
 		if (nl == std::string::npos) {
 			if (input_.size() > max_input_without_newline) {
@@ -284,8 +291,16 @@ void SmtpClient::on_greeting_reply(const Reply& reply) {
 }
 
 void SmtpClient::on_ehlo_reply(const Reply& reply) {
+	if (reply.code >= 400 && reply.code < 500) {
+		// A temporary refusal is not "EHLO not understood": the host
+		// fails for now, the next one is tried, the message retried later
+		// (with HELO an SMTPUTF8 or REQUIRETLS message would bounce).
+		fail_host("EHLO to " + options_.server_name + ": " + reply.summary());
+		return;
+	}
 	if (reply.code != 250) {
-		// RFC 5321 3.2: fall back to HELO when EHLO is not understood.
+		// RFC 5321 3.2: fall back to HELO when EHLO is not understood
+		// (500, 501, 502, 550).
 		send_command("HELO " + options_.ehlo_name, State::helo, options_.timeouts.command);
 		return;
 	}

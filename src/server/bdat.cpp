@@ -34,6 +34,11 @@ Outcome Connection::cmd_bdat(std::string_view args) {
 	std::optional<SmtpError> refusal;
 	if (smtp::Status s = data_commands_allowed(); !s) refusal = s.error();
 	bool ends_transaction = false;
+	if (!refusal && !data && srv.disk_space().low()) {
+		// As DATA: below the disk reserve no new message is taken.
+		refusal = storage_failure(true, "insufficient storage");
+		ends_transaction = true;
+	}
 	if (!refusal && !data) {
 		// The first chunk of the message.
 		smtp::Result<std::unique_ptr<DataInProgress>> opened = open_data_file(smtp::Framing::chunked);

@@ -175,6 +175,14 @@ bool MilterSession::take_pass(MilterStage stage) {
 
 void MilterSession::run(MilterRequest request, Done done) {
 	if (current_ || finished_) {
+		// HELO stages do not hold the session up: a newer one replaces one
+		// not yet sent, so a client that pipelines EHLOs cannot pile up
+		// work for the loop (the milters see the name that stands).
+		if (request.stage == MilterStage::hello && !done && !waiting_.empty() &&
+		    waiting_.back().first.stage == MilterStage::hello && !waiting_.back().second) {
+			waiting_.back().first = std::move(request);
+			return;
+		}
 		waiting_.emplace_back(std::move(request), std::move(done));
 		return;
 	}

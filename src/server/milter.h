@@ -65,8 +65,9 @@ public:
 	// Runs a stage; `done` runs later from a timer callback (never inside
 	// this call). A hello stage runs in the background: pass no `done`, its
 	// refusal is kept for the next MAIL. Stages asked while one runs wait
-	// their turn.
+	// their turn; a hello stage not yet begun is replaced by a newer one.
 	void run(MilterRequest request, Done done);
+	size_t stages_waiting() const { return waiting_.size(); }
 
 	// A connect/HELO refusal (or a default tempfail) that MAIL must get.
 	const std::optional<MilterVerdict>& session_refusal() const { return session_refusal_; }

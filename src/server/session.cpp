@@ -232,6 +232,10 @@ void Connection::flush() {
 void Connection::close_after_flush() {
 	enter_state(SessionState::closing);
 	abort_data_file();
+	// The last reply may never leave (a peer that stopped reading): the
+	// closing state's own deadline ends the connection regardless; the one
+	// that just fired, if any, was the only timer running.
+	arm_deadline();
 }
 
 void Connection::close_now(std::string_view why) {
@@ -250,9 +254,11 @@ void Connection::update_watchers() {
 	bool have_output = !outbuf.empty() && !(slow_pace() && slow_timer.active());
 	// In slow mode nothing more is read until the reply is out: the client
 	// cannot pile up input while it is being slowed down.
+	// After STARTTLS's 220 nothing is read until the handshake takes the
+	// stream: those bytes belong to it (RFC 3207 4.2).
 	bool want_read = (state == SessionState::command || state == SessionState::data ||
 	                  state == SessionState::auth_exchange || state == SessionState::proxy_header) &&
-	    !eof && outbuf.size() < max_pending_output && !(slow_pace() && !outbuf.empty());
+	    !eof && !tls_pending_start && outbuf.size() < max_pending_output && !(slow_pace() && !outbuf.empty());
 	net::Transport::Interest interest = transport.interest(want_read, have_output);
 	wanted_io = (interest.read ? EV_READ : 0) | (interest.write ? EV_WRITE : 0);
 	// A scripted stream has no fd: its driver reads wanted_io and pumps on_io.
@@ -266,7 +272,17 @@ void Connection::arm_deadline() {
 	// (doc/behaviour.md D13, RFC 5321 4.5.3.2.7).
 	const auto& t = cfg->timeouts_s;
 	switch (state) {
-	case SessionState::command: deadline.start(static_cast<double>(t.command)); break;
+	case SessionState::command: {
+		double limit = static_cast<double>(t.command);
+		// Between BDAT chunks the message's own time runs on: the wait for
+		// the next chunk's command counts against data_total too.
+		if (data && data->chunked)
+			limit = std::max(
+			    0.0,
+			    std::min(limit, data->started + static_cast<double>(t.data_total) - ev_now(srv.loop())));
+		deadline.start(limit);
+		break;
+	}
 	case SessionState::data: {
 		double total_left = data->started + static_cast<double>(t.data_total) - ev_now(srv.loop());
 		double chunk = static_cast<double>(t.data_chunk);
@@ -446,6 +462,10 @@ void Connection::process_input() {
 
 void Connection::process_input_loop() {
 	while (!dead) {
+		// RFC 3207 4.2: nothing the client sent after STARTTLS is a command
+		// of the plaintext session; the handshake gets those bytes once the
+		// 220 is out (start_tls).
+		if (tls_pending_start) break;
 		if (state == SessionState::proxy_header) {
 			read_proxy_header();
 			if (state == SessionState::proxy_header) break;
@@ -500,7 +520,12 @@ void Connection::process_input_loop() {
 		}
 		if (state == SessionState::command) arm_deadline();
 	}
-	if (dead) return;
+	if (!dead) end_input_pass();
+}
+
+// After the buffered commands are handled: the peer's end, the replies of
+// a pipelined batch, the watchers.
+void Connection::end_input_pass() {
 	if (eof && state != SessionState::closing) {
 		// The peer closed: whatever it had sent is handled; a DATA without
 		// its end dot is dropped (never delivered).

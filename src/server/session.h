@@ -183,6 +183,7 @@ struct Connection {
 	void read_available();
 	void process_input();
 	void process_input_loop();
+	void end_input_pass();
 	Outcome handle_line(std::string_view line);
 	Outcome dispatch(std::string_view verb_lower, std::string_view args);
 	// The one path from "decided" to "written": writes the outcome's reply,

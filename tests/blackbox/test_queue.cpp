@@ -382,6 +382,18 @@ TEST_CASE("queue: MX delivery in preference order, implicit MX, null MX") {
 		CHECK(pos("mx1.remote.example A") < pos("mx2.remote.example A"));
 		CHECK(pos("mx2.remote.example A") < static_cast<long>(q.size()));
 	}
+	SUBCASE("an attempt dials at most 20 addresses") {
+		// Twenty addresses that refuse, then the sink's: never reached.
+		dns.add("many.example", "MX", "10 mx.many.example");
+		for (int i = 2; i <= 21; ++i) dns.add("mx.many.example", "A", "127.0.0." + std::to_string(i));
+		dns.add("mx.many.example", "A", "127.0.0.1");
+		CHECK(fx.enqueue("alice@test.example", {"carol@many.example"}, test_body) == "");
+		REQUIRE(fx.run_until([&] { return fx.queue->counters().retried >= 1 && fx.queue->active() == 0; }));
+		CHECK(sink.connections() == 0);
+		auto records = fx.env->queue_list();
+		REQUIRE(records.size() == 1);
+		CHECK(records[0].last_error.find("20 addresses tried") != std::string::npos);
+	}
 	SUBCASE("the preferred host is used and the other never looked up") {
 		CHECK(fx.enqueue("alice@test.example", {"dave@good.example"}, test_body) == "");
 		REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
@@ -618,24 +630,63 @@ TEST_CASE("queue: MTA-STS policies of destination domains are fetched, cached an
 	}
 }
 
+// One message from alice to carol@remote.example, queued for a smarthost
+// sink that answers with `replies`; no second attempt during a test.
+struct SmarthostAttempt {
+	SmtpSink sink;
+	std::unique_ptr<Fixture> fx;
+	explicit SmarthostAttempt(const SmtpSink::Replies& replies) {
+		sink.set_replies(replies);
+		Fixture::Settings settings;
+		settings.retry_base_s = 600;
+		fx = std::make_unique<Fixture>("127.0.0.1:" + std::to_string(sink.port()), settings);
+		CHECK(fx->enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+	}
+	// Waits for the first attempt to end with the message still queued;
+	// returns its last error.
+	std::string deferred() {
+		REQUIRE(fx->run_until([&] { return fx->queue->counters().retried == 1 && fx->queue->active() == 0; }));
+		CHECK(fx->queue->size() == 1);
+		CHECK(fx->queue->counters().failed == 0);
+		CHECK(fx->maildir_new("alice").empty());  // no DSN
+		auto records = fx->env->queue_list();
+		return records.size() == 1 ? records[0].last_error : std::string("no single record");
+	}
+};
+
 TEST_CASE("queue: a reply code outside 200-599 defers the message, never bounces it") {
 	// RFC 5321 4.2.1: a 6xx is no reply; read as a number it would pass
 	// for a permanent refusal.
-	SmtpSink sink;
 	SmtpSink::Replies replies;
 	replies.rcpt = "600 6.0.0 odd";
-	sink.set_replies(replies);
-	Fixture::Settings settings;
-	settings.retry_base_s = 600;  // no second attempt during the test
-	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
-	CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
-	REQUIRE(fx.run_until([&] { return fx.queue->counters().retried == 1 && fx.queue->active() == 0; }));
-	CHECK(fx.queue->size() == 1);
-	CHECK(fx.queue->counters().failed == 0);
-	CHECK(fx.maildir_new("alice").empty());  // no DSN
-	auto records = fx.env->queue_list();
-	REQUIRE(records.size() == 1);
-	CHECK(records[0].last_error.find("outside 200-599") != std::string::npos);
+	SmarthostAttempt attempt(replies);
+	CHECK(attempt.deferred().find("outside 200-599") != std::string::npos);
+}
+
+TEST_CASE("queue: a temporary refusal of EHLO defers the message; no HELO") {
+	// RFC 5321 3.2: HELO is for a server that does not know EHLO (5xx);
+	// a 4xx is "later".
+	SmtpSink::Replies replies;
+	replies.ehlo = "451 4.3.0 try later";
+	SmarthostAttempt attempt(replies);
+	CHECK(attempt.deferred().find("451 4.3.0 try later") != std::string::npos);
+	CHECK(attempt.sink.messages().empty());
+}
+
+TEST_CASE("queue: a stray line after the reply to the final dot settles the message once") {
+	// The server refuses the data and sends a malformed line in the same
+	// segment: one failed DSN, not one for the refusal and another for the
+	// protocol error.
+	SmtpSink::Replies replies;
+	replies.data_end = "550 5.7.1 no\r\nX";
+	SmarthostAttempt attempt(replies);
+	Fixture& fx = *attempt.fx;
+	REQUIRE(fx.run_until(
+	    [&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
+	// Time for a second settlement to show, had there been one.
+	fx.run_until([] { return false; }, 1.0);
+	CHECK(fx.queue->counters().failed == 1);
+	CHECK(fx.maildir_new("alice").size() == 1);
 }
 
 TEST_CASE("queue: ternctl queue list/show/kick/drop") {

@@ -259,7 +259,10 @@ void SmtpSink::session(int fd) {
 		if (verb == "EHLO" || verb == "HELO") {
 			msg = SinkMessage{};
 			msg.helo = cmd.size() > 5 ? cmd.substr(5) : "";
-			if (verb == "EHLO") {
+			std::string ehlo_reply = reply(&Replies::ehlo);
+			if (verb == "EHLO" && !ehlo_reply.empty()) {
+				ok = write_line(io, ehlo_reply);
+			} else if (verb == "EHLO") {
 				ok = write_line(io, "250-sink.test.example") && write_line(io, "250-PIPELINING") &&
 				    write_line(io, "250-8BITMIME");
 				if (ok && tls_context_ && !io.tls) ok = write_line(io, "250-STARTTLS");

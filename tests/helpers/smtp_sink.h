@@ -51,6 +51,7 @@ public:
 	// connects (they are read under a lock for each command).
 	struct Replies {
 		std::string greeting = "220 sink.test.example ESMTP sink";
+		std::string ehlo;  // set: the whole reply to EHLO instead of the extensions
 		std::string mail = "250 2.1.0 ok";
 		std::string rcpt = "250 2.1.5 ok";
 		std::string data = "354 go ahead";
