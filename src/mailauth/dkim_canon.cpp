@@ -204,14 +204,17 @@ std::string header_hash_input(const std::vector<message::HeaderField>& headers,
 		size_t used = 0;
 	};
 	std::unordered_map<std::string, Instances> by_name;
-	for (const std::string& name : signed_headers) by_name.try_emplace(ascii_lower(trim(name)));
+	std::vector<Instances*> in_order;  // each h= name's entry in by_name
+	in_order.reserve(signed_headers.size());
+	for (const std::string& name : signed_headers)
+		in_order.push_back(&by_name.try_emplace(ascii_lower(trim(name))).first->second);
 	for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
 		auto found = by_name.find(it->lower_name);
 		if (found != by_name.end()) found->second.bottom_up.push_back(&*it);
 	}
 	std::string out;
-	for (const std::string& name : signed_headers) {
-		Instances& instances = by_name[ascii_lower(trim(name))];
+	for (Instances* entry : in_order) {
+		Instances& instances = *entry;
 		if (instances.used >= instances.bottom_up.size()) continue;
 		const message::HeaderField* pick = instances.bottom_up[instances.used++];
 		if (header_canon == Canon::simple) {

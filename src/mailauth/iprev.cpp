@@ -1,5 +1,6 @@
 #include "mailauth/iprev.h"
 
+#include <algorithm>
 #include <memory>
 
 namespace tern::mailauth {
@@ -53,9 +54,10 @@ void iprev_lookup(Resolver& r, uint64_t owner, const IpAddr& ip, std::function<v
 			st->done(st->result);
 			return;
 		}
-		st->result.names = ptr.records;
-		st->pending = ptr.records.size();
-		for (const auto& name : ptr.records) {
+		size_t asked = std::min(ptr.records.size(), max_iprev_names);
+		st->result.names.assign(ptr.records.begin(), ptr.records.begin() + static_cast<ptrdiff_t>(asked));
+		st->pending = asked;
+		for (const auto& name : st->result.names) {
 			r.query(owner, name, forward_type, [st, name, want](const DnsAnswer& fwd) {
 				if (st->finished) return;
 				if (fwd.found()) {

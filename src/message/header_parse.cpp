@@ -66,6 +66,7 @@ std::optional<HeaderSection> parse_header_section(std::string_view message, std:
 			// RFC 5322 3.6.8: ftext is printable US-ASCII except colon.
 			if (c <= ' ' || c >= 0x7f) return fail("invalid header field name");
 		}
+		if (section.fields.size() == max_header_fields) return fail("too many header fields");
 		HeaderField field;
 		field.name = std::string(name);
 		field.lower_name = ascii_lower(name);

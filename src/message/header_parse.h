@@ -31,10 +31,16 @@ struct HeaderSection {
 	bool has_separator = false;
 };
 
+// The most fields a header section may have. Each costs about a hundred
+// bytes beside its text, so a section of tiny fields would take 25 times
+// its size in memory; no real message comes near (doc/behaviour.md D19).
+inline constexpr size_t max_header_fields = 10000;
+
 // Splits the header section at the start of `message`. A line ends at LF
 // (normally CRLF; a bare LF is tolerated and kept in `raw`). Fails, with a
 // reason in `error`, on a continuation line before any field, a line
-// without a colon, or a field name with bytes outside 33..126.
+// without a colon, a field name with bytes outside 33..126, or more than
+// max_header_fields fields.
 std::optional<HeaderSection> parse_header_section(std::string_view message, std::string* error = nullptr);
 
 // Fields named `name` (case-insensitive), in message order.

@@ -19,6 +19,7 @@
 
 #include "mailauth/resolver.h"
 #include "message/dsn.h"
+#include "smtp/client_reply.h"
 #include "smtp/dsn_params.h"
 #include "message/headers.h"
 #include "net/lmtp_client.h"
@@ -164,10 +165,7 @@ std::string status_of(const std::string& error) {
 	return "";
 }
 
-bool is_smtp_reply(const std::string& error) {
-	return error.size() >= 3 && is_ascii_digit(error[0]) && is_ascii_digit(error[1]) && is_ascii_digit(error[2]) &&
-	    (error.size() == 3 || error[3] == ' ' || error[3] == '-');
-}
+bool is_smtp_reply(const std::string& error) { return smtp::reply_code_in_range(smtp::reply_line_code(error)); }
 
 // Outgoing-failure DSNs are not sent over SMTP (doc/behaviour.md §12): they
 // go straight into the sender account's INBOX, or the postmaster's mailbox

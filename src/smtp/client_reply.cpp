@@ -43,17 +43,22 @@ std::string Reply::summary() const {
 	return s;
 }
 
-bool ReplyParser::feed_line(std::string_view line) {
+int reply_line_code(std::string_view line) {
 	if (line.size() < 3 || !is_ascii_digit(line[0]) || !is_ascii_digit(line[1]) || !is_ascii_digit(line[2]) ||
-	    (line.size() > 3 && line[3] != ' ' && line[3] != '-')) {
+	    (line.size() > 3 && line[3] != ' ' && line[3] != '-'))
+		return -1;
+	return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+}
+
+bool ReplyParser::feed_line(std::string_view line) {
+	int code = reply_line_code(line);
+	if (code < 0) {
 		error_ = "malformed reply line";
 		return true;
 	}
-	// RFC 5321 4.2.1: the first digit says success (2, 3), a temporary (4)
-	// or a permanent (5) failure; 1 is not used in SMTP or LMTP. Any other
-	// is a server that does not speak the protocol: a temporary failure
-	// to the caller, never a bounce.
-	if (line[0] < '2' || line[0] > '5') {
+	// A code outside 200-599 is a temporary failure to the caller, never a
+	// bounce.
+	if (!reply_code_in_range(code)) {
 		error_ = "reply code outside 200-599";
 		return true;
 	}
@@ -62,7 +67,6 @@ bool ReplyParser::feed_line(std::string_view line) {
 		error_ = "reply too long";
 		return true;
 	}
-	int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
 	if (current_.lines.empty()) {
 		current_.code = code;
 	} else if (code != current_.code) {

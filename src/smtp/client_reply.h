@@ -19,6 +19,14 @@ struct Reply {
 	std::string summary() const;
 };
 
+// The code a reply line starts with (RFC 5321 4.2): three digits, then the
+// line's end, a space or a hyphen; -1 when the line is not shaped so.
+int reply_line_code(std::string_view line);
+// RFC 5321 4.2.1: the first digit says success (2, 3), a temporary (4) or a
+// permanent (5) failure; 1 is not used in SMTP or LMTP. Any other code is
+// from a server that does not speak the protocol.
+constexpr bool reply_code_in_range(int code) { return code >= 200 && code <= 599; }
+
 // Accumulates reply lines. feed_line takes one line without CRLF and returns
 // true once the reply is complete (a "ddd " or bare "ddd" line). A line that
 // is not "ddd[- ]..." with a code of 200-599, whose code differs from the

@@ -326,3 +326,18 @@ TEST_CASE("DATA: a large message (5 MB) in many writes is stored intact") {
 	std::string stored = only_message(d);
 	CHECK(ends_with(stored, message));
 }
+
+TEST_CASE("DATA: a header of more than 10,000 fields is stored intact (doc/behaviour.md D19)") {
+	// Parsed, each tiny field would cost about a hundred bytes of memory on
+	// the analysis worker; past the limit the header counts as unreadable.
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	std::string fields;
+	for (int i = 0; i < 12000; i++) fields += "X:\r\n";
+	std::string message = fields + make_message("many fields");
+	CHECK(send_mail(c, test_sender, {"alice@test.example"}, message).reply.plain() == "250 2.2.0 it is done");
+	CHECK(ends_with(only_message(d), message));
+	CHECK(c.cmd("NOOP").code == 250);
+}

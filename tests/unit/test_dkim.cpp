@@ -193,6 +193,22 @@ TEST_CASE("header section parsing keeps raw bytes") {
 	CHECK(empty->body_offset == 2);
 }
 
+TEST_CASE("header section parsing stops past max_header_fields") {
+	// Each field costs about a hundred bytes of bookkeeping beside its text:
+	// a section of 4-byte fields would take 25 times its size in memory
+	// (doc/behaviour.md D19).
+	std::string fields;
+	for (size_t i = 0; i < message::max_header_fields; ++i) fields += "a:\r\n";
+	auto full = message::parse_header_section(fields + "\r\nbody\r\n");
+	REQUIRE(full);
+	CHECK(full->fields.size() == message::max_header_fields);
+	std::string err;
+	CHECK_FALSE(message::parse_header_section(fields + "b:\r\n\r\nbody\r\n", &err));
+	CHECK(err == "too many header fields");
+	// Continuation lines are no new fields.
+	CHECK(message::parse_header_section(fields + " more\r\n\r\n"));
+}
+
 TEST_CASE("RFC 6376 3.4.5 canonicalization examples") {
 	std::string headers = "A: X\r\nB : Y\t\r\n\tZ  \r\n";
 	auto s = message::parse_header_section(headers + "\r\n");

@@ -100,6 +100,28 @@ TEST_CASE("iprev: pass, fail, temperror, permerror") {
 	CHECK(iprev(r, "192.0.2.14").status == IprevStatus::temperror);
 }
 
+TEST_CASE("iprev: at most ten PTR names are looked up forward") {
+	// A PTR answer may carry hundreds of names; each would be a forward
+	// query made for a stranger (doc/behaviour.md D18).
+	CannedResolver r;
+	std::vector<std::string> names;
+	for (int i = 0; i < 200; ++i) names.push_back("n" + std::to_string(i) + ".example");
+	r.set_records("20.2.0.192.in-addr.arpa", RrType::PTR, names);
+	r.set_records("n3.example", RrType::A, {"192.0.2.20"});
+	IprevResult first = iprev(r, "192.0.2.20");
+	CHECK(first.status == IprevStatus::pass);
+	CHECK(first.names.size() == max_iprev_names);
+	CHECK(r.queries() <= 1 + static_cast<int>(max_iprev_names));
+
+	// A match past the tenth name does not count.
+	names.erase(names.begin() + 3);
+	r.set_records("21.2.0.192.in-addr.arpa", RrType::PTR, names);
+	r.set_records("n150.example", RrType::A, {"192.0.2.21"});
+	int before = r.queries();
+	CHECK(iprev(r, "192.0.2.21").status == IprevStatus::fail);
+	CHECK(r.queries() - before == 1 + static_cast<int>(max_iprev_names));
+}
+
 #include "mailauth/dnsbl.h"
 
 TEST_CASE("dnsbl: names and listing (RFC 5782)") {

@@ -65,6 +65,20 @@ TEST_CASE("queue reply parser: a code outside 200-599 is no reply") {
 	CHECK(p.take().code == 599);
 }
 
+TEST_CASE("reply_line_code: three digits, then the end, a space or a hyphen") {
+	CHECK(tern::smtp::reply_line_code("250") == 250);
+	CHECK(tern::smtp::reply_line_code("550 5.1.1 no") == 550);
+	CHECK(tern::smtp::reply_line_code("421-busy") == 421);
+	CHECK(tern::smtp::reply_line_code("000 x") == 0);
+	CHECK(tern::smtp::reply_line_code("25") == -1);
+	CHECK(tern::smtp::reply_line_code("2500") == -1);
+	CHECK(tern::smtp::reply_line_code("connect: refused") == -1);
+	CHECK(tern::smtp::reply_code_in_range(200));
+	CHECK(tern::smtp::reply_code_in_range(599));
+	CHECK_FALSE(tern::smtp::reply_code_in_range(600));
+	CHECK_FALSE(tern::smtp::reply_code_in_range(199));
+}
+
 TEST_CASE("queue reply parser: a reply is at most 1000 lines and 64 KiB") {
 	SUBCASE("lines") {
 		ReplyParser p;
