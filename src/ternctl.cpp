@@ -113,13 +113,8 @@ int cmd_check(const std::string& path) {
 		auto cfg = config::Config::load_file(path);
 		// As `ternd -n`: the certificate loads and `user` reaches its files.
 		core::StartCheck check = core::check_start(*cfg, cfg->pid_file, core::CheckFor::config_check);
-		try {
-			if (!cfg->tls.cert_file.empty() && access(cfg->tls.cert_file.c_str(), F_OK) == 0 &&
-			    access(cfg->tls.key_file.c_str(), F_OK) == 0)
-				net::TlsServerContext(cfg->tls.cert_file, cfg->tls.key_file);
-		} catch (const std::exception& e) {
-			check.errors.push_back(e.what());
-		}
+		if (auto problem = net::certificate_problem(cfg->tls.cert_file, cfg->tls.key_file))
+			check.errors.push_back(*problem);
 		for (const auto& w : check.warnings) std::cerr << "warning: " << w << "\n";
 		for (const auto& e : check.errors) std::cerr << "error: " << e << "\n";
 		if (!check.errors.empty()) return 1;

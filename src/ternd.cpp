@@ -245,9 +245,9 @@ bool check_files_for_start(const config::Config& cfg, const std::string& pid_fil
 	try {
 		check = core::check_start(cfg, pid_file, core::CheckFor::config_check);
 		// The certificate must load, once it is there.
-		if (!cfg.localserve && access(cfg.tls.cert_file.c_str(), F_OK) == 0 &&
-		    access(cfg.tls.key_file.c_str(), F_OK) == 0)
-			load_tls(cfg);
+		if (!cfg.localserve)
+			if (auto problem = net::certificate_problem(cfg.tls.cert_file, cfg.tls.key_file))
+				check.errors.push_back(*problem);
 	} catch (const std::exception& e) {
 		check.errors.push_back(e.what());
 	}
@@ -502,6 +502,7 @@ public:
 	void run(const sigset_t& handled);
 
 private:
+	using MetricsResponders = std::vector<std::unique_ptr<metrics::HttpResponder>>;
 	struct Sockets {
 		std::vector<net::ListenSocket> smtp;
 		server::LocalSubmitSocket local_submit;
@@ -514,8 +515,8 @@ private:
 	void reload();
 	void apply_reload(const std::shared_ptr<const config::Config>& next,
 	                  const std::shared_ptr<const net::TlsServerContext>& tls);
-	std::unique_ptr<metrics::HttpResponder> start_metrics(const MaildirScan& scan);
-	void stop_after_loop(DeadProcessCheck& failchk, std::unique_ptr<metrics::HttpResponder>& metrics_http);
+	MetricsResponders start_metrics(const MaildirScan& scan);
+	void stop_after_loop(DeadProcessCheck& failchk, MetricsResponders& metrics_http);
 
 	Options opts;
 	std::shared_ptr<const config::Config> cfg;
@@ -528,7 +529,9 @@ private:
 	bool stopping = false;                           // the loop ended: completions only finish their work
 	std::unique_ptr<server::LocalSubmitListener> local_submit;  // sendmail.tern's socket; uses server and queue
 	struct ev_loop* loop = nullptr;
-	UniqueFd metrics_socket;  // metrics: the /metrics socket, bound with the SMTP ports
+	// metrics: the /metrics sockets and their addresses, bound with the SMTP
+	// ports.
+	std::vector<std::pair<std::string, UniqueFd>> metrics_sockets;
 };
 
 // data_dir is the daemon's own (drop_privileges hands it over): the start
@@ -556,12 +559,18 @@ Daemon::Sockets Daemon::bind_sockets() {
 	for (const auto& w : warnings) log::info(w);
 	// sendmail.tern's socket (man/sendmail.tern.8), ready with the ports.
 	server::LocalSubmitSocket local_socket = server::open_local_submit_socket(cfg->data_dir);
-	// metrics: localserve goes on without it (1080 is often taken).
-	try {
-		if (!cfg->metrics.listen.empty()) metrics_socket = metrics::open_metrics_socket(cfg->metrics.listen);
-	} catch (const std::exception& e) {
-		if (!cfg->localserve) throw;
-		log::info(std::string(e.what()) + "; no metrics");
+	// metrics: localserve listens on ::1 as well, as its SMTP ports do, and
+	// goes on without either (1080 is often taken, ::1 may be missing).
+	std::vector<std::string> metrics_addresses;
+	if (!cfg->metrics.listen.empty()) metrics_addresses.push_back(cfg->metrics.listen);
+	if (cfg->localserve) metrics_addresses.push_back("[::1]:" + std::to_string(config::localserve_metrics_port));
+	for (const std::string& address : metrics_addresses) {
+		try {
+			metrics_sockets.emplace_back(address, metrics::open_metrics_socket(address));
+		} catch (const std::exception& e) {
+			if (!cfg->localserve) throw;
+			log::info(std::string(e.what()) + "; no metrics there");
+		}
 	}
 	return Sockets{std::move(smtp), std::move(local_socket)};
 }
@@ -684,7 +693,7 @@ void Daemon::apply_reload(const std::shared_ptr<const config::Config>& next,
 
 // metrics (doc/behaviour.md "Logs, signals, metrics"): gauges and queue
 // counters are read from the live objects when /metrics is rendered.
-std::unique_ptr<metrics::HttpResponder> Daemon::start_metrics(const MaildirScan& scan) {
+Daemon::MetricsResponders Daemon::start_metrics(const MaildirScan& scan) {
 	core::stats().set_sampler("tern_connections_open", {},
 	                          [this] { return static_cast<double>(srv->open_connections()); });
 	core::stats().set_sampler("tern_worker_jobs_queued", {},
@@ -707,21 +716,24 @@ std::unique_ptr<metrics::HttpResponder> Daemon::start_metrics(const MaildirScan&
 		core::stats().set_sampler("tern_queue_deliveries_total", {"retried"},
 		                          [this] { return static_cast<double>(outq->counters().retried); });
 	}
-	if (!metrics_socket) return nullptr;
-	auto metrics_http = std::make_unique<metrics::HttpResponder>(loop, std::move(metrics_socket),
-	                                                             [] { return metrics::render(core::stats()); });
-	metrics_http->start();
-	log::info("metrics listening", {{"address", cfg->metrics.listen}});
-	return metrics_http;
+	MetricsResponders responders;
+	for (auto& [address, socket] : metrics_sockets) {
+		responders.push_back(std::make_unique<metrics::HttpResponder>(
+		    loop, std::move(socket), [] { return metrics::render(core::stats()); }));
+		responders.back()->start();
+		log::info("metrics listening", {{"address", address}});
+	}
+	metrics_sockets.clear();
+	return responders;
 }
 
 // After the loop: outbound sessions stop (their records stay for the next
 // start); deliveries whose clients went away still finish before we exit.
-void Daemon::stop_after_loop(DeadProcessCheck& failchk, std::unique_ptr<metrics::HttpResponder>& metrics_http) {
+void Daemon::stop_after_loop(DeadProcessCheck& failchk, MetricsResponders& metrics_http) {
 	stopping = true;
 	failchk.stop();
 	if (outq) outq->shutdown();
-	metrics_http.reset();  // metrics: no page rendered past this point
+	metrics_http.clear();  // metrics: no page rendered past this point
 	core::stats().clear_samplers();
 	srv->workers().drain();
 	srv->maildir_writer().drain();
@@ -751,7 +763,7 @@ void Daemon::run(const sigset_t& handled) {
 	DeadProcessCheck failchk(loop, srv->workers(), *env);
 	MaildirScan scan(loop, srv->workers(), *env, cfg);
 	if (local_submit) local_submit->start();
-	std::unique_ptr<metrics::HttpResponder> metrics_http = start_metrics(scan);
+	MetricsResponders metrics_http = start_metrics(scan);
 	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
 	// Once the loop has started everything (queue load, listeners) and the
 	// first Maildir scan is over, give back the pages start-up touched.

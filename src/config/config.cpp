@@ -104,6 +104,15 @@ const Account* Config::account_for_address(const std::string& localpart, const s
 	return find_destination(*this, hosted->second, localpart, result) ? result.account : nullptr;
 }
 
+const Account* Config::account_for_login(const std::string& localpart, const std::string& domain) const {
+	if (!localserve) return account_for_address(localpart, domain);
+	const std::string address = localpart + "@" + domain;
+	for (const auto& [name, account] : accounts)
+		for (const auto& [destination, unused] : account.destinations)
+			if (iequals(destination, address)) return &account;
+	return nullptr;
+}
+
 std::string LmtpTarget::text() const {
 	if (!unix_path.empty()) return "unix:" + unix_path;
 	if (ip.empty()) return "";
@@ -206,7 +215,7 @@ std::shared_ptr<const Config> Config::localserve_config(const std::string& data_
 	a.destinations.emplace("tern@localhost", Destination{});
 	cfg->accounts.emplace(a.name, a);
 	cfg->postmaster.account = "tern";
-	cfg->metrics.listen = "127.0.0.1:1080";
+	cfg->metrics.listen = "127.0.0.1:" + std::to_string(localserve_metrics_port);
 	cfg->build_address_index();
 	return cfg;
 }

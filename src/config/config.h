@@ -31,6 +31,7 @@ inline constexpr int max_port = 65535;
 inline constexpr int localserve_smtp_port = 1025;
 inline constexpr int localserve_submission_port = 1587;
 inline constexpr int localserve_submissions_port = 1465;
+inline constexpr int localserve_metrics_port = 1080;
 inline constexpr int64_t default_dns_timeout_ms = 5000;
 inline constexpr int64_t default_history_max_age_days = 3 * 365;
 
@@ -265,6 +266,10 @@ struct Config {
 	RcptResult resolve_recipient(const std::string& localpart, const std::string& domain) const;
 	// The account an address belongs to (submission's MAIL FROM / From check).
 	const Account* account_for_address(const std::string& localpart, const std::string& domain) const;
+	// The account a login name (an address) opens. As account_for_address,
+	// except in localserve, which takes mail for every address but logs in
+	// only its account's own (tern@localhost).
+	const Account* account_for_login(const std::string& localpart, const std::string& domain) const;
 	bool hosts_domain(const std::string& domain) const;
 };
 

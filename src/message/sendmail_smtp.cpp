@@ -1,6 +1,7 @@
 // sendmail.tern -bs, see sendmail_smtp.h.
 #include "message/sendmail_smtp.h"
 
+#include <limits>
 #include <utility>
 
 #include "smtp/parser.h"
@@ -196,11 +197,12 @@ StdioSmtp::Step StdioSmtp::command(std::string_view line) {
 
 StdioSmtp::Step StdioSmtp::mail(std::string_view args) {
 	if (have_mail_) return say(reply(smtp::replies::already_have_mail()));
-	smtp::Result<smtp::MailArgs> m = smtp::parse_mail(args, parse_mode);
+	// RFC 1870 6.1: a SIZE over the limit is refused by the parser.
+	int64_t limit = max_size_ > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+	    ? std::numeric_limits<int64_t>::max()
+	    : static_cast<int64_t>(max_size_);
+	smtp::Result<smtp::MailArgs> m = smtp::parse_mail(args, parse_mode, limit);
 	if (!m) return say(reply(m.error()));
-	if (m->size && static_cast<uint64_t>(*m->size) > max_size_)
-		// RFC 1870 6.1.
-		return say(reply(smtp::replies::message_too_large(*m->size)));
 	reset_transaction();
 	have_mail_ = true;
 	tx_.sender = m->from ? m->from->to_string() : "";

@@ -140,11 +140,17 @@ bool looks_like_ip_literal(const std::string& name) {
 	    std::all_of(name.begin(), name.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
 }
 
+constexpr const char* cert_key = "tls.cert_file";
+constexpr const char* key_key = "tls.key_file";
+
 // mbedTLS reports any unreadable file as "Read/write of file failed";
 // the operator wants to know whether it is missing or a permission problem.
-void require_readable(const std::string& path, const std::string& what) {
-	if (!UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)))
-		throw std::runtime_error("tls: cannot load " + what + " " + path + ": " + std::strerror(errno));
+// The errno of opening `path` for reading, 0 when it opens.
+int open_error(const std::string& path) { return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) ? 0 : errno; }
+
+void require_readable(const std::string& path, const char* config_key) {
+	if (int e = open_error(path))
+		throw TlsFileError(path, config_key, std::string("cannot open: ") + std::strerror(e));
 }
 
 }  // namespace
@@ -160,38 +166,46 @@ struct TlsServerContext::Impl {
 
 TlsServerContext::TlsServerContext(const std::string& cert_file, const std::string& key_file)
 	: impl_(std::make_unique<Impl>()) {
-	require_readable(cert_file, "certificate file");
+	require_readable(cert_file, cert_key);
 	int rc = mbedtls_x509_crt_parse_file(impl_->chain.get(), cert_file.c_str());
-	if (rc > 0)
-		throw std::runtime_error("tls: certificate file " + cert_file + ": " + std::to_string(rc) +
-		                         " certificate(s) could not be parsed");
-	if (rc < 0)
-		throw std::runtime_error("tls: cannot load certificate file " + cert_file + ": " + mbed_error_text(rc));
+	if (rc > 0) throw TlsFileError(cert_file, cert_key, std::to_string(rc) + " certificate(s) could not be parsed");
+	if (rc < 0) throw TlsFileError(cert_file, cert_key, "not a PEM certificate chain: " + mbed_error_text(rc));
 
 	// mbedtls_pk_parse_keyfile tries PKCS#8, PKCS#1 (RSA) and SEC1 (EC).
 	// Encrypted keys fail: the daemon has nobody to ask for a passphrase.
-	require_readable(key_file, "private key file");
+	require_readable(key_file, key_key);
 	rc = mbedtls_pk_parse_keyfile(impl_->key.get(), key_file.c_str(), nullptr);
-	if (rc != 0)
-		throw std::runtime_error("tls: cannot load private key file " + key_file + ": " + mbed_error_text(rc));
+	if (rc != 0) throw TlsFileError(key_file, key_key, "not a PEM private key: " + mbed_error_text(rc));
 	mbedtls_pk_type_t type = mbedtls_pk_get_type(impl_->key.get());
 	if (type != MBEDTLS_PK_RSA && type != MBEDTLS_PK_ECKEY)
-		throw std::runtime_error("tls: private key file " + key_file + ": unsupported key type " +
-		                         mbedtls_pk_get_name(impl_->key.get()) + " (need RSA or ECDSA)");
+		throw TlsFileError(key_file, key_key,
+		                   std::string("unsupported key type ") + mbedtls_pk_get_name(impl_->key.get()) +
+		                       " (need RSA or ECDSA)");
 	rc = mbedtls_pk_check_pair(&impl_->chain.get()->pk, impl_->key.get());
 	if (rc != 0)
-		throw std::runtime_error("tls: private key file " + key_file + " does not match the certificate in " +
-		                         cert_file + ": " + mbed_error_text(rc));
+		throw TlsFileError(key_file, key_key,
+		                   "does not match the certificate in " + cert_file + ": " + mbed_error_text(rc));
 
 	mbedtls_ssl_config* config = impl_->config.get();
 	configure_common(config, MBEDTLS_SSL_IS_SERVER, *impl_->random);
 	rc = mbedtls_ssl_conf_own_cert(config, impl_->chain.get(), impl_->key.get());
-	if (rc != 0) throw std::runtime_error("tls: cannot use certificate " + cert_file + ": " + mbed_error_text(rc));
+	if (rc != 0) throw TlsFileError(cert_file, cert_key, "cannot use the certificate: " + mbed_error_text(rc));
 	// SMTP clients do not present certificates to us.
 	mbedtls_ssl_conf_authmode(config, MBEDTLS_SSL_VERIFY_NONE);
 }
 
 TlsServerContext::~TlsServerContext() = default;
+
+std::optional<std::string> certificate_problem(const std::string& cert_file, const std::string& key_file) {
+	if (cert_file.empty() || access(cert_file.c_str(), F_OK) != 0 || access(key_file.c_str(), F_OK) != 0)
+		return std::nullopt;
+	try {
+		TlsServerContext loaded(cert_file, key_file);
+	} catch (const TlsFileError& e) {
+		return e.what();
+	}
+	return std::nullopt;
+}
 
 struct TlsClientContext::Impl {
 	std::shared_ptr<RandomSource> random = shared_random();
@@ -210,7 +224,8 @@ TlsClientContext::TlsClientContext(const std::string& ca_file) : impl_(std::make
 		mbedtls_ssl_conf_authmode(config, MBEDTLS_SSL_VERIFY_NONE);
 		return;
 	}
-	require_readable(ca_file, "CA file");
+	if (int e = open_error(ca_file))
+		throw std::runtime_error("tls: cannot load CA file " + ca_file + ": " + std::strerror(e));
 	int rc = mbedtls_x509_crt_parse_file(impl_->trusted.get(), ca_file.c_str());
 	if (rc < 0) throw std::runtime_error("tls: cannot load CA file " + ca_file + ": " + mbed_error_text(rc));
 	// A few unparsable entries in a system bundle are tolerated (rc > 0);

@@ -23,6 +23,8 @@
 #pragma once
 #include <cstddef>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -30,16 +32,28 @@
 
 namespace tern::net {
 
+// A certificate or key file of the config's `tls` section that cannot be
+// used; what() is "<file>: tls.cert_file: <problem>" (or tls.key_file), the
+// form of every config error (man/tern.json.5).
+struct TlsFileError : std::runtime_error {
+	TlsFileError(const std::string& file, const char* config_key, const std::string& problem)
+		: std::runtime_error(file + ": " + config_key + ": " + problem) {}
+};
+
+// For `ternd -n` and `ternctl check`: why the config's certificate and key
+// cannot be used (a TlsFileError's text), nullopt when they load or when
+// either file is not there yet (the start check reports a missing file).
+std::optional<std::string> certificate_problem(const std::string& cert_file, const std::string& key_file);
+
 // Server side: certificate chain and private key for one set of listeners.
 // Immutable after construction and shared by sessions through shared_ptr, so
 // a SIGHUP reload can build a new context while open sessions keep theirs.
 class TlsServerContext {
 public:
 	// Loads a PEM certificate chain (leaf first) and a PEM private key (RSA
-	// or ECDSA; PKCS#1, SEC1 or unencrypted PKCS#8). Throws
-	// std::runtime_error naming the file and giving mbedTLS's error text when
-	// a file is missing or broken, or when the key does not match the leaf
-	// certificate.
+	// or ECDSA; PKCS#1, SEC1 or unencrypted PKCS#8). Throws TlsFileError
+	// with mbedTLS's error text when a file is missing or broken, or when the
+	// key does not match the leaf certificate.
 	TlsServerContext(const std::string& cert_file, const std::string& key_file);
 	~TlsServerContext();
 	TlsServerContext(const TlsServerContext&) = delete;

@@ -79,9 +79,16 @@ void show(const store::QueueRecord& r, std::ostream& out) {
 	    << "file: " << r.message_file << "\n";
 }
 
+// An unknown ID is a negative answer, like `dmarc lookup`'s `none`: said on
+// stdout, exit 1 (man/ternctl.8).
+int no_such_message(std::ostream& out) {
+	out << "no such message\n";
+	return 1;
+}
+
 // The usage and id checks, before any database work; the status to exit
 // with when the command is malformed.
-std::optional<int> refuse_malformed(const std::vector<std::string>& args, std::ostream& err) {
+std::optional<int> refuse_malformed(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
 	if (args.empty()) {
 		err << usage;
 		return 2;
@@ -94,10 +101,7 @@ std::optional<int> refuse_malformed(const std::vector<std::string>& args, std::o
 		err << usage;
 		return 2;
 	}
-	if (args.size() == 2 && !parse_id(args[1])) {
-		err << "no such message\n";
-		return 1;
-	}
+	if (args.size() == 2 && !parse_id(args[1])) return no_such_message(out);
 	return std::nullopt;
 }
 
@@ -114,7 +118,7 @@ std::string queue_list_text(const std::vector<store::QueueRecord>& records) {
 QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg, const std::vector<std::string>& args,
                                      std::ostream& out, std::ostream& err,
                                      const std::function<bool(const std::string& base)>& in_progress) {
-	if (auto status = refuse_malformed(args, err)) return {*status, false};
+	if (auto status = refuse_malformed(args, out, err)) return {*status, false};
 	const std::string& cmd = args[0];
 	std::optional<uint64_t> id;
 	if (args.size() == 2) id = parse_id(args[1]);
@@ -133,8 +137,7 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 		if (cmd == "show") {
 			auto r = env.queue_get(*id);
 			if (!r) {
-				err << "no such message\n";
-				return {1, false};
+				return {no_such_message(out), false};
 			}
 			show(*r, out);
 			return {0, false};
@@ -145,8 +148,7 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 			if (id) {
 				auto r = env.queue_get(*id);
 				if (!r) {
-					err << "no such message\n";
-					return {1, false};
+					return {no_such_message(out), false};
 				}
 				records.push_back(*r);
 			} else {
@@ -158,8 +160,7 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 				if (env.queue_update(r)) kicked++;
 			}
 			if (id && kicked == 0) {
-				err << "no such message\n";
-				return {1, false};
+				return {no_such_message(out), false};
 			}
 			out << "kicked " << kicked << "\n";
 			return {0, kicked > 0};
@@ -168,14 +169,12 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 		// back), the record, then its file link (each record owns one).
 		auto r = env.queue_get(*id);
 		if (!r) {
-			err << "no such message\n";
-			return {1, false};
+			return {no_such_message(out), false};
 		}
 		if (!r->message_file.empty())
 			mark_recipient(cfg.data_dir + "/queue", r->message_file, RecipientState::dropped);
 		if (!env.queue_remove(*id)) {
-			err << "no such message\n";
-			return {1, false};
+			return {no_such_message(out), false};
 		}
 		if (!r->message_file.empty()) ::unlink((cfg.data_dir + "/queue/" + r->message_file).c_str());
 		out << "dropped " << *id << "\n";
@@ -188,7 +187,7 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 
 int run_queue_command(const config::Config& cfg, const std::vector<std::string>& args, std::ostream& out,
                       std::ostream& err) {
-	if (auto status = refuse_malformed(args, err)) return *status;
+	if (auto status = refuse_malformed(args, out, err)) return *status;
 	try {
 		store::Env env(cfg.data_dir);
 		QueueCommandResult result = run_queue_command(env, cfg, args, out, err);

@@ -25,15 +25,11 @@ public:
 	Step start(std::optional<std::string> initial_response) override {
 		if (state_ != State::initial) return out_of_sequence();
 		if (initial_response) {
-			// RFC 2195 has the server speak first. The model rejects the
-			// initial response with its command parser's error, quoting the
-			// rest of the AUTH line: ` <base64>` (` =` for an empty one).
+			// RFC 2195 has the server speak first; the session refuses the
+			// initial response before it gets here (takes_initial_response).
+			// Before login the model shows no unparsed rest.
 			state_ = State::done;
-			std::string remaining = initial_response->empty() ? std::string("=")
-									  : base64_encode(*initial_response);
-			return Step::make_failure(501, smtp::se::proto_syntax2,
-			                          "bad syntax: expected end of line (remaining: \" " + remaining +
-			                              "\")");
+			return Step::make_failure(501, smtp::se::proto_syntax2, "bad syntax: expected end of line");
 		}
 		challenge_ = entropy_.cram_md5_challenge(hostname_);
 		state_ = State::want_response;

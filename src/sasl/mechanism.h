@@ -98,6 +98,11 @@ protected:
 std::unique_ptr<Mechanism> make_mechanism(std::string_view name_upper, const std::string& hostname,
                                           Entropy entropy = system_entropy());
 
+// Whether `AUTH MECH <initial-response>` is allowed: not for CRAM-MD5,
+// where the server speaks first (RFC 2195 2); the session then refuses the
+// line as a syntax error before anything else, as the model does.
+inline bool takes_initial_response(std::string_view name_upper) { return name_upper != "CRAM-MD5"; }
+
 // The EHLO `AUTH` keyword's value: the model's list, then LOGIN (doc/behaviour.md D15).
 inline constexpr std::string_view advertised_mechanisms = "SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN";
 

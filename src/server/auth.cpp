@@ -12,6 +12,7 @@
 #include "store/db.h"
 #include "util/base64.h"
 #include "util/log.h"
+#include "util/strings.h"
 
 namespace tern::server {
 
@@ -68,15 +69,19 @@ Outcome Connection::auth_begin(const std::string& args) {
 	if (tls_required_for_auth() && !tls)
 		return auth_failed(error_reply(538, se::pol_tls_required11, "authentication requires tls"),
 		                   mech->name());
+	smtp::Result<std::optional<std::string>> initial = initial_response_for(a);
+	if (!initial) return auth_failed(initial.error(), mech->name());
 	mechanism = std::move(mech);
-	std::optional<std::string> initial;
-	if (a.initial) {
-		auto decoded = base64_decode(*a.initial);  // "" stands for "=" (RFC 4954 4)
-		if (!decoded)
-			return auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
-		initial = std::move(*decoded);
-	}
-	return auth_step(mechanism->start(std::move(initial)));
+	return auth_step(mechanism->start(std::move(*initial)));
+}
+
+// The initial response, once the mechanism is known to run: refused as a
+// syntax error for one that takes none (text after its name is more than
+// the command allows), else decoded (RFC 4954 4).
+smtp::Result<std::optional<std::string>> Connection::initial_response_for(const smtp::AuthArgs& a) const {
+	if (a.initial && !sasl::takes_initial_response(ascii_upper(a.mechanism)))
+		return smtp::syntax_error("expected end of line", " " + *a.initial, parse_mode());
+	return smtp::decode_initial_response(a.initial);
 }
 
 Outcome Connection::auth_line(std::string_view line) {
@@ -89,9 +94,8 @@ Outcome Connection::auth_line(std::string_view line) {
 	if (auth_state.raw_next) {
 		data.assign(line);
 	} else {
-		auto decoded = base64_decode(line);
-		if (!decoded)
-			return auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
+		smtp::Result<std::string> decoded = smtp::decode_auth_base64(line);
+		if (!decoded) return auth_failed(decoded.error());
 		data = std::move(*decoded);
 	}
 	// The answer is taken; the mechanism (or Dovecot) decides what follows.
@@ -228,7 +232,7 @@ std::string Connection::login_account(const std::string& login) const {
 	if (at == std::string::npos) return {};
 	auto addr = smtp::parse_address(login);
 	if (!addr || addr->ip) return {};
-	const config::Account* acc = cfg->account_for_address(addr->localpart, addr->domain.ascii);
+	const config::Account* acc = cfg->account_for_login(addr->localpart, addr->domain.ascii);
 	return acc ? acc->name : std::string();
 }
 

@@ -57,12 +57,11 @@ Outcome Connection::dovecot_auth_begin(const smtp::AuthArgs& a) {
 	relay_succeeded_user.reset();
 	dovecot::AuthRequest request;
 	request.mechanism = mech;
-	if (a.initial) {
-		auto decoded = base64_decode(*a.initial);  // "" stands for "=" (RFC 4954 4)
-		if (!decoded)
-			return auth_failed(error_reply(501, se::proto_syntax2, "invalid base64: illegal base64 data"));
-		relay_username_sent = dovecot::login_name_in(mech, relay_messages++, *decoded);
-		request.initial_response = std::move(*decoded);
+	smtp::Result<std::optional<std::string>> initial = initial_response_for(a);
+	if (!initial) return auth_failed(initial.error(), mech);
+	if (*initial) {
+		relay_username_sent = dovecot::login_name_in(mech, relay_messages++, **initial);
+		request.initial_response = std::move(**initial);
 	}
 	// Dovecot's disable_plaintext_auth looks at `secured`: TLS, or a client
 	// on this host, where nothing crosses a network.

@@ -167,12 +167,8 @@ Outcome Connection::cmd_starttls(std::string_view args) {
 // The checks of MAIL before its address is looked at; a refusal leaves no
 // transaction (RFC 5321 4.1.1.2).
 smtp::Result<smtp::MailArgs> Connection::mail_args(std::string_view args) const {
-	smtp::Result<smtp::MailArgs> m = smtp::parse_mail(args, parse_mode());
+	smtp::Result<smtp::MailArgs> m = smtp::parse_mail(args, parse_mode(), listener().max_message_size);
 	if (!m) return m;
-	if (m->size && *m->size > listener().max_message_size) {
-		// RFC 1870 6.1
-		return smtp::replies::message_too_large(*m->size);
-	}
 	// RFC 8689 4.1: REQUIRETLS is only valid on a TLS session.
 	if (m->requiretls && !tls)
 		return error_reply(530, se::pol_encryption_needed10, "REQUIRETLS only on a TLS-protected connection");

@@ -25,8 +25,7 @@ Server::Server(struct ev_loop* loop, std::shared_ptr<const config::Config> cfg, 
 				  log::info("shutdown timeout, closing remaining connections");
 				  std::vector<core::ConnHandle> all;
 				  conns_.for_each([&](core::ConnHandle h, Connection&) { all.push_back(h); });
-				  for (auto h : all)
-					  with_conn(h, [](Connection& c) { c.close_now("shutdown timeout"); });
+				  for (auto h : all) with_conn(h, [](Connection& c) { c.shutdown_timeout(); });
 			  }),
 	  posted_timer_(loop, [this] { run_posted(); }) {
 	// Connection ids start at a random point so ids (and received-ids) of

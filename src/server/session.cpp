@@ -647,6 +647,18 @@ void Connection::shutdown_notice() {
 	}
 }
 
+// timeouts_s.shutdown passed with a command or DATA still going on: the
+// client still learns why, from one non-blocking write of the 421 after
+// whatever output waited, and the connection closes.
+void Connection::shutdown_timeout() {
+	if (dead) return;
+	if (state != SessionState::closing && state != SessionState::tls_handshake && !tls_pending_start) {
+		write_reply(shutting_down_reply(), false);
+		flush();
+	}
+	close_now("shutdown timeout");
+}
+
 void Connection::finish_command() {
 	// A suspended command has replied; continue with buffered input.
 	if (dead) return;

@@ -252,6 +252,7 @@ struct Connection {
 	// Each step of the exchange returns its Outcome: a 334 challenge that
 	// enters auth_exchange, 235, a failure, or suspended on a lookup.
 	Outcome auth_begin(const std::string& args);
+	smtp::Result<std::optional<std::string>> initial_response_for(const smtp::AuthArgs& a) const;
 	Outcome auth_line(std::string_view line);
 	Outcome auth_step(sasl::Step step);
 	Outcome auth_failed(const smtp::SmtpError& e, std::string_view mechanism_name = {});
@@ -381,8 +382,10 @@ struct Connection {
 	bool milter_check_message(std::function<void(Connection&)> then);
 	void milter_message_verdict(MilterVerdict v, const std::function<void(Connection&)>& then);
 
-	// Shutdown: idle sessions get 421 at once, busy ones after their command.
+	// Shutdown: idle sessions get 421 at once, busy ones after their command
+	// or, when timeouts_s.shutdown passes first, then (shutdown_timeout).
 	void shutdown_notice();
+	void shutdown_timeout();
 
 	const config::Listener& listener() const;
 	bool submission() const { return service != net::Service::smtp; }

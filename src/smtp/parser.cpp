@@ -12,6 +12,8 @@
 #include <set>
 
 #include "smtp/go_printable.h"
+#include "smtp/replies.h"
+#include "util/base64.h"
 #include "util/failed.h"
 #include "util/hex.h"
 #include "util/strings.h"
@@ -708,12 +710,16 @@ static std::optional<std::string_view> param_value_after_equals(Parser& p) {
 
 // One MAIL parameter after its keyword (`key` is the keyword upper-cased);
 // false when it is refused, with the reply in `p`.
-static bool parse_mail_param(Parser& p, std::string_view keyword, const std::string& key, MailArgs& mail) {
+static bool parse_mail_param(Parser& p, std::string_view keyword, const std::string& key, MailArgs& mail,
+                             int64_t max_message_size) {
 	if (key == "SIZE") {
 		// RFC 1870 6: at most 20 digits.
 		if (!p.expect("=")) return false;
 		mail.size = p.number(20);
-		return mail.size.has_value();
+		if (!mail.size) return false;
+		// RFC 1870 6.1: a declared size over the limit is refused at once.
+		if (*mail.size > max_message_size) return p.refuse(replies::message_too_large(*mail.size));
+		return true;
 	}
 	if (key == "BODY") {
 		// RFC 6152 2.
@@ -760,7 +766,7 @@ static bool parse_mail_param(Parser& p, std::string_view keyword, const std::str
 }
 
 // RFC 5321 4.1.1.2 "MAIL FROM:" Reverse-path [SP Mail-parameters].
-Result<MailArgs> parse_mail(std::string_view args, const ParseMode& mode) {
+Result<MailArgs> parse_mail(std::string_view args, const ParseMode& mode, int64_t max_message_size) {
 	Parser p(args, mode.smtputf8, mode);
 	if (!p.expect(" FROM:")) return p.refusal();
 	// No space belongs after the colon (RFC 5321 4.1.2), but Outlook sends
@@ -776,7 +782,7 @@ Result<MailArgs> parse_mail(std::string_view args, const ParseMode& mode) {
 		if (!keyword) return p.refusal();
 		std::string key = ascii_upper(*keyword);
 		if (!seen.insert(key).second) return duplicate_param(*keyword);
-		if (!parse_mail_param(p, *keyword, key, mail)) return p.refusal();
+		if (!parse_mail_param(p, *keyword, key, mail, max_message_size)) return p.refusal();
 	}
 
 	// "<>" is the null reverse path: `from` stays empty.
@@ -893,13 +899,31 @@ Result<AuthArgs> parse_auth(std::string_view args, const ParseMode& mode) {
 	auth.mechanism = std::move(*mechanism);
 	if (p.empty()) return auth;
 	if (!p.expect_space()) return p.refusal();
-	std::string_view initial = p.remainder();
-	if (initial.empty())
+	// Checked after the mechanism (decode_initial_response): an unknown
+	// one, or one refused without TLS, is answered for what it is first.
+	auth.initial = std::string(p.remainder());
+	return auth;
+}
+
+Result<std::optional<std::string>> decode_initial_response(const std::optional<std::string>& initial) {
+	if (!initial) return std::optional<std::string>();
+	if (initial->empty())
 		return SmtpError{501, std::string(se::proto_syntax2),
 		                 "missing initial auth base64 parameter after space"};
 	// RFC 4954 4: "=" stands for an empty initial response.
-	auth.initial = initial == "=" ? std::string() : std::string(initial);
-	return auth;
+	if (*initial == "=") return std::optional<std::string>(std::string());
+	Result<std::string> decoded = decode_auth_base64(*initial);
+	if (!decoded) return decoded.error();
+	return std::optional<std::string>(std::move(*decoded));
+}
+
+Result<std::string> decode_auth_base64(std::string_view text) {
+	size_t offset = 0;
+	std::optional<std::string> decoded = base64_decode(text, &offset);
+	if (!decoded)
+		return SmtpError{501, std::string(se::proto_syntax2),
+		                 "invalid base64: illegal base64 data at input byte " + std::to_string(offset)};
+	return std::move(*decoded);
 }
 
 std::optional<Domain> parse_domain(std::string_view name) {

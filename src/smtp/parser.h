@@ -4,6 +4,7 @@
 // values, or the model's reply as its error (`501 5.5.2 bad syntax: …` etc.).
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -68,9 +69,11 @@ struct MailArgs {
 };
 // Refuses: 501 5.5.2 syntax, 501 5.5.4 duplicate param or malformed DSN
 // parameter (RFC 3461 4), 555 5.3.3 / 5.5.4 unrecognized parameter,
-// 550 5.6.7 non-ascii without smtputf8.
-// The SIZE limit is checked by the caller (it knows the listener's maximum).
-Result<MailArgs> parse_mail(std::string_view args, const ParseMode&);
+// 550 5.6.7 non-ascii without smtputf8, 552 message too large for a SIZE
+// over `max_message_size` (RFC 1870 6.1), as soon as SIZE is read: before
+// the parameters after it and the address, as the model does.
+Result<MailArgs> parse_mail(std::string_view args, const ParseMode&,
+                            int64_t max_message_size = std::numeric_limits<int64_t>::max());
 
 // RCPT TO argument (` TO:<path>` or ` TO:<POSTMASTER>`) with the DSN
 // parameters NOTIFY and ORCPT (RFC 3461 4.1, 4.2; RFC 6533 4 with
@@ -109,9 +112,19 @@ Status parse_noop(std::string_view args, const ParseMode&);
 // `501 5.5.2 missing initial auth base64 parameter after space`.
 struct AuthArgs {
 	std::string mechanism;
-	std::optional<std::string> initial;  // still base64
+	// What followed the space after the mechanism, still base64: "" when
+	// nothing did, nullopt without the space.
+	std::optional<std::string> initial;
 };
 Result<AuthArgs> parse_auth(std::string_view args, const ParseMode&);
+// RFC 4954 4: the initial response decoded: nullopt when none was sent,
+// "" for "="; refused with `501 5.5.2 missing initial auth base64
+// parameter after space` when the space had nothing after it, or as
+// decode_auth_base64 refuses.
+Result<std::optional<std::string>> decode_initial_response(const std::optional<std::string>& initial);
+// A client's base64 in AUTH: `501 5.5.2 invalid base64: illegal base64
+// data at input byte N` when it is not (the model's text).
+Result<std::string> decode_auth_base64(std::string_view text);
 
 // BDAT argument (RFC 3030 2): ` <chunk-size> [LAST]`, chunk-size 1*DIGIT
 // (at most 2^64-1), LAST in any case; trailing spaces and tabs are

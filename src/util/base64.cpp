@@ -83,15 +83,46 @@ std::string base64_encode(std::string_view bytes) { return encode(bytes, std_alp
 
 std::string base64url_encode_nopad(std::string_view bytes) { return encode(bytes, url_alphabet, false); }
 
-std::optional<std::string> base64_decode(std::string_view text) {
-	if (text.size() % 4 != 0) return std::nullopt;
-	size_t padding = 0;
-	if (!text.empty() && text.back() == '=') {
-		padding = 1;
-		if (text.size() >= 2 && text[text.size() - 2] == '=') padding = 2;
+// Four characters at a time (RFC 4648 4). A quantum cut short by the end of
+// the text fails at its start; "=" is padding only as the third and fourth
+// or the fourth character of the last quantum.
+std::optional<std::string> base64_decode(std::string_view text, size_t* error_offset) {
+	auto fail = [&](size_t at) -> std::optional<std::string> {
+		if (error_offset) *error_offset = at;
+		return std::nullopt;
+	};
+	std::string out;
+	out.reserve(text.size() / 4 * 3);
+	size_t i = 0;
+	while (i < text.size()) {
+		uint32_t acc = 0;
+		size_t j = 0;
+		for (; j < 4; ++j, ++i) {
+			if (i == text.size()) return fail(i - j);
+			int8_t v = std_reverse[static_cast<unsigned char>(text[i])];
+			if (v == invalid) break;
+			acc = acc << 6 | static_cast<uint32_t>(v);
+		}
+		if (j == 4) {
+			out += static_cast<char>(acc >> 16 & 0xff);
+			out += static_cast<char>(acc >> 8 & 0xff);
+			out += static_cast<char>(acc & 0xff);
+			continue;
+		}
+		if (text[i] != '=' || j < 2) return fail(i);
+		if (j == 2) {
+			// "==" ends a quantum of two characters.
+			if (i + 1 == text.size()) return fail(text.size());
+			if (text[i + 1] != '=') return fail(i);
+			++i;
+		}
+		++i;
+		if (i < text.size()) return fail(i);  // nothing may follow the padding
+		acc <<= 6 * (4 - j);
+		out += static_cast<char>(acc >> 16 & 0xff);
+		if (j == 3) out += static_cast<char>(acc >> 8 & 0xff);
 	}
-	// Any other '=' is not in the alphabet and is rejected by decode_unpadded.
-	return decode_unpadded(text.substr(0, text.size() - padding), std_reverse);
+	return out;
 }
 
 std::optional<std::string> base64url_decode_nopad(std::string_view text) { return decode_unpadded(text, url_reverse); }

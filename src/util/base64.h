@@ -1,5 +1,6 @@
 // Base64 (RFC 4648): standard with padding, and base64url without padding.
 #pragma once
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -7,8 +8,12 @@
 namespace tern {
 
 std::string base64_encode(std::string_view bytes);
-// Strict: standard alphabet, padding required, no whitespace. nullopt on error.
-[[nodiscard]] std::optional<std::string> base64_decode(std::string_view text);
+// Strict: standard alphabet, padding required, no whitespace. nullopt on
+// error, with the offset of the offending byte in `error_offset` when
+// given, counted as the model's decoder (Go's StdEncoding) counts it, so the
+// "illegal base64 data at input byte N" of a refusal matches; unlike that
+// decoder, CR and LF are not skipped.
+[[nodiscard]] std::optional<std::string> base64_decode(std::string_view text, size_t* error_offset = nullptr);
 std::string base64url_encode_nopad(std::string_view bytes);
 // Strict inverse of base64url_encode_nopad: url alphabet, no padding, no
 // whitespace. nullopt on error.

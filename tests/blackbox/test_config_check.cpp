@@ -1,5 +1,6 @@
 // `ternd -n` (SPEC "ternd flags", "Details that scripts and tests rely on").
 #include "bb.h"
+#include "blackbox/ternctl_run.h"
 
 namespace {
 
@@ -97,6 +98,23 @@ TEST_CASE("ternd -n: invalid JSON and a missing file exit 1") {
 	RunResult missing = run_check_config(cfg.dir + "/does-not-exist.json");
 	INFO(missing.output);
 	CHECK(missing.exit_code == 1);
+}
+
+TEST_CASE("ternd -n and ternctl check: an unusable certificate or key is named as <file>: <key.path>: <what>") {
+	TempConfig cfg(R"({"hostname": "mx.test.example", "listeners": {},
+		"tls": {"cert_file": "cert.pem", "key_file": "key.pem"}})");
+	write_file(cfg.dir + "/cert.pem", "not a certificate\n");
+	write_file(cfg.dir + "/key.pem", "not a key\n");
+	const std::string expected = "error: " + cfg.dir + "/cert.pem: tls.cert_file: not a PEM certificate chain: ";
+	RunResult r = run_check_config(cfg.path);
+	INFO(r.output);
+	CHECK(r.exit_code == 1);
+	CHECK(contains(r.output, expected));
+	CHECK_FALSE(contains(r.output, "config ok"));
+	ProgramResult ctl = run_ternctl({"-c", cfg.path, "check"});
+	INFO(ctl.both());
+	CHECK(ctl.exit_code == 1);
+	CHECK(starts_with(ctl.err, expected));
 }
 
 TEST_CASE("ternd: an invalid config makes the daemon exit non-zero at start") {

@@ -730,11 +730,17 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 
 	out.str("");
 	err.str("");
+	// A negative answer, on stdout like `dmarc lookup`'s `none`.
 	CHECK(queue::run_queue_command(*config, {"show", "999999"}, out, err) == 1);
-	CHECK(err.str() == "no such message\n");
-	err.str("");
+	CHECK(out.str() == "no such message\n");
+	CHECK(err.str() == "");
+	out.str("");
 	CHECK(queue::run_queue_command(*config, {"drop", "999999"}, out, err) == 1);
-	CHECK(err.str() == "no such message\n");
+	CHECK(out.str() == "no such message\n");
+	out.str("");
+	CHECK(queue::run_queue_command(*config, {"kick", "x1"}, out, err) == 1);
+	CHECK(out.str() == "no such message\n");
+	CHECK(err.str() == "");
 	CHECK(queue::run_queue_command(*config, {"frobnicate"}, out, err) == 2);
 
 	out.str("");

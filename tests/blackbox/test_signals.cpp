@@ -59,6 +59,24 @@ TEST_CASE("SIGTERM: a client inside DATA finishes (250), then gets 421; ternd ex
 	CHECK(ends_with(read_file(files[0]), message));
 }
 
+TEST_CASE("SIGTERM: a client still inside DATA at timeouts_s.shutdown gets 421 4.3.2, then the close") {
+	TernDaemon d({.config_patch = R"({"timeouts_s": {"shutdown": 1}})"});
+	REQUIRE_RUNNING(d);
+	SmtpClient sender = connect_and_ehlo(d);
+	REQUIRE(sender.connected());
+	REQUIRE(sender.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	REQUIRE(sender.cmd("RCPT TO:<alice@test.example>").code == 250);
+	REQUIRE(sender.cmd("DATA").code == 354);
+	REQUIRE(sender.send(make_message("never finished").substr(0, 40)));
+	REQUIRE(d.signal(SIGTERM));
+	// Nothing more is sent: the bound passes with the message unfinished.
+	Reply r = sender.read_reply();
+	CHECK(r.plain() == "421 4.3.2 shutting down");
+	CHECK(sender.expect_closed());
+	CHECK(d.wait_exit(15000) == 0);
+	CHECK(maildir_files(d.maildir()).empty());
+}
+
 TEST_CASE("SIGTERM: exit 0 with no clients; SIGINT does the same") {
 	SUBCASE("SIGTERM") {
 		TernDaemon d;

@@ -236,10 +236,10 @@ TEST_CASE("trust db: while ternd runs, ternctl writes through its control socket
 	CHECK(r.err == "error: no such account: nobody\n");
 	r = run_ternctl({"-c", d.config_path(), "queue", "drop", "999"});
 	CHECK(r.exit_code == 1);
-	CHECK(r.err == "no such message\n");
+	CHECK(r.out == "no such message\n");
 	r = run_ternctl({"-c", d.config_path(), "queue", "kick", "999"});
 	CHECK(r.exit_code == 1);
-	CHECK(r.err == "no such message\n");
+	CHECK(r.out == "no such message\n");
 	r = run_ternctl({"-c", d.config_path(), "queue", "list"});
 	CHECK(r.exit_code == 0);
 	CHECK(r.out == "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n");

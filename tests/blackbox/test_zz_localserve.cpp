@@ -2,6 +2,7 @@
 // so this file runs last (doctest orders by file name) and skips when the
 // ports are taken.
 #include "bb.h"
+#include "helpers/tls_tools.h"
 #include "ternctl_run.h"
 
 #include <csignal>
@@ -139,6 +140,34 @@ TEST_CASE("localserve: swaks delivers to the tern account; special localparts fa
 		REQUIRE(c.send(make_message("special", "hi\r\n", "sender@x.example", "x554@x.example") + ".\r\n"));
 		CHECK(c.read_reply().plain() == "554 5.0.0 failure with code 554 due to special localpart");
 		CHECK(maildir_files(ls.maildir()).empty());
+	}
+
+	SUBCASE("/metrics on 127.0.0.1 and, where there is ::1, on ::1 (SPEC \"localserve\")") {
+		const char* fetch =
+		    "import sys, urllib.request\n"
+		    "opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))\n"
+		    "r = opener.open(sys.argv[1], timeout=10)\n"
+		    "print(r.status)\n"
+		    "print(r.read().decode())\n";
+		for (std::string host : {"127.0.0.1", "[::1]"}) {
+			SmtpClient probe;
+			if (host == "[::1]" && !probe.connect("::1", 1025)) continue;  // no ::1 here
+			RunResult r = run_command({"/usr/bin/python3", "-c", fetch, "http://" + host + ":1080/metrics"},
+			                          20000);
+			INFO(host << ": " << r.output);
+			CHECK(r.exit_code == 0);
+			CHECK(starts_with(r.output, "200\n"));
+			CHECK(contains(r.output, "tern_connections_open"));
+		}
+	}
+
+	SUBCASE("only tern@localhost logs in, though every address takes mail (SPEC \"localserve\")") {
+		SmtpClient c;
+		REQUIRE(c.connect("127.0.0.1", 1587));
+		REQUIRE(c.greet_and_ehlo("client.example"));
+		CHECK(c.cmd("AUTH PLAIN " + plain_response("anyone@example.com", "terntern")).plain() ==
+		      "535 5.7.8 bad user/pass");
+		CHECK(c.cmd("AUTH PLAIN " + plain_response("tern@localhost", "terntern")).plain() == "235 2.7.0 nice");
 	}
 
 	SUBCASE("any recipient domain is accepted, also on ::1 when available") {

@@ -54,6 +54,26 @@ TEST_CASE("base64: strict decoding rejects bad input") {
 	CHECK_FALSE(base64_decode("*").has_value());
 }
 
+TEST_CASE("base64: the offset of a refusal is counted as the model's decoder counts it") {
+	// Go's StdEncoding: a quantum cut short fails at its start, a bad byte
+	// where it is, a lone "=" of "==" at the end of the text, bytes after
+	// the padding where they start.
+	const std::pair<const char*, size_t> cases[] = {
+	    {"Zg", 0},   {"Zg=", 3},  {"Zm9", 0},      {"Zm9v ", 4},     {"Zm9v\r\n", 4}, {"Zm 9", 2},    {"Zm9*", 3},
+	    {"Zm-_", 2}, {"Z===", 1}, {"A===", 1},     {"====", 0},      {"Zg==Zg==", 4}, {"Z=g=", 1},    {"=", 0},
+	    {"*", 0},    {"!!", 0},   {"Zm9vYg=x", 6}, {"Zm9vYmE=x", 8}, {"Zm9vY", 4},    {"Zm9vYmF", 4},
+	};
+	for (const auto& [text, offset] : cases) {
+		INFO(text);
+		size_t at = 999;
+		CHECK_FALSE(base64_decode(text, &at).has_value());
+		CHECK(at == offset);
+	}
+	size_t untouched = 999;
+	CHECK(base64_decode("Zm9vYg==", &untouched) == std::string("foob"));
+	CHECK(untouched == 999);
+}
+
 TEST_CASE("base64url: no padding, url alphabet") {
 	CHECK(base64url_encode_nopad("") == "");
 	CHECK(base64url_encode_nopad("f") == "Zg");

@@ -121,6 +121,23 @@ TEST_CASE("remaining suffix only when authenticated") {
 	      "501 5.5.2 bad syntax: expected at least one char for parameter keyword (remaining \"!x\")");
 }
 
+TEST_CASE("MAIL SIZE over the limit is refused as soon as it is read") {
+	// RFC 1870 6.1; the model checks it inside its parameter loop, before
+	// later parameters and the address are looked at.
+	const int64_t limit = 100 * 1024 * 1024;
+	auto too_large = [&](const char* args) { return reply_of(error_of(parse_mail(args, submission(), limit))); };
+	CHECK(too_large(" FROM:<a@b.example> SIZE=999999999") == "552 5.3.4 message too large");
+	CHECK(too_large(" FROM:<a@b.example> SIZE=999999999 FOO=1") == "552 5.3.4 message too large");
+	CHECK(too_large(" FROM:<a@b.example> SIZE=999999999 SIZE=1") == "552 5.3.4 message too large");
+	CHECK(too_large(" FROM:<a@b.example> SIZE=999999999 BODY=X") == "552 5.3.4 message too large");
+	CHECK(too_large(" FROM:<a@@b.example> SIZE=999999999") == "552 5.3.4 message too large");
+	CHECK(reply_of(error_of(parse_mail(" FROM:<a@b.example> SIZE=5000", submission(), 4096))) ==
+	      "552 5.2.3 message too large");
+	// Parameters before SIZE are judged first.
+	CHECK(too_large(" FROM:<a@b.example> FOO=1 SIZE=999999999") == "555 5.3.3 unrecognized parameter \"FOO\"");
+	CHECK(*value_of(parse_mail(" FROM:<a@b.example> SIZE=104857600", submission(), limit)).size == limit);
+}
+
 TEST_CASE("MAIL SIZE parameter") {
 	CHECK(*value_of(parse_mail(" FROM:<a@b.example> SIZE=1000", submission())).size == 1000);
 	CHECK(*value_of(parse_mail(" FROM:<a@b.example> size=0", submission())).size == 0);
@@ -470,10 +487,22 @@ TEST_CASE("AUTH arguments") {
 	a = value_of(parse_auth(" scram-sha-256 =", submission()));
 	CHECK(a.mechanism == "SCRAM-SHA-256");
 	REQUIRE(a.initial);
-	CHECK(*a.initial == "");
+	CHECK(*a.initial == "=");
 
-	CHECK(reply_of(error_of(parse_auth(" PLAIN ", submission()))) ==
+	// The space with nothing after it is judged once the mechanism is known
+	// to run (an unknown one gets its 504 first, as in the model).
+	a = value_of(parse_auth(" PLAIN ", submission()));
+	REQUIRE(a.initial);
+	CHECK(*a.initial == "");
+	CHECK(reply_of(error_of(decode_initial_response(a.initial))) ==
 	      "501 5.5.2 missing initial auth base64 parameter after space");
+	CHECK_FALSE(value_of(decode_initial_response(std::nullopt)).has_value());
+	CHECK(value_of(decode_initial_response(std::string("="))) == std::string());
+	CHECK(value_of(decode_initial_response(std::string("dGVzdA=="))) == "test");
+	CHECK(reply_of(error_of(decode_initial_response(std::string("A===")))) ==
+	      "501 5.5.2 invalid base64: illegal base64 data at input byte 1");
+	CHECK(reply_of(error_of(decode_auth_base64("!!"))) ==
+	      "501 5.5.2 invalid base64: illegal base64 data at input byte 0");
 	CHECK(reply_of(error_of(parse_auth("", submission()))) == "501 5.5.2 bad syntax: expected \" \"");
 	CHECK(reply_of(error_of(parse_auth(" ", submission()))) ==
 	      "501 5.5.2 bad syntax: need at least one char for sasl-mech");

@@ -466,12 +466,14 @@ TEST_CASE("sasl CRAM-MD5: failures") {
 	};
 	StoredSecrets secrets = StoredSecrets::derive("tanstaaftanstaaf");
 
-	SUBCASE("initial response is a syntax error, quoted like the model") {
+	SUBCASE("initial response is a syntax error; the unparsed rest is never shown before login") {
+		CHECK_FALSE(tern::sasl::takes_initial_response("CRAM-MD5"));
+		CHECK(tern::sasl::takes_initial_response("PLAIN"));
+		CHECK(tern::sasl::takes_initial_response("SCRAM-SHA-256"));
 		auto cram = make_mechanism("CRAM-MD5", "x");
-		check_failure(cram->start("test"s), 501, "5.2",
-		              "bad syntax: expected end of line (remaining: \" dGVzdA==\")");
+		check_failure(cram->start("test"s), 501, "5.2", "bad syntax: expected end of line");
 		auto empty = make_mechanism("CRAM-MD5", "x");
-		check_failure(empty->start(""s), 501, "5.2", "bad syntax: expected end of line (remaining: \" =\")");
+		check_failure(empty->start(""s), 501, "5.2", "bad syntax: expected end of line");
 	}
 	SUBCASE("malformed responses") {
 		for (std::string response :
