@@ -113,19 +113,10 @@ VerdictSummary summarize_verdicts(const AccountDecisions& decisions) {
 
 namespace {
 
-// When every account refused, unknown recipients share the refusal's code,
-// so the client gets one reply rather than a list (the seed's way).
-const inbound::Verdict* refusal_for_all(const AccountDecisions& decisions) {
-	const inbound::Verdict* first = nullptr;
-	for (const auto& [account, d] : decisions) {
-		if (d.verdict.accept) return nullptr;
-		if (!first) first = &d.verdict;
-	}
-	return first;
-}
-
-DeliverError unknown_user_error(const Recipient& r, const inbound::Verdict* refusal) {
-	if (refusal) return {r.display, refusal->code, refusal->secode, refusal->code >= 500, "no such user"};
+// RFC 5321 4.5.3.1.10 / the model: an unknown recipient is its own error,
+// whatever the accounts decided (doc/behaviour.md §9: when all failed, one
+// reply if the codes agree, else a list ending in "multiple errors").
+DeliverError unknown_user_error(const Recipient& r) {
 	return {r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"};
 }
 
@@ -141,6 +132,9 @@ void plan_refusal(InboundCopyPlan& plan, size_t index, const Recipient& r, const
 	const inbound::Verdict& v = d.verdict;
 	plan.refusal_reasons.push_back(v.reason);
 	plan.errors.push_back({r.display, v.code, v.secode, v.code >= 500, v.text});
+	// A delivery-rate refusal comes before the analysis, as in the model: it
+	// keeps no Rejects copy (the limit is there to stop a mailbox filling).
+	if (d.rate_limited) return;
 	if (d.history_error || !in.history_available || !rejects_done.insert(r.account).second) return;
 	inbound::RejectsPlan rejects = inbound::plan_reject(d.rejects, in.message_id, in.sha256, account.keep_rejects,
 	                                                    in.now);
@@ -153,13 +147,12 @@ void plan_refusal(InboundCopyPlan& plan, size_t index, const Recipient& r, const
 InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
                                     const config::Config& cfg, const CopyPlanInput& in) {
 	InboundCopyPlan plan;
-	const inbound::Verdict* all_refused = refusal_for_all(decisions);
 	std::set<std::string> rejects_done;
 	for (size_t i = 0; i < recipients.size(); ++i) {
 		const Recipient& r = recipients[i];
 		if (!r.local) {
 			++plan.unknown_users;
-			plan.errors.push_back(unknown_user_error(r, all_refused));
+			plan.errors.push_back(unknown_user_error(r));
 			continue;
 		}
 		const AccountDecision& d = decisions.at(r.account);

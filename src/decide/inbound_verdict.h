@@ -71,6 +71,7 @@ struct AccountDecision {
 	inbound::Verdict verdict;
 	std::vector<inbound::RejectCopy> rejects;  // the account's Rejects copies before this message
 	bool history_error = false;
+	bool rate_limited = false;  // refused by its delivery-rate limits (account_verdict)
 };
 using AccountDecisions = std::map<std::string, AccountDecision>;  // by account name
 

@@ -222,30 +222,11 @@ Outcome Connection::message_refusal(const SmtpError& e) {
 void Connection::refuse_message(const SmtpError& e) { apply(message_refusal(e)); }
 
 void Connection::deliver_local() {
-	std::vector<DeliverError> errors;
-	size_t unknown = 0;
-	for (const auto& r : tx.recipients)
-		if (!r.local) ++unknown;
-	if (unknown == tx.recipients.size()) {
-		// Every address was unknown at RCPT. Slow down address guessers
-		// (delays_ms.unknown_recipients) without blocking the loop.
-		log::event(log::Level::info, cid, "deliver attempt to unknown user(s)");
-		SmtpError e{550, std::string(se::addr_bad_dest_mailbox1), "no such user(s)"};
-		abort_data_file();
-		rset();
-		double delay = static_cast<double>(cfg->delays_ms.unknown_recipients) / 1000.0;
-		if (delay > 0) {
-			stall_then_reply(delay, e);
-			return;
-		}
-		apply(Outcome(e).then(SessionState::command));
-		return;
-	}
-
 	// Owned by the connection until the copies are written. A file
 	// rewritten by milters is another inode than the descriptor's, and
 	// its header section may not be the one that streamed in.
 	received.path = std::exchange(data->path, std::string());
+	received.header_separator = data->decoder.has_header_separator();
 	if (data->rewritten_size < 0) {
 		received.spool = core::SpoolFile{std::move(data->fd), static_cast<uint64_t>(data->stored_size())};
 		received.header = std::move(data->header);
@@ -286,7 +267,7 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 	std::vector<std::string> copy_rcpts;
 	bool rejected = !errors.empty();
 	// For one LMTP transaction with several recipients (Received without "for").
-	std::string shared_prefix = common + message::build_received(ri);
+	std::string shared_prefix = common + received_field(ri);
 	for (const auto& r : tx.recipients) {
 		if (!r.local) {
 			core::stats().count_delivery("unknownuser", "");  // tern_smtpserver_delivery_total
@@ -317,12 +298,20 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector
 		}
 		ri.for_rcpt = r.display;
 		copies->push_back(local_copy(cfg->accounts.at(r.account), r.mailbox, r.display,
-		                             common + message::build_received(ri), shared_prefix));
+		                             common + received_field(ri), shared_prefix));
 		copies->back().maildir.seen = an && an->seen_recipients.count(r.display);  // a kept DMARC/TLS report
 		copy_rcpts.push_back(r.display);
 	}
 	// The writer owns the file now.
 	write_copies(std::move(copies), std::move(copy_rcpts), std::move(errors), std::exchange(received, {}), an);
+}
+
+// The Received field that closes a stored copy's added fields, with the
+// empty line the data lacked when it had no header section.
+std::string Connection::received_field(const message::ReceivedInfo& ri) const {
+	std::string field = message::build_received(ri);
+	if (!received.header_separator) field += "\r\n";
+	return field;
 }
 
 message::ReceivedInfo Connection::received_info(std::time_t now) const {

@@ -71,6 +71,13 @@ void Connection::analysis_lookups(std::shared_ptr<InboundAnalysis> an) {
 		    smtp::error_reply(550, se::net_routing_loop6, "loop detected, more than 100 Received headers"));
 		return;
 	}
+	// Every address unknown at RCPT: answered after the loop check, as the
+	// model does; nothing the lookups find could change that answer, so
+	// none is made.
+	if (std::none_of(tx.recipients.begin(), tx.recipients.end(), [](const auto& r) { return r.local; })) {
+		refuse_unknown_recipients();
+		return;
+	}
 	an->key_answers.resize(an->pending.size());
 	std::vector<size_t> key_lookups;
 	for (size_t i = 0; i < an->pending.size(); ++i)
@@ -235,10 +242,26 @@ decide::AccountDecision decide_for_account(const InboundAnalysis& an, const stor
 		}
 	}
 	d.verdict = decide::account_verdict(facts, rate_refusal);
+	d.rate_limited = rate_refusal.has_value();
 	return d;
 }
 
 }  // namespace
+
+// Slows down address guessers (delays_ms.unknown_recipients) without
+// blocking the loop.
+void Connection::refuse_unknown_recipients() {
+	log::event(log::Level::info, cid, "deliver attempt to unknown user(s)");
+	SmtpError e{550, std::string(se::addr_bad_dest_mailbox1), "no such user(s)"};
+	double delay = static_cast<double>(cfg->delays_ms.unknown_recipients) / 1000.0;
+	if (delay <= 0) {
+		refuse_message(e);
+		return;
+	}
+	abort_data_file(FileRemoval::on_worker);
+	rset();
+	stall_then_reply(delay, e);
+}
 
 // The rest of the facts and the verdict, per destination account, on a worker.
 void Connection::analysis_accounts(std::shared_ptr<InboundAnalysis> an) {
@@ -312,7 +335,7 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 		core::stats().count_delivery("reject", reason);  // per recipient, as the model does
 	an->rejects_to_remove = std::move(plan.rejects_to_remove);
 	// One LMTP transaction, several recipients: no "for" (RFC 5321 4.4).
-	std::string shared = message::build_received(ri);
+	std::string shared = received_field(ri);
 	auto copies = std::make_shared<std::vector<LocalCopy>>();
 	std::vector<std::string> copy_rcpts;
 	for (const auto& planned : plan.copies) {
@@ -320,7 +343,7 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 		const config::Account& account = cfg->accounts.at(planned.account);
 		std::string reason_header = "X-Tern-Reason: " + planned.reason + "\r\n";
 		ri.for_rcpt = r.display;
-		std::string prefix = reason_header + common + message::build_received(ri);
+		std::string prefix = reason_header + common + received_field(ri);
 		if (planned.rejects_copy) {
 			// The Rejects mailbox is always tern's own Maildir, also for an
 			// account that takes its mail over LMTP.

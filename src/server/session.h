@@ -99,6 +99,10 @@ struct ReceivedMessage {
 	std::string path;
 	core::SpoolFile spool;
 	std::optional<message::HeaderSection> header;
+	// Whether the data had the empty line ending a header section; without
+	// it the stored copy gets one after the added fields, so the data is
+	// the body (as the model stores it).
+	bool header_separator = true;
 };
 
 // State that exists only while DATA is being received; allocated at DATA
@@ -303,6 +307,7 @@ struct Connection {
 	// The reply to a BDAT once its chunk is read (RFC 3030 2, 4).
 	Outcome chunk_outcome();
 	void deliver_local();
+	void refuse_unknown_recipients();
 	LocalEnvelope local_envelope() const;
 	void write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, std::vector<std::string> copy_rcpts,
 	                  std::vector<DeliverError> errors, ReceivedMessage message,
@@ -335,6 +340,7 @@ struct Connection {
 	void submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now, bool has_8bit,
 	                         int64_t size);
 	message::ReceivedInfo received_info(std::time_t now) const;
+	std::string received_field(const message::ReceivedInfo& ri) const;
 	void finish_command();  // after an async command completes
 
 	// Suspends the current command (state waiting, reading stops, the

@@ -246,6 +246,37 @@ TEST_CASE("DATA: all recipients unknown gets 550 5.1.1 no such user(s)") {
 	CHECK(c.cmd(mail_bob).plain() == "250 2.1.0 looking good");
 }
 
+TEST_CASE("DATA: a looping message to unknown users is refused as a loop first, as the model does") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	std::string hops;
+	for (int i = 0; i < 101; ++i) hops += "Received: from hop" + std::to_string(i) + ".example; " + "x\r\n";
+	Transaction t = send_mail(c, test_sender, {"nobody@test.example"}, hops + make_message());
+	CHECK(t.reply.plain() == "550 5.4.6 loop detected, more than 100 Received headers");
+	CHECK(c.cmd(mail_bob).plain() == "250 2.1.0 looking good");
+}
+
+TEST_CASE("DATA: an unknown user beside a refused one is its own 550 5.1.1 in the list") {
+	// doc/behaviour.md §9: all failed with different codes: 554 5.3.0 lines,
+	// then "multiple errors" (the model's aggregation).
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	d.dns().add("_dmarc.other.example", "TXT", "v=DMARC1; p=reject");
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	// An SPF pass lets a second recipient in; the From domain, aligned with
+	// neither SPF nor a signature, fails DMARC.
+	Transaction t = send_mail(c, test_sender, {"nobody@test.example", "alice@test.example"},
+	                          make_message("dmarc fails", "x\r\n", "someone@other.example"));
+	INFO(t.reply.raw);
+	REQUIRE(t.reply.lines.size() == 3);
+	CHECK(t.reply.lines[0] == "554-5.3.0 550 5.1.1 no such user");
+	CHECK(t.reply.lines[1] == "554-5.3.0 550 5.7.26 rejecting per dmarc policy");
+	CHECK(starts_with(t.reply.lines[2], "554 5.3.0 multiple errors ("));  // the received id
+}
+
 TEST_CASE("RSET, VRFY, EXPN, HELP, NOOP") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);

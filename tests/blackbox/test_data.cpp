@@ -327,6 +327,31 @@ TEST_CASE("DATA: a large message (5 MB) in many writes is stored intact") {
 	CHECK(ends_with(stored, message));
 }
 
+TEST_CASE("DATA: data without a header section becomes the body of the stored copy, as the model stores it") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	const std::string data = "Subject: no separator here\r\nX-Foo: bar\r\n";
+	CHECK(send_mail(c, test_sender, {"alice@test.example"}, data).reply.plain() == "250 2.2.0 it is done");
+	std::string stored = only_message(d);
+	REQUIRE(ends_with(stored, data));
+	std::string prefix = stored.substr(0, stored.size() - data.size());
+	// The added fields, Received last, then the empty line.
+	CHECK(ends_with(prefix, "\r\n\r\n"));
+	CHECK(contains(unfold(prefix), "Received: from client.sender.example"));
+	// With a header section nothing is added between.
+	std::string with_header = make_message("normal");
+	CHECK(send_mail(c, test_sender, {"alice@test.example"}, with_header).reply.code == 250);
+	auto files = wait_for_maildir(d.maildir(), 2);
+	REQUIRE(files.size() == 2);
+	for (const auto& f : files) {
+		std::string text = read_file(f);
+		if (!ends_with(text, with_header)) continue;
+		CHECK_FALSE(ends_with(text.substr(0, text.size() - with_header.size()), "\r\n\r\n"));
+	}
+}
+
 TEST_CASE("DATA: a header of more than 10,000 fields is stored intact (doc/behaviour.md D19)") {
 	// Parsed, each tiny field would cost about a hundred bytes of memory on
 	// the analysis worker; past the limit the header counts as unreadable.

@@ -163,6 +163,10 @@ TEST_CASE("history: a delivery-rate limit refuses 452 4.2.2 from one address and
 	CHECK(t.reply.plain() == "452 4.2.2 more than 2 messages in past 1m0s from your ip/network");
 	CHECK(contains(d.log_text(), "reason=rate-limited"));
 	CHECK(wait_for_maildir(d.maildir(), 2).size() == 2);
+	// The limit is there to stop a mailbox filling: as in the model, the
+	// refused message is not kept in Rejects either (the copies are on disk
+	// before the reply).
+	CHECK(maildir_names(d.maildir() + "/.Rejects/cur").empty());
 
 	// Another /32 (here IPv6 ::1) is not limited by 127.0.0.1's count.
 	SmtpClient c6 = connect_smtp(d, "::1");

@@ -307,16 +307,37 @@ TEST_CASE("decide verdict: copies for accepting accounts, errors and one Rejects
 	}
 }
 
-TEST_CASE("decide verdict: when every account refused, unknown users share the refusal's code") {
+TEST_CASE("decide verdict: an unknown user is 550 5.1.1 no such user whatever the accounts decided") {
+	// The model: its own error per unknown recipient; when all failed with
+	// different codes the reply lists them (doc/behaviour.md §9).
 	auto cfg = test_config();
 	std::vector<Recipient> rcpts{local_rcpt("bob@example.org", "bob"), unknown_rcpt("nobody@example.org")};
 	AccountDecisions decisions{{"bob", refused(451, "3.0", "reputation-error")}};
 	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, *cfg, {});
 	REQUIRE(plan.errors.size() == 2);
-	CHECK(plan.errors[1].code == 451);
-	CHECK(plan.errors[1].secode == "3.0");
-	CHECK_FALSE(plan.errors[1].user_error);
+	CHECK(plan.errors[1].code == 550);
+	CHECK(plan.errors[1].secode == "1.1");
+	CHECK(plan.errors[1].user_error);
 	CHECK(plan.errors[1].text == "no such user");
+}
+
+TEST_CASE("decide verdict: a delivery-rate refusal keeps no Rejects copy") {
+	// In the model the rate check comes before the analysis and the Rejects
+	// step: a limit meant to stop a mailbox filling does not fill Rejects.
+	auto cfg = test_config();
+	std::vector<Recipient> rcpts{local_rcpt("bob@example.org", "bob")};
+	AccountDecisions decisions{{"bob", refused(452, "2.2", "rate-limited")}};
+	CopyPlanInput in;
+	in.message_id = "<m2@sender.example>";
+	in.sha256 = "cd";
+	in.now = 1000;
+	in.history_available = true;
+	CHECK(plan_inbound_copies(rcpts, decisions, *cfg, in).copies.size() == 1);  // an analysis refusal: kept
+	decisions["bob"].rate_limited = true;
+	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, *cfg, in);
+	CHECK(plan.copies.empty());
+	REQUIRE(plan.errors.size() == 1);
+	CHECK(plan.errors[0].code == 452);
 }
 
 TEST_CASE("decide verdict: delivered reasons skip failed and unknown recipients") {
