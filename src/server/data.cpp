@@ -234,76 +234,63 @@ void Connection::deliver_local() {
 	data.reset();
 	if (cfg->localserve) {
 		// Localserve makes no DNS lookups at all.
-		deliver_copies(nullptr);
+		deliver_localserve_copies();
 		return;
 	}
 	analyze_inbound();
 }
 
-void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {
-	std::time_t now = std::time(nullptr);
+void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an) {
 	// doc/behaviour.md §7: Return-Path, Authentication-Results,
 	// Received-SPF, then Received, in that order on each copy.
 	std::string common = message::build_return_path(tx.mail_from ? address_text(*tx.mail_from) : std::string());
-	message::ReceivedInfo ri = received_info(now);
-	if (an) {
-		common += decide::authentication_results(*an, global_hostname(), remote_ip);
-		common += an->spf.header();
-		// The verified reverse name, when it differs from the EHLO name.
-		std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0]
-										      : an->iprev.name;
-		if (!name.empty() && (!hello || hello->ip || name != hello->domain.ascii))
-			ri.from_comment = "(" + name + " " + remote_ip.to_literal() + ")";
-		// Port 25: each account's verdict decides its copies (server/deliver.cpp).
-		deliver_inbound_copies(an, common, ri);
-		return;
-	} else if (cfg->localserve) {
-		// Localserve looks nothing up, so no method has a result: RFC 8601
-		// 2.2 "none" (the model's header for a message with no checks).
-		common += message::build_authentication_results(global_hostname(), "", {});
-	}
+	message::ReceivedInfo ri = received_info(std::time(nullptr));
+	common += decide::authentication_results(*an, global_hostname(), remote_ip);
+	common += an->spf.header();
+	// The verified reverse name, when it differs from the EHLO name.
+	std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0] : an->iprev.name;
+	if (!name.empty() && (!hello || hello->ip || name != hello->domain.ascii))
+		ri.from_comment = "(" + name + " " + remote_ip.to_literal() + ")";
+	// Port 25: each account's verdict decides its copies (server/deliver.cpp).
+	deliver_inbound_copies(an, common, ri);
+}
 
+// Localserve takes every recipient for its one account and looks nothing
+// up; the special localparts fail their recipient on purpose.
+void Connection::deliver_localserve_copies() {
+	// Nothing was looked up, so no method has a result: RFC 8601 2.2 "none"
+	// (the model's header for a message with no checks).
+	std::string common = message::build_return_path(tx.mail_from ? address_text(*tx.mail_from) : std::string()) +
+	    message::build_authentication_results(global_hostname(), "", {});
+	message::ReceivedInfo ri = received_info(std::time(nullptr));
 	auto copies = std::make_shared<std::vector<LocalCopy>>();
 	std::vector<std::string> copy_rcpts;
-	bool rejected = !errors.empty();
+	std::vector<DeliverError> errors;
 	// For one LMTP transaction with several recipients (Received without "for").
 	std::string shared_prefix = common + received_field(ri);
 	for (const auto& r : tx.recipients) {
-		if (!r.local) {
-			core::stats().count_delivery("unknownuser", "");  // tern_smtpserver_delivery_total
-			if (!rejected)
-				errors.push_back(
-				    {r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"});
-			continue;
+		LocalserveFailure f = localserve_failure(r.address.localpart);
+		if (f.timeout) {
+			log::event(log::Level::info, cid, "timing out due to special localpart");
+			rset();
+			stall_then_reply(
+			    3600,
+			    SmtpError{451, std::string(se::other0), "timing out delivery due to special localpart"});
+			return;
 		}
-		if (rejected) continue;
-		if (cfg->localserve) {
-			LocalserveFailure f = localserve_failure(r.address.localpart);
-			if (f.timeout) {
-				log::event(log::Level::info, cid, "timing out due to special localpart");
-				rset();
-				stall_then_reply(3600,
-				                 SmtpError{451, std::string(se::other0),
-				                           "timing out delivery due to special localpart"});
-				return;
-			}
-			if (f.code != 0) {
-				core::stats().count_delivery("delivererror",
-				                             "localserve");  // tern_smtpserver_delivery_total
-				errors.push_back(
-				    {r.display, f.code, std::string(se::other0), false,
-				     "failure with code " + std::to_string(f.code) + " due to special localpart"});
-				continue;
-			}
+		if (f.code != 0) {
+			core::stats().count_delivery("delivererror", "localserve");  // tern_smtpserver_delivery_total
+			errors.push_back({r.display, f.code, std::string(se::other0), false,
+			                  "failure with code " + std::to_string(f.code) + " due to special localpart"});
+			continue;
 		}
 		ri.for_rcpt = r.display;
 		copies->push_back(local_copy(cfg->accounts.at(r.account), r.mailbox, r.display,
 		                             common + received_field(ri), shared_prefix));
-		copies->back().maildir.seen = an && an->seen_recipients.count(r.display);  // a kept DMARC/TLS report
 		copy_rcpts.push_back(r.display);
 	}
 	// The writer owns the file now.
-	write_copies(std::move(copies), std::move(copy_rcpts), std::move(errors), std::exchange(received, {}), an);
+	write_copies(std::move(copies), std::move(copy_rcpts), std::move(errors), std::exchange(received, {}), nullptr);
 }
 
 // The Received field that closes a stored copy's added fields, with the

@@ -334,7 +334,8 @@ struct Connection {
 	void remove_obsolete_rejects(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors);
 	// Counts delivered recipients by reason; returns the distinct reasons, comma-separated.
 	std::string count_inbound_deliveries(const InboundAnalysis& an, const std::vector<DeliverError>& errors) const;
-	void deliver_copies(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors = {});
+	void deliver_copies(std::shared_ptr<InboundAnalysis> an);
+	void deliver_localserve_copies();
 	void submit_message();
 	void submit_localserve(const SubmissionResult& r, const std::string& path, const message::ReceivedInfo& ri);
 	void submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now, bool has_8bit,
