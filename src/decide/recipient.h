@@ -19,10 +19,14 @@ struct Recipient {
 	bool local = false;       // resolves to an account
 	std::string account;      // account name when local
 	std::string mailbox;      // destination mailbox when local
-	// The address as written into headers (Received "for").
+	// The address as the transaction writes it (the domain's Unicode form
+	// under SMTPUTF8): replies, logs, DSNs, the queue's RCPT TO.
 	std::string display;
 	uint8_t notify = 0;  // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
 	std::string orcpt;   // RFC 3461 4.2 ORCPT, stored form "type;address" ("" = none)
+	// The address in a Received field's "for" clause: the domain always in
+	// its ASCII form, as the model writes it (doc/behaviour.md §7).
+	std::string received_for() const { return postmaster ? display : address.to_ascii_string(); }
 };
 
 // A recipient that could not be delivered (doc/behaviour.md §4 DATA).

@@ -243,14 +243,12 @@ void Connection::deliver_local() {
 void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an) {
 	// doc/behaviour.md §7: Return-Path, Authentication-Results,
 	// Received-SPF, then Received, in that order on each copy.
-	std::string common = message::build_return_path(tx.mail_from ? address_text(*tx.mail_from) : std::string());
+	std::string common = return_path_field();
 	message::ReceivedInfo ri = received_info(std::time(nullptr));
 	common += decide::authentication_results(*an, global_hostname(), remote_ip);
 	common += an->spf.header();
-	// The verified reverse name, when it differs from the EHLO name.
 	std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0] : an->iprev.name;
-	if (!name.empty() && (!hello || hello->ip || name != hello->domain.ascii))
-		ri.from_comment = "(" + name + " " + remote_ip.to_literal() + ")";
+	ri.from_comment = received_from_comment(ri.from, name);
 	// Port 25: each account's verdict decides its copies (server/deliver.cpp).
 	deliver_inbound_copies(an, common, ri);
 }
@@ -260,8 +258,7 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an) {
 void Connection::deliver_localserve_copies() {
 	// Nothing was looked up, so no method has a result: RFC 8601 2.2 "none"
 	// (the model's header for a message with no checks).
-	std::string common = message::build_return_path(tx.mail_from ? address_text(*tx.mail_from) : std::string()) +
-	    message::build_authentication_results(global_hostname(), "", {});
+	std::string common = return_path_field() + message::build_authentication_results(global_hostname(), "", {});
 	message::ReceivedInfo ri = received_info(std::time(nullptr));
 	auto copies = std::make_shared<std::vector<LocalCopy>>();
 	std::vector<std::string> copy_rcpts;
@@ -284,7 +281,7 @@ void Connection::deliver_localserve_copies() {
 			                  "failure with code " + std::to_string(f.code) + " due to special localpart"});
 			continue;
 		}
-		ri.for_rcpt = r.display;
+		ri.for_rcpt = r.received_for();
 		copies->push_back(local_copy(cfg->accounts.at(r.account), r.mailbox, r.display,
 		                             common + received_field(ri), shared_prefix));
 		copy_rcpts.push_back(r.display);
@@ -301,6 +298,26 @@ std::string Connection::received_field(const message::ReceivedInfo& ri) const {
 	return field;
 }
 
+// RFC 5321 4.4: the reverse-path as the sender gave it, its domain in the
+// ASCII form whatever the transaction, as the model writes it
+// (doc/behaviour.md §7).
+std::string Connection::return_path_field() const {
+	return message::build_return_path(tx.mail_from ? tx.mail_from->to_ascii_string() : std::string());
+}
+
+// The comment after the EHLO name in Received's "from" (doc/behaviour.md
+// §7): the verified reverse name when it differs from that name as written
+// (`from`), the address literal, and under SMTPUTF8 the ASCII form of an
+// internationalized EHLO name (RFC 6531 3.7.3).
+std::string Connection::received_from_comment(const std::string& from, const std::string& reverse_name) const {
+	std::string comment = "(";
+	if (!reverse_name.empty() && (hello->ip || reverse_name != from)) comment += reverse_name + " ";
+	comment += remote_ip.to_literal() + ")";
+	if (tx.smtputf8 && !hello->ip && hello->domain.unicode != hello->domain.ascii)
+		comment += " (" + hello->domain.ascii + ")";
+	return comment;
+}
+
 message::ReceivedInfo Connection::received_info(std::time_t now) const {
 	message::ReceivedInfo ri;
 	if (submission()) {
@@ -311,9 +328,9 @@ message::ReceivedInfo Connection::received_info(std::time_t now) const {
 			ri.from = hello->ip->to_literal();
 		else
 			ri.from = tx.smtputf8 ? hello->domain.unicode : hello->domain.ascii;
-		ri.from_comment = "(" + remote_ip.to_literal() + ")";
+		ri.from_comment = received_from_comment(ri.from, "");
 	}
-	ri.by = global_hostname();
+	ri.by = global_hostname();  // ASCII only (doc/behaviour.md D22)
 	ri.by_comment = "(" + local_ip.to_literal() + ")";
 	ri.with = message::received_with(ehlo, tx.smtputf8, tls, !username.empty());
 	ri.id = received_id();
@@ -406,8 +423,9 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 	flush();
 }
 
-// Localserve: the special localparts fail the whole transaction, then
-// every copy goes to the one account.
+// Localserve: the special localparts fail the whole transaction before
+// anything is stored (doc/behaviour.md D23), then every copy goes to the
+// one account.
 void Connection::submit_localserve(const SubmissionResult& r, const std::string& path,
                                    const message::ReceivedInfo& ri) {
 	for (const auto& rc : tx.recipients) {

@@ -341,6 +341,8 @@ struct Connection {
 	void submission_prepared(const SubmissionResult& r, const std::string& path, std::time_t now, bool has_8bit,
 	                         int64_t size);
 	message::ReceivedInfo received_info(std::time_t now) const;
+	std::string received_from_comment(const std::string& from, const std::string& reverse_name) const;
+	std::string return_path_field() const;
 	std::string received_field(const message::ReceivedInfo& ri) const;
 	void finish_command();  // after an async command completes
 

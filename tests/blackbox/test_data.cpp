@@ -64,6 +64,55 @@ TEST_CASE("DATA: delivery to alice lands in Maildir/new with Return-Path and Rec
 	CHECK(maildir_files(d.maildir(), "tmp").empty());
 }
 
+TEST_CASE(
+    "DATA: under SMTPUTF8 Return-Path and Received's \"for\" take the ASCII form of a domain, and an IDN EHLO name is written in Unicode with its ASCII form as a comment") {
+	// doc/behaviour.md §7, as the model writes them: the EHLO name in the
+	// form the transaction uses, the reverse name when it differs from it,
+	// then the ASCII form. (EHLO comes before SMTPUTF8, so its name is
+	// ASCII; an A-label has a Unicode form.)
+	DaemonOptions o;
+	o.config_patch =
+	    R"({"domains": {"b\u00fccher.example": {}},
+	        "accounts": {"alice": {"destinations": {"alice@b\u00fccher.example": {"mailbox": "INBOX"}}}}})";
+	TernDaemon d(o);
+	REQUIRE_RUNNING(d);
+	d.dns().add("xn--snder-nsa.example", "A", "127.0.0.1");
+	SmtpClient c = connect_and_ehlo(d, "xn--clint-psa.example");
+	REQUIRE(c.connected());
+	REQUIRE(c.cmd("MAIL FROM:<bob@s\xc3\xab"
+	              "nder.example> SMTPUTF8")
+	            .plain() == "250 2.1.0 looking good");
+	REQUIRE(c.cmd("RCPT TO:<alice@b\xc3\xbc"
+	              "cher.example>")
+	            .plain() == "250 2.1.0 now on the list");
+	REQUIRE(c.cmd("DATA").code == 354);
+	std::string message = make_message("idn");
+	REQUIRE(c.send(message + ".\r\n"));
+	REQUIRE(c.read_reply().plain() == "250 2.2.0 it is done");
+
+	std::string stored = only_message(d);
+	std::string prefix = unfold(prefix_of(stored, message));
+	INFO("prefix:\n" << prefix);
+	CHECK(contains(prefix, "Return-Path: <bob@xn--snder-nsa.example>\r\n"));
+	CHECK(contains(prefix,
+	               "Received: from cli\xc3\xab"
+	               "nt.example (client.sender.example [127.0.0.1]) "
+	               "(xn--clint-psa.example) by mx.test.example ([127.0.0.1]) via tcp with UTF8SMTP id "));
+	CHECK(contains(prefix, " for <alice@xn--bcher-kva.example>; "));
+}
+
+TEST_CASE("DATA: without SMTPUTF8 an IDN EHLO name stays in its ASCII form, with no second comment") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d, "xn--clint-psa.example");
+	REQUIRE(c.connected());
+	std::string message = make_message("ascii");
+	CHECK(send_mail(c, test_sender, {"alice@test.example"}, message).reply.plain() == "250 2.2.0 it is done");
+	std::string prefix = unfold(prefix_of(only_message(d), message));
+	INFO("prefix:\n" << prefix);
+	CHECK(contains(prefix, "Received: from xn--clint-psa.example (client.sender.example [127.0.0.1]) by "));
+}
+
 TEST_CASE("DATA: Return-Path of a null sender is <>") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);

@@ -525,6 +525,30 @@ TEST_CASE("decide submission: one copy per recipient, with its domain and a Rece
 	CHECK(submission_auth_results("mail.example.org", "alice@example.org").find("auth=pass") != std::string::npos);
 }
 
+TEST_CASE("decide submission: under SMTPUTF8 the queue gets the Unicode address, Received's \"for\" the ASCII form") {
+	auto cfg = test_config();
+	RecipientDecision d = resolve_recipient(*cfg,
+	                                        rcpt("TO:<j\xc3\xb6rg@b\xc3\xbc"
+	                                             "cher.example>",
+	                                             true),
+	                                        {"mail.example.org", true, true});
+	REQUIRE_FALSE(d.refused);
+	message::ReceivedInfo ri;
+	ri.from = ri.by = "mail.example.org";
+	auto copies = submission_copies({d.recipient}, ri, "");
+	REQUIRE(copies.size() == 1);
+	CHECK(copies[0].to ==
+	      "j\xc3\xb6rg@b\xc3\xbc"
+	      "cher.example");
+	CHECK(copies[0].domain == "xn--bcher-kva.example");
+	// The model's Path.String(): the localpart as it is, the domain's A-labels.
+	INFO(copies[0].prefix);
+	CHECK(copies[0].prefix.find("<j\xc3\xb6rg@xn--bcher-kva.example>;") != std::string::npos);
+	// The bare <POSTMASTER> form keeps the listener's hostname.
+	RecipientDecision pm = port25(*cfg, "TO:<postmaster>");
+	CHECK(pm.recipient.received_for() == "postmaster@mx.example.org");
+}
+
 TEST_CASE("decide reply: every recipient failed: one code when all agree, else one line each") {
 	std::vector<DeliverError> same{{"a@example.org", 550, "1.1", true, "no such user"},
 	                               {"b@example.org", 550, "1.1", true, "no such user"}};
