@@ -6,12 +6,11 @@
 #include "bb.h"
 
 #include <algorithm>
-#include <csignal>
 #include <regex>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers/submission_setup.h"
+#include "helpers/localserve.h"
 #include "helpers/tls_tools.h"
 
 namespace {
@@ -87,66 +86,6 @@ void check_submission_headers(const std::string& stored, const std::string& host
 	CHECK(count_of(header, "Message-Id:") + count_of(header, "Message-ID:") == 1);
 	CHECK(contains(stored, "\r\n\r\nHello from the test.\r\n"));
 }
-
-// `ternd --localserve` on its fixed ports (1025/1587/1465), in a temp dir.
-class Localserve {
-public:
-	Localserve() : dir_(make_temp_dir("tern-ls-sub-")) {}
-	~Localserve() {
-		stop();
-		if (!getenv("TERN_KEEP_TMP")) remove_tree(dir_);
-	}
-	// "" when running; else why not ("busy: …" when a port is taken).
-	std::string start() {
-		for (int port : {1025, 1587, 1465, 1080})
-			if (tcp_port_listening(port)) return "busy: port " + std::to_string(port) + " is in use";
-		pid_ = fork();
-		if (pid_ == 0) {
-			FILE* f = fopen((dir_ + "/ternd.log").c_str(), "a");
-			if (f) {
-				dup2(fileno(f), 1);
-				dup2(fileno(f), 2);
-			}
-			signal(SIGPIPE, SIG_DFL);
-			std::string bin = ternd_path(), data = data_dir();
-			execl(bin.c_str(), bin.c_str(), "--localserve", "-f", "--data", data.c_str(), (char*)nullptr);
-			_exit(127);
-		}
-		int64_t deadline = now_ms() + 15000;
-		while (now_ms() < deadline) {
-			int status = 0;
-			if (waitpid(pid_, &status, WNOHANG) == pid_) {
-				pid_ = -1;
-				return "ternd --localserve exited: " + read_file(dir_ + "/ternd.log");
-			}
-			if (tcp_port_listening(1587) && tcp_port_listening(1465)) return "";
-			usleep(50000);
-		}
-		return "ternd --localserve does not listen: " + read_file(dir_ + "/ternd.log");
-	}
-	void stop() {
-		if (pid_ <= 0) return;
-		kill(pid_, SIGTERM);
-		int64_t deadline = now_ms() + 15000;
-		int status = 0;
-		while (waitpid(pid_, &status, WNOHANG) == 0) {
-			if (now_ms() > deadline) {
-				kill(pid_, SIGKILL);
-				waitpid(pid_, &status, 0);
-				break;
-			}
-			usleep(20000);
-		}
-		pid_ = -1;
-	}
-	std::string data_dir() const { return dir_ + "/data"; }
-	std::string maildir() const { return data_dir() + "/accounts/tern/Maildir"; }
-	std::string log() const { return read_file(dir_ + "/ternd.log"); }
-
-private:
-	std::string dir_;
-	pid_t pid_ = -1;
-};
 
 }  // namespace
 
@@ -304,7 +243,7 @@ TEST_CASE("submission: accepted mail is queued and delivered to the local recipi
 }
 
 TEST_CASE("submission: localserve has the message on disk with its headers when the 250 arrives") {
-	Localserve ls;
+	LocalserveDaemon ls;
 	std::string why = ls.start();
 	if (starts_with(why, "busy: ")) {
 		MESSAGE("skipped localserve submission test: " << why);

@@ -2,95 +2,18 @@
 // so this file runs last (doctest orders by file name) and skips when the
 // ports are taken.
 #include "bb.h"
+#include "helpers/localserve.h"
 #include "helpers/tls_tools.h"
 #include "ternctl_run.h"
 
-#include <csignal>
-#include <sys/wait.h>
-#include <unistd.h>
-
-namespace {
-
-// A localserve daemon in its own data dir; stopped and cleaned up at the end.
-class Localserve {
-public:
-	Localserve() {
-		dir_ = make_temp_dir("tern-localserve-");
-		data_ = dir_ + "/data";
-	}
-	~Localserve() {
-		stop();
-		if (getenv("TERN_KEEP_TMP"))
-			fprintf(stderr, "Localserve: kept %s\n", dir_.c_str());
-		else
-			remove_tree(dir_);
-	}
-	// false with a reason when the ports are busy or ternd does not listen.
-	bool start(std::string& why) {
-		for (int port : {1025, 1587, 1465, 1080})
-			if (tcp_port_listening(port)) {
-				why = "port " + std::to_string(port) + " is busy";
-				return false;
-			}
-		std::string log = dir_ + "/ternd.log";
-		pid_ = fork();
-		if (pid_ == 0) {
-			FILE* f = fopen(log.c_str(), "a");
-			if (f) {
-				dup2(fileno(f), 1);
-				dup2(fileno(f), 2);
-			}
-			signal(SIGPIPE, SIG_DFL);
-			std::string bin = ternd_path();
-			execl(bin.c_str(), bin.c_str(), "--localserve", "-f", "--data", data_.c_str(), (char*)nullptr);
-			_exit(127);
-		}
-		int64_t deadline = now_ms() + 15000;  // first start makes a certificate
-		while (now_ms() < deadline) {
-			int status = 0;
-			if (waitpid(pid_, &status, WNOHANG) == pid_) {
-				pid_ = -1;
-				why = "ternd --localserve exited; log:\n" + read_file(log);
-				return false;
-			}
-			if (tcp_port_listening(1025)) return true;
-			usleep(50000);
-		}
-		why = "ternd --localserve does not listen on 1025; log:\n" + read_file(log);
-		return false;
-	}
-	void stop() {
-		if (pid_ <= 0) return;
-		kill(pid_, SIGTERM);
-		int64_t deadline = now_ms() + 15000;
-		int status = 0;
-		while (waitpid(pid_, &status, WNOHANG) == 0 && now_ms() < deadline) usleep(20000);
-		if (now_ms() >= deadline) {
-			kill(pid_, SIGKILL);
-			waitpid(pid_, &status, 0);
-		}
-		pid_ = -1;
-	}
-	std::string maildir() const { return data_ + "/accounts/tern/Maildir"; }
-	const std::string& data() const { return data_; }
-
-private:
-	std::string dir_, data_;
-	pid_t pid_ = -1;
-};
-
-}  // namespace
-
 TEST_CASE("localserve: swaks delivers to the tern account; special localparts fail as told") {
-	Localserve ls;
-	std::string why;
-	if (!ls.start(why)) {
-		if (starts_with(why, "port "))
-			MESSAGE("skipped localserve test: " << why);
-		else
-			FAIL(why);
+	LocalserveDaemon ls;
+	std::string why = ls.start();
+	if (starts_with(why, "busy: ")) {
+		MESSAGE("skipped localserve test: " << why);
 		return;
 	}
+	REQUIRE_MESSAGE(why.empty(), why);
 
 	SUBCASE("swaks") {
 		RunResult r = run_command({"/usr/bin/timeout", "30", "/usr/bin/swaks", "--server", "127.0.0.1:1025",
@@ -110,8 +33,8 @@ TEST_CASE("localserve: swaks delivers to the tern account; special localparts fa
 	}
 
 	SUBCASE("sendmail.tern with the data directory as -C") {
-		REQUIRE(wait_for_unix_socket(ls.data() + "/public/sendmail.sock"));
-		ProgramResult r = run_program({repo_root() + "/src/sendmail.tern", "-C", ls.data(), "-t"},
+		REQUIRE(wait_for_unix_socket(ls.data_dir() + "/public/sendmail.sock"));
+		ProgramResult r = run_program({repo_root() + "/src/sendmail.tern", "-C", ls.data_dir(), "-t"},
 		                              "To: someone@example.com\nSubject: from php\n\nhello\n");
 		INFO(r.both());
 		CHECK(r.exit_code == 0);
