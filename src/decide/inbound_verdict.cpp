@@ -86,12 +86,37 @@ SenderFacts gather_sender_facts(const MessageChecks& c, const std::array<std::st
 	return out;
 }
 
-std::string authentication_results(const MessageChecks& c, const std::string& authserv_id, const IpAddr& remote_ip) {
+namespace {
+
+// The model writes SPF's checked domain and a signature's d= and s= in the
+// transaction's form, so under SMTPUTF8 an internationalized one is in
+// Unicode with its ASCII form as the property's comment (RFC 6531 3.7.3
+// allows UTF-8 in these fields only then). DMARC's header.from stays ASCII
+// (doc/behaviour.md D25).
+void use_unicode_forms(std::vector<message::AuthMethod>& methods) {
+	for (message::AuthMethod& m : methods) {
+		for (message::AuthProp& p : m.props) {
+			bool domain = (p.type == "smtp" && (p.property == "mailfrom" || p.property == "helo")) ||
+			    (p.type == "header" && (p.property == "d" || p.property == "s"));
+			if (!domain) continue;
+			std::optional<smtp::Domain> forms = smtp::parse_domain(p.value);
+			if (!forms || forms->unicode == forms->ascii) continue;
+			p.value = forms->unicode;
+			p.comment = forms->ascii;
+		}
+	}
+}
+
+}  // namespace
+
+std::string authentication_results(const MessageChecks& c, const std::string& authserv_id, const IpAddr& remote_ip,
+                                   bool smtputf8) {
 	std::vector<message::AuthMethod> methods;
 	methods.push_back(mailauth::iprev_auth_method(c.iprev.status, remote_ip));
 	for (auto& m : mailauth::dkim_auth_methods(c.dkim)) methods.push_back(std::move(m));
 	methods.push_back(mailauth::spf_auth_method(c.spf.result, c.spf.identity, c.spf_domain()));
 	methods.push_back(mailauth::dmarc_auth_method(c.dmarc));
+	if (smtputf8) use_unicode_forms(methods);
 	return message::build_authentication_results(authserv_id, "", methods);
 }
 

@@ -58,9 +58,11 @@ SenderFacts gather_sender_facts(const MessageChecks& checks, const std::array<st
                                 const smtp::HelloArg& hello, const std::optional<smtp::Address>& mail_from);
 
 // The Authentication-Results field of a port-25 copy (RFC 8601): iprev,
-// DKIM, SPF and DMARC, under `authserv_id`.
-std::string authentication_results(const MessageChecks& checks, const std::string& authserv_id,
-                                   const IpAddr& remote_ip);
+// DKIM, SPF and DMARC, under `authserv_id`. Under SMTPUTF8 an
+// internationalized domain of SPF or DKIM is written in its Unicode form
+// with the ASCII form as a comment (doc/behaviour.md §7).
+std::string authentication_results(const MessageChecks& checks, const std::string& authserv_id, const IpAddr& remote_ip,
+                                   bool smtputf8);
 
 // One account's verdict: a delivery-rate refusal (452 4.2.2) when its
 // limits are reached, else inbound::analyze().

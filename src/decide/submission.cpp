@@ -84,8 +84,13 @@ std::optional<SmtpError> send_limit_refusal(const SendLimits& limits, bool messa
 	return std::nullopt;
 }
 
-std::string submission_auth_results(const std::string& authserv_id, const std::string& mail_from) {
-	message::AuthMethod auth{"auth", "pass", "", "", {{"smtp", "mailfrom", mail_from, true, ""}}};
+std::string submission_auth_results(const std::string& authserv_id, const std::string& mail_from, bool smtputf8) {
+	std::string ascii_form;
+	if (smtputf8)
+		if (std::optional<smtp::Address> a = smtp::parse_address(mail_from);
+		    a && !a->ip && a->domain.unicode != a->domain.ascii)
+			ascii_form = a->to_ascii_string();
+	message::AuthMethod auth{"auth", "pass", "", "", {{"smtp", "mailfrom", mail_from, true, ascii_form}}};
 	return message::build_authentication_results(authserv_id, "", {auth});
 }
 

@@ -56,7 +56,10 @@ std::optional<smtp::SmtpError> send_limit_refusal(const SendLimits& limits, bool
                                                   bool first_time_reached);
 
 // RFC 8601 with RFC 4954's "auth" method: the sender authenticated.
-std::string submission_auth_results(const std::string& authserv_id, const std::string& mail_from);
+// `mail_from` as the transaction writes it; under SMTPUTF8 an address with
+// an internationalized domain gets its ASCII form as a comment, as the
+// model writes it (doc/behaviour.md §7).
+std::string submission_auth_results(const std::string& authserv_id, const std::string& mail_from, bool smtputf8);
 
 // One copy of a submitted message: its destination and its header prefix
 // (Received "for" the recipient, then the common fields).

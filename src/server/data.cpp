@@ -245,7 +245,7 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an) {
 	// Received-SPF, then Received, in that order on each copy.
 	std::string common = return_path_field();
 	message::ReceivedInfo ri = received_info(std::time(nullptr));
-	common += decide::authentication_results(*an, global_hostname(), remote_ip);
+	common += decide::authentication_results(*an, global_hostname(), remote_ip, tx.smtputf8);
 	common += an->spf.header();
 	std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0] : an->iprev.name;
 	ri.from_comment = received_from_comment(ri.from, name);

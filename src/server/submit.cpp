@@ -129,7 +129,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 		added += dkim_signatures(cfg, res.from_domain, added, *header, file,
 		                         section->body_offset - in.extra_header.size(), in.now);
 	added += in.extra_header;
-	if (in.smtp_auth) added += decide::submission_auth_results(in.hostname, in.mail_from);
+	if (in.smtp_auth) added += decide::submission_auth_results(in.hostname, in.mail_from, in.smtputf8);
 	res.common_prefix = std::move(added);
 	return res;
 }

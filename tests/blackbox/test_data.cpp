@@ -99,6 +99,9 @@ TEST_CASE(
 	               "nt.example (client.sender.example [127.0.0.1]) "
 	               "(xn--clint-psa.example) by mx.test.example ([127.0.0.1]) via tcp with UTF8SMTP id "));
 	CHECK(contains(prefix, " for <alice@xn--bcher-kva.example>; "));
+	CHECK(contains(prefix,
+	               " smtp.mailfrom=s\xc3\xab"
+	               "nder.example (xn--snder-nsa.example)"));
 }
 
 TEST_CASE("DATA: without SMTPUTF8 an IDN EHLO name stays in its ASCII form, with no second comment") {

@@ -223,13 +223,44 @@ TEST_CASE("decide verdict: the sender facts come from the checks, MAIL FROM and 
 
 TEST_CASE("decide verdict: Authentication-Results names iprev, SPF and DMARC under the authserv-id") {
 	MessageChecks c = passing_checks();
-	std::string ar = authentication_results(c, "mail.example.org", *IpAddr::parse("192.0.2.1"));
+	std::string ar = authentication_results(c, "mail.example.org", *IpAddr::parse("192.0.2.1"), false);
 	CHECK(ar.starts_with("Authentication-Results: mail.example.org;"));
 	CHECK(ar.find("iprev=pass") != std::string::npos);
 	CHECK(ar.find("spf=pass") != std::string::npos);
 	CHECK(ar.find("smtp.mailfrom=sender.example") != std::string::npos);
 	CHECK(ar.find("dmarc=none") != std::string::npos);
 	CHECK(ar.ends_with("\r\n"));
+}
+
+TEST_CASE("decide verdict: under SMTPUTF8 SPF's and DKIM's IDN domains are in Unicode with the ASCII form as comment") {
+	MessageChecks c = passing_checks();
+	c.spf_args.mailfrom_domain = "xn--bcher-kva.example";
+	mailauth::dkim::Signature sig;
+	sig.domain = "xn--bcher-kva.example";
+	sig.selector = "s1";
+	mailauth::dkim::Result r;
+	r.status = mailauth::dkim::Status::pass;
+	r.signature = sig;
+	c.dkim.push_back(r);
+	c.dmarc.status = mailauth::DmarcStatus::pass;
+	c.dmarc.domain = "xn--bcher-kva.example";
+	const IpAddr ip = *IpAddr::parse("192.0.2.1");
+	auto unfolded = [](std::string text) {
+		for (size_t at; (at = text.find("\r\n\t")) != std::string::npos;) text.replace(at, 3, " ");
+		return text;
+	};
+	std::string ar = unfolded(authentication_results(c, "mail.example.org", ip, true));
+	INFO(ar);
+	CHECK(ar.find(" smtp.mailfrom=b\xc3\xbc"
+	              "cher.example (xn--bcher-kva.example)") != std::string::npos);
+	CHECK(ar.find(" header.d=b\xc3\xbc"
+	              "cher.example (xn--bcher-kva.example) header.s=s1 ") != std::string::npos);
+	// DMARC's header.from stays ASCII, with no comment (doc/behaviour.md D25).
+	CHECK(ar.find(" header.from=xn--bcher-kva.example\r\n") != std::string::npos);
+	// Without SMTPUTF8 every domain is ASCII, with no comments.
+	std::string ascii = unfolded(authentication_results(c, "mail.example.org", ip, false));
+	CHECK(ascii.find("smtp.mailfrom=xn--bcher-kva.example;") != std::string::npos);
+	CHECK(ascii.find("header.d=xn--bcher-kva.example header.s=s1") != std::string::npos);
 }
 
 TEST_CASE("decide verdict: a delivery-rate refusal overrides the analysis") {
@@ -522,7 +553,17 @@ TEST_CASE("decide submission: one copy per recipient, with its domain and a Rece
 	CHECK(copies[0].prefix.find("for <bob@example.net>") != std::string::npos);
 	CHECK(copies[0].prefix.ends_with("X-Common: 1\r\n"));
 	CHECK(copies[1].domain == "[192.0.2.7]");
-	CHECK(submission_auth_results("mail.example.org", "alice@example.org").find("auth=pass") != std::string::npos);
+	CHECK(submission_auth_results("mail.example.org", "alice@example.org", false).find("auth=pass") !=
+	      std::string::npos);
+	// The model's Path.ASCIIExtra: under SMTPUTF8 an IDN sender's ASCII form follows as a comment.
+	CHECK(submission_auth_results("mail.example.org",
+	                              "j\xc3\xb6rg@b\xc3\xbc"
+	                              "cher.example",
+	                              true) ==
+	      "Authentication-Results: mail.example.org; auth=pass\r\n\tsmtp.mailfrom=j\xc3\xb6rg@b\xc3\xbc"
+	      "cher.example (j\xc3\xb6rg@xn--bcher-kva.example)\r\n");
+	CHECK(submission_auth_results("mail.example.org", "alice@example.org", true) ==
+	      "Authentication-Results: mail.example.org; auth=pass\r\n\tsmtp.mailfrom=alice@example.org\r\n");
 }
 
 TEST_CASE("decide submission: under SMTPUTF8 the queue gets the Unicode address, Received's \"for\" the ASCII form") {
