@@ -38,11 +38,11 @@ std::vector<const Recipient*> notified_successes(const IncomingDsnFacts& f) {
 void add_failures(message::DsnMessage& dsn, const IncomingDsnFacts& f, const std::vector<DeliverError>& errors) {
 	std::vector<message::IncomingFailure> failures;
 	for (const auto& e : errors) {
-		failures.push_back({e.rcpt, e.text, e.code >= 500});
+		const Recipient* rc = recipient_of(f.recipients, e.rcpt);
+		failures.push_back({rc ? rc->ascii_address() : e.rcpt, e.text, e.code >= 500});
 		message::DsnRecipient r;
 		r.final_recipient = e.rcpt;
-		if (const Recipient* rc = recipient_of(f.recipients, e.rcpt))
-			r.original_recipient = rc->orcpt;  // RFC 3464 2.3.1
+		if (rc) r.original_recipient = rc->orcpt;  // RFC 3464 2.3.1
 		r.action = "failed";
 		r.status = smtp::enhanced_code(e.code, e.secode);
 		r.last_attempt = f.now;
@@ -61,7 +61,7 @@ void add_successes(message::DsnMessage& dsn, const IncomingDsnFacts& f,
 		r.status = "2.0.0";
 		r.last_attempt = f.now;
 		dsn.recipients.push_back(std::move(r));
-		dsn.text_body += message::success_dsn_text(rc->display, false, "");
+		dsn.text_body += message::success_dsn_text(rc->ascii_address(), false, "");
 	}
 }
 

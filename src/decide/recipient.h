@@ -24,9 +24,10 @@ struct Recipient {
 	std::string display;
 	uint8_t notify = 0;  // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
 	std::string orcpt;   // RFC 3461 4.2 ORCPT, stored form "type;address" ("" = none)
-	// The address in a Received field's "for" clause: the domain always in
-	// its ASCII form, as the model writes it (doc/behaviour.md §7).
-	std::string received_for() const { return postmaster ? display : address.to_ascii_string(); }
+	// The address with its domain always in the ASCII form, as the model
+	// writes it in Received's "for" clause (doc/behaviour.md §7) and in the
+	// text of a DSN (§13).
+	std::string ascii_address() const { return postmaster ? display : address.to_ascii_string(); }
 };
 
 // A recipient that could not be delivered (doc/behaviour.md §4 DATA).

@@ -98,7 +98,7 @@ std::vector<SubmittedCopy> submission_copies(const std::vector<Recipient>& recip
                                              const std::string& common_prefix) {
 	std::vector<SubmittedCopy> copies;
 	for (const auto& rc : recipients) {
-		ri.for_rcpt = rc.received_for();
+		ri.for_rcpt = rc.ascii_address();
 		SubmittedCopy c;
 		c.to = rc.display;
 		c.domain = rc.address.ip ? rc.address.ip->to_literal() : rc.address.domain.ascii;

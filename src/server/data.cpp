@@ -281,7 +281,7 @@ void Connection::deliver_localserve_copies() {
 			                  "failure with code " + std::to_string(f.code) + " due to special localpart"});
 			continue;
 		}
-		ri.for_rcpt = r.received_for();
+		ri.for_rcpt = r.ascii_address();
 		copies->push_back(local_copy(cfg->accounts.at(r.account), r.mailbox, r.display,
 		                             common + received_field(ri), shared_prefix));
 		copy_rcpts.push_back(r.display);

@@ -342,7 +342,7 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 		const Recipient& r = tx.recipients[planned.recipient];
 		const config::Account& account = cfg->accounts.at(planned.account);
 		std::string reason_header = "X-Tern-Reason: " + planned.reason + "\r\n";
-		ri.for_rcpt = r.received_for();
+		ri.for_rcpt = r.ascii_address();
 		std::string prefix = reason_header + common + received_field(ri);
 		if (planned.rejects_copy) {
 			// The Rejects mailbox is always tern's own Maildir, also for an

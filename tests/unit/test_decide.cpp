@@ -134,6 +134,7 @@ namespace {
 
 Recipient local_rcpt(const std::string& display, const std::string& account) {
 	Recipient r;
+	r.address = *smtp::parse_address(display);
 	r.display = display;
 	r.local = true;
 	r.account = account;
@@ -143,6 +144,7 @@ Recipient local_rcpt(const std::string& display, const std::string& account) {
 
 Recipient unknown_rcpt(const std::string& display) {
 	Recipient r;
+	r.address = *smtp::parse_address(display);
 	r.display = display;
 	return r;
 }
@@ -428,6 +430,26 @@ TEST_CASE("decide dsn: a failed recipient is reported to the sender from the rec
 	CHECK(dsn->text_body.find("bob@example.org") != std::string::npos);
 }
 
+TEST_CASE("decide dsn: the text names a recipient with its domain's ASCII form, as the model writes it") {
+	IncomingDsnFacts f = dsn_facts();
+	f.smtputf8 = true;
+	Recipient idn;
+	idn.address = *smtp::parse_address(
+	    "j\xc3\xb6rg@b\xc3\xbc"
+	    "cher.example");
+	idn.display = idn.address.to_string();
+	f.recipients.push_back(idn);
+	f.errors = {{idn.display, 550, "1.1", true, "no such user"}};
+	auto dsn = incoming_dsn(f);
+	REQUIRE(dsn.has_value());
+	CHECK(dsn->text_body.find("\tj\xc3\xb6rg@xn--bcher-kva.example\n") != std::string::npos);
+	CHECK(dsn->text_body.find("b\xc3\xbc"
+	                          "cher") == std::string::npos);
+	// The delivery-status part keeps the address; compose_dsn writes it as RFC 6533 says.
+	REQUIRE(dsn->recipients.size() == 1);
+	CHECK(dsn->recipients[0].final_recipient == idn.display);
+}
+
 TEST_CASE("decide dsn: NOTIFY decides which recipients are reported") {
 	IncomingDsnFacts f = dsn_facts();
 	f.errors = {{"bob@example.org", 550, "1.1", true, "no such user"}};
@@ -587,7 +609,7 @@ TEST_CASE("decide submission: under SMTPUTF8 the queue gets the Unicode address,
 	CHECK(copies[0].prefix.find("<j\xc3\xb6rg@xn--bcher-kva.example>;") != std::string::npos);
 	// The bare <POSTMASTER> form keeps the listener's hostname.
 	RecipientDecision pm = port25(*cfg, "TO:<postmaster>");
-	CHECK(pm.recipient.received_for() == "postmaster@mx.example.org");
+	CHECK(pm.recipient.ascii_address() == "postmaster@mx.example.org");
 }
 
 TEST_CASE("decide reply: every recipient failed: one code when all agree, else one line each") {
