@@ -210,22 +210,29 @@ std::string to_utf8(std::string_view text, std::string_view charset) {
 	if (cs.empty() || cs == "utf-8" || cs == "utf8" || cs == "us-ascii" || cs == "ascii") return std::string(text);
 	iconv_t cd = iconv_open("UTF-8", cs.c_str());
 	if (cd == reinterpret_cast<iconv_t>(-1)) return std::string(text);
-	std::string out(text.size() * 4 + 16, '\0');
+	// Converted a buffer at a time, so the result takes what it needs: a
+	// buffer for the worst case (4 bytes per input byte) would hold four
+	// times the junk filter's 8 MiB read for every large text part.
+	std::string out;
+	out.reserve(text.size() + 16);
+	char buffer[16384];
 	char* in = const_cast<char*>(text.data());
 	size_t in_left = text.size();
-	char* o = out.data();
-	size_t out_left = out.size();
 	while (in_left > 0) {
-		if (iconv(cd, &in, &in_left, &o, &out_left) != static_cast<size_t>(-1)) break;
+		char* o = buffer;
+		size_t out_left = sizeof buffer;
+		size_t rc = iconv(cd, &in, &in_left, &o, &out_left);
+		out.append(buffer, static_cast<size_t>(o - buffer));
+		if (rc != static_cast<size_t>(-1)) break;
+		if (errno == E2BIG) continue;              // the buffer is full: go on with the next
 		if (errno == EILSEQ || errno == EINVAL) {  // drop the byte, go on
 			++in;
 			--in_left;
 			continue;
 		}
-		break;  // E2BIG cannot happen with 4 output bytes per input byte
+		break;
 	}
 	iconv_close(cd);
-	out.resize(out.size() - out_left);
 	return out;
 }
 

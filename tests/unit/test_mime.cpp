@@ -112,3 +112,30 @@ TEST_CASE("mime: encoded words in a long value are decoded in one pass") {
 	CHECK(decoded.size() == value.size() - std::string(" =?utf-8?q?end?=").size() + 4);
 	CHECK(decoded.substr(decoded.size() - 4) == " end");
 }
+
+TEST_CASE("mime: charset conversion of a text larger than the conversion buffer, invalid bytes dropped") {
+	// ISO-8859-1: every byte is one character of two UTF-8 bytes above 0x7f,
+	// so the output crosses many buffer boundaries.
+	std::string latin1, expected;
+	for (int i = 0; i < 100000; ++i) {
+		unsigned char c = static_cast<unsigned char>(i % 256);
+		if (c == 0) continue;
+		latin1 += static_cast<char>(c);
+		if (c < 0x80) {
+			expected += static_cast<char>(c);
+		} else {
+			expected += static_cast<char>(0xc0 | (c >> 6));
+			expected += static_cast<char>(0x80 | (c & 0x3f));
+		}
+	}
+	CHECK(to_utf8(latin1, "iso-8859-1") == expected);
+	// Shift_JIS: an invalid lead byte is dropped wherever it falls.
+	std::string sjis, want;
+	for (int i = 0; i < 20000; ++i) {
+		sjis += "\x82\xa0";  // HIRAGANA LETTER A
+		want += "\xe3\x81\x82";
+		if (i % 7001 == 0) sjis += "\xff";
+	}
+	CHECK(to_utf8(sjis, "Shift_JIS") == want);
+	CHECK(to_utf8("", "iso-8859-1").empty());
+}
