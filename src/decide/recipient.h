@@ -20,7 +20,8 @@ struct Recipient {
 	std::string account;      // account name when local
 	std::string mailbox;      // destination mailbox when local
 	// The address as the transaction writes it (the domain's Unicode form
-	// under SMTPUTF8): replies, logs, DSNs, the queue's RCPT TO.
+	// under SMTPUTF8): replies, logs, a DSN's status part (which the DSN
+	// writer puts in the forms of RFC 6533), the queue's RCPT TO.
 	std::string display;
 	uint8_t notify = 0;  // RFC 3461 4.1 NOTIFY bits (smtp::DsnNotify), 0 = not given
 	std::string orcpt;   // RFC 3461 4.2 ORCPT, stored form "type;address" ("" = none)
