@@ -317,13 +317,18 @@ std::optional<Outcome> Connection::localserve_command_failure(std::string_view p
 	LocalserveFailure f = localserve().command_failure(prefix, localpart);
 	if (f.timeout) {
 		log::event(log::Level::info, cid, "timing out due to special localpart");
-		stall_then_reply(3600, error_reply(451, se::sys_other0, "timing out command due to special localpart"));
+		stall_localserve_timeout("command", se::sys_other0);
 		return Outcome::suspended();
 	}
-	if (f.code != 0)
-		return Outcome(error_reply(
-		    f.code, se::other0, "failure with code " + std::to_string(f.code) + " due to special localpart"));
+	if (f.code != 0) return Outcome(error_reply(f.code, se::other0, f.failure_text()));
 	return std::nullopt;
+}
+
+// The "timeout" localpart: no answer for an hour, then the model's 451
+// naming the step that timed out.
+void Connection::stall_localserve_timeout(std::string_view step, std::string_view secode) {
+	stall_then_reply(3600,
+	                 error_reply(451, secode, "timing out " + std::string(step) + " due to special localpart"));
 }
 
 Outcome Connection::cmd_rset(std::string_view args) {

@@ -270,15 +270,12 @@ void Connection::deliver_localserve_copies() {
 		if (f.timeout) {
 			log::event(log::Level::info, cid, "timing out due to special localpart");
 			rset();
-			stall_then_reply(
-			    3600,
-			    SmtpError{451, std::string(se::other0), "timing out delivery due to special localpart"});
+			stall_localserve_timeout("delivery", se::other0);
 			return;
 		}
 		if (f.code != 0) {
 			core::stats().count_delivery("delivererror", "localserve");  // tern_smtpserver_delivery_total
-			errors.push_back({r.display, f.code, std::string(se::other0), false,
-			                  "failure with code " + std::to_string(f.code) + " due to special localpart"});
+			errors.push_back({r.display, f.code, std::string(se::other0), false, f.failure_text()});
 			continue;
 		}
 		ri.for_rcpt = r.ascii_address();
@@ -433,16 +430,12 @@ void Connection::submit_localserve(const SubmissionResult& r, const std::string&
 		if (f.timeout) {
 			remove_file_on_worker(srv.workers(), path, cid);
 			rset();
-			stall_then_reply(
-			    3600,
-			    SmtpError{451, std::string(se::other0), "timing out submission due to special localpart"});
+			stall_localserve_timeout("submission", se::other0);
 			return;
 		}
 		if (f.code != 0) {
 			remove_file_on_worker(srv.workers(), path, cid);
-			refuse_message(
-			    error_reply(f.code, se::other0,
-			                "failure with code " + std::to_string(f.code) + " due to special localpart"));
+			refuse_message(error_reply(f.code, se::other0, f.failure_text()));
 			return;
 		}
 	}

@@ -3,6 +3,7 @@
 // the mode itself: no checks over DNS, any sender, one account for every
 // recipient, and special localparts that make a command fail as told.
 #pragma once
+#include <string>
 #include <string_view>
 
 #include "config/config.h"
@@ -12,6 +13,10 @@ namespace tern::server {
 struct LocalserveFailure {
 	int code = 0;          // 0: no failure by code
 	bool timeout = false;  // never answer (for an hour)
+	// The model's text for a failure by code.
+	std::string failure_text() const {
+		return "failure with code " + std::to_string(code) + " due to special localpart";
+	}
 };
 
 // A localpart ending in "temperror" → 451, "permerror" → 550, "timeout" →

@@ -249,6 +249,7 @@ struct Connection {
 	// Suspends the session and applies `outcome` after `seconds` (never a
 	// sleep: the loop keeps serving everyone else).
 	void stall_then_reply(double seconds, Outcome outcome);
+	void stall_localserve_timeout(std::string_view step, std::string_view secode);
 	// Suspends the session and runs `cont` after `seconds`, then resumes input.
 	void stall_then(double seconds, std::function<void(Connection&)> cont);
 
