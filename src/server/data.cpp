@@ -430,7 +430,7 @@ void Connection::submit_localserve(const SubmissionResult& r, const std::string&
 		if (f.timeout) {
 			remove_file_on_worker(srv.workers(), path, cid);
 			rset();
-			stall_localserve_timeout("submission", se::other0);
+			stall_localserve_timeout("submission", se::sys_other0);
 			return;
 		}
 		if (f.code != 0) {

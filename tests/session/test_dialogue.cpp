@@ -344,3 +344,64 @@ TEST_CASE("session: exact bytes of EHLO's lines, DATA's 354, BDAT chunks to BDAT
 		CHECK(h.exchange("NOOP") == noop_reply);
 	}
 }
+
+// The "timeout" localparts stall an hour, then answer 451 naming the step,
+// with the model's enhanced code for each step. The test stands in for the
+// hour by restarting the session's deadline timer with a moment, once the
+// session waits on it with nothing answered.
+TEST_CASE("faults: localserve's timeout localparts answer 451 after the stall, with each step's enhanced code") {
+	struct Case {
+		net::Service service;
+		std::string login;
+		std::string transaction;
+		size_t replies_before;
+		std::string reply;
+	};
+	const std::string body = "DATA\r\nFrom: tern@localhost\r\nSubject: stall\r\n\r\nHello.\r\n.\r\n";
+	const Case cases[] = {
+	    {net::Service::smtp, "", "MAIL FROM:<mailfromtimeout@example.org>\r\n", 0,
+	     "451 4.3.0 timing out command due to special localpart"},
+	    {net::Service::smtp, "", "MAIL FROM:<a@example.org>\r\nRCPT TO:<timeout@example.com>\r\n" + body, 3,
+	     "451 4.0.0 timing out delivery due to special localpart"},
+	    {net::Service::submission, plain_auth("tern@localhost", "terntern"),
+	     "MAIL FROM:<tern@localhost>\r\nRCPT TO:<timeout@example.com>\r\n" + body, 3,
+	     "451 4.3.0 timing out submission due to special localpart"},
+	};
+	for (const Case& c : cases) {
+		INFO(c.reply);
+		HarnessOptions o;
+		o.localserve = true;
+		o.service = c.service;
+		SessionHarness h(o);
+		REQUIRE(h.replies().rfind("220 ", 0) == 0);
+		REQUIRE(h.exchange("EHLO client.example").rfind("250-", 0) == 0);
+		if (!c.login.empty()) {
+			// As ternd sets it up for localserve.
+			h.env().set_password_secrets("tern", sasl::StoredSecrets::derive("terntern").serialize());
+			std::string auth = h.exchange(c.login);
+			INFO(auth);
+			REQUIRE(auth.rfind("235 ", 0) == 0);
+		}
+		h.send(c.transaction);
+		std::string before = h.replies(c.replies_before, 10);
+		INFO(before);
+		auto stalled = [&] {
+			bool waiting = false;
+			h.with_session([&](server::Connection& s) {
+				waiting = s.state == server::SessionState::waiting && s.stalled != nullptr;
+			});
+			return waiting;
+		};
+		bool did_stall = h.run_until(stalled, 10);
+		std::string early = h.received();
+		INFO(early);
+		REQUIRE(did_stall);
+		CHECK(early.empty());
+		h.with_session([](server::Connection& s) { s.deadline.start(0.01); });
+		// A local error: the received-id follows the text, as on every 451.
+		std::string reply = h.replies(1, 5);
+		CHECK(reply.rfind(c.reply + " (", 0) == 0);
+		CHECK(reply.ends_with(")\r\n"));
+		CHECK(h.maildir_files("tern").empty());
+	}
+}
