@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -269,6 +270,19 @@ std::unique_ptr<store::Env> open_store(const config::Config& cfg) {
 // data_dir/tmp holds only the files of DATA transfers in progress: at start
 // none is in progress, so every data-* file there is a leftover of a daemon
 // that was killed (a stored message is never in tmp).
+// An exclusive flock(2) on data_dir itself, which one ternd holds while it
+// runs; the kernel lets it go when the process ends, however it ends.
+UniqueFd lock_data_dir(const std::string& data_dir) {
+	UniqueFd fd(::open(data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (!fd) throw std::runtime_error("opening " + data_dir + ": " + std::strerror(errno));
+	if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+		if (errno == EWOULDBLOCK)
+			throw std::runtime_error("another ternd uses " + data_dir + " (data_dir is locked)");
+		throw std::runtime_error("locking " + data_dir + ": " + std::strerror(errno));
+	}
+	return fd;
+}
+
 void remove_stale_temp_files(const std::string& tmp_dir) {
 	std::error_code ec;
 	size_t removed = 0;
@@ -494,6 +508,9 @@ public:
 		pid_file = opts.pid_file.empty() ? cfg->pid_file : opts.pid_file;
 		// Absolute: the daemon changes to / before writing it and removing it at exit.
 		if (!pid_file.empty()) pid_file = std::filesystem::absolute(pid_file).lexically_normal().string();
+		// Absolute too: SIGHUP reads it again after the change to /, and the
+		// config's relative paths are relative to its folder.
+		opts.config_path = std::filesystem::absolute(opts.config_path).lexically_normal().string();
 	}
 	// Everything up to the event loop; false (logged) when a step failed.
 	bool start();
@@ -522,6 +539,7 @@ private:
 	std::shared_ptr<const config::Config> cfg;
 	std::string pid_file;
 	bool pid_file_written = false;
+	UniqueFd data_dir_lock;           // held for the daemon's life, across the fork
 	std::unique_ptr<store::Env> env;  // outlives the server, which uses it
 	std::unique_ptr<server::Server> srv;
 	std::unique_ptr<queue::Queue> outq;              // destroyed before the server (it uses its pool and resolver)
@@ -540,6 +558,10 @@ private:
 // not at the first reload.
 void Daemon::prepare_data_dir(const std::optional<core::UserIds>& user) {
 	make_dirs(cfg->data_dir);
+	// Before anything in data_dir is touched: a second ternd started on the
+	// same data_dir must not clear the first one's tmp/ or replace its
+	// sockets (man/ternd.8 "FILES").
+	data_dir_lock = lock_data_dir(cfg->data_dir);
 	if (user && chown(cfg->data_dir.c_str(), user->uid, user->gid) != 0)
 		throw std::runtime_error("chown " + cfg->data_dir + ": " + std::strerror(errno));
 	core::StartCheck check = core::check_start(*cfg, pid_file, core::CheckFor::start);

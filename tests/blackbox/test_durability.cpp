@@ -2,6 +2,10 @@
 // kill -9 at any moment leaves no partial message visible.
 #include "bb.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <csignal>
 
 TEST_CASE("durability: SIGKILL right after the 250 to DATA; the message is complete in new/") {
@@ -70,4 +74,64 @@ TEST_CASE("durability: SIGKILL while the final dot is being processed; new/ hold
 	REQUIRE(c.send(message + ".\r\n"));
 	d.kill9();  // no reply awaited: the daemon may be anywhere in the store path
 	for (auto& f : maildir_files(d.maildir())) CHECK(ends_with(read_file(f), message));
+}
+
+namespace {
+
+std::vector<std::string> names_in(const std::string& dir) {
+	std::vector<std::string> names;
+	if (DIR* d = opendir(dir.c_str())) {
+		while (dirent* e = readdir(d))
+			if (e->d_name[0] != '.') names.push_back(e->d_name);
+		closedir(d);
+	}
+	std::sort(names.begin(), names.end());
+	return names;
+}
+
+ino_t inode_of(const std::string& path) {
+	struct stat st {};
+	return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+}  // namespace
+
+// man/ternd.8 FILES "data_dir": the first ternd holds data_dir; a second one
+// given the same data_dir (on other ports) stops before it clears tmp/ or
+// replaces sendmail.tern's socket, and a message in progress is unharmed.
+TEST_CASE("durability: a second ternd on the same data_dir stops without touching the first one's files") {
+	TernDaemon first;
+	REQUIRE_RUNNING(first);
+	{
+		SmtpClient c = connect_and_ehlo(first);
+		REQUIRE(send_mail(c, test_sender, {"alice@test.example"}, make_message("before")).reply.code == 250);
+	}
+	SmtpClient open = connect_and_ehlo(first);
+	REQUIRE(open.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	REQUIRE(open.cmd("RCPT TO:<alice@test.example>").code == 250);
+	REQUIRE(open.cmd("DATA").code == 354);
+	std::string message = make_message("during");
+	open.send(message.substr(0, message.size() / 2));
+	usleep(200000);  // the first half reaches the spool file
+	std::string tmp = first.data_dir() + "/tmp", socket = first.data_dir() + "/public/sendmail.sock";
+	std::vector<std::string> tmp_before = names_in(tmp);
+	ino_t socket_before = inode_of(socket);
+	REQUIRE(!tmp_before.empty());
+	REQUIRE(socket_before != 0);
+
+	TernDaemon second({.config_patch = R"({"data_dir": ")" + first.data_dir() + R"("})", .start = false});
+	CHECK_FALSE(second.start());
+	CHECK(contains(second.error(), "another ternd uses " + first.data_dir() + " (data_dir is locked)"));
+	CHECK(names_in(tmp) == tmp_before);
+	CHECK(inode_of(socket) == socket_before);
+	CHECK(wait_for_unix_socket(socket, 2000));
+
+	open.send(message.substr(message.size() / 2) + ".\r\n");
+	CHECK(open.read_reply().plain() == "250 2.2.0 it is done");
+	auto files = wait_for_maildir(first.maildir(), 2);
+	REQUIRE(files.size() == 2);
+	int complete = 0;
+	for (const std::string& f : files) complete += ends_with(read_file(f), message) ? 1 : 0;
+	CHECK(complete == 1);
+	CHECK(first.stop() == 0);
 }

@@ -173,3 +173,42 @@ TEST_CASE("SIGUSR1 does not kill the daemon") {
 	SmtpClient c = connect_and_ehlo(d);
 	CHECK(c.connected());
 }
+
+// man/ternd.8 SIGHUP: a ternd in the background (no -f) has changed to /,
+// and reads its config again from the path given with -c made absolute at
+// start, so a relative -c reloads, with the config's own relative paths.
+TEST_CASE("SIGHUP: a ternd in the background, started with a relative -c, reloads that file") {
+	TernDaemon d(
+	    {.config_patch = R"({"pid_file": "run/ternd.pid", "log": {"file": "ternd.log"}})", .start = false});
+	d.write_config();
+	RunResult started = run_command(
+	    {"/bin/sh", "-c", "cd '" + d.dir() + "' && exec '" + ternd_path() + "' -c tern.json"});
+	REQUIRE_MESSAGE(started.exit_code == 0, started.output);
+	std::string pid_file = d.dir() + "/run/ternd.pid";
+	pid_t pid = 0;
+	int64_t deadline = now_ms() + 10000;
+	while (now_ms() < deadline && !(pid > 0 && tcp_port_listening(d.smtp_port()))) {
+		if (pid <= 0 && file_exists(pid_file)) pid = static_cast<pid_t>(std::atoi(read_file(pid_file).c_str()));
+		usleep(50000);
+	}
+	REQUIRE_MESSAGE(pid > 0, d.log_text());
+	// The daemon is not our child: ended here whatever the checks say.
+	struct KillAtEnd {
+		pid_t pid;
+		~KillAtEnd() { ::kill(pid, SIGKILL); }
+	} kill_at_end{pid};
+	REQUIRE(tcp_port_listening(d.smtp_port()));
+
+	d.write_config(with_bob);
+	REQUIRE(::kill(pid, SIGHUP) == 0);
+	Reply r = deliver_to_bob_until_accepted(d, 5000);
+	INFO(d.log_text());
+	CHECK(r.plain() == "250 2.2.0 it is done");
+	CHECK_FALSE(contains(d.log_text(), "reload failed"));
+
+	REQUIRE(::kill(pid, SIGTERM) == 0);
+	deadline = now_ms() + 15000;
+	while (now_ms() < deadline && ::kill(pid, 0) == 0) usleep(50000);
+	CHECK(::kill(pid, 0) != 0);
+	CHECK_FALSE(file_exists(pid_file));
+}
