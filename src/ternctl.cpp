@@ -968,7 +968,7 @@ int main(int argc, char** argv) {
 	if (i >= argc) return usage();
 	std::string command = argv[i++];
 	std::vector<std::string> args(argv + i, argv + argc);
-	if (command == "check" && args.empty()) return cmd_check(g.config_path);
+	if (command == "check") return args.empty() ? cmd_check(g.config_path) : usage("check: takes no arguments");
 	if (command == "passwd") return args.size() == 1 ? cmd_passwd(g.config_path, args[0]) : usage();
 	if (command == "checkpassword") return cmd_checkpassword(g, args);
 	try {

@@ -41,13 +41,18 @@ std::string one_line(std::string s) {
 }
 
 // The pid of a running ternd from config.pid_file; 0 when there is none.
+// A ternd killed with -9 leaves its pid file behind, and the number may
+// since belong to another program, which SIGUSR2 would end: the process
+// must be named ternd (its main thread's name, readable by every user).
 pid_t running_daemon(const config::Config& cfg) {
 	if (cfg.pid_file.empty()) return 0;
 	std::ifstream f(cfg.pid_file);
 	long pid = 0;
 	if (!(f >> pid) || pid <= 1) return 0;
-	// EPERM: it runs, as another user.
-	return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM ? static_cast<pid_t>(pid) : 0;
+	std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+	std::string name;
+	if (!std::getline(comm, name) || name != "ternd") return 0;
+	return static_cast<pid_t>(pid);
 }
 
 void notify_daemon(const config::Config& cfg) {

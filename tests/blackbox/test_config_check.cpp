@@ -117,6 +117,15 @@ TEST_CASE("ternd -n and ternctl check: an unusable certificate or key is named a
 	CHECK(starts_with(ctl.err, expected));
 }
 
+TEST_CASE("ternctl check with an argument is a usage error that names check") {
+	TempConfig cfg(R"({"hostname": "mx.test.example", "listeners": {}})");
+	ProgramResult ctl = run_ternctl({"-c", cfg.path, "check", "extra"});
+	INFO(ctl.both());
+	CHECK(ctl.exit_code == 2);
+	CHECK(starts_with(ctl.err, "ternctl: check: takes no arguments\n"));
+	CHECK(ctl.out.empty());
+}
+
 TEST_CASE("ternd: an invalid config makes the daemon exit non-zero at start") {
 	TernDaemon d(not_started());
 	d.write_config_text(R"({"hostname": "mx.test.example", "listeners": {"test": {"smtp": {"port": -3}}}})");

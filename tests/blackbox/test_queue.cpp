@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <ev.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,6 +22,7 @@
 #include "config/config.h"
 #include "core/watchers.h"
 #include "core/worker_pool.h"
+#include "helpers/daemon.h"
 #include "helpers/dns_server.h"
 #include "helpers/smtp_sink.h"
 #include "helpers/tls_tools.h"
@@ -758,7 +760,19 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 	REQUIRE(queue::run_queue_command(*config, {"drop", std::to_string(id1)}, out, err) == 0);
 	CHECK(out.str() == "dropped " + std::to_string(id1) + "\n");
 	CHECK(list_dir(dir + "/queue").size() == 1);  // the other record's link stays
-	REQUIRE(queue::run_queue_command(*config, {"drop", std::to_string(id2)}, out, err) == 0);
+	// A change tells a running ternd named in pid_file. A ternd killed with
+	// -9 leaves its pid file, and the number may be another program's now:
+	// that program must not get the SIGUSR2 (which would end it).
+	pid_t other = testing::spawn_child({"/bin/sleep", "30"}, "/dev/null");
+	REQUIRE(other > 0);
+	config::Config stale_pid = *config;
+	stale_pid.pid_file = dir + "/ternd.pid";
+	testing::write_file(stale_pid.pid_file, std::to_string(other) + "\n");
+	REQUIRE(queue::run_queue_command(stale_pid, {"drop", std::to_string(id2)}, out, err) == 0);
+	usleep(200000);
+	int status = 0;
+	CHECK(waitpid(other, &status, WNOHANG) == 0);
+	testing::stop_child(other);
 	CHECK(list_dir(dir + "/queue").empty());
 	out.str("");
 	REQUIRE(queue::run_queue_command(*config, {"list"}, out, err) == 0);

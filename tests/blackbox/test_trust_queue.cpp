@@ -143,6 +143,18 @@ std::vector<std::pair<std::string, std::string>> five_messages() {
 	return out;
 }
 
+// ternd started with the first of five_messages() waiting in its queue:
+// the sink deferred it, and the next attempt is an hour away.
+void start_with_one_deferred(TernDaemon& d, SmtpSink& sink) {
+	configure(d, trust_patch(d, sink, 3600));
+	SmtpSink::Replies later;
+	later.rcpt = "451 4.3.0 try again later";
+	sink.set_replies(later);
+	REQUIRE_MESSAGE(d.start(), d.error());
+	submit_all(d, {five_messages()[0]});
+	REQUIRE_MESSAGE(eventually([&] { return contains(d.log_text(), "delivery deferred"); }, 10000), log_tail(d));
+}
+
 // Five messages waiting in the queue (the sink defers them), then ternd
 // stopped and queue.db deleted.
 void queue_five_then_lose_the_database(TernDaemon& d, SmtpSink& sink) {
@@ -341,14 +353,7 @@ TEST_CASE("trust queue: ternctl queue rebuild goes through a running ternd, whic
 	// A queue file from another ternd's queue: the file alone is enough.
 	SmtpSink sink;
 	TernDaemon first(with_submission());
-	configure(first, trust_patch(first, sink, 3600));
-	SmtpSink::Replies later;
-	later.rcpt = "451 4.3.0 try again later";
-	sink.set_replies(later);
-	REQUIRE_MESSAGE(first.start(), first.error());
-	submit_all(first, {five_messages()[0]});
-	REQUIRE_MESSAGE(eventually([&] { return contains(first.log_text(), "delivery deferred"); }, 10000),
-	                log_tail(first));
+	start_with_one_deferred(first, sink);
 	REQUIRE(first.stop() == 0);
 	std::vector<std::string> files = maildir_files(first.data_dir() + "/queue", "");
 	REQUIRE(files.size() == 1);
@@ -374,4 +379,25 @@ TEST_CASE("trust queue: ternctl queue rebuild goes through a running ternd, whic
 	CHECK(body_of(sink.messages()[0].data) == numbered_body("lost-db-0"));
 	CHECK(eventually([&] { return listed_recipients(second).empty(); }, 5000));
 	REQUIRE_RUNNING(second);
+}
+
+TEST_CASE("trust queue: without the control socket, ternctl queue kick changes the database and signals ternd") {
+	// The control socket's file removed (ternd still listens on it, but
+	// ternctl cannot find it): ternctl opens the database itself, then
+	// sends SIGUSR2 to the ternd its pid_file names, which reads the queue
+	// again and delivers at once.
+	SmtpSink sink;
+	TernDaemon d(with_submission());
+	start_with_one_deferred(d, sink);
+	size_t sessions_before = sink.messages().size();
+
+	sink.set_replies(SmtpSink::Replies{});
+	REQUIRE(::unlink((d.data_dir() + "/control.sock").c_str()) == 0);
+	ProgramResult kick = ternctl_cmd(d, {"queue", "kick"});
+	INFO(kick.both());
+	CHECK(kick.exit_code == 0);
+	CHECK(kick.out == "kicked 1\n");
+	REQUIRE_MESSAGE(sink.wait_for_messages(sessions_before + 1, 10000), log_tail(d));
+	CHECK(message_id_of(sink.messages().back().data) == "<lost-db-0@test.example>");
+	REQUIRE_RUNNING(d);
 }
