@@ -79,9 +79,7 @@ Outcome Connection::auth_begin(const std::string& args) {
 // syntax error for one that takes none (text after its name is more than
 // the command allows), else decoded (RFC 4954 4).
 smtp::Result<std::optional<std::string>> Connection::initial_response_for(const smtp::AuthArgs& a) const {
-	if (a.initial && !sasl::takes_initial_response(ascii_upper(a.mechanism)))
-		return smtp::syntax_error("expected end of line", " " + *a.initial, parse_mode());
-	return smtp::decode_initial_response(a.initial);
+	return smtp::initial_response(a, sasl::takes_initial_response(ascii_upper(a.mechanism)), parse_mode());
 }
 
 Outcome Connection::auth_line(std::string_view line) {

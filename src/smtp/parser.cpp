@@ -897,12 +897,25 @@ Result<AuthArgs> parse_auth(std::string_view args, const ParseMode& mode) {
 	if (!mechanism) return p.refusal();
 	AuthArgs auth;
 	auth.mechanism = std::move(*mechanism);
-	if (p.empty()) return auth;
-	if (!p.expect_space()) return p.refusal();
-	// Checked after the mechanism (decode_initial_response): an unknown
-	// one, or one refused without TLS, is answered for what it is first.
-	auth.initial = std::string(p.remainder());
+	// Checked after the mechanism (initial_response): an unknown one, or
+	// one refused without TLS, is answered for what it is first, whatever
+	// follows its name.
+	std::string_view rest = p.remainder();
+	if (rest.empty()) return auth;
+	if (rest.front() == ' ')
+		auth.initial = std::string(rest.substr(1));
+	else
+		auth.unexpected = std::string(rest);
 	return auth;
+}
+
+Result<std::optional<std::string>> initial_response(const AuthArgs& auth, bool takes_initial, const ParseMode& mode) {
+	// A mechanism that takes no initial response allows nothing after its
+	// name; else a space must come first.
+	if (!takes_initial && (auth.initial || !auth.unexpected.empty()))
+		return syntax_error("expected end of line", auth.initial ? " " + *auth.initial : auth.unexpected, mode);
+	if (!auth.unexpected.empty()) return syntax_error("expected " + quote_go(" "), auth.unexpected, mode);
+	return decode_initial_response(auth.initial);
 }
 
 Result<std::optional<std::string>> decode_initial_response(const std::optional<std::string>& initial) {

@@ -115,8 +115,17 @@ struct AuthArgs {
 	// What followed the space after the mechanism, still base64: "" when
 	// nothing did, nullopt without the space.
 	std::optional<std::string> initial;
+	// What followed the mechanism's name without a space (a character no
+	// mechanism name has, or its 21st): refused by initial_response, once
+	// the mechanism is known to run.
+	std::string unexpected;
 };
 Result<AuthArgs> parse_auth(std::string_view args, const ParseMode&);
+// The initial response of a mechanism that runs: a syntax error for text
+// after the name of one that takes none (`expected end of line`) or for
+// text not separated by a space (`expected " "`), else
+// decode_initial_response's answer.
+Result<std::optional<std::string>> initial_response(const AuthArgs& auth, bool takes_initial, const ParseMode&);
 // RFC 4954 4: the initial response decoded: nullopt when none was sent,
 // "" for "="; refused with `501 5.5.2 missing initial auth base64
 // parameter after space` when the space had nothing after it, or as

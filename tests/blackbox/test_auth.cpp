@@ -82,8 +82,14 @@ TEST_CASE("auth: refusals in the clear when TLS is not required (exact codes)") 
 		// syntax error, its text not shown before login.
 		CHECK(c.cmd("AUTH CRAM-MD5 abcd").plain() == "501 5.5.2 bad syntax: expected end of line");
 		CHECK(c.cmd("AUTH CRAM-MD5 ").plain() == "501 5.5.2 bad syntax: expected end of line");
-		// The mechanism is judged before what follows it.
+		// The mechanism is judged before what follows it, even text that
+		// no name has or a name's 21st character (the model's order).
 		CHECK(c.cmd("AUTH FOO ").plain() == "504 5.5.4 mechanism FOO not supported");
+		CHECK(c.cmd("AUTH FOO!").plain() == "504 5.5.4 mechanism FOO not supported");
+		CHECK(c.cmd("AUTH ABCDEFGHIJKLMNOPQRSTUVWXYZ").plain() ==
+		      "504 5.5.4 mechanism ABCDEFGHIJKLMNOPQRST not supported");
+		CHECK(c.cmd("AUTH CRAM-MD5!").plain() == "501 5.5.2 bad syntax: expected end of line");
+		CHECK(c.cmd("AUTH PLAIN!").plain() == "501 5.5.2 bad syntax: expected \" \"");
 
 		CHECK(c.cmd("AUTH PLAIN =").plain() == "501 5.5.4 auth data should have 3 nul-separated tokens, got 1");
 		CHECK(c.cmd("AUTH PLAIN " + base64(std::string("only\0two", 8))).plain() ==
@@ -199,9 +205,10 @@ TEST_CASE("auth: with require_starttls (the default) nothing authenticates in th
 	CHECK_FALSE(has_line_starting(ehlo.lines, "250-AUTH"));
 	CHECK(has_line(ehlo.lines, "250-STARTTLS"));
 	// doc/behaviour.md D5: every known mechanism is refused before TLS, even with a
-	// good password; an unknown one is still "not supported".
+	// good password; an unknown one is still "not supported". The rule comes
+	// before whatever follows the name ("plain!"), as in the model.
 	for (const std::string mech :
-	     {"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "plain", "Cram-Md5"}) {
+	     {"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "plain!", "Cram-Md5"}) {
 		CAPTURE(mech);
 		Reply r = c.cmd("AUTH " + mech);
 		CHECK(r.plain() == "538 5.7.11 authentication requires tls");

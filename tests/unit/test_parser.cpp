@@ -508,12 +508,32 @@ TEST_CASE("AUTH arguments") {
 	      "501 5.5.2 bad syntax: need at least one char for sasl-mech");
 	CHECK(reply_of(error_of(parse_auth(" !", submission()))) ==
 	      "501 5.5.2 bad syntax: expected at least one char for sasl-mech");
-	CHECK(reply_of(error_of(parse_auth(" PLAIN\tx", submission()))) == "501 5.5.2 bad syntax: expected \" \"");
-	// At most 20 characters.
+	// Text after the name without a space is judged once the mechanism is
+	// known to run, as the model does: an unknown one gets its 504 and one
+	// refused before TLS its 538 first.
+	a = value_of(parse_auth(" PLAIN\tx", submission()));
+	CHECK(a.mechanism == "PLAIN");
+	CHECK_FALSE(a.initial);
+	CHECK(a.unexpected == "\tx");
+	CHECK(reply_of(error_of(initial_response(a, true, submission()))) == "501 5.5.2 bad syntax: expected \" \"");
+	CHECK(reply_of(error_of(initial_response(a, false, submission()))) ==
+	      "501 5.5.2 bad syntax: expected end of line");
+	a = value_of(parse_auth(" FOO!", submission()));
+	CHECK(a.mechanism == "FOO");
+	CHECK(a.unexpected == "!");
+	// A mechanism that takes no initial response allows nothing after it.
+	a = value_of(parse_auth(" CRAM-MD5 eHl6", submission()));
+	CHECK(reply_of(error_of(initial_response(a, false, submission()))) ==
+	      "501 5.5.2 bad syntax: expected end of line");
+	CHECK(value_of(initial_response(a, true, submission())) == std::string("xyz"));
+	CHECK_FALSE(value_of(initial_response(value_of(parse_auth(" CRAM-MD5", submission())), false, submission())));
+	// At most 20 characters: the 21st is text after the name.
 	a = value_of(parse_auth(" ABCDEFGHIJKLMNOPQRST", submission()));
 	CHECK(a.mechanism == "ABCDEFGHIJKLMNOPQRST");
-	CHECK(reply_of(error_of(parse_auth(" ABCDEFGHIJKLMNOPQRSTU", submission()))) ==
-	      "501 5.5.2 bad syntax: expected \" \"");
+	CHECK(a.unexpected.empty());
+	a = value_of(parse_auth(" ABCDEFGHIJKLMNOPQRSTUVWXYZ", submission()));
+	CHECK(a.mechanism == "ABCDEFGHIJKLMNOPQRST");
+	CHECK(a.unexpected == "UVWXYZ");
 }
 
 TEST_CASE("parse_domain and parse_address helpers") {
