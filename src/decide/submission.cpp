@@ -101,7 +101,7 @@ std::vector<SubmittedCopy> submission_copies(const std::vector<Recipient>& recip
 		ri.for_rcpt = rc.ascii_address();
 		SubmittedCopy c;
 		c.to = rc.display;
-		c.domain = rc.address.ip ? rc.address.ip->to_literal() : rc.address.domain.ascii;
+		c.domain = rc.address.lookup_domain();
 		c.notify = rc.notify;
 		c.orcpt = rc.orcpt;
 		c.prefix = message::build_received(ri) + common_prefix;

@@ -178,8 +178,7 @@ std::string dsn_address(const std::string& address, bool utf8) {
 	if (!parsed) return (utf8 ? "utf-8;" : "rfc822;") + address;
 	if (utf8) return "utf-8;" + parsed->to_string();
 	if (!has_non_ascii(parsed->localpart)) return "rfc822;" + parsed->to_ascii_string();
-	std::string domain = parsed->ip ? parsed->ip->to_literal() : parsed->domain.ascii;
-	return "utf-8;" + xtext_localpart(parsed->localpart) + "@" + domain;
+	return "utf-8;" + xtext_localpart(parsed->localpart) + "@" + parsed->lookup_domain();
 }
 
 // RFC 3464 2.3.1 from a stored ORCPT "type;address": a "utf-8" address in

@@ -120,16 +120,21 @@ std::string normalize_message(std::string_view input, bool ignore_dots) {
 	out.reserve(input.size() + input.size() / 32);
 	size_t pos = 0;
 	while (pos < input.size()) {
-		size_t nl = input.find('\n', pos);
-		size_t end = nl == std::string_view::npos ? input.size() : nl;
+		// A line ends at CRLF, or at a bare LF or a bare CR: each is stored
+		// as CRLF, as SMTP's bare newlines are (doc/behaviour.md D8).
+		size_t end = input.find_first_of("\r\n", pos);
+		size_t next = end == std::string_view::npos ? input.size() : end + 1;
+		if (end == std::string_view::npos)
+			end = input.size();
+		else if (input[end] == '\r' && next < input.size() && input[next] == '\n')
+			++next;
 		std::string_view line = input.substr(pos, end - pos);
-		if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
 		// The old sendmail convention: a lone dot ends the input (-i turns
 		// that off, as scripts that send arbitrary text need).
 		if (!ignore_dots && line == ".") break;
 		out.append(line);
 		out += "\r\n";
-		pos = nl == std::string_view::npos ? input.size() : nl + 1;
+		pos = next;
 	}
 	return out;
 }

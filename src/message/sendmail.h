@@ -50,8 +50,8 @@ struct Args {
 // ignored (man/sendmail.tern.8 lists them).
 Args parse_args(std::string_view program, const std::vector<std::string>& args, const std::string& default_config);
 
-// The message from stdin as tern stores it: CRLF line ends (a lone LF or
-// CR LF both end a line), ending at a line of a single "." unless
+// The message from stdin as tern stores it: CRLF line ends (CR LF, a lone
+// LF and a lone CR each end a line), ending at a line of a single "." unless
 // `ignore_dots`. A last line without a line end gets one.
 std::string normalize_message(std::string_view input, bool ignore_dots);
 

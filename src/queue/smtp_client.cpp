@@ -554,31 +554,34 @@ void SmtpClient::send_mail() {
 		send_command(cmd, State::mail, options_.timeouts.mail);
 		return;
 	}
+	// What this server cannot take fails the transaction before MAIL, in
+	// the order the size, the 8-bit data and the UTF-8 addresses come.
+	std::string refused;
+	if (esmtp_ && offered_size_ > 0 && options_.size > offered_size_)
+		// RFC 1870 6.1: do not send what the server said it will refuse.
+		refused = "5.3.4 message too large for " + options_.server_name + " (limit " +
+		    std::to_string(offered_size_) + ")";
+	else if (options_.has_8bit && !(esmtp_ && offers_8bitmime_))
+		// RFC 6152 3: 8-bit data only to a server that offers 8BITMIME; tern
+		// does not convert, so the message cannot go there.
+		refused = "5.6.3 " + options_.server_name + " does not support 8BITMIME, required by the message";
+	else if (options_.smtputf8 && !(esmtp_ && offers_smtputf8_))
+		// RFC 6531 3.4: an SMTPUTF8 message cannot go to a server without it.
+		refused = "5.6.7 " + options_.server_name + " does not support SMTPUTF8";
+	if (!refused.empty()) {
+		fail_transaction(refused, true);
+		finish_with_quit();
+		return;
+	}
 	if (esmtp_) {
-		if (offered_size_ > 0 && options_.size > offered_size_) {
-			// RFC 1870 6.1: do not send what the server said it will refuse.
-			fail_transaction("5.3.4 message too large for " + options_.server_name + " (limit " +
-			                     std::to_string(offered_size_) + ")",
-			                 true);
-			finish_with_quit();
-			return;
-		}
 		if (offered_size_ >= 0) cmd += " SIZE=" + std::to_string(options_.size);
-		if (options_.has_8bit && offers_8bitmime_) cmd += " BODY=8BITMIME";  // RFC 6152
+		if (options_.has_8bit) cmd += " BODY=8BITMIME";  // RFC 6152
 		// RFC 3461 4.3, 4.4: the DSN request travels on.
 		if (offers_dsn_ && !options_.dsn_ret.empty()) cmd += " RET=" + options_.dsn_ret;
 		if (offers_dsn_ && !options_.envid.empty()) cmd += " ENVID=" + smtp::xtext_encode(options_.envid);
 		if (options_.requiretls) cmd += " REQUIRETLS";  // RFC 8689 4.2.1; offered, checked after EHLO
 	}
-	if (options_.smtputf8) {
-		if (!esmtp_ || !offers_smtputf8_) {
-			// RFC 6531 3.4: an SMTPUTF8 message cannot go to a server without it.
-			fail_transaction("5.6.7 " + options_.server_name + " does not support SMTPUTF8", true);
-			finish_with_quit();
-			return;
-		}
-		cmd += " SMTPUTF8";
-	}
+	if (options_.smtputf8) cmd += " SMTPUTF8";
 	send_command(cmd, State::mail, options_.timeouts.mail);
 }
 

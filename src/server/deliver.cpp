@@ -574,20 +574,25 @@ void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector
 	facts.fields = an.fields;
 	facts.now = std::time(nullptr);
 	std::optional<message::DsnMessage> composed = decide::incoming_dsn(facts);
-	if (composed) queue_dsn(std::move(*composed), queue);
+	// The envelope recipient in its ASCII form: the queue asks DNS about
+	// its domain, and the notice's plain variant goes without SMTPUTF8.
+	if (!composed) return;
+	OutboundRecipient to;
+	to.to = tx.mail_from->to_ascii_string();
+	to.domain = tx.mail_from->lookup_domain();
+	queue_dsn(std::move(*composed), std::move(to), queue);
 }
 
 // Signs, writes and queues a DSN (to the MAIL FROM address, with the null
 // reverse path): disk work for a worker; its fate does not change the reply.
-void Connection::queue_dsn(message::DsnMessage dsn, OutboundQueue* queue) {
+void Connection::queue_dsn(message::DsnMessage dsn, OutboundRecipient to, OutboundQueue* queue) {
 	std::time_t now = dsn.date;
-	std::string domain = dsn.to.substr(dsn.to.rfind('@') + 1);
 	std::string path = cfg->data_dir + "/tmp/dsn-" + std::to_string(cid) + "-" + std::to_string(now);
 	auto error = std::make_shared<std::string>();
 	auto msg = std::make_shared<OutboundMessage>();
 	msg->from = "";
 	msg->message_id = dsn.message_id;
-	msg->recipients.push_back({dsn.to, domain, ""});
+	msg->recipients.push_back(std::move(to));
 	msg->message_path = path;
 	msg->smtputf8 = false;
 	std::shared_ptr<const config::Config> config = cfg;

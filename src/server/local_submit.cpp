@@ -487,7 +487,7 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 		msg.smtputf8 = msg.smtputf8 || has_non_ascii(r);
 		OutboundRecipient o;
 		o.to = r;
-		o.domain = address->ip ? address->ip->to_literal() : address->domain.ascii;
+		o.domain = address->lookup_domain();
 		o.prefix = prefix_for(r);
 		msg.recipients.push_back(std::move(o));
 	}

@@ -30,6 +30,7 @@
 #include "server/inbound.h"
 #include "server/local_delivery.h"
 #include "server/localserve.h"
+#include "server/outbound.h"
 #include "server/outcome.h"
 #include "server/submit.h"
 #include "smtp/chunk_reader.h"
@@ -315,7 +316,7 @@ struct Connection {
 	                  std::shared_ptr<InboundAnalysis> an = nullptr);
 	void delivery_done(std::vector<DeliverError> errors, std::shared_ptr<InboundAnalysis> an = nullptr);
 	void queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& errors);
-	void queue_dsn(message::DsnMessage dsn, OutboundQueue* queue);
+	void queue_dsn(message::DsnMessage dsn, OutboundRecipient to, OutboundQueue* queue);
 	// Port 25 (server/deliver.cpp): iprev, SPF, DKIM, DMARC, DNSBL, then the
 	// decision, then the copies.
 	void analyze_inbound();

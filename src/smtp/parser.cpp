@@ -657,11 +657,9 @@ std::string Address::to_string() const {
 	return out;
 }
 
-std::string Address::to_ascii_string() const {
-	std::string out = format_localpart(localpart) + "@";
-	out += ip ? ip->to_literal() : domain.ascii;
-	return out;
-}
+std::string Address::to_ascii_string() const { return format_localpart(localpart) + "@" + lookup_domain(); }
+
+std::string Address::lookup_domain() const { return ip ? ip->to_literal() : domain.ascii; }
 
 // RFC 5321 4.1.1.1: "EHLO" SP ( Domain / address-literal ), "HELO" SP Domain.
 Result<HelloArg> parse_hello(std::string_view args, bool ehlo, const ParseMode& mode) {

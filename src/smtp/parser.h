@@ -37,6 +37,9 @@ struct Address {
 	std::string to_string() const;
 	// Same with the ASCII domain form.
 	std::string to_ascii_string() const;
+	// What DNS is asked about for this address: the domain's ASCII form,
+	// or the literal.
+	std::string lookup_domain() const;
 };
 
 // How the parser behaves for this command on this connection.

@@ -368,3 +368,35 @@ TEST_CASE("dsn: port 25 local delivery with NOTIFY=SUCCESS sends a \"delivered\"
 	usleep(800000);
 	CHECK(sink.messages().size() == 1);
 }
+
+TEST_CASE("dsn: a port-25 notice for an internationalized sender is queued to the ASCII domain") {
+	// The notice (here for NOTIFY=SUCCESS; a partial failure's goes the
+	// same way) goes to the MAIL FROM address; the queue asks DNS about
+	// its domain in the ASCII form (it looked up the UTF-8 form, found
+	// nothing, and dropped the notice as undeliverable).
+	TernDaemon d({.start = false});
+	d.dns().add("xn--bcher-kva.example", "MX", "10 mx.xn--bcher-kva.example");
+	d.dns().add("mx.xn--bcher-kva.example", "A", "127.0.0.1");
+	REQUIRE_MESSAGE(d.start(), d.error());
+	SmtpClient c = connect_smtp(d);
+	REQUIRE(c.read_reply().code == 220);
+	REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
+	REQUIRE(c.cmd("MAIL FROM:<jörg@bücher.example> SMTPUTF8").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<" + alice + "> NOTIFY=SUCCESS").code == 250);
+	REQUIRE(c.cmd("DATA").code == 354);
+	REQUIRE(c.send("From: <jörg@bücher.example>\r\nSubject: grüße\r\n\r\nhi\r\n.\r\n"));
+	REQUIRE(c.read_reply().code == 250);
+	REQUIRE(wait_for_maildir(d.maildir("alice"), 1).size() == 1);
+	// Queued, and attempted at the MX of the ASCII name: 127.0.0.1, whose
+	// port 25 refuses here (or takes it), never "does not exist".
+	std::string listed;
+	bool queued = false;
+	for (int64_t deadline = now_ms() + 10000; now_ms() < deadline && !queued; usleep(100000)) {
+		listed = run_ternctl({"-c", d.config_path(), "queue", "list"}).out;
+		queued = contains(listed, " <> <jörg@xn--bcher-kva.example> ");
+	}
+	INFO(listed);
+	INFO(log_tail(d));
+	CHECK(queued);
+	CHECK_FALSE(contains(d.log_text(), "does not exist"));
+}

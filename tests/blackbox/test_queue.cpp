@@ -166,7 +166,7 @@ struct Fixture {
 	// returns the done() error.
 	std::string enqueue(const std::string& from, const std::vector<std::string>& to, const std::string& body,
 	                    const std::string& prefix = "", const std::function<void()>& at_done = {},
-	                    const std::string& dsn_utf8 = "") {
+	                    const std::string& dsn_utf8 = "", bool has_8bit = false) {
 		static int counter = 0;
 		std::string path = dir + "/tmp/msg" + std::to_string(++counter);
 		{
@@ -181,6 +181,7 @@ struct Fixture {
 		m.message_size = static_cast<int64_t>(body.size());
 		m.record_outgoing = !from.empty();
 		m.dsn_utf8 = dsn_utf8;
+		m.has_8bit = has_8bit;
 		if (from.empty()) m.sender_account = "";
 		for (auto& t : to) {
 			server::OutboundRecipient r;
@@ -655,6 +656,25 @@ struct SmarthostAttempt {
 		return records.size() == 1 ? records[0].last_error : std::string("no single record");
 	}
 };
+
+TEST_CASE("queue: 8-bit data to a next hop without 8BITMIME fails at once with 5.6.3, and nothing is sent") {
+	// RFC 6152 3: no 8-bit data to a server that does not offer 8BITMIME.
+	SmtpSink sink;
+	SmtpSink::Replies replies;
+	replies.ehlo = "250-sink.test.example\r\n250 PIPELINING";
+	sink.set_replies(replies);
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	const std::string body = "From: alice@test.example\r\nSubject: 8bit\r\n\r\ngr\xc3\xbc\xc3\x9fe\r\n";
+	REQUIRE(fx.enqueue("alice@test.example", {"carol@remote.example"}, body, "", {}, "", true) == "");
+	REQUIRE(fx.run_until(
+	    [&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
+	CHECK(fx.queue->counters().failed == 1);
+	CHECK(sink.messages().empty());
+	std::string dsn = fx.maildir_message("alice");
+	INFO(dsn);
+	CHECK(dsn.find("Status: 5.6.3\r\n") != std::string::npos);
+	CHECK(dsn.find("does not support 8BITMIME, required by the message") != std::string::npos);
+}
 
 TEST_CASE("queue: a reply code outside 200-599 defers the message, never bounces it") {
 	// RFC 5321 4.2.1: a 6xx is no reply; read as a number it would pass

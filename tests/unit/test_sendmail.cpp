@@ -86,6 +86,10 @@ TEST_CASE("sendmail message: CRLF and the lone dot") {
 	CHECK(normalize_message("a\r\nb", false) == "a\r\nb\r\n");
 	CHECK(normalize_message(".\r\n", false) == "");
 	CHECK(normalize_message("..\n", false) == "..\r\n");  // not dot-stuffed: no SMTP here
+	// A bare CR ends a line too, as a bare LF does (doc/behaviour.md D8).
+	CHECK(normalize_message("x\rbare cr\r\n", false) == "x\r\nbare cr\r\n");
+	CHECK(normalize_message("a\r\rb\n\rc\r", false) == "a\r\n\r\nb\r\n\r\nc\r\n");
+	CHECK(normalize_message("a\r.\rafter", false) == "a\r\n");
 	CHECK(normalize_message("", true) == "");
 }
 
