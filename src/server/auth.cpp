@@ -64,14 +64,15 @@ Outcome Connection::auth_begin(const std::string& args) {
 		return auth_failed(
 		    error_reply(504, se::proto_param_invalid4, "mechanism " + a.mechanism + " not supported"),
 		    a.mechanism);
+	// Chosen from here on: a failure below counts under its name in
+	// tern_authentication_total, as the model's does (auth_failed drops it).
+	mechanism = std::move(mech);
 	// doc/behaviour.md D5: with TLS required, no mechanism runs in
 	// the clear (RFC 4954 4: credentials must not cross an open channel).
 	if (tls_required_for_auth() && !tls)
-		return auth_failed(error_reply(538, se::pol_tls_required11, "authentication requires tls"),
-		                   mech->name());
+		return auth_failed(error_reply(538, se::pol_tls_required11, "authentication requires tls"));
 	smtp::Result<std::optional<std::string>> initial = initial_response_for(a);
-	if (!initial) return auth_failed(initial.error(), mech->name());
-	mechanism = std::move(mech);
+	if (!initial) return auth_failed(initial.error());
 	return auth_step(mechanism->start(std::move(*initial)));
 }
 

@@ -47,18 +47,18 @@ Outcome Connection::dovecot_auth_begin(const smtp::AuthArgs& a) {
 	if (!dovecot::is_relayed(mech))
 		return auth_failed(
 		    error_reply(504, se::proto_param_invalid4, "mechanism " + a.mechanism + " not supported"), mech);
+	relay_mechanism = mech;  // counted under its name from here on
 	// The same rule as tern's own backend (RFC 4954 4): no credentials in
 	// the clear where the listener requires TLS.
 	if (tls_required_for_auth() && !tls)
-		return auth_failed(error_reply(538, se::pol_tls_required11, "authentication requires tls"), mech);
-	relay_mechanism = mech;
+		return auth_failed(error_reply(538, se::pol_tls_required11, "authentication requires tls"));
 	relay_username_sent.clear();
 	relay_messages = 0;
 	relay_succeeded_user.reset();
 	dovecot::AuthRequest request;
 	request.mechanism = mech;
 	smtp::Result<std::optional<std::string>> initial = initial_response_for(a);
-	if (!initial) return auth_failed(initial.error(), mech);
+	if (!initial) return auth_failed(initial.error());
 	if (*initial) {
 		relay_username_sent = dovecot::login_name_in(mech, relay_messages++, **initial);
 		request.initial_response = std::move(**initial);

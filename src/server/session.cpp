@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 
@@ -21,6 +22,13 @@
 namespace tern::server {
 
 namespace {
+
+// Seconds on the monotonic clock, read now: the loop's cached time
+// (ev_now) is the same for every command of one loop iteration, so a
+// command answered at once would always last 0.
+double command_clock() {
+	return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 // Stop taking commands while this much output waits for a slow reader.
 constexpr size_t max_pending_output = 64 * 1024;
 
@@ -188,16 +196,17 @@ void Connection::write_reply(const smtp::SmtpError& r, bool verbatim) {
 	// RFC 5321 4.2.1: a 3yz reply (DATA's 354, AUTH's 334) is intermediate;
 	// the command's result is the reply that ends it.
 	if (code / 100 == 3 || cmd.empty()) return;
+	const double duration = command_clock() - cmd_start;
 	if (log::enabled(log::Level::debug)) {
 		log::event(log::Level::debug, cid, "smtp command result",
 		           {{"cmd", cmd},
 		            {"code", std::to_string(code)},
 		            {"ecode", smtp::enhanced_code(code, secode)},
-		            {"duration", std::to_string(ev_now(srv.loop()) - cmd_start)}});
+		            {"duration", std::to_string(duration)}});
 	}
 	// tern_smtpserver_command_duration_seconds
 	core::stats().observe_command(submission() ? "submission" : "smtp", cmd, code,
-	                              smtp::enhanced_code(code, secode), ev_now(srv.loop()) - cmd_start);
+	                              smtp::enhanced_code(code, secode), duration);
 }
 
 void Connection::flush() {
@@ -559,7 +568,7 @@ Outcome Connection::handle_line(std::string_view line) {
 	}
 	if (srv.shutting_down()) return shutting_down_reply();
 	cmd = ascii_lower(verb);
-	cmd_start = ev_now(srv.loop());
+	cmd_start = command_clock();
 	return dispatch(cmd, args);
 }
 

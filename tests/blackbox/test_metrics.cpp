@@ -157,6 +157,10 @@ TEST_CASE("metrics: AUTH results by mechanism") {
 	CHECK(c.cmd("AUTH PLAIN AGFsaWNlQHRlc3QuZXhhbXBsZQB3cm9uZw==").code == 535);
 	CHECK(c.cmd("AUTH SCRAM-SHA-256").code == 334);
 	CHECK(c.cmd("*").code == 501);
+	// Refused before the mechanism ran: counted under its name, as the
+	// model does; an unknown mechanism has none.
+	CHECK(c.cmd("AUTH PLAIN !!!!").code == 501);
+	CHECK(c.cmd("AUTH FOO").code == 504);
 	std::string page = get_metrics(port);
 	INFO(page);
 	CHECK(sample(page, "tern_smtpserver_connection_total{kind=\"submission\"}") == 1);
@@ -165,6 +169,13 @@ TEST_CASE("metrics: AUTH results by mechanism") {
 	CHECK(sample(page,
 	             "tern_authentication_total{kind=\"submission\",variant=\"scram-sha-256\",result=\"aborted\"}") ==
 	      1);
+	CHECK(sample(page, "tern_authentication_total{kind=\"submission\",variant=\"plain\",result=\"error\"}") == 1);
+	CHECK(sample(page, "tern_authentication_total{kind=\"submission\",variant=\"\",result=\"error\"}") == 1);
+	// Each command's time is measured from its line to its reply, so even
+	// one answered at once takes more than nothing.
+	CHECK(sample(page,
+	             "tern_smtpserver_command_duration_seconds_sum{kind=\"submission\",cmd=\"ehlo\",code=\"250\","
+	             "ecode=\"\"}") > 0);
 	CHECK(
 	    sample(
 		page,
