@@ -21,6 +21,7 @@
 #include "message/dsn.h"
 #include "smtp/client_reply.h"
 #include "smtp/dsn_params.h"
+#include "smtp/parser.h"
 #include "message/headers.h"
 #include "net/lmtp_client.h"
 #include "store/maildir.h"
@@ -167,6 +168,13 @@ std::string status_of(const std::string& error) {
 
 bool is_smtp_reply(const std::string& error) { return smtp::reply_code_in_range(smtp::reply_line_code(error)); }
 
+// An address with its domain in the ASCII form (as it was, when it does not
+// parse).
+std::string ascii_form(const std::string& address) {
+	std::optional<smtp::Address> parsed = smtp::parse_address(address);
+	return parsed ? parsed->to_ascii_string() : address;
+}
+
 // Outgoing-failure DSNs are not sent over SMTP (doc/behaviour.md §12): they
 // go straight into the sender account's INBOX, or the postmaster's mailbox
 // when the account is gone. Runs on a worker. Never throws: a DSN that cannot
@@ -226,8 +234,9 @@ message::DsnRecipient notice_recipient(const store::QueueRecord& rec, DsnKind ki
 	r.action = action_name(kind);
 	const char status_class = kind == DsnKind::failed ? '5' : kind == DsnKind::delayed ? '4' : '2';
 	r.status = status_class == '2' ? "2.0.0" : status_of(error);
-	if (!r.status.empty() && r.status[0] != status_class)
-		r.status.clear();  // e.g. a 4.x.x that became final after the last attempt
+	// A 4.x.y that became final after the last attempt is reported as
+	// 5.x.y, its subject and detail kept, as the model does.
+	if (!r.status.empty()) r.status[0] = status_class;
 	r.remote_mta = remote_mta;
 	if (is_smtp_reply(error)) r.diagnostic = "smtp; " + error;
 	r.last_attempt = static_cast<std::time_t>(rec.last_attempt ? rec.last_attempt : now);
@@ -259,12 +268,15 @@ std::string compose_notice(const config::Config& cfg, const store::QueueRecord& 
 	const std::string remote_host = remote_mta.substr(0, remote_mta.find(' '));
 	m.text_body = kind == DsnKind::failed ? message::failed_dsn_text(rec.to, error)
 	    : kind == DsnKind::delayed
-	    ? message::delayed_dsn_text(rec.to, error, next_attempts, static_cast<std::time_t>(now))
+	    // The model's delayed text names the recipient with its ASCII domain.
+	    ? message::delayed_dsn_text(ascii_form(rec.to), error, next_attempts, static_cast<std::time_t>(now))
 	    : message::success_dsn_text(rec.to, kind == DsnKind::relayed, remote_host);
 	m.recipients.push_back(notice_recipient(rec, kind, error, remote_mta, next_attempts, now));
 	m.original_headers = returned.headers;
 	m.original_message = returned.message;
-	std::string text = message::compose_dsn(m, false);
+	// Into the sender's own mailbox: in the UTF-8 form when the message was
+	// SMTPUTF8 (RFC 6533), as the model writes it.
+	std::string text = message::compose_dsn(m, rec.smtputf8);
 	// RFC 6376: signed like any mail of the postmaster's domain, when it
 	// has keys (doc/behaviour.md §13).
 	return server::dkim_sign_text(cfg, cfg.hostname, text, static_cast<std::time_t>(now)) + text;

@@ -166,7 +166,7 @@ struct Fixture {
 	// returns the done() error.
 	std::string enqueue(const std::string& from, const std::vector<std::string>& to, const std::string& body,
 	                    const std::string& prefix = "", const std::function<void()>& at_done = {},
-	                    const std::string& dsn_utf8 = "", bool has_8bit = false) {
+	                    const std::string& dsn_utf8 = "", bool has_8bit = false, bool smtputf8 = false) {
 		static int counter = 0;
 		std::string path = dir + "/tmp/msg" + std::to_string(++counter);
 		{
@@ -182,6 +182,7 @@ struct Fixture {
 		m.record_outgoing = !from.empty();
 		m.dsn_utf8 = dsn_utf8;
 		m.has_8bit = has_8bit;
+		m.smtputf8 = smtputf8;
 		if (from.empty()) m.sender_account = "";
 		for (auto& t : to) {
 			server::OutboundRecipient r;
@@ -664,7 +665,9 @@ TEST_CASE("queue: 8-bit data to a next hop without 8BITMIME fails at once with 5
 	replies.ehlo = "250-sink.test.example\r\n250 PIPELINING";
 	sink.set_replies(replies);
 	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
-	const std::string body = "From: alice@test.example\r\nSubject: 8bit\r\n\r\ngr\xc3\xbc\xc3\x9fe\r\n";
+	const std::string body =
+	    "From: alice@test.example\r\nSubject: 8bit\r\n\r\ngr\xc3\xbc\xc3\x9f"
+	    "e\r\n";
 	REQUIRE(fx.enqueue("alice@test.example", {"carol@remote.example"}, body, "", {}, "", true) == "");
 	REQUIRE(fx.run_until(
 	    [&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
@@ -821,6 +824,8 @@ TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the
 		if (dsn.find("Action: failed") != std::string::npos) {
 			failed++;
 			CHECK(dsn.find("Subject: mail delivery failed") != std::string::npos);
+			// The last 4.2.0 made final: 5.2.0, as the model reports it.
+			CHECK(dsn.find("Status: 5.2.0\r\n") != std::string::npos);
 		}
 		if (dsn.find("Action: delayed") != std::string::npos) {
 			delayed++;
@@ -832,6 +837,39 @@ TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the
 	CHECK(failed == 1);
 	CHECK(delayed == 1);
 	CHECK(list_dir(fx.dir + "/queue").empty());
+}
+
+TEST_CASE("queue: the notices of an SMTPUTF8 message take the UTF-8 form; the delayed text names the ASCII domain") {
+	// RFC 6533, as the model writes them into the sender's mailbox.
+	SmtpSink sink;
+	SmtpSink::Replies replies;
+	replies.rcpt = "451 4.2.0 mailbox busy";
+	sink.set_replies(replies);
+	Fixture::Settings settings;
+	settings.max_attempts = 2;
+	settings.delayed_dsn_after = 1;
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
+	const std::string body =
+	    "From: alice@test.example\r\nTo: carol@b\xc3\xbc"
+	    "cher.example\r\nSubject: hi\r\n\r\nhi\r\n";
+	CHECK(fx.enqueue("alice@test.example",
+	                 {"carol@b\xc3\xbc"
+	                  "cher.example"},
+	                 body, "", {}, "", true, true) == "");
+	REQUIRE(fx.run_until(
+	    [&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && fx.maildir_new("alice").size() == 2; }));
+	for (size_t i = 0; i < 2; i++) {
+		std::string dsn = fx.maildir_message("alice", i);
+		INFO(dsn);
+		CHECK(dsn.find("message/global-delivery-status") != std::string::npos);
+		CHECK(dsn.find("Final-Recipient: utf-8;carol@b\xc3\xbc"
+		               "cher.example\r\n") != std::string::npos);
+		if (dsn.find("Action: delayed") != std::string::npos)
+			CHECK(dsn.find("\tcarol@xn--bcher-kva.example\r\n") != std::string::npos);
+		else
+			CHECK(dsn.find("\tcarol@b\xc3\xbc"
+			               "cher.example\r\n") != std::string::npos);
+	}
 }
 
 TEST_CASE("queue: records survive a restart and are delivered by the next start") {
