@@ -803,15 +803,26 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 	remove_tree(dir);
 }
 
-TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the last one") {
+// A next hop that defers every recipient (451 4.2.0), and a queue that
+// sends a delayed notice after the first attempt and gives up after the
+// second.
+struct BusyMailbox {
 	SmtpSink sink;
-	SmtpSink::Replies replies;
-	replies.rcpt = "451 4.2.0 mailbox busy";
-	sink.set_replies(replies);
-	Fixture::Settings settings;
-	settings.max_attempts = 2;
-	settings.delayed_dsn_after = 1;
-	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
+	std::unique_ptr<Fixture> fx;
+	BusyMailbox() {
+		SmtpSink::Replies replies;
+		replies.rcpt = "451 4.2.0 mailbox busy";
+		sink.set_replies(replies);
+		Fixture::Settings settings;
+		settings.max_attempts = 2;
+		settings.delayed_dsn_after = 1;
+		fx = std::make_unique<Fixture>("127.0.0.1:" + std::to_string(sink.port()), settings);
+	}
+};
+
+TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the last one") {
+	BusyMailbox busy;
+	Fixture& fx = *busy.fx;
 	CHECK(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
 	// The second attempt is the last one (max_attempts 2): a failed DSN.
 	REQUIRE(fx.run_until(
@@ -841,14 +852,8 @@ TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the
 
 TEST_CASE("queue: the notices of an SMTPUTF8 message take the UTF-8 form; the delayed text names the ASCII domain") {
 	// RFC 6533, as the model writes them into the sender's mailbox.
-	SmtpSink sink;
-	SmtpSink::Replies replies;
-	replies.rcpt = "451 4.2.0 mailbox busy";
-	sink.set_replies(replies);
-	Fixture::Settings settings;
-	settings.max_attempts = 2;
-	settings.delayed_dsn_after = 1;
-	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
+	BusyMailbox busy;
+	Fixture& fx = *busy.fx;
 	const std::string body =
 	    "From: alice@test.example\r\nTo: carol@b\xc3\xbc"
 	    "cher.example\r\nSubject: hi\r\n\r\nhi\r\n";
