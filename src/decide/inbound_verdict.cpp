@@ -113,7 +113,7 @@ std::string authentication_results(const MessageChecks& c, const std::string& au
                                    bool smtputf8) {
 	std::vector<message::AuthMethod> methods;
 	methods.push_back(mailauth::iprev_auth_method(c.iprev.status, remote_ip));
-	for (auto& m : mailauth::dkim_auth_methods(c.dkim)) methods.push_back(std::move(m));
+	for (auto& m : mailauth::dkim_auth_methods(c.dkim, c.dkim_error)) methods.push_back(std::move(m));
 	methods.push_back(mailauth::spf_auth_method(c.spf.result, c.spf.identity, c.spf_domain()));
 	methods.push_back(mailauth::dmarc_auth_method(c.dmarc));
 	if (smtputf8) use_unicode_forms(methods);

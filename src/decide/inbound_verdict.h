@@ -37,6 +37,9 @@ struct MessageChecks {
 	mailauth::SpfReceived spf;
 	std::string spf_explanation;
 	std::vector<mailauth::dkim::Result> dkim;
+	// Set when the header section could not be read, so no signature was
+	// looked at: Authentication-Results says dkim=none with it as reason.
+	std::string dkim_error;
 	mailauth::DmarcResult dmarc;
 
 	// The domain SPF evaluated (RFC 7489 6.6.2): MAIL FROM's, or the HELO

@@ -3,6 +3,8 @@
 
 #include <string_view>
 
+#include "smtp/parser.h"
+
 namespace tern::mailauth {
 
 namespace {
@@ -16,6 +18,15 @@ message::AuthProp prop(std::string type, std::string property, std::string value
 	return p;
 }
 
+// A signature's i= as the model shows it: the local part as written, the
+// domain in its lower-case ASCII form (as written when it does not parse).
+std::string identity_text(const std::string& identity) {
+	size_t at = identity.rfind('@');
+	if (at == std::string::npos) return identity;
+	std::optional<smtp::Domain> domain = smtp::parse_domain(identity.substr(at + 1));
+	return domain ? identity.substr(0, at + 1) + domain->ascii : identity;
+}
+
 }  // namespace
 
 message::AuthMethod iprev_auth_method(IprevStatus status, const IpAddr& remote_ip) {
@@ -26,13 +37,13 @@ message::AuthMethod iprev_auth_method(IprevStatus status, const IpAddr& remote_i
 	return m;
 }
 
-std::vector<message::AuthMethod> dkim_auth_methods(const std::vector<dkim::Result>& results) {
+std::vector<message::AuthMethod> dkim_auth_methods(const std::vector<dkim::Result>& results, const std::string& error) {
 	std::vector<message::AuthMethod> out;
 	if (results.empty()) {
 		message::AuthMethod m;
 		m.method = "dkim";
 		m.result = "none";
-		m.reason = "no dkim signatures";
+		m.reason = error.empty() ? "no dkim signatures" : error;
 		out.push_back(std::move(m));
 		return out;
 	}
@@ -41,7 +52,7 @@ std::vector<message::AuthMethod> dkim_auth_methods(const std::vector<dkim::Resul
 		m.method = "dkim";
 		m.result = std::string(dkim::status_name(r.status));
 		m.reason = r.error;
-		if (r.signature) {
+		if (r.signature && !r.refused_before_lookup) {
 			const dkim::Signature& sig = *r.signature;
 			m.comment = r.key_comment();
 			m.props.push_back(prop("header", "d", sig.domain, true));
@@ -49,7 +60,7 @@ std::vector<message::AuthMethod> dkim_auth_methods(const std::vector<dkim::Resul
 			m.props.push_back(prop("header", "a", sig.algorithm(), false));
 			// RFC 6008 2: at least 8 characters, unique among the signatures.
 			m.props.push_back(prop("header", "b", sig.b_prefix(), false));
-			if (sig.identity) m.props.push_back(prop("header", "i", *sig.identity, true));
+			if (sig.identity) m.props.push_back(prop("header", "i", identity_text(*sig.identity), true));
 		}
 		out.push_back(std::move(m));
 	}

@@ -21,8 +21,10 @@ message::AuthMethod iprev_auth_method(IprevStatus status, const IpAddr& remote_i
 // One "dkim=..." per signature: "dkim=pass (2048 bit rsa) header.d=example.org
 // header.s=sel header.a=rsa-sha256 header.b=<first 12 of b=> [header.i=...]",
 // with "reason=<error>" for a failing one (RFC 8601 2.7.1, RFC 6008 for
-// header.b). No signatures: "dkim=none reason="no dkim signatures"".
-std::vector<message::AuthMethod> dkim_auth_methods(const std::vector<dkim::Result>& results);
+// header.b). No signatures: "dkim=none reason="no dkim signatures"", or
+// with `error` as reason when the header section could not be read.
+std::vector<message::AuthMethod> dkim_auth_methods(const std::vector<dkim::Result>& results,
+                                                   const std::string& error = "");
 
 // "spf=pass smtp.mailfrom=example.org" or "smtp.helo=<name>" (RFC 8601
 // 2.7.2); no property when `identity_domain` is empty (an address-literal

@@ -189,6 +189,7 @@ std::vector<PendingSignature> prepare_verification(const std::vector<message::He
 		p.signature = std::move(*parsed.signature);
 		if (auto early = check_signature(p.signature, options)) {
 			p.early = to_result(&p.signature, std::move(*early));
+			p.early->refused_before_lookup = true;
 			out.push_back(std::move(p));
 			continue;
 		}
@@ -262,6 +263,8 @@ std::vector<std::string> verified_domains(const std::vector<Result>& results) {
 	return out;
 }
 
+std::string malformed_header_error(const std::string& why) { return "dkim: mail message header is malformed: " + why; }
+
 void verify_message(Resolver& resolver, uint64_t owner, const std::string& message,
                     std::function<void(std::vector<Result>)> done, VerifyOptions options) {
 	std::string error;
@@ -269,7 +272,7 @@ void verify_message(Resolver& resolver, uint64_t owner, const std::string& messa
 	if (!section) {
 		Result r;
 		r.status = Status::permerror;
-		r.error = "dkim: mail message header is malformed: " + error;
+		r.error = malformed_header_error(error);
 		done({r});
 		return;
 	}
@@ -438,7 +441,7 @@ std::optional<std::string> sign_message(const SignOptions& options, std::string_
 	std::string why;
 	auto section = message::parse_header_section(message, &why);
 	if (!section) {
-		if (error) *error = "dkim: mail message header is malformed: " + why;
+		if (error) *error = malformed_header_error(why);
 		return std::nullopt;
 	}
 	BodyHasher hasher(options.body_canon, HashAlg::sha256);

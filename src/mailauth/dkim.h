@@ -276,6 +276,10 @@ struct Result {
 	std::optional<Key> key;              // the record, when one was found
 	std::string error;
 	bool testing = false;  // key has t=y
+	// Refused for its tags or the local policy before its key was looked
+	// up: Authentication-Results then names no header.* properties, as the
+	// model's does (ternctl still shows d=, s= and a=).
+	bool refused_before_lookup = false;
 
 	// Fields for output lines and Authentication-Results (empty when unparsed).
 	std::string domain() const { return signature ? signature->domain : ""; }
@@ -313,6 +317,10 @@ Result finish_verification(const PendingSignature&, const DnsAnswer&, const std:
 // The d= domains of passing signatures, each once, in order (doc/behaviour.md
 // doc/behaviour.md D14: de-duplicated across all results, unlike the model).
 std::vector<std::string> verified_domains(const std::vector<Result>&);
+
+// The error for a message whose header section does not parse (`why` is
+// the parser's complaint): no signature of it can be checked.
+std::string malformed_header_error(const std::string& why);
 
 // Verifies every DKIM-Signature of `message` (CRLF line ends): one Result
 // per signature field, in header order; empty when there is none. A header

@@ -33,7 +33,8 @@ std::string build_authentication_results(const std::string& hostname, const std:
 	std::string authserv;
 	if (!comment.empty()) authserv = "(" + comment + ") ";
 	authserv += auth_results_value(hostname) + ";";
-	h.add(authserv);
+	// On the field name's line whatever its length, as the model writes it.
+	h.add_unfolded(authserv);
 	if (methods.empty()) {
 		h.add("none");
 		return h.finish();

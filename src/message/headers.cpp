@@ -83,6 +83,12 @@ void HeaderBuilder::add(std::string_view item) {
 	line_len_ += item.size();
 }
 
+void HeaderBuilder::add_unfolded(std::string_view item) {
+	out_ += ' ';
+	out_.append(item);
+	line_len_ += 1 + item.size();
+}
+
 void HeaderBuilder::add_raw(std::string_view text) {
 	if (line_len_ > 1 && line_len_ + text.size() > max_line_len) newline();
 	out_.append(text);

@@ -23,6 +23,7 @@ class HeaderBuilder {
 public:
 	explicit HeaderBuilder(std::string_view name);  // "Received"
 	void add(std::string_view item);                // separator: one space
+	void add_unfolded(std::string_view item);       // separator: one space, never a fold
 	void add_raw(std::string_view text);            // no separator
 	void newline();                                 // force CRLF TAB
 	std::string finish() const;                     // ends with CRLF

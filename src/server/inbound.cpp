@@ -92,8 +92,12 @@ void read_inbound_message(InboundAnalysis& an) {
 	// workers, the header section taken on the way.
 	auto header = hash_message_file(file, an);
 	if (!header) return;
-	auto section = message::parse_header_section(*header);
-	if (!section) return;
+	std::string why;
+	auto section = message::parse_header_section(*header, &why);
+	if (!section) {
+		an.dkim_error = mailauth::dkim::malformed_header_error(why);
+		return;
+	}
 	take_header_facts(an, std::move(*section));
 	hash_dkim_bodies(file, an);
 }

@@ -405,3 +405,20 @@ TEST_CASE("faults: localserve's timeout localparts answer 451 after the stall, w
 		CHECK(h.maildir_files("tern").empty());
 	}
 }
+
+TEST_CASE("faults: a header section that cannot be read is reported as dkim=none with the reason, as the model does") {
+	SessionHarness h;
+	REQUIRE(h.replies() == greeting);
+	REQUIRE(h.exchange("EHLO client.sender.example").rfind("250-", 0) == 0);
+	h.send(
+	    "MAIL FROM:<bob@sender.example>\r\nRCPT TO:<alice@test.example>\r\nDATA\r\n"
+	    "From: bob@sender.example\r\nbad header line\r\n\r\nbody\r\n.\r\n");
+	std::string replies = h.replies(4, 10);
+	INFO(replies);
+	REQUIRE(h.run_until([&] { return h.maildir_files("alice").size() == 1; }, 5));
+	std::string stored = read_file(h.maildir_files("alice")[0]);
+	INFO(stored);
+	CHECK(header_field(stored, "Authentication-Results")
+	          .find(" dkim=none reason=\"dkim: mail message header is malformed: ") != std::string::npos);
+	CHECK(header_field(stored, "Authentication-Results").find("no dkim signatures") == std::string::npos);
+}

@@ -55,6 +55,13 @@ TEST_CASE("authentication-results: typical delivery, folded at 78 columns") {
 	      "\theader.from=example.org\r\n");
 }
 
+TEST_CASE("authentication-results: the authserv-id stays on the field name's line, however long") {
+	const std::string host = "a-rather-long-host-name-for-a-mail-server.subdomain.example";  // 59 characters
+	std::string h = build_authentication_results(host, "",
+	                                             {iprev_auth_method(IprevStatus::pass, *IpAddr::parse("1.2.3.4"))});
+	CHECK(h == "Authentication-Results: " + host + ";\r\n\tiprev=pass policy.iprev=1.2.3.4\r\n");
+}
+
 TEST_CASE("authentication-results: no methods, comments, quoting") {
 	CHECK(build_authentication_results("mx.example", "", {}) == "Authentication-Results: mx.example; none\r\n");
 	CHECK(build_authentication_results("xn--bcher-kva.example", "bücher.example", {}) ==
@@ -89,6 +96,13 @@ TEST_CASE("authentication-results: entries per check") {
 	// No signatures at all.
 	std::string h = build_authentication_results("mx.example", "", dkim_auth_methods({}));
 	CHECK(h == "Authentication-Results: mx.example; dkim=none reason=\"no dkim signatures\"\r\n");
+	// A header section that could not be read: why, as the model says it.
+	h = build_authentication_results(
+	    "mx.example", "",
+	    dkim_auth_methods({}, "dkim: mail message header is malformed: malformed message, header without colon"));
+	CHECK(h ==
+	      "Authentication-Results: mx.example; dkim=none\r\n"
+	      "\treason=\"dkim: mail message header is malformed: malformed message, header without colon\"\r\n");
 
 	// A failing signature with i= and the error as reason.
 	dkim::Result failing = passing_signature();
@@ -104,6 +118,20 @@ TEST_CASE("authentication-results: entries per check") {
 	CHECK(methods[0].props[3].value == "dGhpcyBpcyBh");
 	CHECK(methods[0].props[4].property == "i");
 	CHECK(methods[0].props[4].value == "@mail.example.org");
+	// i= with its domain in lower case, the local part as written.
+	failing.signature->identity = "\"a b\"@Mail.EXAMPLE.org";
+	CHECK(dkim_auth_methods({failing})[0].props[4].value == "\"a b\"@mail.example.org");
+
+	// Refused for its tags or by policy before the key lookup: result and
+	// reason, no properties (the model has no signature there).
+	dkim::Result refused = passing_signature();
+	refused.status = dkim::Status::policy;
+	refused.error = "dkim: signature rejected by policy: required header fields missing from signature: subject";
+	refused.refused_before_lookup = true;
+	methods = dkim_auth_methods({refused});
+	CHECK(methods[0].result == "policy");
+	CHECK(methods[0].props.empty());
+	CHECK(methods[0].comment.empty());
 
 	// A signature that did not parse: result and reason only.
 	dkim::Result unparsed;

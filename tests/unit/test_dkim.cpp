@@ -502,6 +502,8 @@ TEST_CASE("l= is refused by the default policy and honoured without it") {
 	VerifyOptions lenient;
 	lenient.default_policy = false;
 	CHECK(verify_sync(dns, py_rsa_length + py_message, lenient)[0].status == Status::pass);
+	CHECK(r[0].refused_before_lookup);
+	CHECK_FALSE(verify_sync(dns, py_rsa_length + py_message, lenient)[0].refused_before_lookup);
 	// Text after the signed length does not matter...
 	CHECK(verify_sync(dns, py_rsa_length + py_message + "appended\r\n", lenient)[0].status == Status::pass);
 	// ...but a change inside it does.
@@ -596,6 +598,11 @@ TEST_CASE("signature checks before lookup") {
 	auto expired = one("DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=py; h=from:subject; x=1000;" + tail);
 	CHECK(expired.status == Status::permerror);
 	CHECK(expired.error == "dkim: signature has expired: expiration time \"1970-01-01T00:16:40Z\"");
+	// Decided before the key lookup, so Authentication-Results names no
+	// header.* properties for them.
+	CHECK(nosubject.refused_before_lookup);
+	CHECK(nofrom.refused_before_lookup);
+	CHECK(expired.refused_before_lookup);
 	auto tld = one("DKIM-Signature: v=1; a=rsa-sha256; d=co.uk; s=py; h=from:subject;" + tail);
 	CHECK(tld.status == Status::permerror);
 	CHECK(tld.error == "dkim: signed domain is top-level domain, above organizational domain: co.uk");
