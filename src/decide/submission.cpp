@@ -43,6 +43,7 @@ SubmissionHeaderChecks check_submission_header(const config::Config& cfg, const 
 		return out;
 	}
 	out.from_domain = from.address.domain.ascii;
+	out.from_localpart = from.address.localpart;
 	if (!cfg.localserve && in.check_from) {
 		const config::Account* acc = cfg.account_for_address(from.address.localpart, from.address.domain.ascii);
 		if (!acc || acc->name != in.account) {

@@ -34,6 +34,7 @@ struct SubmissionHeaderChecks {
 	std::string added;                            // Message-Id and Date fields when missing
 	std::string message_id;                       // without <>
 	std::string from_domain;                      // the From address' domain: the DKIM signing domain
+	std::string from_localpart;                   // and its localpart: DKIM's i=
 };
 
 // RFC 6409 8.1: From names one address of the sender's own; RFC 5321 4.4:

@@ -412,12 +412,16 @@ std::optional<std::string> sign(const SignOptions& options, const std::vector<me
 	const char* algorithm = options.key.type() == KeyType::ed25519 ? "ed25519-sha256" : "rsa-sha256";
 	auto canon_word = [](Canon c) { return c == Canon::simple ? "simple" : "relaxed"; };
 
+	// The tags in the model's order; c= left out for simple/simple, its
+	// default (RFC 6376 3.5).
 	SigFolder f("DKIM-Signature: v=1;");
-	f.add("a=" + std::string(algorithm) + ";");
-	f.add("c=" + std::string(canon_word(options.header_canon)) + "/" + canon_word(options.body_canon) + ";");
 	f.add("d=" + options.domain + ";");
 	f.add("s=" + options.selector + ";");
 	if (options.identity) f.add("i=" + *options.identity + ";");
+	f.add("a=" + std::string(algorithm) + ";");
+	if (options.header_canon != Canon::simple || options.body_canon != Canon::simple)
+		f.add("c=" + std::string(canon_word(options.header_canon)) + "/" + canon_word(options.body_canon) +
+		      ";");
 	f.add("t=" + std::to_string(static_cast<int64_t>(options.timestamp)) + ";");
 	if (options.expiration_s > 0)
 		f.add("x=" + std::to_string(static_cast<int64_t>(options.timestamp) + options.expiration_s) + ";");

@@ -602,7 +602,7 @@ void Connection::queue_dsn(message::DsnMessage dsn, OutboundRecipient to, Outbou
 		    try {
 			    std::string text = message::compose_dsn(dsn, false);
 			    // RFC 6376: signed like any mail of that domain, when it has keys.
-			    text = dkim_sign_text(*config, sign_domain, text, now) + text;
+			    text = dkim_sign_text(*config, sign_domain, "postmaster", text, now) + text;
 			    if (dsn.smtputf8) msg->dsn_utf8 = message::compose_dsn(dsn, true);
 			    store::write_new_file(path, text);
 			    msg->message_size = static_cast<int64_t>(text.size());

@@ -1,5 +1,6 @@
 #include "server/dkim_sign.h"
 
+#include "smtp/parser.h"
 #include "util/log.h"
 
 namespace tern::server {
@@ -11,10 +12,13 @@ mailauth::dkim::Canon canon_of(const std::string& name) {
 }  // namespace
 
 std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config& cfg, const std::string& domain,
-                                                           std::time_t now) {
+                                                           const std::string& from_localpart, std::time_t now) {
 	std::vector<mailauth::dkim::SignOptions> out;
 	auto dom = cfg.domains.find(domain);
 	if (dom == cfg.domains.end()) return out;
+	smtp::Address identity;
+	identity.localpart = config::canonical_localpart(dom->second, from_localpart);
+	identity.domain.ascii = dom->second.name;
 	for (const auto& name : dom->second.dkim_sign) {
 		auto it = dom->second.dkim_selectors.find(name);
 		if (it == dom->second.dkim_selectors.end()) continue;
@@ -34,15 +38,16 @@ std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config&
 		opts.headers = sel.headers;
 		opts.expiration_s = sel.expiration_s;
 		opts.timestamp = now;
+		opts.identity = identity.to_ascii_string();
 		out.push_back(std::move(opts));
 	}
 	return out;
 }
 
-std::string dkim_sign_text(const config::Config& cfg, const std::string& domain, const std::string& message,
-                           std::time_t now) {
+std::string dkim_sign_text(const config::Config& cfg, const std::string& domain, const std::string& from_localpart,
+                           const std::string& message, std::time_t now) {
 	std::string out;
-	for (const auto& opts : dkim_sign_options(cfg, domain, now)) {
+	for (const auto& opts : dkim_sign_options(cfg, domain, from_localpart, now)) {
 		std::string error;
 		auto sig = mailauth::dkim::sign_message(opts, message, &error);
 		if (sig)

@@ -14,11 +14,13 @@ namespace tern::server {
 // One SignOptions per configured signing selector of `domain` whose key
 // loads; failures are logged and skipped (mail still goes out, unsigned by
 // that selector, as the model does). Empty when the domain signs nothing.
+// i= names the From address, its localpart in the domain's canonical form
+// (catch-all suffix removed, lower case), as the model signs.
 std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config& cfg, const std::string& domain,
-                                                           std::time_t now);
+                                                           const std::string& from_localpart, std::time_t now);
 
 // The DKIM-Signature fields for an in-memory message (DSNs are small).
-std::string dkim_sign_text(const config::Config& cfg, const std::string& domain, const std::string& message,
-                           std::time_t now);
+std::string dkim_sign_text(const config::Config& cfg, const std::string& domain, const std::string& from_localpart,
+                           const std::string& message, std::time_t now);
 
 }  // namespace tern::server

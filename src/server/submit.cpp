@@ -25,8 +25,9 @@ namespace {
 // DKIM-Signature fields for the From domain's selectors in `sign` order
 // (RFC 6376 5), over the added and the original header fields and the
 // body streamed from the file.
-std::string dkim_signatures(const config::Config& cfg, const std::string& domain, const std::string& added_headers,
-                            const std::string& header, const MessageFile& file, size_t body_offset, std::time_t now) {
+std::string dkim_signatures(const config::Config& cfg, const decide::SubmissionHeaderChecks& from,
+                            const std::string& added_headers, const std::string& header, const MessageFile& file,
+                            size_t body_offset, std::time_t now) {
 	std::string out;
 	std::string error;
 	auto parsed = message::parse_header_section(added_headers + header, &error);
@@ -34,7 +35,7 @@ std::string dkim_signatures(const config::Config& cfg, const std::string& domain
 		log::error("dkim sign: parsing header", {{"error", error}});
 		return out;
 	}
-	for (const auto& opts : dkim_sign_options(cfg, domain, now)) {
+	for (const auto& opts : dkim_sign_options(cfg, from.from_domain, from.from_localpart, now)) {
 		auto hash = file.body_hash(body_offset, opts.body_canon, mailauth::dkim::HashAlg::sha256);
 		if (!hash) {
 			log::error("dkim sign: reading message", {{"error", std::strerror(errno)}});
@@ -126,7 +127,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 	std::string added = std::move(checks.added);
 	// DKIM (RFC 6376) for the From domain, when it has keys.
 	if (!cfg.localserve)
-		added += dkim_signatures(cfg, res.from_domain, added, *header, file,
+		added += dkim_signatures(cfg, checks, added, *header, file,
 		                         section->body_offset - in.extra_header.size(), in.now);
 	added += in.extra_header;
 	if (in.smtp_auth) added += decide::submission_auth_results(in.hostname, in.mail_from, in.smtputf8);

@@ -448,8 +448,7 @@ TEST_CASE("bdat: on submission a chunked message reaches the smarthost intact an
 	CHECK(got[0].mail_from == alice);
 	CHECK(ends_with(got[0].data, "\r\n" + message));
 	std::string header = unfold(got[0].data.substr(0, got[0].data.find("\r\n\r\n") + 2));
-	CHECK(contains(header, "DKIM-Signature: "));
-	CHECK(contains(header, "d=test.example;"));
-	CHECK(contains(header, "s=s1;"));
+	// The model's tag order, i= naming the From address.
+	CHECK(contains(header, "DKIM-Signature: v=1; d=test.example; s=s1; i=alice@test.example; a="));
 	CHECK(contains(header, " with ESMTPA id "));
 }

@@ -135,10 +135,10 @@ const std::string weak_record =
 // Our own Ed25519 signature of py_message with the RFC 8463 key at
 // t=1764000000 (deterministic; verified by python3-dkim at development time).
 const std::string ed25519_signed_header =
-    "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.org; s=ed;\r\n"
+    "DKIM-Signature: v=1; d=example.org; s=ed; a=ed25519-sha256; c=relaxed/relaxed;\r\n"
     "\tt=1764000000; h=From:To:Subject:Date:Message-Id:From:To:Subject:Date:\r\n"
-    "\tMessage-Id; bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=; b=vIXcRuFm+fhz6f\r\n"
-    "\tUiySKca10Vuc1QjT6VkjCgtvXY40/7jx37PbJYVd1pGjbhub1x43OUkrZa8yPXKvPEiQaACg==\r\n";
+    "\tMessage-Id; bh=8JaQO8GKVE7TmGUGatr6iOYwlGyY/Go8Hbi5f8YUVDM=; b=D1pDCAvc0pLwW2\r\n"
+    "\tRLbpgi1+oG4bKULADKqQuR+qvzZr/BvsPlzAIrI0/OCy4t0SlJlWIIwAaVARTrk7q5c0fIAA==\r\n";
 
 std::vector<Result> verify_sync(CannedResolver& dns, const std::string& message, VerifyOptions options = {}) {
 	std::vector<Result> out;
@@ -657,6 +657,19 @@ TEST_CASE("private keys: load, public record, deterministic ed25519 signing") {
 	auto header = sign_message(o, py_message, &err);
 	REQUIRE_MESSAGE(header, err);
 	CHECK(*header == ed25519_signed_header);
+
+	// i= after s=, as the model writes it; c= left out for simple/simple,
+	// its default (RFC 6376 3.5), and the signature still verifies.
+	o.identity = "alice@example.org";
+	o.header_canon = Canon::simple;
+	o.body_canon = Canon::simple;
+	header = sign_message(o, py_message, &err);
+	REQUIRE_MESSAGE(header, err);
+	CHECK(header->rfind("DKIM-Signature: v=1; d=example.org; s=ed; i=alice@example.org;\r\n\ta=ed25519-sha256; t=",
+	                    0) == 0);
+	CHECK(header->find("c=") == std::string::npos);
+	CannedResolver dns = python_dns();
+	CHECK(verify_sync(dns, *header + py_message)[0].status == Status::pass);
 }
 
 TEST_CASE("sign then verify round trips") {
