@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "message/headers.h"
+#include "smtp/parser.h"
 #include "util/strings.h"
 
 namespace tern::mailauth {
@@ -738,9 +739,11 @@ private:
 		}
 		auto self = shared_from_this();
 		lookup(domain, RrType::TXT, [self, domain, explain, done](const DnsAnswer& answer) {
-			// RFC 7208 4.4: NXDOMAIN or no records: none; other errors: temperror.
+			// RFC 7208 4.4: NXDOMAIN or no records: none; other errors:
+			// temperror. The texts are the model's, the name in its
+			// absolute form.
 			if (answer.not_found()) {
-				done({SpfStatus::none, "", "", "spf: no txt record for " + domain});
+				done({SpfStatus::none, "", "", "spf: no txt record for " + domain + "."});
 				return;
 			}
 			if (!answer.found()) {
@@ -758,7 +761,7 @@ private:
 				text = &txt;
 			}
 			if (!text) {
-				done({SpfStatus::none, "", "", "spf: no spf txt record for " + domain});
+				done({SpfStatus::none, "", "", "spf: no txt record"});
 				return;
 			}
 			auto record = std::make_shared<Record>();
@@ -1268,8 +1271,12 @@ void spf_verify(Resolver& resolver, uint64_t owner, const SpfArgs& args, SpfVeri
 
 	received.comment = "domain " + q.domain;
 	if (from_helo) received.comment += ", from ehlo because mailfrom is empty";
-	// RFC 7208 9.1: envelope-from is the "sender" that was checked.
-	received.envelope_from = q.sender_localpart + "@" + q.sender_domain;
+	// RFC 7208 9.1: envelope-from is the "sender" that was checked, its
+	// localpart quoted when it needs to be, as the model writes it.
+	smtp::Address sender;
+	sender.localpart = q.sender_localpart;
+	sender.domain.ascii = q.sender_domain;
+	received.envelope_from = sender.to_ascii_string();
 	received.identity = from_helo ? SpfReceived::Identity::helo : SpfReceived::Identity::mailfrom;
 
 	// RFC 7208 2.3, 4.3: an identity that is no fully qualified domain name

@@ -270,6 +270,15 @@ TEST_CASE("spf: verify fills the Received-SPF fields for mailfrom") {
 	      "Received-SPF: pass (domain example.com) client-ip=192.0.2.1;\r\n"
 	      "\tenvelope-from=\"user@example.com\"; helo=mx.example.org;\r\n"
 	      "\tmechanism=\"ip4:192.0.2.0/24\"; receiver=mail.tern.example; identity=mailfrom\r\n");
+
+	// A localpart that needs quoting is quoted (RFC 5321 4.1.2), as the
+	// model writes it; the header value is then quoted around it.
+	args.mailfrom_localpart = "a b";
+	VerifyResult quoted;
+	spf_verify(r, 1, args, capture(quoted));
+	REQUIRE(quoted.called);
+	CHECK(quoted.received.envelope_from == "\"a b\"@example.com");
+	CHECK(quoted.received.header().find("envelope-from=\"\\\"a b\\\"@example.com\";") != std::string::npos);
 }
 
 TEST_CASE("spf: verify with a null sender checks the HELO name") {
@@ -330,7 +339,17 @@ TEST_CASE("spf: problems are reported") {
 		       });
 	CHECK(status == SpfStatus::none);
 	CHECK(mechanism == "");
-	CHECK(problem == "spf: no txt record for example.com");
+	CHECK(problem == "spf: no txt record for example.com.");
+
+	// TXT records, none of them SPF: the model's shorter text.
+	none.set_records("example.com", RrType::TXT, {"google-site-verification=abc"});
+	spf_check_host(none, 1, *IpAddr::parse("192.0.2.1"), "example.com", "user", "example.com", "h.example",
+	               [&](SpfStatus s, std::string, std::string, std::string p) {
+			       status = s;
+			       problem = p;
+		       });
+	CHECK(status == SpfStatus::none);
+	CHECK(problem == "spf: no txt record");
 }
 
 TEST_CASE("spf: mx stops at the first matching host") {
