@@ -267,9 +267,6 @@ std::unique_ptr<store::Env> open_store(const config::Config& cfg) {
 	return env;
 }
 
-// data_dir/tmp holds only the files of DATA transfers in progress: at start
-// none is in progress, so every data-* file there is a leftover of a daemon
-// that was killed (a stored message is never in tmp).
 // An exclusive flock(2) on data_dir itself, which one ternd holds while it
 // runs; the kernel lets it go when the process ends, however it ends.
 UniqueFd lock_data_dir(const std::string& data_dir) {
@@ -283,6 +280,9 @@ UniqueFd lock_data_dir(const std::string& data_dir) {
 	return fd;
 }
 
+// data_dir/tmp holds only the files of DATA transfers in progress: at start
+// none is in progress, so every data-* file there is a leftover of a daemon
+// that was killed (a stored message is never in tmp).
 void remove_stale_temp_files(const std::string& tmp_dir) {
 	std::error_code ec;
 	size_t removed = 0;
