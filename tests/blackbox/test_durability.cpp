@@ -2,10 +2,8 @@
 // kill -9 at any moment leaves no partial message visible.
 #include "bb.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 
-#include <algorithm>
 #include <csignal>
 
 TEST_CASE("durability: SIGKILL right after the 250 to DATA; the message is complete in new/") {
@@ -78,17 +76,6 @@ TEST_CASE("durability: SIGKILL while the final dot is being processed; new/ hold
 
 namespace {
 
-std::vector<std::string> names_in(const std::string& dir) {
-	std::vector<std::string> names;
-	if (DIR* d = opendir(dir.c_str())) {
-		while (dirent* e = readdir(d))
-			if (e->d_name[0] != '.') names.push_back(e->d_name);
-		closedir(d);
-	}
-	std::sort(names.begin(), names.end());
-	return names;
-}
-
 ino_t inode_of(const std::string& path) {
 	struct stat st {};
 	return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
@@ -114,7 +101,7 @@ TEST_CASE("durability: a second ternd on the same data_dir stops without touchin
 	open.send(message.substr(0, message.size() / 2));
 	usleep(200000);  // the first half reaches the spool file
 	std::string tmp = first.data_dir() + "/tmp", socket = first.data_dir() + "/public/sendmail.sock";
-	std::vector<std::string> tmp_before = names_in(tmp);
+	std::vector<std::string> tmp_before = maildir_files(tmp, "");
 	ino_t socket_before = inode_of(socket);
 	REQUIRE(!tmp_before.empty());
 	REQUIRE(socket_before != 0);
@@ -122,7 +109,7 @@ TEST_CASE("durability: a second ternd on the same data_dir stops without touchin
 	TernDaemon second({.config_patch = R"({"data_dir": ")" + first.data_dir() + R"("})", .start = false});
 	CHECK_FALSE(second.start());
 	CHECK(contains(second.error(), "another ternd uses " + first.data_dir() + " (data_dir is locked)"));
-	CHECK(names_in(tmp) == tmp_before);
+	CHECK(maildir_files(tmp, "") == tmp_before);
 	CHECK(inode_of(socket) == socket_before);
 	CHECK(wait_for_unix_socket(socket, 2000));
 
