@@ -203,19 +203,35 @@ bool write_stdout(const std::string& bytes) {
 	return true;
 }
 
-// Reads what stdin has; false at its end, on an error or after the timeout
-// (then `timed_out`).
-bool read_stdin(std::string& input, bool& timed_out) {
+// Reads standard input to its end; 0, or the errno of a read that failed
+// (a closed descriptor, a directory): then nothing may be sent, since the
+// message would be cut short or empty.
+int read_all_stdin(std::string& input) {
+	char buf[16384];
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) return errno;
+		if (n == 0) return 0;
+		input.append(buf, static_cast<size_t>(n));
+	}
+}
+
+// Reads what stdin has; false at its end, on an error (then `read_errno`)
+// or after the timeout (then `timed_out`).
+bool read_stdin(std::string& input, bool& timed_out, int& read_errno) {
 	pollfd pfd{STDIN_FILENO, POLLIN, 0};
 	int ready = 0;
 	do ready = poll(&pfd, 1, stdin_timeout_ms);
 	while (ready < 0 && errno == EINTR);
 	if (ready == 0) timed_out = true;
+	if (ready < 0) read_errno = errno;
 	if (ready <= 0) return false;
 	char buf[16384];
 	ssize_t n = 0;
 	do n = read(STDIN_FILENO, buf, sizeof buf);
 	while (n < 0 && errno == EINTR);
+	if (n < 0) read_errno = errno;
 	if (n <= 0) return false;
 	input.append(buf, static_cast<size_t>(n));
 	return true;
@@ -237,8 +253,14 @@ int serve_smtp(const sm::Args& a, const config::Config& cfg, const std::string& 
 		if (!write_stdout(out)) return sm::ex_ioerr;
 		out.clear();
 		bool timed_out = false;
-		if (!read_stdin(input, timed_out)) {
+		int read_errno = 0;
+		if (!read_stdin(input, timed_out, read_errno)) {
 			if (timed_out) return write_stdout(smtp.timeout_reply()) ? sm::ex_tempfail : sm::ex_ioerr;
+			// A session whose input fails ends there: what it had not
+			// finished is not sent.
+			if (read_errno)
+				return fail(sm::ex_ioerr,
+				            std::string("reading the session: ") + std::strerror(read_errno));
 			eof = true;
 		}
 	}
@@ -276,9 +298,9 @@ int main(int argc, char** argv) {
 	if (a.mode == sm::Mode::list_queue) {
 		request.list_queue = true;
 	} else {
-		std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-		if (std::cin.bad())
-			return fail(sm::ex_ioerr, std::string("reading the message: ") + std::strerror(errno));
+		std::string input;
+		if (int err = read_all_stdin(input))
+			return fail(sm::ex_ioerr, std::string("reading the message: ") + std::strerror(err));
 		request.recipients = a.recipients;
 		// Bcc never reaches a recipient, with or without -t.
 		sm::HeaderRecipients h = prepare(sm::normalize_message(input, a.ignore_dots), *cfg,

@@ -190,6 +190,10 @@ void create_for_user(const std::string& path, bool file, const std::optional<cor
 			          {{"file", path}, {"error", std::strerror(errno)}});
 		return;
 	}
+	// Folders above it that are missing too are made as they are (the
+	// daemon only needs the last one to be its own).
+	std::error_code ignored;
+	std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ignored);
 	if (mkdir(path.c_str(), 0755) != 0) return;  // writing the pid file says why
 	if (user && chown(path.c_str(), user->uid, user->gid) != 0)
 		log::warn("chown of the new pid file folder failed", {{"dir", path}, {"error", std::strerror(errno)}});

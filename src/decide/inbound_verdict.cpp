@@ -65,8 +65,12 @@ SenderFacts gather_sender_facts(const MessageChecks& c, const std::array<std::st
 	m.from_localpart = c.from_localpart;
 	m.from_domain = ascii_lower(c.from_domain);
 	m.from_org_domain = m.from_domain.empty() ? "" : mailauth::organizational_domain(m.from_domain);
-	// RFC 7489 3.1: a From domain aligned with a passing SPF or DKIM identity.
-	m.from_validated = out.facts.dmarc_pass || c.dmarc.aligned_dkim_pass || c.dmarc.aligned_spf_pass;
+	// RFC 7489 3.1: a From domain aligned, strictly or relaxed, with a
+	// passing SPF or DKIM identity, whether or not the domain publishes a
+	// DMARC record or what alignment its record asks for (doc/behaviour.md
+	// §9: the model's "From validated").
+	m.from_validated = !c.from_domain.empty() &&
+	    mailauth::from_alignment(c.from_domain, c.dkim, c.spf.result, c.spf_domain()) != mailauth::Alignment::none;
 	std::set<std::string> dkim;
 	for (const auto& r : c.dkim)
 		if (r.status == mailauth::dkim::Status::pass && !r.domain().empty())

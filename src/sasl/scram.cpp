@@ -132,8 +132,11 @@ public:
 			if (!alphabet) break;
 			++pos_;
 		}
-		auto decoded = base64_decode(text_.substr(start, pos_ - start));
-		if (!decoded) return invalid_encoding("decoding base64: illegal base64 data");
+		size_t offset = 0;
+		auto decoded = base64_decode(text_.substr(start, pos_ - start), &offset);
+		if (!decoded)
+			return invalid_encoding("decoding base64: illegal base64 data at input byte " +
+			                        std::to_string(offset));
 		return decoded;
 	}
 
@@ -306,7 +309,7 @@ private:
 		state_ = State::done;
 		Cursor cursor(message);
 		// Unlike the model (which silently waits for one more line first), a
-		// malformed client-final fails at once.
+		// malformed client-final fails at once (doc/behaviour.md D33).
 		auto malformed = [&cursor] {
 			return Step::make_failure(451, smtp::se::sys_other0, "server final: " + cursor.error());
 		};

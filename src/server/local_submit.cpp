@@ -185,6 +185,10 @@ LocalSubmitListener::LocalSubmitListener(Server& srv, LocalSubmitSocket sock, Qu
 // The clients and the socket (with its file) go with clients_.
 LocalSubmitListener::~LocalSubmitListener() = default;
 
+LocalSubmitSocket::~LocalSubmitSocket() {
+	if (fd && !path.empty()) ::unlink(path.c_str());
+}
+
 LocalSubmitSocket open_local_submit_socket(const std::string& data_dir) {
 	LocalSubmitSocket sock;
 	std::string dir = data_dir + "/public";

@@ -51,6 +51,13 @@ std::string generated_from(const std::string& full_name, const std::string& addr
 struct LocalSubmitSocket {
 	UniqueFd fd;
 	std::string path;
+	LocalSubmitSocket() = default;
+	LocalSubmitSocket(LocalSubmitSocket&&) = default;
+	LocalSubmitSocket& operator=(LocalSubmitSocket&&) = default;
+	// A socket still held here was never handed to a listener (the start
+	// failed after binding it): its name goes with it, as when ternd stops
+	// (man/sendmail.tern.8 FILES).
+	~LocalSubmitSocket();
 };
 
 // Creates <data_dir>/public (mode 0755) and binds sendmail.sock in it

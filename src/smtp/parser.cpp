@@ -930,7 +930,9 @@ Result<std::optional<std::string>> decode_initial_response(const std::optional<s
 
 Result<std::string> decode_auth_base64(std::string_view text) {
 	size_t offset = 0;
-	std::optional<std::string> decoded = base64_decode(text, &offset);
+	// The model's decoder passes over CR and LF anywhere: a stray CR left
+	// before the line's end or inside it is no error.
+	std::optional<std::string> decoded = base64_decode(text, &offset, Newlines::skip);
 	if (!decoded)
 		return SmtpError{501, std::string(se::proto_syntax2),
 		                 "invalid base64: illegal base64 data at input byte " + std::to_string(offset)};

@@ -85,11 +85,17 @@ std::string base64url_encode_nopad(std::string_view bytes) { return encode(bytes
 
 // Four characters at a time (RFC 4648 4). A quantum cut short by the end of
 // the text fails at its start; "=" is padding only as the third and fourth
-// or the fourth character of the last quantum.
-std::optional<std::string> base64_decode(std::string_view text, size_t* error_offset) {
+// or the fourth character of the last quantum. Skipped newlines count in
+// the offsets as the model's decoder counts them (a quantum cut short fails
+// at the current position less the characters it holds).
+std::optional<std::string> base64_decode(std::string_view text, size_t* error_offset, Newlines newlines) {
 	auto fail = [&](size_t at) -> std::optional<std::string> {
 		if (error_offset) *error_offset = at;
 		return std::nullopt;
+	};
+	const bool skip = newlines == Newlines::skip;
+	auto skip_newlines = [&](size_t& at) {
+		while (skip && at < text.size() && (text[at] == '\r' || text[at] == '\n')) ++at;
 	};
 	std::string out;
 	out.reserve(text.size() / 4 * 3);
@@ -97,11 +103,20 @@ std::optional<std::string> base64_decode(std::string_view text, size_t* error_of
 	while (i < text.size()) {
 		uint32_t acc = 0;
 		size_t j = 0;
-		for (; j < 4; ++j, ++i) {
-			if (i == text.size()) return fail(i - j);
-			int8_t v = std_reverse[static_cast<unsigned char>(text[i])];
-			if (v == invalid) break;
-			acc = acc << 6 | static_cast<uint32_t>(v);
+		for (; j < 4; ++i) {
+			if (i == text.size()) {
+				if (j == 0) return out;  // only newlines after the last quantum
+				return fail(i - j);
+			}
+			const char c = text[i];
+			int8_t v = std_reverse[static_cast<unsigned char>(c)];
+			if (v != invalid) {
+				acc = acc << 6 | static_cast<uint32_t>(v);
+				++j;
+				continue;
+			}
+			if (skip && (c == '\r' || c == '\n')) continue;
+			break;
 		}
 		if (j == 4) {
 			out += static_cast<char>(acc >> 16 & 0xff);
@@ -112,11 +127,14 @@ std::optional<std::string> base64_decode(std::string_view text, size_t* error_of
 		if (text[i] != '=' || j < 2) return fail(i);
 		if (j == 2) {
 			// "==" ends a quantum of two characters.
-			if (i + 1 == text.size()) return fail(text.size());
-			if (text[i + 1] != '=') return fail(i);
-			++i;
+			size_t next = i + 1;
+			skip_newlines(next);
+			if (next == text.size()) return fail(text.size());
+			if (text[next] != '=') return fail(next - 1);
+			i = next;
 		}
 		++i;
+		skip_newlines(i);
 		if (i < text.size()) return fail(i);  // nothing may follow the padding
 		acc <<= 6 * (4 - j);
 		out += static_cast<char>(acc >> 16 & 0xff);

@@ -122,3 +122,20 @@ TEST_CASE("durability: a second ternd on the same data_dir stops without touchin
 	CHECK(complete == 1);
 	CHECK(first.stop() == 0);
 }
+
+// man/sendmail.tern.8 FILES: ternd removes its socket when it stops, also
+// when it stops at start after binding it (here: a pid file whose folder
+// cannot be made, a file standing where it should be).
+TEST_CASE("durability: a start that fails after binding leaves no sendmail.tern socket behind") {
+	TernDaemon d({.start = false});
+	write_file(d.dir() + "/blocker", "");
+	d.write_config(R"({"pid_file": ")" + d.dir() + R"(/blocker/ternd.pid"})");
+	CHECK_FALSE(d.start());
+	CHECK_MESSAGE(contains(d.error(), "writing pid file"), d.error());
+	CHECK_FALSE(file_exists(d.data_dir() + "/public/sendmail.sock"));
+	// The next start binds it again.
+	d.write_config("{}");
+	REQUIRE_MESSAGE(d.start(), d.error());
+	CHECK(wait_for_unix_socket(d.data_dir() + "/public/sendmail.sock", 5000));
+	CHECK(d.stop() == 0);
+}

@@ -156,13 +156,14 @@ TEST_CASE("privileges: database files ternctl creates as root belong to the conf
 TEST_CASE("privileges: the pid file is gone after SIGTERM, its folder made for the user") {
 	SKIP_UNLESS_ROOT_AND_NOBODY();
 	TernDaemon d(stopped());
-	std::string pid_file = d.dir() + "/run/ternd.pid";
+	// Two folders missing: both are made, the pid file's own for the user.
+	std::string pid_file = d.dir() + "/run/tern/ternd.pid";
 	d.write_config(R"({"user": "nobody", "pid_file": ")" + pid_file + R"("})");
 	open_up(d);
 	REQUIRE_MESSAGE(d.start(), d.error());
 	REQUIRE(file_exists(pid_file));
 	CHECK(read_file(pid_file) == std::to_string(d.pid()) + "\n");
-	CHECK(owner_of(d.dir() + "/run") == nobody_uid());
+	CHECK(owner_of(d.dir() + "/run/tern") == nobody_uid());
 	CHECK(d.stop() == 0);
 	CHECK_FALSE(file_exists(pid_file));
 }

@@ -44,14 +44,13 @@ LocalUser nobody() {
 	return u;
 }
 
-// Runs argv as `user` (fork, drop to its uid/gid, exec) with stdin_data on
-// stdin; stdout and stderr apart, ≤ timeout_ms.
-ProgramResult run_as(const LocalUser& user, const std::vector<std::string>& argv, const std::string& stdin_data,
-                     int timeout_ms = 20000) {
+// Runs argv as `user` (fork, drop to its uid/gid, exec) with the file or
+// directory `in_path` on stdin; stdout and stderr apart, ≤ timeout_ms.
+ProgramResult run_as_reading(const LocalUser& user, const std::vector<std::string>& argv, const std::string& in_path,
+                             int timeout_ms = 20000) {
 	ProgramResult result;
 	std::string dir = make_temp_dir("tern-sm-");
-	std::string in_path = dir + "/stdin", out_path = dir + "/stdout", err_path = dir + "/stderr";
-	write_file(in_path, stdin_data);
+	std::string out_path = dir + "/stdout", err_path = dir + "/stderr";
 	pid_t pid = fork();
 	if (pid == 0) {
 		int in = open(in_path.c_str(), O_RDONLY);
@@ -84,6 +83,16 @@ ProgramResult run_as(const LocalUser& user, const std::vector<std::string>& argv
 	if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
 	result.out = read_file(out_path);
 	result.err = read_file(err_path);
+	remove_tree(dir);
+	return result;
+}
+
+// The same with stdin_data on stdin.
+ProgramResult run_as(const LocalUser& user, const std::vector<std::string>& argv, const std::string& stdin_data,
+                     int timeout_ms = 20000) {
+	std::string dir = make_temp_dir("tern-sm-in-");
+	write_file(dir + "/stdin", stdin_data);
+	ProgramResult result = run_as_reading(user, argv, dir + "/stdin", timeout_ms);
 	remove_tree(dir);
 	return result;
 }
@@ -295,6 +304,26 @@ TEST_CASE("sendmail: a lone dot ends the message unless -i") {
 		if (text.find("\r\n\r\njust text\r\n") != std::string::npos) found = has_field(text, "From");
 	}
 	CHECK(found);
+}
+
+TEST_CASE("sendmail: standard input that cannot be read sends nothing and exits 74") {
+	LocalUser user = nobody();
+	SKIP_UNLESS_ROOT(user);
+	Running t;
+	TernDaemon& d = t.d;
+	// A directory on stdin: every read(2) fails with EISDIR.
+	std::string dir = make_temp_dir("tern-sm-dir-");
+	chmod(dir.c_str(), 0755);
+	ProgramResult r = run_as_reading(user, sendmail_args(d, {"alice@test.example"}), dir);
+	CHECK_MESSAGE(r.exit_code == 74, r.both());  // EX_IOERR
+	CHECK_MESSAGE(r.err.find("reading the message") != std::string::npos, r.both());
+	ProgramResult bs = run_as_reading(user, sendmail_args(d, {"-bs"}), dir);
+	CHECK_MESSAGE(bs.exit_code == 74, bs.both());
+	remove_tree(dir);
+	// Nothing was handed over: a message sent afterwards is the only one.
+	ProgramResult ok = run_as(user, sendmail_args(d, {"alice@test.example"}), "Subject: after\n\nbody\n");
+	REQUIRE_MESSAGE(ok.exit_code == 0, ok.both());
+	CHECK(only_message(d).find("Subject: after") != std::string::npos);
 }
 
 TEST_CASE("sendmail: -f and From must belong to a non-root user's account; root may use any") {

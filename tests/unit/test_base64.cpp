@@ -74,6 +74,33 @@ TEST_CASE("base64: the offset of a refusal is counted as the model's decoder cou
 	CHECK(untouched == 999);
 }
 
+TEST_CASE("base64: with Newlines::skip, CR and LF anywhere are passed over, as the model's decoder does") {
+	using tern::Newlines;
+	auto skip = [](std::string_view text, size_t* at = nullptr) { return base64_decode(text, at, Newlines::skip); };
+	CHECK(skip("Zm9v\r\n") == std::string("foo"));
+	CHECK(skip("Zm\r9v") == std::string("foo"));
+	CHECK(skip("\nZm9vYg=\r\n=") == std::string("foob"));  // even between the two "="
+	CHECK(skip("Zm9vYmE=\r") == std::string("fooba"));
+	CHECK(skip("\r\n") == std::string());
+	CHECK(skip("") == std::string());
+	// The offsets count the skipped bytes as Go's does.
+	const std::pair<const char*, size_t> cases[] = {
+	    {"Zm9\r", 1},    // cut short: the position less the three it holds
+	    {"Zm\r*v", 3},   // the bad byte where it is
+	    {"Zg=\r\n", 5},  // a lone "=" at the end
+	    {"Zg=\rx", 3},   // not the second "=": the byte before it
+	    {"Zm9vYg==\rx", 9},
+	};
+	for (const auto& [text, offset] : cases) {
+		INFO(text);
+		size_t at = 999;
+		CHECK_FALSE(skip(text, &at).has_value());
+		CHECK(at == offset);
+	}
+	// Without it they are refused as before.
+	CHECK_FALSE(base64_decode("Zm\r9v").has_value());
+}
+
 TEST_CASE("base64url: no padding, url alphabet") {
 	CHECK(base64url_encode_nopad("") == "");
 	CHECK(base64url_encode_nopad("f") == "Zg");

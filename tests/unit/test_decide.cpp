@@ -223,6 +223,36 @@ TEST_CASE("decide verdict: the sender facts come from the checks, MAIL FROM and 
 	}
 }
 
+TEST_CASE("decide verdict: From is validated by alignment alone, without a DMARC record") {
+	MessageChecks c = passing_checks();  // SPF pass for sender.example, no DMARC record
+	smtp::Address from;
+	from.localpart = "bounces";
+	from.domain.ascii = "sender.example";
+	auto validated = [&] {
+		return gather_sender_facts(c, {}, hello_name("mta.sender.example"), from).identity.from_validated;
+	};
+	CHECK_FALSE(c.dmarc.aligned_spf_pass);
+	CHECK(validated());  // strict: the SPF domain is the From domain
+	c.from_domain = "news.sender.example";
+	CHECK(validated());  // relaxed: the same organizational domain
+	c.from_domain = "other.example";
+	CHECK_FALSE(validated());
+	c.spf.result = mailauth::SpfStatus::softfail;
+	c.from_domain = "sender.example";
+	CHECK_FALSE(validated());  // SPF did not pass and no DKIM signature
+	mailauth::dkim::Result sig;
+	sig.status = mailauth::dkim::Status::pass;
+	sig.signature.emplace();
+	sig.signature->domain = "sender.example";
+	c.dkim.push_back(sig);
+	CHECK(validated());  // a passing DKIM signature of the From domain
+	c.dkim[0].status = mailauth::dkim::Status::fail;
+	CHECK_FALSE(validated());
+	c.from_domain.clear();  // no From address
+	c.dkim[0].status = mailauth::dkim::Status::pass;
+	CHECK_FALSE(validated());
+}
+
 TEST_CASE("decide verdict: Authentication-Results names iprev, SPF and DMARC under the authserv-id") {
 	MessageChecks c = passing_checks();
 	std::string ar = authentication_results(c, "mail.example.org", *IpAddr::parse("192.0.2.1"), false);

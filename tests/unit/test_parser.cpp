@@ -503,6 +503,12 @@ TEST_CASE("AUTH arguments") {
 	      "501 5.5.2 invalid base64: illegal base64 data at input byte 1");
 	CHECK(reply_of(error_of(decode_auth_base64("!!"))) ==
 	      "501 5.5.2 invalid base64: illegal base64 data at input byte 0");
+	// A stray CR (one before the line's CRLF, or inside) is passed over, as
+	// the model's decoder does; it counts in the offset of a refusal.
+	CHECK(value_of(decode_initial_response(std::string("dGVzdA==\r"))) == "test");
+	CHECK(value_of(decode_auth_base64("dGVz\rdA==")) == "test");
+	CHECK(reply_of(error_of(decode_auth_base64("dG\r!"))) ==
+	      "501 5.5.2 invalid base64: illegal base64 data at input byte 3");
 	CHECK(reply_of(error_of(parse_auth("", submission()))) == "501 5.5.2 bad syntax: expected \" \"");
 	CHECK(reply_of(error_of(parse_auth(" ", submission()))) ==
 	      "501 5.5.2 bad syntax: need at least one char for sasl-mech");

@@ -714,14 +714,16 @@ TEST_CASE("sasl SCRAM: client-final failures") {
 		std::string nonce = reference.nonce;
 		check_final_error("", "invalid-encoding: expected \"c=\"");
 		check_final_error("r=" + nonce, "invalid-encoding: expected \"c=\"");
-		check_final_error("c=biw", "invalid-encoding: decoding base64: illegal base64 data");
+		check_final_error("c=biw", "invalid-encoding: decoding base64: illegal base64 data at input byte 0");
 		check_final_error("c=biws", "invalid-encoding: expected \",\"");
 		check_final_error("c=biws,p=x", "invalid-encoding: expected \"r=\"");
 		check_final_error("c=biws,r=" + nonce, "invalid-encoding: expected \",\"");
 		check_final_error("c=biws,r=" + nonce + ",1=2,p=" + reference.proof,
 		                  "invalid-encoding: expected alpha for attr-val");
 		check_final_error("c=biws,r=" + nonce + ",p=abc",
-		                  "invalid-encoding: decoding base64: illegal base64 data");
+		                  "invalid-encoding: decoding base64: illegal base64 data at input byte 0");
+		check_final_error("c=biws,r=" + nonce + ",p=AAAA=",
+		                  "invalid-encoding: decoding base64: illegal base64 data at input byte 4");
 		check_final_error("c=biws,r=" + nonce + ",p=" + reference.proof + ",x=1",
 		                  "invalid-encoding: leftover data");
 	}
