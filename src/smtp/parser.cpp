@@ -57,42 +57,9 @@ bool is_atext_special(unsigned char c) {
 	}
 }
 
-// Decodes one UTF-8 sequence at s[0..]; invalid input yields U+FFFD with
-// length 1, so a caller always makes progress.
-struct Rune {
-	char32_t cp;
-	size_t len;
-	bool valid;
-};
-
-Rune decode_rune(std::string_view s) {
-	const auto b0 = static_cast<unsigned char>(s[0]);
-	if (b0 < 0x80) return {b0, 1, true};
-	size_t len = 0;
-	char32_t cp = 0;
-	char32_t min = 0;
-	if ((b0 & 0xe0) == 0xc0) {
-		len = 2, cp = b0 & 0x1f, min = 0x80;
-	} else if ((b0 & 0xf0) == 0xe0) {
-		len = 3, cp = b0 & 0x0f, min = 0x800;
-	} else if ((b0 & 0xf8) == 0xf0) {
-		len = 4, cp = b0 & 0x07, min = 0x10000;
-	} else {
-		return {0xfffd, 1, false};
-	}
-	if (s.size() < len) return {0xfffd, 1, false};
-	for (size_t i = 1; i < len; i++) {
-		const auto b = static_cast<unsigned char>(s[i]);
-		if ((b & 0xc0) != 0x80) return {0xfffd, 1, false};
-		cp = (cp << 6) | (b & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {0xfffd, 1, false};
-	return {cp, len, true};
-}
-
 bool valid_utf8(std::string_view s) {
 	while (!s.empty()) {
-		Rune r = decode_rune(s);
+		Utf8Rune r = decode_utf8(s);
 		if (!r.valid) return false;
 		s.remove_prefix(r.len);
 	}
@@ -399,7 +366,7 @@ public:
 		bool escaped = false;
 		for (;;) {
 			if (empty()) return fail("need another character");
-			Rune r = decode_rune(orig_.substr(pos_));
+			Utf8Rune r = decode_utf8(orig_.substr(pos_));
 			std::string_view raw = taken(r.len);
 			const char32_t c = r.cp;
 			if (escaped) {
@@ -597,7 +564,7 @@ std::string quote_go(std::string_view s) {
 	static const char hex[] = "0123456789abcdef";
 	std::string out = "\"";
 	while (!s.empty()) {
-		Rune r = decode_rune(s);
+		Utf8Rune r = decode_utf8(s);
 		const char32_t c = r.cp;
 		if (!r.valid) {
 			out += "\\x";

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <mutex>
 
+#include "util/strings.h"
 #include "util/unique_fd.h"
 
 namespace tern::log {
@@ -83,12 +84,26 @@ std::string timestamp_now() {
 	return ts;
 }
 
+// A byte that no UTF-8 sequence explains is written as \xNN, like a
+// control byte: a log line is valid UTF-8 whatever a client sent, so tools
+// that read logs as text (journald, grep -P, JSON shippers) take every line.
 bool needs_quotes(std::string_view value) {
 	if (value.empty()) return true;
-	for (unsigned char c : value) {
+	while (!value.empty()) {
+		const auto c = static_cast<unsigned char>(value[0]);
 		if (c == ' ' || c == '"' || c == '=' || c < 0x20 || c == 0x7f) return true;
+		const Utf8Rune r = decode_utf8(value);
+		if (!r.valid) return true;
+		value.remove_prefix(r.len);
 	}
 	return false;
+}
+
+void append_hex_escape(std::string& out, unsigned char c) {
+	static constexpr char digits[] = "0123456789abcdef";
+	out += "\\x";
+	out += digits[c >> 4];
+	out += digits[c & 0xf];
 }
 
 void append_value(std::string& out, std::string_view value) {
@@ -97,19 +112,20 @@ void append_value(std::string& out, std::string_view value) {
 		return;
 	}
 	out += '"';
-	for (unsigned char c : value) {
+	while (!value.empty()) {
+		const auto c = static_cast<unsigned char>(value[0]);
+		const Utf8Rune r = decode_utf8(value);
 		if (c == '"' || c == '\\') {
 			out += '\\';
 			out += static_cast<char>(c);
-		} else if (c < 0x20 || c == 0x7f) {
+		} else if (c < 0x20 || c == 0x7f || !r.valid) {
 			// Control bytes (CR, LF, ESC...) are escaped so that client
 			// input can never forge a log line or a terminal sequence.
-			char hex[5];
-			std::snprintf(hex, sizeof hex, "\\x%02x", c);
-			out += hex;
+			append_hex_escape(out, c);
 		} else {
-			out += static_cast<char>(c);
+			out.append(value.substr(0, r.len));
 		}
+		value.remove_prefix(r.len);  // 1 for a byte that is no sequence
 	}
 	out += '"';
 }

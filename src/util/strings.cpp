@@ -83,6 +83,31 @@ std::string to_crlf(std::string_view text) {
 	return out;
 }
 
+Utf8Rune decode_utf8(std::string_view s) {
+	const auto b0 = static_cast<unsigned char>(s[0]);
+	if (b0 < 0x80) return {b0, 1, true};
+	size_t len = 0;
+	char32_t cp = 0;
+	char32_t min = 0;
+	if ((b0 & 0xe0) == 0xc0) {
+		len = 2, cp = b0 & 0x1f, min = 0x80;
+	} else if ((b0 & 0xf0) == 0xe0) {
+		len = 3, cp = b0 & 0x0f, min = 0x800;
+	} else if ((b0 & 0xf8) == 0xf0) {
+		len = 4, cp = b0 & 0x07, min = 0x10000;
+	} else {
+		return {0xfffd, 1, false};
+	}
+	if (s.size() < len) return {0xfffd, 1, false};
+	for (size_t i = 1; i < len; i++) {
+		const auto b = static_cast<unsigned char>(s[i]);
+		if ((b & 0xc0) != 0x80) return {0xfffd, 1, false};
+		cp = (cp << 6) | (b & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {0xfffd, 1, false};
+	return {cp, len, true};
+}
+
 void append_utf8(std::string& out, char32_t cp) {
 	if (cp < 0x80) {
 		out += static_cast<char>(cp);

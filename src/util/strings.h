@@ -34,6 +34,16 @@ std::string canonical_dns_name(std::string_view name);
 // Every bare LF becomes CRLF (RFC 5322 2.1 line ends), e.g. for messages
 // read from files with Unix line ends.
 std::string to_crlf(std::string_view text);
+// One UTF-8 sequence at the start of a non-empty `s` (RFC 3629 3: no
+// overlong forms, surrogates or code points above U+10FFFF). Invalid input
+// yields U+FFFD with length 1 and valid false, so a caller always makes
+// progress.
+struct Utf8Rune {
+	char32_t cp;
+	size_t len;
+	bool valid;
+};
+Utf8Rune decode_utf8(std::string_view s);
 // Appends code point `cp` (at most U+10FFFF, the caller checked) as UTF-8
 // (RFC 3629 3).
 void append_utf8(std::string& out, char32_t cp);

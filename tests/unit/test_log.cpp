@@ -50,6 +50,16 @@ TEST_CASE("log: values are quoted and escaped when needed") {
 	CHECK(value_of("esc\x1b[0m") == "\"esc\\x1b[0m\"");
 	CHECK(value_of("del\x7f") == "\"del\\x7f\"");
 	CHECK(value_of("caf\xc3\xa9") == "caf\xc3\xa9");  // UTF-8 stays as-is
+	CHECK(value_of("\xf0\x9f\x93\xa7 mail") == "\"\xf0\x9f\x93\xa7 mail\"");
+	// Bytes that are no UTF-8 are escaped, so that every line is valid UTF-8:
+	// Latin-1, a lone continuation byte, a truncated sequence, an overlong
+	// form, a surrogate.
+	CHECK(value_of("caf\xe9") == "\"caf\\xe9\"");
+	CHECK(value_of("\x80x") == "\"\\x80x\"");
+	CHECK(value_of("ab\xc3") == "\"ab\\xc3\"");
+	CHECK(value_of("\xc0\xaf") == "\"\\xc0\\xaf\"");
+	CHECK(value_of("\xed\xa0\x80") == "\"\\xed\\xa0\\x80\"");
+	CHECK(value_of("\xe9\xc3\xa9") == "\"\\xe9\xc3\xa9\"");  // the valid sequence after it stays
 }
 
 TEST_CASE("log: level names and enabled()") {
