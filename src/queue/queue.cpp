@@ -279,7 +279,7 @@ std::string compose_notice(const config::Config& cfg, const store::QueueRecord& 
 	std::string text = message::compose_dsn(m, rec.smtputf8);
 	// RFC 6376: signed like any mail of the postmaster's domain, when it
 	// has keys (doc/behaviour.md §13).
-	return server::dkim_sign_text(cfg, cfg.hostname, "postmaster", text, static_cast<std::time_t>(now)) + text;
+	return server::dkim_sign_text(cfg, m.from, text, static_cast<std::time_t>(now)) + text;
 }
 
 // A DSN for an account that takes its mail over LMTP (delivery.lmtp) goes

@@ -596,15 +596,13 @@ void Connection::queue_dsn(message::DsnMessage dsn, OutboundRecipient to, Outbou
 	msg->message_path = path;
 	msg->smtputf8 = false;
 	std::shared_ptr<const config::Config> config = cfg;
-	// Signed as its From address (postmaster@…) would be.
-	const size_t at = dsn.from.rfind('@');
-	std::string sign_localpart = dsn.from.substr(0, at), sign_domain = dsn.from.substr(at + 1);
 	srv.workers().submit(
-	    [dsn, path, msg, error, config, sign_localpart, sign_domain, now] {
+	    [dsn, path, msg, error, config, now] {
 		    try {
 			    std::string text = message::compose_dsn(dsn, false);
-			    // RFC 6376: signed like any mail of that domain, when it has keys.
-			    text = dkim_sign_text(*config, sign_domain, sign_localpart, text, now) + text;
+			    // RFC 6376: signed as its From address (postmaster@…) would
+			    // be, when that domain has keys.
+			    text = dkim_sign_text(*config, dsn.from, text, now) + text;
 			    if (dsn.smtputf8) msg->dsn_utf8 = message::compose_dsn(dsn, true);
 			    store::write_new_file(path, text);
 			    msg->message_size = static_cast<int64_t>(text.size());

@@ -44,10 +44,13 @@ std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config&
 	return out;
 }
 
-std::string dkim_sign_text(const config::Config& cfg, const std::string& domain, const std::string& from_localpart,
-                           const std::string& message, std::time_t now) {
+std::string dkim_sign_text(const config::Config& cfg, const std::string& from, const std::string& message,
+                           std::time_t now) {
+	const size_t at = from.rfind('@');
+	const std::string localpart = at == std::string::npos ? std::string() : from.substr(0, at);
+	const std::string domain = at == std::string::npos ? from : from.substr(at + 1);
 	std::string out;
-	for (const auto& opts : dkim_sign_options(cfg, domain, from_localpart, now)) {
+	for (const auto& opts : dkim_sign_options(cfg, domain, localpart, now)) {
 		std::string error;
 		auto sig = mailauth::dkim::sign_message(opts, message, &error);
 		if (sig)

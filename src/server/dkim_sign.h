@@ -19,8 +19,10 @@ namespace tern::server {
 std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config& cfg, const std::string& domain,
                                                            const std::string& from_localpart, std::time_t now);
 
-// The DKIM-Signature fields for an in-memory message (DSNs are small).
-std::string dkim_sign_text(const config::Config& cfg, const std::string& domain, const std::string& from_localpart,
-                           const std::string& message, std::time_t now);
+// The DKIM-Signature fields for an in-memory message (DSNs are small),
+// signed as the domain of its From address `from` (localpart@domain, the
+// form a DSN's From has) signs, with i= naming that address.
+std::string dkim_sign_text(const config::Config& cfg, const std::string& from, const std::string& message,
+                           std::time_t now);
 
 }  // namespace tern::server
