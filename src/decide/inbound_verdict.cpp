@@ -124,18 +124,17 @@ std::string authentication_results(const MessageChecks& c, const std::string& au
 	return message::build_authentication_results(authserv_id, "", methods);
 }
 
-inbound::Verdict account_verdict(const inbound::MessageFacts& facts, const std::optional<std::string>& rate_refusal) {
-	if (rate_refusal)
-		return inbound::Verdict{false,          452,  std::string(se::mailbox_full2), *rate_refusal,
-		                        "rate-limited", false};
-	return inbound::analyze(facts);
+inbound::Verdict rate_limit_verdict(std::string text) {
+	return inbound::Verdict{false, 452, std::string(se::mailbox_full2), std::move(text), "rate-limited", false};
 }
 
 VerdictSummary summarize_verdicts(const AccountDecisions& decisions) {
 	VerdictSummary s;
 	for (const auto& [account, d] : decisions) {
-		if (!d.verdict.accept) s.refused_accounts.push_back(account);
-		if (inbound::first_time_delay_applies(d.verdict)) s.first_time_delay = true;
+		if (d.refuses_any()) s.refused_accounts.push_back(account);
+		// Only a copy that is stored waits: not when the limits refuse every
+		// recipient of the account.
+		if (inbound::first_time_delay_applies(d.verdict) && !d.rate_limited(0)) s.first_time_delay = true;
 	}
 	return s;
 }
@@ -154,16 +153,16 @@ void add_removals(InboundCopyPlan& plan, const std::string& account, const std::
 	remove.insert(remove.end(), names.begin(), names.end());
 }
 
-// A refused recipient: its error, and one Rejects copy per account, only
-// when the account's history could be read.
-void plan_refusal(InboundCopyPlan& plan, size_t index, const Recipient& r, const AccountDecision& d,
+// A refused recipient (the nth of its account): its error, and one Rejects
+// copy per account, only when the account's history could be read.
+void plan_refusal(InboundCopyPlan& plan, size_t index, size_t nth, const Recipient& r, const AccountDecision& d,
                   const config::Account& account, const CopyPlanInput& in, std::set<std::string>& rejects_done) {
-	const inbound::Verdict& v = d.verdict;
+	const inbound::Verdict& v = d.verdict_for(nth);
 	plan.refusal_reasons.push_back(v.reason);
 	plan.errors.push_back({r.display, v.code, v.secode, v.code >= 500, v.text});
 	// A delivery-rate refusal comes before the analysis, as in the model: it
 	// keeps no Rejects copy (the limit is there to stop a mailbox filling).
-	if (d.rate_limited) return;
+	if (d.rate_limited(nth)) return;
 	if (d.history_error || !in.history_available || !rejects_done.insert(r.account).second) return;
 	inbound::RejectsPlan rejects = inbound::plan_reject(d.rejects, in.message_id, in.sha256, account.keep_rejects,
 	                                                    in.now);
@@ -177,6 +176,7 @@ InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, co
                                     const config::Config& cfg, const CopyPlanInput& in) {
 	InboundCopyPlan plan;
 	std::set<std::string> rejects_done;
+	std::map<std::string, size_t> seen_of_account;  // recipients of each account so far
 	for (size_t i = 0; i < recipients.size(); ++i) {
 		const Recipient& r = recipients[i];
 		if (!r.local) {
@@ -185,8 +185,9 @@ InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, co
 			continue;
 		}
 		const AccountDecision& d = decisions.at(r.account);
-		if (!d.verdict.accept) {
-			plan_refusal(plan, i, r, d, cfg.accounts.at(r.account), in, rejects_done);
+		const size_t nth = seen_of_account[r.account]++;
+		if (!d.verdict_for(nth).accept) {
+			plan_refusal(plan, i, nth, r, d, cfg.accounts.at(r.account), in, rejects_done);
 			continue;
 		}
 		plan.copies.push_back({i, r.account, d.verdict.reason, false, in.seen_recipients.count(r.display) > 0});

@@ -67,16 +67,28 @@ SenderFacts gather_sender_facts(const MessageChecks& checks, const std::array<st
 std::string authentication_results(const MessageChecks& checks, const std::string& authserv_id, const IpAddr& remote_ip,
                                    bool smtputf8);
 
-// One account's verdict: a delivery-rate refusal (452 4.2.2) when its
-// limits are reached, else inbound::analyze().
-inbound::Verdict account_verdict(const inbound::MessageFacts& facts, const std::optional<std::string>& rate_refusal);
+// The delivery-rate limits' refusal: 452 4.2.2 with their text.
+inbound::Verdict rate_limit_verdict(std::string text);
 
 // One destination account's answer and what its history held.
 struct AccountDecision {
-	inbound::Verdict verdict;
+	inbound::Verdict verdict;                  // the analysis's, inbound::analyze()
 	std::vector<inbound::RejectCopy> rejects;  // the account's Rejects copies before this message
 	bool history_error = false;
-	bool rate_limited = false;  // refused by its delivery-rate limits (account_verdict)
+	// The model checks the delivery-rate limits per recipient, after the
+	// copies of the recipients before it (inbound::first_rate_refusal): the
+	// account's recipients from the rate_limited_from-th on (0: all of them)
+	// get rate_refusal instead of the analysis's verdict.
+	std::optional<inbound::Verdict> rate_refusal;
+	size_t rate_limited_from = 0;
+
+	// For the account's nth recipient (0-based, in transaction order).
+	bool rate_limited(size_t nth) const { return rate_refusal && nth >= rate_limited_from; }
+	const inbound::Verdict& verdict_for(size_t nth) const { return rate_limited(nth) ? *rate_refusal : verdict; }
+	// Whether some recipient of the account is refused, and the refusal its
+	// first refused recipient gets.
+	bool refuses_any() const { return !verdict.accept || rate_refusal.has_value(); }
+	const inbound::Verdict& first_refusal() const { return verdict.accept ? *rate_refusal : verdict_for(0); }
 };
 using AccountDecisions = std::map<std::string, AccountDecision>;  // by account name
 

@@ -50,6 +50,25 @@ std::optional<std::string> delivery_rate_refusal(const std::array<NetworkHistory
 	return std::nullopt;
 }
 
+std::optional<RateRefusalAt> first_rate_refusal(std::array<NetworkHistoryCount, 3> counts, int64_t size,
+                                                const DeliveryRateLimits& limits, size_t recipients,
+                                                CopiesCounted copies) {
+	for (size_t i = 0; i < recipients; ++i) {
+		if (std::optional<std::string> text = delivery_rate_refusal(counts, size, limits))
+			return RateRefusalAt{i, std::move(*text)};
+		bool stored = copies == CopiesCounted::each_recipient ||
+		    (copies == CopiesCounted::first_recipient && i == 0);
+		if (!stored) continue;
+		for (NetworkHistoryCount& c : counts) {
+			++c.messages_minute;
+			++c.messages_day;
+			c.bytes_minute += size;
+			c.bytes_day += size;
+		}
+	}
+	return std::nullopt;
+}
+
 std::string DeliveryRateWindows::key(const std::string& account, size_t width, const std::string& mask) {
 	std::string k = account;
 	k.push_back('\0');

@@ -39,6 +39,24 @@ struct NetworkHistoryCount {
 std::optional<std::string> delivery_rate_refusal(const std::array<NetworkHistoryCount, 3>& counts, int64_t size,
                                                  const DeliveryRateLimits& limits);
 
+// What the copies of one account's recipients add to its counts while a
+// message is delivered: each recipient's (the message is accepted), only
+// the first one's (refused, its one Rejects copy kept), or none.
+enum class CopiesCounted { each_recipient, first_recipient, none };
+
+// The model checks the limits per recipient, after the copies of the
+// recipients before it were stored, so a message to several addresses of
+// one account may fill the last places: the index of the first of the
+// account's `recipients` (transaction order) that the limits refuse, with
+// the refusal text; nullopt when they refuse none.
+struct RateRefusalAt {
+	size_t first = 0;
+	std::string text;
+};
+std::optional<RateRefusalAt> first_rate_refusal(std::array<NetworkHistoryCount, 3> counts, int64_t size,
+                                                const DeliveryRateLimits& limits, size_t recipients,
+                                                CopiesCounted copies);
+
 // The counts above kept up to date as copies come and go, so that reading
 // them costs the same with a quiet history as with a busy one: per account
 // and network, the copies' messages and bytes by second of reception for the

@@ -213,27 +213,37 @@ void Connection::analysis_history(std::shared_ptr<InboundAnalysis> an) {
 
 namespace {
 
+// What the copies of an account's `recipients` add to its delivery-rate
+// counts, by the model's per-recipient order: an accepted message stores a
+// copy per recipient, a refused one its one Rejects copy when kept.
+inbound::CopiesCounted copies_counted(const decide::AccountDecision& d, const InboundAnalysis& an,
+                                      const config::Account& settings, int64_t now) {
+	if (d.verdict.accept) return inbound::CopiesCounted::each_recipient;
+	inbound::RejectsPlan rejects = inbound::plan_reject(d.rejects, an.message_id, an.sha256, settings.keep_rejects,
+	                                                    now);
+	return rejects.store ? inbound::CopiesCounted::first_recipient : inbound::CopiesCounted::none;
+}
+
 // One destination account's facts (reputation, rate counts, junk filter,
-// subject-pass) and its verdict; a worker step, it reads the history.
+// subject-pass) and its verdict for its `recipients`; a worker step, it
+// reads the history.
 decide::AccountDecision decide_for_account(const InboundAnalysis& an, const store::ReadableFile& message,
-                                           const config::Account& settings, store::Env* env, bool report_kept,
-                                           int64_t now) {
+                                           const config::Account& settings, size_t recipients, store::Env* env,
+                                           bool report_kept, int64_t now) {
 	decide::AccountDecision d;
 	inbound::MessageFacts facts = an.facts;
 	facts.report_kept = report_kept;
 	facts.junk_filter = store::junk_probability(env, settings, message);
 	facts.subject_pass = store::subject_pass_facts(env, settings, message, now);
-	std::optional<std::string> rate_refusal;
+	std::optional<std::array<inbound::NetworkHistoryCount, 3>> counts;
 	if (env) {
 		store::MessageHistory history(*env);
 		try {
 			// One read transaction for both lookups.
 			auto lookups = history.reputation_and_rejects(settings.name, an.identity, now);
 			facts.reputation = std::move(lookups.reputation);
-			const auto& limits = settings.delivery_rate_limits;
-			auto counts = history.delivery_counts(settings.name,
-			                                      {an.identity.ip1, an.identity.ip2, an.identity.ip3}, now);
-			rate_refusal = inbound::delivery_rate_refusal(counts, an.size, limits);
+			counts = history.delivery_counts(settings.name,
+			                                 {an.identity.ip1, an.identity.ip2, an.identity.ip3}, now);
 			d.rejects = std::move(lookups.rejects);
 		} catch (const std::exception& e) {
 			log::error("reading message history", {{"account", settings.name}, {"error", e.what()}});
@@ -241,8 +251,15 @@ decide::AccountDecision decide_for_account(const InboundAnalysis& an, const stor
 			d.history_error = true;
 		}
 	}
-	d.verdict = decide::account_verdict(facts, rate_refusal);
-	d.rate_limited = rate_refusal.has_value();
+	d.verdict = inbound::analyze(facts);
+	if (counts) {
+		std::optional<inbound::RateRefusalAt> limited = inbound::first_rate_refusal(
+		    *counts, an.size, settings.delivery_rate_limits, recipients, copies_counted(d, an, settings, now));
+		if (limited) {
+			d.rate_refusal = decide::rate_limit_verdict(std::move(limited->text));
+			d.rate_limited_from = limited->first;
+		}
+	}
 	return d;
 }
 
@@ -265,10 +282,11 @@ void Connection::refuse_unknown_recipients() {
 
 // The rest of the facts and the verdict, per destination account, on a worker.
 void Connection::analysis_accounts(std::shared_ptr<InboundAnalysis> an) {
-	std::set<std::string> accounts, report_accounts;
+	std::map<std::string, size_t> accounts;  // and their recipients
+	std::set<std::string> report_accounts;
 	for (const auto& r : tx.recipients) {
 		if (!r.local) continue;
-		accounts.insert(r.account);
+		++accounts[r.account];
 		if (an->seen_recipients.count(r.display)) report_accounts.insert(r.account);
 	}
 	store::Env* env = srv.env();
@@ -277,8 +295,8 @@ void Connection::analysis_accounts(std::shared_ptr<InboundAnalysis> an) {
 	// duplicate of the session's descriptor, as the first read
 	// (InboundAnalysis::spool_fd), closed by this job on the worker.
 	auto message_fd = std::make_shared<UniqueFd>();
-	bool reads_message = std::any_of(accounts.begin(), accounts.end(), [&](const std::string& name) {
-		const config::Account& a = cfg->accounts.at(name);
+	bool reads_message = std::any_of(accounts.begin(), accounts.end(), [&](const auto& account) {
+		const config::Account& a = cfg->accounts.at(account.first);
 		return a.junk_filter || a.subject_pass_period_s > 0;
 	});
 	if (reads_message && received.spool.fd) message_fd->reset(fcntl(received.spool.fd.get(), F_DUPFD_CLOEXEC, 0));
@@ -287,8 +305,9 @@ void Connection::analysis_accounts(std::shared_ptr<InboundAnalysis> an) {
 		    hash_inbound_message(*an);
 		    int64_t now = std::time(nullptr);
 		    store::ReadableFile message(an->path, message_fd->get());
-		    for (const auto& account : accounts)
-			    an->decisions[account] = decide_for_account(*an, message, config->accounts.at(account), env,
+		    for (const auto& [account, recipients] : accounts)
+			    an->decisions[account] = decide_for_account(*an, message, config->accounts.at(account),
+			                                                recipients, env,
 			                                                report_accounts.count(account) > 0, now);
 		    message_fd->reset();
 	    },
@@ -299,7 +318,7 @@ void Connection::analysis_accounts(std::shared_ptr<InboundAnalysis> an) {
 void Connection::analysis_verdicts(std::shared_ptr<InboundAnalysis> an) {
 	decide::VerdictSummary summary = decide::summarize_verdicts(an->decisions);
 	for (const auto& account : summary.refused_accounts) {
-		const inbound::Verdict& v = an->decisions.at(account).verdict;
+		const inbound::Verdict& v = an->decisions.at(account).first_refusal();
 		log::event(log::Level::info, cid, "incoming message rejected",
 		           {{"account", account},
 		            {"reason", v.reason},

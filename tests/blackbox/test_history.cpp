@@ -176,3 +176,31 @@ TEST_CASE("history: a delivery-rate limit refuses 452 4.2.2 from one address and
 	t = send_mail(c6, test_sender, {"alice@test.example"}, make_message("from v6"));
 	CHECK(t.reply.plain() == "250 2.2.0 it is done");
 }
+
+// The model checks the limits per recipient, each after the copy of the
+// one before it was stored: a message to two addresses of the account may
+// take the last place with its first copy and be refused for its second
+// (which then gets a DSN, doc/behaviour.md §13).
+TEST_CASE("history: the delivery-rate limit counts a message's earlier copies to the same account") {
+	SmtpSink sink;
+	TernDaemon d({.config_patch = R"({"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+	                  R"(", "smarthost_tls": "none"},
+	                  "accounts": {"alice": {"destinations": {"alice@test.example": {"mailbox": "INBOX"},
+	                                                          "al2@test.example": {"mailbox": "INBOX"}},
+	                                         "delivery_rate_limits": {"messages_per_minute": [2, 100, 100]}}}})"});
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(send_mail(c, test_sender, {"alice@test.example"}, make_message("first")).reply.code == 250);
+	Transaction t = send_mail(c, test_sender, {"alice@test.example", "al2@test.example"}, make_message("both"));
+	CHECK(t.reply.plain() == "250 2.2.0 it is done");
+	// Two copies in all: the second message's second copy would be the third.
+	auto files = wait_for_maildir(d.maildir(), 2);
+	CHECK(files.size() == 2);
+	usleep(300000);
+	CHECK(maildir_files(d.maildir() + "/new", "").size() == 2);
+	// The refused recipient gets its DSN, with the limit's reply.
+	REQUIRE(sink.wait_for_messages(1));
+	std::string dsn = sink.messages()[0].data;
+	CHECK_MESSAGE(contains(dsn, "al2@test.example"), dsn);
+	CHECK_MESSAGE(contains(dsn, "more than 2 messages in past 1m0s from your ip/network"), dsn);
+}

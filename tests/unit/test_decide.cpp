@@ -295,18 +295,29 @@ TEST_CASE("decide verdict: under SMTPUTF8 SPF's and DKIM's IDN domains are in Un
 	CHECK(ascii.find("header.d=xn--bcher-kva.example header.s=s1") != std::string::npos);
 }
 
-TEST_CASE("decide verdict: a delivery-rate refusal overrides the analysis") {
-	inbound::MessageFacts f;
-	f.spf_mailfrom = inbound::SpfVerdict::pass;
-	f.iprev_pass = true;
-	f.dmarc_pass = true;
-	CHECK(account_verdict(f, std::nullopt).accept);
-	inbound::Verdict v = account_verdict(f, std::string("max messages per minute from ip reached"));
+TEST_CASE("decide verdict: a delivery-rate refusal overrides the analysis from its recipient on") {
+	inbound::Verdict v = rate_limit_verdict("max messages per minute from ip reached");
 	CHECK_FALSE(v.accept);
 	CHECK(v.code == 452);
 	CHECK(v.secode == "2.2");
 	CHECK(v.reason == "rate-limited");
 	CHECK(v.text == "max messages per minute from ip reached");
+	AccountDecision d = accepted("reputation-good");
+	CHECK_FALSE(d.refuses_any());
+	d.rate_refusal = v;
+	d.rate_limited_from = 1;
+	CHECK(d.verdict_for(0).accept);
+	CHECK_FALSE(d.rate_limited(0));
+	CHECK(d.verdict_for(1).code == 452);
+	CHECK(d.rate_limited(2));
+	CHECK(d.refuses_any());
+	CHECK(d.first_refusal().reason == "rate-limited");
+	AccountDecision refused_too = refused(451, "3.0", "reputation-error");
+	refused_too.rate_refusal = v;
+	refused_too.rate_limited_from = 1;
+	CHECK(refused_too.first_refusal().reason == "reputation-error");
+	refused_too.rate_limited_from = 0;
+	CHECK(refused_too.first_refusal().reason == "rate-limited");
 }
 
 TEST_CASE("decide verdict: the summary lists refusing accounts and whether the first-time delay applies") {
@@ -396,11 +407,38 @@ TEST_CASE("decide verdict: a delivery-rate refusal keeps no Rejects copy") {
 	in.now = 1000;
 	in.history_available = true;
 	CHECK(plan_inbound_copies(rcpts, decisions, *cfg, in).copies.size() == 1);  // an analysis refusal: kept
-	decisions["bob"].rate_limited = true;
+	decisions["bob"].rate_refusal = rate_limit_verdict("more than 2 messages in past 1m0s from your ip/network");
 	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, *cfg, in);
 	CHECK(plan.copies.empty());
 	REQUIRE(plan.errors.size() == 1);
 	CHECK(plan.errors[0].code == 452);
+}
+
+TEST_CASE("decide verdict: the delivery-rate limits refuse an account's recipients from the one that passes them") {
+	// The model stores each recipient's copy before it checks the next.
+	auto cfg = test_config();
+	std::vector<Recipient> rcpts{local_rcpt("bob@example.org", "bob"), local_rcpt("alice@example.org", "alice"),
+	                             local_rcpt("bob+x@example.org", "bob"), local_rcpt("bob+y@example.org", "bob")};
+	AccountDecisions decisions{{"alice", accepted("reputation-good")}, {"bob", accepted("reputation-good")}};
+	decisions["bob"].rate_refusal = rate_limit_verdict("more than 2 messages in past 1m0s from your ip/network");
+	decisions["bob"].rate_limited_from = 2;  // bob's third recipient
+	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, *cfg, {});
+	REQUIRE(plan.copies.size() == 3);
+	CHECK(plan.copies[0].recipient == 0);
+	CHECK(plan.copies[1].recipient == 1);
+	CHECK(plan.copies[2].recipient == 2);
+	REQUIRE(plan.errors.size() == 1);
+	CHECK(plan.errors[0].rcpt == "bob+y@example.org");
+	CHECK(plan.errors[0].code == 452);
+	CHECK(plan.errors[0].text == "more than 2 messages in past 1m0s from your ip/network");
+	CHECK(plan.refusal_reasons == std::vector<std::string>{"rate-limited"});
+	VerdictSummary s = summarize_verdicts(decisions);
+	CHECK(s.refused_accounts == std::vector<std::string>{"bob"});
+	// Every recipient limited: no copy waits for the first-time delay.
+	decisions = {{"bob", accepted("no-bad-signals")}};
+	CHECK(summarize_verdicts(decisions).first_time_delay);
+	decisions["bob"].rate_refusal = rate_limit_verdict("x");
+	CHECK_FALSE(summarize_verdicts(decisions).first_time_delay);
 }
 
 TEST_CASE("decide verdict: delivered reasons skip failed and unknown recipients") {

@@ -22,6 +22,33 @@ TEST_CASE("delivery rate: the model's table is the default") {
 	CHECK(l[2].bytes_per_day == 27000LL * 1024 * 1024);
 }
 
+TEST_CASE("delivery rate: per recipient, after the copies of the recipients before it") {
+	// The helper's example: 2 a minute from the /32, one message from it
+	// already, a message to three addresses of the account.
+	DeliveryRateLimits l = default_delivery_rate_limits();
+	l[0].messages_per_minute = 2;
+	std::array<NetworkHistoryCount, 3> c{};
+	c[0].messages_minute = 1;
+	auto at = first_rate_refusal(c, 100, l, 3, CopiesCounted::each_recipient);
+	REQUIRE(at);
+	CHECK(at->first == 1);  // the first is stored, the second would be the third message
+	CHECK(at->text == "more than 2 messages in past 1m0s from your ip/network");
+	// A refused message keeps one Rejects copy: it counts once.
+	CHECK(first_rate_refusal(c, 100, l, 3, CopiesCounted::first_recipient)->first == 1);
+	c[0].messages_minute = 0;
+	CHECK(first_rate_refusal(c, 100, l, 3, CopiesCounted::first_recipient) == std::nullopt);
+	CHECK(first_rate_refusal(c, 100, l, 3, CopiesCounted::each_recipient)->first == 2);
+	CHECK(first_rate_refusal(c, 100, l, 3, CopiesCounted::none) == std::nullopt);
+	// Sizes add up too; the wider networks count every copy as well.
+	l = default_delivery_rate_limits();
+	l[2].bytes_per_minute = 250;
+	CHECK(first_rate_refusal(c, 100, l, 3, CopiesCounted::each_recipient)->first == 2);
+	c[0].messages_minute = 2;
+	l[0].messages_per_minute = 2;
+	CHECK(first_rate_refusal(c, 100, l, 3, CopiesCounted::each_recipient)->first == 0);
+	CHECK(first_rate_refusal(c, 100, l, 0, CopiesCounted::each_recipient) == std::nullopt);
+}
+
 TEST_CASE("delivery rate: counts refuse at the limit, sizes when this message passes it") {
 	DeliveryRateLimits l = default_delivery_rate_limits();
 	std::array<NetworkHistoryCount, 3> c{};
