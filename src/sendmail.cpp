@@ -308,6 +308,7 @@ int main(int argc, char** argv) {
 		if (!h.error.empty()) return fail(sm::ex_dataerr, h.error);
 		message = std::move(h.message);
 		request.recipients.insert(request.recipients.end(), h.recipients.begin(), h.recipients.end());
+		request.recipients = sm::distinct_recipients(request.recipients);
 		if (request.recipients.empty())
 			return fail(sm::ex_usage, "no recipient addresses found in the message header");
 		if (request.recipients.size() > sm::max_recipients)

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <set>
 
 #include "message/header_parse.h"
 #include "message/submission.h"
@@ -427,6 +428,17 @@ int exit_status(const Status& s) {
 	if (e.starts_with("5.6.") || e == "5.2.3" || e == "5.3.4") return ex_dataerr;
 	if (e.starts_with("5.7.")) return ex_noperm;
 	return ex_unavailable;
+}
+
+std::vector<std::string> distinct_recipients(const std::vector<std::string>& recipients) {
+	std::vector<std::string> out;
+	std::set<std::string> seen;
+	for (const std::string& r : recipients) {
+		const size_t at = r.rfind('@');
+		std::string key = at == std::string::npos ? r : r.substr(0, at + 1) + ascii_lower(r.substr(at + 1));
+		if (seen.insert(std::move(key)).second) out.push_back(r);
+	}
+	return out;
 }
 
 }  // namespace tern::message::sendmail

@@ -83,6 +83,12 @@ struct HeaderRecipients {
 // only that, no address is parsed). The message has CRLF line ends.
 HeaderRecipients take_header_recipients(const std::string& message, bool collect = true);
 
+// The recipients with repeats left out, first occurrence kept: an address
+// named on the command line and in a header, or in To and Bcc, gets one
+// copy (as sendmail(1) implementations do). The domain compares without
+// case (RFC 5321 2.4), the localpart as written.
+std::vector<std::string> distinct_recipients(const std::vector<std::string>& recipients);
+
 // ---- the socket protocol (man/sendmail.tern.8 "PROTOCOL") ----
 //
 // Client: "mailq\n", or head lines "sender ADDR\n" (optional),

@@ -567,7 +567,7 @@ Outcome Connection::handle_line(std::string_view line) {
 		           is_auth ? "RC: " + std::string(verb) + " ***" : "RC: " + std::string(line));
 	}
 	if (srv.shutting_down()) return shutting_down_reply();
-	cmd = ascii_lower(verb);
+	cmd = smtp::command_verb(verb);
 	cmd_start = command_clock();
 	return dispatch(cmd, args);
 }

@@ -846,6 +846,25 @@ CommandLine split_command(std::string_view line) {
 	return {line.substr(0, sp), line.substr(sp)};
 }
 
+std::string command_verb(std::string_view verb) {
+	std::string out;
+	out.reserve(verb.size());
+	while (!verb.empty()) {
+		if (verb.starts_with("\xc4\xb0")) {  // U+0130
+			out += 'i';
+			verb.remove_prefix(2);
+		} else if (verb.starts_with("\xe2\x84\xaa")) {  // U+212A
+			out += 'k';
+			verb.remove_prefix(3);
+		} else {
+			char c = verb[0];
+			out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+			verb.remove_prefix(1);
+		}
+	}
+	return out;
+}
+
 // RFC 5321 4.1.1.9: "NOOP" [ SP String ].
 Status parse_noop(std::string_view args, const ParseMode& mode) {
 	Parser p(args, mode.smtputf8, mode);

@@ -98,6 +98,12 @@ struct CommandLine {
 	std::string_view args;
 };
 CommandLine split_command(std::string_view line);
+// The verb in the form commands are looked up in: lower case as the
+// model's Unicode lower-casing makes it, which turns ASCII letters and the
+// only two other characters whose lower case is ASCII (U+0130 "İ" to "i",
+// U+212A KELVIN SIGN to "k") into ASCII; any other byte stays, and no
+// command name has it.
+std::string command_verb(std::string_view verb);
 
 // Commands without arguments (DATA, RSET, QUIT, STARTTLS): trailing spaces
 // and tabs tolerated on the delivery listener; anything else is

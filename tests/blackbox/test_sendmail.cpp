@@ -180,8 +180,8 @@ TEST_CASE("sendmail: -t from a local user delivers to the Maildir and the smarth
 	SmtpSink& sink = t.sink;
 
 	std::string message =
-	    "To: Alice <alice@test.example>\nCc: carol@remote.example\nBcc: dave@remote.example\n"
-	    "Subject: nightly report\n\nall is well\n";
+	    "To: Alice <alice@test.example>\nCc: carol@remote.example\nBcc: dave@remote.example, "
+	    "alice@TEST.example\nSubject: nightly report\n\nall is well\n";
 	ProgramResult r = run_as(user, sendmail_args(d, {"-t", "-FReport Job"}), message);
 	INFO(r.both() << log_tail(d));
 	REQUIRE(r.exit_code == 0);
@@ -212,6 +212,9 @@ TEST_CASE("sendmail: -t from a local user delivers to the Maildir and the smarth
 		if (remote.size() < 2) usleep(100000);
 	}
 	CHECK(remote == std::set<std::string>{"carol@remote.example", "dave@remote.example"});
+	// alice is named in To and in Bcc: one copy (the remote ones went
+	// through the same queue after hers).
+	CHECK(wait_for_maildir(d.maildir("alice"), 1).size() == 1);
 }
 
 TEST_CASE("sendmail: cron's way of calling it works (unqualified From, ignored options)") {

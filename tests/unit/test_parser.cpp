@@ -68,6 +68,16 @@ std::string hello_error(std::string_view args, bool ehlo, const ParseMode& mode)
 
 }  // namespace
 
+TEST_CASE("parser: the command verb is lower-cased as the model's Unicode lower-casing does") {
+	CHECK(command_verb("MAIL") == "mail");
+	CHECK(command_verb("StartTLS") == "starttls");
+	CHECK(command_verb("QU\xc4\xb0T") == "quit");         // U+0130 lowers to "i"
+	CHECK(command_verb("\xe2\x84\xaa") == "k");           // KELVIN SIGN lowers to "k"
+	CHECK(command_verb("MA\xc3\x8dL") == "ma\xc3\x8dl");  // other letters stay non-ASCII: no command
+	CHECK(command_verb("QU\xc4") == "qu\xc4");            // a cut sequence stays as it is
+	CHECK(command_verb("") == "");
+}
+
 TEST_CASE("MAIL FROM with a plain address") {
 	MailArgs m = value_of(parse_mail(" FROM:<Mox@LocalHost>", submission()));
 	REQUIRE(m.from);

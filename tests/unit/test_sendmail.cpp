@@ -80,6 +80,16 @@ TEST_CASE("sendmail args: ignored options, modes, errors") {
 	CHECK(args_of({}).error != "");
 }
 
+TEST_CASE("sendmail recipients: each address once, the first occurrence kept") {
+	using V = std::vector<std::string>;
+	CHECK(distinct_recipients(V{"bob@example.org", "alice@example.org", "bob@EXAMPLE.org"}) ==
+	      V{"bob@example.org", "alice@example.org"});
+	CHECK(distinct_recipients(V{"Bob@example.org", "bob@example.org"}) ==
+	      V{"Bob@example.org", "bob@example.org"});  // localparts are case-sensitive
+	CHECK(distinct_recipients(V{"root", "root", "root@example.org"}) == V{"root", "root@example.org"});
+	CHECK(distinct_recipients(V{}).empty());
+}
+
 TEST_CASE("sendmail message: CRLF and the lone dot") {
 	CHECK(normalize_message("Subject: x\n\nline\n.\nafter\n", false) == "Subject: x\r\n\r\nline\r\n");
 	CHECK(normalize_message("Subject: x\n\nline\n.\nafter\n", true) == "Subject: x\r\n\r\nline\r\n.\r\nafter\r\n");
