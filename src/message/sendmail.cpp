@@ -433,10 +433,10 @@ int exit_status(const Status& s) {
 std::vector<std::string> distinct_recipients(const std::vector<std::string>& recipients) {
 	std::vector<std::string> out;
 	std::set<std::string> seen;
+	std::string localpart, domain;
 	for (const std::string& r : recipients) {
-		const size_t at = r.rfind('@');
-		std::string key = at == std::string::npos ? r : r.substr(0, at + 1) + ascii_lower(r.substr(at + 1));
-		if (seen.insert(std::move(key)).second) out.push_back(r);
+		split_address(r, localpart, domain);
+		if (seen.insert(localpart + "@" + ascii_lower(domain)).second) out.push_back(r);
 	}
 	return out;
 }

@@ -57,17 +57,6 @@ std::optional<std::vector<std::string>> mx_hosts_in_order(std::vector<mailauth::
 }
 
 
-void split_address(std::string_view address, std::string& localpart, std::string& domain) {
-	size_t at = address.rfind('@');
-	if (at == std::string_view::npos) {
-		localpart = std::string(address);
-		domain.clear();
-		return;
-	}
-	localpart = std::string(address.substr(0, at));
-	domain = std::string(address.substr(at + 1));
-}
-
 std::optional<std::string> address_literal(std::string_view domain) {
 	if (domain.size() < 3 || domain.front() != '[' || domain.back() != ']') return std::nullopt;
 	std::string_view inner = domain.substr(1, domain.size() - 2);

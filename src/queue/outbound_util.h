@@ -62,9 +62,6 @@ bool has_tls_required_no(std::string_view headers);
 
 // ISO 8601 times: iso8601_utc() from util/time.h.
 
-// Splits "local@domain" at the last '@'; domain "" when there is none.
-void split_address(std::string_view address, std::string& localpart, std::string& domain);
-
 // An IP literal domain ("[1.2.3.4]", "[IPv6:::1]") → the address text; nullopt otherwise.
 std::optional<std::string> address_literal(std::string_view domain);
 

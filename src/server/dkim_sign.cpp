@@ -2,6 +2,7 @@
 
 #include "smtp/parser.h"
 #include "util/log.h"
+#include "util/strings.h"
 
 namespace tern::server {
 
@@ -46,9 +47,8 @@ std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config&
 
 std::string dkim_sign_text(const config::Config& cfg, const std::string& from, const std::string& message,
                            std::time_t now) {
-	const size_t at = from.rfind('@');
-	const std::string localpart = at == std::string::npos ? std::string() : from.substr(0, at);
-	const std::string domain = at == std::string::npos ? from : from.substr(at + 1);
+	std::string localpart, domain;
+	split_address(from, localpart, domain);
 	std::string out;
 	for (const auto& opts : dkim_sign_options(cfg, domain, localpart, now)) {
 		std::string error;

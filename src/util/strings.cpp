@@ -83,6 +83,17 @@ std::string to_crlf(std::string_view text) {
 	return out;
 }
 
+void split_address(std::string_view address, std::string& localpart, std::string& domain) {
+	size_t at = address.rfind('@');
+	if (at == std::string_view::npos) {
+		localpart = std::string(address);
+		domain.clear();
+		return;
+	}
+	localpart = std::string(address.substr(0, at));
+	domain = std::string(address.substr(at + 1));
+}
+
 Utf8Rune decode_utf8(std::string_view s) {
 	const auto b0 = static_cast<unsigned char>(s[0]);
 	if (b0 < 0x80) return {b0, 1, true};

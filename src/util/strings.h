@@ -34,6 +34,9 @@ std::string canonical_dns_name(std::string_view name);
 // Every bare LF becomes CRLF (RFC 5322 2.1 line ends), e.g. for messages
 // read from files with Unix line ends.
 std::string to_crlf(std::string_view text);
+// Splits "local@domain" at the last '@' (a quoted localpart may hold
+// one); domain "" when there is none.
+void split_address(std::string_view address, std::string& localpart, std::string& domain);
 // One UTF-8 sequence at the start of a non-empty `s` (RFC 3629 3: no
 // overlong forms, surrogates or code points above U+10FFFF). Invalid input
 // yields U+FFFD with length 1 and valid false, so a caller always makes

@@ -61,6 +61,21 @@ std::string transaction(const std::string& subject) {
 	    subject + "\r\nMessage-Id: <" + subject + "@sender.example>\r\n\r\nHello Alice.\r\n.\r\n";
 }
 
+// The replies to a pipelined MAIL, RCPT, DATA and its message (four), and
+// the one message then stored for `account`.
+struct Stored {
+	std::string replies;
+	std::string message;
+};
+Stored replies_and_stored(SessionHarness& h, const std::string& account) {
+	Stored out;
+	out.replies = h.replies(4, 10);
+	INFO(out.replies);
+	REQUIRE(h.run_until([&] { return h.maildir_files(account).size() == 1; }, 5));
+	out.message = read_file(h.maildir_files(account)[0]);
+	return out;
+}
+
 }  // namespace
 
 TEST_CASE("session: greeting, EHLO, NOOP and QUIT, exact bytes, then the session closes") {
@@ -278,11 +293,8 @@ TEST_CASE("faults: localserve deliveries carry Authentication-Results: localhost
 	h.send(
 	    "MAIL FROM:<sender@example.org>\r\nRCPT TO:<someone@example.com>\r\nDATA\r\n"
 	    "Subject: localserve\r\n\r\nHello.\r\n.\r\n");
-	std::string replies = h.replies(4, 10);
-	INFO(replies);
+	auto [replies, stored] = replies_and_stored(h, "tern");
 	CHECK(replies.find("\r\n250 2.2.0 it is done\r\n") != std::string::npos);
-	REQUIRE(h.run_until([&] { return h.maildir_files("tern").size() == 1; }, 5));
-	std::string stored = read_file(h.maildir_files("tern")[0]);
 	CHECK(header_field(stored, "Authentication-Results") == "Authentication-Results: localhost; none");
 }
 
@@ -293,10 +305,7 @@ TEST_CASE("faults: a listener's hostname stays out of Received by and the Authen
 	CHECK(h.replies() == "220 listener.test.example ESMTP tern " TERN_VERSION "\r\n");
 	CHECK(h.exchange("EHLO client.sender.example").rfind("250-listener.test.example\r\n", 0) == 0);
 	h.send(transaction("hostnames"));
-	std::string replies = h.replies(4, 10);
-	INFO(replies);
-	REQUIRE(h.run_until([&] { return h.maildir_files("alice").size() == 1; }, 5));
-	std::string stored = read_file(h.maildir_files("alice")[0]);
+	std::string stored = replies_and_stored(h, "alice").message;
 	INFO(stored);
 	CHECK(header_field(stored, "Authentication-Results").rfind("Authentication-Results: mx.test.example;", 0) == 0);
 	CHECK(header_field(stored, "Received").find(" by mx.test.example (") != std::string::npos);
@@ -413,10 +422,7 @@ TEST_CASE("faults: a header section that cannot be read is reported as dkim=none
 	h.send(
 	    "MAIL FROM:<bob@sender.example>\r\nRCPT TO:<alice@test.example>\r\nDATA\r\n"
 	    "From: bob@sender.example\r\nbad header line\r\n\r\nbody\r\n.\r\n");
-	std::string replies = h.replies(4, 10);
-	INFO(replies);
-	REQUIRE(h.run_until([&] { return h.maildir_files("alice").size() == 1; }, 5));
-	std::string stored = read_file(h.maildir_files("alice")[0]);
+	std::string stored = replies_and_stored(h, "alice").message;
 	INFO(stored);
 	CHECK(header_field(stored, "Authentication-Results")
 	          .find(" dkim=none reason=\"dkim: mail message header is malformed: ") != std::string::npos);

@@ -26,6 +26,16 @@ TEST_CASE("ASCII string helpers") {
 	CHECK_FALSE(tern::is_ascii("bücher"));
 }
 
+TEST_CASE("split_address: at the last @, domain empty without one") {
+	std::string lp, dom;
+	tern::split_address("a@b@example.org", lp, dom);
+	CHECK(lp == "a@b");
+	CHECK(dom == "example.org");
+	tern::split_address("postmaster", lp, dom);
+	CHECK(lp == "postmaster");
+	CHECK(dom == "");
+}
+
 TEST_CASE("ASCII character classes ignore bytes above 0x7f") {
 	std::string digits, alpha, alnum, wsp;
 	for (int b = 0; b < 256; ++b) {
