@@ -128,6 +128,19 @@ inbound::Verdict rate_limit_verdict(std::string text) {
 	return inbound::Verdict{false, 452, std::string(se::mailbox_full2), std::move(text), "rate-limited", false};
 }
 
+inbound::CopiesCounted AccountDecision::copies_counted() const {
+	if (verdict.accept) return inbound::CopiesCounted::each_recipient;
+	return rejects_plan && rejects_plan->store ? inbound::CopiesCounted::first_recipient
+						   : inbound::CopiesCounted::none;
+}
+
+void settle_rejects(AccountDecision& d, const std::string& message_id, const std::string& sha256, bool keep_rejects,
+                    int64_t now) {
+	d.rejects_plan.reset();
+	if (d.verdict.accept || d.history_error) return;
+	d.rejects_plan = inbound::plan_reject(d.rejects, message_id, sha256, keep_rejects, now);
+}
+
 VerdictSummary summarize_verdicts(const AccountDecisions& decisions) {
 	VerdictSummary s;
 	for (const auto& [account, d] : decisions) {
@@ -156,24 +169,22 @@ void add_removals(InboundCopyPlan& plan, const std::string& account, const std::
 // A refused recipient (the nth of its account): its error, and one Rejects
 // copy per account, only when the account's history could be read.
 void plan_refusal(InboundCopyPlan& plan, size_t index, size_t nth, const Recipient& r, const AccountDecision& d,
-                  const config::Account& account, const CopyPlanInput& in, std::set<std::string>& rejects_done) {
+                  std::set<std::string>& rejects_done) {
 	const inbound::Verdict& v = d.verdict_for(nth);
 	plan.refusal_reasons.push_back(v.reason);
 	plan.errors.push_back({r.display, v.code, v.secode, v.code >= 500, v.text});
 	// A delivery-rate refusal comes before the analysis, as in the model: it
 	// keeps no Rejects copy (the limit is there to stop a mailbox filling).
 	if (d.rate_limited(nth)) return;
-	if (d.history_error || !in.history_available || !rejects_done.insert(r.account).second) return;
-	inbound::RejectsPlan rejects = inbound::plan_reject(d.rejects, in.message_id, in.sha256, account.keep_rejects,
-	                                                    in.now);
-	add_removals(plan, r.account, rejects.remove);
-	if (rejects.store) plan.copies.push_back({index, r.account, v.reason, true, true});
+	if (!d.rejects_plan || !rejects_done.insert(r.account).second) return;
+	add_removals(plan, r.account, d.rejects_plan->remove);
+	if (d.rejects_plan->store) plan.copies.push_back({index, r.account, v.reason, true, true});
 }
 
 }  // namespace
 
 InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
-                                    const config::Config& cfg, const CopyPlanInput& in) {
+                                    const CopyPlanInput& in) {
 	InboundCopyPlan plan;
 	std::set<std::string> rejects_done;
 	std::map<std::string, size_t> seen_of_account;  // recipients of each account so far
@@ -187,7 +198,7 @@ InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, co
 		const AccountDecision& d = decisions.at(r.account);
 		const size_t nth = seen_of_account[r.account]++;
 		if (!d.verdict_for(nth).accept) {
-			plan_refusal(plan, i, nth, r, d, cfg.accounts.at(r.account), in, rejects_done);
+			plan_refusal(plan, i, nth, r, d, rejects_done);
 			continue;
 		}
 		plan.copies.push_back({i, r.account, d.verdict.reason, false, in.seen_recipients.count(r.display) > 0});

@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "decide/recipient.h"
 #include "inbound/analyze.h"
+#include "inbound/delivery_rate.h"
 #include "inbound/rejects.h"
 #include "inbound/reputation.h"
 #include "mailauth/dkim.h"
@@ -75,6 +76,11 @@ struct AccountDecision {
 	inbound::Verdict verdict;                  // the analysis's, inbound::analyze()
 	std::vector<inbound::RejectCopy> rejects;  // the account's Rejects copies before this message
 	bool history_error = false;
+	// What the analysis's refusal does to the account's Rejects mailbox,
+	// decided once by settle_rejects() for both the delivery-rate counts and
+	// the plan of copies; none while the history is unread (no copy kept,
+	// nothing removed) or when the analysis accepts.
+	std::optional<inbound::RejectsPlan> rejects_plan;
 	// The model checks the delivery-rate limits per recipient, after the
 	// copies of the recipients before it (inbound::first_rate_refusal): the
 	// account's recipients from the rate_limited_from-th on (0: all of them)
@@ -89,7 +95,15 @@ struct AccountDecision {
 	// first refused recipient gets.
 	bool refuses_any() const { return !verdict.accept || rate_refusal.has_value(); }
 	const inbound::Verdict& first_refusal() const { return verdict.accept ? *rate_refusal : verdict_for(0); }
+	// What the copies of the account's recipients add to its delivery-rate
+	// counts, in the model's per-recipient order: each recipient's copy when
+	// accepted, else the one Rejects copy when it is kept.
+	inbound::CopiesCounted copies_counted() const;
 };
+// Decides rejects_plan from the analysis's verdict and the account's
+// Rejects copies (inbound::plan_reject); called once the history was read.
+void settle_rejects(AccountDecision& d, const std::string& message_id, const std::string& sha256, bool keep_rejects,
+                    int64_t now);
 using AccountDecisions = std::map<std::string, AccountDecision>;  // by account name
 
 struct VerdictSummary {
@@ -117,9 +131,6 @@ struct InboundCopyPlan {
 
 struct CopyPlanInput {
 	std::string message_id;
-	std::string sha256;
-	int64_t now = 0;
-	bool history_available = false;         // without it the Rejects mailbox cannot be kept tidy
 	std::set<std::string> seen_recipients;  // a report was kept for them
 };
 
@@ -127,7 +138,7 @@ struct CopyPlanInput {
 // per recipient whose account accepted it; for an account that refused it,
 // the error and at most one Rejects copy.
 InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
-                                    const config::Config& cfg, const CopyPlanInput& in);
+                                    const CopyPlanInput& in);
 
 // The reason of each delivered recipient (not in `errors`), in order.
 std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,

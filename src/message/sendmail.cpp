@@ -422,6 +422,9 @@ int exit_status(const Status& s) {
 	if (s.code < 500 || s.code > 599) return ex_software;
 	// RFC 3463 3.1: class.subject.detail.
 	const std::string& e = s.enhanced;
+	// RFC 3463 3.2 X.1.7: the sender's syntax. The only sender that can be
+	// malformed is the one given with -f: a bad option (man/sendmail.tern.8).
+	if (e == "5.1.7") return ex_usage;
 	if (e.starts_with("5.1.")) return ex_nouser;
 	// Content the message cannot have, or a size over a limit (RFC 3463
 	// 5.2.3 the mailbox's, 5.3.4 the system's).

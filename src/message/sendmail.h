@@ -156,8 +156,9 @@ struct ResponseLine {
 ResponseLine parse_response_line(std::string_view line);
 
 // The exit status for a final reply: 2xx ex_ok, 4xx ex_tempfail, 5xx by
-// enhanced code (RFC 3463): 5.1.x ex_nouser, 5.6.x ex_dataerr, 5.7.x
-// ex_noperm, 5.3.4 (too large) ex_dataerr, others ex_unavailable.
+// enhanced code (RFC 3463): 5.1.7 (the -f sender's syntax) ex_usage, other
+// 5.1.x ex_nouser, 5.6.x ex_dataerr, 5.7.x ex_noperm, 5.3.4 (too large)
+// ex_dataerr, others ex_unavailable.
 int exit_status(const Status&);
 
 }  // namespace tern::message::sendmail

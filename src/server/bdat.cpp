@@ -26,7 +26,7 @@ smtp::Status Connection::data_commands_allowed() const {
 
 // RFC 3030 2
 Outcome Connection::cmd_bdat(std::string_view args) {
-	smtp::Result<smtp::BdatArgs> parsed = smtp::parse_bdat(args);
+	smtp::Result<smtp::BdatArgs> parsed = smtp::parse_bdat(args, parse_mode());
 	// Without a valid size nobody knows where the chunk ends, so the stream
 	// cannot be brought back in step: reply, then close.
 	if (!parsed) return SmtpError(parsed.error()).then_close();

@@ -213,17 +213,6 @@ void Connection::analysis_history(std::shared_ptr<InboundAnalysis> an) {
 
 namespace {
 
-// What the copies of an account's `recipients` add to its delivery-rate
-// counts, by the model's per-recipient order: an accepted message stores a
-// copy per recipient, a refused one its one Rejects copy when kept.
-inbound::CopiesCounted copies_counted(const decide::AccountDecision& d, const InboundAnalysis& an,
-                                      const config::Account& settings, int64_t now) {
-	if (d.verdict.accept) return inbound::CopiesCounted::each_recipient;
-	inbound::RejectsPlan rejects = inbound::plan_reject(d.rejects, an.message_id, an.sha256, settings.keep_rejects,
-	                                                    now);
-	return rejects.store ? inbound::CopiesCounted::first_recipient : inbound::CopiesCounted::none;
-}
-
 // One destination account's facts (reputation, rate counts, junk filter,
 // subject-pass) and its verdict for its `recipients`; a worker step, it
 // reads the history.
@@ -252,9 +241,10 @@ decide::AccountDecision decide_for_account(const InboundAnalysis& an, const stor
 		}
 	}
 	d.verdict = inbound::analyze(facts);
+	if (env) decide::settle_rejects(d, an.message_id, an.sha256, settings.keep_rejects, now);
 	if (counts) {
 		std::optional<inbound::RateRefusalAt> limited = inbound::first_rate_refusal(
-		    *counts, an.size, settings.delivery_rate_limits, recipients, copies_counted(d, an, settings, now));
+		    *counts, an.size, settings.delivery_rate_limits, recipients, d.copies_counted());
 		if (limited) {
 			d.rate_refusal = decide::rate_limit_verdict(std::move(limited->text));
 			d.rate_limited_from = limited->first;
@@ -343,11 +333,8 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
                                         message::ReceivedInfo ri) {
 	decide::CopyPlanInput in;
 	in.message_id = an->message_id;
-	in.sha256 = an->sha256;
-	in.now = std::time(nullptr);
-	in.history_available = srv.env() != nullptr;
 	in.seen_recipients = an->seen_recipients;
-	decide::InboundCopyPlan plan = decide::plan_inbound_copies(tx.recipients, an->decisions, *cfg, in);
+	decide::InboundCopyPlan plan = decide::plan_inbound_copies(tx.recipients, an->decisions, in);
 	if (plan.unknown_users)
 		core::stats().count_delivery("unknownuser", "", plan.unknown_users);  // tern_smtpserver_delivery_total
 	for (const auto& reason : plan.refusal_reasons)

@@ -806,11 +806,12 @@ Status parse_no_args(std::string_view args, const ParseMode& mode) {
 
 // RFC 3030 2: bdat-cmd ::= "BDAT" SP chunk-size [ SP end-marker ] CR LF,
 // chunk-size ::= 1*DIGIT, end-marker ::= "LAST".
-Result<BdatArgs> parse_bdat(std::string_view args) {
+Result<BdatArgs> parse_bdat(std::string_view args, const ParseMode& mode) {
 	auto invalid = [](std::string text) {
 		return SmtpError{501, std::string(se::proto_param_invalid4), std::move(text)};
 	};
-	while (!args.empty() && (args.back() == ' ' || args.back() == '\t')) args.remove_suffix(1);
+	if (!mode.submission)
+		while (!args.empty() && (args.back() == ' ' || args.back() == '\t')) args.remove_suffix(1);
 	if (args.empty() || args[0] != ' ') return invalid("invalid BDAT chunk size: missing");
 	args.remove_prefix(1);
 	size_t digits = 0;

@@ -152,7 +152,9 @@ struct BdatArgs {
 	uint64_t size = 0;
 	bool last = false;
 };
-Result<BdatArgs> parse_bdat(std::string_view args);
+// Trailing blanks are tolerated except on submission listeners, as for
+// every command.
+Result<BdatArgs> parse_bdat(std::string_view args, const ParseMode& mode);
 
 // Domain validation shared with config and message code: parses a domain
 // name (UTF-8 allowed), returns both forms or nullopt.

@@ -360,6 +360,10 @@ TEST_CASE("sendmail: -f and From must belong to a non-root user's account; root 
 	for (const auto& m : sink.messages()) senders.push_back(m.mail_from);
 	std::sort(senders.begin(), senders.end());
 	CHECK(senders == std::vector<std::string>{"boss@elsewhere.example", "nobody@test.example"});
+	// A sender that is no address is a bad option, whoever asks.
+	ProgramResult malformed = run_program(sendmail_args(d, {"-f", "bad@@x", "carol@remote.example"}), message);
+	CHECK_MESSAGE(malformed.exit_code == 64, malformed.both());  // EX_USAGE
+	CHECK(malformed.err.find("5.1.7") != std::string::npos);
 	usleep(300000);
 	CHECK(sink.messages().size() == 2);  // the refused ones never left
 	CHECK(maildir_files(d.maildir("alice")).empty());

@@ -61,14 +61,24 @@ Decoded decode(std::string_view stream, smtp::BareNewlines mode, const std::vect
 	return d;
 }
 
+// Both listener kinds: what submission accepts, port 25 accepts the same.
 void check_parser(std::string_view args) {
-	smtp::Result<smtp::BdatArgs> b = smtp::parse_bdat(args);
-	if (!b.ok()) {
-		FUZZ_CHECK(b.error().code == 501 && b.error().secode == "5.4");
-		return;
+	smtp::ParseMode submission;
+	submission.submission = true;
+	for (const smtp::ParseMode& mode : {smtp::ParseMode{}, submission}) {
+		smtp::Result<smtp::BdatArgs> b = smtp::parse_bdat(args, mode);
+		if (!b.ok()) {
+			FUZZ_CHECK(b.error().code == 501 && b.error().secode == "5.4");
+			continue;
+		}
+		smtp::Result<smtp::BdatArgs> again = smtp::parse_bdat(
+		    " " + std::to_string(b->size) + (b->last ? " LAST" : ""), mode);
+		FUZZ_CHECK(again.ok() && again->size == b->size && again->last == b->last);
+		if (mode.submission) {
+			smtp::Result<smtp::BdatArgs> port25 = smtp::parse_bdat(args, {});
+			FUZZ_CHECK(port25.ok() && port25->size == b->size && port25->last == b->last);
+		}
 	}
-	smtp::Result<smtp::BdatArgs> again = smtp::parse_bdat(" " + std::to_string(b->size) + (b->last ? " LAST" : ""));
-	FUZZ_CHECK(again.ok() && again->size == b->size && again->last == b->last);
 }
 
 }  // namespace

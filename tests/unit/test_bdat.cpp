@@ -14,8 +14,9 @@ using namespace tern::smtp;
 
 namespace {
 
-std::string bdat_error(std::string_view args) {
-	Result<BdatArgs> r = parse_bdat(args);
+// Port 25's parsing unless told.
+std::string bdat_error(std::string_view args, const ParseMode& mode = {}) {
+	Result<BdatArgs> r = parse_bdat(args, mode);
 	if (r.ok()) return "no error";
 	const SmtpError& e = r.error();
 	return std::to_string(e.code) + " " + enhanced_code(e.code, e.secode) + " " + e.text;
@@ -61,16 +62,24 @@ Chunked decode_chunks(const std::vector<std::string>& chunks, size_t step = 1000
 }  // namespace
 
 TEST_CASE("bdat args: size, optional LAST in any case, trailing blanks") {
-	BdatArgs b = value_of(parse_bdat(" 100"));
+	BdatArgs b = value_of(parse_bdat(" 100", {}));
 	CHECK(b.size == 100);
 	CHECK_FALSE(b.last);
-	b = value_of(parse_bdat(" 0 LAST"));
+	b = value_of(parse_bdat(" 0 LAST", {}));
 	CHECK(b.size == 0);
 	CHECK(b.last);
-	CHECK(value_of(parse_bdat(" 7 last")).last);
-	CHECK(value_of(parse_bdat(" 7 LaSt \t")).last);
-	CHECK(value_of(parse_bdat(" 007")).size == 7);
-	CHECK(value_of(parse_bdat(" 18446744073709551615")).size == 18446744073709551615ULL);
+	CHECK(value_of(parse_bdat(" 7 last", {})).last);
+	CHECK(value_of(parse_bdat(" 7 LaSt \t", {})).last);
+	CHECK(value_of(parse_bdat(" 007", {})).size == 7);
+	CHECK(value_of(parse_bdat(" 18446744073709551615", {})).size == 18446744073709551615ULL);
+}
+
+TEST_CASE("bdat args: on submission nothing may follow, as for every command") {
+	ParseMode submission;
+	submission.submission = true;
+	CHECK(value_of(parse_bdat(" 7 LAST", submission)).last);
+	CHECK(bdat_error(" 100 ", submission) == "501 5.5.4 invalid BDAT parameter: \" \"");
+	CHECK(bdat_error(" 7 LAST\t", submission) == "501 5.5.4 invalid BDAT parameter: \" LAST\\t\"");
 }
 
 TEST_CASE("bdat args: anything but digits and LAST is 501 5.5.4") {

@@ -329,6 +329,18 @@ TEST_CASE("decide verdict: the summary lists refusing accounts and whether the f
 	CHECK_FALSE(summarize_verdicts(decisions).first_time_delay);
 }
 
+namespace {
+
+// The decisions as the worker leaves them once the accounts' histories were
+// read: each refusal's Rejects plan settled.
+void settle_all(AccountDecisions& decisions, const config::Config& cfg, const std::string& message_id,
+                const std::string& sha256, int64_t now) {
+	for (auto& [account, d] : decisions)
+		settle_rejects(d, message_id, sha256, cfg.accounts.at(account).keep_rejects, now);
+}
+
+}  // namespace
+
 TEST_CASE("decide verdict: copies for accepting accounts, errors and one Rejects copy for refusing ones") {
 	auto cfg = test_config();
 	std::vector<Recipient> rcpts{local_rcpt("alice@example.org", "alice"), unknown_rcpt("nobody@example.org"),
@@ -337,11 +349,10 @@ TEST_CASE("decide verdict: copies for accepting accounts, errors and one Rejects
 	                           {"bob", refused(451, "3.0", "reputation-error")}};
 	CopyPlanInput in;
 	in.message_id = "<m1@sender.example>";
-	in.sha256 = "ab";
-	in.now = 1000;
-	in.history_available = true;
 	in.seen_recipients = {"alice@example.org"};
-	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, *cfg, in);
+	settle_all(decisions, *cfg, in.message_id, "ab", 1000);
+	CHECK_FALSE(decisions["alice"].rejects_plan);  // accepted: nothing to plan
+	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, in);
 	REQUIRE(plan.copies.size() == 2);
 	CHECK(plan.copies[0].recipient == 0);
 	CHECK(plan.copies[0].account == "alice");
@@ -361,22 +372,29 @@ TEST_CASE("decide verdict: copies for accepting accounts, errors and one Rejects
 	CHECK_FALSE(plan.errors[1].user_error);
 	CHECK(plan.unknown_users == 1);
 	CHECK(plan.refusal_reasons == std::vector<std::string>{"reputation-error", "reputation-error"});
+	// The rate counts and the plan read the same decision.
+	CHECK(decisions["alice"].copies_counted() == inbound::CopiesCounted::each_recipient);
+	CHECK(decisions["bob"].copies_counted() == inbound::CopiesCounted::first_recipient);
 	SUBCASE("without a readable history no Rejects copy is kept") {
-		in.history_available = false;
-		plan = plan_inbound_copies(rcpts, decisions, *cfg, in);
+		decisions["bob"].rejects_plan.reset();  // no history: never settled
+		plan = plan_inbound_copies(rcpts, decisions, in);
 		CHECK(plan.copies.size() == 1);
+		CHECK(decisions["bob"].copies_counted() == inbound::CopiesCounted::none);
 		decisions["bob"].history_error = true;
-		in.history_available = true;
-		CHECK(plan_inbound_copies(rcpts, decisions, *cfg, in).copies.size() == 1);
+		settle_all(decisions, *cfg, in.message_id, "ab", 1000);
+		CHECK_FALSE(decisions["bob"].rejects_plan);
+		CHECK(plan_inbound_copies(rcpts, decisions, in).copies.size() == 1);
 	}
 	SUBCASE("an earlier Rejects copy of the same message is stored once") {
 		decisions["bob"].rejects.push_back({"1.abc.host", "<m1@sender.example>", "ab", 900});
-		plan = plan_inbound_copies(rcpts, decisions, *cfg, in);
+		settle_all(decisions, *cfg, in.message_id, "ab", 1000);
+		plan = plan_inbound_copies(rcpts, decisions, in);
 		CHECK(plan.copies.size() == 1);
+		CHECK(decisions["bob"].copies_counted() == inbound::CopiesCounted::none);
 	}
 	SUBCASE("a delivered retry removes the Rejects copies of the same message") {
 		decisions["alice"].rejects.push_back({"1.abc.host", "<m1@sender.example>", "ab", 900});
-		plan = plan_inbound_copies(rcpts, decisions, *cfg, in);
+		plan = plan_inbound_copies(rcpts, decisions, in);
 		CHECK(plan.rejects_to_remove["alice"] == std::vector<std::string>{"1.abc.host"});
 	}
 }
@@ -384,10 +402,9 @@ TEST_CASE("decide verdict: copies for accepting accounts, errors and one Rejects
 TEST_CASE("decide verdict: an unknown user is 550 5.1.1 no such user whatever the accounts decided") {
 	// The model: its own error per unknown recipient; when all failed with
 	// different codes the reply lists them (doc/behaviour.md §9).
-	auto cfg = test_config();
 	std::vector<Recipient> rcpts{local_rcpt("bob@example.org", "bob"), unknown_rcpt("nobody@example.org")};
 	AccountDecisions decisions{{"bob", refused(451, "3.0", "reputation-error")}};
-	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, *cfg, {});
+	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, {});
 	REQUIRE(plan.errors.size() == 2);
 	CHECK(plan.errors[1].code == 550);
 	CHECK(plan.errors[1].secode == "1.1");
@@ -403,12 +420,10 @@ TEST_CASE("decide verdict: a delivery-rate refusal keeps no Rejects copy") {
 	AccountDecisions decisions{{"bob", refused(452, "2.2", "rate-limited")}};
 	CopyPlanInput in;
 	in.message_id = "<m2@sender.example>";
-	in.sha256 = "cd";
-	in.now = 1000;
-	in.history_available = true;
-	CHECK(plan_inbound_copies(rcpts, decisions, *cfg, in).copies.size() == 1);  // an analysis refusal: kept
+	settle_all(decisions, *cfg, in.message_id, "cd", 1000);
+	CHECK(plan_inbound_copies(rcpts, decisions, in).copies.size() == 1);  // an analysis refusal: kept
 	decisions["bob"].rate_refusal = rate_limit_verdict("more than 2 messages in past 1m0s from your ip/network");
-	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, *cfg, in);
+	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, in);
 	CHECK(plan.copies.empty());
 	REQUIRE(plan.errors.size() == 1);
 	CHECK(plan.errors[0].code == 452);
@@ -416,13 +431,12 @@ TEST_CASE("decide verdict: a delivery-rate refusal keeps no Rejects copy") {
 
 TEST_CASE("decide verdict: the delivery-rate limits refuse an account's recipients from the one that passes them") {
 	// The model stores each recipient's copy before it checks the next.
-	auto cfg = test_config();
 	std::vector<Recipient> rcpts{local_rcpt("bob@example.org", "bob"), local_rcpt("alice@example.org", "alice"),
 	                             local_rcpt("bob+x@example.org", "bob"), local_rcpt("bob+y@example.org", "bob")};
 	AccountDecisions decisions{{"alice", accepted("reputation-good")}, {"bob", accepted("reputation-good")}};
 	decisions["bob"].rate_refusal = rate_limit_verdict("more than 2 messages in past 1m0s from your ip/network");
 	decisions["bob"].rate_limited_from = 2;  // bob's third recipient
-	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, *cfg, {});
+	InboundCopyPlan plan = plan_inbound_copies(rcpts, decisions, {});
 	REQUIRE(plan.copies.size() == 3);
 	CHECK(plan.copies[0].recipient == 0);
 	CHECK(plan.copies[1].recipient == 1);

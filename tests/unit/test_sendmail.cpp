@@ -245,6 +245,7 @@ TEST_CASE("sendmail protocol: answers and exit statuses") {
 	CHECK(exit_status({451, "4.3.0", "", ""}) == ex_tempfail);
 	CHECK(exit_status({452, "4.3.1", "", ""}) == ex_tempfail);
 	CHECK(exit_status({553, "5.1.3", "", ""}) == ex_nouser);
+	CHECK(exit_status({553, "5.1.7", "", ""}) == ex_usage);  // the -f sender's syntax
 	CHECK(exit_status({550, "5.7.1", "", ""}) == ex_noperm);
 	CHECK(exit_status({550, "5.6.0", "", ""}) == ex_dataerr);
 	CHECK(exit_status({552, "5.3.4", "", ""}) == ex_dataerr);
