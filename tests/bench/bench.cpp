@@ -20,7 +20,9 @@
 //  - end of data (the final dot) to 250, median and p99;
 //  - idle memory: RSS and PSS after start, and per idle connection;
 //  - the disk's own ceiling: create + write + fsync + rename + fsync(dir)
-//    sequences per second, one at a time and 8 in parallel.
+//    sequences per second, one at a time and 8 in parallel, and the CPU
+//    each sequence costs the threads doing it (a floor under any durable
+//    server's CPU per message on this machine).
 // It prints one table with ratios and never fails the build.
 #include <dirent.h>
 #include <fcntl.h>
@@ -840,37 +842,63 @@ void report_memory_only(const Options& o, const Server& server) {
 // --------------------------------------------------------- the disk itself
 
 // create + write 2 KB + fsync + close + rename + fsync(dir): what a durable
-// Maildir delivery costs at least. Returns sequences per second.
-double disk_ceiling(const std::string& dir, int parallel, int seconds) {
+// Maildir delivery costs at least, in time and in CPU (user and kernel, of
+// the threads doing it: the floor under a server's CPU per message).
+struct DiskCeiling {
+	double per_second = 0;  // sequences
+	double cpu_us_per_sequence = 0;
+};
+
+double thread_cpu_us() {
+	rusage r{};
+	getrusage(RUSAGE_THREAD, &r);
+	return double(r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1e6 + double(r.ru_utime.tv_usec + r.ru_stime.tv_usec);
+}
+
+// One thread's sequences until the deadline; false when one failed.
+bool durable_renames(const std::string& dir, int thread, Clock::time_point deadline, std::atomic<uint64_t>& done) {
+	std::string block(2048, 'x');
+	for (uint64_t i = 0; Clock::now() < deadline; i++) {
+		std::string name = std::to_string(thread) + "." + std::to_string(i);
+		std::string tmp = dir + "/tmp/" + name, fin = dir + "/new/" + name;
+		int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0) return false;
+		bool ok = write(fd, block.data(), block.size()) == ssize_t(block.size()) && fsync(fd) == 0;
+		close(fd);
+		if (!ok || rename(tmp.c_str(), fin.c_str()) != 0) return false;
+		int dfd = open((dir + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0) return false;
+		fsync(dfd);
+		close(dfd);
+		done++;
+	}
+	return true;
+}
+
+DiskCeiling disk_ceiling(const std::string& dir, int parallel, int seconds) {
 	mkdir((dir + "/tmp").c_str(), 0700);
 	mkdir((dir + "/new").c_str(), 0700);
 	std::atomic<uint64_t> done{0};
+	std::mutex cpu_mu;
+	double cpu_us = 0;
 	auto deadline = Clock::now() + std::chrono::seconds(seconds);
 	std::vector<std::thread> threads;
 	auto started = Clock::now();
 	for (int t = 0; t < parallel; t++)
 		threads.emplace_back([&, t] {
-			std::string block(2048, 'x');
-			for (uint64_t i = 0; Clock::now() < deadline; i++) {
-				std::string name = std::to_string(t) + "." + std::to_string(i);
-				std::string tmp = dir + "/tmp/" + name, fin = dir + "/new/" + name;
-				int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-				if (fd < 0) return;
-				bool ok = write(fd, block.data(), block.size()) == ssize_t(block.size()) &&
-				    fsync(fd) == 0;
-				close(fd);
-				if (!ok || rename(tmp.c_str(), fin.c_str()) != 0) return;
-				int dfd = open((dir + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-				if (dfd < 0) return;
-				fsync(dfd);
-				close(dfd);
-				done++;
-			}
+			double before = thread_cpu_us();
+			durable_renames(dir, t, deadline, done);
+			double used = thread_cpu_us() - before;
+			std::lock_guard lock(cpu_mu);
+			cpu_us += used;
 		});
 	for (auto& t : threads) t.join();
 	double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
 	// The files stay until the end of the bench (see set_aside).
-	return double(done) / elapsed;
+	DiskCeiling c;
+	c.per_second = double(done) / elapsed;
+	if (done > 0) c.cpu_us_per_sequence = cpu_us / double(done);
+	return c;
 }
 
 // ------------------------------------------------------------------ table
@@ -1023,8 +1051,8 @@ int main(int argc, char** argv) {
 	int disk_seconds = std::min(o.seconds, 3);
 	mkdir((disk_dir + "/serial").c_str(), 0700);
 	mkdir((disk_dir + "/parallel").c_str(), 0700);
-	double disk_serial = disk_ceiling(disk_dir + "/serial", 1, disk_seconds);
-	double disk_parallel = disk_ceiling(disk_dir + "/parallel", 8, disk_seconds);
+	DiskCeiling disk_serial = disk_ceiling(disk_dir + "/serial", 1, disk_seconds);
+	DiskCeiling disk_parallel = disk_ceiling(disk_dir + "/parallel", 8, disk_seconds);
 
 	// Interleaved: each repetition runs every scenario on both servers, the
 	// order of the two alternating, so slow drifts of the machine hit both.
@@ -1090,10 +1118,15 @@ int main(int argc, char** argv) {
 	        (pf_mem ? std::to_string(pf_mem->connections) : std::string("-")) + " conns)",
 	    tern_mem.pss_per_connection_kb, pf_mem_field([](const MemoryResult& m) { return m.pss_per_connection_kb; }),
 	    "%.1f");
-	std::printf("| %-56s | %10.0f | %10s | %12s |\n", "disk ceiling, fsync'd renames/s, serial", disk_serial, "",
-	            "");
-	std::printf("| %-56s | %10.0f | %10s | %12s |\n", "disk ceiling, fsync'd renames/s, 8 in parallel",
-	            disk_parallel, "", "");
+	const std::pair<const char*, const DiskCeiling*> ceilings[] = {{"serial", &disk_serial},
+	                                                               {"8 in parallel", &disk_parallel}};
+	for (const auto& [how, c] : ceilings)
+		std::printf("| %-56s | %10.0f | %10s | %12s |\n",
+		            (std::string("disk ceiling, fsync'd renames/s, ") + how).c_str(), c->per_second, "", "");
+	for (const auto& [how, c] : ceilings)
+		std::printf("| %-56s | %10.0f | %10s | %12s |\n",
+		            (std::string("disk ceiling, CPU us per fsync'd rename, ") + how).c_str(),
+		            c->cpu_us_per_sequence, "", "");
 
 	if (!daemon.running())
 		std::printf("\nternd is no longer running! log:\n%s\n", daemon.log_text().c_str());
