@@ -111,14 +111,19 @@ HandOver failed(int status, std::string error) {
 	return h;
 }
 
+// What a request that failed did not do, for its error line.
+std::string not_done(const sm::Request& request) {
+	return request.list_queue ? "; the queue was not listed" : "; the message was not sent";
+}
+
 // Reads ternd's answer up to the final status; rcpt failures go to stderr,
 // a queue listing to stdout.
-HandOver read_answer(Connection& conn) {
+HandOver read_answer(Connection& conn, const sm::Request& request) {
 	for (;;) {
 		auto line = conn.read_line();
 		if (!line)
 			return failed(sm::ex_tempfail,
-			              "ternd closed the connection without an answer; the message was not sent");
+			              "ternd closed the connection without an answer" + not_done(request));
 		sm::ResponseLine r = sm::parse_response_line(*line);
 		switch (r.kind) {
 		case sm::ResponseLine::Kind::rcpt:
@@ -153,11 +158,10 @@ HandOver hand_over(const std::string& socket_path, const sm::Request& request, s
 	auto head = sm::encode_request(request);
 	if (!head) return failed(sm::ex_usage, "control characters in an address or the full name");
 	Connection conn;
-	if (auto error = conn.connect_to(socket_path))
-		return failed(sm::ex_tempfail, *error + "; the message was not sent");
+	if (auto error = conn.connect_to(socket_path)) return failed(sm::ex_tempfail, *error + not_done(request));
 	// ternd may answer early (a refusal) and close: read its answer then.
 	conn.send_all(*head) && conn.send_all(message);
-	return read_answer(conn);
+	return read_answer(conn, request);
 }
 
 // A message read from stdin or an SMTP transaction (CRLF line ends) made

@@ -687,8 +687,8 @@ void Daemon::reload() {
 			    loaded->cfg = config::Config::load_file(path);
 			    // A signing key that does not load keeps the old config:
 			    // mail must not go out unsigned because of a typo.
-			    auto key_errors = core::dkim_key_errors(*loaded->cfg);
-			    if (!key_errors.empty()) throw std::runtime_error(join_lines(key_errors));
+			    if (!loaded->cfg->dkim_key_errors.empty())
+				    throw std::runtime_error(join_lines(loaded->cfg->dkim_key_errors));
 			    loaded->tls = load_tls(*loaded->cfg);
 		    } catch (const std::exception& e) {
 			    loaded->error = e.what();
@@ -709,12 +709,14 @@ void Daemon::apply_reload(const std::shared_ptr<const config::Config>& next,
 	srv->reload(next);
 	if (outq) outq->reload(next);
 	srv->set_tls_context(tls);
+	// The new log.level, unless -l overrides it, before the line is written.
 	try {
 		apply_log_settings(*next, opts);
 	} catch (const std::exception& e) {
 		log::error("reopening log", {{"error", e.what()}});
 	}
 	cfg = next;
+	log::info("configuration reloaded", {{"accounts", std::to_string(cfg->accounts.size())}});
 }
 
 // metrics (doc/behaviour.md "Logs, signals, metrics"): gauges and queue

@@ -28,6 +28,22 @@ void Config::build_address_index() {
 			account_of_address.emplace(address, name);
 }
 
+void Config::load_dkim_keys() {
+	dkim_key_errors.clear();
+	for (auto& [name, domain] : domains)
+		for (const auto& selector : domain.dkim_sign) {
+			auto it = domain.dkim_selectors.find(selector);
+			if (it == domain.dkim_selectors.end()) continue;
+			std::string error;
+			if (auto key = mailauth::dkim::load_private_key(it->second.private_key_file, &error))
+				it->second.key = std::move(*key);
+			else
+				dkim_key_errors.push_back(it->second.private_key_file + ": domains." + name +
+				                          ".dkim.selectors." + selector +
+				                          ".private_key_file: cannot load the key: " + error);
+		}
+}
+
 bool Config::hosts_domain(const std::string& domain) const { return domains.count(ascii_lower(domain)) > 0; }
 
 // Exact address first, then the domain's "@domain" catch-all destination.

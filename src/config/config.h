@@ -14,6 +14,7 @@
 #include "inbound/junk_filter.h"
 #include "inbound/delivery_rate.h"
 #include "inbound/junk_marks.h"
+#include "mailauth/dkim.h"
 #include "smtp/data_decoder.h"
 #include "smtp/replies.h"
 #include "util/log.h"
@@ -84,6 +85,11 @@ struct DkimSelector {
 	std::string header_canon = "relaxed", body_canon = "relaxed";
 	std::vector<std::string> headers{"From", "To", "Subject", "Date", "Message-Id"};
 	int64_t expiration_s = 0;
+	// The key of a signing selector, read with the configuration
+	// (Config::load_dkim_keys): signing never reads the file again, so a
+	// key file changed or removed later counts only from the reload that
+	// loads it. Invalid when it did not load (see dkim_key_errors).
+	mailauth::dkim::PrivateKey key;
 };
 
 struct Domain {
@@ -230,6 +236,14 @@ struct Config {
 	// build_address_index() after changing accounts by hand.
 	std::map<std::string, std::string> account_of_address;
 	void build_address_index();
+
+	// Loads the key of every selector a domain signs with (dkim.sign) into
+	// DkimSelector::key; each key that does not load adds a line to
+	// dkim_key_errors ("<file>: domains.<d>.dkim.selectors.<s>.private_key_file:
+	// cannot load the key: <why>"). The loaders call it; ternd refuses to
+	// start, and a reload keeps the old configuration, when there is one.
+	void load_dkim_keys();
+	std::vector<std::string> dkim_key_errors;
 
 	// Loads and validates; throws ConfigError. Relative paths are made
 	// relative to the config file's folder.

@@ -1092,6 +1092,7 @@ std::shared_ptr<const Config> Config::load_text(const std::string& text, const s
 	cfg->file = file_for_errors;
 	loader.load(root, *cfg);
 	cfg->build_address_index();
+	cfg->load_dkim_keys();
 	return cfg;
 }
 

@@ -14,7 +14,6 @@
 #include <set>
 #include <stdexcept>
 
-#include "mailauth/dkim.h"
 #include "util/unique_fd.h"
 
 namespace tern::core {
@@ -197,24 +196,33 @@ std::string describe_problem(const FileProblem& problem, const std::string& user
 	return text;
 }
 
-std::vector<std::string> dkim_key_errors(const config::Config& cfg) {
-	std::vector<std::string> errors;
-	for (const auto& [name, domain] : cfg.domains)
-		for (const auto& selector : domain.dkim_sign) {
-			auto it = domain.dkim_selectors.find(selector);
-			if (it == domain.dkim_selectors.end()) continue;
-			std::string error;
-			if (!mailauth::dkim::load_private_key(it->second.private_key_file, &error))
-				errors.push_back(it->second.private_key_file + ": domains." + name +
-				                 ".dkim.selectors." + selector +
-				                 ".private_key_file: cannot load the key: " + error);
-		}
-	return errors;
+namespace {
+
+// Listeners that start but cannot serve anyone without a certificate.
+std::vector<std::string> listeners_without_tls(const config::Config& cfg) {
+	std::vector<std::string> warnings;
+	if (!cfg.tls.cert_file.empty()) return warnings;
+	for (const auto& [name, l] : cfg.listeners) {
+		if (l.submissions.enabled)
+			warnings.push_back(cfg.file + ": listeners." + name +
+			                   ".submissions: no tls.cert_file: every client of port " +
+			                   std::to_string(l.submissions.port) + " is closed before the greeting");
+		if (l.submission.enabled && l.submission.require_starttls)
+			warnings.push_back(
+			    cfg.file + ": listeners." + name +
+			    ".submission.require_starttls: no tls.cert_file, so no STARTTLS: no client of "
+			    "port " +
+			    std::to_string(l.submission.port) + " can log in");
+	}
+	return warnings;
 }
+
+}  // namespace
 
 StartCheck check_start(const config::Config& cfg, const std::string& pid_file, CheckFor purpose) {
 	StartCheck result;
 	if (cfg.localserve) return result;
+	result.warnings = listeners_without_tls(cfg);
 	std::optional<UserIds> as;
 	std::string user_name;
 	if (geteuid() == 0 && !cfg.user.empty()) {
@@ -250,7 +258,7 @@ StartCheck check_start(const config::Config& cfg, const std::string& pid_file, C
 		    .push_back(describe_problem(problem, user_name));
 		unreadable.insert(problem.path);
 	}
-	for (const auto& error : dkim_key_errors(cfg))
+	for (const auto& error : cfg.dkim_key_errors)
 		if (!unreadable.count(error.substr(0, error.find(": ")))) result.errors.push_back(error);
 	return result;
 }

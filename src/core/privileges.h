@@ -64,12 +64,6 @@ std::vector<FileProblem> check_files(const std::vector<FileNeed>& needs, const s
 // config errors: file, key path, what is wrong).
 std::string describe_problem(const FileProblem& problem, const std::string& user_name);
 
-// One message per signing selector whose key does not load
-// ("<path>: domains.<d>.dkim.selectors.<s>.private_key_file: <reason>"):
-// a key that cannot be loaded must stop a start or a reload rather than
-// let mail go out unsigned.
-std::vector<std::string> dkim_key_errors(const config::Config& cfg);
-
 // The start-up verdict for `cfg` as ternd would run it: who it would run as,
 // the file problems for that user, and the DKIM keys that do not load.
 struct StartCheck {

@@ -79,7 +79,7 @@ Verdict analyze(const MessageFacts& f) {
 		junk.reason = "dns-blocklisted";
 		listed = true;
 	}
-	if (junk.accept) return accepted("no-bad-signals");
+	if (junk.accept) return accepted(no_bad_signals);
 
 	// A sender with a good DMARC record and no history at all may prove it is
 	// a person by resending with the token in the subject.
@@ -99,6 +99,6 @@ Verdict analyze(const MessageFacts& f) {
 	return v;
 }
 
-bool first_time_delay_applies(const Verdict& verdict) { return verdict.accept && verdict.reason == "no-bad-signals"; }
+bool first_time_delay_applies(const Verdict& verdict) { return verdict.accept && verdict.reason == no_bad_signals; }
 
 }  // namespace tern::inbound

@@ -50,6 +50,9 @@ struct MessageFacts {
 	std::string dnsbl_listed_zone;
 };
 
+// The reason of a message accepted with nothing against it.
+inline constexpr const char* no_bad_signals = "no-bad-signals";
+
 struct Verdict {
 	bool accept = false;
 	int code = 0;        // for a refusal: 451, 550

@@ -6,6 +6,7 @@
 #include <sys/random.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -131,42 +132,42 @@ std::string header_address(const std::string& address, bool utf8) {
 	return utf8 ? parsed->to_string() : parsed->to_ascii_string();
 }
 
-// RFC 6533 3: utf-8-addr-xtext, for a UTF-8 localpart in an "rfc822;"
-// address: every code point outside %x21-7E, and "\", "+" and "=", as
-// "\x{HEX}".
-std::string xtext_localpart(std::string_view localpart) {
+// RFC 6533 3's embedded-unicode-char: each character of `text` that `keep`
+// refuses written as "\x{HEX}"; a byte that is no UTF-8 counts as U+FFFD.
+template <class Keep>
+std::string escape_unicode(std::string_view text, Keep keep) {
 	std::string out;
 	size_t i = 0;
-	while (i < localpart.size()) {
-		unsigned char c = static_cast<unsigned char>(localpart[i]);
-		if (c > 0x20 && c < 0x7f && c != '\\' && c != '+' && c != '=') {
-			out += static_cast<char>(c);
-			i++;
-			continue;
-		}
-		// Decode one UTF-8 sequence (already validated by the parser; a
-		// stray byte is written as its own value).
-		uint32_t cp = c;
-		size_t len = 1;
-		if (c >= 0xf0 && c < 0xf8)
-			cp = c & 0x07, len = 4;
-		else if (c >= 0xe0)
-			cp = c & 0x0f, len = 3;
-		else if (c >= 0xc0)
-			cp = c & 0x1f, len = 2;
-		if (len > 1 && i + len <= localpart.size()) {
-			for (size_t k = 1; k < len; k++)
-				cp = (cp << 6) | (static_cast<unsigned char>(localpart[i + k]) & 0x3f);
+	while (i < text.size()) {
+		Utf8Rune r = decode_utf8(text.substr(i));
+		if (keep(r)) {
+			out.append(text.substr(i, r.len));
 		} else {
-			cp = c;
-			len = 1;
+			char buf[16];
+			std::snprintf(buf, sizeof buf, "\\x{%X}", static_cast<unsigned>(r.cp));
+			out += buf;
 		}
-		char buf[16];
-		std::snprintf(buf, sizeof buf, "\\x{%X}", static_cast<unsigned>(cp));
-		out += buf;
-		i += len;
+		i += r.len;
 	}
 	return out;
+}
+
+// RFC 6533 3: utf-8-addr-xtext, for a UTF-8 localpart in an "rfc822;"
+// address: every code point outside %x21-7E, and "\", "+" and "=", escaped.
+std::string xtext_localpart(std::string_view localpart) {
+	return escape_unicode(localpart, [](Utf8Rune r) {
+		return r.cp > 0x20 && r.cp < 0x7f && r.cp != '\\' && r.cp != '+' && r.cp != '=';
+	});
+}
+
+// Free text in the status part, such as a remote server's reply (RFC 3464
+// 2.1: US-ASCII in message/delivery-status; RFC 6533 3: UTF-8 allowed in
+// message/global-delivery-status): any character beyond ASCII escaped in
+// the ASCII variant, a control character (but tab) in both.
+std::string status_text(std::string_view value, bool utf8) {
+	return escape_unicode(value, [utf8](Utf8Rune r) {
+		return (r.cp >= 0x20 && r.cp < 0x7f) || r.cp == '\t' || (utf8 && r.valid && r.cp >= 0xa0);
+	});
 }
 
 // RFC 3464 2.3.2 address-type and address. An ASCII address is "rfc822;"
@@ -262,11 +263,13 @@ void write_recipient_fields(std::string& out, const DsnRecipient& r, bool utf8, 
 	std::string status = r.status;
 	if (status.empty())  // 2.3.4: the field is required
 		status = r.action == "failed" ? "5.0.0" : r.action == "delayed" ? "4.0.0" : "2.0.0";
-	if (!r.status_comment.empty()) status += " (" + r.status_comment + ")";
+	if (!r.status_comment.empty()) status += " (" + status_text(r.status_comment, utf8) + ")";
 	write_field(out, "Status", status);
-	if (!r.remote_mta.empty()) write_field(out, "Remote-MTA", with_prefix(r.remote_mta, "dns;", "dns; "));  // 2.3.5
+	if (!r.remote_mta.empty())
+		write_field(out, "Remote-MTA", with_prefix(status_text(r.remote_mta, utf8), "dns;", "dns; "));  // 2.3.5
 	if (!r.diagnostic.empty())
-		write_field(out, "Diagnostic-Code", with_prefix(r.diagnostic, "smtp;", "smtp; "));  // 2.3.6
+		write_field(out, "Diagnostic-Code",
+		            with_prefix(status_text(r.diagnostic, utf8), "smtp;", "smtp; "));  // 2.3.6
 	if (r.last_attempt != 0)
 		write_field(out, "Last-Attempt-Date", format_date(r.last_attempt, tz_offset_s));  // 2.3.7
 	if (r.will_retry_until != 0)
@@ -281,10 +284,11 @@ void write_status_part(std::string& out, const DsnMessage& msg, bool utf8, const
 	else
 		begin_part(out, boundary, false, "message/delivery-status", "7BIT");
 	// Per-message fields (RFC 3464 2.2).
-	if (!msg.envid.empty()) write_field(out, "Original-Envelope-Id", msg.envid);         // 2.2.1
-	write_field(out, "Reporting-MTA", with_prefix(msg.reporting_mta, "dns;", "dns; "));  // 2.2.2
+	if (!msg.envid.empty()) write_field(out, "Original-Envelope-Id", status_text(msg.envid, utf8));  // 2.2.1
+	write_field(out, "Reporting-MTA", with_prefix(msg.reporting_mta, "dns;", "dns; "));              // 2.2.2
 	if (!msg.received_from_mta.empty())
-		write_field(out, "Received-From-MTA", with_prefix(msg.received_from_mta, "dns;", "dns;"));  // 2.2.4
+		write_field(out, "Received-From-MTA",
+		            with_prefix(status_text(msg.received_from_mta, utf8), "dns;", "dns;"));         // 2.2.4
 	if (msg.arrival != 0) write_field(out, "Arrival-Date", format_date(msg.arrival, msg.tz_offset_s));  // 2.2.5
 	for (const DsnRecipient& r : msg.recipients) write_recipient_fields(out, r, utf8, msg.tz_offset_s);
 }
@@ -375,16 +379,20 @@ std::string success_dsn_text(const std::string& recipient, bool relayed, const s
 	return "\nYour email was delivered to:\n\n\t" + recipient + "\n";
 }
 
+namespace {
+std::string count_of(long n, const char* unit) { return std::to_string(n) + " " + unit + (n == 1 ? "" : "s"); }
+}  // namespace
+
 std::string describe_delay(std::time_t seconds) {
-	if (seconds < 0) seconds = 0;
-	if (seconds >= 3600 - 30) {
-		long hours = static_cast<long>((seconds + 1800) / 3600);
-		if (hours < 1) hours = 1;
-		return std::to_string(hours) + (hours == 1 ? " hour" : " hours");
-	}
+	if (seconds < 1) seconds = 1;
+	if (seconds < 120) return count_of(static_cast<long>(seconds), "second");
+	if (seconds < 3600 - 30) return count_of(static_cast<long>((seconds + 30) / 60), "minute");
+	// Whole hours while they are within 5% (the queue's jitter is 1%).
+	long hours = static_cast<long>((seconds + 1800) / 3600);
+	if (std::labs(static_cast<long>(seconds) - hours * 3600) * 20 <= static_cast<long>(seconds))
+		return count_of(hours, "hour");
 	long minutes = static_cast<long>((seconds + 30) / 60);
-	if (minutes < 1) minutes = 1;
-	return std::to_string(minutes) + (minutes == 1 ? " minute" : " minutes");
+	return count_of(minutes / 60, "hour") + " " + count_of(minutes % 60, "minute");
 }
 
 std::string delayed_dsn_text(const std::string& recipient, const std::string& error,

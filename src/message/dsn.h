@@ -138,9 +138,11 @@ std::string delayed_dsn_text(const std::string& recipient, const std::string& er
 // further (RFC 3464 2.3.3 "relayed").
 std::string success_dsn_text(const std::string& recipient, bool relayed, const std::string& host);
 
-// The distance `seconds` as delayed_dsn_text writes it: "1 hour",
-// "14 hours", "1 minute", "45 minutes" (minutes below one hour, rounded;
-// at least 1 minute).
+// The distance `seconds` as delayed_dsn_text writes it, close to the real
+// schedule whatever queue.retry_base_s is (doc/behaviour.md D11): seconds
+// below two minutes ("16 seconds", at least 1), minutes below an hour
+// ("45 minutes", rounded), then hours ("14 hours") while the nearest whole
+// hour is within 5%, else hours and minutes ("1 hour 20 minutes").
 std::string describe_delay(std::time_t seconds);
 
 }  // namespace tern::message

@@ -24,16 +24,16 @@ std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config&
 		auto it = dom->second.dkim_selectors.find(name);
 		if (it == dom->second.dkim_selectors.end()) continue;
 		const config::DkimSelector& sel = it->second;
-		std::string error;
-		auto key = mailauth::dkim::load_private_key(sel.private_key_file, &error);
-		if (!key) {
-			log::error("dkim sign: loading key", {{"file", sel.private_key_file}, {"error", error}});
+		// Loaded with the configuration; a config whose key did not load
+		// is never put in force by ternd (Config::load_dkim_keys).
+		if (!sel.key.valid()) {
+			log::error("dkim sign: key not loaded", {{"file", sel.private_key_file}});
 			continue;
 		}
 		mailauth::dkim::SignOptions opts;
 		opts.domain = dom->second.name;
 		opts.selector = name;
-		opts.key = std::move(*key);
+		opts.key = sel.key;
 		opts.header_canon = canon_of(sel.header_canon);
 		opts.body_canon = canon_of(sel.body_canon);
 		opts.headers = sel.headers;

@@ -1,6 +1,6 @@
 // DKIM signing as a domain's configuration asks (its selectors listed in
 // `dkim.sign`, RFC 6376 5): used for submitted mail and for the DSNs tern
-// writes. Loads key files: worker threads only.
+// writes, with the keys loaded with the configuration.
 #pragma once
 #include <ctime>
 #include <string>
@@ -12,8 +12,8 @@
 namespace tern::server {
 
 // One SignOptions per configured signing selector of `domain` whose key
-// loads; failures are logged and skipped (mail still goes out, unsigned by
-// that selector, as the model does). Empty when the domain signs nothing.
+// was loaded; one that was not is logged and skipped (mail still goes
+// out, unsigned by that selector, as the model does). Empty when the domain signs nothing.
 // i= names the From address, its localpart in the domain's canonical form
 // (catch-all suffix removed, lower case), as the model signs.
 std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config& cfg, const std::string& domain,

@@ -98,8 +98,6 @@ void Server::reload(std::shared_ptr<const config::Config> cfg) {
 	// the failures already seen, as a raised one lets them back in.
 	auth_failures_.set_windows(auth_failure_windows(*cfg_));
 	refresh_dovecot_mechanisms();
-	log::set_level(cfg_->log.level);
-	log::info("configuration reloaded", {{"accounts", std::to_string(cfg_->accounts.size())}});
 }
 
 void Server::pause_accepting(double seconds) {

@@ -210,8 +210,10 @@ struct Connection {
 	void close_now(std::string_view why);
 	void update_watchers();
 	// Slow mode with a delay configured: output leaves one byte per
-	// delays_ms.bad_client and every line read waits that long.
-	bool slow_pace() const { return flags.slow && cfg->delays_ms.bad_client > 0; }
+	// delays_ms.bad_client and every line read waits that long. Not once
+	// the server shuts down: its 421 goes at once (doc/behaviour.md
+	// "Logs, signals, metrics").
+	bool slow_pace() const { return flags.slow && cfg->delays_ms.bad_client > 0 && !flags.shutdown_requested; }
 	double bad_client_delay() const { return static_cast<double>(cfg->delays_ms.bad_client) / 1000.0; }
 	void start_tls();
 	void continue_handshake();

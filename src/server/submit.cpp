@@ -29,23 +29,30 @@ std::string dkim_signatures(const config::Config& cfg, const decide::SubmissionH
                             const std::string& added_headers, const std::string& header, const MessageFile& file,
                             size_t body_offset, std::time_t now) {
 	std::string out;
+	std::vector<mailauth::dkim::SignOptions> signers = dkim_sign_options(cfg, from.from_domain, from.from_localpart,
+	                                                                     now);
+	if (signers.empty()) return out;
 	std::string error;
 	auto parsed = message::parse_header_section(added_headers + header, &error);
+	// Every way signing fails counts as the model's "dkimsign" server
+	// error (tern_smtpserver_errors_total, thread-safe).
 	if (!parsed) {
 		log::error("dkim sign: parsing header", {{"error", error}});
+		core::stats().count_error("dkimsign");
 		return out;
 	}
-	for (const auto& opts : dkim_sign_options(cfg, from.from_domain, from.from_localpart, now)) {
+	for (const auto& opts : signers) {
 		auto hash = file.body_hash(body_offset, opts.body_canon, mailauth::dkim::HashAlg::sha256);
 		if (!hash) {
 			log::error("dkim sign: reading message", {{"error", std::strerror(errno)}});
+			core::stats().count_error("dkimsign");
 			continue;
 		}
 		auto sig = mailauth::dkim::sign(opts, parsed->fields, *hash, &error);
 		if (!sig) {
 			log::error("dkim sign",
 			           {{"domain", opts.domain}, {"selector", opts.selector}, {"error", error}});
-			core::stats().count_error("dkimsign");  // tern_smtpserver_errors_total (thread-safe)
+			core::stats().count_error("dkimsign");
 			continue;
 		}
 		out += *sig;

@@ -117,6 +117,35 @@ TEST_CASE("ternd -n and ternctl check: an unusable certificate or key is named a
 	CHECK(starts_with(ctl.err, expected));
 }
 
+// tern.json(5) tls: without a certificate port 465 cannot be served, and a
+// submission port that requires STARTTLS lets nobody log in. The config is
+// valid (the listeners start), so these are warnings.
+TEST_CASE("ternd -n and ternctl check: listeners that need TLS without a certificate are warned about") {
+	TempConfig cfg(R"({"hostname": "mx.test.example", "listeners": {"p": {"ips": ["127.0.0.1"],
+		"submission": {"port": 10587}, "submissions": {"port": 10465}}}})");
+	RunResult r = run_check_config(cfg.path);
+	INFO(r.output);
+	CHECK(r.exit_code == 0);
+	CHECK(contains(r.output, "config ok"));
+	CHECK(contains(r.output,
+	               "warning: " + cfg.path +
+	                   ": listeners.p.submissions: no tls.cert_file: every client of port 10465 is closed "
+	                   "before the greeting"));
+	CHECK(contains(r.output,
+	               "warning: " + cfg.path +
+	                   ": listeners.p.submission.require_starttls: no tls.cert_file, so no STARTTLS: no "
+	                   "client of port 10587 can log in"));
+	ProgramResult ctl = run_ternctl({"-c", cfg.path, "check"});
+	CHECK(ctl.exit_code == 0);
+	CHECK(contains(ctl.err, "listeners.p.submissions: no tls.cert_file"));
+
+	TempConfig fine(R"({"hostname": "mx.test.example", "listeners": {"p": {"ips": ["127.0.0.1"],
+		"submission": {"port": 10587, "require_starttls": false}}}})");
+	RunResult quiet = run_check_config(fine.path);
+	CHECK(quiet.exit_code == 0);
+	CHECK_FALSE(contains(quiet.output, "warning:"));
+}
+
 TEST_CASE("ternctl check with an argument is a usage error that names check") {
 	TempConfig cfg(R"({"hostname": "mx.test.example", "listeners": {}})");
 	ProgramResult ctl = run_ternctl({"-c", cfg.path, "check", "extra"});

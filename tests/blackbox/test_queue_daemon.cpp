@@ -7,6 +7,7 @@
 #include "bb.h"
 
 #include <csignal>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -218,6 +219,49 @@ TEST_CASE("queue daemon: submitted mail reaches the smarthost with its headers a
 	// Delivered: the queue holds nothing any more.
 	QueueListing l = wait_for_listing(d, queue_empty, 5000);
 	CHECK_MESSAGE(queue_empty(l), l.text);
+}
+
+// ternd(8) PRIVILEGES: mail never goes out unsigned because a key went
+// missing. The key is the one loaded with the configuration: a broken or
+// removed file changes nothing until a reload that loads a good one.
+TEST_CASE("queue daemon: the DKIM key loaded with the config signs after its file is broken or removed") {
+	SmtpSink sink;
+	TernDaemon d(submission_not_started());
+	const std::string key_path = d.dir() + "/s1.pem";
+	ProgramResult key = run_ternctl({"dkim", "genkey", "ed25519", "--out", key_path});
+	REQUIRE_MESSAGE(key.exit_code == 0, key.both());
+	d.dns().add("s1._domainkey.test.example", "TXT", first_line(key.out));
+	start_daemon(
+	    d,
+	    queue_patch(d, sink, 1, 3,
+	                R"({"selectors": {"s1": {"private_key_file": ")" + key_path + R"("}}, "sign": ["s1"]})"));
+	auto send_and_verify = [&](const std::string& subject, size_t nth) {
+		SmtpClient c = login_alice(d);
+		submit(c, {carol}, alice_message(carol, subject, "body\r\n"));
+		c.cmd("QUIT");
+		REQUIRE_MESSAGE(sink.wait_for_messages(nth, 15000), log_tail(d));
+		std::string data = sink.messages()[nth - 1].data;
+		INFO(subject << "\n" << data);
+		REQUIRE(header_count(data, "DKIM-Signature") == 1);
+		ProgramResult v = run_ternctl({"--dns", d.dns().address(), "dkim", "verify"}, data);
+		CHECK_MESSAGE(v.exit_code == 0, v.both());
+		CHECK(starts_with(v.out, "pass d=test.example s=s1 a=ed25519-sha256"));
+	};
+	send_and_verify("before", 1);
+
+	write_file(key_path, "not a key\n");
+	REQUIRE(d.signal(SIGHUP));
+	std::string log;
+	for (int i = 0; i < 250 && !contains(log, "reload failed"); i++) {
+		usleep(20000);
+		log = d.log_text();
+	}
+	REQUIRE_MESSAGE(contains(log, "reload failed, keeping the old configuration"), log);
+	send_and_verify("after a refused reload", 2);
+
+	REQUIRE(std::filesystem::remove(key_path));
+	send_and_verify("with the file gone", 3);
+	CHECK_FALSE(contains(d.log_text(), "dkim sign"));
 }
 
 TEST_CASE("queue daemon: outgoing DKIM signatures (ed25519 and RSA) verify with python3-dkim") {

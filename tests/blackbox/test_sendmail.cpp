@@ -382,6 +382,12 @@ TEST_CASE("sendmail: without a running ternd the message is refused, not lost si
 	CHECK(r.err.find("is ternd running?") != std::string::npos);
 	CHECK(r.err.find("not sent") != std::string::npos);
 	CHECK_FALSE(file_exists(d.data_dir() + "/tmp"));
+	// mailq has no message to lose: its error says what it could not do.
+	ProgramResult listing = run_as(user, sendmail_args(d, {"-bp"}), "");
+	CHECK(listing.exit_code == 75);
+	CHECK(listing.err.find("is ternd running?") != std::string::npos);
+	CHECK(listing.err.find("the queue was not listed") != std::string::npos);
+	CHECK(listing.err.find("message") == std::string::npos);
 
 	// Started, then stopped: the socket is gone with the daemon.
 	REQUIRE_MESSAGE(d.start(), d.error());

@@ -4,6 +4,8 @@
 
 #include <csignal>
 
+#include "helpers/tls_tools.h"
+
 TEST_CASE("SIGTERM: an idle client gets 421 4.3.2 and the close, ternd exits 0") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
@@ -18,6 +20,31 @@ TEST_CASE("SIGTERM: an idle client gets 421 4.3.2 and the close, ternd exits 0")
 		CHECK(starts_with(r.plain(), "421 4.3.2 shutting down"));
 		CHECK(client->expect_closed());
 	}
+	CHECK(d.wait_exit(15000) == 0);
+}
+
+// A client in slow mode (three failed logins: output leaves a byte per
+// delays_ms.bad_client) still gets the 421 at once, with the rest of the
+// reply it was being fed, and the close (SPEC "Shutdown").
+TEST_CASE("SIGTERM: an idle client in slow mode gets the rest of its reply and 421 at once") {
+	TernDaemon d({.submission = true, .config_patch = R"({"delays_ms": {"bad_client": 1000},
+		"listeners": {"test": {"submission": {"require_starttls": false}}}})"});
+	REQUIRE_RUNNING(d);
+	SmtpClient c;
+	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
+	REQUIRE(c.greet_and_ehlo("client.test.example"));
+	const std::string wrong = "AUTH PLAIN " + plain_response("nobody@test.example", "wrong");
+	for (int i = 0; i < 2; i++) CHECK(c.cmd(wrong).code == 535);
+	REQUIRE(c.send(wrong + "\r\n"));  // its 535 comes a byte a second
+	usleep(1500000);
+	int64_t signalled = now_ms();
+	REQUIRE(d.signal(SIGTERM));
+	Reply refused = c.read_reply();
+	CHECK(refused.code == 535);
+	Reply r = c.read_reply();
+	CHECK(starts_with(r.plain(), "421 4.3.2 shutting down"));
+	CHECK(c.expect_closed());
+	CHECK(now_ms() - signalled < 5000);  // not 40 bytes at a second each
 	CHECK(d.wait_exit(15000) == 0);
 }
 
@@ -177,38 +204,72 @@ TEST_CASE("SIGUSR1 does not kill the daemon") {
 // man/ternd.8 SIGHUP: a ternd in the background (no -f) has changed to /,
 // and reads its config again from the path given with -c made absolute at
 // start, so a relative -c reloads, with the config's own relative paths.
+namespace {
+
+// A ternd started in the background (no -f) from the test's folder with
+// `args`, its pid read from run/ternd.pid (the config must name it); it is
+// killed when this goes, as it is not the test's child.
+struct BackgroundTernd {
+	pid_t pid = 0;
+	BackgroundTernd(TernDaemon& d, const std::string& args) {
+		RunResult started = run_command(
+		    {"/bin/sh", "-c", "cd '" + d.dir() + "' && exec '" + ternd_path() + "' " + args});
+		REQUIRE_MESSAGE(started.exit_code == 0, started.output);
+		std::string pid_file = d.dir() + "/run/ternd.pid";
+		int64_t deadline = now_ms() + 10000;
+		while (now_ms() < deadline && !(pid > 0 && tcp_port_listening(d.smtp_port()))) {
+			if (pid <= 0 && file_exists(pid_file))
+				pid = static_cast<pid_t>(std::atoi(read_file(pid_file).c_str()));
+			usleep(50000);
+		}
+		REQUIRE_MESSAGE(pid > 0, d.log_text());
+		REQUIRE(tcp_port_listening(d.smtp_port()));
+	}
+	~BackgroundTernd() {
+		if (pid > 0) ::kill(pid, SIGKILL);
+	}
+	// SIGTERM and the wait for the exit; whether it left in time.
+	bool stop() {
+		if (::kill(pid, SIGTERM) != 0) return false;
+		int64_t deadline = now_ms() + 15000;
+		while (now_ms() < deadline && ::kill(pid, 0) == 0) usleep(50000);
+		return ::kill(pid, 0) != 0;
+	}
+};
+
+}  // namespace
+
 TEST_CASE("SIGHUP: a ternd in the background, started with a relative -c, reloads that file") {
 	TernDaemon d(
 	    {.config_patch = R"({"pid_file": "run/ternd.pid", "log": {"file": "ternd.log"}})", .start = false});
 	d.write_config();
-	RunResult started = run_command(
-	    {"/bin/sh", "-c", "cd '" + d.dir() + "' && exec '" + ternd_path() + "' -c tern.json"});
-	REQUIRE_MESSAGE(started.exit_code == 0, started.output);
-	std::string pid_file = d.dir() + "/run/ternd.pid";
-	pid_t pid = 0;
-	int64_t deadline = now_ms() + 10000;
-	while (now_ms() < deadline && !(pid > 0 && tcp_port_listening(d.smtp_port()))) {
-		if (pid <= 0 && file_exists(pid_file)) pid = static_cast<pid_t>(std::atoi(read_file(pid_file).c_str()));
-		usleep(50000);
-	}
-	REQUIRE_MESSAGE(pid > 0, d.log_text());
-	// The daemon is not our child: ended here whatever the checks say.
-	struct KillAtEnd {
-		pid_t pid;
-		~KillAtEnd() { ::kill(pid, SIGKILL); }
-	} kill_at_end{pid};
-	REQUIRE(tcp_port_listening(d.smtp_port()));
+	BackgroundTernd ternd(d, "-c tern.json");
 
 	d.write_config(with_bob);
-	REQUIRE(::kill(pid, SIGHUP) == 0);
+	REQUIRE(::kill(ternd.pid, SIGHUP) == 0);
 	Reply r = deliver_to_bob_until_accepted(d, 5000);
 	INFO(d.log_text());
 	CHECK(r.plain() == "250 2.2.0 it is done");
 	CHECK_FALSE(contains(d.log_text(), "reload failed"));
 
-	REQUIRE(::kill(pid, SIGTERM) == 0);
-	deadline = now_ms() + 15000;
-	while (now_ms() < deadline && ::kill(pid, 0) == 0) usleep(50000);
-	CHECK(::kill(pid, 0) != 0);
-	CHECK_FALSE(file_exists(pid_file));
+	CHECK(ternd.stop());
+	CHECK_FALSE(file_exists(d.dir() + "/run/ternd.pid"));
+}
+
+// man/ternd.8 -l: it overrides log.level, also across a reload (the line
+// that says the configuration was reloaded is info, so it is not written).
+TEST_CASE("SIGHUP: -l error stays in force after a reload; no info line is written") {
+	TernDaemon d(
+	    {.config_patch = R"({"pid_file": "run/ternd.pid", "log": {"file": "ternd.log", "level": "debug"}})",
+	     .start = false});
+	d.write_config();
+	BackgroundTernd ternd(d, "-l error -c tern.json");
+	d.write_config(with_bob);
+	REQUIRE(::kill(ternd.pid, SIGHUP) == 0);
+	CHECK(deliver_to_bob_until_accepted(d, 5000).plain() == "250 2.2.0 it is done");
+	CHECK(ternd.stop());
+	std::string log = d.log_text();
+	INFO(log);
+	CHECK_FALSE(contains(log, "level=info"));
+	CHECK_FALSE(contains(log, "level=debug"));
 }

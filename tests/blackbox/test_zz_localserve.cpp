@@ -30,6 +30,8 @@ TEST_CASE("localserve: swaks delivers to the tern account; special localparts fa
 		CHECK(contains(stored, "\r\nAuthentication-Results: localhost; none\r\n"));
 		CHECK(contains(stored, "Received: from client.example"));
 		CHECK(contains(stored, " for <someone@example.com>; "));
+		// The log names the reason the delivery metric counts.
+		CHECK(contains(ls.log(), "msg=\"message delivered\" recipients=1 reason=no-bad-signals"));
 	}
 
 	SUBCASE("sendmail.tern with the data directory as -C") {

@@ -285,14 +285,20 @@ TEST_CASE("dsn: failed and delayed texts") {
 	      "No further delivery attempts are scheduled.\n\n"
 	      "Error during the last delivery attempt:\n\n\te\n");
 
-	CHECK(describe_delay(0) == "1 minute");
-	CHECK(describe_delay(60) == "1 minute");
-	CHECK(describe_delay(89) == "1 minute");
-	CHECK(describe_delay(90) == "2 minutes");
+	CHECK(describe_delay(0) == "1 second");
+	CHECK(describe_delay(1) == "1 second");
+	CHECK(describe_delay(16) == "16 seconds");
+	CHECK(describe_delay(112) == "112 seconds");
+	CHECK(describe_delay(120) == "2 minutes");
+	CHECK(describe_delay(26 * 60 + 40) == "27 minutes");
 	CHECK(describe_delay(59 * 60) == "59 minutes");
 	CHECK(describe_delay(3600 - 20) == "1 hour");
-	CHECK(describe_delay(3600 + 29 * 60) == "1 hour");
-	CHECK(describe_delay(3600 + 30 * 60) == "2 hours");
+	CHECK(describe_delay(3600 + 3 * 60) == "1 hour");  // within 5%
+	CHECK(describe_delay(3600 + 20 * 60) == "1 hour 20 minutes");
+	CHECK(describe_delay(2 * 3600 - 72) == "2 hours");  // the queue's 1% jitter
+	CHECK(describe_delay(6 * 3600 + 216) == "6 hours");
+	CHECK(describe_delay(3 * 3600 + 7 * 60) == "3 hours");
+	CHECK(describe_delay(2 * 3600 + 30 * 60) == "2 hours 30 minutes");
 	CHECK(describe_delay(16 * 3600) == "16 hours");
 }
 
@@ -341,6 +347,33 @@ TEST_CASE("dsn: UTF-8 variant (RFC 6533)") {
 	                         .error = "no",
 	                         .headers = m.original_headers}));
 	check_lines(got);
+}
+
+namespace {
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+}  // namespace
+
+// A remote server's reply is free text: in the 7bit status part whatever
+// is not ASCII is RFC 6533 3's \x{HEX}; in the UTF-8 variant only a byte
+// that is no UTF-8 (as U+FFFD) and control characters are.
+TEST_CASE("dsn: a reply that is not ASCII stays out of the 7bit status part") {
+	DsnMessage m = failed_message();
+	m.recipients[0].diagnostic = "550 5.1.1 Empf\xC3\xA4nger unbekannt \xFF\x01\tend";
+	m.recipients[0].status_comment = "r\xC3\xA9ponse";
+	std::string ascii = compose_dsn(m, false, boundary);
+	INFO(ascii);
+	CHECK(has(ascii, "Content-Type: message/delivery-status\r\nContent-Transfer-Encoding: 7BIT\r\n"));
+	CHECK(has(ascii, "\r\nDiagnostic-Code: smtp; 550 5.1.1 Empf\\x{E4}nger unbekannt \\x{FFFD}\\x{1}\tend\r\n"));
+	CHECK(has(ascii, "\r\nStatus: 5.1.1 (r\\x{E9}ponse)\r\n"));
+	std::string status_part = ascii.substr(ascii.find("message/delivery-status"));
+	status_part = status_part.substr(0, status_part.find("--" + boundary));
+	for (char c : status_part) CHECK(static_cast<unsigned char>(c) < 0x80);
+
+	m.smtputf8 = true;  // the UTF-8 variant is for SMTPUTF8 messages only
+	std::string utf8 = compose_dsn(m, true, boundary);
+	CHECK(has(utf8, "\r\nDiagnostic-Code: smtp; 550 5.1.1 Empf\xC3\xA4nger unbekannt \\x{FFFD}\\x{1}\tend\r\n"));
+	check_lines(ascii);
+	check_lines(utf8);
 }
 
 TEST_CASE("dsn: SMTPUTF8 original for an ASCII receiver") {
