@@ -34,10 +34,12 @@
 #include "mailauth/dnsbl.h"
 #include "mailauth/spf.h"
 #include "message/header_parse.h"
+#include "message/submission.h"
 #include "net/tls.h"
 #include "net/udns_resolver.h"
 #include "net/unix_socket.h"
 #include "queue/ctl.h"
+#include "server/dkim_sign.h"
 #include "server/dnsbl_health_cache.h"
 #include "server/inbound_ctl.h"
 #include "sasl/saslprep.h"
@@ -598,113 +600,34 @@ int cmd_dkim_verify(const Globals& g, const std::vector<std::string>& args) {
 	return all_pass ? exit_ok : exit_negative;
 }
 
-// Removes RFC 5322 3.2.2 comments (nested, with quoted pairs) and keeps
-// quoted strings intact, so "(x@y) a@b" and "\"a@b\" <c@d>" parse right.
-std::string strip_comments(const std::string& text) {
-	std::string out;
-	int depth = 0;
-	bool quoted = false;
-	for (size_t i = 0; i < text.size(); i++) {
-		char c = text[i];
-		if (c == '\\' && i + 1 < text.size()) {
-			if (depth == 0) out += text.substr(i, 2);
-			i++;
-			continue;
-		}
-		if (quoted) {
-			out += c;
-			if (c == '"') quoted = false;
-		} else if (c == '(') {
-			depth++;
-		} else if (c == ')' && depth > 0) {
-			depth--;
-		} else if (depth == 0) {
-			if (c == '"') quoted = true;
-			out += c;
-		}
-	}
-	return out;
-}
-
-// The domain of the (first) mailbox in a From field value (RFC 5322 3.4):
-// the angle-addr when there is one, else the addr-spec. ASCII form.
-std::optional<std::string> from_domain(const std::string& value) {
-	std::string text = strip_comments(value);
-	std::string addr;
-	bool quoted = false;
-	size_t open = std::string::npos;
-	for (size_t i = 0; i < text.size() && open == std::string::npos; i++) {
-		if (text[i] == '\\') {
-			i++;
-		} else if (text[i] == '"') {
-			quoted = !quoted;
-		} else if (!quoted && text[i] == '<') {
-			open = i;
-		}
-	}
-	if (open != std::string::npos) {
-		size_t close = text.find('>', open);
-		if (close == std::string::npos) return std::nullopt;
-		addr = text.substr(open + 1, close - open - 1);
-	} else {
-		addr = text.substr(0, text.find(','));
-	}
-	addr = std::string(trim(addr));
-	size_t at = addr.rfind('@');
-	if (at == std::string::npos) return std::nullopt;
-	auto domain = smtp::parse_domain(trim(std::string_view(addr).substr(at + 1)));
-	if (!domain) return std::nullopt;
-	return domain->ascii;
-}
-
-std::optional<mailauth::dkim::Canon> parse_canon(const std::string& name) {
-	if (name == "simple") return mailauth::dkim::Canon::simple;
-	if (name == "relaxed") return mailauth::dkim::Canon::relaxed;
-	return std::nullopt;
-}
-
+// Signs as ternd signs submitted mail (server/dkim_sign.h): the From
+// address's domain's selectors in `sign` order, with i= naming the sender,
+// and the keys loaded with the configuration.
 int cmd_dkim_sign(const Globals& g, const std::vector<std::string>& args) {
 	if (args.size() > 2) return usage();
 	auto cfg = required_config(g);
 	std::string message = to_crlf(read_input(args.size() == 2 ? args[1] : ""));
 
-	std::string why;
-	auto section = message::parse_header_section(message, &why);
-	if (!section) throw CommandError{exit_negative, "error: malformed message header: " + why};
-	auto froms = message::find_fields(*section, "From");
 	// RFC 6376 5.4: the From field must be present (and single) to be signed.
-	if (froms.size() != 1)
-		throw CommandError{exit_negative,
-		                   "error: the message must have exactly one From header, has " +
-		                       std::to_string(froms.size())};
-	auto domain = from_domain(froms[0]->unfolded_value());
-	if (!domain)
-		throw CommandError{exit_negative, "error: no domain in From header: " + froms[0]->unfolded_value()};
-	auto it = cfg->domains.find(*domain);
+	message::FromResult from = message::parse_single_from(message);
+	if (!from.ok) throw CommandError{exit_negative, "error: " + from.error};
+	const std::string domain = ascii_lower(from.address.domain.ascii);
+	auto it = cfg->domains.find(domain);
 	if (it == cfg->domains.end() || it->second.dkim_sign.empty())
-		throw CommandError{exit_negative, "error: no DKIM signing keys configured for domain " + *domain};
-	const config::Domain& dom = it->second;
-
+		throw CommandError{exit_negative, "error: no DKIM signing keys configured for domain " + domain};
+	// A key that did not load is named, rather than left out of the result.
+	for (const std::string& selector : it->second.dkim_sign) {
+		auto sel = it->second.dkim_selectors.find(selector);
+		if (sel == it->second.dkim_selectors.end())
+			throw CommandError{exit_negative, "error: domain " + domain + ": unknown selector " + selector};
+		if (!sel->second.key.valid())
+			for (const std::string& error : cfg->dkim_key_errors)
+				if (error.find(".dkim.selectors." + selector + ".") != std::string::npos)
+					throw CommandError{exit_negative, "error: " + error};
+	}
 	std::string signatures;
-	std::time_t now = std::time(nullptr);
-	for (const std::string& selector_name : dom.dkim_sign) {
-		auto sel = dom.dkim_selectors.find(selector_name);
-		if (sel == dom.dkim_selectors.end())
-			throw CommandError{exit_negative,
-			                   "error: domain " + *domain + ": unknown selector " + selector_name};
-		const config::DkimSelector& selector = sel->second;
-		std::string key_error;
-		auto key = mailauth::dkim::load_private_key(selector.private_key_file, &key_error);
-		if (!key) throw CommandError{exit_negative, "error: " + selector.private_key_file + ": " + key_error};
-		mailauth::dkim::SignOptions options;
-		options.domain = dom.name.empty() ? *domain : dom.name;
-		options.selector = selector_name;
-		options.key = *key;
-		options.header_canon = parse_canon(selector.header_canon).value_or(mailauth::dkim::Canon::relaxed);
-		options.body_canon = parse_canon(selector.body_canon).value_or(mailauth::dkim::Canon::relaxed);
-		options.headers = selector.headers;
-		options.expiration_s = selector.expiration_s;
-		options.timestamp = now;
+	for (const auto& options :
+	     server::dkim_sign_options(*cfg, domain, from.address.localpart, std::time(nullptr))) {
 		std::string sign_error;
 		auto field = mailauth::dkim::sign_message(options, message, &sign_error);
 		if (!field) throw CommandError{exit_negative, "error: " + sign_error};

@@ -286,6 +286,7 @@ TEST_CASE("ternctl dkim sign: signature first, then the message; verify says pas
 	CHECK(contains(sig, "d=test.example;"));
 	CHECK(contains(sig, "s=ed1;"));
 	CHECK(contains(sig, "a=ed25519-sha256;"));
+	CHECK(contains(sig, "i=alice@test.example;"));  // as ternd signs submitted mail
 
 	// From a file argument and from stdin.
 	write_file(s.message_path, signed_msg.out);
