@@ -37,10 +37,12 @@ std::string folder_name_from_dir(std::string_view dir_name);
 // Per-account folder rules, regular expressions matched case-insensitively
 // against the folder's IMAP name: junk folders (e.g. `^(junk|spam)`), and
 // neutral folders (e.g. `^(inbox|rejects)`) where a message says nothing;
-// every other folder (Archive, a project folder) counts as not junk.
+// every other folder (Archive, a project folder) counts as not junk. The
+// report folders are neutral by default: a DMARC or TLS report ternd kept
+// there, Seen, was filed by the server, not judged by the user.
 struct FolderRules {
 	std::string junk = "^(junk|spam)";
-	std::string neutral = "^(inbox|rejects|trash|drafts|sent)";
+	std::string neutral = "^(inbox|rejects|trash|drafts|sent|dmarc|tlsrpt)";
 };
 
 enum class FolderKind { junk, neutral, notjunk };

@@ -70,6 +70,25 @@ Transaction send_report(TernDaemon& d, const std::string& to, const std::string&
 
 }  // namespace
 
+// A report ternd filed in the DMARC folder says nothing about its sender:
+// once the Maildir scanner has seen it (every second here), the sender's
+// next ordinary message is still a first-time sender's and waits.
+TEST_CASE("reports: a kept report does not make its sender known once the Maildir is scanned") {
+	std::string patch = report_patch;
+	patch.insert(patch.rfind('}'), R"(, "message_history": {"scan_interval_s": 1})");
+	TernDaemon d({.config_patch = patch});
+	REQUIRE_RUNNING(d);
+	add_reporter_zone(d.dns());
+	Transaction t = send_report(d, "dmarc@test.example", dmarc_report_message());
+	REQUIRE(t.reply.plain() == "250 2.2.0 it is done");
+	REQUIRE(maildir_files(d.maildir() + "/.DMARC", "cur").size() == 1);
+	usleep(2500000);  // two scans at least
+	int64_t start = now_ms();
+	t = send_report(d, "alice@test.example", dmarc_report_message());
+	CHECK(t.reply.plain() == "250 2.2.0 it is done");
+	CHECK(now_ms() - start >= 4900);
+}
+
 TEST_CASE("reports: an aggregate report as a gzip attachment is kept, delivered Seen, listed") {
 	TernDaemon d({.config_patch = report_patch});
 	REQUIRE_RUNNING(d);

@@ -122,6 +122,8 @@ TEST_CASE("junk marks: folders and moves") {
 	CHECK(rules.classify("spam") == FolderKind::junk);
 	CHECK(rules.classify("INBOX") == FolderKind::neutral);
 	CHECK(rules.classify("Rejects") == FolderKind::neutral);
+	CHECK(rules.classify("DMARC") == FolderKind::neutral);  // reports ternd filed
+	CHECK(rules.classify("TLSRPT") == FolderKind::neutral);
 	CHECK(rules.classify("Archive") == FolderKind::notjunk);
 	CHECK_THROWS(FolderClassifier(FolderRules{"(", ""}));
 
