@@ -622,7 +622,8 @@ int cmd_dkim_sign(const Globals& g, const std::vector<std::string>& args) {
 			throw CommandError{exit_negative, "error: domain " + domain + ": unknown selector " + selector};
 		if (!sel->second.key.valid())
 			for (const std::string& error : cfg->dkim_key_errors)
-				if (error.find(".dkim.selectors." + selector + ".") != std::string::npos)
+				if (error.find(": domains." + domain + ".dkim.selectors." + selector +
+				               ".private_key_file:") != std::string::npos)
 					throw CommandError{exit_negative, "error: " + error};
 	}
 	std::string signatures;

@@ -407,6 +407,14 @@ TEST_CASE("ternctl dkim sign: a From domain without keys is an error, exit 1") {
 	r = s.sign(display);
 	CHECK(r.exit_code == 0);
 	CHECK(starts_with(r.out, "DKIM-Signature: "));
+
+	// A key that does not load is named, never left out of the result.
+	write_file(s.daemon.dir() + "/ed1.pem", "not a key\n");
+	r = s.sign(test_message);
+	CHECK(r.exit_code == 1);
+	CHECK(r.out == "");
+	CHECK(
+	    contains(r.err, "/ed1.pem: domains.test.example.dkim.selectors.ed1.private_key_file: cannot load the key"));
 }
 
 // ------------------------------------------------------------ dmarc lookup
