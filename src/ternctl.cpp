@@ -620,11 +620,7 @@ int cmd_dkim_sign(const Globals& g, const std::vector<std::string>& args) {
 		auto sel = it->second.dkim_selectors.find(selector);
 		if (sel == it->second.dkim_selectors.end())
 			throw CommandError{exit_negative, "error: domain " + domain + ": unknown selector " + selector};
-		if (!sel->second.key.valid())
-			for (const std::string& error : cfg->dkim_key_errors)
-				if (error.find(": domains." + domain + ".dkim.selectors." + selector +
-				               ".private_key_file:") != std::string::npos)
-					throw CommandError{exit_negative, "error: " + error};
+		if (!sel->second.key.valid()) throw CommandError{exit_negative, "error: " + sel->second.key_error};
 	}
 	std::string signatures;
 	for (const auto& options :

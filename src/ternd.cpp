@@ -687,8 +687,10 @@ void Daemon::reload() {
 			    loaded->cfg = config::Config::load_file(path);
 			    // A signing key that does not load keeps the old config:
 			    // mail must not go out unsigned because of a typo.
-			    if (!loaded->cfg->dkim_key_errors.empty())
-				    throw std::runtime_error(join_lines(loaded->cfg->dkim_key_errors));
+			    std::vector<std::string> key_errors;
+			    for (const config::DkimSelector* sel : loaded->cfg->unloaded_signing_keys())
+				    key_errors.push_back(sel->key_error);
+			    if (!key_errors.empty()) throw std::runtime_error(join_lines(key_errors));
 			    loaded->tls = load_tls(*loaded->cfg);
 		    } catch (const std::exception& e) {
 			    loaded->error = e.what();

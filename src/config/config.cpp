@@ -29,19 +29,29 @@ void Config::build_address_index() {
 }
 
 void Config::load_dkim_keys() {
-	dkim_key_errors.clear();
 	for (auto& [name, domain] : domains)
 		for (const auto& selector : domain.dkim_sign) {
 			auto it = domain.dkim_selectors.find(selector);
 			if (it == domain.dkim_selectors.end()) continue;
+			DkimSelector& sel = it->second;
 			std::string error;
-			if (auto key = mailauth::dkim::load_private_key(it->second.private_key_file, &error))
-				it->second.key = std::move(*key);
+			sel.key_error.clear();
+			if (auto key = mailauth::dkim::load_private_key(sel.private_key_file, &error))
+				sel.key = std::move(*key);
 			else
-				dkim_key_errors.push_back(it->second.private_key_file + ": domains." + name +
-				                          ".dkim.selectors." + selector +
-				                          ".private_key_file: cannot load the key: " + error);
+				sel.key_error = sel.private_key_file + ": domains." + name + ".dkim.selectors." +
+				    selector + ".private_key_file: cannot load the key: " + error;
 		}
+}
+
+std::vector<const DkimSelector*> Config::unloaded_signing_keys() const {
+	std::vector<const DkimSelector*> out;
+	for (const auto& [name, domain] : domains)
+		for (const auto& selector : domain.dkim_sign)
+			if (auto it = domain.dkim_selectors.find(selector);
+			    it != domain.dkim_selectors.end() && !it->second.key_error.empty())
+				out.push_back(&it->second);
+	return out;
 }
 
 bool Config::hosts_domain(const std::string& domain) const { return domains.count(ascii_lower(domain)) > 0; }

@@ -88,8 +88,11 @@ struct DkimSelector {
 	// The key of a signing selector, read with the configuration
 	// (Config::load_dkim_keys): signing never reads the file again, so a
 	// key file changed or removed later counts only from the reload that
-	// loads it. Invalid when it did not load (see dkim_key_errors).
+	// loads it. Invalid when it did not load; key_error then says why:
+	// "<file>: domains.<d>.dkim.selectors.<s>.private_key_file: cannot load
+	// the key: <why>".
 	mailauth::dkim::PrivateKey key;
+	std::string key_error;
 };
 
 struct Domain {
@@ -238,12 +241,12 @@ struct Config {
 	void build_address_index();
 
 	// Loads the key of every selector a domain signs with (dkim.sign) into
-	// DkimSelector::key; each key that does not load adds a line to
-	// dkim_key_errors ("<file>: domains.<d>.dkim.selectors.<s>.private_key_file:
-	// cannot load the key: <why>"). The loaders call it; ternd refuses to
-	// start, and a reload keeps the old configuration, when there is one.
+	// DkimSelector::key, or sets its key_error. The loaders call it; ternd
+	// refuses to start, and a reload keeps the old configuration, when a
+	// signing key did not load.
 	void load_dkim_keys();
-	std::vector<std::string> dkim_key_errors;
+	// The signing selectors whose key did not load.
+	std::vector<const DkimSelector*> unloaded_signing_keys() const;
 
 	// Loads and validates; throws ConfigError. Relative paths are made
 	// relative to the config file's folder.

@@ -258,8 +258,8 @@ StartCheck check_start(const config::Config& cfg, const std::string& pid_file, C
 		    .push_back(describe_problem(problem, user_name));
 		unreadable.insert(problem.path);
 	}
-	for (const auto& error : cfg.dkim_key_errors)
-		if (!unreadable.count(error.substr(0, error.find(": ")))) result.errors.push_back(error);
+	for (const config::DkimSelector* sel : cfg.unloaded_signing_keys())
+		if (!unreadable.count(sel->private_key_file)) result.errors.push_back(sel->key_error);
 	return result;
 }
 

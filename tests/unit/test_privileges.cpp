@@ -103,10 +103,10 @@ TEST_CASE("privileges: a signing key that does not parse is an error naming its 
 	auto cfg = Config::load_text(R"({"hostname": "mx.example.org", "domains": {"example.org": {"dkim": {
 	  "selectors": {"s1": {"private_key_file": "bad.pem"}}, "sign": ["s1"]}}}})",
 	                             dir + "/tern.json", dir);
-	const auto& errors = cfg->dkim_key_errors;
-	REQUIRE(errors.size() == 1);
-	CHECK_FALSE(cfg->domains.at("example.org").dkim_selectors.at("s1").key.valid());
-	CHECK(errors[0].rfind(
+	auto unloaded = cfg->unloaded_signing_keys();
+	REQUIRE(unloaded.size() == 1);
+	CHECK_FALSE(unloaded[0]->key.valid());
+	CHECK(unloaded[0]->key_error.rfind(
 		  dir + "/bad.pem: domains.example.org.dkim.selectors.s1.private_key_file: cannot load the key: ", 0) ==
 	      0);
 	std::filesystem::remove_all(dir);
