@@ -179,6 +179,15 @@ std::string format_localpart(std::string_view localpart) {
 	return out;
 }
 
+// The end of a command's arguments without the blanks its listener
+// tolerates there: the submission listener is strict, the delivery
+// listener allows trailing blanks (RFC 5321 4.1.1: be liberal).
+static std::string_view without_tolerated_end_blanks(std::string_view args, const ParseMode& mode) {
+	if (mode.submission) return args;
+	while (!args.empty() && (args.back() == ' ' || args.back() == '\t')) args.remove_suffix(1);
+	return args;
+}
+
 // One command's arguments being parsed. A step that fails records the reply
 // in the parser and returns false or an empty optional; its caller returns
 // at once, up to the public function, which hands the reply out as its
@@ -219,14 +228,15 @@ public:
 		return true;
 	}
 
-	// End of a command: the submission listener is strict, the delivery
-	// listener allows trailing blanks (RFC 5321 4.1.1: be liberal).
+	// End of a command, with the blanks the listener tolerates there.
 	bool expect_end() {
+		if (without_tolerated_end_blanks(orig_.substr(pos_), mode_).empty()) {
+			pos_ = orig_.size();
+			return true;
+		}
 		if (mode_.submission) return expect_empty();
 		std::string_view rest = remainder();
-		for (char c : rest)
-			if (c != ' ' && c != '\t') return fail("trailing data, not white space: " + quote_go(rest));
-		return true;
+		return fail("trailing data, not white space: " + quote_go(rest));
 	}
 
 	bool has_prefix(std::string_view keyword) const {
@@ -810,8 +820,7 @@ Result<BdatArgs> parse_bdat(std::string_view args, const ParseMode& mode) {
 	auto invalid = [](std::string text) {
 		return SmtpError{501, std::string(se::proto_param_invalid4), std::move(text)};
 	};
-	if (!mode.submission)
-		while (!args.empty() && (args.back() == ' ' || args.back() == '\t')) args.remove_suffix(1);
+	args = without_tolerated_end_blanks(args, mode);
 	if (args.empty() || args[0] != ' ') return invalid("invalid BDAT chunk size: missing");
 	args.remove_prefix(1);
 	size_t digits = 0;
