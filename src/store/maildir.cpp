@@ -276,9 +276,15 @@ void MaildirBatch::prepare(const std::string& folder, bool is_root) {
 	prepare_folder(folder, is_root, dirs_);
 	// Found existing is not known durable: another thread may have created
 	// it a moment ago. Syncing the whole chain once per folder and process
-	// is cheap, and afterwards the folder is remembered.
+	// is cheap, and afterwards the folder is remembered. The chain ends
+	// below the first folder this process cannot list: every folder ternd
+	// makes is its own (0700), so that one and those above it were made by
+	// someone else, and opening it to sync would only fail the delivery.
 	for (const char* sub : {"/tmp", "/new", "/cur"}) dirs_.insert(folder + sub);
-	for (std::string dir = folder; dir != "/" && dir != "."; dir = parent_dir(dir)) dirs_.insert(dir);
+	for (std::string dir = folder; dir != "/" && dir != "."; dir = parent_dir(dir)) {
+		if (::faccessat(AT_FDCWD, dir.c_str(), R_OK, AT_EACCESS) != 0) break;
+		dirs_.insert(dir);
+	}
 	new_folders_.push_back(folder);
 }
 

@@ -167,3 +167,25 @@ TEST_CASE("privileges: the pid file is gone after SIGTERM, its folder made for t
 	CHECK(d.stop() == 0);
 	CHECK_FALSE(file_exists(pid_file));
 }
+
+// A folder above data_dir that the user may enter but not list (0711) holds
+// nothing ternd made, so there is nothing of ternd's in it to sync: the
+// first message to a new Maildir is stored once and answered 250, not 451
+// after its file is in new/ (which made every retry a duplicate).
+TEST_CASE("privileges: a folder above data_dir the user cannot list does not fail deliveries") {
+	SKIP_UNLESS_ROOT_AND_NOBODY();
+	TernDaemon d(stopped());
+	d.write_config(R"({"user": "nobody"})");
+	open_up(d);
+	chmod(d.dir().c_str(), 0711);
+	REQUIRE_MESSAGE(d.start(), d.error());
+	for (int i = 1; i <= 2; ++i) {
+		SmtpClient c = connect_and_ehlo(d);
+		REQUIRE(c.connected());
+		Transaction t = send_mail(c, test_sender, {"alice@test.example"},
+		                          make_message("listing " + std::to_string(i)));
+		CHECK_MESSAGE(t.reply.code == 250, t.reply.plain());
+		CHECK(wait_for_maildir(d.maildir(), static_cast<size_t>(i)).size() == static_cast<size_t>(i));
+	}
+	CHECK(d.stop() == 0);
+}
