@@ -23,6 +23,7 @@
 
 #include "config/config.h"
 #include "util/ipaddr.h"
+#include "util/mailbox_name.h"
 #include "util/strings.h"
 
 namespace tern::config {
@@ -119,13 +120,6 @@ bool split_host_port(std::string_view text, std::string& host, int& port, bool& 
 		if (n < 1 || n > max_port) return false;
 		port = n;
 	}
-	return true;
-}
-
-bool valid_mailbox_name(std::string_view name) {
-	if (name.empty() || name.find('/') != std::string_view::npos) return false;
-	for (unsigned char c : name)
-		if (c < 0x20 || c == 0x7f) return false;
 	return true;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "util/mailbox_name.h"
 #include "util/strings.h"
 
 namespace tern::inbound {
@@ -52,7 +53,9 @@ JunkMark junk_mark_from_keywords(std::string_view flags, const std::map<int, std
 std::string folder_name_from_dir(std::string_view dir_name) {
 	if (dir_name.empty() || dir_name == ".") return "INBOX";
 	if (dir_name.front() == '.') dir_name.remove_prefix(1);
-	return std::string(dir_name);
+	// Written in modified UTF-7 (store::mailbox_dir, Dovecot); a name that
+	// is not is taken as it stands.
+	return mailbox_from_utf7(dir_name).value_or(std::string(dir_name));
 }
 
 FolderClassifier::FolderClassifier(const FolderRules& rules)

@@ -31,7 +31,7 @@ std::string_view maildir_flags(std::string_view file_name);
 JunkMark junk_mark_from_keywords(std::string_view flags, const std::map<int, std::string>& keywords);
 
 // The IMAP name of a Maildir++ folder directory: "" (the root) is INBOX,
-// ".Junk" is Junk, ".Lists.tern" is Lists.tern.
+// ".Junk" is Junk, ".Lists.tern" is Lists.tern, ".&AMk-t&AOk-" is Été.
 std::string folder_name_from_dir(std::string_view dir_name);
 
 // Per-account folder rules, regular expressions matched case-insensitively

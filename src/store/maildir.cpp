@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "util/mailbox_name.h"
 #include "util/storage.h"
 #include "util/strings.h"
 #include "util/unique_fd.h"
@@ -218,14 +219,14 @@ void remember_durable_folders(const std::vector<std::string>& folders) {
 std::string mailbox_dir(const std::string& maildir, const std::string& mailbox) {
 	if (is_inbox(mailbox)) return maildir;
 	// Maildir++ flattens the hierarchy into one dot-separated directory name
-	// under the root: "a/b" is ".a.b". Empty, "." and ".." parts are refused:
-	// "." alone would become "..", the Maildir's parent.
+	// under the root: "a/b" is ".a.b", each part in the modified UTF-7 that
+	// Dovecot reads there. A part that is no valid name is refused: "."
+	// alone would become "..", the Maildir's parent.
 	std::string folder = maildir + "/";
 	for (std::string_view part : split(mailbox, '/')) {
-		if (part.empty() || part == "." || part == ".." || part.find('\0') != std::string_view::npos)
-			throw std::runtime_error("invalid mailbox name: " + mailbox);
+		if (!valid_mailbox_name(part)) throw std::runtime_error("invalid mailbox name: " + mailbox);
 		folder += '.';
-		folder += part;
+		folder += mailbox_to_utf7(part);
 	}
 	return folder;
 }

@@ -63,3 +63,36 @@ TEST_CASE("dovecot: IMAP reads tern's Maildir, and junk marks set over IMAP are 
 	r = dovecot.imap("typ, data = imap.select('INBOX')\nprint('exists', data[0].decode())\n");
 	CHECK(contains(r.output, "exists 2"));
 }
+
+// Dovecot names Maildir++ folders in IMAP's modified UTF-7 on disk: a
+// folder tern delivers to under a name beyond ASCII, or with "&", is the
+// one an IMAP client selects by that name (tern wrote ".Été" before,
+// which Dovecot listed but could not open).
+TEST_CASE("dovecot: a folder named beyond ASCII is the one IMAP opens") {
+	if (geteuid() != 0 || !DovecotServer::available()) {
+		MESSAGE("skipped: needs root and Debian's dovecot-imapd (contrib/debian-packages.txt)");
+		return;
+	}
+	TernDaemon daemon({.config_patch = R"({"user": "nobody", "accounts": {"alice": {"destinations":
+		{"alice@test.example": {"mailbox": "\u00c9t\u00e9 R&D"}}}}})",
+	                   .start = false});
+	daemon.write_config();
+	std::string maildir = daemon.maildir("alice");
+	chown_tree_to_nobody(daemon.dir());
+	REQUIRE_MESSAGE(daemon.start(), daemon.error());
+	SmtpClient c = connect_and_ehlo(daemon);
+	Transaction t = send_mail(c, test_sender, {"alice@test.example"}, make_message("to a named folder"));
+	REQUIRE(t.reply.code == 250);
+	REQUIRE(wait_for_maildir(maildir + "/.&AMk-t&AOk- R&-D", 1).size() == 1);
+
+	DovecotServer dovecot(maildir, "alice", "imap-secret");
+	REQUIRE_MESSAGE(dovecot.start(), dovecot.error());
+	RunResult r = dovecot.imap(
+	    "typ, data = imap.select('\"&AMk-t&AOk- R&-D\"')\n"
+	    "print('select', typ, data[0].decode())\n"
+	    "typ, data = imap.fetch('1', '(BODY.PEEK[HEADER.FIELDS (SUBJECT)])')\n"
+	    "print('subject', data[0][1].decode().strip())\n");
+	INFO(r.output << "\n" << dovecot.log_text());
+	CHECK(contains(r.output, "select OK 1"));
+	CHECK(contains(r.output, "subject Subject: to a named folder"));
+}

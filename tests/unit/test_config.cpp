@@ -334,6 +334,15 @@ TEST_CASE("config: value errors") {
 	CHECK(error_of(with(R"("queue": {"smarthost_tls": "always"})")) ==
 	      "tern.json: queue.smarthost_tls: expected \"none\", \"opportunistic\", \"required\" or \"implicit\", got "
 	      "\"always\"");
+	// A mailbox delivery could not use is refused with the configuration.
+	for (const char* name : {".", "..", "a/b", ""})
+		CHECK(error_of(with(R"("domains": {"example.org": {}}, "accounts": {"alice": {"domain": "example.org",
+		      "rejects_mailbox": ")" +
+		                    std::string(name) + R"("}})")) ==
+		      "tern.json: accounts.alice.rejects_mailbox: not a valid mailbox name: \"" + std::string(name) +
+		          "\"");
+	CHECK(error_of(with(R"("domains": {"example.org": {}}, "accounts": {"alice": {"domain": "example.org",
+	      "rejects_mailbox": "\u00c9t\u00e9 & R&D"}})")) == "");
 	CHECK(error_of(R"({"hostname": "mail_example.org"})") ==
 	      "tern.json: hostname: not a valid domain name: \"mail_example.org\"");
 	CHECK(error_of(R"({"hostname": "-a.example"})") ==

@@ -117,6 +117,12 @@ TEST_CASE("junk marks: folders and moves") {
 	CHECK(folder_name_from_dir("") == "INBOX");
 	CHECK(folder_name_from_dir(".Junk") == "Junk");
 	CHECK(folder_name_from_dir(".Lists.tern") == "Lists.tern");
+	// Modified UTF-7 on disk, the IMAP name in the rules; a name that is
+	// not modified UTF-7 is taken as it stands.
+	CHECK(folder_name_from_dir(".Ind&AOk-sirables") == "Ind\xc3\xa9sirables");
+	CHECK(folder_name_from_dir(".R&-D") == "R&D");
+	CHECK(folder_name_from_dir(".\xc3\x89t\xc3\xa9") == "\xc3\x89t\xc3\xa9");
+	CHECK(folder_name_from_dir(".a&b") == "a&b");
 	FolderClassifier rules(FolderRules{});
 	CHECK(rules.classify("Junk") == FolderKind::junk);
 	CHECK(rules.classify("spam") == FolderKind::junk);

@@ -70,6 +70,10 @@ TEST_CASE("maildir: mailbox_dir maps Maildir++ folders") {
 	CHECK_THROWS_AS(mailbox_dir("/m", "/a"), std::runtime_error);
 	CHECK_THROWS_AS(mailbox_dir("/m", "a//b"), std::runtime_error);
 	CHECK_THROWS_AS(mailbox_dir("/m", "a/"), std::runtime_error);
+	// Non-ASCII names and "&" as Dovecot stores them (RFC 3501 5.1.3).
+	CHECK(mailbox_dir("/m", "\xc3\x89pargne") == "/m/.&AMk-pargne");
+	CHECK(mailbox_dir("/m", "R&D") == "/m/.R&-D");
+	CHECK(mailbox_dir("/m", "Lists/\xc3\x89t\xc3\xa9") == "/m/.Lists.&AMk-t&AOk-");
 }
 
 TEST_CASE("maildir: INBOX delivery writes prefix + body into new/ of a new Maildir") {
