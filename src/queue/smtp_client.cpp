@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "net/connect.h"
@@ -45,7 +46,8 @@ int64_t parse_offered_size(std::string_view num) {
 
 SmtpClient::SmtpClient(struct ev_loop* loop, ClientOptions options, ChunkRequest request_chunk, Done done)
 	: loop_(loop), options_(std::move(options)), request_chunk_(std::move(request_chunk)), done_(std::move(done)),
-	  io_(loop, [this](int revents) { on_io(revents); }), timer_(loop, [this] { on_timeout(); }) {
+	  io_(loop, [this](int revents) { within_boundary([&] { on_io(revents); }); }),
+	  timer_(loop, [this] { within_boundary([&] { on_timeout(); }); }) {
 	result_.recipients.resize(options_.recipients.size());
 }
 
@@ -100,6 +102,26 @@ void SmtpClient::on_connected() {
 	state_ = State::greeting;
 	timer_.start(options_.timeouts.greeting);
 	update_watch();
+}
+
+template <class F>
+void SmtpClient::within_boundary(F&& step) {
+	try {
+		step();
+	} catch (const std::exception& e) {
+		log::error("queue: internal error in an SMTP session", {{"error", e.what()}});
+		fail_attempt(std::string("internal error: ") + e.what());
+	}
+}
+
+void SmtpClient::fail_attempt(const std::string& error) {
+	if (state_ == State::finished || state_ == State::recording) return;
+	if (state_ <= State::mail) {
+		fail_host(error);
+		return;
+	}
+	fail_transaction(error, false);
+	complete();
 }
 
 void SmtpClient::on_io(int revents) {
@@ -195,14 +217,7 @@ void SmtpClient::process_input() {
 		}
 		size_t nl = input_.find('\n');
 		if (nl == std::string::npos) {
-			if (input_.size() > max_input_without_newline) {
-				if (state_ <= State::mail)
-					fail_host("reply line too long");
-				else {
-					fail_transaction("reply line too long", false);
-					complete();
-				}
-			}
+			if (input_.size() > max_input_without_newline) fail_attempt("reply line too long");
 			return;
 		}
 		std::string line = input_.substr(0, nl);
@@ -211,13 +226,7 @@ void SmtpClient::process_input() {
 		log::event(log::Level::trace, options_.log_id, "RC: " + line);
 		if (!parser_.feed_line(line)) continue;
 		if (!parser_.error().empty()) {
-			std::string err = parser_.error() + ": " + line;
-			if (state_ <= State::mail)
-				fail_host(err);
-			else {
-				fail_transaction(err, false);
-				complete();
-			}
+			fail_attempt(parser_.error() + ": " + line);
 			return;
 		}
 		handle_reply(parser_.take());
@@ -339,7 +348,8 @@ void SmtpClient::read_ehlo_extensions(const Reply& reply) {
 		std::string_view keyword = ext.substr(0, ext.find(' '));
 		if (iequals(keyword, "AUTH") || (ext.size() > 5 && iequals(ext.substr(0, 5), "AUTH="))) {
 			// RFC 4954 3: "AUTH mech mech..."; some old servers say "AUTH=mech".
-			for (std::string_view rest = trim(ext.substr(5)); !rest.empty();) {
+			for (std::string_view rest = trim(ext.substr(std::min<size_t>(5, ext.size())));
+			     !rest.empty();) {
 				size_t space = rest.find(' ');
 				offered_auth_.emplace_back(rest.substr(0, space));
 				rest = space == std::string_view::npos ? std::string_view() : trim(rest.substr(space));

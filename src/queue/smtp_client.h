@@ -169,6 +169,14 @@ public:
 private:
 	void on_io(int revents);
 	void on_timeout();
+	// The client's error boundary: what throws in a step of the session
+	// fails the attempt as a protocol error would, instead of leaving the
+	// session waiting for its timeout (doc/design.md "The connection").
+	template <class F>
+	void within_boundary(F&& step);
+	// A reply or an input the session cannot go on with: before MAIL the
+	// host failed (the next one is tried), after it the transaction.
+	void fail_attempt(const std::string& error);
 	void on_connected();
 	void read_input();
 	void process_input();

@@ -679,6 +679,21 @@ TEST_CASE("queue: 8-bit data to a next hop without 8BITMIME fails at once with 5
 	CHECK(dsn.find("does not support 8BITMIME, required by the message") != std::string::npos);
 }
 
+TEST_CASE("queue: an AUTH keyword without mechanisms in the EHLO reply is no reason not to deliver") {
+	// RFC 4954 3 wants at least one mechanism after AUTH; a server that
+	// lists none offers nothing to use, and the message goes without AUTH.
+	// (Reading that line threw, and the attempt then hung until its timeout.)
+	SmtpSink sink;
+	SmtpSink::Replies replies;
+	replies.ehlo = "250-sink.test.example\r\n250-AUTH\r\n250-AUTH=\r\n250 8BITMIME";
+	sink.set_replies(replies);
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	REQUIRE(fx.enqueue("alice@test.example", {"carol@remote.example"}, "Subject: t\r\n\r\nbody\r\n") == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+	CHECK(fx.queue->counters().delivered == 1);
+	CHECK(sink.messages().size() == 1);
+}
+
 TEST_CASE("queue: a reply code outside 200-599 defers the message, never bounces it") {
 	// RFC 5321 4.2.1: a 6xx is no reply; read as a number it would pass
 	// for a permanent refusal.
