@@ -33,11 +33,15 @@ std::optional<uint64_t> parse_id(const std::string& s) {
 
 std::string or_dash(const std::string& s) { return s.empty() ? "-" : s; }
 
-// One line per value: the last error may hold CR/LF from a remote reply.
+// One line per value: the last error may hold CR/LF from a remote reply,
+// and whatever else its server sent, escaped as the log escapes it, so a
+// reply cannot send the operator's terminal an escape sequence.
 std::string one_line(std::string s) {
 	for (char& c : s)
 		if (c == '\r' || c == '\n') c = ' ';
-	return s;
+	std::string out;
+	append_escaped_text(out, s);
+	return out;
 }
 
 // The pid of a running ternd from config.pid_file; 0 when there is none.

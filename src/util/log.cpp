@@ -99,34 +99,15 @@ bool needs_quotes(std::string_view value) {
 	return false;
 }
 
-void append_hex_escape(std::string& out, unsigned char c) {
-	static constexpr char digits[] = "0123456789abcdef";
-	out += "\\x";
-	out += digits[c >> 4];
-	out += digits[c & 0xf];
-}
-
 void append_value(std::string& out, std::string_view value) {
 	if (!needs_quotes(value)) {
 		out.append(value);
 		return;
 	}
+	// Control bytes (CR, LF, ESC...) are escaped so that client input can
+	// never forge a log line or a terminal sequence.
 	out += '"';
-	while (!value.empty()) {
-		const auto c = static_cast<unsigned char>(value[0]);
-		const Utf8Rune r = decode_utf8(value);
-		if (c == '"' || c == '\\') {
-			out += '\\';
-			out += static_cast<char>(c);
-		} else if (c < 0x20 || c == 0x7f || !r.valid) {
-			// Control bytes (CR, LF, ESC...) are escaped so that client
-			// input can never forge a log line or a terminal sequence.
-			append_hex_escape(out, c);
-		} else {
-			out.append(value.substr(0, r.len));
-		}
-		value.remove_prefix(r.len);  // 1 for a byte that is no sequence
-	}
+	append_escaped_text(out, value, "\"\\");
 	out += '"';
 }
 

@@ -137,4 +137,23 @@ void append_utf8(std::string& out, char32_t cp) {
 	}
 }
 
+void append_escaped_text(std::string& out, std::string_view text, std::string_view backslashed) {
+	static constexpr char digits[] = "0123456789abcdef";
+	while (!text.empty()) {
+		const auto c = static_cast<unsigned char>(text[0]);
+		const Utf8Rune r = decode_utf8(text);
+		if (backslashed.find(static_cast<char>(c)) != std::string_view::npos) {
+			out += '\\';
+			out += static_cast<char>(c);
+		} else if (c < 0x20 || c == 0x7f || !r.valid) {
+			out += "\\x";
+			out += digits[c >> 4];
+			out += digits[c & 0xf];
+		} else {
+			out.append(text.substr(0, r.len));
+		}
+		text.remove_prefix(r.len);  // 1 for a byte that is no sequence
+	}
+}
+
 }  // namespace tern

@@ -50,5 +50,10 @@ Utf8Rune decode_utf8(std::string_view s);
 // Appends code point `cp` (at most U+10FFFF, the caller checked) as UTF-8
 // (RFC 3629 3).
 void append_utf8(std::string& out, char32_t cp);
+// Appends `text` with each control byte (C0, DEL) and each byte that no
+// UTF-8 sequence explains written as \xNN, and a backslash before each
+// character of `backslashed`: text from the network that a log line or a
+// terminal shows can neither forge a line nor send an escape sequence.
+void append_escaped_text(std::string& out, std::string_view text, std::string_view backslashed = {});
 
 }  // namespace tern

@@ -735,7 +735,8 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 	{
 		SmtpSink sink;
 		SmtpSink::Replies replies;
-		replies.rcpt = "451 4.3.0 later";
+		// With bytes a terminal would act on: listed escaped, as logs show them.
+		replies.rcpt = "451 4.3.0 later \x1b]0;t\x07\xff";
 		sink.set_replies(replies);
 		Fixture::Settings settings;
 		settings.retry_base_s = 600;  // no second attempt during the test
@@ -759,6 +760,7 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 	CHECK(header == "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR");
 	CHECK(line1.find(" 1 <alice@test.example> <carol@remote.example> 451 4.3.0 later") != std::string::npos);
 	CHECK(line2.find(" 1 <alice@test.example> <dan@remote.example> 451 4.3.0 later") != std::string::npos);
+	CHECK(line1.ends_with(" 451 4.3.0 later \\x1b]0;t\\x07\\xff"));
 	CHECK_FALSE(std::getline(lines, extra));
 	uint64_t id1 = std::stoull(line1.substr(0, line1.find(' ')));
 	uint64_t id2 = std::stoull(line2.substr(0, line2.find(' ')));
@@ -767,6 +769,7 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 	REQUIRE(queue::run_queue_command(*config, {"show", std::to_string(id1)}, out, err) == 0);
 	CHECK(out.str().find("to: <carol@remote.example>\n") != std::string::npos);
 	CHECK(out.str().find("attempts: 1\n") != std::string::npos);
+	CHECK(out.str().find("last_error: 451 4.3.0 later \\x1b]0;t\\x07\\xff\n") != std::string::npos);
 
 	out.str("");
 	err.str("");

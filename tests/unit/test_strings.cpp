@@ -62,3 +62,13 @@ TEST_CASE("canonical DNS names: lower case, no trailing dot") {
 	      "b\xc3\x9c"
 	      "cher.example");  // UTF-8 untouched
 }
+
+TEST_CASE("strings: append_escaped_text shows control bytes and bytes that are no UTF-8 as \\xNN") {
+	std::string out;
+	using namespace std::string_view_literals;
+	tern::append_escaped_text(out, "550 \x1b[2J\x07 gr\xc3\xbc\xc3\x9f \xff\x00 \"q\" a\\b"sv, "\"\\");
+	CHECK(out == "550 \\x1b[2J\\x07 gr\xc3\xbc\xc3\x9f \\xff\\x00 \\\"q\\\" a\\\\b");
+	out.clear();
+	tern::append_escaped_text(out, std::string_view("tab\there\x7f", 9));
+	CHECK(out == "tab\\x09here\\x7f");
+}
