@@ -103,12 +103,23 @@ void write_field(std::string& out, std::string_view name, std::string_view value
 		out += "\r\n";
 		return;
 	}
+	// RFC 5322 2.1.1: no line over 998 characters. A word longer than a
+	// line can hold (a remote reply without spaces) is cut, at a UTF-8
+	// boundary, into pieces folded apart.
+	constexpr size_t longest_word = 900;
 	HeaderBuilder builder(name);
 	size_t start = 0;
 	while (start < value.size()) {
 		size_t end = value.find(' ', start);
 		if (end == std::string_view::npos) end = value.size();
-		if (end > start) builder.add(value.substr(start, end - start));
+		std::string_view word = value.substr(start, end - start);
+		while (word.size() > longest_word) {
+			size_t cut = longest_word;
+			while (cut > 1 && (static_cast<unsigned char>(word[cut]) & 0xc0) == 0x80) --cut;
+			builder.add(word.substr(0, cut));
+			word.remove_prefix(cut);
+		}
+		if (!word.empty()) builder.add(word);
 		start = end + 1;
 	}
 	out += builder.finish();
@@ -241,10 +252,14 @@ void write_dsn_header(std::string& out, const DsnMessage& msg, bool utf8, const 
 // Part 1: human-readable explanation (RFC 3464 2, first component).
 void write_text_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary) {
 	std::string text = to_crlf(msg.text_body);
-	if (utf8) {
+	// A remote reply may be longer than a line may be (RFC 5321 4.5.3.1.5
+	// allows it 512 octets, RFC 5322 2.1.1 a line 998): quoted-printable
+	// wraps it.
+	bool too_long = has_line_longer_than(text, max_line_len);
+	if (utf8 && !too_long) {
 		begin_part(out, boundary, true, "text/plain; charset=utf-8", "8BIT");
 		out += text;
-	} else if (has_non_ascii(text)) {
+	} else if (has_non_ascii(text) || too_long) {
 		begin_part(out, boundary, true, "text/plain; charset=utf-8", "QUOTED-PRINTABLE");
 		out += quoted_printable(text);
 	} else {

@@ -376,6 +376,29 @@ TEST_CASE("dsn: a reply that is not ASCII stays out of the 7bit status part") {
 	check_lines(utf8);
 }
 
+TEST_CASE("dsn: a remote reply longer than a line may be is wrapped, not copied as one line") {
+	// RFC 5322 2.1.1: 998 characters a line, in every part of both variants.
+	DsnMessage m = failed_message();
+	std::string reply = "550 5.1.1 " + std::string(3000, 'L') + " \xC3\xA4" + std::string(1500, 'M');
+	m.recipients[0].diagnostic = reply;
+	m.text_body += "\n" + reply + "\n";
+	for (bool utf8 : {false, true}) {
+		m.smtputf8 = utf8;
+		std::string got = compose_dsn(m, utf8, boundary);
+		INFO(got);
+		check_lines(got);
+		CHECK(has(got, "Content-Transfer-Encoding: QUOTED-PRINTABLE\r\n"));
+		// The diagnostic is folded between pieces of its long words; all of it is there.
+		size_t d = got.find("Diagnostic-Code: ");
+		std::string field = got.substr(d, got.find("\r\nLast-Attempt-Date", d) - d);
+		std::string joined;
+		for (char c : field)
+			if (c != '\r' && c != '\n' && c != '\t' && c != ' ') joined += c;
+		CHECK(joined.find(std::string(3000, 'L')) != std::string::npos);
+		CHECK(joined.find(std::string(1500, 'M')) != std::string::npos);
+	}
+}
+
 TEST_CASE("dsn: SMTPUTF8 original for an ASCII receiver") {
 	DsnMessage m = failed_message();
 	m.smtputf8 = true;
