@@ -457,10 +457,11 @@ struct Queue::Delivery {
 	std::unique_ptr<SmtpClient> retired_client;
 	bool ended = false;  // released; erased after the callback
 	// The result after the end of data is being recorded (the client waits
-	// to say QUIT), or was recorded: `settled` then goes to release().
+	// to say QUIT), or was recorded: the records are settled then, and the
+	// destination is free while the client says QUIT.
 	bool recording = false;
 	bool recorded = false;
-	Settled settled;
+	bool slot_freed = false;
 };
 
 // What the worker found for a delivery's records (Queue::begin).
@@ -1580,8 +1581,7 @@ void Queue::on_client_done(Delivery& d, ClientResult result) {
 		return;
 	}
 	if (d.recorded) {
-		Settled settled = std::move(d.settled);
-		release(d, settled.removed, settled.rescheduled);
+		release(d, {}, {});  // settled when recorded (on_settled)
 		return;
 	}
 	finish(d, outcomes_of(d, result));
@@ -1740,27 +1740,35 @@ void Queue::enqueue_dsns(std::vector<server::OutboundMessage>& dsns) {
 void Queue::on_settled(Delivery& d, Settled& settled) {
 	if (d.recording && d.client) {
 		// Recorded: the client may say QUIT now; release() follows when it
-		// is done.
+		// is done. A server slow to answer QUIT (or never answering) holds
+		// only its own session, not the next delivery to its domain.
 		d.recording = false;
 		d.recorded = true;
-		d.settled = std::move(settled);
+		free_slot(d, settled.removed, settled.rescheduled);
 		d.client->resume();
+		schedule();
 		return;
 	}
 	release(d, settled.removed, settled.rescheduled);
 }
 
-// The delivery is over: its records go back to the schedule (or are gone)
-// and it is erased once the callback that ended it returned.
-void Queue::release(Delivery& d, const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled) {
+void Queue::free_slot(Delivery& d, const std::vector<uint64_t>& removed,
+                      const std::map<uint64_t, int64_t>& rescheduled) {
+	if (std::exchange(d.slot_freed, true)) return;
 	apply_settled(removed, rescheduled);
 	// Anything the delivery still held goes back to the schedule unchanged.
 	for (uint64_t id : d.ids) {
 		auto e = entries_.find(id);
 		if (e != entries_.end()) e->second.in_flight = false;
 	}
-	resolver_.cancel_owner(dns_owner(d.self));
 	busy_domains_.erase(d.domain);
+}
+
+// The delivery is over: its records go back to the schedule (or are gone)
+// and it is erased once the callback that ended it returned.
+void Queue::release(Delivery& d, const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled) {
+	free_slot(d, removed, rescheduled);
+	resolver_.cancel_owner(dns_owner(d.self));
 	if (d.client) d.client->abort();
 	d.ended = true;
 	ended_.push_back(d.self);

@@ -209,6 +209,10 @@ private:
 	void finish_all(Delivery& d, const std::string& error, bool permanent);
 	void on_settled(Delivery& d, Settled& settled);
 	void release(Delivery& d, const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled);
+	// The delivery's records settled and its destination free for the next
+	// delivery; the session itself may still be saying QUIT.
+	void free_slot(Delivery& d, const std::vector<uint64_t>& removed,
+	               const std::map<uint64_t, int64_t>& rescheduled);
 	void log_gauge();
 	uint64_t dns_owner(core::ConnHandle h) const;
 

@@ -141,8 +141,11 @@ struct Fixture {
 	bool keep_dir = false;
 	void close() {
 		if (!loop) return;
-		queue.reset();
+		// As ternd stops: the queue's pending completions run against a
+		// queue that is shut down, not one that is gone.
+		queue->shutdown();
 		pool->drain();
+		queue.reset();
 		pool.reset();
 		udns.reset();
 		env.reset();
@@ -692,6 +695,25 @@ TEST_CASE("queue: an AUTH keyword without mechanisms in the EHLO reply is no rea
 	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
 	CHECK(fx.queue->counters().delivered == 1);
 	CHECK(sink.messages().size() == 1);
+}
+
+TEST_CASE("queue: a server slow to answer QUIT does not hold up the next delivery to its domain") {
+	// The transaction is recorded before QUIT (RFC 5321 4.1.1.10 has the
+	// client wait for the 221); the domain's one delivery slot is not the
+	// QUIT's to keep.
+	SmtpSink sink;
+	SmtpSink::Replies replies;
+	replies.quit_delay_ms = 8000;
+	sink.set_replies(replies);
+	sink.set_concurrent(true);
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	REQUIRE(fx.enqueue("alice@test.example", {"carol@remote.example"}, "Subject: 1\r\n\r\none\r\n") == "");
+	REQUIRE(fx.run_until([&] { return sink.messages().size() == 1; }));
+	REQUIRE(fx.enqueue("alice@test.example", {"dan@remote.example"}, "Subject: 2\r\n\r\ntwo\r\n") == "");
+	auto queued = std::chrono::steady_clock::now();
+	REQUIRE(fx.run_until([&] { return fx.queue->counters().delivered == 2; }));
+	CHECK(std::chrono::steady_clock::now() - queued < std::chrono::seconds(6));
+	CHECK(sink.messages().size() == 2);
 }
 
 TEST_CASE("queue: a reply code outside 200-599 defers the message, never bounces it") {
