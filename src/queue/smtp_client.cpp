@@ -29,6 +29,20 @@ constexpr size_t body_output_high_water = 256 * 1024;
 
 bool positive(int code) { return code >= 200 && code < 300; }
 
+// What a reply that did not let the transaction go on says about it. A 2xx
+// or 3xx where another reply was due (a 250 to DATA, a 354 to RCPT) is no
+// refusal: the two sides are out of step (RFC 5321 4.2.1), a temporary
+// protocol error whose code and status belong to some other command.
+struct Refusal {
+	std::string error;
+	bool permanent = false;
+	std::string enhanced;
+};
+Refusal refusal_of(const Reply& reply) {
+	if (reply.code < 400) return {"unexpected reply: " + reply.summary(), false, ""};
+	return {reply.summary(), reply.code >= 500, reply.enhanced};
+}
+
 // The number of a "SIZE n" extension (RFC 1870 4); 0 when absent or not a
 // number (no limit announced). Digits past 2^50 stop the count there.
 int64_t parse_offered_size(std::string_view num) {
@@ -417,12 +431,13 @@ void SmtpClient::on_mail_reply(const Reply& reply) {
 
 void SmtpClient::on_rcpt_reply(const Reply& reply) {
 	RecipientResult& r = result_.recipients[next_rcpt_ - 1];
-	if (positive(reply.code))
+	if (positive(reply.code)) {
 		accepted_++;
-	else {
-		r.error = reply.summary();
-		r.permanent = reply.code >= 500;
-		r.enhanced = reply.enhanced;
+	} else {
+		Refusal refusal = refusal_of(reply);
+		r.error = std::move(refusal.error);
+		r.permanent = refusal.permanent;
+		r.enhanced = std::move(refusal.enhanced);
 	}
 	send_next_rcpt_or_data();
 }
@@ -755,7 +770,8 @@ void SmtpClient::mark_host_failure(const std::string& error, bool tls_failed) {
 }
 
 void SmtpClient::fail_transaction(const Reply& reply) {
-	fail_transaction(reply.summary(), reply.code >= 500, reply.enhanced);
+	Refusal refusal = refusal_of(reply);
+	fail_transaction(refusal.error, refusal.permanent, refusal.enhanced);
 }
 
 void SmtpClient::fail_transaction(const std::string& error, bool permanent, const std::string& enhanced) {

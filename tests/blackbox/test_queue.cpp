@@ -725,6 +725,20 @@ TEST_CASE("queue: a reply code outside 200-599 defers the message, never bounces
 	CHECK(attempt.deferred().find("outside 200-599") != std::string::npos);
 }
 
+TEST_CASE("queue: a success reply where another was due defers the message as a protocol error") {
+	// RFC 5321 4.2.1: a 250 to DATA (a server a reply ahead) says nothing
+	// about the message; its code and status are not the message's.
+	for (auto set : {+[](SmtpSink::Replies& r) { r.data = "250 2.1.5 ok"; },
+	                 +[](SmtpSink::Replies& r) { r.rcpt = "354 go ahead"; }}) {
+		SmtpSink::Replies replies;
+		set(replies);
+		SmarthostAttempt attempt(replies);
+		std::string deferred = attempt.deferred();
+		CHECK(deferred.starts_with("unexpected reply: "));
+		CHECK(attempt.sink.messages().empty());
+	}
+}
+
 TEST_CASE("queue: a temporary refusal of EHLO defers the message; no HELO") {
 	// RFC 5321 3.2: HELO is for a server that does not know EHLO (5xx);
 	// a 4xx is "later".
