@@ -1703,11 +1703,11 @@ void settle_outcomes(store::Env& env, const config::Config& cfg, const std::vect
 }  // namespace
 
 void Queue::count_outcomes(const std::vector<store::QueueRecord>& records, const std::vector<Outcome>& outcomes,
-                           int max_attempts) {
+                           int max_attempts, bool local) {
 	for (size_t i = 0; i < outcomes.size(); i++) {
 		if (outcomes[i].not_attempted) continue;
 		if (outcomes[i].delivered)
-			counters_.delivered++;
+			(local ? counters_.local : counters_.delivered)++;
 		else if (outcomes[i].permanent || records[i].attempts >= max_attempts)
 			counters_.failed++;
 		else
@@ -1720,7 +1720,8 @@ void Queue::finish(Delivery& d, std::vector<Outcome> outcomes) {
 	auto cfg = d.config;
 	store::Env& env = env_;
 	Policy policy = policy_of(*cfg, options_);
-	count_outcomes(d.remote, outcomes, policy.max_attempts);
+	// A hosted account's LMTP server is a local delivery, as its Maildir is.
+	count_outcomes(d.remote, outcomes, policy.max_attempts, !d.lmtp.empty());
 	pool_.submit([settled, cfg, &env, records = d.remote, outcomes = std::move(outcomes),
 	              policy] { settle_outcomes(env, *cfg, records, outcomes, policy, *settled); },
 	             [this, settled, h = d.self] {

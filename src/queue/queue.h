@@ -201,8 +201,9 @@ private:
 	void on_data_result(Delivery& d, const ClientResult& result);
 	std::vector<Outcome> outcomes_of(const Delivery& d, const ClientResult& result) const;
 	void read_chunk(core::ConnHandle h, const std::string& path, int64_t offset);
+	// `local`: the records went to a hosted account's LMTP server.
 	void count_outcomes(const std::vector<store::QueueRecord>& records, const std::vector<Outcome>& outcomes,
-	                    int max_attempts);
+	                    int max_attempts, bool local);
 	void finish(Delivery& d, std::vector<Outcome> outcomes);
 	// Queues the DSNs written for accounts delivered over LMTP.
 	void enqueue_dsns(std::vector<server::OutboundMessage>& dsns);

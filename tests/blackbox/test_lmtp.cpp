@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "bb.h"
+#include "metrics_page.h"
 #include "helpers/dovecot.h"
 #include "helpers/smtp_sink.h"
 #include "helpers/submission_setup.h"
@@ -303,8 +304,11 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 	DovecotServer& dovecot = *store->server;
 
 	// First the LMTP server is unreachable; retries come every few seconds.
+	int metrics_port = free_tcp_port();
 	std::string patch = lmtp_patch("inet:127.0.0.1:" + std::to_string(free_tcp_port()), 30, true,
-	                               submission_queue_extra(R"("retry_base_s": 1, "max_attempts": 20)"));
+	                               submission_queue_extra(R"("retry_base_s": 1, "max_attempts": 20)") +
+	                                   R"(, "metrics": {"listen": "127.0.0.1:)" + std::to_string(metrics_port) +
+	                                   R"("})");
 	auto started = start_as_nobody({.submission = true, .config_patch = patch}, "alice-secret");
 	TernDaemon& daemon = *started;
 	SmtpClient c = login_submission(daemon, "alice@test.example", "alice-secret");
@@ -334,6 +338,10 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 	CHECK(contains(r.output, "Subject: note to self\r\n"));
 	CHECK(contains(r.output, "\r\n\r\n.dot line\r\nremember\r\n"));
 	CHECK(maildir_files(daemon.maildir("alice")).empty());
+	// Counted as the log names it: a local delivery, not one to another server.
+	std::string page = get_metrics(metrics_port);
+	CHECK(sample(page, "tern_queue_deliveries_total{result=\"local\"}") == 1);
+	CHECK(sample(page, "tern_queue_deliveries_total{result=\"delivered\"}") <= 0);
 }
 
 TEST_CASE("lmtp: a DSN for a sender whose account takes its mail over LMTP goes to the LMTP server, not the Maildir") {
