@@ -1110,8 +1110,9 @@ void Queue::deliver_lmtp(Delivery& d) {
 		req.transaction.recipients = {d.lmtp[i].rcpt};
 		req.transaction.body_8bit = rec.has_8bit;
 		req.transaction.smtputf8 = rec.smtputf8;
-		// RFC 5321 4.4: the final delivery adds Return-Path.
-		req.prefix = message::build_return_path(rec.from) + rec.prefix;
+		// RFC 5321 4.4: the final delivery adds Return-Path, here the LMTP
+		// server (as Dovecot's does).
+		req.prefix = rec.prefix;
 		req.body_path = queue_dir(cfg) + "/" + rec.message_file;
 		req.body_offset = static_cast<uint64_t>(rec.data_offset);
 		req.timeout_s = static_cast<double>(cfg.delivery.lmtp_timeout_s);

@@ -243,14 +243,13 @@ void Connection::deliver_local() {
 void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an) {
 	// doc/behaviour.md §7: Return-Path, Authentication-Results,
 	// Received-SPF, then Received, in that order on each copy.
-	std::string common = return_path_field();
 	message::ReceivedInfo ri = received_info(std::time(nullptr));
-	common += decide::authentication_results(*an, global_hostname(), remote_ip, tx.smtputf8);
-	common += an->spf.header();
+	std::string checks = decide::authentication_results(*an, global_hostname(), remote_ip, tx.smtputf8);
+	checks += an->spf.header();
 	std::string name = an->iprev.name.empty() && !an->iprev.names.empty() ? an->iprev.names[0] : an->iprev.name;
 	ri.from_comment = received_from_comment(ri.from, name);
 	// Port 25: each account's verdict decides its copies (server/deliver.cpp).
-	deliver_inbound_copies(an, common, ri);
+	deliver_inbound_copies(an, checks, ri);
 }
 
 // Localserve takes every recipient for its one account and looks nothing
@@ -258,13 +257,14 @@ void Connection::deliver_copies(std::shared_ptr<InboundAnalysis> an) {
 void Connection::deliver_localserve_copies() {
 	// Nothing was looked up, so no method has a result: RFC 8601 2.2 "none"
 	// (the model's header for a message with no checks).
-	std::string common = return_path_field() + message::build_authentication_results(global_hostname(), "", {});
+	std::string checks = message::build_authentication_results(global_hostname(), "", {});
 	message::ReceivedInfo ri = received_info(std::time(nullptr));
 	auto copies = std::make_shared<std::vector<LocalCopy>>();
 	std::vector<std::string> copy_rcpts;
 	std::vector<DeliverError> errors;
-	// For one LMTP transaction with several recipients (Received without "for").
-	std::string shared_prefix = common + received_field(ri);
+	// For one LMTP transaction with several recipients (Received without
+	// "for"); the LMTP server, the final delivery, adds Return-Path.
+	std::string shared_prefix = checks + received_field(ri);
 	for (const auto& r : tx.recipients) {
 		LocalserveFailure f = localserve_failure(r.address.localpart);
 		if (f.timeout) {
@@ -279,8 +279,9 @@ void Connection::deliver_localserve_copies() {
 			continue;
 		}
 		ri.for_rcpt = r.ascii_address();
+		std::string received_for = checks + received_field(ri);
 		copies->push_back(local_copy(cfg->accounts.at(r.account), r.mailbox, r.display,
-		                             common + received_field(ri), shared_prefix));
+		                             {return_path_field() + received_for, received_for, shared_prefix}));
 		copy_rcpts.push_back(r.display);
 	}
 	// The writer owns the file now.
@@ -443,7 +444,8 @@ void Connection::submit_localserve(const SubmissionResult& r, const std::string&
 	std::vector<std::string> rcpts;
 	const config::Account& acc = cfg->accounts.begin()->second;
 	for (auto& copy : decide::submission_copies(tx.recipients, ri, r.common_prefix)) {
-		copies->push_back(local_copy(acc, "INBOX", copy.to, std::move(copy.prefix), {}));
+		// Submitted copies carry no Return-Path of their own.
+		copies->push_back(local_copy(acc, "INBOX", copy.to, {copy.prefix, copy.prefix, {}}));
 		rcpts.push_back(copy.to);
 	}
 	write_copies(std::move(copies), std::move(rcpts), {}, ReceivedMessage{path, {}, {}});

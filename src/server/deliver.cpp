@@ -329,7 +329,7 @@ void Connection::analysis_verdicts(std::shared_ptr<InboundAnalysis> an) {
 
 // The copies of a port-25 message as decide::plan_inbound_copies lays them
 // out (doc/behaviour.md §7, §9 "Rejects"), each with the reason header first.
-void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, const std::string& common,
+void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, const std::string& checks,
                                         message::ReceivedInfo ri) {
 	decide::CopyPlanInput in;
 	in.message_id = an->message_id;
@@ -340,8 +340,10 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	for (const auto& reason : plan.refusal_reasons)
 		core::stats().count_delivery("reject", reason);  // per recipient, as the model does
 	an->rejects_to_remove = std::move(plan.rejects_to_remove);
-	// One LMTP transaction, several recipients: no "for" (RFC 5321 4.4).
+	// One LMTP transaction, several recipients: no "for" (RFC 5321 4.4);
+	// the LMTP server, the final delivery, adds Return-Path (4.4 too).
 	std::string shared = received_field(ri);
+	std::string return_path = return_path_field();
 	auto copies = std::make_shared<std::vector<LocalCopy>>();
 	std::vector<std::string> copy_rcpts;
 	for (const auto& planned : plan.copies) {
@@ -349,7 +351,8 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 		const config::Account& account = cfg->accounts.at(planned.account);
 		std::string reason_header = "X-Tern-Reason: " + planned.reason + "\r\n";
 		ri.for_rcpt = r.ascii_address();
-		std::string prefix = reason_header + common + received_field(ri);
+		std::string received_for = checks + received_field(ri);
+		std::string prefix = reason_header + return_path + received_for;
 		if (planned.rejects_copy) {
 			// The Rejects mailbox is always tern's own Maildir, also for an
 			// account that takes its mail over LMTP.
@@ -361,8 +364,9 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 			copy_rcpts.push_back("");  // not a recipient's delivery
 		} else {
 			// To the account's Maildir or its LMTP server (server/local_delivery).
-			copies->push_back(local_copy(account, r.mailbox, r.display, std::move(prefix),
-			                             reason_header + common + shared));
+			copies->push_back(local_copy(
+			    account, r.mailbox, r.display,
+			    {std::move(prefix), reason_header + received_for, reason_header + checks + shared}));
 			copy_rcpts.push_back(r.display);
 		}
 		copies->back().maildir.seen = planned.seen;

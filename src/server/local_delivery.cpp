@@ -15,14 +15,15 @@
 namespace tern::server {
 
 LocalCopy local_copy(const config::Account& account, const std::string& mailbox, const std::string& rcpt,
-                     std::string prefix, std::string shared_prefix) {
+                     CopyPrefixes prefixes) {
 	LocalCopy c;
 	c.maildir.maildir = account.maildir;
 	c.maildir.mailbox = mailbox;
-	c.maildir.prefix = std::move(prefix);
+	c.maildir.prefix = std::move(prefixes.maildir);
 	c.lmtp = account.lmtp;
 	c.lmtp_rcpt = account.lmtp_recipient.empty() ? rcpt : account.lmtp_recipient;
-	c.shared_prefix = std::move(shared_prefix);
+	c.lmtp_prefix = std::move(prefixes.lmtp);
+	c.shared_prefix = std::move(prefixes.shared);
 	return c;
 }
 
@@ -131,7 +132,7 @@ void deliver_local_copies(Server& srv, const std::string& body_path, core::Spool
 		req.transaction.smtputf8 = envelope.smtputf8;
 		req.transaction.body_8bit = envelope.body_8bit;
 		for (size_t i : indexes) req.transaction.recipients.push_back(copies[i].lmtp_rcpt);
-		req.prefix = indexes.size() == 1 ? copies[indexes[0]].maildir.prefix : copies[indexes[0]].shared_prefix;
+		req.prefix = indexes.size() == 1 ? copies[indexes[0]].lmtp_prefix : copies[indexes[0]].shared_prefix;
 		req.body_path = body_path;
 		req.timeout_s = envelope.lmtp_timeout_s;
 		req.log_id = envelope.log_id;

@@ -23,15 +23,26 @@ struct LocalCopy {
 	store::MaildirCopy maildir;  // Maildir, mailbox and the header fields to prepend
 	config::LmtpTarget lmtp;     // empty: the Maildir
 	std::string lmtp_rcpt;       // RCPT TO for LMTP
+	// The fields an LMTP transaction for this recipient alone gets: no
+	// Return-Path, which the LMTP server adds as the final delivery (RFC
+	// 5321 4.4).
+	std::string lmtp_prefix;
 	// The prefix when one LMTP transaction carries several recipients: the
 	// same fields without the Received "for" clause, which names one
 	// recipient (RFC 5321 4.4).
 	std::string shared_prefix;
 };
 
+// The header fields a copy gets, by where it goes.
+struct CopyPrefixes {
+	std::string maildir;  // into the Maildir, Return-Path among them
+	std::string lmtp;     // to an LMTP server for this recipient alone
+	std::string shared;   // to an LMTP server with other recipients
+};
+
 // The copy for `account`, to `mailbox`, received for `rcpt`.
 LocalCopy local_copy(const config::Account& account, const std::string& mailbox, const std::string& rcpt,
-                     std::string prefix, std::string shared_prefix);
+                     CopyPrefixes prefixes);
 
 struct CopyOutcome {
 	bool delivered = false;

@@ -329,7 +329,7 @@ struct Connection {
 	void analysis_history(std::shared_ptr<InboundAnalysis> an);
 	void analysis_accounts(std::shared_ptr<InboundAnalysis> an);
 	void analysis_verdicts(std::shared_ptr<InboundAnalysis> an);
-	void deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, const std::string& common,
+	void deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, const std::string& checks,
 	                            message::ReceivedInfo ri);
 	void inbound_copies_written(std::shared_ptr<InboundAnalysis> an, const std::vector<std::string>& copy_rcpts,
 	                            const std::vector<CopyOutcome>& outcomes, std::vector<DeliverError> errors);

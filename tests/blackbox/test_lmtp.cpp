@@ -67,6 +67,12 @@ struct AliceDovecot {
 // The config patch that sends every account's mail to `target` over LMTP,
 // with `extra` members; with Dovecot, mail belongs to nobody, so ternd runs
 // as nobody too.
+size_t occurrences(const std::string& text, const std::string& what) {
+	size_t n = 0;
+	for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+	return n;
+}
+
 std::string lmtp_patch(const std::string& target, int timeout_s = 30, bool as_nobody = false,
                        const std::string& extra = "") {
 	return std::string("{") + (as_nobody ? R"("user": "nobody", )" : "") + two_accounts +
@@ -153,6 +159,8 @@ TEST_CASE("lmtp: a message delivered over LMTP lands in Dovecot's mailbox, heade
 	REQUIRE(r.exit_code == 0);
 	CHECK(contains(r.output, "exists 1"));
 	CHECK(contains(r.output, "Return-Path: <bob@sender.example>\r\n"));
+	// Dovecot's LMTP, the final delivery, adds it (RFC 5321 4.4); tern does not add another.
+	CHECK(occurrences(r.output, "Return-Path:") == 1);
 	CHECK(contains(r.output, "Received: from client.sender.example"));
 	CHECK(contains(r.output, "for <alice@test.example>"));  // one recipient: the "for" clause
 	CHECK(contains(r.output, "Authentication-Results: "));
@@ -335,6 +343,7 @@ TEST_CASE("lmtp: submitted mail for a local account goes through the queue to LM
 	INFO(r.output);
 	CHECK(contains(r.output, "exists 1"));
 	CHECK(contains(r.output, "Return-Path: <alice@test.example>\r\n"));
+	CHECK(occurrences(r.output, "Return-Path:") == 1);
 	CHECK(contains(r.output, "Subject: note to self\r\n"));
 	CHECK(contains(r.output, "\r\n\r\n.dot line\r\nremember\r\n"));
 	CHECK(maildir_files(daemon.maildir("alice")).empty());
