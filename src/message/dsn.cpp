@@ -272,9 +272,10 @@ void write_text_part(std::string& out, const DsnMessage& msg, bool utf8, const s
 void write_recipient_fields(std::string& out, const DsnRecipient& r, bool utf8, int tz_offset_s) {
 	out += "\r\n";
 	if (!r.original_recipient.empty())
-		write_field(out, "Original-Recipient", original_recipient_value(r.original_recipient, utf8));  // 2.3.1
-	write_field(out, "Final-Recipient", dsn_address(r.final_recipient, utf8));                             // 2.3.2
-	write_field(out, "Action", r.action);                                                                  // 2.3.3
+		write_field(out, "Original-Recipient",
+		            status_text(original_recipient_value(r.original_recipient, utf8), utf8));  // 2.3.1
+	write_field(out, "Final-Recipient", dsn_address(r.final_recipient, utf8));                     // 2.3.2
+	write_field(out, "Action", r.action);                                                          // 2.3.3
 	std::string status = r.status;
 	if (status.empty())  // 2.3.4: the field is required
 		status = r.action == "failed" ? "5.0.0" : r.action == "delayed" ? "4.0.0" : "2.0.0";

@@ -108,6 +108,15 @@ std::optional<DsnRet> parse_ret(std::string_view value) {
 
 std::string ret_to_string(DsnRet ret) { return ret == DsnRet::full ? "FULL" : ret == DsnRet::hdrs ? "HDRS" : ""; }
 
+// An address holds no control characters (RFC 5321 4.1.2; RFC 6531 3.3
+// for UTF-8): decoded from xtext, CR LF would start a new field of the
+// notice it is copied into.
+static bool has_control(std::string_view decoded) {
+	for (unsigned char c : decoded)
+		if (c < 0x20 || c == 0x7f) return true;
+	return false;
+}
+
 std::optional<std::string> parse_envid(std::string_view value) {
 	// RFC 3461 4.4: at most 100 characters, printable ASCII once decoded.
 	if (value.empty() || value.size() > 100) return std::nullopt;
@@ -133,7 +142,7 @@ std::optional<OriginalRecipient> parse_orcpt(std::string_view value, bool smtput
 	const std::string_view rest = value.substr(semi + 1);
 	if (r.type != "utf-8") {
 		auto decoded = xtext_decode(rest);
-		if (!decoded) return std::nullopt;
+		if (!decoded || has_control(*decoded)) return std::nullopt;
 		r.address = std::move(*decoded);
 		return r;
 	}
@@ -165,6 +174,7 @@ std::optional<OriginalRecipient> parse_orcpt(std::string_view value, bool smtput
 		r.address.append(rest.substr(i, n));
 		i += n;
 	}
+	if (has_control(r.address)) return std::nullopt;
 	return r;
 }
 

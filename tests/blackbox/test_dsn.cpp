@@ -101,6 +101,9 @@ TEST_CASE("dsn: EHLO offers DSN and LIMITS everywhere, REQUIRETLS only inside TL
 	      "501 5.5.4 invalid NOTIFY parameter \"NEVER,DELAY\"");
 	CHECK(c.cmd("RCPT TO:<alice@test.example> ORCPT=rfc822;a ORCPT=rfc822;b").plain() ==
 	      "501 5.5.4 duplicate param \"ORCPT\"");
+	// CR LF in the decoded address would become a field of the notice.
+	CHECK(c.cmd("RCPT TO:<alice@test.example> NOTIFY=SUCCESS ORCPT=rfc822;a+0D+0AX-Evil:+20yes").plain() ==
+	      "501 5.5.4 invalid ORCPT parameter \"rfc822;a+0D+0AX-Evil:+20yes\"");
 	CHECK(c.cmd("RCPT TO:<alice@test.example> NOTIFY=FAILURE ORCPT=rfc822;Alice+2Bx@test.example").code == 250);
 
 	for (auto [mode, port] :

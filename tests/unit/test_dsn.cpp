@@ -543,6 +543,14 @@ TEST_CASE("dsn: DSN extension fields, success actions and the returned message (
 	CHECK(got.find("Original-Recipient: utf-8;j\\x{F6}rg@example.com\r\n") != std::string::npos);
 	got = compose_dsn(m, true, boundary);
 	CHECK(got.find("Original-Recipient: utf-8;j\xc3\xb6rg@example.com\r\n") != std::string::npos);
+	// Control characters (a record written before RCPT refused them) are
+	// escaped, never a line of their own.
+	m.recipients[0].original_recipient = "rfc822;a\r\nX-Evil: yes";
+	for (bool utf8 : {false, true}) {
+		got = compose_dsn(m, utf8, boundary);
+		CHECK(got.find("Original-Recipient: rfc822;a\\x{D}\\x{A}X-Evil: yes\r\n") != std::string::npos);
+		CHECK(got.find("\nX-Evil") == std::string::npos);
+	}
 
 	// RET=FULL: the whole message as message/rfc822 instead of the headers.
 	m = failed_message();

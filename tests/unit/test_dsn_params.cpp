@@ -78,6 +78,14 @@ TEST_CASE("ORCPT: addr-type and xtext; utf-8-addr-xtext and -unitext (RFC 6533 3
 	CHECK_FALSE(parse_orcpt("utf-8;j\xc3rg@example.com", true));  // not UTF-8
 	CHECK_FALSE(parse_orcpt("utf-8;a\\x{}b", false));
 	CHECK_FALSE(parse_orcpt("utf-8;a\\x{D800}b", false));  // a surrogate
+	// Control characters once decoded: CR LF would start a field of the
+	// notice the address is copied into.
+	CHECK_FALSE(parse_orcpt("rfc822;a+0D+0AX-Evil:+20yes", false));
+	CHECK_FALSE(parse_orcpt("rfc822;nul+00here", false));
+	CHECK_FALSE(parse_orcpt("rfc822;del+7F", false));
+	CHECK_FALSE(parse_orcpt("utf-8;u\\x{D}\\x{A}X-Evil:\\x{20}yes", true));
+	CHECK_FALSE(parse_orcpt("utf-8;tab\\x{9}", false));
+	CHECK(parse_orcpt("rfc822;a+20b@example.com", false)->address == "a b@example.com");
 	CHECK_FALSE(parse_orcpt("utf-8;a\\x{110000}b", false));
 	CHECK_FALSE(parse_orcpt("utf-8;a\\x{F6", false));
 	CHECK_FALSE(parse_orcpt("utf-8;a+b", false));

@@ -715,6 +715,8 @@ TEST_CASE("RCPT TO DSN parameters NOTIFY and ORCPT (RFC 3461 4.1, 4.2; RFC 6533 
 	      "501 5.5.4 duplicate param \"NOTIFY\"");
 	CHECK(rcpt_error(" TO:<x@example.com> ORCPT=x@example.com", delivery()) ==
 	      "501 5.5.4 invalid ORCPT parameter \"x@example.com\"");
+	CHECK(rcpt_error(" TO:<x@example.com> ORCPT=rfc822;a+0D+0AX-Evil:+20yes", delivery()) ==
+	      "501 5.5.4 invalid ORCPT parameter \"rfc822;a+0D+0AX-Evil:+20yes\"");
 	CHECK(rcpt_error(" TO:<x@example.com> ORCPT=rfc822;a ORCPT=rfc822;b", delivery()) ==
 	      "501 5.5.4 duplicate param \"ORCPT\"");
 	CHECK(rcpt_error(" TO:<x@example.com> NOTIFY", delivery()) == "501 5.5.2 bad syntax: expected \"=\"");
