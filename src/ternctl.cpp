@@ -659,7 +659,9 @@ int cmd_dkim_genkey(const std::vector<std::string>& args) {
 	if (!type || out.empty()) return usage("dkim genkey: needs rsa|ed25519 and --out FILE");
 	if (bits && *type == mailauth::dkim::KeyType::ed25519)
 		return usage("dkim genkey: --bits applies to rsa keys only");
-	if (bits && (*bits < 1024 || *bits > 8192)) return usage("dkim genkey: --bits must be between 1024 and 8192");
+	if (bits && (*bits < mailauth::dkim::min_rsa_bits || *bits > 8192))
+		return usage("dkim genkey: --bits must be between " + std::to_string(mailauth::dkim::min_rsa_bits) +
+		             " and 8192");
 
 	std::string error;
 	auto key = mailauth::dkim::generate_key(*type, bits.value_or(2048), &error);

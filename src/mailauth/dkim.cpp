@@ -120,7 +120,7 @@ VerifyResult verify_one(const Signature& sig, const Key& key, std::string_view h
 		// RFC 6376 3.6.1 p=: an empty value means the key was revoked.
 		if (key.revoked()) return verdict(Status::permerror, "dkim: key has been revoked");
 		// RFC 8301 3.2: verifiers must not accept RSA keys below 1024 bits.
-		if (key.key_type == "rsa" && key.rsa_bits < 1024)
+		if (key.key_type == "rsa" && key.rsa_bits < min_rsa_bits)
 			return verdict(Status::permerror, "dkim: key is too weak, need at least 1024 bits for rsa");
 		// RFC 6376 3.6.1 s=: the key must be usable for email.
 		if (!key.service_allowed("email"))

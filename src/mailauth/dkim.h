@@ -30,6 +30,9 @@ std::string_view status_name(Status);
 enum class Canon { simple, relaxed };
 enum class HashAlg { sha1, sha256 };
 enum class KeyType { rsa, ed25519 };
+// RFC 8301 3.2: signers use RSA keys of at least 1024 bits, and verifiers
+// refuse smaller ones.
+constexpr int min_rsa_bits = 1024;
 
 // ---------------------------------------------------------------- parsing
 

@@ -256,6 +256,10 @@ std::optional<PrivateKey> parse_private_key(std::string_view pem, std::string* e
 	if (rc != 0) return fail("parsing private key: " + mbedtls_text(rc));
 	if (mbedtls_pk_get_type(&impl->pk) != MBEDTLS_PK_RSA)
 		return fail("unsupported private key type (need RSA or Ed25519)");
+	// Every receiver would refuse its signatures (RFC 8301 3.2).
+	if (size_t bits = mbedtls_pk_get_bitlen(&impl->pk); bits < static_cast<size_t>(min_rsa_bits))
+		return fail("rsa key of " + std::to_string(bits) + " bits is too weak: receivers need at least " +
+		            std::to_string(min_rsa_bits));
 	impl->type = KeyType::rsa;
 	PrivateKey key;
 	key.impl_ = std::move(impl);
@@ -297,7 +301,8 @@ std::optional<GeneratedKey> generate_key(KeyType type, int rsa_bits, std::string
 		out.txt_record = key->txt_record();
 		return out;
 	}
-	if (rsa_bits < 1024 || rsa_bits > 8192) return fail("rsa key size must be between 1024 and 8192 bits");
+	if (rsa_bits < min_rsa_bits || rsa_bits > 8192)
+		return fail("rsa key size must be between " + std::to_string(min_rsa_bits) + " and 8192 bits");
 	auto impl = std::make_shared<PrivateKeyImpl>();
 	int rc = mbedtls_pk_setup(&impl->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA));
 	if (rc == 0)

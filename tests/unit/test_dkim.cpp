@@ -646,6 +646,22 @@ TEST_CASE("private keys: load, public record, deterministic ed25519 signing") {
 
 	CHECK_FALSE(parse_private_key("garbage", &err));
 	CHECK(err == "no PEM \"PRIVATE KEY\" or \"RSA PRIVATE KEY\" block found");
+
+	// A 512-bit RSA key: every receiver refuses its signatures (RFC 8301
+	// 3.2), so it does not load as a signing key.
+	const char* rsa512 =
+	    "-----BEGIN PRIVATE KEY-----\n"
+	    "MIIBUwIBADANBgkqhkiG9w0BAQEFAASCAT0wggE5AgEAAkEArUdx0DjFkNzDc8dv\n"
+	    "Q3EIStB5tgRpHmUgZPvnoXKbMCYVyKCJeqTFDv8kHsfIWPsKvD73TmrFTZ7nFgtD\n"
+	    "eBMPhwIDAQABAkAf+JqrTI5HWDRH3HhO/UAGbcjHKLEshoQfncrzIu43R8HSnHi4\n"
+	    "Q7nrP8/mVvnbL3vX+PqOdJAHdKY2iHhjoSYBAiEA3aIMx0eRhj00FibKIjlv0Lbw\n"
+	    "pg88DQdaauTDPiJA+UcCIQDIJe+R/6mZHUt0Iwi9Bt9Wp8wauORmNxg+pPzYHKBX\n"
+	    "wQIgCCrDi8hgXXD97V8Kjc5OB4PmREhFbzl5JH0/kJeUi1sCIBF4xk4PbGWyWfjc\n"
+	    "ahHePLba1QVsKHwHyTUGwA+5iAHBAiBPXqCezVLyat1PCJeL0Rg8KIYYizxqY2Sf\n"
+	    "S69hN5rI/Q==\n"
+	    "-----END PRIVATE KEY-----\n";
+	CHECK_FALSE(parse_private_key(rsa512, &err));
+	CHECK(err == "rsa key of 512 bits is too weak: receivers need at least 1024");
 	CHECK_FALSE(load_private_key("/nonexistent/key.pem", &err));
 
 	// Ed25519 signatures are deterministic: the exact header is fixed.
