@@ -9,14 +9,15 @@ namespace tern::milter {
 namespace {
 
 // Every line end as CRLF (RFC 5322 2.1): milters write folded values with
-// LF only, and a replaced body may come with bare LFs.
+// LF only, and a replaced body may come with bare LFs or CRs; each becomes
+// CRLF, as bare line ends do on the SMTP ports.
 std::string crlf_lines(std::string_view text) {
 	std::string out;
 	out.reserve(text.size() + text.size() / 32);
 	for (size_t i = 0; i < text.size(); ++i) {
 		char c = text[i];
 		if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') continue;  // the LF writes the pair
-		if (c == '\n') {
+		if (c == '\n' || c == '\r') {
 			out += "\r\n";
 			continue;
 		}

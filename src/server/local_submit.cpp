@@ -23,6 +23,7 @@
 #include "server/message_file.h"
 #include "server/outbound.h"
 #include "server/server.h"
+#include "smtp/data_decoder.h"
 #include "smtp/parser.h"
 #include "smtp/replies.h"
 #include "util/log.h"
@@ -159,6 +160,7 @@ struct LocalSubmitListener::Client : LocalClient {
 	enum class Phase { head, data, working, writing };
 	uid_t uid;
 	sm::RequestReader reader;
+	smtp::DataDecoder decoder{smtp::BareNewlines::normalize, smtp::Framing::chunked};
 	Phase phase = Phase::head;
 	UniqueFd file_fd;
 	TempFile file;  // the message's temp file while the client owns it
@@ -277,21 +279,14 @@ void LocalSubmitListener::read_request(Client& c) {
 			c.phase = Client::Phase::data;
 		}
 		size_t take = static_cast<size_t>(std::min<uint64_t>(c.remaining, in.size()));
-		for (size_t i = 0; i < take && !c.has_8bit; ++i)
-			if (static_cast<unsigned char>(in[i]) >= 0x80) c.has_8bit = true;
-		// Writes land in the page cache; the queue's worker fsyncs.
-		size_t off = 0;
-		while (off < take && !c.write_failed) {
-			ssize_t w = write(c.file_fd.get(), in.data() + off, take - off);
-			if (w < 0 && errno == EINTR) continue;
-			if (w <= 0) {
-				log::error("local submission: writing temp file", {{"error", std::strerror(errno)}});
-				c.write_failed = true;
-				break;
-			}
-			off += static_cast<size_t>(w);
-		}
+		// Stored with CRLF line ends only, as on the SMTP ports: a client
+		// other than sendmail.tern may send bare CR or LF.
+		std::string normalized;
+		c.decoder.feed(in.substr(0, take), normalized);
 		c.remaining -= take;
+		if (c.remaining == 0) c.decoder.finish(normalized);
+		c.has_8bit = c.decoder.saw_8bit();
+		write_data(c, normalized);
 		if (c.remaining == 0) {
 			c.file_fd.reset();
 			if (c.write_failed) {
@@ -301,6 +296,21 @@ void LocalSubmitListener::read_request(Client& c) {
 			begin_submission(c);
 			return;
 		}
+	}
+}
+
+// Writes land in the page cache; the queue's worker fsyncs.
+void LocalSubmitListener::write_data(Client& c, std::string_view data) {
+	size_t off = 0;
+	while (off < data.size() && !c.write_failed) {
+		ssize_t w = write(c.file_fd.get(), data.data() + off, data.size() - off);
+		if (w < 0 && errno == EINTR) continue;
+		if (w <= 0) {
+			log::error("local submission: writing temp file", {{"error", std::strerror(errno)}});
+			c.write_failed = true;
+			break;
+		}
+		off += static_cast<size_t>(w);
 	}
 }
 
@@ -482,7 +492,7 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 	msg.has_8bit = c.has_8bit;
 	msg.message_id = prepared.message_id;
 	msg.message_path = path;
-	msg.message_size = static_cast<int64_t>(c.reader.request().data_size);
+	msg.message_size = static_cast<int64_t>(c.decoder.size());  // as stored, line ends made CRLF
 	// Root's mail is not counted against anyone's daily limits.
 	msg.record_outgoing = !s.root;
 	for (const auto& r : s.recipients) {

@@ -85,6 +85,7 @@ public:
 private:
 	std::unique_ptr<Client> make_client(UniqueFd fd);
 	void read_request(Client& c);
+	void write_data(Client& c, std::string_view data);
 	void begin_submission(Client& c);
 	void queue_message(Client& c, const LocalSender& sender, const SubmissionResult& prepared, std::time_t now);
 	void list_queue(Client& c);

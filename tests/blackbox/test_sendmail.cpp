@@ -504,6 +504,30 @@ TEST_CASE("sendmail socket: bad requests get a status, a vanished client leaves 
 	CHECK(only_message(d).find("\r\n\r\nok\r\n") != std::string::npos);
 }
 
+TEST_CASE("sendmail socket: bare CR and LF from a client other than sendmail.tern are stored as CRLF") {
+	// As on the SMTP ports (SPEC "Relaying"): sendmail.tern sends CRLF, but
+	// any local program may talk to the socket.
+	if (geteuid() != 0) {
+		MESSAGE("skipped: needs root");
+		return;
+	}
+	Running t;
+	TernDaemon& d = t.d;
+	std::string body = "From: root@test.example\nSubject: raw\r\n\npre\n.\nMAIL FROM:<evil@x>\rafter\rcr";
+	std::string answer = raw_exchange(
+	    d, "rcpt alice@test.example\ndata " + std::to_string(body.size()) + "\n" + body, true);
+	INFO(answer);
+	CHECK(answer.ends_with("done 250 2.0.0 queued\n"));
+	std::string stored = only_message(d);
+	INFO(stored);
+	CHECK(stored.find("Subject: raw\r\n\r\npre\r\n.\r\nMAIL FROM:<evil@x>\r\nafter\r\ncr\r\n") !=
+	      std::string::npos);
+	for (size_t i = 0; i < stored.size(); ++i) {
+		if (stored[i] == '\r') CHECK(stored.compare(i, 2, "\r\n") == 0);
+		if (stored[i] == '\n') CHECK((i > 0 && stored[i - 1] == '\r'));
+	}
+}
+
 TEST_CASE("sendmail: -bp and mailq list the queue as ternctl queue list does") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);

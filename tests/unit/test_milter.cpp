@@ -283,6 +283,10 @@ TEST_CASE("milter messages: changes applied in order") {
 		CHECK(m::apply_modifications(msg, {{K::replace_body, "", "new\nbody\n"}}) ==
 		      "From: a@example.org\r\nSubject: one\r\nReceived: x\r\nReceived: y\r\n\r\nnew\r\nbody\r\n");
 	}
+	SUBCASE("body replaced, bare CRs become CRLF too") {
+		CHECK(m::apply_modifications(msg, {{K::replace_body, "", "a\rb\r\nc\r"}}) ==
+		      "From: a@example.org\r\nSubject: one\r\nReceived: x\r\nReceived: y\r\n\r\na\r\nb\r\nc\r\n");
+	}
 	SUBCASE("quarantine and envelope changes leave the bytes alone") {
 		std::vector<m::Modification> mods{{K::quarantine, "", "why"}, {K::add_rcpt, "<b@example.org>", ""}};
 		CHECK_FALSE(m::changes_message(mods));
