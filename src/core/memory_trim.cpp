@@ -73,4 +73,11 @@ void trim_startup_memory() {
 	std::fclose(smaps);
 }
 
+bool trim_free_heap(size_t threshold) {
+	struct mallinfo2 info = mallinfo2();
+	if (info.fordblks <= threshold) return false;
+	malloc_trim(0);
+	return true;
+}
+
 }  // namespace tern::core

@@ -7,9 +7,17 @@
 // Called once after start-up; the low-memory VPS target is measured at
 // idle.
 #pragma once
+#include <cstddef>
 
 namespace tern::core {
 
 void trim_startup_memory();
+
+// After a burst (thousands of connections come and gone) the heap's free
+// memory stays with the process: glibc gives back only the top of the heap
+// by itself. When more than `threshold` bytes are free, malloc_trim(0)
+// returns them; true when it ran. For an idle daemon: the trim walks the
+// heap, a few milliseconds for one the size of a burst.
+bool trim_free_heap(size_t threshold);
 
 }  // namespace tern::core

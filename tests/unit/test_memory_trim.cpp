@@ -11,6 +11,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "core/memory_trim.h"
 
@@ -72,4 +73,34 @@ TEST_CASE("trim_startup_memory gives back code mappings and keeps relocated data
 	char text[32];
 	std::snprintf(text, sizeof text, "%s-%d", s->name().c_str(), 7);
 	CHECK(std::strcmp(text, "circle-7") == 0);
+}
+
+namespace {
+
+long resident_kb() {
+	std::ifstream statm("/proc/self/statm");
+	long size = 0, resident = 0;
+	statm >> size >> resident;
+	return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+}  // namespace
+
+TEST_CASE("trim_free_heap gives back the free heap a burst left behind, over its threshold only") {
+	// A burst: many small blocks, of which every fiftieth stays (a few
+	// connections outlive it), so that glibc cannot give the freed ones
+	// back by shrinking the heap's top.
+	std::vector<std::unique_ptr<char[]>> burst, survivors;
+	for (int i = 0; i < 40000; ++i) {
+		burst.emplace_back(new char[1000]);
+		std::memset(burst.back().get(), 1, 1000);
+	}
+	for (size_t i = 0; i < burst.size(); i += 50) survivors.push_back(std::move(burst[i]));
+	burst.clear();
+	long before = resident_kb();
+	CHECK_FALSE(tern::core::trim_free_heap(size_t(1) << 40));  // under the threshold: nothing done
+	CHECK(tern::core::trim_free_heap(size_t(1) << 20));
+	long after = resident_kb();
+	INFO("resident kB before " << before << ", after " << after);
+	CHECK(before - after > 20000);
 }
