@@ -634,7 +634,15 @@ void Connection::milter_hello() {
 	if (listener().milters.empty()) return;
 	if (!milters) {
 		milter::ConnectInfo client;
+		// The verified reverse name when the iprev lookup started with the
+		// session has passed by now, as Postfix passes it (scoring milters
+		// read "[ip]" as a client without one); else the address literal.
 		client.hostname = remote_ip.to_literal();
+		if (early_iprev && early_iprev->ready())
+			early_iprev->get([&client](const mailauth::IprevResult& r) {
+				if (r.status == mailauth::IprevStatus::pass && !r.name.empty())
+					client.hostname = r.name;
+			});
 		client.family = remote_ip.v6 ? '6' : '4';
 		client.port = remote_port;
 		client.address = remote_ip.to_string();

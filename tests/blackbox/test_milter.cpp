@@ -233,6 +233,22 @@ TEST_CASE("milter: the scripted milter refuses recipients with the default and i
 	CHECK(contains(d.log_text(), "milter verdict"));
 }
 
+TEST_CASE("milter: CONNECT names the client by its verified reverse name, as Postfix does") {
+	// Scoring milters read "[ip]" as a client without a reverse name. The
+	// iprev lookup starts with the session; its answer is in by EHLO here
+	// (the client waits a moment, as a real one's round trips do).
+	ScriptedMilterDaemon setup;
+	TernDaemon& d = *setup.daemon;
+	SmtpClient c;
+	REQUIRE(c.connect("127.0.0.1", d.smtp_port()));
+	REQUIRE(c.read_reply().code == 220);
+	usleep(300 * 1000);
+	REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
+	Transaction t = send_mail(c, "bob@sender.example", {"alice@test.example"}, test_message("none"));
+	REQUIRE(t.reply.code == 250);
+	CHECK(contains(header_of(stored_message(d)), "X-Test-Milter-Client: client.sender.example\r\n"));
+}
+
 TEST_CASE("milter: header and body changes reach the stored message") {
 	ScriptedMilterDaemon setup;
 	TernDaemon& d = *setup.daemon;

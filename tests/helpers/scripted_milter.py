@@ -14,7 +14,8 @@
 #   X-Test: insert-first      -> "X-First: top" inserted as the first field
 #   X-Test: quarantine        -> quarantined (tern stores it and logs)
 #   X-Test: add-rcpt          -> asks to add a recipient (tern logs, ignores)
-# Every accepted message gets "X-Test-Milter: seen rcpts=N".
+# Every accepted message gets "X-Test-Milter: seen rcpts=N" and
+# "X-Test-Milter-Client: <the CONNECT hostname>".
 # Usage: scripted_milter.py inet:PORT@127.0.0.1
 import sys
 
@@ -25,6 +26,11 @@ class ScriptedMilter(Milter.Base):
     def __init__(self):
         self.test = ""
         self.rcpts = 0
+        self.client = ""
+
+    def connect(self, hostname, family, hostaddr):
+        self.client = hostname
+        return Milter.CONTINUE
 
     def envfrom(self, sender, *params):
         self.test = ""
@@ -60,6 +66,7 @@ class ScriptedMilter(Milter.Base):
         if t == "discard":
             return Milter.DISCARD
         self.addheader("X-Test-Milter", "seen rcpts=%d" % self.rcpts)
+        self.addheader("X-Test-Milter-Client", self.client)
         if t == "replace-body":
             self.replacebody(b"replaced by the test milter\r\n")
         elif t == "change-subject":
