@@ -27,6 +27,7 @@
 #include "smtp/parser.h"
 #include "smtp/replies.h"
 #include "util/log.h"
+#include "util/strings.h"
 
 namespace tern::server {
 
@@ -73,6 +74,31 @@ std::string default_sender(const config::Config& cfg, const std::string& login, 
 	for (const auto& [address, dest] : acc.destinations)
 		if (!address.starts_with('@')) return address;
 	return login + "@" + cfg.hostname;
+}
+
+// Mail for this host's own users (doc/behaviour.md "sendmail(1)"): cron
+// mails "root" or a crontab's owner, completed with @hostname, and the host
+// name is seldom a hosted domain, so the queue would send it out to the
+// host's MX, which refuses it after sendmail.tern has exited 0. A
+// recipient at the host name with no destination here goes where someone
+// reads it instead: a name that is an account's to that account's own
+// address, any other (root, a daemon's user) to the postmaster, as a
+// Debian host's aliases hand root's mail to its administrator. Without a
+// postmaster account it stays as it is.
+std::string host_user_recipient(const config::Config& cfg, const smtp::Address& to) {
+	std::string address = to.to_string();
+	using Kind = config::Config::RcptKind;
+	if (to.ip || !iequals(to.domain.ascii, cfg.hostname) ||
+	    cfg.resolve_recipient(to.localpart, to.domain.ascii).kind == Kind::local)
+		return address;
+	if (cfg.accounts.count(to.localpart)) {
+		std::string own = default_sender(cfg, to.localpart, to.localpart);
+		auto parsed = smtp::parse_address(own);
+		if (parsed && cfg.resolve_recipient(parsed->localpart, parsed->domain.ascii).kind == Kind::local)
+			return own;
+	}
+	if (cfg.resolve_recipient("postmaster", "").kind == Kind::local) return "postmaster@" + cfg.hostname;
+	return address;
 }
 
 std::string login_for_uid(uid_t uid, std::string& error) {
@@ -137,7 +163,10 @@ LocalSender decide_local_sender(const config::Config& cfg, const std::string& lo
 			s.recipient_errors.push_back(status(553, "1.3", "bad recipient address syntax", r));
 			continue;
 		}
-		s.recipients.push_back(to->to_string());
+		// root and www-data may both reach the postmaster: one copy.
+		std::string recipient = host_user_recipient(cfg, *to);
+		if (std::find(s.recipients.begin(), s.recipients.end(), recipient) == s.recipients.end())
+			s.recipients.push_back(std::move(recipient));
 	}
 	if (!s.recipient_errors.empty()) s.error = status(553, "1.3", "bad recipient address(es), message not sent");
 	return s;

@@ -38,7 +38,9 @@ struct LocalSender {
 };
 
 // The pure decision: `login` is the peer's name, `request` what
-// sendmail.tern sent. Unqualified addresses get `@hostname`. A non-root
+// sendmail.tern sent. Unqualified addresses get `@hostname`; a recipient
+// at the host name with no destination here goes to the account named
+// like it, else to the postmaster (host_user_recipient). A non-root
 // user may use -f only with an address of its own account (or, without
 // one, its default address login@hostname); root may use any.
 LocalSender decide_local_sender(const config::Config& cfg, const std::string& login, bool root,

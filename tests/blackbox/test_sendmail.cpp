@@ -241,6 +241,27 @@ TEST_CASE("sendmail: cron's way of calling it works (unqualified From, ignored o
 	CHECK(sink.messages().empty());  // Bcc without -t names no recipient
 }
 
+TEST_CASE("sendmail: cron's mail for root reaches the postmaster, not the host name's MX") {
+	if (geteuid() != 0) {
+		MESSAGE("skipped: needs root (cron's jobs of root)");
+		return;
+	}
+	Running t;
+	// The host name (mx.test.example) is not a hosted domain: root@ it
+	// went to the smarthost, to be refused there after sendmail had
+	// exited 0. alice is the postmaster of the test config.
+	ProgramResult r = run_program(sendmail_args(t.d, {"-i", "root"}),
+	                              "From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@host> backup\n\ndone\n");
+	INFO(r.both() << log_tail(t.d));
+	REQUIRE(r.exit_code == 0);
+	std::string text = only_message(t.d);
+	CHECK(text.find("\tfor <postmaster@mx.test.example>;") != std::string::npos);
+	CHECK(text.find("\r\nTo: root@mx.test.example\r\n") !=
+	      std::string::npos);  // the header as cron wrote it, qualified
+	usleep(300000);
+	CHECK(t.sink.messages().empty());
+}
+
 TEST_CASE("sendmail: an account user's mail is DKIM-signed, the From tern adds included") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);

@@ -273,7 +273,8 @@ TEST_CASE("local submission: who may send as whom") {
 	REQUIRE_FALSE(s.error);
 	CHECK(s.account == "alice");
 	CHECK(s.mail_from == "alice@example.org");
-	CHECK(s.recipients == std::vector<std::string>{"bob@example.net", "root@mail.example.org"});
+	// root@hostname has no destination: the postmaster's (alice's) mail.
+	CHECK(s.recipients == std::vector<std::string>{"bob@example.net", "postmaster@mail.example.org"});
 	// -f: only the account's addresses.
 	req.sender = "a.l@example.org";
 	CHECK_FALSE(decide_local_sender(cfg, "alice", false, req).error);
@@ -308,6 +309,55 @@ TEST_CASE("local submission: who may send as whom") {
 	REQUIRE(bad.recipient_errors.size() == 1);
 	CHECK(bad.recipient_errors[0].recipient == "bad address@");
 	CHECK(bad.recipient_errors[0].code == 553);
+}
+
+TEST_CASE("local submission: mail for the host's own users reaches someone who reads it") {
+	auto loaded = tern::config::Config::load_text(R"({
+	  "hostname": "mail.example.org",
+	  "listeners": {},
+	  "domains": {"example.org": {}},
+	  "accounts": {"alice": {"domain": "example.org",
+	                         "destinations": {"alice@example.org": {"mailbox": "INBOX"}}},
+	               "bob": {"domain": "example.org",
+	                       "destinations": {"robert@example.org": {"mailbox": "INBOX"}}}},
+	  "postmaster": {"account": "alice", "mailbox": "System"}
+	})",
+	                                              "tern.json", "/etc/tern");
+	using tern::server::decide_local_sender;
+	Request req;
+	// cron's "root" and a crontab owner's login, completed with the host
+	// name, which is not a hosted domain.
+	req.recipients = {"root",
+	                  "bob",
+	                  "www-data",
+	                  "ROOT@Mail.Example.Org",
+	                  "postmaster",
+	                  "carol@example.net",
+	                  "root@example.org",
+	                  "robert@example.org"};
+	auto s = decide_local_sender(*loaded, "root", true, req);
+	REQUIRE_FALSE(s.error);
+	// root, www-data and ROOT go to the postmaster once; bob to his
+	// account's own address; addresses elsewhere stay as they are (an
+	// unknown user at a hosted domain is refused by the queue, as on the ports).
+	CHECK(s.recipients ==
+	      std::vector<std::string>{"postmaster@mail.example.org", "robert@example.org", "carol@example.net",
+	                               "root@example.org"});
+	CHECK(loaded->resolve_recipient("postmaster", "mail.example.org").mailbox == "System");
+
+	// No postmaster account: nothing to send root's mail to here, so it
+	// keeps its address.
+	auto without = tern::config::Config::load_text(R"({
+	  "hostname": "mail.example.org",
+	  "listeners": {},
+	  "domains": {"example.org": {}},
+	  "accounts": {"alice": {"domain": "example.org", "destinations": {"alice@example.org": {}}},
+	               "bob": {"domain": "example.org", "destinations": {"bob@example.org": {}}}}
+	})",
+	                                               "tern.json", "/etc/tern");
+	req.recipients = {"root", "alice"};
+	CHECK(decide_local_sender(*without, "root", true, req).recipients ==
+	      std::vector<std::string>{"root@mail.example.org", "alice@example.org"});
 }
 
 TEST_CASE("local submission: generated From") {
