@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <memory>
 
+#include "util/hex.h"
+
 namespace tern::mailauth {
 
 const char* iprev_status_name(IprevStatus s) {
@@ -16,16 +18,15 @@ const char* iprev_status_name(IprevStatus s) {
 }
 
 std::string reverse_dns_name(const IpAddr& ip) {
-	static const char hex[] = "0123456789abcdef";
 	std::string out;
 	if (!ip.v6) {
 		for (int i = 3; i >= 0; --i) out += std::to_string(ip.bytes[i]) + ".";
 		return out + "in-addr.arpa";
 	}
 	for (int i = 15; i >= 0; --i) {
-		out += hex[ip.bytes[i] & 0xf];
+		append_hex_digits(out, ip.bytes[i] & 0xf, 1);
 		out += '.';
-		out += hex[ip.bytes[i] >> 4];
+		append_hex_digits(out, ip.bytes[i] >> 4, 1);
 		out += '.';
 	}
 	return out + "ip6.arpa";

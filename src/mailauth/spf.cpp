@@ -18,8 +18,10 @@
 #include <memory>
 #include <vector>
 
+#include "mailauth/iprev.h"
 #include "message/headers.h"
 #include "smtp/parser.h"
+#include "util/hex.h"
 #include "util/strings.h"
 
 namespace tern::mailauth {
@@ -107,15 +109,13 @@ bool parse_macro_expand(std::string_view text, size_t& pos, MacroExpand& out) {
 
 // RFC 3986 2.3 unreserved characters stay, everything else is %XX.
 std::string url_escape(std::string_view s) {
-	static const char hex[] = "0123456789ABCDEF";
 	std::string out;
 	for (unsigned char c : s) {
 		if (is_ascii_alnum(static_cast<char>(c)) || c == '-' || c == '.' || c == '_' || c == '~') {
 			out += static_cast<char>(c);
 		} else {
 			out += '%';
-			out += hex[c >> 4];
-			out += hex[c & 0xf];
+			append_hex_byte(out, c, HexCase::upper);
 		}
 	}
 	return out;
@@ -124,13 +124,12 @@ std::string url_escape(std::string_view s) {
 // %{i}: dotted quad, or for IPv6 32 dot-separated nibbles (RFC 7208 7.3).
 std::string macro_ip(const IpAddr& ip) {
 	if (!ip.v6) return ip.to_string();
-	static const char hex[] = "0123456789abcdef";
 	std::string out;
 	for (int i = 0; i < 16; i++) {
 		if (i > 0) out += '.';
-		out += hex[ip.bytes[i] >> 4];
+		append_hex_digits(out, ip.bytes[i] >> 4, 1);
 		out += '.';
-		out += hex[ip.bytes[i] & 0xf];
+		append_hex_digits(out, ip.bytes[i] & 0xf, 1);
 	}
 	return out;
 }
@@ -228,8 +227,7 @@ bool valid_domain(const std::string& name) {
 	size_t labels = 0;
 	for (std::string_view label : split(s, '.')) {
 		if (label.empty() || label.size() > max_dns_label_len) return false;
-		for (char c : label)
-			if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+		if (has_ascii_control(label)) return false;
 		labels++;
 	}
 	return labels >= 2;
@@ -261,21 +259,6 @@ std::string truncate_expanded_name(std::string name) {
 	return name.substr(dot + 1);
 }
 
-std::string reverse_lookup_name(const IpAddr& ip) {
-	if (!ip.v6) {
-		return std::to_string(ip.bytes[3]) + "." + std::to_string(ip.bytes[2]) + "." +
-		    std::to_string(ip.bytes[1]) + "." + std::to_string(ip.bytes[0]) + ".in-addr.arpa";
-	}
-	static const char hex[] = "0123456789abcdef";
-	std::string out;
-	for (int i = 15; i >= 0; i--) {
-		out += hex[ip.bytes[i] & 0xf];
-		out += '.';
-		out += hex[ip.bytes[i] >> 4];
-		out += '.';
-	}
-	return out + "ip6.arpa";
-}
 
 // ---------------------------------------------------------------- records
 
@@ -648,7 +631,7 @@ private:
 			return;
 		}
 		auto self = shared_from_this();
-		lookup(reverse_lookup_name(query_.ip), RrType::PTR, [self, k](const DnsAnswer& answer) {
+		lookup(reverse_dns_name(query_.ip), RrType::PTR, [self, k](const DnsAnswer& answer) {
 			auto names = std::make_shared<std::vector<std::string>>();
 			if (!self->note_void(answer)) {
 				self->finish_validation(false, k);

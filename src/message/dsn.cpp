@@ -1,6 +1,7 @@
 // DSN composition and texts, see dsn.h.
 #include "util/strings.h"
 #include "util/random.h"
+#include "util/hex.h"
 #include "message/dsn.h"
 
 #include <sys/random.h>
@@ -61,7 +62,6 @@ std::string base64_lines(std::string_view data) {
 // RFC 2045 6.7 quoted-printable of CRLF text, for a UTF-8 human-readable
 // part in the ASCII-only variant (7bit transport).
 std::string quoted_printable(std::string_view crlf_text) {
-	static constexpr char digits[] = "0123456789ABCDEF";
 	std::string out;
 	size_t start = 0;
 	for (;;) {
@@ -76,7 +76,8 @@ std::string quoted_printable(std::string_view crlf_text) {
 			if ((c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_line_end)) {
 				piece = static_cast<char>(c);
 			} else {
-				piece = {'=', digits[c >> 4], digits[c & 15]};
+				piece = "=";
+				append_hex_byte(piece, c, HexCase::upper);
 			}
 			// Soft line break (rule 5): keep room for the "=".
 			if (column + piece.size() > encoded_line_len - 1) {

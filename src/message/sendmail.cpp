@@ -21,17 +21,11 @@ bool takes_value(char c) { return std::strchr("ABCFfhLNORrVXbo", c) != nullptr; 
 // (me too), -n (no aliasing), -U (initial user submission), -v (verbose).
 bool ignored_flag(char c) { return std::strchr("GmnUv", c) != nullptr; }
 
-bool has_control(std::string_view s) {
-	for (char c : s)
-		if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
-	return false;
-}
-
 // What the options say together, once all are read.
 Args check_combination(Args a) {
 	// Refused here, for every mode: in -bs a name that cannot be sent would
 	// otherwise turn each transaction into a temporary failure.
-	if (has_control(a.full_name)) a.error = "control characters in the full name (-F)";
+	if (has_ascii_control(a.full_name)) a.error = "control characters in the full name (-F)";
 	if (a.mode == Mode::smtp && (!a.recipients.empty() || a.recipients_from_headers))
 		a.error = "with -bs the recipients come from RCPT TO, not from the command line or -t";
 	if (a.mode == Mode::deliver && a.recipients.empty() && !a.recipients_from_headers)
@@ -270,15 +264,15 @@ std::optional<std::string> encode_request(const Request& req) {
 	if (req.list_queue) return std::string("mailq\n");
 	std::string out;
 	if (req.sender) {
-		if (has_control(*req.sender)) return std::nullopt;
+		if (has_ascii_control(*req.sender)) return std::nullopt;
 		out += "sender " + *req.sender + "\n";
 	}
 	if (!req.full_name.empty()) {
-		if (has_control(req.full_name)) return std::nullopt;
+		if (has_ascii_control(req.full_name)) return std::nullopt;
 		out += "fullname " + req.full_name + "\n";
 	}
 	for (const auto& rc : req.recipients) {
-		if (has_control(rc) || rc.empty()) return std::nullopt;
+		if (has_ascii_control(rc) || rc.empty()) return std::nullopt;
 		out += "rcpt " + rc + "\n";
 	}
 	out += "data " + std::to_string(req.data_size) + "\n";
@@ -305,7 +299,7 @@ RequestReader::State RequestReader::feed(std::string_view in, size_t& used) {
 }
 
 RequestReader::State RequestReader::line(std::string_view text) {
-	if (has_control(text)) {
+	if (has_ascii_control(text)) {
 		error_ = "control character in request";
 		return State::error;
 	}

@@ -8,29 +8,12 @@ namespace tern::milter {
 
 namespace {
 
-// Every line end as CRLF (RFC 5322 2.1): milters write folded values with
-// LF only, and a replaced body may come with bare LFs or CRs; each becomes
-// CRLF, as bare line ends do on the SMTP ports.
-std::string crlf_lines(std::string_view text) {
-	std::string out;
-	out.reserve(text.size() + text.size() / 32);
-	for (size_t i = 0; i < text.size(); ++i) {
-		char c = text[i];
-		if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') continue;  // the LF writes the pair
-		if (c == '\n' || c == '\r') {
-			out += "\r\n";
-			continue;
-		}
-		out.push_back(c);
-	}
-	return out;
-}
-
 std::string field_text(const std::string& name, const std::string& value) {
 	// The milter gives the value without the space after the colon
-	// (unless it starts with whitespace of its own).
+	// (unless it starts with whitespace of its own), and folds it with LF
+	// only: each line end becomes CRLF (RFC 5322 2.1).
 	bool leading_space = !value.empty() && (value[0] == ' ' || value[0] == '\t');
-	return name + ":" + (leading_space ? "" : " ") + crlf_lines(value) + "\r\n";
+	return name + ":" + (leading_space ? "" : " ") + to_crlf(value) + "\r\n";
 }
 
 struct Field {
@@ -101,7 +84,7 @@ std::string apply_modifications(std::string_view message, const std::vector<Modi
 			break;
 		}
 		case K::replace_body:
-			body = crlf_lines(m.value);
+			body = to_crlf(m.value);  // bare LFs and CRs, as the ports store them
 			separator = true;
 			break;
 		default: break;

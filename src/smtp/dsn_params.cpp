@@ -58,7 +58,6 @@ std::optional<std::string> xtext_decode(std::string_view xtext) {
 }
 
 std::string xtext_encode(std::string_view text) {
-	static constexpr char hex[] = "0123456789ABCDEF";
 	std::string out;
 	for (char ch : text) {
 		const auto c = static_cast<unsigned char>(ch);
@@ -67,8 +66,7 @@ std::string xtext_encode(std::string_view text) {
 			continue;
 		}
 		out += '+';
-		out += hex[c >> 4];
-		out += hex[c & 0xf];
+		append_hex_byte(out, c, HexCase::upper);
 	}
 	return out;
 }
@@ -108,15 +106,6 @@ std::optional<DsnRet> parse_ret(std::string_view value) {
 
 std::string ret_to_string(DsnRet ret) { return ret == DsnRet::full ? "FULL" : ret == DsnRet::hdrs ? "HDRS" : ""; }
 
-// An address holds no control characters (RFC 5321 4.1.2; RFC 6531 3.3
-// for UTF-8): decoded from xtext, CR LF would start a new field of the
-// notice it is copied into.
-static bool has_control(std::string_view decoded) {
-	for (unsigned char c : decoded)
-		if (c < 0x20 || c == 0x7f) return true;
-	return false;
-}
-
 std::optional<std::string> parse_envid(std::string_view value) {
 	// RFC 3461 4.4: at most 100 characters, printable ASCII once decoded.
 	if (value.empty() || value.size() > 100) return std::nullopt;
@@ -142,7 +131,10 @@ std::optional<OriginalRecipient> parse_orcpt(std::string_view value, bool smtput
 	const std::string_view rest = value.substr(semi + 1);
 	if (r.type != "utf-8") {
 		auto decoded = xtext_decode(rest);
-		if (!decoded || has_control(*decoded)) return std::nullopt;
+		// An address holds no control characters (RFC 5321 4.1.2; RFC
+		// 6531 3.3 for UTF-8): decoded from xtext, CR LF would start a
+		// new field of the notice it is copied into.
+		if (!decoded || has_ascii_control(*decoded)) return std::nullopt;
 		r.address = std::move(*decoded);
 		return r;
 	}
@@ -174,7 +166,7 @@ std::optional<OriginalRecipient> parse_orcpt(std::string_view value, bool smtput
 		r.address.append(rest.substr(i, n));
 		i += n;
 	}
-	if (has_control(r.address)) return std::nullopt;
+	if (has_ascii_control(r.address)) return std::nullopt;
 	return r;
 }
 
@@ -187,15 +179,11 @@ std::optional<OriginalRecipient> orcpt_from_stored(std::string_view stored) {
 }
 
 std::string utf8_addr_xtext(std::string_view utf8) {
-	static constexpr char hex[] = "0123456789ABCDEF";
 	std::string out;
 	auto embed = [&](uint32_t cp) {
-		std::string digits;
-		do {
-			digits.insert(digits.begin(), hex[cp & 0xf]);
-			cp >>= 4;
-		} while (cp);
-		out += "\\x{" + digits + "}";
+		out += "\\x{";
+		append_hex_digits(out, cp, hex_digit_count(cp), HexCase::upper);
+		out += '}';
 	};
 	for (size_t i = 0; i < utf8.size();) {
 		const auto c = static_cast<unsigned char>(utf8[i]);

@@ -571,15 +571,13 @@ private:
 }  // namespace
 
 std::string quote_go(std::string_view s) {
-	static const char hex[] = "0123456789abcdef";
 	std::string out = "\"";
 	while (!s.empty()) {
 		Utf8Rune r = decode_utf8(s);
 		const char32_t c = r.cp;
 		if (!r.valid) {
 			out += "\\x";
-			out += hex[static_cast<unsigned char>(s[0]) >> 4];
-			out += hex[static_cast<unsigned char>(s[0]) & 0xf];
+			append_hex_byte(out, static_cast<unsigned char>(s[0]));
 		} else if (c == '"' || c == '\\') {
 			out += '\\';
 			out += static_cast<char>(c);
@@ -599,15 +597,14 @@ std::string quote_go(std::string_view s) {
 			out += "\\t";
 		} else if (c == '\v') {
 			out += "\\v";
-		} else if (c < 0x20 || c == 0x7f) {
+		} else if (is_ascii_control(c)) {
 			out += "\\x";
-			out += hex[c >> 4];
-			out += hex[c & 0xf];
+			append_hex_byte(out, static_cast<unsigned char>(c));
 		} else if (!go_printable(c)) {
 			// Four hex digits in the BMP, eight above it, as Go writes them.
 			const int digits = c < 0x10000 ? 4 : 8;
 			out += digits == 4 ? "\\u" : "\\U";
-			for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4) out += hex[(c >> shift) & 0xf];
+			append_hex_digits(out, c, digits);
 		} else {
 			out += s.substr(0, r.len);
 		}

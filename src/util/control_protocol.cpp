@@ -27,7 +27,6 @@ std::string_view without_line_end(std::string_view line) {
 
 std::string encode_word(std::string_view word) {
 	if (word.empty()) return "-";
-	static const char digits[] = "0123456789ABCDEF";
 	std::string out;
 	out.reserve(word.size());
 	for (unsigned char c : word) {
@@ -35,8 +34,7 @@ std::string encode_word(std::string_view word) {
 			out.push_back(static_cast<char>(c));
 		} else {
 			out.push_back('%');
-			out.push_back(digits[c >> 4]);
-			out.push_back(digits[c & 0xf]);
+			append_hex_byte(out, c, HexCase::upper);
 		}
 	}
 	return out;

@@ -2,14 +2,25 @@
 
 namespace tern {
 
+void append_hex_digits(std::string& out, uint32_t value, int digits, HexCase letters) {
+	const char* alphabet = letters == HexCase::upper ? "0123456789ABCDEF" : "0123456789abcdef";
+	for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4) out.push_back(alphabet[(value >> shift) & 0xf]);
+}
+
+void append_hex_byte(std::string& out, unsigned char byte, HexCase letters) {
+	append_hex_digits(out, byte, 2, letters);
+}
+
+int hex_digit_count(uint32_t value) {
+	int digits = 1;
+	while (value >>= 4) digits++;
+	return digits;
+}
+
 std::string hex_lower(std::string_view bytes) {
-	static constexpr char digits[] = "0123456789abcdef";
 	std::string out;
 	out.reserve(bytes.size() * 2);
-	for (unsigned char c : bytes) {
-		out.push_back(digits[c >> 4]);
-		out.push_back(digits[c & 0x0f]);
-	}
+	for (unsigned char c : bytes) append_hex_byte(out, c);
 	return out;
 }
 

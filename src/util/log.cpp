@@ -91,7 +91,7 @@ bool needs_quotes(std::string_view value) {
 	if (value.empty()) return true;
 	while (!value.empty()) {
 		const auto c = static_cast<unsigned char>(value[0]);
-		if (c == ' ' || c == '"' || c == '=' || c < 0x20 || c == 0x7f) return true;
+		if (c == ' ' || c == '"' || c == '=' || is_ascii_control(c)) return true;
 		const Utf8Rune r = decode_utf8(value);
 		if (!r.valid) return true;
 		value.remove_prefix(r.len);

@@ -86,10 +86,8 @@ std::optional<std::string> decode_shifted(std::string_view digits) {
 }  // namespace
 
 bool valid_mailbox_name(std::string_view name) {
-	if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos) return false;
-	for (unsigned char c : name)
-		if (c < 0x20 || c == 0x7f) return false;
-	return true;
+	return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
+	    !has_ascii_control(name);
 }
 
 std::string mailbox_to_utf7(std::string_view utf8) {

@@ -3,6 +3,8 @@
 // into a converted copy stay aligned with the original.
 #include "util/strings.h"
 
+#include "util/hex.h"
+
 namespace tern {
 
 namespace {
@@ -76,9 +78,13 @@ bool is_ascii(std::string_view s) {
 std::string to_crlf(std::string_view text) {
 	std::string out;
 	out.reserve(text.size() + text.size() / 16);
-	for (size_t i = 0; i < text.size(); i++) {
-		if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) out += '\r';
-		out += text[i];
+	for (size_t i = 0; i < text.size(); ++i) {
+		const char c = text[i];
+		if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') continue;  // the LF writes the pair
+		if (c == '\n' || c == '\r')
+			out += "\r\n";
+		else
+			out += c;
 	}
 	return out;
 }
@@ -137,18 +143,22 @@ void append_utf8(std::string& out, char32_t cp) {
 	}
 }
 
+bool has_ascii_control(std::string_view s) {
+	for (char c : s)
+		if (is_ascii_control(static_cast<unsigned char>(c))) return true;
+	return false;
+}
+
 void append_escaped_text(std::string& out, std::string_view text, std::string_view backslashed) {
-	static constexpr char digits[] = "0123456789abcdef";
 	while (!text.empty()) {
 		const auto c = static_cast<unsigned char>(text[0]);
 		const Utf8Rune r = decode_utf8(text);
 		if (backslashed.find(static_cast<char>(c)) != std::string_view::npos) {
 			out += '\\';
 			out += static_cast<char>(c);
-		} else if (c < 0x20 || c == 0x7f || !r.valid) {
+		} else if (is_ascii_control(c) || !r.valid) {
 			out += "\\x";
-			out += digits[c >> 4];
-			out += digits[c & 0xf];
+			append_hex_byte(out, c);
 		} else {
 			out.append(text.substr(0, r.len));
 		}

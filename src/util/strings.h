@@ -17,6 +17,11 @@ constexpr bool is_ascii_digit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool is_ascii_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 constexpr bool is_ascii_alnum(char c) { return is_ascii_alpha(c) || is_ascii_digit(c); }
 constexpr bool is_wsp(char c) { return c == ' ' || c == '\t'; }  // WSP
+// A C0 control character or DEL (RFC 5234 B.1 CTL): what may start a new
+// line or an escape sequence where a name or a log line is written. Takes
+// a byte (as unsigned char) or a decoded code point.
+constexpr bool is_ascii_control(char32_t c) { return c < 0x20 || c == 0x7f; }
+bool has_ascii_control(std::string_view);
 
 std::string ascii_lower(std::string_view);
 std::string ascii_upper(std::string_view);
@@ -31,8 +36,10 @@ bool is_ascii(std::string_view);
 // of an absolute name ("example.org." is "example.org", the root is "");
 // "example.org.." is no valid name and stays apart from both.
 std::string canonical_dns_name(std::string_view name);
-// Every bare LF becomes CRLF (RFC 5322 2.1 line ends), e.g. for messages
-// read from files with Unix line ends.
+// Every bare LF and every bare CR becomes CRLF (RFC 5322 2.1 line ends),
+// as the SMTP ports store bare line ends (smtp::DataDecoder does the same
+// for data as it streams): messages read from files with Unix line ends,
+// header values and bodies a milter writes.
 std::string to_crlf(std::string_view text);
 // Splits "local@domain" at the last '@' (a quoted localpart may hold
 // one); domain "" when there is none.

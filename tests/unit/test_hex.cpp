@@ -24,3 +24,21 @@ TEST_CASE("hex: digits and their values") {
 	}
 	CHECK(hex_lower("\x01\xab") == "01ab");
 }
+
+TEST_CASE("hex: a byte, a number of digits, and how many digits a value takes") {
+	using tern::HexCase;
+	std::string out;
+	tern::append_hex_byte(out, 0x0a);
+	tern::append_hex_byte(out, 0xfe, HexCase::upper);
+	CHECK(out == "0aFE");
+	out.clear();
+	tern::append_hex_digits(out, 0x200b, 4);
+	tern::append_hex_digits(out, 0xe0001, 8);
+	tern::append_hex_digits(out, 0xab, 1);  // the low digit only: a nibble label
+	CHECK(out == "200b000e0001b");
+	CHECK(tern::hex_digit_count(0) == 1);
+	CHECK(tern::hex_digit_count(0xf) == 1);
+	CHECK(tern::hex_digit_count(0x10) == 2);
+	CHECK(tern::hex_digit_count(0x10ffff) == 6);
+	CHECK(tern::hex_digit_count(0xffffffff) == 8);
+}

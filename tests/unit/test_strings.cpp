@@ -72,3 +72,21 @@ TEST_CASE("strings: append_escaped_text shows control bytes and bytes that are n
 	tern::append_escaped_text(out, std::string_view("tab\there\x7f", 9));
 	CHECK(out == "tab\\x09here\\x7f");
 }
+
+TEST_CASE("strings: control characters are C0 and DEL, bytes and code points alike") {
+	int controls = 0;
+	for (int b = 0; b < 256; ++b) controls += tern::is_ascii_control(static_cast<unsigned char>(b)) ? 1 : 0;
+	CHECK(controls == 33);
+	CHECK(tern::is_ascii_control(U'\x7f'));
+	CHECK_FALSE(tern::is_ascii_control(U'\x200b'));  // a code point whose low byte is VT
+	CHECK(tern::has_ascii_control(std::string_view("a\0b", 3)));
+	CHECK(tern::has_ascii_control("name\r\nX-Evil: 1"));
+	CHECK_FALSE(tern::has_ascii_control("caf\xc3\xa9 \xff"));
+	CHECK_FALSE(tern::has_ascii_control(""));
+}
+
+TEST_CASE("strings: to_crlf makes every bare LF and bare CR a CRLF, as the ports store them") {
+	CHECK(tern::to_crlf("a\nb\r\nc\rd\r\r\ne\n\rf\r") == "a\r\nb\r\nc\r\nd\r\n\r\ne\r\n\r\nf\r\n");
+	CHECK(tern::to_crlf("") == "");
+	CHECK(tern::to_crlf("no line end") == "no line end");
+}
