@@ -43,6 +43,9 @@ public:
 		std::function<std::unique_ptr<Client>(UniqueFd fd)> make;
 		std::function<void(Client&, int revents)> on_io;
 		std::function<void(Client&)> on_deadline;
+		// A connection over max_clients, just before it is closed: a
+		// chance to tell the peer why (optional; must not block).
+		std::function<void(int fd)> refuse_over_limit;
 	};
 
 	// `what` names the socket in log lines; at most `max_clients` at once,
@@ -85,6 +88,14 @@ public:
 	// The client's deadline from now on.
 	void arm_deadline(Client& c) { c.deadline->start(deadline_s_); }
 
+	// How many clients `matches` (called with each client) holds for.
+	template <class Pred>
+	size_t count_if(Pred&& matches) {
+		size_t n = 0;
+		clients_.for_each([&](core::ConnHandle, Client& c) { n += matches(c) ? 1 : 0; });
+		return n;
+	}
+
 	template <class F>
 	void with_client(core::ConnHandle h, F&& f) {
 		Client* c = clients_.get(h);
@@ -125,6 +136,7 @@ private:
 			if (clients_.size() >= max_clients_) {
 				log::error(what_ + ": too many clients, connection closed",
 				           {{"max", std::to_string(max_clients_)}});
+				if (hooks_.refuse_over_limit) hooks_.refuse_over_limit(fd.get());
 				continue;
 			}
 			std::unique_ptr<Client> client = hooks_.make(std::move(fd));

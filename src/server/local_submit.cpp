@@ -36,10 +36,13 @@ namespace se = smtp::se;
 
 namespace {
 
-// Local clients served at once; more are closed at accept (sendmail.tern
-// then exits 75 and its caller retries), so one user cannot exhaust
+// Local clients served at once; more are refused at accept (sendmail.tern
+// then exits 75 and its caller retries), so local users cannot exhaust
 // ternd's descriptors or its temp space.
 constexpr size_t max_clients = 200;
+// Of those, one user other than root holds at most this many, so that a
+// user's runaway script leaves room for everyone else's mail (cron's).
+constexpr size_t max_clients_per_user = 50;
 
 // A client that sends nothing for this long is dropped (the message, if
 // any, is not queued and sendmail.tern reports the failure).
@@ -47,6 +50,14 @@ constexpr double idle_timeout_s = 300;
 
 sm::Status status(int code, std::string_view secode, std::string text, std::string recipient = "") {
 	return sm::Status{code, smtp::enhanced_code(code, secode), std::move(text), std::move(recipient)};
+}
+
+// Tells a client refused at accept why, in the socket's protocol, before
+// it is closed: sendmail.tern prints the reason and exits 75. Best effort:
+// a fresh socket's buffer has room for one line, and nothing waits.
+void send_refusal(int fd, std::string text) {
+	std::string line = sm::format_final_status(status(421, smtp::se::pol_other0, std::move(text)));
+	[[maybe_unused]] ssize_t sent = ::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 // RFC 5321 4.1.2: an address without a domain is completed with ours, as
@@ -200,16 +211,18 @@ struct LocalSubmitListener::Client : LocalClient {
 };
 
 LocalSubmitListener::LocalSubmitListener(Server& srv, LocalSubmitSocket sock, QueueLister lister)
-	: srv_(srv), lister_(std::move(lister)), clients_(srv.loop(), "local submission", max_clients, idle_timeout_s,
-                                                          {[this](UniqueFd fd) { return make_client(std::move(fd)); },
-                                                           [this](Client& c, int revents) {
-								   if (revents & EV_WRITE) flush(c);
-								   if (!c.dead && (revents & EV_READ)) read_request(c);
-							   },
-                                                           [](Client& c) {
-								   log::info("local submission: client idle, dropped");
-								   c.dead = true;
-							   }}) {
+	: srv_(srv), lister_(std::move(lister)),
+	  clients_(srv.loop(), "local submission", max_clients, idle_timeout_s,
+                   {[this](UniqueFd fd) { return make_client(std::move(fd)); },
+                    [this](Client& c, int revents) {
+			    if (revents & EV_WRITE) flush(c);
+			    if (!c.dead && (revents & EV_READ)) read_request(c);
+		    },
+                    [](Client& c) {
+			    log::info("local submission: client idle, dropped");
+			    c.dead = true;
+		    },
+                    [](int fd) { send_refusal(fd, "too many local submissions at once, try again later"); }}) {
 	if (sock.fd) clients_.listen(std::move(sock.fd), std::move(sock.path));
 }
 
@@ -258,6 +271,15 @@ std::unique_ptr<LocalSubmitListener::Client> LocalSubmitListener::make_client(Un
 	socklen_t len = sizeof(cred);
 	if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
 		log::error("local submission: SO_PEERCRED", {{"error", std::strerror(errno)}});
+		return nullptr;
+	}
+	if (cred.uid != 0 &&
+	    clients_.count_if([&](const Client& c) { return c.uid == cred.uid; }) >= max_clients_per_user) {
+		log::error("local submission: too many clients of one user, connection closed",
+		           {{"uid", std::to_string(cred.uid)}, {"max", std::to_string(max_clients_per_user)}});
+		send_refusal(fd.get(),
+		             "too many local submissions at once from user id " + std::to_string(cred.uid) +
+		                 ", try again later");
 		return nullptr;
 	}
 	return std::make_unique<Client>(std::move(fd), cred.uid, srv_.config()->local_submission_max_size());

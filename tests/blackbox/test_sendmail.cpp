@@ -703,3 +703,53 @@ TEST_CASE("sendmail -bs: Symfony Mailer's sendmail transport sends through it an
 	CHECK(refused.out.find("550 5.7.1 sender alice@test.example does not belong to user nobody") !=
 	      std::string::npos);
 }
+
+namespace {
+
+// A python3 script that holds `n` connections to the socket open, then
+// opens one more and prints what ternd writes on it until it closes.
+const char* hold_and_probe_script = R"(import socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+held = []
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    held.append(s)
+probe = socket.socket(socket.AF_UNIX)
+probe.settimeout(10)
+probe.connect(path)
+data = b""
+while True:
+    chunk = probe.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write(data.decode())
+)";
+
+}  // namespace
+
+TEST_CASE("sendmail socket: a client over the limits is told why (done 421) before it is closed") {
+	LocalUser user = nobody();
+	SKIP_UNLESS_ROOT(user);
+	Running t;
+	const std::string socket = t.d.data_dir() + "/public/sendmail.sock";
+
+	// One user holds at most 50 of the 200 places...
+	ProgramResult one_user = run_as(user, {"/usr/bin/python3", "-c", hold_and_probe_script, socket, "50"}, "");
+	INFO(one_user.both() << log_tail(t.d));
+	CHECK(one_user.exit_code == 0);
+	CHECK(one_user.out ==
+	      "done 421 4.7.0 too many local submissions at once from user id " + std::to_string(user.uid) +
+	          ", try again later\n");
+	// ...root is not held to that share, only to the 200 in all.
+	ProgramResult all = run_program({"/usr/bin/python3", "-c", hold_and_probe_script, socket, "200"});
+	INFO(all.both());
+	CHECK(all.exit_code == 0);
+	CHECK(all.out == "done 421 4.7.0 too many local submissions at once, try again later\n");
+
+	// Once they are gone, mail flows again.
+	ProgramResult r = run_program(sendmail_args(t.d, {"alice@test.example"}), "Subject: after\n\nok\n");
+	CHECK_MESSAGE(r.exit_code == 0, r.both());
+	CHECK(only_message(t.d).find("Subject: after") != std::string::npos);
+}
