@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "message/header_parse.h"
+#include "util/base64.h"
 #include "util/strings.h"
 
 namespace tern::message {
@@ -233,6 +234,24 @@ std::string to_utf8(std::string_view text, std::string_view charset) {
 		break;
 	}
 	iconv_close(cd);
+	return out;
+}
+
+std::string encode_words(std::string_view utf8) {
+	// 42 bytes are 56 base64 characters, the word "=?UTF-8?B?…?=" 68.
+	constexpr size_t max_bytes_per_word = 42;
+	std::string out;
+	while (!utf8.empty()) {
+		size_t take = 0;
+		while (take < utf8.size()) {
+			const size_t len = decode_utf8(utf8.substr(take)).len;
+			if (take + len > max_bytes_per_word) break;
+			take += len;
+		}
+		if (!out.empty()) out += "\r\n ";
+		out += "=?UTF-8?B?" + base64_encode(utf8.substr(0, take)) + "?=";
+		utf8.remove_prefix(take);
+	}
 	return out;
 }
 

@@ -55,4 +55,10 @@ std::string to_utf8(std::string_view text, std::string_view charset);
 // white space between adjacent encoded words is dropped (RFC 2047 6.2).
 std::string decode_encoded_words(std::string_view value);
 
+// UTF-8 text as RFC 2047 "B" encoded words for a phrase (a display name):
+// each word at most 68 characters, cut between UTF-8 sequences, the words
+// folded apart with CRLF SP, so a header line holding one stays within
+// the 76 characters of RFC 2047 2.
+std::string encode_words(std::string_view utf8);
+
 }  // namespace tern::message

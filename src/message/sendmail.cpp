@@ -26,6 +26,8 @@ Args check_combination(Args a) {
 	// Refused here, for every mode: in -bs a name that cannot be sent would
 	// otherwise turn each transaction into a temporary failure.
 	if (has_ascii_control(a.full_name)) a.error = "control characters in the full name (-F)";
+	if (a.full_name.size() > max_full_name)
+		a.error = "full name (-F) longer than " + std::to_string(max_full_name) + " bytes";
 	if (a.mode == Mode::smtp && (!a.recipients.empty() || a.recipients_from_headers))
 		a.error = "with -bs the recipients come from RCPT TO, not from the command line or -t";
 	if (a.mode == Mode::deliver && a.recipients.empty() && !a.recipients_from_headers)
@@ -315,6 +317,10 @@ RequestReader::State RequestReader::line(std::string_view text) {
 		return State::more;
 	}
 	if (key == "fullname") {
+		if (value.size() > max_full_name) {
+			error_ = "full name too long";
+			return State::error;
+		}
 		request_.full_name = std::string(value);
 		return State::more;
 	}

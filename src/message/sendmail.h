@@ -98,6 +98,9 @@ std::vector<std::string> distinct_recipients(const std::vector<std::string>& rec
 // "queue N\n" with N bytes of listing, then "done ...".
 
 constexpr size_t max_line = 4096;
+// A full name (-F, the socket's "fullname") longer than this is refused:
+// the From field made of it must stay a header line (RFC 5322 2.1.1).
+constexpr size_t max_full_name = 256;
 constexpr size_t max_recipients = 1000;
 
 struct Request {

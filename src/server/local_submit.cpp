@@ -18,6 +18,7 @@
 #include "core/stats.h"
 #include "message/header_parse.h"
 #include "message/headers.h"
+#include "message/mime.h"
 #include "message/submission.h"
 #include "net/unix_socket.h"
 #include "server/message_file.h"
@@ -185,6 +186,9 @@ LocalSender decide_local_sender(const config::Config& cfg, const std::string& lo
 
 std::string generated_from(const std::string& full_name, const std::string& address) {
 	if (full_name.empty()) return "From: <" + address + ">\r\n";
+	// RFC 2047 5(3): a name beyond ASCII as encoded words, which every
+	// reader decodes; raw UTF-8 in a header needs SMTPUTF8 all the way.
+	if (!is_ascii(full_name)) return "From: " + message::encode_words(full_name) + " <" + address + ">\r\n";
 	// RFC 5322 3.2.4: a quoted-string, with '"' and '\' escaped.
 	std::string quoted = "\"";
 	for (char c : full_name) {

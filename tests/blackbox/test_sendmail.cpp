@@ -262,6 +262,24 @@ TEST_CASE("sendmail: cron's mail for root reaches the postmaster, not the host n
 	CHECK(t.sink.messages().empty());
 }
 
+TEST_CASE("sendmail: a full name beyond ASCII becomes encoded words; one over 256 bytes is refused") {
+	if (geteuid() != 0) {
+		MESSAGE("skipped: needs root");
+		return;
+	}
+	Running t;
+	ProgramResult r = run_program(sendmail_args(t.d, {"-F\xc3\x89quipe de nuit", "alice@test.example"}),
+	                              "Subject: report\n\nok\n");
+	INFO(r.both() << log_tail(t.d));
+	REQUIRE(r.exit_code == 0);
+	CHECK(only_message(t.d).find("\r\nFrom: =?UTF-8?B?w4lxdWlwZSBkZSBudWl0?= <root@mx.test.example>\r\n") !=
+	      std::string::npos);
+	ProgramResult long_name = run_program(sendmail_args(t.d, {"-F" + std::string(300, 'n'), "alice@test.example"}),
+	                                      "x\n");
+	CHECK(long_name.exit_code == 64);  // EX_USAGE
+	CHECK(long_name.err.find("full name (-F) longer than 256 bytes") != std::string::npos);
+}
+
 TEST_CASE("sendmail: an account user's mail is DKIM-signed, the From tern adds included") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);

@@ -87,6 +87,24 @@ TEST_CASE("mime: quoted-printable and base64 are lenient") {
 	CHECK(decode_base64_lenient("a$GVsbG8=junk") == "hello");
 }
 
+TEST_CASE("mime: encode_words makes short B words, cut between UTF-8 sequences, that decode back") {
+	CHECK(encode_words("\xc3\xa9l\xc3\xa9") == "=?UTF-8?B?w6lsw6k=?=");
+	CHECK(encode_words("") == "");
+	// 30 two-byte letters and a four-byte one: 64 bytes, two words.
+	std::string name;
+	for (int i = 0; i < 30; ++i) name += "\xc3\xa9";
+	name += "\xf0\x9f\x98\x80";
+	const std::string encoded = encode_words(name);
+	const size_t fold = encoded.find("\r\n ");
+	REQUIRE(fold != std::string::npos);
+	CHECK(encoded.find("\r\n ", fold + 1) == std::string::npos);
+	CHECK(fold <= 68);
+	CHECK(encoded.size() - fold - 3 <= 68);
+	// Each word decodes alone to whole characters: none is cut in two.
+	CHECK(decode_encoded_words(encoded.substr(0, fold)) == name.substr(0, 42));
+	CHECK(decode_encoded_words(encoded) == name);
+}
+
 TEST_CASE("mime: RFC 2047 encoded words") {
 	CHECK(decode_encoded_words("=?ISO-8859-1?Q?Andr=E9?= Pirard") == "Andr\xc3\xa9 Pirard");
 	CHECK(decode_encoded_words("=?UTF-8?B?w6lsw6k=?=") == "\xc3\xa9l\xc3\xa9");

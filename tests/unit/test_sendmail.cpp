@@ -211,6 +211,12 @@ TEST_CASE("sendmail protocol: bad requests") {
 	CHECK(unknown.feed("hello\n", used) == RequestReader::State::error);
 	RequestReader size(100);
 	CHECK(size.feed("rcpt a@b.example\ndata 1x\n", used) == RequestReader::State::error);
+	RequestReader long_name(100);
+	CHECK(long_name.feed("fullname " + std::string(max_full_name + 1, 'a') + "\n", used) ==
+	      RequestReader::State::error);
+	CHECK(long_name.error() == "full name too long");
+	RequestReader name(100);
+	CHECK(name.feed("fullname " + std::string(max_full_name, 'a') + "\n", used) == RequestReader::State::more);
 	RequestReader longline(100);
 	CHECK(longline.feed(std::string(max_line + 10, 'a'), used) == RequestReader::State::error);
 	RequestReader control(100);
@@ -365,4 +371,6 @@ TEST_CASE("local submission: generated From") {
 	CHECK(generated_from("", "a@b.example") == "From: <a@b.example>\r\n");
 	CHECK(generated_from("Cron \"Daemon\"", "root@b.example") ==
 	      "From: \"Cron \\\"Daemon\\\"\" <root@b.example>\r\n");
+	// Beyond ASCII: an encoded word (RFC 2047), not raw 8-bit bytes.
+	CHECK(generated_from("\xc3\x89quipe", "a@b.example") == "From: =?UTF-8?B?w4lxdWlwZQ==?= <a@b.example>\r\n");
 }

@@ -231,4 +231,7 @@ TEST_CASE("sendmail args: -bs") {
 	// 451 at every end of data.
 	CHECK(args_of({"-bs", "-F", "Web\nApp"}).error == "control characters in the full name (-F)");
 	CHECK(args_of({"-F", "Web\x7f", "bob@example.org"}).error == "control characters in the full name (-F)");
+	CHECK(args_of({"-F", std::string(257, 'n'), "bob@example.org"}).error ==
+	      "full name (-F) longer than 256 bytes");
+	CHECK(args_of({"-F", std::string(256, 'n'), "bob@example.org"}).error.empty());
 }
