@@ -168,6 +168,9 @@ std::string status_of(const std::string& error) {
 
 bool is_smtp_reply(const std::string& error) { return smtp::reply_code_in_range(smtp::reply_line_code(error)); }
 
+// A notice's Remote-MTA value (RFC 3464 2.3.5), "dns;" added by the writer.
+std::string remote_mta_name(const std::string& host, const std::string& ip) { return host + " ([" + ip + "])"; }
+
 // An address with its domain in the ASCII form (as it was, when it does not
 // parse).
 std::string ascii_form(const std::string& address) {
@@ -226,19 +229,21 @@ const config::Account* notice_account(const config::Config& cfg, const store::Qu
 
 // The one recipient's part of the notice (RFC 3464 2.3).
 message::DsnRecipient notice_recipient(const store::QueueRecord& rec, DsnKind kind, const std::string& error,
-                                       const std::string& remote_mta, const std::vector<std::time_t>& next_attempts,
+                                       const Queue::RemoteReport& remote, const std::vector<std::time_t>& next_attempts,
                                        int64_t now) {
 	message::DsnRecipient r;
 	r.final_recipient = rec.to;
 	r.original_recipient = rec.orcpt;
 	r.action = action_name(kind);
 	const char status_class = kind == DsnKind::failed ? '5' : kind == DsnKind::delayed ? '4' : '2';
-	r.status = status_class == '2' ? "2.0.0" : status_of(error);
+	// The remote's own words where they failed the host, else the error.
+	const std::string& reply = remote.reply.empty() ? error : remote.reply;
+	r.status = status_class == '2' ? "2.0.0" : status_of(reply);
 	// A 4.x.y that became final after the last attempt is reported as
 	// 5.x.y, its subject and detail kept, as the model does.
 	if (!r.status.empty()) r.status[0] = status_class;
-	r.remote_mta = remote_mta;
-	if (is_smtp_reply(error)) r.diagnostic = "smtp; " + error;
+	r.remote_mta = remote.mta;
+	if (is_smtp_reply(reply)) r.diagnostic = "smtp; " + reply;
 	r.last_attempt = static_cast<std::time_t>(rec.last_attempt ? rec.last_attempt : now);
 	if (kind != DsnKind::failed && !next_attempts.empty()) r.will_retry_until = next_attempts.back();
 	return r;
@@ -246,7 +251,7 @@ message::DsnRecipient notice_recipient(const store::QueueRecord& rec, DsnKind ki
 
 // The notice's text, composed and DKIM-signed; `message_id` receives its id.
 std::string compose_notice(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind,
-                           const std::string& error, const std::string& remote_mta,
+                           const std::string& error, const Queue::RemoteReport& remote,
                            const std::vector<std::time_t>& next_attempts, int64_t now, const Returned& returned,
                            std::string& message_id) {
 	message::DsnMessage m;
@@ -265,13 +270,13 @@ std::string compose_notice(const config::Config& cfg, const store::QueueRecord& 
 	m.arrival = static_cast<std::time_t>(rec.queued);
 	m.date = static_cast<std::time_t>(now);
 	m.tz_offset_s = message::local_utc_offset(m.date);
-	const std::string remote_host = remote_mta.substr(0, remote_mta.find(' '));
+	const std::string remote_host = remote.mta.substr(0, remote.mta.find(' '));
 	m.text_body = kind == DsnKind::failed ? message::failed_dsn_text(rec.to, error)
 	    : kind == DsnKind::delayed
 	    // The model's delayed text names the recipient with its ASCII domain.
 	    ? message::delayed_dsn_text(ascii_form(rec.to), error, next_attempts, static_cast<std::time_t>(now))
 	    : message::success_dsn_text(rec.to, kind == DsnKind::relayed, remote_host);
-	m.recipients.push_back(notice_recipient(rec, kind, error, remote_mta, next_attempts, now));
+	m.recipients.push_back(notice_recipient(rec, kind, error, remote, next_attempts, now));
 	m.original_headers = returned.headers;
 	m.original_message = returned.message;
 	// Into the sender's own mailbox: in the UTF-8 form when the message was
@@ -310,7 +315,7 @@ std::optional<server::OutboundMessage> dsn_for_lmtp(const config::Config& cfg, c
 // `lmtp_dsns` receives the notices for accounts delivered over LMTP, to be
 // queued from the loop (Queue::enqueue_dsns).
 void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind, const std::string& error,
-                 const std::string& remote_mta, const std::vector<std::time_t>& next_attempts, int64_t now,
+                 const Queue::RemoteReport& remote, const std::vector<std::time_t>& next_attempts, int64_t now,
                  const Returned& returned, std::vector<server::OutboundMessage>& lmtp_dsns) {
 	if (!dsn_requested(rec, kind)) {
 		log::info("no dsn: not requested by NOTIFY", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
@@ -330,7 +335,7 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 			return;
 		}
 		std::string message_id;
-		std::string text = compose_notice(cfg, rec, kind, error, remote_mta, next_attempts, now, returned,
+		std::string text = compose_notice(cfg, rec, kind, error, remote, next_attempts, now, returned,
 		                                  message_id);
 		std::string tmp_dir = cfg.data_dir + "/tmp";
 		::mkdir(tmp_dir.c_str(), 0700);
@@ -371,7 +376,7 @@ std::vector<std::time_t> remaining_attempts(const store::QueueRecord& rec, const
 
 // A failed attempt of `rec` (attempts already counted by mark_attempt).
 void settle_failure(store::Env& env, const config::Config& cfg, store::QueueRecord rec, const std::string& error,
-                    bool permanent, const std::string& remote_mta, const Policy& p, int64_t now, Settled& out) {
+                    bool permanent, const Queue::RemoteReport& remote, const Policy& p, int64_t now, Settled& out) {
 	rec.last_error = error;
 	if (permanent || rec.attempts >= p.max_attempts) {
 		log::info("delivery failed permanently",
@@ -386,7 +391,7 @@ void settle_failure(store::Env& env, const config::Config& cfg, store::QueueReco
 									: Returned{};
 		remove_record(env, cfg, rec, RecipientState::failed);
 		out.removed.push_back(rec.id);
-		deliver_dsn(cfg, rec, DsnKind::failed, error, remote_mta, {}, now, returned, out.lmtp_dsns);
+		deliver_dsn(cfg, rec, DsnKind::failed, error, remote, {}, now, returned, out.lmtp_dsns);
 		return;
 	}
 	if (!env.queue_update(rec)) {
@@ -401,7 +406,7 @@ void settle_failure(store::Env& env, const config::Config& cfg, store::QueueReco
 	           {"next_attempt", iso8601_utc(rec.next_attempt)},
 	           {"err", error}});
 	if (rec.attempts == p.delayed_after)
-		deliver_dsn(cfg, rec, DsnKind::delayed, error, remote_mta, remaining_attempts(rec, p), now,
+		deliver_dsn(cfg, rec, DsnKind::delayed, error, remote, remaining_attempts(rec, p), now,
 		            returned_content(cfg, rec, DsnKind::delayed), out.lmtp_dsns);
 }
 
@@ -451,6 +456,7 @@ struct Queue::Delivery {
 	std::optional<mailauth::mta_sts::Policy> sts;
 	net::HttpsGetHandle sts_fetch;
 	std::string last_error;
+	RemoteReport last_remote;  // the host whose reply last_error quotes, and the reply
 	std::unique_ptr<SmtpClient> client;
 	// A client that ended inside the callback running now: destroyed when
 	// the callback has returned.
@@ -956,7 +962,7 @@ void copy_locally(store::Env& env, const config::Config& cfg, store::QueueRecord
 		local.push_back(rec);
 	} catch (const std::exception& e) {
 		mark_attempt(rec, now, policy);
-		settle_failure(env, cfg, rec, std::string("local delivery: ") + e.what(), false, "", policy, now,
+		settle_failure(env, cfg, rec, std::string("local delivery: ") + e.what(), false, {}, policy, now,
 		               out.settled);
 	}
 }
@@ -973,7 +979,7 @@ void finish_local(store::Env& env, const config::Config& cfg, const std::set<std
 		const bool notice = dsn_requested(rec, DsnKind::delivered);
 		Returned returned = notice ? returned_content(cfg, rec, DsnKind::delivered) : Returned{};
 		remove_record(env, cfg, rec, RecipientState::delivered);
-		if (notice) deliver_dsn(cfg, rec, DsnKind::delivered, "", "", {}, now, returned, out.settled.lmtp_dsns);
+		if (notice) deliver_dsn(cfg, rec, DsnKind::delivered, "", {}, {}, now, returned, out.settled.lmtp_dsns);
 		out.settled.removed.push_back(rec.id);
 		out.local_delivered++;
 		log::info("delivered locally", {{"id", std::to_string(rec.id)}, {"to", rec.to}});
@@ -1004,7 +1010,7 @@ void prepare_attempt(store::Env& env, const config::Config& cfg, const std::vect
 			copy_locally(env, cfg, *rec, rcpt, policy, now, dirs, local, out);
 		} else if (rcpt.kind == config::Config::RcptKind::unknown_user) {
 			mark_attempt(*rec, now, policy);
-			settle_failure(env, cfg, *rec, "550 5.1.1 no such user", true, "", policy, now, out.settled);
+			settle_failure(env, cfg, *rec, "550 5.1.1 no such user", true, {}, policy, now, out.settled);
 		} else {
 			mark_attempt(*rec, now, policy);
 			if (env.queue_update(*rec))
@@ -1369,7 +1375,7 @@ void Queue::next_host(Delivery& d) {
 			finish_all(d, "5.7.30 REQUIRETLS support required: " + d.last_error, true);
 			return;
 		}
-		finish_all(d, d.last_error.empty() ? "no host to deliver to" : d.last_error, false);
+		finish_all(d, d.last_error.empty() ? "no host to deliver to" : d.last_error, false, d.last_remote);
 		return;
 	}
 	const std::string host = d.hosts[d.host_index];
@@ -1484,7 +1490,7 @@ void Queue::connect_next_address(Delivery& d) {
 		finish_all(d,
 		           (d.last_error.empty() ? std::string("4.4.1 no answer") : d.last_error) + " (" +
 		               std::to_string(max_addresses_per_attempt) + " addresses tried, the most per attempt)",
-		           false);
+		           false, d.last_remote);
 		return;
 	}
 	++d.addresses_dialed;
@@ -1568,6 +1574,8 @@ void Queue::on_client_done(Delivery& d, ClientResult result) {
 	if (result.host_failure) {
 		log::info("queue: host failed", {{"host", host}, {"ip", ip}, {"err", result.error}});
 		d.last_error = result.error;
+		d.last_remote = result.reply.empty() ? RemoteReport{}
+						     : RemoteReport{remote_mta_name(host, ip), result.reply};
 		(result.requiretls_unmet ? d.requiretls_unmet : d.other_host_failure) = true;
 		if (result.tls_failed && d.tls == TlsMode::opportunistic && !d.tls_off &&
 		    !d.remote.front().requiretls && !sts_enforced(d)) {
@@ -1616,7 +1624,7 @@ std::vector<Queue::Outcome> Queue::outcomes_of(const Delivery& d, const ClientRe
 		o.not_attempted = r.not_attempted;
 		o.relayed = r.delivered && !result.peer_dsn;
 		o.error = r.error;
-		o.remote_mta = host + " ([" + ip + "])";
+		o.remote.mta = remote_mta_name(host, ip);
 		if (r.delivered)
 			log::info("delivered",
 			          {{"id", std::to_string(o.id)},
@@ -1629,13 +1637,14 @@ std::vector<Queue::Outcome> Queue::outcomes_of(const Delivery& d, const ClientRe
 	return outcomes;
 }
 
-void Queue::finish_all(Delivery& d, const std::string& error, bool permanent) {
+void Queue::finish_all(Delivery& d, const std::string& error, bool permanent, const RemoteReport& remote) {
 	std::vector<Outcome> outcomes;
 	for (auto& r : d.remote) {
 		Outcome o;
 		o.id = r.id;
 		o.permanent = permanent;
 		o.error = error;
+		o.remote = remote;
 		outcomes.push_back(std::move(o));
 	}
 	finish(d, std::move(outcomes));
@@ -1658,7 +1667,7 @@ void settle_delivered(store::Env& env, const config::Config& cfg, const store::Q
 		           {{"id", std::to_string(rec.id)}, {"err", e.what()}});
 	}
 	out.removed.push_back(rec.id);
-	if (notice) deliver_dsn(cfg, rec, DsnKind::relayed, "", outcome.remote_mta, {}, now, returned, out.lmtp_dsns);
+	if (notice) deliver_dsn(cfg, rec, DsnKind::relayed, "", outcome.remote, {}, now, returned, out.lmtp_dsns);
 }
 
 // Past the next hop's RCPTMAX (RFC 9422 4.1): not an attempt; it goes out
@@ -1692,7 +1701,7 @@ void settle_outcomes(store::Env& env, const config::Config& cfg, const std::vect
 		}
 		try {
 			settle_failure(env, cfg, records[i], outcomes[i].error, outcomes[i].permanent,
-			               outcomes[i].remote_mta, policy, now, out);
+			               outcomes[i].remote, policy, now, out);
 		} catch (const std::exception& e) {
 			log::error("queue: recording failed attempt failed",
 			           {{"id", std::to_string(records[i].id)}, {"err", e.what()}});

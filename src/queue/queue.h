@@ -137,6 +137,14 @@ public:
 	const Counters& counters() const { return counters_; }
 
 	// Per-recipient result of an attempt (internal, public for the worker jobs).
+	// Who answered an attempt and, when a reply of theirs failed the host
+	// before the transaction, that reply (the error then says more, e.g.
+	// "EHLO to mx: 451 ..."): a notice's Remote-MTA, Status and
+	// Diagnostic-Code (RFC 3464 2.3.4-2.3.6).
+	struct RemoteReport {
+		std::string mta;  // "host ([ip])", "" when no host was reached
+		std::string reply;
+	};
 	struct Outcome {
 		uint64_t id = 0;
 		bool delivered = false;
@@ -144,7 +152,7 @@ public:
 		bool not_attempted = false;  // past the next hop's RCPTMAX: sent in another transaction
 		bool relayed = false;        // delivered to a next hop that does not offer DSN
 		std::string error;
-		std::string remote_mta;  // host that answered, for the DSN
+		RemoteReport remote;
 	};
 
 private:
@@ -207,7 +215,8 @@ private:
 	void finish(Delivery& d, std::vector<Outcome> outcomes);
 	// Queues the DSNs written for accounts delivered over LMTP.
 	void enqueue_dsns(std::vector<server::OutboundMessage>& dsns);
-	void finish_all(Delivery& d, const std::string& error, bool permanent);
+	// `remote`: who answered with the reply that failed the last host.
+	void finish_all(Delivery& d, const std::string& error, bool permanent, const RemoteReport& remote = {});
 	void on_settled(Delivery& d, Settled& settled);
 	void release(Delivery& d, const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled);
 	// The delivery's records settled and its destination free for the next

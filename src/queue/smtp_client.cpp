@@ -306,7 +306,7 @@ void SmtpClient::handle_reply(Reply reply) {
 
 void SmtpClient::on_greeting_reply(const Reply& reply) {
 	if (reply.code != 220) {
-		fail_host("greeting from " + options_.server_name + ": " + reply.summary());
+		fail_host("greeting from " + options_.server_name + ": " + reply.summary(), false, reply.summary());
 		return;
 	}
 	greeted_ = true;
@@ -318,7 +318,7 @@ void SmtpClient::on_ehlo_reply(const Reply& reply) {
 		// A temporary refusal is not "EHLO not understood": the host
 		// fails for now, the next one is tried, the message retried later
 		// (with HELO an SMTPUTF8 or REQUIRETLS message would bounce).
-		fail_host("EHLO to " + options_.server_name + ": " + reply.summary());
+		fail_host("EHLO to " + options_.server_name + ": " + reply.summary(), false, reply.summary());
 		return;
 	}
 	if (reply.code != 250) {
@@ -389,7 +389,7 @@ void SmtpClient::read_ehlo_extensions(const Reply& reply) {
 
 void SmtpClient::on_helo_reply(const Reply& reply) {
 	if (reply.code != 250) {
-		fail_host("HELO refused by " + options_.server_name + ": " + reply.summary());
+		fail_host("HELO refused by " + options_.server_name + ": " + reply.summary(), false, reply.summary());
 		return;
 	}
 	esmtp_ = false;
@@ -414,7 +414,8 @@ void SmtpClient::on_starttls_reply(const Reply& reply) {
 		return;
 	}
 	if (options_.tls == TlsMode::required) {
-		fail_host("STARTTLS refused by " + options_.server_name + ": " + reply.summary(), true);
+		fail_host("STARTTLS refused by " + options_.server_name + ": " + reply.summary(), true,
+		          reply.summary());
 		return;
 	}
 	after_ehlo();  // opportunistic: go on in plain text (RFC 3207 4.1)
@@ -525,13 +526,13 @@ void SmtpClient::start_auth() {
 
 void SmtpClient::continue_auth(const Reply& reply) {
 	const std::string mechanism(auth_ ? auth_->name() : "");
-	auto refused = [&](const std::string& why) {
+	auto refused = [&](const std::string& why, const std::string& server_reply = "") {
 		// Like Postfix: a failed login defers the mail (it stays queued), so
 		// fixing the password file and reloading is enough.
 		log::event(log::Level::error, options_.log_id, "smarthost authentication failed",
 		           {{"host", options_.server_name}, {"mechanism", mechanism}, {"error", why}});
 		auth_.reset();
-		fail_host_with_quit("authentication with " + options_.server_name + " failed: " + why);
+		fail_host_with_quit("authentication with " + options_.server_name + " failed: " + why, server_reply);
 	};
 	if (auth_aborting_) {
 		refused(auth_error_);
@@ -550,7 +551,7 @@ void SmtpClient::continue_auth(const Reply& reply) {
 		return;
 	}
 	if (reply.code != 334) {
-		refused(reply.summary());
+		refused(reply.summary(), reply.summary());
 		return;
 	}
 	auto challenge = base64_decode(reply.lines.empty() ? std::string() : std::string(trim(reply.lines[0])));
@@ -736,21 +737,21 @@ void SmtpClient::supply_chunk(std::string data, bool eof, const std::string& err
 	flush_output();
 }
 
-void SmtpClient::fail_host(const std::string& error, bool tls_failed) {
-	mark_host_failure(error, tls_failed);
+void SmtpClient::fail_host(const std::string& error, bool tls_failed, const std::string& reply) {
+	mark_host_failure(error, tls_failed, reply);
 	complete();
 }
 
 // Like fail_host, but says QUIT first (the server is still talking to us).
-void SmtpClient::fail_host_with_quit(const std::string& error) {
-	mark_host_failure(error, false);
+void SmtpClient::fail_host_with_quit(const std::string& error, const std::string& reply) {
+	mark_host_failure(error, false, reply);
 	finish_with_quit();
 }
 
 void SmtpClient::fail_requiretls(const std::string& error, bool quit) {
 	log::event(log::Level::info, options_.log_id, "host cannot meet REQUIRETLS",
 	           {{"host", options_.server_name}, {"ip", options_.ip}, {"error", error}});
-	mark_host_failure(error, false);
+	mark_host_failure(error, false, "");
 	result_.requiretls_unmet = true;
 	if (quit)
 		finish_with_quit();
@@ -758,10 +759,11 @@ void SmtpClient::fail_requiretls(const std::string& error, bool quit) {
 		complete();
 }
 
-void SmtpClient::mark_host_failure(const std::string& error, bool tls_failed) {
+void SmtpClient::mark_host_failure(const std::string& error, bool tls_failed, const std::string& reply) {
 	result_.host_failure = true;
 	result_.tls_failed = result_.tls_failed || tls_failed;
 	result_.error = error;
+	result_.reply = reply;
 	for (auto& r : result_.recipients) {
 		r.delivered = false;
 		r.permanent = false;

@@ -112,6 +112,10 @@ struct ClientResult {
 	// retries such a host once without TLS.
 	bool tls_failed = false;
 	std::string error;
+	// With host_failure: the server's reply that failed the host (its
+	// greeting, or its answer to EHLO, HELO, STARTTLS or AUTH), "" when no
+	// reply did (connect, TLS, I/O, a timeout).
+	std::string reply;
 	std::vector<RecipientResult> recipients;  // same order as options.recipients
 	std::string tls_comment;                  // "(TLS1.2 <suite>)" when TLS was used
 	// The host failed because REQUIRETLS could not be met there (no TLS,
@@ -199,16 +203,17 @@ private:
 	void after_ehlo();
 	void start_auth();
 	void continue_auth(const Reply& reply);
-	void fail_host_with_quit(const std::string& error);
+	// `reply`: the server's reply that failed the host, when one did.
+	void fail_host_with_quit(const std::string& error, const std::string& reply = "");
 	void send_next_rcpt_or_data();
 	void start_tls();
 	void continue_handshake();
 	void pump_body();
 	void connection_lost(const std::string& why);
-	void fail_host(const std::string& error, bool tls_failed = false);
+	void fail_host(const std::string& error, bool tls_failed = false, const std::string& reply = "");
 	// A host that cannot meet REQUIRETLS: QUIT when the session is up.
 	void fail_requiretls(const std::string& error, bool quit);
-	void mark_host_failure(const std::string& error, bool tls_failed);
+	void mark_host_failure(const std::string& error, bool tls_failed, const std::string& reply);
 	// `enhanced`: the server's enhanced code when a reply of its failed it.
 	void fail_transaction(const std::string& error, bool permanent, const std::string& enhanced = {});
 	// The server's refusal: its summary, class and enhanced code.

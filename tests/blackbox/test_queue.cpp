@@ -749,6 +749,46 @@ TEST_CASE("queue: a temporary refusal of EHLO defers the message; no HELO") {
 	CHECK(attempt.sink.messages().empty());
 }
 
+namespace {
+
+// The failure notice of one message after its only attempt at `smarthost`.
+std::string notice_after_one_attempt(const std::string& smarthost) {
+	Fixture::Settings settings;
+	settings.max_attempts = 1;
+	Fixture fx(smarthost, settings);
+	REQUIRE(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+	REQUIRE(fx.run_until(
+	    [&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
+	return fx.maildir_message("alice");
+}
+
+}  // namespace
+
+TEST_CASE("queue: a notice about a host's refusal before MAIL names that host as Remote-MTA") {
+	// RFC 3464 2.3.5: the Remote-MTA is the one whose reply the
+	// Diagnostic-Code quotes, also when it refused before the transaction.
+	SmtpSink sink;
+	SmtpSink::Replies replies;
+	replies.ehlo = "451 4.3.0 try later";
+	sink.set_replies(replies);
+	std::string dsn = notice_after_one_attempt("127.0.0.1:" + std::to_string(sink.port()));
+	INFO(dsn);
+	CHECK(dsn.find("\r\nRemote-MTA: dns; 127.0.0.1 ([127.0.0.1])\r\n") != std::string::npos);
+	CHECK(dsn.find("\r\nDiagnostic-Code: smtp; 451 4.3.0 try later\r\n") != std::string::npos);
+	// The reply's status, made final as after any last attempt (not 5.0.0).
+	CHECK(dsn.find("\r\nStatus: 5.3.0\r\n") != std::string::npos);
+	// The text still says where it failed.
+	CHECK(dsn.find("EHLO to 127.0.0.1: 451 4.3.0 try later") != std::string::npos);
+}
+
+TEST_CASE("queue: a notice about a host never reached names no Remote-MTA") {
+	// Nothing listens on that port.
+	std::string dsn = notice_after_one_attempt("127.0.0.1:" + std::to_string(tern::testing::free_tcp_port()));
+	INFO(dsn);
+	CHECK(dsn.find("Action: failed") != std::string::npos);
+	CHECK(dsn.find("Remote-MTA:") == std::string::npos);
+}
+
 TEST_CASE("queue: a stray line after the reply to the final dot settles the message once") {
 	// The server refuses the data and sends a malformed line in the same
 	// segment: one failed DSN, not one for the refusal and another for the
