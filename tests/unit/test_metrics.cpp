@@ -287,13 +287,15 @@ TEST_CASE("metrics http: a request head over 8 KiB gets 431") {
 	CHECK(f.answer(c.get()).starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
 }
 
-TEST_CASE("metrics http: past max_clients a connection is closed at accept") {
+TEST_CASE("metrics http: past max_clients a connection is answered 503 and closed at accept") {
 	ResponderFixture f;
 	std::vector<UniqueFd> held;
 	for (size_t i = 0; i < metrics::HttpResponder::max_clients; ++i) held.push_back(f.connect());
 	for (int round = 0; round < 20; ++round) ev_run(f.loop, EVRUN_NOWAIT);
 	REQUIRE(f.responder->clients() == metrics::HttpResponder::max_clients);
 	UniqueFd extra = f.connect();
-	CHECK(f.answer(extra.get()).empty());  // closed without an answer
+	// RFC 9110 15.6.4: the scraper learns it was turned away.
+	CHECK(f.answer(extra.get()) ==
+	      "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 	CHECK(f.responder->clients() == metrics::HttpResponder::max_clients);
 }
