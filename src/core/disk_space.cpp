@@ -21,7 +21,6 @@ DiskSpaceMonitor::DiskSpaceMonitor(struct ev_loop* loop, WorkerPool& pool, std::
 void DiskSpaceMonitor::start() { check(); }
 
 void DiskSpaceMonitor::report_full() {
-	if (!low_) log::error("file system full, refusing message data until space returns", {{"path", path_}});
 	low_ = true;
 	if (in_flight_) stale_ = true;
 	check();
@@ -63,15 +62,15 @@ void DiskSpaceMonitor::check() {
 			               {{"path", path_}, {"error", std::strerror(result->error)}});
 		    } else {
 			    bool low = below_disk_reserve(result->usage);
-			    if (low && !low_)
+			    if (low && !measured_low_)
 				    log::error("free disk space below the reserve, refusing message data",
 				               {{"path", path_},
 				                {"available", std::to_string(result->usage.available_bytes)}});
-			    if (!low && low_)
+			    if (!low && measured_low_)
 				    log::info("free disk space back above the reserve, accepting message data",
 				              {{"path", path_},
 				               {"available", std::to_string(result->usage.available_bytes)}});
-			    low_ = low;
+			    low_ = measured_low_ = low;
 		    }
 		    timer_.start(low_ ? low_interval_s : interval_s);
 	    });

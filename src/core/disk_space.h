@@ -42,7 +42,9 @@ public:
 	// True while the last check found less than the reserve free.
 	bool low() const { return low_; }
 	// A write just failed for lack of space: treat space as low until a
-	// check finds otherwise, and check now.
+	// check finds otherwise, and check now. The caller logs the failed
+	// write (its path may be on another file system, a Maildir's); this
+	// logs only what the checks of `path` find.
 	void report_full();
 
 	// Seconds between checks while space is fine, and while it is low.
@@ -56,6 +58,7 @@ private:
 	std::string path_;
 	TimerWatcher timer_;
 	bool low_ = false;
+	bool measured_low_ = false;  // the last check's own verdict: what the log has said
 	bool in_flight_ = false;
 	// A disk-full report came while a check was running: that check may
 	// have looked before the disk filled, so its verdict is not used.

@@ -1,11 +1,11 @@
 #include "store/files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <stdexcept>
 
 #include "util/unique_fd.h"
@@ -28,26 +28,30 @@ void write_new_file(const std::string& path, std::string_view data) {
 }
 
 std::string read_file_head(const ReadableFile& file, size_t limit) {
-	if (file.fd >= 0) {
-		std::string text(limit, '\0');
-		size_t got = 0;
-		while (got < limit) {
-			ssize_t n = ::pread(file.fd, text.data() + got, limit - got, static_cast<off_t>(got));
-			if (n < 0 && errno == EINTR) continue;
-			if (n < 0) throw std::runtime_error("reading " + file.path + ": " + std::strerror(errno));
-			if (n == 0) break;
-			got += static_cast<size_t>(n);
-		}
-		text.resize(got);
-		return text;
+	UniqueFd opened;
+	int fd = file.fd;
+	if (fd < 0) {
+		// O_NONBLOCK: a FIFO put where a file was expected (a Maildir's
+		// dovecot-keywords, a message) must not hold the worker forever;
+		// anything but a regular file (a FIFO, /dev/zero) is refused.
+		opened.reset(::open(file.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+		if (!opened) throw std::runtime_error("cannot read " + file.path + ": " + std::strerror(errno));
+		struct stat st {};
+		if (::fstat(opened.get(), &st) != 0)
+			throw std::runtime_error("cannot read " + file.path + ": " + std::strerror(errno));
+		if (!S_ISREG(st.st_mode)) throw std::runtime_error("cannot read " + file.path + ": not a regular file");
+		fd = opened.get();
 	}
-	const std::string& path = file.path;
-	std::ifstream in(path, std::ios::binary);
-	if (!in) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
 	std::string text(limit, '\0');
-	in.read(text.data(), static_cast<std::streamsize>(text.size()));
-	if (in.bad()) throw std::runtime_error("reading " + path);
-	text.resize(static_cast<size_t>(in.gcount()));
+	size_t got = 0;
+	while (got < limit) {
+		ssize_t n = ::pread(fd, text.data() + got, limit - got, static_cast<off_t>(got));
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) throw std::runtime_error("reading " + file.path + ": " + std::strerror(errno));
+		if (n == 0) break;
+		got += static_cast<size_t>(n);
+	}
+	text.resize(got);
 	return text;
 }
 

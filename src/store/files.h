@@ -23,7 +23,9 @@ struct ReadableFile {
 };
 
 // The first `limit` bytes of `file` (all of a shorter file). Throws
-// std::runtime_error naming the path when it cannot be read.
+// std::runtime_error naming the path when it cannot be read, or when the
+// path names no regular file (opened without blocking: a FIFO never holds
+// the caller).
 std::string read_file_head(const ReadableFile& file, size_t limit);
 
 }  // namespace tern::store

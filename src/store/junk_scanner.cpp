@@ -3,12 +3,11 @@
 #include <sys/stat.h>
 
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <vector>
 
+#include "store/files.h"
 #include "store/history.h"
 #include "store/junk_counts.h"
 #include "util/log.h"
@@ -43,11 +42,21 @@ int64_t mtime_ns(const std::string& dir) {
 	return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-std::string read_small_file(const std::string& path) {
-	std::ifstream in(path, std::ios::binary);
-	std::ostringstream out;
-	out << in.rdbuf();
-	return out.str();
+// A folder's dovecot-keywords, "" when there is none. Dovecot writes one
+// short line per keyword and only the first 26 have flag letters, so the
+// head is enough; a file that is huge, endless (/dev/zero) or no regular
+// file (a FIFO) costs neither memory nor a blocked worker.
+constexpr size_t max_keywords_file = 64 * 1024;
+
+std::string read_keywords_file(const std::string& path) {
+	struct stat st {};
+	if (::lstat(path.c_str(), &st) != 0) return "";  // none: no keywords
+	try {
+		return read_file_head(path, max_keywords_file);
+	} catch (const std::exception& e) {
+		log::error("reading maildir keywords", {{"error", e.what()}});
+		return "";
+	}
 }
 
 // One file of a folder as the scan saw it.
@@ -88,7 +97,7 @@ ChangedFolder read_folder(const std::string& dir_name, const std::string& path,
 	ChangedFolder folder;
 	folder.name = inbound::folder_name_from_dir(dir_name);
 	folder.kind = classifier.classify(folder.name);
-	auto keywords = inbound::parse_dovecot_keywords(read_small_file(path + "/dovecot-keywords"));
+	auto keywords = inbound::parse_dovecot_keywords(read_keywords_file(path + "/dovecot-keywords"));
 	std::error_code ec;
 	for (const char* sub : {"new", "cur"}) {
 		for (const auto& entry : fs::directory_iterator(path + "/" + sub, ec)) {

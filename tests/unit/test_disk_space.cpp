@@ -2,9 +2,18 @@
 // marking of disk-full error texts (util/storage.h).
 #include <doctest/doctest.h>
 
+#include <ev.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <fstream>
+#include <sstream>
+#include <string>
 
 #include "core/disk_space.h"
+#include "core/worker_pool.h"
+#include "util/log.h"
 #include "util/storage.h"
 
 using tern::core::below_disk_reserve;
@@ -42,4 +51,38 @@ TEST_CASE("storage errors: ENOSPC and EDQUOT are disk full, and the mark survive
 	CHECK(tern::storage_full_error(marked) == marked);  // marked once only
 	CHECK_FALSE(tern::is_storage_full_error("write /x: Input/output error"));
 	CHECK_FALSE(tern::is_storage_full_error(""));
+}
+
+TEST_CASE("disk space monitor: a full disk elsewhere (a Maildir's) refuses data only until data_dir is checked") {
+	char dir_template[] = "/tmp/tern-disk-test-XXXXXX";
+	REQUIRE(mkdtemp(dir_template) != nullptr);
+	const std::string dir = dir_template;
+	const std::string log_path = dir + "/ternd.log";
+	const tern::log::Level saved = tern::log::level();
+	tern::log::set_level(tern::log::Level::info);
+	REQUIRE(tern::log::set_sink(tern::log::Sink::file, log_path));
+	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+	{
+		tern::core::WorkerPool pool(loop, 1);
+		tern::core::DiskSpaceMonitor monitor(loop, pool, dir);
+		monitor.start();
+		pool.drain();
+		REQUIRE_FALSE(monitor.low());  // the test's file system has room
+		monitor.report_full();         // a write on another file system failed
+		CHECK(monitor.low());          // refused until the check...
+		pool.drain();
+		CHECK_FALSE(monitor.low());  // ...finds data_dir's file system fine
+	}
+	ev_loop_destroy(loop);
+	tern::log::set_sink(tern::log::Sink::stderr_sink);
+	tern::log::set_level(saved);
+	std::ifstream in(log_path);
+	std::stringstream logged;
+	logged << in.rdbuf();
+	// Nothing names data_dir as full: the failed write's own line (its
+	// caller's) names the file system that was.
+	CHECK(logged.str().find("full") == std::string::npos);
+	CHECK(logged.str().find("reserve") == std::string::npos);
+	unlink(log_path.c_str());
+	rmdir(dir.c_str());
 }

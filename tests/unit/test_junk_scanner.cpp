@@ -6,10 +6,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <thread>
 
 #include "config/config.h"
 #include "store/db.h"
+#include "store/files.h"
 #include "store/history.h"
 #include "store/junk_scanner.h"
 #include "unit/files.h"
@@ -56,6 +62,16 @@ tern::config::Config one_account(const std::string& maildir) {
 	cfg.accounts["mjl"] = account;
 	return cfg;
 }
+
+// One account's Maildir (its INBOX) and an environment with its history.
+struct OneMaildir {
+	tern::testing::TempDir dir;
+	std::string maildir = dir.path + "/Maildir";
+	tern::config::Config cfg = one_account(maildir);
+	tern::store::Env env{dir.path};
+	MessageHistory history{env};
+	OneMaildir() { make_folder(maildir); }
+};
 
 }  // namespace
 
@@ -121,14 +137,8 @@ TEST_CASE("junk scanner: keywords, moves to and from Junk, and deletions update 
 	CHECK_FALSE(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
 }
 
-TEST_CASE("junk scanner: a folder emptied of more messages than one batch marks every one expunged") {
-	tern::testing::TempDir dir;
-	std::string maildir = dir.path + "/Maildir";
-	make_folder(maildir);
-	tern::config::Config cfg = one_account(maildir);
-
-	tern::store::Env env(dir.path);
-	MessageHistory history(env);
+TEST_CASE_FIXTURE(OneMaildir,
+                  "junk scanner: a folder emptied of more messages than one batch marks every one expunged") {
 	// 1203: two full batches of 500 and a partial one.
 	std::vector<HistoryRecord> records;
 	for (int i = 0; i < 1203; ++i) records.push_back(delivered(std::to_string(i) + ".m.host,S=1", "INBOX"));
@@ -152,4 +162,54 @@ TEST_CASE("junk scanner: a folder emptied of more messages than one batch marks 
 	// A second pass finds nothing more to do.
 	touch_dirs_later(maildir);
 	CHECK(scanner.scan(cfg, env, 1800000300).expunged == 0);
+}
+
+TEST_CASE_FIXTURE(OneMaildir,
+                  "junk scanner: a dovecot-keywords that is a FIFO, endless or huge neither blocks nor fills memory") {
+	std::vector<HistoryRecord> records{delivered("1.a.host,S=10", "INBOX")};
+	history.add(records);
+	tern::testing::write_file(maildir + "/cur/1.a.host,S=10:2,Sa", "x");
+	const std::string keywords = maildir + "/dovecot-keywords";
+
+	// Each scan runs on a thread of its own, so that a scan that blocks
+	// fails the test (after 10 s) instead of hanging it.
+	auto scan_finishes = [&](int64_t now) {
+		auto finished = std::make_shared<std::promise<void>>();
+		std::future<void> done = finished->get_future();
+		std::thread([&, finished, now] {
+			tern::store::JunkScanner scanner;
+			scanner.scan(cfg, env, now);
+			finished->set_value();
+		}).detach();
+		return done.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+	};
+	REQUIRE(mkfifo(keywords.c_str(), 0600) == 0);
+	CHECK(scan_finishes(1800000100));
+	fs::remove(keywords);
+	fs::create_symlink("/dev/zero", keywords);
+	CHECK(scan_finishes(1800000200));
+	fs::remove(keywords);
+
+	// A huge file: only its head is read, and the keyword there counts.
+	{
+		std::ofstream out(keywords);
+		out << "0 $Junk\n";
+	}
+	REQUIRE(truncate(keywords.c_str(), 1ll << 30) == 0);  // sparse: 1 GiB of NULs after the line
+	touch_dirs_later(maildir);
+	CHECK(scan_finishes(1800000300));
+	CHECK(history.find_by_unique_name("mjl", "1.a.host,S=10")->junk == JunkMark::junk);
+}
+
+TEST_CASE("read_file_head: only regular files, never blocking on a FIFO") {
+	tern::testing::TempDir dir;
+	const std::string fifo = dir.path + "/fifo";
+	REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+	CHECK_THROWS_WITH(tern::store::read_file_head(fifo, 100), doctest::Contains("not a regular file"));
+	CHECK_THROWS_WITH(tern::store::read_file_head(std::string("/dev/zero"), 100),
+	                  doctest::Contains("not a regular file"));
+	tern::testing::write_file(dir.path + "/plain", "0123456789");
+	CHECK(tern::store::read_file_head(dir.path + "/plain", 4) == "0123");
+	CHECK(tern::store::read_file_head(dir.path + "/plain", 100) == "0123456789");
+	CHECK_THROWS(tern::store::read_file_head(dir.path + "/missing", 100));
 }
