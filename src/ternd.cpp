@@ -26,6 +26,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "core/exit_deadline.h"
 #include "core/memory_trim.h"
 #include "core/privileges.h"
 #include "core/watchers.h"
@@ -758,8 +759,12 @@ Daemon::MetricsResponders Daemon::start_metrics(const MaildirScan& scan) {
 }
 
 // After the loop: outbound sessions stop (their records stay for the next
-// start); deliveries whose clients went away still finish before we exit.
+// start); deliveries whose clients went away still finish before we exit,
+// unless a thread is stuck: then the deadline ends the process
+// (core/exit_deadline.h).
 void Daemon::stop_after_loop(DeadProcessCheck& failchk, MetricsResponders& metrics_http) {
+	constexpr double threads_stop_deadline_s = 30;
+	core::ExitDeadline deadline(threads_stop_deadline_s);
 	stopping = true;
 	failchk.stop();
 	if (outq) outq->shutdown();
