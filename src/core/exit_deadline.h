@@ -25,6 +25,9 @@ public:
 	ExitDeadline(const ExitDeadline&) = delete;
 	ExitDeadline& operator=(const ExitDeadline&) = delete;
 
+	// How long the log line that says so may take before the exit.
+	static constexpr int log_grace_s = 5;
+
 private:
 	std::mutex mu_;
 	std::condition_variable cv_;

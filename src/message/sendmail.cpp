@@ -28,6 +28,9 @@ Args check_combination(Args a) {
 	if (has_ascii_control(a.full_name)) a.error = "control characters in the full name (-F)";
 	if (a.full_name.size() > max_full_name)
 		a.error = "full name (-F) longer than " + std::to_string(max_full_name) + " bytes";
+	// It becomes UTF-8 encoded words (RFC 2047): other bytes (Latin-1)
+	// would be mislabelled.
+	if (!valid_utf8(a.full_name)) a.error = "full name (-F) is not UTF-8";
 	if (a.mode == Mode::smtp && (!a.recipients.empty() || a.recipients_from_headers))
 		a.error = "with -bs the recipients come from RCPT TO, not from the command line or -t";
 	if (a.mode == Mode::deliver && a.recipients.empty() && !a.recipients_from_headers)
@@ -319,6 +322,10 @@ RequestReader::State RequestReader::line(std::string_view text) {
 	if (key == "fullname") {
 		if (value.size() > max_full_name) {
 			error_ = "full name too long";
+			return State::error;
+		}
+		if (!valid_utf8(value)) {
+			error_ = "full name not UTF-8";
 			return State::error;
 		}
 		request_.full_name = std::string(value);

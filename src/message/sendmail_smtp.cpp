@@ -31,6 +31,32 @@ std::string reply(int code, std::string_view secode, std::string_view text) {
 
 std::string reply(const smtp::SmtpError& e) { return reply(e.code, e.secode, e.text); }
 
+// MAIL or RCPT arguments whose path is a bare name ("TO:<root>"), with
+// the host name added; the arguments as they are otherwise. RFC 5321
+// paths have a domain, but local programs on the pipe write cron's and
+// mail(1)'s bare names, which the other modes complete the same way
+// (man/sendmail.tern.8).
+std::string with_bare_name_qualified(std::string_view args, const std::string& hostname) {
+	const size_t open = args.find('<');
+	const size_t close = open == std::string_view::npos ? open : args.find('>', open);
+	if (close == std::string_view::npos || close == open + 1) return std::string(args);
+	const std::string_view path = args.substr(open + 1, close - open - 1);
+	if (path.find('@') != std::string_view::npos || path.find(':') != std::string_view::npos)
+		return std::string(args);
+	return std::string(args.substr(0, close)) + "@" + hostname + std::string(args.substr(close));
+}
+
+// Parses MAIL or RCPT arguments; a bare name is taken as at the host name.
+template <class Parse>
+auto parse_path_args(std::string_view args, const std::string& hostname, Parse parse) {
+	auto parsed = parse(args);
+	if (parsed) return parsed;
+	const std::string qualified = with_bare_name_qualified(args, hostname);
+	if (qualified == args) return parsed;
+	auto second = parse(qualified);
+	return second ? second : parsed;  // a name that is still wrong: the first error
+}
+
 StdioSmtp::Step say(std::string text) {
 	StdioSmtp::Step s;
 	s.reply = std::move(text);
@@ -201,7 +227,8 @@ StdioSmtp::Step StdioSmtp::mail(std::string_view args) {
 	int64_t limit = max_size_ > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
 	    ? std::numeric_limits<int64_t>::max()
 	    : static_cast<int64_t>(max_size_);
-	smtp::Result<smtp::MailArgs> m = smtp::parse_mail(args, parse_mode, limit);
+	smtp::Result<smtp::MailArgs> m = parse_path_args(
+	    args, hostname_, [&](std::string_view a) { return smtp::parse_mail(a, parse_mode, limit); });
 	if (!m) return say(reply(m.error()));
 	reset_transaction();
 	have_mail_ = true;
@@ -211,7 +238,8 @@ StdioSmtp::Step StdioSmtp::mail(std::string_view args) {
 
 StdioSmtp::Step StdioSmtp::rcpt(std::string_view args) {
 	if (!have_mail_) return say(reply(smtp::replies::missing_mail()));
-	smtp::Result<smtp::RcptArgs> r = smtp::parse_rcpt(args, parse_mode);
+	smtp::Result<smtp::RcptArgs> r = parse_path_args(
+	    args, hostname_, [](std::string_view a) { return smtp::parse_rcpt(a, parse_mode); });
 	if (!r) return say(reply(r.error()));
 	if (tx_.recipients.size() >= max_recipients)
 		// RFC 5321 4.5.3.1.10: the client sends the rest in another transaction.

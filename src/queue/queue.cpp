@@ -455,8 +455,15 @@ struct Queue::Delivery {
 	// mode enforce or testing (RFC 8461 5), and its fetch while under way.
 	std::optional<mailauth::mta_sts::Policy> sts;
 	net::HttpsGetHandle sts_fetch;
+	// The last host's failure and, when a reply of that host's was it, who
+	// answered: always set together (note_failure), so that a notice never
+	// quotes one host's reply beside another host's error.
 	std::string last_error;
-	RemoteReport last_remote;  // the host whose reply last_error quotes, and the reply
+	RemoteReport last_remote;
+	void note_failure(std::string error, RemoteReport remote = {}) {
+		last_error = std::move(error);
+		last_remote = std::move(remote);
+	}
 	std::unique_ptr<SmtpClient> client;
 	// A client that ended inside the callback running now: destroyed when
 	// the callback has returned.
@@ -1394,7 +1401,7 @@ void Queue::next_host(Delivery& d) {
 
 void Queue::on_host_addresses(Delivery& d, const std::string& host, const mailauth::IpLookup& r) {
 	if (r.status != mailauth::DnsStatus::ok || r.addresses.empty()) {
-		d.last_error = "4.4.4 no address for host " + host;
+		d.note_failure("4.4.4 no address for host " + host);
 		d.other_host_failure = true;
 		d.host_index++;
 		next_host(d);
@@ -1573,9 +1580,9 @@ void Queue::on_client_done(Delivery& d, ClientResult result) {
 	const std::string ip = d.addresses[d.address_index];
 	if (result.host_failure) {
 		log::info("queue: host failed", {{"host", host}, {"ip", ip}, {"err", result.error}});
-		d.last_error = result.error;
-		d.last_remote = result.reply.empty() ? RemoteReport{}
-						     : RemoteReport{remote_mta_name(host, ip), result.reply};
+		d.note_failure(result.error,
+		               result.reply.empty() ? RemoteReport{}
+		                                    : RemoteReport{remote_mta_name(host, ip), result.reply});
 		(result.requiretls_unmet ? d.requiretls_unmet : d.other_host_failure) = true;
 		if (result.tls_failed && d.tls == TlsMode::opportunistic && !d.tls_off &&
 		    !d.remote.front().requiretls && !sts_enforced(d)) {

@@ -69,12 +69,6 @@ std::optional<smtp::Address> qualified_address(std::string text, const std::stri
 	return smtp::parse_address(text);
 }
 
-bool has_non_ascii(const std::string& s) {
-	for (char c : s)
-		if (static_cast<unsigned char>(c) >= 0x80) return true;
-	return false;
-}
-
 // The address a local user's mail comes from without -f: its account's
 // address at the account's domain when it has one, else any of its
 // addresses; login@hostname for users without an account.
@@ -175,11 +169,10 @@ LocalSender decide_local_sender(const config::Config& cfg, const std::string& lo
 			s.recipient_errors.push_back(status(553, "1.3", "bad recipient address syntax", r));
 			continue;
 		}
-		// root and www-data may both reach the postmaster: one copy.
-		std::string recipient = host_user_recipient(cfg, *to);
-		if (std::find(s.recipients.begin(), s.recipients.end(), recipient) == s.recipients.end())
-			s.recipients.push_back(std::move(recipient));
+		s.recipients.push_back(host_user_recipient(cfg, *to));
 	}
+	// root and www-data may both have become the postmaster: one copy.
+	s.recipients = sm::distinct_recipients(s.recipients);
 	if (!s.recipient_errors.empty()) s.error = status(553, "1.3", "bad recipient address(es), message not sent");
 	return s;
 }
@@ -188,7 +181,9 @@ std::string generated_from(const std::string& full_name, const std::string& addr
 	if (full_name.empty()) return "From: <" + address + ">\r\n";
 	// RFC 2047 5(3): a name beyond ASCII as encoded words, which every
 	// reader decodes; raw UTF-8 in a header needs SMTPUTF8 all the way.
-	if (!is_ascii(full_name)) return "From: " + message::encode_words(full_name) + " <" + address + ">\r\n";
+	// The address goes on a line of its own: a line holding an encoded
+	// word stays within 76 characters (RFC 2047 2).
+	if (!is_ascii(full_name)) return "From: " + message::encode_words(full_name) + "\r\n <" + address + ">\r\n";
 	// RFC 5322 3.2.4: a quoted-string, with '"' and '\' escaped.
 	std::string quoted = "\"";
 	for (char c : full_name) {
@@ -424,8 +419,8 @@ void run_submission_job(SubmissionJob& job, const std::shared_ptr<const config::
 								: job.sender.mail_from;
 		in.extra_header = generated_from(request.full_name, from);
 	}
-	for (const auto& r : in.recipients) in.smtputf8 = in.smtputf8 || has_non_ascii(r);
-	in.smtputf8 = in.smtputf8 || has_non_ascii(in.mail_from);
+	for (const auto& r : in.recipients) in.smtputf8 = in.smtputf8 || !is_ascii(r);
+	in.smtputf8 = in.smtputf8 || !is_ascii(in.mail_from);
 	job.result = prepare_submission(in);
 }
 
@@ -553,14 +548,14 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 	for (const auto& r : s.recipients) {
 		auto address = smtp::parse_address(r);
 		if (!address) continue;  // decide_local_sender parsed each one
-		msg.smtputf8 = msg.smtputf8 || has_non_ascii(r);
+		msg.smtputf8 = msg.smtputf8 || !is_ascii(r);
 		OutboundRecipient o;
 		o.to = r;
 		o.domain = address->lookup_domain();
 		o.prefix = prefix_for(r);
 		msg.recipients.push_back(std::move(o));
 	}
-	msg.smtputf8 = msg.smtputf8 || has_non_ascii(s.mail_from);
+	msg.smtputf8 = msg.smtputf8 || !is_ascii(s.mail_from);
 	queue->enqueue(std::move(msg), handed_over);
 }
 

@@ -57,15 +57,6 @@ bool is_atext_special(unsigned char c) {
 	}
 }
 
-bool valid_utf8(std::string_view s) {
-	while (!s.empty()) {
-		Utf8Rune r = decode_utf8(s);
-		if (!r.valid) return false;
-		s.remove_prefix(r.len);
-	}
-	return true;
-}
-
 std::string rune_text(char32_t cp) {
 	std::string s;
 	append_utf8(s, cp);

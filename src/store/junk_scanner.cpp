@@ -50,7 +50,7 @@ constexpr size_t max_keywords_file = 64 * 1024;
 
 std::string read_keywords_file(const std::string& path) {
 	struct stat st {};
-	if (::lstat(path.c_str(), &st) != 0) return "";  // none: no keywords
+	if (::stat(path.c_str(), &st) != 0) return "";  // none (or a dangling link): no keywords
 	try {
 		return read_file_head(path, max_keywords_file);
 	} catch (const std::exception& e) {

@@ -2,7 +2,7 @@
 
 namespace tern {
 
-void append_hex_digits(std::string& out, uint32_t value, int digits, HexCase letters) {
+void append_hex_digits(std::string& out, uint64_t value, int digits, HexCase letters) {
 	const char* alphabet = letters == HexCase::upper ? "0123456789ABCDEF" : "0123456789abcdef";
 	for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4) out.push_back(alphabet[(value >> shift) & 0xf]);
 }
@@ -11,7 +11,7 @@ void append_hex_byte(std::string& out, unsigned char byte, HexCase letters) {
 	append_hex_digits(out, byte, 2, letters);
 }
 
-int hex_digit_count(uint32_t value) {
+int hex_digit_count(uint64_t value) {
 	int digits = 1;
 	while (value >>= 4) digits++;
 	return digits;

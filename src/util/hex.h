@@ -15,9 +15,9 @@ enum class HexCase { lower, upper };
 void append_hex_byte(std::string& out, unsigned char byte, HexCase letters = HexCase::lower);
 // Appends the low `digits` hexadecimal digits of `value`, most significant
 // first (a code point's \uXXXX, a DNS name's nibble labels).
-void append_hex_digits(std::string& out, uint32_t value, int digits, HexCase letters = HexCase::lower);
+void append_hex_digits(std::string& out, uint64_t value, int digits, HexCase letters = HexCase::lower);
 // How many hexadecimal digits `value` takes without leading zeros (1 for 0).
-int hex_digit_count(uint32_t value);
+int hex_digit_count(uint64_t value);
 
 // The value of one hexadecimal digit, either case; -1 for any other byte.
 int hex_digit_value(char c);

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <mutex>
 
+#include "util/hex.h"
 #include "util/strings.h"
 #include "util/unique_fd.h"
 
@@ -192,11 +193,9 @@ std::string format_line(std::string_view ts, Level level, uint64_t cid, std::str
 	if (!ts.empty()) append_field(out, "ts", ts);
 	append_field(out, "level", level_name(level));
 	if (cid != 0) {
-		char hex[17];
-		char* end = hex + sizeof hex;
-		char* p = end;
-		for (uint64_t v = cid; v != 0; v >>= 4) *--p = "0123456789abcdef"[v & 0xf];
-		append_field(out, "cid", std::string_view(p, static_cast<size_t>(end - p)));
+		std::string hex;
+		append_hex_digits(hex, cid, hex_digit_count(cid));
+		append_field(out, "cid", hex);
 	}
 	append_field(out, "msg", msg);
 	for (const auto& [key, value] : fields) append_field(out, key, value);

@@ -143,6 +143,15 @@ void append_utf8(std::string& out, char32_t cp) {
 	}
 }
 
+bool valid_utf8(std::string_view s) {
+	while (!s.empty()) {
+		const Utf8Rune r = decode_utf8(s);
+		if (!r.valid) return false;
+		s.remove_prefix(r.len);
+	}
+	return true;
+}
+
 bool has_ascii_control(std::string_view s) {
 	for (char c : s)
 		if (is_ascii_control(static_cast<unsigned char>(c))) return true;

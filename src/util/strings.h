@@ -54,6 +54,8 @@ struct Utf8Rune {
 	bool valid;
 };
 Utf8Rune decode_utf8(std::string_view s);
+// Whether all of `s` is UTF-8 by decode_utf8's rules.
+bool valid_utf8(std::string_view s);
 // Appends code point `cp` (at most U+10FFFF, the caller checked) as UTF-8
 // (RFC 3629 3).
 void append_utf8(std::string& out, char32_t cp);

@@ -767,18 +767,59 @@ std::string notice_after_one_attempt(const std::string& smarthost) {
 TEST_CASE("queue: a notice about a host's refusal before MAIL names that host as Remote-MTA") {
 	// RFC 3464 2.3.5: the Remote-MTA is the one whose reply the
 	// Diagnostic-Code quotes, also when it refused before the transaction.
+	auto notice_after = [](const SmtpSink::Replies& replies) {
+		SmtpSink sink;
+		sink.set_replies(replies);
+		return notice_after_one_attempt("127.0.0.1:" + std::to_string(sink.port()));
+	};
+	SmtpSink::Replies replies;
+	SUBCASE("EHLO") {
+		replies.ehlo = "451 4.3.0 try later";
+		std::string dsn = notice_after(replies);
+		INFO(dsn);
+		CHECK(dsn.find("\r\nRemote-MTA: dns; 127.0.0.1 ([127.0.0.1])\r\n") != std::string::npos);
+		CHECK(dsn.find("\r\nDiagnostic-Code: smtp; 451 4.3.0 try later\r\n") != std::string::npos);
+		// The reply's status, made final as after any last attempt (not 5.0.0).
+		CHECK(dsn.find("\r\nStatus: 5.3.0\r\n") != std::string::npos);
+		// The text still says where it failed.
+		CHECK(dsn.find("EHLO to 127.0.0.1: 451 4.3.0 try later") != std::string::npos);
+	}
+	SUBCASE("greeting") {
+		replies.greeting = "554 5.7.1 no mail from you";
+		std::string dsn = notice_after(replies);
+		INFO(dsn);
+		CHECK(dsn.find("\r\nRemote-MTA: dns; 127.0.0.1 ([127.0.0.1])\r\n") != std::string::npos);
+		CHECK(dsn.find("\r\nDiagnostic-Code: smtp; 554 5.7.1 no mail from you\r\n") != std::string::npos);
+		CHECK(dsn.find("\r\nStatus: 5.7.1\r\n") != std::string::npos);
+	}
+}
+
+TEST_CASE("queue: a notice quotes the last host's failure, not an earlier host's reply") {
+	// mx1 refuses EHLO; mx2 has no address: the notice is about mx2's
+	// failure and names no Remote-MTA and no Diagnostic-Code of mx1's.
 	SmtpSink sink;
 	SmtpSink::Replies replies;
 	replies.ehlo = "451 4.3.0 try later";
 	sink.set_replies(replies);
-	std::string dsn = notice_after_one_attempt("127.0.0.1:" + std::to_string(sink.port()));
+	DnsServer dns;
+	dns.add("remote.example", "MX", "10 mx1.remote.example");
+	dns.add("remote.example", "MX", "20 mx2.remote.example");
+	dns.add("mx1.remote.example", "A", "127.0.0.1");
+	Fixture::Settings settings;
+	settings.dns = &dns;
+	settings.mx_port = sink.port();
+	settings.max_attempts = 1;
+	Fixture fx("", settings);
+	REQUIRE(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+	REQUIRE(fx.run_until(
+	    [&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
+	CHECK(sink.connections() == 1);
+	std::string dsn = fx.maildir_message("alice");
 	INFO(dsn);
-	CHECK(dsn.find("\r\nRemote-MTA: dns; 127.0.0.1 ([127.0.0.1])\r\n") != std::string::npos);
-	CHECK(dsn.find("\r\nDiagnostic-Code: smtp; 451 4.3.0 try later\r\n") != std::string::npos);
-	// The reply's status, made final as after any last attempt (not 5.0.0).
-	CHECK(dsn.find("\r\nStatus: 5.3.0\r\n") != std::string::npos);
-	// The text still says where it failed.
-	CHECK(dsn.find("EHLO to 127.0.0.1: 451 4.3.0 try later") != std::string::npos);
+	CHECK(dsn.find("no address for host mx2.remote.example") != std::string::npos);
+	CHECK(dsn.find("\r\nStatus: 5.4.4\r\n") != std::string::npos);
+	CHECK(dsn.find("Remote-MTA:") == std::string::npos);
+	CHECK(dsn.find("Diagnostic-Code:") == std::string::npos);
 }
 
 TEST_CASE("queue: a notice about a host never reached names no Remote-MTA") {

@@ -272,7 +272,7 @@ TEST_CASE("sendmail: a full name beyond ASCII becomes encoded words; one over 25
 	                              "Subject: report\n\nok\n");
 	INFO(r.both() << log_tail(t.d));
 	REQUIRE(r.exit_code == 0);
-	CHECK(only_message(t.d).find("\r\nFrom: =?UTF-8?B?w4lxdWlwZSBkZSBudWl0?= <root@mx.test.example>\r\n") !=
+	CHECK(only_message(t.d).find("\r\nFrom: =?UTF-8?B?w4lxdWlwZSBkZSBudWl0?=\r\n <root@mx.test.example>\r\n") !=
 	      std::string::npos);
 	ProgramResult long_name = run_program(sendmail_args(t.d, {"-F" + std::string(300, 'n'), "alice@test.example"}),
 	                                      "x\n");

@@ -215,6 +215,9 @@ TEST_CASE("sendmail protocol: bad requests") {
 	CHECK(long_name.feed("fullname " + std::string(max_full_name + 1, 'a') + "\n", used) ==
 	      RequestReader::State::error);
 	CHECK(long_name.error() == "full name too long");
+	RequestReader latin1(100);
+	CHECK(latin1.feed("fullname Andr\xe9\n", used) == RequestReader::State::error);
+	CHECK(latin1.error() == "full name not UTF-8");
 	RequestReader name(100);
 	CHECK(name.feed("fullname " + std::string(max_full_name, 'a') + "\n", used) == RequestReader::State::more);
 	RequestReader longline(100);
@@ -372,5 +375,15 @@ TEST_CASE("local submission: generated From") {
 	CHECK(generated_from("Cron \"Daemon\"", "root@b.example") ==
 	      "From: \"Cron \\\"Daemon\\\"\" <root@b.example>\r\n");
 	// Beyond ASCII: an encoded word (RFC 2047), not raw 8-bit bytes.
-	CHECK(generated_from("\xc3\x89quipe", "a@b.example") == "From: =?UTF-8?B?w4lxdWlwZQ==?= <a@b.example>\r\n");
+	// The address on a line of its own, so that a line with an encoded
+	// word stays within 76 characters (RFC 2047 2).
+	CHECK(generated_from("\xc3\x89quipe", "a@b.example") == "From: =?UTF-8?B?w4lxdWlwZQ==?=\r\n <a@b.example>\r\n");
+	std::string long_name;
+	for (int i = 0; i < 21; ++i) long_name += "\xc3\xa9";  // 42 bytes: one full word
+	const std::string from = generated_from(long_name, "someone.with.a.long.address@example.org");
+	for (size_t start = 0; start < from.size();) {
+		const size_t end = from.find("\r\n", start);
+		CHECK(end - start <= 76);
+		start = end + 2;
+	}
 }

@@ -95,6 +95,22 @@ TEST_CASE("sendmail -bs: the null sender, LF line ends and a second transaction"
 	CHECK(next.replies == "503 5.5.1 missing MAIL FROM\r\n250 2.1.0 looking good\r\n250 2.1.0 now on the list\r\n");
 }
 
+TEST_CASE("sendmail -bs: bare names in MAIL and RCPT are taken as at the host name, as cron writes them") {
+	StdioSmtp smtp("mail.example.org", max_size);
+	std::string input =
+	    "MAIL FROM:<nobody>\r\nRCPT TO:<root>\r\nRCPT TO:<bob@example.net>\r\nRCPT TO:<a b>\r\n"
+	    "RCPT TO:<>\r\nDATA\r\nbody\r\n.\r\n";
+	Run r = run(smtp, input);
+	REQUIRE(r.submitted);
+	CHECK(r.submitted->sender == "nobody@mail.example.org");
+	CHECK(r.submitted->recipients == std::vector<std::string>{"root@mail.example.org", "bob@example.net"});
+	// A name that does not parse with the host name either keeps its first
+	// error; an empty path gets no host name.
+	CHECK(r.replies.find("250 2.1.0 looking good\r\n250 2.1.0 now on the list\r\n250 2.1.0 now on the list\r\n"
+	                     "501 5.5.2 ") != std::string::npos);
+	CHECK(r.replies.find("354 ") != std::string::npos);
+}
+
 TEST_CASE("sendmail -bs: commands out of sequence, unknown and unavailable ones") {
 	StdioSmtp smtp("h", max_size);
 	std::string input =
@@ -234,4 +250,6 @@ TEST_CASE("sendmail args: -bs") {
 	CHECK(args_of({"-F", std::string(257, 'n'), "bob@example.org"}).error ==
 	      "full name (-F) longer than 256 bytes");
 	CHECK(args_of({"-F", std::string(256, 'n'), "bob@example.org"}).error.empty());
+	CHECK(args_of({"-F", "Andr\xe9", "bob@example.org"}).error == "full name (-F) is not UTF-8");  // Latin-1
+	CHECK(args_of({"-F", "Andr\xc3\xa9", "bob@example.org"}).error.empty());
 }
