@@ -109,6 +109,15 @@ public:
 		if (c->dead) clients_.erase(h);
 	}
 
+	// Runs `f` on every client, as with_client does (a client `f` marks
+	// dead goes).
+	template <class F>
+	void for_each_client(F&& f) {
+		std::vector<core::ConnHandle> all;
+		clients_.for_each([&](core::ConnHandle h, Client&) { all.push_back(h); });
+		for (auto h : all) with_client(h, f);
+	}
+
 	size_t size() const { return clients_.size(); }
 
 private:

@@ -56,8 +56,8 @@ sm::Status status(int code, std::string_view secode, std::string text, std::stri
 // Tells a client refused at accept why, in the socket's protocol, before
 // it is closed: sendmail.tern prints the reason and exits 75. Best effort:
 // a fresh socket's buffer has room for one line, and nothing waits.
-void send_refusal(int fd, std::string text) {
-	std::string line = sm::format_final_status(status(421, smtp::se::pol_other0, std::move(text)));
+void send_refusal(int fd, std::string text, std::string_view secode = smtp::se::pol_other0) {
+	std::string line = sm::format_final_status(status(421, secode, std::move(text)));
 	[[maybe_unused]] ssize_t sent = ::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
@@ -262,7 +262,19 @@ void LocalSubmitListener::start() {
 	log::info("listening", {{"listener", "sendmail"}, {"address", clients_.path()}});
 }
 
-void LocalSubmitListener::stop() { clients_.stop(); }
+void LocalSubmitListener::stop() {
+	clients_.stop();
+	// As an SMTP client waiting for a command or sending DATA gets 421
+	// when ternd stops (man/ternd.8 SIGNALS), a client that has not handed
+	// its whole message over is told so at once, and sendmail.tern exits 75
+	// for its caller to try again; one whose message ternd already took
+	// gets its answer when the hand-over ends.
+	clients_.for_each_client([](Client& c) {
+		if (c.phase != Client::Phase::head && c.phase != Client::Phase::data) return;
+		send_refusal(c.fd.get(), "shutting down", smtp::se::sys_not_accepting2);
+		c.dead = true;
+	});
+}
 
 std::unique_ptr<LocalSubmitListener::Client> LocalSubmitListener::make_client(UniqueFd fd) {
 	// The kernel's word on who connected (unix(7) SO_PEERCRED).

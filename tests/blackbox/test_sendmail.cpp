@@ -724,9 +724,22 @@ TEST_CASE("sendmail -bs: Symfony Mailer's sendmail transport sends through it an
 
 namespace {
 
+// Python for the socket tests: read_all(s) returns what ternd writes on
+// s until it closes (10 s at most).
+const std::string python_read_all = R"(import socket, sys, os, signal, time
+def read_all(s):
+    s.settimeout(10)
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            return data.decode()
+        data += chunk
+)";
+
 // A python3 script that holds `n` connections to the socket open, then
 // opens one more and prints what ternd writes on it until it closes.
-const char* hold_and_probe_script = R"(import socket, sys
+const std::string hold_and_probe_script = python_read_all + R"(
 path, n = sys.argv[1], int(sys.argv[2])
 held = []
 for _ in range(n):
@@ -734,15 +747,8 @@ for _ in range(n):
     s.connect(path)
     held.append(s)
 probe = socket.socket(socket.AF_UNIX)
-probe.settimeout(10)
 probe.connect(path)
-data = b""
-while True:
-    chunk = probe.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-sys.stdout.write(data.decode())
+sys.stdout.write(read_all(probe))
 )";
 
 }  // namespace
@@ -770,4 +776,34 @@ TEST_CASE("sendmail socket: a client over the limits is told why (done 421) befo
 	ProgramResult r = run_program(sendmail_args(t.d, {"alice@test.example"}), "Subject: after\n\nok\n");
 	CHECK_MESSAGE(r.exit_code == 0, r.both());
 	CHECK(only_message(t.d).find("Subject: after") != std::string::npos);
+}
+
+TEST_CASE("sendmail socket: on SIGTERM a client still sending its request gets done 421 4.3.2 at once") {
+	if (geteuid() != 0) {
+		MESSAGE("skipped: needs root");
+		return;
+	}
+	Running t;
+	const std::string socket = t.d.data_dir() + "/public/sendmail.sock";
+	// One client that sent nothing, one halfway through its head, one
+	// inside its data: none has handed a message over.
+	const std::string script = python_read_all + R"(
+path, pid = sys.argv[1], int(sys.argv[2])
+clients = []
+for first in (b"", b"rcpt root", b"rcpt root\ndata 40\nSubject: x\n"):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    if first:
+        s.sendall(first)
+    clients.append(s)
+time.sleep(0.5)
+os.kill(pid, signal.SIGTERM)
+for s in clients:
+    sys.stdout.write(read_all(s))
+)";
+	ProgramResult r = run_program({"/usr/bin/python3", "-c", script, socket, std::to_string(t.d.pid())});
+	INFO(r.both() << log_tail(t.d));
+	CHECK(r.exit_code == 0);
+	CHECK(r.out == "done 421 4.3.2 shutting down\ndone 421 4.3.2 shutting down\ndone 421 4.3.2 shutting down\n");
+	CHECK(t.d.stop() == 0);
 }
