@@ -89,15 +89,10 @@ HttpResponder::HttpResponder(struct ev_loop* loop, UniqueFd listen_fd, std::func
 	: page_(std::move(page)), clients_(loop, "metrics", max_clients, request_timeout_s,
                                            {[](UniqueFd fd) { return std::make_unique<Client>(std::move(fd)); },
                                             [this](Client& c, int) { on_io(c); }, [](Client& c) { c.dead = true; },
-                                            [](int fd) {
-						    // RFC 9110 15.6.4: the scraper learns it is
-						    // turned away, and may retry.
-						    static constexpr std::string_view busy =
-							"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-							"Connection: close\r\n\r\n";
-						    [[maybe_unused]] ssize_t sent = ::send(fd, busy.data(), busy.size(),
-	                                                                                   MSG_DONTWAIT | MSG_NOSIGNAL);
-					    }}) {
+                                            // RFC 9110 15.6.4: the scraper learns it is
+                                            // turned away, and may retry.
+                                            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                            "Connection: close\r\n\r\n"}) {
 	clients_.listen(std::move(listen_fd), "");
 }
 

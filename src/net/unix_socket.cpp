@@ -63,4 +63,8 @@ bool send_all(int fd, std::string_view data) {
 	return true;
 }
 
+void send_without_waiting(int fd, std::string_view data) {
+	[[maybe_unused]] ssize_t sent = ::send(fd, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 }  // namespace tern::net

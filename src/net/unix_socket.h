@@ -26,4 +26,8 @@ UniqueFd connect_unix(const std::string& path);
 // Writes all of `data` to a blocking socket (no SIGPIPE); false on error.
 bool send_all(int fd, std::string_view data);
 
+// Best effort, for a last line before a close: writes what the socket's
+// buffer takes now, never waits, no SIGPIPE.
+void send_without_waiting(int fd, std::string_view data);
+
 }  // namespace tern::net

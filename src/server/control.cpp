@@ -43,7 +43,7 @@ ControlServer::ControlServer(struct ev_loop* loop, core::WorkerPool& workers, st
 			    else if (revents & EV_WRITE)
 				    on_writable(c);
 		    },
-                    [](Client& c) { c.dead = true; }, nullptr}) {
+                    [](Client& c) { c.dead = true; }, ""}) {
 	if (!net::unix_address(path_))
 		throw std::runtime_error("control socket path too long (max " +
 		                         std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes): " + path_);

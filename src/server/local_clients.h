@@ -18,6 +18,7 @@
 
 #include "core/conn_table.h"
 #include "core/watchers.h"
+#include "net/unix_socket.h"
 #include "util/log.h"
 #include "util/unique_fd.h"
 
@@ -43,9 +44,9 @@ public:
 		std::function<std::unique_ptr<Client>(UniqueFd fd)> make;
 		std::function<void(Client&, int revents)> on_io;
 		std::function<void(Client&)> on_deadline;
-		// A connection over max_clients, just before it is closed: a
-		// chance to tell the peer why (optional; must not block).
-		std::function<void(int fd)> refuse_over_limit;
+		// Sent (best effort) to a connection over max_clients before it
+		// is closed, telling the peer why; "" sends nothing.
+		std::string over_limit_reply;
 	};
 
 	// `what` names the socket in log lines; at most `max_clients` at once,
@@ -55,9 +56,7 @@ public:
 		  hooks_(std::move(hooks)), resume_(loop, [this] { start(); }) {}
 	~LocalClients() {
 		stop();
-		std::vector<core::ConnHandle> all;
-		clients_.for_each([&](core::ConnHandle h, Client&) { all.push_back(h); });
-		for (auto h : all) clients_.erase(h);
+		for (auto h : handles()) clients_.erase(h);
 	}
 	LocalClients(const LocalClients&) = delete;
 	LocalClients& operator=(const LocalClients&) = delete;
@@ -113,14 +112,19 @@ public:
 	// dead goes).
 	template <class F>
 	void for_each_client(F&& f) {
-		std::vector<core::ConnHandle> all;
-		clients_.for_each([&](core::ConnHandle h, Client&) { all.push_back(h); });
-		for (auto h : all) with_client(h, f);
+		for (auto h : handles()) with_client(h, f);
 	}
 
 	size_t size() const { return clients_.size(); }
 
 private:
+	// The clients' handles, taken before any of them goes.
+	std::vector<core::ConnHandle> handles() {
+		std::vector<core::ConnHandle> all;
+		clients_.for_each([&](core::ConnHandle h, Client&) { all.push_back(h); });
+		return all;
+	}
+
 	// Level-triggered: a burst larger than one round is taken in the next.
 	static constexpr int accepts_per_round = 64;
 	// Out of descriptors, accepting pauses this long instead of spinning on
@@ -145,7 +149,8 @@ private:
 			if (clients_.size() >= max_clients_) {
 				log::error(what_ + ": too many clients, connection closed",
 				           {{"max", std::to_string(max_clients_)}});
-				if (hooks_.refuse_over_limit) hooks_.refuse_over_limit(fd.get());
+				if (!hooks_.over_limit_reply.empty())
+					net::send_without_waiting(fd.get(), hooks_.over_limit_reply);
 				continue;
 			}
 			std::unique_ptr<Client> client = hooks_.make(std::move(fd));

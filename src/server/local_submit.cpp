@@ -53,12 +53,11 @@ sm::Status status(int code, std::string_view secode, std::string text, std::stri
 	return sm::Status{code, smtp::enhanced_code(code, secode), std::move(text), std::move(recipient)};
 }
 
-// Tells a client refused at accept why, in the socket's protocol, before
-// it is closed: sendmail.tern prints the reason and exits 75. Best effort:
-// a fresh socket's buffer has room for one line, and nothing waits.
-void send_refusal(int fd, std::string text, std::string_view secode = smtp::se::pol_other0) {
-	std::string line = sm::format_final_status(status(421, secode, std::move(text)));
-	[[maybe_unused]] ssize_t sent = ::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+// The line that tells a client refused why, in the socket's protocol,
+// before it is closed: sendmail.tern prints the reason and exits 75. Sent
+// without waiting: a fresh socket's buffer has room for one line.
+std::string refusal(std::string text, std::string_view secode = smtp::se::pol_other0) {
+	return sm::format_final_status(status(421, secode, std::move(text)));
 }
 
 // RFC 5321 4.1.2: an address without a domain is completed with ours, as
@@ -221,7 +220,7 @@ LocalSubmitListener::LocalSubmitListener(Server& srv, LocalSubmitSocket sock, Qu
 			    log::info("local submission: client idle, dropped");
 			    c.dead = true;
 		    },
-                    [](int fd) { send_refusal(fd, "too many local submissions at once, try again later"); }}) {
+                    refusal("too many local submissions at once, try again later")}) {
 	if (sock.fd) clients_.listen(std::move(sock.fd), std::move(sock.path));
 }
 
@@ -271,7 +270,7 @@ void LocalSubmitListener::stop() {
 	// gets its answer when the hand-over ends.
 	clients_.for_each_client([](Client& c) {
 		if (c.phase != Client::Phase::head && c.phase != Client::Phase::data) return;
-		send_refusal(c.fd.get(), "shutting down", smtp::se::sys_not_accepting2);
+		net::send_without_waiting(c.fd.get(), refusal("shutting down", smtp::se::sys_not_accepting2));
 		c.dead = true;
 	});
 }
@@ -288,9 +287,9 @@ std::unique_ptr<LocalSubmitListener::Client> LocalSubmitListener::make_client(Un
 	    clients_.count_if([&](const Client& c) { return c.uid == cred.uid; }) >= max_clients_per_user) {
 		log::error("local submission: too many clients of one user, connection closed",
 		           {{"uid", std::to_string(cred.uid)}, {"max", std::to_string(max_clients_per_user)}});
-		send_refusal(fd.get(),
-		             "too many local submissions at once from user id " + std::to_string(cred.uid) +
-		                 ", try again later");
+		net::send_without_waiting(fd.get(),
+		                          refusal("too many local submissions at once from user id " +
+		                                  std::to_string(cred.uid) + ", try again later"));
 		return nullptr;
 	}
 	return std::make_unique<Client>(std::move(fd), cred.uid, srv_.config()->local_submission_max_size());
