@@ -155,6 +155,12 @@ std::string ensure_header_section(std::string message) {
 	return message;
 }
 
+std::string with_host_domain(std::string_view path, const std::string& hostname) {
+	if (path.find('@') != std::string_view::npos || path.find(':') != std::string_view::npos)
+		return std::string(path);
+	return std::string(path) + "@" + hostname;
+}
+
 std::string qualify_address_list(std::string_view value, const std::string& hostname) {
 	// Walks the list (RFC 5322 3.4) outside quoted strings and comments,
 	// one element (between top-level commas) at a time.

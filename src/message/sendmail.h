@@ -61,6 +61,11 @@ std::string normalize_message(std::string_view input, bool ignore_dots);
 // Both as other sendmail programs do.
 std::string ensure_header_section(std::string message);
 
+// A bare name ("root") completed with the host name, as local mailers do
+// for what cron and mail(1) write (RFC 5321 4.1.2 paths have a domain);
+// anything with a domain or a source route as it is.
+std::string with_host_domain(std::string_view path, const std::string& hostname);
+
 // Completes unqualified addresses in From, Sender, Reply-To, To and Cc
 // with "@hostname", as local mailers do for what cron and old scripts
 // write ("From: root (Cron Daemon)", "To: <www-data>"). Fields that need

@@ -4,6 +4,7 @@
 #include <limits>
 #include <utility>
 
+#include "message/sendmail.h"
 #include "smtp/parser.h"
 #include "smtp/replies.h"
 #include "smtp/reply.h"
@@ -40,10 +41,8 @@ std::string with_bare_name_qualified(std::string_view args, const std::string& h
 	const size_t open = args.find('<');
 	const size_t close = open == std::string_view::npos ? open : args.find('>', open);
 	if (close == std::string_view::npos || close == open + 1) return std::string(args);
-	const std::string_view path = args.substr(open + 1, close - open - 1);
-	if (path.find('@') != std::string_view::npos || path.find(':') != std::string_view::npos)
-		return std::string(args);
-	return std::string(args.substr(0, close)) + "@" + hostname + std::string(args.substr(close));
+	return std::string(args.substr(0, open + 1)) +
+	    with_host_domain(args.substr(open + 1, close - open - 1), hostname) + std::string(args.substr(close));
 }
 
 // Parses MAIL or RCPT arguments; a bare name is taken as at the host name.

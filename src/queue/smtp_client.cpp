@@ -306,7 +306,7 @@ void SmtpClient::handle_reply(Reply reply) {
 
 void SmtpClient::on_greeting_reply(const Reply& reply) {
 	if (reply.code != 220) {
-		fail_host("greeting from " + options_.server_name + ": " + reply.summary(), false, reply.summary());
+		fail_host_on_reply("greeting from " + options_.server_name, reply);
 		return;
 	}
 	greeted_ = true;
@@ -318,7 +318,7 @@ void SmtpClient::on_ehlo_reply(const Reply& reply) {
 		// A temporary refusal is not "EHLO not understood": the host
 		// fails for now, the next one is tried, the message retried later
 		// (with HELO an SMTPUTF8 or REQUIRETLS message would bounce).
-		fail_host("EHLO to " + options_.server_name + ": " + reply.summary(), false, reply.summary());
+		fail_host_on_reply("EHLO to " + options_.server_name, reply);
 		return;
 	}
 	if (reply.code != 250) {
@@ -389,7 +389,7 @@ void SmtpClient::read_ehlo_extensions(const Reply& reply) {
 
 void SmtpClient::on_helo_reply(const Reply& reply) {
 	if (reply.code != 250) {
-		fail_host("HELO refused by " + options_.server_name + ": " + reply.summary(), false, reply.summary());
+		fail_host_on_reply("HELO refused by " + options_.server_name, reply);
 		return;
 	}
 	esmtp_ = false;
@@ -414,8 +414,7 @@ void SmtpClient::on_starttls_reply(const Reply& reply) {
 		return;
 	}
 	if (options_.tls == TlsMode::required) {
-		fail_host("STARTTLS refused by " + options_.server_name + ": " + reply.summary(), true,
-		          reply.summary());
+		fail_host_on_reply("STARTTLS refused by " + options_.server_name, reply, true);
 		return;
 	}
 	after_ehlo();  // opportunistic: go on in plain text (RFC 3207 4.1)
@@ -740,6 +739,11 @@ void SmtpClient::supply_chunk(std::string data, bool eof, const std::string& err
 void SmtpClient::fail_host(const std::string& error, bool tls_failed, const std::string& reply) {
 	mark_host_failure(error, tls_failed, reply);
 	complete();
+}
+
+void SmtpClient::fail_host_on_reply(const std::string& what, const Reply& reply, bool tls_failed) {
+	std::string summary = reply.summary();
+	fail_host(what + ": " + summary, tls_failed, summary);
 }
 
 // Like fail_host, but says QUIT first (the server is still talking to us).

@@ -129,6 +129,15 @@ TEST_CASE("sendmail -t: To, Cc, Bcc; Bcc removed") {
 	CHECK(take_header_recipients("Subject: no recipients\r\n\r\nx\r\n").recipients.empty());
 }
 
+TEST_CASE("sendmail: a bare name is completed with the host name, nothing else") {
+	const std::string host = "mx.example.org";
+	CHECK(with_host_domain("root", host) == "root@mx.example.org");
+	CHECK(with_host_domain("www-data", host) == "www-data@mx.example.org");
+	CHECK(with_host_domain("bob@example.net", host) == "bob@example.net");
+	CHECK(with_host_domain("@relay.example:bob@example.net", host) == "@relay.example:bob@example.net");
+	CHECK(with_host_domain("\"a b\"@example.net", host) == "\"a b\"@example.net");
+}
+
 TEST_CASE("sendmail: unqualified header addresses get the hostname") {
 	const std::string host = "mx.example.org";
 	CHECK(qualify_address_list("root (Cron Daemon)", host) == "root@mx.example.org (Cron Daemon)");
