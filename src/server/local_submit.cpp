@@ -62,10 +62,9 @@ std::string refusal(std::string text, std::string_view secode = smtp::se::pol_ot
 
 // RFC 5321 4.1.2: an address without a domain is completed with ours, as
 // local mailers do for "root" or "www-data".
-std::optional<smtp::Address> qualified_address(std::string text, const std::string& hostname) {
+std::optional<smtp::Address> qualified_address(std::string_view text, const std::string& hostname) {
 	if (text.size() >= 2 && text.front() == '<' && text.back() == '>') text = text.substr(1, text.size() - 2);
-	if (text.find('@') == std::string::npos) text += "@" + hostname;
-	return smtp::parse_address(text);
+	return smtp::parse_address(sm::with_host_domain(text, hostname));
 }
 
 // The address a local user's mail comes from without -f: its account's
@@ -303,7 +302,14 @@ void LocalSubmitListener::read_request(Client& c) {
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
 		if (n <= 0) {
 			// The client went away before the whole message arrived: nothing
-			// is queued, sendmail.tern (if alive) reports it.
+			// is queued. One that only shut its sending side down still
+			// reads, and is told so, as a cut-off SMTP request would be.
+			if (n == 0)
+				net::send_without_waiting(
+				    c.fd.get(),
+				    sm::format_final_status(status(554, se::proto_syntax2,
+				                                   "bad request: input ended before the whole "
+				                                   "message, nothing queued")));
 			c.dead = true;
 			return;
 		}

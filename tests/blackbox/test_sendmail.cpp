@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -776,6 +777,32 @@ TEST_CASE("sendmail socket: a client over the limits is told why (done 421) befo
 	ProgramResult r = run_program(sendmail_args(t.d, {"alice@test.example"}), "Subject: after\n\nok\n");
 	CHECK_MESSAGE(r.exit_code == 0, r.both());
 	CHECK(only_message(t.d).find("Subject: after") != std::string::npos);
+}
+
+TEST_CASE("sendmail socket: a request cut off by the client's end of input is refused, nothing queued") {
+	Running t;
+	const std::string socket = t.d.data_dir() + "/public/sendmail.sock";
+	// In the head and inside the data; each client then shuts its sending
+	// side down and reads.
+	const std::string script = python_read_all + R"(
+path = sys.argv[1]
+for first in (b"rcpt root\n", b"rcpt root\ndata 40\nSubject: x\n"):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall(first)
+    s.shutdown(socket.SHUT_WR)
+    sys.stdout.write(read_all(s))
+)";
+	ProgramResult r = run_program({"/usr/bin/python3", "-c", script, socket});
+	INFO(r.both() << log_tail(t.d));
+	CHECK(r.exit_code == 0);
+	const std::string refusal =
+	    "done 554 5.5.2 bad request: input ended before the whole message, nothing queued\n";
+	CHECK(r.out == refusal + refusal);
+	CHECK(maildir_files(t.d.maildir("alice")).empty());
+	// The cut-off data's temp file is gone with its client.
+	for (const auto& e : std::filesystem::directory_iterator(t.d.data_dir() + "/tmp"))
+		CHECK_MESSAGE(!e.path().filename().string().starts_with("sendmail-"), e.path());
 }
 
 TEST_CASE("sendmail socket: on SIGTERM a client still sending its request gets done 421 4.3.2 at once") {
