@@ -4,6 +4,7 @@
 // config that cannot be loaded for another command.
 #include <ev.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -766,11 +767,12 @@ int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
 		std::cout << "_dmarc." << lookup.domain << ": " << lookup.txt << "\n";
 		return exit_ok;
 	}
-	// No policy applies. "none" when there is no record; the status word
-	// when the lookup failed or the record is invalid, with the reason on
-	// stderr (RFC 7489 6.6.3: either way no policy is applied).
+	// No policy applies. "none" alone when there is no record; the status
+	// word when the lookup failed or the record is invalid, with the
+	// reason on stderr (RFC 7489 6.6.3: either way no policy is applied).
 	std::cout << mailauth::dmarc_status_name(lookup.status) << "\n";
-	if (!lookup.error.empty()) std::cerr << "problem: " << lookup.error << "\n";
+	if (lookup.status != mailauth::DmarcStatus::none && !lookup.error.empty())
+		std::cerr << "problem: " << lookup.error << "\n";
 	return exit_negative;
 }
 
@@ -867,26 +869,29 @@ int cmd_setup(const Globals& g, const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
 	Globals g;
-	int i = 1;
-	for (; i < argc; ++i) {
-		std::string a = argv[i];
-		if ((a == "-c" || a == "--config") && i + 1 < argc) {
-			g.config_path = argv[++i];
+	// Global options in the forms ternd takes (-c FILE, -cFILE,
+	// --config FILE, --config=FILE); "+": they end at the command, whose
+	// own arguments follow.
+	enum { opt_dns = 1000 };
+	static const option longopts[] = {{"config", required_argument, nullptr, 'c'},
+	                                  {"dns", required_argument, nullptr, opt_dns},
+	                                  {"version", no_argument, nullptr, 'V'},
+	                                  {"help", no_argument, nullptr, 'h'},
+	                                  {nullptr, 0, nullptr, 0}};
+	int ch;
+	while ((ch = getopt_long(argc, argv, "+c:Vh", longopts, nullptr)) != -1) {
+		switch (ch) {
+		case 'c':
+			g.config_path = optarg;
 			g.config_given = true;
-		} else if (a == "--dns" && i + 1 < argc) {
-			g.dns = argv[++i];
-		} else if (a == "-h" || a == "--help") {
-			std::cout << usage_text;
-			return 0;
-		} else if (a == "-V" || a == "--version") {
-			std::cout << "ternctl " TERN_VERSION "\n";
-			return 0;
-		} else if (!a.empty() && a[0] == '-') {
-			return usage();
-		} else {
 			break;
+		case opt_dns: g.dns = optarg; break;
+		case 'V': std::cout << "ternctl " TERN_VERSION "\n"; return 0;
+		case 'h': std::cout << usage_text; return 0;
+		default: return usage();  // getopt named the option on stderr
 		}
 	}
+	int i = optind;
 	if (i >= argc) return usage();
 	std::string command = argv[i++];
 	std::vector<std::string> args(argv + i, argv + argc);

@@ -150,6 +150,12 @@ void make_dirs(const std::string& path) {
 	if (ec) throw std::runtime_error("creating " + path + ": " + ec.message());
 }
 
+// A directory only ternd's user reads (mode 0700 whatever the umask).
+void make_private_dir(const std::string& path) {
+	if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+		throw std::runtime_error("creating " + path + ": " + std::strerror(errno));
+}
+
 void daemonize() {
 	pid_t pid = fork();
 	if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
@@ -217,8 +223,8 @@ void drop_privileges(const std::optional<core::UserIds>& user, const std::string
 		return;
 	}
 	// The data directory must stay writable for the unprivileged daemon.
-	for (const auto& p : {data_dir, data_dir + "/tmp", data_dir + "/recvid.key", data_dir + "/public",
-	                      data_dir + "/public/sendmail.sock"})
+	for (const auto& p : {data_dir, data_dir + "/tmp", data_dir + "/queue", data_dir + "/recvid.key",
+	                      data_dir + "/public", data_dir + "/public/sendmail.sock"})
 		if (chown(p.c_str(), user->uid, user->gid) != 0 && errno != ENOENT)
 			throw std::runtime_error("chown " + p + ": " + std::strerror(errno));
 	core::become_user(*user);
@@ -577,6 +583,9 @@ void Daemon::prepare_data_dir(const std::optional<core::UserIds>& user) {
 	make_dirs(cfg->data_dir);
 	make_dirs(cfg->data_dir + "/tmp");
 	remove_stale_temp_files(cfg->data_dir + "/tmp");
+	// The queue's files live here (tern.json(5) FILES); there from the
+	// start, so the layout is whole before the first message is queued.
+	make_private_dir(cfg->data_dir + "/queue");
 }
 
 // Every listening socket, bound before the privilege drop.

@@ -9,6 +9,10 @@
 
 namespace tern::core {
 
+SpoolPool::~SpoolPool() {
+	for (const Spare& spare : spare_) ::unlink(spare.path.c_str());
+}
+
 UniqueFd SpoolPool::acquire(std::string& path) {
 	UniqueFd fd = take_spare(path);
 	if (!fd) fd = create(path);

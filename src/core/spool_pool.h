@@ -65,6 +65,9 @@ public:
 	// the filler's running loop (declared after it, destroyed before it).
 	explicit SpoolPool(std::string dir, WorkerPool* filler = nullptr)
 		: dir_(std::move(dir)), prefix_(dir_ + "/data-spool-"), filler_(filler) {}
+	// A clean stop leaves no spare files behind in tmp/ (files still being
+	// read or filled when the loop ended are left to the next start).
+	~SpoolPool();
 	SpoolPool(const SpoolPool&) = delete;
 	SpoolPool& operator=(const SpoolPool&) = delete;
 

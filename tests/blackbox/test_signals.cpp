@@ -2,7 +2,10 @@
 // metrics" and "Shutdown".
 #include "bb.h"
 
+#include <sys/stat.h>
+
 #include <csignal>
+#include <filesystem>
 
 #include "helpers/tls_tools.h"
 
@@ -21,6 +24,35 @@ TEST_CASE("SIGTERM: an idle client gets 421 4.3.2 and the close, ternd exits 0")
 		CHECK(client->expect_closed());
 	}
 	CHECK(d.wait_exit(15000) == 0);
+}
+
+// SPEC "Files on disk": the queue's directory is there from the start; a
+// clean stop takes the reusable spool files (core/spool_pool.h) with it.
+TEST_CASE("SIGTERM: data_dir/queue/ is made at start, a clean stop leaves no spool file in tmp/") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	struct stat st {};
+	REQUIRE(stat((d.data_dir() + "/queue").c_str(), &st) == 0);
+	CHECK(S_ISDIR(st.st_mode));
+	CHECK((st.st_mode & 0777) == 0700);
+
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
+	REQUIRE(c.cmd("DATA").code == 354);
+	REQUIRE(c.send(make_message("spool", "body\r\n") + ".\r\n"));
+	REQUIRE(c.read_reply().code == 250);
+	auto spool_files = [&] {
+		std::vector<std::string> found;
+		for (const auto& e : std::filesystem::directory_iterator(d.data_dir() + "/tmp"))
+			if (e.path().filename().string().starts_with("data-spool-")) found.push_back(e.path());
+		return found;
+	};
+	REQUIRE(!spool_files().empty());  // the message's file, kept for the next one
+
+	CHECK(d.stop() == 0);
+	CHECK(spool_files().empty());
+	CHECK(maildir_files(d.maildir()).size() == 1);
 }
 
 // A client in slow mode (three failed logins: output leaves a byte per

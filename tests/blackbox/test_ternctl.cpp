@@ -210,6 +210,34 @@ TEST_CASE("ternctl: a config given with -c that does not load is exit 2 for diag
 	remove_tree(dir);
 }
 
+TEST_CASE("ternctl: global options in every form ternd takes; an unknown one is named") {
+	TernDaemon d(not_started());
+	d.write_config();
+	for (const std::vector<std::string>& args : {std::vector<std::string>{"-c", d.config_path(), "check"},
+	                                             {"-c" + d.config_path(), "check"},
+	                                             {"--config", d.config_path(), "check"},
+	                                             {"--config=" + d.config_path(), "check"}}) {
+		ProgramResult r = run_ternctl(args);
+		INFO(args[0] << " " << r.both());
+		CHECK(r.exit_code == 0);
+		CHECK(contains(r.out, "config ok"));
+	}
+	d.dns().add("cfg.example", "TXT", "v=spf1 ip4:192.0.2.1 -all");
+	ProgramResult r = run_ternctl({"--dns=" + d.dns().address(), "spf", "check", "192.0.2.1", "u@cfg.example"});
+	CHECK(r.exit_code == 0);
+	CHECK(r.out == "pass\n");
+
+	r = run_ternctl({"--frobnicate", "check"});
+	CHECK(r.exit_code == 2);
+	CHECK(contains(r.err, "--frobnicate"));
+	CHECK(contains(r.err, "usage: ternctl"));
+	r = run_ternctl({"check", "-c", d.config_path()});  // options come before the command
+	CHECK(r.exit_code == 2);
+	r = run_ternctl({"-c"});
+	CHECK(r.exit_code == 2);
+	CHECK(contains(r.err, "requires an argument"));
+}
+
 TEST_CASE("ternctl spf check: the config's resolvers are used without --dns") {
 	TernDaemon d(not_started());
 	d.write_config();  // dns.servers points at the daemon's DnsServer
@@ -444,18 +472,23 @@ TEST_CASE("ternctl dmarc lookup: none, invalid and unreachable records exit 1") 
 	dns.add("_dmarc.bad.example", "TXT", "v=DMARC1; p=sometimes");
 	dns.add_servfail_name("_dmarc.down.example");
 
+	// No record: "none" and nothing on stderr (there is no problem to tell).
 	ProgramResult r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "example.org"});
 	CHECK(r.exit_code == 1);
 	CHECK(r.out == "none\n");
+	CHECK(r.err == "");
 	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "mail.nothing.example.net"});
 	CHECK(r.exit_code == 1);
 	CHECK(r.out == "none\n");
+	CHECK(r.err == "");
 	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "bad.example"});
 	CHECK(r.exit_code == 1);
 	CHECK(r.out == "permerror\n");
+	CHECK(contains(r.err, "problem: "));
 	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "down.example"});
 	CHECK(r.exit_code == 1);
 	CHECK(r.out == "temperror\n");
+	CHECK(contains(r.err, "problem: "));
 
 	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "not a domain"});
 	CHECK(r.exit_code == 2);
