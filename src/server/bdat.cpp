@@ -69,8 +69,13 @@ Outcome Connection::cmd_bdat(std::string_view args) {
 	data->chunk.start(b.size, b.last);
 	data->chunk_refusal = std::move(refusal);
 	data->refusal_ends_transaction = ends_transaction;
-	// BDAT 0: nothing to read, the reply comes at once.
-	if (data->chunk.complete()) return chunk_outcome();
+	// BDAT 0: nothing to read, the reply comes at once. An empty LAST chunk
+	// still ends the message: a CR the previous chunk ended with, and a
+	// last line without CRLF, are settled as at the end of any last chunk.
+	if (data->chunk.complete()) {
+		if (!data->chunk_refusal && data->chunk.last()) store_chunk_octets({}, true);
+		return chunk_outcome();
+	}
 	// The reply comes once the chunk is read (end_chunk).
 	return Outcome::enter(SessionState::data);
 }
@@ -81,22 +86,28 @@ void Connection::feed_chunk() {
 	std::string_view octets(inbuf.data(), n);
 	// Message data is logged only at tracedata.
 	if (log::enabled(log::Level::tracedata)) log::event(log::Level::tracedata, cid, "RC: " + std::string(octets));
-	if (!d.chunk_refusal) {
-		d.decoder.feed(octets, d.decoded);
-		if (d.chunk.complete() && d.chunk.last()) d.decoder.finish(d.decoded);
-		int64_t max = listener().max_message_size;
-		if (static_cast<int64_t>(d.decoder.size()) > max) {
-			// Bare newlines stored as CRLF made it grow past the limit.
-			log::event(log::Level::info, cid, "message too large", {{"max", std::to_string(max)}});
-			d.chunk_refusal = smtp::replies::message_too_large(max);
-			d.refusal_ends_transaction = true;
-			d.decoded.clear();
-		} else {
-			write_decoded();
-		}
-	}
+	if (!d.chunk_refusal) store_chunk_octets(octets, d.chunk.complete() && d.chunk.last());
 	inbuf.erase(0, n);
 	if (d.chunk.complete()) end_chunk();
+}
+
+// Octets of a chunk into the message file through the decoder; at the end
+// of the last chunk the decoder settles what it held back (a CR that
+// could have begun a CRLF) and a missing final CRLF.
+void Connection::store_chunk_octets(std::string_view octets, bool last_of_message) {
+	DataInProgress& d = *data;
+	d.decoder.feed(octets, d.decoded);
+	if (last_of_message) d.decoder.finish(d.decoded);
+	int64_t max = listener().max_message_size;
+	if (static_cast<int64_t>(d.decoder.size()) > max) {
+		// Bare newlines stored as CRLF made it grow past the limit.
+		log::event(log::Level::info, cid, "message too large", {{"max", std::to_string(max)}});
+		d.chunk_refusal = smtp::replies::message_too_large(max);
+		d.refusal_ends_transaction = true;
+		d.decoded.clear();
+	} else {
+		write_decoded();
+	}
 }
 
 Outcome Connection::chunk_outcome() {

@@ -307,6 +307,7 @@ struct Connection {
 	// BDAT (server/bdat.cpp).
 	smtp::Status data_commands_allowed() const;
 	void feed_chunk();
+	void store_chunk_octets(std::string_view octets, bool last_of_message);
 	void end_chunk();
 	// The reply to a BDAT once its chunk is read (RFC 3030 2, 4).
 	Outcome chunk_outcome();

@@ -223,8 +223,20 @@ TEST_CASE("bdat: a last line without CRLF is stored with one") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
 	SmtpClient c = ready_for_message(d);
-	REQUIRE(c.send(bdat("Subject: no newline\r\n\r\nend", true)));
-	CHECK(c.read_reply().plain() == "250 2.2.0 it is done");
+	SUBCASE("in the LAST chunk") {
+		REQUIRE(c.send(bdat("Subject: no newline\r\n\r\nend", true)));
+		CHECK(c.read_reply().plain() == "250 2.2.0 it is done");
+	}
+	SUBCASE("before an empty LAST chunk") {
+		REQUIRE(c.send(bdat("Subject: no newline\r\n\r\nend") + "BDAT 0 LAST\r\n"));
+		CHECK(c.read_reply().code == 250);
+		CHECK(c.read_reply().plain() == "250 2.2.0 it is done");
+	}
+	SUBCASE("a CR that ends the chunk before an empty LAST chunk") {
+		REQUIRE(c.send(bdat("Subject: no newline\r\n\r\nend\r") + "BDAT 0 LAST\r\n"));
+		CHECK(c.read_reply().code == 250);
+		CHECK(c.read_reply().plain() == "250 2.2.0 it is done");
+	}
 	CHECK(ends_with(stored_message(d), "\r\nSubject: no newline\r\n\r\nend\r\n"));
 }
 
@@ -359,6 +371,16 @@ TEST_CASE("bdat: bare_newlines reject fails a chunked message with a bare LF, no
 	CHECK(c.read_reply().plain() == "250 2.0.0 " + std::to_string(first.size()) + " octets received");
 	CHECK(c.read_reply().plain() == "250 2.2.0 it is done");
 	CHECK(ends_with(stored_message(d), "\r\nSubject: split\r\n\r\nline\r\nend\r\n"));
+
+	// A bare CR that ends the last chunk with data, followed by an empty
+	// LAST chunk: still a bare CR.
+	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<alice@test.example>").code == 250);
+	const std::string cut = "Subject: cut\r\n\r\nline\r";
+	REQUIRE(c.send(bdat(cut) + "BDAT 0 LAST\r\n"));
+	CHECK(c.read_reply().plain() == "250 2.0.0 " + std::to_string(cut.size()) + " octets received");
+	CHECK(c.read_reply().plain() == "500 5.5.2 invalid bare carriage return or newline, may be smtp smuggling");
+	CHECK(c.cmd("NOOP").plain() == "250 2.0.0 alrighty");
 }
 
 TEST_CASE("bdat: a chunk that stops arriving hits the data_chunk deadline") {
