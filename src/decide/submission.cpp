@@ -45,7 +45,13 @@ SubmissionHeaderChecks check_submission_header(const config::Config& cfg, const 
 	out.from_domain = from.address.domain.ascii;
 	out.from_localpart = from.address.localpart;
 	if (!cfg.localserve && in.check_from) {
-		const config::Account* acc = cfg.account_for_address(from.address.localpart, from.address.domain.ascii);
+		// The From address must reach the sender's own account as a
+		// recipient would: the postmaster account may write as postmaster
+		// at the host name (the model's From check takes the postmaster
+		// forms RCPT takes; its MAIL FROM check does not).
+		config::Config::RcptResult owner = cfg.resolve_recipient(from.address.localpart,
+		                                                         from.address.domain.ascii);
+		const config::Account* acc = owner.kind == config::Config::RcptKind::local ? owner.account : nullptr;
 		if (!acc || acc->name != in.account) {
 			out.error = SmtpError{550, std::string(se::pol_delivery_not_auth1),
 			                      "must match authenticated user"};

@@ -618,6 +618,23 @@ TEST_CASE("decide submission: From of another account, a bad From or a Return-Pa
 	CHECK(c.problem == HeaderProblem::bad_header);
 }
 
+TEST_CASE("decide submission: the postmaster account may write From postmaster at the host name, others may not") {
+	auto cfg = test_config();
+	SubmissionHeaderInput as_pm = as_alice();
+	as_pm.account = "pm";
+	for (const char* from : {"From: postmaster@mail.example.org\r\n\r\n", "From: PostMaster@mx.example.org\r\n\r\n",
+	                         "From: <postmaster@example.org>\r\n\r\n", "From: pm@example.org\r\n\r\n"}) {
+		CAPTURE(from);
+		CHECK_FALSE(check_submission_header(*cfg, header(from), as_pm).error);
+		SubmissionHeaderChecks c = check_submission_header(*cfg, header(from), as_alice());
+		REQUIRE(c.error);
+		CHECK(c.error->text == "must match authenticated user");
+	}
+	// Still nobody's: an unknown name at a hosted domain or at the host name.
+	CHECK(check_submission_header(*cfg, header("From: nobody@example.org\r\n\r\n"), as_pm).error);
+	CHECK(check_submission_header(*cfg, header("From: root@mail.example.org\r\n\r\n"), as_pm).error);
+}
+
 TEST_CASE("decide submission: daily limits come from the account, else the defaults") {
 	auto cfg = test_config();
 	auto limits = send_limits_for(*cfg, "alice", std::nullopt);
