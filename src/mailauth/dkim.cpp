@@ -193,7 +193,7 @@ std::vector<PendingSignature> prepare_verification(const std::vector<message::He
 			out.push_back(std::move(p));
 			continue;
 		}
-		p.dns_name = p.signature.selector + "._domainkey." + p.signature.domain;
+		p.dns_name = a_label_name(p.signature.selector) + "._domainkey." + a_label_name(p.signature.domain);
 		p.body_canon = *p.signature.body_canon();
 		p.hash = *p.signature.hash();
 		p.length = p.signature.length;

@@ -91,6 +91,9 @@ struct SignatureParse {
 // `field_raw` is the complete header field as in the message (name, colon,
 // folded value; a final CRLF is optional).
 SignatureParse parse_signature(std::string_view field_raw);
+// A d= or s= value parse_signature took, as the DNS is asked for it: its
+// A-labels when it is beyond ASCII (RFC 8616 4), else as it is.
+std::string a_label_name(const std::string& name);
 
 // A DKIM key record (RFC 6376 3.6.1), served at <s>._domainkey.<d>.
 struct Key {

@@ -3,6 +3,7 @@
 
 #include "mailauth/dkim.h"
 #include "mailauth/dkim_internal.h"
+#include "smtp/parser.h"
 #include "util/base64.h"
 #include "util/strings.h"
 
@@ -102,6 +103,9 @@ std::vector<std::string> colon_list(std::string_view value) {
 
 bool valid_domain(std::string_view d) {
 	if (d.empty() || d.front() == '.' || d.back() == '.') return false;
+	// A name beyond ASCII (RFC 8616 4) must be one IDNA takes: valid UTF-8
+	// that has an A-label form to look up, never raw bytes sent to the DNS.
+	if (!is_ascii(d)) return smtp::parse_domain(d).has_value();
 	for (size_t i = 0; i < d.size(); i++) {
 		unsigned char c = d[i];
 		bool ok = is_ascii_alpha(c) || is_ascii_digit(c) || c == '-' || c == '_' || c >= 0x80 ||
@@ -126,6 +130,12 @@ std::optional<Canon> canon_word(std::string_view w) {
 }
 
 }  // namespace
+
+std::string a_label_name(const std::string& name) {
+	if (is_ascii(name)) return name;
+	std::optional<smtp::Domain> d = smtp::parse_domain(name);
+	return d ? d->ascii : name;
+}
 
 std::string_view status_name(Status s) {
 	switch (s) {

@@ -19,7 +19,7 @@ enum class DnsStatus {
 	nxdomain,   // the name does not exist (RFC 8020)
 	nodata,     // the name exists, no records of this type
 	temperror,  // timeout, SERVFAIL, network error: try again later
-	permerror,  // malformed answer or query (e.g. a name too long)
+	permerror,  // malformed answer (a name no zone can hold is nxdomain)
 };
 
 struct MxRecord {

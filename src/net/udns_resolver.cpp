@@ -95,8 +95,11 @@ DnsStatus status_from_udns(int code) {
 	switch (code) {
 	case DNS_E_NXDOMAIN: return DnsStatus::nxdomain;
 	case DNS_E_NODATA: return DnsStatus::nodata;
-	case DNS_E_PROTOCOL:
-	case DNS_E_BADQUERY: return DnsStatus::permerror;
+	// A name no zone can hold (a label over 63 octets, over 255 in all, an
+	// empty label; RFC 1035 2.3.4) does not exist: not found, never a
+	// failure a sender could use to turn a check into a temporary error.
+	case DNS_E_BADQUERY: return DnsStatus::nxdomain;
+	case DNS_E_PROTOCOL: return DnsStatus::permerror;
 	case DNS_E_TEMPFAIL:  // timeout, SERVFAIL, REFUSED, truncated reply
 	case DNS_E_NOMEM:
 	default: return DnsStatus::temperror;
@@ -284,8 +287,9 @@ void UdnsResolver::query(uint64_t owner, const std::string& name, RrType type, C
 	// below puts it on the wire.
 	p->handle = dns_submit_p(ctx_, name.c_str(), DNS_C_IN, qtype, DNS_NOSRCH, parse, on_udns_answer, p);
 	if (!p->handle) {
-		// A name too long or with an empty label (DNS_E_BADQUERY), or no
-		// memory: answer on the next loop iteration, like a real reply.
+		// A name too long or with an empty label (DNS_E_BADQUERY: not
+		// found), or no memory: answer on the next loop iteration, like a
+		// real reply.
 		p->answer.status = status_from_udns(dns_status(ctx_));
 		defer(id);
 		return;

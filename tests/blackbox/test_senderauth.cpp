@@ -304,6 +304,23 @@ TEST_CASE("senderauth: DMARC p=reject without alignment is refused 550 5.7.26; a
 	}
 }
 
+// A signature whose key cannot be looked up because its name cannot exist
+// (a selector label over 63 octets) has no key: permerror, so the DMARC
+// policy of the From domain still applies. Were it a temporary error, any
+// sender could lift every p=reject with one made-up header.
+TEST_CASE("senderauth: a DKIM selector no DNS name can hold is permerror, DMARC p=reject still refuses") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	d.dns().add("other.example", "A", "192.0.2.99");
+	d.dns().add("_dmarc.other.example", "TXT", "v=DMARC1; p=reject");
+	const std::string forged = "DKIM-Signature: v=1; a=rsa-sha256; d=other.example; s=" + std::string(64, 'a') +
+	    "; h=From:Subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==\r\n";
+	Transaction t = deliver(d, test_sender, forged + message_from("ceo@other.example"));
+	CHECK(t.reply.plain() == "550 5.7.26 rejecting per dmarc policy");
+	usleep(300000);
+	CHECK(maildir_files(d.maildir()).empty());
+}
+
 TEST_CASE("senderauth: DMARC reject is lifted by an aligned DKIM pass") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);

@@ -355,6 +355,23 @@ TEST_CASE("parse_signature errors") {
 	auto b64 = parse_signature("DKIM-Signature: v=1; a=rsa-sha256; d=x.org; s=a; h=from;" + bh + " b=!!!");
 	CHECK(b64.code == SigError::syntax);
 	CHECK(parse_signature("Subject: v=1").code == SigError::not_dkim_signature);
+	// d= and s= beyond ASCII must be names IDNA takes, not raw bytes.
+	for (std::string bad : {"s=\xff\xfe; d=x.org", "s=a; d=\xc3x.org", "s=a\xe2\x80\x8b-; d=x.org"}) {
+		CAPTURE(bad);
+		CHECK(parse_signature("DKIM-Signature: v=1; a=rsa-sha256; " + bad + "; h=from;" + bh + " b=dGVzdA==")
+		          .code == SigError::syntax);
+	}
+}
+
+TEST_CASE("dkim: a selector or domain beyond ASCII is looked up by its A-labels (RFC 8616 4)") {
+	auto parsed = parse_signature(
+	    "DKIM-Signature: v=1; a=rsa-sha256; d=b\xc3\xbc"
+	    "cher.example; s=\xc3\xa9t\xc3\xa9; "
+	    "h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==");
+	REQUIRE_MESSAGE(parsed.signature, parsed.error);
+	CHECK(a_label_name(parsed.signature->selector) == "xn--t-9fab");
+	CHECK(a_label_name(parsed.signature->domain) == "xn--bcher-kva.example");
+	CHECK(a_label_name("sel_1") == "sel_1");  // ASCII as it is, underscores included
 }
 
 TEST_CASE("parse_key_record") {

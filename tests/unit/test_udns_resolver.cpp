@@ -372,7 +372,7 @@ TEST_CASE("udns resolver: status mapping") {
 	CHECK(garbled.status == DnsStatus::permerror);
 }
 
-TEST_CASE("udns resolver: an invalid name is a permerror, delivered from the loop") {
+TEST_CASE("udns resolver: an invalid name does not exist (nxdomain), delivered from the loop") {
 	Fixture f;
 	std::string long_label(64, 'x');  // RFC 1035 2.3.4: labels are at most 63 octets
 	auto out = f.ask(long_label + ".test", RrType::A);
@@ -380,14 +380,15 @@ TEST_CASE("udns resolver: an invalid name is a permerror, delivered from the loo
 	REQUIRE(run_until(
 	    f.loop, [&] { return out->calls > 0; }, 2.0));
 	CHECK(out->calls == 1);
-	CHECK(out->answer.status == DnsStatus::permerror);
+	CHECK(out->answer.status == DnsStatus::nxdomain);
+	CHECK(out->answer.not_found());
 
 	std::string long_name;
 	for (int i = 0; i < 30; i++) long_name += "abcdefghi.";  // 300 octets > 255
 	auto out2 = f.ask(long_name + "test", RrType::TXT);
 	REQUIRE(run_until(
 	    f.loop, [&] { return out2->calls > 0; }, 2.0));
-	CHECK(out2->answer.status == DnsStatus::permerror);
+	CHECK(out2->answer.status == DnsStatus::nxdomain);
 	CHECK(f.dns.queries_seen(long_label + ".test") == 0);
 }
 
