@@ -52,7 +52,7 @@ std::optional<Verdict> junk_filter_step(const JunkFilterAnswer& jf, bool suspici
 
 Verdict analyze(const MessageFacts& f) {
 	// Step 1 of the model (mailing-list rulesets) has no counterpart: tern's
-	// destinations have no rulesets.
+	// destinations have no rulesets (doc/behaviour.md D40).
 	if (f.dmarc_used && f.dmarc_reject)  // RFC 7489 6.6.2
 		return Verdict{false,          550,  std::string(se::pol_dmarc26), "rejecting per dmarc policy",
 		               "dmarc-policy", false};
