@@ -276,7 +276,7 @@ FromResult parse_single_from(const HeaderSection& section) {
 	}
 	const MailboxListReader::Mailbox& box = boxes[0];
 	std::optional<smtp::Domain> domain;
-	if (!box.domain.starts_with('[')) domain = smtp::parse_domain(box.domain);
+	if (!box.domain.starts_with('[')) domain = smtp::parse_header_domain(box.domain);
 	if (!domain) {
 		r.error = "bad domain in from address: " + box.domain;
 		return r;
@@ -287,7 +287,7 @@ FromResult parse_single_from(const HeaderSection& section) {
 	smtp::Address candidate;
 	candidate.localpart = box.localpart;
 	candidate.domain = *domain;
-	std::optional<smtp::Address> checked = smtp::parse_address(candidate.to_ascii_string());
+	std::optional<smtp::Address> checked = smtp::parse_header_address(candidate.to_ascii_string());
 	if (!checked || checked->localpart != box.localpart) {
 		r.error = "parsing localpart in from address: " + box.localpart;
 		return r;

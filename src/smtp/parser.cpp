@@ -70,10 +70,11 @@ std::string rune_text(char32_t cp) {
 // (UTS #46 maps ASCII upper case to lower case and leaves other ASCII label
 // characters alone), so libidn2, whose Unicode tables cost half a megabyte
 // of memory and most of the time of a command, is not needed for it.
-bool plain_ascii_name(std::string_view name) {
+bool plain_ascii_name(std::string_view name, bool long_labels) {
 	for (;;) {
 		std::string_view label = name.substr(0, name.find('.'));
-		if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+		if (label.empty() || (label.size() > 63 && !long_labels) || label.front() == '-' || label.back() == '-')
+			return false;
 		if (label.size() >= 4 && label.substr(2, 2) == "--") return false;
 		for (unsigned char c : label)
 			if (c > 0x7f) return false;
@@ -103,8 +104,8 @@ bool ldh_labels(std::string_view name) {
 // (RFC 5890, with UTS #46 mapping as resolvers do), or returns libidn2's
 // complaint. The A-label form is a name of letters, digits, hyphens and
 // dots, which parse_domain takes again.
-std::optional<Domain> idna_convert(const std::string& name, std::string& error) {
-	if (plain_ascii_name(name)) {
+std::optional<Domain> idna_convert(const std::string& name, std::string& error, bool long_labels) {
+	if (plain_ascii_name(name, long_labels)) {
 		Domain d;
 		d.ascii = ascii_lower(name);
 		d.unicode = d.ascii;
@@ -294,7 +295,7 @@ public:
 		}
 		if (name.size() > max_domain) return fail("domain longer than 255 octets");
 		std::string error;
-		auto d = idna_convert(name, error);
+		auto d = idna_convert(name, error, mode_.long_labels);
 		if (!d) return fail("parsing domain name " + quote_go(name) + ": " + error);
 		return d;
 	}
@@ -923,20 +924,37 @@ Result<std::string> decode_auth_base64(std::string_view text) {
 	return std::move(*decoded);
 }
 
-std::optional<Domain> parse_domain(std::string_view name) {
-	ParseMode mode;
+namespace {
+
+// A whole text as one domain, or one mailbox, under `mode`.
+std::optional<Domain> whole_domain(std::string_view name, const ParseMode& mode) {
 	Parser p(name, true, mode);
 	auto d = p.domain();
 	if (!d || !p.empty()) return std::nullopt;
 	return d;
 }
 
-std::optional<Address> parse_address(std::string_view text) {
-	ParseMode mode;
+std::optional<Address> whole_mailbox(std::string_view text, const ParseMode& mode) {
 	Parser p(text, true, mode);
 	auto a = p.mailbox();
 	if (!a || !p.empty()) return std::nullopt;
 	return a;
 }
+
+ParseMode header_mode() {
+	ParseMode mode;
+	mode.long_labels = true;
+	return mode;
+}
+
+}  // namespace
+
+std::optional<Domain> parse_domain(std::string_view name) { return whole_domain(name, ParseMode{}); }
+
+std::optional<Address> parse_address(std::string_view text) { return whole_mailbox(text, ParseMode{}); }
+
+std::optional<Address> parse_header_address(std::string_view text) { return whole_mailbox(text, header_mode()); }
+
+std::optional<Domain> parse_header_domain(std::string_view name) { return whole_domain(name, header_mode()); }
 
 }  // namespace tern::smtp

@@ -48,6 +48,9 @@ struct ParseMode {
 	bool pedantic = false;       // 64-octet localparts, no optional space
 	bool smtputf8 = false;       // UTF-8 allowed in localparts and domains
 	bool authenticated = false;  // append ` (remaining "…")` to syntax errors
+	// Labels over 63 octets taken, as in message header addresses (see
+	// parse_header_address); commands never take them (doc/behaviour.md D26).
+	bool long_labels = false;
 };
 
 // HELO / EHLO argument: a domain (both) or an address literal (EHLO only).
@@ -163,6 +166,13 @@ std::optional<Domain> parse_domain(std::string_view name);
 // Mailbox `local@domain` (or `local@[literal]`) without brackets, UTF-8
 // allowed, for config and message code; nullopt when invalid.
 std::optional<Address> parse_address(std::string_view text);
+
+// parse_address for an address in a message's header (From): a label over
+// 63 octets is taken, as the model's IDNA profile takes it, so that a From
+// domain no DNS zone can hold still meets the policy of its organizational
+// domain (its own lookups find nothing) instead of escaping DMARC.
+std::optional<Address> parse_header_address(std::string_view text);
+std::optional<Domain> parse_header_domain(std::string_view name);
 
 // The model's syntax error for callers that detect one themselves (e.g. an
 // initial response given to CRAM-MD5): `501 5.5.2 bad syntax: <what>`, plus

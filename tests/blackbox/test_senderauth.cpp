@@ -308,7 +308,7 @@ TEST_CASE("senderauth: DMARC p=reject without alignment is refused 550 5.7.26; a
 // (a selector label over 63 octets) has no key: permerror, so the DMARC
 // policy of the From domain still applies. Were it a temporary error, any
 // sender could lift every p=reject with one made-up header.
-TEST_CASE("senderauth: a DKIM selector no DNS name can hold is permerror, DMARC p=reject still refuses") {
+TEST_CASE("senderauth: names no DNS zone can hold do not escape DMARC p=reject (DKIM selector, From domain)") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);
 	d.dns().add("other.example", "A", "192.0.2.99");
@@ -317,6 +317,10 @@ TEST_CASE("senderauth: a DKIM selector no DNS name can hold is permerror, DMARC 
 	    "; h=From:Subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==\r\n";
 	Transaction t = deliver(d, test_sender, forged + message_from("ceo@other.example"));
 	CHECK(t.reply.plain() == "550 5.7.26 rejecting per dmarc policy");
+	// A From domain under other.example that no zone can hold: its own
+	// DMARC lookup finds nothing, so the organizational domain's applies.
+	Transaction sub = deliver(d, test_sender, message_from("ceo@" + std::string(64, 'b') + ".other.example"));
+	CHECK(sub.reply.plain() == "550 5.7.26 rejecting per dmarc policy");
 	usleep(300000);
 	CHECK(maildir_files(d.maildir()).empty());
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "message/submission.h"
+#include "smtp/parser.h"
 #include "util/base64.h"
 
 using namespace tern::message;
@@ -33,6 +34,20 @@ void check_from_error(const std::string& header_lines, const std::string& error)
 }
 
 }  // namespace
+
+TEST_CASE("submission: a From domain with a label over 63 octets is taken, as the model takes it; commands refuse it") {
+	const std::string long_label(64, 'x');
+	check_from("From: ceo@" + long_label + ".Example.ORG\r\n", "ceo", long_label + ".example.org");
+	CHECK_FALSE(tern::smtp::parse_domain(long_label + ".example.org"));
+	CHECK_FALSE(tern::smtp::parse_address("ceo@" + long_label + ".example.org"));
+	CHECK(tern::smtp::parse_header_domain(long_label + ".example.org"));
+	// Still refused in headers: what the IDNA rules refuse, and a name over
+	// 255 octets.
+	check_from_error("From: ceo@x-.example.org\r\n", "bad domain in from address: x-.example.org");
+	std::string huge;
+	for (int i = 0; i < 5; i++) huge += long_label + ".";
+	CHECK_FALSE(from_of("From: ceo@" + huge + "org\r\n").ok);
+}
 
 TEST_CASE("submission: From with one mailbox in its RFC 5322 forms") {
 	check_from("From: alice@example.org\r\n", "alice", "example.org");
