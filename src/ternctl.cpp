@@ -767,12 +767,11 @@ int cmd_dmarc(const Globals& g, const std::vector<std::string>& args) {
 		std::cout << "_dmarc." << lookup.domain << ": " << lookup.txt << "\n";
 		return exit_ok;
 	}
-	// No policy applies. "none" alone when there is no record; the status
-	// word when the lookup failed or the record is invalid, with the
-	// reason on stderr (RFC 7489 6.6.3: either way no policy is applied).
+	// No policy applies. "none" alone when there is no record; the reason
+	// on stderr otherwise: several records ("none" too), a failed lookup,
+	// an invalid record (RFC 7489 6.6.3: either way no policy is applied).
 	std::cout << mailauth::dmarc_status_name(lookup.status) << "\n";
-	if (lookup.status != mailauth::DmarcStatus::none && !lookup.error.empty())
-		std::cerr << "problem: " << lookup.error << "\n";
+	if (!lookup.no_record && !lookup.error.empty()) std::cerr << "problem: " << lookup.error << "\n";
 	return exit_negative;
 }
 

@@ -150,12 +150,6 @@ void make_dirs(const std::string& path) {
 	if (ec) throw std::runtime_error("creating " + path + ": " + ec.message());
 }
 
-// A directory only ternd's user reads (mode 0700 whatever the umask).
-void make_private_dir(const std::string& path) {
-	if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-		throw std::runtime_error("creating " + path + ": " + std::strerror(errno));
-}
-
 void daemonize() {
 	pid_t pid = fork();
 	if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
@@ -585,7 +579,8 @@ void Daemon::prepare_data_dir(const std::optional<core::UserIds>& user) {
 	remove_stale_temp_files(cfg->data_dir + "/tmp");
 	// The queue's files live here (tern.json(5) FILES); there from the
 	// start, so the layout is whole before the first message is queued.
-	make_private_dir(cfg->data_dir + "/queue");
+	if (!queue::make_queue_dir(*cfg))
+		throw std::runtime_error("creating " + cfg->data_dir + "/queue: " + std::strerror(errno));
 }
 
 // Every listening socket, bound before the privilege drop.

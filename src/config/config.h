@@ -281,7 +281,8 @@ struct Config {
 	// the postmaster too. No postmaster account → unknown_user. In
 	// localserve, every address resolves to the postmaster (tern) account.
 	RcptResult resolve_recipient(const std::string& localpart, const std::string& domain) const;
-	// The account an address belongs to (submission's MAIL FROM / From check).
+	// The account an address belongs to, without the postmaster forms
+	// (submission's MAIL FROM; the From check judges as resolve_recipient).
 	const Account* account_for_address(const std::string& localpart, const std::string& domain) const;
 	// The account a login name (an address) opens. As account_for_address,
 	// except in localserve, which takes mail for every address but logs in

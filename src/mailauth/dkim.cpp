@@ -127,7 +127,7 @@ VerifyResult verify_one(const Signature& sig, const Key& key, std::string_view h
 			return verdict(Status::permerror, "dkim: dns record not allowed for use with email");
 		// RFC 6376 3.6.1 t=s: i= domain must be exactly d=.
 		if (key.strict_identity() && sig.identity) {
-			std::string idom = ascii_lower(sig.identity->substr(sig.identity->rfind('@') + 1));
+			std::string idom = identity_domain(sig);
 			if (idom != sig.domain)
 				return verdict(
 				    Status::permerror,
@@ -193,7 +193,7 @@ std::vector<PendingSignature> prepare_verification(const std::vector<message::He
 			out.push_back(std::move(p));
 			continue;
 		}
-		p.dns_name = a_label_name(p.signature.selector) + "._domainkey." + a_label_name(p.signature.domain);
+		p.dns_name = p.signature.selector + "._domainkey." + p.signature.domain;
 		p.body_canon = *p.signature.body_canon();
 		p.hash = *p.signature.hash();
 		p.length = p.signature.length;

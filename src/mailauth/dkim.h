@@ -46,12 +46,12 @@ struct Signature {
 	std::string signature_base64;                    // b= as written, whitespace removed
 	std::string body_hash;                           // bh=, decoded
 	std::string canonicalization = "simple/simple";  // c= as written (lower case)
-	std::string domain;                              // d=, lower case
+	std::string domain;                              // d=, lower case, A-labels (RFC 8616 4)
 	std::vector<std::string> signed_headers;         // h=, as written; repeats matter
 	std::optional<std::string> identity;             // i=
 	std::optional<int64_t> length;                   // l=
 	std::vector<std::string> query_methods;          // q=
-	std::string selector;                            // s=, lower case
+	std::string selector;                            // s=, lower case, A-labels
 	std::optional<int64_t> sign_time;                // t=
 	std::optional<int64_t> expire_time;              // x=
 	std::vector<std::string> copied_headers;         // z=, still quoted-printable
@@ -91,9 +91,12 @@ struct SignatureParse {
 // `field_raw` is the complete header field as in the message (name, colon,
 // folded value; a final CRLF is optional).
 SignatureParse parse_signature(std::string_view field_raw);
-// A d= or s= value parse_signature took, as the DNS is asked for it: its
-// A-labels when it is beyond ASCII (RFC 8616 4), else as it is.
+// A d= or s= value parse_signature took, as the DNS is asked for it and
+// as domains are compared (DMARC alignment): its A-labels when it is
+// beyond ASCII (RFC 8616 4), else as it is.
 std::string a_label_name(const std::string& name);
+// The domain of a signature's i=, lower case, A-labels, to compare with d=.
+std::string identity_domain(const Signature& sig);
 
 // A DKIM key record (RFC 6376 3.6.1), served at <s>._domainkey.<d>.
 struct Key {

@@ -137,6 +137,11 @@ std::string a_label_name(const std::string& name) {
 	return d ? d->ascii : name;
 }
 
+std::string identity_domain(const Signature& sig) {
+	if (!sig.identity) return "";
+	return a_label_name(ascii_lower(sig.identity->substr(sig.identity->rfind('@') + 1)));
+}
+
 std::string_view status_name(Status s) {
 	switch (s) {
 	case Status::none: return "none";
@@ -241,7 +246,7 @@ TagCheck apply_signed_headers_tag(std::string_view v, Signature& sig) {
 TagCheck apply_simple_tag(const std::string& k, std::string_view v, Signature& sig) {
 	if (k == "d") {
 		if (!valid_domain(v)) return syntax_fault("bad domain " + quoted(v));
-		sig.domain = ascii_lower(v);
+		sig.domain = a_label_name(ascii_lower(v));
 	} else if (k == "i") {
 		size_t at = v.rfind('@');
 		if (at == std::string_view::npos || !valid_domain(v.substr(at + 1)))
@@ -255,7 +260,7 @@ TagCheck apply_simple_tag(const std::string& k, std::string_view v, Signature& s
 		sig.query_methods = colon_list(v);
 	} else if (k == "s") {
 		if (!valid_domain(v)) return syntax_fault("bad selector " + quoted(v));
-		sig.selector = ascii_lower(v);
+		sig.selector = a_label_name(ascii_lower(v));
 	} else if (k == "t" || k == "x") {
 		auto n = parse_number(v, 12);
 		if (!n) return syntax_fault("bad timestamp in " + k + "=");
@@ -306,7 +311,7 @@ TagCheck check_signature(const Signature& sig, const std::set<std::string>& seen
 		return SigFault{SigError::timestamps,
 		                "signature timestamp (t=) must be before signature expiration (x=)"};
 	if (sig.identity) {
-		std::string idom = ascii_lower(sig.identity->substr(sig.identity->rfind('@') + 1));
+		std::string idom = identity_domain(sig);
 		if (idom != sig.domain && !iends_with(idom, "." + sig.domain))
 			return SigFault{SigError::identity_domain,
 			                "identity domain (i=) not under domain (d=): identity domain " + quoted(idom) +

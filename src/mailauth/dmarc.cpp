@@ -196,6 +196,7 @@ void lookup_step(Resolver& resolver, uint64_t owner, std::string from, std::stri
 			       std::string org = org_step ? name_domain : organizational_domain(from);
 			       if (org_step || org == from) {
 				       result.error = "dmarc: no dmarc dns record";
+				       result.no_record = true;
 				       done(std::move(result));
 				       return;
 			       }

@@ -97,6 +97,7 @@ struct DmarcLookup {
 	std::optional<DmarcRecord> record;  // set when a valid record applies
 	std::string txt;                    // that record's TXT text
 	std::string error;                  // e.g. "dmarc: multiple dmarc dns records"
+	bool no_record = false;             // neither name has a DMARC record at all
 };
 
 // Looks up TXT "_dmarc.<domain>", then "_dmarc.<organizational domain>"

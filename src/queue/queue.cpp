@@ -420,6 +420,8 @@ Policy policy_of(const config::Config& cfg, const QueueOptions& o) {
 
 }  // namespace
 
+bool make_queue_dir(const config::Config& cfg) { return ::mkdir(queue_dir(cfg).c_str(), 0700) == 0 || errno == EEXIST; }
+
 // One delivery attempt of records that share a destination. It lives in
 // the queue's ConnTable; every completion that comes back to it (worker
 // results, DNS answers, SMTP and LMTP client events) carries its handle and
@@ -821,8 +823,7 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 		    std::string dir = queue_dir(*cfg);
 		    std::string base;
 		    try {
-			    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-				    throw enqueue_error("mkdir " + dir, errno);
+			    if (!make_queue_dir(*cfg)) throw enqueue_error("mkdir " + dir, errno);
 			    int64_t now = now_s();
 			    base = std::to_string(now) + "-" + random_hex(8);
 			    in_progress->add(base);

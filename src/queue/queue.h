@@ -52,6 +52,11 @@
 
 namespace tern::queue {
 
+// Makes data_dir/queue/ (mode 0700) when it is missing; false with errno
+// set when it cannot. ternd makes it at start, and each enqueue again in
+// case it was removed since.
+bool make_queue_dir(const config::Config& cfg);
+
 struct QueueOptions {
 	// TEST HOOK, not a config key: the TCP port used for MX (and address
 	// literal) delivery. Always 25 in ternd; tests point MX hosts at a sink

@@ -48,8 +48,9 @@ struct ParseMode {
 	bool pedantic = false;       // 64-octet localparts, no optional space
 	bool smtputf8 = false;       // UTF-8 allowed in localparts and domains
 	bool authenticated = false;  // append ` (remaining "…")` to syntax errors
-	// Labels over 63 octets taken, as in message header addresses (see
-	// parse_header_address); commands never take them (doc/behaviour.md D26).
+	// ASCII labels over 63 octets taken, as in message header addresses
+	// (see parse_header_address); commands never take them (doc/behaviour.md
+	// D26). libidn2 still refuses a U-label whose A-label is that long.
 	bool long_labels = false;
 };
 
@@ -167,7 +168,7 @@ std::optional<Domain> parse_domain(std::string_view name);
 // allowed, for config and message code; nullopt when invalid.
 std::optional<Address> parse_address(std::string_view text);
 
-// parse_address for an address in a message's header (From): a label over
+// parse_address for an address in a message's header (From): an ASCII label over
 // 63 octets is taken, as the model's IDNA profile takes it, so that a From
 // domain no DNS zone can hold still meets the policy of its organizational
 // domain (its own lookups find nothing) instead of escaping DMARC.

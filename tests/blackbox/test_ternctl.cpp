@@ -470,6 +470,8 @@ TEST_CASE("ternctl dmarc lookup: none, invalid and unreachable records exit 1") 
 	DnsServer dns;
 	dns.add("_dmarc.example.org", "TXT", "not dmarc");
 	dns.add("_dmarc.bad.example", "TXT", "v=DMARC1; p=sometimes");
+	dns.add("_dmarc.twice.example", "TXT", "v=DMARC1; p=reject");
+	dns.add("_dmarc.twice.example", "TXT", "v=DMARC1; p=none");
 	dns.add_servfail_name("_dmarc.down.example");
 
 	// No record: "none" and nothing on stderr (there is no problem to tell).
@@ -485,6 +487,11 @@ TEST_CASE("ternctl dmarc lookup: none, invalid and unreachable records exit 1") 
 	CHECK(r.exit_code == 1);
 	CHECK(r.out == "permerror\n");
 	CHECK(contains(r.err, "problem: "));
+	// Two records: no policy either, and the reason is told.
+	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "twice.example"});
+	CHECK(r.exit_code == 1);
+	CHECK(r.out == "none\n");
+	CHECK(r.err == "problem: dmarc: multiple dmarc dns records\n");
 	r = run_ternctl({"--dns", dns.address(), "dmarc", "lookup", "down.example"});
 	CHECK(r.exit_code == 1);
 	CHECK(r.out == "temperror\n");

@@ -269,6 +269,18 @@ TEST_CASE("dmarc lookup: dns errors and invalid records") {
 	      "dmarc: malformed dmarc dns record: invalid (subdomain)policy and no valid aggregate reporting address");
 }
 
+TEST_CASE("alignment: a DKIM d= written in Unicode aligns with the From domain's A-labels") {
+	auto parsed = dkim::parse_signature(
+	    "DKIM-Signature: v=1; a=rsa-sha256; d=b\xc3\xbc"
+	    "cher.example; s=a; h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==");
+	REQUIRE(parsed.signature);
+	dkim::Result r;
+	r.status = dkim::Status::pass;
+	r.signature = *parsed.signature;
+	CHECK(from_alignment("xn--bcher-kva.example", {r}, SpfStatus::none, "") == Alignment::strict);
+	CHECK(from_alignment("mail.xn--bcher-kva.example", {r}, SpfStatus::none, "") == Alignment::relaxed);
+}
+
 TEST_CASE("alignment of the From domain") {
 	using S = dkim::Status;
 	// Strict: exact d= or exact SPF domain.
