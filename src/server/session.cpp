@@ -61,8 +61,13 @@ Connection::~Connection() {
 	deadline.stop();
 	abort_data_file();
 	if (flags.counted_connection) srv.connection_limiter().add(remote_ip, std::time(nullptr), -1);
-	// Hanging up in the middle of AUTH fails the login too (fail2ban).
-	if (auth_state.in_progress && (mechanism || dovecot_auth)) log_auth_failure({}, "closed");
+	// A connection that ends in the middle of AUTH (hang-up, timeout,
+	// shutdown) failed its login: logged (for fail2ban), counted as an error
+	// and against the address, as the model's deferred count does.
+	if (auth_state.in_progress && (mechanism || dovecot_auth)) {
+		log_auth_failure({}, "closed");
+		record_auth_failure("error");
+	}
 	log::event(log::Level::info, cid, "connection closed");
 }
 
@@ -207,6 +212,9 @@ void Connection::write_reply(const smtp::SmtpError& r, bool verbatim) {
 	// tern_smtpserver_command_duration_seconds
 	core::stats().observe_command(submission() ? "submission" : "smtp", cmd, code,
 	                              smtp::enhanced_code(code, secode), duration);
+	// The command has its answer. A reply after it that no command asked
+	// for (the idle timeout's or shutdown's 421) is not observed (D30).
+	cmd.clear();
 }
 
 void Connection::flush() {
@@ -499,6 +507,9 @@ void Connection::process_input_loop() {
 		}
 		size_t nl = inbuf.find('\n');
 		if (nl == std::string::npos ? inbuf.size() >= smtp::max_command_line : nl >= smtp::max_command_line) {
+			// The refusal answers the client's line, whatever it was.
+			cmd = "(unknown)";
+			cmd_start = command_clock();
 			apply(smtp::replies::line_too_long());
 			break;
 		}
@@ -566,7 +577,6 @@ Outcome Connection::handle_line(std::string_view line) {
 		log::event(log::Level::trace, cid,
 		           is_auth ? "RC: " + std::string(verb) + " ***" : "RC: " + std::string(line));
 	}
-	if (srv.shutting_down()) return shutting_down_reply();
 	cmd = smtp::command_verb(verb);
 	cmd_start = command_clock();
 	return dispatch(cmd, args);
@@ -629,8 +639,11 @@ Outcome Connection::dispatch(std::string_view verb, std::string_view args) {
 	const Entry* found = nullptr;
 	for (const auto& e : table)
 		if (e.name == verb) found = &e;
+	// Metrics name a command the server knows, whatever the client sent.
+	if (!found) cmd = "(unknown)";
+	// A command read after SIGTERM gets the 421 as its answer.
+	if (srv.shutting_down()) return shutting_down_reply();
 	if (!found) {
-		cmd = "(unknown)";
 		// Probably another protocol (HTTP, ...): stop before its next lines
 		// are taken as commands.
 		if (ncmds == 0)

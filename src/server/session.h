@@ -466,7 +466,7 @@ struct Connection {
 	uint32_t ncmds = 0;  // recognised commands so far
 	uint32_t tx_bad = 0, tx_good = 0;
 	uint32_t transactions = 0;  // MAIL commands accepted (RFC 9422 MAILMAX)
-	std::string cmd;            // current command, lower case, for logs
+	std::string cmd;            // command awaiting its final reply, lower case; "" when none
 	double cmd_start = 0;
 };
 

@@ -57,6 +57,45 @@ TEST_CASE("metrics: /metrics shows connections, command durations, deliveries an
 	CHECK(sample(page, "tern_queue_deliveries_total{result=\"delivered\"}") == 0);
 }
 
+// doc/behaviour.md D30: a reply tern sends on its own, here the idle
+// timeout's 421, answers no command; the EHLO before it was observed once,
+// by its own 250.
+TEST_CASE("metrics: the idle timeout's 421 is no second observation of the last command") {
+	int port = free_tcp_port();
+	TernDaemon d({.config_patch = R"({"timeouts_s": {"command": 1}, "metrics": {"listen": "127.0.0.1:)" +
+	                  std::to_string(port) + R"("}})"});
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	Reply timeout = c.read_reply();
+	CHECK(timeout.code == 421);
+	CHECK(c.expect_closed());
+
+	std::string page = get_metrics(port);
+	INFO(page);
+	const std::string duration = "tern_smtpserver_command_duration_seconds_count";
+	CHECK(sample(page, duration + "{kind=\"smtp\",cmd=\"ehlo\",code=\"250\",ecode=\"\"}") == 1);
+	CHECK(page.find("code=\"421\"") == std::string::npos);
+}
+
+// A reply to a line the client sent is observed under a command: a line
+// too long under "(unknown)", as it names none.
+TEST_CASE("metrics: a line too long is observed as cmd=\"(unknown)\"") {
+	int port = free_tcp_port();
+	TernDaemon d({.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) + R"("}})"});
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	Reply r = c.cmd("NOOP " + std::string(3000, 'x'));
+	CHECK(r.code == 500);
+	CHECK(c.expect_closed());
+	std::string page = get_metrics(port);
+	INFO(page);
+	CHECK(sample(page,
+	             "tern_smtpserver_command_duration_seconds_count{kind=\"smtp\",cmd=\"(unknown)\",code=\"500\","
+	             "ecode=\"5.5.0\"}") == 1);
+}
+
 TEST_CASE("metrics: other paths 404, other methods 405, HEAD has no body") {
 	int port = free_tcp_port();
 	TernDaemon d({.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) + R"("}})"});
@@ -119,6 +158,34 @@ TEST_CASE("metrics: AUTH results by mechanism") {
 		page,
 		"tern_smtpserver_command_duration_seconds_count{kind=\"submission\",cmd=\"auth\",code=\"535\",ecode=\"5.7.8\"}") ==
 	    2);
+}
+
+// A client that hangs up inside the exchange failed its login, as in the
+// model: counted as an error under its mechanism (and against its address).
+TEST_CASE("metrics: AUTH cut off by the client's hang-up counts as an error") {
+	int port = free_tcp_port();
+	TernDaemon d({.submission = true,
+	              .config_patch = R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
+	                                  "metrics": {"listen": "127.0.0.1:)" +
+	                  std::to_string(port) + R"("}})"});
+	REQUIRE_RUNNING(d);
+	{
+		SmtpClient c;
+		REQUIRE(c.connect("127.0.0.1", d.submission_port()));
+		REQUIRE(c.read_reply().code == 220);
+		REQUIRE(c.cmd("EHLO client.example").code == 250);
+		CHECK(c.cmd("AUTH LOGIN").code == 334);
+		CHECK(c.cmd("YWxpY2VAdGVzdC5leGFtcGxl").code == 334);  // alice@test.example
+	}
+	const std::string login_error =
+	    "tern_authentication_total{kind=\"submission\",variant=\"login\",result=\"error\"}";
+	std::string page;
+	for (int i = 0; i < 50 && sample(page, login_error) != 1; i++) {
+		if (i) usleep(50 * 1000);
+		page = get_metrics(port);
+	}
+	INFO(page);
+	CHECK(sample(page, login_error) == 1);
 }
 
 TEST_CASE("metrics: submission refusals are counted by the check that refused them") {
