@@ -26,13 +26,24 @@ size_t enhanced_code_length(std::string_view text, char reply_class) {
 }  // namespace
 
 std::string Reply::text() const {
-	if (lines.empty()) return "";
-	std::string_view first = lines[0];
-	if (!enhanced.empty()) {
-		first.remove_prefix(enhanced.size());
-		first = trim(first);
+	const char reply_class = static_cast<char>('0' + code / 100);
+	std::string out;
+	for (std::string_view line : lines) {
+		// RFC 3463 2: each line of a reply may repeat the enhanced code.
+		line.remove_prefix(enhanced_code_length(line, reply_class));
+		line = trim(line);
+		if (line.empty()) continue;
+		if (!out.empty()) out += ' ';
+		out.append(line);
+		if (out.size() > max_text_bytes) break;
 	}
-	return std::string(first);
+	if (out.size() > max_text_bytes) {
+		size_t cut = max_text_bytes - 3;
+		while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xc0) == 0x80) --cut;
+		out.resize(cut);
+		out += "...";
+	}
+	return out;
 }
 
 std::string Reply::summary() const {

@@ -13,8 +13,11 @@ struct Reply {
 	int code = 0;                    // 3 digits
 	std::string enhanced;            // "x.y.z" when the first line carries one (RFC 3463), else ""
 	std::vector<std::string> lines;  // text after "ddd-" / "ddd ", enhanced code included
-	// First line's text without the enhanced code, for error messages.
+	// The text for error messages: every line's, each without its leading
+	// enhanced code, joined by spaces (a refusal's later lines often say
+	// why), cut with "..." at max_text_bytes.
 	std::string text() const;
+	static constexpr size_t max_text_bytes = 1000;
 	// "550 5.1.1 no such user" style one-line summary.
 	std::string summary() const;
 };

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "queue/outbound_util.h"
+#include "util/strings.h"
 
 using namespace tern::queue;
 using tern::mailauth::MxRecord;
@@ -30,6 +31,34 @@ TEST_CASE("queue reply parser: multi-line EHLO reply") {
 	// The parser is reset for the next reply.
 	CHECK(p.feed_line("221"));
 	CHECK(p.take().code == 221);
+}
+
+// A refusal's later lines often say why (a policy page, the address
+// refused): the error text keeps every line, each without its repeated
+// enhanced code, joined by spaces.
+TEST_CASE("queue reply parser: a multi-line refusal's text keeps every line") {
+	ReplyParser p;
+	CHECK_FALSE(p.feed_line("550-5.7.1 [192.0.2.1] The message was refused"));
+	CHECK_FALSE(p.feed_line("550-5.7.1 as unsolicited mail; see"));
+	CHECK(p.feed_line("550 5.7.1 https://mx.example/policy"));
+	Reply r = p.take();
+	CHECK(r.text() == "[192.0.2.1] The message was refused as unsolicited mail; see https://mx.example/policy");
+	CHECK(r.summary() ==
+	      "550 5.7.1 [192.0.2.1] The message was refused as unsolicited mail; see https://mx.example/policy");
+	// Lines without the enhanced code, and empty ones, join as they are.
+	CHECK_FALSE(p.feed_line("451-4.3.0 busy"));
+	CHECK_FALSE(p.feed_line("451-"));
+	CHECK(p.feed_line("451 try later"));
+	CHECK(p.take().text() == "busy try later");
+	// A text too long for an error line is cut, at a UTF-8 boundary: lines
+	// of 34 "x" and an "é" (37 bytes with the joining space) put the 27th
+	// line's "é" across the cut at 997, so the cut backs off before it.
+	for (int i = 0; i < 99; i++) CHECK_FALSE(p.feed_line("550-5.1.1 " + std::string(34, 'x') + "\xc3\xa9"));
+	CHECK(p.feed_line("550 5.1.1 end"));
+	std::string text = p.take().text();
+	CHECK(text.size() == 999);
+	CHECK(text.substr(990) == "xxxxxx...");
+	CHECK(tern::valid_utf8(text));
 }
 
 TEST_CASE("queue reply parser: enhanced code class must match the reply class") {
