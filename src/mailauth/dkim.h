@@ -91,10 +91,6 @@ struct SignatureParse {
 // `field_raw` is the complete header field as in the message (name, colon,
 // folded value; a final CRLF is optional).
 SignatureParse parse_signature(std::string_view field_raw);
-// A d= or s= value parse_signature took, as the DNS is asked for it and
-// as domains are compared (DMARC alignment): its A-labels when it is
-// beyond ASCII (RFC 8616 4), else as it is.
-std::string a_label_name(const std::string& name);
 // The domain of a signature's i=, lower case, A-labels, to compare with d=.
 std::string identity_domain(const Signature& sig);
 

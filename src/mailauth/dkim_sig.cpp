@@ -101,18 +101,24 @@ std::vector<std::string> colon_list(std::string_view value) {
 	return out;
 }
 
-bool valid_domain(std::string_view d) {
-	if (d.empty() || d.front() == '.' || d.back() == '.') return false;
-	// A name beyond ASCII (RFC 8616 4) must be one IDNA takes: valid UTF-8
-	// that has an A-label form to look up, never raw bytes sent to the DNS.
-	if (!is_ascii(d)) return smtp::parse_domain(d).has_value();
+// A d=, s= or i= domain as it is looked up and compared: lower-case, and
+// a name beyond ASCII (RFC 8616 4) in its A-label form. Nothing when it is
+// no name: beyond ASCII that is whatever IDNA does not take (invalid UTF-8
+// among it), so raw bytes never reach the DNS.
+std::optional<std::string> lookup_name(std::string_view d) {
+	if (d.empty() || d.front() == '.' || d.back() == '.') return std::nullopt;
+	if (!is_ascii(d)) {
+		std::optional<smtp::Domain> parsed = smtp::parse_domain(ascii_lower(d));
+		if (!parsed) return std::nullopt;
+		return parsed->ascii;
+	}
 	for (size_t i = 0; i < d.size(); i++) {
 		unsigned char c = d[i];
-		bool ok = is_ascii_alpha(c) || is_ascii_digit(c) || c == '-' || c == '_' || c >= 0x80 ||
+		bool ok = is_ascii_alpha(c) || is_ascii_digit(c) || c == '-' || c == '_' ||
 		    (c == '.' && d[i - 1] != '.');
-		if (!ok) return false;
+		if (!ok) return std::nullopt;
 	}
-	return true;
+	return ascii_lower(d);
 }
 
 bool is_hyphenated_word(std::string_view w) {
@@ -131,15 +137,9 @@ std::optional<Canon> canon_word(std::string_view w) {
 
 }  // namespace
 
-std::string a_label_name(const std::string& name) {
-	if (is_ascii(name)) return name;
-	std::optional<smtp::Domain> d = smtp::parse_domain(name);
-	return d ? d->ascii : name;
-}
-
 std::string identity_domain(const Signature& sig) {
 	if (!sig.identity) return "";
-	return a_label_name(ascii_lower(sig.identity->substr(sig.identity->rfind('@') + 1)));
+	return lookup_name(sig.identity->substr(sig.identity->rfind('@') + 1)).value_or("");
 }
 
 std::string_view status_name(Status s) {
@@ -245,11 +245,12 @@ TagCheck apply_signed_headers_tag(std::string_view v, Signature& sig) {
 // The tags with a one-line rule: d= i= l= q= s= t= x= z=.
 TagCheck apply_simple_tag(const std::string& k, std::string_view v, Signature& sig) {
 	if (k == "d") {
-		if (!valid_domain(v)) return syntax_fault("bad domain " + quoted(v));
-		sig.domain = a_label_name(ascii_lower(v));
+		std::optional<std::string> name = lookup_name(v);
+		if (!name) return syntax_fault("bad domain " + quoted(v));
+		sig.domain = std::move(*name);
 	} else if (k == "i") {
 		size_t at = v.rfind('@');
-		if (at == std::string_view::npos || !valid_domain(v.substr(at + 1)))
+		if (at == std::string_view::npos || !lookup_name(v.substr(at + 1)))
 			return syntax_fault("bad identity " + quoted(v));
 		sig.identity = std::string(v);
 	} else if (k == "l") {
@@ -259,8 +260,9 @@ TagCheck apply_simple_tag(const std::string& k, std::string_view v, Signature& s
 	} else if (k == "q") {
 		sig.query_methods = colon_list(v);
 	} else if (k == "s") {
-		if (!valid_domain(v)) return syntax_fault("bad selector " + quoted(v));
-		sig.selector = a_label_name(ascii_lower(v));
+		std::optional<std::string> name = lookup_name(v);
+		if (!name) return syntax_fault("bad selector " + quoted(v));
+		sig.selector = std::move(*name);
 	} else if (k == "t" || k == "x") {
 		auto n = parse_number(v, 12);
 		if (!n) return syntax_fault("bad timestamp in " + k + "=");

@@ -53,11 +53,11 @@ sm::Status status(int code, std::string_view secode, std::string text, std::stri
 	return sm::Status{code, smtp::enhanced_code(code, secode), std::move(text), std::move(recipient)};
 }
 
-// The line that tells a client refused why, in the socket's protocol,
-// before it is closed: sendmail.tern prints the reason and exits 75. Sent
-// without waiting: a fresh socket's buffer has room for one line.
-std::string refusal(std::string text, std::string_view secode = smtp::se::pol_other0) {
-	return sm::format_final_status(status(421, secode, std::move(text)));
+// The line that tells a client why it is closed, in the socket's protocol:
+// sendmail.tern prints the reason and exits (75 for a 421). Sent without
+// waiting: the socket's buffer has room for one line.
+std::string closing_line(int code, std::string_view secode, std::string text) {
+	return sm::format_final_status(status(code, secode, std::move(text)));
 }
 
 // RFC 5321 4.1.2: an address without a domain is completed with ours, as
@@ -219,7 +219,7 @@ LocalSubmitListener::LocalSubmitListener(Server& srv, LocalSubmitSocket sock, Qu
 			    log::info("local submission: client idle, dropped");
 			    c.dead = true;
 		    },
-                    refusal("too many local submissions at once, try again later")}) {
+                    closing_line(421, se::pol_other0, "too many local submissions at once, try again later")}) {
 	if (sock.fd) clients_.listen(std::move(sock.fd), std::move(sock.path));
 }
 
@@ -269,7 +269,7 @@ void LocalSubmitListener::stop() {
 	// gets its answer when the hand-over ends.
 	clients_.for_each_client([](Client& c) {
 		if (c.phase != Client::Phase::head && c.phase != Client::Phase::data) return;
-		net::send_without_waiting(c.fd.get(), refusal("shutting down", smtp::se::sys_not_accepting2));
+		net::send_without_waiting(c.fd.get(), closing_line(421, se::sys_not_accepting2, "shutting down"));
 		c.dead = true;
 	});
 }
@@ -287,8 +287,9 @@ std::unique_ptr<LocalSubmitListener::Client> LocalSubmitListener::make_client(Un
 		log::error("local submission: too many clients of one user, connection closed",
 		           {{"uid", std::to_string(cred.uid)}, {"max", std::to_string(max_clients_per_user)}});
 		net::send_without_waiting(fd.get(),
-		                          refusal("too many local submissions at once from user id " +
-		                                  std::to_string(cred.uid) + ", try again later"));
+		                          closing_line(421, se::pol_other0,
+		                                       "too many local submissions at once from user id " +
+		                                           std::to_string(cred.uid) + ", try again later"));
 		return nullptr;
 	}
 	return std::make_unique<Client>(std::move(fd), cred.uid, srv_.config()->local_submission_max_size());
@@ -307,9 +308,8 @@ void LocalSubmitListener::read_request(Client& c) {
 			if (n == 0)
 				net::send_without_waiting(
 				    c.fd.get(),
-				    sm::format_final_status(status(554, se::proto_syntax2,
-				                                   "bad request: input ended before the whole "
-				                                   "message, nothing queued")));
+				    closing_line(554, se::proto_syntax2,
+				                 "bad request: input ended before the whole message, nothing queued"));
 			c.dead = true;
 			return;
 		}
