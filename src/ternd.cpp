@@ -39,6 +39,7 @@
 #include "net/udns_resolver.h"
 #include "queue/ctl.h"
 #include "queue/queue.h"
+#include "queue/queue_file.h"
 #include "sasl/secrets.h"
 #include "store/db.h"
 #include "store/history.h"
@@ -217,7 +218,7 @@ void drop_privileges(const std::optional<core::UserIds>& user, const std::string
 		return;
 	}
 	// The data directory must stay writable for the unprivileged daemon.
-	for (const auto& p : {data_dir, data_dir + "/tmp", data_dir + "/queue", data_dir + "/recvid.key",
+	for (const auto& p : {data_dir, data_dir + "/tmp", queue::queue_dir(data_dir), data_dir + "/recvid.key",
 	                      data_dir + "/public", data_dir + "/public/sendmail.sock"})
 		if (chown(p.c_str(), user->uid, user->gid) != 0 && errno != ENOENT)
 			throw std::runtime_error("chown " + p + ": " + std::strerror(errno));
@@ -580,7 +581,7 @@ void Daemon::prepare_data_dir(const std::optional<core::UserIds>& user) {
 	// The queue's files live here (tern.json(5) FILES); there from the
 	// start, so the layout is whole before the first message is queued.
 	if (!queue::make_queue_dir(*cfg))
-		throw std::runtime_error("creating " + cfg->data_dir + "/queue: " + std::strerror(errno));
+		throw std::runtime_error("creating " + queue::queue_dir(cfg->data_dir) + ": " + std::strerror(errno));
 }
 
 // Every listening socket, bound before the privilege drop.

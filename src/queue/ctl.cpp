@@ -133,7 +133,7 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 	if (args.size() == 2) id = parse_id(args[1]);
 	try {
 		if (cmd == "rebuild") {
-			RebuildReport r = rebuild_queue(env, cfg.data_dir + "/queue",
+			RebuildReport r = rebuild_queue(env, queue_dir(cfg.data_dir),
 			                                static_cast<int64_t>(std::time(nullptr)), in_progress);
 			out << "rebuilt " << r.rebuilt << " records, removed " << r.removed << " finished files, kept "
 			    << r.unreadable << " unreadable files\n";
@@ -181,7 +181,7 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 			return {no_such_message(out), false};
 		}
 		if (!r->message_file.empty())
-			mark_recipient(cfg.data_dir + "/queue", r->message_file, RecipientState::dropped);
+			mark_recipient(queue_dir(cfg.data_dir), r->message_file, RecipientState::dropped);
 		if (!env.queue_remove(*id)) {
 			return {no_such_message(out), false};
 		}

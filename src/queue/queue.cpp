@@ -59,8 +59,6 @@ std::string entry_group(const store::QueueRecord& r) {
 	return message_base(r.message_file) + "\n" + r.from + "\n" + r.prefix;
 }
 
-std::string queue_dir(const config::Config& cfg) { return cfg.data_dir + "/queue"; }
-
 
 int64_t jitter(int64_t base_s) {
 	// The model's ±5 s on 450 s, scaled to the configured base.
@@ -97,16 +95,16 @@ void mark_attempt(store::QueueRecord& rec, int64_t now, const Policy& p) {
 // retried. The record goes before the link: never a record without its
 // message.
 void remove_record(store::Env& env, const config::Config& cfg, const store::QueueRecord& rec, RecipientState state) {
-	if (!rec.message_file.empty()) mark_recipient(queue_dir(cfg), rec.message_file, state);
+	if (!rec.message_file.empty()) mark_recipient(queue_dir(cfg.data_dir), rec.message_file, state);
 	env.queue_remove(rec.id);
-	if (!rec.message_file.empty()) ::unlink((queue_dir(cfg) + "/" + rec.message_file).c_str());
+	if (!rec.message_file.empty()) ::unlink((queue_dir(cfg.data_dir) + "/" + rec.message_file).c_str());
 }
 
 // The original header section for the DSN's third part: prefix + the
 // file's bytes up to the empty line (at most 256 KiB).
 std::string original_headers(const config::Config& cfg, const store::QueueRecord& rec) {
 	std::string text = rec.prefix;
-	UniqueFd fd(::open((queue_dir(cfg) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
+	UniqueFd fd(::open((queue_dir(cfg.data_dir) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
 	if (fd && ::lseek(fd.get(), rec.data_offset, SEEK_SET) == rec.data_offset) {
 		char buf[8192];
 		while (text.size() < 256 * 1024) {
@@ -131,7 +129,7 @@ constexpr int64_t max_returned_message = 100 * 1024;
 std::string original_message(const config::Config& cfg, const store::QueueRecord& rec) {
 	if (rec.size > max_returned_message) return "";
 	std::string text = rec.prefix;
-	UniqueFd fd(::open((queue_dir(cfg) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
+	UniqueFd fd(::open((queue_dir(cfg.data_dir) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
 	if (!fd) return "";
 	char buf[8192];
 	int64_t offset = rec.data_offset;
@@ -420,7 +418,9 @@ Policy policy_of(const config::Config& cfg, const QueueOptions& o) {
 
 }  // namespace
 
-bool make_queue_dir(const config::Config& cfg) { return ::mkdir(queue_dir(cfg).c_str(), 0700) == 0 || errno == EEXIST; }
+bool make_queue_dir(const config::Config& cfg) {
+	return ::mkdir(queue_dir(cfg.data_dir).c_str(), 0700) == 0 || errno == EEXIST;
+}
 
 // One delivery attempt of records that share a destination. It lives in
 // the queue's ConnTable; every completion that comes back to it (worker
@@ -640,7 +640,7 @@ void Queue::load(bool rebuild) {
 		    // A failed rebuild is logged; the records that are there still load.
 		    if (rebuild) {
 			    try {
-				    RebuildReport report = rebuild_queue(env, queue_dir(*cfg), now_s(),
+				    RebuildReport report = rebuild_queue(env, queue_dir(cfg->data_dir), now_s(),
 				                                         [&in_progress](const std::string& base) {
 										 return in_progress->contains(base);
 									 });
@@ -701,13 +701,6 @@ void Queue::load(bool rebuild) {
 
 namespace {
 
-// A failed step of enqueue; a full disk is marked so that the session
-// answers 452 4.3.1 (RFC 3463 X.3.1).
-std::runtime_error enqueue_error(const std::string& what, int err) {
-	std::string text = what + ": " + std::strerror(err);
-	return std::runtime_error(is_storage_full(err) ? storage_full_error(text) : text);
-}
-
 // The envelope a queue file carries of its message (queue_file.h).
 QueueFileEnvelope envelope_of(const server::OutboundMessage& msg, int64_t now) {
 	QueueFileEnvelope envelope;
@@ -749,14 +742,14 @@ std::vector<TempFile> write_links(const std::string& dir, const std::string& bas
 	layout = write_queue_file(temp.path(), envelope, message_path);
 	std::vector<TempFile> links;
 	std::string first = dir + "/" + base + ".0";
-	if (::rename(temp.path().c_str(), first.c_str()) != 0) throw enqueue_error("rename " + temp.path(), errno);
+	if (::rename(temp.path().c_str(), first.c_str()) != 0) throw store::file_error("rename", temp.path(), errno);
 	temp.commit();
 	links.emplace_back(first);
 	// One hard link per further recipient: each record owns its link, so
 	// the message goes with its last record.
 	for (size_t i = 1; i < envelope.recipients.size(); i++) {
 		std::string link = dir + "/" + base + "." + std::to_string(i);
-		if (::link(first.c_str(), link.c_str()) != 0) throw enqueue_error("link " + link, errno);
+		if (::link(first.c_str(), link.c_str()) != 0) throw store::file_error("link", link, errno);
 		links.emplace_back(link);
 	}
 	store::fsync_dir(dir);
@@ -820,10 +813,10 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 		    // The queue took the session's file over: its bytes are in the
 		    // queue file when this job ends, or the enqueue failed.
 		    TempFile session_file(msg.message_path);
-		    std::string dir = queue_dir(*cfg);
+		    std::string dir = queue_dir(cfg->data_dir);
 		    std::string base;
 		    try {
-			    if (!make_queue_dir(*cfg)) throw enqueue_error("mkdir " + dir, errno);
+			    if (!make_queue_dir(*cfg)) throw store::file_error("mkdir", dir, errno);
 			    int64_t now = now_s();
 			    base = std::to_string(now) + "-" + random_hex(8);
 			    in_progress->add(base);
@@ -965,8 +958,8 @@ void copy_locally(store::Env& env, const config::Config& cfg, store::QueueRecord
 	// RFC 5321 4.4: the final delivery adds Return-Path.
 	copies[0].prefix = message::build_return_path(rec.from) + rec.prefix;
 	try {
-		store::deliver_maildir_unsynced(queue_dir(cfg) + "/" + rec.message_file, copies, cfg.hostname, dirs,
-		                                static_cast<uint64_t>(rec.data_offset));
+		store::deliver_maildir_unsynced(queue_dir(cfg.data_dir) + "/" + rec.message_file, copies, cfg.hostname,
+		                                dirs, static_cast<uint64_t>(rec.data_offset));
 		local.push_back(rec);
 	} catch (const std::exception& e) {
 		mark_attempt(rec, now, policy);
@@ -1127,7 +1120,7 @@ void Queue::deliver_lmtp(Delivery& d) {
 		// RFC 5321 4.4: the final delivery adds Return-Path, here the LMTP
 		// server (as Dovecot's does).
 		req.prefix = rec.prefix;
-		req.body_path = queue_dir(cfg) + "/" + rec.message_file;
+		req.body_path = queue_dir(cfg.data_dir) + "/" + rec.message_file;
 		req.body_offset = static_cast<uint64_t>(rec.data_offset);
 		req.timeout_s = static_cast<double>(cfg.delivery.lmtp_timeout_s);
 		std::string server = req.target.text();
@@ -1515,7 +1508,7 @@ void Queue::connect_next_address(Delivery& d) {
 	o.timeouts = options_.timeouts;
 	o.log_id = d.id;
 	const store::QueueRecord& first = d.remote.front();
-	std::string path = queue_dir(*d.config) + "/" + first.message_file;
+	std::string path = queue_dir(d.config->data_dir) + "/" + first.message_file;
 	log::debug("queue: connecting",
 	           {{"host", o.server_name},
 	            {"ip", o.ip},

@@ -12,8 +12,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "store/files.h"
 #include "util/log.h"
-#include "util/storage.h"
 #include "util/strings.h"
 #include "util/unique_fd.h"
 
@@ -83,23 +83,6 @@ size_t put(std::string& out, std::string_view name, std::string_view value) {
 	return at;
 }
 
-// A full disk is marked so that the session answers 452 4.3.1 (RFC 3463
-// X.3.1) for a message it could not queue.
-std::string sys_error(const std::string& what, const std::string& path, int err) {
-	std::string text = what + " " + path + ": " + std::strerror(err);
-	return is_storage_full(err) ? storage_full_error(text) : text;
-}
-
-bool write_all(int fd, const char* p, size_t n) {
-	while (n > 0) {
-		ssize_t w = ::write(fd, p, n);
-		if (w < 0 && errno == EINTR) continue;
-		if (w <= 0) return false;
-		p += w;
-		n -= static_cast<size_t>(w);
-	}
-	return true;
-}
 
 bool pread_all(int fd, char* p, size_t n, int64_t offset) {
 	while (n > 0) {
@@ -111,32 +94,6 @@ bool pread_all(int fd, char* p, size_t n, int64_t offset) {
 		offset += r;
 	}
 	return true;
-}
-
-// Copies all of in_fd (from its start) to out_fd; returns the bytes copied.
-int64_t copy_data(int in_fd, int out_fd, const std::string& in_path) {
-	int64_t total = 0;
-	// copy_file_range keeps the bytes in the kernel (and may share extents).
-	for (;;) {
-		ssize_t n = ::copy_file_range(in_fd, nullptr, out_fd, nullptr, 1 << 30, 0);
-		if (n < 0 && errno == EINTR) continue;
-		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) &&
-		    total == 0)
-			break;  // plain copy below
-		if (n < 0) throw std::runtime_error(sys_error("copy", in_path, errno));
-		if (n == 0) return total;
-		total += n;
-	}
-	char buf[64 * 1024];
-	for (;;) {
-		ssize_t n = ::read(in_fd, buf, sizeof buf);
-		if (n < 0 && errno == EINTR) continue;
-		if (n < 0) throw std::runtime_error(sys_error("read", in_path, errno));
-		if (n == 0) return total;
-		if (!write_all(out_fd, buf, static_cast<size_t>(n)))
-			throw std::runtime_error(sys_error("write", in_path, errno));
-		total += n;
-	}
 }
 
 }  // namespace
@@ -367,22 +324,27 @@ QueueFileLayout write_queue_file(const std::string& path, const QueueFileEnvelop
 	QueueFileLayout layout;
 	std::string header = encode_queue_file_header(envelope, &layout);
 	UniqueFd in(::open(data_path.c_str(), O_RDONLY | O_CLOEXEC));
-	if (!in) throw std::runtime_error(sys_error("open", data_path, errno));
+	if (!in) throw store::file_error("open", data_path, errno);
 	UniqueFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-	if (!out) throw std::runtime_error(sys_error("create", path, errno));
+	if (!out) throw store::file_error("create", path, errno);
 	// Removed on every failure below; the caller renames a complete file.
 	TempFile incomplete(path);
-	if (!write_all(out.get(), header.data(), header.size()))
-		throw std::runtime_error(sys_error("write", path, errno));
-	int64_t copied = copy_data(in.get(), out.get(), data_path);
+	store::write_all(out.get(), header, path);
 	// The header announced the size; a file that disagrees would be
 	// refused by every later rebuild.
-	if (copied != envelope.data_size)
-		throw std::runtime_error("message file " + data_path + " has " + std::to_string(copied) +
-		                         " bytes, expected " + std::to_string(envelope.data_size));
-	if (::fsync(out.get()) != 0) throw std::runtime_error(sys_error("fsync", path, errno));
+	struct stat data_stat;
+	if (::fstat(in.get(), &data_stat) != 0) throw store::file_error("stat", data_path, errno);
+	const auto expected = static_cast<uint64_t>(envelope.data_size);
+	auto wrong_size = [&](uint64_t size) {
+		return std::runtime_error("message file " + data_path + " has " + std::to_string(size) +
+		                          " bytes, expected " + std::to_string(expected));
+	};
+	if (static_cast<uint64_t>(data_stat.st_size) != expected) throw wrong_size(data_stat.st_size);
+	uint64_t copied = store::copy_file_bytes(in.get(), data_path, out.get(), path, 0, expected);
+	if (copied != expected) throw wrong_size(copied);
+	if (::fsync(out.get()) != 0) throw store::file_error("fsync", path, errno);
 	in.reset();
-	if (out.close() != 0) throw std::runtime_error(sys_error("close", path, errno));
+	if (out.close() != 0) throw store::file_error("close", path, errno);
 	incomplete.commit();
 	return layout;
 }
@@ -390,25 +352,25 @@ QueueFileLayout write_queue_file(const std::string& path, const QueueFileEnvelop
 std::optional<ParsedQueueFile> read_queue_file(const std::string& path, std::string& error) {
 	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
 	if (!fd) {
-		error = sys_error("open", path, errno);
+		error = store::file_error_text("open", path, errno);
 		return std::nullopt;
 	}
 	struct stat sb;
 	std::string head(queue_file_preamble_size, '\0');
 	if (::fstat(fd.get(), &sb) != 0) {
-		error = sys_error("stat", path, errno);
+		error = store::file_error_text("stat", path, errno);
 		return std::nullopt;
 	}
 	head.resize(std::min<size_t>(head.size(), static_cast<size_t>(sb.st_size)));
 	if (!pread_all(fd.get(), head.data(), head.size(), 0)) {
-		error = sys_error("read", path, errno);
+		error = store::file_error_text("read", path, errno);
 		return std::nullopt;
 	}
 	auto size = queue_file_header_size(head, error);
 	if (!size) return std::nullopt;
 	std::string header(std::min<size_t>(*size, static_cast<size_t>(sb.st_size)), '\0');
 	if (!pread_all(fd.get(), header.data(), header.size(), 0)) {
-		error = sys_error("read", path, errno);
+		error = store::file_error_text("read", path, errno);
 		return std::nullopt;
 	}
 	return parse_queue_file_header(header, static_cast<int64_t>(sb.st_size), error);

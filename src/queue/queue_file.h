@@ -35,6 +35,9 @@
 
 namespace tern::queue {
 
+// data_dir/queue: the message files.
+inline std::string queue_dir(const std::string& data_dir) { return data_dir + "/queue"; }
+
 enum class RecipientState : char { pending = 'P', delivered = 'D', failed = 'F', dropped = 'X' };
 
 struct QueueFileRecipient {

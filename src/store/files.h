@@ -1,5 +1,7 @@
 // Small file helpers for the disk layer. Blocking: worker threads only.
 #pragma once
+#include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,5 +29,27 @@ struct ReadableFile {
 // path names no regular file (opened without blocking: a FIFO never holds
 // the caller).
 std::string read_file_head(const ReadableFile& file, size_t limit);
+
+// "<what> <path>: <strerror(err)>", marked when the disk is full
+// (util/storage.h), so the session answers 452 4.3.1: as text, and as the
+// exception the disk layer throws.
+std::string file_error_text(std::string_view what, const std::string& path, int err);
+std::runtime_error file_error(std::string_view what, const std::string& path, int err);
+
+// Writes all of `data` to `fd`. Throws std::runtime_error naming `path`
+// (marked when the disk is full, util/storage.h).
+void write_all(int fd, std::string_view data, const std::string& path);
+
+// Copies `size` bytes of `in_fd` from offset `start` to `out_fd`'s
+// position; returns the bytes copied, fewer when the input ended sooner.
+// The kernel copies them (copy_file_range(2)), so they never cross into
+// user space; where it cannot (file systems that do not support it, or
+// two of them on an older kernel) a fixed buffer streams them, so a large
+// message never sits in memory. Explicit input offsets leave `in_fd`'s
+// own offset, which other copies share, untouched. A failure throws
+// std::runtime_error naming the file it happened on: reading `in_path`,
+// writing `out_path` (marked when the disk is full, util/storage.h).
+uint64_t copy_file_bytes(int in_fd, const std::string& in_path, int out_fd, const std::string& out_path, uint64_t start,
+                         uint64_t size);
 
 }  // namespace tern::store

@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "store/files.h"
 #include "util/mailbox_name.h"
 #include "util/storage.h"
 #include "util/strings.h"
@@ -28,19 +29,9 @@ namespace tern::store {
 
 namespace {
 
-constexpr size_t copy_buffer_size = 64 * 1024;
-
 // Process-wide: names stay unique across worker threads delivering in the
 // same microsecond.
 std::atomic<uint64_t> delivery_counter{0};
-
-// A full disk (ENOSPC, EDQUOT: at write, or later at fsync/close with
-// delayed allocation) is marked in the text, so the session answers
-// 452 4.3.1 rather than 451 (RFC 3463 X.3.1).
-std::runtime_error system_error(std::string_view what, const std::string& path, int err) {
-	std::string text = std::string(what) + " " + path + ": " + std::strerror(err);
-	return std::runtime_error(is_storage_full(err) ? storage_full_error(text) : text);
-}
 
 std::string parent_dir(const std::string& path) {
 	size_t end = path.find_last_not_of('/');
@@ -66,7 +57,7 @@ void make_directory(const std::string& path, std::set<std::string>& to_sync) {
 	}
 	int err = errno;
 	if (err == EEXIST && is_directory(path)) return;
-	throw system_error("mkdir", path, err == EEXIST ? ENOTDIR : err);
+	throw file_error("mkdir", path, err == EEXIST ? ENOTDIR : err);
 }
 
 // mkdir -p: the account's Maildir root may sit under directories that do
@@ -88,7 +79,7 @@ void prepare_folder(const std::string& folder, bool is_root, std::set<std::strin
 	if (UniqueFd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600))) {
 		to_sync.insert(folder);
 	} else if (errno != EEXIST) {
-		throw system_error("create", marker, errno);
+		throw file_error("create", marker, errno);
 	}
 }
 
@@ -123,58 +114,6 @@ std::string unique_name(const std::string& host, uint64_t size) {
 	static const pid_t pid = ::getpid();
 	return std::to_string(now.tv_sec) + ".M" + std::to_string(now.tv_usec) + "P" + std::to_string(pid) + "Q" +
 	    std::to_string(counter) + "." + host + ",S=" + std::to_string(size);
-}
-
-void write_all(int fd, const char* data, size_t len, const std::string& path) {
-	while (len > 0) {
-		ssize_t n = ::write(fd, data, len);
-		if (n < 0) {
-			if (errno == EINTR) continue;
-			throw system_error("write", path, errno);
-		}
-		data += n;
-		len -= static_cast<size_t>(n);
-	}
-}
-
-// Copies the body file from `start` to its end into `out_fd`. The kernel
-// copies it (copy_file_range(2)), so the bytes never cross into user space;
-// where it cannot (another file system on an old kernel, or a file system
-// without it) a fixed buffer streams them, so a large message never sits in
-// memory. Explicit offsets keep the body's file offset, shared by all
-// copies, untouched. `size` bytes are copied (what fstat said, so no call
-// is spent finding the end); returns the bytes copied, fewer when the file
-// ended sooner.
-uint64_t copy_body(int body_fd, const std::string& body_path, int out_fd, const std::string& out_path, uint64_t start,
-                   uint64_t size) {
-	loff_t in_offset = static_cast<loff_t>(start);
-	const loff_t end = static_cast<loff_t>(start + size);
-	while (in_offset < end) {
-		size_t want = static_cast<size_t>(std::min<loff_t>(end - in_offset, 1 << 30));
-		ssize_t n = ::copy_file_range(body_fd, &in_offset, out_fd, nullptr, want, 0);
-		if (n == 0) return static_cast<uint64_t>(in_offset) - start;
-		if (n > 0) continue;
-		if (errno == EINTR) continue;
-		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-			throw system_error("copy", body_path + " to " + out_path, errno);
-		// Not supported here: what was copied stays, the rest goes through user space.
-		break;
-	}
-	if (in_offset >= end) return size;
-	std::string buffer(copy_buffer_size, '\0');
-	uint64_t offset = static_cast<uint64_t>(in_offset);
-	while (offset < start + size) {
-		size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), start + size - offset));
-		ssize_t n = ::pread(body_fd, buffer.data(), want, static_cast<off_t>(offset));
-		if (n < 0) {
-			if (errno == EINTR) continue;
-			throw system_error("read", body_path, errno);
-		}
-		if (n == 0) return offset - start;
-		write_all(out_fd, buffer.data(), static_cast<size_t>(n), out_path);
-		offset += static_cast<uint64_t>(n);
-	}
-	return size;
 }
 
 // The process-wide set behind remember_durable_folders. A folder removed
@@ -233,8 +172,8 @@ std::string mailbox_dir(const std::string& maildir, const std::string& mailbox) 
 
 void fsync_dir(const std::string& dir) {
 	UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-	if (fd.get() < 0) throw system_error("open", dir, errno);
-	if (::fsync(fd.get()) != 0) throw system_error("fsync", dir, errno);
+	if (fd.get() < 0) throw file_error("open", dir, errno);
+	if (::fsync(fd.get()) != 0) throw file_error("fsync", dir, errno);
 }
 
 void fsync_dirs(const std::set<std::string>& dirs) {
@@ -312,7 +251,7 @@ uint64_t body_size_of(int body_fd, int64_t known_size, const std::string& body_p
 	uint64_t file_size = static_cast<uint64_t>(known_size);
 	if (known_size < 0) {
 		struct stat body_stat;
-		if (::fstat(body_fd, &body_stat) != 0) throw system_error("stat", body_path, errno);
+		if (::fstat(body_fd, &body_stat) != 0) throw file_error("stat", body_path, errno);
 		file_size = static_cast<uint64_t>(body_stat.st_size);
 	}
 	if (file_size < body_offset) throw std::runtime_error("body file shorter than its header: " + body_path);
@@ -326,7 +265,7 @@ size_t MaildirBatch::stage_opened(int body_fd, int open_errno, int64_t known_siz
 	auto msg = std::make_unique<Message>();
 	msg->copies = copies;
 	try {
-		if (body_fd < 0) throw system_error("open", body_path, open_errno);
+		if (body_fd < 0) throw file_error("open", body_path, open_errno);
 		const uint64_t body_size = body_size_of(body_fd, known_size, body_path, body_offset);
 		// Every copy is written into tmp/; nothing is visible yet, so a failure
 		// here delivers nothing. The fsyncs wait for commit_files, where the
@@ -349,13 +288,13 @@ size_t MaildirBatch::stage_opened(int body_fd, int open_errno, int64_t known_siz
 			if (!created) {
 				int err = errno;
 				if (err == ENOENT) forget_durable_folder(folder);
-				throw system_error("create", s.tmp_path, err);
+				throw file_error("create", s.tmp_path, err);
 			}
 			msg->staged.push_back(s);
 			int fd = created.get();
 			msg->fds.push_back(std::move(created));
-			write_all(fd, copy.prefix.data(), copy.prefix.size(), s.tmp_path);
-			uint64_t copied = copy_body(body_fd, body_path, fd, s.tmp_path, body_offset, body_size);
+			write_all(fd, copy.prefix, s.tmp_path);
+			uint64_t copied = copy_file_bytes(body_fd, body_path, fd, s.tmp_path, body_offset, body_size);
 			// The name already carries S=; a body that shrank under us
 			// would make it lie.
 			if (copied != body_size)
@@ -382,8 +321,8 @@ std::vector<std::string> MaildirBatch::commit_files(std::set<std::string>& to_sy
 				// and the directory fsync that follow; the error keeps the
 				// word "fsync" that the logs have always shown.
 				if (::fdatasync(m->fds[i].get()) != 0)
-					throw system_error("fsync", m->staged[i].tmp_path, errno);
-				if (m->fds[i].close() != 0) throw system_error("close", m->staged[i].tmp_path, errno);
+					throw file_error("fsync", m->staged[i].tmp_path, errno);
+				if (m->fds[i].close() != 0) throw file_error("close", m->staged[i].tmp_path, errno);
 			}
 			// The renames make the copies visible.
 			for (size_t i = 0; i < m->staged.size(); ++i) {
@@ -397,7 +336,7 @@ std::vector<std::string> MaildirBatch::commit_files(std::set<std::string>& to_sy
 					if (err != ENOENT || ::mkdir(s.final_dir.c_str(), 0700) != 0 ||
 					    ::rename(s.tmp_path.c_str(), s.final_path.c_str()) != 0) {
 						forget_durable_folder(folder);
-						throw system_error("rename to", s.final_path, err);
+						throw file_error("rename to", s.final_path, err);
 					}
 					to_sync.insert(folder);
 				}

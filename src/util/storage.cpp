@@ -1,6 +1,7 @@
 #include "util/storage.h"
 
 #include <cerrno>
+#include <cstring>
 
 namespace tern {
 
@@ -17,6 +18,11 @@ std::string storage_full_error(std::string_view text) {
 
 bool is_storage_full_error(std::string_view text) {
 	return text.substr(0, storage_full_prefix.size()) == storage_full_prefix;
+}
+
+std::string system_error_text(std::string_view what, int err) {
+	std::string text = std::string(what) + ": " + std::strerror(err);
+	return is_storage_full(err) ? storage_full_error(text) : text;
 }
 
 }  // namespace tern

@@ -15,5 +15,8 @@ bool is_storage_full(int err);
 std::string storage_full_error(std::string_view text);
 // Whether an error text (from storage_full_error) reports a full disk.
 bool is_storage_full_error(std::string_view text);
+// "<what>: <strerror(err)>", marked by storage_full_error when `err` says
+// the disk is full.
+std::string system_error_text(std::string_view what, int err);
 
 }  // namespace tern

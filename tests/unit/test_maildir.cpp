@@ -16,7 +16,12 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+
+#include "store/files.h"
 #include "store/maildir.h"
+#include "util/storage.h"
+#include "util/unique_fd.h"
 #include "unit/files.h"
 
 using tern::store::deliver_maildir;
@@ -26,6 +31,7 @@ using tern::store::MaildirCopy;
 
 namespace {
 
+using tern::UniqueFd;
 using tern::testing::read_file;
 using tern::testing::TempDir;
 using tern::testing::write_file;
@@ -348,4 +354,34 @@ TEST_CASE("maildir: concurrent deliveries never collide on names") {
 	CHECK(failures == 0);
 	CHECK(list_dir(root + "/.Shared/new").size() == thread_count * per_thread);
 	CHECK(list_dir(root + "/.Shared/tmp").empty());
+}
+
+// store::copy_file_bytes, the copy behind Maildir and queue files: a
+// failure names the file it happened on, the written one for a write (a
+// full queue file system was reported as the spool file's), marked when
+// the disk is full so the session answers 452 4.3.1.
+TEST_CASE("copy_file_bytes: copies a range; a failed write names the output and says the disk is full") {
+	TempDir dir;
+	const std::string in_path = dir.path + "/in";
+	write_file(in_path, "0123456789");
+	UniqueFd in(::open(in_path.c_str(), O_RDONLY | O_CLOEXEC));
+	REQUIRE(in);
+	const std::string out_path = dir.path + "/out";
+	UniqueFd out(::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+	REQUIRE(out);
+	CHECK(tern::store::copy_file_bytes(in.get(), in_path, out.get(), out_path, 2, 5) == 5);
+	CHECK(tern::store::copy_file_bytes(in.get(), in_path, out.get(), out_path, 8, 5) == 2);  // input ends first
+	CHECK(read_file(out_path) == "2345689");
+
+	// /dev/full answers every write with ENOSPC.
+	UniqueFd full(::open("/dev/full", O_WRONLY | O_CLOEXEC));
+	REQUIRE(full);
+	std::string error;
+	try {
+		tern::store::copy_file_bytes(in.get(), in_path, full.get(), "/dev/full", 0, 10);
+	} catch (const std::runtime_error& e) {
+		error = e.what();
+	}
+	CHECK(error == "insufficient storage: write /dev/full: No space left on device");
+	CHECK(tern::is_storage_full_error(error));
 }

@@ -220,3 +220,28 @@ TEST_CASE("queue file: DSN parameters and REQUIRETLS round trip; files without t
 	CHECK_FALSE(parse(encode_queue_file_header(e) + data, error));
 	CHECK(error.find("dsn-ret") != std::string::npos);
 }
+
+// The header announces the data's size: a spool file of another size is
+// refused before anything is copied, and no partial queue file stays.
+TEST_CASE("queue file: write_queue_file refuses data of another size than announced") {
+	TempDir tmp;
+	std::string data_path = tmp.path + "/data";
+	tern::testing::write_file(data_path, data);
+	for (int64_t announced : {int64_t(10), int64_t(12)}) {
+		QueueFileEnvelope e = sample_envelope();
+		e.data_size = announced;
+		std::string error;
+		try {
+			write_queue_file(tmp.path + "/q", e, data_path);
+		} catch (const std::runtime_error& ex) {
+			error = ex.what();
+		}
+		CHECK(error == "message file " + data_path + " has 11 bytes, expected " + std::to_string(announced));
+		CHECK(::access((tmp.path + "/q").c_str(), F_OK) != 0);
+	}
+	QueueFileEnvelope e = sample_envelope();
+	write_queue_file(tmp.path + "/q", e, data_path);
+	std::string error;
+	auto parsed = read_queue_file(tmp.path + "/q", error);
+	REQUIRE_MESSAGE(parsed, error);
+}
