@@ -104,9 +104,13 @@ void Connection::start() {
 }
 
 // The accept path of the model (doc/behaviour.md §1), once the client's
-// address is known: shutdown, limiters, then the greeting (or, on port 465,
-// the TLS handshake first).
+// address is known: a server shutting down refuses it; otherwise the
+// limiters count it once, at accept, and one over a limit is refused, else
+// greeted. On port 465 the handshake comes between the count and the
+// reply, so connections waiting in their handshake are held to the limits
+// too.
 void Connection::begin_session() {
+	if (!srv.shutting_down() && admission == Admission::pending) admission = admit();
 	if (service == net::Service::submissions && !transport.tls()) {
 		// Implicit TLS (RFC 8314 3.3): the handshake comes first, so even a
 		// refusal below reaches the client inside TLS.
@@ -117,23 +121,21 @@ void Connection::begin_session() {
 		start_tls();
 		return;
 	}
-	int64_t now = std::time(nullptr);
 	// The refusals at connect are 421 and a close (RFC 5321 4.2.2: service
 	// not available, closing the channel), without a received-id.
-	auto refuse = [this](std::string_view secode, std::string text) {
-		apply(smtp::error_reply(421, secode, std::move(text)).without_id().then_close());
+	auto refuse = [this](std::string text) {
+		apply(smtp::error_reply(421, smtp::se::pol_other0, std::move(text)).without_id().then_close());
 	};
 	if (srv.shutting_down()) {
 		apply(shutting_down_reply());
-	} else if (!srv.rate_limiter().add(remote_ip, now, 1)) {
-		refuse(smtp::se::pol_other0, "connection rate from your ip or network too high, slow down please");
-	} else if (submission() && !srv.auth_failure_limiter().can_add(remote_ip, now, 1)) {
+	} else if (admission == Admission::rate_too_high) {
+		refuse("connection rate from your ip or network too high, slow down please");
+	} else if (admission == Admission::auth_failures) {
 		log::event(log::Level::debug, cid, "refusing connection due to many auth failures");
-		refuse(smtp::se::pol_other0, "too many auth failures");
-	} else if (!srv.connection_limiter().add(remote_ip, now, 1)) {
-		refuse(smtp::se::pol_other0, "too many open connections from your ip or network");
+		refuse("too many auth failures");
+	} else if (admission == Admission::too_many_connections) {
+		refuse("too many open connections from your ip or network");
 	} else {
-		flags.counted_connection = true;
 		// RFC 5321 4.3.1 greeting; doc/behaviour.md: the model's texts with "tern" as the product name.
 		apply(Outcome::reply(220, "", hostname() + " ESMTP tern " TERN_VERSION));
 		// The message will need the client's reverse name (iprev, RFC 8601
@@ -151,6 +153,18 @@ void Connection::begin_session() {
 		update_watchers();
 		arm_deadline();
 	}
+}
+
+// The model's limiter steps at accept, in its order: the connection rate,
+// failed logins (submission only, looked at, not counted), open
+// connections. An admitted connection holds its slot until it closes.
+Connection::Admission Connection::admit() {
+	int64_t now = std::time(nullptr);
+	if (!srv.rate_limiter().add(remote_ip, now, 1)) return Admission::rate_too_high;
+	if (submission() && !srv.auth_failure_limiter().can_add(remote_ip, now, 1)) return Admission::auth_failures;
+	if (!srv.connection_limiter().add(remote_ip, now, 1)) return Admission::too_many_connections;
+	flags.counted_connection = true;
+	return Admission::admitted;
 }
 
 // Reads the PROXY v1/v2 header that precedes everything on a

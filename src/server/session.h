@@ -182,6 +182,9 @@ struct Connection {
 	void on_slow_tick();   // slow mode: the next byte of output may go
 	void start();          // PROXY header or begin_session
 	void begin_session();  // limiter checks and greeting
+	// What the limiters said when the connection was accepted.
+	enum class Admission : uint8_t { pending, admitted, rate_too_high, auth_failures, too_many_connections };
+	Admission admit();
 	void read_proxy_header();
 
 	// Input.
@@ -435,9 +438,10 @@ struct Connection {
 	bool eof = false;
 	bool tls = false;
 	SessionFlags flags;
-	bool tls_pending_start = false;           // STARTTLS answered; handshake starts once the 220 is out
-	std::shared_ptr<EarlyIprev> early_iprev;  // port 25: started with the session
-	bool greeted = false;                     // implicit TLS: checks and greeting done after the handshake
+	bool tls_pending_start = false;            // STARTTLS answered; handshake starts once the 220 is out
+	std::shared_ptr<EarlyIprev> early_iprev;   // port 25: started with the session
+	bool greeted = false;                      // implicit TLS: greeting (or refusal) done after the handshake
+	Admission admission = Admission::pending;  // set once, at accept
 
 	bool ehlo = false;
 	std::optional<smtp::HelloArg> hello;

@@ -290,3 +290,42 @@ TEST_CASE("tls: require_starttls on port 25 gives 530 5.7.0 until TLS is on") {
 	CHECK(s.reply_to(1).last() == "250 2.1.0 looking good");
 	CHECK(s.reply_to(2).last() == "250 2.1.0 now on the list");
 }
+
+// doc/behaviour.md §1: a connection to the implicit-TLS port counts against
+// the client's limits when it is accepted, as in the model, not after its
+// handshake: one address cannot hold any number of connections in the
+// handshake beside its limit.
+TEST_CASE("tls: connections waiting in the implicit-TLS handshake count against the per-IP limit") {
+	TestCert cert;
+	TernDaemon d(daemon_options(
+	    false, true, merge_patches(cert.config_patch(), R"({"limits": {"connections": [3, 90, 270]}})")));
+	REQUIRE_RUNNING(d);
+	std::vector<SmtpClient> in_handshake;
+	for (int i = 0; i < 3; i++) {
+		SmtpClient c;
+		REQUIRE(c.connect("127.0.0.1", d.submissions_port()));
+		in_handshake.push_back(std::move(c));
+	}
+	// The three are accepted (and counted) before the fourth connects.
+	auto accepted = [&d] {
+		std::string log = d.log_text();
+		size_t count = 0;
+		for (size_t at = 0; (at = log.find("msg=\"new connection\"", at)) != std::string::npos; at++) count++;
+		return count;
+	};
+	for (int tries = 0; tries < 100 && accepted() < 3; tries++) usleep(20 * 1000);
+	REQUIRE(accepted() == 3);
+	SmtpClient plain = connect_smtp(d);
+	REQUIRE(plain.connected());
+	Reply r = plain.read_reply();
+	CHECK(r.plain() == "421 4.7.0 too many open connections from your ip or network");
+	// Slots are given back when they close.
+	in_handshake.clear();
+	bool greeted = false;
+	for (int tries = 0; tries < 50 && !greeted; tries++) {
+		if (tries) usleep(50 * 1000);
+		SmtpClient again = connect_smtp(d);
+		greeted = again.connected() && again.read_reply().code == 220;
+	}
+	CHECK(greeted);
+}
