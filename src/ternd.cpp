@@ -81,7 +81,7 @@ struct Options {
 	bool foreground = false;
 	bool check_only = false;
 	std::string pid_file;
-	std::string log_level;
+	std::optional<std::string> log_level;
 	bool localserve = false;
 	std::string data_dir = "./tern-localserve";
 };
@@ -119,10 +119,10 @@ Options parse_flags(int argc, char** argv) {
 		std::cerr << "ternd: unexpected argument: " << argv[optind] << "\n" << usage_text();
 		std::exit(2);
 	}
-	if (!o.log_level.empty()) {
+	if (o.log_level) {
 		log::Level l;
-		if (!log::parse_level(o.log_level, l)) {
-			std::cerr << "ternd: unknown log level: " << o.log_level << "\n";
+		if (!log::parse_level(*o.log_level, l)) {
+			std::cerr << "ternd: unknown log level: " << *o.log_level << "\n";
 			std::exit(2);
 		}
 	}
@@ -360,7 +360,7 @@ void add_control_commands(server::ControlServer& control, const std::shared_ptr<
 
 void apply_log_settings(const config::Config& cfg, const Options& o) {
 	log::Level level = cfg.log.level;
-	if (!o.log_level.empty()) log::parse_level(o.log_level, level);
+	if (o.log_level) log::parse_level(*o.log_level, level);
 	log::set_level(level);
 	// With -f (and in localserve) logs go to stderr; log.file/syslog are ignored.
 	if (o.foreground || o.localserve) return;

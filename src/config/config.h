@@ -249,8 +249,10 @@ struct Config {
 	std::vector<const DkimSelector*> unloaded_signing_keys() const;
 
 	// Loads and validates; throws ConfigError. Relative paths are made
-	// relative to the config file's folder.
+	// relative to the config file's folder. A file over max_file_bytes is
+	// refused.
 	static std::shared_ptr<const Config> load_file(const std::string& path);
+	static constexpr size_t max_file_bytes = 16u << 20;
 	static std::shared_ptr<const Config> load_text(const std::string& text, const std::string& file_for_errors,
 	                                               const std::string& base_dir);
 	// The built-in localserve configuration (doc/behaviour.md "localserve").

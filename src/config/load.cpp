@@ -12,7 +12,6 @@
 #include <fstream>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <tuple>
 
 #include <sys/stat.h>
@@ -160,14 +159,21 @@ public:
 
 	std::string string(const json& v, const std::string& path) const {
 		if (!v.is_string()) fail(path, "expected a string");
-		return v.get<std::string>();
+		return without_nul(v.get<std::string>(), path);
 	}
 
 	// null reads as "".
 	std::string nullable_string(const json& v, const std::string& path) const {
 		if (v.is_null()) return "";
 		if (!v.is_string()) fail(path, "expected a string or null");
-		return v.get<std::string>();
+		return without_nul(v.get<std::string>(), path);
+	}
+
+	// A "\u0000" in a string would cut it short wherever the system reads
+	// it (a path, a host name), after -n had said the whole was fine.
+	std::string without_nul(std::string text, const std::string& path) const {
+		if (text.find('\0') != std::string::npos) fail(path, "must not contain a NUL character (\\u0000)");
+		return text;
 	}
 
 	bool boolean(const json& v, const std::string& path) const {
@@ -349,10 +355,10 @@ void Loader::load(const json& root, Config& cfg) const {
 			std::string path = join("listeners", item.key());
 			cfg.listeners.emplace(item.key(), load_listener(item.key(), item.value(), path, cfg));
 		}
-		check_port_conflicts(cfg);
 	}
 	if (auto v = member(root, "queue")) load_queue(*v, "queue", cfg);
 	if (auto v = member(root, "metrics")) load_metrics(*v, "metrics", cfg);
+	check_port_conflicts(cfg);
 }
 
 void Loader::load_delays(const json& v, const std::string& path, Config& cfg) const {
@@ -641,25 +647,44 @@ Milter Loader::load_milter(const json& v, const std::string& path) const {
 	return m;
 }
 
-// Two enabled services may not bind the same address and port.
+// Two enabled services, or a service and the metrics page, may not bind
+// the same port on one address: ternd would fail at start, so -n says so.
+// A wildcard address (0.0.0.0, ::) takes the port on every address of its
+// family, so it clashes with each of them too (IPv6 sockets are V6ONLY).
 void Loader::check_port_conflicts(const Config& cfg) const {
-	std::map<std::pair<std::string, int>, std::string> user_of;
+	struct Use {
+		IpAddr ip;
+		int port;
+		std::string path;
+	};
+	std::vector<Use> uses;
+	auto is_wildcard = [](const IpAddr& ip) {
+		for (size_t i = 0; i < (ip.v6 ? 16u : 4u); i++)
+			if (ip.bytes[i] != 0) return false;
+		return true;
+	};
+	auto claim = [&](const std::string& text, int port, const std::string& path) {
+		IpAddr ip = *IpAddr::parse(text);
+		for (const Use& u : uses)
+			if (u.port == port && u.ip.v6 == ip.v6 && (u.ip == ip || is_wildcard(u.ip) || is_wildcard(ip)))
+				fail(path,
+				     "port " + std::to_string(port) + " on " + text + " is also used by " + u.path);
+		uses.push_back({ip, port, path});
+	};
 	for (const auto& [name, l] : cfg.listeners) {
 		std::pair<const char*, const ListenerService*> services[] = {
 		    {"smtp", &l.smtp}, {"submission", &l.submission}, {"submissions", &l.submissions}};
 		for (auto [service_name, service] : services) {
 			if (!service->enabled) continue;
 			std::string path = join(join(join("listeners", name), service_name), "port");
-			for (const std::string& ip : l.ips) {
-				auto key = std::make_pair(IpAddr::parse(ip)->to_string(), service->port);
-				auto [it, inserted] = user_of.emplace(key, path);
-				if (!inserted)
-					fail(path,
-					     "port " + std::to_string(service->port) + " on " + ip +
-					         " is also used by " + it->second);
-			}
+			for (const std::string& ip : l.ips) claim(ip, service->port, path);
 		}
 	}
+	std::string host;
+	int port = 0;
+	bool bracketed = false;
+	if (!cfg.metrics.listen.empty() && split_host_port(cfg.metrics.listen, host, port, bracketed))
+		claim(host, port, "metrics.listen");
 }
 
 void Loader::load_dkim(const json& v, const std::string& path, Domain& domain) const {
@@ -1008,6 +1033,10 @@ public:
 			Frame& top = frames_.back();
 			top.key = parsed.get<std::string>();
 			if (!top.keys.insert(top.key).second && duplicate_.empty()) duplicate_ = current_path();
+			if (top.key.find('\0') != std::string::npos && nul_key_.empty()) {
+				for (char c : current_path())
+					nul_key_ += c == '\0' ? std::string("\\u0000") : std::string(1, c);
+			}
 			break;
 		}
 		case json::parse_event_t::object_end:
@@ -1020,6 +1049,8 @@ public:
 		return true;
 	}
 	const std::string& duplicate() const { return duplicate_; }
+	// The path of the first key holding a "\u0000", written so.
+	const std::string& nul_key() const { return nul_key_; }
 
 private:
 	struct Frame {
@@ -1038,6 +1069,7 @@ private:
 	}
 	std::vector<Frame> frames_;
 	std::string duplicate_;
+	std::string nul_key_;
 };
 
 }  // namespace
@@ -1052,6 +1084,18 @@ std::shared_ptr<const Config> Config::load_text(const std::string& text, const s
 	json root;
 	// The finder is copied into the parser; share its findings through a pointer.
 	auto finder = std::make_shared<DuplicateKeyFinder>();
+	// The JSON parser takes a NUL byte for the end of its input and would
+	// pass over whatever follows it.
+	if (size_t nul = text.find('\0'); nul != std::string::npos) {
+		size_t line_start = text.rfind('\n', nul);
+		line_start = line_start == std::string::npos ? 0 : line_start + 1;
+		size_t line = 1 +
+		    static_cast<size_t>(
+				  std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n'));
+		loader.fail("",
+		            "parse error at line " + std::to_string(line) + ", column " +
+		                std::to_string(nul - line_start + 1) + ": a NUL byte");
+	}
 	try {
 		root = json::parse(
 		    text,
@@ -1081,6 +1125,7 @@ std::shared_ptr<const Config> Config::load_text(const std::string& text, const s
 		loader.fail("", start == std::string::npos ? message : message.substr(start + 2));
 	}
 	if (!finder->duplicate().empty()) loader.fail(finder->duplicate(), "duplicate key");
+	if (!finder->nul_key().empty()) loader.fail(finder->nul_key(), "a key must not contain a NUL character");
 
 	auto cfg = std::make_shared<Config>();
 	cfg->file = file_for_errors;
@@ -1093,11 +1138,23 @@ std::shared_ptr<const Config> Config::load_text(const std::string& text, const s
 std::shared_ptr<const Config> Config::load_file(const std::string& path) {
 	std::ifstream in(path, std::ios::binary);
 	if (!in) throw ConfigError(path, "", std::string("cannot open: ") + std::strerror(errno));
-	std::ostringstream text;
-	text << in.rdbuf();
+	// A directory opens, then reads as nothing: say what it is.
+	std::error_code not_checked;
+	if (fs::is_directory(path, not_checked))
+		throw ConfigError(path, "", std::string("cannot open: ") + std::strerror(EISDIR));
+	// Read with a bound: a config is a few kilobytes, and a huge file (or
+	// an endless one, /dev/zero) would take the small machine's memory.
+	std::string text;
+	char buf[64 * 1024];
+	while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+		text.append(buf, static_cast<size_t>(in.gcount()));
+		if (text.size() > Config::max_file_bytes)
+			throw ConfigError(path, "",
+			                  "larger than " + std::to_string(Config::max_file_bytes >> 20) + " MiB");
+	}
 	if (in.bad()) throw ConfigError(path, "", "cannot read");
 	fs::path folder = fs::path(path).parent_path();
-	return load_text(text.str(), path, folder.empty() ? "." : folder.string());
+	return load_text(text, path, folder.empty() ? "." : folder.string());
 }
 
 }  // namespace tern::config

@@ -167,3 +167,18 @@ TEST_CASE("ternd -V prints the version") {
 	CHECK(r.exit_code == 0);
 	CHECK(contains(r.output, "0."));
 }
+
+// An -l with no level is a usage error like an unknown one, not the
+// config's level.
+TEST_CASE("ternd -l with an empty or unknown level is a usage error, exit 2") {
+	TempConfig cfg("{\"hostname\": \"mail.example.org\"}");
+	for (const char* level : {"", "warn"}) {
+		RunResult r = run_command({ternd_path(), "-l", level, "-n", "-c", cfg.path});
+		INFO(level << ": " << r.output);
+		CHECK(r.exit_code == 2);
+		CHECK(contains(r.output, "ternd: unknown log level: " + std::string(level) + "\n"));
+	}
+	RunResult ok = run_command({ternd_path(), "-l", "debug", "-n", "-c", cfg.path});
+	INFO(ok.output);
+	CHECK(ok.exit_code == 0);
+}

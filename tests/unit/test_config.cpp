@@ -265,6 +265,69 @@ TEST_CASE("config: load_file reads the file and resolves paths against its folde
 	}
 }
 
+// A directory named as the config opens but reads as nothing: it is named
+// for what it is, not as a syntax error at line 1.
+TEST_CASE("config: load_file of a directory says so") {
+	auto dir = std::filesystem::temp_directory_path() / ("tern-config-dir-" + std::to_string(getpid()));
+	std::filesystem::create_directories(dir);
+	std::string error;
+	try {
+		Config::load_file(dir.string());
+	} catch (const ConfigError& e) {
+		error = e.what();
+	}
+	std::filesystem::remove_all(dir);
+	CHECK(error == dir.string() + ": cannot open: Is a directory");
+}
+
+// A config is a few kilobytes; an endless file must not take the memory.
+TEST_CASE("config: load_file refuses a file over 16 MiB") {
+	std::string error;
+	try {
+		Config::load_file("/dev/zero");
+	} catch (const ConfigError& e) {
+		error = e.what();
+	}
+	CHECK(error == "/dev/zero: larger than 16 MiB");
+}
+
+// A NUL would end the text wherever the system reads it (a path, a host
+// name), and the JSON parser takes a NUL byte for the end of its input:
+// -n refuses both rather than pass a config ternd cannot run as written.
+TEST_CASE("config: NUL characters are refused, escaped or raw") {
+	CHECK(error_of(with(R"("data_dir": "data\u0000evil")")) ==
+	      "tern.json: data_dir: must not contain a NUL character (\\u0000)");
+	CHECK(error_of(R"({"hostname": "a.example\u0000evil"})") ==
+	      "tern.json: hostname: must not contain a NUL character (\\u0000)");
+	CHECK(error_of(with(R"("accounts": {"al\u0000ice": {}})")) ==
+	      "tern.json: accounts.al\\u0000ice: a key must not contain a NUL character");
+	std::string raw = "{\"hostname\": \"a.example\"}\n";
+	raw += '\0';
+	raw += " garbage {{{";
+	CHECK(error_of(raw) == "tern.json: parse error at line 2, column 1: a NUL byte");
+}
+
+// ternd would fail at start with the port in use; -n says which keys collide.
+TEST_CASE("config: the metrics page may not share a listener's port") {
+	CHECK(error_of(with(R"("listeners": {"p": {"ips": ["127.0.0.1"], "smtp": {"port": 2525}}},
+	                       "metrics": {"listen": "127.0.0.1:2525"})")) ==
+	      "tern.json: metrics.listen: port 2525 on 127.0.0.1 is also used by listeners.p.smtp.port");
+	CHECK(error_of(with(R"("listeners": {"p": {"ips": ["127.0.0.1"], "smtp": {"port": 2525}}},
+	                       "metrics": {"listen": "127.0.0.1:2526"})")) == "");
+	// A listener on the wildcard addresses (the default ips) holds the port
+	// on every address of the family.
+	CHECK(error_of(with(R"("listeners": {"p": {"submission": {}}}, "metrics": {"listen": "127.0.0.1:587"})")) ==
+	      "tern.json: metrics.listen: port 587 on 127.0.0.1 is also used by listeners.p.submission.port");
+	CHECK(error_of(with(R"("listeners": {"p": {"submission": {}}}, "metrics": {"listen": "[::1]:587"})")) ==
+	      "tern.json: metrics.listen: port 587 on ::1 is also used by listeners.p.submission.port");
+	CHECK(error_of(with(R"("listeners": {"a": {"ips": ["0.0.0.0"], "smtp": {}},
+	                                     "b": {"ips": ["192.0.2.1"], "smtp": {}}})")) ==
+	      "tern.json: listeners.b.smtp.port: port 25 on 192.0.2.1 is also used by listeners.a.smtp.port");
+	// The families are apart: 0.0.0.0 and :: both take port 25.
+	CHECK(error_of(with(
+		  R"("listeners": {"a": {"ips": ["0.0.0.0"], "smtp": {}}, "b": {"ips": ["::"], "smtp": {}}})")) == "");
+}
+
 TEST_CASE("config: type errors name the key path") {
 	CHECK(error_of(with(R"("listeners": {"public": {"smtp": {"port": "25"}}})")) ==
 	      "tern.json: listeners.public.smtp.port: expected an integer");
