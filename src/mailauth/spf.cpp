@@ -42,6 +42,16 @@ std::string strip_trailing_dot(std::string s) {
 	return s;
 }
 
+// RFC 7208 6.2: explanation text is visible ASCII and spaces; text with
+// other bytes is not used (as the model drops it), and it is cut at 800.
+std::string usable_explanation(std::string text) {
+	constexpr size_t max_explanation_len = 800;
+	for (unsigned char c : text)
+		if (c < 0x20 || c >= 0x7f) return "";
+	if (text.size() > max_explanation_len) text.resize(max_explanation_len);
+	return text;
+}
+
 // ---------------------------------------------------------------- macros
 
 bool is_macro_letter(char c) {
@@ -216,22 +226,25 @@ bool valid_domain_spec(std::string_view spec) {
 	return has_alpha || top.find('-') != std::string_view::npos;
 }
 
-// RFC 7208 4.3: a usable <domain> or target name: labels of 1..63 octets,
-// at least two labels, at most 253 octets (trailing dot removed first). A
+// RFC 7208 4.3: a usable <domain>: labels of 1..63 octets, at least two
+// labels, at most 253 octets (trailing dot removed first); name_labels
+// counts the labels of a name so shaped, 0 for one that is not. A
 // label may hold any printable octet, spaces included: a domain-spec may
 // contain any visible character and "%_" expands to a space (RFC 7208 7.1),
 // and DNS labels are octet strings (RFC 2181 11).
-bool valid_domain(const std::string& name) {
+size_t name_labels(const std::string& name) {
 	std::string s = strip_trailing_dot(name);
-	if (s.empty() || s.size() > max_domain_len) return false;
+	if (s.empty() || s.size() > max_domain_len) return 0;
 	size_t labels = 0;
 	for (std::string_view label : split(s, '.')) {
-		if (label.empty() || label.size() > max_dns_label_len) return false;
-		if (has_ascii_control(label)) return false;
+		if (label.empty() || label.size() > max_dns_label_len) return 0;
+		if (has_ascii_control(label)) return 0;
 		labels++;
 	}
-	return labels >= 2;
+	return labels;
 }
+
+bool valid_domain(const std::string& name) { return name_labels(name) >= 2; }
 
 // RFC 7208 2.3, 4.3: the identity being checked (MAIL FROM domain or HELO
 // name) must be a fully qualified host name: at least two labels of
@@ -692,7 +705,11 @@ private:
 				return;
 			}
 			std::string name = truncate_expanded_name(*expanded);
-			if (!valid_domain(name)) {
+			// A name made by expansion is only looked up: one label (a bare
+			// HELO name, say) finds nothing and does not match, as the RFC
+			// 7208 test suite has it; include and redirect refuse it when they
+			// check the domain. Only what the DNS cannot carry is an error.
+			if (name_labels(name) == 0) {
 				k("", "invalid domain name " + *expanded);
 				return;
 			}
@@ -838,7 +855,7 @@ private:
 				auto expand_text = [self, domain, text, k]() {
 					auto ctx = self->macro_context(domain, self->pick_validated_name(domain));
 					auto expanded = spf_expand_macros(text, ctx, true);
-					k(expanded ? *expanded : "");
+					k(expanded ? usable_explanation(std::move(*expanded)) : "");
 				};
 				if (!uses_p_macro(text)) {
 					expand_text();

@@ -603,6 +603,22 @@ inline const std::vector<Case>& cases() {
 	     helo,
 	     "temperror"},
 
+	    // A name made by macro expansion is only looked up: one label, even
+	    // with escaped spaces in it, finds nothing and does not match (the RFC
+	    // 7208 test suite's require-valid-helo and invalid-hello-macro).
+	    {"single-label expanded target does not match",
+	     {txt("example.com", "v=spf1 -include:_spfh.%{d2} +all"), txt("_spfh.example.com", "v=spf1 -a:%{h} +all")},
+	     ip4,
+	     from,
+	     "OEMCOMPUTER",
+	     "fail"},
+	    {"escaped helo macro target is only looked up",
+	     {txt("example.com", "v=spf1 a:%{H} -all")},
+	     ip4,
+	     from,
+	     "JUMPIN' JUPITER",
+	     "fail"},
+
 	    // --- exp (RFC 7208 6.2)
 	    {"exp explanation",
 	     {txt("example.com", "v=spf1 -all exp=explain.example.com"),
@@ -647,6 +663,38 @@ inline const std::vector<Case>& cases() {
 	     "softfail",
 	     "~all",
 	     ""},
+	    // RFC 7208 6.2: explanation text is visible ASCII; other text is not
+	    // used (the model drops it too).
+	    {"exp text beyond ASCII dropped",
+	     {txt("example.com", "v=spf1 -all exp=explain.example.com"),
+	      txt("explain.example.com",
+	          "\xef\xbb\xbf"
+	          "Explanation")},
+	     ip4,
+	     from,
+	     helo,
+	     "fail",
+	     "-all",
+	     ""},
+	    // The model cuts an explanation at 800 characters: 60 senders of 16.
+	    {"exp text cut at 800",
+	     {txt("example.com", "v=spf1 -all exp=explain.example.com"),
+	      txt("explain.example.com",
+	          [] {
+			  std::string text;
+			  for (int i = 0; i < 60; i++) text += "%{s}";
+			  return text;
+		  }())},
+	     ip4,
+	     from,
+	     helo,
+	     "fail",
+	     "-all",
+	     [] {
+		     std::string text;
+		     for (int i = 0; i < 50; i++) text += "user@example.com";
+		     return text;
+	     }()},
 	    {"duplicate exp",
 	     {txt("example.com", "v=spf1 -all exp=a.example.com exp=b.example.com")},
 	     ip4,
