@@ -491,7 +491,33 @@ std::string sent_domain_key(const std::string& account, const std::string& recip
 
 // ---- TxnHistory
 
+template <class Fn>
+auto TxnHistory::noting_failure(Fn&& fn) -> decltype(fn()) {
+	try {
+		return fn();
+	} catch (const DbError& e) {
+		if (!failure_) failure_ = e;
+		throw;
+	}
+}
+
 std::vector<inbound::MarkedMessage> TxnHistory::marked_messages(const inbound::HistoryQuery& q) {
+	return noting_failure([&] { return marked_messages_in(q); });
+}
+
+bool TxnHistory::sent_to_address(const std::string& localpart, const std::string& domain, int64_t since) {
+	return noting_failure([&] { return sent_to_address_in(localpart, domain, since); });
+}
+
+bool TxnHistory::sent_to_domain(const std::string& domain, int64_t since) {
+	return noting_failure([&] { return sent_to_domain_in(domain, since); });
+}
+
+bool TxnHistory::sent_to_org_domain(const std::string& org_domain, int64_t since) {
+	return noting_failure([&] { return sent_to_org_domain_in(org_domain, since); });
+}
+
+std::vector<inbound::MarkedMessage> TxnHistory::marked_messages_in(const inbound::HistoryQuery& q) {
 	std::vector<inbound::MarkedMessage> out;
 	std::string prefix = value_prefix(identity_kind(q.key), account_, q.value);
 	Scan scan(t_.history_index, t_.txn);
@@ -507,7 +533,7 @@ std::vector<inbound::MarkedMessage> TxnHistory::marked_messages(const inbound::H
 	return out;
 }
 
-bool TxnHistory::sent_to_address(const std::string& localpart, const std::string& domain, int64_t since) {
+bool TxnHistory::sent_to_address_in(const std::string& localpart, const std::string& domain, int64_t since) {
 	// The outgoing table's per-recipient row (store/db.cpp): first and last use.
 	std::string key = "r" + key_part(account_);
 	key.push_back('\0');
@@ -517,12 +543,12 @@ bool TxnHistory::sent_to_address(const std::string& localpart, const std::string
 	return v && v->size() == 16 && time_from_order(read_be64(*v, 8)) >= since;
 }
 
-bool TxnHistory::sent_to_domain(const std::string& domain, int64_t since) {
+bool TxnHistory::sent_to_domain_in(const std::string& domain, int64_t since) {
 	auto v = read(t_.outgoing, t_.txn, sent_domain_key(account_, "@" + domain));
 	return v && v->size() == 8 && time_from_order(read_be64(*v, 0)) >= since;
 }
 
-bool TxnHistory::sent_to_org_domain(const std::string& org_domain, int64_t since) {
+bool TxnHistory::sent_to_org_domain_in(const std::string& org_domain, int64_t since) {
 	// Every domain under the organizational domain sorts right after it in
 	// reversed-label order ("org.example", "org.example.mail", ...).
 	std::string base = sent_domain_key(account_, "@" + org_domain);
@@ -637,13 +663,27 @@ std::vector<MessageHistory::MailboxEntry> MessageHistory::in_mailbox(const std::
 	return out;
 }
 
+namespace {
+
+// inbound::reputation in one transaction. A database error it met is
+// thrown again: as a deadlock the transaction runner aborts and runs the
+// transaction anew, instead of the message getting 451 (and the deadlocked
+// transaction, used on, failing its next cursor with EINVAL).
+inbound::ReputationAnswer reputation_in(const Env::Tables& t, const std::string& account,
+                                        const inbound::MessageIdentity& message, int64_t now) {
+	TxnHistory history(t, account);
+	inbound::ReputationAnswer answer = inbound::reputation(message, history, now);
+	if (history.failure()) throw *history.failure();
+	return answer;
+}
+
+}  // namespace
+
 inbound::ReputationAnswer MessageHistory::reputation(const std::string& account,
                                                      const inbound::MessageIdentity& message, int64_t now) {
 	inbound::ReputationAnswer answer;
-	env_.with_tables("reading message history", false, [&](const Env::Tables& t) {
-		TxnHistory history(t, account);
-		answer = inbound::reputation(message, history, now);
-	});
+	env_.with_tables("reading message history", false,
+	                 [&](const Env::Tables& t) { answer = reputation_in(t, account, message, now); });
 	return answer;
 }
 
@@ -666,8 +706,7 @@ MessageHistory::AccountLookups MessageHistory::reputation_and_rejects(const std:
                                                                       int64_t now) {
 	AccountLookups out;
 	env_.with_tables("reading message history", false, [&](const Env::Tables& t) {
-		TxnHistory history(t, account);
-		out.reputation = inbound::reputation(message, history, now);
+		out.reputation = reputation_in(t, account, message, now);
 		out.rejects = rejects_in(t, account);
 	});
 	return out;

@@ -133,9 +133,21 @@ public:
 	bool sent_to_domain(const std::string& domain, int64_t since) override;
 	bool sent_to_org_domain(const std::string& org_domain, int64_t since) override;
 
+	// The first database error a method met, or none. inbound::reputation
+	// turns every error into an answer with error set; a deadlock must
+	// instead reach the transaction runner, which runs it again.
+	const std::optional<DbError>& failure() const { return failure_; }
+
 private:
+	template <class Fn>
+	auto noting_failure(Fn&& fn) -> decltype(fn());
+	std::vector<inbound::MarkedMessage> marked_messages_in(const inbound::HistoryQuery& query);
+	bool sent_to_address_in(const std::string& localpart, const std::string& domain, int64_t since);
+	bool sent_to_domain_in(const std::string& domain, int64_t since);
+	bool sent_to_org_domain_in(const std::string& org_domain, int64_t since);
 	Env::Tables t_;
 	std::string account_;
+	std::optional<DbError> failure_;
 };
 
 }  // namespace tern::store
