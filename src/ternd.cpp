@@ -649,8 +649,7 @@ void Daemon::build_services(Sockets sockets, const std::string& recvid_key) {
 	// through ternd, as local users cannot open the database.
 	store::Env* store_env = env.get();
 	local_submit = std::make_unique<server::LocalSubmitListener>(
-	    *srv, std::move(sockets.local_submit),
-	    [store_env] { return queue::queue_list_text(store_env->queue_list()); });
+	    *srv, std::move(sockets.local_submit), [store_env] { return queue::queue_list_text(*store_env); });
 }
 
 bool Daemon::start() {

@@ -116,11 +116,15 @@ std::optional<int> refuse_malformed(const std::vector<std::string>& args, std::o
 
 }  // namespace
 
-std::string queue_list_text(const std::vector<store::QueueRecord>& records) {
-	std::string out = "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n";
-	for (const auto& r : records)
-		out += std::to_string(r.id) + " " + iso8601_utc(r.next_attempt) + " " + std::to_string(r.attempts) +
-		    " <" + r.from + "> <" + r.to + "> " + or_dash(one_line(r.last_error)) + "\n";
+std::string queue_list_text(store::Env& env) {
+	const std::string header = "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n";
+	std::string out;
+	env.queue_scan([&] { out = header; },
+	               [&](const store::QueueRecord& r) {
+			       out += std::to_string(r.id) + " " + iso8601_utc(r.next_attempt) + " " +
+				   std::to_string(r.attempts) + " <" + r.from + "> <" + r.to + "> " +
+				   or_dash(one_line(r.last_error)) + "\n";
+		       });
 	return out;
 }
 
@@ -140,7 +144,7 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg,
 			return {r.unreadable ? 1 : 0, r.rebuilt > 0};
 		}
 		if (cmd == "list") {
-			out << queue_list_text(env.queue_list());
+			out << queue_list_text(env);
 			return {0, false};
 		}
 		if (cmd == "show") {

@@ -37,8 +37,9 @@ QueueCommandResult run_queue_command(store::Env& env, const config::Config& conf
 int run_queue_command(const config::Config& config, const std::vector<std::string>& args, std::ostream& out,
                       std::ostream& err);
 
-// The `queue list` output: a header line, then one line per record.
-// Also what mailq (sendmail.tern -bp) prints, through ternd.
-std::string queue_list_text(const std::vector<store::QueueRecord>& records);
+// The `queue list` output: a header line, then one line per record, read
+// record by record (Env::queue_scan). Also what mailq (sendmail.tern -bp)
+// prints, through ternd.
+std::string queue_list_text(store::Env& env);
 
 }  // namespace tern::queue

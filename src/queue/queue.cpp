@@ -53,13 +53,6 @@ constexpr uint64_t dns_owner_base = uint64_t(1) << 62;
 
 int64_t now_s() { return static_cast<int64_t>(std::time(nullptr)); }
 
-// Records that may share one transaction: the same message, sender and
-// Received prefix.
-std::string entry_group(const store::QueueRecord& r) {
-	return message_base(r.message_file) + "\n" + r.from + "\n" + r.prefix;
-}
-
-
 int64_t jitter(int64_t base_s) {
 	// The model's ±5 s on 450 s, scaled to the configured base.
 	int64_t span = base_s / 90;
@@ -625,9 +618,20 @@ bool EnqueuesInProgress::contains(const std::string& base) const {
 	return bases_.count(base) != 0;
 }
 
+Queue::Entry Queue::entry_of(const store::QueueRecord& record) {
+	Entry e;
+	e.next_attempt = record.next_attempt;
+	e.domain = record.recipient_domain;
+	Sha256 group;
+	group.update(message_base(record.message_file) + "\n" + record.from + "\n");
+	group.update(record.prefix);
+	e.group = group.finish();
+	return e;
+}
+
 void Queue::load(bool rebuild) {
 	struct Loaded {
-		std::vector<store::QueueRecord> records;
+		std::vector<std::pair<uint64_t, Entry>> entries;
 		std::string error;
 		std::vector<store::StoredStsPolicy> sts_policies;
 	};
@@ -654,7 +658,9 @@ void Queue::load(bool rebuild) {
 			    }
 		    }
 		    try {
-			    st->records = env.queue_list();
+			    env.queue_scan(
+				[&] { st->entries.clear(); },
+				[&](const store::QueueRecord& r) { st->entries.emplace_back(r.id, entry_of(r)); });
 		    } catch (const std::exception& e) {
 			    st->error = e.what();
 		    }
@@ -674,17 +680,9 @@ void Queue::load(bool rebuild) {
 			    return;
 		    }
 		    std::map<uint64_t, Entry> fresh;
-		    for (const auto& r : st->records) {
-			    auto it = entries_.find(r.id);
-			    if (it != entries_.end() && it->second.in_flight) {
-				    fresh[r.id] = it->second;
-				    continue;
-			    }
-			    Entry e;
-			    e.next_attempt = r.next_attempt;
-			    e.domain = r.recipient_domain;
-			    e.group = entry_group(r);
-			    fresh[r.id] = std::move(e);
+		    for (auto& [id, loaded] : st->entries) {
+			    auto it = entries_.find(id);
+			    fresh[id] = it != entries_.end() && it->second.in_flight ? it->second : std::move(loaded);
 		    }
 		    // Records in flight that are gone from the database stay until
 		    // their delivery ends (its update then finds nothing).
@@ -844,11 +842,8 @@ void Queue::enqueue(server::OutboundMessage msg, std::function<void(std::string 
 void Queue::add_enqueued(const std::vector<store::QueueRecord>& records) {
 	enqueue_seq_++;
 	for (auto& r : records) {
-		Entry e;
+		Entry e = entry_of(r);
 		e.added_seq = enqueue_seq_;
-		e.next_attempt = r.next_attempt;
-		e.domain = r.recipient_domain;
-		e.group = entry_group(r);
 		entries_[r.id] = std::move(e);
 		log::info(
 		    "queued",

@@ -49,6 +49,7 @@
 #include "server/outbound.h"
 #include "store/db.h"
 #include "store/mta_sts_policies.h"
+#include "util/sha256.h"
 
 namespace tern::queue {
 
@@ -161,13 +162,19 @@ public:
 	};
 
 private:
+	// What the schedule keeps of a queued recipient; the rest of its record
+	// stays in the database until a delivery reads it.
 	struct Entry {
 		int64_t next_attempt = 0;
 		std::string domain;
-		std::string group;  // message_base + from + prefix: recipients that share a transaction
+		// Recipients that may share one transaction have the same message,
+		// sender and prefix (Received, DKIM-Signature). Their digest, not
+		// the text: the prefix is a kilobyte or more, for every recipient.
+		Sha256::Digest group{};
 		bool in_flight = false;
 		uint64_t added_seq = 0;  // enqueue_seq_ when enqueue added it (resync keeps newer ones)
 	};
+	static Entry entry_of(const store::QueueRecord& record);
 	struct Delivery;
 	friend struct PreparedAttempt;
 	// A local account's LMTP server and the recipient it is given.

@@ -438,7 +438,8 @@ RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64
 		if (!in_progress || base.empty() || !in_progress(base)) candidates.push_back(name);
 	}
 	std::set<std::string> referenced;
-	for (auto& r : env.queue_list()) referenced.insert(r.message_file);
+	env.queue_scan([&] { referenced.clear(); },
+	               [&](const store::QueueRecord& r) { referenced.insert(r.message_file); });
 
 	for (auto& name : candidates) {
 		if (referenced.count(name)) continue;

@@ -933,15 +933,19 @@ std::optional<QueueRecord> Env::queue_get(uint64_t id) {
 	return out;
 }
 
-std::vector<QueueRecord> Env::queue_list() {
-	std::vector<QueueRecord> out;
+void Env::queue_scan(const std::function<void()>& restart, const std::function<void(const QueueRecord&)>& visit) {
 	impl_->transaction("listing the queue", [&](DB_TXN* txn) {
-		out.clear();
+		restart();
 		Cursor cur(impl_->queue, txn);
 		Datum key, data;
 		for (bool ok = cur.get(key, data, DB_FIRST); ok; ok = cur.get(key, data, DB_NEXT))
-			out.push_back(impl_->decode_queue(key.view(), data.view()));
+			visit(impl_->decode_queue(key.view(), data.view()));
 	});
+}
+
+std::vector<QueueRecord> Env::queue_list() {
+	std::vector<QueueRecord> out;
+	queue_scan([&] { out.clear(); }, [&](const QueueRecord& record) { out.push_back(record); });
 	return out;
 }
 

@@ -159,6 +159,14 @@ public:
 	// are assigned in order and written back only after the commit.
 	void queue_add_many(std::vector<QueueRecord>& records, const OutgoingLog* outgoing = nullptr);
 	std::optional<QueueRecord> queue_get(uint64_t id);
+	// Visits every record in id order, in one read transaction. A
+	// transaction the database runs again (a deadlock victim) starts over:
+	// `restart` is called before each try's first record, so the caller
+	// drops what the last try gathered. Callers keep what they need of each
+	// record, not the records: a queue of many thousand recipients is read
+	// without holding them all at once.
+	void queue_scan(const std::function<void()>& restart, const std::function<void(const QueueRecord&)>& visit);
+	// All records, in id order.
 	std::vector<QueueRecord> queue_list();
 	// Rewrites an existing record; false when it is gone (e.g. dropped by
 	// `ternctl queue drop` meanwhile), in which case nothing is written.

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -165,6 +166,10 @@ struct Fixture {
 		return true;
 	}
 
+	// A recipient's own prefix instead of enqueue's `prefix` (the
+	// session writes one per recipient, e.g. a Received "for" clause).
+	std::map<std::string, std::string> recipient_prefix;
+
 	// Writes `body` as a session would (data_dir/tmp) and enqueues it;
 	// returns the done() error.
 	std::string enqueue(const std::string& from, const std::vector<std::string>& to, const std::string& body,
@@ -191,7 +196,8 @@ struct Fixture {
 			server::OutboundRecipient r;
 			r.to = t;
 			r.domain = t.substr(t.rfind('@') + 1);
-			r.prefix = prefix;
+			auto own = recipient_prefix.find(t);
+			r.prefix = own != recipient_prefix.end() ? own->second : prefix;
 			m.recipients.push_back(r);
 		}
 		bool finished = false;
@@ -265,6 +271,25 @@ TEST_CASE("queue: several recipients of one domain share one transaction") {
 	REQUIRE(msgs.size() == 1);
 	CHECK(msgs[0].rcpt_to == std::vector<std::string>{"c1@remote.example", "c2@remote.example"});
 	CHECK(list_dir(fx.dir + "/queue").empty());
+}
+
+TEST_CASE("queue: recipients of one message with different prefixes get a transaction each, with their prefix") {
+	SmtpSink sink;
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
+	const std::string common = "Received: from test by mail.test.example\r\n";
+	fx.recipient_prefix["c2@remote.example"] = "Received: from test by mail.test.example for c2\r\n";
+	CHECK(fx.enqueue("alice@test.example", {"c1@remote.example", "c2@remote.example", "c3@remote.example"},
+	                 test_body, common) == "");
+	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
+	std::map<std::string, std::string> data_by_rcpts;
+	for (const auto& m : sink.messages()) {
+		std::string rcpts;
+		for (const auto& r : m.rcpt_to) rcpts += (rcpts.empty() ? "" : ",") + r;
+		data_by_rcpts[rcpts] = m.data;
+	}
+	REQUIRE(data_by_rcpts.size() == 2);
+	CHECK(data_by_rcpts["c1@remote.example,c3@remote.example"] == common + test_body);
+	CHECK(data_by_rcpts["c2@remote.example"] == fx.recipient_prefix["c2@remote.example"] + test_body);
 }
 
 TEST_CASE("queue: a next hop's LIMITS RCPTMAX splits the recipients over transactions (RFC 9422)") {

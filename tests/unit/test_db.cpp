@@ -236,6 +236,16 @@ TEST_CASE("db: queue add, get, list, update, remove, next due") {
 	for (size_t i = 0; i < list.size(); ++i) CHECK(list[i].id == i + 1);
 	CHECK(list[1] == b);
 	CHECK(list[3].to == "d@x.org");
+	// The scan sees the same records one by one, after one restart call.
+	int restarts = 0;
+	std::vector<std::string> visited;
+	env.queue_scan([&] { restarts++; },
+	               [&](const QueueRecord& r) {
+			       CHECK(restarts == 1);
+			       visited.push_back(std::to_string(r.id) + " " + r.to);
+		       });
+	CHECK(restarts == 1);
+	CHECK(visited == std::vector<std::string>{"1 a@x.org", "2 b@y.org", "3 c@x.org", "4 d@x.org", "5 e@x.org"});
 
 	auto got = env.queue_get(1);
 	REQUIRE(got.has_value());
