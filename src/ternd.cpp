@@ -11,6 +11,7 @@
 #include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -151,13 +152,61 @@ void make_dirs(const std::string& path) {
 	if (ec) throw std::runtime_error("creating " + path + ": " + ec.message());
 }
 
-void daemonize() {
+// The start-up report of a ternd going into the background (man/ternd.8
+// EXIT STATUS): the process that was started stays until the daemon says
+// it runs ("ok") or why it could not start ("error: ..."), then exits 0
+// or 1 with that reason on its standard error, so an init script sees a
+// failed start at once and why, not only in the log.
+constexpr std::string_view start_ok = "ok";
+
+void send_start_report(UniqueFd& report, std::string_view text) {
+	while (!text.empty()) {
+		ssize_t n = ::write(report.get(), text.data(), text.size());
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) break;  // the waiting process is gone: nobody to tell
+		text.remove_prefix(static_cast<size_t>(n));
+	}
+	report.reset();
+}
+
+// The started process: reaps the intermediate child, waits for the report.
+[[noreturn]] void wait_for_start_report(pid_t child, UniqueFd report) {
+	while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+	}
+	std::string text;
+	char buf[4096];
+	for (;;) {
+		ssize_t n = ::read(report.get(), buf, sizeof buf);
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) break;
+		text.append(buf, static_cast<size_t>(n));
+	}
+	if (text == start_ok) _exit(0);
+	// Nothing said: the daemon died before it could (a signal, a crash).
+	if (text.empty()) text = "error: ternd ended during start-up without a report; see its log\n";
+	std::fputs(text.c_str(), stderr);
+	_exit(1);
+}
+
+// Into the background: two forks and a new session. Returns the write end
+// of the start-up report in the daemon (send_start_report).
+UniqueFd daemonize() {
+	int ends[2];
+	if (::pipe2(ends, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+	UniqueFd report_in(ends[0]), report_out(ends[1]);
 	pid_t pid = fork();
 	if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-	if (pid > 0) _exit(0);
+	if (pid > 0) {
+		report_out.reset();
+		wait_for_start_report(pid, std::move(report_in));
+	}
+	report_in.reset();
 	setsid();
 	pid = fork();
-	if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+	if (pid < 0) {
+		send_start_report(report_out, std::string("error: fork: ") + std::strerror(errno) + "\n");
+		_exit(1);
+	}
 	if (pid > 0) _exit(0);
 	if (chdir("/") != 0) {
 	}
@@ -169,6 +218,7 @@ void daemonize() {
 		dup2(null, 2);
 		if (null > 2) close(null);
 	}
+	return report_out;
 }
 
 // The user ternd switches to: `user` when started as root, else none.
@@ -546,6 +596,7 @@ private:
 	std::string pid_file;
 	bool pid_file_written = false;
 	UniqueFd data_dir_lock;           // held for the daemon's life, across the fork
+	UniqueFd start_report;            // in the background, until start() ends (daemonize)
 	std::unique_ptr<store::Env> env;  // outlives the server, which uses it
 	std::unique_ptr<server::Server> srv;
 	std::unique_ptr<queue::Queue> outq;              // destroyed before the server (it uses its pool and resolver)
@@ -610,7 +661,7 @@ Daemon::Sockets Daemon::bind_sockets() {
 // Into the background (unless -f or localserve), the pid file, then the
 // privilege drop.
 void Daemon::become_daemon(const std::optional<core::UserIds>& user) {
-	if (!opts.foreground && !opts.localserve) daemonize();
+	if (!opts.foreground && !opts.localserve) start_report = daemonize();
 	if (!pid_file.empty()) {
 		create_for_user(std::filesystem::path(pid_file).parent_path().string(), false, user);
 		write_pid_file(pid_file);
@@ -661,11 +712,18 @@ bool Daemon::start() {
 		std::string key = ReceivedIdGenerator::load_or_create_key(cfg->data_dir + "/recvid.key");
 		become_daemon(user);
 		build_services(std::move(sockets), key);
+		if (start_report) send_start_report(start_report, start_ok);
 		return true;
 	} catch (const std::exception& e) {
 		log::error("cannot start", {{"error", e.what()}});
 		if (pid_file_written) unlink(pid_file.c_str());
-		if (opts.foreground || opts.localserve) std::cerr << "error: " << e.what() << "\n";
+		// Before the fork standard error is still the caller's; after it,
+		// the started process prints the reason (daemonize).
+		std::string reason = std::string("error: ") + e.what() + "\n";
+		if (start_report)
+			send_start_report(start_report, reason);
+		else
+			std::cerr << reason;
 		return false;
 	}
 }

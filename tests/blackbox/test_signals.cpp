@@ -2,6 +2,9 @@
 // metrics" and "Shutdown".
 #include "bb.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <csignal>
@@ -270,6 +273,65 @@ struct BackgroundTernd {
 };
 
 }  // namespace
+
+// man/ternd.8 EXIT STATUS: the ternd that was started into the background
+// exits only once the daemon runs, or with status 1 and the reason on its
+// standard error when the start failed, before the fork or after it.
+TEST_CASE("start-up in the background: a failure is exit status 1 with its reason on standard error") {
+	TernDaemon d(
+	    {.config_patch = R"({"pid_file": "run/ternd.pid", "log": {"file": "ternd.log"}})", .start = false});
+	d.write_config();
+	auto start_in_background = [&] {
+		return run_command(
+		    {"/bin/sh", "-c", "cd '" + d.dir() + "' && exec '" + ternd_path() + "' -c tern.json"});
+	};
+
+	// After the fork: the database cannot be opened (data_dir/db a file).
+	std::filesystem::create_directories(d.data_dir());
+	write_file(d.data_dir() + "/db", "not a directory\n");
+	RunResult late = start_in_background();
+	INFO(late.output);
+	CHECK(late.exit_code == 1);
+	CHECK(contains(late.output,
+	               "error: recovering the database environment " + d.data_dir() + "/db: Not a directory"));
+	CHECK_FALSE(file_exists(d.dir() + "/run/ternd.pid"));
+	CHECK(contains(d.log_text(), "cannot start"));
+	std::filesystem::remove(d.data_dir() + "/db");
+
+	// Before the fork: the SMTP port is taken.
+	int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(taken >= 0);
+	sockaddr_in at{};
+	at.sin_family = AF_INET;
+	at.sin_port = htons(static_cast<uint16_t>(d.smtp_port()));
+	at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	// The failed daemon may still be on its way out, its sockets open.
+	int64_t bind_deadline = now_ms() + 5000;
+	while (::bind(taken, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 && now_ms() < bind_deadline)
+		usleep(20000);
+	REQUIRE(::listen(taken, 1) == 0);
+	REQUIRE(tcp_port_listening(d.smtp_port()));
+	RunResult early = start_in_background();
+	::close(taken);
+	INFO(early.output);
+	CHECK(early.exit_code == 1);
+	CHECK(contains(early.output,
+	               "error: listen 127.0.0.1:" + std::to_string(d.smtp_port()) + ": Address already in use"));
+
+	// A start that works returns once the daemon runs: its pid file and
+	// ports are there when the started process exits.
+	RunResult works = start_in_background();
+	REQUIRE_MESSAGE(works.exit_code == 0, works.output);
+	CHECK(works.output.empty());
+	REQUIRE(file_exists(d.dir() + "/run/ternd.pid"));
+	pid_t pid = static_cast<pid_t>(std::atoi(read_file(d.dir() + "/run/ternd.pid").c_str()));
+	REQUIRE(pid > 0);
+	CHECK(tcp_port_listening(d.smtp_port()));
+	CHECK(::kill(pid, SIGTERM) == 0);
+	int64_t deadline = now_ms() + 15000;
+	while (now_ms() < deadline && ::kill(pid, 0) == 0) usleep(50000);
+	CHECK(::kill(pid, 0) != 0);
+}
 
 TEST_CASE("SIGHUP: a ternd in the background, started with a relative -c, reloads that file") {
 	TernDaemon d(
