@@ -4,6 +4,11 @@
 #include <db.h>
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
 #include "store/db.h"
 #include "store/history.h"
 #include "unit/files.h"
@@ -320,4 +325,70 @@ TEST_CASE_FIXTURE(HistoryDb, "history: pruning removes records older than the cu
 	// counts already read.
 	CHECK(history.prune(now) == 1);
 	CHECK(history.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now)[0].messages_day == 0);
+}
+
+namespace {
+
+// A raw write in a transaction of Env::with_tables.
+void put_raw(DB* table, DB_TXN* txn, const std::string& key, const std::string& value) {
+	DBT k, v;
+	std::memset(&k, 0, sizeof k);
+	std::memset(&v, 0, sizeof v);
+	k.data = const_cast<char*>(key.data());
+	k.size = static_cast<u_int32_t>(key.size());
+	v.data = const_cast<char*>(value.data());
+	v.size = static_cast<u_int32_t>(value.size());
+	int rc = table->put(table, txn, &k, &v, 0);
+	if (rc != 0) throw tern::store::DbError(std::string("test write: ") + db_strerror(rc), rc);
+}
+
+}  // namespace
+
+// A reputation lookup reads the history index, then the outgoing table; a
+// writer that holds the outgoing page and then writes the index closes a
+// cycle, and the database makes one of the two its deadlock victim. The
+// victim's transaction must run again: the writer's rows land and the
+// lookup answers without error. A lookup that turned the deadlock into an
+// answer (451 reputation-error for clean mail) went on in the dead
+// transaction, and its commit failed ("previous transaction deadlock
+// return not resolved").
+TEST_CASE_FIXTURE(HistoryDb,
+                  "history: a reputation lookup that a deadlock stops is run again, not answered as an error") {
+	std::vector<HistoryRecord> records{message_from("new", "sender.example", "198.51.100.1", now - 3600, "u1")};
+	history.add(records);
+	const tern::inbound::MessageIdentity identity = records[0].identity;
+	for (int round = 0; round < 8; round++) {
+		const std::string key = "zz-writer-" + std::to_string(round);
+		std::atomic<bool> writer_holds_outgoing{false};
+		std::string writer_error;
+		std::thread writer([&] {
+			try {
+				env.with_tables("test writer", false, [&](const Env::Tables& t) {
+					put_raw(t.outgoing, t.txn, key, "x");
+					writer_holds_outgoing = true;
+					// Time for the lookup to read the index and wait on the
+					// outgoing page.
+					std::this_thread::sleep_for(std::chrono::milliseconds(100));
+					put_raw(t.history_index, t.txn, key, "x");
+				});
+			} catch (const std::exception& e) {
+				writer_error = e.what();
+				writer_holds_outgoing = true;
+			}
+		});
+		while (!writer_holds_outgoing) std::this_thread::yield();
+		tern::inbound::ReputationAnswer answer;
+		std::string lookup_error;
+		try {
+			answer = history.reputation("mjl", identity, now);
+		} catch (const std::exception& e) {
+			lookup_error = e.what();
+		}
+		writer.join();
+		INFO("round " << round);
+		CHECK(writer_error == "");
+		CHECK(lookup_error == "");
+		CHECK_FALSE(answer.error);
+		CHECK(answer.method == "none");
+	}
 }
