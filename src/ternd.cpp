@@ -170,7 +170,12 @@ void send_start_report(UniqueFd& report, std::string_view text) {
 }
 
 // The started process: reaps the intermediate child, waits for the report.
+// Signals take their default action again (main blocked the daemon's), so
+// Ctrl-C ends the wait; the daemon, in its own session, goes on.
 [[noreturn]] void wait_for_start_report(pid_t child, UniqueFd report) {
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, nullptr);
 	while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
 	}
 	std::string text;
