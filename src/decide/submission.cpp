@@ -2,6 +2,7 @@
 
 #include "message/auth_results.h"
 #include "message/submission.h"
+#include "util/strings.h"
 
 namespace tern::decide {
 
@@ -52,7 +53,9 @@ SubmissionHeaderChecks check_submission_header(const config::Config& cfg, const 
 		config::Config::RcptResult owner = cfg.resolve_recipient(from.address.localpart,
 		                                                         from.address.domain.ascii);
 		const config::Account* acc = owner.kind == config::Config::RcptKind::local ? owner.account : nullptr;
-		if (!acc || acc->name != in.account) {
+		const bool host_user = in.host_users_may_write && !acc && !from.address.ip &&
+		    iequals(from.address.domain.ascii, cfg.hostname);
+		if (!host_user && (!acc || acc->name != in.account)) {
 			out.error = SmtpError{550, std::string(se::pol_delivery_not_auth1),
 			                      "must match authenticated user"};
 			out.problem = HeaderProblem::bad_from;

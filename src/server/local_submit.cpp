@@ -406,6 +406,7 @@ SubmissionInput local_submission_input(const std::shared_ptr<const config::Confi
 	in.now = now;
 	in.env = env;
 	in.check_from = !job.sender.account.empty();
+	in.host_users_may_write = true;
 	in.smtp_auth = false;
 	if (!job.sender.root) {
 		config::Account defaults;

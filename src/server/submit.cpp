@@ -124,7 +124,7 @@ SubmissionResult prepare_submission(const SubmissionInput& in) {
 		return res;
 	}
 	decide::SubmissionHeaderChecks checks = decide::check_submission_header(
-	    cfg, *section, {in.account, in.check_from, in.hostname, in.now});
+	    cfg, *section, {in.account, in.check_from, in.hostname, in.now, in.host_users_may_write});
 	res.from_domain = checks.from_domain;
 	res.message_id = checks.message_id;
 	res.error = checks.error;

@@ -33,11 +33,13 @@ struct SubmissionInput {
 	store::Env* env = nullptr;  // send limits (nullptr: not checked)
 	// Local submission (sendmail.tern, src/server/local_submit.cpp):
 	// header lines tern adds before the message's own (a generated From),
-	// whether From must belong to `account`, the daily limits when
+	// whether From must belong to `account` (a From of the host's own users
+	// passing, decide::SubmissionHeaderInput), the daily limits when
 	// `account` names no configured account (nullopt: none), and whether
 	// the sender authenticated over SMTP (Authentication-Results).
 	std::string extra_header;
 	bool check_from = true;
+	bool host_users_may_write = false;
 	using Limits = decide::SendLimits;
 	std::optional<Limits> default_limits;
 	bool smtp_auth = true;

@@ -407,6 +407,25 @@ TEST_CASE("sendmail: -f and From must belong to a non-root user's account; root 
 	usleep(300000);
 	CHECK(sink.messages().size() == 2);  // the refused ones never left
 	CHECK(maildir_files(d.maildir("alice")).empty());
+
+	// Cron's From for an account user's crontab (root's name, or the
+	// owner's, completed with the host name, which is no hosted domain)
+	// names the host's own users: it passes, as with Postfix.
+	for (std::string cron_from : {"root", "nobody"}) {
+		ProgramResult cron = run_as(
+		    user, sendmail_args(d, {"-FCronDaemon", "-i", "-B8BITMIME", "-oem", "carol@remote.example"}),
+		    "From: " + cron_from +
+			" (Cron Daemon)\nTo: carol@remote.example\nSubject: Cron <nobody@host> date\n\nout\n");
+		CHECK_MESSAGE(cron.exit_code == 0, cron.both());
+	}
+	REQUIRE(sink.wait_for_messages(4, 10000));
+	std::set<std::string> cron_froms;
+	for (const auto& m : sink.messages())
+		for (std::string name : {"root", "nobody"})
+			if (m.data.find("\r\nFrom: " + name + "@mx.test.example (Cron Daemon)\r\n") !=
+			    std::string::npos)
+				cron_froms.insert(name);
+	CHECK(cron_froms == std::set<std::string>{"nobody", "root"});
 }
 
 TEST_CASE("sendmail: without a running ternd the message is refused, not lost silently") {

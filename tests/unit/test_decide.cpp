@@ -635,6 +635,22 @@ TEST_CASE("decide submission: the postmaster account may write From postmaster a
 	CHECK(check_submission_header(*cfg, header("From: root@mail.example.org\r\n\r\n"), as_pm).error);
 }
 
+TEST_CASE("decide submission: through sendmail, a From of the host's own users passes; hosted addresses are checked") {
+	auto cfg = test_config();
+	SubmissionHeaderInput local = as_alice();
+	local.host_users_may_write = true;
+	// Cron's From, completed with the host name, which is no hosted domain.
+	for (const char* from : {"From: root@mail.example.org (Cron Daemon)\r\n\r\n",
+	                         "From: alice@MAIL.example.org\r\n\r\n", "From: www-data@mail.example.org\r\n\r\n"}) {
+		CAPTURE(from);
+		CHECK_FALSE(check_submission_header(*cfg, header(from), local).error);
+	}
+	// The postmaster at the host name is an account's address: not alice's.
+	CHECK(check_submission_header(*cfg, header("From: postmaster@mail.example.org\r\n\r\n"), local).error);
+	CHECK(check_submission_header(*cfg, header("From: bob@example.org\r\n\r\n"), local).error);
+	CHECK(check_submission_header(*cfg, header("From: root@elsewhere.example\r\n\r\n"), local).error);
+}
+
 TEST_CASE("decide submission: daily limits come from the account, else the defaults") {
 	auto cfg = test_config();
 	auto limits = send_limits_for(*cfg, "alice", std::nullopt);
