@@ -139,19 +139,41 @@ std::string normalize_message(std::string_view input, bool ignore_dots) {
 	return out;
 }
 
+namespace {
+
+// RFC 5322 2.2 field name: printable US-ASCII but ':', then ':'.
+bool is_field_line(std::string_view line) {
+	size_t colon = line.find(':');
+	if (colon == std::string_view::npos || colon == 0) return false;
+	for (size_t i = 0; i < colon; ++i) {
+		unsigned char c = static_cast<unsigned char>(line[i]);
+		if (c < 33 || c > 126) return false;
+	}
+	return true;
+}
+
+}  // namespace
+
 std::string ensure_header_section(std::string message) {
 	if (message.starts_with("From "))
 		message.erase(0, message.find('\n') == std::string::npos ? message.size() : message.find('\n') + 1);
-	size_t eol = message.find("\r\n");
-	std::string_view first(message.data(), eol == std::string::npos ? message.size() : eol);
-	// RFC 5322 2.2 field name: printable US-ASCII but ':', then ':'.
-	size_t colon = first.find(':');
-	bool field = colon != std::string_view::npos && colon > 0;
-	for (size_t i = 0; field && i < colon; ++i) {
-		unsigned char c = static_cast<unsigned char>(first[i]);
-		field = c >= 33 && c <= 126;
+	// The header section ends at the first line that is neither a field nor
+	// a field's continuation (RFC 5322 2.2.3); the empty line goes there
+	// when it is missing, so the rest is the body, as Postfix's sendmail
+	// takes it. A first line that is no field makes it all body.
+	size_t pos = 0;
+	while (pos < message.size()) {
+		size_t eol = message.find("\r\n", pos);
+		std::string_view line(message.data() + pos, (eol == std::string::npos ? message.size() : eol) - pos);
+		if (line.empty()) break;
+		bool continuation = pos > 0 && (line.front() == ' ' || line.front() == '\t');
+		if (!continuation && !is_field_line(line)) {
+			message.insert(pos, "\r\n");
+			break;
+		}
+		if (eol == std::string::npos) break;
+		pos = eol + 2;
 	}
-	if (!field && !first.empty()) message.insert(0, "\r\n");
 	return message;
 }
 
@@ -228,7 +250,8 @@ std::string qualify_header_addresses(const std::string& message, const std::stri
 	if (!section) return message;
 	std::string out;
 	for (const auto& f : section->fields) {
-		const std::string& n = f.lower_name;
+		std::string_view n = f.lower_name;
+		if (n.starts_with("resent-")) n.remove_prefix(7);  // RFC 5322 3.6.6: the same address lists
 		if (n == "from" || n == "sender" || n == "reply-to" || n == "to" || n == "cc") {
 			std::string value = f.unfolded_value();
 			std::string qualified = qualify_address_list(value, hostname);
@@ -251,12 +274,22 @@ HeaderRecipients take_header_recipients(const std::string& message, bool collect
 		r.error = "parsing message header: " + error;
 		return r;
 	}
+	// RFC 5322 3.6.6: a message sent on again names its new recipients in
+	// Resent-To, Resent-Cc and Resent-Bcc; when it has any, those are the
+	// recipients, not the original's To, Cc and Bcc (as Postfix takes them).
+	auto resent_recipient_field = [](const std::string& name) {
+		return name == "resent-to" || name == "resent-cc" || name == "resent-bcc";
+	};
+	bool resent = false;
+	for (const auto& f : section->fields) resent = resent || resent_recipient_field(f.lower_name);
 	// Header fields end before the body; a message without the empty line
 	// is all header (RFC 5322 2.1).
 	std::string kept;
 	for (const auto& f : section->fields) {
-		bool bcc = f.lower_name == "bcc";
-		if (collect && (bcc || f.lower_name == "to" || f.lower_name == "cc")) {
+		bool bcc = f.lower_name == "bcc" || f.lower_name == "resent-bcc";
+		bool names_recipients = resent ? resent_recipient_field(f.lower_name)
+					       : f.lower_name == "to" || f.lower_name == "cc" || f.lower_name == "bcc";
+		if (collect && names_recipients) {
 			auto list = parse_address_list(f.unfolded_value(), &error);
 			if (!list) {
 				r.error = "parsing " + f.name + " header: " + error;

@@ -57,8 +57,10 @@ std::string normalize_message(std::string_view input, bool ignore_dots);
 
 // A message that does not start with a header section (say `echo hi |
 // sendmail.tern root`) gets an empty one, so its text stays body and tern
-// adds From, Date and Message-Id; a leading mbox "From " line is dropped.
-// Both as other sendmail programs do.
+// adds From, Date and Message-Id; one whose header fields run straight
+// into text (`printf 'Subject: x\nbody'`) gets the empty line before the
+// first line that is no field. A leading mbox "From " line is dropped.
+// All as other sendmail programs do.
 std::string ensure_header_section(std::string message);
 
 // A bare name ("root") completed with the host name, as local mailers do
@@ -67,6 +69,7 @@ std::string ensure_header_section(std::string message);
 std::string with_host_domain(std::string_view path, const std::string& hostname);
 
 // Completes unqualified addresses in From, Sender, Reply-To, To and Cc
+// (and their Resent- forms)
 // with "@hostname", as local mailers do for what cron and old scripts
 // write ("From: root (Cron Daemon)", "To: <www-data>"). Fields that need
 // nothing are left byte for byte; a changed one is written unfolded. A
@@ -78,14 +81,16 @@ std::string qualify_header_addresses(const std::string& message, const std::stri
 std::string qualify_address_list(std::string_view value, const std::string& hostname);
 
 struct HeaderRecipients {
-	std::vector<std::string> recipients;  // To, Cc, Bcc in order; bare names unqualified
-	std::string message;                  // the message with every Bcc field removed
+	std::vector<std::string> recipients;  // To, Cc, Bcc (or Resent-*) in order; bare names unqualified
+	std::string message;                  // the message with every Bcc and Resent-Bcc field removed
 	std::string error;                    // set: unparsable header or address list
 };
 
-// -t (RFC 5322 3.6.3): recipients from To, Cc and Bcc. The Bcc fields are
-// removed so no recipient sees them, with or without -t (`collect` false:
-// only that, no address is parsed). The message has CRLF line ends.
+// -t (RFC 5322 3.6.3): recipients from To, Cc and Bcc, or from Resent-To,
+// Resent-Cc and Resent-Bcc when the message has any (RFC 5322 3.6.6). The
+// Bcc and Resent-Bcc fields are removed so no recipient sees them, with or
+// without -t (`collect` false: only that, no address is parsed). The
+// message has CRLF line ends.
 HeaderRecipients take_header_recipients(const std::string& message, bool collect = true);
 
 // The recipients with repeats left out, first occurrence kept: an address

@@ -242,6 +242,36 @@ TEST_CASE("sendmail: cron's way of calling it works (unqualified From, ignored o
 	CHECK(sink.messages().empty());  // Bcc without -t names no recipient
 }
 
+TEST_CASE("sendmail: header fields that run straight into the text are sent, the text as body") {
+	Running t;
+	// printf 'Subject: x\nbody' from a script: no empty line after the field.
+	ProgramResult r = run_program(sendmail_args(t.d, {"-i", "alice@test.example"}),
+	                              "Subject: h1\nThis is the body, no blank line before.\nmore\n");
+	INFO(r.both() << log_tail(t.d));
+	REQUIRE(r.exit_code == 0);
+	std::string text = only_message(t.d);
+	CHECK(text.find("\r\nSubject: h1\r\n") != std::string::npos);
+	CHECK(text.find("\r\n\r\nThis is the body, no blank line before.\r\nmore\r\n") != std::string::npos);
+}
+
+TEST_CASE("sendmail -t: a resent message goes to its Resent- recipients, Resent-Bcc hidden") {
+	Running t;
+	ProgramResult r = run_program(sendmail_args(t.d, {"-t", "-i"}),
+	                              "To: carol@remote.example\nResent-From: root\nResent-To: alice@test.example\n"
+	                              "Resent-Bcc: dave@remote.example\nSubject: resent\n\nbody\n");
+	INFO(r.both() << log_tail(t.d));
+	REQUIRE(r.exit_code == 0);
+	std::string text = only_message(t.d);
+	CHECK(text.find("\r\nResent-From: root@mx.test.example\r\n") != std::string::npos);
+	CHECK_FALSE(has_field(text, "Resent-Bcc"));
+	REQUIRE(t.sink.wait_for_messages(1, 10000));
+	usleep(300000);
+	auto sent = t.sink.messages();
+	REQUIRE(sent.size() == 1);  // nothing for carol, the original recipient
+	CHECK(sent[0].rcpt_to == std::vector<std::string>{"dave@remote.example"});
+	CHECK(sent[0].data.find("Resent-Bcc") == std::string::npos);
+}
+
 TEST_CASE("sendmail: cron's mail for root reaches the postmaster, not the host name's MX") {
 	if (geteuid() != 0) {
 		MESSAGE("skipped: needs root (cron's jobs of root)");

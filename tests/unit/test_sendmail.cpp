@@ -111,6 +111,14 @@ TEST_CASE("sendmail message: header section is ensured") {
 	CHECK(ensure_header_section("no colon here: but space in name\r\n") ==
 	      "\r\nno colon here: but space in name\r\n");
 	CHECK(ensure_header_section("") == "");
+	// Fields running straight into text: the empty line goes before the
+	// first line that is neither a field nor a continuation.
+	CHECK(ensure_header_section("Subject: h1\r\nThis is the body.\r\nmore\r\n") ==
+	      "Subject: h1\r\n\r\nThis is the body.\r\nmore\r\n");
+	CHECK(ensure_header_section("Subject: a\r\n folded\r\nTo: x@y.example\r\nthe body: with space\r\n") ==
+	      "Subject: a\r\n folded\r\nTo: x@y.example\r\n\r\nthe body: with space\r\n");
+	CHECK(ensure_header_section("Subject: only header\r\n") == "Subject: only header\r\n");
+	CHECK(ensure_header_section("Subject: no newline") == "Subject: no newline");
 }
 
 TEST_CASE("sendmail -t: To, Cc, Bcc; Bcc removed") {
@@ -127,6 +135,23 @@ TEST_CASE("sendmail -t: To, Cc, Bcc; Bcc removed") {
 
 	CHECK(take_header_recipients("To: a@b.example, <broken\r\n\r\nx\r\n").error != "");
 	CHECK(take_header_recipients("Subject: no recipients\r\n\r\nx\r\n").recipients.empty());
+}
+
+TEST_CASE("sendmail -t: a resent message goes to its Resent- recipients; Resent-Bcc removed") {
+	std::string msg =
+	    "To: a@example.com\r\nBcc: old@example.com\r\nResent-From: root\r\nResent-To: resent@example.com\r\n"
+	    "Resent-Cc: copy@example.com\r\nResent-Bcc: rb@example.com\r\nSubject: h2\r\n\r\nb\r\n";
+	HeaderRecipients h = take_header_recipients(msg);
+	CHECK(h.error == "");
+	CHECK(h.recipients == std::vector<std::string>{"resent@example.com", "copy@example.com", "rb@example.com"});
+	CHECK(h.message ==
+	      "To: a@example.com\r\nResent-From: root\r\nResent-To: resent@example.com\r\n"
+	      "Resent-Cc: copy@example.com\r\nSubject: h2\r\n\r\nb\r\n");
+	// Without -t the hidden ones go too; no address is parsed.
+	CHECK(take_header_recipients(msg, false).message == h.message);
+	// Resent- address fields are qualified like the originals.
+	CHECK(qualify_header_addresses("Resent-From: root\r\nResent-To: bob\r\n\r\n", "mx.example.org") ==
+	      "Resent-From: root@mx.example.org\r\nResent-To: bob@mx.example.org\r\n\r\n");
 }
 
 TEST_CASE("sendmail: a bare name is completed with the host name, nothing else") {
