@@ -413,7 +413,7 @@ std::string describe_delay(std::time_t seconds) {
 }
 
 std::string delayed_dsn_text(const std::string& recipient, const std::string& error,
-                             const std::vector<std::time_t>& next_attempts, std::time_t now,
+                             const std::vector<std::time_t>& next_attempts, std::time_t now, bool failure_notice,
                              const std::vector<std::string>& smtp_lines) {
 	// doc/behaviour.md D11: the model announces "in 4 hours, 8 hours and 16 hours"
 	// while its queue retries after 2, 4 and 8 hours; tern states the
@@ -429,12 +429,11 @@ std::string delayed_dsn_text(const std::string& recipient, const std::string& er
 			delays.pop_back();
 			list = join(delays, ", ") + " and " + list;
 		}
-		if (next_attempts.size() == 1)
-			schedule = "Next attempt to deliver: in " + list +
-			    ".\nIf this attempt fails, you will receive a notice.\n";
-		else
-			schedule = "Next attempts to deliver: in " + list +
-			    ".\nIf these attempts all fail, you will receive a notice.\n";
+		const bool one = next_attempts.size() == 1;
+		schedule = std::string(one ? "Next attempt to deliver: in " : "Next attempts to deliver: in ") + list +
+		    (one ? ".\nIf this attempt fails, " : ".\nIf these attempts all fail, ") +
+		    (failure_notice ? "you will receive a notice.\n"
+		                    : "no notice will follow: none was asked for on failure.\n");
 	}
 	return "\nDelivery has been delayed of your email to:\n\n\t" + recipient + "\n\n" + schedule +
 	    "\nError during the last delivery attempt:\n\n\t" + error + "\n" + full_response_text(smtp_lines);

@@ -128,8 +128,10 @@ std::string failed_dsn_text(const std::string& recipient, const std::string& err
 // ("in 2 hours, 6 hours and 14 hours."), in whole hours from one hour on
 // (rounded to the nearest), otherwise in minutes: the queue's retry
 // jitter is minutes at most, so the rounding keeps the text truthful.
+// `failure_notice`: whether a failure will be reported (RFC 3461 4.1: not
+// when NOTIFY named only DELAY); the text promises a notice only then.
 std::string delayed_dsn_text(const std::string& recipient, const std::string& error,
-                             const std::vector<std::time_t>& next_attempts, std::time_t now,
+                             const std::vector<std::time_t>& next_attempts, std::time_t now, bool failure_notice = true,
                              const std::vector<std::string>& smtp_lines = {});
 
 // Queue DSN for a success the sender asked for with NOTIFY=SUCCESS (RFC

@@ -265,7 +265,8 @@ std::string compose_notice(const config::Config& cfg, const store::QueueRecord& 
 	m.text_body = kind == DsnKind::failed ? message::failed_dsn_text(rec.to, error)
 	    : kind == DsnKind::delayed
 	    // The model's delayed text names the recipient with its ASCII domain.
-	    ? message::delayed_dsn_text(ascii_form(rec.to), error, next_attempts, static_cast<std::time_t>(now))
+	    ? message::delayed_dsn_text(ascii_form(rec.to), error, next_attempts, static_cast<std::time_t>(now),
+	                                dsn_requested(rec, DsnKind::failed))
 	    : message::success_dsn_text(rec.to, kind == DsnKind::relayed, remote_host);
 	m.recipients.push_back(notice_recipient(rec, kind, error, remote, next_attempts, now));
 	m.original_headers = returned.headers;

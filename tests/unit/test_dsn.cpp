@@ -269,7 +269,7 @@ TEST_CASE("dsn: failed and delayed texts") {
 	      "Next attempts to deliver: in 2 hours, 6 hours and 14 hours.\n"
 	      "If these attempts all fail, you will receive a notice.\n\n"
 	      "Error during the last delivery attempt:\n\n\t451 try later\n");
-	CHECK(delayed_dsn_text("b@r.example", "e", {now + 3600, now + 3 * 3600}, now, {"451 4.2.0 later"}) ==
+	CHECK(delayed_dsn_text("b@r.example", "e", {now + 3600, now + 3 * 3600}, now, true, {"451 4.2.0 later"}) ==
 	      "\nDelivery has been delayed of your email to:\n\n\tb@r.example\n\n"
 	      "Next attempts to deliver: in 1 hour and 3 hours.\n"
 	      "If these attempts all fail, you will receive a notice.\n\n"
@@ -279,6 +279,12 @@ TEST_CASE("dsn: failed and delayed texts") {
 	      "\nDelivery has been delayed of your email to:\n\n\tb@r.example\n\n"
 	      "Next attempt to deliver: in 8 minutes.\n"
 	      "If this attempt fails, you will receive a notice.\n\n"
+	      "Error during the last delivery attempt:\n\n\te\n");
+	// NOTIFY=DELAY without FAILURE (RFC 3461 4.1): no failure notice is promised.
+	CHECK(delayed_dsn_text("b@r.example", "e", {now + 450}, now, false) ==
+	      "\nDelivery has been delayed of your email to:\n\n\tb@r.example\n\n"
+	      "Next attempt to deliver: in 8 minutes.\n"
+	      "If this attempt fails, no notice will follow: none was asked for on failure.\n\n"
 	      "Error during the last delivery attempt:\n\n\te\n");
 	CHECK(delayed_dsn_text("b@r.example", "e", {}, now) ==
 	      "\nDelivery has been delayed of your email to:\n\n\tb@r.example\n\n"
