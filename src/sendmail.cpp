@@ -291,6 +291,9 @@ int main(int argc, char** argv) {
 			cfg = config::Config::localserve_config(a.config_path);
 		else
 			cfg = config::Config::load_file(a.config_path);
+	} catch (const config::ConfigError& e) {
+		// Its text starts with the file.
+		return fail(sm::ex_config, std::string("cannot load config ") + e.what());
 	} catch (const std::exception& e) {
 		return fail(sm::ex_config, "cannot load config " + a.config_path + ": " + e.what());
 	}

@@ -111,7 +111,17 @@ Args parse_args(std::string_view program, const std::vector<std::string>& args, 
 			break;  // the value used the rest of this argument
 		}
 	}
-	for (; i < args.size(); ++i) a.recipients.push_back(args[i]);
+	// Each recipient argument may be an address list ("a@x,b@y",
+	// "Joe <j@example.com>"), as sendmail programs read it; one that does
+	// not parse stays whole, to be refused as an address.
+	for (; i < args.size(); ++i) {
+		std::optional<std::vector<std::string>> list;
+		if (args[i].find_first_of(",<") != std::string::npos) list = parse_address_list(args[i]);
+		if (list && !list->empty())
+			a.recipients.insert(a.recipients.end(), list->begin(), list->end());
+		else
+			a.recipients.push_back(args[i]);
+	}
 	return check_combination(std::move(a));
 }
 

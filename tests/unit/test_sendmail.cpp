@@ -49,6 +49,10 @@ TEST_CASE("sendmail args: recipients, -t, -i, -f, -F, -C") {
 	CHECK(c.ignore_dots);
 	// -r is the old name of -f.
 	CHECK(*args_of({"-r", "x@y.example", "z@y.example"}).sender == "x@y.example");
+	// A recipient argument is an address list.
+	CHECK(args_of({"a@example.com,b@example.com", "Joe <j@example.com>", "root"}).recipients ==
+	      std::vector<std::string>{"a@example.com", "b@example.com", "j@example.com", "root"});
+	CHECK(args_of({"bad<@"}).recipients == std::vector<std::string>{"bad<@"});
 }
 
 TEST_CASE("sendmail args: ignored options, modes, errors") {
