@@ -250,9 +250,20 @@ void write_dsn_header(std::string& out, const DsnMessage& msg, bool utf8, const 
 	out += "\r\n";
 }
 
+// A remote server's reply quoted in the text may carry control characters
+// (an escape sequence for the reader's terminal); they become "?", as
+// Postfix shows them. Line ends and tabs stay.
+std::string printable_text(std::string text) {
+	for (char& c : text) {
+		unsigned char u = static_cast<unsigned char>(c);
+		if ((u < 0x20 && c != '\n' && c != '\r' && c != '\t') || u == 0x7f) c = '?';
+	}
+	return text;
+}
+
 // Part 1: human-readable explanation (RFC 3464 2, first component).
 void write_text_part(std::string& out, const DsnMessage& msg, bool utf8, const std::string& boundary) {
-	std::string text = to_crlf(msg.text_body);
+	std::string text = to_crlf(printable_text(msg.text_body));
 	// A remote reply may be longer than a line may be (RFC 5321 4.5.3.1.5
 	// allows it 512 octets, RFC 5322 2.1.1 a line 998): quoted-printable
 	// wraps it.
