@@ -21,6 +21,18 @@ bool takes_value(char c) { return std::strchr("ABCFfhLNORrVXbo", c) != nullptr; 
 // (me too), -n (no aliasing), -U (initial user submission), -v (verbose).
 bool ignored_flag(char c) { return std::strchr("GmnUv", c) != nullptr; }
 
+// Each recipient argument may be an address list ("a@x,b@y",
+// "Joe <j@example.com>"), as sendmail programs read it; one that does not
+// parse stays whole, to be refused as an address.
+void add_recipient_argument(std::vector<std::string>& recipients, const std::string& arg) {
+	std::optional<std::vector<std::string>> list;
+	if (arg.find_first_of(",<") != std::string::npos) list = parse_address_list(arg);
+	if (list && !list->empty())
+		recipients.insert(recipients.end(), list->begin(), list->end());
+	else
+		recipients.push_back(arg);
+}
+
 // What the options say together, once all are read.
 Args check_combination(Args a) {
 	// Refused here, for every mode: in -bs a name that cannot be sent would
@@ -111,17 +123,7 @@ Args parse_args(std::string_view program, const std::vector<std::string>& args, 
 			break;  // the value used the rest of this argument
 		}
 	}
-	// Each recipient argument may be an address list ("a@x,b@y",
-	// "Joe <j@example.com>"), as sendmail programs read it; one that does
-	// not parse stays whole, to be refused as an address.
-	for (; i < args.size(); ++i) {
-		std::optional<std::vector<std::string>> list;
-		if (args[i].find_first_of(",<") != std::string::npos) list = parse_address_list(args[i]);
-		if (list && !list->empty())
-			a.recipients.insert(a.recipients.end(), list->begin(), list->end());
-		else
-			a.recipients.push_back(args[i]);
-	}
+	for (; i < args.size(); ++i) add_recipient_argument(a.recipients, args[i]);
 	return check_combination(std::move(a));
 }
 
