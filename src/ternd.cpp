@@ -25,6 +25,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include "config/config.h"
 #include "core/exit_deadline.h"
@@ -193,9 +194,10 @@ void send_start_report(UniqueFd& report, std::string_view text) {
 	_exit(1);
 }
 
-// Into the background: two forks and a new session. Returns the write end
-// of the start-up report in the daemon (send_start_report).
-UniqueFd daemonize() {
+// Into the background: two forks and a new session. `report` becomes the
+// write end of the start-up report (send_start_report) as soon as the
+// started process waits for it, so a failure from there on is reported.
+void daemonize(UniqueFd& report) {
 	int ends[2];
 	if (::pipe2(ends, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
 	UniqueFd report_in(ends[0]), report_out(ends[1]);
@@ -206,12 +208,10 @@ UniqueFd daemonize() {
 		wait_for_start_report(pid, std::move(report_in));
 	}
 	report_in.reset();
+	report = std::move(report_out);
 	setsid();
 	pid = fork();
-	if (pid < 0) {
-		send_start_report(report_out, std::string("error: fork: ") + std::strerror(errno) + "\n");
-		_exit(1);
-	}
+	if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
 	if (pid > 0) _exit(0);
 	if (chdir("/") != 0) {
 	}
@@ -223,7 +223,6 @@ UniqueFd daemonize() {
 		dup2(null, 2);
 		if (null > 2) close(null);
 	}
-	return report_out;
 }
 
 // The user ternd switches to: `user` when started as root, else none.
@@ -575,6 +574,11 @@ public:
 	}
 	// Everything up to the event loop; false (logged) when a step failed.
 	bool start();
+	// In the background, after start() failed: the report's pipe and the
+	// reason, for main to send once this daemon is gone.
+	std::pair<UniqueFd, std::string> take_start_failure() {
+		return {std::move(start_report), std::move(start_failure)};
+	}
 	// Runs the loop until a shutdown signal, then stops everything in order.
 	// `handled`: the signals start() kept blocked until their watchers exist.
 	void run(const sigset_t& handled);
@@ -601,7 +605,8 @@ private:
 	std::string pid_file;
 	bool pid_file_written = false;
 	UniqueFd data_dir_lock;           // held for the daemon's life, across the fork
-	UniqueFd start_report;            // in the background, until start() ends (daemonize)
+	UniqueFd start_report;            // in the background, until the loop runs or main reports the failure
+	std::string start_failure;        // what start() could not do, for the report
 	std::unique_ptr<store::Env> env;  // outlives the server, which uses it
 	std::unique_ptr<server::Server> srv;
 	std::unique_ptr<queue::Queue> outq;              // destroyed before the server (it uses its pool and resolver)
@@ -666,7 +671,7 @@ Daemon::Sockets Daemon::bind_sockets() {
 // Into the background (unless -f or localserve), the pid file, then the
 // privilege drop.
 void Daemon::become_daemon(const std::optional<core::UserIds>& user) {
-	if (!opts.foreground && !opts.localserve) start_report = daemonize();
+	if (!opts.foreground && !opts.localserve) daemonize(start_report);
 	if (!pid_file.empty()) {
 		create_for_user(std::filesystem::path(pid_file).parent_path().string(), false, user);
 		write_pid_file(pid_file);
@@ -717,16 +722,16 @@ bool Daemon::start() {
 		std::string key = ReceivedIdGenerator::load_or_create_key(cfg->data_dir + "/recvid.key");
 		become_daemon(user);
 		build_services(std::move(sockets), key);
-		if (start_report) send_start_report(start_report, start_ok);
 		return true;
 	} catch (const std::exception& e) {
 		log::error("cannot start", {{"error", e.what()}});
 		if (pid_file_written) unlink(pid_file.c_str());
 		// Before the fork standard error is still the caller's; after it,
-		// the started process prints the reason (daemonize).
+		// the started process prints the reason (daemonize), once this
+		// daemon has let go of its ports and data_dir (main).
 		std::string reason = std::string("error: ") + e.what() + "\n";
 		if (start_report)
-			send_start_report(start_report, reason);
+			start_failure = reason;
 		else
 			std::cerr << reason;
 		return false;
@@ -867,6 +872,7 @@ void Daemon::run(const sigset_t& handled) {
 	if (local_submit) local_submit->start();
 	MetricsResponders metrics_http = start_metrics(scan);
 	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
+	if (start_report) send_start_report(start_report, start_ok);
 	// Once the loop has started everything (queue load, listeners) and the
 	// first Maildir scan is over, give back the pages start-up touched.
 	core::TimerWatcher trim(loop, [&scan] { scan.after_first_pass([] { core::trim_startup_memory(); }); });
@@ -914,8 +920,18 @@ int main(int argc, char** argv) {
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t handled = block_handled_signals();
 	raise_fd_limit();
-	Daemon ternd(std::move(opts), std::move(cfg));
-	if (!ternd.start()) return 1;
-	ternd.run(handled);
-	return 0;
+	UniqueFd report;
+	std::string failure;
+	{
+		Daemon ternd(std::move(opts), std::move(cfg));
+		if (ternd.start()) {
+			ternd.run(handled);
+			return 0;
+		}
+		std::tie(report, failure) = ternd.take_start_failure();
+	}
+	// The failed daemon's ports and data_dir lock are closed now: a restart
+	// right after the report finds them free.
+	if (report) send_start_report(report, failure);
+	return 1;
 }

@@ -53,7 +53,10 @@ SubmissionHeaderChecks check_submission_header(const config::Config& cfg, const 
 		config::Config::RcptResult owner = cfg.resolve_recipient(from.address.localpart,
 		                                                         from.address.domain.ascii);
 		const config::Account* acc = owner.kind == config::Config::RcptKind::local ? owner.account : nullptr;
-		const bool host_user = in.host_users_may_write && !acc && !from.address.ip &&
+		// Only where the host name is no hosted domain: there every address
+		// is one, and stays checked.
+		const bool host_user = in.host_users_may_write &&
+		    owner.kind == config::Config::RcptKind::foreign_domain && !from.address.ip &&
 		    iequals(from.address.domain.ascii, cfg.hostname);
 		if (!host_user && (!acc || acc->name != in.account)) {
 			out.error = SmtpError{550, std::string(se::pol_delivery_not_auth1),

@@ -23,7 +23,7 @@ struct SubmissionHeaderInput {
 	bool check_from = true;  // From must belong to `account` (not in localserve)
 	std::string hostname;    // global hostname, for a generated Message-Id
 	std::time_t now = 0;
-	// sendmail(1): a From at the host name that has no destination here
+	// sendmail(1): a From at the host name, when that is no hosted domain,
 	// names one of the host's own users (cron writes "From: root"), not a
 	// hosted address, and passes the From check (doc/behaviour.md
 	// "sendmail(1)").

@@ -251,14 +251,25 @@ void write_dsn_header(std::string& out, const DsnMessage& msg, bool utf8, const 
 }
 
 // A remote server's reply quoted in the text may carry control characters
-// (an escape sequence for the reader's terminal); they become "?", as
-// Postfix shows them. Line ends and tabs stay.
-std::string printable_text(std::string text) {
-	for (char& c : text) {
-		unsigned char u = static_cast<unsigned char>(c);
-		if ((u < 0x20 && c != '\n' && c != '\r' && c != '\t') || u == 0x7f) c = '?';
+// (an escape sequence for the reader's terminal): C0 and DEL, and C1
+// (U+0080-U+009F, in UTF-8 C2 80-C2 9F) become "?", as Postfix shows them.
+// Line ends and tabs stay.
+std::string printable_text(std::string_view text) {
+	std::string out;
+	out.reserve(text.size());
+	for (size_t i = 0; i < text.size(); ++i) {
+		unsigned char u = static_cast<unsigned char>(text[i]);
+		if ((u < 0x20 && u != '\n' && u != '\r' && u != '\t') || u == 0x7f) {
+			out += '?';
+		} else if (u == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+		           static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+			out += '?';
+			++i;
+		} else {
+			out += text[i];
+		}
 	}
-	return text;
+	return out;
 }
 
 // Part 1: human-readable explanation (RFC 3464 2, first component).

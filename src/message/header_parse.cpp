@@ -34,6 +34,20 @@ std::string unfold(std::string_view folded) {
 	return out;
 }
 
+FieldLine classify_field_line(std::string_view line, std::string_view* name_out) {
+	size_t colon = line.find(':');
+	if (colon == std::string_view::npos) return FieldLine::no_colon;
+	std::string_view name = line.substr(0, colon);
+	while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+	if (name.empty()) return FieldLine::empty_name;
+	for (unsigned char c : name) {
+		// RFC 5322 3.6.8: ftext is printable US-ASCII except colon.
+		if (c <= ' ' || c >= 0x7f) return FieldLine::bad_name;
+	}
+	if (name_out) *name_out = name;
+	return FieldLine::field;
+}
+
 std::optional<HeaderSection> parse_header_section(std::string_view message, std::string* error) {
 	auto fail = [&](const char* why) -> std::optional<HeaderSection> {
 		if (error) *error = why;
@@ -57,14 +71,12 @@ std::optional<HeaderSection> parse_header_section(std::string_view message, std:
 			pos = end;
 			continue;
 		}
-		size_t colon = line.find(':');
-		if (colon == std::string_view::npos) return fail("malformed message, header without colon");
-		std::string_view name = line.substr(0, colon);
-		while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-		if (name.empty()) return fail("empty header key");
-		for (unsigned char c : name) {
-			// RFC 5322 3.6.8: ftext is printable US-ASCII except colon.
-			if (c <= ' ' || c >= 0x7f) return fail("invalid header field name");
+		std::string_view name;
+		switch (classify_field_line(line, &name)) {
+		case FieldLine::field: break;
+		case FieldLine::no_colon: return fail("malformed message, header without colon");
+		case FieldLine::empty_name: return fail("empty header key");
+		case FieldLine::bad_name: return fail("invalid header field name");
 		}
 		if (section.fields.size() == max_header_fields) return fail("too many header fields");
 		HeaderField field;

@@ -43,6 +43,13 @@ inline constexpr size_t max_header_fields = 10000;
 // max_header_fields fields.
 std::optional<HeaderSection> parse_header_section(std::string_view message, std::string* error = nullptr);
 
+// What a line that is no continuation is to the header parser: a field
+// (its name in `name`: printable US-ASCII but the colon, RFC 5322 3.6.8,
+// white space before the colon allowed as the obsolete syntax has it, RFC
+// 5322 4.5.2), or why not.
+enum class FieldLine { field, no_colon, empty_name, bad_name };
+FieldLine classify_field_line(std::string_view line, std::string_view* name = nullptr);
+
 // Fields named `name` (case-insensitive), in message order.
 std::vector<const HeaderField*> find_fields(const HeaderSection&, std::string_view name);
 

@@ -153,15 +153,19 @@ std::string normalize_message(std::string_view input, bool ignore_dots) {
 
 namespace {
 
-// RFC 5322 2.2 field name: printable US-ASCII but ':', then ':'.
-bool is_field_line(std::string_view line) {
-	size_t colon = line.find(':');
-	if (colon == std::string_view::npos || colon == 0) return false;
-	for (size_t i = 0; i < colon; ++i) {
-		unsigned char c = static_cast<unsigned char>(line[i]);
-		if (c < 33 || c > 126) return false;
+bool is_field_line(std::string_view line) { return classify_field_line(line) == FieldLine::field; }
+
+// The lines of `text` from `pos`, each without its CRLF, until an empty
+// line or the end; `visit` returns false to stop.
+template <class Visit>
+void for_each_line_until_empty(std::string_view text, size_t pos, Visit&& visit) {
+	while (pos < text.size()) {
+		size_t eol = text.find("\r\n", pos);
+		std::string_view line = text.substr(pos, (eol == std::string_view::npos ? text.size() : eol) - pos);
+		if (line.empty() || !visit(line, pos)) return;
+		if (eol == std::string_view::npos) return;
+		pos = eol + 2;
 	}
-	return true;
 }
 
 }  // namespace
@@ -173,19 +177,24 @@ std::string ensure_header_section(std::string message) {
 	// a field's continuation (RFC 5322 2.2.3); the empty line goes there
 	// when it is missing, so the rest is the body, as Postfix's sendmail
 	// takes it. A first line that is no field makes it all body.
-	size_t pos = 0;
-	while (pos < message.size()) {
-		size_t eol = message.find("\r\n", pos);
-		std::string_view line(message.data() + pos, (eol == std::string::npos ? message.size() : eol) - pos);
-		if (line.empty()) break;
+	size_t body_at = std::string::npos;
+	for_each_line_until_empty(message, 0, [&](std::string_view line, size_t pos) {
 		bool continuation = pos > 0 && (line.front() == ' ' || line.front() == '\t');
-		if (!continuation && !is_field_line(line)) {
-			message.insert(pos, "\r\n");
-			break;
-		}
-		if (eol == std::string::npos) break;
-		pos = eol + 2;
-	}
+		if (!continuation && !is_field_line(line)) body_at = pos;
+		return body_at == std::string::npos;
+	});
+	if (body_at == std::string::npos) return message;
+	// After fields, a field below that line means a broken header (a fold
+	// without its indent), not a body: left as it is, the message is
+	// refused, rather than send fields such as Bcc as text every recipient
+	// reads. Text without any field before it is all body, whatever it says.
+	bool field_follows = false;
+	if (body_at > 0)
+		for_each_line_until_empty(message, body_at, [&](std::string_view line, size_t) {
+			field_follows = field_follows || is_field_line(line);
+			return !field_follows;
+		});
+	if (!field_follows) message.insert(body_at, "\r\n");
 	return message;
 }
 
@@ -286,21 +295,30 @@ HeaderRecipients take_header_recipients(const std::string& message, bool collect
 		r.error = "parsing message header: " + error;
 		return r;
 	}
-	// RFC 5322 3.6.6: a message sent on again names its new recipients in
-	// Resent-To, Resent-Cc and Resent-Bcc; when it has any, those are the
-	// recipients, not the original's To, Cc and Bcc (as Postfix takes them).
+	// RFC 5322 3.6.6: each time a message is sent on, a block of Resent-
+	// fields goes on top; the newest block's Resent-To, Resent-Cc and
+	// Resent-Bcc name the recipients now. When it names any, those are the
+	// recipients, not an older block's nor the original To, Cc and Bcc (as
+	// Postfix takes them).
+	const auto& fields = section->fields;
 	auto resent_recipient_field = [](const std::string& name) {
 		return name == "resent-to" || name == "resent-cc" || name == "resent-bcc";
 	};
+	size_t block_begin = 0;
+	while (block_begin < fields.size() && !fields[block_begin].lower_name.starts_with("resent-")) ++block_begin;
+	size_t block_end = block_begin;
 	bool resent = false;
-	for (const auto& f : section->fields) resent = resent || resent_recipient_field(f.lower_name);
+	for (; block_end < fields.size() && fields[block_end].lower_name.starts_with("resent-"); ++block_end)
+		resent = resent || resent_recipient_field(fields[block_end].lower_name);
 	// Header fields end before the body; a message without the empty line
 	// is all header (RFC 5322 2.1).
 	std::string kept;
-	for (const auto& f : section->fields) {
+	for (size_t i = 0; i < fields.size(); ++i) {
+		const HeaderField& f = fields[i];
 		bool bcc = f.lower_name == "bcc" || f.lower_name == "resent-bcc";
-		bool names_recipients = resent ? resent_recipient_field(f.lower_name)
-					       : f.lower_name == "to" || f.lower_name == "cc" || f.lower_name == "bcc";
+		bool names_recipients = resent
+		    ? i >= block_begin && i < block_end && resent_recipient_field(f.lower_name)
+		    : f.lower_name == "to" || f.lower_name == "cc" || f.lower_name == "bcc";
 		if (collect && names_recipients) {
 			auto list = parse_address_list(f.unfolded_value(), &error);
 			if (!list) {

@@ -649,6 +649,15 @@ TEST_CASE("decide submission: through sendmail, a From of the host's own users p
 	CHECK(check_submission_header(*cfg, header("From: postmaster@mail.example.org\r\n\r\n"), local).error);
 	CHECK(check_submission_header(*cfg, header("From: bob@example.org\r\n\r\n"), local).error);
 	CHECK(check_submission_header(*cfg, header("From: root@elsewhere.example\r\n\r\n"), local).error);
+	// A host name that is a hosted domain has only hosted addresses.
+	CHECK(check_submission_header(*cfg, header("From: ceo@example.org\r\n\r\n"), local).error);
+	auto hosted = test_config();
+	auto own_host = std::make_shared<config::Config>(*hosted);
+	own_host->hostname = "example.org";
+	local.hostname = "example.org";
+	SubmissionHeaderChecks c = check_submission_header(*own_host, header("From: ceo@example.org\r\n\r\n"), local);
+	REQUIRE(c.error);
+	CHECK(c.error->text == "must match authenticated user");
 }
 
 TEST_CASE("decide submission: daily limits come from the account, else the defaults") {

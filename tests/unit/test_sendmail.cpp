@@ -122,6 +122,15 @@ TEST_CASE("sendmail message: header section is ensured") {
 	CHECK(ensure_header_section("Subject: a\r\n folded\r\nTo: x@y.example\r\nthe body: with space\r\n") ==
 	      "Subject: a\r\n folded\r\nTo: x@y.example\r\n\r\nthe body: with space\r\n");
 	CHECK(ensure_header_section("Subject: only header\r\n") == "Subject: only header\r\n");
+	// White space before the colon is still a field (RFC 5322 4.5.2).
+	CHECK(ensure_header_section("To: a@x.example\r\nSubject : hi\r\nBcc: s@y.example\r\n\r\nbody\r\n") ==
+	      "To: a@x.example\r\nSubject : hi\r\nBcc: s@y.example\r\n\r\nbody\r\n");
+	// A fold without its indent, fields after it: a broken header, left to
+	// be refused, never sent with its Bcc as text.
+	const std::string broken = "To: a@x.example,\r\nb@x.example\r\nBcc: s@y.example\r\n\r\nbody\r\n";
+	CHECK(ensure_header_section(broken) == broken);
+	// Without any field before it, text is body whatever it says.
+	CHECK(ensure_header_section("Disk report\r\nStatus: ok\r\n") == "\r\nDisk report\r\nStatus: ok\r\n");
 	CHECK(ensure_header_section("Subject: no newline") == "Subject: no newline");
 }
 
@@ -151,6 +160,12 @@ TEST_CASE("sendmail -t: a resent message goes to its Resent- recipients; Resent-
 	CHECK(h.message ==
 	      "To: a@example.com\r\nResent-From: root\r\nResent-To: resent@example.com\r\n"
 	      "Resent-Cc: copy@example.com\r\nSubject: h2\r\n\r\nb\r\n");
+	// Sent on twice: the newest block (on top) names the recipients.
+	HeaderRecipients twice = take_header_recipients(
+	    "Resent-To: newest@example.com\r\nResent-From: me\r\nReceived: by x\r\nResent-To: older@example.com\r\n"
+	    "Resent-Bcc: olderhidden@example.com\r\nTo: a@example.com\r\n\r\nb\r\n");
+	CHECK(twice.recipients == std::vector<std::string>{"newest@example.com"});
+	CHECK(twice.message.find("olderhidden") == std::string::npos);
 	// Without -t the hidden ones go too; no address is parsed.
 	CHECK(take_header_recipients(msg, false).message == h.message);
 	// Resent- address fields are qualified like the originals.
