@@ -658,15 +658,11 @@ void Loader::check_port_conflicts(const Config& cfg) const {
 		std::string path;
 	};
 	std::vector<Use> uses;
-	auto is_wildcard = [](const IpAddr& ip) {
-		for (size_t i = 0; i < (ip.v6 ? 16u : 4u); i++)
-			if (ip.bytes[i] != 0) return false;
-		return true;
-	};
 	auto claim = [&](const std::string& text, int port, const std::string& path) {
 		IpAddr ip = *IpAddr::parse(text);
 		for (const Use& u : uses)
-			if (u.port == port && u.ip.v6 == ip.v6 && (u.ip == ip || is_wildcard(u.ip) || is_wildcard(ip)))
+			if (u.port == port && u.ip.v6 == ip.v6 &&
+			    (u.ip == ip || u.ip.unspecified() || ip.unspecified()))
 				fail(path,
 				     "port " + std::to_string(port) + " on " + text + " is also used by " + u.path);
 		uses.push_back({ip, port, path});

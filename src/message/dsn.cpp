@@ -6,6 +6,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstdio>
@@ -115,8 +116,8 @@ void write_field(std::string& out, std::string_view name, std::string_view value
 		if (end == std::string_view::npos) end = value.size();
 		std::string_view word = value.substr(start, end - start);
 		while (word.size() > longest_word) {
-			size_t cut = longest_word;
-			while (cut > 1 && (static_cast<unsigned char>(word[cut]) & 0xc0) == 0x80) --cut;
+			// Never an empty piece: a word of continuation bytes is cut anyway.
+			size_t cut = std::max<size_t>(1, utf8_char_start(word, longest_word));
 			builder.add(word.substr(0, cut));
 			word.remove_prefix(cut);
 		}

@@ -90,14 +90,14 @@ void mark_attempt(store::QueueRecord& rec, int64_t now, const Policy& p) {
 void remove_record(store::Env& env, const config::Config& cfg, const store::QueueRecord& rec, RecipientState state) {
 	if (!rec.message_file.empty()) mark_recipient(queue_dir(cfg.data_dir), rec.message_file, state);
 	env.queue_remove(rec.id);
-	if (!rec.message_file.empty()) ::unlink((queue_dir(cfg.data_dir) + "/" + rec.message_file).c_str());
+	if (!rec.message_file.empty()) ::unlink(queue_file_path(cfg.data_dir, rec.message_file).c_str());
 }
 
 // The original header section for the DSN's third part: prefix + the
 // file's bytes up to the empty line (at most 256 KiB).
 std::string original_headers(const config::Config& cfg, const store::QueueRecord& rec) {
 	std::string text = rec.prefix;
-	UniqueFd fd(::open((queue_dir(cfg.data_dir) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
+	UniqueFd fd(::open(queue_file_path(cfg.data_dir, rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
 	if (fd && ::lseek(fd.get(), rec.data_offset, SEEK_SET) == rec.data_offset) {
 		char buf[8192];
 		while (text.size() < 256 * 1024) {
@@ -122,7 +122,7 @@ constexpr int64_t max_returned_message = 100 * 1024;
 std::string original_message(const config::Config& cfg, const store::QueueRecord& rec) {
 	if (rec.size > max_returned_message) return "";
 	std::string text = rec.prefix;
-	UniqueFd fd(::open((queue_dir(cfg.data_dir) + "/" + rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
+	UniqueFd fd(::open(queue_file_path(cfg.data_dir, rec.message_file).c_str(), O_RDONLY | O_CLOEXEC));
 	if (!fd) return "";
 	char buf[8192];
 	int64_t offset = rec.data_offset;
@@ -954,7 +954,7 @@ void copy_locally(store::Env& env, const config::Config& cfg, store::QueueRecord
 	// RFC 5321 4.4: the final delivery adds Return-Path.
 	copies[0].prefix = message::build_return_path(rec.from) + rec.prefix;
 	try {
-		store::deliver_maildir_unsynced(queue_dir(cfg.data_dir) + "/" + rec.message_file, copies, cfg.hostname,
+		store::deliver_maildir_unsynced(queue_file_path(cfg.data_dir, rec.message_file), copies, cfg.hostname,
 		                                dirs, static_cast<uint64_t>(rec.data_offset));
 		local.push_back(rec);
 	} catch (const std::exception& e) {
@@ -1116,7 +1116,7 @@ void Queue::deliver_lmtp(Delivery& d) {
 		// RFC 5321 4.4: the final delivery adds Return-Path, here the LMTP
 		// server (as Dovecot's does).
 		req.prefix = rec.prefix;
-		req.body_path = queue_dir(cfg.data_dir) + "/" + rec.message_file;
+		req.body_path = queue_file_path(cfg.data_dir, rec.message_file);
 		req.body_offset = static_cast<uint64_t>(rec.data_offset);
 		req.timeout_s = static_cast<double>(cfg.delivery.lmtp_timeout_s);
 		std::string server = req.target.text();
@@ -1504,7 +1504,7 @@ void Queue::connect_next_address(Delivery& d) {
 	o.timeouts = options_.timeouts;
 	o.log_id = d.id;
 	const store::QueueRecord& first = d.remote.front();
-	std::string path = queue_dir(d.config->data_dir) + "/" + first.message_file;
+	std::string path = queue_file_path(d.config->data_dir, first.message_file);
 	log::debug("queue: connecting",
 	           {{"host", o.server_name},
 	            {"ip", o.ip},

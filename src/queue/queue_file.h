@@ -37,6 +37,10 @@ namespace tern::queue {
 
 // data_dir/queue: the message files.
 inline std::string queue_dir(const std::string& data_dir) { return data_dir + "/queue"; }
+// One message file there, by its name (QueueRecord::message_file).
+inline std::string queue_file_path(const std::string& data_dir, const std::string& file) {
+	return queue_dir(data_dir) + "/" + file;
+}
 
 enum class RecipientState : char { pending = 'P', delivered = 'D', failed = 'F', dropped = 'X' };
 

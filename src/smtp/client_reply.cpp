@@ -38,9 +38,7 @@ std::string Reply::text() const {
 		if (out.size() > max_text_bytes) break;
 	}
 	if (out.size() > max_text_bytes) {
-		size_t cut = max_text_bytes - 3;
-		while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xc0) == 0x80) --cut;
-		out.resize(cut);
+		out.resize(utf8_char_start(out, max_text_bytes - 3));
 		out += "...";
 	}
 	return out;

@@ -3,6 +3,8 @@
 // into a converted copy stay aligned with the original.
 #include "util/strings.h"
 
+#include <algorithm>
+
 #include "util/hex.h"
 
 namespace tern {
@@ -141,6 +143,12 @@ void append_utf8(std::string& out, char32_t cp) {
 		out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
 		out += static_cast<char>(0x80 | (cp & 0x3f));
 	}
+}
+
+size_t utf8_char_start(std::string_view s, size_t i) {
+	i = std::min(i, s.size());
+	while (i > 0 && i < s.size() && (static_cast<unsigned char>(s[i]) & 0xc0) == 0x80) --i;
+	return i;
 }
 
 bool valid_utf8(std::string_view s) {

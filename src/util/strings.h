@@ -56,6 +56,9 @@ struct Utf8Rune {
 Utf8Rune decode_utf8(std::string_view s);
 // Whether all of `s` is UTF-8 by decode_utf8's rules.
 bool valid_utf8(std::string_view s);
+// The largest position at or before `i` (at most s.size()) that starts a
+// character: not inside a UTF-8 sequence, so s[0, result) can be cut off.
+size_t utf8_char_start(std::string_view s, size_t i);
 // Appends code point `cp` (at most U+10FFFF, the caller checked) as UTF-8
 // (RFC 3629 3).
 void append_utf8(std::string& out, char32_t cp);

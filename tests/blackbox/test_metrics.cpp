@@ -4,6 +4,26 @@
 #include "helpers/tls_tools.h"
 #include "metrics_page.h"
 
+namespace {
+
+// A ternd whose submission port takes AUTH without TLS, /metrics on `port`.
+DaemonOptions plain_submission_with_metrics(int port) {
+	return {.submission = true,
+	        .config_patch = R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
+	                            "metrics": {"listen": "127.0.0.1:)" +
+	            std::to_string(port) + R"("}})"};
+}
+
+// Connected to the submission port, greeted, after EHLO.
+SmtpClient submission_after_ehlo(TernDaemon& d) {
+	SmtpClient c;
+	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
+	REQUIRE(c.greet_and_ehlo());
+	return c;
+}
+
+}  // namespace
+
 
 TEST_CASE("metrics: /metrics shows connections, command durations, deliveries and gauges") {
 	int port = free_tcp_port();
@@ -120,15 +140,9 @@ TEST_CASE("metrics: other paths 404, other methods 405, HEAD has no body") {
 
 TEST_CASE("metrics: AUTH results by mechanism") {
 	int port = free_tcp_port();
-	TernDaemon d({.submission = true,
-	              .config_patch = R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-	                                  "metrics": {"listen": "127.0.0.1:)" +
-	                  std::to_string(port) + R"("}})"});
+	TernDaemon d(plain_submission_with_metrics(port));
 	REQUIRE_RUNNING(d);
-	SmtpClient c;
-	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
-	REQUIRE(c.read_reply().code == 220);
-	REQUIRE(c.cmd("EHLO client.example").code == 250);
+	SmtpClient c = submission_after_ehlo(d);
 	// alice@test.example with a wrong password, twice; then an aborted exchange.
 	CHECK(c.cmd("AUTH PLAIN AGFsaWNlQHRlc3QuZXhhbXBsZQB3cm9uZw==").code == 535);
 	CHECK(c.cmd("AUTH PLAIN AGFsaWNlQHRlc3QuZXhhbXBsZQB3cm9uZw==").code == 535);
@@ -164,16 +178,10 @@ TEST_CASE("metrics: AUTH results by mechanism") {
 // model: counted as an error under its mechanism (and against its address).
 TEST_CASE("metrics: AUTH cut off by the client's hang-up counts as an error") {
 	int port = free_tcp_port();
-	TernDaemon d({.submission = true,
-	              .config_patch = R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-	                                  "metrics": {"listen": "127.0.0.1:)" +
-	                  std::to_string(port) + R"("}})"});
+	TernDaemon d(plain_submission_with_metrics(port));
 	REQUIRE_RUNNING(d);
 	{
-		SmtpClient c;
-		REQUIRE(c.connect("127.0.0.1", d.submission_port()));
-		REQUIRE(c.read_reply().code == 220);
-		REQUIRE(c.cmd("EHLO client.example").code == 250);
+		SmtpClient c = submission_after_ehlo(d);
 		CHECK(c.cmd("AUTH LOGIN").code == 334);
 		CHECK(c.cmd("YWxpY2VAdGVzdC5leGFtcGxl").code == 334);  // alice@test.example
 	}
@@ -190,18 +198,14 @@ TEST_CASE("metrics: AUTH cut off by the client's hang-up counts as an error") {
 
 TEST_CASE("metrics: submission refusals are counted by the check that refused them") {
 	int port = free_tcp_port();
-	TernDaemon d({.submission = true,
-	              .config_patch = R"({"listeners": {"test": {"submission": {"require_starttls": false}}},
-	                                  "metrics": {"listen": "127.0.0.1:)" +
-	                  std::to_string(port) + R"("}})",
-	              .start = false});
+	DaemonOptions options = plain_submission_with_metrics(port);
+	options.start = false;
+	TernDaemon d(options);
 	d.write_config();
 	std::string out;
 	REQUIRE_MESSAGE(set_password(d, "alice", "submission secret 42", &out), out);
 	REQUIRE_MESSAGE(d.start(), d.error());
-	SmtpClient c;
-	REQUIRE(c.connect("127.0.0.1", d.submission_port()));
-	REQUIRE(c.greet_and_ehlo());
+	SmtpClient c = submission_after_ehlo(d);
 	REQUIRE(c.cmd("AUTH PLAIN " + plain_response("alice@test.example", "submission secret 42")).code == 235);
 	// Another account's From, then a message that brings its own Return-Path.
 	Transaction t = send_mail(c, "alice@test.example", {"dave@sender.example"},

@@ -90,3 +90,14 @@ TEST_CASE("strings: to_crlf makes every bare LF and bare CR a CRLF, as the ports
 	CHECK(tern::to_crlf("") == "");
 	CHECK(tern::to_crlf("no line end") == "no line end");
 }
+
+TEST_CASE("strings: utf8_char_start steps back out of a UTF-8 sequence, never past the end") {
+	const std::string s = "a\xC3\xA4z";  // a, U+00E4 (two bytes), z
+	CHECK(tern::utf8_char_start(s, 0) == 0);
+	CHECK(tern::utf8_char_start(s, 1) == 1);
+	CHECK(tern::utf8_char_start(s, 2) == 1);  // inside the sequence
+	CHECK(tern::utf8_char_start(s, 3) == 3);
+	CHECK(tern::utf8_char_start(s, 4) == 4);
+	CHECK(tern::utf8_char_start(s, 99) == 4);
+	CHECK(tern::utf8_char_start("\x80\x80", 1) == 0);
+}
