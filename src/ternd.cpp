@@ -710,7 +710,7 @@ void Daemon::build_services(Sockets sockets, const std::string& recvid_key) {
 	// through ternd, as local users cannot open the database.
 	store::Env* store_env = env.get();
 	local_submit = std::make_unique<server::LocalSubmitListener>(
-	    *srv, std::move(sockets.local_submit), [store_env] { return queue::queue_list_text(*store_env); });
+	    *srv, std::move(sockets.local_submit), [store_env] { return queue::mailq_text(*store_env); });
 }
 
 bool Daemon::start() {

@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cerrno>
 #include <ctime>
 #include <fstream>
@@ -126,6 +128,57 @@ std::string queue_list_text(store::Env& env) {
 				   or_dash(one_line(r.last_error)) + "\n";
 		       });
 	return out;
+}
+
+void MailqListing::add(const store::QueueRecord& r) {
+	if (!in_message_ || r.message_file != message_file_ || r.from != from_) start_message(r);
+	// A recipient's reason once, above the run of recipients that share
+	// it; "reason unavailable" after one that had a reason.
+	std::string reason = one_line(r.last_error);
+	if (reason != reason_) {
+		reason_ = reason;
+		const std::string shown = reason.empty() ? "reason unavailable" : reason;
+		// Right-aligned at the 78th column, as sendmail's listing does.
+		if (shown.size() < 76) text_.append(76 - shown.size(), ' ');
+		text_ += "(" + shown + ")\n";
+	}
+	text_.append(41, ' ');
+	text_ += one_line(r.to) + "\n";
+}
+
+void MailqListing::start_message(const store::QueueRecord& r) {
+	if (messages_ == 0)
+		text_ = "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n";
+	else
+		text_ += "\n";
+	in_message_ = true;
+	message_file_ = r.message_file;
+	from_ = r.from;
+	reason_.clear();
+	++messages_;
+	bytes_ += static_cast<uint64_t>(std::max<int64_t>(r.size, 0));
+	char arrival[32] = "";
+	std::time_t t = static_cast<std::time_t>(r.queued);
+	std::tm tm{};
+	if (localtime_r(&t, &tm)) std::strftime(arrival, sizeof arrival, "%a %b %e %H:%M:%S", &tm);
+	char line[96];
+	std::snprintf(line, sizeof line, "%-11s %7lld %-20s ", std::to_string(r.id).c_str(),
+	              static_cast<long long>(r.size), arrival);
+	text_ += line;
+	text_ += r.from.empty() ? std::string("MAILER-DAEMON") : one_line(r.from);
+	text_ += "\n";
+}
+
+std::string MailqListing::finish() {
+	if (messages_ == 0) return "Mail queue is empty\n";
+	return text_ + "\n-- " + std::to_string(bytes_ / 1024) + " Kbytes in " + std::to_string(messages_) +
+	    (messages_ == 1 ? " Request.\n" : " Requests.\n");
+}
+
+std::string mailq_text(store::Env& env) {
+	MailqListing listing;
+	env.queue_scan([&] { listing = MailqListing(); }, [&](const store::QueueRecord& r) { listing.add(r); });
+	return listing.finish();
 }
 
 QueueCommandResult run_queue_command(store::Env& env, const config::Config& cfg, const std::vector<std::string>& args,

@@ -38,8 +38,32 @@ int run_queue_command(const config::Config& config, const std::vector<std::strin
                       std::ostream& err);
 
 // The `queue list` output: a header line, then one line per record, read
-// record by record (Env::queue_scan). Also what mailq (sendmail.tern -bp)
-// prints, through ternd.
+// record by record (Env::queue_scan).
 std::string queue_list_text(store::Env& env);
+
+// What mailq (sendmail.tern -bp) prints, through ternd: the layout of
+// sendmail's mailq, which Postfix's keeps and monitoring scripts parse
+// (doc/behaviour.md "sendmail.tern"). A message is the run of records, in
+// id order, that share its queue file and sender; it is listed under its
+// first record's id with its size, arrival time (local time) and sender
+// (MAILER-DAEMON for the null sender), then each recipient, after its last
+// error in parentheses when that differs from the one before. The summary
+// is "-- K Kbytes in N Requests." or "Mail queue is empty".
+class MailqListing {
+public:
+	void add(const store::QueueRecord& record);  // in id order
+	std::string finish();
+
+private:
+	void start_message(const store::QueueRecord& record);
+
+	std::string text_;
+	std::string message_file_, from_, reason_;
+	bool in_message_ = false;
+	uint64_t messages_ = 0, bytes_ = 0;
+};
+
+// MailqListing over the whole queue, read record by record.
+std::string mailq_text(store::Env& env);
 
 }  // namespace tern::queue

@@ -586,7 +586,7 @@ TEST_CASE("sendmail socket: bad requests get a status, a vanished client leaves 
 	CHECK(temp_files(d).empty());
 	ProgramResult list = run_program(sendmail_args(d, {"-bp"}));
 	CHECK(list.exit_code == 0);
-	CHECK(list.out == "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n");
+	CHECK(list.out == "Mail queue is empty\n");
 	// And the socket still serves.
 	ProgramResult ok = run_program(sendmail_args(d, {"alice@test.example"}), "Subject: s\n\nok\n");
 	CHECK_MESSAGE(ok.exit_code == 0, ok.both());
@@ -617,7 +617,7 @@ TEST_CASE("sendmail socket: bare CR and LF from a client other than sendmail.ter
 	}
 }
 
-TEST_CASE("sendmail: -bp and mailq list the queue as ternctl queue list does") {
+TEST_CASE("sendmail: -bp and mailq list the queue in sendmail's mailq layout") {
 	LocalUser user = nobody();
 	SKIP_UNLESS_ROOT(user);
 	SmtpSink sink;
@@ -636,8 +636,15 @@ TEST_CASE("sendmail: -bp and mailq list the queue as ternctl queue list does") {
 	ProgramResult listed = run_as(user, sendmail_args(d, {"-bp"}), "");
 	INFO(listed.both());
 	REQUIRE(listed.exit_code == 0);
-	CHECK(listed.out.starts_with("ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n"));
-	CHECK(listed.out.find(" <nobody@mx.test.example> <carol@remote.example> ") != std::string::npos);
+	// What monitoring scripts parse: the heading, a line per message that
+	// starts with its id, the recipient indented under it after the reason
+	// of its last attempt, and the summary.
+	CHECK(listed.out.starts_with("-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n"));
+	CHECK(listed.out.find("  nobody@mx.test.example\n") != std::string::npos);
+	CHECK(listed.out.find("451 4.3.0 try again later)\n" + std::string(41, ' ') + "carol@remote.example\n") !=
+	      std::string::npos);
+	CHECK(listed.out.ends_with(" Kbytes in 1 Request.\n"));
+	CHECK(listed.out.find("\n\n-- ") != std::string::npos);
 
 	std::string link_dir = make_temp_dir("tern-mailq-");
 	chmod(link_dir.c_str(), 0755);  // the unprivileged user runs mailq from here
@@ -648,10 +655,13 @@ TEST_CASE("sendmail: -bp and mailq list the queue as ternctl queue list does") {
 	CHECK(mailq.exit_code == 0);
 	CHECK(mailq.out == listed.out);
 
-	// The same text ternctl prints (it reads the database itself).
+	// Under the id ternctl knows the recipient's record by.
 	ProgramResult ternctl = run_ternctl({"-c", d.config_path(), "queue", "list"});
 	CHECK(ternctl.exit_code == 0);
-	CHECK(ternctl.out == listed.out);
+	std::string id = ternctl.out.substr(ternctl.out.find('\n') + 1);
+	id = id.substr(0, id.find(' '));
+	REQUIRE(!id.empty());
+	CHECK(listed.out.find("\n" + id + " ") != std::string::npos);
 }
 
 TEST_CASE("sendmail -bs: an application's SMTP dialogue on the pipe hands each message over") {
