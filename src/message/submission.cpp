@@ -251,17 +251,12 @@ private:
 
 }  // namespace
 
-FromResult parse_single_from(const HeaderSection& section) {
+namespace {
+
+// The one mailbox of a From field's value.
+FromResult parse_from_field(const HeaderField& field) {
 	FromResult r;
-	// RFC 5322 3.6: exactly one From field. The obsolete syntax allowing
-	// several leaves their meaning open, and DKIM signs the last instance
-	// while a reader may use the first, so refuse instead of picking.
-	std::vector<const HeaderField*> from_fields = find_fields(section, "From");
-	if (from_fields.size() != 1) {
-		r.error = "missing or duplicate from header: " + std::to_string(from_fields.size()) + " headers";
-		return r;
-	}
-	const std::string value = from_fields[0]->unfolded_value();  // the reader keeps a view of it
+	const std::string value = field.unfolded_value();  // the reader keeps a view of it
 	MailboxListReader reader(value);
 	std::optional<std::vector<MailboxListReader::Mailbox>> read = reader.read_all();
 	if (!read) {
@@ -295,6 +290,31 @@ FromResult parse_single_from(const HeaderSection& section) {
 	r.ok = true;
 	r.address = std::move(candidate);
 	return r;
+}
+
+}  // namespace
+
+FromResult parse_single_from(const HeaderSection& section) {
+	// RFC 5322 3.6: exactly one From field. The obsolete syntax allowing
+	// several leaves their meaning open, and DKIM signs the last instance
+	// while a reader may use the first, so refuse instead of picking.
+	std::vector<const HeaderField*> from_fields = find_fields(section, "From");
+	if (from_fields.size() != 1) {
+		FromResult r;
+		r.error = "missing or duplicate from header: " + std::to_string(from_fields.size()) + " headers";
+		return r;
+	}
+	return parse_from_field(*from_fields[0]);
+}
+
+FromResult parse_first_from(const HeaderSection& section) {
+	std::vector<const HeaderField*> from_fields = find_fields(section, "From");
+	if (from_fields.empty()) {
+		FromResult r;
+		r.error = "missing from header";
+		return r;
+	}
+	return parse_from_field(*from_fields[0]);
 }
 
 FromResult parse_single_from(std::string_view message) {

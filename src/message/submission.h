@@ -42,6 +42,13 @@ FromResult parse_single_from(const HeaderSection&);
 // cannot be split gives "parsing message header: <reason>".
 FromResult parse_single_from(std::string_view message);
 
+// The address of the first From field, however many follow it: what
+// DMARC judges on port 25, as the model does (it reads the first field;
+// doc/behaviour.md §9). Refusing nothing there, a message with a second
+// From field of a domain without a policy must not escape the first one's
+// policy. Errors as above, "missing from header" for none.
+FromResult parse_first_from(const HeaderSection&);
+
 // The addresses of an address-list field value (RFC 5322 3.4), unfolded:
 // To, Cc and Bcc for sendmail -t. Groups ("name: a@b, c@d;", also the
 // empty "undisclosed-recipients:;") give their members. A bare word

@@ -129,14 +129,14 @@ void Connection::feed_data() {
 // inside it): its From domain's DMARC lookup starts now. The section is
 // parsed once, here; the analysis takes its fields when no milter changed
 // the file, and uses the answer when its From names the same domain.
-// Anything else here (no From, several) starts nothing.
+// Anything else here (no From, a From of several addresses) starts nothing.
 void Connection::start_early_dmarc() {
 	std::optional<std::string> header = data->header_scan->take();
 	data->header_scan.reset();
 	if (!header) return;  // over early_header_max_bytes: a worker reads it from the file
 	data->header = message::parse_header_section(*header);
 	if (!data->header) return;
-	message::FromResult from = message::parse_single_from(*data->header);
+	message::FromResult from = message::parse_first_from(*data->header);
 	if (from.ok) look_up_dmarc_early(from.address.domain.ascii);
 }
 

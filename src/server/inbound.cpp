@@ -61,7 +61,7 @@ void hash_dkim_bodies(const MessageFile& file, InboundAnalysis& an) {
 void take_header_facts(InboundAnalysis& an, message::HeaderSection section) {
 	an.header_ok = true;
 	an.received_headers = message::find_fields(section, "Received").size();
-	message::FromResult from = message::parse_single_from(section);
+	message::FromResult from = message::parse_first_from(section);
 	if (from.ok) {
 		an.from_domain = from.address.domain.ascii;
 		an.from_localpart = from.address.localpart;

@@ -49,7 +49,7 @@ inbound::SubjectPassFacts subject_pass_facts(Env* env, const config::Account& ac
 	}
 	auto section = message::parse_header_section(head);
 	if (!section) return facts;
-	message::FromResult from = message::parse_single_from(*section);
+	message::FromResult from = message::parse_first_from(*section);
 	if (!from.ok) return facts;
 	std::string sender = from.address.localpart + "@" + ascii_lower(from.address.domain.ascii);
 	std::string key;

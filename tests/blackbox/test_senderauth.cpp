@@ -304,6 +304,26 @@ TEST_CASE("senderauth: DMARC p=reject without alignment is refused 550 5.7.26; a
 	}
 }
 
+// Two From fields: DMARC judges the first, as the model does. A second
+// From of a domain without a policy (or one the sender signs for) lifted
+// the first one's p=reject: with no single From, DMARC was "none".
+TEST_CASE("senderauth: a second From field does not lift the first From's DMARC p=reject") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	d.dns().add("other.example", "A", "192.0.2.99");
+	d.dns().add("_dmarc.other.example", "TXT", "v=DMARC1; p=reject");
+	Transaction t = deliver(d, test_sender, "From: ceo@other.example\r\n" + message_from("x@sender.example"));
+	CHECK(t.reply.plain() == "550 5.7.26 rejecting per dmarc policy");
+	usleep(300000);
+	CHECK(maildir_files(d.maildir()).empty());
+	// The other order: the first From, sender.example (no DMARC record), is judged.
+	std::string second_from = message_from("x@sender.example");
+	second_from.insert(second_from.find("\r\n") + 2, "From: ceo@other.example\r\n");
+	std::string ar = delivered_auth_results(d, second_from);
+	CAPTURE(ar);
+	CHECK(ends_with(ar, "; spf=pass smtp.mailfrom=sender.example; dmarc=none header.from=sender.example"));
+}
+
 // A signature whose key cannot be looked up because its name cannot exist
 // (a selector label over 63 octets) has no key: permerror, so the DMARC
 // policy of the From domain still applies. Were it a temporary error, any

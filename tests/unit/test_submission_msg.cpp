@@ -169,3 +169,23 @@ TEST_CASE("submission: Message-Id and Date fields") {
 	CHECK(date_header(1136239445, -7 * 3600) == "Date: 2 Jan 2006 15:04:05 -0700\r\n");
 	CHECK(date_header(1136239445) == "Date: 2 Jan 2006 22:04:05 +0000\r\n");
 }
+
+TEST_CASE("first From: port 25's DMARC reads the first From field however many follow; none is an error") {
+	auto first = [](const std::string& header_lines) {
+		std::optional<HeaderSection> section = parse_header_section(header_lines + "\r\nbody\r\n");
+		REQUIRE(section);
+		return parse_first_from(*section);
+	};
+	FromResult two = first("From: ceo@victim.example\r\nFrom: me@mine.example\r\nSubject: x\r\n");
+	CHECK(two.ok);
+	CHECK(two.address.domain.ascii == "victim.example");
+	// The single-From rule of submission still refuses the same header.
+	check_from_error("From: ceo@victim.example\r\nFrom: me@mine.example\r\n",
+	                 "missing or duplicate from header: 2 headers");
+	FromResult none = first("Subject: x\r\n");
+	CHECK_FALSE(none.ok);
+	CHECK(none.error == "missing from header");
+	FromResult list = first("From: a@one.example, b@two.example\r\nFrom: c@three.example\r\n");
+	CHECK_FALSE(list.ok);
+	CHECK(list.error == "from header does not have exactly one address: 2 addresses");
+}
