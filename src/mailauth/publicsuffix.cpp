@@ -20,19 +20,33 @@ const psl_ctx_t* context() {
 
 }  // namespace
 
+// Only the list's ICANN section counts, as in the model: its private
+// section (github.io, blogspot.com: names a company hands out to its
+// customers) would make each customer an organization of its own, so that
+// DMARC's relaxed alignment no longer joins a company's own names, and a
+// signature by d=github.io would be refused as one by a top-level domain
+// (RFC 7489 3.2 leaves the list's choice to the receiver).
 bool is_public_suffix(const std::string& domain) {
 	const psl_ctx_t* ctx = context();
-	return ctx && psl_is_public_suffix(ctx, domain.c_str());
+	return ctx && !domain.empty() && psl_is_public_suffix2(ctx, domain.c_str(), PSL_TYPE_ICANN);
 }
 
 std::string organizational_domain(const std::string& domain) {
-	const psl_ctx_t* ctx = context();
-	if (!ctx || domain.empty()) return domain;
-	// NULL when the domain is a public suffix itself: no organizational
-	// domain below it, so the domain stands for itself (as the model's
+	if (!context() || domain.empty()) return domain;
+	// Its suffixes, longest first: the first that is a public suffix, with
+	// the label before it. A domain that is a public suffix itself has no
+	// organizational domain below it and stands for itself (as the model's
 	// publicsuffix.Lookup does).
-	const char* registrable = psl_registrable_domain(ctx, domain.c_str());
-	return registrable ? std::string(registrable) : domain;
+	size_t previous = std::string::npos;
+	size_t label = 0;
+	for (;;) {
+		if (is_public_suffix(domain.substr(label)))
+			return previous == std::string::npos ? domain : domain.substr(previous);
+		size_t dot = domain.find('.', label);
+		if (dot == std::string::npos) return domain;
+		previous = label;
+		label = dot + 1;
+	}
 }
 
 }  // namespace tern::mailauth

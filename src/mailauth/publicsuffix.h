@@ -7,8 +7,8 @@
 namespace tern::mailauth {
 
 // Whether `domain` (lower-case ASCII, no trailing dot) is itself a public
-// suffix, e.g. "com", "co.uk". An unlisted TLD counts as one (the list's
-// implicit "*" rule).
+// suffix of the list's ICANN section, e.g. "com", "co.uk", not "github.io".
+// An unlisted TLD counts as one (the list's implicit "*" rule).
 bool is_public_suffix(const std::string& domain);
 
 // RFC 7489 3.2 organizational domain: the public suffix plus one label,

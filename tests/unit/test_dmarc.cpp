@@ -71,6 +71,16 @@ TEST_CASE("organizational domain from the public suffix list") {
 	CHECK(is_public_suffix("co.uk"));
 	CHECK(is_public_suffix("com"));
 	CHECK_FALSE(is_public_suffix("example.com"));
+	// Only the list's ICANN section counts, as in the model: names of its
+	// private section (a hosting company's customers) are not suffixes.
+	CHECK_FALSE(is_public_suffix("github.io"));
+	CHECK(organizational_domain("foo.github.io") == "github.io");
+	CHECK(organizational_domain("a.b.blogspot.com") == "blogspot.com");
+	// Wildcard and exception rules of the ICANN section still apply.
+	CHECK(is_public_suffix("anything.ck"));
+	CHECK(organizational_domain("a.www.ck") == "www.ck");
+	CHECK(organizational_domain("mail.example.anything.ck") == "example.anything.ck");
+	CHECK(organizational_domain("a.b.example.unlistedtld") == "example.unlistedtld");
 }
 
 TEST_CASE("dmarc record: all tags") {
