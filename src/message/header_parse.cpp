@@ -40,21 +40,35 @@ FieldLine classify_field_line(std::string_view line, std::string_view* name_out)
 	std::string_view name = line.substr(0, colon);
 	while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
 	if (name.empty()) return FieldLine::empty_name;
-	for (unsigned char c : name) {
-		// RFC 5322 3.6.8: ftext is printable US-ASCII except colon.
-		if (c <= ' ' || c >= 0x7f) return FieldLine::bad_name;
-	}
+	if (!is_field_name(name)) return FieldLine::bad_name;
 	if (name_out) *name_out = name;
 	return FieldLine::field;
 }
 
-std::optional<HeaderSection> parse_header_section(std::string_view message, std::string* error) {
+bool is_field_name(std::string_view name) {
+	if (name.empty()) return false;
+	for (unsigned char c : name) {
+		// RFC 5322 3.6.8: ftext is printable US-ASCII except colon.
+		if (c <= ' ' || c >= 0x7f || c == ':') return false;
+	}
+	return true;
+}
+
+namespace {
+
+// The header parser; `lenient` ends the section at a line that is no
+// field (see parse_header_section_leniently) where the strict one fails.
+std::optional<HeaderSection> read_header_section(std::string_view message, bool lenient, std::string* error) {
+	HeaderSection section;
+	size_t pos = 0;
 	auto fail = [&](const char* why) -> std::optional<HeaderSection> {
+		if (lenient) {
+			section.body_offset = pos;
+			return section;
+		}
 		if (error) *error = why;
 		return std::nullopt;
 	};
-	HeaderSection section;
-	size_t pos = 0;
 	while (pos < message.size()) {
 		size_t nl = message.find('\n', pos);
 		size_t end = nl == std::string_view::npos ? message.size() : nl + 1;
@@ -89,6 +103,16 @@ std::optional<HeaderSection> parse_header_section(std::string_view message, std:
 	// Header only, no empty line: the body is empty.
 	section.body_offset = message.size();
 	return section;
+}
+
+}  // namespace
+
+std::optional<HeaderSection> parse_header_section(std::string_view message, std::string* error) {
+	return read_header_section(message, false, error);
+}
+
+HeaderSection parse_header_section_leniently(std::string_view message) {
+	return *read_header_section(message, true, nullptr);
 }
 
 std::vector<const HeaderField*> find_fields(const HeaderSection& section, std::string_view name) {

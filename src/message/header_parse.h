@@ -43,11 +43,22 @@ inline constexpr size_t max_header_fields = 10000;
 // max_header_fields fields.
 std::optional<HeaderSection> parse_header_section(std::string_view message, std::string* error = nullptr);
 
+// The header section as a mail reader, and a milter, takes it from a
+// message received as it came: the fields up to the first line that is
+// neither a field nor a continuation of one (or up to max_header_fields);
+// that line and the rest are the body, with has_separator false. Never
+// fails; a message that starts with such a line has no fields.
+HeaderSection parse_header_section_leniently(std::string_view message);
+
 // What a line that is no continuation is to the header parser: a field
 // (its name in `name`: printable US-ASCII but the colon, RFC 5322 3.6.8,
 // white space before the colon allowed as the obsolete syntax has it, RFC
 // 5322 4.5.2), or why not.
 enum class FieldLine { field, no_colon, empty_name, bad_name };
+
+// Whether `name` is a field name (RFC 5322 3.6.8: printable US-ASCII but
+// the colon, at least one).
+bool is_field_name(std::string_view name);
 FieldLine classify_field_line(std::string_view line, std::string_view* name = nullptr);
 
 // Fields named `name` (case-insensitive), in message order.

@@ -1,6 +1,8 @@
 // The milter protocol, version 6 (see protocol.h for the wire format).
 #include "milter/protocol.h"
 
+#include "message/header_parse.h"
+
 #include <algorithm>
 
 namespace tern::milter {
@@ -372,6 +374,9 @@ Step Conversation::modification(const Packet& p) {
 		if (indexed && p.data.size() < 4) return fail("malformed header change");
 		auto strings = split_strings(std::string_view(p.data).substr(indexed ? 4 : 0));
 		if (!strings || strings->size() != 2 || (*strings)[0].empty()) return fail("malformed header change");
+		// A name with a colon or white space in it would write another
+		// field than the one named (RFC 5322 3.6.8).
+		if (!message::is_field_name((*strings)[0])) return fail("header change with an invalid field name");
 		m.kind = p.code == reply::add_header ? Modification::Kind::add_header
 		    : p.code == reply::insert_header ? Modification::Kind::insert_header
 						     : Modification::Kind::change_header;

@@ -13,7 +13,19 @@ std::string field_text(const std::string& name, const std::string& value) {
 	// (unless it starts with whitespace of its own), and folds it with LF
 	// only: each line end becomes CRLF (RFC 5322 2.1).
 	bool leading_space = !value.empty() && (value[0] == ' ' || value[0] == '\t');
-	return name + ":" + (leading_space ? "" : " ") + to_crlf(value) + "\r\n";
+	std::string crlf = to_crlf(value);
+	while (crlf.ends_with("\r\n")) crlf.resize(crlf.size() - 2);
+	// Every line break must be a fold (RFC 5322 2.2.3): one without white
+	// space after it would end the field, and a value taken from the
+	// message (a subject) could then add fields or end the header section.
+	// Such a break gets a tab after it.
+	std::string folded;
+	folded.reserve(crlf.size());
+	for (size_t i = 0; i < crlf.size(); ++i) {
+		folded += crlf[i];
+		if (crlf[i] == '\n' && i + 1 < crlf.size() && crlf[i + 1] != ' ' && crlf[i + 1] != '\t') folded += '\t';
+	}
+	return name + ":" + (leading_space ? "" : " ") + folded + "\r\n";
 }
 
 struct Field {
@@ -25,10 +37,12 @@ struct Field {
 
 MessageParts split_message(std::string_view message) {
 	MessageParts parts;
-	auto section = message::parse_header_section(message);
-	if (!section) return parts;  // unparsable: no fields, everything is body
-	parts.body_offset = section->body_offset;
-	for (const auto& f : section->fields) {
+	// The fields up to a line that is none are the header, the rest the
+	// body, as Postfix's cleanup gives them to its milters: one bad line
+	// must not hide every field from a filter.
+	message::HeaderSection section = message::parse_header_section_leniently(message);
+	parts.body_offset = section.body_offset;
+	for (const auto& f : section.fields) {
 		std::string_view v = f.value();
 		while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.remove_suffix(1);
 		while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
@@ -50,14 +64,13 @@ bool changes_message(const std::vector<Modification>& mods) {
 
 std::string apply_modifications(std::string_view message, const std::vector<Modification>& mods) {
 	std::vector<Field> fields;
-	size_t body_offset = 0;
-	bool separator = false;
-	if (auto section = message::parse_header_section(message)) {
-		for (const auto& f : section->fields) fields.push_back({f.name, f.raw});
-		body_offset = section->body_offset;
-		separator = section->has_separator;
-	}
-	std::string body(message.substr(body_offset));
+	message::HeaderSection section = message::parse_header_section_leniently(message);
+	for (const auto& f : section.fields) fields.push_back({f.name, f.raw});
+	// A message that starts with a line that is no field has no header
+	// section: all of it is body, stored after an empty line as the ports
+	// store such data (doc/behaviour.md §9), also when a milter adds fields.
+	bool separator = section.has_separator || (section.fields.empty() && section.body_offset < message.size());
+	std::string body(message.substr(section.body_offset));
 	for (const auto& m : mods) {
 		using K = Modification::Kind;
 		switch (m.kind) {
@@ -93,8 +106,11 @@ std::string apply_modifications(std::string_view message, const std::vector<Modi
 	std::string out;
 	out.reserve(message.size() + 256);
 	for (const auto& f : fields) out += f.raw;
-	// The empty line between header and body (RFC 5322 2.1).
-	if (separator || !body.empty()) out += "\r\n";
+	// The empty line between header and body (RFC 5322 2.1), where the
+	// message had one, had no header or the body is new. A header that
+	// ended at a line that is no field goes on with that line as it came:
+	// an empty line put before it would make the fields after it body.
+	if (separator) out += "\r\n";
 	out += body;
 	return out;
 }

@@ -214,18 +214,29 @@ TEST_CASE("milter conversation: skip stops the body") {
 	CHECK(codes(c.take_output()) == "E");
 }
 
+namespace {
+
+// A conversation with `actions` negotiated, waiting for the milter's
+// answer to the end of a message (its MAIL accepted).
+m::Conversation at_end_of_message(uint32_t actions) {
+	m::Conversation c = negotiated(0, actions);
+	c.queue_mail({"<a@example.org>"}, {});
+	c.take_output();
+	c.on_bytes(pkt('c'));
+	c.queue_end_of_message({});
+	c.take_output();
+	return c;
+}
+
+}  // namespace
+
 TEST_CASE("milter conversation: garbage and unasked replies fail") {
 	SUBCASE("unexpected packet while nothing is awaited") {
 		m::Conversation c = negotiated(0);
 		CHECK(c.on_bytes(pkt('c')).outcome == Outcome::failed);
 	}
 	SUBCASE("a milter that negotiates fewer actions may not use the others") {
-		m::Conversation c = negotiated(0, m::action::add_headers);
-		c.queue_mail({"<a@example.org>"}, {});
-		c.take_output();
-		c.on_bytes(pkt('c'));
-		c.queue_end_of_message({});
-		c.take_output();
+		m::Conversation c = at_end_of_message(m::action::add_headers);
 		CHECK(c.on_bytes(pkt('b', "new body")).outcome == Outcome::failed);
 		CHECK(c.take_output().empty());
 	}
@@ -314,4 +325,44 @@ TEST_CASE("milter replies: a milter's own reply code becomes code, enhanced code
 	r = m::parse_custom_reply("550 4.7.1 odd", "7.1");
 	CHECK(r.secode == "7.1");
 	CHECK(r.text == "4.7.1 odd");
+}
+
+TEST_CASE("milter messages: a line that is no field ends the header, as Postfix's cleanup has it") {
+	using K = m::Modification::Kind;
+	const std::string msg = "From: a@example.org\r\nnocolon\r\nSubject: s\r\n\r\nbody\r\n";
+	// The milter sees the fields before the line, not an empty header.
+	m::MessageParts parts = m::split_message(msg);
+	REQUIRE(parts.headers.size() == 1);
+	CHECK(parts.headers[0].first == "From");
+	CHECK(msg.substr(parts.body_offset) == "nocolon\r\nSubject: s\r\n\r\nbody\r\n");
+	// An added field goes with them; the rest stays as it came (no empty
+	// line before it that would make the original fields body).
+	CHECK(m::apply_modifications(msg, {{K::add_header, "X-Spam", "no"}}) ==
+	      "From: a@example.org\r\nX-Spam: no\r\nnocolon\r\nSubject: s\r\n\r\nbody\r\n");
+	// A new body replaces what followed the header.
+	CHECK(m::apply_modifications(msg, {{K::replace_body, "", "new\n"}}) == "From: a@example.org\r\n\r\nnew\r\n");
+	// Data without a header section stays body, after an empty line.
+	CHECK(m::apply_modifications("just text\r\n", {{K::add_header, "X-Spam", "no"}}) ==
+	      "X-Spam: no\r\n\r\njust text\r\n");
+	CHECK(m::split_message("just text\r\n").headers.empty());
+}
+
+TEST_CASE("milter messages: a value's line breaks are folds, never new fields or an early body") {
+	using K = m::Modification::Kind;
+	const std::string msg = "From: a@example.org\r\n\r\nbody\r\n";
+	CHECK(m::apply_modifications(msg, {{K::add_header, "X-Inj", "val\r\nBcc: evil@x\r\n\r\nbodyinj"}}) ==
+	      "From: a@example.org\r\nX-Inj: val\r\n\tBcc: evil@x\r\n\t\r\n\tbodyinj\r\n\r\nbody\r\n");
+	CHECK(m::apply_modifications(msg, {{K::add_header, "X-Cr", "a\rb\n"}}) ==
+	      "From: a@example.org\r\nX-Cr: a\r\n\tb\r\n\r\nbody\r\n");
+	// Folds the milter wrote stay as they are.
+	CHECK(m::apply_modifications(msg, {{K::add_header, "X-Fold", "a\n\tb"}}) ==
+	      "From: a@example.org\r\nX-Fold: a\r\n\tb\r\n\r\nbody\r\n");
+}
+
+TEST_CASE("milter conversation: a header change with a name that is no field name fails") {
+	for (const std::string name : {"Bad: Name", "Bad Name", "Bad\r\nName"}) {
+		CAPTURE(name);
+		m::Conversation c = at_end_of_message(m::action::add_headers);
+		CHECK(c.on_bytes(pkt('h', name + std::string("\0v\0", 3))).outcome == Outcome::failed);
+	}
 }
