@@ -481,8 +481,8 @@ void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, st
 	// still there).
 	deliver_local_copies(srv, path, std::move(body), std::move(*copies), local_envelope(),
 	                     suspend([copy_rcpts = std::move(copy_rcpts), errors = std::move(errors),
-	                              an](Connection& c, std::vector<CopyOutcome> outcomes) mutable {
-				     for (const FailedCopy& f : failed_copies(c.srv, outcomes, copy_rcpts)) {
+	                              an](Connection& c, CopiesDelivered delivered) mutable {
+				     for (const FailedCopy& f : failed_copies(c.srv, delivered.outcomes, copy_rcpts)) {
 					     if (c.submission())
 						     core::stats().count_submission("localserveerror");
 					     else

@@ -4,6 +4,7 @@
 // verified on a worker; then DMARC, the analysis, DNS blocklists and the
 // first-time-sender delay (a timer), and finally the durable copies.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -386,27 +387,112 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 	// and for the history records.
 	deliver_local_copies(srv, path, std::move(body), std::move(*copies), local_envelope(),
 	                     suspend([an, copy_rcpts = std::move(copy_rcpts), errors = std::move(plan.errors)](
-					 Connection& c, std::vector<CopyOutcome> outcomes) mutable {
-				     c.inbound_copies_written(an, copy_rcpts, outcomes, std::move(errors));
+					 Connection& c, CopiesDelivered delivered) mutable {
+				     c.inbound_copies_written(an, copy_rcpts, delivered, std::move(errors));
 			     }),
 	                     std::move(on_renamed));
 	flush();
 }
 
 // The outcome of each copy of a port-25 message: the failures join the
-// errors.
+// errors, but for LMTP copies to retry from the queue (lmtp_copies_to_retry).
 void Connection::inbound_copies_written(std::shared_ptr<InboundAnalysis> an, const std::vector<std::string>& copy_rcpts,
-                                        const std::vector<CopyOutcome>& outcomes, std::vector<DeliverError> errors) {
-	for (const FailedCopy& f : failed_copies(srv, outcomes, copy_rcpts)) {
+                                        const CopiesDelivered& delivered, std::vector<DeliverError> errors) {
+	std::vector<size_t> to_retry = delivered.message ? lmtp_copies_to_retry(delivered.outcomes, copy_rcpts)
+							 : std::vector<size_t>{};
+	std::vector<OutboundRecipient> retries;
+	std::vector<DeliverError> if_not_queued;
+	for (const FailedCopy& f : failed_copies(srv, delivered.outcomes, copy_rcpts)) {
 		const auto& note = an->copy_notes.at(f.index);
 		if (note.rejects_copy) {
 			log::error("storing a Rejects copy failed",
-			           {{"account", note.account}, {"error", outcomes[f.index].storage_error}});
+			           {{"account", note.account}, {"error", delivered.outcomes[f.index].storage_error}});
+			continue;
+		}
+		const Recipient& r = tx.recipients.at(note.recipient);
+		if (srv.outbound() && !r.postmaster &&
+		    std::find(to_retry.begin(), to_retry.end(), f.index) != to_retry.end()) {
+			// The queue's RCPT TO is the address as the transaction wrote it.
+			retries.push_back({r.display, r.address.lookup_domain(),
+			                   delivered.outcomes[f.index].lmtp_prefix, r.notify, r.orcpt});
+			if_not_queued.push_back(f.error);
 			continue;
 		}
 		// The LMTP server's answer counts as "lmtp", a storage failure by its reason.
 		core::stats().count_delivery("delivererror", f.storage ? note.reason : "lmtp");
 		errors.push_back(f.error);
+	}
+	if (retries.empty()) {
+		await_history_records(an, std::move(errors));
+		return;
+	}
+	queue_lmtp_retries(an, std::move(retries), delivered.message, std::move(errors), std::move(if_not_queued));
+}
+
+// Queues the LMTP copies to retry (inbound_copies_written), from a copy of
+// the message made on a worker, before the client's 250: once it is
+// queued the copy is the queue's to deliver, with retries; a copy that
+// cannot be queued is that recipient's error, with a DSN, as before.
+void Connection::queue_lmtp_retries(std::shared_ptr<InboundAnalysis> an, std::vector<OutboundRecipient> retries,
+                                    std::shared_ptr<UniqueFd> message, std::vector<DeliverError> errors,
+                                    std::vector<DeliverError> if_not_queued) {
+	auto msg = std::make_shared<OutboundMessage>();
+	msg->from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
+	msg->has_8bit = tx.body_8bitmime;
+	msg->smtputf8 = tx.smtputf8;
+	msg->message_id = an->message_id;
+	msg->envid = tx.envid;
+	msg->recipients = std::move(retries);
+	// A data-* name: a daemon that dies before the queue took it over
+	// leaves it to the start-up sweep of tmp/.
+	static uint64_t retries_queued = 0;  // the loop's only: one name per message
+	msg->message_path = cfg->data_dir + "/tmp/data-lmtp-retry-" + std::to_string(cid) + "-" +
+	    std::to_string(++retries_queued);
+	auto error = std::make_shared<std::string>();
+	srv.workers().submit(
+	    [message, msg, error] {
+		    try {
+			    UniqueFd out(
+				::open(msg->message_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+			    if (!out) throw store::file_error("creating", msg->message_path, errno);
+			    struct stat st {};
+			    if (::fstat(message->get(), &st) != 0)
+				    throw store::file_error("stat", "the received message", errno);
+			    uint64_t size = static_cast<uint64_t>(st.st_size);
+			    if (store::copy_file_bytes(message->get(), "the received message", out.get(),
+			                               msg->message_path, 0, size) != size)
+				    throw std::runtime_error("the received message ended early");
+			    msg->message_size = static_cast<int64_t>(size);
+		    } catch (const std::exception& e) {
+			    *error = e.what();
+			    ::unlink(msg->message_path.c_str());
+		    }
+	    },
+	    suspend([an, msg, error, errors = std::move(errors),
+	             if_not_queued = std::move(if_not_queued)](Connection& c) mutable {
+		    if (!error->empty())
+			    return c.lmtp_retries_queued(an, std::move(errors), std::move(if_not_queued), *error);
+		    for (const OutboundRecipient& r : msg->recipients)
+			    log::event(log::Level::info, c.cid, "lmtp delivery queued for a retry", {{"rcpt", r.to}});
+		    c.srv.outbound()->enqueue(
+			std::move(*msg),
+			c.suspend([an, errors = std::move(errors), if_not_queued = std::move(if_not_queued)](
+				      Connection& c, const std::string& err) mutable {
+				c.lmtp_retries_queued(an, std::move(errors), std::move(if_not_queued), err);
+			}));
+	    }));
+	flush();
+}
+
+// The retries are queued (`error` empty) or are their recipients' errors.
+void Connection::lmtp_retries_queued(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors,
+                                     std::vector<DeliverError> if_not_queued, const std::string& error) {
+	if (!error.empty()) {
+		log::event(log::Level::error, cid, "queueing lmtp copies for a retry failed", {{"error", error}});
+		for (DeliverError& e : if_not_queued) {
+			core::stats().count_delivery("delivererror", "lmtp");
+			errors.push_back(std::move(e));
+		}
 	}
 	await_history_records(an, std::move(errors));
 }

@@ -1,5 +1,6 @@
 #include "server/local_delivery.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <map>
@@ -55,6 +56,22 @@ std::vector<FailedCopy> failed_copies(Server& srv, const std::vector<CopyOutcome
 	return failed;
 }
 
+std::vector<size_t> lmtp_copies_to_retry(const std::vector<CopyOutcome>& outcomes,
+                                         const std::vector<std::string>& copy_rcpts) {
+	// A copy with no recipient (a Rejects copy) counts for neither side.
+	auto a_recipients = [&](size_t i) { return i < copy_rcpts.size() && !copy_rcpts[i].empty(); };
+	bool one_landed = false;
+	for (size_t i = 0; i < outcomes.size(); ++i)
+		one_landed = one_landed || (a_recipients(i) && outcomes[i].delivered);
+	std::vector<size_t> retry;
+	if (!one_landed) return retry;
+	for (size_t i = 0; i < outcomes.size(); ++i) {
+		const CopyOutcome& o = outcomes[i];
+		if (a_recipients(i) && o.lmtp && !o.delivered && !o.permanent) retry.push_back(i);
+	}
+	return retry;
+}
+
 namespace {
 
 CopyOutcome outcome_of(const smtp::LmtpRecipientResult& r) {
@@ -83,21 +100,53 @@ core::MaildirWriter::Renamed by_copy_index(CopiesRenamed renamed, std::vector<si
 	};
 }
 
+// The outcomes of a message's copies as they come in; `done` once all are.
+struct CopiesJoin {
+	CopiesDelivered result;
+	size_t outstanding = 0;
+	std::function<void(CopiesDelivered)> done;
+	void finish_one() {
+		if (--outstanding == 0) done(std::move(result));
+	}
+};
+
+// One LMTP transaction for the copies at `indexes`, all for one server.
+void start_lmtp_copies(Server& srv, const std::shared_ptr<CopiesJoin>& join, const std::vector<LocalCopy>& copies,
+                       const std::vector<size_t>& indexes, const std::string& body_path,
+                       const LocalEnvelope& envelope) {
+	net::LmtpRequest req;
+	req.target = copies[indexes[0]].lmtp;
+	req.transaction.lhlo_name = envelope.hostname;
+	req.transaction.mail_from = envelope.mail_from;
+	req.transaction.smtputf8 = envelope.smtputf8;
+	req.transaction.body_8bit = envelope.body_8bit;
+	for (size_t i : indexes) req.transaction.recipients.push_back(copies[i].lmtp_rcpt);
+	req.prefix = indexes.size() == 1 ? copies[indexes[0]].lmtp_prefix : copies[indexes[0]].shared_prefix;
+	req.body_path = body_path;
+	req.timeout_s = envelope.lmtp_timeout_s;
+	req.log_id = envelope.log_id;
+	std::vector<std::string> prefixes;
+	for (size_t i : indexes) prefixes.push_back(copies[i].lmtp_prefix);
+	net::lmtp_deliver(
+	    srv.loop(), srv.workers(), std::move(req),
+	    [join, indexes, prefixes = std::move(prefixes)](std::vector<smtp::LmtpRecipientResult> results) {
+		    for (size_t k = 0; k < indexes.size() && k < results.size(); ++k) {
+			    CopyOutcome& o = join->result.outcomes[indexes[k]];
+			    o = outcome_of(results[k]);
+			    o.lmtp = true;
+			    o.lmtp_prefix = prefixes[k];
+		    }
+		    join->finish_one();
+	    });
+}
+
 }  // namespace
 
 void deliver_local_copies(Server& srv, const std::string& body_path, core::SpoolFile body,
                           std::vector<LocalCopy> copies, const LocalEnvelope& envelope,
-                          std::function<void(std::vector<CopyOutcome>)> done, CopiesRenamed renamed) {
-	struct Join {
-		std::vector<CopyOutcome> outcomes;
-		size_t outstanding = 0;
-		std::function<void(std::vector<CopyOutcome>)> done;
-		void finish_one() {
-			if (--outstanding == 0) done(std::move(outcomes));
-		}
-	};
-	auto join = std::make_shared<Join>();
-	join->outcomes.resize(copies.size());
+                          std::function<void(CopiesDelivered)> done, CopiesRenamed renamed) {
+	auto join = std::make_shared<CopiesJoin>();
+	join->result.outcomes.resize(copies.size());
 	join->done = std::move(done);
 
 	// One LMTP transaction per server, its recipients in copy order.
@@ -122,28 +171,17 @@ void deliver_local_copies(Server& srv, const std::string& body_path, core::Spool
 	}
 	// The LMTP clients open the file first: the Maildir writer may remove
 	// it before they have read it. They read it to its end, later, so it
-	// must not be emptied for reuse: the writer gets it by path only.
-	if (!by_server.empty()) body.fd.reset();
-	for (auto& [server, indexes] : by_server) {
-		net::LmtpRequest req;
-		req.target = copies[indexes[0]].lmtp;
-		req.transaction.lhlo_name = envelope.hostname;
-		req.transaction.mail_from = envelope.mail_from;
-		req.transaction.smtputf8 = envelope.smtputf8;
-		req.transaction.body_8bit = envelope.body_8bit;
-		for (size_t i : indexes) req.transaction.recipients.push_back(copies[i].lmtp_rcpt);
-		req.prefix = indexes.size() == 1 ? copies[indexes[0]].lmtp_prefix : copies[indexes[0]].shared_prefix;
-		req.body_path = body_path;
-		req.timeout_s = envelope.lmtp_timeout_s;
-		req.log_id = envelope.log_id;
-		// An init-capture: clang 14 (make fuzz) cannot capture a structured binding.
-		net::lmtp_deliver(srv.loop(), srv.workers(), std::move(req),
-		                  [join, indexes = indexes](std::vector<smtp::LmtpRecipientResult> results) {
-					  for (size_t k = 0; k < indexes.size() && k < results.size(); ++k)
-						  join->outcomes[indexes[k]] = outcome_of(results[k]);
-					  join->finish_one();
-				  });
+	// must not be emptied for reuse: the writer gets it by path only. The
+	// caller keeps a descriptor too, for copies to retry from the queue.
+	if (!by_server.empty()) {
+		// Opened for reading (the spool's own descriptor writes only); the
+		// file is not reused, so its open needs no care.
+		int kept = ::open(body_path.c_str(), O_RDONLY | O_CLOEXEC);
+		if (kept >= 0) join->result.message = std::make_shared<UniqueFd>(kept);
+		body.fd.reset();
 	}
+	for (const auto& [server, indexes] : by_server)
+		start_lmtp_copies(srv, join, copies, indexes, body_path, envelope);
 	if (maildir_copies.empty()) {
 		remove_file_on_worker(srv.workers(), body_path, envelope.log_id);  // the clients hold it open
 		return;
@@ -152,7 +190,7 @@ void deliver_local_copies(Server& srv, const std::string& body_path, core::Spool
 	    body_path, std::move(body), std::move(maildir_copies), envelope.hostname,
 	    [join, maildir_index](const std::string& error, std::vector<store::MaildirCopy>& written) {
 		    for (size_t k = 0; k < maildir_index.size(); ++k) {
-			    CopyOutcome& o = join->outcomes[maildir_index[k]];
+			    CopyOutcome& o = join->result.outcomes[maildir_index[k]];
 			    o.delivered = error.empty();
 			    o.storage_error = error;
 			    if (error.empty() && k < written.size()) o.final_path = written[k].final_path;

@@ -6,6 +6,7 @@
 // answered 250 after the final dot for that recipient.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "core/spool_pool.h"
 #include "decide/recipient.h"
 #include "store/maildir.h"
+#include "util/unique_fd.h"
 
 namespace tern::server {
 
@@ -53,7 +55,29 @@ struct CopyOutcome {
 	std::string secode;  // "x.y" of the enhanced code
 	bool permanent = false;
 	std::string text;
+	// An LMTP copy, and its fields as its transaction sent them for this
+	// recipient alone: what the queue sends when it retries the copy.
+	bool lmtp = false;
+	std::string lmtp_prefix;
 };
+
+// What deliver_local_copies reports: an outcome per copy and, when LMTP
+// copies were among them, a descriptor of the message (after the copies'
+// fields) kept open, since its file leaves the spool meanwhile: a copy an
+// LMTP server failed for the moment can still be queued from it.
+struct CopiesDelivered {
+	std::vector<CopyOutcome> outcomes;
+	std::shared_ptr<UniqueFd> message;
+};
+
+// The copies of a port-25 message to hand to the queue for a later try
+// (doc/behaviour.md §9): a recipient's LMTP copy that failed for the moment
+// (a 4xx, the server down, late or closing) while another recipient's copy
+// landed, so that the client gets 250 and would not try again; the queue
+// retries it as it retries the LMTP copies of submitted mail. When no copy
+// landed, the client's 4xx makes it try again itself.
+std::vector<size_t> lmtp_copies_to_retry(const std::vector<CopyOutcome>& outcomes,
+                                         const std::vector<std::string>& copy_rcpts);
 
 // A copy that did not land, as its recipient's error: a storage failure
 // (disk trouble) is 452 4.3.1 or 451 4.3.0 "error processing", an LMTP
@@ -96,6 +120,6 @@ using CopiesRenamed = std::function<void(const std::vector<RenamedCopy>& renamed
 // (optional) on a disk thread before that.
 void deliver_local_copies(Server& srv, const std::string& body_path, core::SpoolFile body,
                           std::vector<LocalCopy> copies, const LocalEnvelope& envelope,
-                          std::function<void(std::vector<CopyOutcome>)> done, CopiesRenamed renamed = nullptr);
+                          std::function<void(CopiesDelivered)> done, CopiesRenamed renamed = nullptr);
 
 }  // namespace tern::server

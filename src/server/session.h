@@ -336,7 +336,12 @@ struct Connection {
 	void deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, const std::string& checks,
 	                            message::ReceivedInfo ri);
 	void inbound_copies_written(std::shared_ptr<InboundAnalysis> an, const std::vector<std::string>& copy_rcpts,
-	                            const std::vector<CopyOutcome>& outcomes, std::vector<DeliverError> errors);
+	                            const CopiesDelivered& delivered, std::vector<DeliverError> errors);
+	void queue_lmtp_retries(std::shared_ptr<InboundAnalysis> an, std::vector<OutboundRecipient> retries,
+	                        std::shared_ptr<UniqueFd> message, std::vector<DeliverError> errors,
+	                        std::vector<DeliverError> if_not_queued);
+	void lmtp_retries_queued(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors,
+	                         std::vector<DeliverError> if_not_queued, const std::string& error);
 	CopiesRenamed history_beside_sync(std::shared_ptr<InboundAnalysis> an);
 	void await_history_records(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors);
 	void remove_obsolete_rejects(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors);
