@@ -389,9 +389,13 @@ Step Conversation::modification(const Packet& p) {
 		if (!allowed(action::change_body)) return fail("milter replaces the body without having negotiated it");
 		// Several chunks make up the new body: they are joined here.
 		if (!mods_.empty() && mods_.back().kind == Modification::Kind::replace_body) {
+			if (mods_.back().value.size() + p.data.size() > new_body_limit_)
+				return fail("milter replaces the body with more than the message size limit");
 			mods_.back().value += p.data;
 			return Step{};
 		}
+		if (p.data.size() > new_body_limit_)
+			return fail("milter replaces the body with more than the message size limit");
 		m.kind = Modification::Kind::replace_body;
 		m.value = p.data;
 		break;

@@ -242,6 +242,10 @@ public:
 	void queue_abort();
 	void queue_quit();
 
+	// A new body (replace_body) larger than this is the milter's failure:
+	// the message would exceed the listener's limit (Postfix's cleanup
+	// refuses it too), and the chunks gather in memory.
+	void limit_new_body(uint64_t bytes) { new_body_limit_ = bytes; }
 	// The milter answered a body chunk with SKIP: send no more body.
 	bool body_skipped() const { return body_skipped_; }
 	// Whether MAIL was sent for a message that has not ended.
@@ -268,6 +272,7 @@ private:
 	std::optional<Negotiated> negotiated_;
 	std::vector<Modification> mods_;
 	bool body_skipped_ = false;
+	uint64_t new_body_limit_ = UINT64_MAX;
 	bool in_message_ = false;
 	bool failed_ = false;
 };

@@ -109,6 +109,15 @@ void LmtpClient::after_protocol_step() {
 		request_chunk();
 	}
 	if (protocol_.done()) {
+		// What the protocol found wrong (a reply that is none, one of an
+		// unknown class, a greeting refused) is logged as a lost connection
+		// is (fail): the client's reply does not name our LMTP server.
+		for (const smtp::LmtpRecipientResult& r : protocol_.results()) {
+			if (!r.local) continue;
+			log::event(log::Level::info, request_.log_id, "lmtp delivery failed",
+			           {{"server", request_.target.text()}, {"error", r.text}});
+			break;
+		}
 		// Say QUIT if it fits in the stream now; the results are final either way.
 		std::string& out = protocol_.output();
 		size_t n = 0;

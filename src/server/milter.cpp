@@ -133,7 +133,7 @@ struct MilterSession::Link {
 
 MilterSession::MilterSession(Server& srv, core::ConnHandle conn, uint64_t cid,
                              const std::vector<config::Milter>& milters, milter::ConnectInfo client,
-                             milter::Macros connect_macros)
+                             milter::Macros connect_macros, uint64_t max_message_size)
 	: srv_(srv), conn_(conn), cid_(cid), client_(std::move(client)), connect_macros_(std::move(connect_macros)),
 	  // The verdict goes to the session from its own callback (see milter.h);
 	  // the timer belongs to this object, so it fires only while it lives.
@@ -152,6 +152,7 @@ MilterSession::MilterSession(Server& srv, core::ConnHandle conn, uint64_t cid,
 				    if (c.milters) c.milters->on_timeout(i);
 			    });
 		    }));
+		links_.back()->conv.limit_new_body(max_message_size);
 	}
 }
 
@@ -201,6 +202,7 @@ void MilterSession::run(MilterRequest request, Done done) {
 	}
 	if ((stage == MilterStage::rcpt || stage == MilterStage::message) && discard_message_) {
 		verdict_.kind = MilterVerdict::Kind::discard;
+		verdict_.milter = message_discarded_by_;
 		finish(verdict_);
 		return;
 	}
@@ -549,11 +551,13 @@ void MilterSession::link_done(Link& l, std::optional<milter::Outcome> verdict, s
 			// message of the session.
 			l.skip_session = true;
 			discard_session_ = true;
+			session_discarded_by_ = l.cfg.address;
 			++index_;
 			next_link();
 			return;
 		}
 		discard_message_ = true;
+		message_discarded_by_ = l.cfg.address;
 		finish(decide(MilterVerdict::Kind::discard));
 		return;
 	default: break;
@@ -593,8 +597,10 @@ void MilterSession::link_failed(Link& l, const std::string& why) {
 
 void MilterSession::finish(MilterVerdict v) {
 	if (discard_session_ && v.kind == MilterVerdict::Kind::pass && current_ &&
-	    current_->stage != MilterStage::hello)
+	    current_->stage != MilterStage::hello) {
 		v.kind = MilterVerdict::Kind::discard;
+		v.milter = session_discarded_by_;
+	}
 	finished_ = std::move(v);
 	finish_timer_.start(0);
 }
@@ -654,7 +660,8 @@ void Connection::milter_hello() {
 		macros.emplace_back("{daemon_addr}", local_ip.to_string());
 		macros.emplace_back("v", "tern " TERN_VERSION);
 		milters = std::make_unique<MilterSession>(srv, self, cid, listener().milters, std::move(client),
-		                                          std::move(macros));
+		                                          std::move(macros),
+		                                          static_cast<uint64_t>(listener().max_message_size));
 	}
 	MilterRequest r;
 	r.stage = MilterStage::hello;

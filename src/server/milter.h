@@ -56,8 +56,10 @@ class MilterSession {
 public:
 	using Done = std::function<void(MilterVerdict)>;
 
+	// `max_message_size`: the listener's limit, which a milter's new body
+	// may not exceed.
 	MilterSession(Server& srv, core::ConnHandle conn, uint64_t cid, const std::vector<config::Milter>& milters,
-	              milter::ConnectInfo client, milter::Macros connect_macros);
+	              milter::ConnectInfo client, milter::Macros connect_macros, uint64_t max_message_size);
 	~MilterSession();  // QUIT to every open milter, then close
 	MilterSession(const MilterSession&) = delete;
 	MilterSession& operator=(const MilterSession&) = delete;
@@ -128,8 +130,9 @@ private:
 	core::TimerWatcher finish_timer_;
 	std::optional<MilterVerdict> finished_;  // handed to done_ by finish_timer_
 	std::optional<MilterVerdict> session_refusal_;
-	bool discard_message_ = false;  // a milter discarded this message at MAIL/RCPT
-	bool discard_session_ = false;  // a milter discarded at connect/HELO: every message
+	bool discard_message_ = false;                             // a milter discarded this message at MAIL/RCPT
+	bool discard_session_ = false;                             // a milter discarded at connect/HELO: every message
+	std::string message_discarded_by_, session_discarded_by_;  // which milter, for the log
 	// Message stage: the received message, read for headers and body (the
 	// reads run on a worker, never on the loop).
 	std::shared_ptr<OpenedMessage> message_;

@@ -28,6 +28,7 @@ LmtpRecipientResult lmtp_result_of(const Reply& reply) {
 		r.code = 451;
 		r.enhanced = "4.3.0";
 		r.text = "unexpected reply from LMTP server: " + reply.summary();
+		r.local = true;
 		return r;
 	}
 	r.enhanced = !reply.enhanced.empty() ? reply.enhanced : std::to_string(cls) + ".0.0";

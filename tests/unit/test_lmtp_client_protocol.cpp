@@ -234,3 +234,15 @@ TEST_CASE("lmtp client: bare LF line ends from the server are read, and replies 
 	p.receive("0 ready\n");
 	CHECK(sent(p) == "LHLO mx.example.org\r\n");
 }
+
+TEST_CASE("lmtp client: a code of no known class is a local failure, its text for the log only") {
+	Reply weird;
+	weird.code = 650;
+	weird.lines = {"weird"};
+	LmtpRecipientResult r = lmtp_result_of(weird);
+	CHECK(r.status == Status::temporary);
+	CHECK(r.code == 451);
+	CHECK(r.enhanced == "4.3.0");
+	CHECK(r.local);
+	CHECK(r.text.find("650") != std::string::npos);
+}

@@ -366,3 +366,18 @@ TEST_CASE("milter conversation: a header change with a name that is no field nam
 		CHECK(c.on_bytes(pkt('h', name + std::string("\0v\0", 3))).outcome == Outcome::failed);
 	}
 }
+
+TEST_CASE("milter conversation: a new body over the message size limit fails, in one chunk or several") {
+	for (const std::vector<std::string>& chunks :
+	     {std::vector<std::string>{std::string(101, 'x')},
+	      std::vector<std::string>{std::string(60, 'x'), std::string(41, 'y')}}) {
+		m::Conversation c = at_end_of_message(m::action::change_body);
+		c.limit_new_body(100);
+		m::Step last;
+		for (const std::string& chunk : chunks) last = c.on_bytes(pkt('b', chunk));
+		CHECK(last.outcome == Outcome::failed);
+	}
+	m::Conversation c = at_end_of_message(m::action::change_body);
+	c.limit_new_body(100);
+	CHECK(c.on_bytes(pkt('b', std::string(100, 'x'))).outcome != Outcome::failed);
+}
