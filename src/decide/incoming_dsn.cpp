@@ -30,6 +30,7 @@ std::vector<const Recipient*> notified_successes(const IncomingDsnFacts& f) {
 	for (const auto& rc : f.recipients) {
 		bool failed = false;
 		for (const auto& e : f.errors) failed = failed || e.rcpt == rc.display;
+		for (const auto& q : f.queued) failed = failed || q == rc.display;
 		if (!failed && smtp::dsn_wanted(rc.notify, smtp::DsnEvent::success)) delivered.push_back(&rc);
 	}
 	return delivered;

@@ -17,7 +17,11 @@ namespace tern::decide {
 struct IncomingDsnFacts {
 	std::vector<Recipient> recipients;  // the transaction's
 	std::vector<DeliverError> errors;   // every failed recipient
-	std::string mail_from;              // the reverse path, as written in headers (never null here)
+	// Recipients (display form) whose copy the queue retries (an LMTP copy,
+	// doc/behaviour.md §9): not delivered yet, so no success notice; the
+	// queue reports them.
+	std::vector<std::string> queued;
+	std::string mail_from;  // the reverse path, as written in headers (never null here)
 	bool smtputf8 = false;
 	std::string envid;                         // RFC 3461 4.4 ENVID, decoded ("" = none)
 	std::string hostname;                      // the global hostname: Reporting-MTA, Message-Id

@@ -130,8 +130,23 @@ std::string queue_list_text(store::Env& env) {
 	return out;
 }
 
+namespace {
+
+// A message's queue files are links of one file, a recipient each:
+// "<base>.<recipient number>" (Queue::store_enqueued). The base names the
+// message.
+std::string message_base(const std::string& message_file) {
+	size_t dot = message_file.rfind('.');
+	if (dot == std::string::npos || dot + 1 == message_file.size()) return message_file;
+	for (size_t i = dot + 1; i < message_file.size(); ++i)
+		if (!is_ascii_digit(message_file[i])) return message_file;
+	return message_file.substr(0, dot);
+}
+
+}  // namespace
+
 void MailqListing::add(const store::QueueRecord& r) {
-	if (!in_message_ || r.message_file != message_file_ || r.from != from_) start_message(r);
+	if (!in_message_ || message_base(r.message_file) != message_file_ || r.from != from_) start_message(r);
 	// A recipient's reason once, above the run of recipients that share
 	// it; "reason unavailable" after one that had a reason.
 	std::string reason = one_line(r.last_error);
@@ -152,7 +167,7 @@ void MailqListing::start_message(const store::QueueRecord& r) {
 	else
 		text_ += "\n";
 	in_message_ = true;
-	message_file_ = r.message_file;
+	message_file_ = message_base(r.message_file);
 	from_ = r.from;
 	reason_.clear();
 	++messages_;

@@ -304,8 +304,9 @@ std::optional<server::OutboundMessage> dsn_for_lmtp(const config::Config& cfg, c
 	return std::nullopt;
 }
 
-// `lmtp_dsns` receives the notices for accounts delivered over LMTP, to be
-// queued from the loop (Queue::enqueue_dsns).
+// `lmtp_dsns` receives the notices that leave through the queue (for
+// accounts delivered over LMTP, and for senders of the outside world), to
+// be queued from the loop (Queue::enqueue_dsns).
 void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKind kind, const std::string& error,
                  const Queue::RemoteReport& remote, const std::vector<std::time_t>& next_attempts, int64_t now,
                  const Returned& returned, std::vector<server::OutboundMessage>& lmtp_dsns) {
@@ -319,9 +320,18 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 		return;
 	}
 	try {
+		std::string sender_local, sender_domain;
+		split_address(rec.from, sender_local, sender_domain);
+		const std::string domain = ascii_lower(sender_domain);
+		// A port-25 message's copy the queue retries (an LMTP copy,
+		// doc/behaviour.md §9) has a sender of the outside world: its
+		// notice goes back there through the queue, as the session's own
+		// notices do, not to a mailbox here.
+		const bool outside = rec.sender_account.empty() && !cfg.domains.count(domain) &&
+		    !iequals(domain, cfg.hostname);
 		std::string mailbox;
-		const config::Account* account = notice_account(cfg, rec, mailbox);
-		if (!account) {
+		const config::Account* account = outside ? nullptr : notice_account(cfg, rec, mailbox);
+		if (!outside && !account) {
 			log::error("dsn: no account for sender and no postmaster account",
 			           {{"from", rec.from}, {"to", rec.to}});
 			return;
@@ -334,6 +344,18 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 		// The notice's bytes are copied into the Maildir, then this goes.
 		TempFile notice(tmp_dir + "/dsn-" + random_hex(12));
 		store::write_new_file(notice.path(), text);
+		if (outside) {
+			server::OutboundMessage msg;
+			msg.message_id = message_id;
+			msg.message_path = notice.path();
+			msg.message_size = static_cast<int64_t>(text.size());
+			msg.recipients.push_back({rec.from, domain, ""});
+			notice.commit();  // the queue takes the file over
+			lmtp_dsns.push_back(std::move(msg));
+			log::info(std::string(action_name(kind)) + " dsn queued for the sender",
+			          {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"from", rec.from}});
+			return;
+		}
 		if (auto queued = dsn_for_lmtp(cfg, *account, rec.from, message_id, notice.path(), text.size())) {
 			notice.commit();  // the queue takes the file over
 			lmtp_dsns.push_back(std::move(*queued));

@@ -97,7 +97,8 @@ private:
 struct Settled {
 	std::vector<uint64_t> removed;
 	std::map<uint64_t, int64_t> rescheduled;
-	std::vector<server::OutboundMessage> lmtp_dsns;  // written, to be queued (deliver_dsn)
+	std::vector<server::OutboundMessage>
+	    lmtp_dsns;  // written, to be queued (deliver_dsn): LMTP accounts', outside senders
 };
 struct PreparedAttempt;
 

@@ -482,6 +482,7 @@ void Connection::write_copies(std::shared_ptr<std::vector<LocalCopy>> copies, st
 	deliver_local_copies(srv, path, std::move(body), std::move(*copies), local_envelope(),
 	                     suspend([copy_rcpts = std::move(copy_rcpts), errors = std::move(errors),
 	                              an](Connection& c, CopiesDelivered delivered) mutable {
+				     close_on_worker(c.srv.workers(), delivered.message);
 				     for (const FailedCopy& f : failed_copies(c.srv, delivered.outcomes, copy_rcpts)) {
 					     if (c.submission())
 						     core::stats().count_submission("localserveerror");

@@ -423,6 +423,7 @@ void Connection::inbound_copies_written(std::shared_ptr<InboundAnalysis> an, con
 		errors.push_back(f.error);
 	}
 	if (retries.empty()) {
+		close_on_worker(srv.workers(), delivered.message);
 		await_history_records(an, std::move(errors));
 		return;
 	}
@@ -449,6 +450,27 @@ void Connection::queue_lmtp_retries(std::shared_ptr<InboundAnalysis> an, std::ve
 	msg->message_path = cfg->data_dir + "/tmp/data-lmtp-retry-" + std::to_string(cid) + "-" +
 	    std::to_string(++retries_queued);
 	auto error = std::make_shared<std::string>();
+	auto resumed = std::make_shared<bool>(false);
+	auto cont = suspend([an, msg, error, resumed, errors = std::move(errors),
+	                     if_not_queued = std::move(if_not_queued)](Connection& c) mutable {
+		*resumed = true;
+		if (!error->empty())
+			return c.lmtp_retries_queued(an, std::move(errors), std::move(if_not_queued), *error);
+		std::vector<std::string> queued;
+		for (const OutboundRecipient& r : msg->recipients) {
+			log::event(log::Level::info, c.cid, "lmtp delivery queued for a retry", {{"rcpt", r.to}});
+			queued.push_back(r.to);
+		}
+		c.srv.outbound()->enqueue(
+		    std::move(*msg),
+		    c.suspend(
+			[an, queued = std::move(queued), errors = std::move(errors),
+		         if_not_queued = std::move(if_not_queued)](Connection& c, const std::string& err) mutable {
+				// Neither failed nor delivered yet: no notice of either now.
+				if (err.empty()) an->retried_recipients = std::move(queued);
+				c.lmtp_retries_queued(an, std::move(errors), std::move(if_not_queued), err);
+			}));
+	});
 	srv.workers().submit(
 	    [message, msg, error] {
 		    try {
@@ -467,20 +489,13 @@ void Connection::queue_lmtp_retries(std::shared_ptr<InboundAnalysis> an, std::ve
 			    *error = e.what();
 			    ::unlink(msg->message_path.c_str());
 		    }
+		    message->reset();  // the last of the received file, closed here, off the loop
 	    },
-	    suspend([an, msg, error, errors = std::move(errors),
-	             if_not_queued = std::move(if_not_queued)](Connection& c) mutable {
-		    if (!error->empty())
-			    return c.lmtp_retries_queued(an, std::move(errors), std::move(if_not_queued), *error);
-		    for (const OutboundRecipient& r : msg->recipients)
-			    log::event(log::Level::info, c.cid, "lmtp delivery queued for a retry", {{"rcpt", r.to}});
-		    c.srv.outbound()->enqueue(
-			std::move(*msg),
-			c.suspend([an, errors = std::move(errors), if_not_queued = std::move(if_not_queued)](
-				      Connection& c, const std::string& err) mutable {
-				c.lmtp_retries_queued(an, std::move(errors), std::move(if_not_queued), err);
-			}));
-	    }));
+	    [cont, resumed, path = msg->message_path, pool = &srv.workers(), cid = cid]() mutable {
+		    cont();
+		    // The session is gone or timed out: nobody queues the copy.
+		    if (!*resumed) remove_file_on_worker(*pool, path, cid);
+	    });
 	flush();
 }
 
@@ -661,6 +676,7 @@ void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector
 	decide::IncomingDsnFacts facts;
 	facts.recipients = tx.recipients;
 	facts.errors = all_errors;
+	facts.queued = an.retried_recipients;
 	facts.mail_from = address_text(*tx.mail_from);
 	facts.smtputf8 = tx.smtputf8;
 	facts.envid = tx.envid;

@@ -48,8 +48,10 @@ struct InboundAnalysis : decide::MessageChecks {
 	std::vector<message::HeaderField> fields;
 	size_t body_offset = 0;
 	std::string message_id;  // the Message-ID field's value, "" when none
-	int64_t size = 0;        // of the received data
-	std::string sha256;      // of the received data, hex
+	// Recipients (display form) whose LMTP copy the queue retries.
+	std::vector<std::string> retried_recipients;
+	int64_t size = 0;    // of the received data
+	std::string sha256;  // of the received data, hex
 	size_t received_headers = 0;
 	std::vector<mailauth::dkim::PendingSignature> pending;
 	std::vector<std::optional<std::string>> body_hashes;  // per pending signature

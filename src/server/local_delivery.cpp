@@ -56,6 +56,12 @@ std::vector<FailedCopy> failed_copies(Server& srv, const std::vector<CopyOutcome
 	return failed;
 }
 
+void close_on_worker(core::WorkerPool& pool, const std::shared_ptr<UniqueFd>& message) {
+	if (!message || !*message) return;
+	auto fd = std::make_shared<UniqueFd>(std::move(*message));
+	pool.submit([fd] { fd->reset(); }, [] {});
+}
+
 std::vector<size_t> lmtp_copies_to_retry(const std::vector<CopyOutcome>& outcomes,
                                          const std::vector<std::string>& copy_rcpts) {
 	// A copy with no recipient (a Rejects copy) counts for neither side.

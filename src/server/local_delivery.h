@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "core/spool_pool.h"
+#include "core/worker_pool.h"
 #include "decide/recipient.h"
 #include "store/maildir.h"
 #include "util/unique_fd.h"
@@ -69,6 +70,11 @@ struct CopiesDelivered {
 	std::vector<CopyOutcome> outcomes;
 	std::shared_ptr<UniqueFd> message;
 };
+
+// Closes `message` (CopiesDelivered::message) on a worker: the file is
+// unlinked by then, and its last close frees its blocks, work the loop
+// leaves to others.
+void close_on_worker(core::WorkerPool& pool, const std::shared_ptr<UniqueFd>& message);
 
 // The copies of a port-25 message to hand to the queue for a later try
 // (doc/behaviour.md §9): a recipient's LMTP copy that failed for the moment

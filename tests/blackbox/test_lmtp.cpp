@@ -519,6 +519,27 @@ TEST_CASE("lmtp: the replies after the final dot are per recipient; a refused on
 	CHECK_FALSE(contains(dsn.data, "Final-Recipient: rfc822;alice@test.example"));
 }
 
+// The retried copy that then fails for good: the notice goes back to the
+// port-25 sender through the queue, not into a mailbox here.
+TEST_CASE("lmtp: a retried copy the LMTP server then refuses is reported to the sender") {
+	ScriptedLmtp lmtp({"250 2.0.0 <alice@test.example> saved\r\n452 4.2.2 <carol@test.example> over quota\r\n",
+	                   "550 5.2.1 <carol@test.example> mailbox disabled\r\n"});
+	SmtpSink sink;
+	TernDaemon daemon({.config_patch = lmtp_and_sink_patch(lmtp, sink, R"("retry_base_s": 1, )")});
+	REQUIRE_RUNNING(daemon);
+	Transaction t = send_to_alice_and_carol(daemon, "refused later");
+	INFO(log_tail(daemon));
+	CHECK(t.reply.code == 250);
+	REQUIRE(sink.wait_for_messages(1, 15000));
+	SinkMessage dsn = sink.messages()[0];
+	CHECK(dsn.mail_from == "");
+	CHECK(dsn.rcpt_to == std::vector<std::string>{"bob@sender.example"});
+	CHECK(contains(dsn.data, "Final-Recipient: rfc822;carol@test.example"));
+	CHECK(contains(dsn.data, "Action: failed"));
+	CHECK(contains(dsn.data, "Status: 5.2.1"));
+	CHECK(contains(daemon.log_text(), "failed dsn queued for the sender"));
+}
+
 // A copy the LMTP server could not take for the moment, while another
 // recipient's landed: the client gets 250 and will not try again, so the
 // queue does, as Postfix keeps such a recipient queued. It was bounced to

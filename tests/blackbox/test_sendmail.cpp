@@ -627,7 +627,8 @@ TEST_CASE("sendmail: -bp and mailq list the queue in sendmail's mailq layout") {
 	TernDaemon d(not_started());
 	start(d, sendmail_patch(sink));
 
-	ProgramResult sent = run_as(user, sendmail_args(d, {"carol@remote.example"}), "Subject: stays\n\nqueued\n");
+	ProgramResult sent = run_as(user, sendmail_args(d, {"carol@remote.example", "dave@remote.example"}),
+	                            "Subject: stays\n\nqueued\n");
 	REQUIRE_MESSAGE(sent.exit_code == 0, sent.both());
 	// Wait until the first attempt failed, so the listing is stable.
 	for (int i = 0; i < 100 && sink.data_received() < 1; ++i) usleep(100000);
@@ -641,8 +642,9 @@ TEST_CASE("sendmail: -bp and mailq list the queue in sendmail's mailq layout") {
 	// of its last attempt, and the summary.
 	CHECK(listed.out.starts_with("-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n"));
 	CHECK(listed.out.find("  nobody@mx.test.example\n") != std::string::npos);
-	CHECK(listed.out.find("451 4.3.0 try again later)\n" + std::string(41, ' ') + "carol@remote.example\n") !=
-	      std::string::npos);
+	// One message for both recipients (one queue record each), the reason once above them.
+	CHECK(listed.out.find("451 4.3.0 try again later)\n" + std::string(41, ' ') + "carol@remote.example\n" +
+	                      std::string(41, ' ') + "dave@remote.example\n") != std::string::npos);
 	CHECK(listed.out.ends_with(" Kbytes in 1 Request.\n"));
 	CHECK(listed.out.find("\n\n-- ") != std::string::npos);
 

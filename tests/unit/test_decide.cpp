@@ -752,3 +752,15 @@ TEST_CASE("decide reply: every recipient failed: one code when all agree, else o
 	mixed[1] = {"b@example.org", 452, "3.1", false, "error processing"};
 	CHECK(all_failed_reply(mixed).code == 451);
 }
+
+TEST_CASE("decide dsn: a recipient whose copy the queue retries gets no success notice yet") {
+	IncomingDsnFacts f = dsn_facts();
+	f.recipients[0].notify = smtp::notify_success;
+	f.queued = {"alice@example.org"};
+	CHECK_FALSE(incoming_dsn(f).has_value());
+	f.recipients[1].notify = smtp::notify_success;
+	auto dsn = incoming_dsn(f);
+	REQUIRE(dsn.has_value());
+	REQUIRE(dsn->recipients.size() == 1);
+	CHECK(dsn->recipients[0].final_recipient == "bob@example.org");
+}

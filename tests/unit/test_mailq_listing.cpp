@@ -55,11 +55,12 @@ TEST_CASE("mailq listing: an empty queue says so, as sendmail's mailq does") {
 TEST_CASE("mailq listing: one message per run of records sharing file and sender, recipients under it") {
 	UtcZone utc;
 	MailqListing listing;
-	listing.add(record(7, "a", "alice@example.com", "bob@example.org"));
-	listing.add(record(8, "a", "alice@example.com", "carol@example.org"));
-	listing.add(record(9, "b", "", "dave@example.net", "451 4.3.0 try again later"));
-	listing.add(record(10, "b", "", "erin@example.net", "451 4.3.0 try again later"));
-	listing.add(record(11, "b", "", "frank@example.net"));
+	// A message's queue files are links "<base>.<n>", one per recipient.
+	listing.add(record(7, "1700000000-ab.0", "alice@example.com", "bob@example.org"));
+	listing.add(record(8, "1700000000-ab.1", "alice@example.com", "carol@example.org"));
+	listing.add(record(9, "1700000001-cd.0", "", "dave@example.net", "451 4.3.0 try again later"));
+	listing.add(record(10, "1700000001-cd.1", "", "erin@example.net", "451 4.3.0 try again later"));
+	listing.add(record(11, "1700000001-cd.2", "", "frank@example.net"));
 	const std::string indent(41, ' ');
 	const std::string reason = "(451 4.3.0 try again later)";
 	CHECK(listing.finish() ==
