@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <optional>
@@ -146,7 +146,7 @@ std::string message_base(const std::string& message_file) {
 }  // namespace
 
 void MailqListing::add(const store::QueueRecord& r) {
-	if (!in_message_ || message_base(r.message_file) != message_file_ || r.from != from_) start_message(r);
+	if (!in_message_ || message_base(r.message_file) != message_base_ || r.from != from_) start_message(r);
 	// A recipient's reason once, above the run of recipients that share
 	// it; "reason unavailable" after one that had a reason.
 	std::string reason = one_line(r.last_error);
@@ -167,7 +167,7 @@ void MailqListing::start_message(const store::QueueRecord& r) {
 	else
 		text_ += "\n";
 	in_message_ = true;
-	message_file_ = message_base(r.message_file);
+	message_base_ = message_base(r.message_file);
 	from_ = r.from;
 	reason_.clear();
 	++messages_;

@@ -43,7 +43,7 @@ std::string queue_list_text(store::Env& env);
 
 // What mailq (sendmail.tern -bp) prints, through ternd: the layout of
 // sendmail's mailq, which Postfix's keeps and monitoring scripts parse
-// (doc/behaviour.md "sendmail.tern"). A message is the run of records, in
+// (doc/behaviour.md "sendmail(1)"). A message is the run of records, in
 // id order, that share its queue file (the links "<base>.<n>" of one
 // file, a recipient each) and sender; it is listed under its
 // first record's id with its size, arrival time (local time) and sender
@@ -59,7 +59,7 @@ private:
 	void start_message(const store::QueueRecord& record);
 
 	std::string text_;
-	std::string message_file_, from_, reason_;  // message_file_: the files' shared base
+	std::string message_base_, from_, reason_;  // message_base_: its queue files' shared base
 	bool in_message_ = false;
 	uint64_t messages_ = 0, bytes_ = 0;
 };

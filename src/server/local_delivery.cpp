@@ -180,8 +180,9 @@ void deliver_local_copies(Server& srv, const std::string& body_path, core::Spool
 	// must not be emptied for reuse: the writer gets it by path only. The
 	// caller keeps a descriptor too, for copies to retry from the queue.
 	if (!by_server.empty()) {
-		// Opened for reading (the spool's own descriptor writes only); the
-		// file is not reused, so its open needs no care.
+		// Opened for reading (the spool's own descriptor writes only). The
+		// file is not emptied for reuse, so the close of this open cannot
+		// make ext4 write it back (doc/design.md "Message path").
 		int kept = ::open(body_path.c_str(), O_RDONLY | O_CLOEXEC);
 		if (kept >= 0) join->result.message = std::make_shared<UniqueFd>(kept);
 		body.fd.reset();
