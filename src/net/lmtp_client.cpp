@@ -114,8 +114,7 @@ void LmtpClient::after_protocol_step() {
 		// is (fail): the client's reply does not name our LMTP server.
 		for (const smtp::LmtpRecipientResult& r : protocol_.results()) {
 			if (!r.local) continue;
-			log::event(log::Level::info, request_.log_id, "lmtp delivery failed",
-			           {{"server", request_.target.text()}, {"error", r.text}});
+			log_failure(r.text);
 			break;
 		}
 		// Say QUIT if it fits in the stream now; the results are final either way.
@@ -201,10 +200,15 @@ void LmtpClient::update_watch() {
 
 void LmtpClient::restart_timer() { timer_.start(request_.timeout_s); }
 
-void LmtpClient::fail(const std::string& reason) {
-	if (finished_) return;
+// "lmtp delivery failed" (man/ternd.8 LMTP DELIVERY), however it failed.
+void LmtpClient::log_failure(const std::string& reason) const {
 	log::event(log::Level::info, request_.log_id, "lmtp delivery failed",
 	           {{"server", request_.target.text()}, {"error", reason}});
+}
+
+void LmtpClient::fail(const std::string& reason) {
+	if (finished_) return;
+	log_failure(reason);
 	protocol_.connection_failed(reason);
 	finish();
 }

@@ -75,6 +75,7 @@ private:
 	void update_watch();
 	void restart_timer();
 	void fail(const std::string& reason);
+	void log_failure(const std::string& reason) const;
 	void finish();
 
 	struct ev_loop* loop_;

@@ -279,6 +279,17 @@ std::string compose_notice(const config::Config& cfg, const store::QueueRecord& 
 	return server::dkim_sign_text(cfg, m.from, text, static_cast<std::time_t>(now)) + text;
 }
 
+// A written notice to queue to `to` (in `domain`), with the null reverse path.
+server::OutboundMessage queued_notice(const std::string& message_id, const std::string& path, size_t size,
+                                      const std::string& to, const std::string& domain) {
+	server::OutboundMessage msg;
+	msg.message_id = message_id;
+	msg.message_path = path;
+	msg.message_size = static_cast<int64_t>(size);
+	msg.recipients.push_back({to, domain, ""});
+	return msg;
+}
+
 // A DSN for an account that takes its mail over LMTP (delivery.lmtp) goes
 // the way of its other mail: queued to an address of that account, so the
 // queue hands it to the LMTP server, with retries (as an MTA queues its
@@ -294,12 +305,7 @@ std::optional<server::OutboundMessage> dsn_for_lmtp(const config::Config& cfg, c
 		auto rcpt = cfg.resolve_recipient(localpart, domain);
 		if (rcpt.kind != config::Config::RcptKind::local || !rcpt.account || rcpt.account->name != account.name)
 			continue;
-		server::OutboundMessage msg;
-		msg.message_id = message_id;
-		msg.message_path = path;
-		msg.message_size = static_cast<int64_t>(size);
-		msg.recipients.push_back({address, ascii_lower(domain), ""});
-		return msg;
+		return queued_notice(message_id, path, size, address, ascii_lower(domain));
 	}
 	return std::nullopt;
 }
@@ -345,13 +351,8 @@ void deliver_dsn(const config::Config& cfg, const store::QueueRecord& rec, DsnKi
 		TempFile notice(tmp_dir + "/dsn-" + random_hex(12));
 		store::write_new_file(notice.path(), text);
 		if (outside) {
-			server::OutboundMessage msg;
-			msg.message_id = message_id;
-			msg.message_path = notice.path();
-			msg.message_size = static_cast<int64_t>(text.size());
-			msg.recipients.push_back({rec.from, domain, ""});
+			lmtp_dsns.push_back(queued_notice(message_id, notice.path(), text.size(), rec.from, domain));
 			notice.commit();  // the queue takes the file over
-			lmtp_dsns.push_back(std::move(msg));
 			log::info(std::string(action_name(kind)) + " dsn queued for the sender",
 			          {{"id", std::to_string(rec.id)}, {"to", rec.to}, {"from", rec.from}});
 			return;

@@ -477,6 +477,7 @@ void Connection::queue_lmtp_retries(std::shared_ptr<InboundAnalysis> an, std::ve
 			    UniqueFd out(
 				::open(msg->message_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
 			    if (!out) throw store::file_error("creating", msg->message_path, errno);
+			    TempFile copy(msg->message_path);  // removed unless whole
 			    struct stat st {};
 			    if (::fstat(message->get(), &st) != 0)
 				    throw store::file_error("stat", "the received message", errno);
@@ -485,9 +486,9 @@ void Connection::queue_lmtp_retries(std::shared_ptr<InboundAnalysis> an, std::ve
 			                               msg->message_path, 0, size) != size)
 				    throw std::runtime_error("the received message ended early");
 			    msg->message_size = static_cast<int64_t>(size);
+			    copy.commit();  // the queue takes it over, or the loop removes it
 		    } catch (const std::exception& e) {
 			    *error = e.what();
-			    ::unlink(msg->message_path.c_str());
 		    }
 		    message->reset();  // the last of the received file, closed here, off the loop
 	    },

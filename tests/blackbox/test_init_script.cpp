@@ -118,14 +118,8 @@ TEST_CASE("init script: a start that fails is a failure of the script") {
 	InitScript init(d);
 
 	// The SMTP port taken: ternd reports the failure, the script passes it on.
-	int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+	int taken = take_tcp_port(d.smtp_port());
 	REQUIRE(taken >= 0);
-	sockaddr_in at{};
-	at.sin_family = AF_INET;
-	at.sin_port = htons(static_cast<uint16_t>(d.smtp_port()));
-	at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	REQUIRE(::bind(taken, reinterpret_cast<sockaddr*>(&at), sizeof at) == 0);
-	REQUIRE(::listen(taken, 1) == 0);
 	RunResult busy = init.run("start");
 	::close(taken);
 	INFO(busy.output);

@@ -299,15 +299,9 @@ TEST_CASE("start-up in the background: a failure is exit status 1 with its reaso
 	std::filesystem::remove(d.data_dir() + "/db");
 
 	// Before the fork: the SMTP port is taken.
-	int taken = ::socket(AF_INET, SOCK_STREAM, 0);
-	REQUIRE(taken >= 0);
-	sockaddr_in at{};
-	at.sin_family = AF_INET;
-	at.sin_port = htons(static_cast<uint16_t>(d.smtp_port()));
-	at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	// The failed daemon reported only after closing its ports.
-	REQUIRE(::bind(taken, reinterpret_cast<sockaddr*>(&at), sizeof at) == 0);
-	REQUIRE(::listen(taken, 1) == 0);
+	int taken = take_tcp_port(d.smtp_port());
+	REQUIRE(taken >= 0);
 	REQUIRE(tcp_port_listening(d.smtp_port()));
 	RunResult early = start_in_background();
 	::close(taken);

@@ -89,6 +89,20 @@ int free_tcp_port() {
 	return ntohs(sin.sin_port);
 }
 
+int take_tcp_port(int port) {
+	int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) return -1;
+	sockaddr_in sin{};
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(static_cast<uint16_t>(port));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0 || ::listen(fd, 1) != 0) {
+		::close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 const std::string& reachable_program(const std::string& name) {
 	struct Copies {
 		std::string dir;
