@@ -177,7 +177,11 @@ CustomReply parse_custom_reply(std::string_view reply, std::string_view default_
 			line.remove_prefix(sp == std::string_view::npos ? line.size() : sp + 1);
 		}
 		if (!first) r.text += "\n";
-		r.text += line;
+		// RFC 5321 4.2: reply text is tab and printable US-ASCII. Anything
+		// else a milter sends (a bare CR, an escape, UTF-8) is passed on as
+		// '?', so that its bytes cannot end or alter the reply the client
+		// reads.
+		for (char c : line) r.text += c == '\t' || (c >= 0x20 && c <= 0x7e) ? c : '?';
 		first = false;
 	}
 	return r;

@@ -284,7 +284,8 @@ std::string encode_macros(char for_command, const Macros& macros, const std::vec
 // A milter's own SMTP reply (SMFIR_REPLYCODE), "550 5.7.1 text" or several
 // lines "550-5.7.1 first\r\n550 5.7.1 last": the code and the enhanced
 // code of the first line (last two parts, "7.1"; `default_secode` when it
-// has none) and the texts of every line joined with LF.
+// has none) and the texts of every line joined with LF, each byte that is
+// not tab or printable US-ASCII replaced by '?'.
 struct CustomReply {
 	int code = 0;
 	std::string secode;

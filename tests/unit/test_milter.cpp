@@ -325,6 +325,13 @@ TEST_CASE("milter replies: a milter's own reply code becomes code, enhanced code
 	r = m::parse_custom_reply("550 4.7.1 odd", "7.1");
 	CHECK(r.secode == "7.1");
 	CHECK(r.text == "4.7.1 odd");
+
+	// RFC 5321 4.2: reply text is tab and printable US-ASCII. A bare CR
+	// would let a milter end the reply line early ("\r250 ok" reads as a
+	// success to some clients); UTF-8 and escapes are no reply text either.
+	r = m::parse_custom_reply("550 5.7.1 no\rway\x1b[2J\tcaf\xc3\xa9\x7f", "7.1");
+	CHECK(r.code == 550);
+	CHECK(r.text == "no?way?[2J\tcaf???");
 }
 
 TEST_CASE("milter messages: a line that is no field ends the header, as Postfix's cleanup has it") {
