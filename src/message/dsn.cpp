@@ -252,23 +252,23 @@ void write_dsn_header(std::string& out, const DsnMessage& msg, bool utf8, const 
 }
 
 // A remote server's reply quoted in the text may carry control characters
-// (an escape sequence for the reader's terminal): C0 and DEL, and C1
-// (U+0080-U+009F, in UTF-8 C2 80-C2 9F) become "?", as Postfix shows them.
-// Line ends and tabs stay.
+// (an escape sequence for the reader's terminal, a bare CR that some
+// readers take for a line end): C0 and DEL, C1 (U+0080-U+009F) and bytes
+// that are no UTF-8 (the part says charset=utf-8) become "?", as Postfix
+// shows them. Line ends (LF, CR LF) and tabs stay.
 std::string printable_text(std::string_view text) {
 	std::string out;
 	out.reserve(text.size());
-	for (size_t i = 0; i < text.size(); ++i) {
-		unsigned char u = static_cast<unsigned char>(text[i]);
-		if ((u < 0x20 && u != '\n' && u != '\r' && u != '\t') || u == 0x7f) {
+	for (size_t i = 0; i < text.size();) {
+		const Utf8Rune r = decode_utf8(text.substr(i));
+		const char32_t cp = r.cp;
+		const bool line_end = cp == '\n' || (cp == '\r' && i + 1 < text.size() && text[i + 1] == '\n');
+		const bool control = (cp < 0x20 && cp != '\t' && !line_end) || (cp >= 0x7f && cp <= 0x9f);
+		if (!r.valid || control)
 			out += '?';
-		} else if (u == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
-		           static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
-			out += '?';
-			++i;
-		} else {
-			out += text[i];
-		}
+		else
+			out.append(text.substr(i, r.len));
+		i += r.len;  // 1 for a byte that is no sequence
 	}
 	return out;
 }

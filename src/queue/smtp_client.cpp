@@ -159,6 +159,32 @@ void SmtpClient::on_io(int revents) {
 		read_input();
 }
 
+namespace {
+
+// What a timeout in `state` interrupted, for the error that the log, the
+// queue listing and a notice show: "timeout waiting for the greeting from".
+const char* awaited(SmtpClient::State state) {
+	using State = SmtpClient::State;
+	switch (state) {
+	case State::connecting: return "connecting to";
+	case State::greeting: return "waiting for the greeting from";
+	case State::ehlo: return "waiting for the reply to EHLO from";
+	case State::helo: return "waiting for the reply to HELO from";
+	case State::starttls: return "waiting for the reply to STARTTLS from";
+	case State::tls_handshake: return "in the TLS handshake with";
+	case State::auth: return "waiting for the reply to AUTH from";
+	case State::mail: return "waiting for the reply to MAIL from";
+	case State::rcpt: return "waiting for the reply to RCPT from";
+	case State::data: return "waiting for the reply to DATA from";
+	case State::body: return "sending the message to";
+	case State::data_end: return "waiting for the reply to the end of data from";
+	case State::quit: return "waiting for the reply to QUIT from";
+	default: return "talking to";
+	}
+}
+
+}  // namespace
+
 void SmtpClient::on_timeout() {
 	if (state_ == State::finished) {
 		// Deferred completion (see complete()): done runs from the loop, never
@@ -170,8 +196,8 @@ void SmtpClient::on_timeout() {
 		}
 		return;
 	}
-	std::string what = "timeout in state " + std::to_string(static_cast<int>(state_)) + " talking to " +
-	    options_.server_name + " [" + options_.ip + "]";
+	std::string what = "timeout " + std::string(awaited(state_)) + " " + options_.server_name + " [" + options_.ip +
+	    "]";
 	switch (state_) {
 	case State::quit: complete(); return;
 	case State::rcpt:
@@ -338,7 +364,7 @@ void SmtpClient::on_ehlo_reply(const Reply& reply) {
 		return;
 	}
 	if (!tls_active_ && options_.tls == TlsMode::required) {
-		fail_host(options_.server_name + " does not offer STARTTLS, which is required");
+		fail_host_talking(options_.server_name + " does not offer STARTTLS, which is required");
 		return;
 	}
 	if (options_.requiretls && !offers_requiretls_) {
@@ -398,7 +424,7 @@ void SmtpClient::on_helo_reply(const Reply& reply) {
 		return;
 	}
 	if (!tls_active_ && options_.tls == TlsMode::required) {
-		fail_host(options_.server_name + " does not offer STARTTLS, which is required");
+		fail_host_talking(options_.server_name + " does not offer STARTTLS, which is required");
 		return;
 	}
 	after_ehlo();
@@ -741,9 +767,26 @@ void SmtpClient::fail_host(const std::string& error, bool tls_failed, const std:
 	complete();
 }
 
+// The host answered but cannot take the message (a 554 greeting, a 4xx to
+// EHLO, no STARTTLS where it is required): RFC 5321 3.1 and 4.1.1.10 ask
+// the client to end with QUIT. It is sent without waiting for its reply,
+// so that a host that does not answer it cannot hold up the next host for
+// a command timeout.
+void SmtpClient::fail_host_talking(const std::string& error, bool tls_failed, const std::string& reply) {
+	mark_host_failure(error, tls_failed, reply);
+	if (transport_) {
+		log::event(log::Level::trace, options_.log_id, "LS: QUIT");
+		output_ += "QUIT\r\n";
+		size_t written = 0;
+		(void)transport_->write(output_.data(), output_.size(), written);  // best effort: the session ends now
+		output_.clear();
+	}
+	complete();
+}
+
 void SmtpClient::fail_host_on_reply(const std::string& what, const Reply& reply, bool tls_failed) {
 	std::string summary = reply.summary();
-	fail_host(what + ": " + summary, tls_failed, summary);
+	fail_host_talking(what + ": " + summary, tls_failed, summary);
 }
 
 // Like fail_host, but says QUIT first (the server is still talking to us).

@@ -214,6 +214,8 @@ private:
 	// The host failed on the server's `reply` to `what`: the error quotes it
 	// and the delivery notice reports it (Remote-MTA, Diagnostic-Code).
 	void fail_host_on_reply(const std::string& what, const Reply& reply, bool tls_failed = false);
+	// fail_host for a host still talking to us: QUIT, not waited for.
+	void fail_host_talking(const std::string& error, bool tls_failed = false, const std::string& reply = "");
 	// A host that cannot meet REQUIRETLS: QUIT when the session is up.
 	void fail_requiretls(const std::string& error, bool quit);
 	void mark_host_failure(const std::string& error, bool tls_failed, const std::string& reply);

@@ -25,6 +25,7 @@
 #include "core/worker_pool.h"
 #include "helpers/daemon.h"
 #include "helpers/dns_server.h"
+#include "helpers/smtp_client.h"
 #include "helpers/smtp_sink.h"
 #include "helpers/tls_tools.h"
 #include "mailauth/resolver.h"
@@ -36,7 +37,10 @@
 
 using namespace tern;
 using tern::testing::DnsServer;
+using tern::testing::free_tcp_port;
+using tern::testing::now_ms;
 using tern::testing::SmtpSink;
+using tern::testing::take_tcp_port;
 
 namespace {
 
@@ -107,7 +111,8 @@ struct Fixture {
 		int retry_base_s = 1;
 		std::string reuse_dir;  // a data dir left by an earlier fixture ("restart")
 		int mta_sts_port = 443;
-		std::string system_ca_file;  // "" = the queue's default
+		std::string system_ca_file;     // "" = the queue's default
+		double greeting_timeout_s = 0;  // 0 = the queue's default (RFC 5321 4.5.3.2.1)
 	};
 	explicit Fixture(const std::string& smarthost) : Fixture(smarthost, Settings{}) {}
 	Fixture(const std::string& smarthost, const Settings& s) {
@@ -126,6 +131,7 @@ struct Fixture {
 		options.delayed_dsn_after = s.delayed_dsn_after;
 		options.mta_sts_port = s.mta_sts_port;
 		if (!s.system_ca_file.empty()) options.system_ca_file = s.system_ca_file;
+		if (s.greeting_timeout_s > 0) options.timeouts.greeting = s.greeting_timeout_s;
 		mailauth::Resolver* resolver = &canned;
 		if (dns) {
 			udns = std::make_unique<net::UdnsResolver>(loop, std::vector<std::string>{dns->address()},
@@ -817,6 +823,47 @@ TEST_CASE("queue: a notice about a host's refusal before MAIL names that host as
 		CHECK(dsn.find("\r\nDiagnostic-Code: smtp; 554 5.7.1 no mail from you\r\n") != std::string::npos);
 		CHECK(dsn.find("\r\nStatus: 5.7.1\r\n") != std::string::npos);
 	}
+}
+
+TEST_CASE("queue: a host that refuses before MAIL is told QUIT, and the result does not wait for its reply") {
+	// RFC 5321 3.1: after a 554 greeting the client should send QUIT;
+	// 4.1.1.10: a session ends with QUIT. The sink waits 5 s before its
+	// 221: the failure must be settled (the notice written) without it.
+	SmtpSink sink;
+	SmtpSink::Replies replies;
+	replies.quit_delay_ms = 5000;
+	SUBCASE("554 greeting") { replies.greeting = "554 5.7.1 no mail from you"; }
+	SUBCASE("451 to EHLO") { replies.ehlo = "451 4.3.0 try later"; }
+	sink.set_replies(replies);
+	Fixture::Settings settings;
+	settings.max_attempts = 1;
+	Fixture fx("127.0.0.1:" + std::to_string(sink.port()), settings);
+	REQUIRE(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+	const int64_t started = now_ms();
+	REQUIRE(fx.run_until(
+	    [&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
+	CHECK(now_ms() - started < 4000);
+	for (int64_t until = now_ms() + 2000; sink.quits() == 0 && now_ms() < until;) usleep(10000);
+	CHECK(sink.quits() == 1);
+}
+
+TEST_CASE("queue: a timeout's error says what was awaited from which host") {
+	// A port that is listened on but never accepted: the connection
+	// completes in the kernel and no greeting ever comes.
+	int port = free_tcp_port();
+	int silent = take_tcp_port(port);
+	REQUIRE(silent >= 0);
+	Fixture::Settings settings;
+	settings.max_attempts = 1;
+	settings.greeting_timeout_s = 0.5;
+	Fixture fx("127.0.0.1:" + std::to_string(port), settings);
+	REQUIRE(fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body) == "");
+	REQUIRE(fx.run_until(
+	    [&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
+	::close(silent);
+	std::string dsn = fx.maildir_message("alice");
+	INFO(dsn);
+	CHECK(dsn.find("timeout waiting for the greeting from 127.0.0.1 [127.0.0.1]") != std::string::npos);
 }
 
 TEST_CASE("queue: a notice quotes the last host's failure, not an earlier host's reply") {

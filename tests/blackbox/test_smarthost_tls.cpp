@@ -233,6 +233,25 @@ TEST_CASE("smarthost: an untrusted (self-signed) certificate gets nothing under 
 	}
 }
 
+TEST_CASE("smarthost: a server without STARTTLS under required gets QUIT and no message") {
+	// RFC 5321 4.1.1.10: the session ends with QUIT, not a bare close.
+	TestCa ca;
+	SmtpSink::Options o;
+	o.auth_username = relay_user;
+	o.auth_password = relay_password;
+	SmtpSink sink(o);  // no certificate: no STARTTLS offered
+	TernDaemon d(not_started());
+	start_daemon(d, sink, Smarthost{"required", ca.ca_file()});
+	submit_one(d, "no starttls");
+	std::string line = wait_for_log_line(d, {"does not offer STARTTLS, which is required"});
+	CHECK_MESSAGE(line != "", d.log_text());
+	for (int64_t until = now_ms() + 5000; sink.quits() == 0 && now_ms() < until;) usleep(10000);
+	CHECK(sink.quits() == 1);
+	CHECK(sink.auth_attempts().empty());
+	CHECK(sink.messages().empty());
+	CHECK(queued_records(d) == 1);
+}
+
 TEST_CASE("smarthost: a certificate for another host name is refused") {
 	TestCa ca;
 	TestCa::Issued other = ca.issue("other.test.example");

@@ -417,6 +417,7 @@ void SmtpSink::session(int fd) {
 		} else if (verb == "NOOP") {
 			ok = write_line(io, "250 2.0.0 ok");
 		} else if (verb == "QUIT") {
+			quits_++;
 			int delay_ms = 0;
 			{
 				std::lock_guard<std::mutex> lock(mutex_);

@@ -98,6 +98,8 @@ public:
 	void set_concurrent(bool concurrent) { concurrent_ = concurrent; }
 	std::vector<SinkMessage> messages() const;
 	int connections() const { return connections_; }
+	// QUIT commands received, over all connections.
+	int quits() const { return quits_; }
 	// Complete DATA sections read so far, whatever their reply (counted when
 	// the final dot arrives, before any data_end_delay_ms).
 	int data_received() const { return data_received_; }
@@ -117,6 +119,7 @@ private:
 	uint16_t port_ = 0;
 	std::atomic<bool> stop_{false};
 	std::atomic<int> connections_{0};
+	std::atomic<int> quits_{0};
 	std::atomic<int> data_received_{0};
 	std::atomic<bool> concurrent_{false};
 	std::atomic<int> tls_failures_{0};

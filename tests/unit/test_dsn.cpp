@@ -382,19 +382,34 @@ TEST_CASE("dsn: a reply that is not ASCII stays out of the 7bit status part") {
 	check_lines(utf8);
 }
 
+// The text part of `m` composed in the UTF-8 variant or not.
+static std::string text_part_of(DsnMessage m, bool utf8) {
+	m.smtputf8 = utf8;
+	std::string got = compose_dsn(m, utf8, boundary);
+	std::string text_part = got.substr(got.find("Content-Type: text/plain"));
+	return text_part.substr(0, text_part.find("--" + boundary));
+}
+
 TEST_CASE("dsn: control characters of a remote reply are shown as ? in the text part") {
 	DsnMessage m = failed_message();
 	m.text_body += "\n550 5.1.1 unknown <\x1b[31m> \x7f\x01\xc2\x9b\tend \xc3\xa4\n";
+	std::string utf8 = text_part_of(m, true), ascii = text_part_of(m, false);
+	CHECK(has(utf8, "\r\n550 5.1.1 unknown <?[31m> ???\tend \xc3\xa4\r\n"));
+	// quoted-printable for its UTF-8
+	CHECK(has(ascii, "\r\n550 5.1.1 unknown <?[31m> ???\tend =C3=A4\r\n"));
+}
+
+TEST_CASE("dsn: a bare CR and bytes that are no UTF-8 in a remote reply are shown as ? in the text part") {
+	// A bare CR is a line end to some readers (a forged line in the notice);
+	// 0xFF 0xFE are no UTF-8, and the part says charset=utf-8. Line ends the
+	// text already has (LF, CR LF) stay.
+	DsnMessage m = failed_message();
+	m.text_body += "\n550 5.1.1 Subject: injected\r header \xff\xfe end\r\nnext\n";
 	for (bool utf8 : {false, true}) {
-		m.smtputf8 = utf8;
-		std::string got = compose_dsn(m, utf8, boundary);
-		INFO(got);
-		std::string text_part = got.substr(got.find("Content-Type: text/plain"));
-		text_part = text_part.substr(0, text_part.find("--" + boundary));
-		if (utf8)
-			CHECK(has(text_part, "\r\n550 5.1.1 unknown <?[31m> ???\tend \xc3\xa4\r\n"));
-		else  // quoted-printable for its UTF-8
-			CHECK(has(text_part, "\r\n550 5.1.1 unknown <?[31m> ???\tend =C3=A4\r\n"));
+		std::string text_part = text_part_of(m, utf8);
+		INFO(text_part);
+		CHECK(has(text_part, "\r\n550 5.1.1 Subject: injected? header ?? end\r\nnext\r\n"));
+		CHECK_FALSE(has(text_part, "=FF"));
 	}
 }
 
