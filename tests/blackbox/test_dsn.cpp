@@ -377,7 +377,9 @@ TEST_CASE("dsn: a port-25 notice for an internationalized sender is queued to th
 	// same way) goes to the MAIL FROM address; the queue asks DNS about
 	// its domain in the ASCII form (it looked up the UTF-8 form, found
 	// nothing, and dropped the notice as undeliverable).
-	TernDaemon d({.start = false});
+	DaemonOptions options;
+	options.start = false;
+	TernDaemon d(options);
 	d.dns().add("xn--bcher-kva.example", "MX", "10 mx.xn--bcher-kva.example");
 	d.dns().add("mx.xn--bcher-kva.example", "A", "127.0.0.1");
 	REQUIRE_MESSAGE(d.start(), d.error());
