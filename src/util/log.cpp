@@ -94,7 +94,7 @@ bool needs_quotes(std::string_view value) {
 		const auto c = static_cast<unsigned char>(value[0]);
 		if (c == ' ' || c == '"' || c == '=' || is_ascii_control(c)) return true;
 		const Utf8Rune r = decode_utf8(value);
-		if (!r.valid) return true;
+		if (!r.valid || is_hidden_control(r.cp)) return true;
 		value.remove_prefix(r.len);
 	}
 	return false;

@@ -176,6 +176,11 @@ void append_escaped_text(std::string& out, std::string_view text, std::string_vi
 		} else if (is_ascii_control(c) || !r.valid) {
 			out += "\\x";
 			append_hex_byte(out, c);
+		} else if (is_hidden_control(r.cp)) {
+			for (char byte : text.substr(0, r.len)) {
+				out += "\\x";
+				append_hex_byte(out, static_cast<unsigned char>(byte));
+			}
 		} else {
 			out.append(text.substr(0, r.len));
 		}

@@ -21,6 +21,16 @@ constexpr bool is_wsp(char c) { return c == ' ' || c == '\t'; }  // WSP
 // line or an escape sequence where a name or a log line is written. Takes
 // a byte (as unsigned char) or a decoded code point.
 constexpr bool is_ascii_control(char32_t c) { return c < 0x20 || c == 0x7f; }
+// Code points that change how a terminal shows what follows without being
+// seen: the C1 controls (U+0080-U+009F; U+009B is CSI, an escape sequence
+// on terminals that take 8-bit controls) and the bidirectional formatting
+// characters (Unicode UAX #9: LRM, RLM, the embeddings and overrides
+// U+202A-U+202E, the isolates U+2066-U+2069), with which a value can make
+// a log line read differently from what it holds.
+constexpr bool is_hidden_control(char32_t c) {
+	return (c >= 0x80 && c <= 0x9f) || c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
+	    (c >= 0x2066 && c <= 0x2069);
+}
 bool has_ascii_control(std::string_view);
 
 std::string ascii_lower(std::string_view);
@@ -62,10 +72,12 @@ size_t utf8_char_start(std::string_view s, size_t i);
 // Appends code point `cp` (at most U+10FFFF, the caller checked) as UTF-8
 // (RFC 3629 3).
 void append_utf8(std::string& out, char32_t cp);
-// Appends `text` with each control byte (C0, DEL) and each byte that no
-// UTF-8 sequence explains written as \xNN, and a backslash before each
+// Appends `text` with each control byte (C0, DEL), each byte that no
+// UTF-8 sequence explains and each byte of a hidden control
+// (is_hidden_control) written as \xNN, and a backslash before each
 // character of `backslashed`: text from the network that a log line or a
-// terminal shows can neither forge a line nor send an escape sequence.
+// terminal shows can neither forge a line, nor send an escape sequence,
+// nor reorder what the line shows.
 void append_escaped_text(std::string& out, std::string_view text, std::string_view backslashed = {});
 
 }  // namespace tern

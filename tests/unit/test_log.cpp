@@ -60,6 +60,17 @@ TEST_CASE("log: values are quoted and escaped when needed") {
 	CHECK(value_of("\xc0\xaf") == "\"\\xc0\\xaf\"");
 	CHECK(value_of("\xed\xa0\x80") == "\"\\xed\\xa0\\x80\"");
 	CHECK(value_of("\xe9\xc3\xa9") == "\"\\xe9\xc3\xa9\"");  // the valid sequence after it stays
+	// Valid UTF-8 that a terminal does not show but obeys: a C1 control
+	// (U+009B, CSI) and a right-to-left override (U+202E) that would show
+	// "user=admin" reversed. Escaped byte by byte, and the value quoted.
+	CHECK(value_of("a\xc2\x9b"
+	               "2Jb") == "\"a\\xc2\\x9b2Jb\"");
+	CHECK(value_of("x\xe2\x80\xaenimda") == "\"x\\xe2\\x80\\xaenimda\"");
+	CHECK(value_of("\xe2\x81\xa6iso\xe2\x81\xa9") == "\"\\xe2\\x81\\xa6iso\\xe2\\x81\\xa9\"");
+	CHECK(value_of("\xe2\x80\x94"
+	               "dash") ==
+	      "\xe2\x80\x94"
+	      "dash");  // U+2014, a visible character, stays
 }
 
 TEST_CASE("log: level names and enabled()") {
