@@ -877,15 +877,12 @@ void Daemon::run(const sigset_t& handled) {
 	// first Maildir scan is over, give back the pages start-up touched.
 	core::TimerWatcher trim(loop, [&scan] { scan.after_first_pass([] { core::trim_startup_memory(); }); });
 	trim.start(1.0);
-	// Once a minute, when no client is connected: what a burst left behind
-	// (free heap, pages of code and of the database's regions) goes back to
-	// the system when the resident size grew by more than 1 MiB since the
-	// last trim (a low-memory VPS keeps its RAM).
+	// Once a minute, when no client is connected: free heap a burst left
+	// behind goes back to the system (a low-memory VPS keeps its RAM).
 	constexpr double idle_trim_interval_s = 60;
-	constexpr long idle_growth_slack_kb = 1024;
-	core::IdleTrim after_burst(idle_growth_slack_kb);
-	core::TimerWatcher idle_trim(loop, [this, &idle_trim, &after_burst] {
-		if (srv->open_connections() == 0) after_burst.run();
+	constexpr size_t idle_heap_slack = 1 << 20;  // free heap kept for the next burst
+	core::TimerWatcher idle_trim(loop, [this, &idle_trim] {
+		if (srv->open_connections() == 0) core::trim_free_heap(idle_heap_slack);
 		idle_trim.start(idle_trim_interval_s);
 	});
 	idle_trim.start(idle_trim_interval_s);

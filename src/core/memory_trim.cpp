@@ -2,7 +2,6 @@
 
 #include <malloc.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -52,7 +51,10 @@ bool parse_header(const char* line, Mapping& out) {
 	return true;
 }
 
-void release_clean_mappings() {
+}  // namespace
+
+void trim_startup_memory() {
+	malloc_trim(0);
 	FILE* smaps = std::fopen("/proc/self/smaps", "re");
 	if (!smaps) return;
 	char line[512];
@@ -71,35 +73,17 @@ void release_clean_mappings() {
 	std::fclose(smaps);
 }
 
-}  // namespace
-
-void trim_startup_memory() {
-	malloc_trim(0);
-	release_clean_mappings();
-}
-
 void set_allocator_limits() {
 	constexpr int own_mapping_from = 256 * 1024;
-	constexpr int arena_top_kept = 1024 * 1024;
+	constexpr int free_top_kept = 1024 * 1024;
 	mallopt(M_MMAP_THRESHOLD, own_mapping_from);
-	mallopt(M_TRIM_THRESHOLD, arena_top_kept);
+	mallopt(M_TRIM_THRESHOLD, free_top_kept);
 }
 
-long resident_kb() {
-	FILE* statm = std::fopen("/proc/self/statm", "re");
-	if (!statm) return -1;
-	long size = 0, resident = 0;
-	bool ok = std::fscanf(statm, "%ld %ld", &size, &resident) == 2;
-	std::fclose(statm);
-	return ok ? resident * (sysconf(_SC_PAGESIZE) / 1024) : -1;
-}
-
-bool IdleTrim::run() {
-	const long now_kb = resident_kb();
-	if (now_kb < 0) return false;
-	if (resident_after_last_kb_ >= 0 && now_kb - resident_after_last_kb_ <= slack_kb_) return false;
-	trim_startup_memory();
-	resident_after_last_kb_ = resident_kb();
+bool trim_free_heap(size_t threshold) {
+	struct mallinfo2 info = mallinfo2();
+	if (info.fordblks <= threshold) return false;
+	malloc_trim(0);
 	return true;
 }
 

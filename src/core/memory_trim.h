@@ -13,34 +13,25 @@ namespace tern::core {
 
 void trim_startup_memory();
 
-// glibc's defaults let a burst's memory stay with the process: after a
-// large block (a message read whole, a big reply) is freed, the threshold
-// for giving blocks their own mapping rises to its size (up to 32 MiB) and
-// a thread's arena keeps twice that free at its top, which malloc_trim
-// does not shrink (it trims only the main arena's top). Fixed thresholds
-// (blocks of 256 KiB and more mapped on their own, an arena's top over
-// 1 MiB given back on free) keep each worker's arena to what its jobs
-// hold. Called once at start, before any thread.
+// glibc's defaults let a burst's memory stay with the process: once a
+// large block (a message read whole, a big reply) that had a mapping of
+// its own is freed, the size from which blocks get one rises to its size
+// (up to 32 MiB), and a thread's heap keeps free at its top up to twice
+// that, which malloc_trim does not shrink (it trims only the main heap's
+// top). Fixed thresholds instead: a block of 256 KiB or more that the
+// heap cannot serve from memory it already has gets a mapping of its own,
+// and a heap whose free top exceeds 1 MiB gives it back when a block is
+// freed into it. Called once at start, before any thread; it replaces
+// what MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment
+// would set.
 void set_allocator_limits();
 
-// After a burst (thousands of connections come and gone) the memory it
-// touched stays with the process: free heap inside the arenas, and the
-// pages of code and of Berkeley DB's region files that it faulted in.
-// When the resident size grew by more than `slack_kb` since the last trim,
-// run() gives them back (malloc_trim, then the mappings as at start-up)
-// and returns true. For an idle daemon: the trim walks the heap and the
-// mappings, a few milliseconds after a burst.
-class IdleTrim {
-public:
-	explicit IdleTrim(long slack_kb) : slack_kb_(slack_kb) {}
-	bool run();
-
-private:
-	long slack_kb_;
-	long resident_after_last_kb_ = -1;  // -1: not trimmed yet
-};
-
-// Resident kB of this process (/proc/self/statm), -1 when unreadable.
-long resident_kb();
+// After a burst (thousands of connections come and gone) the heap's free
+// memory stays with the process: glibc gives back only the top of the heap
+// by itself. When more than `threshold` bytes are free in all the heaps
+// together (mallinfo2 sums every thread's), malloc_trim(0) returns the
+// free pages inside them; true when it ran. For an idle daemon: the trim walks the
+// heap, a few milliseconds for one the size of a burst.
+bool trim_free_heap(size_t threshold);
 
 }  // namespace tern::core

@@ -527,7 +527,7 @@ void SmtpClient::start_auth() {
 	if (!tls_active_ && !options_.auth_in_clear_ok) {
 		log::event(log::Level::error, options_.log_id, "smarthost offers no TLS, not sending credentials",
 		           {{"host", options_.server_name}, {"ip", options_.ip}});
-		fail_host_with_quit("not sending credentials to " + options_.server_name + " without TLS");
+		fail_host_talking("not sending credentials to " + options_.server_name + " without TLS");
 		return;
 	}
 	std::string name = sasl::choose_client_mechanism(offered_auth_);
@@ -536,8 +536,8 @@ void SmtpClient::start_auth() {
 		for (const auto& m : offered_auth_) offered += (offered.empty() ? "" : " ") + m;
 		log::event(log::Level::error, options_.log_id, "smarthost offers no usable AUTH mechanism",
 		           {{"host", options_.server_name}, {"offered", offered}});
-		fail_host_with_quit(options_.server_name + " offers no AUTH mechanism tern can use (offered: " +
-		                    (offered.empty() ? "none" : offered) + ")");
+		fail_host_talking(options_.server_name + " offers no AUTH mechanism tern can use (offered: " +
+		                  (offered.empty() ? "none" : offered) + ")");
 		return;
 	}
 	auth_ = sasl::make_client_mechanism(name, options_.auth_username, options_.auth_password);
@@ -557,7 +557,8 @@ void SmtpClient::continue_auth(const Reply& reply) {
 		log::event(log::Level::error, options_.log_id, "smarthost authentication failed",
 		           {{"host", options_.server_name}, {"mechanism", mechanism}, {"error", why}});
 		auth_.reset();
-		fail_host_with_quit("authentication with " + options_.server_name + " failed: " + why, server_reply);
+		fail_host_talking("authentication with " + options_.server_name + " failed: " + why, false,
+		                  server_reply);
 	};
 	if (auth_aborting_) {
 		refused(auth_error_);
@@ -768,8 +769,8 @@ void SmtpClient::fail_host(const std::string& error, bool tls_failed, const std:
 }
 
 // The host answered but cannot take the message (a 554 greeting, a 4xx to
-// EHLO, no STARTTLS where it is required): RFC 5321 3.1 and 4.1.1.10 ask
-// the client to end with QUIT. It is sent without waiting for its reply,
+// EHLO, no STARTTLS where it is required, AUTH refused): RFC 5321 3.1 and
+// 4.1.1.10 ask the client to end with QUIT. It is sent without waiting for its reply,
 // so that a host that does not answer it cannot hold up the next host for
 // a command timeout.
 void SmtpClient::fail_host_talking(const std::string& error, bool tls_failed, const std::string& reply) {
@@ -789,21 +790,14 @@ void SmtpClient::fail_host_on_reply(const std::string& what, const Reply& reply,
 	fail_host_talking(what + ": " + summary, tls_failed, summary);
 }
 
-// Like fail_host, but says QUIT first (the server is still talking to us).
-void SmtpClient::fail_host_with_quit(const std::string& error, const std::string& reply) {
-	mark_host_failure(error, false, reply);
-	finish_with_quit();
-}
-
 void SmtpClient::fail_requiretls(const std::string& error, bool quit) {
 	log::event(log::Level::info, options_.log_id, "host cannot meet REQUIRETLS",
 	           {{"host", options_.server_name}, {"ip", options_.ip}, {"error", error}});
-	mark_host_failure(error, false, "");
 	result_.requiretls_unmet = true;
 	if (quit)
-		finish_with_quit();
+		fail_host_talking(error);
 	else
-		complete();
+		fail_host(error);
 }
 
 void SmtpClient::mark_host_failure(const std::string& error, bool tls_failed, const std::string& reply) {

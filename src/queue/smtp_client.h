@@ -204,7 +204,6 @@ private:
 	void start_auth();
 	void continue_auth(const Reply& reply);
 	// `reply`: the server's reply that failed the host, when one did.
-	void fail_host_with_quit(const std::string& error, const std::string& reply = "");
 	void send_next_rcpt_or_data();
 	void start_tls();
 	void continue_handshake();

@@ -87,16 +87,22 @@ std::string read_file_head(const ReadableFile& file, size_t limit) {
 		// anything but a regular file (a FIFO, /dev/zero) is refused.
 		opened.reset(::open(file.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
 		if (!opened) throw std::runtime_error("cannot read " + file.path + ": " + std::strerror(errno));
-		struct stat st {};
-		if (::fstat(opened.get(), &st) != 0)
-			throw std::runtime_error("cannot read " + file.path + ": " + std::strerror(errno));
-		if (!S_ISREG(st.st_mode)) throw std::runtime_error("cannot read " + file.path + ": not a regular file");
 		fd = opened.get();
 	}
-	std::string text(limit, '\0');
+	struct stat st {};
+	if (::fstat(fd, &st) != 0) throw std::runtime_error("cannot read " + file.path + ": " + std::strerror(errno));
+	if (opened && !S_ISREG(st.st_mode))
+		throw std::runtime_error("cannot read " + file.path + ": not a regular file");
+	// The buffer is the file's size, not the limit: callers read small
+	// files under limits of megabytes (the junk filter's counts, 8 MiB),
+	// for every message. It grows, up to the limit, if the file did.
+	constexpr size_t least = 4096;
+	std::string text(std::min(limit, std::max(least, static_cast<size_t>(std::max<off_t>(st.st_size, 0)) + 1)),
+	                 '\0');
 	size_t got = 0;
 	while (got < limit) {
-		ssize_t n = ::pread(fd, text.data() + got, limit - got, static_cast<off_t>(got));
+		if (got == text.size()) text.resize(std::min(limit, text.size() * 2));
+		ssize_t n = ::pread(fd, text.data() + got, text.size() - got, static_cast<off_t>(got));
 		if (n < 0 && errno == EINTR) continue;
 		if (n < 0) throw std::runtime_error("reading " + file.path + ": " + std::strerror(errno));
 		if (n == 0) break;

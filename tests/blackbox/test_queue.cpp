@@ -37,7 +37,7 @@
 
 using namespace tern;
 using tern::testing::DnsServer;
-using tern::testing::free_tcp_port;
+using tern::testing::listening_port;
 using tern::testing::now_ms;
 using tern::testing::SmtpSink;
 using tern::testing::take_tcp_port;
@@ -850,9 +850,9 @@ TEST_CASE("queue: a host that refuses before MAIL is told QUIT, and the result d
 TEST_CASE("queue: a timeout's error says what was awaited from which host") {
 	// A port that is listened on but never accepted: the connection
 	// completes in the kernel and no greeting ever comes.
-	int port = free_tcp_port();
-	int silent = take_tcp_port(port);
+	int silent = take_tcp_port(0);
 	REQUIRE(silent >= 0);
+	int port = listening_port(silent);
 	Fixture::Settings settings;
 	settings.max_attempts = 1;
 	settings.greeting_timeout_s = 0.5;

@@ -103,6 +103,13 @@ int take_tcp_port(int port) {
 	return fd;
 }
 
+int listening_port(int fd) {
+	sockaddr_in sin{};
+	socklen_t len = sizeof(sin);
+	if (getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len) != 0) return -1;
+	return ntohs(sin.sin_port);
+}
+
 const std::string& reachable_program(const std::string& name) {
 	struct Copies {
 		std::string dir;

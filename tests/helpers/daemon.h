@@ -93,6 +93,8 @@ bool tcp_port_listening(int port);
 // Listens on 127.0.0.1:port, so that a ternd meant for it cannot bind it;
 // the descriptor, or -1 when the port could not be taken.
 int take_tcp_port(int port);
+// The port a socket is bound to (take_tcp_port(0) binds a free one), or -1.
+int listening_port(int fd);
 // Polls ≤ timeout_ms until a unix stream socket at path accepts a connection.
 // A copy of the built program src/<name> in a folder every user can enter
 // (made once per test run, removed at exit), for tests that run it as an

@@ -190,3 +190,24 @@ TEST_CASE("store files: the head of a file by path and through a descriptor") {
 	CHECK(store::read_file_head({file, fd.get()}, 12) == "Subject: s\r\n");
 	CHECK_THROWS(store::read_file_head(file, 12));
 }
+
+TEST_CASE("store files: a small file under a large limit costs a buffer of its own size") {
+	// The junk filter reads its counts under a limit of 8 MiB for every
+	// message: a buffer of the limit's size, zero-filled, was a page fault
+	// per 4 KiB each time. A file that grew after it was measured is read
+	// on, up to the limit.
+	TempDir dir;
+	std::string file = dir.path + "/counts";
+	write_file(file, std::string(3000, 'c'));
+	std::string head = store::read_file_head(file, size_t{8} << 20);
+	CHECK(head == std::string(3000, 'c'));
+	CHECK(head.capacity() < 65536);
+	tern::UniqueFd fd(::open(file.c_str(), O_RDWR | O_CLOEXEC));
+	REQUIRE(fd);
+	head = store::read_file_head({file, fd.get()}, size_t{8} << 20);
+	CHECK(head.capacity() < 65536);
+	// Larger than the first buffer: read whole, up to the limit.
+	write_file(file, std::string(100000, 'd'));
+	CHECK(store::read_file_head(file, size_t{8} << 20) == std::string(100000, 'd'));
+	CHECK(store::read_file_head(file, 70000) == std::string(70000, 'd'));
+}

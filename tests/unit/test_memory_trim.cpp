@@ -1,7 +1,8 @@
 // The trims of core/memory_trim.h: the start-up trim gives back the
 // mappings of code the process touched, and never the pages that hold the
 // only copy of something (relocated data), so the program runs on as
-// before; the idle trim gives back what a worker's burst left behind.
+// before; the idle trim gives back the free heap a burst left behind, in
+// the main heap and in a worker thread's.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -77,24 +78,57 @@ TEST_CASE("trim_startup_memory gives back code mappings and keeps relocated data
 	CHECK(std::strcmp(text, "circle-7") == 0);
 }
 
-TEST_CASE("IdleTrim gives back what a worker thread's burst left behind, once the resident size grew") {
+namespace {
+
+long resident_kb() {
+	std::ifstream statm("/proc/self/statm");
+	long size = 0, resident = 0;
+	statm >> size >> resident;
+	return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+}  // namespace
+
+TEST_CASE("trim_free_heap gives back the free heap a burst left behind, over its threshold only") {
 #ifdef __SANITIZE_ADDRESS__
 	// AddressSanitizer replaces glibc's allocator: there is no glibc heap to
-	// trim (make check-sanitized).
+	// trim, and mallinfo2 reads zeros (make check-sanitized).
+	MESSAGE("skipped: glibc's allocator is replaced by AddressSanitizer");
+	return;
+#endif
+	// A burst: many small blocks, of which every fiftieth stays (a few
+	// connections outlive it), so that glibc cannot give the freed ones
+	// back by shrinking the heap's top.
+	std::vector<std::unique_ptr<char[]>> burst, survivors;
+	for (int i = 0; i < 40000; ++i) {
+		burst.emplace_back(new char[1000]);
+		std::memset(burst.back().get(), 1, 1000);
+	}
+	for (size_t i = 0; i < burst.size(); i += 50) survivors.push_back(std::move(burst[i]));
+	burst.clear();
+	long before = resident_kb();
+	CHECK_FALSE(tern::core::trim_free_heap(size_t(1) << 40));  // under the threshold: nothing done
+	CHECK(tern::core::trim_free_heap(size_t(1) << 20));
+	long after = resident_kb();
+	INFO("resident kB before " << before << ", after " << after);
+	CHECK(before - after > 20000);
+}
+
+TEST_CASE("trim_free_heap with the allocator limits gives back what a worker thread's burst left behind") {
+#ifdef __SANITIZE_ADDRESS__
 	MESSAGE("skipped: glibc's allocator is replaced by AddressSanitizer");
 	return;
 #endif
 	tern::core::set_allocator_limits();
-	tern::core::IdleTrim trim(1024);
-	trim.run();               // the baseline
-	CHECK_FALSE(trim.run());  // nothing grew since: nothing to do
-	const long baseline = tern::core::resident_kb();
-	// A burst on a thread of its own (its own arena, as a worker's): many
-	// small blocks, of which every fiftieth outlives the burst (the arena
+	tern::core::trim_free_heap(0);
+	const long baseline = resident_kb();
+	// A burst on a thread of its own (its own heap, as a worker's): many
+	// small blocks, of which every fiftieth outlives the burst (the heap
 	// cannot go away whole), then two large blocks one after the other
 	// (messages read whole: with glibc's defaults the first raises the
-	// threshold for a mapping of its own, so the second is carved from the
-	// arena and stays free at its top, which malloc_trim does not shrink).
+	// size from which blocks get a mapping of their own, so the second is
+	// carved from the heap and stays free at its top, which malloc_trim
+	// does not shrink).
 	std::vector<std::unique_ptr<char[]>> survivors;
 	std::thread worker([&survivors] {
 		std::vector<std::unique_ptr<char[]>> burst;
@@ -110,9 +144,9 @@ TEST_CASE("IdleTrim gives back what a worker thread's burst left behind, once th
 		}
 	});
 	worker.join();
-	long before = tern::core::resident_kb();
-	CHECK(trim.run());
-	long after = tern::core::resident_kb();
+	long before = resident_kb();
+	CHECK(tern::core::trim_free_heap(size_t(1) << 20));
+	long after = resident_kb();
 	INFO("resident kB at the baseline " << baseline << ", after the burst " << before << ", trimmed " << after);
 	CHECK(before - after > 20000);
 	CHECK(after - baseline < 6000);  // the survivors' pages, not a block of 12 MiB
