@@ -127,7 +127,7 @@ TEST_CASE("durability: a second ternd on the same data_dir stops without touchin
 // when it stops at start after binding it (here: a pid file whose folder
 // cannot be made, a file standing where it should be).
 TEST_CASE("durability: a start that fails after binding leaves no sendmail.tern socket behind") {
-	TernDaemon d({.start = false});
+	TernDaemon d({.config_patch = "", .start = false});
 	write_file(d.dir() + "/blocker", "");
 	d.write_config(R"({"pid_file": ")" + d.dir() + R"(/blocker/ternd.pid"})");
 	CHECK_FALSE(d.start());

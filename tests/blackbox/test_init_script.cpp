@@ -114,7 +114,7 @@ TEST_CASE("init script: start, status, reload and stop give LSB's exit statuses"
 
 TEST_CASE("init script: a start that fails is a failure of the script") {
 	REQUIRE(file_exists("/lib/lsb/init-functions"));
-	TernDaemon d({.start = false});
+	TernDaemon d({.config_patch = "", .start = false});
 	InitScript init(d);
 
 	// The SMTP port taken: ternd reports the failure, the script passes it on.
