@@ -30,8 +30,8 @@ void set_allocator_limits();
 // memory stays with the process: glibc gives back only the top of the heap
 // by itself. When more than `threshold` bytes are free in all the heaps
 // together (mallinfo2 sums every thread's), malloc_trim(0) returns the
-// free pages inside them; true when it ran. For an idle daemon: the trim walks the
-// heap, a few milliseconds for one the size of a burst.
+// free pages inside them; true when it ran. For an idle daemon: the trim
+// walks the heaps, a few milliseconds for ones the size of a burst.
 bool trim_free_heap(size_t threshold);
 
 }  // namespace tern::core

@@ -253,9 +253,10 @@ void write_dsn_header(std::string& out, const DsnMessage& msg, bool utf8, const 
 
 // A remote server's reply quoted in the text may carry control characters
 // (an escape sequence for the reader's terminal, a bare CR that some
-// readers take for a line end): C0 and DEL, C1 (U+0080-U+009F) and bytes
-// that are no UTF-8 (the part says charset=utf-8) become "?", as Postfix
-// shows them. Line ends (LF, CR LF) and tabs stay.
+// readers take for a line end, a right-to-left override): C0 and DEL, the
+// hidden controls (is_hidden_control: C1, bidirectional formatting) and
+// bytes that are no UTF-8 (the part says charset=utf-8) become "?". Line
+// ends (LF, CR LF) and tabs stay.
 std::string printable_text(std::string_view text) {
 	std::string out;
 	out.reserve(text.size());
@@ -263,7 +264,7 @@ std::string printable_text(std::string_view text) {
 		const Utf8Rune r = decode_utf8(text.substr(i));
 		const char32_t cp = r.cp;
 		const bool line_end = cp == '\n' || (cp == '\r' && i + 1 < text.size() && text[i + 1] == '\n');
-		const bool control = (cp < 0x20 && cp != '\t' && !line_end) || (cp >= 0x7f && cp <= 0x9f);
+		const bool control = (is_ascii_control(cp) && cp != '\t' && !line_end) || is_hidden_control(cp);
 		if (!r.valid || control)
 			out += '?';
 		else

@@ -770,9 +770,9 @@ void SmtpClient::fail_host(const std::string& error, bool tls_failed, const std:
 
 // The host answered but cannot take the message (a 554 greeting, a 4xx to
 // EHLO, no STARTTLS where it is required, AUTH refused): RFC 5321 3.1 and
-// 4.1.1.10 ask the client to end with QUIT. It is sent without waiting for its reply,
-// so that a host that does not answer it cannot hold up the next host for
-// a command timeout.
+// 4.1.1.10 ask the client to end with QUIT. It is sent without waiting
+// for its reply, so that a host that does not answer it cannot hold up
+// the next host for a command timeout.
 void SmtpClient::fail_host_talking(const std::string& error, bool tls_failed, const std::string& reply) {
 	mark_host_failure(error, tls_failed, reply);
 	if (transport_) {

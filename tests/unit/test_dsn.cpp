@@ -399,16 +399,19 @@ TEST_CASE("dsn: control characters of a remote reply are shown as ? in the text 
 	CHECK(has(ascii, "\r\n550 5.1.1 unknown <?[31m> ???\tend =C3=A4\r\n"));
 }
 
-TEST_CASE("dsn: a bare CR and bytes that are no UTF-8 in a remote reply are shown as ? in the text part") {
+TEST_CASE("dsn: a bare CR, bytes that are no UTF-8 and bidi overrides in a remote reply are ? in the text part") {
 	// A bare CR is a line end to some readers (a forged line in the notice);
-	// 0xFF 0xFE are no UTF-8, and the part says charset=utf-8. Line ends the
-	// text already has (LF, CR LF) stay.
+	// 0xFF 0xFE are no UTF-8, and the part says charset=utf-8; U+202E
+	// shows what follows it reversed. Line ends the text already has (LF,
+	// CR LF) stay.
 	DsnMessage m = failed_message();
-	m.text_body += "\n550 5.1.1 Subject: injected\r header \xff\xfe end\r\nnext\n";
+	m.text_body +=
+	    "\n550 5.1.1 Subject: injected\r header \xff\xfe end\r\nnext \xe2\x80\xae"
+	    "dlrow\n";
 	for (bool utf8 : {false, true}) {
 		std::string text_part = text_part_of(m, utf8);
 		INFO(text_part);
-		CHECK(has(text_part, "\r\n550 5.1.1 Subject: injected? header ?? end\r\nnext\r\n"));
+		CHECK(has(text_part, "\r\n550 5.1.1 Subject: injected? header ?? end\r\nnext ?dlrow\r\n"));
 		CHECK_FALSE(has(text_part, "=FF"));
 	}
 }
