@@ -2,6 +2,7 @@
 #include "milter/protocol.h"
 
 #include "message/header_parse.h"
+#include "util/strings.h"
 
 #include <algorithm>
 
@@ -181,7 +182,10 @@ CustomReply parse_custom_reply(std::string_view reply, std::string_view default_
 		// else a milter sends (a bare CR, an escape, UTF-8) is passed on as
 		// '?', so that its bytes cannot end or alter the reply the client
 		// reads.
-		for (char c : line) r.text += c == '\t' || (c >= 0x20 && c <= 0x7e) ? c : '?';
+		for (char c : line) {
+			const auto u = static_cast<unsigned char>(c);
+			r.text += u == '\t' || (u < 0x80 && !is_ascii_control(u)) ? c : '?';
+		}
 		first = false;
 	}
 	return r;

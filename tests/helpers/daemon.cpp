@@ -9,8 +9,10 @@
 #include <fcntl.h>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <netinet/in.h>
 #include <poll.h>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <sys/prctl.h>
@@ -74,19 +76,20 @@ std::string repo_root() {
 std::string ternd_path() { return repo_root() + "/src/ternd"; }
 
 int free_tcp_port() {
-	int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) throw std::runtime_error("socket for free port");
-	sockaddr_in sin{};
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0) {
+	// Never the same port twice in one test process: two probes close
+	// their sockets before the daemon binds, so the kernel could offer one
+	// port to both (a daemon's smtp and submission listeners, seen once).
+	static std::mutex mutex;
+	static std::set<int> handed_out;
+	std::lock_guard<std::mutex> lock(mutex);
+	for (int attempt = 0; attempt < 1000; ++attempt) {
+		int fd = take_tcp_port(0);
+		if (fd < 0) throw std::runtime_error("bind for free port");
+		int port = listening_port(fd);
 		::close(fd);
-		throw std::runtime_error("bind for free port");
+		if (port > 0 && handed_out.insert(port).second) return port;
 	}
-	socklen_t len = sizeof(sin);
-	getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
-	::close(fd);
-	return ntohs(sin.sin_port);
+	throw std::runtime_error("no free port not handed out before");
 }
 
 int take_tcp_port(int port) {
