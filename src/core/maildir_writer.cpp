@@ -35,18 +35,31 @@ void MaildirWriter::deliver_noting_copies(std::string body_path, SpoolFile body,
 }
 
 // On a disk thread: the copies, then the directories their renames touched,
-// synced together with those of the other messages finishing now.
+// synced together with those of the other messages finishing now. A message
+// counts as durable only when every step returned: an exception on the way
+// (the worker pool would log it and still answer) fails it, so that no 250
+// can follow a copy whose directory was never synced.
 void MaildirWriter::write_and_sync(Message& msg) {
-	write_copies(msg);
-	if (!msg.error.empty()) return;
-	if (msg.renamed) {
-		msg.renamed(msg.copies);
-		msg.renamed = nullptr;  // its captures go here, on this thread
+	try {
+		write_copies(msg);
+		if (msg.error.empty()) {
+			if (msg.renamed) {
+				msg.renamed(msg.copies);
+				msg.renamed = nullptr;  // its captures go here, on this thread
+			}
+			// A renamed file whose directory is not known to be on disk is
+			// not durable: no 250 for that message.
+			DirSyncGroup::Failures failures = dir_sync_.sync(msg.dirs_to_sync);
+			if (!failures.empty()) msg.error = failures.begin()->second;
+		}
+	} catch (const std::exception& e) {
+		msg.error = std::string("internal error while storing: ") + e.what();
 	}
-	// A renamed file whose directory is not known to be on disk is not
-	// durable: no 250 for that message.
-	DirSyncGroup::Failures failures = dir_sync_.sync(msg.dirs_to_sync);
-	if (!failures.empty()) msg.error = failures.begin()->second;
+	// A message that gets no 250 leaves none of its copies behind: the
+	// client sends it again (doc/design.md "Message path").
+	if (!msg.error.empty()) store::withdraw_copies(msg.copies);
+	msg.renamed = nullptr;
+	release_body(msg);
 }
 
 // On a disk thread: tmp/ file, fsync, rename into new/ (or cur/).
@@ -59,9 +72,12 @@ void MaildirWriter::write_copies(Message& msg) {
 	msg.error = batch.commit_files(msg.dirs_to_sync)[0];
 	if (msg.error.empty()) msg.copies = batch.delivered(0);  // with final_path
 	msg.prepared_folders = batch.prepared_folders();
-	// The copies hold the bytes now (or failed): a spool file is emptied
-	// here, off the loop, for the next message; opened with O_APPEND, it
-	// needs no seek back to offset 0.
+}
+
+// The copies hold the bytes now (or failed): a spool file is emptied here,
+// off the loop, for the next message; opened with O_APPEND, it needs no seek
+// back to offset 0. Anything else is removed.
+void MaildirWriter::release_body(Message& msg) {
 	msg.body_reusable = msg.body.fd && ::ftruncate(msg.body.fd.get(), 0) == 0;
 	if (!msg.body_reusable) {
 		msg.body.fd.reset();

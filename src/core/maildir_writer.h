@@ -36,8 +36,10 @@ public:
 
 	// A body handed over as an open SpoolFile is truncated and given back to
 	// `spool` once copied; a body given by path only is removed.
-	explicit MaildirWriter(struct ev_loop* loop, SpoolPool* spool = nullptr, unsigned threads = disk_threads)
-		: dir_sync_(store::fsync_dir, max_dir_syncs_in_flight), disk_(loop, threads, "tern-disk"),
+	// `sync_dir` syncs one directory (tests give one that fails).
+	explicit MaildirWriter(struct ev_loop* loop, SpoolPool* spool = nullptr, unsigned threads = disk_threads,
+	                       DirSyncGroup::SyncOne sync_dir = store::fsync_dir)
+		: dir_sync_(std::move(sync_dir), max_dir_syncs_in_flight), disk_(loop, threads, "tern-disk"),
 		  spool_(spool) {}
 	MaildirWriter(const MaildirWriter&) = delete;
 	MaildirWriter& operator=(const MaildirWriter&) = delete;
@@ -80,6 +82,7 @@ private:
 	};
 	void write_and_sync(Message& msg);
 	static void write_copies(Message& msg);
+	static void release_body(Message& msg);
 	void answer(Message& msg);
 
 	// Before disk_: the disk threads use it until disk_'s destructor has

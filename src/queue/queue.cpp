@@ -966,11 +966,17 @@ bool take_for_lmtp(store::Env& env, store::QueueRecord& rec, const config::Accou
 	return true;
 }
 
+// A local recipient's record and where its copy landed.
+struct LocalCopy {
+	store::QueueRecord rec;
+	store::MaildirCopy copy;
+};
+
 // Local recipients go straight into their Maildir, never through the
 // smarthost; the copy is durable only after fsync_dirs (finish_local).
 void copy_locally(store::Env& env, const config::Config& cfg, store::QueueRecord& rec,
                   const config::Config::RcptResult& rcpt, const Policy& policy, int64_t now,
-                  std::set<std::string>& dirs, std::vector<store::QueueRecord>& local, PreparedAttempt& out) {
+                  std::set<std::string>& dirs, std::vector<LocalCopy>& local, PreparedAttempt& out) {
 	std::vector<store::MaildirCopy> copies(1);
 	copies[0].maildir = rcpt.account->maildir;
 	copies[0].mailbox = rcpt.mailbox.empty() ? "INBOX" : rcpt.mailbox;
@@ -979,7 +985,7 @@ void copy_locally(store::Env& env, const config::Config& cfg, store::QueueRecord
 	try {
 		store::deliver_maildir_unsynced(queue_file_path(cfg.data_dir, rec.message_file), copies, cfg.hostname,
 		                                dirs, static_cast<uint64_t>(rec.data_offset));
-		local.push_back(rec);
+		local.push_back({rec, copies[0]});
 	} catch (const std::exception& e) {
 		mark_attempt(rec, now, policy);
 		settle_failure(env, cfg, rec, std::string("local delivery: ") + e.what(), false, {}, policy, now,
@@ -988,12 +994,25 @@ void copy_locally(store::Env& env, const config::Config& cfg, store::QueueRecord
 }
 
 // One fsync per directory for all local copies (group commit); only then
-// does a copy count as delivered.
+// does a copy count as delivered. When a directory cannot be synced, the
+// copies are taken back and each record's attempt fails for now (counted,
+// so that it ends in a notice after max_attempts, not in a copy per retry).
 void finish_local(store::Env& env, const config::Config& cfg, const std::set<std::string>& dirs,
-                  const std::vector<store::QueueRecord>& local, int64_t now, PreparedAttempt& out) {
+                  std::vector<LocalCopy>& local, const Policy& policy, int64_t now, PreparedAttempt& out) {
 	if (local.empty()) return;
-	store::fsync_dirs(dirs);
-	for (auto& rec : local) {
+	try {
+		store::fsync_dirs(dirs);
+	} catch (const std::exception& e) {
+		for (LocalCopy& l : local) {
+			std::vector<store::MaildirCopy> taken_back{l.copy};
+			store::withdraw_copies(taken_back);
+			mark_attempt(l.rec, now, policy);
+			settle_failure(env, cfg, l.rec, std::string("local delivery: ") + e.what(), false, {}, policy,
+			               now, out.settled);
+		}
+		return;
+	}
+	for (auto& [rec, copy] : local) {
 		// RFC 3461 4.1 NOTIFY=SUCCESS: "delivered" (RFC 3464 2.3.3). The
 		// headers are read before the file goes with the record.
 		const bool notice = dsn_requested(rec, DsnKind::delivered);
@@ -1011,7 +1030,7 @@ void finish_local(store::Env& env, const config::Config& cfg, const std::set<std
 void prepare_attempt(store::Env& env, const config::Config& cfg, const std::vector<uint64_t>& ids, const Policy& policy,
                      PreparedAttempt& out) {
 	const int64_t now = now_s();
-	std::vector<store::QueueRecord> local;
+	std::vector<LocalCopy> local;
 	std::set<std::string> dirs;
 	for (uint64_t id : ids) {
 		auto rec = env.queue_get(id);
@@ -1043,7 +1062,7 @@ void prepare_attempt(store::Env& env, const config::Config& cfg, const std::vect
 	// it does not count (RFC 8689 4.1).
 	if (!out.remote.empty() && !out.remote.front().requiretls)
 		out.tls_required_no = has_tls_required_no(original_headers(cfg, out.remote.front()));
-	finish_local(env, cfg, dirs, local, now, out);
+	finish_local(env, cfg, dirs, local, policy, now, out);
 }
 
 }  // namespace

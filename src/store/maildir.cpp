@@ -180,6 +180,14 @@ void fsync_dirs(const std::set<std::string>& dirs) {
 	for (const std::string& dir : dirs) fsync_dir(dir);
 }
 
+void withdraw_copies(std::vector<MaildirCopy>& copies) {
+	for (MaildirCopy& c : copies) {
+		if (c.final_path.empty()) continue;
+		::unlink(c.final_path.c_str());
+		c.final_path.clear();
+	}
+}
+
 void deliver_maildir(const std::string& body_path, std::vector<MaildirCopy>& copies, const std::string& hostname) {
 	std::set<std::string> to_sync;
 	deliver_maildir_unsynced(body_path, copies, hostname, to_sync);
@@ -347,7 +355,9 @@ std::vector<std::string> MaildirBatch::commit_files(std::set<std::string>& to_sy
 		} catch (const std::exception& e) {
 			m->error = e.what();
 			m->fds.clear();
-			// Renamed files are delivered messages and stay; only tmp/ leftovers go.
+			// The message failed whole: its copies renamed before the
+			// failure go again, and the tmp/ files of the others.
+			withdraw_copies(m->copies);
 			remove_unrenamed(m->staged);
 		}
 	}

@@ -38,6 +38,12 @@ void deliver_maildir_unsynced(const std::string& body_path, std::vector<MaildirC
                               uint64_t body_offset = 0);
 void fsync_dirs(const std::set<std::string>& dirs);
 
+// A message fails as a whole (4xx, the client sends it again): copies of it
+// already renamed into their folders are taken back out (final_path
+// unlinked and cleared), or the retry would deliver them a second time.
+// A copy a reader has already moved on (new/ to cur/) stays where it is.
+void withdraw_copies(std::vector<MaildirCopy>& copies);
+
 // Group commit: the copies of many messages written together. stage()
 // writes each message's copies into tmp/ (no fsync yet); commit_files()
 // fsyncs every staged file — on a journaling file system the first fsync

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <filesystem>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -147,6 +148,58 @@ TEST_CASE("maildir_writer: `renamed` runs on a disk thread once the copy is in n
 	// A message whose copies did not all land gets no such call.
 	CHECK(bad_error.find("invalid mailbox name") != std::string::npos);
 	CHECK_FALSE(bad_renamed);
+}
+
+TEST_CASE("maildir_writer: a step that throws on the disk thread fails its message, never answers it as stored") {
+	// The worker pool logs a job's exception and still runs its answer: the
+	// answer must then carry an error, or the session would say 250 for a
+	// copy whose directory was never synced.
+	Loop l;
+	TempDir tmp;
+	std::string error = "unset";
+	int answers = 0;
+	{
+		MaildirWriter writer(l.loop, nullptr, 2);
+		write_file(tmp.path + "/body", "Subject: ok\r\n\r\nx\r\n");
+		MaildirCopy copy{tmp.path + "/Maildir", "INBOX", "", false, ""};
+		writer.deliver_noting_copies(
+		    tmp.path + "/body", {}, {copy}, "mx",
+		    [&](const std::string& e, std::vector<MaildirCopy>&) {
+			    answers++;
+			    error = e;
+		    },
+		    [](const std::vector<MaildirCopy>&) { throw std::runtime_error("out of memory"); });
+		writer.drain();
+	}
+	CHECK(answers == 1);
+	CHECK(error == "internal error while storing: out of memory");
+	// The copy renamed before the throw is taken back: the client's retry
+	// must not deliver it twice. The body is removed all the same.
+	CHECK(files_in(tmp.path + "/Maildir/new") == 0);
+	CHECK(files_in(tmp.path + "/Maildir/tmp") == 0);
+	CHECK(access((tmp.path + "/body").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("maildir_writer: a directory sync that fails fails the message and takes its renamed copies back") {
+	// The 4xx makes the client send the message again: a copy left in new/
+	// would be delivered twice.
+	Loop l;
+	TempDir tmp;
+	std::string error = "unset";
+	{
+		MaildirWriter writer(l.loop, nullptr, 2, [](const std::string& dir) {
+			throw std::runtime_error("fsync " + dir + ": Input/output error");
+		});
+		write_file(tmp.path + "/body", "Subject: ok\r\n\r\nx\r\n");
+		MaildirCopy inbox{tmp.path + "/Maildir", "INBOX", "", false, ""};
+		MaildirCopy other{tmp.path + "/Maildir", "Other", "", false, ""};
+		writer.deliver(tmp.path + "/body", {inbox, other}, "mx", [&](const std::string& e) { error = e; });
+		writer.drain();
+	}
+	CHECK(error.find("Input/output error") != std::string::npos);
+	CHECK(files_in(tmp.path + "/Maildir/new") == 0);
+	CHECK(files_in(tmp.path + "/Maildir/.Other/new") == 0);
+	CHECK(files_in(tmp.path + "/Maildir/tmp") == 0);
 }
 
 TEST_CASE("spool_pool: a released file is handed out again, empty; a file left with bytes is not") {
@@ -302,6 +355,25 @@ std::string deliver_in_batch(const std::string& body, const MaildirCopy& copy) {
 }
 
 }  // namespace
+
+TEST_CASE("maildir batch: a copy whose rename fails fails its message, and the copies renamed before it go again") {
+	TempDir tmp;
+	write_file(tmp.path + "/body", "Subject: two\r\n\r\nx\r\n");
+	MaildirCopy first{tmp.path + "/A", "INBOX", "", false, ""};
+	MaildirCopy second{tmp.path + "/B", "INBOX", "", false, ""};
+	tern::store::MaildirBatch batch("mx");
+	batch.stage(tmp.path + "/body", {first, second});
+	// B's new/ turns into a file between staging and the renames.
+	std::filesystem::remove(tmp.path + "/B/new");
+	write_file(tmp.path + "/B/new", "not a directory");
+	std::set<std::string> dirs;
+	std::vector<std::string> errors = batch.commit_files(dirs);
+	CHECK(errors[0].find("rename to") != std::string::npos);
+	CHECK(files_in(tmp.path + "/A/new") == 0);
+	CHECK(files_in(tmp.path + "/A/tmp") == 0);
+	CHECK(files_in(tmp.path + "/B/tmp") == 0);
+	for (const MaildirCopy& c : batch.delivered(0)) CHECK(c.final_path.empty());
+}
 
 TEST_CASE("maildir batch: a remembered folder removed by hand fails one delivery, then is prepared again") {
 	TempDir tmp;
