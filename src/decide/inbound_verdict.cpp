@@ -209,6 +209,20 @@ InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, co
 	return plan;
 }
 
+std::map<std::string, std::vector<std::string>>
+obsolete_rejects_of_stored(const std::map<std::string, std::vector<std::string>>& rejects_to_remove,
+                           const std::vector<Recipient>& recipients, const std::vector<DeliverError>& errors) {
+	std::set<std::string> failed;
+	for (const auto& e : errors) failed.insert(e.rcpt);
+	std::set<std::string> accounts_with_failures;
+	for (const auto& r : recipients)
+		if (r.local && failed.count(r.display)) accounts_with_failures.insert(r.account);
+	std::map<std::string, std::vector<std::string>> removable;
+	for (const auto& [account, names] : rejects_to_remove)
+		if (!accounts_with_failures.count(account)) removable.emplace(account, names);
+	return removable;
+}
+
 std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
                                            const std::vector<DeliverError>& errors) {
 	std::set<std::string> failed;

@@ -140,6 +140,14 @@ struct CopyPlanInput {
 InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
                                     const CopyPlanInput& in);
 
+// The Rejects copies a stored message makes obsolete (`rejects_to_remove`,
+// account → names), less those of accounts one of whose recipients
+// failed (`errors`): until the message is in its mailbox, the Rejects copy
+// is the account's only one.
+std::map<std::string, std::vector<std::string>>
+obsolete_rejects_of_stored(const std::map<std::string, std::vector<std::string>>& rejects_to_remove,
+                           const std::vector<Recipient>& recipients, const std::vector<DeliverError>& errors);
+
 // The reason of each delivered recipient (not in `errors`), in order.
 std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
                                            const std::vector<DeliverError>& errors);

@@ -129,10 +129,9 @@ Outcome Connection::chunk_outcome() {
 
 // All octets of the chunk are read: the reply to its BDAT.
 void Connection::end_chunk() {
+	// A chunk in flight at shutdown was finished: apply() adds the 421.
 	apply(chunk_outcome());
 	if (state == SessionState::command) arm_deadline();
-	// A chunk in flight at shutdown was finished; now the session is idle.
-	if (flags.shutdown_requested) shutdown_notice();
 }
 
 }  // namespace tern::server

@@ -269,6 +269,9 @@ void Connection::deliver_localserve_copies() {
 		LocalserveFailure f = localserve_failure(r.address.localpart);
 		if (f.timeout) {
 			log::event(log::Level::info, cid, "timing out due to special localpart");
+			// Nothing of this message is delivered: its file goes now, not
+			// after the hour (a later message would take its place).
+			abort_data_file(FileRemoval::on_worker);
 			rset();
 			stall_localserve_timeout("delivery", se::other0);
 			return;
@@ -360,7 +363,7 @@ void Connection::submit_message() {
 	data.reset();
 	auto result = std::make_shared<SubmissionResult>();
 	srv.workers().submit([in, result] { *result = prepare_submission(in); },
-	                     suspend([result, path, now, has_8bit, size](Connection& c) {
+	                     suspend_owning_file(path, [result, path, now, has_8bit, size](Connection& c) {
 				     c.submission_prepared(*result, path, now, has_8bit, size);
 			     }));
 	flush();
@@ -518,7 +521,21 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 		// sender, since the 250 below covers the others.
 	}
 	// Also without failures: NOTIFY=SUCCESS asks for a "delivered" notice.
-	if (an && tx.mail_from && !cfg->localserve) queue_incoming_dsn(*an, errors);
+	// It is the server's to deliver once the 250 is out, so the 250 waits
+	// until it is in the queue (its failure is logged, the reply stays).
+	const size_t delivered = total - errors.size();
+	std::optional<Notice> notice;
+	if (an && tx.mail_from && !cfg->localserve) notice = incoming_dsn(*an, errors);
+	if (notice) {
+		queue_dsn(std::move(notice->dsn), std::move(notice->to), srv.outbound(),
+		          suspend([delivered, reasons](Connection& c) { c.message_delivered(delivered, reasons); }));
+		flush();
+		return;
+	}
+	message_delivered(delivered, reasons);
+}
+
+void Connection::message_delivered(size_t delivered, const std::string& reasons) {
 	rset();
 	++tx_good;
 	--tx_bad;
@@ -526,10 +543,9 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 	// for submitted mail, which is no delivery decision.
 	if (!reasons.empty())
 		log::event(log::Level::info, cid, "message delivered",
-		           {{"recipients", std::to_string(total - errors.size())}, {"reason", reasons}});
+		           {{"recipients", std::to_string(delivered)}, {"reason", reasons}});
 	else
-		log::event(log::Level::info, cid, "message delivered",
-		           {{"recipients", std::to_string(total - errors.size())}});
+		log::event(log::Level::info, cid, "message delivered", {{"recipients", std::to_string(delivered)}});
 	apply(Outcome::reply(250, "2.0", "it is done"));
 }
 

@@ -450,27 +450,28 @@ void Connection::queue_lmtp_retries(std::shared_ptr<InboundAnalysis> an, std::ve
 	msg->message_path = cfg->data_dir + "/tmp/data-lmtp-retry-" + std::to_string(cid) + "-" +
 	    std::to_string(++retries_queued);
 	auto error = std::make_shared<std::string>();
-	auto resumed = std::make_shared<bool>(false);
-	auto cont = suspend([an, msg, error, resumed, errors = std::move(errors),
-	                     if_not_queued = std::move(if_not_queued)](Connection& c) mutable {
-		*resumed = true;
-		if (!error->empty())
-			return c.lmtp_retries_queued(an, std::move(errors), std::move(if_not_queued), *error);
-		std::vector<std::string> queued;
-		for (const OutboundRecipient& r : msg->recipients) {
-			log::event(log::Level::info, c.cid, "lmtp delivery queued for a retry", {{"rcpt", r.to}});
-			queued.push_back(r.to);
-		}
-		c.srv.outbound()->enqueue(
-		    std::move(*msg),
-		    c.suspend(
-			[an, queued = std::move(queued), errors = std::move(errors),
-		         if_not_queued = std::move(if_not_queued)](Connection& c, const std::string& err) mutable {
-				// Neither failed nor delivered yet: no notice of either now.
-				if (err.empty()) an->retried_recipients = std::move(queued);
-				c.lmtp_retries_queued(an, std::move(errors), std::move(if_not_queued), err);
-			}));
-	});
+	// The session gone or timed out: nobody queues the copy.
+	auto cont = suspend_owning_file(
+	    msg->message_path,
+	    [an, msg, error, errors = std::move(errors),
+	     if_not_queued = std::move(if_not_queued)](Connection& c) mutable {
+		    if (!error->empty())
+			    return c.lmtp_retries_queued(an, std::move(errors), std::move(if_not_queued), *error);
+		    std::vector<std::string> queued;
+		    for (const OutboundRecipient& r : msg->recipients) {
+			    log::event(log::Level::info, c.cid, "lmtp delivery queued for a retry", {{"rcpt", r.to}});
+			    queued.push_back(r.to);
+		    }
+		    c.srv.outbound()->enqueue(
+			std::move(*msg),
+			c.suspend(
+			    [an, queued = std::move(queued), errors = std::move(errors),
+		             if_not_queued = std::move(if_not_queued)](Connection& c, const std::string& err) mutable {
+				    // Neither failed nor delivered yet: no notice of either now.
+				    if (err.empty()) an->retried_recipients = std::move(queued);
+				    c.lmtp_retries_queued(an, std::move(errors), std::move(if_not_queued), err);
+			    }));
+	    });
 	srv.workers().submit(
 	    [message, msg, error] {
 		    try {
@@ -492,11 +493,7 @@ void Connection::queue_lmtp_retries(std::shared_ptr<InboundAnalysis> an, std::ve
 		    }
 		    message->reset();  // the last of the received file, closed here, off the loop
 	    },
-	    [cont, resumed, path = msg->message_path, pool = &srv.workers(), cid = cid]() mutable {
-		    cont();
-		    // The session is gone or timed out: nobody queues the copy.
-		    if (!*resumed) remove_file_on_worker(*pool, path, cid);
-	    });
+	    std::move(cont));
 	flush();
 }
 
@@ -632,6 +629,8 @@ void Connection::await_history_records(std::shared_ptr<InboundAnalysis> an, std:
 
 void Connection::remove_obsolete_rejects(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {
 	store::Env* env = srv.env();
+	// Only where the message is stored now (doc/behaviour.md §9 "Rejects").
+	an->rejects_to_remove = decide::obsolete_rejects_of_stored(an->rejects_to_remove, tx.recipients, errors);
 	std::map<std::string, std::string> rejects_dirs;
 	for (const auto& [account, names] : an->rejects_to_remove) {
 		const auto& a = cfg->accounts.at(account);
@@ -668,12 +667,11 @@ std::string Connection::count_inbound_deliveries(const InboundAnalysis& an,
 
 // The DSN for recipients that failed while others were delivered (RFC 3464,
 // doc/behaviour.md §13), and for delivered ones whose NOTIFY asked for
-// SUCCESS (RFC 3461 4.1: Action "delivered"), queued to the MAIL FROM
-// address with the null reverse path. Composing and writing it is disk
-// work for a worker; its fate does not change the reply to the client.
-void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& all_errors) {
-	OutboundQueue* queue = srv.outbound();
-	if (!queue) return;
+// SUCCESS (RFC 3461 4.1: Action "delivered"), to the MAIL FROM address with
+// the null reverse path. None without a queue or without such recipients.
+std::optional<Connection::Notice> Connection::incoming_dsn(const InboundAnalysis& an,
+                                                           const std::vector<DeliverError>& all_errors) const {
+	if (!srv.outbound()) return std::nullopt;
 	decide::IncomingDsnFacts facts;
 	facts.recipients = tx.recipients;
 	facts.errors = all_errors;
@@ -687,20 +685,28 @@ void Connection::queue_incoming_dsn(const InboundAnalysis& an, const std::vector
 	facts.fields = an.fields;
 	facts.now = std::time(nullptr);
 	std::optional<message::DsnMessage> composed = decide::incoming_dsn(facts);
+	if (!composed) return std::nullopt;
 	// The envelope recipient in its ASCII form: the queue asks DNS about
 	// its domain, and the notice's plain variant goes without SMTPUTF8.
-	if (!composed) return;
-	OutboundRecipient to;
-	to.to = tx.mail_from->to_ascii_string();
-	to.domain = tx.mail_from->lookup_domain();
-	queue_dsn(std::move(*composed), std::move(to), queue);
+	Notice notice{std::move(*composed), {}};
+	notice.to.to = tx.mail_from->to_ascii_string();
+	notice.to.domain = tx.mail_from->lookup_domain();
+	return notice;
 }
 
 // Signs, writes and queues a DSN (to the MAIL FROM address, with the null
-// reverse path): disk work for a worker; its fate does not change the reply.
-void Connection::queue_dsn(message::DsnMessage dsn, OutboundRecipient to, OutboundQueue* queue) {
+// reverse path): disk work for a worker. Its fate does not change the reply,
+// but the reply waits for it (`queued`), so that a notice the 250 promised
+// is in the queue, durable, before the 250 goes out (as the model does).
+void Connection::queue_dsn(message::DsnMessage dsn, OutboundRecipient to, OutboundQueue* queue,
+                           std::function<void()> queued) {
 	std::time_t now = dsn.date;
-	std::string path = cfg->data_dir + "/tmp/dsn-" + std::to_string(cid) + "-" + std::to_string(now);
+	// A data-* name, unique in this process: two notices of one connection
+	// may be on their way at once, and one left behind by a daemon that
+	// died is removed by the start-up sweep of tmp/.
+	static uint64_t dsns_written = 0;  // the loop's only
+	std::string path = cfg->data_dir + "/tmp/data-dsn-" + std::to_string(cid) + "-" +
+	    std::to_string(++dsns_written);
 	auto error = std::make_shared<std::string>();
 	auto msg = std::make_shared<OutboundMessage>();
 	msg->from = "";
@@ -723,17 +729,22 @@ void Connection::queue_dsn(message::DsnMessage dsn, OutboundRecipient to, Outbou
 			    *error = e.what();
 		    }
 	    },
-	    [queue, msg, error] {
+	    [queue, msg, error, queued = std::move(queued)]() mutable {
 		    if (!error->empty()) {
+			    ::unlink(msg->message_path.c_str());  // a part written before the failure
 			    log::error("composing dsn for incoming delivery, no dsn sent", {{"error", *error}});
 			    core::stats().count_error("queuedsn");  // tern_smtpserver_errors_total
+			    queued();
 			    return;
 		    }
-		    // The queue outlives every connection; no handle is needed here.
-		    queue->enqueue(std::move(*msg), [](const std::string& err) {
-			    if (!err.empty())
+		    // The queue outlives every connection; `queued` is the session's
+		    // handle-checked continuation.
+		    queue->enqueue(std::move(*msg), [queued = std::move(queued)](const std::string& err) {
+			    if (!err.empty()) {
 				    log::error("queueing dsn for incoming delivery, no dsn sent", {{"error", err}});
-			    if (!err.empty()) core::stats().count_error("queuedsn");  // tern_smtpserver_errors_total
+				    core::stats().count_error("queuedsn");  // tern_smtpserver_errors_total
+			    }
+			    queued();
 		    });
 	    });
 }

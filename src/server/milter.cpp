@@ -780,9 +780,9 @@ void Connection::milter_message_verdict(MilterVerdict v, const std::function<voi
 	auto mods = std::make_shared<std::vector<milter::Modification>>(std::move(v.modifications));
 	auto error = std::make_shared<std::string>();
 	auto size = std::make_shared<int64_t>(0);
-	auto resumed = std::make_shared<bool>(false);
-	auto cont = suspend([error, size, resumed, then](Connection& c) {
-		*resumed = true;
+	// The session gone or timed out removed its file, maybe before the
+	// rename put the changed copy there: the changed copy goes too.
+	auto cont = suspend_owning_file(path, [error, size, then](Connection& c) {
 		if (!error->empty()) {
 			log::event(log::Level::error, c.cid, "applying milter changes", {{"error", *error}});
 			c.refuse_message(smtp::error_reply(451, "3.0", "error applying milter changes"));
@@ -794,12 +794,7 @@ void Connection::milter_message_verdict(MilterVerdict v, const std::function<voi
 	});
 	srv.workers().submit(
 	    [path, rewritten, mods, error, size] { *error = rewrite_message_file(path, rewritten, *mods, *size); },
-	    [cont, resumed, path, pool = &srv.workers(), cid = cid]() mutable {
-		    cont();
-		    // The session is gone or timed out: it removed its file,
-		    // maybe before the rename put the changed copy there.
-		    if (!*resumed) remove_file_on_worker(*pool, path, cid);
-	    });
+	    std::move(cont));
 }
 
 }  // namespace tern::server

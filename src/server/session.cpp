@@ -473,6 +473,8 @@ void Connection::continue_handshake() {
 		begin_session();
 		if (dead) return;
 	} else {
+		// A SIGTERM during the handshake: the 421 goes inside TLS.
+		shutdown_if_idle();
 		arm_deadline();
 		flush();
 		if (dead) return;
@@ -605,6 +607,9 @@ void Connection::apply(const Outcome& outcome) {
 	if (r) write_reply(*r, outcome.verbatim());
 	if (auto next = outcome.next_state()) enter_after_reply(*next, r != nullptr);
 	if (r && r->close) close_after_flush();
+	// The reply that ends a command or DATA in flight at SIGTERM, given at
+	// once or after a wait: the 421 follows it.
+	if (r) shutdown_if_idle();
 }
 
 void Connection::enter_after_reply(SessionState next, bool replied) {
@@ -674,13 +679,21 @@ Outcome Connection::dispatch(std::string_view verb, std::string_view args) {
 
 void Connection::shutdown_notice() {
 	flags.shutdown_requested = true;
-	// Idle: no command and no DATA in progress, so 421 at once. A partial
-	// command line counts as idle (the client has not finished it).
-	if (state == SessionState::command) {
-		apply(shutting_down_reply());
+	if (shutdown_if_idle()) {
 		flush();
 		update_watchers();
 	}
+}
+
+// SPEC "Shutdown": once SIGTERM asked for it, an idle session gets the 421
+// and the close. Idle: no command, DATA or TLS handshake in progress (a
+// 220 to STARTTLS still on its way starts a handshake, and a 421 behind it
+// would reach the client as TLS bytes); a partial command line counts as
+// idle, the client has not finished it.
+bool Connection::shutdown_if_idle() {
+	if (!flags.shutdown_requested || dead || state != SessionState::command || tls_pending_start) return false;
+	apply(shutting_down_reply());
+	return true;
 }
 
 // timeouts_s.shutdown passed with a command or DATA still going on: the
@@ -701,9 +714,7 @@ void Connection::finish_command() {
 	// A continuation may itself have suspended again (e.g. AUTH's secret
 	// lookup after a delay): then the session keeps waiting.
 	if (state == SessionState::waiting && !flags.awaiting_completion) enter_state(SessionState::command);
-	if (flags.shutdown_requested && state == SessionState::command) {
-		apply(shutting_down_reply());
-	}
+	shutdown_if_idle();
 	if (state == SessionState::command || state == SessionState::closing || state == SessionState::auth_exchange)
 		arm_deadline();
 	process_input();

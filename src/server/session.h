@@ -321,8 +321,15 @@ struct Connection {
 	                  std::vector<DeliverError> errors, ReceivedMessage message,
 	                  std::shared_ptr<InboundAnalysis> an = nullptr);
 	void delivery_done(std::vector<DeliverError> errors, std::shared_ptr<InboundAnalysis> an = nullptr);
-	void queue_incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& errors);
-	void queue_dsn(message::DsnMessage dsn, OutboundRecipient to, OutboundQueue* queue);
+	struct Notice {
+		message::DsnMessage dsn;
+		OutboundRecipient to;
+	};
+	std::optional<Notice> incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& errors) const;
+	void queue_dsn(message::DsnMessage dsn, OutboundRecipient to, OutboundQueue* queue,
+	               std::function<void()> queued);
+	// The 250 after DATA, once every copy and notice is stored.
+	void message_delivered(size_t delivered, const std::string& reasons);
 	// Port 25 (server/deliver.cpp): iprev, SPF, DKIM, DMARC, DNSBL, then the
 	// decision, then the copies.
 	void analyze_inbound();
@@ -371,6 +378,13 @@ struct Connection {
 	// rule").
 	template <class F>
 	auto suspend(F f);
+	// suspend() for a worker job whose result hands over a file (the
+	// received message, a copy made for the queue): the returned callable
+	// is the job's completion. When the session is gone before it (closed,
+	// timed out, shut down), `f` never runs and nothing else knows the
+	// file, so it is removed (on a worker).
+	template <class F>
+	auto suspend_owning_file(std::string path, F f);
 	// For async work that may also answer at once (an early lookup whose
 	// answer is in, a cache, lookups that all answered while being
 	// started): `start(answer)` starts it; an answer given before start
@@ -407,6 +421,7 @@ struct Connection {
 	// Shutdown: idle sessions get 421 at once, busy ones after their command
 	// or, when timeouts_s.shutdown passes first, then (shutdown_timeout).
 	void shutdown_notice();
+	bool shutdown_if_idle();
 	void shutdown_timeout();
 
 	const config::Listener& listener() const;

@@ -1,6 +1,7 @@
 // Definition of Connection::suspend (declared in session.h); it needs the
 // complete Server, so it lives apart from session.h to avoid an include cycle.
 #pragma once
+#include "server/message_file.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "util/assert.h"
@@ -39,6 +40,23 @@ auto Connection::suspend(F f) {
 		              saved = std::make_tuple(std::decay_t<decltype(results)>(results)...)]() mutable {
 			std::apply([&](auto&... rs) { deliver(f, rs...); }, saved);
 		});
+	};
+}
+
+template <class F>
+auto Connection::suspend_owning_file(std::string path, F f) {
+	auto resumed = std::make_shared<bool>(false);
+	auto cont = suspend([resumed, f = std::move(f)](Connection& c, auto&... results) mutable {
+		*resumed = true;
+		return f(c, results...);
+	});
+	return [cont = std::move(cont), resumed, path = std::move(path), server = &srv, h = self,
+	        id = cid](auto&&... results) mutable {
+		// A worker's completion runs on the loop, never inside a frame of
+		// its connection: cont() has run `f` by now, or never will.
+		TERN_ASSERT(!server->in_connection(h), "a worker completion runs from the loop");
+		cont(results...);
+		if (!*resumed) remove_file_on_worker(server->workers(), path, id);
 	};
 }
 

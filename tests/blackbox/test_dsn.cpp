@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "helpers/smtp_sink.h"
 #include "helpers/submission_setup.h"
@@ -201,6 +202,44 @@ TEST_CASE("dsn: smarthost without DSN: SUCCESS gets \"relayed\"; with DSN the pa
 		INFO(log_tail(d));
 		CHECK(maildir_files(d.maildir("alice")).empty());
 	}
+}
+
+TEST_CASE("dsn: the notice a port-25 250 promises is in the queue when the 250 arrives") {
+	// RFC 3461 4.1 NOTIFY=SUCCESS: the 250 makes the notice ours to
+	// deliver, so it is queued (file and record, fsync'd) before the 250,
+	// or a crash right after the 250 would lose it. The smarthost defers
+	// everything, so the notice stays in the queue for the check.
+	SmtpSink sink;
+	SmtpSink::Replies defer;
+	defer.mail = "451 4.3.0 try later";
+	sink.set_replies(defer);
+	TernDaemon d(submission_not_started());
+	start_daemon(d, sink.port());
+	const std::string queue_dir = d.data_dir() + "/queue";
+	auto queued_files = [&] {
+		size_t n = 0;
+		std::error_code ec;
+		for (std::filesystem::directory_iterator it(queue_dir, ec), end; !ec && it != end; it.increment(ec))
+			if (it->is_regular_file()) n++;
+		return n;
+	};
+	SmtpClient c = connect_smtp(d);
+	REQUIRE(c.read_reply().code == 220);
+	REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
+	for (int i = 0; i < 3; i++) {
+		const size_t before = queued_files();
+		REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+		REQUIRE(c.cmd("RCPT TO:<alice@test.example> NOTIFY=SUCCESS").code == 250);
+		REQUIRE(c.cmd("DATA").code == 354);
+		REQUIRE(c.send("From: <bob@sender.example>\r\nSubject: notice " + std::to_string(i) +
+		               "\r\n\r\nbody\r\n.\r\n"));
+		Reply r = c.read_reply();
+		REQUIRE_MESSAGE(r.code == 250, r.raw);
+		// Checked at once: nothing may still be on its way.
+		CHECK_MESSAGE(queued_files() > before, "message " << i << ": no notice in the queue at the 250");
+	}
+	INFO(log_tail(d));
+	CHECK_FALSE(contains(read_file(d.log_path()), "no dsn sent"));
 }
 
 TEST_CASE("dsn: a refused recipient: NEVER gets no notice, RET=FULL the whole message, RET=HDRS the headers") {

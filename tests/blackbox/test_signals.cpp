@@ -121,6 +121,35 @@ TEST_CASE("SIGTERM: a client inside DATA finishes (250), then gets 421; ternd ex
 	CHECK(ends_with(read_file(files[0]), message));
 }
 
+// The DATA in flight at SIGTERM may end in a reply given without waiting on
+// anything (here a refused bare newline): the 421 follows it at once, not
+// at timeouts_s.shutdown.
+TEST_CASE("SIGTERM: a DATA refused at its end without any wait gets its refusal, then 421 at once") {
+	TernDaemon d({.config_patch = R"({"timeouts_s": {"shutdown": 30},
+		"listeners": {"test": {"bare_newlines": "reject"}}})"});
+	REQUIRE_RUNNING(d);
+	SmtpClient sender = connect_and_ehlo(d);
+	REQUIRE(sender.connected());
+	REQUIRE(sender.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+	REQUIRE(sender.cmd("RCPT TO:<alice@test.example>").code == 250);
+	REQUIRE(sender.cmd("DATA").code == 354);
+	REQUIRE(sender.send("Subject: bare\r\n\r\nfirst\nsecond\r\n"));
+	usleep(200000);
+	REQUIRE(d.signal(SIGTERM));
+	usleep(200000);
+	const int64_t sent = now_ms();
+	REQUIRE(sender.send(".\r\n"));
+	sender.timeout_ms = 10000;
+	Reply refused = sender.read_reply();
+	CHECK(refused.code / 100 == 5);
+	Reply bye = sender.read_reply();
+	CHECK(bye.plain() == "421 4.3.2 shutting down");
+	CHECK(sender.expect_closed());
+	CHECK(now_ms() - sent < 5000);
+	CHECK(d.wait_exit(15000) == 0);
+	CHECK(maildir_files(d.maildir()).empty());
+}
+
 TEST_CASE("SIGTERM: a client still inside DATA at timeouts_s.shutdown gets 421 4.3.2, then the close") {
 	TernDaemon d({.config_patch = R"({"timeouts_s": {"shutdown": 1}})"});
 	REQUIRE_RUNNING(d);

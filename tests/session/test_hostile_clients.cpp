@@ -49,6 +49,30 @@ TEST_CASE("session: a command pipelined behind STARTTLS is never run in plaintex
 	CHECK(h.run_until([&] { return !h.session_open(); }, 5));
 }
 
+TEST_CASE("session: SIGTERM while the 220 to STARTTLS waits to leave: the handshake runs, the 421 comes inside TLS") {
+	HarnessOptions o;
+	o.tls = true;
+	SessionHarness h(o);
+	REQUIRE(h.replies() == greeting);
+	REQUIRE(h.exchange("EHLO client.sender.example").find("STARTTLS") != std::string::npos);
+	h.wire().write_room = 0;  // the client is not reading yet
+	h.send("STARTTLS\r\n");
+	REQUIRE(h.run_until([&] { return h.wire().writes_refused > 0; }, 2));
+	// What a SIGTERM does to each session (Server::begin_shutdown).
+	REQUIRE(h.with_session([](server::Connection& c) { c.shutdown_notice(); }));
+	h.wire().write_room = std::numeric_limits<size_t>::max();
+	// Only the 220: a plaintext 421 behind it would be read by the client's
+	// TLS stack as a broken record.
+	REQUIRE(h.run_until([&] { return h.received().find("\r\n") != std::string::npos; }, 2));
+	h.run_until([] { return false; }, 0.1);
+	CHECK(h.received() == "220 2.0.0 go!\r\n");
+	h.forget_received();
+	h.start_client_tls();
+	REQUIRE(h.run_until([&] { return h.client_tls_done(); }, 5));
+	CHECK(h.replies() == "421 4.3.2 shutting down\r\n");
+	CHECK(h.run_until([&] { return !h.session_open(); }, 5));
+}
+
 TEST_CASE("session: after a timeout's 421 that the peer never reads, the connection still closes") {
 	HarnessOptions o;
 	o.config_patch = R"({"timeouts_s": {"command": 1}})";

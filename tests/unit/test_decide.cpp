@@ -396,6 +396,14 @@ TEST_CASE("decide verdict: copies for accepting accounts, errors and one Rejects
 		decisions["alice"].rejects.push_back({"1.abc.host", "<m1@sender.example>", "ab", 900});
 		plan = plan_inbound_copies(rcpts, decisions, in);
 		CHECK(plan.rejects_to_remove["alice"] == std::vector<std::string>{"1.abc.host"});
+		// Once stored: not while alice's copy failed (disk full), when the
+		// Rejects copy is still her only one.
+		const std::vector<std::string> names{"1.abc.host"};
+		CHECK(obsolete_rejects_of_stored(plan.rejects_to_remove, rcpts, {})["alice"] == names);
+		std::vector<DeliverError> failed{{"alice@example.org", 452, "3.1", false, "insufficient storage"}};
+		CHECK(obsolete_rejects_of_stored(plan.rejects_to_remove, rcpts, failed).count("alice") == 0);
+		std::vector<DeliverError> other_failed{{"bob@example.org", 451, "3.0", false, "refused"}};
+		CHECK(obsolete_rejects_of_stored(plan.rejects_to_remove, rcpts, other_failed)["alice"] == names);
 	}
 }
 
