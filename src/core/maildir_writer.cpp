@@ -54,6 +54,8 @@ void MaildirWriter::write_and_sync(Message& msg) {
 		}
 	} catch (const std::exception& e) {
 		msg.error = std::string("internal error while storing: ") + e.what();
+	} catch (...) {
+		msg.error = "internal error while storing";
 	}
 	// A message that gets no 250 leaves none of its copies behind: the
 	// client sends it again (doc/design.md "Message path").

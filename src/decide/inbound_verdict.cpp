@@ -161,8 +161,9 @@ DeliverError unknown_user_error(const Recipient& r) {
 	return {r.display, 550, std::string(se::addr_bad_dest_mailbox1), true, "no such user"};
 }
 
-void add_removals(InboundCopyPlan& plan, const std::string& account, const std::vector<std::string>& names) {
-	auto& remove = plan.rejects_to_remove[account];
+void add_removals(std::map<std::string, std::vector<std::string>>& removals, const std::string& account,
+                  const std::vector<std::string>& names) {
+	auto& remove = removals[account];
 	remove.insert(remove.end(), names.begin(), names.end());
 }
 
@@ -177,7 +178,7 @@ void plan_refusal(InboundCopyPlan& plan, size_t index, size_t nth, const Recipie
 	// keeps no Rejects copy (the limit is there to stop a mailbox filling).
 	if (d.rate_limited(nth)) return;
 	if (!d.rejects_plan || !rejects_done.insert(r.account).second) return;
-	add_removals(plan, r.account, d.rejects_plan->remove);
+	add_removals(plan.rejects_expired, r.account, d.rejects_plan->remove);
 	if (d.rejects_plan->store) plan.copies.push_back({index, r.account, v.reason, true, true});
 }
 
@@ -204,23 +205,22 @@ InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, co
 		plan.copies.push_back({i, r.account, d.verdict.reason, false, in.seen_recipients.count(r.display) > 0});
 		// A sender that retried after a temporary refusal: the earlier
 		// Rejects copies of this message go.
-		add_removals(plan, r.account, inbound::rejects_superseded(d.rejects, in.message_id));
+		add_removals(plan.rejects_superseded, r.account, inbound::rejects_superseded(d.rejects, in.message_id));
 	}
 	return plan;
 }
 
-std::map<std::string, std::vector<std::string>>
-obsolete_rejects_of_stored(const std::map<std::string, std::vector<std::string>>& rejects_to_remove,
-                           const std::vector<Recipient>& recipients, const std::vector<DeliverError>& errors) {
+RejectsRemovals rejects_to_remove(const RejectsRemovals& expired, const RejectsRemovals& superseded,
+                                  const std::vector<Recipient>& recipients, const std::vector<DeliverError>& errors) {
 	std::set<std::string> failed;
 	for (const auto& e : errors) failed.insert(e.rcpt);
 	std::set<std::string> accounts_with_failures;
 	for (const auto& r : recipients)
 		if (r.local && failed.count(r.display)) accounts_with_failures.insert(r.account);
-	std::map<std::string, std::vector<std::string>> removable;
-	for (const auto& [account, names] : rejects_to_remove)
-		if (!accounts_with_failures.count(account)) removable.emplace(account, names);
-	return removable;
+	RejectsRemovals removals = expired;
+	for (const auto& [account, names] : superseded)
+		if (!accounts_with_failures.count(account)) add_removals(removals, account, names);
+	return removals;
 }
 
 std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,

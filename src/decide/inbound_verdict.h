@@ -125,8 +125,11 @@ struct InboundCopyPlan {
 	std::vector<PlannedCopy> copies;
 	std::vector<DeliverError> errors;  // refused and unknown recipients
 	size_t unknown_users = 0;
-	std::vector<std::string> refusal_reasons;                           // one per refused local recipient
-	std::map<std::string, std::vector<std::string>> rejects_to_remove;  // account → unique names
+	std::vector<std::string> refusal_reasons;  // one per refused local recipient
+	// Rejects copies to remove (account → unique names): copies past their
+	// age that a refused message's plan makes room with, and copies of
+	// this same message that its delivery makes obsolete.
+	std::map<std::string, std::vector<std::string>> rejects_expired, rejects_superseded;
 };
 
 struct CopyPlanInput {
@@ -140,13 +143,13 @@ struct CopyPlanInput {
 InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
                                     const CopyPlanInput& in);
 
-// The Rejects copies a stored message makes obsolete (`rejects_to_remove`,
-// account → names), less those of accounts one of whose recipients
-// failed (`errors`): until the message is in its mailbox, the Rejects copy
-// is the account's only one.
-std::map<std::string, std::vector<std::string>>
-obsolete_rejects_of_stored(const std::map<std::string, std::vector<std::string>>& rejects_to_remove,
-                           const std::vector<Recipient>& recipients, const std::vector<DeliverError>& errors);
+// The Rejects copies to remove once a message's copies are written: the
+// expired ones, and those the message makes obsolete except for accounts
+// one of whose recipients failed (`errors`): until the message is in
+// their mailbox, its Rejects copy is their only one.
+using RejectsRemovals = std::map<std::string, std::vector<std::string>>;  // account → unique names
+RejectsRemovals rejects_to_remove(const RejectsRemovals& expired, const RejectsRemovals& superseded,
+                                  const std::vector<Recipient>& recipients, const std::vector<DeliverError>& errors);
 
 // The reason of each delivered recipient (not in `errors`), in order.
 std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,

@@ -465,6 +465,8 @@ bool TlsSession::has_buffered_input() const {
 	    s.leftover_pos < s.leftover.size();
 }
 
+std::size_t TlsSession::record_in_flight() const { return impl_->pending_write; }
+
 int TlsSession::fd() const { return impl_->stream->fd(); }
 
 std::string TlsSession::version() const {

@@ -136,6 +136,9 @@ public:
 	// must keep calling read() (or handshake(), right after
 	// feed_plaintext_leftover) while this is true.
 	bool has_buffered_input() const;
+	// Bytes of the record a write left in flight (want_write/want_read):
+	// the next write must offer at least these again; 0 when none.
+	std::size_t record_in_flight() const;
 
 	int fd() const;
 	// After the handshake: "TLS1.2".

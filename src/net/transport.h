@@ -33,6 +33,9 @@ public:
 	// transport's interest fires (TLS has already encrypted the next record
 	// from those bytes).
 	IoStatus write(const char* buf, std::size_t len, std::size_t& n);
+	// The least the next write must offer: the TLS record left in flight by
+	// the last one (mbedTLS sends it again whole), else 1.
+	std::size_t min_write() const { return tls_ && tls_->record_in_flight() > 0 ? tls_->record_in_flight() : 1; }
 
 	// STARTTLS (RFC 3207) or implicit TLS: from here the stream speaks TLS.
 	// `leftover` holds bytes already read past the command that asked for

@@ -994,25 +994,39 @@ void copy_locally(store::Env& env, const config::Config& cfg, store::QueueRecord
 }
 
 // One fsync per directory for all local copies (group commit); only then
-// does a copy count as delivered. When a directory cannot be synced, the
-// copies are taken back and each record's attempt fails for now (counted,
-// so that it ends in a notice after max_attempts, not in a copy per retry).
+// does a copy count as delivered. A copy under a directory that cannot be
+// synced is taken back and its record's attempt fails for now (counted, so
+// that it ends in a notice after max_attempts, not in a copy per retry);
+// the others are delivered.
 void finish_local(store::Env& env, const config::Config& cfg, const std::set<std::string>& dirs,
                   std::vector<LocalCopy>& local, const Policy& policy, int64_t now, PreparedAttempt& out) {
 	if (local.empty()) return;
-	try {
-		store::fsync_dirs(dirs);
-	} catch (const std::exception& e) {
-		for (LocalCopy& l : local) {
-			std::vector<store::MaildirCopy> taken_back{l.copy};
-			store::withdraw_copies(taken_back);
-			mark_attempt(l.rec, now, policy);
-			settle_failure(env, cfg, l.rec, std::string("local delivery: ") + e.what(), false, {}, policy,
-			               now, out.settled);
+	std::map<std::string, std::string> failed_dirs;  // directory -> error
+	for (const std::string& dir : dirs) {
+		try {
+			store::fsync_dir(dir);
+		} catch (const std::exception& e) {
+			failed_dirs.emplace(dir, e.what());
 		}
-		return;
 	}
-	for (auto& [rec, copy] : local) {
+	auto failure_of = [&failed_dirs](const std::string& path) -> const std::string* {
+		for (const auto& [dir, error] : failed_dirs)
+			if (path.starts_with(dir + "/")) return &error;
+		return nullptr;
+	};
+	std::vector<LocalCopy> delivered;
+	for (LocalCopy& l : local) {
+		const std::string* error = failure_of(l.copy.final_path);
+		if (!error) {
+			delivered.push_back(std::move(l));
+			continue;
+		}
+		std::vector<store::MaildirCopy> taken_back{l.copy};
+		store::withdraw_copies(taken_back);
+		mark_attempt(l.rec, now, policy);
+		settle_failure(env, cfg, l.rec, "local delivery: " + *error, false, {}, policy, now, out.settled);
+	}
+	for (auto& [rec, copy] : delivered) {
 		// RFC 3461 4.1 NOTIFY=SUCCESS: "delivered" (RFC 3464 2.3.3). The
 		// headers are read before the file goes with the record.
 		const bool notice = dsn_requested(rec, DsnKind::delivered);

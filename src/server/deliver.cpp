@@ -340,7 +340,8 @@ void Connection::deliver_inbound_copies(std::shared_ptr<InboundAnalysis> an, con
 		core::stats().count_delivery("unknownuser", "", plan.unknown_users);  // tern_smtpserver_delivery_total
 	for (const auto& reason : plan.refusal_reasons)
 		core::stats().count_delivery("reject", reason);  // per recipient, as the model does
-	an->rejects_to_remove = std::move(plan.rejects_to_remove);
+	an->rejects_expired = std::move(plan.rejects_expired);
+	an->rejects_superseded = std::move(plan.rejects_superseded);
 	// One LMTP transaction, several recipients: no "for" (RFC 5321 4.4);
 	// the LMTP server, the final delivery, adds Return-Path (4.4 too).
 	std::string shared = received_field(ri);
@@ -630,7 +631,8 @@ void Connection::await_history_records(std::shared_ptr<InboundAnalysis> an, std:
 void Connection::remove_obsolete_rejects(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {
 	store::Env* env = srv.env();
 	// Only where the message is stored now (doc/behaviour.md §9 "Rejects").
-	an->rejects_to_remove = decide::obsolete_rejects_of_stored(an->rejects_to_remove, tx.recipients, errors);
+	an->rejects_to_remove = decide::rejects_to_remove(an->rejects_expired, an->rejects_superseded, tx.recipients,
+	                                                  errors);
 	std::map<std::string, std::string> rejects_dirs;
 	for (const auto& [account, names] : an->rejects_to_remove) {
 		const auto& a = cfg->accounts.at(account);
@@ -727,11 +729,11 @@ void Connection::queue_dsn(message::DsnMessage dsn, OutboundRecipient to, Outbou
 			    msg->message_size = static_cast<int64_t>(text.size());
 		    } catch (const std::exception& e) {
 			    *error = e.what();
+			    ::unlink(path.c_str());  // a part written before the failure
 		    }
 	    },
 	    [queue, msg, error, queued = std::move(queued)]() mutable {
 		    if (!error->empty()) {
-			    ::unlink(msg->message_path.c_str());  // a part written before the failure
 			    log::error("composing dsn for incoming delivery, no dsn sent", {{"error", *error}});
 			    core::stats().count_error("queuedsn");  // tern_smtpserver_errors_total
 			    queued();

@@ -240,7 +240,10 @@ void Connection::flush() {
 	while (!outbuf.empty()) {
 		if (paced && slow_timer.active()) break;
 		size_t sent = 0;
-		net::IoStatus st = transport.write(outbuf.data(), paced ? 1 : outbuf.size(), sent);
+		// Paced: one byte, or the TLS record a short write left in flight
+		// (slow mode may begin while one is).
+		size_t len = paced ? std::min(transport.min_write(), outbuf.size()) : outbuf.size();
+		net::IoStatus st = transport.write(outbuf.data(), len, sent);
 		outbuf.erase(0, sent);
 		if (paced && sent > 0 && !outbuf.empty()) slow_timer.start(bad_client_delay());
 		if (st == net::IoStatus::ok) continue;

@@ -73,6 +73,29 @@ TEST_CASE("session: SIGTERM while the 220 to STARTTLS waits to leave: the handsh
 	CHECK(h.run_until([&] { return !h.session_open(); }, 5));
 }
 
+TEST_CASE("session: slow mode starting while a TLS record waits to leave: the record goes out, then a byte at a time") {
+	// The record mbedTLS holds after a short write must be offered again
+	// whole; slow mode's one-byte writes came with fewer bytes, which the
+	// TLS layer refuses (the session used to close on it).
+	HarnessOptions o;
+	o.tls = true;
+	o.config_patch = R"({"delays_ms": {"bad_client": 20}})";
+	SessionHarness h(o);
+	REQUIRE(h.replies() == greeting);
+	REQUIRE(h.exchange("EHLO client.sender.example").find("STARTTLS") != std::string::npos);
+	REQUIRE(h.exchange("STARTTLS") == "220 2.0.0 go!\r\n");
+	h.start_client_tls();
+	REQUIRE(h.run_until([&] { return h.client_tls_done(); }, 5));
+	h.wire().write_room = 10;  // part of the next record, then nothing
+	h.send("EHLO client.sender.example\r\n");
+	REQUIRE(h.run_until([&] { return h.wire().writes_refused > 0; }, 2));
+	REQUIRE(h.with_session([](server::Connection& c) { c.flags.slow = true; }));
+	h.wire().write_room = std::numeric_limits<size_t>::max();
+	std::string ehlo = h.replies(1, 10);
+	CHECK(ehlo.rfind("250-mx.test.example\r\n", 0) == 0);
+	CHECK(h.session_open());
+}
+
 TEST_CASE("session: after a timeout's 421 that the peer never reads, the connection still closes") {
 	HarnessOptions o;
 	o.config_patch = R"({"timeouts_s": {"command": 1}})";

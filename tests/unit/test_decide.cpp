@@ -395,15 +395,25 @@ TEST_CASE("decide verdict: copies for accepting accounts, errors and one Rejects
 	SUBCASE("a delivered retry removes the Rejects copies of the same message") {
 		decisions["alice"].rejects.push_back({"1.abc.host", "<m1@sender.example>", "ab", 900});
 		plan = plan_inbound_copies(rcpts, decisions, in);
-		CHECK(plan.rejects_to_remove["alice"] == std::vector<std::string>{"1.abc.host"});
+		const std::vector<std::string> names{"1.abc.host"};
+		CHECK(plan.rejects_superseded["alice"] == names);
 		// Once stored: not while alice's copy failed (disk full), when the
 		// Rejects copy is still her only one.
-		const std::vector<std::string> names{"1.abc.host"};
-		CHECK(obsolete_rejects_of_stored(plan.rejects_to_remove, rcpts, {})["alice"] == names);
+		CHECK(rejects_to_remove(plan.rejects_expired, plan.rejects_superseded, rcpts, {})["alice"] == names);
 		std::vector<DeliverError> failed{{"alice@example.org", 452, "3.1", false, "insufficient storage"}};
-		CHECK(obsolete_rejects_of_stored(plan.rejects_to_remove, rcpts, failed).count("alice") == 0);
+		CHECK(rejects_to_remove(plan.rejects_expired, plan.rejects_superseded, rcpts, failed).count("alice") ==
+		      0);
 		std::vector<DeliverError> other_failed{{"bob@example.org", 451, "3.0", false, "refused"}};
-		CHECK(obsolete_rejects_of_stored(plan.rejects_to_remove, rcpts, other_failed)["alice"] == names);
+		CHECK(rejects_to_remove(plan.rejects_expired, plan.rejects_superseded, rcpts, other_failed)["alice"] ==
+		      names);
+	}
+	SUBCASE("the copies a refusal's Rejects plan lets expire go although the refusal is an error") {
+		REQUIRE(decisions["bob"].rejects_plan);
+		decisions["bob"].rejects_plan->remove = {"0.old.host"};
+		plan = plan_inbound_copies(rcpts, decisions, in);
+		CHECK(plan.rejects_expired["bob"] == std::vector<std::string>{"0.old.host"});
+		CHECK(rejects_to_remove(plan.rejects_expired, plan.rejects_superseded, rcpts, plan.errors)["bob"] ==
+		      std::vector<std::string>{"0.old.host"});
 	}
 }
 
