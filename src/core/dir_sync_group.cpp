@@ -2,6 +2,7 @@
 
 #include <exception>
 
+#include "store/maildir.h"
 #include "util/log.h"
 
 namespace tern::core {
@@ -46,16 +47,8 @@ void DirSyncGroup::lead(std::unique_lock<std::mutex>& lock, Round& round) {
 	lock.unlock();
 	// Every rename of every caller returned before it joined, so these
 	// fsyncs cover them all.
-	for (const std::string& dir : round.dirs) {
-		// Whatever happens, the round ends: its callers wait for it.
-		try {
-			sync_one_(dir);
-		} catch (const std::exception& e) {
-			round.failures[dir] = e.what();
-		} catch (...) {
-			round.failures[dir] = "fsync " + dir + ": unknown error";
-		}
-	}
+	// Whatever happens, the round ends: its callers wait for it.
+	round.failures = store::sync_each_dir(round.dirs, sync_one_);
 	// How well the group commit groups: messages per directory fsync. A
 	// line that cannot be written must not keep the round from ending.
 	try {

@@ -20,13 +20,15 @@
 #include <set>
 #include <string>
 
+#include "store/maildir.h"
+
 namespace tern::core {
 
 class DirSyncGroup {
 public:
 	// fsyncs one directory; throws std::exception with the reason on failure.
 	using SyncOne = std::function<void(const std::string& dir)>;
-	using Failures = std::map<std::string, std::string>;  // directory -> reason
+	using Failures = store::DirSyncFailures;  // directory -> reason
 
 	explicit DirSyncGroup(SyncOne sync_one, size_t max_in_flight = 2);
 	DirSyncGroup(const DirSyncGroup&) = delete;

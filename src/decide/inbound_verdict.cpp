@@ -210,10 +210,20 @@ InboundCopyPlan plan_inbound_copies(const std::vector<Recipient>& recipients, co
 	return plan;
 }
 
-RejectsRemovals rejects_to_remove(const RejectsRemovals& expired, const RejectsRemovals& superseded,
-                                  const std::vector<Recipient>& recipients, const std::vector<DeliverError>& errors) {
+namespace {
+
+// The recipients (as the client wrote them) that a delivery's errors name.
+std::set<std::string> failed_recipients(const std::vector<DeliverError>& errors) {
 	std::set<std::string> failed;
 	for (const auto& e : errors) failed.insert(e.rcpt);
+	return failed;
+}
+
+}  // namespace
+
+RejectsRemovals rejects_to_remove(const RejectsRemovals& expired, const RejectsRemovals& superseded,
+                                  const std::vector<Recipient>& recipients, const std::vector<DeliverError>& errors) {
+	const std::set<std::string> failed = failed_recipients(errors);
 	std::set<std::string> accounts_with_failures;
 	for (const auto& r : recipients)
 		if (r.local && failed.count(r.display)) accounts_with_failures.insert(r.account);
@@ -225,8 +235,7 @@ RejectsRemovals rejects_to_remove(const RejectsRemovals& expired, const RejectsR
 
 std::vector<std::string> delivered_reasons(const std::vector<Recipient>& recipients, const AccountDecisions& decisions,
                                            const std::vector<DeliverError>& errors) {
-	std::set<std::string> failed;
-	for (const auto& e : errors) failed.insert(e.rcpt);
+	const std::set<std::string> failed = failed_recipients(errors);
 	std::vector<std::string> reasons;
 	for (const auto& r : recipients) {
 		if (!r.local || failed.count(r.display)) continue;

@@ -1001,14 +1001,7 @@ void copy_locally(store::Env& env, const config::Config& cfg, store::QueueRecord
 void finish_local(store::Env& env, const config::Config& cfg, const std::set<std::string>& dirs,
                   std::vector<LocalCopy>& local, const Policy& policy, int64_t now, PreparedAttempt& out) {
 	if (local.empty()) return;
-	std::map<std::string, std::string> failed_dirs;  // directory -> error
-	for (const std::string& dir : dirs) {
-		try {
-			store::fsync_dir(dir);
-		} catch (const std::exception& e) {
-			failed_dirs.emplace(dir, e.what());
-		}
-	}
+	const store::DirSyncFailures failed_dirs = store::sync_each_dir(dirs, store::fsync_dir);
 	auto failure_of = [&failed_dirs](const std::string& path) -> const std::string* {
 		for (const auto& [dir, error] : failed_dirs)
 			if (path.starts_with(dir + "/")) return &error;

@@ -527,7 +527,7 @@ void Connection::delivery_done(std::vector<DeliverError> errors, std::shared_ptr
 	std::optional<Notice> notice;
 	if (an && tx.mail_from && !cfg->localserve) notice = incoming_dsn(*an, errors);
 	if (notice) {
-		queue_dsn(std::move(notice->dsn), std::move(notice->to), srv.outbound(),
+		queue_dsn(std::move(notice->dsn), std::move(notice->to),
 		          suspend([delivered, reasons](Connection& c) { c.message_delivered(delivered, reasons); }));
 		flush();
 		return;

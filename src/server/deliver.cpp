@@ -445,11 +445,7 @@ void Connection::queue_lmtp_retries(std::shared_ptr<InboundAnalysis> an, std::ve
 	msg->message_id = an->message_id;
 	msg->envid = tx.envid;
 	msg->recipients = std::move(retries);
-	// A data-* name: a daemon that dies before the queue took it over
-	// leaves it to the start-up sweep of tmp/.
-	static uint64_t retries_queued = 0;  // the loop's only: one name per message
-	msg->message_path = cfg->data_dir + "/tmp/data-lmtp-retry-" + std::to_string(cid) + "-" +
-	    std::to_string(++retries_queued);
+	msg->message_path = queue_transfer_path("lmtp-retry");
 	auto error = std::make_shared<std::string>();
 	// The session gone or timed out: nobody queues the copy.
 	auto cont = suspend_owning_file(
@@ -631,24 +627,29 @@ void Connection::await_history_records(std::shared_ptr<InboundAnalysis> an, std:
 void Connection::remove_obsolete_rejects(std::shared_ptr<InboundAnalysis> an, std::vector<DeliverError> errors) {
 	store::Env* env = srv.env();
 	// Only where the message is stored now (doc/behaviour.md §9 "Rejects").
-	an->rejects_to_remove = decide::rejects_to_remove(an->rejects_expired, an->rejects_superseded, tx.recipients,
-	                                                  errors);
-	std::map<std::string, std::string> rejects_dirs;
-	for (const auto& [account, names] : an->rejects_to_remove) {
+	decide::RejectsRemovals removals = decide::rejects_to_remove(an->rejects_expired, an->rejects_superseded,
+	                                                             tx.recipients, errors);
+	struct InRejects {
+		std::string dir;                 // the account's Rejects mailbox
+		std::vector<std::string> names;  // the unique names to remove there
+	};
+	std::map<std::string, InRejects> work;  // by account
+	for (auto& [account, names] : removals) {
 		const auto& a = cfg->accounts.at(account);
-		if (!names.empty()) rejects_dirs[account] = store::mailbox_dir(a.maildir, a.rejects_mailbox);
+		if (!names.empty())
+			work[account] = {store::mailbox_dir(a.maildir, a.rejects_mailbox), std::move(names)};
 	}
-	if (!env || rejects_dirs.empty()) {
+	if (!env || work.empty()) {
 		delivery_done(std::move(errors), an);
 		return;
 	}
 	srv.workers().submit(
-	    [env, an, rejects_dirs]() {
+	    [env, work = std::move(work)]() {
 		    try {
 			    store::MessageHistory history(*env);
-			    for (const auto& [account, dir] : rejects_dirs) {
-				    remove_rejects_copies(dir, an->rejects_to_remove.at(account));
-				    history.mark_expunged(account, an->rejects_to_remove.at(account));
+			    for (const auto& [account, in_rejects] : work) {
+				    remove_rejects_copies(in_rejects.dir, in_rejects.names);
+				    history.mark_expunged(account, in_rejects.names);
 			    }
 		    } catch (const std::exception& e) {
 			    log::error("recording message history", {{"error", e.what()}});
@@ -696,19 +697,20 @@ std::optional<Connection::Notice> Connection::incoming_dsn(const InboundAnalysis
 	return notice;
 }
 
+std::string Connection::queue_transfer_path(std::string_view kind) const {
+	static uint64_t transfers = 0;  // the loop's only
+	return cfg->data_dir + "/tmp/data-" + std::string(kind) + "-" + std::to_string(cid) + "-" +
+	    std::to_string(++transfers);
+}
+
 // Signs, writes and queues a DSN (to the MAIL FROM address, with the null
 // reverse path): disk work for a worker. Its fate does not change the reply,
 // but the reply waits for it (`queued`), so that a notice the 250 promised
 // is in the queue, durable, before the 250 goes out (as the model does).
-void Connection::queue_dsn(message::DsnMessage dsn, OutboundRecipient to, OutboundQueue* queue,
-                           std::function<void()> queued) {
+void Connection::queue_dsn(message::DsnMessage dsn, OutboundRecipient to, std::function<void()> queued) {
+	OutboundQueue* queue = srv.outbound();  // there is one: incoming_dsn gives no notice without it
 	std::time_t now = dsn.date;
-	// A data-* name, unique in this process: two notices of one connection
-	// may be on their way at once, and one left behind by a daemon that
-	// died is removed by the start-up sweep of tmp/.
-	static uint64_t dsns_written = 0;  // the loop's only
-	std::string path = cfg->data_dir + "/tmp/data-dsn-" + std::to_string(cid) + "-" +
-	    std::to_string(++dsns_written);
+	std::string path = queue_transfer_path("dsn");
 	auto error = std::make_shared<std::string>();
 	auto msg = std::make_shared<OutboundMessage>();
 	msg->from = "";

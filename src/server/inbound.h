@@ -70,9 +70,9 @@ struct InboundAnalysis : decide::MessageChecks {
 	decide::AccountDecisions decisions;
 	// Per copy, in the order written: whose it is and why.
 	std::vector<decide::PlannedCopy> copy_notes;
-	// The plan's Rejects removals (decide::InboundCopyPlan), and what of
-	// them goes once the copies are written (decide::rejects_to_remove).
-	decide::RejectsRemovals rejects_expired, rejects_superseded, rejects_to_remove;
+	// The plan's Rejects removals (decide::InboundCopyPlan); what of them
+	// goes is decided once the copies are written (decide::rejects_to_remove).
+	decide::RejectsRemovals rejects_expired, rejects_superseded;
 	// The history records, added while the Maildir directories are synced
 	// (server/deliver.cpp); none without a message history.
 	std::shared_ptr<HistoryBesideSync> history_beside_sync;

@@ -326,8 +326,7 @@ struct Connection {
 		OutboundRecipient to;
 	};
 	std::optional<Notice> incoming_dsn(const InboundAnalysis& an, const std::vector<DeliverError>& errors) const;
-	void queue_dsn(message::DsnMessage dsn, OutboundRecipient to, OutboundQueue* queue,
-	               std::function<void()> queued);
+	void queue_dsn(message::DsnMessage dsn, OutboundRecipient to, std::function<void()> queued);
 	// The 250 after DATA, once every copy and notice is stored.
 	void message_delivered(size_t delivered, const std::string& reasons);
 	// Port 25 (server/deliver.cpp): iprev, SPF, DKIM, DMARC, DNSBL, then the
@@ -385,6 +384,11 @@ struct Connection {
 	// file, so it is removed (on a worker).
 	template <class F>
 	auto suspend_owning_file(std::string path, F f);
+	// A new file name in data_dir/tmp for a message this session hands to
+	// the queue (`kind`: "dsn", "lmtp-retry"), unique in the process: a
+	// session may have two on their way at once. Its "data-" prefix leaves
+	// one a dead daemon left behind to the start-up sweep of tmp/.
+	std::string queue_transfer_path(std::string_view kind) const;
 	// For async work that may also answer at once (an early lookup whose
 	// answer is in, a cache, lookups that all answered while being
 	// started): `start(answer)` starts it; an answer given before start

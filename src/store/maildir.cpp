@@ -176,8 +176,25 @@ void fsync_dir(const std::string& dir) {
 	if (::fsync(fd.get()) != 0) throw file_error("fsync", dir, errno);
 }
 
+DirSyncFailures sync_each_dir(const std::set<std::string>& dirs,
+                              const std::function<void(const std::string& dir)>& sync_one) {
+	DirSyncFailures failures;
+	for (const std::string& dir : dirs) {
+		// Whatever one directory does, the others are synced.
+		try {
+			sync_one(dir);
+		} catch (const std::exception& e) {
+			failures[dir] = e.what();
+		} catch (...) {
+			failures[dir] = "fsync " + dir + ": unknown error";
+		}
+	}
+	return failures;
+}
+
 void fsync_dirs(const std::set<std::string>& dirs) {
-	for (const std::string& dir : dirs) fsync_dir(dir);
+	DirSyncFailures failures = sync_each_dir(dirs, fsync_dir);
+	if (!failures.empty()) throw std::runtime_error(failures.begin()->second);
 }
 
 void withdraw_copies(std::vector<MaildirCopy>& copies) {

@@ -4,6 +4,8 @@
 // directory rename is fsync'd too.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -37,6 +39,14 @@ void deliver_maildir_unsynced(const std::string& body_path, std::vector<MaildirC
                               const std::string& hostname, std::set<std::string>& dirs_to_sync,
                               uint64_t body_offset = 0);
 void fsync_dirs(const std::set<std::string>& dirs);
+
+// fsyncs each of `dirs` with `sync_one` (which throws std::exception with
+// the reason), going on past a failure; returns directory → reason for the
+// ones that failed (empty: all durable). fsync_dirs is this with
+// fsync_dir, throwing the first failure.
+using DirSyncFailures = std::map<std::string, std::string>;
+DirSyncFailures sync_each_dir(const std::set<std::string>& dirs,
+                              const std::function<void(const std::string& dir)>& sync_one);
 
 // A message fails as a whole (4xx, the client sends it again): copies of it
 // already renamed into their folders are taken back out (final_path

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "helpers/dir_entries.h"
 #include "helpers/smtp_sink.h"
 #include "helpers/submission_setup.h"
 #include "helpers/tls_tools.h"
@@ -216,13 +217,7 @@ TEST_CASE("dsn: the notice a port-25 250 promises is in the queue when the 250 a
 	TernDaemon d(submission_not_started());
 	start_daemon(d, sink.port());
 	const std::string queue_dir = d.data_dir() + "/queue";
-	auto queued_files = [&] {
-		size_t n = 0;
-		std::error_code ec;
-		for (std::filesystem::directory_iterator it(queue_dir, ec), end; !ec && it != end; it.increment(ec))
-			if (it->is_regular_file()) n++;
-		return n;
-	};
+	auto queued_files = [&] { return tern::testing::dir_entries(queue_dir).size(); };
 	SmtpClient c = connect_smtp(d);
 	REQUIRE(c.read_reply().code == 220);
 	REQUIRE(c.cmd("EHLO client.sender.example").code == 250);

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <doctest/doctest.h>
 
-#include <dirent.h>
 #include <ev.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +23,7 @@
 #include "core/watchers.h"
 #include "core/worker_pool.h"
 #include "helpers/daemon.h"
+#include "helpers/dir_entries.h"
 #include "helpers/dns_server.h"
 #include "helpers/smtp_client.h"
 #include "helpers/smtp_sink.h"
@@ -53,18 +53,6 @@ std::string make_temp_dir() {
 void remove_tree(const std::string& path) {
 	std::string cmd = "rm -rf '" + path + "'";
 	(void)!system(cmd.c_str());
-}
-
-std::vector<std::string> list_dir(const std::string& dir) {
-	std::vector<std::string> names;
-	if (DIR* d = opendir(dir.c_str())) {
-		while (dirent* e = readdir(d)) {
-			std::string n = e->d_name;
-			if (n != "." && n != "..") names.push_back(n);
-		}
-		closedir(d);
-	}
-	return names;
 }
 
 std::string read_file(const std::string& path) {
@@ -218,7 +206,7 @@ struct Fixture {
 	}
 
 	std::vector<std::string> maildir_new(const std::string& account) {
-		return list_dir(dir + "/accounts/" + account + "/Maildir/new");
+		return tern::testing::dir_entries(dir + "/accounts/" + account + "/Maildir/new");
 	}
 	std::string maildir_message(const std::string& account, size_t i = 0) {
 		auto names = maildir_new(account);
@@ -249,7 +237,7 @@ TEST_CASE("queue: enqueue is durable before done, then delivery via smarthost") 
 	std::string prefix = "Received: from test by mail.test.example\r\n";
 	std::string err = fx.enqueue("alice@test.example", {"carol@remote.example"}, test_body, prefix, [&] {
 		records_at_done = fx.env->queue_list().size();
-		files_at_done = list_dir(fx.dir + "/queue").size();
+		files_at_done = tern::testing::dir_entries(fx.dir + "/queue").size();
 	});
 	CHECK(err == "");
 	CHECK(records_at_done == 1);
@@ -263,7 +251,7 @@ TEST_CASE("queue: enqueue is durable before done, then delivery via smarthost") 
 	// Headers intact, dot lines survive the stuffing.
 	CHECK(msgs[0].data == prefix + test_body);
 	CHECK(fx.env->queue_list().empty());
-	CHECK(list_dir(fx.dir + "/queue").empty());
+	CHECK(tern::testing::dir_entries(fx.dir + "/queue").empty());
 	CHECK(fx.queue->counters().delivered == 1);
 }
 
@@ -271,12 +259,12 @@ TEST_CASE("queue: several recipients of one domain share one transaction") {
 	SmtpSink sink;
 	Fixture fx("127.0.0.1:" + std::to_string(sink.port()));
 	CHECK(fx.enqueue("alice@test.example", {"c1@remote.example", "c2@remote.example"}, test_body) == "");
-	CHECK(list_dir(fx.dir + "/queue").size() <= 2);
+	CHECK(tern::testing::dir_entries(fx.dir + "/queue").size() <= 2);
 	REQUIRE(fx.run_until([&] { return fx.queue->size() == 0 && fx.queue->active() == 0; }));
 	auto msgs = sink.messages();
 	REQUIRE(msgs.size() == 1);
 	CHECK(msgs[0].rcpt_to == std::vector<std::string>{"c1@remote.example", "c2@remote.example"});
-	CHECK(list_dir(fx.dir + "/queue").empty());
+	CHECK(tern::testing::dir_entries(fx.dir + "/queue").empty());
 }
 
 TEST_CASE("queue: recipients of one message with different prefixes get a transaction each, with their prefix") {
@@ -361,7 +349,7 @@ TEST_CASE("queue: 5xx gives a failed DSN in the sender's INBOX") {
 	    [&] { return fx.queue->size() == 0 && fx.queue->active() == 0 && !fx.maildir_new("alice").empty(); }));
 	CHECK(sink.messages().empty());
 	CHECK(fx.env->queue_list().empty());
-	CHECK(list_dir(fx.dir + "/queue").empty());
+	CHECK(tern::testing::dir_entries(fx.dir + "/queue").empty());
 	std::string dsn = fx.maildir_message("alice");
 	CHECK(dsn.rfind("Return-Path: <postmaster@mail.test.example>\r\n", 0) == 0);
 	CHECK(dsn.find("Subject: mail delivery failed") != std::string::npos);
@@ -382,7 +370,7 @@ TEST_CASE("queue: local recipients go to their Maildir, never to the smarthost")
 	REQUIRE(fx.maildir_new("bob").size() == 1);
 	// RFC 5321 4.4: the final delivery adds Return-Path before the prefix.
 	CHECK(fx.maildir_message("bob") == "Return-Path: <alice@test.example>\r\n" + prefix + test_body);
-	CHECK(list_dir(fx.dir + "/queue").empty());
+	CHECK(tern::testing::dir_entries(fx.dir + "/queue").empty());
 	CHECK(fx.queue->counters().local == 1);
 }
 
@@ -985,11 +973,11 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 		CHECK(r->next_attempt <= static_cast<int64_t>(time(nullptr)));
 	}
 
-	CHECK(list_dir(dir + "/queue").size() == 2);
+	CHECK(tern::testing::dir_entries(dir + "/queue").size() == 2);
 	out.str("");
 	REQUIRE(queue::run_queue_command(*config, {"drop", std::to_string(id1)}, out, err) == 0);
 	CHECK(out.str() == "dropped " + std::to_string(id1) + "\n");
-	CHECK(list_dir(dir + "/queue").size() == 1);  // the other record's link stays
+	CHECK(tern::testing::dir_entries(dir + "/queue").size() == 1);  // the other record's link stays
 	// A change tells a running ternd named in pid_file. A ternd killed with
 	// -9 leaves its pid file, and the number may be another program's now:
 	// that program must not get the SIGUSR2 (which would end it).
@@ -1003,7 +991,7 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 	int status = 0;
 	CHECK(waitpid(other, &status, WNOHANG) == 0);
 	testing::stop_child(other);
-	CHECK(list_dir(dir + "/queue").empty());
+	CHECK(tern::testing::dir_entries(dir + "/queue").empty());
 	out.str("");
 	REQUIRE(queue::run_queue_command(*config, {"list"}, out, err) == 0);
 	CHECK(out.str() == "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR\n");
@@ -1054,7 +1042,7 @@ TEST_CASE("queue: delayed DSN after the configured attempt, failed DSN after the
 	}
 	CHECK(failed == 1);
 	CHECK(delayed == 1);
-	CHECK(list_dir(fx.dir + "/queue").empty());
+	CHECK(tern::testing::dir_entries(fx.dir + "/queue").empty());
 }
 
 TEST_CASE("queue: the notices of an SMTPUTF8 message take the UTF-8 form; the delayed text names the ASCII domain") {
@@ -1114,7 +1102,7 @@ TEST_CASE("queue: records survive a restart and are delivered by the next start"
 	REQUIRE(fx.run_until([&] { return sink.messages().size() == 1 && fx.queue->size() == 0; }, 10));
 	CHECK(sink.messages()[0].data == test_body);
 	CHECK(fx.env->queue_list().empty());
-	CHECK(list_dir(fx.dir + "/queue").empty());
+	CHECK(tern::testing::dir_entries(fx.dir + "/queue").empty());
 }
 
 TEST_CASE("queue: a DSN's UTF-8 variant goes to SMTPUTF8 servers; no DSN about a DSN") {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "helpers/dir_entries.h"
 #include "sasl/secrets.h"
 #include "session/harness.h"
 #include "util/base64.h"
@@ -20,12 +21,12 @@ namespace {
 // reuse (core/spool_pool.h) hold none and do not count.
 std::vector<std::string> message_files(const SessionHarness& h) {
 	std::vector<std::string> names;
-	std::error_code ec;
-	for (std::filesystem::directory_iterator it(h.data_dir() + "/tmp", ec), end; !ec && it != end;
-	     it.increment(ec)) {
-		std::string name = it->path().filename().string();
-		if (name.rfind("data-spool-", 0) == 0 && std::filesystem::file_size(it->path(), ec) == 0) continue;
-		names.push_back(name);
+	for (std::string& name : tern::testing::dir_entries(h.data_dir() + "/tmp")) {
+		std::error_code ec;
+		if (name.rfind("data-spool-", 0) == 0 &&
+		    std::filesystem::file_size(h.data_dir() + "/tmp/" + name, ec) == 0)
+			continue;
+		names.push_back(std::move(name));
 	}
 	return names;
 }

@@ -16,6 +16,7 @@
 #include "core/maildir_writer.h"
 #include "core/spool_pool.h"
 #include "files.h"
+#include "helpers/dir_entries.h"
 
 using tern::core::MaildirWriter;
 using tern::store::MaildirCopy;
@@ -30,14 +31,7 @@ struct Loop {
 	~Loop() { ev_loop_destroy(loop); }
 };
 
-size_t files_in(const std::string& dir) {
-	size_t n = 0;
-	std::error_code ec;
-	for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator();
-	     ++it)
-		n++;
-	return n;
-}
+size_t files_in(const std::string& dir) { return tern::testing::dir_entries(dir).size(); }
 
 // As the disk threads do it (core/maildir_writer.cpp): the files, then their
 // directories.
