@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -266,6 +267,45 @@ constexpr int checkpassword_unknown_user = 3;
 constexpr int checkpassword_temporary = 111;
 constexpr size_t checkpassword_max_input = 512;
 
+// Whether the database holds `password` for `account`, read here (ternd
+// is not running). Run as root, as Dovecot runs checkpassword, the
+// database is opened by a child that became the config's user, so that
+// the files it may create there (regions, a log) stay the daemon's and
+// ternd can open them next; this process keeps its user, which the program
+// it runs next reports to Dovecot. nullopt: cannot tell.
+std::optional<bool> password_in_database(const config::Config& cfg, const std::string& account,
+                                         const std::string& password) {
+	auto check = [&]() -> std::optional<bool> {
+		store::Env env(cfg.data_dir);
+		auto blob = env.password_secrets(account);
+		if (!blob) return false;
+		auto secrets = sasl::StoredSecrets::parse(*blob);
+		return secrets && secrets->check_password(password);
+	};
+	if (geteuid() != 0 || cfg.user.empty()) return check();
+	enum : int { matches = 0, differs = 1, unknown = 2 };
+	pid_t child = ::fork();
+	if (child < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+	if (child == 0) {
+		int code = unknown;
+		try {
+			become_config_user(cfg);
+			std::optional<bool> good = check();
+			code = !good ? unknown : *good ? matches : differs;
+		} catch (const CommandError& e) {
+			std::cerr << "ternctl checkpassword: " << e.message << "\n";
+		} catch (const std::exception& e) {
+			std::cerr << "ternctl checkpassword: " << e.what() << "\n";
+		}
+		::_exit(code);
+	}
+	int status = 0;
+	while (::waitpid(child, &status, 0) < 0)
+		if (errno != EINTR) return std::nullopt;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) == unknown) return std::nullopt;
+	return WEXITSTATUS(status) == matches;
+}
+
 // Whether tern's database holds `password` for `account`: through ternd
 // while it runs, else from the database directly. nullopt: cannot tell.
 std::optional<bool> check_tern_password(const config::Config& cfg, const std::string& account,
@@ -277,11 +317,7 @@ std::optional<bool> check_tern_password(const config::Config& cfg, const std::st
 			std::cerr << "ternctl checkpassword: " << answer->err;
 			return std::nullopt;
 		}
-		store::Env env(cfg.data_dir);
-		auto blob = env.password_secrets(account);
-		if (!blob) return false;
-		auto secrets = sasl::StoredSecrets::parse(*blob);
-		return secrets && secrets->check_password(password);
+		return password_in_database(cfg, account, password);
 	} catch (const CommandError& e) {
 		std::cerr << "ternctl checkpassword: " << e.message << "\n";
 	} catch (const std::exception& e) {
@@ -704,6 +740,7 @@ int cmd_dkim(const Globals& g, const std::vector<std::string>& args) {
 int run_database_command(const Globals& g, const std::vector<std::string>& words) {
 	auto cfg = required_config(g);
 	if (auto answer = ask_ternd(cfg->data_dir, words)) return relay(*answer);
+	become_config_user(*cfg);
 	store::Env env(cfg->data_dir);
 	std::vector<std::string> args(words.begin() + 1, words.end());
 	if (words[0] == "junk") return relay(server::run_junk_command(env, *cfg, args));

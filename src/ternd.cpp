@@ -426,6 +426,9 @@ void apply_log_settings(const config::Config& cfg, const Options& o) {
 	}
 }
 
+// Upkeep of the database environment, every few seconds (man/ternd.8
+// FILES "db/").
+//
 // A process that died inside the environment (a ternctl run while we
 // were down and still running, a db_* tool) must not keep its locks:
 // failchk finds it. Every process inside holds the region files (__db.0NN)
@@ -435,23 +438,31 @@ void apply_log_settings(const config::Config& cfg, const Options& o) {
 // zombie, which counts as alive). An idle daemon alone in the environment
 // then touches none of the library's code or region pages. Without the
 // watch (inotify unavailable, or its queue overflowed) failchk runs on
-// every tick. One check at a time, on a worker.
-class DeadProcessCheck {
+// every tick. It runs on a thread of its own: the workers may all be
+// waiting for a lock of the dead process, which only failchk releases.
+//
+// The checkpoint that lets old log files go (DB_LOG_AUTO_REMOVE) runs on a
+// worker on the ticks after transactions committed, so that no write waits
+// for it and a server that only receives mail (whose history writes are
+// most of its commits) does not keep every log file until it stops.
+class DatabaseUpkeep {
 public:
-	DeadProcessCheck(struct ev_loop* loop, core::WorkerPool& workers, store::Env& env)
-		: workers_(workers), env_(env), timer_(loop, [this] { run(); }),
-		  watch_(loop, [this](int) { read_events(); }) {
+	DatabaseUpkeep(struct ev_loop* loop, core::WorkerPool& workers, store::Env& env)
+		: workers_(workers), failchk_thread_(loop, 1, "tern-failchk"), env_(env),
+		  timer_(loop, [this] { run(); }), watch_(loop, [this](int) { read_events(); }) {
 		inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
 		if (inotify_ &&
 		    ::inotify_add_watch(inotify_.get(), env.path().c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) >= 0)
 			watch_.set(inotify_.get(), EV_READ);
 		else
 			inotify_.reset();
+		checkpointed_at_ = env.commits();
 		timer_.start(interval_s);
 	}
 	void stop() {
 		timer_.stop();
 		watch_.stop();
+		failchk_thread_.drain();
 	}
 
 private:
@@ -459,19 +470,32 @@ private:
 	static constexpr int ticks_after_leave = 2;
 	void run() {
 		timer_.start(interval_s);
-		if (running_) return;
+		checkpoint_if_written();
+		if (checking_) return;
 		if (inotify_ && pending_ticks_ == 0) return;
 		if (pending_ticks_ > 0) --pending_ticks_;
-		running_ = true;
-		workers_.submit(
-		    [envp = &env_] {
+		run_one(failchk_thread_, checking_, "database check", [envp = &env_] { envp->check_dead_processes(); });
+	}
+	void checkpoint_if_written() {
+		const uint64_t commits = env_.commits();
+		if (checkpointing_ || commits == checkpointed_at_) return;
+		checkpointed_at_ = commits;
+		run_one(workers_, checkpointing_, "database checkpoint", [envp = &env_] { envp->checkpoint(); });
+	}
+	// One job at a time: `running` is set until its completion; a failure
+	// is logged as `what` and left to the next tick.
+	template <class Job>
+	void run_one(core::WorkerPool& pool, bool& running, const char* what, Job job) {
+		running = true;
+		pool.submit(
+		    [what, job] {
 			    try {
-				    envp->check_dead_processes();
+				    job();
 			    } catch (const std::exception& e) {
-				    log::error("database check", {{"error", e.what()}});
+				    log::error(what, {{"error", e.what()}});
 			    }
 		    },
-		    [this] { running_ = false; });
+		    [&running] { running = false; });
 	}
 	// On the loop: a region file closed by some process (never by us
 	// while we run: we hold ours open), or events lost.
@@ -489,9 +513,12 @@ private:
 		}
 	}
 	core::WorkerPool& workers_;
+	core::WorkerPool failchk_thread_;
 	store::Env& env_;
-	bool running_ = false;
+	bool checking_ = false;
 	int pending_ticks_ = 0;
+	bool checkpointing_ = false;
+	uint64_t checkpointed_at_ = 0;  // Env::commits when the last checkpoint was asked for
 	UniqueFd inotify_;
 	core::TimerWatcher timer_;
 	core::IoWatcher watch_;
@@ -598,7 +625,7 @@ private:
 	void apply_reload(const std::shared_ptr<const config::Config>& next,
 	                  const std::shared_ptr<const net::TlsServerContext>& tls);
 	MetricsResponders start_metrics(const MaildirScan& scan);
-	void stop_after_loop(DeadProcessCheck& failchk, MetricsResponders& metrics_http);
+	void stop_after_loop(DatabaseUpkeep& db_upkeep, MetricsResponders& metrics_http);
 
 	Options opts;
 	std::shared_ptr<const config::Config> cfg;
@@ -834,11 +861,11 @@ Daemon::MetricsResponders Daemon::start_metrics(const MaildirScan& scan) {
 // start); deliveries whose clients went away still finish before we exit,
 // unless a thread is stuck: then the deadline ends the process
 // (core/exit_deadline.h).
-void Daemon::stop_after_loop(DeadProcessCheck& failchk, MetricsResponders& metrics_http) {
+void Daemon::stop_after_loop(DatabaseUpkeep& db_upkeep, MetricsResponders& metrics_http) {
 	constexpr double threads_stop_deadline_s = 30;
 	core::ExitDeadline deadline(threads_stop_deadline_s);
 	stopping = true;
-	failchk.stop();
+	db_upkeep.stop();
 	if (outq) outq->shutdown();
 	metrics_http.clear();  // metrics: no page rendered past this point
 	core::stats().clear_samplers();
@@ -867,7 +894,7 @@ void Daemon::run(const sigset_t& handled) {
 	srv->start();
 	if (outq) outq->start();
 	control->start();
-	DeadProcessCheck failchk(loop, srv->workers(), *env);
+	DatabaseUpkeep db_upkeep(loop, srv->workers(), *env);
 	MaildirScan scan(loop, srv->workers(), *env, cfg);
 	if (local_submit) local_submit->start();
 	MetricsResponders metrics_http = start_metrics(scan);
@@ -887,7 +914,7 @@ void Daemon::run(const sigset_t& handled) {
 	});
 	idle_trim.start(idle_trim_interval_s);
 	ev_run(loop, 0);
-	stop_after_loop(failchk, metrics_http);
+	stop_after_loop(db_upkeep, metrics_http);
 }
 
 // Signals that arrive before the loop watches them (say, a SIGTERM right

@@ -13,6 +13,7 @@
 #include "store/db.h"
 #include "store/table.h"
 #include "store/history.h"
+#include "util/log.h"
 #include "util/unique_fd.h"
 
 #include <db.h>
@@ -25,6 +26,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -51,6 +53,12 @@ constexpr uint64_t schema_version = 1;
 thread_local std::string last_db_message;
 
 void remember_db_message(const DB_ENV*, const char*, const char* msg) { last_db_message = msg ? msg : ""; }
+
+// The library's informational messages (recovery's, failchk's "Freeing
+// read locks for locker ..."), which it would print on stderr: into our log.
+void log_db_message(const DB_ENV*, const char* msg) {
+	if (msg) log::info("database message", {{"text", msg}});
+}
 
 [[noreturn]] void throw_db(int rc, const std::string& what) {
 	std::string text = what + ": " + db_strerror(rc);
@@ -382,15 +390,18 @@ constexpr uint64_t nearly_full_bytes = 4 * 1024 * 1024;
 // Whether a process other than us has the environment open: each process
 // that opened it with DB_REGISTER holds an fcntl lock on its slot of
 // __db.register for as long as it stays (F_GETLK never reports our own).
+// A registry it cannot look into (not ours: EACCES) counts as someone
+// inside, so that nobody's regions are removed from under them.
 bool other_process_registered(const std::string& dir) {
 	UniqueFd fd(::open((dir + "/__db.register").c_str(), O_RDONLY | O_CLOEXEC));
-	if (!fd) return false;
+	if (!fd) return errno != ENOENT;
 	struct flock probe {};
 	probe.l_type = F_WRLCK;
 	probe.l_whence = SEEK_SET;
 	probe.l_start = 0;
 	probe.l_len = 0;
-	return ::fcntl(fd.get(), F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+	if (::fcntl(fd.get(), F_GETLK, &probe) != 0) return true;
+	return probe.l_type != F_UNLCK;
 }
 
 // The region files (__db.001 … and the registry) hold only shared-memory
@@ -451,7 +462,8 @@ struct Env::Impl {
 	// Every operation holds `gate` shared; a reopen after a panic holds it
 	// exclusively, so no thread uses a handle while it is replaced.
 	std::shared_timed_mutex gate;
-	uint64_t generation = 0;  // reopens so far; guarded by gate
+	uint64_t generation = 0;           // reopens so far; guarded by gate
+	std::atomic<uint64_t> commits{0};  // Env::commits
 
 	~Impl() { close(); }
 
@@ -488,6 +500,7 @@ struct Env::Impl {
 		DB_ENV* handle = nullptr;
 		check(db_env_create(&handle, 0), "creating the environment handle");
 		handle->set_errcall(handle, remember_db_message);
+		handle->set_msgcall(handle, log_db_message);
 		// Durable commits (no DB_TXN_NOSYNC / WRITE_NOSYNC): a 250 depends on them.
 		check(handle->set_lk_detect(handle, DB_LOCK_DEFAULT), "setting deadlock detection");
 		check(handle->log_set_config(handle, DB_LOG_AUTO_REMOVE, 1), "enabling log auto-removal");
@@ -634,6 +647,7 @@ struct Env::Impl {
 			}
 			rc = txn->commit(txn, commit_flags);
 			if (rc != 0) throw_db(rc, std::string(what) + ": commit");
+			commits.fetch_add(1, std::memory_order_relaxed);
 			return;
 		}
 	}
@@ -766,10 +780,12 @@ void Env::with_tables(const char* what, bool durable, const std::function<void(c
 
 const std::string& Env::path() const { return impl_->path; }
 
+uint64_t Env::commits() const { return impl_->commits.load(std::memory_order_relaxed); }
+
 void Env::checkpoint(bool force) {
 	impl_->guarded([&] {
-		// 1 MiB of log since the last checkpoint, unless forced.
-		int rc = impl_->env->txn_checkpoint(impl_->env, force ? 0 : 1024, 0, force ? DB_FORCE : 0);
+		// 1 MiB of log or a minute since the last checkpoint, unless forced.
+		int rc = impl_->env->txn_checkpoint(impl_->env, force ? 0 : 1024, force ? 0 : 1, force ? DB_FORCE : 0);
 		if (rc != 0) throw_db(rc, "checkpoint");
 	});
 }
@@ -820,22 +836,10 @@ void TableTxn::scan(std::string_view prefix, std::string_view from,
 	}
 }
 
-namespace {
-// After a committed write: a failed opportunistic checkpoint must not turn
-// a durable commit into an error; the next one (or close) retries.
-void checkpoint_quietly(Env& env) {
-	try {
-		env.checkpoint();
-	} catch (const DbError&) {
-	}
-}
-}  // namespace
-
 // ---- passwords
 
 void Env::set_password_secrets(const std::string& account, const std::string& blob) {
 	impl_->transaction("storing password secrets", [&](DB_TXN* txn) { put(impl_->passwords, txn, account, blob); });
-	checkpoint_quietly(*this);
 }
 
 std::optional<std::string> Env::password_secrets(const std::string& account) {
@@ -856,7 +860,6 @@ bool Env::remove_password_secrets(const std::string& account) {
 void Env::record_outgoing(const std::string& account, const std::vector<std::string>& recipients, int64_t unix_time) {
 	impl_->transaction("recording outgoing recipients",
 	                   [&](DB_TXN* txn) { impl_->record_outgoing(txn, account, recipients, unix_time); });
-	checkpoint_quietly(*this);
 }
 
 int64_t Env::count_outgoing_since(const std::string& account, int64_t since) {
@@ -920,7 +923,6 @@ void Env::queue_add_many(std::vector<QueueRecord>& records, const OutgoingLog* o
 		if (outgoing) impl_->record_outgoing(txn, outgoing->account, outgoing->recipients, outgoing->time);
 	});
 	for (size_t i = 0; i < records.size(); ++i) records[i].id = ids[i];
-	checkpoint_quietly(*this);
 }
 
 std::optional<QueueRecord> Env::queue_get(uint64_t id) {
@@ -956,7 +958,6 @@ bool Env::queue_update(const QueueRecord& record) {
 		found = get(impl_->queue, txn, key, DB_RMW).has_value();
 		if (found) put(impl_->queue, txn, key, serialize_queue_record(record));
 	});
-	if (found) checkpoint_quietly(*this);
 	return found;
 }
 
@@ -964,7 +965,6 @@ bool Env::queue_remove(uint64_t id) {
 	bool removed = false;
 	impl_->transaction("removing a queue record",
 	                   [&](DB_TXN* txn) { removed = del(impl_->queue, txn, be64_string(id)); });
-	if (removed) checkpoint_quietly(*this);
 	return removed;
 }
 

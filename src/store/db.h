@@ -176,9 +176,14 @@ public:
 	std::optional<int64_t> queue_next_due();
 
 	// Flushes the cache and writes a checkpoint so that old log files can be
-	// removed (DB_LOG_AUTO_REMOVE). Writes call it cheaply after each commit
-	// (it does nothing until 1 MiB of log accumulated); also run at close.
+	// removed (DB_LOG_AUTO_REMOVE): when 1 MiB of log or a minute has passed
+	// since the last one, or always with `force`. No write waits for it:
+	// ternd runs it on a worker every few seconds while transactions commit
+	// (`commits`), and close runs a last one (a ternctl run while ternd is
+	// down).
 	void checkpoint(bool force = false);
+	// Transactions committed through this handle so far.
+	uint64_t commits() const;
 
 	// DB_ENV->failchk: releases the locks and aborts the transactions of
 	// processes that died inside the environment; reopens it when that

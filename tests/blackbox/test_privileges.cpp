@@ -131,6 +131,9 @@ TEST_CASE("privileges: ternd -n reports a TLS key the user cannot read") {
 	CHECK(contains(r.output, "config ok"));
 }
 
+// Each ternctl command that opens the database itself (ternd is down),
+// run as root: the region and log files it makes there stay the user's,
+// or ternd, as that user, could not open the environment next.
 TEST_CASE("privileges: database files ternctl creates as root belong to the configured user") {
 	SKIP_UNLESS_ROOT_AND_NOBODY();
 	TernDaemon d(stopped());
@@ -139,6 +142,26 @@ TEST_CASE("privileges: database files ternctl creates as root belong to the conf
 	ProgramResult r = run_ternctl({"-c", d.config_path(), "passwd", "alice"}, "a long enough secret\n");
 	INFO(r.both());
 	REQUIRE(r.exit_code == 0);
+	SUBCASE("passwd") {}
+	SUBCASE("tlsrpt reports") {
+		ProgramResult reports = run_ternctl({"-c", d.config_path(), "tlsrpt", "reports"});
+		CHECK_MESSAGE(reports.err == "no reports\n", reports.both());  // exit 1 (man/ternctl.8)
+	}
+	SUBCASE("dmarc reports") {
+		ProgramResult reports = run_ternctl({"-c", d.config_path(), "dmarc", "reports"});
+		CHECK_MESSAGE(reports.err == "no reports\n", reports.both());  // exit 1 (man/ternctl.8)
+	}
+	SUBCASE("checkpassword, as Dovecot runs it") {
+		// The program run on success keeps root: Dovecot's reply program
+		// reports a changed user as the mail user.
+		const std::string input = d.dir() + "/checkpassword-in", ran_as = d.dir() + "/ran-as";
+		write_file(input, std::string("alice\0a long enough secret\0\0", 28));
+		RunResult check = run_command(
+		    {"/bin/sh", "-c", "\"$0\" -c \"$1\" checkpassword /bin/sh -c 'id -u > \"$0\"' \"$3\" 3<\"$2\"",
+		     ternctl_path(), d.config_path(), input, ran_as});
+		CHECK_MESSAGE(check.exit_code == 0, check.output);
+		CHECK(read_file(ran_as) == "0\n");
+	}
 	std::string db = d.data_dir() + "/db";
 	CHECK(owner_of(d.data_dir()) == nobody_uid());
 	CHECK(owner_of(db) == nobody_uid());

@@ -15,10 +15,13 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "bb.h"
+#include "helpers/dir_entries.h"
 #include "helpers/tls_tools.h"
 #include "ternctl_run.h"
 
@@ -282,7 +285,7 @@ TEST_CASE("trust db: a database failure during AUTH is 454 4.7.0, and ternd reco
 }
 
 // The idle daemon runs failchk only after a process left the environment
-// (DeadProcessCheck in ternd.cpp): this one leaves by dying with a lock.
+// (DatabaseUpkeep in ternd.cpp): this one leaves by dying with a lock.
 TEST_CASE("trust db: a process that dies holding a lock inside the database is found") {
 	TestCert cert;
 	TernDaemon d(daemon_options(true, false, cert.config_patch(open_submission), false));
@@ -297,6 +300,75 @@ TEST_CASE("trust db: a process that dies holding a lock inside the database is f
 	// and the record reads as before.
 	CHECK(login_until_accepted(d, 20000).code == 235);
 	CHECK(login(d, "wrong password").code == 535);
+	// What the library said on the way goes into ternd's log, not to a
+	// stderr nobody reads.
+	CHECK(contains(d.log_text(), "msg=\"database message\""));
+	REQUIRE_RUNNING(d);
+	CHECK(d.stop() == 0);
+}
+
+// Every worker waiting for the dead process's lock (more logins at once
+// than ternd has workers, up to 4): the check that releases it must not
+// wait behind them for a worker (it runs on a thread of its own).
+TEST_CASE("trust db: a dead process's lock is found while every worker waits for it") {
+	TestCert cert;
+	TernDaemon d(daemon_options(true, false, cert.config_patch(open_submission), false));
+	start_with_password(d);
+	REQUIRE_RUNNING(d);
+	REQUIRE(login(d).code == 235);
+
+	REQUIRE(die_holding_password_lock(d.data_dir() + "/db"));
+	constexpr int more_than_workers = 6;
+	std::vector<std::unique_ptr<SmtpClient>> waiting;
+	for (int i = 0; i < more_than_workers; i++) {
+		auto c = std::make_unique<SmtpClient>();
+		REQUIRE(c->connect("127.0.0.1", d.submission_port()));
+		REQUIRE(c->read_reply().code == 220);
+		REQUIRE(c->cmd("EHLO client.sender.example").code == 250);
+		REQUIRE(c->send("AUTH PLAIN " + plain_response(alice, alice_password) + "\r\n"));
+		waiting.push_back(std::move(c));
+	}
+	// Each lookup waits until the check (within 5 s of the death) aborts
+	// the dead transaction, then reads the record as before.
+	for (auto& c : waiting) {
+		c->timeout_ms = 20000;
+		CHECK(c->read_reply().code == 235);
+	}
+	REQUIRE_RUNNING(d);
+	CHECK(d.stop() == 0);
+}
+
+// The log files (db/log.*) under the database's writes, here a history
+// record per received message.
+std::vector<std::string> log_files(const TernDaemon& d) {
+	std::vector<std::string> logs;
+	for (std::string& name : dir_entries(d.data_dir() + "/db"))
+		if (name.rfind("log.", 0) == 0) logs.push_back(std::move(name));
+	return logs;
+}
+
+// A server that only receives mail writes a history record per copy, and
+// no outbound message's write follows: the checkpoints that let old log
+// files go come on their own, not only when ternd stops.
+TEST_CASE("trust db: the log of a server that only receives mail is let go while it runs") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	// 1 MiB log files: received mail until a second one is started.
+	const std::string message = make_message("history", std::string(200, 'x') + "\r\n");
+	int sent = 0;
+	for (; sent < 5000 && log_files(d).size() < 2; sent++) {
+		Transaction t = send_mail(c, test_sender, {"alice@test.example"}, message);
+		REQUIRE_MESSAGE(t.reply.code == 250, t.step << " " << t.reply.plain());
+	}
+	REQUIRE_MESSAGE(log_files(d).size() >= 2, "no second log file after " << sent << " messages");
+	// The next checkpoint (ternd's every 5 s after writes) removes the
+	// first file; the daemon keeps running meanwhile.
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+	while (log_files(d).size() > 1 && std::chrono::steady_clock::now() < deadline)
+		std::this_thread::sleep_for(std::chrono::milliseconds(200));
+	CHECK(log_files(d).size() == 1);
 	REQUIRE_RUNNING(d);
 	CHECK(d.stop() == 0);
 }
