@@ -35,9 +35,11 @@ std::optional<uint64_t> parse_id(const std::string& s) {
 
 std::string or_dash(const std::string& s) { return s.empty() ? "-" : s; }
 
-// One line per value: the last error may hold CR/LF from a remote reply,
-// and whatever else its server sent, escaped as the log escapes it, so a
-// reply cannot send the operator's terminal an escape sequence.
+// One line per value, escaped as the log escapes it: the last error may
+// hold CR/LF from a remote reply and whatever else its server sent, and
+// the addresses (SMTPUTF8) and Message-ID come from the client, so none of
+// them can send the operator's terminal an escape sequence or a C1 or
+// bidirectional control.
 std::string one_line(std::string s) {
 	for (char& c : s)
 		if (c == '\r' || c == '\n') c = ' ';
@@ -69,8 +71,8 @@ void show(const store::QueueRecord& r, std::ostream& out) {
 	out << "id: " << r.id << "\n"
 	    << "queued: " << iso8601_utc(r.queued) << "\n"
 	    << "sender_account: " << r.sender_account << "\n"
-	    << "from: <" << r.from << ">\n"
-	    << "to: <" << r.to << ">\n"
+	    << "from: <" << one_line(r.from) << ">\n"
+	    << "to: <" << one_line(r.to) << ">\n"
 	    << "domain: " << r.recipient_domain << "\n"
 	    << "attempts: " << r.attempts << "\n"
 	    << "next_attempt: " << iso8601_utc(r.next_attempt) << "\n"
@@ -86,7 +88,7 @@ void show(const store::QueueRecord& r, std::ostream& out) {
 	    << "dsn_envid: " << or_dash(one_line(r.envid)) << "\n"
 	    << "dsn_notify: " << or_dash(smtp::notify_to_string(static_cast<uint8_t>(r.notify))) << "\n"
 	    << "dsn_orcpt: " << or_dash(one_line(r.orcpt)) << "\n"
-	    << "message_id: " << r.message_id << "\n"
+	    << "message_id: " << one_line(r.message_id) << "\n"
 	    << "file: " << r.message_file << "\n";
 }
 
@@ -124,8 +126,8 @@ std::string queue_list_text(store::Env& env) {
 	env.queue_scan([&] { out = header; },
 	               [&](const store::QueueRecord& r) {
 			       out += std::to_string(r.id) + " " + iso8601_utc(r.next_attempt) + " " +
-				   std::to_string(r.attempts) + " <" + r.from + "> <" + r.to + "> " +
-				   or_dash(one_line(r.last_error)) + "\n";
+				   std::to_string(r.attempts) + " <" + one_line(r.from) + "> <" + one_line(r.to) +
+				   "> " + or_dash(one_line(r.last_error)) + "\n";
 		       });
 	return out;
 }

@@ -273,10 +273,9 @@ std::string compose_notice(const config::Config& cfg, const store::QueueRecord& 
 	m.original_message = returned.message;
 	// Into the sender's own mailbox: in the UTF-8 form when the message was
 	// SMTPUTF8 (RFC 6533), as the model writes it.
-	std::string text = message::compose_dsn(m, rec.smtputf8);
 	// RFC 6376: signed like any mail of the postmaster's domain, when it
 	// has keys (doc/behaviour.md §13).
-	return server::dkim_sign_text(cfg, m.from, text, static_cast<std::time_t>(now)) + text;
+	return server::signed_dsn_text(cfg, m, rec.smtputf8, static_cast<std::time_t>(now));
 }
 
 // A written notice to queue to `to` (in `domain`), with the null reverse path.

@@ -227,6 +227,7 @@ void Connection::deliver_local() {
 	// its header section may not be the one that streamed in.
 	received.path = std::exchange(data->path, std::string());
 	received.header_separator = data->decoder.has_header_separator();
+	tx.data_8bit = data->decoder.saw_8bit();
 	if (data->rewritten_size < 0) {
 		received.spool = core::SpoolFile{std::move(data->fd), static_cast<uint64_t>(data->stored_size())};
 		received.header = std::move(data->header);
@@ -460,7 +461,7 @@ LocalEnvelope Connection::local_envelope() const {
 	envelope.hostname = hostname();
 	envelope.mail_from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
 	envelope.smtputf8 = tx.smtputf8;
-	envelope.body_8bit = tx.body_8bitmime;
+	envelope.body_8bit = tx.body_8bit();
 	envelope.lmtp_timeout_s = static_cast<double>(cfg->delivery.lmtp_timeout_s);
 	envelope.log_id = cid;
 	return envelope;

@@ -440,7 +440,7 @@ void Connection::queue_lmtp_retries(std::shared_ptr<InboundAnalysis> an, std::ve
                                     std::vector<DeliverError> if_not_queued) {
 	auto msg = std::make_shared<OutboundMessage>();
 	msg->from = tx.mail_from ? address_text(*tx.mail_from) : std::string();
-	msg->has_8bit = tx.body_8bitmime;
+	msg->has_8bit = tx.body_8bit();
 	msg->smtputf8 = tx.smtputf8;
 	msg->message_id = an->message_id;
 	msg->envid = tx.envid;
@@ -722,11 +722,10 @@ void Connection::queue_dsn(message::DsnMessage dsn, OutboundRecipient to, std::f
 	srv.workers().submit(
 	    [dsn, path, msg, error, config, now] {
 		    try {
-			    std::string text = message::compose_dsn(dsn, false);
 			    // RFC 6376: signed as its From address (postmaster@…) would
-			    // be, when that domain has keys.
-			    text = dkim_sign_text(*config, dsn.from, text, now) + text;
-			    if (dsn.smtputf8) msg->dsn_utf8 = message::compose_dsn(dsn, true);
+			    // be, when that domain has keys; the UTF-8 form too.
+			    std::string text = signed_dsn_text(*config, dsn, false, now);
+			    if (dsn.smtputf8) msg->dsn_utf8 = signed_dsn_text(*config, dsn, true, now);
 			    store::write_new_file(path, text);
 			    msg->message_size = static_cast<int64_t>(text.size());
 		    } catch (const std::exception& e) {

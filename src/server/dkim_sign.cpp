@@ -62,4 +62,9 @@ std::string dkim_sign_text(const config::Config& cfg, const std::string& from, c
 	return out;
 }
 
+std::string signed_dsn_text(const config::Config& cfg, const message::DsnMessage& dsn, bool utf8, std::time_t now) {
+	std::string text = message::compose_dsn(dsn, utf8);
+	return dkim_sign_text(cfg, dsn.from, text, now) + text;
+}
+
 }  // namespace tern::server

@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "mailauth/dkim.h"
+#include "message/dsn.h"
 
 namespace tern::server {
 
@@ -24,5 +25,10 @@ std::vector<mailauth::dkim::SignOptions> dkim_sign_options(const config::Config&
 // form a DSN's From has) signs, with i= naming that address.
 std::string dkim_sign_text(const config::Config& cfg, const std::string& from, const std::string& message,
                            std::time_t now);
+
+// A DSN composed (RFC 3464; RFC 6533 in its UTF-8 form) and signed by
+// dkim_sign_text as its From address's domain (doc/behaviour.md §13):
+// each form a notice is sent in carries its own signature.
+std::string signed_dsn_text(const config::Config& cfg, const message::DsnMessage& dsn, bool utf8, std::time_t now);
 
 }  // namespace tern::server

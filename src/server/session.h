@@ -74,6 +74,12 @@ struct Transaction {
 	std::optional<smtp::Address> mail_from;  // nullopt with has_mail = null sender
 	bool smtputf8 = false;
 	bool body_8bitmime = false;
+	// The message's data held 8-bit bytes (set at its end; port 25 takes
+	// them without BODY=8BITMIME, as the model does).
+	bool data_8bit = false;
+	// What goes on with the message: BODY=8BITMIME when either says so
+	// (RFC 6152 2).
+	bool body_8bit() const { return body_8bitmime || data_8bit; }
 	smtp::DsnRet dsn_ret = smtp::DsnRet::unset;  // RFC 3461 4.3
 	std::string envid;                           // RFC 3461 4.4, decoded ("" = none)
 	bool requiretls = false;                     // RFC 8689 4.1

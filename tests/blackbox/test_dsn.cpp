@@ -439,3 +439,37 @@ TEST_CASE("dsn: a port-25 notice for an internationalized sender is queued to th
 	CHECK(queued);
 	CHECK_FALSE(contains(d.log_text(), "does not exist"));
 }
+
+TEST_CASE("dsn: a port-25 notice in its UTF-8 form is DKIM-signed as its ASCII form is") {
+	// The notice to an SMTPUTF8 sender goes, to a server that announces
+	// SMTPUTF8, as RFC 6533's message/global-delivery-status: the form the
+	// receiver sees must carry the signature of the postmaster's domain.
+	SmtpSink sink;  // the smarthost (announces SMTPUTF8)
+	DaemonOptions options;
+	options.start = false;
+	TernDaemon d(options);
+	const std::string key_path = d.dir() + "/s1.pem";
+	ProgramResult key = run_ternctl({"dkim", "genkey", "ed25519", "--out", key_path});
+	REQUIRE_MESSAGE(key.exit_code == 0, key.both());
+	d.write_config(
+	    R"({"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+	    R"(", "smarthost_tls": "none"}, "domains": {"test.example": {"dkim": {"selectors": {"s1": {"private_key_file": ")" +
+	    key_path + R"("}}, "sign": ["s1"]}}}})");
+	REQUIRE_MESSAGE(d.start(), d.error());
+	SmtpClient c = connect_smtp(d);
+	REQUIRE(c.read_reply().code == 220);
+	REQUIRE(c.cmd("EHLO client.sender.example").code == 250);
+	REQUIRE(c.cmd("MAIL FROM:<jörg@sender.example> SMTPUTF8").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<" + alice + "> NOTIFY=SUCCESS").code == 250);
+	REQUIRE(c.cmd("DATA").code == 354);
+	REQUIRE(c.send("From: <jörg@sender.example>\r\nSubject: grüße\r\n\r\nhi\r\n.\r\n"));
+	REQUIRE(c.read_reply().code == 250);
+	INFO(log_tail(d));
+	REQUIRE(sink.wait_for_messages(1, 15000));
+	SinkMessage m = sink.messages()[0];
+	CHECK(m.rcpt_to == std::vector<std::string>{"jörg@sender.example"});
+	INFO(m.data);
+	CHECK(contains(m.data, "message/global-delivery-status"));
+	CHECK(starts_with(m.data, "DKIM-Signature: v=1; "));
+	CHECK(contains(m.data, " d=test.example; s=s1; "));
+}

@@ -428,6 +428,11 @@ public:
 		std::lock_guard lock(mu_);
 		return messages_;
 	}
+	// Each MAIL FROM line it was sent, in order.
+	std::vector<std::string> mail_lines() {
+		std::lock_guard lock(mu_);
+		return mail_lines_;
+	}
 
 private:
 	bool serve(const std::string& after_dot) {
@@ -456,7 +461,13 @@ private:
 					text += line + "\r\n";
 					continue;
 				}
-				if (line.rfind("DATA", 0) == 0) {
+				if (line.rfind("MAIL ", 0) == 0) {
+					std::lock_guard lock(mu_);
+					mail_lines_.push_back(line);
+				}
+				if (line.rfind("LHLO", 0) == 0) {
+					say("250-scripted\r\n250-8BITMIME\r\n250 PIPELINING\r\n");
+				} else if (line.rfind("DATA", 0) == 0) {
 					in_data = true;
 					say("354 go\r\n");
 				} else if (line.rfind("QUIT", 0) == 0) {
@@ -478,6 +489,7 @@ private:
 	std::vector<std::string> scripts_;
 	std::mutex mu_;
 	std::vector<std::string> messages_;
+	std::vector<std::string> mail_lines_;
 	int listen_fd_ = -1;
 	int port_ = 0;
 	std::thread thread_;
@@ -572,4 +584,29 @@ TEST_CASE("lmtp: a recipient the LMTP server fails for the moment, beside one it
 	usleep(500000);
 	CHECK(sink.messages().empty());
 	CHECK(maildir_files(daemon.maildir("carol")).empty());
+}
+
+// RFC 6152 2: a message with 8-bit bytes goes on with BODY=8BITMIME, also
+// when its client did not say BODY=8BITMIME (port 25 takes 8-bit data
+// without it, as the model does): to the LMTP server at once, and on the
+// queue's retry (the queue's record says 8bit, as the model's takes it
+// from the data).
+TEST_CASE("lmtp: 8-bit data sent without BODY=8BITMIME goes to the LMTP server, and its retry, as 8BITMIME") {
+	ScriptedLmtp lmtp({"250 2.0.0 <alice@test.example> saved\r\n452 4.2.2 <carol@test.example> over quota\r\n",
+	                   "250 2.0.0 <carol@test.example> saved\r\n"});
+	SmtpSink sink;
+	TernDaemon daemon({.config_patch = lmtp_and_sink_patch(lmtp, sink, R"("retry_base_s": 1, )")});
+	REQUIRE_RUNNING(daemon);
+	SmtpClient c = connect_and_ehlo(daemon);
+	Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},
+	                          make_message("eight bit", "Gr\xc3\xbc\xc3\x9fe.\r\n"));
+	INFO(log_tail(daemon));
+	REQUIRE(t.step == "END");
+	CHECK(t.reply.code == 250);
+	REQUIRE(wait_for_log(daemon, "msg=\"delivered locally\"", 15000));
+	std::vector<std::string> mails = lmtp.mail_lines();
+	REQUIRE(mails.size() == 2);
+	INFO(mails[0] << "\n" << mails[1]);
+	CHECK(contains(mails[0], " BODY=8BITMIME"));
+	CHECK(contains(mails[1], " BODY=8BITMIME"));
 }

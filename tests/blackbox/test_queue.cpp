@@ -907,6 +907,10 @@ TEST_CASE("queue: a stray line after the reply to the final dot settles the mess
 }
 
 TEST_CASE("queue: ternctl queue list/show/kick/drop") {
+	const std::string hostile_rcpt =
+	    "\xc2\x9b"
+	    "2J\xe2\x80\xae"
+	    "evil@remote.example";
 	std::string dir;
 	std::shared_ptr<const config::Config> config;
 	{
@@ -918,9 +922,11 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 		Fixture::Settings settings;
 		settings.retry_base_s = 600;  // no second attempt during the test
 		auto fx = std::make_unique<Fixture>("127.0.0.1:" + std::to_string(sink.port()), settings);
-		CHECK(fx->enqueue("alice@test.example", {"carol@remote.example", "dan@remote.example"}, test_body) ==
-		      "");
-		REQUIRE(fx->run_until([&] { return fx->queue->counters().retried == 2 && fx->queue->active() == 0; }));
+		// A client's SMTPUTF8 address may hold a C1 control (U+009B, CSI)
+		// and a bidirectional override (U+202E): listed escaped too.
+		CHECK(fx->enqueue("alice@test.example", {"carol@remote.example", "dan@remote.example", hostile_rcpt},
+		                  test_body) == "");
+		REQUIRE(fx->run_until([&] { return fx->queue->counters().retried == 3 && fx->queue->active() == 0; }));
 		fx->close();  // one Env per directory per process: ternctl opens its own
 		dir = fx->dir;
 		config = fx->config;
@@ -930,10 +936,13 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 	std::ostringstream out, err;
 	REQUIRE(queue::run_queue_command(*config, {"list"}, out, err) == 0);
 	std::istringstream lines(out.str());
-	std::string header, line1, line2, extra;
+	std::string header, line1, line2, line3, extra;
 	std::getline(lines, header);
 	std::getline(lines, line1);
 	std::getline(lines, line2);
+	std::getline(lines, line3);
+	CHECK(line3.find(" <\\xc2\\x9b2J\\xe2\\x80\\xaeevil@remote.example> ") != std::string::npos);
+	CHECK(out.str().find("\xc2\x9b") == std::string::npos);
 	CHECK(header == "ID NEXT-ATTEMPT ATTEMPTS FROM TO LAST-ERROR");
 	CHECK(line1.find(" 1 <alice@test.example> <carol@remote.example> 451 4.3.0 later") != std::string::npos);
 	CHECK(line2.find(" 1 <alice@test.example> <dan@remote.example> 451 4.3.0 later") != std::string::npos);
@@ -947,6 +956,11 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 	CHECK(out.str().find("to: <carol@remote.example>\n") != std::string::npos);
 	CHECK(out.str().find("attempts: 1\n") != std::string::npos);
 	CHECK(out.str().find("last_error: 451 4.3.0 later \\x1b]0;t\\x07\\xff\n") != std::string::npos);
+	out.str("");
+	const uint64_t id3 = std::stoull(line3.substr(0, line3.find(' ')));
+	REQUIRE(queue::run_queue_command(*config, {"show", std::to_string(id3)}, out, err) == 0);
+	CHECK(out.str().find("to: <\\xc2\\x9b2J\\xe2\\x80\\xaeevil@remote.example>\n") != std::string::npos);
+	CHECK(out.str().find("\xe2\x80\xae") == std::string::npos);
 
 	out.str("");
 	err.str("");
@@ -973,11 +987,13 @@ TEST_CASE("queue: ternctl queue list/show/kick/drop") {
 		CHECK(r->next_attempt <= static_cast<int64_t>(time(nullptr)));
 	}
 
-	CHECK(tern::testing::dir_entries(dir + "/queue").size() == 2);
+	CHECK(tern::testing::dir_entries(dir + "/queue").size() == 3);
 	out.str("");
 	REQUIRE(queue::run_queue_command(*config, {"drop", std::to_string(id1)}, out, err) == 0);
 	CHECK(out.str() == "dropped " + std::to_string(id1) + "\n");
-	CHECK(tern::testing::dir_entries(dir + "/queue").size() == 1);  // the other record's link stays
+	CHECK(tern::testing::dir_entries(dir + "/queue").size() == 2);  // the other records' links stay
+	REQUIRE(queue::run_queue_command(*config, {"drop", std::to_string(id3)}, out, err) == 0);
+	CHECK(tern::testing::dir_entries(dir + "/queue").size() == 1);
 	// A change tells a running ternd named in pid_file. A ternd killed with
 	// -9 leaves its pid file, and the number may be another program's now:
 	// that program must not get the SIGUSR2 (which would end it).
