@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "config/config.h"
+#include "util/go_lower.h"
 #include "util/strings.h"
 
 namespace tern::config {
@@ -16,9 +17,9 @@ std::string canonical_localpart(const Domain& domain, std::string_view localpart
 		size_t pos = localpart.find(sep);
 		if (pos != std::string_view::npos) localpart = localpart.substr(0, pos);
 	}
-	// Only ASCII letters are folded; UTF-8 localparts (RFC 6531) compare
-	// byte for byte beyond that.
-	return domain.localpart_case_sensitive ? std::string(localpart) : ascii_lower(localpart);
+	// Every letter folded as the model folds it (doc/behaviour.md §9),
+	// UTF-8 localparts (RFC 6531) too.
+	return domain.localpart_case_sensitive ? std::string(localpart) : go_lower(localpart);
 }
 
 void Config::build_address_index() {

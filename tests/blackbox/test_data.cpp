@@ -208,6 +208,22 @@ TEST_CASE("DATA: two messages on one connection, several recipients") {
 	CHECK(contains(unfold(read_file(bob[0])), " for <bob@test.example>; "));
 }
 
+// The model folds localparts with Go's strings.ToLower: every letter, not
+// only ASCII ones (doc/behaviour.md §9).
+TEST_CASE("DATA: a UTF-8 localpart in capitals reaches the account of its lower-case destination") {
+	TernDaemon d({.config_patch = R"({"accounts": {"joerg": {"domain": "test.example",
+		"destinations": {"jörg@test.example": {"mailbox": "INBOX"}}}}})"});
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	REQUIRE(c.cmd("MAIL FROM:<bob@sender.example> SMTPUTF8").code == 250);
+	REQUIRE(c.cmd("RCPT TO:<JÖRG@test.example>").code == 250);
+	REQUIRE(c.cmd("DATA").code == 354);
+	REQUIRE(c.send(make_message("capitals", "hi\r\n", test_sender, "JÖRG@test.example") + ".\r\n"));
+	CHECK(c.read_reply().plain() == "250 2.2.0 it is done");
+	CHECK(wait_for_maildir(d.maildir("joerg"), 1).size() == 1);
+}
+
 TEST_CASE("DATA: some recipients unknown: the known ones get the message, reply 250") {
 	TernDaemon d;
 	REQUIRE_RUNNING(d);

@@ -102,7 +102,8 @@ const char* two_domains = R"(
 			"Alice@example.org": {},
 			"info@Example.org": {"mailbox": "Info"}}},
 		"bob": {"destinations": {"Bob@example.net": {"mailbox": "INBOX"}, "@example.net": {"mailbox": "Catch"}}},
-		"pm": {"destinations": {"postmaster@mail.example.org": {}}}
+		"pm": {"destinations": {"postmaster@mail.example.org": {}}},
+		"joerg": {"destinations": {"Jörg@example.org": {}}}
 	},
 	"postmaster": {"account": "pm", "mailbox": "Postmaster"}
 )";
@@ -532,6 +533,16 @@ TEST_CASE("config: resolve_recipient") {
 		CHECK(r.mailbox == "Info");
 		// "-" is example.net's separator, not example.org's.
 		CHECK(cfg->resolve_recipient("alice-x", "example.org").kind == RcptKind::unknown_user);
+	}
+	SUBCASE("a UTF-8 localpart in any case, as the model folds it") {
+		for (const char* localpart : {"jörg", "JÖRG", "Jörg+tag"}) {
+			CAPTURE(localpart);
+			r = cfg->resolve_recipient(localpart, "example.org");
+			CHECK(r.kind == RcptKind::local);
+			REQUIRE(r.account != nullptr);
+			CHECK(r.account->name == "joerg");
+			CHECK(r.canonical == "jörg@example.org");
+		}
 	}
 	SUBCASE("case-sensitive domain with a catch-all destination") {
 		r = cfg->resolve_recipient("Bob-tag", "example.net");

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "util/go_lower.h"
 #include "util/strings.h"
 
 TEST_CASE("ASCII string helpers") {
@@ -100,4 +101,18 @@ TEST_CASE("strings: utf8_char_start steps back out of a UTF-8 sequence, never pa
 	CHECK(tern::utf8_char_start(s, 4) == 4);
 	CHECK(tern::utf8_char_start(s, 99) == 4);
 	CHECK(tern::utf8_char_start("\x80\x80", 1) == 0);
+}
+
+TEST_CASE("go_lower: each code point by its simple lower-case mapping, as Go's strings.ToLower") {
+	CHECK(tern::go_lower("Alice.B-C_9") == "alice.b-c_9");
+	CHECK(tern::go_lower("ÄRGER") == "ärger");
+	CHECK(tern::go_lower("JÖRG") == "jörg");
+	CHECK(tern::go_lower("ΣΊΣΥΦΟΣ") == "σίσυφοσ");  // no final-sigma rule: one code point at a time
+	CHECK(tern::go_lower("İ") == "i");              // the simple mapping, not SpecialCasing's i + U+0307
+	CHECK(tern::go_lower("ǅ") == "ǆ");              // a title-case letter
+	CHECK(tern::go_lower("Ⱥ") == "ⱥ");              // two bytes become three
+	CHECK(tern::go_lower("ПРИВЕТ") == "привет");
+	CHECK(tern::go_lower("ß日本") == "ß日本");  // no lower case of its own
+	CHECK(tern::go_lower(std::string("A\xffB\xc3", 4)) == std::string("a\xffb\xc3", 4));
+	CHECK(tern::go_lower("") == "");
 }
