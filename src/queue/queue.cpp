@@ -83,14 +83,27 @@ void mark_attempt(store::QueueRecord& rec, int64_t now, const Policy& p) {
 }
 
 // Ends one copy: its state in the file first, then the record, then its
-// file link. A crash after the mark leaves a file the next rebuild deletes
-// (never sends again); one before it leaves the record, so the copy is
-// retried. The record goes before the link: never a record without its
-// message.
+// file link. A crash (or a failed database write) after the mark leaves a
+// marked file, whose record and link the next rebuild removes (never sends
+// again); one before it leaves the record, so the copy is retried. The
+// record goes before the link: never a record without its message.
 void remove_record(store::Env& env, const config::Config& cfg, const store::QueueRecord& rec, RecipientState state) {
 	if (!rec.message_file.empty()) mark_recipient(queue_dir(cfg.data_dir), rec.message_file, state);
 	env.queue_remove(rec.id);
 	if (!rec.message_file.empty()) ::unlink(queue_file_path(cfg.data_dir, rec.message_file).c_str());
+}
+
+// A delivered copy's end: a failure after the mark (the database) is
+// logged, and the copy counts as delivered all the same (it is); the
+// next rebuild removes the record the mark says is finished, so the copy
+// is not sent again and the other copies of the batch are settled too.
+void remove_delivered_record(store::Env& env, const config::Config& cfg, const store::QueueRecord& rec) {
+	try {
+		remove_record(env, cfg, rec, RecipientState::delivered);
+	} catch (const std::exception& e) {
+		log::error("queue: removing delivered record failed",
+		           {{"id", std::to_string(rec.id)}, {"err", e.what()}});
+	}
 }
 
 // The original header section for the DSN's third part: prefix + the
@@ -1023,7 +1036,7 @@ void finish_local(store::Env& env, const config::Config& cfg, const std::set<std
 		// headers are read before the file goes with the record.
 		const bool notice = dsn_requested(rec, DsnKind::delivered);
 		Returned returned = notice ? returned_content(cfg, rec, DsnKind::delivered) : Returned{};
-		remove_record(env, cfg, rec, RecipientState::delivered);
+		remove_delivered_record(env, cfg, rec);
 		if (notice) deliver_dsn(cfg, rec, DsnKind::delivered, "", {}, {}, now, returned, out.settled.lmtp_dsns);
 		out.settled.removed.push_back(rec.id);
 		out.local_delivered++;
@@ -1705,12 +1718,7 @@ void settle_delivered(store::Env& env, const config::Config& cfg, const store::Q
 	// (RFC 3464 2.3.3); with DSN the next hop reports.
 	const bool notice = outcome.relayed && dsn_requested(rec, DsnKind::relayed);
 	Returned returned = notice ? returned_content(cfg, rec, DsnKind::relayed) : Returned{};
-	try {
-		remove_record(env, cfg, rec, RecipientState::delivered);
-	} catch (const std::exception& e) {
-		log::error("queue: removing delivered record failed",
-		           {{"id", std::to_string(rec.id)}, {"err", e.what()}});
-	}
+	remove_delivered_record(env, cfg, rec);
 	out.removed.push_back(rec.id);
 	if (notice) deliver_dsn(cfg, rec, DsnKind::relayed, "", outcome.remote, {}, now, returned, out.lmtp_dsns);
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -417,6 +418,31 @@ store::QueueRecord queue_record_for(const QueueFileEnvelope& e, size_t index, co
 	return r;
 }
 
+namespace {
+
+// A link whose record is still there although its header marks the copy
+// finished (delivered, failed, dropped): the end of remove_record that a
+// crash or a database failure cut off after the mark (the mark comes
+// first). The record goes now, with the link, or the copy would be sent
+// again. A header that cannot be read keeps its record, as it is.
+bool finish_marked_copy(store::Env& env, const std::string& queue_dir, const std::string& name, uint64_t id) {
+	auto index = queue_link_index(name);
+	if (!index) return false;
+	const std::string path = queue_dir + "/" + name;
+	std::string error;
+	auto parsed = read_queue_file(path, error);
+	if (!parsed || *index >= parsed->envelope.recipients.size()) return false;
+	const RecipientState state = parsed->envelope.recipients[*index].state;
+	if (state == RecipientState::pending) return false;
+	env.queue_remove(id);
+	::unlink(path.c_str());
+	log::info("queue: removed the record of a finished copy",
+	          {{"id", std::to_string(id)}, {"file", name}, {"state", state_name(state)}});
+	return true;
+}
+
+}  // namespace
+
 RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64_t now,
                             const std::function<bool(const std::string& base)>& in_progress) {
 	RebuildReport report;
@@ -437,12 +463,15 @@ RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64
 		if (base.empty()) base = queue_temp_base(name);
 		if (!in_progress || base.empty() || !in_progress(base)) candidates.push_back(name);
 	}
-	std::set<std::string> referenced;
+	std::map<std::string, uint64_t> referenced;  // link name -> its record's id
 	env.queue_scan([&] { referenced.clear(); },
-	               [&](const store::QueueRecord& r) { referenced.insert(r.message_file); });
+	               [&](const store::QueueRecord& r) { referenced.emplace(r.message_file, r.id); });
 
 	for (auto& name : candidates) {
-		if (referenced.count(name)) continue;
+		if (auto record = referenced.find(name); record != referenced.end()) {
+			if (finish_marked_copy(env, queue_dir, name, record->second)) report.removed++;
+			continue;
+		}
 		std::string path = queue_dir + "/" + name;
 		struct stat sb;
 		if (::lstat(path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) continue;

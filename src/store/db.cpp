@@ -752,6 +752,20 @@ struct Env::Impl {
 			              " is malformed");
 		return *r;
 	}
+
+	// For the scans over every record: one that does not decode (disk
+	// damage, a newer tern's format) is logged and passed over, so that
+	// it cannot stop the queue. Its file is then a link without a record
+	// to the rebuild (start, SIGUSR2, ternctl queue rebuild), which makes
+	// a new record from the file's header.
+	std::optional<QueueRecord> decode_listed_queue(std::string_view key, std::string_view value) {
+		try {
+			return decode_queue(key, value);
+		} catch (const DbError& e) {
+			log::error("queue record passed over", {{"error", e.what()}});
+			return std::nullopt;
+		}
+	}
 };
 
 Env::Env(const std::string& data_dir) : impl_(std::make_unique<Impl>()) {
@@ -941,7 +955,7 @@ void Env::queue_scan(const std::function<void()>& restart, const std::function<v
 		Cursor cur(impl_->queue, txn);
 		Datum key, data;
 		for (bool ok = cur.get(key, data, DB_FIRST); ok; ok = cur.get(key, data, DB_NEXT))
-			visit(impl_->decode_queue(key.view(), data.view()));
+			if (auto record = impl_->decode_listed_queue(key.view(), data.view())) visit(*record);
 	});
 }
 
@@ -977,8 +991,8 @@ std::optional<int64_t> Env::queue_next_due() {
 		Cursor cur(impl_->queue, txn);
 		Datum key, data;
 		for (bool ok = cur.get(key, data, DB_FIRST); ok; ok = cur.get(key, data, DB_NEXT)) {
-			QueueRecord r = impl_->decode_queue(key.view(), data.view());
-			if (!due || r.next_attempt < *due) due = r.next_attempt;
+			auto r = impl_->decode_listed_queue(key.view(), data.view());
+			if (r && (!due || r->next_attempt < *due)) due = r->next_attempt;
 		}
 	});
 	return due;

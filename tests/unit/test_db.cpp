@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "store/db.h"
+#include "store/table.h"
 #include "unit/files.h"
 
 using tern::store::DbError;
@@ -271,6 +272,27 @@ TEST_CASE("db: queue add, get, list, update, remove, next due") {
 	CHECK(env.queue_remove(5));
 	QueueRecord f = sample_record("f@x.org");
 	CHECK(env.queue_add(f) == 6);
+}
+
+// One damaged record (disk damage, a newer tern's format) must not stop
+// the queue: the scans pass it over, the others load and are due.
+TEST_CASE("db: a queue record that does not decode is passed over by the scans") {
+	TempDir dir;
+	Env env(dir.path);
+	QueueRecord a = sample_record("a@x.org");
+	a.next_attempt = 500;
+	QueueRecord b = sample_record("b@y.org");
+	b.next_attempt = 300;
+	env.queue_add(a);
+	const uint64_t damaged = env.queue_add(b);
+	std::string key(8, '\0');
+	for (int i = 0; i < 8; i++) key[7 - i] = static_cast<char>((damaged >> (8 * i)) & 0xff);
+	env.in_table("queue.db", [&](tern::store::TableTxn& t) { t.put(key, "not a queue record"); });
+	auto listed = env.queue_list();
+	REQUIRE(listed.size() == 1);
+	CHECK(listed[0].to == "a@x.org");
+	CHECK(env.queue_next_due() == std::optional<int64_t>(500));
+	CHECK_THROWS_AS(env.queue_get(damaged), DbError);  // asked for by id: an error, as before
 }
 
 TEST_CASE("db: queue_add_many is atomic with its outgoing rows") {

@@ -175,6 +175,16 @@ TEST_CASE("queue file: rebuild restores pending recipients of acknowledged files
 	                                    [](const std::string& base) { return base == "m5"; });
 	CHECK(again.rebuilt == 0);
 	CHECK(env.queue_list().size() == 1);
+
+	// The copy is delivered and marked, but its record's removal failed (a
+	// database error, a crash right after the mark): the record goes now,
+	// with its link, or the copy would be sent a second time.
+	REQUIRE(mark_recipient(qdir, "m1.0", RecipientState::delivered));
+	RebuildReport finished = rebuild_queue(env, qdir, 1796270800,
+	                                       [](const std::string& base) { return base == "m5"; });
+	CHECK(finished.removed == 1);
+	CHECK(env.queue_list().empty());
+	CHECK(::access((qdir + "/m1.0").c_str(), F_OK) != 0);
 }
 
 TEST_CASE("queue file: DSN parameters and REQUIRETLS round trip; files without them read with defaults") {
