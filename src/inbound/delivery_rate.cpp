@@ -78,10 +78,17 @@ std::string DeliveryRateWindows::key(const std::string& account, size_t width, c
 }
 
 void DeliveryRateWindows::Window::drop_before(int64_t cutoff) {
-	while (!seconds.empty() && seconds.front().at < cutoff) {
-		messages -= seconds.front().messages;
-		bytes -= seconds.front().bytes;
-		seconds.pop_front();
+	while (!empty() && seconds[first].at < cutoff) {
+		messages -= seconds[first].messages;
+		bytes -= seconds[first].bytes;
+		++first;
+	}
+	// The expired seconds go in one move once they are half the vector, so
+	// that dropping stays amortized O(1) per second.
+	if (first > 0 && first * 2 >= seconds.size()) {
+		seconds.erase(seconds.begin(), begin());
+		first = 0;
+		if (seconds.capacity() > 2 * seconds.size() + 4) seconds.shrink_to_fit();
 	}
 }
 
@@ -93,7 +100,7 @@ void DeliveryRateWindows::count(const std::string& account, const std::array<std
 		auto found = windows_.find(k);
 		if (found == windows_.end() && delta < 0) continue;
 		Window& w = found != windows_.end() ? found->second : windows_[k];
-		auto at = std::lower_bound(w.seconds.begin(), w.seconds.end(), received,
+		auto at = std::lower_bound(w.begin(), w.seconds.end(), received,
 		                           [](const Second& s, int64_t t) { return s.at < t; });
 		if (at == w.seconds.end() || at->at != received) {
 			if (delta < 0) continue;  // its second has expired: it counts nowhere any more
@@ -119,11 +126,12 @@ std::array<NetworkHistoryCount, 3> DeliveryRateWindows::counts(const std::string
 		c.messages_day = w.messages;
 		c.bytes_day = w.bytes;
 		// The grace seconds kept before the day do not count in it.
-		for (auto it = w.seconds.begin(); it != w.seconds.end() && it->at <= now - day; ++it) {
+		for (auto it = w.begin(); it != w.seconds.end() && it->at <= now - day; ++it) {
 			c.messages_day -= it->messages;
 			c.bytes_day -= it->bytes;
 		}
-		for (auto it = w.seconds.rbegin(); it != w.seconds.rend() && it->at > now - minute; ++it) {
+		for (auto it = w.seconds.rbegin(); it != std::make_reverse_iterator(w.begin()) && it->at > now - minute;
+		     ++it) {
 			c.messages_minute += it->messages;
 			c.bytes_minute += it->bytes;
 		}
@@ -134,7 +142,7 @@ std::array<NetworkHistoryCount, 3> DeliveryRateWindows::counts(const std::string
 void DeliveryRateWindows::expire(int64_t now) {
 	for (auto it = windows_.begin(); it != windows_.end();) {
 		it->second.drop_before(now - day - grace);
-		it = it->second.seconds.empty() ? windows_.erase(it) : std::next(it);
+		it = it->second.empty() ? windows_.erase(it) : std::next(it);
 	}
 }
 

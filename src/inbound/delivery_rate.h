@@ -4,10 +4,11 @@
 #pragma once
 #include <array>
 #include <cstdint>
-#include <deque>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace tern::inbound {
 
@@ -92,10 +93,17 @@ private:
 	struct Second {
 		int64_t at, messages, bytes;
 	};
+	// One per account and network, and a busy server sees many networks
+	// with a copy or two each (a botnet's addresses): a vector, whose few
+	// seconds cost their bytes, where a deque takes a 512-byte block and a
+	// map of blocks for its first element.
 	struct Window {
-		std::deque<Second> seconds;  // ascending `at`
+		std::vector<Second> seconds;  // ascending `at`; those before `first` expired
+		size_t first = 0;
 		int64_t messages = 0, bytes = 0;
 		void drop_before(int64_t cutoff);
+		auto begin() { return seconds.begin() + static_cast<std::ptrdiff_t>(first); }
+		bool empty() const { return first == seconds.size(); }
 	};
 	static std::string key(const std::string& account, size_t width, const std::string& mask);
 	std::unordered_map<std::string, Window> windows_;

@@ -1,6 +1,10 @@
 // The delivery-rate counts kept in memory (inbound/delivery_rate.h): the
 // minute and day windows to the second, copies leaving the counts, expiry.
 #include <doctest/doctest.h>
+#include <malloc.h>
+
+#include <map>
+#include <string>
 
 #include "inbound/delivery_rate.h"
 
@@ -105,4 +109,79 @@ TEST_CASE("rate windows: a busy day costs a bounded read and gives the refusal a
 	      "more than 20000 messages in past 24h0m0s from your ip/network");
 	limits[0].messages_per_day = 20001;
 	CHECK_FALSE(tern::inbound::delivery_rate_refusal(c, 2048, limits));
+}
+
+// The seconds of one network as the windows must keep them: by second,
+// those older than the day and its grace dropped whenever the windows
+// drop them (a read or an expiry), a copy leaving a dropped second
+// changing nothing.
+TEST_CASE("rate windows: counts match a plain model through reads, expiry, and copies in any order") {
+	DeliveryRateWindows w;
+	std::map<int64_t, std::pair<int64_t, int64_t>> model;  // second -> messages, bytes
+	auto drop = [&](int64_t t) { model.erase(model.begin(), model.lower_bound(t - 86400 - 60)); };
+	uint32_t seed = 12345;
+	auto next = [&seed](uint32_t n) {
+		seed = seed * 1103515245 + 12345;
+		return (seed >> 8) % n;
+	};
+	int64_t t = now;
+	for (int step = 0; step < 20000; ++step) {
+		t += next(40);                       // time goes on, up to 40 s a step
+		const int64_t at = t - next(90000);  // a copy of the last day or a little before
+		const int64_t size = 1 + next(5000);
+		switch (next(4)) {
+		case 0:
+		case 1:
+			w.count("acct", net_a, at, size, 1);
+			model[at].first += 1;
+			model[at].second += size;
+			break;
+		case 2:
+			if (auto it = model.lower_bound(at); it != model.end() && it->second.first > 0) {
+				const int64_t leaving = it->second.second / it->second.first;
+				w.count("acct", net_a, it->first, leaving, -1);
+				it->second.first -= 1;
+				it->second.second -= leaving;
+			}
+			break;
+		default: {
+			drop(t);
+			auto c = w.counts("acct", net_a, t);
+			int64_t day = 0, day_bytes = 0, minute = 0;
+			for (const auto& [second, mb] : model) {
+				if (second > t - 86400) day += mb.first, day_bytes += mb.second;
+				if (second > t - 60) minute += mb.first;
+			}
+			INFO("step " << step);
+			REQUIRE(c[0].messages_day == day);
+			REQUIRE(c[0].bytes_day == day_bytes);
+			REQUIRE(c[0].messages_minute == minute);
+			REQUIRE(c[2].messages_day == day);
+		}
+		}
+		if (next(500) == 0) {
+			drop(t);
+			w.expire(t);
+		}
+	}
+}
+
+// A botnet's copies, one from each of many networks, kept for the day: a
+// network's few seconds must cost about their bytes (a deque of one
+// element took a 512-byte block and its map, about 2 KB a client).
+TEST_CASE("rate windows: many networks with a copy each stay small in memory") {
+	constexpr int clients = 20000;
+	const size_t before = mallinfo2().uordblks;
+	{
+		DeliveryRateWindows w;
+		for (int i = 0; i < clients; ++i) {
+			const std::string a = std::to_string(10 + i / 65536) + "." + std::to_string(i / 256 % 256) +
+			    "." + std::to_string(i % 256);
+			w.count("acct", {a + ".1/32", a + ".0/26", a + ".0/21"}, now, 2048, 1);
+		}
+		CHECK(w.networks() == 3 * clients);
+		const size_t used = mallinfo2().uordblks - before;
+		MESSAGE("bytes per client: " << used / clients);
+		CHECK(used < clients * size_t{1000});
+	}
 }
