@@ -676,7 +676,7 @@ void Daemon::prepare_data_dir(const std::optional<core::UserIds>& user) {
 Daemon::Sockets Daemon::bind_sockets() {
 	std::vector<std::string> warnings;
 	auto smtp = net::open_listeners(*cfg, cfg->localserve, warnings);
-	for (const auto& w : warnings) log::info(w);
+	for (const auto& w : warnings) log::warn(w);
 	// sendmail.tern's socket (man/sendmail.tern.8), ready with the ports.
 	server::LocalSubmitSocket local_socket = server::open_local_submit_socket(cfg->data_dir);
 	// metrics: localserve listens on ::1 as well, as its SMTP ports do, and

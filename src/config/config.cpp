@@ -6,6 +6,7 @@
 
 #include "config/config.h"
 #include "util/go_lower.h"
+#include "util/ipaddr.h"
 #include "util/strings.h"
 
 namespace tern::config {
@@ -196,6 +197,41 @@ uint64_t Config::local_submission_max_size() const {
 	for (const auto& [name, l] : listeners)
 		largest = std::max<uint64_t>(largest, static_cast<uint64_t>(l.max_message_size));
 	return largest != 0 ? largest : static_cast<uint64_t>(Listener{}.max_message_size);
+}
+
+// The model's rule. The listeners' addresses are the ones an operator
+// publishes for the domain (in SPF, and as the names whose PTR a receiver's
+// iprev check looks up), so mail leaves from them; with a wildcard, or two
+// addresses of one family, nothing says which address that is, and the
+// kernel chooses by its routes.
+Config::OutboundSource outbound_source_of(const std::map<std::string, Listener>& listeners) {
+	std::optional<IpAddr> v4, v6;
+	for (const auto& [name, l] : listeners) {
+		if (!l.smtp.enabled) continue;
+		for (const std::string& text : l.ips) {
+			std::optional<IpAddr> ip = IpAddr::parse(text);
+			if (!ip || ip->unspecified()) return {};
+			std::optional<IpAddr>& family = ip->v6 ? v6 : v4;
+			// One address named by two listeners (two ports) is still one.
+			if (family && *family != *ip) return {};
+			family = ip;
+		}
+	}
+	return {v4 ? v4->to_string() : "", v6 ? v6->to_string() : ""};
+}
+
+std::string Config::OutboundSource::for_destination(const std::string& destination) const {
+	std::optional<IpAddr> to = IpAddr::parse(destination);
+	if (!to) return "";
+	const std::string& source = to->v6 ? ipv6 : ipv4;
+	std::optional<IpAddr> from = IpAddr::parse(source);
+	if (!from) return "";
+	// A loopback address cannot reach another host (RFC 1122 3.2.1.3 (g),
+	// RFC 4291 2.5.3): a listener there (behind a proxy, or for this
+	// host's programs) says nothing about where mail to others leaves from
+	// (doc/behaviour.md D41).
+	if (from->loopback() && !to->loopback()) return "";
+	return source;
 }
 
 std::shared_ptr<const Config> Config::localserve_config(const std::string& data_dir) {

@@ -69,7 +69,10 @@ struct Milter {
 struct Listener {
 	std::string name;
 	std::vector<std::string> ips;  // default ["0.0.0.0", "::"]
-	std::string hostname;          // resolved: listener's or global hostname
+	// ips was not in the file: the defaults are bound, and ternd starts
+	// without "::" on a host without IPv6 (net::bind_failure_tolerated).
+	bool ips_defaulted = false;
+	std::string hostname;  // resolved: listener's or global hostname
 	int64_t max_message_size = default_max_message_size;
 	smtp::BareNewlines bare_newlines = smtp::BareNewlines::normalize;
 	bool proxy_protocol = false;
@@ -200,6 +203,16 @@ struct Config {
 		std::vector<int64_t> auth_failures_per_day{50, 150, 450};
 	} limits;
 	std::map<std::string, Listener> listeners;
+	// The local addresses the queue's SMTP connections leave from
+	// (doc/behaviour.md §12 "The address mail leaves from"), as IP text;
+	// "" lets the kernel choose. The loader sets it from the listeners
+	// (outbound_source_of).
+	struct OutboundSource {
+		std::string ipv4, ipv6;
+		// The address to bind for a connection to `destination` (IP text):
+		// the one of its family, "" for none.
+		std::string for_destination(const std::string& destination) const;
+	} outbound_source;
 	std::map<std::string, Domain> domains;
 	std::map<std::string, Account> accounts;
 	struct {
@@ -292,6 +305,11 @@ struct Config {
 	const Account* account_for_login(const std::string& localpart, const std::string& domain) const;
 	bool hosts_domain(const std::string& domain) const;
 };
+
+// The listeners' addresses as sources of outgoing mail: the addresses
+// that the listeners with SMTP enabled name, when they are at most one
+// IPv4 and one IPv6 address and no wildcard; otherwise none.
+Config::OutboundSource outbound_source_of(const std::map<std::string, Listener>& listeners);
 
 // A localpart in its canonical form for `domain`: the catch-all separator
 // and everything after it removed, ASCII lower-cased unless the domain is

@@ -356,6 +356,7 @@ void Loader::load(const json& root, Config& cfg) const {
 			cfg.listeners.emplace(item.key(), load_listener(item.key(), item.value(), path, cfg));
 		}
 	}
+	cfg.outbound_source = outbound_source_of(cfg.listeners);
 	if (auto v = member(root, "queue")) load_queue(*v, "queue", cfg);
 	if (auto v = member(root, "metrics")) load_metrics(*v, "metrics", cfg);
 	check_port_conflicts(cfg);
@@ -555,7 +556,9 @@ Listener Loader::load_listener(const std::string& name, const json& v, const std
 	l.name = name;
 	if (name.empty()) fail(path, "listener name must not be empty");
 	l.ips = {"0.0.0.0", "::"};
+	l.ips_defaulted = true;
 	if (auto x = member(v, "ips")) {
+		l.ips_defaulted = false;
 		std::string ips_path = join(path, "ips");
 		l.ips = strings(*x, ips_path);
 		if (l.ips.empty()) fail(ips_path, "expected at least one IP address");

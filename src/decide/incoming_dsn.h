@@ -25,7 +25,7 @@ struct IncomingDsnFacts {
 	bool smtputf8 = false;
 	std::string envid;                         // RFC 3461 4.4 ENVID, decoded ("" = none)
 	std::string hostname;                      // the global hostname: Reporting-MTA, Message-Id
-	std::string hello;                         // the EHLO name, or the address literal it gave
+	std::string hello;                         // the EHLO name, or the address of its literal, bare
 	std::string remote_ip_literal;             // "[192.0.2.1]"
 	std::vector<message::HeaderField> fields;  // the original header section
 	std::time_t now = 0;

@@ -90,7 +90,8 @@ struct DsnMessage {
 std::string compose_dsn(const DsnMessage&, bool utf8_variant, const std::string& boundary_for_tests = "");
 
 // "dns;<ehlo> (<literal>)" for Received-From-MTA, the literal being as the
-// Received header writes it: "[1.2.3.4]" or "[IPv6:…]".
+// Received header writes it: "[1.2.3.4]" or "[IPv6:…]". An EHLO with an
+// address literal gives its address bare: "dns;::1 ([IPv6:::1])".
 std::string received_from_mta_value(const std::string& ehlo, const std::string& ip_literal);
 
 // One recipient that failed during an incoming SMTP transaction (§13).

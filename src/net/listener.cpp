@@ -50,20 +50,30 @@ static std::string host_port(const std::string& ip, int port) {
 
 UniqueFd open_listen_socket(const std::string& ip, int port) {
 	auto addr = IpAddr::parse(ip);
-	if (!addr) throw std::runtime_error("listen " + host_port(ip, port) + ": not an IP address");
+	if (!addr) throw ListenError("listen " + host_port(ip, port) + ": not an IP address", 0);
 	sockaddr_storage ss;
 	socklen_t len = addr->to_sockaddr(port, ss);
 	UniqueFd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-	if (!fd) throw std::runtime_error("listen " + host_port(ip, port) + ": socket: " + std::strerror(errno));
+	if (!fd) throw ListenError("listen " + host_port(ip, port) + ": socket: " + std::strerror(errno), errno);
 	int one = 1;
 	setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (addr->v6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd.get(), 1024) != 0)
-		throw std::runtime_error("listen " + host_port(ip, port) + ": " + std::strerror(errno));
+		throw ListenError("listen " + host_port(ip, port) + ": " + std::strerror(errno), errno);
 	return fd;
 }
 
-std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool tolerate_ipv6_failure,
+bool bind_failure_tolerated(const std::string& ip, bool ips_defaulted, bool localserve, int error) {
+	auto addr = IpAddr::parse(ip);
+	if (!addr || !addr->v6) return false;
+	if (localserve) return true;  // its ::1 is its own choice, not the user's
+	// The default ["0.0.0.0", "::"] means "every address there is": on a
+	// host without IPv6 that is the IPv4 ones. A listener that named "::"
+	// gets an error, as for any address it names.
+	return ips_defaulted && addr->unspecified() && (error == EAFNOSUPPORT || error == EADDRNOTAVAIL);
+}
+
+std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool localserve,
                                          std::vector<std::string>& warnings) {
 	std::vector<ListenSocket> out;  // closed by their owners on an exception
 	for (const auto& [name, l] : cfg.listeners) {
@@ -79,12 +89,10 @@ std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool tolerat
 					auto bound = specific_bound_address(fd.get());
 					out.push_back(
 					    ListenSocket{std::move(fd), name, svc, host_port(ip, conf->port), bound});
-				} catch (const std::exception& e) {
-					if (tolerate_ipv6_failure && ip.find(':') != std::string::npos) {
-						warnings.push_back(std::string(e.what()) + "; listening on IPv4 only");
-						continue;
-					}
-					throw;
+				} catch (const ListenError& e) {
+					if (!bind_failure_tolerated(ip, l.ips_defaulted, localserve, e.error)) throw;
+					warnings.push_back(std::string(e.what()) + "; listening on IPv4 only" +
+					                   (localserve ? "" : " (listeners." + name + ".ips not set)"));
 				}
 			}
 		}

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -32,15 +33,30 @@ struct ListenSocket {
 	std::optional<SocketAddress> bound;
 };
 
-// Opens a non-blocking listening TCP socket; throws std::runtime_error
-// naming the address on failure. IPv6 sockets are IPV6_V6ONLY so "::" and
-// "0.0.0.0" can both be bound.
+// A listening socket that could not be opened: what() names the address
+// and the error, `error` is the errno (0 when the text is no IP address).
+class ListenError : public std::runtime_error {
+public:
+	ListenError(const std::string& what, int error) : std::runtime_error(what), error(error) {}
+	int error;
+};
+
+// Opens a non-blocking listening TCP socket; throws ListenError naming the
+// address on failure. IPv6 sockets are IPV6_V6ONLY so "::" and "0.0.0.0"
+// can both be bound.
 UniqueFd open_listen_socket(const std::string& ip, int port);
 
-// Opens every enabled service of every listener. With `tolerate_ipv6_failure`
-// (localserve), an IPv6 address that cannot be bound is skipped and reported
-// in `warnings` instead of failing.
-std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool tolerate_ipv6_failure,
+// Whether ternd starts without `ip` when it cannot listen there (`error`
+// from ListenError): in localserve any IPv6 address; otherwise only the
+// IPv6 wildcard of a listener whose ips were not configured, on a host
+// without IPv6 (EAFNOSUPPORT: no IPv6 in the kernel; EADDRNOTAVAIL: IPv6
+// turned off). An address the config names must be there.
+bool bind_failure_tolerated(const std::string& ip, bool ips_defaulted, bool localserve, int error);
+
+// Opens every enabled service of every listener. An address that cannot
+// be bound stops it with ListenError, unless bind_failure_tolerated (with
+// `localserve`) lets it go on without it: `warnings` then says which and why.
+std::vector<ListenSocket> open_listeners(const config::Config& cfg, bool localserve,
                                          std::vector<std::string>& warnings);
 
 // accept4() with SOCK_NONBLOCK|SOCK_CLOEXEC; empty with errno set on failure.

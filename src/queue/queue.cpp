@@ -1555,6 +1555,7 @@ void Queue::connect_next_address(Delivery& d) {
 	ClientOptions o;
 	o.ip = d.addresses[d.address_index];
 	o.port = d.port;
+	o.source_ip = d.config->outbound_source.for_destination(o.ip);
 	o.server_name = d.hosts[d.host_index];
 	o.ehlo_name = d.config->hostname;
 	if (std::string error = apply_tls_policy(d, o); !error.empty()) {

@@ -29,6 +29,16 @@ constexpr size_t body_output_high_water = 256 * 1024;
 
 bool positive(int code) { return code >= 200 && code < 300; }
 
+#ifdef __linux__
+// IP_BIND_ADDRESS_NO_PORT of <linux/in.h>, which <netinet/in.h> of older
+// C libraries leaves out (and the two cannot both be included).
+#ifdef IP_BIND_ADDRESS_NO_PORT
+constexpr int ip_bind_address_no_port = IP_BIND_ADDRESS_NO_PORT;
+#else
+constexpr int ip_bind_address_no_port = 24;
+#endif
+#endif
+
 // What a reply that did not let the transaction go on says about it. A 2xx
 // or 3xx where another reply was due (a 250 to DATA, a 354 to RCPT) is no
 // refusal: the two sides are out of step (RFC 5321 4.2.1), a temporary
@@ -83,6 +93,7 @@ void SmtpClient::start() {
 		fail_host(std::string("socket: ") + std::strerror(errno));
 		return;
 	}
+	if (!options_.source_ip.empty() && !bind_source(sock.get(), ip->v6)) return;
 	const int fd = sock.get();  // the transport owns it from here on
 	transport_ = std::make_unique<net::Transport>(std::make_unique<net::FdStream>(std::move(sock)));
 	state_ = State::connecting;
@@ -96,6 +107,36 @@ void SmtpClient::start() {
 	}
 	io_.set(fd, EV_WRITE);
 	timer_.start(options_.timeouts.connect);
+}
+
+// A source address that cannot be bound (gone from the host, or a reload
+// named one that is not there yet) fails this address of the host, as a
+// refused connection does, and the next is tried; the message stays
+// queued. No fallback to an address the kernel picks: receivers judge
+// mail by the address it comes from (SPF, iprev), and mail sent from
+// one the operator did not publish could be refused for good or filed
+// as junk, where a temporary failure shows in the log and the queue
+// listing and is retried once the address is back.
+bool SmtpClient::bind_source(int fd, bool v6) {
+	auto source = IpAddr::parse(options_.source_ip);
+	if (!source || source->v6 != v6) return true;  // none of this family
+#ifdef __linux__
+	// The port is chosen at connect, for the 4-tuple: a bind to port 0
+	// would reserve it for every destination, and many connections from
+	// one address would run out of ports. Linux 4.2 and later; an older
+	// kernel refuses the option and binds as before.
+	int one = 1;
+	::setsockopt(fd, IPPROTO_IP, ip_bind_address_no_port, &one, sizeof(one));
+#endif
+	sockaddr_storage ss;
+	socklen_t len = source->to_sockaddr(0, ss);
+	if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) return true;
+	std::string error = "bind to " + options_.source_ip + " to connect to " + options_.ip + ": " +
+	    std::strerror(errno);
+	log::event(log::Level::error, options_.log_id, "cannot connect from the listeners' address",
+	           {{"error", error}});
+	fail_host(error);
+	return false;
 }
 
 void SmtpClient::abort() {

@@ -43,6 +43,9 @@ struct ClientTimeouts {
 struct ClientOptions {
 	std::string ip;  // address to connect to (IPv4 or IPv6 text)
 	int port = config::default_smtp_port;
+	// The local address to connect from, of ip's family
+	// (config::Config::OutboundSource); "" lets the kernel choose.
+	std::string source_ip;
 	std::string server_name;  // host name, for SNI and logs
 	std::string ehlo_name;    // our hostname
 	TlsMode tls = TlsMode::opportunistic;
@@ -182,6 +185,9 @@ private:
 	// host failed (the next one is tried), after it the transaction.
 	void fail_attempt(const std::string& error);
 	void on_connected();
+	// Binds the socket to options_.source_ip when it is of the
+	// destination's family; false when that failed (the host failed).
+	bool bind_source(int fd, bool v6);
 	void read_input();
 	void process_input();
 	void handle_reply(Reply reply);

@@ -29,13 +29,6 @@ constexpr double mechanisms_refresh_s = 60.0;
 // Dovecot's auth_mechanisms.
 constexpr std::string_view unknown_mechanisms = "PLAIN";
 
-// RFC 1122 3.2.1.3 (127/8) and RFC 4291 2.5.3 (::1).
-bool is_loopback(const IpAddr& ip) {
-	static const IpNet v4 = *IpNet::parse("127.0.0.0/8");
-	static const IpAddr v6 = *IpAddr::parse("::1");
-	return v4.contains(ip) || ip == v6;
-}
-
 double timeout_s(const config::Config& cfg) { return static_cast<double>(cfg.auth.dovecot_timeout_ms) / 1000.0; }
 
 }  // namespace
@@ -65,7 +58,7 @@ Outcome Connection::dovecot_auth_begin(const smtp::AuthArgs& a) {
 	}
 	// Dovecot's disable_plaintext_auth looks at `secured`: TLS, or a client
 	// on this host, where nothing crosses a network.
-	request.secured = tls || is_loopback(remote_ip);
+	request.secured = tls || remote_ip.loopback();
 	request.remote_ip = remote_ip.to_string();
 	request.local_ip = local_ip.to_string();
 	request.remote_port = remote_port;

@@ -683,7 +683,10 @@ std::optional<Connection::Notice> Connection::incoming_dsn(const InboundAnalysis
 	facts.smtputf8 = tx.smtputf8;
 	facts.envid = tx.envid;
 	facts.hostname = global_hostname();
-	facts.hello = hello->ip ? hello->ip->to_literal() : hello->domain.ascii;
+	// An address literal's address goes bare after "dns;", as the model
+	// writes it (doc/behaviour.md §13); the bracketed literal of the
+	// connection's address follows in the comment.
+	facts.hello = hello->ip ? hello->ip->to_string() : hello->domain.ascii;
 	facts.remote_ip_literal = remote_ip.to_literal();
 	facts.fields = an.fields;
 	facts.now = std::time(nullptr);

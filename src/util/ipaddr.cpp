@@ -92,6 +92,13 @@ bool IpAddr::unspecified() const {
 	return true;
 }
 
+bool IpAddr::loopback() const {
+	if (!v6) return bytes[0] == 127;
+	for (size_t i = 0; i < 15; ++i)
+		if (bytes[i] != 0) return false;
+	return bytes[15] == 1;
+}
+
 std::string IpAddr::to_string() const {
 	if (!v6) {
 		// Dotted quad written here: inet_ntop formats IPv4 through sprintf,

@@ -26,6 +26,9 @@ struct IpAddr {
 	IpAddr masked(int prefix_bits) const;
 	// 0.0.0.0 or :: (RFC 4291 2.5.2): a socket bound there is a wildcard.
 	bool unspecified() const;
+	// 127.0.0.0/8 (RFC 1122 3.2.1.3 (g)) or ::1 (RFC 4291 2.5.3): an
+	// address that never leaves the host.
+	bool loopback() const;
 	bool operator==(const IpAddr&) const = default;
 };
 

@@ -473,3 +473,34 @@ TEST_CASE("dsn: a port-25 notice in its UTF-8 form is DKIM-signed as its ASCII f
 	CHECK(starts_with(m.data, "DKIM-Signature: v=1; "));
 	CHECK(contains(m.data, " d=test.example; s=s1; "));
 }
+
+TEST_CASE("dsn: an EHLO address literal is named bare in Received-From-MTA, as the model writes it") {
+	// doc/behaviour.md §13: "dns;" then the EHLO name, or the address of
+	// an address literal without its brackets, then the connection's
+	// address as a literal in the comment.
+	SmtpSink sink;  // the smarthost, which takes the notices to bob
+	TernDaemon d({.config_patch = R"({"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
+	                  R"(", "smarthost_tls": "none"}})"});
+	REQUIRE_RUNNING(d);
+	const std::pair<std::string, std::string> cases[] = {
+	    {"[127.0.0.1]", "Received-From-MTA: dns;127.0.0.1 ([127.0.0.1])\r\n"},
+	    {"[IPv6:::1]", "Received-From-MTA: dns;::1 ([127.0.0.1])\r\n"},
+	};
+	size_t n = 0;
+	for (const auto& [ehlo, field] : cases) {
+		CAPTURE(ehlo);
+		SmtpClient c = connect_smtp(d);
+		REQUIRE(c.read_reply().code == 220);
+		REQUIRE(c.cmd("EHLO " + ehlo).code == 250);
+		REQUIRE(c.cmd("MAIL FROM:<bob@sender.example>").code == 250);
+		REQUIRE(c.cmd("RCPT TO:<" + alice + "> NOTIFY=SUCCESS").code == 250);
+		REQUIRE(c.cmd("DATA").code == 354);
+		REQUIRE(c.send("From: <bob@sender.example>\r\nSubject: literal\r\n\r\nhi\r\n.\r\n"));
+		REQUIRE(c.read_reply().code == 250);
+		INFO(log_tail(d));
+		REQUIRE(sink.wait_for_messages(++n, 15000));
+		const std::string data = sink.messages()[n - 1].data;
+		INFO(data);
+		CHECK(contains(data, field));
+	}
+}

@@ -556,3 +556,41 @@ TEST_CASE("queue daemon: ternctl queue kick delivers a waiting record now, drop 
 	}
 	REQUIRE_RUNNING(d);
 }
+
+namespace {
+
+// alice submits one message through the submission port on `listen_ip`;
+// returns the first message the sink (the smarthost) got.
+SinkMessage relay_from_listener(const std::string& ips_json, const std::string& listen_ip) {
+	SmtpSink sink;
+	TernDaemon d(submission_not_started());
+	start_daemon(
+	    d, merge_patches(queue_patch(d, sink, 1, 3), R"({"listeners": {"test": {"ips": )" + ips_json + "}}}"));
+	SmtpClient c;
+	REQUIRE(c.connect(listen_ip, d.submission_port()));
+	REQUIRE(c.greet_and_ehlo("client.test.example"));
+	Reply r = c.cmd("AUTH PLAIN " + plain_response(alice, alice_password));
+	REQUIRE_MESSAGE(r.code == 235, r.raw);
+	submit(c, {carol}, alice_message(carol, "source address", "hello\r\n"));
+	c.cmd("QUIT");
+	REQUIRE_MESSAGE(sink.wait_for_messages(1, 15000), log_tail(d));
+	return sink.messages().front();
+}
+
+}  // namespace
+
+// doc/behaviour.md §12 "The address mail leaves from": the one IPv4
+// address the SMTP listeners name is the source of outgoing connections
+// (the one an operator publishes in SPF); 127.0.0.2 is on the loopback
+// interface, and the kernel's own choice for 127.0.0.1 would be 127.0.0.1.
+TEST_CASE("queue daemon: mail leaves from the address of the one IPv4 listener") {
+	SinkMessage m = relay_from_listener(R"(["127.0.0.2"])", "127.0.0.2");
+	CHECK(m.rcpt_to == std::vector<std::string>{carol});
+	CHECK(m.peer_ip == "127.0.0.2");
+}
+
+TEST_CASE("queue daemon: with two IPv4 listener addresses the kernel chooses the source") {
+	SinkMessage m = relay_from_listener(R"(["127.0.0.1", "127.0.0.2"])", "127.0.0.2");
+	CHECK(m.rcpt_to == std::vector<std::string>{carol});
+	CHECK(m.peer_ip == "127.0.0.1");
+}

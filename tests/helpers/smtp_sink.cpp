@@ -14,6 +14,7 @@
 #include "sasl/mechanism.h"
 #include "sasl/secrets.h"
 #include "util/base64.h"
+#include "util/ipaddr.h"
 
 namespace tern::testing {
 
@@ -214,27 +215,31 @@ void SmtpSink::serve() {
 	while (!stop_) {
 		pollfd pfd{listen_fd_, POLLIN, 0};
 		if (poll(&pfd, 1, 50) <= 0) continue;
-		int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+		sockaddr_storage peer{};
+		socklen_t peer_len = sizeof(peer);
+		int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_CLOEXEC);
 		if (fd < 0) continue;
+		auto peer_ip = IpAddr::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer));
+		std::string peer_text = peer_ip ? peer_ip->to_string() : "";
 		connections_++;
 		// Blocking reads inside TLS return every 50 ms to see the stop flag.
 		timeval tv{0, 50000};
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 		if (concurrent_) {
-			session_threads_.emplace_back([this, fd] {
-				session(fd);
+			session_threads_.emplace_back([this, fd, peer_text] {
+				session(fd, peer_text);
 				::close(fd);
 			});
 			continue;
 		}
-		session(fd);
+		session(fd, peer_text);
 		::close(fd);
 	}
 	for (auto& t : session_threads_) t.join();
 	session_threads_.clear();
 }
 
-void SmtpSink::session(int fd) {
+void SmtpSink::session(int fd, const std::string& peer_ip) {
 	auto reply = [this](std::string Replies::*which) {
 		std::lock_guard<std::mutex> lock(mutex_);
 		return replies_.*which;
@@ -402,6 +407,7 @@ void SmtpSink::session(int fd) {
 				if (accepted) {
 					std::lock_guard<std::mutex> lock(mutex_);
 					index = messages_.size();
+					msg.peer_ip = peer_ip;
 					messages_.push_back(msg);
 				}
 				ok = write_line(io, end);

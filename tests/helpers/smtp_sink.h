@@ -23,6 +23,7 @@ namespace tern::testing {
 
 struct SinkMessage {
 	std::string helo;
+	std::string peer_ip;               // the address the connection came from
 	std::string mail_from;             // between < and >
 	std::vector<std::string> rcpt_to;  // between < and >, accepted ones only
 	std::string data;                  // dot-unstuffed, CRLF line ends, without the final ".\r\n"
@@ -112,7 +113,7 @@ public:
 
 private:
 	void serve();
-	void session(int fd);
+	void session(int fd, const std::string& peer_ip);
 	void start();
 
 	int listen_fd_ = -1;

@@ -916,3 +916,57 @@ TEST_CASE("config: milters of a listener") {
 	CHECK(error_of(with(R"("listeners": {"p": {"milters": {}}})")) ==
 	      "tern.json: listeners.p.milters: expected an array");
 }
+
+// doc/behaviour.md §12 "The address mail leaves from": the model's rule for
+// the listeners' addresses as sources of outgoing connections.
+TEST_CASE("config: the SMTP listeners' one IPv4 and one IPv6 address are where outgoing mail leaves from") {
+	auto source = [](const std::string& listeners) {
+		auto cfg = load(with(R"("listeners": )" + listeners));
+		return cfg->outbound_source.ipv4 + " " + cfg->outbound_source.ipv6;
+	};
+	CHECK(source(R"({"p": {"ips": ["192.0.2.1"], "smtp": {}}})") == "192.0.2.1 ");
+	CHECK(source(R"({"p": {"ips": ["192.0.2.1", "2001:db8::1"], "smtp": {}}})") == "192.0.2.1 2001:db8::1");
+	CHECK(source(R"({"p": {"ips": ["2001:DB8:0::1"], "smtp": {}}})") == " 2001:db8::1");
+	// Over several listeners; an address named twice (two ports) is one.
+	CHECK(source(R"({"a": {"ips": ["192.0.2.1"], "smtp": {}},
+	                 "b": {"ips": ["2001:db8::1", "192.0.2.1"], "smtp": {"port": 2525}}})") ==
+	      "192.0.2.1 2001:db8::1");
+	// Listeners without SMTP do not count.
+	CHECK(source(R"({"a": {"ips": ["192.0.2.1"], "smtp": {}}, "b": {"ips": ["192.0.2.9"], "submission": {}}})") ==
+	      "192.0.2.1 ");
+	// Two of a family, a wildcard, or the default ips: the kernel chooses,
+	// for both families.
+	CHECK(source(R"({"p": {"ips": ["192.0.2.1", "192.0.2.2", "2001:db8::1"], "smtp": {}}})") == " ");
+	CHECK(
+	    source(
+		R"({"a": {"ips": ["192.0.2.1"], "smtp": {}}, "b": {"ips": ["192.0.2.2"], "smtp": {"port": 2525}}})") ==
+	    " ");
+	CHECK(source(R"({"p": {"ips": ["2001:db8::1", "0.0.0.0"], "smtp": {}}})") == " ");
+	CHECK(source(R"({"p": {"ips": ["::"], "smtp": {}}})") == " ");
+	CHECK(source(R"({"p": {"smtp": {}}})") == " ");
+	CHECK(source(R"({})") == " ");
+}
+
+TEST_CASE("config: a connection binds the source of its destination's family; a loopback one only to loopback") {
+	Config::OutboundSource both{"192.0.2.1", "2001:db8::1"};
+	CHECK(both.for_destination("198.51.100.7") == "192.0.2.1");
+	CHECK(both.for_destination("2001:db8:5::25") == "2001:db8::1");
+	CHECK(both.for_destination("not an address") == "");
+	Config::OutboundSource v4_only{"192.0.2.1", ""};
+	CHECK(v4_only.for_destination("2001:db8:5::25") == "");
+	// RFC 1122 3.2.1.3 (g), RFC 4291 2.5.3: a loopback address reaches no
+	// other host (doc/behaviour.md D41).
+	Config::OutboundSource loopback{"127.0.0.2", "::1"};
+	CHECK(loopback.for_destination("127.0.0.1") == "127.0.0.2");
+	CHECK(loopback.for_destination("::1") == "::1");
+	CHECK(loopback.for_destination("198.51.100.7") == "");
+	CHECK(loopback.for_destination("2001:db8:5::25") == "");
+}
+
+TEST_CASE("config: a listener knows whether its ips were given") {
+	auto cfg = load(
+	    with(R"("listeners": {"a": {"smtp": {}}, "b": {"ips": ["0.0.0.0", "::"], "smtp": {"port": 2525}}})"));
+	CHECK(cfg->listeners.at("a").ips_defaulted);
+	CHECK(cfg->listeners.at("a").ips == std::vector<std::string>{"0.0.0.0", "::"});
+	CHECK_FALSE(cfg->listeners.at("b").ips_defaulted);
+}

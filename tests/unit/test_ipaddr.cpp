@@ -62,6 +62,17 @@ TEST_CASE("the unspecified addresses are the wildcards, and only they") {
 	}
 }
 
+TEST_CASE("loopback addresses: 127.0.0.0/8 and ::1") {
+	for (const char* text : {"127.0.0.1", "127.0.0.2", "127.255.255.254", "::1", "::ffff:127.0.0.1"}) {
+		CAPTURE(text);
+		CHECK(IpAddr::parse(text)->loopback());
+	}
+	for (const char* text : {"126.255.255.255", "128.0.0.1", "0.0.0.0", "::", "::2", "1::1", "::127.0.0.1"}) {
+		CAPTURE(text);
+		CHECK_FALSE(IpAddr::parse(text)->loopback());
+	}
+}
+
 TEST_CASE("from_sockaddr") {
 	sockaddr_in sin{};
 	sin.sin_family = AF_INET;

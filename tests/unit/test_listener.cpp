@@ -1,9 +1,11 @@
 // Listening sockets (net/listener): a listener on a specific address knows
 // its connections' local address from the bind, and an accepted connection
 // tells its own through getsockname, the path every connection of a
-// wildcard (0.0.0.0, ::) listener takes. Loopback only.
+// wildcard (0.0.0.0, ::) listener takes; which bind failures ternd starts
+// without. Loopback only.
 #include <doctest/doctest.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -90,4 +92,40 @@ TEST_CASE("listener: an address that is not an IP, or one taken, is an error nam
 	// SO_REUSEADDR does not let a second socket listen on a port in use.
 	std::string taken = "listen 127.0.0.1:" + std::to_string(bound->port) + ": Address already in use";
 	CHECK_THROWS_WITH_AS(net::open_listen_socket("127.0.0.1", bound->port), taken.c_str(), std::runtime_error);
+}
+
+TEST_CASE("listener: the error of an address that cannot be opened carries its errno") {
+	UniqueFd first = net::open_listen_socket("127.0.0.1", 0);
+	auto bound = net::local_address(first.get());
+	REQUIRE(bound);
+	try {
+		net::open_listen_socket("127.0.0.1", bound->port);
+		FAIL("a port in use was bound twice");
+	} catch (const net::ListenError& e) {
+		CHECK(e.error == EADDRINUSE);
+	}
+}
+
+// A host without IPv6 (a kernel without it: EAFNOSUPPORT at socket();
+// IPv6 turned off: EADDRNOTAVAIL at bind) cannot be made here, so the
+// decision is tested alone; open_listeners applies it to each address.
+TEST_CASE("listener: only the defaulted IPv6 wildcard may be missing on a host without IPv6") {
+	using net::bind_failure_tolerated;
+	// ips not in the config: "::" is "every IPv6 address there is".
+	CHECK(bind_failure_tolerated("::", true, false, EAFNOSUPPORT));
+	CHECK(bind_failure_tolerated("::", true, false, EADDRNOTAVAIL));
+	// Other errors still stop the start: the port is taken, no permission.
+	CHECK_FALSE(bind_failure_tolerated("::", true, false, EADDRINUSE));
+	CHECK_FALSE(bind_failure_tolerated("::", true, false, EACCES));
+	// The IPv4 wildcard never.
+	CHECK_FALSE(bind_failure_tolerated("0.0.0.0", true, false, EAFNOSUPPORT));
+	CHECK_FALSE(bind_failure_tolerated("0.0.0.0", true, false, EADDRNOTAVAIL));
+	// An address the config names must be there, "::" included.
+	CHECK_FALSE(bind_failure_tolerated("::", false, false, EAFNOSUPPORT));
+	CHECK_FALSE(bind_failure_tolerated("::1", false, false, EADDRNOTAVAIL));
+	CHECK_FALSE(bind_failure_tolerated("2001:db8::1", false, false, EADDRNOTAVAIL));
+	// localserve goes on without any IPv6 address of its own.
+	CHECK(bind_failure_tolerated("::1", false, true, EADDRNOTAVAIL));
+	CHECK(bind_failure_tolerated("::1", false, true, EADDRINUSE));
+	CHECK_FALSE(bind_failure_tolerated("127.0.0.1", false, true, EADDRINUSE));
 }
