@@ -390,11 +390,13 @@ constexpr uint64_t nearly_full_bytes = 4 * 1024 * 1024;
 // Whether a process other than us has the environment open: each process
 // that opened it with DB_REGISTER holds an fcntl lock on its slot of
 // __db.register for as long as it stays (F_GETLK never reports our own).
-// A registry it cannot look into (not ours: EACCES) counts as someone
-// inside, so that nobody's regions are removed from under them.
+// A registry it may not read (another user's) counts as someone inside,
+// so that nobody's regions are removed from under them; any other failure
+// to open it (none there, `dir` no directory) leaves the open that follows
+// to report what is wrong.
 bool other_process_registered(const std::string& dir) {
 	UniqueFd fd(::open((dir + "/__db.register").c_str(), O_RDONLY | O_CLOEXEC));
-	if (!fd) return errno != ENOENT;
+	if (!fd) return errno == EACCES || errno == EPERM;
 	struct flock probe {};
 	probe.l_type = F_WRLCK;
 	probe.l_whence = SEEK_SET;
