@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -284,6 +285,8 @@ std::optional<bool> password_in_database(const config::Config& cfg, const std::s
 	};
 	if (geteuid() != 0 || cfg.user.empty()) return check();
 	enum : int { matches = 0, differs = 1, unknown = 2 };
+	// An inherited SIG_IGN would have the child reaped unseen (waitpid: ECHILD).
+	::signal(SIGCHLD, SIG_DFL);
 	pid_t child = ::fork();
 	if (child < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
 	if (child == 0) {

@@ -456,18 +456,22 @@ public:
 			watch_.set(inotify_.get(), EV_READ);
 		else
 			inotify_.reset();
-		checkpointed_at_ = env.commits();
+		commits_seen_ = env.commits();
+		ticks_since_commit_ = checkpoint_ticks_after_commit + 1;
 		timer_.start(interval_s);
 	}
+	// A check in flight finishes when the pool goes with this object
+	// (its completion is dropped): no loop iteration runs here, before the
+	// queue is shut down.
 	void stop() {
 		timer_.stop();
 		watch_.stop();
-		failchk_thread_.drain();
 	}
 
 private:
 	static constexpr double interval_s = 5.0;
 	static constexpr int ticks_after_leave = 2;
+	static constexpr int checkpoint_ticks_after_commit = 13;  // 65 s: past txn_checkpoint's minute
 	void run() {
 		timer_.start(interval_s);
 		checkpoint_if_written();
@@ -476,10 +480,20 @@ private:
 		if (pending_ticks_ > 0) --pending_ticks_;
 		run_one(failchk_thread_, checking_, "database check", [envp = &env_] { envp->check_dead_processes(); });
 	}
+	// Asked on every tick from a commit until a minute and a tick after
+	// the last one, so that the checkpoint "a minute after the last one"
+	// also comes when the writes stopped before it (and a failed one is
+	// tried again); then an idle daemon leaves the library alone.
 	void checkpoint_if_written() {
 		const uint64_t commits = env_.commits();
-		if (checkpointing_ || commits == checkpointed_at_) return;
-		checkpointed_at_ = commits;
+		if (commits != commits_seen_) {
+			commits_seen_ = commits;
+			ticks_since_commit_ = 0;
+		} else if (ticks_since_commit_ > checkpoint_ticks_after_commit) {
+			return;
+		}
+		++ticks_since_commit_;
+		if (checkpointing_) return;
 		run_one(workers_, checkpointing_, "database checkpoint", [envp = &env_] { envp->checkpoint(); });
 	}
 	// One job at a time: `running` is set until its completion; a failure
@@ -518,7 +532,8 @@ private:
 	bool checking_ = false;
 	int pending_ticks_ = 0;
 	bool checkpointing_ = false;
-	uint64_t checkpointed_at_ = 0;  // Env::commits when the last checkpoint was asked for
+	uint64_t commits_seen_ = 0;  // Env::commits at the last tick that saw it change
+	int ticks_since_commit_ = 0;
 	UniqueFd inotify_;
 	core::TimerWatcher timer_;
 	core::IoWatcher watch_;

@@ -207,7 +207,9 @@ uint64_t Config::local_submission_max_size() const {
 Config::OutboundSource outbound_source_of(const std::map<std::string, Listener>& listeners) {
 	std::optional<IpAddr> v4, v6;
 	for (const auto& [name, l] : listeners) {
-		if (!l.smtp.enabled) continue;
+		// Behind a proxy, a listener's address faces the proxy, not the
+		// world: it is not the address the domain publishes.
+		if (!l.smtp.enabled || l.proxy_protocol) continue;
 		for (const std::string& text : l.ips) {
 			std::optional<IpAddr> ip = IpAddr::parse(text);
 			if (!ip || ip->unspecified()) return {};
@@ -227,10 +229,11 @@ std::string Config::OutboundSource::for_destination(const std::string& destinati
 	std::optional<IpAddr> from = IpAddr::parse(source);
 	if (!from) return "";
 	// A loopback address cannot reach another host (RFC 1122 3.2.1.3 (g),
-	// RFC 4291 2.5.3): a listener there (behind a proxy, or for this
-	// host's programs) says nothing about where mail to others leaves from
+	// RFC 4291 2.5.3), and a relay on this host (a smarthost or content
+	// filter on 127.0.0.1) trusts the loopback address its clients come
+	// from: a source is bound only where both are loopback or neither is
 	// (doc/behaviour.md D41).
-	if (from->loopback() && !to->loopback()) return "";
+	if (from->loopback() != to->loopback()) return "";
 	return source;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
@@ -425,14 +426,35 @@ namespace {
 // crash or a database failure cut off after the mark (the mark comes
 // first). The record goes now, with the link, or the copy would be sent
 // again. A header that cannot be read keeps its record, as it is.
-bool finish_marked_copy(store::Env& env, const std::string& queue_dir, const std::string& name, uint64_t id) {
+std::vector<std::string> entries_of(const std::string& dir) {
+	std::vector<std::string> names;
+	if (DIR* d = ::opendir(dir.c_str())) {
+		while (dirent* e = ::readdir(d)) {
+			std::string name = e->d_name;
+			if (name != "." && name != "..") names.push_back(name);
+		}
+		::closedir(d);
+	}
+	return names;
+}
+
+// The links of one message are one file: its header is read once per
+// rebuild (`headers`, by base name), not once per recipient.
+using HeadersByBase = std::map<std::string, std::optional<QueueFileEnvelope>>;
+
+bool finish_marked_copy(store::Env& env, const std::string& queue_dir, const std::string& name, uint64_t id,
+                        HeadersByBase& headers) {
 	auto index = queue_link_index(name);
 	if (!index) return false;
 	const std::string path = queue_dir + "/" + name;
-	std::string error;
-	auto parsed = read_queue_file(path, error);
-	if (!parsed || *index >= parsed->envelope.recipients.size()) return false;
-	const RecipientState state = parsed->envelope.recipients[*index].state;
+	auto [known, fresh] = headers.try_emplace(queue_link_base(name));
+	if (fresh) {
+		std::string error;
+		if (auto parsed = read_queue_file(path, error)) known->second = std::move(parsed->envelope);
+	}
+	const std::optional<QueueFileEnvelope>& header = known->second;
+	if (!header || *index >= header->recipients.size()) return false;
+	const RecipientState state = header->recipients[*index].state;
 	if (state == RecipientState::pending) return false;
 	env.queue_remove(id);
 	::unlink(path.c_str());
@@ -449,27 +471,24 @@ RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64
 	// The order matters against a concurrent enqueue: the directory first,
 	// then the in-progress check, then the records. A link seen here whose
 	// enqueue is no longer in progress has its records committed already.
-	std::vector<std::string> names;
-	if (DIR* d = ::opendir(queue_dir.c_str())) {
-		while (dirent* e = ::readdir(d)) {
-			std::string name = e->d_name;
-			if (name != "." && name != "..") names.push_back(name);
-		}
-		::closedir(d);
-	}
 	std::vector<std::string> candidates;
-	for (auto& name : names) {
+	for (auto& name : entries_of(queue_dir)) {
 		std::string base = queue_link_base(name);
 		if (base.empty()) base = queue_temp_base(name);
 		if (!in_progress || base.empty() || !in_progress(base)) candidates.push_back(name);
 	}
+	// A record that does not decode goes: its link then gets a new record
+	// from its header below (or is deleted when its copy is finished).
+	if (size_t gone = env.queue_remove_undecodable())
+		log::info("queue: removed records that do not decode", {{"records", std::to_string(gone)}});
 	std::map<std::string, uint64_t> referenced;  // link name -> its record's id
 	env.queue_scan([&] { referenced.clear(); },
 	               [&](const store::QueueRecord& r) { referenced.emplace(r.message_file, r.id); });
 
+	HeadersByBase headers;
 	for (auto& name : candidates) {
 		if (auto record = referenced.find(name); record != referenced.end()) {
-			if (finish_marked_copy(env, queue_dir, name, record->second)) report.removed++;
+			if (finish_marked_copy(env, queue_dir, name, record->second, headers)) report.removed++;
 			continue;
 		}
 		std::string path = queue_dir + "/" + name;

@@ -153,8 +153,9 @@ struct RebuildReport {
 // header when recipient n is pending and the file was acknowledged; a link
 // of a finished recipient, of a file that never got its 250, or a temp
 // file left by a crash mid-write, is deleted, and so is the record of a
-// link its header marks finished (a removal cut off after the mark); any
-// other file is kept and logged. `in_progress(base)` is true
+// link its header marks finished (a removal cut off after the mark), and
+// a record that does not decode (its link then counts as one without a
+// record); any other file is kept and logged. `in_progress(base)` is true
 // for messages being enqueued right now (their records may commit at any
 // moment), which are skipped. Used by ternd at start and on SIGUSR2, and by
 // `ternctl queue rebuild`. Throws on database errors.

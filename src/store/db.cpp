@@ -961,6 +961,21 @@ void Env::queue_scan(const std::function<void()>& restart, const std::function<v
 	});
 }
 
+size_t Env::queue_remove_undecodable() {
+	size_t removed = 0;
+	impl_->transaction("removing queue records that do not decode", [&](DB_TXN* txn) {
+		removed = 0;
+		Cursor cur(impl_->queue, txn);
+		Datum key, data;
+		for (bool ok = cur.get(key, data, DB_FIRST | DB_RMW); ok; ok = cur.get(key, data, DB_NEXT | DB_RMW))
+			if (!impl_->decode_listed_queue(key.view(), data.view())) {
+				cur.del();
+				++removed;
+			}
+	});
+	return removed;
+}
+
 std::vector<QueueRecord> Env::queue_list() {
 	std::vector<QueueRecord> out;
 	queue_scan([&] { out.clear(); }, [&](const QueueRecord& record) { out.push_back(record); });

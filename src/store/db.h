@@ -165,7 +165,12 @@ public:
 	// drops what the last try gathered. Callers keep what they need of each
 	// record, not the records: a queue of many thousand recipients is read
 	// without holding them all at once.
+	// A record that does not decode (disk damage, a newer format) is
+	// logged and passed over: one record cannot stop the queue.
 	void queue_scan(const std::function<void()>& restart, const std::function<void(const QueueRecord&)>& visit);
+	// Deletes the records that do not decode; how many. The queue's
+	// rebuild runs it first, then makes new records from their files.
+	size_t queue_remove_undecodable();
 	// All records, in id order.
 	std::vector<QueueRecord> queue_list();
 	// Rewrites an existing record; false when it is gone (e.g. dropped by

@@ -451,6 +451,7 @@ TEST_CASE("dsn: a port-25 notice in its UTF-8 form is DKIM-signed as its ASCII f
 	const std::string key_path = d.dir() + "/s1.pem";
 	ProgramResult key = run_ternctl({"dkim", "genkey", "ed25519", "--out", key_path});
 	REQUIRE_MESSAGE(key.exit_code == 0, key.both());
+	d.dns().add("s1._domainkey.test.example", "TXT", key.out.substr(0, key.out.find('\n')));
 	d.write_config(
 	    R"({"queue": {"smarthost": "127.0.0.1:)" + std::to_string(sink.port()) +
 	    R"(", "smarthost_tls": "none"}, "domains": {"test.example": {"dkim": {"selectors": {"s1": {"private_key_file": ")" +
@@ -472,6 +473,9 @@ TEST_CASE("dsn: a port-25 notice in its UTF-8 form is DKIM-signed as its ASCII f
 	CHECK(contains(m.data, "message/global-delivery-status"));
 	CHECK(starts_with(m.data, "DKIM-Signature: v=1; "));
 	CHECK(contains(m.data, " d=test.example; s=s1; "));
+	// The signature is of this form's own text: a receiver's check passes.
+	ProgramResult verified = run_ternctl({"--dns", d.dns().address(), "dkim", "verify"}, m.data);
+	CHECK_MESSAGE(verified.out.rfind("pass d=test.example s=s1 ", 0) == 0, verified.both());
 }
 
 TEST_CASE("dsn: an EHLO address literal is named bare in Received-From-MTA, as the model writes it") {

@@ -466,7 +466,7 @@ private:
 					mail_lines_.push_back(line);
 				}
 				if (line.rfind("LHLO", 0) == 0) {
-					say("250-scripted\r\n250-8BITMIME\r\n250 PIPELINING\r\n");
+					say("250-scripted\r\n250 8BITMIME\r\n");
 				} else if (line.rfind("DATA", 0) == 0) {
 					in_data = true;
 					say("354 go\r\n");

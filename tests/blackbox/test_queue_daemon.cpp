@@ -590,7 +590,7 @@ TEST_CASE("queue daemon: mail leaves from the address of the one IPv4 listener")
 }
 
 TEST_CASE("queue daemon: with two IPv4 listener addresses the kernel chooses the source") {
-	SinkMessage m = relay_from_listener(R"(["127.0.0.1", "127.0.0.2"])", "127.0.0.2");
+	SinkMessage m = relay_from_listener(R"(["127.0.0.2", "127.0.0.1"])", "127.0.0.2");
 	CHECK(m.rcpt_to == std::vector<std::string>{carol});
 	CHECK(m.peer_ip == "127.0.0.1");
 }

@@ -931,9 +931,12 @@ TEST_CASE("config: the SMTP listeners' one IPv4 and one IPv6 address are where o
 	CHECK(source(R"({"a": {"ips": ["192.0.2.1"], "smtp": {}},
 	                 "b": {"ips": ["2001:db8::1", "192.0.2.1"], "smtp": {"port": 2525}}})") ==
 	      "192.0.2.1 2001:db8::1");
-	// Listeners without SMTP do not count.
+	// Listeners without SMTP do not count, nor those behind a proxy.
 	CHECK(source(R"({"a": {"ips": ["192.0.2.1"], "smtp": {}}, "b": {"ips": ["192.0.2.9"], "submission": {}}})") ==
 	      "192.0.2.1 ");
+	CHECK(source(R"({"a": {"ips": ["192.0.2.1"], "smtp": {}},
+	                 "b": {"ips": ["10.0.0.5"], "smtp": {"port": 2525}, "proxy_protocol": true,
+	                       "trusted_proxies": ["10.0.0.1"]}})") == "192.0.2.1 ");
 	// Two of a family, a wildcard, or the default ips: the kernel chooses,
 	// for both families.
 	CHECK(source(R"({"p": {"ips": ["192.0.2.1", "192.0.2.2", "2001:db8::1"], "smtp": {}}})") == " ");
@@ -961,6 +964,10 @@ TEST_CASE("config: a connection binds the source of its destination's family; a 
 	CHECK(loopback.for_destination("::1") == "::1");
 	CHECK(loopback.for_destination("198.51.100.7") == "");
 	CHECK(loopback.for_destination("2001:db8:5::25") == "");
+	// A relay on this host (smarthost 127.0.0.1) sees the loopback
+	// address its clients come from, not the public one.
+	CHECK(both.for_destination("127.0.0.1") == "");
+	CHECK(both.for_destination("::1") == "");
 }
 
 TEST_CASE("config: a listener knows whether its ips were given") {
