@@ -442,7 +442,7 @@ void apply_log_settings(const config::Config& cfg, const Options& o) {
 // waiting for a lock of the dead process, which only failchk releases.
 //
 // The checkpoint that lets old log files go (DB_LOG_AUTO_REMOVE) runs on a
-// worker on the ticks after transactions committed, so that no write waits
+// worker on the ticks after transactions that wrote committed, so that no write waits
 // for it and a server that only receives mail (whose history writes are
 // most of its commits) does not keep every log file until it stops.
 class DatabaseUpkeep {
@@ -456,7 +456,7 @@ public:
 			watch_.set(inotify_.get(), EV_READ);
 		else
 			inotify_.reset();
-		commits_seen_ = env.commits();
+		writes_seen_ = env.writes_committed();
 		ticks_since_commit_ = checkpoint_ticks_after_commit + 1;
 		timer_.start(interval_s);
 	}
@@ -480,14 +480,14 @@ private:
 		if (pending_ticks_ > 0) --pending_ticks_;
 		run_one(failchk_thread_, checking_, "database check", [envp = &env_] { envp->check_dead_processes(); });
 	}
-	// Asked on every tick from a commit until a minute and a tick after
+	// Asked on every tick from a writing commit until a minute and a tick after
 	// the last one, so that the checkpoint "a minute after the last one"
 	// also comes when the writes stopped before it (and a failed one is
 	// tried again); then an idle daemon leaves the library alone.
 	void checkpoint_if_written() {
-		const uint64_t commits = env_.commits();
-		if (commits != commits_seen_) {
-			commits_seen_ = commits;
+		const uint64_t writes = env_.writes_committed();
+		if (writes != writes_seen_) {
+			writes_seen_ = writes;
 			ticks_since_commit_ = 0;
 		} else if (ticks_since_commit_ > checkpoint_ticks_after_commit) {
 			return;
@@ -532,7 +532,7 @@ private:
 	bool checking_ = false;
 	int pending_ticks_ = 0;
 	bool checkpointing_ = false;
-	uint64_t commits_seen_ = 0;  // Env::commits at the last tick that saw it change
+	uint64_t writes_seen_ = 0;  // Env::writes_committed at the last tick that saw it change
 	int ticks_since_commit_ = 0;
 	UniqueFd inotify_;
 	core::TimerWatcher timer_;

@@ -54,6 +54,10 @@ thread_local std::string last_db_message;
 
 void remember_db_message(const DB_ENV*, const char*, const char* msg) { last_db_message = msg ? msg : ""; }
 
+// Puts and deletes on this thread so far (note_write): a transaction that
+// changed none wrote no log, and counts for nothing in Env::writes_committed.
+thread_local uint64_t writes_on_this_thread = 0;
+
 // The library's informational messages (recovery's, failchk's "Freeing
 // read locks for locker ..."), which it would print on stderr: into our log.
 void log_db_message(const DB_ENV*, const char* msg) {
@@ -147,7 +151,10 @@ struct Cursor {
 		check(rc, "reading with a cursor");
 		return true;
 	}
-	void del() { check(c->del(c, 0), "deleting with a cursor"); }
+	void del() {
+		check(c->del(c, 0), "deleting with a cursor");
+		note_write();
+	}
 };
 
 std::optional<std::string> get(DB* db, DB_TXN* txn, std::string_view key, u_int32_t flags = 0) {
@@ -163,6 +170,7 @@ void put(DB* db, DB_TXN* txn, std::string_view key, std::string_view value, u_in
 	DBT k = input(key);
 	DBT v = input(value);
 	check(db->put(db, txn, &k, &v, flags), "writing a record");
+	note_write();
 }
 
 bool del(DB* db, DB_TXN* txn, std::string_view key) {
@@ -170,6 +178,7 @@ bool del(DB* db, DB_TXN* txn, std::string_view key) {
 	int rc = db->del(db, txn, &k, 0);
 	if (rc == DB_NOTFOUND) return false;
 	check(rc, "deleting a record");
+	note_write();
 	return true;
 }
 
@@ -464,8 +473,8 @@ struct Env::Impl {
 	// Every operation holds `gate` shared; a reopen after a panic holds it
 	// exclusively, so no thread uses a handle while it is replaced.
 	std::shared_timed_mutex gate;
-	uint64_t generation = 0;           // reopens so far; guarded by gate
-	std::atomic<uint64_t> commits{0};  // Env::commits
+	uint64_t generation = 0;                    // reopens so far; guarded by gate
+	std::atomic<uint64_t> writes_committed{0};  // Env::writes_committed
 
 	~Impl() { close(); }
 
@@ -632,6 +641,7 @@ struct Env::Impl {
 		for (int attempt = 0;; ++attempt) {
 			DB_TXN* txn = nullptr;
 			check(env->txn_begin(env, nullptr, &txn, 0), "beginning a transaction");
+			const uint64_t writes_before = writes_on_this_thread;
 			int rc = 0;
 			try {
 				fn(txn);
@@ -649,7 +659,8 @@ struct Env::Impl {
 			}
 			rc = txn->commit(txn, commit_flags);
 			if (rc != 0) throw_db(rc, std::string(what) + ": commit");
-			commits.fetch_add(1, std::memory_order_relaxed);
+			if (writes_on_this_thread != writes_before)
+				writes_committed.fetch_add(1, std::memory_order_relaxed);
 			return;
 		}
 	}
@@ -796,7 +807,9 @@ void Env::with_tables(const char* what, bool durable, const std::function<void(c
 
 const std::string& Env::path() const { return impl_->path; }
 
-uint64_t Env::commits() const { return impl_->commits.load(std::memory_order_relaxed); }
+uint64_t Env::writes_committed() const { return impl_->writes_committed.load(std::memory_order_relaxed); }
+
+void note_write() { ++writes_on_this_thread; }
 
 void Env::checkpoint(bool force) {
 	impl_->guarded([&] {

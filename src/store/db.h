@@ -183,12 +183,15 @@ public:
 	// Flushes the cache and writes a checkpoint so that old log files can be
 	// removed (DB_LOG_AUTO_REMOVE): when 1 MiB of log or a minute has passed
 	// since the last one, or always with `force`. No write waits for it:
-	// ternd runs it on a worker every few seconds while transactions commit
-	// (`commits`), and close runs a last one (a ternctl run while ternd is
-	// down).
+	// ternd runs it on a worker every few seconds while transactions that
+	// wrote commit (`writes_committed`), and close runs a last one (a ternctl
+	// run while ternd is down).
 	void checkpoint(bool force = false);
-	// Transactions committed through this handle so far.
-	uint64_t commits() const;
+	// Transactions committed through this handle so far that put or deleted
+	// a record: only those write the log. (Read-only ones, as the message
+	// scanner's passes over an idle server, do not count, so that the idle
+	// daemon leaves the library alone.)
+	uint64_t writes_committed() const;
 
 	// DB_ENV->failchk: releases the locks and aborts the transactions of
 	// processes that died inside the environment; reopens it when that
@@ -204,7 +207,8 @@ public:
 	// transaction with their handles, under the same panic guard and
 	// deadlock retries as every method here. `durable` false commits without
 	// waiting for the log flush (for records whose loss in a crash costs
-	// nothing but a little history).
+	// nothing but a little history). Whoever puts or deletes through these
+	// handles calls note_write() after each change.
 	struct Tables {
 		struct __db_txn* txn;
 		struct __db* history;
@@ -230,5 +234,11 @@ private:
 	std::unique_ptr<Impl> impl_;
 	HistoryRates history_rates_;
 };
+
+// Counts a put or delete of the transaction running on this thread, so that
+// its commit counts in Env::writes_committed: for the store files that
+// write through Env::Tables' handles themselves (Env's own methods and
+// TableTxn count theirs).
+void note_write();
 
 }  // namespace tern::store

@@ -125,12 +125,14 @@ std::optional<std::string> read(DB* db, DB_TXN* txn, std::string_view key, u_int
 void write(DB* db, DB_TXN* txn, std::string_view key, std::string_view value) {
 	DBT k = borrowed(key), v = borrowed(value);
 	if (int rc = db->put(db, txn, &k, &v, 0)) fail(rc, "writing");
+	note_write();
 }
 
 void erase(DB* db, DB_TXN* txn, std::string_view key) {
 	DBT k = borrowed(key);
 	int rc = db->del(db, txn, &k, 0);
 	if (rc != 0 && rc != DB_NOTFOUND) fail(rc, "deleting");
+	if (rc == 0) note_write();
 }
 
 class Scan {
@@ -601,6 +603,9 @@ uint64_t MessageHistory::record_count() {
 			count = read_be64(*v, 0);
 			return;
 		}
+		// A table never written to: the first add starts the count
+		// (adjust_record_count), and until then an idle server writes nothing.
+		if (!read(t.history, t.txn, "seq")) return;
 		// A history from before the count: walk it once (each page released
 		// once read) and keep the count from now on. Records have 8-byte keys.
 		Scan scan(t.history, t.txn, DB_READ_COMMITTED);

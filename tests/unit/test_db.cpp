@@ -128,6 +128,27 @@ TEST_CASE("db: passwords round-trip") {
 	CHECK_FALSE(env.password_secrets("ali").has_value());
 }
 
+// The database upkeep asks for checkpoints only after transactions that
+// wrote: read-only ones (an idle server's scans) leave the library alone.
+TEST_CASE("db: only transactions that put or deleted count as written") {
+	TempDir dir;
+	Env env(dir.path);
+	const uint64_t at_open = env.writes_committed();
+	CHECK_FALSE(env.password_secrets("alice").has_value());
+	CHECK_FALSE(env.remove_password_secrets("alice"));
+	env.in_table("extra.db", [](tern::store::TableTxn& t) { CHECK_FALSE(t.get("k")); });
+	CHECK(env.writes_committed() == at_open);
+	env.set_password_secrets("alice", "secrets");
+	CHECK(env.writes_committed() == at_open + 1);
+	CHECK(env.remove_password_secrets("alice"));
+	CHECK(env.writes_committed() == at_open + 2);
+	env.in_table("extra.db", [](tern::store::TableTxn& t) { t.put("k", "v"); });
+	CHECK(env.writes_committed() == at_open + 3);
+	env.in_table("extra.db",
+	             [](tern::store::TableTxn& t) { CHECK(t.get("k") == std::optional<std::string>("v")); });
+	CHECK(env.writes_committed() == at_open + 3);
+}
+
 TEST_CASE("db: outgoing message counts over time") {
 	TempDir dir;
 	Env env(dir.path);
