@@ -22,6 +22,13 @@ constexpr const char* table_file = "reports.db";
 constexpr size_t report_read_limit = 16 * 1024 * 1024;
 // doc/behaviour.md §9 step 3: a DMARC report about the future is made up.
 constexpr int64_t max_future_end_s = 60;
+// D42: the reporter's name and the report id are part of the row's key and
+// kept for good; no reporter sends names near this long.
+constexpr size_t max_report_name_len = 255;
+
+bool names_fit(std::string_view reporter, std::string_view report_id) {
+	return reporter.size() <= max_report_name_len && report_id.size() <= max_report_name_len;
+}
 
 char kind_char(ReportKind kind) { return kind == ReportKind::dmarc ? 'd' : 't'; }
 
@@ -132,7 +139,8 @@ std::vector<StoredReport> keepable_reports(const config::Config& cfg, const conf
 	if (dmarc) {
 		if (auto rep = mailauth::find_dmarc_report(message)) {
 			std::string domain = canonical_dns_name(rep->domain);
-			if (cfg.hosts_domain(domain) && rep->end <= now + max_future_end_s) {
+			if (cfg.hosts_domain(domain) && rep->end <= now + max_future_end_s &&
+			    names_fit(rep->org_name, rep->report_id)) {
 				int64_t pass = rep->dmarc_pass();
 				out.push_back(report_row(ReportKind::dmarc, domain, rep->begin, rep->end, rep->org_name,
 				                         rep->report_id, facts, pass, rep->messages() - pass));
@@ -140,7 +148,8 @@ std::vector<StoredReport> keepable_reports(const config::Config& cfg, const conf
 		}
 	}
 	if (tls) {
-		if (auto rep = mailauth::find_tls_report(message)) {
+		auto rep = mailauth::find_tls_report(message);
+		if (rep && names_fit(rep->organization, rep->report_id)) {
 			for (const auto& p : rep->policies) {
 				std::string domain = canonical_dns_name(p.policy_domain);
 				if (cfg.hosts_domain(domain))

@@ -63,6 +63,28 @@ TEST_CASE("reports: a DMARC aggregate report is kept only under the model's cond
 		write_file(file, testing::message_with("application/gzip", "r.xml.gz", testing::gzip(xml)));
 		CHECK(store::keepable_reports(*cfg, dest(*cfg, "dmarc-reports@example.org"), facts, file, now).empty());
 	}
+	SUBCASE("not with a reporter name or report id over 255 bytes (D42)") {
+		for (const char* field : {"<org_name>receiver.example", "<report_id>9391651994964116463"}) {
+			std::string xml = testing::dmarc_xml;
+			const std::string at = std::string(field).substr(0, std::string(field).find('>') + 1);
+			const size_t name_at = xml.find(field) + at.size();
+			std::string long_name = std::string(field).substr(at.size());
+			SUBCASE(field) {
+				xml.insert(name_at, std::string(255 - long_name.size(), 'x'));
+				write_file(file,
+				           testing::message_with("application/gzip", "r.xml.gz", testing::gzip(xml)));
+				CHECK(store::keepable_reports(*cfg, dest(*cfg, "dmarc-reports@example.org"), facts,
+				                              file, now)
+				          .size() == 1);
+				xml.insert(name_at, "x");
+				write_file(file,
+				           testing::message_with("application/gzip", "r.xml.gz", testing::gzip(xml)));
+				CHECK(store::keepable_reports(*cfg, dest(*cfg, "dmarc-reports@example.org"), facts,
+				                              file, now)
+				          .empty());
+			}
+		}
+	}
 	SUBCASE("not when the period ends more than 60 s from now") {
 		CHECK(
 		    store::keepable_reports(*cfg, dest(*cfg, "dmarc-reports@example.org"), facts, file, 1335657599 - 60)
@@ -87,6 +109,20 @@ TEST_CASE("reports: a TLS report needs a tlsrpt DKIM pass and a hosted policy do
 	CHECK(kept[0].reporter == "Company-X");
 	CHECK(kept[0].pass == 5326);
 	CHECK(kept[0].fail == 303);
+	for (const char* field : {"\"Company-X\"", "\"5065427c-23d3-47ca-b6e0-946ea0e8c4be\""}) {
+		CAPTURE(field);
+		// D42: a name of 255 bytes is kept, one of 256 is not.
+		std::string name(field);
+		std::string json = testing::tls_json;
+		const size_t at = json.find(name) + 1;
+		json.insert(at, std::string(255 - (name.size() - 2), 'x'));
+		write_file(file, testing::message_with("application/tlsrpt+gzip", "r.json.gz", testing::gzip(json)));
+		CHECK(store::keepable_reports(*cfg, dest(*cfg, "tls-reports@example.org"), facts, file, now).size() ==
+		      1);
+		json.insert(at, "x");
+		write_file(file, testing::message_with("application/tlsrpt+gzip", "r.json.gz", testing::gzip(json)));
+		CHECK(store::keepable_reports(*cfg, dest(*cfg, "tls-reports@example.org"), facts, file, now).empty());
+	}
 	facts.tlsrpt_dkim_pass = false;
 	CHECK(store::keepable_reports(*cfg, dest(*cfg, "tls-reports@example.org"), facts, file, now).empty());
 }
