@@ -2,9 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
-#include <set>
 #include <vector>
 
 #include "store/files.h"
@@ -59,22 +59,47 @@ std::string read_keywords_file(const std::string& path) {
 	}
 }
 
-// One file of a folder as the scan saw it.
-struct SeenFile {
-	std::string path;
+// One file of a changed folder as the pass listed it: its name in new/ or
+// cur/ (the unique name is the part before ':') and the mark its keywords
+// give. About a hundred bytes each: a folder may hold a million.
+struct ListedFile {
+	std::string file_name;
+	bool in_cur = false;
 	inbound::JunkMark from_keywords = inbound::JunkMark::unknown;
+	std::string_view unique() const { return inbound::maildir_unique_name(file_name); }
 };
 
-// A folder that changed since the last pass, with its files by unique name.
+// A folder whose cur/ or new/ changed since the previous pass, with its
+// files sorted by unique name (one per name: new/'s when both list it).
 struct ChangedFolder {
+	std::string path;
 	std::string name;  // IMAP name: INBOX, Junk, Archive
 	inbound::FolderKind kind = inbound::FolderKind::neutral;
-	std::map<std::string, SeenFile> files;
+	std::vector<ListedFile> files;
+
+	bool holds(std::string_view unique) const {
+		auto it = std::lower_bound(files.begin(), files.end(), unique,
+		                           [](const ListedFile& f, std::string_view u) { return f.unique() < u; });
+		return it != files.end() && it->unique() == unique;
+	}
+	std::string file_path(const ListedFile& f) const { return path + (f.in_cur ? "/cur/" : "/new/") + f.file_name; }
 };
 
 // What the history says a changed folder holds: unique name → record id
-// and mark.
-using RecordedFolder = std::map<std::string, std::pair<uint64_t, inbound::JunkMark>>;
+// and mark, sorted by unique name.
+struct RecordedFolder {
+	std::vector<MessageHistory::MailboxEntry> entries;
+
+	explicit RecordedFolder(std::vector<MessageHistory::MailboxEntry> recorded) : entries(std::move(recorded)) {
+		std::sort(entries.begin(), entries.end(),
+		          [](const auto& a, const auto& b) { return a.unique_name < b.unique_name; });
+	}
+	const MessageHistory::MailboxEntry* find(std::string_view unique) const {
+		auto it = std::lower_bound(entries.begin(), entries.end(), unique,
+		                           [](const auto& e, std::string_view u) { return e.unique_name < u; });
+		return it != entries.end() && it->unique_name == unique ? &*it : nullptr;
+	}
+};
 
 // Maildir++: the root is INBOX, every ".name" directory a folder. Pairs of
 // directory name and path; none when the Maildir is not there.
@@ -95,6 +120,7 @@ std::vector<std::pair<std::string, std::string>> maildir_folders(const std::stri
 ChangedFolder read_folder(const std::string& dir_name, const std::string& path,
                           const inbound::FolderClassifier& classifier) {
 	ChangedFolder folder;
+	folder.path = path;
 	folder.name = inbound::folder_name_from_dir(dir_name);
 	folder.kind = classifier.classify(folder.name);
 	auto keywords = inbound::parse_dovecot_keywords(read_keywords_file(path + "/dovecot-keywords"));
@@ -103,11 +129,19 @@ ChangedFolder read_folder(const std::string& dir_name, const std::string& path,
 		for (const auto& entry : fs::directory_iterator(path + "/" + sub, ec)) {
 			std::string file = entry.path().filename().string();
 			if (file.empty() || file[0] == '.') continue;
-			SeenFile seen{entry.path().string(),
-			              inbound::junk_mark_from_keywords(inbound::maildir_flags(file), keywords)};
-			folder.files.emplace(std::string(inbound::maildir_unique_name(file)), std::move(seen));
+			inbound::JunkMark mark = inbound::junk_mark_from_keywords(inbound::maildir_flags(file),
+			                                                          keywords);
+			folder.files.push_back({std::move(file), sub[0] == 'c', mark});
 		}
 	}
+	// Sorted by unique name, new/ before cur/ within one; then one per name.
+	std::stable_sort(folder.files.begin(), folder.files.end(),
+	                 [](const ListedFile& a, const ListedFile& b) { return a.unique() < b.unique(); });
+	folder.files.erase(
+	    std::unique(folder.files.begin(), folder.files.end(),
+	                [](const ListedFile& a, const ListedFile& b) { return a.unique() == b.unique(); }),
+	    folder.files.end());
+	folder.files.shrink_to_fit();
 	return folder;
 }
 
@@ -131,12 +165,12 @@ std::vector<ChangedFolder> changed_folders(const std::string& maildir, const inb
 // mark, and the junk filter a changed mark.
 void update_record(MessageHistory& history, Env& env, const config::Account& account,
                    const inbound::FolderClassifier& classifier, const ChangedFolder& folder, const std::string& unique,
-                   const SeenFile& file, ScanStats& stats) {
+                   inbound::JunkMark from_keywords, const std::string& file_path, ScanStats& stats) {
 	auto record = history.find_by_unique_name(account.name, unique);
 	if (!record || record->expunged) return;
 	std::optional<inbound::FolderKind> previous_kind;
 	if (!record->mailbox.empty()) previous_kind = classifier.classify(record->mailbox);
-	inbound::JunkMark mark = inbound::next_junk_mark(record->junk, previous_kind, folder.kind, file.from_keywords);
+	inbound::JunkMark mark = inbound::next_junk_mark(record->junk, previous_kind, folder.kind, from_keywords);
 	if (mark == record->junk && record->mailbox == folder.name) return;
 	inbound::JunkMark old_mark = record->junk;
 	if (record->mailbox != folder.name) ++stats.moved;
@@ -145,32 +179,24 @@ void update_record(MessageHistory& history, Env& env, const config::Account& acc
 	history.update(*record);
 	if (mark != old_mark) {
 		++stats.marks_changed;
-		on_junk_mark_changed(env, account, unique, old_mark, mark, file.path);
+		on_junk_mark_changed(env, account, unique, old_mark, mark, file_path);
 	}
 }
 
-// Files in the changed folders: new folder, new mark. Returns the unique
-// names present in any of them.
-std::set<std::string> update_present(MessageHistory& history, Env& env, const config::Account& account,
-                                     const inbound::FolderClassifier& classifier,
-                                     const std::vector<ChangedFolder>& changed,
-                                     const std::vector<RecordedFolder>& recorded, ScanStats& stats) {
-	std::set<std::string> present;
-	for (size_t i = 0; i < changed.size(); ++i) {
-		const ChangedFolder& folder = changed[i];
-		for (const auto& [unique, file] : folder.files) {
-			present.insert(unique);
-			// A file already recorded here whose mark cannot change needs
-			// no lookup of its own.
-			if (auto known = recorded[i].find(unique); known != recorded[i].end()) {
-				inbound::JunkMark mark = known->second.second;
-				if (inbound::next_junk_mark(mark, folder.kind, folder.kind, file.from_keywords) == mark)
-					continue;
-			}
-			update_record(history, env, account, classifier, folder, unique, file, stats);
-		}
+// Files in a changed folder: new folder, new mark. A file already recorded
+// here whose mark cannot change needs no lookup of its own.
+void update_present(MessageHistory& history, Env& env, const config::Account& account,
+                    const inbound::FolderClassifier& classifier, const ChangedFolder& folder,
+                    const RecordedFolder& recorded, ScanStats& stats) {
+	for (const ListedFile& file : folder.files) {
+		const std::string_view unique = file.unique();
+		if (const auto* known = recorded.find(unique))
+			if (inbound::next_junk_mark(known->junk, folder.kind, folder.kind, file.from_keywords) ==
+			    known->junk)
+				continue;
+		update_record(history, env, account, classifier, folder, std::string(unique), file.from_keywords,
+		              folder.file_path(file), stats);
 	}
-	return present;
 }
 
 // Records a changed folder should hold but no changed folder does: the file
@@ -178,18 +204,22 @@ std::set<std::string> update_present(MessageHistory& history, Env& env, const co
 // folder too). Marked in transactions of a bounded size: a user emptying a
 // large folder costs one transaction per batch, not one per message, and a
 // transaction never holds more locks than a batch needs.
-void mark_expunged(MessageHistory& history, const std::string& account, const std::vector<RecordedFolder>& recorded,
-                   const std::set<std::string>& present, ScanStats& stats) {
+void mark_expunged(MessageHistory& history, const std::string& account, const std::vector<ChangedFolder>& changed,
+                   const std::vector<RecordedFolder>& recorded, ScanStats& stats) {
 	constexpr size_t batch = 500;
 	std::vector<std::string> gone;
 	auto flush = [&] {
 		stats.expunged += history.mark_expunged(account, gone);
 		gone.clear();
 	};
+	auto listed = [&](const std::string& unique) {
+		return std::any_of(changed.begin(), changed.end(),
+		                   [&](const ChangedFolder& f) { return f.holds(unique); });
+	};
 	for (const RecordedFolder& folder : recorded)
-		for (const auto& [unique, entry] : folder) {
-			if (present.count(unique)) continue;
-			gone.push_back(unique);
+		for (const auto& entry : folder.entries) {
+			if (listed(entry.unique_name)) continue;
+			gone.push_back(entry.unique_name);
 			if (gone.size() == batch) flush();
 		}
 	flush();
@@ -220,15 +250,15 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		}
 		std::vector<ChangedFolder> changed = changed_folders(account.maildir, *classifier, seen_, stats);
 		// What the history says each changed folder holds, in one range scan
-		// per folder: files already there whose mark cannot change are not
-		// looked up one by one.
-		std::vector<RecordedFolder> recorded(changed.size());
+		// per folder, all read before any record changes: files already
+		// there whose mark cannot change are not looked up one by one.
+		std::vector<RecordedFolder> recorded;
+		recorded.reserve(changed.size());
+		for (const ChangedFolder& folder : changed)
+			recorded.emplace_back(history.in_mailbox(account_name, folder.name));
 		for (size_t i = 0; i < changed.size(); ++i)
-			for (auto& e : history.in_mailbox(account_name, changed[i].name))
-				recorded[i].emplace(std::move(e.unique_name), std::make_pair(e.id, e.junk));
-		std::set<std::string> present = update_present(history, env, account, *classifier, changed, recorded,
-		                                               stats);
-		mark_expunged(history, account_name, recorded, present, stats);
+			update_present(history, env, account, *classifier, changed[i], recorded[i], stats);
+		mark_expunged(history, account_name, changed, recorded, stats);
 	}
 	prune_history(history, cfg, now, stats);
 	return stats;
