@@ -435,6 +435,8 @@ std::optional<Mode> mode_from_name(std::string_view name) {
 	return std::nullopt;
 }
 
+constexpr size_t max_mx_patterns = 100;
+
 std::optional<Policy> parse_policy(std::string_view body, std::string* error) {
 	PolicyFields f;
 	if (!collect_fields(body, f, error)) return std::nullopt;
@@ -449,6 +451,10 @@ std::optional<Policy> parse_policy(std::string_view body, std::string* error) {
 	auto max_age = parse_max_age(*f.max_age);
 	if (!max_age) return fail(error, "bad max_age \"" + std::string(*f.max_age) + "\"");
 	p.max_age = *max_age;
+	// D43: a policy is kept for up to a year and its patterns are matched
+	// on the loop for every MX host; real ones list a handful.
+	if (f.mx.size() > max_mx_patterns)
+		return fail(error, "more than " + std::to_string(max_mx_patterns) + " mx patterns");
 	for (std::string_view mx : f.mx) {
 		std::string pattern = canonical_dns_name(mx);
 		if (!valid_mx_pattern(pattern)) return fail(error, "bad mx \"" + std::string(mx) + "\"");

@@ -220,6 +220,13 @@ TEST_CASE("MTA-STS: invalid policies") {
 		CHECK(policy_error(std::string("version: STSv1\nmode: enforce\nmx: ") + mx + "\nmax_age: 1\n") ==
 		      "bad mx \"" + std::string(mx) + "\"");
 	}
+	// D43: at most 100 mx lines.
+	std::string many = "version: STSv1\nmode: enforce\nmax_age: 86400\n";
+	for (int i = 0; i < 100; ++i) many += "mx: mx" + std::to_string(i) + ".example\n";
+	auto hundred = parse_policy(many);
+	REQUIRE(hundred);
+	CHECK(hundred->mx.size() == 100);
+	CHECK(policy_error(many + "mx: one-more.example\n") == "more than 100 mx patterns");
 	// Without an error pointer it still fails.
 	CHECK_FALSE(parse_policy("version: STSv1\n"));
 }
