@@ -980,11 +980,15 @@ size_t Env::queue_remove_undecodable() {
 		removed = 0;
 		Cursor cur(impl_->queue, txn);
 		Datum key, data;
-		for (bool ok = cur.get(key, data, DB_FIRST | DB_RMW); ok; ok = cur.get(key, data, DB_NEXT | DB_RMW))
-			if (!impl_->decode_listed_queue(key.view(), data.view())) {
+		for (bool ok = cur.get(key, data, DB_FIRST | DB_RMW); ok; ok = cur.get(key, data, DB_NEXT | DB_RMW)) {
+			try {
+				impl_->decode_queue(key.view(), data.view());
+			} catch (const DbError& e) {
+				log::error("queue record removed", {{"error", e.what()}});
 				cur.del();
 				++removed;
 			}
+		}
 	});
 	return removed;
 }
