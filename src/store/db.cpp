@@ -1016,20 +1016,4 @@ bool Env::queue_remove(uint64_t id) {
 	return removed;
 }
 
-std::optional<int64_t> Env::queue_next_due() {
-	// A full scan: the queue holds few records (messages waiting for retry),
-	// so a secondary time index is not worth its upkeep yet.
-	std::optional<int64_t> due;
-	impl_->transaction("finding the next queue attempt", [&](DB_TXN* txn) {
-		due.reset();
-		Cursor cur(impl_->queue, txn);
-		Datum key, data;
-		for (bool ok = cur.get(key, data, DB_FIRST); ok; ok = cur.get(key, data, DB_NEXT)) {
-			auto r = impl_->decode_listed_queue(key.view(), data.view());
-			if (r && (!due || r->next_attempt < *due)) due = r->next_attempt;
-		}
-	});
-	return due;
-}
-
 }  // namespace tern::store

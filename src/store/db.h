@@ -177,8 +177,6 @@ public:
 	// `ternctl queue drop` meanwhile), in which case nothing is written.
 	bool queue_update(const QueueRecord& record);
 	bool queue_remove(uint64_t id);
-	// The earliest next_attempt of all records; nullopt when the queue is empty.
-	std::optional<int64_t> queue_next_due();
 
 	// Flushes the cache and writes a checkpoint so that old log files can be
 	// removed (DB_LOG_AUTO_REMOVE): when 1 MiB of log or a minute has passed
