@@ -460,9 +460,9 @@ public:
 		ticks_since_commit_ = checkpoint_ticks_after_commit + 1;
 		timer_.start(interval_s);
 	}
-	// A check in flight finishes when the pool goes with this object
-	// (its completion is dropped): no loop iteration runs here, before the
-	// queue is shut down.
+	// No new check or checkpoint; one in flight finishes on its thread
+	// (its completion runs in the pools' drain, or is dropped with the
+	// pool).
 	void stop() {
 		timer_.stop();
 		watch_.stop();
@@ -561,6 +561,9 @@ public:
 		else
 			after_first_pass_ = std::move(fn);
 	}
+	// No pass starts after this (the stop drains the workers, and a pass
+	// over a large Maildir would hold it up); one in flight finishes.
+	void stop() { timer_.stop(); }
 
 private:
 	void run() {
@@ -640,7 +643,7 @@ private:
 	void apply_reload(const std::shared_ptr<const config::Config>& next,
 	                  const std::shared_ptr<const net::TlsServerContext>& tls);
 	MetricsResponders start_metrics(const MaildirScan& scan);
-	void stop_after_loop(DatabaseUpkeep& db_upkeep, MetricsResponders& metrics_http);
+	void stop_after_loop(DatabaseUpkeep& db_upkeep, MaildirScan& scan, MetricsResponders& metrics_http);
 
 	Options opts;
 	std::shared_ptr<const config::Config> cfg;
@@ -654,6 +657,10 @@ private:
 	std::unique_ptr<queue::Queue> outq;              // destroyed before the server (it uses its pool and resolver)
 	std::unique_ptr<server::ControlServer> control;  // destroyed after the worker pool drained
 	bool stopping = false;                           // the loop ended: completions only finish their work
+	// SIGHUPs so far, and the one whose config is in force: loads run on
+	// workers side by side, and one that finishes after a later one's is
+	// stale (the file changed again between them).
+	uint64_t reloads_started = 0, reload_in_force = 0;
 	std::unique_ptr<server::LocalSubmitListener> local_submit;  // sendmail.tern's socket; uses server and queue
 	struct ev_loop* loop = nullptr;
 	// metrics: the /metrics sockets and their addresses, bound with the SMTP
@@ -796,6 +803,7 @@ void Daemon::reload() {
 	};
 	auto loaded = std::make_shared<Loaded>();
 	std::string path = opts.config_path;
+	const uint64_t reload = ++reloads_started;
 	srv->workers().submit(
 	    [loaded, path] {
 		    try {
@@ -811,12 +819,14 @@ void Daemon::reload() {
 			    loaded->error = e.what();
 		    }
 	    },
-	    [this, loaded] {
+	    [this, loaded, reload] {
+		    if (reload < reload_in_force) return;
 		    if (!loaded->error.empty()) {
 			    // doc/behaviour.md "Logs, signals, metrics": an invalid new config keeps the old one.
 			    log::error("reload failed, keeping the old configuration", {{"error", loaded->error}});
 			    return;
 		    }
+		    reload_in_force = reload;
 		    apply_reload(loaded->cfg, loaded->tls);
 	    });
 }
@@ -876,16 +886,22 @@ Daemon::MetricsResponders Daemon::start_metrics(const MaildirScan& scan) {
 // start); deliveries whose clients went away still finish before we exit,
 // unless a thread is stuck: then the deadline ends the process
 // (core/exit_deadline.h).
-void Daemon::stop_after_loop(DatabaseUpkeep& db_upkeep, MetricsResponders& metrics_http) {
+void Daemon::stop_after_loop(DatabaseUpkeep& db_upkeep, MaildirScan& scan, MetricsResponders& metrics_http) {
 	constexpr double threads_stop_deadline_s = 30;
 	core::ExitDeadline deadline(threads_stop_deadline_s);
 	stopping = true;
 	db_upkeep.stop();
+	scan.stop();
 	if (outq) outq->shutdown();
 	metrics_http.clear();  // metrics: no page rendered past this point
 	core::stats().clear_samplers();
-	srv->workers().drain();
-	srv->maildir_writer().drain();
+	// A disk thread submits the history records of the copies it renamed
+	// to the workers, and a worker's completion may start disk work: both
+	// pools until neither has any.
+	do {
+		srv->workers().drain();
+		srv->maildir_writer().drain();
+	} while (srv->workers().pending() > 0 || srv->maildir_writer().pending() > 0);
 	control.reset();  // removes the socket file
 	local_submit.reset();
 	outq.reset();
@@ -929,7 +945,7 @@ void Daemon::run(const sigset_t& handled) {
 	});
 	idle_trim.start(idle_trim_interval_s);
 	ev_run(loop, 0);
-	stop_after_loop(db_upkeep, metrics_http);
+	stop_after_loop(db_upkeep, scan, metrics_http);
 }
 
 // Signals that arrive before the loop watches them (say, a SIGTERM right

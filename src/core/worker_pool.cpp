@@ -54,11 +54,14 @@ WorkerPool::~WorkerPool() {
 }
 
 void WorkerPool::submit(std::function<void()> work, std::function<void()> done) {
+	// Counted before it is queued: a job submitted from another thread
+	// could otherwise complete on the loop before it counts, and drain()
+	// see no job pending while one is.
+	pending_.fetch_add(1, std::memory_order_relaxed);
 	{
 		std::lock_guard lock(mu_);
 		jobs_.push_back(Job{std::move(work), std::move(done)});
 	}
-	pending_.fetch_add(1, std::memory_order_relaxed);
 	// A system call only when a worker sleeps for want of jobs.
 	sem_post(&queued_);
 }

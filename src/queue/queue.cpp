@@ -1346,9 +1346,9 @@ void Queue::on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsG
 	entry = store::StoredStsPolicy{domain, id, std::move(*policy), expires};
 	// Kept across restarts; a write that fails costs a fetch after one.
 	pool_.submit(
-	    [this, stored = entry] {
+	    [&env = env_, stored = entry] {
 		    try {
-			    store::sts_policy_save(env_, stored);
+			    store::sts_policy_save(env, stored);
 		    } catch (const std::exception& e) {
 			    log::error("queue: saving an MTA-STS policy",
 			               {{"domain", stored.domain}, {"error", e.what()}});

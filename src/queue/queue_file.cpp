@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -463,10 +464,8 @@ bool finish_marked_copy(store::Env& env, const std::string& queue_dir, const std
 	return true;
 }
 
-}  // namespace
-
-RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64_t now,
-                            const std::function<bool(const std::string& base)>& in_progress) {
+RebuildReport rebuild_unlocked(store::Env& env, const std::string& queue_dir, int64_t now,
+                               const std::function<bool(const std::string& base)>& in_progress) {
 	RebuildReport report;
 	// The order matters against a concurrent enqueue: the directory first,
 	// then the in-progress check, then the records. A link seen here whose
@@ -540,6 +539,18 @@ RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64
 	}
 	report.rebuilt = report.records.size();
 	return report;
+}
+
+}  // namespace
+
+RebuildReport rebuild_queue(store::Env& env, const std::string& queue_dir, int64_t now,
+                            const std::function<bool(const std::string& base)>& in_progress) {
+	// Two rebuilds at once (SIGUSR2 twice, start-up and `ternctl queue
+	// rebuild`) would each find the same link without a record and each
+	// make one: the message would go out twice.
+	static std::mutex one_at_a_time;
+	std::lock_guard lock(one_at_a_time);
+	return rebuild_unlocked(env, queue_dir, now, in_progress);
 }
 
 }  // namespace tern::queue

@@ -337,18 +337,26 @@ void count_rates(Env::HistoryRates& rates, const HistoryRecord& r, int delta) {
 // writer is inside a transaction and reading committed pages is exact.
 void build_rates(Env& env, Env::HistoryRates& rates, int64_t now) {
 	using W = inbound::DeliveryRateWindows;
-	env.with_tables("counting message history", false, [&](const Env::Tables& t) {
+	try {
+		env.with_tables("counting message history", false, [&](const Env::Tables& t) {
+			rates.windows = {};
+			rates.built = true;
+			Scan scan(t.history_index, t.txn, DB_READ_COMMITTED);
+			scan.forward("T", "T" + time_id(now - W::day - W::grace, 0),
+			             [&](std::string_view key, std::string_view) {
+					     if (key.size() != 17) return true;
+					     if (auto r = load(t, read_be64(key, 9), DB_READ_COMMITTED))
+						     count_rates(rates, *r, 1);
+					     return true;
+				     });
+		});
+	} catch (...) {
+		// Counts cut off by a failed read would stand for good (every later
+		// message and change adjusts them): built again at the next use.
 		rates.windows = {};
-		rates.built = true;
-		Scan scan(t.history_index, t.txn, DB_READ_COMMITTED);
-		scan.forward("T", "T" + time_id(now - W::day - W::grace, 0),
-		             [&](std::string_view key, std::string_view) {
-				     if (key.size() != 17) return true;
-				     if (auto r = load(t, read_be64(key, 9), DB_READ_COMMITTED))
-					     count_rates(rates, *r, 1);
-				     return true;
-			     });
-	});
+		rates.built = false;
+		throw;
+	}
 	rates.expired_at = now;
 }
 

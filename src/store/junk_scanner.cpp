@@ -116,17 +116,13 @@ std::vector<std::pair<std::string, std::string>> maildir_folders(const std::stri
 	return folders;
 }
 
-// The files of one folder (new/ and cur/) with the marks their keywords give.
-ChangedFolder read_folder(const std::string& dir_name, const std::string& path,
-                          const inbound::FolderClassifier& classifier) {
-	ChangedFolder folder;
-	folder.path = path;
-	folder.name = inbound::folder_name_from_dir(dir_name);
-	folder.kind = classifier.classify(folder.name);
-	auto keywords = inbound::parse_dovecot_keywords(read_keywords_file(path + "/dovecot-keywords"));
+// Lists a changed folder's files (new/ and cur/) with the marks their
+// keywords give.
+void list_files(ChangedFolder& folder) {
+	auto keywords = inbound::parse_dovecot_keywords(read_keywords_file(folder.path + "/dovecot-keywords"));
 	std::error_code ec;
 	for (const char* sub : {"new", "cur"}) {
-		for (const auto& entry : fs::directory_iterator(path + "/" + sub, ec)) {
+		for (const auto& entry : fs::directory_iterator(folder.path + "/" + sub, ec)) {
 			std::string file = entry.path().filename().string();
 			if (file.empty() || file[0] == '.') continue;
 			inbound::JunkMark mark = inbound::junk_mark_from_keywords(inbound::maildir_flags(file),
@@ -142,7 +138,6 @@ ChangedFolder read_folder(const std::string& dir_name, const std::string& path,
 	                [](const ListedFile& a, const ListedFile& b) { return a.unique() == b.unique(); }),
 	    folder.files.end());
 	folder.files.shrink_to_fit();
-	return folder;
 }
 
 // The folders whose cur/ or new/ changed since the last pass (`seen`: the
@@ -156,7 +151,9 @@ std::vector<ChangedFolder> changed_folders(const std::string& maildir, const inb
 		if (it != seen.end() && it->second == times) continue;
 		seen[path] = times;
 		++stats.folders_read;
-		changed.push_back(read_folder(dir_name, path, classifier));
+		std::string name = inbound::folder_name_from_dir(dir_name);
+		inbound::FolderKind kind = classifier.classify(name);
+		changed.push_back({path, std::move(name), kind, {}});
 	}
 	return changed;
 }
@@ -167,13 +164,19 @@ void update_record(MessageHistory& history, Env& env, const config::Account& acc
                    const inbound::FolderClassifier& classifier, const ChangedFolder& folder, const std::string& unique,
                    inbound::JunkMark from_keywords, const std::string& file_path, ScanStats& stats) {
 	auto record = history.find_by_unique_name(account.name, unique);
-	if (!record || record->expunged) return;
+	if (!record) return;
+	// A listed file whose record says expunged is there after all: a move
+	// from a folder listed after its destination was listed is in neither
+	// listing, and the next pass, listing the destination again, brings
+	// the record back.
+	const bool back = record->expunged;
 	std::optional<inbound::FolderKind> previous_kind;
 	if (!record->mailbox.empty()) previous_kind = classifier.classify(record->mailbox);
 	inbound::JunkMark mark = inbound::next_junk_mark(record->junk, previous_kind, folder.kind, from_keywords);
-	if (mark == record->junk && record->mailbox == folder.name) return;
+	if (!back && mark == record->junk && record->mailbox == folder.name) return;
 	inbound::JunkMark old_mark = record->junk;
 	if (record->mailbox != folder.name) ++stats.moved;
+	record->expunged = false;
 	record->junk = mark;
 	record->mailbox = folder.name;
 	history.update(*record);
@@ -250,12 +253,15 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		}
 		std::vector<ChangedFolder> changed = changed_folders(account.maildir, *classifier, seen_, stats);
 		// What the history says each changed folder holds, in one range scan
-		// per folder, all read before any record changes: files already
-		// there whose mark cannot change are not looked up one by one.
+		// per folder: files already there whose mark cannot change are not
+		// looked up one by one. Read before the folders are listed, so that
+		// a message delivered meanwhile (its record added after its file
+		// was missed by the listing) is not taken for one that went.
 		std::vector<RecordedFolder> recorded;
 		recorded.reserve(changed.size());
 		for (const ChangedFolder& folder : changed)
 			recorded.emplace_back(history.in_mailbox(account_name, folder.name));
+		for (ChangedFolder& folder : changed) list_files(folder);
 		for (size_t i = 0; i < changed.size(); ++i)
 			update_present(history, env, account, *classifier, changed[i], recorded[i], stats);
 		mark_expunged(history, account_name, changed, recorded, stats);

@@ -160,6 +160,33 @@ TEST_CASE_FIXTURE(OneMaildir,
 	CHECK(scanner.scan(cfg, env, 1800000300).expunged == 0);
 }
 
+// A move between two folders can be missed by both listings of a pass
+// (the destination listed before the file came, the source after it left),
+// which marks its record expunged; the destination changed, so the next
+// pass lists the file there and the record comes back.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a record marked expunged whose file is listed again comes back") {
+	make_folder(maildir + "/.Archive");
+	std::vector<HistoryRecord> records{delivered("1.a.host,S=10", "INBOX")};
+	history.add(records);
+	tern::testing::write_file(maildir + "/cur/1.a.host,S=10:2,S", "x");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	REQUIRE(history.in_mailbox("mjl", "INBOX").size() == 1);
+
+	// The missed move: the record says expunged, the file is in Archive.
+	CHECK(history.mark_expunged("mjl", {"1.a.host,S=10"}) == 1);
+	fs::rename(maildir + "/cur/1.a.host,S=10:2,S", maildir + "/.Archive/cur/1.a.host,S=10:2,S");
+	touch_dirs_later(maildir);
+	touch_dirs_later(maildir + "/.Archive");
+	scanner.scan(cfg, env, 1800000200);
+	auto record = history.find_by_unique_name("mjl", "1.a.host,S=10");
+	REQUIRE(record);
+	CHECK_FALSE(record->expunged);
+	CHECK(record->mailbox == "Archive");
+	CHECK(history.in_mailbox("mjl", "Archive").size() == 1);
+	CHECK(history.in_mailbox("mjl", "INBOX").empty());
+}
+
 TEST_CASE_FIXTURE(OneMaildir,
                   "junk scanner: a dovecot-keywords that is a FIFO, endless or huge neither blocks nor fills memory") {
 	std::vector<HistoryRecord> records{delivered("1.a.host,S=10", "INBOX")};

@@ -6,6 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <set>
+#include <thread>
+
 #include "files.h"
 #include "queue/queue_file.h"
 #include "store/db.h"
@@ -37,6 +41,17 @@ const std::string data = "Subject: x\n";  // 11 bytes
 std::optional<ParsedQueueFile> parse(const std::string& file, std::string& error) {
 	return parse_queue_file_header(file, static_cast<int64_t>(file.size()), error);
 }
+
+// A queue directory and a message's data file, for the rebuild's tests.
+struct QueueDir {
+	TempDir tmp;
+	std::string qdir = tmp.path + "/queue";
+	std::string data_path = tmp.path + "/data";
+	QueueDir() {
+		REQUIRE(::mkdir(qdir.c_str(), 0700) == 0);
+		tern::testing::write_file(data_path, data);
+	}
+};
 
 }  // namespace
 
@@ -127,13 +142,35 @@ TEST_CASE("queue file: link and temp names") {
 	CHECK(queue_temp_base("b-1.0") == "");
 }
 
-TEST_CASE("queue file: rebuild restores pending recipients of acknowledged files only") {
-	TempDir tmp;
-	std::string qdir = tmp.path + "/queue";
-	REQUIRE(::mkdir(qdir.c_str(), 0700) == 0);
-	std::string data_path = tmp.path + "/data";
-	tern::testing::write_file(data_path, data);
+// Two rebuilds at once (SIGUSR2 twice, start-up and `ternctl queue
+// rebuild`) must not both make a record for the same link.
+TEST_CASE_FIXTURE(QueueDir, "queue file: rebuilds at the same time make one record per link") {
+	QueueFileEnvelope e = sample_envelope();
+	e.recipients.resize(1);
+	constexpr int files = 200;
+	for (int i = 0; i < files; ++i) {
+		const std::string path = qdir + "/m" + std::to_string(i) + ".0";
+		QueueFileLayout layout = write_queue_file(path, e, data_path);
+		REQUIRE(poke_queue_file(path, layout.acknowledged_offset, '1'));
+	}
+	tern::store::Env env(tmp.path);
+	std::atomic<int> ready{0};
+	auto rebuild = [&] {
+		ready.fetch_add(1);
+		while (ready.load() < 2) std::this_thread::yield();
+		rebuild_queue(env, qdir, 1796270800, nullptr);
+	};
+	std::thread a(rebuild), b(rebuild);
+	a.join();
+	b.join();
+	auto records = env.queue_list();
+	std::set<std::string> linked;
+	for (const auto& r : records) linked.insert(r.message_file);
+	CHECK(records.size() == files);
+	CHECK(linked.size() == files);
+}
 
+TEST_CASE_FIXTURE(QueueDir, "queue file: rebuild restores pending recipients of acknowledged files only") {
 	QueueFileEnvelope e = sample_envelope();
 	e.recipients[1].state = RecipientState::pending;
 	// Acknowledged, two recipients: recipient 1 is then delivered.
