@@ -448,8 +448,9 @@ void apply_log_settings(const config::Config& cfg, const Options& o) {
 class DatabaseUpkeep {
 public:
 	DatabaseUpkeep(struct ev_loop* loop, core::WorkerPool& workers, store::Env& env)
-		: workers_(workers), failchk_thread_(loop, 1, "tern-failchk"), env_(env),
-		  timer_(loop, [this] { run(); }), watch_(loop, [this](int) { read_events(); }) {
+		: workers_(workers), env_(env), timer_(loop, [this] { run(); }),
+		  watch_(loop, [this](int) { read_events(); }) {
+		failchk_thread_.emplace(loop, 1, "tern-failchk");
 		inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
 		if (inotify_ &&
 		    ::inotify_add_watch(inotify_.get(), env.path().c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE) >= 0)
@@ -460,12 +461,14 @@ public:
 		ticks_since_commit_ = checkpoint_ticks_after_commit + 1;
 		timer_.start(interval_s);
 	}
-	// No new check or checkpoint; one in flight finishes on its thread
-	// (its completion runs in the pools' drain, or is dropped with the
-	// pool).
+	// No new check or checkpoint. The failchk thread is joined here, under
+	// the stop's deadline (D39: a check stuck in the file system must not
+	// hold the stop for ever); a checkpoint in flight finishes on its
+	// worker, drained with the others.
 	void stop() {
 		timer_.stop();
 		watch_.stop();
+		failchk_thread_.reset();
 	}
 
 private:
@@ -478,7 +481,8 @@ private:
 		if (checking_) return;
 		if (inotify_ && pending_ticks_ == 0) return;
 		if (pending_ticks_ > 0) --pending_ticks_;
-		run_one(failchk_thread_, checking_, "database check", [envp = &env_] { envp->check_dead_processes(); });
+		run_one(*failchk_thread_, checking_, "database check",
+		        [envp = &env_] { envp->check_dead_processes(); });
 	}
 	// Asked on every tick from a writing commit until a minute and a tick after
 	// the last one, so that the checkpoint "a minute after the last one"
@@ -527,7 +531,7 @@ private:
 		}
 	}
 	core::WorkerPool& workers_;
-	core::WorkerPool failchk_thread_;
+	std::optional<core::WorkerPool> failchk_thread_;  // until stop()
 	store::Env& env_;
 	bool checking_ = false;
 	int pending_ticks_ = 0;

@@ -435,8 +435,6 @@ std::optional<Mode> mode_from_name(std::string_view name) {
 	return std::nullopt;
 }
 
-constexpr size_t max_mx_patterns = 100;
-
 std::optional<Policy> parse_policy(std::string_view body, std::string* error) {
 	PolicyFields f;
 	if (!collect_fields(body, f, error)) return std::nullopt;

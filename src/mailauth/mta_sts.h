@@ -44,9 +44,11 @@ struct Policy {
 // enforce/testing/none; max_age 1*10 DIGIT, capped to 31557600; mx may
 // repeat (all kept) and each must be a host name, optionally "*." first;
 // for other keys the first occurrence counts; unknown keys are ignored.
-// Required: version, mode, max_age, and at least one mx unless mode is none.
+// Required: version, mode, max_age, and at least one mx unless mode is none;
+// at most max_mx_patterns mx lines (D43).
 // On error returns std::nullopt and sets *error (if non-null) to a short
 // English reason.
+constexpr size_t max_mx_patterns = 100;
 std::optional<Policy> parse_policy(std::string_view body, std::string* error = nullptr);
 
 // RFC 8461 4.1: whether MX host name `host` (any case, trailing dot allowed)

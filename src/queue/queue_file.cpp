@@ -440,20 +440,26 @@ std::vector<std::string> entries_of(const std::string& dir) {
 }
 
 // The links of one message are one file: its header is read once per
-// rebuild (`headers`, by base name), not once per recipient.
-using HeadersByBase = std::map<std::string, std::optional<QueueFileEnvelope>>;
+// rebuild, not once per recipient. The rebuild visits the links in name
+// order, so one message's links come one after another and only the last
+// message's header is kept (not every queued message's at once).
+struct LastHeader {
+	std::string base;
+	std::optional<QueueFileEnvelope> header;
+};
 
 bool finish_marked_copy(store::Env& env, const std::string& queue_dir, const std::string& name, uint64_t id,
-                        HeadersByBase& headers) {
+                        LastHeader& last) {
 	auto index = queue_link_index(name);
 	if (!index) return false;
 	const std::string path = queue_dir + "/" + name;
-	auto [known, fresh] = headers.try_emplace(queue_link_base(name));
-	if (fresh) {
+	if (std::string base = queue_link_base(name); base != last.base) {
+		last.base = std::move(base);
+		last.header.reset();
 		std::string error;
-		if (auto parsed = read_queue_file(path, error)) known->second = std::move(parsed->envelope);
+		if (auto parsed = read_queue_file(path, error)) last.header = std::move(parsed->envelope);
 	}
-	const std::optional<QueueFileEnvelope>& header = known->second;
+	const std::optional<QueueFileEnvelope>& header = last.header;
 	if (!header || *index >= header->recipients.size()) return false;
 	const RecipientState state = header->recipients[*index].state;
 	if (state == RecipientState::pending) return false;
@@ -476,6 +482,7 @@ RebuildReport rebuild_unlocked(store::Env& env, const std::string& queue_dir, in
 		if (base.empty()) base = queue_temp_base(name);
 		if (!in_progress || base.empty() || !in_progress(base)) candidates.push_back(name);
 	}
+	std::sort(candidates.begin(), candidates.end());  // a message's links together
 	// A record that does not decode goes: its link then gets a new record
 	// from its header below (or is deleted when its copy is finished).
 	if (size_t gone = env.queue_remove_undecodable())
@@ -484,10 +491,10 @@ RebuildReport rebuild_unlocked(store::Env& env, const std::string& queue_dir, in
 	env.queue_scan([&] { referenced.clear(); },
 	               [&](const store::QueueRecord& r) { referenced.emplace(r.message_file, r.id); });
 
-	HeadersByBase headers;
+	LastHeader last;
 	for (auto& name : candidates) {
 		if (auto record = referenced.find(name); record != referenced.end()) {
-			if (finish_marked_copy(env, queue_dir, name, record->second, headers)) report.removed++;
+			if (finish_marked_copy(env, queue_dir, name, record->second, last)) report.removed++;
 			continue;
 		}
 		std::string path = queue_dir + "/" + name;

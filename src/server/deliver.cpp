@@ -518,16 +518,22 @@ std::string folder_of(const std::string& maildir, const std::string& final_path)
 }
 
 // Removes the Rejects copies (by unique name) of an account's Rejects folder.
-void remove_rejects_copies(const std::string& rejects_dir, const std::vector<std::string>& unique_names) {
+// Returns the unique names whose files it removed: a copy the user moved out
+// of Rejects is not there, and its record is no Rejects copy's to expunge.
+std::vector<std::string> remove_rejects_copies(const std::string& rejects_dir,
+                                               const std::vector<std::string>& unique_names) {
 	std::set<std::string> wanted(unique_names.begin(), unique_names.end());
+	std::vector<std::string> removed;
 	for (const char* sub : {"cur", "new"}) {
 		std::error_code ec;
 		for (const auto& entry : std::filesystem::directory_iterator(rejects_dir + "/" + sub, ec)) {
 			std::string name = entry.path().filename().string();
-			if (wanted.count(std::string(inbound::maildir_unique_name(name))))
-				std::filesystem::remove(entry.path(), ec);
+			std::string unique(inbound::maildir_unique_name(name));
+			if (wanted.count(unique) && std::filesystem::remove(entry.path(), ec))
+				removed.push_back(unique);
 		}
 	}
+	return removed;
 }
 
 // Where a copy landed, in its history record: the folder and the file's
@@ -648,8 +654,8 @@ void Connection::remove_obsolete_rejects(std::shared_ptr<InboundAnalysis> an, st
 		    try {
 			    store::MessageHistory history(*env);
 			    for (const auto& [account, in_rejects] : work) {
-				    remove_rejects_copies(in_rejects.dir, in_rejects.names);
-				    history.mark_expunged(account, in_rejects.names);
+				    history.mark_expunged(account,
+				                          remove_rejects_copies(in_rejects.dir, in_rejects.names));
 			    }
 		    } catch (const std::exception& e) {
 			    log::error("recording message history", {{"error", e.what()}});

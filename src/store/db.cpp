@@ -138,7 +138,8 @@ DBT input(std::string_view bytes) {
 
 struct Cursor {
 	DBC* c = nullptr;
-	Cursor(DB* db, DB_TXN* txn) { check(db->cursor(db, txn, &c, 0), "opening a cursor"); }
+	// `flags` DB_READ_COMMITTED lets each page go once read (long walks).
+	Cursor(DB* db, DB_TXN* txn, u_int32_t flags = 0) { check(db->cursor(db, txn, &c, flags), "opening a cursor"); }
 	~Cursor() {
 		if (c) c->close(c);
 	}
@@ -975,17 +976,34 @@ void Env::queue_scan(const std::function<void()>& restart, const std::function<v
 }
 
 size_t Env::queue_remove_undecodable() {
+	// Found by a read (each page let go once read), so that enqueues do not
+	// wait for a walk over the whole queue at every rebuild; written only
+	// when there is something to remove.
+	std::vector<std::string> undecodable;
+	impl_->transaction("finding queue records that do not decode", [&](DB_TXN* txn) {
+		undecodable.clear();
+		Cursor cur(impl_->queue, txn, DB_READ_COMMITTED);
+		Datum key, data;
+		for (bool ok = cur.get(key, data, DB_FIRST); ok; ok = cur.get(key, data, DB_NEXT)) {
+			try {
+				impl_->decode_queue(key.view(), data.view());
+			} catch (const DbError&) {
+				undecodable.push_back(key.str());
+			}
+		}
+	});
+	if (undecodable.empty()) return 0;
 	size_t removed = 0;
 	impl_->transaction("removing queue records that do not decode", [&](DB_TXN* txn) {
 		removed = 0;
-		Cursor cur(impl_->queue, txn);
-		Datum key, data;
-		for (bool ok = cur.get(key, data, DB_FIRST | DB_RMW); ok; ok = cur.get(key, data, DB_NEXT | DB_RMW)) {
+		for (const std::string& key : undecodable) {
+			auto value = get(impl_->queue, txn, key, DB_RMW);
+			if (!value) continue;
 			try {
-				impl_->decode_queue(key.view(), data.view());
+				impl_->decode_queue(key, *value);  // rewritten meanwhile: it stays
 			} catch (const DbError& e) {
 				log::error("queue record removed", {{"error", e.what()}});
-				cur.del();
+				del(impl_->queue, txn, key);
 				++removed;
 			}
 		}

@@ -27,6 +27,7 @@
 #include <set>
 
 #include "mailauth/publicsuffix.h"
+#include "util/log.h"
 #include "util/ipaddr.h"
 #include "util/strings.h"
 
@@ -337,16 +338,26 @@ void count_rates(Env::HistoryRates& rates, const HistoryRecord& r, int delta) {
 // writer is inside a transaction and reading committed pages is exact.
 void build_rates(Env& env, Env::HistoryRates& rates, int64_t now) {
 	using W = inbound::DeliveryRateWindows;
+	size_t undecodable = 0;
 	try {
 		env.with_tables("counting message history", false, [&](const Env::Tables& t) {
 			rates.windows = {};
 			rates.built = true;
+			undecodable = 0;
 			Scan scan(t.history_index, t.txn, DB_READ_COMMITTED);
 			scan.forward("T", "T" + time_id(now - W::day - W::grace, 0),
 			             [&](std::string_view key, std::string_view) {
 					     if (key.size() != 17) return true;
-					     if (auto r = load(t, read_be64(key, 9), DB_READ_COMMITTED))
+					     auto blob = read(t.history, t.txn, id_key(read_be64(key, 9)),
+				                              DB_READ_COMMITTED);
+					     if (!blob) return true;
+					     // One record that does not decode (damage, a newer
+					     // tern's) is left out, or every message would wait
+					     // for counts that cannot be built.
+					     if (auto r = parse_history_record(*blob))
 						     count_rates(rates, *r, 1);
+					     else
+						     ++undecodable;
 					     return true;
 				     });
 		});
@@ -357,6 +368,9 @@ void build_rates(Env& env, Env::HistoryRates& rates, int64_t now) {
 		rates.built = false;
 		throw;
 	}
+	if (undecodable > 0)
+		log::error("message history: records that do not decode are left out of the delivery-rate counts",
+		           {{"records", std::to_string(undecodable)}});
 	rates.expired_at = now;
 }
 

@@ -176,6 +176,9 @@ void update_record(MessageHistory& history, Env& env, const config::Account& acc
 	if (!back && mark == record->junk && record->mailbox == folder.name) return;
 	inbound::JunkMark old_mark = record->junk;
 	if (record->mailbox != folder.name) ++stats.moved;
+	// A copy the user moved out of Rejects is mail of theirs now: the
+	// Rejects clean-up (its age, a later delivery of it) leaves it alone.
+	if (folder.name != account.rejects_mailbox) record->rejected = false;
 	record->expunged = false;
 	record->junk = mark;
 	record->mailbox = folder.name;

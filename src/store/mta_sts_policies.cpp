@@ -42,6 +42,9 @@ bool sts_policy_decode(std::string_view domain, std::string_view text, StoredSts
 	out.policy.mode = *mode;
 	out.policy.max_age = *max_age;
 	out.expires = *expires;
+	// D43: a policy kept before the limit came is dropped, not kept for
+	// the rest of its max_age.
+	if (lines.size() - 4 > mailauth::mta_sts::max_mx_patterns) return false;
 	for (size_t i = 4; i < lines.size(); i++) out.policy.mx.emplace_back(lines[i]);
 	return true;
 }

@@ -200,25 +200,21 @@ TEST_CASE_FIXTURE(HistoryDb, "history: delivery counts per network over the last
 	CHECK(counts[1].messages_day == 3);
 }
 
-// Counts whose first read failed half way are read again at the next use,
-// not kept cut off for good.
-TEST_CASE_FIXTURE(HistoryDb, "history: delivery counts whose reading failed are read again") {
+// A record that does not decode (damage, a newer tern's format) is left
+// out of the delivery-rate counts: building them must not fail for every
+// message because of it.
+TEST_CASE_FIXTURE(HistoryDb, "history: delivery counts leave out a record that does not decode") {
 	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 10, "m1"),
 	                                   message_from("a", "x.example", "192.0.2.1", now - 5, "m2")};
 	history.add(records);
 	std::string key;
 	for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>((records[1].id >> (8 * i)) & 0xff));
-	auto put_record = [&](const std::string& value) {
-		env.in_table("history.db", [&](tern::store::TableTxn& t) { t.put(key, value); });
-	};
-	// A fresh handle on the environment: its counts are built at first use.
-	tern::store::MessageHistory fresh{env};
+	env.in_table("history.db", [&](tern::store::TableTxn& t) { t.put(key, "not a history record"); });
+	// Built afresh at the next use, as after a start.
 	env.history_rates().built = false;
-	put_record("not a history record");
-	CHECK_THROWS(fresh.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now));
-	put_record(tern::store::serialize_history_record(records[1]));
-	auto counts = fresh.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now);
-	CHECK(counts[0].messages_minute == 2);
+	std::array<tern::inbound::NetworkHistoryCount, 3> counts{};
+	CHECK_NOTHROW(counts = history.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now));
+	CHECK(counts[0].messages_minute == 1);
 }
 
 TEST_CASE("history: delivery counts follow expunges and scanner updates, and survive a restart") {

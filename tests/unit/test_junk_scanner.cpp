@@ -187,6 +187,31 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a record marked expunged whose file
 	CHECK(history.in_mailbox("mjl", "INBOX").empty());
 }
 
+// A refused message kept in Rejects that the user moves to INBOX is no
+// Rejects copy any more: the clean-up must not take it.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a copy moved out of Rejects is no Rejects copy any more") {
+	make_folder(maildir + "/.Rejects");
+	HistoryRecord kept = delivered("1.r.host,S=10", "Rejects");
+	kept.rejected = true;
+	std::vector<HistoryRecord> records{kept};
+	history.add(records);
+	tern::testing::write_file(maildir + "/.Rejects/cur/1.r.host,S=10:2,S", "x");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	REQUIRE(history.rejects("mjl").size() == 1);
+
+	fs::rename(maildir + "/.Rejects/cur/1.r.host,S=10:2,S", maildir + "/cur/1.r.host,S=10:2,S");
+	touch_dirs_later(maildir);
+	touch_dirs_later(maildir + "/.Rejects");
+	scanner.scan(cfg, env, 1800000200);
+	CHECK(history.rejects("mjl").empty());
+	auto record = history.find_by_unique_name("mjl", "1.r.host,S=10");
+	REQUIRE(record);
+	CHECK_FALSE(record->rejected);
+	CHECK_FALSE(record->expunged);
+	CHECK(record->mailbox == "INBOX");
+}
+
 TEST_CASE_FIXTURE(OneMaildir,
                   "junk scanner: a dovecot-keywords that is a FIFO, endless or huge neither blocks nor fills memory") {
 	std::vector<HistoryRecord> records{delivered("1.a.host,S=10", "INBOX")};

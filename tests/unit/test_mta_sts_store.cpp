@@ -70,4 +70,11 @@ TEST_CASE("MTA-STS store: the row's text form") {
 	CHECK_FALSE(store::sts_policy_decode("x", "abc\nenforce\nday\n2", back));
 	CHECK_FALSE(store::sts_policy_decode("x", "\nenforce\n1\n2", back));  // no id
 	CHECK_FALSE(store::sts_policy_decode("x", "abc\nenforce\n1", back));
+	// D43: a row of more than 100 mx patterns (kept before the limit) is
+	// dropped like an unreadable one.
+	std::string many = "abc\nenforce\n86400\n1800000123";
+	for (int i = 0; i < 100; ++i) many += "\nmx" + std::to_string(i) + ".example";
+	CHECK(store::sts_policy_decode("x", many, back));
+	CHECK(back.policy.mx.size() == 100);
+	CHECK_FALSE(store::sts_policy_decode("x", many + "\none-more.example", back));
 }
