@@ -1,6 +1,7 @@
 #include "store/junk_scanner.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -170,6 +171,9 @@ void update_record(MessageHistory& history, Env& env, const config::Account& acc
 	// listing, and the next pass, listing the destination again, brings
 	// the record back.
 	const bool back = record->expunged;
+	// Unless the file went again since the listing (the Rejects clean-up
+	// removes a copy and then marks its record).
+	if (back && ::access(file_path.c_str(), F_OK) != 0) return;
 	std::optional<inbound::FolderKind> previous_kind;
 	if (!record->mailbox.empty()) previous_kind = classifier.classify(record->mailbox);
 	inbound::JunkMark mark = inbound::next_junk_mark(record->junk, previous_kind, folder.kind, from_keywords);
