@@ -807,7 +807,7 @@ void Daemon::reload() {
 	};
 	auto loaded = std::make_shared<Loaded>();
 	std::string path = opts.config_path;
-	const uint64_t reload = ++reloads_started;
+	const uint64_t this_reload = ++reloads_started;
 	srv->workers().submit(
 	    [loaded, path] {
 		    try {
@@ -823,14 +823,14 @@ void Daemon::reload() {
 			    loaded->error = e.what();
 		    }
 	    },
-	    [this, loaded, reload] {
-		    if (reload < reload_in_force) return;
+	    [this, loaded, this_reload] {
+		    if (this_reload < reload_in_force) return;
 		    if (!loaded->error.empty()) {
 			    // doc/behaviour.md "Logs, signals, metrics": an invalid new config keeps the old one.
 			    log::error("reload failed, keeping the old configuration", {{"error", loaded->error}});
 			    return;
 		    }
-		    reload_in_force = reload;
+		    reload_in_force = this_reload;
 		    apply_reload(loaded->cfg, loaded->tls);
 	    });
 }

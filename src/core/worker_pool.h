@@ -63,8 +63,9 @@ private:
 	std::deque<Job> jobs_;
 	std::vector<Job> completed_;
 	std::vector<std::thread> threads_;
-	// Counted apart from the mutex: the loop updates it once per completion
-	// and the metrics read it, neither needs the queues.
+	// Counted apart from the mutex: submit (on any thread) counts a job
+	// before queueing it, the loop uncounts it once per completion, and
+	// the metrics and drain() read it; none needs the queues.
 	std::atomic<size_t> pending_{0};
 };
 

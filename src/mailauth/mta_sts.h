@@ -37,6 +37,9 @@ struct Policy {
 };
 
 // Parses the body of https://mta-sts.<domain>/.well-known/mta-sts.txt.
+// D43: the most mx lines a policy may have.
+constexpr size_t max_mx_patterns = 100;
+
 // Lines end in LF or CRLF (the last may lack it); each is "key: value" with
 // the value trimmed; blank lines are skipped, any other line without a colon
 // is an error. Keys and the version and mode values are case-sensitive (the
@@ -48,7 +51,6 @@ struct Policy {
 // at most max_mx_patterns mx lines (D43).
 // On error returns std::nullopt and sets *error (if non-null) to a short
 // English reason.
-constexpr size_t max_mx_patterns = 100;
 std::optional<Policy> parse_policy(std::string_view body, std::string* error = nullptr);
 
 // RFC 8461 4.1: whether MX host name `host` (any case, trailing dot allowed)

@@ -422,11 +422,7 @@ store::QueueRecord queue_record_for(const QueueFileEnvelope& e, size_t index, co
 
 namespace {
 
-// A link whose record is still there although its header marks the copy
-// finished (delivered, failed, dropped): the end of remove_record that a
-// crash or a database failure cut off after the mark (the mark comes
-// first). The record goes now, with the link, or the copy would be sent
-// again. A header that cannot be read keeps its record, as it is.
+// The names in a directory but "." and "..", in the order it lists them.
 std::vector<std::string> entries_of(const std::string& dir) {
 	std::vector<std::string> names;
 	if (DIR* d = ::opendir(dir.c_str())) {
@@ -448,6 +444,11 @@ struct LastHeader {
 	std::optional<QueueFileEnvelope> header;
 };
 
+// A link whose record is still there although its header marks the copy
+// finished (delivered, failed, dropped): the end of remove_record that a
+// crash or a database failure cut off after the mark (the mark comes
+// first). The record goes now, with the link, or the copy would be sent
+// again. A header that cannot be read keeps its record, as it is.
 bool finish_marked_copy(store::Env& env, const std::string& queue_dir, const std::string& name, uint64_t id,
                         LastHeader& last) {
 	auto index = queue_link_index(name);

@@ -11,6 +11,8 @@
 //               'd' rows, store::sent_domain_key → last(be64)
 // Signed times are stored with the sign bit flipped so negatives sort first.
 #include "store/db.h"
+
+#include "store/records.h"
 #include "store/table.h"
 #include "store/history.h"
 #include "util/log.h"
@@ -57,6 +59,7 @@ void remember_db_message(const DB_ENV*, const char*, const char* msg) { last_db_
 // Puts and deletes on this thread so far (note_write): a transaction that
 // changed none wrote no log, and counts for nothing in Env::writes_committed.
 thread_local uint64_t writes_on_this_thread = 0;
+void note_write() { ++writes_on_this_thread; }
 
 // The library's informational messages (recovery's, failchk's "Freeing
 // read locks for locker ..."), which it would print on stderr: into our log.
@@ -158,7 +161,9 @@ struct Cursor {
 	}
 };
 
-std::optional<std::string> get(DB* db, DB_TXN* txn, std::string_view key, u_int32_t flags = 0) {
+}  // namespace
+
+std::optional<std::string> get(DB* db, DB_TXN* txn, std::string_view key, u_int32_t flags) {
 	DBT k = input(key);
 	Datum data;
 	int rc = db->get(db, txn, &k, &data.dbt, flags);
@@ -167,7 +172,7 @@ std::optional<std::string> get(DB* db, DB_TXN* txn, std::string_view key, u_int3
 	return data.str();
 }
 
-void put(DB* db, DB_TXN* txn, std::string_view key, std::string_view value, u_int32_t flags = 0) {
+void put(DB* db, DB_TXN* txn, std::string_view key, std::string_view value, u_int32_t flags) {
 	DBT k = input(key);
 	DBT v = input(value);
 	check(db->put(db, txn, &k, &v, flags), "writing a record");
@@ -182,6 +187,8 @@ bool del(DB* db, DB_TXN* txn, std::string_view key) {
 	note_write();
 	return true;
 }
+
+namespace {
 
 // ---- queue record encoding
 
@@ -773,10 +780,17 @@ struct Env::Impl {
 	// to the rebuild (start, SIGUSR2, ternctl queue rebuild), which makes
 	// a new record from the file's header.
 	std::optional<QueueRecord> decode_listed_queue(std::string_view key, std::string_view value) {
+		std::string error;
+		auto record = try_decode_queue(key, value, error);
+		if (!record) log::error("queue record passed over", {{"error", error}});
+		return record;
+	}
+	// decode_queue, with what is wrong in `error` instead of an exception.
+	std::optional<QueueRecord> try_decode_queue(std::string_view key, std::string_view value, std::string& error) {
 		try {
 			return decode_queue(key, value);
 		} catch (const DbError& e) {
-			log::error("queue record passed over", {{"error", e.what()}});
+			error = e.what();
 			return std::nullopt;
 		}
 	}
@@ -809,8 +823,6 @@ void Env::with_tables(const char* what, bool durable, const std::function<void(c
 const std::string& Env::path() const { return impl_->path; }
 
 uint64_t Env::writes_committed() const { return impl_->writes_committed.load(std::memory_order_relaxed); }
-
-void note_write() { ++writes_on_this_thread; }
 
 void Env::checkpoint(bool force) {
 	impl_->guarded([&] {
@@ -984,13 +996,9 @@ size_t Env::queue_remove_undecodable() {
 		undecodable.clear();
 		Cursor cur(impl_->queue, txn, DB_READ_COMMITTED);
 		Datum key, data;
-		for (bool ok = cur.get(key, data, DB_FIRST); ok; ok = cur.get(key, data, DB_NEXT)) {
-			try {
-				impl_->decode_queue(key.view(), data.view());
-			} catch (const DbError&) {
-				undecodable.push_back(key.str());
-			}
-		}
+		std::string error;
+		for (bool ok = cur.get(key, data, DB_FIRST); ok; ok = cur.get(key, data, DB_NEXT))
+			if (!impl_->try_decode_queue(key.view(), data.view(), error)) undecodable.push_back(key.str());
 	});
 	if (undecodable.empty()) return 0;
 	size_t removed = 0;
@@ -998,14 +1006,12 @@ size_t Env::queue_remove_undecodable() {
 		removed = 0;
 		for (const std::string& key : undecodable) {
 			auto value = get(impl_->queue, txn, key, DB_RMW);
-			if (!value) continue;
-			try {
-				impl_->decode_queue(key, *value);  // rewritten meanwhile: it stays
-			} catch (const DbError& e) {
-				log::error("queue record removed", {{"error", e.what()}});
-				del(impl_->queue, txn, key);
-				++removed;
-			}
+			std::string error;
+			// Rewritten meanwhile: it stays.
+			if (!value || impl_->try_decode_queue(key, *value, error)) continue;
+			log::error("queue record removed", {{"error", error}});
+			del(impl_->queue, txn, key);
+			++removed;
 		}
 	});
 	return removed;

@@ -205,8 +205,7 @@ public:
 	// transaction with their handles, under the same panic guard and
 	// deadlock retries as every method here. `durable` false commits without
 	// waiting for the log flush (for records whose loss in a crash costs
-	// nothing but a little history). Whoever puts or deletes through these
-	// handles calls note_write() after each change.
+	// nothing but a little history). Records go through store/records.h.
 	struct Tables {
 		struct __db_txn* txn;
 		struct __db* history;
@@ -232,11 +231,5 @@ private:
 	std::unique_ptr<Impl> impl_;
 	HistoryRates history_rates_;
 };
-
-// Counts a put or delete of the transaction running on this thread, so that
-// its commit counts in Env::writes_committed: for the store files that
-// write through Env::Tables' handles themselves (Env's own methods and
-// TableTxn count theirs).
-void note_write();
 
 }  // namespace tern::store

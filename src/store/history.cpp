@@ -27,8 +27,9 @@
 #include <set>
 
 #include "mailauth/publicsuffix.h"
-#include "util/log.h"
+#include "store/records.h"
 #include "util/ipaddr.h"
+#include "util/log.h"
 #include "util/strings.h"
 
 namespace tern::store {
@@ -106,35 +107,6 @@ struct Buffer {
 		dbt.size = static_cast<u_int32_t>(bytes.size());
 	}
 };
-
-DBT borrowed(std::string_view bytes) {
-	DBT d{};
-	d.data = const_cast<char*>(bytes.data());
-	d.size = static_cast<u_int32_t>(bytes.size());
-	return d;
-}
-
-std::optional<std::string> read(DB* db, DB_TXN* txn, std::string_view key, u_int32_t flags = 0) {
-	DBT k = borrowed(key);
-	Buffer v;
-	int rc = db->get(db, txn, &k, &v.dbt, flags);
-	if (rc == DB_NOTFOUND) return std::nullopt;
-	if (rc != 0) fail(rc, "reading");
-	return std::string(v.view());
-}
-
-void write(DB* db, DB_TXN* txn, std::string_view key, std::string_view value) {
-	DBT k = borrowed(key), v = borrowed(value);
-	if (int rc = db->put(db, txn, &k, &v, 0)) fail(rc, "writing");
-	note_write();
-}
-
-void erase(DB* db, DB_TXN* txn, std::string_view key) {
-	DBT k = borrowed(key);
-	int rc = db->del(db, txn, &k, 0);
-	if (rc != 0 && rc != DB_NOTFOUND) fail(rc, "deleting");
-	if (rc == 0) note_write();
-}
 
 class Scan {
 public:
@@ -276,7 +248,10 @@ std::vector<std::pair<std::string, std::string>> index_entries(const HistoryReco
 // Writes (add) or deletes (!add) every index entry of a record.
 void index_record(const Env::Tables& t, const HistoryRecord& r, bool add) {
 	for (const auto& [key, value] : index_entries(r))
-		add ? write(t.history_index, t.txn, key, value) : erase(t.history_index, t.txn, key);
+		if (add)
+			put(t.history_index, t.txn, key, value);
+		else
+			del(t.history_index, t.txn, key);
 }
 
 // Stores a changed record and changes only the index entries that differ
@@ -289,18 +264,22 @@ void rewrite_record(const Env::Tables& t, const HistoryRecord& old, const Histor
 		return std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == key; });
 	};
 	for (const auto& [key, value] : before)
-		if (find(after, key) == after.end()) erase(t.history_index, t.txn, key);
+		if (find(after, key) == after.end()) del(t.history_index, t.txn, key);
 	for (const auto& [key, value] : after)
 		if (auto it = find(before, key); it == before.end() || it->second != value)
-			write(t.history_index, t.txn, key, value);
-	write(t.history, t.txn, id_key(updated.id), serialize_history_record(updated));
+			put(t.history_index, t.txn, key, value);
+	put(t.history, t.txn, id_key(updated.id), serialize_history_record(updated));
 }
 
+// A record that does not decode (damage, a newer tern's format) reads as
+// absent, logged: every reader passes it over, so that one damaged record
+// can neither refuse an account's mail (its reputation, its Rejects
+// copies, the delivery-rate counts) nor stop the pruning.
 std::optional<HistoryRecord> load(const Env::Tables& t, uint64_t id, u_int32_t flags = 0) {
-	auto blob = read(t.history, t.txn, id_key(id), flags);
+	auto blob = store::get(t.history, t.txn, id_key(id), flags);
 	if (!blob) return std::nullopt;
 	auto r = parse_history_record(*blob);
-	if (!r) throw DbError("message history: record " + std::to_string(id) + " is malformed");
+	if (!r) log::error("message history: record passed over", {{"id", std::to_string(id)}, {"error", "malformed"}});
 	return r;
 }
 
@@ -318,10 +297,10 @@ std::string be64(uint64_t v) {
 // before the count existed has none until record_count() counts it once;
 // a table never written to (no "seq" yet) starts it at zero.
 void adjust_record_count(const Env::Tables& t, int64_t delta, bool new_table) {
-	auto v = read(t.history, t.txn, count_key, DB_RMW);
+	auto v = store::get(t.history, t.txn, count_key, DB_RMW);
 	if (!v && !new_table) return;
 	uint64_t n = v && v->size() == 8 ? read_be64(*v, 0) : 0;
-	write(t.history, t.txn, count_key, be64(n + static_cast<uint64_t>(delta)));
+	put(t.history, t.txn, count_key, be64(n + static_cast<uint64_t>(delta)));
 }
 
 // A copy enters (1) or leaves (-1) the delivery-rate counts; expunged
@@ -338,26 +317,16 @@ void count_rates(Env::HistoryRates& rates, const HistoryRecord& r, int delta) {
 // writer is inside a transaction and reading committed pages is exact.
 void build_rates(Env& env, Env::HistoryRates& rates, int64_t now) {
 	using W = inbound::DeliveryRateWindows;
-	size_t undecodable = 0;
 	try {
 		env.with_tables("counting message history", false, [&](const Env::Tables& t) {
 			rates.windows = {};
 			rates.built = true;
-			undecodable = 0;
 			Scan scan(t.history_index, t.txn, DB_READ_COMMITTED);
 			scan.forward("T", "T" + time_id(now - W::day - W::grace, 0),
 			             [&](std::string_view key, std::string_view) {
 					     if (key.size() != 17) return true;
-					     auto blob = read(t.history, t.txn, id_key(read_be64(key, 9)),
-				                              DB_READ_COMMITTED);
-					     if (!blob) return true;
-					     // One record that does not decode (damage, a newer
-					     // tern's) is left out, or every message would wait
-					     // for counts that cannot be built.
-					     if (auto r = parse_history_record(*blob))
+					     if (auto r = load(t, read_be64(key, 9), DB_READ_COMMITTED))
 						     count_rates(rates, *r, 1);
-					     else
-						     ++undecodable;
 					     return true;
 				     });
 		});
@@ -368,9 +337,6 @@ void build_rates(Env& env, Env::HistoryRates& rates, int64_t now) {
 		rates.built = false;
 		throw;
 	}
-	if (undecodable > 0)
-		log::error("message history: records that do not decode are left out of the delivery-rate counts",
-		           {{"records", std::to_string(undecodable)}});
 	rates.expired_at = now;
 }
 
@@ -562,13 +528,13 @@ bool TxnHistory::sent_to_address_in(const std::string& localpart, const std::str
 	std::string key = "r" + key_part(account_);
 	key.push_back('\0');
 	key += localpart + "@" + domain;
-	auto v = read(t_.outgoing, t_.txn, key);
-	if (!v) v = read(t_.outgoing, t_.txn, key.substr(0, key.size() - domain.size()) + ascii_lower(domain));
+	auto v = store::get(t_.outgoing, t_.txn, key);
+	if (!v) v = store::get(t_.outgoing, t_.txn, key.substr(0, key.size() - domain.size()) + ascii_lower(domain));
 	return v && v->size() == 16 && time_from_order(read_be64(*v, 8)) >= since;
 }
 
 bool TxnHistory::sent_to_domain_in(const std::string& domain, int64_t since) {
-	auto v = read(t_.outgoing, t_.txn, sent_domain_key(account_, "@" + domain));
+	auto v = store::get(t_.outgoing, t_.txn, sent_domain_key(account_, "@" + domain));
 	return v && v->size() == 8 && time_from_order(read_be64(*v, 0)) >= since;
 }
 
@@ -596,13 +562,13 @@ void MessageHistory::add(std::vector<HistoryRecord>& records) {
 	env_.with_tables("adding message history", false, [&](const Env::Tables& t) {
 		ids.clear();
 		uint64_t last = 0;
-		auto seq = read(t.history, t.txn, "seq", DB_RMW);
+		auto seq = store::get(t.history, t.txn, "seq", DB_RMW);
 		if (seq && seq->size() == 8) last = read_be64(*seq, 0);
-		write(t.history, t.txn, "seq", be64(last + records.size()));
+		put(t.history, t.txn, "seq", be64(last + records.size()));
 		for (auto r : records) {
 			r.id = ++last;
 			ids.push_back(r.id);
-			write(t.history, t.txn, id_key(r.id), serialize_history_record(r));
+			put(t.history, t.txn, id_key(r.id), serialize_history_record(r));
 			index_record(t, r, true);
 		}
 		adjust_record_count(t, static_cast<int64_t>(records.size()), !seq);
@@ -621,13 +587,13 @@ uint64_t MessageHistory::record_count() {
 	uint64_t count = 0;
 	env_.with_tables("counting message history", false, [&](const Env::Tables& t) {
 		count = 0;
-		if (auto v = read(t.history, t.txn, count_key); v && v->size() == 8) {
+		if (auto v = store::get(t.history, t.txn, count_key); v && v->size() == 8) {
 			count = read_be64(*v, 0);
 			return;
 		}
 		// A table never written to: the first add starts the count
 		// (adjust_record_count), and until then an idle server writes nothing.
-		if (!read(t.history, t.txn, "seq")) return;
+		if (!store::get(t.history, t.txn, "seq")) return;
 		// A history from before the count: walk it once (each page released
 		// once read) and keep the count from now on. Records have 8-byte keys.
 		Scan scan(t.history, t.txn, DB_READ_COMMITTED);
@@ -635,7 +601,7 @@ uint64_t MessageHistory::record_count() {
 			if (key.size() == 8) ++count;
 			return true;
 		});
-		write(t.history, t.txn, count_key, be64(count));
+		put(t.history, t.txn, count_key, be64(count));
 	});
 	return count;
 }
@@ -651,7 +617,7 @@ std::optional<HistoryRecord> MessageHistory::find_by_unique_name(const std::stri
 	std::optional<HistoryRecord> out;
 	env_.with_tables("reading message history", false, [&](const Env::Tables& t) {
 		out.reset();
-		auto id = read(t.history_index, t.txn, account_prefix('U', account) + key_part(unique_name));
+		auto id = store::get(t.history_index, t.txn, account_prefix('U', account) + key_part(unique_name));
 		if (id && id->size() == 8) out = load(t, read_be64(*id, 0));
 	});
 	return out;
@@ -747,7 +713,7 @@ size_t MessageHistory::mark_expunged(const std::string& account, const std::vect
 	env_.with_tables("updating message history", false, [&](const Env::Tables& t) {
 		expunged.clear();
 		for (const auto& name : unique_names) {
-			auto id = read(t.history_index, t.txn, account_prefix('U', account) + key_part(name));
+			auto id = store::get(t.history_index, t.txn, account_prefix('U', account) + key_part(name));
 			if (!id || id->size() != 8) continue;
 			auto r = load(t, read_be64(*id, 0), DB_RMW);
 			if (!r || r->expunged) continue;
@@ -767,20 +733,28 @@ size_t MessageHistory::prune(int64_t cutoff, size_t max) {
 	std::vector<HistoryRecord> pruned;
 	env_.with_tables("pruning message history", false, [&](const Env::Tables& t) {
 		pruned.clear();
-		std::vector<uint64_t> ids;
+		std::vector<std::string> time_keys;
 		{
 			Scan scan(t.history_index, t.txn);
 			scan.forward("T", "T", [&](std::string_view key, std::string_view) {
 				if (key.size() != 17 || time_from_order(read_be64(key, 1)) >= cutoff) return false;
-				ids.push_back(read_be64(key, 9));
-				return ids.size() < max;
+				time_keys.emplace_back(key);
+				return time_keys.size() < max;
 			});
 		}
-		for (uint64_t id : ids) {
+		for (const std::string& time_key : time_keys) {
+			const uint64_t id = read_be64(time_key, 9);
 			auto r = load(t, id, DB_RMW);
-			if (!r) continue;
+			if (!r) {
+				// Gone, or passed over for not decoding: its time key (and
+				// what is left of it) goes, or every prune would meet it
+				// first. Its other index entries cannot be known.
+				del(t.history_index, t.txn, time_key);
+				del(t.history, t.txn, id_key(id));
+				continue;
+			}
 			index_record(t, *r, false);
-			erase(t.history, t.txn, id_key(id));
+			del(t.history, t.txn, id_key(id));
 			pruned.push_back(std::move(*r));
 		}
 		if (!pruned.empty()) adjust_record_count(t, -static_cast<int64_t>(pruned.size()), false);

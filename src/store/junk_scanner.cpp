@@ -60,6 +60,15 @@ std::string read_keywords_file(const std::string& path) {
 	}
 }
 
+// The element of `sorted` (sorted by unique name, as `unique_of` gives it)
+// whose unique name is `unique`, or null.
+template <class Element, class UniqueOf>
+const Element* find_unique(const std::vector<Element>& sorted, std::string_view unique, UniqueOf unique_of) {
+	auto it = std::lower_bound(sorted.begin(), sorted.end(), unique,
+	                           [&](const Element& e, std::string_view u) { return unique_of(e) < u; });
+	return it != sorted.end() && unique_of(*it) == unique ? &*it : nullptr;
+}
+
 // One file of a changed folder as the pass listed it: its name in new/ or
 // cur/ (the unique name is the part before ':') and the mark its keywords
 // give. About a hundred bytes each: a folder may hold a million.
@@ -79,9 +88,7 @@ struct ChangedFolder {
 	std::vector<ListedFile> files;
 
 	bool holds(std::string_view unique) const {
-		auto it = std::lower_bound(files.begin(), files.end(), unique,
-		                           [](const ListedFile& f, std::string_view u) { return f.unique() < u; });
-		return it != files.end() && it->unique() == unique;
+		return find_unique(files, unique, [](const ListedFile& f) { return f.unique(); }) != nullptr;
 	}
 	std::string file_path(const ListedFile& f) const { return path + (f.in_cur ? "/cur/" : "/new/") + f.file_name; }
 };
@@ -96,9 +103,9 @@ struct RecordedFolder {
 		          [](const auto& a, const auto& b) { return a.unique_name < b.unique_name; });
 	}
 	const MessageHistory::MailboxEntry* find(std::string_view unique) const {
-		auto it = std::lower_bound(entries.begin(), entries.end(), unique,
-		                           [](const auto& e, std::string_view u) { return e.unique_name < u; });
-		return it != entries.end() && it->unique_name == unique ? &*it : nullptr;
+		return find_unique(entries, unique, [](const MessageHistory::MailboxEntry& e) {
+			return std::string_view(e.unique_name);
+		});
 	}
 };
 

@@ -32,6 +32,9 @@ std::string sts_policy_encode(const StoredStsPolicy& stored) {
 bool sts_policy_decode(std::string_view domain, std::string_view text, StoredStsPolicy& out) {
 	std::vector<std::string_view> lines = split(text, '\n');
 	if (lines.size() < 4 || lines[0].empty()) return false;
+	// D43: a policy kept before the limit came is dropped, not kept for
+	// the rest of its max_age.
+	if (lines.size() - 4 > mailauth::mta_sts::max_mx_patterns) return false;
 	auto mode = mailauth::mta_sts::mode_from_name(lines[1]);
 	auto max_age = parse_int(lines[2]);
 	auto expires = parse_int(lines[3]);
@@ -42,9 +45,6 @@ bool sts_policy_decode(std::string_view domain, std::string_view text, StoredSts
 	out.policy.mode = *mode;
 	out.policy.max_age = *max_age;
 	out.expires = *expires;
-	// D43: a policy kept before the limit came is dropped, not kept for
-	// the rest of its max_age.
-	if (lines.size() - 4 > mailauth::mta_sts::max_mx_patterns) return false;
 	for (size_t i = 4; i < lines.size(); i++) out.policy.mx.emplace_back(lines[i]);
 	return true;
 }

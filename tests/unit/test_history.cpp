@@ -200,21 +200,29 @@ TEST_CASE_FIXTURE(HistoryDb, "history: delivery counts per network over the last
 	CHECK(counts[1].messages_day == 3);
 }
 
-// A record that does not decode (damage, a newer tern's format) is left
-// out of the delivery-rate counts: building them must not fail for every
-// message because of it.
-TEST_CASE_FIXTURE(HistoryDb, "history: delivery counts leave out a record that does not decode") {
+// A record that does not decode (damage, a newer tern's format) is passed
+// over by every reader: one damaged record must neither refuse an account's
+// mail (delivery-rate counts, Rejects copies) nor stop the pruning.
+TEST_CASE_FIXTURE(HistoryDb, "history: a record that does not decode is passed over, and pruned") {
 	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 10, "m1"),
-	                                   message_from("a", "x.example", "192.0.2.1", now - 5, "m2")};
+	                                   message_from("a", "x.example", "192.0.2.1", now - 5, "r1")};
+	records[1].rejected = true;
+	records[1].mailbox = "Rejects";
 	history.add(records);
 	std::string key;
 	for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>((records[1].id >> (8 * i)) & 0xff));
 	env.in_table("history.db", [&](tern::store::TableTxn& t) { t.put(key, "not a history record"); });
-	// Built afresh at the next use, as after a start.
+	// The counts are built afresh at the next use, as after a start.
 	env.history_rates().built = false;
 	std::array<tern::inbound::NetworkHistoryCount, 3> counts{};
 	CHECK_NOTHROW(counts = history.delivery_counts("mjl", tern::store::ip_masks("192.0.2.1"), now));
 	CHECK(counts[0].messages_minute == 1);
+	std::vector<tern::inbound::RejectCopy> rejects{{"x", "", "", 0}};
+	CHECK_NOTHROW(rejects = history.rejects("mjl"));
+	CHECK(rejects.empty());
+	CHECK(history.count() == 2);
+	CHECK(history.prune(now + 1) == 1);  // the record that decodes; the other is dropped too
+	CHECK(history.count() == 0);
 }
 
 TEST_CASE("history: delivery counts follow expunges and scanner updates, and survive a restart") {
