@@ -856,15 +856,12 @@ int cmd_dnsbl(const Globals& g, const std::vector<std::string>& args) {
 
 // ------------------------------------------------------------ setup
 
-// Whether `ip` can be the server's public address: not a wildcard,
-// loopback, private (RFC 1918, RFC 4193) or link-local address.
+// Whether `ip` can be the server's public address: not a wildcard or of
+// 0.0.0.0/8 ("this network", RFC 1122 3.2.1.3 (a)), not loopback and not
+// of a private network (IpAddr::local_network).
 bool public_address(const IpAddr& ip) {
-	static const char* not_public[] = {"0.0.0.0/8",      "127.0.0.0/8",    "10.0.0.0/8", "172.16.0.0/12",
-	                                   "192.168.0.0/16", "169.254.0.0/16", "::/128",     "::1/128",
-	                                   "fc00::/7",       "fe80::/10"};
-	for (const char* net : not_public)
-		if (IpNet::parse(net)->contains(ip)) return false;
-	return true;
+	if (!ip.v6 && ip.bytes[0] == 0) return false;
+	return !ip.unspecified() && !ip.loopback() && !ip.local_network();
 }
 
 // `ternctl setup records DOMAIN`: the records DOMAIN publishes, from the

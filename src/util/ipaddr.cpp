@@ -99,6 +99,14 @@ bool IpAddr::loopback() const {
 	return bytes[15] == 1;
 }
 
+bool IpAddr::local_network() const {
+	if (!v6)
+		return bytes[0] == 10 || (bytes[0] == 172 && (bytes[1] & 0xf0) == 16) ||
+		    (bytes[0] == 192 && bytes[1] == 168) || (bytes[0] == 100 && (bytes[1] & 0xc0) == 64) ||
+		    (bytes[0] == 169 && bytes[1] == 254);
+	return (bytes[0] & 0xfe) == 0xfc || (bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80);
+}
+
 std::string IpAddr::to_string() const {
 	if (!v6) {
 		// Dotted quad written here: inet_ntop formats IPv4 through sprintf,

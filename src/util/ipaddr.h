@@ -29,6 +29,11 @@ struct IpAddr {
 	// 127.0.0.0/8 (RFC 1122 3.2.1.3 (g)) or ::1 (RFC 4291 2.5.3): an
 	// address that never leaves the host.
 	bool loopback() const;
+	// An address of a private network, reached without leaving the site:
+	// 10/8, 172.16/12, 192.168/16 (RFC 1918 3), 100.64/10 (RFC 6598 7),
+	// 169.254/16 (RFC 3927 2.1), fc00::/7 (RFC 4193 3.1), fe80::/10
+	// (RFC 4291 2.5.6).
+	bool local_network() const;
 	bool operator==(const IpAddr&) const = default;
 };
 

@@ -23,7 +23,7 @@ TEST_CASE("ternctl setup records: MX, SPF, each DKIM selector's key, DMARC with 
 	REQUIRE(rsa.exit_code == 0);
 	REQUIRE(ed.exit_code == 0);
 	d.write_config(R"({"hostname": "mail.test.example",
-	  "listeners": {"test": {"ips": ["127.0.0.1", "192.0.2.25"]}},
+	  "listeners": {"test": {"ips": ["127.0.0.1", "192.0.2.25", "10.0.0.5", "100.64.0.7", "fe80::5"]}},
 	  "domains": {"test.example": {"dkim": {"selectors": {"r1": {"private_key_file": "r1.pem"},
 	                                                      "s1": {"private_key_file": "s1.pem"}},
 	                                        "sign": ["s1"]}}},
@@ -33,7 +33,10 @@ TEST_CASE("ternctl setup records: MX, SPF, each DKIM selector's key, DMARC with 
 	REQUIRE(r.exit_code == 0);
 	CHECK(contains(r.out, "test.example.                   IN MX    10 mail.test.example.\n"));
 	CHECK(contains(r.out, "IN TXT   \"v=spf1 ip4:192.0.2.25 mx -all\"\n"));
-	CHECK_FALSE(contains(r.out, "127.0.0.1"));
+	// Private, shared (RFC 6598) and link-local addresses are no one's
+	// way in from the world.
+	for (const char* not_public : {"127.0.0.1", "10.0.0.5", "100.64.0.7", "fe80::5"})
+		CHECK_FALSE_MESSAGE(contains(r.out, not_public), not_public);
 	CHECK(contains(r.out, "mail.test.example.              IN A     192.0.2.25\n"));
 	CHECK(contains(r.out, "s1._domainkey.test.example.     IN TXT   \"" + first_line(ed.out) + "\"\n"));
 	// The RSA record is longer than one string: the strings joined give the key.

@@ -73,6 +73,21 @@ TEST_CASE("loopback addresses: 127.0.0.0/8 and ::1") {
 	}
 }
 
+TEST_CASE("private-network addresses: RFC 1918, shared, link-local, unique local") {
+	for (const char* text : {"10.0.0.0", "10.255.255.255", "172.16.0.1", "172.31.255.255", "192.168.0.1",
+	                         "192.168.255.255", "100.64.0.0", "100.127.255.255", "169.254.0.1", "::ffff:10.1.2.3",
+	                         "fc00::1", "fdff:ffff::1", "fe80::1", "febf::1"}) {
+		CAPTURE(text);
+		CHECK(IpAddr::parse(text)->local_network());
+	}
+	for (const char* text : {"9.255.255.255", "11.0.0.0", "172.15.255.255", "172.32.0.0", "192.167.255.255",
+	                         "192.169.0.0", "100.63.255.255", "100.128.0.0", "169.253.0.1", "127.0.0.1", "::1",
+	                         "fbff::1", "fe00::1", "fec0::1", "2001:db8::1", "192.0.2.1"}) {
+		CAPTURE(text);
+		CHECK_FALSE(IpAddr::parse(text)->local_network());
+	}
+}
+
 TEST_CASE("from_sockaddr") {
 	sockaddr_in sin{};
 	sin.sin_family = AF_INET;
