@@ -51,6 +51,7 @@
 #include "server/inbound_ctl.h"
 #include "server/local_submit.h"
 #include "server/server.h"
+#include "util/latest_wins.h"
 #include "util/log.h"
 #include "util/recvid.h"
 #include "util/unique_fd.h"
@@ -661,10 +662,10 @@ private:
 	std::unique_ptr<queue::Queue> outq;              // destroyed before the server (it uses its pool and resolver)
 	std::unique_ptr<server::ControlServer> control;  // destroyed after the worker pool drained
 	bool stopping = false;                           // the loop ended: completions only finish their work
-	// SIGHUPs so far, and the one whose config is in force: loads run on
-	// workers side by side, and one that finishes after a later one's is
-	// stale (the file changed again between them).
-	uint64_t reloads_started = 0, reload_in_force = 0;
+	// SIGHUPs: loads run on workers side by side, and one that finishes
+	// after a later one's came in force is stale (the file changed again
+	// between them).
+	LatestWins reloads;
 	std::unique_ptr<server::LocalSubmitListener> local_submit;  // sendmail.tern's socket; uses server and queue
 	struct ev_loop* loop = nullptr;
 	// metrics: the /metrics sockets and their addresses, bound with the SMTP
@@ -807,7 +808,7 @@ void Daemon::reload() {
 	};
 	auto loaded = std::make_shared<Loaded>();
 	std::string path = opts.config_path;
-	const uint64_t this_reload = ++reloads_started;
+	const uint64_t this_reload = reloads.start();
 	srv->workers().submit(
 	    [loaded, path] {
 		    try {
@@ -824,13 +825,13 @@ void Daemon::reload() {
 		    }
 	    },
 	    [this, loaded, this_reload] {
-		    if (this_reload < reload_in_force) return;
+		    if (reloads.overtaken(this_reload)) return;
 		    if (!loaded->error.empty()) {
 			    // doc/behaviour.md "Logs, signals, metrics": an invalid new config keeps the old one.
 			    log::error("reload failed, keeping the old configuration", {{"error", loaded->error}});
 			    return;
 		    }
-		    reload_in_force = this_reload;
+		    reloads.put_in_force(this_reload);
 		    apply_reload(loaded->cfg, loaded->tls);
 	    });
 }

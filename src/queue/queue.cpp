@@ -553,7 +553,7 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker) 
 		std::string error;
 	};
 	auto loaded = std::make_shared<Loaded>();
-	loaded->generation = ++verified_context_loads_;
+	loaded->generation = verified_context_loads_.start();
 	loaded->ca_file = config.queue.smarthost_host.empty() ? options_.system_ca_file
 							      : config.queue.smarthost_ca_file;
 	auto load = [loaded] {
@@ -566,7 +566,7 @@ void Queue::load_verified_context(const config::Config& config, bool on_worker) 
 	verified_context_loading_ = true;
 	auto use = [this, loaded, required_by_config] {
 		// Workers may finish out of order after quick successive reloads.
-		if (loaded->generation != verified_context_loads_) return;
+		if (!verified_context_loads_.is_latest(loaded->generation)) return;
 		verified_context_loading_ = false;
 		if (!loaded->context && !required_by_config)
 			log::info("queue: no trusted CAs for REQUIRETLS",
@@ -894,7 +894,7 @@ void Queue::reload(std::shared_ptr<const config::Config> config) {
 		load_verified_context(*config_, true);
 	} else {
 		// Parsed again, from the file the new config names, when needed.
-		++verified_context_loads_;  // a load in flight is stale
+		verified_context_loads_.start();  // a load in flight is stale
 		verified_context_loading_ = false;
 		verified_context_.reset();
 		verified_context_error_.clear();

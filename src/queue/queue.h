@@ -49,6 +49,7 @@
 #include "server/outbound.h"
 #include "store/db.h"
 #include "store/mta_sts_policies.h"
+#include "util/latest_wins.h"
 #include "util/sha256.h"
 
 namespace tern::queue {
@@ -254,7 +255,7 @@ private:
 	// trust store is some 250 kB of heap an idle server does not need.
 	std::shared_ptr<const net::TlsClientContext> verified_context_;
 	std::string verified_context_error_;
-	uint64_t verified_context_loads_ = 0;  // only the latest load is used
+	LatestWins verified_context_loads_;  // only the latest load is used
 	bool verified_context_loading_ = false;
 	std::vector<core::ConnHandle> waiting_for_trust_;  // deliveries routed once it is loaded
 	// MTA-STS policies by domain (lower case), kept for their max_age,
