@@ -710,7 +710,8 @@ void Queue::load(bool rebuild) {
 	    },
 	    [this, st, seq_at_start] {
 		    // A policy fetched meanwhile is newer and stays.
-		    for (store::StoredStsPolicy& p : st->sts_policies) sts_cache_.try_emplace(p.domain, std::move(p));
+		    std::vector<std::string> dropped = sts_cache_.add_loaded(std::move(st->sts_policies), now_s());
+		    if (!dropped.empty()) write_sts_policies(nullptr, std::move(dropped));
 		    if (!st->error.empty()) {
 			    log::error("queue: loading records failed", {{"err", st->error}});
 			    return;
@@ -1240,10 +1241,7 @@ void Queue::route(Delivery& d) {
 // RFC 8461 5: the policy in force says enforce.
 bool Queue::sts_enforced(const Delivery& d) { return d.sts && d.sts->mode == mailauth::mta_sts::Mode::enforce; }
 
-const store::StoredStsPolicy* Queue::cached_sts(const std::string& domain) const {
-	auto it = sts_cache_.find(ascii_lower(domain));
-	return it != sts_cache_.end() && it->second.expires > now_s() ? &it->second : nullptr;
-}
+const store::StoredStsPolicy* Queue::cached_sts(const std::string& domain) { return sts_cache_.find(domain, now_s()); }
 
 // RFC 8461 3.1: the TXT record at _mta-sts.<domain> says whether the
 // domain has a policy and which one (its id).
@@ -1337,30 +1335,39 @@ void Queue::on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsG
 		return;
 	}
 	const int64_t now = now_s();
-	// Expired policies go when a new one comes, so the cache holds only
-	// the domains mailed within their max_age.
-	std::erase_if(sts_cache_, [now](const auto& entry) { return entry.second.expires <= now; });
 	const int64_t expires = now + policy->max_age;
-	const std::string domain = ascii_lower(d.domain);
-	store::StoredStsPolicy& entry = sts_cache_[domain];
-	entry = store::StoredStsPolicy{domain, id, std::move(*policy), expires};
-	// Kept across restarts; a write that fails costs a fetch after one.
-	pool_.submit(
-	    [&env = env_, stored = entry] {
-		    try {
-			    store::sts_policy_save(env, stored);
-		    } catch (const std::exception& e) {
-			    log::error("queue: saving an MTA-STS policy",
-			               {{"domain", stored.domain}, {"error", e.what()}});
-		    }
-	    },
-	    [] {});
+	std::vector<std::string> dropped;
+	const store::StoredStsPolicy& entry = sts_cache_.put(
+	    store::StoredStsPolicy{ascii_lower(d.domain), id, std::move(*policy), expires}, now, dropped);
+	write_sts_policies(&entry, std::move(dropped));
 	log::info("queue: MTA-STS policy",
 	          {{"domain", d.domain},
 	           {"id", id},
 	           {"mode", mailauth::mta_sts::mode_name(entry.policy.mode)},
 	           {"max_age", std::to_string(entry.policy.max_age)}});
 	use_sts_policy(d, &entry);
+}
+
+// The table follows the cache, on a worker: the policy just fetched (kept
+// across restarts; a write that fails costs a fetch after one) and the
+// domains the cache dropped (D44; a delete that fails leaves a row that
+// the next load reads back within the bound).
+void Queue::write_sts_policies(const store::StoredStsPolicy* stored, std::vector<std::string> dropped) {
+	std::optional<store::StoredStsPolicy> copy;
+	if (stored) copy = *stored;
+	pool_.submit(
+	    [&env = env_, stored = std::move(copy), dropped = std::move(dropped)] {
+		    try {
+			    if (stored)
+				    store::sts_policy_save(env, *stored, dropped);
+			    else
+				    store::sts_policies_drop(env, dropped);
+		    } catch (const std::exception& e) {
+			    log::error("queue: saving the MTA-STS policies",
+			               {{"domain", stored ? stored->domain : ""}, {"error", e.what()}});
+		    }
+	    },
+	    [] {});
 }
 
 // Goes on to the MX hosts with the policy in force (null: none).

@@ -46,6 +46,7 @@
 #include "net/https_get.h"
 #include "smtp/lmtp_client_protocol.h"
 #include "queue/smtp_client.h"
+#include "queue/sts_cache.h"
 #include "server/outbound.h"
 #include "store/db.h"
 #include "store/mta_sts_policies.h"
@@ -200,7 +201,8 @@ private:
 	void route(Delivery& d);
 	// MTA-STS (RFC 8461): the destination's policy, from the cache or
 	// fetched, before its MX hosts are looked up (doc/behaviour.md §12).
-	const store::StoredStsPolicy* cached_sts(const std::string& domain) const;
+	const store::StoredStsPolicy* cached_sts(const std::string& domain);
+	void write_sts_policies(const store::StoredStsPolicy* stored, std::vector<std::string> dropped);
 	void find_sts_policy(Delivery& d);
 	void on_sts_record(Delivery& d, const mailauth::DnsAnswer& answer);
 	void fetch_sts_policy(Delivery& d, const std::string& id);
@@ -258,9 +260,9 @@ private:
 	LatestWins verified_context_loads_;  // only the latest load is used
 	bool verified_context_loading_ = false;
 	std::vector<core::ConnHandle> waiting_for_trust_;  // deliveries routed once it is loaded
-	// MTA-STS policies by domain (lower case), kept for their max_age,
-	// also in the database (doc/behaviour.md §12).
-	std::map<std::string, store::StoredStsPolicy> sts_cache_;
+	// MTA-STS policies by domain, kept for their max_age, also in the
+	// database (doc/behaviour.md §12), for at most so many domains (D44).
+	StsCache sts_cache_;
 	void load_verified_context(const config::Config& config, bool on_worker);
 	bool waits_for_trust(Delivery& d, bool needed = false);
 	core::TimerWatcher timer_;

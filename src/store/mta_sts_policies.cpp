@@ -2,6 +2,7 @@
 // max_age, the expiry (unix seconds), then one mx pattern per line.
 #include "store/mta_sts_policies.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "store/table.h"
@@ -49,11 +50,20 @@ bool sts_policy_decode(std::string_view domain, std::string_view text, StoredSts
 	return true;
 }
 
-void sts_policy_save(Env& env, const StoredStsPolicy& stored) {
-	env.in_table(table_file, [&](TableTxn& t) { t.put(stored.domain, sts_policy_encode(stored)); });
+void sts_policy_save(Env& env, const StoredStsPolicy& stored, const std::vector<std::string>& dropped) {
+	env.in_table(table_file, [&](TableTxn& t) {
+		for (const std::string& domain : dropped) t.del(domain);
+		t.put(stored.domain, sts_policy_encode(stored));
+	});
 }
 
-std::vector<StoredStsPolicy> sts_policies_load(Env& env, int64_t now) {
+void sts_policies_drop(Env& env, const std::vector<std::string>& domains) {
+	env.in_table(table_file, [&](TableTxn& t) {
+		for (const std::string& domain : domains) t.del(domain);
+	});
+}
+
+std::vector<StoredStsPolicy> sts_policies_load(Env& env, int64_t now, size_t max_kept) {
 	std::vector<StoredStsPolicy> kept;
 	env.in_table(table_file, [&](TableTxn& t) {
 		kept.clear();  // a deadlock victim runs this again
@@ -66,6 +76,19 @@ std::vector<StoredStsPolicy> sts_policies_load(Env& env, int64_t now) {
 				gone.emplace_back(key);
 			return true;
 		});
+		// D44: more rows than the bound (written before it came, or a delete
+		// that failed): the latest fetched stay, in key order as before.
+		if (kept.size() > max_kept) {
+			std::stable_sort(kept.begin(), kept.end(),
+			                 [](const StoredStsPolicy& a, const StoredStsPolicy& b) {
+						 return sts_policy_fetched(a) > sts_policy_fetched(b);
+					 });
+			for (size_t i = max_kept; i < kept.size(); i++) gone.push_back(kept[i].domain);
+			kept.resize(max_kept);
+			std::sort(kept.begin(), kept.end(), [](const StoredStsPolicy& a, const StoredStsPolicy& b) {
+				return a.domain < b.domain;
+			});
+		}
 		for (const std::string& key : gone) t.del(key);
 	});
 	return kept;

@@ -1,8 +1,10 @@
 // MTA-STS policies (RFC 8461) the queue fetched, kept in the database for
 // their max_age, so that a restart does not forget them (RFC 8461 5.1: a
-// cached policy defends against a downgrade of the next fetch). Blocking:
+// cached policy defends against a downgrade of the next fetch), for at
+// most max_sts_policies domains (doc/behaviour.md D44). Blocking:
 // worker threads or ternctl.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -19,12 +21,24 @@ struct StoredStsPolicy {
 	int64_t expires = 0;  // unix seconds: fetched + max_age
 };
 
-// Replaces the domain's policy.
-void sts_policy_save(Env& env, const StoredStsPolicy& stored);
+// doc/behaviour.md D44: the most domains whose policies are kept, in
+// memory and in the table.
+constexpr size_t max_sts_policies = 1000;
 
-// Every policy that has not expired at `now`; expired ones, and rows that
-// cannot be read, are deleted.
-std::vector<StoredStsPolicy> sts_policies_load(Env& env, int64_t now);
+// When the policy was fetched (unix seconds).
+inline int64_t sts_policy_fetched(const StoredStsPolicy& stored) { return stored.expires - stored.policy.max_age; }
+
+// Replaces the domain's policy and deletes the rows of `dropped` (domains
+// whose policies are no longer kept), in one transaction.
+void sts_policy_save(Env& env, const StoredStsPolicy& stored, const std::vector<std::string>& dropped = {});
+
+// Deletes the rows of `domains`.
+void sts_policies_drop(Env& env, const std::vector<std::string>& domains);
+
+// Every policy that has not expired at `now`, at most `max_kept` of them:
+// the latest fetched (D44). Expired ones, those beyond the bound and rows
+// that cannot be read are deleted.
+std::vector<StoredStsPolicy> sts_policies_load(Env& env, int64_t now, size_t max_kept = max_sts_policies);
 
 // The row's text form (exposed for the unit tests).
 std::string sts_policy_encode(const StoredStsPolicy& stored);
