@@ -524,15 +524,12 @@ std::vector<std::string> remove_rejects_copies(const std::string& rejects_dir,
                                                const std::vector<std::string>& unique_names) {
 	std::set<std::string> wanted(unique_names.begin(), unique_names.end());
 	std::vector<std::string> removed;
-	for (const char* sub : {"cur", "new"}) {
+	store::for_each_message_file(rejects_dir, [&](const store::MessageFile& file) {
+		std::string unique(file.unique_name);
 		std::error_code ec;
-		for (const auto& entry : std::filesystem::directory_iterator(rejects_dir + "/" + sub, ec)) {
-			std::string name = entry.path().filename().string();
-			std::string unique(inbound::maildir_unique_name(name));
-			if (wanted.count(unique) && std::filesystem::remove(entry.path(), ec))
-				removed.push_back(unique);
-		}
-	}
+		if (wanted.count(unique) && std::filesystem::remove(file.path, ec))
+			removed.push_back(std::move(unique));
+	});
 	return removed;
 }
 

@@ -11,6 +11,7 @@
 #include "store/files.h"
 #include "store/history.h"
 #include "store/junk_counts.h"
+#include "store/maildir.h"
 #include "util/log.h"
 
 namespace tern::store {
@@ -128,17 +129,13 @@ std::vector<std::pair<std::string, std::string>> maildir_folders(const std::stri
 // keywords give.
 void list_files(ChangedFolder& folder) {
 	auto keywords = inbound::parse_dovecot_keywords(read_keywords_file(folder.path + "/dovecot-keywords"));
-	std::error_code ec;
-	for (const char* sub : {"new", "cur"}) {
-		for (const auto& entry : fs::directory_iterator(folder.path + "/" + sub, ec)) {
-			std::string file = entry.path().filename().string();
-			if (file.empty() || file[0] == '.') continue;
-			inbound::JunkMark mark = inbound::junk_mark_from_keywords(inbound::maildir_flags(file),
-			                                                          keywords);
-			folder.files.push_back({std::move(file), sub[0] == 'c', mark});
-		}
-	}
-	// Sorted by unique name, new/ before cur/ within one; then one per name.
+	for_each_message_file(folder.path, [&](const MessageFile& file) {
+		inbound::JunkMark mark = inbound::junk_mark_from_keywords(inbound::maildir_flags(file.file_name),
+		                                                          keywords);
+		folder.files.push_back({std::string(file.file_name), file.in_cur, mark});
+	});
+	// Sorted by unique name, new/ before cur/ within one (new/ is listed
+	// first and the sort is stable); then one per name.
 	std::stable_sort(folder.files.begin(), folder.files.end(),
 	                 [](const ListedFile& a, const ListedFile& b) { return a.unique() < b.unique(); });
 	folder.files.erase(

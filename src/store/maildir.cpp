@@ -15,10 +15,12 @@
 #include <atomic>
 #include <mutex>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <stdexcept>
 #include <string_view>
 
+#include "inbound/junk_marks.h"
 #include "store/files.h"
 #include "util/mailbox_name.h"
 #include "util/storage.h"
@@ -168,6 +170,22 @@ std::string mailbox_dir(const std::string& maildir, const std::string& mailbox) 
 		folder += mailbox_to_utf7(part);
 	}
 	return folder;
+}
+
+void for_each_message_file(const std::string& folder_dir, const std::function<void(const MessageFile&)>& fn) {
+	MessageFile file;
+	for (const char* sub : {"new", "cur"}) {
+		std::error_code ec;
+		const std::string dir = folder_dir + "/" + sub;
+		for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+			file.path = entry.path().string();
+			file.file_name = std::string_view(file.path).substr(file.path.rfind('/') + 1);
+			if (file.file_name.empty() || file.file_name[0] == '.') continue;
+			file.unique_name = inbound::maildir_unique_name(file.file_name);
+			file.in_cur = sub[0] == 'c';
+			fn(file);
+		}
+	}
 }
 
 void fsync_dir(const std::string& dir) {

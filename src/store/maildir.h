@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tern::store {
@@ -116,6 +117,24 @@ void remember_durable_folders(const std::vector<std::string>& folders);
 // means INBOX. Throws std::runtime_error for names that would leave the
 // Maildir (empty, "." or ".." components).
 std::string mailbox_dir(const std::string& maildir, const std::string& mailbox);
+
+// One message file of a Maildir folder: its name in new/ or cur/ and the
+// unique part of that name (before ':', stable across flag changes and
+// moves between folders).
+struct MessageFile {
+	std::string path;  // <folder_dir>/new/<name> or <folder_dir>/cur/<name>
+	std::string_view file_name;
+	std::string_view unique_name;
+	bool in_cur = false;
+};
+
+// Calls fn for every message file of the folder at `folder_dir`: new/'s
+// first, then cur/'s, each directory in the order it lists. Names that
+// start with '.' are no messages and are passed over. A directory that is
+// missing or cannot be opened lists nothing; an error while reading one
+// throws std::filesystem::filesystem_error. fn may remove the file it is
+// given. The views in the MessageFile live until fn returns.
+void for_each_message_file(const std::string& folder_dir, const std::function<void(const MessageFile&)>& fn);
 
 // fsync(2) of a directory, making its entries (created or renamed files)
 // durable. Throws std::runtime_error with the errno text and path.

@@ -82,6 +82,45 @@ TEST_CASE("maildir: mailbox_dir maps Maildir++ folders") {
 	CHECK(mailbox_dir("/m", "Lists/\xc3\x89t\xc3\xa9") == "/m/.Lists.&AMk-t&AOk-");
 }
 
+TEST_CASE("maildir: for_each_message_file walks new/ then cur/ and cuts the unique name") {
+	TempDir t;
+	const std::string folder = t.path + "/.Rejects";
+	for (const char* sub : {"", "/new", "/cur", "/tmp"}) REQUIRE(::mkdir((folder + sub).c_str(), 0700) == 0);
+	write_file(folder + "/new/1.a.host,S=3", "new");
+	write_file(folder + "/cur/2.b.host,S=3:2,S", "cur");
+	write_file(folder + "/cur/.hidden", "no message");
+	write_file(folder + "/tmp/3.c.host,S=3", "not delivered yet");
+
+	struct Seen {
+		std::string path, file_name, unique_name;
+		bool in_cur;
+	};
+	std::vector<Seen> seen;
+	tern::store::for_each_message_file(folder, [&](const tern::store::MessageFile& f) {
+		seen.push_back({f.path, std::string(f.file_name), std::string(f.unique_name), f.in_cur});
+	});
+	REQUIRE(seen.size() == 2);
+	CHECK(seen[0].path == folder + "/new/1.a.host,S=3");
+	CHECK(seen[0].file_name == "1.a.host,S=3");
+	CHECK(seen[0].unique_name == "1.a.host,S=3");
+	CHECK_FALSE(seen[0].in_cur);
+	CHECK(seen[1].path == folder + "/cur/2.b.host,S=3:2,S");
+	CHECK(seen[1].file_name == "2.b.host,S=3:2,S");
+	CHECK(seen[1].unique_name == "2.b.host,S=3");
+	CHECK(seen[1].in_cur);
+
+	// The callback may remove the file it is given.
+	tern::store::for_each_message_file(folder,
+	                                   [](const tern::store::MessageFile& f) { std::filesystem::remove(f.path); });
+	CHECK(list_dir(folder + "/new").empty());
+	CHECK(list_dir(folder + "/cur") == std::vector<std::string>{".hidden"});
+
+	// A folder that is not there lists nothing.
+	size_t calls = 0;
+	tern::store::for_each_message_file(t.path + "/.Missing", [&](const tern::store::MessageFile&) { ++calls; });
+	CHECK(calls == 0);
+}
+
 TEST_CASE("maildir: INBOX delivery writes prefix + body into new/ of a new Maildir") {
 	TempDir t;
 	const std::string body = "Subject: hi\r\n\r\nhello\r\n";
