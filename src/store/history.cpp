@@ -637,6 +637,29 @@ bool MessageHistory::update(const HistoryRecord& record) {
 	return true;
 }
 
+std::optional<MessageHistory::Changed>
+MessageHistory::update_by_unique_name(const std::string& account, const std::string& unique_name,
+                                      const std::function<bool(HistoryRecord&)>& change) {
+	auto& rates = env_.history_rates();
+	std::lock_guard lock(rates.mu);
+	std::optional<Changed> out;
+	env_.with_tables("updating message history", false, [&](const Env::Tables& t) {
+		out.reset();
+		auto id = store::get(t.history_index, t.txn, account_prefix('U', account) + key_part(unique_name));
+		if (!id || id->size() != 8) return;
+		auto old = load(t, read_be64(*id, 0), DB_RMW);
+		if (!old) return;
+		HistoryRecord updated = *old;
+		if (!change(updated)) return;
+		rewrite_record(t, *old, updated);
+		out = Changed{std::move(*old), std::move(updated)};
+	});
+	if (!out) return out;
+	count_rates(rates, out->before, -1);
+	count_rates(rates, out->after, 1);
+	return out;
+}
+
 std::vector<MessageHistory::MailboxEntry> MessageHistory::in_mailbox(const std::string& account,
                                                                      const std::string& mailbox) {
 	std::vector<MailboxEntry> out;

@@ -9,6 +9,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,9 +72,25 @@ public:
 	uint64_t record_count();
 	std::optional<HistoryRecord> find_by_unique_name(const std::string& account, const std::string& unique_name);
 
-	// The scanner's update of one record (mark, folder, expunged); indexes
-	// follow. false when the record is gone.
+	// Replaces a record whole (it must have been read before); indexes
+	// follow. false when the record is gone. What another writer changed
+	// since the read is lost: a change to what a record holds now goes
+	// through update_by_unique_name.
 	bool update(const HistoryRecord& record);
+
+	// The scanner's update of one record (mark, folder, expunged): reads
+	// the account's record of `unique_name` under a write lock and lets
+	// `change` change it, in one transaction, so that what another writer
+	// (the Rejects clean-up's expunge) did before is what `change` sees and
+	// keeps. `change` returns false to leave the record as it is; it may be
+	// called again on a fresh copy (a deadlock victim runs its transaction
+	// again), so it changes nothing but the record. Returns the record
+	// before and after, or nullopt when there is none or nothing changed.
+	struct Changed {
+		HistoryRecord before, after;
+	};
+	std::optional<Changed> update_by_unique_name(const std::string& account, const std::string& unique_name,
+	                                             const std::function<bool(HistoryRecord&)>& change);
 
 	// The non-expunged records in a mailbox of the account (one range scan).
 	struct MailboxEntry {

@@ -163,37 +163,47 @@ std::vector<ChangedFolder> changed_folders(const std::string& maildir, const inb
 	return changed;
 }
 
-// One file found in a changed folder: its record learns the folder and the
-// mark, and the junk filter a changed mark.
-void update_record(MessageHistory& history, Env& env, const config::Account& account,
-                   const inbound::FolderClassifier& classifier, const ChangedFolder& folder, const std::string& unique,
-                   inbound::JunkMark from_keywords, const std::string& file_path, ScanStats& stats) {
-	auto record = history.find_by_unique_name(account.name, unique);
-	if (!record) return;
+// What a file found in a changed folder changes in its record, as read in
+// the updating transaction (the folder and the mark); false for nothing.
+bool apply_listed_file(HistoryRecord& record, const config::Account& account,
+                       const inbound::FolderClassifier& classifier, const ChangedFolder& folder,
+                       inbound::JunkMark from_keywords, const std::string& file_path) {
 	// A listed file whose record says expunged is there after all: a move
 	// from a folder listed after its destination was listed is in neither
 	// listing, and the next pass, listing the destination again, brings
 	// the record back.
-	const bool back = record->expunged;
+	const bool back = record.expunged;
 	// Unless the file went again since the listing (the Rejects clean-up
 	// removes a copy and then marks its record).
-	if (back && ::access(file_path.c_str(), F_OK) != 0) return;
+	if (back && ::access(file_path.c_str(), F_OK) != 0) return false;
 	std::optional<inbound::FolderKind> previous_kind;
-	if (!record->mailbox.empty()) previous_kind = classifier.classify(record->mailbox);
-	inbound::JunkMark mark = inbound::next_junk_mark(record->junk, previous_kind, folder.kind, from_keywords);
-	if (!back && mark == record->junk && record->mailbox == folder.name) return;
-	inbound::JunkMark old_mark = record->junk;
-	if (record->mailbox != folder.name) ++stats.moved;
+	if (!record.mailbox.empty()) previous_kind = classifier.classify(record.mailbox);
+	inbound::JunkMark mark = inbound::next_junk_mark(record.junk, previous_kind, folder.kind, from_keywords);
+	if (!back && mark == record.junk && record.mailbox == folder.name) return false;
 	// A copy the user moved out of Rejects is mail of theirs now: the
 	// Rejects clean-up (its age, a later delivery of it) leaves it alone.
-	if (folder.name != account.rejects_mailbox) record->rejected = false;
-	record->expunged = false;
-	record->junk = mark;
-	record->mailbox = folder.name;
-	history.update(*record);
-	if (mark != old_mark) {
+	if (folder.name != account.rejects_mailbox) record.rejected = false;
+	record.expunged = false;
+	record.junk = mark;
+	record.mailbox = folder.name;
+	return true;
+}
+
+// One file found in a changed folder: its record learns the folder and the
+// mark, and the junk filter a changed mark. The record is read and changed
+// in one transaction: a record read first and written back later would
+// undo what another writer did in between (the Rejects clean-up's expunge).
+void update_record(MessageHistory& history, Env& env, const config::Account& account,
+                   const inbound::FolderClassifier& classifier, const ChangedFolder& folder, const std::string& unique,
+                   inbound::JunkMark from_keywords, const std::string& file_path, ScanStats& stats) {
+	auto changed = history.update_by_unique_name(account.name, unique, [&](HistoryRecord& record) {
+		return apply_listed_file(record, account, classifier, folder, from_keywords, file_path);
+	});
+	if (!changed) return;
+	if (changed->before.mailbox != changed->after.mailbox) ++stats.moved;
+	if (changed->after.junk != changed->before.junk) {
 		++stats.marks_changed;
-		on_junk_mark_changed(env, account, unique, old_mark, mark, file_path);
+		on_junk_mark_changed(env, account, unique, changed->before.junk, changed->after.junk, file_path);
 	}
 }
 

@@ -309,6 +309,43 @@ TEST_CASE_FIXTURE(HistoryDb, "history: Rejects copies are listed until expunged"
 	CHECK(history.find_by_unique_name("mjl", "r1")->expunged);
 }
 
+// The scanner's update reads the record and changes it in one
+// transaction: an expunge by the Rejects clean-up between the scanner's
+// listing and its update is what the change sees, and it stays (a record
+// read at the listing and written back whole would have undone it).
+TEST_CASE_FIXTURE(HistoryDb, "history: update_by_unique_name changes the record as stored, not as read before") {
+	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 10, "r1")};
+	records[0].rejected = true;
+	records[0].mailbox = "Rejects";
+	history.add(records);
+	// The scanner's listing: the record as the pass first read it.
+	REQUIRE(history.in_mailbox("mjl", "Rejects").size() == 1);
+	// Another writer, before the scanner's update.
+	CHECK(history.mark_expunged("mjl", {"r1"}) == 1);
+	// The scanner's update: a junk mark from the file's keywords.
+	bool saw_expunged = false;
+	auto changed = history.update_by_unique_name("mjl", "r1", [&](HistoryRecord& r) {
+		saw_expunged = r.expunged;
+		r.junk = JunkMark::junk;
+		return true;
+	});
+	CHECK(saw_expunged);
+	REQUIRE(changed);
+	CHECK(changed->before.junk == JunkMark::unknown);
+	CHECK(changed->after.expunged);
+	auto stored = history.find_by_unique_name("mjl", "r1");
+	REQUIRE(stored);
+	CHECK(stored->expunged);
+	CHECK(stored->junk == JunkMark::junk);
+	CHECK(history.rejects("mjl").empty());
+	CHECK(history.in_mailbox("mjl", "Rejects").empty());
+	// A change that changes nothing writes nothing; no record, no change.
+	const uint64_t writes = env.writes_committed();
+	CHECK_FALSE(history.update_by_unique_name("mjl", "r1", [](HistoryRecord&) { return false; }));
+	CHECK_FALSE(history.update_by_unique_name("mjl", "absent", [](HistoryRecord&) { return true; }));
+	CHECK(env.writes_committed() == writes);
+}
+
 TEST_CASE_FIXTURE(HistoryDb, "history: the delivery's combined lookup answers as reputation() and rejects() do") {
 	std::vector<HistoryRecord> records{message_from("spam", "bad.example", "198.51.100.1", now - 30, "r1"),
 	                                   message_from("spam", "bad.example", "198.51.100.1", now - 20, "j1")};
