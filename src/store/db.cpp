@@ -106,30 +106,6 @@ std::string be64_string(uint64_t v) {
 
 // ---- DBT helpers
 
-// A DBT the library fills: DB_DBT_REALLOC is required for free-threaded
-// handles (DB_THREAD), and the buffer is ours to free.
-struct Datum {
-	DBT dbt;
-	Datum() {
-		std::memset(&dbt, 0, sizeof dbt);
-		dbt.flags = DB_DBT_REALLOC;
-	}
-	explicit Datum(std::string_view initial) : Datum() { set(initial); }
-	~Datum() { std::free(dbt.data); }
-	Datum(const Datum&) = delete;
-	Datum& operator=(const Datum&) = delete;
-
-	void set(std::string_view bytes) {
-		void* p = std::realloc(dbt.data, bytes.size() ? bytes.size() : 1);
-		if (!p) throw std::bad_alloc();
-		dbt.data = p;
-		if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
-		dbt.size = static_cast<u_int32_t>(bytes.size());
-	}
-	std::string_view view() const { return {static_cast<const char*>(dbt.data), dbt.size}; }
-	std::string str() const { return std::string(view()); }
-};
-
 // A DBT pointing at caller-owned bytes (for keys and data we pass in).
 DBT input(std::string_view bytes) {
 	DBT d;
@@ -139,29 +115,25 @@ DBT input(std::string_view bytes) {
 	return d;
 }
 
-struct Cursor {
-	DBC* c = nullptr;
-	// `flags` DB_READ_COMMITTED lets each page go once read (long walks).
-	Cursor(DB* db, DB_TXN* txn, u_int32_t flags = 0) { check(db->cursor(db, txn, &c, flags), "opening a cursor"); }
-	~Cursor() {
-		if (c) c->close(c);
-	}
-	Cursor(const Cursor&) = delete;
-	Cursor& operator=(const Cursor&) = delete;
-	// DB_SET_RANGE / DB_NEXT / …; false at the end.
-	bool get(Datum& key, Datum& data, u_int32_t flags) {
-		int rc = c->get(c, &key.dbt, &data.dbt, flags);
-		if (rc == DB_NOTFOUND) return false;
-		check(rc, "reading with a cursor");
-		return true;
-	}
-	void del() {
-		check(c->del(c, 0), "deleting with a cursor");
-		note_write();
-	}
-};
-
 }  // namespace
+
+Cursor::Cursor(DB* db, DB_TXN* txn, u_int32_t flags) { check(db->cursor(db, txn, &c_, flags), "opening a cursor"); }
+
+Cursor::~Cursor() {
+	if (c_) c_->close(c_);
+}
+
+bool Cursor::get(Datum& key, Datum& data, u_int32_t flags) {
+	int rc = c_->get(c_, &key.dbt, &data.dbt, flags);
+	if (rc == DB_NOTFOUND) return false;
+	check(rc, "reading with a cursor");
+	return true;
+}
+
+void Cursor::del() {
+	check(c_->del(c_, 0), "deleting with a cursor");
+	note_write();
+}
 
 std::optional<std::string> get(DB* db, DB_TXN* txn, std::string_view key, u_int32_t flags) {
 	DBT k = input(key);

@@ -85,49 +85,20 @@ bool read_string(std::string_view& in, std::string& out) {
 	return true;
 }
 
-// ---- Berkeley DB calls
+// ---- range scans
 
-[[noreturn]] void fail(int rc, const char* what) {
-	throw DbError(std::string("message history: ") + what + ": " + db_strerror(rc), rc);
-}
-
-struct Buffer {
-	DBT dbt{};
-	Buffer() { dbt.flags = DB_DBT_REALLOC; }
-	~Buffer() { std::free(dbt.data); }
-	Buffer(const Buffer&) = delete;
-	Buffer& operator=(const Buffer&) = delete;
-	std::string_view view() const { return {static_cast<const char*>(dbt.data), dbt.size}; }
-	// Points the buffer at a copy of `bytes` (cursor positioning).
-	void assign(std::string_view bytes) {
-		void* p = std::realloc(dbt.data, std::max<size_t>(bytes.size(), 1));
-		if (!p) throw std::bad_alloc();
-		std::memcpy(p, bytes.data(), bytes.size());
-		dbt.data = p;
-		dbt.size = static_cast<u_int32_t>(bytes.size());
-	}
-};
-
+// A cursor over one table with the key and value it is at, walking a key
+// range.
 class Scan {
 public:
 	// `flags` DB_READ_COMMITTED releases each page once read (long walks).
-	Scan(DB* db, DB_TXN* txn, u_int32_t flags = 0) {
-		if (int rc = db->cursor(db, txn, &c_, flags)) fail(rc, "opening a cursor");
-	}
-	~Scan() { c_->close(c_); }
-	Scan(const Scan&) = delete;
-	Scan& operator=(const Scan&) = delete;
-	bool step(u_int32_t flags) {
-		int rc = c_->get(c_, &key.dbt, &value.dbt, flags);
-		if (rc == DB_NOTFOUND) return false;
-		if (rc != 0) fail(rc, "scanning");
-		return true;
-	}
+	Scan(DB* db, DB_TXN* txn, u_int32_t flags = 0) : cursor_(db, txn, flags) {}
+	bool step(u_int32_t flags) { return cursor_.get(key, value, flags); }
 	// Calls fn(key, value) for keys starting with `prefix`, from `from` on
 	// (ascending) until fn returns false.
 	template <class Fn>
 	void forward(std::string_view prefix, std::string_view from, Fn&& fn) {
-		key.assign(from);
+		key.set(from);
 		for (bool ok = step(DB_SET_RANGE); ok; ok = step(DB_NEXT)) {
 			if (key.view().substr(0, prefix.size()) != prefix) return;
 			if (!fn(key.view(), value.view())) return;
@@ -136,7 +107,7 @@ public:
 	// Newest first: keys starting with `prefix` at or below `upto`.
 	template <class Fn>
 	void backward(std::string_view prefix, std::string_view upto, Fn&& fn) {
-		key.assign(upto);
+		key.set(upto);
 		bool ok = step(DB_SET_RANGE);
 		if (!ok)
 			ok = step(DB_LAST);  // nothing at or after `upto`: start from the end
@@ -147,10 +118,10 @@ public:
 			if (!fn(key.view(), value.view())) return;
 		}
 	}
-	Buffer key, value;
+	Datum key, value;
 
 private:
-	DBC* c_ = nullptr;
+	Cursor cursor_;
 };
 
 // ---- index keys

@@ -1,15 +1,62 @@
 // The record calls over Berkeley DB handles that the store's files share
-// (store/db.cpp's tables, store/history.cpp's): one place where a put or a
-// delete counts toward Env::writes_committed, so that no writer can forget
-// to. Inside the store only; blocking, as every store call.
+// (store/db.cpp's tables, store/history.cpp's), with the DBT and cursor
+// wrappers under them: one place where a put or a delete counts toward
+// Env::writes_committed, so that no writer can forget to. Inside the store
+// only; blocking, as every store call.
 #pragma once
 #include <db.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace tern::store {
+
+// A DBT the library fills: DB_DBT_REALLOC is required for free-threaded
+// handles (DB_THREAD), and the buffer is ours to free.
+struct Datum {
+	DBT dbt;
+	Datum() {
+		std::memset(&dbt, 0, sizeof dbt);
+		dbt.flags = DB_DBT_REALLOC;
+	}
+	explicit Datum(std::string_view initial) : Datum() { set(initial); }
+	~Datum() { std::free(dbt.data); }
+	Datum(const Datum&) = delete;
+	Datum& operator=(const Datum&) = delete;
+
+	// A copy of `bytes` (a cursor's position for DB_SET_RANGE).
+	void set(std::string_view bytes) {
+		void* p = std::realloc(dbt.data, bytes.size() ? bytes.size() : 1);
+		if (!p) throw std::bad_alloc();
+		dbt.data = p;
+		if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
+		dbt.size = static_cast<u_int32_t>(bytes.size());
+	}
+	std::string_view view() const { return {static_cast<const char*>(dbt.data), dbt.size}; }
+	std::string str() const { return std::string(view()); }
+};
+
+// A cursor over one table in a transaction; closed when it goes. Throws
+// DbError on a failure.
+class Cursor {
+public:
+	// `flags` DB_READ_COMMITTED lets each page go once read (long walks).
+	Cursor(DB* db, DB_TXN* txn, u_int32_t flags = 0);
+	~Cursor();
+	Cursor(const Cursor&) = delete;
+	Cursor& operator=(const Cursor&) = delete;
+	// DB_SET_RANGE / DB_NEXT / …; false at the end.
+	bool get(Datum& key, Datum& data, u_int32_t flags);
+	// Deletes the record at the cursor (a write, counted as put and del are).
+	void del();
+
+private:
+	DBC* c_ = nullptr;
+};
 
 // nullopt when the key is absent; throws DbError on a failure.
 std::optional<std::string> get(DB* db, DB_TXN* txn, std::string_view key, u_int32_t flags = 0);
