@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "store/db.h"
+#include "helpers/db_keys.h"
 #include "store/table.h"
 #include "unit/files.h"
 
@@ -302,9 +303,8 @@ TEST_CASE("db: a queue record that does not decode is passed over by the scans")
 	b.next_attempt = 300;
 	env.queue_add(a);
 	const uint64_t damaged = env.queue_add(b);
-	std::string key(8, '\0');
-	for (int i = 0; i < 8; i++) key[7 - i] = static_cast<char>((damaged >> (8 * i)) & 0xff);
-	env.in_table("queue.db", [&](tern::store::TableTxn& t) { t.put(key, "not a queue record"); });
+	env.in_table("queue.db",
+	             [&](tern::store::TableTxn& t) { t.put(tern::testing::be64_key(damaged), "not a queue record"); });
 	auto listed = env.queue_list();
 	REQUIRE(listed.size() == 1);
 	CHECK(listed[0].to == "a@x.org");

@@ -11,6 +11,7 @@
 
 #include "store/db.h"
 #include "store/history.h"
+#include "helpers/db_keys.h"
 #include "store/table.h"
 #include "unit/files.h"
 
@@ -44,6 +45,14 @@ HistoryRecord message_from(const std::string& localpart, const std::string& doma
 	r.message_id = "<" + unique + "@" + domain + ">";
 	r.sha256 = "ab" + unique;
 	return r;
+}
+
+// `records` with the one at `index` made a copy in the Rejects mailbox, as
+// a refused message's copy is.
+std::vector<HistoryRecord> with_rejects_copy(std::vector<HistoryRecord> records, size_t index) {
+	records.at(index).rejected = true;
+	records.at(index).mailbox = "Rejects";
+	return records;
 }
 
 // A fresh environment and its history for one test.
@@ -204,14 +213,13 @@ TEST_CASE_FIXTURE(HistoryDb, "history: delivery counts per network over the last
 // over by every reader: one damaged record must neither refuse an account's
 // mail (delivery-rate counts, Rejects copies) nor stop the pruning.
 TEST_CASE_FIXTURE(HistoryDb, "history: a record that does not decode is passed over, and pruned") {
-	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 10, "m1"),
-	                                   message_from("a", "x.example", "192.0.2.1", now - 5, "r1")};
-	records[1].rejected = true;
-	records[1].mailbox = "Rejects";
+	auto records = with_rejects_copy({message_from("a", "x.example", "192.0.2.1", now - 10, "m1"),
+	                                  message_from("a", "x.example", "192.0.2.1", now - 5, "r1")},
+	                                 1);
 	history.add(records);
-	std::string key;
-	for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>((records[1].id >> (8 * i)) & 0xff));
-	env.in_table("history.db", [&](tern::store::TableTxn& t) { t.put(key, "not a history record"); });
+	env.in_table("history.db", [&](tern::store::TableTxn& t) {
+		t.put(tern::testing::be64_key(records[1].id), "not a history record");
+	});
 	// The counts are built afresh at the next use, as after a start.
 	env.history_rates().built = false;
 	std::array<tern::inbound::NetworkHistoryCount, 3> counts{};
@@ -295,10 +303,9 @@ TEST_CASE_FIXTURE(HistoryDb,
 }
 
 TEST_CASE_FIXTURE(HistoryDb, "history: Rejects copies are listed until expunged") {
-	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 10, "r1"),
-	                                   message_from("a", "x.example", "192.0.2.1", now - 5, "i1")};
-	records[0].rejected = true;
-	records[0].mailbox = "Rejects";
+	auto records = with_rejects_copy({message_from("a", "x.example", "192.0.2.1", now - 10, "r1"),
+	                                  message_from("a", "x.example", "192.0.2.1", now - 5, "i1")},
+	                                 0);
 	history.add(records);
 	auto rejects = history.rejects("mjl");
 	REQUIRE(rejects.size() == 1);
@@ -314,9 +321,7 @@ TEST_CASE_FIXTURE(HistoryDb, "history: Rejects copies are listed until expunged"
 // listing and its update is what the change sees, and it stays (a record
 // read at the listing and written back whole would have undone it).
 TEST_CASE_FIXTURE(HistoryDb, "history: update_by_unique_name changes the record as stored, not as read before") {
-	std::vector<HistoryRecord> records{message_from("a", "x.example", "192.0.2.1", now - 10, "r1")};
-	records[0].rejected = true;
-	records[0].mailbox = "Rejects";
+	auto records = with_rejects_copy({message_from("a", "x.example", "192.0.2.1", now - 10, "r1")}, 0);
 	history.add(records);
 	// The scanner's listing: the record as the pass first read it.
 	REQUIRE(history.in_mailbox("mjl", "Rejects").size() == 1);
@@ -347,10 +352,9 @@ TEST_CASE_FIXTURE(HistoryDb, "history: update_by_unique_name changes the record 
 }
 
 TEST_CASE_FIXTURE(HistoryDb, "history: the delivery's combined lookup answers as reputation() and rejects() do") {
-	std::vector<HistoryRecord> records{message_from("spam", "bad.example", "198.51.100.1", now - 30, "r1"),
-	                                   message_from("spam", "bad.example", "198.51.100.1", now - 20, "j1")};
-	records[0].rejected = true;
-	records[0].mailbox = "Rejects";
+	auto records = with_rejects_copy({message_from("spam", "bad.example", "198.51.100.1", now - 30, "r1"),
+	                                  message_from("spam", "bad.example", "198.51.100.1", now - 20, "j1")},
+	                                 0);
 	records[1].junk = JunkMark::junk;
 	records[1].mailbox = "Junk";
 	history.add(records);
