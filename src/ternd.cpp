@@ -443,9 +443,10 @@ void apply_log_settings(const config::Config& cfg, const Options& o) {
 // waiting for a lock of the dead process, which only failchk releases.
 //
 // The checkpoint that lets old log files go (DB_LOG_AUTO_REMOVE) runs on a
-// worker on the ticks after transactions that wrote committed, so that no write waits
-// for it and a server that only receives mail (whose history writes are
-// most of its commits) does not keep every log file until it stops.
+// worker on the ticks after transactions that wrote committed, so that no
+// write waits for it and a server that only receives mail (whose history
+// writes are most of its writes) does not keep every log file until it
+// stops.
 class DatabaseUpkeep {
 public:
 	DatabaseUpkeep(struct ev_loop* loop, core::WorkerPool& workers, store::Env& env)
@@ -459,7 +460,7 @@ public:
 		else
 			inotify_.reset();
 		writes_seen_ = env.writes_committed();
-		ticks_since_commit_ = checkpoint_ticks_after_commit + 1;
+		ticks_since_write_ = checkpoint_ticks_after_write + 1;
 		timer_.start(interval_s);
 	}
 	// No new check or checkpoint. The failchk thread is joined here, under
@@ -475,7 +476,7 @@ public:
 private:
 	static constexpr double interval_s = 5.0;
 	static constexpr int ticks_after_leave = 2;
-	static constexpr int checkpoint_ticks_after_commit = 13;  // 65 s: past txn_checkpoint's minute
+	static constexpr int checkpoint_ticks_after_write = 13;  // 65 s: past txn_checkpoint's minute
 	void run() {
 		timer_.start(interval_s);
 		checkpoint_if_written();
@@ -485,19 +486,20 @@ private:
 		run_one(*failchk_thread_, checking_, "database check",
 		        [envp = &env_] { envp->check_dead_processes(); });
 	}
-	// Asked on every tick from a writing commit until a minute and a tick after
-	// the last one, so that the checkpoint "a minute after the last one"
-	// also comes when the writes stopped before it (and a failed one is
-	// tried again); then an idle daemon leaves the library alone.
+	// Asked on every tick from the first that sees a write (a transaction
+	// that wrote committed) until a minute and a tick after the last write,
+	// so that the checkpoint "a minute after the last one" also comes when
+	// the writes stopped before it (and a failed one is tried again); then
+	// an idle daemon leaves the library alone.
 	void checkpoint_if_written() {
 		const uint64_t writes = env_.writes_committed();
 		if (writes != writes_seen_) {
 			writes_seen_ = writes;
-			ticks_since_commit_ = 0;
-		} else if (ticks_since_commit_ > checkpoint_ticks_after_commit) {
+			ticks_since_write_ = 0;
+		} else if (ticks_since_write_ > checkpoint_ticks_after_write) {
 			return;
 		}
-		++ticks_since_commit_;
+		++ticks_since_write_;
 		if (checkpointing_) return;
 		run_one(workers_, checkpointing_, "database checkpoint", [envp = &env_] { envp->checkpoint(); });
 	}
@@ -537,8 +539,8 @@ private:
 	bool checking_ = false;
 	int pending_ticks_ = 0;
 	bool checkpointing_ = false;
-	uint64_t writes_seen_ = 0;  // Env::writes_committed at the last tick that saw it change
-	int ticks_since_commit_ = 0;
+	uint64_t writes_seen_ = 0;   // Env::writes_committed at the last tick that saw it change
+	int ticks_since_write_ = 0;  // ticks since the last that saw writes_committed change
 	UniqueFd inotify_;
 	core::TimerWatcher timer_;
 	core::IoWatcher watch_;
