@@ -196,9 +196,15 @@ bool apply_listed_file(HistoryRecord& record, const config::Account& account,
 void update_record(MessageHistory& history, Env& env, const config::Account& account,
                    const inbound::FolderClassifier& classifier, const ChangedFolder& folder, const std::string& unique,
                    inbound::JunkMark from_keywords, const std::string& file_path, ScanStats& stats) {
-	auto changed = history.update_by_unique_name(account.name, unique, [&](HistoryRecord& record) {
+	auto apply = [&](HistoryRecord& record) {
 		return apply_listed_file(record, account, classifier, folder, from_keywords, file_path);
-	});
+	};
+	// A plain read first: most files listed here have no record (written
+	// by the IMAP server: Sent, Drafts) or need no change, and a writing
+	// transaction takes the delivery-rate lock that deliveries wait on.
+	auto as_read = history.find_by_unique_name(account.name, unique);
+	if (!as_read || !apply(*as_read)) return;
+	auto changed = history.update_by_unique_name(account.name, unique, apply);
 	if (!changed) return;
 	if (changed->before.mailbox != changed->after.mailbox) ++stats.moved;
 	if (changed->after.junk != changed->before.junk) {
