@@ -570,11 +570,25 @@ public:
 	}
 	// No pass starts after this (the stop drains the workers, and a pass
 	// over a large Maildir would hold it up); one in flight finishes.
-	void stop() { timer_.stop(); }
+	void stop() {
+		timer_.stop();
+		stopped_ = true;
+	}
+	// A reload put a config in force: a changed scan_interval_s counts
+	// from the last pass's start, not after the old interval ran out (an
+	// interval shortened from a day must not wait out the day).
+	void config_changed() {
+		double next = static_cast<double>(cfg_->message_history.scan_interval_s);
+		if (stopped_ || !timer_.active() || next == interval_s_) return;
+		double since_last = interval_s_ - timer_.remaining();
+		timer_.start(std::max(0.0, next - since_last));
+		interval_s_ = next;
+	}
 
 private:
 	void run() {
-		timer_.start(static_cast<double>(cfg_->message_history.scan_interval_s));
+		interval_s_ = static_cast<double>(cfg_->message_history.scan_interval_s);
+		timer_.start(interval_s_);
 		if (running_ || cfg_->localserve) return;
 		running_ = true;
 		workers_.submit([this, current = cfg_] { scan(*current); }, [this] { pass_done(); });
@@ -606,6 +620,8 @@ private:
 	const std::shared_ptr<const config::Config>& cfg_;
 	store::JunkScanner scanner_;
 	bool running_ = false;
+	bool stopped_ = false;
+	double interval_s_ = 1.0;  // of the timer running now
 	bool first_pass_done_ = false;
 	std::function<void()> after_first_pass_;
 	core::TimerWatcher timer_;
@@ -669,6 +685,7 @@ private:
 	// between them).
 	LatestWins reloads;
 	std::unique_ptr<server::LocalSubmitListener> local_submit;  // sendmail.tern's socket; uses server and queue
+	MaildirScan* maildir_scan = nullptr;                        // while run() has one
 	struct ev_loop* loop = nullptr;
 	// metrics: the /metrics sockets and their addresses, bound with the SMTP
 	// ports.
@@ -850,6 +867,7 @@ void Daemon::apply_reload(const std::shared_ptr<const config::Config>& next,
 		log::error("reopening log", {{"error", e.what()}});
 	}
 	cfg = next;
+	if (maildir_scan) maildir_scan->config_changed();
 	log::info("configuration reloaded", {{"accounts", std::to_string(cfg->accounts.size())}});
 }
 
@@ -934,6 +952,7 @@ void Daemon::run(const sigset_t& handled) {
 	control->start();
 	DatabaseUpkeep db_upkeep(loop, srv->workers(), *env);
 	MaildirScan scan(loop, srv->workers(), *env, cfg);
+	maildir_scan = &scan;
 	if (local_submit) local_submit->start();
 	MetricsResponders metrics_http = start_metrics(scan);
 	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
@@ -953,6 +972,7 @@ void Daemon::run(const sigset_t& handled) {
 	idle_trim.start(idle_trim_interval_s);
 	ev_run(loop, 0);
 	stop_after_loop(db_upkeep, scan, metrics_http);
+	maildir_scan = nullptr;
 }
 
 // Signals that arrive before the loop watches them (say, a SIGTERM right

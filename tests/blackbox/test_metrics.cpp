@@ -1,5 +1,7 @@
 // Prometheus text at metrics.listen /metrics (doc/behaviour.md "Logs, signals,
 // metrics", "Metrics (names exact)").
+#include <csignal>
+
 #include "bb.h"
 #include "helpers/tls_tools.h"
 #include "metrics_page.h"
@@ -263,4 +265,30 @@ TEST_CASE("metrics: the message history's size and the Maildir scanner's lag") {
 	double lag = sample(page, "tern_maildir_scan_lag_seconds");
 	CHECK(lag >= 0);
 	CHECK(lag <= 3);
+}
+
+TEST_CASE("SIGHUP: a shorter message_history.scan_interval_s counts from the last pass, not after the old one") {
+	int port = free_tcp_port();
+	TernDaemon d({.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) + R"("}})"});
+	d.write_config(R"({"message_history": {"scan_interval_s": 3600}})");
+	REQUIRE_RUNNING(d);
+	SmtpClient c = connect_and_ehlo(d);
+	REQUIRE(c.connected());
+	CHECK(send_mail(c, test_sender, {"alice@test.example"}, make_message("one")).reply.code == 250);
+	auto records_within = [&](double wanted, int timeout_ms) {
+		double seen = -1;
+		for (int waited = 0; waited < timeout_ms; waited += 200) {
+			seen = sample(get_metrics(port), "tern_history_records");
+			if (seen == wanted) break;
+			usleep(200 * 1000);
+		}
+		return seen;
+	};
+	// The first pass runs a second after the start (it counts the first
+	// message when it came before); the next would come an hour later.
+	records_within(1, 3000);
+	CHECK(send_mail(c, test_sender, {"alice@test.example"}, make_message("two")).reply.code == 250);
+	d.write_config(R"({"message_history": {"scan_interval_s": 1}})");
+	REQUIRE(d.signal(SIGHUP));
+	CHECK(records_within(2, 10000) == 2);
 }
