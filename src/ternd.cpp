@@ -553,7 +553,7 @@ class MaildirScan {
 public:
 	MaildirScan(struct ev_loop* loop, core::WorkerPool& workers, store::Env& env,
 	            const std::shared_ptr<const config::Config>& cfg)
-		: workers_(workers), env_(env), cfg_(cfg), timer_(loop, [this] { run(); }) {
+		: loop_(loop), workers_(workers), env_(env), cfg_(cfg), timer_(loop, [this] { run(); }) {
 		timer_.start(1.0);
 	}
 	// For the metrics: when the last complete pass began, and the history's
@@ -575,20 +575,19 @@ public:
 		stopped_ = true;
 	}
 	// A reload put a config in force: a changed scan_interval_s counts
-	// from the last pass's start, not after the old interval ran out (an
-	// interval shortened from a day must not wait out the day).
+	// from when the last pass was due, not after the old interval ran out
+	// (an interval shortened from a day must not wait out the day). The
+	// first pass, a second after the start, keeps its time.
 	void config_changed() {
+		if (stopped_ || !last_due_) return;
 		double next = static_cast<double>(cfg_->message_history.scan_interval_s);
-		if (stopped_ || !timer_.active() || next == interval_s_) return;
-		double since_last = interval_s_ - timer_.remaining();
-		timer_.start(std::max(0.0, next - since_last));
-		interval_s_ = next;
+		timer_.start(std::max(0.0, *last_due_ + next - ev_now(loop_)));
 	}
 
 private:
 	void run() {
-		interval_s_ = static_cast<double>(cfg_->message_history.scan_interval_s);
-		timer_.start(interval_s_);
+		last_due_ = ev_now(loop_);
+		timer_.start(static_cast<double>(cfg_->message_history.scan_interval_s));
 		if (running_ || cfg_->localserve) return;
 		running_ = true;
 		workers_.submit([this, current = cfg_] { scan(*current); }, [this] { pass_done(); });
@@ -615,13 +614,14 @@ private:
 			log::error("maildir scan", {{"error", e.what()}});
 		}
 	}
+	struct ev_loop* loop_;
 	core::WorkerPool& workers_;
 	store::Env& env_;
 	const std::shared_ptr<const config::Config>& cfg_;
 	store::JunkScanner scanner_;
 	bool running_ = false;
 	bool stopped_ = false;
-	double interval_s_ = 1.0;  // of the timer running now
+	std::optional<double> last_due_;  // loop time the timer last fired
 	bool first_pass_done_ = false;
 	std::function<void()> after_first_pass_;
 	core::TimerWatcher timer_;
@@ -952,7 +952,12 @@ void Daemon::run(const sigset_t& handled) {
 	control->start();
 	DatabaseUpkeep db_upkeep(loop, srv->workers(), *env);
 	MaildirScan scan(loop, srv->workers(), *env, cfg);
+	// Reloads reach the scanner while it exists, however run() ends.
 	maildir_scan = &scan;
+	struct Unregister {
+		MaildirScan*& scan;
+		~Unregister() { scan = nullptr; }
+	} unregister_scan{maildir_scan};
 	if (local_submit) local_submit->start();
 	MetricsResponders metrics_http = start_metrics(scan);
 	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
@@ -972,7 +977,6 @@ void Daemon::run(const sigset_t& handled) {
 	idle_trim.start(idle_trim_interval_s);
 	ev_run(loop, 0);
 	stop_after_loop(db_upkeep, scan, metrics_http);
-	maildir_scan = nullptr;
 }
 
 // Signals that arrive before the loop watches them (say, a SIGTERM right

@@ -52,8 +52,6 @@ public:
 	void start(double seconds);
 	void stop();
 	bool active() const { return ev_is_active(&w_); }
-	// Seconds until it fires (0 when not started).
-	double remaining() const { return active() ? ev_timer_remaining(loop_, const_cast<ev_timer*>(&w_)) : 0; }
 
 private:
 	static void trampoline(struct ev_loop*, ev_timer* w, int revents);

@@ -1353,21 +1353,37 @@ void Queue::on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsG
 // domains the cache dropped (D44; a delete that fails leaves a row that
 // the next load reads back within the bound).
 void Queue::write_sts_policies(const store::StoredStsPolicy* stored, std::vector<std::string> dropped) {
-	std::optional<store::StoredStsPolicy> copy;
-	if (stored) copy = *stored;
+	for (std::string& domain : dropped) sts_writes_[std::move(domain)].reset();
+	if (stored) sts_writes_[stored->domain] = *stored;
+	write_next_sts_batch();
+}
+
+void Queue::write_next_sts_batch() {
+	if (sts_write_running_ || sts_writes_.empty()) return;
+	std::vector<store::StoredStsPolicy> saved;
+	std::vector<std::string> dropped;
+	for (auto& [domain, change] : sts_writes_) {
+		if (change)
+			saved.push_back(std::move(*change));
+		else
+			dropped.push_back(domain);
+	}
+	sts_writes_.clear();
+	sts_write_running_ = true;
 	pool_.submit(
-	    [&env = env_, stored = std::move(copy), dropped = std::move(dropped)] {
+	    [&env = env_, saved = std::move(saved), dropped = std::move(dropped)] {
 		    try {
-			    if (stored)
-				    store::sts_policy_save(env, *stored, dropped);
-			    else
-				    store::sts_policies_drop(env, dropped);
+			    store::sts_policies_write(env, saved, dropped);
 		    } catch (const std::exception& e) {
-			    log::error("queue: saving the MTA-STS policies",
-			               {{"domain", stored ? stored->domain : ""}, {"error", e.what()}});
+			    log::error(
+				"queue: saving the MTA-STS policies",
+				{{"domains", std::to_string(saved.size() + dropped.size())}, {"error", e.what()}});
 		    }
 	    },
-	    [] {});
+	    [this] {
+		    sts_write_running_ = false;
+		    write_next_sts_batch();
+	    });
 }
 
 // Goes on to the MX hosts with the policy in force (null: none).

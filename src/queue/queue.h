@@ -31,6 +31,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -263,6 +264,14 @@ private:
 	// MTA-STS policies by domain, kept for their max_age, also in the
 	// database (doc/behaviour.md §12), for at most so many domains (D44).
 	StsCache sts_cache_;
+	// Changes to the policies' table not written yet, by domain: the
+	// policy to save, or none to delete its row. One job writes at a time
+	// and takes all gathered meanwhile, so the table follows the cache in
+	// order (two jobs on the pool's threads could commit in either order:
+	// an older save over a newer one, a drop after the domain came back).
+	std::map<std::string, std::optional<store::StoredStsPolicy>> sts_writes_;
+	bool sts_write_running_ = false;
+	void write_next_sts_batch();
 	void load_verified_context(const config::Config& config, bool on_worker);
 	bool waits_for_trust(Delivery& d, bool needed = false);
 	core::TimerWatcher timer_;

@@ -174,7 +174,10 @@ bool apply_listed_file(HistoryRecord& record, const config::Account& account,
 	// the record back.
 	const bool back = record.expunged;
 	// Unless the file went again since the listing (the Rejects clean-up
-	// removes a copy and then marks its record).
+	// removes a copy and then marks its record). Looked at inside the
+	// updating transaction, under the lock the clean-up's expunge takes
+	// too, so that the two cannot cross; it runs only for records marked
+	// expunged, and a stat of a Maildir file is quick.
 	if (back && ::access(file_path.c_str(), F_OK) != 0) return false;
 	std::optional<inbound::FolderKind> previous_kind;
 	if (!record.mailbox.empty()) previous_kind = classifier.classify(record.mailbox);

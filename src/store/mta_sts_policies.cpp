@@ -50,16 +50,10 @@ bool sts_policy_decode(std::string_view domain, std::string_view text, StoredSts
 	return true;
 }
 
-void sts_policy_save(Env& env, const StoredStsPolicy& stored, const std::vector<std::string>& dropped) {
+void sts_policies_write(Env& env, const std::vector<StoredStsPolicy>& saved, const std::vector<std::string>& dropped) {
 	env.in_table(table_file, [&](TableTxn& t) {
 		for (const std::string& domain : dropped) t.del(domain);
-		t.put(stored.domain, sts_policy_encode(stored));
-	});
-}
-
-void sts_policies_drop(Env& env, const std::vector<std::string>& domains) {
-	env.in_table(table_file, [&](TableTxn& t) {
-		for (const std::string& domain : domains) t.del(domain);
+		for (const StoredStsPolicy& stored : saved) t.put(stored.domain, sts_policy_encode(stored));
 	});
 }
 

@@ -28,12 +28,19 @@ constexpr size_t max_sts_policies = 1000;
 // When the policy was fetched (unix seconds).
 inline int64_t sts_policy_fetched(const StoredStsPolicy& stored) { return stored.expires - stored.policy.max_age; }
 
-// Replaces the domain's policy and deletes the rows of `dropped` (domains
-// whose policies are no longer kept), in one transaction.
-void sts_policy_save(Env& env, const StoredStsPolicy& stored, const std::vector<std::string>& dropped = {});
+// Deletes the rows of `dropped` (domains whose policies are no longer
+// kept) and replaces the policies of `saved`, in one transaction.
+void sts_policies_write(Env& env, const std::vector<StoredStsPolicy>& saved, const std::vector<std::string>& dropped);
+
+// Replaces the domain's policy and deletes the rows of `dropped`.
+inline void sts_policy_save(Env& env, const StoredStsPolicy& stored, const std::vector<std::string>& dropped = {}) {
+	sts_policies_write(env, {stored}, dropped);
+}
 
 // Deletes the rows of `domains`.
-void sts_policies_drop(Env& env, const std::vector<std::string>& domains);
+inline void sts_policies_drop(Env& env, const std::vector<std::string>& domains) {
+	sts_policies_write(env, {}, domains);
+}
 
 // Every policy that has not expired at `now`, at most `max_kept` of them:
 // the latest fetched (D44). Expired ones, those beyond the bound and rows

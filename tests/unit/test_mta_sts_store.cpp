@@ -115,3 +115,19 @@ TEST_CASE("MTA-STS store: a save deletes the domains the queue dropped") {
 	REQUIRE(loaded.size() == 1);
 	CHECK(loaded[0].domain == "c.example");
 }
+
+TEST_CASE("MTA-STS store: one write saves several policies and deletes dropped domains together") {
+	TempDir dir;
+	store::Env env(dir.path);
+	const int64_t now = 1800000000;
+	store::sts_policy_save(env, policy("old.example", "o1", sts::Mode::enforce, now + 100));
+	store::sts_policies_write(env,
+	                          {policy("a.example", "a1", sts::Mode::enforce, now + 100),
+	                           policy("b.example", "b1", sts::Mode::testing, now + 100)},
+	                          {"old.example"});
+	std::vector<store::StoredStsPolicy> loaded = store::sts_policies_load(env, now);
+	REQUIRE(loaded.size() == 2);
+	CHECK(loaded[0].domain == "a.example");
+	CHECK(loaded[1].domain == "b.example");
+	CHECK(loaded[1].policy.mode == sts::Mode::testing);
+}
