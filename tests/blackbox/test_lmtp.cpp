@@ -599,7 +599,9 @@ TEST_CASE("lmtp: 8-bit data sent without BODY=8BITMIME goes to the LMTP server, 
 	REQUIRE_RUNNING(daemon);
 	SmtpClient c = connect_and_ehlo(daemon);
 	Transaction t = send_mail(c, test_sender, {"alice@test.example", "carol@test.example"},
-	                          make_message("eight bit", "Gr\xc3\xbc\xc3\x9fe.\r\n"));
+	                          make_message("eight bit",
+	                                       "Gr\xc3\xbc\xc3\x9f"
+	                                       "e.\r\n"));
 	INFO(log_tail(daemon));
 	REQUIRE(t.step == "END");
 	CHECK(t.reply.code == 250);

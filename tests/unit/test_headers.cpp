@@ -40,7 +40,7 @@ TEST_CASE("headers: format_date agrees with strftime over many dates and offsets
 			char date[64];
 			REQUIRE(std::strftime(date, sizeof date, "%b %Y %H:%M:%S", &tm) > 0);
 			int minutes = std::abs(offset) / 60;
-			char zone[8];
+			char zone[16];
 			std::snprintf(zone, sizeof zone, "%c%02d%02d", offset < 0 ? '-' : '+', minutes / 60,
 			              minutes % 60);
 			std::string expected = std::to_string(tm.tm_mday) + " " + date + " " + zone;

@@ -52,7 +52,8 @@ struct Fixture {
 			[this](EchoClient& c) {
 				++deadlines;
 				c.dead = true;
-			}});
+			},
+			""});
 		UniqueFd fd = tern::net::listen_unix(path, 0600, 16);
 		REQUIRE(fd.valid());
 		clients->listen(std::move(fd), path);
