@@ -670,13 +670,17 @@ void Queue::load(bool rebuild) {
 		std::vector<std::pair<uint64_t, Entry>> entries;
 		std::string error;
 		std::vector<store::StoredStsPolicy> sts_policies;
+		bool sts_read_failed = false;
 	};
 	auto st = std::make_shared<Loaded>();
 	auto cfg = config_;
 	const uint64_t seq_at_start = enqueue_seq_;
 	store::Env& env = env_;
+	// The policies' table is read once: later loads (a resync) would bring
+	// back a domain whose drop is still on its way to the table.
+	const bool read_sts = !std::exchange(sts_table_read_, true);
 	pool_.submit(
-	    [st, cfg, &env, rebuild, in_progress = in_progress_] {
+	    [st, cfg, &env, rebuild, read_sts, in_progress = in_progress_] {
 		    // A failed rebuild is logged; the records that are there still load.
 		    if (rebuild) {
 			    try {
@@ -703,12 +707,14 @@ void Queue::load(bool rebuild) {
 		    // The MTA-STS policies kept (store/mta_sts_policies.h), in
 		    // place before the first delivery is routed.
 		    try {
-			    st->sts_policies = store::sts_policies_load(env, now_s());
+			    if (read_sts) st->sts_policies = store::sts_policies_load(env, now_s());
 		    } catch (const std::exception& e) {
 			    log::error("queue: reading the MTA-STS policies", {{"err", e.what()}});
+			    st->sts_read_failed = true;
 		    }
 	    },
 	    [this, st, seq_at_start] {
+		    if (st->sts_read_failed) sts_table_read_ = false;  // the next load tries again
 		    // A policy fetched meanwhile is newer and stays.
 		    std::vector<std::string> dropped = sts_cache_.add_loaded(std::move(st->sts_policies), now_s());
 		    if (!dropped.empty()) write_sts_policies(nullptr, std::move(dropped));

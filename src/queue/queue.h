@@ -271,6 +271,7 @@ private:
 	// an older save over a newer one, a drop after the domain came back).
 	std::map<std::string, std::optional<store::StoredStsPolicy>> sts_writes_;
 	bool sts_write_running_ = false;
+	bool sts_table_read_ = false;  // by a load (the first that succeeds)
 	void write_next_sts_batch();
 	void load_verified_context(const config::Config& config, bool on_worker);
 	bool waits_for_trust(Delivery& d, bool needed = false);

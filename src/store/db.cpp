@@ -30,7 +30,6 @@
 #include <cerrno>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -83,26 +82,6 @@ void check(int rc, const char* what) {
 bool is_retryable(int rc) { return rc == DB_LOCK_DEADLOCK || rc == DB_LOCK_NOTGRANTED; }
 
 // ---- byte encodings
-
-void put_be64(std::string& out, uint64_t v) {
-	for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
-}
-
-uint64_t get_be64(const char* p) {
-	uint64_t v = 0;
-	for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-	return v;
-}
-
-uint64_t order_preserving(int64_t t) { return static_cast<uint64_t>(t) ^ (uint64_t{1} << 63); }
-
-int64_t from_order_preserving(uint64_t v) { return static_cast<int64_t>(v ^ (uint64_t{1} << 63)); }
-
-std::string be64_string(uint64_t v) {
-	std::string s;
-	put_be64(s, v);
-	return s;
-}
 
 // ---- DBT helpers
 
@@ -219,7 +198,7 @@ void put_field(std::string& out, uint8_t tag, std::string_view value) {
 }
 
 void put_int_field(std::string& out, uint8_t tag, int64_t value) {
-	put_field(out, tag, be64_string(static_cast<uint64_t>(value)));
+	put_field(out, tag, be64(static_cast<uint64_t>(value)));
 }
 
 // ---- outgoing keys
@@ -239,8 +218,8 @@ std::string history_prefix(const std::string& account) {
 
 std::string history_key(const std::string& account, int64_t t, uint64_t seq) {
 	std::string k = history_prefix(account);
-	put_be64(k, order_preserving(t));
-	put_be64(k, seq);
+	append_be64(k, time_order(t));
+	append_be64(k, seq);
 	return k;
 }
 
@@ -258,7 +237,7 @@ struct RecipientUse {
 
 std::optional<RecipientUse> parse_recipient_use(const std::string& v) {
 	if (v.size() != 16) return std::nullopt;
-	return RecipientUse{from_order_preserving(get_be64(v.data())), from_order_preserving(get_be64(v.data() + 8))};
+	return RecipientUse{time_from_order(read_be64(v)), time_from_order(read_be64(v, 8))};
 }
 
 }  // namespace
@@ -308,7 +287,7 @@ std::optional<QueueRecord> parse_queue_record(std::string_view in) {
 		auto as_int = [&](auto& field) {
 			if (value.size() != 8) return false;
 			field = static_cast<std::remove_reference_t<decltype(field)>>(
-			    static_cast<int64_t>(get_be64(value.data())));
+			    static_cast<int64_t>(read_be64(value)));
 			return true;
 		};
 		auto as_bool = [&](bool& field) {
@@ -540,8 +519,8 @@ struct Env::Impl {
 			run_transaction("checking the schema version", [&](DB_TXN* txn) {
 				auto v = get(meta, txn, "schema", DB_RMW);
 				if (!v) {
-					put(meta, txn, "schema", be64_string(schema_version));
-				} else if (v->size() != 8 || get_be64(v->data()) != schema_version) {
+					put(meta, txn, "schema", be64(schema_version));
+				} else if (v->size() != 8 || read_be64(*v) != schema_version) {
 					throw DbError("database schema version is not " +
 					              std::to_string(schema_version));
 				}
@@ -652,9 +631,9 @@ struct Env::Impl {
 		uint64_t last = 0;
 		if (auto v = get(meta, txn, counter, DB_RMW)) {
 			if (v->size() != 8) throw DbError(std::string("meta counter ") + counter + " is malformed");
-			last = get_be64(v->data());
+			last = read_be64(*v);
 		}
-		put(meta, txn, counter, be64_string(last + count));
+		put(meta, txn, counter, be64(last + count));
 		return last + 1;
 	}
 
@@ -674,10 +653,10 @@ struct Env::Impl {
 				}
 			}
 			std::string value;
-			put_be64(value, order_preserving(use.first));
-			put_be64(value, order_preserving(use.last));
+			append_be64(value, time_order(use.first));
+			append_be64(value, time_order(use.last));
 			put(outgoing, txn, rkey, value);
-			put(outgoing, txn, sent_domain_key(account, rcpt), be64_string(order_preserving(use.last)));
+			put(outgoing, txn, sent_domain_key(account, rcpt), be64(time_order(use.last)));
 		}
 		prune_history(txn, account, t - history_retention_s);
 	}
@@ -708,7 +687,7 @@ struct Env::Impl {
 		for (bool ok = cur.get(key, data, DB_SET_RANGE); ok; ok = cur.get(key, data, DB_NEXT)) {
 			std::string_view k = key.view();
 			if (k.size() != prefix.size() + 16 || k.substr(0, prefix.size()) != prefix) break;
-			int64_t t = from_order_preserving(get_be64(k.data() + prefix.size()));
+			int64_t t = time_from_order(read_be64(k, prefix.size()));
 			if (t <= since) continue;
 			fn(t, data.view());
 		}
@@ -740,8 +719,8 @@ struct Env::Impl {
 
 	QueueRecord decode_queue(std::string_view key, std::string_view value) {
 		auto r = parse_queue_record(value);
-		if (!r || key.size() != 8 || r->id != get_be64(key.data()))
-			throw DbError("queue record " + std::to_string(key.size() == 8 ? get_be64(key.data()) : 0) +
+		if (!r || key.size() != 8 || r->id != read_be64(key))
+			throw DbError("queue record " + std::to_string(key.size() == 8 ? read_be64(key) : 0) +
 			              " is malformed");
 		return *r;
 	}
@@ -932,7 +911,7 @@ void Env::queue_add_many(std::vector<QueueRecord>& records, const OutgoingLog* o
 			ids[i] = id++;
 			QueueRecord copy = records[i];
 			copy.id = ids[i];
-			put(impl_->queue, txn, be64_string(ids[i]), serialize_queue_record(copy), DB_NOOVERWRITE);
+			put(impl_->queue, txn, be64(ids[i]), serialize_queue_record(copy), DB_NOOVERWRITE);
 		}
 		if (outgoing) impl_->record_outgoing(txn, outgoing->account, outgoing->recipients, outgoing->time);
 	});
@@ -942,7 +921,7 @@ void Env::queue_add_many(std::vector<QueueRecord>& records, const OutgoingLog* o
 std::optional<QueueRecord> Env::queue_get(uint64_t id) {
 	std::optional<QueueRecord> out;
 	impl_->transaction("reading a queue record", [&](DB_TXN* txn) {
-		std::string key = be64_string(id);
+		std::string key = be64(id);
 		auto v = get(impl_->queue, txn, key);
 		out = v ? std::optional(impl_->decode_queue(key, *v)) : std::nullopt;
 	});
@@ -998,7 +977,7 @@ std::vector<QueueRecord> Env::queue_list() {
 bool Env::queue_update(const QueueRecord& record) {
 	bool found = false;
 	impl_->transaction("updating a queue record", [&](DB_TXN* txn) {
-		std::string key = be64_string(record.id);
+		std::string key = be64(record.id);
 		found = get(impl_->queue, txn, key, DB_RMW).has_value();
 		if (found) put(impl_->queue, txn, key, serialize_queue_record(record));
 	});
@@ -1007,8 +986,7 @@ bool Env::queue_update(const QueueRecord& record) {
 
 bool Env::queue_remove(uint64_t id) {
 	bool removed = false;
-	impl_->transaction("removing a queue record",
-	                   [&](DB_TXN* txn) { removed = del(impl_->queue, txn, be64_string(id)); });
+	impl_->transaction("removing a queue record", [&](DB_TXN* txn) { removed = del(impl_->queue, txn, be64(id)); });
 	return removed;
 }
 

@@ -21,10 +21,9 @@
 #include <db.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <set>
+#include <utility>
 
 #include "mailauth/publicsuffix.h"
 #include "store/records.h"
@@ -38,20 +37,7 @@ namespace {
 
 constexpr uint8_t record_version = 1;
 
-// ---- bytes
-
-void append_be64(std::string& out, uint64_t v) {
-	for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
-}
-
-uint64_t read_be64(std::string_view s, size_t at) {
-	uint64_t v = 0;
-	for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
-	return v;
-}
-
-uint64_t time_order(int64_t t) { return static_cast<uint64_t>(t) ^ (uint64_t{1} << 63); }
-int64_t time_from_order(uint64_t v) { return static_cast<int64_t>(v ^ (uint64_t{1} << 63)); }
+// ---- keys
 
 // Key parts end at 0x00, so they may not hold one.
 std::string key_part(std::string_view s) {
@@ -257,12 +243,6 @@ std::optional<HistoryRecord> load(const Env::Tables& t, uint64_t id, u_int32_t f
 // ---- the record count and the delivery-rate counts
 
 constexpr std::string_view count_key = "count";
-
-std::string be64(uint64_t v) {
-	std::string s;
-	append_be64(s, v);
-	return s;
-}
 
 // Keeps the "count" record in the writer's transaction. A history written
 // before the count existed has none until record_count() counts it once;
@@ -594,19 +574,31 @@ std::optional<HistoryRecord> MessageHistory::find_by_unique_name(const std::stri
 	return out;
 }
 
-bool MessageHistory::update(const HistoryRecord& record) {
-	auto& rates = env_.history_rates();
-	std::lock_guard lock(rates.mu);
-	std::optional<HistoryRecord> old;
-	env_.with_tables("updating message history", false, [&](const Env::Tables& t) {
-		old = load(t, record.id, DB_RMW);
-		if (old) rewrite_record(t, *old, record);
-	});
-	if (!old) return false;
-	count_rates(rates, *old, -1);
-	count_rates(rates, record, 1);
-	return true;
+namespace {
+
+// The account's record of `unique_name`, read for writing (DB_RMW) in the
+// writer's transaction, changed by `change` and written back when it
+// returns true: the record before and after, or nullopt. The caller holds
+// the delivery-rate mutex and moves the counts after its commit.
+std::optional<MessageHistory::Changed> change_by_unique_name(const Env::Tables& t, const std::string& account,
+                                                             const std::string& unique_name,
+                                                             const std::function<bool(HistoryRecord&)>& change) {
+	auto id = store::get(t.history_index, t.txn, account_prefix('U', account) + key_part(unique_name));
+	if (!id || id->size() != 8) return std::nullopt;
+	auto old = load(t, read_be64(*id), DB_RMW);
+	if (!old) return std::nullopt;
+	HistoryRecord updated = *old;
+	if (!change(updated)) return std::nullopt;
+	rewrite_record(t, *old, updated);
+	return MessageHistory::Changed{std::move(*old), std::move(updated)};
 }
+
+void count_change(Env::HistoryRates& rates, const MessageHistory::Changed& changed) {
+	count_rates(rates, changed.before, -1);
+	count_rates(rates, changed.after, 1);
+}
+
+}  // namespace
 
 std::optional<MessageHistory::Changed>
 MessageHistory::update_by_unique_name(const std::string& account, const std::string& unique_name,
@@ -614,20 +606,9 @@ MessageHistory::update_by_unique_name(const std::string& account, const std::str
 	auto& rates = env_.history_rates();
 	std::lock_guard lock(rates.mu);
 	std::optional<Changed> out;
-	env_.with_tables("updating message history", false, [&](const Env::Tables& t) {
-		out.reset();
-		auto id = store::get(t.history_index, t.txn, account_prefix('U', account) + key_part(unique_name));
-		if (!id || id->size() != 8) return;
-		auto old = load(t, read_be64(*id, 0), DB_RMW);
-		if (!old) return;
-		HistoryRecord updated = *old;
-		if (!change(updated)) return;
-		rewrite_record(t, *old, updated);
-		out = Changed{std::move(*old), std::move(updated)};
-	});
-	if (!out) return out;
-	count_rates(rates, out->before, -1);
-	count_rates(rates, out->after, 1);
+	env_.with_tables("updating message history", false,
+	                 [&](const Env::Tables& t) { out = change_by_unique_name(t, account, unique_name, change); });
+	if (out) count_change(rates, *out);
 	return out;
 }
 
@@ -703,21 +684,15 @@ size_t MessageHistory::mark_expunged(const std::string& account, const std::vect
 	if (unique_names.empty()) return 0;
 	auto& rates = env_.history_rates();
 	std::lock_guard lock(rates.mu);
-	std::vector<HistoryRecord> expunged;
+	std::vector<Changed> expunged;
+	auto expunge = [](HistoryRecord& r) { return !std::exchange(r.expunged, true); };
 	env_.with_tables("updating message history", false, [&](const Env::Tables& t) {
 		expunged.clear();
-		for (const auto& name : unique_names) {
-			auto id = store::get(t.history_index, t.txn, account_prefix('U', account) + key_part(name));
-			if (!id || id->size() != 8) continue;
-			auto r = load(t, read_be64(*id, 0), DB_RMW);
-			if (!r || r->expunged) continue;
-			HistoryRecord updated = *r;
-			updated.expunged = true;
-			rewrite_record(t, *r, updated);
-			expunged.push_back(std::move(*r));
-		}
+		for (const auto& name : unique_names)
+			if (auto changed = change_by_unique_name(t, account, name, expunge))
+				expunged.push_back(std::move(*changed));
 	});
-	for (const auto& r : expunged) count_rates(rates, r, -1);
+	for (const Changed& changed : expunged) count_change(rates, changed);
 	return expunged.size();
 }
 

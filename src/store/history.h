@@ -72,12 +72,6 @@ public:
 	uint64_t record_count();
 	std::optional<HistoryRecord> find_by_unique_name(const std::string& account, const std::string& unique_name);
 
-	// Replaces a record whole (it must have been read before); indexes
-	// follow. false when the record is gone. What another writer changed
-	// since the read is lost: a change to what a record holds now goes
-	// through update_by_unique_name.
-	bool update(const HistoryRecord& record);
-
 	// The scanner's update of one record (mark, folder, expunged): reads
 	// the account's record of `unique_name` under a write lock and lets
 	// `change` change it, in one transaction, so that what another writer

@@ -2,7 +2,6 @@
 // max_age, the expiry (unix seconds), then one mx pattern per line.
 #include "store/mta_sts_policies.h"
 
-#include <algorithm>
 #include <charconv>
 
 #include "store/table.h"
@@ -57,7 +56,7 @@ void sts_policies_write(Env& env, const std::vector<StoredStsPolicy>& saved, con
 	});
 }
 
-std::vector<StoredStsPolicy> sts_policies_load(Env& env, int64_t now, size_t max_kept) {
+std::vector<StoredStsPolicy> sts_policies_load(Env& env, int64_t now) {
 	std::vector<StoredStsPolicy> kept;
 	env.in_table(table_file, [&](TableTxn& t) {
 		kept.clear();  // a deadlock victim runs this again
@@ -70,19 +69,6 @@ std::vector<StoredStsPolicy> sts_policies_load(Env& env, int64_t now, size_t max
 				gone.emplace_back(key);
 			return true;
 		});
-		// D44: more rows than the bound (written before it came, or a delete
-		// that failed): the latest fetched stay, in key order as before.
-		if (kept.size() > max_kept) {
-			std::stable_sort(kept.begin(), kept.end(),
-			                 [](const StoredStsPolicy& a, const StoredStsPolicy& b) {
-						 return sts_policy_fetched(a) > sts_policy_fetched(b);
-					 });
-			for (size_t i = max_kept; i < kept.size(); i++) gone.push_back(kept[i].domain);
-			kept.resize(max_kept);
-			std::sort(kept.begin(), kept.end(), [](const StoredStsPolicy& a, const StoredStsPolicy& b) {
-				return a.domain < b.domain;
-			});
-		}
 		for (const std::string& key : gone) t.del(key);
 	});
 	return kept;

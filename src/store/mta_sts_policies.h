@@ -32,20 +32,10 @@ inline int64_t sts_policy_fetched(const StoredStsPolicy& stored) { return stored
 // kept) and replaces the policies of `saved`, in one transaction.
 void sts_policies_write(Env& env, const std::vector<StoredStsPolicy>& saved, const std::vector<std::string>& dropped);
 
-// Replaces the domain's policy and deletes the rows of `dropped`.
-inline void sts_policy_save(Env& env, const StoredStsPolicy& stored, const std::vector<std::string>& dropped = {}) {
-	sts_policies_write(env, {stored}, dropped);
-}
-
-// Deletes the rows of `domains`.
-inline void sts_policies_drop(Env& env, const std::vector<std::string>& domains) {
-	sts_policies_write(env, {}, domains);
-}
-
-// Every policy that has not expired at `now`, at most `max_kept` of them:
-// the latest fetched (D44). Expired ones, those beyond the bound and rows
-// that cannot be read are deleted.
-std::vector<StoredStsPolicy> sts_policies_load(Env& env, int64_t now, size_t max_kept = max_sts_policies);
+// Every policy that has not expired at `now`; expired ones and rows that
+// cannot be read are deleted. The bound (D44) is the cache's to keep
+// (queue/sts_cache.h): what it drops of these comes back to be deleted.
+std::vector<StoredStsPolicy> sts_policies_load(Env& env, int64_t now);
 
 // The row's text form (exposed for the unit tests).
 std::string sts_policy_encode(const StoredStsPolicy& stored);

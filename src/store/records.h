@@ -1,11 +1,14 @@
 // The record calls over Berkeley DB handles that the store's files share
 // (store/db.cpp's tables, store/history.cpp's), with the DBT and cursor
 // wrappers under them: one place where a put or a delete counts toward
-// Env::writes_committed, so that no writer can forget to. Inside the store
-// only; blocking, as every store call.
+// Env::writes_committed, so that no writer can forget to; and the
+// big-endian numbers their keys are made of. Inside the store only (its
+// unit tests write a damaged record by hand with be64); blocking, as every
+// store call.
 #pragma once
 #include <db.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -14,6 +17,27 @@
 #include <string_view>
 
 namespace tern::store {
+
+// Numbers in keys and values as 8 big-endian bytes: byte order is number
+// order, so a cursor walks ids and times in order.
+inline void append_be64(std::string& out, uint64_t v) {
+	for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+inline std::string be64(uint64_t v) {
+	std::string s;
+	append_be64(s, v);
+	return s;
+}
+// The number at `at`; the caller has checked that 8 bytes are there.
+inline uint64_t read_be64(std::string_view s, size_t at = 0) {
+	uint64_t v = 0;
+	for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+	return v;
+}
+// A signed time as an unsigned number of the same order (the sign bit
+// flipped), for keys that sort by time.
+inline uint64_t time_order(int64_t t) { return static_cast<uint64_t>(t) ^ (uint64_t{1} << 63); }
+inline int64_t time_from_order(uint64_t v) { return static_cast<int64_t>(v ^ (uint64_t{1} << 63)); }
 
 // A DBT the library fills: DB_DBT_REALLOC is required for free-threaded
 // handles (DB_THREAD), and the buffer is ours to free.

@@ -269,8 +269,8 @@ TEST_CASE("metrics: the message history's size and the Maildir scanner's lag") {
 
 TEST_CASE("SIGHUP: a shorter message_history.scan_interval_s counts from the last pass, not after the old one") {
 	int port = free_tcp_port();
-	TernDaemon d({.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) + R"("}})"});
-	d.write_config(R"({"message_history": {"scan_interval_s": 3600}})");
+	TernDaemon d({.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) +
+	                  R"("}, "message_history": {"scan_interval_s": 3600}})"});
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "store/db.h"
-#include "helpers/db_keys.h"
+#include "store/records.h"
 #include "store/table.h"
 #include "unit/files.h"
 
@@ -304,7 +304,7 @@ TEST_CASE("db: a queue record that does not decode is passed over by the scans")
 	env.queue_add(a);
 	const uint64_t damaged = env.queue_add(b);
 	env.in_table("queue.db",
-	             [&](tern::store::TableTxn& t) { t.put(tern::testing::be64_key(damaged), "not a queue record"); });
+	             [&](tern::store::TableTxn& t) { t.put(tern::store::be64(damaged), "not a queue record"); });
 	auto listed = env.queue_list();
 	REQUIRE(listed.size() == 1);
 	CHECK(listed[0].to == "a@x.org");

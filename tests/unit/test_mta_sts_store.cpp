@@ -32,10 +32,10 @@ TEST_CASE("MTA-STS store: policies are kept until they expire") {
 	TempDir dir;
 	store::Env env(dir.path);
 	const int64_t now = 1800000000;
-	store::sts_policy_save(env, policy("example.com", "old1", sts::Mode::testing, now + 100));
-	store::sts_policy_save(env, policy("example.com", "new2", sts::Mode::enforce, now + 200));  // replaces
-	store::sts_policy_save(env, policy("none.example", "n1", sts::Mode::none, now + 300));
-	store::sts_policy_save(env, policy("gone.example", "g1", sts::Mode::enforce, now - 1));
+	store::sts_policies_write(env, {policy("example.com", "old1", sts::Mode::testing, now + 100)}, {});
+	store::sts_policies_write(env, {policy("example.com", "new2", sts::Mode::enforce, now + 200)}, {});  // replaces
+	store::sts_policies_write(env, {policy("none.example", "n1", sts::Mode::none, now + 300)}, {});
+	store::sts_policies_write(env, {policy("gone.example", "g1", sts::Mode::enforce, now - 1)}, {});
 	env.in_table("mtasts.db", [](store::TableTxn& t) { t.put("broken.example", "id-only"); });
 
 	std::vector<store::StoredStsPolicy> loaded = store::sts_policies_load(env, now);
@@ -81,36 +81,14 @@ TEST_CASE("MTA-STS store: the row's text form") {
 	CHECK_FALSE(store::sts_policy_decode("x", many + "\none-more.example", back));
 }
 
-TEST_CASE("MTA-STS store: a load keeps at most the bound, the latest fetched (D44)") {
-	TempDir dir;
-	store::Env env(dir.path);
-	const int64_t now = 1800000000;
-	// Fetched 10, 9, ..., 1 hours ago (max_age one day), in no key order.
-	for (int i = 1; i <= 10; i++) {
-		std::string domain = "d" + std::to_string((i * 7) % 10) + ".example";
-		store::sts_policy_save(
-		    env, policy(domain, "id" + std::to_string(i), sts::Mode::enforce, now - i * 3600 + 86400));
-	}
-	std::vector<store::StoredStsPolicy> loaded = store::sts_policies_load(env, now, 4);
-	REQUIRE(loaded.size() == 4);
-	std::vector<std::string> ids;
-	for (const auto& p : loaded) ids.push_back(p.id);
-	std::sort(ids.begin(), ids.end());
-	CHECK(ids == std::vector<std::string>{"id1", "id2", "id3", "id4"});
-	CHECK(std::is_sorted(loaded.begin(), loaded.end(),
-	                     [](const auto& a, const auto& b) { return a.domain < b.domain; }));
-	// The others were deleted, not only skipped.
-	CHECK(store::sts_policies_load(env, now, 100).size() == 4);
-}
-
 TEST_CASE("MTA-STS store: a save deletes the domains the queue dropped") {
 	TempDir dir;
 	store::Env env(dir.path);
 	const int64_t now = 1800000000;
-	store::sts_policy_save(env, policy("a.example", "a1", sts::Mode::enforce, now + 100));
-	store::sts_policy_save(env, policy("b.example", "b1", sts::Mode::enforce, now + 100));
-	store::sts_policy_save(env, policy("c.example", "c1", sts::Mode::enforce, now + 100), {"a.example"});
-	store::sts_policies_drop(env, {"b.example", "never.example"});
+	store::sts_policies_write(env, {policy("a.example", "a1", sts::Mode::enforce, now + 100)}, {});
+	store::sts_policies_write(env, {policy("b.example", "b1", sts::Mode::enforce, now + 100)}, {});
+	store::sts_policies_write(env, {policy("c.example", "c1", sts::Mode::enforce, now + 100)}, {"a.example"});
+	store::sts_policies_write(env, {}, {"b.example", "never.example"});
 	std::vector<store::StoredStsPolicy> loaded = store::sts_policies_load(env, now);
 	REQUIRE(loaded.size() == 1);
 	CHECK(loaded[0].domain == "c.example");
@@ -120,7 +98,7 @@ TEST_CASE("MTA-STS store: one write saves several policies and deletes dropped d
 	TempDir dir;
 	store::Env env(dir.path);
 	const int64_t now = 1800000000;
-	store::sts_policy_save(env, policy("old.example", "o1", sts::Mode::enforce, now + 100));
+	store::sts_policies_write(env, {policy("old.example", "o1", sts::Mode::enforce, now + 100)}, {});
 	store::sts_policies_write(env,
 	                          {policy("a.example", "a1", sts::Mode::enforce, now + 100),
 	                           policy("b.example", "b1", sts::Mode::testing, now + 100)},
