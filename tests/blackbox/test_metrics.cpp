@@ -244,24 +244,41 @@ TEST_CASE("metrics: unhealthy DNSBL zones, junk filter verdicts and kept reports
 	CHECK(contains(page, "# TYPE tern_reports_stored_total counter\n"));
 }
 
+namespace {
+
+// A daemon's config patch: /metrics on `port`, the Maildir scanner every
+// `scan_interval_s` seconds.
+std::string metrics_and_scan_patch(int port, int scan_interval_s) {
+	return R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) +
+	    R"("}, "message_history": {"scan_interval_s": )" + std::to_string(scan_interval_s) + "}}";
+}
+
+// tern_history_records once it is `wanted`, or as last seen after
+// `timeout_ms` (the scanner counts the records after each pass).
+double history_records_within(int port, double wanted, int timeout_ms) {
+	double seen = -1;
+	for (int waited = 0; waited < timeout_ms; waited += 200) {
+		seen = sample(get_metrics(port), "tern_history_records");
+		if (seen == wanted) break;
+		usleep(200 * 1000);
+	}
+	return seen;
+}
+
+}  // namespace
+
 TEST_CASE("metrics: the message history's size and the Maildir scanner's lag") {
 	int port = free_tcp_port();
-	TernDaemon d({.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) +
-	                  R"("}, "message_history": {"scan_interval_s": 1}})"});
+	TernDaemon d({.config_patch = metrics_and_scan_patch(port, 1)});
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());
 	CHECK(send_mail(c, test_sender, {"alice@test.example"}, make_message("one")).reply.code == 250);
 	CHECK(send_mail(c, test_sender, {"alice@test.example"}, make_message("two")).reply.code == 250);
 	// The scanner counts the records after its next pass (every second here).
-	std::string page;
-	for (int waited = 0; waited < 10000; waited += 200) {
-		page = get_metrics(port);
-		if (sample(page, "tern_history_records") == 2) break;
-		usleep(200 * 1000);
-	}
+	CHECK(history_records_within(port, 2, 10000) == 2);
+	std::string page = get_metrics(port);
 	INFO(page);
-	CHECK(sample(page, "tern_history_records") == 2);
 	double lag = sample(page, "tern_maildir_scan_lag_seconds");
 	CHECK(lag >= 0);
 	CHECK(lag <= 3);
@@ -269,26 +286,16 @@ TEST_CASE("metrics: the message history's size and the Maildir scanner's lag") {
 
 TEST_CASE("SIGHUP: a shorter message_history.scan_interval_s counts from the last pass, not after the old one") {
 	int port = free_tcp_port();
-	TernDaemon d({.config_patch = R"({"metrics": {"listen": "127.0.0.1:)" + std::to_string(port) +
-	                  R"("}, "message_history": {"scan_interval_s": 3600}})"});
+	TernDaemon d({.config_patch = metrics_and_scan_patch(port, 3600)});
 	REQUIRE_RUNNING(d);
 	SmtpClient c = connect_and_ehlo(d);
 	REQUIRE(c.connected());
 	CHECK(send_mail(c, test_sender, {"alice@test.example"}, make_message("one")).reply.code == 250);
-	auto records_within = [&](double wanted, int timeout_ms) {
-		double seen = -1;
-		for (int waited = 0; waited < timeout_ms; waited += 200) {
-			seen = sample(get_metrics(port), "tern_history_records");
-			if (seen == wanted) break;
-			usleep(200 * 1000);
-		}
-		return seen;
-	};
 	// The first pass runs a second after the start (it counts the first
 	// message when it came before); the next would come an hour later.
-	records_within(1, 3000);
+	history_records_within(port, 1, 3000);
 	CHECK(send_mail(c, test_sender, {"alice@test.example"}, make_message("two")).reply.code == 250);
 	d.write_config(R"({"message_history": {"scan_interval_s": 1}})");
 	REQUIRE(d.signal(SIGHUP));
-	CHECK(records_within(2, 10000) == 2);
+	CHECK(history_records_within(port, 2, 10000) == 2);
 }
