@@ -87,8 +87,8 @@ SmtpClient submission_client(TernDaemon& d) {
 TEST_CASE("dovecot auth backend: SMTP AUTH with a Dovecot-only password") {
 	if (!dovecot_usable()) return;
 	TestCert cert;
-	std::string maildir_root = make_temp_dir("tern-dovecot-mail-");
-	DovecotServer dovecot(maildir_root, "alice", dovecot_password);
+	TempDir maildir_root("tern-dovecot-mail-");
+	DovecotServer dovecot(maildir_root.path(), "alice", dovecot_password);
 	dovecot.set_auth_mechanisms("plain login scram-sha-1 scram-sha-256");
 	// The listener contrib/dovecot/auth-socket.conf adds, for ternd's user
 	// (root here).

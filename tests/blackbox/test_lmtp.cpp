@@ -40,11 +40,11 @@ const char* two_accounts =
 // A started Dovecot that knows only alice@test.example, with a mail store
 // of its own (only Dovecot writes there), removed at the end.
 struct AliceDovecot {
-	std::string root = make_temp_dir("tern-lmtp-");
+	TempDir root{"tern-lmtp-"};
 	std::unique_ptr<DovecotServer> server;
 	AliceDovecot() {
-		chmod(root.c_str(), 0755);
-		std::string dir = root + "/dovecot-mail";
+		chmod(root.path().c_str(), 0755);
+		std::string dir = root.path() + "/dovecot-mail";
 		mkdir(dir.c_str(), 0755);
 		chown_tree_to_nobody(dir);
 		server = std::make_unique<DovecotServer>(dir + "/Maildir", "alice@test.example", "imap-secret");

@@ -38,7 +38,9 @@ namespace {
 SessionHarness& harness() {
 	// One server for the whole run (the store and the worker pool are slow
 	// to set up); each input gets a new session on it. Limits are raised so
-	// that many sessions from one address are not refused.
+	// that many sessions from one address are not refused. It is never
+	// destroyed (libFuzzer does not return), so its data directory stays:
+	// replay.sh and run.sh give the run a TMPDIR of its own and remove it.
 	static SessionHarness* h = [] {
 		HarnessOptions o;
 		o.connect = false;

@@ -7,6 +7,12 @@
 # Usage: replay.sh BINARY...
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+# The targets' temporary files (the session target's data directory, which
+# lives as long as the process) go to a directory of this run's own, removed
+# at the end.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/tern-fuzz-XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+export TMPDIR="$scratch"
 passed=0
 failed=0
 for binary in "$@"; do

@@ -12,6 +12,12 @@ set -u
 time_s=$1
 shift
 here=$(cd "$(dirname "$0")" && pwd)
+# The targets' temporary files (libFuzzer's, and the session target's data
+# directory, which lives as long as each process) go to a directory of this
+# run's own, removed at the end.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/tern-fuzz-XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+export TMPDIR="$scratch"
 build=$here/build
 crashes=$build/crashes
 mkdir -p "$crashes"

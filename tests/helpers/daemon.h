@@ -132,6 +132,18 @@ void remove_tree(const std::string& path);
 // A fresh directory (mkdtemp) under /tmp, or under the directory given to
 // set_temp_dir_base.
 std::string make_temp_dir(const std::string& prefix = "tern-bb-");
+// A make_temp_dir directory that goes, with all it holds, when this does.
+class TempDir {
+public:
+	explicit TempDir(const std::string& prefix) : path_(make_temp_dir(prefix)) {}
+	~TempDir() { remove_tree(path_); }
+	TempDir(const TempDir&) = delete;
+	TempDir& operator=(const TempDir&) = delete;
+	const std::string& path() const { return path_; }
+
+private:
+	std::string path_;
+};
 // Where make_temp_dir makes its directories from now on (tern-bench gives
 // each server a tree of its own this way).
 void set_temp_dir_base(const std::string& dir);
