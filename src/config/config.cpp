@@ -234,11 +234,11 @@ std::string Config::OutboundSource::for_destination(const std::string& destinati
 	// from: a source is bound only where both are loopback or neither is
 	// (doc/behaviour.md D41).
 	if (from->loopback() != to->loopback()) return "";
-	// Likewise a relay on the site's private network (RFC 1918, RFC 4193,
-	// the other ranges of IpAddr::local_network) knows the host by its
-	// address on that network, the one the kernel takes for the route;
-	// the public address is for the world.
-	if (to->local_network() && !from->local_network()) return "";
+	// Likewise a relay on a private network (RFC 1918, RFC 4193, the other
+	// ranges of IpAddr::local_network) knows the host by its address on
+	// that network, the one the kernel takes for the route: the listener's
+	// address, public or private (a host behind NAT), is for the world.
+	if (to->local_network()) return "";
 	return source;
 }
 

@@ -968,16 +968,19 @@ TEST_CASE("config: a connection binds the source of its destination's family; a 
 	// address its clients come from, not the public one.
 	CHECK(both.for_destination("127.0.0.1") == "");
 	CHECK(both.for_destination("::1") == "");
-	// A smarthost on the site's private network sees the host's address on
-	// that network, chosen by the kernel; a private source (a host behind
-	// NAT) is bound for every host but loopback ones.
+	// A smarthost on a private network sees the host's address on that
+	// network, chosen by the kernel; a private source (a host behind NAT)
+	// is bound for hosts in the world only (a relay on a VPN's 10.8.0.0/24
+	// would not know the LAN address 192.168.1.5).
 	for (const char* lan : {"10.1.2.3", "172.16.0.9", "172.31.255.1", "192.168.1.25", "100.64.0.1", "169.254.3.4",
 	                        "fd00::25", "fe80::1"})
 		CHECK_MESSAGE(both.for_destination(lan) == "", lan);
 	for (const char* world : {"172.32.0.1", "100.128.0.1", "192.169.0.1", "fe00::1", "2001:db8:5::25"})
 		CHECK_MESSAGE(both.for_destination(world) != "", world);
 	Config::OutboundSource behind_nat{"192.168.1.5", "fd00::5"};
-	CHECK(behind_nat.for_destination("10.1.2.3") == "192.168.1.5");
+	CHECK(behind_nat.for_destination("10.1.2.3") == "");
+	CHECK(behind_nat.for_destination("192.168.1.1") == "");
+	CHECK(behind_nat.for_destination("fd00::25") == "");
 	CHECK(behind_nat.for_destination("198.51.100.7") == "192.168.1.5");
 	CHECK(behind_nat.for_destination("2001:db8:5::25") == "fd00::5");
 	CHECK(behind_nat.for_destination("127.0.0.1") == "");
