@@ -520,16 +520,22 @@ std::string folder_of(const std::string& maildir, const std::string& final_path)
 // Removes the Rejects copies (by unique name) of an account's Rejects folder.
 // Returns the unique names whose files it removed: a copy the user moved out
 // of Rejects is not there, and its record is no Rejects copy's to expunge.
+// A copy in a directory that cannot be listed stays, its record too, until
+// a later message's clean-up removes it.
 std::vector<std::string> remove_rejects_copies(const std::string& rejects_dir,
                                                const std::vector<std::string>& unique_names) {
 	std::set<std::string> wanted(unique_names.begin(), unique_names.end());
 	std::vector<std::string> removed;
-	store::for_each_message_file(rejects_dir, [&](const store::MessageFile& file) {
+	auto unlisted = store::for_each_message_file(rejects_dir, [&](const store::MessageFile& file) {
 		std::string unique(file.unique_name);
 		std::error_code ec;
 		if (wanted.count(unique) && std::filesystem::remove(file.path, ec))
 			removed.push_back(std::move(unique));
 	});
+	// A Rejects folder the user deleted holds no copies to remove: not
+	// worth a line for every later message of the account.
+	if (unlisted && unlisted->error != std::errc::no_such_file_or_directory)
+		log::error("removing obsolete rejects copies", {{"error", unlisted->text()}});
 	return removed;
 }
 

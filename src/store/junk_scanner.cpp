@@ -126,14 +126,16 @@ std::vector<std::pair<std::string, std::string>> maildir_folders(const std::stri
 }
 
 // Lists a changed folder's files (new/ and cur/) with the marks their
-// keywords give.
-void list_files(ChangedFolder& folder) {
+// keywords give. Returns the directory that could not be listed whole, if
+// any: then the files are not all there.
+std::optional<UnlistedDir> list_files(ChangedFolder& folder) {
 	auto keywords = inbound::parse_dovecot_keywords(read_keywords_file(folder.path + "/dovecot-keywords"));
-	for_each_message_file(folder.path, [&](const MessageFile& file) {
+	auto unlisted = for_each_message_file(folder.path, [&](const MessageFile& file) {
 		inbound::JunkMark mark = inbound::junk_mark_from_keywords(inbound::maildir_flags(file.file_name),
 		                                                          keywords);
 		folder.files.push_back({std::string(file.file_name), file.in_cur, mark});
 	});
+	if (unlisted) return unlisted;
 	// Sorted by unique name, new/ before cur/ within one (new/ is listed
 	// first and the sort is stable); then one per name.
 	std::stable_sort(folder.files.begin(), folder.files.end(),
@@ -143,19 +145,55 @@ void list_files(ChangedFolder& folder) {
 	                [](const ListedFile& a, const ListedFile& b) { return a.unique() == b.unique(); }),
 	    folder.files.end());
 	folder.files.shrink_to_fit();
+	return std::nullopt;
+}
+
+// Lists the changed folders. One that cannot be listed whole is left out of
+// this pass with what the history says it holds: taken as empty or as
+// holding only what was listed, its records would be marked expunged (and
+// the delivery rates would drop them) until a pass could list it again.
+// Its times are forgotten, so that the next pass reads it again even when
+// its directories did not change (too many open files, an I/O error). A
+// message moved into it from a folder that was listed is in no listing
+// and taken for gone until then, like a move both listings missed.
+//
+// A missing new/ or cur/ is such a folder too, not an empty one: it is
+// being deleted or renamed while the pass runs (Dovecot moves a deleted
+// folder aside before removing it), and a folder gone before a pass is not
+// listed at all, its records left as they are; the records of one going
+// during the pass are left the same way, not marked expunged by chance of
+// timing. A renamed folder's files are found under its new name.
+void list_changed(const std::string& account, std::vector<ChangedFolder>& changed,
+                  std::vector<RecordedFolder>& recorded, std::map<std::string, std::pair<int64_t, int64_t>>& seen,
+                  ScanStats& stats) {
+	std::vector<ChangedFolder> listed;
+	std::vector<RecordedFolder> listed_recorded;
+	for (size_t i = 0; i < changed.size(); ++i) {
+		if (auto unlisted = list_files(changed[i])) {
+			log::error("maildir folder not read, its records wait for a later pass",
+			           {{"account", account}, {"folder", changed[i].name}, {"error", unlisted->text()}});
+			seen.erase(changed[i].path);
+			++stats.folders_skipped;
+			continue;
+		}
+		++stats.folders_read;
+		listed.push_back(std::move(changed[i]));
+		listed_recorded.push_back(std::move(recorded[i]));
+	}
+	changed = std::move(listed);
+	recorded = std::move(listed_recorded);
 }
 
 // The folders whose cur/ or new/ changed since the last pass (`seen`: the
 // directories' modification times then).
 std::vector<ChangedFolder> changed_folders(const std::string& maildir, const inbound::FolderClassifier& classifier,
-                                           std::map<std::string, std::pair<int64_t, int64_t>>& seen, ScanStats& stats) {
+                                           std::map<std::string, std::pair<int64_t, int64_t>>& seen) {
 	std::vector<ChangedFolder> changed;
 	for (const auto& [dir_name, path] : maildir_folders(maildir)) {
 		std::pair<int64_t, int64_t> times{mtime_ns(path + "/cur"), mtime_ns(path + "/new")};
 		auto it = seen.find(path);
 		if (it != seen.end() && it->second == times) continue;
 		seen[path] = times;
-		++stats.folders_read;
 		std::string name = inbound::folder_name_from_dir(dir_name);
 		inbound::FolderKind kind = classifier.classify(name);
 		changed.push_back({path, std::move(name), kind, {}});
@@ -281,7 +319,7 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		} catch (const std::regex_error&) {
 			continue;  // the config loader rejects these; never here
 		}
-		std::vector<ChangedFolder> changed = changed_folders(account.maildir, *classifier, seen_, stats);
+		std::vector<ChangedFolder> changed = changed_folders(account.maildir, *classifier, seen_);
 		// What the history says each changed folder holds, in one range scan
 		// per folder: files already there whose mark cannot change are not
 		// looked up one by one. Read before the folders are listed, so that
@@ -291,7 +329,7 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		recorded.reserve(changed.size());
 		for (const ChangedFolder& folder : changed)
 			recorded.emplace_back(history.in_mailbox(account_name, folder.name));
-		for (ChangedFolder& folder : changed) list_files(folder);
+		list_changed(account_name, changed, recorded, seen_, stats);
 		for (size_t i = 0; i < changed.size(); ++i)
 			update_present(history, env, account, *classifier, changed[i], recorded[i], stats);
 		mark_expunged(history, account_name, changed, recorded, stats);

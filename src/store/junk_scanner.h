@@ -24,6 +24,9 @@ void on_junk_mark_changed(Env& env, const config::Account& account, const std::s
 
 struct ScanStats {
 	size_t folders_read = 0;  // folders that changed and were read
+	// Folders that changed but could not be listed: their records are left
+	// as they are until a later pass reads them.
+	size_t folders_skipped = 0;
 	size_t marks_changed = 0;
 	size_t moved = 0;  // records whose folder changed
 	size_t expunged = 0;

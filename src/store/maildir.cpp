@@ -172,20 +172,29 @@ std::string mailbox_dir(const std::string& maildir, const std::string& mailbox) 
 	return folder;
 }
 
-void for_each_message_file(const std::string& folder_dir, const std::function<void(const MessageFile&)>& fn) {
+std::string UnlistedDir::text() const { return file_error_text("listing", dir, error.value()); }
+
+std::optional<UnlistedDir> for_each_message_file(const std::string& folder_dir,
+                                                 const std::function<void(const MessageFile&)>& fn) {
+	std::optional<UnlistedDir> unlisted;
 	MessageFile file;
 	for (const char* sub : {"new", "cur"}) {
 		std::error_code ec;
 		const std::string dir = folder_dir + "/" + sub;
-		for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-			file.path = entry.path().string();
+		// The error_code forms throughout: a directory that fails is
+		// reported, and the other one still walked.
+		const std::filesystem::directory_iterator end;
+		for (std::filesystem::directory_iterator it(dir, ec); !ec && it != end; it.increment(ec)) {
+			file.path = it->path().string();
 			file.file_name = std::string_view(file.path).substr(file.path.rfind('/') + 1);
 			if (file.file_name.empty() || file.file_name[0] == '.') continue;
 			file.unique_name = inbound::maildir_unique_name(file.file_name);
 			file.in_cur = sub[0] == 'c';
 			fn(file);
 		}
+		if (ec && !unlisted) unlisted = UnlistedDir{dir, ec};
 	}
+	return unlisted;
 }
 
 void fsync_dir(const std::string& dir) {

@@ -7,9 +7,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace tern::store {
@@ -128,13 +130,24 @@ struct MessageFile {
 	bool in_cur = false;
 };
 
+// A directory of a Maildir folder (new/ or cur/) that a walk could not
+// list, or not to its end, and why.
+struct UnlistedDir {
+	std::string dir;
+	std::error_code error;
+	std::string text() const;  // "listing <dir>: <error>"
+};
+
 // Calls fn for every message file of the folder at `folder_dir`: new/'s
 // first, then cur/'s, each directory in the order it lists. Names that
-// start with '.' are no messages and are passed over. A directory that is
-// missing or cannot be opened lists nothing; an error while reading one
-// throws std::filesystem::filesystem_error. fn may remove the file it is
-// given. The views in the MessageFile live until fn returns.
-void for_each_message_file(const std::string& folder_dir, const std::function<void(const MessageFile&)>& fn);
+// start with '.' are no messages and are passed over. fn may remove the
+// file it is given. The views in the MessageFile live until fn returns.
+// Returns the first directory that could not be opened or read (a missing
+// one too: whether that means an empty folder is the caller's to say),
+// after fn has seen every file listed before the error and in the other
+// directory; none when both were listed whole.
+[[nodiscard]] std::optional<UnlistedDir> for_each_message_file(const std::string& folder_dir,
+                                                               const std::function<void(const MessageFile&)>& fn);
 
 // fsync(2) of a directory, making its entries (created or renamed files)
 // durable. Throws std::runtime_error with the errno text and path.

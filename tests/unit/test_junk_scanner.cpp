@@ -257,3 +257,68 @@ TEST_CASE("read_file_head: only regular files, never blocking on a FIFO") {
 	CHECK(tern::store::read_file_head(dir.path + "/plain", 100) == "0123456789");
 	CHECK_THROWS(tern::store::read_file_head(dir.path + "/missing", 100));
 }
+
+namespace {
+
+// Gives `to` the modification time of `from` (access time too).
+void copy_mtime(const std::string& from, const std::string& to) {
+	struct stat st {};
+	REQUIRE(::stat(from.c_str(), &st) == 0);
+	struct timespec times[2] = {st.st_mtim, st.st_mtim};
+	REQUIRE(utimensat(AT_FDCWD, to.c_str(), times, 0) == 0);
+}
+
+}  // namespace
+
+// A folder whose cur/ cannot be listed (here a regular file in its place:
+// ENOTDIR even for root, who passes over permissions) is no empty folder:
+// its records keep their state, and the next pass reads it again although
+// its directories' times are the ones this pass saw. A folder missing its
+// cur/ (deleted while the pass runs) is left alone as well, and the other
+// folders are read as always.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder that cannot be listed keeps its records for a later pass") {
+	make_folder(maildir + "/.Archive");
+	make_folder(maildir + "/.Old");
+	std::vector<HistoryRecord> records{delivered("1.a.host,S=10", "INBOX"), delivered("2.b.host,S=10", "INBOX"),
+	                                   delivered("3.c.host,S=10", "Archive"), delivered("4.d.host,S=10", "Old")};
+	history.add(records);
+	tern::testing::write_file(maildir + "/cur/1.a.host,S=10:2,S", "x");
+	tern::testing::write_file(maildir + "/new/2.b.host,S=10", "x");
+	tern::testing::write_file(maildir + "/.Archive/cur/3.c.host,S=10:2,S", "x");
+	tern::testing::write_file(maildir + "/.Old/cur/4.d.host,S=10:2,S", "x");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	REQUIRE(history.in_mailbox("mjl", "INBOX").size() == 2);
+
+	// INBOX: message 2 deleted (new/ changed) and cur/ not listable, with
+	// the time the directory had. Archive: message 3 deleted. Old: cur/ gone.
+	fs::remove(maildir + "/new/2.b.host,S=10");
+	touch_dirs_later(maildir);
+	fs::rename(maildir + "/cur", maildir + "/cur.aside");
+	tern::testing::write_file(maildir + "/cur", "no directory");
+	copy_mtime(maildir + "/cur.aside", maildir + "/cur");
+	fs::remove(maildir + "/.Archive/cur/3.c.host,S=10:2,S");
+	touch_dirs_later(maildir + "/.Archive");
+	fs::remove_all(maildir + "/.Old/cur");
+	auto stats = scanner.scan(cfg, env, 1800000200);
+	CHECK(stats.folders_read == 1);
+	CHECK(stats.folders_skipped == 2);
+	CHECK(stats.expunged == 1);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
+	CHECK(history.find_by_unique_name("mjl", "3.c.host,S=10")->expunged);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "4.d.host,S=10")->expunged);
+	CHECK(history.in_mailbox("mjl", "INBOX").size() == 2);
+
+	// cur/ back as it was: the next pass lists INBOX (its times are the
+	// ones the failed pass saw) and finds message 2 gone, message 1 there.
+	fs::remove(maildir + "/cur");
+	fs::rename(maildir + "/cur.aside", maildir + "/cur");
+	copy_mtime(maildir + "/cur", maildir + "/cur");
+	stats = scanner.scan(cfg, env, 1800000300);
+	CHECK(stats.folders_read == 1);
+	CHECK(stats.folders_skipped == 1);  // Old, still without its cur/
+	CHECK(stats.expunged == 1);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
+	CHECK(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
+}

@@ -96,9 +96,10 @@ TEST_CASE("maildir: for_each_message_file walks new/ then cur/ and cuts the uniq
 		bool in_cur;
 	};
 	std::vector<Seen> seen;
-	tern::store::for_each_message_file(folder, [&](const tern::store::MessageFile& f) {
+	auto unlisted = tern::store::for_each_message_file(folder, [&](const tern::store::MessageFile& f) {
 		seen.push_back({f.path, std::string(f.file_name), std::string(f.unique_name), f.in_cur});
 	});
+	CHECK_FALSE(unlisted);
 	REQUIRE(seen.size() == 2);
 	CHECK(seen[0].path == folder + "/new/1.a.host,S=3");
 	CHECK(seen[0].file_name == "1.a.host,S=3");
@@ -110,15 +111,53 @@ TEST_CASE("maildir: for_each_message_file walks new/ then cur/ and cuts the uniq
 	CHECK(seen[1].in_cur);
 
 	// The callback may remove the file it is given.
-	tern::store::for_each_message_file(folder,
-	                                   [](const tern::store::MessageFile& f) { std::filesystem::remove(f.path); });
+	unlisted = tern::store::for_each_message_file(
+	    folder, [](const tern::store::MessageFile& f) { std::filesystem::remove(f.path); });
+	CHECK_FALSE(unlisted);
 	CHECK(list_dir(folder + "/new").empty());
 	CHECK(list_dir(folder + "/cur") == std::vector<std::string>{".hidden"});
+}
 
-	// A folder that is not there lists nothing.
+// The scanner must not take a folder it could not list for an empty one
+// (its records would be marked expunged): the walk says which directory
+// failed and why, and still walks the other one.
+TEST_CASE("maildir: for_each_message_file reports a directory it cannot list") {
+	TempDir t;
+	const std::string folder = t.path + "/.Archive";
+	for (const char* sub : {"", "/new", "/tmp"}) REQUIRE(::mkdir((folder + sub).c_str(), 0700) == 0);
+	write_file(folder + "/new/1.a.host,S=3", "new");
+	write_file(folder + "/cur", "a file where the directory belongs");  // ENOTDIR, for root too
+
+	std::vector<std::string> seen;
+	auto unlisted = tern::store::for_each_message_file(
+	    folder, [&](const tern::store::MessageFile& f) { seen.emplace_back(f.unique_name); });
+	CHECK(seen == std::vector<std::string>{"1.a.host,S=3"});
+	REQUIRE(unlisted);
+	CHECK(unlisted->dir == folder + "/cur");
+	CHECK(unlisted->error == std::errc::not_a_directory);
+	CHECK(unlisted->text() == "listing " + folder + "/cur: Not a directory");
+
+	// new/ failing: cur/ is still walked, and new/ is the one reported.
+	std::filesystem::remove(folder + "/cur");
+	REQUIRE(::mkdir((folder + "/cur").c_str(), 0700) == 0);
+	write_file(folder + "/cur/2.b.host,S=3:2,S", "cur");
+	std::filesystem::remove_all(folder + "/new");
+	seen.clear();
+	unlisted = tern::store::for_each_message_file(
+	    folder, [&](const tern::store::MessageFile& f) { seen.emplace_back(f.unique_name); });
+	CHECK(seen == std::vector<std::string>{"2.b.host,S=3"});
+	REQUIRE(unlisted);
+	CHECK(unlisted->dir == folder + "/new");
+	CHECK(unlisted->error == std::errc::no_such_file_or_directory);
+
+	// A folder that is not there: nothing walked, its new/ reported.
 	size_t calls = 0;
-	tern::store::for_each_message_file(t.path + "/.Missing", [&](const tern::store::MessageFile&) { ++calls; });
+	unlisted = tern::store::for_each_message_file(t.path + "/.Missing",
+	                                              [&](const tern::store::MessageFile&) { ++calls; });
 	CHECK(calls == 0);
+	REQUIRE(unlisted);
+	CHECK(unlisted->dir == t.path + "/.Missing/new");
+	CHECK(unlisted->error == std::errc::no_such_file_or_directory);
 }
 
 TEST_CASE("maildir: INBOX delivery writes prefix + body into new/ of a new Maildir") {
