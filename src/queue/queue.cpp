@@ -713,13 +713,13 @@ void Queue::load(bool rebuild) {
 			    st->sts_read_failed = true;
 		    }
 	    },
-	    [this, st, seq_at_start] {
-		    if (st->sts_read_failed) sts_table_read_ = false;  // the next load tries again
-		    // A policy fetched meanwhile is newer and stays.
-		    std::vector<std::string> dropped = sts_cache_.add_loaded(std::move(st->sts_policies), now_s());
-		    if (!dropped.empty()) write_sts_policies(nullptr, std::move(dropped));
+	    [this, st, seq_at_start, read_sts] {
 		    if (!st->error.empty()) {
 			    log::error("queue: loading records failed", {{"err", st->error}});
+			    // The policies join the cache with the records that say
+			    // which domains keep theirs (D44): the next load reads the
+			    // table again, as after a failed read of it.
+			    if (read_sts) sts_table_read_ = false;
 			    return;
 		    }
 		    std::map<uint64_t, Entry> fresh;
@@ -733,11 +733,50 @@ void Queue::load(bool rebuild) {
 		    // may have come after it.
 		    for (auto& [id, e] : entries_)
 			    if ((e.in_flight || e.added_seq > seq_at_start) && !fresh.count(id)) fresh[id] = e;
-		    entries_ = std::move(fresh);
+		    replace_entries(std::move(fresh));
+		    if (st->sts_read_failed) sts_table_read_ = false;  // the next load tries again
+		    add_loaded_sts_policies(std::move(st->sts_policies));
 		    loaded_ = true;
 		    log_gauge();
 		    schedule();
 	    });
+}
+
+// After the records: a domain with queued mail keeps its policy however
+// long ago it was fetched (D44). A policy fetched meanwhile is newer and
+// stays.
+void Queue::add_loaded_sts_policies(std::vector<store::StoredStsPolicy> loaded) {
+	std::vector<std::string> dropped = sts_cache_.add_loaded(std::move(loaded), now_s(), has_queued_mail());
+	if (!dropped.empty()) write_sts_policies(nullptr, std::move(dropped));
+}
+
+void Queue::put_entry(uint64_t id, Entry entry) {
+	auto [it, added] = entries_.try_emplace(id);
+	if (!added) uncount_queued(it->second.domain);
+	queued_per_domain_[entry.domain]++;
+	it->second = std::move(entry);
+}
+
+void Queue::erase_entry(uint64_t id) {
+	auto it = entries_.find(id);
+	if (it == entries_.end()) return;
+	uncount_queued(it->second.domain);
+	entries_.erase(it);
+}
+
+void Queue::replace_entries(std::map<uint64_t, Entry> entries) {
+	entries_ = std::move(entries);
+	queued_per_domain_.clear();
+	for (const auto& [id, entry] : entries_) queued_per_domain_[entry.domain]++;
+}
+
+void Queue::uncount_queued(const std::string& domain) {
+	auto it = queued_per_domain_.find(domain);
+	if (it != queued_per_domain_.end() && --it->second == 0) queued_per_domain_.erase(it);
+}
+
+StsCache::HasQueuedMail Queue::has_queued_mail() const {
+	return [this](const std::string& domain) { return queued_per_domain_.count(domain) != 0; };
 }
 
 namespace {
@@ -887,7 +926,7 @@ void Queue::add_enqueued(const std::vector<store::QueueRecord>& records) {
 	for (auto& r : records) {
 		Entry e = entry_of(r);
 		e.added_seq = enqueue_seq_;
-		entries_[r.id] = std::move(e);
+		put_entry(r.id, std::move(e));
 		log::info(
 		    "queued",
 		    {{"id", std::to_string(r.id)}, {"from", r.from}, {"to", r.to}, {"size", std::to_string(r.size)}});
@@ -933,7 +972,7 @@ void Queue::schedule() {
 	std::sort(due.begin(), due.end());
 	for (auto& [when, id] : due) {
 		if (deliveries_.size() >= max_concurrent) break;
-		Entry& first = entries_[id];
+		Entry& first = entries_.at(id);
 		// At most one delivery per destination domain at a time (as the model).
 		if (first.in_flight || busy_domains_.count(first.domain)) continue;
 		std::vector<uint64_t> ids;
@@ -943,7 +982,7 @@ void Queue::schedule() {
 			    other.group == first.group)
 				ids.push_back(other_id);
 		}
-		for (uint64_t i : ids) entries_[i].in_flight = true;
+		for (uint64_t i : ids) entries_.at(i).in_flight = true;
 		busy_domains_.insert(first.domain);
 		auto d = std::make_unique<Delivery>();
 		d->id = next_delivery_id_++;
@@ -1155,7 +1194,7 @@ void Queue::on_prepared(Delivery& d, PreparedAttempt& st) {
 
 // Removed records leave the schedule; rescheduled ones wait for their time.
 void Queue::apply_settled(const std::vector<uint64_t>& removed, const std::map<uint64_t, int64_t>& rescheduled) {
-	for (uint64_t id : removed) entries_.erase(id);
+	for (uint64_t id : removed) erase_entry(id);
 	for (auto& [id, when] : rescheduled) {
 		auto e = entries_.find(id);
 		if (e != entries_.end()) {
@@ -1344,7 +1383,8 @@ void Queue::on_sts_fetched(Delivery& d, const std::string& id, const net::HttpsG
 	const int64_t expires = now + policy->max_age;
 	std::vector<std::string> dropped;
 	const store::StoredStsPolicy& entry = sts_cache_.put(
-	    store::StoredStsPolicy{ascii_lower(d.domain), id, std::move(*policy), expires}, now, dropped);
+	    store::StoredStsPolicy{ascii_lower(d.domain), id, std::move(*policy), expires}, now, has_queued_mail(),
+	    dropped);
 	write_sts_policies(&entry, std::move(dropped));
 	log::info("queue: MTA-STS policy",
 	          {{"domain", d.domain},

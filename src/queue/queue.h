@@ -188,6 +188,15 @@ private:
 	};
 
 	void load(bool rebuild);
+	void add_loaded_sts_policies(std::vector<store::StoredStsPolicy> loaded);
+	// Every change to entries_ goes through these, so that
+	// queued_per_domain_ follows it.
+	void put_entry(uint64_t id, Entry entry);
+	void erase_entry(uint64_t id);
+	void replace_entries(std::map<uint64_t, Entry> entries);
+	void uncount_queued(const std::string& domain);
+	// For the MTA-STS cache, which keeps these domains' policies (D44).
+	StsCache::HasQueuedMail has_queued_mail() const;
 	void add_enqueued(const std::vector<store::QueueRecord>& records);
 	void schedule();
 	void arm_timer();
@@ -277,6 +286,10 @@ private:
 	bool waits_for_trust(Delivery& d, bool needed = false);
 	core::TimerWatcher timer_;
 	std::map<uint64_t, Entry> entries_;
+	// How many records of entries_ go to each domain (lower case, as
+	// records keep it): the domains with queued mail, whose MTA-STS
+	// policies the cache does not drop to make room (D44).
+	std::map<std::string, size_t> queued_per_domain_;
 	std::set<std::string> busy_domains_;
 	core::ConnTable<Delivery> deliveries_;
 	std::vector<core::ConnHandle> ended_;  // released, erased when no callback of theirs runs
