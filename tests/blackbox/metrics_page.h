@@ -64,5 +64,16 @@ inline double sample(const std::string& page, const std::string& series) {
 	return -1;
 }
 
+// The sample `series` once it is `wanted`, or as last seen after
+// `timeout_ms`: for values that settle after what a test did (a pass of
+// the scanner, a worker job still running, a login's delayed reply).
+inline double sample_within(int port, const std::string& series, double wanted, int timeout_ms) {
+	double seen = sample(get_metrics(port), series);
+	for (int waited = 0; seen != wanted && waited < timeout_ms; waited += 50) {
+		usleep(50 * 1000);
+		seen = sample(get_metrics(port), series);
+	}
+	return seen;
+}
 
 }  // namespace tern::testing
