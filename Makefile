@@ -93,7 +93,8 @@ src/ternctl: src/ternctl.o src/libtern.a
 src/sendmail.tern: src/sendmail.o src/libtern.a
 	$(CXX) $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
 
-tests/unit-tests: $(UNIT_OBJS) src/libtern.a
+# The unit tests share the loopback DNS responder of the black-box tests.
+tests/unit-tests: $(UNIT_OBJS) tests/helpers/dns_server.o src/libtern.a
 	$(CXX) $(LDFLAGS_CONF) -o $@ $^ $(LIBS_CONF)
 
 tests/blackbox-tests: $(BLACKBOX_OBJS) $(HELPER_OBJS) src/libtern.a

@@ -1,6 +1,7 @@
 #include "util/log.h"
 #include "mailauth/iprev.h"
 #include "net/udns_resolver.h"
+#include "net/dns_tcp.h"
 #include "util/strings.h"
 
 #include <arpa/inet.h>
@@ -155,6 +156,70 @@ DnsAnswer convert(RrType type, void* result) {
 	return answer;
 }
 
+// The udns query type and parser of a record type.
+struct QueryKind {
+	int qtype;
+	dns_parse_fn* parse;
+};
+
+QueryKind query_kind(RrType type) {
+	switch (type) {
+	case RrType::A: return {DNS_T_A, dns_parse_a4};
+	case RrType::AAAA: return {DNS_T_AAAA, dns_parse_a6};
+	case RrType::MX: return {DNS_T_MX, dns_parse_mx};
+	case RrType::TXT: return {DNS_T_TXT, dns_parse_txt};
+	case RrType::PTR: return {DNS_T_PTR, dns_parse_ptr};
+	}
+	return {DNS_T_A, dns_parse_a4};
+}
+
+DnsAnswer answer_with(DnsStatus status) {
+	DnsAnswer answer;
+	answer.status = status;
+	return answer;
+}
+
+// Whether a reply that came over TCP answers our question: the query's
+// ID, a response to a standard query, whole (TC clear), and the question
+// we asked (name compared without regard to case, RFC 4343), as udns
+// checks its UDP replies. `cur` ends up at the question's type field.
+bool answers_question(dnscc_t* pkt, dnscc_t* end, uint16_t id, dnscc_t* qdn, int qtype, dnscc_t*& cur) {
+	if (end - pkt < DNS_HSIZE) return false;
+	if (dns_qid(pkt) != id || !dns_qr(pkt) || dns_opcode(pkt) != 0 || dns_numqd(pkt) != 1) return false;
+	// Truncated even over TCP: never a partial RRset (RFC 2181 9).
+	if (dns_tc(pkt)) return false;
+	dnsc_t dn[DNS_MAXDN];
+	cur = dns_payload(pkt);
+	if (dns_getdn(pkt, &cur, end, dn, sizeof(dn)) <= 0 || end - cur < 4) return false;
+	return dns_dnequal(dn, qdn) && dns_get16(cur) == unsigned(qtype) && dns_get16(cur + 2) == DNS_C_IN;
+}
+
+// The answer in a reply that came over TCP, read the way udns reads a UDP
+// reply: its RCODE, then udns's own parser for the type (which follows
+// CNAMEs and checks every record) and convert(). A reply that does not
+// answer our question is a temporary failure, like no reply at all.
+DnsAnswer answer_from_tcp_reply(const std::string& reply, uint16_t id, const std::string& name, RrType type) {
+	const QueryKind kind = query_kind(type);
+	dnsc_t qdn[DNS_MAXDN];
+	if (dns_sptodn(name.c_str(), qdn, sizeof(qdn)) <= 0) return answer_with(DnsStatus::nxdomain);
+	auto* pkt = reinterpret_cast<dnscc_t*>(reply.data());
+	dnscc_t* end = pkt + reply.size();
+	dnscc_t* cur = nullptr;
+	if (!answers_question(pkt, end, id, qdn, kind.qtype, cur)) return answer_with(DnsStatus::temperror);
+	switch (dns_rcode(pkt)) {
+	case DNS_R_NOERROR: break;
+	case DNS_R_NXDOMAIN: return answer_with(DnsStatus::nxdomain);
+	default: return answer_with(DnsStatus::temperror);  // SERVFAIL, REFUSED, ...
+	}
+	if (dns_numan(pkt) == 0) return answer_with(DnsStatus::nodata);
+	void* result = nullptr;
+	int code = kind.parse(qdn, pkt, cur, end, &result);
+	if (code < 0) return answer_with(status_from_udns(code));
+	DnsAnswer answer = convert(type, result);
+	std::free(result);
+	return answer;
+}
+
 // The in_flight_ key of a query: its type and its name in lower case
 // without a trailing dot (RFC 4343: names compare without regard to case).
 std::string flight_key(RrType type, const std::string& name) {
@@ -186,9 +251,11 @@ UdnsResolver::UdnsResolver(struct ev_loop* loop, const std::vector<std::string>&
 	// Names are always absolute: never try the search list.
 	dns_add_srch(ctx_, nullptr);
 	dns_set_opt(ctx_, DNS_OPT_FLAGS, DNS_NOSRCH);
-	// EDNS0 (RFC 6891) so large TXT sets (SPF, DKIM keys) fit; udns has no
-	// TCP fallback, a truncated reply is a temperror.
+	// EDNS0 (RFC 6891) so that large TXT sets (SPF, DKIM keys) fit in UDP
+	// where the server allows; a reply truncated anyway goes to TCP (see
+	// on_udns_packet).
 	dns_set_opt(ctx_, DNS_OPT_UDPSIZE, DNS_EDNS0PACKET);
+	dns_set_dbgfn(ctx_, on_udns_packet);
 	// Our per-query timer enforces timeout_ms exactly; udns must not give
 	// up first, and should retransmit once in between (UDP loses packets).
 	// With one server udns waits T, then 2T seconds, each try possibly up to
@@ -242,35 +309,13 @@ UdnsResolver::Pending::~Pending() {
 std::string UdnsResolver::reverse_name(const IpAddr& addr) { return mailauth::reverse_dns_name(addr); }
 
 void UdnsResolver::query(uint64_t owner, const std::string& name, RrType type, Callback cb) {
-	int qtype = DNS_T_A;
-	dns_parse_fn* parse = dns_parse_a4;
-	switch (type) {
-	case RrType::A:
-		qtype = DNS_T_A;
-		parse = dns_parse_a4;
-		break;
-	case RrType::AAAA:
-		qtype = DNS_T_AAAA;
-		parse = dns_parse_a6;
-		break;
-	case RrType::MX:
-		qtype = DNS_T_MX;
-		parse = dns_parse_mx;
-		break;
-	case RrType::TXT:
-		qtype = DNS_T_TXT;
-		parse = dns_parse_txt;
-		break;
-	case RrType::PTR:
-		qtype = DNS_T_PTR;
-		parse = dns_parse_ptr;
-		break;
-	}
+	const QueryKind kind = query_kind(type);
 	uint64_t id = next_id_++;
 	auto entry = std::make_unique<Pending>();
 	entry->self = this;
 	entry->id = id;
 	entry->owner = owner;
+	entry->name = name;
 	entry->type = type;
 	entry->cb = std::move(cb);
 	Pending* p = entry.get();
@@ -285,7 +330,7 @@ void UdnsResolver::query(uint64_t owner, const std::string& name, RrType type, C
 	// udns never completes a query inside dns_submit_p (it only queues it
 	// and asks for a zero timer), so `p` stays valid here; send_queued()
 	// below puts it on the wire.
-	p->handle = dns_submit_p(ctx_, name.c_str(), DNS_C_IN, qtype, DNS_NOSRCH, parse, on_udns_answer, p);
+	p->handle = dns_submit_p(ctx_, name.c_str(), DNS_C_IN, kind.qtype, DNS_NOSRCH, kind.parse, on_udns_answer, p);
 	if (!p->handle) {
 		// A name too long or with an empty label (DNS_E_BADQUERY: not
 		// found), or no memory: answer on the next loop iteration, like a
@@ -392,6 +437,13 @@ void UdnsResolver::on_udns_answer(dns_ctx* ctx, void* result, void* data) {
 	// entry is only freed after its query is cancelled or answered).
 	auto* p = static_cast<Pending*>(data);
 	UdnsResolver* self = p->self;
+	if (!result && p->truncating_server && dns_status(ctx) == DNS_E_TEMPFAIL) {
+		// udns ends a query every server answered truncated with a
+		// temporary failure; start_tcp_fallbacks(), right after
+		// dns_ioevent(), asks over TCP instead.
+		p->handle = nullptr;  // freed by udns
+		return;
+	}
 	DnsAnswer answer;
 	if (result) {
 		answer = convert(p->type, result);
@@ -425,6 +477,66 @@ void UdnsResolver::on_udns_timer_request(dns_ctx* ctx, int timeout, void* data) 
 void UdnsResolver::on_io(struct ev_loop*, ev_io* w, int) {
 	auto* self = static_cast<UdnsResolver*>(w->data);
 	dns_ioevent(self->ctx_, 0);
+	self->start_tcp_fallbacks();
+}
+
+void UdnsResolver::on_udns_packet(int code, const struct sockaddr* from, unsigned, const unsigned char* packet,
+                                  int length, const dns_query* query, void* data) {
+	// Code 0 is a reply udns matched to `query` (ID and question) and is
+	// about to act on; `data` is then that query's entry, alive while udns
+	// has the query. udns 0.4 drops a NOERROR reply with TC=1, even one
+	// with a partial answer section, and tries the next server; we note it
+	// for TCP. Other RCODEs with TC=1 stand as udns reads them (an
+	// NXDOMAIN needs no records).
+	if (code != 0 || !query || !data || !from || length < DNS_HSIZE) return;
+	if (!dns_tc(packet) || dns_rcode(packet) != DNS_R_NOERROR) return;
+	auto server = IpAddr::from_sockaddr(from);
+	if (!server) return;
+	auto* p = static_cast<Pending*>(data);
+	p->truncating_server = server;
+	p->truncating_port = ntohs(from->sa_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(from)->sin6_port
+	                                                       : reinterpret_cast<const sockaddr_in*>(from)->sin_port);
+	p->truncated_query_id = uint16_t(dns_qid(packet));
+	p->self->truncated_.push_back(p->id);
+}
+
+void UdnsResolver::start_tcp_fallbacks() {
+	std::vector<uint64_t> ids;
+	ids.swap(truncated_);
+	for (uint64_t id : ids) {
+		auto it = pending_.find(id);
+		// Gone (answered by another server meanwhile, or cancelled), or
+		// already over TCP (a retransmission was truncated too).
+		if (it == pending_.end() || it->second->tcp) continue;
+		Pending& p = *it->second;
+		if (p.handle) {
+			// udns still waits for other servers: TCP now (RFC 7766 5).
+			dns_cancel(ctx_, p.handle);
+			std::free(p.handle);  // not freed by udns 0.4's dns_cancel
+			p.handle = nullptr;
+		}
+		if (!start_tcp(p)) answer_flight(id, answer_with(DnsStatus::temperror));
+	}
+}
+
+bool UdnsResolver::start_tcp(Pending& p) {
+	std::string query = dns_tcp_query(p.name, uint16_t(query_kind(p.type).qtype), p.truncated_query_id);
+	if (query.empty()) return false;
+	// The exchange is the entry's: destroyed with it (answered, timed out,
+	// cancelled, resolver gone), it never calls back after; the id is
+	// looked up anyway.
+	p.tcp = std::make_unique<DnsTcpExchange>(
+	    loop_, [this, id = p.id](std::optional<std::string> reply) { on_tcp_reply(id, reply); });
+	return p.tcp->start(*p.truncating_server, p.truncating_port, std::move(query));
+}
+
+void UdnsResolver::on_tcp_reply(uint64_t id, const std::optional<std::string>& reply) {
+	auto it = pending_.find(id);
+	if (it == pending_.end()) return;
+	const Pending& p = *it->second;
+	DnsAnswer answer = reply ? answer_from_tcp_reply(*reply, p.truncated_query_id, p.name, p.type)
+				 : answer_with(DnsStatus::temperror);
+	answer_flight(id, answer);  // destroys the entry and its exchange: last
 }
 
 void UdnsResolver::on_timeout_timer(struct ev_loop*, ev_timer* w, int) {

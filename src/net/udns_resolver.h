@@ -1,5 +1,6 @@
-// The daemon's asynchronous DNS resolver: udns 0.4 (UDP with EDNS0, no TCP
-// fallback) driven by the libev loop, implementing mailauth::Resolver.
+// The daemon's asynchronous DNS resolver: udns 0.4 (UDP with EDNS0) driven
+// by the libev loop, implementing mailauth::Resolver, with a TCP fallback
+// of its own for truncated replies (udns has none).
 //
 // Threading: everything runs on the loop thread that owns `loop`.
 // Callbacks always run from the loop, never inside query() (a query that
@@ -21,16 +22,24 @@
 // remembered after the answer, so a changed record is seen by the next
 // query.
 //
+// A reply with TC=1 (too large for the server's UDP limit, often 1232
+// bytes) is never used, not even its partial answer section (RFC 2181 9):
+// the question goes to the server that sent it again over TCP (RFC 1035
+// 4.2.2, RFC 7766 5), within the same timeout. udns itself would drop such
+// a reply and end the query with a temporary failure once every server
+// had sent one.
+//
 // Answers: MX hosts and PTR names are lower case without trailing dot (the
 // null MX "." gives host ""); each TXT record's strings are joined. Status:
 // NXDOMAIN → nxdomain, NOERROR without records → nodata, timeout/SERVFAIL/
-// REFUSED/truncated/no memory → temperror, garbled reply or invalid name →
-// permerror.
+// REFUSED/no memory/a TCP fallback that fails → temperror, garbled reply →
+// permerror, invalid name → nxdomain.
 #pragma once
 #include <ev.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -42,6 +51,8 @@ struct dns_ctx;
 struct dns_query;
 
 namespace tern::net {
+
+class DnsTcpExchange;
 
 class UdnsResolver : public mailauth::Resolver {
 public:
@@ -74,6 +85,7 @@ private:
 		UdnsResolver* self = nullptr;
 		uint64_t id = 0;
 		uint64_t owner = 0;
+		std::string name;
 		mailauth::RrType type = mailauth::RrType::A;
 		dns_query* handle = nullptr;  // null when never submitted, or its answer deferred
 		Callback cb;
@@ -87,11 +99,22 @@ private:
 		std::string flight_key;
 		std::vector<uint64_t> sharers;
 		uint64_t shares = 0;
+		// A server answered with TC=1: its address and the query's ID,
+		// for the TCP fallback (RFC 7766 5), and that exchange while it
+		// runs (destroyed with the entry, which closes it).
+		std::optional<IpAddr> truncating_server;
+		int truncating_port = 0;
+		uint16_t truncated_query_id = 0;
+		std::unique_ptr<DnsTcpExchange> tcp;
 		Pending();
 		~Pending();
 	};
 
 	static void on_udns_answer(dns_ctx* ctx, void* result, void* data);
+	// udns's debug hook: sees every reply matched to a query (code 0),
+	// before udns acts on it; notes the truncated ones.
+	static void on_udns_packet(int code, const struct sockaddr* from, unsigned from_len,
+	                           const unsigned char* packet, int length, const dns_query* query, void* data);
 	static void on_udns_timer_request(dns_ctx* ctx, int timeout, void* data);
 	static void on_io(struct ev_loop*, ev_io* w, int revents);
 	static void on_timeout_timer(struct ev_loop*, ev_timer* w, int revents);
@@ -109,6 +132,12 @@ private:
 	// (a callback may cancel the owner of a later one).
 	void answer_flight(uint64_t id, const mailauth::DnsAnswer& answer);
 	bool has_live_sharers(const Pending& p) const;
+	// Takes the queries a server answered truncated from udns and asks
+	// their question over TCP; run after udns has read the socket.
+	void start_tcp_fallbacks();
+	// False when the exchange could not even start.
+	bool start_tcp(Pending& p);
+	void on_tcp_reply(uint64_t id, const std::optional<std::string>& reply);
 
 	struct ev_loop* loop_;
 	double timeout_seconds_;
@@ -121,6 +150,8 @@ private:
 	// id → query; ids let deferred answers skip entries cancelled meanwhile.
 	std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_;
 	std::vector<uint64_t> deferred_;
+	// Queries that got a truncated reply during the current dns_ioevent().
+	std::vector<uint64_t> truncated_;
 	// type and lower-case name → the id of the query on the wire for them.
 	std::unordered_map<std::string, uint64_t> in_flight_;
 };

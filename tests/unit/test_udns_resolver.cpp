@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -22,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include "helpers/dns_server.h"
+#include "net/dns_tcp.h"
 #include "net/udns_resolver.h"
 
 using tern::IpAddr;
@@ -29,6 +32,7 @@ using tern::mailauth::DnsAnswer;
 using tern::mailauth::DnsStatus;
 using tern::mailauth::RrType;
 using tern::net::UdnsResolver;
+using tern::testing::DnsServer;
 
 namespace {
 
@@ -260,27 +264,32 @@ struct Outcome {
 	DnsAnswer answer;
 };
 
-struct Fixture {
-	TestDnsServer dns;
+std::shared_ptr<Outcome> ask(UdnsResolver& resolver, const std::string& name, RrType type, uint64_t owner) {
+	auto out = std::make_shared<Outcome>();
+	resolver.query(owner, name, type, [out](const DnsAnswer& a) {
+		out->calls++;
+		out->answer = a;
+	});
+	return out;
+}
+
+// A resolver asking `Server` (started by the fixture's constructor) on a
+// loop of its own.
+template <class Server>
+struct ResolverFixture {
+	Server dns;
 	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
 	std::unique_ptr<UdnsResolver> resolver;
 
-	explicit Fixture(int64_t timeout_ms = 2000) {
-		fill_zone(dns);
-		dns.start();
+	void open_resolver(int64_t timeout_ms) {
 		resolver = std::make_unique<UdnsResolver>(loop, std::vector<std::string>{dns.address()}, timeout_ms);
 	}
-	~Fixture() {
+	~ResolverFixture() {
 		resolver.reset();
 		ev_loop_destroy(loop);
 	}
 	std::shared_ptr<Outcome> ask(const std::string& name, RrType type, uint64_t owner = 1) {
-		auto out = std::make_shared<Outcome>();
-		resolver->query(owner, name, type, [out](const DnsAnswer& a) {
-			out->calls++;
-			out->answer = a;
-		});
-		return out;
+		return ::ask(*resolver, name, type, owner);
 	}
 	// Asks and waits for the answer.
 	DnsAnswer resolve(const std::string& name, RrType type) {
@@ -291,6 +300,47 @@ struct Fixture {
 		return out->answer;
 	}
 };
+
+struct Fixture : ResolverFixture<TestDnsServer> {
+	explicit Fixture(int64_t timeout_ms = 2000) {
+		fill_zone(dns);
+		dns.start();
+		open_resolver(timeout_ms);
+	}
+};
+
+// The UDP cap of BIND, Unbound and Knot since the 2020 DNS flag day.
+constexpr size_t kFlagDayUdpSize = 1232;
+
+// An apex TXT RRset like a large organisation's: an SPF record among
+// dozens of site verification records, several kilobytes in all.
+std::vector<std::string> large_txt_set() {
+	std::vector<std::string> texts = {"v=spf1 ip4:192.0.2.0/24 include:_spf.big.example -all"};
+	for (int i = 0; i < 40; i++)
+		texts.push_back("site-verification-" + std::to_string(i) + "=" + std::string(80, char('a' + i % 26)));
+	return texts;
+}
+
+// The loopback responder of tests/helpers, its UDP replies truncated
+// over 1232 bytes.
+struct TruncatingFixture : ResolverFixture<DnsServer> {
+	explicit TruncatingFixture(DnsServer::Truncation how, int64_t timeout_ms = 2000) {
+		for (const auto& text : large_txt_set()) dns.add("big.example", "TXT", text);
+		dns.add("small.example", "TXT", "v=spf1 -all");
+		dns.truncate_udp_over(kFlagDayUdpSize, how);
+		open_resolver(timeout_ms);
+	}
+	// Runs the loop until the responder has read a query over TCP.
+	bool run_until_tcp_query() {
+		return run_until(
+		    loop, [this] { return !dns.tcp_queries().empty(); }, 3.0);
+	}
+};
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+	std::sort(v.begin(), v.end());
+	return v;
+}
 
 }  // namespace
 
@@ -644,4 +694,131 @@ TEST_CASE("udns resolver: server address forms") {
 	CHECK_THROWS_AS(UdnsResolver(loop, {"[::1"}, 1000), std::runtime_error);
 	CHECK_THROWS_AS(UdnsResolver(loop, {"127.0.0.1:"}, 1000), std::runtime_error);
 	ev_loop_destroy(loop);
+}
+
+// Truncated UDP answers: a reply with TC=1 is asked again over TCP (RFC 1035
+// 4.2.2, RFC 7766 5), and a truncated answer is never used as the whole
+// RRset (RFC 2181 9). Against the loopback responder of tests/helpers, whose
+// UDP replies over a size limit come back truncated.
+
+TEST_CASE("udns resolver: a truncated UDP answer is asked again over TCP, whole (RFC 7766 5)") {
+	for (auto how : {DnsServer::Truncation::empty_answer, DnsServer::Truncation::partial_answer}) {
+		CAPTURE(int(how));
+		TruncatingFixture f(how);
+		DnsAnswer answer = f.resolve("big.example", RrType::TXT);
+		CHECK(answer.status == DnsStatus::ok);
+		CHECK(sorted(answer.records) == sorted(large_txt_set()));
+		CHECK(f.dns.tcp_queries() == std::vector<std::string>{"big.example TXT"});
+	}
+}
+
+TEST_CASE("udns resolver: an answer that fits in UDP does not go over TCP") {
+	TruncatingFixture f(DnsServer::Truncation::partial_answer);
+	DnsAnswer answer = f.resolve("small.example", RrType::TXT);
+	CHECK(answer.status == DnsStatus::ok);
+	CHECK(answer.records == std::vector<std::string>{"v=spf1 -all"});
+	CHECK(f.dns.tcp_queries().empty());
+}
+
+TEST_CASE("udns resolver: a truncated A RRset arrives whole over TCP") {
+	TruncatingFixture f(DnsServer::Truncation::partial_answer);
+	std::vector<std::string> addresses;
+	for (int i = 1; i <= 80; i++) {
+		addresses.push_back("192.0.2." + std::to_string(i));
+		f.dns.add("many.example", "A", addresses.back());
+	}
+	DnsAnswer answer = f.resolve("many.example", RrType::A);
+	CHECK(answer.status == DnsStatus::ok);
+	CHECK(sorted(answer.records) == sorted(addresses));
+}
+
+TEST_CASE("udns resolver: queries sharing a truncated one get the TCP answer; one TCP query") {
+	TruncatingFixture f(DnsServer::Truncation::empty_answer);
+	auto first = f.ask("big.example", RrType::TXT, 1);
+	DnsAnswer second = f.resolve("BIG.example.", RrType::TXT);
+	REQUIRE(first->calls == 1);
+	CHECK(first->answer.records.size() == large_txt_set().size());
+	CHECK(second.records == first->answer.records);
+	CHECK(f.dns.tcp_queries().size() == 1);
+}
+
+TEST_CASE("udns resolver: a TCP server that never answers ends in temperror within the timeout") {
+	TruncatingFixture f(DnsServer::Truncation::partial_answer, 600);
+	f.dns.set_tcp_mode(DnsServer::TcpMode::silent);
+	auto start = std::chrono::steady_clock::now();
+	DnsAnswer answer = f.resolve("big.example", RrType::TXT);
+	CHECK(answer.status == DnsStatus::temperror);
+	CHECK(answer.records.empty());
+	CHECK(seconds_since(start) >= 0.5);
+	CHECK(seconds_since(start) < 1.5);
+	CHECK(f.dns.tcp_queries().size() == 1);
+	CHECK(f.resolver->pending() == 0);
+}
+
+TEST_CASE("udns resolver: a TCP reply closed early or for another query ID is a temperror, never the UDP part") {
+	for (auto mode : {DnsServer::TcpMode::close, DnsServer::TcpMode::wrong_id}) {
+		CAPTURE(int(mode));
+		TruncatingFixture f(DnsServer::Truncation::partial_answer);
+		f.dns.set_tcp_mode(mode);
+		DnsAnswer answer = f.resolve("big.example", RrType::TXT);
+		CHECK(answer.status == DnsStatus::temperror);
+		CHECK(answer.records.empty());
+		CHECK(f.dns.tcp_queries().size() == 1);
+	}
+}
+
+TEST_CASE("udns resolver: a query cancelled while over TCP never calls back") {
+	TruncatingFixture f(DnsServer::Truncation::empty_answer);
+	f.dns.set_tcp_mode(DnsServer::TcpMode::silent);
+	auto cancelled = f.ask("big.example", RrType::TXT, 1);
+	REQUIRE(f.run_until_tcp_query());
+	f.resolver->cancel_owner(1);
+	CHECK(f.resolver->pending() == 0);
+	run_until(
+	    f.loop, [] { return false; }, 0.3);
+	CHECK(cancelled->calls == 0);
+}
+
+TEST_CASE("udns resolver: destroying the resolver while a TCP query is out runs no callback") {
+	TruncatingFixture f(DnsServer::Truncation::empty_answer);
+	f.dns.set_tcp_mode(DnsServer::TcpMode::silent);
+	auto out = f.ask("big.example", RrType::TXT);
+	REQUIRE(f.run_until_tcp_query());
+	REQUIRE(f.resolver->pending() == 1);
+	f.resolver.reset();
+	ev_run(f.loop, EVRUN_NOWAIT);
+	CHECK(out->calls == 0);
+}
+
+TEST_CASE("dns over tcp: the query is framed with its length (RFC 1035 4.2.2)") {
+	std::string framed = tern::net::dns_tcp_query("Big.Example.", 16, 0xabcd);
+	std::string message = std::string("\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", 12) +
+	    std::string("\x03"
+	                "Big\x07"
+	                "Example\x00",
+	                13) +
+	    std::string("\x00\x10\x00\x01", 4);
+	CHECK(framed == std::string("\x00", 1) + char(message.size()) + message);
+	CHECK(tern::net::dns_tcp_query("bad..name", 16, 1).empty());
+	CHECK(tern::net::dns_tcp_query(std::string(64, 'a') + ".example", 16, 1).empty());
+}
+
+TEST_CASE("dns over tcp: a framed message gathered from pieces; bytes after it are not kept") {
+	tern::net::DnsTcpFrame frame;
+	CHECK_FALSE(frame.add("\x00", 1));
+	CHECK_FALSE(
+	    frame.add("\x05"
+	              "ab",
+	              3));
+	CHECK_FALSE(frame.complete());
+	CHECK(frame.add("cdeXYZ", 6));
+	CHECK(frame.message() == "abcde");
+	CHECK(frame.add("more", 4));
+	CHECK(frame.message() == "abcde");
+
+	tern::net::DnsTcpFrame largest;
+	std::string body(65535, 'x');
+	CHECK_FALSE(largest.add("\xff\xff", 2));
+	CHECK(largest.add(body.data(), body.size()));
+	CHECK(largest.message().size() == 65535);
 }
