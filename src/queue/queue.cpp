@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <random>
 #include <stdexcept>
 
@@ -713,33 +714,41 @@ void Queue::load(bool rebuild) {
 			    st->sts_read_failed = true;
 		    }
 	    },
-	    [this, st, seq_at_start, read_sts] {
+	    [this, st, seq_at_start] {
 		    if (!st->error.empty()) {
 			    log::error("queue: loading records failed", {{"err", st->error}});
 			    // The policies join the cache with the records that say
-			    // which domains keep theirs (D44): the next load reads the
-			    // table again, as after a failed read of it.
-			    if (read_sts) sts_table_read_ = false;
+			    // which domains keep theirs (D44), at the next load that
+			    // reads them; until then no delivery runs, so none is
+			    // dropped from the table meanwhile.
+			    std::move(st->sts_policies.begin(), st->sts_policies.end(),
+			              std::back_inserter(sts_policies_read_unjoined_));
 			    return;
 		    }
-		    std::map<uint64_t, Entry> fresh;
-		    for (auto& [id, loaded] : st->entries) {
-			    auto it = entries_.find(id);
-			    fresh[id] = it != entries_.end() && it->second.in_flight ? it->second : std::move(loaded);
-		    }
-		    // Records in flight that are gone from the database stay until
-		    // their delivery ends (its update then finds nothing).
-		    // So do records enqueued while the list was read: their commit
-		    // may have come after it.
-		    for (auto& [id, e] : entries_)
-			    if ((e.in_flight || e.added_seq > seq_at_start) && !fresh.count(id)) fresh[id] = e;
-		    replace_entries(std::move(fresh));
+		    take_loaded_entries(st->entries, seq_at_start);
 		    if (st->sts_read_failed) sts_table_read_ = false;  // the next load tries again
+		    std::move(sts_policies_read_unjoined_.begin(), sts_policies_read_unjoined_.end(),
+		              std::back_inserter(st->sts_policies));
+		    sts_policies_read_unjoined_.clear();
 		    add_loaded_sts_policies(std::move(st->sts_policies));
 		    loaded_ = true;
 		    log_gauge();
 		    schedule();
 	    });
+}
+
+void Queue::take_loaded_entries(std::vector<std::pair<uint64_t, Entry>>& loaded, uint64_t seq_at_start) {
+	std::map<uint64_t, Entry> fresh;
+	for (auto& [id, entry] : loaded) {
+		auto it = entries_.find(id);
+		fresh[id] = it != entries_.end() && it->second.in_flight ? it->second : std::move(entry);
+	}
+	// Records in flight that are gone from the database stay until their
+	// delivery ends (its update then finds nothing). So do records
+	// enqueued while the list was read: their commit may have come after it.
+	for (auto& [id, e] : entries_)
+		if ((e.in_flight || e.added_seq > seq_at_start) && !fresh.count(id)) fresh[id] = e;
+	replace_entries(std::move(fresh));
 }
 
 // After the records: a domain with queued mail keeps its policy however

@@ -188,6 +188,9 @@ private:
 	};
 
 	void load(bool rebuild);
+	// The records a load read, in place of entries_ but for those in flight
+	// or enqueued since the load began (`seq_at_start`).
+	void take_loaded_entries(std::vector<std::pair<uint64_t, Entry>>& loaded, uint64_t seq_at_start);
 	void add_loaded_sts_policies(std::vector<store::StoredStsPolicy> loaded);
 	// Every change to entries_ goes through these, so that
 	// queued_per_domain_ follows it.
@@ -281,6 +284,10 @@ private:
 	std::map<std::string, std::optional<store::StoredStsPolicy>> sts_writes_;
 	bool sts_write_running_ = false;
 	bool sts_table_read_ = false;  // by a load (the first that succeeds)
+	// Read by a load whose records failed: they join the cache with the
+	// records of the next load that succeeds (a resync started meanwhile
+	// does not read the table again).
+	std::vector<store::StoredStsPolicy> sts_policies_read_unjoined_;
 	void write_next_sts_batch();
 	void load_verified_context(const config::Config& config, bool on_worker);
 	bool waits_for_trust(Delivery& d, bool needed = false);

@@ -164,18 +164,24 @@ std::optional<UnlistedDir> list_files(ChangedFolder& folder) {
 // during the pass are left the same way, not marked expunged by chance of
 // timing. A renamed folder's files are found under its new name.
 void list_changed(const std::string& account, std::vector<ChangedFolder>& changed,
-                  std::vector<RecordedFolder>& recorded, std::map<std::string, std::pair<int64_t, int64_t>>& seen,
-                  ScanStats& stats) {
+                  std::vector<RecordedFolder>& recorded, std::map<std::string, FolderSeen>& seen, ScanStats& stats) {
 	std::vector<ChangedFolder> listed;
 	std::vector<RecordedFolder> listed_recorded;
 	for (size_t i = 0; i < changed.size(); ++i) {
+		FolderSeen& folder_seen = seen[changed[i].path];
 		if (auto unlisted = list_files(changed[i])) {
-			log::error("maildir folder not read, its records wait for a later pass",
-			           {{"account", account}, {"folder", changed[i].name}, {"error", unlisted->text()}});
-			seen.erase(changed[i].path);
+			folder_seen.times.reset();
+			// Once per folder and error at error level: one that stays so
+			// (no new/ ever, no permission) is tried at every pass.
+			std::string error = unlisted->text();
+			auto level = error == folder_seen.unlisted_error ? log::Level::debug : log::Level::error;
+			log::event(level, 0, "maildir folder not read, its records wait for a later pass",
+			           {{"account", account}, {"folder", changed[i].name}, {"error", error}});
+			folder_seen.unlisted_error = std::move(error);
 			++stats.folders_skipped;
 			continue;
 		}
+		folder_seen.unlisted_error.clear();
 		++stats.folders_read;
 		listed.push_back(std::move(changed[i]));
 		listed_recorded.push_back(std::move(recorded[i]));
@@ -187,13 +193,13 @@ void list_changed(const std::string& account, std::vector<ChangedFolder>& change
 // The folders whose cur/ or new/ changed since the last pass (`seen`: the
 // directories' modification times then).
 std::vector<ChangedFolder> changed_folders(const std::string& maildir, const inbound::FolderClassifier& classifier,
-                                           std::map<std::string, std::pair<int64_t, int64_t>>& seen) {
+                                           std::map<std::string, FolderSeen>& seen) {
 	std::vector<ChangedFolder> changed;
 	for (const auto& [dir_name, path] : maildir_folders(maildir)) {
 		std::pair<int64_t, int64_t> times{mtime_ns(path + "/cur"), mtime_ns(path + "/new")};
-		auto it = seen.find(path);
-		if (it != seen.end() && it->second == times) continue;
-		seen[path] = times;
+		FolderSeen& folder_seen = seen[path];
+		if (folder_seen.times == times) continue;
+		folder_seen.times = times;
 		std::string name = inbound::folder_name_from_dir(dir_name);
 		inbound::FolderKind kind = classifier.classify(name);
 		changed.push_back({path, std::move(name), kind, {}});

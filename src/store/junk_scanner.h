@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -33,6 +34,17 @@ struct ScanStats {
 	size_t pruned = 0;  // history records past the configured age
 };
 
+// What the scanner remembers of a folder between passes.
+struct FolderSeen {
+	// The modification times (ns) of cur/ and new/ when a pass last read
+	// the folder; none after a pass that could not list it, so that the
+	// next one reads it again.
+	std::optional<std::pair<int64_t, int64_t>> times;
+	// Why the folder could not be listed, as last logged at error level:
+	// a folder that stays unlistable is logged again at debug level only.
+	std::string unlisted_error;
+};
+
 class JunkScanner {
 public:
 	// One pass over every account of `cfg`; blocking (a worker's job). Also
@@ -42,9 +54,7 @@ public:
 
 private:
 	std::mutex mu_;
-	// Per folder path: the modification times (ns) of cur/ and new/ seen by
-	// the last pass that read it.
-	std::map<std::string, std::pair<int64_t, int64_t>> seen_;
+	std::map<std::string, FolderSeen> seen_;  // by folder path
 };
 
 }  // namespace tern::store

@@ -10,8 +10,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 # The targets' temporary files (the session target's data directory, which
 # lives as long as the process) go to a directory of this run's own, removed
 # at the end.
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/tern-fuzz-XXXXXX")
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/tern-fuzz-XXXXXX") || exit 2
 trap 'rm -rf "$scratch"' EXIT
+# A signal ends the script through exit, so that the EXIT trap runs.
+trap 'exit 130' INT HUP
+trap 'exit 143' TERM
 export TMPDIR="$scratch"
 passed=0
 failed=0

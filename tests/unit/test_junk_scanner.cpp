@@ -14,6 +14,7 @@
 #include "store/files.h"
 #include "store/history.h"
 #include "store/junk_scanner.h"
+#include "util/log.h"
 #include "unit/files.h"
 
 using tern::inbound::JunkMark;
@@ -300,6 +301,12 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder that cannot be listed keep
 	fs::remove(maildir + "/.Archive/cur/3.c.host,S=10:2,S");
 	touch_dirs_later(maildir + "/.Archive");
 	fs::remove_all(maildir + "/.Old/cur");
+	// Each folder is logged at error level once while it stays so (the
+	// scanner tries it at every pass).
+	tern::testing::TempDir log_dir;
+	const tern::log::Level saved_level = tern::log::level();
+	tern::log::set_level(tern::log::Level::info);
+	REQUIRE(tern::log::set_sink(tern::log::Sink::file, log_dir.path + "/ternd.log"));
 	auto stats = scanner.scan(cfg, env, 1800000200);
 	CHECK(stats.folders_read == 1);
 	CHECK(stats.folders_skipped == 2);
@@ -316,6 +323,12 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder that cannot be listed keep
 	fs::rename(maildir + "/cur.aside", maildir + "/cur");
 	copy_mtime(maildir + "/cur", maildir + "/cur");
 	stats = scanner.scan(cfg, env, 1800000300);
+	tern::log::set_sink(tern::log::Sink::stderr_sink);
+	tern::log::set_level(saved_level);
+	const std::string logged = tern::testing::read_file(log_dir.path + "/ternd.log");
+	size_t error_lines = 0;
+	for (size_t at = 0; (at = logged.find("maildir folder not read", at)) != std::string::npos; ++at) ++error_lines;
+	CHECK_MESSAGE(error_lines == 2, logged);  // INBOX and Old, once each
 	CHECK(stats.folders_read == 1);
 	CHECK(stats.folders_skipped == 1);  // Old, still without its cur/
 	CHECK(stats.expunged == 1);
