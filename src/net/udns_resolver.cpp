@@ -438,9 +438,10 @@ void UdnsResolver::on_udns_answer(dns_ctx* ctx, void* result, void* data) {
 	auto* p = static_cast<Pending*>(data);
 	UdnsResolver* self = p->self;
 	if (!result && p->truncating_server && dns_status(ctx) == DNS_E_TEMPFAIL) {
-		// udns ends a query every server answered truncated with a
-		// temporary failure; start_tcp_fallbacks(), right after
-		// dns_ioevent(), asks over TCP instead.
+		// udns ends a query every server answered truncated (or did not
+		// answer) with a temporary failure; the TCP question, asked by
+		// start_tcp_fallbacks() right after dns_ioevent() or on its way
+		// already, gives the answer instead.
 		p->handle = nullptr;  // freed by udns
 		return;
 	}
@@ -509,14 +510,22 @@ void UdnsResolver::start_tcp_fallbacks() {
 		// already over TCP (a retransmission was truncated too).
 		if (it == pending_.end() || it->second->tcp) continue;
 		Pending& p = *it->second;
-		if (p.handle) {
-			// udns still waits for other servers: TCP now (RFC 7766 5).
-			dns_cancel(ctx_, p.handle);
-			std::free(p.handle);  // not freed by udns 0.4's dns_cancel
-			p.handle = nullptr;
-		}
-		if (!start_tcp(p)) answer_flight(id, answer_with(DnsStatus::temperror));
+		// TCP now (RFC 7766 5). When udns still has other servers to ask,
+		// it goes on over UDP meanwhile: the first whole answer wins, and
+		// the TCP server failing leaves the question to them.
+		if (!start_tcp(p)) tcp_failed(p);
 	}
+}
+
+void UdnsResolver::tcp_failed(Pending& p) {
+	if (!p.handle) {
+		answer_flight(p.id, answer_with(DnsStatus::temperror));
+		return;
+	}
+	// udns's own end of the query (a temporary failure once every server
+	// is asked) is the answer now; may destroy the exchange calling here.
+	p.truncating_server.reset();
+	p.tcp.reset();
 }
 
 bool UdnsResolver::start_tcp(Pending& p) {
@@ -533,10 +542,14 @@ bool UdnsResolver::start_tcp(Pending& p) {
 void UdnsResolver::on_tcp_reply(uint64_t id, const std::optional<std::string>& reply) {
 	auto it = pending_.find(id);
 	if (it == pending_.end()) return;
-	const Pending& p = *it->second;
+	Pending& p = *it->second;
 	DnsAnswer answer = reply ? answer_from_tcp_reply(*reply, p.truncated_query_id, p.name, p.type)
 				 : answer_with(DnsStatus::temperror);
-	answer_flight(id, answer);  // destroys the entry and its exchange: last
+	// Either destroys the exchange calling here: the last step.
+	if (answer.status == DnsStatus::temperror)
+		tcp_failed(p);
+	else
+		answer_flight(id, answer);
 }
 
 void UdnsResolver::on_timeout_timer(struct ev_loop*, ev_timer* w, int) {

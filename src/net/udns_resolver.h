@@ -25,9 +25,10 @@
 // A reply with TC=1 (too large for the server's UDP limit, often 1232
 // bytes) is never used, not even its partial answer section (RFC 2181 9):
 // the question goes to the server that sent it again over TCP (RFC 1035
-// 4.2.2, RFC 7766 5), within the same timeout. udns itself would drop such
-// a reply and end the query with a temporary failure once every server
-// had sent one.
+// 4.2.2, RFC 7766 5), within the same timeout, while udns asks the other
+// servers, if any, over UDP: the first whole answer wins. udns itself
+// would drop such a reply and end the query with a temporary failure once
+// every server had sent one.
 //
 // Answers: MX hosts and PTR names are lower case without trailing dot (the
 // null MX "." gives host ""); each TXT record's strings are joined. Status:
@@ -137,6 +138,9 @@ private:
 	void start_tcp_fallbacks();
 	// False when the exchange could not even start.
 	bool start_tcp(Pending& p);
+	// A TCP question that failed: temperror, unless udns is still asking
+	// other servers over UDP (then their answer, or udns's failure, is it).
+	void tcp_failed(Pending& p);
 	void on_tcp_reply(uint64_t id, const std::optional<std::string>& reply);
 
 	struct ev_loop* loop_;

@@ -717,12 +717,17 @@ void Queue::load(bool rebuild) {
 	    [this, st, seq_at_start] {
 		    if (!st->error.empty()) {
 			    log::error("queue: loading records failed", {{"err", st->error}});
-			    // The policies join the cache with the records that say
-			    // which domains keep theirs (D44), at the next load that
-			    // reads them; until then no delivery runs, so none is
+			    if (st->sts_read_failed) sts_table_read_ = false;  // the next load tries again
+			    // The policies join the cache with records that say which
+			    // domains keep theirs (D44): those of a load that
+			    // succeeded meanwhile (loads overlap on the workers), else
+			    // the next one's; until then no delivery runs, so none is
 			    // dropped from the table meanwhile.
-			    std::move(st->sts_policies.begin(), st->sts_policies.end(),
-			              std::back_inserter(sts_policies_read_unjoined_));
+			    if (loaded_)
+				    add_loaded_sts_policies(std::move(st->sts_policies));
+			    else
+				    std::move(st->sts_policies.begin(), st->sts_policies.end(),
+				              std::back_inserter(sts_policies_read_unjoined_));
 			    return;
 		    }
 		    take_loaded_entries(st->entries, seq_at_start);

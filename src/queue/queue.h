@@ -284,9 +284,9 @@ private:
 	std::map<std::string, std::optional<store::StoredStsPolicy>> sts_writes_;
 	bool sts_write_running_ = false;
 	bool sts_table_read_ = false;  // by a load (the first that succeeds)
-	// Read by a load whose records failed: they join the cache with the
-	// records of the next load that succeeds (a resync started meanwhile
-	// does not read the table again).
+	// Read by a load whose records failed before any load succeeded: they
+	// join the cache with the records of the first that does (a resync
+	// started meanwhile does not read the table again).
 	std::vector<store::StoredStsPolicy> sts_policies_read_unjoined_;
 	void write_next_sts_batch();
 	void load_verified_context(const config::Config& config, bool on_worker);

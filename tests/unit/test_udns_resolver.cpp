@@ -767,6 +767,41 @@ TEST_CASE("udns resolver: a TCP reply closed early or for another query ID is a 
 	}
 }
 
+// Two servers: the first truncates and its TCP fails or hangs; udns
+// meanwhile asks the second over UDP, whose whole answer is the one given.
+TEST_CASE("udns resolver: a TCP question that fails leaves the answer to the other servers") {
+	for (auto mode : {DnsServer::TcpMode::close, DnsServer::TcpMode::wrong_id, DnsServer::TcpMode::silent}) {
+		CAPTURE(int(mode));
+		DnsServer truncating;
+		DnsServer whole;
+		// Over 1232 bytes, within the 4096 of EDNS0.
+		std::vector<std::string> texts;
+		for (int i = 0; i < 20; i++)
+			texts.push_back("site-verification-" + std::to_string(i) + "=" +
+			                std::string(80, char('a' + i)));
+		for (const auto& text : texts) {
+			truncating.add("mid.example", "TXT", text);
+			whole.add("mid.example", "TXT", text);
+		}
+		truncating.truncate_udp_over(kFlagDayUdpSize, DnsServer::Truncation::partial_answer);
+		truncating.set_tcp_mode(mode);
+		struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+		{
+			UdnsResolver resolver(loop, {truncating.address(), whole.address()}, 3000);
+			auto out = ask(resolver, "mid.example", RrType::TXT, 1);
+			REQUIRE(run_until(
+			    loop, [&] { return out->calls > 0; }, 5.0));
+			CHECK(out->answer.status == DnsStatus::ok);
+			CHECK(sorted(out->answer.records) == sorted(texts));
+			// A silent TCP server may not have read the question yet.
+			if (mode != DnsServer::TcpMode::silent) CHECK(truncating.tcp_queries().size() == 1);
+			CHECK(whole.queries() == std::vector<std::string>{"mid.example TXT"});
+			CHECK(resolver.pending() == 0);
+		}
+		ev_loop_destroy(loop);
+	}
+}
+
 TEST_CASE("udns resolver: a query cancelled while over TCP never calls back") {
 	TruncatingFixture f(DnsServer::Truncation::empty_answer);
 	f.dns.set_tcp_mode(DnsServer::TcpMode::silent);
