@@ -604,9 +604,10 @@ private:
 			auto stats = scanner_.scan(current, env_, started);
 			last_complete_scan = started;
 			history_records = store::MessageHistory(env_).record_count();
-			if (stats.folders_read > 0)
+			if (stats.folders_read > 0 || stats.folders_gone > 0)
 				log::event(log::Level::debug, 0, "maildir scan",
 				           {{"folders", std::to_string(stats.folders_read)},
+				            {"folders_gone", std::to_string(stats.folders_gone)},
 				            {"marks_changed", std::to_string(stats.marks_changed)},
 				            {"expunged", std::to_string(stats.expunged)},
 				            {"pruned", std::to_string(stats.pruned)}});

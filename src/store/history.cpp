@@ -633,6 +633,39 @@ std::vector<MessageHistory::MailboxEntry> MessageHistory::in_mailbox(const std::
 
 namespace {
 
+// The mailbox names under the account's 'B' prefix. Each key of a mailbox
+// starts with its name and a 0; the cursor then goes to the first key
+// past every one of them (name and 1), not through the mailbox's records.
+std::vector<std::string> mailboxes_in(const Env::Tables& t, const std::string& account) {
+	std::vector<std::string> mailboxes;
+	const std::string prefix = account_prefix('B', account);
+	Scan scan(t.history_index, t.txn);
+	scan.key.set(prefix);
+	for (bool ok = scan.step(DB_SET_RANGE); ok && scan.key.view().starts_with(prefix);
+	     ok = scan.step(DB_SET_RANGE)) {
+		std::string_view after_prefix = scan.key.view().substr(prefix.size());
+		std::string_view mailbox = after_prefix.substr(0, after_prefix.find('\0'));
+		// A key without the 0 after its mailbox is no record's: passed over.
+		if (mailbox.size() < after_prefix.size()) mailboxes.emplace_back(mailbox);
+		std::string next = prefix;
+		next += mailbox;
+		next.push_back('\1');
+		scan.key.set(next);
+	}
+	return mailboxes;
+}
+
+}  // namespace
+
+std::vector<std::string> MessageHistory::mailboxes_with_records(const std::string& account) {
+	std::vector<std::string> out;
+	env_.with_tables("reading message history", false,
+	                 [&](const Env::Tables& t) { out = mailboxes_in(t, account); });
+	return out;
+}
+
+namespace {
+
 // inbound::reputation in one transaction. A database error it met is
 // thrown again: as a deadlock the transaction runner aborts and runs the
 // transaction anew, instead of the message getting 451 (and the deadlocked

@@ -93,6 +93,10 @@ public:
 		inbound::JunkMark junk = inbound::JunkMark::unknown;
 	};
 	std::vector<MailboxEntry> in_mailbox(const std::string& account, const std::string& mailbox);
+	// The mailboxes of the account that hold non-expunged records, sorted,
+	// in one read transaction: one cursor step per mailbox, however many
+	// records each holds (the scanner's look for folders deleted on disk).
+	std::vector<std::string> mailboxes_with_records(const std::string& account);
 
 	// reputation() over the account's history, in one read transaction.
 	inbound::ReputationAnswer reputation(const std::string& account, const inbound::MessageIdentity& message,

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "store/files.h"
@@ -110,19 +111,35 @@ struct RecordedFolder {
 	}
 };
 
-// Maildir++: the root is INBOX, every ".name" directory a folder. Pairs of
-// directory name and path; none when the Maildir is not there.
-std::vector<std::pair<std::string, std::string>> maildir_folders(const std::string& maildir) {
+// Maildir++: the root is INBOX, every ".name" directory a folder. The
+// folders one listing of the root found: pairs of directory name and path,
+// none when the Maildir is not there.
+struct MaildirFolders {
 	std::vector<std::pair<std::string, std::string>> folders;
+	// The root was listed to its end and every entry's type known: a folder
+	// not among these is not there. Otherwise (too many open files, an I/O
+	// error, no Maildir at all) the absence of a folder says nothing.
+	bool whole = false;
+};
+
+MaildirFolders maildir_folders(const std::string& maildir) {
+	MaildirFolders listing;
 	std::error_code ec;
-	if (!fs::is_directory(maildir, ec)) return folders;
-	folders.emplace_back("", maildir);
-	for (const auto& entry : fs::directory_iterator(maildir, ec)) {
-		std::string name = entry.path().filename().string();
-		if (name.size() > 1 && name[0] == '.' && name != ".." && entry.is_directory(ec))
-			folders.emplace_back(name, entry.path().string());
+	if (!fs::is_directory(maildir, ec)) return listing;
+	listing.folders.emplace_back("", maildir);
+	bool types_known = true;
+	const fs::directory_iterator end;
+	for (fs::directory_iterator it(maildir, ec); !ec && it != end; it.increment(ec)) {
+		std::string name = it->path().filename().string();
+		if (name.size() < 2 || name[0] != '.' || name == "..") continue;
+		std::error_code type_error;
+		if (it->is_directory(type_error))
+			listing.folders.emplace_back(name, it->path().string());
+		else if (type_error && type_error != std::errc::no_such_file_or_directory)
+			types_known = false;  // perhaps a folder; gone only when removed meanwhile
 	}
-	return folders;
+	listing.whole = !ec && types_known;
+	return listing;
 }
 
 // Lists a changed folder's files (new/ and cur/) with the marks their
@@ -159,10 +176,10 @@ std::optional<UnlistedDir> list_files(ChangedFolder& folder) {
 //
 // A missing new/ or cur/ is such a folder too, not an empty one: it is
 // being deleted or renamed while the pass runs (Dovecot moves a deleted
-// folder aside before removing it), and a folder gone before a pass is not
-// listed at all, its records left as they are; the records of one going
-// during the pass are left the same way, not marked expunged by chance of
-// timing. A renamed folder's files are found under its new name.
+// folder aside before removing it), and its records are left as they are,
+// not marked expunged by chance of timing; the next pass, not finding the
+// folder at all, takes it for gone (add_gone_folders). A renamed folder's
+// files are found under its new name.
 void list_changed(const std::string& account, std::vector<ChangedFolder>& changed,
                   std::vector<RecordedFolder>& recorded, std::map<std::string, FolderSeen>& seen, ScanStats& stats) {
 	std::vector<ChangedFolder> listed;
@@ -192,10 +209,10 @@ void list_changed(const std::string& account, std::vector<ChangedFolder>& change
 
 // The folders whose cur/ or new/ changed since the last pass (`seen`: the
 // directories' modification times then).
-std::vector<ChangedFolder> changed_folders(const std::string& maildir, const inbound::FolderClassifier& classifier,
+std::vector<ChangedFolder> changed_folders(const MaildirFolders& on_disk, const inbound::FolderClassifier& classifier,
                                            std::map<std::string, FolderSeen>& seen) {
 	std::vector<ChangedFolder> changed;
-	for (const auto& [dir_name, path] : maildir_folders(maildir)) {
+	for (const auto& [dir_name, path] : on_disk.folders) {
 		std::pair<int64_t, int64_t> times{mtime_ns(path + "/cur"), mtime_ns(path + "/new")};
 		FolderSeen& folder_seen = seen[path];
 		if (folder_seen.times == times) continue;
@@ -205,6 +222,46 @@ std::vector<ChangedFolder> changed_folders(const std::string& maildir, const inb
 		changed.push_back({path, std::move(name), kind, {}});
 	}
 	return changed;
+}
+
+// Forgets what was seen of the Maildir's folders that are not on disk any
+// more: a folder made again under the same name is read at its first pass,
+// whatever its directories' times, and the map does not grow with every
+// folder a user ever had.
+void forget_gone_folders(const std::string& maildir, const MaildirFolders& on_disk,
+                         std::map<std::string, FolderSeen>& seen) {
+	const std::string folder_prefix = (fs::path(maildir) / ".").string();
+	auto on_disk_now = [&](const std::string& path) {
+		return std::any_of(on_disk.folders.begin(), on_disk.folders.end(),
+		                   [&](const auto& folder) { return folder.second == path; });
+	};
+	for (auto it = seen.lower_bound(folder_prefix); it != seen.end() && it->first.starts_with(folder_prefix);)
+		it = on_disk_now(it->first) ? std::next(it) : seen.erase(it);
+}
+
+// The mailboxes that hold records but have no folder on disk any more (the
+// user deleted or renamed it), as changed folders that list empty: their
+// records go the way of files gone from a listed folder (mark_expunged),
+// and those whose files a folder listed in this pass holds (a renamed
+// folder's new name is a folder this pass reads) are moved, not expunged.
+// Only from a root listed whole. `with_records` was read before the root
+// was listed, so that a folder made after the listing is not among them.
+// A folder made again between the listing and the read of its records
+// below may have a new delivery's record marked expunged: the next pass
+// reads that folder (new to it) and brings the record back.
+void add_gone_folders(MessageHistory& history, const std::string& account, const std::vector<std::string>& with_records,
+                      const MaildirFolders& on_disk, std::vector<ChangedFolder>& changed,
+                      std::vector<RecordedFolder>& recorded, ScanStats& stats) {
+	if (!on_disk.whole) return;
+	std::set<std::string> names_on_disk;
+	for (const auto& folder : on_disk.folders) names_on_disk.insert(inbound::folder_name_from_dir(folder.first));
+	for (const std::string& mailbox : with_records) {
+		// A record with no mailbox says nothing of a folder that went.
+		if (mailbox.empty() || names_on_disk.count(mailbox)) continue;
+		changed.push_back({"", mailbox, inbound::FolderKind::neutral, {}});
+		recorded.emplace_back(history.in_mailbox(account, mailbox));
+		++stats.folders_gone;
+	}
 }
 
 // What a file found in a changed folder changes in its record, as read in
@@ -325,7 +382,11 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		} catch (const std::regex_error&) {
 			continue;  // the config loader rejects these; never here
 		}
-		std::vector<ChangedFolder> changed = changed_folders(account.maildir, *classifier, seen_);
+		// Read before the root is listed: see add_gone_folders.
+		std::vector<std::string> with_records = history.mailboxes_with_records(account_name);
+		MaildirFolders on_disk = maildir_folders(account.maildir);
+		if (on_disk.whole) forget_gone_folders(account.maildir, on_disk, seen_);
+		std::vector<ChangedFolder> changed = changed_folders(on_disk, *classifier, seen_);
 		// What the history says each changed folder holds, in one range scan
 		// per folder: files already there whose mark cannot change are not
 		// looked up one by one. Read before the folders are listed, so that
@@ -336,6 +397,7 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		for (const ChangedFolder& folder : changed)
 			recorded.emplace_back(history.in_mailbox(account_name, folder.name));
 		list_changed(account_name, changed, recorded, seen_, stats);
+		add_gone_folders(history, account_name, with_records, on_disk, changed, recorded, stats);
 		for (size_t i = 0; i < changed.size(); ++i)
 			update_present(history, env, account, *classifier, changed[i], recorded[i], stats);
 		mark_expunged(history, account_name, changed, recorded, stats);

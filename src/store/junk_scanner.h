@@ -2,7 +2,8 @@
 // keeps the message history in step with what users do to their mail in
 // Dovecot — junk keywords set, messages moved between folders, messages
 // deleted. Runs periodically on a worker; each pass reads only the folders
-// whose `cur/` or `new/` directory changed since the previous pass.
+// whose `cur/` or `new/` directory changed since the previous pass, and
+// the mailboxes of the history whose folder is no longer there.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -28,6 +29,9 @@ struct ScanStats {
 	// Folders that changed but could not be listed: their records are left
 	// as they are until a later pass reads them.
 	size_t folders_skipped = 0;
+	// Mailboxes with records whose folder is no longer on disk (deleted or
+	// renamed): their records are marked expunged, or moved with a rename.
+	size_t folders_gone = 0;
 	size_t marks_changed = 0;
 	size_t moved = 0;  // records whose folder changed
 	size_t expunged = 0;

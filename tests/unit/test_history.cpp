@@ -328,6 +328,30 @@ TEST_CASE_FIXTURE(HistoryDb, "history: Rejects copies are listed until expunged"
 	CHECK(history.find_by_unique_name("mjl", "r1")->expunged);
 }
 
+// The scanner's look for deleted folders: each mailbox that holds a
+// non-expunged record once, a name that begins another ("A", "A.b") as its
+// own, and neither expunged records nor another account's mailboxes.
+TEST_CASE_FIXTURE(HistoryDb, "history: the mailboxes with records are listed once each, per account") {
+	auto in = [](std::string mailbox, const std::string& unique, const std::string& account = "mjl") {
+		HistoryRecord r = message_from("a", "x.example", "192.0.2.1", now - 10, unique);
+		r.mailbox = std::move(mailbox);
+		r.account = account;
+		return r;
+	};
+	std::vector<HistoryRecord> records{
+	    in("INBOX", "i1"), in("INBOX", "i2"), in("A", "a1"),    in("A.b", "ab1"),           in("A.b", "ab2"),
+	    in("Ab", "ab3"),   in("Gone", "g1"),  in("Gone", "g2"), in("Other", "o1", "other"), in("Z", "z1", "other")};
+	history.add(records);
+	CHECK(history.mailboxes_with_records("mjl") == std::vector<std::string>{"A", "A.b", "Ab", "Gone", "INBOX"});
+	CHECK(history.mailboxes_with_records("other") == std::vector<std::string>{"Other", "Z"});
+	CHECK(history.mailboxes_with_records("mj").empty());  // a prefix of an account's name is no account
+	CHECK(history.mailboxes_with_records("nobody").empty());
+
+	// Expunged records are in no mailbox.
+	CHECK(history.mark_expunged("mjl", {"g1", "g2", "a1"}) == 3);
+	CHECK(history.mailboxes_with_records("mjl") == std::vector<std::string>{"A.b", "Ab", "INBOX"});
+}
+
 // The call the scanner updates a record with applies its change to the
 // record as stored when the call runs: an expunge made after the scanner's
 // listing is what the change sees, and it stays. (This checks the call;

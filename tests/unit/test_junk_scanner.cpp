@@ -2,6 +2,7 @@
 // environment: keywords, folder moves, deletions, and only changed folders.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -68,6 +69,14 @@ struct OneMaildir {
 	tern::store::Env env{dir.path};
 	MessageHistory history{env};
 	OneMaildir() { make_folder(maildir); }
+
+	// A delivered message: its record in `mailbox` and its file at
+	// `file_path` under the Maildir root ("cur/<name>", ".Archive/new/<name>").
+	void holds(const std::string& unique, const std::string& mailbox, const std::string& file_path) {
+		std::vector<HistoryRecord> records{delivered(unique, mailbox)};
+		history.add(records);
+		tern::testing::write_file(maildir + "/" + file_path, "x");
+	}
 };
 
 }  // namespace
@@ -334,4 +343,100 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder that cannot be listed keep
 	CHECK(stats.expunged == 1);
 	CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
 	CHECK(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
+}
+
+// A folder the user deleted (Dovecot removes its directory) is listed by
+// no pass again: its records are marked expunged at the first pass that
+// finds it gone from a Maildir root listed whole, or they would count in
+// reputation() and the delivery rates for years. A folder made again later
+// with the same directory times is read, not taken for one already seen.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: the records of a deleted folder are marked expunged") {
+	make_folder(maildir + "/.Archive");
+	holds("1.a.host,S=10", "INBOX", "cur/1.a.host,S=10:2,S");
+	holds("2.b.host,S=10", "Archive", ".Archive/cur/2.b.host,S=10:2,S");
+	holds("3.c.host,S=10", "Archive", ".Archive/new/3.c.host,S=10");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	REQUIRE(history.in_mailbox("mjl", "Archive").size() == 2);
+	const std::string aside = dir.path + "/Archive.aside";
+	fs::rename(maildir + "/.Archive", aside);
+
+	auto stats = scanner.scan(cfg, env, 1800000200);
+	CHECK(stats.folders_gone == 1);
+	CHECK(stats.expunged == 2);
+	CHECK(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
+	CHECK(history.find_by_unique_name("mjl", "3.c.host,S=10")->expunged);
+	CHECK(history.in_mailbox("mjl", "Archive").empty());
+	CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
+	CHECK(history.in_mailbox("mjl", "INBOX").size() == 1);
+	CHECK(scanner.scan(cfg, env, 1800000300).expunged == 0);
+
+	// The folder back as it was, directory times and all: read again, its
+	// records present again.
+	fs::rename(aside, maildir + "/.Archive");
+	stats = scanner.scan(cfg, env, 1800000400);
+	CHECK(stats.folders_read == 1);
+	CHECK(history.in_mailbox("mjl", "Archive").size() == 2);
+}
+
+// Dovecot renames a folder's directory (.Old to .New): the new name is a
+// folder the scanner has not seen, listed in the same pass that finds the
+// old one gone, so its records move with it.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: the records of a renamed folder move to its new name") {
+	make_folder(maildir + "/.Old");
+	holds("1.a.host,S=10", "Old", ".Old/cur/1.a.host,S=10:2,S");
+	holds("2.b.host,S=10", "Old", ".Old/new/2.b.host,S=10");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	REQUIRE(history.in_mailbox("mjl", "Old").size() == 2);
+
+	fs::rename(maildir + "/.Old", maildir + "/.New");
+	auto stats = scanner.scan(cfg, env, 1800000200);
+	CHECK(stats.folders_gone == 1);
+	CHECK(stats.expunged == 0);
+	CHECK(stats.moved == 2);
+	CHECK(history.in_mailbox("mjl", "Old").empty());
+	CHECK(history.in_mailbox("mjl", "New").size() == 2);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
+}
+
+// A Maildir root that cannot be listed (here too many open files, then
+// the root gone, then a regular file in its place) says nothing of which
+// folders went: no record is marked expunged, or one failed listing would
+// take an account's whole history.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a Maildir root that cannot be listed marks no folder's records expunged") {
+	make_folder(maildir + "/.Archive");
+	holds("1.a.host,S=10", "INBOX", "cur/1.a.host,S=10:2,S");
+	holds("2.b.host,S=10", "Archive", ".Archive/cur/2.b.host,S=10:2,S");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+
+	// No descriptor left to open the root with (the lowest free one as the
+	// limit); nothing changed, so nothing else needs one.
+	struct rlimit saved {};
+	REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+	const int lowest_free = dup(0);
+	REQUIRE(lowest_free >= 0);
+	close(lowest_free);
+	struct rlimit no_more = saved;
+	no_more.rlim_cur = static_cast<rlim_t>(lowest_free);
+	REQUIRE(setrlimit(RLIMIT_NOFILE, &no_more) == 0);
+	auto stats = scanner.scan(cfg, env, 1800000150);
+	REQUIRE(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+	CHECK(stats.folders_gone == 0);
+	CHECK(stats.expunged == 0);
+	CHECK(history.in_mailbox("mjl", "Archive").size() == 1);
+
+	const std::string aside = dir.path + "/Maildir.aside";
+	fs::rename(maildir, aside);
+	CHECK(scanner.scan(cfg, env, 1800000200).expunged == 0);
+	tern::testing::write_file(maildir, "no directory");
+	CHECK(scanner.scan(cfg, env, 1800000300).expunged == 0);
+	CHECK(history.in_mailbox("mjl", "INBOX").size() == 1);
+	CHECK(history.in_mailbox("mjl", "Archive").size() == 1);
+	fs::remove(maildir);
+	fs::rename(aside, maildir);
+	CHECK(scanner.scan(cfg, env, 1800000400).expunged == 0);
+	CHECK(history.in_mailbox("mjl", "Archive").size() == 1);
 }
