@@ -239,6 +239,20 @@ void forget_gone_folders(const std::string& maildir, const MaildirFolders& on_di
 		it = on_disk_now(it->first) ? std::next(it) : seen.erase(it);
 }
 
+// The directory name under the Maildir root of a mailbox as a delivery
+// names it (store::mailbox_dir: "Lists/foo" is ".Lists.foo", INBOX in any
+// case the root, ""): its record keeps that name until a listing finds the
+// file and writes the listing's ("Lists.foo"). A name no folder can have
+// gives one no folder has.
+std::string folder_dir_name(const std::string& mailbox) {
+	try {
+		std::string dir = mailbox_dir("", mailbox);
+		return dir.empty() ? dir : dir.substr(1);
+	} catch (const std::runtime_error&) {
+		return "/";
+	}
+}
+
 // The mailboxes that hold records but have no folder on disk any more (the
 // user deleted or renamed it), as changed folders that list empty: their
 // records go the way of files gone from a listed folder (mark_expunged),
@@ -253,11 +267,18 @@ void add_gone_folders(MessageHistory& history, const std::string& account, const
                       const MaildirFolders& on_disk, std::vector<ChangedFolder>& changed,
                       std::vector<RecordedFolder>& recorded, ScanStats& stats) {
 	if (!on_disk.whole) return;
+	// Records name their mailbox as a listing does (folder_name_from_dir)
+	// or as a delivery did (folder_dir_name): on disk in either form.
 	std::set<std::string> names_on_disk;
-	for (const auto& folder : on_disk.folders) names_on_disk.insert(inbound::folder_name_from_dir(folder.first));
+	std::set<std::string> dirs_on_disk;
+	for (const auto& folder : on_disk.folders) {
+		names_on_disk.insert(inbound::folder_name_from_dir(folder.first));
+		dirs_on_disk.insert(folder.first);
+	}
 	for (const std::string& mailbox : with_records) {
 		// A record with no mailbox says nothing of a folder that went.
-		if (mailbox.empty() || names_on_disk.count(mailbox)) continue;
+		if (mailbox.empty() || names_on_disk.count(mailbox) || dirs_on_disk.count(folder_dir_name(mailbox)))
+			continue;
 		changed.push_back({"", mailbox, inbound::FolderKind::neutral, {}});
 		recorded.emplace_back(history.in_mailbox(account, mailbox));
 		++stats.folders_gone;

@@ -379,6 +379,34 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: the records of a deleted folder are
 	CHECK(history.in_mailbox("mjl", "Archive").size() == 2);
 }
 
+// A delivery names a mailbox as its rule does ("Lists/foo", "inbox"); the
+// folder's directory is ".Lists.foo", and a listing would call it
+// "Lists.foo". Not listed yet (its times as the last pass saw them), the
+// folder is still there, not gone.
+TEST_CASE_FIXTURE(OneMaildir,
+                  "junk scanner: a record named as its delivery named the mailbox is not of a gone folder") {
+	make_folder(maildir + "/.Lists.foo");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	struct stat root_new {};
+	struct stat lists_new {};
+	REQUIRE(::stat((maildir + "/new").c_str(), &root_new) == 0);
+	REQUIRE(::stat((maildir + "/.Lists.foo/new").c_str(), &lists_new) == 0);
+	holds("1.a.host,S=10", "Lists/foo", ".Lists.foo/new/1.a.host,S=10");
+	holds("2.b.host,S=10", "inbox", "new/2.b.host,S=10");
+	// As if the pass listed the directories just before the deliveries.
+	struct timespec root_times[2] = {root_new.st_mtim, root_new.st_mtim};
+	struct timespec lists_times[2] = {lists_new.st_mtim, lists_new.st_mtim};
+	REQUIRE(utimensat(AT_FDCWD, (maildir + "/new").c_str(), root_times, 0) == 0);
+	REQUIRE(utimensat(AT_FDCWD, (maildir + "/.Lists.foo/new").c_str(), lists_times, 0) == 0);
+
+	auto stats = scanner.scan(cfg, env, 1800000200);
+	CHECK(stats.folders_gone == 0);
+	CHECK(stats.expunged == 0);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
+}
+
 // Dovecot renames a folder's directory (.Old to .New): the new name is a
 // folder the scanner has not seen, listed in the same pass that finds the
 // old one gone, so its records move with it.

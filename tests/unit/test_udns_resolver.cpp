@@ -793,8 +793,10 @@ TEST_CASE("udns resolver: a TCP question that fails leaves the answer to the oth
 			    loop, [&] { return out->calls > 0; }, 5.0));
 			CHECK(out->answer.status == DnsStatus::ok);
 			CHECK(sorted(out->answer.records) == sorted(texts));
-			// A silent TCP server may not have read the question yet.
-			if (mode != DnsServer::TcpMode::silent) CHECK(truncating.tcp_queries().size() == 1);
+			// The second server's UDP answer may come before the first
+			// server has read the TCP question (whose exchange then closes):
+			// at most one, however it went.
+			CHECK(truncating.tcp_queries().size() <= 1);
 			CHECK(whole.queries() == std::vector<std::string>{"mid.example TXT"});
 			CHECK(resolver.pending() == 0);
 		}
