@@ -116,9 +116,13 @@ struct RecordedFolder {
 // none when the Maildir is not there.
 struct MaildirFolders {
 	std::vector<std::pair<std::string, std::string>> folders;
-	// The root was listed to its end and every entry's type known: a folder
-	// not among these is not there. Otherwise (too many open files, an I/O
-	// error, no Maildir at all) the absence of a folder says nothing.
+	// The IMAP names of every ".name" entry the root holds, folder or not
+	// (a symbolic link to an unmounted disk is still the user's folder).
+	std::set<std::string> names;
+	// The root was listed to its end and is a Maildir (its own cur/ and
+	// new/ there): a name not among `names` is no folder. Otherwise (too
+	// many open files, an I/O error, no Maildir at all, an empty directory
+	// where a disk is not mounted) the absence of a folder says nothing.
 	bool whole = false;
 };
 
@@ -127,18 +131,17 @@ MaildirFolders maildir_folders(const std::string& maildir) {
 	std::error_code ec;
 	if (!fs::is_directory(maildir, ec)) return listing;
 	listing.folders.emplace_back("", maildir);
-	bool types_known = true;
 	const fs::directory_iterator end;
 	for (fs::directory_iterator it(maildir, ec); !ec && it != end; it.increment(ec)) {
 		std::string name = it->path().filename().string();
 		if (name.size() < 2 || name[0] != '.' || name == "..") continue;
+		listing.names.insert(inbound::folder_name_from_dir(name));
 		std::error_code type_error;
-		if (it->is_directory(type_error))
-			listing.folders.emplace_back(name, it->path().string());
-		else if (type_error && type_error != std::errc::no_such_file_or_directory)
-			types_known = false;  // perhaps a folder; gone only when removed meanwhile
+		if (it->is_directory(type_error)) listing.folders.emplace_back(name, it->path().string());
 	}
-	listing.whole = !ec && types_known;
+	std::error_code sub_error;
+	listing.whole = !ec && fs::is_directory(maildir + "/cur", sub_error) &&
+	    fs::is_directory(maildir + "/new", sub_error);
 	return listing;
 }
 
@@ -208,14 +211,14 @@ void list_changed(const std::string& account, std::vector<ChangedFolder>& change
 }
 
 // The folders whose cur/ or new/ changed since the last pass (`seen`: the
-// directories' modification times then).
+// directories' modification times then), or all of them.
 std::vector<ChangedFolder> changed_folders(const MaildirFolders& on_disk, const inbound::FolderClassifier& classifier,
-                                           std::map<std::string, FolderSeen>& seen) {
+                                           std::map<std::string, FolderSeen>& seen, bool all) {
 	std::vector<ChangedFolder> changed;
 	for (const auto& [dir_name, path] : on_disk.folders) {
 		std::pair<int64_t, int64_t> times{mtime_ns(path + "/cur"), mtime_ns(path + "/new")};
 		FolderSeen& folder_seen = seen[path];
-		if (folder_seen.times == times) continue;
+		if (folder_seen.times == times && !all) continue;
 		folder_seen.times = times;
 		std::string name = inbound::folder_name_from_dir(dir_name);
 		inbound::FolderKind kind = classifier.classify(name);
@@ -239,46 +242,31 @@ void forget_gone_folders(const std::string& maildir, const MaildirFolders& on_di
 		it = on_disk_now(it->first) ? std::next(it) : seen.erase(it);
 }
 
-// The directory name under the Maildir root of a mailbox as a delivery
-// names it (store::mailbox_dir: "Lists/foo" is ".Lists.foo", INBOX in any
-// case the root, ""): its record keeps that name until a listing finds the
-// file and writes the listing's ("Lists.foo"). A name no folder can have
-// gives one no folder has.
-std::string folder_dir_name(const std::string& mailbox) {
-	try {
-		std::string dir = mailbox_dir("", mailbox);
-		return dir.empty() ? dir : dir.substr(1);
-	} catch (const std::runtime_error&) {
-		return "/";
-	}
+// The mailboxes that hold records but no longer name anything in the
+// Maildir root (the user deleted or renamed the folder). Records name their
+// mailbox as a listing does (folder_name_from_dir: deliveries and moves
+// alike). Only from a root listed whole. `with_records` was read before
+// the root was listed, so that a folder made after the listing is not
+// among them.
+std::vector<std::string> gone_mailboxes(const std::vector<std::string>& with_records, const MaildirFolders& on_disk) {
+	std::vector<std::string> gone;
+	if (!on_disk.whole) return gone;
+	for (const std::string& mailbox : with_records)
+		// A record with no mailbox says nothing of a folder that went.
+		if (!mailbox.empty() && mailbox != "INBOX" && !on_disk.names.count(mailbox)) gone.push_back(mailbox);
+	return gone;
 }
 
-// The mailboxes that hold records but have no folder on disk any more (the
-// user deleted or renamed it), as changed folders that list empty: their
-// records go the way of files gone from a listed folder (mark_expunged),
-// and those whose files a folder listed in this pass holds (a renamed
-// folder's new name is a folder this pass reads) are moved, not expunged.
-// Only from a root listed whole. `with_records` was read before the root
-// was listed, so that a folder made after the listing is not among them.
-// A folder made again between the listing and the read of its records
-// below may have a new delivery's record marked expunged: the next pass
-// reads that folder (new to it) and brings the record back.
-void add_gone_folders(MessageHistory& history, const std::string& account, const std::vector<std::string>& with_records,
-                      const MaildirFolders& on_disk, std::vector<ChangedFolder>& changed,
-                      std::vector<RecordedFolder>& recorded, ScanStats& stats) {
-	if (!on_disk.whole) return;
-	// Records name their mailbox as a listing does (folder_name_from_dir)
-	// or as a delivery did (folder_dir_name): on disk in either form.
-	std::set<std::string> names_on_disk;
-	std::set<std::string> dirs_on_disk;
-	for (const auto& folder : on_disk.folders) {
-		names_on_disk.insert(inbound::folder_name_from_dir(folder.first));
-		dirs_on_disk.insert(folder.first);
-	}
-	for (const std::string& mailbox : with_records) {
-		// A record with no mailbox says nothing of a folder that went.
-		if (mailbox.empty() || names_on_disk.count(mailbox) || dirs_on_disk.count(folder_dir_name(mailbox)))
-			continue;
+// The gone mailboxes as changed folders that list empty: their records go
+// the way of files gone from a listed folder (mark_expunged), and those
+// whose files a folder listed in this pass holds (a renamed folder's new
+// name; every folder is listed in a pass that finds one gone) are moved,
+// not expunged. A folder made again between the listing and the read of
+// its records below may have a new delivery's record marked expunged: the
+// next pass reads that folder (new to it) and brings the record back.
+void add_gone_folders(MessageHistory& history, const std::string& account, const std::vector<std::string>& gone,
+                      std::vector<ChangedFolder>& changed, std::vector<RecordedFolder>& recorded, ScanStats& stats) {
+	for (const std::string& mailbox : gone) {
 		changed.push_back({"", mailbox, inbound::FolderKind::neutral, {}});
 		recorded.emplace_back(history.in_mailbox(account, mailbox));
 		++stats.folders_gone;
@@ -407,7 +395,11 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		std::vector<std::string> with_records = history.mailboxes_with_records(account_name);
 		MaildirFolders on_disk = maildir_folders(account.maildir);
 		if (on_disk.whole) forget_gone_folders(account.maildir, on_disk, seen_);
-		std::vector<ChangedFolder> changed = changed_folders(on_disk, *classifier, seen_);
+		// With a folder gone every folder is read, so that the one its files
+		// went to is listed even when its times did not change (a second
+		// account on the same Maildir saw them, a clock too coarse).
+		std::vector<std::string> gone = gone_mailboxes(with_records, on_disk);
+		std::vector<ChangedFolder> changed = changed_folders(on_disk, *classifier, seen_, !gone.empty());
 		// What the history says each changed folder holds, in one range scan
 		// per folder: files already there whose mark cannot change are not
 		// looked up one by one. Read before the folders are listed, so that
@@ -417,8 +409,12 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		recorded.reserve(changed.size());
 		for (const ChangedFolder& folder : changed)
 			recorded.emplace_back(history.in_mailbox(account_name, folder.name));
+		const size_t skipped_before = stats.folders_skipped;
 		list_changed(account_name, changed, recorded, seen_, stats);
-		add_gone_folders(history, account_name, with_records, on_disk, changed, recorded, stats);
+		// A folder that could not be listed may hold the gone ones' files:
+		// they wait for a pass that lists every folder.
+		if (stats.folders_skipped == skipped_before)
+			add_gone_folders(history, account_name, gone, changed, recorded, stats);
 		for (size_t i = 0; i < changed.size(); ++i)
 			update_present(history, env, account, *classifier, changed[i], recorded[i], stats);
 		mark_expunged(history, account_name, changed, recorded, stats);

@@ -379,32 +379,70 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: the records of a deleted folder are
 	CHECK(history.in_mailbox("mjl", "Archive").size() == 2);
 }
 
-// A delivery names a mailbox as its rule does ("Lists/foo", "inbox"); the
-// folder's directory is ".Lists.foo", and a listing would call it
-// "Lists.foo". Not listed yet (its times as the last pass saw them), the
-// folder is still there, not gone.
-TEST_CASE_FIXTURE(OneMaildir,
-                  "junk scanner: a record named as its delivery named the mailbox is not of a gone folder") {
-	make_folder(maildir + "/.Lists.foo");
+// What a gone folder's records are checked against: every folder on disk,
+// changed or not (its files moved to a folder whose times this scanner saw
+// already: a clock too coarse, another account's pass on the same
+// Maildir), and never while a folder cannot be listed (it may hold them).
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a gone folder's records are checked against every folder, all listed") {
+	make_folder(maildir + "/.Old");
+	make_folder(maildir + "/.New");
+	holds("1.a.host,S=10", "Old", ".Old/cur/1.a.host,S=10:2,S");
 	tern::store::JunkScanner scanner;
 	scanner.scan(cfg, env, 1800000100);
-	struct stat root_new {};
-	struct stat lists_new {};
-	REQUIRE(::stat((maildir + "/new").c_str(), &root_new) == 0);
-	REQUIRE(::stat((maildir + "/.Lists.foo/new").c_str(), &lists_new) == 0);
-	holds("1.a.host,S=10", "Lists/foo", ".Lists.foo/new/1.a.host,S=10");
-	holds("2.b.host,S=10", "inbox", "new/2.b.host,S=10");
-	// As if the pass listed the directories just before the deliveries.
-	struct timespec root_times[2] = {root_new.st_mtim, root_new.st_mtim};
-	struct timespec lists_times[2] = {lists_new.st_mtim, lists_new.st_mtim};
-	REQUIRE(utimensat(AT_FDCWD, (maildir + "/new").c_str(), root_times, 0) == 0);
-	REQUIRE(utimensat(AT_FDCWD, (maildir + "/.Lists.foo/new").c_str(), lists_times, 0) == 0);
+	REQUIRE(history.in_mailbox("mjl", "Old").size() == 1);
 
+	SUBCASE("the folder the files went to has the times the last pass saw") {
+		struct stat new_cur {};
+		REQUIRE(::stat((maildir + "/.New/cur").c_str(), &new_cur) == 0);
+		fs::rename(maildir + "/.Old/cur/1.a.host,S=10:2,S", maildir + "/.New/cur/1.a.host,S=10:2,S");
+		struct timespec times[2] = {new_cur.st_mtim, new_cur.st_mtim};
+		REQUIRE(utimensat(AT_FDCWD, (maildir + "/.New/cur").c_str(), times, 0) == 0);
+		fs::remove_all(maildir + "/.Old");
+		auto stats = scanner.scan(cfg, env, 1800000200);
+		CHECK(stats.folders_gone == 1);
+		CHECK(stats.expunged == 0);
+		CHECK(history.in_mailbox("mjl", "New").size() == 1);
+	}
+	SUBCASE("the folder the files went to cannot be listed") {
+		fs::remove_all(maildir + "/.New");
+		fs::rename(maildir + "/.Old", maildir + "/.New");
+		fs::rename(maildir + "/.New/new", maildir + "/.New/new.aside");  // no new/: not listed
+		auto stats = scanner.scan(cfg, env, 1800000200);
+		CHECK(stats.folders_skipped == 1);
+		CHECK(stats.expunged == 0);
+		CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
+		fs::rename(maildir + "/.New/new.aside", maildir + "/.New/new");
+		stats = scanner.scan(cfg, env, 1800000300);
+		CHECK(stats.expunged == 0);
+		CHECK(history.in_mailbox("mjl", "New").size() == 1);
+	}
+}
+
+// A name the root holds is never a gone folder's, whatever it is now: a
+// symbolic link to a disk not mounted is still the user's folder. Nor is
+// one missing from a root that is no Maildir (no cur/, no new/: an empty
+// mount point, a copy in progress).
+TEST_CASE_FIXTURE(OneMaildir,
+                  "junk scanner: a dangling folder link or a root without cur/ and new/ is no gone folder") {
+	make_folder(dir.path + "/archive-disk");
+	fs::create_directory_symlink(dir.path + "/archive-disk", maildir + "/.Archive");
+	holds("1.a.host,S=10", "Archive", ".Archive/cur/1.a.host,S=10:2,S");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	REQUIRE(history.in_mailbox("mjl", "Archive").size() == 1);
+
+	fs::rename(dir.path + "/archive-disk", dir.path + "/archive-disk.unmounted");
 	auto stats = scanner.scan(cfg, env, 1800000200);
 	CHECK(stats.folders_gone == 0);
 	CHECK(stats.expunged == 0);
-	CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
-	CHECK_FALSE(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
+
+	fs::remove(maildir + "/.Archive");
+	fs::rename(maildir, dir.path + "/Maildir.aside");
+	fs::create_directory(maildir);  // empty, as an unmounted disk's mount point
+	stats = scanner.scan(cfg, env, 1800000300);
+	CHECK(stats.folders_gone == 0);
+	CHECK(stats.expunged == 0);
+	CHECK(history.in_mailbox("mjl", "Archive").size() == 1);
 }
 
 // Dovecot renames a folder's directory (.Old to .New): the new name is a
