@@ -391,7 +391,7 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		} catch (const std::regex_error&) {
 			continue;  // the config loader rejects these; never here
 		}
-		// Read before the root is listed: see add_gone_folders.
+		// Read before the root is listed: see gone_mailboxes.
 		std::vector<std::string> with_records = history.mailboxes_with_records(account_name);
 		MaildirFolders on_disk = maildir_folders(account.maildir);
 		if (on_disk.whole) forget_gone_folders(account.maildir, on_disk, seen_);
