@@ -181,7 +181,9 @@ done
 	fail "the packaged config does not pass ternd -n"
 }
 
-lintian --fail-on error --tag-display-limit 0 "$deb" >"$work/lintian.out" 2>&1
+# lintian leaves the database of its ELF index (mldbm-elf-*) in its
+# TMPDIR: this one goes with $work.
+TMPDIR="$work" lintian --fail-on error --tag-display-limit 0 "$deb" >"$work/lintian.out" 2>&1
 status=$?
 cat "$work/lintian.out"
 [ $status = 0 ] || fail "lintian reports errors"
