@@ -282,12 +282,7 @@ UdnsResolver::UdnsResolver(struct ev_loop* loop, const std::vector<std::string>&
 }
 
 UdnsResolver::~UdnsResolver() {
-	for (auto& [id, p] : pending_) {
-		if (p->handle) {
-			dns_cancel(ctx_, p->handle);
-			std::free(p->handle);  // udns 0.4's dns_cancel does not free the query
-		}
-	}
+	for (auto& [id, p] : pending_) withdraw_from_udns(*p);
 	pending_.clear();
 	deferred_.clear();
 	ev_ref(loop_);
@@ -358,6 +353,13 @@ void UdnsResolver::send_queued() {
 	}
 }
 
+void UdnsResolver::withdraw_from_udns(Pending& p) {
+	if (!p.handle) return;
+	dns_cancel(ctx_, p.handle);
+	std::free(p.handle);  // not freed by udns 0.4's dns_cancel
+	p.handle = nullptr;
+}
+
 bool UdnsResolver::has_live_sharers(const Pending& p) const {
 	return std::any_of(p.sharers.begin(), p.sharers.end(), [this](uint64_t s) { return pending_.count(s) != 0; });
 }
@@ -367,6 +369,9 @@ void UdnsResolver::answer_flight(uint64_t id, const DnsAnswer& answer) {
 	// cancel freely, and a new query for the same name goes on the wire.
 	auto node = pending_.extract(id);
 	if (node.empty()) return;
+	// Answered another way (over TCP, by the deadline) while udns may
+	// still ask other servers.
+	withdraw_from_udns(*node.mapped());
 	in_flight_.erase(node.mapped()->flight_key);
 	Callback cb = std::move(node.mapped()->cb);  // none when its owner was cancelled
 	std::vector<uint64_t> sharers = std::move(node.mapped()->sharers);
@@ -384,11 +389,6 @@ void UdnsResolver::answer_flight(uint64_t id, const DnsAnswer& answer) {
 void UdnsResolver::on_query_deadline(struct ev_loop*, ev_timer* w, int) {
 	auto* p = static_cast<Pending*>(w->data);
 	UdnsResolver* self = p->self;
-	if (p->handle) {
-		dns_cancel(self->ctx_, p->handle);
-		std::free(p->handle);  // not freed by udns 0.4's dns_cancel
-		p->handle = nullptr;
-	}
 	DnsAnswer answer;
 	answer.status = DnsStatus::temperror;
 	self->answer_flight(p->id, answer);
@@ -415,10 +415,7 @@ void UdnsResolver::cancel_owner(uint64_t owner) {
 			p.cb = nullptr;
 			continue;
 		}
-		if (p.handle) {
-			dns_cancel(ctx_, p.handle);
-			std::free(p.handle);  // not freed by udns 0.4's dns_cancel
-		}
+		withdraw_from_udns(p);
 		if (!p.flight_key.empty()) in_flight_.erase(p.flight_key);
 		pending_.erase(it);  // a deferred id left in deferred_ is skipped
 	}
@@ -506,9 +503,10 @@ void UdnsResolver::start_tcp_fallbacks() {
 	ids.swap(truncated_);
 	for (uint64_t id : ids) {
 		auto it = pending_.find(id);
-		// Gone (answered by another server meanwhile, or cancelled), or
-		// already over TCP (a retransmission was truncated too).
-		if (it == pending_.end() || it->second->tcp) continue;
+		// Gone (answered by another server meanwhile, or cancelled), already
+		// over TCP (a retransmission was truncated too, or a second server
+		// in the same read), or its TCP question failed at once just now.
+		if (it == pending_.end() || it->second->tcp || !it->second->truncating_server) continue;
 		Pending& p = *it->second;
 		// TCP now (RFC 7766 5). When udns still has other servers to ask,
 		// it goes on over UDP meanwhile: the first whole answer wins, and

@@ -133,6 +133,8 @@ private:
 	// (a callback may cancel the owner of a later one).
 	void answer_flight(uint64_t id, const mailauth::DnsAnswer& answer);
 	bool has_live_sharers(const Pending& p) const;
+	// Cancels the entry's query in udns, if udns still holds it.
+	void withdraw_from_udns(Pending& p);
 	// Takes the queries a server answered truncated from udns and asks
 	// their question over TCP; run after udns has read the socket.
 	void start_tcp_fallbacks();

@@ -182,11 +182,13 @@ std::optional<UnlistedDir> list_files(ChangedFolder& folder) {
 // folder aside before removing it), and its records are left as they are,
 // not marked expunged by chance of timing; the next pass, not finding the
 // folder at all, takes it for gone (add_gone_folders). A renamed folder's
-// files are found under its new name.
-void list_changed(const std::string& account, std::vector<ChangedFolder>& changed,
-                  std::vector<RecordedFolder>& recorded, std::map<std::string, FolderSeen>& seen, ScanStats& stats) {
+// files are found under its new name. Returns how many folders could not
+// be listed for a new reason (not as at the pass before).
+size_t list_changed(const std::string& account, std::vector<ChangedFolder>& changed,
+                    std::vector<RecordedFolder>& recorded, std::map<std::string, FolderSeen>& seen, ScanStats& stats) {
 	std::vector<ChangedFolder> listed;
 	std::vector<RecordedFolder> listed_recorded;
+	size_t newly_unlisted = 0;
 	for (size_t i = 0; i < changed.size(); ++i) {
 		FolderSeen& folder_seen = seen[changed[i].path];
 		if (auto unlisted = list_files(changed[i])) {
@@ -194,7 +196,9 @@ void list_changed(const std::string& account, std::vector<ChangedFolder>& change
 			// Once per folder and error at error level: one that stays so
 			// (no new/ ever, no permission) is tried at every pass.
 			std::string error = unlisted->text();
-			auto level = error == folder_seen.unlisted_error ? log::Level::debug : log::Level::error;
+			const bool as_before = error == folder_seen.unlisted_error;
+			if (!as_before) ++newly_unlisted;
+			auto level = as_before ? log::Level::debug : log::Level::error;
 			log::event(level, 0, "maildir folder not read, its records wait for a later pass",
 			           {{"account", account}, {"folder", changed[i].name}, {"error", error}});
 			folder_seen.unlisted_error = std::move(error);
@@ -208,6 +212,7 @@ void list_changed(const std::string& account, std::vector<ChangedFolder>& change
 	}
 	changed = std::move(listed);
 	recorded = std::move(listed_recorded);
+	return newly_unlisted;
 }
 
 // The folders whose cur/ or new/ changed since the last pass (`seen`: the
@@ -409,11 +414,12 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		recorded.reserve(changed.size());
 		for (const ChangedFolder& folder : changed)
 			recorded.emplace_back(history.in_mailbox(account_name, folder.name));
-		const size_t skipped_before = stats.folders_skipped;
-		list_changed(account_name, changed, recorded, seen_, stats);
-		// A folder that could not be listed may hold the gone ones' files:
-		// they wait for a pass that lists every folder.
-		if (stats.folders_skipped == skipped_before)
+		// A folder that could not be listed may hold the gone ones' files
+		// (being renamed, too many open files): they wait for the next
+		// pass. One that stays unlistable the same way (no permission, no
+		// new/) does not hold them back for good, nor make every later
+		// pass list every folder.
+		if (list_changed(account_name, changed, recorded, seen_, stats) == 0)
 			add_gone_folders(history, account_name, gone, changed, recorded, stats);
 		for (size_t i = 0; i < changed.size(); ++i)
 			update_present(history, env, account, *classifier, changed[i], recorded[i], stats);

@@ -416,6 +416,19 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a gone folder's records are checked
 		CHECK(stats.expunged == 0);
 		CHECK(history.in_mailbox("mjl", "New").size() == 1);
 	}
+	SUBCASE("a folder that stays unlistable the same way holds a gone folder back for one pass only") {
+		fs::rename(maildir + "/.New/new", maildir + "/.New/new.aside");  // for good
+		fs::remove_all(maildir + "/.Old");
+		auto stats = scanner.scan(cfg, env, 1800000200);
+		CHECK(stats.expunged == 0);
+		stats = scanner.scan(cfg, env, 1800000300);
+		CHECK(stats.folders_gone == 1);
+		CHECK(stats.expunged == 1);
+		// Handled: later passes list only what changed.
+		stats = scanner.scan(cfg, env, 1800000400);
+		CHECK(stats.folders_gone == 0);
+		CHECK(stats.folders_read == 0);
+	}
 }
 
 // A name the root holds is never a gone folder's, whatever it is now: a

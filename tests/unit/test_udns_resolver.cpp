@@ -342,6 +342,26 @@ std::vector<std::string> sorted(std::vector<std::string> v) {
 	return v;
 }
 
+// A TXT RRset over 1232 bytes but within EDNS0's 4096: whole over UDP at a
+// server that does not cap it.
+std::vector<std::string> medium_txt_set() {
+	std::vector<std::string> texts;
+	for (int i = 0; i < 20; i++)
+		texts.push_back("site-verification-" + std::to_string(i) + "=" + std::string(80, char('a' + i)));
+	return texts;
+}
+
+// Asks `resolver` (driven by `loop`) and waits for the answer, checked whole.
+std::shared_ptr<Outcome> ask_whole_txt(struct ev_loop* loop, UdnsResolver& resolver, const std::string& name,
+                                       const std::vector<std::string>& texts) {
+	auto out = ask(resolver, name, RrType::TXT, 1);
+	REQUIRE(run_until(
+	    loop, [&] { return out->calls > 0; }, 5.0));
+	CHECK(out->answer.status == DnsStatus::ok);
+	CHECK(sorted(out->answer.records) == sorted(texts));
+	return out;
+}
+
 }  // namespace
 
 TEST_CASE("udns resolver: A and AAAA answers as text addresses") {
@@ -774,11 +794,7 @@ TEST_CASE("udns resolver: a TCP question that fails leaves the answer to the oth
 		CAPTURE(int(mode));
 		DnsServer truncating;
 		DnsServer whole;
-		// Over 1232 bytes, within the 4096 of EDNS0.
-		std::vector<std::string> texts;
-		for (int i = 0; i < 20; i++)
-			texts.push_back("site-verification-" + std::to_string(i) + "=" +
-			                std::string(80, char('a' + i)));
+		const std::vector<std::string> texts = medium_txt_set();
 		for (const auto& text : texts) {
 			truncating.add("mid.example", "TXT", text);
 			whole.add("mid.example", "TXT", text);
@@ -788,11 +804,7 @@ TEST_CASE("udns resolver: a TCP question that fails leaves the answer to the oth
 		struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
 		{
 			UdnsResolver resolver(loop, {truncating.address(), whole.address()}, 3000);
-			auto out = ask(resolver, "mid.example", RrType::TXT, 1);
-			REQUIRE(run_until(
-			    loop, [&] { return out->calls > 0; }, 5.0));
-			CHECK(out->answer.status == DnsStatus::ok);
-			CHECK(sorted(out->answer.records) == sorted(texts));
+			ask_whole_txt(loop, resolver, "mid.example", texts);
 			// The second server's UDP answer may come before the first
 			// server has read the TCP question (whose exchange then closes):
 			// at most one, however it went.
@@ -802,6 +814,31 @@ TEST_CASE("udns resolver: a TCP question that fails leaves the answer to the oth
 		}
 		ev_loop_destroy(loop);
 	}
+}
+
+// Two servers: the first truncates and answers whole over TCP while the
+// second, asked over UDP meanwhile, stays silent. The TCP answer is given,
+// and udns's query is withdrawn with it: nothing goes to the second server
+// again (its retransmission would reach an entry already freed).
+TEST_CASE("udns resolver: a TCP answer given while udns still asks another server withdraws its query") {
+	DnsServer truncating;
+	DnsServer silent;
+	silent.set_silent(true);
+	const std::vector<std::string> texts = medium_txt_set();
+	for (const auto& text : texts) truncating.add("mid.example", "TXT", text);
+	truncating.truncate_udp_over(kFlagDayUdpSize, DnsServer::Truncation::empty_answer);
+	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+	{
+		UdnsResolver resolver(loop, {truncating.address(), silent.address()}, 1000);
+		auto out = ask_whole_txt(loop, resolver, "mid.example", texts);
+		CHECK(resolver.pending() == 0);
+		// Past udns's retransmission (whole seconds, 1 here).
+		run_until(
+		    loop, [] { return false; }, 2.5);
+		CHECK(silent.queries().size() <= 1);
+		CHECK(out->calls == 1);
+	}
+	ev_loop_destroy(loop);
 }
 
 TEST_CASE("udns resolver: a query cancelled while over TCP never calls back") {
