@@ -77,6 +77,8 @@ struct OneMaildir {
 		history.add(records);
 		tern::testing::write_file(maildir + "/" + file_path, "x");
 	}
+	// Whether the record of `unique` says its message was expunged.
+	bool expunged(const std::string& unique) { return history.find_by_unique_name("mjl", unique)->expunged; }
 };
 
 }  // namespace
@@ -320,10 +322,10 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder that cannot be listed keep
 	CHECK(stats.folders_read == 1);
 	CHECK(stats.folders_skipped == 2);
 	CHECK(stats.expunged == 1);
-	CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
-	CHECK_FALSE(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
-	CHECK(history.find_by_unique_name("mjl", "3.c.host,S=10")->expunged);
-	CHECK_FALSE(history.find_by_unique_name("mjl", "4.d.host,S=10")->expunged);
+	CHECK_FALSE(expunged("1.a.host,S=10"));
+	CHECK_FALSE(expunged("2.b.host,S=10"));
+	CHECK(expunged("3.c.host,S=10"));
+	CHECK_FALSE(expunged("4.d.host,S=10"));
 	CHECK(history.in_mailbox("mjl", "INBOX").size() == 2);
 
 	// cur/ back as it was: the next pass lists INBOX (its times are the
@@ -341,8 +343,8 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder that cannot be listed keep
 	CHECK(stats.folders_read == 1);
 	CHECK(stats.folders_skipped == 1);  // Old, still without its cur/
 	CHECK(stats.expunged == 1);
-	CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
-	CHECK(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
+	CHECK_FALSE(expunged("1.a.host,S=10"));
+	CHECK(expunged("2.b.host,S=10"));
 }
 
 // A folder the user deleted (Dovecot removes its directory) is listed by
@@ -364,10 +366,10 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: the records of a deleted folder are
 	auto stats = scanner.scan(cfg, env, 1800000200);
 	CHECK(stats.folders_gone == 1);
 	CHECK(stats.expunged == 2);
-	CHECK(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
-	CHECK(history.find_by_unique_name("mjl", "3.c.host,S=10")->expunged);
+	CHECK(expunged("2.b.host,S=10"));
+	CHECK(expunged("3.c.host,S=10"));
 	CHECK(history.in_mailbox("mjl", "Archive").empty());
-	CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
+	CHECK_FALSE(expunged("1.a.host,S=10"));
 	CHECK(history.in_mailbox("mjl", "INBOX").size() == 1);
 	CHECK(scanner.scan(cfg, env, 1800000300).expunged == 0);
 
@@ -410,7 +412,7 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a gone folder's records are checked
 		auto stats = scanner.scan(cfg, env, 1800000200);
 		CHECK(stats.folders_skipped == 1);
 		CHECK(stats.expunged == 0);
-		CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
+		CHECK_FALSE(expunged("1.a.host,S=10"));
 		fs::rename(maildir + "/.New/new.aside", maildir + "/.New/new");
 		stats = scanner.scan(cfg, env, 1800000300);
 		CHECK(stats.expunged == 0);
@@ -476,8 +478,8 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: the records of a renamed folder mov
 	CHECK(stats.moved == 2);
 	CHECK(history.in_mailbox("mjl", "Old").empty());
 	CHECK(history.in_mailbox("mjl", "New").size() == 2);
-	CHECK_FALSE(history.find_by_unique_name("mjl", "1.a.host,S=10")->expunged);
-	CHECK_FALSE(history.find_by_unique_name("mjl", "2.b.host,S=10")->expunged);
+	CHECK_FALSE(expunged("1.a.host,S=10"));
+	CHECK_FALSE(expunged("2.b.host,S=10"));
 }
 
 // A Maildir root that cannot be listed (here too many open files, then
