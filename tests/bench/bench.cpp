@@ -570,6 +570,8 @@ bool connect_with_limit(SmtpClient& client, int port, const std::string& helo, u
 	return true;
 }
 
+constexpr size_t client_buffer_bytes = 4096;
+
 void client_loop(const Options& o, const Scenario& sc, int port, int index, Clock::time_point deadline,
                  ThreadStats& stats) {
 	auto note_error = [&](const std::string& what) {
@@ -602,9 +604,16 @@ void client_loop(const Options& o, const Scenario& sc, int port, int index, Cloc
 			continue;
 		}
 		stats.step_ms[step_envelope].push_back(ms_since(envelope));
-		client.send(message_text(o, sc.message_bytes, index, n++));
+		// The final dot goes out with the message's last bytes, as from a
+		// client that writes through a buffer (Postfix's smtp(8) flushes
+		// its 4 KiB stream buffer when full and at the dot): the clock
+		// starts before that last write.
+		std::string text = message_text(o, sc.message_bytes, index, n++);
+		size_t tail = text.size() % client_buffer_bytes;
+		if (tail == 0 && !text.empty()) tail = client_buffer_bytes;
+		client.send(text.substr(0, text.size() - tail));
 		auto dot = Clock::now();
-		client.send(".\r\n");
+		client.send(text.substr(text.size() - tail) + ".\r\n");
 		Reply done = client.read_reply();
 		if (done.code != 250) {
 			note_error("after DATA: " + done.plain());
@@ -984,8 +993,10 @@ int main(int argc, char** argv) {
 	tern.root = daemon.pid();
 	tern.processes = [pid = daemon.pid()] { return std::vector<pid_t>{pid}; };
 	// The Maildir exists once the first message arrived; create it now so
-	// that the first count finds it.
-	RunResult mk = run_command({"/bin/mkdir", "-p", tern.maildir_new});
+	// that the first count finds it, whole (tmp, new, cur), as ternd would:
+	// its junk scanner reads a folder without cur/ as one being removed.
+	const std::string maildir = daemon.maildir("alice");
+	RunResult mk = run_command({"/bin/mkdir", "-p", maildir + "/tmp", maildir + "/new", maildir + "/cur"});
 	(void)mk;
 
 	std::string pf_dir = make_temp_dir("tern-bench-postfix-");
