@@ -434,11 +434,11 @@ void UdnsResolver::on_udns_answer(dns_ctx* ctx, void* result, void* data) {
 	// entry is only freed after its query is cancelled or answered).
 	auto* p = static_cast<Pending*>(data);
 	UdnsResolver* self = p->self;
-	if (!result && p->truncating_server && dns_status(ctx) == DNS_E_TEMPFAIL) {
+	if (!result && tcp_outstanding(*p) && dns_status(ctx) == DNS_E_TEMPFAIL) {
 		// udns ends a query every server answered truncated (or did not
-		// answer) with a temporary failure; the TCP question, asked by
-		// start_tcp_fallbacks() right after dns_ioevent() or on its way
-		// already, gives the answer instead.
+		// answer) with a temporary failure; the TCP questions, asked by
+		// start_tcp_fallbacks() right after dns_ioevent() or on their way
+		// already, give the answer instead.
 		p->handle = nullptr;  // freed by udns
 		return;
 	}
@@ -484,17 +484,26 @@ void UdnsResolver::on_udns_packet(int code, const struct sockaddr* from, unsigne
 	// about to act on; `data` is then that query's entry, alive while udns
 	// has the query. udns 0.4 drops a NOERROR reply with TC=1, even one
 	// with a partial answer section, and tries the next server; we note it
-	// for TCP. Other RCODEs with TC=1 stand as udns reads them (an
-	// NXDOMAIN needs no records).
+	// for TCP, next to the servers that truncated before (each is asked).
+	// Other RCODEs with TC=1 stand as udns reads them (an NXDOMAIN needs
+	// no records).
 	if (code != 0 || !query || !data || !from || length < DNS_HSIZE) return;
 	if (!dns_tc(packet) || dns_rcode(packet) != DNS_R_NOERROR) return;
 	auto server = IpAddr::from_sockaddr(from);
 	if (!server) return;
 	auto* p = static_cast<Pending*>(data);
-	p->truncating_server = server;
-	p->truncating_port = ntohs(from->sa_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(from)->sin6_port
-	                                                       : reinterpret_cast<const sockaddr_in*>(from)->sin_port);
-	p->truncated_query_id = uint16_t(dns_qid(packet));
+	int port = ntohs(from->sa_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(from)->sin6_port
+	                                             : reinterpret_cast<const sockaddr_in*>(from)->sin_port);
+	// One TCP question per server and query: a second truncated reply
+	// (to a retransmission) would only ask again what was asked, or
+	// what already failed.
+	for (const TcpQuestion& asked : p->tcp)
+		if (asked.server == *server && asked.port == port) return;
+	TcpQuestion question;
+	question.server = *server;
+	question.port = port;
+	question.query_id = uint16_t(dns_qid(packet));
+	p->tcp.push_back(std::move(question));
 	p->self->truncated_.push_back(p->id);
 }
 
@@ -503,49 +512,58 @@ void UdnsResolver::start_tcp_fallbacks() {
 	ids.swap(truncated_);
 	for (uint64_t id : ids) {
 		auto it = pending_.find(id);
-		// Gone (answered by another server meanwhile, or cancelled), already
-		// over TCP (a retransmission was truncated too, or a second server
-		// in the same read), or its TCP question failed at once just now.
-		if (it == pending_.end() || it->second->tcp || !it->second->truncating_server) continue;
+		// Gone: answered by another server meanwhile, or cancelled.
+		if (it == pending_.end()) continue;
 		Pending& p = *it->second;
-		// TCP now (RFC 7766 5). When udns still has other servers to ask,
-		// it goes on over UDP meanwhile: the first whole answer wins, and
-		// the TCP server failing leaves the question to them.
-		if (!start_tcp(p)) tcp_failed(p);
+		// TCP now (RFC 7766 5), to each server that truncated since the
+		// last read, beside any TCP question still out: the first whole
+		// answer wins, over TCP or over UDP from a server udns still asks.
+		for (size_t which = 0; which < p.tcp.size(); which++)
+			if (p.tcp[which].waiting() && !start_tcp(p, which)) p.tcp[which].failed = true;
+		fail_if_no_server_left(p);
 	}
 }
 
-void UdnsResolver::tcp_failed(Pending& p) {
-	if (!p.handle) {
-		answer_flight(p.id, answer_with(DnsStatus::temperror));
-		return;
-	}
+bool UdnsResolver::tcp_outstanding(const Pending& p) {
+	return std::any_of(p.tcp.begin(), p.tcp.end(), [](const TcpQuestion& q) { return !q.failed; });
+}
+
+void UdnsResolver::tcp_failed(Pending& p, size_t which) {
+	p.tcp[which].failed = true;
+	p.tcp[which].exchange.reset();  // may be the exchange calling here
+	fail_if_no_server_left(p);
+}
+
+void UdnsResolver::fail_if_no_server_left(Pending& p) {
 	// udns's own end of the query (a temporary failure once every server
-	// is asked) is the answer now; may destroy the exchange calling here.
-	p.truncating_server.reset();
-	p.tcp.reset();
+	// is asked) or another server's TCP answer is still to come.
+	if (p.handle || tcp_outstanding(p)) return;
+	answer_flight(p.id, answer_with(DnsStatus::temperror));
 }
 
-bool UdnsResolver::start_tcp(Pending& p) {
-	std::string query = dns_tcp_query(p.name, uint16_t(query_kind(p.type).qtype), p.truncated_query_id);
+bool UdnsResolver::start_tcp(Pending& p, size_t which) {
+	TcpQuestion& question = p.tcp[which];
+	std::string query = dns_tcp_query(p.name, uint16_t(query_kind(p.type).qtype), question.query_id);
 	if (query.empty()) return false;
 	// The exchange is the entry's: destroyed with it (answered, timed out,
 	// cancelled, resolver gone), it never calls back after; the id is
-	// looked up anyway.
-	p.tcp = std::make_unique<DnsTcpExchange>(
-	    loop_, [this, id = p.id](std::optional<std::string> reply) { on_tcp_reply(id, reply); });
-	return p.tcp->start(*p.truncating_server, p.truncating_port, std::move(query));
+	// looked up anyway. `which` stays valid: questions are only appended.
+	question.exchange = std::make_unique<DnsTcpExchange>(
+	    loop_, [this, id = p.id, which](std::optional<std::string> reply) { on_tcp_reply(id, which, reply); });
+	if (question.exchange->start(question.server, question.port, std::move(query))) return true;
+	question.exchange.reset();
+	return false;
 }
 
-void UdnsResolver::on_tcp_reply(uint64_t id, const std::optional<std::string>& reply) {
+void UdnsResolver::on_tcp_reply(uint64_t id, size_t which, const std::optional<std::string>& reply) {
 	auto it = pending_.find(id);
 	if (it == pending_.end()) return;
 	Pending& p = *it->second;
-	DnsAnswer answer = reply ? answer_from_tcp_reply(*reply, p.truncated_query_id, p.name, p.type)
+	DnsAnswer answer = reply ? answer_from_tcp_reply(*reply, p.tcp[which].query_id, p.name, p.type)
 				 : answer_with(DnsStatus::temperror);
 	// Either destroys the exchange calling here: the last step.
 	if (answer.status == DnsStatus::temperror)
-		tcp_failed(p);
+		tcp_failed(p, which);
 	else
 		answer_flight(id, answer);
 }

@@ -26,9 +26,14 @@
 // bytes) is never used, not even its partial answer section (RFC 2181 9):
 // the question goes to the server that sent it again over TCP (RFC 1035
 // 4.2.2, RFC 7766 5), within the same timeout, while udns asks the other
-// servers, if any, over UDP: the first whole answer wins. udns itself
-// would drop such a reply and end the query with a temporary failure once
-// every server had sent one.
+// servers, if any, over UDP: the first whole answer wins. Every server that
+// truncates is asked over TCP, once per query, as soon as its reply comes,
+// without waiting for another server's TCP question to end: one that takes
+// the connection and never answers would otherwise keep the next one's
+// answer from us until the deadline. So a query opens at most one TCP
+// connection per configured server. udns itself would drop such a reply
+// and end the query with a temporary failure once every server had sent
+// one.
 //
 // Answers: MX hosts and PTR names are lower case without trailing dot (the
 // null MX "." gives host ""); each TXT record's strings are joined. Status:
@@ -79,6 +84,18 @@ public:
 	static std::string reverse_name(const IpAddr& addr);
 
 private:
+	// The TCP fallback's question to one server that truncated: its
+	// address and the query ID of its reply, and the exchange while it
+	// runs (destroyed with the entry, which closes it).
+	struct TcpQuestion {
+		IpAddr server;
+		int port = 0;
+		uint16_t query_id = 0;
+		std::unique_ptr<DnsTcpExchange> exchange;  // null before it starts and once it failed
+		bool failed = false;
+		bool waiting() const { return !exchange && !failed; }
+	};
+
 	// One query whose callback has not run. udns's `data` points here; an
 	// entry is freed only after its udns query ended or was cancelled, so
 	// udns never calls back into freed memory.
@@ -100,13 +117,9 @@ private:
 		std::string flight_key;
 		std::vector<uint64_t> sharers;
 		uint64_t shares = 0;
-		// A server answered with TC=1: its address and the query's ID,
-		// for the TCP fallback (RFC 7766 5), and that exchange while it
-		// runs (destroyed with the entry, which closes it).
-		std::optional<IpAddr> truncating_server;
-		int truncating_port = 0;
-		uint16_t truncated_query_id = 0;
-		std::unique_ptr<DnsTcpExchange> tcp;
+		// The servers that answered with TC=1, in the order their replies
+		// came, each asked over TCP once (RFC 7766 5).
+		std::vector<TcpQuestion> tcp;
 		Pending();
 		~Pending();
 	};
@@ -135,15 +148,18 @@ private:
 	bool has_live_sharers(const Pending& p) const;
 	// Cancels the entry's query in udns, if udns still holds it.
 	void withdraw_from_udns(Pending& p);
-	// Takes the queries a server answered truncated from udns and asks
-	// their question over TCP; run after udns has read the socket.
+	// Asks the servers that answered truncated their question over TCP;
+	// run after udns has read the socket.
 	void start_tcp_fallbacks();
 	// False when the exchange could not even start.
-	bool start_tcp(Pending& p);
-	// A TCP question that failed: temperror, unless udns is still asking
-	// other servers over UDP (then their answer, or udns's failure, is it).
-	void tcp_failed(Pending& p);
-	void on_tcp_reply(uint64_t id, const std::optional<std::string>& reply);
+	bool start_tcp(Pending& p, size_t which);
+	// Whether a TCP question of the entry is still to start or running.
+	static bool tcp_outstanding(const Pending& p);
+	// The TCP question `which` failed: temperror once no server is left to
+	// answer, over TCP or over UDP (udns still asking is the UDP one).
+	void tcp_failed(Pending& p, size_t which);
+	void fail_if_no_server_left(Pending& p);
+	void on_tcp_reply(uint64_t id, size_t which, const std::optional<std::string>& reply);
 
 	struct ev_loop* loop_;
 	double timeout_seconds_;

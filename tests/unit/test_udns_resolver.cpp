@@ -816,6 +816,42 @@ TEST_CASE("udns resolver: a TCP question that fails leaves the answer to the oth
 	}
 }
 
+// Two servers that both truncate: the first fails over TCP (closes, answers
+// for another query ID, or holds the connection without a word), the
+// second answers whole over TCP. Each server that truncated is asked over
+// TCP (RFC 7766 5), once; the second server's answer is the one given. The
+// order of the first server's TCP failure and the second server's
+// truncated UDP reply is left to the scheduler: either way the second
+// server is asked, so nothing here depends on it.
+TEST_CASE("udns resolver: every server that truncated is asked over TCP; one failing leaves the answer to the next") {
+	for (auto mode : {DnsServer::TcpMode::close, DnsServer::TcpMode::wrong_id, DnsServer::TcpMode::silent}) {
+		CAPTURE(int(mode));
+		DnsServer failing;
+		DnsServer answering;
+		const std::vector<std::string> texts = medium_txt_set();
+		for (DnsServer* server : {&failing, &answering}) {
+			for (const auto& text : texts) server->add("mid.example", "TXT", text);
+			server->truncate_udp_over(kFlagDayUdpSize, DnsServer::Truncation::partial_answer);
+		}
+		failing.set_tcp_mode(mode);
+		struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
+		{
+			UdnsResolver resolver(loop, {failing.address(), answering.address()}, 2000);
+			auto start = std::chrono::steady_clock::now();
+			ask_whole_txt(loop, resolver, "mid.example", texts);
+			// Not the query's timeout: the answer did not wait for the
+			// first server's silence to end.
+			CHECK(seconds_since(start) < 1.0);
+			CHECK(answering.tcp_queries() == std::vector<std::string>{"mid.example TXT"});
+			// The second server's answer may come before the first has read
+			// its TCP question (whose exchange then closes): at most one.
+			CHECK(failing.tcp_queries().size() <= 1);
+			CHECK(resolver.pending() == 0);
+		}
+		ev_loop_destroy(loop);
+	}
+}
+
 // Two servers: the first truncates and answers whole over TCP while the
 // second, asked over UDP meanwhile, stays silent. The TCP answer is given,
 // and udns's query is withdrawn with it: nothing goes to the second server
