@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include "util/log.h"
+
 namespace tern::testing {
 
 // A fresh directory under /tmp, removed with everything in it.
@@ -38,5 +40,27 @@ inline std::string read_file(const std::string& path) {
 	ss << in.rdbuf();
 	return ss.str();
 }
+
+// Sends the log (at `level` and above) to the file at `path` while it
+// lives, then to stderr at the level it had before. Restored by the
+// destructor so that a failed REQUIRE, which leaves the test at once,
+// cannot leave the sink on a file (often in a removed temp directory) and
+// the level changed for every later test.
+class LogToFile {
+public:
+	LogToFile(const std::string& path, tern::log::Level level) {
+		REQUIRE(tern::log::set_sink(tern::log::Sink::file, path));
+		tern::log::set_level(level);
+	}
+	~LogToFile() {
+		tern::log::set_sink(tern::log::Sink::stderr_sink);
+		tern::log::set_level(saved_level_);
+	}
+	LogToFile(const LogToFile&) = delete;
+	LogToFile& operator=(const LogToFile&) = delete;
+
+private:
+	const tern::log::Level saved_level_ = tern::log::level();
+};
 
 }  // namespace tern::testing

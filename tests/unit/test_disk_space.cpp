@@ -3,18 +3,15 @@
 #include <doctest/doctest.h>
 
 #include <ev.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "core/disk_space.h"
 #include "core/worker_pool.h"
 #include "util/log.h"
 #include "util/storage.h"
+#include "unit/files.h"
 
 using tern::core::below_disk_reserve;
 using tern::core::DiskUsage;
@@ -54,17 +51,13 @@ TEST_CASE("storage errors: ENOSPC and EDQUOT are disk full, and the mark survive
 }
 
 TEST_CASE("disk space monitor: a full disk elsewhere (a Maildir's) refuses data only until data_dir is checked") {
-	char dir_template[] = "/tmp/tern-disk-test-XXXXXX";
-	REQUIRE(mkdtemp(dir_template) != nullptr);
-	const std::string dir = dir_template;
-	const std::string log_path = dir + "/ternd.log";
-	const tern::log::Level saved = tern::log::level();
-	tern::log::set_level(tern::log::Level::info);
-	REQUIRE(tern::log::set_sink(tern::log::Sink::file, log_path));
+	tern::testing::TempDir dir;
+	const std::string log_path = dir.path + "/ternd.log";
+	tern::testing::LogToFile log_to_file(log_path, tern::log::Level::info);
 	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
 	{
 		tern::core::WorkerPool pool(loop, 1);
-		tern::core::DiskSpaceMonitor monitor(loop, pool, dir);
+		tern::core::DiskSpaceMonitor monitor(loop, pool, dir.path);
 		monitor.start();
 		pool.drain();
 		REQUIRE_FALSE(monitor.low());  // the test's file system has room
@@ -74,15 +67,9 @@ TEST_CASE("disk space monitor: a full disk elsewhere (a Maildir's) refuses data 
 		CHECK_FALSE(monitor.low());  // ...finds data_dir's file system fine
 	}
 	ev_loop_destroy(loop);
-	tern::log::set_sink(tern::log::Sink::stderr_sink);
-	tern::log::set_level(saved);
-	std::ifstream in(log_path);
-	std::stringstream logged;
-	logged << in.rdbuf();
+	const std::string logged = tern::testing::read_file(log_path);
 	// Nothing names data_dir as full: the failed write's own line (its
 	// caller's) names the file system that was.
-	CHECK(logged.str().find("full") == std::string::npos);
-	CHECK(logged.str().find("reserve") == std::string::npos);
-	unlink(log_path.c_str());
-	rmdir(dir.c_str());
+	CHECK(logged.find("full") == std::string::npos);
+	CHECK(logged.find("reserve") == std::string::npos);
 }

@@ -315,9 +315,7 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder that cannot be listed keep
 	// Each folder is logged at error level once while it stays so (the
 	// scanner tries it at every pass).
 	tern::testing::TempDir log_dir;
-	const tern::log::Level saved_level = tern::log::level();
-	tern::log::set_level(tern::log::Level::info);
-	REQUIRE(tern::log::set_sink(tern::log::Sink::file, log_dir.path + "/ternd.log"));
+	tern::testing::LogToFile log_to_file(log_dir.path + "/ternd.log", tern::log::Level::info);
 	auto stats = scanner.scan(cfg, env, 1800000200);
 	CHECK(stats.folders_read == 1);
 	CHECK(stats.folders_skipped == 2);
@@ -334,8 +332,6 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder that cannot be listed keep
 	fs::rename(maildir + "/cur.aside", maildir + "/cur");
 	copy_mtime(maildir + "/cur", maildir + "/cur");
 	stats = scanner.scan(cfg, env, 1800000300);
-	tern::log::set_sink(tern::log::Sink::stderr_sink);
-	tern::log::set_level(saved_level);
 	const std::string logged = tern::testing::read_file(log_dir.path + "/ternd.log");
 	size_t error_lines = 0;
 	for (size_t at = 0; (at = logged.find("maildir folder not read", at)) != std::string::npos; ++at) ++error_lines;
