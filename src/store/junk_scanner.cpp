@@ -113,7 +113,11 @@ struct RecordedFolder {
 
 // Maildir++: the root is INBOX, every ".name" directory a folder. The
 // folders one listing of the root found: pairs of directory name and path,
-// none when the Maildir is not there.
+// none when the Maildir is not there. An entry whose type cannot be known
+// (a link that loops, or whose target's parent may not be searched) is
+// among them: it may be a folder, and listing it fails as it would for any
+// folder that cannot be listed (list_changed). One that is known to be no
+// directory (a file, a link to nothing) is not.
 struct MaildirFolders {
 	std::vector<std::pair<std::string, std::string>> folders;
 	// The IMAP names of every ".name" entry the root holds, folder or not
@@ -126,6 +130,14 @@ struct MaildirFolders {
 	bool whole = false;
 };
 
+// Whether a failed look at a root entry's type leaves it unknown. ENOENT
+// and ENOTDIR say its target is not there (a link to a disk not mounted):
+// nothing to list, and nothing that can hold files.
+bool type_unknown(const std::error_code& type_error) {
+	return type_error && type_error != std::errc::no_such_file_or_directory &&
+	    type_error != std::errc::not_a_directory;
+}
+
 MaildirFolders maildir_folders(const std::string& maildir) {
 	MaildirFolders listing;
 	std::error_code ec;
@@ -137,7 +149,8 @@ MaildirFolders maildir_folders(const std::string& maildir) {
 		if (name.size() < 2 || name[0] != '.' || name == "..") continue;
 		listing.names.insert(inbound::folder_name_from_dir(name));
 		std::error_code type_error;
-		if (it->is_directory(type_error)) listing.folders.emplace_back(name, it->path().string());
+		if (it->is_directory(type_error) || type_unknown(type_error))
+			listing.folders.emplace_back(name, it->path().string());
 	}
 	std::error_code sub_error;
 	listing.whole = !ec && fs::is_directory(maildir + "/cur", sub_error) &&

@@ -63,4 +63,13 @@ private:
 	const tern::log::Level saved_level_ = tern::log::level();
 };
 
+// The log at info level and above, in a file of a temp directory of its
+// own while it lives.
+struct TempLog {
+	TempDir dir;
+	std::string path = dir.path + "/ternd.log";
+	LogToFile to_file{path, tern::log::Level::info};
+	std::string text() const { return read_file(path); }
+};
+
 }  // namespace tern::testing

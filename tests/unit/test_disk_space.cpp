@@ -51,13 +51,11 @@ TEST_CASE("storage errors: ENOSPC and EDQUOT are disk full, and the mark survive
 }
 
 TEST_CASE("disk space monitor: a full disk elsewhere (a Maildir's) refuses data only until data_dir is checked") {
-	tern::testing::TempDir dir;
-	const std::string log_path = dir.path + "/ternd.log";
-	tern::testing::LogToFile log_to_file(log_path, tern::log::Level::info);
+	tern::testing::TempLog temp_log;
 	struct ev_loop* loop = ev_loop_new(EVFLAG_AUTO);
 	{
 		tern::core::WorkerPool pool(loop, 1);
-		tern::core::DiskSpaceMonitor monitor(loop, pool, dir.path);
+		tern::core::DiskSpaceMonitor monitor(loop, pool, temp_log.dir.path);
 		monitor.start();
 		pool.drain();
 		REQUIRE_FALSE(monitor.low());  // the test's file system has room
@@ -67,7 +65,7 @@ TEST_CASE("disk space monitor: a full disk elsewhere (a Maildir's) refuses data 
 		CHECK_FALSE(monitor.low());  // ...finds data_dir's file system fine
 	}
 	ev_loop_destroy(loop);
-	const std::string logged = tern::testing::read_file(log_path);
+	const std::string logged = temp_log.text();
 	// Nothing names data_dir as full: the failed write's own line (its
 	// caller's) names the file system that was.
 	CHECK(logged.find("full") == std::string::npos);

@@ -81,6 +81,13 @@ struct OneMaildir {
 	bool expunged(const std::string& unique) { return history.find_by_unique_name("mjl", unique)->expunged; }
 };
 
+// How many lines of the log text `logged` say a folder was not read.
+size_t folders_not_read(const std::string& logged) {
+	size_t lines = 0;
+	for (size_t at = 0; (at = logged.find("maildir folder not read", at)) != std::string::npos; ++at) ++lines;
+	return lines;
+}
+
 }  // namespace
 
 TEST_CASE("junk scanner: keywords, moves to and from Junk, and deletions update the history") {
@@ -314,8 +321,7 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder that cannot be listed keep
 	fs::remove_all(maildir + "/.Old/cur");
 	// Each folder is logged at error level once while it stays so (the
 	// scanner tries it at every pass).
-	tern::testing::TempDir log_dir;
-	tern::testing::LogToFile log_to_file(log_dir.path + "/ternd.log", tern::log::Level::info);
+	tern::testing::TempLog temp_log;
 	auto stats = scanner.scan(cfg, env, 1800000200);
 	CHECK(stats.folders_read == 1);
 	CHECK(stats.folders_skipped == 2);
@@ -332,10 +338,8 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder that cannot be listed keep
 	fs::rename(maildir + "/cur.aside", maildir + "/cur");
 	copy_mtime(maildir + "/cur", maildir + "/cur");
 	stats = scanner.scan(cfg, env, 1800000300);
-	const std::string logged = tern::testing::read_file(log_dir.path + "/ternd.log");
-	size_t error_lines = 0;
-	for (size_t at = 0; (at = logged.find("maildir folder not read", at)) != std::string::npos; ++at) ++error_lines;
-	CHECK_MESSAGE(error_lines == 2, logged);  // INBOX and Old, once each
+	const std::string logged = temp_log.text();
+	CHECK_MESSAGE(folders_not_read(logged) == 2, logged);  // INBOX and Old, once each
 	CHECK(stats.folders_read == 1);
 	CHECK(stats.folders_skipped == 1);  // Old, still without its cur/
 	CHECK(stats.expunged == 1);
@@ -446,6 +450,7 @@ TEST_CASE_FIXTURE(OneMaildir,
 	auto stats = scanner.scan(cfg, env, 1800000200);
 	CHECK(stats.folders_gone == 0);
 	CHECK(stats.expunged == 0);
+	CHECK(stats.folders_skipped == 0);  // nothing there to list: not logged as a folder that failed
 
 	fs::remove(maildir + "/.Archive");
 	fs::rename(maildir, dir.path + "/Maildir.aside");
@@ -454,6 +459,40 @@ TEST_CASE_FIXTURE(OneMaildir,
 	CHECK(stats.folders_gone == 0);
 	CHECK(stats.expunged == 0);
 	CHECK(history.in_mailbox("mjl", "Archive").size() == 1);
+}
+
+// A root entry whose type cannot be known (a link that loops: ELOOP even
+// for root; a link whose target's parent may not be searched: EACCES) may
+// be a folder holding the gone one's files, as for a folder whose new/ or
+// cur/ cannot be listed: its records wait, it is logged once, and a
+// folder gone in the same pass is not taken for gone.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder link that cannot be followed is a folder that cannot be listed") {
+	make_folder(maildir + "/.Old");
+	make_folder(maildir + "/.Archive");
+	holds("1.a.host,S=10", "Old", ".Old/cur/1.a.host,S=10:2,S");
+	holds("2.b.host,S=10", "Archive", ".Archive/cur/2.b.host,S=10:2,S");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	REQUIRE(history.in_mailbox("mjl", "Old").size() == 1);
+
+	// Old's files may have gone to Archive, which is now a link to itself.
+	fs::remove_all(maildir + "/.Old");
+	fs::rename(maildir + "/.Archive", dir.path + "/archive-disk");
+	fs::create_directory_symlink(".Archive", maildir + "/.Archive");
+	tern::testing::TempLog temp_log;
+	auto stats = scanner.scan(cfg, env, 1800000200);
+	CHECK(stats.folders_skipped == 1);
+	CHECK(stats.folders_gone == 0);
+	CHECK(stats.expunged == 0);
+	CHECK_FALSE(expunged("1.a.host,S=10"));
+	CHECK_FALSE(expunged("2.b.host,S=10"));
+	// Staying so, it is tried again and not logged again.
+	stats = scanner.scan(cfg, env, 1800000300);
+	CHECK(stats.folders_skipped == 1);
+	CHECK_FALSE(expunged("2.b.host,S=10"));
+	const std::string logged = temp_log.text();
+	CHECK_MESSAGE(folders_not_read(logged) == 1, logged);
+	CHECK_MESSAGE(logged.find("folder=Archive") != std::string::npos, logged);
 }
 
 // Dovecot renames a folder's directory (.Old to .New): the new name is a
