@@ -434,6 +434,7 @@ struct Env::Impl {
 	std::shared_timed_mutex gate;
 	uint64_t generation = 0;                    // reopens so far; guarded by gate
 	std::atomic<uint64_t> writes_committed{0};  // Env::writes_committed
+	std::function<void(const char*)> fault;     // Env::set_fault_for_testing
 
 	~Impl() { close(); }
 
@@ -597,6 +598,7 @@ struct Env::Impl {
 	// short growing pause.
 	template <class Fn>
 	void run_transaction(const char* what, Fn&& fn, u_int32_t commit_flags = 0) {
+		if (fault) fault(what);
 		for (int attempt = 0;; ++attempt) {
 			DB_TXN* txn = nullptr;
 			check(env->txn_begin(env, nullptr, &txn, 0), "beginning a transaction");
@@ -772,6 +774,8 @@ void Env::with_tables(const char* what, bool durable, const std::function<void(c
 }
 
 const std::string& Env::path() const { return impl_->path; }
+
+void Env::set_fault_for_testing(std::function<void(const char* what)> fault) { impl_->fault = std::move(fault); }
 
 uint64_t Env::writes_committed() const { return impl_->writes_committed.load(std::memory_order_relaxed); }
 

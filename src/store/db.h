@@ -225,6 +225,12 @@ public:
 	};
 	HistoryRates& history_rates() { return history_rates_; }
 
+	// Tests only (fault injection): `fault` is called with each
+	// transaction's `what` ("updating message history") before it begins,
+	// and what it throws (a DbError) fails that call as the database would.
+	// Set while no other thread uses the Env; nullptr takes it away.
+	void set_fault_for_testing(std::function<void(const char* what)> fault);
+
 	struct Impl;
 
 private:

@@ -88,6 +88,9 @@ struct ChangedFolder {
 	std::string name;  // IMAP name: INBOX, Junk, Archive
 	inbound::FolderKind kind = inbound::FolderKind::neutral;
 	std::vector<ListedFile> files;
+	// The times of cur/ and new/ before the listing: what the scanner keeps
+	// once what the listing found is in the history (remember_read).
+	std::pair<int64_t, int64_t> times{-1, -1};
 
 	bool holds(std::string_view unique) const {
 		return find_unique(files, unique, [](const ListedFile& f) { return f.unique(); }) != nullptr;
@@ -231,18 +234,27 @@ size_t list_changed(const std::string& account, std::vector<ChangedFolder>& chan
 // The folders whose cur/ or new/ changed since the last pass (`seen`: the
 // directories' modification times then), or all of them.
 std::vector<ChangedFolder> changed_folders(const MaildirFolders& on_disk, const inbound::FolderClassifier& classifier,
-                                           std::map<std::string, FolderSeen>& seen, bool all) {
+                                           const std::map<std::string, FolderSeen>& seen, bool all) {
 	std::vector<ChangedFolder> changed;
 	for (const auto& [dir_name, path] : on_disk.folders) {
 		std::pair<int64_t, int64_t> times{mtime_ns(path + "/cur"), mtime_ns(path + "/new")};
-		FolderSeen& folder_seen = seen[path];
-		if (folder_seen.times == times && !all) continue;
-		folder_seen.times = times;
+		auto folder_seen = seen.find(path);
+		if (!all && folder_seen != seen.end() && folder_seen->second.times == times) continue;
 		std::string name = inbound::folder_name_from_dir(dir_name);
 		inbound::FolderKind kind = classifier.classify(name);
-		changed.push_back({path, std::move(name), kind, {}});
+		changed.push_back({path, std::move(name), kind, {}, times});
 	}
 	return changed;
+}
+
+// The listed folders' times become the ones a pass compares with, once
+// what their listings changed in the history is committed. A pass that a
+// database error stops before that keeps the times before it, so that the
+// next pass reads those folders again instead of taking the changes it
+// lost for done. Gone folders (no path) have no times.
+void remember_read(const std::vector<ChangedFolder>& changed, std::map<std::string, FolderSeen>& seen) {
+	for (const ChangedFolder& folder : changed)
+		if (!folder.path.empty()) seen[folder.path].times = folder.times;
 }
 
 // Forgets what was seen of the Maildir's folders that are not on disk any
@@ -437,6 +449,7 @@ ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 		for (size_t i = 0; i < changed.size(); ++i)
 			update_present(history, env, account, *classifier, changed[i], recorded[i], stats);
 		mark_expunged(history, account_name, changed, recorded, stats);
+		remember_read(changed, seen_);
 	}
 	prune_history(history, cfg, now, stats);
 	return stats;

@@ -41,8 +41,9 @@ struct ScanStats {
 // What the scanner remembers of a folder between passes.
 struct FolderSeen {
 	// The modification times (ns) of cur/ and new/ when a pass last read
-	// the folder; none after a pass that could not list it, so that the
-	// next one reads it again.
+	// the folder, kept once what it found there was committed to the
+	// history; none after a pass that could not list it, so that the next
+	// one reads it again.
 	std::optional<std::pair<int64_t, int64_t>> times;
 	// Why the folder could not be listed, as last logged at error level:
 	// a folder that stays unlistable is logged again at debug level only.

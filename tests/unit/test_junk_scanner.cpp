@@ -347,6 +347,43 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder that cannot be listed keep
 	CHECK(expunged("2.b.host,S=10"));
 }
 
+// A pass that a database error stops loses the changes it had not yet
+// committed: the folders it was reading are read again by the next pass,
+// although their directories' times are the ones the failed pass saw.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder whose changes a database error lost is read again") {
+	make_folder(maildir + "/.Archive");
+	holds("1.a.host,S=10", "INBOX", "cur/1.a.host,S=10:2,S");
+	holds("2.b.host,S=10", "INBOX", "new/2.b.host,S=10");
+	holds("3.c.host,S=10", "INBOX", "new/3.c.host,S=10");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	REQUIRE(history.in_mailbox("mjl", "INBOX").size() == 3);
+
+	// Message 2 deleted, message 3 moved to Archive; every write fails.
+	fs::remove(maildir + "/new/2.b.host,S=10");
+	fs::rename(maildir + "/new/3.c.host,S=10", maildir + "/.Archive/cur/3.c.host,S=10:2,S");
+	touch_dirs_later(maildir);
+	touch_dirs_later(maildir + "/.Archive");
+	env.set_fault_for_testing([](const char* what) {
+		if (std::string_view(what) == "updating message history")
+			throw tern::store::DbError("updating message history: injected failure");
+	});
+	CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000200), tern::store::DbError);
+	env.set_fault_for_testing(nullptr);
+	CHECK_FALSE(expunged("2.b.host,S=10"));
+	CHECK(history.find_by_unique_name("mjl", "3.c.host,S=10")->mailbox == "INBOX");
+
+	auto stats = scanner.scan(cfg, env, 1800000300);
+	CHECK(stats.folders_read == 2);
+	CHECK(stats.expunged == 1);
+	CHECK(stats.moved == 1);
+	CHECK(expunged("2.b.host,S=10"));
+	CHECK(history.find_by_unique_name("mjl", "3.c.host,S=10")->mailbox == "Archive");
+	CHECK_FALSE(expunged("1.a.host,S=10"));
+	// Committed now: the next pass reads nothing.
+	CHECK(scanner.scan(cfg, env, 1800000400).folders_read == 0);
+}
+
 // A folder the user deleted (Dovecot removes its directory) is listed by
 // no pass again: its records are marked expunged at the first pass that
 // finds it gone from a Maildir root listed whole, or they would count in
