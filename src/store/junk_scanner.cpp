@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <exception>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -408,50 +409,70 @@ void prune_history(MessageHistory& history, const config::Config& cfg, int64_t n
 	}
 }
 
+// One account's part of a pass.
+void scan_account(const std::string& account_name, const config::Account& account, MessageHistory& history, Env& env,
+                  std::map<std::string, FolderSeen>& seen, ScanStats& stats) {
+	std::optional<inbound::FolderClassifier> classifier;
+	try {
+		classifier.emplace(account.junk_folder_rules);
+	} catch (const std::regex_error&) {
+		return;  // the config loader rejects these; never here
+	}
+	// Read before the root is listed: see gone_mailboxes.
+	std::vector<std::string> with_records = history.mailboxes_with_records(account_name);
+	MaildirFolders on_disk = maildir_folders(account.maildir);
+	if (on_disk.whole) forget_gone_folders(account.maildir, on_disk, seen);
+	// With a folder gone every folder is read, so that the one its files
+	// went to is listed even when its times did not change (a second
+	// account on the same Maildir saw them, a clock too coarse).
+	std::vector<std::string> gone = gone_mailboxes(with_records, on_disk);
+	std::vector<ChangedFolder> changed = changed_folders(on_disk, *classifier, seen, !gone.empty());
+	// What the history says each changed folder holds, in one range scan
+	// per folder: files already there whose mark cannot change are not
+	// looked up one by one. Read before the folders are listed, so that
+	// a message delivered meanwhile (its record added after its file
+	// was missed by the listing) is not taken for one that went.
+	std::vector<RecordedFolder> recorded;
+	recorded.reserve(changed.size());
+	for (const ChangedFolder& folder : changed)
+		recorded.emplace_back(history.in_mailbox(account_name, folder.name));
+	// A folder that could not be listed may hold the gone ones' files
+	// (being renamed, too many open files): they wait for the next
+	// pass. One that stays unlistable the same way (no permission, no
+	// new/) does not hold them back for good, nor make every later
+	// pass list every folder.
+	if (list_changed(account_name, changed, recorded, seen, stats) == 0)
+		add_gone_folders(history, account_name, gone, changed, recorded, stats);
+	for (size_t i = 0; i < changed.size(); ++i)
+		update_present(history, env, account, *classifier, changed[i], recorded[i], stats);
+	mark_expunged(history, account_name, changed, recorded, stats);
+	remember_read(changed, seen);
+}
+
 }  // namespace
 
+// An account whose part fails (a database error) is logged and the pass
+// goes on with the others and the pruning: an error that stays (a write
+// that fails every time) would otherwise keep every account after it, and
+// the pruning, from ever being done. The failed account's folders keep
+// their old times, so the next pass reads them again. The pass then ends
+// in the first error, so that it does not count as complete.
 ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 	std::lock_guard lock(mu_);
 	ScanStats stats;
 	MessageHistory history(env);
+	std::exception_ptr first_failure;
 	for (const auto& [account_name, account] : cfg.accounts) {
-		std::optional<inbound::FolderClassifier> classifier;
 		try {
-			classifier.emplace(account.junk_folder_rules);
-		} catch (const std::regex_error&) {
-			continue;  // the config loader rejects these; never here
+			scan_account(account_name, account, history, env, seen_, stats);
+		} catch (const std::exception& e) {
+			log::error("maildir scan of an account failed, the others go on",
+			           {{"account", account_name}, {"error", e.what()}});
+			if (!first_failure) first_failure = std::current_exception();
 		}
-		// Read before the root is listed: see gone_mailboxes.
-		std::vector<std::string> with_records = history.mailboxes_with_records(account_name);
-		MaildirFolders on_disk = maildir_folders(account.maildir);
-		if (on_disk.whole) forget_gone_folders(account.maildir, on_disk, seen_);
-		// With a folder gone every folder is read, so that the one its files
-		// went to is listed even when its times did not change (a second
-		// account on the same Maildir saw them, a clock too coarse).
-		std::vector<std::string> gone = gone_mailboxes(with_records, on_disk);
-		std::vector<ChangedFolder> changed = changed_folders(on_disk, *classifier, seen_, !gone.empty());
-		// What the history says each changed folder holds, in one range scan
-		// per folder: files already there whose mark cannot change are not
-		// looked up one by one. Read before the folders are listed, so that
-		// a message delivered meanwhile (its record added after its file
-		// was missed by the listing) is not taken for one that went.
-		std::vector<RecordedFolder> recorded;
-		recorded.reserve(changed.size());
-		for (const ChangedFolder& folder : changed)
-			recorded.emplace_back(history.in_mailbox(account_name, folder.name));
-		// A folder that could not be listed may hold the gone ones' files
-		// (being renamed, too many open files): they wait for the next
-		// pass. One that stays unlistable the same way (no permission, no
-		// new/) does not hold them back for good, nor make every later
-		// pass list every folder.
-		if (list_changed(account_name, changed, recorded, seen_, stats) == 0)
-			add_gone_folders(history, account_name, gone, changed, recorded, stats);
-		for (size_t i = 0; i < changed.size(); ++i)
-			update_present(history, env, account, *classifier, changed[i], recorded[i], stats);
-		mark_expunged(history, account_name, changed, recorded, stats);
-		remember_read(changed, seen_);
 	}
 	prune_history(history, cfg, now, stats);
+	if (first_failure) std::rethrow_exception(first_failure);
 	return stats;
 }
 

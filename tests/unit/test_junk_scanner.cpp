@@ -384,6 +384,50 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder whose changes a database e
 	CHECK(scanner.scan(cfg, env, 1800000400).folders_read == 0);
 }
 
+// A database error in one account's part of a pass does not keep the
+// other accounts from theirs, nor the pruning: an error that stays (one
+// record's write failing every time) would otherwise leave every account
+// after it unscanned for good. The pass still ends in the error.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a database error in one account leaves the others scanned") {
+	const std::string zed_maildir = dir.path + "/Zed";
+	make_folder(zed_maildir);
+	cfg.accounts["zed"] = one_account(zed_maildir).accounts.at("mjl");
+	cfg.accounts["zed"].name = "zed";
+	holds("1.a.host,S=10", "INBOX", "new/1.a.host,S=10");
+	HistoryRecord zed_record = delivered("2.b.host,S=10", "INBOX");
+	zed_record.account = "zed";
+	std::vector<HistoryRecord> zed_records{zed_record};
+	history.add(zed_records);
+	tern::testing::write_file(zed_maildir + "/new/2.b.host,S=10", "x");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+
+	// Both accounts' messages deleted; the first write fails (mjl's).
+	fs::remove(maildir + "/new/1.a.host,S=10");
+	fs::remove(zed_maildir + "/new/2.b.host,S=10");
+	touch_dirs_later(maildir);
+	touch_dirs_later(zed_maildir);
+	bool failed_once = false;
+	env.set_fault_for_testing([&failed_once](const char* what) {
+		if (!failed_once && std::string_view(what) == "updating message history") {
+			failed_once = true;
+			throw tern::store::DbError("updating message history: injected failure");
+		}
+	});
+	tern::testing::TempLog temp_log;
+	CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000200), tern::store::DbError);
+	env.set_fault_for_testing(nullptr);
+	CHECK(failed_once);
+	CHECK_FALSE(expunged("1.a.host,S=10"));
+	CHECK(history.find_by_unique_name("zed", "2.b.host,S=10")->expunged);
+	CHECK(temp_log.text().find("account=mjl") != std::string::npos);
+
+	// mjl's folder is read again by the next pass.
+	auto stats = scanner.scan(cfg, env, 1800000300);
+	CHECK(stats.folders_read == 1);
+	CHECK(expunged("1.a.host,S=10"));
+}
+
 // A folder the user deleted (Dovecot removes its directory) is listed by
 // no pass again: its records are marked expunged at the first pass that
 // finds it gone from a Maildir root listed whole, or they would count in

@@ -104,15 +104,13 @@ TEST_CASE("log: level names and enabled()") {
 }
 
 TEST_CASE("log: file sink, level filter and reopen") {
-	char dir_template[] = "/tmp/tern-log-test-XXXXXX";
-	REQUIRE(mkdtemp(dir_template) != nullptr);
-	std::string dir = dir_template;
+	tern::testing::TempDir temp;
+	const std::string& dir = temp.path;
 	std::string path = dir + "/ternd.log";
-	Level saved = log::level();
-	log::set_level(Level::info);
 
 	CHECK_FALSE(log::set_sink(log::Sink::file, dir + "/missing/dir/x.log"));
-	REQUIRE(log::set_sink(log::Sink::file, path));
+	// Put back (stderr, the level before) however the test leaves.
+	tern::testing::LogToFile to_file(path, Level::info);
 	log::event(Level::info, 0x2a, "hello world", {{"n", "1"}});
 	log::event(Level::debug, 0x2a, "filtered out", {});
 	log::error("bad thing", {{"error", "x y"}});
@@ -179,8 +177,4 @@ TEST_CASE("log: file sink, level filter and reopen") {
 
 	REQUIRE(log::set_sink(log::Sink::stderr_sink));
 	CHECK(log::reopen());  // no-op for stderr
-	log::set_level(saved);
-	std::remove(path.c_str());
-	std::remove(rotated.c_str());
-	rmdir(dir.c_str());
 }
