@@ -775,6 +775,8 @@ void Env::with_tables(const char* what, bool durable, const std::function<void(c
 
 const std::string& Env::path() const { return impl_->path; }
 
+bool DbError::panicked() const { return code_ == DB_RUNRECOVERY; }
+
 void Env::set_fault_for_testing(std::function<void(const char* what)> fault) { impl_->fault = std::move(fault); }
 
 uint64_t Env::writes_committed() const { return impl_->writes_committed.load(std::memory_order_relaxed); }

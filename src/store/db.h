@@ -47,6 +47,8 @@ class DbError : public std::runtime_error {
 public:
 	explicit DbError(const std::string& what, int code = 0) : std::runtime_error(what), code_(code) {}
 	int code() const { return code_; }
+	// The environment panicked (DB_RUNRECOVERY): see above.
+	bool panicked() const;
 
 private:
 	int code_;

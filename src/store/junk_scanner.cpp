@@ -409,6 +409,28 @@ void prune_history(MessageHistory& history, const config::Config& cfg, int64_t n
 	}
 }
 
+// Logs an account's part of a pass that failed, called in the handler of
+// its exception: at error level when the error is new for the account, at
+// debug level while it stays the same. Whether the environment panicked.
+bool account_failed(const std::string& account_name, std::string& last_logged) {
+	std::string error = "unknown error";
+	bool panicked = false;
+	try {
+		throw;
+	} catch (const DbError& e) {
+		error = e.what();
+		panicked = e.panicked();
+	} catch (const std::exception& e) {
+		error = e.what();
+	} catch (...) {
+	}
+	const auto level = error == last_logged ? log::Level::debug : log::Level::error;
+	log::event(level, 0, "maildir scan of an account failed, the others go on",
+	           {{"account", account_name}, {"error", error}});
+	last_logged = std::move(error);
+	return panicked;
+}
+
 // One account's part of a pass.
 void scan_account(const std::string& account_name, const config::Account& account, MessageHistory& history, Env& env,
                   std::map<std::string, FolderSeen>& seen, ScanStats& stats) {
@@ -456,19 +478,26 @@ void scan_account(const std::string& account_name, const config::Account& accoun
 // that fails every time) would otherwise keep every account after it, and
 // the pruning, from ever being done. The failed account's folders keep
 // their old times, so the next pass reads them again. The pass then ends
-// in the first error, so that it does not count as complete.
+// in the first error, so that it does not count as complete. A second
+// panic of the environment in one pass ends it at once: the reopening
+// after the first failed or did not hold, and every further account would
+// only try it again (each waiting for it).
 ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 	std::lock_guard lock(mu_);
 	ScanStats stats;
 	MessageHistory history(env);
+	std::erase_if(seen_, [&](const auto& entry) { return !cfg.accounts.count(entry.first); });
 	std::exception_ptr first_failure;
+	int panics = 0;
 	for (const auto& [account_name, account] : cfg.accounts) {
+		AccountSeen& seen = seen_[account_name];
 		try {
-			scan_account(account_name, account, history, env, seen_, stats);
-		} catch (const std::exception& e) {
-			log::error("maildir scan of an account failed, the others go on",
-			           {{"account", account_name}, {"error", e.what()}});
+			scan_account(account_name, account, history, env, seen.folders, stats);
+			seen.failure.clear();
+		} catch (...) {
+			// Taken here: outside a handler there is no current exception.
 			if (!first_failure) first_failure = std::current_exception();
+			if (account_failed(account_name, seen.failure) && ++panics == 2) throw;
 		}
 	}
 	prune_history(history, cfg, now, stats);

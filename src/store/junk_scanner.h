@@ -58,8 +58,17 @@ public:
 	ScanStats scan(const config::Config& cfg, Env& env, int64_t now);
 
 private:
+	// What one account's passes saw. Two accounts may name the same
+	// Maildir, each with records of its own: what a pass read for one is
+	// still to be read for the other.
+	struct AccountSeen {
+		std::map<std::string, FolderSeen> folders;  // by folder path
+		// The error its last pass ended in, as last logged at error level:
+		// one that stays is logged again at debug level only.
+		std::string failure;
+	};
 	std::mutex mu_;
-	std::map<std::string, FolderSeen> seen_;  // by folder path
+	std::map<std::string, AccountSeen> seen_;  // by account name
 };
 
 }  // namespace tern::store

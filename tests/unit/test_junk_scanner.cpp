@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <db.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -79,6 +81,29 @@ struct OneMaildir {
 	}
 	// Whether the record of `unique` says its message was expunged.
 	bool expunged(const std::string& unique) { return history.find_by_unique_name("mjl", unique)->expunged; }
+	// A record of `unique` in `mailbox` for another account than mjl.
+	void recorded_for(const std::string& account, const std::string& unique, const std::string& mailbox = "INBOX") {
+		HistoryRecord record = delivered(unique, mailbox);
+		record.account = account;
+		std::vector<HistoryRecord> records{record};
+		history.add(records);
+	}
+	// The next write of the message history fails, as on a database
+	// error; the ones after it work.
+	void fail_next_history_write() {
+		failing_writes = 1;
+		env.set_fault_for_testing([this](const char* what) {
+			if (std::string_view(what) == "updating message history" && failing_writes > 0) {
+				--failing_writes;
+				throw tern::store::DbError("updating message history: injected failure");
+			}
+		});
+	}
+	int failing_writes = 0;
+	// Whether `account`'s record of message 1 was marked expunged.
+	bool expunged_for(const std::string& account) {
+		return history.find_by_unique_name(account, "1.a.host,S=10")->expunged;
+	}
 };
 
 // How many lines of the log text `logged` say a folder was not read.
@@ -394,38 +419,139 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a database error in one account lea
 	cfg.accounts["zed"] = one_account(zed_maildir).accounts.at("mjl");
 	cfg.accounts["zed"].name = "zed";
 	holds("1.a.host,S=10", "INBOX", "new/1.a.host,S=10");
-	HistoryRecord zed_record = delivered("2.b.host,S=10", "INBOX");
-	zed_record.account = "zed";
-	std::vector<HistoryRecord> zed_records{zed_record};
-	history.add(zed_records);
+	recorded_for("zed", "2.b.host,S=10");
 	tern::testing::write_file(zed_maildir + "/new/2.b.host,S=10", "x");
 	tern::store::JunkScanner scanner;
 	scanner.scan(cfg, env, 1800000100);
 
-	// Both accounts' messages deleted; the first write fails (mjl's).
+	// Both accounts' messages deleted; the first write fails (mjl's). A
+	// record past the age limit is pruned all the same.
+	HistoryRecord old_record = delivered("9.z.host,S=10", "INBOX");
+	old_record.account = "zed";
+	old_record.received = 1800000200 - (cfg.message_history.max_age_days + 1) * 24 * 3600;
+	std::vector<HistoryRecord> old_records{old_record};
+	history.add(old_records);
+	REQUIRE(history.find_by_unique_name("zed", "9.z.host,S=10"));
 	fs::remove(maildir + "/new/1.a.host,S=10");
 	fs::remove(zed_maildir + "/new/2.b.host,S=10");
 	touch_dirs_later(maildir);
 	touch_dirs_later(zed_maildir);
-	bool failed_once = false;
-	env.set_fault_for_testing([&failed_once](const char* what) {
-		if (!failed_once && std::string_view(what) == "updating message history") {
-			failed_once = true;
-			throw tern::store::DbError("updating message history: injected failure");
-		}
-	});
+	fail_next_history_write();
 	tern::testing::TempLog temp_log;
 	CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000200), tern::store::DbError);
 	env.set_fault_for_testing(nullptr);
-	CHECK(failed_once);
+	CHECK(failing_writes == 0);
 	CHECK_FALSE(expunged("1.a.host,S=10"));
 	CHECK(history.find_by_unique_name("zed", "2.b.host,S=10")->expunged);
-	CHECK(temp_log.text().find("account=mjl") != std::string::npos);
+	CHECK_FALSE(history.find_by_unique_name("zed", "9.z.host,S=10"));
+	CHECK(temp_log.text().find("msg=\"maildir scan of an account failed, the others go on\" account=mjl") !=
+	      std::string::npos);
 
 	// mjl's folder is read again by the next pass.
 	auto stats = scanner.scan(cfg, env, 1800000300);
 	CHECK(stats.folders_read == 1);
 	CHECK(expunged("1.a.host,S=10"));
+}
+
+// Two accounts may name one Maildir: each has its own records of it, so a
+// change one pass read for the first account is read for the second too,
+// and one the first lost to a database error is read for it again, though
+// the second stored its part.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: two accounts on one Maildir each learn its changes") {
+	cfg.accounts["zed"] = cfg.accounts.at("mjl");
+	cfg.accounts["zed"].name = "zed";
+	holds("1.a.host,S=10", "INBOX", "new/1.a.host,S=10");
+	recorded_for("zed", "1.a.host,S=10");
+	holds("2.b.host,S=10", "INBOX", "new/2.b.host,S=10");
+	recorded_for("zed", "2.b.host,S=10");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	auto zed_expunged = [&](const std::string& unique) {
+		return history.find_by_unique_name("zed", unique)->expunged;
+	};
+
+	fs::remove(maildir + "/new/1.a.host,S=10");
+	touch_dirs_later(maildir);
+	scanner.scan(cfg, env, 1800000200);
+	CHECK(expunged("1.a.host,S=10"));
+	CHECK(zed_expunged("1.a.host,S=10"));
+
+	// mjl's part fails, zed's is stored: mjl's is read again next pass.
+	fs::remove(maildir + "/new/2.b.host,S=10");
+	touch_dirs_later(maildir);
+	fail_next_history_write();
+	tern::testing::TempLog temp_log;
+	CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000300), tern::store::DbError);
+	env.set_fault_for_testing(nullptr);
+	CHECK_FALSE(expunged("2.b.host,S=10"));
+	CHECK(zed_expunged("2.b.host,S=10"));
+	scanner.scan(cfg, env, 1800000400);
+	CHECK(expunged("2.b.host,S=10"));
+}
+
+// An account whose part fails the same way at every pass is logged at
+// error level once; a second panic of the environment in one pass ends the
+// pass at once, leaving the later accounts and the pruning for the next.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a failing account is logged once, a second panic ends the pass") {
+	for (const char* name : {"nat", "zed"}) {
+		cfg.accounts[name] = cfg.accounts.at("mjl");
+		cfg.accounts[name].name = name;
+	}
+	for (const char* name : {"mjl", "nat", "zed"}) recorded_for(name, "1.a.host,S=10");
+	tern::testing::write_file(maildir + "/new/1.a.host,S=10", "x");
+	tern::store::JunkScanner scanner;
+	scanner.scan(cfg, env, 1800000100);
+	HistoryRecord old_record = delivered("9.z.host,S=10", "INBOX");
+	old_record.received = 1800000200 - (cfg.message_history.max_age_days + 1) * 24 * 3600;
+	std::vector<HistoryRecord> old_records{old_record};
+	history.add(old_records);
+	fs::remove(maildir + "/new/1.a.host,S=10");
+	touch_dirs_later(maildir);
+	auto failures_logged = [](const std::string& logged) {
+		size_t lines = 0;
+		for (size_t at = 0; (at = logged.find("maildir scan of an account failed", at)) != std::string::npos;
+		     ++at)
+			++lines;
+		return lines;
+	};
+
+	// The first write of each pass fails: mjl's, twice alike (the others'
+	// folders are read once). One line at error level.
+	{
+		tern::testing::TempLog temp_log;
+		fail_next_history_write();
+		CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000200), tern::store::DbError);
+		fail_next_history_write();
+		CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000300), tern::store::DbError);
+		CHECK(failures_logged(temp_log.text()) == 1);
+	}
+	CHECK_FALSE(expunged_for("mjl"));
+	CHECK(expunged_for("nat"));
+	CHECK(expunged_for("zed"));
+
+	// Every write panics: mjl and nat fail, zed and the pruning wait.
+	// Each account has a message to mark expunged, so each would write.
+	for (const char* name : {"mjl", "nat", "zed"}) recorded_for(name, "2.b.host,S=10");
+	history.add(old_records);
+	touch_dirs_later(maildir);
+	env.set_fault_for_testing([](const char* what) {
+		if (std::string_view(what) == "updating message history")
+			throw tern::store::DbError("updating message history: injected panic", DB_RUNRECOVERY);
+	});
+	{
+		tern::testing::TempLog temp_log;
+		CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000400), tern::store::DbError);
+		const std::string logged = temp_log.text();
+		CHECK(logged.find("account=nat") != std::string::npos);
+		CHECK(logged.find("account=zed") == std::string::npos);
+	}
+	env.set_fault_for_testing(nullptr);
+	CHECK(history.find_by_unique_name("mjl", "9.z.host,S=10"));
+	// The next pass does what this one left.
+	scanner.scan(cfg, env, 1800000500);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "9.z.host,S=10"));
+	for (const char* name : {"mjl", "nat", "zed"})
+		CHECK(history.find_by_unique_name(name, "2.b.host,S=10")->expunged);
 }
 
 // A folder the user deleted (Dovecot removes its directory) is listed by
