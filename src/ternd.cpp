@@ -602,15 +602,18 @@ private:
 		try {
 			int64_t started = std::time(nullptr);
 			auto stats = scanner_.scan(current, env_, started);
-			last_complete_scan = started;
+			// A pass with a failed account (logged by the scanner) is no
+			// complete one: the lag goes on growing.
+			if (stats.accounts_failed == 0) last_complete_scan = started;
 			history_records = store::MessageHistory(env_).record_count();
-			if (stats.folders_read > 0 || stats.folders_gone > 0)
+			if (stats.folders_read > 0 || stats.folders_gone > 0 || stats.accounts_failed > 0)
 				log::event(log::Level::debug, 0, "maildir scan",
 				           {{"folders", std::to_string(stats.folders_read)},
 				            {"folders_gone", std::to_string(stats.folders_gone)},
 				            {"marks_changed", std::to_string(stats.marks_changed)},
 				            {"expunged", std::to_string(stats.expunged)},
-				            {"pruned", std::to_string(stats.pruned)}});
+				            {"pruned", std::to_string(stats.pruned)},
+				            {"accounts_failed", std::to_string(stats.accounts_failed)}});
 		} catch (const std::exception& e) {
 			log::error("maildir scan", {{"error", e.what()}});
 		}

@@ -547,13 +547,15 @@ struct Env::Impl {
 	// recovery, unless another thread already did since `seen_generation`.
 	// Connections waiting meanwhile get their temporary error from the
 	// failed call; the next call uses the new handles.
-	void reopen_after_panic(uint64_t seen_generation) {
+	// False when the wait for another thread's reopening ran out.
+	bool reopen_after_panic(uint64_t seen_generation) {
 		std::unique_lock lock(gate, std::defer_lock);
-		if (!lock.try_lock_for(reopen_wait)) return;  // a later call tries again
-		if (generation != seen_generation) return;
+		if (!lock.try_lock_for(reopen_wait)) return false;  // a later call tries again
+		if (generation != seen_generation) return true;
 		close();
 		++generation;
 		open();
+		return true;
 	}
 
 	// Runs `op` with the handles held; a panicked environment is reopened
@@ -576,13 +578,15 @@ struct Env::Impl {
 				}
 			}
 		}
+		bool reopened = false;
 		try {
-			reopen_after_panic(seen);
+			reopened = reopen_after_panic(seen);
 		} catch (const DbError& e) {
 			// Still broken (say, the disk is full): the next call tries again.
-			throw DbError("reopening the database environment after a failure: " + std::string(e.what()),
-			              DB_RUNRECOVERY);
+			throw DbError::unusable_environment("reopening the database environment after a failure: " +
+			                                    std::string(e.what()));
 		}
+		if (!reopened) throw DbError::unusable_environment("the database environment is being reopened");
 		if (panic) throw *panic;
 		throw DbError("the database environment was being reopened", DB_RUNRECOVERY);
 	}
@@ -775,7 +779,11 @@ void Env::with_tables(const char* what, bool durable, const std::function<void(c
 
 const std::string& Env::path() const { return impl_->path; }
 
-bool DbError::panicked() const { return code_ == DB_RUNRECOVERY; }
+DbError DbError::unusable_environment(const std::string& what) {
+	DbError e(what, DB_RUNRECOVERY);
+	e.environment_unusable_ = true;
+	return e;
+}
 
 void Env::set_fault_for_testing(std::function<void(const char* what)> fault) { impl_->fault = std::move(fault); }
 

@@ -47,11 +47,15 @@ class DbError : public std::runtime_error {
 public:
 	explicit DbError(const std::string& what, int code = 0) : std::runtime_error(what), code_(code) {}
 	int code() const { return code_; }
-	// The environment panicked (DB_RUNRECOVERY): see above.
-	bool panicked() const;
+	// A panicked environment could not be reopened (the open failed, or
+	// another thread's reopening went on past the wait): until a later call
+	// reopens it, every call fails so.
+	bool environment_unusable() const { return environment_unusable_; }
+	static DbError unusable_environment(const std::string& what);  // code DB_RUNRECOVERY
 
 private:
 	int code_;
+	bool environment_unusable_ = false;
 };
 
 // One queued message copy for one recipient (doc/behaviour.md §12). The

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <exception>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -411,15 +410,16 @@ void prune_history(MessageHistory& history, const config::Config& cfg, int64_t n
 
 // Logs an account's part of a pass that failed, called in the handler of
 // its exception: at error level when the error is new for the account, at
-// debug level while it stays the same. Whether the environment panicked.
-bool account_failed(const std::string& account_name, std::string& last_logged) {
+// debug level while it stays the same. Rethrows when the database
+// environment cannot be used at all: every further account would fail
+// alike, each trying to reopen it first.
+void account_failed(const std::string& account_name, std::optional<std::string>& last_logged) {
 	std::string error = "unknown error";
-	bool panicked = false;
 	try {
 		throw;
 	} catch (const DbError& e) {
+		if (e.environment_unusable()) throw;
 		error = e.what();
-		panicked = e.panicked();
 	} catch (const std::exception& e) {
 		error = e.what();
 	} catch (...) {
@@ -428,7 +428,6 @@ bool account_failed(const std::string& account_name, std::string& last_logged) {
 	log::event(level, 0, "maildir scan of an account failed, the others go on",
 	           {{"account", account_name}, {"error", error}});
 	last_logged = std::move(error);
-	return panicked;
 }
 
 // One account's part of a pass.
@@ -445,8 +444,8 @@ void scan_account(const std::string& account_name, const config::Account& accoun
 	MaildirFolders on_disk = maildir_folders(account.maildir);
 	if (on_disk.whole) forget_gone_folders(account.maildir, on_disk, seen);
 	// With a folder gone every folder is read, so that the one its files
-	// went to is listed even when its times did not change (a second
-	// account on the same Maildir saw them, a clock too coarse).
+	// went to is listed even when its times did not change (a clock too
+	// coarse to tell the rename from the pass before).
 	std::vector<std::string> gone = gone_mailboxes(with_records, on_disk);
 	std::vector<ChangedFolder> changed = changed_folders(on_disk, *classifier, seen, !gone.empty());
 	// What the history says each changed folder holds, in one range scan
@@ -473,35 +472,30 @@ void scan_account(const std::string& account_name, const config::Account& accoun
 
 }  // namespace
 
-// An account whose part fails (a database error) is logged and the pass
-// goes on with the others and the pruning: an error that stays (a write
-// that fails every time) would otherwise keep every account after it, and
-// the pruning, from ever being done. The failed account's folders keep
-// their old times, so the next pass reads them again. The pass then ends
-// in the first error, so that it does not count as complete. A second
-// panic of the environment in one pass ends it at once: the reopening
-// after the first failed or did not hold, and every further account would
-// only try it again (each waiting for it).
+// An account whose part fails (a database error) is logged and counted,
+// and the pass goes on with the others and the pruning: an error that
+// stays (a write that fails every time) would otherwise keep every account
+// after it, and the pruning, from ever being done. The failed account's
+// folders keep their old times, so the next pass reads them again. A
+// database environment that cannot be used ends the pass at once.
 ScanStats JunkScanner::scan(const config::Config& cfg, Env& env, int64_t now) {
 	std::lock_guard lock(mu_);
 	ScanStats stats;
 	MessageHistory history(env);
 	std::erase_if(seen_, [&](const auto& entry) { return !cfg.accounts.count(entry.first); });
-	std::exception_ptr first_failure;
-	int panics = 0;
 	for (const auto& [account_name, account] : cfg.accounts) {
 		AccountSeen& seen = seen_[account_name];
+		// Another Maildir (the config changed): none of its folders was seen.
+		if (seen.maildir != account.maildir) seen = AccountSeen{account.maildir, {}, {}};
 		try {
 			scan_account(account_name, account, history, env, seen.folders, stats);
-			seen.failure.clear();
+			seen.failure.reset();
 		} catch (...) {
-			// Taken here: outside a handler there is no current exception.
-			if (!first_failure) first_failure = std::current_exception();
-			if (account_failed(account_name, seen.failure) && ++panics == 2) throw;
+			account_failed(account_name, seen.failure);
+			++stats.accounts_failed;
 		}
 	}
 	prune_history(history, cfg, now, stats);
-	if (first_failure) std::rethrow_exception(first_failure);
 	return stats;
 }
 

@@ -36,6 +36,9 @@ struct ScanStats {
 	size_t moved = 0;  // records whose folder changed
 	size_t expunged = 0;
 	size_t pruned = 0;  // history records past the configured age
+	// Accounts whose part of the pass failed (each logged): the pass is
+	// not a complete one.
+	size_t accounts_failed = 0;
 };
 
 // What the scanner remembers of a folder between passes.
@@ -54,7 +57,9 @@ class JunkScanner {
 public:
 	// One pass over every account of `cfg`; blocking (a worker's job). Also
 	// prunes history older than message_history.max_age_days. Calls may come
-	// from different worker threads, one at a time.
+	// from different worker threads, one at a time. An account whose part
+	// fails is logged and counted (accounts_failed); throws when the pruning
+	// fails or the database environment cannot be used at all.
 	ScanStats scan(const config::Config& cfg, Env& env, int64_t now);
 
 private:
@@ -62,10 +67,11 @@ private:
 	// Maildir, each with records of its own: what a pass read for one is
 	// still to be read for the other.
 	struct AccountSeen {
+		std::string maildir;                        // the one `folders` are of
 		std::map<std::string, FolderSeen> folders;  // by folder path
 		// The error its last pass ended in, as last logged at error level:
 		// one that stays is logged again at debug level only.
-		std::string failure;
+		std::optional<std::string> failure;
 	};
 	std::mutex mu_;
 	std::map<std::string, AccountSeen> seen_;  // by account name

@@ -393,7 +393,7 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a folder whose changes a database e
 		if (std::string_view(what) == "updating message history")
 			throw tern::store::DbError("updating message history: injected failure");
 	});
-	CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000200), tern::store::DbError);
+	CHECK(scanner.scan(cfg, env, 1800000200).accounts_failed == 1);
 	env.set_fault_for_testing(nullptr);
 	CHECK_FALSE(expunged("2.b.host,S=10"));
 	CHECK(history.find_by_unique_name("mjl", "3.c.host,S=10")->mailbox == "INBOX");
@@ -438,7 +438,7 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a database error in one account lea
 	touch_dirs_later(zed_maildir);
 	fail_next_history_write();
 	tern::testing::TempLog temp_log;
-	CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000200), tern::store::DbError);
+	CHECK(scanner.scan(cfg, env, 1800000200).accounts_failed == 1);
 	env.set_fault_for_testing(nullptr);
 	CHECK(failing_writes == 0);
 	CHECK_FALSE(expunged("1.a.host,S=10"));
@@ -481,7 +481,7 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: two accounts on one Maildir each le
 	touch_dirs_later(maildir);
 	fail_next_history_write();
 	tern::testing::TempLog temp_log;
-	CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000300), tern::store::DbError);
+	CHECK(scanner.scan(cfg, env, 1800000300).accounts_failed == 1);
 	env.set_fault_for_testing(nullptr);
 	CHECK_FALSE(expunged("2.b.host,S=10"));
 	CHECK(zed_expunged("2.b.host,S=10"));
@@ -490,9 +490,10 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: two accounts on one Maildir each le
 }
 
 // An account whose part fails the same way at every pass is logged at
-// error level once; a second panic of the environment in one pass ends the
-// pass at once, leaving the later accounts and the pruning for the next.
-TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a failing account is logged once, a second panic ends the pass") {
+// error level once. A panic of the environment is one account's failure
+// (it is reopened at once); one that cannot be reopened ends the pass,
+// leaving the later accounts and the pruning for the next.
+TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a failing account is logged once; an unusable database ends the pass") {
 	for (const char* name : {"nat", "zed"}) {
 		cfg.accounts[name] = cfg.accounts.at("mjl");
 		cfg.accounts[name].name = name;
@@ -520,17 +521,17 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a failing account is logged once, a
 	{
 		tern::testing::TempLog temp_log;
 		fail_next_history_write();
-		CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000200), tern::store::DbError);
+		CHECK(scanner.scan(cfg, env, 1800000200).accounts_failed == 1);
 		fail_next_history_write();
-		CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000300), tern::store::DbError);
+		CHECK(scanner.scan(cfg, env, 1800000300).accounts_failed == 1);
 		CHECK(failures_logged(temp_log.text()) == 1);
 	}
 	CHECK_FALSE(expunged_for("mjl"));
 	CHECK(expunged_for("nat"));
 	CHECK(expunged_for("zed"));
 
-	// Every write panics: mjl and nat fail, zed and the pruning wait.
-	// Each account has a message to mark expunged, so each would write.
+	// Every write panics, and the environment is reopened each time: each
+	// account fails on its own, the pruning is done.
 	for (const char* name : {"mjl", "nat", "zed"}) recorded_for(name, "2.b.host,S=10");
 	history.add(old_records);
 	touch_dirs_later(maildir);
@@ -538,17 +539,27 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a failing account is logged once, a
 		if (std::string_view(what) == "updating message history")
 			throw tern::store::DbError("updating message history: injected panic", DB_RUNRECOVERY);
 	});
+	CHECK(scanner.scan(cfg, env, 1800000400).accounts_failed == 3);
+	CHECK_FALSE(history.find_by_unique_name("mjl", "9.z.host,S=10"));
+
+	// An environment that cannot be reopened: mjl's failure ends the pass;
+	// nat, zed and the pruning wait.
+	history.add(old_records);
+	env.set_fault_for_testing([](const char* what) {
+		if (std::string_view(what) == "updating message history")
+			throw tern::store::DbError::unusable_environment("injected: reopening failed");
+	});
 	{
 		tern::testing::TempLog temp_log;
-		CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000400), tern::store::DbError);
+		CHECK_THROWS_AS(scanner.scan(cfg, env, 1800000500), tern::store::DbError);
 		const std::string logged = temp_log.text();
-		CHECK(logged.find("account=nat") != std::string::npos);
+		CHECK(logged.find("account=nat") == std::string::npos);
 		CHECK(logged.find("account=zed") == std::string::npos);
 	}
 	env.set_fault_for_testing(nullptr);
 	CHECK(history.find_by_unique_name("mjl", "9.z.host,S=10"));
 	// The next pass does what this one left.
-	scanner.scan(cfg, env, 1800000500);
+	CHECK(scanner.scan(cfg, env, 1800000600).accounts_failed == 0);
 	CHECK_FALSE(history.find_by_unique_name("mjl", "9.z.host,S=10"));
 	for (const char* name : {"mjl", "nat", "zed"})
 		CHECK(history.find_by_unique_name(name, "2.b.host,S=10")->expunged);
