@@ -547,11 +547,12 @@ struct Env::Impl {
 	// recovery, unless another thread already did since `seen_generation`.
 	// Connections waiting meanwhile get their temporary error from the
 	// failed call; the next call uses the new handles.
-	// False when the wait for another thread's reopening ran out.
+	// False when the wait for another thread's reopening ran out. Another
+	// thread's reopening that failed left no environment: tried again here.
 	bool reopen_after_panic(uint64_t seen_generation) {
 		std::unique_lock lock(gate, std::defer_lock);
 		if (!lock.try_lock_for(reopen_wait)) return false;  // a later call tries again
-		if (generation != seen_generation) return true;
+		if (generation != seen_generation && env) return true;
 		close();
 		++generation;
 		open();
@@ -574,7 +575,7 @@ struct Env::Impl {
 					return;
 				} catch (const DbError& e) {
 					if (e.code() != DB_RUNRECOVERY) throw;
-					panic = e;
+					panic.emplace(e.what(), e.code());  // whether usable is said below
 				}
 			}
 		}
@@ -588,7 +589,11 @@ struct Env::Impl {
 		}
 		if (!reopened) throw DbError::unusable_environment("the database environment is being reopened");
 		if (panic) throw *panic;
-		throw DbError("the database environment was being reopened", DB_RUNRECOVERY);
+		// The environment an earlier reopening could not open is open
+		// again: this call is the first to use it, not one that failed.
+		std::shared_lock lock(gate);
+		if (!env) throw DbError::unusable_environment("the database environment could not be reopened");
+		op();
 	}
 
 	// transaction() with the panic guard: what every public method uses.

@@ -20,7 +20,9 @@
 // A panicked environment (DB_RUNRECOVERY from any call) is closed and
 // reopened with recovery by the thread that sees it, while the others wait;
 // the failing call still throws (code() == DB_RUNRECOVERY), so its caller
-// answers with a temporary error, and the next call works again.
+// answers with a temporary error, and the next call works again. When the
+// reopening fails, every call fails as unusable (environment_unusable())
+// and tries again; the first one that reopens it runs.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -48,8 +50,8 @@ public:
 	explicit DbError(const std::string& what, int code = 0) : std::runtime_error(what), code_(code) {}
 	int code() const { return code_; }
 	// A panicked environment could not be reopened (the open failed, or
-	// another thread's reopening went on past the wait): until a later call
-	// reopens it, every call fails so.
+	// another thread's reopening went on past the wait): every call fails
+	// so until one reopens it (that call runs).
 	bool environment_unusable() const { return environment_unusable_; }
 	static DbError unusable_environment(const std::string& what);  // code DB_RUNRECOVERY
 

@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "store/db.h"
@@ -488,6 +489,37 @@ TEST_CASE("db: a panicked environment is reopened with recovery, data kept") {
 	env.set_password_secrets("alice", "secrets-2");
 	CHECK(env.password_secrets("alice") == std::optional<std::string>("secrets-2"));
 	env.check_dead_processes();
+}
+
+// A panicked environment that cannot be reopened (say, the disk is full)
+// fails every call as unusable, each trying to reopen it; the first call
+// whose reopening works runs, as any call after it.
+TEST_CASE("db: an environment that cannot be reopened is unusable until a call reopens it") {
+	TempDir dir;
+	Env env(dir.path);
+	env.set_password_secrets("alice", "secrets-1");
+	bool panic_next_write = true, reopening_fails = true;
+	env.set_fault_for_testing([&](const char* what) {
+		if (std::string_view(what) == "checking the schema version") {
+			if (reopening_fails) throw DbError("injected: the disk is full");
+		} else if (std::exchange(panic_next_write, false)) {
+			throw DbError("injected panic", DB_RUNRECOVERY);
+		}
+	});
+	auto unusable = [&] {
+		try {
+			env.set_password_secrets("alice", "secrets-2");
+		} catch (const DbError& e) {
+			return e.code() == DB_RUNRECOVERY && e.environment_unusable();
+		}
+		return false;
+	};
+	CHECK(unusable());  // the panic, and its reopening failed
+	CHECK(unusable());  // no environment, and reopening fails again
+	reopening_fails = false;
+	CHECK_NOTHROW(env.set_password_secrets("alice", "secrets-3"));
+	env.set_fault_for_testing(nullptr);
+	CHECK(env.password_secrets("alice") == std::optional<std::string>("secrets-3"));
 }
 
 TEST_CASE("db: region files scribbled while nobody had the environment open are rebuilt") {

@@ -542,12 +542,14 @@ TEST_CASE_FIXTURE(OneMaildir, "junk scanner: a failing account is logged once; a
 	CHECK(scanner.scan(cfg, env, 1800000400).accounts_failed == 3);
 	CHECK_FALSE(history.find_by_unique_name("mjl", "9.z.host,S=10"));
 
-	// An environment that cannot be reopened: mjl's failure ends the pass;
-	// nat, zed and the pruning wait.
+	// An environment that cannot be reopened (its schema check fails):
+	// mjl's failure ends the pass; nat, zed and the pruning wait.
 	history.add(old_records);
 	env.set_fault_for_testing([](const char* what) {
 		if (std::string_view(what) == "updating message history")
-			throw tern::store::DbError::unusable_environment("injected: reopening failed");
+			throw tern::store::DbError("updating message history: injected panic", DB_RUNRECOVERY);
+		if (std::string_view(what) == "checking the schema version")
+			throw tern::store::DbError("injected: the disk is full");
 	});
 	{
 		tern::testing::TempLog temp_log;
