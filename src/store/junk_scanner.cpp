@@ -184,6 +184,16 @@ std::optional<UnlistedDir> list_files(ChangedFolder& folder) {
 	return std::nullopt;
 }
 
+// The level to log an error of something the scanner meets at every pass
+// (a folder it cannot list, an account whose part fails) at: error when it
+// is not the one last logged for that thing, debug while it stays the
+// same. `last_logged` becomes `error`.
+log::Level level_when_new(std::optional<std::string>& last_logged, const std::string& error) {
+	const log::Level level = last_logged == error ? log::Level::debug : log::Level::error;
+	last_logged = error;
+	return level;
+}
+
 // Lists the changed folders. One that cannot be listed whole is left out of
 // this pass with what the history says it holds: taken as empty or as
 // holding only what was listed, its records would be marked expunged (and
@@ -209,19 +219,17 @@ size_t list_changed(const std::string& account, std::vector<ChangedFolder>& chan
 		FolderSeen& folder_seen = seen[changed[i].path];
 		if (auto unlisted = list_files(changed[i])) {
 			folder_seen.times.reset();
-			// Once per folder and error at error level: one that stays so
-			// (no new/ ever, no permission) is tried at every pass.
-			std::string error = unlisted->text();
-			const bool as_before = error == folder_seen.unlisted_error;
-			if (!as_before) ++newly_unlisted;
-			auto level = as_before ? log::Level::debug : log::Level::error;
+			// One that stays so (no new/ ever, no permission) is tried at
+			// every pass.
+			const std::string error = unlisted->text();
+			const log::Level level = level_when_new(folder_seen.unlisted_error, error);
+			if (level == log::Level::error) ++newly_unlisted;
 			log::event(level, 0, "maildir folder not read, its records wait for a later pass",
 			           {{"account", account}, {"folder", changed[i].name}, {"error", error}});
-			folder_seen.unlisted_error = std::move(error);
 			++stats.folders_skipped;
 			continue;
 		}
-		folder_seen.unlisted_error.clear();
+		folder_seen.unlisted_error.reset();
 		++stats.folders_read;
 		listed.push_back(std::move(changed[i]));
 		listed_recorded.push_back(std::move(recorded[i]));
@@ -424,10 +432,8 @@ void account_failed(const std::string& account_name, std::optional<std::string>&
 		error = e.what();
 	} catch (...) {
 	}
-	const auto level = error == last_logged ? log::Level::debug : log::Level::error;
-	log::event(level, 0, "maildir scan of an account failed, the others go on",
+	log::event(level_when_new(last_logged, error), 0, "maildir scan of an account failed, the others go on",
 	           {{"account", account_name}, {"error", error}});
-	last_logged = std::move(error);
 }
 
 // One account's part of a pass.

@@ -50,7 +50,7 @@ struct FolderSeen {
 	std::optional<std::pair<int64_t, int64_t>> times;
 	// Why the folder could not be listed, as last logged at error level:
 	// a folder that stays unlistable is logged again at debug level only.
-	std::string unlisted_error;
+	std::optional<std::string> unlisted_error;
 };
 
 class JunkScanner {
