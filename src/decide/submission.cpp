@@ -45,11 +45,13 @@ SubmissionHeaderChecks check_submission_header(const config::Config& cfg, const 
 	}
 	out.from_domain = from.address.domain.ascii;
 	out.from_localpart = from.address.localpart;
-	if (!cfg.localserve && in.check_from) {
+	if (in.check_from) {
 		// The From address must reach the sender's own account as a
 		// recipient would: the postmaster account may write as postmaster
 		// at the host name (the model's From check takes the postmaster
-		// forms RCPT takes; its MAIL FROM check does not).
+		// forms RCPT takes; its MAIL FROM check does not). localserve's
+		// one account owns every address, so there any From passes
+		// (doc/behaviour.md D46).
 		config::Config::RcptResult owner = cfg.resolve_recipient(from.address.localpart,
 		                                                         from.address.domain.ascii);
 		const config::Account* acc = owner.kind == config::Config::RcptKind::local ? owner.account : nullptr;

@@ -20,7 +20,7 @@ namespace tern::decide {
 
 struct SubmissionHeaderInput {
 	std::string account;     // the authenticated account
-	bool check_from = true;  // From must belong to `account` (not in localserve)
+	bool check_from = true;  // From must belong to `account` (in localserve, any: D46)
 	std::string hostname;    // global hostname, for a generated Message-Id
 	std::time_t now = 0;
 	// sendmail(1): a From at the host name, when that is no hosted domain,

@@ -636,6 +636,26 @@ TEST_CASE("decide submission: From of another account, a bad From or a Return-Pa
 	CHECK(c.problem == HeaderProblem::bad_header);
 }
 
+TEST_CASE("decide submission: localserve takes any From, and still one From and no Return-Path (D46)") {
+	auto cfg = config::Config::localserve_config("/tmp/tern-localserve-unused");
+	SubmissionHeaderInput as_tern;
+	as_tern.account = "tern";
+	as_tern.hostname = cfg->hostname;
+	for (const char* from :
+	     {"From: tern@localhost\r\n\r\n", "From: other@localhost\r\n\r\n", "From: noreply@app.example\r\n\r\n"}) {
+		CAPTURE(from);
+		CHECK_FALSE(check_submission_header(*cfg, header(from), as_tern).error);
+	}
+	SubmissionHeaderChecks c = check_submission_header(*cfg, header("From: a@app.example, b@app.example\r\n\r\n"),
+	                                                   as_tern);
+	REQUIRE(c.error);
+	CHECK(c.problem == HeaderProblem::bad_message);
+	c = check_submission_header(*cfg, header("From: a@app.example\r\nReturn-Path: <a@app.example>\r\n\r\n"),
+	                            as_tern);
+	REQUIRE(c.error);
+	CHECK(c.problem == HeaderProblem::bad_header);
+}
+
 TEST_CASE("decide submission: the postmaster account may write From postmaster at the host name, others may not") {
 	auto cfg = test_config();
 	SubmissionHeaderInput as_pm = as_alice();
