@@ -14,6 +14,7 @@ namespace tern::server {
 
 using smtp::SmtpError;
 namespace se = smtp::se;
+using smtp::replies::storage_failure;
 
 // The refusals of DATA and BDAT at this point (RFC 5321 4.1.1.4, RFC 3207,
 // RFC 6409 4.3); BDAT sends them only after the chunk is read.

@@ -34,19 +34,12 @@ namespace tern::server {
 using smtp::error_reply;
 using smtp::SmtpError;
 namespace se = smtp::se;
+using smtp::replies::storage_failure;
 
 // How much of a header section the session keeps to find the From domain
 // early; a longer one (rare: many trace fields) is looked up after the
 // analysis parsed the stored message.
 constexpr size_t early_header_max_bytes = 64 * 1024;
-
-// Message data that could not be stored: a full disk (ENOSPC, EDQUOT) is
-// "mail system full", 452 4.3.1 (RFC 3463 3.4, RFC 5321 4.2.2), anything
-// else the generic 451 4.3.0; the text is the same either way.
-SmtpError storage_failure(bool disk_full, std::string text) {
-	if (disk_full) return SmtpError{452, std::string(se::sys_storage_full1), std::move(text)};
-	return SmtpError{451, std::string(se::sys_other0), std::move(text)};
-}
 
 void Connection::remove_spool_file(UniqueFd& fd, std::string path, FileRemoval how) {
 	fd.reset();  // closed before the unlink, so the unlink frees no blocks

@@ -10,6 +10,7 @@
 #include "server/message_file.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "smtp/replies.h"
 #include "util/log.h"
 #include "util/storage.h"
 
@@ -40,7 +41,8 @@ std::vector<FailedCopy> failed_copies(Server& srv, const std::vector<CopyOutcome
 		f.storage = !o.storage_error.empty();
 		if (f.storage) {
 			if (!copy_rcpts[i].empty()) storage_error = o.storage_error;
-			smtp::SmtpError e = storage_failure(is_storage_full_error(o.storage_error), "error processing");
+			smtp::SmtpError e = smtp::replies::storage_failure(is_storage_full_error(o.storage_error),
+			                                                   "error processing");
 			f.error = {copy_rcpts[i], e.code, e.secode, false, e.text};
 		} else {
 			// The LMTP server's answer for this recipient, or 451 4.3.0 when

@@ -28,6 +28,7 @@
 #include "smtp/parser.h"
 #include "smtp/replies.h"
 #include "util/log.h"
+#include "util/storage.h"
 #include "util/strings.h"
 
 namespace tern::server {
@@ -51,6 +52,13 @@ constexpr double idle_timeout_s = 300;
 
 sm::Status status(int code, std::string_view secode, std::string text, std::string recipient = "") {
 	return sm::Status{code, smtp::enhanced_code(code, secode), std::move(text), std::move(recipient)};
+}
+
+// Message data that could not be stored, answered as on the SMTP ports:
+// 452 4.3.1 for a full disk, else 451 4.3.0.
+sm::Status storage_status(bool disk_full, std::string text) {
+	smtp::SmtpError e = smtp::replies::storage_failure(disk_full, std::move(text));
+	return status(e.code, e.secode, std::move(e.text));
 }
 
 // The line that tells a client why it is closed, in the socket's protocol:
@@ -202,7 +210,7 @@ struct LocalSubmitListener::Client : LocalClient {
 	UniqueFd file_fd;
 	TempFile file;  // the message's temp file while the client owns it
 	uint64_t remaining = 0;
-	bool write_failed = false;
+	int write_errno = 0;  // of the first write to the temp file that failed
 	bool has_8bit = false;
 	std::string out;
 };
@@ -332,13 +340,21 @@ void LocalSubmitListener::read_request(Client& c) {
 			case sm::RequestReader::State::data: break;
 			}
 			in.remove_prefix(used);
+			// As at DATA on the ports: below the disk reserve no new
+			// message data is taken (core/disk_space.h).
+			if (srv_.disk_space().low()) {
+				finish(c, storage_status(true, "insufficient storage"));
+				return;
+			}
 			std::string path = srv_.config()->data_dir + "/tmp/sendmail-" + std::to_string(getpid()) + "-" +
 			    std::to_string(++next_id_);
 			c.file_fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
 			if (!c.file_fd) {
+				int e = errno;
 				log::error("local submission: creating temp file",
-				           {{"path", path}, {"error", std::strerror(errno)}});
-				finish(c, status(451, se::sys_other0, "error creating temp file"));
+				           {{"path", path}, {"error", std::strerror(e)}});
+				if (is_storage_full(e)) srv_.disk_space().report_full();
+				finish(c, storage_status(is_storage_full(e), "error creating temp file"));
 				return;
 			}
 			c.file = TempFile(std::move(path));
@@ -356,8 +372,8 @@ void LocalSubmitListener::read_request(Client& c) {
 		write_data(c, normalized);
 		if (c.remaining == 0) {
 			c.file_fd.reset();
-			if (c.write_failed) {
-				finish(c, status(452, se::sys_other0, "error writing message (disk full?)"));
+			if (c.write_errno != 0) {
+				finish(c, storage_status(is_storage_full(c.write_errno), "error writing message"));
 				return;
 			}
 			begin_submission(c);
@@ -369,12 +385,13 @@ void LocalSubmitListener::read_request(Client& c) {
 // Writes land in the page cache; the queue's worker fsyncs.
 void LocalSubmitListener::write_data(Client& c, std::string_view data) {
 	size_t off = 0;
-	while (off < data.size() && !c.write_failed) {
+	while (off < data.size() && c.write_errno == 0) {
 		ssize_t w = write(c.file_fd.get(), data.data() + off, data.size() - off);
 		if (w < 0 && errno == EINTR) continue;
 		if (w <= 0) {
-			log::error("local submission: writing temp file", {{"error", std::strerror(errno)}});
-			c.write_failed = true;
+			c.write_errno = w < 0 ? errno : EIO;  // as the session does (server/data.cpp)
+			log::error("local submission: writing temp file", {{"error", std::strerror(c.write_errno)}});
+			if (is_storage_full(c.write_errno)) srv_.disk_space().report_full();
 			break;
 		}
 		off += static_cast<size_t>(w);
@@ -531,7 +548,8 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 			          {{"user", login}, {"recipients", std::to_string(recipients.size())}});
 		clients_.with_client(h, [&](Client& c) {
 			if (!error.empty()) {
-				finish(c, status(451, se::sys_other0, "error storing message: " + error));
+				finish(c,
+				       storage_status(is_storage_full_error(error), "error storing message: " + error));
 				return;
 			}
 			for (const auto& r : recipients)

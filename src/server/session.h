@@ -42,10 +42,6 @@
 
 namespace tern::server {
 
-// Message data that could not be stored: 452 4.3.1 for a full disk, else
-// 451 4.3.0, with `text` (server/data.cpp).
-smtp::SmtpError storage_failure(bool disk_full, std::string text);
-
 class Server;
 class MilterSession;
 class OutboundQueue;

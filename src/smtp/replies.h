@@ -60,6 +60,16 @@ inline SmtpError line_too_long() {
 	    .then_close();
 }
 
+// Message data that could not be stored: a full disk (ENOSPC, EDQUOT, or
+// free space below the reserve) is "mail system full", 452 4.3.1 (RFC 3463
+// 3.4, RFC 5321 4.2.2), anything else the generic 451 4.3.0; the text is
+// the same either way. The SMTP session and local submission (sendmail.tern)
+// both answer with it.
+inline SmtpError storage_failure(bool disk_full, std::string text) {
+	if (disk_full) return error_reply(452, se::sys_storage_full1, std::move(text));
+	return error_reply(451, se::sys_other0, std::move(text));
+}
+
 inline SmtpError unknown_command() { return error_reply(500, se::proto_bad_cmd_or_seq1, "unknown command"); }
 
 }  // namespace tern::smtp::replies

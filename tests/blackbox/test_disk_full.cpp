@@ -1,9 +1,11 @@
 // Disk full while storing a message (RFC 3463 X.3.1, RFC 5321 4.2.2):
 // data_dir on a small tmpfs that the test fills. Every way message data
-// can fail to be written answers 452 4.3.1, and delivery resumes by itself
-// once space returns. Needs mount(2) (root, not in a locked-down
-// container); without it the test says why and does nothing.
+// can fail to be written answers 452 4.3.1 (on the ports and to
+// sendmail.tern), and delivery resumes by itself once space returns.
+// Needs mount(2) (root, not in a locked-down container); without it the
+// test says why and does nothing.
 #include "bb.h"
+#include "ternctl_run.h"
 
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -132,6 +134,13 @@ TEST_CASE("disk full: message data that cannot be written gets 452 4.3.1, and de
 	CHECK(refused.reply.has_id());
 	CHECK(d.running());
 	REQUIRE(c.cmd("RSET").code == 250);
+	// Local submission (sendmail.tern) answers as the ports do.
+	ProgramResult local = run_program(
+	    {reachable_program("sendmail.tern"), "-C", d.config_path(), "alice@test.example"},
+	    "Subject: local\n\nfull\n");
+	INFO(local.both());
+	CHECK(local.exit_code == 75);
+	CHECK(local.err.find("452 4.3.1 insufficient storage") != std::string::npos);
 
 	// Space returns: within a few seconds the next message is accepted,
 	// without a restart.

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "smtp/replies.h"
 #include "smtp/reply.h"
 
 using tern::smtp::enhanced_code;
@@ -81,4 +82,16 @@ TEST_CASE("wrapping applies to each line of a multi-line reply") {
 	          "\r\n"
 	          "550 5.0.0  " +
 	          std::string(200, 'n') + "\r\n");
+}
+
+TEST_CASE("storage_failure: a full disk is 452 4.3.1, any other write failure 451 4.3.0, with the same text") {
+	tern::smtp::SmtpError full = tern::smtp::replies::storage_failure(true, "error writing message");
+	CHECK(full.code == 452);
+	CHECK(enhanced_code(full.code, full.secode) == "4.3.1");
+	CHECK(full.text == "error writing message");
+	CHECK(full.with_id);
+	tern::smtp::SmtpError other = tern::smtp::replies::storage_failure(false, "error writing message");
+	CHECK(other.code == 451);
+	CHECK(enhanced_code(other.code, other.secode) == "4.3.0");
+	CHECK(other.text == "error writing message");
 }
