@@ -123,17 +123,6 @@ TEST_CASE("junk filter: a trained account takes the ham message over SMTP and re
 	CHECK(maildir_files(d.maildir()).size() == 1);
 }
 
-namespace {
-
-// The most memory ternd's process has had resident (VmHWM), in kB.
-long peak_resident_kb(pid_t pid) {
-	std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
-	size_t at = status.find("VmHWM:");
-	return at == std::string::npos ? -1 : std::strtol(status.c_str() + at + 6, nullptr, 10);
-}
-
-}  // namespace
-
 TEST_CASE("junk filter: a header of two million tiny fields costs memory near its size (doc/behaviour.md D19)") {
 	// The junk filter reads up to 8 MiB of a message; parsed as fields,
 	// 8 MiB of "X:" lines took over 200 MB on the worker.
@@ -151,7 +140,7 @@ TEST_CASE("junk filter: a header of two million tiny fields costs memory near it
 	// Under the sanitizers freed memory is held back on purpose: there the
 	// figure says nothing.
 	if (std::getenv("ASAN_OPTIONS") == nullptr) {
-		long peak = peak_resident_kb(d.pid());
+		long peak = process_memory_kb(d.pid(), "VmHWM");
 		INFO("ternd's peak resident memory: " << peak << " kB");
 		CHECK(peak > 0);
 		CHECK(peak < 100 * 1024);

@@ -174,6 +174,12 @@ std::string read_file(const std::string& path) {
 	return ss.str();
 }
 
+long process_memory_kb(pid_t pid, const std::string& field) {
+	std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+	size_t at = status.find("\n" + field + ":");
+	return at == std::string::npos ? -1 : std::strtol(status.c_str() + at + field.size() + 2, nullptr, 10);
+}
+
 void write_file(const std::string& path, const std::string& content) {
 	std::string tmp = path + ".tmp";
 	{

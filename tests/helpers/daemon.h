@@ -126,6 +126,9 @@ std::vector<std::string> maildir_files(const std::string& maildir, const std::st
 // Polls ≤ timeout_ms until <maildir>/new holds at least n files.
 std::vector<std::string> wait_for_maildir(const std::string& maildir, size_t n, int timeout_ms = 5000);
 std::string read_file(const std::string& path);
+// A memory figure of a process in kB from /proc/PID/status ("VmRSS",
+// "VmHWM"); -1 when unreadable.
+long process_memory_kb(pid_t pid, const std::string& field);
 void write_file(const std::string& path, const std::string& content);
 bool file_exists(const std::string& path);
 void remove_tree(const std::string& path);
