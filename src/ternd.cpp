@@ -971,16 +971,17 @@ void Daemon::run(const sigset_t& handled) {
 	core::TimerWatcher trim(loop, [&scan] { scan.after_first_pass([] { core::trim_startup_memory(); }); });
 	trim.start(1.0);
 	// Free heap a burst left behind goes back to the system (a low-memory
-	// VPS keeps its RAM): all but 1 MiB once no client is connected, all
-	// but 8 MiB while clients are (a busy server may never be without
-	// one, and 5,000 TLS connections come and gone leave 170 MB free).
-	// The slack is what the next clients' buffers are taken from without
-	// a page fault.
+	// VPS keeps its RAM): checked every 20 s, given back once more than
+	// 1 MiB of it became resident with no client connected, more than
+	// 8 MiB while clients are (a busy server may never be without one, and
+	// 5,000 TLS connections come and gone leave 170 MB free); below that,
+	// the walk through the heaps is not worth it.
 	constexpr double heap_trim_interval_s = 20;
-	constexpr size_t idle_heap_slack = 1 << 20;
-	constexpr size_t busy_heap_slack = 8 << 20;
-	core::TimerWatcher heap_trim(loop, [this, &heap_trim] {
-		core::trim_free_heap(srv->open_connections() == 0 ? idle_heap_slack : busy_heap_slack);
+	constexpr long long idle_trim_threshold = 1 << 20;
+	constexpr long long busy_trim_threshold = 8 << 20;
+	core::FreeHeapTrimmer heap_trimmer;
+	core::TimerWatcher heap_trim(loop, [this, &heap_trim, &heap_trimmer] {
+		heap_trimmer.trim_if_grown(srv->open_connections() == 0 ? idle_trim_threshold : busy_trim_threshold);
 		heap_trim.start(heap_trim_interval_s);
 	});
 	heap_trim.start(heap_trim_interval_s);

@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -80,10 +81,33 @@ void set_allocator_limits() {
 	mallopt(M_TRIM_THRESHOLD, free_top_kept);
 }
 
-bool trim_free_heap(size_t threshold) {
+HeapSample sample_heap() {
+	HeapSample s;
 	struct mallinfo2 info = mallinfo2();
-	if (info.fordblks <= threshold) return false;
+	s.in_use = static_cast<long long>(info.uordblks + info.hblkhd);
+	// statm: size resident shared text lib data dt, in pages.
+	if (std::FILE* statm = std::fopen("/proc/self/statm", "re")) {
+		long long size = 0, resident = 0;
+		if (std::fscanf(statm, "%lld %lld", &size, &resident) == 2)
+			s.resident = resident * sysconf(_SC_PAGESIZE);
+		std::fclose(statm);
+	}
+	return s;
+}
+
+long long resident_free_growth(const HeapSample& base, const HeapSample& now) {
+	return (now.resident - base.resident) - (now.in_use - base.in_use);
+}
+
+bool FreeHeapTrimmer::trim_if_grown(long long threshold) {
+	HeapSample now = sample_heap();
+	long long grown = resident_free_growth(base_, now);
+	// Fell for another reason: count from here, or a burst after it would
+	// have to leave that much more behind before it counted.
+	if (grown < 0) base_ = now;
+	if (grown <= threshold) return false;
 	malloc_trim(0);
+	base_ = sample_heap();
 	return true;
 }
 

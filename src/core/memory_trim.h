@@ -26,12 +26,43 @@ void trim_startup_memory();
 // would set.
 void set_allocator_limits();
 
+// What the process holds in memory and what of it malloc has handed out,
+// read together.
+struct HeapSample {
+	long long resident = 0;  // resident bytes of the process (/proc/self/statm)
+	long long in_use = 0;    // bytes handed out by malloc in all heaps and own mappings (mallinfo2)
+};
+HeapSample sample_heap();
+
+// How much free heap may have become resident since `base`, sampled right
+// after the last trim (which left none): the growth of resident memory
+// that the growth of memory in use does not explain. Memory in use is
+// resident; what was freed since stays so until a trim, and a block taken
+// from pages the last trim gave back makes them resident again, in use,
+// then free. Other growth (code paged in again, a thread's stack) counts
+// too, and at worst costs one trim that finds little, after which the new
+// sample is the base. Negative when resident memory fell by more than
+// memory in use (the start-up trim, a heap's top given back).
+long long resident_free_growth(const HeapSample& base, const HeapSample& now);
+
 // After a burst (thousands of connections come and gone) the heap's free
 // memory stays with the process: glibc gives back only the top of the heap
-// by itself. When more than `threshold` bytes are free in all the heaps
-// together (mallinfo2 sums every thread's), malloc_trim(0) returns the
-// free pages inside them; true when it ran. For an idle daemon: the trim
-// walks the heaps, a few milliseconds for ones the size of a burst.
-bool trim_free_heap(size_t threshold);
+// by itself. malloc_trim(0) returns the free pages inside every thread's
+// heap; it walks them all (a few milliseconds for heaps the size of a
+// burst), and a trimmed free chunk still counts as free to mallinfo2, so
+// the free total cannot say whether there is anything left to give back:
+// the trimmer remembers the sample after its last trim instead.
+class FreeHeapTrimmer {
+public:
+	FreeHeapTrimmer() : base_(sample_heap()) {}
+	// Trims when more than `threshold` bytes of free heap may have become
+	// resident since the last trim (or since this trimmer was made, or
+	// since resident memory last fell below what its use explains); true
+	// when it ran.
+	bool trim_if_grown(long long threshold);
+
+private:
+	HeapSample base_;
+};
 
 }  // namespace tern::core

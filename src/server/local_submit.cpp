@@ -541,9 +541,10 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 		                                   : localserve ? "localserveerror"
 		                                                : "queueerror",
 		                               recipients.size());
-		if (!error.empty())
+		if (!error.empty()) {
 			log::error("storing locally submitted message", {{"error", error}});
-		else
+			if (is_storage_full_error(error)) srv_.disk_space().report_full();
+		} else
 			log::info("message submitted locally",
 			          {{"user", login}, {"recipients", std::to_string(recipients.size())}});
 		clients_.with_client(h, [&](Client& c) {

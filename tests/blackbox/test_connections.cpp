@@ -4,6 +4,10 @@
 
 #include <sys/resource.h>
 
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
 TEST_CASE("connections: 2000 idle clients after EHLO while another completes a delivery") {
 	rlimit limit{};
 	getrlimit(RLIMIT_NOFILE, &limit);
@@ -112,4 +116,48 @@ TEST_CASE("connections: NUL bytes and binary garbage get replies or a clean clos
 	SmtpClient c = connect_and_ehlo(d);
 	CHECK(c.connected());
 	CHECK(d.running());
+}
+
+TEST_CASE("connections: out of descriptors, ternd pauses accepting, says so once, and serves again after") {
+	TernDaemon d;
+	REQUIRE_RUNNING(d);
+	auto open_descriptors = [&] {
+		size_t n = 0;
+		for ([[maybe_unused]] const auto& e :
+		     std::filesystem::directory_iterator("/proc/" + std::to_string(d.pid()) + "/fd"))
+			n++;
+		return n;
+	};
+	// Room for two more descriptors: the third waiting client finds none.
+	rlimit before{};
+	REQUIRE(prlimit(d.pid(), RLIMIT_NOFILE, nullptr, &before) == 0);
+	rlimit low{open_descriptors() + 2, before.rlim_max};
+	REQUIRE(prlimit(d.pid(), RLIMIT_NOFILE, &low, nullptr) == 0);
+	std::vector<SmtpClient> waiting(6);
+	for (auto& c : waiting) REQUIRE(c.connect("127.0.0.1", d.smtp_port()));
+	usleep(1500 * 1000);  // about fifteen pauses of a tenth of a second
+	REQUIRE(prlimit(d.pid(), RLIMIT_NOFILE, &before, nullptr) == 0);
+	waiting.clear();
+
+	SmtpClient after = connect_smtp(d);
+	CHECK(after.read_reply().code == 220);
+	std::string log;
+	for (int64_t deadline = now_ms() + 5000; now_ms() < deadline; usleep(50000)) {
+		log = d.log_text();
+		if (log.find("msg=\"accepting connections again\"") != std::string::npos) break;
+	}
+	INFO(log_tail(d));
+	size_t errors = 0, debugs = 0;
+	std::istringstream lines(log);
+	for (std::string line; std::getline(lines, line);) {
+		if (line.find("msg=\"accept failed, pausing\"") == std::string::npos) continue;
+		if (line.find("level=error") != std::string::npos) errors++;
+		if (line.find("level=debug") != std::string::npos) debugs++;
+	}
+	CHECK(errors == 1);
+	CHECK(debugs >= 1);
+	size_t again = log.find("msg=\"accepting connections again\" pauses=");
+	REQUIRE(again != std::string::npos);
+	CHECK(std::stoul(log.substr(again + std::strlen("msg=\"accepting connections again\" pauses="))) ==
+	      errors + debugs);
 }

@@ -117,6 +117,21 @@ TEST_CASE("disk full: message data that cannot be written gets 452 4.3.1, and de
 		CHECK(maildir_count(maildir) == 1);
 		fill_file_system(filler + "2");
 	}
+	SUBCASE("the temp file of a local submission cannot be written") {
+		// Above the reserve, so the message is taken, but larger than the
+		// room left.
+		off_t full = fill_file_system(filler);
+		shrink_file(filler, full - 1536 * 1024);
+		usleep(1500 * 1000);  // as above: the free-space check has seen the room
+		ProgramResult local = run_program(
+		    {reachable_program("sendmail.tern"), "-C", d.config_path(), "alice@test.example"},
+		    "Subject: local\n\n" + body_of(2500 * 1024, "local"));
+		INFO(local.both());
+		CHECK(local.exit_code == 75);
+		CHECK(local.err.find("452 4.3.1 error writing message") != std::string::npos);
+		CHECK(maildir_count(maildir) == 1);
+		fill_file_system(filler + "2");
+	}
 
 	// Still full. The first try may reach the end of DATA (space may have
 	// looked fine at the last check); once a write has failed, DATA itself

@@ -1,7 +1,7 @@
 // The trims of core/memory_trim.h: the start-up trim gives back the
 // mappings of code the process touched, and never the pages that hold the
 // only copy of something (relocated data), so the program runs on as
-// before; the idle trim gives back the free heap a burst left behind, in
+// before; the heap trim gives back the free heap a burst left behind, in
 // the main heap and in a worker thread's.
 #include <doctest/doctest.h>
 
@@ -89,13 +89,28 @@ long resident_kb() {
 
 }  // namespace
 
-TEST_CASE("trim_free_heap gives back the free heap a burst left behind, over its threshold only") {
+TEST_CASE("resident_free_growth: resident growth that memory in use does not explain") {
+	using tern::core::HeapSample;
+	using tern::core::resident_free_growth;
+	const HeapSample base{100 << 20, 20 << 20};
+	// Connections open: resident and in use grow together, nothing free.
+	CHECK(resident_free_growth(base, {140 << 20, 60 << 20}) == 0);
+	// They close: in use falls back, the pages stay resident.
+	CHECK(resident_free_growth(base, {140 << 20, 20 << 20}) == 40 << 20);
+	// A block with a mapping of its own, freed: both fall, nothing free.
+	CHECK(resident_free_growth(base, {100 << 20, 20 << 20}) == 0);
+	// The start-up trim gave code pages back: negative.
+	CHECK(resident_free_growth(base, {95 << 20, 20 << 20}) == -(5 << 20));
+}
+
+TEST_CASE("FreeHeapTrimmer gives back the free heap a burst left behind, over its threshold only, once") {
 #ifdef __SANITIZE_ADDRESS__
 	// AddressSanitizer replaces glibc's allocator: there is no glibc heap to
 	// trim, and mallinfo2 reads zeros (make check-sanitized).
 	MESSAGE("skipped: glibc's allocator is replaced by AddressSanitizer");
 	return;
 #endif
+	tern::core::FreeHeapTrimmer trimmer;
 	// A burst: many small blocks, of which every fiftieth stays (a few
 	// connections outlive it), so that glibc cannot give the freed ones
 	// back by shrinking the heap's top.
@@ -107,20 +122,33 @@ TEST_CASE("trim_free_heap gives back the free heap a burst left behind, over its
 	for (size_t i = 0; i < burst.size(); i += 50) survivors.push_back(std::move(burst[i]));
 	burst.clear();
 	long before = resident_kb();
-	CHECK_FALSE(tern::core::trim_free_heap(size_t(1) << 40));  // under the threshold: nothing done
-	CHECK(tern::core::trim_free_heap(size_t(1) << 20));
+	CHECK_FALSE(trimmer.trim_if_grown(1ll << 40));  // under the threshold: nothing done
+	CHECK(trimmer.trim_if_grown(1 << 20));
 	long after = resident_kb();
 	INFO("resident kB before " << before << ", after " << after);
 	CHECK(before - after > 20000);
+	// The trimmed chunks still count as free to mallinfo2; nothing became
+	// resident since, so there is no second walk through the heaps.
+	CHECK_FALSE(trimmer.trim_if_grown(1 << 20));
+	// The survivors go, and the same blocks are taken and freed again.
+	survivors.clear();
+	for (int i = 0; i < 40000; ++i) {
+		burst.emplace_back(new char[1000]);
+		std::memset(burst.back().get(), 1, 1000);
+	}
+	for (size_t i = 0; i < burst.size(); i += 50) survivors.push_back(std::move(burst[i]));
+	burst.clear();
+	CHECK(trimmer.trim_if_grown(1 << 20));
 }
 
-TEST_CASE("trim_free_heap with the allocator limits gives back what a worker thread's burst left behind") {
+TEST_CASE("FreeHeapTrimmer with the allocator limits gives back what a worker thread's burst left behind") {
 #ifdef __SANITIZE_ADDRESS__
 	MESSAGE("skipped: glibc's allocator is replaced by AddressSanitizer");
 	return;
 #endif
 	tern::core::set_allocator_limits();
-	tern::core::trim_free_heap(0);
+	tern::core::FreeHeapTrimmer trimmer;
+	trimmer.trim_if_grown(-1);  // a trim now, whatever the figures
 	const long baseline = resident_kb();
 	// A burst on a thread of its own (its own heap, as a worker's): many
 	// small blocks, of which every fiftieth outlives the burst (the heap
@@ -145,7 +173,7 @@ TEST_CASE("trim_free_heap with the allocator limits gives back what a worker thr
 	});
 	worker.join();
 	long before = resident_kb();
-	CHECK(tern::core::trim_free_heap(size_t(1) << 20));
+	CHECK(trimmer.trim_if_grown(1 << 20));
 	long after = resident_kb();
 	INFO("resident kB at the baseline " << baseline << ", after the burst " << before << ", trimmed " << after);
 	CHECK(before - after > 20000);
