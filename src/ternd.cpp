@@ -966,10 +966,6 @@ void Daemon::run(const sigset_t& handled) {
 	MetricsResponders metrics_http = start_metrics(scan);
 	log::info("ternd started", {{"version", TERN_VERSION}, {"hostname", cfg->hostname}});
 	if (start_report) send_start_report(start_report, start_ok);
-	// Once the loop has started everything (queue load, listeners) and the
-	// first Maildir scan is over, give back the pages start-up touched.
-	core::TimerWatcher trim(loop, [&scan] { scan.after_first_pass([] { core::trim_startup_memory(); }); });
-	trim.start(1.0);
 	// Free heap a burst left behind goes back to the system (a low-memory
 	// VPS keeps its RAM): checked every 20 s, given back once more than
 	// 1 MiB of it became resident with no client connected, more than
@@ -980,6 +976,16 @@ void Daemon::run(const sigset_t& handled) {
 	constexpr long long idle_trim_threshold = 1 << 20;
 	constexpr long long busy_trim_threshold = 8 << 20;
 	core::FreeHeapTrimmer heap_trimmer;
+	// Once the loop has started everything (queue load, listeners) and the
+	// first Maildir scan is over, give back the pages start-up touched; the
+	// heap trimmer counts from then.
+	core::TimerWatcher trim(loop, [&scan, &heap_trimmer] {
+		scan.after_first_pass([&heap_trimmer] {
+			core::trim_startup_memory();
+			heap_trimmer.restart();
+		});
+	});
+	trim.start(1.0);
 	core::TimerWatcher heap_trim(loop, [this, &heap_trim, &heap_trimmer] {
 		heap_trimmer.trim_if_grown(srv->open_connections() == 0 ? idle_trim_threshold : busy_trim_threshold);
 		heap_trim.start(heap_trim_interval_s);

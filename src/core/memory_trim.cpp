@@ -81,17 +81,18 @@ void set_allocator_limits() {
 	mallopt(M_TRIM_THRESHOLD, free_top_kept);
 }
 
-HeapSample sample_heap() {
+std::optional<HeapSample> sample_heap() {
+	// statm: size resident shared text lib data dt, in pages.
+	std::FILE* statm = std::fopen("/proc/self/statm", "re");
+	if (!statm) return std::nullopt;
+	long long size = 0, resident = 0, shared = 0;
+	int read = std::fscanf(statm, "%lld %lld %lld", &size, &resident, &shared);
+	std::fclose(statm);
+	if (read != 3) return std::nullopt;
 	HeapSample s;
+	s.resident = (resident - shared) * sysconf(_SC_PAGESIZE);
 	struct mallinfo2 info = mallinfo2();
 	s.in_use = static_cast<long long>(info.uordblks + info.hblkhd);
-	// statm: size resident shared text lib data dt, in pages.
-	if (std::FILE* statm = std::fopen("/proc/self/statm", "re")) {
-		long long size = 0, resident = 0;
-		if (std::fscanf(statm, "%lld %lld", &size, &resident) == 2)
-			s.resident = resident * sysconf(_SC_PAGESIZE);
-		std::fclose(statm);
-	}
 	return s;
 }
 
@@ -99,15 +100,22 @@ long long resident_free_growth(const HeapSample& base, const HeapSample& now) {
 	return (now.resident - base.resident) - (now.in_use - base.in_use);
 }
 
+void FreeHeapTrimmer::restart() { base_ = sample_heap(); }
+
 bool FreeHeapTrimmer::trim_if_grown(long long threshold) {
-	HeapSample now = sample_heap();
-	long long grown = resident_free_growth(base_, now);
+	std::optional<HeapSample> now = sample_heap();
+	if (!now) return false;
+	if (!base_) {
+		base_ = now;
+		return false;
+	}
+	long long grown = resident_free_growth(*base_, *now);
 	// Fell for another reason: count from here, or a burst after it would
 	// have to leave that much more behind before it counted.
 	if (grown < 0) base_ = now;
 	if (grown <= threshold) return false;
 	malloc_trim(0);
-	base_ = sample_heap();
+	restart();
 	return true;
 }
 

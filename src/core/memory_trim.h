@@ -8,6 +8,7 @@
 // idle.
 #pragma once
 #include <cstddef>
+#include <optional>
 
 namespace tern::core {
 
@@ -29,20 +30,26 @@ void set_allocator_limits();
 // What the process holds in memory and what of it malloc has handed out,
 // read together.
 struct HeapSample {
-	long long resident = 0;  // resident bytes of the process (/proc/self/statm)
-	long long in_use = 0;    // bytes handed out by malloc in all heaps and own mappings (mallinfo2)
+	// Resident bytes of the process that are neither file pages nor shared
+	// (/proc/self/statm: resident minus shared): the code and Berkeley DB's
+	// region files come and go without saying anything about the heap.
+	long long resident = 0;
+	long long in_use = 0;  // bytes handed out by malloc in all heaps and own mappings (mallinfo2)
 };
-HeapSample sample_heap();
+// Empty when /proc/self/statm cannot be read (no descriptor left).
+std::optional<HeapSample> sample_heap();
 
 // How much free heap may have become resident since `base`, sampled right
 // after the last trim (which left none): the growth of resident memory
 // that the growth of memory in use does not explain. Memory in use is
 // resident; what was freed since stays so until a trim, and a block taken
 // from pages the last trim gave back makes them resident again, in use,
-// then free. Other growth (code paged in again, a thread's stack) counts
-// too, and at worst costs one trim that finds little, after which the new
-// sample is the base. Negative when resident memory fell by more than
-// memory in use (the start-up trim, a heap's top given back).
+// then free. Other growth counts too (a thread's stack, a worker heap's
+// free top, which malloc_trim leaves and glibc gives back by itself past
+// 1 MiB; memory handed out but not yet touched counts the other way):
+// such a trim finds little, and costs a walk through the heaps. Negative
+// when resident memory fell by more than memory in use (a heap's top
+// given back).
 long long resident_free_growth(const HeapSample& base, const HeapSample& now);
 
 // After a burst (thousands of connections come and gone) the heap's free
@@ -54,15 +61,18 @@ long long resident_free_growth(const HeapSample& base, const HeapSample& now);
 // the trimmer remembers the sample after its last trim instead.
 class FreeHeapTrimmer {
 public:
-	FreeHeapTrimmer() : base_(sample_heap()) {}
+	FreeHeapTrimmer() { restart(); }
+	// Counts from now (after the start-up trim, which gives back much
+	// that was not heap).
+	void restart();
 	// Trims when more than `threshold` bytes of free heap may have become
 	// resident since the last trim (or since this trimmer was made, or
 	// since resident memory last fell below what its use explains); true
-	// when it ran.
+	// when it ran. Without a sample (statm unreadable) nothing is done.
 	bool trim_if_grown(long long threshold);
 
 private:
-	HeapSample base_;
+	std::optional<HeapSample> base_;
 };
 
 }  // namespace tern::core

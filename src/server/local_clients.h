@@ -136,8 +136,9 @@ private:
 			UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
 			if (!fd) {
 				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-					log::error(what_ + ": accept failed, pausing",
-					           {{"error", std::strerror(errno)}});
+					const char* why = std::strerror(errno);
+					log::event(accept_pauses_.occurred(ev_now(loop_)), 0,
+					           what_ + ": accept failed, pausing", {{"error", why}});
 					accept_watcher_->stop();
 					resume_.start(accept_pause_s);
 				} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
@@ -180,6 +181,8 @@ private:
 	UniqueFd listen_fd_;
 	TempFile socket_file_;
 	std::unique_ptr<core::IoWatcher> accept_watcher_;
+	// One error line a minute while out of descriptors (log::RepeatedEvent).
+	log::RepeatedEvent accept_pauses_{60};
 	core::ConnTable<Client> clients_;
 };
 

@@ -116,17 +116,14 @@ void Server::on_accept(Acceptor& a) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				// Out of descriptors: stop accepting for a moment instead of
 				// spinning on a listener that stays readable.
-				log::Level level = accept_pauses_++ == 0 ? log::Level::error : log::Level::debug;
-				log::event(level, 0, "accept failed, pausing", {{"error", std::strerror(errno)}});
+				const char* why = std::strerror(errno);
+				log::event(accept_pauses_.occurred(ev_now(loop_)), 0, "accept failed, pausing",
+				           {{"error", why}});
 				pause_accepting(0.1);
 				return;
 			}
 			log::error("accept failed", {{"error", std::strerror(errno)}});
 			return;
-		}
-		if (accept_pauses_ > 0) {
-			log::info("accepting connections again", {{"pauses", std::to_string(accept_pauses_)}});
-			accept_pauses_ = 0;
 		}
 		if (!cfg_->listeners.count(a.sock.listener)) {
 			// A reload removed this listener; its sockets stay bound until

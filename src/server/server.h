@@ -147,10 +147,10 @@ private:
 	OutboundQueue* outbound_ = nullptr;
 	std::unique_ptr<char[]> scratch_;
 	core::TimerWatcher accept_resume_;
-	// Pauses since the last connection accepted (out of descriptors): the
-	// first is logged as an error, the rest at debug level, so a listener
-	// that stays out of descriptors does not fill the log ten lines a second.
-	uint64_t accept_pauses_ = 0;
+	// Out of descriptors: one error line a minute, the pauses between at
+	// debug level, so a listener that stays out of descriptors does not
+	// fill the log ten lines a second.
+	log::RepeatedEvent accept_pauses_{60};
 	core::TimerWatcher shutdown_timer_;
 	// Work posted by post(): a zero-delay timer drains it on the next
 	// loop iteration.

@@ -47,6 +47,28 @@ inline void warn(std::string_view msg, std::initializer_list<Field> f = {}) { ev
 inline void info(std::string_view msg, std::initializer_list<Field> f = {}) { event(Level::info, 0, msg, f); }
 inline void debug(std::string_view msg, std::initializer_list<Field> f = {}) { event(Level::debug, 0, msg, f); }
 
+// An event that can repeat many times a second for as long as its cause
+// lasts (a listener out of descriptors pausing again and again): the first
+// occurrence, and then one per `interval` seconds, is worth a line at error
+// level, the others a debug line, so the log says it without filling up.
+class RepeatedEvent {
+public:
+	explicit RepeatedEvent(double interval) : interval_(interval) {}
+	// Counts an occurrence at `now` (seconds, on a clock that does not go
+	// back) and says the level of its line.
+	Level occurred(double now) {
+		if (error_line_seen_ && now - last_error_line_ < interval_) return Level::debug;
+		error_line_seen_ = true;
+		last_error_line_ = now;
+		return Level::error;
+	}
+
+private:
+	double interval_;
+	bool error_line_seen_ = false;
+	double last_error_line_ = 0;
+};
+
 // Formats one logfmt line without the trailing newline (pure; unit-tested).
 std::string format_line(std::string_view ts, Level, uint64_t cid, std::string_view msg,
                         std::initializer_list<Field> fields);

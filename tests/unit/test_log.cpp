@@ -178,3 +178,15 @@ TEST_CASE("log: file sink, level filter and reopen") {
 	REQUIRE(log::set_sink(log::Sink::stderr_sink));
 	CHECK(log::reopen());  // no-op for stderr
 }
+
+TEST_CASE("RepeatedEvent: an error line for the first occurrence, then at most one per interval") {
+	using tern::log::Level;
+	tern::log::RepeatedEvent pauses(60);
+	CHECK(pauses.occurred(1000.0) == Level::error);
+	for (int i = 1; i <= 9; ++i) CHECK(pauses.occurred(1000.0 + 0.1 * i) == Level::debug);
+	CHECK(pauses.occurred(1059.9) == Level::debug);
+	CHECK(pauses.occurred(1060.0) == Level::error);
+	CHECK(pauses.occurred(1060.1) == Level::debug);
+	// Long quiet, then again: at once.
+	CHECK(pauses.occurred(5000.0) == Level::error);
+}

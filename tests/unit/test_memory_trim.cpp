@@ -5,6 +5,7 @@
 // the main heap and in a worker thread's.
 #include <doctest/doctest.h>
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -147,8 +148,8 @@ TEST_CASE("FreeHeapTrimmer with the allocator limits gives back what a worker th
 	return;
 #endif
 	tern::core::set_allocator_limits();
+	malloc_trim(0);
 	tern::core::FreeHeapTrimmer trimmer;
-	trimmer.trim_if_grown(-1);  // a trim now, whatever the figures
 	const long baseline = resident_kb();
 	// A burst on a thread of its own (its own heap, as a worker's): many
 	// small blocks, of which every fiftieth outlives the burst (the heap
