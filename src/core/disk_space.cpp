@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "util/log.h"
+#include "util/storage.h"
 
 namespace tern::core {
 
@@ -24,6 +25,18 @@ void DiskSpaceMonitor::report_full() {
 	low_ = true;
 	if (in_flight_) stale_ = true;
 	check();
+}
+
+bool DiskSpaceMonitor::write_failed(int err) {
+	if (!is_storage_full(err)) return false;
+	report_full();
+	return true;
+}
+
+bool DiskSpaceMonitor::write_failed(std::string_view error_text) {
+	if (!is_storage_full_error(error_text)) return false;
+	report_full();
+	return true;
 }
 
 void DiskSpaceMonitor::check() {

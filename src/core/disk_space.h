@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/watchers.h"
 #include "core/worker_pool.h"
@@ -46,6 +47,11 @@ public:
 	// write (its path may be on another file system, a Maildir's); this
 	// logs only what the checks of `path` find.
 	void report_full();
+	// A write failed with `err` (or with an error text from the workers,
+	// marked by storage_full_error): report_full when it says the disk is
+	// full; true then, for the caller's 452 4.3.1 (util/storage.h).
+	bool write_failed(int err);
+	bool write_failed(std::string_view error_text);
 
 	// Seconds between checks while space is fine, and while it is low.
 	static constexpr double interval_s = 5.0;

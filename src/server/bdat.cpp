@@ -37,7 +37,7 @@ Outcome Connection::cmd_bdat(std::string_view args) {
 	bool ends_transaction = false;
 	if (!refusal && !data && srv.disk_space().low()) {
 		// As DATA: below the disk reserve no new message is taken.
-		refusal = storage_failure(true, "insufficient storage");
+		refusal = smtp::replies::below_disk_reserve();
 		ends_transaction = true;
 	}
 	if (!refusal && !data) {

@@ -68,7 +68,7 @@ Outcome Connection::cmd_data(std::string_view args) {
 	if (smtp::Status s = smtp::parse_no_args(args, parse_mode()); !s) return s.error();
 	// Below the disk reserve no new message data is taken: the space left
 	// is for the database and queue records of messages already accepted.
-	if (srv.disk_space().low()) return storage_failure(true, "insufficient storage");
+	if (srv.disk_space().low()) return smtp::replies::below_disk_reserve();
 
 	smtp::Result<std::unique_ptr<DataInProgress>> opened = open_data_file(smtp::Framing::dot_stuffed);
 	if (!opened) return opened.error();
@@ -87,8 +87,7 @@ smtp::Result<std::unique_ptr<DataInProgress>> Connection::open_data_file(smtp::F
 		d->path.clear();
 		log::event(log::Level::error, cid, "creating temporary file for message",
 		           {{"error", std::strerror(e)}});
-		if (is_storage_full(e)) srv.disk_space().report_full();
-		return storage_failure(is_storage_full(e),
+		return storage_failure(srv.disk_space().write_failed(e),
 		                       "creating temporary file for message: " + std::string(std::strerror(e)));
 	}
 	d->started = ev_now(srv.loop());
@@ -160,7 +159,7 @@ void Connection::write_decoded() {
 			d.write_errno = n < 0 ? errno : EIO;
 			log::event(log::Level::error, cid, "writing message to temp file",
 			           {{"error", std::strerror(d.write_errno)}});
-			if (is_storage_full(d.write_errno)) srv.disk_space().report_full();
+			srv.disk_space().write_failed(d.write_errno);
 			d.fd.reset();  // write_errno remembers the failure; keep reading to the end dot
 			break;
 		}
@@ -405,8 +404,7 @@ void Connection::submission_prepared(const SubmissionResult& r, const std::strin
 			       c.rset();
 			       if (!error.empty()) {
 				       log::error("queueing submitted message", {{"error", error}});
-				       if (is_storage_full_error(error)) c.srv.disk_space().report_full();
-				       return c.message_refusal(storage_failure(is_storage_full_error(error),
+				       return c.message_refusal(storage_failure(c.srv.disk_space().write_failed(error),
 			                                                        "error delivering message: " + error));
 			       }
 			       ++c.tx_good;

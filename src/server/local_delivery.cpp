@@ -53,7 +53,7 @@ std::vector<FailedCopy> failed_copies(Server& srv, const std::vector<CopyOutcome
 	}
 	if (!storage_error.empty()) {
 		log::error("maildir delivery failed", {{"error", storage_error}});
-		if (is_storage_full_error(storage_error)) srv.disk_space().report_full();
+		srv.disk_space().write_failed(storage_error);
 	}
 	return failed;
 }

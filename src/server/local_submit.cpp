@@ -54,11 +54,13 @@ sm::Status status(int code, std::string_view secode, std::string text, std::stri
 	return sm::Status{code, smtp::enhanced_code(code, secode), std::move(text), std::move(recipient)};
 }
 
+// A reply of the SMTP ports (smtp::replies), in the socket's protocol.
+sm::Status reply_status(smtp::SmtpError e) { return status(e.code, e.secode, std::move(e.text)); }
+
 // Message data that could not be stored, answered as on the SMTP ports:
 // 452 4.3.1 for a full disk, else 451 4.3.0.
 sm::Status storage_status(bool disk_full, std::string text) {
-	smtp::SmtpError e = smtp::replies::storage_failure(disk_full, std::move(text));
-	return status(e.code, e.secode, std::move(e.text));
+	return reply_status(smtp::replies::storage_failure(disk_full, std::move(text)));
 }
 
 // The line that tells a client why it is closed, in the socket's protocol:
@@ -330,9 +332,9 @@ void LocalSubmitListener::read_request(Client& c) {
 			case sm::RequestReader::State::error:
 				if (c.reader.too_large()) {
 					// The code SIZE would get on the ports (RFC 1870 6.1).
-					smtp::SmtpError e = smtp::replies::message_too_large(static_cast<int64_t>(
-					    std::min<uint64_t>(c.reader.request().data_size, INT64_MAX)));
-					finish(c, status(e.code, e.secode, e.text));
+					finish(c,
+					       reply_status(smtp::replies::message_too_large(static_cast<int64_t>(
+						   std::min<uint64_t>(c.reader.request().data_size, INT64_MAX)))));
 				} else
 					finish(c, status(554, se::proto_syntax2, "bad request: " + c.reader.error()));
 				return;
@@ -343,7 +345,7 @@ void LocalSubmitListener::read_request(Client& c) {
 			// As at DATA on the ports: below the disk reserve no new
 			// message data is taken (core/disk_space.h).
 			if (srv_.disk_space().low()) {
-				finish(c, storage_status(true, "insufficient storage"));
+				finish(c, reply_status(smtp::replies::below_disk_reserve()));
 				return;
 			}
 			std::string path = srv_.config()->data_dir + "/tmp/sendmail-" + std::to_string(getpid()) + "-" +
@@ -353,8 +355,8 @@ void LocalSubmitListener::read_request(Client& c) {
 				int e = errno;
 				log::error("local submission: creating temp file",
 				           {{"path", path}, {"error", std::strerror(e)}});
-				if (is_storage_full(e)) srv_.disk_space().report_full();
-				finish(c, storage_status(is_storage_full(e), "error creating temp file"));
+				finish(c,
+				       storage_status(srv_.disk_space().write_failed(e), "error creating temp file"));
 				return;
 			}
 			c.file = TempFile(std::move(path));
@@ -391,7 +393,7 @@ void LocalSubmitListener::write_data(Client& c, std::string_view data) {
 		if (w <= 0) {
 			c.write_errno = w < 0 ? errno : EIO;  // as the session does (server/data.cpp)
 			log::error("local submission: writing temp file", {{"error", std::strerror(c.write_errno)}});
-			if (is_storage_full(c.write_errno)) srv_.disk_space().report_full();
+			srv_.disk_space().write_failed(c.write_errno);
 			break;
 		}
 		off += static_cast<size_t>(w);
@@ -507,7 +509,7 @@ void LocalSubmitListener::begin_submission(Client& c) {
 				    const smtp::SmtpError& e = *job->result.error;
 				    core::stats().count_submission(core::submission_result_label(job->result.refusal));
 				    log::info("local submission refused", {{"user", s.login}, {"reason", e.text}});
-				    finish(c, status(e.code, e.secode, e.text));
+				    finish(c, reply_status(e));
 				    return;
 			    }
 			    queue_message(c, s, job->result, now);
@@ -541,16 +543,16 @@ void LocalSubmitListener::queue_message(Client& c, const LocalSender& s, const S
 		                                   : localserve ? "localserveerror"
 		                                                : "queueerror",
 		                               recipients.size());
+		bool disk_full = false;
 		if (!error.empty()) {
 			log::error("storing locally submitted message", {{"error", error}});
-			if (is_storage_full_error(error)) srv_.disk_space().report_full();
+			disk_full = srv_.disk_space().write_failed(error);
 		} else
 			log::info("message submitted locally",
 			          {{"user", login}, {"recipients", std::to_string(recipients.size())}});
 		clients_.with_client(h, [&](Client& c) {
 			if (!error.empty()) {
-				finish(c,
-				       storage_status(is_storage_full_error(error), "error storing message: " + error));
+				finish(c, storage_status(disk_full, "error storing message: " + error));
 				return;
 			}
 			for (const auto& r : recipients)

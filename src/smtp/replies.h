@@ -70,6 +70,9 @@ inline SmtpError storage_failure(bool disk_full, std::string text) {
 	return error_reply(451, se::sys_other0, std::move(text));
 }
 
+// Below the disk reserve (core/disk_space.h) no new message data is taken.
+inline SmtpError below_disk_reserve() { return storage_failure(true, "insufficient storage"); }
+
 inline SmtpError unknown_command() { return error_reply(500, se::proto_bad_cmd_or_seq1, "unknown command"); }
 
 }  // namespace tern::smtp::replies

@@ -60,6 +60,12 @@ std::string body_of(size_t bytes, const std::string& token) {
 	return body;
 }
 
+// sendmail.tern to alice, as root; ternd answers over its local socket.
+ProgramResult submit_locally(const TernDaemon& d, const std::string& body) {
+	return run_program({reachable_program("sendmail.tern"), "-C", d.config_path(), "alice@test.example"},
+	                   "Subject: local\n\n" + body);
+}
+
 size_t maildir_count(const std::string& maildir) {
 	return maildir_files(maildir, "new").size() + maildir_files(maildir, "cur").size();
 }
@@ -123,9 +129,7 @@ TEST_CASE("disk full: message data that cannot be written gets 452 4.3.1, and de
 		off_t full = fill_file_system(filler);
 		shrink_file(filler, full - 1536 * 1024);
 		usleep(1500 * 1000);  // as above: the free-space check has seen the room
-		ProgramResult local = run_program(
-		    {reachable_program("sendmail.tern"), "-C", d.config_path(), "alice@test.example"},
-		    "Subject: local\n\n" + body_of(2500 * 1024, "local"));
+		ProgramResult local = submit_locally(d, body_of(2500 * 1024, "local"));
 		INFO(local.both());
 		CHECK(local.exit_code == 75);
 		CHECK(local.err.find("452 4.3.1 error writing message") != std::string::npos);
@@ -150,9 +154,7 @@ TEST_CASE("disk full: message data that cannot be written gets 452 4.3.1, and de
 	CHECK(d.running());
 	REQUIRE(c.cmd("RSET").code == 250);
 	// Local submission (sendmail.tern) answers as the ports do.
-	ProgramResult local = run_program(
-	    {reachable_program("sendmail.tern"), "-C", d.config_path(), "alice@test.example"},
-	    "Subject: local\n\nfull\n");
+	ProgramResult local = submit_locally(d, "full\n");
 	INFO(local.both());
 	CHECK(local.exit_code == 75);
 	CHECK(local.err.find("452 4.3.1 insufficient storage") != std::string::npos);
